@@ -1,0 +1,50 @@
+"""The ``lrkit`` command line. Each sub-command lives in ``lrkit.commands.<name>`` and provides
+``add_parser(subparsers)`` and ``run(args) -> int``; modules are imported only when used."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMANDS: dict[str, str] = {
+    "plot": "Plot a schedule given as a spec string (a file, or a curve in the terminal).",
+    "find": "Run the learning-rate range test and suggest learning rates.",
+    "compare": "Train with several LR methods side by side and compare them.",
+    "tune": "Search learning rate and schedule with Optuna.",
+}
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lrkit", description="Take the guesswork out of the learning rate."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    wanted = None
+    if argv:
+        wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, help_text in COMMANDS.items():
+        if wanted is not None and wanted in COMMANDS and name != wanted:
+            sub.add_parser(name, help=help_text)
+            continue
+        try:
+            module = importlib.import_module(f"lrkit.commands.{name}")
+        except ImportError:
+            sub.add_parser(name, help=help_text + " (not available)")
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    module = importlib.import_module(f"lrkit.commands.{args.command}")
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""PyTorch adapter for lrkit. ``torch`` is imported only when a name below is first used.
+
+Each public name lives in a private submodule; the table maps name -> submodule.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    # schedules driving an optimizer (foundation issue)
+    "scheduler": "_scheduler",
+    "LRKitScheduler": "_scheduler",
+    # range test (finder issue)
+    "find_lr": "_finder",
+    # adaptive methods, divergence guard, LR-free optimizers (feedback issue)
+    "effective_lr": "_adaptive",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'lrkit.torch' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
