@@ -1,0 +1,113 @@
+"""Argument checks shared by the core. Every error names the parameter and the allowed range."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+
+def _fmt(value: Any) -> str:
+    return repr(value)
+
+
+def number(name: str, value: Any) -> float:
+    """Return ``value`` as a finite float, or raise ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            import numpy as np
+
+            if isinstance(value, np.generic) and np.issubdtype(type(value), np.number):
+                value = value.item()
+            else:
+                raise TypeError
+        except TypeError:
+            raise ValueError(
+                f"{name} must be a finite real number, got {_fmt(value)}"
+            ) from None
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite real number, got {_fmt(value)}")
+    return v
+
+
+def positive(name: str, value: Any) -> float:
+    v = number(name, value)
+    if v <= 0:
+        raise ValueError(f"{name} must be > 0 (allowed range: (0, inf)), got {_fmt(value)}")
+    return v
+
+
+def non_negative(name: str, value: Any) -> float:
+    v = number(name, value)
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0 (allowed range: [0, inf)), got {_fmt(value)}")
+    return v
+
+
+def in_range(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    v = number(name, value)
+    ok_low = v > low if low_open else v >= low
+    ok_high = v < high if high_open else v <= high
+    if not (ok_low and ok_high):
+        lb = "(" if low_open else "["
+        hb = ")" if high_open else "]"
+        raise ValueError(
+            f"{name} must be in {lb}{low}, {high}{hb}, got {_fmt(value)}"
+        )
+    return v
+
+
+def integer(name: str, value: Any, minimum: int = 0) -> int:
+    """An integer (a float with an integral value is accepted) that is >= ``minimum``."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {_fmt(value)}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        import numpy as np
+
+        if isinstance(value, np.integer):
+            value = int(value)
+    except ImportError:  # pragma: no cover
+        pass
+    if not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"{name} must be an integer >= {minimum} (allowed range: [{minimum}, inf)), "
+            f"got {_fmt(value)}"
+        )
+    return value
+
+
+def choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        options = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be one of {options}, got {_fmt(value)}")
+    return str(value)
+
+
+def sorted_ints(name: str, values: Any, minimum: int = 0, strict: bool = False) -> tuple[int, ...]:
+    """A sequence of integers >= ``minimum`` in non-decreasing (or increasing) order."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        try:
+            values = list(values)
+        except TypeError:
+            raise ValueError(f"{name} must be a list of integers, got {_fmt(values)}") from None
+    out = tuple(integer(f"{name}[{i}]", v, minimum) for i, v in enumerate(values))
+    for i in range(1, len(out)):
+        bad = out[i] <= out[i - 1] if strict else out[i] < out[i - 1]
+        if bad:
+            order = "strictly increasing" if strict else "sorted in non-decreasing order"
+            raise ValueError(
+                f"{name} must be {order}, but {name}[{i}]={out[i]} follows "
+                f"{name}[{i - 1}]={out[i - 1]}"
+            )
+    return out
