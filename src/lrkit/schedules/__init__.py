@@ -1,0 +1,135 @@
+"""Learning-rate schedules: pure, closed-form ``step -> lr`` objects.
+
+>>> from lrkit import schedules as S
+>>> s = S.join([S.warmup(0.0, 0.1, 100), S.cosine(0.1, 900)], boundaries=[100])
+>>> s(50), s.values([0, 100, 1000])
+>>> S.parse(str(s)) == s
+True
+"""
+
+from __future__ import annotations
+
+from ._base import REGISTRY, Schedule, register
+from ._compose import Clamp, Join, Product, Scale, clamp, join, mul, scale
+from ._families import (
+    WSD,
+    Constant,
+    Cosine,
+    CosineRestarts,
+    Cyclic,
+    Exponential,
+    InverseSqrt,
+    InverseTime,
+    Linear,
+    MultiStep,
+    OneCycle,
+    OneCycleMomentum,
+    PiecewiseConstant,
+    Polynomial,
+    Step,
+    Warmup,
+)
+from ._spec import SpecError, from_dict, parse
+
+# Lower-case constructors: the names users call (they mirror PyTorch's keyword names).
+constant = Constant
+step = Step
+multistep = MultiStep
+exponential = Exponential
+inverse_time = InverseTime
+polynomial = Polynomial
+linear = Linear
+cosine = Cosine
+cosine_restarts = CosineRestarts
+cyclic = Cyclic
+onecycle = OneCycle
+onecycle_momentum = OneCycleMomentum
+inverse_sqrt = InverseSqrt
+piecewise_constant = PiecewiseConstant
+wsd = WSD
+warmup = Warmup
+
+
+def warmup_linear(start_lr: float, end_lr: float, warmup_steps: int) -> Warmup:
+    """Linear ramp from ``start_lr`` to ``end_lr`` over ``warmup_steps``, then ``end_lr``."""
+    return Warmup(start_lr, end_lr, warmup_steps, mode="linear")
+
+
+def warmup_exponential(start_lr: float, end_lr: float, warmup_steps: int) -> Warmup:
+    """Geometric ramp ``start_lr * (end_lr / start_lr) ** (step / warmup_steps)``."""
+    return Warmup(start_lr, end_lr, warmup_steps, mode="exponential")
+
+
+def warmup_cosine(start_lr: float, end_lr: float, warmup_steps: int) -> Warmup:
+    """Half-cosine ramp from ``start_lr`` to ``end_lr`` over ``warmup_steps``."""
+    return Warmup(start_lr, end_lr, warmup_steps, mode="cosine")
+
+
+def with_warmup(
+    schedule: Schedule, warmup_steps: int, start_lr: float = 0.0, mode: str = "linear"
+) -> Join:
+    """Prepend a warmup ramp from ``start_lr`` to ``schedule(0)``; the schedule then starts
+    at its own step 0 (``join`` step shifting), as Hugging Face's ``*_with_warmup`` do."""
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"schedule must be a lrkit schedule, got {schedule!r}")
+    ramp = Warmup(start_lr, schedule(0), warmup_steps, mode=mode)
+    return Join([ramp, schedule], [ramp.warmup_steps])
+
+
+def names() -> list[str]:
+    """The registered schedule names usable in spec strings and dicts."""
+    return sorted(REGISTRY)
+
+
+__all__ = [
+    "Schedule",
+    "SpecError",
+    "parse",
+    "from_dict",
+    "register",
+    "names",
+    "constant",
+    "step",
+    "multistep",
+    "exponential",
+    "inverse_time",
+    "polynomial",
+    "linear",
+    "cosine",
+    "cosine_restarts",
+    "cyclic",
+    "onecycle",
+    "onecycle_momentum",
+    "inverse_sqrt",
+    "piecewise_constant",
+    "wsd",
+    "warmup",
+    "warmup_linear",
+    "warmup_exponential",
+    "warmup_cosine",
+    "with_warmup",
+    "join",
+    "mul",
+    "scale",
+    "clamp",
+    "Constant",
+    "Step",
+    "MultiStep",
+    "Exponential",
+    "InverseTime",
+    "Polynomial",
+    "Linear",
+    "Cosine",
+    "CosineRestarts",
+    "Cyclic",
+    "OneCycle",
+    "OneCycleMomentum",
+    "InverseSqrt",
+    "PiecewiseConstant",
+    "WSD",
+    "Warmup",
+    "Join",
+    "Product",
+    "Scale",
+    "Clamp",
+]

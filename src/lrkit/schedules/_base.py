@@ -1,0 +1,211 @@
+"""The :class:`Schedule` base class: a pure, closed-form ``step -> lr`` function.
+
+Every schedule is immutable, has no hidden state and gives the same value for the same step
+no matter how or in which order it is called. Each one offers
+
+* ``s(step) -> float``: the scalar path (plain ``math``, no numpy overhead);
+* ``s.values(steps) -> np.ndarray``: the vectorized path (float64); ``s.values(t, xp=jnp)``
+  evaluates the same formula with another array namespace (``jax.numpy``, ``keras.ops``), which
+  is what the framework adapters use to trace a schedule;
+* ``s.to_dict()`` / :func:`from_dict` and ``str(s)`` / :func:`parse` round trips.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+REGISTRY: dict[str, type[Schedule]] = {}
+
+
+def register(cls: type[Schedule]) -> type[Schedule]:
+    """Class decorator: make a schedule family known to :func:`from_dict` and :func:`parse`."""
+    if cls.name in REGISTRY:  # pragma: no cover - programming error
+        raise RuntimeError(f"schedule name {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def _check_step(step: float) -> float:
+    if not step >= 0:  # also catches NaN
+        raise ValueError(f"step must be >= 0 (allowed range: [0, inf)), got {step!r}")
+    return step
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Schedule):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, Schedule):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_format(v) for v in value) + "]"
+    raise TypeError(f"cannot format {value!r} in a schedule spec")  # pragma: no cover
+
+
+class Schedule(ABC):
+    """A learning-rate schedule: a pure function of the step (``step >= 0``)."""
+
+    #: registry name, used in ``to_dict()["name"]`` and in spec strings
+    name: ClassVar[str]
+    #: constructor parameters, in positional order
+    params: ClassVar[tuple[str, ...]]
+
+    # ----------------------------------------------------------------- evaluation
+    def __call__(self, step: float) -> float:
+        """The learning rate at ``step`` (an int, or a float for fractional steps)."""
+        if not step >= 0:
+            _check_step(step)
+        return self._at(step)
+
+    @abstractmethod
+    def _at(self, t: float) -> float:
+        """Scalar formula; ``t >= 0`` is guaranteed."""
+
+    @abstractmethod
+    def _values(self, t: Any, xp: Any) -> Any:
+        """Vectorized formula over the array ``t`` using the array namespace ``xp``."""
+
+    def values(self, steps: Any, xp: Any = None) -> Any:
+        """Learning rates at many steps at once.
+
+        With ``xp=None`` (the default) ``steps`` is any array-like of steps ``>= 0`` and the
+        result is a float64 ``np.ndarray`` of the same shape. With ``xp`` given (a numpy-like
+        namespace such as ``jax.numpy``), ``steps`` must already be an array of that namespace
+        and the same formula is evaluated with it (no validation: it may be a tracer).
+        """
+        if xp is not None:
+            return self._values(steps, xp)
+        t = np.asarray(steps, dtype=np.float64)
+        if t.size and not bool(np.all(t >= 0)):
+            bad = t[~(t >= 0)].flat[0]
+            raise ValueError(f"steps must all be >= 0 (allowed range: [0, inf)), got {bad!r}")
+        out = np.asarray(self._values(t, np), dtype=np.float64)
+        if out.shape != t.shape:
+            out = np.broadcast_to(out, t.shape).copy()
+        return out
+
+    @property
+    def length(self) -> int | None:
+        """The natural number of steps of this schedule (used as the default plot range),
+        or ``None`` when it has no end."""
+        return None
+
+    # ----------------------------------------------------------------- serialization
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict; :func:`lrkit.schedules.from_dict` turns it back into an equal
+        schedule."""
+        out: dict[str, Any] = {"name": self.name}
+        for p in self.params:
+            out[p] = _encode(getattr(self, p))
+        return out
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{p}={_format(getattr(self, p))}" for p in self.params)
+        return f"{self.name}({args})"
+
+    @property
+    def spec(self) -> str:
+        """The spec string, ``str(self)``; :func:`lrkit.schedules.parse` reads it back."""
+        return str(self)
+
+    def __repr__(self) -> str:
+        return f"<lrkit schedule {self}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Schedule):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    # ----------------------------------------------------------------- composition
+    def __mul__(self, other: object) -> Schedule:
+        from ._compose import Product, Scale
+
+        if isinstance(other, Schedule):
+            return Product([self, other])
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return Scale(self, float(other))
+        return NotImplemented
+
+    def __rmul__(self, other: object) -> Schedule:
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            from ._compose import Scale
+
+            return Scale(self, float(other))
+        return NotImplemented
+
+    def scale(self, factor: float) -> Schedule:
+        """This schedule multiplied by a constant ``factor`` (> 0)."""
+        from ._compose import Scale
+
+        return Scale(self, factor)
+
+    def clamp(self, min_lr: float | None = None, max_lr: float | None = None) -> Schedule:
+        """This schedule clipped into ``[min_lr, max_lr]`` (either bound may be ``None``)."""
+        from ._compose import Clamp
+
+        return Clamp(self, min_lr=min_lr, max_lr=max_lr)
+
+    # ----------------------------------------------------------------- seeing it
+    def plot(self, steps: int | None = None, ax: Any = None, **kwargs: Any) -> Any:
+        """Plot the schedule with matplotlib (``pip install lrkit[plot]``); returns the axes.
+
+        ``steps`` defaults to the schedule's natural length (or 1000)."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "Schedule.plot needs matplotlib: pip install 'lrkit[plot]'"
+            ) from exc
+        n = _plot_steps(self, steps)
+        xs = np.arange(n)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 3.5))
+        kwargs.setdefault("label", _short_label(self))
+        ax.plot(xs, self.values(xs), **kwargs)
+        ax.set_xlabel("step")
+        ax.set_ylabel("learning rate")
+        ax.grid(True, alpha=0.3)
+        return ax
+
+
+def _plot_steps(s: Schedule, steps: int | None) -> int:
+    if steps is None:
+        n = s.length
+        return int(n) + 1 if n else 1000
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    return steps
+
+
+def _short_label(s: Schedule, limit: int = 60) -> str:
+    text = str(s)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def isclose_int(x: float) -> bool:
+    return math.isfinite(x) and float(x).is_integer()

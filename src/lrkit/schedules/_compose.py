@@ -1,0 +1,180 @@
+"""Composition: joining schedules in time (with optax's step shifting), products, constant
+scaling and clamping. Composites serialize and parse like any schedule."""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+from .. import _validate as v
+from ._base import Schedule, register
+
+
+def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
+    if isinstance(items, Schedule) or isinstance(items, (str, bytes)):
+        raise ValueError(f"{name} must be a list of schedules, got {items!r}")
+    try:
+        out = tuple(items)
+    except TypeError:
+        raise ValueError(f"{name} must be a list of schedules, got {items!r}") from None
+    for i, s in enumerate(out):
+        if not isinstance(s, Schedule):
+            raise ValueError(f"{name}[{i}] must be a schedule, got {s!r}")
+    if len(out) < minimum:
+        raise ValueError(f"{name} must hold at least {minimum} schedule(s), got {len(out)}")
+    return out
+
+
+@register
+class Join(Schedule):
+    """``schedules[i](step - boundaries[i-1])`` for ``boundaries[i-1] <= step < boundaries[i]``:
+    each segment sees its own step counted from 0 (optax's ``join_schedules``)."""
+
+    name = "join"
+    params = ("schedules", "boundaries")
+
+    def __init__(self, schedules: Any, boundaries: Any) -> None:
+        self.schedules = _schedules("schedules", schedules, 1)
+        self.boundaries = v.sorted_ints("boundaries", boundaries, 0, strict=True)
+        if len(self.boundaries) != len(self.schedules) - 1:
+            raise ValueError(
+                f"boundaries must have len(schedules) - 1 = {len(self.schedules) - 1} entries, "
+                f"got {len(self.boundaries)}"
+            )
+
+    @property
+    def length(self) -> int | None:
+        last = self.schedules[-1].length
+        offset = self.boundaries[-1] if self.boundaries else 0
+        if last is None:
+            return None if not self.boundaries else int(offset * 1.25) + 1
+        return offset + last
+
+    def _at(self, t: float) -> float:
+        i = bisect.bisect_right(self.boundaries, t)
+        if i == 0:
+            return self.schedules[0]._at(t)
+        return self.schedules[i]._at(t - self.boundaries[i - 1])
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        out = self.schedules[-1]._values(
+            xp.maximum(t - (self.boundaries[-1] if self.boundaries else 0), 0.0), xp
+        )
+        offsets = (0, *self.boundaries)
+        for i in range(len(self.schedules) - 2, -1, -1):
+            seg = self.schedules[i]._values(xp.maximum(t - offsets[i], 0.0), xp)
+            out = xp.where(t < self.boundaries[i], seg, out)
+        return out
+
+
+@register
+class Product(Schedule):
+    """The product of several schedules at the same step."""
+
+    name = "mul"
+    params = ("schedules",)
+
+    def __init__(self, schedules: Any) -> None:
+        self.schedules = _schedules("schedules", schedules, 2)
+
+    @property
+    def length(self) -> int | None:
+        lengths = [s.length for s in self.schedules if s.length is not None]
+        return max(lengths) if lengths else None
+
+    def _at(self, t: float) -> float:
+        out = 1.0
+        for s in self.schedules:
+            out *= s._at(t)
+        return out
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        out = self.schedules[0]._values(t, xp)
+        for s in self.schedules[1:]:
+            out = out * s._values(t, xp)
+        return out
+
+
+@register
+class Scale(Schedule):
+    """``factor * schedule(step)``."""
+
+    name = "scale"
+    params = ("schedule", "factor")
+
+    def __init__(self, schedule: Schedule, factor: float) -> None:
+        self.schedule = _schedules("schedule", [schedule], 1)[0]
+        self.factor = v.non_negative("factor", factor)
+
+    @property
+    def length(self) -> int | None:
+        return self.schedule.length
+
+    def _at(self, t: float) -> float:
+        return self.factor * self.schedule._at(t)
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        return self.factor * self.schedule._values(t, xp)
+
+
+@register
+class Clamp(Schedule):
+    """``schedule(step)`` clipped into ``[min_lr, max_lr]``; ``None`` leaves a side open."""
+
+    name = "clamp"
+    params = ("schedule", "min_lr", "max_lr")
+
+    def __init__(
+        self, schedule: Schedule, min_lr: float | None = None, max_lr: float | None = None
+    ) -> None:
+        self.schedule = _schedules("schedule", [schedule], 1)[0]
+        self.min_lr = None if min_lr is None else v.non_negative("min_lr", min_lr)
+        self.max_lr = None if max_lr is None else v.non_negative("max_lr", max_lr)
+        if self.min_lr is not None and self.max_lr is not None and self.max_lr < self.min_lr:
+            raise ValueError(
+                f"max_lr must be >= min_lr (allowed range: [{self.min_lr!r}, inf)), "
+                f"got max_lr={max_lr!r}"
+            )
+
+    @property
+    def length(self) -> int | None:
+        return self.schedule.length
+
+    def _at(self, t: float) -> float:
+        x = self.schedule._at(t)
+        if self.min_lr is not None and x < self.min_lr:
+            x = self.min_lr
+        if self.max_lr is not None and x > self.max_lr:
+            x = self.max_lr
+        return x
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        x = self.schedule._values(t, xp)
+        if self.min_lr is not None:
+            x = xp.maximum(x, self.min_lr)
+        if self.max_lr is not None:
+            x = xp.minimum(x, self.max_lr)
+        return x
+
+
+def join(schedules: Any, boundaries: Any) -> Join:
+    """Join schedules in time; segment ``i`` starts at ``boundaries[i-1]`` and sees its own
+    step counted from 0 there (optax's step shifting)."""
+    return Join(schedules, boundaries)
+
+
+def mul(*schedules: Schedule) -> Product:
+    """The step-wise product of two or more schedules (also ``a * b``)."""
+    return Product(schedules)
+
+
+def scale(schedule: Schedule, factor: float) -> Scale:
+    """``factor * schedule`` (also ``factor * s``)."""
+    return Scale(schedule, factor)
+
+
+def clamp(
+    schedule: Schedule, min_lr: float | None = None, max_lr: float | None = None
+) -> Clamp:
+    """``schedule`` clipped into ``[min_lr, max_lr]``."""
+    return Clamp(schedule, min_lr=min_lr, max_lr=max_lr)

@@ -1,0 +1,718 @@
+"""The schedule families. Each is a closed form of the step; where PyTorch has a counterpart,
+parameter names mirror it and values equal PyTorch's scheduler step for step."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from typing import Any
+
+from .. import _validate as v
+from ._base import Schedule, register
+
+_PI = math.pi
+
+
+def _lr(name: str, value: Any) -> float:
+    return v.non_negative(name, value)
+
+
+# ============================================================================ basic decays
+@register
+class Constant(Schedule):
+    """``lr`` at every step."""
+
+    name = "constant"
+    params = ("lr",)
+
+    def __init__(self, lr: float) -> None:
+        self.lr = _lr("lr", lr)
+
+    def _at(self, t: float) -> float:
+        return self.lr
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        return t * 0.0 + self.lr
+
+
+@register
+class Step(Schedule):
+    """``lr * gamma ** floor(step / step_size)`` (PyTorch ``StepLR``)."""
+
+    name = "step"
+    params = ("lr", "step_size", "gamma")
+
+    def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
+        self.lr = _lr("lr", lr)
+        self.step_size = v.integer("step_size", step_size, 1)
+        self.gamma = v.positive("gamma", gamma)
+
+    def _at(self, t: float) -> float:
+        return self.lr * self.gamma ** (t // self.step_size)
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        return self.lr * self.gamma ** xp.floor(t / self.step_size)
+
+
+@register
+class MultiStep(Schedule):
+    """``lr * gamma ** (number of milestones <= step)`` (PyTorch ``MultiStepLR``; a repeated
+    milestone applies ``gamma`` once per repetition, as in PyTorch)."""
+
+    name = "multistep"
+    params = ("lr", "milestones", "gamma")
+
+    def __init__(self, lr: float, milestones: Any, gamma: float = 0.1) -> None:
+        self.lr = _lr("lr", lr)
+        self.milestones = v.sorted_ints("milestones", milestones, 1)
+        self.gamma = v.positive("gamma", gamma)
+
+    def _at(self, t: float) -> float:
+        return self.lr * self.gamma ** bisect.bisect_right(self.milestones, t)
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        count = t * 0.0
+        for m in self.milestones:
+            count = count + xp.where(t >= m, 1.0, 0.0)
+        return self.lr * self.gamma**count
+
+
+@register
+class Exponential(Schedule):
+    """``lr * gamma ** step`` (PyTorch ``ExponentialLR``)."""
+
+    name = "exponential"
+    params = ("lr", "gamma")
+
+    def __init__(self, lr: float, gamma: float) -> None:
+        self.lr = _lr("lr", lr)
+        self.gamma = v.positive("gamma", gamma)
+
+    def _at(self, t: float) -> float:
+        return self.lr * self.gamma**t
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        return self.lr * self.gamma**t
+
+
+@register
+class InverseTime(Schedule):
+    """``lr / (1 + decay_rate * p)`` with ``p = step / decay_steps`` (floored when
+    ``staircase``), as Keras' ``InverseTimeDecay``."""
+
+    name = "inverse_time"
+    params = ("lr", "decay_steps", "decay_rate", "staircase")
+
+    def __init__(
+        self, lr: float, decay_steps: float, decay_rate: float, staircase: bool = False
+    ) -> None:
+        self.lr = _lr("lr", lr)
+        self.decay_steps = v.positive("decay_steps", decay_steps)
+        self.decay_rate = v.non_negative("decay_rate", decay_rate)
+        if not isinstance(staircase, bool):
+            raise ValueError(f"staircase must be true or false, got {staircase!r}")
+        self.staircase = staircase
+
+    def _at(self, t: float) -> float:
+        p = t / self.decay_steps
+        if self.staircase:
+            p = math.floor(p)
+        return self.lr / (1.0 + self.decay_rate * p)
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        p = t / self.decay_steps
+        if self.staircase:
+            p = xp.floor(p)
+        return self.lr / (1.0 + self.decay_rate * p)
+
+
+@register
+class Polynomial(Schedule):
+    """``(lr - end_lr) * (1 - min(step, total_steps) / total_steps) ** power + end_lr``
+    (PyTorch ``PolynomialLR`` when ``end_lr == 0``; Keras' ``PolynomialDecay``)."""
+
+    name = "polynomial"
+    params = ("lr", "total_steps", "power", "end_lr")
+
+    def __init__(
+        self, lr: float, total_steps: int, power: float = 1.0, end_lr: float = 0.0
+    ) -> None:
+        self.lr = _lr("lr", lr)
+        self.total_steps = v.integer("total_steps", total_steps, 1)
+        self.power = v.positive("power", power)
+        self.end_lr = _lr("end_lr", end_lr)
+
+    @property
+    def length(self) -> int:
+        return self.total_steps
+
+    def _at(self, t: float) -> float:
+        frac = 1.0 - min(self.total_steps, t) / self.total_steps
+        return (self.lr - self.end_lr) * frac**self.power + self.end_lr
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        frac = 1.0 - xp.minimum(t, float(self.total_steps)) / self.total_steps
+        return (self.lr - self.end_lr) * frac**self.power + self.end_lr
+
+
+@register
+class Linear(Schedule):
+    """``start_lr + (end_lr - start_lr) * min(step, total_steps) / total_steps``, then
+    ``end_lr`` (PyTorch ``LinearLR`` with ``start_lr = lr * start_factor`` and
+    ``end_lr = lr * end_factor``)."""
+
+    name = "linear"
+    params = ("start_lr", "end_lr", "total_steps")
+
+    def __init__(self, start_lr: float, end_lr: float, total_steps: int) -> None:
+        self.start_lr = _lr("start_lr", start_lr)
+        self.end_lr = _lr("end_lr", end_lr)
+        self.total_steps = v.integer("total_steps", total_steps, 1)
+
+    @property
+    def length(self) -> int:
+        return self.total_steps
+
+    def _at(self, t: float) -> float:
+        return self.start_lr + (self.end_lr - self.start_lr) * min(t, self.total_steps) / (
+            self.total_steps
+        )
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        frac = xp.minimum(t, float(self.total_steps)) / self.total_steps
+        return self.start_lr + (self.end_lr - self.start_lr) * frac
+
+
+@register
+class Cosine(Schedule):
+    """``eta_min + (lr - eta_min) * (1 + cos(pi * step / total_steps)) / 2`` for
+    ``step <= total_steps``, then ``eta_min`` (PyTorch ``CosineAnnealingLR`` with
+    ``T_max = total_steps``; PyTorch's rises again after ``T_max``, this one stays)."""
+
+    name = "cosine"
+    params = ("lr", "total_steps", "eta_min")
+
+    def __init__(self, lr: float, total_steps: int, eta_min: float = 0.0) -> None:
+        self.lr = _lr("lr", lr)
+        self.total_steps = v.integer("total_steps", total_steps, 1)
+        self.eta_min = _lr("eta_min", eta_min)
+
+    @property
+    def length(self) -> int:
+        return self.total_steps
+
+    def _at(self, t: float) -> float:
+        if t >= self.total_steps:
+            return self.eta_min
+        return self.eta_min + (self.lr - self.eta_min) * (
+            1 + math.cos(_PI * t / self.total_steps)
+        ) / 2
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        tc = xp.minimum(t, float(self.total_steps))
+        return self.eta_min + (self.lr - self.eta_min) * (
+            1 + xp.cos(_PI * tc / self.total_steps)
+        ) / 2
+
+
+@register
+class CosineRestarts(Schedule):
+    """SGDR: cosine from ``lr`` to ``eta_min`` over cycles of ``T_0``, ``T_0*T_mult``, ...
+    steps (PyTorch ``CosineAnnealingWarmRestarts``)."""
+
+    name = "cosine_restarts"
+    params = ("lr", "T_0", "T_mult", "eta_min")
+
+    def __init__(self, lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> None:
+        self.lr = _lr("lr", lr)
+        self.T_0 = v.integer("T_0", T_0, 1)
+        self.T_mult = v.integer("T_mult", T_mult, 1)
+        self.eta_min = _lr("eta_min", eta_min)
+
+    def _cycle(self, t: float) -> tuple[float, float]:
+        """(position in the cycle, cycle length) at step ``t``."""
+        T_0, m = self.T_0, self.T_mult
+        if m == 1:
+            return t % T_0, float(T_0)
+        # estimate the cycle index with logs, then fix it with exact arithmetic
+        n = int(math.log(t / T_0 * (m - 1) + 1, m)) if t > 0 else 0
+        while n > 0 and T_0 * (m**n - 1) // (m - 1) > t:
+            n -= 1
+        while T_0 * (m ** (n + 1) - 1) // (m - 1) <= t:
+            n += 1
+        start = T_0 * (m**n - 1) // (m - 1)
+        return t - start, float(T_0 * m**n)
+
+    def _at(self, t: float) -> float:
+        t_cur, t_i = self._cycle(t)
+        return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(_PI * t_cur / t_i)) / 2
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        T_0, m = float(self.T_0), float(self.T_mult)
+        if self.T_mult == 1:
+            t_cur = t - xp.floor(t / T_0) * T_0
+            t_i = T_0
+        else:
+            n = xp.floor(xp.log(t / T_0 * (m - 1) + 1) / math.log(m))
+
+            def start(k: Any) -> Any:
+                return T_0 * (m**k - 1) / (m - 1)
+
+            n = xp.where(start(n) > t, n - 1, n)
+            n = xp.where(start(n + 1) <= t, n + 1, n)
+            t_cur = t - start(n)
+            t_i = T_0 * m**n
+        return self.eta_min + (self.lr - self.eta_min) * (1 + xp.cos(_PI * t_cur / t_i)) / 2
+
+
+# ============================================================================ cyclical
+_CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
+
+
+@register
+class Cyclic(Schedule):
+    """Cyclical LR between ``base_lr`` and ``max_lr`` (PyTorch ``CyclicLR``; Smith 2017):
+    ``triangular``, ``triangular2`` (amplitude halves each cycle) and ``exp_range``
+    (amplitude ``gamma ** step``)."""
+
+    name = "cyclic"
+    params = ("base_lr", "max_lr", "step_size_up", "step_size_down", "mode", "gamma")
+
+    def __init__(
+        self,
+        base_lr: float,
+        max_lr: float,
+        step_size_up: float = 2000,
+        step_size_down: float | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+    ) -> None:
+        self.base_lr = _lr("base_lr", base_lr)
+        self.max_lr = _lr("max_lr", max_lr)
+        if self.max_lr < self.base_lr:
+            raise ValueError(
+                f"max_lr must be >= base_lr (allowed range: [{self.base_lr!r}, inf)), "
+                f"got max_lr={max_lr!r}"
+            )
+        self.step_size_up = _int_if_integral(v.positive("step_size_up", step_size_up))
+        self.step_size_down = (
+            None
+            if step_size_down is None
+            else _int_if_integral(v.positive("step_size_down", step_size_down))
+        )
+        self.mode = v.choice("mode", mode, _CYCLIC_MODES)
+        self.gamma = v.positive("gamma", gamma)
+        up = float(self.step_size_up)
+        down = float(self.step_size_down) if self.step_size_down is not None else up
+        self._total = up + down
+        self._ratio = up / self._total
+
+    def _scale(self, cycle: float, t: float) -> float:
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (cycle - 1))
+        return self.gamma**t
+
+    def _at(self, t: float) -> float:
+        cycle = math.floor(1 + t / self._total)
+        x = 1.0 + t / self._total - cycle
+        if x <= self._ratio:
+            factor = x / self._ratio
+        else:
+            factor = (x - 1) / (self._ratio - 1)
+        height = (self.max_lr - self.base_lr) * factor
+        return self.base_lr + height * self._scale(cycle, t)
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        cycle = xp.floor(1 + t / self._total)
+        x = 1.0 + t / self._total - cycle
+        up = x / self._ratio
+        down = (x - 1) / (self._ratio - 1)
+        factor = xp.where(x <= self._ratio, up, down)
+        height = (self.max_lr - self.base_lr) * factor
+        if self.mode == "triangular":
+            return self.base_lr + height
+        if self.mode == "triangular2":
+            return self.base_lr + height * (1 / (2.0 ** (cycle - 1)))
+        return self.base_lr + height * self.gamma**t
+
+
+def _int_if_integral(x: float) -> float:
+    return int(x) if float(x).is_integer() else x
+
+
+# ============================================================================ one-cycle
+_ANNEAL = ("cos", "linear")
+
+
+class _Phased(Schedule):
+    """Piecewise annealing over PyTorch ``OneCycleLR``'s phases."""
+
+    _phases: list[tuple[float, float, float]]  # (end_step, start_value, end_value)
+    anneal_strategy: str
+    total_steps: int
+
+    def _build(self, pct_start: float, three_phase: bool, a: float, b: float, c: float) -> None:
+        """Phases over values: start ``a`` -> peak ``b`` (-> ``a``) -> ``c``."""
+        t = self.total_steps
+        if three_phase:
+            ends = [float(pct_start * t) - 1, float(2 * pct_start * t) - 2, float(t - 1)]
+            vals = [(a, b), (b, a), (a, c)]
+        else:
+            ends = [float(pct_start * t) - 1, float(t - 1)]
+            vals = [(a, b), (b, c)]
+        start = 0.0
+        for i, end in enumerate(ends):
+            if not end > start:
+                raise ValueError(
+                    "pct_start and total_steps leave phase "
+                    f"{i + 1} of the cycle with no steps (it would end at step {end!r}); "
+                    "pct_start must be in (0, 1) with pct_start * total_steps >= 2"
+                    + (" and three_phase needs pct_start < 0.5" if three_phase else "")
+                    + f", got pct_start={pct_start!r}, total_steps={t!r}"
+                )
+            start = end
+        self._phases = [(e, s0, s1) for e, (s0, s1) in zip(ends, vals)]
+
+    def _anneal(self, start: float, end: float, pct: float) -> float:
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(_PI * pct) + 1)
+        return (end - start) * pct + start
+
+    def _at(self, t: float) -> float:
+        last = self.total_steps - 1
+        if t > last:
+            t = last
+        start = 0.0
+        n = len(self._phases)
+        for i, (end, a, b) in enumerate(self._phases):
+            if t <= end or i == n - 1:
+                return self._anneal(a, b, (t - start) / (end - start))
+            start = end
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        tc = xp.minimum(t, float(self.total_steps - 1))
+        starts = [0.0] + [end for end, _, _ in self._phases[:-1]]
+        out: Any = None
+        # from the last phase back, so that an earlier phase wins where it applies
+        for s, (end, a, b) in reversed(list(zip(starts, self._phases))):
+            pct = (tc - s) / (end - s)
+            if self.anneal_strategy == "cos":
+                val = b + (a - b) / 2.0 * (xp.cos(_PI * pct) + 1)
+            else:
+                val = (b - a) * pct + a
+            out = val if out is None else xp.where(tc <= end, val, out)
+        return out
+
+
+@register
+class OneCycle(_Phased):
+    """One-cycle policy (PyTorch ``OneCycleLR``): from ``max_lr / div_factor`` up to
+    ``max_lr`` over ``pct_start`` of ``total_steps``, then down to
+    ``max_lr / div_factor / final_div_factor``; the last value is held after the end."""
+
+    name = "onecycle"
+    params = (
+        "max_lr",
+        "total_steps",
+        "pct_start",
+        "anneal_strategy",
+        "div_factor",
+        "final_div_factor",
+        "three_phase",
+    )
+
+    def __init__(
+        self,
+        max_lr: float,
+        total_steps: int,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+    ) -> None:
+        self.max_lr = v.positive("max_lr", max_lr)
+        self.total_steps = v.integer("total_steps", total_steps, 2)
+        self.pct_start = v.in_range("pct_start", pct_start, 0.0, 1.0, low_open=True, high_open=True)
+        self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy, _ANNEAL)
+        self.div_factor = v.positive("div_factor", div_factor)
+        self.final_div_factor = v.positive("final_div_factor", final_div_factor)
+        if not isinstance(three_phase, bool):
+            raise ValueError(f"three_phase must be true or false, got {three_phase!r}")
+        self.three_phase = three_phase
+        initial = self.max_lr / self.div_factor
+        self.initial_lr = initial
+        self.min_lr = initial / self.final_div_factor
+        self._build(self.pct_start, three_phase, initial, self.max_lr, self.min_lr)
+
+    @property
+    def length(self) -> int:
+        return self.total_steps
+
+
+@register
+class OneCycleMomentum(_Phased):
+    """The momentum (or Adam ``beta1``) that PyTorch's ``OneCycleLR`` cycles inversely to the
+    LR: ``max_momentum`` -> ``base_momentum`` at the LR peak -> ``max_momentum``."""
+
+    name = "onecycle_momentum"
+    params = (
+        "total_steps",
+        "pct_start",
+        "anneal_strategy",
+        "base_momentum",
+        "max_momentum",
+        "three_phase",
+    )
+
+    def __init__(
+        self,
+        total_steps: int,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        three_phase: bool = False,
+    ) -> None:
+        self.total_steps = v.integer("total_steps", total_steps, 2)
+        self.pct_start = v.in_range("pct_start", pct_start, 0.0, 1.0, low_open=True, high_open=True)
+        self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy, _ANNEAL)
+        self.base_momentum = v.in_range("base_momentum", base_momentum, 0.0, 1.0)
+        self.max_momentum = v.in_range("max_momentum", max_momentum, 0.0, 1.0)
+        if not isinstance(three_phase, bool):
+            raise ValueError(f"three_phase must be true or false, got {three_phase!r}")
+        self.three_phase = three_phase
+        hi, lo = self.max_momentum, self.base_momentum
+        if three_phase:
+            self._build(self.pct_start, True, hi, lo, hi)
+        else:
+            self._build(self.pct_start, False, hi, lo, hi)
+
+    @property
+    def length(self) -> int:
+        return self.total_steps
+
+
+# ============================================================================ beyond PyTorch
+@register
+class InverseSqrt(Schedule):
+    """Inverse square root ("Noam", as Hugging Face ``get_inverse_sqrt_schedule``): linear
+    warmup ``lr * step / warmup_steps`` for ``step < warmup_steps``, then
+    ``lr * sqrt(timescale / (step - warmup_steps + timescale))``;
+    ``timescale`` defaults to ``warmup_steps`` (or 10000 without warmup)."""
+
+    name = "inverse_sqrt"
+    params = ("lr", "warmup_steps", "timescale")
+
+    def __init__(self, lr: float, warmup_steps: int = 0, timescale: float | None = None) -> None:
+        self.lr = _lr("lr", lr)
+        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0)
+        self.timescale = None if timescale is None else v.positive("timescale", timescale)
+        self._ts = (
+            self.timescale
+            if self.timescale is not None
+            else float(self.warmup_steps or 10_000)
+        )
+
+    def _at(self, t: float) -> float:
+        w = self.warmup_steps
+        if t < w:
+            return self.lr * t / w
+        return self.lr * math.sqrt(self._ts / (t - w + self._ts))
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        w = float(self.warmup_steps)
+        decay = self.lr * xp.sqrt(self._ts / (xp.maximum(t - w, 0.0) + self._ts))
+        if self.warmup_steps == 0:
+            return decay
+        return xp.where(t < w, self.lr * t / w, decay)
+
+
+@register
+class PiecewiseConstant(Schedule):
+    """``values[i]`` for ``boundaries[i-1] < step <= boundaries[i]`` (Keras'
+    ``PiecewiseConstantDecay`` convention: a boundary step still has the earlier value)."""
+
+    name = "piecewise_constant"
+    params = ("boundaries", "values")
+
+    def __init__(self, boundaries: Any, values: Any) -> None:
+        b = [v.non_negative(f"boundaries[{i}]", x) for i, x in enumerate(_as_list("boundaries", boundaries))]
+        for i in range(1, len(b)):
+            if b[i] <= b[i - 1]:
+                raise ValueError(
+                    f"boundaries must be strictly increasing, but boundaries[{i}]={b[i]!r} "
+                    f"follows boundaries[{i - 1}]={b[i - 1]!r}"
+                )
+        vals = [_lr(f"values[{i}]", x) for i, x in enumerate(_as_list("values", values))]
+        if len(vals) != len(b) + 1:
+            raise ValueError(
+                f"values must have len(boundaries) + 1 = {len(b) + 1} entries, got {len(vals)}"
+            )
+        self.boundaries = tuple(_int_if_integral(x) for x in b)
+        self.values_ = tuple(vals)
+
+    # ``values`` is the vectorized method; the parameter is stored as ``values_``
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "boundaries": list(self.boundaries), "values": list(self.values_)}
+
+    def __str__(self) -> str:
+        from ._base import _format
+
+        return (
+            f"{self.name}(boundaries={_format(list(self.boundaries))}, "
+            f"values={_format(list(self.values_))})"
+        )
+
+    def _at(self, t: float) -> float:
+        return self.values_[bisect.bisect_left(self.boundaries, t)]
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        out = t * 0.0 + self.values_[-1]
+        for b, val in zip(reversed(self.boundaries), reversed(self.values_[:-1])):
+            out = xp.where(t <= b, val, out)
+        return out
+
+    @property
+    def length(self) -> int | None:
+        return int(self.boundaries[-1] * 1.25) + 1 if self.boundaries else None
+
+
+def _as_list(name: str, value: Any) -> list[Any]:
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be a list of numbers, got {value!r}")
+    try:
+        return list(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a list of numbers, got {value!r}") from None
+
+
+_WARMUP_MODES = ("linear", "exponential", "cosine")
+
+
+@register
+class Warmup(Schedule):
+    """A warmup ramp from ``start_lr`` to ``end_lr`` over ``warmup_steps``, then ``end_lr``:
+    ``linear``: ``start + (end - start) * p``; ``exponential``: ``start * (end/start) ** p``;
+    ``cosine``: ``start + (end - start) * (1 - cos(pi p)) / 2``, ``p = step / warmup_steps``."""
+
+    name = "warmup"
+    params = ("start_lr", "end_lr", "warmup_steps", "mode")
+
+    def __init__(
+        self, start_lr: float, end_lr: float, warmup_steps: int, mode: str = "linear"
+    ) -> None:
+        self.start_lr = _lr("start_lr", start_lr)
+        self.end_lr = _lr("end_lr", end_lr)
+        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 1)
+        self.mode = v.choice("mode", mode, _WARMUP_MODES)
+        if self.mode == "exponential" and (self.start_lr <= 0 or self.end_lr <= 0):
+            raise ValueError(
+                "start_lr and end_lr must be > 0 for mode='exponential' "
+                f"(allowed range: (0, inf)), got start_lr={start_lr!r}, end_lr={end_lr!r}"
+            )
+
+    @property
+    def length(self) -> int:
+        return self.warmup_steps
+
+    def _at(self, t: float) -> float:
+        if t >= self.warmup_steps:
+            return self.end_lr
+        p = t / self.warmup_steps
+        a, b = self.start_lr, self.end_lr
+        if self.mode == "linear":
+            return a + (b - a) * p
+        if self.mode == "exponential":
+            return a * (b / a) ** p
+        return a + (b - a) * (1 - math.cos(_PI * p)) / 2
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        p = xp.minimum(t, float(self.warmup_steps)) / self.warmup_steps
+        a, b = self.start_lr, self.end_lr
+        if self.mode == "linear":
+            out = a + (b - a) * p
+        elif self.mode == "exponential":
+            out = a * (b / a) ** p
+        else:
+            out = a + (b - a) * (1 - xp.cos(_PI * p)) / 2
+        return xp.where(t >= self.warmup_steps, b, out)
+
+
+_WSD_DECAYS = ("linear", "cosine", "1-sqrt")
+
+
+@register
+class WSD(Schedule):
+    """Warmup-stable-decay: linear warmup from ``init_lr`` to ``lr`` over ``warmup_steps``,
+    ``lr`` until ``total_steps - decay_steps``, then a decay to ``min_lr`` at ``total_steps``
+    (held after): ``linear`` ``lr - (lr - min_lr) p``, ``cosine``
+    ``min_lr + (lr - min_lr)(1 + cos(pi p))/2`` or ``1-sqrt`` ``min_lr + (lr - min_lr)(1 - sqrt(p))``
+    with ``p`` the fraction of the decay phase done. ``decay_steps`` defaults to 20% of
+    ``total_steps`` (Hägele et al. 2024)."""
+
+    name = "wsd"
+    params = ("lr", "total_steps", "warmup_steps", "decay_steps", "decay", "min_lr", "init_lr")
+
+    def __init__(
+        self,
+        lr: float,
+        total_steps: int,
+        warmup_steps: int = 0,
+        decay_steps: int | None = None,
+        decay: str = "1-sqrt",
+        min_lr: float = 0.0,
+        init_lr: float = 0.0,
+    ) -> None:
+        self.lr = _lr("lr", lr)
+        self.total_steps = v.integer("total_steps", total_steps, 1)
+        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0)
+        if decay_steps is None:
+            decay_steps = max(1, round(0.2 * self.total_steps))
+        self.decay_steps = v.integer("decay_steps", decay_steps, 1)
+        if self.warmup_steps + self.decay_steps > self.total_steps:
+            raise ValueError(
+                "warmup_steps + decay_steps must be <= total_steps "
+                f"(allowed range for decay_steps: [1, {self.total_steps - self.warmup_steps}]), "
+                f"got warmup_steps={self.warmup_steps}, decay_steps={self.decay_steps}, "
+                f"total_steps={self.total_steps}"
+            )
+        self.decay = v.choice("decay", decay, _WSD_DECAYS)
+        self.min_lr = _lr("min_lr", min_lr)
+        self.init_lr = _lr("init_lr", init_lr)
+        self._decay_start = self.total_steps - self.decay_steps
+
+    @property
+    def length(self) -> int:
+        return self.total_steps
+
+    def _at(self, t: float) -> float:
+        if t < self.warmup_steps:
+            return self.init_lr + (self.lr - self.init_lr) * t / self.warmup_steps
+        if t <= self._decay_start:
+            return self.lr
+        p = min(1.0, (t - self._decay_start) / self.decay_steps)
+        span = self.lr - self.min_lr
+        if self.decay == "linear":
+            return self.lr - span * p
+        if self.decay == "cosine":
+            return self.min_lr + span * (1 + math.cos(_PI * p)) / 2
+        return self.min_lr + span * (1 - math.sqrt(p))
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        p = xp.minimum(xp.maximum(t - self._decay_start, 0.0) / self.decay_steps, 1.0)
+        span = self.lr - self.min_lr
+        if self.decay == "linear":
+            out = self.lr - span * p
+        elif self.decay == "cosine":
+            out = self.min_lr + span * (1 + xp.cos(_PI * p)) / 2
+        else:
+            out = self.min_lr + span * (1 - xp.sqrt(p))
+        if self.warmup_steps:
+            w = float(self.warmup_steps)
+            ramp = self.init_lr + (self.lr - self.init_lr) * t / w
+            out = xp.where(t < w, ramp, out)
+        return out

@@ -1,0 +1,233 @@
+"""Spec strings: a small grammar, parsed by a tokenizer and a recursive-descent parser (never
+``eval``). ``str(schedule)`` writes one; :func:`parse` reads it back.
+
+Grammar::
+
+    spec    := call EOF
+    call    := NAME "(" [ arg ("," arg)* [","] ] ")"
+    arg     := NAME "=" value | value               (positional args come first)
+    value   := call | list | NUMBER | STRING | "true" | "false" | "none" | NAME
+    list    := "[" [ value ("," value)* [","] ] "]"
+
+Numbers are decimal (``1``, ``-2.5``, ``3e-4``); strings use double or single quotes; a bare
+NAME that is not a call reads as a string (``mode=triangular2``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ._base import REGISTRY, Schedule
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<number>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*)
+  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+  | (?P<punct>[()\[\],=])
+    """,
+    re.VERBOSE,
+)
+
+_KEYWORDS: dict[str, Any] = {
+    "true": True,
+    "false": False,
+    "none": None,
+    "True": True,
+    "False": False,
+    "None": None,
+    "null": None,
+}
+
+
+class SpecError(ValueError):
+    """A malformed spec string; the message gives the position and points at it."""
+
+    def __init__(self, message: str, text: str, pos: int) -> None:
+        self.pos = pos
+        self.text = text
+        super().__init__(f"invalid schedule spec at position {pos}: {message}\n  {text}\n  {' ' * pos}^")
+
+
+class _Tok:
+    __slots__ = ("kind", "text", "pos")
+
+    def __init__(self, kind: str, text: str, pos: int) -> None:
+        self.kind, self.text, self.pos = kind, text, pos
+
+
+def _tokenize(text: str) -> list[_Tok]:
+    out: list[_Tok] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise SpecError(f"unexpected character {text[pos]!r}", text, pos)
+        kind = m.lastgroup or ""
+        if kind != "ws":
+            out.append(_Tok(kind, m.group(), pos))
+        pos = m.end()
+    out.append(_Tok("eof", "", len(text)))
+    return out
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.toks = _tokenize(text)
+        self.i = 0
+
+    def peek(self) -> _Tok:
+        return self.toks[self.i]
+
+    def take(self) -> _Tok:
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def fail(self, message: str, tok: _Tok | None = None) -> SpecError:
+        tok = tok or self.peek()
+        found = "end of input" if tok.kind == "eof" else repr(tok.text)
+        return SpecError(f"{message}, found {found}", self.text, tok.pos)
+
+    def expect(self, text: str) -> _Tok:
+        tok = self.peek()
+        if tok.kind != "punct" or tok.text != text:
+            raise self.fail(f"expected {text!r}")
+        return self.take()
+
+    def spec(self) -> Schedule:
+        tok = self.peek()
+        if tok.kind != "name":
+            raise self.fail("expected a schedule name such as cosine(...)")
+        result = self.value()
+        if not isinstance(result, Schedule):
+            raise self.fail("expected a schedule call such as cosine(...)", tok)
+        if self.peek().kind != "eof":
+            raise self.fail("expected end of input")
+        return result
+
+    def value(self) -> Any:
+        tok = self.peek()
+        if tok.kind == "number":
+            self.take()
+            text = tok.text
+            if re.fullmatch(r"[+-]?\d+", text):
+                return int(text)
+            return float(text)
+        if tok.kind == "string":
+            self.take()
+            body = tok.text[1:-1]
+            return re.sub(r"\\(.)", r"\1", body)
+        if tok.kind == "punct" and tok.text == "[":
+            return self.list_()
+        if tok.kind == "name":
+            self.take()
+            nxt = self.peek()
+            if nxt.kind == "punct" and nxt.text == "(":
+                return self.call(tok)
+            if tok.text in _KEYWORDS:
+                return _KEYWORDS[tok.text]
+            return tok.text
+        raise self.fail("expected a value (number, string, list or schedule)")
+
+    def list_(self) -> list[Any]:
+        self.expect("[")
+        items: list[Any] = []
+        while not (self.peek().kind == "punct" and self.peek().text == "]"):
+            items.append(self.value())
+            if self.peek().kind == "punct" and self.peek().text == ",":
+                self.take()
+            elif not (self.peek().kind == "punct" and self.peek().text == "]"):
+                raise self.fail("expected ',' or ']'")
+        self.expect("]")
+        return items
+
+    def call(self, name_tok: _Tok) -> Schedule:
+        cls = REGISTRY.get(name_tok.text)
+        if cls is None:
+            known = ", ".join(sorted(REGISTRY))
+            raise SpecError(
+                f"unknown schedule {name_tok.text!r} (known: {known})", self.text, name_tok.pos
+            )
+        self.expect("(")
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        while not (self.peek().kind == "punct" and self.peek().text == ")"):
+            tok = self.peek()
+            after = self.toks[self.i + 1]
+            if tok.kind == "name" and after.kind == "punct" and after.text == "=":
+                self.take()
+                self.take()
+                if tok.text not in cls.params:
+                    raise SpecError(
+                        f"{cls.name}() has no parameter {tok.text!r} "
+                        f"(parameters: {', '.join(cls.params)})",
+                        self.text,
+                        tok.pos,
+                    )
+                if tok.text in kwargs:
+                    raise SpecError(f"parameter {tok.text!r} given twice", self.text, tok.pos)
+                kwargs[tok.text] = self.value()
+            else:
+                if kwargs:
+                    raise self.fail("positional argument after keyword argument")
+                if len(args) >= len(cls.params):
+                    raise self.fail(f"{cls.name}() takes at most {len(cls.params)} arguments")
+                args.append(self.value())
+            if self.peek().kind == "punct" and self.peek().text == ",":
+                self.take()
+            elif not (self.peek().kind == "punct" and self.peek().text == ")"):
+                raise self.fail("expected ',' or ')'")
+        self.expect(")")
+        for name, value in zip(cls.params, args):
+            if name in kwargs:
+                raise SpecError(f"parameter {name!r} given twice", self.text, name_tok.pos)
+            kwargs[name] = value
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise SpecError(f"{cls.name}(): {exc}", self.text, name_tok.pos) from None
+        except ValueError as exc:
+            raise SpecError(f"{cls.name}(): {exc}", self.text, name_tok.pos) from None
+
+
+def parse(spec: str) -> Schedule:
+    """Parse a spec string such as ``"cosine(lr=0.1, total_steps=1000)"`` into a schedule.
+
+    Raises :class:`SpecError` (a ``ValueError``) with the position of the error."""
+    if isinstance(spec, Schedule):
+        return spec
+    if not isinstance(spec, str):
+        raise ValueError(f"spec must be a string, got {type(spec).__name__}")
+    return _Parser(spec).spec()
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        return from_dict(value)
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def from_dict(d: Any) -> Schedule:
+    """Rebuild a schedule from :meth:`Schedule.to_dict` output."""
+    if not isinstance(d, dict) or "name" not in d:
+        raise ValueError(f"d must be a dict with a 'name' key, got {d!r}")
+    name = d["name"]
+    cls = REGISTRY.get(name)
+    if cls is None:
+        raise ValueError(f"unknown schedule name {name!r} (known: {', '.join(sorted(REGISTRY))})")
+    extra = set(d) - {"name"} - set(cls.params)
+    if extra:
+        raise ValueError(
+            f"{name}: unknown parameter(s) {sorted(extra)} (parameters: {', '.join(cls.params)})"
+        )
+    kwargs = {k: _decode(val) for k, val in d.items() if k != "name"}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"{name}: {exc}") from None
