@@ -1,0 +1,604 @@
+"""The learning-rate range test (LR finder), framework-free.
+
+The engine sweeps the learning rate from ``start_lr`` to ``end_lr`` over ``num_iter`` steps
+(exponentially by default), calling a user ``step(lr) -> loss`` once per step. It smooths the
+losses with a bias-corrected exponential moving average, stops early when the smoothed loss
+exceeds ``diverge_th`` times the best smoothed loss so far or when a loss is NaN/inf, and
+returns a :class:`FinderResult` with the raw and smoothed curves, the reason the sweep stopped
+and suggested learning rates.
+
+Suggestion rules (``result.suggest(method)``), with ``s`` the smoothed curve and ``lrs`` the
+learning rates, in sweep order:
+
+``"steepest"``
+    ``lrs[i*]`` with ``i* = argmin_i ds/d(ln lr)`` (``numpy.gradient`` of ``s`` against
+    ``ln lrs``), searched over the points up to the minimum of ``s`` (inclusive).
+``"valley"``
+    fastai's rule: the longest strictly decreasing subsequence of ``s`` (after dropping the
+    first ``n // 10`` and last 5 points when ``n >= 20``) spans indices ``[a, b]``; with
+    ``t = (b - a) / 3`` the suggestion is ``lrs[a + int(t) + int(t / 2)]``.
+``"minimum"``
+    ``lrs[argmin s] / 10`` (fastai's ``minimum``).
+``"slide"``
+    fastai's rule: walking left from the end, the first ``lrs[l]`` where
+    ``|g[r] - g[l]| <= 0.005`` with ``l = r - 15`` and ``g = numpy.gradient(s)``.
+``"lrkit"`` (default)
+    A rule designed for robustness. The raw losses are smoothed without lag (running median
+    over ``2k+1`` points, ``k = max(1, n // 33)``, then a centred triangular moving average of
+    half-width ``h = max(1, n // 20)``), giving ``r``. Let ``m = argmin r`` and ``lr_min =
+    lrs[m]``, and ``lr_steep`` the steepest-descent LR of ``r`` (as above) within the region
+    where ``r`` has fallen below ``r[0] - 0.2 (r[0] - r[m])``. Then
+
+    * ``max_lr = lr_min / MAX_LR_DIV`` (the peak of a one-cycle run; Smith's upper bound),
+    * ``suggestion = max(lr_min / SUGGESTION_DIV, min(lr_steep, lr_min / MAX_LR_DIV))`` (the
+      constant learning rate; never below ``lr_min / SUGGESTION_DIV`` nor above ``max_lr``),
+    * ``base_lr = max_lr / BASE_LR_DIV`` (the floor of a cyclical schedule).
+
+    When the curve never turned up (``m`` is the last point and the sweep was not stopped by
+    divergence), the minimum is only a lower bound of the edge of stability and a warning asks
+    for a larger ``end_lr``. When it rises from the start, ``start_lr`` was too large. When the
+    total descent is smaller than 3 times the noise (median absolute deviation of the raw losses
+    around ``r``) or than 1% of the initial loss, the curve carries no usable signal: a warning
+    (:class:`LRFinderWarning`) says what to change, and ``result.reliable`` is ``False``.
+
+Typical use (any framework)::
+
+    from lrkit.finder import range_test
+
+    def step(lr: float) -> float:
+        set_learning_rate(lr)
+        return train_one_batch()  # returns the loss as a float
+
+    result = range_test(step, start_lr=1e-7, end_lr=10.0, num_iter=100)
+    result.suggestion, result.max_lr, result.base_lr
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _validate as V
+
+__all__ = [
+    "METHODS",
+    "FinderResult",
+    "LRFinderWarning",
+    "Sweep",
+    "range_test",
+    "smooth_ema",
+    "suggest",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+METHODS: tuple[str, ...] = ("lrkit", "steepest", "valley", "minimum", "slide")
+MODES: tuple[str, ...] = ("exp", "linear")
+STOP_REASONS: tuple[str, ...] = ("completed", "diverged", "nan", "interrupted")
+MIN_ITER = 10
+
+# Constants of the default rule (tuned on benchmarks/finder_quality.py; see README).
+SUGGESTION_DIV = 10.0
+MAX_LR_DIV = 3.0
+BASE_LR_DIV = 10.0
+NOISE_FACTOR = 3.0
+MIN_REL_DROP = 0.01
+
+
+class LRFinderWarning(UserWarning):
+    """The range-test curve gives no reliable suggestion; the message says what to change."""
+
+
+# ----------------------------------------------------------------------------- smoothing
+
+
+def smooth_ema(losses: npt.ArrayLike, beta: float = 0.9) -> FloatArray:
+    """Bias-corrected exponential moving average: ``a_i = beta a_{i-1} + (1 - beta) x_i``,
+    ``a_{-1} = 0``, returned as ``a_i / (1 - beta**(i + 1))``."""
+    beta = V.in_range("beta", beta, 0.0, 1.0, high_open=True)
+    x = np.asarray(losses, dtype=np.float64)
+    out = np.empty_like(x)
+    avg = 0.0
+    for i, v in enumerate(x):
+        avg = beta * avg + (1.0 - beta) * float(v)
+        out[i] = avg / (1.0 - beta ** (i + 1))
+    return out
+
+
+def _running_median(y: FloatArray, k: int) -> FloatArray:
+    n = len(y)
+    if k <= 0 or n < 3:
+        return y.copy()
+    out = np.empty_like(y)
+    for i in range(n):
+        lo, hi = max(0, i - k), min(n, i + k + 1)
+        out[i] = np.median(y[lo:hi])
+    return out
+
+
+def _centred_mean(y: FloatArray, h: int) -> FloatArray:
+    """Triangular-weighted centred moving average, windows shrinking symmetrically at edges."""
+    n = len(y)
+    if h <= 0 or n < 3:
+        return y.copy()
+    out = np.empty_like(y)
+    for i in range(n):
+        w = min(h, i, n - 1 - i)
+        if w == 0:
+            out[i] = y[i]
+            continue
+        idx = np.arange(i - w, i + w + 1)
+        wt = (w + 1.0) - np.abs(idx - i)
+        out[i] = float(np.dot(wt, y[idx]) / wt.sum())
+    return out
+
+
+def robust_smooth(losses: npt.ArrayLike) -> FloatArray:
+    """The zero-lag smoothing used by the ``"lrkit"`` rule (median, then triangular mean)."""
+    y = np.asarray(losses, dtype=np.float64)
+    n = len(y)
+    return _centred_mean(_running_median(y, max(1, n // 33)), max(1, n // 20))
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def _steepest_index(lrs: FloatArray, s: FloatArray, upto: int, start: int = 0) -> int:
+    if len(s) < 2:
+        return 0
+    g = np.gradient(s, np.log(lrs)) if len(s) >= 2 else np.zeros_like(s)
+    start = min(start, upto)
+    return start + int(np.argmin(g[start : upto + 1]))
+
+
+def _steepest(lrs: FloatArray, s: FloatArray) -> float:
+    m = int(np.argmin(s))
+    return float(lrs[_steepest_index(lrs, s, m)])
+
+
+def _trim_fastai(n: int) -> tuple[int, int]:
+    if n >= 20:
+        return n // 10, n - 5
+    return 0, n
+
+
+def _valley(lrs: FloatArray, s: FloatArray) -> float:
+    lo, hi = _trim_fastai(len(s))
+    x, y = lrs[lo:hi], s[lo:hi]
+    n = len(y)
+    lds = [1] * n
+    max_start = max_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if y[i] < y[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    idx = max_start + int(sections) + int(sections / 2)
+    return float(x[idx])
+
+
+def _minimum(lrs: FloatArray, s: FloatArray) -> float:
+    return float(lrs[int(np.argmin(s))]) / 10.0
+
+
+def _slide(lrs: FloatArray, s: FloatArray, lr_diff: int = 15, thresh: float = 0.005) -> float:
+    n = len(s)
+    if n < 2:
+        return float(lrs[0])
+    g = np.gradient(s)
+    r_idx = -1
+    l_idx = r_idx - lr_diff
+    if -l_idx > n:
+        return float(lrs[0])
+    local = float(lrs[l_idx])
+    while l_idx >= -n and abs(g[r_idx] - g[l_idx]) > thresh:
+        local = float(lrs[l_idx])
+        r_idx -= 1
+        l_idx -= 1
+    return local
+
+
+@dataclass(frozen=True)
+class _LrkitRule:
+    suggestion: float
+    max_lr: float
+    base_lr: float
+    lr_min: float
+    lr_steep: float
+    messages: tuple[str, ...]
+
+
+def _lrkit_rule(lrs: FloatArray, losses: FloatArray, stop_reason: str, num_iter: int) -> _LrkitRule:
+    n = len(losses)
+    msgs: list[str] = []
+    if n < 5:
+        lr0 = float(lrs[0])
+        msgs.append(
+            f"the sweep stopped after {n} step(s) ({stop_reason}): the loss diverged almost "
+            "at once; lower start_lr (e.g. by 100x) and rerun"
+        )
+        sug = lr0 / SUGGESTION_DIV
+        return _LrkitRule(
+            sug, lr0 / MAX_LR_DIV, lr0 / MAX_LR_DIV / BASE_LR_DIV, lr0, lr0, tuple(msgs)
+        )
+    r = robust_smooth(losses)
+    m = int(np.argmin(r))
+    lr_min = float(lrs[m])
+    drop = float(r[0] - r[m])
+    noise = float(np.median(np.abs(losses - r))) * 1.4826
+    if m >= n - 1 and stop_reason == "completed":
+        msgs.append(
+            "the loss never turned up: the edge of stability lies beyond end_lr, so the "
+            "suggestion is a lower bound; rerun with a larger end_lr (e.g. 10x)"
+        )
+    if m <= max(1, n // 10) and stop_reason in ("diverged", "nan"):
+        msgs.append(
+            "the loss rose from the first steps: start_lr is already too large; lower "
+            "start_lr (e.g. by 100x)"
+        )
+    scale = max(abs(float(r[0])), abs(float(r[m])), 1e-12)
+    if drop < NOISE_FACTOR * noise or drop < MIN_REL_DROP * scale:
+        msgs.append(
+            f"the loss did not clearly descend (drop {drop:.3g} vs noise {noise:.3g}): the "
+            "curve is flat or too noisy; use more iterations (num_iter), a wider range "
+            "(start_lr/end_lr) or a larger batch"
+        )
+    # steepest descent within the region where most of the drop is under way
+    thr = r[0] - 0.2 * drop
+    below = np.nonzero(r[: m + 1] <= thr)[0]
+    first = int(below[0]) if len(below) else 0
+    lo = max(0, first - max(1, n // 20))
+    lr_steep = float(lrs[_steepest_index(lrs, r, m, start=lo)])
+    max_lr = lr_min / MAX_LR_DIV
+    sug = max(lr_min / SUGGESTION_DIV, min(lr_steep, max_lr))
+    return _LrkitRule(sug, max_lr, max_lr / BASE_LR_DIV, lr_min, lr_steep, tuple(msgs))
+
+
+def suggest(
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
+    method: str = "lrkit",
+    *,
+    beta: float = 0.9,
+    stop_reason: str = "completed",
+) -> float:
+    """Apply one suggestion rule to a curve (``losses`` raw, sweep order). The fastai-style rules
+    use the bias-corrected EMA of ``losses`` with ``beta``; ``"lrkit"`` its own smoothing."""
+    method = V.choice("method", method, METHODS)
+    x = np.asarray(lrs, dtype=np.float64)
+    y = np.asarray(losses, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or len(x) == 0:
+        raise ValueError(
+            f"lrs and losses must be 1-D arrays of the same non-zero length, got shapes "
+            f"{x.shape} and {y.shape}"
+        )
+    if method == "lrkit":
+        return _lrkit_rule(x, y, stop_reason, len(x)).suggestion
+    s = smooth_ema(y, beta)
+    rules: dict[str, Callable[[FloatArray, FloatArray], float]] = {
+        "steepest": _steepest,
+        "valley": _valley,
+        "minimum": _minimum,
+        "slide": _slide,
+    }
+    return rules[method](x, s)
+
+
+# ----------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class FinderResult:
+    """The outcome of a range test.
+
+    ``lrs``/``losses``/``smoothed`` hold one entry per completed step (a NaN/inf loss is not
+    recorded; ``stop_lr`` is the learning rate of the step that stopped the sweep).
+    ``suggestion`` is the LR for a constant-rate run (or the peak of warmup-cosine);
+    ``max_lr``/``base_lr`` the range for one-cycle and cyclical schedules.
+    """
+
+    lrs: FloatArray
+    losses: FloatArray
+    smoothed: FloatArray
+    stop_reason: str
+    stop_lr: float | None
+    start_lr: float
+    end_lr: float
+    num_iter: int
+    mode: str
+    beta: float
+    diverge_th: float
+    method: str = "lrkit"
+    warnings: tuple[str, ...] = ()
+    _rule: _LrkitRule | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def steps(self) -> int:
+        """Number of steps run (including the one that stopped the sweep on NaN/inf)."""
+        return len(self.losses) + (1 if self.stop_reason == "nan" else 0)
+
+    @property
+    def reliable(self) -> bool:
+        return not self.warnings
+
+    @property
+    def suggestion(self) -> float | None:
+        """The learning rate to train with at a constant rate (by ``self.method``)."""
+        return self.suggest(self.method)
+
+    @property
+    def max_lr(self) -> float | None:
+        return None if self._rule is None else self._rule.max_lr
+
+    @property
+    def base_lr(self) -> float | None:
+        return None if self._rule is None else self._rule.base_lr
+
+    @property
+    def min_loss_lr(self) -> float | None:
+        """The LR at the minimum of the (lag-free) smoothed curve."""
+        return None if self._rule is None else self._rule.lr_min
+
+    def suggest(self, method: str | None = None) -> float | None:
+        """The suggestion of one rule (see the module docstring), ``None`` if no step ran."""
+        method = V.choice("method", self.method if method is None else method, METHODS)
+        if len(self.losses) == 0:
+            return None
+        if method == "lrkit":
+            assert self._rule is not None
+            return self._rule.suggestion
+        return suggest(self.lrs, self.losses, method, beta=self.beta, stop_reason=self.stop_reason)
+
+    def suggestions(self) -> dict[str, float | None]:
+        """Every rule's suggestion, by name."""
+        return {m: self.suggest(m) for m in METHODS}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (curves as lists)."""
+        return {
+            "lrs": [float(v) for v in self.lrs],
+            "losses": [float(v) for v in self.losses],
+            "smoothed": [float(v) for v in self.smoothed],
+            "stop_reason": self.stop_reason,
+            "stop_lr": self.stop_lr,
+            "start_lr": self.start_lr,
+            "end_lr": self.end_lr,
+            "num_iter": self.num_iter,
+            "mode": self.mode,
+            "beta": self.beta,
+            "diverge_th": self.diverge_th,
+            "method": self.method,
+            "suggestion": self.suggestion,
+            "max_lr": self.max_lr,
+            "base_lr": self.base_lr,
+            "suggestions": self.suggestions(),
+            "warnings": list(self.warnings),
+            "steps": self.steps,
+        }
+
+    def plot(self, ax: Any = None, *, path: str | None = None, show_raw: bool = True) -> Any:
+        """Plot loss against log learning rate, each rule's suggestion and the stop point.
+
+        Returns the matplotlib ``Axes``; writes the figure to ``path`` when given."""
+        import matplotlib
+
+        if ax is None:
+            if path is not None:
+                matplotlib.use("Agg", force=False)
+            import matplotlib.pyplot as plt
+
+            fig, ax = plt.subplots(figsize=(7, 4.5))
+        else:
+            fig = ax.figure
+        if len(self.lrs):
+            if show_raw:
+                ax.plot(self.lrs, self.losses, color="0.75", lw=1, label="loss (raw)")
+            ax.plot(
+                self.lrs, self.smoothed, color="C0", lw=2, label=f"loss (EMA, beta={self.beta})"
+            )
+        colors = {"lrkit": "C3", "steepest": "C1", "valley": "C2", "minimum": "C4", "slide": "C5"}
+        for name, lr in self.suggestions().items():
+            if lr is None:
+                continue
+            style = "-" if name == self.method else "--"
+            ax.axvline(lr, color=colors[name], ls=style, lw=1.5, label=f"{name}: {lr:.2e}")
+        if self.max_lr is not None:
+            ax.axvline(self.max_lr, color="C3", ls=":", lw=1.5, label=f"max_lr: {self.max_lr:.2e}")
+        if len(self.lrs):
+            x = self.stop_lr if self.stop_lr is not None else float(self.lrs[-1])
+            y = float(self.smoothed[-1])
+            ax.plot([x], [y], "kx", ms=9, mew=2, label=f"stop: {self.stop_reason}")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss")
+        if len(self.smoothed):
+            lo = float(np.min(self.smoothed))
+            hi = float(self.smoothed[0])
+            span = max(hi - lo, 1e-12)
+            ax.set_ylim(
+                lo - 0.1 * span,
+                max(float(np.max(self.smoothed[: max(1, len(self.smoothed) // 2)])), hi)
+                + 0.3 * span,
+            )
+        ax.set_title("LR range test")
+        ax.legend(fontsize=8)
+        if path is not None:
+            fig.tight_layout()
+            fig.savefig(path, dpi=110)
+        return ax
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+class Sweep:
+    """An incremental range test, for drivers that own the loop::
+
+    sweep = Sweep(start_lr=1e-7, end_lr=10.0, num_iter=100)
+    for lr in sweep:
+        sweep.record(train_step(lr))   # record() returns False when the sweep stops
+    result = sweep.result()
+    """
+
+    def __init__(
+        self,
+        *,
+        start_lr: float = 1e-7,
+        end_lr: float = 10.0,
+        num_iter: int = 100,
+        mode: str = "exp",
+        beta: float = 0.9,
+        diverge_th: float = 5.0,
+        method: str = "lrkit",
+    ) -> None:
+        self.start_lr = V.positive("start_lr", start_lr)
+        self.end_lr = V.positive("end_lr", end_lr)
+        if self.end_lr <= self.start_lr:
+            raise ValueError(
+                f"end_lr must be > start_lr (allowed range: ({self.start_lr}, inf)), "
+                f"got end_lr={end_lr!r}"
+            )
+        self.num_iter = V.integer("num_iter", num_iter, MIN_ITER)
+        self.mode = V.choice("mode", mode, MODES)
+        self.beta = V.in_range("beta", beta, 0.0, 1.0, high_open=True)
+        self.diverge_th = V.in_range("diverge_th", diverge_th, 1.0, math.inf, low_open=True)
+        self.method = V.choice("method", method, METHODS)
+        self._lrs: list[float] = []
+        self._losses: list[float] = []
+        self._smoothed: list[float] = []
+        self._avg = 0.0
+        self._best = math.inf
+        self._stop: str | None = None
+        self._stop_lr: float | None = None
+
+    def lr_at(self, i: int) -> float:
+        """Learning rate of step ``i`` (0-based); step ``num_iter - 1`` is exactly ``end_lr``."""
+        t = i / (self.num_iter - 1)
+        if self.mode == "exp":
+            return float(self.start_lr * (self.end_lr / self.start_lr) ** t)
+        return float(self.start_lr + (self.end_lr - self.start_lr) * t)
+
+    @property
+    def done(self) -> bool:
+        return self._stop is not None
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._stop
+
+    def __iter__(self) -> Iterator[float]:
+        while not self.done:
+            yield self.lr_at(len(self._losses))
+
+    def record(self, loss: float) -> bool:
+        """Record the loss of the current step; return ``True`` while the sweep continues."""
+        if self.done:
+            raise RuntimeError("the sweep has stopped; call result()")
+        lr = self.lr_at(len(self._losses))
+        loss = float(loss)
+        if not math.isfinite(loss):
+            self._stop, self._stop_lr = "nan", lr
+            return False
+        i = len(self._losses)
+        self._avg = self.beta * self._avg + (1.0 - self.beta) * loss
+        sm = self._avg / (1.0 - self.beta ** (i + 1))
+        self._lrs.append(lr)
+        self._losses.append(loss)
+        self._smoothed.append(sm)
+        if i > 0 and sm > self.diverge_th * self._best and self._best > 0:
+            self._stop, self._stop_lr = "diverged", lr
+            return False
+        self._best = min(self._best, sm)
+        if len(self._losses) >= self.num_iter:
+            self._stop, self._stop_lr = "completed", lr
+            return False
+        return True
+
+    def interrupt(self) -> None:
+        """Stop the sweep early (e.g. on KeyboardInterrupt); the result keeps what was run."""
+        if not self.done:
+            self._stop = "interrupted"
+            self._stop_lr = self._lrs[-1] if self._lrs else None
+
+    def result(self, *, warn: bool = True) -> FinderResult:
+        """Build the :class:`FinderResult`; emits :class:`LRFinderWarning` when unreliable."""
+        reason = self._stop or "interrupted"
+        lrs = np.asarray(self._lrs, dtype=np.float64)
+        losses = np.asarray(self._losses, dtype=np.float64)
+        rule = None
+        msgs: tuple[str, ...] = ()
+        if len(losses):
+            rule = _lrkit_rule(lrs, losses, reason, self.num_iter)
+            msgs = rule.messages
+        else:
+            msgs = (
+                "no step completed (the first loss was NaN/inf or the sweep was interrupted): "
+                "lower start_lr and check the training step",
+            )
+        res = FinderResult(
+            lrs=lrs,
+            losses=losses,
+            smoothed=np.asarray(self._smoothed, dtype=np.float64),
+            stop_reason=reason,
+            stop_lr=self._stop_lr,
+            start_lr=self.start_lr,
+            end_lr=self.end_lr,
+            num_iter=self.num_iter,
+            mode=self.mode,
+            beta=self.beta,
+            diverge_th=self.diverge_th,
+            method=self.method,
+            warnings=msgs,
+            _rule=rule,
+        )
+        if warn:
+            for msg in msgs:
+                warnings.warn(f"LR range test: {msg}", LRFinderWarning, stacklevel=3)
+        return res
+
+
+def range_test(
+    step: Callable[[float], float],
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+    mode: str = "exp",
+    beta: float = 0.9,
+    diverge_th: float = 5.0,
+    method: str = "lrkit",
+    callback: Callable[[int, float, float], None] | None = None,
+    warn: bool = True,
+) -> FinderResult:
+    """Run a range test driven by ``step(lr) -> loss``.
+
+    ``mode``: ``"exp"`` (log-spaced) or ``"linear"``; ``beta``: EMA factor of the smoothed
+    curve; ``diverge_th``: stop when the smoothed loss exceeds this multiple of the best one;
+    ``callback(i, lr, loss)`` is called after each step. A ``KeyboardInterrupt`` inside ``step``
+    stops the sweep and propagates after the caller's cleanup (the partial curve is lost)."""
+    if not callable(step):
+        raise ValueError(f"step must be a callable step(lr) -> loss, got {step!r}")
+    sweep = Sweep(
+        start_lr=start_lr,
+        end_lr=end_lr,
+        num_iter=num_iter,
+        mode=mode,
+        beta=beta,
+        diverge_th=diverge_th,
+        method=method,
+    )
+    for i, lr in enumerate(sweep):
+        loss = float(step(lr))
+        sweep.record(loss)
+        if callback is not None:
+            callback(i, lr, loss)
+    return sweep.result(warn=warn)

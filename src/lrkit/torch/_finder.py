@@ -1,0 +1,384 @@
+"""``lrkit.torch.find_lr``: the range test for PyTorch, restoring everything it touched."""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import _validate as V
+from ..finder import FinderResult, Sweep
+
+__all__ = ["find_lr"]
+
+
+# ----------------------------------------------------------------------------- snapshot
+
+
+def _data_generators(data: Any) -> list[torch.Generator]:
+    """torch.Generators a DataLoader (or sampler) draws from, so their state can be restored."""
+    gens: list[torch.Generator] = []
+    seen: set[int] = set()
+    objs = [
+        data,
+        getattr(data, "sampler", None),
+        getattr(data, "batch_sampler", None),
+        getattr(getattr(data, "batch_sampler", None), "sampler", None),
+    ]
+    for obj in objs:
+        g = getattr(obj, "generator", None)
+        if isinstance(g, torch.Generator) and id(g) not in seen:
+            seen.add(id(g))
+            gens.append(g)
+    return gens
+
+
+class _Snapshot:
+    """Everything a sweep may change: weights, buffers, grads, optimizer state and groups,
+    module modes, GradScaler, RNGs (torch CPU/CUDA, numpy, Python, DataLoader generators)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scaler: Any,
+        data: Any,
+        where: str,
+    ) -> None:
+        self.model, self.optimizer, self.scaler = model, optimizer, scaler
+        self.where = where
+        self.tmpdir: str | None = None
+        self.modes = [(m, m.training) for m in model.modules()]
+        self.rng_torch = torch.get_rng_state()
+        self.rng_cuda = (
+            torch.cuda.get_rng_state_all()
+            if torch.cuda.is_available() and torch.cuda.is_initialized()
+            else None
+        )
+        self.rng_np = np.random.get_state()
+        self.rng_py = random.getstate()
+        self.gens = [(g, g.get_state()) for g in _data_generators(data)]
+        self.opt_called = optimizer.__dict__.get("_opt_called", _MISSING)
+        self.scaler_state = copy.deepcopy(scaler.__dict__) if scaler is not None else None
+        with torch.no_grad():
+            tensors: dict[str, Any] = {
+                "params": {n: p.detach().clone() for n, p in model.named_parameters()},
+                "buffers": {n: b.detach().clone() for n, b in model.named_buffers()},
+                "grads": {
+                    n: (None if p.grad is None else p.grad.detach().clone())
+                    for n, p in model.named_parameters()
+                },
+                "opt_state": {
+                    id(p): {
+                        k: (v.detach().clone() if torch.is_tensor(v) else copy.deepcopy(v))
+                        for k, v in st.items()
+                    }
+                    for p, st in optimizer.state.items()
+                },
+            }
+        self.param_by_id = {id(p): p for p in optimizer.state}
+        self.groups = [
+            (g, list(g["params"]), {k: copy.deepcopy(v) for k, v in g.items() if k != "params"})
+            for g in optimizer.param_groups
+        ]
+        self.n_groups = len(optimizer.param_groups)
+        if where == "disk":
+            self.tmpdir = tempfile.mkdtemp(prefix="lrkit_find_")
+            self.path = os.path.join(self.tmpdir, "snapshot.pt")
+            torch.save(tensors, self.path)
+            del tensors
+            self.tensors: dict[str, Any] | None = None
+        else:
+            self.tensors = tensors
+
+    def restore(self) -> None:
+        model, optimizer = self.model, self.optimizer
+        try:
+            if self.tensors is None:
+                tensors = torch.load(self.path, weights_only=False)
+            else:
+                tensors = self.tensors
+            with torch.no_grad():
+                for n, p in model.named_parameters():
+                    p.copy_(tensors["params"][n])
+                    g = tensors["grads"][n]
+                    p.grad = g
+                for n, b in model.named_buffers():
+                    b.copy_(tensors["buffers"][n])
+            # optimizer: groups restored in place (dict and list identities kept)
+            del optimizer.param_groups[self.n_groups :]
+            for g, params, saved in self.groups:
+                g.clear()
+                g.update(saved)
+                g["params"] = params
+            optimizer.state.clear()
+            for pid, st in tensors["opt_state"].items():
+                p = self.param_by_id[pid]
+                optimizer.state[p] = st
+            if self.opt_called is _MISSING:
+                optimizer.__dict__.pop("_opt_called", None)
+            else:
+                optimizer.__dict__["_opt_called"] = self.opt_called
+            if self.scaler is not None and self.scaler_state is not None:
+                self.scaler.__dict__.clear()
+                self.scaler.__dict__.update(self.scaler_state)
+            for m, flag in self.modes:
+                m.training = flag
+            torch.set_rng_state(self.rng_torch)
+            if self.rng_cuda is not None:
+                torch.cuda.set_rng_state_all(self.rng_cuda)
+            np.random.set_state(self.rng_np)
+            random.setstate(self.rng_py)
+            for gen, state in self.gens:
+                gen.set_state(state)
+        finally:
+            self.cleanup()
+
+    def cleanup(self) -> None:
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+
+
+_MISSING = object()
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _cycle(data: Iterable[Any]) -> Iterator[Any]:
+    while True:
+        n = 0
+        for batch in data:
+            n += 1
+            yield batch
+        if n == 0:
+            raise ValueError("data must yield at least one batch, got an empty iterable")
+
+
+def _to(obj: Any, device: torch.device) -> Any:
+    if torch.is_tensor(obj):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to(o, device) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to(v, device) for k, v in obj.items()}
+    return obj
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def _dist_world() -> int:
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover
+        return 1
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_world_size())
+    return 1
+
+
+def _is_rank0() -> bool:
+    if _dist_world() == 1:
+        return True
+    import torch.distributed as dist
+
+    return int(dist.get_rank()) == 0
+
+
+# ----------------------------------------------------------------------------- find_lr
+
+
+def find_lr(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[..., torch.Tensor] | None,
+    data: Iterable[Any],
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+    mode: str = "exp",
+    beta: float = 0.9,
+    diverge_th: float = 5.0,
+    method: str = "lrkit",
+    step: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
+    accumulation_steps: int = 1,
+    amp: bool | torch.dtype = False,
+    scaler: Any = None,
+    device: torch.device | str | None = None,
+    val_data: Iterable[Any] | None = None,
+    train_mode: bool = True,
+    snapshot: str = "memory",
+    max_skipped: int = 10,
+    progress: bool = False,
+    callback: Callable[[int, float, float], None] | None = None,
+    warn: bool = True,
+) -> FinderResult:
+    """Run the learning-rate range test on a PyTorch model and restore everything afterwards.
+
+    Each sweep step sets every param group's ``lr``, runs ``accumulation_steps`` forward/backward
+    passes on the next batches of ``data`` (cycled when exhausted), then ``optimizer.step()``.
+    The loss of a batch is ``loss_fn(model(x), y)`` for an ``(x, y)`` batch, or
+    ``step(model, batch)`` when a custom ``step`` is given (it returns the loss tensor; the
+    backward pass, accumulation, AMP and the optimizer step stay with ``find_lr``). Batches are
+    moved to ``device`` (default: the model's device).
+
+    ``amp=True`` (or a dtype) runs the forward pass under ``torch.autocast`` (float16 on CUDA,
+    bfloat16 elsewhere by default); with a ``torch.amp.GradScaler`` as ``scaler`` the loss is
+    scaled, and a step the scaler skips (inf/NaN gradients) is retried at the same LR on the
+    next batch (at most ``max_skipped`` times in a row). With ``val_data`` (a few held batches,
+    kept in memory) the recorded loss is the mean validation loss after each step (eval mode,
+    no grad) instead of the training loss. ``train_mode=True`` puts the model in train mode
+    for the sweep. Under ``torch.distributed`` the loss is averaged over ranks each step, so
+    every rank sees the same curve, stops together and gets the same suggestions.
+
+    Afterwards the model's parameters, buffers (BatchNorm statistics included) and ``.grad``,
+    the optimizer's state and param groups (dict identities kept), each module's ``training``
+    flag, the GradScaler, and the torch (CPU, CUDA), numpy and Python RNG states (and the
+    DataLoader's generator) are exactly as before, bit for bit, also when the step raises or
+    on ``KeyboardInterrupt``. ``snapshot="disk"`` keeps the copy in a temporary directory
+    (removed afterwards) instead of memory, for models too big to copy.
+
+    Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
+    ``.suggest(method)``, ``.plot()``, ...).
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(
+            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+        )
+    if step is None and loss_fn is None:
+        raise ValueError("loss_fn must be a callable loss_fn(output, target) when step is None")
+    accum = V.integer("accumulation_steps", accumulation_steps, 1)
+    max_skipped = V.integer("max_skipped", max_skipped, 0)
+    snapshot = V.choice("snapshot", snapshot, ("memory", "disk"))
+    sweep = Sweep(
+        start_lr=start_lr,
+        end_lr=end_lr,
+        num_iter=num_iter,
+        mode=mode,
+        beta=beta,
+        diverge_th=diverge_th,
+        method=method,
+    )
+    dev = torch.device(device) if device is not None else _model_device(model)
+    if amp is True:
+        amp_dtype: torch.dtype | None = torch.float16 if dev.type == "cuda" else torch.bfloat16
+    elif amp is False or amp is None:
+        amp_dtype = None
+    elif isinstance(amp, torch.dtype):
+        amp_dtype = amp
+    else:
+        raise ValueError(f"amp must be a bool or a torch.dtype, got {amp!r}")
+    use_scaler = scaler is not None and bool(getattr(scaler, "is_enabled", lambda: True)())
+    world = _dist_world()
+    val_batches = [_to(b, dev) for b in val_data] if val_data is not None else None
+    if val_batches is not None and not val_batches:
+        raise ValueError("val_data must yield at least one batch, got an empty iterable")
+
+    snap = _Snapshot(model, optimizer, scaler if use_scaler else None, data, snapshot)
+    bar = None
+    try:
+        if train_mode:
+            model.train()
+        sweep_modes = [(m, m.training) for m in model.modules()]
+
+        def batch_loss(batch: Any) -> torch.Tensor:
+            batch = _to(batch, dev)
+            if amp_dtype is not None:
+                with torch.autocast(device_type=dev.type, dtype=amp_dtype):
+                    return _forward(batch)
+            return _forward(batch)
+
+        def _forward(batch: Any) -> torch.Tensor:
+            if step is not None:
+                return step(model, batch)
+            x, y = batch[0], batch[1]
+            assert loss_fn is not None
+            return loss_fn(model(x), y)
+
+        def val_loss() -> torch.Tensor:
+            model.eval()
+            total = torch.zeros((), device=dev, dtype=torch.float64)
+            with torch.no_grad():
+                assert val_batches is not None
+                for b in val_batches:
+                    total += batch_loss(b).detach().double()
+            for m, flag in sweep_modes:
+                m.training = flag
+            return total / len(val_batches)
+
+        groups = optimizer.param_groups
+        batches = _cycle(data)
+        if progress and _is_rank0():
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=sweep.num_iter, desc="lrkit find", unit="step", leave=False)
+        skipped = 0
+        i = 0
+        for lr in sweep:
+            for g in groups:
+                if torch.is_tensor(g["lr"]):
+                    g["lr"].fill_(lr)
+                else:
+                    g["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            total: torch.Tensor | None = None
+            for _ in range(accum):
+                loss = batch_loss(next(batches))
+                back = loss / accum if accum > 1 else loss
+                if use_scaler:
+                    scaler.scale(back).backward()
+                else:
+                    back.backward()
+                d = loss.detach().float()
+                total = d if total is None else total + d
+            assert total is not None
+            if use_scaler:
+                scale_before = scaler.get_scale()
+                scaler.step(optimizer)
+                scaler.update()
+                if scaler.get_scale() < scale_before and skipped < max_skipped:
+                    skipped += 1  # the scaler skipped this step: retry this LR
+                    continue
+            else:
+                optimizer.step()
+            skipped = 0
+            rec = val_loss() if val_batches is not None else total / accum
+            if world > 1:
+                import torch.distributed as dist
+
+                rec = rec.clone()
+                dist.all_reduce(rec, op=dist.ReduceOp.SUM)
+                rec = rec / world
+            value = float(rec.item())
+            sweep.record(value)
+            if callback is not None:
+                callback(i, lr, value)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(lr=f"{lr:.1e}", loss=f"{value:.4g}", refresh=False)
+            i += 1
+    except BaseException:
+        sweep.interrupt()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        snap.restore()
+    return sweep.result(warn=warn)
