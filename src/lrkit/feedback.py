@@ -1,0 +1,677 @@
+"""Annealing by feedback: controllers that turn a measured metric into an LR multiplier.
+
+Framework-free (numpy + stdlib only). A controller composes with any schedule: the learning
+rate at step ``t`` is ``controller.apply(schedule, t)``, which is ``schedule(t) * controller.scale``
+unless the controller restarts the schedule (:class:`RestartOnPlateau`). Framework adapters
+(``lrkit.torch.scheduler(optimizer, schedule, feedback=...)``) call :meth:`Feedback.apply` at every
+step and :meth:`Feedback.update` whenever a metric is reported.
+
+Controllers:
+
+* :class:`ReduceOnPlateau` -- multiply the LR by ``factor`` when the metric stops improving
+  (PyTorch's ``ReduceLROnPlateau`` semantics, sign-correct on negative metrics).
+* :class:`RestartOnPlateau` -- warm restart: start the schedule again from step 0 on a plateau.
+* :class:`DivergenceGuard` -- the decision half of a divergence guard: given the loss stream it
+  says "ok", "restore" (and cuts the LR scale) or "give_up". The framework half (snapshots of
+  weights and optimizer state) lives in ``lrkit.torch.DivergenceGuard``.
+* :class:`Multiplier` -- a scale set by code (``set_scale``), e.g. by a guard.
+* :class:`Chain` (also ``a & b``) -- several controllers at once: the scales multiply, ``apply``
+  nests, ``update`` feeds the metric to every member.
+
+Every controller has ``state_dict()`` (plain JSON-able Python types) and ``load_state_dict()``;
+a controller restored from a state dict continues exactly as the original would.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from . import _validate as v
+
+__all__ = [
+    "Chain",
+    "DivergenceGuard",
+    "Feedback",
+    "Multiplier",
+    "ReduceOnPlateau",
+    "RestartOnPlateau",
+    "from_state_dict",
+]
+
+Mode = Literal["min", "max"]
+ThresholdMode = Literal["rel", "abs"]
+Action = Literal["ok", "restore", "give_up"]
+
+
+def _metric(value: Any) -> float:
+    """``value`` as a float (tensors, numpy scalars and Python numbers are accepted)."""
+    if isinstance(value, bool):
+        raise ValueError(f"value must be a real number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"value must be a real number, got {value!r}") from None
+
+
+def _step_arg(step: Any) -> int | None:
+    if step is None:
+        return None
+    return v.integer("step", step, minimum=0)
+
+
+class Feedback(ABC):
+    """Base class of every controller.
+
+    Subclasses implement :attr:`scale`, :meth:`update`, :meth:`state_dict` and
+    :meth:`load_state_dict`; :meth:`apply` defaults to ``schedule(step) * scale``.
+    """
+
+    @property
+    @abstractmethod
+    def scale(self) -> float:
+        """The current LR multiplier (1.0 at start)."""
+
+    @abstractmethod
+    def update(self, value: float, step: int | None = None) -> float:
+        """Feed a measured metric (``step``: the training step it was measured at, if known).
+
+        Returns the new :attr:`scale`.
+        """
+
+    def apply(self, schedule: Callable[[int], float], step: int) -> float:
+        """The learning rate at ``step``: ``schedule(step) * scale`` by default."""
+        return float(schedule(step)) * self.scale
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly, as plain JSON-able Python types."""
+
+    @abstractmethod
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a state produced by :meth:`state_dict` of the same controller type."""
+
+    def __and__(self, other: Feedback) -> Chain:
+        if not isinstance(other, Feedback):
+            return NotImplemented
+        return Chain(self, other)
+
+    def _check_type(self, state: Mapping[str, Any]) -> None:
+        if not isinstance(state, Mapping):
+            raise ValueError(f"state must be a dict from state_dict(), got {type(state).__name__}")
+        kind = state.get("type")
+        if kind != type(self).__name__:
+            raise ValueError(
+                f"state['type'] must be {type(self).__name__!r} (a state_dict() of the same "
+                f"controller type), got {kind!r}"
+            )
+
+
+class _Plateau:
+    """Plateau detection with exactly the bookkeeping of ``torch.optim.lr_scheduler.
+    ReduceLROnPlateau``, but a sign-correct relative threshold and non-finite values ignored."""
+
+    def __init__(
+        self,
+        mode: str,
+        patience: Any,
+        threshold: Any,
+        threshold_mode: str,
+        cooldown: Any,
+    ) -> None:
+        self.mode = v.choice("mode", mode, ("min", "max"))
+        self.patience = v.integer("patience", patience, minimum=0)
+        self.threshold = v.non_negative("threshold", threshold)
+        self.threshold_mode = v.choice("threshold_mode", threshold_mode, ("rel", "abs"))
+        self.cooldown = v.integer("cooldown", cooldown, minimum=0)
+        self.best: float | None = None
+        self.num_bad = 0
+        self.cooldown_counter = 0
+
+    def is_better(self, a: float, best: float | None) -> bool:
+        if not math.isfinite(a):
+            return False
+        if best is None:
+            return True
+        th = self.threshold
+        if self.mode == "min":
+            if self.threshold_mode == "abs":
+                return a < best - th
+            # best * (1 - th) on best >= 0 (bit-identical to PyTorch), best - th*|best| below 0
+            return a < (best * (1.0 - th) if best >= 0 else best * (1.0 + th))
+        if self.threshold_mode == "abs":
+            return a > best + th
+        return a > (best * (1.0 + th) if best >= 0 else best * (1.0 - th))
+
+    def observe(self, value: float, owner: str) -> bool:
+        """Record ``value``; True when a plateau is detected (patience exhausted)."""
+        if not math.isfinite(value):
+            warnings.warn(
+                f"{owner}: metric is {value!r}; counted as no improvement",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        if self.is_better(value, self.best):
+            self.best = value
+            self.num_bad = 0
+        else:
+            self.num_bad += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad = 0  # bad steps during cooldown are ignored
+        if self.num_bad > self.patience:
+            self.cooldown_counter = self.cooldown
+            self.num_bad = 0
+            return True
+        return False
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "patience": self.patience,
+            "threshold": self.threshold,
+            "threshold_mode": self.threshold_mode,
+            "cooldown": self.cooldown,
+        }
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "best": self.best,
+            "num_bad": self.num_bad,
+            "cooldown_counter": self.cooldown_counter,
+        }
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["mode"],
+            state["patience"],
+            state["threshold"],
+            state["threshold_mode"],
+            state["cooldown"],
+        )
+        best = state["best"]
+        self.best = None if best is None else float(best)
+        self.num_bad = v.integer("state['num_bad']", state["num_bad"])
+        self.cooldown_counter = v.integer("state['cooldown_counter']", state["cooldown_counter"])
+
+
+class ReduceOnPlateau(Feedback):
+    """Multiply the LR by ``factor`` when a metric has not improved for ``patience`` updates.
+
+    Semantics (identical to PyTorch's ``ReduceLROnPlateau`` on positive metrics):
+
+    * ``update(value)`` is an improvement when, for ``mode="min"``, ``value < best*(1-threshold)``
+      (``threshold_mode="rel"``) or ``value < best - threshold`` (``"abs"``); mirrored for
+      ``"max"``. For a negative ``best`` the relative test is ``value < best - threshold*|best|``
+      (PyTorch and optax use ``best*(1-threshold)``, which on negative metrics accepts slightly
+      *worse* values as improvements, so a constant negative metric never triggers a reduction).
+      At ``best == 0`` a relative threshold is 0: any strict improvement counts.
+    * A non-improving update increments a counter; the reduction happens on the
+      ``patience + 1``-th consecutive non-improving update (``num_bad > patience``), after which
+      the counter restarts. ``patience=0`` reduces on every non-improving update.
+    * After a reduction, the next ``cooldown`` updates do not count as bad.
+    * The scale never goes below ``min_scale``.
+    * NaN/inf metrics (and ``-inf``) count as no improvement and emit a ``RuntimeWarning``.
+
+    Keras' ``ReduceLROnPlateau`` reduces after ``patience`` bad epochs (one earlier), uses an
+    absolute ``min_delta`` and does not count bad epochs during cooldown; fastai's reduces after
+    ``patience`` bad epochs, divides by ``factor`` (default 10), uses an absolute ``min_delta`` and
+    has no cooldown. To reproduce Keras' timing here use ``patience=keras_patience - 1`` and
+    ``threshold_mode="abs"``.
+    """
+
+    def __init__(
+        self,
+        mode: Mode = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: ThresholdMode = "rel",
+        cooldown: int = 0,
+        min_scale: float = 0.0,
+    ) -> None:
+        self.factor = v.in_range("factor", factor, 0.0, 1.0, high_open=True)
+        self.min_scale = v.non_negative("min_scale", min_scale)
+        self._plateau = _Plateau(mode, patience, threshold, threshold_mode, cooldown)
+        self._scale = 1.0
+        self.num_updates = 0
+        self.reductions: list[int] = []
+
+    @property
+    def mode(self) -> str:
+        return self._plateau.mode
+
+    @property
+    def patience(self) -> int:
+        return self._plateau.patience
+
+    @property
+    def threshold(self) -> float:
+        return self._plateau.threshold
+
+    @property
+    def threshold_mode(self) -> str:
+        return self._plateau.threshold_mode
+
+    @property
+    def cooldown(self) -> int:
+        return self._plateau.cooldown
+
+    @property
+    def scale(self) -> float:
+        return self._scale
+
+    @property
+    def best(self) -> float | None:
+        """The best metric seen so far (None before the first finite one)."""
+        return self._plateau.best
+
+    @property
+    def num_bad_updates(self) -> int:
+        """Consecutive non-improving updates counted towards ``patience``."""
+        return self._plateau.num_bad
+
+    @property
+    def in_cooldown(self) -> bool:
+        return self._plateau.cooldown_counter > 0
+
+    def update(self, value: float, step: int | None = None) -> float:
+        """Feed a metric; returns the current LR multiplier."""
+        x = _metric(value)
+        step = _step_arg(step)
+        self.num_updates += 1
+        if self._plateau.observe(x, type(self).__name__):
+            new = max(self._scale * self.factor, self.min_scale)
+            if new < self._scale:
+                self._scale = new
+                self.reductions.append(self.num_updates if step is None else step)
+        return self._scale
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "type": type(self).__name__,
+            "factor": self.factor,
+            "min_scale": self.min_scale,
+            **self._plateau.config(),
+            **self._plateau.state(),
+            "scale": self._scale,
+            "num_updates": self.num_updates,
+            "reductions": list(self.reductions),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._check_type(state)
+        self.factor = v.in_range("state['factor']", state["factor"], 0.0, 1.0, high_open=True)
+        self.min_scale = v.non_negative("state['min_scale']", state["min_scale"])
+        self._plateau.load(state)
+        self._scale = v.non_negative("state['scale']", state["scale"])
+        self.num_updates = v.integer("state['num_updates']", state["num_updates"])
+        self.reductions = [int(r) for r in state["reductions"]]
+
+    def __repr__(self) -> str:
+        cfg = self._plateau.config()
+        args = ", ".join(f"{k}={cfg[k]!r}" for k in cfg)
+        return (
+            f"ReduceOnPlateau({args}, factor={self.factor!r}, min_scale={self.min_scale!r}; "
+            f"scale={self._scale!r})"
+        )
+
+
+class RestartOnPlateau(Feedback):
+    """Warm restart on plateau: when the metric stops improving, start the schedule again.
+
+    After a plateau (same detection as :class:`ReduceOnPlateau`) at step ``r``,
+    ``apply(schedule, t) = schedule(t - r) * scale``, so a decaying schedule (cosine, exponential)
+    jumps back to its peak. Each restart multiplies ``scale`` by ``factor`` (1.0: same peak every
+    time; 0.5: half the previous peak), never below ``min_scale``. ``max_restarts`` caps the number
+    of restarts (None: unlimited).
+
+    Pass the training step to :meth:`update` (the PyTorch adapter does); without it the restart
+    happens at the last step seen by :meth:`apply`.
+    """
+
+    def __init__(
+        self,
+        mode: Mode = "min",
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: ThresholdMode = "rel",
+        cooldown: int = 0,
+        factor: float = 1.0,
+        min_scale: float = 0.0,
+        max_restarts: int | None = None,
+    ) -> None:
+        self.factor = v.in_range("factor", factor, 0.0, 1.0)
+        self.min_scale = v.non_negative("min_scale", min_scale)
+        self.max_restarts = (
+            None if max_restarts is None else v.integer("max_restarts", max_restarts, 0)
+        )
+        self._plateau = _Plateau(mode, patience, threshold, threshold_mode, cooldown)
+        self._scale = 1.0
+        self.restart_step = 0
+        self.restarts: list[int] = []
+        self._last_step = 0
+
+    @property
+    def scale(self) -> float:
+        return self._scale
+
+    @property
+    def best(self) -> float | None:
+        return self._plateau.best
+
+    def apply(self, schedule: Callable[[int], float], step: int) -> float:
+        self._last_step = int(step)
+        return float(schedule(max(0, int(step) - self.restart_step))) * self._scale
+
+    def update(self, value: float, step: int | None = None) -> float:
+        x = _metric(value)
+        step = _step_arg(step)
+        plateau = self._plateau.observe(x, type(self).__name__)
+        capped = self.max_restarts is not None and len(self.restarts) >= self.max_restarts
+        if plateau and not capped:
+            at = self._last_step if step is None else step
+            self.restart_step = at
+            self.restarts.append(at)
+            self._scale = max(self._scale * self.factor, self.min_scale)
+            self._plateau.best = None  # a restart raises the LR: measure improvement afresh
+        return self._scale
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "type": type(self).__name__,
+            "factor": self.factor,
+            "min_scale": self.min_scale,
+            "max_restarts": self.max_restarts,
+            **self._plateau.config(),
+            **self._plateau.state(),
+            "scale": self._scale,
+            "restart_step": self.restart_step,
+            "restarts": list(self.restarts),
+            "last_step": self._last_step,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._check_type(state)
+        self.factor = v.in_range("state['factor']", state["factor"], 0.0, 1.0)
+        self.min_scale = v.non_negative("state['min_scale']", state["min_scale"])
+        mr = state["max_restarts"]
+        self.max_restarts = None if mr is None else v.integer("state['max_restarts']", mr)
+        self._plateau.load(state)
+        self._scale = v.non_negative("state['scale']", state["scale"])
+        self.restart_step = v.integer("state['restart_step']", state["restart_step"])
+        self.restarts = [int(r) for r in state["restarts"]]
+        self._last_step = v.integer("state['last_step']", state["last_step"])
+
+
+class Multiplier(Feedback):
+    """A scale set by code, not by metrics: ``update`` ignores its value.
+
+    ``set_scale(s)`` / ``scale *= ...`` via :meth:`multiply`. Useful to plug an external
+    decision (a divergence guard, a manual override) into a scheduler's feedback chain.
+    """
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self._scale = v.non_negative("scale", scale)
+
+    @property
+    def scale(self) -> float:
+        return self._scale
+
+    def set_scale(self, scale: float) -> None:
+        self._scale = v.non_negative("scale", scale)
+
+    def multiply(self, factor: float) -> float:
+        self._scale = self._scale * v.non_negative("factor", factor)
+        return self._scale
+
+    def update(self, value: float, step: int | None = None) -> float:
+        return self._scale
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, "scale": self._scale}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._check_type(state)
+        self._scale = v.non_negative("state['scale']", state["scale"])
+
+
+class DivergenceGuard(Feedback):
+    """Decide, from a stream of training losses, whether training has diverged.
+
+    :meth:`check` returns
+
+    * ``"ok"``: the loss is finite and not a spike; it joins the reference window;
+    * ``"restore"``: the loss is NaN/inf, or a spike (``loss > spike_factor * reference`` for a
+      positive reference, where the reference is the median of the last ``window`` ok losses,
+      used once ``min_history`` of them were seen). The caller should restore its last good
+      snapshot; :attr:`scale` is multiplied by ``factor`` (never below ``min_scale``);
+    * ``"give_up"``: a divergence after ``max_restores`` restores already happened. The caller
+      should restore its last good snapshot and stop (``lrkit.torch.DivergenceGuard`` raises).
+
+    For a negative reference a spike is ``loss > ref + (spike_factor - 1) * |ref|``; for a zero
+    reference only non-finite losses count. ``spike_factor=None`` disables spike detection.
+
+    As a :class:`Feedback`, ``update(loss)`` is ``check(loss)`` and returns :attr:`scale`, so the
+    cuts compose with a schedule. Framework adapters (``lrkit.torch.DivergenceGuard``) keep the
+    snapshots of weights and optimizer state; this class holds no framework objects.
+    """
+
+    def __init__(
+        self,
+        factor: float = 0.5,
+        max_restores: int = 3,
+        spike_factor: float | None = 10.0,
+        window: int = 50,
+        min_history: int = 10,
+        min_scale: float = 0.0,
+    ) -> None:
+        self.factor = v.in_range("factor", factor, 0.0, 1.0, high_open=True)
+        self.max_restores = v.integer("max_restores", max_restores, minimum=0)
+        self.spike_factor = (
+            None
+            if spike_factor is None
+            else v.in_range("spike_factor", spike_factor, 1.0, math.inf, low_open=True)
+        )
+        self.window = v.integer("window", window, minimum=1)
+        self.min_history = v.integer("min_history", min_history, minimum=1)
+        if self.min_history > self.window:
+            raise ValueError(
+                f"min_history must be <= window ({self.window}), got {self.min_history}"
+            )
+        self.min_scale = v.non_negative("min_scale", min_scale)
+        self._history: deque[float] = deque(maxlen=self.window)
+        self._scale = 1.0
+        self.restores = 0
+        self.num_checks = 0
+        self.events: list[dict[str, Any]] = []
+        self.last_action: Action = "ok"
+
+    @property
+    def scale(self) -> float:
+        return self._scale
+
+    @property
+    def reference(self) -> float | None:
+        """Median of the recent ok losses (None until ``min_history`` were seen)."""
+        if len(self._history) < self.min_history:
+            return None
+        return float(statistics.median(self._history))
+
+    def is_divergent(self, loss: float) -> bool:
+        """True when ``loss`` is non-finite or a spike relative to :attr:`reference`."""
+        x = _metric(loss)
+        if not math.isfinite(x):
+            return True
+        ref = self.reference
+        if self.spike_factor is None or ref is None or ref == 0:
+            return False
+        return x > ref + (self.spike_factor - 1.0) * abs(ref)
+
+    def check(self, loss: float, step: int | None = None) -> Action:
+        """Classify ``loss`` (see the class docstring) and update the state accordingly."""
+        x = _metric(loss)
+        step = _step_arg(step)
+        self.num_checks += 1
+        if not self.is_divergent(x):
+            self._history.append(x)
+            self.last_action = "ok"
+            return "ok"
+        at = self.num_checks if step is None else step
+        ref = self.reference
+        if self.restores >= self.max_restores:
+            self.last_action = "give_up"
+            self.events.append({"step": at, "loss": _jsonable(x), "action": "give_up"})
+            return "give_up"
+        self.restores += 1
+        self._scale = max(self._scale * self.factor, self.min_scale)
+        self.events.append(
+            {
+                "step": at,
+                "loss": _jsonable(x),
+                "reference": ref,
+                "action": "restore",
+                "scale": self._scale,
+            }
+        )
+        self.last_action = "restore"
+        return "restore"
+
+    def update(self, value: float, step: int | None = None) -> float:
+        self.check(value, step)
+        return self._scale
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "type": type(self).__name__,
+            "factor": self.factor,
+            "max_restores": self.max_restores,
+            "spike_factor": self.spike_factor,
+            "window": self.window,
+            "min_history": self.min_history,
+            "min_scale": self.min_scale,
+            "history": list(self._history),
+            "scale": self._scale,
+            "restores": self.restores,
+            "num_checks": self.num_checks,
+            "events": [dict(e) for e in self.events],
+            "last_action": self.last_action,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._check_type(state)
+        self.__init__(  # type: ignore[misc]
+            factor=state["factor"],
+            max_restores=state["max_restores"],
+            spike_factor=state["spike_factor"],
+            window=state["window"],
+            min_history=state["min_history"],
+            min_scale=state["min_scale"],
+        )
+        self._history.extend(float(x) for x in state["history"])
+        self._scale = v.non_negative("state['scale']", state["scale"])
+        self.restores = v.integer("state['restores']", state["restores"])
+        self.num_checks = v.integer("state['num_checks']", state["num_checks"])
+        self.events = [dict(e) for e in state["events"]]
+        self.last_action = v.choice(  # type: ignore[assignment]
+            "state['last_action']", state["last_action"], ("ok", "restore", "give_up")
+        )
+
+
+def _jsonable(x: float) -> float | str:
+    """Non-finite floats as strings ("nan", "inf", "-inf") so state dicts stay strict JSON."""
+    return x if math.isfinite(x) else repr(x)
+
+
+class Chain(Feedback):
+    """Several controllers at once (also written ``a & b``).
+
+    ``scale`` is the product of the members' scales; ``apply`` nests (the first member is the
+    outermost, so ``Chain(RestartOnPlateau(), ReduceOnPlateau())`` restarts the schedule and
+    scales it); ``update`` feeds the same metric to every member and returns the product.
+    """
+
+    def __init__(self, *controllers: Feedback) -> None:
+        items: list[Feedback] = []
+        for i, c in enumerate(controllers):
+            if not isinstance(c, Feedback):
+                raise ValueError(
+                    f"controllers[{i}] must be a lrkit.feedback.Feedback, got {type(c).__name__}"
+                )
+            items.extend(c.controllers if isinstance(c, Chain) else (c,))
+        if not items:
+            raise ValueError("controllers must contain at least one Feedback, got none")
+        self.controllers: tuple[Feedback, ...] = tuple(items)
+
+    @property
+    def scale(self) -> float:
+        s = 1.0
+        for c in self.controllers:
+            s *= c.scale
+        return s
+
+    def update(self, value: float, step: int | None = None) -> float:
+        for c in self.controllers:
+            c.update(value, step)
+        return self.scale
+
+    def apply(self, schedule: Callable[[int], float], step: int) -> float:
+        fn: Callable[[int], float] = schedule
+        for c in reversed(self.controllers):
+            fn = _bind(c, fn)
+        return float(fn(step))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"type": "Chain", "controllers": [c.state_dict() for c in self.controllers]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._check_type(state)
+        subs = list(state["controllers"])
+        if len(subs) != len(self.controllers):
+            raise ValueError(
+                f"state['controllers'] must have {len(self.controllers)} entries (one per "
+                f"member of this Chain), got {len(subs)}"
+            )
+        for c, s in zip(self.controllers, subs):
+            c.load_state_dict(s)
+
+    def __getitem__(self, i: int) -> Feedback:
+        return self.controllers[i]
+
+    def __len__(self) -> int:
+        return len(self.controllers)
+
+    def __repr__(self) -> str:
+        return " & ".join(repr(c) for c in self.controllers)
+
+
+def _bind(c: Feedback, inner: Callable[[int], float]) -> Callable[[int], float]:
+    return lambda t: c.apply(inner, t)
+
+
+_TYPES: dict[str, type[Feedback]] = {
+    "ReduceOnPlateau": ReduceOnPlateau,
+    "RestartOnPlateau": RestartOnPlateau,
+    "Multiplier": Multiplier,
+    "DivergenceGuard": DivergenceGuard,
+}
+
+
+def from_state_dict(state: Mapping[str, Any]) -> Feedback:
+    """Rebuild a controller (or a Chain of them) from its :meth:`Feedback.state_dict`."""
+    if not isinstance(state, Mapping) or "type" not in state:
+        raise ValueError("state must be a dict produced by a controller's state_dict()")
+    kind = state["type"]
+    if kind == "Chain":
+        return Chain(*(from_state_dict(s) for s in state["controllers"]))
+    if kind not in _TYPES:
+        allowed = ", ".join(repr(k) for k in [*_TYPES, "Chain"])
+        raise ValueError(f"state['type'] must be one of {allowed}, got {kind!r}")
+    obj = _TYPES[kind]()
+    obj.load_state_dict(state)
+    return obj

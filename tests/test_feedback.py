@@ -1,0 +1,361 @@
+"""Feedback controllers: PyTorch-exact plateau semantics, sign-correct thresholds, exact resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from lrkit.feedback import (
+    Chain,
+    DivergenceGuard,
+    Feedback,
+    Multiplier,
+    ReduceOnPlateau,
+    RestartOnPlateau,
+    from_state_dict,
+)
+
+
+def _stream(rng: np.random.Generator, n: int) -> list[float]:
+    """Positive metric stream with improvements, noise, exact repeats and near-ties."""
+    x = 1.0
+    out = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.3:
+            x *= float(rng.uniform(0.9, 0.99999))  # improvement (sometimes within threshold)
+        elif r < 0.5:
+            pass  # exact repeat
+        else:
+            x *= float(rng.uniform(1.0, 1.05))
+        out.append(float(x * rng.uniform(0.999, 1.001)) if rng.random() < 0.3 else x)
+    return out
+
+
+CONFIGS = [
+    {},
+    {"patience": 0},
+    {"patience": 2, "cooldown": 3, "factor": 0.5},
+    {"patience": 3, "threshold": 1e-2, "threshold_mode": "abs"},
+    {"mode": "max", "patience": 1, "cooldown": 1, "factor": 0.3},
+    {"mode": "max", "patience": 2, "threshold": 0.01, "threshold_mode": "abs"},
+    {"patience": 1, "min_scale": 0.01, "factor": 0.2},
+    {"patience": 4, "threshold": 0.05},
+    {"patience": 1, "factor": 0.0},
+]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("seed", range(5))
+def test_equals_pytorch_on_positive_streams(cfg, seed):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    values = _stream(rng, 300)
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    targs = dict(cfg)
+    targs["min_lr"] = targs.pop("min_scale", 0.0)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, eps=0.0, **targs)
+    ctrl = ReduceOnPlateau(**cfg)
+    reductions = 0
+    for x in values:
+        before = opt.param_groups[0]["lr"]
+        ref.step(x)
+        got = ctrl.update(x)
+        assert got == opt.param_groups[0]["lr"]  # exact
+        assert ctrl.scale == got
+        reductions += opt.param_groups[0]["lr"] != before
+    assert ctrl.num_bad_updates == ref.num_bad_epochs
+    assert ctrl.best == ref.best
+    assert len(ctrl.reductions) == reductions
+
+
+def test_pytorch_semantics_by_hand():
+    c = ReduceOnPlateau(patience=2, cooldown=1, factor=0.5)
+    seq = [c.update(x) for x in [5, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4]]
+    # 1st value is best; reduce on the 3rd bad one (num_bad > patience); 1 cooldown update
+    # after which counting starts again; 4 is an improvement.
+    assert seq == [1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25]
+    assert c.reductions == [4, 11]
+
+
+@pytest.mark.parametrize("value", [-1.0, -1e-3, -250.0, 0.0])
+def test_reduces_on_constant_nonpositive_metric(value):
+    c = ReduceOnPlateau(patience=2, factor=0.5)
+    scales = [c.update(value) for _ in range(10)]
+    assert scales == [1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125]
+    m = ReduceOnPlateau(mode="max", patience=2, factor=0.5)
+    assert [m.update(value) for _ in range(10)] == scales
+
+
+def test_pytorch_relative_threshold_fails_on_negative_metrics():
+    # the bug this controller fixes: PyTorch counts a constant negative metric as improving
+    torch = pytest.importorskip("torch")
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=2, factor=0.5)
+    for _ in range(10):
+        ref.step(-1.0)
+    assert opt.param_groups[0]["lr"] == 1.0
+
+
+def test_negative_relative_threshold_is_sign_correct():
+    c = ReduceOnPlateau(threshold=0.1, patience=0)
+    c.update(-10.0)
+    assert c.update(-10.5) == 0.1  # -10.5 > -11 = best - 0.1*|best|: not an improvement
+    c = ReduceOnPlateau(threshold=0.1, patience=0)
+    c.update(-10.0)
+    assert c.update(-11.5) == 1.0 and c.best == -11.5
+    m = ReduceOnPlateau(mode="max", threshold=0.1, patience=0)
+    m.update(-10.0)
+    assert m.update(-9.5) == 0.1  # needs > -9
+    m = ReduceOnPlateau(mode="max", threshold=0.1, patience=0)
+    m.update(-10.0)
+    assert m.update(-8.5) == 1.0
+
+
+def test_crossing_zero():
+    c = ReduceOnPlateau(patience=0)
+    for x in [1.0, 0.0, -1e-9, -1.0]:
+        assert c.update(x) == 1.0
+    assert c.best == -1.0
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nonfinite_counts_as_no_improvement(bad):
+    c = ReduceOnPlateau(patience=1, factor=0.5)
+    c.update(1.0)
+    with pytest.warns(RuntimeWarning, match="no improvement"):
+        c.update(bad)
+    assert c.best == 1.0 and c.num_bad_updates == 1
+    with pytest.warns(RuntimeWarning):
+        assert c.update(bad) == 0.5
+    assert c.best == 1.0
+    m = ReduceOnPlateau(mode="max", patience=0)
+    with pytest.warns(RuntimeWarning):
+        m.update(bad)
+    assert m.best is None and m.scale == 0.1
+
+
+def test_accepts_numpy_and_tensor_metrics():
+    c = ReduceOnPlateau()
+    c.update(np.float32(0.5))
+    assert c.best == pytest.approx(0.5)
+    torch = pytest.importorskip("torch")
+    c.update(torch.tensor(0.25))
+    assert c.best == 0.25
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"factor": 1.0}, "factor"),
+        ({"factor": -0.1}, "factor"),
+        ({"patience": -1}, "patience"),
+        ({"patience": 1.5}, "patience"),
+        ({"mode": "avg"}, "mode"),
+        ({"threshold_mode": "relative"}, "threshold_mode"),
+        ({"threshold": -1e-4}, "threshold"),
+        ({"cooldown": -2}, "cooldown"),
+        ({"min_scale": -1}, "min_scale"),
+    ],
+)
+def test_validation(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        ReduceOnPlateau(**kwargs)
+
+
+def test_bad_metric_and_step():
+    c = ReduceOnPlateau()
+    with pytest.raises(ValueError, match="value"):
+        c.update("low")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="step"):
+        c.update(1.0, step=-1)
+
+
+def _resume_check(make, values, cut, steps=True):
+    """Run ``values`` through one controller, and through a second one resumed (via JSON) from
+    the first's state after ``cut`` updates; scales and LRs must be identical."""
+    sched = lambda t: 0.1 * 0.99**t  # noqa: E731
+    a = make()
+    ref = []
+    for i, x in enumerate(values):
+        ref.append((a.update(x, step=i if steps else None), a.apply(sched, i)))
+    b = make()
+    got = []
+    for i, x in enumerate(values[:cut]):
+        got.append((b.update(x, step=i if steps else None), b.apply(sched, i)))
+    state = json.loads(json.dumps(b.state_dict(), allow_nan=False))
+    c = from_state_dict(state)
+    assert type(c) is type(b)
+    d = make()
+    d.load_state_dict(state)
+    for i, x in enumerate(values[cut:], start=cut):
+        r1 = c.update(x, step=i if steps else None), c.apply(sched, i)
+        r2 = d.update(x, step=i if steps else None), d.apply(sched, i)
+        assert r1 == r2
+        got.append(r1)
+    assert got == ref
+    assert c.state_dict() == a.state_dict()
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("cut", [0, 1, 37, 150])
+def test_resume_exact(seed, cut):
+    values = _stream(np.random.default_rng(seed), 200)
+    values[120] = math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _resume_check(lambda: ReduceOnPlateau(patience=3, cooldown=2, factor=0.5), values, cut)
+        _resume_check(
+            lambda: ReduceOnPlateau(mode="max", patience=1, threshold_mode="abs"),
+            [-x for x in values],
+            cut,
+            steps=False,
+        )
+        _resume_check(lambda: RestartOnPlateau(patience=4, factor=0.7), values, cut)
+        _resume_check(
+            lambda: RestartOnPlateau(patience=2) & ReduceOnPlateau(patience=5), values, cut
+        )
+        _resume_check(
+            lambda: DivergenceGuard(window=5, min_history=3, spike_factor=1.02, max_restores=50),
+            values,
+            cut,
+        )
+
+
+def test_load_into_default_constructed_restores_config():
+    a = ReduceOnPlateau(mode="max", patience=4, factor=0.3, cooldown=2, min_scale=0.01)
+    for x in [1, 2, 2, 2]:
+        a.update(x)
+    b = ReduceOnPlateau()
+    b.load_state_dict(a.state_dict())
+    assert b.state_dict() == a.state_dict()
+    assert (b.mode, b.patience, b.factor, b.cooldown, b.min_scale) == ("max", 4, 0.3, 2, 0.01)
+
+
+def test_load_state_dict_rejects_other_types():
+    with pytest.raises(ValueError, match="type"):
+        ReduceOnPlateau().load_state_dict(RestartOnPlateau().state_dict())
+    with pytest.raises(ValueError, match="controllers"):
+        Chain(ReduceOnPlateau()).load_state_dict(
+            Chain(ReduceOnPlateau(), Multiplier()).state_dict()
+        )
+    with pytest.raises(ValueError, match="type"):
+        from_state_dict({"type": "Bogus"})
+
+
+def test_apply_is_schedule_times_scale():
+    c = ReduceOnPlateau(patience=0, factor=0.5)
+    sched = lambda t: 1.0 + t  # noqa: E731
+    assert c.apply(sched, 3) == 4.0
+    c.update(1.0)
+    c.update(1.0)
+    assert c.apply(sched, 3) == 2.0
+
+
+def test_restart_on_plateau():
+    sched = lambda t: 0.5**t  # noqa: E731
+    r = RestartOnPlateau(patience=1, factor=0.5, max_restarts=2)
+    assert r.apply(sched, 10) == 0.5**10
+    for step, x in [(10, 1.0), (11, 1.0), (12, 1.0)]:
+        r.update(x, step=step)
+    assert r.restarts == [12] and r.restart_step == 12 and r.scale == 0.5
+    assert r.apply(sched, 12) == 0.5  # schedule(0) * 0.5
+    assert r.apply(sched, 15) == 0.5**3 * 0.5
+    assert r.best is None  # improvement is measured afresh after a restart
+    for step, x in [(20, 2.0), (21, 2.0), (22, 2.0)]:
+        r.update(x, step=step)
+    assert r.restarts == [12, 22] and r.scale == 0.25
+    for step, x in [(30, 3.0), (31, 3.0), (32, 3.0)]:
+        r.update(x, step=step)
+    assert r.restarts == [12, 22]  # max_restarts reached
+    # without a step, restart at the last step seen by apply()
+    r2 = RestartOnPlateau(patience=0)
+    r2.apply(sched, 7)
+    r2.update(1.0)
+    r2.update(1.0)
+    assert r2.restart_step == 7 and r2.apply(sched, 7) == 1.0
+
+
+def test_chain_scale_apply_update():
+    a = ReduceOnPlateau(patience=0, factor=0.5)
+    b = ReduceOnPlateau(patience=1, factor=0.1)
+    m = Multiplier(2.0)
+    ch = a & b & m
+    assert isinstance(ch, Chain) and len(ch) == 3 and ch[2] is m
+    ch.update(1.0)
+    assert ch.update(1.0) == 0.5 * 2.0
+    assert ch.update(1.0) == 0.25 * 0.1 * 2.0
+    assert ch.scale == a.scale * b.scale * m.scale
+    assert ch.apply(lambda t: 10.0, 0) == 10.0 * ch.scale
+    r = RestartOnPlateau(patience=0)
+    ch2 = Chain(r, ReduceOnPlateau(patience=0, factor=0.5))
+    sched = lambda t: 1.0 / (1 + t)  # noqa: E731
+    ch2.update(1.0, step=4)
+    ch2.update(1.0, step=5)  # restart at 5 and reduce by half
+    assert ch2.apply(sched, 5) == 1.0 * 0.5
+    assert ch2.apply(sched, 7) == pytest.approx(1 / 3 * 0.5)
+    with pytest.raises(ValueError, match="controllers"):
+        Chain()
+    with pytest.raises(ValueError, match=r"controllers\[1\]"):
+        Chain(a, object())  # type: ignore[arg-type]
+
+
+def test_multiplier():
+    m = Multiplier()
+    assert m.scale == 1.0 and m.update(123.0) == 1.0
+    m.set_scale(0.3)
+    assert m.multiply(0.5) == 0.15
+    with pytest.raises(ValueError, match="scale"):
+        m.set_scale(-1)
+
+
+def test_guard_nonfinite_restores_and_cuts():
+    g = DivergenceGuard(factor=0.5, max_restores=2)
+    assert g.check(1.0) == "ok"
+    assert g.check(math.nan) == "restore" and g.scale == 0.5 and g.restores == 1
+    assert g.check(0.9) == "ok"
+    assert g.check(math.inf) == "restore" and g.scale == 0.25
+    assert g.check(-math.inf) == "give_up" and g.scale == 0.25
+    assert [e["action"] for e in g.events] == ["restore", "restore", "give_up"]
+    json.dumps(g.state_dict(), allow_nan=False)  # non-finite losses stored as strings
+
+
+def test_guard_spike_reference():
+    g = DivergenceGuard(spike_factor=3.0, window=4, min_history=3)
+    assert g.check(100.0) == "ok" and g.reference is None  # too little history for spikes
+    for x in [1.0, 2.0]:
+        assert g.check(x) == "ok"
+    assert g.reference == 2.0  # median of 100, 1, 2
+    assert g.check(6.0) == "ok"  # == 3 x reference: not a spike
+    assert g.reference == 4.0  # median of 100, 1, 2, 6
+    assert g.check(12.5) == "restore"
+    assert g.reference == 4.0  # spikes do not join the window
+    neg = DivergenceGuard(spike_factor=2.0, window=3, min_history=1)
+    neg.check(-4.0)
+    assert neg.check(-0.5) == "ok"  # limit: -4 + (2 - 1) * |-4| = 0
+    assert neg.reference == -2.25 and neg.check(0.5) == "restore"  # > -2.25 + 2.25
+    off = DivergenceGuard(spike_factor=None, min_history=1)
+    off.check(1.0)
+    assert off.check(1e30) == "ok" and off.check(math.nan) == "restore"
+
+
+def test_guard_as_feedback_and_validation():
+    g = DivergenceGuard(factor=0.1)
+    assert isinstance(g, Feedback)
+    assert g.update(math.nan) == pytest.approx(0.1)
+    assert g.apply(lambda t: 2.0, 0) == pytest.approx(0.2)
+    for kwargs, name in [
+        ({"factor": 1.0}, "factor"),
+        ({"max_restores": -1}, "max_restores"),
+        ({"spike_factor": 1.0}, "spike_factor"),
+        ({"window": 0}, "window"),
+        ({"window": 5, "min_history": 6}, "min_history"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            DivergenceGuard(**kwargs)
