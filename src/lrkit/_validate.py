@@ -22,9 +22,7 @@ def number(name: str, value: Any) -> float:
             else:
                 raise TypeError
         except TypeError:
-            raise ValueError(
-                f"{name} must be a finite real number, got {_fmt(value)}"
-            ) from None
+            raise ValueError(f"{name} must be a finite real number, got {_fmt(value)}") from None
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"{name} must be a finite real number, got {_fmt(value)}")
@@ -60,9 +58,7 @@ def in_range(
     if not (ok_low and ok_high):
         lb = "(" if low_open else "["
         hb = ")" if high_open else "]"
-        raise ValueError(
-            f"{name} must be in {lb}{low}, {high}{hb}, got {_fmt(value)}"
-        )
+        raise ValueError(f"{name} must be in {lb}{low}, {high}{hb}, got {_fmt(value)}")
     return v
 
 

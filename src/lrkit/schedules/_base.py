@@ -178,9 +178,7 @@ class Schedule(ABC):
         try:
             import matplotlib.pyplot as plt
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "Schedule.plot needs matplotlib: pip install 'lrkit[plot]'"
-            ) from exc
+            raise ImportError("Schedule.plot needs matplotlib: pip install 'lrkit[plot]'") from exc
         n = _plot_steps(self, steps)
         xs = np.arange(n)
         if ax is None:

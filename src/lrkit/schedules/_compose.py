@@ -173,8 +173,6 @@ def scale(schedule: Schedule, factor: float) -> Scale:
     return Scale(schedule, factor)
 
 
-def clamp(
-    schedule: Schedule, min_lr: float | None = None, max_lr: float | None = None
-) -> Clamp:
+def clamp(schedule: Schedule, min_lr: float | None = None, max_lr: float | None = None) -> Clamp:
     """``schedule`` clipped into ``[min_lr, max_lr]``."""
     return Clamp(schedule, min_lr=min_lr, max_lr=max_lr)

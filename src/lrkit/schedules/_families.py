@@ -48,7 +48,7 @@ class Step(Schedule):
         self.gamma = v.positive("gamma", gamma)
 
     def _at(self, t: float) -> float:
-        return self.lr * self.gamma ** (t // self.step_size)
+        return self.lr * float(self.gamma ** (t // self.step_size))
 
     def _values(self, t: Any, xp: Any) -> Any:
         return self.lr * self.gamma ** xp.floor(t / self.step_size)
@@ -89,7 +89,7 @@ class Exponential(Schedule):
         self.gamma = v.positive("gamma", gamma)
 
     def _at(self, t: float) -> float:
-        return self.lr * self.gamma**t
+        return self.lr * float(self.gamma**t)
 
     def _values(self, t: Any, xp: Any) -> Any:
         return self.lr * self.gamma**t
@@ -148,7 +148,7 @@ class Polynomial(Schedule):
 
     def _at(self, t: float) -> float:
         frac = 1.0 - min(self.total_steps, t) / self.total_steps
-        return (self.lr - self.end_lr) * frac**self.power + self.end_lr
+        return (self.lr - self.end_lr) * float(frac**self.power) + self.end_lr
 
     def _values(self, t: Any, xp: Any) -> Any:
         frac = 1.0 - xp.minimum(t, float(self.total_steps)) / self.total_steps
@@ -174,13 +174,14 @@ class Linear(Schedule):
         return self.total_steps
 
     def _at(self, t: float) -> float:
-        return self.start_lr + (self.end_lr - self.start_lr) * min(t, self.total_steps) / (
-            self.total_steps
-        )
+        if t >= self.total_steps:
+            return self.end_lr
+        return self.start_lr + (self.end_lr - self.start_lr) * t / self.total_steps
 
     def _values(self, t: Any, xp: Any) -> Any:
         frac = xp.minimum(t, float(self.total_steps)) / self.total_steps
-        return self.start_lr + (self.end_lr - self.start_lr) * frac
+        out = self.start_lr + (self.end_lr - self.start_lr) * frac
+        return xp.where(t >= self.total_steps, self.end_lr, out)
 
 
 @register
@@ -204,15 +205,15 @@ class Cosine(Schedule):
     def _at(self, t: float) -> float:
         if t >= self.total_steps:
             return self.eta_min
-        return self.eta_min + (self.lr - self.eta_min) * (
-            1 + math.cos(_PI * t / self.total_steps)
-        ) / 2
+        return (
+            self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(_PI * t / self.total_steps)) / 2
+        )
 
     def _values(self, t: Any, xp: Any) -> Any:
         tc = xp.minimum(t, float(self.total_steps))
-        return self.eta_min + (self.lr - self.eta_min) * (
-            1 + xp.cos(_PI * tc / self.total_steps)
-        ) / 2
+        return (
+            self.eta_min + (self.lr - self.eta_min) * (1 + xp.cos(_PI * tc / self.total_steps)) / 2
+        )
 
 
 @register
@@ -311,8 +312,8 @@ class Cyclic(Schedule):
         if self.mode == "triangular":
             return 1.0
         if self.mode == "triangular2":
-            return 1 / (2.0 ** (cycle - 1))
-        return self.gamma**t
+            return 1 / float(2.0 ** (cycle - 1))
+        return float(self.gamma**t)
 
     def _at(self, t: float) -> float:
         cycle = math.floor(1 + t / self._total)
@@ -512,9 +513,7 @@ class InverseSqrt(Schedule):
         self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0)
         self.timescale = None if timescale is None else v.positive("timescale", timescale)
         self._ts = (
-            self.timescale
-            if self.timescale is not None
-            else float(self.warmup_steps or 10_000)
+            self.timescale if self.timescale is not None else float(self.warmup_steps or 10_000)
         )
 
     def _at(self, t: float) -> float:
@@ -540,7 +539,10 @@ class PiecewiseConstant(Schedule):
     params = ("boundaries", "values")
 
     def __init__(self, boundaries: Any, values: Any) -> None:
-        b = [v.non_negative(f"boundaries[{i}]", x) for i, x in enumerate(_as_list("boundaries", boundaries))]
+        b = [
+            v.non_negative(f"boundaries[{i}]", x)
+            for i, x in enumerate(_as_list("boundaries", boundaries))
+        ]
         for i in range(1, len(b)):
             if b[i] <= b[i - 1]:
                 raise ValueError(
@@ -557,7 +559,11 @@ class PiecewiseConstant(Schedule):
 
     # ``values`` is the vectorized method; the parameter is stored as ``values_``
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "boundaries": list(self.boundaries), "values": list(self.values_)}
+        return {
+            "name": self.name,
+            "boundaries": list(self.boundaries),
+            "values": list(self.values_),
+        }
 
     def __str__(self) -> str:
         from ._base import _format
@@ -627,7 +633,7 @@ class Warmup(Schedule):
         if self.mode == "linear":
             return a + (b - a) * p
         if self.mode == "exponential":
-            return a * (b / a) ** p
+            return a * float((b / a) ** p)
         return a + (b - a) * (1 - math.cos(_PI * p)) / 2
 
     def _values(self, t: Any, xp: Any) -> Any:
@@ -650,7 +656,8 @@ class WSD(Schedule):
     """Warmup-stable-decay: linear warmup from ``init_lr`` to ``lr`` over ``warmup_steps``,
     ``lr`` until ``total_steps - decay_steps``, then a decay to ``min_lr`` at ``total_steps``
     (held after): ``linear`` ``lr - (lr - min_lr) p``, ``cosine``
-    ``min_lr + (lr - min_lr)(1 + cos(pi p))/2`` or ``1-sqrt`` ``min_lr + (lr - min_lr)(1 - sqrt(p))``
+    ``min_lr + (lr - min_lr)(1 + cos(pi p))/2`` or ``1-sqrt``
+    ``min_lr + (lr - min_lr)(1 - sqrt(p))``
     with ``p`` the fraction of the decay phase done. ``decay_steps`` defaults to 20% of
     ``total_steps`` (Hägele et al. 2024)."""
 

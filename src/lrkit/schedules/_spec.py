@@ -48,7 +48,9 @@ class SpecError(ValueError):
     def __init__(self, message: str, text: str, pos: int) -> None:
         self.pos = pos
         self.text = text
-        super().__init__(f"invalid schedule spec at position {pos}: {message}\n  {text}\n  {' ' * pos}^")
+        super().__init__(
+            f"invalid schedule spec at position {pos}: {message}\n  {text}\n  {' ' * pos}^"
+        )
 
 
 class _Tok:

@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     "find_lr": "_finder",
     # adaptive methods, divergence guard, LR-free optimizers (feedback issue)
     "effective_lr": "_adaptive",
+    "EffectiveLRLogger": "_adaptive",
 }
 
 __all__ = sorted(_EXPORTS)

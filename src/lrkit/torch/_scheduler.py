@@ -253,5 +253,3 @@ def scheduler(
     return LRKitScheduler(
         optimizer, schedule, feedback=feedback, momentum=momentum, hyperparams=hyperparams
     )
-
-

@@ -1,0 +1,284 @@
+"""Exact values from the formulas, vectorized == scalar, round trips, invariants, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrkit import schedules as S
+
+STEPS = np.arange(0, 400)
+
+EXAMPLES = [
+    S.constant(0.3),
+    S.step(0.1, step_size=7, gamma=0.5),
+    S.multistep(0.1, milestones=[5, 5, 40, 90], gamma=0.3),
+    S.exponential(0.2, gamma=0.99),
+    S.inverse_time(0.1, decay_steps=10, decay_rate=0.5),
+    S.inverse_time(0.1, decay_steps=10, decay_rate=0.5, staircase=True),
+    S.polynomial(0.1, total_steps=100, power=2.0),
+    S.polynomial(0.1, total_steps=100, power=0.5, end_lr=0.01),
+    S.linear(0.01, 0.1, total_steps=50),
+    S.cosine(0.1, total_steps=100, eta_min=0.001),
+    S.cosine_restarts(0.1, T_0=10),
+    S.cosine_restarts(0.1, T_0=7, T_mult=3, eta_min=1e-3),
+    S.cyclic(0.01, 0.1, step_size_up=10),
+    S.cyclic(0.01, 0.1, step_size_up=10, step_size_down=30, mode="triangular2"),
+    S.cyclic(0.01, 0.1, step_size_up=12.5, mode="exp_range", gamma=0.99),
+    S.onecycle(0.1, total_steps=300),
+    S.onecycle(0.1, total_steps=300, anneal_strategy="linear", three_phase=True),
+    S.onecycle_momentum(300),
+    S.inverse_sqrt(0.1, warmup_steps=20),
+    S.inverse_sqrt(0.1),
+    S.piecewise_constant([10, 50.5], [0.1, 0.05, 0.01]),
+    S.wsd(0.1, total_steps=300, warmup_steps=30),
+    S.wsd(0.1, total_steps=300, warmup_steps=30, decay_steps=100, decay="cosine", min_lr=1e-3),
+    S.wsd(0.1, total_steps=300, decay="linear", init_lr=0.01),
+    S.warmup(0.0, 0.1, 25),
+    S.warmup_exponential(1e-4, 0.1, 25),
+    S.warmup_cosine(0.0, 0.1, 25),
+    S.with_warmup(S.cosine(0.1, 200), 20),
+    S.join([S.constant(0.1), S.exponential(0.1, 0.9), S.linear(0.05, 0.0, 10)], [10, 40]),
+    S.cosine(0.1, 100) * S.constant(0.5),
+    3.0 * S.step(0.1, 10),
+    S.clamp(S.exponential(0.1, 0.9), min_lr=1e-3),
+    S.exponential(1.0, 1.05).clamp(max_lr=2.0),
+]
+
+
+@pytest.mark.parametrize("s", EXAMPLES, ids=lambda s: s.name)
+def test_vectorized_equals_scalar(s: S.Schedule) -> None:
+    vec = s.values(STEPS)
+    assert vec.dtype == np.float64 and vec.shape == STEPS.shape
+    scalar = np.array([s(int(t)) for t in STEPS])
+    np.testing.assert_allclose(vec, scalar, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("s", EXAMPLES, ids=lambda s: s.name)
+def test_round_trips(s: S.Schedule) -> None:
+    d = s.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    back = S.from_dict(json.loads(json.dumps(d)))
+    assert back == s and back.to_dict() == d
+    parsed = S.parse(str(s))
+    assert parsed == s and str(parsed) == str(s)
+    np.testing.assert_array_equal(parsed.values(STEPS), s.values(STEPS))
+
+
+def test_exact_formulas() -> None:
+    assert S.step(0.1, 7, 0.5)(13) == 0.1 * 0.5**1
+    assert S.step(0.1, 7, 0.5)(14) == 0.1 * 0.5**2
+    assert S.multistep(0.1, [5, 5, 40], 0.3)(5) == 0.1 * 0.3**2
+    assert S.multistep(0.1, [5, 5, 40], 0.3)(4) == 0.1
+    assert S.exponential(0.2, 0.99)(17) == 0.2 * 0.99**17
+    assert S.inverse_time(0.1, 10, 0.5)(15) == 0.1 / (1 + 0.5 * 1.5)
+    assert S.inverse_time(0.1, 10, 0.5, staircase=True)(15) == 0.1 / (1 + 0.5 * 1)
+    assert S.polynomial(0.1, 100, 2.0)(30) == 0.1 * (1 - 30 / 100) ** 2
+    assert S.polynomial(0.1, 100, 2.0)(300) == 0.0
+    assert S.linear(0.01, 0.1, 50)(20) == 0.01 + (0.1 - 0.01) * 20 / 50
+    assert S.linear(0.01, 0.1, 50)(80) == 0.1
+    c = S.cosine(0.1, 100, eta_min=0.001)
+    assert c(25) == 0.001 + (0.1 - 0.001) * (1 + math.cos(math.pi * 25 / 100)) / 2
+    assert c(100) == c(1000) == 0.001
+    r = S.cosine_restarts(1.0, 10, 2)
+    # cycles: [0,10) len 10, [10,30) len 20, [30,70) len 40
+    assert r(10) == 1.0 and r(30) == 1.0 and r(70) == 1.0
+    assert r(20) == (1 + math.cos(math.pi * 10 / 20)) / 2
+    assert r(69) == (1 + math.cos(math.pi * 39 / 40)) / 2
+    assert S.inverse_sqrt(0.1, 20)(10) == 0.1 * 10 / 20
+    assert S.inverse_sqrt(0.1, 20)(45) == 0.1 * math.sqrt(20 / (45 - 20 + 20))
+    p = S.piecewise_constant([10, 20], [1.0, 0.5, 0.1])
+    assert [p(t) for t in (0, 10, 11, 20, 21)] == [1.0, 1.0, 0.5, 0.5, 0.1]
+    w = S.wsd(1.0, 100, warmup_steps=10, decay_steps=20, decay="1-sqrt", min_lr=0.1)
+    assert w(5) == 0.5 and w(10) == 1.0 and w(80) == 1.0
+    assert w(85) == 0.1 + 0.9 * (1 - math.sqrt(5 / 20))
+    assert w(100) == w(500) == 0.1
+    assert S.warmup_exponential(1e-4, 1e-2, 10)(5) == 1e-4 * (1e-2 / 1e-4) ** 0.5
+    assert S.warmup_cosine(0.0, 1.0, 10)(5) == pytest.approx(0.5, abs=1e-15)
+
+
+def test_onecycle_formula() -> None:
+    o = S.onecycle(1.0, total_steps=101, pct_start=0.3)
+    initial = 1.0 / 25.0
+    # PyTorch's arithmetic, exactly: end + (start - end) / 2 * (cos(pi * pct) + 1)
+    assert o(0) == 1.0 + (initial - 1.0) / 2.0 * (math.cos(0.0) + 1)
+    assert o(0) == pytest.approx(initial, rel=1e-14)
+    end_up = float(0.3 * 101) - 1
+    assert o(29) == 1.0 + (initial - 1.0) / 2.0 * (math.cos(math.pi * 29 / end_up) + 1)
+    assert o(100) == pytest.approx(initial / 1e4, rel=1e-12)
+    assert o(10_000) == o(100)  # the last value is held after the cycle
+
+
+def test_join_shifts_steps() -> None:
+    a, b = S.exponential(1.0, 0.5), S.linear(4.0, 0.0, 8)
+    j = S.join([a, b], [3])
+    assert [j(t) for t in range(3)] == [a(0), a(1), a(2)]
+    assert j(3) == b(0) and j(7) == b(4)
+
+
+def test_composition_operators() -> None:
+    c = S.cosine(0.1, 100)
+    assert (c * S.constant(0.5))(30) == c(30) * 0.5
+    assert (2 * c)(30) == 2 * c(30) == (c * 2)(30) == c.scale(2)(30)
+    assert S.clamp(S.exponential(1.0, 0.5), min_lr=0.2)(10) == 0.2
+    assert S.mul(c, c)(10) == c(10) ** 2
+
+
+def test_fractional_steps_and_vectors() -> None:
+    s = S.linear(0.0, 1.0, 10)
+    assert s(2.5) == 0.25
+    np.testing.assert_array_equal(s.values([[0, 5], [10, 20]]), [[0.0, 0.5], [1.0, 1.0]])
+
+
+def test_spec_positional_and_bare_words() -> None:
+    assert S.parse("cosine(0.1, 1000)") == S.cosine(0.1, 1000)
+    assert S.parse("cyclic(0.01, 0.1, mode=triangular2)") == S.cyclic(0.01, 0.1, mode="triangular2")
+    assert S.parse(" wsd( 0.1 , 100, decay='cosine', ) ") == S.wsd(0.1, 100, decay="cosine")
+    assert S.parse("clamp(exponential(1, 0.9), min_lr=1e-3, max_lr=none)") == S.clamp(
+        S.exponential(1.0, 0.9), 1e-3
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "pos", "match"),
+    [
+        ("cosine(lr=0.1, total_steps=)", 27, "expected a value"),
+        ("cosine(0.1, 100", 15, "expected ',' or '\\)'"),
+        ("cosin(0.1, 100)", 0, "unknown schedule 'cosin'"),
+        ("cosine(0.1, 100) extra", 17, "expected end of input"),
+        ("cosine(0.1, tmax=100)", 12, "no parameter 'tmax'"),
+        ("cosine(0.1; 100)", 10, "unexpected character ';'"),
+        ("cosine(lr=0.1, 100)", 15, "positional argument after keyword"),
+        ("[1, 2]", 0, "schedule name"),
+        ("cosine(-0.1, 100)", 0, "lr must be >= 0"),
+        ("step(0.1, step_size=0)", 0, "step_size must be an integer >= 1"),
+    ],
+)
+def test_spec_errors_give_position(spec: str, pos: int, match: str) -> None:
+    with pytest.raises(S.SpecError, match=match) as info:
+        S.parse(spec)
+    assert info.value.pos == pos
+    assert f"position {pos}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("make", "param"),
+    [
+        (lambda: S.constant(-1.0), "lr"),
+        (lambda: S.constant(float("nan")), "lr"),
+        (lambda: S.step(0.1, 0), "step_size"),
+        (lambda: S.step(0.1, 10, gamma=0), "gamma"),
+        (lambda: S.multistep(0.1, [30, 10]), "milestones"),
+        (lambda: S.multistep(0.1, [0, 10]), "milestones"),
+        (lambda: S.exponential(0.1, -0.5), "gamma"),
+        (lambda: S.polynomial(0.1, 0), "total_steps"),
+        (lambda: S.linear(0.1, 0.0, 0), "total_steps"),
+        (lambda: S.cosine(0.1, 0), "total_steps"),
+        (lambda: S.cosine_restarts(0.1, 0), "T_0"),
+        (lambda: S.cosine_restarts(0.1, 10, T_mult=0), "T_mult"),
+        (lambda: S.cyclic(0.1, 0.01), "max_lr must be >= base_lr"),
+        (lambda: S.cyclic(0.01, 0.1, step_size_up=0), "step_size_up"),
+        (lambda: S.cyclic(0.01, 0.1, mode="sine"), "mode must be one of"),
+        (lambda: S.onecycle(0.0, 100), "max_lr"),
+        (lambda: S.onecycle(0.1, 100, pct_start=1.5), "pct_start"),
+        (lambda: S.onecycle(0.1, 100, pct_start=0.005), "pct_start"),
+        (lambda: S.onecycle(0.1, 100, anneal_strategy="exp"), "anneal_strategy"),
+        (lambda: S.inverse_time(0.1, 0, 0.5), "decay_steps"),
+        (lambda: S.piecewise_constant([10, 5], [1, 2, 3]), "boundaries"),
+        (lambda: S.piecewise_constant([10], [1, 2, 3]), "values"),
+        (lambda: S.wsd(0.1, 100, warmup_steps=90, decay_steps=20), "decay_steps"),
+        (lambda: S.wsd(0.1, 100, decay="exp"), "decay"),
+        (lambda: S.warmup(0.0, 0.1, 10, mode="exponential"), "start_lr"),
+        (lambda: S.join([S.constant(1.0), S.constant(2.0)], []), "boundaries"),
+        (lambda: S.join([S.constant(1.0), S.constant(2.0)], [-1]), "boundaries"),
+        (lambda: S.join([S.constant(1.0), 3.0], [10]), "schedules"),
+        (lambda: S.clamp(S.constant(1.0), min_lr=2.0, max_lr=1.0), "max_lr"),
+        (lambda: S.constant(0.1)(-1), "step"),
+        (lambda: S.constant(0.1).values([0, -3]), "steps"),
+        (lambda: S.from_dict({"name": "cosine", "lr": 0.1, "total_steps": 10, "x": 1}), "x"),
+        (lambda: S.from_dict({"name": "nope"}), "nope"),
+    ],
+)
+def test_bad_input_names_parameter(make, param: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=param):
+        make()
+
+
+# ---------------------------------------------------------------- hypothesis invariants
+lrs = st.floats(1e-6, 10.0)
+steps = st.integers(0, 5000)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lr=lrs, total=st.integers(1, 2000), frac=st.floats(0, 1), t=steps)
+def test_cosine_bounded_and_monotone(lr: float, total: int, frac: float, t: int) -> None:
+    eta = lr * frac
+    s = S.cosine(lr, total, eta_min=eta)
+    assert eta - 1e-12 <= s(t) <= lr + 1e-12
+    assert s(t + 1) <= s(t) + 1e-15
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    base=lrs,
+    ratio=st.floats(1.0, 100.0),
+    up=st.integers(1, 200),
+    down=st.integers(1, 200),
+    mode=st.sampled_from(["triangular", "triangular2", "exp_range"]),
+    t=steps,
+)
+def test_cyclic_within_range(
+    base: float, ratio: float, up: int, down: int, mode: str, t: int
+) -> None:
+    s = S.cyclic(base, base * ratio, up, down, mode=mode, gamma=0.999)
+    assert base * (1 - 1e-12) <= s(t) <= base * ratio * (1 + 1e-12)
+    # the start of each cycle sits at base_lr
+    assert s((up + down) * (t % 5)) == pytest.approx(base, rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(max_lr=lrs, total=st.integers(20, 3000), pct=st.floats(0.1, 0.45), t=steps)
+def test_onecycle_peak_and_floor(max_lr: float, total: int, pct: float, t: int) -> None:
+    s = S.onecycle(max_lr, total, pct_start=pct)
+    v = s(t)
+    assert s.min_lr * (1 - 1e-12) <= v <= max_lr * (1 + 1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lr=lrs,
+    n_seg=st.integers(1, 4),
+    data=st.data(),
+)
+def test_join_round_trip_and_segments(lr: float, n_seg: int, data: st.DataObject) -> None:
+    makers = [
+        lambda: S.cosine(lr, data.draw(st.integers(1, 100))),
+        lambda: S.exponential(lr, data.draw(st.floats(0.5, 1.0))),
+        lambda: S.linear(0.0, lr, data.draw(st.integers(1, 100))),
+        lambda: S.constant(lr),
+    ]
+    segs = [makers[data.draw(st.integers(0, 3))]() for _ in range(n_seg)]
+    gaps = data.draw(st.lists(st.integers(1, 50), min_size=n_seg - 1, max_size=n_seg - 1))
+    bounds = list(np.cumsum(gaps).astype(int)) if gaps else []
+    j = S.join(segs, [int(b) for b in bounds])
+    assert S.parse(str(j)) == j
+    offs = [0, *bounds]
+    for i, seg in enumerate(segs):
+        assert j(offs[i]) == seg(0)
+    t = np.arange(0, (bounds[-1] if bounds else 0) + 60)
+    np.testing.assert_allclose(j.values(t), [j(int(x)) for x in t], rtol=1e-12, atol=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lr=lrs, T0=st.integers(1, 50), mult=st.integers(1, 4), t=st.integers(0, 20000))
+def test_restarts_cycle_start_is_peak(lr: float, T0: int, mult: int, t: int) -> None:
+    s = S.cosine_restarts(lr, T0, mult)
+    t_cur, t_i = s._cycle(t)
+    assert 0 <= t_cur < t_i
+    assert s(t - t_cur) == pytest.approx(lr, rel=1e-12)
+    np.testing.assert_allclose(s.values([t]), [s(t)], rtol=1e-9)

@@ -1,0 +1,328 @@
+"""The PyTorch adapter: equal to PyTorch's own schedulers step for step, multi-group,
+resume, momentum, and a real training loop."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from torch.optim import lr_scheduler as TL  # noqa: E402
+
+import lrkit.torch as lt  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+
+REL = 1e-9
+
+
+def _opt(lr: float, momentum: float = 0.9) -> torch.optim.Optimizer:
+    p = torch.nn.Parameter(torch.zeros(2))
+    return torch.optim.SGD([p], lr=lr, momentum=momentum)
+
+
+def _torch_lrs(make: Callable[[torch.optim.Optimizer], Any], lr: float, n: int) -> list[float]:
+    opt = _opt(lr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sch = make(opt)
+        out = []
+        for _ in range(n):
+            out.append(float(opt.param_groups[0]["lr"]))
+            opt.step()
+            sch.step()
+    return out
+
+
+def _ours(schedule: S.Schedule, lr: float, n: int) -> list[float]:
+    opt = _opt(lr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no call-order (or any) warnings
+        sch = lt.scheduler(opt, schedule)
+        out = []
+        for _ in range(n):
+            out.append(float(opt.param_groups[0]["lr"]))
+            opt.step()
+            sch.step()
+    return out
+
+
+def _assert_same(ours: list[float], ref: list[float], scale: float) -> None:
+    assert len(ours) == len(ref)
+    for k, (a, b) in enumerate(zip(ours, ref)):
+        assert abs(a - b) <= REL * abs(b) + 1e-15 * scale, (k, a, b)
+
+
+lrs = st.floats(1e-5, 5.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(lr=lrs, step_size=st.integers(1, 40), gamma=st.floats(0.05, 1.0))
+def test_step_equals_steplr(lr: float, step_size: int, gamma: float) -> None:
+    ref = _torch_lrs(lambda o: TL.StepLR(o, step_size, gamma), lr, 300)
+    _assert_same(_ours(S.step(lr, step_size, gamma), lr, 300), ref, lr)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    lr=lrs,
+    milestones=st.lists(st.integers(1, 250), min_size=1, max_size=6).map(sorted),
+    gamma=st.floats(0.05, 1.0),
+)
+def test_multistep_equals_multisteplr(lr: float, milestones: list[int], gamma: float) -> None:
+    ref = _torch_lrs(lambda o: TL.MultiStepLR(o, milestones, gamma), lr, 300)
+    _assert_same(_ours(S.multistep(lr, milestones, gamma), lr, 300), ref, lr)
+
+
+@settings(max_examples=25, deadline=None)
+@given(lr=lrs, gamma=st.floats(0.9, 1.0))
+def test_exponential_equals_exponentiallr(lr: float, gamma: float) -> None:
+    ref = _torch_lrs(lambda o: TL.ExponentialLR(o, gamma), lr, 400)
+    _assert_same(_ours(S.exponential(lr, gamma), lr, 400), ref, lr)
+
+
+@settings(max_examples=25, deadline=None)
+@given(lr=lrs, total=st.integers(1, 200), power=st.floats(0.25, 4.0))
+def test_polynomial_equals_polynomiallr(lr: float, total: int, power: float) -> None:
+    n = total + 30
+    ref = _torch_lrs(lambda o: TL.PolynomialLR(o, total_iters=total, power=power), lr, n)
+    _assert_same(_ours(S.polynomial(lr, total, power), lr, n), ref, lr)
+
+
+@settings(max_examples=25, deadline=None)
+@given(lr=lrs, sf=st.floats(0.01, 1.0), ef=st.floats(0.0, 1.0), total=st.integers(1, 200))
+def test_linear_equals_linearlr(lr: float, sf: float, ef: float, total: int) -> None:
+    n = total + 30
+    ref = _torch_lrs(
+        lambda o: TL.LinearLR(o, start_factor=sf, end_factor=ef, total_iters=total), lr, n
+    )
+    _assert_same(_ours(S.linear(lr * sf, lr * ef, total), lr, n), ref, lr)
+
+
+@settings(max_examples=25, deadline=None)
+@given(lr=lrs, total=st.integers(1, 300), frac=st.floats(0.0, 0.9))
+def test_cosine_equals_cosineannealinglr(lr: float, total: int, frac: float) -> None:
+    eta = lr * frac
+    n = total + 1  # PyTorch's curve rises again after T_max; ours holds eta_min
+    ref = _torch_lrs(lambda o: TL.CosineAnnealingLR(o, T_max=total, eta_min=eta), lr, n)
+    _assert_same(_ours(S.cosine(lr, total, eta_min=eta), lr, n), ref, lr)
+
+
+@settings(max_examples=25, deadline=None)
+@given(lr=lrs, T0=st.integers(1, 40), mult=st.integers(1, 3), frac=st.floats(0.0, 0.9))
+def test_restarts_equals_warmrestarts(lr: float, T0: int, mult: int, frac: float) -> None:
+    eta = lr * frac
+    ref = _torch_lrs(
+        lambda o: TL.CosineAnnealingWarmRestarts(o, T_0=T0, T_mult=mult, eta_min=eta), lr, 500
+    )
+    _assert_same(_ours(S.cosine_restarts(lr, T0, mult, eta), lr, 500), ref, lr)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    base=st.floats(1e-5, 0.5),
+    ratio=st.floats(1.0, 50.0),
+    up=st.integers(1, 60),
+    down=st.one_of(st.none(), st.integers(1, 60)),
+    mode=st.sampled_from(["triangular", "triangular2", "exp_range"]),
+    gamma=st.floats(0.98, 1.0),
+)
+def test_cyclic_equals_cycliclr(
+    base: float, ratio: float, up: int, down: int | None, mode: str, gamma: float
+) -> None:
+    mx = base * ratio
+    ref = _torch_lrs(
+        lambda o: TL.CyclicLR(o, base, mx, up, down, mode=mode, gamma=gamma, cycle_momentum=False),
+        base,
+        400,
+    )
+    _assert_same(_ours(S.cyclic(base, mx, up, down, mode=mode, gamma=gamma), base, 400), ref, mx)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    max_lr=lrs,
+    total=st.integers(20, 400),
+    pct=st.floats(0.1, 0.45),
+    strategy=st.sampled_from(["cos", "linear"]),
+    div=st.floats(2.0, 100.0),
+    fdiv=st.floats(10.0, 1e5),
+    three=st.booleans(),
+)
+def test_onecycle_equals_onecyclelr(
+    max_lr: float, total: int, pct: float, strategy: str, div: float, fdiv: float, three: bool
+) -> None:
+    kw = dict(
+        pct_start=pct,
+        anneal_strategy=strategy,
+        div_factor=div,
+        final_div_factor=fdiv,
+        three_phase=three,
+    )
+    ref_opt = _opt(max_lr)
+    ref = TL.OneCycleLR(ref_opt, max_lr, total_steps=total, **kw)  # type: ignore[arg-type]
+    opt = _opt(max_lr)
+    sch = lt.scheduler(
+        opt,
+        S.onecycle(max_lr, total, **kw),  # type: ignore[arg-type]
+        momentum=S.onecycle_momentum(total, pct, strategy, three_phase=three),
+    )
+    for k in range(total):
+        a, b = opt.param_groups[0], ref_opt.param_groups[0]
+        assert abs(a["lr"] - b["lr"]) <= REL * b["lr"], (k, a["lr"], b["lr"])
+        assert abs(a["momentum"] - b["momentum"]) <= 1e-12, k
+        opt.step()
+        ref_opt.step()
+        sch.step()
+        ref.step()
+
+
+def test_constructor_sets_step_zero_and_k_steps_give_step_k() -> None:
+    s = S.exponential(0.5, 0.9)
+    opt = _opt(123.0)  # the optimizer's own value is overwritten by the schedule's
+    sch = lt.scheduler(opt, s)
+    assert opt.param_groups[0]["lr"] == s(0) and sch.current_step == 0
+    for k in range(1, 6):
+        sch.step()
+        assert opt.param_groups[0]["lr"] == s(k) == sch.get_last_lr()[0]
+    sch.step(20)
+    assert opt.param_groups[0]["lr"] == s(20)
+
+
+def test_is_a_torch_lrscheduler() -> None:
+    sch = lt.scheduler(_opt(0.1), "cosine(0.1, 100)")
+    assert isinstance(sch, TL.LRScheduler)
+    assert sch.schedules[0] == S.cosine(0.1, 100)
+
+
+def test_groups_follow_their_ratio_and_lists() -> None:
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.25}], lr=0.1)
+    s = S.cosine(1.0, 50)
+    sch = lt.scheduler(opt, s)
+    for k in range(50):
+        assert opt.param_groups[0]["lr"] == s(k)
+        assert opt.param_groups[1]["lr"] == pytest.approx(2.5 * s(k), rel=1e-15)
+        sch.step()
+    opt2 = torch.optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1)
+    s2 = [S.constant(0.3), S.linear(0.0, 1.0, 10)]
+    sch2 = lt.scheduler(opt2, s2)
+    sch2.step(5)
+    assert [g["lr"] for g in opt2.param_groups] == [0.3, 0.5]
+    with pytest.raises(ValueError, match="one schedule per param group"):
+        lt.scheduler(opt2, [S.constant(0.1)])
+
+
+def test_resume_is_exact_and_ignores_the_optimizers_lr() -> None:
+    torch.manual_seed(0)
+    s = S.with_warmup(S.cosine_restarts(0.1, 15, 2), 10)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(
+        [{"params": [model.weight]}, {"params": [model.bias], "lr": 0.02}], lr=0.01, momentum=0.9
+    )
+    sch = lt.scheduler(opt, s)
+    full = []
+    ckpt: dict[str, Any] = {}
+    for k in range(120):
+        if k == 37:
+            ckpt = copy.deepcopy(sch.state_dict())
+        full.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sch.step()
+    # a fresh optimizer whose lrs are garbage: the checkpoint alone restores everything
+    model2 = torch.nn.Linear(4, 1)
+    opt2 = torch.optim.SGD(
+        [{"params": [model2.weight]}, {"params": [model2.bias], "lr": 0.02}], lr=0.01
+    )
+    sch2 = lt.scheduler(opt2, s)
+    for g in opt2.param_groups:
+        g["lr"] = 999.0
+    sch2.load_state_dict(ckpt)
+    resumed = []
+    for _ in range(37, 120):
+        resumed.append([g["lr"] for g in opt2.param_groups])
+        opt2.step()
+        sch2.step()
+    assert resumed == full[37:]
+
+
+def test_torch_save_round_trip(tmp_path: Any) -> None:
+    opt = _opt(0.1)
+    sch = lt.scheduler(opt, S.onecycle(0.1, 100))
+    for _ in range(13):
+        sch.step()
+    torch.save(sch.state_dict(), tmp_path / "s.pt")
+    opt2 = _opt(0.1)
+    sch2 = lt.scheduler(opt2, S.onecycle(0.1, 100))
+    sch2.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=True))
+    assert sch2.current_step == 13 and opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+
+
+def test_momentum_drives_adam_beta1_and_other_hyperparams() -> None:
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.AdamW([p], lr=1e-3, betas=(0.9, 0.999), weight_decay=0.1)
+    m = S.onecycle_momentum(100)
+    wd = S.linear(0.1, 0.0, 100)
+    sch = lt.scheduler(opt, S.onecycle(1e-3, 100), momentum=m, hyperparams={"weight_decay": wd})
+    sch.step(30)
+    g = opt.param_groups[0]
+    assert g["betas"] == (m(30), 0.999) and g["weight_decay"] == wd(30)
+    with pytest.raises(ValueError, match="hyperparams"):
+        lt.scheduler(opt, S.constant(0.1), hyperparams={"nesterov_x": wd})
+    with pytest.raises(ValueError, match="momentum"):
+        lt.scheduler(torch.optim.Adagrad([p], lr=0.1), S.constant(0.1), momentum=m)
+
+
+def test_tensor_lr_is_updated_in_place() -> None:
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.Adam([p], lr=torch.tensor(0.01))
+    lr_tensor = opt.param_groups[0]["lr"]
+    sch = lt.scheduler(opt, S.exponential(0.01, 0.5))
+    sch.step()
+    assert opt.param_groups[0]["lr"] is lr_tensor
+    assert torch.equal(lr_tensor, torch.tensor(0.005))
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="optimizer"):
+        lt.scheduler("sgd", S.constant(0.1))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="schedule"):
+        lt.scheduler(_opt(0.1), 0.1)
+    with pytest.raises(ValueError, match="epoch"):
+        lt.scheduler(_opt(0.1), S.constant(0.1)).step(-1)
+    with pytest.raises(ValueError, match="feedback"):
+        lt.scheduler(_opt(0.1), S.constant(0.1)).report(1.0)
+    with pytest.raises(ValueError, match="feedback"):
+        lt.scheduler(_opt(0.1), S.constant(0.1), feedback=object())
+
+
+def test_real_training_loop_learns() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    w_true = torch.randn(8, 1)
+    y = x @ w_true + 0.01 * torch.randn(256, 1)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    total = 200
+    s = S.onecycle(0.05, total)
+    sch = lt.scheduler(opt, s, momentum=S.onecycle_momentum(total))
+    seen = []
+    first = last = 0.0
+    for k in range(total):
+        idx = torch.randint(0, 256, (32,))
+        loss = torch.nn.functional.mse_loss(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        seen.append(opt.param_groups[0]["lr"])
+        sch.step()
+        if k == 0:
+            first = float(loss)
+        last = float(loss)
+    assert seen == [s(k) for k in range(total)]
+    assert last < 0.1 * first
