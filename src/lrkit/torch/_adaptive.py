@@ -1,0 +1,338 @@
+"""Adaptive optimizers made visible: the per-element step size Adam & co. actually apply.
+
+``effective_lr(optimizer)`` returns one tensor per parameter (param-group order, the parameter's
+shape). Each optimizer's update is written as ``param -= step_size * direction``, with the
+direction normalised as below, and ``step_size`` is what is returned. It is computed from the
+optimizer's *current* state and the group's *current* ``lr``: the step size of the last step
+taken (with the lr it will use next), which is also the next step's as long as the second-moment
+estimate does not move. Weight decay is not counted (it is a separate term of the update).
+``t`` is ``state["step"]``, ``lr`` the group's lr, ``bc2 = 1 - beta2**t``.
+
+==========  ===================================================  ============================
+optimizer   step size (returned)                                 direction
+==========  ===================================================  ============================
+Adam/AdamW  ``lr / (sqrt(v / bc2) + eps)``; with ``amsgrad``     ``m / (1 - beta1**t)``
+            ``v`` is ``max_exp_avg_sq``
+NAdam       ``lr / (sqrt(v / bc2) + eps)``                       Nesterov mix
+                                                                 ``(1-mu_t)/(1-P_t) g +
+                                                                 mu_{t+1}/(1-P_{t+1}) m``
+                                                                 (``P``: ``mu_product``)
+RAdam       ``rho_t > 5``: ``lr * r_t * sqrt(bc2) / (sqrt(v) +   ``m / (1 - beta1**t)``
+            eps)`` with the rectification ``r_t``; otherwise
+            ``lr`` (the un-adapted, SGD-with-momentum step)
+Adamax      ``lr / u`` (``u = exp_inf``, eps already inside)     ``m / (1 - beta1**t)``
+RMSprop     ``lr / (sqrt(v) + eps)``; centered:                  ``g`` (see momentum below)
+            ``lr / (sqrt(v - g_avg**2) + eps)``
+Adagrad     ``lr / (1 + (t-1) lr_decay) / (sqrt(sum) + eps)``     ``g``
+SGD         ``lr`` everywhere                                    ``g`` (or momentum buffer)
+==========  ===================================================  ============================
+
+RMSprop with ``momentum > 0`` adds ``g / (sqrt(v) + eps)`` to a buffer ``b = momentum*b + ...``
+and steps by ``lr * b``: the value returned is the weight of the current gradient in this step;
+a gradient that persists is amplified up to ``1 / (1 - momentum)`` times over later steps.
+
+Parameters without state (before their first step, or Adagrad at ``step == 0``) get a tensor
+of NaN: their step size depends on a gradient not seen yet. Summaries skip NaNs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+__all__ = ["EffectiveLRLogger", "effective_lr"]
+
+SUPPORTED = ("Adam", "AdamW", "NAdam", "RAdam", "Adamax", "RMSprop", "Adagrad", "SGD")
+
+
+def _kind(optimizer: torch.optim.Optimizer) -> str:
+    o = torch.optim
+    for cls, name in (
+        (o.Adam, "adam"),  # AdamW subclasses Adam
+        (o.NAdam, "nadam"),
+        (o.RAdam, "radam"),
+        (o.Adamax, "adamax"),
+        (o.RMSprop, "rmsprop"),
+        (o.Adagrad, "adagrad"),
+        (o.SGD, "sgd"),
+    ):
+        if isinstance(optimizer, cls):
+            return name
+    raise ValueError(
+        f"optimizer must be one of torch.optim.{', '.join(SUPPORTED)} (or a subclass), "
+        f"got {type(optimizer).__name__}"
+    )
+
+
+def _f(x: Any) -> float:
+    return float(x.item()) if isinstance(x, torch.Tensor) else float(x)
+
+
+def _nan_like(p: torch.Tensor) -> torch.Tensor:
+    return torch.full_like(p, math.nan, memory_format=torch.contiguous_format).detach()
+
+
+def _step_size(
+    kind: str, group: Mapping[str, Any], state: Mapping[str, Any], p: torch.Tensor
+) -> torch.Tensor:
+    lr = _f(group["lr"])
+    if kind == "sgd":
+        return torch.full_like(p, lr, memory_format=torch.contiguous_format).detach()
+    if "step" not in state:
+        return _nan_like(p)
+    t = _f(state["step"])
+    if t <= 0:
+        return _nan_like(p)
+    eps = _f(group["eps"])
+    if kind in ("adam", "nadam", "radam"):
+        beta2 = _f(group["betas"][1])
+        bc2 = 1.0 - beta2**t
+        v = state["exp_avg_sq"]
+        if kind == "adam" and group.get("amsgrad", False):
+            v = state["max_exp_avg_sq"]
+        if kind == "radam":
+            rho_inf = 2.0 / (1.0 - beta2) - 1.0
+            rho_t = rho_inf - 2.0 * t * (beta2**t) / bc2
+            if rho_t <= 5.0:
+                return torch.full_like(v, lr)
+            rect = (
+                (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+            ) ** 0.5
+            return lr * rect * bc2**0.5 / (v.sqrt() + eps)
+        return lr / ((v / bc2).sqrt() + eps)
+    if kind == "adamax":
+        return lr / state["exp_inf"]
+    if kind == "rmsprop":
+        v = state["square_avg"]
+        if group.get("centered", False):
+            g = state["grad_avg"]
+            avg = v.addcmul(g, g, value=-1).sqrt()
+        else:
+            avg = v.sqrt()
+        return lr / (avg + eps)
+    if kind == "adagrad":
+        clr = lr / (1.0 + (t - 1.0) * _f(group["lr_decay"]))
+        return clr / (state["sum"].sqrt() + eps)
+    raise AssertionError(kind)  # pragma: no cover
+
+
+@torch.no_grad()
+def effective_lr(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The per-element step size of every parameter, in param-group order.
+
+    One tensor per parameter, with the parameter's shape, dtype and device (see the module
+    docstring for the formula of each optimizer). Supported: Adam, AdamW, NAdam, RAdam,
+    Adamax, RMSprop, Adagrad (and SGD, whose step size is ``lr`` everywhere). The optimizer is
+    only read.
+    """
+    kind = _kind(optimizer)
+    out: list[torch.Tensor] = []
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if torch.is_complex(p):
+                raise ValueError("optimizer: complex parameters are not supported")
+            s = _step_size(kind, group, optimizer.state.get(p, {}), p)
+            out.append(s.detach())
+    return out
+
+
+# ---------------------------------------------------------------------------------- logging
+def _param_names(optimizer: torch.optim.Optimizer, names: Any) -> list[str]:
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    if names is None:
+        multi = len(optimizer.param_groups) > 1
+        out = []
+        for gi, g in enumerate(optimizer.param_groups):
+            for pi, p in enumerate(g["params"]):
+                shape = "x".join(str(d) for d in p.shape) or "scalar"
+                prefix = f"g{gi}." if multi else ""
+                out.append(f"{prefix}p{pi}[{shape}]")
+        return out
+    if isinstance(names, torch.nn.Module):
+        names = list(names.named_parameters())
+    if isinstance(names, Mapping):
+        names = list(names.items())
+    names = list(names)
+    if names and all(isinstance(n, tuple) and len(n) == 2 for n in names):
+        by_id = {id(p): str(n) for n, p in names}
+        missing = [i for i, p in enumerate(params) if id(p) not in by_id]
+        if missing:
+            raise ValueError(
+                f"names: no name for the optimizer's parameter(s) {missing[:5]} (pass the model "
+                "whose parameters the optimizer holds, or model.named_parameters())"
+            )
+        return [by_id[id(p)] for p in params]
+    if len(names) != len(params) or not all(isinstance(n, str) for n in names):
+        raise ValueError(
+            f"names must be a module, (name, parameter) pairs, or {len(params)} strings "
+            f"(one per optimizer parameter), got {len(names)} entries"
+        )
+    return list(names)
+
+
+def _summary(x: torch.Tensor) -> tuple[float, float, float]:
+    a = x.detach().float().cpu().numpy().ravel()
+    import numpy as np
+
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return (math.nan, math.nan, math.nan)
+    p5, med, p95 = np.percentile(a.astype(np.float64), [5.0, 50.0, 95.0])
+    return (float(med), float(p5), float(p95))
+
+
+def _tensorboard_writer(log_dir: str | None) -> Any:
+    try:
+        import tensorboard  # noqa: F401
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=log_dir)
+
+
+class EffectiveLRLogger:
+    """Record per-layer summaries of :func:`effective_lr` over training.
+
+    ``log(step)`` stores, for every parameter, the median and the 5th/95th percentiles of its
+    per-element step sizes (NaN elements skipped). With ``tensorboard="auto"`` (default) they
+    also go to TensorBoard (``effective_lr/<name>/{median,p5,p95}``) when the ``tensorboard``
+    package is installed; ``writer=`` takes any object with ``add_scalar(tag, value, step)``.
+    ``plot(path_or_ax)`` draws the medians with a p5-p95 band (matplotlib).
+
+    Args:
+        optimizer: a supported optimizer (see :func:`effective_lr`).
+        names: a module (its ``named_parameters()``), ``(name, param)`` pairs or one string per
+            parameter. Default: ``p<i>[shape]`` (``g<j>.p<i>[shape]`` with several groups).
+        every: log automatically after every ``every``-th ``optimizer.step()`` (a step post-hook,
+            removed by :meth:`close`); None: call :meth:`log` yourself.
+        log_dir: TensorBoard log directory (default: ``runs/...`` as SummaryWriter chooses).
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        names: Any = None,
+        *,
+        every: int | None = None,
+        tensorboard: bool | str = "auto",
+        log_dir: str | None = None,
+        writer: Any = None,
+    ) -> None:
+        _kind(optimizer)
+        self.optimizer = optimizer
+        self.names = _param_names(optimizer, names)
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int)):
+            raise ValueError(f"every must be an integer >= 1 or None, got {every!r}")
+        if every is not None and every < 1:
+            raise ValueError(f"every must be an integer >= 1 or None, got {every!r}")
+        if tensorboard not in (True, False, "auto"):
+            raise ValueError(f"tensorboard must be True, False or 'auto', got {tensorboard!r}")
+        self.writer = writer
+        if writer is None and tensorboard:
+            self.writer = _tensorboard_writer(log_dir)
+            if self.writer is None and tensorboard is True:
+                raise ImportError(
+                    "tensorboard=True needs the tensorboard package: pip install tensorboard"
+                )
+        self.steps: list[int] = []
+        self.history: dict[str, dict[str, list[float]]] = {
+            n: {"median": [], "p5": [], "p95": []} for n in self.names
+        }
+        self._count = 0
+        self._hook: Any = None
+        if every is not None:
+            self.every = every
+            self._hook = optimizer.register_step_post_hook(self._on_step)
+
+    def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self._count += 1
+        if self._count % self.every == 0:
+            self.log(self._count)
+
+    def log(self, step: int | None = None) -> dict[str, tuple[float, float, float]]:
+        """Record the summaries at ``step`` (default: the number of logs so far);
+        returns ``{name: (median, p5, p95)}``."""
+        step = len(self.steps) if step is None else int(step)
+        sizes = effective_lr(self.optimizer)
+        out: dict[str, tuple[float, float, float]] = {}
+        self.steps.append(step)
+        for name, s in zip(self.names, sizes):
+            med, p5, p95 = _summary(s)
+            h = self.history[name]
+            h["median"].append(med)
+            h["p5"].append(p5)
+            h["p95"].append(p95)
+            out[name] = (med, p5, p95)
+            if self.writer is not None:
+                for key, val in (("median", med), ("p5", p5), ("p95", p95)):
+                    self.writer.add_scalar(f"effective_lr/{_tag(name)}/{key}", val, step)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The history as plain Python types (``{"steps": [...], "layers": {name: {...}}}``)."""
+        return {
+            "steps": list(self.steps),
+            "layers": {n: {k: list(v) for k, v in h.items()} for n, h in self.history.items()},
+        }
+
+    def plot(self, path_or_ax: Any = None, *, layers: Sequence[str] | None = None) -> Any:
+        """Plot median (line) and p5-p95 (band) per layer on a log scale.
+
+        ``path_or_ax``: a file name (the figure is saved and closed), a matplotlib Axes, or None
+        (a new figure). Returns the Axes.
+        """
+        import matplotlib
+
+        if isinstance(path_or_ax, (str, bytes)) or hasattr(path_or_ax, "__fspath__"):
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        names = list(layers) if layers is not None else self.names
+        for n in names:
+            if n not in self.history:
+                raise ValueError(f"layers: unknown layer {n!r} (known: {self.names[:5]}...)")
+        if (
+            path_or_ax is None
+            or isinstance(path_or_ax, (str, bytes))
+            or hasattr(path_or_ax, "__fspath__")
+        ):
+            fig, ax = plt.subplots(figsize=(8, 4.5))
+        else:
+            ax, fig = path_or_ax, path_or_ax.figure
+        for n in names:
+            h = self.history[n]
+            (line,) = ax.plot(self.steps, h["median"], label=n)
+            ax.fill_between(self.steps, h["p5"], h["p95"], color=line.get_color(), alpha=0.2)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("effective step size (median, p5-p95)")
+        ax.set_title(f"{type(self.optimizer).__name__}: per-element step size")
+        if names:
+            ax.legend(fontsize="small", loc="best")
+        if isinstance(path_or_ax, (str, bytes)) or hasattr(path_or_ax, "__fspath__"):
+            fig.tight_layout()
+            fig.savefig(path_or_ax)
+            plt.close(fig)
+        return ax
+
+    def close(self) -> None:
+        """Remove the step hook (if any) and flush/close the TensorBoard writer."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        if self.writer is not None and hasattr(self.writer, "flush"):
+            self.writer.flush()
+
+    def __enter__(self) -> EffectiveLRLogger:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _tag(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-/]", "_", name)

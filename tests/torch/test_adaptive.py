@@ -1,0 +1,263 @@
+"""effective_lr: equals a manual computation from optimizer.state, and explains the real update."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import lrkit.torch as lt  # noqa: E402
+from lrkit.torch import effective_lr  # noqa: E402
+from lrkit.torch._adaptive import EffectiveLRLogger  # noqa: E402
+
+O = torch.optim
+
+CASES = [
+    ("Adam", lambda ps: O.Adam(ps, lr=0.01)),
+    ("Adam-amsgrad", lambda ps: O.Adam(ps, lr=0.01, amsgrad=True, betas=(0.8, 0.99))),
+    ("AdamW", lambda ps: O.AdamW(ps, lr=0.02, weight_decay=0.1, eps=1e-6)),
+    ("AdamW-amsgrad", lambda ps: O.AdamW(ps, lr=0.02, amsgrad=True)),
+    ("Adam-foreach", lambda ps: O.Adam(ps, lr=0.01, foreach=True, weight_decay=0.01)),
+    ("NAdam", lambda ps: O.NAdam(ps, lr=0.01)),
+    (
+        "NAdam-decoupled",
+        lambda ps: O.NAdam(ps, lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+    ),
+    ("RAdam", lambda ps: O.RAdam(ps, lr=0.01)),
+    ("RAdam-fastbeta", lambda ps: O.RAdam(ps, lr=0.01, betas=(0.9, 0.9))),
+    ("Adamax", lambda ps: O.Adamax(ps, lr=0.01)),
+    ("RMSprop", lambda ps: O.RMSprop(ps, lr=0.01)),
+    ("RMSprop-centered", lambda ps: O.RMSprop(ps, lr=0.01, centered=True)),
+    ("RMSprop-momentum", lambda ps: O.RMSprop(ps, lr=0.01, momentum=0.9)),
+    ("RMSprop-centered-momentum", lambda ps: O.RMSprop(ps, lr=0.01, momentum=0.5, centered=True)),
+    ("Adagrad", lambda ps: O.Adagrad(ps, lr=0.1)),
+    (
+        "Adagrad-decay",
+        lambda ps: O.Adagrad(ps, lr=0.1, lr_decay=0.05, initial_accumulator_value=0.1),
+    ),
+    ("SGD", lambda ps: O.SGD(ps, lr=0.1, momentum=0.9)),
+]
+
+
+def _setup(make, steps=6, seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    model = model.double()  # float64: the update check below subtracts nearby numbers
+    head, body = list(model[2].parameters()), list(model[0].parameters())
+    opt = make([{"params": body}, {"params": head}])
+    opt.param_groups[1]["lr"] *= 0.5
+    x, y = torch.randn(32, 5).double(), torch.randn(32, 2).double()
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x * (1 + 0.1 * torch.randn(1))), y).backward()
+        opt.step()
+    return model, opt, x, y
+
+
+def _manual(opt, group, p):
+    """The documented formula, written independently of the implementation."""
+    st = opt.state[p]
+    lr = group["lr"]
+    if isinstance(opt, O.SGD):
+        return torch.full_like(p, lr)
+    t = float(st["step"])
+    eps = group["eps"]
+    if isinstance(opt, (O.Adam, O.NAdam)):
+        b2 = group["betas"][1]
+        v = st["max_exp_avg_sq"] if group.get("amsgrad") else st["exp_avg_sq"]
+        return lr / (torch.sqrt(v / (1 - b2**t)) + eps)
+    if isinstance(opt, O.RAdam):
+        b2 = group["betas"][1]
+        rho_inf = 2 / (1 - b2) - 1
+        rho = rho_inf - 2 * t * b2**t / (1 - b2**t)
+        if rho <= 5:
+            return torch.full_like(p, lr)
+        r = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+        return lr * r * math.sqrt(1 - b2**t) / (torch.sqrt(st["exp_avg_sq"]) + eps)
+    if isinstance(opt, O.Adamax):
+        return lr / st["exp_inf"]
+    if isinstance(opt, O.RMSprop):
+        v = st["square_avg"]
+        if group["centered"]:
+            v = v - st["grad_avg"] ** 2
+        return lr / (torch.sqrt(v) + eps)
+    if isinstance(opt, O.Adagrad):
+        return lr / (1 + (t - 1) * group["lr_decay"]) / (torch.sqrt(st["sum"]) + eps)
+    raise AssertionError
+
+
+@pytest.mark.parametrize("name, make", CASES, ids=[c[0] for c in CASES])
+def test_equals_manual_computation(name, make):
+    _, opt, _, _ = _setup(make)
+    got = effective_lr(opt)
+    params = [(g, p) for g in opt.param_groups for p in g["params"]]
+    assert len(got) == len(params) == 4
+    for s, (g, p) in zip(got, params):
+        assert s.shape == p.shape and s.dtype == p.dtype
+        assert torch.allclose(s, _manual(opt, g, p), rtol=1e-6, atol=0)
+        assert torch.isfinite(s).all() and (s > 0).all()
+    # param-group lr ratio shows up
+    if name.startswith("SGD"):
+        assert torch.equal(got[2], torch.full_like(got[2], 0.05))
+
+
+def _direction(opt, group, p, grad, prev):
+    """What the step size multiplies in the documented update ``p -= step_size * direction``."""
+    st = opt.state[p]
+    if isinstance(opt, O.SGD):
+        return grad
+    t = float(st["step"])
+    if isinstance(opt, (O.Adam, O.RAdam, O.Adamax)):
+        return st["exp_avg"] / (1 - group["betas"][0] ** t)
+    if isinstance(opt, O.NAdam):
+        b1, md = group["betas"][0], group["momentum_decay"]
+        mu = b1 * (1 - 0.5 * 0.96 ** (t * md))
+        mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * md))
+        prod = float(st["mu_product"])
+        return (1 - mu) / (1 - prod) * grad + mu_next / (1 - prod * mu_next) * st["exp_avg"]
+    return grad
+
+
+@pytest.mark.parametrize("name, make", CASES, ids=[c[0] for c in CASES])
+def test_explains_the_actual_update(name, make):
+    model, opt, x, y = _setup(make, steps=5, seed=1)
+    for g in opt.param_groups:  # weight decay is a separate term, not part of the step size
+        g["weight_decay"] = 0.0
+    opt.zero_grad()
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    params = [(g, p) for g in opt.param_groups for p in g["params"]]
+    before = [p.detach().clone() for _, p in params]
+    grads = [p.grad.detach().clone() for _, p in params]
+    bufs = [
+        opt.state[p].get("momentum_buffer", torch.zeros_like(p)).clone()
+        if opt.state[p].get("momentum_buffer") is not None
+        else torch.zeros_like(p)
+        for _, p in params
+    ]
+    opt.step()
+    sizes = effective_lr(opt)
+    for (g, p), b, gr, s, buf in zip(params, before, grads, sizes, bufs):
+        delta = b - p.detach()
+        mom = g.get("momentum", 0.0)
+        if isinstance(opt, (O.RMSprop, O.SGD)) and mom:
+            delta = delta - g["lr"] * mom * buf  # the part carried over by momentum
+        expected = s * _direction(opt, g, p, gr, None)
+        assert torch.allclose(delta, expected, rtol=1e-9, atol=1e-15), name
+
+
+def test_radam_unrectified_phase_is_plain_lr():
+    _, opt, _, _ = _setup(lambda ps: O.RAdam(ps, lr=0.01), steps=3)  # rho_t <= 5 for t <= 5
+    groups = [grp for grp in opt.param_groups for _ in grp["params"]]
+    for s, g in zip(effective_lr(opt), groups):
+        assert torch.equal(s, torch.full_like(s, g["lr"]))
+
+
+def test_no_state_gives_nan_and_optimizer_untouched():
+    model = torch.nn.Linear(3, 2)
+    opt = O.Adam(model.parameters(), lr=0.1)
+    sizes = effective_lr(opt)
+    assert [s.shape for s in sizes] == [p.shape for p in model.parameters()]
+    assert all(torch.isnan(s).all() for s in sizes)
+    assert len(opt.state) == 0
+    ada = O.Adagrad(model.parameters(), lr=0.1)  # Adagrad creates state (step 0) eagerly
+    assert all(torch.isnan(s).all() for s in effective_lr(ada))
+    # only the parameter that took a step gets a value
+    w = torch.nn.Parameter(torch.ones(2))
+    u = torch.nn.Parameter(torch.ones(2))
+    opt2 = O.Adam([w, u], lr=0.1)
+    w.grad = torch.ones(2)
+    opt2.step()
+    a, b = effective_lr(opt2)
+    assert torch.isfinite(a).all() and torch.isnan(b).all()
+
+
+def test_current_lr_and_tensor_lr():
+    _, opt, _, _ = _setup(lambda ps: O.Adam(ps, lr=0.01), steps=2)
+    before = effective_lr(opt)
+    for g in opt.param_groups:
+        g["lr"] = g["lr"] * 0.1
+    after = effective_lr(opt)
+    for a, b in zip(after, before):
+        assert torch.allclose(a, b * 0.1, rtol=1e-6)
+    opt_t = O.Adam(torch.nn.Linear(2, 2).parameters(), lr=torch.tensor(0.01))
+    for p in opt_t.param_groups[0]["params"]:
+        p.grad = torch.ones_like(p)
+    opt_t.step()
+    assert all(torch.isfinite(s).all() for s in effective_lr(opt_t))
+
+
+def test_unsupported_optimizer():
+    with pytest.raises(ValueError, match="optimizer"):
+        effective_lr(O.LBFGS(torch.nn.Linear(2, 2).parameters()))
+
+
+def test_exported_lazily():
+    assert lt.effective_lr is effective_lr
+    assert lt.EffectiveLRLogger is EffectiveLRLogger
+
+
+class _Writer:
+    def __init__(self):
+        self.calls = []
+
+    def add_scalar(self, tag, value, step):
+        self.calls.append((tag, value, step))
+
+
+def test_logger_history_writer_and_hook(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 1))
+    opt = O.Adam(model.parameters(), lr=0.01)
+    w = _Writer()
+    log = EffectiveLRLogger(opt, model, every=2, writer=w)
+    assert log.names == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    for _ in range(6):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    assert log.steps == [2, 4, 6]
+    sizes = effective_lr(opt)
+    import numpy as np
+
+    a = sizes[0].numpy().ravel().astype(np.float64)
+    med, p5, p95 = (
+        log.history["0.weight"]["median"][-1],
+        *[log.history["0.weight"][k][-1] for k in ("p5", "p95")],
+    )
+    assert (med, p5, p95) == tuple(float(q) for q in np.percentile(a, [50, 5, 95]))
+    assert p5 <= med <= p95
+    assert ("effective_lr/0.weight/median", med, 6) in w.calls
+    assert len(w.calls) == 3 * 4 * 3
+    log.close()
+    for _ in range(2):
+        opt.step()
+    assert log.steps == [2, 4, 6]  # hook removed
+    d = log.to_dict()
+    assert d["steps"] == [2, 4, 6] and set(d["layers"]) == set(log.names)
+    out = tmp_path / "elr.png"
+    log.plot(out)
+    assert out.stat().st_size > 1000
+    log.plot(str(tmp_path / "elr2.png"), layers=["0.weight"])
+    with pytest.raises(ValueError, match="layers"):
+        log.plot(str(tmp_path / "x.png"), layers=["nope"])
+
+
+def test_logger_names_and_validation():
+    model = torch.nn.Linear(2, 2)
+    other = torch.nn.Linear(2, 2)
+    opt = O.Adam(model.parameters())
+    log = EffectiveLRLogger(opt, tensorboard=False)
+    assert log.names == ["p0[2x2]", "p1[2]"]
+    assert log.log()["p0[2x2]"][0] != log.log()["p0[2x2]"][0]  # NaN before the first step
+    assert EffectiveLRLogger(opt, ["w", "b"], tensorboard=False).names == ["w", "b"]
+    with pytest.raises(ValueError, match="names"):
+        EffectiveLRLogger(opt, other, tensorboard=False)
+    with pytest.raises(ValueError, match="names"):
+        EffectiveLRLogger(opt, ["w"], tensorboard=False)
+    with pytest.raises(ValueError, match="every"):
+        EffectiveLRLogger(opt, every=0, tensorboard=False)
+    with pytest.raises(ValueError, match="tensorboard"):
+        EffectiveLRLogger(opt, tensorboard="yes")
