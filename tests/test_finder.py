@@ -1,0 +1,313 @@
+"""Tests of the framework-free range-test engine (lrkit.finder)."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from lrkit import finder
+from lrkit.finder import METHODS, LRFinderWarning, Sweep, range_test, smooth_ema, suggest
+
+
+def replay(losses, **kw):
+    """A step function returning a fixed sequence of losses."""
+    it = iter(losses)
+    return range_test(lambda lr: next(it), **kw)
+
+
+def quadratic(h, noise=0.0, seed=0):
+    """Gradient descent on 0.5 * sum(h w^2): stable iff lr < 2 / max(h)."""
+    rng = np.random.default_rng(seed)
+    h = np.asarray(h, dtype=float)
+    w = np.ones_like(h)
+
+    def step(lr):
+        nonlocal w
+        g = h * w + noise * rng.normal(size=w.shape)
+        w = w - lr * g
+        return float(0.5 * np.sum(h * w * w))
+
+    return step
+
+
+# ----------------------------------------------------------------------------- sweep mechanics
+
+
+def test_exponential_and_linear_lrs_exact():
+    seen = []
+    r = range_test(
+        lambda lr: seen.append(lr) or 1.0, start_lr=1e-4, end_lr=1.0, num_iter=11, warn=False
+    )
+    expected = [1e-4 * (1e4) ** (i / 10) for i in range(11)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-12)
+    np.testing.assert_allclose(r.lrs, expected, rtol=1e-12)
+    assert r.lrs[-1] == pytest.approx(1.0, rel=1e-12)
+    assert r.stop_reason == "completed" and r.steps == 11
+    seen.clear()
+    range_test(
+        lambda lr: seen.append(lr) or 1.0,
+        start_lr=0.1,
+        end_lr=1.1,
+        num_iter=11,
+        mode="linear",
+        warn=False,
+    )
+    np.testing.assert_allclose(seen, [0.1 + 0.1 * i for i in range(11)], rtol=1e-12)
+
+
+def test_smoothing_is_bias_corrected_ema():
+    x = [4.0, 2.0, 3.0, 1.0]
+    beta = 0.5
+    a, out = 0.0, []
+    for i, v in enumerate(x):
+        a = beta * a + (1 - beta) * v
+        out.append(a / (1 - beta ** (i + 1)))
+    np.testing.assert_allclose(smooth_ema(x, beta), out, rtol=1e-15)
+    assert smooth_ema(x, beta)[0] == 4.0  # bias correction: first value is the first loss
+    r = replay(x + [1.0] * 20, beta=beta, num_iter=24, warn=False)
+    np.testing.assert_allclose(r.smoothed[:4], out, rtol=1e-15)
+
+
+def test_stops_on_divergence_of_smoothed_loss():
+    losses = [10.0, 8.0, 5.0, 2.0, 1.0, 1.0, 3.0, 20.0, 100.0, 1000.0] + [1.0] * 10
+    r = replay(losses, beta=0.0, diverge_th=4.0, num_iter=20, start_lr=1e-3, end_lr=1.0)
+    # beta=0: smoothed == raw; best is 1.0; 20.0 > 4 * 1.0 at index 7
+    assert r.stop_reason == "diverged"
+    assert len(r.losses) == 8 and r.losses[-1] == 20.0
+    assert r.stop_lr == pytest.approx(r.lrs[7])
+
+
+def test_stops_on_nan_and_inf_without_recording_them():
+    for bad in (math.nan, math.inf):
+        losses = [5.0, 4.0, 3.0, 2.0, 1.5, 1.2, bad] + [1.0] * 20
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LRFinderWarning)
+            r = replay(losses, num_iter=20, start_lr=1e-3, end_lr=1.0)
+        assert r.stop_reason == "nan"
+        assert len(r.losses) == 6 and np.all(np.isfinite(r.losses))
+        assert r.steps == 7
+        s = Sweep(start_lr=1e-3, end_lr=1.0, num_iter=20)
+        assert r.stop_lr == pytest.approx(s.lr_at(6))
+
+
+def test_sweep_incremental_api_matches_range_test():
+    losses = list(np.linspace(3, 1, 30)) + list(np.linspace(1, 50, 30))
+    a = replay(losses, num_iter=60, warn=False)
+    sweep = Sweep(num_iter=60)
+    it = iter(losses)
+    for _lr in sweep:
+        sweep.record(next(it))
+    b = sweep.result(warn=False)
+    np.testing.assert_array_equal(a.lrs, b.lrs)
+    np.testing.assert_array_equal(a.smoothed, b.smoothed)
+    assert a.suggestions() == b.suggestions() and a.stop_reason == b.stop_reason
+    with pytest.raises(RuntimeError):
+        sweep.record(1.0)
+
+
+def test_callback_sees_every_step():
+    calls = []
+    range_test(
+        lambda lr: 1.0, num_iter=12, callback=lambda i, lr, loss: calls.append(i), warn=False
+    )
+    assert calls == list(range(12))
+
+
+# ----------------------------------------------------------------------------- rules, exact
+
+
+# beta=0 makes the smoothed curve equal to the raw one; exp mode makes ln(lr) equally spaced
+HAND = [5.0, 5.0, 4.9, 4.0, 2.0, 1.5, 1.4, 1.3, 2.0, 6.0]
+
+
+def hand_result():
+    return replay(
+        HAND, beta=0.0, num_iter=10, start_lr=1e-3, end_lr=1.0, diverge_th=10.0, warn=False
+    )
+
+
+def test_minimum_rule_exact():
+    r = hand_result()
+    assert r.suggest("minimum") == pytest.approx(r.lrs[7] / 10, rel=1e-12)
+
+
+def test_steepest_rule_exact():
+    r = hand_result()
+    # np.gradient (central differences) of HAND up to the minimum (index 7): index 3 has
+    # (2.0 - 4.9) / 2 = -1.45, steeper than index 4: (1.5 - 4.0) / 2 = -1.25
+    g = np.gradient(np.array(HAND))
+    assert int(np.argmin(g[:8])) == 3
+    assert r.suggest("steepest") == pytest.approx(r.lrs[3], rel=1e-12)
+
+
+def test_valley_rule_exact():
+    r = hand_result()
+    # n < 20: no trimming. Longest strictly decreasing run: indices 1..7 (5,4.9,4,2,1.5,1.4,1.3)
+    # lds[7] = 7, max_end = 7, max_start = 0; sections = 7/3; idx = 0 + 2 + 1 = 3
+    assert r.suggest("valley") == pytest.approx(r.lrs[3], rel=1e-12)
+
+
+def test_slide_rule_exact():
+    losses = list(np.linspace(4.0, 1.0, 20)) + [1.0] * 20
+    r = replay(losses, beta=0.0, num_iter=40, start_lr=1e-4, end_lr=1.0, warn=False)
+    g = np.gradient(np.array(losses))
+    # from the right, l = r - 15 slides left while |g[r] - g[l]| > 0.005
+    r_idx, l_idx = -1, -16
+    local = r.lrs[l_idx]
+    while abs(g[r_idx] - g[l_idx]) > 0.005:
+        local = r.lrs[l_idx]
+        r_idx -= 1
+        l_idx -= 1
+    assert r.suggest("slide") == pytest.approx(local, rel=1e-12)
+    # the gradient is flat (0) on the right and -3/19 on the left; the slide stops at the edge
+    assert r.lrs[19] <= local <= r.lrs[25]
+
+
+def test_suggest_function_matches_result_methods():
+    r = hand_result()
+    for m in METHODS:
+        assert suggest(r.lrs, r.losses, m, beta=0.0, stop_reason=r.stop_reason) == r.suggest(m)
+
+
+def test_lrkit_rule_relations():
+    r = hand_result()
+    rule = finder._lrkit_rule(r.lrs, r.losses, r.stop_reason, r.num_iter)
+    assert r.max_lr == pytest.approx(rule.lr_min / finder.MAX_LR_DIV)
+    assert r.base_lr == pytest.approx(r.max_lr / finder.BASE_LR_DIV)
+    lo = rule.lr_min / finder.SUGGESTION_DIV
+    assert r.suggestion == pytest.approx(max(lo, min(rule.lr_steep, r.max_lr)))
+    assert lo <= r.suggestion <= r.max_lr
+
+
+# ----------------------------------------------------------------------------- known answers
+
+
+@pytest.mark.parametrize(
+    "h,noise", [([10.0], 0.0), ([10.0, 1.0, 0.1], 0.0), ([10.0] * 5, 0.3), ([2.0, 0.5], 0.1)]
+)
+def test_quadratic_suggestions_below_the_stability_limit(h, noise):
+    limit = 2.0 / max(h)  # gradient descent diverges above this LR
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LRFinderWarning)
+        r = range_test(quadratic(h, noise), start_lr=1e-5, end_lr=100.0, num_iter=100)
+    assert r.stop_reason == "diverged"
+    assert limit / 100 < r.suggestion < limit
+    assert limit / 30 < r.max_lr < limit
+    assert r.base_lr < r.suggestion <= r.max_lr
+
+
+def test_noisy_analytic_curve():
+    # loss(lr) = 1 + 0.5 tanh(-(ln lr - ln 1e-3)) + rise above 0.1, plus noise
+    rng = np.random.default_rng(0)
+
+    def step(lr):
+        base = 1.0 - 0.5 * np.tanh(np.log(lr / 1e-3)) + 5.0 * max(0.0, np.log(lr / 0.1)) ** 2
+        return float(base + 0.05 * rng.normal())
+
+    r = range_test(step, start_lr=1e-6, end_lr=10.0, num_iter=100)
+    assert 1e-3 < r.min_loss_lr < 0.3
+    assert 1e-3 < r.suggestion < 0.1
+    assert r.reliable
+
+
+# ----------------------------------------------------------------------------- edge cases
+
+
+def test_never_diverges_warns_to_widen_range():
+    with pytest.warns(LRFinderWarning, match="end_lr"):
+        r = range_test(lambda lr: 1.0 / (1.0 + 1000 * lr), start_lr=1e-5, end_lr=1e-2, num_iter=50)
+    assert r.stop_reason == "completed"
+    assert not r.reliable
+    assert r.min_loss_lr == pytest.approx(r.lrs[-1])
+    assert r.suggestion is not None and r.suggestion < r.lrs[-1]
+
+
+def test_diverges_at_once_warns_to_lower_start_lr():
+    with pytest.warns(LRFinderWarning, match="start_lr"):
+        r = range_test(lambda lr: 1.0 + 1e4 * lr, start_lr=1e-3, end_lr=10.0, num_iter=100)
+    assert r.stop_reason == "diverged"
+    assert r.suggestion is not None and r.suggestion < r.lrs[0]
+
+
+def test_immediate_nan_warns():
+    with pytest.warns(LRFinderWarning, match="start_lr"):
+        r = range_test(lambda lr: math.nan, num_iter=20)
+    assert r.steps == 1 and r.suggestion is None and r.max_lr is None
+
+
+def test_flat_noisy_curve_warns_with_advice():
+    rng = np.random.default_rng(1)
+    with pytest.warns(LRFinderWarning, match="larger batch"):
+        r = range_test(lambda lr: float(2.0 + 0.2 * rng.normal()), num_iter=100, diverge_th=50)
+    assert not r.reliable
+
+
+def test_small_sweep_still_suggests():
+    losses = [3.0, 2.9, 2.5, 1.8, 1.2, 1.0, 1.1, 2.0, 5.0, 30.0]
+    r = replay(losses, num_iter=10, start_lr=1e-4, end_lr=1.0, warn=False)
+    assert r.lrs[0] < r.suggestion < r.lrs[-1]
+
+
+# ----------------------------------------------------------------------------- result object
+
+
+def test_to_dict_is_json_and_complete():
+    r = hand_result()
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["lrs"] == [float(v) for v in r.lrs]
+    assert d["suggestion"] == r.suggestion and d["max_lr"] == r.max_lr
+    assert set(d["suggestions"]) == set(METHODS)
+    assert d["stop_reason"] == r.stop_reason and d["steps"] == r.steps
+
+
+def test_plot_marks_suggestions(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    r = hand_result()
+    path = tmp_path / "curve.png"
+    ax = r.plot(path=str(path))
+    assert path.exists() and path.stat().st_size > 1000
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    for m in METHODS:
+        assert any(lab.startswith(m) for lab in labels)
+    assert any("stop" in lab for lab in labels)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    "kw,param",
+    [
+        ({"start_lr": 1.0, "end_lr": 0.5}, "end_lr"),
+        ({"start_lr": 1.0, "end_lr": 1.0}, "end_lr"),
+        ({"start_lr": -1.0}, "start_lr"),
+        ({"start_lr": 0.0}, "start_lr"),
+        ({"num_iter": 5}, "num_iter"),
+        ({"num_iter": 2.5}, "num_iter"),
+        ({"method": "best"}, "method"),
+        ({"mode": "log"}, "mode"),
+        ({"beta": 1.0}, "beta"),
+        ({"diverge_th": 1.0}, "diverge_th"),
+    ],
+)
+def test_bad_inputs_raise_naming_the_parameter(kw, param):
+    with pytest.raises(ValueError, match=param):
+        range_test(lambda lr: 1.0, **kw)
+
+
+def test_bad_method_lists_allowed_values():
+    r = hand_result()
+    with pytest.raises(ValueError, match="method must be one of 'lrkit', 'steepest'"):
+        r.suggest("fastest")
+    with pytest.raises(ValueError, match="step"):
+        range_test(42)  # type: ignore[arg-type]
