@@ -1,0 +1,365 @@
+"""Tests of lrkit.torch.find_lr: bit-for-bit restore, AMP, accumulation, validation mode."""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import tempfile
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from lrkit.finder import LRFinderWarning  # noqa: E402
+from lrkit.torch import find_lr  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::lrkit.finder.LRFinderWarning")
+
+
+def make_data(n=256, d=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    y = (x[:, :3].sum(1) > 0).long()
+    return x, y
+
+
+def loader(x, y, bs=32, seed=0):
+    ds = torch.utils.data.TensorDataset(x, y)
+    return torch.utils.data.DataLoader(
+        ds, batch_size=bs, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
+
+
+def bn_model():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(10, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 2)
+    )
+
+
+def pretrain(model, opt, x, y, steps=3):
+    for i in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(
+            model(x[i * 32 : (i + 1) * 32]), y[i * 32 : (i + 1) * 32]
+        ).backward()
+        opt.step()
+
+
+def capture(model, opt, data=None):
+    return {
+        "sd": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        "opt": copy.deepcopy(opt.state_dict()),
+        "groups": [dict(g) for g in opt.param_groups],
+        "group_ids": [id(g) for g in opt.param_groups],
+        "modes": [m.training for m in model.modules()],
+        "torch_rng": torch.get_rng_state().clone(),
+        "np_rng": np.random.get_state(),
+        "py_rng": random.getstate(),
+        "gen": data.generator.get_state().clone() if data is not None else None,
+    }
+
+
+def assert_same(before, model, opt, data=None):
+    sd = model.state_dict()
+    assert set(sd) == set(before["sd"])
+    for k, v in before["sd"].items():
+        assert torch.equal(sd[k], v), k
+        assert sd[k].dtype == v.dtype
+    for g0, p in zip(before["grads"], model.parameters()):
+        assert (g0 is None and p.grad is None) or torch.equal(g0, p.grad)
+    o = opt.state_dict()
+    assert o["param_groups"] == before["opt"]["param_groups"]
+    assert set(o["state"]) == set(before["opt"]["state"])
+    for k, st in before["opt"]["state"].items():
+        assert set(o["state"][k]) == set(st)
+        for name, v in st.items():
+            if torch.is_tensor(v):
+                assert torch.equal(o["state"][k][name], v), (k, name)
+            else:
+                assert o["state"][k][name] == v
+    assert [id(g) for g in opt.param_groups] == before["group_ids"]
+    assert [dict(g) for g in opt.param_groups] == before["groups"]
+    assert [m.training for m in model.modules()] == before["modes"]
+    assert torch.equal(torch.get_rng_state(), before["torch_rng"])
+    a, b = np.random.get_state(), before["np_rng"]
+    assert a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2:] == b[2:]
+    assert random.getstate() == before["py_rng"]
+    if data is not None:
+        assert torch.equal(data.generator.get_state(), before["gen"])
+
+
+@pytest.mark.parametrize("snapshot", ["memory", "disk"])
+def test_restore_bit_for_bit_bn_sgd_momentum(snapshot, monkeypatch):
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 10)  # adds initial_lr to the groups
+    pretrain(model, opt, x, y)
+    sched.step()
+    model[3].eval()  # a user choice that must survive
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 0.5)
+    np.random.seed(3)
+    random.seed(4)
+    data = loader(x, y)
+    made = []
+    real = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda **kw: made.append(real(**kw)) or made[-1])
+    before = capture(model, opt, data)
+    r = find_lr(model, opt, nn.functional.cross_entropy, data, num_iter=30, snapshot=snapshot)
+    assert r.steps >= 10 and r.suggestion is not None
+    assert_same(before, model, opt, data)
+    assert model[1].num_batches_tracked.item() == 3
+    if snapshot == "disk":
+        assert len(made) == 1 and not os.path.exists(made[0])
+    else:
+        assert made == []
+
+
+def test_restore_bit_for_bit_adam_fresh_and_trained():
+    x, y = make_data()
+    for pre in (0, 3):
+        model = bn_model()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.8, 0.99), weight_decay=1e-4)
+        pretrain(model, opt, x, y, pre)
+        data = loader(x, y)
+        before = capture(model, opt, data)
+        find_lr(model, opt, nn.functional.cross_entropy, data, num_iter=20)
+        assert_same(before, model, opt, data)
+        assert (len(opt.state) == 0) == (pre == 0)
+
+
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_restore_after_exception_in_user_step(exc):
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    pretrain(model, opt, x, y)
+    calls = []
+
+    def step(m, batch):
+        calls.append(1)
+        if len(calls) == 7:
+            raise exc("boom")
+        return nn.functional.cross_entropy(m(batch[0]), batch[1])
+
+    before = capture(model, opt)
+    with pytest.raises(exc, match="boom"):
+        find_lr(model, opt, None, loader(x, y), num_iter=20, step=step)
+    assert_same(before, model, opt)
+
+
+def test_data_cycled_and_custom_step_with_dict_batches():
+    x, y = make_data(n=64)
+    batches = [{"x": x[:32], "y": y[:32]}, {"x": x[32:], "y": y[32:]}]
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+
+    def step(m, b):
+        seen.append(b["x"].data_ptr())
+        return nn.functional.cross_entropy(m(b["x"]), b["y"])
+
+    r = find_lr(model, opt, None, batches, num_iter=15, step=step, end_lr=1e-2)
+    assert len(r.losses) == 15 and len(seen) == 15  # 2 batches cycled
+    assert seen[0] == seen[2] == seen[4] and seen[1] == seen[3]
+
+
+def test_gradient_accumulation_consumes_k_batches_and_averages():
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    values = iter(float(v) for v in range(1000))
+
+    def step(m, b):
+        return m(b[0]).sum() * 0.0 + next(values)
+
+    r = find_lr(model, opt, None, loader(x, y), num_iter=10, step=step, accumulation_steps=3)
+    # step i averages the losses 3i, 3i+1, 3i+2 -> 3i+1
+    np.testing.assert_allclose(r.losses, [3 * i + 1 for i in range(len(r.losses))])
+
+
+def test_amp_bfloat16_on_cpu_and_restore():
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    dtypes = []
+
+    def step(m, b):
+        out = m(b[0])
+        dtypes.append(out.dtype)
+        return nn.functional.cross_entropy(out, b[1])
+
+    before = capture(model, opt)
+    r = find_lr(model, opt, None, loader(x, y), num_iter=20, amp=True, step=step)
+    assert set(dtypes) == {torch.bfloat16}
+    assert np.all(np.isfinite(r.losses))
+    assert_same(before, model, opt)
+
+
+class FakeScaler:
+    """A GradScaler stand-in that reports inf gradients (a skipped step) on given calls."""
+
+    def __init__(self, skip_at):
+        self.scale_value = 1024.0
+        self.skip_at = set(skip_at)
+        self.calls = 0
+        self.stepped = 0
+
+    def is_enabled(self):
+        return True
+
+    def scale(self, loss):
+        return loss * self.scale_value
+
+    def get_scale(self):
+        return self.scale_value
+
+    def step(self, opt):
+        self.calls += 1
+        if self.calls not in self.skip_at:
+            for g in opt.param_groups:
+                for p in g["params"]:
+                    if p.grad is not None:
+                        p.grad.div_(self.scale_value)
+            opt.step()
+            self.stepped += 1
+
+    def update(self):
+        if self.calls in self.skip_at:
+            self.scale_value /= 2
+
+
+def test_grad_scaler_skipped_steps_are_retried_and_scaler_restored():
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = FakeScaler(skip_at={1, 2, 5})
+    before = capture(model, opt)
+    r = find_lr(
+        model,
+        opt,
+        nn.functional.cross_entropy,
+        loader(x, y),
+        num_iter=12,
+        scaler=scaler,
+        end_lr=1e-2,
+    )
+    assert len(r.losses) == 12
+    assert_same(before, model, opt)
+    assert scaler.calls == 0 and scaler.scale_value == 1024.0  # scaler state restored
+
+
+def test_real_grad_scaler_on_cpu_runs():
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu")
+    before = capture(model, opt)
+    r = find_lr(
+        model, opt, nn.functional.cross_entropy, loader(x, y), num_iter=12, scaler=scaler, amp=True
+    )
+    assert len(r.losses) >= 2
+    assert_same(before, model, opt)
+
+
+class Probe(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(10, 2)
+        self.log = []
+
+    def forward(self, x):
+        self.log.append((self.training, torch.is_grad_enabled()))
+        return self.lin(x)
+
+
+def test_validation_mode_records_eval_loss():
+    x, y = make_data()
+    model = Probe()
+    model.eval()  # user left it in eval mode: train_mode=True trains, then restores eval
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    val = [(x[:16], y[:16]), (x[16:32], y[16:32])]
+    r = find_lr(
+        model, opt, nn.functional.cross_entropy, loader(x, y), num_iter=10, val_data=val, end_lr=1.0
+    )
+    n = len(r.losses)
+    assert model.log[:3] == [(True, True), (False, False), (False, False)]
+    assert model.log.count((True, True)) == n and model.log.count((False, False)) == 2 * n
+    assert model.training is False
+
+
+def test_validation_loss_value_is_the_mean_over_held_batches():
+    x, y = make_data()
+    torch.manual_seed(0)
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    val = [(x[:16], y[:16]), (x[16:32], y[16:32])]
+    # a tiny range: the weights barely move in one step, so the first value is ~ the initial
+    with torch.no_grad():
+        expected0 = np.mean([nn.functional.cross_entropy(model(a), b).item() for a, b in val])
+    r = find_lr(
+        model,
+        opt,
+        nn.functional.cross_entropy,
+        loader(x, y),
+        num_iter=10,
+        val_data=val,
+        start_lr=1e-9,
+        end_lr=1e-8,
+    )
+    assert r.losses[0] == pytest.approx(expected0, rel=1e-5)
+
+
+def test_warning_is_emitted_for_unusable_curve():
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.warns(LRFinderWarning):
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", LRFinderWarning)
+            find_lr(
+                model,
+                opt,
+                nn.functional.cross_entropy,
+                loader(x, y),
+                start_lr=1e-9,
+                end_lr=1e-8,
+                num_iter=20,
+            )
+
+
+@pytest.mark.parametrize(
+    "kw,param",
+    [
+        ({"accumulation_steps": 0}, "accumulation_steps"),
+        ({"snapshot": "cloud"}, "snapshot"),
+        ({"start_lr": 1.0, "end_lr": 0.1}, "end_lr"),
+        ({"num_iter": 3}, "num_iter"),
+        ({"method": "nope"}, "method"),
+        ({"amp": "yes"}, "amp"),
+    ],
+)
+def test_bad_arguments(kw, param):
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = capture(model, opt)
+    with pytest.raises(ValueError, match=param):
+        find_lr(model, opt, nn.functional.cross_entropy, loader(x, y), **kw)
+    assert_same(before, model, opt)
+
+
+def test_empty_data_raises_and_restores():
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = capture(model, opt)
+    with pytest.raises(ValueError, match="data"):
+        find_lr(model, opt, nn.functional.cross_entropy, [], num_iter=10)
+    assert_same(before, model, opt)
