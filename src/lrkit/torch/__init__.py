@@ -17,6 +17,8 @@ _EXPORTS: dict[str, str] = {
     # adaptive methods, divergence guard, LR-free optimizers (feedback issue)
     "effective_lr": "_adaptive",
     "EffectiveLRLogger": "_adaptive",
+    "DivergenceGuard": "_guard",
+    "DivergenceError": "_guard",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,242 @@
+"""Divergence guard for PyTorch: in-memory snapshots, restore and LR cut on NaN/inf or spikes.
+
+Usage (call ``check`` after ``backward()`` and before ``optimizer.step()``)::
+
+    guard = lrkit.torch.DivergenceGuard(model, optimizer, scheduler=sched)
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        if guard.check(loss):        # False: diverged; last good state restored, LR cut
+            optimizer.step()
+        sched.step()
+
+The decision (ok / restore and cut / give up) is made by the framework-free
+:class:`lrkit.feedback.DivergenceGuard`; this class keeps the snapshot of the model's
+``state_dict()`` (parameters *and* buffers) and the optimizer's ``state_dict()`` (moments, step
+counts, param-group hyperparameters), as clones in memory, refreshed every ``snapshot_every``
+good checks. On the final failure it restores the last good state, then raises
+:class:`DivergenceError` (a ``RuntimeError``): the model is left in its last good state.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import deque
+from typing import Any
+
+import torch
+
+from ..feedback import Chain, Multiplier
+from ..feedback import DivergenceGuard as _Core
+
+__all__ = ["DivergenceError", "DivergenceGuard"]
+
+
+class DivergenceError(RuntimeError):
+    """Training diverged more often than the guard allows; the last good state is restored."""
+
+
+def _clone(obj: Any) -> Any:
+    """Deep copy with tensors detached and cloned (no aliasing with the live objects)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clone(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_clone(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+class DivergenceGuard:
+    """Restore the last good snapshot and cut the LR when the loss diverges.
+
+    Args:
+        model: the ``torch.nn.Module`` being trained.
+        optimizer: its optimizer.
+        scheduler: an optional ``lrkit.torch.scheduler(...)``; the guard's LR multiplier
+            (:attr:`feedback`, a :class:`lrkit.feedback.Multiplier`) is appended to its feedback
+            chain, so cuts compose with the schedule and are saved in the scheduler's
+            ``state_dict()``. If you build the chain yourself (``feedback=plateau &
+            guard.feedback``) it is not appended twice. Without an lrkit scheduler the cut is
+            applied to the param groups' ``lr`` directly.
+        factor: LR multiplier applied at each restore (0 < factor < 1).
+        max_restores: restores allowed; the next divergence raises :class:`DivergenceError`.
+        spike_factor: a loss above ``spike_factor`` x the median of the last ``window`` good
+            losses counts as a divergence (None: only NaN/inf do).
+        window, min_history: size of the reference window, and the number of good losses needed
+            before spikes are detected.
+        snapshot_every: refresh the snapshot every this many good checks (1: every step; the
+            copy costs one model+optimizer state of memory and a copy per refresh).
+        check_grads: also treat non-finite gradients (when present) as a divergence.
+        keep: snapshots kept (memory: ``keep`` copies of the model and optimizer state). When
+            the state just restored diverges again at once, it was a bad state that passed for
+            good (e.g. a blow-up before spike detection was armed): it is dropped and the
+            next older snapshot is restored.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any = None,
+        *,
+        factor: float = 0.5,
+        max_restores: int = 3,
+        spike_factor: float | None = 10.0,
+        window: int = 50,
+        min_history: int = 10,
+        snapshot_every: int = 1,
+        check_grads: bool = True,
+        keep: int = 2,
+    ) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise ValueError(
+                f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
+        if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int):
+            raise ValueError(f"snapshot_every must be an integer >= 1, got {snapshot_every!r}")
+        if snapshot_every < 1:
+            raise ValueError(f"snapshot_every must be an integer >= 1, got {snapshot_every!r}")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
+        self.core = _Core(
+            factor=factor,
+            max_restores=max_restores,
+            spike_factor=spike_factor,
+            window=window,
+            min_history=min_history,
+        )
+        self.model = model
+        self.optimizer = optimizer
+        self.snapshot_every = snapshot_every
+        self.check_grads = bool(check_grads)
+        self.feedback = Multiplier(1.0)
+        self.scheduler = None
+        if scheduler is not None:
+            self.attach(scheduler)
+        self.num_checks = 0
+        self._good_since_snapshot = 0
+        self._snapshots: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._last_ok = True
+        self.snapshot()
+
+    # ------------------------------------------------------------------ scheduler
+    def attach(self, scheduler: Any) -> None:
+        """Make ``scheduler`` (an lrkit scheduler) include the guard's LR multiplier."""
+        if not hasattr(scheduler, "feedback") or not hasattr(scheduler, "report"):
+            raise ValueError(
+                "scheduler must be an lrkit.torch.scheduler(...) (with a feedback chain), got "
+                f"{type(scheduler).__name__}"
+            )
+        fb = scheduler.feedback
+        members = fb.controllers if isinstance(fb, Chain) else (fb,)
+        if not any(m is self.feedback for m in members):
+            scheduler.feedback = self.feedback if fb is None else Chain(fb, self.feedback)
+        self.scheduler = scheduler
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self) -> None:
+        """Take a snapshot of the model and the optimizer now (done automatically)."""
+        self._snapshots.append(
+            {
+                "model": _clone(self.model.state_dict()),
+                "optimizer": _clone(self.optimizer.state_dict()),
+                "scale": self.feedback.scale,
+                "check": self.num_checks,
+            }
+        )
+        self._good_since_snapshot = 0
+
+    @property
+    def snapshot_check(self) -> int:
+        """The number of checks done when the current snapshot was taken."""
+        return int(self._snapshots[-1]["check"])
+
+    def restore(self) -> None:
+        """Put the last good snapshot back into the model and optimizer (gradients cleared);
+        the LRs include every cut made so far."""
+        snap = self._snapshots[-1]
+        with torch.no_grad():
+            self.model.load_state_dict(snap["model"])
+        self.optimizer.load_state_dict(_clone(snap["optimizer"]))
+        for p in self.model.parameters():
+            p.grad = None
+        ratio = self.feedback.scale / snap["scale"] if snap["scale"] > 0 else 0.0
+        if self.scheduler is not None and hasattr(self.scheduler, "_apply"):
+            self.scheduler._apply()  # the scheduler's LR (schedule x feedback incl. the cut)
+        else:
+            for g in self.optimizer.param_groups:
+                lr = g["lr"]
+                if isinstance(lr, torch.Tensor):
+                    lr.mul_(ratio)
+                else:
+                    g["lr"] = lr * ratio
+
+    # ------------------------------------------------------------------ the check
+    def _grads_finite(self) -> bool:
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if not grads:
+            return True
+        return all(bool(torch.isfinite(g).all()) for g in grads)
+
+    def check(self, loss: Any) -> bool:
+        """Judge this step's ``loss`` (a tensor or number).
+
+        True: the step is good; go on with ``optimizer.step()``. False: the loss was NaN/inf, a
+        spike, or the gradients were non-finite; the last good snapshot has been restored and
+        the LR cut by ``factor`` -- skip this batch. Raises :class:`DivergenceError` (after
+        restoring) when ``max_restores`` restores were already used.
+        """
+        value = float(loss.detach().float().item()) if isinstance(loss, torch.Tensor) else loss
+        value = float(value)
+        self.num_checks += 1
+        if self.check_grads and math.isfinite(value) and not self._grads_finite():
+            value = math.nan
+        action = self.core.check(value, step=self.num_checks)
+        if action == "ok":
+            self._last_ok = True
+            self._good_since_snapshot += 1
+            if self._good_since_snapshot >= self.snapshot_every:
+                self.snapshot()
+            return True
+        self.feedback.set_scale(self.core.scale)
+        if not self._last_ok and len(self._snapshots) > 1:
+            self._snapshots.pop()  # the state restored last time diverged at once: drop it
+        self._last_ok = False
+        self.restore()
+        if action == "give_up":
+            raise DivergenceError(
+                f"training diverged (loss {value!r} at check {self.num_checks}) after "
+                f"{self.core.restores} restore(s) with the LR cut to "
+                f"{self.core.scale:g}x; the model and optimizer were restored to their last "
+                f"good state (from check {self.snapshot_check}). Lower the learning rate, "
+                "or raise max_restores."
+            )
+        return False
+
+    @property
+    def restores(self) -> int:
+        return self.core.restores
+
+    @property
+    def scale(self) -> float:
+        """The LR multiplier from all cuts so far."""
+        return self.feedback.scale
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.core.events
+
+    def state_dict(self) -> dict[str, Any]:
+        """The decision state (not the snapshot, which lives in memory only)."""
+        return {"core": self.core.state_dict(), "feedback": self.feedback.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.core.load_state_dict(state["core"])
+        self.feedback.load_state_dict(state["feedback"])

@@ -1,0 +1,303 @@
+"""DivergenceGuard (torch) and feedback controllers driven by lrkit.torch.scheduler."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import lrkit.torch as lt  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+from lrkit.feedback import (  # noqa: E402
+    Chain,
+    Multiplier,
+    ReduceOnPlateau,
+    RestartOnPlateau,
+)
+from lrkit.torch._guard import DivergenceError, DivergenceGuard  # noqa: E402
+
+
+def _problem(seed=0, bn=False):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, 4, generator=g) * 3
+    w = torch.randn(4, 1, generator=g)
+    y = x @ w + 0.1 * torch.randn(64, 1, generator=g)
+    torch.manual_seed(seed)
+    layers = [torch.nn.Linear(4, 8)]
+    if bn:
+        layers.append(torch.nn.BatchNorm1d(8))
+    layers += [torch.nn.ReLU(), torch.nn.Linear(8, 1)]
+    return torch.nn.Sequential(*layers), x, y
+
+
+def _state(model, opt):
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        json.loads(json.dumps(_plain(opt.state_dict()))),
+        {id(p): {k: v.clone() for k, v in opt.state[p].items()} for p in model.parameters()},
+    )
+
+
+def _plain(x):
+    if isinstance(x, torch.Tensor):
+        return x.tolist()
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _equal_state(a, b):
+    assert a[0].keys() == b[0].keys()
+    assert all(torch.equal(a[0][k], b[0][k]) for k in a[0])
+    assert a[2].keys() == b[2].keys()
+    for pid in a[2]:
+        assert a[2][pid].keys() == b[2][pid].keys()
+        assert all(torch.equal(a[2][pid][k], b[2][pid][k]) for k in a[2][pid])
+
+
+def test_forced_nan_restores_last_good_state_bit_for_bit():
+    model, x, y = _problem(bn=True)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    guard = DivergenceGuard(model, opt, factor=0.5)
+    good = None
+    for i in range(8):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        if i == 5:
+            good = _state(model, opt)  # what the guard snapshots at this (good) check
+        if i == 6:
+            loss = loss * math.nan
+        ok = guard.check(loss)
+        assert ok == (i != 6)
+        if i == 6:
+            break
+        opt.step()
+    now = _state(model, opt)
+    _equal_state(now, good)
+    assert now[1]["param_groups"][0]["lr"] == 0.005  # halved
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert guard.restores == 1 and guard.scale == 0.5
+    assert guard.events[0]["action"] == "restore" and guard.events[0]["step"] == 7
+
+
+def test_recovers_a_run_that_diverges():
+    model, x, y = _problem(seed=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)  # diverges to inf/NaN within a few steps
+    first = torch.nn.functional.mse_loss(model(x), y).item()
+    guard = DivergenceGuard(model, opt, factor=0.1, max_restores=5, min_history=3)
+    losses = []
+    for _ in range(200):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        if guard.check(loss):
+            opt.step()
+            losses.append(loss.item())
+    assert 1 <= guard.restores <= 5
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * 0.1**guard.restores)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    final = torch.nn.functional.mse_loss(model(x), y).item()
+    assert math.isfinite(final) and final < 0.1 * first
+
+
+def test_unrecoverable_raises_after_restoring():
+    model, x, y = _problem(seed=2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    guard = DivergenceGuard(model, opt, max_restores=2, factor=0.5)
+    opt.zero_grad()
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    assert guard.check(loss)
+    good = _state(model, opt)
+    opt.step()
+    assert guard.check(float("nan")) is False
+    assert guard.check(float("inf")) is False
+    with pytest.raises(DivergenceError, match="restored to their last good state") as err:
+        guard.check(torch.tensor(float("nan")))
+    assert isinstance(err.value, RuntimeError)
+    _equal_state(_state(model, opt), good)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0025)
+
+
+def test_spike_and_nonfinite_grad_count_as_divergence():
+    model, x, y = _problem(seed=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    guard = DivergenceGuard(model, opt, spike_factor=5.0, min_history=3, window=3)
+    for v in [1.0, 1.1, 0.9]:
+        assert guard.check(v)
+    assert guard.check(4.9)  # 5 x median(1.0, 1.1, 0.9) = 5.0
+    assert not guard.check(100.0)
+    assert guard.restores == 1
+    model[0].weight.grad = torch.full_like(model[0].weight, math.nan)
+    assert not guard.check(1.0)
+    assert guard.restores == 2
+    assert model[0].weight.grad is None
+    off = DivergenceGuard(model, opt, check_grads=False)
+    model[0].weight.grad = torch.full_like(model[0].weight, math.nan)
+    assert off.check(1.0)
+
+
+def test_snapshot_every():
+    model, x, y = _problem(seed=4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    guard = DivergenceGuard(model, opt, snapshot_every=3)
+    w0 = model[0].weight.detach().clone()
+    for i in range(5):
+        assert guard.check(1.0)
+        if i == 2:
+            w3 = model[0].weight.detach().clone()
+        with torch.no_grad():
+            model[0].weight.add_(1.0)
+    assert guard.snapshot_check == 3
+    assert not guard.check(float("nan"))
+    assert torch.equal(model[0].weight, w3)  # state at check 3, before its update
+    assert not torch.equal(model[0].weight, w0)
+    with pytest.raises(ValueError, match="snapshot_every"):
+        DivergenceGuard(model, opt, snapshot_every=0)
+
+
+def test_with_lrkit_scheduler_cut_composes_with_schedule_and_plateau():
+    model, x, y = _problem(seed=5)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    plateau = ReduceOnPlateau(patience=0, factor=0.5)
+    sched = lt.scheduler(opt, S.exponential(0.1, 0.9), feedback=plateau)
+    guard = DivergenceGuard(model, opt, sched, factor=0.1)
+    assert isinstance(sched.feedback, Chain) and sched.feedback[1] is guard.feedback
+    DivergenceGuard.attach(guard, sched)  # idempotent
+    assert len(sched.feedback) == 2
+    for _ in range(3):
+        assert guard.check(1.0)
+        opt.step()
+        sched.step()
+    sched.report(1.0)
+    sched.report(1.0)  # plateau: x0.5
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.9**3 * 0.5)
+    assert not guard.check(float("nan"))  # restores optimizer state, then cuts by 0.1
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.9**3 * 0.5 * 0.1)
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.9**4 * 0.5 * 0.1)
+    sd = sched.state_dict()
+    assert sd["feedback"]["controllers"][1] == {"type": "Multiplier", "scale": 0.1}
+    # no feedback yet: the guard's multiplier becomes the feedback
+    opt2 = torch.optim.SGD(model.parameters(), lr=0.1)
+    s2 = lt.scheduler(opt2, S.constant(0.1))
+    g2 = DivergenceGuard(model, opt2, s2)
+    assert s2.feedback is g2.feedback
+    with pytest.raises(ValueError, match="scheduler"):
+        DivergenceGuard(model, opt2, torch.optim.lr_scheduler.StepLR(opt2, 1))
+
+
+def test_guard_state_dict_round_trip():
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    g = DivergenceGuard(model, opt)
+    g.check(1.0)
+    g.check(float("nan"))
+    sd = json.loads(json.dumps(g.state_dict()))
+    h = DivergenceGuard(model, opt)
+    h.load_state_dict(sd)
+    assert h.state_dict() == g.state_dict() and h.scale == 0.5
+
+
+def test_exported():
+    assert lt.DivergenceGuard is DivergenceGuard
+    assert lt.DivergenceError is DivergenceError
+
+
+# ------------------------------------------------------------- scheduler(..., feedback=...)
+def _opt(lr=1.0, groups=1):
+    ps = [torch.nn.Parameter(torch.zeros(2)) for _ in range(groups)]
+    return torch.optim.SGD([{"params": [p], "lr": lr * (i + 1)} for i, p in enumerate(ps)], lr=lr)
+
+
+def test_scheduler_plateau_matches_pytorch_on_positive_stream():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    vals = np.exp(np.cumsum(rng.normal(0.0, 0.05, 200))).tolist()
+    ref_opt = _opt(0.3)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(ref_opt, patience=3, cooldown=2, eps=0)
+    opt = _opt(0.3)
+    sched = lt.scheduler(opt, S.constant(0.3), feedback=ReduceOnPlateau(patience=3, cooldown=2))
+    for v in vals:
+        sched.step()
+        ref.step(v)
+        sched.report(v)
+        assert opt.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"], rel=1e-12)
+    assert sched.feedback.reductions
+
+
+def test_scheduler_feedback_scale_groups_and_resume():
+    opt = _opt(0.1, groups=2)
+    fb = ReduceOnPlateau(patience=1, factor=0.5)
+    sched = lt.scheduler(opt, S.cosine(0.1, 100), feedback=fb)
+    lrs = []
+    for i in range(40):
+        sched.step()
+        if i % 5 == 4:
+            sched.report(1.0 if i < 30 else 0.5)
+        lrs.append([g["lr"] for g in opt.param_groups])
+        if i == 19:
+            ckpt = json.loads(json.dumps(sched.state_dict()))
+    t = sched.last_epoch
+    assert lrs[-1][0] == pytest.approx(S.cosine(0.1, 100)(t) * fb.scale)
+    assert lrs[-1][1] == pytest.approx(2 * lrs[-1][0])
+    assert fb.scale < 1.0
+    opt2 = _opt(0.1, groups=2)
+    fb2 = ReduceOnPlateau(patience=1, factor=0.5)
+    s2 = lt.scheduler(opt2, S.cosine(0.1, 100), feedback=fb2)
+    s2.load_state_dict(ckpt)
+    got = []
+    for i in range(20, 40):
+        s2.step()
+        if i % 5 == 4:
+            s2.report(1.0 if i < 30 else 0.5)
+        got.append([g["lr"] for g in opt2.param_groups])
+    assert got == lrs[20:]
+    assert fb2.state_dict() == fb.state_dict()
+
+
+def test_scheduler_report_applies_at_once_and_restart():
+    opt = _opt(1.0)
+    fb = RestartOnPlateau(patience=0) & ReduceOnPlateau(patience=0, factor=0.5)
+    sched = lt.scheduler(opt, S.exponential(1.0, 0.5), feedback=fb)
+    for _ in range(4):
+        sched.step()
+    assert opt.param_groups[0]["lr"] == 0.5**4
+    sched.report(2.0)
+    sched.report(2.0)  # plateau at step 4: restart (schedule from 0) and halve, at once
+    assert opt.param_groups[0]["lr"] == 1.0 * 0.5
+    sched.step()
+    assert opt.param_groups[0]["lr"] == 0.5 * 0.5
+    m = Multiplier(0.3)
+    s3 = lt.scheduler(_opt(1.0), S.constant(1.0), feedback=m)
+    assert s3.optimizer.param_groups[0]["lr"] == pytest.approx(0.3)
+
+
+def test_falls_back_to_older_snapshot_when_restored_state_diverges_again():
+    model, _, _ = _problem(seed=6)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    guard = DivergenceGuard(model, opt, keep=2, max_restores=5)
+    states = []
+    for _ in range(3):
+        assert guard.check(1.0)
+        states.append(model[0].weight.detach().clone())
+        with torch.no_grad():
+            model[0].weight.mul_(2.0)
+    assert not guard.check(float("nan"))
+    assert torch.equal(model[0].weight, states[2])  # newest snapshot
+    assert not guard.check(float("nan"))  # it diverged again at once: drop it, go one back
+    assert torch.equal(model[0].weight, states[1])
+    assert not guard.check(float("nan"))  # only one snapshot left: keep restoring it
+    assert torch.equal(model[0].weight, states[1])
+    assert guard.scale == 0.125
+    with pytest.raises(ValueError, match="keep"):
+        DivergenceGuard(model, opt, keep=0)
