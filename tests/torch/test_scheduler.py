@@ -322,7 +322,7 @@ def test_real_training_loop_learns() -> None:
         seen.append(opt.param_groups[0]["lr"])
         sch.step()
         if k == 0:
-            first = float(loss)
-        last = float(loss)
+            first = loss.item()
+        last = loss.item()
     assert seen == [s(k) for k in range(total)]
     assert last < 0.1 * first

@@ -7,6 +7,8 @@ import bisect
 import math
 from typing import Any
 
+import numpy as np
+
 from .. import _validate as v
 from ._base import Schedule, register
 
@@ -312,7 +314,7 @@ class Cyclic(Schedule):
         if self.mode == "triangular":
             return 1.0
         if self.mode == "triangular2":
-            return 1 / float(2.0 ** (cycle - 1))
+            return float(0.5 ** (cycle - 1))  # == 1 / 2 ** (cycle - 1), no overflow
         return float(self.gamma**t)
 
     def _at(self, t: float) -> float:
@@ -335,7 +337,7 @@ class Cyclic(Schedule):
         if self.mode == "triangular":
             return self.base_lr + height
         if self.mode == "triangular2":
-            return self.base_lr + height * (1 / (2.0 ** (cycle - 1)))
+            return self.base_lr + height * 0.5 ** (cycle - 1)
         return self.base_lr + height * self.gamma**t
 
 
@@ -375,25 +377,30 @@ class _Phased(Schedule):
                 )
             start = end
         self._phases = [(e, s0, s1) for e, (s0, s1) in zip(ends, vals)]
-
-    def _anneal(self, start: float, end: float, pct: float) -> float:
-        if self.anneal_strategy == "cos":
-            return end + (start - end) / 2.0 * (math.cos(_PI * pct) + 1)
-        return (end - start) * pct + start
+        self._last = float(t - 1)
+        starts = [0.0, *ends[:-1]]
+        fast = []
+        for i, (st, (end, a, b)) in enumerate(zip(starts, self._phases)):
+            # the last phase takes every later step (PyTorch: ``or i == len(phases) - 1``)
+            e = math.inf if i == len(self._phases) - 1 else end
+            fast.append((st, e, end - st, a, b, (a - b) / 2.0))
+        self._fast = fast
+        self._cos = self.anneal_strategy == "cos"
 
     def _at(self, t: float) -> float:
-        last = self.total_steps - 1
-        if t > last:
-            t = last
-        start = 0.0
-        n = len(self._phases)
-        for i, (end, a, b) in enumerate(self._phases):
-            if t <= end or i == n - 1:
-                return self._anneal(a, b, (t - start) / (end - start))
-            start = end
+        # PyTorch's arithmetic exactly, with the per-phase constants precomputed
+        if t > self._last:
+            t = self._last
+        for start, end, width, a, b, half in self._fast:
+            if t <= end:
+                if self._cos:
+                    return b + half * (math.cos(_PI * ((t - start) / width)) + 1)
+                return (b - a) * ((t - start) / width) + a
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _values(self, t: Any, xp: Any) -> Any:
+        if xp is np:
+            return self._values_np(t)
         tc = xp.minimum(t, float(self.total_steps - 1))
         starts = [0.0] + [end for end, _, _ in self._phases[:-1]]
         out: Any = None
@@ -405,6 +412,21 @@ class _Phased(Schedule):
             else:
                 val = (b - a) * pct + a
             out = val if out is None else xp.where(tc <= end, val, out)
+        return out
+
+    def _values_np(self, t: Any) -> Any:
+        # each step evaluated once, in its own phase (cos is the cost; don't do it per phase)
+        tc = np.minimum(t, self._last)
+        out = np.empty_like(tc)
+        ends = [f[1] for f in self._fast[:-1]]
+        idx = np.searchsorted(np.array(ends), tc, side="left") if ends else np.zeros(tc.shape, int)
+        for i, (start, _end, width, a, b, half) in enumerate(self._fast):
+            m = idx == i
+            pct = (tc[m] - start) / width
+            if self._cos:
+                out[m] = b + half * (np.cos(_PI * pct) + 1)
+            else:
+                out[m] = (b - a) * pct + a
         return out
 
 

@@ -32,6 +32,9 @@ def _as_schedule(name: str, value: Any) -> Schedule:
 
 
 def _set(group: dict[str, Any], key: str, value: float) -> None:
+    if key == "momentum" and "momentum" not in group:
+        group["betas"] = (value, *group["betas"][1:])
+        return
     current = group.get(key)
     if isinstance(current, torch.Tensor):
         current.fill_(value)
@@ -111,6 +114,21 @@ class LRKitScheduler(LRScheduler):
             lr = g["lr"]
             g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
         self.base_lrs = [float(g["initial_lr"]) for g in groups]
+        self._hp = []
+        for key, sched in extra.items():
+            if key == "momentum" and all("momentum" not in g for g in groups):
+                kind = 1  # Adam-style betas[0]
+            elif any(isinstance(g.get(key), torch.Tensor) for g in groups) or (
+                key == "momentum" and any("momentum" not in g for g in groups)
+            ):
+                kind = 2
+            else:
+                kind = 0
+            self._hp.append((sched._at, key, kind))
+        self._shared = all(s is self.schedules[0] for s in self.schedules)
+        tensor_lr = any(isinstance(g["lr"], torch.Tensor) for g in groups)
+        self._fast = self._shared and feedback is None and not tensor_lr
+        self._at0 = self.schedules[0]._at
         self.last_epoch = 0
         self._step_count = 1
         self._apply()
@@ -139,18 +157,21 @@ class LRKitScheduler(LRScheduler):
     def _apply(self) -> None:
         t = self.last_epoch
         groups = self.optimizer.param_groups
-        lrs = []
-        first = self.schedules[0]
-        shared = all(s is first for s in self.schedules)
-        value = self._lr_at(0, t) if shared else 0.0
-        for i, (g, r) in enumerate(zip(groups, self.ratios)):
-            lr = r * (value if shared else self._lr_at(i, t))
-            _set(g, "lr", lr)
-            lrs.append(lr)
-        for key, s in self.hyperparams.items():
-            val = s._at(t)
+        if self._fast:  # one schedule, no controller, float lrs: the hot path
+            lr = self._at0(t)
+            lrs = [r * lr for r in self.ratios]
+            for g, v in zip(groups, lrs):
+                g["lr"] = v
+        else:
+            lrs = [r * self._lr_at(i, t) for i, r in enumerate(self.ratios)]
+            for g, v in zip(groups, lrs):
+                _set(g, "lr", v)
+        for at, key, kind in self._hp:
+            val = at(t)
             for g in groups:
-                if key == "momentum" and "momentum" not in g:
+                if kind == 0:
+                    g[key] = val
+                elif kind == 1:
                     g["betas"] = (val, *g["betas"][1:])
                 else:
                     _set(g, key, val)

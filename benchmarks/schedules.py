@@ -1,0 +1,92 @@
+"""Schedules benchmark: lrkit's PyTorch adapter vs PyTorch's own schedulers, in one run.
+
+1. per-step cost of ``lrkit.torch.scheduler(opt, onecycle(...)).step()`` vs ``OneCycleLR.step()``
+   (goal: at most half of PyTorch's cost);
+2. ``schedule.values(range(N))`` vs stepping PyTorch's ``OneCycleLR`` N times to get the same
+   N learning rates (goal: 100x faster or more), with the max relative difference.
+
+Run: python benchmarks/schedules.py [--steps 1000000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR
+
+import lrkit.torch as lt
+from lrkit import schedules as S
+
+
+def _opt() -> torch.optim.Optimizer:
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(4)]
+    return torch.optim.SGD(params, lr=0.1, momentum=0.9)
+
+
+def _time_steps(make, n: int, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    best = float("inf")
+    for _ in range(repeat):
+        sch = make(_opt())
+        t0 = time.perf_counter()
+        for _ in range(n):
+            sch.step()
+        best = min(best, (time.perf_counter() - t0) / n)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--steps", type=int, default=1_000_000, help="N for the values() comparison")
+    ap.add_argument("--per-step", type=int, default=20_000, help="steps timed per repeat")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    total = max(args.steps, args.per_step) + 1
+
+    rows = []
+    # 1. per-step cost (momentum cycled in both, as OneCycleLR does by default)
+    ours = _time_steps(
+        lambda o: lt.scheduler(o, S.onecycle(0.1, total), momentum=S.onecycle_momentum(total)),
+        args.per_step,
+        args.repeat,
+    )
+    ref = _time_steps(lambda o: OneCycleLR(o, 0.1, total_steps=total), args.per_step, args.repeat)
+    rows.append(("per-step .step(), one-cycle + momentum", ref * 1e6, ours * 1e6, "us/step"))
+    ours_c = _time_steps(
+        lambda o: lt.scheduler(o, S.cosine(0.1, total)), args.per_step, args.repeat
+    )
+    ref_c = _time_steps(lambda o: CosineAnnealingLR(o, T_max=total), args.per_step, args.repeat)
+    rows.append(("per-step .step(), cosine", ref_c * 1e6, ours_c * 1e6, "us/step"))
+
+    # 2. N learning rates at once vs stepping PyTorch N times
+    n = args.steps
+    opt = _opt()
+    ref_sched = OneCycleLR(opt, 0.1, total_steps=total)
+    ref_lrs = np.empty(n)
+    t0 = time.perf_counter()
+    for k in range(n):
+        ref_lrs[k] = opt.param_groups[0]["lr"]
+        ref_sched.step()
+    t_ref = time.perf_counter() - t0
+    s = S.onecycle(0.1, total)
+    best = float("inf")
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        vals = s.values(np.arange(n))
+        best = min(best, time.perf_counter() - t0)
+    err = float(np.max(np.abs(vals - ref_lrs) / ref_lrs))
+    rows.append((f"{n:.0e} LRs: values() vs {n:.0e} OneCycleLR.step()", t_ref, best, "s"))
+
+    print(f"torch {torch.__version__}, numpy {np.__version__}")
+    print(f"{'measure':<48} {'PyTorch':>12} {'lrkit':>12} {'unit':>8} {'speed-up':>9}")
+    for name, r, o, unit in rows:
+        print(f"{name:<48} {r:>12.4g} {o:>12.4g} {unit:>8} {r / o:>8.1f}x")
+    print(f"max relative difference of the {n} LRs: {err:.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""A readable curve in the terminal (numpy only), for ``lrkit plot`` without ``-o``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def text_plot(
+    xs: Sequence[float] | np.ndarray,
+    ys: Sequence[float] | np.ndarray,
+    *,
+    width: int = 72,
+    height: int = 16,
+    logx: bool = False,
+    logy: bool = False,
+    title: str | None = None,
+    xlabel: str = "step",
+) -> str:
+    """Render ``ys`` against ``xs`` as a character plot with labelled axes."""
+    if width < 10 or height < 3:
+        raise ValueError(f"width must be >= 10 and height >= 3, got width={width}, height={height}")
+    x = np.asarray(xs, dtype=np.float64)
+    y = np.asarray(ys, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or x.size == 0:
+        raise ValueError("xs and ys must be 1-d sequences of the same, non-zero length")
+    keep = np.isfinite(x) & np.isfinite(y)
+    if logx:
+        keep &= x > 0
+    if logy:
+        keep &= y > 0
+    x, y = x[keep], y[keep]
+    if x.size == 0:
+        return (title + "\n" if title else "") + "(nothing to plot: no finite values)"
+    tx = np.log10(x) if logx else x
+    ty = np.log10(y) if logy else y
+    x0, x1 = float(tx.min()), float(tx.max())
+    y0, y1 = float(ty.min()), float(ty.max())
+    if x1 == x0:
+        x1 = x0 + 1.0
+    if y1 == y0:
+        pad = abs(y0) * 0.05 or 1.0
+        y0, y1 = y0 - pad, y1 + pad
+    grid = [[" "] * width for _ in range(height)]
+    cols = np.clip(((tx - x0) / (x1 - x0) * (width - 1)).round().astype(int), 0, width - 1)
+    rows = np.clip(((ty - y0) / (y1 - y0) * (height - 1)).round().astype(int), 0, height - 1)
+    # connect consecutive points column by column so steep drops stay visible
+    prev: tuple[int, int] | None = None
+    for c, r in zip(cols.tolist(), rows.tolist()):
+        if prev is not None and prev[0] == c - 1 and abs(prev[1] - r) > 1:
+            lo, hi = sorted((prev[1], r))
+            for rr in range(lo + 1, hi):
+                grid[height - 1 - rr][c] = "|" if grid[height - 1 - rr][c] == " " else "*"
+        grid[height - 1 - r][c] = "*"
+        prev = (c, r)
+
+    def fmt(v: float, log: bool) -> str:
+        val = 10**v if log else v
+        return f"{val:.3g}"
+
+    labels = [fmt(y1, logy), fmt((y0 + y1) / 2, logy), fmt(y0, logy)]
+    lw = max(len(s) for s in labels)
+    lines = []
+    if title:
+        lines.append(title)
+    for i, row in enumerate(grid):
+        if i == 0:
+            lab = labels[0]
+        elif i == height // 2:
+            lab = labels[1]
+        elif i == height - 1:
+            lab = labels[2]
+        else:
+            lab = ""
+        lines.append(f"{lab:>{lw}} |" + "".join(row))
+    lines.append(" " * lw + " +" + "-" * width)
+    left, right = fmt(x0, logx), fmt(x1, logx)
+    mid = f"{xlabel}{' (log)' if logx else ''}"
+    gap = max(1, width - len(left) - len(right) - len(mid))
+    lines.append(" " * (lw + 2) + left + " " * (gap // 2) + mid + " " * (gap - gap // 2) + right)
+    return "\n".join(lines)

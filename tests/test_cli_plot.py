@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lrkit import schedules as S
+from lrkit.cli import main
+from lrkit.textplot import text_plot
+
+
+def test_plot_in_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plot", "cosine(lr=0.1, total_steps=100)", "--steps", "101"]) == 0
+    out = capsys.readouterr().out
+    assert "cosine(lr=0.1, total_steps=100, eta_min=0.0)" in out
+    assert out.count("*") >= 72  # one mark per column at least
+    assert "start 0.1" in out and "end 0" in out
+
+
+def test_plot_to_file(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "s.png"
+    assert main(["plot", "onecycle(0.1, 500)", "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_bad_spec_reports_position(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plot", "cosine(0.1, 100"]) == 2
+    err = capsys.readouterr().err
+    assert "position 15" in err
+
+
+def test_plot_bad_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plot", "constant(0.1)", "--steps", "0"]) == 2
+    assert "steps" in capsys.readouterr().err
+
+
+def test_text_plot_shape_and_extremes() -> None:
+    xs = np.arange(50)
+    text = text_plot(xs, S.linear(1.0, 0.0, 49).values(xs), width=40, height=10)
+    lines = text.splitlines()
+    assert len(lines) == 10 + 2
+    plot_rows = [ln.split("|", 1)[1] for ln in lines[:10]]
+    assert plot_rows[0][0] == "*" and plot_rows[-1][-1] == "*"  # falls from top-left
+    with pytest.raises(ValueError, match="width"):
+        text_plot(xs, xs, width=3)
+
+
+def test_schedule_plot_returns_axes() -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = S.with_warmup(S.cosine(0.1, 90), 10).plot()
+    line = ax.get_lines()[0]
+    np.testing.assert_array_equal(line.get_xdata(), np.arange(101))
