@@ -1,0 +1,307 @@
+"""lrkit.optax: exact schedules under jit/vmap, the plateau transformation, find_lr."""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("optax")
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402
+
+import lrkit.optax as lo  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+from lrkit.feedback import ReduceOnPlateau  # noqa: E402
+from lrkit.finder import FinderResult, LRFinderWarning  # noqa: E402
+
+N = 100_001  # steps 0..100000
+
+FAMILIES = {
+    "constant": S.constant(0.1),
+    "step": S.step(0.1, 1000, 0.5),
+    "multistep": S.multistep(0.1, [1000, 5000, 30000], 0.3),
+    "exponential": S.exponential(0.1, 0.9999),
+    "inverse_time": S.inverse_time(0.1, 100, 0.5, True),
+    "polynomial": S.polynomial(0.1, 80000, 2.0, 1e-4),
+    "linear": S.linear(0.0, 0.1, 70000),
+    "cosine": S.cosine(0.1, 100000, 1e-5),
+    "cosine_restarts": S.cosine_restarts(0.1, 1000, 2, 1e-5),
+    "cyclic": S.cyclic(1e-4, 1e-2, 2000, mode="exp_range", gamma=0.99999),
+    "cyclic2": S.cyclic(1e-4, 1e-2, 1500, 500, mode="triangular2"),
+    "onecycle": S.onecycle(0.1, 100000, three_phase=True),
+    "onecycle_momentum": S.onecycle_momentum(100000),
+    "inverse_sqrt": S.inverse_sqrt(0.1, 4000),
+    "piecewise": S.piecewise_constant([1000, 20000], [0.1, 0.01, 0.001]),
+    "warmup": S.warmup_exponential(1e-4, 0.1, 50000),
+    "wsd": S.wsd(0.1, 100000, 2000, decay="cosine"),
+    "composite": (S.with_warmup(S.cosine(0.1, 90000), 10000) * S.exponential(1.0, 0.99999)).clamp(
+        1e-6, 0.05
+    ),
+}
+
+STEPS = np.arange(N)
+
+
+@pytest.fixture(scope="module")
+def jitted():
+    """One jitted evaluator per schedule (int32 counts, as optax passes them)."""
+    return {k: jax.jit(lo.schedule(s)) for k, s in FAMILIES.items()}
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_schedule_equals_numpy_float32_under_jit(jitted, name):
+    s = FAMILIES[name]
+    ref = s.values(STEPS).astype(np.float32)
+    got = np.asarray(jitted[name](jnp.arange(N, dtype=jnp.int32)))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, ref)
+    # scalar counts, as optax passes them inside an optimizer update
+    for t in (0, 1, 999, 1000, 54321, 100000):
+        assert float(jitted[name](jnp.int32(t))) == float(np.float32(s.values([t])[0]))
+
+
+def test_schedule_vmap_and_eager():
+    s = FAMILIES["composite"]
+    f = lo.schedule(s)
+    t = (jnp.arange(2200, dtype=jnp.int32) * 45).reshape(200, 11)
+    ref = s.values(np.asarray(t)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(jax.vmap(f)(t)), ref)
+    np.testing.assert_array_equal(np.asarray(jax.jit(jax.vmap(jax.vmap(f)))(t)), ref)
+    np.testing.assert_array_equal(np.asarray(jax.vmap(jax.jit(f))(t[:, 0])), ref[:, 0])
+    # eager (concrete) calls take the same host path
+    assert float(f(12345)) == float(np.float32(s(12345)))
+    np.testing.assert_array_equal(
+        np.asarray(f(np.arange(50))), s.values(np.arange(50)).astype(np.float32)
+    )
+
+
+def test_schedule_from_spec_and_traced_mode():
+    s = S.cosine(0.1, 1000)
+    f = lo.schedule(str(s))
+    assert float(f(500)) == float(np.float32(s(500)))
+    g = jax.jit(lo.schedule(s, exact=False))
+    got = np.asarray(g(jnp.arange(1001)))
+    np.testing.assert_allclose(got, s.values(np.arange(1001)), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="dtype"):
+        lo.schedule(s, dtype=jnp.int32)
+    with pytest.raises(ValueError, match="s must"):
+        lo.schedule(3.0)
+
+
+def test_schedule_drives_an_optax_optimizer():
+    s = S.with_warmup(S.cosine(0.5, 20), 5)
+    opt = optax.sgd(lo.schedule(s))
+    params = jnp.zeros(3)
+    state = opt.init(params)
+
+    @jax.jit
+    def upd(state):
+        return opt.update(jnp.ones(3), state, params)
+
+    for t in range(30):
+        updates, state = upd(state)
+        assert float(updates[0]) == -float(np.float32(s(t)))
+
+
+# ============================================================================ plateau
+
+
+def _reference_scales(values, **kw):
+    ctl = ReduceOnPlateau(**kw)
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for v in values:
+            out.append(ctl.update(float(v)))
+    return np.asarray(out), ctl
+
+
+def _run_tx(tx, values):
+    params = {"w": jnp.ones(2)}
+    state = tx.init(params)
+
+    @jax.jit
+    def body(state, v):
+        u, state = tx.update({"w": jnp.ones(2)}, state, params, value=v)
+        return state, (u["w"][0], state.scale, state.num_reductions)
+
+    state, (u0, scales, ks) = jax.lax.scan(body, state, jnp.asarray(values, jnp.float32))
+    return np.asarray(scales), np.asarray(u0), (state, np.asarray(ks))
+
+
+PLATEAU_CONFIGS = [
+    dict(factor=0.5, patience=2),
+    dict(factor=0.1, patience=0, cooldown=2),
+    dict(factor=0.5, patience=3, threshold=0.05, threshold_mode="abs", min_scale=0.01),
+    dict(factor=0.7, patience=1, mode="max", threshold=0.1),
+    dict(factor=0.3, patience=4, cooldown=1, mode="max", threshold_mode="abs", threshold=0.01),
+]
+
+
+@pytest.mark.parametrize("cfg", PLATEAU_CONFIGS)
+@pytest.mark.parametrize("offset", [0.0, -5.0, 3.0])
+def test_reduce_on_plateau_matches_feedback_controller(cfg, offset):
+    rng = np.random.default_rng(len(str(cfg)) + int(offset))
+    # noisy decreasing stream that flattens, partly negative for offset < 0; a few NaNs
+    n = 300
+    vals = offset + np.exp(-np.arange(n) / 60.0) + 0.05 * rng.standard_normal(n)
+    vals[[40, 41, 200]] = [np.nan, np.inf, -np.inf]
+    vals = vals.astype(np.float32)  # both see the same float32 numbers
+    ref, ctl = _reference_scales(vals, **cfg)
+    got, u0, (state, ks) = _run_tx(lo.reduce_on_plateau(**cfg), vals)
+    np.testing.assert_array_equal(got, ref.astype(np.float32))  # bit-exact scale sequence
+    np.testing.assert_array_equal(u0, ref.astype(np.float32))  # updates are scaled
+    assert int(state.num_reductions) == len(ctl.reductions) > 0
+    # the updates (1-based) at which a reduction happened
+    assert [i + 1 for i in range(n) if ks[i] > (ks[i - 1] if i else 0)] == ctl.reductions
+
+
+def test_reduce_on_plateau_constant_negative_metric_reduces():
+    vals = np.full(12, -3.0, np.float32)
+    got, _, _ = _run_tx(lo.reduce_on_plateau(factor=0.5, patience=2), vals)
+    # first value sets best; the 3rd non-improvement (patience + 1) reduces, then every 3
+    np.testing.assert_allclose(got, [1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125, 0.125, 0.125])
+    ref, _ = _reference_scales(vals, factor=0.5, patience=2)
+    np.testing.assert_allclose(got, ref)
+
+
+def test_reduce_on_plateau_accumulation():
+    rng = np.random.default_rng(0)
+    vals = (-1.0 + 0.1 * rng.standard_normal(200)).astype(np.float32)
+    got, _, _ = _run_tx(lo.reduce_on_plateau(factor=0.5, patience=1, accumulation_size=10), vals)
+    means = vals.reshape(20, 10).astype(np.float64).mean(axis=1).astype(np.float32)
+    ref, _ = _reference_scales(means, factor=0.5, patience=1)
+    np.testing.assert_allclose(got[9::10], ref, rtol=1e-6)
+    # the scale changes only at the observations (every 10th value)
+    changes = [i for i in range(1, 200) if got[i] != got[i - 1]]
+    assert changes and all(i % 10 == 9 for i in changes)
+
+
+def test_reduce_on_plateau_in_chain_and_validation():
+    tx = optax.chain(optax.sgd(0.1), lo.reduce_on_plateau(factor=0.5, patience=0))
+    params = jnp.ones(2)
+    st = tx.init(params)
+    u, st = tx.update(jnp.ones(2), st, params, value=1.0)
+    u, st = tx.update(jnp.ones(2), st, params, value=2.0)  # worse: patience 0 -> halve
+    assert float(u[0]) == pytest.approx(-0.05)
+    for kw, name in [
+        (dict(factor=1.5), "factor"),
+        (dict(patience=-1), "patience"),
+        (dict(mode="up"), "mode"),
+        (dict(threshold_mode="x"), "threshold_mode"),
+        (dict(accumulation_size=0), "accumulation_size"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            lo.reduce_on_plateau(**kw)
+
+
+# ============================================================================ find_lr
+
+
+def _regression(n=256, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    w = rng.standard_normal((d, 1)).astype(np.float32)
+    y = x @ w + 0.1 * rng.standard_normal((n, 1)).astype(np.float32)
+    return x, y
+
+
+def _mlp_params(d=8, h=16, seed=1):
+    k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
+    return {
+        "w1": jax.random.normal(k1, (d, h)) / math.sqrt(d),
+        "b1": jnp.zeros(h),
+        "w2": jax.random.normal(k2, (h, 1)) / math.sqrt(h),
+        "b2": jnp.zeros(1),
+    }
+
+
+def _loss(params, batch):
+    x, y = batch
+    h = jnp.tanh(x @ params["w1"] + params["b1"])
+    return jnp.mean((h @ params["w2"] + params["b2"] - y) ** 2)
+
+
+def test_find_lr_optax_factory_and_params_untouched():
+    x, y = _regression()
+    batches = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 256, 32)]
+    params = _mlp_params()
+    before = jax.tree_util.tree_map(lambda a: np.array(a), params)
+    ids = jax.tree_util.tree_map(id, params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LRFinderWarning)
+        res = lo.find_lr(
+            _loss, params, optax.adam, batches, start_lr=1e-5, end_lr=10.0, num_iter=60
+        )
+    assert isinstance(res, FinderResult)
+    assert res.steps >= 10 and res.stop_reason in ("completed", "diverged", "nan")
+    assert 1e-5 <= res.suggestion <= 10.0 and res.max_lr is not None and res.base_lr is not None
+    assert res.base_lr < res.max_lr
+    assert set(res.suggestions()) == {"lrkit", "steepest", "valley", "minimum", "slide"}
+    assert res.to_dict()["steps"] == res.steps
+    # the caller's params: same objects, same values, still usable (not donated/deleted)
+    assert jax.tree_util.tree_map(id, params) == ids
+    for k in params:
+        assert np.array_equal(np.asarray(params[k]), before[k])
+    # the losses follow the sweep's LRs (first ~ start loss)
+    assert res.lrs[0] == pytest.approx(1e-5)
+    assert res.losses[0] == pytest.approx(float(_loss(params, batches[0])), rel=1e-6)
+
+
+def test_find_lr_inject_hyperparams_chain_opt_state_and_numpy_params():
+    x, y = _regression(seed=3)
+
+    def gen():  # one-shot generator shorter than num_iter: replayed
+        for i in range(0, 256, 64):
+            yield (x[i : i + 64], y[i : i + 64])
+
+    params = jax.tree_util.tree_map(np.array, _mlp_params(seed=2))  # mutable numpy params
+    before = {k: v.copy() for k, v in params.items()}
+    opt = optax.chain(
+        optax.clip_by_global_norm(10.0),
+        optax.inject_hyperparams(functools.partial(optax.sgd, momentum=0.9))(learning_rate=0.1),
+    )
+    st = opt.init(params)
+    st_before = jax.tree_util.tree_map(lambda a: np.array(a), st)
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LRFinderWarning)
+        res = lo.find_lr(
+            _loss,
+            params,
+            opt,
+            gen(),
+            opt_state=st,
+            num_iter=40,
+            start_lr=1e-4,
+            end_lr=1.0,
+            callback=lambda i, lr, loss: seen.append((i, lr)),
+        )
+    assert seen[0] == (0, pytest.approx(1e-4)) and len(seen) == res.steps
+    for k in params:
+        assert np.array_equal(params[k], before[k])
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_array_equal(np.asarray(a), b), st, st_before
+    )
+
+
+def test_find_lr_errors():
+    params = _mlp_params()
+    data = [_regression(n=32)]
+    with pytest.raises(ValueError, match="learning_rate"):
+        lo.find_lr(_loss, params, optax.adam(1e-3), data)
+    with pytest.raises(ValueError, match="learning_rate"):
+        lo.find_lr(
+            _loss, params, optax.inject_hyperparams(optax.sgd)(lo.schedule(S.constant(0.1))), data
+        )
+    with pytest.raises(ValueError, match="data"):
+        lo.find_lr(_loss, params, optax.sgd, [])
+    with pytest.raises(ValueError, match="num_iter"):
+        lo.find_lr(_loss, params, optax.sgd, data, num_iter=3)
+    with pytest.raises(ValueError, match="loss_fn"):
+        lo.find_lr(None, params, optax.sgd, data)
