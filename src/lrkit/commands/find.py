@@ -1,0 +1,269 @@
+"""``lrkit find``: run the LR range test, print the suggestions, plot, and check them by training.
+
+    lrkit find --demo                       # built-in task: scikit-learn digits, MLP, Adam
+    lrkit find mypkg.tasks:make_task        # your function -> (model, optimizer, loss_fn, data)
+
+The user function is imported with ``importlib`` (only the module named, no code evaluated from
+the command line) and called with no arguments; it returns ``(model, optimizer, loss_fn,
+data)`` and optionally a fifth item, validation batches. After the sweep the command trains
+briefly twice from fresh copies (the function is called again; the demo rebuilds its model):
+at the constant ``suggestion`` and with ``onecycle(max_lr)``, and prints the final loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import random
+import sys
+import time
+import warnings
+from typing import Any
+
+from ..finder import METHODS
+
+DEFAULT_OUTPUT = "lrkit_find.png"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "find",
+        help="Run the learning-rate range test and suggest learning rates.",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--demo", action="store_true", help="built-in task (scikit-learn digits)")
+    src.add_argument(
+        "target",
+        nargs="?",
+        metavar="MODULE:FUNCTION",
+        help="function returning (model, optimizer, loss_fn, data[, val_data])",
+    )
+    p.add_argument("--start-lr", type=float, default=1e-7, help="first LR (default 1e-7)")
+    p.add_argument("--end-lr", type=float, default=10.0, help="last LR (default 10)")
+    p.add_argument("--num-iter", type=int, default=100, help="sweep steps (default 100)")
+    p.add_argument("--method", default="lrkit", choices=METHODS, help="suggestion rule")
+    p.add_argument("--seed", type=int, default=0, help="seed for torch/numpy/random")
+    p.add_argument("--train-steps", type=int, default=300, help="steps of each check run")
+    p.add_argument("--no-train", action="store_true", help="skip the two check runs")
+    p.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="plot file (default %(default)s)")
+    p.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _seed(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _load_target(spec: str) -> Any:
+    if spec.count(":") != 1:
+        raise ValueError(f"target must look like 'package.module:function', got {spec!r}")
+    mod_name, fn_name = spec.split(":")
+    if not mod_name or not fn_name.isidentifier():
+        raise ValueError(f"target must look like 'package.module:function', got {spec!r}")
+    module = importlib.import_module(mod_name)
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        raise ValueError(f"target {spec!r}: {mod_name} has no callable {fn_name!r}")
+    return fn
+
+
+def _unpack(spec: str, out: Any) -> tuple[Any, Any, Any, Any, Any]:
+    import torch
+
+    if not isinstance(out, (tuple, list)) or len(out) not in (4, 5):
+        raise ValueError(
+            f"target {spec!r} must return (model, optimizer, loss_fn, data[, val_data]), "
+            f"got {type(out).__name__}"
+        )
+    model, opt, loss_fn, data = out[:4]
+    val = out[4] if len(out) == 5 else None
+    if not isinstance(model, torch.nn.Module) or not isinstance(opt, torch.optim.Optimizer):
+        raise ValueError(
+            f"target {spec!r} must return a torch.nn.Module and a torch.optim.Optimizer first, "
+            f"got {type(model).__name__} and {type(opt).__name__}"
+        )
+    return model, opt, loss_fn, data, val
+
+
+def _onecycle(max_lr: float, steps: int) -> Any:
+    from ..schedules import onecycle
+
+    return onecycle(max_lr=max_lr, total_steps=steps)
+
+
+def _train_generic(
+    model: Any, opt: Any, loss_fn: Any, data: Any, steps: int, schedule: Any, val: Any
+) -> tuple[float, float]:
+    """Train ``steps`` steps on cycled ``(x, y)`` batches; return (final loss, accuracy)."""
+    import torch
+
+    model.train()
+    losses: list[torch.Tensor] = []
+    k = 0
+    while k < steps:
+        n = 0
+        for x, y in data:
+            if k >= steps:
+                break
+            n += 1
+            if schedule is not None:
+                for g in opt.param_groups:
+                    g["lr"] = float(schedule(k))
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.detach())
+            k += 1
+        if n == 0:
+            break
+    if val is None:
+        tail = torch.stack(losses[-max(1, len(losses) // 10) :])
+        return float(tail.mean()), math.nan
+    model.eval()
+    tot, cnt, correct = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in val:
+            out = model(x)
+            tot += float(loss_fn(out, y)) * len(y)
+            cnt += len(y)
+            if out.ndim == 2 and y.dtype == torch.long:
+                correct += int((out.argmax(1) == y).sum())
+    acc = correct / cnt if correct else math.nan
+    return tot / max(cnt, 1), acc
+
+
+def _table(result: Any) -> str:
+    notes = {
+        "lrkit": "default rule: constant LR / peak of warmup-cosine",
+        "steepest": "steepest descent of the smoothed loss",
+        "valley": "fastai's valley",
+        "minimum": "LR at the minimum loss / 10",
+        "slide": "fastai's slide",
+    }
+    lines = ["", "  rule        learning rate   use", "  " + "-" * 62]
+    for m, lr in result.suggestions().items():
+        mark = "*" if m == result.method else " "
+        val = f"{lr:13.3e}" if lr is not None else "            -"
+        lines.append(f" {mark}{m:<10} {val}   {notes[m]}")
+    if result.max_lr is not None:
+        lines.append(f"  {'max_lr':<10} {result.max_lr:13.3e}   peak of one-cycle / cyclic")
+        lines.append(f"  {'base_lr':<10} {result.base_lr:13.3e}   floor of cyclic")
+    lines.append(
+        f"\n  sweep: {result.steps} steps, {result.lrs[0] if len(result.lrs) else 0:.1e} -> "
+        f"{result.stop_lr if result.stop_lr is not None else 0:.1e}, stopped: {result.stop_reason}"
+    )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("lrkit find needs PyTorch: pip install 'lrkit[torch]'", file=sys.stderr)
+        return 2
+    from ..finder import LRFinderWarning
+    from ..torch._finder import _is_rank0, find_lr
+
+    rank0 = _is_rank0()
+    say = print if rank0 else (lambda *a, **k: None)
+    _seed(args.seed)
+    task = None
+    try:
+        if args.demo:
+            import torch
+
+            from ..demo import digits_task
+
+            torch.set_num_threads(1)  # tiny model: one thread is fastest, also on busy machines
+            task = digits_task(seed=args.seed)
+            model = task.make_model()
+            opt = task.make_optimizer(model, 1e-3)
+            loss_fn, data, val = task.loss_fn, task.train_batches(), task.val_batches()
+            name = f"demo: {task.name} ({len(task.x_train)} train / {len(task.x_val)} val)"
+        else:
+            fn = _load_target(args.target)
+            model, opt, loss_fn, data, val = _unpack(args.target, fn())
+            name = args.target
+    except (ValueError, ImportError) as e:
+        print(f"lrkit find: error: {e}", file=sys.stderr)
+        return 2
+    say(f"lrkit find: {name}, {type(opt).__name__}, LR {args.start_lr:g} -> {args.end_lr:g}")
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LRFinderWarning)
+            result = find_lr(
+                model,
+                opt,
+                loss_fn,
+                data,
+                start_lr=args.start_lr,
+                end_lr=args.end_lr,
+                num_iter=args.num_iter,
+                method=args.method,
+                progress=not args.quiet,
+            )
+    except ValueError as e:
+        print(f"lrkit find: error: {e}", file=sys.stderr)
+        return 2
+    say(f"range test: {time.perf_counter() - t0:.1f}s")
+    say(_table(result))
+    for w in caught:
+        if issubclass(w.category, LRFinderWarning):
+            say(f"\n  warning: {w.message}")
+    if result.suggestion is None:
+        return 1
+    if rank0 and not args.no_plot:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            result.plot(path=args.output)
+            plt.close("all")
+            say(f"\n  plot written to {args.output}")
+        except ImportError:
+            say("\n  (matplotlib not installed: no plot; pip install 'lrkit[plot]')")
+    if args.json and rank0:
+        with open(args.json, "w") as f:
+            json.dump(result.to_dict(), f, indent=1)
+    if args.no_train:
+        return 0
+    steps = args.train_steps
+    sug, max_lr = float(result.suggestion), float(result.max_lr)
+    runs = [("constant", sug, None), ("one-cycle", max_lr, _onecycle(max_lr, steps))]
+    say(f"\n  check: {steps} training steps from the same initial weights")
+    say("  schedule    LR              final loss   accuracy")
+    for label, lr, sched in runs:
+        _seed(args.seed)
+        if task is not None:
+            from ..demo import evaluate, train
+
+            m = task.make_model()
+            o = task.make_optimizer(m, lr)
+            train(m, o, task, steps, sched)
+            loss, acc = evaluate(m, task)
+            kind = "val"
+        else:
+            fn = _load_target(args.target)
+            m, o, lf, d, v = _unpack(args.target, fn())
+            for g in o.param_groups:
+                g["lr"] = lr
+            loss, acc = _train_generic(m, o, lf, d, steps, sched, v)
+            kind = "val" if v is not None else "train"
+        acc_s = f"{acc:8.2%}" if not math.isnan(acc) else "       -"
+        peak = "max_lr" if sched is not None else "lr"
+        say(f"  {label:<11} {peak} {lr:9.2e}  {kind} {loss:8.4f}  {acc_s}")
+    return 0

@@ -1,0 +1,159 @@
+"""Tests of the ``lrkit find`` command, run in-process through ``lrkit.cli.main``."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from lrkit.cli import main  # noqa: E402
+
+USER_MODULE = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    CALLS = []
+
+    def make(val=False):
+        CALLS.append(1)
+        torch.manual_seed(0)
+        x = torch.randn(128, 5)
+        y = (x[:, 0] > 0).long()
+        model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 128, 16)]
+        if val:
+            return model, opt, nn.functional.cross_entropy, data, data[:2]
+        return model, opt, nn.functional.cross_entropy, data
+
+    def make_val():
+        return make(val=True)
+
+    def bad():
+        return 42
+    """
+)
+
+
+@pytest.fixture()
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "lrkit_user_task_mod.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "lrkit_user_task_mod"
+    import sys
+
+    sys.modules.pop("lrkit_user_task_mod", None)
+
+
+def test_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "curve.png"
+    js = tmp_path / "r.json"
+    rc = main(
+        [
+            "find",
+            "--demo",
+            "--num-iter",
+            "40",
+            "--train-steps",
+            "30",
+            "-o",
+            str(out),
+            "--json",
+            str(js),
+            "--quiet",
+        ]
+    )
+    text = capsys.readouterr().out
+    assert rc == 0
+    for word in ("lrkit", "steepest", "valley", "minimum", "slide", "max_lr", "base_lr"):
+        assert word in text
+    assert "constant" in text and "one-cycle" in text and "val" in text
+    assert out.exists() and out.stat().st_size > 1000
+    d = json.loads(js.read_text())
+    assert d["num_iter"] == 40 and d["start_lr"] == 1e-7 and d["suggestion"] > 0
+
+
+def test_user_function_no_train(user_module, tmp_path, capsys):
+    out = tmp_path / "p.png"
+    rc = main(
+        [
+            "find",
+            f"{user_module}:make",
+            "--no-train",
+            "--num-iter",
+            "30",
+            "--start-lr",
+            "1e-5",
+            "--end-lr",
+            "100",
+            "--method",
+            "valley",
+            "-o",
+            str(out),
+            "--quiet",
+        ]
+    )
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "*valley" in text and "1e-05 -> 100" in text
+    assert out.exists()
+    import lrkit_user_task_mod as mod
+
+    assert len(mod.CALLS) == 1
+    assert "check:" not in text
+
+
+def test_user_function_trains_twice_from_fresh_copies(user_module, tmp_path, capsys):
+    rc = main(
+        [
+            "find",
+            f"{user_module}:make_val",
+            "--num-iter",
+            "30",
+            "--train-steps",
+            "20",
+            "--no-plot",
+            "--quiet",
+            "--seed",
+            "3",
+        ]
+    )
+    text = capsys.readouterr().out
+    assert rc == 0
+    import lrkit_user_task_mod as mod
+
+    assert len(mod.CALLS) == 3  # sweep + two check runs
+    assert text.count(" val ") == 2
+
+
+@pytest.mark.parametrize(
+    "target,msg",
+    [
+        ("no_colon_here", "package.module:function"),
+        ("a:b:c", "package.module:function"),
+        ("lrkit_user_task_mod:missing", "no callable"),
+        ("lrkit_user_task_mod:bad", "must return"),
+        ("lrkit_no_such_module_xyz:f", "lrkit_no_such_module_xyz"),
+    ],
+)
+def test_bad_targets_exit_2_with_message(user_module, target, msg, capsys):
+    assert main(["find", target, "--no-train", "--no-plot", "--quiet"]) == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_bad_range_reports_parameter(user_module, capsys):
+    rc = main(["find", f"{user_module}:make", "--start-lr", "1", "--end-lr", "0.1", "--quiet"])
+    assert rc == 2
+    assert "end_lr" in capsys.readouterr().err
+
+
+def test_demo_and_target_are_exclusive(capsys):
+    with pytest.raises(SystemExit):
+        main(["find", "--demo", "x:y"])
+    with pytest.raises(SystemExit):
+        main(["find"])
