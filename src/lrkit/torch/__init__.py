@@ -19,6 +19,13 @@ _EXPORTS: dict[str, str] = {
     "EffectiveLRLogger": "_adaptive",
     "DivergenceGuard": "_guard",
     "DivergenceError": "_guard",
+    "schedule_free": "_lrfree",
+    "prodigy": "_lrfree",
+    "evaluating": "_lrfree",
+    "finalize": "_lrfree",
+    "reestimate_batchnorm": "_lrfree",
+    "is_schedule_free": "_lrfree",
+    "lrfree_lr": "_lrfree",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,175 @@
+"""LR-free optimizers (schedulefree, prodigyopt): construction, eval switching, BN stats."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+schedulefree = pytest.importorskip("schedulefree")
+prodigyopt = pytest.importorskip("prodigyopt")
+
+import lrkit.torch as lt  # noqa: E402
+from lrkit.torch._lrfree import (  # noqa: E402
+    evaluating,
+    finalize,
+    is_schedule_free,
+    lrfree_lr,
+    prodigy,
+    reestimate_batchnorm,
+    schedule_free,
+)
+
+
+def _model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(3, 6), torch.nn.BatchNorm1d(6), torch.nn.ReLU(), torch.nn.Linear(6, 1)
+    )
+
+
+def _data(n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(16, 3, generator=g), torch.randn(16, 1, generator=g)) for _ in range(n)]
+
+
+def _train(model, opt, data, epochs=3):
+    for _ in range(epochs):
+        for x, y in data:
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+
+
+def test_constructors():
+    m = _model()
+    a = schedule_free(m.parameters(), lr=0.01, warmup_steps=5)
+    assert isinstance(a, schedulefree.AdamWScheduleFree) and a.param_groups[0]["train_mode"]
+    assert a.param_groups[0]["lr"] == 0.01 and a.param_groups[0]["warmup_steps"] == 5
+    assert isinstance(schedule_free(m.parameters(), "sgd", lr=0.5), schedulefree.SGDScheduleFree)
+    assert isinstance(schedule_free(m.parameters(), "radam"), schedulefree.RAdamScheduleFree)
+    p = prodigy(m.parameters(), weight_decay=0.01)
+    assert isinstance(p, prodigyopt.Prodigy) and p.param_groups[0]["lr"] == 1.0
+    assert is_schedule_free(a) and not is_schedule_free(p)
+    assert not is_schedule_free(torch.optim.SGD(m.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="kind"):
+        schedule_free(m.parameters(), "adam")
+    with pytest.raises(ValueError, match="lr"):
+        schedule_free(m.parameters(), lr=0)
+    with pytest.raises(ValueError, match="lr"):
+        prodigy(m.parameters(), lr=-1.0)
+    assert lt.schedule_free is schedule_free and lt.prodigy is prodigy
+    assert lt.evaluating is evaluating
+
+
+@pytest.mark.parametrize(
+    "package, make", [("schedulefree", schedule_free), ("prodigyopt", prodigy)]
+)
+def test_missing_package_error(monkeypatch, package, make):
+    monkeypatch.setitem(sys.modules, package, None)
+    with pytest.raises(ImportError, match=f"pip install {package}"):
+        make(_model().parameters())
+
+
+def test_evaluating_uses_x_and_restores_everything_bit_for_bit():
+    model = _model()
+    data = _data()
+    opt = schedule_free(model.parameters(), lr=0.05)
+    _train(model, opt, data)
+    y = [p.detach().clone() for p in model.parameters()]
+    beta1 = opt.param_groups[0]["betas"][0]
+    x_expected = [torch.lerp(p, opt.state[p]["z"], 1 - 1 / beta1) for p in model.parameters()]
+    buffers = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num" in k}
+    opt_state = {k: v.clone() for k, v in opt.state[next(model.parameters())].items()}
+    model[1].eval()  # a module flag that must come back as it was
+    with evaluating(model, opt, bn_data=data, num_batches=3) as m:
+        assert m is model and not model.training
+        assert not opt.param_groups[0]["train_mode"]
+        for p, xe in zip(model.parameters(), x_expected):
+            assert torch.allclose(p, xe, rtol=0, atol=1e-7)
+        # BN statistics re-estimated at x: the exact average over the 3 batches
+        with torch.no_grad():
+            h = [model[0](x) for x, _ in data[:3]]
+        mean = torch.stack([t.mean(0) for t in h]).mean(0)
+        assert torch.allclose(model[1].running_mean, mean, atol=1e-6)
+        assert int(model[1].num_batches_tracked) == 3
+    for p, old in zip(model.parameters(), y):
+        assert torch.equal(p, old)
+    for k, v in buffers.items():
+        assert torch.equal(model.state_dict()[k], v)
+    for k, v in opt_state.items():
+        assert torch.equal(opt.state[next(model.parameters())][k], v)
+    assert opt.param_groups[0]["train_mode"] and model.training and not model[1].training
+    _train(model, opt, data, epochs=1)  # still trainable (train mode)
+
+
+def test_evaluating_plain_optimizer_and_no_bn_data():
+    model = _model()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    _train(model, opt, _data(), epochs=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with evaluating(model, opt):
+        assert not model.training
+    assert model.training
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    with pytest.raises(RuntimeError, match="boom"), evaluating(model, opt):
+        raise RuntimeError("boom")
+    assert model.training
+
+
+def test_evaluating_improves_schedule_free_eval_loss_over_y():
+    # the point of switching: on a noisy problem, x (the average) is better than y
+    torch.manual_seed(1)
+    model = torch.nn.Linear(3, 1)
+    g = torch.Generator().manual_seed(2)
+    w = torch.randn(3, 1, generator=g)
+    batches = []
+    for _ in range(40):
+        x = torch.randn(8, 3, generator=g)
+        batches.append((x, x @ w + 0.5 * torch.randn(8, 1, generator=g)))
+    opt = schedule_free(model.parameters(), "sgd", lr=0.2)
+    _train(model, opt, batches, epochs=3)
+    xt = torch.randn(500, 3, generator=g)
+    yt = xt @ w
+    with torch.no_grad():
+        loss_y = torch.nn.functional.mse_loss(model(xt), yt).item()
+        with evaluating(model, opt):
+            loss_x = torch.nn.functional.mse_loss(model(xt), yt).item()
+    assert loss_x < loss_y
+
+
+def test_reestimate_and_finalize():
+    model = _model()
+    data = _data()
+    assert reestimate_batchnorm(torch.nn.Linear(2, 2), data) == 0
+    model.eval()
+    mom = model[1].momentum
+    assert reestimate_batchnorm(model, iter(data), num_batches=10) == 4
+    assert not model.training and model[1].momentum == mom
+    with pytest.raises(ValueError, match="num_batches"):
+        reestimate_batchnorm(model, data, num_batches=0)
+    with pytest.raises(ValueError, match="data"):
+        reestimate_batchnorm(model, [], num_batches=2)
+    opt = schedule_free(model.parameters(), lr=0.05)
+    model.train()
+    _train(model, opt, data, epochs=1)
+    finalize(model, opt, bn_data=data)
+    assert not opt.param_groups[0]["train_mode"] and not model.training
+    seen = []
+    reestimate_batchnorm(model, [{"z": 1}], forward=lambda m, b: seen.append(b))
+    assert seen == [{"z": 1}]
+
+
+def test_lrfree_lr():
+    model = _model()
+    data = _data()
+    p = prodigy(model.parameters(), lr=0.5)
+    _train(model, p, data, epochs=1)
+    g = p.param_groups[0]
+    assert lrfree_lr(p) == [g["d"] * 0.5]
+    s = schedule_free(model.parameters(), lr=0.1, warmup_steps=10)
+    assert lrfree_lr(s) == [pytest.approx(0.01)]
+    _train(model, s, data, epochs=1)  # k = 4
+    assert lrfree_lr(s) == [pytest.approx(0.05)]
+    assert lrfree_lr(torch.optim.SGD(model.parameters(), lr=0.3)) == [0.3]
