@@ -1,0 +1,168 @@
+"""``lrkit compare``: demo and user tasks, same start for every method, table, plot, JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lrkit.cli import main  # noqa: E402
+from lrkit.commands import compare as C  # noqa: E402
+
+TASK = textwrap.dedent(
+    """
+    import torch
+
+    def make():
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(96, 4, generator=g)
+        y = (x[:, 0] + x[:, 1] > 0).long()
+        model = torch.nn.Sequential(
+            torch.nn.Linear(4, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+            torch.nn.Linear(16, 2),
+        )
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        data = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+        val = [(x[64:], y[64:])]
+        return model, opt, torch.nn.functional.cross_entropy, data, val
+
+    def make_noval():
+        return make()[:4]
+
+    def make_linear():
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(64, 3, generator=g)
+        y = x.sum(1, keepdim=True)
+        model = torch.nn.Linear(3, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return model, opt, torch.nn.functional.mse_loss, [(x[:32], y[:32]), (x[32:], y[32:])]
+
+    def bad():
+        return 42
+    """
+)
+
+
+@pytest.fixture
+def task_module(tmp_path, monkeypatch):
+    (tmp_path / "cmp_task_mod.py").write_text(TASK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "cmp_task_mod"
+
+
+def test_user_task_all_methods(task_module, tmp_path, capsys):
+    out, js = tmp_path / "cmp.png", tmp_path / "cmp.json"
+    rc = main(
+        [
+            "compare",
+            f"{task_module}:make",
+            "--steps",
+            "30",
+            "--finder-iter",
+            "20",
+            "-o",
+            str(out),
+            "--json",
+            str(js),
+            "--quiet",
+        ]
+    )
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert out.stat().st_size > 5000
+    data = json.loads(js.read_text())
+    res = data["results"]
+    assert [r["method"] for r in res] == list(C.METHODS)
+    for m in C.METHODS:
+        assert f" {m} " in text or f"*{m} " in text
+    # same initial weights and first batch: identical first loss for every method
+    first = {r["losses"][0] for r in res}
+    assert len(first) == 1
+    for r in res:
+        assert len(r["losses"]) == len(r["lrs"]) == 30
+        assert r["val_loss"] is not None and 0 <= r["val_acc"] <= 1
+    by = {r["method"]: r for r in res}
+    lrs = data["lrs"]
+    assert by["fixed"]["lrs"] == [pytest.approx(lrs["base"])] * 30
+    assert by["onecycle"]["lrs"][0] == pytest.approx(lrs["base_max"] / 25)
+    assert by["adam"]["optimizer"] == "Adam" and by["adam"]["lrs"][0] == pytest.approx(lrs["adam"])
+    assert by["schedulefree"]["optimizer"] == "AdamWScheduleFree"
+    assert by["prodigy"]["optimizer"] == "Prodigy"
+    assert by["step"]["lrs"][-1] == pytest.approx(lrs["base"] * 0.01)
+
+
+def test_demo_subset_and_train_loss_without_val(task_module, tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    js = tmp_path / "d.json"
+    rc = main(
+        [
+            "compare",
+            "--demo",
+            "--steps",
+            "20",
+            "--finder-iter",
+            "15",
+            "--methods",
+            "fixed,plateau,prodigy",
+            "--no-plot",
+            "--json",
+            str(js),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    res = json.loads(js.read_text())["results"]
+    assert [r["method"] for r in res] == ["fixed", "plateau", "prodigy"]
+    assert all(r["val_acc"] is not None for r in res)
+    capsys.readouterr()
+    rc = main(
+        [
+            "compare",
+            f"{task_module}:make_noval",
+            "--steps",
+            "20",
+            "--finder-iter",
+            "15",
+            "--methods",
+            "cosine,plateau",
+            "--no-plot",
+            "--quiet",
+        ]
+    )
+    text = capsys.readouterr().out
+    assert rc == 0 and "best train loss" in text
+
+
+@pytest.mark.parametrize(
+    "argv, msg",
+    [
+        (["--methods", "fixed,sgdr"], "methods"),
+        (["--steps", "3"], "steps"),
+        (["--finder-iter", "2"], "finder-iter"),
+    ],
+)
+def test_bad_arguments(task_module, capsys, argv, msg):
+    rc = main(["compare", f"{task_module}:make", *argv, "--quiet", "--no-plot"])
+    assert rc == 2 and msg in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["nodots", "cmp_task_mod:missing", "cmp_task_mod:bad"])
+def test_bad_target(task_module, capsys, target):
+    assert main(["compare", target, "--quiet", "--no-plot"]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_plateau_method_reduces_and_table_marks_divergence(task_module):
+    make = C.user_factory(f"{task_module}:make", 0)
+    lrs = C.LRs(base=0.05, base_max=0.1, base_min=0.01, adam=1e-3)
+    r = C.run_method("plateau", make, lrs, 200)
+    assert r.lrs[0] == 0.05 and min(r.lrs) < 0.05  # the validation loss plateaus
+    assert r.note.endswith("reductions")
+    huge = C.LRs(base=1e6, base_max=1e6, base_min=1e6, adam=1e-3)
+    d = C.run_method("fixed", C.user_factory(f"{task_module}:make_linear", 0), huge, 50)
+    assert d.diverged and d.final_loss == math.inf
+    assert "diverged" in C.table([r, d])
