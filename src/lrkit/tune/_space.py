@@ -1,0 +1,240 @@
+"""The search space: peak LR x schedule family x family parameters -> an lrkit schedule.
+
+Pure (stdlib, numpy and :mod:`lrkit.schedules` only). ``SearchSpace.sample(trial)`` works with
+any object offering Optuna's ``suggest_float`` / ``suggest_int`` / ``suggest_categorical``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .. import _validate as V
+from .. import schedules as S
+from ..schedules import Schedule
+
+__all__ = [
+    "BLIND_LR_RANGE",
+    "FAMILIES",
+    "PARAMS",
+    "Param",
+    "SearchSpace",
+    "build_schedule",
+    "lr_range_from_finder",
+]
+
+#: The schedule families searched by default.
+FAMILIES: tuple[str, ...] = ("constant", "cosine", "onecycle", "step", "cyclic", "wsd")
+
+#: The LR interval of a blind search (no range test).
+BLIND_LR_RANGE: tuple[float, float] = (1e-6, 10.0)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One family parameter: ``kind`` is ``"float"`` (``low``..``high``, optionally log),
+    ``"int"`` (``low``..``high``) or ``"choice"`` (``choices``)."""
+
+    name: str
+    kind: str
+    low: float = 0.0
+    high: float = 1.0
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+
+#: The parameters of each family (besides the peak LR ``lr``); Optuna names them
+#: ``"<family>.<name>"``.
+PARAMS: dict[str, tuple[Param, ...]] = {
+    "constant": (),
+    "cosine": (Param("warmup_frac", "float", 0.0, 0.2),),
+    "onecycle": (
+        Param("pct_start", "float", 0.1, 0.5),
+        Param("div_factor", "float", 5.0, 100.0, log=True),
+    ),
+    "step": (
+        Param("step_frac", "float", 0.2, 0.7),
+        Param("gamma", "float", 0.05, 0.5, log=True),
+    ),
+    "cyclic": (
+        Param("cycles", "int", 1, 4),
+        Param("ratio", "float", 3.0, 30.0, log=True),
+        Param("mode", "choice", choices=("triangular", "triangular2")),
+    ),
+    "wsd": (
+        Param("warmup_frac", "float", 0.0, 0.2),
+        Param("decay_frac", "float", 0.1, 0.5),
+        Param("decay", "choice", choices=("linear", "cosine", "1-sqrt")),
+    ),
+}
+
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "constant": {},
+    "cosine": {"warmup_frac": 0.05},
+    "onecycle": {"pct_start": 0.3, "div_factor": 25.0},
+    "step": {"step_frac": 0.5, "gamma": 0.1},
+    "cyclic": {"cycles": 2, "ratio": 10.0, "mode": "triangular"},
+    "wsd": {"warmup_frac": 0.05, "decay_frac": 0.2, "decay": "1-sqrt"},
+}
+
+
+def build_schedule(family: str, lr: float, total_steps: int, **params: Any) -> Schedule:
+    """The schedule of one point of the search space (missing parameters take defaults).
+
+    * ``constant``: ``constant(lr)``
+    * ``cosine``: linear warmup from 0 over ``w = round(warmup_frac * total_steps)`` steps,
+      then ``cosine(lr, total_steps - w)`` (plain cosine when ``w == 0``)
+    * ``onecycle``: ``onecycle(max_lr=lr, total_steps, pct_start, div_factor)``
+    * ``step``: ``step(lr, step_size=round(step_frac * total_steps), gamma)``
+    * ``cyclic``: ``cyclic(base_lr=lr / ratio, max_lr=lr, step_size_up=total_steps //
+      (2 cycles), mode)``
+    * ``wsd``: ``wsd(lr, total_steps, warmup_steps=round(warmup_frac T),
+      decay_steps=round(decay_frac T), decay)``
+    """
+    family = V.choice("family", family, FAMILIES)
+    lr = V.positive("lr", lr)
+    total = V.integer("total_steps", total_steps, 10)
+    unknown = set(params) - {p.name for p in PARAMS[family]}
+    if unknown:
+        names = ", ".join(p.name for p in PARAMS[family]) or "none"
+        raise ValueError(f"params: {family} has no parameter(s) {sorted(unknown)} ({names})")
+    p = {**_DEFAULTS[family], **params}
+    if family == "constant":
+        return S.constant(lr)
+    if family == "cosine":
+        w = int(round(V.in_range("warmup_frac", p["warmup_frac"], 0.0, 0.5) * total))
+        if w < 1:
+            return S.cosine(lr, total)
+        return S.with_warmup(S.cosine(lr, total - w), w)
+    if family == "onecycle":
+        pct = V.in_range("pct_start", p["pct_start"], 0.0, 1.0, low_open=True, high_open=True)
+        pct = max(pct, 2.0 / total)
+        return S.onecycle(max_lr=lr, total_steps=total, pct_start=pct, div_factor=p["div_factor"])
+    if family == "step":
+        frac = V.in_range("step_frac", p["step_frac"], 0.0, 1.0, low_open=True)
+        return S.step(lr, step_size=max(1, int(round(frac * total))), gamma=p["gamma"])
+    if family == "cyclic":
+        cycles = V.integer("cycles", p["cycles"], 1)
+        ratio = V.in_range("ratio", p["ratio"], 1.0, math.inf)
+        up = max(1, total // (2 * cycles))
+        return S.cyclic(base_lr=lr / ratio, max_lr=lr, step_size_up=up, mode=p["mode"])
+    # wsd
+    w = int(round(V.in_range("warmup_frac", p["warmup_frac"], 0.0, 0.5) * total))
+    d = max(1, int(round(V.in_range("decay_frac", p["decay_frac"], 0.0, 1.0) * total)))
+    d = min(d, total - w)
+    return S.wsd(lr, total, warmup_steps=w, decay_steps=d, decay=p["decay"])
+
+
+class _Trial(Protocol):  # the part of optuna.Trial that sampling uses
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
+
+    def suggest_int(self, name: str, low: int, high: int) -> int: ...
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Peak LR (log-uniform over ``lr_range``) x ``families`` x each family's parameters.
+
+    ``total_steps`` is the number of optimizer steps of one training run (the schedules are
+    built for it). Optuna parameter names: ``"lr"``, ``"family"`` and
+    ``"<family>.<param>"`` (see :data:`PARAMS`)."""
+
+    total_steps: int
+    lr_range: tuple[float, float] = BLIND_LR_RANGE
+    families: tuple[str, ...] = FAMILIES
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        V.integer("total_steps", self.total_steps, 10)
+        lo, hi = _check_range(self.lr_range)
+        object.__setattr__(self, "lr_range", (lo, hi))
+        fams = tuple(self.families)
+        if not fams:
+            raise ValueError(f"families must name at least one of {', '.join(FAMILIES)}")
+        for f in fams:
+            V.choice("families", f, FAMILIES)
+        object.__setattr__(self, "families", fams)
+
+    def sample(self, trial: _Trial) -> Schedule:
+        """Draw one schedule with ``trial`` (an ``optuna.Trial``)."""
+        lo, hi = self.lr_range
+        lr = float(trial.suggest_float("lr", lo, hi, log=True))
+        family = str(trial.suggest_categorical("family", list(self.families)))
+        params: dict[str, Any] = {}
+        for p in PARAMS[family]:
+            key = f"{family}.{p.name}"
+            if p.kind == "float":
+                params[p.name] = float(trial.suggest_float(key, p.low, p.high, log=p.log))
+            elif p.kind == "int":
+                params[p.name] = int(trial.suggest_int(key, int(p.low), int(p.high)))
+            else:
+                params[p.name] = trial.suggest_categorical(key, list(p.choices))
+        return build_schedule(family, lr, self.total_steps, **params)
+
+    def build(self, params: Mapping[str, Any]) -> Schedule:
+        """The schedule of an Optuna params dict (e.g. ``study.best_params``)."""
+        if "lr" not in params or "family" not in params:
+            raise ValueError(f"params must hold 'lr' and 'family', got {dict(params)!r}")
+        family = str(params["family"])
+        prefix = family + "."
+        rest = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+        return build_schedule(family, float(params["lr"]), self.total_steps, **rest)
+
+
+def _check_range(value: Any) -> tuple[float, float]:
+    try:
+        lo, hi = value
+    except (TypeError, ValueError):
+        raise ValueError(f"lr_range must be a pair (low, high), got {value!r}") from None
+    lo, hi = V.positive("lr_range[0]", lo), V.positive("lr_range[1]", hi)
+    if hi <= lo:
+        raise ValueError(f"lr_range[1] must be > lr_range[0]={lo!r}, got {hi!r}")
+    return lo, hi
+
+
+def lr_range_from_finder(result: Any, *, min_ratio: float = 10.0) -> tuple[float, float]:
+    """The LR interval a range test supports: from where the loss starts to fall to where it
+    diverges.
+
+    With ``r`` the lag-free smoothed curve (:func:`lrkit.finder.robust_smooth`), ``m`` its
+    minimum and ``drop = r[0] - r[m]``: ``low`` is the first LR where ``r`` has fallen by 10%
+    of ``drop``; ``high`` is the first LR after the minimum where ``r`` is back above
+    ``r[0]`` (the loss diverges), else the LR that stopped the sweep (divergence/NaN), else
+    the last LR of the sweep. The interval is widened downwards to span at least
+    ``min_ratio``. ``result`` is a :class:`lrkit.finder.FinderResult` (``lrs``, ``losses``,
+    ``stop_reason``, ``stop_lr``). Raises ``ValueError`` when the curve has too few points
+    or does not descend."""
+    from ..finder import robust_smooth
+
+    min_ratio = V.in_range("min_ratio", min_ratio, 1.0, math.inf, low_open=True)
+    lrs = np.asarray(getattr(result, "lrs", ()), dtype=np.float64)
+    losses = np.asarray(getattr(result, "losses", ()), dtype=np.float64)
+    if len(losses) < 5 or lrs.shape != losses.shape:
+        raise ValueError(
+            f"result must be a range-test result with at least 5 points, got {len(losses)}"
+        )
+    r = robust_smooth(losses)
+    m = int(np.argmin(r))
+    drop = float(r[0] - r[m])
+    if not drop > 0:
+        raise ValueError("result: the range-test loss never fell; no LR interval to search")
+    below = np.nonzero(r[: m + 1] <= r[0] - 0.1 * drop)[0]
+    low = float(lrs[int(below[0])]) if len(below) else float(lrs[0])
+    above = np.nonzero(r[m:] > r[0])[0]
+    stop_lr = getattr(result, "stop_lr", None)
+    if len(above):
+        high = float(lrs[m + int(above[0])])
+    elif getattr(result, "stop_reason", "") in ("diverged", "nan") and stop_lr is not None:
+        high = float(stop_lr)
+    else:
+        high = float(lrs[-1])
+    high = max(high, float(lrs[m]))
+    if high / low < min_ratio:
+        low = high / min_ratio
+    return low, high

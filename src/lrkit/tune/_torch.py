@@ -1,0 +1,155 @@
+"""PyTorch tasks for :func:`lrkit.tune.tune`: a generic builder and the built-in demo."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .. import _validate as V
+from ..schedules import Schedule
+from ._study import Task
+
+__all__ = ["demo_task", "torch_task"]
+
+
+def _fresh(data: Any) -> Iterable[Any]:
+    """``data`` is a re-iterable (DataLoader, list) or a zero-argument factory of one."""
+    if callable(data) and not hasattr(data, "__iter__"):
+        return data()  # type: ignore[no-any-return]
+    return data  # type: ignore[no-any-return]
+
+
+def torch_task(
+    model_factory: Callable[[], Any],
+    loss_fn: Callable[..., Any],
+    train_data: Any,
+    val_data: Any,
+    *,
+    epochs: int = 5,
+    optimizer: Callable[[Any, float], Any] | None = None,
+    steps_per_epoch: int | None = None,
+    evaluate: Callable[[Any], float] | None = None,
+    name: str = "torch",
+    range_test_kwargs: dict[str, Any] | None = None,
+    num_threads: int | None = None,
+) -> Task:
+    """A :class:`Task` that trains ``model_factory()`` for ``epochs`` epochs over
+    ``train_data`` (``(x, y)`` batches; a re-iterable or a zero-argument factory of one),
+    stepping an :func:`lrkit.torch.scheduler` once per batch, and reports the validation loss
+    (mean of ``loss_fn(model(x), y)`` over ``val_data``, or ``evaluate(model)``) after each
+    epoch. ``optimizer(params, lr)`` defaults to SGD with momentum 0.9. The range test is
+    :func:`lrkit.torch.find_lr` on a fresh model (``range_test_kwargs`` go to it).
+    ``num_threads`` sets torch's intra-op threads while a trial or the range test runs (the
+    previous setting is restored afterwards); 1 is much faster for tiny models on busy CPUs."""
+    import torch
+
+    from ..torch import find_lr, scheduler
+
+    epochs = V.integer("epochs", epochs, 1)
+    make_opt = optimizer or (lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9))
+    if steps_per_epoch is None:
+        try:
+            steps_per_epoch = len(_fresh(train_data))  # type: ignore[arg-type]
+        except TypeError:
+            raise ValueError("steps_per_epoch must be given when train_data has no len()") from None
+    spe = V.integer("steps_per_epoch", steps_per_epoch, 1)
+    threads = None if num_threads is None else V.integer("num_threads", num_threads, 1)
+
+    def threaded(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if threads is None:
+            return fn
+
+        def run(*args: Any) -> Any:
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                return fn(*args)
+            finally:
+                torch.set_num_threads(before)
+
+        return run
+
+    def val_loss(model: Any) -> float:
+        if evaluate is not None:
+            return float(evaluate(model))
+        modes = [(m, m.training) for m in model.modules()]
+        model.eval()
+        total, n = 0.0, 0
+        try:
+            with torch.no_grad():
+                for x, y in _fresh(val_data):
+                    total += float(loss_fn(model(x), y)) * len(x)
+                    n += len(x)
+        finally:
+            for m, flag in modes:
+                m.training = flag
+        return total / max(n, 1)
+
+    def train(schedule: Schedule, report: Callable[[int, float], None]) -> float:
+        model = model_factory()
+        opt = make_opt(model.parameters(), 1e-3)
+        sched = scheduler(opt, schedule)
+        value = math.nan
+        for epoch in range(epochs):
+            model.train()
+            for k, (x, y) in enumerate(_fresh(train_data)):
+                if k >= spe:
+                    break
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                opt.step()
+                sched.step()
+            value = val_loss(model)
+            if not math.isfinite(value):
+                return math.inf
+            report(epoch, value)
+        return value
+
+    def range_test() -> Any:
+        model = model_factory()
+        opt = make_opt(model.parameters(), 1e-3)
+        kwargs: dict[str, Any] = {"start_lr": 1e-7, "end_lr": 10.0, "num_iter": 100, "warn": False}
+        kwargs.update(range_test_kwargs or {})
+        return find_lr(model, opt, loss_fn, _fresh(train_data), **kwargs)
+
+    return Task(
+        train=threaded(train),
+        total_steps=max(10, epochs * spe),
+        range_test=threaded(range_test),
+        name=name,
+        metric="val_loss",
+    )
+
+
+#: The demo task of ``lrkit tune --demo``.
+DEMO_TASK = "digits_mlp_sgd"
+
+
+def demo_task(
+    name: str = DEMO_TASK, *, epochs: int = 4, seed: int = 0, batch_size: int = 32
+) -> Task:
+    """A built-in task from :mod:`lrkit.demo` (scikit-learn data, small models): every trial
+    starts from the same initial weights and sees the same batches, so trials differ only by
+    the schedule. Metric: the validation loss (minimize)."""
+    from .. import demo
+
+    t = demo.make_task(name, seed=seed, batch_size=batch_size)
+    spe = len(t.x_train) // t.batch_size
+
+    def evaluate(model: Any) -> float:
+        return float(demo.evaluate(model, t)[0])
+
+    return torch_task(
+        t.make_model,
+        t.loss_fn,
+        lambda: t.train_batches(),
+        t.val_batches,
+        epochs=epochs,
+        optimizer=lambda p, lr: t.optimizer_fn(p, lr),
+        steps_per_epoch=spe,
+        evaluate=evaluate,
+        name=f"demo:{name}",
+        num_threads=1,
+    )

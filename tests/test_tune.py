@@ -1,0 +1,433 @@
+"""lrkit.tune: search space -> exact schedules, finder-derived interval, the trial loop (count of
+COMPLETE trials, pruning, divergence, surplus), storage and the ``lrkit tune`` command."""
+
+from __future__ import annotations
+
+import math
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from lrkit import schedules as S
+from lrkit.finder import range_test
+from lrkit.schedules import parse
+from lrkit.tune import (
+    BLIND_LR_RANGE,
+    FAMILIES,
+    PARAMS,
+    SearchSpace,
+    Task,
+    build_schedule,
+    load_target,
+    lr_range_from_finder,
+    tune,
+)
+
+optuna = pytest.importorskip("optuna")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+TS = optuna.trial.TrialState
+
+
+# ----------------------------------------------------------------------------- space
+
+
+def test_build_schedule_exact_specs() -> None:
+    T = 100
+    assert build_schedule("constant", 0.1, T) == S.constant(0.1)
+    assert build_schedule("cosine", 0.1, T, warmup_frac=0.1) == S.with_warmup(S.cosine(0.1, 90), 10)
+    assert build_schedule("cosine", 0.1, T, warmup_frac=0.0) == S.cosine(0.1, 100)
+    assert build_schedule("onecycle", 0.2, T, pct_start=0.25, div_factor=10.0) == S.onecycle(
+        max_lr=0.2, total_steps=100, pct_start=0.25, div_factor=10.0
+    )
+    assert build_schedule("step", 0.1, T, step_frac=0.3, gamma=0.2) == S.step(0.1, 30, 0.2)
+    assert build_schedule("cyclic", 0.1, T, cycles=2, ratio=10.0, mode="triangular2") == (
+        S.cyclic(base_lr=0.01, max_lr=0.1, step_size_up=25, mode="triangular2")
+    )
+    assert build_schedule("wsd", 0.1, T, warmup_frac=0.05, decay_frac=0.2, decay="cosine") == S.wsd(
+        0.1, 100, warmup_steps=5, decay_steps=20, decay="cosine"
+    )
+    # the peak of every family is the searched LR
+    for fam in FAMILIES:
+        s = build_schedule(fam, 0.3, T)
+        assert max(s.values(np.arange(T))) == pytest.approx(0.3)
+        assert parse(str(s)) == s
+
+
+def test_build_schedule_errors() -> None:
+    with pytest.raises(ValueError, match="family"):
+        build_schedule("linear", 0.1, 100)
+    with pytest.raises(ValueError, match="lr"):
+        build_schedule("constant", -1.0, 100)
+    with pytest.raises(ValueError, match="total_steps"):
+        build_schedule("cosine", 0.1, 5)
+    with pytest.raises(ValueError, match="params"):
+        build_schedule("step", 0.1, 100, pct_start=0.3)
+
+
+class _FixedTrial:
+    """Answers suggest_* from a dict, recording the calls."""
+
+    def __init__(self, values: dict[str, object]) -> None:
+        self.values = values
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float:
+        self.calls.append((name, (low, high, log)))
+        return float(self.values[name])  # type: ignore[arg-type]
+
+    def suggest_int(self, name: str, low: int, high: int) -> int:
+        self.calls.append((name, (low, high)))
+        return int(self.values[name])  # type: ignore[call-overload]
+
+    def suggest_categorical(self, name: str, choices: list[object]) -> object:
+        self.calls.append((name, tuple(choices)))
+        assert self.values[name] in choices
+        return self.values[name]
+
+
+def test_space_sample_and_build_agree() -> None:
+    space = SearchSpace(200, lr_range=(1e-3, 1.0), families=("cyclic", "wsd"))
+    params = {
+        "lr": 0.05,
+        "family": "cyclic",
+        "cyclic.cycles": 4,
+        "cyclic.ratio": 5.0,
+        "cyclic.mode": "triangular",
+    }
+    trial = _FixedTrial(params)
+    s = space.sample(trial)
+    assert s == S.cyclic(base_lr=0.01, max_lr=0.05, step_size_up=25)
+    assert space.build(params) == s
+    assert trial.calls[0] == ("lr", (1e-3, 1.0, True))
+    assert trial.calls[1] == ("family", ("cyclic", "wsd"))
+    assert [c[0] for c in trial.calls[2:]] == [f"cyclic.{p.name}" for p in PARAMS["cyclic"]]
+
+
+def test_space_validation() -> None:
+    with pytest.raises(ValueError, match="lr_range"):
+        SearchSpace(100, lr_range=(1.0, 0.1))
+    with pytest.raises(ValueError, match="families"):
+        SearchSpace(100, families=("cosine", "bogus"))
+    with pytest.raises(ValueError, match="families"):
+        SearchSpace(100, families=())
+    with pytest.raises(ValueError, match="total_steps"):
+        SearchSpace(3)
+
+
+# ----------------------------------------------------------------------------- finder range
+
+
+def _bowl_loss(lr: float) -> float:
+    """Flat below 1e-4, falls until 1e-1, blows up beyond."""
+    x = math.log10(lr)
+    if x < -4:
+        return 2.0
+    if x < -1:
+        return 2.0 - 0.6 * (x + 4)
+    return 0.2 + 3.0 * (x + 1) ** 2 * 10
+
+
+def test_lr_range_from_finder_bounds_the_fall() -> None:
+    res = range_test(_bowl_loss, start_lr=1e-7, end_lr=10.0, num_iter=100, warn=False)
+    lo, hi = lr_range_from_finder(res)
+    # the loss starts falling at 1e-4 and is back above its start a bit beyond 1e-1
+    assert 5e-5 < lo < 1e-3
+    assert 1e-1 < hi < 10.0
+    assert hi / lo >= 10
+    with pytest.raises(ValueError, match="result"):
+        lr_range_from_finder(range_test(lambda lr: 1.0, num_iter=10, warn=False))
+    with pytest.raises(ValueError, match="min_ratio"):
+        lr_range_from_finder(res, min_ratio=0.5)
+
+
+# ----------------------------------------------------------------------------- study loop
+
+
+def _quadratic_task(calls: list[str] | None = None, *, rt: object = (1e-3, 1.0)) -> Task:
+    """val = (log10 lr + 2)^2 + family offset, 3 'epochs'; no torch."""
+
+    offsets = {
+        "constant": 0.5,
+        "cosine": 0.0,
+        "onecycle": 0.1,
+        "step": 0.3,
+        "cyclic": 0.4,
+        "wsd": 0.05,
+    }
+
+    def train(schedule: S.Schedule, report) -> float:  # type: ignore[no-untyped-def]
+        spec = str(schedule)
+        if calls is not None:
+            calls.append(spec)
+        peak = float(max(schedule.values(np.arange(100))))
+        fam = spec.split("(")[0]
+        fam = "cosine" if fam == "join" else fam
+        val = (math.log10(peak) + 2.0) ** 2 + offsets[fam]
+        for epoch in range(3):
+            report(epoch, val + (2 - epoch))
+        return val
+
+    return Task(train=train, total_steps=100, range_test=lambda: rt, name="quad")
+
+
+def test_tune_counts_complete_trials_and_stores_specs(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    result = tune(_quadratic_task(), 6, storage=url, study_name="q", seed=0, pruner="none")
+    study = optuna.load_study(study_name="q", storage=url)
+    complete = study.get_trials(states=(TS.COMPLETE,))
+    assert len(complete) == 6 and len(study.trials) == 6
+    for t in complete:
+        s = parse(t.user_attrs["schedule"])
+        assert s == result.space.build(t.params)
+        assert 1e-3 <= t.params["lr"] <= 1.0
+        assert sorted(t.intermediate_values) == [0, 1, 2]
+    assert study.user_attrs["lrkit.lr_range"] == [1e-3, 1.0]
+    assert result.best_schedule == parse(result.best_spec)
+    assert result.best_value == min(t.value for t in complete)
+    top = result.top(3)
+    assert [t.value for t in top] == sorted(t.value for t in complete)[:3]
+    table = result.table(3)
+    assert table.count("\n") == 4 and result.best_spec in table
+    # a second run on the same study tops it up to 8 COMPLETE trials, same interval
+    tune(_quadratic_task(), 8, storage=url, study_name="q", seed=1, pruner="none")
+    assert len(study.get_trials(states=(TS.COMPLETE,))) == 8
+
+
+def test_tune_finder_seed_enqueues_max_lr() -> None:
+    res = range_test(_bowl_loss, start_lr=1e-7, end_lr=10.0, num_iter=100, warn=False)
+    result = tune(_quadratic_task(rt=res), 3, seed=0)
+    first = result.study.trials[0]
+    assert first.params["lr"] == pytest.approx(res.max_lr)
+    assert first.params["family"] == "cosine"
+    assert result.seeding == "finder"
+    assert result.finder is not None and result.finder["max_lr"] == res.max_lr
+    assert result.lr_range == lr_range_from_finder(res)
+
+
+def test_tune_blind_and_given_ranges() -> None:
+    r = tune(_quadratic_task(), 3, seeding="blind", seed=0, families=("constant",))
+    assert r.lr_range == BLIND_LR_RANGE and r.seeding == "blind"
+    assert all(t.params["family"] == "constant" for t in r.study.trials)
+    r = tune(_quadratic_task(), 3, seeding=(0.01, 0.02), seed=0)
+    assert r.lr_range == (0.01, 0.02)
+    assert all(0.01 <= t.params["lr"] <= 0.02 for t in r.study.trials)
+
+
+def test_tune_diverged_and_pruned_trials_do_not_count() -> None:
+    n = {"i": 0}
+
+    def train(schedule: S.Schedule, report) -> float:  # type: ignore[no-untyped-def]
+        n["i"] += 1
+        if n["i"] % 2 == 0:
+            return math.nan  # every second trial diverges
+        if n["i"] == 3:
+            report(0, math.inf)  # reports a non-finite epoch metric
+        report(0, 1.0)
+        return 1.0 / n["i"]
+
+    r = tune(Task(train=train, total_steps=50), 3, seeding="blind", seed=0)
+    counts = r.counts()
+    assert counts["COMPLETE"] == 3
+    assert counts["PRUNED"] == len(r.study.trials) - 3 >= 2
+    pruned = r.study.get_trials(states=(TS.PRUNED,))
+    assert all(t.user_attrs.get("diverged") for t in pruned)
+
+
+def test_tune_median_pruner_prunes() -> None:
+    seen = {"i": 0}
+
+    def train(schedule: S.Schedule, report) -> float:  # type: ignore[no-untyped-def]
+        seen["i"] += 1
+        bad = seen["i"] in (7, 8)  # these two are much worse at every epoch
+        for epoch in range(4):
+            report(epoch, (10.0 if bad else 1.0) - 0.1 * epoch)
+        return 10.0 if bad else 1.0
+
+    r = tune(Task(train=train, total_steps=50), 8, seeding="blind", seed=0, max_trials=40)
+    pruned = r.study.get_trials(states=(TS.PRUNED,))
+    assert [t.number for t in pruned] == [6, 7]
+    assert all(list(t.intermediate_values.values()) == [10.0, 9.9] for t in pruned)
+    assert r.counts() == {"COMPLETE": 8, "PRUNED": 2}
+
+
+def test_tune_max_trials_stops_runaway() -> None:
+    task = Task(train=lambda s, rep: math.nan, total_steps=20)
+    with pytest.warns(UserWarning, match="max_trials"):
+        r = tune(task, 2, seeding="blind", max_trials=5)
+    assert len(r.study.trials) == 5 and r.counts() == {"PRUNED": 5}
+
+
+def test_surplus_rule() -> None:
+    """A trial started while the COMPLETE trials plus those running ahead of it already make
+    n_trials is surplus (what keeps several workers at exactly n_trials)."""
+    from lrkit.tune._study import _surplus
+
+    study = optuna.create_study()
+    study.add_trial(optuna.create_trial(value=1.0, params={}, distributions={}))
+    a, b = study.ask(), study.ask()  # trials 1 and 2 RUNNING
+    trials = study.get_trials(deepcopy=False)
+    assert _surplus(trials, b.number, 2)  # 1 complete + trial 1 ahead of it
+    assert not _surplus(trials, a.number, 2)
+    assert not _surplus(trials, b.number, 3)
+    study.tell(a, state=TS.FAIL)
+    assert not _surplus(study.get_trials(deepcopy=False), b.number, 2)
+
+
+def test_tune_waits_for_running_trials_of_other_workers() -> None:
+    """With complete + running >= n_trials the worker waits; when the other worker's trial
+    fails instead of completing, it runs the missing trial itself."""
+    import threading
+
+    study = optuna.create_study(study_name="shared")
+    study.add_trial(optuna.create_trial(value=5.0, params={}, distributions={}))
+    other = study.ask()  # another worker's trial, RUNNING
+    timer = threading.Timer(0.3, lambda: study.tell(other, state=TS.FAIL))
+    timer.start()
+    try:
+        r = tune(
+            _quadratic_task(),
+            2,
+            storage=study._storage,
+            study_name="shared",
+            seeding="blind",
+            seed=0,
+            poll_interval=0.05,
+        )
+    finally:
+        timer.join()
+    assert [t.state for t in r.study.trials] == [TS.COMPLETE, TS.FAIL, TS.COMPLETE]
+
+
+def test_tune_errors() -> None:
+    with pytest.raises(ValueError, match="n_trials"):
+        tune(_quadratic_task(), 0)
+    with pytest.raises(ValueError, match="seeding"):
+        tune(_quadratic_task(), 1, seeding="magic")
+    with pytest.raises(ValueError, match="pruner"):
+        tune(_quadratic_task(), 1, pruner="hyperband")
+    with pytest.raises(ValueError, match="storage"):
+        tune(_quadratic_task(), 1, storage="not-a-url")
+    with pytest.raises(ValueError, match="direction"):
+        Task(train=lambda s, r: 0.0, total_steps=10, direction="up")
+
+
+def test_user_objective_exception_propagates_and_marks_fail() -> None:
+    def train(schedule: S.Schedule, report) -> float:  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+    study = optuna.create_study(study_name="boom")
+    with pytest.raises(RuntimeError, match="boom"):
+        tune(
+            Task(train=train, total_steps=10),
+            2,
+            storage=study._storage,
+            study_name="boom",
+            seeding="blind",
+        )
+    assert [t.state for t in study.trials] == [TS.FAIL]
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    pkg = tmp_path / "usertasks"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "objective.py").write_text(
+        textwrap.dedent(
+            """
+            import math
+            from lrkit.tune import Task
+
+            def make():
+                def train(schedule, report):
+                    v = (math.log10(schedule(0) + schedule(50)) + 2.0) ** 2
+                    report(0, v + 1.0)
+                    return v
+                return Task(train=train, total_steps=100, range_test=lambda: (1e-4, 1.0))
+
+            def as_dict():
+                return {"train": lambda s, r: 1.0, "total_steps": 20}
+
+            def bad():
+                return 42
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "usertasks.objective"
+    for name in [m for m in sys.modules if m.startswith("usertasks")]:
+        del sys.modules[name]
+
+
+def test_load_target(user_module: str) -> None:
+    t = load_target(f"{user_module}:make")
+    assert isinstance(t, Task) and t.total_steps == 100 and t.range_test() == (1e-4, 1.0)
+    d = load_target(f"{user_module}:as_dict")
+    assert d.total_steps == 20
+    with pytest.raises(ValueError, match="target"):
+        load_target(f"{user_module}:bad")
+    with pytest.raises(ValueError, match="target"):
+        load_target(f"{user_module}:missing")
+    for bad in ("nocolon", "a:b:c", "os.system('x'):y", "pkg:__import__('os')"):
+        with pytest.raises(ValueError, match="target"):
+            load_target(bad)
+
+
+def test_cli_tune_target(user_module: str, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from lrkit.cli import main
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    rc = main(
+        [
+            "tune",
+            f"{user_module}:make",
+            "--trials",
+            "5",
+            "--storage",
+            url,
+            "--study",
+            "cli",
+            "--seed",
+            "0",
+            "--no-progress",
+            "--plot",
+            str(tmp_path / "search.png"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0
+    study = optuna.load_study(study_name="cli", storage=url)
+    assert len(study.get_trials(states=(TS.COMPLETE,))) == 5
+    best = study.best_trial.user_attrs["schedule"]
+    assert best in out.splitlines()  # printed alone on a line: copy-paste into lrkit plot
+    assert parse(best) is not None
+    assert (tmp_path / "search.png").stat().st_size > 1000
+    assert main(["tune", "--trials", "1", "--no-progress"]) == 2  # neither --demo nor target
+    assert "error" in capsys.readouterr().err
+
+
+def test_cli_tune_demo(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    from lrkit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    rc = main(
+        ["tune", "--demo", "--trials", "4", "--storage", url, "--study", "demo", "--no-progress"]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    study = optuna.load_study(study_name="demo", storage=url)
+    complete = study.get_trials(states=(TS.COMPLETE,))
+    assert len(complete) == 4
+    for t in complete:
+        assert parse(t.user_attrs["schedule"]) == S.parse(t.user_attrs["schedule"])
+    assert study.best_trial.user_attrs["schedule"] in out
+    assert (tmp_path / "lrkit-tune-demo.png").exists()
