@@ -1,0 +1,139 @@
+"""lrkit.keras.schedule: exact float32 values, config round trips, .keras save/load."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import lrkit.keras as lk  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+
+FAMILIES = {
+    "constant": S.constant(0.1),
+    "step": S.step(0.1, 1000, 0.5),
+    "multistep": S.multistep(0.1, [1000, 5000, 30000], 0.3),
+    "exponential": S.exponential(0.1, 0.9999),
+    "inverse_time": S.inverse_time(0.1, 100, 0.5, True),
+    "polynomial": S.polynomial(0.1, 80000, 2.0, 1e-4),
+    "linear": S.linear(0.0, 0.1, 70000),
+    "cosine": S.cosine(0.1, 100000, 1e-5),
+    "cosine_restarts": S.cosine_restarts(0.1, 1000, 2, 1e-5),
+    "cyclic": S.cyclic(1e-4, 1e-2, 2000, mode="exp_range", gamma=0.99999),
+    "onecycle": S.onecycle(0.1, 100000),
+    "inverse_sqrt": S.inverse_sqrt(0.1, 4000),
+    "piecewise": S.piecewise_constant([1000, 20000], [0.1, 0.01, 0.001]),
+    "warmup": S.warmup_cosine(1e-4, 0.1, 50000),
+    "wsd": S.wsd(0.1, 100000, 2000),
+    "composite": (S.with_warmup(S.cosine(0.1, 90000), 10000) * S.exponential(1.0, 0.99999)).clamp(
+        max_lr=0.05
+    ),
+}
+N = 100_001
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_values_equal_numpy_float32_over_long_range(name):
+    s = FAMILIES[name]
+    ks = lk.schedule(s)
+    ref = s.values(np.arange(N)).astype(np.float32)
+    # compiled (as inside a jax train step: pure_callback) and the numpy view
+    got = np.asarray(jax.jit(ks)(jnp.arange(N, dtype=jnp.int32)))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(ks.values(np.arange(N)), ref)
+    # eager calls on a Keras int variable (what optimizer.learning_rate does)
+    step = keras.Variable(0, dtype="int32", trainable=False)
+    for t in (0, 1, 999, 12345, 100000):
+        step.assign(t)
+        assert float(keras.ops.convert_to_numpy(ks(step))) == float(ref[t])
+
+
+def test_config_round_trip_and_serialization():
+    s = FAMILIES["composite"]
+    ks = lk.schedule(s)
+    ks.set_scale(0.25)
+    cfg = ks.get_config()
+    assert cfg["schedule"] == s.to_dict() and cfg["scale"] == 0.25
+    back = lk.LRKitSchedule.from_config(cfg)
+    assert back.schedule == s and back.scale == 0.25
+    ser = keras.optimizers.schedules.serialize(ks)
+    again = keras.optimizers.schedules.deserialize(ser)
+    assert isinstance(again, lk.LRKitSchedule) and again.schedule == s and again.scale == 0.25
+    assert float(again(5000)) == float(np.float32(s(5000) * 0.25))
+    # spec strings and dicts are accepted too
+    assert lk.schedule(str(s)).schedule == s
+    assert lk.schedule(s.to_dict()).schedule == s
+    with pytest.raises(ValueError, match="schedule"):
+        lk.schedule(0.1)
+    with pytest.raises(ValueError, match="scale"):
+        ks.set_scale(-1.0)
+
+
+def test_optimizer_applies_exact_values_and_save_load(tmp_path, const_grad_model, mean_pred_loss):
+    s = S.with_warmup(S.cosine(0.05, 20), 5)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lk.schedule(s)), loss=mean_pred_loss)
+    x = np.ones((12, 1), "float32")
+    model.fit(x, x, epochs=1, batch_size=1, shuffle=False, verbose=0)
+    expected = -np.sum([np.float32(s(t)) for t in range(12)], dtype=np.float32)
+    np.testing.assert_allclose(model.get_weights()[0], [[expected]], rtol=1e-6)
+    assert float(model.optimizer.learning_rate) == float(np.float32(s(12)))
+    model.optimizer.learning_rate  # noqa: B018
+    model.optimizer._learning_rate.set_scale(0.5)  # e.g. set by a plateau callback
+    path = os.path.join(tmp_path, "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, custom_objects={"_mean_pred_loss": mean_pred_loss})
+    lr = loaded.optimizer._learning_rate
+    assert isinstance(lr, lk.LRKitSchedule) and lr.schedule == s and lr.scale == 0.5
+    assert int(loaded.optimizer.iterations) == 12
+    assert float(loaded.optimizer.learning_rate) == float(np.float32(s(12) * 0.5))
+    np.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
+    # training resumes on the schedule
+    loaded.fit(x[:3], x[:3], epochs=1, batch_size=1, shuffle=False, verbose=0)
+    assert int(loaded.optimizer.iterations) == 15
+
+
+def test_vmap_of_keras_schedule():
+    ks = lk.schedule(FAMILIES["onecycle"])
+    t = (jnp.arange(600, dtype=jnp.int32) * 150).reshape(60, 10)
+    np.testing.assert_array_equal(
+        np.asarray(jax.vmap(ks)(t)), FAMILIES["onecycle"].values(np.asarray(t)).astype(np.float32)
+    )
+
+
+_TORCH_CHECK = """
+import numpy as np, keras
+import lrkit.keras as lk
+from lrkit import schedules as S
+assert keras.backend.backend() == "torch"
+s = S.with_warmup(S.cosine(0.1, 9000), 1000) * S.exponential(1.0, 0.9999)
+ks = lk.schedule(s)
+import torch
+t = torch.arange(10001)
+got = keras.ops.convert_to_numpy(ks(t))
+assert got.dtype == np.float32
+assert np.array_equal(got, s.values(np.arange(10001)).astype(np.float32))
+m = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+m.compile(optimizer=keras.optimizers.SGD(learning_rate=ks), loss=lambda a, b: keras.ops.mean(b))
+x = np.ones((5, 1), "float32")
+m.fit(x, x, batch_size=1, shuffle=False, verbose=0)
+exp = -np.sum([np.float32(s(t)) for t in range(5)], dtype=np.float32)
+assert np.allclose(m.get_weights()[0], exp, rtol=1e-6), (m.get_weights()[0], exp)
+print("ok")
+"""
+
+
+def test_torch_backend_subprocess():
+    pytest.importorskip("torch")
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    out = subprocess.run(
+        [sys.executable, "-c", _TORCH_CHECK], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
