@@ -327,8 +327,10 @@ def test_guard_nonfinite_restores_and_cuts():
 
 
 def test_guard_spike_reference():
-    g = DivergenceGuard(spike_factor=3.0, window=4, min_history=3)
-    assert g.check(100.0) == "ok" and g.reference is None  # too little history for spikes
+    g = DivergenceGuard(spike_factor=3.0, window=4, min_history=3, quantile=0.5)
+    assert g.reference is None
+    assert g.check(100.0) == "ok" and g.reference == 100.0  # the largest loss, until 3 seen
+    assert g.check(301.0) == "restore"
     for x in [1.0, 2.0]:
         assert g.check(x) == "ok"
     assert g.reference == 2.0  # median of 100, 1, 2
@@ -336,10 +338,17 @@ def test_guard_spike_reference():
     assert g.reference == 4.0  # median of 100, 1, 2, 6
     assert g.check(12.5) == "restore"
     assert g.reference == 4.0  # spikes do not join the window
-    neg = DivergenceGuard(spike_factor=2.0, window=3, min_history=1)
+    neg = DivergenceGuard(spike_factor=2.0, window=3, min_history=1, quantile=0.5)
     neg.check(-4.0)
     assert neg.check(-0.5) == "ok"  # limit: -4 + (2 - 1) * |-4| = 0
     assert neg.reference == -2.25 and neg.check(0.5) == "restore"  # > -2.25 + 2.25
+    # default reference: the 0.9 quantile (linear interpolation), robust to noise near zero
+    p90 = DivergenceGuard(window=5, min_history=5)
+    for x in [0.01, 0.02, 0.01, 0.03, 0.05]:
+        assert p90.check(x) == "ok"
+    assert p90.reference == pytest.approx(0.042)
+    assert p90.check(0.4) == "ok"  # 40x the median, but < 10 x p90 = 0.42
+    assert p90.check(5.0) == "restore"
     off = DivergenceGuard(spike_factor=None, min_history=1)
     off.check(1.0)
     assert off.check(1e30) == "ok" and off.check(math.nan) == "restore"
@@ -356,6 +365,7 @@ def test_guard_as_feedback_and_validation():
         ({"spike_factor": 1.0}, "spike_factor"),
         ({"window": 0}, "window"),
         ({"window": 5, "min_history": 6}, "min_history"),
+        ({"quantile": 1.5}, "quantile"),
     ]:
         with pytest.raises(ValueError, match=name):
             DivergenceGuard(**kwargs)

@@ -25,12 +25,13 @@ a controller restored from a state dict continues exactly as the original would.
 from __future__ import annotations
 
 import math
-import statistics
 import warnings
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
+
+import numpy as np
 
 from . import _validate as v
 
@@ -448,9 +449,12 @@ class DivergenceGuard(Feedback):
 
     * ``"ok"``: the loss is finite and not a spike; it joins the reference window;
     * ``"restore"``: the loss is NaN/inf, or a spike (``loss > spike_factor * reference`` for a
-      positive reference, where the reference is the median of the last ``window`` ok losses,
-      used once ``min_history`` of them were seen). The caller should restore its last good
-      snapshot; :attr:`scale` is multiplied by ``factor`` (never below ``min_scale``);
+      positive reference). The reference is the ``quantile`` (default 0.9: robust to a few
+      outliers, and not fooled by batch-to-batch noise once the loss is near 0, as a median
+      would be) of the last ``window`` ok losses once ``min_history`` of them were seen, and
+      before that the largest ok loss so far (usually the initial loss). The caller should
+      restore its last good snapshot; :attr:`scale` is multiplied by ``factor`` (never below
+      ``min_scale``);
     * ``"give_up"``: a divergence after ``max_restores`` restores already happened. The caller
       should restore its last good snapshot and stop (``lrkit.torch.DivergenceGuard`` raises).
 
@@ -470,8 +474,10 @@ class DivergenceGuard(Feedback):
         window: int = 50,
         min_history: int = 10,
         min_scale: float = 0.0,
+        quantile: float = 0.9,
     ) -> None:
         self.factor = v.in_range("factor", factor, 0.0, 1.0, high_open=True)
+        self.quantile = v.in_range("quantile", quantile, 0.0, 1.0)
         self.max_restores = v.integer("max_restores", max_restores, minimum=0)
         self.spike_factor = (
             None
@@ -498,10 +504,13 @@ class DivergenceGuard(Feedback):
 
     @property
     def reference(self) -> float | None:
-        """Median of the recent ok losses (None until ``min_history`` were seen)."""
-        if len(self._history) < self.min_history:
+        """The ``quantile`` of the recent ok losses (the largest one while fewer than
+        ``min_history`` were seen; None before the first)."""
+        if not self._history:
             return None
-        return float(statistics.median(self._history))
+        if len(self._history) < self.min_history:
+            return max(self._history)
+        return float(np.quantile(np.asarray(self._history, dtype=np.float64), self.quantile))
 
     def is_divergent(self, loss: float) -> bool:
         """True when ``loss`` is non-finite or a spike relative to :attr:`reference`."""
@@ -555,6 +564,7 @@ class DivergenceGuard(Feedback):
             "window": self.window,
             "min_history": self.min_history,
             "min_scale": self.min_scale,
+            "quantile": self.quantile,
             "history": list(self._history),
             "scale": self._scale,
             "restores": self.restores,
@@ -572,6 +582,7 @@ class DivergenceGuard(Feedback):
             window=state["window"],
             min_history=state["min_history"],
             min_scale=state["min_scale"],
+            quantile=state.get("quantile", 0.5),
         )
         self._history.extend(float(x) for x in state["history"])
         self._scale = v.non_negative("state['scale']", state["scale"])

@@ -65,8 +65,8 @@ class DivergenceGuard:
             applied to the param groups' ``lr`` directly.
         factor: LR multiplier applied at each restore (0 < factor < 1).
         max_restores: restores allowed; the next divergence raises :class:`DivergenceError`.
-        spike_factor: a loss above ``spike_factor`` x the median of the last ``window`` good
-            losses counts as a divergence (None: only NaN/inf do).
+        spike_factor: a loss above ``spike_factor`` x the ``quantile`` (default 0.9) of the last
+            ``window`` good losses counts as a divergence (None: only NaN/inf do).
         window, min_history: size of the reference window, and the number of good losses needed
             before spikes are detected.
         snapshot_every: refresh the snapshot every this many good checks (1: every step; the
@@ -89,6 +89,7 @@ class DivergenceGuard:
         spike_factor: float | None = 10.0,
         window: int = 50,
         min_history: int = 10,
+        quantile: float = 0.9,
         snapshot_every: int = 1,
         check_grads: bool = True,
         keep: int = 2,
@@ -111,6 +112,7 @@ class DivergenceGuard:
             spike_factor=spike_factor,
             window=window,
             min_history=min_history,
+            quantile=quantile,
         )
         self.model = model
         self.optimizer = optimizer
