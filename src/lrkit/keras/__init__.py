@@ -19,7 +19,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._schedule import LRKitSchedule, ScaledSchedule, schedule
+from ._schedule import LRKitSchedule as LRKitSchedule
+from ._schedule import ScaledSchedule as ScaledSchedule
+from ._schedule import schedule as schedule
 
 _EXPORTS: dict[str, str] = {
     "ReduceOnPlateau": "_callbacks",

@@ -1,0 +1,209 @@
+"""lrkit.keras callbacks: plateau and guard on scheduled optimizers, scheduler, logger."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+import lrkit.keras as lk  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+from lrkit.feedback import ReduceOnPlateau as Core  # noqa: E402
+
+ONES = np.ones((1, 1), "float32")
+
+
+def _fit(model, epochs, callbacks, batches=1):
+    x = np.ones((batches, 1), "float32")
+    return model.fit(
+        x, x, epochs=epochs, batch_size=1, shuffle=False, verbose=0, callbacks=callbacks
+    )
+
+
+def _never_improves():
+    # the loss (mean prediction) only decreases: in mode "max" only the first epoch improves
+    return dict(monitor="loss", mode="max", factor=0.5, patience=0)
+
+
+@pytest.mark.parametrize("kind", ["lrkit", "keras_schedule", "float"])
+def test_plateau_scales_the_lr_the_optimizer_really_uses(kind, const_grad_model, mean_pred_loss):
+    if kind == "lrkit":
+        lr = lk.schedule(S.constant(0.01))
+    elif kind == "keras_schedule":
+        lr = keras.optimizers.schedules.ExponentialDecay(0.01, decay_steps=1000, decay_rate=1.0)
+    else:
+        lr = 0.01
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss=mean_pred_loss)
+    cb = lk.ReduceOnPlateau(**_never_improves())
+    log = lk.LRLogger()
+    _fit(model, 5, [cb, log])
+    # epoch 0 sets best, epochs 1..4 each halve the LR (patience 0)
+    assert cb.controller.reductions == [1, 2, 3, 4]
+    used = [0.01, 0.01, 0.005, 0.0025, 0.00125]
+    np.testing.assert_allclose([lr for _, lr in log.history], used, rtol=1e-6)
+    # the kernel moved by exactly -lr per step: the compiled step used the scaled LR
+    np.testing.assert_allclose(model.get_weights()[0], [[-sum(used)]], rtol=1e-5)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01 / 16, rel=1e-6)
+    if kind == "keras_schedule":
+        assert isinstance(model.optimizer._learning_rate, lk.ScaledSchedule)
+
+
+def test_keras_own_plateau_fails_with_a_schedule_ours_does_not(const_grad_model, mean_pred_loss):
+    model = const_grad_model()
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=lk.schedule(S.cosine(0.01, 100))),
+        loss=mean_pred_loss,
+    )
+    keras_cb = keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=0, min_delta=10.0)
+    with pytest.raises(TypeError):
+        _fit(model, 3, [keras_cb])
+    model2 = const_grad_model()
+    model2.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=lk.schedule(S.cosine(0.01, 100))),
+        loss=mean_pred_loss,
+    )
+    ours = lk.ReduceOnPlateau(**_never_improves())
+    _fit(model2, 3, [ours])
+    assert model2.optimizer._learning_rate.scale == 0.25
+    assert float(model2.optimizer.learning_rate) == float(np.float32(S.cosine(0.01, 100)(3) * 0.25))
+
+
+def test_plateau_negative_metric_controller_and_validation():
+    # negative, constant metric: PyTorch/optax-style relative thresholds never reduce; ours does
+    cb = lk.ReduceOnPlateau(monitor="m", factor=0.5, patience=1)
+    ref = Core(factor=0.5, patience=1)
+    for v in [-3.0] * 6:
+        ref.update(v)
+    assert ref.reductions == [3, 5]
+    ctl = Core(factor=0.5, patience=1)
+    assert lk.ReduceOnPlateau(controller=ctl).controller is ctl
+    assert cb.controller.mode == "min"
+    assert lk.ReduceOnPlateau(monitor="val_accuracy").controller.mode == "max"
+    with pytest.raises(ValueError, match="factor"):
+        lk.ReduceOnPlateau(factor=2.0)
+    with pytest.raises(ValueError, match="mode"):
+        lk.ReduceOnPlateau(mode="up")
+    with pytest.raises(ValueError, match="controller"):
+        lk.ReduceOnPlateau(controller=object())
+
+
+def test_plateau_missing_metric_warns(const_grad_model, mean_pred_loss):
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=mean_pred_loss)
+    with pytest.warns(RuntimeWarning, match="val_loss"):
+        _fit(model, 1, [lk.ReduceOnPlateau()])
+
+
+def _data_with_bad_batch(bad, n=8, value=np.nan):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n * 4, 3)).astype("float32")
+    y = x.sum(axis=1, keepdims=True).astype("float32")
+    x[bad * 4] = value
+    return x, y
+
+
+def _small(seed=0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    return model
+
+
+def test_guard_restores_last_good_state_exactly_and_stops():
+    x, y = _data_with_bad_batch(bad=5)
+    a, b = _small(), _small()
+    b.set_weights(a.get_weights())
+    for m in (a, b):
+        m.compile(optimizer=keras.optimizers.Adam(lk.schedule(S.cosine(0.01, 50))), loss="mse")
+    # reference: the 5 good batches only
+    a.fit(x[:20], y[:20], batch_size=4, shuffle=False, verbose=0)
+    guard = lk.DivergenceGuard(max_restores=0, snapshot_every=1)
+    with pytest.warns(RuntimeWarning, match="stopped training"):
+        b.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
+    assert guard.gave_up and guard.restored_at == [6]
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    for va, vb in zip(a.optimizer.variables, b.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(va.numpy()), np.asarray(vb.numpy()))
+
+
+def test_guard_restores_cuts_lr_and_continues():
+    x, y = _data_with_bad_batch(bad=6, n=10)
+    model = _small()
+    sched = lk.schedule(S.constant(0.01))
+    model.compile(optimizer=keras.optimizers.SGD(sched), loss="mse")
+    guard = lk.DivergenceGuard(factor=0.5, snapshot_every=2, min_history=2, window=5)
+    model.fit(x, y, batch_size=4, shuffle=False, verbose=0, epochs=2, callbacks=[guard])
+    # the NaN batch comes once per epoch: two restores, LR scale 0.25, weights finite
+    assert guard.restored_at == [7, 17]
+    assert sched.scale == 0.25 and guard.scale == 0.25
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+    assert not guard.gave_up
+    # without the guard the same run ends in NaN
+    bare = _small()
+    bare.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    bare.fit(x, y, batch_size=4, shuffle=False, verbose=0, epochs=1)
+    assert not all(np.all(np.isfinite(w)) for w in bare.get_weights())
+
+
+def test_guard_detects_a_spike_through_the_running_mean():
+    x, y = _data_with_bad_batch(bad=7, n=10, value=300.0)
+    model = _small()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    guard = lk.DivergenceGuard(spike_factor=10.0, min_history=3, window=10, snapshot_every=1)
+    model.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
+    assert guard.restored_at == [8]
+    assert guard.guard.events[0]["action"] == "restore"
+    assert float(model.optimizer.learning_rate) == pytest.approx(5e-4)
+
+
+@pytest.mark.parametrize("per", ["batch", "epoch"])
+def test_lr_scheduler_callback(per, const_grad_model, mean_pred_loss):
+    s = S.step(0.01, 2, 0.5)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.123), loss=mean_pred_loss)
+    cb = lk.LRScheduler(s, per=per)
+    h = _fit(model, 3, [cb], batches=2)  # 6 steps
+    if per == "batch":
+        used = [s(t) for t in range(6)]
+        assert cb.step == 6
+    else:
+        used = [s(e) for e in range(3) for _ in range(2)]
+    np.testing.assert_allclose(model.get_weights()[0], [[-sum(used)]], rtol=1e-5)
+    assert h.history["learning_rate"][-1] == pytest.approx(used[-1])
+    # resumed training continues from the optimizer's iterations
+    if per == "batch":
+        cb2 = lk.LRScheduler(s, per="batch")
+        _fit(model, 1, [cb2], batches=1)
+        assert cb2.last_lr == s(6)
+
+
+def test_lr_scheduler_with_feedback_and_errors(const_grad_model, mean_pred_loss):
+    fb = Core(mode="max", factor=0.5, patience=0)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=mean_pred_loss)
+    cb = lk.LRScheduler(S.constant(0.01), per="epoch", feedback=fb, monitor="loss")
+    _fit(model, 3, [cb])
+    np.testing.assert_allclose(model.get_weights()[0], [[-(0.01 + 0.01 + 0.005)]], rtol=1e-5)
+    scheduled = const_grad_model()
+    scheduled.compile(
+        optimizer=keras.optimizers.SGD(lk.schedule(S.constant(0.1))), loss=mean_pred_loss
+    )
+    with pytest.raises(ValueError, match="learning_rate"):
+        _fit(scheduled, 1, [lk.LRScheduler(S.constant(0.01))])
+    with pytest.raises(ValueError, match="per"):
+        lk.LRScheduler(S.constant(0.01), per="step")
+
+
+def test_lr_logger_per_batch_and_logs(const_grad_model, mean_pred_loss):
+    s = S.linear(0.01, 0.0, 10)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(lk.schedule(s)), loss=mean_pred_loss)
+    log = lk.LRLogger(per="batch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        h = _fit(model, 2, [log], batches=3)
+    assert [i for i, _ in log.history] == list(range(6))
+    np.testing.assert_array_equal(log.lrs, [np.float32(s(t)) for t in range(6)])
+    assert h.history["learning_rate"] == pytest.approx([s(3), s(6)])
