@@ -1,0 +1,268 @@
+"""``lrkit.keras.find_lr``: the range test for a compiled Keras model, restoring everything."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import keras
+import numpy as np
+
+from .. import _validate as V
+from ..finder import FinderResult, Sweep
+from ._schedule import host_eval
+
+__all__ = ["find_lr"]
+
+_MISSING = object()
+
+
+class _SweepLR(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
+    """The sweep's learning rate, read on the host at every call (so a compiled train step
+    sees each new value without retracing)."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = lr
+
+    def _host(self, t: np.ndarray) -> np.ndarray:
+        return np.full(np.shape(t), self.lr, dtype=np.float32)
+
+    def __call__(self, step: Any) -> Any:
+        return host_eval(self._host, step)
+
+    def get_config(self) -> dict[str, Any]:  # pragma: no cover - never saved
+        return {"lr": self.lr}
+
+
+def _copy(variables: list[Any]) -> list[np.ndarray]:
+    return [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in variables]
+
+
+class _Snapshot:
+    """Model variables (weights, non-trainable state, seed generators), optimizer variables
+    (iterations and learning-rate variable included), metric variables, the optimizer's
+    learning-rate object, the model's train function and the numpy/Python global RNGs."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.opt = model.optimizer
+        self.inner = getattr(self.opt, "inner_optimizer", self.opt)
+        self.model_vars = list(model.variables)
+        self.opt_vars = list(self.opt.variables)
+        self.metric_vars = list(model.metrics_variables)
+        self.values = (_copy(self.model_vars), _copy(self.opt_vars), _copy(self.metric_vars))
+        self.lr_obj = self.inner._learning_rate
+        self.train_function = model.train_function
+        self.attrs = {
+            k: model.__dict__.get(k, _MISSING) for k in ("_jax_state", "_jax_state_synced")
+        }
+        self.stop_training = getattr(model, "stop_training", _MISSING)
+        self.rng_np = np.random.get_state()
+        self.rng_py = random.getstate()
+
+    def restore(self) -> None:
+        model = self.model
+        self.inner._learning_rate = self.lr_obj
+        model.train_function = self.train_function
+        for group, vals in zip((self.model_vars, self.opt_vars, self.metric_vars), self.values):
+            for v, x in zip(group, vals):
+                v.assign(x)
+        for k, val in self.attrs.items():
+            if val is _MISSING:
+                model.__dict__.pop(k, None)
+            else:
+                model.__dict__[k] = val
+        if self.stop_training is not _MISSING:
+            model.stop_training = self.stop_training
+        np.random.set_state(self.rng_np)
+        random.setstate(self.rng_py)
+
+
+def _is_arrays(x: Any) -> bool:
+    return hasattr(x, "shape") or isinstance(x, dict)
+
+
+def _num_samples(x: Any) -> int:
+    leaves = keras.tree.flatten(x)
+    if not leaves:
+        raise ValueError("x must hold at least one array")
+    return int(leaves[0].shape[0])
+
+
+def _take(x: Any, idx: np.ndarray) -> Any:
+    if x is None:
+        return None
+    return keras.tree.map_structure(lambda a: np.asarray(a)[idx], x)
+
+
+def _array_batches(
+    x: Any, y: Any, sample_weight: Any, batch_size: int, shuffle: bool, seed: int | None
+) -> Iterator[tuple[Any, Any, Any]]:
+    n = _num_samples(x)
+    if n == 0:
+        raise ValueError("x must hold at least one sample, got 0")
+    for name, other in (("y", y), ("sample_weight", sample_weight)):
+        if other is not None and _num_samples(other) != n:
+            raise ValueError(
+                f"{name} must have as many samples as x ({n}), got {_num_samples(other)}"
+            )
+    rng = np.random.default_rng(seed)  # private generator: the global RNGs are not used
+    while True:
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        for i in range(0, n, batch_size):
+            idx = order[i : i + batch_size]
+            yield _take(x, idx), _take(y, idx), _take(sample_weight, idx)
+
+
+def _unpack(batch: Any) -> tuple[Any, Any, Any]:
+    if isinstance(batch, (tuple, list)):
+        if len(batch) == 1:
+            return batch[0], None, None
+        if len(batch) == 2:
+            return batch[0], batch[1], None
+        if len(batch) == 3:
+            return batch[0], batch[1], batch[2]
+        raise ValueError(
+            f"each batch must be x, (x,), (x, y) or (x, y, sample_weight), got a tuple of "
+            f"{len(batch)} items"
+        )
+    return batch, None, None
+
+
+def _iter_batches(data: Any) -> Iterator[tuple[Any, Any, Any]]:
+    if isinstance(data, keras.utils.PyDataset):
+        while True:
+            n = len(data)
+            if not n:
+                raise ValueError("x must yield at least one batch, got an empty PyDataset")
+            for i in range(n):
+                yield _unpack(data[i])
+            data.on_epoch_end()
+    if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
+        raise ValueError(
+            f"x must be arrays (with y) or an iterable of (x, y) batches, got {type(data).__name__}"
+        )
+    if iter(data) is data:  # a generator: replay what it yielded
+        seen: list[Any] = []
+        for b in data:
+            seen.append(b)
+            yield _unpack(b)
+        if not seen:
+            raise ValueError("x must yield at least one batch, got an empty iterable")
+        for b in itertools.cycle(seen):
+            yield _unpack(b)
+        return
+    while True:
+        count = 0
+        for b in data:
+            count += 1
+            yield _unpack(b)
+        if not count:
+            raise ValueError("x must yield at least one batch, got an empty iterable")
+
+
+def _build(model: Any, batch: tuple[Any, Any, Any]) -> None:
+    """Build the model and its optimizer (what the first train step would do) so that the
+    snapshot holds every variable the sweep will touch."""
+    opt = model.optimizer
+    if model.built and opt.built:
+        return
+    build = getattr(model, "_symbolic_build", None)
+    if build is not None:
+        build(data_batch=batch)
+    else:  # pragma: no cover - every Keras 3 trainer has _symbolic_build
+        model(batch[0])
+    if not opt.built:  # pragma: no cover
+        opt.build(model.trainable_variables)
+
+
+def find_lr(
+    model: Any,
+    x: Any,
+    y: Any = None,
+    *,
+    batch_size: int = 32,
+    sample_weight: Any = None,
+    shuffle: bool = True,
+    seed: int | None = 0,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+    mode: str = "exp",
+    beta: float = 0.9,
+    diverge_th: float = 5.0,
+    method: str = "lrkit",
+    callback: Callable[[int, float, float], None] | None = None,
+    warn: bool = True,
+) -> FinderResult:
+    """Run the LR range test on a compiled Keras model and restore it exactly afterwards.
+
+    Data: arrays ``x`` (a NumPy array, a dict or list of arrays for multi-input models) with
+    targets ``y`` (and optional ``sample_weight``), cut into batches of ``batch_size`` (reshuffled
+    each pass with a private generator seeded by ``seed`` when ``shuffle``); or, with
+    ``y=None`` and ``x`` not an array, any iterable of batches ``(x, y)`` /
+    ``(x, y, sample_weight)`` (a list, a generator, a ``keras.utils.PyDataset``, a torch
+    ``DataLoader``; no ``tf.data`` needed), cycled when exhausted (a generator is replayed).
+
+    Each sweep step runs ``model.train_on_batch`` (the model's compiled loss, regularization
+    losses included, and its optimizer) at the sweep's learning rate, whatever the optimizer
+    holds (a float or a schedule: the learning rate is swapped for the sweep and put back).
+
+    Afterwards every model variable (``model.variables``: weights, non-trainable state such as
+    BatchNorm statistics, seed generators), every optimizer variable (iterations and learning
+    rate included), the metric variables, the optimizer's learning-rate object, the model's
+    train function and the numpy/Python global RNG states are exactly as before, bit for bit,
+    also when a step raises or on ``KeyboardInterrupt``. An unbuilt model or optimizer is built
+    first (as the first ``fit`` step would), and that built state is what is restored.
+
+    Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
+    ``.suggest(method)``, ``.plot()``, ``.to_dict()``).
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
+    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
+        raise ValueError("model must be compiled (model.compile(optimizer=..., loss=...))")
+    batch_size = V.integer("batch_size", batch_size, 1)
+    sweep = Sweep(
+        start_lr=start_lr,
+        end_lr=end_lr,
+        num_iter=num_iter,
+        mode=mode,
+        beta=beta,
+        diverge_th=diverge_th,
+        method=method,
+    )
+    if y is not None or _is_arrays(x):
+        batches = _array_batches(x, y, sample_weight, batch_size, bool(shuffle), seed)
+    else:
+        if sample_weight is not None:
+            raise ValueError("sample_weight must be None when x is an iterable of batches")
+        batches = _iter_batches(x)
+    first = next(batches)
+    _build(model, first)
+
+    snap = _Snapshot(model)
+    lr_obj = _SweepLR(sweep.start_lr)
+    try:
+        snap.inner._learning_rate = lr_obj
+        model.make_train_function(force=True)  # a train step that reads the sweep's LR
+        batch: tuple[Any, Any, Any] | None = first
+        for i, lr in enumerate(sweep):
+            if batch is None:
+                batch = next(batches)
+            lr_obj.lr = lr
+            bx, by, bw = batch
+            batch = None
+            logs = model.train_on_batch(bx, by, sample_weight=bw, return_dict=True)
+            value = float(np.asarray(logs["loss"]))
+            sweep.record(value)
+            if callback is not None:
+                callback(i, lr, value)
+    except BaseException:
+        sweep.interrupt()
+        raise
+    finally:
+        snap.restore()
+    return sweep.result(warn=warn)

@@ -1,0 +1,157 @@
+"""lrkit.keras.find_lr: result object and exact restore of the model and optimizer."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+import lrkit.keras as lk  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+from lrkit.finder import FinderResult, LRFinderWarning  # noqa: E402
+
+
+def _model(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="tanh"),
+            keras.layers.Dropout(0.1),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(1),
+        ]
+    )
+
+
+def _state(model):
+    return (
+        [np.array(v.numpy()) for v in model.variables],
+        [np.array(v.numpy()) for v in model.optimizer.variables],
+        [np.array(v.numpy()) for v in model.metrics_variables],
+    )
+
+
+def _assert_same(a, b):
+    for ga, gb in zip(a, b):
+        assert len(ga) == len(gb)
+        for x, y in zip(ga, gb):
+            assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True)
+
+
+def _find(*args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LRFinderWarning)
+        return lk.find_lr(*args, **kw)
+
+
+@pytest.mark.parametrize("lr", ["float", "schedule"])
+def test_find_lr_arrays_restores_everything(regression, lr):
+    x, y = regression
+    model = _model()
+    opt_lr = 1e-3 if lr == "float" else lk.schedule(S.cosine(1e-2, 500))
+    model.compile(optimizer=keras.optimizers.Adam(opt_lr), loss="mse", metrics=["mae"])
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # non-trivial optimizer state
+    before = _state(model)
+    lr_obj, train_fn = model.optimizer._learning_rate, model.train_function
+    rng_np = np.random.get_state()[1].copy()
+    res = _find(model, x, y, batch_size=32, start_lr=1e-5, end_lr=10.0, num_iter=40)
+    assert isinstance(res, FinderResult)
+    assert res.steps >= 10 and res.lrs[0] == pytest.approx(1e-5)
+    assert res.suggestion is not None and res.max_lr is not None and res.base_lr < res.max_lr
+    assert set(res.to_dict()["suggestions"]) == {"lrkit", "steepest", "valley", "minimum", "slide"}
+    _assert_same(before, _state(model))
+    assert model.optimizer._learning_rate is lr_obj and model.train_function is train_fn
+    assert np.array_equal(np.random.get_state()[1], rng_np)
+    # the model trains on as if no sweep happened: same result as an untouched twin
+    twin = _model()
+    twin.compile(optimizer=keras.optimizers.Adam(opt_lr), loss="mse", metrics=["mae"])
+    twin.build((None, 8))
+    twin.optimizer.build(twin.trainable_variables)
+    for v, val in zip(twin.variables, before[0]):
+        v.assign(val)
+    for v, val in zip(twin.optimizer.variables, before[1]):
+        v.assign(val)
+    model.fit(x[:64], y[:64], epochs=1, batch_size=32, shuffle=False, verbose=0)
+    twin.fit(x[:64], y[:64], epochs=1, batch_size=32, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_find_lr_iterable_of_batches_and_unbuilt_model(regression):
+    x, y = regression
+    model = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+
+    def gen():  # one-shot generator of 4 batches, replayed for 30 steps
+        for i in range(0, 256, 64):
+            yield x[i : i + 64], y[i : i + 64]
+
+    seen = []
+    res = _find(
+        model,
+        gen(),
+        num_iter=30,
+        start_lr=1e-4,
+        end_lr=1.0,
+        callback=lambda i, lr, loss: seen.append(i),
+    )
+    assert model.built and model.optimizer.built
+    assert seen == list(range(res.steps))
+    assert int(model.optimizer.iterations) == 0
+    built = _state(model)
+    # a list of batches, on the now-built model: restored exactly
+    batches = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 256, 32)]
+    res2 = _find(model, batches, num_iter=20, start_lr=1e-4, end_lr=1.0)
+    assert res2.steps >= 10
+    _assert_same(built, _state(model))
+
+
+def test_find_lr_restores_on_error(regression):
+    x, y = regression
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.fit(x[:64], y[:64], epochs=1, batch_size=32, verbose=0)
+    before = _state(model)
+
+    def bad():
+        yield x[:32], y[:32]
+        yield x[:32], y[:32]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _find(model, bad(), num_iter=20)
+    _assert_same(before, _state(model))
+    assert isinstance(model.optimizer._learning_rate, keras.Variable)
+
+
+def test_find_lr_suggestion_trains_the_model(regression):
+    x, y = regression
+    model = _model(1)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    res = _find(model, x, y, batch_size=32, start_lr=1e-4, end_lr=10.0, num_iter=60)
+    assert res.stop_reason in ("diverged", "nan", "completed")
+    assert 1e-4 < res.suggestion < 10.0
+    first = model.evaluate(x, y, verbose=0)
+    model.optimizer.learning_rate = res.suggestion
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < 0.5 * first
+
+
+def test_find_lr_errors(regression):
+    x, y = regression
+    model = _model()
+    with pytest.raises(ValueError, match="compiled"):
+        lk.find_lr(model, x, y)
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="batch_size"):
+        lk.find_lr(model, x, y, batch_size=0)
+    with pytest.raises(ValueError, match="num_iter"):
+        lk.find_lr(model, x, y, num_iter=2)
+    with pytest.raises(ValueError, match="y must"):
+        lk.find_lr(model, x, y[:10])
+    with pytest.raises(ValueError, match="x must"):
+        lk.find_lr(model, [])
+    with pytest.raises(ValueError, match="model"):
+        lk.find_lr("model", x, y)
