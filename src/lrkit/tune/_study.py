@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import random
 import sys
 import time
 import warnings
@@ -176,6 +177,7 @@ def make_storage(
             f"storage must be a database URL such as sqlite:///lrkit-tune.db or "
             f"postgresql://user@host:5432/db, got {storage!r}"
         )
+    storage = _with_driver(storage)
     hb = (
         10 if heartbeat_interval is None else V.integer("heartbeat_interval", heartbeat_interval, 1)
     )
@@ -188,23 +190,54 @@ def make_storage(
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:
         engine_kwargs["pool_pre_ping"] = True
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # heartbeat is "experimental" in Optuna
-        if retry_cls is not None:
-            return optuna.storages.RDBStorage(
+
+    def create() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # heartbeat is "experimental" in Optuna
+            if retry_cls is not None:
+                return optuna.storages.RDBStorage(
+                    storage,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=hb,
+                    grace_period=grace,
+                    heartbeat_stale_trial_callback=retry_cls(max_retry=max_retry),
+                )
+            return optuna.storages.RDBStorage(  # pragma: no cover - Optuna < 4.9
                 storage,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=hb,
                 grace_period=grace,
-                heartbeat_stale_trial_callback=retry_cls(max_retry=max_retry),
+                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=max_retry),
             )
-        return optuna.storages.RDBStorage(  # pragma: no cover - Optuna < 4.9
-            storage,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=hb,
-            grace_period=grace,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=max_retry),
-        )
+
+    # Workers started together on an empty database race to create Optuna's tables (one
+    # fails with a duplicate-key error); the tables exist on the next try.
+    import sqlalchemy.exc
+
+    for attempt in range(6):
+        try:
+            return create()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == 5:
+                raise
+            time.sleep(0.1 + random.random() * 0.4 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` means psycopg (v3) to SQLAlchemy >= 2.1; use psycopg2 (the ``tune``
+    extra) when psycopg is not installed."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            try:
+                import psycopg  # noqa: F401
+            except ImportError:
+                try:
+                    import psycopg2  # noqa: F401
+                except ImportError:
+                    return url
+                return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
 
 
 def _make_pruner(pruner: Any) -> Any:

@@ -1,0 +1,193 @@
+"""Many workers, one study on a real PostgreSQL server: ``lrkit tune`` worker processes share
+the study; one is SIGKILLed mid-trial, its trial is failed by heartbeat and retried, and the
+study ends with exactly the requested number of COMPLETE trials, every trial accounted for.
+
+The test starts its own server (``initdb`` into a temporary directory, ``pg_ctl start`` on a
+free loopback port); it skips when the PostgreSQL server binaries are not installed
+(``apt-get install postgresql``; ``.ci/run`` installs them)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+pytest.importorskip("psycopg2")
+TS = optuna.trial.TrialState
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: "
+            "apt-get install postgresql (.ci/run installs them)"
+        )
+    # initdb/postgres refuse to run as root: run them as the 'postgres' user
+    prefix: list[str] = []
+    owner = None
+    if os.geteuid() == 0:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server")
+        runuser = shutil.which("runuser")
+        prefix = [runuser, "-u", "postgres", "--"] if runuser else ["su", "postgres", "-c"]
+    root = tempfile.mkdtemp(prefix="lrkit-pg-")
+    data, sock, log = f"{root}/data", f"{root}/sock", f"{root}/server.log"
+    os.mkdir(sock)
+    if owner is not None:
+        for d in (root, sock):
+            os.chown(d, owner.pw_uid, owner.pw_gid)
+
+    def run(*cmd: str) -> None:
+        args = [*prefix, " ".join(cmd)] if prefix[:1] == ["su"] else [*prefix, *cmd]
+        subprocess.run(args, check=True, capture_output=True, timeout=120)
+
+    port = _free_port()
+    try:
+        run(str(bindir / "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
+        run(str(bindir / "pg_ctl"), "-D", data, "-l", log, "-w", "-o", opts, "start")
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        err = getattr(exc, "stderr", b"") or b""
+        pytest.skip(f"could not start a PostgreSQL server: {err.decode(errors='replace')[:300]}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        try:
+            run(str(bindir / "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _readback(url: str) -> str:
+    # what the workers were given is the plain URL a user types; read back with psycopg2
+    return url.replace("postgresql://", "postgresql+psycopg2://")
+
+
+OBJECTIVE = """
+import math, os, time
+from lrkit.tune import Task
+
+MARK = os.environ["LRKIT_TEST_MARKS"]
+
+def make():
+    def train(schedule, report):
+        mark = os.path.join(MARK, f"{os.getpid()}.running")
+        open(mark, "w").close()
+        try:
+            val = (math.log10(schedule(0) + 1e-12) + 2.0) ** 2
+            for epoch in range(3):
+                time.sleep(0.2)
+                report(epoch, val + 0.1 * (2 - epoch))
+            return val
+        finally:
+            os.remove(mark)
+    return Task(train=train, total_steps=100, range_test=lambda: (1e-4, 1.0), name="quad")
+"""
+
+
+def _worker(cwd: Path, url: str, study: str, n: int) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable, "-m", "lrkit.cli", "tune", "pgobjective:make",
+        "--trials", str(n), "--storage", url, "--study", study,
+        "--heartbeat", "1", "--grace", "2", "--max-retry", "3",
+        "--pruner", "none", "--no-progress", "--plot", "none",
+    ]  # fmt: skip
+    env = dict(os.environ, LRKIT_TEST_MARKS=str(cwd / "marks"), PYTHONUNBUFFERED="1")
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_workers_share_a_study_and_a_killed_trial_is_retried(pg_url: str, tmp_path: Path) -> None:
+    (tmp_path / "pgobjective.py").write_text(textwrap.dedent(OBJECTIVE))
+    (tmp_path / "marks").mkdir()
+    n = 8
+    study_name = "pg-kill"
+    a = _worker(tmp_path, pg_url, study_name, n)
+    b = _worker(tmp_path, pg_url, study_name, n)
+    procs = [a, b]
+    try:
+        # wait until worker A is inside a trial, then SIGKILL it
+        mark = tmp_path / "marks" / f"{a.pid}.running"
+        deadline = time.monotonic() + 60
+        while not mark.exists():
+            assert a.poll() is None, a.stdout.read().decode() if a.stdout else ""
+            assert time.monotonic() < deadline, "worker A never started a trial"
+            time.sleep(0.01)
+        os.kill(a.pid, signal.SIGKILL)
+        a.wait(10)
+        # a worker restarted with the same command joins the survivor
+        c = _worker(tmp_path, pg_url, study_name, n)
+        procs.append(c)
+        for p in (b, c):
+            out = p.communicate(timeout=90)[0].decode()
+            assert p.returncode == 0, out
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    study = optuna.load_study(study_name=study_name, storage=_readback(pg_url))
+    trials = study.get_trials()
+    states = [t.state for t in trials]
+    assert states.count(TS.COMPLETE) == n
+    assert TS.RUNNING not in states and TS.WAITING not in states
+    failed = [t for t in trials if t.state == TS.FAIL]
+    assert len(failed) == 1  # the killed one (failed by heartbeat, not by the dead worker)
+    retry_of = {
+        t.system_attrs.get("failed_trial"): t for t in trials if "failed_trial" in t.system_attrs
+    }
+    for f in failed:
+        copy = retry_of[f.number]  # every failed trial has a retried copy ...
+        assert copy.params == f.params  # ... with the same parameters
+        assert copy.state == TS.COMPLETE
+    # every trial is accounted for: COMPLETE, FAIL (retried) or PRUNED as surplus
+    for t in trials:
+        if t.state == TS.PRUNED:
+            assert t.user_attrs.get("surplus")
+    for t in study.get_trials(states=(TS.COMPLETE,)):
+        assert "schedule" in t.user_attrs
+    assert study.user_attrs["lrkit.lr_range"] == [1e-4, 1.0]
+
+
+def test_cli_against_postgres(pg_url: str, tmp_path: Path) -> None:
+    """One worker, sequential: the study on the server has exactly --trials COMPLETE trials."""
+    (tmp_path / "pgobjective.py").write_text(textwrap.dedent(OBJECTIVE))
+    (tmp_path / "marks").mkdir()
+    p = _worker(tmp_path, pg_url, "pg-one", 3)
+    out = p.communicate(timeout=90)[0].decode()
+    assert p.returncode == 0, out
+    study = optuna.load_study(study_name="pg-one", storage=_readback(pg_url))
+    assert [t.state for t in study.trials] == [TS.COMPLETE] * 3
+    assert study.best_trial.user_attrs["schedule"] in out
