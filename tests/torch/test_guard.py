@@ -208,6 +208,7 @@ def test_guard_state_dict_round_trip():
 
 
 def test_exported():
+    assert DivergenceGuard.__call__ is DivergenceGuard.check is DivergenceGuard.update
     assert lt.DivergenceGuard is DivergenceGuard
     assert lt.DivergenceError is DivergenceError
 

@@ -222,6 +222,9 @@ class DivergenceGuard:
             )
         return False
 
+    __call__ = check
+    update = check
+
     @property
     def restores(self) -> int:
         return self.core.restores
