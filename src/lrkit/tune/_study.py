@@ -227,16 +227,11 @@ def make_storage(
 def _with_driver(url: str) -> str:
     """``postgresql://`` means psycopg (v3) to SQLAlchemy >= 2.1; use psycopg2 (the ``tune``
     extra) when psycopg is not installed."""
+    from importlib.util import find_spec
+
     for scheme in ("postgresql://", "postgres://"):
-        if url.startswith(scheme):
-            try:
-                import psycopg  # noqa: F401
-            except ImportError:
-                try:
-                    import psycopg2  # noqa: F401
-                except ImportError:
-                    return url
-                return "postgresql+psycopg2://" + url[len(scheme) :]
+        if url.startswith(scheme) and find_spec("psycopg") is None and find_spec("psycopg2"):
+            return "postgresql+psycopg2://" + url[len(scheme) :]
     return url
 
 
