@@ -1,0 +1,55 @@
+"""lrkit with Keras 3: range test, a warmup-cosine schedule, plateau + divergence guard.
+
+Run: KERAS_BACKEND=jax python examples/keras_schedule.py   (also works with torch)
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+
+import lrkit.keras as lk  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+
+x, y = load_digits(return_X_y=True)
+x = (x / 16.0).astype("float32")
+keras.utils.set_random_seed(0)
+model = keras.Sequential(
+    [keras.Input((64,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)]
+)
+loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+model.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss=loss, metrics=["accuracy"])
+
+# 1. range test (weights and optimizer state are restored afterwards)
+res = lk.find_lr(model, x, y, batch_size=64, start_lr=1e-4, end_lr=10.0, num_iter=80)
+print(f"find_lr: suggestion={res.suggestion:.3g} max_lr={res.max_lr:.3g} ({res.stop_reason})")
+
+# 2. train with warmup + cosine up to the suggested peak, scaled by plateau/guard callbacks
+epochs, steps = 8, int(np.ceil(len(x) * 0.8 / 64))
+sched = S.with_warmup(S.cosine(res.max_lr, epochs * steps - steps), steps)
+model.compile(
+    optimizer=keras.optimizers.SGD(learning_rate=lk.schedule(sched), momentum=0.9),
+    loss=loss,
+    metrics=["accuracy"],
+)
+log = lk.LRLogger()
+hist = model.fit(
+    x,
+    y,
+    batch_size=64,
+    epochs=epochs,
+    validation_split=0.2,
+    verbose=0,
+    callbacks=[lk.ReduceOnPlateau(monitor="val_loss", patience=1), lk.DivergenceGuard(), log],
+)
+for (epoch, lr), acc in zip(log.history, hist.history["val_accuracy"]):
+    print(f"epoch {epoch}: lr={lr:.4f} val_accuracy={acc:.3f}")
+
+# 3. the schedule is saved with the model
+path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "lrkit_keras_example.keras")
+model.save(path)
+loaded = keras.saving.load_model(path)
+print("reloaded schedule:", loaded.optimizer._learning_rate.schedule == sched)
