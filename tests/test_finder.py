@@ -176,11 +176,16 @@ def test_suggest_function_matches_result_methods():
 def test_lrkit_rule_relations():
     r = hand_result()
     rule = finder._lrkit_rule(r.lrs, r.losses, r.stop_reason, r.num_iter)
-    assert r.max_lr == pytest.approx(rule.lr_min / finder.MAX_LR_DIV)
     assert r.base_lr == pytest.approx(r.max_lr / finder.BASE_LR_DIV)
-    lo = rule.lr_min / finder.SUGGESTION_DIV
-    assert r.suggestion == pytest.approx(max(lo, min(rule.lr_steep, r.max_lr)))
-    assert lo <= r.suggestion <= r.max_lr
+    assert r.suggestion == pytest.approx(
+        min(rule.lr_min / finder.SUGGESTION_DIV, rule.lr_half / finder.HALF_SUGGESTION_DIV)
+    )
+    assert r.max_lr == pytest.approx(
+        min(rule.lr_min / finder.MAX_LR_DIV, rule.lr_half / finder.HALF_MAX_LR_DIV)
+    )
+    # HAND: robust-smoothed minimum at index 7 (loss 1.3); half of the descent reached at 4
+    assert rule.lr_min == r.lrs[int(np.argmin(finder.robust_smooth(HAND)))]
+    assert r.suggestion <= r.max_lr
 
 
 # ----------------------------------------------------------------------------- known answers
@@ -195,8 +200,9 @@ def test_quadratic_suggestions_below_the_stability_limit(h, noise):
         warnings.simplefilter("error", LRFinderWarning)
         r = range_test(quadratic(h, noise), start_lr=1e-5, end_lr=100.0, num_iter=100)
     assert r.stop_reason == "diverged"
-    assert limit / 100 < r.suggestion < limit
-    assert limit / 30 < r.max_lr < limit
+    # conservative on a pure quadratic (it converges early in the sweep), never unstable
+    assert limit / 300 < r.suggestion < limit
+    assert limit / 100 < r.max_lr < limit
     assert r.base_lr < r.suggestion <= r.max_lr
 
 
@@ -210,7 +216,7 @@ def test_noisy_analytic_curve():
 
     r = range_test(step, start_lr=1e-6, end_lr=10.0, num_iter=100)
     assert 1e-3 < r.min_loss_lr < 0.3
-    assert 1e-3 < r.suggestion < 0.1
+    assert 1e-4 < r.suggestion <= r.max_lr < r.min_loss_lr
     assert r.reliable
 
 

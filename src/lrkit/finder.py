@@ -26,13 +26,17 @@ learning rates, in sweep order:
     A rule designed for robustness. The raw losses are smoothed without lag (running median
     over ``2k+1`` points, ``k = max(1, n // 33)``, then a centred triangular moving average of
     half-width ``h = max(1, n // 20)``), giving ``r``. Let ``m = argmin r`` and ``lr_min =
-    lrs[m]``, and ``lr_steep`` the steepest-descent LR of ``r`` (as above) within the region
-    where ``r`` has fallen below ``r[0] - 0.2 (r[0] - r[m])``. Then
+    lrs[m]``, and
+    ``lr_half`` the first LR where ``r`` has made half of its descent (``r <= r[0] - (r[0] -
+    r[m]) / 2``: training clearly works there). Then
 
-    * ``max_lr = lr_min / MAX_LR_DIV`` (the peak of a one-cycle run; Smith's upper bound),
-    * ``suggestion = max(lr_min / SUGGESTION_DIV, min(lr_steep, lr_min / MAX_LR_DIV))`` (the
-      constant learning rate; never below ``lr_min / SUGGESTION_DIV`` nor above ``max_lr``),
-    * ``base_lr = max_lr / BASE_LR_DIV`` (the floor of a cyclical schedule).
+    * ``suggestion = min(lr_min / 15, lr_half / 4)`` (the constant learning rate),
+    * ``max_lr = min(lr_min / 10, lr_half / 1.5)`` (the peak of a one-cycle run),
+    * ``base_lr = max_lr / 10`` (the floor of a cyclical schedule).
+
+    When the descent is within 1.5 noise units (no signal at all) and the sweep diverged at
+    ``stop_lr``, the divergence point is the only information: ``suggestion = stop_lr / 10``,
+    ``max_lr = stop_lr / 5``. The divisors were tuned on ``benchmarks/finder_quality.py``.
 
     When the curve never turned up (``m`` is the last point and the sweep was not stopped by
     divergence), the minimum is only a lower bound of the edge of stability and a warning asks
@@ -84,10 +88,16 @@ STOP_REASONS: tuple[str, ...] = ("completed", "diverged", "nan", "interrupted")
 MIN_ITER = 10
 
 # Constants of the default rule (tuned on benchmarks/finder_quality.py; see README).
-SUGGESTION_DIV = 10.0
-MAX_LR_DIV = 3.0
+SUGGESTION_DIV = 15.0
+HALF_SUGGESTION_DIV = 4.0
+MAX_LR_DIV = 10.0
+HALF_MAX_LR_DIV = 1.5
 BASE_LR_DIV = 10.0
+HALF_FRACTION = 0.5
+NOSIGNAL_SUGGESTION_DIV = 10.0
+NOSIGNAL_MAX_LR_DIV = 5.0
 NOISE_FACTOR = 3.0
+NOSIGNAL_FACTOR = 1.5
 MIN_REL_DROP = 0.01
 
 
@@ -213,11 +223,17 @@ class _LrkitRule:
     max_lr: float
     base_lr: float
     lr_min: float
-    lr_steep: float
+    lr_half: float
     messages: tuple[str, ...]
 
 
-def _lrkit_rule(lrs: FloatArray, losses: FloatArray, stop_reason: str, num_iter: int) -> _LrkitRule:
+def _lrkit_rule(
+    lrs: FloatArray,
+    losses: FloatArray,
+    stop_reason: str,
+    num_iter: int,
+    stop_lr: float | None = None,
+) -> _LrkitRule:
     n = len(losses)
     msgs: list[str] = []
     if n < 5:
@@ -252,15 +268,18 @@ def _lrkit_rule(lrs: FloatArray, losses: FloatArray, stop_reason: str, num_iter:
             "curve is flat or too noisy; use more iterations (num_iter), a wider range "
             "(start_lr/end_lr) or a larger batch"
         )
-    # steepest descent within the region where most of the drop is under way
-    thr = r[0] - 0.2 * drop
-    below = np.nonzero(r[: m + 1] <= thr)[0]
-    first = int(below[0]) if len(below) else 0
-    lo = max(0, first - max(1, n // 20))
-    lr_steep = float(lrs[_steepest_index(lrs, r, m, start=lo)])
-    max_lr = lr_min / MAX_LR_DIV
-    sug = max(lr_min / SUGGESTION_DIV, min(lr_steep, max_lr))
-    return _LrkitRule(sug, max_lr, max_lr / BASE_LR_DIV, lr_min, lr_steep, tuple(msgs))
+    # the LR where the smoothed loss has made half of its descent: training clearly works here
+    reached = np.nonzero(r[: m + 1] <= r[0] - HALF_FRACTION * drop)[0]
+    lr_half = float(lrs[int(reached[0])]) if len(reached) else lr_min
+    no_signal = drop < NOSIGNAL_FACTOR * noise or drop < MIN_REL_DROP * scale
+    if no_signal and stop_reason in ("diverged", "nan") and stop_lr is not None:
+        # no descent to read: the divergence point is the only information; back off from it
+        sug = stop_lr / NOSIGNAL_SUGGESTION_DIV
+        max_lr = stop_lr / NOSIGNAL_MAX_LR_DIV
+    else:
+        sug = min(lr_min / SUGGESTION_DIV, lr_half / HALF_SUGGESTION_DIV)
+        max_lr = min(lr_min / MAX_LR_DIV, lr_half / HALF_MAX_LR_DIV)
+    return _LrkitRule(sug, max_lr, max_lr / BASE_LR_DIV, lr_min, lr_half, tuple(msgs))
 
 
 def suggest(
@@ -270,6 +289,7 @@ def suggest(
     *,
     beta: float = 0.9,
     stop_reason: str = "completed",
+    stop_lr: float | None = None,
 ) -> float:
     """Apply one suggestion rule to a curve (``losses`` raw, sweep order). The fastai-style rules
     use the bias-corrected EMA of ``losses`` with ``beta``; ``"lrkit"`` its own smoothing."""
@@ -282,7 +302,7 @@ def suggest(
             f"{x.shape} and {y.shape}"
         )
     if method == "lrkit":
-        return _lrkit_rule(x, y, stop_reason, len(x)).suggestion
+        return _lrkit_rule(x, y, stop_reason, len(x), stop_lr).suggestion
     s = smooth_ema(y, beta)
     rules: dict[str, Callable[[FloatArray, FloatArray], float]] = {
         "steepest": _steepest,
@@ -537,7 +557,7 @@ class Sweep:
         rule = None
         msgs: tuple[str, ...] = ()
         if len(losses):
-            rule = _lrkit_rule(lrs, losses, reason, self.num_iter)
+            rule = _lrkit_rule(lrs, losses, reason, self.num_iter, self._stop_lr)
             msgs = rule.messages
         else:
             msgs = (
