@@ -26,6 +26,13 @@ _EXPORTS: dict[str, str] = {
     "reestimate_batchnorm": "_lrfree",
     "is_schedule_free": "_lrfree",
     "lrfree_lr": "_lrfree",
+    # torch.distributed helpers (tune issue)
+    "get_rank": "_distributed",
+    "get_world_size": "_distributed",
+    "is_main_process": "_distributed",
+    "main_process_only": "_distributed",
+    "broadcast_object": "_distributed",
+    "all_reduce_mean": "_distributed",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,102 @@
+"""Helpers for ``torch.distributed`` (DDP, any backend); all work unchanged in one process.
+
+* :func:`get_rank`, :func:`get_world_size`, :func:`is_main_process`;
+* :func:`main_process_only` wraps a function so that it runs on rank 0 only (file writers);
+* :func:`broadcast_object` gives every rank rank 0's (picklable) object;
+* :func:`all_reduce_mean` averages a number over ranks.
+
+The LR schedules need nothing: ``lrkit.torch.scheduler`` computes the LR from the step count,
+so ranks that step together hold the same LR. ``lrkit.torch.find_lr`` averages the loss over
+ranks at every step, so every rank sees the same curve, stops at the same step and gets the
+same suggestions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+
+__all__ = [
+    "all_reduce_mean",
+    "broadcast_object",
+    "get_rank",
+    "get_world_size",
+    "is_main_process",
+    "main_process_only",
+]
+
+T = TypeVar("T")
+
+
+def _active() -> bool:
+    import torch.distributed as dist
+
+    return bool(dist.is_available() and dist.is_initialized())
+
+
+def get_rank() -> int:
+    """This process's rank (0 when ``torch.distributed`` is not initialized)."""
+    import torch.distributed as dist
+
+    return int(dist.get_rank()) if _active() else 0
+
+
+def get_world_size() -> int:
+    """The number of processes (1 when ``torch.distributed`` is not initialized)."""
+    import torch.distributed as dist
+
+    return int(dist.get_world_size()) if _active() else 1
+
+
+def is_main_process() -> bool:
+    """``True`` on rank 0, and in a process that is not part of a distributed group."""
+    return get_rank() == 0
+
+
+def main_process_only(fn: Callable[..., T]) -> Callable[..., T | None]:
+    """Wrap ``fn`` so that it runs only on rank 0 (returning ``None`` elsewhere), e.g.
+    ``main_process_only(result.plot)(path="find.png")`` or ``main_process_only(torch.save)``.
+    No collective call happens inside, so the other ranks do not wait for it."""
+    if not callable(fn):
+        raise ValueError(f"fn must be callable, got {fn!r}")
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T | None:
+        if is_main_process():
+            return fn(*args, **kwargs)
+        return None
+
+    return wrapper
+
+
+def broadcast_object(obj: Any = None, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank (``torch.distributed.broadcast_object_list``);
+    returns ``obj`` unchanged in a single process. Every rank must call it."""
+    if not _active():
+        return obj
+    import torch.distributed as dist
+
+    box = [obj if get_rank() == src else None]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_reduce_mean(value: float | torch.Tensor) -> float:
+    """The mean of ``value`` over ranks, as a float (float64 sum). Every rank must call it."""
+    t = (
+        value.detach().to(torch.float64).reshape(())
+        if isinstance(value, torch.Tensor)
+        else torch.tensor(float(value), dtype=torch.float64)
+    )
+    if not _active():
+        return float(t)
+    import torch.distributed as dist
+
+    if dist.get_backend() == "nccl" and torch.cuda.is_available():  # pragma: no cover - GPU
+        t = t.cuda()
+    t = t.clone()
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return float(t) / get_world_size()

@@ -1,0 +1,184 @@
+"""DDP with two processes on the gloo backend (CPU), launched as torchrun launches them (RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT in the environment, ``init_method="env://"``):
+the scheduler gives every rank the same LR, the range test averages the loss over ranks, stops
+on all ranks together with identical suggestions, and only rank 0 writes files."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+dist = pytest.importorskip("torch.distributed")
+if not dist.is_available() or not dist.is_gloo_available():  # pragma: no cover
+    pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
+
+SCRIPT = r"""
+import json, os, sys
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+import lrkit.torch as LT
+
+torch.set_num_threads(1)
+dist.init_process_group("gloo")  # env:// as torchrun sets it up
+rank, world = dist.get_rank(), dist.get_world_size()
+out_dir = sys.argv[1]
+
+# same initial weights on every rank; DDP also broadcasts them from rank 0
+torch.manual_seed(0)
+model = DDP(nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1)))
+g = torch.Generator().manual_seed(100 + rank)  # each rank has its own data shard
+w_true = torch.arange(8.0) / 8
+xs = torch.randn(64 * 8, 8, generator=g)
+ys = xs @ w_true[:, None] + 0.1 * torch.randn(64 * 8, 1, generator=g)
+batches = [(xs[i : i + 64], ys[i : i + 64]) for i in range(0, len(xs), 64)]
+
+# 1. the scheduler: LR per step on this rank
+opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+sched = LT.scheduler(opt, "onecycle(max_lr=0.05, total_steps=24)")
+lrs = [opt.param_groups[0]["lr"]]
+for k in range(24):
+    x, y = batches[k % len(batches)]
+    opt.zero_grad()
+    nn.functional.mse_loss(model(x), y).backward()
+    opt.step()
+    sched.step()
+    lrs.append(opt.param_groups[0]["lr"])
+weights = [p.detach().double().sum().item() for p in model.parameters()]
+
+# 2. the range test: local losses recorded through a custom step
+local = []
+def step(m, batch):
+    loss = nn.functional.mse_loss(m(batch[0]), batch[1])
+    local.append(loss.item())
+    return loss
+
+before = [p.detach().clone() for p in model.parameters()]
+opt2 = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+res = LT.find_lr(model, opt2, None, batches, step=step, start_lr=1e-5, end_lr=50.0,
+                 num_iter=60, warn=False)
+restored = all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+# 3. files: only rank 0 writes
+LT.main_process_only(lambda p: open(p, "w").write(f"rank {rank}"))(
+    os.path.join(out_dir, "written.txt"))
+spec = LT.broadcast_object("cosine(lr=0.1, total_steps=10)" if rank == 0 else None)
+mean_rank = LT.all_reduce_mean(float(rank))
+
+with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+    json.dump({
+        "rank": rank, "world": world, "lrs": lrs, "weights": weights,
+        "losses": res.losses.tolist(), "local": local, "stop_reason": res.stop_reason,
+        "steps": res.steps, "suggestion": res.suggestion, "max_lr": res.max_lr,
+        "base_lr": res.base_lr, "suggestions": res.suggestions(), "restored": restored,
+        "is_main": LT.is_main_process(), "spec": spec, "mean_rank": mean_rank,
+        "world_helper": LT.get_world_size(), "rank_helper": LT.get_rank(),
+    }, f)
+dist.barrier()
+dist.destroy_process_group()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _launch(script: Path, out: Path, world: int = 2) -> list[dict]:  # type: ignore[type-arg]
+    port = _free_port()
+    procs = []
+    for rank in range(world):
+        env = dict(
+            os.environ,
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE=str(world),
+            LOCAL_WORLD_SIZE=str(world),
+            GROUP_RANK="0",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            OMP_NUM_THREADS="1",
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(script), str(out)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    try:
+        outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, text in zip(procs, outputs):
+        assert p.returncode == 0, text
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(world)]
+
+
+def test_ddp_two_ranks_gloo(tmp_path: Path) -> None:
+    script = tmp_path / "ddp_script.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    out = tmp_path / "out"
+    out.mkdir()
+    r0, r1 = _launch(script, out)
+    assert (r0["world"], r1["world"]) == (2, 2)
+    assert (r0["world_helper"], r0["rank_helper"], r1["rank_helper"]) == (2, 0, 1)
+
+    # scheduler: the same LR sequence on both ranks, exactly the schedule's values
+    from lrkit.schedules import parse
+
+    expected = parse("onecycle(max_lr=0.05, total_steps=24)").values(np.arange(25)).tolist()
+    assert r0["lrs"] == r1["lrs"]
+    assert r0["lrs"] == pytest.approx(expected, rel=0, abs=1e-15)
+    assert r0["weights"] == r1["weights"]  # DDP kept the replicas in sync
+
+    # finder: per-rank losses differ (different shards), the recorded curve is their mean
+    n = len(r0["losses"])
+    assert r0["local"][:n] != r1["local"][:n]
+    assert r0["losses"] == r1["losses"]
+    mean = (np.array(r0["local"][:n]) + np.array(r1["local"][:n])) / 2
+    np.testing.assert_allclose(r0["losses"], mean, rtol=1e-6)
+    # it stopped on both ranks together, with identical suggestions
+    assert r0["steps"] == r1["steps"] and r0["stop_reason"] == r1["stop_reason"] == "diverged"
+    assert r0["steps"] < 60  # the divergence stop came on both ranks at the same step
+    assert len(r0["local"]) == len(r1["local"])
+    for key in ("suggestion", "max_lr", "base_lr", "suggestions"):
+        assert r0[key] == r1[key]
+    assert r0["suggestion"] is not None
+    assert r0["restored"] and r1["restored"]
+
+    # only rank 0 wrote the file; helpers agree
+    assert (out / "written.txt").read_text() == "rank 0"
+    assert (r0["is_main"], r1["is_main"]) == (True, False)
+    assert r0["spec"] == r1["spec"] == "cosine(lr=0.1, total_steps=10)"
+    assert r0["mean_rank"] == r1["mean_rank"] == 0.5
+
+
+def test_helpers_in_one_process(tmp_path: Path) -> None:
+    import lrkit.torch as LT
+
+    assert LT.get_rank() == 0 and LT.get_world_size() == 1 and LT.is_main_process()
+    assert LT.broadcast_object({"a": 1}) == {"a": 1}
+    assert LT.all_reduce_mean(torch.tensor(2.5)) == 2.5
+    assert LT.all_reduce_mean(3) == 3.0
+    path = tmp_path / "x.txt"
+    assert LT.main_process_only(path.write_text)("hi") == 2
+    assert path.read_text() == "hi"
+    with pytest.raises(ValueError, match="fn"):
+        LT.main_process_only(42)  # type: ignore[arg-type]
