@@ -326,3 +326,20 @@ def test_real_training_loop_learns() -> None:
         last = loss.item()
     assert seen == [s(k) for k in range(total)]
     assert last < 0.1 * first
+
+
+def test_feedback_assigned_later_takes_effect() -> None:
+    from lrkit.feedback import Multiplier
+
+    opt = _opt(0.1)
+    s = S.cosine(0.1, 100)
+    sch = lt.scheduler(opt, s)
+    m = Multiplier(0.5)
+    sch.feedback = m
+    sch.step()
+    assert opt.param_groups[0]["lr"] == s(1) * 0.5
+    sch.feedback = None
+    sch.refresh()
+    assert opt.param_groups[0]["lr"] == s(1)
+    with pytest.raises(ValueError, match="feedback"):
+        sch.feedback = 3.0

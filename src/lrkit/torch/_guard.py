@@ -171,7 +171,7 @@ class DivergenceGuard:
             p.grad = None
         ratio = self.feedback.scale / snap["scale"] if snap["scale"] > 0 else 0.0
         if self.scheduler is not None and hasattr(self.scheduler, "_apply"):
-            self.scheduler._apply()  # the scheduler's LR (schedule x feedback incl. the cut)
+            self.scheduler.refresh()  # the scheduler's LR (schedule x feedback incl. the cut)
         else:
             for g in self.optimizer.param_groups:
                 lr = g["lr"]

@@ -82,14 +82,9 @@ class LRKitScheduler(LRScheduler):
         else:
             self.schedules = [_as_schedule("schedule", schedule)] * len(groups)
             self.ratios = self._group_ratios(optimizer)
-        self.feedback = feedback
-        if feedback is not None:
-            for attr in ("apply", "update", "state_dict", "load_state_dict"):
-                if not callable(getattr(feedback, attr, None)):
-                    raise ValueError(
-                        f"feedback must be an lrkit.feedback controller (with .{attr}()), "
-                        f"got {type(feedback).__name__}"
-                    )
+        self._feedback: Any = None
+        self._check_feedback(feedback)
+        self._feedback = feedback
         extra: dict[str, Schedule] = {}
         if momentum is not None:
             extra["momentum"] = _as_schedule("momentum", momentum)
@@ -126,11 +121,41 @@ class LRKitScheduler(LRScheduler):
                 kind = 0
             self._hp.append((sched._at, key, kind))
         self._shared = all(s is self.schedules[0] for s in self.schedules)
-        tensor_lr = any(isinstance(g["lr"], torch.Tensor) for g in groups)
-        self._fast = self._shared and feedback is None and not tensor_lr
+        self._tensor_lr = any(isinstance(g["lr"], torch.Tensor) for g in groups)
         self._at0 = self.schedules[0]._at
+        self._update_fast_path()
         self.last_epoch = 0
         self._step_count = 1
+        self._apply()
+
+    @staticmethod
+    def _check_feedback(feedback: Any) -> None:
+        if feedback is None:
+            return
+        for attr in ("apply", "update", "state_dict", "load_state_dict"):
+            if not callable(getattr(feedback, attr, None)):
+                raise ValueError(
+                    f"feedback must be an lrkit.feedback controller (with .{attr}()), "
+                    f"got {type(feedback).__name__}"
+                )
+
+    def _update_fast_path(self) -> None:
+        self._fast = self._shared and self._feedback is None and not self._tensor_lr
+
+    @property
+    def feedback(self) -> Any:
+        """The feedback controller (or ``None``); assigning one takes effect at the next step
+        (call :meth:`refresh` to apply it at once)."""
+        return self._feedback
+
+    @feedback.setter
+    def feedback(self, value: Any) -> None:
+        self._check_feedback(value)
+        self._feedback = value
+        self._update_fast_path()
+
+    def refresh(self) -> None:
+        """Set the LRs of the current step again (after a controller changed its scale)."""
         self._apply()
 
     @staticmethod
