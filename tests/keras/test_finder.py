@@ -135,7 +135,7 @@ def test_find_lr_suggestion_trains_the_model(regression):
     assert 1e-4 < res.suggestion < 10.0
     first = model.evaluate(x, y, verbose=0)
     model.optimizer.learning_rate = res.suggestion
-    model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    model.fit(x, y, epochs=10, batch_size=32, verbose=0)
     assert model.evaluate(x, y, verbose=0) < 0.5 * first
 
 
