@@ -195,15 +195,21 @@ def test_tune_counts_complete_trials_and_stores_specs(tmp_path) -> None:
     assert len(study.get_trials(states=(TS.COMPLETE,))) == 8
 
 
-def test_tune_finder_seed_enqueues_max_lr() -> None:
+def test_tune_finder_seed_enqueues_onecycle_and_cosine() -> None:
     res = range_test(_bowl_loss, start_lr=1e-7, end_lr=10.0, num_iter=100, warn=False)
     result = tune(_quadratic_task(rt=res), 3, seed=0)
-    first = result.study.trials[0]
-    assert first.params["lr"] == pytest.approx(res.max_lr)
-    assert first.params["family"] == "cosine"
+    lo, hi = lr_range_from_finder(res)
+    assert result.lr_range == (lo, hi)
+    lr0 = min(max(res.min_loss_lr / 3, lo), hi)
+    first, second = result.study.trials[:2]
+    assert (first.params["family"], second.params["family"]) == ("onecycle", "cosine")
+    assert first.params["lr"] == second.params["lr"] == pytest.approx(lr0)
     assert result.seeding == "finder"
-    assert result.finder is not None and result.finder["max_lr"] == res.max_lr
-    assert result.lr_range == lr_range_from_finder(res)
+    assert result.finder is not None and result.finder["min_loss_lr"] == res.min_loss_lr
+    # families without onecycle/cosine: the first family is seeded
+    r2 = tune(_quadratic_task(rt=res), 2, seed=0, families=("step", "wsd"))
+    assert r2.study.trials[0].params["family"] == "step"
+    assert len(r2.study.trials) == 2
 
 
 def test_tune_blind_and_given_ranges() -> None:

@@ -341,6 +341,24 @@ def _count(study: Any) -> tuple[int, int, int]:
     return complete, running, len(trials)
 
 
+#: Families of the enqueued finder-seeded first trials, in order.
+SEED_FAMILIES: tuple[str, ...] = ("onecycle", "cosine")
+
+
+def _seed_points(
+    info: Mapping[str, Any], rng: tuple[float, float], families: Sequence[str]
+) -> list[tuple[str, float]]:
+    """The first trials of a finder-seeded study: one-cycle and warmup-cosine peaking at a
+    third of the LR at the range test's loss minimum (Smith's one-cycle rule), within
+    ``rng``; the other parameters are sampled."""
+    lr_min = info.get("min_loss_lr") or info.get("max_lr")
+    if not lr_min:
+        return []
+    lr = min(max(float(lr_min) / 3.0, rng[0]), rng[1])
+    fams = [f for f in SEED_FAMILIES if f in families] or [families[0]]
+    return [(f, lr) for f in fams]
+
+
 def _surplus(trials: Sequence[Any], number: int, n_trials: int) -> bool:
     """Whether trial ``number`` is one too many: the COMPLETE trials plus the trials still
     RUNNING that were started before it already make ``n_trials`` (two workers raced for
@@ -422,6 +440,7 @@ def tune(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     callbacks: Sequence[Callable[[Any, Any], None]] = (),
+    stop_when: Callable[[Any], bool] | None = None,
 ) -> TuneResult:
     """Search the peak LR, the schedule family and its parameters with Optuna (TPE).
 
@@ -440,7 +459,9 @@ def tune(
     peak LR in the interval it supports (:func:`lr_range_from_finder`), and enqueues a first
     trial at the finder's ``max_lr``; ``"blind"`` searches ``1e-6..10``; a pair
     ``(low, high)`` searches that. Each trial stores its schedule spec as the user attr
-    ``"schedule"``."""
+    ``"schedule"``. ``stop_when(study) -> bool``, checked after each trial, ends this
+    worker's loop early (e.g. a target value reached); ``callbacks`` go to
+    ``study.optimize``."""
     optuna = _optuna()
     if not isinstance(task, Task):
         task = as_task(task)
@@ -460,10 +481,16 @@ def tune(
         float(poll_interval) if poll_interval is not None else (min(float(hb), 2.0) if hb else 0.5)
     )
     if sampler is None:
-        n_start = startup_trials if startup_trials is not None else min(10, max(2, n_trials // 3))
-        sampler = optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=V.integer("startup_trials", n_start, 0), constant_liar=True
-        )
+        n_start = startup_trials if startup_trials is not None else min(10, max(3, n_trials // 5))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=V.integer("startup_trials", n_start, 0),
+                multivariate=True,
+                group=True,
+                constant_liar=True,
+            )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study = optuna.create_study(
@@ -477,10 +504,9 @@ def tune(
     rng, how, info = _resolve_range(study, task, seeding, say)
     space = SearchSpace(task.total_steps, rng, tuple(families))
     study.set_user_attr(ATTR_TOTAL_STEPS, task.total_steps)
-    if how == "finder" and info is not None and info.get("max_lr") and not study.trials:
-        lr0 = min(max(float(info["max_lr"]), rng[0]), rng[1])
-        fam0 = "cosine" if "cosine" in space.families else space.families[0]
-        study.enqueue_trial({"lr": lr0, "family": fam0}, skip_if_exists=True)
+    if how == "finder" and info is not None and not study.trials:
+        for fam, lr in _seed_points(info, rng, space.families):
+            study.enqueue_trial({"lr": lr, "family": fam}, skip_if_exists=True)
     say(
         f"searching peak LR in [{rng[0]:.3g}, {rng[1]:.3g}] ({how}), families: "
         + ", ".join(space.families)
@@ -513,7 +539,7 @@ def tune(
                 bar.n = min(complete, n_trials)
                 bar.set_postfix(running=running, all=total, refresh=False)
                 bar.refresh()
-            if complete >= n_trials:
+            if complete >= n_trials or (stop_when is not None and total and stop_when(study)):
                 break
             if total >= max_trials:
                 warnings.warn(
