@@ -155,4 +155,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"plot of the search: {plot}")
         except ImportError:
             print("(matplotlib not installed: no plot; pip install 'lrkit[plot]')")
+        except OSError as exc:
+            print(f"(could not write the plot {plot}: {exc})", file=sys.stderr)
     return 0
