@@ -340,6 +340,8 @@ class FinderResult:
     method: str = "lrkit"
     warnings: tuple[str, ...] = ()
     _rule: _LrkitRule | None = field(default=None, repr=False, compare=False)
+    #: False on the non-zero ranks of a distributed job: ``plot(path=...)`` then writes nothing
+    writes_files: bool = field(default=True, repr=False, compare=False)
 
     @property
     def steps(self) -> int:
@@ -451,7 +453,7 @@ class FinderResult:
             )
         ax.set_title("LR range test")
         ax.legend(fontsize=8)
-        if path is not None:
+        if path is not None and self.writes_files:
             fig.tight_layout()
             fig.savefig(path, dpi=110)
         return ax

@@ -73,6 +73,9 @@ restored = all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 # 3. files: only rank 0 writes
 LT.main_process_only(lambda p: open(p, "w").write(f"rank {rank}"))(
     os.path.join(out_dir, "written.txt"))
+import matplotlib
+matplotlib.use("Agg")
+res.plot(path=os.path.join(out_dir, f"find_rank{rank}.png"))  # written by rank 0 only
 spec = LT.broadcast_object("cosine(lr=0.1, total_steps=10)" if rank == 0 else None)
 mean_rank = LT.all_reduce_mean(float(rank))
 
@@ -165,6 +168,7 @@ def test_ddp_two_ranks_gloo(tmp_path: Path) -> None:
 
     # only rank 0 wrote the file; helpers agree
     assert (out / "written.txt").read_text() == "rank 0"
+    assert (out / "find_rank0.png").exists() and not (out / "find_rank1.png").exists()
     assert (r0["is_main"], r1["is_main"]) == (True, False)
     assert r0["spec"] == r1["spec"] == "cosine(lr=0.1, total_steps=10)"
     assert r0["mean_rank"] == r1["mean_rank"] == 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import random
 import shutil
@@ -381,4 +382,7 @@ def find_lr(
         if bar is not None:
             bar.close()
         snap.restore()
-    return sweep.result(warn=warn)
+    result = sweep.result(warn=warn)
+    if not _is_rank0():  # only rank 0 writes files (plots) in a distributed job
+        result = dataclasses.replace(result, writes_files=False)
+    return result
