@@ -1,0 +1,521 @@
+"""Held-out check of the LR finder: 8 tasks that the default rule was NOT tuned on.
+
+``benchmarks/finder_quality.py`` (whose tasks live in ``lrkit.demo``) is the tuning set of the
+default ``"lrkit"`` rule; this script is an independent check on different datasets,
+architectures, optimizers, batch sizes and budgets:
+
+==========================  ===============================  ==========  ====  =====
+task                        model                            optimizer   bs    steps
+==========================  ===============================  ==========  ====  =====
+moons_deep_sgd              make_moons, MLP 4x64 ReLU        SGD         32    500
+clf4_dropout_adam           make_classification (4 cls),     Adam        128   300
+                            MLP 2x256 + dropout 0.3
+digits_cnnbn_sgdm           digits, CNN 2 conv + BatchNorm   SGD m=0.9   64    300
+seq_lstm_adam               synthetic sequences (3 cls),     Adam        64    300
+                            LSTM(32)
+friedman_bn_rmsprop         make_friedman1 (regression),     RMSprop     16    500
+                            MLP 2x64 + BatchNorm
+circles_wide_adamw          make_circles, MLP 1x512          AdamW wd    16    200
+cancer_deep_sgdm            breast cancer, MLP 3x64 tanh     SGD m=0.9   32    200
+digits_dropout_rmsprop      digits, MLP 1x256 + dropout 0.5  RMSprop     128   200
+==========================  ===============================  ==========  ====  =====
+
+For each task and seed (init, batch order and dropout depend on the seed; the data split does
+not):
+
+* ``lrkit.torch.find_lr`` with its defaults (start 1e-7, end 10, 100 steps) on the training
+  batches (the first 100 batches the training run would see) gives ``suggestion`` (trained at
+  a constant LR) and ``max_lr`` (trained with ``schedules.onecycle(max_lr, steps)`` driven by
+  ``lrkit.torch.scheduler``), plus the other rules' LRs (``result.suggest(name)``);
+* a grid oracle trains the same budget at ~20 log-spaced LRs in [1e-5, 3], constant and
+  one-cycle; score = final validation loss (a diverged run scores ``DIVERGED``); the oracle is
+  the best mean-over-seeds loss on the grid.
+
+A hit is a mean (over seeds) loss within 10% of the oracle's. The alternative rules are not
+trained: their ratio is read off the grid by interpolating each seed's log-loss in log-LR
+(marked ``~``; next to a diverged grid point the nearer point is taken). Everything (sweeps,
+grid, trained results) goes to ``--json`` so that other rules can be re-scored offline.
+
+    python benchmarks/finder_holdout.py                  # all 8 tasks, ~5 min on 1 core
+    python benchmarks/finder_holdout.py --quick          # 3 tasks, 10-point grid, ~1 min
+    python benchmarks/finder_holdout.py --json /tmp/finder_holdout.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lrkit import schedules as S
+from lrkit.finder import LRFinderWarning
+from lrkit.torch import find_lr, scheduler
+
+DIVERGED = 1e3  # validation loss recorded for a run that produced NaN/inf or exploded
+HIT = 1.10
+RULES = ("steepest", "valley", "minimum", "slide")
+F = nn.functional
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+@dataclass
+class Task:
+    name: str
+    x_tr: torch.Tensor
+    y_tr: torch.Tensor
+    x_va: torch.Tensor
+    y_va: torch.Tensor
+    model_fn: Callable[[], nn.Module]
+    opt_fn: Callable[[Any, float], torch.optim.Optimizer]
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    batch_size: int
+    steps: int
+    desc: str
+
+
+def _split(x: np.ndarray, y: np.ndarray, cls: bool, val_frac: float = 0.3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(x))
+    nv = int(len(x) * val_frac)
+    va, tr = perm[:nv], perm[nv:]
+    mu, sd = x[tr].mean(0), x[tr].std(0) + 1e-6
+    x = (x - mu) / sd
+    if not cls:
+        ym, ys = y[tr].mean(), y[tr].std()
+        y = ((y - ym) / ys)[:, None]
+    ydt = torch.long if cls else torch.float32
+    return (
+        torch.as_tensor(x[tr], dtype=torch.float32),
+        torch.as_tensor(y[tr], dtype=ydt),
+        torch.as_tensor(x[va], dtype=torch.float32),
+        torch.as_tensor(y[va], dtype=ydt),
+    )
+
+
+def _mlp(n_in: int, n_out: int, widths: list[int], act=nn.ReLU, bn=False, drop=0.0) -> nn.Module:
+    layers: list[nn.Module] = []
+    d = n_in
+    for w in widths:
+        layers.append(nn.Linear(d, w))
+        if bn:
+            layers.append(nn.BatchNorm1d(w))
+        layers.append(act())
+        if drop:
+            layers.append(nn.Dropout(drop))
+        d = w
+    layers.append(nn.Linear(d, n_out))
+    return nn.Sequential(*layers)
+
+
+class _CNNBN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(16 * 4 * 4, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.view(-1, 1, 8, 8))
+
+
+class _LSTM(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(2, 32, batch_first=True)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1])
+
+
+def _sequences(n: int = 2000, length: int = 18) -> tuple[np.ndarray, np.ndarray]:
+    """Which third of the sequence holds the largest mean of (channel 0 - channel 1)?"""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(n, length, 2))
+    d = (x[:, :, 0] - x[:, :, 1]).reshape(n, 3, length // 3).mean(2)
+    return x, d.argmax(1)
+
+
+def make_task(name: str) -> Task:
+    from sklearn import datasets as D
+
+    ce, mse = F.cross_entropy, F.mse_loss
+    sgd = lambda p, lr: torch.optim.SGD(p, lr=lr)  # noqa: E731
+    sgdm = lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9)  # noqa: E731
+    adam = lambda p, lr: torch.optim.Adam(p, lr=lr)  # noqa: E731
+    adamw = lambda p, lr: torch.optim.AdamW(p, lr=lr, weight_decay=0.05)  # noqa: E731
+    rms = lambda p, lr: torch.optim.RMSprop(p, lr=lr)  # noqa: E731
+    if name == "moons_deep_sgd":
+        x, y = D.make_moons(n_samples=2000, noise=0.3, random_state=0)
+        return Task(
+            name, *_split(x, y, True), lambda: _mlp(2, 2, [64] * 4), sgd, ce, 32, 500,
+            "make_moons(noise .3), MLP 4x64 ReLU, SGD, bs 32, 500 steps",
+        )  # fmt: skip
+    if name == "clf4_dropout_adam":
+        x, y = D.make_classification(
+            n_samples=3000, n_features=20, n_informative=8, n_redundant=4, n_classes=4,
+            n_clusters_per_class=2, class_sep=1.0, random_state=1,
+        )  # fmt: skip
+        return Task(
+            name, *_split(x, y, True), lambda: _mlp(20, 4, [256, 256], drop=0.3), adam, ce,
+            128, 300, "make_classification 4 cls, MLP 2x256 dropout .3, Adam, bs 128, 300 steps",
+        )  # fmt: skip
+    if name in ("digits_cnnbn_sgdm", "digits_dropout_rmsprop"):
+        d = D.load_digits()
+        data = _split(d.data.astype(np.float64), d.target, True)
+        if name == "digits_cnnbn_sgdm":
+            return Task(
+                name, *data, _CNNBN, sgdm, ce, 64, 300,
+                "digits, CNN 2 conv + BatchNorm2d, SGD momentum .9, bs 64, 300 steps",
+            )  # fmt: skip
+        return Task(
+            name, *data, lambda: _mlp(64, 10, [256], drop=0.5), rms, ce, 128, 200,
+            "digits, MLP 1x256 dropout .5, RMSprop, bs 128, 200 steps",
+        )  # fmt: skip
+    if name == "seq_lstm_adam":
+        x, y = _sequences()
+        nv = len(x) * 3 // 10
+        data = tuple(
+            torch.as_tensor(a, dtype=t)
+            for a, t in (
+                (x[nv:], torch.float32),
+                (y[nv:], torch.long),
+                (x[:nv], torch.float32),
+                (y[:nv], torch.long),
+            )
+        )
+        return Task(
+            name, *data, _LSTM, adam, ce, 64, 300,
+            "synthetic sequences (len 18, 2 ch, 3 cls), LSTM(32), Adam, bs 64, 300 steps",
+        )  # fmt: skip
+    if name == "friedman_bn_rmsprop":
+        x, y = D.make_friedman1(n_samples=2000, n_features=10, noise=0.5, random_state=3)
+        return Task(
+            name, *_split(x, y, False), lambda: _mlp(10, 1, [64, 64], bn=True), rms, mse, 16,
+            500, "make_friedman1 regression, MLP 2x64 BatchNorm, RMSprop, bs 16, 500 steps",
+        )  # fmt: skip
+    if name == "circles_wide_adamw":
+        x, y = D.make_circles(n_samples=1500, noise=0.2, factor=0.5, random_state=4)
+        return Task(
+            name, *_split(x, y, True), lambda: _mlp(2, 2, [512]), adamw, ce, 16, 200,
+            "make_circles(noise .2), MLP 1x512, AdamW wd .05, bs 16, 200 steps",
+        )  # fmt: skip
+    if name == "cancer_deep_sgdm":
+        d = D.load_breast_cancer()
+        return Task(
+            name, *_split(d.data, d.target, True), lambda: _mlp(30, 2, [64] * 3, act=nn.Tanh),
+            sgdm, ce, 32, 200, "breast cancer, MLP 3x64 tanh, SGD momentum .9, bs 32, 200 steps",
+        )  # fmt: skip
+    raise ValueError(f"name must be one of {', '.join(TASKS)}, got {name!r}")
+
+
+TASKS = (
+    "moons_deep_sgd",
+    "clf4_dropout_adam",
+    "digits_cnnbn_sgdm",
+    "seq_lstm_adam",
+    "friedman_bn_rmsprop",
+    "circles_wide_adamw",
+    "cancer_deep_sgdm",
+    "digits_dropout_rmsprop",
+)
+QUICK = ("moons_deep_sgd", "digits_cnnbn_sgdm", "circles_wide_adamw")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def batches(task: Task, seed: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first ``n`` mini-batches of a run with ``seed`` (reshuffled each epoch, drop last)."""
+    gen = torch.Generator().manual_seed(1000 + seed)
+    bs, m = task.batch_size, len(task.x_tr)
+    out: list[tuple[torch.Tensor, torch.Tensor]] = []
+    while len(out) < n:
+        perm = torch.randperm(m, generator=gen)
+        for i in range(0, m - bs + 1, bs):
+            idx = perm[i : i + bs]
+            out.append((task.x_tr[idx], task.y_tr[idx]))
+            if len(out) == n:
+                break
+    return out
+
+
+def fresh(task: Task, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return task.model_fn()
+
+
+def run_training(task: Task, seed: int, lr: float, use: str, data: list[Any]) -> float:
+    """Final validation loss after ``task.steps`` steps at ``lr`` (constant) or with one-cycle
+    peaking at ``lr``; ``DIVERGED`` when the loss became NaN/inf or exceeded ``DIVERGED``."""
+    model = fresh(task, seed)
+    opt = task.opt_fn(model.parameters(), lr)
+    sch = scheduler(opt, S.onecycle(lr, task.steps)) if use == "onecycle" else None
+    torch.manual_seed(2000 + seed)  # dropout
+    model.train()
+    for x, y in data[: task.steps]:
+        opt.zero_grad(set_to_none=True)
+        loss = task.loss_fn(model(x), y)
+        lv = loss.item()
+        if not math.isfinite(lv) or lv > DIVERGED:
+            return DIVERGED
+        loss.backward()
+        opt.step()
+        if sch is not None:
+            sch.step()
+    model.eval()
+    with torch.no_grad():
+        v = float(task.loss_fn(model(task.x_va), task.y_va))
+    return v if math.isfinite(v) and v < DIVERGED else DIVERGED
+
+
+def sweep(task: Task, seed: int, data: list[Any]) -> dict[str, Any]:
+    model = fresh(task, seed)
+    opt = task.opt_fn(model.parameters(), 1e-3)
+    torch.manual_seed(3000 + seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LRFinderWarning)
+        res = find_lr(model, opt, task.loss_fn, data[:100])  # defaults: 1e-7..10, 100 steps
+    out = {
+        "lrs": [float(v) for v in res.lrs],
+        "losses": [float(v) for v in res.losses],
+        "stop_reason": res.stop_reason,
+        "stop_lr": res.stop_lr,
+        "steps": res.steps,
+        "suggestion": res.suggestion,
+        "max_lr": res.max_lr,
+        "base_lr": res.base_lr,
+        "min_loss_lr": getattr(res, "min_loss_lr", None),
+        "warnings": list(res.warnings),
+    }
+    out.update({r: res.suggest(r) for r in RULES})
+    return out
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def interp_loss(grid: list[float], losses: list[float], lr: float) -> float:
+    """A seed's loss at ``lr`` read off its grid curve (linear in log-LR / log-loss)."""
+    lx = np.log(np.asarray(grid))
+    ly = np.log(np.asarray(losses))
+    x = math.log(lr)
+    j = int(np.clip(np.searchsorted(lx, x), 1, len(lx) - 1))
+    if max(losses[j - 1], losses[j]) >= DIVERGED:  # at a cliff: take the nearer grid point
+        return float(losses[j - 1] if x - lx[j - 1] < lx[j] - x else losses[j])
+    return float(np.exp(np.interp(x, lx, ly)))
+
+
+def band(grid: list[float], means: list[float], best: float) -> tuple[float, float]:
+    """log10 of the smallest and largest grid LR within ``HIT`` of the best mean (bounds of the
+    hit set; a hole inside is possible but rare)."""
+    ok = [g for g, m in zip(grid, means) if m <= HIT * best]
+    return math.log10(min(ok)), math.log10(max(ok))
+
+
+def git_state() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", "src/lrkit/finder.py"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src/lrkit/finder.py"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        return rev + (" +uncommitted edits" if dirty else "")
+    except OSError:
+        return "?"
+
+
+def fmt_curve(grid: list[float], means: list[float], best: float) -> str:
+    cells = []
+    for m in means:
+        r = m / best
+        cells.append(" div" if m >= DIVERGED else (f"{r:4.2f}" if r < 10 else " >10"))
+        if r <= HIT:
+            cells[-1] = cells[-1].strip() + "*"
+    return " ".join(f"{c:>5}" for c in cells)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 tasks, 10-point grid")
+    ap.add_argument("--tasks", default=None, help="comma-separated task names")
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--grid", type=int, default=20, help="number of grid LRs in [1e-5, 3]")
+    ap.add_argument("--json", default=None, help="write sweeps, grid and results here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    tasks = list(QUICK if args.quick else TASKS)
+    if args.quick:
+        args.grid = min(args.grid, 10)
+    if args.tasks:
+        tasks = args.tasks.split(",")
+    seeds = list(range(args.seeds))
+    grid = [float(v) for v in np.logspace(-5, math.log10(3.0), args.grid)]
+    uses = ("constant", "onecycle")
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {
+        "date": str(datetime.date.today()),
+        "finder_rev": git_state(),
+        "grid": grid,
+        "seeds": seeds,
+        "hit": HIT,
+        "diverged_loss": DIVERGED,
+        "tasks": {},
+    }
+    for name in tasks:
+        task = make_task(name)
+        rec: dict[str, Any] = {"desc": task.desc, "steps": task.steps, "sweeps": [], "grid": {}}
+        data = {s: batches(task, s, max(task.steps, 100)) for s in seeds}
+        for s in seeds:
+            rec["sweeps"].append(sweep(task, s, data[s]))
+        for use in uses:
+            rec["grid"][use] = [
+                [run_training(task, s, lr, use, data[s]) for lr in grid] for s in seeds
+            ]
+        trained: dict[str, Any] = {}
+        for use, key in (("constant", "suggestion"), ("onecycle", "max_lr")):
+            lrs = [sw[key] for sw in rec["sweeps"]]
+            losses = [run_training(task, s, lr, use, data[s]) for s, lr in zip(seeds, lrs)]
+            trained[use] = {"lrs": lrs, "losses": losses}
+        rec["trained"] = trained
+        out["tasks"][name] = rec
+        print(f"[{name} done, {time.perf_counter() - t0:.0f}s]", file=sys.stderr, flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f)
+    report(out)
+    print(f"\n(total {time.perf_counter() - t0:.0f}s)")
+    return 0
+
+
+def gmean(v: list[float]) -> float:
+    return float(np.exp(np.mean(np.log(v))))
+
+
+def report(out: dict[str, Any]) -> None:
+    grid, seeds = out["grid"], out["seeds"]
+    names = list(out["tasks"])
+    print(
+        f"# finder hold-out ({out['date']}, finder.py {out['finder_rev']}): {len(names)} tasks, "
+        f"seeds {seeds}, grid {len(grid)} LRs in [1e-5, 3], hit = mean loss <= {HIT:.2f} x oracle"
+    )
+    print("\n## grid curves: mean loss / oracle loss per LR (* = within 10%, div = diverged)")
+    print(f"{'log10 lr':>28} " + " ".join(f"{math.log10(g):5.1f}" for g in grid))
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        rec = out["tasks"][name]
+        for use in ("constant", "onecycle"):
+            curves = rec["grid"][use]
+            means = [float(np.mean([c[j] for c in curves])) for j in range(len(grid))]
+            j = int(np.argmin(means))
+            best = means[j]
+            tr = rec["trained"][use]
+            loss = float(np.mean(tr["losses"]))
+            lr = gmean(tr["lrs"])
+            lo, hi = band(grid, means, best)
+            alt = {}
+            for r in RULES:
+                rl = [sw[r] for sw in rec["sweeps"]]
+                il = float(np.mean([interp_loss(grid, c, v) for c, v in zip(curves, rl)]))
+                alt[r] = (gmean(rl), il / best)
+            rows.append(
+                {
+                    "task": name,
+                    "use": use,
+                    "oracle_lr": grid[j],
+                    "oracle_loss": best,
+                    "band": (lo, hi),
+                    "lr": lr,
+                    "loss": loss,
+                    "ratio": loss / best,
+                    "hit": loss <= HIT * best,
+                    "dlog": math.log10(lr / grid[j]),
+                    "alt": alt,
+                    "interp_ratio": float(
+                        np.mean([interp_loss(grid, c, v) for c, v in zip(curves, tr["lrs"])])
+                    )
+                    / best,
+                }
+            )
+            tag = f"{name} {'const' if use == 'constant' else '1cyc'}"
+            print(f"{tag:>28} " + fmt_curve(grid, means, best))
+            mark = "  suggestion" if use == "constant" else "  max_lr"
+            print(
+                f"{'':>28} {mark} at log10 {math.log10(lr):+.2f} "
+                f"(oracle {math.log10(grid[j]):+.2f}, band [{lo:+.2f}, {hi:+.2f}], "
+                f"d={math.log10(lr / grid[j]):+.2f})"
+            )
+    for use, label in (("constant", "suggestion"), ("onecycle", "max_lr")):
+        print(f"\n## use: {use} (lrkit {label})")
+        print(
+            "| task | oracle lr | oracle loss | band log10 lr | lrkit lr | loss | ratio | hit "
+            "| log10(lr/oracle) |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for x in (x for x in rows if x["use"] == use):
+            print(
+                f"| {x['task']} | {x['oracle_lr']:.2e} | {x['oracle_loss']:.4f} | "
+                f"[{x['band'][0]:+.2f}, {x['band'][1]:+.2f}] | {x['lr']:.2e} | {x['loss']:.4f} | "
+                f"{x['ratio']:.2f} | {'✓' if x['hit'] else '✗'} | {x['dlog']:+.2f} |"
+            )
+    print("\n## other rules (not trained: ratio ~ interpolated on each seed's grid curve)")
+    print(
+        "| task | use | "
+        + " | ".join(f"{r} lr / ~ratio" for r in RULES)
+        + " | lrkit ~ratio (trained) |"
+    )
+    print("|---|---|" + "---|" * (len(RULES) + 1))
+    for x in rows:
+        cells = [
+            f"{x['alt'][r][0]:.2e} / {x['alt'][r][1]:.2f}{' ✓' if x['alt'][r][1] <= HIT else ''}"
+            for r in RULES
+        ]
+        print(
+            f"| {x['task']} | {x['use']} | "
+            + " | ".join(cells)
+            + f" | {x['interp_ratio']:.2f} ({x['ratio']:.2f}) |"
+        )
+    print("\n## summary")
+    print("| use | lrkit hits | mean log10(lr/oracle) | sd | " + " | ".join(RULES) + " |")
+    print("|---|---|---|---|" + "---|" * len(RULES))
+    for use in ("constant", "onecycle"):
+        rs = [x for x in rows if x["use"] == use]
+        d = [x["dlog"] for x in rs]
+        alt = [f"{sum(x['alt'][r][1] <= HIT for x in rs)}/{len(rs)} ~" for r in RULES]
+        print(
+            f"| {use} | {sum(x['hit'] for x in rs)}/{len(rs)} | {np.mean(d):+.2f} | "
+            f"{np.std(d):.2f} | " + " | ".join(alt) + " |"
+        )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
