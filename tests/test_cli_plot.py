@@ -55,3 +55,14 @@ def test_schedule_plot_returns_axes() -> None:
     ax = S.with_warmup(S.cosine(0.1, 90), 10).plot()
     line = ax.get_lines()[0]
     np.testing.assert_array_equal(line.get_xdata(), np.arange(101))
+
+
+def test_default_outputs_never_overwrite(tmp_path: Path) -> None:
+    from lrkit._files import fresh_path
+
+    target = tmp_path / "lrkit_find.png"
+    assert fresh_path(str(target)) == str(target)
+    target.write_bytes(b"user data")
+    (tmp_path / "lrkit_find-1.png").write_bytes(b"more user data")
+    assert fresh_path(str(target)) == str(tmp_path / "lrkit_find-2.png")
+    assert target.read_bytes() == b"user data"

@@ -70,7 +70,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--finder-iter", type=int, default=100, help="range-test steps (100)")
     p.add_argument("--seed", type=int, default=0, help="seed for torch/numpy/random")
-    p.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="plot file (%(default)s)")
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help=f"plot file (default {DEFAULT_OUTPUT}, or {DEFAULT_OUTPUT[:-4]}-N.png if that exists)",
+    )
     p.add_argument("--no-plot", action="store_true", help="do not write the plot")
     p.add_argument("--json", default=None, metavar="PATH", help="also write results as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -480,6 +485,10 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         print("lrkit compare needs PyTorch: pip install 'lrkit[torch]'", file=sys.stderr)
         return 2
+    from .._files import fresh_path
+
+    if args.output is None:
+        args.output = fresh_path(DEFAULT_OUTPUT)
     try:
         methods = _methods(args.methods)
         if args.steps < 10:

@@ -16,6 +16,8 @@ import re
 import sys
 from typing import Any
 
+from .._files import fresh_path
+
 HELP = "Search learning rate and schedule with Optuna."
 
 
@@ -148,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"best {result.metric}: {result.best_value:.6g} (trial {result.best_trial.number})")
     print("best schedule:")
     print(result.best_spec)
-    plot = args.plot if args.plot is not None else f"lrkit-tune-{_slug(study)}.png"
+    plot = args.plot if args.plot is not None else fresh_path(f"lrkit-tune-{_slug(study)}.png")
     if plot.lower() != "none":
         try:
             result.plot(plot)
