@@ -282,3 +282,10 @@ def test_restarts_cycle_start_is_peak(lr: float, T0: int, mult: int, t: int) -> 
     assert 0 <= t_cur < t_i
     assert s(t - t_cur) == pytest.approx(lr, rel=1e-12)
     np.testing.assert_allclose(s.values([t]), [s(t)], rtol=1e-9)
+
+
+@pytest.mark.parametrize("s", EXAMPLES, ids=lambda s: s.name)
+def test_values_do_not_depend_on_order_or_shape(s: S.Schedule) -> None:
+    perm = np.random.default_rng(0).permutation(STEPS)
+    np.testing.assert_array_equal(s.values(perm), s.values(STEPS)[perm])
+    np.testing.assert_array_equal(s.values(STEPS.reshape(20, 20)), s.values(STEPS).reshape(20, 20))

@@ -418,15 +418,30 @@ class _Phased(Schedule):
         # each step evaluated once, in its own phase (cos is the cost; don't do it per phase)
         tc = np.minimum(t, self._last)
         out = np.empty_like(tc)
-        ends = [f[1] for f in self._fast[:-1]]
-        idx = np.searchsorted(np.array(ends), tc, side="left") if ends else np.zeros(tc.shape, int)
-        for i, (start, _end, width, a, b, half) in enumerate(self._fast):
-            m = idx == i
-            pct = (tc[m] - start) / width
+        flat = tc.reshape(-1)
+        sorted_steps = flat.size < 2 or bool(np.all(flat[1:] >= flat[:-1]))
+        ends = np.array([f[1] for f in self._fast[:-1]])
+        if sorted_steps:  # e.g. np.arange: each phase is one contiguous slice
+            cuts = [0, *np.searchsorted(flat, ends, side="right").tolist(), flat.size]
+            parts = [slice(cuts[i], cuts[i + 1]) for i in range(len(self._fast))]
+            src, dst = flat, out.reshape(-1)
+        else:
+            idx = np.searchsorted(ends, tc, side="left")
+            parts = [idx == i for i in range(len(self._fast))]  # type: ignore[misc]
+            src, dst = tc, out
+        for part, (start, _end, width, a, b, half) in zip(parts, self._fast):
+            x = src[part] - start
+            x /= width
             if self._cos:
-                out[m] = b + half * (np.cos(_PI * pct) + 1)
+                x *= _PI
+                np.cos(x, out=x)
+                x += 1
+                x *= half
+                x += b
             else:
-                out[m] = (b - a) * pct + a
+                x *= b - a
+                x += a
+            dst[part] = x
         return out
 
 
