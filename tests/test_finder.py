@@ -176,16 +176,60 @@ def test_suggest_function_matches_result_methods():
 def test_lrkit_rule_relations():
     r = hand_result()
     rule = finder._lrkit_rule(r.lrs, r.losses, r.stop_reason, r.num_iter)
-    assert r.base_lr == pytest.approx(r.max_lr / finder.BASE_LR_DIV)
-    assert r.suggestion == pytest.approx(
-        min(rule.lr_min / finder.SUGGESTION_DIV, rule.lr_half / finder.HALF_SUGGESTION_DIV)
-    )
-    assert r.max_lr == pytest.approx(
-        min(rule.lr_min / finder.MAX_LR_DIV, rule.lr_half / finder.HALF_MAX_LR_DIV)
-    )
-    # HAND: robust-smoothed minimum at index 7 (loss 1.3); half of the descent reached at 4
+    # HAND: robust-smoothed minimum at index 7 (loss 1.3)
     assert rule.lr_min == r.lrs[int(np.argmin(finder.robust_smooth(HAND)))]
-    assert r.suggestion <= r.max_lr
+    assert r.suggestion == pytest.approx(rule.lr_min / 10.0, rel=1e-12)
+    assert r.max_lr == pytest.approx(rule.lr_min / 3.0, rel=1e-12)
+    assert r.base_lr == pytest.approx(rule.lr_min / 30.0, rel=1e-12)
+    assert r.min_loss_lr == rule.lr_min
+    assert r.base_lr < r.suggestion < r.max_lr
+
+
+def test_lrkit_rule_exact_on_hand_made_curve():
+    # 40 points: flat at 2.0, a descent to 0.5 between points 15 and 30, flat, then a rise
+    lrs = np.logspace(-6, 1, 40)
+    y = np.full(40, 2.0)
+    y[15:31] = np.linspace(2.0, 0.5, 16)
+    y[31:36] = 0.5
+    y[36:] = [0.8, 1.5, 3.0, 6.0]
+    rule = finder._lrkit_rule(lrs, y, "diverged", 40, float(lrs[-1]) * 1.5)
+    r = finder.robust_smooth(y)
+    m = int(np.argmin(r))
+    assert rule.lr_min == lrs[m]
+    assert rule.suggestion == pytest.approx(lrs[m] / 10.0, rel=1e-12)
+    assert rule.max_lr == pytest.approx(lrs[m] / 3.0, rel=1e-12)
+    # half of the descent from r0 = median(y[:3]) = 2.0 to r[m]
+    half = int(np.nonzero(r[: m + 1] <= 2.0 - (2.0 - r[m]) / 2)[0][0])
+    assert rule.lr_half == lrs[half]
+    assert rule.messages == ()
+
+
+def test_descent_is_measured_from_the_median_start():
+    # one huge first loss: with r[0] as the start the descent would look 3x deeper and the
+    # half-descent point earlier; r0 = median of the first max(3, n // 10) raw losses ignores it
+    lrs = np.logspace(-5, 0, 30)
+    y = np.concatenate([[9.0], np.full(14, 1.0), np.linspace(1.0, 0.4, 10), [0.5, 0.8, 1.5, 3, 6]])
+    rule = finder._lrkit_rule(lrs, y, "diverged", 30, 2.0)
+    r = finder.robust_smooth(y)
+    m = int(np.argmin(r))
+    r0 = float(np.median(y[:3]))
+    assert r0 == 1.0
+    half = int(np.nonzero(r[: m + 1] <= r0 - (r0 - r[m]) / 2)[0][0])
+    assert rule.lr_half == lrs[half]
+    assert half > 14  # inside the real descent, not right after the outlier
+
+
+def test_no_descent_falls_back_to_the_divergence_point():
+    # noise around a flat level, then divergence: the minimum of the noise is spurious
+    rng = np.random.default_rng(3)
+    y = list(1.0 + 0.1 * rng.normal(size=60)) + [3.0, 8.0, 30.0, 100.0, 300.0]
+    with pytest.warns(LRFinderWarning, match="did not clearly descend"):
+        r = replay(y, start_lr=1e-6, end_lr=1.0, num_iter=100)
+    assert r.stop_reason == "diverged"
+    assert r.suggestion == pytest.approx(r.stop_lr / finder.NOSIGNAL_SUGGESTION_DIV, rel=1e-12)
+    assert r.max_lr == pytest.approx(r.stop_lr / finder.NOSIGNAL_MAX_LR_DIV, rel=1e-12)
+    assert finder.NOSIGNAL_SUGGESTION_DIV == 15.0 and finder.NOSIGNAL_MAX_LR_DIV == 5.0
+    assert not r.reliable
 
 
 # ----------------------------------------------------------------------------- known answers
