@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -68,6 +70,9 @@ def test_round_trips(s: S.Schedule) -> None:
     parsed = S.parse(str(s))
     assert parsed == s and str(parsed) == str(s)
     np.testing.assert_array_equal(parsed.values(STEPS), s.values(STEPS))
+    for clone in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s)):
+        assert clone == s
+        np.testing.assert_array_equal(clone.values(STEPS), s.values(STEPS))
 
 
 def test_exact_formulas() -> None:
