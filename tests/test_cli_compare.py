@@ -96,8 +96,15 @@ def test_user_task_all_methods(task_module, tmp_path, capsys):
 
 
 def test_demo_subset_and_train_loss_without_val(task_module, tmp_path, capsys):
+    import random
+
+    import numpy as np
+
     pytest.importorskip("sklearn")
     js = tmp_path / "d.json"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2 if threads != 2 else 3)  # the demo trains on 1 thread meanwhile
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
     rc = main(
         [
             "compare",
@@ -114,7 +121,14 @@ def test_demo_subset_and_train_loss_without_val(task_module, tmp_path, capsys):
             "--quiet",
         ]
     )
+    after_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
     assert rc == 0
+    # the caller's thread count and RNG states are as they were
+    assert after_threads == (2 if threads != 2 else 3)
+    assert torch.equal(before[0], torch.get_rng_state())
+    assert np.array_equal(before[1], np.random.get_state()[1])
+    assert before[2] == random.getstate()
     res = json.loads(js.read_text())["results"]
     assert [r["method"] for r in res] == ["fixed", "plateau", "prodigy"]
     assert all(r["val_acc"] is not None for r in res)
@@ -143,6 +157,7 @@ def test_demo_subset_and_train_loss_without_val(task_module, tmp_path, capsys):
         (["--methods", "fixed,sgdr"], "methods"),
         (["--steps", "3"], "steps"),
         (["--finder-iter", "2"], "finder-iter"),
+        (["--seed", "-1"], "--seed"),
     ],
 )
 def test_bad_arguments(task_module, capsys, argv, msg):
@@ -166,3 +181,15 @@ def test_plateau_method_reduces_and_table_marks_divergence(task_module):
     d = C.run_method("fixed", C.user_factory(f"{task_module}:make_linear", 0), huge, 50)
     assert d.diverged and d.final_loss == math.inf
     assert "diverged" in C.table([r, d])
+
+
+def test_plot_writes_png_without_switching_the_backend(tmp_path, monkeypatch):
+    import matplotlib
+
+    def no_backend_switch(*a, **k):
+        raise AssertionError("matplotlib.use() switches the caller's backend")
+
+    monkeypatch.setattr(matplotlib, "use", no_backend_switch)
+    r = C.Result("fixed", "SGD", "0.1", losses=[1.0, 0.5, 0.25], lrs=[0.1, 0.1, 0.1])
+    C.plot([r], str(tmp_path / "c.png"))
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

@@ -157,3 +157,81 @@ def test_demo_and_target_are_exclusive(capsys):
         main(["find", "--demo", "x:y"])
     with pytest.raises(SystemExit):
         main(["find"])
+
+
+def _global_state():
+    import random
+    import sys
+
+    import numpy as np
+    import torch
+
+    return (
+        torch.get_rng_state(),
+        np.random.get_state()[1].copy(),
+        random.getstate(),
+        torch.get_num_threads(),
+        list(sys.path),
+    )
+
+
+def _assert_same_state(before, after):
+    import numpy as np
+    import torch
+
+    assert torch.equal(before[0], after[0])  # torch RNG
+    assert np.array_equal(before[1], after[1])  # numpy RNG
+    assert before[2:] == after[2:]  # Python RNG, torch threads, sys.path
+
+
+def test_demo_leaves_rng_threads_and_backend_unchanged(tmp_path, monkeypatch, capsys):
+    import matplotlib
+    import torch
+
+    def no_backend_switch(*a, **k):
+        raise AssertionError("matplotlib.use() switches the caller's backend")
+
+    monkeypatch.setattr(matplotlib, "use", no_backend_switch)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2 if threads != 2 else 3)  # find --demo uses 1 thread meanwhile
+    try:
+        torch.manual_seed(123)
+        before = _global_state()
+        out = tmp_path / "p.png"
+        argv = ["find", "--demo", "--num-iter", "15", "--no-train", "-o", str(out), "--quiet"]
+        assert main(argv) == 0
+        _assert_same_state(before, _global_state())
+        assert out.stat().st_size > 1000
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_target_in_working_directory_without_it_on_sys_path(tmp_path, monkeypatch, capsys):
+    """The `lrkit` console script does not put the working directory on sys.path: the
+    command does (for the import), and takes it out again afterwards."""
+    import sys
+
+    (tmp_path / "lrkit_cwd_task_mod.py").write_text(USER_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    before = list(sys.path)
+    try:
+        argv = ["find", "lrkit_cwd_task_mod:make", "--num-iter", "10", "--no-train", "--quiet"]
+        assert main([*argv, "--no-plot"]) == 0, capsys.readouterr().err
+        assert sys.path == before
+    finally:
+        sys.modules.pop("lrkit_cwd_task_mod", None)
+
+
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["--seed", "-1"], "--seed"),
+        (["--seed", str(2**32)], "--seed"),
+        (["--train-steps", "1"], "--train-steps"),
+    ],
+)
+def test_bad_options_name_the_option(user_module, argv, msg, capsys):
+    assert main(["find", f"{user_module}:make", *argv, "--no-plot", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "allowed range" in err

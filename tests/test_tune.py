@@ -421,14 +421,28 @@ def test_cli_tune_target(user_module: str, tmp_path, capsys) -> None:  # type: i
 def test_cli_tune_demo(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("torch")
     pytest.importorskip("sklearn")
+    import random
+
+    import numpy as np
+    import torch
+
     from lrkit.cli import main
 
     monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path / 'demo.db'}"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2 if threads != 2 else 3)  # the demo trains on 1 thread meanwhile
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
     rc = main(
         ["tune", "--demo", "--trials", "4", "--storage", url, "--study", "demo", "--no-progress"]
     )
+    after_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
     assert rc == 0
+    assert after_threads == (2 if threads != 2 else 3)  # the caller's settings are kept
+    assert torch.equal(before[0], torch.get_rng_state())
+    assert np.array_equal(before[1], np.random.get_state()[1])
+    assert before[2] == random.getstate()
     out = capsys.readouterr().out
     study = optuna.load_study(study_name="demo", storage=url)
     complete = study.get_trials(states=(TS.COMPLETE,))
@@ -437,3 +451,35 @@ def test_cli_tune_demo(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[n
         assert parse(t.user_attrs["schedule"]) == S.parse(t.user_attrs["schedule"])
     assert study.best_trial.user_attrs["schedule"] in out
     assert (tmp_path / "lrkit-tune-demo.png").exists()
+
+
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["--epochs", "0"], "--epochs"),  # 0 was silently replaced by the default
+        (["--top", "0"], "--top"),
+        (["--seed", "-1"], "--seed"),
+        (["--families", "cosine,sgdr"], "--families"),
+    ],
+)
+def test_cli_tune_bad_options_fail_before_any_work(tmp_path, capsys, argv, msg) -> None:  # type: ignore[no-untyped-def]
+    from lrkit.cli import main
+
+    db = tmp_path / "x.db"
+    rc = main(["tune", "--demo", "--trials", "1", "--storage", f"sqlite:///{db}", *argv])
+    assert rc == 2
+    assert msg in capsys.readouterr().err
+    assert not db.exists()  # no study was created
+
+
+def test_tune_rejects_bad_families_before_the_range_test() -> None:
+    calls = []
+
+    def range_test():  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return (1e-3, 1.0)
+
+    task = Task(train=lambda s, r: 1.0, total_steps=20, range_test=range_test)
+    with pytest.raises(ValueError, match="families"):
+        tune(task, 1, families=("cosine", "sgdr"))
+    assert calls == []

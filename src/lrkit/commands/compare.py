@@ -22,15 +22,21 @@ PNG with the loss curves and the LR each method used.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
-import random
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from ._target import (
+    check_seed,
+    import_target,
+    preserved_global_state,
+    seed_all,
+    unpack_torch_task,
+)
 
 DEFAULT_OUTPUT = "lrkit_compare.png"
 METHODS = (
@@ -120,49 +126,13 @@ def _finite(xs: list[float]) -> list[float | None]:
     return [x if math.isfinite(x) else None for x in xs]
 
 
-def _seed(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-def _load_target(spec: str) -> Callable[[], Any]:
-    if spec.count(":") != 1:
-        raise ValueError(f"target must look like 'package.module:function', got {spec!r}")
-    mod_name, fn_name = spec.split(":")
-    if not mod_name or not fn_name.isidentifier():
-        raise ValueError(f"target must look like 'package.module:function', got {spec!r}")
-    module = importlib.import_module(mod_name)
-    fn = getattr(module, fn_name, None)
-    if not callable(fn):
-        raise ValueError(f"target {spec!r}: {mod_name} has no callable {fn_name!r}")
-    return fn  # type: ignore[no-any-return]
-
-
 def user_factory(spec: str, seed: int) -> Callable[[], Setup]:
     """A factory calling the user's function afresh (after seeding) for every run."""
-    import torch
-
-    fn = _load_target(spec)
+    fn = import_target(spec)
 
     def make() -> Setup:
-        _seed(seed)
-        out = fn()
-        if not isinstance(out, (tuple, list)) or len(out) not in (4, 5):
-            raise ValueError(
-                f"target {spec!r} must return (model, optimizer, loss_fn, data[, val_data]), "
-                f"got {type(out).__name__}"
-            )
-        model, opt, loss_fn, data = out[:4]
-        if not isinstance(model, torch.nn.Module) or not isinstance(opt, torch.optim.Optimizer):
-            raise ValueError(
-                f"target {spec!r} must return a torch.nn.Module and a torch.optim.Optimizer "
-                f"first, got {type(model).__name__} and {type(opt).__name__}"
-            )
-        return Setup(model, opt, loss_fn, data, out[4] if len(out) == 5 else None)
+        seed_all(seed)
+        return Setup(*unpack_torch_task(spec, fn()))
 
     return make
 
@@ -176,7 +146,7 @@ def demo_factory(seed: int) -> tuple[Callable[[], Setup], str]:
     task = digits_task(seed=seed)
 
     def make() -> Setup:
-        _seed(seed)
+        seed_all(seed)
         model = task.make_model()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         return Setup(model, opt, task.loss_fn, task.train_batches(seed), task.val_batches())
@@ -440,13 +410,11 @@ def table(results: list[Result], *, val: bool = True) -> str:
 
 
 def plot(results: list[Result], path: str, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is untouched
 
-    fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
+    fig = Figure(figsize=(10, 8))
+    ax_loss, ax_lr = fig.subplots(2, 1, sharex=True)
     for r in results:
         y = np.asarray(r.losses, dtype=float)
         if y.size:
@@ -466,7 +434,6 @@ def plot(results: list[Result], path: str, title: str = "") -> None:
     ax_lr.set_xlabel("step")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _methods(spec: str) -> list[str]:
@@ -481,16 +448,24 @@ def _methods(spec: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError:
         print("lrkit compare needs PyTorch: pip install 'lrkit[torch]'", file=sys.stderr)
         return 2
+    with preserved_global_state():  # RNGs, torch threads, sys.path: as the caller had them
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
     from .._files import fresh_path
 
     if args.output is None:
         args.output = fresh_path(DEFAULT_OUTPUT)
     try:
         methods = _methods(args.methods)
+        check_seed(args.seed)
         if args.steps < 10:
             raise ValueError(f"steps must be an integer >= 10, got {args.steps}")
         if args.finder_iter < 10:

@@ -13,16 +13,16 @@ at the constant ``suggestion`` and with ``onecycle(max_lr)``, and prints the fin
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
-import random
 import sys
 import time
 import warnings
 from typing import Any
 
+from .. import _validate as V
 from ..finder import METHODS
+from ._target import import_target, preserved_global_state, seed_all, unpack_torch_task
 
 DEFAULT_OUTPUT = "lrkit_find.png"
 
@@ -58,46 +58,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, metavar="PATH", help="also write the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
-
-def _seed(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-def _load_target(spec: str) -> Any:
-    if spec.count(":") != 1:
-        raise ValueError(f"target must look like 'package.module:function', got {spec!r}")
-    mod_name, fn_name = spec.split(":")
-    if not mod_name or not fn_name.isidentifier():
-        raise ValueError(f"target must look like 'package.module:function', got {spec!r}")
-    module = importlib.import_module(mod_name)
-    fn = getattr(module, fn_name, None)
-    if not callable(fn):
-        raise ValueError(f"target {spec!r}: {mod_name} has no callable {fn_name!r}")
-    return fn
-
-
-def _unpack(spec: str, out: Any) -> tuple[Any, Any, Any, Any, Any]:
-    import torch
-
-    if not isinstance(out, (tuple, list)) or len(out) not in (4, 5):
-        raise ValueError(
-            f"target {spec!r} must return (model, optimizer, loss_fn, data[, val_data]), "
-            f"got {type(out).__name__}"
-        )
-    model, opt, loss_fn, data = out[:4]
-    val = out[4] if len(out) == 5 else None
-    if not isinstance(model, torch.nn.Module) or not isinstance(opt, torch.optim.Optimizer):
-        raise ValueError(
-            f"target {spec!r} must return a torch.nn.Module and a torch.optim.Optimizer first, "
-            f"got {type(model).__name__} and {type(opt).__name__}"
-        )
-    return model, opt, loss_fn, data, val
 
 
 def _onecycle(max_lr: float, steps: int) -> Any:
@@ -177,6 +137,11 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         print("lrkit find needs PyTorch: pip install 'lrkit[torch]'", file=sys.stderr)
         return 2
+    with preserved_global_state():  # RNGs, torch threads, sys.path: as the caller had them
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from .._files import fresh_path
 
     if args.output is None:
@@ -186,9 +151,11 @@ def run(args: argparse.Namespace) -> int:
 
     rank0 = _is_rank0()
     say = print if rank0 else (lambda *a, **k: None)
-    _seed(args.seed)
     task = None
     try:
+        seed_all(args.seed)
+        if not args.no_train:
+            V.integer("--train-steps", args.train_steps, 2)
         if args.demo:
             import torch
 
@@ -201,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
             loss_fn, data, val = task.loss_fn, task.train_batches(), task.val_batches()
             name = f"demo: {task.name} ({len(task.x_train)} train / {len(task.x_val)} val)"
         else:
-            fn = _load_target(args.target)
-            model, opt, loss_fn, data, val = _unpack(args.target, fn())
+            fn = import_target(args.target)
+            model, opt, loss_fn, data, val = unpack_torch_task(args.target, fn())
             name = args.target
     except (ValueError, ImportError) as e:
         print(f"lrkit find: error: {e}", file=sys.stderr)
@@ -235,13 +202,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if rank0 and not args.no_plot:
         try:
-            import matplotlib
+            from matplotlib.figure import Figure  # no pyplot: the caller's backend is untouched
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            result.plot(path=args.output)
-            plt.close("all")
+            fig = Figure(figsize=(7, 4.5))
+            result.plot(fig.add_subplot())
+            fig.tight_layout()
+            fig.savefig(args.output, dpi=110)
             say(f"\n  plot written to {args.output}")
         except ImportError:
             say("\n  (matplotlib not installed: no plot; pip install 'lrkit[plot]')")
@@ -256,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     say(f"\n  check: {steps} training steps from the same initial weights")
     say("  schedule    LR              final loss   accuracy")
     for label, lr, sched in runs:
-        _seed(args.seed)
+        seed_all(args.seed)
         if task is not None:
             from ..demo import evaluate, train
 
@@ -266,8 +232,8 @@ def run(args: argparse.Namespace) -> int:
             loss, acc = evaluate(m, task)
             kind = "val"
         else:
-            fn = _load_target(args.target)
-            m, o, lf, d, v = _unpack(args.target, fn())
+            fn = import_target(args.target)
+            m, o, lf, d, v = unpack_torch_task(args.target, fn())
             for g in o.param_groups:
                 g["lr"] = lr
             loss, acc = _train_generic(m, o, lf, d, steps, sched, v)

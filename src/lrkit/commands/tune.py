@@ -16,7 +16,9 @@ import re
 import sys
 from typing import Any
 
+from .. import _validate as V
 from .._files import fresh_path
+from ._target import check_seed, preserved_global_state
 
 HELP = "Search learning rate and schedule with Optuna."
 
@@ -90,6 +92,11 @@ def _slug(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    with preserved_global_state():  # RNGs, torch threads, sys.path: as the caller had them
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..tune import FAMILIES, load_target, tune
 
     def err(msg: str) -> int:
@@ -109,13 +116,24 @@ def run(args: argparse.Namespace) -> int:
     seeding: Any = args.seeding if args.lr_range is None else tuple(args.lr_range)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     try:
+        V.integer("--top", args.top, 1)
+        if args.seed is not None:
+            check_seed(args.seed)
+        bad = [f for f in families if f not in FAMILIES]
+        if bad or not families:
+            raise ValueError(
+                f"--families must be a comma-separated subset of {','.join(FAMILIES)}, "
+                f"got {args.families!r}"
+            )
+        if args.epochs is not None:
+            V.integer("--epochs", args.epochs, 1)
         if args.demo:
             from ..tune import demo_task
 
-            task = demo_task(args.demo_task, epochs=args.epochs or 4)
+            task = demo_task(args.demo_task, epochs=4 if args.epochs is None else args.epochs)
             study = args.study or f"lrkit-demo-{args.demo_task}"
         else:
-            task = load_target(args.target, epochs=args.epochs or 5)
+            task = load_target(args.target, epochs=5 if args.epochs is None else args.epochs)
             study = args.study or _slug(args.target)
         result = tune(
             task,
@@ -133,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not (args.no_progress or args.quiet),
             log=say,
         )
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:  # bad options, target or missing package
         return err(str(exc))
     if not result.complete_trials:
         return err("no trial finished")

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
 import random
-import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -108,26 +105,10 @@ def load_target(target: str, *, epochs: int = 5) -> Task:
       the validation loss.
 
     The working directory is put on ``sys.path`` first (as ``python -m`` does)."""
-    if not isinstance(target, str) or target.count(":") != 1:
-        raise ValueError(f"target must look like 'pkg.module:function', got {target!r}")
-    mod_name, attr = target.split(":")
-    if not mod_name or not attr or not all(p.isidentifier() for p in mod_name.split(".")):
-        raise ValueError(f"target must look like 'pkg.module:function', got {target!r}")
-    if not all(p.isidentifier() for p in attr.split(".")):
-        raise ValueError(f"target must look like 'pkg.module:function', got {target!r}")
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
-    module = importlib.import_module(mod_name)
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ValueError(f"target: module {mod_name!r} has no attribute {attr!r}") from None
-    if not callable(obj):
-        raise ValueError(f"target: {target} is not callable")
-    return as_task(obj(), epochs=epochs, name=target)
+    from ..commands._target import import_target
+
+    fn = import_target(target)
+    return as_task(fn(), epochs=epochs, name=target)
 
 
 def as_task(value: Any, *, epochs: int = 5, name: str = "task") -> Task:
@@ -469,6 +450,7 @@ def tune(
     if max_trials is None:
         max_trials = max(4 * n_trials, n_trials + 20)
     max_trials = V.integer("max_trials", max_trials, n_trials)
+    SearchSpace(task.total_steps, BLIND_LR_RANGE, tuple(families))  # bad families: fail now
     say = log or (lambda msg: None)
     st = make_storage(
         storage,

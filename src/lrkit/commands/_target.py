@@ -1,0 +1,125 @@
+"""Shared by the CLI commands: the user's ``pkg.module:function`` target, and global state.
+
+* :func:`import_target` imports ``pkg.module`` with ``importlib`` (only the module named; the
+  working directory is on the path, as with ``python -m``; nothing is evaluated) and returns
+  its callable ``function`` (a dotted attribute path such as ``module:Class.method`` works too).
+* :func:`unpack_torch_task` checks what ``lrkit find``/``lrkit compare`` targets return.
+* :func:`seed_all` seeds torch, numpy and Python's ``random``.
+* :func:`preserved_global_state` puts the RNG states, torch's thread count and ``sys.path`` back
+  as they were when a command ends, so that calling ``lrkit.cli.main([...])`` from a running
+  Python session (a notebook, a test) leaves nothing changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import random
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+FORMAT = "target must look like 'package.module:function'"
+
+
+def import_target(spec: Any) -> Callable[..., Any]:
+    """The callable named by ``"pkg.module:function"`` (``importlib``, never ``eval``)."""
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise ValueError(f"{FORMAT}, got {spec!r}")
+    mod_name, attr = spec.split(":")
+    if not all(p.isidentifier() for p in mod_name.split(".")) or not all(
+        p.isidentifier() for p in attr.split(".")
+    ):
+        raise ValueError(f"{FORMAT}, got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)  # as `python -m` does; preserved_global_state() takes it out
+    module = importlib.import_module(mod_name)
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            break
+    if not callable(obj):
+        raise ValueError(f"target {spec!r}: module {mod_name!r} has no callable {attr!r}")
+    return obj  # type: ignore[no-any-return]
+
+
+def unpack_torch_task(spec: str, out: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """``(model, optimizer, loss_fn, data, val_data or None)`` from what a ``lrkit find`` /
+    ``lrkit compare`` target returned, or a ValueError saying what it must return."""
+    import torch
+
+    if not isinstance(out, (tuple, list)) or len(out) not in (4, 5):
+        raise ValueError(
+            f"target {spec!r} must return (model, optimizer, loss_fn, data[, val_data]), "
+            f"got {type(out).__name__}"
+        )
+    model, opt, loss_fn, data = out[:4]
+    if not isinstance(model, torch.nn.Module) or not isinstance(opt, torch.optim.Optimizer):
+        raise ValueError(
+            f"target {spec!r} must return a torch.nn.Module and a torch.optim.Optimizer first, "
+            f"got {type(model).__name__} and {type(opt).__name__}"
+        )
+    return model, opt, loss_fn, data, (out[4] if len(out) == 5 else None)
+
+
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(seed: Any, name: str = "--seed") -> int:
+    """``seed`` as an int in ``[0, 2**32 - 1]`` (what numpy accepts), else a ValueError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(
+            f"{name} must be an integer in [0, {SEED_MAX}] (allowed range), got {seed!r}"
+        )
+    return seed
+
+
+def seed_all(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy's global RNG and Python's ``random``."""
+    import numpy as np
+    import torch
+
+    check_seed(seed)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+@contextlib.contextmanager
+def preserved_global_state() -> Iterator[None]:
+    """Restore, on exit (also after an exception), the torch CPU/CUDA RNG states, numpy's and
+    Python's global RNG states, torch's intra-op thread count and ``sys.path`` (an entry added
+    by :func:`import_target` is removed; the imported modules stay imported)."""
+    import numpy as np
+
+    torch: Any = sys.modules.get("torch")
+    if torch is None:
+        try:
+            import torch
+        except ImportError:
+            torch = None
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    path = list(sys.path)
+    t_state = cuda_state = threads = None
+    if torch is not None:
+        t_state = torch.get_rng_state()
+        threads = torch.get_num_threads()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            cuda_state = torch.cuda.get_rng_state_all()
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        for entry in [p for p in sys.path if p not in path]:
+            sys.path.remove(entry)
+        if torch is not None:
+            torch.set_rng_state(t_state)
+            if cuda_state is not None:
+                torch.cuda.set_rng_state_all(cuda_state)
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
