@@ -369,3 +369,37 @@ def test_guard_as_feedback_and_validation():
     ]:
         with pytest.raises(ValueError, match=name):
             DivergenceGuard(**kwargs)
+
+
+def test_nonfinite_metric_warning_points_at_the_callers_line():
+    """However deep the call (controller, Chain, scheduler.report), the RuntimeWarning names
+    the user's line, not a frame inside lrkit or above the caller."""
+    import inspect
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        ReduceOnPlateau().update(float("nan"))
+        (RestartOnPlateau() & ReduceOnPlateau()).update(float("inf"))
+    where = [(w.filename, w.lineno) for w in caught]
+    assert where == [(__file__, line), (__file__, line + 1), (__file__, line + 1)]
+
+
+def test_restart_on_plateau_shares_the_plateau_view():
+    r = RestartOnPlateau(mode="max", patience=3, threshold=0.01, cooldown=2, factor=0.5)
+    assert (r.mode, r.patience, r.threshold, r.threshold_mode, r.cooldown) == (
+        "max",
+        3,
+        0.01,
+        "rel",
+        2,
+    )
+    r.update(1.0)
+    r.update(0.5)
+    assert r.best == 1.0 and r.num_bad_updates == 1 and not r.in_cooldown
+    assert repr(r).startswith("RestartOnPlateau(mode='max'")
+    with pytest.raises(ValueError, match="factor"):
+        RestartOnPlateau(factor=1.5)
+    assert RestartOnPlateau(factor=1.0).factor == 1.0  # a restart may keep the same peak
+    with pytest.raises(ValueError, match="factor"):
+        ReduceOnPlateau(factor=1.0)  # a reduction must reduce

@@ -25,6 +25,8 @@ a controller restored from a state dict continues exactly as the original would.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import warnings
 from abc import ABC, abstractmethod
 from collections import deque
@@ -64,6 +66,18 @@ def _step_arg(step: Any) -> int | None:
     if step is None:
         return None
     return v.integer("step", step, minimum=0)
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside lrkit (the user's
+    ``update()``, ``scheduler.report()`` or Keras callback call, however deep the chain)."""
+    level, frame = 2, sys._getframe(2)  # 2: the caller of the function that warns
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class Feedback(ABC):
@@ -155,7 +169,7 @@ class _Plateau:
             warnings.warn(
                 f"{owner}: metric is {value!r}; counted as no improvement",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=_caller_level(),
             )
         if self.is_better(value, self.best):
             self.best = value
@@ -201,47 +215,27 @@ class _Plateau:
         self.cooldown_counter = v.integer("state['cooldown_counter']", state["cooldown_counter"])
 
 
-class ReduceOnPlateau(Feedback):
-    """Multiply the LR by ``factor`` when a metric has not improved for ``patience`` updates.
+class _OnPlateau(Feedback):
+    """What :class:`ReduceOnPlateau` and :class:`RestartOnPlateau` share: the plateau detector,
+    ``factor`` (validated on ``[0, 1)``, or ``[0, 1]`` when :attr:`_FACTOR_MAY_BE_ONE`),
+    ``min_scale``, the scale, and the common part of their state dicts."""
 
-    Semantics (identical to PyTorch's ``ReduceLROnPlateau`` on positive metrics):
+    _FACTOR_MAY_BE_ONE = False
 
-    * ``update(value)`` is an improvement when, for ``mode="min"``, ``value < best*(1-threshold)``
-      (``threshold_mode="rel"``) or ``value < best - threshold`` (``"abs"``); mirrored for
-      ``"max"``. For a negative ``best`` the relative test is ``value < best - threshold*|best|``
-      (PyTorch and optax use ``best*(1-threshold)``, which on negative metrics accepts slightly
-      *worse* values as improvements, so a constant negative metric never triggers a reduction).
-      At ``best == 0`` a relative threshold is 0: any strict improvement counts.
-    * A non-improving update increments a counter; the reduction happens on the
-      ``patience + 1``-th consecutive non-improving update (``num_bad > patience``), after which
-      the counter restarts. ``patience=0`` reduces on every non-improving update.
-    * After a reduction, the next ``cooldown`` updates do not count as bad.
-    * The scale never goes below ``min_scale``.
-    * NaN/inf metrics (and ``-inf``) count as no improvement and emit a ``RuntimeWarning``.
-
-    Keras' ``ReduceLROnPlateau`` reduces after ``patience`` bad epochs (one earlier), uses an
-    absolute ``min_delta`` and does not count bad epochs during cooldown; fastai's reduces after
-    ``patience`` bad epochs, divides by ``factor`` (default 10), uses an absolute ``min_delta`` and
-    has no cooldown. To reproduce Keras' timing here use ``patience=keras_patience - 1`` and
-    ``threshold_mode="abs"``.
-    """
-
-    def __init__(
+    def _setup(
         self,
-        mode: Mode = "min",
-        factor: float = 0.1,
-        patience: int = 10,
-        threshold: float = 1e-4,
-        threshold_mode: ThresholdMode = "rel",
-        cooldown: int = 0,
-        min_scale: float = 0.0,
+        mode: str,
+        patience: Any,
+        threshold: Any,
+        threshold_mode: str,
+        cooldown: Any,
+        factor: Any,
+        min_scale: Any,
     ) -> None:
-        self.factor = v.in_range("factor", factor, 0.0, 1.0, high_open=True)
+        self.factor = v.in_range("factor", factor, 0.0, 1.0, high_open=not self._FACTOR_MAY_BE_ONE)
         self.min_scale = v.non_negative("min_scale", min_scale)
         self._plateau = _Plateau(mode, patience, threshold, threshold_mode, cooldown)
         self._scale = 1.0
-        self.num_updates = 0
-        self.reductions: list[int] = []
 
     @property
     def mode(self) -> str:
@@ -281,19 +275,13 @@ class ReduceOnPlateau(Feedback):
     def in_cooldown(self) -> bool:
         return self._plateau.cooldown_counter > 0
 
-    def update(self, value: float, step: int | None = None) -> float:
-        """Feed a metric; returns the current LR multiplier."""
+    def _observe(self, value: Any, step: Any) -> tuple[bool, int | None]:
+        """Validate ``value``/``step`` and feed the detector: (plateau detected, step)."""
         x = _metric(value)
-        step = _step_arg(step)
-        self.num_updates += 1
-        if self._plateau.observe(x, type(self).__name__):
-            new = max(self._scale * self.factor, self.min_scale)
-            if new < self._scale:
-                self._scale = new
-                self.reductions.append(self.num_updates if step is None else step)
-        return self._scale
+        at = _step_arg(step)
+        return self._plateau.observe(x, type(self).__name__), at
 
-    def state_dict(self) -> dict[str, Any]:
+    def _common_state(self) -> dict[str, Any]:
         return {
             "type": type(self).__name__,
             "factor": self.factor,
@@ -301,29 +289,89 @@ class ReduceOnPlateau(Feedback):
             **self._plateau.config(),
             **self._plateau.state(),
             "scale": self._scale,
-            "num_updates": self.num_updates,
-            "reductions": list(self.reductions),
         }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def _load_common(self, state: Mapping[str, Any]) -> None:
         self._check_type(state)
-        self.factor = v.in_range("state['factor']", state["factor"], 0.0, 1.0, high_open=True)
+        high_open = not self._FACTOR_MAY_BE_ONE
+        self.factor = v.in_range("state['factor']", state["factor"], 0.0, 1.0, high_open=high_open)
         self.min_scale = v.non_negative("state['min_scale']", state["min_scale"])
         self._plateau.load(state)
         self._scale = v.non_negative("state['scale']", state["scale"])
-        self.num_updates = v.integer("state['num_updates']", state["num_updates"])
-        self.reductions = [int(r) for r in state["reductions"]]
 
     def __repr__(self) -> str:
         cfg = self._plateau.config()
         args = ", ".join(f"{k}={cfg[k]!r}" for k in cfg)
         return (
-            f"ReduceOnPlateau({args}, factor={self.factor!r}, min_scale={self.min_scale!r}; "
-            f"scale={self._scale!r})"
+            f"{type(self).__name__}({args}, factor={self.factor!r}, "
+            f"min_scale={self.min_scale!r}; scale={self._scale!r})"
         )
 
 
-class RestartOnPlateau(Feedback):
+class ReduceOnPlateau(_OnPlateau):
+    """Multiply the LR by ``factor`` when a metric has not improved for ``patience`` updates.
+
+    Semantics (identical to PyTorch's ``ReduceLROnPlateau`` on positive metrics):
+
+    * ``update(value)`` is an improvement when, for ``mode="min"``, ``value < best*(1-threshold)``
+      (``threshold_mode="rel"``) or ``value < best - threshold`` (``"abs"``); mirrored for
+      ``"max"``. For a negative ``best`` the relative test is ``value < best - threshold*|best|``
+      (PyTorch and optax use ``best*(1-threshold)``, which on negative metrics accepts slightly
+      *worse* values as improvements, so a constant negative metric never triggers a reduction).
+      At ``best == 0`` a relative threshold is 0: any strict improvement counts.
+    * A non-improving update increments a counter; the reduction happens on the
+      ``patience + 1``-th consecutive non-improving update (``num_bad > patience``), after which
+      the counter restarts. ``patience=0`` reduces on every non-improving update.
+    * After a reduction, the next ``cooldown`` updates do not count as bad.
+    * The scale never goes below ``min_scale``.
+    * NaN/inf metrics (and ``-inf``) count as no improvement and emit a ``RuntimeWarning``.
+
+    Keras' ``ReduceLROnPlateau`` reduces after ``patience`` bad epochs (one earlier), uses an
+    absolute ``min_delta`` and does not count bad epochs during cooldown; fastai's reduces after
+    ``patience`` bad epochs, divides by ``factor`` (default 10), uses an absolute ``min_delta`` and
+    has no cooldown. To reproduce Keras' timing here use ``patience=keras_patience - 1`` and
+    ``threshold_mode="abs"``.
+    """
+
+    def __init__(
+        self,
+        mode: Mode = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: ThresholdMode = "rel",
+        cooldown: int = 0,
+        min_scale: float = 0.0,
+    ) -> None:
+        self._setup(mode, patience, threshold, threshold_mode, cooldown, factor, min_scale)
+        self.num_updates = 0
+        self.reductions: list[int] = []
+
+    def update(self, value: float, step: int | None = None) -> float:
+        """Feed a metric; returns the current LR multiplier."""
+        plateau, at = self._observe(value, step)
+        self.num_updates += 1
+        if plateau:
+            new = max(self._scale * self.factor, self.min_scale)
+            if new < self._scale:
+                self._scale = new
+                self.reductions.append(self.num_updates if at is None else at)
+        return self._scale
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self._common_state(),
+            "num_updates": self.num_updates,
+            "reductions": list(self.reductions),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._load_common(state)
+        self.num_updates = v.integer("state['num_updates']", state["num_updates"])
+        self.reductions = [int(r) for r in state["reductions"]]
+
+
+class RestartOnPlateau(_OnPlateau):
     """Warm restart on plateau: when the metric stops improving, start the schedule again.
 
     After a plateau (same detection as :class:`ReduceOnPlateau`) at step ``r``,
@@ -336,6 +384,8 @@ class RestartOnPlateau(Feedback):
     happens at the last step seen by :meth:`apply`.
     """
 
+    _FACTOR_MAY_BE_ONE = True
+
     def __init__(
         self,
         mode: Mode = "min",
@@ -347,36 +397,23 @@ class RestartOnPlateau(Feedback):
         min_scale: float = 0.0,
         max_restarts: int | None = None,
     ) -> None:
-        self.factor = v.in_range("factor", factor, 0.0, 1.0)
-        self.min_scale = v.non_negative("min_scale", min_scale)
+        self._setup(mode, patience, threshold, threshold_mode, cooldown, factor, min_scale)
         self.max_restarts = (
             None if max_restarts is None else v.integer("max_restarts", max_restarts, 0)
         )
-        self._plateau = _Plateau(mode, patience, threshold, threshold_mode, cooldown)
-        self._scale = 1.0
         self.restart_step = 0
         self.restarts: list[int] = []
         self._last_step = 0
-
-    @property
-    def scale(self) -> float:
-        return self._scale
-
-    @property
-    def best(self) -> float | None:
-        return self._plateau.best
 
     def apply(self, schedule: Callable[[int], float], step: int) -> float:
         self._last_step = int(step)
         return float(schedule(max(0, int(step) - self.restart_step))) * self._scale
 
     def update(self, value: float, step: int | None = None) -> float:
-        x = _metric(value)
-        step = _step_arg(step)
-        plateau = self._plateau.observe(x, type(self).__name__)
+        plateau, at = self._observe(value, step)
         capped = self.max_restarts is not None and len(self.restarts) >= self.max_restarts
         if plateau and not capped:
-            at = self._last_step if step is None else step
+            at = self._last_step if at is None else at
             self.restart_step = at
             self.restarts.append(at)
             self._scale = max(self._scale * self.factor, self.min_scale)
@@ -385,26 +422,17 @@ class RestartOnPlateau(Feedback):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "type": type(self).__name__,
-            "factor": self.factor,
-            "min_scale": self.min_scale,
+            **self._common_state(),
             "max_restarts": self.max_restarts,
-            **self._plateau.config(),
-            **self._plateau.state(),
-            "scale": self._scale,
             "restart_step": self.restart_step,
             "restarts": list(self.restarts),
             "last_step": self._last_step,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self._check_type(state)
-        self.factor = v.in_range("state['factor']", state["factor"], 0.0, 1.0)
-        self.min_scale = v.non_negative("state['min_scale']", state["min_scale"])
+        self._load_common(state)
         mr = state["max_restarts"]
         self.max_restarts = None if mr is None else v.integer("state['max_restarts']", mr)
-        self._plateau.load(state)
-        self._scale = v.non_negative("state['scale']", state["scale"])
         self.restart_step = v.integer("state['restart_step']", state["restart_step"])
         self.restarts = [int(r) for r in state["restarts"]]
         self._last_step = v.integer("state['last_step']", state["last_step"])
