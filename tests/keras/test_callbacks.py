@@ -207,3 +207,49 @@ def test_lr_logger_per_batch_and_logs(const_grad_model, mean_pred_loss):
     assert [i for i, _ in log.history] == list(range(6))
     np.testing.assert_array_equal(log.lrs, [np.float32(s(t)) for t in range(6)])
     assert h.history["learning_rate"] == pytest.approx([s(3), s(6)])
+
+
+def test_lr_scheduler_keeps_the_cuts_of_plateau(const_grad_model, mean_pred_loss):
+    # float LR driven by LRScheduler; the plateau callback's cuts persist across its updates
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=mean_pred_loss)
+    sched = lk.LRScheduler(S.constant(0.01), per="batch")
+    plateau = lk.ReduceOnPlateau(**_never_improves())
+    _fit(model, 4, [sched, plateau])
+    used = [0.01, 0.01, 0.005, 0.0025]  # epoch 0 sets best, then each epoch halves
+    np.testing.assert_allclose(model.get_weights()[0], [[-sum(used)]], rtol=1e-6)
+    assert sched.last_lr == pytest.approx(0.0025)
+
+
+class _LRAfterBatch(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.lrs = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.lrs.append(float(self.model.optimizer.learning_rate))
+
+
+def _nan_below(threshold):
+    def loss(y_true, y_pred):  # NaN once the prediction (= the kernel) drops below threshold
+        return keras.ops.mean(keras.ops.where(y_pred < threshold, np.nan, y_pred))
+
+    return loss
+
+
+def test_guard_restore_keeps_a_later_plateau_cut_on_a_float_lr(const_grad_model):
+    # kernel: 0 -> -0.01 -> -0.02; the 3rd batch is NaN. The snapshot (train begin) holds
+    # LR 0.01, the plateau cut it to 0.005 after epoch 1: the guard restores the weights but
+    # keeps the LR in use, then halves it (0.0025), instead of going back to 0.01 * 0.5.
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=_nan_below(-0.015))
+    plateau = lk.ReduceOnPlateau(**_never_improves())
+    guard = lk.DivergenceGuard(snapshot_every=1000, factor=0.5)
+    probe = _LRAfterBatch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _fit(model, 3, [plateau, guard, probe])
+    assert guard.restored_at == [3]
+    assert probe.lrs == pytest.approx([0.01, 0.01, 0.0025])
+    assert model.get_weights()[0][0, 0] == 0.0  # restored to the snapshot's weights
+    assert int(model.optimizer.iterations) == 0

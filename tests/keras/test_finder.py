@@ -155,3 +155,30 @@ def test_find_lr_errors(regression):
         lk.find_lr(model, [])
     with pytest.raises(ValueError, match="model"):
         lk.find_lr("model", x, y)
+
+
+def test_find_lr_torch_dataloader_on_jax_and_torch_rng_restored(regression):
+    torch = pytest.importorskip("torch")
+    x, y = regression
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    model.fit(x[:32], y[:32], batch_size=32, verbose=0)
+    before = _state(model)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+        batch_size=32,
+        shuffle=True,  # draws its seed from torch's global generator
+    )
+    rng = torch.get_rng_state()
+    res = _find(model, loader, num_iter=20, start_lr=1e-4, end_lr=1.0)
+    assert res.steps >= 10
+    assert torch.equal(torch.get_rng_state(), rng)
+    _assert_same(before, _state(model))
+
+
+def test_find_lr_non_array_targets_name_the_parameter(regression):
+    x, y = regression
+    model = _model()
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="^y must be an array"):
+        lk.find_lr(model, x, y.ravel().tolist())

@@ -138,3 +138,54 @@ def test_torch_backend_subprocess():
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
+
+
+_LOAD_CHECK = """
+import sys, keras, numpy as np
+path, lr12 = sys.argv[1], float(sys.argv[2])
+try:  # Keras imports only its own modules: without lrkit.keras the class is unknown
+    keras.saving.load_model(path, compile=True)
+    raise SystemExit("loaded without lrkit.keras")
+except TypeError as e:
+    assert "LRKitSchedule" in str(e), e
+import lrkit.keras  # registers lrkit>LRKitSchedule
+m = keras.saving.load_model(path)
+assert isinstance(m.optimizer._learning_rate, lrkit.keras.LRKitSchedule)
+assert float(m.optimizer.learning_rate) == lr12, (float(m.optimizer.learning_rate), lr12)
+print("ok")
+"""
+
+
+def test_load_model_in_a_fresh_process_needs_only_import_lrkit_keras(tmp_path):
+    s = S.onecycle(0.05, 100)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(lk.schedule(s)), loss="mse")
+    x = np.ones((12, 2), "float32")
+    model.fit(x, x[:, :1], batch_size=1, verbose=0)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD_CHECK, path, repr(float(np.float32(s(12))))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
+
+
+def test_import_without_a_working_backend_says_what_to_set():
+    env = dict(os.environ, KERAS_BACKEND="no_such_backend")
+    out = subprocess.run(
+        [sys.executable, "-c", "import lrkit.keras"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: lrkit.keras needs Keras 3"), last
+    assert "'no_such_backend'" in last and "KERAS_BACKEND=jax" in last

@@ -17,11 +17,40 @@ and the finder are loaded on first use.
 from __future__ import annotations
 
 import importlib
+import json
+import os
 from typing import Any
 
-from ._schedule import LRKitSchedule as LRKitSchedule
-from ._schedule import ScaledSchedule as ScaledSchedule
-from ._schedule import schedule as schedule
+
+def _configured_backend() -> str:
+    """The backend Keras will load: ``KERAS_BACKEND``, else ``$KERAS_HOME/keras.json``."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as f:
+            return str(json.load(f).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+try:
+    import keras
+except (ImportError, ValueError) as exc:  # missing backend package, or an unknown name
+    raise ImportError(
+        f"lrkit.keras needs Keras 3 and its backend, and importing keras failed ({exc}). "
+        f"Keras is configured for the {_configured_backend()!r} backend (KERAS_BACKEND or "
+        "~/.keras/keras.json): install it, or set KERAS_BACKEND=jax (pip install 'lrkit[keras]') "
+        "or KERAS_BACKEND=torch before the first import of keras or lrkit.keras."
+    ) from exc
+if int(str(getattr(keras, "__version__", "0")).split(".")[0]) < 3:
+    raise ImportError(
+        f"lrkit.keras needs Keras 3 (pip install 'keras>=3'), found keras {keras.__version__}"
+    )
+
+from ._schedule import LRKitSchedule as LRKitSchedule  # noqa: E402
+from ._schedule import ScaledSchedule as ScaledSchedule  # noqa: E402
+from ._schedule import schedule as schedule  # noqa: E402
 
 _EXPORTS: dict[str, str] = {
     "ReduceOnPlateau": "_callbacks",

@@ -33,6 +33,15 @@ def _current_lr(model: Any) -> float:
     return float(np.asarray(keras.ops.convert_to_numpy(_inner_optimizer(model).learning_rate)))
 
 
+# Multipliers the lrkit callbacks applied to an optimizer's float learning rate; LRScheduler
+# keeps applying them when it sets the LR (otherwise its next update would undo a plateau cut).
+_SCALE_ATTR = "_lrkit_lr_scale"
+
+
+def _float_lr_scale(opt: Any) -> float:
+    return float(getattr(opt, _SCALE_ATTR, 1.0))
+
+
 class _LRHandle:
     """Multiply an optimizer's learning rate by a factor, whatever it holds: a lrkit schedule
     (its host-side scale), a foreign schedule or callable (wrapped once in
@@ -62,6 +71,7 @@ class _LRHandle:
         if self.target is not None:
             self.target.multiply(factor)
         else:
+            setattr(self.opt, _SCALE_ATTR, _float_lr_scale(self.opt) * factor)
             self.opt.learning_rate = float(np.asarray(self.opt._learning_rate.numpy())) * factor
 
 
@@ -225,9 +235,15 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
     def scale(self) -> float:
         return self.guard.scale
 
+    def _opt_variables(self) -> list[Any]:
+        # every optimizer variable but a float learning rate: the LR in use is kept (with the
+        # cuts other callbacks made since the snapshot) and then multiplied by ``factor``
+        lr = _inner_optimizer(self.model)._learning_rate
+        return [v for v in self.model.optimizer.variables if v is not lr]
+
     def _take(self) -> None:
         model = self.model
-        self._snapshot = (_values(model.variables), _values(model.optimizer.variables))
+        self._snapshot = (_values(model.variables), _values(self._opt_variables()))
 
     def _restore(self) -> None:
         model = self.model
@@ -235,7 +251,7 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         mvals, ovals = self._snapshot
         for v, x in zip(model.variables, mvals):
             v.assign(x)
-        for v, x in zip(model.optimizer.variables, ovals):
+        for v, x in zip(self._opt_variables(), ovals):
             v.assign(x)
         model.reset_metrics()
         self._n = 0
@@ -302,9 +318,11 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
     ``iterations`` at the start of training, so a resumed run continues where it stopped).
     ``per="epoch"``: before each epoch the LR is ``schedule(epoch)``. With ``feedback`` (any
     :class:`lrkit.feedback.Feedback`) the LR is ``feedback.apply(schedule, step)`` and the
-    metric ``monitor`` is fed to ``feedback.update`` at every epoch end. The optimizer must
-    hold a float learning rate; for an optimizer-side schedule (cheaper per batch, saved with
-    the model) use ``lrkit.keras.schedule``. ``logs["learning_rate"]`` holds the last LR set.
+    metric ``monitor`` is fed to ``feedback.update`` at every epoch end. Cuts made by
+    :class:`ReduceOnPlateau` and :class:`DivergenceGuard` on the same optimizer are kept (the
+    value set is multiplied by them). The optimizer must hold a float learning rate; for an
+    optimizer-side schedule (cheaper per batch, saved with the model) use
+    ``lrkit.keras.schedule``. ``logs["learning_rate"]`` holds the last LR set.
     """
 
     def __init__(
@@ -342,8 +360,9 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
             if self.feedback is not None
             else self.schedule(step)
         )
-        opt.learning_rate = float(lr)
-        self.last_lr = float(lr)
+        lr = float(lr) * _float_lr_scale(opt)  # cuts made by ReduceOnPlateau/DivergenceGuard
+        opt.learning_rate = lr
+        self.last_lr = lr
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self.initial_step is not None:

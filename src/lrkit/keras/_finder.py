@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -43,7 +44,7 @@ def _copy(variables: list[Any]) -> list[np.ndarray]:
 class _Snapshot:
     """Model variables (weights, non-trainable state, seed generators), optimizer variables
     (iterations and learning-rate variable included), metric variables, the optimizer's
-    learning-rate object, the model's train function and the numpy/Python global RNGs."""
+    learning-rate object and the model's train function (the global RNGs: :class:`_GlobalRNGs`)."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -59,8 +60,6 @@ class _Snapshot:
             k: model.__dict__.get(k, _MISSING) for k in ("_jax_state", "_jax_state_synced")
         }
         self.stop_training = getattr(model, "stop_training", _MISSING)
-        self.rng_np = np.random.get_state()
-        self.rng_py = random.getstate()
 
     def restore(self) -> None:
         model = self.model
@@ -76,19 +75,45 @@ class _Snapshot:
                 model.__dict__[k] = val
         if self.stop_training is not _MISSING:
             model.stop_training = self.stop_training
-        np.random.set_state(self.rng_np)
-        random.setstate(self.rng_py)
+
+
+class _GlobalRNGs:
+    """The numpy and Python global RNGs, and torch's (CPU, CUDA) when torch is loaded: a torch
+    ``DataLoader`` draws its shuffling seed from them when its iterator starts."""
+
+    def __init__(self) -> None:
+        self.np = np.random.get_state()
+        self.py = random.getstate()
+        torch = sys.modules.get("torch")
+        self.torch = None if torch is None else torch.get_rng_state()
+        cuda = torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()
+        self.cuda = torch.cuda.get_rng_state_all() if cuda else None
+
+    def restore(self) -> None:
+        np.random.set_state(self.np)
+        random.setstate(self.py)
+        if self.torch is not None:
+            torch = sys.modules["torch"]
+            torch.set_rng_state(self.torch)
+            if self.cuda is not None:
+                torch.cuda.set_rng_state_all(self.cuda)
 
 
 def _is_arrays(x: Any) -> bool:
     return hasattr(x, "shape") or isinstance(x, dict)
 
 
-def _num_samples(x: Any) -> int:
+def _num_samples(x: Any, name: str = "x") -> int:
     leaves = keras.tree.flatten(x)
     if not leaves:
-        raise ValueError("x must hold at least one array")
-    return int(leaves[0].shape[0])
+        raise ValueError(f"{name} must hold at least one array")
+    shape = getattr(leaves[0], "shape", None)
+    if not shape:
+        raise ValueError(
+            f"{name} must be an array (or a list/dict of arrays) with a leading sample axis, "
+            f"got a leaf of type {type(leaves[0]).__name__}"
+        )
+    return int(shape[0])
 
 
 def _take(x: Any, idx: np.ndarray) -> Any:
@@ -100,13 +125,13 @@ def _take(x: Any, idx: np.ndarray) -> Any:
 def _array_batches(
     x: Any, y: Any, sample_weight: Any, batch_size: int, shuffle: bool, seed: int | None
 ) -> Iterator[tuple[Any, Any, Any]]:
-    n = _num_samples(x)
+    n = _num_samples(x, "x")
     if n == 0:
         raise ValueError("x must hold at least one sample, got 0")
     for name, other in (("y", y), ("sample_weight", sample_weight)):
-        if other is not None and _num_samples(other) != n:
+        if other is not None and _num_samples(other, name) != n:
             raise ValueError(
-                f"{name} must have as many samples as x ({n}), got {_num_samples(other)}"
+                f"{name} must have as many samples as x ({n}), got {_num_samples(other, name)}"
             )
     rng = np.random.default_rng(seed)  # private generator: the global RNGs are not used
     while True:
@@ -116,7 +141,16 @@ def _array_batches(
             yield _take(x, idx), _take(y, idx), _take(sample_weight, idx)
 
 
+def _host(leaf: Any) -> Any:
+    # torch tensors (e.g. from a DataLoader) go to numpy unless the backend is torch itself
+    if type(leaf).__module__.split(".")[0] == "torch" and hasattr(leaf, "detach"):
+        if keras.backend.backend() != "torch":
+            return leaf.detach().cpu().numpy()
+    return leaf
+
+
 def _unpack(batch: Any) -> tuple[Any, Any, Any]:
+    batch = keras.tree.map_structure(_host, batch)
     if isinstance(batch, (tuple, list)):
         if len(batch) == 1:
             return batch[0], None, None
@@ -213,9 +247,10 @@ def find_lr(
     Afterwards every model variable (``model.variables``: weights, non-trainable state such as
     BatchNorm statistics, seed generators), every optimizer variable (iterations and learning
     rate included), the metric variables, the optimizer's learning-rate object, the model's
-    train function and the numpy/Python global RNG states are exactly as before, bit for bit,
-    also when a step raises or on ``KeyboardInterrupt``. An unbuilt model or optimizer is built
-    first (as the first ``fit`` step would), and that built state is what is restored.
+    train function and the numpy, Python and (when loaded) torch global RNG states are exactly
+    as before, bit for bit, also when a step raises or on ``KeyboardInterrupt``. An unbuilt
+    model or optimizer is built first (as the first ``fit`` step would), and that built state
+    is what is restored.
 
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
     ``.suggest(method)``, ``.plot()``, ``.to_dict()``).
@@ -240,29 +275,32 @@ def find_lr(
         if sample_weight is not None:
             raise ValueError("sample_weight must be None when x is an iterable of batches")
         batches = _iter_batches(x)
-    first = next(batches)
-    _build(model, first)
-
-    snap = _Snapshot(model)
-    lr_obj = _SweepLR(sweep.start_lr)
+    rngs = _GlobalRNGs()  # before any batch is drawn
     try:
-        snap.inner._learning_rate = lr_obj
-        model.make_train_function(force=True)  # a train step that reads the sweep's LR
-        batch: tuple[Any, Any, Any] | None = first
-        for i, lr in enumerate(sweep):
-            if batch is None:
-                batch = next(batches)
-            lr_obj.lr = lr
-            bx, by, bw = batch
-            batch = None
-            logs = model.train_on_batch(bx, by, sample_weight=bw, return_dict=True)
-            value = float(np.asarray(logs["loss"]))
-            sweep.record(value)
-            if callback is not None:
-                callback(i, lr, value)
-    except BaseException:
-        sweep.interrupt()
-        raise
+        first = next(batches)
+        _build(model, first)
+        snap = _Snapshot(model)
+        lr_obj = _SweepLR(sweep.start_lr)
+        try:
+            snap.inner._learning_rate = lr_obj
+            model.make_train_function(force=True)  # a train step that reads the sweep's LR
+            batch: tuple[Any, Any, Any] | None = first
+            for i, lr in enumerate(sweep):
+                if batch is None:
+                    batch = next(batches)
+                lr_obj.lr = lr
+                bx, by, bw = batch
+                batch = None
+                logs = model.train_on_batch(bx, by, sample_weight=bw, return_dict=True)
+                value = float(np.asarray(logs["loss"]))
+                sweep.record(value)
+                if callback is not None:
+                    callback(i, lr, value)
+        except BaseException:
+            sweep.interrupt()
+            raise
+        finally:
+            snap.restore()
     finally:
-        snap.restore()
+        rngs.restore()
     return sweep.result(warn=warn)
