@@ -16,6 +16,9 @@ For each task (built-in data, CPU, seconds each; see ``lrkit.demo.TASKS``) and s
 Each method's LR is trained with both seeds; ratio = its mean loss / oracle loss, a hit is
 ratio <= 1.10. Also times ``find_lr`` against torch-lr-finder's ``range_test`` on one task.
 
+The ``"lrkit"`` rule's divisors were chosen on these tasks together with those of
+``benchmarks/finder_holdout.py``: lrkit's numbers here are in-sample, the competitors' are not.
+
     python benchmarks/finder_quality.py            # all tasks, ~5-8 min on 2 cores
     python benchmarks/finder_quality.py --quick    # 4 tasks, coarser grid
 """
