@@ -235,3 +235,25 @@ def test_bad_options_name_the_option(user_module, argv, msg, capsys):
     assert main(["find", f"{user_module}:make", *argv, "--no-plot", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert msg in err and "allowed range" in err
+
+
+def test_evaluate_zero_accuracy_is_zero_not_missing():
+    """A classifier that gets every validation example wrong scores 0.0 (it was shown as '-'
+    by `lrkit find`); a regression has no accuracy (NaN); the model's mode is left alone."""
+    import math
+
+    import torch
+
+    from lrkit.commands._target import evaluate
+
+    model = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([1.0, 0.0]))  # always predicts class 0
+    x, y = torch.randn(6, 2), torch.ones(6, dtype=torch.long)
+    loss, acc = evaluate(model, torch.nn.functional.cross_entropy, [(x[:4], y[:4]), (x[4:], y[4:])])
+    expected = float(torch.nn.functional.cross_entropy(model(x), y).detach())
+    assert acc == 0.0 and loss == pytest.approx(expected, rel=1e-6) and model.training
+    reg = torch.nn.Linear(2, 1)
+    _, acc = evaluate(reg, torch.nn.functional.mse_loss, [(x, torch.zeros(6, 1))])
+    assert math.isnan(acc)

@@ -5,6 +5,9 @@
   its callable ``function`` (a dotted attribute path such as ``module:Class.method`` works too).
 * :func:`unpack_torch_task` checks what ``lrkit find``/``lrkit compare`` targets return.
 * :func:`seed_all` seeds torch, numpy and Python's ``random``.
+* :func:`evaluate` scores a model on ``(x, y)`` validation batches.
+* :func:`run_torch_command` runs a PyTorch command's body inside
+  :func:`preserved_global_state` (or says how to install PyTorch).
 * :func:`preserved_global_state` puts the RNG states, torch's thread count and ``sys.path`` back
   as they were when a command ends, so that calling ``lrkit.cli.main([...])`` from a running
   Python session (a notebook, a test) leaves nothing changed.
@@ -12,12 +15,14 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
+import math
 import os
 import random
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 FORMAT = "target must look like 'package.module:function'"
@@ -123,3 +128,40 @@ def preserved_global_state() -> Iterator[None]:
                 torch.cuda.set_rng_state_all(cuda_state)
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
+
+
+def run_torch_command(
+    command: str, body: Callable[[argparse.Namespace], int], args: argparse.Namespace
+) -> int:
+    """``body(args)`` inside :func:`preserved_global_state`; exit code 2 without PyTorch."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print(f"lrkit {command} needs PyTorch: pip install 'lrkit[torch]'", file=sys.stderr)
+        return 2
+    with preserved_global_state():  # RNGs, torch threads, sys.path: as the caller had them
+        return body(args)
+
+
+def evaluate(
+    model: Any, loss_fn: Callable[..., Any], batches: Iterable[Any]
+) -> tuple[float, float]:
+    """(mean loss per example, accuracy) of ``model`` over ``(x, y)`` batches, without
+    gradients and without changing the model's train/eval mode. The loss is ``inf`` when it is
+    not finite; the accuracy (argmax of 2-d outputs against integer labels) is NaN unless every
+    batch is a classification batch."""
+    import torch
+
+    tot, cnt, correct, classification = 0.0, 0, 0, True
+    with torch.no_grad():
+        for x, y in batches:
+            out = model(x)
+            tot += float(loss_fn(out, y)) * len(y)
+            cnt += len(y)
+            if out.ndim == 2 and y.dtype == torch.long:
+                correct += int((out.argmax(1) == y).sum())
+            else:
+                classification = False
+    loss = tot / max(cnt, 1)
+    acc = correct / cnt if classification and cnt else math.nan
+    return (loss if math.isfinite(loss) else math.inf), acc

@@ -32,8 +32,9 @@ from typing import Any
 
 from ._target import (
     check_seed,
+    evaluate,
     import_target,
-    preserved_global_state,
+    run_torch_command,
     seed_all,
     unpack_torch_task,
 )
@@ -172,23 +173,9 @@ def _loss(setup: Setup, batch: Any) -> Any:
 
 
 def _validate(setup: Setup) -> tuple[float, float]:
-    import torch
-
     if setup.val is None:
         return math.nan, math.nan
-    model = setup.model
-    tot, cnt, correct, cls = 0.0, 0, 0, True
-    with torch.no_grad():
-        for x, y in setup.val:
-            out = model(x)
-            tot += float(setup.loss_fn(out, y)) * len(y)
-            cnt += len(y)
-            if out.ndim == 2 and y.dtype == torch.long:
-                correct += int((out.argmax(1) == y).sum())
-            else:
-                cls = False
-    loss = tot / max(cnt, 1)
-    return (loss if math.isfinite(loss) else math.inf), (correct / cnt if cls and cnt else math.nan)
+    return evaluate(setup.model, setup.loss_fn, setup.val)
 
 
 def _evaluate(setup: Setup) -> tuple[float, float]:
@@ -447,13 +434,7 @@ def _methods(spec: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("lrkit compare needs PyTorch: pip install 'lrkit[torch]'", file=sys.stderr)
-        return 2
-    with preserved_global_state():  # RNGs, torch threads, sys.path: as the caller had them
-        return _run(args)
+    return run_torch_command("compare", _run, args)
 
 
 def _run(args: argparse.Namespace) -> int:

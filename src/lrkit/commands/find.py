@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import _validate as V
 from ..finder import METHODS
-from ._target import import_target, preserved_global_state, seed_all, unpack_torch_task
+from ._target import evaluate, import_target, run_torch_command, seed_all, unpack_torch_task
 
 DEFAULT_OUTPUT = "lrkit_find.png"
 
@@ -96,16 +96,7 @@ def _train_generic(
         tail = torch.stack(losses[-max(1, len(losses) // 10) :])
         return float(tail.mean()), math.nan
     model.eval()
-    tot, cnt, correct = 0.0, 0, 0
-    with torch.no_grad():
-        for x, y in val:
-            out = model(x)
-            tot += float(loss_fn(out, y)) * len(y)
-            cnt += len(y)
-            if out.ndim == 2 and y.dtype == torch.long:
-                correct += int((out.argmax(1) == y).sum())
-    acc = correct / cnt if correct else math.nan
-    return tot / max(cnt, 1), acc
+    return evaluate(model, loss_fn, val)
 
 
 def _table(result: Any) -> str:
@@ -132,13 +123,7 @@ def _table(result: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("lrkit find needs PyTorch: pip install 'lrkit[torch]'", file=sys.stderr)
-        return 2
-    with preserved_global_state():  # RNGs, torch threads, sys.path: as the caller had them
-        return _run(args)
+    return run_torch_command("find", _run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
