@@ -302,3 +302,39 @@ def test_falls_back_to_older_snapshot_when_restored_state_diverges_again():
     assert guard.scale == 0.125
     with pytest.raises(ValueError, match="keep"):
         DivergenceGuard(model, opt, keep=0)
+
+
+@pytest.mark.parametrize("with_scheduler", [False, True])
+def test_restore_keeps_the_users_param_group_objects(with_scheduler):
+    """optimizer.load_state_dict() makes new group dicts; after a restore the optimizer holds
+    the user's own list and dicts again, so references to them (a group's lr set by hand, a
+    torch LR scheduler) keep working."""
+    model, x, y = _problem()
+    opt = torch.optim.Adam(
+        [{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": 0.01}],
+        lr=0.02,
+    )
+    sched = lt.scheduler(opt, S.constant(0.02)) if with_scheduler else None
+    groups, dicts = opt.param_groups, list(opt.param_groups)
+    guard = DivergenceGuard(model, opt, sched)
+    for k in range(3):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        assert guard.check(loss * (math.nan if k == 2 else 1.0)) is (k != 2)
+        if k != 2:
+            opt.step()
+    assert opt.param_groups is groups and all(a is b for a, b in zip(opt.param_groups, dicts))
+    assert [g["lr"] for g in dicts] == [0.01, 0.005]  # cut by factor 0.5 in the user's dicts
+    assert dicts[1]["params"] == list(model[2].parameters())
+    dicts[0]["lr"] = 0.123  # a change made through the user's reference reaches the optimizer
+    assert opt.param_groups[0]["lr"] == 0.123
+
+
+def test_check_rejects_a_non_scalar_loss():
+    model, x, y = _problem()
+    guard = DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="loss"):
+        guard.check(torch.ones(3))
+    with pytest.raises(ValueError, match="value"):
+        guard.check("nan?")

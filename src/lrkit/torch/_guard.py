@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ..feedback import Chain, Multiplier
+from ..feedback import Chain, Multiplier, _metric
 from ..feedback import DivergenceGuard as _Core
 
 __all__ = ["DivergenceError", "DivergenceGuard"]
@@ -166,11 +166,20 @@ class DivergenceGuard:
         snap = self._snapshots[-1]
         with torch.no_grad():
             self.model.load_state_dict(snap["model"])
-        self.optimizer.load_state_dict(_clone(snap["optimizer"]))
+        opt = self.optimizer
+        groups, group_dicts = opt.param_groups, list(opt.param_groups)
+        opt.load_state_dict(_clone(snap["optimizer"]))
+        # load_state_dict() builds new group dicts and a new list: put the values back into the
+        # user's objects, so references held to them (or to the list) stay live
+        for old, new in zip(group_dicts, opt.param_groups):
+            old.clear()
+            old.update(new)
+        groups[:] = group_dicts
+        opt.param_groups = groups
         for p in self.model.parameters():
             p.grad = None
         ratio = self.feedback.scale / snap["scale"] if snap["scale"] > 0 else 0.0
-        if self.scheduler is not None and hasattr(self.scheduler, "_apply"):
+        if self.scheduler is not None and hasattr(self.scheduler, "refresh"):
             self.scheduler.refresh()  # the scheduler's LR (schedule x feedback incl. the cut)
         else:
             for g in self.optimizer.param_groups:
@@ -195,8 +204,14 @@ class DivergenceGuard:
         the LR cut by ``factor`` -- skip this batch. Raises :class:`DivergenceError` (after
         restoring) when ``max_restores`` restores were already used.
         """
-        value = float(loss.detach().float().item()) if isinstance(loss, torch.Tensor) else loss
-        value = float(value)
+        if isinstance(loss, torch.Tensor):
+            if loss.numel() != 1:
+                raise ValueError(
+                    f"loss must be a number or a one-element tensor, got shape {tuple(loss.shape)}"
+                )
+            value = float(loss.detach().float().item())
+        else:
+            value = _metric(loss)
         self.num_checks += 1
         if self.check_grads and math.isfinite(value) and not self._grads_finite():
             value = math.nan
