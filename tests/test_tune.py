@@ -385,8 +385,15 @@ def test_load_target(user_module: str) -> None:
             load_target(bad)
 
 
-def test_cli_tune_target(user_module: str, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_tune_target(user_module: str, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import matplotlib
+
     from lrkit.cli import main
+
+    def no_backend_switch(*a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("matplotlib.use() switches the caller's backend")
+
+    monkeypatch.setattr(matplotlib, "use", no_backend_switch)
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     rc = main(

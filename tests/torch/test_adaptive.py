@@ -261,3 +261,54 @@ def test_logger_names_and_validation():
         EffectiveLRLogger(opt, every=0, tensorboard=False)
     with pytest.raises(ValueError, match="tensorboard"):
         EffectiveLRLogger(opt, tensorboard="yes")
+
+
+class _ClosableWriter:
+    def __init__(self) -> None:
+        self.scalars: list[tuple[str, float, int]] = []
+        self.flushed = self.closed = 0
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, value, step))
+
+    def flush(self):
+        self.flushed += 1
+
+    def close(self):
+        self.closed += 1
+
+
+def test_logger_close_closes_only_its_own_writer(monkeypatch):
+    from lrkit.torch import _adaptive
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    mine = _ClosableWriter()
+    log = EffectiveLRLogger(opt, model, writer=mine)
+    log.close()
+    assert mine.flushed == 1 and mine.closed == 0 and log.writer is mine  # yours stays open
+    own = _ClosableWriter()
+    monkeypatch.setattr(_adaptive, "_tensorboard_writer", lambda log_dir: own)
+    log = EffectiveLRLogger(opt, model)  # tensorboard="auto": the logger made this writer
+    assert log.writer is own
+    log.close()
+    log.close()  # idempotent
+    assert own.flushed == 1 and own.closed == 1 and log.writer is None
+
+
+def test_logger_plot_to_file_keeps_the_matplotlib_backend(tmp_path, monkeypatch):
+    import matplotlib
+
+    def no_backend_switch(*a, **k):
+        raise AssertionError("matplotlib.use() switches the caller's backend")
+
+    monkeypatch.setattr(matplotlib, "use", no_backend_switch)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    log = EffectiveLRLogger(opt, model, tensorboard=False)
+    for _ in range(3):
+        model(torch.randn(4, 3)).sum().backward()
+        opt.step()
+        log.log()
+    log.plot(tmp_path / "e.png")
+    assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"

@@ -232,8 +232,10 @@ class EffectiveLRLogger:
         if tensorboard not in (True, False, "auto"):
             raise ValueError(f"tensorboard must be True, False or 'auto', got {tensorboard!r}")
         self.writer = writer
+        self._own_writer = False
         if writer is None and tensorboard:
             self.writer = _tensorboard_writer(log_dir)
+            self._own_writer = self.writer is not None
             if self.writer is None and tensorboard is True:
                 raise ImportError(
                     "tensorboard=True needs the tensorboard package: pip install tensorboard"
@@ -285,21 +287,19 @@ class EffectiveLRLogger:
         ``path_or_ax``: a file name (the figure is saved and closed), a matplotlib Axes, or None
         (a new figure). Returns the Axes.
         """
-        import matplotlib
-
-        if isinstance(path_or_ax, (str, bytes)) or hasattr(path_or_ax, "__fspath__"):
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
+        to_file = isinstance(path_or_ax, (str, bytes)) or hasattr(path_or_ax, "__fspath__")
         names = list(layers) if layers is not None else self.names
         for n in names:
             if n not in self.history:
                 raise ValueError(f"layers: unknown layer {n!r} (known: {self.names[:5]}...)")
-        if (
-            path_or_ax is None
-            or isinstance(path_or_ax, (str, bytes))
-            or hasattr(path_or_ax, "__fspath__")
-        ):
+        if to_file:  # a bare Figure: no pyplot, the caller's backend and figures are untouched
+            from matplotlib.figure import Figure
+
+            fig = Figure(figsize=(8, 4.5))
+            ax = fig.add_subplot()
+        elif path_or_ax is None:
+            import matplotlib.pyplot as plt
+
             fig, ax = plt.subplots(figsize=(8, 4.5))
         else:
             ax, fig = path_or_ax, path_or_ax.figure
@@ -313,19 +313,23 @@ class EffectiveLRLogger:
         ax.set_title(f"{type(self.optimizer).__name__}: per-element step size")
         if names:
             ax.legend(fontsize="small", loc="best")
-        if isinstance(path_or_ax, (str, bytes)) or hasattr(path_or_ax, "__fspath__"):
+        if to_file:
             fig.tight_layout()
             fig.savefig(path_or_ax)
-            plt.close(fig)
         return ax
 
     def close(self) -> None:
-        """Remove the step hook (if any) and flush/close the TensorBoard writer."""
+        """Remove the step hook (if any); flush the writer, and close it if this logger
+        created it (a ``writer=`` you passed stays open for your own use)."""
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
         if self.writer is not None and hasattr(self.writer, "flush"):
             self.writer.flush()
+        if self._own_writer and hasattr(self.writer, "close"):
+            self.writer.close()
+            self.writer = None
+            self._own_writer = False
 
     def __enter__(self) -> EffectiveLRLogger:
         return self

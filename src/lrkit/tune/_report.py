@@ -59,14 +59,16 @@ def trials_table(trials: Sequence[Any], *, metric: str = "value") -> str:
 
 def plot_search(result: Any, path: str | None = None) -> Any:
     """Value per trial (best so far as a line) and peak LR vs value (log x), by family."""
-    import matplotlib
+    if path is not None:  # a bare Figure: no pyplot, the caller's backend is untouched
+        from matplotlib.figure import Figure
 
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+        fig = Figure(figsize=(11, 4))
+        ax1, ax2 = fig.subplots(1, 2)
+    else:
+        import matplotlib.pyplot as plt
 
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     trials = result.complete_trials
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     maximize = result._maximize
     nums = [t.number for t in trials]
     vals = [float(t.value) for t in trials]
