@@ -6,6 +6,8 @@
 * :func:`unpack_torch_task` checks what ``lrkit find``/``lrkit compare`` targets return.
 * :func:`seed_all` seeds torch, numpy and Python's ``random``.
 * :func:`evaluate` scores a model on ``(x, y)`` validation batches.
+* :func:`add_torch_task_parser` declares the arguments ``lrkit find`` and ``lrkit compare``
+  share (``--demo`` or a target, ``--seed``, ``-o``, ``--no-plot``, ``--json``, ``--quiet``).
 * :func:`run_torch_command` runs a PyTorch command's body inside
   :func:`preserved_global_state` (or says how to install PyTorch).
 * :func:`preserved_global_state` puts the RNG states, torch's thread count and ``sys.path`` back
@@ -165,3 +167,38 @@ def evaluate(
     loss = tot / max(cnt, 1)
     acc = correct / cnt if classification and cnt else math.nan
     return (loss if math.isfinite(loss) else math.inf), acc
+
+
+def add_torch_task_parser(
+    subparsers: Any,
+    name: str,
+    help: str,
+    description: str | None,
+    default_output: str,
+    add_own: Callable[[argparse.ArgumentParser], None],
+) -> argparse.ArgumentParser:
+    """The sub-parser of a command on a PyTorch task: ``--demo`` or ``MODULE:FUNCTION``, then
+    the command's own options (``add_own(parser)``), then ``--seed``, ``-o``/``--output``,
+    ``--no-plot``, ``--json`` and ``--quiet``."""
+    p: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=description)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--demo", action="store_true", help="built-in task (scikit-learn digits)")
+    src.add_argument(
+        "target",
+        nargs="?",
+        metavar="MODULE:FUNCTION",
+        help="function returning (model, optimizer, loss_fn, data[, val_data])",
+    )
+    add_own(p)
+    p.add_argument("--seed", type=int, default=0, help="seed for torch/numpy/random")
+    stem = os.path.splitext(default_output)[0]
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help=f"plot file (default {default_output}, or {stem}-N.png if that exists)",
+    )
+    p.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._target import (
+    add_torch_task_parser,
     check_seed,
     evaluate,
     import_target,
@@ -56,37 +57,23 @@ NEEDS_BASE_LR = ("fixed", "step", "exponential", "cosine", "cyclic", "onecycle",
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+    def own(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--steps", type=int, default=400, help="training steps per method (400)")
+        p.add_argument(
+            "--methods",
+            default=",".join(METHODS),
+            help=f"comma-separated subset of: {', '.join(METHODS)} (default: all)",
+        )
+        p.add_argument("--finder-iter", type=int, default=100, help="range-test steps (100)")
+
+    return add_torch_task_parser(
+        subparsers,
         "compare",
-        help="Train with several LR methods side by side and compare them.",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        "Train with several LR methods side by side and compare them.",
+        __doc__.split("\n\n")[0] if __doc__ else None,
+        DEFAULT_OUTPUT,
+        own,
     )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--demo", action="store_true", help="built-in task (scikit-learn digits)")
-    src.add_argument(
-        "target",
-        nargs="?",
-        metavar="MODULE:FUNCTION",
-        help="function returning (model, optimizer, loss_fn, data[, val_data])",
-    )
-    p.add_argument("--steps", type=int, default=400, help="training steps per method (400)")
-    p.add_argument(
-        "--methods",
-        default=",".join(METHODS),
-        help=f"comma-separated subset of: {', '.join(METHODS)} (default: all)",
-    )
-    p.add_argument("--finder-iter", type=int, default=100, help="range-test steps (100)")
-    p.add_argument("--seed", type=int, default=0, help="seed for torch/numpy/random")
-    p.add_argument(
-        "-o",
-        "--output",
-        default=None,
-        help=f"plot file (default {DEFAULT_OUTPUT}, or {DEFAULT_OUTPUT[:-4]}-N.png if that exists)",
-    )
-    p.add_argument("--no-plot", action="store_true", help="do not write the plot")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write results as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
 
 
 # ----------------------------------------------------------------------------- tasks

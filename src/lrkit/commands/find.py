@@ -22,42 +22,35 @@ from typing import Any
 
 from .. import _validate as V
 from ..finder import METHODS
-from ._target import evaluate, import_target, run_torch_command, seed_all, unpack_torch_task
+from ._target import (
+    add_torch_task_parser,
+    evaluate,
+    import_target,
+    run_torch_command,
+    seed_all,
+    unpack_torch_task,
+)
 
 DEFAULT_OUTPUT = "lrkit_find.png"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+    def own(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--start-lr", type=float, default=1e-7, help="first LR (default 1e-7)")
+        p.add_argument("--end-lr", type=float, default=10.0, help="last LR (default 10)")
+        p.add_argument("--num-iter", type=int, default=100, help="sweep steps (default 100)")
+        p.add_argument("--method", default="lrkit", choices=METHODS, help="suggestion rule")
+        p.add_argument("--train-steps", type=int, default=300, help="steps of each check run")
+        p.add_argument("--no-train", action="store_true", help="skip the two check runs")
+
+    return add_torch_task_parser(
+        subparsers,
         "find",
-        help="Run the learning-rate range test and suggest learning rates.",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        "Run the learning-rate range test and suggest learning rates.",
+        __doc__.split("\n\n")[0] if __doc__ else None,
+        DEFAULT_OUTPUT,
+        own,
     )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--demo", action="store_true", help="built-in task (scikit-learn digits)")
-    src.add_argument(
-        "target",
-        nargs="?",
-        metavar="MODULE:FUNCTION",
-        help="function returning (model, optimizer, loss_fn, data[, val_data])",
-    )
-    p.add_argument("--start-lr", type=float, default=1e-7, help="first LR (default 1e-7)")
-    p.add_argument("--end-lr", type=float, default=10.0, help="last LR (default 10)")
-    p.add_argument("--num-iter", type=int, default=100, help="sweep steps (default 100)")
-    p.add_argument("--method", default="lrkit", choices=METHODS, help="suggestion rule")
-    p.add_argument("--seed", type=int, default=0, help="seed for torch/numpy/random")
-    p.add_argument("--train-steps", type=int, default=300, help="steps of each check run")
-    p.add_argument("--no-train", action="store_true", help="skip the two check runs")
-    p.add_argument(
-        "-o",
-        "--output",
-        default=None,
-        help=f"plot file (default {DEFAULT_OUTPUT}, or {DEFAULT_OUTPUT[:-4]}-N.png if that exists)",
-    )
-    p.add_argument("--no-plot", action="store_true", help="do not write the plot")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the result as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
 
 
 def _onecycle(max_lr: float, steps: int) -> Any:
