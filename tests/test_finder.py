@@ -361,3 +361,48 @@ def test_bad_method_lists_allowed_values():
         r.suggest("fastest")
     with pytest.raises(ValueError, match="step"):
         range_test(42)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- driving helpers
+def test_cycle_batches_replays_generators_and_reiterates_iterables():
+    from itertools import islice
+
+    from lrkit.finder import cycle_batches
+
+    assert list(islice(cycle_batches(iter([1, 2, 3])), 7)) == [1, 2, 3, 1, 2, 3, 1]
+    assert list(islice(cycle_batches(x for x in "ab"), 5)) == ["a", "b", "a", "b", "a"]
+
+    class Loader:  # re-iterable, like a DataLoader: iter() is called once per pass only
+        calls = 0
+
+        def __iter__(self):
+            Loader.calls += 1
+            return iter([10, 20])
+
+    assert list(islice(cycle_batches(Loader()), 5)) == [10, 20, 10, 20, 10]
+    assert Loader.calls == 3
+    with pytest.raises(ValueError, match="val_data must yield at least one batch"):
+        next(cycle_batches([], "val_data"))
+    with pytest.raises(ValueError, match="data must yield at least one batch"):
+        next(cycle_batches(iter(())))
+    with pytest.raises(ValueError, match="data must be an iterable of batches"):
+        next(cycle_batches(42))
+
+
+def test_sweep_run_marks_interrupted_and_reraises():
+    from lrkit.finder import Sweep
+
+    seen = []
+    sweep = Sweep(start_lr=1e-3, end_lr=1.0, num_iter=10)
+
+    def step(lr):
+        if len(seen) == 4:
+            raise KeyboardInterrupt
+        return 1.0
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(step, lambda i, lr, loss: seen.append((i, lr, loss)))
+    assert [i for i, _, _ in seen] == [0, 1, 2, 3]
+    assert [lr for _, lr, _ in seen] == [sweep.lr_at(i) for i in range(4)]
+    r = sweep.result(warn=False)
+    assert r.stop_reason == "interrupted" and len(r.losses) == 4

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -549,6 +549,25 @@ class Sweep:
             return False
         return True
 
+    def run(
+        self,
+        step: Callable[[float], float],
+        callback: Callable[[int, float, float], None] | None = None,
+    ) -> None:
+        """Drive the sweep: ``step(lr) -> loss`` for each LR until it stops, then
+        ``callback(i, lr, loss)`` after each step. If ``step`` raises (``KeyboardInterrupt``
+        included) the sweep is marked interrupted and the exception propagates, so the caller's
+        ``finally`` can restore its state."""
+        try:
+            for i, lr in enumerate(self):
+                loss = float(step(lr))
+                self.record(loss)
+                if callback is not None:
+                    callback(i, lr, loss)
+        except BaseException:
+            self.interrupt()
+            raise
+
     def interrupt(self) -> None:
         """Stop the sweep early (e.g. on KeyboardInterrupt); the result keeps what was run."""
         if not self.done:
@@ -622,9 +641,32 @@ def range_test(
         diverge_th=diverge_th,
         method=method,
     )
-    for i, lr in enumerate(sweep):
-        loss = float(step(lr))
-        sweep.record(loss)
-        if callback is not None:
-            callback(i, lr, loss)
+    sweep.run(step, callback)
     return sweep.result(warn=warn)
+
+
+def cycle_batches(data: Iterable[Any], name: str = "data") -> Iterator[Any]:
+    """Yield batches of ``data`` forever: a re-iterable (list, DataLoader) is iterated again
+    when exhausted; a one-shot iterator (a generator) is replayed from the batches it yielded.
+    Raises ``ValueError`` naming ``name`` when it yields no batch at all."""
+    if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
+        raise ValueError(
+            f"{name} must be an iterable of batches (a list, a generator, a loader), "
+            f"got {type(data).__name__}"
+        )
+    if isinstance(data, Iterator):  # one-shot (a generator): remember what it gave
+        seen: list[Any] = []
+        for b in data:
+            seen.append(b)
+            yield b
+        if not seen:
+            raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
+        while True:
+            yield from seen
+    while True:
+        n = 0
+        for b in data:
+            n += 1
+            yield b
+        if n == 0:
+            raise ValueError(f"{name} must yield at least one batch, got an empty iterable")

@@ -11,8 +11,7 @@ and the LR range test for a functional training step (``pip install 'lrkit[jax]'
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import jax
@@ -22,7 +21,7 @@ import optax
 
 from . import _validate as V
 from .feedback import ReduceOnPlateau
-from .finder import FinderResult, Sweep
+from .finder import FinderResult, Sweep, cycle_batches
 from .schedules import Schedule
 
 __all__ = [
@@ -277,30 +276,6 @@ def _is_leaf_array(x: Any) -> bool:
     return isinstance(x, (np.ndarray, jax.Array, np.generic))
 
 
-def _batches(data: Any) -> Iterator[Any]:
-    """Cycle over ``data``; a one-shot iterator is replayed from the batches it yielded."""
-    if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
-        raise ValueError(
-            f"data must be an iterable of batches (a list, a generator, a loader), got {data!r}"
-        )
-    if iter(data) is data:  # one-shot iterator/generator: remember what it gave
-        seen: list[Any] = []
-        for b in data:
-            seen.append(b)
-            yield b
-        if not seen:
-            raise ValueError("data must yield at least one batch, got an empty iterable")
-        yield from itertools.cycle(seen)
-        return
-    while True:
-        n = 0
-        for b in data:
-            n += 1
-            yield b
-        if n == 0:
-            raise ValueError("data must yield at least one batch, got an empty iterable")
-
-
 def _lr_values(state: Any) -> list[Any]:
     return [v for _, v in optax.tree_utils.tree_get_all_with_path(state, "learning_rate")]
 
@@ -405,17 +380,14 @@ def find_lr(
         return optax.apply_updates(p, updates), st, loss
 
     step_fn = jax.jit(train_step) if jit else train_step
-    batches = _batches(data)
-    try:
-        for i, lr in enumerate(sweep):
-            work_params, work_state, loss = step_fn(
-                work_params, work_state, next(batches), jnp.asarray(lr, jnp.float32)
-            )
-            value = float(loss)
-            sweep.record(value)
-            if callback is not None:
-                callback(i, lr, value)
-    except BaseException:
-        sweep.interrupt()
-        raise
+    batches = cycle_batches(data)
+    state = [work_params, work_state]
+
+    def one_step(lr: float) -> float:
+        state[0], state[1], loss = step_fn(
+            state[0], state[1], next(batches), jnp.asarray(lr, jnp.float32)
+        )
+        return float(loss)
+
+    sweep.run(one_step, callback)
     return sweep.result(warn=warn)

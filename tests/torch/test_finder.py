@@ -363,3 +363,21 @@ def test_empty_data_raises_and_restores():
     with pytest.raises(ValueError, match="data"):
         find_lr(model, opt, nn.functional.cross_entropy, [], num_iter=10)
     assert_same(before, model, opt)
+
+
+def test_a_generator_shorter_than_the_sweep_is_replayed():
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    batches = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 96, 32)]  # 3 batches
+    res = find_lr(
+        model,
+        opt,
+        nn.functional.cross_entropy,
+        (b for b in batches),
+        start_lr=1e-4,
+        end_lr=1e-2,
+        num_iter=10,
+        warn=False,
+    )
+    assert res.stop_reason == "completed" and len(res.losses) == 10

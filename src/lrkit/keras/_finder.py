@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -12,7 +11,7 @@ import keras
 import numpy as np
 
 from .. import _validate as V
-from ..finder import FinderResult, Sweep
+from ..finder import FinderResult, Sweep, cycle_batches
 from ._schedule import host_eval
 
 __all__ = ["find_lr"]
@@ -178,23 +177,8 @@ def _iter_batches(data: Any) -> Iterator[tuple[Any, Any, Any]]:
         raise ValueError(
             f"x must be arrays (with y) or an iterable of (x, y) batches, got {type(data).__name__}"
         )
-    if iter(data) is data:  # a generator: replay what it yielded
-        seen: list[Any] = []
-        for b in data:
-            seen.append(b)
-            yield _unpack(b)
-        if not seen:
-            raise ValueError("x must yield at least one batch, got an empty iterable")
-        for b in itertools.cycle(seen):
-            yield _unpack(b)
-        return
-    while True:
-        count = 0
-        for b in data:
-            count += 1
-            yield _unpack(b)
-        if not count:
-            raise ValueError("x must yield at least one batch, got an empty iterable")
+    for b in cycle_batches(data, "x"):
+        yield _unpack(b)
 
 
 def _build(model: Any, batch: tuple[Any, Any, Any]) -> None:
@@ -284,21 +268,15 @@ def find_lr(
         try:
             snap.inner._learning_rate = lr_obj
             model.make_train_function(force=True)  # a train step that reads the sweep's LR
-            batch: tuple[Any, Any, Any] | None = first
-            for i, lr in enumerate(sweep):
-                if batch is None:
-                    batch = next(batches)
+            pending: list[tuple[Any, Any, Any]] = [first]
+
+            def one_step(lr: float) -> float:
+                bx, by, bw = pending.pop() if pending else next(batches)
                 lr_obj.lr = lr
-                bx, by, bw = batch
-                batch = None
                 logs = model.train_on_batch(bx, by, sample_weight=bw, return_dict=True)
-                value = float(np.asarray(logs["loss"]))
-                sweep.record(value)
-                if callback is not None:
-                    callback(i, lr, value)
-        except BaseException:
-            sweep.interrupt()
-            raise
+                return float(np.asarray(logs["loss"]))
+
+            sweep.run(one_step, callback)
         finally:
             snap.restore()
     finally:

@@ -8,14 +8,14 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import torch
 
 from .. import _validate as V
-from ..finder import FinderResult, Sweep
+from ..finder import FinderResult, Sweep, cycle_batches
 
 __all__ = ["find_lr"]
 
@@ -152,16 +152,6 @@ _MISSING = object()
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _cycle(data: Iterable[Any]) -> Iterator[Any]:
-    while True:
-        n = 0
-        for batch in data:
-            n += 1
-            yield batch
-        if n == 0:
-            raise ValueError("data must yield at least one batch, got an empty iterable")
 
 
 def _to(obj: Any, device: torch.device) -> Any:
@@ -325,41 +315,41 @@ def find_lr(
             return total / len(val_batches)
 
         groups = optimizer.param_groups
-        batches = _cycle(data)
+        batches = cycle_batches(data)
         if progress and _is_rank0():
             from tqdm.auto import tqdm
 
             bar = tqdm(total=sweep.num_iter, desc="lrkit find", unit="step", leave=False)
-        skipped = 0
-        i = 0
-        for lr in sweep:
+
+        def one_step(lr: float) -> float:
             for g in groups:
                 if torch.is_tensor(g["lr"]):
                     g["lr"].fill_(lr)
                 else:
                     g["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            total: torch.Tensor | None = None
-            for _ in range(accum):
-                loss = batch_loss(next(batches))
-                back = loss / accum if accum > 1 else loss
-                if use_scaler:
-                    scaler.scale(back).backward()
-                else:
-                    back.backward()
-                d = loss.detach().float()
-                total = d if total is None else total + d
-            assert total is not None
-            if use_scaler:
+            skipped = 0
+            while True:
+                optimizer.zero_grad(set_to_none=True)
+                total: torch.Tensor | None = None
+                for _ in range(accum):
+                    loss = batch_loss(next(batches))
+                    back = loss / accum if accum > 1 else loss
+                    if use_scaler:
+                        scaler.scale(back).backward()
+                    else:
+                        back.backward()
+                    d = loss.detach().float()
+                    total = d if total is None else total + d
+                assert total is not None
+                if not use_scaler:
+                    optimizer.step()
+                    break
                 scale_before = scaler.get_scale()
                 scaler.step(optimizer)
                 scaler.update()
-                if scaler.get_scale() < scale_before and skipped < max_skipped:
-                    skipped += 1  # the scaler skipped this step: retry this LR
-                    continue
-            else:
-                optimizer.step()
-            skipped = 0
+                if scaler.get_scale() >= scale_before or skipped >= max_skipped:
+                    break
+                skipped += 1  # the scaler skipped this step: retry this LR on the next batch
             rec = val_loss() if val_batches is not None else total / accum
             if world > 1:
                 import torch.distributed as dist
@@ -367,17 +357,16 @@ def find_lr(
                 rec = rec.clone()
                 dist.all_reduce(rec, op=dist.ReduceOp.SUM)
                 rec = rec / world
-            value = float(rec.item())
-            sweep.record(value)
+            return float(rec.item())
+
+        def after_step(i: int, lr: float, value: float) -> None:
             if callback is not None:
                 callback(i, lr, value)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(lr=f"{lr:.1e}", loss=f"{value:.4g}", refresh=False)
-            i += 1
-    except BaseException:
-        sweep.interrupt()
-        raise
+
+        sweep.run(one_step, after_step)
     finally:
         if bar is not None:
             bar.close()
