@@ -343,3 +343,19 @@ def test_feedback_assigned_later_takes_effect() -> None:
     assert opt.param_groups[0]["lr"] == s(1)
     with pytest.raises(ValueError, match="feedback"):
         sch.feedback = 3.0
+
+
+def test_report_takes_scalars_and_tensors_and_rejects_the_rest() -> None:
+    import numpy as np
+
+    from lrkit.feedback import ReduceOnPlateau
+
+    opt = _opt(0.1)
+    sch = lt.scheduler(opt, S.constant(0.1), feedback=ReduceOnPlateau(patience=0, factor=0.5))
+    sch.report(torch.tensor(1.0))
+    sch.report(np.float32(1.0))
+    assert opt.param_groups[0]["lr"] == 0.05
+    with pytest.raises(ValueError, match="value must be a scalar"):
+        sch.report(torch.ones(3))
+    with pytest.raises(ValueError, match="value must be a scalar"):
+        sch.report("low")  # type: ignore[arg-type]

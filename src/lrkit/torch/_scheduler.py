@@ -220,6 +220,20 @@ class LRKitScheduler(LRScheduler):
             raise ValueError(
                 "report() needs a feedback controller: scheduler(opt, schedule, feedback=...)"
             )
+        if isinstance(value, torch.Tensor):
+            if value.numel() != 1:
+                raise ValueError(
+                    f"value must be a scalar metric (a number or a one-element tensor), "
+                    f"got a tensor of shape {tuple(value.shape)}"
+                )
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            try:
+                value = float(value)  # numpy scalars and other number types
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"value must be a scalar metric (a number), got {type(value).__name__}"
+                ) from None
         scale = float(self.feedback.update(float(value), step=self.last_epoch))
         self._apply()
         return scale
