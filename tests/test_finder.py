@@ -406,3 +406,20 @@ def test_sweep_run_marks_interrupted_and_reraises():
     assert [lr for _, lr, _ in seen] == [sweep.lr_at(i) for i in range(4)]
     r = sweep.result(warn=False)
     assert r.stop_reason == "interrupted" and len(r.losses) == 4
+
+
+def test_plot_to_a_file_leaves_the_matplotlib_backend_alone(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        rng = np.random.default_rng(0)
+        r = range_test(
+            lambda lr: 1.0 + 0.01 * rng.normal() + 50 * max(0.0, np.log10(lr) + 1) ** 2,
+            warn=False,
+        )
+        r.plot(path=tmp_path / "f.png")
+        assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)

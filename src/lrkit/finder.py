@@ -412,24 +412,37 @@ class FinderResult:
         }
 
     def plot(self, ax: Any = None, *, path: str | None = None, show_raw: bool = True) -> Any:
-        """Plot loss against log learning rate, each rule's suggestion and the stop point.
+        """Plot loss against log learning rate: the raw losses, the EMA curve, the lag-free
+        curve the default rule reads, each rule's suggestion, ``max_lr`` and the stop point.
 
-        Returns the matplotlib ``Axes``; writes the figure to ``path`` when given."""
-        import matplotlib
-
+        Returns the matplotlib ``Axes``; writes the figure to ``path`` when given. With
+        ``path`` and no ``ax`` the figure is drawn without pyplot, so the caller's matplotlib
+        backend and open figures are left untouched."""
         if ax is None:
             if path is not None:
-                matplotlib.use("Agg", force=False)
-            import matplotlib.pyplot as plt
+                from matplotlib.figure import Figure
 
-            fig, ax = plt.subplots(figsize=(7, 4.5))
+                fig = Figure(figsize=(7, 4.5))
+                ax = fig.add_subplot()
+            else:
+                import matplotlib.pyplot as plt
+
+                fig, ax = plt.subplots(figsize=(7, 4.5))
         else:
             fig = ax.figure
         if len(self.lrs):
             if show_raw:
                 ax.plot(self.lrs, self.losses, color="0.75", lw=1, label="loss (raw)")
             ax.plot(
-                self.lrs, self.smoothed, color="C0", lw=2, label=f"loss (EMA, beta={self.beta})"
+                self.lrs, self.smoothed, color="C0", lw=1.5, label=f"loss (EMA, beta={self.beta})"
+            )
+            ax.plot(
+                self.lrs,
+                robust_smooth(self.losses),
+                color="C3",
+                lw=2,
+                alpha=0.8,
+                label="loss (lag-free, lrkit rule)",
             )
         colors = {"lrkit": "C3", "steepest": "C1", "valley": "C2", "minimum": "C4", "slide": "C5"}
         for name, lr in self.suggestions().items():
@@ -439,22 +452,20 @@ class FinderResult:
             ax.axvline(lr, color=colors[name], ls=style, lw=1.5, label=f"{name}: {lr:.2e}")
         if self.max_lr is not None:
             ax.axvline(self.max_lr, color="C3", ls=":", lw=1.5, label=f"max_lr: {self.max_lr:.2e}")
-        if len(self.lrs):
-            x = self.stop_lr if self.stop_lr is not None else float(self.lrs[-1])
-            y = float(self.smoothed[-1])
-            ax.plot([x], [y], "kx", ms=9, mew=2, label=f"stop: {self.stop_reason}")
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
-        if len(self.smoothed):
-            lo = float(np.min(self.smoothed))
-            hi = float(self.smoothed[0])
+        if len(self.losses):
+            # from the lowest raw loss to a bit above the plateau: divergence leaves the frame
+            lo = float(min(np.min(self.losses), np.min(self.smoothed)))
+            half = max(1, len(self.smoothed) // 2)
+            hi = float(max(np.max(self.smoothed[:half]), self.smoothed[0]))
             span = max(hi - lo, 1e-12)
-            ax.set_ylim(
-                lo - 0.1 * span,
-                max(float(np.max(self.smoothed[: max(1, len(self.smoothed) // 2)])), hi)
-                + 0.3 * span,
-            )
+            top = hi + 0.3 * span
+            ax.set_ylim(lo - 0.05 * span, top)
+            x = self.stop_lr if self.stop_lr is not None else float(self.lrs[-1])
+            y = min(float(self.smoothed[-1]), top - 0.03 * span)  # keep the marker in view
+            ax.plot([x], [y], "kx", ms=9, mew=2, label=f"stop: {self.stop_reason}")
         ax.set_title("LR range test")
         ax.legend(fontsize=8)
         if path is not None and self.writes_files:

@@ -42,21 +42,18 @@ def run(args: argparse.Namespace) -> int:
     lrs = schedule.values(steps)
     if args.output:
         try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+            from matplotlib.figure import Figure  # no pyplot: no backend switch
         except ImportError:
             print("lrkit plot: -o needs matplotlib: pip install 'lrkit[plot]'", file=sys.stderr)
             return 2
-        fig, ax = plt.subplots(figsize=(8, 4))
+        fig = Figure(figsize=(8, 4))
+        ax = fig.add_subplot()
         schedule.plot(steps=n, ax=ax)
         if args.log:
             ax.set_yscale("log")
         ax.set_title(str(schedule) if len(str(schedule)) < 90 else schedule.name)
         fig.tight_layout()
         fig.savefig(args.output, dpi=120)
-        plt.close(fig)
         print(f"wrote {args.output}")
         return 0
     print(
