@@ -219,17 +219,34 @@ def test_descent_is_measured_from_the_median_start():
     assert half > 14  # inside the real descent, not right after the outlier
 
 
-def test_no_descent_falls_back_to_the_divergence_point():
+def test_no_descent_falls_back_to_the_onset_of_the_rise():
     # noise around a flat level, then divergence: the minimum of the noise is spurious
     rng = np.random.default_rng(3)
     y = list(1.0 + 0.1 * rng.normal(size=60)) + [3.0, 8.0, 30.0, 100.0, 300.0]
     with pytest.warns(LRFinderWarning, match="did not clearly descend"):
         r = replay(y, start_lr=1e-6, end_lr=1.0, num_iter=100)
     assert r.stop_reason == "diverged"
-    assert r.suggestion == pytest.approx(r.stop_lr / finder.NOSIGNAL_SUGGESTION_DIV, rel=1e-12)
-    assert r.max_lr == pytest.approx(r.stop_lr / finder.NOSIGNAL_MAX_LR_DIV, rel=1e-12)
-    assert finder.NOSIGNAL_SUGGESTION_DIV == 15.0 and finder.NOSIGNAL_MAX_LR_DIV == 5.0
+    # the rise starts at the jump after step 59 (the centred smoothing may see it a step or
+    # two early); the suggestion backs off from that LR, not from the (later) stop point
+    rise = [float(r.lrs[j]) for j in range(56, 61)]
+    assert any(r.suggestion == pytest.approx(lr / 8.0, rel=1e-12) for lr in rise)
+    assert r.max_lr == pytest.approx(r.suggestion * 8.0 / 3.0, rel=1e-12)
+    assert r.suggestion < r.stop_lr / 8.0
+    assert (finder.NOSIGNAL_SUGGESTION_DIV, finder.NOSIGNAL_MAX_LR_DIV) == (8.0, 3.0)
     assert not r.reliable
+
+
+@pytest.mark.parametrize(
+    "r,j",
+    [
+        ([1.0, 1.0, 1.0, 1.0, 2.0, 5.0, 9.0], 4),  # flat, then up for good
+        ([1.0, 0.5, 0.6, 2.0, 3.0], 3),  # measured from the running minimum
+        ([1.0, 1.5, 1.0, 1.0, 3.0], 4),  # a transient bump is not the rise
+        ([1.0, 1.0, 1.0], 2),  # never rises: the last point
+    ],
+)
+def test_rise_index(r, j):
+    assert finder._rise_index(np.array(r), noise=0.1) == j
 
 
 # ----------------------------------------------------------------------------- known answers

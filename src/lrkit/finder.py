@@ -35,12 +35,15 @@ learning rates, in sweep order:
     The descent is measured from a robust start level ``r0 = median(losses[:max(3, n // 10)])``
     (not ``r[0]``, which one noisy first batch can move): ``drop = r0 - r[m]``. When the drop is
     below 1.5 noise units (no descent at all, so ``m`` is a spurious minimum of the noise) and
-    the sweep diverged at ``stop_lr``, the divergence point is the only information:
-    ``suggestion = stop_lr / 15``, ``max_lr = stop_lr / 5``. ``lr_half``, the first LR where
-    ``r <= r0 - drop / 2``, is reported for information only.
+    the sweep diverged, the onset of the rise is the only information: ``lr_rise = lrs[j]``
+    where ``j`` is the first step from which ``r`` stays more than 3 noise units above its
+    running minimum, and ``suggestion = lr_rise / 8``, ``max_lr = lr_rise / 3``. (The onset
+    does not depend on ``diverge_th`` or on how fast the loss explodes, as ``stop_lr`` does.)
+    ``lr_half``, the first LR where ``r <= r0 - drop / 2``, is reported for information only.
 
     The divisors were chosen on the union of two task sets (``benchmarks/finder_quality.py``
-    and ``benchmarks/finder_holdout.py``, see the README for the per-set hit rates).
+    and ``benchmarks/finder_holdout.py``, see the README for the per-set hit rates); the
+    no-descent branch was then checked on a third (``benchmarks/finder_validation.py``).
 
     When the curve never turned up (``m`` is the last point and the sweep was not stopped by
     divergence), the minimum is only a lower bound of the edge of stability and a warning asks
@@ -97,8 +100,9 @@ MAX_LR_DIV = 3.0
 BASE_LR_DIV = 10.0
 HALF_FRACTION = 0.5
 START_FRACTION = 10  # r0 = median of the first max(3, n // START_FRACTION) raw losses
-NOSIGNAL_SUGGESTION_DIV = 15.0
-NOSIGNAL_MAX_LR_DIV = 5.0
+NOSIGNAL_SUGGESTION_DIV = 8.0  # suggestion = lr_rise / 8 when the curve has no descent
+NOSIGNAL_MAX_LR_DIV = 3.0  # max_lr = lr_rise / 3 then
+RISE_FACTOR = 3.0  # the rise starts where r leaves its running minimum by 3 noise units for good
 NOISE_FACTOR = 3.0
 NOSIGNAL_FACTOR = 1.5
 MIN_REL_DROP = 0.01
@@ -220,6 +224,14 @@ def _slide(lrs: FloatArray, s: FloatArray, lr_diff: int = 15, thresh: float = 0.
     return local
 
 
+def _rise_index(r: FloatArray, noise: float) -> int:
+    """First index from which ``r`` stays more than ``RISE_FACTOR`` noise units above its
+    running minimum: where the loss starts to climb for good."""
+    above = r > np.minimum.accumulate(r) + RISE_FACTOR * noise
+    below = np.nonzero(~above)[0]  # never empty: r[0] equals its running minimum
+    return min(int(below[-1]) + 1, len(r) - 1)
+
+
 @dataclass(frozen=True)
 class _LrkitRule:
     suggestion: float
@@ -276,10 +288,11 @@ def _lrkit_rule(
     reached = np.nonzero(r[: m + 1] <= r0 - HALF_FRACTION * drop)[0]
     lr_half = float(lrs[int(reached[0])]) if len(reached) else lr_min
     no_signal = drop < NOSIGNAL_FACTOR * noise or drop < MIN_REL_DROP * scale
-    if no_signal and stop_reason in ("diverged", "nan") and stop_lr is not None:
-        # no descent to read: the divergence point is the only information; back off from it
-        sug = stop_lr / NOSIGNAL_SUGGESTION_DIV
-        max_lr = stop_lr / NOSIGNAL_MAX_LR_DIV
+    if no_signal and stop_reason in ("diverged", "nan"):
+        # no descent to read: the onset of the rise is the only information; back off from it
+        lr_rise = float(lrs[_rise_index(r, noise)])
+        sug = lr_rise / NOSIGNAL_SUGGESTION_DIV
+        max_lr = lr_rise / NOSIGNAL_MAX_LR_DIV
     else:
         sug = lr_min / SUGGESTION_DIV
         max_lr = lr_min / MAX_LR_DIV
