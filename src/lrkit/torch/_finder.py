@@ -156,7 +156,7 @@ _MISSING = object()
 
 def _to(obj: Any, device: torch.device) -> Any:
     if torch.is_tensor(obj):
-        return obj.to(device, non_blocking=True)
+        return obj if obj.device == device else obj.to(device, non_blocking=True)
     if isinstance(obj, (list, tuple)):
         return type(obj)(_to(o, device) for o in obj)
     if isinstance(obj, dict):
@@ -350,7 +350,10 @@ def find_lr(
                 if scaler.get_scale() >= scale_before or skipped >= max_skipped:
                     break
                 skipped += 1  # the scaler skipped this step: retry this LR on the next batch
-            rec = val_loss() if val_batches is not None else total / accum
+            if val_batches is not None:
+                rec = val_loss()
+            else:
+                rec = total / accum if accum > 1 else total
             if world > 1:
                 import torch.distributed as dist
 
