@@ -49,44 +49,33 @@ import argparse
 import datetime
 import json
 import math
-import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from _finder_common import (  # the sibling module benchmarks/_finder_common.py
+    DIVERGED,
+    HIT,
+    Task,
+    fresh,
+    git_state,
+    gmean,
+    interp_loss,
+    run_training,
+)
 from torch import nn
 
-from lrkit import schedules as S
 from lrkit.finder import LRFinderWarning
-from lrkit.torch import find_lr, scheduler
+from lrkit.torch import find_lr
 
-DIVERGED = 1e3  # validation loss recorded for a run that produced NaN/inf or exploded
-HIT = 1.10
 RULES = ("steepest", "valley", "minimum", "slide")
 F = nn.functional
 
 
 # ----------------------------------------------------------------------------- tasks
-
-
-@dataclass
-class Task:
-    name: str
-    x_tr: torch.Tensor
-    y_tr: torch.Tensor
-    x_va: torch.Tensor
-    y_va: torch.Tensor
-    model_fn: Callable[[], nn.Module]
-    opt_fn: Callable[[Any, float], torch.optim.Optimizer]
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    batch_size: int
-    steps: int
-    desc: str
 
 
 def _split(x: np.ndarray, y: np.ndarray, cls: bool, val_frac: float = 0.3, seed: int = 0):
@@ -264,35 +253,6 @@ def batches(task: Task, seed: int, n: int) -> list[tuple[torch.Tensor, torch.Ten
     return out
 
 
-def fresh(task: Task, seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    return task.model_fn()
-
-
-def run_training(task: Task, seed: int, lr: float, use: str, data: list[Any]) -> float:
-    """Final validation loss after ``task.steps`` steps at ``lr`` (constant) or with one-cycle
-    peaking at ``lr``; ``DIVERGED`` when the loss became NaN/inf or exceeded ``DIVERGED``."""
-    model = fresh(task, seed)
-    opt = task.opt_fn(model.parameters(), lr)
-    sch = scheduler(opt, S.onecycle(lr, task.steps)) if use == "onecycle" else None
-    torch.manual_seed(2000 + seed)  # dropout
-    model.train()
-    for x, y in data[: task.steps]:
-        opt.zero_grad(set_to_none=True)
-        loss = task.loss_fn(model(x), y)
-        lv = loss.item()
-        if not math.isfinite(lv) or lv > DIVERGED:
-            return DIVERGED
-        loss.backward()
-        opt.step()
-        if sch is not None:
-            sch.step()
-    model.eval()
-    with torch.no_grad():
-        v = float(task.loss_fn(model(task.x_va), task.y_va))
-    return v if math.isfinite(v) and v < DIVERGED else DIVERGED
-
-
 def sweep(task: Task, seed: int, data: list[Any]) -> dict[str, Any]:
     model = fresh(task, seed)
     opt = task.opt_fn(model.parameters(), 1e-3)
@@ -319,41 +279,11 @@ def sweep(task: Task, seed: int, data: list[Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- scoring
 
 
-def interp_loss(grid: list[float], losses: list[float], lr: float) -> float:
-    """A seed's loss at ``lr`` read off its grid curve (linear in log-LR / log-loss)."""
-    lx = np.log(np.asarray(grid))
-    ly = np.log(np.asarray(losses))
-    x = math.log(lr)
-    j = int(np.clip(np.searchsorted(lx, x), 1, len(lx) - 1))
-    if max(losses[j - 1], losses[j]) >= DIVERGED:  # at a cliff: take the nearer grid point
-        return float(losses[j - 1] if x - lx[j - 1] < lx[j] - x else losses[j])
-    return float(np.exp(np.interp(x, lx, ly)))
-
-
 def band(grid: list[float], means: list[float], best: float) -> tuple[float, float]:
     """log10 of the smallest and largest grid LR within ``HIT`` of the best mean (bounds of the
     hit set; a hole inside is possible but rare)."""
     ok = [g for g, m in zip(grid, means) if m <= HIT * best]
     return math.log10(min(ok)), math.log10(max(ok))
-
-
-def git_state() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "log", "-1", "--format=%h", "--", "src/lrkit/finder.py"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src/lrkit/finder.py"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        return rev + (" +uncommitted edits" if dirty else "")
-    except OSError:
-        return "?"
 
 
 def fmt_curve(grid: list[float], means: list[float], best: float) -> str:
@@ -401,12 +331,16 @@ def main(argv: list[str] | None = None) -> int:
             rec["sweeps"].append(sweep(task, s, data[s]))
         for use in uses:
             rec["grid"][use] = [
-                [run_training(task, s, lr, use, data[s]) for lr in grid] for s in seeds
+                [run_training(task, s, lr, use, data[s], dropout_seed=2000 + s) for lr in grid]
+                for s in seeds
             ]
         trained: dict[str, Any] = {}
         for use, key in (("constant", "suggestion"), ("onecycle", "max_lr")):
             lrs = [sw[key] for sw in rec["sweeps"]]
-            losses = [run_training(task, s, lr, use, data[s]) for s, lr in zip(seeds, lrs)]
+            losses = [
+                run_training(task, s, lr, use, data[s], dropout_seed=2000 + s)
+                for s, lr in zip(seeds, lrs)
+            ]
             trained[use] = {"lrs": lrs, "losses": losses}
         rec["trained"] = trained
         out["tasks"][name] = rec
@@ -417,10 +351,6 @@ def main(argv: list[str] | None = None) -> int:
     report(out)
     print(f"\n(total {time.perf_counter() - t0:.0f}s)")
     return 0
-
-
-def gmean(v: list[float]) -> float:
-    return float(np.exp(np.mean(np.log(v))))
 
 
 def report(out: dict[str, Any]) -> None:

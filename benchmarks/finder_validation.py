@@ -51,45 +51,34 @@ import datetime
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from _finder_common import (  # the sibling module benchmarks/_finder_common.py
+    DIVERGED,
+    HIT,
+    Task,
+    fresh,
+    git_state,
+    gmean,
+    interp_loss,
+    run_training,
+)
 from torch import nn
 
-from lrkit import schedules as S
 from lrkit.finder import LRFinderWarning
-from lrkit.torch import find_lr, scheduler
+from lrkit.torch import find_lr
 
-DIVERGED = 1e3
-HIT = 1.10
 CONST_DIVS = (6.0, 8.0, 10.0, 12.0, 15.0)
 ONECYCLE_DIVS = (2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
 F = nn.functional
 
 
 # ----------------------------------------------------------------------------- tasks
-
-
-@dataclass
-class Task:
-    name: str
-    x_tr: torch.Tensor
-    y_tr: torch.Tensor
-    x_va: torch.Tensor
-    y_va: torch.Tensor
-    model_fn: Callable[[], nn.Module]
-    opt_fn: Callable[[Any, float], torch.optim.Optimizer]
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    batch_size: int
-    steps: int
-    desc: str
 
 
 def _split(x: Any, y: Any, cls: bool, val_frac: float = 0.25, seed: int = 11) -> tuple:
@@ -285,35 +274,6 @@ def batches(task: Task, seed: int, n: int) -> list[tuple[torch.Tensor, torch.Ten
     return out
 
 
-def fresh(task: Task, seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    return task.model_fn()
-
-
-def run_training(task: Task, seed: int, lr: float, use: str, data: list[Any]) -> float:
-    """Final validation loss after ``task.steps`` steps at ``lr`` (constant) or one-cycle with
-    peak ``lr``; ``DIVERGED`` when the loss became NaN/inf or exceeded ``DIVERGED``."""
-    model = fresh(task, seed)
-    opt = task.opt_fn(model.parameters(), lr)
-    sch = scheduler(opt, S.onecycle(lr, total_steps=task.steps)) if use == "onecycle" else None
-    torch.manual_seed(700 + seed)  # dropout
-    model.train()
-    for x, y in data[: task.steps]:
-        opt.zero_grad(set_to_none=True)
-        loss = task.loss_fn(model(x), y)
-        lv = loss.item()
-        if not math.isfinite(lv) or lv > DIVERGED:
-            return DIVERGED
-        loss.backward()
-        opt.step()
-        if sch is not None:
-            sch.step()
-    model.eval()
-    with torch.no_grad():
-        v = float(task.loss_fn(model(task.x_va), task.y_va))
-    return v if math.isfinite(v) and v < DIVERGED else DIVERGED
-
-
 def sweep(task: Task, seed: int, data: list[Any]) -> dict[str, Any]:
     model = fresh(task, seed)
     opt = task.opt_fn(model.parameters(), 1e-3)
@@ -345,46 +305,11 @@ def sweep(task: Task, seed: int, data: list[Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- scoring
 
 
-def interp_loss(grid: list[float], losses: list[float], lr: float) -> float:
-    """A seed's loss at ``lr`` read off its grid curve (linear in log-LR / log-loss; next to a
-    diverged grid point the nearer point is taken; clamped outside the grid)."""
-    lx = np.log(np.asarray(grid))
-    ly = np.log(np.asarray(losses))
-    x = math.log(lr)
-    j = int(np.clip(np.searchsorted(lx, x), 1, len(lx) - 1))
-    if lx[0] < x < lx[-1] and max(losses[j - 1], losses[j]) >= DIVERGED:
-        return float(losses[j - 1] if x - lx[j - 1] < lx[j] - x else losses[j])
-    return float(np.exp(np.interp(x, lx, ly)))
-
-
 def rule_lr(sw: dict[str, Any], use: str, d: float) -> float:
     """``lr_min / d``, or the LR the rule actually gave when it used its no-descent fallback."""
     if sw["fallback"]:
         return float(sw["suggestion"] if use == "constant" else sw["max_lr"])
     return float(sw["min_loss_lr"]) / d
-
-
-def gmean(v: list[float]) -> float:
-    return float(np.exp(np.mean(np.log(v))))
-
-
-def git_state() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "log", "-1", "--format=%h", "--", "src/lrkit/finder.py"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src/lrkit/finder.py"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        return rev + (" +uncommitted edits" if dirty else "")
-    except OSError:
-        return "?"
 
 
 def fmt_curve(means: list[float], best: float) -> str:
@@ -533,12 +458,16 @@ def main(argv: list[str] | None = None) -> int:
         rec["sweeps"] = [sweep(task, s, data[s]) for s in seeds]
         for use in ("constant", "onecycle"):
             rec["grid"][use] = [
-                [run_training(task, s, lr, use, data[s]) for lr in grid] for s in seeds
+                [run_training(task, s, lr, use, data[s], dropout_seed=700 + s) for lr in grid]
+                for s in seeds
             ]
         rec["trained"] = {}
         for use, key in (("constant", "suggestion"), ("onecycle", "max_lr")):
             lrs = [sw[key] for sw in rec["sweeps"]]
-            losses = [run_training(task, s, lr, use, data[s]) for s, lr in zip(seeds, lrs)]
+            losses = [
+                run_training(task, s, lr, use, data[s], dropout_seed=700 + s)
+                for s, lr in zip(seeds, lrs)
+            ]
             rec["trained"][use] = {"lrs": lrs, "losses": losses}
         out["tasks"][name] = rec
         print(f"[{name} done, {time.perf_counter() - t0:.0f}s]", file=sys.stderr, flush=True)

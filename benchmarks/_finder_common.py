@@ -1,0 +1,102 @@
+"""Pieces shared by the finder benchmarks on held-out task sets (finder_holdout.py,
+finder_validation.py): the task record, training at a constant LR or one-cycle, reading a loss
+off a grid curve, and small helpers."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lrkit import schedules as S
+from lrkit.torch import scheduler
+
+DIVERGED = 1e3  # the loss a diverged run scores
+HIT = 1.10  # a hit: mean final validation loss within 10% of the oracle's
+
+
+@dataclass
+class Task:
+    name: str
+    x_tr: torch.Tensor
+    y_tr: torch.Tensor
+    x_va: torch.Tensor
+    y_va: torch.Tensor
+    model_fn: Callable[[], nn.Module]
+    opt_fn: Callable[[Any, float], torch.optim.Optimizer]
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    batch_size: int
+    steps: int
+    desc: str
+
+
+def fresh(task: Task, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return task.model_fn()
+
+
+def run_training(
+    task: Task, seed: int, lr: float, use: str, data: list[Any], dropout_seed: int
+) -> float:
+    """Final validation loss after ``task.steps`` steps at ``lr`` (constant) or with one-cycle
+    peaking at ``lr``; ``DIVERGED`` when the loss became NaN/inf or exceeded ``DIVERGED``."""
+    model = fresh(task, seed)
+    opt = task.opt_fn(model.parameters(), lr)
+    sch = scheduler(opt, S.onecycle(lr, task.steps)) if use == "onecycle" else None
+    torch.manual_seed(dropout_seed)  # dropout
+    model.train()
+    for x, y in data[: task.steps]:
+        opt.zero_grad(set_to_none=True)
+        loss = task.loss_fn(model(x), y)
+        lv = loss.item()
+        if not math.isfinite(lv) or lv > DIVERGED:
+            return DIVERGED
+        loss.backward()
+        opt.step()
+        if sch is not None:
+            sch.step()
+    model.eval()
+    with torch.no_grad():
+        v = float(task.loss_fn(model(task.x_va), task.y_va))
+    return v if math.isfinite(v) and v < DIVERGED else DIVERGED
+
+
+def interp_loss(grid: list[float], losses: list[float], lr: float) -> float:
+    """A seed's loss at ``lr`` read off its grid curve (linear in log-LR / log-loss; next to a
+    diverged grid point the nearer point is taken; clamped outside the grid)."""
+    lx = np.log(np.asarray(grid))
+    ly = np.log(np.asarray(losses))
+    x = math.log(lr)
+    j = int(np.clip(np.searchsorted(lx, x), 1, len(lx) - 1))
+    if lx[0] < x < lx[-1] and max(losses[j - 1], losses[j]) >= DIVERGED:
+        return float(losses[j - 1] if x - lx[j - 1] < lx[j] - x else losses[j])
+    return float(np.exp(np.interp(x, lx, ly)))
+
+
+def gmean(v: list[float]) -> float:
+    return float(np.exp(np.mean(np.log(v))))
+
+
+def git_state() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", "src/lrkit/finder.py"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src/lrkit/finder.py"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        return rev + (" +uncommitted edits" if dirty else "")
+    except OSError:
+        return "?"
