@@ -41,6 +41,22 @@ def fresh(task: Task, seed: int) -> nn.Module:
     return task.model_fn()
 
 
+def batches(task: Task, shuffle_seed: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first ``n`` mini-batches of a run whose shuffling is seeded with ``shuffle_seed``
+    (reshuffled each epoch, last partial batch dropped)."""
+    gen = torch.Generator().manual_seed(shuffle_seed)
+    bs, m = task.batch_size, len(task.x_tr)
+    out: list[tuple[torch.Tensor, torch.Tensor]] = []
+    while len(out) < n:
+        perm = torch.randperm(m, generator=gen)
+        for i in range(0, m - bs + 1, bs):
+            idx = perm[i : i + bs]
+            out.append((task.x_tr[idx], task.y_tr[idx]))
+            if len(out) == n:
+                break
+    return out
+
+
 def run_training(
     task: Task, seed: int, lr: float, use: str, data: list[Any], dropout_seed: int
 ) -> float:

@@ -60,6 +60,7 @@ from _finder_common import (  # the sibling module benchmarks/_finder_common.py
     DIVERGED,
     HIT,
     Task,
+    batches,
     fresh,
     git_state,
     gmean,
@@ -238,21 +239,6 @@ QUICK = ("moons_deep_sgd", "digits_cnnbn_sgdm", "circles_wide_adamw")
 # ----------------------------------------------------------------------------- training
 
 
-def batches(task: Task, seed: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The first ``n`` mini-batches of a run with ``seed`` (reshuffled each epoch, drop last)."""
-    gen = torch.Generator().manual_seed(1000 + seed)
-    bs, m = task.batch_size, len(task.x_tr)
-    out: list[tuple[torch.Tensor, torch.Tensor]] = []
-    while len(out) < n:
-        perm = torch.randperm(m, generator=gen)
-        for i in range(0, m - bs + 1, bs):
-            idx = perm[i : i + bs]
-            out.append((task.x_tr[idx], task.y_tr[idx]))
-            if len(out) == n:
-                break
-    return out
-
-
 def sweep(task: Task, seed: int, data: list[Any]) -> dict[str, Any]:
     model = fresh(task, seed)
     opt = task.opt_fn(model.parameters(), 1e-3)
@@ -326,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in tasks:
         task = make_task(name)
         rec: dict[str, Any] = {"desc": task.desc, "steps": task.steps, "sweeps": [], "grid": {}}
-        data = {s: batches(task, s, max(task.steps, 100)) for s in seeds}
+        data = {s: batches(task, 1000 + s, max(task.steps, 100)) for s in seeds}
         for s in seeds:
             rec["sweeps"].append(sweep(task, s, data[s]))
         for use in uses:

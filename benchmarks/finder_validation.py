@@ -62,6 +62,7 @@ from _finder_common import (  # the sibling module benchmarks/_finder_common.py
     DIVERGED,
     HIT,
     Task,
+    batches,
     fresh,
     git_state,
     gmean,
@@ -259,21 +260,6 @@ QUICK = ("clf3_mlp_sgdm", "blobs_bn_sgd", "sinreg_tanh_adam")
 # ----------------------------------------------------------------------------- training
 
 
-def batches(task: Task, seed: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The first ``n`` mini-batches of a run with ``seed`` (reshuffled each epoch, drop last)."""
-    gen = torch.Generator().manual_seed(500 + seed)
-    bs, m = task.batch_size, len(task.x_tr)
-    out: list[tuple[torch.Tensor, torch.Tensor]] = []
-    while len(out) < n:
-        perm = torch.randperm(m, generator=gen)
-        for i in range(0, m - bs + 1, bs):
-            idx = perm[i : i + bs]
-            out.append((task.x_tr[idx], task.y_tr[idx]))
-            if len(out) == n:
-                break
-    return out
-
-
 def sweep(task: Task, seed: int, data: list[Any]) -> dict[str, Any]:
     model = fresh(task, seed)
     opt = task.opt_fn(model.parameters(), 1e-3)
@@ -454,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in tasks:
         task = make_task(name)
         rec: dict[str, Any] = {"desc": task.desc, "steps": task.steps, "sweeps": [], "grid": {}}
-        data = {s: batches(task, s, max(task.steps, 100)) for s in seeds}
+        data = {s: batches(task, 500 + s, max(task.steps, 100)) for s in seeds}
         rec["sweeps"] = [sweep(task, s, data[s]) for s in seeds]
         for use in ("constant", "onecycle"):
             rec["grid"][use] = [
