@@ -1,0 +1,80 @@
+"""Optional dependencies and lazy exports: the one home for both.
+
+``require(module, extra)`` imports an optional dependency or raises an :class:`ImportError`
+whose one-line message names the extra to install, e.g.::
+
+    torch = require("torch", "torch")
+    # ImportError: lrkit.torch needs torch: pip install 'lrkit[torch]'
+
+``lazy_exports(package, table)`` returns the ``__getattr__`` and ``__dir__`` of a package whose
+public names live in private submodules and are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+__all__ = ["install_hint", "lazy_exports", "require"]
+
+
+def install_hint(module: str, extra: str, *, feature: str | None = None) -> str:
+    """The one-line message for a missing optional dependency ``module`` of ``feature``."""
+    who = feature if feature is not None else _caller_package()
+    return f"{who} needs {module}: pip install 'lrkit[{extra}]'"
+
+
+def require(module: str, extra: str, *, feature: str | None = None) -> ModuleType:
+    """Import ``module`` or raise ``ImportError`` naming ``pip install 'lrkit[extra]'``.
+
+    ``feature`` names what needs it in the message (default: the calling lrkit module).
+    Only a missing ``module`` itself (or its own missing dependency) is turned into the hint;
+    other errors raised while importing it propagate unchanged.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        who = feature if feature is not None else _caller_package()
+        raise ImportError(install_hint(module, extra, feature=who), name=module) from exc
+
+
+def lazy_exports(
+    package: str, table: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for ``package`` whose name ``n`` lives in
+    ``package + "." + table[n]``; each value is imported on first use and cached."""
+    names = sorted(table)
+
+    def __getattr__(name: str) -> Any:
+        try:
+            sub = table[name]
+        except KeyError:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
+        value = getattr(importlib.import_module(f"{package}.{sub}"), name)
+        importlib.import_module(package).__dict__[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return list(names)
+
+    return __getattr__, __dir__
+
+
+def _caller_package() -> str:
+    """The ``lrkit`` module that called :func:`require` (for the message)."""
+    frame = inspect.currentframe()
+    try:
+        f = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
+        while f is not None:
+            name = f.f_globals.get("__name__", "")
+            if name.startswith("lrkit") and name != __name__:
+                parts = str(name).split(".")
+                public = [p for p in parts if not p.startswith("_")]
+                return ".".join(public)
+            f = f.f_back
+    finally:
+        del frame
+    return "lrkit"
