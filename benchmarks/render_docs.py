@@ -49,7 +49,8 @@ def render_page(text: str, results: Path = RESULTS) -> str:
             data = json.loads(path.read_text())
             body = render_table(data["tables"][table])
         except (OSError, KeyError, ValueError) as exc:
-            raise SystemExit(f"docs table bench:{name}:{table}: cannot read {path}: {exc}") from None
+            msg = f"docs table bench:{name}:{table}: cannot read {path}: {exc}"
+            raise SystemExit(msg) from None
         return m.group(1) + body + m.group(5)
 
     return BLOCK.sub(fill, text)
