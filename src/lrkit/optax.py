@@ -22,7 +22,7 @@ import optax
 from . import _validate as V
 from .feedback import ReduceOnPlateau
 from .finder import FinderResult, Sweep, cycle_batches
-from .schedules import Schedule
+from .schedules import Schedule, as_schedule
 
 __all__ = [
     "ReduceOnPlateauState",
@@ -46,7 +46,7 @@ def _host_values(s: Schedule, dtype: Any) -> Callable[[Any], np.ndarray]:
 
 
 def schedule(
-    s: Schedule | str,
+    s: Schedule | str | dict[str, Any],
     *,
     exact: bool = True,
     dtype: Any = jnp.float32,
@@ -65,12 +65,7 @@ def schedule(
     ``exponential``, ``cyclic(exp_range)``, ``onecycle`` and ``wsd``, and larger near zero for
     products (e.g. ``warmup * cosine`` ending at 0).
     """
-    if isinstance(s, str):
-        from .schedules import parse
-
-        s = parse(s)
-    if not isinstance(s, Schedule):
-        raise ValueError(f"s must be a lrkit schedule or a spec string, got {s!r}")
+    s = as_schedule(s, name="s")
     out_dtype = jnp.dtype(dtype)
     if not jnp.issubdtype(out_dtype, jnp.floating):
         raise ValueError(f"dtype must be a floating dtype, got {dtype!r}")

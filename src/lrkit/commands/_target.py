@@ -100,36 +100,20 @@ def preserved_global_state() -> Iterator[None]:
     """Restore, on exit (also after an exception), the torch CPU/CUDA RNG states, numpy's and
     Python's global RNG states, torch's intra-op thread count and ``sys.path`` (an entry added
     by :func:`import_target` is removed; the imported modules stay imported)."""
-    import numpy as np
+    from .._runtime import GlobalRNGState
 
+    rngs = GlobalRNGState(import_torch=True)
     torch: Any = sys.modules.get("torch")
-    if torch is None:
-        try:
-            import torch
-        except ImportError:
-            torch = None
-    py_state = random.getstate()
-    np_state = np.random.get_state()
     path = list(sys.path)
-    t_state = cuda_state = threads = None
-    if torch is not None:
-        t_state = torch.get_rng_state()
-        threads = torch.get_num_threads()
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            cuda_state = torch.cuda.get_rng_state_all()
+    threads = None if torch is None else torch.get_num_threads()
     try:
         yield
     finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
+        rngs.restore()
         for entry in [p for p in sys.path if p not in path]:
             sys.path.remove(entry)
-        if torch is not None:
-            torch.set_rng_state(t_state)
-            if cuda_state is not None:
-                torch.cuda.set_rng_state_all(cuda_state)
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
+        if torch is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def run_torch_command(

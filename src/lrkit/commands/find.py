@@ -125,9 +125,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.output is None:
         args.output = fresh_path(DEFAULT_OUTPUT)
     from ..finder import LRFinderWarning
-    from ..torch._finder import _is_rank0, find_lr
+    from ..torch import find_lr, is_main_process
 
-    rank0 = _is_rank0()
+    rank0 = is_main_process()
     say = print if rank0 else (lambda *a, **k: None)
     task = None
     try:

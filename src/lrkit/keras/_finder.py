@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -11,6 +9,7 @@ import keras
 import numpy as np
 
 from .. import _validate as V
+from .._runtime import GlobalRNGState
 from ..finder import FinderResult, Sweep, cycle_batches
 from ._schedule import host_eval
 
@@ -43,7 +42,8 @@ def _copy(variables: list[Any]) -> list[np.ndarray]:
 class _Snapshot:
     """Model variables (weights, non-trainable state, seed generators), optimizer variables
     (iterations and learning-rate variable included), metric variables, the optimizer's
-    learning-rate object and the model's train function (the global RNGs: :class:`_GlobalRNGs`)."""
+    learning-rate object and the model's train function (the global RNGs are
+    saved by :class:`lrkit._runtime.GlobalRNGState`)."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -74,28 +74,6 @@ class _Snapshot:
                 model.__dict__[k] = val
         if self.stop_training is not _MISSING:
             model.stop_training = self.stop_training
-
-
-class _GlobalRNGs:
-    """The numpy and Python global RNGs, and torch's (CPU, CUDA) when torch is loaded: a torch
-    ``DataLoader`` draws its shuffling seed from them when its iterator starts."""
-
-    def __init__(self) -> None:
-        self.np = np.random.get_state()
-        self.py = random.getstate()
-        torch = sys.modules.get("torch")
-        self.torch = None if torch is None else torch.get_rng_state()
-        cuda = torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()
-        self.cuda = torch.cuda.get_rng_state_all() if cuda else None
-
-    def restore(self) -> None:
-        np.random.set_state(self.np)
-        random.setstate(self.py)
-        if self.torch is not None:
-            torch = sys.modules["torch"]
-            torch.set_rng_state(self.torch)
-            if self.cuda is not None:
-                torch.cuda.set_rng_state_all(self.cuda)
 
 
 def _is_arrays(x: Any) -> bool:
@@ -259,7 +237,7 @@ def find_lr(
         if sample_weight is not None:
             raise ValueError("sample_weight must be None when x is an iterable of batches")
         batches = _iter_batches(x)
-    rngs = _GlobalRNGs()  # before any batch is drawn
+    rngs = GlobalRNGState()  # before any batch is drawn
     try:
         first = next(batches)
         _build(model, first)

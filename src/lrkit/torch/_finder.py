@@ -5,16 +5,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import random
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
 import torch
 
 from .. import _validate as V
+from .._runtime import GlobalRNGState, is_rank0
 from ..finder import FinderResult, Sweep, cycle_batches
 
 __all__ = ["find_lr"]
@@ -57,14 +56,7 @@ class _Snapshot:
         self.where = where
         self.tmpdir: str | None = None
         self.modes = [(m, m.training) for m in model.modules()]
-        self.rng_torch = torch.get_rng_state()
-        self.rng_cuda = (
-            torch.cuda.get_rng_state_all()
-            if torch.cuda.is_available() and torch.cuda.is_initialized()
-            else None
-        )
-        self.rng_np = np.random.get_state()
-        self.rng_py = random.getstate()
+        self.rngs = GlobalRNGState()
         self.gens = [(g, g.get_state()) for g in _data_generators(data)]
         self.opt_called = optimizer.__dict__.get("_opt_called", _MISSING)
         self.scaler_state = copy.deepcopy(scaler.__dict__) if scaler is not None else None
@@ -132,11 +124,7 @@ class _Snapshot:
                 self.scaler.__dict__.update(self.scaler_state)
             for m, flag in self.modes:
                 m.training = flag
-            torch.set_rng_state(self.rng_torch)
-            if self.rng_cuda is not None:
-                torch.cuda.set_rng_state_all(self.rng_cuda)
-            np.random.set_state(self.rng_np)
-            random.setstate(self.rng_py)
+            self.rngs.restore()
             for gen, state in self.gens:
                 gen.set_state(state)
         finally:
@@ -180,14 +168,6 @@ def _dist_world() -> int:
     if dist.is_available() and dist.is_initialized():
         return int(dist.get_world_size())
     return 1
-
-
-def _is_rank0() -> bool:
-    if _dist_world() == 1:
-        return True
-    import torch.distributed as dist
-
-    return int(dist.get_rank()) == 0
 
 
 # ----------------------------------------------------------------------------- find_lr
@@ -316,7 +296,7 @@ def find_lr(
 
         groups = optimizer.param_groups
         batches = cycle_batches(data)
-        if progress and _is_rank0():
+        if progress and is_rank0():
             from tqdm.auto import tqdm
 
             bar = tqdm(total=sweep.num_iter, desc="lrkit find", unit="step", leave=False)
@@ -375,6 +355,6 @@ def find_lr(
             bar.close()
         snap.restore()
     result = sweep.result(warn=warn)
-    if not _is_rank0():  # only rank 0 writes files (plots) in a distributed job
+    if not is_rank0():  # only rank 0 writes files (plots) in a distributed job
         result = dataclasses.replace(result, writes_files=False)
     return result

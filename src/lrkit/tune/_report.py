@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .._runtime import is_rank0
+
 __all__ = ["is_rank0", "plot_search", "trials_table"]
-
-
-def is_rank0() -> bool:
-    """``False`` only on a non-zero rank of an initialized ``torch.distributed`` group (torch is
-    not imported for this)."""
-    dist = sys.modules.get("torch.distributed")
-    if dist is None:
-        return True
-    try:
-        if dist.is_available() and dist.is_initialized():
-            return int(dist.get_rank()) == 0
-    except Exception:  # pragma: no cover - defensive
-        return True
-    return True
 
 
 def _fmt(v: Any) -> str:
