@@ -1,7 +1,7 @@
 """Second task set of the LR finder ("H"): 8 tasks unlike those of finder_quality.py ("T").
 
 This script was written as a held-out check of a rule tuned on ``benchmarks/finder_quality.py``
-(tasks in ``lrkit.demo``). The current ``"lrkit"`` divisors (``lr_min / 10``, ``lr_min / 3``)
+(tasks in ``_demo_tasks.py``). The current ``"lrkit"`` divisors (``lr_min / 10``, ``lr_min / 3``)
 were then chosen on the UNION of both sets, so neither is held out any more: its numbers here
 are in-sample (see the README for the leave-one-set-out numbers). The tasks differ from the
 tuning set in datasets, architectures, optimizers, batch sizes and budgets:

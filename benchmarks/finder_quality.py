@@ -1,6 +1,6 @@
 """How good are range-test suggestions? lrkit vs torch-lr-finder vs fastai's valley rule.
 
-For each task (built-in data, CPU, seconds each; see ``lrkit.demo.TASKS``) and seed:
+For each task (built-in data, CPU, seconds each; see ``benchmarks/_demo_tasks.py``) and seed:
 
 * a grid-search oracle trains for a fixed budget (``--steps``) at log-spaced constant LRs and
   with one-cycle at log-spaced ``max_lr``; the oracle loss is the best mean (over seeds) final
@@ -36,10 +36,11 @@ import warnings
 
 import numpy as np
 import torch
+from _demo_tasks import TASKS, make_task
 
-from lrkit.demo import TASKS, DemoTask, evaluate, make_task, train
 from lrkit.finder import LRFinderWarning, _valley, smooth_ema
 from lrkit.torch import find_lr
+from lrkit.torch.demo import DemoTask, evaluate, train
 
 
 def onecycle(max_lr: float, total_steps: int):  # -> step -> lr

@@ -1,7 +1,7 @@
 """Third task set of the LR finder ("V"): an out-of-sample check of the default rule.
 
 The ``"lrkit"`` rule's divisors (``suggestion = lr_min / 10``, ``max_lr = lr_min / 3``) were
-chosen on the union of ``benchmarks/finder_quality.py`` ("T", tasks in ``lrkit.demo``) and
+chosen on the union of ``benchmarks/finder_quality.py`` ("T", tasks in ``_demo_tasks.py``) and
 ``benchmarks/finder_holdout.py`` ("H"). None of the 8 tasks below was looked at when they were
 chosen, and none copies a task of T or H (datasets, splits, architectures, optimizers, batch
 sizes or budgets differ):

@@ -1,7 +1,7 @@
 """Finder-seeded search vs blind Optuna TPE: trials needed to come within 5% of the best value
 a long blind search finds.
 
-For each demo task (lrkit.demo, validation loss after a few epochs; every trial starts from
+For each demo task (_demo_tasks.py, validation loss after a few epochs; every trial starts from
 the same weights and sees the same batches), a long blind TPE search (peak LR log-uniform in
 1e-6..10, all six schedule families) sets the reference best value. Then, for several sampler
 seeds, a blind TPE search and a finder-seeded one (the range test bounds the peak-LR interval
@@ -23,6 +23,7 @@ import time
 import warnings
 
 import optuna
+from _demo_tasks import make_task
 
 from lrkit.tune import Task, demo_task, tune
 
@@ -75,7 +76,7 @@ def main() -> None:
     all_blind: list[float] = []
     all_seeded: list[float] = []
     for name in args.tasks.split(","):
-        task = demo_task(name)
+        task = demo_task(make_task(name))
         finder = task.range_test() if task.range_test is not None else None
         cached = Task(  # the range test is deterministic: run it once, reuse it per seed
             train=task.train,

@@ -129,7 +129,7 @@ def demo_factory(seed: int) -> tuple[Callable[[], Setup], str]:
     """The built-in digits task with SGD(momentum=0.9) as the base optimizer."""
     import torch
 
-    from ..demo import digits_task
+    from ..torch.demo import digits_task
 
     task = digits_task(seed=seed)
 

@@ -137,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.demo:
             import torch
 
-            from ..demo import digits_task
+            from ..torch.demo import digits_task
 
             torch.set_num_threads(1)  # tiny model: one thread is fastest, also on busy machines
             task = digits_task(seed=args.seed)
@@ -202,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
     for label, lr, sched in runs:
         seed_all(args.seed)
         if task is not None:
-            from ..demo import evaluate, train
+            from ..torch.demo import evaluate, train
 
             m = task.make_model()
             o = task.make_optimizer(m, lr)

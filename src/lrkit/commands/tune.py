@@ -41,7 +41,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--demo", action="store_true", help="tune the built-in demo task")
     p.add_argument(
-        "--demo-task", default="digits_mlp_sgd", help="which lrkit.demo task --demo uses"
+        "--demo-task", default="digits_mlp_sgd", help="which lrkit.torch.demo task --demo uses"
     )
     p.add_argument("--trials", type=int, default=20, help="COMPLETE trials to reach")
     p.add_argument(

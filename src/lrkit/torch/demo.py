@@ -1,8 +1,8 @@
 """Built-in demo tasks (no download): small PyTorch models on scikit-learn's bundled data.
 
-Used by ``lrkit find --demo`` and reusable by other commands and benchmarks::
+Used by ``lrkit find --demo``, ``lrkit compare --demo`` and ``lrkit tune --demo``::
 
-    from lrkit.demo import digits_task, train, evaluate
+    from lrkit.torch.demo import digits_task, train, evaluate
 
     task = digits_task(seed=0, batch_size=32)   # 8x8 digits, MLP, Adam, cross-entropy
     model = task.make_model()                    # same seed -> same initial weights
@@ -14,7 +14,8 @@ A :class:`DemoTask` holds the tensors (``x_train``, ``y_train``, ``x_val``, ``y_
 ``loss_fn``, ``make_model()`` and ``make_optimizer(model, lr)``; ``task.train_batches()`` is a
 re-iterable of shuffled ``(x, y)`` batches (a fresh epoch each pass, drawn from its own
 ``torch.Generator`` exposed as ``.generator``), ``task.val_batches()`` a list of batches.
-``accuracy`` is ``nan`` for regression tasks. Requires ``torch`` and ``scikit-learn``.
+``accuracy`` is ``nan`` for regression tasks. Requires ``torch`` and ``scikit-learn``
+(``pip install 'lrkit[torch,demo]'``). :func:`make_task` builds one of ``TASKS`` by name.
 """
 
 from __future__ import annotations
@@ -28,7 +29,19 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Batches", "DemoTask", "digits_task", "evaluate", "make_task", "train"]
+__all__ = [
+    "TASKS",
+    "Batches",
+    "DemoTask",
+    "digits_data",
+    "digits_task",
+    "evaluate",
+    "make_task",
+    "mlp",
+    "split_arrays",
+    "to_tensors",
+    "train",
+]
 
 
 class Batches:
@@ -157,7 +170,11 @@ def evaluate(model: nn.Module, task: DemoTask) -> tuple[float, float]:
 # ----------------------------------------------------------------------------- tasks
 
 
-def _split(x: np.ndarray, y: np.ndarray, seed: int, val_frac: float = 0.25) -> tuple[Any, ...]:
+def split_arrays(
+    x: np.ndarray, *, y: np.ndarray, seed: int, val_frac: float = 0.25
+) -> tuple[Any, ...]:
+    """``(x_train, y_train, x_val, y_val)``: a random split (``val_frac`` held out, drawn with
+    ``seed``), ``x`` standardized with the training part's mean and standard deviation."""
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(x))
     n_val = int(len(x) * val_frac)
@@ -167,8 +184,11 @@ def _split(x: np.ndarray, y: np.ndarray, seed: int, val_frac: float = 0.25) -> t
     return x[tr], y[tr], x[va], y[va]
 
 
-def _tensors(xt: Any, yt: Any, xv: Any, yv: Any, cls: bool) -> tuple[torch.Tensor, ...]:
-    ydt = torch.long if cls else torch.float32
+def to_tensors(arrays: tuple[Any, ...], *, classification: bool) -> tuple[torch.Tensor, ...]:
+    """``(x_train, y_train, x_val, y_val)`` as tensors: inputs float32, targets int64 labels
+    (``classification``) or float32."""
+    xt, yt, xv, yv = arrays
+    ydt = torch.long if classification else torch.float32
     return (
         torch.as_tensor(xt, dtype=torch.float32),
         torch.as_tensor(yt, dtype=ydt),
@@ -177,16 +197,18 @@ def _tensors(xt: Any, yt: Any, xv: Any, yv: Any, cls: bool) -> tuple[torch.Tenso
     )
 
 
-def _digits(seed: int) -> tuple[torch.Tensor, ...]:
+def digits_data(seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """scikit-learn's 8x8 digits as ``(x_train, y_train, x_val, y_val)`` (1347 / 449)."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    return _tensors(*_split(d.data.astype(np.float64), d.target, seed), cls=True)
+    arrays = split_arrays(d.data.astype(np.float64), y=d.target, seed=seed)
+    return to_tensors(arrays, classification=True)
 
 
 def digits_task(seed: int = 0, batch_size: int = 32) -> DemoTask:
     """scikit-learn's 8x8 digits (1347 train / 449 val), an MLP 64-128-64-10, Adam."""
-    xt, yt, xv, yv = _digits(seed)
+    xt, yt, xv, yv = digits_data(seed)
     return DemoTask(
         name="digits_mlp_adam",
         x_train=xt,
@@ -203,62 +225,8 @@ def digits_task(seed: int = 0, batch_size: int = 32) -> DemoTask:
     )
 
 
-class _CNN(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(32 * 16, 64),
-            nn.ReLU(),
-            nn.Linear(64, 10),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.view(-1, 1, 8, 8))
-
-
-class _GRU(nn.Module):
-    def __init__(self, n_in: int = 1, hidden: int = 32, n_out: int = 2) -> None:
-        super().__init__()
-        self.gru = nn.GRU(n_in, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, n_out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.gru(x)
-        return self.head(out[:, -1])
-
-
-def _sequences(seed: int, n: int = 1600, length: int = 16) -> tuple[torch.Tensor, ...]:
-    """Sequence task: is the sum of the first half larger than the sum of the second half?"""
-    rng = np.random.default_rng(1000 + seed)
-    x = rng.normal(size=(n, length, 1)).astype(np.float32)
-    y = (x[:, : length // 2, 0].sum(1) > x[:, length // 2 :, 0].sum(1)).astype(np.int64)
-    nv = n // 4
-    return _tensors(x[nv:], y[nv:], x[:nv], y[:nv], cls=True)
-
-
-def _regression(seed: int, which: str) -> tuple[torch.Tensor, ...]:
-    if which == "diabetes":
-        from sklearn.datasets import load_diabetes
-
-        d = load_diabetes()
-        x, y = d.data.astype(np.float64), d.target.astype(np.float64)
-    else:  # synthetic: y = sin(x.w) + 0.5 (x.v)^2 + noise
-        rng = np.random.default_rng(2000 + seed)
-        x = rng.normal(size=(2000, 10))
-        w, v = rng.normal(size=10) / 3, rng.normal(size=10) / 3
-        y = np.sin(x @ w * 2) + 0.5 * (x @ v) ** 2 + 0.1 * rng.normal(size=2000)
-    xt, yt, xv, yv = _split(x, y, seed)
-    mu, sd = yt.mean(), yt.std()
-    return _tensors(xt, ((yt - mu) / sd)[:, None], xv, ((yv - mu) / sd)[:, None], cls=False)
-
-
-def _mlp(n_in: int, n_out: int, hidden: int = 64, bn: bool = False, depth: int = 2) -> nn.Module:
+def mlp(n_in: int, *, n_out: int, hidden: int = 64, bn: bool = False, depth: int = 2) -> nn.Module:
+    """``depth`` hidden layers of ``hidden`` ReLU units (BatchNorm before each ReLU if ``bn``)."""
     layers: list[nn.Module] = []
     d = n_in
     for _ in range(depth):
@@ -271,82 +239,23 @@ def _mlp(n_in: int, n_out: int, hidden: int = 64, bn: bool = False, depth: int =
     return nn.Sequential(*layers)
 
 
-TASKS: tuple[str, ...] = (
-    "digits_mlp_sgd",
-    "digits_mlp_adam",
-    "digits_cnn_adamw",
-    "seq_gru_rmsprop",
-    "digits_bn_sgd",
-    "diabetes_mlp_adam",
-    "wine_mlp_rmsprop",
-    "synth_reg_sgd",
-    "cancer_bn_adamw",
-)
+#: The built-in tasks by name: ``digits_mlp_adam`` (``lrkit find/compare --demo``) and
+#: ``digits_mlp_sgd`` (``lrkit tune --demo``).
+TASKS: tuple[str, ...] = ("digits_mlp_adam", "digits_mlp_sgd")
 
 
 def make_task(name: str, seed: int = 0, batch_size: int = 32) -> DemoTask:
-    """One of the small tasks in ``TASKS`` (used by ``benchmarks/finder_quality.py``)."""
-    ce = nn.functional.cross_entropy
-    mse = nn.functional.mse_loss
-    sgdm = lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9)  # noqa: E731
+    """The built-in task ``name`` (one of ``TASKS``)."""
     if name == "digits_mlp_adam":
-        t = digits_task(seed, batch_size)
-        return t
-    if name in ("digits_mlp_sgd", "digits_cnn_adamw", "digits_bn_sgd"):
-        data = _digits(seed)
-        if name == "digits_mlp_sgd":
-            mf: Callable[[], nn.Module] = lambda: _mlp(64, 10, 128)  # noqa: E731
-            of: Callable[[Any, float], torch.optim.Optimizer] = sgdm
-        elif name == "digits_cnn_adamw":
-            mf = _CNN
-            of = lambda p, lr: torch.optim.AdamW(p, lr=lr, weight_decay=1e-2)  # noqa: E731
-        else:
-            mf = lambda: _mlp(64, 10, 64, bn=True)  # noqa: E731
-            of = lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, nesterov=True)  # noqa: E731
-        return DemoTask(name, *data, mf, of, ce, batch_size, seed)
-    if name == "seq_gru_rmsprop":
+        return digits_task(seed, batch_size)
+    if name == "digits_mlp_sgd":
         return DemoTask(
             name,
-            *_sequences(seed),
-            _GRU,
-            lambda p, lr: torch.optim.RMSprop(p, lr=lr),
-            ce,
+            *digits_data(seed),
+            lambda: mlp(64, n_out=10, hidden=128),
+            lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9),
+            nn.functional.cross_entropy,
             batch_size,
             seed,
         )
-    if name == "diabetes_mlp_adam":
-        return DemoTask(
-            name,
-            *_regression(seed, "diabetes"),
-            lambda: _mlp(10, 1, 64),
-            lambda p, lr: torch.optim.Adam(p, lr=lr),
-            mse,
-            batch_size,
-            seed,
-            classification=False,
-        )
-    if name == "synth_reg_sgd":
-        return DemoTask(
-            name,
-            *_regression(seed, "synthetic"),
-            lambda: _mlp(10, 1, 64),
-            lambda p, lr: torch.optim.SGD(p, lr=lr),
-            mse,
-            batch_size,
-            seed,
-            classification=False,
-        )
-    if name in ("wine_mlp_rmsprop", "cancer_bn_adamw"):
-        from sklearn.datasets import load_breast_cancer, load_wine
-
-        d = load_wine() if name == "wine_mlp_rmsprop" else load_breast_cancer()
-        data = _tensors(*_split(d.data.astype(np.float64), d.target, seed), cls=True)
-        n_in, n_out = data[0].shape[1], int(d.target.max()) + 1
-        if name == "wine_mlp_rmsprop":
-            mf = lambda: _mlp(n_in, n_out, 32)  # noqa: E731
-            of = lambda p, lr: torch.optim.RMSprop(p, lr=lr)  # noqa: E731
-        else:
-            mf = lambda: _mlp(n_in, n_out, 32, bn=True)  # noqa: E731
-            of = lambda p, lr: torch.optim.AdamW(p, lr=lr, weight_decay=1e-2)  # noqa: E731
-        return DemoTask(name, *data, mf, of, ce, min(batch_size, 16), seed)
     raise ValueError(f"name must be one of {', '.join(repr(t) for t in TASKS)}, got {name!r}")

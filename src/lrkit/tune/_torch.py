@@ -128,14 +128,18 @@ DEMO_TASK = "digits_mlp_sgd"
 
 
 def demo_task(
-    name: str = DEMO_TASK, *, epochs: int = 4, seed: int = 0, batch_size: int = 32
+    name: Any = DEMO_TASK, *, epochs: int = 4, seed: int = 0, batch_size: int = 32
 ) -> Task:
-    """A built-in task from :mod:`lrkit.demo` (scikit-learn data, small models): every trial
-    starts from the same initial weights and sees the same batches, so trials differ only by
-    the schedule. Metric: the validation loss (minimize)."""
-    from .. import demo
+    """A built-in task from :mod:`lrkit.torch.demo` (scikit-learn data, small models), by name
+    or as a ``DemoTask``: every trial starts from the same initial weights and sees the same
+    batches, so trials differ only by the schedule. Metric: the validation loss (minimize)."""
+    from ..torch import demo
 
-    t = demo.make_task(name, seed=seed, batch_size=batch_size)
+    if isinstance(name, demo.DemoTask):
+        t = name
+        name = t.name
+    else:
+        t = demo.make_task(name, seed=seed, batch_size=batch_size)
     spe = len(t.x_train) // t.batch_size
 
     def evaluate(model: Any) -> float:
