@@ -12,11 +12,16 @@ separately, in units of one trial's training steps.
 
     python benchmarks/tune_efficiency.py                 # 4 tasks x 3 seeds, ~5 min on 2 cores
     python benchmarks/tune_efficiency.py --quick         # 2 tasks x 2 seeds
+    python benchmarks/tune_efficiency.py --json benchmarks/results/tune_efficiency.json
+
+``--json PATH`` also writes the table ``trials`` and the summary for the docs
+(``benchmarks/render_docs.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import time
@@ -62,6 +67,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=40, help="max trials per search")
     ap.add_argument("--tolerance", type=float, default=0.05)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = ap.parse_args()
     if args.quick:
         args.tasks, args.seeds, args.reference_trials, args.budget = (
@@ -136,6 +142,47 @@ def main() -> None:
         f"{statistics.mean(all_seeded):.1f}; ratio blind/seeded = {ratio:.2f} "
         f"(geometric mean of per-run ratios {gm:.2f}); {time.time() - t_start:.0f} s"
     )
+    if args.json:
+        seeds = ", ".join(str(i) for i in range(args.seeds))
+        table = {
+            "columns": [
+                "task",
+                "reference best",
+                f"blind TPE (seeds {seeds})",
+                f"finder-seeded (seeds {seeds})",
+                "ratio blind/seeded",
+                "finder cost (trials)",
+            ],
+            "rows": [
+                [name, round(best, 4), fmt(b).strip(), fmt(s).strip(), round(r, 2), round(c, 2)]
+                for name, best, b, s, r, c in rows
+            ],
+        }
+        summary = {
+            "columns": ["mean trials, blind", "mean trials, finder-seeded", "ratio", "geo. mean"],
+            "rows": [
+                [
+                    round(statistics.mean(all_blind), 1),
+                    round(statistics.mean(all_seeded), 1),
+                    round(ratio, 2),
+                    round(gm, 2),
+                ]
+            ],
+        }
+        out = {
+            "tables": {"trials": table, "summary": summary},
+            "settings": {
+                "tasks": args.tasks.split(","),
+                "seeds": args.seeds,
+                "reference_trials": args.reference_trials,
+                "budget": args.budget,
+                "tolerance": args.tolerance,
+            },
+            "seconds": round(time.time() - t_start, 1),
+        }
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+            f.write("\n")
 
 
 if __name__ == "__main__":
