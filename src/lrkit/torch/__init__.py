@@ -9,12 +9,12 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
-    # schedules driving an optimizer (foundation issue)
+    # schedules driving an optimizer
     "scheduler": "_scheduler",
     "LRKitScheduler": "_scheduler",
-    # range test (finder issue)
+    # range test
     "find_lr": "_finder",
-    # adaptive methods, divergence guard, LR-free optimizers (feedback issue)
+    # adaptive methods, divergence guard, LR-free optimizers
     "effective_lr": "_adaptive",
     "EffectiveLRLogger": "_adaptive",
     "DivergenceGuard": "_guard",
@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
     "reestimate_batchnorm": "_lrfree",
     "is_schedule_free": "_lrfree",
     "lrfree_lr": "_lrfree",
-    # torch.distributed helpers (tune issue)
+    # torch.distributed helpers
     "get_rank": "_distributed",
     "get_world_size": "_distributed",
     "is_main_process": "_distributed",
