@@ -95,7 +95,7 @@ def make_task(name: str, seed: int = 0, batch_size: int = 32) -> DemoTask:
     ce = nn.functional.cross_entropy
     mse = nn.functional.mse_loss
     if name in demo.TASKS:
-        return demo.make_task(name, seed, batch_size)
+        return demo.make_task(name, seed=seed, batch_size=batch_size)
     if name in ("digits_cnn_adamw", "digits_bn_sgd"):
         data = digits_data(seed)
         mf: Callable[[], nn.Module]

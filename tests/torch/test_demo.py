@@ -14,7 +14,7 @@ from lrkit.torch import demo  # noqa: E402
 def test_tasks_build_and_are_reproducible(name: str) -> None:
     a, b = demo.make_task(name, seed=3), demo.make_task(name, seed=3)
     assert a.name == name
-    assert (len(a.x_train), len(a.x_val)) == (1347, 449)
+    assert (len(a.x_train), len(a.x_val)) == (1348, 449)
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_val, b.y_val)
     sa, sb = a.make_model().state_dict(), b.make_model().state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)

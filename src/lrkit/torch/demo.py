@@ -198,7 +198,7 @@ def to_tensors(arrays: tuple[Any, ...], *, classification: bool) -> tuple[torch.
 
 
 def digits_data(seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """scikit-learn's 8x8 digits as ``(x_train, y_train, x_val, y_val)`` (1347 / 449)."""
+    """scikit-learn's 8x8 digits as ``(x_train, y_train, x_val, y_val)`` (1348 / 449)."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -206,8 +206,8 @@ def digits_data(seed: int = 0) -> tuple[torch.Tensor, ...]:
     return to_tensors(arrays, classification=True)
 
 
-def digits_task(seed: int = 0, batch_size: int = 32) -> DemoTask:
-    """scikit-learn's 8x8 digits (1347 train / 449 val), an MLP 64-128-64-10, Adam."""
+def digits_task(seed: int = 0, *, batch_size: int = 32) -> DemoTask:
+    """scikit-learn's 8x8 digits (1348 train / 449 val), an MLP 64-128-64-10, Adam."""
     xt, yt, xv, yv = digits_data(seed)
     return DemoTask(
         name="digits_mlp_adam",
@@ -244,10 +244,10 @@ def mlp(n_in: int, *, n_out: int, hidden: int = 64, bn: bool = False, depth: int
 TASKS: tuple[str, ...] = ("digits_mlp_adam", "digits_mlp_sgd")
 
 
-def make_task(name: str, seed: int = 0, batch_size: int = 32) -> DemoTask:
+def make_task(name: str, *, seed: int = 0, batch_size: int = 32) -> DemoTask:
     """The built-in task ``name`` (one of ``TASKS``)."""
     if name == "digits_mlp_adam":
-        return digits_task(seed, batch_size)
+        return digits_task(seed, batch_size=batch_size)
     if name == "digits_mlp_sgd":
         return DemoTask(
             name,
