@@ -132,7 +132,7 @@ def train(
                     g["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
             loss = task.loss_fn(model(x), y)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             losses.append(loss.detach())
             hist["lr"].append(float(optimizer.param_groups[0]["lr"]))
@@ -199,7 +199,7 @@ def to_tensors(arrays: tuple[Any, ...], *, classification: bool) -> tuple[torch.
 
 def digits_data(seed: int = 0) -> tuple[torch.Tensor, ...]:
     """scikit-learn's 8x8 digits as ``(x_train, y_train, x_val, y_val)`` (1348 / 449)."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
 
     d = load_digits()
     arrays = split_arrays(d.data.astype(np.float64), y=d.target, seed=seed)
@@ -249,13 +249,17 @@ def make_task(name: str, *, seed: int = 0, batch_size: int = 32) -> DemoTask:
     if name == "digits_mlp_adam":
         return digits_task(seed, batch_size=batch_size)
     if name == "digits_mlp_sgd":
+        xt, yt, xv, yv = digits_data(seed)
         return DemoTask(
-            name,
-            *digits_data(seed),
-            lambda: mlp(64, n_out=10, hidden=128),
-            lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9),
-            nn.functional.cross_entropy,
-            batch_size,
-            seed,
+            name=name,
+            x_train=xt,
+            y_train=yt,
+            x_val=xv,
+            y_val=yv,
+            model_fn=lambda: mlp(64, n_out=10, hidden=128),
+            optimizer_fn=lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9),
+            loss_fn=nn.functional.cross_entropy,
+            batch_size=batch_size,
+            seed=seed,
         )
     raise ValueError(f"name must be one of {', '.join(repr(t) for t in TASKS)}, got {name!r}")
