@@ -144,6 +144,10 @@ def main() -> None:
     )
     if args.json:
         seeds = ", ".join(str(i) for i in range(args.seeds))
+
+        def cells(xs: list[float]) -> str:
+            return ", ".join(f">{args.budget}" if x > args.budget else f"{int(x)}" for x in xs)
+
         table = {
             "columns": [
                 "task",
@@ -154,12 +158,17 @@ def main() -> None:
                 "finder cost (trials)",
             ],
             "rows": [
-                [name, round(best, 4), fmt(b).strip(), fmt(s).strip(), round(r, 2), round(c, 2)]
+                [name, round(best, 4), cells(b), cells(s), round(r, 2), round(c, 2)]
                 for name, best, b, s, r, c in rows
             ],
         }
         summary = {
-            "columns": ["mean trials, blind", "mean trials, finder-seeded", "ratio", "geo. mean"],
+            "columns": [
+                "mean trials, blind",
+                "mean trials, finder-seeded",
+                "ratio of the means",
+                "geometric mean of per-run ratios",
+            ],
             "rows": [
                 [
                     round(statistics.mean(all_blind), 1),
