@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "_version": CORE,
     "_format": CORE,
     "_target": CORE,
+    "_display": CORE,
     "torch": ADAPTER,
     "keras": ADAPTER,
     "optax": ADAPTER,
@@ -204,11 +205,16 @@ ALL_IMPORTS = [imp for m in FILES for imp in _imports(m)]
 LRKIT_IMPORTS = [i for i in ALL_IMPORTS if i.target == "lrkit" or i.target.startswith("lrkit.")]
 
 
+def _private(name: str | None) -> bool:
+    """A private name: ``_x``, but not a dunder such as ``__version__``."""
+    return name is not None and name.startswith("_") and not name.endswith("__")
+
+
 def _key(imp: Import) -> tuple[str, str]:
     """How ``ALLOWED`` names an import: ``(importer, module)``, or ``(importer, module:name)``
     for a private name taken from a public module."""
-    private_module = any(p.startswith("_") for p in imp.target.split(".")[2:])
-    private_name = imp.name is not None and imp.name.startswith("_")
+    private_module = any(_private(p) for p in imp.target.split(".")[2:])
+    private_name = _private(imp.name)
     suffix = f":{imp.name}" if private_name and not private_module else ""
     return imp.importer, imp.target + suffix
 
@@ -248,9 +254,7 @@ def _private_violations(imports: list[Import] = LRKIT_IMPORTS) -> list[Import]:
         if src == dst:
             continue
         inner = imp.target.split(".")[2:]  # below the package: lrkit.<pkg>.<inner...>
-        private_module = any(p.startswith("_") for p in inner)
-        private_name = imp.name is not None and imp.name.startswith("_")
-        if private_module or private_name:
+        if any(_private(p) for p in inner) or _private(imp.name):
             bad.append(imp)
     return bad
 
@@ -373,6 +377,7 @@ def test_imports_are_resolved(source: str, target: str, name: str | None) -> Non
         ("lrkit.torch._made_up", "from ..feedback import _metric", False, True),
         ("lrkit.torch._made_up", "from . import _finder", False, False),
         ("lrkit.commands.x", "from .._validate import check", False, False),
+        ("lrkit.cli", "from . import __version__", False, False),
     ],
 )
 def test_the_rules_catch_what_they_should(
