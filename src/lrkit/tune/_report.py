@@ -61,7 +61,7 @@ def trials_table(trials: Sequence[Any], *, metric: str = "value") -> str:
 
 def plot_search(result: Any, path: str | None = None) -> Any:
     """Value per trial (best so far as a line) and peak LR vs value (log x), by family."""
-    require("matplotlib", "plot", feature="lrkit.tune plots")
+    require("matplotlib", "plot", feature="TuneResult.plot")
     if path is not None:  # a bare Figure: no pyplot, the caller's backend is untouched
         from matplotlib.figure import Figure
 

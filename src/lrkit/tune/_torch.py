@@ -133,6 +133,7 @@ def demo_task(
     """A built-in task from :mod:`lrkit.demo` (scikit-learn data, small models): every trial
     starts from the same initial weights and sees the same batches, so trials differ only by
     the schedule. Metric: the validation loss (minimize)."""
+    require("torch", "torch", feature="lrkit.tune.demo_task")
     from .. import demo
 
     t = demo.make_task(name, seed=seed, batch_size=batch_size)
