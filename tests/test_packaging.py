@@ -121,6 +121,12 @@ def test_project_urls_are_consistent() -> None:
                 assert m.group(1).strip("'\"").rstrip("/") == url.rstrip("/"), key
 
 
+def test_install_page_lists_every_extra() -> None:
+    page = (ROOT / "docs" / "install.md").read_text()
+    missing = [e for e in PROJECT["optional-dependencies"] if f"lrkit[{e}]" not in page]
+    assert not missing, f"docs/install.md does not describe the extras {missing}"
+
+
 def _markdown_links(text: str) -> list[str]:
     """Link and image targets of a Markdown text, outside code blocks and code spans."""
     text = re.sub(r"^(```|~~~).*?^\1", "", text, flags=re.M | re.S)
