@@ -73,7 +73,7 @@ def _run_hidden(hidden: set[str], statements: list[str]) -> dict[str, object]:
 
 def _public_names_statement(package: str) -> list[str]:
     """Import ``package`` and touch each name in its ``__all__`` (for lazy packages)."""
-    return [f"import {package} as m\nfor n in m.__all__:\n    getattr(m, n)"]
+    return [f"import {package} as m\nfor n in getattr(m, '__all__', []):\n    getattr(m, n)"]
 
 
 TORCH_NAMES = [
@@ -184,7 +184,7 @@ CASES = {
         _public_names_statement("lrkit.lightning"),
         "ImportError",
         re.compile(
-            r"lrkit\.lightning needs (pytorch_lightning|lightning): "
+            r"lrkit\.lightning(\.\w+)? needs (pytorch_lightning|lightning[\w.]*): "
             r"pip install 'lrkit\[lightning\]'"
         ),
     ),
@@ -192,7 +192,7 @@ CASES = {
         {"transformers"},
         _public_names_statement("lrkit.hf"),
         "ImportError",
-        "lrkit.hf needs transformers: pip install 'lrkit[hf]'",
+        re.compile(r"lrkit\.hf(\.\w+)? needs transformers: pip install 'lrkit\[hf\]'"),
     ),
 }
 # the integrations written beside this package: checked once they exist
