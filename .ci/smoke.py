@@ -136,7 +136,6 @@ def smoke_core(tmp: str) -> None:
     check(set(names) <= {"lrkit", "numpy", "tqdm", "colorama"}, f"nothing else installed: {names}")
 
     import lrkit
-    from lrkit import schedules
     from lrkit.feedback import ReduceOnPlateau
     from lrkit.finder import range_test
     from lrkit.textplot import text_plot  # noqa: F401
@@ -145,7 +144,7 @@ def smoke_core(tmp: str) -> None:
     check(s(0) == 0.1 and s(100) == 0.0 and abs(s(50) - 0.05) < 1e-12, "parse + values")
     check(lrkit.from_dict(s.to_dict()) == s, "to_dict/from_dict round trip")
     check(lrkit.parse(str(s)) == s, "spec string round trip")
-    one = schedules.onecycle(0.1, 100)
+    one = lrkit.parse("onecycle(0.1, 100)")
     peak = max(one.values(range(100)))
     check(one(0) < peak and abs(peak - 0.1) < 1e-6, "one-cycle peaks at its max_lr")
     plateau = ReduceOnPlateau(patience=1, factor=0.5)
@@ -153,9 +152,7 @@ def smoke_core(tmp: str) -> None:
     result = range_test(
         lambda lr: 1.0 / (1.0 + 50 * lr) + (lr > 1.0) * lr**2, num_iter=60, warn=False
     )
-    check(
-        result.suggestion is not None, f"framework-free range test suggests {result.suggestion:.3g}"
-    )
+    check(result.suggestion is not None, f"framework-free range test suggests {result.suggestion}")
 
     v = _lrkit("--version", cwd=tmp)
     check(v.returncode == 0 and v.stdout.strip() == f"lrkit {version}", "lrkit --version")
