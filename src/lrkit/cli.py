@@ -20,6 +20,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lrkit", description="Take the guesswork out of the learning rate."
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"lrkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     wanted = None

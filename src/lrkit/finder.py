@@ -431,6 +431,9 @@ class FinderResult:
         Returns the matplotlib ``Axes``; writes the figure to ``path`` when given. With
         ``path`` and no ``ax`` the figure is drawn without pyplot, so the caller's matplotlib
         backend and open figures are left untouched."""
+        from ._imports import require
+
+        require("matplotlib", "plot", feature="FinderResult.plot")
         if ax is None:
             if path is not None:
                 from matplotlib.figure import Figure

@@ -14,6 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+from ._imports import require
+
+require("jax", "jax")  # without JAX or optax: the one-line install hint
+require("optax", "jax")
+
 import jax
 import jax.numpy as jnp
 import numpy as np

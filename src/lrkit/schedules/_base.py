@@ -175,10 +175,11 @@ class Schedule(ABC):
         """Plot the schedule with matplotlib (``pip install lrkit[plot]``); returns the axes.
 
         ``steps`` defaults to the schedule's natural length (or 1000)."""
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("Schedule.plot needs matplotlib: pip install 'lrkit[plot]'") from exc
+        from .._imports import require
+
+        require("matplotlib", "plot", feature="Schedule.plot")
+        import matplotlib.pyplot as plt
+
         n = _plot_steps(self, steps)
         xs = np.arange(n)
         if ax is None:

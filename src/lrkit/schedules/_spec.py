@@ -160,6 +160,8 @@ class _Parser:
         kwargs: dict[str, Any] = {}
         while not (self.peek().kind == "punct" and self.peek().text == ")"):
             tok = self.peek()
+            if tok.kind == "eof":
+                raise self.fail("expected ')'")
             after = self.toks[self.i + 1]
             if tok.kind == "name" and after.kind == "punct" and after.text == "=":
                 self.take()

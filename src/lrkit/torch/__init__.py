@@ -1,12 +1,13 @@
-"""PyTorch adapter for lrkit. ``torch`` is imported only when a name below is first used.
+"""PyTorch adapter for lrkit (``pip install 'lrkit[torch]'``). ``torch`` is imported only when
+a name below is first used; without PyTorch that raises ``ImportError: lrkit.torch needs torch:
+pip install 'lrkit[torch]'``.
 
 Each public name lives in a private submodule; the table maps name -> submodule.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._imports import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     # schedules driving an optimizer
@@ -38,15 +39,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'lrkit.torch' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

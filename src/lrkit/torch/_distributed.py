@@ -17,6 +17,10 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .._imports import require
+
+require("torch", "torch")  # without PyTorch: the one-line install hint
+
 import torch
 
 from .._runtime import is_rank0

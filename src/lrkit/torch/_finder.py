@@ -10,6 +10,12 @@ import tempfile
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
+from .._imports import require
+
+require("torch", "torch")  # without PyTorch: the one-line install hint
+
 import torch
 
 from .. import _validate as V

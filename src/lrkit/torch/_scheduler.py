@@ -13,6 +13,10 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from .._imports import require
+
+require("torch", "torch")  # without PyTorch: the one-line install hint
+
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 

@@ -12,8 +12,7 @@ every trial is an lrkit schedule whose spec string is stored on the trial
 
 from __future__ import annotations
 
-from typing import Any
-
+from .._imports import lazy_exports
 from ._space import (
     BLIND_LR_RANGE,
     FAMILIES,
@@ -54,10 +53,7 @@ __all__ = [
     "tune",
 ]
 
-
-def __getattr__(name: str) -> Any:  # torch-backed helpers, imported on first use
-    if name in ("demo_task", "torch_task", "DEMO_TASK"):
-        from . import _torch
-
-        return getattr(_torch, name)
-    raise AttributeError(f"module 'lrkit.tune' has no attribute {name!r}")
+# the torch-backed helpers, imported on first use
+__getattr__ = lazy_exports(
+    __name__, {"demo_task": "_torch", "torch_task": "_torch", "DEMO_TASK": "_torch"}
+)[0]

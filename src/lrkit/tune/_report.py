@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .._imports import require
 from .._runtime import is_rank0
 
 __all__ = ["is_rank0", "plot_search", "trials_table"]
@@ -46,6 +47,7 @@ def trials_table(trials: Sequence[Any], *, metric: str = "value") -> str:
 
 def plot_search(result: Any, path: str | None = None) -> Any:
     """Value per trial (best so far as a line) and peak LR vs value (log x), by family."""
+    require("matplotlib", "plot", feature="TuneResult.plot")
     if path is not None:  # a bare Figure: no pyplot, the caller's backend is untouched
         from matplotlib.figure import Figure
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _validate as V
+from .._imports import optional, require
 from ..schedules import Schedule, parse
 from ._space import BLIND_LR_RANGE, FAMILIES, SearchSpace, _check_range, lr_range_from_finder
 
@@ -35,11 +36,7 @@ ATTR_TOTAL_STEPS = "lrkit.total_steps"
 
 
 def _optuna() -> Any:
-    try:
-        import optuna
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("lrkit.tune needs optuna: pip install 'lrkit[tune]'") from exc
-    return optuna
+    return require("optuna", "tune", feature="lrkit.tune")
 
 
 # ----------------------------------------------------------------------------- the task
@@ -208,10 +205,8 @@ def make_storage(
 def _with_driver(url: str) -> str:
     """``postgresql://`` means psycopg (v3) to SQLAlchemy >= 2.1; use psycopg2 (the ``tune``
     extra) when psycopg is not installed."""
-    from importlib.util import find_spec
-
     for scheme in ("postgresql://", "postgres://"):
-        if url.startswith(scheme) and find_spec("psycopg") is None and find_spec("psycopg2"):
+        if url.startswith(scheme) and optional("psycopg") is None and optional("psycopg2"):
             return "postgresql+psycopg2://" + url[len(scheme) :]
     return url
 

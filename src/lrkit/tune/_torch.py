@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import _validate as V
+from .._imports import require
 from ..schedules import Schedule
 from ._study import Task
 
@@ -42,8 +43,7 @@ def torch_task(
     :func:`lrkit.torch.find_lr` on a fresh model (``range_test_kwargs`` go to it).
     ``num_threads`` sets torch's intra-op threads while a trial or the range test runs (the
     previous setting is restored afterwards); 1 is much faster for tiny models on busy CPUs."""
-    import torch
-
+    torch = require("torch", "torch", feature="lrkit.tune.torch_task")
     from ..torch import find_lr, scheduler
 
     epochs = V.integer("epochs", epochs, 1)
@@ -133,6 +133,7 @@ def demo_task(
     """A built-in task from :mod:`lrkit.torch.demo` (scikit-learn data, small models), by name
     or as a ``DemoTask``: every trial starts from the same initial weights and sees the same
     batches, so trials differ only by the schedule. Metric: the validation loss (minimize)."""
+    require("torch", "torch", feature="lrkit.tune.demo_task")
     from ..torch import demo
 
     if isinstance(name, demo.DemoTask):
