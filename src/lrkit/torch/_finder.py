@@ -10,8 +10,6 @@ import tempfile
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
-
 from .._imports import require
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
