@@ -11,7 +11,9 @@ task finishes, so an interrupted build resumes where it stopped):
   grid is first walked on every other point from the top down, stopping below the best LR once
   three consecutive points are worse than 1.3x the best mean, the last no better than the one
   before; then the points next to the
-  best are filled in. Points not run are ``null`` (a suggestion there is a miss whatever its
+  best are filled in (its two neighbours). A constant-LR run whose smoothed training loss has
+  not gone below 0.98x its first loss after half the budget stops there and is scored by its
+  validation loss at that point. Points not run are ``null`` (a suggestion there is a miss whatever its
   exact loss; it is scored as the nearest point run, a lower bound of its loss).
 * **raw sweeps**, 3 seeds: from 1e-7 at the default density (100 steps per 8 decades), one
   optimizer step per LR on the batches the training run would see, recording at every step the
@@ -86,6 +88,7 @@ def train_run(task: Any, seed: int, lrs: np.ndarray, data: list[Any]) -> float:
     model.train()
     first = None
     ema = 0.0
+    const = bool(np.all(lrs == lrs[0]))
     for k, (x, y) in enumerate(data[: task.steps]):
         for g in groups:
             g["lr"] = float(lrs[k])
@@ -96,8 +99,11 @@ def train_run(task: Any, seed: int, lrs: np.ndarray, data: list[Any]) -> float:
             return DIVERGED
         first = lv if first is None else first
         ema = 0.9 * ema + 0.1 * lv
-        if k >= 20 and ema / (1 - 0.9 ** (k + 1)) > 10 * max(first, 1e-3):
+        sm = ema / (1 - 0.9 ** (k + 1))
+        if k >= 20 and sm > 10 * max(first, 1e-3):
             return DIVERGED
+        if const and k == task.steps // 2 and sm > 0.98 * first:
+            break  # no progress in half the budget at a constant LR: scored as it stands
         loss.backward()
         opt.step()
     model.eval()
@@ -132,11 +138,7 @@ def oracle(task: Any, kind: str, data: dict[int, list[Any]]) -> list[list[float 
         if len(trail) >= 3 and trail[-1] >= trail[-2]:
             break
     jb = min(means, key=lambda j: means[j])
-    for j in (jb - 3, jb - 1, jb + 1, jb + 3):
-        if 0 <= j < n and j not in means:
-            run(j)
-    jb = min(means, key=lambda j: means[j])
-    for j in (jb - 1, jb + 1):  # the best moved to a filled-in point: its neighbours too
+    for j in (jb - 1, jb + 1):
         if 0 <= j < n and j not in means:
             run(j)
     return out
@@ -262,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--only", default=None, help="comma-separated task names")
-    ap.add_argument("--per-family", type=int, default=5)
+    ap.add_argument("--per-family", type=int, default=4)
     ap.add_argument("--pack", action="store_true", help="only pack cache/*.json")
     args = ap.parse_args(argv)
     if args.pack:

@@ -451,20 +451,20 @@ def _fam_bars_cnn(r):
     return ({"kind": "bars", "k": int(r.integers(3, 6)), "noise": float(r.uniform(0.3, 1.0)),
              "n": 1200},
             {"kind": "cnn", "side": 12, "ch": 4, "bn": bool(r.random() < 0.5)},
-            _pick(r, ["ce", "ce_ls"]), _pick(r, [16, 32, 64]), _budget(r, 400))  # fmt: skip
+            _pick(r, ["ce", "ce_ls"]), _pick(r, [8, 16, 32]), _budget(r, 300))  # fmt: skip
 
 
 def _fam_seq_gru(r):
     L = int(_pick(r, [9, 12]))
     return ({"kind": "seqsum", "len": L, "n": 1200},
             {"kind": "gru", "hidden": int(_pick(r, [8, 16]))},
-            "ce", _pick(r, [16, 32, 64]), _budget(r, 400))  # fmt: skip
+            "ce", _pick(r, [8, 16, 32]), _budget(r, 300))  # fmt: skip
 
 
 def _fam_sines_lstm(r):
     return ({"kind": "sines", "len": 12, "noise": float(r.uniform(0.3, 0.9)), "n": 1200},
             {"kind": "lstm", "hidden": int(_pick(r, [8, 16]))},
-            "ce", _pick(r, [16, 32, 64]), _budget(r, 400))  # fmt: skip
+            "ce", _pick(r, [8, 16, 32]), _budget(r, 300))  # fmt: skip
 
 
 def _fam_ar_gru(r):
@@ -472,14 +472,14 @@ def _fam_ar_gru(r):
     return ({"kind": "ar", "len": 10, "a": [a1, float(-0.5 * a1 * r.uniform(0.2, 0.9))],
              "n": 1200},
             {"kind": _pick(r, ["gru", "lstm"]), "hidden": 8},
-            _pick(r, ["mse", "huber"]), _pick(r, [16, 32, 64]), _budget(r, 400))  # fmt: skip
+            _pick(r, ["mse", "huber"]), _pick(r, [16, 32, 64]), _budget(r, 300))  # fmt: skip
 
 
 def _fam_seq_attn(r):
     L = 9
     return ({"kind": _pick(r, ["seqsum", "sines"]), "len": L, "noise": 0.6, "n": 1200},
             {"kind": "attn", "d": 16, "heads": int(_pick(r, [1, 2])), "len": L},
-            "ce", _pick(r, [16, 32, 64]), _budget(r, 400))  # fmt: skip
+            "ce", _pick(r, [8, 16, 32]), _budget(r, 300))  # fmt: skip
 
 
 def _fam_digits_ae(r):
@@ -552,7 +552,7 @@ NAMED_OPT = {  # optimizer of each hand-written task, for rules that read it
 }  # fmt: skip
 
 
-def specs(per_family: int = 5) -> list[dict[str, Any]]:
+def specs(per_family: int = 4) -> list[dict[str, Any]]:
     """Every task of the zoo: ``per_family`` generated tasks per family, then T, H and V."""
     out: list[dict[str, Any]] = []
     for fam, draw in FAMILIES.items():
