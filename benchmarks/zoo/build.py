@@ -6,7 +6,9 @@ task finishes, so an interrupted build resumes where it stopped):
 * **grid oracle**: final validation loss after ``steps`` optimizer steps at 25 log-spaced LRs
   (4 per decade, 1e-5 to 10), 2 seeds (init, batch order, dropout), for a constant LR, one-cycle
   (``schedules.onecycle(lr, steps)``) and warmup-cosine (5% linear warmup to ``lr``, then cosine
-  to 0). The grid is walked from the top down; a run whose loss turns NaN/inf, exceeds 1e3 or
+  to 0). For the constant LR the grid is walked from the top down (below); one-cycle and
+  warmup-cosine search locally from the constant LR's best point, two grid points at a time
+  while the loss improves, then fill in the neighbours of their best; a run whose loss turns NaN/inf, exceeds 1e3 or
   whose smoothed training loss exceeds 10x its first loss scores 1e3 (diverged) and stops. The
   grid is first walked on every other point from the top down, stopping below the best LR once
   three consecutive points are worse than 1.3x the best mean, the last no better than the one
@@ -17,7 +19,7 @@ task finishes, so an interrupted build resumes where it stopped):
   exact loss; it is scored as the nearest point run, a lower bound of its loss).
 * **raw sweeps**, 3 seeds: from 1e-7 at the default density (100 steps per 8 decades), one
   optimizer step per LR on the batches the training run would see, recording at every step the
-  training-batch loss and the eval-mode loss of each of 8 fixed held batches (drawn from the
+  training-batch loss and the eval-mode loss of each of 4 fixed held batches (drawn from the
   training set with another shuffle). The sweep runs until the loss is non-finite, or both the
   smoothed training loss and the held loss exceed 10x their best, or the LR passes 1e4. Any
   cadence of held evaluation, smoothing, extension policy or rule can be replayed from it.
@@ -54,7 +56,7 @@ SWEEP_SEEDS = (0, 1, 2)
 SWEEP_START = 1e-7
 SWEEP_RATIO = 10 ** (8 / 99)  # the default sweep's density: 1e-7..10 in 100 steps
 SWEEP_CAP = 1e4
-N_HELD = 8
+N_HELD = 4
 DIVERGED = 1e3
 PRUNE = 1.3
 
@@ -112,34 +114,50 @@ def train_run(task: Any, seed: int, lrs: np.ndarray, data: list[Any]) -> float:
     return v if math.isfinite(v) and v < DIVERGED else DIVERGED
 
 
-def oracle(task: Any, kind: str, data: dict[int, list[Any]]) -> list[list[float | None]]:
-    """losses[seed][grid index] (``None``: not run). Coarse pass on every other grid point from
-    the top down (stopping below the best once two consecutive points are worse than
-    ``PRUNE`` x the best mean), then the points next to the best are filled in."""
+def oracle(
+    task: Any, kind: str, data: dict[int, list[Any]], start: int | None = None
+) -> list[list[float | None]]:
+    """losses[seed][grid index] (``None``: not run).
+
+    Without ``start``: every other grid point from the top down, stopping below the best once
+    three consecutive points are worse than ``PRUNE`` x the best mean (the last no better
+    than the one before). With ``start`` (the constant schedule's best index): a local search
+    from there in steps of two grid points, moving while the mean loss improves. Then the two
+    neighbours of the best are filled in."""
     n = len(GRID)
     out: list[list[float | None]] = [[None] * n for _ in ORACLE_SEEDS]
     means: dict[int, float] = {}
 
     def run(j: int) -> float:
-        vals = []
-        for si, s in enumerate(ORACLE_SEEDS):
-            v = train_run(task, s, schedule_values(kind, GRID[j], task.steps), data[s])
-            out[si][j] = v
-            vals.append(v)
-        means[j] = float(np.mean(vals))
+        if j not in means:
+            vals = []
+            for si, s in enumerate(ORACLE_SEEDS):
+                v = train_run(task, s, schedule_values(kind, GRID[j], task.steps), data[s])
+                out[si][j] = v
+                vals.append(v)
+            means[j] = float(np.mean(vals))
         return means[j]
 
-    best = math.inf
-    trail: list[float] = []
-    for j in range(n - 1, -1, -2):
-        m = run(j)
-        best = min(best, m)
-        trail = trail + [m] if m > PRUNE * best and best < DIVERGED else []
-        if len(trail) >= 3 and trail[-1] >= trail[-2]:
-            break
+    if start is None:
+        best = math.inf
+        trail: list[float] = []
+        for j in range(n - 1, -1, -2):
+            m = run(j)
+            best = min(best, m)
+            trail = trail + [m] if m > PRUNE * best and best < DIVERGED else []
+            if len(trail) >= 3 and trail[-1] >= trail[-2]:
+                break
+    else:
+        jb = start
+        run(jb)
+        for d in (2, -2):
+            j = jb + d
+            while 0 <= j < n and run(j) < means[jb]:
+                jb = j
+                j += d
     jb = min(means, key=lambda j: means[j])
     for j in (jb - 1, jb + 1):
-        if 0 <= j < n and j not in means:
+        if 0 <= j < n:
             run(j)
     return out
 
@@ -207,7 +225,11 @@ def run_task(spec: dict[str, Any]) -> str:
     t1 = time.perf_counter()
     sweeps = [raw_sweep(task, s) for s in SWEEP_SEEDS]
     t2 = time.perf_counter()
-    orc = {k: oracle(task, k, data) for k in SCHEDULES}
+    orc = {"constant": oracle(task, "constant", data)}
+    const = np.array([[np.inf if v is None else v for v in row] for row in orc["constant"]])
+    j0 = int(np.argmin(const.mean(0)))
+    for k in SCHEDULES[1:]:
+        orc[k] = oracle(task, k, data, start=j0)
     t3 = time.perf_counter()
     rec = {
         "spec": spec,

@@ -340,7 +340,7 @@ def _pick(rng: np.random.Generator, xs: Any) -> Any:
     return xs[int(rng.integers(len(xs)))]
 
 
-def _budget(rng: np.random.Generator, hi: int = 2000) -> int:
+def _budget(rng: np.random.Generator, hi: int = 800) -> int:
     return int(round(math.exp(rng.uniform(math.log(100), math.log(hi))) / 10) * 10)
 
 
@@ -354,7 +354,7 @@ def _opt(rng: np.random.Generator, pool: tuple[str, ...] = OPTIMIZERS) -> dict[s
 def _fam_clf_linear(r):
     return ({"kind": "clf", "d": int(r.integers(6, 30)), "k": int(r.integers(2, 6)),
              "sep": float(r.uniform(0.6, 1.6)), "n": 1500}, {"kind": "linear"},
-            _pick(r, ["ce", "ce", "ce_ls"]), _pick(r, [8, 16, 32, 64, 128]), _budget(r))  # fmt: skip
+            _pick(r, ["ce", "ce", "ce_ls"]), _pick(r, [8, 16, 32, 64, 128]), _budget(r, 2000))  # fmt: skip
 
 
 def _fam_clf_mlp(r):
@@ -376,7 +376,7 @@ def _fam_clf_resln(r):
     return ({"kind": "clf", "d": int(r.integers(8, 24)), "k": int(r.integers(2, 6)),
              "sep": float(r.uniform(0.6, 1.4)), "n": 2000},
             {"kind": "resln", "width": int(_pick(r, [32, 64])), "depth": int(r.integers(1, 4))},
-            _pick(r, ["ce", "ce_ls"]), _pick(r, [16, 32, 64, 128]), _budget(r, 1200))  # fmt: skip
+            _pick(r, ["ce", "ce_ls"]), _pick(r, [16, 32, 64, 128]), _budget(r))  # fmt: skip
 
 
 def _fam_toy2d_deep(r):
@@ -384,7 +384,7 @@ def _fam_toy2d_deep(r):
              "n": 1500},
             {"kind": "mlp", "widths": [int(_pick(r, [16, 32, 64]))] * int(r.integers(3, 6)),
              "act": _pick(r, ["tanh", "relu"])},
-            "ce", _pick(r, [8, 16, 32, 64]), _budget(r))  # fmt: skip
+            "ce", _pick(r, [8, 16, 32, 64]), _budget(r, 2000))  # fmt: skip
 
 
 def _fam_blobs_bn(r):
@@ -415,7 +415,7 @@ def _fam_reg_linear(r):
     return ({"kind": "regression", "noise": float(r.uniform(5, 60)), "d": int(r.integers(5, 40)),
              "n": 1500},
             {"kind": "linear"}, _pick(r, ["mse", "huber"]), _pick(r, [8, 16, 32, 64, 256]),
-            _budget(r))  # fmt: skip
+            _budget(r, 2000))  # fmt: skip
 
 
 def _fam_sin_tanh(r):
@@ -423,7 +423,7 @@ def _fam_sin_tanh(r):
              "n": 1500},
             {"kind": "mlp", "widths": [int(_pick(r, [16, 32, 64]))] * int(r.integers(2, 5)),
              "act": "tanh"},
-            _pick(r, ["mse", "huber"]), _pick(r, [16, 32, 64, 128]), _budget(r))  # fmt: skip
+            _pick(r, ["mse", "huber"]), _pick(r, [16, 32, 64, 128]), _budget(r, 2000))  # fmt: skip
 
 
 def _fam_small_mlp(r):
@@ -431,20 +431,20 @@ def _fam_small_mlp(r):
     return ({"kind": kind, "noise": float(_pick(r, [0.0, 0.0, 0.3]))},
             {"kind": "mlp", "widths": [int(_pick(r, [16, 32, 64]))] * int(r.integers(1, 3)),
              "act": _pick(r, ["relu", "tanh"])},
-            _pick(r, ["ce", "ce_ls"]), _pick(r, [8, 16, 32]), _budget(r, 1000))  # fmt: skip
+            _pick(r, ["ce", "ce_ls"]), _pick(r, [8, 16, 32]), _budget(r, 2000))  # fmt: skip
 
 
 def _fam_digits_mlp(r):
     return ({"kind": "digits", "noise": float(_pick(r, [0.0, 0.0, 0.5]))},
             {"kind": "mlp", "widths": [int(_pick(r, [64, 128, 256]))] * int(r.integers(1, 3)),
              "drop": float(_pick(r, [0.0, 0.0, 0.3])), "bn": bool(r.random() < 0.25)},
-            _pick(r, ["ce", "ce_ls"]), _pick(r, [16, 32, 64, 128, 256]), _budget(r, 1500))  # fmt: skip
+            _pick(r, ["ce", "ce_ls"]), _pick(r, [16, 32, 64, 128, 256]), _budget(r))  # fmt: skip
 
 
 def _fam_digits_cnn(r):
     return ({"kind": "digits", "noise": 0.0},
             {"kind": "cnn", "side": 8, "ch": int(_pick(r, [4, 8])), "bn": bool(r.random() < 0.5)},
-            "ce", _pick(r, [16, 32, 64]), _budget(r, 500))  # fmt: skip
+            "ce", _pick(r, [16, 32, 64]), _budget(r, 300))  # fmt: skip
 
 
 def _fam_bars_cnn(r):
@@ -485,13 +485,13 @@ def _fam_seq_attn(r):
 def _fam_digits_ae(r):
     return ({"kind": "digits", "noise": 0.0},
             {"kind": "ae", "width": int(_pick(r, [32, 64])), "code": int(_pick(r, [4, 8, 16]))},
-            _pick(r, ["mse", "huber"]), _pick(r, [16, 32, 64, 128]), _budget(r, 1200))  # fmt: skip
+            _pick(r, ["mse", "huber"]), _pick(r, [16, 32, 64, 128]), _budget(r))  # fmt: skip
 
 
 def _fam_diabetes(r):
     return ({"kind": "diabetes", "noise": 0.0},
             {"kind": _pick(r, ["linear", "mlp"]), "widths": [int(_pick(r, [16, 32, 64]))]},
-            _pick(r, ["mse", "huber"]), _pick(r, [8, 16, 32]), _budget(r, 1000))  # fmt: skip
+            _pick(r, ["mse", "huber"]), _pick(r, [8, 16, 32]), _budget(r, 2000))  # fmt: skip
 
 
 FAMILIES: dict[str, Callable[[np.random.Generator], tuple]] = {
