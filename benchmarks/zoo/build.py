@@ -80,7 +80,6 @@ def schedule_values(kind: str, lr: float, steps: int) -> np.ndarray:
 
 def train_run(task: Any, seed: int, lrs: np.ndarray, data: list[Any]) -> float:
     import torch
-
     from _finder_common import fresh
 
     model = fresh(task, seed)
@@ -164,7 +163,6 @@ def oracle(
 
 def raw_sweep(task: Any, seed: int) -> dict[str, Any]:
     import torch
-
     from _finder_common import batches, fresh
 
     n_max = int(math.log(SWEEP_CAP / SWEEP_START) / math.log(SWEEP_RATIO)) + 1

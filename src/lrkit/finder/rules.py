@@ -1,0 +1,303 @@
+"""Suggestion rules: a curve of losses against learning rates -> a learning rate.
+
+A rule is any callable ``rule(lrs, losses) -> float`` (``lrs`` increasing, ``losses`` the raw
+curve in sweep order), as fastai's ``suggest_funcs``; ``RULES`` holds the built-in ones by name
+and :func:`suggest` applies a name or a callable. The built-in rules also accept keyword
+context (``beta``, ``stop_reason``, ``total_steps``, ``optimizer``), which a finder passes
+them; a user rule receives the two arrays only.
+
+``"budget_edge"`` (default)
+    The curve is the loss on a fixed set of held batches (the training loss when the sweep
+    did not measure one), smoothed without lag (:func:`robust_smooth` over +-0.3 decades).
+    Its minimum is at ``lr_min``: the largest LR at which the sweep still made progress, the
+    edge of stability of a short run. The LR to train with sits below that edge by a factor
+    that depends on how long the run is (the longer, the more a too-large step costs) and on
+    the optimizer (plain SGD, momentum, adaptive)::
+
+        ln(lr / lr_min) = a[schedule, optimizer] + b[schedule] * ln(total_steps / 1000)
+
+    for ``schedule`` in constant, one-cycle (``max_lr``) and warmup-cosine (peak);
+    ``total_steps`` defaults to 1000 and the optimizer to ``"adaptive"``. The coefficients
+    are fitted on the task zoo (``benchmarks/zoo/fit_rule.py``, grouped cross-validation;
+    ``docs/finder.md``) and live in :mod:`lrkit.finder._coefficients`.
+``"steepest"``
+    ``lrs[i*]`` with ``i* = argmin_i ds/d(ln lr)`` over the points up to the minimum of the
+    EMA-smoothed curve ``s`` (torch-lr-finder's rule, without its trimming).
+``"valley"``
+    fastai's rule: the longest strictly decreasing subsequence of ``s`` (after dropping the
+    first ``n // 10`` and last 5 points when ``n >= 20``) spans ``[a, b]``; with ``t = (b -
+    a) / 3`` the suggestion is ``lrs[a + int(t) + int(t / 2)]``.
+``"minimum"``
+    ``lrs[argmin s] / 10`` (fastai's ``minimum``).
+``"slide"``
+    fastai's rule: walking left from the end, the first ``lrs[l]`` where ``|g[r] - g[l]| <=
+    0.005`` with ``l = r - 15`` and ``g = numpy.gradient(s)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import _validate as V
+from . import _coefficients as C
+from .smoothing import FloatArray, noise_level, robust_smooth, smooth_ema
+
+__all__ = [
+    "DEFAULT_OPTIMIZER",
+    "DEFAULT_RULE",
+    "DEFAULT_TOTAL_STEPS",
+    "OPTIMIZERS",
+    "RULES",
+    "Rule",
+    "Suggestions",
+    "budget_edge",
+    "minimum",
+    "optimizer_family",
+    "slide",
+    "steepest",
+    "suggest",
+    "suggestions",
+    "valley",
+]
+
+Rule = Callable[..., float]
+DEFAULT_RULE = "budget_edge"
+#: optimizer families the default rule distinguishes
+OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adaptive")
+DEFAULT_TOTAL_STEPS = 1000
+DEFAULT_OPTIMIZER = "adaptive"
+SMOOTH_DECADES = 0.3  # half-width of the default rule's smoothing, in decades of LR
+RISE_NOISE = 3.0  # "turned up": the curve ends this many noise units above its minimum ...
+RISE_FRACTION = 0.05  # ... and this fraction of its descent (or of the loss) above it
+
+
+def _check(lrs: npt.ArrayLike, losses: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    x = np.asarray(lrs, dtype=np.float64)
+    y = np.asarray(losses, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or len(x) == 0:
+        raise ValueError(
+            f"lrs and losses must be 1-D arrays of the same non-zero length, got shapes "
+            f"{x.shape} and {y.shape}"
+        )
+    return x, y
+
+
+# ----------------------------------------------------------------------------- fastai-style
+
+
+def _steepest_on(lrs: FloatArray, s: FloatArray) -> float:
+    if len(s) < 2:
+        return float(lrs[0])
+    m = int(np.argmin(s))
+    g = np.gradient(s, np.log(lrs))
+    return float(lrs[int(np.argmin(g[: m + 1]))])
+
+
+def _valley_on(lrs: FloatArray, s: FloatArray) -> float:
+    lo, hi = (len(s) // 10, len(s) - 5) if len(s) >= 20 else (0, len(s))
+    x, y = lrs[lo:hi], s[lo:hi]
+    n = len(y)
+    lds = [1] * n
+    max_start = max_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if y[i] < y[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    return float(x[max_start + int(sections) + int(sections / 2)])
+
+
+def _slide_on(lrs: FloatArray, s: FloatArray, lr_diff: int = 15, thresh: float = 0.005) -> float:
+    n = len(s)
+    if n < 2 or lr_diff + 1 > n:
+        return float(lrs[0])
+    g = np.gradient(s)
+    r_idx, l_idx = -1, -1 - lr_diff
+    local = float(lrs[l_idx])
+    while l_idx >= -n and abs(g[r_idx] - g[l_idx]) > thresh:
+        local = float(lrs[l_idx])
+        r_idx -= 1
+        l_idx -= 1
+    return local
+
+
+def steepest(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
+    """The LR of the steepest descent of the EMA-smoothed curve, up to its minimum."""
+    x, y = _check(lrs, losses)
+    return _steepest_on(x, smooth_ema(y, beta))
+
+
+def valley(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
+    """fastai's ``valley`` on the EMA-smoothed curve."""
+    x, y = _check(lrs, losses)
+    return _valley_on(x, smooth_ema(y, beta))
+
+
+def minimum(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
+    """fastai's ``minimum``: the LR of the minimum of the EMA-smoothed curve, divided by 10."""
+    x, y = _check(lrs, losses)
+    return float(x[int(np.argmin(smooth_ema(y, beta)))]) / 10.0
+
+
+def slide(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
+    """fastai's ``slide`` on the EMA-smoothed curve."""
+    x, y = _check(lrs, losses)
+    return _slide_on(x, smooth_ema(y, beta))
+
+
+# ----------------------------------------------------------------------------- default rule
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    """What the default rule reads off a curve.
+
+    ``constant``: the LR for a constant-rate run; ``max_lr``: the peak of one-cycle;
+    ``peak_lr``: the peak of warmup-cosine; ``lr_min``: the minimum of the smoothed curve
+    (the edge the three are scaled from); ``turned_up``: whether the curve rose again after
+    its minimum (if not, ``lr_min`` is only a lower bound of the edge); ``descended``: whether
+    it fell clearly (by more than its noise) before it; ``total_steps``/``optimizer``: the
+    budget and optimizer family the LRs are for."""
+
+    constant: float
+    max_lr: float
+    peak_lr: float
+    lr_min: float
+    turned_up: bool
+    descended: bool
+    total_steps: int
+    optimizer: str
+    noise: float
+
+
+def optimizer_family(name: str, momentum: float = 0.0) -> str:
+    """The family the default rule distinguishes, from an optimizer's class or factory name
+    (case-insensitive) and its momentum: ``"sgd"``/``"momentum"`` for SGD (Nesterov
+    included) without/with momentum, ``"adaptive"`` for every other optimizer."""
+    if name.lower() in ("sgd", "nesterov", "sgdw"):
+        return "momentum" if momentum else "sgd"
+    return "adaptive"
+
+
+def _points_per_decade(lrs: FloatArray) -> float:
+    if len(lrs) < 2:
+        return 1.0
+    span = math.log10(float(lrs[-1]) / float(lrs[0]))
+    return (len(lrs) - 1) / span if span > 0 else float(len(lrs))
+
+
+def smooth_curve(lrs: FloatArray, losses: FloatArray) -> FloatArray:
+    """The default rule's smoothing: :func:`robust_smooth` over +-``SMOOTH_DECADES`` of LR."""
+    width = int(round(SMOOTH_DECADES * _points_per_decade(lrs)))
+    return robust_smooth(losses, width=max(1, width))
+
+
+def turned_up(lrs: FloatArray, losses: FloatArray) -> bool:
+    """Whether the smoothed curve ends clearly above its minimum (see ``RISE_*``)."""
+    if len(losses) < 5:
+        return False
+    r = smooth_curve(lrs, losses)
+    m = int(np.argmin(r))
+    noise = noise_level(losses, r)
+    drop = max(float(np.max(r[: m + 1]) - r[m]), 0.0)
+    margin = max(RISE_NOISE * noise, RISE_FRACTION * max(drop, abs(float(r[m]))))
+    return bool(float(np.max(r[m:])) > float(r[m]) + margin)
+
+
+def suggestions(
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
+    *,
+    total_steps: int | None = None,
+    optimizer: str | None = None,
+    stop_reason: str = "completed",
+) -> Suggestions:
+    """The default rule on a curve: constant, one-cycle and warmup-cosine LRs (see the module
+    docstring) for ``total_steps`` optimizer steps with an ``optimizer`` of family
+    ``"sgd"``, ``"momentum"`` or ``"adaptive"``."""
+    x, y = _check(lrs, losses)
+    steps = DEFAULT_TOTAL_STEPS if total_steps is None else V.integer("total_steps", total_steps, 1)
+    opt = V.choice("optimizer", DEFAULT_OPTIMIZER if optimizer is None else optimizer, OPTIMIZERS)
+    r = smooth_curve(x, y)
+    m = int(np.argmin(r))
+    lr_min = float(x[m])
+    noise = noise_level(y, r)
+    drop = float(np.max(r[: m + 1]) - r[m])
+    up = stop_reason in ("diverged", "nan") or turned_up(x, y)
+    t = math.log(steps / DEFAULT_TOTAL_STEPS)
+    out = {}
+    for sched in C.SCHEDULES:
+        a = C.INTERCEPT[sched][opt]
+        b = C.BUDGET_SLOPE[sched]
+        out[sched] = lr_min * math.exp(a + b * t)
+    return Suggestions(
+        constant=out["constant"],
+        max_lr=out["onecycle"],
+        peak_lr=out["warmup_cosine"],
+        lr_min=lr_min,
+        turned_up=up,
+        descended=drop > 3.0 * noise,
+        total_steps=steps,
+        optimizer=opt,
+        noise=noise,
+    )
+
+
+def budget_edge(
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
+    *,
+    total_steps: int | None = None,
+    optimizer: str | None = None,
+    stop_reason: str = "completed",
+    **_: Any,
+) -> float:
+    """The default rule's constant LR (see :func:`suggestions`)."""
+    return suggestions(
+        lrs, losses, total_steps=total_steps, optimizer=optimizer, stop_reason=stop_reason
+    ).constant
+
+
+RULES: dict[str, Rule] = {
+    "budget_edge": budget_edge,
+    "steepest": steepest,
+    "valley": valley,
+    "minimum": minimum,
+    "slide": slide,
+}
+
+
+def resolve(rule: str | Rule, name: str = "rule") -> tuple[str, Rule]:
+    """``(name, callable)`` of a rule given by name (one of ``RULES``) or as a callable."""
+    if isinstance(rule, str):
+        key = V.choice(name, rule, tuple(RULES))
+        return key, RULES[key]
+    if callable(rule):
+        return getattr(rule, "__name__", "custom"), rule
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, RULES))} or a callable "
+                     f"rule(lrs, losses) -> lr, got {rule!r}")  # fmt: skip
+
+
+def suggest(
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
+    rule: str | Rule = DEFAULT_RULE,
+    **context: Any,
+) -> float:
+    """Apply a rule (a name in ``RULES`` or a callable ``rule(lrs, losses) -> lr``) to a curve
+    (``losses`` raw, in sweep order). ``context`` (``beta``, ``total_steps``, ``optimizer``,
+    ``stop_reason``) goes to the built-in rules only."""
+    _, fn = resolve(rule)
+    x, y = _check(lrs, losses)
+    if fn in RULES.values():
+        return float(fn(x, y, **context))
+    return float(fn(x, y))
