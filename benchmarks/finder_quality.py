@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 from lrkit.demo import TASKS, DemoTask, evaluate, make_task, train
-from lrkit.finder import LRFinderWarning, _valley, smooth_ema
+from lrkit.finder import LRFinderWarning, smooth_ema
+from lrkit.finder.rules import _valley_on as _valley
 from lrkit.torch import find_lr
 
 

@@ -6,17 +6,16 @@ task finishes, so an interrupted build resumes where it stopped):
 * **grid oracle**: final validation loss after ``steps`` optimizer steps at 25 log-spaced LRs
   (4 per decade, 1e-5 to 10), 2 seeds (init, batch order, dropout), for a constant LR, one-cycle
   (``schedules.onecycle(lr, steps)``) and warmup-cosine (5% linear warmup to ``lr``, then cosine
-  to 0). For the constant LR the grid is walked from the top down (below); one-cycle and
-  warmup-cosine search locally from the constant LR's best point, two grid points at a time
-  while the loss improves, then fill in the neighbours of their best; a run whose loss turns NaN/inf, exceeds 1e3 or
-  whose smoothed training loss exceeds 10x its first loss scores 1e3 (diverged) and stops. The
-  grid is first walked on every other point from the top down, stopping below the best LR once
-  three consecutive points are worse than 1.3x the best mean, the last no better than the one
-  before; then the points next to the
-  best are filled in (its two neighbours). A constant-LR run whose smoothed training loss has
-  not gone below 0.98x its first loss after half the budget stops there and is scored by its
-  validation loss at that point. Points not run are ``null`` (a suggestion there is a miss whatever its
-  exact loss; it is scored as the nearest point run, a lower bound of its loss).
+  to 0). A run whose loss turns NaN/inf, exceeds 1e3 or whose smoothed training loss exceeds
+  10x its first loss scores 1e3 (diverged) and stops; a constant-LR run whose smoothed
+  training loss is still above 0.98x its first loss after half the budget stops there and is
+  scored by its validation loss at that point. For the constant LR every other grid point is
+  run from the top down, stopping below the best once three consecutive points are worse than
+  1.3x the best mean (the last no better than the one before); one-cycle and warmup-cosine
+  search locally from the constant LR's best point, two grid points at a time while the loss
+  improves. Then the two neighbours of the best are filled in. Points not run are ``null``: a
+  suggestion there is scored as the nearest point run (a lower bound of its loss; such a
+  point is always worse than 1.3x the oracle, so hits are exact).
 * **raw sweeps**, 3 seeds: from 1e-7 at the default density (100 steps per 8 decades), one
   optimizer step per LR on the batches the training run would see, recording at every step the
   training-batch loss and the eval-mode loss of each of 4 fixed held batches (drawn from the
@@ -217,7 +216,6 @@ def run_task(spec: dict[str, Any]) -> str:
     path = os.path.join(CACHE_DIR, spec["name"] + ".json")
     if os.path.exists(path):
         return spec["name"] + " (cached)"
-    t0 = time.perf_counter()
     task = build(spec)
     data = {s: batches(task, 100 + s, task.steps) for s in ORACLE_SEEDS}
     t1 = time.perf_counter()

@@ -141,7 +141,7 @@ def cross_validate(feats: list[dict[str, Any]]) -> dict[str, Any]:
         tab = loss_tables(feats, sched)
         lrs: list[list[float]] = [[] for _ in feats]
         fits = []
-        for j, test in enumerate(fs):
+        for test in fs:
             train = np.array([i for i in range(len(feats)) if i not in set(test)])
             a, b = fit(feats, tab, train)
             fits.append({"a": a, "b": b})

@@ -60,7 +60,13 @@ def test_find_lr_arrays_restores_everything(regression, lr):
     assert isinstance(res, FinderResult)
     assert res.steps >= 10 and res.lrs[0] == pytest.approx(1e-5)
     assert res.suggestion is not None and res.max_lr is not None and res.base_lr < res.max_lr
-    assert set(res.to_dict()["suggestions"]) == {"lrkit", "steepest", "valley", "minimum", "slide"}
+    assert set(res.to_dict()["suggestions"]) == {
+        "budget_edge",
+        "steepest",
+        "valley",
+        "minimum",
+        "slide",
+    }
     _assert_same(before, _state(model))
     assert model.optimizer._learning_rate is lr_obj and model.train_function is train_fn
     assert np.array_equal(np.random.get_state()[1], rng_np)

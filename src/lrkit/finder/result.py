@@ -83,6 +83,11 @@ class FinderResult:
         return resolve(self.options.rule)[0]
 
     @property
+    def method(self) -> str:
+        """Alias of ``rule``."""
+        return self.rule
+
+    @property
     def total_steps(self) -> int | None:
         return self.options.total_steps
 

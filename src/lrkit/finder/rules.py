@@ -195,6 +195,22 @@ def _points_per_decade(lrs: FloatArray) -> float:
     return (len(lrs) - 1) / span if span > 0 else float(len(lrs))
 
 
+def _vertex(lrs: FloatArray, r: FloatArray, m: int) -> float:
+    """The LR of the minimum of ``r`` between grid points: the vertex of the parabola through
+    ``r[m-1], r[m], r[m+1]`` in ln(lr), kept within half a step of ``lrs[m]``."""
+    if m == 0 or m >= len(r) - 1:
+        return float(lrs[m])
+    x0, x1, x2 = np.log(lrs[m - 1 : m + 2])
+    y0, y1, y2 = r[m - 1 : m + 2]
+    den = (x0 - x1) * (x0 - x2) * (x1 - x2)
+    a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / den
+    b = (x2 * x2 * (y0 - y1) + x1 * x1 * (y2 - y0) + x0 * x0 * (y1 - y2)) / den
+    if not a > 0:
+        return float(lrs[m])
+    v = float(np.clip(-b / (2 * a), (x0 + x1) / 2, (x1 + x2) / 2))
+    return math.exp(v)
+
+
 def smooth_curve(lrs: FloatArray, losses: FloatArray) -> FloatArray:
     """The default rule's smoothing: :func:`robust_smooth` over +-``SMOOTH_DECADES`` of LR."""
     width = int(round(SMOOTH_DECADES * _points_per_decade(lrs)))
@@ -229,7 +245,7 @@ def suggestions(
     opt = V.choice("optimizer", DEFAULT_OPTIMIZER if optimizer is None else optimizer, OPTIMIZERS)
     r = smooth_curve(x, y)
     m = int(np.argmin(r))
-    lr_min = float(x[m])
+    lr_min = _vertex(x, r, m)
     noise = noise_level(y, r)
     drop = float(np.max(r[: m + 1]) - r[m])
     up = stop_reason in ("diverged", "nan") or turned_up(x, y)
