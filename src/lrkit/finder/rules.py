@@ -7,12 +7,15 @@ context (``beta``, ``stop_reason``, ``total_steps``, ``optimizer``), which a fin
 them; a user rule receives the two arrays only.
 
 ``"budget_edge"`` (default)
-    The curve is the loss on a fixed set of held batches (the training loss when the sweep
-    did not measure one), smoothed without lag (:func:`robust_smooth` over +-0.3 decades).
-    Its minimum is at ``lr_min``: the largest LR at which the sweep still made progress, the
-    edge of stability of a short run. The LR to train with sits below that edge by a factor
-    that depends on how long the run is (the longer, the more a too-large step costs) and on
-    the optimizer (plain SGD, momentum, adaptive)::
+    ``lr_min`` is where the sweep stops making progress, the edge of stability of a short
+    run, measured twice: at the minimum of the training-loss curve (lag-free smoothing,
+    :func:`robust_smooth`) and at the minimum of the loss on the fixed held batches (smoothed
+    over +-0.3 decades, the vertex of a parabola through the lowest point and its
+    neighbours); ``lr_min`` is their geometric mean (the training curve alone when no held
+    loss was measured). The two measurements err independently (batch noise, coarse held
+    cadence), so their mean moves less from seed to seed. The LR to train with sits below
+    that edge by a factor that depends on how long the run is (the longer, the more a
+    too-large step costs) and on the optimizer (plain SGD, momentum, adaptive)::
 
         ln(lr / lr_min) = a[schedule, optimizer] + b[schedule] * ln(total_steps / 1000)
 
@@ -57,6 +60,7 @@ __all__ = [
     "Rule",
     "Suggestions",
     "budget_edge",
+    "edge",
     "minimum",
     "optimizer_family",
     "slide",
@@ -229,26 +233,43 @@ def turned_up(lrs: FloatArray, losses: FloatArray) -> bool:
     return bool(float(np.max(r[m:])) > float(r[m]) + margin)
 
 
+def edge(lrs: FloatArray, losses: FloatArray, *, held: bool) -> float:
+    """Where a curve bottoms out: the vertex of the minimum of the smoothed held-batch curve
+    (``held=True``, :func:`smooth_curve`), or the minimum of the lag-free smoothed training
+    curve (:func:`robust_smooth` with its default widths)."""
+    if held:
+        r = smooth_curve(lrs, losses)
+        return _vertex(lrs, r, int(np.argmin(r)))
+    return float(lrs[int(np.argmin(robust_smooth(losses)))])
+
+
 def suggestions(
     lrs: npt.ArrayLike,
     losses: npt.ArrayLike,
     *,
+    held_lrs: npt.ArrayLike | None = None,
+    held_losses: npt.ArrayLike | None = None,
     total_steps: int | None = None,
     optimizer: str | None = None,
     stop_reason: str = "completed",
 ) -> Suggestions:
-    """The default rule on a curve: constant, one-cycle and warmup-cosine LRs (see the module
+    """The default rule on a sweep: constant, one-cycle and warmup-cosine LRs (see the module
     docstring) for ``total_steps`` optimizer steps with an ``optimizer`` of family
-    ``"sgd"``, ``"momentum"`` or ``"adaptive"``."""
+    ``"sgd"``, ``"momentum"`` or ``"adaptive"``. ``lrs``/``losses`` are the training curve,
+    ``held_lrs``/``held_losses`` the held-batch curve when it was measured."""
     x, y = _check(lrs, losses)
     steps = DEFAULT_TOTAL_STEPS if total_steps is None else V.integer("total_steps", total_steps, 1)
     opt = V.choice("optimizer", DEFAULT_OPTIMIZER if optimizer is None else optimizer, OPTIMIZERS)
-    r = smooth_curve(x, y)
+    lr_min = edge(x, y, held=False)
+    cx, cy = x, y
+    if held_losses is not None and len(np.asarray(held_losses)) >= 3:
+        cx, cy = _check(held_lrs if held_lrs is not None else [], held_losses)
+        lr_min = math.sqrt(lr_min * edge(cx, cy, held=True))
+    r = smooth_curve(cx, cy)
     m = int(np.argmin(r))
-    lr_min = _vertex(x, r, m)
-    noise = noise_level(y, r)
+    noise = noise_level(cy, r)
     drop = float(np.max(r[: m + 1]) - r[m])
-    up = stop_reason in ("diverged", "nan") or turned_up(x, y)
+    up = stop_reason in ("diverged", "nan") or turned_up(cx, cy)
     t = math.log(steps / DEFAULT_TOTAL_STEPS)
     out = {}
     for sched in C.SCHEDULES:

@@ -321,8 +321,10 @@ class Sweep:
             )
         else:
             sugg = suggestions(
-                cx,
-                cy,
+                lrs,
+                losses,
+                held_lrs=np.asarray(self._held_lrs, dtype=np.float64) if self._held else None,
+                held_losses=np.asarray(self._held, dtype=np.float64) if self._held else None,
                 total_steps=self.options.total_steps,
                 optimizer=self.optimizer,
                 stop_reason=reason,
