@@ -4,7 +4,8 @@ The rule (``lrkit.finder.rules``, ``"budget_edge"``) reads ``lr_min``, the minim
 smoothed held-batch curve, and suggests ``lr_min * exp(a[schedule, optimizer] + b[schedule] *
 ln(total_steps / 1000))``. For a schedule, the fit picks ``b`` on a grid and, given ``b``,
 each optimizer family's ``a`` on a grid, minimising the sum over tasks and sweep seeds of
-``min(ln(loss / oracle), ln 3)`` (the loss of the suggested LR read off the oracle grid).
+``miss + min(ln(loss / oracle), ln 3)`` (``miss`` is 1 when the loss of the suggested LR,
+read off the oracle grid, is above 1.1 x the oracle's + 0.01).
 
 Grouped k-fold cross-validation: a group is a task family (same data and model kind; the
 T/H/V tasks belong to the family of their data and model), folds are formed from whole
@@ -38,6 +39,7 @@ A_GRID = np.round(np.arange(-5.0, 2.0001, 0.05), 4)
 B_GRID = np.round(np.arange(-1.5, 0.30001, 0.05), 4)
 OFFSETS = np.round(np.arange(-8.0, 4.0001, 0.05), 4)  # ln(lr / lr_min) table
 CAP = math.log(3.0)
+MISS_WEIGHT = 1.0  # objective: misses, then the capped log loss ratio
 K_FOLDS = 5
 SEEDS = (0, 1, 2)
 
@@ -73,7 +75,9 @@ def loss_tables(feats: list[dict[str, Any]], schedule: str) -> np.ndarray:
         for s, lm in enumerate(f["lr_min"]):
             for k, off in enumerate(OFFSETS):
                 tab[i, s, k] = loss_at(grid, losses, lm * math.exp(off))
-        tab[i] = np.minimum(np.log(tab[i] / best), CAP)
+        thr = math.log(1.1 + 0.01 / best)  # a hit: loss <= 1.1 x oracle + 0.01
+        lr_ = np.log(tab[i] / best)
+        tab[i] = MISS_WEIGHT * (lr_ > thr) + np.minimum(lr_, CAP)
     return tab
 
 
@@ -160,7 +164,9 @@ def full_fit(feats: list[dict[str, Any]]) -> dict[str, tuple[dict[str, float], f
     return out
 
 
-def write_coefficients(coefs: dict[str, tuple[dict[str, float], float]], n_tasks: int) -> None:
+def write_coefficients(
+    coefs: dict[str, tuple[dict[str, float], float]], n_tasks: int, steps: tuple[int, int]
+) -> None:
     lines = [
         '"""Coefficients of the default rule (``budget_edge``), written by',
         "``benchmarks/zoo/fit_rule.py --write`` from the task zoo's cache "
@@ -181,6 +187,10 @@ def write_coefficients(coefs: dict[str, tuple[dict[str, float], float]], n_tasks
     lines.append("#: d ln(lr) / d ln(total_steps), by schedule")
     inner = ", ".join(f'"{SCHED_KEY[s]}": {coefs[s][1]:.2f}' for s in SCHEDULES)
     lines.append(f"BUDGET_SLOPE: dict[str, float] = {{{inner}}}")
+    lines.append(
+        "#: the budgets of the zoo: total_steps is clamped into this range (no extrapolation)"
+    )
+    lines.append(f"STEPS_RANGE: tuple[int, int] = ({steps[0]}, {steps[1]})")
     with open(COEF_PATH, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -196,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     for sched, (a, b) in coefs.items():
         print(f"{sched:9s} a={a} b={b}")
     if args.write:
-        write_coefficients(coefs, len(recs))
+        steps = [r["steps"] for r in recs]
+        write_coefficients(coefs, len(recs), (min(steps), max(steps)))
         print(f"wrote {COEF_PATH}")
     return 0
 

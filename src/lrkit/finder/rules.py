@@ -20,7 +20,9 @@ them; a user rule receives the two arrays only.
         ln(lr / lr_min) = a[schedule, optimizer] + b[schedule] * ln(total_steps / 1000)
 
     for ``schedule`` in constant, one-cycle (``max_lr``) and warmup-cosine (peak);
-    ``total_steps`` defaults to 1000 and the optimizer to ``"adaptive"``. The coefficients
+    ``total_steps`` defaults to 1000 and the optimizer to ``"adaptive"``. ``total_steps`` is
+    clamped into the range of budgets the coefficients were fitted on
+    (``_coefficients.STEPS_RANGE``): the rule does not extrapolate. The coefficients
     are fitted on the task zoo (``benchmarks/zoo/fit_rule.py``, grouped cross-validation;
     ``docs/finder.md``) and live in :mod:`lrkit.finder._coefficients`.
 ``"steepest"``
@@ -270,7 +272,8 @@ def suggestions(
     noise = noise_level(cy, r)
     drop = float(np.max(r[: m + 1]) - r[m])
     up = stop_reason in ("diverged", "nan") or turned_up(cx, cy)
-    t = math.log(steps / DEFAULT_TOTAL_STEPS)
+    lo, hi = C.STEPS_RANGE
+    t = math.log(min(max(steps, lo), hi) / DEFAULT_TOTAL_STEPS)
     out = {}
     for sched in C.SCHEDULES:
         a = C.INTERCEPT[sched][opt]
