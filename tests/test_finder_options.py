@@ -20,6 +20,7 @@ from lrkit.finder import (
 )
 from lrkit.finder import _coefficients as C
 from lrkit.finder.rules import smooth_curve, turned_up
+from lrkit.finder.smoothing import robust_smooth
 
 # a curve that descends, bottoms out at lr ~ 1e-2 and rises (analytic, no noise)
 
@@ -117,12 +118,16 @@ def test_extension_is_bounded_by_the_step_cap_and_the_ceiling():
 def test_default_rule_formula_exact_for_every_schedule_budget_and_family():
     lrs = np.logspace(-7, 1, 100)
     y = np.array([bowl(v) for v in lrs])
-    r = smooth_curve(lrs, y)
-    lr_min = float(lrs[int(np.argmin(r))])
+    lr_min = float(lrs[int(np.argmin(robust_smooth(y)))])  # training curve only
+    held = np.array([bowl(v) * 1.01 for v in lrs[::4]])
+    r = smooth_curve(lrs[::4], held)
+    m = int(np.argmin(r))
+    lr_held = float(lrs[::4][m])
     for fam in ("sgd", "momentum", "adaptive"):
-        for steps in (100, 1000, 5000):
+        for steps in (10, 100, 1000, 5000):
             s = suggestions(lrs, y, total_steps=steps, optimizer=fam, stop_reason="diverged")
-            t = math.log(steps / 1000)
+            clamped = min(max(steps, C.STEPS_RANGE[0]), C.STEPS_RANGE[1])
+            t = math.log(clamped / 1000)
             for key, got in (("constant", s.constant), ("onecycle", s.max_lr),
                              ("warmup_cosine", s.peak_lr)):  # fmt: skip
                 want = lr_min * math.exp(C.INTERCEPT[key][fam] + C.BUDGET_SLOPE[key] * t)
@@ -130,6 +135,13 @@ def test_default_rule_formula_exact_for_every_schedule_budget_and_family():
             assert s.lr_min == lr_min and s.turned_up and s.descended
     d = suggestions(lrs, y)  # documented defaults: 1000 steps, adaptive
     assert (d.total_steps, d.optimizer) == (1000, "adaptive")
+    # with a held curve: the geometric mean of the two edges (the held one refined between
+    # grid points, within half a step of its lowest point)
+    h = suggestions(lrs, y, held_lrs=lrs[::4], held_losses=held)
+    edge_held = h.lr_min**2 / lr_min
+    step = lrs[4] / lrs[0]
+    assert lr_held / step**0.5 * (1 - 1e-9) <= edge_held <= lr_held * step**0.5 * (1 + 1e-9)
+    assert h.constant == pytest.approx(h.lr_min * math.exp(C.INTERCEPT["constant"]["adaptive"]))
 
 
 def test_result_follows_total_steps_and_optimizer_family():
