@@ -9,19 +9,14 @@ import warnings
 import numpy as np
 import pytest
 
-from lrkit import finder
 from lrkit.finder import (
     METHODS,
-    RULES,
     LRFinderWarning,
     Sweep,
-    SweepOptions,
     range_test,
     smooth_ema,
     suggest,
 )
-from lrkit.finder import _coefficients as C
-from lrkit.finder.rules import smooth_curve
 
 
 def replay(losses, **kw):

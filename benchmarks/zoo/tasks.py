@@ -142,7 +142,9 @@ def make_data(spec: dict[str, Any]) -> tuple[tuple[torch.Tensor, ...], int, int,
         return (tr[0], yy[perm[nv:]], tr[2], yy[perm[:nv]]), spec["d"], spec["k"], "multi"
     if kind in ("friedman", "regression", "sin"):
         if kind == "friedman":
-            x, y = D.make_friedman1(n_samples=n, n_features=10, noise=spec["noise"], random_state=rs)
+            x, y = D.make_friedman1(
+                n_samples=n, n_features=10, noise=spec["noise"], random_state=rs
+            )
         elif kind == "regression":
             x, y = D.make_regression(
                 n_samples=n, n_features=spec["d"], n_informative=spec["d"] // 2,
@@ -354,7 +356,8 @@ def _opt(rng: np.random.Generator, pool: tuple[str, ...] = OPTIMIZERS) -> dict[s
 def _fam_clf_linear(r):
     return ({"kind": "clf", "d": int(r.integers(6, 30)), "k": int(r.integers(2, 6)),
              "sep": float(r.uniform(0.6, 1.6)), "n": 1500}, {"kind": "linear"},
-            _pick(r, ["ce", "ce", "ce_ls"]), _pick(r, [8, 16, 32, 64, 128]), _budget(r, 2000))  # fmt: skip
+            _pick(r, ["ce", "ce", "ce_ls"]), _pick(r, [8, 16, 32, 64, 128]),
+            _budget(r, 2000))  # fmt: skip
 
 
 def _fam_clf_mlp(r):
@@ -404,8 +407,12 @@ def _fam_multilabel(r):
 
 def _fam_reg_mlp(r):
     kind = _pick(r, ["friedman", "regression"])
-    data = {"kind": kind, "noise": float(r.uniform(0.3, 1.5)) if kind == "friedman"
-            else float(r.uniform(5, 40)), "d": int(r.integers(8, 24)), "n": 2000}
+    data = {
+        "kind": kind,
+        "noise": float(r.uniform(0.3, 1.5)) if kind == "friedman" else float(r.uniform(5, 40)),
+        "d": int(r.integers(8, 24)),
+        "n": 2000,
+    }
     return (data, {"kind": "mlp", "widths": [int(_pick(r, [32, 64, 128]))] * int(r.integers(1, 4)),
                    "bn": bool(r.random() < 0.3)},
             _pick(r, ["mse", "huber"]), _pick(r, [8, 16, 32, 64, 128]), _budget(r))  # fmt: skip

@@ -131,9 +131,8 @@ class SweepOptions:
         names = {f.name for f in fields(cls)}
         bad = sorted(set(kwargs) - names)
         if bad:
-            raise TypeError(
-                f"unexpected keyword argument {bad[0]!r} (sweep options: {', '.join(sorted(names))})"
-            )
+            allowed = ", ".join(sorted(names))
+            raise TypeError(f"unexpected keyword argument {bad[0]!r} (sweep options: {allowed})")
         if options is None:
             return cls(**kwargs)
         if not isinstance(options, SweepOptions):

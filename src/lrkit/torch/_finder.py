@@ -249,8 +249,9 @@ def find_lr(
     next batch (at most ``max_skipped`` times in a row). Every ``eval_every`` steps the mean
     loss on a fixed set of held batches is measured (eval mode, no grad): ``val_data`` (a few
     batches, kept in memory) or, without it, the first ``eval_batches`` batches of ``data``
-    (set aside before the sweep); the default rule reads that curve (``result.curve``), which
-    follows training progress rather than which batch was drawn. ``train_mode=True`` puts the model in train mode
+    (set aside before the sweep); the default rule reads that curve (``result.curve``),
+    which follows training progress rather than which batch was drawn.
+    ``train_mode=True`` puts the model in train mode
     for the sweep. Under ``torch.distributed`` the loss is averaged over ranks each step, so
     every rank sees the same curve, stops together and gets the same suggestions.
 
