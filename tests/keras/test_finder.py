@@ -188,3 +188,19 @@ def test_find_lr_non_array_targets_name_the_parameter(regression):
     model.compile(optimizer="sgd", loss="mse")
     with pytest.raises(ValueError, match="^y must be an array"):
         lk.find_lr(model, x, y.ravel().tolist())
+
+
+def test_find_lr_held_batches_and_test_function_restored(regression):
+    x, y = regression
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9), loss="mse")
+    model.fit(x[:64], y[:64], epochs=1, batch_size=32, verbose=0)
+    model.evaluate(x[:32], y[:32], verbose=0)  # a test function exists
+    before = _state(model)
+    test_fn = model.test_function
+    res = _find(model, x, y, batch_size=32, num_iter=20, eval_every=5, total_steps=400)
+    assert len(res.held_losses) == 4 and np.all(np.isfinite(res.held_losses))
+    np.testing.assert_array_equal(res.held_lrs, res.lrs[::5][: len(res.held_losses)])
+    assert res.optimizer == "momentum" and res.total_steps == 400
+    assert model.test_function is test_fn
+    _assert_same(before, _state(model))
