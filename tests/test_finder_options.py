@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lrkit.finder import (
     DEFAULT_RULE,
@@ -186,3 +188,24 @@ def test_to_dict_carries_options_and_reliability():
     assert d["options"]["total_steps"] == 300 and d["options"]["rule"] == DEFAULT_RULE
     assert d["reliable"] is True and d["peak_lr"] == r.peak_lr
     assert len(d["held_losses"]) == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    scale=st.floats(1e-3, 1e3),
+    steps=st.integers(1, 5000),
+    family=st.sampled_from(["sgd", "momentum", "adaptive"]),
+    seed=st.integers(0, 10_000),
+)
+def test_default_rule_is_scale_equivariant(scale, steps, family, seed):
+    """Multiplying every LR of a sweep by c multiplies every suggestion by c."""
+    rng = np.random.default_rng(seed)
+    lrs = np.logspace(-7, 1, 100)
+    y = np.array([bowl(v) for v in lrs]) + 0.05 * rng.normal(size=100)
+    hx, hy = lrs[::4], np.array([bowl(v) for v in lrs[::4]]) + 0.01 * rng.normal(size=25)
+    a = suggestions(lrs, y, held_lrs=hx, held_losses=hy, total_steps=steps, optimizer=family)
+    b = suggestions(lrs * scale, y, held_lrs=hx * scale, held_losses=hy, total_steps=steps,
+                    optimizer=family)  # fmt: skip
+    for u, v in ((a.constant, b.constant), (a.max_lr, b.max_lr), (a.peak_lr, b.peak_lr)):
+        assert v == pytest.approx(u * scale, rel=1e-9)
+    assert a.turned_up == b.turned_up

@@ -78,6 +78,7 @@ DEFAULT_RULE = "budget_edge"
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adaptive")
 DEFAULT_TOTAL_STEPS = 1000
 DEFAULT_OPTIMIZER = "adaptive"
+HELD_WEIGHT = 0.5  # lr_min = train_edge**(1 - w) * held_edge**w: the geometric mean
 SMOOTH_DECADES = 0.3  # half-width of the default rule's smoothing, in decades of LR
 RISE_NOISE = 3.0  # "turned up": the curve ends this many noise units above its minimum ...
 RISE_FRACTION = 0.05  # ... and this fraction of its descent (or of the loss) above it
@@ -266,7 +267,8 @@ def suggestions(
     cx, cy = x, y
     if held_losses is not None and len(np.asarray(held_losses)) >= 3:
         cx, cy = _check(held_lrs if held_lrs is not None else [], held_losses)
-        lr_min = math.sqrt(lr_min * edge(cx, cy, held=True))
+        w = HELD_WEIGHT
+        lr_min = math.exp((1 - w) * math.log(lr_min) + w * math.log(edge(cx, cy, held=True)))
     r = smooth_curve(cx, cy)
     m = int(np.argmin(r))
     noise = noise_level(cy, r)
