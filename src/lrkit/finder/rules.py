@@ -11,7 +11,8 @@ them; a user rule receives the two arrays only.
     run, measured twice: at the minimum of the training-loss curve (lag-free smoothing,
     :func:`robust_smooth`) and at the minimum of the loss on the fixed held batches (smoothed
     over +-0.3 decades, the vertex of a parabola through the lowest point and its
-    neighbours); ``lr_min`` is their geometric mean (the training curve alone when no held
+    neighbours); on a curve that did not clearly descend, at the onset of its rise instead
+    (:func:`edge`). ``lr_min`` is their geometric mean (the training curve alone when no held
     loss was measured). The two measurements err independently (batch noise, coarse held
     cadence), so their mean moves less from seed to seed. The LR to train with sits below
     that edge by a factor that depends on how long the run is (the longer, the more a
@@ -78,6 +79,9 @@ DEFAULT_RULE = "budget_edge"
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adaptive")
 DEFAULT_TOTAL_STEPS = 1000
 DEFAULT_OPTIMIZER = "adaptive"
+DESCENT_NOISE = 3.0  # a clear descent: deeper than this many noise units
+FLOOR_NOISE = 3.0  # a flat curve's floor: within this many noise units of its minimum ...
+FLOOR_FRACTION = 0.02  # ... plus this fraction of the minimum's loss
 HELD_WEIGHT = 0.5  # lr_min = train_edge**(1 - w) * held_edge**w: the geometric mean
 SMOOTH_DECADES = 0.3  # half-width of the default rule's smoothing, in decades of LR
 RISE_NOISE = 3.0  # "turned up": the curve ends this many noise units above its minimum ...
@@ -237,13 +241,24 @@ def turned_up(lrs: FloatArray, losses: FloatArray) -> bool:
 
 
 def edge(lrs: FloatArray, losses: FloatArray, *, held: bool) -> float:
-    """Where a curve bottoms out: the vertex of the minimum of the smoothed held-batch curve
-    (``held=True``, :func:`smooth_curve`), or the minimum of the lag-free smoothed training
-    curve (:func:`robust_smooth` with its default widths)."""
-    if held:
-        r = smooth_curve(lrs, losses)
-        return _vertex(lrs, r, int(np.argmin(r)))
-    return float(lrs[int(np.argmin(robust_smooth(losses)))])
+    """Where a curve stops making progress. The curve is smoothed (held-batch curve:
+    :func:`smooth_curve`; training curve: :func:`robust_smooth` with its default widths).
+    When it descended clearly before its minimum (by more than ``DESCENT_NOISE`` noise units,
+    the minimum not in the first 10% of the sweep), the edge is that minimum (refined between
+    points by a parabola on the held curve). Otherwise the minimum of a flat curve is noise,
+    and the edge is the onset of the rise: the last point from the minimum on that stays
+    within ``FLOOR_NOISE`` noise units plus ``FLOOR_FRACTION`` of the loss of the minimum."""
+    r = smooth_curve(lrs, losses) if held else robust_smooth(losses)
+    m = int(np.argmin(r))
+    noise = noise_level(losses, r)
+    drop = float(np.max(r[: m + 1]) - r[m])
+    if drop > DESCENT_NOISE * noise and m > len(r) // 10:
+        return _vertex(lrs, r, m) if held else float(lrs[m])
+    limit = float(r[m]) + FLOOR_NOISE * noise + FLOOR_FRACTION * abs(float(r[m]))
+    j = m
+    while j + 1 < len(r) and r[j + 1] <= limit:
+        j += 1
+    return float(lrs[j])
 
 
 def suggestions(
