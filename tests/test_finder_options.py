@@ -179,7 +179,7 @@ def test_rules_are_public_and_suggest_takes_a_name_or_a_callable():
      ("RMSprop", 0.9, "adaptive"), ("adagrad", 0.0, "adaptive")],
 )  # fmt: skip
 def test_optimizer_family(name, momentum, family):
-    assert optimizer_family(name, momentum) == family
+    assert optimizer_family(name, momentum=momentum) == family
 
 
 def test_to_dict_carries_options_and_reliability():

@@ -337,7 +337,9 @@ def find_lr(
         raise ValueError(f"loss_fn must be a callable loss_fn(params, batch), got {loss_fn!r}")
     base = getattr(optimizer, "func", optimizer)
     kw = getattr(optimizer, "keywords", None) or {}
-    family = optimizer_family(str(getattr(base, "__name__", "")), float(kw.get("momentum") or 0.0))
+    family = optimizer_family(
+        str(getattr(base, "__name__", "")), momentum=float(kw.get("momentum") or 0.0)
+    )
     sweep = Sweep(options, optimizer=family, **sweep_options)
     if isinstance(optimizer, optax.GradientTransformation):
         opt = optimizer

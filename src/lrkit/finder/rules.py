@@ -190,7 +190,7 @@ class Suggestions:
     noise: float
 
 
-def optimizer_family(name: str, momentum: float = 0.0) -> str:
+def optimizer_family(name: str, *, momentum: float = 0.0) -> str:
     """The family the default rule distinguishes, from an optimizer's class or factory name
     (case-insensitive) and its momentum: ``"sgd"``/``"momentum"`` for SGD (Nesterov
     included) without/with momentum, ``"adaptive"`` for every other optimizer."""

@@ -257,7 +257,8 @@ def find_lr(
     inner = getattr(opt, "inner_optimizer", opt)
     momentum = getattr(inner, "momentum", 0.0)
     family = optimizer_family(
-        type(inner).__name__, float(momentum) if isinstance(momentum, (int, float)) else 0.0
+        type(inner).__name__,
+        momentum=float(momentum) if isinstance(momentum, (int, float)) else 0.0,
     )
     sweep = Sweep(options, optimizer=family, **sweep_options)
     if y is not None or _is_arrays(x):

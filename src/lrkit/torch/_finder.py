@@ -278,7 +278,9 @@ def find_lr(
     snapshot = V.choice("snapshot", snapshot, ("memory", "disk"))
     family = optimizer_family(
         "sgd" if isinstance(optimizer, torch.optim.SGD) else type(optimizer).__name__,
-        max((float(g.get("momentum", 0.0) or 0.0) for g in optimizer.param_groups), default=0.0),
+        momentum=max(
+            (float(g.get("momentum", 0.0) or 0.0) for g in optimizer.param_groups), default=0.0
+        ),
     )
     sweep = Sweep(options, optimizer=family, **sweep_options)
     dev = torch.device(device) if device is not None else _model_device(model)
