@@ -184,6 +184,18 @@ def tables(feats: list[dict[str, Any]], res: dict[str, Any]) -> dict[str, Any]:
             f"{b['best_lr']:.1e}", f"{lr_o:.1e}", round(b["ratio"], 2), round(a["spread"], 1),
         ])  # fmt: skip
     out["tasks"] = {"columns": c3, "rows": r3}
+    results = [r for f in feats for r in f["results"]]
+    ext = [r.extended for r in results if r.extended]
+    out["sweeps"] = {
+        "columns": ["sweeps", "reliable", "stopped: diverged / nan / completed", "extended",
+                    "mean extra steps when extended"],
+        "rows": [[
+            len(results), sum(r.reliable for r in results),
+            " / ".join(str(sum(r.stop_reason == k for r in results))
+                       for k in ("diverged", "nan", "completed")),
+            len(ext), round(sum(ext) / len(ext), 1) if ext else 0,
+        ]],
+    }  # fmt: skip
     return out
 
 
