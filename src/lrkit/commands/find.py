@@ -21,7 +21,7 @@ import warnings
 from typing import Any
 
 from .. import _validate as V
-from ..finder import METHODS
+from ..finder import DEFAULT_RULE, METHODS
 from ._target import (
     add_torch_task_parser,
     evaluate,
@@ -39,7 +39,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         p.add_argument("--start-lr", type=float, default=1e-7, help="first LR (default 1e-7)")
         p.add_argument("--end-lr", type=float, default=10.0, help="last LR (default 10)")
         p.add_argument("--num-iter", type=int, default=100, help="sweep steps (default 100)")
-        p.add_argument("--method", default="lrkit", choices=METHODS, help="suggestion rule")
+        p.add_argument("--method", default=DEFAULT_RULE, choices=METHODS, help="suggestion rule")
+        p.add_argument(
+            "--total-steps",
+            type=int,
+            default=None,
+            help="optimizer steps you plan to train: the suggestions depend on it "
+            "(default: --train-steps, or 1000 with --no-train)",
+        )
         p.add_argument("--train-steps", type=int, default=300, help="steps of each check run")
         p.add_argument("--no-train", action="store_true", help="skip the two check runs")
 
@@ -94,7 +101,7 @@ def _train_generic(
 
 def _table(result: Any) -> str:
     notes = {
-        "lrkit": "default rule: constant LR / peak of warmup-cosine",
+        DEFAULT_RULE: "default rule: constant LR for total_steps",
         "steepest": "steepest descent of the smoothed loss",
         "valley": "fastai's valley",
         "minimum": "LR at the minimum loss / 10",
@@ -108,9 +115,14 @@ def _table(result: Any) -> str:
     if result.max_lr is not None:
         lines.append(f"  {'max_lr':<10} {result.max_lr:13.3e}   peak of one-cycle / cyclic")
         lines.append(f"  {'base_lr':<10} {result.base_lr:13.3e}   floor of cyclic")
+        lines.append(f"  {'peak_lr':<10} {result.peak_lr:13.3e}   peak of warmup-cosine")
     lines.append(
         f"\n  sweep: {result.steps} steps, {result.lrs[0] if len(result.lrs) else 0:.1e} -> "
         f"{result.stop_lr if result.stop_lr is not None else 0:.1e}, stopped: {result.stop_reason}"
+    )
+    lines.append(
+        f"  for {result.total_steps or 'an assumed 1000'} training steps; reliable: "
+        + ("yes" if result.reliable else "NO (see the warnings below)")
     )
     return "\n".join(lines)
 
@@ -166,6 +178,7 @@ def _run(args: argparse.Namespace) -> int:
                 end_lr=args.end_lr,
                 num_iter=args.num_iter,
                 method=args.method,
+                total_steps=args.total_steps or (None if args.no_train else args.train_steps),
                 progress=not args.quiet,
             )
     except ValueError as e:
