@@ -268,7 +268,7 @@ def test_tune_max_trials_stops_runaway() -> None:
 def test_surplus_rule() -> None:
     """A trial started while the COMPLETE trials plus those running ahead of it already make
     n_trials is surplus (what keeps several workers at exactly n_trials)."""
-    from lrkit.tune._study import _surplus
+    from lrkit.tune._loop import _surplus
 
     study = optuna.create_study()
     study.add_trial(optuna.create_trial(value=1.0, params={}, distributions={}))

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._load import as_task, load_target
+from ._loop import tune
+from ._result import TuneResult
 from ._space import (
     BLIND_LR_RANGE,
     FAMILIES,
@@ -23,16 +26,8 @@ from ._space import (
     build_schedule,
     lr_range_from_finder,
 )
-from ._study import (
-    DEFAULT_STORAGE,
-    Reporter,
-    Task,
-    TuneResult,
-    as_task,
-    load_target,
-    make_storage,
-    tune,
-)
+from ._storage import DEFAULT_STORAGE, make_storage
+from ._task import Reporter, Task
 
 __all__ = [
     "BLIND_LR_RANGE",
