@@ -149,7 +149,7 @@ def test_bad_targets_exit_2_with_message(user_module, target, msg, capsys):
 def test_bad_range_reports_parameter(user_module, capsys):
     rc = main(["find", f"{user_module}:make", "--start-lr", "1", "--end-lr", "0.1", "--quiet"])
     assert rc == 2
-    assert "end_lr" in capsys.readouterr().err
+    assert "--end-lr" in capsys.readouterr().err
 
 
 def test_demo_and_target_are_exclusive(capsys):
@@ -244,7 +244,7 @@ def test_evaluate_zero_accuracy_is_zero_not_missing():
 
     import torch
 
-    from lrkit.commands._target import evaluate
+    from lrkit.torch import evaluate
 
     model = torch.nn.Linear(2, 2)
     with torch.no_grad():

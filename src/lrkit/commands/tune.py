@@ -17,7 +17,8 @@ import sys
 from typing import Any
 
 from .. import _validate as V
-from .._files import fresh_path
+from .._files import IMAGE_TYPES, check_output, fresh_path
+from .._format import mask_secrets, mask_url, shorten
 from ._target import check_seed, preserved_global_state
 
 HELP = "Search learning rate and schedule with Optuna."
@@ -82,6 +83,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="image of the search (value per trial, LR vs value); 'none' to skip "
         "(default: lrkit-tune-<study>.png)",
     )
+    p.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="also write the results as JSON (full precision)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="print only the best spec")
     return p
@@ -99,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ..tune import FAMILIES, load_target, tune
 
-    def err(msg: str) -> int:
-        print(f"lrkit tune: error: {msg}", file=sys.stderr)
-        return 2
+    url = args.storage if isinstance(args.storage, str) else None
+
+    def err(msg: str, code: int = 2) -> int:
+        print(f"lrkit tune: error: {mask_secrets(msg, url)}", file=sys.stderr)
+        return code
 
     if args.demo == bool(args.target):
         return err("give either --demo or a target pkg.module:function")
@@ -114,27 +123,44 @@ def _run(args: argparse.Namespace) -> int:
     if args.families:
         families = tuple(f.strip() for f in args.families.split(",") if f.strip())
     seeding: Any = args.seeding if args.lr_range is None else tuple(args.lr_range)
-    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    quiet = args.quiet
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(mask_secrets(msg, url), file=sys.stderr)
+
+    study = args.study
     try:
+        V.integer("--trials", args.trials, 1)
         V.integer("--top", args.top, 1)
+        if args.max_trials is not None:
+            V.integer("--max-trials", args.max_trials, args.trials)
         if args.seed is not None:
             check_seed(args.seed)
+        if study is not None and not study.strip():
+            raise ValueError("--study must be a non-empty name, got ''")
         bad = [f for f in families if f not in FAMILIES]
         if bad or not families:
             raise ValueError(
                 f"--families must be a comma-separated subset of {','.join(FAMILIES)}, "
-                f"got {args.families!r}"
+                f"got {shorten(repr(args.families), 80)}"
             )
         if args.epochs is not None:
             V.integer("--epochs", args.epochs, 1)
+        if args.json is not None:
+            check_output(args.json, option="--json")
+        plot = args.plot
+        if plot is not None and plot.lower() != "none":
+            check_output(plot, option="--plot", types=IMAGE_TYPES)
         if args.demo:
             from ..tune import demo_task
 
             task = demo_task(args.demo_task, epochs=4 if args.epochs is None else args.epochs)
-            study = args.study or f"lrkit-demo-{args.demo_task}"
+            study = study or f"lrkit-demo-{args.demo_task}"
         else:
             task = load_target(args.target, epochs=5 if args.epochs is None else args.epochs)
-            study = args.study or _slug(args.target)
+            study = study or _slug(args.target)
+        say(f"study {study!r} in {mask_url(args.storage)}")
         result = tune(
             task,
             args.trials,
@@ -151,30 +177,106 @@ def _run(args: argparse.Namespace) -> int:
             progress=not (args.no_progress or args.quiet),
             log=say,
         )
-    except (ValueError, ImportError) as exc:  # bad options, target or missing package
+    except (ValueError, ImportError) as exc:  # bad options, target, storage or package
         return err(str(exc))
-    if not result.complete_trials:
-        return err("no trial finished")
-    if args.quiet:
+    except KeyboardInterrupt:
+        print(
+            f"\nlrkit tune: interrupted; the finished trials stay in study {study!r} "
+            f"({mask_url(args.storage)}): run the same command to continue",
+            file=sys.stderr,
+        )
+        return 130
+    n_done = len(result.complete_trials)
+    if args.json:
+        _write_json(args.json, result, study, mask_url(args.storage))
+    if not n_done:
+        return err("no trial finished (all were pruned, diverged or failed)", 1)
+    if quiet:
         print(result.best_spec)
-        return 0
+    else:
+        _print(result, study, mask_url(args.storage), args.top)
+        plot = args.plot if args.plot is not None else fresh_path(f"lrkit-tune-{_slug(study)}.png")
+        if plot.lower() != "none":
+            try:
+                result.plot(plot)
+                print(f"plot of the search: {plot}")
+            except ImportError:
+                print("(matplotlib not installed: no plot; pip install 'lrkit[plot]')")
+            except OSError as exc:
+                print(f"(could not write the plot {plot}: {exc})", file=sys.stderr)
+        if args.json:
+            print(f"results written to {args.json}")
+    if not result.reached:
+        return err(
+            f"only {n_done} of {args.trials} trials COMPLETE: {_why(result)}; run the same "
+            "command again to add trials to the study, or raise --max-trials / use "
+            "--pruner none",
+            1,
+        )
+    return 0
+
+
+def _why(result: Any) -> str:
+    counts = result.counts()
+    pruned, failed = counts.get("PRUNED", 0), counts.get("FAIL", 0)
+    if result.stop_reason == "max_trials":
+        return (
+            f"the cap of {result.max_trials} started trials was reached ({pruned} pruned or "
+            f"diverged, {failed} failed)"
+        )
+    return f"stopped early ({result.stop_reason})"
+
+
+def _print(result: Any, study: str, where: str, top: int) -> None:
     counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(result.counts().items()))
     lo, hi = result.lr_range
-    print(f"study {study!r} ({args.storage}): {counts}")
+    print(f"study {study!r} ({where}): {counts}")
     print(f"peak LR searched in [{lo:.3g}, {hi:.3g}] ({result.seeding})")
     print()
-    print(result.table(args.top))
+    print(result.table(top))
     print()
-    print(f"best {result.metric}: {result.best_value:.6g} (trial {result.best_trial.number})")
-    print("best schedule:")
+    print(f"best {result.metric}: {result.best_value:.4g} (trial {result.best_trial.number})")
+    print("best schedule (full precision):")
     print(result.best_spec)
-    plot = args.plot if args.plot is not None else fresh_path(f"lrkit-tune-{_slug(study)}.png")
-    if plot.lower() != "none":
-        try:
-            result.plot(plot)
-            print(f"plot of the search: {plot}")
-        except ImportError:
-            print("(matplotlib not installed: no plot; pip install 'lrkit[plot]')")
-        except OSError as exc:
-            print(f"(could not write the plot {plot}: {exc})", file=sys.stderr)
-    return 0
+
+
+def _write_json(path: str, result: Any, study: str, where: str) -> None:
+    import json
+    import math
+
+    def num(v: Any) -> Any:
+        return v if not isinstance(v, float) or math.isfinite(v) else None
+
+    trials = [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "value": num(t.value),
+            "params": {k: num(v) for k, v in t.params.items()},
+            "schedule": t.user_attrs.get("schedule"),
+        }
+        for t in result.study.get_trials(deepcopy=False)
+    ]
+    complete = result.complete_trials
+    out = {
+        "study": study,
+        "storage": where,
+        "metric": result.metric,
+        "n_trials": result.n_trials,
+        "complete": len(complete),
+        "reached": result.reached,
+        "lr_range": list(result.lr_range),
+        "seeding": result.seeding,
+        "best": (
+            {
+                "trial": result.best_trial.number,
+                "value": result.best_value,
+                "schedule": result.best_spec,
+            }
+            if complete
+            else None
+        ),
+        "trials": trials,
+    }
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)

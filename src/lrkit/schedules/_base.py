@@ -179,8 +179,9 @@ class Schedule(ABC):
             import matplotlib.pyplot as plt
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("Schedule.plot needs matplotlib: pip install 'lrkit[plot]'") from exc
-        n = _plot_steps(self, steps)
-        xs = np.arange(n)
+        from ..textplot import plot_steps  # bounded: at most textplot.MAX_POINTS points
+
+        xs = plot_steps(self, steps)
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 3.5))
         kwargs.setdefault("label", _short_label(self))

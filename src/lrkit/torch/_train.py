@@ -35,7 +35,7 @@ def seed_all(seed: int) -> None:
     import numpy as np
 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise ValueError(f"seed must be an integer in [0, {SEED_MAX}], got {seed!r}")
+        raise ValueError(f"seed must be an integer in [0, {SEED_MAX}] (allowed range), got {seed!r}")
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .._format import round_floats
+
 __all__ = ["is_rank0", "plot_search", "trials_table"]
 
 
@@ -35,7 +37,7 @@ def trials_table(trials: Sequence[Any], *, metric: str = "value") -> str:
     header = ["rank", "trial", metric, "peak lr", "family", "schedule"]
     rows = []
     for i, t in enumerate(trials, 1):
-        spec = str(t.user_attrs.get("schedule", ""))
+        spec = round_floats(str(t.user_attrs.get("schedule", "")), 4)
         rows.append(
             [
                 str(i),
