@@ -47,6 +47,8 @@ def round_floats(text: str, digits: int = 4) -> str:
         except ValueError:  # pragma: no cover - the pattern only matches numbers
             return tok
         out = f"{value:.{digits}g}"
+        if "e+" in out and value.is_integer() and abs(value) < 1e15:
+            out = str(int(value))  # 10000.0 -> 10000, not 1e+04
         return out if len(out) < len(tok) else tok
 
     return _FLOAT.sub(short, text)

@@ -227,7 +227,7 @@ def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> int:
     finally:
         if bar is not None:
             bar.close()
-    say("  schedule    LR                final loss      accuracy   time")
+    say(f"  {'schedule':<11} {'LR':<16} {'final loss':<15}  {'accuracy':>8}  {'time':>8}")
     for label, peak, lr, kind, loss, acc, secs in rows:
         acc_s = f"{acc:8.2%}" if not math.isnan(acc) else "       -"
         loss_s = f"{loss:.4g}" if math.isfinite(loss) else "diverged"

@@ -233,7 +233,9 @@ def _print(result: Any, study: str, where: str, top: int) -> None:
     print(f"study {study!r} ({where}): {counts}")
     print(f"peak LR searched in [{lo:.3g}, {hi:.3g}] ({result.seeding})")
     print()
-    print(result.table(top))
+    import shutil
+
+    print(result.table(top, width=min(shutil.get_terminal_size((120, 24)).columns, 160)))
     print()
     print(f"best {result.metric}: {result.best_value:.4g} (trial {result.best_trial.number})")
     print("best schedule (full precision):")

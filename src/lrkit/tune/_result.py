@@ -86,11 +86,12 @@ class TuneResult:
             out[t.state.name] = out.get(t.state.name, 0) + 1
         return out
 
-    def table(self, k: int = 5) -> str:
-        """A text table of the ``k`` best trials."""
+    def table(self, k: int = 5, *, width: int | None = None) -> str:
+        """A text table of the ``k`` best trials (numbers at 4 significant digits; with
+        ``width``, long specs wrapped so that no line is longer)."""
         from ._report import trials_table
 
-        return trials_table(self.top(k), metric=self.metric)
+        return trials_table(self.top(k), metric=self.metric, width=width)
 
     def plot(self, path: str | None = None) -> Any:
         """Two panels: value per trial (with the best so far) and peak LR vs value (log x),
