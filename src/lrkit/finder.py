@@ -491,7 +491,8 @@ class FinderResult:
         import textwrap
 
         ax.set_title(textwrap.fill(title or "LR range test", 70), fontsize=10)
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
         if path is not None and self.writes_files:
             fig.tight_layout()
             fig.savefig(path, dpi=110)

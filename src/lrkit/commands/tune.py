@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import warnings
 from typing import Any
 
 from .. import _validate as V
@@ -75,7 +76,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--grace", type=int, default=None, help="seconds without heartbeat before a trial fails"
     )
     p.add_argument("--max-retry", type=int, default=3, help="retries of a killed trial")
-    p.add_argument("--max-trials", type=int, default=None, help="cap on trials started in all")
+    p.add_argument(
+        "--max-trials",
+        type=int,
+        default=None,
+        help="cap on trials started in all (default: 10x --trials, at least --trials + 50); "
+        "when reached first the command exits with code 1",
+    )
     p.add_argument("--top", type=int, default=5, help="rows of the final table")
     p.add_argument(
         "--plot",
@@ -100,7 +107,18 @@ def _slug(text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     with preserved_global_state():  # RNGs, torch threads, sys.path: as the caller had them
-        return _run(args)
+        try:
+            import optuna
+        except ImportError:
+            return _run(args)
+        verbosity = optuna.logging.get_verbosity()
+        # a failing trial's exception reaches the user once (as an error line, or as the
+        # traceback of a real bug), not also through Optuna's log
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        try:
+            return _run(args)
+        finally:
+            optuna.logging.set_verbosity(verbosity)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -114,11 +132,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.demo == bool(args.target):
         return err("give either --demo or a target pkg.module:function")
-    try:
-        import optuna
-    except ImportError:
+    from importlib.util import find_spec
+
+    if find_spec("optuna") is None:
         return err("optuna is not installed: pip install 'lrkit[tune]'")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     families = tuple(FAMILIES)
     if args.families:
         families = tuple(f.strip() for f in args.families.split(",") if f.strip())
@@ -160,23 +177,27 @@ def _run(args: argparse.Namespace) -> int:
         else:
             task = load_target(args.target, epochs=5 if args.epochs is None else args.epochs)
             study = study or _slug(args.target)
-        say(f"study {study!r} in {mask_url(args.storage)}")
-        result = tune(
-            task,
-            args.trials,
-            storage=args.storage,
-            study_name=study,
-            seeding=seeding,
-            families=families,
-            pruner=args.pruner,
-            seed=args.seed,
-            heartbeat_interval=args.heartbeat,
-            grace_period=args.grace,
-            max_retry=args.max_retry,
-            max_trials=args.max_trials,
-            progress=not (args.no_progress or args.quiet),
-            log=say,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = tune(
+                task,
+                args.trials,
+                storage=args.storage,
+                study_name=study,
+                seeding=seeding,
+                families=families,
+                pruner=args.pruner,
+                seed=args.seed,
+                heartbeat_interval=args.heartbeat,
+                grace_period=args.grace,
+                max_retry=args.max_retry,
+                max_trials=args.max_trials,
+                progress=not (args.no_progress or args.quiet),
+                log=say,
+            )
+        for w in caught:
+            if w.category is UserWarning and "max_trials" not in str(w.message):
+                say(f"note: {w.message}")
     except (ValueError, ImportError) as exc:  # bad options, target, storage or package
         return err(str(exc))
     except KeyboardInterrupt:

@@ -141,7 +141,10 @@ def tune(
     Runs until the study holds ``n_trials`` COMPLETE trials: pruned trials (by ``pruner``:
     ``"median"``, ``"sha"`` (successive halving), ``"none"`` or an Optuna pruner) and diverged
     ones (non-finite metric) are kept in the study but do not count; at most ``max_trials``
-    trials in all (default ``max(4 n_trials, n_trials + 20)``) are started. Several workers
+    trials in all (default ``max(10 n_trials, n_trials + 50)``: enough for a pruner that
+    stops 90% of the trials) are started; when that cap comes first the result says so
+    (``TuneResult.reached`` is false, ``stop_reason`` is ``"max_trials"``) and a warning is
+    issued. Several workers
     running this with the same ``storage`` URL and ``study_name`` share the study and
     together stop at ``n_trials`` COMPLETE trials (a worker only starts a trial while
     ``complete + running < n_trials``, and waits while others finish). With a database
@@ -161,7 +164,7 @@ def tune(
         task = as_task(task)
     n_trials = V.integer("n_trials", n_trials, 1)
     if max_trials is None:
-        max_trials = max(4 * n_trials, n_trials + 20)
+        max_trials = max(10 * n_trials, n_trials + 50)
     max_trials = V.integer("max_trials", max_trials, n_trials)
     SearchSpace(task.total_steps, BLIND_LR_RANGE, tuple(families))  # bad families: fail now
     say = log or (lambda msg: None)
