@@ -67,7 +67,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="comma-separated families (constant,cosine,onecycle,step,cyclic,wsd)",
     )
     p.add_argument(
-        "--pruner", choices=("median", "sha", "none"), default="median", help="Optuna pruner"
+        "--pruner",
+        choices=("percentile", "median", "sha", "none"),
+        default="percentile",
+        help="stop a trial in the worst quarter (percentile) or half (median) at an epoch; "
+        "sha: successive halving",
     )
     p.add_argument("--epochs", type=int, default=None, help="epochs per trial (demo/tuple tasks)")
     p.add_argument("--seed", type=int, default=None, help="TPE sampler seed (one worker)")

@@ -122,7 +122,7 @@ def tune(
     study_name: str | None = None,
     seeding: Any = "finder",
     families: Sequence[str] = FAMILIES,
-    pruner: Any = "median",
+    pruner: Any = "percentile",
     sampler: Any = None,
     seed: int | None = None,
     startup_trials: int | None = None,
@@ -139,7 +139,8 @@ def tune(
     """Search the peak LR, the schedule family and its parameters with Optuna (TPE).
 
     Runs until the study holds ``n_trials`` COMPLETE trials: pruned trials (by ``pruner``:
-    ``"median"``, ``"sha"`` (successive halving), ``"none"`` or an Optuna pruner) and diverged
+    ``"percentile"`` (the worst quarter at an epoch), ``"median"``, ``"sha"`` (successive
+    halving), ``"none"`` or an Optuna pruner; see :func:`make_pruner`) and diverged
     ones (non-finite metric) are kept in the study but do not count; at most ``max_trials``
     trials in all (default ``max(10 n_trials, n_trials + 50)``: enough for a pruner that
     stops 90% of the trials) are started; when that cap comes first the result says so

@@ -12,7 +12,7 @@ from .. import _validate as V
 from .._format import mask_secrets, mask_url, shorten
 from ._task import optuna as _optuna
 
-__all__ = ["DEFAULT_STORAGE", "make_pruner", "make_storage", "storage_error"]
+__all__ = ["DEFAULT_STORAGE", "PRUNERS", "make_pruner", "make_storage", "storage_error"]
 
 #: The CLI's default storage: an SQLite file in the working directory.
 DEFAULT_STORAGE = "sqlite:///lrkit-tune.db"
@@ -118,11 +118,24 @@ def _with_driver(url: str) -> str:
     return url
 
 
+#: The pruners :func:`make_pruner` knows by name.
+PRUNERS: tuple[str, ...] = ("percentile", "median", "sha", "successive_halving", "none")
+
+
 def make_pruner(pruner: Any) -> Any:
+    """An Optuna pruner from its name (any other object is returned as is).
+
+    ``"percentile"`` (the default of :func:`lrkit.tune.tune`) stops a trial whose value at an
+    epoch is in the worst quarter of the values other trials had there; ``"median"`` stops
+    it in the worse half. Both start after 5 trials and from the second report on. Checked at
+    every epoch, the median rule compounds and can stop most trials, so that reaching
+    ``n_trials`` COMPLETE takes many times as many trials."""
     optuna = _optuna()
     if not isinstance(pruner, str):
         return pruner
-    name = V.choice("pruner", pruner, ("median", "sha", "successive_halving", "none"))
+    name = V.choice("pruner", pruner, PRUNERS)
+    if name == "percentile":
+        return optuna.pruners.PercentilePruner(75.0, n_startup_trials=5, n_warmup_steps=1)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     if name in ("sha", "successive_halving"):
