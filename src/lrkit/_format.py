@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["duration", "mask_secrets", "mask_url", "round_floats", "shorten"]
+__all__ = ["duration", "mask_secrets", "mask_url", "round_floats", "shorten", "wrap_spec"]
 
 MASK = "***"
 
@@ -98,4 +98,18 @@ def mask_secrets(text: str, url: str | None) -> str:
     pw = _password(url)
     if pw:
         out = out.replace(pw, MASK)
+    return out
+
+
+def wrap_spec(spec: str, width: int) -> list[str]:
+    """``spec`` cut after ``", "`` into lines of at most ``width`` characters where it can be
+    (a longer single argument stays whole on its line)."""
+    out: list[str] = []
+    line = ""
+    for piece in spec.replace(", ", ",\0").split("\0"):
+        if line and len(line) + len(piece) + 1 > width:
+            out.append(line.rstrip())
+            line = ""
+        line += piece if not line else " " + piece
+    out.append(line)
     return out

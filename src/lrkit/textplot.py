@@ -94,6 +94,8 @@ def text_plot(
 
     def fmt(v: float, log: bool) -> str:
         val = 10**v if log else v
+        if float(val).is_integer() and abs(val) < 1e6:
+            return str(int(val))  # a step: 1199, not 1.2e+03
         return f"{val:.3g}"
 
     labels = [fmt(y1, logy), fmt((y0 + y1) / 2, logy), fmt(y0, logy)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import textwrap
 from typing import Any
 
 #: Longest spec string accepted on the command line (a spec is a short expression).
@@ -79,6 +78,7 @@ def _parse(spec: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from .._files import IMAGE_TYPES, check_output
+    from .._format import wrap_spec
     from ..textplot import plot_steps, text_plot
 
     def err(msg: str) -> int:
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         ax.grid(True, alpha=0.3)
         if args.log:
             ax.set_yscale("log")
-        lines = textwrap.wrap(spec, 90, break_on_hyphens=False) or [spec]
+        lines = wrap_spec(spec, 90)
         if len(lines) > 6:
             lines = [*lines[:5], lines[5][:80] + f" ... ({len(spec)} characters)"]
         ax.set_title("\n".join(lines), fontsize=9 if len(lines) > 1 else 10)
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         fig.savefig(args.output, dpi=120)
         print(f"wrote {args.output}")
         return 0
-    lines = textwrap.wrap(spec, max(args.width, 40), break_on_hyphens=False) or [spec]
+    lines = wrap_spec(spec, max(args.width, 40))
     print(
         text_plot(
             steps,

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .._format import round_floats
+from .._format import round_floats, wrap_spec
 
 __all__ = ["is_rank0", "plot_search", "trials_table"]
 
@@ -58,26 +58,12 @@ def trials_table(trials: Sequence[Any], *, metric: str = "value", width: int | N
     lines = []
     for r in [header, *rows]:
         left = "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  "
-        parts = _wrap(r[-1], room) if room is not None else [r[-1]]
+        parts = wrap_spec(r[-1], room) if room is not None else [r[-1]]
         lines.append(left + parts[0])
         lines.extend(" " * indent + p for p in parts[1:])
         if r is header:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 8)
     return "\n".join(lines)
-
-
-def _wrap(spec: str, room: int) -> list[str]:
-    """``spec`` cut after ``", "`` into pieces of at most ``room`` characters (a longer
-    argument stays whole)."""
-    out: list[str] = []
-    line = ""
-    for piece in spec.replace(", ", ",\0").split("\0"):
-        if line and len(line) + len(piece) + 1 > room:
-            out.append(line.rstrip())
-            line = ""
-        line += piece if not line else " " + piece
-    out.append(line)
-    return out
 
 
 def _edges(values: Sequence[float], maximize: bool) -> tuple[float, float]:
