@@ -10,9 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lrkit.cli import main  # noqa: E402
 from lrkit import compare as C  # noqa: E402
 from lrkit._target import import_target  # noqa: E402
+from lrkit.cli import main  # noqa: E402
 
 TASK = textwrap.dedent(
     """
@@ -179,7 +179,9 @@ def test_plateau_method_reduces_and_table_marks_divergence(task_module):
     assert r.lrs[0] == 0.05 and min(r.lrs) < 0.05  # the validation loss plateaus
     assert r.note.endswith("reductions")
     huge = C.LRs(base=1e6, base_max=1e6, base_min=1e6, adam=1e-3)
-    d = C.run_method("fixed", C.factory(import_target(f"{task_module}:make_linear"), seed=0), huge, 50)
+    d = C.run_method(
+        "fixed", C.factory(import_target(f"{task_module}:make_linear"), seed=0), huge, 50
+    )
     assert d.diverged and d.final_loss == math.inf
     assert "diverged" in C.table([r, d])
 

@@ -183,7 +183,8 @@ def _evaluate(setup: Setup) -> tuple[float, float]:
         return math.nan, math.nan
     bn_data = setup.data if is_schedule_free(setup.optimizer) else None
     with evaluating(setup.model, setup.optimizer, bn_data=bn_data, num_batches=10):
-        return evaluate(setup.model, setup.loss_fn, setup.val)
+        loss, acc = evaluate(setup.model, setup.loss_fn, setup.val)
+    return float(loss), float(acc)
 
 
 @dataclass

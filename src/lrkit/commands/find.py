@@ -193,7 +193,10 @@ def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> int:
 
     steps = args.train_steps
     sug, max_lr = float(result.suggestion), float(result.max_lr)
-    runs = [("constant", "lr", sug, constant(sug)), ("one-cycle", "max_lr", max_lr, None)]
+    runs: list[tuple[str, str, float, Any]] = [
+        ("constant", "lr", sug, constant(sug)),
+        ("one-cycle", "max_lr", max_lr, onecycle(max_lr, steps)),
+    ]
     say(f"\n  check: {steps} training steps from the same initial weights")
     bar: Any = None
     if not args.quiet:
@@ -206,7 +209,6 @@ def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> int:
             if bar is not None:
                 bar.set_postfix_str(label)
             model, opt, loss_fn, data, val = make(lr)
-            sched = sched if sched is not None else onecycle(lr, steps)
             hist = fit(
                 model,
                 opt,

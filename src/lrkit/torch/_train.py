@@ -35,7 +35,9 @@ def seed_all(seed: int) -> None:
     import numpy as np
 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise ValueError(f"seed must be an integer in [0, {SEED_MAX}] (allowed range), got {seed!r}")
+        raise ValueError(
+            f"seed must be an integer in [0, {SEED_MAX}] (allowed range), got {seed!r}"
+        )
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
@@ -138,7 +140,7 @@ def fit(
             if stop_on_nonfinite and not math.isfinite(value):
                 hist.diverged = True
                 break
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             if sched is not None:
                 sched.step()

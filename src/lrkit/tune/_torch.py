@@ -78,7 +78,7 @@ def torch_task(
     def val_loss(model: Any) -> float:
         if evaluate is not None:
             return float(evaluate(model))
-        return evaluate_batches(model, loss_fn, _fresh(val_data))[0]
+        return float(evaluate_batches(model, loss_fn, _fresh(val_data))[0])
 
     def train(schedule: Schedule, report: Callable[[int, float], None]) -> float:
         model = model_factory()
