@@ -377,3 +377,46 @@ def test_no_traceback_through_the_real_entry_point(tmp_path):
         )
         assert p.returncode == 2 and "Traceback" not in p.stderr
         assert len(p.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["plot", "cosine(0.1, 10)", "--width", "abc"], ["--width", "lrkit plot --help"]),
+        (["nosuch"], ["invalid choice"]),
+        ([], ["COMMAND"]),
+        (["find"], ["--demo"]),
+    ],
+)
+def test_argparse_mistakes_are_one_line_too(argv, words, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    _one_line_error(capsys, *words)
+
+
+def test_storage_errors_are_one_line_and_masked():
+    pytest.importorskip("optuna")
+    from lrkit.tune._storage import storage_error
+
+    url = "postgresql://alice:hunter2@db:5432/lrkit"
+    inner = Exception(
+        'connection to server at "db" failed: FATAL:  password authentication failed for '
+        'user "alice"\nDETAIL: tried password hunter2 from ' + url
+    )
+    msg = str(storage_error(inner, url))
+    assert "hunter2" not in msg and "\n" not in msg
+    assert msg.startswith("storage postgresql://alice:***@db:5432/lrkit: cannot use the database")
+    assert "password authentication failed" in msg
+
+
+def test_mask_url():
+    from lrkit._format import mask_url
+
+    assert mask_url("postgresql://u:p@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert mask_url("postgresql://u:p@w@h/db") == "postgresql://u:***@h/db"
+    assert mask_url("postgresql://u@h/db?password=x&sslmode=require") == (
+        "postgresql://u@h/db?password=***&sslmode=require"
+    )
+    assert mask_url("sqlite:///lrkit-tune.db") == "sqlite:///lrkit-tune.db"
+    assert mask_url("not a url") == "not a url"

@@ -251,9 +251,13 @@ def test_evaluate_zero_accuracy_is_zero_not_missing():
         model.weight.zero_()
         model.bias.copy_(torch.tensor([1.0, 0.0]))  # always predicts class 0
     x, y = torch.randn(6, 2), torch.ones(6, dtype=torch.long)
-    loss, acc = evaluate(model, torch.nn.functional.cross_entropy, [(x[:4], y[:4]), (x[4:], y[4:])])
+    loss, acc = evaluate(
+        model,
+        loss_fn=torch.nn.functional.cross_entropy,
+        data=[(x[:4], y[:4]), (x[4:], y[4:])],
+    )
     expected = float(torch.nn.functional.cross_entropy(model(x), y).detach())
     assert acc == 0.0 and loss == pytest.approx(expected, rel=1e-6) and model.training
     reg = torch.nn.Linear(2, 1)
-    _, acc = evaluate(reg, torch.nn.functional.mse_loss, [(x, torch.zeros(6, 1))])
+    _, acc = evaluate(reg, loss_fn=torch.nn.functional.mse_loss, data=[(x, torch.zeros(6, 1))])
     assert math.isnan(acc)

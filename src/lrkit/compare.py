@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from . import _validate as V
@@ -74,6 +74,7 @@ class Setup:
     """What one run trains: a fresh model and optimizer (same initial weights every call)."""
 
     model: Any
+    _: KW_ONLY
     optimizer: Any
     loss_fn: Callable[..., Any]
     data: Any
@@ -85,6 +86,7 @@ class Result:
     """One method's run: the loss and LR of every step and the final scores."""
 
     method: str
+    _: KW_ONLY
     optimizer: str
     lr: str
     losses: list[float] = field(default_factory=list)
@@ -127,7 +129,9 @@ def as_setup(value: Any, *, name: str = "task") -> Setup:
             f"{name} must return a torch.nn.Module and a torch.optim.Optimizer first, "
             f"got {type(model).__name__} and {type(opt).__name__}"
         )
-    return Setup(model, opt, loss_fn, data, value[4] if len(value) == 5 else None)
+    return Setup(
+        model, optimizer=opt, loss_fn=loss_fn, data=data, val=value[4] if len(value) == 5 else None
+    )
 
 
 def factory(fn: Callable[[], Any], *, seed: int = 0, name: str = "task") -> Callable[[], Setup]:
@@ -156,7 +160,13 @@ def demo_factory(*, seed: int = 0) -> Callable[[], Setup]:
         seed_all(seed)
         model = task.make_model()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        return Setup(model, opt, task.loss_fn, task.train_batches(seed), task.val_batches())
+        return Setup(
+            model,
+            optimizer=opt,
+            loss_fn=task.loss_fn,
+            data=task.train_batches(seed),
+            val=task.val_batches(),
+        )
 
     make.name = f"demo: {task.name} ({len(task.x_train)} train / {len(task.x_val)} val)"  # type: ignore[attr-defined]
     return make
@@ -183,7 +193,7 @@ def _evaluate(setup: Setup) -> tuple[float, float]:
         return math.nan, math.nan
     bn_data = setup.data if is_schedule_free(setup.optimizer) else None
     with evaluating(setup.model, setup.optimizer, bn_data=bn_data, num_batches=10):
-        loss, acc = evaluate(setup.model, setup.loss_fn, setup.val)
+        loss, acc = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val)
     return float(loss), float(acc)
 
 
@@ -192,13 +202,14 @@ class LRs:
     """Range-test suggestions for the base optimizer and for Adam."""
 
     base: float
+    _: KW_ONLY
     base_max: float
     base_min: float
     adam: float
     notes: list[str] = field(default_factory=list)
 
 
-def find_lrs(make: Callable[[], Setup], methods: Sequence[str], *, num_iter: int = 100) -> LRs:
+def find_lrs(make: Callable[[], Setup], *, methods: Sequence[str], num_iter: int = 100) -> LRs:
     """The range tests the ``methods`` need (a fallback LR, with a note, when one fails)."""
     import torch
 
@@ -229,7 +240,7 @@ def find_lrs(make: Callable[[], Setup], methods: Sequence[str], *, num_iter: int
     adam = math.nan
     if any(m in ("adam", "schedulefree") for m in methods):
         adam = sweep(True, 1e-3)[0]
-    return LRs(base, base_max, base_min, adam, notes)
+    return LRs(base, base_max=base_max, base_min=base_min, adam=adam, notes=notes)
 
 
 def _plan(method: str, setup: Setup, lrs: LRs, steps: int) -> tuple[Any, Any, Any, str]:
@@ -275,10 +286,10 @@ def _plan(method: str, setup: Setup, lrs: LRs, steps: int) -> tuple[Any, Any, An
 
 def run_method(
     method: str,
+    *,
     make: Callable[[], Setup],
     lrs: LRs,
     steps: int,
-    *,
     tick: Callable[[int], None] | None = None,
 ) -> Result:
     """Train one method for ``steps`` steps from a fresh setup; returns its curves and scores.
@@ -299,7 +310,7 @@ def run_method(
         window.append(value)
         if fb is not None and k % report_every == 0:
             if setup.val is not None:
-                metric = evaluate(setup.model, setup.loss_fn, setup.val)[0]
+                metric = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val)[0]
             else:
                 metric = sum(window) / len(window)
             sched.report(metric)
@@ -309,7 +320,13 @@ def run_method(
             ticked[0] += 10
 
     hist = fit(
-        setup.model, opt, setup.loss_fn, setup.data, steps=steps, schedule=sched, on_step=on_step
+        setup.model,
+        optimizer=opt,
+        loss_fn=setup.loss_fn,
+        data=setup.data,
+        steps=steps,
+        schedule=sched,
+        on_step=on_step,
     )
     if tick is not None and steps > ticked[0]:
         tick(steps - ticked[0])
@@ -332,6 +349,7 @@ class Comparison:
     the task's name and the settings."""
 
     results: list[Result]
+    _: KW_ONLY
     lrs: LRs
     name: str = "task"
     steps: int = 0
@@ -357,7 +375,7 @@ class Comparison:
 
     def plot(self, path: str | None = None, *, title: str | None = None) -> Any:
         """The loss curves and the LR of every method (see :func:`plot`)."""
-        return plot(self.results, path, title=title or f"lrkit compare: {self.name}")
+        return plot(self.results, path=path, title=title or f"lrkit compare: {self.name}")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, full precision (non-finite numbers as ``None``)."""
@@ -388,7 +406,7 @@ def compare(
     methods = parse_methods(methods)
     steps = V.integer("steps", steps, 10)
     finder_iter = V.integer("finder_iter", finder_iter, 10)
-    lrs = find_lrs(make, methods, num_iter=finder_iter)
+    lrs = find_lrs(make, methods=methods, num_iter=finder_iter)
     bar: Any = None
     if progress:
         from tqdm.auto import tqdm
@@ -399,12 +417,13 @@ def compare(
         for m in methods:
             if bar is not None:
                 bar.set_postfix_str(m)
-            results.append(run_method(m, make, lrs, steps, tick=bar.update if bar else None))
+            tick = bar.update if bar else None
+            results.append(run_method(m, make=make, lrs=lrs, steps=steps, tick=tick))
     finally:
         if bar is not None:
             bar.close()
     label = name if name is not None else str(getattr(make, "name", "task"))
-    return Comparison(results, lrs, label, steps, time.perf_counter() - t0)
+    return Comparison(results, lrs=lrs, name=label, steps=steps, seconds=time.perf_counter() - t0)
 
 
 # ----------------------------------------------------------------------------- output
@@ -438,7 +457,7 @@ def table(results: Sequence[Result], *, val: bool = True) -> str:
     return "\n".join(lines)
 
 
-def plot(results: Sequence[Result], path: str | None = None, *, title: str = "") -> Any:
+def plot(results: Sequence[Result], *, path: str | None = None, title: str = "") -> Any:
     """Two panels sharing the step axis: the training loss (EMA 0.9, log scale) and the LR of
     every method. Writes ``path`` when given (without pyplot: the caller's backend is
     untouched). Returns the matplotlib figure."""

@@ -108,7 +108,12 @@ def train(
     from .torch import fit
 
     hist = fit(
-        model, optimizer, task.loss_fn, task.train_batches(seed), steps=steps, schedule=lr_schedule
+        model,
+        optimizer=optimizer,
+        loss_fn=task.loss_fn,
+        data=task.train_batches(seed),
+        steps=steps,
+        schedule=lr_schedule,
     )
     return {"loss": hist.losses, "lr": hist.lrs}
 

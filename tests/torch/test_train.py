@@ -26,7 +26,7 @@ def _task(n_batches: int = 4):
 def test_fit_equals_the_hand_written_loop_bit_for_bit() -> None:
     schedule = S.onecycle(0.5, 10)
     model, opt, loss_fn, data = _task()
-    hist = fit(model, opt, loss_fn, data, steps=10, schedule=schedule)
+    hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=10, schedule=schedule)
     ref_model, ref_opt, _, _ = _task()
     sched = scheduler(ref_opt, schedule)
     lrs = []
@@ -54,7 +54,7 @@ def test_fit_stops_before_the_update_of_a_nonfinite_loss() -> None:
         value = torch.nn.functional.cross_entropy(out, y)
         return value * (math.nan if len(calls) == 3 else 1.0)
 
-    hist = fit(model, opt, loss_fn, data, steps=10)
+    hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=10)
     before = [p.detach().clone() for p in model.parameters()]
     assert hist.diverged and len(hist.losses) == 3 and math.isnan(hist.losses[-1])
     assert hist.steps == 2 and hist.final_loss() == math.inf
@@ -71,9 +71,9 @@ def test_epochs_steps_per_epoch_callbacks_and_data_factory() -> None:
 
     hist = fit(
         model,
-        opt,
-        loss_fn,
-        factory,
+        optimizer=opt,
+        loss_fn=loss_fn,
+        data=factory,
         epochs=3,
         steps_per_epoch=2,
         on_epoch=epochs.append,
@@ -86,11 +86,11 @@ def test_epochs_steps_per_epoch_callbacks_and_data_factory() -> None:
 def test_bad_arguments_are_one_line_errors() -> None:
     model, opt, loss_fn, data = _task()
     with pytest.raises(ValueError, match="steps or epochs"):
-        fit(model, opt, loss_fn, data)
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=data)
     with pytest.raises(ValueError, match="steps must be an integer >= 1"):
-        fit(model, opt, loss_fn, data, steps=0)
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=0)
     with pytest.raises(ValueError, match="at least one"):
-        fit(model, opt, loss_fn, [], steps=3)
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=[], steps=3)
     with pytest.raises(ValueError, match="seed"):
         seed_all(-1)
 
@@ -98,7 +98,7 @@ def test_bad_arguments_are_one_line_errors() -> None:
 def test_evaluate_restores_modes_and_weights_examples() -> None:
     model, _, loss_fn, data = _task()
     model.train()
-    loss, acc = evaluate(model, loss_fn, data[:2])
+    loss, acc = evaluate(model, loss_fn=loss_fn, data=data[:2])
     x = torch.cat([d[0] for d in data[:2]])
     y = torch.cat([d[1] for d in data[:2]])
     with torch.no_grad():

@@ -211,9 +211,9 @@ def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> int:
             model, opt, loss_fn, data, val = make(lr)
             hist = fit(
                 model,
-                opt,
-                loss_fn,
-                data,
+                optimizer=opt,
+                loss_fn=loss_fn,
+                data=data,
                 steps=steps,
                 schedule=sched,
                 on_step=(lambda k, v: bar.update(1)) if bar is not None else None,
@@ -221,7 +221,7 @@ def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> int:
             if bar is not None and hist.steps < steps:
                 bar.update(steps - hist.steps)
             if val is not None and not hist.diverged:
-                loss, acc = evaluate(model, loss_fn, val)
+                loss, acc = evaluate(model, loss_fn=loss_fn, data=val)
                 kind = "val"
             else:
                 loss, acc, kind = hist.final_loss(), math.nan, "train"

@@ -185,7 +185,7 @@ def _run(args: argparse.Namespace) -> int:
             warnings.simplefilter("always")
             result = tune(
                 task,
-                args.trials,
+                n_trials=args.trials,
                 storage=args.storage,
                 study_name=study,
                 seeding=seeding,

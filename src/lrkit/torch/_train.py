@@ -79,10 +79,10 @@ def _passes(data: Any) -> Callable[[], Iterable[Any]]:
 
 def fit(
     model: torch.nn.Module,
+    *,
     optimizer: torch.optim.Optimizer,
     loss_fn: Callable[..., torch.Tensor],
     data: Any,
-    *,
     steps: int | None = None,
     epochs: int | None = None,
     schedule: Any = None,
@@ -160,9 +160,10 @@ def fit(
 
 
 def evaluate(
-    model: torch.nn.Module, loss_fn: Callable[..., torch.Tensor], batches: Iterable[Any]
+    model: torch.nn.Module, *, loss_fn: Callable[..., torch.Tensor], data: Iterable[Any]
 ) -> tuple[float, float]:
-    """``(mean loss per example, accuracy)`` of ``model`` over ``(x, y)`` batches, in eval
+    """``(mean loss per example, accuracy)`` of ``model`` over the ``(x, y)`` batches of
+    ``data``, in eval
     mode and without gradients; every module's train/eval flag is restored afterwards. The
     loss is ``inf`` when it is not finite; the accuracy (argmax of 2-d outputs against integer
     labels) is NaN unless every batch is a classification batch."""
@@ -171,7 +172,7 @@ def evaluate(
     tot, cnt, correct, classification = 0.0, 0, 0, True
     try:
         with torch.no_grad():
-            for x, y in batches:
+            for x, y in data:
                 out = model(x)
                 tot += float(loss_fn(out, y)) * len(y)
                 cnt += len(y)

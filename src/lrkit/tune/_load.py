@@ -43,7 +43,14 @@ def as_task(value: Any, *, epochs: int = 5, name: str = "task") -> Task:
         from ._torch import torch_task
 
         model_factory, loss_fn, train_data, val_data = value
-        return torch_task(model_factory, loss_fn, train_data, val_data, epochs=epochs, name=name)
+        return torch_task(
+            model_factory,
+            loss_fn=loss_fn,
+            train_data=train_data,
+            val_data=val_data,
+            epochs=epochs,
+            name=name,
+        )
     raise ValueError(
         "target must return a lrkit.tune.Task, a dict of its fields or a tuple "
         f"(model_factory, loss_fn, train_data, val_data), got {type(value).__name__}"

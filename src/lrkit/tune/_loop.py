@@ -116,8 +116,8 @@ def _resolve_range(
 
 def tune(
     task: Any,
-    n_trials: int = 20,
     *,
+    n_trials: int = 20,
     storage: Any = None,
     study_name: str | None = None,
     seeding: Any = "finder",
@@ -287,10 +287,10 @@ def tune(
             bar.close()
     return TuneResult(
         study,
-        space,
-        n_trials,
-        how,
-        info,
+        space=space,
+        n_trials=n_trials,
+        seeding=how,
+        finder=info,
         metric=task.metric,
         stop_reason=stop,
         max_trials=max_trials,

@@ -77,7 +77,7 @@ def _edges(values: Sequence[float], maximize: bool) -> tuple[float, float]:
     return lo_v - 0.1 * span, hi_v + 0.3 * span
 
 
-def plot_search(result: Any, path: str | None = None) -> Any:
+def plot_search(result: Any, *, path: str | None = None) -> Any:
     """Two panels: the value of every trial (best so far as a line; integer trial axis) and
     peak LR against value (log LR axis, labelled). The y-axis shows the best 80% of the
     COMPLETE trials in detail; worse ones, pruned trials (at their last reported value) and

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from .. import _validate as V
@@ -18,6 +18,7 @@ class TuneResult:
     """The outcome of :func:`tune`: the Optuna ``study`` and the lrkit view of it."""
 
     study: Any
+    _: KW_ONLY
     space: SearchSpace
     n_trials: int
     seeding: str
@@ -99,4 +100,4 @@ class TuneResult:
         Returns the matplotlib figure."""
         from ._report import plot_search
 
-        return plot_search(self, path)
+        return plot_search(self, path=path)

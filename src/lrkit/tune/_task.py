@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from .. import _validate as V
@@ -32,6 +32,7 @@ class Task:
     :class:`lrkit.finder.FinderResult` or an ``(low, high)`` pair; it seeds the search."""
 
     train: Callable[[Schedule, Callable[[int, float], None]], float]
+    _: KW_ONLY
     total_steps: int
     direction: str = "minimize"
     range_test: Callable[[], Any] | None = None

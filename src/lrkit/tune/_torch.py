@@ -26,10 +26,10 @@ class _Diverged(Exception):
 
 def torch_task(
     model_factory: Callable[[], Any],
+    *,
     loss_fn: Callable[..., Any],
     train_data: Any,
     val_data: Any,
-    *,
     epochs: int = 5,
     optimizer: Callable[[Any, float], Any] | None = None,
     steps_per_epoch: int | None = None,
@@ -78,7 +78,7 @@ def torch_task(
     def val_loss(model: Any) -> float:
         if evaluate is not None:
             return float(evaluate(model))
-        return float(evaluate_batches(model, loss_fn, _fresh(val_data))[0])
+        return float(evaluate_batches(model, loss_fn=loss_fn, data=_fresh(val_data))[0])
 
     def train(schedule: Schedule, report: Callable[[int, float], None]) -> float:
         model = model_factory()
@@ -94,9 +94,9 @@ def torch_task(
         try:
             hist = fit(
                 model,
-                opt,
-                loss_fn,
-                lambda: _fresh(train_data),
+                optimizer=opt,
+                loss_fn=loss_fn,
+                data=lambda: _fresh(train_data),
                 epochs=epochs,
                 steps_per_epoch=spe,
                 schedule=scheduler(opt, schedule),
@@ -142,9 +142,9 @@ def demo_task(
 
     return torch_task(
         t.make_model,
-        t.loss_fn,
-        lambda: t.train_batches(),
-        t.val_batches,
+        loss_fn=t.loss_fn,
+        train_data=lambda: t.train_batches(),
+        val_data=t.val_batches,
         epochs=epochs,
         optimizer=lambda p, lr: t.optimizer_fn(p, lr),
         steps_per_epoch=spe,
