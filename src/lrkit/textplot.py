@@ -24,7 +24,7 @@ def plot_steps(schedule: Any, steps: int | None = None, *, max_points: int = MAX
     attribute), or 1000 when it has none. Returns an ``int64`` array."""
     if steps is None:
         n = getattr(schedule, "length", None)
-        if n is None or not np.isfinite(float(n)):
+        if not n or not np.isfinite(float(n)):
             total = 1000
         else:
             total = int(n) + 1

@@ -192,15 +192,6 @@ class Schedule(ABC):
         return ax
 
 
-def _plot_steps(s: Schedule, steps: int | None) -> int:
-    if steps is None:
-        n = s.length
-        return int(n) + 1 if n else 1000
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    return steps
-
-
 def _short_label(s: Schedule, limit: int = 60) -> str:
     text = str(s)
     return text if len(text) <= limit else text[: limit - 3] + "..."
