@@ -488,6 +488,18 @@ class FinderResult:
             x = self.stop_lr if self.stop_lr is not None else float(self.lrs[-1])
             y = min(float(self.smoothed[-1]), top - 0.03 * span)  # keep the marker in view
             ax.plot([x], [y], "kx", ms=9, mew=2, label=f"stop: {self.stop_reason}")
+        if not len(self.losses):  # nothing to draw: say why instead of an empty frame
+            where = f" at LR {self.stop_lr:.3g}" if self.stop_lr is not None else ""
+            ax.text(
+                0.5,
+                0.5,
+                f"no step completed: stopped ({self.stop_reason}){where}",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+            )
+            if self.stop_lr is not None and self.stop_lr > 0:
+                ax.set_xlim(self.stop_lr / 10, self.stop_lr * 10)
         import textwrap
 
         ax.set_title(textwrap.fill(title or "LR range test", 70), fontsize=10)

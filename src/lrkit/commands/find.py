@@ -65,11 +65,14 @@ def _table(result: Any) -> str:
     if result.max_lr is not None:
         lines.append(f"  {'max_lr':<10} {result.max_lr:13.3g}   peak of one-cycle / cyclic")
         lines.append(f"  {'base_lr':<10} {result.base_lr:13.3g}   floor of cyclic")
-    first = float(result.lrs[0]) if len(result.lrs) else 0.0
-    stop = result.stop_lr if result.stop_lr is not None else 0.0
-    lines.append(
-        f"\n  sweep: {result.steps} steps, {first:.3g} -> {stop:.3g}, stopped: {result.stop_reason}"
-    )
+    stop = f"{result.stop_lr:.3g}" if result.stop_lr is not None else "-"
+    if len(result.lrs):
+        first = float(result.lrs[0])
+        lines.append(
+            f"\n  sweep: {result.steps} steps, {first:.3g} -> {stop}, stopped: {result.stop_reason}"
+        )
+    else:
+        lines.append(f"\n  sweep: stopped at its first step (LR {stop}): {result.stop_reason}")
     return "\n".join(lines)
 
 
