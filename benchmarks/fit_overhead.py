@@ -1,0 +1,114 @@
+"""What ``lrkit.torch.fit`` adds to a training step, against the bare loop, in one run.
+
+Both loops train the same small MLP on the same batches with the same
+``lrkit.torch.scheduler``; the bare loop is ``zero_grad, forward, loss, backward, step,
+scheduler.step()``, ``fit`` adds the per-step loss and LR records and the NaN check. Runs are
+interleaved and repeated; the table reports the median time per step of each and the ratio.
+
+    python benchmarks/fit_overhead.py [--steps 300] [--repeats 7] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from lrkit import schedules as S
+from lrkit.torch import fit, scheduler
+
+
+def _setup(width: int, batch: int, n_batches: int):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch * n_batches, 64, generator=g)
+    y = torch.randint(0, 10, (batch * n_batches,), generator=g)
+    data = [(x[i : i + batch], y[i : i + batch]) for i in range(0, len(x), batch)]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, width), torch.nn.ReLU(), torch.nn.Linear(width, 10)
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    return model, opt, data
+
+
+def bare(model, opt, data, steps: int) -> float:
+    sched = scheduler(opt, S.cosine(0.05, steps))
+    loss_fn = torch.nn.functional.cross_entropy
+    model.train()
+    t0 = time.perf_counter()
+    k = 0
+    while k < steps:
+        for x, y in data:
+            if k >= steps:
+                break
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            sched.step()
+            k += 1
+    return (time.perf_counter() - t0) / steps
+
+
+def with_fit(model, opt, data, steps: int) -> float:
+    t0 = time.perf_counter()
+    fit(
+        model,
+        optimizer=opt,
+        loss_fn=torch.nn.functional.cross_entropy,
+        data=data,
+        steps=steps,
+        schedule=S.cosine(0.05, steps),
+    )
+    return (time.perf_counter() - t0) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--json", default=None, metavar="PATH")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for width, batch in ((128, 32), (512, 128)):
+        times: dict[str, list[float]] = {"bare": [], "fit": []}
+        for r in range(args.repeats + 1):
+            for name, fn in (
+                (("bare", bare), ("fit", with_fit))
+                if r % 2
+                else (
+                    ("fit", with_fit),
+                    ("bare", bare),
+                )
+            ):
+                model, opt, data = _setup(width, batch, 20)
+                t = fn(model, opt, data, args.steps)
+                if r:  # the first round warms up
+                    times[name].append(t)
+        b, f = statistics.median(times["bare"]), statistics.median(times["fit"])
+        rows.append([f"MLP 64-{width}-10, batch {batch}", b * 1e6, f * 1e6, f / b])
+    cols = ["task", "bare step (us)", "fit step (us)", "fit / bare"]
+    for row in rows:
+        print(f"{row[0]:<26} bare {row[1]:8.1f} us  fit {row[2]:8.1f} us  ratio {row[3]:.3f}")
+    if args.json:
+        out = {
+            "tables": {
+                "fit_overhead": {
+                    "columns": cols,
+                    "rows": [[r[0], round(r[1], 1), round(r[2], 1), round(r[3], 3)] for r in rows],
+                }
+            },
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "torch": torch.__version__,
+        }
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
