@@ -1,6 +1,6 @@
 """Wall time of a default range test: lrkit.torch.find_lr vs torch-lr-finder, in one run.
 
-Three sweeps of the same task (``lrkit.demo`` tasks, batch 32, 1e-7 -> 10, 100 steps), timed
+Three sweeps of the same task (``_demo_tasks`` tasks, batch 32, 1e-7 -> 10, 100 steps), timed
 including snapshot and restore, interleaved over ``--rounds`` rounds (best of):
 
 * ``lrkit (defaults)``: held-batch loss every 4 steps on 1 held batch, extension on;

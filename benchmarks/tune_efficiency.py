@@ -49,7 +49,7 @@ def run_until(task: Task, seeding: object, seed: int, target: float, budget: int
         warnings.simplefilter("ignore")
         r = tune(
             task,
-            budget,
+            n_trials=budget,
             seeding=seeding,
             seed=seed,
             pruner="none",
@@ -93,7 +93,9 @@ def main() -> None:
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ref = tune(task, args.reference_trials, seeding="blind", seed=12345, pruner="none")
+            ref = tune(
+                task, n_trials=args.reference_trials, seeding="blind", seed=12345, pruner="none"
+            )
         best = ref.best_value
         target = best * (1 + args.tolerance) if best > 0 else best * (1 - args.tolerance)
         blind, seeded = [], []

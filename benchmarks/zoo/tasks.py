@@ -6,7 +6,7 @@ model (e.g. ``clf/mlp``); the tasks of a family differ in data parameters, width
 loss, batch size and budget, all drawn from a random generator seeded by the family name and
 the task index, so ``specs()`` returns the same list on every machine.
 
-Three named sets of hand-written tasks are part of the zoo: ``T`` (``lrkit.demo.TASKS``, 300
+Three named sets of hand-written tasks are part of the zoo: ``T`` (``_demo_tasks.TASKS``, 300
 steps, batch 32), ``H`` (``benchmarks/finder_holdout.py``) and ``V``
 (``benchmarks/finder_validation.py``). Each belongs to the family its data and model kind say.
 """

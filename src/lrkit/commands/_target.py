@@ -1,13 +1,9 @@
-"""Shared by the CLI commands: the user's ``pkg.module:function`` target, and global state.
+"""Shared by the PyTorch commands (``lrkit find``, ``lrkit compare``) and ``lrkit tune``.
 
-* :func:`import_target` imports ``pkg.module`` with ``importlib`` (only the module named; the
-  working directory is on the path, as with ``python -m``; nothing is evaluated) and returns
-  its callable ``function`` (a dotted attribute path such as ``module:Class.method`` works too).
-* :func:`unpack_torch_task` checks what ``lrkit find``/``lrkit compare`` targets return.
-* :func:`seed_all` seeds torch, numpy and Python's ``random``.
-* :func:`evaluate` scores a model on ``(x, y)`` validation batches.
+* :func:`check_seed` checks a ``--seed``.
 * :func:`add_torch_task_parser` declares the arguments ``lrkit find`` and ``lrkit compare``
   share (``--demo`` or a target, ``--seed``, ``-o``, ``--no-plot``, ``--json``, ``--quiet``).
+* :func:`check_outputs` checks ``-o`` and ``--json`` before any work starts.
 * :func:`run_torch_command` runs a PyTorch command's body inside
   :func:`preserved_global_state` (or says how to install PyTorch).
 * :func:`preserved_global_state` puts the RNG states, torch's thread count and ``sys.path`` back
@@ -19,58 +15,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
-import math
 import os
-import random
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-FORMAT = "target must look like 'package.module:function'"
-
-
-def import_target(spec: Any) -> Callable[..., Any]:
-    """The callable named by ``"pkg.module:function"`` (``importlib``, never ``eval``)."""
-    if not isinstance(spec, str) or spec.count(":") != 1:
-        raise ValueError(f"{FORMAT}, got {spec!r}")
-    mod_name, attr = spec.split(":")
-    if not all(p.isidentifier() for p in mod_name.split(".")) or not all(
-        p.isidentifier() for p in attr.split(".")
-    ):
-        raise ValueError(f"{FORMAT}, got {spec!r}")
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)  # as `python -m` does; preserved_global_state() takes it out
-    module = importlib.import_module(mod_name)
-    obj: Any = module
-    for part in attr.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            break
-    if not callable(obj):
-        raise ValueError(f"target {spec!r}: module {mod_name!r} has no callable {attr!r}")
-    return obj  # type: ignore[no-any-return]
-
-
-def unpack_torch_task(spec: str, out: Any) -> tuple[Any, Any, Any, Any, Any]:
-    """``(model, optimizer, loss_fn, data, val_data or None)`` from what a ``lrkit find`` /
-    ``lrkit compare`` target returned, or a ValueError saying what it must return."""
-    import torch
-
-    if not isinstance(out, (tuple, list)) or len(out) not in (4, 5):
-        raise ValueError(
-            f"target {spec!r} must return (model, optimizer, loss_fn, data[, val_data]), "
-            f"got {type(out).__name__}"
-        )
-    model, opt, loss_fn, data = out[:4]
-    if not isinstance(model, torch.nn.Module) or not isinstance(opt, torch.optim.Optimizer):
-        raise ValueError(
-            f"target {spec!r} must return a torch.nn.Module and a torch.optim.Optimizer first, "
-            f"got {type(model).__name__} and {type(opt).__name__}"
-        )
-    return model, opt, loss_fn, data, (out[4] if len(out) == 5 else None)
-
+from .._files import IMAGE_TYPES, check_output, fresh_path
 
 SEED_MAX = 2**32 - 1
 
@@ -82,17 +32,6 @@ def check_seed(seed: Any, name: str = "--seed") -> int:
             f"{name} must be an integer in [0, {SEED_MAX}] (allowed range), got {seed!r}"
         )
     return seed
-
-
-def seed_all(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy's global RNG and Python's ``random``."""
-    import numpy as np
-    import torch
-
-    check_seed(seed)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
 
 
 @contextlib.contextmanager
@@ -129,30 +68,6 @@ def run_torch_command(
         return body(args)
 
 
-def evaluate(
-    model: Any, loss_fn: Callable[..., Any], batches: Iterable[Any]
-) -> tuple[float, float]:
-    """(mean loss per example, accuracy) of ``model`` over ``(x, y)`` batches, without
-    gradients and without changing the model's train/eval mode. The loss is ``inf`` when it is
-    not finite; the accuracy (argmax of 2-d outputs against integer labels) is NaN unless every
-    batch is a classification batch."""
-    import torch
-
-    tot, cnt, correct, classification = 0.0, 0, 0, True
-    with torch.no_grad():
-        for x, y in batches:
-            out = model(x)
-            tot += float(loss_fn(out, y)) * len(y)
-            cnt += len(y)
-            if out.ndim == 2 and y.dtype == torch.long:
-                correct += int((out.argmax(1) == y).sum())
-            else:
-                classification = False
-    loss = tot / max(cnt, 1)
-    acc = correct / cnt if classification and cnt else math.nan
-    return (loss if math.isfinite(loss) else math.inf), acc
-
-
 def add_torch_task_parser(
     subparsers: Any,
     name: str,
@@ -186,3 +101,14 @@ def add_torch_task_parser(
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def check_outputs(args: argparse.Namespace, default_output: str) -> None:
+    """Check ``-o`` (an image name; the default gets a free ``-N`` suffix) and ``--json``
+    before any work starts; a ValueError names the option."""
+    if not args.no_plot:
+        if args.output is None:
+            args.output = fresh_path(default_output)
+        check_output(args.output, option="-o/--output", types=IMAGE_TYPES)
+    if args.json is not None:
+        check_output(args.json, option="--json")

@@ -185,9 +185,18 @@ class FinderResult:
             "steps": self.steps,
         }
 
-    def plot(self, ax: Any = None, *, path: str | None = None, show_raw: bool = True) -> Any:
+    def plot(
+        self,
+        ax: Any = None,
+        *,
+        path: str | None = None,
+        show_raw: bool = True,
+        title: str | None = None,
+    ) -> Any:
         """Plot loss against log learning rate: the raw losses, the EMA curve, the curve the
         default rule reads, each rule's suggestion, ``max_lr`` and the stop point.
+        ``title`` (e.g. the task's name) heads the plot; the legend sits beside the axes, off
+        the curve.
 
         Returns the matplotlib ``Axes``; writes the figure to ``path`` when given. With
         ``path`` and no ``ax`` the figure is drawn without pyplot, so the caller's matplotlib
@@ -199,12 +208,12 @@ class FinderResult:
             if path is not None:
                 from matplotlib.figure import Figure
 
-                fig = Figure(figsize=(7, 4.5))
+                fig = Figure(figsize=(9.5, 4.5))
                 ax = fig.add_subplot()
             else:
                 import matplotlib.pyplot as plt
 
-                fig, ax = plt.subplots(figsize=(7, 4.5))
+                fig, ax = plt.subplots(figsize=(9.5, 4.5))
         else:
             fig = ax.figure
         if len(self.lrs):
@@ -247,8 +256,23 @@ class FinderResult:
             x = self.stop_lr if self.stop_lr is not None else float(self.lrs[-1])
             y = min(float(self.smoothed[-1]), top - 0.03 * span)  # keep the marker in view
             ax.plot([x], [y], "kx", ms=9, mew=2, label=f"stop: {self.stop_reason}")
-        ax.set_title("LR range test")
-        ax.legend(fontsize=8)
+        if not len(self.losses):  # nothing to draw: say why instead of an empty frame
+            where = f" at LR {self.stop_lr:.3g}" if self.stop_lr is not None else ""
+            ax.text(
+                0.5,
+                0.5,
+                f"no step completed: stopped ({self.stop_reason}){where}",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+            )
+            if self.stop_lr is not None and self.stop_lr > 0:
+                ax.set_xlim(self.stop_lr / 10, self.stop_lr * 10)
+        import textwrap
+
+        ax.set_title(textwrap.fill(title or "LR range test", 70), fontsize=10)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
         if path is not None and self.writes_files:
             fig.tight_layout()
             fig.savefig(path, dpi=110)

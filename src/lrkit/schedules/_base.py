@@ -180,8 +180,9 @@ class Schedule(ABC):
         require("matplotlib", "plot", feature="Schedule.plot")
         import matplotlib.pyplot as plt
 
-        n = _plot_steps(self, steps)
-        xs = np.arange(n)
+        from ..textplot import plot_steps  # bounded: at most textplot.MAX_POINTS points
+
+        xs = plot_steps(self, steps)
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 3.5))
         kwargs.setdefault("label", _short_label(self))
@@ -190,15 +191,6 @@ class Schedule(ABC):
         ax.set_ylabel("learning rate")
         ax.grid(True, alpha=0.3)
         return ax
-
-
-def _plot_steps(s: Schedule, steps: int | None) -> int:
-    if steps is None:
-        n = s.length
-        return int(n) + 1 if n else 1000
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    return steps
 
 
 def _short_label(s: Schedule, limit: int = 60) -> str:

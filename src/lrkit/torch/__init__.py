@@ -34,6 +34,11 @@ _EXPORTS: dict[str, str] = {
     "main_process_only": "_distributed",
     "broadcast_object": "_distributed",
     "all_reduce_mean": "_distributed",
+    # the training loop of the workflows (compare, tune, demo, CLI)
+    "fit": "_train",
+    "History": "_train",
+    "evaluate": "_train",
+    "seed_all": "_train",
 }
 
 __all__ = sorted(_EXPORTS)

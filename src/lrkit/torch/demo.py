@@ -108,41 +108,27 @@ def train(
     optimizer: torch.optim.Optimizer,
     task: DemoTask,
     steps: int,
-    lr_schedule: Callable[[int], float] | None = None,
+    lr_schedule: Any = None,
     *,
     seed: int | None = None,
 ) -> dict[str, list[float]]:
-    """Train for ``steps`` optimizer steps on shuffled batches (epochs repeat as needed).
+    """Train for ``steps`` optimizer steps on shuffled batches (epochs repeat as needed), with
+    :func:`lrkit.torch.fit` (the LR driven by :func:`lrkit.torch.scheduler`).
 
-    ``lr_schedule(k)`` (any callable, e.g. an ``lrkit.schedules`` schedule) sets every param
-    group's LR before step ``k``; ``None`` keeps the optimizer's LR. Returns
-    ``{"loss": [...], "lr": [...]}`` per step. Stops early (keeping what ran) on a NaN/inf loss."""
-    model.train()
-    hist: dict[str, list[float]] = {"loss": [], "lr": []}
-    batches = task.train_batches(seed)
-    losses: list[torch.Tensor] = []
-    k = 0
-    while k < steps:
-        for x, y in batches:
-            if k >= steps:
-                break
-            if lr_schedule is not None:
-                lr = float(lr_schedule(k))
-                for g in optimizer.param_groups:
-                    g["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            loss = task.loss_fn(model(x), y)
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            losses.append(loss.detach())
-            hist["lr"].append(float(optimizer.param_groups[0]["lr"]))
-            k += 1
-            if k % 50 == 0 and not bool(torch.isfinite(loss)):
-                break
-        if losses and not bool(torch.isfinite(losses[-1])):
-            break
-    hist["loss"] = [float(v) for v in torch.stack(losses)] if losses else []
-    return hist
+    ``lr_schedule`` (an lrkit schedule, spec string or dict) gives the LR of step ``k``;
+    ``None`` keeps the optimizer's LR. Returns ``{"loss": [...], "lr": [...]}`` per step.
+    Stops early (keeping what ran) at the first NaN/inf loss."""
+    from ._train import fit
+
+    hist = fit(
+        model,
+        optimizer=optimizer,
+        loss_fn=task.loss_fn,
+        data=task.train_batches(seed),
+        steps=steps,
+        schedule=lr_schedule,
+    )
+    return {"loss": hist.losses, "lr": hist.lrs}
 
 
 def evaluate(model: nn.Module, task: DemoTask) -> tuple[float, float]:
