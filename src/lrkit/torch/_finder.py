@@ -68,6 +68,15 @@ class _Snapshot:
         self.gens = [(g, g.get_state()) for g in _data_generators(data)]
         self.opt_called = optimizer.__dict__.get("_opt_called", _MISSING)
         self.scaler_state = copy.deepcopy(scaler.__dict__) if scaler is not None else None
+        # tensors the optimizer steps that the model does not own (e.g. a learnable
+        # temperature inside the loss module): restored like the model's parameters
+        own = {id(p) for p in model.parameters()}
+        self.extra: list[torch.Tensor] = []
+        for g in optimizer.param_groups:
+            for p in g["params"]:
+                if id(p) not in own:
+                    own.add(id(p))
+                    self.extra.append(p)
         with torch.no_grad():
             tensors: dict[str, Any] = {
                 "params": {n: p.detach().clone() for n, p in model.named_parameters()},
@@ -76,6 +85,10 @@ class _Snapshot:
                     n: (None if p.grad is None else p.grad.detach().clone())
                     for n, p in model.named_parameters()
                 },
+                "extra": [p.detach().clone() for p in self.extra],
+                "extra_grads": [
+                    None if p.grad is None else p.grad.detach().clone() for p in self.extra
+                ],
                 "opt_state": {
                     id(p): {
                         k: (v.detach().clone() if torch.is_tensor(v) else copy.deepcopy(v))
@@ -113,6 +126,9 @@ class _Snapshot:
                     p.grad = g
                 for n, b in model.named_buffers():
                     b.copy_(tensors["buffers"][n])
+                for p, saved, g in zip(self.extra, tensors["extra"], tensors["extra_grads"]):
+                    p.copy_(saved)
+                    p.grad = g
             # optimizer: groups restored in place (dict and list identities kept)
             del optimizer.param_groups[self.n_groups :]
             for g, params, saved in self.groups:
