@@ -50,9 +50,13 @@ class Step(Schedule):
         self.gamma = v.positive("gamma", gamma)
 
     def _at(self, t: float) -> float:
+        if not self.lr:  # 0, not 0 * inf, where gamma > 1 overflows
+            return 0.0
         return self.lr * float(self.gamma ** (t // self.step_size))
 
     def _values(self, t: Any, xp: Any) -> Any:
+        if not self.lr:
+            return t * 0.0
         return self.lr * self.gamma ** xp.floor(t / self.step_size)
 
 
@@ -70,10 +74,14 @@ class MultiStep(Schedule):
         self.gamma = v.positive("gamma", gamma)
 
     def _at(self, t: float) -> float:
+        if not self.lr:  # 0, not 0 * inf, where gamma > 1 overflows
+            return 0.0
         return self.lr * self.gamma ** bisect.bisect_right(self.milestones, t)
 
     def _values(self, t: Any, xp: Any) -> Any:
         count = t * 0.0
+        if not self.lr:
+            return count
         for m in self.milestones:
             count = count + xp.where(t >= m, 1.0, 0.0)
         return self.lr * self.gamma**count
@@ -91,9 +99,13 @@ class Exponential(Schedule):
         self.gamma = v.positive("gamma", gamma)
 
     def _at(self, t: float) -> float:
+        if not self.lr:  # 0, not 0 * inf, where gamma > 1 overflows
+            return 0.0
         return self.lr * float(self.gamma**t)
 
     def _values(self, t: Any, xp: Any) -> Any:
+        if not self.lr:
+            return t * 0.0
         return self.lr * self.gamma**t
 
 
