@@ -179,6 +179,42 @@ class Schedule(ABC):
             return Scale(self, float(other))
         return NotImplemented
 
+    def __add__(self, other: object) -> Schedule:
+        from ._compose import Sum
+        from ._families import Constant
+
+        if isinstance(other, Schedule):
+            return Sum([self, other])
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return Sum([self, Constant(other)])
+        return NotImplemented
+
+    def __radd__(self, other: object) -> Schedule:
+        from ._compose import Sum
+        from ._families import Constant
+
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return Sum([Constant(other), self])
+        return NotImplemented
+
+    def __sub__(self, other: object) -> Schedule:
+        from ._compose import Difference
+        from ._families import Constant
+
+        if isinstance(other, Schedule):
+            return Difference(self, other)
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return Difference(self, Constant(other))
+        return NotImplemented
+
+    def __rsub__(self, other: object) -> Schedule:
+        from ._compose import Difference
+        from ._families import Constant
+
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return Difference(Constant(other), self)
+        return NotImplemented
+
     def __rmul__(self, other: object) -> Schedule:
         if isinstance(other, (int, float)) and not isinstance(other, bool):
             from ._compose import Scale

@@ -180,6 +180,42 @@ def _to(obj: Any, device: torch.device) -> Any:
     return obj
 
 
+def _xy(batch: Any) -> tuple[Any, Any]:
+    """The ``(x, y)`` of a batch for ``loss_fn(model(x), y)``: a tuple or list of two items."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    kind = (
+        f"a {type(batch).__name__} of {len(batch)} items"
+        if isinstance(batch, (tuple, list))
+        else f"a {type(batch).__name__}"
+    )
+    raise ValueError(
+        f"data must yield (x, y) batches for loss_fn(model(x), y), got {kind}; for any other "
+        "batch layout pass step=lambda model, batch: loss"
+    )
+
+
+def _check_loss(loss: Any, model: torch.nn.Module, who: str) -> None:
+    """A usable loss: a one-element tensor that requires grad (else a one-line error)."""
+    if not torch.is_tensor(loss):
+        raise ValueError(f"{who} must return the loss as a tensor, got {type(loss).__name__}")
+    if loss.numel() != 1:
+        raise ValueError(
+            f"{who} must return a scalar loss (one element, e.g. reduction='mean'), "
+            f"got a tensor of shape {tuple(loss.shape)}"
+        )
+    if not loss.requires_grad:
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError(
+                "model has no trainable parameters (nothing for the range test to train), "
+                f"got {type(model).__name__} with none that requires grad"
+            )
+        raise ValueError(
+            f"{who} returned a loss that does not require grad (computed under torch.no_grad() "
+            "or detached?): the range test needs a loss it can backpropagate"
+        )
+
+
 def _model_device(model: torch.nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
@@ -315,7 +351,7 @@ def find_lr(
         def _forward(batch: Any) -> torch.Tensor:
             if step is not None:
                 return step(model, batch)
-            x, y = batch[0], batch[1]
+            x, y = _xy(batch)
             assert loss_fn is not None
             return loss_fn(model(x), y)
 
@@ -349,6 +385,7 @@ def find_lr(
                 total: torch.Tensor | None = None
                 for _ in range(accum):
                     loss = batch_loss(next(batches))
+                    _check_loss(loss, model, "step" if step is not None else "loss_fn")
                     back = loss / accum if accum > 1 else loss
                     if use_scaler:
                         scaler.scale(back).backward()
