@@ -25,6 +25,12 @@ def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
     return out
 
 
+def _one(name: str, value: Any) -> Schedule:
+    if not isinstance(value, Schedule):
+        raise ValueError(f"{name} must be a schedule, got {value!r}")
+    return value
+
+
 @register
 class Join(Schedule):
     """``schedules[i](step - boundaries[i-1])`` for ``boundaries[i-1] <= step < boundaries[i]``:
@@ -134,8 +140,8 @@ class Difference(Schedule):
     params = ("a", "b")
 
     def __init__(self, a: Schedule, b: Schedule) -> None:
-        self.a = _schedules("a", [a], 1)[0]
-        self.b = _schedules("b", [b], 1)[0]
+        self.a = _one("a", a)
+        self.b = _one("b", b)
 
     @property
     def length(self) -> int | None:
@@ -157,7 +163,7 @@ class Scale(Schedule):
     params = ("schedule", "factor")
 
     def __init__(self, schedule: Schedule, factor: float) -> None:
-        self.schedule = _schedules("schedule", [schedule], 1)[0]
+        self.schedule = _one("schedule", schedule)
         self.factor = v.non_negative("factor", factor)
 
     @property
@@ -181,7 +187,7 @@ class Clamp(Schedule):
     def __init__(
         self, schedule: Schedule, min_lr: float | None = None, max_lr: float | None = None
     ) -> None:
-        self.schedule = _schedules("schedule", [schedule], 1)[0]
+        self.schedule = _one("schedule", schedule)
         self.min_lr = None if min_lr is None else v.non_negative("min_lr", min_lr)
         self.max_lr = None if max_lr is None else v.non_negative("max_lr", max_lr)
         if self.min_lr is not None and self.max_lr is not None and self.max_lr < self.min_lr:
