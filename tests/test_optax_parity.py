@@ -56,3 +56,12 @@ def test_optax_reduce_on_plateau_timing(seed, patience, cooldown):
     )
     assert [ours.update(v) for v in values] == ref
     assert min(ref) < 1.0
+
+
+def test_join_schedules_counts_each_segment_from_zero():
+    ref = optax.join_schedules(
+        [optax.linear_schedule(0.0, 0.1, 10), optax.cosine_decay_schedule(0.1, 40, alpha=0.1)],
+        [10],
+    )
+    ours = S.join([S.linear(0.0, 0.1, 10), S.cosine(0.1, 40, eta_min=0.01)], [10])
+    np.testing.assert_allclose(ours.values(STEPS), np.asarray(ref(STEPS)), rtol=2e-6, atol=1e-9)

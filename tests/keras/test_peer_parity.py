@@ -88,3 +88,22 @@ def test_keras_reduce_lr_on_plateau_mapping(seed, patience, cooldown):
     got = [ours.update(v) for v in values]
     assert got == ref
     assert min(ref) < 1.0  # the streams do reach plateaus
+
+
+@pytest.mark.parametrize(
+    "keras_schedule,ours",
+    [
+        (KS.PolynomialDecay(0.1, 70, 0.01, power=2.0), S.polynomial(0.1, 70, 2.0, 0.01)),
+        (KS.InverseTimeDecay(0.1, 10, 0.5), S.inverse_time(0.1, 10, 0.5)),
+        (KS.InverseTimeDecay(0.1, 10, 0.5, staircase=True), S.inverse_time(0.1, 10, 0.5, True)),
+        (
+            KS.PiecewiseConstantDecay([10, 100], [0.1, 0.01, 0.001]),
+            S.piecewise_constant([10, 100], [0.1, 0.01, 0.001]),
+        ),
+        (KS.ExponentialDecay(0.1, 10, 0.5), S.exponential(0.1, 0.5 ** (1 / 10))),
+        (KS.ExponentialDecay(0.1, 10, 0.5, staircase=True), S.step(0.1, 10, 0.5)),
+    ],
+    ids=["polynomial", "inverse_time", "inverse_time_stair", "piecewise", "exp", "exp_stair"],
+)
+def test_other_keras_schedules(keras_schedule, ours):
+    np.testing.assert_allclose(ours.values(STEPS), keras_values(keras_schedule), rtol=1e-5)
