@@ -38,8 +38,7 @@ def _schedule_or_list(name: str, value: Any, n_groups: int) -> Any:
     if isinstance(value, (list, tuple)):
         if len(value) != n_groups:
             raise ValueError(
-                f"{name}: a list needs one schedule per param group ({n_groups}), "
-                f"got {len(value)}"
+                f"{name}: a list needs one schedule per param group ({n_groups}), got {len(value)}"
             )
         return [_as_schedule(f"{name}[{i}]", s) for i, s in enumerate(value)]
     return _as_schedule(name, value)
@@ -324,9 +323,7 @@ class LRKitScheduler(LRScheduler):
                 raise ValueError(
                     f"value must be a scalar metric (a number), got {type(value).__name__}"
                 ) from None
-        scales = [
-            float(c.update(float(value), step=self.last_epoch)) for c in self._controllers()
-        ]
+        scales = [float(c.update(float(value), step=self.last_epoch)) for c in self._controllers()]
         self._apply()
         if isinstance(self._feedback, list):
             return [float(c.scale) for c in self._feedback]
