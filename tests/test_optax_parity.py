@@ -33,16 +33,19 @@ def test_polynomial_schedule_nonzero_end_and_power(init, end, power, steps, begi
 
 
 def _optax_scales(values, patience, cooldown, atol):
+    import jax
+
     tx = optax.contrib.reduce_on_plateau(
         factor=0.5, patience=patience, cooldown=cooldown, rtol=0.0, atol=atol
     )
     params = {"w": jnp.zeros(())}
-    state = tx.init(params)
-    out = []
-    for v in values:
-        _, state = tx.update(params, state, params, value=jnp.asarray(v, jnp.float32))
-        out.append(float(state.scale))
-    return out
+
+    def body(state, v):
+        _, state = tx.update(params, state, params, value=v)
+        return state, state.scale
+
+    _, scales = jax.lax.scan(body, tx.init(params), jnp.asarray(values, jnp.float32))
+    return [float(x) for x in np.asarray(scales)]
 
 
 @pytest.mark.parametrize("seed,patience,cooldown", [(0, 1, 0), (1, 2, 1), (2, 3, 2), (3, 1, 3)])
