@@ -127,7 +127,7 @@ def _compose(children: st.SearchStrategy[S.Schedule]) -> st.SearchStrategy[S.Sch
     return st.one_of(
         st.builds(lambda ab: S.mul(*ab), pair),
         st.builds(lambda ab: S.add(*ab), pair),
-        st.builds(lambda ab: S.sub(*ab), pair),
+        st.builds(lambda ab: S.sub(ab[0], b=ab[1]), pair),
         st.builds(lambda s, f: S.scale(s, f), children, st.floats(0, 10)),
         st.builds(lambda s, lo: S.clamp(s, min_lr=lo), children, st.floats(0, 1e-3)),
         st.builds(

@@ -83,7 +83,7 @@ def test_sums_and_differences():
         (0.5 + a, lambda t: 0.5 + a(t)),
         (a - 0.01, lambda t: a(t) - 0.01),
         (S.add(a, b, a), lambda t: a(t) + b(t) + a(t)),
-        (S.sub(a, b), lambda t: a(t) - b(t)),
+        (S.sub(a, b=b), lambda t: a(t) - b(t)),
     ]:
         assert S.parse(str(s)) == s == S.from_dict(s.to_dict())
         ts = np.arange(0, 130)
@@ -94,7 +94,7 @@ def test_sums_and_differences():
     with pytest.raises(ValueError, match=r"schedules must hold at least 2"):
         S.add(a)
     with pytest.raises(ValueError, match=r"^b must be a schedule"):
-        S.sub(a, 0.1)
+        S.sub(a, b=0.1)
 
 
 def test_polynomial_cycle_and_restarts_m_mul_formulas():

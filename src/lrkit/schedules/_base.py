@@ -202,9 +202,9 @@ class Schedule(ABC):
         from ._families import Constant
 
         if isinstance(other, Schedule):
-            return Difference(self, other)
+            return Difference(self, b=other)
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return Difference(self, Constant(other))
+            return Difference(self, b=Constant(other))
         return NotImplemented
 
     def __rsub__(self, other: object) -> Schedule:
@@ -212,7 +212,7 @@ class Schedule(ABC):
         from ._families import Constant
 
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return Difference(Constant(other), self)
+            return Difference(Constant(other), b=self)
         return NotImplemented
 
     def __rmul__(self, other: object) -> Schedule:

@@ -139,7 +139,7 @@ class Difference(Schedule):
     name = "sub"
     params = ("a", "b")
 
-    def __init__(self, a: Schedule, b: Schedule) -> None:
+    def __init__(self, a: Schedule, *, b: Schedule) -> None:
         self.a = _one("a", a)
         self.b = _one("b", b)
 
@@ -233,9 +233,9 @@ def add(*schedules: Schedule) -> Sum:
     return Sum(schedules)
 
 
-def sub(a: Schedule, b: Schedule) -> Difference:
-    """The step-wise difference ``a - b`` (also ``a - b``)."""
-    return Difference(a, b)
+def sub(a: Schedule, *, b: Schedule) -> Difference:
+    """The step-wise difference ``a - b`` (also written ``a - b``)."""
+    return Difference(a, b=b)
 
 
 def scale(schedule: Schedule, factor: float) -> Scale:

@@ -157,6 +157,7 @@ class Polynomial(Schedule):
         total_steps: int,
         power: float = 1.0,
         end_lr: float = 0.0,
+        *,
         cycle: bool = False,
     ) -> None:
         self.lr = _lr("lr", lr)
@@ -260,7 +261,7 @@ class CosineRestarts(Schedule):
     params = ("lr", "T_0", "T_mult", "eta_min", "m_mul")
 
     def __init__(
-        self, lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0, m_mul: float = 1.0
+        self, lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0, *, m_mul: float = 1.0
     ) -> None:
         self.lr = _lr("lr", lr)
         self.T_0 = v.integer("T_0", T_0, 1)
