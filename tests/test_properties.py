@@ -257,10 +257,6 @@ class _Temp(nn.Module):
         return nn.functional.cross_entropy(out * self.t.exp(), y)
 
 
-class _Stop(Exception):
-    pass
-
-
 def _everything(model: Any, opt: Any, extra: list[Any]) -> dict[str, Any]:
     return {
         "sd": {k: v.detach().clone() for k, v in model.state_dict().items()},
@@ -305,7 +301,8 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
     opt_kind=st.sampled_from(["sgd", "adam", "adamw", "rmsprop"]),
     pretrain=st.integers(0, 2),
     grads=st.booleans(),
-    stop_at=st.one_of(st.none(), st.integers(0, 11)),
+    stop_at=st.one_of(st.none(), st.integers(0, 30)),
+    stop_in=st.sampled_from(["loss", "callback"]),
     where=st.sampled_from(["memory", "disk"]),
 )
 def test_find_lr_restores_everything_the_model_and_optimizer_hold(
@@ -320,6 +317,7 @@ def test_find_lr_restores_everything_the_model_and_optimizer_hold(
     pretrain: int,
     grads: bool,
     stop_at: int | None,
+    stop_in: str,
     where: str,
 ) -> None:
     torch.manual_seed(seed)
@@ -359,9 +357,19 @@ def test_find_lr_restores_everything_the_model_and_optimizer_hold(
         model[-1].eval()  # a mode the user chose must survive
     before = _everything(model, opt, extra)
 
+    # Ctrl-C at a random point: inside the loss (mid-step, mid-accumulation: some gradients
+    # and BatchNorm statistics already changed) or between steps
+    calls = [0]
+
+    def interrupting_loss(out: Any, y: Any) -> Any:
+        calls[0] += 1
+        if stop_in == "loss" and calls[0] - 1 == stop_at:
+            raise KeyboardInterrupt
+        return loss_fn(out, y)
+
     def callback(i: int, lr: float, loss: float) -> None:
-        if stop_at is not None and i == stop_at:
-            raise _Stop
+        if stop_in == "callback" and i == stop_at:
+            raise KeyboardInterrupt
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: threads only add contention
@@ -377,8 +385,8 @@ def test_find_lr_restores_everything_the_model_and_optimizer_hold(
     if val:
         kw["val_data"] = batches[:2]
     try:
-        lt.find_lr(model, opt, loss_fn, batches, **kw)
-    except _Stop:
+        lt.find_lr(model, opt, interrupting_loss, batches, **kw)
+    except KeyboardInterrupt:
         assert stop_at is not None
     finally:
         torch.set_num_threads(threads)
