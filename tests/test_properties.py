@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from lrkit import schedules as S
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 lrs = st.floats(1e-6, 1.0)
 decays = st.floats(0.5, 1.0)
