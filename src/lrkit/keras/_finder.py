@@ -181,6 +181,17 @@ def _build(model: Any, batch: tuple[Any, Any, Any]) -> None:
         opt.build(model.trainable_variables)
 
 
+def _no_loss(model: Any) -> bool:
+    """True when ``model`` was compiled without a loss and trains with Keras' own
+    ``train_step``/``compute_loss`` (so only ``add_loss`` terms, if any, make its loss)."""
+    if getattr(model, "loss", None) is not None or getattr(model, "_compile_loss", None):
+        return False
+    cls = type(model)
+    return bool(
+        cls.compute_loss is keras.Model.compute_loss and cls.train_step is keras.Model.train_step
+    )
+
+
 def find_lr(
     model: Any,
     x: Any,
@@ -255,6 +266,7 @@ def find_lr(
             held = []
         _build(model, first)
         snap = _Snapshot(model)
+        no_loss = _no_loss(model)
         lr_obj = _SweepLR(sweep.start_lr)
         try:
             snap.inner._learning_rate = lr_obj
@@ -265,7 +277,14 @@ def find_lr(
                 bx, by, bw = pending.pop() if pending else next(batches)
                 lr_obj.lr = lr
                 logs = model.train_on_batch(bx, by, sample_weight=bw, return_dict=True)
-                return float(np.asarray(logs["loss"]))
+                loss = float(np.asarray(logs["loss"]))
+                if loss == 0.0 and no_loss:
+                    raise ValueError(
+                        "model must be compiled with a loss (model.compile(optimizer=..., "
+                        "loss=...)): it has none and its training loss is 0, so there is no "
+                        "curve to read"
+                    )
+                return loss
 
             def evaluate() -> float:
                 total = 0.0
