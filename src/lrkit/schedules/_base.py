@@ -176,8 +176,9 @@ class Schedule(ABC):
         return hash(str(self))
 
     # ----------------------------------------------------------------- composition
-    # The composites (``mul``, ``add``, ``sub``, ``scale``, ``clamp``) live in ``_compose``, which builds on this
-    # module; they are reached through the registry, so this module imports nothing of theirs.
+    # The composites (``mul``, ``add``, ``sub``, ``scale``, ``clamp``) and ``constant`` live in
+    # modules that build on this one; they are reached through the registry, so this module
+    # imports nothing of theirs.
     def __mul__(self, other: object) -> Schedule:
         if isinstance(other, Schedule):
             return _composite("mul")([self, other])
