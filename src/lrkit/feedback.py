@@ -35,8 +35,6 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-import numpy as np
-
 from . import _validate as v
 
 __all__ = [
