@@ -52,6 +52,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 __all__ = ["EffectiveLRLogger", "effective_lr"]
@@ -188,15 +189,58 @@ def _param_names(optimizer: torch.optim.Optimizer, names: Any) -> list[str]:
     return list(names)
 
 
-def _summary(x: torch.Tensor) -> tuple[float, float, float]:
-    import numpy as np
+_Q = (0.5, 0.05, 0.95)  # median, p5, p95
 
-    a = x.detach().double().cpu().numpy().ravel()
-    a = a[np.isfinite(a)]
-    if a.size == 0:
-        return (math.nan, math.nan, math.nan)
-    p5, med, p95 = np.percentile(a, [5.0, 50.0, 95.0])
-    return (float(med), float(p5), float(p95))
+
+def _percentiles(a: np.ndarray) -> np.ndarray:
+    """numpy's default (linear) ``quantile(a, _Q, axis=1)`` of a 2-d array without NaN/inf,
+    with the same float operations (bit for bit), from one partition of all rows."""
+    n = a.shape[1]
+    vi = [(n - 1) * q for q in _Q]
+    lo = [min(math.floor(v), n - 1) for v in vi]
+    hi = [min(i + 1, n - 1) for i in lo]
+    part = np.partition(a, sorted(set(lo + hi)), axis=1)
+    out = np.empty((a.shape[0], len(_Q)))
+    for j, (v, i0, i1) in enumerate(zip(vi, lo, hi)):
+        x0, x1 = part[:, i0], part[:, i1]
+        if v >= n - 1:
+            out[:, j] = part[:, n - 1]
+            continue
+        t = v - i0
+        d = x1 - x0
+        out[:, j] = x1 - d * (1 - t) if t >= 0.5 else x0 + d * t
+    return out
+
+
+def _summaries(rows: list[torch.Tensor]) -> list[tuple[float, float, float]]:
+    """``(median, p5, p95)`` of the finite values of each 1-d CPU tensor (NaN when it has
+    none), as ``numpy.percentile`` computes them. Rows of one length without NaN/inf are
+    done together (one partition)."""
+    out: list[tuple[float, float, float]] = [(math.nan, math.nan, math.nan)] * len(rows)
+    groups: dict[int, list[int]] = {}
+    arrays = [r.numpy() if r.dtype == torch.float64 else r.double().numpy() for r in rows]
+    for i, a in enumerate(arrays):
+        if a.size and np.isfinite(a).all():
+            groups.setdefault(a.size, []).append(i)
+        else:  # NaN/inf elements skipped: a row of its own length
+            fin = a[np.isfinite(a)]
+            if fin.size:
+                out[i] = tuple(_percentiles(fin[None, :])[0].tolist())  # type: ignore[assignment]
+    for idx in groups.values():
+        vals = _percentiles(np.stack([arrays[i] for i in idx]))
+        for i, v in zip(idx, vals.tolist()):
+            out[i] = (v[0], v[1], v[2])
+    return out
+
+
+_STATE_KEYS = {  # the per-element state each step size reads
+    "adam": ("exp_avg_sq", "max_exp_avg_sq"),
+    "nadam": ("exp_avg_sq",),
+    "radam": ("exp_avg_sq",),
+    "adamax": ("exp_inf",),
+    "rmsprop": ("square_avg", "grad_avg"),
+    "adagrad": ("sum",),
+}
 
 
 def _sample_indices(n: int, k: int | None, gen: torch.Generator) -> torch.Tensor | None:
@@ -216,16 +260,11 @@ def _sampled_step_size(
     """:func:`_step_size` on the elements ``idx`` of ``p`` only (all of them for None)."""
     if idx is None:
         return _step_size(kind, group, state, p)
-    n = p.numel()
-    sub = {
-        k: (
-            v.reshape(-1)[idx]
-            if isinstance(v, torch.Tensor) and k != "step" and v.numel() == n
-            else v
-        )
-        for k, v in state.items()
-    }
-    return _step_size(kind, group, sub, p.detach().reshape(-1)[idx])
+    sub = dict(state)
+    for k in _STATE_KEYS.get(kind, ()):
+        if k in sub:
+            sub[k] = sub[k].take(idx)
+    return _step_size(kind, group, sub, p.detach().take(idx))
 
 
 def _tensorboard_writer(log_dir: str | None) -> Any:
@@ -264,8 +303,8 @@ class EffectiveLRLogger:
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
-        names: Any = None,
         *,
+        names: Any = None,
         every: int | None = None,
         tensorboard: bool | str = "auto",
         log_dir: str | None = None,
@@ -321,11 +360,10 @@ class EffectiveLRLogger:
         """Record the summaries at ``step`` (default: the number of logs so far);
         returns ``{name: (median, p5, p95)}``."""
         step = len(self.steps) if step is None else int(step)
-        sizes = self._sizes()
+        summaries = _summaries(self._sizes())
         out: dict[str, tuple[float, float, float]] = {}
         self.steps.append(step)
-        for name, s in zip(self.names, sizes):
-            med, p5, p95 = _summary(s)
+        for name, (med, p5, p95) in zip(self.names, summaries):
             h = self.history[name]
             h["median"].append(med)
             h["p5"].append(p5)
