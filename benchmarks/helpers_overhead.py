@@ -1,15 +1,15 @@
 """Per-step cost of the helpers left on for a whole run, against the same loop without them.
 
-Each row times the same model twice in one process, with and without the helper at its
-defaults: PyTorch (1 thread) with a hand-written loop, Keras 3 (JAX backend, 1 thread) with
-``model.fit``. PyTorch's two loops alternate step by step; Keras' variants alternate
-``fit()`` calls. Timing is in blocks, many rounds, and each variant keeps its fastest block (best-of-N, robust to other processes on a loaded machine); a block holds a
-whole number of the helper's periodic events (snapshots, logs), so each block pays for them.
-"ratio" is wall-clock time (what a run takes); "ratio (CPU time)" is the process's CPU time,
-shown for reference (it ignores waiting, e.g. the overlap Keras loses when a callback makes
-it wait for each step's result).
+Each row times the same model with and without the helper at its defaults, in one process:
+PyTorch (1 thread) with a hand-written loop, Keras 3 (JAX backend, 1 thread) with
+``model.fit``. PyTorch's two loops alternate step by step; Keras' variants alternate ``fit()``
+calls. Timing is in blocks, many rounds, and each variant keeps its fastest block (best-of-N,
+robust to other processes on a loaded machine); a block holds a whole number of the helper's
+periodic events (snapshots, logs), so each block pays for them. "ratio" is wall-clock time
+(what a run takes); "ratio (CPU time)" is the process's CPU time, shown for reference (it
+ignores waiting, e.g. the overlap Keras loses when a callback waits for each step's result).
 
-    python benchmarks/helpers_overhead.py                        # ~3 min on 2 cores
+    python benchmarks/helpers_overhead.py                        # ~4 min on 2 cores
     python benchmarks/helpers_overhead.py --json benchmarks/results/helpers_overhead.json
     python benchmarks/helpers_overhead.py --quick                # fewer rounds
 

@@ -251,7 +251,7 @@ def _adam_with_state(shapes, seed=0):
     g = torch.Generator().manual_seed(seed)
     ps = [torch.nn.Parameter(torch.randn(*s, generator=g)) for s in shapes]
     opt = O.Adam(ps, lr=0.01)
-    for k in range(3):
+    for _ in range(3):
         for p in ps:  # gradients of very different scales per element
             p.grad = torch.randn(p.shape, generator=g) * torch.rand(p.shape, generator=g) ** 4
         opt.step()
