@@ -3,11 +3,13 @@
 Each row times the same model with and without the helper at its defaults, in one process:
 PyTorch (1 thread) with a hand-written loop, Keras 3 (JAX backend, 1 thread) with
 ``model.fit``. PyTorch's two loops alternate step by step; Keras' variants alternate ``fit()``
-calls. Timing is in blocks, many rounds, and each variant keeps its fastest block (best-of-N,
-robust to other processes on a loaded machine); a block holds a whole number of the helper's
-periodic events (snapshots, logs), so each block pays for them. "ratio" is wall-clock time
-(what a run takes); "ratio (CPU time)" is the process's CPU time, shown for reference (it
-ignores waiting, e.g. the overlap Keras loses when a callback waits for each step's result).
+calls. Timing is in blocks, many rounds; a block holds a whole number of the helper's periodic
+events (snapshots, logs), so each block pays for them. The us/step columns are each variant's
+fastest block (best-of-N); "ratio" is the median over rounds of helper / bare for the blocks
+of the same round (run back to back, so a loaded machine slows both alike), in wall-clock time
+(what a run takes); "ratio (CPU time)" is the same with the process's CPU time, shown for
+reference (it ignores waiting, e.g. the overlap Keras loses when a callback waits for each
+step's result).
 
     python benchmarks/helpers_overhead.py                        # ~4 min on 2 cores
     python benchmarks/helpers_overhead.py --json benchmarks/results/helpers_overhead.json
@@ -20,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,13 +43,13 @@ import numpy as np  # noqa: E402
 GOAL = 1.05
 
 
-def _best_of(
-    variants: dict[str, Callable[[], float]], rounds: int, steps: int
-) -> dict[str, tuple[float, float]]:
-    """Run every variant's block once per round (order rotated each round); per variant the
-    fastest block's wall-clock time and the smallest process CPU time, per step."""
-    wall = {k: float("inf") for k in variants}
-    cpu = {k: float("inf") for k in variants}
+Samples = dict[str, list[tuple[float, float]]]  # variant -> per round (wall, CPU) per step
+
+
+def _rounds(variants: dict[str, Callable[[], None]], rounds: int, steps: int) -> Samples:
+    """Run every variant's block once per round (order rotated each round); per variant and
+    round the wall-clock and process CPU time per step."""
+    out: Samples = {k: [] for k in variants}
     names = list(variants)
     for r in range(rounds):
         k = r % len(names)
@@ -55,20 +57,25 @@ def _best_of(
             c0, t0 = time.process_time(), time.perf_counter()
             variants[name]()
             t1, c1 = time.perf_counter(), time.process_time()
-            wall[name] = min(wall[name], (t1 - t0) / steps)
-            cpu[name] = min(cpu[name], (c1 - c0) / steps)
-    return {k: (wall[k], cpu[k]) for k in variants}
+            out[name].append(((t1 - t0) / steps, (c1 - c0) / steps))
+    return out
 
 
-def _row(label: str, task: str, best: dict[str, tuple[float, float]], key: str) -> list[Any]:
-    (bw, bc), (hw, hc) = best["bare"], best[key]
+def _row(label: str, task: str, samples: Samples, key: str) -> list[Any]:
+    """Best-of-N times per step, and the median over rounds of the helper/bare ratio of the
+    same round (both ran back to back, under the same load)."""
+    bare, helper = samples["bare"], samples[key]
+
+    def ratio(i: int) -> float:
+        return round(statistics.median(h[i] / b[i] for b, h in zip(bare, helper)), 3)
+
     return [
         label,
         task,
-        round(bw * 1e6, 1),
-        round(hw * 1e6, 1),
-        round(hw / bw, 3),
-        round(hc / bc, 3),
+        round(min(b[0] for b in bare) * 1e6, 1),
+        round(min(h[0] for h in helper) * 1e6, 1),
+        ratio(0),
+        ratio(1),
     ]
 
 
@@ -116,10 +123,10 @@ def torch_rows(rounds: int, block: int) -> list[list[Any]]:
             step(i)
         return step
 
-    def compare(bare: Callable[[int], None], helper: Callable[[int], None]) -> dict[str, Any]:
+    def compare(bare: Callable[[int], None], helper: Callable[[int], None]) -> Samples:
         """Blocks of ``block`` steps of each, interleaved step by step (both see the same
-        load); per variant the fastest block's wall and CPU time per step."""
-        best = {"bare": [math.inf, math.inf], "helper": [math.inf, math.inf]}
+        load): per round the wall and CPU time per step of each."""
+        out: Samples = {"bare": [], "helper": []}
         i = 0
         for _ in range(rounds):
             acc = {"bare": [0.0, 0.0], "helper": [0.0, 0.0]}
@@ -131,18 +138,18 @@ def torch_rows(rounds: int, block: int) -> list[list[Any]]:
                     acc[name][0] += t1 - t0
                     acc[name][1] += c1 - c0
                 i += 1
-            for name in best:
-                best[name] = [min(b, a / block) for b, a in zip(best[name], acc[name])]
-        return {k: tuple(v) for k, v in best.items()}
+            for name in out:
+                out[name].append((acc[name][0] / block, acc[name][1] / block))
+        return out
 
     rows = []
     for helper, opt_cls, label in (
         ("guard", torch.optim.AdamW, "lrkit.torch.DivergenceGuard(model, optimizer=opt)"),
         ("effective_lr", torch.optim.Adam, "lrkit.torch.EffectiveLRLogger(opt, every=10)"),
     ):
-        best = compare(make(opt_cls, None), make(opt_cls, helper))
+        samples = compare(make(opt_cls, None), make(opt_cls, helper))
         task = f"MLP 256-512-512-10, {opt_cls.__name__}, batch 64"
-        rows.append(_row(label, task, best, "helper"))
+        rows.append(_row(label, task, samples, "helper"))
     return rows
 
 
@@ -186,7 +193,7 @@ def keras_rows(rounds: int, steps: int) -> list[list[Any]]:
         "logger_batch": fit(lambda: [lk.LRLogger(per="batch")]),
         "logger_epoch": fit(lambda: [lk.LRLogger()]),
     }
-    best = _best_of(variants, rounds, steps)
+    samples = _rounds(variants, rounds, steps)
     task = f"MLP 64-256-256-10, Adam, batch 64, model.fit ({keras.backend.backend()})"
     rows = []
     for key, label in (
@@ -195,7 +202,7 @@ def keras_rows(rounds: int, steps: int) -> list[list[Any]]:
         ("logger_epoch", "lrkit.keras.LRLogger()"),
         ("noop", "for scale: a Keras callback with an empty on_train_batch_end"),
     ):
-        rows.append(_row(label, task, best, key))
+        rows.append(_row(label, task, samples, key))
     return rows
 
 

@@ -141,6 +141,33 @@ class LRKitScheduler(LRScheduler):
 
     def _update_fast_path(self) -> None:
         self._fast = self._shared and self._feedback is None and not self._tensor_lr
+        self._update_hot_path()
+
+    def _update_hot_path(self) -> None:
+        # step()'s shortest path: one schedule, float lrs, no controller, a single group at
+        # ratio 1 and only plain float hyperparameters (what most training loops use)
+        ratios = getattr(self, "_ratios", None)
+        hp = getattr(self, "_hp", None)
+        hot = (
+            getattr(self, "_fast", False)
+            and ratios is not None
+            and len(ratios) == 1
+            and ratios[0] == 1.0
+            and hp is not None
+            and all(kind == 0 for _, _, kind in hp)
+        )
+        self._hot = self._at0 if hot else None
+        self._hp0 = [(at, key) for at, key, _ in hp] if hot and hp else None
+
+    @property
+    def ratios(self) -> list[float]:
+        """Each param group's LR as a multiple of the schedule's."""
+        return self._ratios
+
+    @ratios.setter
+    def ratios(self, value: list[float]) -> None:
+        self._ratios = value
+        self._update_hot_path()
 
     @property
     def feedback(self) -> Any:
@@ -205,13 +232,25 @@ class LRKitScheduler(LRScheduler):
     def step(self, epoch: int | None = None) -> None:
         """Advance one step (or jump to step ``epoch``) and set the LRs of that step."""
         if epoch is None:
-            self.last_epoch += 1
+            t = self.last_epoch + 1
         else:
             if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
                 raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
-            self.last_epoch = epoch
+            t = epoch
+        self.last_epoch = t
         self._step_count += 1
-        self._apply()
+        at = self._hot
+        if at is None:
+            self._apply()
+            return
+        group = self.optimizer.param_groups[0]  # the hot path (see _update_hot_path)
+        lr = at(t)
+        group["lr"] = lr
+        hp = self._hp0
+        if hp is not None:
+            for at_hp, key in hp:
+                group[key] = at_hp(t)
+        self._last_lr = [lr]
 
     def report(self, value: float) -> float:
         """Feed a measured metric (e.g. validation loss) to the feedback controller; the LRs
