@@ -378,3 +378,33 @@ def test_check_rejects_a_non_scalar_loss():
         guard.check(torch.ones(3))
     with pytest.raises(ValueError, match="value"):
         guard.check("nan?")
+
+
+@pytest.mark.parametrize("opt_name", ["SGD", "Adam"])
+def test_scheduler_short_step_path_equals_the_general_one(opt_name):
+    """One group at ratio 1 with one momentum schedule takes step()'s short path; a feedback
+    controller of scale 1 takes the general one: the same LRs and momenta, bit for bit."""
+    total = 50
+    lr_s, mom_s = S.onecycle(0.1, total), S.onecycle_momentum(total)
+
+    def make(feedback):
+        p = torch.nn.Parameter(torch.zeros(2))
+        if opt_name == "SGD":
+            opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+        else:
+            opt = torch.optim.Adam([p], lr=0.1, betas=(0.9, 0.99))
+        return opt, lt.scheduler(opt, lr_s, momentum=mom_s, feedback=feedback)
+
+    (o1, s1), (o2, s2) = make(None), make(Multiplier(1.0))
+    assert s1._hot is not None and s2._hot is None
+    for t in range(total + 3):
+        g1, g2 = o1.param_groups[0], o2.param_groups[0]
+        assert g1["lr"] == g2["lr"] == lr_s(t) and s1.get_last_lr() == s2.get_last_lr()
+        if opt_name == "SGD":
+            assert g1["momentum"] == g2["momentum"] == mom_s(t)
+        else:
+            assert g1["betas"] == g2["betas"] == (mom_s(t), 0.99)
+        s1.step()
+        s2.step()
+    s1.step(7)
+    assert o1.param_groups[0]["lr"] == lr_s(7) and s1.last_epoch == 7

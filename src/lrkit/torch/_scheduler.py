@@ -145,7 +145,8 @@ class LRKitScheduler(LRScheduler):
 
     def _update_hot_path(self) -> None:
         # step()'s shortest path: one schedule, float lrs, no controller, a single group at
-        # ratio 1 and only plain float hyperparameters (what most training loops use)
+        # ratio 1 and at most one other hyperparameter, a plain float or Adam's beta1 (what
+        # most training loops use): (lr schedule, hyperparameter schedule, kind, key)
         ratios = getattr(self, "_ratios", None)
         hp = getattr(self, "_hp", None)
         hot = (
@@ -154,10 +155,16 @@ class LRKitScheduler(LRScheduler):
             and len(ratios) == 1
             and ratios[0] == 1.0
             and hp is not None
-            and all(kind == 0 for _, _, kind in hp)
+            and len(hp) <= 1
+            and all(kind in (0, 1) for _, _, kind in hp)
         )
-        self._hot = self._at0 if hot else None
-        self._hp0 = [(at, key) for at, key, _ in hp] if hot and hp else None
+        if not hot:
+            self._hot: tuple[Any, Any, int, str] | None = None
+        elif hp:
+            at, key, kind = hp[0]
+            self._hot = (self._at0, at, kind, key)
+        else:
+            self._hot = (self._at0, None, 0, "")
 
     @property
     def ratios(self) -> list[float]:
@@ -239,18 +246,21 @@ class LRKitScheduler(LRScheduler):
             t = epoch
         self.last_epoch = t
         self._step_count += 1
-        at = self._hot
-        if at is None:
+        hot = self._hot
+        if hot is None:
             self._apply()
             return
-        group = self.optimizer.param_groups[0]  # the hot path (see _update_hot_path)
+        at, at_hp, kind, key = hot  # the hot path (see _update_hot_path)
+        group = self.optimizer.param_groups[0]
         lr = at(t)
         group["lr"] = lr
-        hp = self._hp0
-        if hp is not None:
-            for at_hp, key in hp:
+        if at_hp is not None:
+            if kind == 0:
                 group[key] = at_hp(t)
-        self._last_lr = [lr]
+            else:
+                betas = group["betas"]
+                group["betas"] = (at_hp(t), *betas[1:])
+        self._last_lr = [lr]  # a new list: one handed out earlier keeps its values
 
     def report(self, value: float) -> float:
         """Feed a measured metric (e.g. validation loss) to the feedback controller; the LRs
