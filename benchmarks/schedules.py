@@ -2,7 +2,7 @@
 
 1. per-step cost of ``lrkit.torch.scheduler(opt, onecycle(...)).step()`` vs ``OneCycleLR.step()``
    (goal: at most 0.25x PyTorch's cost), and the same for cosine vs ``CosineAnnealingLR``;
-   the two are timed in alternating blocks, many rounds, best-of-N each;
+   the two are timed in alternating blocks, many rounds, best-of-N CPU time each;
 2. ``schedule.values(range(N))`` vs stepping PyTorch's ``OneCycleLR`` N times to get the same
    N learning rates (goal: 100x faster or more), with the max relative difference.
 
@@ -31,18 +31,19 @@ def _opt() -> torch.optim.Optimizer:
 
 
 def _time_pair(make_ours, make_ref, n: int, repeat: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """Best-of-``repeat`` seconds per ``.step()`` of both, timed in alternating blocks of ``n``
-    steps (so both see the same machine load)."""
+    """Best-of-``repeat`` seconds per ``.step()`` of both (process CPU time, which waiting for
+    other processes on a busy machine does not inflate), timed in alternating blocks of ``n``
+    steps."""
     best = [float("inf"), float("inf")]
     for r in range(repeat):
         order = [(0, make_ours), (1, make_ref)]
         for i, make in order if r % 2 == 0 else order[::-1]:
             sch = make(_opt())
             step = sch.step
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             for _ in range(n):
                 step()
-            best[i] = min(best[i], (time.perf_counter() - t0) / n)
+            best[i] = min(best[i], (time.process_time() - t0) / n)
     return best[0], best[1]
 
 
