@@ -393,7 +393,7 @@ class EffectiveLRLogger:
             )
         if len({s.device for s in sizes}) == 1 and sizes[0].device.type != "cpu":
             flat = torch.cat(sizes).cpu()  # one device-to-host copy
-            return list(flat.split([s.numel() for s in sizes]))
+            return list(torch.split(flat, [s.numel() for s in sizes]))
         return [s.cpu() for s in sizes]
 
     def to_dict(self) -> dict[str, Any]:
