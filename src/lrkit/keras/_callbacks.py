@@ -316,11 +316,13 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         # may run in Keras' worker thread: only record the loss, never touch the model
-        loss = None if not logs or logs.get("loss") is None else float(np.asarray(logs["loss"]))
+        loss = logs.get("loss") if logs else None
+        if loss is not None and not isinstance(loss, float):
+            loss = float(np.asarray(loss))
         with self._cond:
             if batch >= self._floor:
                 self._inbox[batch] = loss
-                self._cond.notify_all()
+                self._cond.notify()
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.gave_up:
@@ -351,6 +353,9 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
     def _loss(self, begin: int, end: int) -> float | None:
         """The running-mean loss Keras logged for the batch that began at ``begin`` (its
         ``on_train_batch_end`` step lies in ``[begin, end)``), waiting for it if needed."""
+        with self._cond:  # usually there already, under its own step (one step per batch)
+            if begin in self._inbox:
+                return self._inbox.pop(begin)
         deadline = time.monotonic() + _WAIT_S
         with self._cond:
             while True:
