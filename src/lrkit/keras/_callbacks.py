@@ -210,7 +210,9 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
     again at once it is dropped and the next older one is restored.
 
     ``controller`` (optional) is a ready :class:`lrkit.feedback.DivergenceDetector`; the other
-    detector arguments are then ignored.
+    detector arguments are then ignored. The arguments and defaults are those of
+    ``lrkit.torch.DivergenceGuard`` except ``check_grads``: Keras does not hand gradients to
+    callbacks (a non-finite gradient shows up as a non-finite loss one batch later).
     """
 
     async_safe = True  # on_train_batch_end only records the loss (from Keras' worker thread)
