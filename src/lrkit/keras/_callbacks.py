@@ -15,8 +15,8 @@ import numpy as np
 from .. import _validate as V
 from ..feedback import DivergenceDetector, Feedback
 from ..feedback import ReduceOnPlateau as _PlateauCore
-from ..schedules import Schedule
-from ._schedule import LRKitSchedule, ScaledSchedule, _as_schedule
+from ..schedules import Schedule, as_schedule
+from ._schedule import LRKitSchedule, ScaledSchedule
 
 __all__ = ["DivergenceGuard", "LRLogger", "LRScheduler", "ReduceLROnPlateau", "ReduceOnPlateau"]
 
@@ -459,7 +459,7 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         verbose: int = 0,
     ) -> None:
         super().__init__()
-        self.schedule = _as_schedule(schedule)
+        self.schedule = as_schedule(schedule)
         self.per = V.choice("per", per, ("batch", "epoch"))
         if feedback is not None and not isinstance(feedback, Feedback):
             raise ValueError(f"feedback must be a lrkit.feedback.Feedback, got {feedback!r}")

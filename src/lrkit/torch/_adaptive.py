@@ -53,6 +53,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from .._imports import optional, require
+
+require("torch", "torch")  # without PyTorch: the one-line install hint
+
 import torch
 
 __all__ = ["EffectiveLRLogger", "effective_lr"]
@@ -268,11 +273,10 @@ def _sampled_step_size(
 
 
 def _tensorboard_writer(log_dir: str | None) -> Any:
-    try:
-        import tensorboard  # noqa: F401
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
+    if optional("tensorboard") is None:
         return None
+    from torch.utils.tensorboard import SummaryWriter
+
     return SummaryWriter(log_dir=log_dir)
 
 
@@ -409,6 +413,7 @@ class EffectiveLRLogger:
         ``path_or_ax``: a file name (the figure is saved and closed), a matplotlib Axes, or None
         (a new figure). Returns the Axes.
         """
+        require("matplotlib", "plot", feature="EffectiveLRLogger.plot")
         to_file = isinstance(path_or_ax, (str, bytes)) or hasattr(path_or_ax, "__fspath__")
         names = list(layers) if layers is not None else self.names
         for n in names:
