@@ -408,3 +408,22 @@ def test_scheduler_short_step_path_equals_the_general_one(opt_name):
         s2.step()
     s1.step(7)
     assert o1.param_groups[0]["lr"] == lr_s(7) and s1.last_epoch == 7
+
+
+def test_scheduler_step_count_counts_every_step_call():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = lt.scheduler(opt, S.constant(0.1))
+    assert sched._step_count == 1 and sched.last_epoch == 0
+    for _ in range(3):
+        sched.step()
+    sched.step(10)  # a jump is one call
+    sched.step()
+    assert sched.last_epoch == 11 and sched._step_count == 6
+    assert sched.state_dict()["_step_count"] == 6
+    other = lt.scheduler(
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), "constant(lr=0.1)"
+    )
+    other.load_state_dict(sched.state_dict())
+    assert (other.last_epoch, other._step_count) == (11, 6)
+    other.step()
+    assert (other.last_epoch, other._step_count) == (12, 7)
