@@ -331,7 +331,7 @@ def find_lr(
     The sweep runs on private copies: the caller's ``params`` and ``opt_state`` are never
     modified (no buffer donation; numpy inputs are copied before use). Returns the same
     :class:`lrkit.finder.FinderResult` as every lrkit finder (``.suggestion``, ``.max_lr``,
-    ``.base_lr``, ``.suggest(method)``, ``.plot()``, ``.to_dict()``).
+    ``.base_lr``, ``.suggest(rule)``, ``.plot()``, ``.to_dict()``).
     """
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be a callable loss_fn(params, batch), got {loss_fn!r}")
