@@ -70,10 +70,10 @@ def schedule(
 
     ``exact=False`` traces the same formula with ``jax.numpy`` (``s.values(t, xp=jnp)``): no host
     round trip (it can be fused, exported and run on TPU without callbacks), but it computes in
-    float32 (unless ``jax_enable_x64``), so values drift from the numpy path: measured over steps
-    0..100000, the maximum relative error is ~1e-7 for linear/step-like families but ~1e-3 for
-    ``exponential``, ``cyclic(exp_range)``, ``onecycle`` and ``wsd``, and larger near zero for
-    products (e.g. ``warmup * cosine`` ending at 0).
+    float32 (unless ``jax_enable_x64``), so values drift from the numpy path, more with the
+    step count: least for the linear and step-like families, most for ``exponential``,
+    ``cyclic(exp_range)``, ``onecycle`` and ``wsd``, and near zero for products (e.g.
+    ``warmup * cosine`` ending at 0). See ``docs/jax.md``.
     """
     s = as_schedule(s, name="s")
     out_dtype = jnp.dtype(dtype)
@@ -331,7 +331,7 @@ def find_lr(
     The sweep runs on private copies: the caller's ``params`` and ``opt_state`` are never
     modified (no buffer donation; numpy inputs are copied before use). Returns the same
     :class:`lrkit.finder.FinderResult` as every lrkit finder (``.suggestion``, ``.max_lr``,
-    ``.base_lr``, ``.suggest(method)``, ``.plot()``, ``.to_dict()``).
+    ``.base_lr``, ``.suggest(rule)``, ``.plot()``, ``.to_dict()``).
     """
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be a callable loss_fn(params, batch), got {loss_fn!r}")

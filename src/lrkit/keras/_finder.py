@@ -235,7 +235,7 @@ def find_lr(
     is what is restored.
 
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
-    ``.suggest(method)``, ``.plot()``, ``.to_dict()``).
+    ``.suggest(rule)``, ``.plot()``, ``.to_dict()``).
     """
     if not isinstance(model, keras.Model):
         raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")

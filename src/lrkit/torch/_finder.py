@@ -299,7 +299,7 @@ def find_lr(
     (removed afterwards) instead of memory, for models too big to copy.
 
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
-    ``.suggest(method)``, ``.plot()``, ...).
+    ``.suggest(rule)``, ``.plot()``, ...).
     """
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
