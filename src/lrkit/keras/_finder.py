@@ -11,6 +11,7 @@ import numpy as np
 from .. import _validate as V
 from .._runtime import GlobalRNGState
 from ..finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
+from ._callbacks import _values
 from ._schedule import host_eval
 
 if TYPE_CHECKING:
@@ -40,10 +41,6 @@ class _SweepLR(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore
         return {"lr": self.lr}
 
 
-def _copy(variables: list[Any]) -> list[np.ndarray]:
-    return [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in variables]
-
-
 class _Snapshot:
     """Model variables (weights, non-trainable state, seed generators), optimizer variables
     (iterations and learning-rate variable included), metric variables, the optimizer's
@@ -57,7 +54,7 @@ class _Snapshot:
         self.model_vars = list(model.variables)
         self.opt_vars = list(self.opt.variables)
         self.metric_vars = list(model.metrics_variables)
-        self.values = (_copy(self.model_vars), _copy(self.opt_vars), _copy(self.metric_vars))
+        self.values = (_values(self.model_vars), _values(self.opt_vars), _values(self.metric_vars))
         self.lr_obj = self.inner._learning_rate
         self.train_function = model.train_function
         self.test_function = getattr(model, "test_function", None)
