@@ -205,12 +205,11 @@ def find_lr(
 ) -> FinderResult:
     """Run the LR range test on a compiled Keras model and restore it exactly afterwards.
 
-    The sweep's options (``start_lr``, ``end_lr``, ``num_iter``, ``total_steps``, ``rule``,
-    ``eval_every``, ``eval_batches``, ...) are those of :class:`lrkit.finder.SweepOptions`,
-    given as keyword arguments or as ``options``. Pass ``total_steps``, the number of
-    optimizer steps you plan to train: the suggestions depend on it. The first
-    ``eval_batches`` batches are set aside as the held set; every ``eval_every`` steps their
-    mean loss (``model.test_on_batch``) is measured and the default rule reads that curve.
+    Every option of :class:`lrkit.finder.SweepOptions` is taken by keyword (or as
+    ``options``); ``total_steps``, the optimizer steps the training will take, matters: the
+    suggestions depend on it. The held set is the first ``eval_batches`` batches; their mean
+    loss (``model.test_on_batch``), measured every ``eval_every`` steps, is the curve the
+    default rule reads.
 
     Data: arrays ``x`` (a NumPy array, a dict or list of arrays for multi-input models) with
     targets ``y`` (and optional ``sample_weight``), cut into batches of ``batch_size`` (reshuffled
