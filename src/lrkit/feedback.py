@@ -33,7 +33,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from . import _validate as v
 
@@ -42,6 +42,7 @@ __all__ = [
     "DivergenceDetector",
     "Feedback",
     "Multiplier",
+    "PlateauKwargs",
     "ReduceOnPlateau",
     "RestartOnPlateau",
     "from_state_dict",
@@ -49,6 +50,22 @@ __all__ = [
 
 Mode = Literal["min", "max"]
 ThresholdMode = Literal["rel", "abs"]
+
+
+class PlateauKwargs(TypedDict, total=False):
+    """The plateau arguments after ``mode``, by keyword, as every plateau controller takes
+    them (:class:`ReduceOnPlateau`, :class:`RestartOnPlateau`, ``lrkit.keras.ReduceOnPlateau``,
+    ``lrkit.optax.reduce_on_plateau``); the adapters pass them on to :class:`ReduceOnPlateau`,
+    whose signature holds the defaults and whose constructor validates them."""
+
+    factor: float
+    patience: int
+    threshold: float
+    threshold_mode: ThresholdMode
+    cooldown: int
+    min_scale: float
+
+
 Action = Literal["ok", "restore", "give_up"]
 
 
@@ -345,6 +362,7 @@ class ReduceOnPlateau(_OnPlateau):
     def __init__(
         self,
         mode: Mode = "min",
+        *,
         factor: float = 0.1,
         patience: int = 10,
         threshold: float = 1e-4,
@@ -398,11 +416,12 @@ class RestartOnPlateau(_OnPlateau):
     def __init__(
         self,
         mode: Mode = "min",
+        *,
+        factor: float = 1.0,
         patience: int = 10,
         threshold: float = 1e-4,
         threshold_mode: ThresholdMode = "rel",
         cooldown: int = 0,
-        factor: float = 1.0,
         min_scale: float = 0.0,
         max_restarts: int | None = None,
     ) -> None:

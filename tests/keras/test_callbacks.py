@@ -374,3 +374,13 @@ def test_guard_arguments_match_the_detector_and_the_torch_guard():
         lk.DivergenceGuard(0.5, 3)  # keyword-only after factor
     with pytest.raises(TypeError):
         lk.LRLogger("batch", "lr")
+
+
+def test_reduce_on_plateau_arguments_are_the_controllers() -> None:
+    cb = lk.ReduceOnPlateau("val_accuracy", factor=0.5, patience=3, cooldown=1)
+    c = cb.controller
+    assert (c.mode, c.factor, c.patience, c.cooldown, c.threshold) == ("max", 0.5, 3, 1, 1e-4)
+    with pytest.raises(TypeError):
+        lk.ReduceOnPlateau("val_loss", 0.5)  # type: ignore[misc]
+    with pytest.raises(ValueError, match="factor"):
+        lk.ReduceOnPlateau(factor=2.0)

@@ -7,16 +7,19 @@ import threading
 import time
 import warnings
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 
 from .. import _validate as V
-from ..feedback import DivergenceDetector, Feedback
+from ..feedback import DivergenceDetector, Feedback, PlateauKwargs
 from ..feedback import ReduceOnPlateau as _PlateauCore
 from ..schedules import Schedule, as_schedule
 from ._schedule import LRKitSchedule, ScaledSchedule
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["DivergenceGuard", "LRLogger", "LRScheduler", "ReduceLROnPlateau", "ReduceOnPlateau"]
 
@@ -101,6 +104,11 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     non-improving epoch (PyTorch's convention); use ``patience=keras_patience - 1`` and
     ``threshold_mode="abs"`` to reproduce Keras.
 
+    The plateau arguments (``factor=0.1``, ``patience=10``, ``threshold=1e-4``,
+    ``threshold_mode="rel"``, ``cooldown=0``, ``min_scale=0.0``, by keyword:
+    ``lrkit.feedback.PlateauKwargs``) are those of :class:`lrkit.feedback.ReduceOnPlateau`;
+    ``mode="auto"`` (as Keras) reads ``"max"`` for accuracy-like monitors, else ``"min"``.
+
     ``controller`` (optional) is a ready :class:`lrkit.feedback.ReduceOnPlateau` (e.g. restored
     with ``load_state_dict``); the other arguments are then ignored.
     """
@@ -109,30 +117,18 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         self,
         monitor: str = "val_loss",
         *,
-        factor: float = 0.1,
-        patience: int = 10,
-        threshold: float = 1e-4,
-        threshold_mode: str = "rel",
-        cooldown: int = 0,
-        min_scale: float = 0.0,
         mode: str = "auto",
         controller: _PlateauCore | None = None,
         verbose: int = 0,
+        **plateau: Unpack[PlateauKwargs],
     ) -> None:
         super().__init__()
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
         self.monitor = monitor
         if controller is None:
-            controller = _PlateauCore(
-                mode=_resolve_mode(mode, monitor),  # type: ignore[arg-type]
-                factor=factor,
-                patience=patience,
-                threshold=threshold,
-                threshold_mode=threshold_mode,  # type: ignore[arg-type]
-                cooldown=cooldown,
-                min_scale=min_scale,
-            )
+            resolved: Any = _resolve_mode(mode, monitor)
+            controller = _PlateauCore(resolved, **plateau)
         elif not isinstance(controller, _PlateauCore):
             raise ValueError(
                 f"controller must be a lrkit.feedback.ReduceOnPlateau, got {controller!r}"

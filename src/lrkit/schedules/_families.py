@@ -401,6 +401,31 @@ def _int_if_integral(x: float) -> float:
 _ANNEAL = ("cos", "linear")
 
 
+def _phased_at(
+    fast: list[tuple[float, float, float, float, float, float]], last: float, cos: bool
+) -> Any:
+    """``_Phased._at`` unrolled for the two phases of the default cycle: no loop, no
+    attribute lookups, the constants in closure cells; the arithmetic is ``_Phased._at``'s,
+    operation for operation. ``None`` for three phases (the method's loop serves them)."""
+    if len(fast) != 2:
+        return None
+    (s0, e0, w0, a0, b0, h0), (s1, _e1, w1, a1, b1, h1) = fast
+    cos_ = math.cos
+
+    def at(t: float) -> float:
+        if t > last:
+            t = last
+        if cos:
+            if t <= e0:
+                return b0 + h0 * (cos_(_PI * ((t - s0) / w0)) + 1)
+            return b1 + h1 * (cos_(_PI * ((t - s1) / w1)) + 1)
+        if t <= e0:
+            return (b0 - a0) * ((t - s0) / w0) + a0
+        return (b1 - a1) * ((t - s1) / w1) + a1
+
+    return at
+
+
 class _Phased(Schedule):
     """Piecewise annealing over PyTorch ``OneCycleLR``'s phases."""
 
@@ -438,9 +463,26 @@ class _Phased(Schedule):
             fast.append((st, e, end - st, a, b, (a - b) / 2.0))
         self._fast = fast
         self._cos = self.anneal_strategy == "cos"
+        self._unroll()
+
+    def _unroll(self) -> None:
+        # the scalar hot path: a function specialized to these phases, set on the instance
+        at = _phased_at(self._fast, self._last, self._cos)
+        if at is not None:
+            self._at = at  # type: ignore[method-assign]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_at", None)  # a closure: rebuilt from the phase constants on unpickling
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._unroll()
 
     def _at(self, t: float) -> float:
-        # PyTorch's arithmetic exactly, with the per-phase constants precomputed
+        # PyTorch's arithmetic exactly, with the per-phase constants precomputed (instances
+        # use the specialized function from ``_phased_at``, which computes the same)
         if t > self._last:
             t = self._last
         for start, end, width, a, b, half in self._fast:

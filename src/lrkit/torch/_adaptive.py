@@ -110,8 +110,8 @@ def _step_size(
     eps = _f(group["eps"])
     if kind in ("adam", "nadam", "radam"):
         beta2 = _f(group["betas"][1])
-        bc2 = 1.0 - beta2**t
-        v = state["exp_avg_sq"]
+        bc2: float = 1.0 - beta2**t
+        v: torch.Tensor = state["exp_avg_sq"]
         if kind == "adam" and group.get("amsgrad", False):
             v = state["max_exp_avg_sq"]
         if kind == "radam":
@@ -119,24 +119,27 @@ def _step_size(
             rho_t = rho_inf - 2.0 * t * (beta2**t) / bc2
             if rho_t <= 5.0:
                 return torch.full_like(v, lr)
-            rect = (
+            rect: float = (
                 (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
             ) ** 0.5
-            return lr * rect * bc2**0.5 / (v.sqrt() + eps)
+            sqrt_bc2: float = bc2**0.5
+            return lr * rect * sqrt_bc2 / (v.sqrt() + eps)
         return lr / ((v / bc2).sqrt() + eps)
     if kind == "adamax":
-        return lr / state["exp_inf"]
+        exp_inf: torch.Tensor = state["exp_inf"]
+        return lr / exp_inf
     if kind == "rmsprop":
-        v = state["square_avg"]
+        sq: torch.Tensor = state["square_avg"]
         if group.get("centered", False):
-            g = state["grad_avg"]
-            avg = v.addcmul(g, g, value=-1).sqrt()
+            g: torch.Tensor = state["grad_avg"]
+            avg = sq.addcmul(g, g, value=-1).sqrt()
         else:
-            avg = v.sqrt()
+            avg = sq.sqrt()
         return lr / (avg + eps)
     if kind == "adagrad":
         clr = lr / (1.0 + (t - 1.0) * _f(group["lr_decay"]))
-        return clr / (state["sum"].sqrt() + eps)
+        acc: torch.Tensor = state["sum"]
+        return clr / (acc.sqrt() + eps)
     raise AssertionError(kind)  # pragma: no cover
 
 

@@ -127,9 +127,9 @@ class _Snapshot:
                     p.grad = g
                 for n, b in model.named_buffers():
                     b.copy_(tensors["buffers"][n])
-                for p, saved, g in zip(self.extra, tensors["extra"], tensors["extra_grads"]):
-                    p.copy_(saved)
-                    p.grad = g
+                for x, saved, g in zip(self.extra, tensors["extra"], tensors["extra_grads"]):
+                    x.copy_(saved)
+                    x.grad = g
             # optimizer: groups restored in place (dict and list identities kept)
             del optimizer.param_groups[self.n_groups :]
             for g, params, saved in self.groups:
@@ -138,8 +138,7 @@ class _Snapshot:
                 g["params"] = params
             optimizer.state.clear()
             for pid, st in tensors["opt_state"].items():
-                p = self.param_by_id[pid]
-                optimizer.state[p] = st
+                optimizer.state[self.param_by_id[pid]] = st
             if self.opt_called is _MISSING:
                 optimizer.__dict__.pop("_opt_called", None)
             else:
@@ -392,7 +391,7 @@ def find_lr(
                     if use_scaler:
                         scaler.scale(back).backward()
                     else:
-                        back.backward()
+                        back.backward()  # type: ignore[no-untyped-call]
                     d = loss.detach().float()
                     total = d if total is None else total + d
                 assert total is not None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from .._imports import require
 
@@ -171,7 +171,7 @@ class LRKitScheduler(LRScheduler):
                     f"feedback: a list needs one controller per param group ({n}), "
                     f"got {len(feedback)}"
                 )
-            items = list(enumerate(feedback))
+            items: list[tuple[int | None, Any]] = list(enumerate(feedback))
         else:
             items = [(None, feedback)]
         for i, fb in items:
@@ -317,7 +317,7 @@ class LRKitScheduler(LRScheduler):
                     g["betas"] = (val, *g["betas"][1:])
                 else:
                     _set(g, key, val)
-        self._last_lr = lrs
+        self._last_lr = [*lrs]
 
     def step(self, epoch: int | None = None) -> None:
         """Advance one step (or jump to step ``epoch``) and set the LRs of that step."""
@@ -385,7 +385,7 @@ class LRKitScheduler(LRScheduler):
         return self.get_lr()
 
     def get_last_lr(self) -> list[float]:  # type: ignore[override]
-        return list(self._last_lr)
+        return list(cast("list[float]", self._last_lr))
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
@@ -487,7 +487,7 @@ class LRKitScheduler(LRScheduler):
         if ratios is not None:
             self.ratios = ratios
         if base_lrs is not None:
-            self.base_lrs = base_lrs
+            self.base_lrs = [*base_lrs]
         self._apply()
 
 
