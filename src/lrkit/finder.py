@@ -486,6 +486,12 @@ class FinderResult:
             fig.savefig(path, dpi=110)
         return ax
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display in notebooks (summary table and plot)."""
+        from ._display import finder_bundle
+
+        return finder_bundle(self)
+
 
 # ----------------------------------------------------------------------------- engine
 

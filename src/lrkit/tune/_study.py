@@ -309,6 +309,12 @@ class TuneResult:
 
         return plot_search(self, path)
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display in notebooks (summary table and plot)."""
+        from .._display import tune_bundle
+
+        return tune_bundle(self)
+
 
 # ----------------------------------------------------------------------------- tune
 
