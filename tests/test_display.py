@@ -20,7 +20,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _check(bundle: dict[str, Any]) -> str:
-    assert set(bundle) == {"text/html", "image/png"}
+    assert set(bundle) == {"text/plain", "text/html", "image/png"}
+    assert "\n" not in bundle["text/plain"]
     png = bundle["image/png"]
     assert png.startswith(PNG)
     html = bundle["text/html"]
@@ -57,6 +58,10 @@ def test_finder_result_display() -> None:
     html = _check(r._repr_mimebundle_())
     assert f"{r.suggestion:.4g}" in html and f"{r.max_lr:.4g}" in html
     assert f"{r.stop_reason} after {r.steps} steps" in html
+    assert r._repr_mimebundle_()["text/plain"] == (
+        f"FinderResult(suggestion={r.suggestion:.4g}, max_lr={r.max_lr:.4g}, "
+        f"base_lr={r.base_lr:.4g}, stop_reason={r.stop_reason!r}, steps={r.steps})"
+    )
     _no_pyplot_figures()
 
 
@@ -69,7 +74,11 @@ def test_ipython_shows_html_png_and_plain_text() -> None:
 def test_empty_finder_result_has_no_plot() -> None:
     r = range_test(lambda lr: math.nan, num_iter=10, warn=False)
     bundle = r._repr_mimebundle_()
-    assert set(bundle) == {"text/html"} and "no step completed" in bundle["text/html"]
+    assert set(bundle) == {"text/plain", "text/html"}
+    assert "no step completed" in bundle["text/html"]
+    assert bundle["text/plain"] == (
+        "FinderResult(suggestion=None, max_lr=None, base_lr=None, stop_reason='nan', steps=1)"
+    )
 
 
 def test_tune_result_display() -> None:

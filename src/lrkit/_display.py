@@ -1,8 +1,8 @@
 """Rich display in notebooks: the one home of the ``_repr_mimebundle_`` renderings.
 
-Each lrkit result class has a two-line ``_repr_mimebundle_`` that calls :func:`mimebundle`
-here. The bundle holds ``text/html`` (a summary table with the plot embedded as a PNG) and
-``image/png`` (the plot alone, for front ends that show no HTML); IPython adds ``text/plain``.
+Each lrkit result class has a two-line ``_repr_mimebundle_`` that calls its renderer here.
+The bundle holds ``text/plain`` (a one-line summary), ``text/html`` (a summary table with the
+plot embedded as a PNG) and ``image/png`` (the plot alone, for front ends without HTML).
 Plots are drawn on bare matplotlib ``Figure`` objects (never pyplot), so nothing is left open
 and no figure is shown twice. Without matplotlib the bundle holds the HTML table only.
 
@@ -34,6 +34,10 @@ def _num(x: Any) -> str:
     if not math.isfinite(x):
         return str(x)
     return f"{x:.4g}"
+
+
+def _txt(x: float | None) -> str:
+    return "None" if x is None else f"{x:.4g}"
 
 
 def table(rows: Sequence[tuple[str, Any]]) -> str:
@@ -90,13 +94,15 @@ def png_from_path(draw: Callable[[str], Any]) -> bytes | None:
             return f.read()
 
 
-def mimebundle(title: str, body: str, png: bytes | None) -> dict[str, Any]:
-    """``text/html`` (title, ``body``, the PNG inline) and ``image/png``."""
+def mimebundle(title: str, body: str, png: bytes | None, text: str) -> dict[str, Any]:
+    """``text/plain`` (a one-line summary), ``text/html`` (title, ``body``, the PNG inline)
+    and ``image/png``."""
     img = ""
     if png is not None:
         data = base64.b64encode(png).decode("ascii")
         img = f"<img src='data:image/png;base64,{data}'/>"
     out: dict[str, Any] = {
+        "text/plain": text,
         "text/html": f"<div><b>{html.escape(title)}</b>{body}{img}</div>",
     }
     if png is not None:
@@ -118,7 +124,7 @@ def schedule_bundle(s: Any) -> dict[str, Any]:
     rows += [(f"lr at step {p}", float(values[p])) for p in points]
     rows += [("min / max", f"{float(np.min(values)):.4g} / {float(np.max(values)):.4g}")]
     png = png_from_axes(lambda ax: s.plot(n, ax=ax), (6, 3))
-    return mimebundle(type(s).__name__, table(rows), png)
+    return mimebundle(type(s).__name__, table(rows), png, repr(s))
 
 
 def finder_bundle(r: Any) -> dict[str, Any]:
@@ -132,7 +138,11 @@ def finder_bundle(r: Any) -> dict[str, Any]:
     rows += [(f"rule {m}", v) for m, v in r.suggestions().items() if m != r.method]
     rows += [("warning", w) for w in r.warnings]
     png = png_from_path(lambda p: r.plot(path=p)) if len(r.lrs) else None
-    return mimebundle(f"LR range test ({r.method})", table(rows), png)
+    text = (
+        f"FinderResult(suggestion={_txt(r.suggestion)}, max_lr={_txt(r.max_lr)}, "
+        f"base_lr={_txt(r.base_lr)}, stop_reason={r.stop_reason!r}, steps={r.steps})"
+    )
+    return mimebundle(f"LR range test ({r.method})", table(rows), png, text)
 
 
 def tune_bundle(r: Any) -> dict[str, Any]:
@@ -157,7 +167,10 @@ def tune_bundle(r: Any) -> dict[str, Any]:
     ]
     body = table(rows) + grid(["rank", "trial", r.metric, "peak lr", "family", "schedule"], lines)
     png = png_from_path(lambda p: r.plot(path=p)) if top else None
-    return mimebundle("lrkit tune", body, png)
+    text = f"TuneResult(trials={r.counts()}" + (
+        f", best_value={r.best_value:.4g}, best_spec={r.best_spec!r})" if top else ")"
+    )
+    return mimebundle("lrkit tune", body, png, text)
 
 
 def compare_bundle(r: Any) -> dict[str, Any]:
@@ -183,4 +196,5 @@ def compare_bundle(r: Any) -> dict[str, Any]:
         lr_ax.set_ylabel("learning rate", color="C1")
 
     png = png_from_axes(draw, (6, 3)) if r.losses else None
-    return mimebundle(f"compare: {r.method}", table(rows), png)
+    text = f"Result(method={r.method!r}, lr={r.lr!r}, val_loss={_txt(r.val_loss)})"
+    return mimebundle(f"compare: {r.method}", table(rows), png, text)
