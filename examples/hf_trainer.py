@@ -66,13 +66,13 @@ probe = transformers.Trainer(model=tiny_bert(), args=args, train_dataset=train, 
 result = find_lr(probe, num_iter=50)
 print(f"range test: suggestion {result.suggestion:.2e}, max_lr {result.max_lr:.2e}")
 
-# 2. one-cycle to max_lr, built in create_scheduler; x0.5 when eval_loss stops improving
+# 2. cosine from the suggestion, built in create_scheduler; x0.5 when eval_loss stops improving
 trainer = Trainer(
     model=tiny_bert(),
     args=args,
     train_dataset=train,
     eval_dataset=val,
-    schedule=lambda total_steps: S.onecycle(result.max_lr, total_steps),
+    schedule=lambda total_steps: S.cosine(result.suggestion, total_steps),
     feedback=ReduceOnPlateau(factor=0.5, patience=0),
     callbacks=[ReportMetric("eval_loss")],
 )
