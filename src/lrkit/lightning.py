@@ -160,7 +160,6 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         self.plot = bool(plot)
         self.progress = bool(progress)
         self.result: FinderResult | None = None
-        self._restored = False
 
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
@@ -194,7 +193,6 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         saved = state_dict.get("result")
         if saved is not None:
             self.result = _replay(saved)
-            self._restored = True
 
     # ------------------------------------------------------------------ parts
     def _lr_attr(self, pl_module: Any) -> str | None:
