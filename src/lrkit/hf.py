@@ -78,7 +78,7 @@ class LRKitMixin:
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         if self.lrkit_schedule is None:
             return super().create_scheduler(num_training_steps, optimizer)  # type: ignore[misc]
-        if self.lr_scheduler is None:  # type: ignore[attr-defined]
+        if getattr(self, "lr_scheduler", None) is None:
             opt = optimizer if optimizer is not None else self.optimizer  # type: ignore[attr-defined]
             spec = self.lrkit_schedule
             if not isinstance(spec, (Schedule, str, Mapping)):
@@ -199,7 +199,7 @@ def find_lr(
             return trainer.compute_loss(model, batch)
 
     try:
-        return _torch_find_lr(
+        result: FinderResult = _torch_find_lr(
             trainer.model,
             optimizer,
             None,
@@ -220,6 +220,7 @@ def find_lr(
             progress=progress,
             warn=warn,
         )
+        return result
     finally:
         if created:
             trainer.optimizer = None

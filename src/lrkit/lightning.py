@@ -249,7 +249,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         pl_module.log = _mute
         pl_module.log_dict = _mute
         try:
-            return find_lr(
+            result: FinderResult = find_lr(
                 pl_module,
                 optimizer,
                 None,
@@ -261,6 +261,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 progress=self.progress and trainer.is_global_zero,
                 **self.sweep_options,
             )
+            return result
         finally:
             torch.set_rng_state(rng_after)
             for name, value in muted.items():
@@ -286,7 +287,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         for logger in trainer.loggers:
             if metrics:
                 logger.log_metrics(metrics, step=trainer.global_step)
-            experiment = getattr(logger, "experiment", None)
+            experiment: Any = getattr(logger, "experiment", None)
             if fig is not None and callable(getattr(experiment, "add_figure", None)):
                 experiment.add_figure("lr_finder", fig, global_step=trainer.global_step)
             elif fig is not None and callable(getattr(logger, "log_image", None)):
