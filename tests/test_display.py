@@ -106,3 +106,15 @@ def test_compare_result_display() -> None:
     r.final_loss, r.val_loss, r.val_acc = 0.5, 0.6, 0.9
     html = _check(r._repr_mimebundle_())
     assert "onecycle(0.1, 50)" in html and "0.6" in html
+
+
+def test_display_module_is_core() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, lrkit._display; "
+        "print(sorted({'matplotlib', 'torch', 'optuna'} & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
