@@ -22,8 +22,10 @@ from lrkit import schedules as S  # noqa: E402
 from lrkit.feedback import ReduceOnPlateau  # noqa: E402
 from lrkit.lightning import LRFinder, ReportMetric  # noqa: E402
 
-warnings.filterwarnings("ignore", ".*does not have many workers.*")
-warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
+    pytest.mark.filterwarnings("ignore:.*GPU available but not used.*"),
+]
 
 BATCHES_PER_EPOCH = 4
 
