@@ -36,7 +36,7 @@ def test_optuna_dashboard_reads_the_tuning_study(tmp_path: Path) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = tune(
         Task(train=train, total_steps=100),
-        5,
+        n_trials=5,
         storage=url,
         study_name="quad",
         seeding="blind",

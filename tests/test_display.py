@@ -89,7 +89,7 @@ def test_tune_result_display() -> None:
         lr = max(schedule(t) for t in range(0, 100, 5))
         return float((math.log10(lr) + 2.0) ** 2)
 
-    r = tune(Task(train=train, total_steps=100), 4, seeding="blind", seed=0)
+    r = tune(Task(train=train, total_steps=100), n_trials=4, seeding="blind", seed=0)
     html = _check(r._repr_mimebundle_())
     assert f"{r.best_value:.4g}" in html
     assert htmllib.escape(r.best_spec) in html
@@ -97,15 +97,35 @@ def test_tune_result_display() -> None:
     _no_pyplot_figures()
 
 
-def test_compare_result_display() -> None:
-    from lrkit.commands.compare import Result
+def _run(method: str, peak: float, val: float) -> Any:
+    from lrkit.compare import Result
 
-    r = Result(method="onecycle", optimizer="SGD", lr="onecycle(0.1, 50)")
-    r.losses = list(np.linspace(2.0, 0.5, 50))
-    r.lrs = [S.onecycle(0.1, 50)(t) for t in range(50)]
-    r.final_loss, r.val_loss, r.val_acc = 0.5, 0.6, 0.9
-    html = _check(r._repr_mimebundle_())
+    r = Result(method=method, optimizer="SGD", lr=f"onecycle({peak}, 50)")
+    r.losses = list(np.linspace(2.0, val, 50))
+    r.lrs = [S.onecycle(peak, 50)(t) for t in range(50)]
+    r.final_loss, r.val_loss, r.val_acc = val, val + 0.1, 0.9
+    return r
+
+
+def test_compare_result_display() -> None:
+    html = _check(_run("onecycle", 0.1, 0.5)._repr_mimebundle_())
     assert "onecycle(0.1, 50)" in html and "0.6" in html
+
+
+def test_comparison_display() -> None:
+    from lrkit.compare import Comparison, LRs
+
+    comparison = Comparison(
+        [_run("constant", 0.05, 0.7), _run("onecycle", 0.1, 0.4)],
+        lrs=LRs(0.05, base_max=0.1, base_min=0.01, adam=1e-3),
+        name="digits",
+    )
+    bundle = comparison._repr_mimebundle_()
+    html = _check(bundle)
+    assert "<td style='text-align:left'>* onecycle</td>" in html  # the best run is marked
+    assert "<td style='text-align:left'>constant</td>" in html
+    assert bundle["text/plain"] == "Comparison('digits', best='onecycle', runs=2)"
+    _no_pyplot_figures()
 
 
 def test_display_module_is_core() -> None:

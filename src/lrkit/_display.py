@@ -198,3 +198,29 @@ def compare_bundle(r: Any) -> dict[str, Any]:
     png = png_from_axes(draw, (6, 3)) if r.losses else None
     text = f"Result(method={r.method!r}, lr={r.lr!r}, val_loss={_txt(r.val_loss)})"
     return mimebundle(f"compare: {r.method}", table(rows), png, text)
+
+
+def comparison_bundle(c: Any) -> dict[str, Any]:
+    """A comparison: one row per method (the best marked) and the loss and LR curves."""
+    best = c.best
+    rows = [
+        (
+            ("* " if r is best else "") + r.method,
+            r.optimizer,
+            r.lr,
+            r.final_loss,
+            r.val_loss,
+            r.val_acc,
+            r.note,
+        )
+        for r in c.results
+    ]
+    header = ["method", "optimizer", "LR", "train loss", "val loss", "val acc", "note"]
+    png = None
+    if any(r.losses for r in c.results):
+        try:
+            png = _figure_png(c.plot())
+        except ImportError:
+            png = None
+    text = f"Comparison({c.name!r}, best={best.method if best else None!r}, runs={len(rows)})"
+    return mimebundle(f"lrkit compare: {c.name}", grid(header, rows), png, text)

@@ -326,11 +326,20 @@ class ReduceOnPlateau(_OnPlateau):
     * The scale never goes below ``min_scale``.
     * NaN/inf metrics (and ``-inf``) count as no improvement and emit a ``RuntimeWarning``.
 
-    Keras' ``ReduceLROnPlateau`` reduces after ``patience`` bad epochs (one earlier), uses an
-    absolute ``min_delta`` and does not count bad epochs during cooldown; fastai's reduces after
-    ``patience`` bad epochs, divides by ``factor`` (default 10), uses an absolute ``min_delta`` and
-    has no cooldown. To reproduce Keras' timing here use ``patience=keras_patience - 1`` and
-    ``threshold_mode="abs"``.
+    Other libraries' timing, and how to reproduce it here (tested against each):
+
+    * Keras' ``ReduceLROnPlateau(patience=P, cooldown=C, min_delta=d)`` reduces on the
+      ``P``-th bad epoch (``P=0`` acts as 1) and skips ``C - 1`` epochs after a cut:
+      ``patience=max(P, 1) - 1, cooldown=max(C - 1, 0), threshold=d, threshold_mode="abs"``.
+    * optax's ``contrib.reduce_on_plateau(patience=P, cooldown=C, rtol=r, atol=a)`` reduces on
+      the ``P``-th bad value (one update earlier than PyTorch) and skips ``C`` values after a
+      cut: ``patience=P - 1, cooldown=C`` with ``threshold=r`` (``"rel"``) or ``threshold=a``
+      (``"abs"``).
+    * fastai's reduces after ``patience`` bad epochs, divides by ``factor`` (default 10), uses an
+      absolute ``min_delta`` and has no cooldown.
+
+    A different floor per param group (PyTorch's ``min_lr=[...]``): one controller per group,
+    ``lrkit.torch.scheduler(opt, s, feedback=[ReduceOnPlateau(min_scale=min_lr_g / lr_g), ...])``.
     """
 
     def __init__(

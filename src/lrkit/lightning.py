@@ -24,7 +24,6 @@ and ``Trainer(callbacks=[lrkit.lightning.ReportMetric()])``.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import math
 import os
@@ -43,12 +42,10 @@ __all__ = ["LRFinder", "ReportMetric"]
 def _lightning() -> ModuleType:
     if "pytorch_lightning" in sys.modules and "lightning.pytorch" not in sys.modules:
         return sys.modules["pytorch_lightning"]
-    if importlib.util.find_spec("lightning") is not None:
-        try:
-            return importlib.import_module("lightning.pytorch")
-        except ModuleNotFoundError:  # pragma: no cover - a broken 'lightning' install
-            pass
-    return require("pytorch_lightning", "lightning")
+    try:
+        return importlib.import_module("lightning.pytorch")
+    except ImportError:
+        return require("pytorch_lightning", "lightning")
 
 
 pl = _lightning()

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from .. import _validate as V
-from ..schedules import Schedule, from_dict, parse
+from ..schedules import as_schedule
 
 __all__ = ["LRKitSchedule", "ScaledSchedule", "schedule", "host_eval"]
 
@@ -59,18 +59,6 @@ def host_eval(fn: _HostFn, step: Any) -> Any:
     return keras.ops.convert_to_tensor(fn(t), dtype="float32")
 
 
-def _as_schedule(s: Any) -> Schedule:
-    if isinstance(s, Schedule):
-        return s
-    if isinstance(s, str):
-        return parse(s)
-    if isinstance(s, dict):
-        return from_dict(s)
-    raise ValueError(
-        f"schedule must be a lrkit schedule, a spec string or a to_dict() dict, got {s!r}"
-    )
-
-
 class _Scaled:
     """The host-side multiplier shared by both schedule classes."""
 
@@ -101,7 +89,7 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
 
     def __init__(self, schedule: Any, scale: float = 1.0, name: str | None = None) -> None:
         super().__init__()
-        self.schedule = _as_schedule(schedule)
+        self.schedule = as_schedule(schedule)
         self._scale = V.non_negative("scale", scale)
         self.name = name
 

@@ -10,7 +10,20 @@ True
 from __future__ import annotations
 
 from ._base import REGISTRY, Schedule, register
-from ._compose import Clamp, Join, Product, Scale, clamp, join, mul, scale
+from ._compose import (
+    Clamp,
+    Difference,
+    Join,
+    Product,
+    Scale,
+    Sum,
+    add,
+    clamp,
+    join,
+    mul,
+    scale,
+    sub,
+)
 from ._families import (
     WSD,
     Constant,
@@ -29,7 +42,7 @@ from ._families import (
     Step,
     Warmup,
 )
-from ._spec import SpecError, from_dict, parse
+from ._spec import SpecError, as_schedule, from_dict, parse
 
 # Lower-case constructors: the names users call (they mirror PyTorch's keyword names).
 constant = Constant
@@ -86,6 +99,7 @@ __all__ = [
     "SpecError",
     "parse",
     "from_dict",
+    "as_schedule",
     "register",
     "names",
     "constant",
@@ -110,6 +124,8 @@ __all__ = [
     "with_warmup",
     "join",
     "mul",
+    "add",
+    "sub",
     "scale",
     "clamp",
     "Constant",
@@ -130,6 +146,8 @@ __all__ = [
     "Warmup",
     "Join",
     "Product",
+    "Sum",
+    "Difference",
     "Scale",
     "Clamp",
 ]

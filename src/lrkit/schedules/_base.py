@@ -13,7 +13,9 @@ no matter how or in which order it is called. Each one offers
 from __future__ import annotations
 
 import math
+import sys
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,9 +34,31 @@ def register(cls: type[Schedule]) -> type[Schedule]:
     return cls
 
 
+def _composite(name: str) -> Callable[..., Schedule]:
+    """The registered composite class ``name`` (registered when :mod:`lrkit.schedules` loads)."""
+    return REGISTRY[name]
+
+
+#: the largest step either path accepts: the largest float (an int above it has no float64)
+_MAX_STEP = sys.float_info.max
+
+
+def _show(x: Any) -> str:
+    """``repr(x)``, but an integer beyond float64 as its number of digits."""
+    if isinstance(x, int) and not isinstance(x, bool) and abs(x) > _MAX_STEP:
+        return f"an integer with {len(str(abs(x)))} digits (beyond float64)"
+    return repr(x)
+
+
+def _step_error(name: str, step: Any) -> ValueError:
+    return ValueError(
+        f"{name} must be finite and >= 0 (allowed range: [0, inf)), got {_show(step)}"
+    )
+
+
 def _check_step(step: float) -> float:
-    if not step >= 0:  # also catches NaN
-        raise ValueError(f"step must be >= 0 (allowed range: [0, inf)), got {step!r}")
+    if not 0 <= step <= _MAX_STEP:  # also catches NaN, inf and integers beyond float64
+        raise _step_error("step", step)
     return step
 
 
@@ -75,9 +99,15 @@ class Schedule(ABC):
     # ----------------------------------------------------------------- evaluation
     def __call__(self, step: float) -> float:
         """The learning rate at ``step`` (an int, or a float for fractional steps)."""
-        if not step >= 0:
-            _check_step(step)
-        return self._at(step)
+        if not 0 <= step <= _MAX_STEP:  # negative, NaN, inf, an int beyond float64
+            raise _step_error("step", step)
+        try:
+            return self._at(step)
+        except OverflowError:
+            # a value beyond float64 (e.g. ``gamma ** step`` with gamma > 1): the float64
+            # vectorized path gives inf there, and so does this one
+            with np.errstate(over="ignore", invalid="ignore"):
+                return float(self.values([float(step)])[0])
 
     @abstractmethod
     def _at(self, t: float) -> float:
@@ -97,10 +127,14 @@ class Schedule(ABC):
         """
         if xp is not None:
             return self._values(steps, xp)
-        t = np.asarray(steps, dtype=np.float64)
-        if t.size and not bool(np.all(t >= 0)):
-            bad = t[~(t >= 0)].flat[0]
-            raise ValueError(f"steps must all be >= 0 (allowed range: [0, inf)), got {bad!r}")
+        try:
+            t = np.asarray(steps, dtype=np.float64)
+        except OverflowError:  # a Python int beyond float64
+            big = next(x for x in np.asarray(steps, dtype=object).flat if not 0 <= x <= _MAX_STEP)
+            raise _step_error("steps", big) from None
+        ok = (t >= 0) & (t <= _MAX_STEP)
+        if not bool(ok.all()):
+            raise _step_error("steps", float(t[~ok].flat[0]))
         out = np.asarray(self._values(t, np), dtype=np.float64)
         if out.shape != t.shape:
             out = np.broadcast_to(out, t.shape).copy()
@@ -142,45 +176,66 @@ class Schedule(ABC):
         return hash(str(self))
 
     # ----------------------------------------------------------------- composition
+    # The composites (``mul``, ``add``, ``sub``, ``scale``, ``clamp``) and ``constant`` live in
+    # modules that build on this one; they are reached through the registry, so this module
+    # imports nothing of theirs.
     def __mul__(self, other: object) -> Schedule:
-        from ._compose import Product, Scale
-
         if isinstance(other, Schedule):
-            return Product([self, other])
+            return _composite("mul")([self, other])
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return Scale(self, float(other))
+            return _composite("scale")(self, float(other))
+        return NotImplemented
+
+    def __add__(self, other: object) -> Schedule:
+        if isinstance(other, Schedule):
+            return _composite("add")([self, other])
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return _composite("add")([self, _composite("constant")(other)])
+        return NotImplemented
+
+    def __radd__(self, other: object) -> Schedule:
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return _composite("add")([_composite("constant")(other), self])
+        return NotImplemented
+
+    def __sub__(self, other: object) -> Schedule:
+        if isinstance(other, Schedule):
+            return _composite("sub")(self, b=other)
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return _composite("sub")(self, b=_composite("constant")(other))
+        return NotImplemented
+
+    def __rsub__(self, other: object) -> Schedule:
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return _composite("sub")(_composite("constant")(other), b=self)
         return NotImplemented
 
     def __rmul__(self, other: object) -> Schedule:
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            from ._compose import Scale
-
-            return Scale(self, float(other))
+            return _composite("scale")(self, float(other))
         return NotImplemented
 
     def scale(self, factor: float) -> Schedule:
         """This schedule multiplied by a constant ``factor`` (> 0)."""
-        from ._compose import Scale
-
-        return Scale(self, factor)
+        return _composite("scale")(self, factor)
 
     def clamp(self, min_lr: float | None = None, max_lr: float | None = None) -> Schedule:
         """This schedule clipped into ``[min_lr, max_lr]`` (either bound may be ``None``)."""
-        from ._compose import Clamp
-
-        return Clamp(self, min_lr=min_lr, max_lr=max_lr)
+        return _composite("clamp")(self, min_lr=min_lr, max_lr=max_lr)
 
     # ----------------------------------------------------------------- seeing it
     def plot(self, steps: int | None = None, ax: Any = None, **kwargs: Any) -> Any:
         """Plot the schedule with matplotlib (``pip install lrkit[plot]``); returns the axes.
 
         ``steps`` defaults to the schedule's natural length (or 1000)."""
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("Schedule.plot needs matplotlib: pip install 'lrkit[plot]'") from exc
-        n = _plot_steps(self, steps)
-        xs = np.arange(n)
+        from .._imports import require
+
+        require("matplotlib", "plot", feature="Schedule.plot")
+        import matplotlib.pyplot as plt
+
+        from ..textplot import plot_steps  # bounded: at most textplot.MAX_POINTS points
+
+        xs = plot_steps(self, steps)
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 3.5))
         kwargs.setdefault("label", _short_label(self))
@@ -195,15 +250,6 @@ class Schedule(ABC):
         from .._display import schedule_bundle
 
         return schedule_bundle(self)
-
-
-def _plot_steps(s: Schedule, steps: int | None) -> int:
-    if steps is None:
-        n = s.length
-        return int(n) + 1 if n else 1000
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    return steps
 
 
 def _short_label(s: Schedule, limit: int = 60) -> str:

@@ -10,12 +10,14 @@ Grammar::
     list    := "[" [ value ("," value)* [","] ] "]"
 
 Numbers are decimal (``1``, ``-2.5``, ``3e-4``); strings use double or single quotes; a bare
-NAME that is not a call reads as a string (``mode=triangular2``).
+NAME that is not a call reads as a string (``mode=triangular2``), and so does a bare word of
+digits and hyphenated names (``decay=1-sqrt``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from ._base import REGISTRY, Schedule
@@ -23,6 +25,7 @@ from ._base import REGISTRY, Schedule
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
+  | (?P<word>\d+(?:-[A-Za-z_][A-Za-z0-9_]*)+)
   | (?P<number>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*)
   | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
@@ -125,6 +128,9 @@ class _Parser:
             return re.sub(r"\\(.)", r"\1", body)
         if tok.kind == "punct" and tok.text == "[":
             return self.list_()
+        if tok.kind == "word":  # a bare word starting with digits, e.g. decay=1-sqrt
+            self.take()
+            return tok.text
         if tok.kind == "name":
             self.take()
             nxt = self.peek()
@@ -159,6 +165,8 @@ class _Parser:
         kwargs: dict[str, Any] = {}
         while not (self.peek().kind == "punct" and self.peek().text == ")"):
             tok = self.peek()
+            if tok.kind == "eof":
+                raise self.fail("expected ')'")
             after = self.toks[self.i + 1]
             if tok.kind == "name" and after.kind == "punct" and after.text == "=":
                 self.take()
@@ -233,3 +241,20 @@ def from_dict(d: Any) -> Schedule:
         return cls(**kwargs)
     except TypeError as exc:
         raise ValueError(f"{name}: {exc}") from None
+
+
+def as_schedule(value: Any, *, name: str = "schedule") -> Schedule:
+    """``value`` as a schedule: a :class:`Schedule` is returned as is, a spec string goes
+    through :func:`parse`, a dict (``to_dict()`` output) through :func:`from_dict`.
+
+    Anything else raises ``ValueError`` naming the parameter ``name`` and the accepted types.
+    Every adapter takes schedules through this function."""
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, str):
+        return parse(value)
+    if isinstance(value, Mapping):
+        return from_dict(dict(value))
+    raise ValueError(
+        f"{name} must be a lrkit schedule, a spec string or a to_dict() dict, got {value!r}"
+    )
