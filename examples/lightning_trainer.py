@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lrkit.torch as lt
 from lrkit import schedules as S
-from lrkit.demo import digits_task
+from lrkit.torch.demo import digits_task
 from lrkit.feedback import ReduceOnPlateau
 from lrkit.lightning import LRFinder, ReportMetric
 

@@ -202,6 +202,7 @@ def test_find_lr_restores_the_trainer_and_matches_torch_find_lr(tmp_path: Any) -
         loader,
         step=lambda m, b: m(**b).loss,
         num_iter=30,
+        total_steps=2 * STEPS_PER_EPOCH,  # what find_lr(trainer) reads off the Trainer
         warn=False,
     )
     assert res.losses.tolist() == ref.losses.tolist()

@@ -200,6 +200,7 @@ def _reference(model: Tiny, seed: int) -> Any:
             model.train_dataloader(),
             step=lambda m, b: m.training_step(b, 0),
             num_iter=30,
+            total_steps=200,
             warn=False,
         )
 
@@ -209,7 +210,7 @@ def test_finder_equals_find_lr_and_leaves_the_module_bit_identical(tmp_path: Any
     model = Tiny()
     ref = _reference(copy.deepcopy(model), seed=7)
     before = _state(model)
-    finder = LRFinder(num_iter=30, set_lr=False)
+    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False)
     logger = MemoryLogger(log_dir=str(tmp_path))
     torch.manual_seed(7)
     with warnings.catch_warnings():

@@ -18,12 +18,13 @@ but the optimizer is then yours: the Trainer's weight-decay parameter groups are
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from ._imports import require
-from .finder import FinderResult, Sweep
+from .finder import FinderResult, SweepOptions
 from .schedules import Schedule
 
 transformers = require("transformers", "hf")
@@ -148,16 +149,11 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
 def find_lr(
     trainer: Any,
     *,
-    start_lr: float = 1e-7,
-    end_lr: float = 10.0,
-    num_iter: int = 100,
-    mode: str = "exp",
-    beta: float = 0.9,
-    diverge_th: float = 5.0,
-    method: str = "lrkit",
+    options: SweepOptions | None = None,
     snapshot: str = "memory",
     progress: bool = False,
     warn: bool = True,
+    **sweep_options: Any,
 ) -> FinderResult:
     """Run the LR range test on a ``transformers.Trainer`` and restore everything.
 
@@ -165,24 +161,19 @@ def find_lr(
     ``optimizers=``, else the one ``create_optimizer()`` builds from ``args``: its parameter
     groups and weight decay), on the batches of ``get_train_dataloader()`` (train dataset,
     collator, sampler, batch size), with ``trainer.compute_loss``,
-    ``args.gradient_accumulation_steps`` and ``bf16``/``fp16`` autocast. Afterwards the model,
+    ``args.gradient_accumulation_steps`` and ``bf16``/``fp16`` autocast. The sweep options are
+    those of :class:`lrkit.finder.SweepOptions` (keywords or ``options=``); ``total_steps``
+    defaults to the optimizer steps ``train()`` will run (``args.max_steps``, else the epochs
+    times the batches per epoch). Afterwards the model,
     the optimizer (or its absence: ``trainer.optimizer`` is ``None`` again if it was), the RNGs
-    and the Trainer are as before (see :func:`lrkit.torch.find_lr`, whose options are the same).
+    and the Trainer are as before (see :func:`lrkit.torch.find_lr`).
 
     Use the result with ``args.learning_rate = result.suggestion`` (before ``train()``) or a
     schedule: ``lrkit.hf.Trainer(..., schedule=lambda n: S.onecycle(result.max_lr, n))``.
     """
     if not isinstance(trainer, transformers.Trainer):
         raise ValueError(f"trainer must be a transformers.Trainer, got {type(trainer).__name__}")
-    Sweep(
-        start_lr=start_lr,
-        end_lr=end_lr,
-        num_iter=num_iter,
-        mode=mode,
-        beta=beta,
-        diverge_th=diverge_th,
-        method=method,
-    )  # validates the options before anything is built
+    options = SweepOptions.build(options, **sweep_options)  # validated before anything is built
     args = trainer.args
     rng = torch.get_rng_state()
     created = trainer.optimizer is None
@@ -190,6 +181,16 @@ def find_lr(
     prepared = trainer.get_train_dataloader()
     torch.set_rng_state(rng)  # building the loader may draw; the sweep sees the caller's RNG
     data = getattr(prepared, "base_dataloader", prepared)
+    if options.total_steps is None:  # the steps train() will run, as the Trainer counts them
+        accum = max(1, int(args.gradient_accumulation_steps))
+        per_epoch = max(1, len(data) // accum) if hasattr(data, "__len__") else 0
+        planned = (
+            int(args.max_steps)
+            if args.max_steps > 0
+            else math.ceil(args.num_train_epochs * per_epoch)
+        )
+        if planned >= 1:
+            options = SweepOptions.build(options, total_steps=planned)
     amp: Any = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else False
     device = next(trainer.model.parameters()).device
     scaler = torch.amp.GradScaler(device.type) if args.fp16 else None
@@ -205,13 +206,7 @@ def find_lr(
             None,
             data,
             step=step,
-            start_lr=start_lr,
-            end_lr=end_lr,
-            num_iter=num_iter,
-            mode=mode,
-            beta=beta,
-            diverge_th=diverge_th,
-            method=method,
+            options=options,
             accumulation_steps=int(args.gradient_accumulation_steps),
             amp=amp,
             scaler=scaler,

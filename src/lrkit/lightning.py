@@ -34,7 +34,7 @@ from types import ModuleType
 from typing import Any
 
 from ._imports import require
-from .finder import FinderResult, Sweep
+from .finder import FinderResult, Sweep, SweepOptions
 
 __all__ = ["LRFinder", "ReportMetric"]
 
@@ -64,18 +64,11 @@ _LR_ATTRS = ("lr", "learning_rate")
 
 def _replay(state: Mapping[str, Any]) -> FinderResult:
     """The :class:`FinderResult` of a saved curve (``FinderResult.to_dict()``), rebuilt exactly
-    by feeding its losses to a fresh sweep with the same settings."""
-    sweep = Sweep(
-        start_lr=state["start_lr"],
-        end_lr=state["end_lr"],
-        num_iter=state["num_iter"],
-        mode=state["mode"],
-        beta=state["beta"],
-        diverge_th=state["diverge_th"],
-        method=state["method"],
-    )
-    for loss in state["losses"]:
-        sweep.record(loss)
+    by feeding its losses (and held-batch losses) to a fresh sweep with the same options."""
+    sweep = Sweep(SweepOptions(**state["options"]), optimizer=state.get("optimizer"))
+    held = dict(zip(state["held_lrs"], state["held_losses"]))
+    for lr, loss in zip(state["lrs"], state["losses"]):
+        sweep.record(loss, held=held.get(lr) if sweep.eval_due else None)
     if state["stop_reason"] == "nan":
         sweep.record(math.nan)
     elif not sweep.done:
@@ -90,7 +83,10 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     dataloader, ``training_step`` (with ``self.log`` muted), the trainer's precision context,
     batch transfer and ``accumulate_grad_batches``. Afterwards the module's weights, buffers and
     grads, the optimizer, the RNGs and the dataloader's generator are exactly as before (see
-    :func:`lrkit.torch.find_lr`, whose options ``start_lr`` ... ``method`` are the same).
+    :func:`lrkit.torch.find_lr`). The sweep options are those of
+    :class:`lrkit.finder.SweepOptions` (``start_lr``, ``num_iter``, ``rule``, ...), as keywords
+    or ``options=``; ``total_steps`` defaults to ``trainer.estimated_stepping_batches``, the
+    steps the run will train for.
 
     Then, with ``set_lr=True``, the suggestion is written to the module's LR attribute
     (``attr_name``, default: the first of ``lr``/``learning_rate`` found on the module or its
@@ -111,30 +107,17 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     def __init__(
         self,
         *,
-        start_lr: float = 1e-7,
-        end_lr: float = 10.0,
-        num_iter: int = 100,
-        mode: str = "exp",
-        beta: float = 0.9,
-        diverge_th: float = 5.0,
-        method: str = "lrkit",
+        options: SweepOptions | None = None,
         set_lr: bool = True,
         attr_name: str | None = None,
         schedule: Callable[[FinderResult, int], Any] | None = None,
         plot: bool = True,
         progress: bool = False,
+        **sweep_options: Any,
     ) -> None:
         super().__init__()
         # validates every sweep option now, not when fit starts
-        Sweep(
-            start_lr=start_lr,
-            end_lr=end_lr,
-            num_iter=num_iter,
-            mode=mode,
-            beta=beta,
-            diverge_th=diverge_th,
-            method=method,
-        )
+        self.options = SweepOptions.build(options, **sweep_options)
         if schedule is not None and not callable(schedule):
             raise ValueError(
                 f"schedule must be a callable schedule(result, total_steps) returning an lrkit "
@@ -142,15 +125,6 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             )
         if attr_name is not None and (not isinstance(attr_name, str) or not attr_name):
             raise ValueError(f"attr_name must be a non-empty attribute name, got {attr_name!r}")
-        self.sweep_options: dict[str, Any] = dict(
-            start_lr=start_lr,
-            end_lr=end_lr,
-            num_iter=num_iter,
-            mode=mode,
-            beta=beta,
-            diverge_th=diverge_th,
-            method=method,
-        )
         self.set_lr = bool(set_lr)
         self.attr_name = attr_name
         self.schedule = schedule
@@ -242,6 +216,10 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             return loss
 
         scaler = getattr(trainer.precision_plugin, "scaler", None)
+        options = self.options
+        planned = float(trainer.estimated_stepping_batches)
+        if options.total_steps is None and math.isfinite(planned) and planned >= 1:
+            options = SweepOptions.build(options, total_steps=int(planned))
         muted = {name: pl_module.__dict__.get(name, _MISSING) for name in ("log", "log_dict")}
         pl_module.log = _mute
         pl_module.log_dict = _mute
@@ -256,7 +234,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 scaler=scaler,
                 device=pl_module.device,
                 progress=self.progress and trainer.is_global_zero,
-                **self.sweep_options,
+                options=options,
             )
             return result
         finally:
