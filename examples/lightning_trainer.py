@@ -15,9 +15,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lrkit.torch as lt
 from lrkit import schedules as S
-from lrkit.torch.demo import digits_task
 from lrkit.feedback import ReduceOnPlateau
 from lrkit.lightning import LRFinder, ReportMetric
+from lrkit.torch.demo import digits_task
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 task = digits_task(seed=0)  # scikit-learn digits: 1347 train / 449 val images, 8x8
