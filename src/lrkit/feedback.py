@@ -11,9 +11,10 @@ Controllers:
 * :class:`ReduceOnPlateau` -- multiply the LR by ``factor`` when the metric stops improving
   (PyTorch's ``ReduceLROnPlateau`` semantics, sign-correct on negative metrics).
 * :class:`RestartOnPlateau` -- warm restart: start the schedule again from step 0 on a plateau.
-* :class:`DivergenceGuard` -- the decision half of a divergence guard: given the loss stream it
-  says "ok", "restore" (and cuts the LR scale) or "give_up". The framework half (snapshots of
-  weights and optimizer state) lives in ``lrkit.torch.DivergenceGuard``.
+* :class:`DivergenceDetector` -- the decision half of a divergence guard: given the loss stream
+  it says "ok", "restore" (and cuts the LR scale) or "give_up". The framework guards
+  (``lrkit.torch.DivergenceGuard``, ``lrkit.keras.DivergenceGuard``) wrap one as their
+  ``controller`` and keep the snapshots of weights and optimizer state.
 * :class:`Multiplier` -- a scale set by code (``set_scale``), e.g. by a guard.
 * :class:`Chain` (also ``a & b``) -- several controllers at once: the scales multiply, ``apply``
   nests, ``update`` feeds the metric to every member.
@@ -24,6 +25,7 @@ a controller restored from a state dict continues exactly as the original would.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import sys
@@ -33,13 +35,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-import numpy as np
-
 from . import _validate as v
 
 __all__ = [
     "Chain",
-    "DivergenceGuard",
+    "DivergenceDetector",
     "Feedback",
     "Multiplier",
     "ReduceOnPlateau",
@@ -479,7 +479,7 @@ class Multiplier(Feedback):
         self._scale = v.non_negative("state['scale']", state["scale"])
 
 
-class DivergenceGuard(Feedback):
+class DivergenceDetector(Feedback):
     """Decide, from a stream of training losses, whether training has diverged.
 
     :meth:`check` returns
@@ -497,15 +497,19 @@ class DivergenceGuard(Feedback):
 
     For a negative reference a spike is ``loss > ref + (spike_factor - 1) * |ref|``; for a zero
     reference only non-finite losses count. ``spike_factor=None`` disables spike detection.
+    The quantile is ``numpy.quantile``'s default (linear interpolation), bit for bit, kept
+    up to date in a sorted window (a few microseconds per check).
 
     As a :class:`Feedback`, ``update(loss)`` is ``check(loss)`` and returns :attr:`scale`, so the
-    cuts compose with a schedule. Framework adapters (``lrkit.torch.DivergenceGuard``) keep the
-    snapshots of weights and optimizer state; this class holds no framework objects.
+    cuts compose with a schedule. The framework guards (``lrkit.torch.DivergenceGuard``,
+    ``lrkit.keras.DivergenceGuard``) hold one as their ``controller`` and keep the snapshots of
+    weights and optimizer state; this class holds no framework objects.
     """
 
     def __init__(
         self,
         factor: float = 0.5,
+        *,
         max_restores: int = 3,
         spike_factor: float | None = 10.0,
         window: int = 50,
@@ -528,7 +532,8 @@ class DivergenceGuard(Feedback):
                 f"min_history must be <= window ({self.window}), got {self.min_history}"
             )
         self.min_scale = v.non_negative("min_scale", min_scale)
-        self._history: deque[float] = deque(maxlen=self.window)
+        self._history: deque[float] = deque()
+        self._sorted: list[float] = []  # the same losses, sorted (for the quantile)
         self._scale = 1.0
         self.restores = 0
         self.num_checks = 0
@@ -539,33 +544,54 @@ class DivergenceGuard(Feedback):
     def scale(self) -> float:
         return self._scale
 
+    def _push(self, x: float) -> None:
+        hist, srt = self._history, self._sorted
+        if len(hist) == self.window:
+            old = hist.popleft()
+            del srt[bisect.bisect_left(srt, old)]
+        hist.append(x)
+        bisect.insort(srt, x)
+
     @property
     def reference(self) -> float | None:
         """The ``quantile`` of the recent ok losses (the largest one while fewer than
         ``min_history`` were seen; None before the first)."""
-        if not self._history:
+        srt = self._sorted
+        n = len(srt)
+        if n == 0:
             return None
-        if len(self._history) < self.min_history:
-            return max(self._history)
-        return float(np.quantile(np.asarray(self._history, dtype=np.float64), self.quantile))
+        if n < self.min_history:
+            return srt[-1]
+        # numpy.quantile(method="linear"), the same float operations in the same order
+        vi = (n - 1) * self.quantile
+        if vi >= n - 1:
+            return srt[-1]
+        lo = math.floor(vi)
+        t = vi - lo
+        a, b = srt[lo], srt[lo + 1]
+        d = b - a
+        return b - d * (1 - t) if t >= 0.5 else a + d * t
 
     def is_divergent(self, loss: float) -> bool:
         """True when ``loss`` is non-finite or a spike relative to :attr:`reference`."""
         x = _metric(loss)
         if not math.isfinite(x):
             return True
+        if self.spike_factor is None:
+            return False
         ref = self.reference
-        if self.spike_factor is None or ref is None or ref == 0:
+        if ref is None or ref == 0:
             return False
         return x > ref + (self.spike_factor - 1.0) * abs(ref)
 
     def check(self, loss: float, step: int | None = None) -> Action:
         """Classify ``loss`` (see the class docstring) and update the state accordingly."""
-        x = _metric(loss)
-        step = _step_arg(step)
+        x = loss if type(loss) is float else _metric(loss)
+        if step is not None:
+            step = _step_arg(step)
         self.num_checks += 1
         if not self.is_divergent(x):
-            self._history.append(x)
+            self._push(x)
             self.last_action = "ok"
             return "ok"
         at = self.num_checks if step is None else step
@@ -611,6 +637,8 @@ class DivergenceGuard(Feedback):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if isinstance(state, Mapping) and state.get("type") == "DivergenceGuard":
+            state = {**state, "type": type(self).__name__}  # saved under the former name
         self._check_type(state)
         self.__init__(  # type: ignore[misc]
             factor=state["factor"],
@@ -621,7 +649,8 @@ class DivergenceGuard(Feedback):
             min_scale=state["min_scale"],
             quantile=state.get("quantile", 0.5),
         )
-        self._history.extend(float(x) for x in state["history"])
+        for x in state["history"]:
+            self._push(float(x))
         self._scale = v.non_negative("state['scale']", state["scale"])
         self.restores = v.integer("state['restores']", state["restores"])
         self.num_checks = v.integer("state['num_checks']", state["num_checks"])
@@ -706,7 +735,8 @@ _TYPES: dict[str, type[Feedback]] = {
     "ReduceOnPlateau": ReduceOnPlateau,
     "RestartOnPlateau": RestartOnPlateau,
     "Multiplier": Multiplier,
-    "DivergenceGuard": DivergenceGuard,
+    "DivergenceDetector": DivergenceDetector,
+    "DivergenceGuard": DivergenceDetector,  # the former name, in saved state dicts
 }
 
 
@@ -723,3 +753,15 @@ def from_state_dict(state: Mapping[str, Any]) -> Feedback:
     obj = _TYPES[kind]()
     obj.load_state_dict(state)
     return obj
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DivergenceGuard":  # the former name of DivergenceDetector
+        warnings.warn(
+            "lrkit.feedback.DivergenceGuard was renamed DivergenceDetector (the framework "
+            "guards lrkit.torch.DivergenceGuard / lrkit.keras.DivergenceGuard wrap one)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return DivergenceDetector
+    raise AttributeError(f"module 'lrkit.feedback' has no attribute {name!r}")

@@ -35,5 +35,5 @@ def test_add_loss_only_model_still_runs(regression):
 
     model = Reg()
     model.compile(optimizer=keras.optimizers.SGD(0.01))
-    res = lk.find_lr(model, x, y, num_iter=10, end_lr=1.0, warn=False)
+    res = lk.find_lr(model, x, y, num_iter=10, end_lr=1.0, max_extra_iter=0, warn=False)
     assert len(res.losses) == 10 and np.all(np.asarray(res.losses) > 0)

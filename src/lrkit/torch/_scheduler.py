@@ -198,6 +198,41 @@ class LRKitScheduler(LRScheduler):
 
     def _update_fast_path(self) -> None:
         self._fast = self._shared and self._feedback is None and not self._tensor_lr
+        self._update_hot_path()
+
+    def _update_hot_path(self) -> None:
+        # step()'s shortest path: one schedule, float lrs, no controller, a single group at
+        # ratio 1 and at most one other hyperparameter, a plain float or Adam's beta1 (what
+        # most training loops use): (lr schedule, hyperparameter schedule, kind, key)
+        ratios = getattr(self, "_ratios", None)
+        hp = getattr(self, "_hp", None)
+        hot = (
+            getattr(self, "_fast", False)
+            and ratios is not None
+            and len(ratios) == 1
+            and ratios[0] == 1.0
+            and hp is not None
+            and len(hp) <= 1
+            and all(kind in (0, 1) for _, _, kind in hp)
+            and not getattr(self, "_hp_groups", None)
+        )
+        if not hot:
+            self._hot: tuple[Any, Any, int, str] | None = None
+        elif hp:
+            at, key, kind = hp[0]
+            self._hot = (self._at0, at, kind, key)
+        else:
+            self._hot = (self._at0, None, 0, "")
+
+    @property
+    def ratios(self) -> list[float]:
+        """Each param group's LR as a multiple of the schedule's."""
+        return self._ratios
+
+    @ratios.setter
+    def ratios(self, value: list[float]) -> None:
+        self._ratios = value
+        self._update_hot_path()
 
     @property
     def feedback(self) -> Any:
@@ -287,7 +322,7 @@ class LRKitScheduler(LRScheduler):
     def step(self, epoch: int | None = None) -> None:
         """Advance one step (or jump to step ``epoch``) and set the LRs of that step."""
         if epoch is None:
-            self.last_epoch += 1
+            t = self.last_epoch + 1
         else:
             if not isinstance(epoch, int) or isinstance(epoch, bool):
                 raise ValueError(
@@ -298,9 +333,24 @@ class LRKitScheduler(LRScheduler):
                 )
             if epoch < 0:
                 raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
-            self.last_epoch = epoch
+            t = epoch
+        self.last_epoch = t
         self._step_count += 1
-        self._apply()
+        hot = self._hot
+        if hot is None:
+            self._apply()
+            return
+        at, at_hp, kind, key = hot  # the hot path (see _update_hot_path)
+        group = self.optimizer.param_groups[0]
+        lr = at(t)
+        group["lr"] = lr
+        if at_hp is not None:
+            if kind == 0:
+                group[key] = at_hp(t)
+            else:
+                betas = group["betas"]
+                group["betas"] = (at_hp(t), *betas[1:])
+        self._last_lr = [lr]  # a new list: one handed out earlier keeps its values
 
     def report(self, value: float) -> float | list[float]:
         """Feed a measured metric (e.g. validation loss) to the feedback controller; the LRs
