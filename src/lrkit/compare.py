@@ -106,6 +106,12 @@ class Result:
             if k not in ("losses", "lrs")
         } | {"losses": _finite(self.losses), "lrs": _finite(self.lrs)}
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display in notebooks (summary table and plot)."""
+        from ._display import compare_bundle
+
+        return compare_bundle(self)
+
 
 def _finite(xs: list[float]) -> list[float | None]:
     return [x if math.isfinite(x) else None for x in xs]
@@ -388,6 +394,12 @@ class Comparison:
             },
             "results": [r.to_dict() for r in self.results],
         }
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display in notebooks (summary table and plot)."""
+        from ._display import comparison_bundle
+
+        return comparison_bundle(self)
 
 
 def compare(

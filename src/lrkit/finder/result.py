@@ -277,3 +277,9 @@ class FinderResult:
             fig.tight_layout()
             fig.savefig(path, dpi=110)
         return ax
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display in notebooks (summary table and plot)."""
+        from .._display import finder_bundle
+
+        return finder_bundle(self)

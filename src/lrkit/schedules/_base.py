@@ -245,6 +245,12 @@ class Schedule(ABC):
         ax.grid(True, alpha=0.3)
         return ax
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display in notebooks (summary table and plot)."""
+        from .._display import schedule_bundle
+
+        return schedule_bundle(self)
+
 
 def _short_label(s: Schedule, limit: int = 60) -> str:
     text = str(s)

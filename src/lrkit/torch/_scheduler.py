@@ -324,7 +324,14 @@ class LRKitScheduler(LRScheduler):
         if epoch is None:
             t = self.last_epoch + 1
         else:
-            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            if not isinstance(epoch, int) or isinstance(epoch, bool):
+                raise ValueError(
+                    f"step() takes no metric, got {epoch!r}: report a metric with "
+                    ".report(value) on a scheduler built with feedback=...; in Lightning keep "
+                    "'interval': 'step' without 'reduce_on_plateau' and add "
+                    "lrkit.lightning.ReportMetric() to the Trainer's callbacks"
+                )
+            if epoch < 0:
                 raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
             t = epoch
         self.last_epoch = t

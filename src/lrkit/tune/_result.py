@@ -101,3 +101,9 @@ class TuneResult:
         from ._report import plot_search
 
         return plot_search(self, path=path)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display in notebooks (summary table and plot)."""
+        from .._display import tune_bundle
+
+        return tune_bundle(self)

@@ -1,0 +1,224 @@
+"""Hugging Face ``transformers.Trainer`` glue for lrkit (``pip install 'lrkit[hf]'``, which brings
+``accelerate``, needed by ``Trainer``).
+
+* :class:`LRKitMixin` / :class:`Trainer` -- build an lrkit scheduler in ``create_scheduler``, on
+  the optimizer the Trainer made (its weight-decay / no-decay parameter groups are kept)::
+
+      trainer = lrkit.hf.Trainer(model=model, args=args, train_dataset=ds,
+                                 schedule=lambda n: S.cosine(args.learning_rate, n))
+
+* :class:`ReportMetric` -- a ``TrainerCallback`` that feeds an evaluation metric
+  (``eval_loss`` by default) to the scheduler's feedback controller after each evaluation.
+* :func:`find_lr` -- the range test on a Trainer (its model, optimizer, collator and train
+  dataset, ``compute_loss``), restoring everything it touched.
+
+Passing ``optimizers=(opt, lrkit.torch.scheduler(opt, ...))`` to the stock ``Trainer`` works too,
+but the optimizer is then yours: the Trainer's weight-decay parameter groups are not built.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from ._imports import require
+from .finder import FinderResult, SweepOptions
+from .schedules import Schedule
+
+transformers = require("transformers", "hf")
+torch = require("torch", "hf")
+
+from .torch import LRKitScheduler, scheduler  # noqa: E402
+from .torch import find_lr as _torch_find_lr  # noqa: E402
+
+__all__ = ["LRKitMixin", "ReportMetric", "Trainer", "find_lr"]
+
+
+def _unwrap(sched: Any) -> Any:
+    """The scheduler inside accelerate's ``AcceleratedScheduler`` (or ``sched`` itself)."""
+    inner = getattr(sched, "scheduler", None)
+    return inner if isinstance(inner, LRKitScheduler) else sched
+
+
+# ----------------------------------------------------------------------------- scheduler
+
+
+class LRKitMixin:
+    """Mix into a ``transformers.Trainer`` subclass: ``create_scheduler`` builds
+    ``lrkit.torch.scheduler(optimizer, schedule, feedback=feedback)``.
+
+    ``schedule`` is an lrkit schedule, a spec string, a dict, or a callable
+    ``schedule(num_training_steps)`` returning one of those (the step count is known only when
+    training starts). The schedule gives absolute LRs; each parameter group follows it times
+    its ratio to ``args.learning_rate`` (1 for the Trainer's own groups). ``feedback``: an
+    :mod:`lrkit.feedback` controller, fed by :class:`ReportMetric`. With ``schedule=None`` the
+    Trainer's own scheduler is used. The scheduler's state (step, feedback) goes into every
+    checkpoint and ``train(resume_from_checkpoint=...)`` continues exactly.
+    """
+
+    def __init__(self, *args: Any, schedule: Any = None, feedback: Any = None, **kwargs: Any):
+        if schedule is None and feedback is not None:
+            raise ValueError("feedback needs a schedule: pass schedule=... as well")
+        if schedule is not None and not isinstance(schedule, (Schedule, str, Mapping)):
+            if not callable(schedule):
+                raise ValueError(
+                    "schedule must be an lrkit schedule, a spec string, a dict or a callable "
+                    f"schedule(num_training_steps), got {schedule!r}"
+                )
+        optimizers = kwargs.get("optimizers", (None, None))
+        if schedule is not None and optimizers is not None and optimizers[1] is not None:
+            raise ValueError(
+                "schedule and optimizers=(..., lr_scheduler) both set the scheduler: pass one"
+            )
+        super().__init__(*args, **kwargs)
+        self.lrkit_schedule = schedule
+        self.lrkit_feedback = feedback
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        if self.lrkit_schedule is None:
+            return super().create_scheduler(num_training_steps, optimizer)  # type: ignore[misc]
+        if getattr(self, "lr_scheduler", None) is None:
+            opt = optimizer if optimizer is not None else self.optimizer  # type: ignore[attr-defined]
+            spec = self.lrkit_schedule
+            if not isinstance(spec, (Schedule, str, Mapping)):
+                spec = spec(num_training_steps)
+            self.lr_scheduler = scheduler(opt, spec, feedback=self.lrkit_feedback)
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+
+class Trainer(LRKitMixin, transformers.Trainer):  # type: ignore[misc,name-defined]
+    """``transformers.Trainer`` with ``schedule=`` and ``feedback=`` (see :class:`LRKitMixin`)."""
+
+
+# ----------------------------------------------------------------------------- feedback
+
+
+class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defined]
+    """Feed an evaluation metric to the lrkit scheduler's feedback controller after each
+    evaluation (``on_evaluate``), before the checkpoint of that step is saved.
+
+    The metric is ``monitor`` (e.g. ``"eval_loss"``), else ``args.metric_for_best_model``
+    (with the ``eval_`` prefix), else ``"eval_loss"``. A missing metric, or a Trainer whose
+    scheduler is not an lrkit scheduler with ``feedback``, is skipped with a warning.
+    """
+
+    def __init__(self, monitor: str | None = None) -> None:
+        if monitor is not None and (not isinstance(monitor, str) or not monitor):
+            raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
+        self.monitor = monitor
+
+    def _key(self, args: Any) -> str:
+        if self.monitor is not None:
+            return self.monitor
+        name = getattr(args, "metric_for_best_model", None)
+        if not name:
+            return "eval_loss"
+        return name if name.startswith("eval_") else f"eval_{name}"
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any
+    ) -> None:
+        sched = _unwrap(kwargs.get("lr_scheduler"))
+        if not isinstance(sched, LRKitScheduler) or sched.feedback is None:
+            warnings.warn(
+                "ReportMetric: the Trainer's scheduler is not an lrkit scheduler with a feedback "
+                "controller (lrkit.hf.Trainer(schedule=..., feedback=...))",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        key = self._key(args)
+        value = (metrics or {}).get(key)
+        if value is None:
+            warnings.warn(
+                f"ReportMetric: metric {key!r} is not in the evaluation metrics (available: "
+                f"{sorted(metrics or {})}); feedback skipped",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        sched.report(value)
+
+
+# ----------------------------------------------------------------------------- finder
+
+
+def find_lr(
+    trainer: Any,
+    *,
+    options: SweepOptions | None = None,
+    snapshot: str = "memory",
+    progress: bool = False,
+    warn: bool = True,
+    **sweep_options: Any,
+) -> FinderResult:
+    """Run the LR range test on a ``transformers.Trainer`` and restore everything.
+
+    The sweep trains ``trainer.model`` with the Trainer's optimizer (the one passed in
+    ``optimizers=``, else the one ``create_optimizer()`` builds from ``args``: its parameter
+    groups and weight decay), on the batches of ``get_train_dataloader()`` (train dataset,
+    collator, sampler, batch size), with ``trainer.compute_loss``,
+    ``args.gradient_accumulation_steps`` and ``bf16``/``fp16`` autocast. The sweep options are
+    those of :class:`lrkit.finder.SweepOptions` (keywords or ``options=``); ``total_steps``
+    defaults to the optimizer steps ``train()`` will run (``args.max_steps``, else the epochs
+    times the batches per epoch). Afterwards the model,
+    the optimizer (or its absence: ``trainer.optimizer`` is ``None`` again if it was), the RNGs
+    and the Trainer are as before (see :func:`lrkit.torch.find_lr`).
+
+    Use the result with ``args.learning_rate = result.suggestion`` (before ``train()``) or a
+    schedule: ``lrkit.hf.Trainer(..., schedule=lambda n: S.onecycle(result.max_lr, n))``.
+    """
+    if not isinstance(trainer, transformers.Trainer):
+        raise ValueError(f"trainer must be a transformers.Trainer, got {type(trainer).__name__}")
+    options = SweepOptions.build(options, **sweep_options)  # validated before anything is built
+    args = trainer.args
+    rng = torch.get_rng_state()
+    created = trainer.optimizer is None
+    optimizer = trainer.create_optimizer() if created else trainer.optimizer
+    prepared = trainer.get_train_dataloader()
+    torch.set_rng_state(rng)  # building the loader may draw; the sweep sees the caller's RNG
+    data = getattr(prepared, "base_dataloader", prepared)
+    if options.total_steps is None:  # the steps train() will run, as the Trainer counts them
+        accum = max(1, int(args.gradient_accumulation_steps))
+        per_epoch = max(1, len(data) // accum) if hasattr(data, "__len__") else 0
+        planned = (
+            int(args.max_steps)
+            if args.max_steps > 0
+            else math.ceil(args.num_train_epochs * per_epoch)
+        )
+        if planned >= 1:
+            options = SweepOptions.build(options, total_steps=planned)
+    amp: Any = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else False
+    device = next(trainer.model.parameters()).device
+    scaler = torch.amp.GradScaler(device.type) if args.fp16 else None
+
+    def step(model: Any, batch: Any) -> Any:
+        with trainer.compute_loss_context_manager():
+            return trainer.compute_loss(model, batch)
+
+    try:
+        result: FinderResult = _torch_find_lr(
+            trainer.model,
+            optimizer,
+            None,
+            data,
+            step=step,
+            options=options,
+            accumulation_steps=int(args.gradient_accumulation_steps),
+            amp=amp,
+            scaler=scaler,
+            device=device,
+            snapshot=snapshot,
+            progress=progress,
+            warn=warn,
+        )
+        return result
+    finally:
+        if created:
+            trainer.optimizer = None
+        registry = getattr(trainer.accelerator, "_dataloaders", None)
+        if isinstance(registry, list) and any(d is prepared for d in registry):
+            registry[:] = [d for d in registry if d is not prepared]

@@ -1,0 +1,358 @@
+"""PyTorch Lightning glue for lrkit (``pip install 'lrkit[lightning]'``).
+
+* :class:`LRFinder` -- a callback that runs the range test (:func:`lrkit.torch.find_lr`) before
+  ``fit`` from the module's own ``training_step``, ``configure_optimizers`` and train
+  dataloader, restores everything, optionally sets the LR (``self.lr``/``self.learning_rate``)
+  and/or installs a schedule built from the result, and logs the suggestion and the plot through
+  the trainer's loggers.
+* :class:`ReportMetric` -- a callback that feeds a validation metric to the feedback controller
+  of every lrkit scheduler after each validation run (plateau annealing), reading the metric name
+  from the scheduler config's ``"monitor"`` key.
+
+The plateau recipe, in ``configure_optimizers``::
+
+    sched = lrkit.torch.scheduler(opt, "cosine(0.1, 1000)", feedback=ReduceOnPlateau(patience=2))
+    return {"optimizer": opt,
+            "lr_scheduler": {"scheduler": sched, "interval": "step", "monitor": "val_loss"}}
+
+and ``Trainer(callbacks=[lrkit.lightning.ReportMetric()])``.
+
+``lightning.pytorch`` is used when the ``lightning`` package is installed (and
+``pytorch_lightning`` was not imported first), else ``pytorch_lightning``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import sys
+import warnings
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+from ._imports import require
+from .finder import FinderResult, Sweep, SweepOptions
+
+__all__ = ["LRFinder", "ReportMetric"]
+
+
+def _lightning() -> ModuleType:
+    if "pytorch_lightning" in sys.modules and "lightning.pytorch" not in sys.modules:
+        return sys.modules["pytorch_lightning"]
+    try:
+        return importlib.import_module("lightning.pytorch")
+    except ImportError:
+        return require("pytorch_lightning", "lightning")
+
+
+pl = _lightning()
+torch = require("torch", "lightning")
+
+from .torch import LRKitScheduler, find_lr  # noqa: E402
+
+_parsing = importlib.import_module(f"{pl.__name__}.utilities.parsing")
+_types = importlib.import_module(f"{pl.__name__}.utilities.types")
+
+_LR_ATTRS = ("lr", "learning_rate")
+
+
+# ----------------------------------------------------------------------------- finder
+
+
+def _replay(state: Mapping[str, Any]) -> FinderResult:
+    """The :class:`FinderResult` of a saved curve (``FinderResult.to_dict()``), rebuilt exactly
+    by feeding its losses (and held-batch losses) to a fresh sweep with the same options."""
+    sweep = Sweep(SweepOptions(**state["options"]), optimizer=state.get("optimizer"))
+    held = dict(zip(state["held_lrs"], state["held_losses"]))
+    for lr, loss in zip(state["lrs"], state["losses"]):
+        sweep.record(loss, held=held.get(lr) if sweep.eval_due else None)
+    if state["stop_reason"] == "nan":
+        sweep.record(math.nan)
+    elif not sweep.done:
+        sweep.interrupt()
+    return sweep.result(warn=False)
+
+
+class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
+    """Run the LR range test when ``fit`` starts, on the module's own training step.
+
+    The sweep uses the optimizer ``configure_optimizers`` returned, the trainer's train
+    dataloader, ``training_step`` (with ``self.log`` muted), the trainer's precision context,
+    batch transfer and ``accumulate_grad_batches``. Afterwards the module's weights, buffers and
+    grads, the optimizer, the RNGs and the dataloader's generator are exactly as before (see
+    :func:`lrkit.torch.find_lr`). The sweep options are those of
+    :class:`lrkit.finder.SweepOptions` (``start_lr``, ``num_iter``, ``rule``, ...), as keywords
+    or ``options=``; ``total_steps`` defaults to ``trainer.estimated_stepping_batches``, the
+    steps the run will train for.
+
+    Then, with ``set_lr=True``, the suggestion is written to the module's LR attribute
+    (``attr_name``, default: the first of ``lr``/``learning_rate`` found on the module or its
+    ``hparams``) and ``configure_optimizers`` is called again, so the run trains at it. With
+    ``schedule``, a callable ``schedule(result, total_steps)`` returning an lrkit schedule (or a
+    spec string or dict), the trainer's LR schedulers are replaced by one
+    :class:`lrkit.torch.LRKitScheduler` stepped every optimizer step, e.g.
+    ``schedule=lambda r, n: S.onecycle(r.max_lr, n)``.
+
+    The result is :attr:`result`; ``lr_finder/suggestion``, ``lr_finder/max_lr`` and
+    ``lr_finder/base_lr`` are logged through every logger, and with ``plot=True`` (and
+    matplotlib) the plot is added to loggers that take figures (TensorBoard ``add_figure``,
+    ``log_image``) and written as ``lr_finder.png`` next to ``lr_finder.json`` in each logger's
+    ``log_dir``. The callback's state (the curve) is saved in checkpoints: a run resumed from one
+    does not sweep again, it sets the same LR and schedule, whose state the checkpoint restores.
+    """
+
+    def __init__(
+        self,
+        *,
+        options: SweepOptions | None = None,
+        set_lr: bool = True,
+        attr_name: str | None = None,
+        schedule: Callable[[FinderResult, int], Any] | None = None,
+        plot: bool = True,
+        progress: bool = False,
+        **sweep_options: Any,
+    ) -> None:
+        super().__init__()
+        # validates every sweep option now, not when fit starts
+        self.options = SweepOptions.build(options, **sweep_options)
+        if schedule is not None and not callable(schedule):
+            raise ValueError(
+                f"schedule must be a callable schedule(result, total_steps) returning an lrkit "
+                f"schedule, a spec string or a dict, got {schedule!r}"
+            )
+        if attr_name is not None and (not isinstance(attr_name, str) or not attr_name):
+            raise ValueError(f"attr_name must be a non-empty attribute name, got {attr_name!r}")
+        self.set_lr = bool(set_lr)
+        self.attr_name = attr_name
+        self.schedule = schedule
+        self.plot = bool(plot)
+        self.progress = bool(progress)
+        self.result: FinderResult | None = None
+
+    # ------------------------------------------------------------------ hooks
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        attr = self._lr_attr(pl_module)
+        if self.result is None:
+            self.result = self._sweep(trainer, pl_module)
+            self._log(trainer)
+        lr = self.result.suggestion
+        if lr is None:
+            warnings.warn(
+                "LRFinder: the range test gave no suggestion; the learning rate is unchanged",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        if attr is not None:
+            _parsing.lightning_setattr(pl_module, attr, lr)
+            trainer.strategy.setup_optimizers(trainer)
+        if self.schedule is not None:
+            optimizer = _single_optimizer(trainer)
+            total = int(trainer.estimated_stepping_batches)
+            sched = LRKitScheduler(optimizer, self.schedule(self.result, total))
+            trainer.strategy.lr_scheduler_configs = [
+                _types.LRSchedulerConfig(sched, name="lrkit", interval="step", frequency=1)
+            ]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.result is None else {"result": self.result.to_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict.get("result")
+        if saved is not None:
+            self.result = _replay(saved)
+
+    # ------------------------------------------------------------------ parts
+    def _lr_attr(self, pl_module: Any) -> str | None:
+        """The attribute the suggestion is written to (None: nothing to write)."""
+        if not self.set_lr:
+            return None
+        names = (self.attr_name,) if self.attr_name is not None else _LR_ATTRS
+        for name in names:
+            if _parsing.lightning_hasattr(pl_module, name):
+                return name
+        if self.schedule is not None:
+            return None  # the schedule sets the LR
+        raise ValueError(
+            f"LRFinder(set_lr=True) writes the suggestion to the module attribute that "
+            f"configure_optimizers reads, but {type(pl_module).__name__} has none of "
+            f"{list(names)} (nor in hparams): name it with attr_name=..., pass schedule=..., "
+            f"or set_lr=False"
+        )
+
+    def _sweep(self, trainer: Any, pl_module: Any) -> FinderResult:
+        if not pl_module.automatic_optimization:
+            raise ValueError(
+                "LRFinder needs automatic optimization (training_step returns the loss); "
+                "with manual optimization run lrkit.torch.find_lr with your own step"
+            )
+        optimizer = _single_optimizer(trainer)
+        # the sweep sees the RNG as fit() found it; preparing the data (which draws from it)
+        # happens here instead of at the first epoch, and training gets the RNG it would have
+        rng = torch.get_rng_state()
+        trainer.fit_loop.setup_data()
+        rng_after = torch.get_rng_state()
+        torch.set_rng_state(rng)
+        data = trainer.train_dataloader
+        if data is None:
+            raise ValueError(
+                "LRFinder needs a train dataloader (train_dataloader() or a datamodule)"
+            )
+        counter = [0]
+
+        def step(model: Any, batch: Any) -> Any:
+            batch = trainer.strategy.batch_to_device(batch)
+            out = trainer.strategy.training_step(batch, counter[0])
+            counter[0] += 1
+            loss = out.get("loss") if isinstance(out, Mapping) else out
+            if not isinstance(loss, torch.Tensor):
+                raise ValueError(
+                    "LRFinder: training_step must return the loss tensor (or a dict with "
+                    f"'loss'), got {type(out).__name__}"
+                )
+            return loss
+
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        options = self.options
+        planned = float(trainer.estimated_stepping_batches)
+        if options.total_steps is None and math.isfinite(planned) and planned >= 1:
+            options = SweepOptions.build(options, total_steps=int(planned))
+        muted = {name: pl_module.__dict__.get(name, _MISSING) for name in ("log", "log_dict")}
+        pl_module.log = _mute
+        pl_module.log_dict = _mute
+        try:
+            result: FinderResult = find_lr(
+                pl_module,
+                optimizer,
+                None,
+                data,
+                step=step,
+                accumulation_steps=int(trainer.accumulate_grad_batches),
+                scaler=scaler,
+                device=pl_module.device,
+                progress=self.progress and trainer.is_global_zero,
+                options=options,
+            )
+            return result
+        finally:
+            torch.set_rng_state(rng_after)
+            for name, value in muted.items():
+                if value is _MISSING:
+                    pl_module.__dict__.pop(name, None)
+                else:
+                    pl_module.__dict__[name] = value
+
+    def _log(self, trainer: Any) -> None:
+        result = self.result
+        if result is None or not trainer.is_global_zero:
+            return
+        metrics = {
+            f"lr_finder/{k}": v
+            for k, v in (
+                ("suggestion", result.suggestion),
+                ("max_lr", result.max_lr),
+                ("base_lr", result.base_lr),
+            )
+            if v is not None
+        }
+        fig = _figure(result) if self.plot else None
+        for logger in trainer.loggers:
+            if metrics:
+                logger.log_metrics(metrics, step=trainer.global_step)
+            experiment: Any = getattr(logger, "experiment", None)
+            if fig is not None and callable(getattr(experiment, "add_figure", None)):
+                experiment.add_figure("lr_finder", fig, global_step=trainer.global_step)
+            elif fig is not None and callable(getattr(logger, "log_image", None)):
+                logger.log_image(key="lr_finder", images=[fig])
+            log_dir = getattr(logger, "log_dir", None)
+            if isinstance(log_dir, str) and log_dir:
+                os.makedirs(log_dir, exist_ok=True)
+                with open(os.path.join(log_dir, "lr_finder.json"), "w") as f:
+                    json.dump(result.to_dict(), f)
+                if fig is not None:
+                    fig.savefig(os.path.join(log_dir, "lr_finder.png"), dpi=110)
+
+
+def _mute(*args: Any, **kwargs: Any) -> None:
+    """Stands in for ``self.log``/``self.log_dict`` during the sweep."""
+
+
+_MISSING = object()
+
+
+def _single_optimizer(trainer: Any) -> Any:
+    optimizers = trainer.optimizers
+    if len(optimizers) != 1:
+        raise ValueError(
+            f"LRFinder needs configure_optimizers to return exactly one optimizer, "
+            f"got {len(optimizers)}"
+        )
+    return optimizers[0]
+
+
+def _figure(result: FinderResult) -> Any:
+    """The finder plot on a pyplot-free figure (None without matplotlib)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    fig = Figure(figsize=(7, 4.5))
+    result.plot(fig.add_subplot())
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- feedback
+
+
+class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
+    """Feed a validation metric to the feedback controller of every lrkit scheduler.
+
+    After each validation run (not the sanity check) the metric is read from
+    ``trainer.callback_metrics`` and passed to ``scheduler.report(value)`` of each
+    :class:`lrkit.torch.LRKitScheduler` that has a ``feedback`` controller. The metric's name
+    is ``monitor``, else the scheduler config's ``"monitor"`` key, else ``"val_loss"``. A missing
+    metric is skipped with a warning. The report runs before ``ModelCheckpoint`` saves (Lightning
+    orders checkpoint callbacks last), so a checkpoint holds the controller's state after it and a
+    resumed run continues exactly.
+
+    Keep the scheduler config at ``"interval": "step"`` and without ``"reduce_on_plateau"``:
+    the schedule advances every step, the metric arrives here.
+    """
+
+    def __init__(self, monitor: str | None = None) -> None:
+        super().__init__()
+        if monitor is not None and (not isinstance(monitor, str) or not monitor):
+            raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
+        self.monitor = monitor
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        found = False
+        for config in trainer.lr_scheduler_configs:
+            sched = config.scheduler
+            if not isinstance(sched, LRKitScheduler) or sched.feedback is None:
+                continue
+            found = True
+            key = self.monitor or config.monitor or "val_loss"
+            value = trainer.callback_metrics.get(key)
+            if value is None:
+                warnings.warn(
+                    f"ReportMetric: metric {key!r} is not logged (available: "
+                    f"{sorted(trainer.callback_metrics)}); feedback skipped",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                continue
+            sched.report(value)
+        if not found:
+            warnings.warn(
+                "ReportMetric: no lrkit scheduler with a feedback controller among the "
+                "trainer's LR schedulers (lrkit.torch.scheduler(opt, schedule, feedback=...))",
+                RuntimeWarning,
+                stacklevel=2,
+            )

@@ -1,0 +1,140 @@
+"""Rich notebook display (``_repr_mimebundle_``) of schedules, range tests, tune and compare
+results."""
+
+from __future__ import annotations
+
+import base64
+import html as htmllib
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lrkit import schedules as S
+from lrkit.finder import range_test
+
+pytest.importorskip("matplotlib")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _check(bundle: dict[str, Any]) -> str:
+    assert set(bundle) == {"text/plain", "text/html", "image/png"}
+    assert "\n" not in bundle["text/plain"]
+    png = bundle["image/png"]
+    assert png.startswith(PNG)
+    html = bundle["text/html"]
+    inline = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)
+    assert inline is not None and base64.b64decode(inline.group(1)) == png
+    return str(html)
+
+
+def _no_pyplot_figures() -> None:
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []
+
+
+def test_schedule_display() -> None:
+    s = S.join([S.warmup(0.0, 0.1, 10), S.cosine(0.1, 90)], boundaries=[10])
+    html = _check(s._repr_mimebundle_())
+    assert htmllib.escape(str(s)) in html
+    cell = "</th><td style='text-align:left'>"
+    assert f"lr at step 0{cell}0<" in html and f"lr at step 50{cell}{s(50):.4g}<" in html
+    assert f"length{cell}100<" in html
+    _no_pyplot_figures()
+
+
+def _curve() -> Any:
+    def step(lr: float) -> float:  # a smooth valley with a blow-up past lr = 1
+        return 2.0 - math.tanh(3 * (math.log10(lr) + 4)) + (lr * 3) ** 2
+
+    return range_test(step, num_iter=60, warn=False)
+
+
+def test_finder_result_display() -> None:
+    r = _curve()
+    html = _check(r._repr_mimebundle_())
+    assert f"{r.suggestion:.4g}" in html and f"{r.max_lr:.4g}" in html
+    assert f"{r.stop_reason} after {r.steps} steps" in html
+    assert r._repr_mimebundle_()["text/plain"] == (
+        f"FinderResult(suggestion={r.suggestion:.4g}, max_lr={r.max_lr:.4g}, "
+        f"base_lr={r.base_lr:.4g}, stop_reason={r.stop_reason!r}, steps={r.steps})"
+    )
+    _no_pyplot_figures()
+
+
+def test_ipython_shows_html_png_and_plain_text() -> None:
+    formatters = pytest.importorskip("IPython.core.formatters")
+    data, _ = formatters.DisplayFormatter().format(_curve())
+    assert {"text/plain", "text/html", "image/png"} <= set(data)
+
+
+def test_empty_finder_result_has_no_plot() -> None:
+    r = range_test(lambda lr: math.nan, num_iter=10, warn=False)
+    bundle = r._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"}
+    assert "no step completed" in bundle["text/html"]
+    assert bundle["text/plain"] == (
+        "FinderResult(suggestion=None, max_lr=None, base_lr=None, stop_reason='nan', steps=1)"
+    )
+
+
+def test_tune_result_display() -> None:
+    pytest.importorskip("optuna")
+    from lrkit.tune import Task, tune
+
+    def train(schedule: Any, report: Any) -> float:
+        lr = max(schedule(t) for t in range(0, 100, 5))
+        return float((math.log10(lr) + 2.0) ** 2)
+
+    r = tune(Task(train=train, total_steps=100), n_trials=4, seeding="blind", seed=0)
+    html = _check(r._repr_mimebundle_())
+    assert f"{r.best_value:.4g}" in html
+    assert htmllib.escape(r.best_spec) in html
+    assert html.count("<tr>") >= 1 + 4  # header + one row per complete trial
+    _no_pyplot_figures()
+
+
+def _run(method: str, peak: float, val: float) -> Any:
+    from lrkit.compare import Result
+
+    r = Result(method=method, optimizer="SGD", lr=f"onecycle({peak}, 50)")
+    r.losses = list(np.linspace(2.0, val, 50))
+    r.lrs = [S.onecycle(peak, 50)(t) for t in range(50)]
+    r.final_loss, r.val_loss, r.val_acc = val, val + 0.1, 0.9
+    return r
+
+
+def test_compare_result_display() -> None:
+    html = _check(_run("onecycle", 0.1, 0.5)._repr_mimebundle_())
+    assert "onecycle(0.1, 50)" in html and "0.6" in html
+
+
+def test_comparison_display() -> None:
+    from lrkit.compare import Comparison, LRs
+
+    comparison = Comparison(
+        [_run("constant", 0.05, 0.7), _run("onecycle", 0.1, 0.4)],
+        lrs=LRs(0.05, base_max=0.1, base_min=0.01, adam=1e-3),
+        name="digits",
+    )
+    bundle = comparison._repr_mimebundle_()
+    html = _check(bundle)
+    assert "<td style='text-align:left'>* onecycle</td>" in html  # the best run is marked
+    assert "<td style='text-align:left'>constant</td>" in html
+    assert bundle["text/plain"] == "Comparison('digits', best='onecycle', runs=2)"
+    _no_pyplot_figures()
+
+
+def test_display_module_is_core() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, lrkit._display; "
+        "print(sorted({'matplotlib', 'torch', 'optuna'} & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,231 @@
+"""lrkit.hf on a real transformers Trainer with a tiny BERT built from a config (CPU, no
+downloads)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+torch = pytest.importorskip("torch")
+
+import lrkit.torch as lt  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+from lrkit.feedback import ReduceOnPlateau  # noqa: E402
+from lrkit.hf import ReportMetric, Trainer, find_lr  # noqa: E402
+
+STEPS_PER_EPOCH = 8  # 64 examples, batch 8
+
+
+class Pairs(torch.utils.data.Dataset):  # type: ignore[misc]
+    """Token sequences labelled by the parity of their sum."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(1, 32, (n, 8), generator=g)
+        self.labels = (self.ids.sum(dim=1) % 2).long()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.ids[i], "labels": self.labels[i]}
+
+
+def tiny_bert() -> Any:
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=32,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
+    return transformers.BertForSequenceClassification(config)
+
+
+def _args(tmp_path: Any, **kwargs: Any) -> Any:
+    opts: dict[str, Any] = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=16,
+        num_train_epochs=2,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+        learning_rate=0.01,
+        weight_decay=0.01,
+    )
+    opts.update(kwargs)
+    return transformers.TrainingArguments(**opts)
+
+
+def _logged_lrs(trainer: Any) -> dict[int, float]:
+    return {
+        h["step"]: h["learning_rate"] for h in trainer.state.log_history if "learning_rate" in h
+    }
+
+
+def test_logged_lrs_equal_the_schedule_and_hf_groups_are_kept(tmp_path: Any) -> None:
+    spec = "join([warmup(0, 0.01, 4), cosine(0.01, 12)], boundaries=[4])"
+    trainer = Trainer(
+        model=tiny_bert(), args=_args(tmp_path), train_dataset=Pairs(64, 1), schedule=spec
+    )
+    trainer.train()
+    s = S.parse(spec)
+    steps = 2 * STEPS_PER_EPOCH
+    # HF logs the LR each optimizer step ran at: step k (1-based) ran at schedule(k - 1)
+    assert _logged_lrs(trainer) == {k: s(k - 1) for k in range(1, steps + 1)}
+    groups = trainer.optimizer.param_groups
+    assert sorted(g["weight_decay"] for g in groups) == [0.0, 0.01]  # decay / no-decay kept
+    assert [g["lr"] for g in groups] == [s(steps)] * 2
+
+
+def test_schedule_from_the_step_count_and_bad_arguments(tmp_path: Any) -> None:
+    seen: list[int] = []
+
+    def make(n: int) -> Any:
+        seen.append(n)
+        return S.cosine(0.01, n)
+
+    trainer = Trainer(
+        model=tiny_bert(), args=_args(tmp_path), train_dataset=Pairs(64, 1), schedule=make
+    )
+    trainer.train()
+    assert seen == [2 * STEPS_PER_EPOCH]
+    assert _logged_lrs(trainer)[5] == S.cosine(0.01, 16)(4)
+    with pytest.raises(ValueError, match="feedback needs a schedule"):
+        Trainer(model=tiny_bert(), args=_args(tmp_path), feedback=ReduceOnPlateau())
+    with pytest.raises(ValueError, match="schedule must be"):
+        Trainer(model=tiny_bert(), args=_args(tmp_path), schedule=3)
+
+
+VALS = [1.0, 0.9, 0.95, 0.97, 0.99, 0.8, 0.85, 0.9]
+
+
+def _plateau_trainer(tmp_path: Any) -> Any:
+    args = _args(
+        tmp_path,
+        num_train_epochs=8,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        learning_rate=0.004,
+    )
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=args,
+        train_dataset=Pairs(32, 1),  # 4 steps per epoch
+        eval_dataset=Pairs(16, 2),
+        schedule="constant(0.004)",
+        feedback=ReduceOnPlateau(factor=0.5, patience=1),
+        callbacks=[ReportMetric("eval_score")],
+    )
+    # a scripted metric: the plateau is known in advance
+    trainer.compute_metrics = lambda p: {"score": VALS[round(trainer.state.epoch) - 1]}
+    return trainer
+
+
+def test_plateau_cuts_after_patience_plus_one_bad_evaluations_and_resumes(tmp_path: Any) -> None:
+    trainer = _plateau_trainer(tmp_path)
+    trainer.train()
+    lrs = _logged_lrs(trainer)
+    # 1.0 best, 0.9 best, 0.95 bad, 0.97 bad -> cut after the 4th evaluation (patience=1)
+    assert lrs == {k: 0.004 if k <= 4 * 4 else 0.002 for k in range(1, 33)}
+    resumed = _plateau_trainer(tmp_path / "resumed")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-12"))
+    assert len(resumed.state.log_history) > 12  # steps 1-12 restored, 13-32 run again
+    assert _logged_lrs(resumed) == lrs
+    assert resumed.lr_scheduler.state_dict() == trainer.lr_scheduler.state_dict()
+
+
+def test_report_metric_warns_when_it_cannot_report(tmp_path: Any) -> None:
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, num_train_epochs=1, eval_strategy="epoch"),
+        train_dataset=Pairs(64, 1),
+        eval_dataset=Pairs(16, 2),
+        schedule="constant(0.01)",
+        feedback=ReduceOnPlateau(),
+        callbacks=[ReportMetric("eval_nope")],
+    )
+    with pytest.warns(RuntimeWarning, match="'eval_nope' is not in the evaluation metrics"):
+        trainer.train()
+    plain = transformers.Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, num_train_epochs=1, eval_strategy="epoch"),
+        train_dataset=Pairs(64, 1),
+        eval_dataset=Pairs(16, 2),
+        callbacks=[ReportMetric()],
+    )
+    with pytest.warns(RuntimeWarning, match="not an lrkit scheduler"):
+        plain.train()
+
+
+def _state(model: Any) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_find_lr_restores_the_trainer_and_matches_torch_find_lr(tmp_path: Any) -> None:
+    model = tiny_bert()
+    trainer = transformers.Trainer(model=model, args=_args(tmp_path), train_dataset=Pairs(64, 1))
+    before = _state(model)
+    torch.manual_seed(3)
+    rng = torch.get_rng_state()
+    res = find_lr(trainer, num_iter=30, warn=False)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert trainer.optimizer is None
+    after = _state(model)
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.parameters())
+    assert len(res.losses) > 10 and res.suggestion is not None
+
+    # the same sweep by hand: a copy of the model, the Trainer's optimizer and batches
+    ref_trainer = transformers.Trainer(
+        model=copy.deepcopy(model), args=_args(tmp_path), train_dataset=Pairs(64, 1)
+    )
+    opt = ref_trainer.create_optimizer()
+    torch.manual_seed(3)  # accelerate's sampler takes its seed from torch.initial_seed()
+    loader = ref_trainer.get_train_dataloader().base_dataloader
+    torch.manual_seed(3)
+    ref = lt.find_lr(
+        ref_trainer.model,
+        opt,
+        None,
+        loader,
+        step=lambda m, b: m(**b).loss,
+        num_iter=30,
+        total_steps=2 * STEPS_PER_EPOCH,  # what find_lr(trainer) reads off the Trainer
+        warn=False,
+    )
+    assert res.losses.tolist() == ref.losses.tolist()
+    assert res.suggestion == ref.suggestion
+
+
+def test_a_trainer_trains_after_find_lr_as_one_that_never_swept(tmp_path: Any) -> None:
+    def run(sweep: bool) -> Any:
+        trainer = transformers.Trainer(
+            model=tiny_bert(), args=_args(tmp_path, num_train_epochs=1), train_dataset=Pairs(64, 1)
+        )
+        torch.manual_seed(3)
+        if sweep:
+            find_lr(trainer, num_iter=20, warn=False)
+        trainer.train()
+        return trainer
+
+    swept, plain = run(True), run(False)
+    assert swept.state.log_history[:-1] == plain.state.log_history[:-1]  # last: run times
+    a, b = _state(swept.model), _state(plain.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_find_lr_rejects_what_is_not_a_trainer() -> None:
+    with pytest.raises(ValueError, match="trainer must be a transformers.Trainer"):
+        find_lr(object())

@@ -1,0 +1,342 @@
+"""lrkit.lightning on a real Lightning Trainer with a tiny module (CPU, synthetic data)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from typing import Any
+
+import pytest
+
+pl = pytest.importorskip("pytorch_lightning")
+torch = pytest.importorskip("torch")
+
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+import lrkit.torch as lt  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+from lrkit.feedback import ReduceOnPlateau  # noqa: E402
+from lrkit.lightning import LRFinder, ReportMetric  # noqa: E402
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
+    pytest.mark.filterwarnings("ignore:.*GPU available but not used.*"),
+]
+
+BATCHES_PER_EPOCH = 4
+
+
+def _data() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5], [0.0]]) + 0.1 * torch.randn(64, 1, generator=g)
+    return x, y
+
+
+class Tiny(pl.LightningModule):  # type: ignore[misc,name-defined]
+    def __init__(
+        self,
+        lr: float = 0.05,
+        spec: Any = None,
+        patience: int | None = None,
+        val_losses: list[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.lr = lr
+        self.spec = spec
+        self.patience = patience
+        self.val_losses = val_losses
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = F.mse_loss(self.net(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        loss = F.mse_loss(self.net(x), y)
+        if self.val_losses is not None:  # a scripted metric: the plateau is known in advance
+            loss = torch.tensor(self.val_losses[self.current_epoch])
+        self.log("val_loss", loss)
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+        if self.spec is None:
+            return opt
+        fb = None if self.patience is None else ReduceOnPlateau(factor=0.5, patience=self.patience)
+        sched = lt.scheduler(opt, self.spec, feedback=fb)
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": sched, "interval": "step", "monitor": "val_loss"},
+        }
+
+    def train_dataloader(self) -> DataLoader:
+        x, y = _data()
+        return DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        x, y = _data()
+        return DataLoader(TensorDataset(x[:32], y[:32]), batch_size=32)
+
+
+class LRRecorder(pl.Callback):  # type: ignore[misc,name-defined]
+    """The LR each optimizer step runs at, keyed by global step."""
+
+    def __init__(self) -> None:
+        self.lrs: dict[int, float] = {}
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, idx: int) -> None:
+        self.lrs[trainer.global_step] = trainer.optimizers[0].param_groups[0]["lr"]
+
+
+class MemoryLogger(pl.loggers.Logger):  # type: ignore[misc,name-defined]
+    def __init__(self, log_dir: str | None = None) -> None:
+        super().__init__()
+        self.metrics: list[tuple[int | None, dict[str, float]]] = []
+        self._log_dir = log_dir
+
+    @property
+    def name(self) -> str:
+        return "memory"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    @property
+    def log_dir(self) -> str | None:
+        return self._log_dir
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.metrics.append((step, dict(metrics)))
+
+
+def _trainer(**kwargs: Any) -> Any:
+    opts: dict[str, Any] = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+    )
+    opts.update(kwargs)
+    return pl.Trainer(**opts)
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+def test_logged_lrs_equal_the_schedule_step_for_step() -> None:
+    spec = "join([warmup(0, 0.1, 4), cosine(0.1, 8)], boundaries=[4])"
+    torch.manual_seed(0)
+    rec, logger = LRRecorder(), MemoryLogger()
+    trainer = _trainer(
+        max_epochs=3,
+        callbacks=[rec, pl.callbacks.LearningRateMonitor(logging_interval="step")],
+        logger=logger,
+        log_every_n_steps=1,
+        limit_val_batches=0,
+    )
+    trainer.fit(Tiny(spec=spec))
+    s = S.parse(spec)
+    steps = 3 * BATCHES_PER_EPOCH
+    assert rec.lrs == {k: s(k) for k in range(steps)}
+    logged = [m["lr-SGD"] for _, m in logger.metrics if "lr-SGD" in m]
+    assert logged == [s(k) for k in range(steps)]
+
+
+def test_step_with_a_metric_says_to_report_it() -> None:
+    opt = torch.optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1)
+    sched = lt.scheduler(opt, "constant(0.1)", feedback=ReduceOnPlateau())
+    with pytest.raises(ValueError, match=r"report\(value\).*ReportMetric"):
+        sched.step(torch.tensor(4.23))
+    with pytest.raises(ValueError, match="takes no metric"):
+        sched.step(0.5)
+
+
+def test_reduce_on_plateau_config_gets_the_report_error() -> None:
+    class Misused(Tiny):
+        def configure_optimizers(self) -> Any:
+            cfg = super().configure_optimizers()
+            cfg["lr_scheduler"].update(reduce_on_plateau=True, interval="epoch")
+            return cfg
+
+    trainer = _trainer(max_epochs=1)
+    with pytest.raises(ValueError, match=r"report\(value\)"):
+        trainer.fit(Misused(spec="constant(0.1)", patience=1, val_losses=[1.0]))
+
+
+# ----------------------------------------------------------------------------- finder
+
+
+def _reference(model: Tiny, seed: int) -> Any:
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log outside a Trainer
+        return lt.find_lr(
+            model,
+            model.configure_optimizers(),
+            None,
+            model.train_dataloader(),
+            step=lambda m, b: m.training_step(b, 0),
+            num_iter=30,
+            total_steps=200,
+            warn=False,
+        )
+
+
+def test_finder_equals_find_lr_and_leaves_the_module_bit_identical(tmp_path: Any) -> None:
+    torch.manual_seed(0)
+    model = Tiny()
+    ref = _reference(copy.deepcopy(model), seed=7)
+    before = _state(model)
+    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False)
+    logger = MemoryLogger(log_dir=str(tmp_path))
+    torch.manual_seed(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=0, callbacks=[finder], logger=logger).fit(model)
+    res = finder.result
+    assert res is not None
+    assert res.suggestion == ref.suggestion and res.max_lr == ref.max_lr
+    assert res.losses.tolist() == ref.losses.tolist()
+    assert _same(before, _state(model))
+    assert model.lr == 0.05
+    assert "log" not in model.__dict__ and "log_dict" not in model.__dict__
+    (step, metrics), *_ = [m for m in logger.metrics if "lr_finder/suggestion" in m[1]]
+    assert metrics["lr_finder/suggestion"] == ref.suggestion
+    assert metrics["lr_finder/max_lr"] == ref.max_lr
+    saved = json.loads((tmp_path / "lr_finder.json").read_text())
+    assert saved["suggestion"] == ref.suggestion
+    assert os.path.getsize(tmp_path / "lr_finder.png") > 0
+
+
+def test_finder_sets_the_lr_and_trains_at_it() -> None:
+    torch.manual_seed(0)
+    model, rec = Tiny(), LRRecorder()
+    finder = LRFinder(num_iter=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_steps=2, callbacks=[finder, rec], limit_val_batches=0).fit(model)
+    sug = finder.result.suggestion
+    assert model.lr == sug
+    assert rec.lrs == {0: sug, 1: sug}
+
+
+def test_finder_schedule_from_the_result() -> None:
+    torch.manual_seed(0)
+    model, rec = Tiny(), LRRecorder()
+    finder = LRFinder(num_iter=30, set_lr=False, schedule=lambda r, n: S.cosine(r.max_lr, n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=2, callbacks=[finder, rec], limit_val_batches=0).fit(model)
+    s = S.cosine(finder.result.max_lr, 2 * BATCHES_PER_EPOCH)
+    assert rec.lrs == {k: s(k) for k in range(2 * BATCHES_PER_EPOCH)}
+
+
+def test_finder_without_an_lr_attribute_says_what_to_do() -> None:
+    class Named(Tiny):
+        def __init__(self) -> None:
+            super().__init__()
+            self.step_size = self.lr
+            del self.lr
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=self.step_size)
+
+    with pytest.raises(ValueError, match="attr_name"):
+        _trainer(max_epochs=0, callbacks=[LRFinder(num_iter=10)]).fit(Named())
+    model, finder = Named(), LRFinder(num_iter=10, attr_name="step_size")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=0, callbacks=[finder]).fit(model)
+    assert model.step_size == finder.result.suggestion
+
+
+def test_finder_rejects_bad_options() -> None:
+    with pytest.raises(ValueError, match="num_iter"):
+        LRFinder(num_iter=1)
+    with pytest.raises(ValueError, match="schedule"):
+        LRFinder(schedule="cosine")  # type: ignore[arg-type]
+
+
+def test_finder_state_resumes_without_a_second_sweep(tmp_path: Any) -> None:
+    torch.manual_seed(0)
+    finder = LRFinder(num_iter=30, schedule=lambda r, n: S.cosine(r.suggestion, n))
+    rec = LRRecorder()
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=3, callbacks=[finder, rec, ckpt], enable_checkpointing=True).fit(Tiny())
+    torch.manual_seed(0)
+    finder2, rec2 = (
+        LRFinder(num_iter=30, schedule=lambda r, n: S.cosine(r.suggestion, n)),
+        LRRecorder(),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=3, callbacks=[finder2, rec2]).fit(
+            Tiny(), ckpt_path=str(tmp_path / "epoch=0-step=4.ckpt")
+        )
+    assert finder2.result.suggestion == finder.result.suggestion
+    assert finder2.result.losses.tolist() == finder.result.losses.tolist()
+    assert rec2.lrs == {k: v for k, v in rec.lrs.items() if k >= BATCHES_PER_EPOCH}
+
+
+# ----------------------------------------------------------------------------- plateau
+
+VALS = [1.0, 0.9, 0.95, 0.97, 0.99, 0.8, 0.85, 0.9]
+
+
+def _plateau_run(tmp_path: Any, epochs: int, ckpt_path: str | None = None) -> dict[int, float]:
+    rec = LRRecorder()
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1)
+    trainer = _trainer(
+        max_epochs=epochs,
+        callbacks=[ReportMetric(), rec, ckpt],
+        enable_checkpointing=True,
+    )
+    torch.manual_seed(0)
+    trainer.fit(Tiny(spec="constant(0.04)", patience=1, val_losses=VALS), ckpt_path=ckpt_path)
+    return rec.lrs
+
+
+def test_plateau_cuts_after_patience_plus_one_bad_evaluations_and_resumes(tmp_path: Any) -> None:
+    lrs = _plateau_run(tmp_path / "a", epochs=8)
+    per_epoch = [lrs[e * BATCHES_PER_EPOCH] for e in range(8)]
+    # evaluations: 1.0 best, 0.9 best, 0.95 bad, 0.97 bad -> cut after epoch 3 (patience=1),
+    # 0.99 bad, 0.8 best, 0.85 bad, 0.9 bad -> cut after epoch 7 (not seen)
+    assert per_epoch == [0.04] * 4 + [0.02] * 4
+    assert all(lrs[k] == per_epoch[k // BATCHES_PER_EPOCH] for k in lrs)
+    resumed = _plateau_run(
+        tmp_path / "b", epochs=8, ckpt_path=str(tmp_path / "a/epoch=2-step=12.ckpt")
+    )
+    assert resumed == {k: v for k, v in lrs.items() if k >= 3 * BATCHES_PER_EPOCH}
+
+
+def test_report_metric_warns_on_a_missing_metric() -> None:
+    trainer = _trainer(max_epochs=1, callbacks=[ReportMetric("nope")])
+    with pytest.warns(RuntimeWarning, match="'nope' is not logged"):
+        trainer.fit(Tiny(spec="constant(0.04)", patience=1))
+    with pytest.raises(ValueError, match="monitor"):
+        ReportMetric("")
