@@ -34,11 +34,16 @@ import numpy.typing as npt
 from .. import _validate as V
 from ._base import REGISTRY, Schedule
 
-__all__ = ["TABLE_LIMIT", "ValueTable", "horizon", "period", "value_table"]
+__all__ = ["EVALUATIONS", "TABLE_LIMIT", "ValueTable", "horizon", "period", "value_table"]
 
 #: default largest number of table entries (4 MiB in float32; a compiled program holds the
 #: table as a constant: ~0.05 s of compile time and ~40 MB of transient host memory per 2**20)
 TABLE_LIMIT = 1 << 20
+
+#: how the framework adapters evaluate a schedule in a compiled step: from the value table
+#: (default), by a float64 call to the host at every step, or by the formula traced in the
+#: framework's float dtype
+EVALUATIONS = ("table", "host", "formula")
 
 Beyond = Literal["hold", "periodic", "formula"]
 
