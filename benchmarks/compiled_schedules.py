@@ -1,0 +1,309 @@
+"""Compiled-schedules benchmark: lrkit's schedules inside compiled JAX steps vs the framework's own,
+in one run.
+
+1. ``optax`` table: per-step cost of a jitted Adam step of a small MLP with the learning rate
+   from ``lrkit.optax.schedule(s)`` (default: the value table) vs the same step with optax's own
+   schedule of the same shape (``cosine_decay_schedule``, ``cosine_onecycle_schedule``,
+   ``exponential_decay``, ``join_schedules`` of a linear warmup and a cosine), and with
+   ``evaluation="host"`` (a host round trip per step) for contrast. Goal: ratio <= 1.05.
+2. ``keras`` table: per-step cost of ``model.fit`` (JAX backend, SGD) with ``lrkit.keras.schedule``
+   vs Keras' own ``CosineDecay`` (same model, same data). Goal: ratio <= 1.05.
+3. ``accuracy`` table: max relative error vs the float64 formula over steps 0..``--error-steps``
+   of the default path (the table) and of the traced float32 formula (``evaluation="formula"``),
+   and whether the default path equals ``np.float32(s.values(t))`` bit for bit there.
+
+Timings are best-of-``--repeat`` blocks of ``--steps`` steps, with the variants interleaved
+round by round, so that a loaded machine slows all of them alike.
+
+Run: python benchmarks/compiled_schedules.py [--repeat 40] [--steps 200] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+import lrkit.keras as lk  # noqa: E402
+import lrkit.optax as lo  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+from lrkit.schedules.tables import value_table  # noqa: E402
+
+LR = 1e-3
+TOTAL = 1_000_000  # schedule length: the tables cover steps 0..1e6
+WARM = 10_000
+
+
+def schedules() -> dict[str, tuple[S.Schedule, Any]]:
+    """name -> (lrkit schedule, optax's own schedule of the same shape)."""
+    return {
+        "cosine": (S.cosine(LR, TOTAL), optax.cosine_decay_schedule(LR, TOTAL)),
+        "one-cycle": (
+            S.onecycle(LR, TOTAL),
+            optax.cosine_onecycle_schedule(TOTAL, LR),
+        ),
+        "exponential": (
+            S.exponential(LR, 0.99999),
+            optax.exponential_decay(LR, 1, 0.99999),
+        ),
+        "join (warmup + cosine)": (
+            S.with_warmup(S.cosine(LR, TOTAL - WARM), WARM),
+            optax.join_schedules(
+                [
+                    optax.linear_schedule(0.0, LR, WARM),
+                    optax.cosine_decay_schedule(LR, TOTAL - WARM),
+                ],
+                [WARM],
+            ),
+        ),
+    }
+
+
+# ----------------------------------------------------------------------------- timing helpers
+
+
+Timer = Callable[[], tuple[float, float]]
+
+
+def interleaved_best(fns: dict[str, Timer], repeat: int) -> dict[str, tuple[float, float]]:
+    """Best (smallest) CPU and wall time per step of each timer over ``repeat`` interleaved
+    rounds. CPU time (of this process, all threads) is the cost measure: on a loaded machine
+    it does not count the time other processes hold the cores."""
+    best = {k: (float("inf"), float("inf")) for k in fns}
+    keys = list(fns)
+    for r in range(repeat):
+        for i in range(len(keys)):  # a different variant goes first in each round
+            k = keys[(r + i) % len(keys)]
+            cpu, wall = fns[k]()
+            best[k] = (min(best[k][0], cpu), min(best[k][1], wall))
+    return best
+
+
+# ----------------------------------------------------------------------------- optax
+
+
+def _mlp_data(rng: np.random.Generator, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.standard_normal((n, 32)).astype(np.float32)
+    y = (x @ rng.standard_normal((32, 1))).astype(np.float32)
+    return x, y
+
+
+def _init_params(rng: np.random.Generator) -> dict[str, jax.Array]:
+    def dense(i: int, o: int) -> jax.Array:
+        return jnp.asarray(rng.standard_normal((i, o)).astype(np.float32) / np.sqrt(i))
+
+    return {"w1": dense(32, 64), "w2": dense(64, 64), "w3": dense(64, 1)}
+
+
+def _loss(p: dict[str, jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
+    h = jnp.tanh(x @ p["w1"])
+    h = jnp.tanh(h @ p["w2"])
+    return jnp.mean((h @ p["w3"] - y) ** 2)
+
+
+def optax_timer(sched: Any, steps: int) -> Timer:
+    """A function timing ``steps`` jitted Adam steps with ``sched``; returns (CPU, wall) s/step."""
+    rng = np.random.default_rng(0)
+    x, y = (jnp.asarray(a) for a in _mlp_data(rng))
+    opt = optax.adam(sched)
+    params = _init_params(rng)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(p: Any, st: Any) -> Any:
+        loss, g = jax.value_and_grad(_loss)(p, x, y)
+        upd, st = opt.update(g, st, p)
+        return optax.apply_updates(p, upd), st, loss
+
+    carry = [params, state]
+    out = step(*carry)  # compile
+    jax.block_until_ready(out)
+
+    def run() -> float:
+        p, st = carry
+        c0, w0 = time.process_time(), time.perf_counter()
+        for _ in range(steps):
+            p, st, loss = step(p, st)
+        jax.block_until_ready(loss)
+        return (time.process_time() - c0) / steps, (time.perf_counter() - w0) / steps
+
+    return run
+
+
+# ----------------------------------------------------------------------------- keras
+
+
+def keras_timer(lr: Any, steps: int) -> Timer:
+    """A function timing one ``model.fit`` epoch of ``steps`` SGD steps; (CPU, wall) s/step."""
+    rng = np.random.default_rng(0)
+    x, y = _mlp_data(rng, 16 * steps)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((32,)),
+            keras.layers.Dense(64, activation="tanh"),
+            keras.layers.Dense(64, activation="tanh"),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="mse")
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)  # compile
+
+    def run() -> float:
+        c0, w0 = time.process_time(), time.perf_counter()
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+        return (time.process_time() - c0) / steps, (time.perf_counter() - w0) / steps
+
+    return run
+
+
+# ----------------------------------------------------------------------------- accuracy
+
+
+def max_rel_error(got: np.ndarray, ref: np.ndarray) -> float:
+    got = np.asarray(got, dtype=np.float64)
+    nz = ref != 0
+    rel = np.abs(got[nz] - ref[nz]) / np.abs(ref[nz])
+    zero_err = float(np.max(np.abs(got[~nz]))) if (~nz).any() else 0.0
+    return float(max(rel.max(initial=0.0), np.inf if zero_err > 0 else 0.0))
+
+
+def _row(label: str, ref: tuple[float, float], ours: tuple[float, float]) -> list[Any]:
+    """CPU us/step of both, their ratio, and the ratio of the wall-clock times."""
+    return [
+        label,
+        round(ref[0] * 1e6, 1),
+        round(ours[0] * 1e6, 1),
+        round(ours[0] / ref[0], 3),
+        round(ours[1] / ref[1], 3),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeat", type=int, default=40, help="interleaved rounds (best is kept)")
+    ap.add_argument("--steps", type=int, default=200, help="steps timed per round")
+    ap.add_argument("--error-steps", type=int, default=1_000_000)
+    ap.add_argument("--json", default=None, help="write the tables to this JSON file")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    scheds = schedules()
+    tables: dict[str, Any] = {}
+
+    # 1. optax under jax.jit
+    fns: dict[str, Timer] = {}
+    for name, (s, own) in scheds.items():
+        fns[f"own:{name}"] = optax_timer(own, args.steps)
+        fns[f"lrkit:{name}"] = optax_timer(lo.schedule(s), args.steps)
+    fns["host:cosine"] = optax_timer(
+        lo.schedule(scheds["cosine"][0], evaluation="host"), args.steps
+    )
+    best = interleaved_best(fns, args.repeat)
+    pairs = [(name, f"own:{name}", f"lrkit:{name}") for name in scheds]
+    pairs.append(('cosine, evaluation="host"', "own:cosine", "host:cosine"))
+    tables["optax"] = {
+        "columns": [
+            "schedule (jitted Adam step, MLP)",
+            "optax's own us/step",
+            "lrkit us/step",
+            "ratio",
+            "wall-clock ratio",
+        ],
+        "rows": [_row(label, best[a], best[b]) for label, a, b in pairs],
+    }
+
+    # 2. keras model.fit on the jax backend
+    kfns: dict[str, Timer] = {
+        "keras:cosine": keras_timer(keras.optimizers.schedules.CosineDecay(LR, TOTAL), args.steps)
+    }
+    for name, (s, _own) in scheds.items():
+        kfns[f"lrkit:{name}"] = keras_timer(lk.schedule(s), args.steps)
+    kfns["host:cosine"] = keras_timer(
+        lk.schedule(scheds["cosine"][0], evaluation="host"), args.steps
+    )
+    kbest = interleaved_best(kfns, args.repeat)
+    kpairs = [(name, "keras:cosine", f"lrkit:{name}") for name in scheds]
+    kpairs.append(('cosine, evaluation="host"', "keras:cosine", "host:cosine"))
+    tables["keras"] = {
+        "columns": [
+            "schedule (model.fit, SGD, MLP)",
+            "Keras CosineDecay us/step",
+            "lrkit us/step",
+            "ratio",
+            "wall-clock ratio",
+        ],
+        "rows": [_row(label, kbest[a], kbest[b]) for label, a, b in kpairs],
+    }
+
+    # 3. accuracy over steps 0..error_steps
+    n = args.error_steps + 1
+    steps = np.arange(n)
+    arows = []
+    for name, (s, _own) in scheds.items():
+        ref64 = s.values(steps)
+        got = np.asarray(jax.jit(lo.schedule(s))(jnp.arange(n, dtype=jnp.int32)))
+        traced = np.asarray(
+            jax.jit(lo.schedule(s, evaluation="formula"))(jnp.arange(n, dtype=jnp.int32))
+        )
+        vt = value_table(s)
+        exact = bool(np.array_equal(got, ref64.astype(np.float32)))
+        arows.append(
+            [
+                name,
+                f"{max_rel_error(got, ref64):.2e}",
+                "yes" if exact else "no",
+                f"{max_rel_error(traced, ref64):.2e}",
+                vt.size,
+                vt.beyond,
+            ]
+        )
+    tables["accuracy"] = {
+        "columns": [
+            f"schedule (steps 0..{args.error_steps})",
+            "default: max rel. error",
+            "= float32(float64) bit for bit",
+            'evaluation="formula": max rel. error',
+            "table entries",
+            "past the table",
+        ],
+        "rows": arows,
+    }
+
+    for key, tab in tables.items():
+        print(f"\n[{key}]")
+        print(" | ".join(str(c) for c in tab["columns"]))
+        for row in tab["rows"]:
+            print(" | ".join(str(c) for c in row))
+    if args.json:
+        meta = {
+            "repeat": args.repeat,
+            "steps": args.steps,
+            "jax": jax.__version__,
+            "optax": optax.__version__,
+            "keras": keras.__version__,
+            "device": str(jax.devices()[0]),
+            "cpu_count": os.cpu_count(),
+        }
+        with open(args.json, "w") as f:
+            json.dump({"tables": tables, "meta": meta}, f, indent=2)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
