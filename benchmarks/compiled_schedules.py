@@ -12,10 +12,12 @@ in one run.
    of the default path (the table) and of the traced float32 formula (``evaluation="formula"``),
    and whether the default path equals ``np.float32(s.values(t))`` bit for bit there.
 
-Timings are best-of-``--repeat`` blocks of ``--steps`` steps, with the variants interleaved
-round by round, so that a loaded machine slows all of them alike.
+Each comparison alternates blocks of ``--steps`` steps (reference, lrkit, reference, ...) and
+reports the median of the ratios of each lrkit block to the reference blocks around it (stable
+on a loaded machine), in CPU time and in wall-clock time, plus an anchor-vs-itself row that
+shows the noise level.
 
-Run: python benchmarks/compiled_schedules.py [--repeat 40] [--steps 200] [--json PATH]
+Run: python benchmarks/compiled_schedules.py [--repeat 60] [--steps 200] [--json PATH]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ os.environ.setdefault(
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import statistics  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -81,18 +84,30 @@ def schedules() -> dict[str, tuple[S.Schedule, Any]]:
 Timer = Callable[[], tuple[float, float]]
 
 
-def interleaved_best(fns: dict[str, Timer], repeat: int) -> dict[str, tuple[float, float]]:
-    """Best (smallest) CPU and wall time per step of each timer over ``repeat`` interleaved
-    rounds. CPU time (of this process, all threads) is the cost measure: on a loaded machine
-    it does not count the time other processes hold the cores."""
-    best = {k: (float("inf"), float("inf")) for k in fns}
-    keys = list(fns)
-    for r in range(repeat):
-        for i in range(len(keys)):  # a different variant goes first in each round
-            k = keys[(r + i) % len(keys)]
-            cpu, wall = fns[k]()
-            best[k] = (min(best[k][0], cpu), min(best[k][1], wall))
-    return best
+def paired(ref: Timer, ours: Timer, rounds: int) -> list[float]:
+    """Time ``ref, ours, ref, ours, ..., ref`` (blocks of steps, back to back) and compare each
+    ``ours`` block with the geometric mean of the two ``ref`` blocks around it: the median of
+    those ratios is stable on a loaded machine, where the load drifts between blocks.
+
+    Returns ``[ref CPU us/step, ours CPU us/step (both best of all blocks), median CPU-time
+    ratio, median wall-clock ratio]``. CPU time (this process, all threads) does not count the
+    time other processes hold the cores; the wall-clock ratio includes it."""
+    r = [ref()]
+    cpu_ratios, wall_ratios, ours_best = [], [], (float("inf"), float("inf"))
+    for _ in range(rounds):
+        o = ours()
+        r.append(ref())
+        a, b = r[-2], r[-1]
+        cpu_ratios.append(o[0] / (a[0] * b[0]) ** 0.5)
+        wall_ratios.append(o[1] / (a[1] * b[1]) ** 0.5)
+        ours_best = (min(ours_best[0], o[0]), min(ours_best[1], o[1]))
+    ref_best = min(x[0] for x in r)
+    return [
+        round(ref_best * 1e6, 1),
+        round(ours_best[0] * 1e6, 1),
+        round(statistics.median(cpu_ratios), 3),
+        round(statistics.median(wall_ratios), 3),
+    ]
 
 
 # ----------------------------------------------------------------------------- optax
@@ -184,20 +199,16 @@ def max_rel_error(got: np.ndarray, ref: np.ndarray) -> float:
     return float(max(rel.max(initial=0.0), np.inf if zero_err > 0 else 0.0))
 
 
-def _row(label: str, ref: tuple[float, float], ours: tuple[float, float]) -> list[Any]:
-    """CPU us/step of both, their ratio, and the ratio of the wall-clock times."""
-    return [
-        label,
-        round(ref[0] * 1e6, 1),
-        round(ours[0] * 1e6, 1),
-        round(ours[0] / ref[0], 3),
-        round(ours[1] / ref[1], 3),
-    ]
+def _print(key: str, tab: dict[str, Any]) -> None:
+    print(f"\n[{key}]")
+    print(" | ".join(str(c) for c in tab["columns"]))
+    for row in tab["rows"]:
+        print(" | ".join(str(c) for c in row))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeat", type=int, default=40, help="interleaved rounds (best is kept)")
+    ap.add_argument("--repeat", type=int, default=60, help="paired rounds per comparison")
     ap.add_argument("--steps", type=int, default=200, help="steps timed per round")
     ap.add_argument("--error-steps", type=int, default=1_000_000)
     ap.add_argument("--json", default=None, help="write the tables to this JSON file")
@@ -207,49 +218,34 @@ def main() -> None:
     tables: dict[str, Any] = {}
 
     # 1. optax under jax.jit
-    fns: dict[str, Timer] = {}
+    cols = ["us/step (CPU, best)", "lrkit us/step", "ratio (median, CPU)", "ratio (wall)"]
+    own_cos = optax_timer(scheds["cosine"][1], args.steps)
+    rows = [["optax's own cosine vs itself (noise)", *paired(own_cos, own_cos, args.repeat)]]
     for name, (s, own) in scheds.items():
-        fns[f"own:{name}"] = optax_timer(own, args.steps)
-        fns[f"lrkit:{name}"] = optax_timer(lo.schedule(s), args.steps)
-    fns["host:cosine"] = optax_timer(
-        lo.schedule(scheds["cosine"][0], evaluation="host"), args.steps
-    )
-    best = interleaved_best(fns, args.repeat)
-    pairs = [(name, f"own:{name}", f"lrkit:{name}") for name in scheds]
-    pairs.append(('cosine, evaluation="host"', "own:cosine", "host:cosine"))
+        ref = own_cos if name == "cosine" else optax_timer(own, args.steps)
+        ours = optax_timer(lo.schedule(s), args.steps)
+        rows.append([name, *paired(ref, ours, args.repeat)])
+    host = optax_timer(lo.schedule(scheds["cosine"][0], evaluation="host"), args.steps)
+    rows.append(['cosine, evaluation="host"', *paired(own_cos, host, args.repeat)])
     tables["optax"] = {
-        "columns": [
-            "schedule (jitted Adam step, MLP)",
-            "optax's own us/step",
-            "lrkit us/step",
-            "ratio",
-            "wall-clock ratio",
-        ],
-        "rows": [_row(label, best[a], best[b]) for label, a, b in pairs],
+        "columns": ["jitted Adam step (MLP): lrkit vs optax's own", *cols],
+        "rows": rows,
     }
+    _print("optax", tables["optax"])
 
-    # 2. keras model.fit on the jax backend
-    kfns: dict[str, Timer] = {
-        "keras:cosine": keras_timer(keras.optimizers.schedules.CosineDecay(LR, TOTAL), args.steps)
-    }
+    # 2. keras model.fit on the jax backend, against Keras' own CosineDecay
+    k_cos = keras_timer(keras.optimizers.schedules.CosineDecay(LR, TOTAL), args.steps)
+    krows = [["Keras CosineDecay vs itself (noise)", *paired(k_cos, k_cos, args.repeat)]]
     for name, (s, _own) in scheds.items():
-        kfns[f"lrkit:{name}"] = keras_timer(lk.schedule(s), args.steps)
-    kfns["host:cosine"] = keras_timer(
-        lk.schedule(scheds["cosine"][0], evaluation="host"), args.steps
-    )
-    kbest = interleaved_best(kfns, args.repeat)
-    kpairs = [(name, "keras:cosine", f"lrkit:{name}") for name in scheds]
-    kpairs.append(('cosine, evaluation="host"', "keras:cosine", "host:cosine"))
+        ours = keras_timer(lk.schedule(s), args.steps)
+        krows.append([name, *paired(k_cos, ours, args.repeat)])
+    khost = keras_timer(lk.schedule(scheds["cosine"][0], evaluation="host"), args.steps)
+    krows.append(['cosine, evaluation="host"', *paired(k_cos, khost, args.repeat)])
     tables["keras"] = {
-        "columns": [
-            "schedule (model.fit, SGD, MLP)",
-            "Keras CosineDecay us/step",
-            "lrkit us/step",
-            "ratio",
-            "wall-clock ratio",
-        ],
-        "rows": [_row(label, kbest[a], kbest[b]) for label, a, b in kpairs],
+        "columns": ["model.fit step (SGD, MLP): lrkit vs Keras CosineDecay", *cols],
+        "rows": krows,
     }
+    _print("keras", tables["keras"])
 
     # 3. accuracy over steps 0..error_steps
     n = args.error_steps + 1
@@ -285,11 +281,7 @@ def main() -> None:
         "rows": arows,
     }
 
-    for key, tab in tables.items():
-        print(f"\n[{key}]")
-        print(" | ".join(str(c) for c in tab["columns"]))
-        for row in tab["rows"]:
-            print(" | ".join(str(c) for c in row))
+    _print("accuracy", tables["accuracy"])
     if args.json:
         meta = {
             "repeat": args.repeat,
