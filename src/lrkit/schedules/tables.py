@@ -172,23 +172,24 @@ def period(s: Schedule) -> tuple[int, int] | None:
     return None
 
 
-def _decays_below(s: Schedule, threshold: float) -> float | None:
-    """A step estimate after which ``s`` is non-increasing and ``<= threshold`` (decays to 0)."""
+def _decays_below(s: Schedule, log_threshold: float) -> float | None:
+    """A step estimate after which ``s`` is non-increasing and ``<= exp(log_threshold)``
+    (it decays to 0); logs, since the threshold can be below the smallest float64."""
     a: Any = s
     name = s.name
     if name in ("exponential", "step") and _known(s, "lr", "gamma", "step_size"):
-        if a.lr <= threshold:
+        if a.lr == 0.0 or math.log(a.lr) <= log_threshold:
             return 0.0
         if not a.gamma < 1.0:
             return None
-        k = math.log(threshold / a.lr) / math.log(a.gamma)
+        k = (log_threshold - math.log(a.lr)) / math.log(a.gamma)
         return math.ceil(k) * a.step_size if name == "step" else k
     if name == "scale" and _known(s, "schedule", "factor"):
         if a.factor == 0.0:
             return 0.0
-        return _decays_below(a.schedule, threshold / a.factor)
+        return _decays_below(a.schedule, log_threshold - math.log(a.factor))
     if name == "join" and _known(s, "schedules", "boundaries"):
-        inner = _decays_below(a.schedules[-1], threshold)
+        inner = _decays_below(a.schedules[-1], log_threshold)
         if inner is None:
             return None
         return (a.boundaries[-1] if a.boundaries else 0) + inner
@@ -210,8 +211,9 @@ def _zero_from(
     ``limit`` steps (with the table up to it), else ``None``."""
     if scale == 0.0:
         return 0, np.zeros(1, dtype)
-    tiny = float(np.finfo(dtype).smallest_subnormal) / 2  # rounds to 0 (ties to even)
-    est = _decays_below(s, tiny / scale)
+    # half the smallest subnormal rounds to 0 (ties to even)
+    log_tiny = math.log(float(np.finfo(dtype).smallest_subnormal)) - math.log(2.0)
+    est = _decays_below(s, log_tiny - math.log(scale))
     if est is None or not math.isfinite(est) or est + 2 > limit:
         return None
     stop = min(limit, int(math.ceil(est)) + 2)
