@@ -2,6 +2,7 @@
 host call), the scale as a compiled constant, evaluation options and their config round trip."""
 
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -92,6 +93,11 @@ def test_config_round_trip_of_evaluation_and_table_limit(tmp_path):
     model.save(path)
     lr = keras.saving.load_model(path).optimizer._learning_rate
     assert lr.evaluation == "host" and lr.table_limit == 5000
+    # a schedule that has been traced still pickles (the compiled lookup is rebuilt)
+    traced = lk.schedule(s)
+    jax.jit(lambda t: traced(t))(jnp.int32(1))
+    again = pickle.loads(pickle.dumps(traced))
+    assert again.schedule == s and float(again(77)) == float(np.float32(s(77)))
     with pytest.raises(ValueError, match="evaluation"):
         lk.schedule(s, evaluation="exact")
     with pytest.raises(ValueError, match="table_limit"):

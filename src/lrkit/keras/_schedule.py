@@ -167,6 +167,10 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
             self._lookups = {key: fn}  # only the current scale is kept
         return fn
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the compiled lookups are rebuilt on demand (and are not picklable)
+        return {**self.__dict__, "_lookups": {}}
+
     def __call__(self, step: Any) -> Any:
         if self.evaluation != "host":
             x = _jax_step(step)
