@@ -11,6 +11,8 @@ in one run.
 3. ``accuracy`` table: max relative error vs the float64 formula over steps 0..``--error-steps``
    of the default path (the table) and of the traced float32 formula (``evaluation="formula"``),
    and whether the default path equals ``np.float32(s.values(t))`` bit for bit there.
+4. ``table_cost`` table: build time, first-jit time and peak host memory of a value table of
+   1e5, 2**20 (the default limit) and 1e7 entries, each in a fresh process.
 
 Each comparison alternates blocks of ``--steps`` steps (reference, lrkit, reference, ...) and
 reports the median of the ratios of each lrkit block to the reference blocks around it (stable
@@ -32,6 +34,8 @@ os.environ.setdefault(
 import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -199,6 +203,53 @@ def max_rel_error(got: np.ndarray, ref: np.ndarray) -> float:
     return float(max(rel.max(initial=0.0), np.inf if zero_err > 0 else 0.0))
 
 
+_TABLE_COST = """
+import json, sys, time
+import jax, jax.numpy as jnp, numpy as np
+import lrkit.optax as lo
+from lrkit import schedules as S
+n = int(sys.argv[1])
+s = S.inverse_sqrt(0.1, 1000)  # never constant: the table has exactly n entries
+# warm up the compiler with the formula alone, then reset the peak memory counter
+jax.jit(lambda c: lo.schedule(s, evaluation="formula")(c) * 2.0)(jnp.int32(5)).block_until_ready()
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+def peak_mb():
+    with open("/proc/self/status") as f:
+        rows = dict(line.split(":", 1) for line in f)
+    return (int(rows["VmHWM"].split()[0]) - int(rows["VmRSS"].split()[0])) / 1024
+base = 0.0
+with open("/proc/self/status") as f:
+    base = int(dict(line.split(":", 1) for line in f)["VmRSS"].split()[0]) / 1024
+t0 = time.perf_counter()
+if n:
+    g = lo.schedule(s, table_limit=n)
+else:
+    g = lo.schedule(s, evaluation="formula")
+t1 = time.perf_counter()
+jax.jit(lambda c: g(c) * 3.0)(jnp.int32(7)).block_until_ready()
+t2 = time.perf_counter()
+with open("/proc/self/status") as f:
+    hwm = int(dict(line.split(":", 1) for line in f)["VmHWM"].split()[0]) / 1024
+print(json.dumps([t1 - t0, t2 - t1, hwm - base]))
+"""
+
+
+def table_cost(n: int) -> list[Any]:
+    """Build time, first jit (trace + compile) time and the rise of peak host memory for an
+    ``n``-entry table (``0``: the traced formula, no table), in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-c", _TABLE_COST, str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    build, compile_s, mem = json.loads(out.stdout.strip().splitlines()[-1])
+    label = f"{n:,}" if n else 'none (evaluation="formula")'
+    return [label, round(n * 4 / 2**20, 2), round(build, 3), round(compile_s, 3), round(mem)]
+
+
 def _print(key: str, tab: dict[str, Any]) -> None:
     print(f"\n[{key}]")
     print(" | ".join(str(c) for c in tab["columns"]))
@@ -282,6 +333,19 @@ def main() -> None:
     }
 
     _print("accuracy", tables["accuracy"])
+
+    # 4. what a table costs, by size (each in a fresh process)
+    tables["table_cost"] = {
+        "columns": [
+            "table entries",
+            "device MiB (float32)",
+            "build s (host)",
+            "first jit s (trace + compile)",
+            "peak host memory rise MB",
+        ],
+        "rows": [table_cost(n) for n in (0, 10**5, 2**20, 10**7)],
+    }
+    _print("table_cost", tables["table_cost"])
     if args.json:
         meta = {
             "repeat": args.repeat,
