@@ -260,7 +260,8 @@ def _print(key: str, tab: dict[str, Any]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=60, help="paired rounds per comparison")
-    ap.add_argument("--steps", type=int, default=200, help="steps timed per round")
+    ap.add_argument("--steps", type=int, default=200, help="optax steps timed per block")
+    ap.add_argument("--keras-steps", type=int, default=400, help="steps per model.fit block")
     ap.add_argument("--error-steps", type=int, default=1_000_000)
     ap.add_argument("--json", default=None, help="write the tables to this JSON file")
     args = ap.parse_args()
@@ -285,12 +286,12 @@ def main() -> None:
     _print("optax", tables["optax"])
 
     # 2. keras model.fit on the jax backend, against Keras' own CosineDecay
-    k_cos = keras_timer(keras.optimizers.schedules.CosineDecay(LR, TOTAL), args.steps)
+    k_cos = keras_timer(keras.optimizers.schedules.CosineDecay(LR, TOTAL), args.keras_steps)
     krows = [["Keras CosineDecay vs itself (noise)", *paired(k_cos, k_cos, args.repeat)]]
     for name, (s, _own) in scheds.items():
-        ours = keras_timer(lk.schedule(s), args.steps)
+        ours = keras_timer(lk.schedule(s), args.keras_steps)
         krows.append([name, *paired(k_cos, ours, args.repeat)])
-    khost = keras_timer(lk.schedule(scheds["cosine"][0], evaluation="host"), args.steps)
+    khost = keras_timer(lk.schedule(scheds["cosine"][0], evaluation="host"), args.keras_steps)
     krows.append(['cosine, evaluation="host"', *paired(k_cos, khost, args.repeat)])
     tables["keras"] = {
         "columns": ["model.fit step (SGD, MLP): lrkit vs Keras CosineDecay", *cols],
@@ -350,6 +351,7 @@ def main() -> None:
         meta = {
             "repeat": args.repeat,
             "steps": args.steps,
+            "keras_steps": args.keras_steps,
             "jax": jax.__version__,
             "optax": optax.__version__,
             "keras": keras.__version__,
