@@ -149,7 +149,7 @@ def test_past_the_table(name):
         np.testing.assert_array_equal(got[n:], formula)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
     w=st.integers(1, 300),
     total=st.integers(2, 2000),
