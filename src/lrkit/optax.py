@@ -91,10 +91,12 @@ def schedule(
         return traced
 
     if evaluation == "table":
-        lookup = lookup_fn(sched, odt, limit=limit)
+        built: list[Callable[[Any], jax.Array]] = []  # the table, built on the first call
 
         def table_fn(count: Any) -> jax.Array:
-            return lookup(count)
+            if not built:
+                built.append(lookup_fn(sched, odt, limit=limit))
+            return built[0](count)
 
         table_fn.lrkit_schedule = sched  # type: ignore[attr-defined]
         return table_fn
