@@ -63,16 +63,18 @@ def schedule(
     optax's own schedules, and ``s.values(steps).astype(float32)`` bit for bit at every step the
     table covers -- every step for schedules that end (``cosine``, ``onecycle``, ``wsd``,
     joins of them, ...) or decay to 0 within the table; the first ``table_limit`` steps (2**20
-    by default) otherwise, then at most 1 ulp for periodic ones (``cyclic`` triangular,
+    by default) otherwise, then the wrapped table for periodic ones (``cyclic`` triangular,
     ``cosine_restarts`` with ``T_mult=1``) and the traced formula for the rest (float64 with
     ``jax_enable_x64``, else float32). Works under ``jax.jit`` and ``jax.vmap``; eager calls
-    run the same lookup.
+    run the same lookup. Fractional steps use the formula unless whole; a negative step gives
+    NaN. Costs and accuracy: ``docs/compiled.md``.
 
     ``evaluation="host"`` evaluates the float64 numpy formula on the host through
     ``jax.pure_callback`` at every call (exact at every step, one host round trip per call).
     ``evaluation="formula"`` traces ``s.values(t, xp=jnp)`` (no table; float32 arithmetic
     unless ``jax_enable_x64``: up to ~1e-3 relative error after 100k steps for
-    ``exponential``, ``cyclic(exp_range)``, ``onecycle``, ``wsd``).
+    ``exponential``, ``cyclic(exp_range)``, ``onecycle``, ``wsd``, and far more where the value
+    nears 0, e.g. at the end of a long ``cosine``).
     """
     if isinstance(s, str):
         from .schedules import parse
