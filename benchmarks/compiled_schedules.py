@@ -205,39 +205,35 @@ def max_rel_error(got: np.ndarray, ref: np.ndarray) -> float:
 
 _TABLE_COST = """
 import json, sys, time
-import jax, jax.numpy as jnp, numpy as np
+import jax, jax.numpy as jnp
 import lrkit.optax as lo
 from lrkit import schedules as S
+from lrkit.schedules.tables import value_table
 n = int(sys.argv[1])
 s = S.inverse_sqrt(0.1, 1000)  # never constant: the table has exactly n entries
 # warm up the compiler with the formula alone, then reset the peak memory counter
 jax.jit(lambda c: lo.schedule(s, evaluation="formula")(c) * 2.0)(jnp.int32(5)).block_until_ready()
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
-def peak_mb():
+def status_mb(key):
     with open("/proc/self/status") as f:
-        rows = dict(line.split(":", 1) for line in f)
-    return (int(rows["VmHWM"].split()[0]) - int(rows["VmRSS"].split()[0])) / 1024
-base = 0.0
-with open("/proc/self/status") as f:
-    base = int(dict(line.split(":", 1) for line in f)["VmRSS"].split()[0]) / 1024
+        return int(dict(line.split(":", 1) for line in f)[key].split()[0]) / 1024
+base = status_mb("VmRSS")
 t0 = time.perf_counter()
 if n:
-    g = lo.schedule(s, table_limit=n)
-else:
-    g = lo.schedule(s, evaluation="formula")
-t1 = time.perf_counter()
-jax.jit(lambda c: g(c) * 3.0)(jnp.int32(7)).block_until_ready()
-t2 = time.perf_counter()
-with open("/proc/self/status") as f:
-    hwm = int(dict(line.split(":", 1) for line in f)["VmHWM"].split()[0]) / 1024
-print(json.dumps([t1 - t0, t2 - t1, hwm - base]))
+    value_table(s, limit=n)  # the build alone
+build = time.perf_counter() - t0
+g = lo.schedule(s, table_limit=n) if n else lo.schedule(s, evaluation="formula")
+t0 = time.perf_counter()
+jax.jit(lambda c: g(c) * 3.0)(jnp.int32(7)).block_until_ready()  # build + trace + compile
+first = time.perf_counter() - t0
+print(json.dumps([build, first, status_mb("VmHWM") - base]))
 """
 
 
 def table_cost(n: int) -> list[Any]:
-    """Build time, first jit (trace + compile) time and the rise of peak host memory for an
-    ``n``-entry table (``0``: the traced formula, no table), in a fresh process."""
+    """Build time, first jitted call (build + trace + compile) time and the rise of peak host
+    memory for an ``n``-entry table (``0``: the traced formula, no table), in a fresh process."""
     out = subprocess.run(
         [sys.executable, "-c", _TABLE_COST, str(n)],
         capture_output=True,
@@ -341,7 +337,7 @@ def main() -> None:
             "table entries",
             "device MiB (float32)",
             "build s (host)",
-            "first jit s (trace + compile)",
+            "first jitted call s (build + trace + compile)",
             "peak host memory rise MB",
         ],
         "rows": [table_cost(n) for n in (0, 10**5, 2**20, 10**7)],
