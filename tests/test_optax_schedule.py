@@ -231,3 +231,12 @@ def test_float64_with_x64_enabled():
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
+
+
+def test_tables_module_is_numpy_only():
+    code = (
+        "import sys, lrkit.schedules.tables\n"
+        "print(sorted({'jax', 'optax', 'keras', 'torch'} & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
