@@ -120,3 +120,28 @@ def test_past_a_small_table_holds_or_uses_the_formula():
     ref = slow.values(np.arange(3000))
     np.testing.assert_array_equal(got[:1000], ref[:1000].astype(np.float32))
     np.testing.assert_allclose(got[1000:], ref[1000:], rtol=1e-6)
+
+
+class _HalveAt(keras.callbacks.Callback):
+    """Halve a schedule's scale after a given batch and rebuild the train function, as the lrkit
+    callbacks do (here in the middle of an epoch)."""
+
+    def __init__(self, sched, batch):
+        super().__init__()
+        self.sched, self.batch = sched, batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.batch:
+            self.sched.multiply(0.5)
+            self.model.make_train_function(force=True)
+
+
+def test_a_scale_change_mid_epoch_takes_effect_at_the_next_step(const_grad_model, mean_pred_loss):
+    s = S.cosine(0.03, 20)
+    ks = lk.schedule(s)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=ks), loss=mean_pred_loss)
+    x = np.ones((8, 1), "float32")
+    model.fit(x, x, batch_size=1, shuffle=False, verbose=0, callbacks=[_HalveAt(ks, 2)])
+    used = [np.float32(s(t)) for t in range(3)] + [np.float32(s(t) * 0.5) for t in range(3, 8)]
+    np.testing.assert_allclose(model.get_weights()[0], [[-np.sum(used)]], rtol=1e-6)
