@@ -1,7 +1,7 @@
 """Finder-seeded search vs blind Optuna TPE: trials needed to come within 5% of the best value
 a long blind search finds.
 
-For each demo task (lrkit.demo, validation loss after a few epochs; every trial starts from
+For each demo task (_demo_tasks.py, validation loss after a few epochs; every trial starts from
 the same weights and sees the same batches), a long blind TPE search (peak LR log-uniform in
 1e-6..10, all six schedule families) sets the reference best value. Then, for several sampler
 seeds, a blind TPE search and a finder-seeded one (the range test bounds the peak-LR interval
@@ -12,17 +12,23 @@ separately, in units of one trial's training steps.
 
     python benchmarks/tune_efficiency.py                 # 4 tasks x 3 seeds, ~5 min on 2 cores
     python benchmarks/tune_efficiency.py --quick         # 2 tasks x 2 seeds
+    python benchmarks/tune_efficiency.py --json benchmarks/results/tune_efficiency.json
+
+``--json PATH`` also writes the table ``trials`` and the summary for the docs
+(``benchmarks/render_docs.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import time
 import warnings
 
 import optuna
+from _demo_tasks import make_task
 
 from lrkit.tune import Task, demo_task, tune
 
@@ -43,7 +49,7 @@ def run_until(task: Task, seeding: object, seed: int, target: float, budget: int
         warnings.simplefilter("ignore")
         r = tune(
             task,
-            budget,
+            n_trials=budget,
             seeding=seeding,
             seed=seed,
             pruner="none",
@@ -61,6 +67,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=40, help="max trials per search")
     ap.add_argument("--tolerance", type=float, default=0.05)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = ap.parse_args()
     if args.quick:
         args.tasks, args.seeds, args.reference_trials, args.budget = (
@@ -75,7 +82,7 @@ def main() -> None:
     all_blind: list[float] = []
     all_seeded: list[float] = []
     for name in args.tasks.split(","):
-        task = demo_task(name)
+        task = demo_task(make_task(name))
         finder = task.range_test() if task.range_test is not None else None
         cached = Task(  # the range test is deterministic: run it once, reuse it per seed
             train=task.train,
@@ -86,7 +93,9 @@ def main() -> None:
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ref = tune(task, args.reference_trials, seeding="blind", seed=12345, pruner="none")
+            ref = tune(
+                task, n_trials=args.reference_trials, seeding="blind", seed=12345, pruner="none"
+            )
         best = ref.best_value
         target = best * (1 + args.tolerance) if best > 0 else best * (1 - args.tolerance)
         blind, seeded = [], []
@@ -135,6 +144,56 @@ def main() -> None:
         f"{statistics.mean(all_seeded):.1f}; ratio blind/seeded = {ratio:.2f} "
         f"(geometric mean of per-run ratios {gm:.2f}); {time.time() - t_start:.0f} s"
     )
+    if args.json:
+        seeds = ", ".join(str(i) for i in range(args.seeds))
+
+        def cells(xs: list[float]) -> str:
+            return ", ".join(f">{args.budget}" if x > args.budget else f"{int(x)}" for x in xs)
+
+        table = {
+            "columns": [
+                "task",
+                "reference best",
+                f"blind TPE (seeds {seeds})",
+                f"finder-seeded (seeds {seeds})",
+                "ratio blind/seeded",
+                "finder cost (trials)",
+            ],
+            "rows": [
+                [name, round(best, 4), cells(b), cells(s), round(r, 2), round(c, 2)]
+                for name, best, b, s, r, c in rows
+            ],
+        }
+        summary = {
+            "columns": [
+                "mean trials, blind",
+                "mean trials, finder-seeded",
+                "ratio of the means",
+                "geometric mean of per-run ratios",
+            ],
+            "rows": [
+                [
+                    round(statistics.mean(all_blind), 1),
+                    round(statistics.mean(all_seeded), 1),
+                    round(ratio, 2),
+                    round(gm, 2),
+                ]
+            ],
+        }
+        out = {
+            "tables": {"trials": table, "summary": summary},
+            "settings": {
+                "tasks": args.tasks.split(","),
+                "seeds": args.seeds,
+                "reference_trials": args.reference_trials,
+                "budget": args.budget,
+                "tolerance": args.tolerance,
+            },
+            "seconds": round(time.time() - t_start, 1),
+        }
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+            f.write("\n")
 
 
 if __name__ == "__main__":

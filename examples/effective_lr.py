@@ -10,7 +10,7 @@ to TensorBoard when installed).
 import torch
 
 import lrkit.torch as lt
-from lrkit.demo import digits_task
+from lrkit.torch.demo import digits_task
 
 task = digits_task(seed=0)
 model = task.make_model()

@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 
 from lrkit import schedules
-from lrkit.demo import digits_task, evaluate, train
 from lrkit.torch import find_lr
+from lrkit.torch.demo import digits_task, evaluate, train
 
 torch.manual_seed(0)
 task = digits_task(seed=0, batch_size=32)  # scikit-learn digits, MLP, Adam

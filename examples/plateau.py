@@ -13,8 +13,8 @@ import torch
 
 import lrkit.torch as lt
 from lrkit import schedules as S
-from lrkit.demo import digits_task, evaluate
 from lrkit.feedback import ReduceOnPlateau
+from lrkit.torch.demo import digits_task, evaluate
 
 torch.manual_seed(0)
 task = digits_task(seed=0)

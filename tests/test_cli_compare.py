@@ -10,8 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from lrkit import compare as C  # noqa: E402
+from lrkit._target import import_target  # noqa: E402
 from lrkit.cli import main  # noqa: E402
-from lrkit.commands import compare as C  # noqa: E402
 
 TASK = textwrap.dedent(
     """
@@ -172,13 +173,14 @@ def test_bad_target(task_module, capsys, target):
 
 
 def test_plateau_method_reduces_and_table_marks_divergence(task_module):
-    make = C.user_factory(f"{task_module}:make", 0)
+    make = C.factory(import_target(f"{task_module}:make"), seed=0)
     lrs = C.LRs(base=0.05, base_max=0.1, base_min=0.01, adam=1e-3)
-    r = C.run_method("plateau", make, lrs, 200)
+    r = C.run_method("plateau", make=make, lrs=lrs, steps=200)
     assert r.lrs[0] == 0.05 and min(r.lrs) < 0.05  # the validation loss plateaus
     assert r.note.endswith("reductions")
     huge = C.LRs(base=1e6, base_max=1e6, base_min=1e6, adam=1e-3)
-    d = C.run_method("fixed", C.user_factory(f"{task_module}:make_linear", 0), huge, 50)
+    lin = C.factory(import_target(f"{task_module}:make_linear"), seed=0)
+    d = C.run_method("fixed", make=lin, lrs=huge, steps=50)
     assert d.diverged and d.final_loss == math.inf
     assert "diverged" in C.table([r, d])
 
@@ -190,6 +192,6 @@ def test_plot_writes_png_without_switching_the_backend(tmp_path, monkeypatch):
         raise AssertionError("matplotlib.use() switches the caller's backend")
 
     monkeypatch.setattr(matplotlib, "use", no_backend_switch)
-    r = C.Result("fixed", "SGD", "0.1", losses=[1.0, 0.5, 0.25], lrs=[0.1, 0.1, 0.1])
-    C.plot([r], str(tmp_path / "c.png"))
+    r = C.Result("fixed", optimizer="SGD", lr="0.1", losses=[1.0, 0.5, 0.25], lrs=[0.1, 0.1, 0.1])
+    C.plot([r], path=str(tmp_path / "c.png"))
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

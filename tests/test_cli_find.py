@@ -149,7 +149,7 @@ def test_bad_targets_exit_2_with_message(user_module, target, msg, capsys):
 def test_bad_range_reports_parameter(user_module, capsys):
     rc = main(["find", f"{user_module}:make", "--start-lr", "1", "--end-lr", "0.1", "--quiet"])
     assert rc == 2
-    assert "end_lr" in capsys.readouterr().err
+    assert "--end-lr" in capsys.readouterr().err
 
 
 def test_demo_and_target_are_exclusive(capsys):
@@ -244,16 +244,20 @@ def test_evaluate_zero_accuracy_is_zero_not_missing():
 
     import torch
 
-    from lrkit.commands._target import evaluate
+    from lrkit.torch import evaluate
 
     model = torch.nn.Linear(2, 2)
     with torch.no_grad():
         model.weight.zero_()
         model.bias.copy_(torch.tensor([1.0, 0.0]))  # always predicts class 0
     x, y = torch.randn(6, 2), torch.ones(6, dtype=torch.long)
-    loss, acc = evaluate(model, torch.nn.functional.cross_entropy, [(x[:4], y[:4]), (x[4:], y[4:])])
+    loss, acc = evaluate(
+        model,
+        loss_fn=torch.nn.functional.cross_entropy,
+        data=[(x[:4], y[:4]), (x[4:], y[4:])],
+    )
     expected = float(torch.nn.functional.cross_entropy(model(x), y).detach())
     assert acc == 0.0 and loss == pytest.approx(expected, rel=1e-6) and model.training
     reg = torch.nn.Linear(2, 1)
-    _, acc = evaluate(reg, torch.nn.functional.mse_loss, [(x, torch.zeros(6, 1))])
+    _, acc = evaluate(reg, loss_fn=torch.nn.functional.mse_loss, data=[(x, torch.zeros(6, 1))])
     assert math.isnan(acc)

@@ -1,4 +1,6 @@
-"""The core imports only numpy (and the standard library): never torch, keras, jax or others."""
+"""The core imports only numpy (and the standard library): never torch, keras, jax or others.
+
+The static layering rules (every package, every import statement) are in test_layers.py."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import sys
 CODE = """
 import sys
 import lrkit, lrkit.schedules, lrkit.finder, lrkit.feedback, lrkit.textplot, lrkit.cli
+import lrkit._runtime, lrkit._imports, lrkit._validate, lrkit._files
 import lrkit.torch, lrkit.tune._space  # adapter packages import their framework lazily
 heavy = {"torch", "keras", "jax", "optax", "optuna", "matplotlib", "tensorflow", "sklearn",
          "schedulefree", "prodigyopt", "scipy", "pandas"}

@@ -242,7 +242,7 @@ def test_find_lr_optax_factory_and_params_untouched():
     assert res.steps >= 10 and res.stop_reason in ("completed", "diverged", "nan")
     assert 1e-5 <= res.suggestion <= 10.0 and res.max_lr is not None and res.base_lr is not None
     assert res.base_lr < res.max_lr
-    assert set(res.suggestions()) == {"lrkit", "steepest", "valley", "minimum", "slide"}
+    assert set(res.suggestions()) == {"budget_edge", "steepest", "valley", "minimum", "slide"}
     assert res.to_dict()["steps"] == res.steps
     # the caller's params: same objects, same values, still usable (not donated/deleted)
     assert jax.tree_util.tree_map(id, params) == ids
@@ -250,7 +250,8 @@ def test_find_lr_optax_factory_and_params_untouched():
         assert np.array_equal(np.asarray(params[k]), before[k])
     # the losses follow the sweep's LRs (first ~ start loss)
     assert res.lrs[0] == pytest.approx(1e-5)
-    assert res.losses[0] == pytest.approx(float(_loss(params, batches[0])), rel=1e-6)
+    # (the first batch is set aside as the held batch: the sweep starts on the second)
+    assert res.losses[0] == pytest.approx(float(_loss(params, batches[1])), rel=1e-6)
 
 
 def test_find_lr_inject_hyperparams_chain_opt_state_and_numpy_params():
@@ -305,3 +306,23 @@ def test_find_lr_errors():
         lo.find_lr(_loss, params, optax.sgd, data, num_iter=3)
     with pytest.raises(ValueError, match="loss_fn"):
         lo.find_lr(None, params, optax.sgd, data)
+
+
+def test_find_lr_optax_held_batches_family_and_total_steps():
+    import functools
+
+    x, y = _regression()
+    batches = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 256, 32)]
+    params = _mlp_params()
+    sgdm = functools.partial(optax.sgd, momentum=0.9)
+    res = lo.find_lr(
+        _loss, params, sgdm, batches, num_iter=20, end_lr=1e-2, eval_every=5,
+        max_extra_iter=0, total_steps=300, warn=False,
+    )  # fmt: skip
+    # the held batch is the first one; its loss at the first step is nearly the initial one
+    assert len(res.held_losses) == 4 and res.optimizer == "momentum"
+    assert res.held_losses[0] == pytest.approx(float(_loss(params, batches[0])), rel=1e-3)
+    assert res.total_steps == 300
+    assert lo.find_lr(_loss, params, optax.adam, batches, num_iter=10, warn=False).optimizer == (
+        "adaptive"
+    )

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from lrkit import schedules as S
+from lrkit._format import round_floats
 from lrkit.finder import range_test
 from lrkit.schedules import parse
 from lrkit.tune import (
@@ -174,7 +175,7 @@ def _quadratic_task(calls: list[str] | None = None, *, rt: object = (1e-3, 1.0))
 
 def test_tune_counts_complete_trials_and_stores_specs(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    result = tune(_quadratic_task(), 6, storage=url, study_name="q", seed=0, pruner="none")
+    result = tune(_quadratic_task(), n_trials=6, storage=url, study_name="q", seed=0, pruner="none")
     study = optuna.load_study(study_name="q", storage=url)
     complete = study.get_trials(states=(TS.COMPLETE,))
     assert len(complete) == 6 and len(study.trials) == 6
@@ -189,15 +190,15 @@ def test_tune_counts_complete_trials_and_stores_specs(tmp_path) -> None:
     top = result.top(3)
     assert [t.value for t in top] == sorted(t.value for t in complete)[:3]
     table = result.table(3)
-    assert table.count("\n") == 4 and result.best_spec in table
+    assert table.count("\n") == 4 and round_floats(result.best_spec) in table
     # a second run on the same study tops it up to 8 COMPLETE trials, same interval
-    tune(_quadratic_task(), 8, storage=url, study_name="q", seed=1, pruner="none")
+    tune(_quadratic_task(), n_trials=8, storage=url, study_name="q", seed=1, pruner="none")
     assert len(study.get_trials(states=(TS.COMPLETE,))) == 8
 
 
 def test_tune_finder_seed_enqueues_onecycle_and_cosine() -> None:
     res = range_test(_bowl_loss, start_lr=1e-7, end_lr=10.0, num_iter=100, warn=False)
-    result = tune(_quadratic_task(rt=res), 3, seed=0)
+    result = tune(_quadratic_task(rt=res), n_trials=3, seed=0)
     lo, hi = lr_range_from_finder(res)
     assert result.lr_range == (lo, hi)
     lr0 = min(max(res.min_loss_lr / 3, lo), hi)
@@ -207,16 +208,16 @@ def test_tune_finder_seed_enqueues_onecycle_and_cosine() -> None:
     assert result.seeding == "finder"
     assert result.finder is not None and result.finder["min_loss_lr"] == res.min_loss_lr
     # families without onecycle/cosine: the first family is seeded
-    r2 = tune(_quadratic_task(rt=res), 2, seed=0, families=("step", "wsd"))
+    r2 = tune(_quadratic_task(rt=res), n_trials=2, seed=0, families=("step", "wsd"))
     assert r2.study.trials[0].params["family"] == "step"
     assert len(r2.study.trials) == 2
 
 
 def test_tune_blind_and_given_ranges() -> None:
-    r = tune(_quadratic_task(), 3, seeding="blind", seed=0, families=("constant",))
+    r = tune(_quadratic_task(), n_trials=3, seeding="blind", seed=0, families=("constant",))
     assert r.lr_range == BLIND_LR_RANGE and r.seeding == "blind"
     assert all(t.params["family"] == "constant" for t in r.study.trials)
-    r = tune(_quadratic_task(), 3, seeding=(0.01, 0.02), seed=0)
+    r = tune(_quadratic_task(), n_trials=3, seeding=(0.01, 0.02), seed=0)
     assert r.lr_range == (0.01, 0.02)
     assert all(0.01 <= t.params["lr"] <= 0.02 for t in r.study.trials)
 
@@ -233,7 +234,7 @@ def test_tune_diverged_and_pruned_trials_do_not_count() -> None:
         report(0, 1.0)
         return 1.0 / n["i"]
 
-    r = tune(Task(train=train, total_steps=50), 3, seeding="blind", seed=0)
+    r = tune(Task(train=train, total_steps=50), n_trials=3, seeding="blind", seed=0)
     counts = r.counts()
     assert counts["COMPLETE"] == 3
     assert counts["PRUNED"] == len(r.study.trials) - 3 >= 2
@@ -251,7 +252,7 @@ def test_tune_median_pruner_prunes() -> None:
             report(epoch, (10.0 if bad else 1.0) - 0.1 * epoch)
         return 10.0 if bad else 1.0
 
-    r = tune(Task(train=train, total_steps=50), 8, seeding="blind", seed=0, max_trials=40)
+    r = tune(Task(train=train, total_steps=50), n_trials=8, seeding="blind", seed=0, max_trials=40)
     pruned = r.study.get_trials(states=(TS.PRUNED,))
     assert [t.number for t in pruned] == [6, 7]
     assert all(list(t.intermediate_values.values()) == [10.0, 9.9] for t in pruned)
@@ -261,14 +262,14 @@ def test_tune_median_pruner_prunes() -> None:
 def test_tune_max_trials_stops_runaway() -> None:
     task = Task(train=lambda s, rep: math.nan, total_steps=20)
     with pytest.warns(UserWarning, match="max_trials"):
-        r = tune(task, 2, seeding="blind", max_trials=5)
+        r = tune(task, n_trials=2, seeding="blind", max_trials=5)
     assert len(r.study.trials) == 5 and r.counts() == {"PRUNED": 5}
 
 
 def test_surplus_rule() -> None:
     """A trial started while the COMPLETE trials plus those running ahead of it already make
     n_trials is surplus (what keeps several workers at exactly n_trials)."""
-    from lrkit.tune._study import _surplus
+    from lrkit.tune._loop import _surplus
 
     study = optuna.create_study()
     study.add_trial(optuna.create_trial(value=1.0, params={}, distributions={}))
@@ -294,7 +295,7 @@ def test_tune_waits_for_running_trials_of_other_workers() -> None:
     try:
         r = tune(
             _quadratic_task(),
-            2,
+            n_trials=2,
             storage=study._storage,
             study_name="shared",
             seeding="blind",
@@ -308,13 +309,13 @@ def test_tune_waits_for_running_trials_of_other_workers() -> None:
 
 def test_tune_errors() -> None:
     with pytest.raises(ValueError, match="n_trials"):
-        tune(_quadratic_task(), 0)
+        tune(_quadratic_task(), n_trials=0)
     with pytest.raises(ValueError, match="seeding"):
-        tune(_quadratic_task(), 1, seeding="magic")
+        tune(_quadratic_task(), n_trials=1, seeding="magic")
     with pytest.raises(ValueError, match="pruner"):
-        tune(_quadratic_task(), 1, pruner="hyperband")
+        tune(_quadratic_task(), n_trials=1, pruner="hyperband")
     with pytest.raises(ValueError, match="storage"):
-        tune(_quadratic_task(), 1, storage="not-a-url")
+        tune(_quadratic_task(), n_trials=1, storage="not-a-url")
     with pytest.raises(ValueError, match="direction"):
         Task(train=lambda s, r: 0.0, total_steps=10, direction="up")
 
@@ -327,7 +328,7 @@ def test_user_objective_exception_propagates_and_marks_fail() -> None:
     with pytest.raises(RuntimeError, match="boom"):
         tune(
             Task(train=train, total_steps=10),
-            2,
+            n_trials=2,
             storage=study._storage,
             study_name="boom",
             seeding="blind",
@@ -488,5 +489,31 @@ def test_tune_rejects_bad_families_before_the_range_test() -> None:
 
     task = Task(train=lambda s, r: 1.0, total_steps=20, range_test=range_test)
     with pytest.raises(ValueError, match="families"):
-        tune(task, 1, families=("cosine", "sgdr"))
+        tune(task, n_trials=1, families=("cosine", "sgdr"))
     assert calls == []
+
+
+def test_a_worker_waiting_for_other_trials_says_so() -> None:
+    """A trial left RUNNING (e.g. by a killed worker) makes the next worker wait: it says what
+    it waits for instead of sitting silent."""
+    study = optuna.create_study(study_name="wait")
+    study.ask()  # RUNNING, never finished
+    said: list[str] = []
+    calls = [0]
+
+    def stop(_: object) -> bool:
+        calls[0] += 1
+        return calls[0] > 1
+
+    r = tune(
+        _quadratic_task(),
+        n_trials=1,
+        storage=study._storage,
+        study_name="wait",
+        seeding="blind",
+        poll_interval=0.01,
+        log=said.append,
+        stop_when=stop,
+    )
+    assert [m for m in said if m.startswith("waiting for 1 running trial(s)")]
+    assert r.stop_reason == "stop_when" and not r.reached

@@ -43,6 +43,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: The running server's data folder and command runner (for tests that change its settings).
+_SERVER: dict[str, object] = {}
+
+
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     bindir = _pg_bin()
@@ -81,6 +85,7 @@ def pg_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
         err = getattr(exc, "stderr", b"") or b""
         pytest.skip(f"could not start a PostgreSQL server: {err.decode(errors='replace')[:300]}")
+    _SERVER.update(data=data, run=run, pg_ctl=str(bindir / "pg_ctl"))
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
@@ -191,3 +196,29 @@ def test_cli_against_postgres(pg_url: str, tmp_path: Path) -> None:
     study = optuna.load_study(study_name="pg-one", storage=_readback(pg_url))
     assert [t.state for t in study.trials] == [TS.COMPLETE] * 3
     assert study.best_trial.user_attrs["schedule"] in out
+
+
+def test_wrong_password_is_one_line_without_the_password(pg_url: str, capsys) -> None:
+    """A role with a password, the wrong one given: one error line, the password masked."""
+    import psycopg2
+
+    from lrkit.cli import main
+
+    conn = psycopg2.connect(pg_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("DROP ROLE IF EXISTS alice")
+        cur.execute("CREATE ROLE alice LOGIN PASSWORD 'the-right-one'")
+    conn.close()
+    hba = Path(str(_SERVER["data"])) / "pg_hba.conf"
+    hba.write_text("host all alice 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+    run = _SERVER["run"]
+    assert callable(run)
+    run(str(_SERVER["pg_ctl"]), "-D", str(_SERVER["data"]), "reload")
+    url = pg_url.replace("postgres@", "alice:not-it-42@")
+    rc = main(["tune", "--demo", "--storage", url, "--no-progress", "--plot", "none"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and "not-it-42" not in out + err and "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "alice:***@127.0.0.1" in lines[0]
+    assert "password authentication failed" in lines[0]

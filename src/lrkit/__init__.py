@@ -10,4 +10,4 @@ from . import schedules
 from .schedules import Schedule, from_dict, parse
 
 __all__ = ["Schedule", "from_dict", "parse", "schedules"]
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it, `lrkit --version` prints it

@@ -1,8 +1,27 @@
-"""File helpers for the CLI: default output names never overwrite a user's existing file."""
+"""Output files of the command line: checked before any work starts, default names that
+never overwrite a user's existing file."""
 
 from __future__ import annotations
 
 import os
+
+__all__ = ["IMAGE_TYPES", "check_output", "fresh_path"]
+
+#: Image types matplotlib writes without extra packages.
+IMAGE_TYPES: tuple[str, ...] = (
+    "png",
+    "svg",
+    "pdf",
+    "jpg",
+    "jpeg",
+    "eps",
+    "ps",
+    "tif",
+    "tiff",
+    "webp",
+    "svgz",
+    "pgf",
+)
 
 
 def fresh_path(path: str) -> str:
@@ -17,3 +36,30 @@ def fresh_path(path: str) -> str:
     while os.path.exists(f"{stem}-{n}{ext}"):
         n += 1
     return f"{stem}-{n}{ext}"
+
+
+def check_output(path: str, *, option: str, types: tuple[str, ...] | None = None) -> str:
+    """``path`` if a file can be written there, else a one-line ``ValueError`` naming
+    ``option``: a folder, a missing or read-only parent folder, and (with ``types``) a name
+    without an extension or with one not in ``types`` are refused. Called before any work
+    starts, so that nothing computed is lost to a bad output path."""
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError(f"{option} must be a file name, got {path!r}")
+    if os.path.isdir(path):
+        hint = f"{path.rstrip(os.sep)}{os.sep}name.{types[0]}" if types else "a file name"
+        raise ValueError(f"{option} {path!r} is a folder: give a file name, e.g. {hint!r}")
+    if types is not None:
+        ext = os.path.splitext(path)[1].lower().lstrip(".")
+        allowed = ", ".join("." + t for t in types)
+        if not ext:
+            raise ValueError(f"{option} {path!r} has no extension: end it with one of {allowed}")
+        if ext not in types:
+            raise ValueError(f"{option} {path!r}: unknown file type .{ext} (allowed: {allowed})")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"{option} {path!r}: the folder {parent!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{option} {path!r}: the folder {parent!r} is not writable")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise ValueError(f"{option} {path!r}: the file is not writable")
+    return path

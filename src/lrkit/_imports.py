@@ -6,6 +6,17 @@ whose one-line message names the extra to install, e.g.::
     torch = require("torch", "torch")
     # ImportError: lrkit.torch needs torch: pip install 'lrkit[torch]'
 
+In an adapter module the framework is then imported normally (so type checkers see it)::
+
+    from .._imports import require
+
+    require("torch", "torch")
+
+    import torch
+
+``optional(module)`` is the same for a dependency that is only used when it is installed: the
+module, or ``None`` when it is not installed.
+
 ``lazy_exports(package, table)`` returns the ``__getattr__`` and ``__dir__`` of a package whose
 public names live in private submodules and are imported on first use.
 """
@@ -18,7 +29,7 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
-__all__ = ["install_hint", "lazy_exports", "require"]
+__all__ = ["install_hint", "lazy_exports", "optional", "require"]
 
 
 def install_hint(module: str, extra: str, *, feature: str | None = None) -> str:
@@ -30,22 +41,52 @@ def install_hint(module: str, extra: str, *, feature: str | None = None) -> str:
 def require(module: str, extra: str, *, feature: str | None = None) -> ModuleType:
     """Import ``module`` or raise ``ImportError`` naming ``pip install 'lrkit[extra]'``.
 
-    ``feature`` names what needs it in the message (default: the calling lrkit module).
+    ``feature`` names what needs it in the message (default: the calling lrkit module, without
+    its private parts: ``lrkit.torch._finder`` says ``lrkit.torch``).
     Only a missing ``module`` itself (or its own missing dependency) is turned into the hint;
-    other errors raised while importing it propagate unchanged.
+    other errors raised while importing it propagate unchanged. When a dependency of
+    ``module`` is what is missing, the message ends with it, e.g. ``(No module named 'jax')``,
+    and the error's ``name`` is that dependency's.
     """
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         who = feature if feature is not None else _caller_package()
-        raise ImportError(install_hint(module, extra, feature=who), name=module) from exc
+        message = install_hint(module, extra, feature=who)
+        missing = exc.name or module
+        if not (_is_part_of(missing, module) or _is_part_of(module, missing)):
+            message += f" ({exc})"
+        raise ImportError(message, name=missing) from exc
+
+
+def optional(module: str) -> ModuleType | None:
+    """``module`` when it is installed, else ``None`` (for dependencies used only if present).
+
+    Only ``module`` itself (or its parent package) not being installed gives ``None``; a module
+    that is installed but fails to import raises as usual.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and _is_part_of(module, exc.name):
+            return None
+        raise
 
 
 def lazy_exports(
     package: str, table: Mapping[str, str]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``__getattr__`` and ``__dir__`` for ``package`` whose name ``n`` lives in
-    ``package + "." + table[n]``; each value is imported on first use and cached."""
+    ``package + "." + table[n]``; each value is imported on first use and cached.
+
+    Typical use, at the end of the package's ``__init__.py``::
+
+        _EXPORTS = {"find_lr": "_finder", "scheduler": "_scheduler"}
+        __all__ = sorted(_EXPORTS)
+        __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+    A submodule that needs a missing optional dependency raises its :func:`require` hint.
+    """
     names = sorted(table)
 
     def __getattr__(name: str) -> Any:
@@ -61,6 +102,11 @@ def lazy_exports(
         return list(names)
 
     return __getattr__, __dir__
+
+
+def _is_part_of(name: str, package: str) -> bool:
+    """``name`` is ``package`` or one of its submodules."""
+    return name == package or name.startswith(package + ".")
 
 
 def _caller_package() -> str:

@@ -68,13 +68,10 @@ def integer(name: str, value: Any, minimum: int = 0) -> int:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {_fmt(value)}")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    try:
-        import numpy as np
+    import numpy as np
 
-        if isinstance(value, np.integer):
-            value = int(value)
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(value, np.integer):
+        value = int(value)
     if not isinstance(value, int) or value < minimum:
         raise ValueError(
             f"{name} must be an integer >= {minimum} (allowed range: [{minimum}, inf)), "

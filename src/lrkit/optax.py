@@ -13,7 +13,12 @@ and the LR range test for a functional training step (``pip install 'lrkit[jax]'
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ._imports import require
+
+require("jax", "jax")  # without JAX or optax: the one-line install hint
+require("optax", "jax")
 
 import jax
 import jax.numpy as jnp
@@ -23,9 +28,14 @@ import optax
 from . import _validate as V
 from ._jaxtable import EVALUATIONS, formula_fn, lookup_fn, out_dtype
 from .feedback import ReduceOnPlateau
-from .finder import FinderResult, Sweep, cycle_batches
-from .schedules import Schedule
+from .finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
+from .schedules import Schedule, as_schedule
 from .schedules.tables import TABLE_LIMIT
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .finder import SweepKwargs
 
 __all__ = [
     "ReduceOnPlateauState",
@@ -49,7 +59,7 @@ def _host_values(s: Schedule, dtype: Any) -> Callable[[Any], np.ndarray]:
 
 
 def schedule(
-    s: Schedule | str,
+    s: Schedule | str | dict[str, Any],
     *,
     evaluation: str = "table",
     dtype: Any = jnp.float32,
@@ -76,12 +86,7 @@ def schedule(
     ``exponential``, ``cyclic(exp_range)``, ``onecycle``, ``wsd``, and far more where the value
     nears 0, e.g. at the end of a long ``cosine``).
     """
-    if isinstance(s, str):
-        from .schedules import parse
-
-        s = parse(s)
-    if not isinstance(s, Schedule):
-        raise ValueError(f"s must be a lrkit schedule or a spec string, got {s!r}")
+    s = as_schedule(s, name="s")
     evaluation = V.choice("evaluation", evaluation, EVALUATIONS)
     limit = V.integer("table_limit", table_limit, 2)
     odt = out_dtype(dtype)
@@ -306,20 +311,25 @@ def find_lr(
     optimizer: optax.GradientTransformation | Callable[..., optax.GradientTransformation],
     data: Iterable[Any],
     *,
-    start_lr: float = 1e-7,
-    end_lr: float = 10.0,
-    num_iter: int = 100,
-    mode: str = "exp",
-    beta: float = 0.9,
-    diverge_th: float = 5.0,
-    method: str = "lrkit",
+    options: SweepOptions | None = None,
     opt_state: Any = None,
     has_aux: bool = False,
     jit: bool = True,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
+    **sweep_options: Unpack[SweepKwargs],
 ) -> FinderResult:
     """Run the LR range test on a functional JAX training step.
+
+    The sweep's options (``start_lr``, ``end_lr``, ``num_iter``, ``total_steps``, ``rule``,
+    ``eval_every``, ``eval_batches``, ``optimizer_family``, ...) are those of
+    :class:`lrkit.finder.SweepOptions`, given as keyword arguments or as ``options``. Pass
+    ``total_steps``, the number of optimizer steps you plan to train: the suggestions depend
+    on it. The first ``eval_batches`` batches of ``data`` are set aside as the held set; every
+    ``eval_every`` steps their mean loss is measured and the default rule reads that curve.
+    The optimizer family is read off a factory's name (``optax.sgd`` and its ``momentum``
+    keyword in a ``functools.partial``); other optimizers count as adaptive unless
+    ``optimizer_family`` says otherwise.
 
     ``loss_fn(params, batch) -> loss`` (or ``(loss, aux)`` with ``has_aux=True``) is
     differentiated with ``jax.value_and_grad``; each sweep step sets the learning rate, runs
@@ -341,15 +351,12 @@ def find_lr(
     """
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be a callable loss_fn(params, batch), got {loss_fn!r}")
-    sweep = Sweep(
-        start_lr=start_lr,
-        end_lr=end_lr,
-        num_iter=num_iter,
-        mode=mode,
-        beta=beta,
-        diverge_th=diverge_th,
-        method=method,
+    base = getattr(optimizer, "func", optimizer)
+    kw = getattr(optimizer, "keywords", None) or {}
+    family = optimizer_family(
+        str(getattr(base, "__name__", "")), momentum=float(kw.get("momentum") or 0.0)
     )
+    sweep = Sweep(options, optimizer=family, **sweep_options)
     if isinstance(optimizer, optax.GradientTransformation):
         opt = optimizer
     elif callable(optimizer):
@@ -395,9 +402,18 @@ def find_lr(
         updates, st = opt.update(grads, st, p)
         return optax.apply_updates(p, updates), st, loss
 
+    def held_loss(p: Any, batch: Any) -> Any:
+        out = loss_fn(p, batch)
+        return out[0] if has_aux else out
+
     step_fn = jax.jit(train_step) if jit else train_step
+    eval_fn = jax.jit(held_loss) if jit else held_loss
     batches = cycle_batches(data)
+    held = [next(batches) for _ in range(sweep.options.eval_batches)]
     state = [work_params, work_state]
+
+    def evaluate() -> float:
+        return float(sum(float(eval_fn(state[0], b)) for b in held) / len(held))
 
     def one_step(lr: float) -> float:
         state[0], state[1], loss = step_fn(
@@ -405,5 +421,5 @@ def find_lr(
         )
         return float(loss)
 
-    sweep.run(one_step, callback)
+    sweep.run(one_step, callback, evaluate if held else None)
     return sweep.result(warn=warn)

@@ -1,10 +1,45 @@
-"""A readable curve in the terminal (numpy only), for ``lrkit plot`` without ``-o``."""
+"""Seeing a schedule (numpy only): a readable curve in the terminal (``lrkit plot`` without
+``-o``) and the bounded set of steps at which any plot evaluates a schedule."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+__all__ = ["MAX_POINTS", "plot_steps", "text_plot"]
+
+#: The most steps at which a plot evaluates a schedule (however long it is).
+MAX_POINTS = 4000
+#: The largest step a plot can place exactly (float64 holds every integer up to 2**53).
+MAX_STEP = 2**53
+
+
+def plot_steps(schedule: Any, steps: int | None = None, *, max_points: int = MAX_POINTS) -> Any:
+    """The integer steps at which to draw ``schedule`` over ``[0, steps)``: every step when
+    there are at most ``max_points``, else ``max_points`` evenly spaced steps including the
+    first and the last (so a plot of ``cosine(0.1, 10**12)`` costs what one of 4000 steps
+    does). ``steps`` defaults to the schedule's natural length + 1 (its ``length``
+    attribute), or 1000 when it has none. Returns an ``int64`` array."""
+    if steps is None:
+        n = getattr(schedule, "length", None)
+        if not n or not np.isfinite(float(n)):
+            total = 1000
+        else:
+            total = int(n) + 1
+    else:
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        total = int(steps)
+    if total > MAX_STEP:
+        raise ValueError(f"steps must be at most 2**53 to plot, got {total:.3g}")
+    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2:
+        raise ValueError(f"max_points must be an integer >= 2, got {max_points!r}")
+    if total <= max_points:
+        return np.arange(total, dtype=np.int64)
+    xs = np.round(np.linspace(0.0, float(total - 1), max_points)).astype(np.int64)
+    return np.unique(xs)
 
 
 def text_plot(
@@ -19,8 +54,10 @@ def text_plot(
     xlabel: str = "step",
 ) -> str:
     """Render ``ys`` against ``xs`` as a character plot with labelled axes."""
-    if width < 10 or height < 3:
-        raise ValueError(f"width must be >= 10 and height >= 3, got width={width}, height={height}")
+    if isinstance(width, bool) or not isinstance(width, int) or not 10 <= width <= 1000:
+        raise ValueError(f"width must be an integer in [10, 1000], got {width!r}")
+    if isinstance(height, bool) or not isinstance(height, int) or not 3 <= height <= 500:
+        raise ValueError(f"height must be an integer in [3, 500], got {height!r}")
     x = np.asarray(xs, dtype=np.float64)
     y = np.asarray(ys, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or x.size == 0:
@@ -57,6 +94,8 @@ def text_plot(
 
     def fmt(v: float, log: bool) -> str:
         val = 10**v if log else v
+        if float(val).is_integer() and abs(val) < 1e6:
+            return str(int(val))  # a step: 1199, not 1.2e+03
         return f"{val:.3g}"
 
     labels = [fmt(y1, logy), fmt((y0 + y1) / 2, logy), fmt(y0, logy)]

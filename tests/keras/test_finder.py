@@ -60,7 +60,13 @@ def test_find_lr_arrays_restores_everything(regression, lr):
     assert isinstance(res, FinderResult)
     assert res.steps >= 10 and res.lrs[0] == pytest.approx(1e-5)
     assert res.suggestion is not None and res.max_lr is not None and res.base_lr < res.max_lr
-    assert set(res.to_dict()["suggestions"]) == {"lrkit", "steepest", "valley", "minimum", "slide"}
+    assert set(res.to_dict()["suggestions"]) == {
+        "budget_edge",
+        "steepest",
+        "valley",
+        "minimum",
+        "slide",
+    }
     _assert_same(before, _state(model))
     assert model.optimizer._learning_rate is lr_obj and model.train_function is train_fn
     assert np.array_equal(np.random.get_state()[1], rng_np)
@@ -182,3 +188,19 @@ def test_find_lr_non_array_targets_name_the_parameter(regression):
     model.compile(optimizer="sgd", loss="mse")
     with pytest.raises(ValueError, match="^y must be an array"):
         lk.find_lr(model, x, y.ravel().tolist())
+
+
+def test_find_lr_held_batches_and_test_function_restored(regression):
+    x, y = regression
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9), loss="mse")
+    model.fit(x[:64], y[:64], epochs=1, batch_size=32, verbose=0)
+    model.evaluate(x[:32], y[:32], verbose=0)  # a test function exists
+    before = _state(model)
+    test_fn = model.test_function
+    res = _find(model, x, y, batch_size=32, num_iter=20, eval_every=5, total_steps=400)
+    assert len(res.held_losses) == 4 and np.all(np.isfinite(res.held_losses))
+    np.testing.assert_array_equal(res.held_lrs, res.lrs[::5][: len(res.held_losses)])
+    assert res.optimizer == "momentum" and res.total_steps == 400
+    assert model.test_function is test_fn
+    _assert_same(before, _state(model))

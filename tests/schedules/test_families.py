@@ -294,3 +294,9 @@ def test_values_do_not_depend_on_order_or_shape(s: S.Schedule) -> None:
     perm = np.random.default_rng(0).permutation(STEPS)
     np.testing.assert_array_equal(s.values(perm), s.values(STEPS)[perm])
     np.testing.assert_array_equal(s.values(STEPS.reshape(20, 20)), s.values(STEPS).reshape(20, 20))
+
+
+@pytest.mark.parametrize("spec", ["cosine(", "cosine(0.1,", "cosine(lr=", "join([cosine(0.1, 10)"])
+def test_unfinished_spec_is_a_spec_error(spec: str) -> None:
+    with pytest.raises(S.SpecError, match="found end of input"):
+        S.parse(spec)

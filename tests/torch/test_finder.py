@@ -166,9 +166,36 @@ def test_data_cycled_and_custom_step_with_dict_batches():
         seen.append(b["x"].data_ptr())
         return nn.functional.cross_entropy(m(b["x"]), b["y"])
 
-    r = find_lr(model, opt, None, batches, num_iter=15, step=step, end_lr=1e-2)
+    r = find_lr(
+        model, opt, None, batches, num_iter=15, step=step, end_lr=1e-2, eval_batches=0,
+        max_extra_iter=0,
+    )  # fmt: skip
     assert len(r.losses) == 15 and len(seen) == 15  # 2 batches cycled
     assert seen[0] == seen[2] == seen[4] and seen[1] == seen[3]
+
+
+def test_first_batches_of_data_are_the_held_set_evaluated_every_eval_every_steps():
+    x, y = make_data(n=96)
+    batches = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 96, 32)]
+    model = Probe()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+
+    def step(m, b):
+        seen.append((b[0].data_ptr(), m.training, torch.is_grad_enabled()))
+        return nn.functional.cross_entropy(m(b[0]), b[1])
+
+    r = find_lr(model, opt, None, batches, num_iter=12, step=step, end_lr=1e-3, eval_every=3,
+                max_extra_iter=0)  # fmt: skip
+    held = [s for s in seen if not s[1]]
+    train = [s for s in seen if s[1]]
+    assert len(train) == 12 and len(held) == 4  # steps 0, 3, 6, 9
+    assert {s[0] for s in held} == {batches[0][0].data_ptr()} and not any(s[2] for s in held)
+    # the sweep trains on the batches after the held one, cycling through all of them
+    assert [s[0] for s in train[:3]] == [b[0].data_ptr() for b in (batches[1], batches[2],
+                                                                    batches[0])]  # fmt: skip
+    np.testing.assert_array_equal(r.held_lrs, r.lrs[::3])
+    assert r.optimizer == "sgd"
 
 
 def test_gradient_accumulation_consumes_k_batches_and_averages():
@@ -180,7 +207,10 @@ def test_gradient_accumulation_consumes_k_batches_and_averages():
     def step(m, b):
         return m(b[0]).sum() * 0.0 + next(values)
 
-    r = find_lr(model, opt, None, loader(x, y), num_iter=10, step=step, accumulation_steps=3)
+    r = find_lr(
+        model, opt, None, loader(x, y), num_iter=10, step=step, accumulation_steps=3,
+        eval_batches=0,
+    )  # fmt: skip
     # step i averages the losses 3i, 3i+1, 3i+2 -> 3i+1
     np.testing.assert_allclose(r.losses, [3 * i + 1 for i in range(len(r.losses))])
 
@@ -250,6 +280,8 @@ def test_grad_scaler_skipped_steps_are_retried_and_scaler_restored():
         num_iter=12,
         scaler=scaler,
         end_lr=1e-2,
+        max_extra_iter=0,
+        eval_batches=0,
     )
     assert len(r.losses) == 12
     assert_same(before, model, opt)
@@ -287,11 +319,13 @@ def test_validation_mode_records_eval_loss():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     val = [(x[:16], y[:16]), (x[16:32], y[16:32])]
     r = find_lr(
-        model, opt, nn.functional.cross_entropy, loader(x, y), num_iter=10, val_data=val, end_lr=1.0
-    )
+        model, opt, nn.functional.cross_entropy, loader(x, y), num_iter=10, val_data=val,
+        end_lr=1.0, eval_every=1,
+    )  # fmt: skip
     n = len(r.losses)
     assert model.log[:3] == [(True, True), (False, False), (False, False)]
     assert model.log.count((True, True)) == n and model.log.count((False, False)) == 2 * n
+    assert len(r.held_losses) == n
     assert model.training is False
 
 
@@ -314,7 +348,7 @@ def test_validation_loss_value_is_the_mean_over_held_batches():
         start_lr=1e-9,
         end_lr=1e-8,
     )
-    assert r.losses[0] == pytest.approx(expected0, rel=1e-5)
+    assert r.held_losses[0] == pytest.approx(expected0, rel=1e-5)
 
 
 def test_warning_is_emitted_for_unusable_curve():
@@ -342,7 +376,8 @@ def test_warning_is_emitted_for_unusable_curve():
         ({"snapshot": "cloud"}, "snapshot"),
         ({"start_lr": 1.0, "end_lr": 0.1}, "end_lr"),
         ({"num_iter": 3}, "num_iter"),
-        ({"method": "nope"}, "method"),
+        ({"rule": "nope"}, "rule"),
+        ({"total_steps": 0}, "total_steps"),
         ({"amp": "yes"}, "amp"),
     ],
 )
@@ -378,6 +413,7 @@ def test_a_generator_shorter_than_the_sweep_is_replayed():
         start_lr=1e-4,
         end_lr=1e-2,
         num_iter=10,
+        max_extra_iter=0,
         warn=False,
     )
     assert res.stop_reason == "completed" and len(res.losses) == 10

@@ -68,7 +68,7 @@ def test_constructors():
 )
 def test_missing_package_error(monkeypatch, package, make):
     monkeypatch.setitem(sys.modules, package, None)
-    with pytest.raises(ImportError, match=f"pip install {package}"):
+    with pytest.raises(ImportError, match=rf"needs {package}: pip install .lrkit\[lrfree\].$"):
         make(_model().parameters())
 
 

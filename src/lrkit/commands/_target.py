@@ -1,13 +1,9 @@
-"""Shared by the CLI commands: the user's ``pkg.module:function`` target, and global state.
+"""Shared by the PyTorch commands (``lrkit find``, ``lrkit compare``) and ``lrkit tune``.
 
-* :func:`import_target` imports ``pkg.module`` with ``importlib`` (only the module named; the
-  working directory is on the path, as with ``python -m``; nothing is evaluated) and returns
-  its callable ``function`` (a dotted attribute path such as ``module:Class.method`` works too).
-* :func:`unpack_torch_task` checks what ``lrkit find``/``lrkit compare`` targets return.
-* :func:`seed_all` seeds torch, numpy and Python's ``random``.
-* :func:`evaluate` scores a model on ``(x, y)`` validation batches.
+* :func:`check_seed` checks a ``--seed``.
 * :func:`add_torch_task_parser` declares the arguments ``lrkit find`` and ``lrkit compare``
   share (``--demo`` or a target, ``--seed``, ``-o``, ``--no-plot``, ``--json``, ``--quiet``).
+* :func:`check_outputs` checks ``-o`` and ``--json`` before any work starts.
 * :func:`run_torch_command` runs a PyTorch command's body inside
   :func:`preserved_global_state` (or says how to install PyTorch).
 * :func:`preserved_global_state` puts the RNG states, torch's thread count and ``sys.path`` back
@@ -19,58 +15,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
-import math
 import os
-import random
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-FORMAT = "target must look like 'package.module:function'"
-
-
-def import_target(spec: Any) -> Callable[..., Any]:
-    """The callable named by ``"pkg.module:function"`` (``importlib``, never ``eval``)."""
-    if not isinstance(spec, str) or spec.count(":") != 1:
-        raise ValueError(f"{FORMAT}, got {spec!r}")
-    mod_name, attr = spec.split(":")
-    if not all(p.isidentifier() for p in mod_name.split(".")) or not all(
-        p.isidentifier() for p in attr.split(".")
-    ):
-        raise ValueError(f"{FORMAT}, got {spec!r}")
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)  # as `python -m` does; preserved_global_state() takes it out
-    module = importlib.import_module(mod_name)
-    obj: Any = module
-    for part in attr.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            break
-    if not callable(obj):
-        raise ValueError(f"target {spec!r}: module {mod_name!r} has no callable {attr!r}")
-    return obj  # type: ignore[no-any-return]
-
-
-def unpack_torch_task(spec: str, out: Any) -> tuple[Any, Any, Any, Any, Any]:
-    """``(model, optimizer, loss_fn, data, val_data or None)`` from what a ``lrkit find`` /
-    ``lrkit compare`` target returned, or a ValueError saying what it must return."""
-    import torch
-
-    if not isinstance(out, (tuple, list)) or len(out) not in (4, 5):
-        raise ValueError(
-            f"target {spec!r} must return (model, optimizer, loss_fn, data[, val_data]), "
-            f"got {type(out).__name__}"
-        )
-    model, opt, loss_fn, data = out[:4]
-    if not isinstance(model, torch.nn.Module) or not isinstance(opt, torch.optim.Optimizer):
-        raise ValueError(
-            f"target {spec!r} must return a torch.nn.Module and a torch.optim.Optimizer first, "
-            f"got {type(model).__name__} and {type(opt).__name__}"
-        )
-    return model, opt, loss_fn, data, (out[4] if len(out) == 5 else None)
-
+from .._files import IMAGE_TYPES, check_output, fresh_path
 
 SEED_MAX = 2**32 - 1
 
@@ -84,52 +34,25 @@ def check_seed(seed: Any, name: str = "--seed") -> int:
     return seed
 
 
-def seed_all(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy's global RNG and Python's ``random``."""
-    import numpy as np
-    import torch
-
-    check_seed(seed)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
-
-
 @contextlib.contextmanager
 def preserved_global_state() -> Iterator[None]:
     """Restore, on exit (also after an exception), the torch CPU/CUDA RNG states, numpy's and
     Python's global RNG states, torch's intra-op thread count and ``sys.path`` (an entry added
     by :func:`import_target` is removed; the imported modules stay imported)."""
-    import numpy as np
+    from .._runtime import GlobalRNGState
 
+    rngs = GlobalRNGState(import_torch=True)
     torch: Any = sys.modules.get("torch")
-    if torch is None:
-        try:
-            import torch
-        except ImportError:
-            torch = None
-    py_state = random.getstate()
-    np_state = np.random.get_state()
     path = list(sys.path)
-    t_state = cuda_state = threads = None
-    if torch is not None:
-        t_state = torch.get_rng_state()
-        threads = torch.get_num_threads()
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            cuda_state = torch.cuda.get_rng_state_all()
+    threads = None if torch is None else torch.get_num_threads()
     try:
         yield
     finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
+        rngs.restore()
         for entry in [p for p in sys.path if p not in path]:
             sys.path.remove(entry)
-        if torch is not None:
-            torch.set_rng_state(t_state)
-            if cuda_state is not None:
-                torch.cuda.set_rng_state_all(cuda_state)
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
+        if torch is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def run_torch_command(
@@ -143,30 +66,6 @@ def run_torch_command(
         return 2
     with preserved_global_state():  # RNGs, torch threads, sys.path: as the caller had them
         return body(args)
-
-
-def evaluate(
-    model: Any, loss_fn: Callable[..., Any], batches: Iterable[Any]
-) -> tuple[float, float]:
-    """(mean loss per example, accuracy) of ``model`` over ``(x, y)`` batches, without
-    gradients and without changing the model's train/eval mode. The loss is ``inf`` when it is
-    not finite; the accuracy (argmax of 2-d outputs against integer labels) is NaN unless every
-    batch is a classification batch."""
-    import torch
-
-    tot, cnt, correct, classification = 0.0, 0, 0, True
-    with torch.no_grad():
-        for x, y in batches:
-            out = model(x)
-            tot += float(loss_fn(out, y)) * len(y)
-            cnt += len(y)
-            if out.ndim == 2 and y.dtype == torch.long:
-                correct += int((out.argmax(1) == y).sum())
-            else:
-                classification = False
-    loss = tot / max(cnt, 1)
-    acc = correct / cnt if classification and cnt else math.nan
-    return (loss if math.isfinite(loss) else math.inf), acc
 
 
 def add_torch_task_parser(
@@ -202,3 +101,14 @@ def add_torch_task_parser(
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def check_outputs(args: argparse.Namespace, default_output: str) -> None:
+    """Check ``-o`` (an image name; the default gets a free ``-N`` suffix) and ``--json``
+    before any work starts; a ValueError names the option."""
+    if not args.no_plot:
+        if args.output is None:
+            args.output = fresh_path(default_output)
+        check_output(args.output, option="-o/--output", types=IMAGE_TYPES)
+    if args.json is not None:
+        check_output(args.json, option="--json")

@@ -21,15 +21,9 @@ import warnings
 from typing import Any
 
 from .. import _validate as V
-from ..finder import METHODS
-from ._target import (
-    add_torch_task_parser,
-    evaluate,
-    import_target,
-    run_torch_command,
-    seed_all,
-    unpack_torch_task,
-)
+from .._format import duration
+from ..finder import DEFAULT_RULE, METHODS
+from ._target import add_torch_task_parser, check_outputs, check_seed, run_torch_command
 
 DEFAULT_OUTPUT = "lrkit_find.png"
 
@@ -39,7 +33,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         p.add_argument("--start-lr", type=float, default=1e-7, help="first LR (default 1e-7)")
         p.add_argument("--end-lr", type=float, default=10.0, help="last LR (default 10)")
         p.add_argument("--num-iter", type=int, default=100, help="sweep steps (default 100)")
-        p.add_argument("--method", default="lrkit", choices=METHODS, help="suggestion rule")
+        p.add_argument("--method", default=DEFAULT_RULE, choices=METHODS, help="suggestion rule")
+        p.add_argument(
+            "--total-steps",
+            type=int,
+            default=None,
+            help="optimizer steps you plan to train: the suggestions depend on it "
+            "(default: --train-steps, or 1000 with --no-train)",
+        )
         p.add_argument("--train-steps", type=int, default=300, help="steps of each check run")
         p.add_argument("--no-train", action="store_true", help="skip the two check runs")
 
@@ -53,64 +54,36 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
 
 
-def _onecycle(max_lr: float, steps: int) -> Any:
-    from ..schedules import onecycle
-
-    return onecycle(max_lr=max_lr, total_steps=steps)
-
-
-def _train_generic(
-    model: Any, opt: Any, loss_fn: Any, data: Any, steps: int, schedule: Any, val: Any
-) -> tuple[float, float]:
-    """Train ``steps`` steps on cycled ``(x, y)`` batches; return (final loss, accuracy)."""
-    import torch
-
-    model.train()
-    losses: list[torch.Tensor] = []
-    k = 0
-    while k < steps:
-        n = 0
-        for x, y in data:
-            if k >= steps:
-                break
-            n += 1
-            if schedule is not None:
-                for g in opt.param_groups:
-                    g["lr"] = float(schedule(k))
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            losses.append(loss.detach())
-            k += 1
-        if n == 0:
-            break
-    if val is None:
-        tail = torch.stack(losses[-max(1, len(losses) // 10) :])
-        return float(tail.mean()), math.nan
-    model.eval()
-    return evaluate(model, loss_fn, val)
+NOTES = {
+    DEFAULT_RULE: "default rule: constant LR for total_steps",
+    "steepest": "steepest descent of the smoothed loss",
+    "valley": "fastai's valley",
+    "minimum": "LR at the minimum loss / 10",
+    "slide": "fastai's slide",
+}
 
 
 def _table(result: Any) -> str:
-    notes = {
-        "lrkit": "default rule: constant LR / peak of warmup-cosine",
-        "steepest": "steepest descent of the smoothed loss",
-        "valley": "fastai's valley",
-        "minimum": "LR at the minimum loss / 10",
-        "slide": "fastai's slide",
-    }
     lines = ["", "  rule        learning rate   use", "  " + "-" * 62]
     for m, lr in result.suggestions().items():
         mark = "*" if m == result.method else " "
-        val = f"{lr:13.3e}" if lr is not None else "            -"
-        lines.append(f" {mark}{m:<10} {val}   {notes[m]}")
+        val = f"{lr:13.3g}" if lr is not None else "            -"
+        lines.append(f" {mark}{m:<10} {val}   {NOTES[m]}")
     if result.max_lr is not None:
-        lines.append(f"  {'max_lr':<10} {result.max_lr:13.3e}   peak of one-cycle / cyclic")
-        lines.append(f"  {'base_lr':<10} {result.base_lr:13.3e}   floor of cyclic")
+        lines.append(f"  {'max_lr':<10} {result.max_lr:13.3g}   peak of one-cycle / cyclic")
+        lines.append(f"  {'base_lr':<10} {result.base_lr:13.3g}   floor of cyclic")
+        lines.append(f"  {'peak_lr':<10} {result.peak_lr:13.3g}   peak of warmup-cosine")
+    stop = f"{result.stop_lr:.3g}" if result.stop_lr is not None else "-"
+    if len(result.lrs):
+        first = float(result.lrs[0])
+        lines.append(
+            f"\n  sweep: {result.steps} steps, {first:.3g} -> {stop}, stopped: {result.stop_reason}"
+        )
+    else:
+        lines.append(f"\n  sweep: stopped at its first step (LR {stop}): {result.stop_reason}")
     lines.append(
-        f"\n  sweep: {result.steps} steps, {result.lrs[0] if len(result.lrs) else 0:.1e} -> "
-        f"{result.stop_lr if result.stop_lr is not None else 0:.1e}, stopped: {result.stop_reason}"
+        f"  for {result.total_steps or 'an assumed 1000'} training steps; reliable: "
+        + ("yes" if result.reliable else "NO (see the warnings below)")
     )
     return "\n".join(lines)
 
@@ -119,36 +92,60 @@ def run(args: argparse.Namespace) -> int:
     return run_torch_command("find", _run, args)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .._files import fresh_path
+def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
+    """``(make, name, task)``: ``make()`` builds ``(model, optimizer, loss_fn, data, val)``
+    afresh (after seeding); ``task`` is the demo task or ``None``."""
+    from ..compare import as_setup
+    from ..torch import seed_all
 
-    if args.output is None:
-        args.output = fresh_path(DEFAULT_OUTPUT)
-    from ..finder import LRFinderWarning
-    from ..torch._finder import _is_rank0, find_lr
+    if args.demo:
+        import torch
 
-    rank0 = _is_rank0()
-    say = print if rank0 else (lambda *a, **k: None)
-    task = None
-    try:
+        from ..torch.demo import digits_task
+
+        torch.set_num_threads(1)  # tiny model: one thread is fastest, also on busy machines
+        task = digits_task(seed=args.seed)
+
+        def make_demo(lr: float = 1e-3) -> Any:
+            seed_all(args.seed)
+            model = task.make_model()
+            opt = task.make_optimizer(model, lr)
+            return model, opt, task.loss_fn, task.train_batches(), task.val_batches()
+
+        name = f"demo: {task.name} ({len(task.x_train)} train / {len(task.x_val)} val)"
+        return make_demo, name, task
+    from .._target import import_target
+
+    fn = import_target(args.target)
+
+    def make_user(lr: float | None = None) -> Any:
         seed_all(args.seed)
+        s = as_setup(fn(), name=f"target {args.target!r}")
+        return s.model, s.optimizer, s.loss_fn, s.data, s.val
+
+    return make_user, args.target, None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..finder import LRFinderWarning
+    from ..torch import find_lr, is_main_process
+
+    rank0 = is_main_process()
+    say = print if rank0 else (lambda *a, **k: None)
+    try:
+        check_outputs(args, DEFAULT_OUTPUT)
+        check_seed(args.seed)
         if not args.no_train:
             V.integer("--train-steps", args.train_steps, 2)
-        if args.demo:
-            import torch
-
-            from ..demo import digits_task
-
-            torch.set_num_threads(1)  # tiny model: one thread is fastest, also on busy machines
-            task = digits_task(seed=args.seed)
-            model = task.make_model()
-            opt = task.make_optimizer(model, 1e-3)
-            loss_fn, data, val = task.loss_fn, task.train_batches(), task.val_batches()
-            name = f"demo: {task.name} ({len(task.x_train)} train / {len(task.x_val)} val)"
-        else:
-            fn = import_target(args.target)
-            model, opt, loss_fn, data, val = unpack_torch_task(args.target, fn())
-            name = args.target
+        V.integer("--num-iter", args.num_iter, 5)
+        V.positive("--start-lr", args.start_lr)
+        V.positive("--end-lr", args.end_lr)
+        if not args.end_lr > args.start_lr:
+            raise ValueError(
+                f"--end-lr must be > --start-lr, got {args.end_lr:g} <= {args.start_lr:g}"
+            )
+        make, name, task = _task(args)
+        model, opt, loss_fn, data, _ = make()
     except (ValueError, ImportError) as e:
         print(f"lrkit find: error: {e}", file=sys.stderr)
         return 2
@@ -166,57 +163,94 @@ def _run(args: argparse.Namespace) -> int:
                 end_lr=args.end_lr,
                 num_iter=args.num_iter,
                 method=args.method,
+                total_steps=args.total_steps or (None if args.no_train else args.train_steps),
                 progress=not args.quiet,
             )
     except ValueError as e:
         print(f"lrkit find: error: {e}", file=sys.stderr)
         return 2
-    say(f"range test: {time.perf_counter() - t0:.1f}s")
+    say(f"range test: {result.steps} steps in {duration(time.perf_counter() - t0)}")
     say(_table(result))
     for w in caught:
         if issubclass(w.category, LRFinderWarning):
             say(f"\n  warning: {w.message}")
-    if result.suggestion is None:
-        return 1
+    if args.json and rank0:
+        with open(args.json, "w") as f:
+            json.dump(result.to_dict(), f, indent=1)
+        say(f"\n  results written to {args.json}")
     if rank0 and not args.no_plot:
         try:
             from matplotlib.figure import Figure  # no pyplot: the caller's backend is untouched
 
-            fig = Figure(figsize=(7, 4.5))
-            result.plot(fig.add_subplot())
+            fig = Figure(figsize=(9.5, 4.5))
+            result.plot(fig.add_subplot(), title=f"LR range test: {name}")
             fig.tight_layout()
             fig.savefig(args.output, dpi=110)
-            say(f"\n  plot written to {args.output}")
+            say(f"  plot written to {args.output}")
         except ImportError:
             say("\n  (matplotlib not installed: no plot; pip install 'lrkit[plot]')")
-    if args.json and rank0:
-        with open(args.json, "w") as f:
-            json.dump(result.to_dict(), f, indent=1)
+    if result.suggestion is None:
+        print(
+            f"lrkit find: no suggestion: the sweep stopped ({result.stop_reason}) before the "
+            "loss fell; see the plot, try a lower --start-lr or check the task",
+            file=sys.stderr,
+        )
+        return 1
     if args.no_train:
         return 0
+    return _check(args, make, result, say)
+
+
+def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> int:
+    """Train twice from the same initial weights: at the constant ``suggestion`` and with
+    ``onecycle(max_lr)``; print the final loss (and accuracy) of each."""
+    from ..schedules import constant, onecycle
+    from ..torch import evaluate, fit
+
     steps = args.train_steps
     sug, max_lr = float(result.suggestion), float(result.max_lr)
-    runs = [("constant", sug, None), ("one-cycle", max_lr, _onecycle(max_lr, steps))]
+    runs: list[tuple[str, str, float, Any]] = [
+        ("constant", "lr", sug, constant(sug)),
+        ("one-cycle", "max_lr", max_lr, onecycle(max_lr, steps)),
+    ]
     say(f"\n  check: {steps} training steps from the same initial weights")
-    say("  schedule    LR              final loss   accuracy")
-    for label, lr, sched in runs:
-        seed_all(args.seed)
-        if task is not None:
-            from ..demo import evaluate, train
+    bar: Any = None
+    if not args.quiet:
+        from tqdm.auto import tqdm
 
-            m = task.make_model()
-            o = task.make_optimizer(m, lr)
-            train(m, o, task, steps, sched)
-            loss, acc = evaluate(m, task)
-            kind = "val"
-        else:
-            fn = import_target(args.target)
-            m, o, lf, d, v = unpack_torch_task(args.target, fn())
-            for g in o.param_groups:
-                g["lr"] = lr
-            loss, acc = _train_generic(m, o, lf, d, steps, sched, v)
-            kind = "val" if v is not None else "train"
+        bar = tqdm(total=2 * steps, desc="check", unit="step", leave=False)
+    rows = []
+    try:
+        for label, peak, lr, sched in runs:
+            if bar is not None:
+                bar.set_postfix_str(label)
+            model, opt, loss_fn, data, val = make(lr)
+            hist = fit(
+                model,
+                optimizer=opt,
+                loss_fn=loss_fn,
+                data=data,
+                steps=steps,
+                schedule=sched,
+                on_step=(lambda k, v: bar.update(1)) if bar is not None else None,
+            )
+            if bar is not None and hist.steps < steps:
+                bar.update(steps - hist.steps)
+            if val is not None and not hist.diverged:
+                loss, acc = evaluate(model, loss_fn=loss_fn, data=val)
+                kind = "val"
+            else:
+                loss, acc, kind = hist.final_loss(), math.nan, "train"
+            rows.append((label, peak, lr, kind, loss, acc, hist.seconds))
+    finally:
+        if bar is not None:
+            bar.close()
+    say(f"  {'schedule':<11} {'LR':<16} {'final loss':<15}  {'accuracy':>8}  {'time':>8}")
+    for label, peak, lr, kind, loss, acc, secs in rows:
         acc_s = f"{acc:8.2%}" if not math.isnan(acc) else "       -"
-        peak = "max_lr" if sched is not None else "lr"
-        say(f"  {label:<11} {peak} {lr:9.2e}  {kind} {loss:8.4f}  {acc_s}")
+        loss_s = f"{loss:.4g}" if math.isfinite(loss) else "diverged"
+        say(
+            f"  {label:<11} {peak:<6} {lr:<9.3g} {kind:<5} {loss_s:<9}  {acc_s}  "
+            f"{duration(secs):>8}"
+        )
     return 0

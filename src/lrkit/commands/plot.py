@@ -1,10 +1,20 @@
-"""``lrkit plot SPEC --steps N [-o file.png]``: draw a schedule given as a spec string."""
+"""``lrkit plot SPEC --steps N [-o file.png]``: draw a schedule given as a spec string.
+
+However long the schedule, it is evaluated at no more than ``lrkit.textplot.MAX_POINTS``
+evenly spaced steps (first and last included).
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
+
+#: Longest spec string accepted on the command line (a spec is a short expression).
+MAX_SPEC = 20_000
+#: Longest run of digits in one number of a spec.
+MAX_DIGITS = 100
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -25,37 +35,95 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def run(args: argparse.Namespace) -> int:
-    import numpy as np
+def _spec_error(exc: Exception, spec: str) -> str:
+    """One line: what is wrong, where, and the spec around that place."""
+    from .._format import shorten
 
+    pos = getattr(exc, "pos", None)
+    first = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(pos, int):
+        lo, hi = max(0, pos - 30), min(len(spec), pos + 30)
+        near = ("..." if lo else "") + spec[lo:pos] + " <here> " + spec[pos:hi]
+        near += "..." if hi < len(spec) else ""
+        return f"{shorten(first, 160)} (near: {' '.join(near.split())})"
+    return shorten(first, 200)
+
+
+def _parse(spec: str) -> Any:
     from ..schedules import parse
-    from ..schedules._base import _plot_steps
-    from ..textplot import text_plot
+
+    if len(spec) > MAX_SPEC:
+        raise ValueError(
+            f"spec is {len(spec)} characters long (at most {MAX_SPEC}): a spec is a short "
+            "expression such as 'cosine(0.1, 1000)'"
+        )
+    m = re.search(rf"\d{{{MAX_DIGITS + 1},}}", spec)
+    if m:
+        raise ValueError(
+            f"invalid schedule spec at position {m.start()}: a number with "
+            f"{m.end() - m.start()} digits (at most {MAX_DIGITS})"
+        )
+    try:
+        return parse(spec)
+    except RecursionError:
+        raise ValueError("invalid schedule spec: nested too deeply") from None
+    except IndexError:  # the parser ran past the last token
+        raise ValueError(
+            f"invalid schedule spec at position {len(spec)}: it ends too early "
+            f"(near: {' '.join(spec[-40:].split())} <here>)"
+        ) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(_spec_error(exc, spec)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._files import IMAGE_TYPES, check_output
+    from .._format import wrap_spec
+    from ..textplot import plot_steps, text_plot
+
+    def err(msg: str) -> int:
+        print(f"lrkit plot: error: {msg}", file=sys.stderr)
+        return 2
 
     try:
-        schedule = parse(args.spec)
-        n = _plot_steps(schedule, args.steps)
+        if args.output is not None:
+            check_output(args.output, option="-o/--output", types=IMAGE_TYPES)
+        else:
+            text_plot([0.0], [0.0], width=args.width, height=args.height)  # checks the sizes
+        schedule = _parse(args.spec)
+        steps = plot_steps(schedule, args.steps)
+        with _np_quiet():
+            lrs = schedule.values(steps)
     except ValueError as exc:
-        print(f"lrkit plot: error: {exc}", file=sys.stderr)
-        return 2
-    steps = np.arange(n)
-    lrs = schedule.values(steps)
+        msg = str(exc)
+        if msg.startswith(("width", "height", "steps")):
+            msg = "--" + msg
+        return err(msg)
+    except OverflowError as exc:
+        return err(f"the schedule cannot be evaluated over these steps ({exc})")
+    spec = str(schedule)
     if args.output:
         try:
             from matplotlib.figure import Figure  # no pyplot: no backend switch
         except ImportError:
-            print("lrkit plot: -o needs matplotlib: pip install 'lrkit[plot]'", file=sys.stderr)
-            return 2
+            return err("-o needs matplotlib: pip install 'lrkit[plot]'")
         fig = Figure(figsize=(8, 4))
         ax = fig.add_subplot()
-        schedule.plot(steps=n, ax=ax)
+        ax.plot(steps, lrs, lw=1.5)
+        ax.set_xlabel("step")
+        ax.set_ylabel("learning rate")
+        ax.grid(True, alpha=0.3)
         if args.log:
             ax.set_yscale("log")
-        ax.set_title(str(schedule) if len(str(schedule)) < 90 else schedule.name)
+        lines = wrap_spec(spec, 90)
+        if len(lines) > 6:
+            lines = [*lines[:5], lines[5][:80] + f" ... ({len(spec)} characters)"]
+        ax.set_title("\n".join(lines), fontsize=9 if len(lines) > 1 else 10)
         fig.tight_layout()
         fig.savefig(args.output, dpi=120)
         print(f"wrote {args.output}")
         return 0
+    lines = wrap_spec(spec, max(args.width, 40))
     print(
         text_plot(
             steps,
@@ -63,8 +131,22 @@ def run(args: argparse.Namespace) -> int:
             width=args.width,
             height=args.height,
             logy=args.log,
-            title=str(schedule),
+            title="\n".join(lines[:6]),
         )
     )
-    print(f"lr: start {lrs[0]:.4g}, max {lrs.max():.4g}, min {lrs.min():.4g}, end {lrs[-1]:.4g}")
+    sampled = (
+        ""
+        if len(steps) == int(steps[-1]) + 1
+        else f" ({len(steps)} of {int(steps[-1]) + 1} steps drawn)"
+    )
+    print(
+        f"lr: start {lrs[0]:.4g}, max {lrs.max():.4g}, min {lrs.min():.4g}, end {lrs[-1]:.4g}"
+        + sampled
+    )
     return 0
+
+
+def _np_quiet() -> Any:
+    import numpy as np
+
+    return np.errstate(over="ignore", invalid="ignore")

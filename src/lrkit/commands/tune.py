@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import warnings
 from typing import Any
 
 from .. import _validate as V
-from .._files import fresh_path
+from .._files import IMAGE_TYPES, check_output, fresh_path
+from .._format import mask_secrets, mask_url, shorten
 from ._target import check_seed, preserved_global_state
 
 HELP = "Search learning rate and schedule with Optuna."
@@ -41,7 +43,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--demo", action="store_true", help="tune the built-in demo task")
     p.add_argument(
-        "--demo-task", default="digits_mlp_sgd", help="which lrkit.demo task --demo uses"
+        "--demo-task", default="digits_mlp_sgd", help="which lrkit.torch.demo task --demo uses"
     )
     p.add_argument("--trials", type=int, default=20, help="COMPLETE trials to reach")
     p.add_argument(
@@ -65,7 +67,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="comma-separated families (constant,cosine,onecycle,step,cyclic,wsd)",
     )
     p.add_argument(
-        "--pruner", choices=("median", "sha", "none"), default="median", help="Optuna pruner"
+        "--pruner",
+        choices=("percentile", "median", "sha", "none"),
+        default="percentile",
+        help="stop a trial in the worst quarter (percentile) or half (median) at an epoch; "
+        "sha: successive halving",
     )
     p.add_argument("--epochs", type=int, default=None, help="epochs per trial (demo/tuple tasks)")
     p.add_argument("--seed", type=int, default=None, help="TPE sampler seed (one worker)")
@@ -74,13 +80,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--grace", type=int, default=None, help="seconds without heartbeat before a trial fails"
     )
     p.add_argument("--max-retry", type=int, default=3, help="retries of a killed trial")
-    p.add_argument("--max-trials", type=int, default=None, help="cap on trials started in all")
+    p.add_argument(
+        "--max-trials",
+        type=int,
+        default=None,
+        help="cap on trials started in all (default: 10x --trials, at least --trials + 50); "
+        "when reached first the command exits with code 1",
+    )
     p.add_argument("--top", type=int, default=5, help="rows of the final table")
     p.add_argument(
         "--plot",
         default=None,
         help="image of the search (value per trial, LR vs value); 'none' to skip "
         "(default: lrkit-tune-<study>.png)",
+    )
+    p.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="also write the results as JSON (full precision)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="print only the best spec")
@@ -93,88 +111,199 @@ def _slug(text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     with preserved_global_state():  # RNGs, torch threads, sys.path: as the caller had them
-        return _run(args)
+        try:
+            import optuna
+        except ImportError:
+            return _run(args)
+        verbosity = optuna.logging.get_verbosity()
+        # a failing trial's exception reaches the user once (as an error line, or as the
+        # traceback of a real bug), not also through Optuna's log
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        try:
+            return _run(args)
+        finally:
+            optuna.logging.set_verbosity(verbosity)
 
 
 def _run(args: argparse.Namespace) -> int:
     from ..tune import FAMILIES, load_target, tune
 
-    def err(msg: str) -> int:
-        print(f"lrkit tune: error: {msg}", file=sys.stderr)
-        return 2
+    url = args.storage if isinstance(args.storage, str) else None
+
+    def err(msg: str, code: int = 2) -> int:
+        print(f"lrkit tune: error: {mask_secrets(msg, url)}", file=sys.stderr)
+        return code
 
     if args.demo == bool(args.target):
         return err("give either --demo or a target pkg.module:function")
-    try:
-        import optuna
-    except ImportError:
+    from importlib.util import find_spec
+
+    if find_spec("optuna") is None:
         return err("optuna is not installed: pip install 'lrkit[tune]'")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     families = tuple(FAMILIES)
     if args.families:
         families = tuple(f.strip() for f in args.families.split(",") if f.strip())
     seeding: Any = args.seeding if args.lr_range is None else tuple(args.lr_range)
-    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    quiet = args.quiet
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(mask_secrets(msg, url), file=sys.stderr)
+
+    study = args.study
     try:
+        V.integer("--trials", args.trials, 1)
         V.integer("--top", args.top, 1)
+        if args.max_trials is not None:
+            V.integer("--max-trials", args.max_trials, args.trials)
         if args.seed is not None:
             check_seed(args.seed)
+        if study is not None and not study.strip():
+            raise ValueError("--study must be a non-empty name, got ''")
         bad = [f for f in families if f not in FAMILIES]
         if bad or not families:
             raise ValueError(
                 f"--families must be a comma-separated subset of {','.join(FAMILIES)}, "
-                f"got {args.families!r}"
+                f"got {shorten(repr(args.families), 80)}"
             )
         if args.epochs is not None:
             V.integer("--epochs", args.epochs, 1)
+        if args.json is not None:
+            check_output(args.json, option="--json")
+        plot = args.plot
+        if plot is not None and plot.lower() != "none":
+            check_output(plot, option="--plot", types=IMAGE_TYPES)
         if args.demo:
             from ..tune import demo_task
 
             task = demo_task(args.demo_task, epochs=4 if args.epochs is None else args.epochs)
-            study = args.study or f"lrkit-demo-{args.demo_task}"
+            study = study or f"lrkit-demo-{args.demo_task}"
         else:
             task = load_target(args.target, epochs=5 if args.epochs is None else args.epochs)
-            study = args.study or _slug(args.target)
-        result = tune(
-            task,
-            args.trials,
-            storage=args.storage,
-            study_name=study,
-            seeding=seeding,
-            families=families,
-            pruner=args.pruner,
-            seed=args.seed,
-            heartbeat_interval=args.heartbeat,
-            grace_period=args.grace,
-            max_retry=args.max_retry,
-            max_trials=args.max_trials,
-            progress=not (args.no_progress or args.quiet),
-            log=say,
-        )
-    except (ValueError, ImportError) as exc:  # bad options, target or missing package
+            study = study or _slug(args.target)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = tune(
+                task,
+                n_trials=args.trials,
+                storage=args.storage,
+                study_name=study,
+                seeding=seeding,
+                families=families,
+                pruner=args.pruner,
+                seed=args.seed,
+                heartbeat_interval=args.heartbeat,
+                grace_period=args.grace,
+                max_retry=args.max_retry,
+                max_trials=args.max_trials,
+                progress=not (args.no_progress or args.quiet),
+                log=say,
+            )
+        for w in caught:
+            if w.category is UserWarning and "max_trials" not in str(w.message):
+                say(f"note: {w.message}")
+    except (ValueError, ImportError) as exc:  # bad options, target, storage or package
         return err(str(exc))
-    if not result.complete_trials:
-        return err("no trial finished")
-    if args.quiet:
+    except KeyboardInterrupt:
+        print(
+            f"\nlrkit tune: interrupted; the finished trials stay in study {study!r} "
+            f"({mask_url(args.storage)}): run the same command to continue",
+            file=sys.stderr,
+        )
+        return 130
+    n_done = len(result.complete_trials)
+    if args.json:
+        _write_json(args.json, result, study, mask_url(args.storage))
+    if not n_done:
+        return err("no trial finished (all were pruned, diverged or failed)", 1)
+    if quiet:
         print(result.best_spec)
-        return 0
+    else:
+        _print(result, study, mask_url(args.storage), args.top)
+        plot = args.plot if args.plot is not None else fresh_path(f"lrkit-tune-{_slug(study)}.png")
+        if plot.lower() != "none":
+            try:
+                result.plot(plot)
+                print(f"plot of the search: {plot}")
+            except ImportError:
+                print("(matplotlib not installed: no plot; pip install 'lrkit[plot]')")
+            except OSError as exc:
+                print(f"(could not write the plot {plot}: {exc})", file=sys.stderr)
+        if args.json:
+            print(f"results written to {args.json}")
+    if not result.reached:
+        return err(
+            f"only {n_done} of {args.trials} trials COMPLETE: {_why(result)}; run the same "
+            "command again to add trials to the study, or raise --max-trials / use "
+            "--pruner none",
+            1,
+        )
+    return 0
+
+
+def _why(result: Any) -> str:
+    counts = result.counts()
+    pruned, failed = counts.get("PRUNED", 0), counts.get("FAIL", 0)
+    if result.stop_reason == "max_trials":
+        return (
+            f"the cap of {result.max_trials} started trials was reached ({pruned} pruned or "
+            f"diverged, {failed} failed)"
+        )
+    return f"stopped early ({result.stop_reason})"
+
+
+def _print(result: Any, study: str, where: str, top: int) -> None:
     counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(result.counts().items()))
     lo, hi = result.lr_range
-    print(f"study {study!r} ({args.storage}): {counts}")
+    print(f"study {study!r} ({where}): {counts}")
     print(f"peak LR searched in [{lo:.3g}, {hi:.3g}] ({result.seeding})")
     print()
-    print(result.table(args.top))
+    import shutil
+
+    print(result.table(top, width=min(shutil.get_terminal_size((120, 24)).columns, 160)))
     print()
-    print(f"best {result.metric}: {result.best_value:.6g} (trial {result.best_trial.number})")
-    print("best schedule:")
+    print(f"best {result.metric}: {result.best_value:.4g} (trial {result.best_trial.number})")
+    print("best schedule (full precision):")
     print(result.best_spec)
-    plot = args.plot if args.plot is not None else fresh_path(f"lrkit-tune-{_slug(study)}.png")
-    if plot.lower() != "none":
-        try:
-            result.plot(plot)
-            print(f"plot of the search: {plot}")
-        except ImportError:
-            print("(matplotlib not installed: no plot; pip install 'lrkit[plot]')")
-        except OSError as exc:
-            print(f"(could not write the plot {plot}: {exc})", file=sys.stderr)
-    return 0
+
+
+def _write_json(path: str, result: Any, study: str, where: str) -> None:
+    import json
+    import math
+
+    def num(v: Any) -> Any:
+        return v if not isinstance(v, float) or math.isfinite(v) else None
+
+    trials = [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "value": num(t.value),
+            "params": {k: num(v) for k, v in t.params.items()},
+            "schedule": t.user_attrs.get("schedule"),
+        }
+        for t in result.study.get_trials(deepcopy=False)
+    ]
+    complete = result.complete_trials
+    out = {
+        "study": study,
+        "storage": where,
+        "metric": result.metric,
+        "n_trials": result.n_trials,
+        "complete": len(complete),
+        "reached": result.reached,
+        "lr_range": list(result.lr_range),
+        "seeding": result.seeding,
+        "best": (
+            {
+                "trial": result.best_trial.number,
+                "value": result.best_value,
+                "schedule": result.best_spec,
+            }
+            if complete
+            else None
+        ),
+        "trials": trials,
+    }
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)

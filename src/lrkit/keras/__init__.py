@@ -16,10 +16,10 @@ and the finder are loaded on first use.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-from typing import Any
+
+from .._imports import lazy_exports, require
 
 
 def _configured_backend() -> str:
@@ -35,8 +35,10 @@ def _configured_backend() -> str:
 
 
 try:
-    import keras
+    keras = require("keras", "keras")
 except (ImportError, ValueError) as exc:  # missing backend package, or an unknown name
+    if isinstance(exc, ImportError) and exc.name == "keras":
+        raise  # keras itself is not installed: the plain install hint
     raise ImportError(
         f"lrkit.keras needs Keras 3 and its backend, and importing keras failed ({exc}). "
         f"Keras is configured for the {_configured_backend()!r} backend (KERAS_BACKEND or "
@@ -53,6 +55,9 @@ from ._schedule import ScaledSchedule as ScaledSchedule  # noqa: E402
 from ._schedule import schedule as schedule  # noqa: E402
 
 _EXPORTS: dict[str, str] = {
+    "LRKitSchedule": "_schedule",  # imported above: keras.saving finds the classes
+    "ScaledSchedule": "_schedule",
+    "schedule": "_schedule",
     "ReduceOnPlateau": "_callbacks",
     "ReduceLROnPlateau": "_callbacks",
     "DivergenceGuard": "_callbacks",
@@ -61,18 +66,5 @@ _EXPORTS: dict[str, str] = {
     "find_lr": "_finder",
 }
 
-__all__ = sorted([*_EXPORTS, "LRKitSchedule", "ScaledSchedule", "schedule"])
-
-
-def __getattr__(name: str) -> Any:
-    try:
-        module = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'lrkit.keras' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

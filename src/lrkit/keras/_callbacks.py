@@ -13,8 +13,8 @@ from .. import _validate as V
 from ..feedback import DivergenceGuard as _GuardCore
 from ..feedback import Feedback
 from ..feedback import ReduceOnPlateau as _PlateauCore
-from ..schedules import Schedule
-from ._schedule import LRKitSchedule, ScaledSchedule, _as_schedule
+from ..schedules import Schedule, as_schedule
+from ._schedule import LRKitSchedule, ScaledSchedule
 
 __all__ = ["DivergenceGuard", "LRLogger", "LRScheduler", "ReduceLROnPlateau", "ReduceOnPlateau"]
 
@@ -338,7 +338,7 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         verbose: int = 0,
     ) -> None:
         super().__init__()
-        self.schedule = _as_schedule(schedule)
+        self.schedule = as_schedule(schedule)
         self.per = V.choice("per", per, ("batch", "epoch"))
         if feedback is not None and not isinstance(feedback, Feedback):
             raise ValueError(f"feedback must be a lrkit.feedback.Feedback, got {feedback!r}")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import random
-import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 
 from .. import _validate as V
-from ..finder import FinderResult, Sweep, cycle_batches
+from .._runtime import GlobalRNGState
+from ..finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
 from ._schedule import host_eval
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..finder import SweepKwargs
 
 __all__ = ["find_lr"]
 
@@ -43,7 +47,8 @@ def _copy(variables: list[Any]) -> list[np.ndarray]:
 class _Snapshot:
     """Model variables (weights, non-trainable state, seed generators), optimizer variables
     (iterations and learning-rate variable included), metric variables, the optimizer's
-    learning-rate object and the model's train function (the global RNGs: :class:`_GlobalRNGs`)."""
+    learning-rate object and the model's train function (the global RNGs are
+    saved by :class:`lrkit._runtime.GlobalRNGState`)."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -55,6 +60,7 @@ class _Snapshot:
         self.values = (_copy(self.model_vars), _copy(self.opt_vars), _copy(self.metric_vars))
         self.lr_obj = self.inner._learning_rate
         self.train_function = model.train_function
+        self.test_function = getattr(model, "test_function", None)
         self.attrs = {
             k: model.__dict__.get(k, _MISSING) for k in ("_jax_state", "_jax_state_synced")
         }
@@ -64,6 +70,7 @@ class _Snapshot:
         model = self.model
         self.inner._learning_rate = self.lr_obj
         model.train_function = self.train_function
+        model.test_function = self.test_function
         for group, vals in zip((self.model_vars, self.opt_vars, self.metric_vars), self.values):
             for v, x in zip(group, vals):
                 v.assign(x)
@@ -74,28 +81,6 @@ class _Snapshot:
                 model.__dict__[k] = val
         if self.stop_training is not _MISSING:
             model.stop_training = self.stop_training
-
-
-class _GlobalRNGs:
-    """The numpy and Python global RNGs, and torch's (CPU, CUDA) when torch is loaded: a torch
-    ``DataLoader`` draws its shuffling seed from them when its iterator starts."""
-
-    def __init__(self) -> None:
-        self.np = np.random.get_state()
-        self.py = random.getstate()
-        torch = sys.modules.get("torch")
-        self.torch = None if torch is None else torch.get_rng_state()
-        cuda = torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()
-        self.cuda = torch.cuda.get_rng_state_all() if cuda else None
-
-    def restore(self) -> None:
-        np.random.set_state(self.np)
-        random.setstate(self.py)
-        if self.torch is not None:
-            torch = sys.modules["torch"]
-            torch.set_rng_state(self.torch)
-            if self.cuda is not None:
-                torch.cuda.set_rng_state_all(self.cuda)
 
 
 def _is_arrays(x: Any) -> bool:
@@ -205,17 +190,19 @@ def find_lr(
     sample_weight: Any = None,
     shuffle: bool = True,
     seed: int | None = 0,
-    start_lr: float = 1e-7,
-    end_lr: float = 10.0,
-    num_iter: int = 100,
-    mode: str = "exp",
-    beta: float = 0.9,
-    diverge_th: float = 5.0,
-    method: str = "lrkit",
+    options: SweepOptions | None = None,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
+    **sweep_options: Unpack[SweepKwargs],
 ) -> FinderResult:
     """Run the LR range test on a compiled Keras model and restore it exactly afterwards.
+
+    The sweep's options (``start_lr``, ``end_lr``, ``num_iter``, ``total_steps``, ``rule``,
+    ``eval_every``, ``eval_batches``, ...) are those of :class:`lrkit.finder.SweepOptions`,
+    given as keyword arguments or as ``options``. Pass ``total_steps``, the number of
+    optimizer steps you plan to train: the suggestions depend on it. The first
+    ``eval_batches`` batches are set aside as the held set; every ``eval_every`` steps their
+    mean loss (``model.test_on_batch``) is measured and the default rule reads that curve.
 
     Data: arrays ``x`` (a NumPy array, a dict or list of arrays for multi-input models) with
     targets ``y`` (and optional ``sample_weight``), cut into batches of ``batch_size`` (reshuffled
@@ -244,24 +231,28 @@ def find_lr(
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
         raise ValueError("model must be compiled (model.compile(optimizer=..., loss=...))")
     batch_size = V.integer("batch_size", batch_size, 1)
-    sweep = Sweep(
-        start_lr=start_lr,
-        end_lr=end_lr,
-        num_iter=num_iter,
-        mode=mode,
-        beta=beta,
-        diverge_th=diverge_th,
-        method=method,
+    opt = model.optimizer
+    inner = getattr(opt, "inner_optimizer", opt)
+    momentum = getattr(inner, "momentum", 0.0)
+    family = optimizer_family(
+        type(inner).__name__,
+        momentum=float(momentum) if isinstance(momentum, (int, float)) else 0.0,
     )
+    sweep = Sweep(options, optimizer=family, **sweep_options)
     if y is not None or _is_arrays(x):
         batches = _array_batches(x, y, sample_weight, batch_size, bool(shuffle), seed)
     else:
         if sample_weight is not None:
             raise ValueError("sample_weight must be None when x is an iterable of batches")
         batches = _iter_batches(x)
-    rngs = _GlobalRNGs()  # before any batch is drawn
+    rngs = GlobalRNGState()  # before any batch is drawn
     try:
         first = next(batches)
+        held = [first] + [next(batches) for _ in range(sweep.options.eval_batches - 1)]
+        if held and sweep.options.eval_batches > 0:
+            first = next(batches)
+        else:
+            held = []
         _build(model, first)
         snap = _Snapshot(model)
         lr_obj = _SweepLR(sweep.start_lr)
@@ -276,7 +267,14 @@ def find_lr(
                 logs = model.train_on_batch(bx, by, sample_weight=bw, return_dict=True)
                 return float(np.asarray(logs["loss"]))
 
-            sweep.run(one_step, callback)
+            def evaluate() -> float:
+                total = 0.0
+                for hx, hy, hw in held:
+                    logs = model.test_on_batch(hx, hy, sample_weight=hw, return_dict=True)
+                    total += float(np.asarray(logs["loss"]))
+                return total / len(held)
+
+            sweep.run(one_step, callback, evaluate if held else None)
         finally:
             snap.restore()
     finally:

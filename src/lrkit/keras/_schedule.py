@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from .. import _validate as V
-from ..schedules import Schedule, from_dict, parse
+from ..schedules import as_schedule
 from ..schedules.tables import EVALUATIONS, TABLE_LIMIT
 
 __all__ = ["LRKitSchedule", "ScaledSchedule", "schedule", "host_eval"]
@@ -62,18 +62,6 @@ def host_eval(fn: _HostFn, step: Any) -> Any:
     # torch, numpy (and anything eager): plain host computation
     t = np.asarray(keras.ops.convert_to_numpy(step), dtype=np.float64)
     return keras.ops.convert_to_tensor(fn(t), dtype="float32")
-
-
-def _as_schedule(s: Any) -> Schedule:
-    if isinstance(s, Schedule):
-        return s
-    if isinstance(s, str):
-        return parse(s)
-    if isinstance(s, dict):
-        return from_dict(s)
-    raise ValueError(
-        f"schedule must be a lrkit schedule, a spec string or a to_dict() dict, got {s!r}"
-    )
 
 
 class _Scaled:
@@ -138,7 +126,7 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         table_limit: int = TABLE_LIMIT,
     ) -> None:
         super().__init__()
-        self.schedule = _as_schedule(schedule)
+        self.schedule = as_schedule(schedule)
         self._scale = V.non_negative("scale", scale)
         self.name = name
         self.evaluation = V.choice("evaluation", evaluation, EVALUATIONS)

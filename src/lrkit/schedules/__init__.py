@@ -29,7 +29,7 @@ from ._families import (
     Step,
     Warmup,
 )
-from ._spec import SpecError, from_dict, parse
+from ._spec import SpecError, as_schedule, from_dict, parse
 
 # Lower-case constructors: the names users call (they mirror PyTorch's keyword names).
 constant = Constant
@@ -86,6 +86,7 @@ __all__ = [
     "SpecError",
     "parse",
     "from_dict",
+    "as_schedule",
     "register",
     "names",
     "constant",

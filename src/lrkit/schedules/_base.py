@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,6 +31,11 @@ def register(cls: type[Schedule]) -> type[Schedule]:
         raise RuntimeError(f"schedule name {cls.name!r} registered twice")
     REGISTRY[cls.name] = cls
     return cls
+
+
+def _composite(name: str) -> Callable[..., Schedule]:
+    """The registered composite class ``name`` (registered when :mod:`lrkit.schedules` loads)."""
+    return REGISTRY[name]
 
 
 def _check_step(step: float) -> float:
@@ -142,45 +148,41 @@ class Schedule(ABC):
         return hash(str(self))
 
     # ----------------------------------------------------------------- composition
+    # The composites (``mul``, ``scale``, ``clamp``) live in ``_compose``, which builds on this
+    # module; they are reached through the registry, so this module imports nothing of theirs.
     def __mul__(self, other: object) -> Schedule:
-        from ._compose import Product, Scale
-
         if isinstance(other, Schedule):
-            return Product([self, other])
+            return _composite("mul")([self, other])
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return Scale(self, float(other))
+            return _composite("scale")(self, float(other))
         return NotImplemented
 
     def __rmul__(self, other: object) -> Schedule:
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            from ._compose import Scale
-
-            return Scale(self, float(other))
+            return _composite("scale")(self, float(other))
         return NotImplemented
 
     def scale(self, factor: float) -> Schedule:
         """This schedule multiplied by a constant ``factor`` (> 0)."""
-        from ._compose import Scale
-
-        return Scale(self, factor)
+        return _composite("scale")(self, factor)
 
     def clamp(self, min_lr: float | None = None, max_lr: float | None = None) -> Schedule:
         """This schedule clipped into ``[min_lr, max_lr]`` (either bound may be ``None``)."""
-        from ._compose import Clamp
-
-        return Clamp(self, min_lr=min_lr, max_lr=max_lr)
+        return _composite("clamp")(self, min_lr=min_lr, max_lr=max_lr)
 
     # ----------------------------------------------------------------- seeing it
     def plot(self, steps: int | None = None, ax: Any = None, **kwargs: Any) -> Any:
         """Plot the schedule with matplotlib (``pip install lrkit[plot]``); returns the axes.
 
         ``steps`` defaults to the schedule's natural length (or 1000)."""
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("Schedule.plot needs matplotlib: pip install 'lrkit[plot]'") from exc
-        n = _plot_steps(self, steps)
-        xs = np.arange(n)
+        from .._imports import require
+
+        require("matplotlib", "plot", feature="Schedule.plot")
+        import matplotlib.pyplot as plt
+
+        from ..textplot import plot_steps  # bounded: at most textplot.MAX_POINTS points
+
+        xs = plot_steps(self, steps)
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 3.5))
         kwargs.setdefault("label", _short_label(self))
@@ -189,15 +191,6 @@ class Schedule(ABC):
         ax.set_ylabel("learning rate")
         ax.grid(True, alpha=0.3)
         return ax
-
-
-def _plot_steps(s: Schedule, steps: int | None) -> int:
-    if steps is None:
-        n = s.length
-        return int(n) + 1 if n else 1000
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    return steps
 
 
 def _short_label(s: Schedule, limit: int = 60) -> str:

@@ -16,6 +16,7 @@ NAME that is not a call reads as a string (``mode=triangular2``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from ._base import REGISTRY, Schedule
@@ -159,6 +160,8 @@ class _Parser:
         kwargs: dict[str, Any] = {}
         while not (self.peek().kind == "punct" and self.peek().text == ")"):
             tok = self.peek()
+            if tok.kind == "eof":
+                raise self.fail("expected ')'")
             after = self.toks[self.i + 1]
             if tok.kind == "name" and after.kind == "punct" and after.text == "=":
                 self.take()
@@ -233,3 +236,20 @@ def from_dict(d: Any) -> Schedule:
         return cls(**kwargs)
     except TypeError as exc:
         raise ValueError(f"{name}: {exc}") from None
+
+
+def as_schedule(value: Any, *, name: str = "schedule") -> Schedule:
+    """``value`` as a schedule: a :class:`Schedule` is returned as is, a spec string goes
+    through :func:`parse`, a dict (``to_dict()`` output) through :func:`from_dict`.
+
+    Anything else raises ``ValueError`` naming the parameter ``name`` and the accepted types.
+    Every adapter takes schedules through this function."""
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, str):
+        return parse(value)
+    if isinstance(value, Mapping):
+        return from_dict(dict(value))
+    raise ValueError(
+        f"{name} must be a lrkit schedule, a spec string or a to_dict() dict, got {value!r}"
+    )

@@ -42,6 +42,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._imports import optional, require
+
+require("torch", "torch")  # without PyTorch: the one-line install hint
+
 import torch
 
 __all__ = ["EffectiveLRLogger", "effective_lr"]
@@ -186,11 +190,10 @@ def _summary(x: torch.Tensor) -> tuple[float, float, float]:
 
 
 def _tensorboard_writer(log_dir: str | None) -> Any:
-    try:
-        import tensorboard  # noqa: F401
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
+    if optional("tensorboard") is None:
         return None
+    from torch.utils.tensorboard import SummaryWriter
+
     return SummaryWriter(log_dir=log_dir)
 
 
@@ -287,6 +290,7 @@ class EffectiveLRLogger:
         ``path_or_ax``: a file name (the figure is saved and closed), a matplotlib Axes, or None
         (a new figure). Returns the Axes.
         """
+        require("matplotlib", "plot", feature="EffectiveLRLogger.plot")
         to_file = isinstance(path_or_ax, (str, bytes)) or hasattr(path_or_ax, "__fspath__")
         names = list(layers) if layers is not None else self.names
         for n in names:

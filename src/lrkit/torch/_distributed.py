@@ -17,7 +17,13 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .._imports import require
+
+require("torch", "torch")  # without PyTorch: the one-line install hint
+
 import torch
+
+from .._runtime import is_rank0
 
 __all__ = [
     "all_reduce_mean",
@@ -53,7 +59,7 @@ def get_world_size() -> int:
 
 def is_main_process() -> bool:
     """``True`` on rank 0, and in a process that is not part of a distributed group."""
-    return get_rank() == 0
+    return is_rank0()
 
 
 def main_process_only(fn: Callable[..., T]) -> Callable[..., T | None]:

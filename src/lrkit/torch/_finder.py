@@ -5,17 +5,25 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import random
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from .._imports import require
+
+require("torch", "torch")  # without PyTorch: the one-line install hint
+
 import torch
 
 from .. import _validate as V
-from ..finder import FinderResult, Sweep, cycle_batches
+from .._runtime import GlobalRNGState, is_rank0
+from ..finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..finder import SweepKwargs
 
 __all__ = ["find_lr"]
 
@@ -57,14 +65,7 @@ class _Snapshot:
         self.where = where
         self.tmpdir: str | None = None
         self.modes = [(m, m.training) for m in model.modules()]
-        self.rng_torch = torch.get_rng_state()
-        self.rng_cuda = (
-            torch.cuda.get_rng_state_all()
-            if torch.cuda.is_available() and torch.cuda.is_initialized()
-            else None
-        )
-        self.rng_np = np.random.get_state()
-        self.rng_py = random.getstate()
+        self.rngs = GlobalRNGState()
         self.gens = [(g, g.get_state()) for g in _data_generators(data)]
         self.opt_called = optimizer.__dict__.get("_opt_called", _MISSING)
         self.scaler_state = copy.deepcopy(scaler.__dict__) if scaler is not None else None
@@ -132,11 +133,7 @@ class _Snapshot:
                 self.scaler.__dict__.update(self.scaler_state)
             for m, flag in self.modes:
                 m.training = flag
-            torch.set_rng_state(self.rng_torch)
-            if self.rng_cuda is not None:
-                torch.cuda.set_rng_state_all(self.rng_cuda)
-            np.random.set_state(self.rng_np)
-            random.setstate(self.rng_py)
+            self.rngs.restore()
             for gen, state in self.gens:
                 gen.set_state(state)
         finally:
@@ -182,12 +179,14 @@ def _dist_world() -> int:
     return 1
 
 
-def _is_rank0() -> bool:
-    if _dist_world() == 1:
-        return True
-    import torch.distributed as dist
+def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
+    if world > 1:
+        import torch.distributed as dist
 
-    return int(dist.get_rank()) == 0
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        value = value / world
+    return float(value.item())
 
 
 # ----------------------------------------------------------------------------- find_lr
@@ -199,13 +198,7 @@ def find_lr(
     loss_fn: Callable[..., torch.Tensor] | None,
     data: Iterable[Any],
     *,
-    start_lr: float = 1e-7,
-    end_lr: float = 10.0,
-    num_iter: int = 100,
-    mode: str = "exp",
-    beta: float = 0.9,
-    diverge_th: float = 5.0,
-    method: str = "lrkit",
+    options: SweepOptions | None = None,
     step: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
     accumulation_steps: int = 1,
     amp: bool | torch.dtype = False,
@@ -218,8 +211,14 @@ def find_lr(
     progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
+    **sweep_options: Unpack[SweepKwargs],
 ) -> FinderResult:
     """Run the learning-rate range test on a PyTorch model and restore everything afterwards.
+
+    The sweep's options (``start_lr``, ``end_lr``, ``num_iter``, ``total_steps``, ``rule``,
+    ``eval_every``, ``eval_batches``, ...) are those of :class:`lrkit.finder.SweepOptions`,
+    given as keyword arguments or as ``options``. Pass ``total_steps``, the number of
+    optimizer steps you plan to train: the suggestions depend on it.
 
     Each sweep step sets every param group's ``lr``, runs ``accumulation_steps`` forward/backward
     passes on the next batches of ``data`` (cycled when exhausted), then ``optimizer.step()``.
@@ -231,9 +230,12 @@ def find_lr(
     ``amp=True`` (or a dtype) runs the forward pass under ``torch.autocast`` (float16 on CUDA,
     bfloat16 elsewhere by default); with a ``torch.amp.GradScaler`` as ``scaler`` the loss is
     scaled, and a step the scaler skips (inf/NaN gradients) is retried at the same LR on the
-    next batch (at most ``max_skipped`` times in a row). With ``val_data`` (a few held batches,
-    kept in memory) the recorded loss is the mean validation loss after each step (eval mode,
-    no grad) instead of the training loss. ``train_mode=True`` puts the model in train mode
+    next batch (at most ``max_skipped`` times in a row). Every ``eval_every`` steps the mean
+    loss on a fixed set of held batches is measured (eval mode, no grad): ``val_data`` (a few
+    batches, kept in memory) or, without it, the first ``eval_batches`` batches of ``data``
+    (set aside before the sweep); the default rule reads that curve (``result.curve``),
+    which follows training progress rather than which batch was drawn.
+    ``train_mode=True`` puts the model in train mode
     for the sweep. Under ``torch.distributed`` the loss is averaged over ranks each step, so
     every rank sees the same curve, stops together and gets the same suggestions.
 
@@ -258,15 +260,13 @@ def find_lr(
     accum = V.integer("accumulation_steps", accumulation_steps, 1)
     max_skipped = V.integer("max_skipped", max_skipped, 0)
     snapshot = V.choice("snapshot", snapshot, ("memory", "disk"))
-    sweep = Sweep(
-        start_lr=start_lr,
-        end_lr=end_lr,
-        num_iter=num_iter,
-        mode=mode,
-        beta=beta,
-        diverge_th=diverge_th,
-        method=method,
+    family = optimizer_family(
+        "sgd" if isinstance(optimizer, torch.optim.SGD) else type(optimizer).__name__,
+        momentum=max(
+            (float(g.get("momentum", 0.0) or 0.0) for g in optimizer.param_groups), default=0.0
+        ),
     )
+    sweep = Sweep(options, optimizer=family, **sweep_options)
     dev = torch.device(device) if device is not None else _model_device(model)
     if amp is True:
         amp_dtype: torch.dtype | None = torch.float16 if dev.type == "cuda" else torch.bfloat16
@@ -316,7 +316,9 @@ def find_lr(
 
         groups = optimizer.param_groups
         batches = cycle_batches(data)
-        if progress and _is_rank0():
+        if val_batches is None and sweep.options.eval_batches > 0:
+            val_batches = [_to(next(batches), dev) for _ in range(sweep.options.eval_batches)]
+        if progress and is_rank0():
             from tqdm.auto import tqdm
 
             bar = tqdm(total=sweep.num_iter, desc="lrkit find", unit="step", leave=False)
@@ -350,17 +352,11 @@ def find_lr(
                 if scaler.get_scale() >= scale_before or skipped >= max_skipped:
                     break
                 skipped += 1  # the scaler skipped this step: retry this LR on the next batch
-            if val_batches is not None:
-                rec = val_loss()
-            else:
-                rec = total / accum if accum > 1 else total
-            if world > 1:
-                import torch.distributed as dist
+            rec = total / accum if accum > 1 else total
+            return _mean_over_ranks(rec, world)
 
-                rec = rec.clone()
-                dist.all_reduce(rec, op=dist.ReduceOp.SUM)
-                rec = rec / world
-            return float(rec.item())
+        def evaluate() -> float:
+            return _mean_over_ranks(val_loss(), world)
 
         def after_step(i: int, lr: float, value: float) -> None:
             if callback is not None:
@@ -369,12 +365,12 @@ def find_lr(
                 bar.update(1)
                 bar.set_postfix(lr=f"{lr:.1e}", loss=f"{value:.4g}", refresh=False)
 
-        sweep.run(one_step, after_step)
+        sweep.run(one_step, after_step, evaluate if val_batches is not None else None)
     finally:
         if bar is not None:
             bar.close()
         snap.restore()
     result = sweep.result(warn=warn)
-    if not _is_rank0():  # only rank 0 writes files (plots) in a distributed job
+    if not is_rank0():  # only rank 0 writes files (plots) in a distributed job
         result = dataclasses.replace(result, writes_files=False)
     return result

@@ -26,6 +26,10 @@ import math
 from collections import deque
 from typing import Any
 
+from .._imports import require
+
+require("torch", "torch")  # without PyTorch: the one-line install hint
+
 import torch
 
 from ..feedback import Chain, Multiplier, _metric

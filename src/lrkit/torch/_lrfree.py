@@ -22,6 +22,10 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from .._imports import require
+
+require("torch", "torch")  # without PyTorch: the one-line install hint
+
 import torch
 
 __all__ = [
@@ -41,16 +45,6 @@ _SF_KINDS = {
 }
 
 
-def _require(package: str) -> Any:
-    try:
-        return __import__(package)
-    except ImportError as e:
-        raise ImportError(
-            f"this needs the optional package {package!r}: pip install {package} "
-            f"(or pip install 'lrkit[lrfree]')"
-        ) from e
-
-
 def schedule_free(
     params: Any, kind: str = "adamw", lr: float | None = None, **kwargs: Any
 ) -> torch.optim.Optimizer:
@@ -66,7 +60,7 @@ def schedule_free(
         raise ValueError(f"kind must be one of {allowed}, got {kind!r}")
     if lr is not None and (isinstance(lr, bool) or not float(lr) > 0):
         raise ValueError(f"lr must be > 0 (allowed range: (0, inf)), got {lr!r}")
-    sf = _require("schedulefree")
+    sf = require("schedulefree", "lrfree", feature="lrkit.torch.schedule_free")
     cls = getattr(sf, _SF_KINDS[kind])
     opt = cls(params, **kwargs) if lr is None else cls(params, lr=float(lr), **kwargs)
     opt.train()
@@ -79,7 +73,7 @@ def prodigy(params: Any, lr: float = 1.0, **kwargs: Any) -> torch.optim.Optimize
     ``weight_decay`` with ``decouple=True`` (the default) for AdamW-style decay."""
     if isinstance(lr, bool) or not float(lr) > 0:
         raise ValueError(f"lr must be > 0 (allowed range: (0, inf)), got {lr!r}")
-    po = _require("prodigyopt")
+    po = require("prodigyopt", "lrfree", feature="lrkit.torch.prodigy")
     return po.Prodigy(params, lr=float(lr), **kwargs)  # type: ignore[no-any-return]
 
 

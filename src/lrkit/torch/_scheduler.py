@@ -13,22 +13,16 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from .._imports import require
+
+require("torch", "torch")  # without PyTorch: the one-line install hint
+
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from ..schedules import Schedule, from_dict, parse
+from ..schedules import Schedule, as_schedule
 
 __all__ = ["LRKitScheduler", "scheduler"]
-
-
-def _as_schedule(name: str, value: Any) -> Schedule:
-    if isinstance(value, Schedule):
-        return value
-    if isinstance(value, str):
-        return parse(value)
-    if isinstance(value, Mapping):
-        return from_dict(dict(value))
-    raise ValueError(f"{name} must be an lrkit schedule, a spec string or a dict, got {value!r}")
 
 
 def _set(group: dict[str, Any], key: str, value: float) -> None:
@@ -77,21 +71,21 @@ class LRKitScheduler(LRScheduler):
                     f"schedule: a list needs one schedule per param group "
                     f"({len(groups)}), got {len(schedule)}"
                 )
-            self.schedules = [_as_schedule(f"schedule[{i}]", s) for i, s in enumerate(schedule)]
+            self.schedules = [as_schedule(s, name=f"schedule[{i}]") for i, s in enumerate(schedule)]
             self.ratios = [1.0] * len(groups)
         else:
-            self.schedules = [_as_schedule("schedule", schedule)] * len(groups)
+            self.schedules = [as_schedule(schedule)] * len(groups)
             self.ratios = self._group_ratios(optimizer)
         self._feedback: Any = None
         self._check_feedback(feedback)
         self._feedback = feedback
         extra: dict[str, Schedule] = {}
         if momentum is not None:
-            extra["momentum"] = _as_schedule("momentum", momentum)
+            extra["momentum"] = as_schedule(momentum, name="momentum")
         for key, s in (hyperparams or {}).items():
             if key == "lr":
                 raise ValueError("hyperparams must not contain 'lr': pass it as schedule")
-            extra[key] = _as_schedule(f"hyperparams[{key!r}]", s)
+            extra[key] = as_schedule(s, name=f"hyperparams[{key!r}]")
         for key in extra:
             for i, g in enumerate(groups):
                 if key == "momentum" and "momentum" not in g and "betas" not in g:

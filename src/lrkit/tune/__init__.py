@@ -12,8 +12,10 @@ every trial is an lrkit schedule whose spec string is stored on the trial
 
 from __future__ import annotations
 
-from typing import Any
-
+from .._imports import lazy_exports
+from ._load import as_task, load_target
+from ._loop import tune
+from ._result import TuneResult
 from ._space import (
     BLIND_LR_RANGE,
     FAMILIES,
@@ -23,16 +25,8 @@ from ._space import (
     build_schedule,
     lr_range_from_finder,
 )
-from ._study import (
-    DEFAULT_STORAGE,
-    Reporter,
-    Task,
-    TuneResult,
-    as_task,
-    load_target,
-    make_storage,
-    tune,
-)
+from ._storage import DEFAULT_STORAGE, make_storage
+from ._task import Reporter, Task
 
 __all__ = [
     "BLIND_LR_RANGE",
@@ -55,9 +49,11 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:  # torch-backed helpers, imported on first use
-    if name in ("demo_task", "torch_task", "DEMO_TASK"):
-        from . import _torch
+# torch-backed helpers, imported on first use
+__getattr__, _dir = lazy_exports(
+    __name__, {"demo_task": "_torch", "torch_task": "_torch", "DEMO_TASK": "_torch"}
+)
 
-        return getattr(_torch, name)
-    raise AttributeError(f"module 'lrkit.tune' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(_dir()))

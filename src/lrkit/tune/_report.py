@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .._format import round_floats, wrap_spec
+from .._imports import require
+from .._runtime import is_rank0
+
 __all__ = ["is_rank0", "plot_search", "trials_table"]
-
-
-def is_rank0() -> bool:
-    """``False`` only on a non-zero rank of an initialized ``torch.distributed`` group (torch is
-    not imported for this)."""
-    dist = sys.modules.get("torch.distributed")
-    if dist is None:
-        return True
-    try:
-        if dist.is_available() and dist.is_initialized():
-            return int(dist.get_rank()) == 0
-    except Exception:  # pragma: no cover - defensive
-        return True
-    return True
 
 
 def _fmt(v: Any) -> str:
@@ -30,12 +19,14 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def trials_table(trials: Sequence[Any], *, metric: str = "value") -> str:
-    """Rank, trial number, metric, peak LR, family and schedule spec of each trial."""
+def trials_table(trials: Sequence[Any], *, metric: str = "value", width: int | None = None) -> str:
+    """Rank, trial number, metric, peak LR, family and schedule spec of each trial; numbers
+    at 4 significant digits (the stored spec keeps full precision). With ``width``, a long
+    spec is wrapped onto further lines under its column so no line is longer."""
     header = ["rank", "trial", metric, "peak lr", "family", "schedule"]
     rows = []
     for i, t in enumerate(trials, 1):
-        spec = str(t.user_attrs.get("schedule", ""))
+        spec = round_floats(str(t.user_attrs.get("schedule", "")), 4)
         rows.append(
             [
                 str(i),
@@ -49,65 +40,154 @@ def trials_table(trials: Sequence[Any], *, metric: str = "value") -> str:
     if not rows:
         return "(no finished trials)"
     widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header) - 1)]
+    indent = sum(widths) + 2 * len(widths)
+    room = max(30, width - indent) if width is not None else None
     lines = []
     for r in [header, *rows]:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1])
+        left = "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  "
+        parts = wrap_spec(r[-1], room) if room is not None else [r[-1]]
+        lines.append(left + parts[0])
+        lines.extend(" " * indent + p for p in parts[1:])
         if r is header:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 8)
     return "\n".join(lines)
 
 
-def plot_search(result: Any, path: str | None = None) -> Any:
-    """Value per trial (best so far as a line) and peak LR vs value (log x), by family."""
+def _edges(values: Sequence[float], maximize: bool) -> tuple[float, float]:
+    """y-limits that show the good trials in detail: from the best value to the 80th
+    percentile (worst 20% clipped to the edge)."""
+    srt = sorted(values)
+    lo_v, hi_v = srt[0], srt[min(len(srt) - 1, int(0.8 * len(srt)))]
+    if maximize:
+        lo_v, hi_v = srt[max(0, int(0.2 * len(srt)) - 1)], srt[-1]
+    span = max(hi_v - lo_v, 1e-12 * max(1.0, abs(hi_v)))
+    return lo_v - 0.1 * span, hi_v + 0.3 * span
+
+
+def plot_search(result: Any, *, path: str | None = None) -> Any:
+    """Two panels: the value of every trial (best so far as a line; integer trial axis) and
+    peak LR against value (log LR axis, labelled). The y-axis shows the best 80% of the
+    COMPLETE trials in detail; worse ones, pruned trials (at their last reported value) and
+    diverged trials are drawn at the edge as triangles, so every trial stays visible."""
+    require("matplotlib", "plot", feature="TuneResult.plot")
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
     if path is not None:  # a bare Figure: no pyplot, the caller's backend is untouched
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(11, 4))
+        fig = Figure(figsize=(12, 4.5))
         ax1, ax2 = fig.subplots(1, 2)
     else:
         import matplotlib.pyplot as plt
 
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     trials = result.complete_trials
     maximize = result._maximize
-    nums = [t.number for t in trials]
+    everything = result.study.get_trials(deepcopy=False)
+    pruned = [
+        t
+        for t in everything
+        if t.state.name == "PRUNED" and not t.user_attrs.get("surplus") and "lr" in t.params
+    ]
+    diverged = [t for t in pruned if t.user_attrs.get("diverged")]
+    pruned = [t for t in pruned if not t.user_attrs.get("diverged") and t.intermediate_values]
     vals = [float(t.value) for t in trials]
+    lo, hi = _edges(vals, maximize) if vals else (0.0, 1.0)
+    bad_edge = lo if maximize else hi  # where worse-than-shown values are drawn
+
+    def clip(v: float) -> tuple[float, bool]:
+        out = v < lo if maximize else v > hi
+        return (bad_edge, True) if out or not math.isfinite(v) else (v, False)
+
     families = sorted({str(t.params.get("family", "?")) for t in trials})
     colors = {f: f"C{i}" for i, f in enumerate(families)}
     for fam in families:
         sel = [t for t in trials if str(t.params.get("family", "?")) == fam]
-        ax1.scatter([t.number for t in sel], [t.value for t in sel], color=colors[fam], label=fam)
-        ax2.scatter(
-            [t.params["lr"] for t in sel], [t.value for t in sel], color=colors[fam], label=fam
-        )
+        inside = [(t, clip(float(t.value))) for t in sel]
+        for ax, xs in ((ax1, "number"), (ax2, "lr")):
+            pts = [(t.number if xs == "number" else t.params["lr"], y, c) for t, (y, c) in inside]
+            shown = [(x, y) for x, y, c in pts if not c]
+            edge = [(x, y) for x, y, c in pts if c]
+            if shown:
+                ax.scatter(*zip(*shown), color=colors[fam], label=fam, s=28, alpha=0.85, zorder=3)
+            if edge:
+                ax.scatter(
+                    *zip(*edge),
+                    color=colors[fam],
+                    marker="^" if not maximize else "v",
+                    s=40,
+                    zorder=3,
+                    clip_on=False,
+                    label=None if shown else fam,
+                )
+    if pruned:
+        last = [
+            (t, clip(float(t.intermediate_values[max(t.intermediate_values)]))[0]) for t in pruned
+        ]
+        for ax, xs in ((ax1, "number"), (ax2, "lr")):
+            ax.scatter(
+                [t.number if xs == "number" else t.params["lr"] for t, _ in last],
+                [y for _, y in last],
+                facecolors="none",
+                edgecolors="0.55",
+                s=22,
+                lw=0.8,
+                zorder=2,
+                clip_on=False,
+                label="pruned (last value)",
+            )
+    if diverged:
+        for ax, xs in ((ax1, "number"), (ax2, "lr")):
+            ax.scatter(
+                [t.number if xs == "number" else t.params["lr"] for t in diverged],
+                [bad_edge] * len(diverged),
+                marker="x",
+                color="C3",
+                s=36,
+                lw=1.5,
+                zorder=4,
+                clip_on=False,
+                label="diverged",
+            )
     best: list[float] = []
     for v in vals:
         best.append(v if not best else (max(best[-1], v) if maximize else min(best[-1], v)))
-    if nums:
-        ax1.step(nums, best, where="post", color="k", lw=1.5, label="best so far")
+    if trials:
+        nums = [t.number for t in trials]
+        ax1.step(nums, best, where="post", color="k", lw=1.5, label="best so far", zorder=4)
     ax1.set_xlabel("trial")
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax1.set_ylabel(result.metric)
-    ax1.set_title("value per trial")
+    ax1.set_title("value per trial", pad=12)
     ax2.set_xscale("log")
-    from matplotlib.ticker import NullFormatter
-
+    lo_lr, hi_lr = result.lr_range
+    ax2.axvspan(lo_lr, hi_lr, color="0.92", zorder=0, label=f"searched ({result.seeding})")
+    ax2.set_xlim(lo_lr / 1.25, hi_lr * 1.25)
+    decades = math.log10(hi_lr / lo_lr) if lo_lr > 0 else 10.0
+    subs = (
+        (1.0,) if decades > 4 else (1.0, 2.0, 5.0) if decades > 1.5 else (1.0, 2.0, 3.0, 5.0, 7.0)
+    )
+    ax2.xaxis.set_major_locator(LogLocator(base=10.0, subs=subs))
+    ax2.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
     ax2.xaxis.set_minor_formatter(NullFormatter())
-    lo, hi = result.lr_range
-    ax2.axvspan(lo, hi, color="0.9", zorder=0, label=f"searched ({result.seeding})")
-    ax2.set_xlabel("peak learning rate")
+    ax2.set_xlabel("peak learning rate (log scale)")
     ax2.set_ylabel(result.metric)
-    ax2.set_title("LR vs value")
+    ax2.set_title("peak LR vs value", pad=12)
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    if vals:
-        srt = sorted(vals)
-        lo_v, hi_v = srt[0], srt[min(len(srt) - 1, int(0.8 * len(srt)))]
-        if maximize:
-            lo_v, hi_v = srt[max(0, int(0.2 * len(srt)) - 1)], srt[-1]
-        span = max(hi_v - lo_v, 1e-12)
-        for ax in (ax1, ax2):
-            ax.set_ylim(lo_v - 0.1 * span, hi_v + 0.3 * span)
+        ax.set_ylim(lo, hi)
+    handles, labels = [], []
+    for ax in (ax1, ax2):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if any(clip(v)[1] for v in vals) or pruned or diverged:
+        labels.append("worse: drawn at the edge")
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], ls="none", marker="^" if not maximize else "v", color="0.3"))
+    ax2.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     if path is not None and is_rank0():
         fig.savefig(path, dpi=110)

@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import _validate as V
+from .._imports import require
 from ..schedules import Schedule
-from ._study import Task
+from ._task import Task
 
 __all__ = ["demo_task", "torch_task"]
 
@@ -20,12 +21,16 @@ def _fresh(data: Any) -> Iterable[Any]:
     return data  # type: ignore[no-any-return]
 
 
+class _Diverged(Exception):
+    """Raised inside a trial to stop training at a non-finite validation loss."""
+
+
 def torch_task(
     model_factory: Callable[[], Any],
+    *,
     loss_fn: Callable[..., Any],
     train_data: Any,
     val_data: Any,
-    *,
     epochs: int = 5,
     optimizer: Callable[[Any, float], Any] | None = None,
     steps_per_epoch: int | None = None,
@@ -42,9 +47,10 @@ def torch_task(
     :func:`lrkit.torch.find_lr` on a fresh model (``range_test_kwargs`` go to it).
     ``num_threads`` sets torch's intra-op threads while a trial or the range test runs (the
     previous setting is restored afterwards); 1 is much faster for tiny models on busy CPUs."""
-    import torch
+    torch = require("torch", "torch", feature="lrkit.tune.torch_task")
 
-    from ..torch import find_lr, scheduler
+    from ..torch import evaluate as evaluate_batches
+    from ..torch import find_lr, fit, scheduler
 
     epochs = V.integer("epochs", epochs, 1)
     make_opt = optimizer or (lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9))
@@ -73,39 +79,33 @@ def torch_task(
     def val_loss(model: Any) -> float:
         if evaluate is not None:
             return float(evaluate(model))
-        modes = [(m, m.training) for m in model.modules()]
-        model.eval()
-        total, n = 0.0, 0
-        try:
-            with torch.no_grad():
-                for x, y in _fresh(val_data):
-                    total += float(loss_fn(model(x), y)) * len(x)
-                    n += len(x)
-        finally:
-            for m, flag in modes:
-                m.training = flag
-        return total / max(n, 1)
+        return float(evaluate_batches(model, loss_fn=loss_fn, data=_fresh(val_data))[0])
 
     def train(schedule: Schedule, report: Callable[[int, float], None]) -> float:
         model = model_factory()
         opt = make_opt(model.parameters(), 1e-3)
-        sched = scheduler(opt, schedule)
-        value = math.nan
-        for epoch in range(epochs):
-            model.train()
-            for k, (x, y) in enumerate(_fresh(train_data)):
-                if k >= spe:
-                    break
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                opt.step()
-                sched.step()
-            value = val_loss(model)
-            if not math.isfinite(value):
-                return math.inf
-            report(epoch, value)
-        return value
+        value = [math.nan]
+
+        def on_epoch(epoch: int) -> None:
+            value[0] = val_loss(model)
+            if not math.isfinite(value[0]):
+                raise _Diverged
+            report(epoch, value[0])
+
+        try:
+            hist = fit(
+                model,
+                optimizer=opt,
+                loss_fn=loss_fn,
+                data=lambda: _fresh(train_data),
+                epochs=epochs,
+                steps_per_epoch=spe,
+                schedule=scheduler(opt, schedule),
+                on_epoch=on_epoch,
+            )
+        except _Diverged:
+            return math.inf
+        return math.inf if hist.diverged else value[0]
 
     def range_test() -> Any:
         model = model_factory()
@@ -128,14 +128,19 @@ DEMO_TASK = "digits_mlp_sgd"
 
 
 def demo_task(
-    name: str = DEMO_TASK, *, epochs: int = 4, seed: int = 0, batch_size: int = 32
+    name: Any = DEMO_TASK, *, epochs: int = 4, seed: int = 0, batch_size: int = 32
 ) -> Task:
-    """A built-in task from :mod:`lrkit.demo` (scikit-learn data, small models): every trial
-    starts from the same initial weights and sees the same batches, so trials differ only by
-    the schedule. Metric: the validation loss (minimize)."""
-    from .. import demo
+    """A built-in task from :mod:`lrkit.torch.demo` (scikit-learn data, small models), by name
+    or as a ``DemoTask``: every trial starts from the same initial weights and sees the same
+    batches, so trials differ only by the schedule. Metric: the validation loss (minimize)."""
+    require("torch", "torch", feature="lrkit.tune.demo_task")
+    from ..torch import demo
 
-    t = demo.make_task(name, seed=seed, batch_size=batch_size)
+    if isinstance(name, demo.DemoTask):
+        t = name
+        name = t.name
+    else:
+        t = demo.make_task(name, seed=seed, batch_size=batch_size)
     spe = len(t.x_train) // t.batch_size
 
     def evaluate(model: Any) -> float:
@@ -143,9 +148,9 @@ def demo_task(
 
     return torch_task(
         t.make_model,
-        t.loss_fn,
-        lambda: t.train_batches(),
-        t.val_batches,
+        loss_fn=t.loss_fn,
+        train_data=lambda: t.train_batches(),
+        val_data=t.val_batches,
         epochs=epochs,
         optimizer=lambda p, lr: t.optimizer_fn(p, lr),
         steps_per_epoch=spe,

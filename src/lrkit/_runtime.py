@@ -1,0 +1,87 @@
+"""Process-wide state every layer shares: the global RNGs and the distributed rank.
+
+The one home for
+
+* :class:`GlobalRNGState` / :func:`preserved_rng`: save the global random number generators
+  (Python's ``random``, numpy's legacy global ``np.random``, and torch's CPU and CUDA default
+  generators when torch is loaded) and put them back exactly;
+* :func:`is_rank0`: ``False`` only on a non-zero rank of an initialized ``torch.distributed``
+  process group.
+
+Neither imports torch: torch's state is handled only when some other code has imported it
+(or when ``import_torch=True`` asks for it), so the framework-free core can use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+__all__ = ["GlobalRNGState", "is_rank0", "preserved_rng"]
+
+
+def _torch(import_torch: bool) -> Any:
+    torch = sys.modules.get("torch")
+    if torch is None and import_torch:
+        try:
+            import torch
+        except ImportError:
+            torch = None
+    return torch
+
+
+class GlobalRNGState:
+    """The global RNG states at construction; :meth:`restore` sets them back bit for bit.
+
+    Covers Python's ``random``, numpy's global ``np.random`` and, when torch is loaded (or
+    ``import_torch=True`` and it is installed), ``torch``'s CPU generator and every
+    initialized CUDA device's generator. A torch ``DataLoader`` draws its shuffling seed from
+    these when its iterator starts, so restoring them also replays its order."""
+
+    def __init__(self, *, import_torch: bool = False) -> None:
+        self.py = random.getstate()
+        self.np = np.random.get_state()
+        torch = _torch(import_torch)
+        self.torch = None if torch is None else torch.get_rng_state()
+        cuda = torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()
+        self.cuda = torch.cuda.get_rng_state_all() if cuda else None
+
+    def restore(self) -> None:
+        """Put every saved state back (the object can restore more than once)."""
+        random.setstate(self.py)
+        np.random.set_state(self.np)
+        if self.torch is not None:
+            torch = sys.modules["torch"]
+            torch.set_rng_state(self.torch)
+            if self.cuda is not None:
+                torch.cuda.set_rng_state_all(self.cuda)
+
+
+@contextlib.contextmanager
+def preserved_rng(*, import_torch: bool = False) -> Iterator[GlobalRNGState]:
+    """Save the global RNG states on entry and restore them on exit, also after an
+    exception (see :class:`GlobalRNGState`)."""
+    state = GlobalRNGState(import_torch=import_torch)
+    try:
+        yield state
+    finally:
+        state.restore()
+
+
+def is_rank0() -> bool:
+    """``False`` only on a non-zero rank of an initialized ``torch.distributed`` process group
+    (``True`` without torch, without a process group, and on rank 0)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None:
+        return True
+    try:
+        if dist.is_available() and dist.is_initialized():
+            return int(dist.get_rank()) == 0
+    except Exception:  # pragma: no cover - defensive: a broken backend must not crash logging
+        return True
+    return True

@@ -1,0 +1,60 @@
+"""``"pkg.module:function"`` targets: the one place that turns such a string into a callable.
+
+:func:`import_target` imports ``pkg.module`` with ``importlib`` (only the module named; the
+working directory is on the path, as with ``python -m``; nothing is evaluated) and returns its
+callable ``function`` (a dotted attribute path such as ``module:Class.method`` works too).
+Standard library only: the workflows (``lrkit.tune``, ``lrkit.compare``) and the command line
+share it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["FORMAT", "import_target"]
+
+FORMAT = "target must look like 'package.module:function'"
+
+
+def _show(spec: Any, limit: int = 80) -> str:
+    text = repr(spec)
+    return text if len(text) <= limit else text[: limit - 5] + "...'"
+
+
+def import_target(spec: Any) -> Callable[..., Any]:
+    """The callable named by ``"pkg.module:function"`` (``importlib``, never ``eval``).
+
+    Raises ``ValueError`` for a malformed string or a missing attribute and ``ImportError``
+    (one line, naming the module) when the module cannot be imported."""
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise ValueError(f"{FORMAT}, got {_show(spec)}")
+    mod_name, attr = spec.split(":")
+    if not all(p.isidentifier() for p in mod_name.split(".")) or not all(
+        p.isidentifier() for p in attr.split(".")
+    ):
+        raise ValueError(f"{FORMAT}, got {_show(spec)}")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)  # as `python -m` does; the command line takes it out again
+    try:
+        module = importlib.import_module(mod_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and mod_name.startswith(exc.name):
+            raise ImportError(
+                f"target {spec!r}: no module named {exc.name!r} (run from the folder that "
+                "holds it, or install it)",
+                name=exc.name,
+            ) from None
+        raise
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            break
+    if not callable(obj):
+        raise ValueError(f"target {spec!r}: module {mod_name!r} has no callable {attr!r}")
+    return obj  # type: ignore[no-any-return]

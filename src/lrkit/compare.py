@@ -1,0 +1,497 @@
+"""Train with several LR methods from the same seed, side by side (``pip install
+'lrkit[torch]'``; the plot needs ``lrkit[plot]``).
+
+>>> from lrkit import compare
+>>> report = compare.compare(compare.demo_factory(seed=0), steps=400)   # doctest: +SKIP
+>>> print(report.table())                                               # doctest: +SKIP
+
+Every method starts from the same initial weights and sees the same batches: ``make()``
+builds a fresh :class:`Setup` for each run (:func:`factory` wraps a function returning
+``(model, optimizer, loss_fn, data[, val_data])``; :func:`demo_factory` is the built-in digits
+task). Methods that need a learning rate start from the range test's suggestion
+(``lrkit.torch.find_lr``; one sweep for the base optimizer, one for Adam): ``fixed``,
+``step``, ``exponential``, ``cosine``, ``plateau`` use ``suggestion``; ``cyclic`` runs
+between ``base_lr`` and ``max_lr``; ``onecycle`` peaks at ``max_lr``. The base optimizer is
+the one ``make()`` returns. ``adam`` is Adam at its own suggestion; ``schedulefree`` is
+schedule-free AdamW at Adam's suggestion (5% warmup, evaluated at its averaged weights);
+``prodigy`` needs no LR. ``plateau`` reports the validation loss (the mean training loss of
+the last interval without validation data) to ``ReduceOnPlateau(factor=0.5, patience=2)`` 20
+times per run. Every run trains through :func:`lrkit.torch.fit`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
+
+from . import _validate as V
+
+__all__ = [
+    "METHODS",
+    "NEEDS_BASE_LR",
+    "Comparison",
+    "LRs",
+    "Result",
+    "Setup",
+    "compare",
+    "demo_factory",
+    "factory",
+    "find_lrs",
+    "parse_methods",
+    "plot",
+    "run_method",
+    "table",
+]
+
+METHODS: tuple[str, ...] = (
+    "fixed",
+    "step",
+    "exponential",
+    "cosine",
+    "cyclic",
+    "onecycle",
+    "plateau",
+    "adam",
+    "schedulefree",
+    "prodigy",
+)
+NEEDS_BASE_LR: tuple[str, ...] = (
+    "fixed",
+    "step",
+    "exponential",
+    "cosine",
+    "cyclic",
+    "onecycle",
+    "plateau",
+)
+
+
+# ----------------------------------------------------------------------------- tasks
+@dataclass
+class Setup:
+    """What one run trains: a fresh model and optimizer (same initial weights every call)."""
+
+    model: Any
+    _: KW_ONLY
+    optimizer: Any
+    loss_fn: Callable[..., Any]
+    data: Any
+    val: Any = None
+
+
+@dataclass
+class Result:
+    """One method's run: the loss and LR of every step and the final scores."""
+
+    method: str
+    _: KW_ONLY
+    optimizer: str
+    lr: str
+    losses: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    final_loss: float = math.nan
+    val_loss: float = math.nan
+    val_acc: float = math.nan
+    seconds: float = 0.0
+    diverged: bool = False
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (non-finite numbers as ``None``), full precision."""
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in self.__dict__.items()
+            if k not in ("losses", "lrs")
+        } | {"losses": _finite(self.losses), "lrs": _finite(self.lrs)}
+
+
+def _finite(xs: list[float]) -> list[float | None]:
+    return [x if math.isfinite(x) else None for x in xs]
+
+
+def as_setup(value: Any, *, name: str = "task") -> Setup:
+    """A :class:`Setup` from ``(model, optimizer, loss_fn, data[, val_data])`` (or a Setup),
+    else a ValueError saying what is expected."""
+    import torch
+
+    if isinstance(value, Setup):
+        return value
+    if not isinstance(value, (tuple, list)) or len(value) not in (4, 5):
+        raise ValueError(
+            f"{name} must return (model, optimizer, loss_fn, data[, val_data]), "
+            f"got {type(value).__name__}"
+        )
+    model, opt, loss_fn, data = value[:4]
+    if not isinstance(model, torch.nn.Module) or not isinstance(opt, torch.optim.Optimizer):
+        raise ValueError(
+            f"{name} must return a torch.nn.Module and a torch.optim.Optimizer first, "
+            f"got {type(model).__name__} and {type(opt).__name__}"
+        )
+    return Setup(
+        model, optimizer=opt, loss_fn=loss_fn, data=data, val=value[4] if len(value) == 5 else None
+    )
+
+
+def factory(fn: Callable[[], Any], *, seed: int = 0, name: str = "task") -> Callable[[], Setup]:
+    """A ``make()`` that seeds every RNG with ``seed`` and calls ``fn()`` afresh for each run
+    (``fn`` returns ``(model, optimizer, loss_fn, data[, val_data])``)."""
+    from .torch import seed_all
+
+    def make() -> Setup:
+        seed_all(seed)
+        return as_setup(fn(), name=name)
+
+    return make
+
+
+def demo_factory(*, seed: int = 0) -> Callable[[], Setup]:
+    """The built-in digits task with SGD(momentum=0.9) as the base optimizer; the returned
+    ``make`` carries a ``name`` attribute describing the task."""
+    import torch
+
+    from .torch import seed_all
+    from .torch.demo import digits_task
+
+    task = digits_task(seed=seed)
+
+    def make() -> Setup:
+        seed_all(seed)
+        model = task.make_model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        return Setup(
+            model,
+            optimizer=opt,
+            loss_fn=task.loss_fn,
+            data=task.train_batches(seed),
+            val=task.val_batches(),
+        )
+
+    make.name = f"demo: {task.name} ({len(task.x_train)} train / {len(task.x_val)} val)"  # type: ignore[attr-defined]
+    return make
+
+
+def parse_methods(spec: str | Sequence[str]) -> list[str]:
+    """Method names from ``"a,b,c"`` or a sequence, each in :data:`METHODS`, duplicates
+    dropped."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = [str(m).strip().lower() for m in items if str(m).strip()]
+    bad = [m for m in out if m not in METHODS]
+    if bad or not out:
+        raise ValueError(
+            f"methods must be a comma-separated subset of {', '.join(METHODS)}, got {spec!r}"
+        )
+    return list(dict.fromkeys(out))
+
+
+# ----------------------------------------------------------------------------- running
+def _evaluate(setup: Setup) -> tuple[float, float]:
+    from .torch import evaluate, evaluating, is_schedule_free
+
+    if setup.val is None:
+        return math.nan, math.nan
+    bn_data = setup.data if is_schedule_free(setup.optimizer) else None
+    with evaluating(setup.model, setup.optimizer, bn_data=bn_data, num_batches=10):
+        loss, acc = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val)
+    return float(loss), float(acc)
+
+
+@dataclass
+class LRs:
+    """Range-test suggestions for the base optimizer and for Adam."""
+
+    base: float
+    _: KW_ONLY
+    base_max: float
+    base_min: float
+    adam: float
+    notes: list[str] = field(default_factory=list)
+
+
+def find_lrs(make: Callable[[], Setup], *, methods: Sequence[str], num_iter: int = 100) -> LRs:
+    """The range tests the ``methods`` need (a fallback LR, with a note, when one fails)."""
+    import torch
+
+    from .torch import find_lr
+
+    notes: list[str] = []
+
+    def sweep(adam: bool, fallback: float) -> tuple[float, float, float]:
+        s = make()
+        opt = torch.optim.Adam(s.model.parameters(), lr=1e-3) if adam else s.optimizer
+        label = "Adam" if adam else type(opt).__name__
+        try:
+            r = find_lr(s.model, opt, s.loss_fn, s.data, num_iter=num_iter, warn=False)
+            sug, mx, mn = r.suggestion, r.max_lr, r.base_lr
+        except (ValueError, RuntimeError) as e:
+            sug = mx = mn = None
+            notes.append(f"range test for {label} failed ({e})")
+        if sug is None or not math.isfinite(sug):
+            notes.append(f"no reliable suggestion for {label}: using lr={fallback:g}")
+            return fallback, fallback * 3, fallback / 3
+        mx = float(mx) if mx is not None else float(sug) * 3
+        mn = float(mn) if mn is not None else float(sug) / 3
+        return float(sug), max(mx, float(sug)), min(mn, mx)
+
+    base = base_max = base_min = math.nan
+    if any(m in NEEDS_BASE_LR for m in methods):
+        base, base_max, base_min = sweep(False, 0.01)
+    adam = math.nan
+    if any(m in ("adam", "schedulefree") for m in methods):
+        adam = sweep(True, 1e-3)[0]
+    return LRs(base, base_max=base_max, base_min=base_min, adam=adam, notes=notes)
+
+
+def _plan(method: str, setup: Setup, lrs: LRs, steps: int) -> tuple[Any, Any, Any, str]:
+    """(optimizer, lrkit scheduler or None, feedback or None, LR description) for a method."""
+    import torch
+
+    from . import schedules as S
+    from .feedback import ReduceOnPlateau
+    from .torch import prodigy, schedule_free, scheduler
+
+    params = [p for g in setup.optimizer.param_groups for p in g["params"]]
+    opt = setup.optimizer
+    lr, mx, mn = lrs.base, lrs.base_max, lrs.base_min
+    if method == "fixed":
+        return opt, scheduler(opt, S.constant(lr)), None, f"{lr:.3g}"
+    if method == "step":
+        size = max(1, math.ceil(steps / 3))
+        return opt, scheduler(opt, S.step(lr, size, 0.1)), None, f"{lr:.3g} x0.1/{size}"
+    if method == "exponential":
+        gamma = 0.01 ** (1.0 / max(1, steps))
+        return opt, scheduler(opt, S.exponential(lr, gamma)), None, f"{lr:.3g} ->x0.01"
+    if method == "cosine":
+        return opt, scheduler(opt, S.cosine(lr, steps)), None, f"{lr:.3g} cos"
+    if method == "cyclic":
+        up = max(1, steps // 4)
+        sched = scheduler(opt, S.cyclic(mn, mx, step_size_up=up, mode="triangular2"))
+        return opt, sched, None, f"{mn:.3g}..{mx:.3g}"
+    if method == "onecycle":
+        return opt, scheduler(opt, S.onecycle(mx, steps)), None, f"peak {mx:.3g}"
+    if method == "plateau":
+        fb = ReduceOnPlateau(factor=0.5, patience=2)
+        return opt, scheduler(opt, S.constant(lr), feedback=fb), fb, f"{lr:.3g} x0.5/plateau"
+    if method == "adam":
+        a = torch.optim.Adam(params, lr=lrs.adam)
+        return a, None, None, f"{lrs.adam:.3g}"
+    if method == "schedulefree":
+        sf = schedule_free(params, "adamw", lr=lrs.adam, warmup_steps=max(1, steps // 20))
+        return sf, None, None, f"{lrs.adam:.3g} (x avg)"
+    if method == "prodigy":
+        return prodigy(params), None, None, "d estimated"
+    raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+
+
+def run_method(
+    method: str,
+    *,
+    make: Callable[[], Setup],
+    lrs: LRs,
+    steps: int,
+    tick: Callable[[int], None] | None = None,
+) -> Result:
+    """Train one method for ``steps`` steps from a fresh setup; returns its curves and scores.
+    ``tick(n)`` is called as steps are done (for a progress bar)."""
+    import time
+
+    from .torch import evaluate, fit, lrfree_lr
+
+    t0 = time.perf_counter()
+    setup = make()
+    opt, sched, fb, desc = _plan(method, setup, lrs, steps)
+    setup.optimizer = opt
+    report_every = max(1, steps // 20)
+    window: list[float] = []
+    ticked = [0]
+
+    def on_step(k: int, value: float) -> None:
+        window.append(value)
+        if fb is not None and k % report_every == 0:
+            if setup.val is not None:
+                metric = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val)[0]
+            else:
+                metric = sum(window) / len(window)
+            sched.report(metric)
+            window.clear()
+        if tick is not None and k % 10 == 0:
+            tick(10)
+            ticked[0] += 10
+
+    hist = fit(
+        setup.model,
+        optimizer=opt,
+        loss_fn=setup.loss_fn,
+        data=setup.data,
+        steps=steps,
+        schedule=sched,
+        on_step=on_step,
+    )
+    if tick is not None and steps > ticked[0]:
+        tick(steps - ticked[0])
+    res = Result(method=method, optimizer=type(opt).__name__, lr=desc)
+    res.losses, res.lrs, res.diverged = hist.losses, hist.lrs, hist.diverged
+    res.final_loss = hist.final_loss()
+    if not res.diverged:
+        res.val_loss, res.val_acc = _evaluate(setup)
+    res.seconds = time.perf_counter() - t0
+    if fb is not None:
+        res.note = f"{len(fb.reductions)} reductions"
+    if method == "prodigy":
+        res.note = f"final d*lr {lrfree_lr(opt)[0]:.3g}"
+    return res
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` returns: one :class:`Result` per method, the range-test LRs,
+    the task's name and the settings."""
+
+    results: list[Result]
+    _: KW_ONLY
+    lrs: LRs
+    name: str = "task"
+    steps: int = 0
+    seconds: float = 0.0
+
+    @property
+    def has_val(self) -> bool:
+        """Whether any method has a validation loss (the table then ranks by it)."""
+        return any(math.isfinite(r.val_loss) for r in self.results)
+
+    @property
+    def best(self) -> Result | None:
+        """The method with the lowest validation loss (training loss without validation)."""
+        key = [
+            (r.val_loss if self.has_val else r.final_loss, i) for i, r in enumerate(self.results)
+        ]
+        finite = [(v, i) for v, i in key if math.isfinite(v)]
+        return self.results[min(finite)[1]] if finite else None
+
+    def table(self) -> str:
+        """The text table :func:`table` prints."""
+        return table(self.results, val=self.has_val)
+
+    def plot(self, path: str | None = None, *, title: str | None = None) -> Any:
+        """The loss curves and the LR of every method (see :func:`plot`)."""
+        return plot(self.results, path=path, title=title or f"lrkit compare: {self.name}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, full precision (non-finite numbers as ``None``)."""
+        return {
+            "task": self.name,
+            "steps": self.steps,
+            "lrs": {
+                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in self.lrs.__dict__.items()
+            },
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+def compare(
+    make: Callable[[], Setup],
+    *,
+    methods: str | Sequence[str] = METHODS,
+    steps: int = 400,
+    finder_iter: int = 100,
+    progress: bool = False,
+    name: str | None = None,
+) -> Comparison:
+    """Range tests, then every method in turn, each for ``steps`` steps from ``make()``."""
+    import time
+
+    t0 = time.perf_counter()
+    methods = parse_methods(methods)
+    steps = V.integer("steps", steps, 10)
+    finder_iter = V.integer("finder_iter", finder_iter, 10)
+    lrs = find_lrs(make, methods=methods, num_iter=finder_iter)
+    bar: Any = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps * len(methods), desc="compare", unit="step", leave=False)
+    results = []
+    try:
+        for m in methods:
+            if bar is not None:
+                bar.set_postfix_str(m)
+            tick = bar.update if bar else None
+            results.append(run_method(m, make=make, lrs=lrs, steps=steps, tick=tick))
+    finally:
+        if bar is not None:
+            bar.close()
+    label = name if name is not None else str(getattr(make, "name", "task"))
+    return Comparison(results, lrs=lrs, name=label, steps=steps, seconds=time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------- output
+def _num(x: float) -> str:
+    if math.isfinite(x):
+        return f"{x:.4g}"
+    return "diverged" if x == math.inf else "-"
+
+
+def table(results: Sequence[Result], *, val: bool = True) -> str:
+    """One row per method: optimizer, LR, final training loss, validation loss and accuracy
+    (4 significant digits), wall time; ``*`` marks the best (validation, else training)
+    loss."""
+    from ._format import duration
+
+    lines = [
+        f"  {'method':<13}{'optimizer':<19}{'LR':<22}{'train loss':>11}{'val loss':>10}"
+        f"{'val acc':>9}{'time':>9}  note",
+        "  " + "-" * 100,
+    ]
+    keys = [r.val_loss if val else r.final_loss for r in results]
+    best = min((x for x in keys if math.isfinite(x)), default=math.nan)
+    for r, key in zip(results, keys):
+        acc = f"{r.val_acc:8.2%}" if math.isfinite(r.val_acc) else "       -"
+        mark = "*" if math.isfinite(key) and key == best else " "
+        lines.append(
+            f" {mark}{r.method:<13}{r.optimizer[:18]:<19}{r.lr[:21]:<22}"
+            f"{_num(r.final_loss):>11}{_num(r.val_loss):>10}{acc:>9}"
+            f"{duration(r.seconds):>9}  {r.note}"
+        )
+    return "\n".join(lines)
+
+
+def plot(results: Sequence[Result], *, path: str | None = None, title: str = "") -> Any:
+    """Two panels sharing the step axis: the training loss (EMA 0.9, log scale) and the LR of
+    every method. Writes ``path`` when given (without pyplot: the caller's backend is
+    untouched). Returns the matplotlib figure."""
+    import textwrap
+
+    import numpy as np
+
+    from ._imports import require
+
+    require("matplotlib", "plot", feature="lrkit.compare.plot")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 8))
+    ax_loss, ax_lr = fig.subplots(2, 1, sharex=True)
+    for r in results:
+        y = np.asarray(r.losses, dtype=float)
+        if y.size:
+            s = np.empty_like(y)
+            acc = y[0]
+            for i, v in enumerate(y):  # EMA (beta 0.9) for readability
+                acc = 0.9 * acc + 0.1 * v if np.isfinite(v) else acc
+                s[i] = acc
+            (line,) = ax_loss.plot(s, label=r.method, lw=1.3)
+            ax_lr.plot(r.lrs, color=line.get_color(), lw=1.3, label=r.method)
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("training loss (EMA 0.9)")
+    ax_loss.set_title(textwrap.fill(title or "lrkit compare", 100), fontsize=10)
+    ax_loss.legend(fontsize="small", ncol=2)
+    ax_lr.set_yscale("log")
+    ax_lr.set_ylabel("learning rate (group 0; Prodigy: d*lr)")
+    ax_lr.set_xlabel("step")
+    for ax in (ax_loss, ax_lr):
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig

@@ -1,0 +1,79 @@
+"""The learning-rate range test (LR finder), framework-free.
+
+The engine (:mod:`lrkit.finder.sweep`) sweeps the learning rate from ``start_lr`` to ``end_lr``
+over ``num_iter`` steps (exponentially by default), calling a user ``step(lr) -> loss`` once
+per step and, every ``eval_every`` steps, an optional ``evaluate() -> loss`` on fixed held
+batches. It stops when the loss is NaN/inf or clearly diverges, extends the sweep (bounded)
+when the loss has not turned up by ``end_lr``, and returns a :class:`FinderResult`
+(:mod:`lrkit.finder.result`) with the curves and the suggested learning rates for a constant
+rate, one-cycle and warmup-cosine, for the planned number of steps (``total_steps``).
+
+Rules (:mod:`lrkit.finder.rules`) are public: ``RULES`` by name, :func:`suggest` with a name or
+a callable ``rule(lrs, losses) -> lr``; the default, ``"budget_edge"``, is described there and
+in ``docs/finder.md``. Smoothing lives in :mod:`lrkit.finder.smoothing`.
+
+Typical use (any framework)::
+
+    from lrkit.finder import range_test
+
+    def step(lr: float) -> float:
+        set_learning_rate(lr)
+        return train_one_batch()  # returns the loss as a float
+
+    result = range_test(step, evaluate=held_batch_loss, total_steps=2000)
+    result.suggestion, result.max_lr, result.peak_lr, result.reliable
+"""
+
+from __future__ import annotations
+
+from .result import FinderResult, LRFinderWarning
+from .rules import (
+    DEFAULT_OPTIMIZER,
+    DEFAULT_RULE,
+    DEFAULT_TOTAL_STEPS,
+    OPTIMIZERS,
+    RULES,
+    Rule,
+    Suggestions,
+    optimizer_family,
+    suggest,
+    suggestions,
+)
+from .smoothing import robust_smooth, smooth_ema
+from .sweep import (
+    MODES,
+    STOP_REASONS,
+    Sweep,
+    SweepKwargs,
+    SweepOptions,
+    cycle_batches,
+    range_test,
+)
+
+#: the names of the built-in rules (``tuple(RULES)``)
+METHODS: tuple[str, ...] = tuple(RULES)
+
+__all__ = [
+    "DEFAULT_OPTIMIZER",
+    "DEFAULT_RULE",
+    "DEFAULT_TOTAL_STEPS",
+    "METHODS",
+    "MODES",
+    "OPTIMIZERS",
+    "RULES",
+    "STOP_REASONS",
+    "FinderResult",
+    "LRFinderWarning",
+    "Rule",
+    "Suggestions",
+    "Sweep",
+    "SweepKwargs",
+    "SweepOptions",
+    "cycle_batches",
+    "optimizer_family",
+    "range_test",
+    "robust_smooth",
+    "smooth_ema",
+    "suggest",
+    "suggestions",
+]

@@ -1,0 +1,279 @@
+"""The outcome of a range test: :class:`FinderResult`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .rules import DEFAULT_RULE, RULES, Rule, Suggestions, resolve, smooth_curve
+from .smoothing import FloatArray
+
+if TYPE_CHECKING:
+    from .sweep import SweepOptions
+
+__all__ = ["FinderResult", "LRFinderWarning"]
+
+
+class LRFinderWarning(UserWarning):
+    """The range-test curve gives no reliable suggestion; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class FinderResult:
+    """The outcome of a range test.
+
+    ``lrs``/``losses``/``smoothed`` hold one entry per completed step: the learning rate, the
+    training-batch loss and its EMA (a NaN/inf loss is not recorded; ``stop_lr`` is the
+    learning rate of the step that stopped the sweep). ``held_lrs``/``held_losses`` hold the
+    loss on the fixed held batches at the steps where it was measured (empty when the sweep did
+    not measure one); the default rule reads that curve (``curve``).
+
+    ``suggestion`` is the LR for a constant-rate run, ``max_lr`` the peak of one-cycle,
+    ``peak_lr`` the peak of warmup-cosine, ``base_lr`` (``max_lr / 10``) the floor of a
+    cyclical schedule, all for ``total_steps`` optimizer steps. ``reliable`` is ``False`` when
+    the curve never turned up (the suggestions are then lower bounds), did not descend, or
+    diverged at once; ``warnings`` says why.
+    """
+
+    lrs: FloatArray
+    losses: FloatArray
+    smoothed: FloatArray
+    stop_reason: str
+    stop_lr: float | None
+    options: SweepOptions
+    held_lrs: FloatArray = field(default_factory=lambda: np.zeros(0))
+    held_losses: FloatArray = field(default_factory=lambda: np.zeros(0))
+    extended: int = 0
+    optimizer: str | None = None
+    warnings: tuple[str, ...] = ()
+    _sugg: Suggestions | None = field(default=None, repr=False, compare=False)
+    #: False on the non-zero ranks of a distributed job: ``plot(path=...)`` then writes nothing
+    writes_files: bool = field(default=True, repr=False, compare=False)
+
+    # --------------------------------------------------------------- the options, for reading
+    @property
+    def start_lr(self) -> float:
+        return self.options.start_lr
+
+    @property
+    def end_lr(self) -> float:
+        return self.options.end_lr
+
+    @property
+    def num_iter(self) -> int:
+        return self.options.num_iter
+
+    @property
+    def mode(self) -> str:
+        return self.options.mode
+
+    @property
+    def beta(self) -> float:
+        return self.options.beta
+
+    @property
+    def diverge_th(self) -> float:
+        return self.options.diverge_th
+
+    @property
+    def rule(self) -> str:
+        """The name of the rule ``suggestion`` follows."""
+        return resolve(self.options.rule)[0]
+
+    @property
+    def method(self) -> str:
+        """Alias of ``rule``."""
+        return self.rule
+
+    @property
+    def total_steps(self) -> int | None:
+        return self.options.total_steps
+
+    # --------------------------------------------------------------- curves and suggestions
+    @property
+    def steps(self) -> int:
+        """Number of steps run (including the one that stopped the sweep on NaN/inf)."""
+        return len(self.losses) + (1 if self.stop_reason == "nan" else 0)
+
+    @property
+    def curve(self) -> tuple[FloatArray, FloatArray]:
+        """``(lrs, losses)`` the default rule reads: the held-batch losses where measured,
+        else the training losses."""
+        if len(self.held_losses):
+            return self.held_lrs, self.held_losses
+        return self.lrs, self.losses
+
+    @property
+    def reliable(self) -> bool:
+        return not self.warnings
+
+    @property
+    def suggestion(self) -> float | None:
+        """The learning rate to train with at a constant rate (by the sweep's rule)."""
+        return self.suggest()
+
+    @property
+    def max_lr(self) -> float | None:
+        """The peak of a one-cycle run of ``total_steps`` (default rule)."""
+        return None if self._sugg is None else self._sugg.max_lr
+
+    @property
+    def peak_lr(self) -> float | None:
+        """The peak of a warmup-cosine run of ``total_steps`` (default rule)."""
+        return None if self._sugg is None else self._sugg.peak_lr
+
+    @property
+    def base_lr(self) -> float | None:
+        """The floor of a cyclical schedule: ``max_lr / 10``."""
+        return None if self._sugg is None else self._sugg.max_lr / 10.0
+
+    @property
+    def min_loss_lr(self) -> float | None:
+        """The LR at the minimum of the smoothed curve the default rule reads."""
+        return None if self._sugg is None else self._sugg.lr_min
+
+    def suggest(self, rule: str | Rule | None = None) -> float | None:
+        """The constant-rate LR of one rule: a name in ``RULES`` or a callable
+        ``rule(lrs, losses) -> lr`` (``None``: the sweep's rule). The default rule reads
+        ``curve``; the fastai-style rules read the training losses, as those tools do; a
+        callable gets ``curve``. ``None`` if no step ran."""
+        name, fn = resolve(self.options.rule if rule is None else rule)
+        if len(self.losses) == 0:
+            return None
+        if fn is RULES[DEFAULT_RULE]:
+            assert self._sugg is not None
+            return self._sugg.constant
+        if fn in RULES.values():
+            return float(fn(self.lrs, self.losses, beta=self.beta, stop_reason=self.stop_reason))
+        x, y = self.curve
+        return float(fn(x, y))
+
+    def suggestions(self) -> dict[str, float | None]:
+        """Every built-in rule's suggestion, by name."""
+        return {m: self.suggest(m) for m in RULES}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (curves as lists)."""
+        return {
+            "lrs": [float(v) for v in self.lrs],
+            "losses": [float(v) for v in self.losses],
+            "smoothed": [float(v) for v in self.smoothed],
+            "held_lrs": [float(v) for v in self.held_lrs],
+            "held_losses": [float(v) for v in self.held_losses],
+            "stop_reason": self.stop_reason,
+            "stop_lr": self.stop_lr,
+            "extended": self.extended,
+            "options": self.options.to_dict(),
+            "start_lr": self.start_lr,
+            "end_lr": self.end_lr,
+            "num_iter": self.num_iter,
+            "mode": self.mode,
+            "beta": self.beta,
+            "diverge_th": self.diverge_th,
+            "rule": self.rule,
+            "total_steps": self.total_steps,
+            "optimizer": self.optimizer,
+            "suggestion": self.suggestion,
+            "max_lr": self.max_lr,
+            "peak_lr": self.peak_lr,
+            "base_lr": self.base_lr,
+            "suggestions": self.suggestions(),
+            "reliable": self.reliable,
+            "warnings": list(self.warnings),
+            "steps": self.steps,
+        }
+
+    def plot(
+        self,
+        ax: Any = None,
+        *,
+        path: str | None = None,
+        show_raw: bool = True,
+        title: str | None = None,
+    ) -> Any:
+        """Plot loss against log learning rate: the raw losses, the EMA curve, the curve the
+        default rule reads, each rule's suggestion, ``max_lr`` and the stop point.
+        ``title`` (e.g. the task's name) heads the plot; the legend sits beside the axes, off
+        the curve.
+
+        Returns the matplotlib ``Axes``; writes the figure to ``path`` when given. With
+        ``path`` and no ``ax`` the figure is drawn without pyplot, so the caller's matplotlib
+        backend and open figures are left untouched."""
+        from .._imports import require
+
+        require("matplotlib", "plot", feature="FinderResult.plot")
+        if ax is None:
+            if path is not None:
+                from matplotlib.figure import Figure
+
+                fig = Figure(figsize=(9.5, 4.5))
+                ax = fig.add_subplot()
+            else:
+                import matplotlib.pyplot as plt
+
+                fig, ax = plt.subplots(figsize=(9.5, 4.5))
+        else:
+            fig = ax.figure
+        if len(self.lrs):
+            if show_raw:
+                ax.plot(self.lrs, self.losses, color="0.75", lw=1, label="loss (raw)")
+            ax.plot(
+                self.lrs, self.smoothed, color="C0", lw=1.5, label=f"loss (EMA, beta={self.beta})"
+            )
+            cx, cy = self.curve
+            which = "held batches" if len(self.held_losses) else "lag-free"
+            ax.plot(
+                cx,
+                smooth_curve(cx, cy),
+                color="C3",
+                lw=2,
+                alpha=0.8,
+                label=f"loss ({which}, {DEFAULT_RULE})",
+            )
+        colors = {"steepest": "C1", "valley": "C2", "minimum": "C4", "slide": "C5"}
+        for name, lr in self.suggestions().items():
+            if lr is None:
+                continue
+            style = "-" if name == self.rule else "--"
+            ax.axvline(
+                lr, color=colors.get(name, "C3"), ls=style, lw=1.5, label=f"{name}: {lr:.2e}"
+            )
+        if self.max_lr is not None:
+            ax.axvline(self.max_lr, color="C3", ls=":", lw=1.5, label=f"max_lr: {self.max_lr:.2e}")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss")
+        if len(self.losses):
+            # from the lowest raw loss to a bit above the plateau: divergence leaves the frame
+            lo = float(min(np.min(self.losses), np.min(self.smoothed)))
+            half = max(1, len(self.smoothed) // 2)
+            hi = float(max(np.max(self.smoothed[:half]), self.smoothed[0]))
+            span = max(hi - lo, 1e-12)
+            top = hi + 0.3 * span
+            ax.set_ylim(lo - 0.05 * span, top)
+            x = self.stop_lr if self.stop_lr is not None else float(self.lrs[-1])
+            y = min(float(self.smoothed[-1]), top - 0.03 * span)  # keep the marker in view
+            ax.plot([x], [y], "kx", ms=9, mew=2, label=f"stop: {self.stop_reason}")
+        if not len(self.losses):  # nothing to draw: say why instead of an empty frame
+            where = f" at LR {self.stop_lr:.3g}" if self.stop_lr is not None else ""
+            ax.text(
+                0.5,
+                0.5,
+                f"no step completed: stopped ({self.stop_reason}){where}",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+            )
+            if self.stop_lr is not None and self.stop_lr > 0:
+                ax.set_xlim(self.stop_lr / 10, self.stop_lr * 10)
+        import textwrap
+
+        ax.set_title(textwrap.fill(title or "LR range test", 70), fontsize=10)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+        if path is not None and self.writes_files:
+            fig.tight_layout()
+            fig.savefig(path, dpi=110)
+        return ax

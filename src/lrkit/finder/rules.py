@@ -1,0 +1,360 @@
+"""Suggestion rules: a curve of losses against learning rates -> a learning rate.
+
+A rule is any callable ``rule(lrs, losses) -> float`` (``lrs`` increasing, ``losses`` the raw
+curve in sweep order), as fastai's ``suggest_funcs``; ``RULES`` holds the built-in ones by name
+and :func:`suggest` applies a name or a callable. The built-in rules also accept keyword
+context (``beta``, ``stop_reason``, ``total_steps``, ``optimizer``), which a finder passes
+them; a user rule receives the two arrays only.
+
+``"budget_edge"`` (default)
+    ``lr_min`` is where the sweep stops making progress, the edge of stability of a short
+    run, measured twice: at the minimum of the training-loss curve (lag-free smoothing,
+    :func:`robust_smooth`) and at the minimum of the loss on the fixed held batches (smoothed
+    over +-0.3 decades, the vertex of a parabola through the lowest point and its
+    neighbours); on a curve that did not clearly descend, at the onset of its rise instead
+    (:func:`edge`). ``lr_min`` is their geometric mean (the training curve alone when no held
+    loss was measured). The two measurements err independently (batch noise, coarse held
+    cadence), so their mean moves less from seed to seed. The LR to train with sits below
+    that edge by a factor that depends on how long the run is (the longer, the more a
+    too-large step costs) and on the optimizer (plain SGD, momentum, adaptive)::
+
+        ln(lr / lr_min) = a[schedule, optimizer] + b[schedule] * ln(total_steps / 1000)
+
+    for ``schedule`` in constant, one-cycle (``max_lr``) and warmup-cosine (peak);
+    ``total_steps`` defaults to 1000 and the optimizer to ``"adaptive"``. ``total_steps`` is
+    clamped into the range of budgets the coefficients were fitted on
+    (``_coefficients.STEPS_RANGE``): the rule does not extrapolate. The coefficients
+    are fitted on the task zoo (``benchmarks/zoo/fit_rule.py``, grouped cross-validation;
+    ``docs/finder.md``) and live in :mod:`lrkit.finder._coefficients`.
+``"steepest"``
+    ``lrs[i*]`` with ``i* = argmin_i ds/d(ln lr)`` over the points up to the minimum of the
+    EMA-smoothed curve ``s`` (torch-lr-finder's rule, without its trimming).
+``"valley"``
+    fastai's rule: the longest strictly decreasing subsequence of ``s`` (after dropping the
+    first ``n // 10`` and last 5 points when ``n >= 20``) spans ``[a, b]``; with ``t = (b -
+    a) / 3`` the suggestion is ``lrs[a + int(t) + int(t / 2)]``.
+``"minimum"``
+    ``lrs[argmin s] / 10`` (fastai's ``minimum``).
+``"slide"``
+    fastai's rule: walking left from the end, the first ``lrs[l]`` where ``|g[r] - g[l]| <=
+    0.005`` with ``l = r - 15`` and ``g = numpy.gradient(s)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import _validate as V
+from . import _coefficients as C
+from .smoothing import FloatArray, noise_level, robust_smooth, smooth_ema
+
+__all__ = [
+    "DEFAULT_OPTIMIZER",
+    "DEFAULT_RULE",
+    "DEFAULT_TOTAL_STEPS",
+    "OPTIMIZERS",
+    "RULES",
+    "Rule",
+    "Suggestions",
+    "budget_edge",
+    "edge",
+    "minimum",
+    "optimizer_family",
+    "slide",
+    "steepest",
+    "suggest",
+    "suggestions",
+    "valley",
+]
+
+Rule = Callable[..., float]
+DEFAULT_RULE = "budget_edge"
+#: optimizer families the default rule distinguishes
+OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adaptive")
+DEFAULT_TOTAL_STEPS = 1000
+DEFAULT_OPTIMIZER = "adaptive"
+DESCENT_NOISE = 3.0  # a clear descent: deeper than this many noise units
+FLOOR_NOISE = 3.0  # a flat curve's floor: within this many noise units of its minimum ...
+FLOOR_FRACTION = 0.02  # ... plus this fraction of the minimum's loss
+HELD_WEIGHT = 0.5  # lr_min = train_edge**(1 - w) * held_edge**w: the geometric mean
+SMOOTH_DECADES = 0.3  # half-width of the default rule's smoothing, in decades of LR
+RISE_NOISE = 3.0  # "turned up": the curve ends this many noise units above its minimum ...
+RISE_FRACTION = 0.05  # ... and this fraction of its descent (or of the loss) above it
+
+
+def _check(lrs: npt.ArrayLike, losses: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    x = np.asarray(lrs, dtype=np.float64)
+    y = np.asarray(losses, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or len(x) == 0:
+        raise ValueError(
+            f"lrs and losses must be 1-D arrays of the same non-zero length, got shapes "
+            f"{x.shape} and {y.shape}"
+        )
+    return x, y
+
+
+# ----------------------------------------------------------------------------- fastai-style
+
+
+def _steepest_on(lrs: FloatArray, s: FloatArray) -> float:
+    if len(s) < 2:
+        return float(lrs[0])
+    m = int(np.argmin(s))
+    g = np.gradient(s, np.log(lrs))
+    return float(lrs[int(np.argmin(g[: m + 1]))])
+
+
+def _valley_on(lrs: FloatArray, s: FloatArray) -> float:
+    lo, hi = (len(s) // 10, len(s) - 5) if len(s) >= 20 else (0, len(s))
+    x, y = lrs[lo:hi], s[lo:hi]
+    n = len(y)
+    lds = [1] * n
+    max_start = max_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if y[i] < y[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    return float(x[max_start + int(sections) + int(sections / 2)])
+
+
+def _slide_on(lrs: FloatArray, s: FloatArray, lr_diff: int = 15, thresh: float = 0.005) -> float:
+    n = len(s)
+    if n < 2 or lr_diff + 1 > n:
+        return float(lrs[0])
+    g = np.gradient(s)
+    r_idx, l_idx = -1, -1 - lr_diff
+    local = float(lrs[l_idx])
+    while l_idx >= -n and abs(g[r_idx] - g[l_idx]) > thresh:
+        local = float(lrs[l_idx])
+        r_idx -= 1
+        l_idx -= 1
+    return local
+
+
+def steepest(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
+    """The LR of the steepest descent of the EMA-smoothed curve, up to its minimum."""
+    x, y = _check(lrs, losses)
+    return _steepest_on(x, smooth_ema(y, beta))
+
+
+def valley(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
+    """fastai's ``valley`` on the EMA-smoothed curve."""
+    x, y = _check(lrs, losses)
+    return _valley_on(x, smooth_ema(y, beta))
+
+
+def minimum(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
+    """fastai's ``minimum``: the LR of the minimum of the EMA-smoothed curve, divided by 10."""
+    x, y = _check(lrs, losses)
+    return float(x[int(np.argmin(smooth_ema(y, beta)))]) / 10.0
+
+
+def slide(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
+    """fastai's ``slide`` on the EMA-smoothed curve."""
+    x, y = _check(lrs, losses)
+    return _slide_on(x, smooth_ema(y, beta))
+
+
+# ----------------------------------------------------------------------------- default rule
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    """What the default rule reads off a curve.
+
+    ``constant``: the LR for a constant-rate run; ``max_lr``: the peak of one-cycle;
+    ``peak_lr``: the peak of warmup-cosine; ``lr_min``: the minimum of the smoothed curve
+    (the edge the three are scaled from); ``turned_up``: whether the curve rose again after
+    its minimum (if not, ``lr_min`` is only a lower bound of the edge); ``descended``: whether
+    it fell clearly (by more than its noise) before it; ``total_steps``/``optimizer``: the
+    budget and optimizer family the LRs are for."""
+
+    constant: float
+    max_lr: float
+    peak_lr: float
+    lr_min: float
+    turned_up: bool
+    descended: bool
+    total_steps: int
+    optimizer: str
+    noise: float
+
+
+def optimizer_family(name: str, *, momentum: float = 0.0) -> str:
+    """The family the default rule distinguishes, from an optimizer's class or factory name
+    (case-insensitive) and its momentum: ``"sgd"``/``"momentum"`` for SGD (Nesterov
+    included) without/with momentum, ``"adaptive"`` for every other optimizer."""
+    if name.lower() in ("sgd", "nesterov", "sgdw"):
+        return "momentum" if momentum else "sgd"
+    return "adaptive"
+
+
+def _points_per_decade(lrs: FloatArray) -> float:
+    if len(lrs) < 2:
+        return 1.0
+    span = math.log10(float(lrs[-1]) / float(lrs[0]))
+    return (len(lrs) - 1) / span if span > 0 else float(len(lrs))
+
+
+def _vertex(lrs: FloatArray, r: FloatArray, m: int) -> float:
+    """The LR of the minimum of ``r`` between grid points: the vertex of the parabola through
+    ``r[m-1], r[m], r[m+1]`` in ln(lr), kept within half a step of ``lrs[m]``."""
+    if m == 0 or m >= len(r) - 1:
+        return float(lrs[m])
+    x0, x1, x2 = np.log(lrs[m - 1 : m + 2])
+    y0, y1, y2 = r[m - 1 : m + 2]
+    den = (x0 - x1) * (x0 - x2) * (x1 - x2)
+    a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / den
+    b = (x2 * x2 * (y0 - y1) + x1 * x1 * (y2 - y0) + x0 * x0 * (y1 - y2)) / den
+    if not a > 0:
+        return float(lrs[m])
+    v = float(np.clip(-b / (2 * a), (x0 + x1) / 2, (x1 + x2) / 2))
+    return math.exp(v)
+
+
+def smooth_curve(lrs: FloatArray, losses: FloatArray) -> FloatArray:
+    """The default rule's smoothing: :func:`robust_smooth` over +-``SMOOTH_DECADES`` of LR."""
+    width = int(round(SMOOTH_DECADES * _points_per_decade(lrs)))
+    return robust_smooth(losses, width=max(1, width))
+
+
+def turned_up(lrs: FloatArray, losses: FloatArray) -> bool:
+    """Whether the smoothed curve ends clearly above its minimum (see ``RISE_*``)."""
+    if len(losses) < 5:
+        return False
+    r = smooth_curve(lrs, losses)
+    m = int(np.argmin(r))
+    noise = noise_level(losses, r)
+    drop = max(float(np.max(r[: m + 1]) - r[m]), 0.0)
+    margin = max(RISE_NOISE * noise, RISE_FRACTION * max(drop, abs(float(r[m]))))
+    return bool(float(np.max(r[m:])) > float(r[m]) + margin)
+
+
+def edge(lrs: FloatArray, losses: FloatArray, *, held: bool) -> float:
+    """Where a curve stops making progress. The curve is smoothed (held-batch curve:
+    :func:`smooth_curve`; training curve: :func:`robust_smooth` with its default widths).
+    When it descended clearly before its minimum (by more than ``DESCENT_NOISE`` noise units,
+    the minimum not in the first 10% of the sweep), the edge is that minimum (refined between
+    points by a parabola on the held curve). Otherwise the minimum of a flat curve is noise,
+    and the edge is the onset of the rise: the last point from the minimum on that stays
+    within ``FLOOR_NOISE`` noise units plus ``FLOOR_FRACTION`` of the loss of the minimum."""
+    r = smooth_curve(lrs, losses) if held else robust_smooth(losses)
+    m = int(np.argmin(r))
+    noise = noise_level(losses, r)
+    drop = float(np.max(r[: m + 1]) - r[m])
+    if drop > DESCENT_NOISE * noise and m > len(r) // 10:
+        return _vertex(lrs, r, m) if held else float(lrs[m])
+    limit = float(r[m]) + FLOOR_NOISE * noise + FLOOR_FRACTION * abs(float(r[m]))
+    j = m
+    while j + 1 < len(r) and r[j + 1] <= limit:
+        j += 1
+    return float(lrs[j])
+
+
+def suggestions(
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
+    *,
+    held_lrs: npt.ArrayLike | None = None,
+    held_losses: npt.ArrayLike | None = None,
+    total_steps: int | None = None,
+    optimizer: str | None = None,
+    stop_reason: str = "completed",
+) -> Suggestions:
+    """The default rule on a sweep: constant, one-cycle and warmup-cosine LRs (see the module
+    docstring) for ``total_steps`` optimizer steps with an ``optimizer`` of family
+    ``"sgd"``, ``"momentum"`` or ``"adaptive"``. ``lrs``/``losses`` are the training curve,
+    ``held_lrs``/``held_losses`` the held-batch curve when it was measured."""
+    x, y = _check(lrs, losses)
+    steps = DEFAULT_TOTAL_STEPS if total_steps is None else V.integer("total_steps", total_steps, 1)
+    opt = V.choice("optimizer", DEFAULT_OPTIMIZER if optimizer is None else optimizer, OPTIMIZERS)
+    lr_min = edge(x, y, held=False)
+    cx, cy = x, y
+    if held_losses is not None and len(np.asarray(held_losses)) >= 3:
+        cx, cy = _check(held_lrs if held_lrs is not None else [], held_losses)
+        w = HELD_WEIGHT
+        lr_min = math.exp((1 - w) * math.log(lr_min) + w * math.log(edge(cx, cy, held=True)))
+    r = smooth_curve(cx, cy)
+    m = int(np.argmin(r))
+    noise = noise_level(cy, r)
+    drop = float(np.max(r[: m + 1]) - r[m])
+    up = stop_reason in ("diverged", "nan") or turned_up(cx, cy)
+    lo, hi = C.STEPS_RANGE
+    t = math.log(min(max(steps, lo), hi) / DEFAULT_TOTAL_STEPS)
+    out = {}
+    for sched in C.SCHEDULES:
+        a = C.INTERCEPT[sched][opt]
+        b = C.BUDGET_SLOPE[sched]
+        out[sched] = lr_min * math.exp(a + b * t)
+    return Suggestions(
+        constant=out["constant"],
+        max_lr=out["onecycle"],
+        peak_lr=out["warmup_cosine"],
+        lr_min=lr_min,
+        turned_up=up,
+        descended=drop > 3.0 * noise,
+        total_steps=steps,
+        optimizer=opt,
+        noise=noise,
+    )
+
+
+def budget_edge(
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
+    *,
+    total_steps: int | None = None,
+    optimizer: str | None = None,
+    stop_reason: str = "completed",
+    **_: Any,
+) -> float:
+    """The default rule's constant LR (see :func:`suggestions`)."""
+    return suggestions(
+        lrs, losses, total_steps=total_steps, optimizer=optimizer, stop_reason=stop_reason
+    ).constant
+
+
+RULES: dict[str, Rule] = {
+    "budget_edge": budget_edge,
+    "steepest": steepest,
+    "valley": valley,
+    "minimum": minimum,
+    "slide": slide,
+}
+
+
+def resolve(rule: str | Rule, name: str = "rule") -> tuple[str, Rule]:
+    """``(name, callable)`` of a rule given by name (one of ``RULES``) or as a callable."""
+    if isinstance(rule, str):
+        key = V.choice(name, rule, tuple(RULES))
+        return key, RULES[key]
+    if callable(rule):
+        return getattr(rule, "__name__", "custom"), rule
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, RULES))} or a callable "
+                     f"rule(lrs, losses) -> lr, got {rule!r}")  # fmt: skip
+
+
+def suggest(
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
+    rule: str | Rule = DEFAULT_RULE,
+    **context: Any,
+) -> float:
+    """Apply a rule (a name in ``RULES`` or a callable ``rule(lrs, losses) -> lr``) to a curve
+    (``losses`` raw, in sweep order). ``context`` (``beta``, ``total_steps``, ``optimizer``,
+    ``stop_reason``) goes to the built-in rules only."""
+    _, fn = resolve(rule)
+    x, y = _check(lrs, losses)
+    if fn in RULES.values():
+        return float(fn(x, y, **context))
+    return float(fn(x, y))

@@ -1,0 +1,431 @@
+"""The range-test engine: :class:`SweepOptions` (shared by every finder), :class:`Sweep`
+(incremental) and :func:`range_test` (driven by a ``step(lr) -> loss`` callable)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypedDict
+
+import numpy as np
+
+from .. import _validate as V
+from .result import FinderResult, LRFinderWarning
+from .rules import (
+    DEFAULT_RULE,
+    OPTIMIZERS,
+    Rule,
+    resolve,
+    suggestions,
+    turned_up,
+)
+
+__all__ = [
+    "MODES",
+    "STOP_REASONS",
+    "Sweep",
+    "SweepKwargs",
+    "SweepOptions",
+    "cycle_batches",
+    "range_test",
+]
+
+MODES: tuple[str, ...] = ("exp", "linear")
+STOP_REASONS: tuple[str, ...] = ("completed", "diverged", "nan", "interrupted")
+MIN_ITER = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepOptions:
+    """Every option of a range test, the same for every finder (``lrkit.finder.range_test``,
+    ``lrkit.torch.find_lr``, ``lrkit.keras.find_lr``, ``lrkit.optax.find_lr``), which take
+    them as keyword arguments or as ``options=SweepOptions(...)``.
+
+    * ``start_lr``, ``end_lr``, ``num_iter``, ``mode``: the sweep, ``num_iter`` steps from
+      ``start_lr`` to ``end_lr``, log-spaced (``"exp"``) or evenly (``"linear"``).
+    * ``beta``: EMA factor of the smoothed training loss (divergence test, plots, the
+      fastai-style rules); ``diverge_th``: the sweep stops when that EMA exceeds this multiple
+      of its best value (or when the held-batch loss does).
+    * ``eval_every``, ``eval_batches``: every ``eval_every`` steps the loss on
+      ``eval_batches`` fixed held batches is measured (eval mode, no gradient) and the
+      default rule reads that curve, which shows training progress rather than which batch
+      was drawn; ``eval_batches=0`` reads the training loss instead.
+    * ``max_extra_iter``, ``max_end_lr``: when the curve has not turned up by ``end_lr``,
+      the sweep goes on at the same spacing until it does, for at most ``max_extra_iter``
+      more steps and never past ``max_end_lr`` (default ``1000 * end_lr``); if it still has
+      not, the result is marked unreliable (the suggestions are lower bounds).
+      ``max_extra_iter=0`` turns the extension off.
+    * ``rule``: the rule behind ``result.suggestion`` (a name in ``lrkit.finder.RULES`` or a
+      callable ``rule(lrs, losses) -> lr``); ``total_steps``: the optimizer steps the run
+      will train for (the default rule's LRs depend on it; default 1000);
+      ``optimizer_family``: ``"sgd"``, ``"momentum"`` or ``"adaptive"`` (the framework
+      finders read it off the optimizer when ``None``).
+    """
+
+    start_lr: float = 1e-7
+    end_lr: float = 10.0
+    num_iter: int = 100
+    mode: str = "exp"
+    beta: float = 0.9
+    diverge_th: float = 5.0
+    eval_every: int = 4
+    eval_batches: int = 1
+    max_extra_iter: int = 50
+    max_end_lr: float | None = None
+    rule: str | Rule = DEFAULT_RULE
+    total_steps: int | None = None
+    optimizer_family: str | None = None
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        put("start_lr", V.positive("start_lr", self.start_lr))
+        put("end_lr", V.positive("end_lr", self.end_lr))
+        if self.end_lr <= self.start_lr:
+            raise ValueError(
+                f"end_lr must be > start_lr (allowed range: ({self.start_lr}, inf)), "
+                f"got end_lr={self.end_lr!r}"
+            )
+        put("num_iter", V.integer("num_iter", self.num_iter, MIN_ITER))
+        put("mode", V.choice("mode", self.mode, MODES))
+        put("beta", V.in_range("beta", self.beta, 0.0, 1.0, high_open=True))
+        put("diverge_th", V.in_range("diverge_th", self.diverge_th, 1.0, math.inf, low_open=True))
+        put("eval_every", V.integer("eval_every", self.eval_every, 1))
+        put("eval_batches", V.integer("eval_batches", self.eval_batches, 0))
+        put("max_extra_iter", V.integer("max_extra_iter", self.max_extra_iter, 0))
+        if self.max_end_lr is not None:
+            put("max_end_lr", V.positive("max_end_lr", self.max_end_lr))
+            if self.max_end_lr < self.end_lr:
+                raise ValueError(
+                    f"max_end_lr must be >= end_lr (allowed range: [{self.end_lr}, inf)), "
+                    f"got {self.max_end_lr!r}"
+                )
+        resolve(self.rule)
+        if self.total_steps is not None:
+            put("total_steps", V.integer("total_steps", self.total_steps, 1))
+        if self.optimizer_family is not None:
+            put(
+                "optimizer_family",
+                V.choice("optimizer_family", self.optimizer_family, OPTIMIZERS),
+            )
+
+    @property
+    def ceiling(self) -> float:
+        """The highest LR an extended sweep may reach."""
+        return self.max_end_lr if self.max_end_lr is not None else 1000.0 * self.end_lr
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rule"] = resolve(self.rule)[0]
+        return d
+
+    @classmethod
+    def build(cls, options: SweepOptions | None = None, **kwargs: Any) -> SweepOptions:
+        """``options`` (or the defaults) with ``kwargs`` replacing fields; ``method`` is
+        accepted for ``rule``. An unknown name raises ``TypeError`` naming it."""
+        if "method" in kwargs:
+            kwargs["rule"] = kwargs.pop("method")
+        names = {f.name for f in fields(cls)}
+        bad = sorted(set(kwargs) - names)
+        if bad:
+            allowed = ", ".join(sorted(names))
+            raise TypeError(f"unexpected keyword argument {bad[0]!r} (sweep options: {allowed})")
+        if options is None:
+            return cls(**kwargs)
+        if not isinstance(options, SweepOptions):
+            raise ValueError(f"options must be a SweepOptions, got {type(options).__name__}")
+        return cls(**{**asdict(options), "rule": options.rule, **kwargs})
+
+
+class SweepKwargs(TypedDict, total=False):
+    """The keyword form of :class:`SweepOptions` (for ``**kwargs`` annotations)."""
+
+    start_lr: float
+    end_lr: float
+    num_iter: int
+    mode: str
+    beta: float
+    diverge_th: float
+    eval_every: int
+    eval_batches: int
+    max_extra_iter: int
+    max_end_lr: float | None
+    rule: str | Rule
+    method: str | Rule
+    total_steps: int | None
+    optimizer_family: str | None
+
+
+class Sweep:
+    """An incremental range test, for drivers that own the loop::
+
+        sweep = Sweep(start_lr=1e-7, end_lr=10.0, num_iter=100)   # or Sweep(options)
+        for lr in sweep:
+            loss = train_step(lr)
+            held = held_loss() if sweep.eval_due else None
+            sweep.record(loss, held=held)     # False when the sweep stops
+        result = sweep.result()
+
+    ``eval_due`` is ``True`` at the steps where the options ask for the held-batch loss
+    (never when ``eval_batches=0``); the loss passed as ``held`` is then what the default
+    rule reads. ``optimizer`` (``"sgd"``, ``"momentum"``, ``"adaptive"``) tells the default
+    rule the optimizer family when the options do not.
+    """
+
+    def __init__(
+        self,
+        options: SweepOptions | None = None,
+        /,
+        *,
+        optimizer: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.options = SweepOptions.build(options, **kwargs)
+        o = self.options
+        self.optimizer = o.optimizer_family or (
+            None if optimizer is None else V.choice("optimizer", optimizer, OPTIMIZERS)
+        )
+        self.start_lr, self.end_lr, self.num_iter = o.start_lr, o.end_lr, o.num_iter
+        self.mode, self.beta, self.diverge_th = o.mode, o.beta, o.diverge_th
+        self._lrs: list[float] = []
+        self._losses: list[float] = []
+        self._smoothed: list[float] = []
+        self._held_lrs: list[float] = []
+        self._held: list[float] = []
+        self._avg = 0.0
+        self._best = math.inf
+        self._best_held = math.inf
+        self._stop: str | None = None
+        self._stop_lr: float | None = None
+        self._limit = o.num_iter  # grows while the sweep is extended
+
+    def lr_at(self, i: int) -> float:
+        """Learning rate of step ``i`` (0-based); step ``num_iter - 1`` is exactly ``end_lr``;
+        an extended sweep continues at the same spacing."""
+        t = i / (self.num_iter - 1)
+        if self.mode == "exp":
+            return float(self.start_lr * (self.end_lr / self.start_lr) ** t)
+        return float(self.start_lr + (self.end_lr - self.start_lr) * t)
+
+    @property
+    def done(self) -> bool:
+        return self._stop is not None
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._stop
+
+    @property
+    def eval_due(self) -> bool:
+        """Whether the current step (the next one to be recorded) measures the held loss."""
+        o = self.options
+        return o.eval_batches > 0 and len(self._losses) % o.eval_every == 0
+
+    def __iter__(self) -> Iterator[float]:
+        while not self.done:
+            yield self.lr_at(len(self._losses))
+
+    def _curve(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._held:
+            return np.asarray(self._held_lrs), np.asarray(self._held)
+        return np.asarray(self._lrs), np.asarray(self._losses)
+
+    def record(self, loss: float, *, held: float | None = None) -> bool:
+        """Record the loss of the current step (and the held-batch loss when ``eval_due``);
+        return ``True`` while the sweep continues."""
+        if self.done:
+            raise RuntimeError("the sweep has stopped; call result()")
+        i = len(self._losses)
+        lr = self.lr_at(i)
+        loss = float(loss)
+        if not math.isfinite(loss) or (held is not None and not math.isfinite(float(held))):
+            self._stop, self._stop_lr = "nan", lr
+            return False
+        self._avg = self.beta * self._avg + (1.0 - self.beta) * loss
+        sm = self._avg / (1.0 - self.beta ** (i + 1))
+        self._lrs.append(lr)
+        self._losses.append(loss)
+        self._smoothed.append(sm)
+        if held is not None:
+            h = float(held)
+            self._held_lrs.append(lr)
+            self._held.append(h)
+            if len(self._held) > 1 and h > self.diverge_th * self._best_held > 0:
+                self._stop, self._stop_lr = "diverged", lr
+                return False
+            self._best_held = min(self._best_held, h)
+        if i > 0 and sm > self.diverge_th * self._best and self._best > 0:
+            self._stop, self._stop_lr = "diverged", lr
+            return False
+        self._best = min(self._best, sm)
+        n = len(self._losses)
+        if n >= self._limit:
+            o = self.options
+            extra = n - self.num_iter
+            can_extend = (
+                extra < o.max_extra_iter
+                and self.lr_at(n) <= o.ceiling * (1 + 1e-12)
+                and not turned_up(*self._curve())
+            )
+            if can_extend:
+                self._limit = n + 1
+                return True
+            self._stop, self._stop_lr = "completed", lr
+            return False
+        return True
+
+    def run(
+        self,
+        step: Callable[[float], float],
+        callback: Callable[[int, float, float], None] | None = None,
+        evaluate: Callable[[], float] | None = None,
+    ) -> None:
+        """Drive the sweep: ``step(lr) -> loss`` for each LR until it stops (and
+        ``evaluate() -> held loss`` when ``eval_due``), then ``callback(i, lr, loss)`` after
+        each step. If ``step`` raises (``KeyboardInterrupt`` included) the sweep is marked
+        interrupted and the exception propagates, so the caller's ``finally`` can restore its
+        state."""
+        try:
+            for i, lr in enumerate(self):
+                loss = float(step(lr))
+                held = float(evaluate()) if evaluate is not None and self.eval_due else None
+                self.record(loss, held=held)
+                if callback is not None:
+                    callback(i, lr, loss)
+        except BaseException:
+            self.interrupt()
+            raise
+
+    def interrupt(self) -> None:
+        """Stop the sweep early (e.g. on KeyboardInterrupt); the result keeps what was run."""
+        if not self.done:
+            self._stop = "interrupted"
+            self._stop_lr = self._lrs[-1] if self._lrs else None
+
+    def result(self, *, warn: bool = True) -> FinderResult:
+        """Build the :class:`FinderResult`; emits :class:`LRFinderWarning` when unreliable."""
+        reason = self._stop or "interrupted"
+        lrs = np.asarray(self._lrs, dtype=np.float64)
+        losses = np.asarray(self._losses, dtype=np.float64)
+        cx, cy = self._curve()
+        sugg = None
+        msgs: list[str] = []
+        if len(losses) == 0:
+            msgs.append(
+                "no step completed (the first loss was NaN/inf or the sweep was interrupted): "
+                "lower start_lr and check the training step"
+            )
+        else:
+            sugg = suggestions(
+                lrs,
+                losses,
+                held_lrs=np.asarray(self._held_lrs, dtype=np.float64) if self._held else None,
+                held_losses=np.asarray(self._held, dtype=np.float64) if self._held else None,
+                total_steps=self.options.total_steps,
+                optimizer=self.optimizer,
+                stop_reason=reason,
+            )
+            msgs.extend(_messages(self, sugg, cx, cy, reason))
+        res = FinderResult(
+            lrs=lrs,
+            losses=losses,
+            smoothed=np.asarray(self._smoothed, dtype=np.float64),
+            stop_reason=reason,
+            stop_lr=self._stop_lr,
+            options=self.options,
+            held_lrs=np.asarray(self._held_lrs, dtype=np.float64),
+            held_losses=np.asarray(self._held, dtype=np.float64),
+            extended=max(0, len(losses) - self.num_iter),
+            optimizer=self.optimizer,
+            warnings=tuple(msgs),
+            _sugg=sugg,
+        )
+        if warn:
+            for msg in msgs:
+                warnings.warn(f"LR range test: {msg}", LRFinderWarning, stacklevel=3)
+        return res
+
+
+def _messages(sweep: Sweep, s: Any, lrs: np.ndarray, losses: np.ndarray, reason: str) -> list[str]:
+    n = len(sweep._losses)
+    out: list[str] = []
+    if n < 5 and reason in ("diverged", "nan"):
+        return [
+            f"the sweep stopped after {n} step(s) ({reason}): the loss diverged almost at once; "
+            "lower start_lr (e.g. by 100x) and rerun"
+        ]
+    if not s.turned_up and reason == "completed":
+        top = float(sweep._lrs[-1])
+        out.append(
+            f"the loss never turned up (sweep extended to {top:.2g}): the edge of stability "
+            "lies beyond it, so the suggestions are lower bounds; rerun with a larger end_lr "
+            "or max_end_lr"
+        )
+    m = int(np.argmin(losses)) if len(losses) else 0
+    if len(losses) >= 5 and m <= max(1, len(losses) // 10) and reason in ("diverged", "nan"):
+        out.append(
+            "the loss rose from the first steps: start_lr is already too large; lower start_lr "
+            "(e.g. by 100x)"
+        )
+    elif not s.descended:
+        out.append(
+            f"the loss did not clearly descend (noise {s.noise:.3g}): the curve is flat or too "
+            "noisy; use more iterations (num_iter), a wider range (start_lr/end_lr), more held "
+            "batches (eval_batches) or a larger batch"
+        )
+    return out
+
+
+def range_test(
+    step: Callable[[float], float],
+    *,
+    options: SweepOptions | None = None,
+    evaluate: Callable[[], float] | None = None,
+    optimizer: str | None = None,
+    callback: Callable[[int, float, float], None] | None = None,
+    warn: bool = True,
+    **kwargs: Any,
+) -> FinderResult:
+    """Run a range test driven by ``step(lr) -> loss``.
+
+    Sweep options come as keyword arguments or ``options`` (:class:`SweepOptions`).
+    ``evaluate() -> loss`` (optional) measures the loss on fixed held batches; it is called
+    every ``eval_every`` steps and the default rule reads that curve (without it, the
+    training losses). ``callback(i, lr, loss)`` is called after each step. A
+    ``KeyboardInterrupt`` inside ``step`` stops the sweep and propagates after the caller's
+    cleanup (the partial curve is lost)."""
+    if not callable(step):
+        raise ValueError(f"step must be a callable step(lr) -> loss, got {step!r}")
+    sweep = Sweep(options, optimizer=optimizer, **kwargs)
+    sweep.run(step, callback, evaluate)
+    return sweep.result(warn=warn)
+
+
+def cycle_batches(data: Iterable[Any], name: str = "data") -> Iterator[Any]:
+    """Yield batches of ``data`` forever: a re-iterable (list, DataLoader) is iterated again
+    when exhausted; a one-shot iterator (a generator) is replayed from the batches it yielded.
+    Raises ``ValueError`` naming ``name`` when it yields no batch at all."""
+    if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
+        raise ValueError(
+            f"{name} must be an iterable of batches (a list, a generator, a loader), "
+            f"got {type(data).__name__}"
+        )
+    if isinstance(data, Iterator):  # one-shot (a generator): remember what it gave
+        seen: list[Any] = []
+        for b in data:
+            seen.append(b)
+            yield b
+        if not seen:
+            raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
+        while True:
+            yield from seen
+    while True:
+        n = 0
+        for b in data:
+            n += 1
+            yield b
+        if n == 0:
+            raise ValueError(f"{name} must yield at least one batch, got an empty iterable")

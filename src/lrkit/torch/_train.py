@@ -1,0 +1,188 @@
+"""The one PyTorch training loop of lrkit's workflows, driven by :func:`lrkit.torch.scheduler`.
+
+:func:`fit` trains ``model`` on ``(x, y)`` batches for a number of optimizer steps (or epochs),
+with the LR of every step set by an lrkit scheduler (never by writing ``group["lr"]``), and
+records the loss and the LR of each step. ``lrkit.compare``, ``lrkit.tune``'s PyTorch tasks,
+the demo tasks and the ``lrkit find`` check runs all train through it.
+:func:`evaluate` scores a model on validation batches; :func:`seed_all` seeds every RNG a
+training run draws from.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+from .. import _validate as V
+from ._lrfree import lrfree_lr
+from ._scheduler import scheduler as make_scheduler
+
+__all__ = ["History", "evaluate", "fit", "seed_all"]
+
+SEED_MAX = 2**32 - 1
+
+
+def seed_all(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy's global RNG and Python's ``random`` with ``seed``
+    (an integer in ``[0, 2**32 - 1]``)."""
+    import numpy as np
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(
+            f"seed must be an integer in [0, {SEED_MAX}] (allowed range), got {seed!r}"
+        )
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+@dataclass
+class History:
+    """What :func:`fit` recorded: the loss and the LR (group 0; Prodigy: ``d * lr``; a
+    schedule-free optimizer: its warmed-up LR) of every step, in order, and whether training
+    stopped at a non-finite loss (that step's loss is the last entry; no update was made)."""
+
+    losses: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    diverged: bool = False
+    epochs: int = 0
+    seconds: float = 0.0
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps made (a diverged last step is not counted)."""
+        return len(self.losses) - int(self.diverged)
+
+    def final_loss(self, fraction: float = 0.1) -> float:
+        """Mean training loss over the last ``fraction`` of the steps; ``inf`` when diverged,
+        ``nan`` when nothing ran."""
+        if self.diverged:
+            return math.inf
+        if not self.losses:
+            return math.nan
+        tail = self.losses[-max(1, int(len(self.losses) * fraction)) :]
+        return sum(tail) / len(tail)
+
+
+def _passes(data: Any) -> Callable[[], Iterable[Any]]:
+    if callable(data) and not hasattr(data, "__iter__"):
+        return data  # type: ignore[no-any-return]
+    return lambda: data  # type: ignore[no-any-return]
+
+
+def fit(
+    model: torch.nn.Module,
+    *,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[..., torch.Tensor],
+    data: Any,
+    steps: int | None = None,
+    epochs: int | None = None,
+    schedule: Any = None,
+    steps_per_epoch: int | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    on_epoch: Callable[[int], None] | None = None,
+    stop_on_nonfinite: bool = True,
+) -> History:
+    """Train ``model`` for ``steps`` optimizer steps and/or ``epochs`` passes over ``data``.
+
+    Args:
+        data: ``(x, y)`` batches (the loss is ``loss_fn(model(x), y)``): a re-iterable (a
+            ``DataLoader``, a list) iterated again for each pass, or a zero-argument callable
+            returning one (called at each pass).
+        steps, epochs: stop after ``steps`` steps or ``epochs`` passes, whichever comes first
+            (at least one of them is required).
+        schedule: the LR: an lrkit schedule, spec string or dict (driven through
+            :func:`lrkit.torch.scheduler`), an ``LRScheduler`` already built on ``optimizer``
+            (stepped once per optimizer step), or ``None`` (the optimizer's LR as it is).
+        steps_per_epoch: cut each pass after this many steps (default: the whole pass).
+        on_step: ``on_step(step, loss)`` after each optimizer step (``step`` counts from 1);
+            raising stops training (the exception propagates).
+        on_epoch: ``on_epoch(epoch)`` after each pass, also a last one cut short by
+            ``steps`` (``epoch`` counts from 0).
+        stop_on_nonfinite: stop at the first NaN/inf loss, before its update
+            (``History.diverged``).
+
+    The model is put in train mode. Returns the :class:`History`.
+    """
+    if steps is None and epochs is None:
+        raise ValueError("steps or epochs must be given, got neither")
+    total = math.inf if steps is None else V.integer("steps", steps, 1)
+    n_epochs = math.inf if epochs is None else V.integer("epochs", epochs, 1)
+    spe = None if steps_per_epoch is None else V.integer("steps_per_epoch", steps_per_epoch, 1)
+    if schedule is None or isinstance(schedule, LRScheduler):
+        sched = schedule
+    else:
+        sched = make_scheduler(optimizer, schedule)
+    passes = _passes(data)
+    hist = History()
+    model.train()
+    t0 = time.perf_counter()
+    k = 0
+    while k < total and hist.epochs < n_epochs:
+        n = 0
+        for batch in passes():
+            if k >= total or (spe is not None and n >= spe):
+                break
+            x, y = batch[0], batch[1]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            value = float(loss.detach())
+            hist.lrs.append(lrfree_lr(optimizer)[0])
+            hist.losses.append(value)
+            if stop_on_nonfinite and not math.isfinite(value):
+                hist.diverged = True
+                break
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            if sched is not None:
+                sched.step()
+            n += 1
+            k += 1
+            if on_step is not None:
+                on_step(k, value)
+        if hist.diverged:
+            break
+        if n == 0:
+            raise ValueError("data must yield at least one (input, target) batch, got none")
+        if on_epoch is not None:
+            on_epoch(hist.epochs)
+        hist.epochs += 1
+    hist.seconds = time.perf_counter() - t0
+    return hist
+
+
+def evaluate(
+    model: torch.nn.Module, *, loss_fn: Callable[..., torch.Tensor], data: Iterable[Any]
+) -> tuple[float, float]:
+    """``(mean loss per example, accuracy)`` of ``model`` over the ``(x, y)`` batches of
+    ``data``, in eval
+    mode and without gradients; every module's train/eval flag is restored afterwards. The
+    loss is ``inf`` when it is not finite; the accuracy (argmax of 2-d outputs against integer
+    labels) is NaN unless every batch is a classification batch."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    tot, cnt, correct, classification = 0.0, 0, 0, True
+    try:
+        with torch.no_grad():
+            for x, y in data:
+                out = model(x)
+                tot += float(loss_fn(out, y)) * len(y)
+                cnt += len(y)
+                if out.ndim == 2 and y.dtype == torch.long:
+                    correct += int((out.argmax(1) == y).sum())
+                else:
+                    classification = False
+    finally:
+        for m, flag in modes:
+            m.training = flag
+    loss = tot / max(cnt, 1)
+    acc = correct / cnt if classification and cnt else math.nan
+    return (loss if math.isfinite(loss) else math.inf), acc

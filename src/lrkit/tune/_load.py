@@ -1,0 +1,57 @@
+"""Turning what a user's function returns into a :class:`~lrkit.tune.Task`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._task import Task
+
+__all__ = ["as_task", "load_target"]
+
+
+def load_target(target: str, *, epochs: int = 5) -> Task:
+    """Import ``"pkg.module:function"`` (``importlib``, never eval), call ``function()`` and
+    turn what it returns into a :class:`Task`:
+
+    * a :class:`Task`;
+    * a mapping with :class:`Task`'s fields (``train``, ``total_steps``, ...);
+    * a 4-tuple ``(model_factory, loss_fn, train_data, val_data)`` (PyTorch): trained with
+      :func:`lrkit.tune.torch_task` (SGD with momentum 0.9) for ``epochs`` epochs, metric
+      the validation loss.
+
+    The working directory is put on ``sys.path`` first (as ``python -m`` does)."""
+    from .._target import import_target
+
+    fn = import_target(target)
+    return as_task(fn(), epochs=epochs, name=target)
+
+
+def as_task(value: Any, *, epochs: int = 5, name: str = "task") -> Task:
+    """Coerce a :class:`Task`, a mapping of its fields or a ``(model_factory, loss_fn,
+    train_data, val_data)`` tuple into a :class:`Task`."""
+    if isinstance(value, Task):
+        return value
+    if isinstance(value, Mapping):
+        kwargs = dict(value)
+        kwargs.setdefault("name", name)
+        try:
+            return Task(**kwargs)
+        except TypeError as exc:
+            raise ValueError(f"target returned a mapping that is not a Task: {exc}") from None
+    if isinstance(value, tuple) and len(value) == 4:
+        from ._torch import torch_task
+
+        model_factory, loss_fn, train_data, val_data = value
+        return torch_task(
+            model_factory,
+            loss_fn=loss_fn,
+            train_data=train_data,
+            val_data=val_data,
+            epochs=epochs,
+            name=name,
+        )
+    raise ValueError(
+        "target must return a lrkit.tune.Task, a dict of its fields or a tuple "
+        f"(model_factory, loss_fn, train_data, val_data), got {type(value).__name__}"
+    )

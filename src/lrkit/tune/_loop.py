@@ -1,0 +1,305 @@
+"""The trial loop of :func:`lrkit.tune.tune`: shared LR interval, finder-seeded first trials,
+N COMPLETE trials across workers."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .. import _validate as V
+from ._load import as_task
+from ._result import TuneResult
+from ._space import BLIND_LR_RANGE, FAMILIES, SearchSpace, _check_range, lr_range_from_finder
+from ._storage import make_pruner, make_storage, storage_error
+from ._task import Reporter, Task
+from ._task import optuna as _optuna
+
+__all__ = ["tune"]
+
+#: Study user attrs written by :func:`tune`.
+ATTR_RANGE = "lrkit.lr_range"
+ATTR_SEEDING = "lrkit.seeding"
+ATTR_FINDER = "lrkit.finder"
+ATTR_TOTAL_STEPS = "lrkit.total_steps"
+
+
+def _count(study: Any) -> tuple[int, int, int]:
+    optuna = _optuna()
+    ts = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    complete = sum(1 for t in trials if t.state == ts.COMPLETE)
+    running = sum(1 for t in trials if t.state == ts.RUNNING)
+    return complete, running, len(trials)
+
+
+#: Families of the enqueued finder-seeded first trials, in order.
+SEED_FAMILIES: tuple[str, ...] = ("onecycle", "cosine")
+
+
+def _seed_points(
+    info: Mapping[str, Any], rng: tuple[float, float], families: Sequence[str]
+) -> list[tuple[str, float]]:
+    """The first trials of a finder-seeded study: one-cycle and warmup-cosine peaking at a
+    third of the LR at the range test's loss minimum (Smith's one-cycle rule), within
+    ``rng``; the other parameters are sampled."""
+    lr_min = info.get("min_loss_lr") or info.get("max_lr")
+    if not lr_min:
+        return []
+    lr = min(max(float(lr_min) / 3.0, rng[0]), rng[1])
+    fams = [f for f in SEED_FAMILIES if f in families] or [families[0]]
+    return [(f, lr) for f in fams]
+
+
+def _surplus(trials: Sequence[Any], number: int, n_trials: int) -> bool:
+    """Whether trial ``number`` is one too many: the COMPLETE trials plus the trials still
+    RUNNING that were started before it already make ``n_trials`` (two workers raced for
+    the last slot; the later one gives way)."""
+    optuna = _optuna()
+    ts = optuna.trial.TrialState
+    complete = sum(1 for t in trials if t.state == ts.COMPLETE)
+    ahead = sum(1 for t in trials if t.state == ts.RUNNING and t.number < number)
+    return complete + ahead >= n_trials
+
+
+def _resolve_range(
+    study: Any, task: Task, seeding: Any, log: Callable[[str], None]
+) -> tuple[tuple[float, float], str, dict[str, Any] | None]:
+    """The LR interval: shared through the study's user attrs so every worker searches the
+    same space (the first worker runs the range test; the test is deterministic for a given
+    task, so two workers racing to it write the same interval)."""
+    if not isinstance(seeding, str):
+        return _check_range(seeding), "given", None
+    seeding = V.choice("seeding", seeding, ("finder", "blind"))
+    if seeding == "blind":
+        return BLIND_LR_RANGE, "blind", None
+    stored = study.user_attrs.get(ATTR_RANGE)
+    if stored is not None and study.user_attrs.get(ATTR_SEEDING) == "finder":
+        return _check_range(stored), "finder", study.user_attrs.get(ATTR_FINDER)
+    if task.range_test is None:
+        warnings.warn(
+            "seeding='finder' but the task has no range_test: searching the blind interval "
+            f"{BLIND_LR_RANGE}",
+            stacklevel=3,
+        )
+        return BLIND_LR_RANGE, "blind", None
+    log("running the LR range test to bound the search ...")
+    result = task.range_test()
+    info: dict[str, Any] | None = None
+    if isinstance(result, tuple):
+        rng = _check_range(result)
+    else:
+        try:
+            rng = lr_range_from_finder(result)
+        except ValueError as exc:
+            warnings.warn(
+                f"the range test gave no usable interval ({exc}); searching {BLIND_LR_RANGE}",
+                stacklevel=3,
+            )
+            return BLIND_LR_RANGE, "blind", None
+        info = {
+            "suggestion": getattr(result, "suggestion", None),
+            "max_lr": getattr(result, "max_lr", None),
+            "base_lr": getattr(result, "base_lr", None),
+            "min_loss_lr": getattr(result, "min_loss_lr", None),
+            "stop_reason": getattr(result, "stop_reason", None),
+            "steps": int(getattr(result, "steps", 0)),
+        }
+    study.set_user_attr(ATTR_RANGE, list(rng))
+    study.set_user_attr(ATTR_SEEDING, "finder")
+    if info is not None:
+        study.set_user_attr(ATTR_FINDER, info)
+    return rng, "finder", info
+
+
+def tune(
+    task: Any,
+    *,
+    n_trials: int = 20,
+    storage: Any = None,
+    study_name: str | None = None,
+    seeding: Any = "finder",
+    families: Sequence[str] = FAMILIES,
+    pruner: Any = "percentile",
+    sampler: Any = None,
+    seed: int | None = None,
+    startup_trials: int | None = None,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    max_retry: int | None = 3,
+    max_trials: int | None = None,
+    poll_interval: float | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    callbacks: Sequence[Callable[[Any, Any], None]] = (),
+    stop_when: Callable[[Any], bool] | None = None,
+) -> TuneResult:
+    """Search the peak LR, the schedule family and its parameters with Optuna (TPE).
+
+    Runs until the study holds ``n_trials`` COMPLETE trials: pruned trials (by ``pruner``:
+    ``"percentile"`` (the worst quarter at an epoch), ``"median"``, ``"sha"`` (successive
+    halving), ``"none"`` or an Optuna pruner; see :func:`make_pruner`) and diverged
+    ones (non-finite metric) are kept in the study but do not count; at most ``max_trials``
+    trials in all (default ``max(10 n_trials, n_trials + 50)``: enough for a pruner that
+    stops 90% of the trials) are started; when that cap comes first the result says so
+    (``TuneResult.reached`` is false, ``stop_reason`` is ``"max_trials"``) and a warning is
+    issued. Several workers
+    running this with the same ``storage`` URL and ``study_name`` share the study and
+    together stop at ``n_trials`` COMPLETE trials (a worker only starts a trial while
+    ``complete + running < n_trials``, and waits while others finish). With a database
+    storage a worker killed mid-trial stops its heartbeat; after ``grace_period`` seconds the
+    next worker marks that trial FAIL and re-queues a copy (same parameters), which a worker
+    then runs.
+
+    ``seeding="finder"`` (default) runs ``task.range_test()`` once per study and searches the
+    peak LR in the interval it supports (:func:`lr_range_from_finder`), and enqueues a first
+    trial at the finder's ``max_lr``; ``"blind"`` searches ``1e-6..10``; a pair
+    ``(low, high)`` searches that. Each trial stores its schedule spec as the user attr
+    ``"schedule"``. ``stop_when(study) -> bool``, checked after each trial, ends this
+    worker's loop early (e.g. a target value reached); ``callbacks`` go to
+    ``study.optimize``."""
+    optuna = _optuna()
+    if not isinstance(task, Task):
+        task = as_task(task)
+    n_trials = V.integer("n_trials", n_trials, 1)
+    if max_trials is None:
+        max_trials = max(10 * n_trials, n_trials + 50)
+    max_trials = V.integer("max_trials", max_trials, n_trials)
+    SearchSpace(task.total_steps, BLIND_LR_RANGE, tuple(families))  # bad families: fail now
+    say = log or (lambda msg: None)
+    st = make_storage(
+        storage,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        max_retry=max_retry,
+    )
+    hb = getattr(st, "heartbeat_interval", None)
+    poll = (
+        float(poll_interval) if poll_interval is not None else (min(float(hb), 2.0) if hb else 0.5)
+    )
+    if sampler is None:
+        n_start = startup_trials if startup_trials is not None else min(10, max(3, n_trials // 5))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=V.integer("startup_trials", n_start, 0),
+                multivariate=True,
+                group=True,
+                constant_liar=True,
+            )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study = optuna.create_study(
+                storage=st,
+                sampler=sampler,
+                pruner=make_pruner(pruner),
+                study_name=study_name,
+                direction=task.direction,
+                load_if_exists=True,
+            )
+    except _db_errors() as exc:
+        raise storage_error(exc, storage if isinstance(storage, str) else "") from None
+    rng, how, info = _resolve_range(study, task, seeding, say)
+    space = SearchSpace(task.total_steps, rng, tuple(families))
+    study.set_user_attr(ATTR_TOTAL_STEPS, task.total_steps)
+    if how == "finder" and info is not None and not study.trials:
+        for fam, lr in _seed_points(info, rng, space.families):
+            study.enqueue_trial({"lr": lr, "family": fam}, skip_if_exists=True)
+    say(
+        f"searching peak LR in [{rng[0]:.3g}, {rng[1]:.3g}] ({how}), families: "
+        + ", ".join(space.families)
+    )
+
+    def objective(trial: Any) -> float:
+        if _surplus(study.get_trials(deepcopy=False), trial.number, n_trials):
+            trial.set_user_attr("surplus", True)
+            raise optuna.TrialPruned("surplus: the study already has enough trials")
+        schedule = space.sample(trial)
+        trial.set_user_attr("schedule", str(schedule))
+        value = float(task.train(schedule, Reporter(trial)))
+        if not math.isfinite(value):
+            trial.set_user_attr("diverged", True)
+            raise optuna.TrialPruned(f"metric is {value} (diverged)")
+        return value
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_trials, desc="lrkit tune", unit="trial")
+    stop = "complete"
+    waiting = False
+    try:
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            complete, running, total = _count(study)
+            if bar is not None:
+                bar.n = min(complete, n_trials)
+                bar.set_postfix(running=running, all=total, refresh=False)
+                bar.refresh()
+            if complete >= n_trials:
+                break
+            if stop_when is not None and total and stop_when(study):
+                stop = "stop_when"
+                break
+            if total >= max_trials:
+                stop = "max_trials"
+                warnings.warn(
+                    f"stopped after max_trials={max_trials} trials with only {complete} of "
+                    f"{n_trials} COMPLETE (the others were pruned, diverged or failed)",
+                    stacklevel=2,
+                )
+                break
+            if complete + running >= n_trials:
+                if not waiting:
+                    grace = getattr(st, "grace_period", None)
+                    say(
+                        f"waiting for {running} running trial(s) to finish"
+                        + (
+                            f" (a trial whose worker stopped is failed and re-queued after "
+                            f"{grace} s without heartbeat)"
+                            if grace
+                            else ""
+                        )
+                    )
+                    waiting = True
+                time.sleep(poll)  # others are running the last trials
+                continue
+            waiting = False
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.optimize(
+                    objective,
+                    n_trials=1,
+                    catch=(),
+                    callbacks=list(callbacks),
+                    gc_after_trial=False,
+                    show_progress_bar=False,
+                )
+    finally:
+        if bar is not None:
+            bar.close()
+    return TuneResult(
+        study,
+        space=space,
+        n_trials=n_trials,
+        seeding=how,
+        finder=info,
+        metric=task.metric,
+        stop_reason=stop,
+        max_trials=max_trials,
+    )
+
+
+def _db_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import sqlalchemy.exc
+    except ImportError:  # pragma: no cover - optuna depends on sqlalchemy
+        return ()
+    return (sqlalchemy.exc.SQLAlchemyError,)

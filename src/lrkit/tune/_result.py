@@ -1,0 +1,103 @@
+"""The outcome of :func:`lrkit.tune.tune`."""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
+
+from .. import _validate as V
+from ..schedules import Schedule, parse
+from ._space import SearchSpace
+from ._task import optuna as _optuna
+
+__all__ = ["TuneResult"]
+
+
+@dataclass
+class TuneResult:
+    """The outcome of :func:`tune`: the Optuna ``study`` and the lrkit view of it."""
+
+    study: Any
+    _: KW_ONLY
+    space: SearchSpace
+    n_trials: int
+    seeding: str
+    finder: dict[str, Any] | None = None
+    metric: str = "value"
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: Why this worker stopped: ``"complete"`` (``n_trials`` COMPLETE trials),
+    #: ``"max_trials"`` (the cap on started trials reached first) or ``"stop_when"``.
+    stop_reason: str = "complete"
+    max_trials: int | None = None
+
+    @property
+    def reached(self) -> bool:
+        """Whether the study holds ``n_trials`` COMPLETE trials."""
+        return len(self.complete_trials) >= self.n_trials
+
+    def _states(self, *names: str) -> list[Any]:
+        optuna = _optuna()
+        states = tuple(getattr(optuna.trial.TrialState, n) for n in names)
+        return list(self.study.get_trials(deepcopy=False, states=states))
+
+    @property
+    def complete_trials(self) -> list[Any]:
+        return self._states("COMPLETE")
+
+    @property
+    def best_trial(self) -> Any:
+        return self.study.best_trial
+
+    @property
+    def best_value(self) -> float:
+        return float(self.study.best_value)
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        return dict(self.study.best_params)
+
+    @property
+    def best_spec(self) -> str:
+        """The best trial's schedule as a spec string (``lrkit.schedules.parse`` reads it)."""
+        spec = self.best_trial.user_attrs.get("schedule")
+        return str(spec) if spec is not None else str(self.space.build(self.best_params))
+
+    @property
+    def best_schedule(self) -> Schedule:
+        return parse(self.best_spec)
+
+    @property
+    def lr_range(self) -> tuple[float, float]:
+        return self.space.lr_range
+
+    def top(self, k: int = 5) -> list[Any]:
+        """The ``k`` best COMPLETE trials, best first."""
+        k = V.integer("k", k, 1)
+        sign = -1.0 if self._maximize else 1.0
+        return sorted(self.complete_trials, key=lambda t: sign * float(t.value))[:k]
+
+    @property
+    def _maximize(self) -> bool:
+        return "MAXIMIZE" in str(self.study.direction).upper()
+
+    def counts(self) -> dict[str, int]:
+        """Number of trials per state (``COMPLETE``, ``PRUNED``, ``FAIL``, ...)."""
+        out: dict[str, int] = {}
+        for t in self.study.get_trials(deepcopy=False):
+            out[t.state.name] = out.get(t.state.name, 0) + 1
+        return out
+
+    def table(self, k: int = 5, *, width: int | None = None) -> str:
+        """A text table of the ``k`` best trials (numbers at 4 significant digits; with
+        ``width``, long specs wrapped so that no line is longer)."""
+        from ._report import trials_table
+
+        return trials_table(self.top(k), metric=self.metric, width=width)
+
+    def plot(self, path: str | None = None) -> Any:
+        """Two panels: value per trial (with the best so far) and peak LR vs value (log x),
+        by family. Writes ``path`` when given (only on rank 0 under ``torch.distributed``).
+        Returns the matplotlib figure."""
+        from ._report import plot_search
+
+        return plot_search(self, path=path)

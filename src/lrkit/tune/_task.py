@@ -1,0 +1,70 @@
+"""What :func:`lrkit.tune.tune` optimizes (:class:`Task`) and how a trial reports to it
+(:class:`Reporter`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
+from typing import Any
+
+from .. import _validate as V
+from .._imports import require
+from ..schedules import Schedule
+
+__all__ = ["Reporter", "Task", "optuna"]
+
+
+def optuna() -> Any:
+    """The ``optuna`` module, or a one-line ImportError naming ``pip install 'lrkit[tune]'``."""
+    return require("optuna", "tune", feature="lrkit.tune")
+
+
+@dataclass
+class Task:
+    """What :func:`tune` optimizes.
+
+    ``train(schedule, report) -> float`` trains one model with ``schedule`` (an lrkit
+    schedule over ``total_steps`` optimizer steps), calls ``report(epoch, value)`` after each
+    epoch (this is where pruning happens: it raises ``optuna.TrialPruned``) and returns the
+    final metric. A non-finite metric marks the trial diverged (it is pruned).
+    ``range_test()`` (optional) runs the LR range test and returns a
+    :class:`lrkit.finder.FinderResult` or an ``(low, high)`` pair; it seeds the search."""
+
+    train: Callable[[Schedule, Callable[[int, float], None]], float]
+    _: KW_ONLY
+    total_steps: int
+    direction: str = "minimize"
+    range_test: Callable[[], Any] | None = None
+    name: str = "task"
+    metric: str = "value"
+
+    def __post_init__(self) -> None:
+        if not callable(self.train):
+            raise ValueError(
+                f"train must be a callable train(schedule, report), got {self.train!r}"
+            )
+        self.total_steps = V.integer("total_steps", self.total_steps, 10)
+        self.direction = V.choice("direction", self.direction, ("minimize", "maximize"))
+        if self.range_test is not None and not callable(self.range_test):
+            raise ValueError(f"range_test must be callable or None, got {self.range_test!r}")
+
+
+class Reporter:
+    """``report(epoch, value)`` handed to ``Task.train``: records the intermediate value on the
+    trial and raises ``optuna.TrialPruned`` when the pruner says so."""
+
+    def __init__(self, trial: Any) -> None:
+        self.trial = trial
+        self.history: list[tuple[int, float]] = []
+
+    def __call__(self, epoch: int, value: float) -> None:
+        epoch = V.integer("epoch", epoch, 0)
+        value = float(value)
+        self.history.append((epoch, value))
+        if not math.isfinite(value):
+            self.trial.set_user_attr("diverged", True)
+            raise optuna().TrialPruned(f"metric is {value} at epoch {epoch} (diverged)")
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            raise optuna().TrialPruned(f"pruned at epoch {epoch} (value {value:.6g})")

@@ -1,0 +1,39 @@
+"""``schedules.as_schedule``: the one conversion every adapter uses."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import pytest
+
+from lrkit import schedules as S
+
+
+def test_schedule_passes_through_unchanged() -> None:
+    s = S.cosine(0.1, 100)
+    assert S.as_schedule(s) is s
+
+
+def test_spec_string_and_dict_round_trip() -> None:
+    s = S.join([S.warmup(0.0, 0.1, 10), S.cosine(0.1, 90)], [10])
+    assert S.as_schedule(str(s)) == s
+    assert S.as_schedule(s.to_dict()) == s
+    assert S.as_schedule(MappingProxyType(s.to_dict())) == s
+
+
+@pytest.mark.parametrize("bad", [1.0, None, [S.constant(0.1)], b"cosine(0.1, 10)"])
+def test_other_values_name_the_parameter(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"^momentum must be a lrkit schedule, a spec string"):
+        S.as_schedule(bad, name="momentum")
+
+
+def test_bad_spec_is_a_spec_error() -> None:
+    with pytest.raises(S.SpecError):
+        S.as_schedule("cosine(0.1, 100")
+
+
+def test_operators_build_composites() -> None:
+    a, b = S.cosine(0.1, 100), S.linear(1.0, 0.0, 100)
+    assert a * b == S.mul(a, b)
+    assert 2.0 * a == S.scale(a, 2.0) == a.scale(2.0) == a * 2
+    assert a.clamp(0.01, 0.05) == S.clamp(a, min_lr=0.01, max_lr=0.05)

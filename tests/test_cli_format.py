@@ -1,0 +1,56 @@
+"""The text helpers the commands print with: numbers, durations, masked URLs (properties)."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lrkit._format import duration, mask_secrets, mask_url, round_floats, shorten, wrap_spec
+
+SECRET = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ23456789!$%^*()-_", min_size=6, max_size=20)
+USER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8)
+
+
+@given(user=USER, secret=SECRET, port=st.integers(1, 65535))
+def test_a_masked_url_never_holds_the_password(user: str, secret: str, port: int) -> None:
+    url = f"postgresql://{user}:{secret}@db.example:{port}/lrkit?sslmode=require"
+    masked = mask_url(url)
+    assert secret not in masked
+    assert masked == f"postgresql://{user}:***@db.example:{port}/lrkit?sslmode=require"
+    text = f"could not connect to {url}: password {secret} rejected"
+    assert secret not in mask_secrets(text, url)
+
+
+@given(st.floats(min_value=-1e30, max_value=1e30, allow_nan=False))
+def test_round_floats_keeps_four_significant_digits(x: float) -> None:
+    spec = f"cosine(lr={x!r}, total_steps=100)"
+    out = round_floats(spec)
+    assert out.endswith(", total_steps=100)")  # integers stay as they are
+    value = float(out[len("cosine(lr=") : -len(", total_steps=100)")])
+    assert math.isclose(value, x, rel_tol=5e-4, abs_tol=0.0)
+    assert len(out) <= len(spec)
+
+
+def test_round_floats_examples() -> None:
+    assert round_floats("onecycle(max_lr=0.054986223681948415, final_div_factor=10000.0)") == (
+        "onecycle(max_lr=0.05499, final_div_factor=10000)"
+    )
+    assert round_floats("step(0.1, 30, 0.5)") == "step(0.1, 30, 0.5)"
+
+
+def test_duration_and_shorten() -> None:
+    assert duration(0.0421) == "42.1 ms" and duration(3.456) == "3.46 s"
+    assert duration(754) == "12 min 34 s" and duration(-1) == "-"
+    long = "x" * 1000
+    assert len(shorten(long, 100)) <= 100 and "1000 characters" in shorten(long, 100)
+    assert shorten("a\nb  c") == "a b c"
+
+
+@given(st.lists(st.text(alphabet="abc=0.1", min_size=1, max_size=12), min_size=1, max_size=30))
+def test_wrap_spec_keeps_every_character(parts: list[str]) -> None:
+    spec = "f(" + ", ".join(parts) + ")"
+    lines = wrap_spec(spec, 30)
+    assert " ".join(lines) == spec
+    assert all(len(ln) <= 30 or ", " not in ln for ln in lines)

@@ -1,0 +1,211 @@
+"""lrkit.finder: the shared options object, held-batch measurement, bounded extension,
+budget-aware default rule, public rules."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrkit.finder import (
+    DEFAULT_RULE,
+    RULES,
+    Sweep,
+    SweepOptions,
+    optimizer_family,
+    range_test,
+    suggest,
+    suggestions,
+)
+from lrkit.finder import _coefficients as C
+from lrkit.finder.rules import smooth_curve, turned_up
+from lrkit.finder.smoothing import robust_smooth
+
+# a curve that descends, bottoms out at lr ~ 1e-2 and rises (analytic, no noise)
+
+
+def bowl(lr: float) -> float:
+    x = math.log10(lr)
+    return 2.0 - 1.5 / (1 + math.exp(-2.0 * (x + 4))) + 0.2 * max(0.0, x + 2) ** 2
+
+
+def test_options_defaults_validation_and_method_alias():
+    o = SweepOptions()
+    assert (o.start_lr, o.end_lr, o.num_iter, o.eval_every, o.eval_batches) == (
+        1e-7,
+        10.0,
+        100,
+        4,
+        1,
+    )
+    assert o.rule == DEFAULT_RULE and o.ceiling == 1e4
+    assert SweepOptions.build(method="valley").rule == "valley"
+    assert SweepOptions.build(o, num_iter=50).num_iter == 50
+    with pytest.raises(TypeError, match="num_iters"):
+        SweepOptions.build(num_iters=5)
+    for kw, name in [
+        ({"eval_every": 0}, "eval_every"),
+        ({"eval_batches": -1}, "eval_batches"),
+        ({"max_extra_iter": -1}, "max_extra_iter"),
+        ({"max_end_lr": 1.0}, "max_end_lr"),
+        ({"total_steps": 0}, "total_steps"),
+        ({"optimizer_family": "lion"}, "optimizer_family"),
+        ({"rule": "best"}, "rule"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            SweepOptions(**kw)
+    with pytest.raises(ValueError, match="options must be a SweepOptions"):
+        SweepOptions.build({"num_iter": 5})  # type: ignore[arg-type]
+
+
+def test_same_result_from_options_object_and_keywords():
+    a = range_test(bowl, options=SweepOptions(num_iter=40, total_steps=300), warn=False)
+    b = range_test(bowl, num_iter=40, total_steps=300, warn=False)
+    np.testing.assert_array_equal(a.lrs, b.lrs)
+    assert a.suggestion == b.suggestion and a.max_lr == b.max_lr and a.options == b.options
+
+
+def test_held_loss_measured_every_eval_every_steps_and_read_by_the_rule():
+    calls = []
+
+    def evaluate():
+        calls.append(len(calls))
+        return 1.0 + len(calls)
+
+    r = range_test(lambda lr: 1.0, num_iter=20, eval_every=3, max_extra_iter=0, evaluate=evaluate,
+                   diverge_th=100.0, warn=False)  # fmt: skip
+    assert len(r.losses) == 20
+    np.testing.assert_array_equal(r.held_lrs, r.lrs[::3])
+    np.testing.assert_array_equal(r.held_losses, [2.0 + i for i in range(7)])
+    assert r.curve[0] is r.held_lrs
+    # eval_batches=0: never evaluated, the rule reads the training losses
+    calls.clear()
+    r = range_test(bowl, num_iter=20, eval_batches=0, evaluate=evaluate, warn=False)
+    assert calls == [] and len(r.held_losses) == 0 and r.curve[0] is r.lrs
+
+
+def test_held_loss_divergence_stops_the_sweep():
+    held = iter([1.0, 0.9, 0.8, 10.0, 1.0, 1.0])
+    r = range_test(lambda lr: 1.0, num_iter=30, eval_every=1, evaluate=lambda: next(held),
+                   warn=False)  # fmt: skip
+    assert r.stop_reason == "diverged" and len(r.losses) == 4
+
+
+def test_extension_stops_when_the_curve_turns_up():
+    # the bowl's bottom is at 1e-2; with end_lr=1e-3 the sweep must extend past it
+    r = range_test(bowl, start_lr=1e-7, end_lr=1e-3, num_iter=50, warn=False)
+    assert r.extended > 0 and r.lrs[-1] > 1e-2
+    assert turned_up(r.lrs, r.losses) and r.reliable
+    s = Sweep(start_lr=1e-7, end_lr=1e-3, num_iter=50)
+    np.testing.assert_allclose(r.lrs, [s.lr_at(i) for i in range(len(r.lrs))], rtol=1e-12)
+    # the curve had not turned up one step earlier
+    assert not turned_up(r.lrs[:-1], r.losses[:-1])
+
+
+def test_extension_is_bounded_by_the_step_cap_and_the_ceiling():
+    down = lambda lr: 1.0 / (1.0 + lr)  # noqa: E731 - never turns up
+    r = range_test(down, start_lr=1e-6, end_lr=1e-3, num_iter=31, max_extra_iter=7, warn=False)
+    assert r.extended == 7 and len(r.losses) == 38 and not r.reliable
+    assert any("never turned up" in w for w in r.warnings)
+    r = range_test(down, start_lr=1e-6, end_lr=1e-3, num_iter=31, max_end_lr=1e-2, warn=False)
+    # 10 steps per decade: 1e-3 -> 1e-2 is 10 more steps, the last one exactly at the ceiling
+    assert r.extended == 10 and r.lrs[-1] == pytest.approx(1e-2, rel=1e-9)
+    r = range_test(down, start_lr=1e-6, end_lr=1e-3, num_iter=31, max_extra_iter=0, warn=False)
+    assert r.extended == 0 and len(r.losses) == 31 and not r.reliable
+
+
+def test_default_rule_formula_exact_for_every_schedule_budget_and_family():
+    lrs = np.logspace(-7, 1, 100)
+    y = np.array([bowl(v) for v in lrs])
+    lr_min = float(lrs[int(np.argmin(robust_smooth(y)))])  # training curve only
+    held = np.array([bowl(v) * 1.01 for v in lrs[::4]])
+    r = smooth_curve(lrs[::4], held)
+    m = int(np.argmin(r))
+    lr_held = float(lrs[::4][m])
+    for fam in ("sgd", "momentum", "adaptive"):
+        for steps in (10, 100, 1000, 5000):
+            s = suggestions(lrs, y, total_steps=steps, optimizer=fam, stop_reason="diverged")
+            clamped = min(max(steps, C.STEPS_RANGE[0]), C.STEPS_RANGE[1])
+            t = math.log(clamped / 1000)
+            for key, got in (("constant", s.constant), ("onecycle", s.max_lr),
+                             ("warmup_cosine", s.peak_lr)):  # fmt: skip
+                want = lr_min * math.exp(C.INTERCEPT[key][fam] + C.BUDGET_SLOPE[key] * t)
+                assert got == pytest.approx(want, rel=1e-12)
+            assert s.lr_min == lr_min and s.turned_up and s.descended
+    d = suggestions(lrs, y)  # documented defaults: 1000 steps, adaptive
+    assert (d.total_steps, d.optimizer) == (1000, "adaptive")
+    # with a held curve: the geometric mean of the two edges (the held one refined between
+    # grid points, within half a step of its lowest point)
+    h = suggestions(lrs, y, held_lrs=lrs[::4], held_losses=held)
+    edge_held = h.lr_min**2 / lr_min
+    step = lrs[4] / lrs[0]
+    assert lr_held / step**0.5 * (1 - 1e-9) <= edge_held <= lr_held * step**0.5 * (1 + 1e-9)
+    assert h.constant == pytest.approx(h.lr_min * math.exp(C.INTERCEPT["constant"]["adaptive"]))
+
+
+def test_result_follows_total_steps_and_optimizer_family():
+    a = range_test(bowl, total_steps=200, optimizer="sgd", warn=False)
+    b = range_test(bowl, total_steps=200, optimizer_family="sgd", warn=False)
+    assert a.suggestion == b.suggestion and a.optimizer == "sgd"
+    s = suggestions(*a.curve, total_steps=200, optimizer="sgd", stop_reason=a.stop_reason)
+    assert (a.suggestion, a.max_lr, a.peak_lr) == (s.constant, s.max_lr, s.peak_lr)
+    assert a.base_lr == pytest.approx(a.max_lr / 10)
+
+
+def test_rules_are_public_and_suggest_takes_a_name_or_a_callable():
+    assert set(RULES) == {DEFAULT_RULE, "steepest", "valley", "minimum", "slide"}
+    lrs = np.logspace(-7, 1, 100)
+    y = np.array([bowl(v) for v in lrs])
+
+    def at_min(x, v):
+        return float(x[int(np.argmin(v))])
+
+    assert suggest(lrs, y, at_min) == at_min(lrs, y)
+    assert suggest(lrs, y, "minimum") == RULES["minimum"](lrs, y)
+    r = range_test(bowl, eval_batches=0, warn=False)
+    assert r.suggest(at_min) == at_min(r.lrs, r.losses)
+    assert r.suggest("valley") == RULES["valley"](r.lrs, r.losses, beta=r.beta)
+    assert range_test(bowl, rule=at_min, warn=False).suggestion == at_min(r.lrs, r.losses)
+    with pytest.raises(ValueError, match="rule must be one of"):
+        suggest(lrs, y, "fastest")
+
+
+@pytest.mark.parametrize(
+    "name,momentum,family",
+    [("SGD", 0.0, "sgd"), ("sgd", 0.9, "momentum"), ("Adam", 0.0, "adaptive"),
+     ("RMSprop", 0.9, "adaptive"), ("adagrad", 0.0, "adaptive")],
+)  # fmt: skip
+def test_optimizer_family(name, momentum, family):
+    assert optimizer_family(name, momentum=momentum) == family
+
+
+def test_to_dict_carries_options_and_reliability():
+    r = range_test(bowl, total_steps=300, warn=False)
+    d = r.to_dict()
+    assert d["options"]["total_steps"] == 300 and d["options"]["rule"] == DEFAULT_RULE
+    assert d["reliable"] is True and d["peak_lr"] == r.peak_lr
+    assert len(d["held_losses"]) == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    scale=st.floats(1e-3, 1e3),
+    steps=st.integers(1, 5000),
+    family=st.sampled_from(["sgd", "momentum", "adaptive"]),
+    seed=st.integers(0, 10_000),
+)
+def test_default_rule_is_scale_equivariant(scale, steps, family, seed):
+    """Multiplying every LR of a sweep by c multiplies every suggestion by c."""
+    rng = np.random.default_rng(seed)
+    lrs = np.logspace(-7, 1, 100)
+    y = np.array([bowl(v) for v in lrs]) + 0.05 * rng.normal(size=100)
+    hx, hy = lrs[::4], np.array([bowl(v) for v in lrs[::4]]) + 0.01 * rng.normal(size=25)
+    a = suggestions(lrs, y, held_lrs=hx, held_losses=hy, total_steps=steps, optimizer=family)
+    b = suggestions(lrs * scale, y, held_lrs=hx * scale, held_losses=hy, total_steps=steps,
+                    optimizer=family)  # fmt: skip
+    for u, v in ((a.constant, b.constant), (a.max_lr, b.max_lr), (a.peak_lr, b.peak_lr)):
+        assert v == pytest.approx(u * scale, rel=1e-9)
+    assert a.turned_up == b.turned_up

@@ -1,0 +1,57 @@
+"""``lrkit._runtime``: the one global-RNG save/restore and the one rank-0 check."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lrkit._runtime import GlobalRNGState, is_rank0, preserved_rng
+
+
+def _draw() -> tuple[float, float]:
+    return random.random(), float(np.random.random())
+
+
+def test_restore_replays_python_and_numpy() -> None:
+    state = GlobalRNGState()
+    first = _draw()
+    state.restore()
+    assert _draw() == first
+    state.restore()  # restoring twice is allowed
+    assert _draw() == first
+
+
+def test_context_manager_restores_after_an_exception() -> None:
+    before = GlobalRNGState()
+    expected = _draw()
+    before.restore()
+    with pytest.raises(KeyError), preserved_rng():
+        _draw()
+        _draw()
+        raise KeyError("boom")
+    assert _draw() == expected
+
+
+def test_torch_generator_restored_when_loaded() -> None:
+    torch = pytest.importorskip("torch")
+    with preserved_rng():
+        a = torch.rand(3)
+    assert torch.equal(torch.rand(3), a)
+
+
+def test_does_not_import_torch() -> None:
+    code = (
+        "import sys; from lrkit._runtime import preserved_rng, is_rank0\n"
+        "with preserved_rng(): pass\n"
+        "print(is_rank0(), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
+
+
+def test_rank0_without_a_process_group() -> None:
+    assert is_rank0() is True
