@@ -17,7 +17,7 @@ in one run.
 Each comparison alternates blocks of ``--steps`` steps (reference, lrkit, reference, ...) and
 reports the median of the ratios of each lrkit block to the reference blocks around it (stable
 on a loaded machine), in CPU time and in wall-clock time, plus an anchor-vs-itself row that
-shows the noise level.
+shows the noise level. Garbage collection is off inside a timed block, as in ``timeit``.
 
 Run: python benchmarks/compiled_schedules.py [--repeat 60] [--steps 200] [--json PATH]
 """
@@ -32,6 +32,7 @@ os.environ.setdefault(
 )
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -156,11 +157,14 @@ def optax_timer(sched: Any, steps: int) -> Timer:
 
     def run() -> float:
         p, st = carry
+        gc.disable()  # as timeit does: no collection pauses inside a timed block
         c0, w0 = time.process_time(), time.perf_counter()
         for _ in range(steps):
             p, st, loss = step(p, st)
         jax.block_until_ready(loss)
-        return (time.process_time() - c0) / steps, (time.perf_counter() - w0) / steps
+        c1, w1 = time.process_time(), time.perf_counter()
+        gc.enable()
+        return (c1 - c0) / steps, (w1 - w0) / steps
 
     return run
 
@@ -185,9 +189,12 @@ def keras_timer(lr: Any, steps: int) -> Timer:
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)  # compile
 
     def run() -> float:
+        gc.disable()
         c0, w0 = time.process_time(), time.perf_counter()
         model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
-        return (time.process_time() - c0) / steps, (time.perf_counter() - w0) / steps
+        c1, w1 = time.process_time(), time.perf_counter()
+        gc.enable()
+        return (c1 - c0) / steps, (w1 - w0) / steps
 
     return run
 
