@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from lrkit import schedules as S
-from lrkit.torch import scheduler
+from lrkit.torch import fit, scheduler
 
 DIVERGED = 1e3  # the loss a diverged run scores
 HIT = 1.10  # a hit: mean final validation loss within 10% of the oracle's
@@ -57,26 +57,40 @@ def batches(task: Task, shuffle_seed: int, n: int) -> list[tuple[torch.Tensor, t
     return out
 
 
+class _Diverged(Exception):
+    """Raised from ``fit``'s ``on_step`` when the loss passed ``DIVERGED``."""
+
+
+def _check(step: int, loss: float) -> None:
+    if loss > DIVERGED:
+        raise _Diverged
+
+
 def run_training(
     task: Task, seed: int, lr: float, use: str, data: list[Any], dropout_seed: int
 ) -> float:
     """Final validation loss after ``task.steps`` steps at ``lr`` (constant) or with one-cycle
-    peaking at ``lr``; ``DIVERGED`` when the loss became NaN/inf or exceeded ``DIVERGED``."""
+    peaking at ``lr`` (``lrkit.torch.fit``, one pass over ``data[:task.steps]``); ``DIVERGED``
+    when the loss became NaN/inf or exceeded ``DIVERGED``."""
     model = fresh(task, seed)
     opt = task.opt_fn(model.parameters(), lr)
     sch = scheduler(opt, S.onecycle(lr, task.steps)) if use == "onecycle" else None
     torch.manual_seed(dropout_seed)  # dropout
-    model.train()
-    for x, y in data[: task.steps]:
-        opt.zero_grad(set_to_none=True)
-        loss = task.loss_fn(model(x), y)
-        lv = loss.item()
-        if not math.isfinite(lv) or lv > DIVERGED:
-            return DIVERGED
-        loss.backward()
-        opt.step()
-        if sch is not None:
-            sch.step()
+    try:
+        hist = fit(
+            model,
+            optimizer=opt,
+            loss_fn=task.loss_fn,
+            data=data[: task.steps],
+            steps=task.steps,
+            epochs=1,
+            schedule=sch,
+            on_step=_check,
+        )
+    except _Diverged:
+        return DIVERGED
+    if hist.diverged:
+        return DIVERGED
     model.eval()
     with torch.no_grad():
         v = float(task.loss_fn(model(task.x_va), task.y_va))

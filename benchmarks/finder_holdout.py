@@ -8,7 +8,8 @@ in-sample. What follows describes the rule this script was written for.
 This script was written as a held-out check of a rule tuned on ``benchmarks/finder_quality.py``
 (tasks in ``_demo_tasks.py``). The current ``"lrkit"`` divisors (``lr_min / 10``, ``lr_min / 3``)
 were then chosen on the UNION of both sets, so neither is held out any more: its numbers here
-are in-sample (see the README for the leave-one-set-out numbers). The tasks differ from the
+are in-sample (the out-of-fold numbers of the shipped rule are in ``docs/finder.md`` and
+``docs/finder-zoo.md``). The tasks differ from the
 tuning set in datasets, architectures, optimizers, batch sizes and budgets:
 
 ==========================  ===============================  ==========  ====  =====

@@ -9,7 +9,11 @@ including snapshot and restore, interleaved over ``--rounds`` rounds (best of):
 * ``torch-lr-finder``: ``LRFinder.range_test`` + ``reset()`` (its defaults: ``smooth_f=0.05``,
   ``diverge_th=5``).
 
-Ratios are per sweep and per step (the sweeps may stop at different points).
+Ratios are per sweep and per step (the sweeps may stop at different points). The ``profile``
+table splits a step from a held evaluation on the same model and batch (best of
+``--rounds`` x 50 calls): a sweep step (zero_grad, forward, backward, optimizer step,
+``.item()``), the held evaluation as the finder makes it (eval mode, no grad, float64 loss,
+the modules' train flags put back, ``.item()``) and its bare forward pass.
 
     python benchmarks/finder_speed.py --json benchmarks/results/finder_speed.json
 """
@@ -64,6 +68,48 @@ def time_tlf(task) -> tuple[float, int]:
     return time.perf_counter() - t0, len(finder.history["lr"])
 
 
+def profile(task, rounds: int) -> list[float]:
+    """ms per sweep step, per held evaluation, per bare no-grad forward; the held cost per
+    step at the default cadence (every 4 steps), in % of a step."""
+    torch.manual_seed(0)
+    model = task.make_model()
+    opt = task.make_optimizer(model, 1e-4)
+    x, y = task.x_train[:32], task.y_train[:32]
+    modes = [(m, m.training) for m in model.modules()]
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        loss = task.loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def held() -> float:
+        model.eval()
+        with torch.no_grad():
+            v = task.loss_fn(model(x), y).detach().double()
+        for m, flag in modes:
+            m.training = flag
+        return float(v.item())
+
+    def forward() -> float:
+        with torch.no_grad():
+            return task.loss_fn(model(x), y).item()
+
+    out = []
+    for fn in (step, held, forward):
+        for _ in range(10):
+            fn()
+        best = float("inf")
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for _ in range(50):
+                fn()
+            best = min(best, (time.perf_counter() - t0) / 50)
+        out.append(best * 1e3)
+    return [round(v, 3) for v in out] + [round(100 * out[1] / 4 / out[0], 1)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -71,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
+    prof: list[list[object]] = []
     for name in TASKS:
         task = make_task(name, 0)
         best: dict[str, tuple[float, int]] = {}
@@ -97,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             round((d[0] / d[1]) / (t[0] / t[1]), 2),
         ])  # fmt: skip
         print(rows[-1], flush=True)
+        prof.append([name, *profile(task, args.rounds)])
+        print(prof[-1], flush=True)
     cols = ["task", "lrkit s", "steps", "train-loss-only s", "steps", "torch-lr-finder s",
             "steps", "lrkit / train-loss-only", "lrkit / torch-lr-finder",
             "per step: lrkit / torch-lr-finder"]  # fmt: skip
@@ -105,8 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         print(" | ".join(map(str, r)))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"tables": {"speed": {"columns": cols, "rows": rows}},
-                       "rounds": args.rounds}, f, indent=1)  # fmt: skip
+            pcols = ["task", "step ms", "held evaluation ms", "bare forward ms",
+                     "held cost per step (every 4 steps), % of a step"]  # fmt: skip
+            tabs = {"speed": {"columns": cols, "rows": rows},
+                    "profile": {"columns": pcols, "rows": prof}}  # fmt: skip
+            json.dump({"tables": tabs, "rounds": args.rounds}, f, indent=1)
     return 0
 
 

@@ -8,7 +8,8 @@ already formatted or plain numbers. A docs page marks where a table goes::
     (replaced)
     <!-- /bench -->
 
-``python benchmarks/render_docs.py`` rewrites every marked block from the JSON files;
+``python benchmarks/render_docs.py`` rewrites every marked block (in ``docs/`` and the README)
+from the JSON files;
 ``--check`` exits 1 when a page is out of date (nothing is written then).
 """
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="exit 1 if a page is out of date")
     args = ap.parse_args(argv)
     stale = []
-    for page in sorted(DOCS.rglob("*.md")):
+    for page in [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]:
         old = page.read_text()
         new = render_page(old)
         if new != old:

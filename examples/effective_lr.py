@@ -15,7 +15,7 @@ from lrkit.torch.demo import digits_task
 task = digits_task(seed=0)
 model = task.make_model()
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-log = lt.EffectiveLRLogger(opt, model, every=10, tensorboard="auto")
+log = lt.EffectiveLRLogger(opt, names=model, every=10, tensorboard="auto")
 
 for epoch in range(6):
     for x, y in task.train_batches(seed=epoch):

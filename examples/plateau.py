@@ -22,7 +22,8 @@ model = task.make_model()
 opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 plateau = ReduceOnPlateau(factor=0.5, patience=1)
 sched = lt.scheduler(opt, S.cosine(0.05, 600), feedback=plateau)
-guard = lt.DivergenceGuard(model, opt, sched)  # its LR cut joins the feedback chain
+# the guard's LR cut joins the feedback chain
+guard = lt.DivergenceGuard(model, optimizer=opt, scheduler=sched)
 
 step = 0
 for epoch in range(14):

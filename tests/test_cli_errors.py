@@ -186,7 +186,7 @@ DEEP = "mul(" * 3000 + "constant(0.1)" + ")" * 3000
         (["cosine(0.1, 100)", "--height", "1"], ["--height"]),
         (["cosine(0.1, 100)", "--steps", "0"], ["--steps"]),
         (["cosine(0.1, 100)", "--steps", str(10**20)], ["--steps"]),
-        (["cosine(0.1, "], ["position 12", "ends too early"]),
+        (["cosine(0.1, "], ["position 12", "end of input"]),
         ([DEEP], ["nested too deeply"]),
         (["constant(" + "1" * 5000 + ")"], ["position 9", "5000 digits"]),
         (["x" * 120_000], ["120000 characters"]),

@@ -403,3 +403,23 @@ def test_restart_on_plateau_shares_the_plateau_view():
     assert RestartOnPlateau(factor=1.0).factor == 1.0  # a restart may keep the same peak
     with pytest.raises(ValueError, match="factor"):
         ReduceOnPlateau(factor=1.0)  # a reduction must reduce
+
+
+def test_plateau_arguments_one_definition_keyword_only_after_mode() -> None:
+    import inspect
+
+    from lrkit.feedback import PlateauKwargs
+
+    names = list(PlateauKwargs.__annotations__)
+    assert names == ["factor", "patience", "threshold", "threshold_mode", "cooldown", "min_scale"]
+    for cls in (ReduceOnPlateau, RestartOnPlateau):
+        params = list(inspect.signature(cls).parameters.values())
+        assert params[0].name == "mode" and params[0].default == "min"
+        assert [p.name for p in params[1:7]] == names
+        assert all(p.kind is p.KEYWORD_ONLY for p in params[1:])
+    with pytest.raises(TypeError):
+        ReduceOnPlateau("min", 0.5)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        RestartOnPlateau("min", 0.5)  # type: ignore[misc]
+    with pytest.raises(ValueError, match="factor"):
+        ReduceOnPlateau(factor=1.5)

@@ -64,3 +64,28 @@ def test_folds_never_share_a_family(zoo, rerun):
         for j in range(i + 1, len(groups)):
             assert not groups[i] & groups[j]
     assert sorted(i for f in folds for i in f) == list(range(len(rerun["feats"])))
+
+
+def test_variants_score_the_shipped_rule_as_finder_zoo_does(zoo, rerun):
+    import variants
+
+    want = json.loads(RESULTS.read_text())["tables"]["oof"]
+    row = next(r for r in want["rows"] if r[0] == "lrkit")
+    hits, gm = variants.oof(rerun["feats"], "constant")
+    assert f"{hits:.0%}" in row[1]
+    assert round(gm, 3) == row[2]
+    shipped = json.loads((BENCH / "results" / "finder_variants.json").read_text())
+    first = shipped["tables"]["variants"]["rows"][0]
+    assert first[2:4] == [f"{hits:.0%}", round(gm, 3)]
+
+
+def test_variant_edges_on_exact_curves(zoo):
+    import numpy as np
+    import variants
+
+    x = np.logspace(-4, 0, 41)  # 10 points per decade
+    y = 1.0 + (np.log10(x) + 2.0) ** 2  # minimum 1 at 1e-2
+    assert variants.parabola(x, y, held=True) == pytest.approx(1e-2, rel=1e-6)
+    # the smoothed curve first exceeds 1.3 x its minimum a little above 10 ** (-2 + 0.55)
+    r = variants.rise(x, y, 0.3)
+    assert 10**-1.5 < r < 10**-1.3

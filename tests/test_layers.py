@@ -73,32 +73,13 @@ ADAPTER_BASES: dict[str, set[str]] = {
 
 #: Known exceptions: (importing module, imported module[:name]) -> what must change.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("lrkit.tune._study", "lrkit.commands._target"): (
-        "the library imports the CLI: import_target moves below the commands"
-    ),
-    ("lrkit.commands.plot", "lrkit.schedules._base"): (
-        "plot command imports the private _plot_steps: needs a public default plot length"
-    ),
-    ("lrkit.commands.compare", "lrkit.torch._lrfree"): (
-        "the comparison harness moves into the library (lrkit.compare) and uses public names"
-    ),
-    ("lrkit.commands.compare", "lrkit.torch._finder"): (
-        "the comparison harness moves into the library (lrkit.compare) and uses public names"
-    ),
-    ("lrkit.commands.compare", "lrkit.torch._scheduler"): (
-        "the comparison harness moves into the library (lrkit.compare) and uses public names"
-    ),
     ("lrkit.torch._guard", "lrkit.feedback:_metric"): (
         "the guard's metric check goes through a public feedback helper"
     ),
 }
 
 #: Known import cycles (sorted module names) -> what must change.
-ALLOWED_CYCLES: dict[tuple[str, ...], str] = {
-    ("lrkit.tune._study", "lrkit.tune._torch"): (
-        "the task definition leaves _study so that _torch and _study do not import each other"
-    ),
-}
+ALLOWED_CYCLES: dict[tuple[str, ...], str] = {}
 
 
 @dataclass(frozen=True)

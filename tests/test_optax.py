@@ -326,3 +326,14 @@ def test_find_lr_optax_held_batches_family_and_total_steps():
     assert lo.find_lr(_loss, params, optax.adam, batches, num_iter=10, warn=False).optimizer == (
         "adaptive"
     )
+
+
+def test_reduce_on_plateau_arguments_are_the_controllers() -> None:
+    with pytest.raises(TypeError):
+        lo.reduce_on_plateau("min", 0.5)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="rtol"):
+        lo.reduce_on_plateau(rtol=0.1)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="patience"):
+        lo.reduce_on_plateau(patience=-1)
+    with pytest.raises(ValueError, match="mode"):
+        lo.reduce_on_plateau("up")

@@ -126,7 +126,10 @@ CASES = {
     ),
     "tune-torch-task": (
         {"torch"},
-        ["import lrkit.tune", "lrkit.tune.torch_task(None, None, [], [])"],
+        [
+            "import lrkit.tune",
+            "lrkit.tune.torch_task(None, loss_fn=None, train_data=[], val_data=None)",
+        ],
         "ImportError",
         "lrkit.tune.torch_task needs torch: pip install 'lrkit[torch]'",
     ),

@@ -11,9 +11,10 @@ Controllers:
 * :class:`ReduceOnPlateau` -- multiply the LR by ``factor`` when the metric stops improving
   (PyTorch's ``ReduceLROnPlateau`` semantics, sign-correct on negative metrics).
 * :class:`RestartOnPlateau` -- warm restart: start the schedule again from step 0 on a plateau.
-* :class:`DivergenceGuard` -- the decision half of a divergence guard: given the loss stream it
-  says "ok", "restore" (and cuts the LR scale) or "give_up". The framework half (snapshots of
-  weights and optimizer state) lives in ``lrkit.torch.DivergenceGuard``.
+* :class:`DivergenceDetector` -- the decision half of a divergence guard: given the loss stream
+  it says "ok", "restore" (and cuts the LR scale) or "give_up". The framework guards
+  (``lrkit.torch.DivergenceGuard``, ``lrkit.keras.DivergenceGuard``) wrap one as their
+  ``controller`` and keep the snapshots of weights and optimizer state.
 * :class:`Multiplier` -- a scale set by code (``set_scale``), e.g. by a guard.
 * :class:`Chain` (also ``a & b``) -- several controllers at once: the scales multiply, ``apply``
   nests, ``update`` feeds the metric to every member.
@@ -24,6 +25,7 @@ a controller restored from a state dict continues exactly as the original would.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import sys
@@ -31,17 +33,16 @@ import warnings
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
-
-import numpy as np
+from typing import Any, Literal, TypedDict
 
 from . import _validate as v
 
 __all__ = [
     "Chain",
-    "DivergenceGuard",
+    "DivergenceDetector",
     "Feedback",
     "Multiplier",
+    "PlateauKwargs",
     "ReduceOnPlateau",
     "RestartOnPlateau",
     "from_state_dict",
@@ -49,6 +50,22 @@ __all__ = [
 
 Mode = Literal["min", "max"]
 ThresholdMode = Literal["rel", "abs"]
+
+
+class PlateauKwargs(TypedDict, total=False):
+    """The plateau arguments after ``mode``, by keyword, as every plateau controller takes
+    them (:class:`ReduceOnPlateau`, :class:`RestartOnPlateau`, ``lrkit.keras.ReduceOnPlateau``,
+    ``lrkit.optax.reduce_on_plateau``); the adapters pass them on to :class:`ReduceOnPlateau`,
+    whose signature holds the defaults and whose constructor validates them."""
+
+    factor: float
+    patience: int
+    threshold: float
+    threshold_mode: ThresholdMode
+    cooldown: int
+    min_scale: float
+
+
 Action = Literal["ok", "restore", "give_up"]
 
 
@@ -326,16 +343,26 @@ class ReduceOnPlateau(_OnPlateau):
     * The scale never goes below ``min_scale``.
     * NaN/inf metrics (and ``-inf``) count as no improvement and emit a ``RuntimeWarning``.
 
-    Keras' ``ReduceLROnPlateau`` reduces after ``patience`` bad epochs (one earlier), uses an
-    absolute ``min_delta`` and does not count bad epochs during cooldown; fastai's reduces after
-    ``patience`` bad epochs, divides by ``factor`` (default 10), uses an absolute ``min_delta`` and
-    has no cooldown. To reproduce Keras' timing here use ``patience=keras_patience - 1`` and
-    ``threshold_mode="abs"``.
+    Other libraries' timing, and how to reproduce it here (tested against each):
+
+    * Keras' ``ReduceLROnPlateau(patience=P, cooldown=C, min_delta=d)`` reduces on the
+      ``P``-th bad epoch (``P=0`` acts as 1) and skips ``C - 1`` epochs after a cut:
+      ``patience=max(P, 1) - 1, cooldown=max(C - 1, 0), threshold=d, threshold_mode="abs"``.
+    * optax's ``contrib.reduce_on_plateau(patience=P, cooldown=C, rtol=r, atol=a)`` reduces on
+      the ``P``-th bad value (one update earlier than PyTorch) and skips ``C`` values after a
+      cut: ``patience=P - 1, cooldown=C`` with ``threshold=r`` (``"rel"``) or ``threshold=a``
+      (``"abs"``).
+    * fastai's reduces after ``patience`` bad epochs, divides by ``factor`` (default 10), uses an
+      absolute ``min_delta`` and has no cooldown.
+
+    A different floor per param group (PyTorch's ``min_lr=[...]``): one controller per group,
+    ``lrkit.torch.scheduler(opt, s, feedback=[ReduceOnPlateau(min_scale=min_lr_g / lr_g), ...])``.
     """
 
     def __init__(
         self,
         mode: Mode = "min",
+        *,
         factor: float = 0.1,
         patience: int = 10,
         threshold: float = 1e-4,
@@ -389,11 +416,12 @@ class RestartOnPlateau(_OnPlateau):
     def __init__(
         self,
         mode: Mode = "min",
+        *,
+        factor: float = 1.0,
         patience: int = 10,
         threshold: float = 1e-4,
         threshold_mode: ThresholdMode = "rel",
         cooldown: int = 0,
-        factor: float = 1.0,
         min_scale: float = 0.0,
         max_restarts: int | None = None,
     ) -> None:
@@ -470,7 +498,7 @@ class Multiplier(Feedback):
         self._scale = v.non_negative("state['scale']", state["scale"])
 
 
-class DivergenceGuard(Feedback):
+class DivergenceDetector(Feedback):
     """Decide, from a stream of training losses, whether training has diverged.
 
     :meth:`check` returns
@@ -488,15 +516,19 @@ class DivergenceGuard(Feedback):
 
     For a negative reference a spike is ``loss > ref + (spike_factor - 1) * |ref|``; for a zero
     reference only non-finite losses count. ``spike_factor=None`` disables spike detection.
+    The quantile is ``numpy.quantile``'s default (linear interpolation), bit for bit, kept
+    up to date in a sorted window (a few microseconds per check).
 
     As a :class:`Feedback`, ``update(loss)`` is ``check(loss)`` and returns :attr:`scale`, so the
-    cuts compose with a schedule. Framework adapters (``lrkit.torch.DivergenceGuard``) keep the
-    snapshots of weights and optimizer state; this class holds no framework objects.
+    cuts compose with a schedule. The framework guards (``lrkit.torch.DivergenceGuard``,
+    ``lrkit.keras.DivergenceGuard``) hold one as their ``controller`` and keep the snapshots of
+    weights and optimizer state; this class holds no framework objects.
     """
 
     def __init__(
         self,
         factor: float = 0.5,
+        *,
         max_restores: int = 3,
         spike_factor: float | None = 10.0,
         window: int = 50,
@@ -519,7 +551,8 @@ class DivergenceGuard(Feedback):
                 f"min_history must be <= window ({self.window}), got {self.min_history}"
             )
         self.min_scale = v.non_negative("min_scale", min_scale)
-        self._history: deque[float] = deque(maxlen=self.window)
+        self._history: deque[float] = deque()
+        self._sorted: list[float] = []  # the same losses, sorted (for the quantile)
         self._scale = 1.0
         self.restores = 0
         self.num_checks = 0
@@ -530,33 +563,54 @@ class DivergenceGuard(Feedback):
     def scale(self) -> float:
         return self._scale
 
+    def _push(self, x: float) -> None:
+        hist, srt = self._history, self._sorted
+        if len(hist) == self.window:
+            old = hist.popleft()
+            del srt[bisect.bisect_left(srt, old)]
+        hist.append(x)
+        bisect.insort(srt, x)
+
     @property
     def reference(self) -> float | None:
         """The ``quantile`` of the recent ok losses (the largest one while fewer than
         ``min_history`` were seen; None before the first)."""
-        if not self._history:
+        srt = self._sorted
+        n = len(srt)
+        if n == 0:
             return None
-        if len(self._history) < self.min_history:
-            return max(self._history)
-        return float(np.quantile(np.asarray(self._history, dtype=np.float64), self.quantile))
+        if n < self.min_history:
+            return srt[-1]
+        # numpy.quantile(method="linear"), the same float operations in the same order
+        vi = (n - 1) * self.quantile
+        if vi >= n - 1:
+            return srt[-1]
+        lo = math.floor(vi)
+        t = vi - lo
+        a, b = srt[lo], srt[lo + 1]
+        d = b - a
+        return b - d * (1 - t) if t >= 0.5 else a + d * t
 
     def is_divergent(self, loss: float) -> bool:
         """True when ``loss`` is non-finite or a spike relative to :attr:`reference`."""
         x = _metric(loss)
         if not math.isfinite(x):
             return True
+        if self.spike_factor is None:
+            return False
         ref = self.reference
-        if self.spike_factor is None or ref is None or ref == 0:
+        if ref is None or ref == 0:
             return False
         return x > ref + (self.spike_factor - 1.0) * abs(ref)
 
     def check(self, loss: float, step: int | None = None) -> Action:
         """Classify ``loss`` (see the class docstring) and update the state accordingly."""
-        x = _metric(loss)
-        step = _step_arg(step)
+        x = loss if type(loss) is float else _metric(loss)
+        if step is not None:
+            step = _step_arg(step)
         self.num_checks += 1
         if not self.is_divergent(x):
-            self._history.append(x)
+            self._push(x)
             self.last_action = "ok"
             return "ok"
         at = self.num_checks if step is None else step
@@ -602,6 +656,8 @@ class DivergenceGuard(Feedback):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if isinstance(state, Mapping) and state.get("type") == "DivergenceGuard":
+            state = {**state, "type": type(self).__name__}  # saved under the former name
         self._check_type(state)
         self.__init__(  # type: ignore[misc]
             factor=state["factor"],
@@ -612,7 +668,8 @@ class DivergenceGuard(Feedback):
             min_scale=state["min_scale"],
             quantile=state.get("quantile", 0.5),
         )
-        self._history.extend(float(x) for x in state["history"])
+        for x in state["history"]:
+            self._push(float(x))
         self._scale = v.non_negative("state['scale']", state["scale"])
         self.restores = v.integer("state['restores']", state["restores"])
         self.num_checks = v.integer("state['num_checks']", state["num_checks"])
@@ -697,7 +754,8 @@ _TYPES: dict[str, type[Feedback]] = {
     "ReduceOnPlateau": ReduceOnPlateau,
     "RestartOnPlateau": RestartOnPlateau,
     "Multiplier": Multiplier,
-    "DivergenceGuard": DivergenceGuard,
+    "DivergenceDetector": DivergenceDetector,
+    "DivergenceGuard": DivergenceDetector,  # the former name, in saved state dicts
 }
 
 
@@ -714,3 +772,15 @@ def from_state_dict(state: Mapping[str, Any]) -> Feedback:
     obj = _TYPES[kind]()
     obj.load_state_dict(state)
     return obj
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DivergenceGuard":  # the former name of DivergenceDetector
+        warnings.warn(
+            "lrkit.feedback.DivergenceGuard was renamed DivergenceDetector (the framework "
+            "guards lrkit.torch.DivergenceGuard / lrkit.keras.DivergenceGuard wrap one)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return DivergenceDetector
+    raise AttributeError(f"module 'lrkit.feedback' has no attribute {name!r}")

@@ -27,7 +27,7 @@ import optax
 
 from . import _validate as V
 from ._jaxtable import EVALUATIONS, formula_fn, lookup_fn, out_dtype
-from .feedback import ReduceOnPlateau
+from .feedback import PlateauKwargs, ReduceOnPlateau
 from .finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
 from .schedules import Schedule, as_schedule
 from .schedules.tables import TABLE_LIMIT
@@ -143,14 +143,10 @@ class ReduceOnPlateauState(NamedTuple):
 
 
 def reduce_on_plateau(
-    factor: float = 0.1,
-    patience: int = 10,
-    threshold: float = 1e-4,
-    threshold_mode: str = "rel",
-    cooldown: int = 0,
-    min_scale: float = 0.0,
     mode: str = "min",
+    *,
     accumulation_size: int = 1,
+    **plateau: Unpack[PlateauKwargs],
 ) -> optax.GradientTransformationExtraArgs:
     """Scale updates by a factor that drops by ``factor`` when ``value`` plateaus.
 
@@ -166,22 +162,18 @@ def reduce_on_plateau(
         opt = optax.chain(optax.adam(1e-3), lrkit.optax.reduce_on_plateau(patience=5))
         updates, state = opt.update(grads, state, params, value=loss)
 
+    The plateau arguments (``factor=0.1``, ``patience=10``, ``threshold=1e-4``,
+    ``threshold_mode="rel"``, ``cooldown=0``, ``min_scale=0.0``, by keyword:
+    ``lrkit.feedback.PlateauKwargs``) are those of :class:`lrkit.feedback.ReduceOnPlateau`.
+
     With ``accumulation_size=n`` the metric observed is the mean of ``n`` consecutive values
     (e.g. ``n`` = steps per epoch); the scale changes only at those observations.
     Unlike ``optax.contrib.reduce_on_plateau`` (``value < (1 - rtol) * best - atol``), a constant
     negative metric is not an improvement. The float32 state means comparisons are done in
     float32 (float64 with ``jax_enable_x64``).
     """
-    # validate through the framework-free controller (same messages, same ranges)
-    ref = ReduceOnPlateau(
-        mode=mode,  # type: ignore[arg-type]
-        factor=factor,
-        patience=patience,
-        threshold=threshold,
-        threshold_mode=threshold_mode,  # type: ignore[arg-type]
-        cooldown=cooldown,
-        min_scale=min_scale,
-    )
+    # the arguments, their defaults and their validation are the framework-free controller's
+    ref = ReduceOnPlateau(mode, **plateau)  # type: ignore[arg-type]
     acc_n = V.integer("accumulation_size", accumulation_size, 1)
     f, th, pat, cd, ms = ref.factor, ref.threshold, ref.patience, ref.cooldown, ref.min_scale
     is_min, is_rel = ref.mode == "min", ref.threshold_mode == "rel"
@@ -347,7 +339,7 @@ def find_lr(
     The sweep runs on private copies: the caller's ``params`` and ``opt_state`` are never
     modified (no buffer donation; numpy inputs are copied before use). Returns the same
     :class:`lrkit.finder.FinderResult` as every lrkit finder (``.suggestion``, ``.max_lr``,
-    ``.base_lr``, ``.suggest(method)``, ``.plot()``, ``.to_dict()``).
+    ``.base_lr``, ``.suggest(rule)``, ``.plot()``, ``.to_dict()``).
     """
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be a callable loss_fn(params, batch), got {loss_fn!r}")

@@ -116,8 +116,10 @@ def test_guard_restores_last_good_state_exactly_and_stops():
     b.set_weights(a.get_weights())
     for m in (a, b):
         m.compile(optimizer=keras.optimizers.Adam(lk.schedule(S.cosine(0.01, 50))), loss="mse")
-    # reference: the 5 good batches only
-    a.fit(x[:20], y[:20], batch_size=4, shuffle=False, verbose=0)
+    # batch 5 is NaN: the state it was computed on is not confirmed good, so the restored
+    # state is the newest one checked good, the one batch 4 trained from (after 4 batches).
+    # The loss of batch 5 is judged when batch 7 starts; batches 6 and 7 run but are undone.
+    a.fit(x[:16], y[:16], batch_size=4, shuffle=False, verbose=0)
     guard = lk.DivergenceGuard(max_restores=0, snapshot_every=1)
     with pytest.warns(RuntimeWarning, match="stopped training"):
         b.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
@@ -136,7 +138,7 @@ def test_guard_restores_cuts_lr_and_continues():
     guard = lk.DivergenceGuard(factor=0.5, snapshot_every=2, min_history=2, window=5)
     model.fit(x, y, batch_size=4, shuffle=False, verbose=0, epochs=2, callbacks=[guard])
     # the NaN batch comes once per epoch: two restores, LR scale 0.25, weights finite
-    assert guard.restored_at == [7, 17]
+    assert guard.restored_at == [7, 16]  # batch 7, run before the restore, is not counted
     assert sched.scale == 0.25 and guard.scale == 0.25
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
     assert not guard.gave_up
@@ -154,7 +156,7 @@ def test_guard_detects_a_spike_through_the_running_mean():
     guard = lk.DivergenceGuard(spike_factor=10.0, min_history=3, window=10, snapshot_every=1)
     model.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
     assert guard.restored_at == [8]
-    assert guard.guard.events[0]["action"] == "restore"
+    assert guard.controller.events[0]["action"] == "restore"
     assert float(model.optimizer.learning_rate) == pytest.approx(5e-4)
 
 
@@ -206,7 +208,8 @@ def test_lr_logger_per_batch_and_logs(const_grad_model, mean_pred_loss):
         h = _fit(model, 2, [log], batches=3)
     assert [i for i, _ in log.history] == list(range(6))
     np.testing.assert_array_equal(log.lrs, [np.float32(s(t)) for t in range(6)])
-    assert h.history["learning_rate"] == pytest.approx([s(3), s(6)])
+    # logs: the LR the epoch's last step used (steps 2 and 5), as Keras' LearningRateScheduler
+    assert h.history["learning_rate"] == [float(np.float32(s(2))), float(np.float32(s(5)))]
 
 
 def test_lr_scheduler_keeps_the_cuts_of_plateau(const_grad_model, mean_pred_loss):
@@ -250,6 +253,134 @@ def test_guard_restore_keeps_a_later_plateau_cut_on_a_float_lr(const_grad_model)
         warnings.simplefilter("ignore", RuntimeWarning)
         _fit(model, 3, [plateau, guard, probe])
     assert guard.restored_at == [3]
-    assert probe.lrs == pytest.approx([0.01, 0.01, 0.0025])
+    # the NaN loss of the 3rd batch is judged at the epoch's end (after the probe read the LR)
+    assert probe.lrs == pytest.approx([0.01, 0.01, 0.005])
+    # at that epoch end the plateau (listed first) also saw the NaN epoch and halved the LR;
+    # the guard then restored the weights, kept both plateau cuts and halved once more
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * 0.5 * 0.5 * 0.5)
     assert model.get_weights()[0][0, 0] == 0.0  # restored to the snapshot's weights
     assert int(model.optimizer.iterations) == 0
+
+
+# ------------------------------------------------------------- one meaning of the logged LR
+def _driver(kind, s):
+    """(optimizer learning rate, callbacks placed before the logger) for one LR driver."""
+    if kind == "keras_lrs":
+        return 0.5, [keras.callbacks.LearningRateScheduler(lambda e: s(e))]
+    if kind == "lk_schedule":
+        return lk.schedule(s), []
+    if kind == "lk_batch":
+        return 0.5, [lk.LRScheduler(s, per="batch")]
+    return 0.5, [lk.LRScheduler(s, per="epoch")]
+
+
+@pytest.mark.parametrize("kind", ["keras_lrs", "lk_schedule", "lk_batch", "lk_epoch"])
+def test_lr_logger_logs_the_lr_of_the_epochs_last_step_for_every_driver(
+    kind, const_grad_model, mean_pred_loss
+):
+    """Whatever drives the LR, LRLogger's history holds the LR each step used (the kernel moves
+    by exactly -lr per step, so they add up to -kernel) and logs["learning_rate"] the LR of
+    the epoch's last step, the value Keras' own LearningRateScheduler logs."""
+    s = S.step(0.01, 5, 0.5)
+    per_epoch = kind in ("keras_lrs", "lk_epoch")
+    used = [np.float32(s(e if per_epoch else 4 * e + b)) for e in range(3) for b in range(4)]
+    lr, before = _driver(kind, s)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(lr), loss=mean_pred_loss)
+    per_batch, per_epoch_log = lk.LRLogger(per="batch"), lk.LRLogger()
+    h = _fit(model, 3, [*before, per_batch, per_epoch_log], batches=4)
+    assert per_batch.history == [(t, float(u)) for t, u in enumerate(used)]
+    np.testing.assert_allclose(model.get_weights()[0], [[-sum(map(float, used))]], rtol=1e-5)
+    last = [float(used[4 * e + 3]) for e in range(3)]
+    assert per_epoch_log.history == list(enumerate(last))
+    assert h.history["learning_rate"] == last
+    if kind == "keras_lrs":  # Keras' own callback alone logs the same values
+        alone = const_grad_model()
+        alone.compile(optimizer=keras.optimizers.SGD(0.5), loss=mean_pred_loss)
+        h2 = _fit(alone, 3, [keras.callbacks.LearningRateScheduler(lambda e: s(e))], batches=4)
+        assert h2.history["learning_rate"] == last
+
+
+def test_lr_logger_follows_a_plateau_cut_and_a_guard_restore(const_grad_model):
+    """A cut of a lrkit schedule's scale mid-run and the iterations rewound by a restore are
+    both seen: the per-batch history is the LR each step really used."""
+    s = S.constant(0.01)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(lk.schedule(s)), loss=_nan_below(-0.035))
+    guard = lk.DivergenceGuard(snapshot_every=1, factor=0.5)
+    log = lk.LRLogger(per="batch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _fit(model, 2, [guard, log], batches=3)
+    # kernel -0.01 per step; batch 4 (kernel -0.04) is NaN, judged at the epoch end: the
+    # guard restores the state batch 3 trained from (kernel -0.03, iterations 3) and halves
+    assert guard.restored_at == [5]
+    its = [t for t, _ in log.history]
+    assert its == [0, 1, 2, 3, 4, 5]  # epoch 2 started from iterations 6, before the restore
+    assert int(model.optimizer.iterations) == 3
+    assert log.history[-1][1] == float(np.float32(0.01))
+    assert float(model.optimizer.learning_rate) == float(np.float32(0.005))
+
+
+def test_guard_and_logger_keep_keras_async_dispatch():
+    """Neither callback makes Keras wait for each step's result (that wait costs more than
+    the callbacks' own work): the guard is async-safe, the logger has no batch-end hook."""
+    from keras.src.callbacks.callback_list import CallbackList
+
+    model = _small()
+    cbs = CallbackList([lk.DivergenceGuard(), lk.LRLogger(per="batch")], model=model)
+    if not hasattr(cbs, "_async_train"):
+        pytest.skip("this Keras has no async callback dispatch")
+    assert cbs._async_train
+    assert not CallbackList([_LRAfterBatch()], model=model)._async_train  # a plain one does
+
+
+def test_guard_default_restores_the_promised_snapshot():
+    """snapshot_every=50 (default): a snapshot of the state batch j trains from is taken once
+    50 more good losses were judged, and kept once batch j's loss is judged good. Batch 55 is
+    NaN: the state restored is the one batch 51 trained from (51 batches trained)."""
+    x, y = _data_with_bad_batch(bad=55, n=60)
+    a, b = _small(), _small()
+    b.set_weights(a.get_weights())
+    for m in (a, b):
+        m.compile(optimizer=keras.optimizers.Adam(lk.schedule(S.cosine(0.01, 100))), loss="mse")
+    a.fit(x[: 51 * 4], y[: 51 * 4], batch_size=4, shuffle=False, verbose=0)
+    guard = lk.DivergenceGuard(max_restores=0)
+    assert guard.snapshot_every == 50 and guard.keep == 2
+    with pytest.warns(RuntimeWarning, match="stopped training"):
+        b.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
+    assert guard.restored_at == [56]
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    for va, vb in zip(a.optimizer.variables, b.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(va.numpy()), np.asarray(vb.numpy()))
+
+
+def test_guard_arguments_match_the_detector_and_the_torch_guard():
+    from lrkit.feedback import DivergenceDetector
+
+    g = lk.DivergenceGuard(quantile=0.5, window=20, min_history=5)
+    assert isinstance(g.controller, DivergenceDetector)
+    assert (g.controller.quantile, g.controller.window, g.controller.min_history) == (0.5, 20, 5)
+    ready = DivergenceDetector(0.3)
+    assert lk.DivergenceGuard(controller=ready).controller is ready
+    with pytest.raises(ValueError, match="controller"):
+        lk.DivergenceGuard(controller=Core())
+    with pytest.raises(ValueError, match="quantile"):
+        lk.DivergenceGuard(quantile=2.0)
+    with pytest.raises(ValueError, match="keep"):
+        lk.DivergenceGuard(keep=0)
+    with pytest.raises(TypeError):
+        lk.DivergenceGuard(0.5, 3)  # keyword-only after factor
+    with pytest.raises(TypeError):
+        lk.LRLogger("batch", "lr")
+
+
+def test_reduce_on_plateau_arguments_are_the_controllers() -> None:
+    cb = lk.ReduceOnPlateau("val_accuracy", factor=0.5, patience=3, cooldown=1)
+    c = cb.controller
+    assert (c.mode, c.factor, c.patience, c.cooldown, c.threshold) == ("max", 0.5, 3, 1, 1e-4)
+    with pytest.raises(TypeError):
+        lk.ReduceOnPlateau("val_loss", 0.5)  # type: ignore[misc]
+    with pytest.raises(ValueError, match="factor"):
+        lk.ReduceOnPlateau(factor=2.0)

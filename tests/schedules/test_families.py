@@ -300,3 +300,21 @@ def test_values_do_not_depend_on_order_or_shape(s: S.Schedule) -> None:
 def test_unfinished_spec_is_a_spec_error(spec: str) -> None:
     with pytest.raises(S.SpecError, match="found end of input"):
         S.parse(spec)
+
+
+@pytest.mark.parametrize("three_phase", [False, True])
+@pytest.mark.parametrize("anneal", ["cos", "linear"])
+def test_onecycle_unrolled_scalar_path_equals_the_phase_loop(
+    three_phase: bool, anneal: str
+) -> None:
+    from lrkit.schedules._families import _Phased
+
+    steps = [*range(0, 1100), *np.linspace(0.0, 1100.0, 777).tolist()]
+    for s in (
+        S.onecycle(0.1, 1000, anneal_strategy=anneal, three_phase=three_phase),
+        S.onecycle_momentum(997, pct_start=0.37, anneal_strategy=anneal, three_phase=three_phase),
+    ):
+        loop = [_Phased._at(s, t) for t in steps]
+        assert [s(t) for t in steps] == loop  # bit for bit
+        for clone in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s)):
+            assert [clone(t) for t in steps] == loop

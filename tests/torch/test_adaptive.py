@@ -211,7 +211,7 @@ def test_logger_history_writer_and_hook(tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 1))
     opt = O.Adam(model.parameters(), lr=0.01)
     w = _Writer()
-    log = EffectiveLRLogger(opt, model, every=2, writer=w)
+    log = EffectiveLRLogger(opt, names=model, every=2, writer=w)
     assert log.names == ["0.weight", "0.bias", "1.weight", "1.bias"]
     x, y = torch.randn(16, 4), torch.randn(16, 1)
     for _ in range(6):
@@ -227,7 +227,9 @@ def test_logger_history_writer_and_hook(tmp_path):
         log.history["0.weight"]["median"][-1],
         *[log.history["0.weight"][k][-1] for k in ("p5", "p95")],
     )
-    assert (med, p5, p95) == tuple(float(q) for q in np.percentile(a, [50, 5, 95]))
+    assert (med, p5, p95) == tuple(float(q) for q in np.percentile(a, [50, 5, 95]))  # exact
+    with pytest.raises(TypeError):
+        EffectiveLRLogger(opt, model)  # names is keyword-only
     assert p5 <= med <= p95
     assert ("effective_lr/0.weight/median", med, 6) in w.calls
     assert len(w.calls) == 3 * 4 * 3
@@ -245,6 +247,63 @@ def test_logger_history_writer_and_hook(tmp_path):
         log.plot(str(tmp_path / "x.png"), layers=["nope"])
 
 
+def _adam_with_state(shapes, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ps = [torch.nn.Parameter(torch.randn(*s, generator=g)) for s in shapes]
+    opt = O.Adam(ps, lr=0.01)
+    for _ in range(3):
+        for p in ps:  # gradients of very different scales per element
+            p.grad = torch.randn(p.shape, generator=g) * torch.rand(p.shape, generator=g) ** 4
+        opt.step()
+    return ps, opt
+
+
+def test_logger_exact_mode_equals_numpy_percentiles():
+    import numpy as np
+
+    ps, opt = _adam_with_state([(300, 50), (7,), (1,)])
+    opt.state[ps[1]]["exp_avg_sq"][2] = math.nan  # NaN elements are skipped
+    log = EffectiveLRLogger(opt, sample=None, tensorboard=False)
+    got = log.log()
+    for name, s in zip(log.names, effective_lr(opt)):
+        a = s.double().numpy().ravel()
+        a = a[np.isfinite(a)]
+        want = np.percentile(a, [50, 5, 95])
+        assert got[name] == tuple(float(v) for v in want)  # bit for bit
+
+
+def test_logger_sampled_percentiles_within_the_documented_rank_tolerance():
+    """Default sample of 4096 elements: each logged percentile is a value whose rank in the
+    whole tensor is within SAMPLE_RANK_TOLERANCE of the percentile asked for; tensors with
+    at most 4096 elements are summarised exactly; the global RNG is not touched."""
+    import numpy as np
+
+    from lrkit.torch._adaptive import SAMPLE_RANK_TOLERANCE
+
+    ps, opt = _adam_with_state([(512, 512), (300, 40), (4096,), (64,)], seed=1)
+    rng_before = torch.get_rng_state()
+    log = EffectiveLRLogger(opt, tensorboard=False)
+    assert log.sample == 4096 and SAMPLE_RANK_TOLERANCE == 0.03
+    got = log.log()
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    exact = EffectiveLRLogger(opt, sample=None, tensorboard=False).log()
+    for name, s, p in zip(log.names, effective_lr(opt), ps):
+        full = np.sort(s.double().numpy().ravel())
+        if p.numel() <= 4096:
+            assert got[name] == exact[name]
+            continue
+        assert got[name] != exact[name]  # really sampled
+        for value, q in zip(got[name], (0.5, 0.05, 0.95)):
+            below = np.searchsorted(full, value, side="left") / full.size
+            upto = np.searchsorted(full, value, side="right") / full.size
+            assert q - SAMPLE_RANK_TOLERANCE <= upto and below <= q + SAMPLE_RANK_TOLERANCE
+    again = EffectiveLRLogger(opt, tensorboard=False).log()  # the same fixed sample (seed 0)
+    assert again == got
+    assert EffectiveLRLogger(opt, seed=1, tensorboard=False).log() != got
+    with pytest.raises(ValueError, match="sample"):
+        EffectiveLRLogger(opt, sample=10, tensorboard=False)
+
+
 def test_logger_names_and_validation():
     model = torch.nn.Linear(2, 2)
     other = torch.nn.Linear(2, 2)
@@ -252,11 +311,11 @@ def test_logger_names_and_validation():
     log = EffectiveLRLogger(opt, tensorboard=False)
     assert log.names == ["p0[2x2]", "p1[2]"]
     assert log.log()["p0[2x2]"][0] != log.log()["p0[2x2]"][0]  # NaN before the first step
-    assert EffectiveLRLogger(opt, ["w", "b"], tensorboard=False).names == ["w", "b"]
+    assert EffectiveLRLogger(opt, names=["w", "b"], tensorboard=False).names == ["w", "b"]
     with pytest.raises(ValueError, match="names"):
-        EffectiveLRLogger(opt, other, tensorboard=False)
+        EffectiveLRLogger(opt, names=other, tensorboard=False)
     with pytest.raises(ValueError, match="names"):
-        EffectiveLRLogger(opt, ["w"], tensorboard=False)
+        EffectiveLRLogger(opt, names=["w"], tensorboard=False)
     with pytest.raises(ValueError, match="every"):
         EffectiveLRLogger(opt, every=0, tensorboard=False)
     with pytest.raises(ValueError, match="tensorboard"):
@@ -284,12 +343,12 @@ def test_logger_close_closes_only_its_own_writer(monkeypatch):
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     mine = _ClosableWriter()
-    log = EffectiveLRLogger(opt, model, writer=mine)
+    log = EffectiveLRLogger(opt, names=model, writer=mine)
     log.close()
     assert mine.flushed == 1 and mine.closed == 0 and log.writer is mine  # yours stays open
     own = _ClosableWriter()
     monkeypatch.setattr(_adaptive, "_tensorboard_writer", lambda log_dir: own)
-    log = EffectiveLRLogger(opt, model)  # tensorboard="auto": the logger made this writer
+    log = EffectiveLRLogger(opt, names=model)  # tensorboard="auto": the logger made this writer
     assert log.writer is own
     log.close()
     log.close()  # idempotent
@@ -305,7 +364,7 @@ def test_logger_plot_to_file_keeps_the_matplotlib_backend(tmp_path, monkeypatch)
     monkeypatch.setattr(matplotlib, "use", no_backend_switch)
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    log = EffectiveLRLogger(opt, model, tensorboard=False)
+    log = EffectiveLRLogger(opt, names=model, tensorboard=False)
     for _ in range(3):
         model(torch.randn(4, 3)).sum().backward()
         opt.step()

@@ -60,38 +60,66 @@ def _equal_state(a, b):
         assert all(torch.equal(a[2][pid][k], b[2][pid][k]) for k in a[2][pid])
 
 
-def test_forced_nan_restores_last_good_state_bit_for_bit():
+@pytest.mark.parametrize("snapshot_every", [1, 3, None])
+def test_forced_nan_restores_the_promised_snapshot_bit_for_bit(snapshot_every):
+    """The snapshot is taken at every ``snapshot_every``-th good check (default 50), before
+    that step's update; a NaN restores exactly that state (model, buffers, optimizer)."""
     model, x, y = _problem(bn=True)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    guard = DivergenceGuard(model, opt, factor=0.5)
-    good = None
-    for i in range(8):
+    kw = {} if snapshot_every is None else {"snapshot_every": snapshot_every}
+    guard = DivergenceGuard(model, optimizer=opt, factor=0.5, **kw)
+    every = guard.snapshot_every
+    assert every == (50 if snapshot_every is None else snapshot_every)
+    nan_at = 2 * every + every // 2 + 1  # check number of the NaN (1-based)
+    promised = None
+    for i in range(1, nan_at + 1):
         opt.zero_grad()
         loss = torch.nn.functional.mse_loss(model(x), y)
         loss.backward()
-        if i == 5:
-            good = _state(model, opt)  # what the guard snapshots at this (good) check
-        if i == 6:
+        if i % every == 0 and i != nan_at:
+            promised = (i, _state(model, opt))  # the state the guard snapshots at check i
+        if i == nan_at:
             loss = loss * math.nan
         ok = guard.check(loss)
-        assert ok == (i != 6)
-        if i == 6:
+        assert ok == (i != nan_at)
+        if i == nan_at:
             break
         opt.step()
+    at, good = promised
+    assert guard.snapshot_check == at and nan_at - at <= every
     now = _state(model, opt)
     _equal_state(now, good)
     assert now[1]["param_groups"][0]["lr"] == 0.005  # halved
     assert all(p.grad is None for p in model.parameters())
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert guard.restores == 1 and guard.scale == 0.5
-    assert guard.events[0]["action"] == "restore" and guard.events[0]["step"] == 7
+    assert guard.events[0]["action"] == "restore" and guard.events[0]["step"] == nan_at
+
+
+def test_nonfinite_gradient_caught_by_the_fused_check():
+    """One inf or NaN anywhere among the gradients (any dtype, some grads None) counts."""
+    model, x, y = _problem(seed=7)
+    model.double()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=1)
+    for bad in (math.inf, -math.inf, math.nan):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x.double()), y.double()).backward()
+        assert guard.check(1.0) and guard._grads_finite()
+        model[2].bias.grad = None
+        model[0].weight.grad[1, 2] = bad
+        assert not guard._grads_finite()
+        assert not guard.check(1.0)
+    huge = DivergenceGuard(model, optimizer=opt)
+    model[0].weight.grad = torch.full_like(model[0].weight, 1e300)  # finite: no overflow
+    assert huge._grads_finite()
 
 
 def test_recovers_a_run_that_diverges():
     model, x, y = _problem(seed=1)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)  # diverges to inf/NaN within a few steps
     first = torch.nn.functional.mse_loss(model(x), y).item()
-    guard = DivergenceGuard(model, opt, factor=0.1, max_restores=5, min_history=3)
+    guard = DivergenceGuard(model, optimizer=opt, factor=0.1, max_restores=5, min_history=3)
     losses = []
     for _ in range(200):
         opt.zero_grad()
@@ -110,7 +138,7 @@ def test_recovers_a_run_that_diverges():
 def test_unrecoverable_raises_after_restoring():
     model, x, y = _problem(seed=2)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    guard = DivergenceGuard(model, opt, max_restores=2, factor=0.5)
+    guard = DivergenceGuard(model, optimizer=opt, max_restores=2, factor=0.5)
     opt.zero_grad()
     loss = torch.nn.functional.mse_loss(model(x), y)
     loss.backward()
@@ -130,7 +158,7 @@ def test_unrecoverable_raises_after_restoring():
 def test_spike_and_nonfinite_grad_count_as_divergence():
     model, x, y = _problem(seed=3)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    guard = DivergenceGuard(model, opt, spike_factor=5.0, min_history=3, window=3)
+    guard = DivergenceGuard(model, optimizer=opt, spike_factor=5.0, min_history=3, window=3)
     for v in [1.0, 1.1, 0.9]:
         assert guard.check(v)
     assert guard.check(4.9)  # 5 x median(1.0, 1.1, 0.9) = 5.0
@@ -140,7 +168,7 @@ def test_spike_and_nonfinite_grad_count_as_divergence():
     assert not guard.check(1.0)
     assert guard.restores == 2
     assert model[0].weight.grad is None
-    off = DivergenceGuard(model, opt, check_grads=False)
+    off = DivergenceGuard(model, optimizer=opt, check_grads=False)
     model[0].weight.grad = torch.full_like(model[0].weight, math.nan)
     assert off.check(1.0)
 
@@ -148,7 +176,7 @@ def test_spike_and_nonfinite_grad_count_as_divergence():
 def test_snapshot_every():
     model, x, y = _problem(seed=4)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    guard = DivergenceGuard(model, opt, snapshot_every=3)
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=3)
     w0 = model[0].weight.detach().clone()
     for i in range(5):
         assert guard.check(1.0)
@@ -161,7 +189,7 @@ def test_snapshot_every():
     assert torch.equal(model[0].weight, w3)  # state at check 3, before its update
     assert not torch.equal(model[0].weight, w0)
     with pytest.raises(ValueError, match="snapshot_every"):
-        DivergenceGuard(model, opt, snapshot_every=0)
+        DivergenceGuard(model, optimizer=opt, snapshot_every=0)
 
 
 def test_with_lrkit_scheduler_cut_composes_with_schedule_and_plateau():
@@ -169,7 +197,7 @@ def test_with_lrkit_scheduler_cut_composes_with_schedule_and_plateau():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     plateau = ReduceOnPlateau(patience=0, factor=0.5)
     sched = lt.scheduler(opt, S.exponential(0.1, 0.9), feedback=plateau)
-    guard = DivergenceGuard(model, opt, sched, factor=0.1)
+    guard = DivergenceGuard(model, optimizer=opt, scheduler=sched, factor=0.1)
     assert isinstance(sched.feedback, Chain) and sched.feedback[1] is guard.feedback
     DivergenceGuard.attach(guard, sched)  # idempotent
     assert len(sched.feedback) == 2
@@ -189,26 +217,38 @@ def test_with_lrkit_scheduler_cut_composes_with_schedule_and_plateau():
     # no feedback yet: the guard's multiplier becomes the feedback
     opt2 = torch.optim.SGD(model.parameters(), lr=0.1)
     s2 = lt.scheduler(opt2, S.constant(0.1))
-    g2 = DivergenceGuard(model, opt2, s2)
+    g2 = DivergenceGuard(model, optimizer=opt2, scheduler=s2)
     assert s2.feedback is g2.feedback
     with pytest.raises(ValueError, match="scheduler"):
-        DivergenceGuard(model, opt2, torch.optim.lr_scheduler.StepLR(opt2, 1))
+        DivergenceGuard(model, optimizer=opt2, scheduler=torch.optim.lr_scheduler.StepLR(opt2, 1))
 
 
 def test_guard_state_dict_round_trip():
     model, _, _ = _problem()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    g = DivergenceGuard(model, opt)
+    g = DivergenceGuard(model, optimizer=opt)
     g.check(1.0)
     g.check(float("nan"))
     sd = json.loads(json.dumps(g.state_dict()))
-    h = DivergenceGuard(model, opt)
+    h = DivergenceGuard(model, optimizer=opt)
     h.load_state_dict(sd)
     assert h.state_dict() == g.state_dict() and h.scale == 0.5
+    old = {"core": {**sd["controller"], "type": "DivergenceGuard"}, "feedback": sd["feedback"]}
+    k = DivergenceGuard(model, optimizer=opt)
+    k.load_state_dict(old)  # saved before the rename
+    assert k.state_dict() == g.state_dict()
 
 
 def test_exported():
+    from lrkit.feedback import DivergenceDetector
+
     assert DivergenceGuard.__call__ is DivergenceGuard.check is DivergenceGuard.update
+    model, _, _ = _problem()
+    guard = DivergenceGuard(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    assert isinstance(guard.controller, DivergenceDetector)
+    assert guard.snapshot_every == 50 and guard.controller.quantile == 0.9
+    with pytest.raises(TypeError):
+        DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=0.1))  # keyword-only
     assert lt.DivergenceGuard is DivergenceGuard
     assert lt.DivergenceError is DivergenceError
 
@@ -286,7 +326,7 @@ def test_scheduler_report_applies_at_once_and_restart():
 def test_falls_back_to_older_snapshot_when_restored_state_diverges_again():
     model, _, _ = _problem(seed=6)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    guard = DivergenceGuard(model, opt, keep=2, max_restores=5)
+    guard = DivergenceGuard(model, optimizer=opt, keep=2, max_restores=5, snapshot_every=1)
     states = []
     for _ in range(3):
         assert guard.check(1.0)
@@ -301,7 +341,7 @@ def test_falls_back_to_older_snapshot_when_restored_state_diverges_again():
     assert torch.equal(model[0].weight, states[1])
     assert guard.scale == 0.125
     with pytest.raises(ValueError, match="keep"):
-        DivergenceGuard(model, opt, keep=0)
+        DivergenceGuard(model, optimizer=opt, keep=0)
 
 
 @pytest.mark.parametrize("with_scheduler", [False, True])
@@ -316,7 +356,7 @@ def test_restore_keeps_the_users_param_group_objects(with_scheduler):
     )
     sched = lt.scheduler(opt, S.constant(0.02)) if with_scheduler else None
     groups, dicts = opt.param_groups, list(opt.param_groups)
-    guard = DivergenceGuard(model, opt, sched)
+    guard = DivergenceGuard(model, optimizer=opt, scheduler=sched)
     for k in range(3):
         opt.zero_grad()
         loss = torch.nn.functional.mse_loss(model(x), y)
@@ -333,8 +373,57 @@ def test_restore_keeps_the_users_param_group_objects(with_scheduler):
 
 def test_check_rejects_a_non_scalar_loss():
     model, x, y = _problem()
-    guard = DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    guard = DivergenceGuard(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
     with pytest.raises(ValueError, match="loss"):
         guard.check(torch.ones(3))
     with pytest.raises(ValueError, match="value"):
         guard.check("nan?")
+
+
+@pytest.mark.parametrize("opt_name", ["SGD", "Adam"])
+def test_scheduler_short_step_path_equals_the_general_one(opt_name):
+    """One group at ratio 1 with one momentum schedule takes step()'s short path; a feedback
+    controller of scale 1 takes the general one: the same LRs and momenta, bit for bit."""
+    total = 50
+    lr_s, mom_s = S.onecycle(0.1, total), S.onecycle_momentum(total)
+
+    def make(feedback):
+        p = torch.nn.Parameter(torch.zeros(2))
+        if opt_name == "SGD":
+            opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+        else:
+            opt = torch.optim.Adam([p], lr=0.1, betas=(0.9, 0.99))
+        return opt, lt.scheduler(opt, lr_s, momentum=mom_s, feedback=feedback)
+
+    (o1, s1), (o2, s2) = make(None), make(Multiplier(1.0))
+    assert s1._hot is not None and s2._hot is None
+    for t in range(total + 3):
+        g1, g2 = o1.param_groups[0], o2.param_groups[0]
+        assert g1["lr"] == g2["lr"] == lr_s(t) and s1.get_last_lr() == s2.get_last_lr()
+        if opt_name == "SGD":
+            assert g1["momentum"] == g2["momentum"] == mom_s(t)
+        else:
+            assert g1["betas"] == g2["betas"] == (mom_s(t), 0.99)
+        s1.step()
+        s2.step()
+    s1.step(7)
+    assert o1.param_groups[0]["lr"] == lr_s(7) and s1.last_epoch == 7
+
+
+def test_scheduler_step_count_counts_every_step_call():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = lt.scheduler(opt, S.constant(0.1))
+    assert sched._step_count == 1 and sched.last_epoch == 0
+    for _ in range(3):
+        sched.step()
+    sched.step(10)  # a jump is one call
+    sched.step()
+    assert sched.last_epoch == 11 and sched._step_count == 6
+    assert sched.state_dict()["_step_count"] == 6
+    other = lt.scheduler(
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), "constant(lr=0.1)"
+    )
+    other.load_state_dict(sched.state_dict())
+    assert (other.last_epoch, other._step_count) == (11, 6)
+    other.step()
+    assert (other.last_epoch, other._step_count) == (12, 7)

@@ -359,3 +359,157 @@ def test_report_takes_scalars_and_tensors_and_rejects_the_rest() -> None:
         sch.report(torch.ones(3))
     with pytest.raises(ValueError, match="value must be a scalar"):
         sch.report("low")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- peers' cases, expressible
+def _two_group_sgd(lrs: tuple[float, float], momentum: float = 0.9) -> torch.optim.Optimizer:
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    return torch.optim.SGD(
+        [{"params": [a], "lr": lrs[0]}, {"params": [b], "lr": lrs[1]}],
+        lr=lrs[0],
+        momentum=momentum,
+    )
+
+
+def _cyclic_momentum_spec(base_m: float, max_m: float, up: int, down: int, mode: str, g: float):
+    # PyTorch: momentum = max_momentum - (max_momentum - base_momentum) * wave * scale
+    return S.parse(
+        f"sub(constant({max_m!r}), cyclic(0, {max_m - base_m!r}, {up}, {down}, mode={mode}, "
+        f"gamma={g!r}))"
+    )
+
+
+@pytest.mark.parametrize("mode,gamma", [("triangular2", 1.0), ("exp_range", 0.995)])
+def test_cycliclr_momentum_per_group_is_one_expression_each(mode: str, gamma: float) -> None:
+    base_m, max_m = [0.8, 0.85], [0.9, 0.97]
+    up, down = 7, 11
+    ref_opt = _two_group_sgd((0.01, 0.02))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = TL.CyclicLR(
+            ref_opt,
+            [0.01, 0.02],
+            [0.1, 0.2],
+            up,
+            down,
+            mode=mode,
+            gamma=gamma,
+            cycle_momentum=True,
+            base_momentum=base_m,
+            max_momentum=max_m,
+        )
+    opt = _two_group_sgd((0.01, 0.02))
+    lr_s = [S.cyclic(b, m, up, down, mode=mode, gamma=gamma) for b, m in [(0.01, 0.1), (0.02, 0.2)]]
+    mom = [_cyclic_momentum_spec(b, m, up, down, mode, gamma) for b, m in zip(base_m, max_m)]
+    assert all(S.parse(str(x)) == x and S.from_dict(x.to_dict()) == x for x in mom)
+    sch = lt.scheduler(opt, lr_s, momentum=mom)
+    for k in range(120):
+        for g, rg in zip(opt.param_groups, ref_opt.param_groups):
+            assert g["momentum"] == pytest.approx(rg["momentum"], rel=1e-12, abs=1e-15), k
+            assert g["lr"] == pytest.approx(rg["lr"], rel=1e-12), k
+        opt.step()
+        ref_opt.step()
+        sch.step()
+        ref.step()
+
+
+def test_per_group_momentum_round_trips_through_state_dict() -> None:
+    opt = _two_group_sgd((0.1, 0.1))
+    mom = [S.onecycle_momentum(100), S.constant(0.5)]
+    sch = lt.scheduler(
+        opt,
+        S.onecycle(0.1, 100),
+        momentum=mom,
+        hyperparams={"dampening": [S.constant(0.0), S.linear(0.0, 0.1, 100)]},
+    )
+    sch.step(30)
+    assert [g["momentum"] for g in opt.param_groups] == [mom[0](30), 0.5]
+    assert [g["dampening"] for g in opt.param_groups] == [0.0, S.linear(0.0, 0.1, 100)(30)]
+    st_ = sch.state_dict()
+    assert st_["hyperparams"]["momentum"] == [m.to_dict() for m in mom]
+    with pytest.raises(ValueError, match=r"momentum: a list needs one schedule per param group"):
+        lt.scheduler(opt, S.constant(0.1), momentum=[S.constant(0.9)])
+
+
+def test_plateau_floor_per_group_equals_reducelronplateau_min_lr_list() -> None:
+    from lrkit.feedback import ReduceOnPlateau
+
+    floors = [0.02, 0.001]
+    lrs = (0.1, 0.05)
+    ref_opt = _two_group_sgd(lrs)
+    ref = TL.ReduceLROnPlateau(ref_opt, factor=0.5, patience=1, min_lr=floors, eps=0.0)
+    opt = _two_group_sgd(lrs)
+    controllers = [
+        ReduceOnPlateau(factor=0.5, patience=1, min_scale=f / lr) for f, lr in zip(floors, lrs)
+    ]
+    sch = lt.scheduler(opt, S.constant(lrs[0]), feedback=controllers)
+    metric = [1.0, 0.9] + [0.9] * 30
+    for k, m in enumerate(metric):
+        ref.step(m)
+        scales = sch.report(m)
+        assert isinstance(scales, list) and len(scales) == 2
+        for g, rg in zip(opt.param_groups, ref_opt.param_groups):
+            assert g["lr"] == pytest.approx(rg["lr"], rel=1e-12), k
+    assert [g["lr"] for g in ref_opt.param_groups] == floors  # both floors reached
+    # resume: one state per group
+    state = copy.deepcopy(sch.state_dict())
+    assert isinstance(state["feedback"], list) and len(state["feedback"]) == 2
+    opt2 = _two_group_sgd(lrs)
+    sch2 = lt.scheduler(
+        opt2,
+        S.constant(lrs[0]),
+        feedback=[ReduceOnPlateau(factor=0.5, patience=1) for _ in range(2)],
+    )
+    sch2.load_state_dict(state)
+    assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]
+    with pytest.raises(ValueError, match=r"feedback: a list needs one controller per param group"):
+        lt.scheduler(opt2, S.constant(0.1), feedback=[ReduceOnPlateau()])
+
+
+# ---------------------------------------------------------------- state and param-group checks
+@pytest.mark.parametrize(
+    "state,match",
+    [
+        (None, r"^state_dict must be a dict from LRKitScheduler.state_dict\(\), got NoneType"),
+        ({}, r"^state_dict must hold 'last_epoch'"),
+        ({"last_epoch": -5}, r"^state_dict\['last_epoch'\] must be an integer >= 0"),
+        ({"last_epoch": 3.7}, r"^state_dict\['last_epoch'\] must be an integer >= 0"),
+        ({"last_epoch": "3"}, r"^state_dict\['last_epoch'\] must be an integer >= 0"),
+        ({"last_epoch": 3, "_step_count": -1}, r"^state_dict\['_step_count'\] must be"),
+        ({"last_epoch": 3, "ratios": [1.0, 2.0]}, r"^state_dict\['ratios'\] must have one entry"),
+        ({"last_epoch": 3, "ratios": [float("nan")]}, r"^state_dict\['ratios'\]\[0\] must be"),
+        ({"last_epoch": 3, "base_lrs": "0.1"}, r"^state_dict\['base_lrs'\] must be a list"),
+    ],
+)
+def test_load_state_dict_rejects_bad_state_and_changes_nothing(state: Any, match: str) -> None:
+    opt = _opt(0.1)
+    sch = lt.scheduler(opt, S.cosine(0.1, 100))
+    sch.step(10)
+    before = (sch.last_epoch, sch._step_count, list(sch.ratios), opt.param_groups[0]["lr"])
+    with pytest.raises(ValueError, match=match):
+        sch.load_state_dict(state)
+    assert (sch.last_epoch, sch._step_count, list(sch.ratios), opt.param_groups[0]["lr"]) == before
+
+
+def test_load_state_dict_accepts_an_integral_float_step() -> None:
+    opt = _opt(0.1)
+    sch = lt.scheduler(opt, S.cosine(0.1, 100))
+    sch.load_state_dict({"last_epoch": 7.0})
+    assert sch.last_epoch == 7 and opt.param_groups[0]["lr"] == S.cosine(0.1, 100)(7)
+
+
+def test_group_lrs_without_a_top_level_lr_are_detected() -> None:
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    trap = torch.optim.SGD([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}])
+    with pytest.raises(ValueError, match=r"^optimizer: every param group sets its own lr") as e:
+        lt.scheduler(trap, S.cosine(0.1, 100))
+    assert "10x, 100x" in str(e.value) and "one schedule per group" in str(e.value)
+    # what the message says to do works: one schedule per group, or a top-level lr
+    sch = lt.scheduler(trap, [S.cosine(0.01, 100), S.cosine(0.1, 100)])
+    assert [g["lr"] for g in trap.param_groups] == [0.01, 0.1]
+    ok = torch.optim.SGD([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}], lr=0.01)
+    sch = lt.scheduler(ok, S.cosine(0.01, 100))
+    assert sch.ratios == [1.0, pytest.approx(10.0)]
+    # a single group at its own lr is the same trap
+    with pytest.raises(ValueError, match="optimizer: every param group"):
+        lt.scheduler(torch.optim.Adam([{"params": [a], "lr": 0.1}]), S.constant(0.1))

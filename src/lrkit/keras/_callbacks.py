@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 import warnings
-from typing import Any
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 
 from .. import _validate as V
-from ..feedback import DivergenceGuard as _GuardCore
-from ..feedback import Feedback
+from ..feedback import DivergenceDetector, Feedback, PlateauKwargs
 from ..feedback import ReduceOnPlateau as _PlateauCore
 from ..schedules import Schedule, as_schedule
 from ._schedule import LRKitSchedule, ScaledSchedule
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["DivergenceGuard", "LRLogger", "LRScheduler", "ReduceLROnPlateau", "ReduceOnPlateau"]
 
@@ -102,6 +107,11 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     non-improving epoch (PyTorch's convention); use ``patience=keras_patience - 1`` and
     ``threshold_mode="abs"`` to reproduce Keras.
 
+    The plateau arguments (``factor=0.1``, ``patience=10``, ``threshold=1e-4``,
+    ``threshold_mode="rel"``, ``cooldown=0``, ``min_scale=0.0``, by keyword:
+    ``lrkit.feedback.PlateauKwargs``) are those of :class:`lrkit.feedback.ReduceOnPlateau`;
+    ``mode="auto"`` (as Keras) reads ``"max"`` for accuracy-like monitors, else ``"min"``.
+
     ``controller`` (optional) is a ready :class:`lrkit.feedback.ReduceOnPlateau` (e.g. restored
     with ``load_state_dict``); the other arguments are then ignored.
     """
@@ -109,30 +119,19 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     def __init__(
         self,
         monitor: str = "val_loss",
-        factor: float = 0.1,
-        patience: int = 10,
-        threshold: float = 1e-4,
-        threshold_mode: str = "rel",
-        cooldown: int = 0,
-        min_scale: float = 0.0,
+        *,
         mode: str = "auto",
         controller: _PlateauCore | None = None,
         verbose: int = 0,
+        **plateau: Unpack[PlateauKwargs],
     ) -> None:
         super().__init__()
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
         self.monitor = monitor
         if controller is None:
-            controller = _PlateauCore(
-                mode=_resolve_mode(mode, monitor),  # type: ignore[arg-type]
-                factor=factor,
-                patience=patience,
-                threshold=threshold,
-                threshold_mode=threshold_mode,  # type: ignore[arg-type]
-                cooldown=cooldown,
-                min_scale=min_scale,
-            )
+            resolved: Any = _resolve_mode(mode, monitor)
+            controller = _PlateauCore(resolved, **plateau)
         elif not isinstance(controller, _PlateauCore):
             raise ValueError(
                 f"controller must be a lrkit.feedback.ReduceOnPlateau, got {controller!r}"
@@ -182,76 +181,116 @@ def _values(variables: list[Any]) -> list[np.ndarray]:
     return [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in variables]
 
 
+_WAIT_S = 600.0  # give up waiting for a batch's loss after this long (a callback failed)
+
+
 class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
     """Restore the last good state and cut the learning rate when training diverges.
 
-    After every batch the batch loss (recovered exactly from Keras' running mean when batch
-    sizes are equal) goes to :class:`lrkit.feedback.DivergenceGuard`: a NaN/inf loss or a spike
-    above ``spike_factor`` times the median of the last ``window`` good losses restores the
-    snapshot of all model variables and optimizer variables (iterations included, so a schedule
-    rewinds with them) taken every ``snapshot_every`` good batches, resets the metrics, and
-    multiplies the learning rate by ``factor`` (schedules included, as :class:`ReduceOnPlateau`).
-    After ``max_restores`` restores the next divergence restores and stops training
-    (``model.stop_training = True``; :attr:`gave_up` becomes True).
+    Every batch's loss (recovered exactly from Keras' running mean when batch sizes are equal)
+    goes to the guard's :attr:`controller`, a :class:`lrkit.feedback.DivergenceDetector`: a
+    NaN/inf loss, or a spike above ``spike_factor`` times the ``quantile`` (default 0.9) of the
+    last ``window`` good losses, restores the newest snapshot whose own loss was checked good
+    (all model variables and optimizer variables, ``iterations`` included, so a schedule
+    rewinds with them), resets the metrics and multiplies the learning rate by ``factor``
+    (schedules included, as :class:`ReduceOnPlateau`). After ``max_restores`` restores the next
+    divergence restores and stops training (``model.stop_training = True``; :attr:`gave_up`
+    becomes True; the model ends in the restored state).
 
-    ``guard`` (optional) is a ready :class:`lrkit.feedback.DivergenceGuard`; the other
-    controller arguments are then ignored. Snapshots are host (numpy) copies.
+    Cost and timing: the callback never makes Keras wait for a step's result (it is
+    ``async_safe``: Keras keeps dispatching the next step while the loss is read). The loss of
+    batch ``k`` is judged when batch ``k + 2`` is about to start (or at the end of the epoch);
+    on a divergence batch ``k + 1``, already run, is discarded with the diverged state. A
+    snapshot (a host copy of every variable) is taken every ``snapshot_every`` good batches;
+    it becomes the one restored once the loss of the batch trained from it is checked good.
+    What ``snapshot_every=50`` gives up: a restore goes back up to about ``snapshot_every + 2``
+    batches; ``snapshot_every=1`` loses the fewest batches, at one copy of the model and
+    optimizer per batch. ``keep`` snapshots are kept: when the state just restored diverges
+    again at once it is dropped and the next older one is restored.
+
+    ``controller`` (optional) is a ready :class:`lrkit.feedback.DivergenceDetector`; the other
+    detector arguments are then ignored. The arguments and defaults are those of
+    ``lrkit.torch.DivergenceGuard`` except ``check_grads``: Keras does not hand gradients to
+    callbacks (a non-finite gradient shows up as a non-finite loss one batch later).
     """
+
+    async_safe = True  # on_train_batch_end only records the loss (from Keras' worker thread)
 
     def __init__(
         self,
         factor: float = 0.5,
+        *,
         max_restores: int = 3,
         spike_factor: float | None = 10.0,
         window: int = 50,
         min_history: int = 10,
+        quantile: float = 0.9,
         min_scale: float = 0.0,
         snapshot_every: int = 50,
-        guard: _GuardCore | None = None,
+        keep: int = 2,
+        controller: DivergenceDetector | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__()
-        if guard is None:
-            guard = _GuardCore(
-                factor=factor,
+        if controller is None:
+            controller = DivergenceDetector(
+                factor,
                 max_restores=max_restores,
                 spike_factor=spike_factor,
                 window=window,
                 min_history=min_history,
+                quantile=quantile,
                 min_scale=min_scale,
             )
-        elif not isinstance(guard, _GuardCore):
-            raise ValueError(f"guard must be a lrkit.feedback.DivergenceGuard, got {guard!r}")
-        self.guard = guard
+        elif not isinstance(controller, DivergenceDetector):
+            raise ValueError(
+                f"controller must be a lrkit.feedback.DivergenceDetector, got {controller!r}"
+            )
+        self.controller = controller
         self.snapshot_every = V.integer("snapshot_every", snapshot_every, 1)
+        self.keep = V.integer("keep", keep, 1)
         self.verbose = verbose
         self.gave_up = False
         self.restored_at: list[int] = []
         self._handle: _LRHandle | None = None
-        self._snapshot: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+        self._cond = threading.Condition()
+        self._inbox: dict[int, float | None] = {}  # end step -> Keras' running-mean loss
+        self._floor = 0  # losses of batches before this one are stale (before a restore)
+        self._reset_run()
+
+    def _reset_run(self) -> None:
+        self._snapshots: deque[tuple[list[np.ndarray], list[np.ndarray]]] = deque(maxlen=self.keep)
+        self._pending: list[tuple[int, tuple[list[np.ndarray], list[np.ndarray]]]] = []
+        self._begins: list[tuple[int, int]] = []  # (batch id, begin step) not judged yet
+        self._batch_id = 0
         self._n = 0  # batches in Keras' running loss mean
         self._prev_mean = 0.0
         self._good = 0
         self._step = 0
+        self._last_ok = True
+        self._final_restore = False
 
     @property
     def scale(self) -> float:
-        return self.guard.scale
+        return self.controller.scale
 
+    # ------------------------------------------------------------------ state
     def _opt_variables(self) -> list[Any]:
         # every optimizer variable but a float learning rate: the LR in use is kept (with the
         # cuts other callbacks made since the snapshot) and then multiplied by ``factor``
         lr = _inner_optimizer(self.model)._learning_rate
         return [v for v in self.model.optimizer.variables if v is not lr]
 
-    def _take(self) -> None:
+    def _take(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         model = self.model
-        self._snapshot = (_values(model.variables), _values(self._opt_variables()))
+        return (_values(model.variables), _values(self._opt_variables()))
 
-    def _restore(self) -> None:
+    def _restore(self, *, again: bool = False) -> None:
         model = self.model
-        assert self._snapshot is not None
-        mvals, ovals = self._snapshot
+        if not again and not self._last_ok and len(self._snapshots) > 1:
+            self._snapshots.pop()  # the state restored last time diverged at once: drop it
+        self._last_ok = False
+        mvals, ovals = self._snapshots[-1]
         for v, x in zip(model.variables, mvals):
             v.assign(x)
         for v, x in zip(self._opt_variables(), ovals):
@@ -259,49 +298,128 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         model.reset_metrics()
         self._n = 0
         self._prev_mean = 0.0
+        self._pending.clear()
 
+    # ------------------------------------------------------------------ hooks
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._handle = _LRHandle(self.model)
         self.gave_up = False
-        self._take()
+        self._reset_run()
+        self._snapshots.append(self._take())  # the state training starts from
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._n = 0
         self._prev_mean = 0.0
+        self._begins.clear()
+        with self._cond:
+            self._inbox.clear()
+            self._floor = 0
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = logs if logs is not None else {}
-        if "loss" not in logs:
+        # may run in Keras' worker thread: only record the loss, never touch the model
+        loss = logs.get("loss") if logs else None
+        if loss is not None and not isinstance(loss, float):
+            loss = float(np.asarray(loss))
+        with self._cond:
+            if batch >= self._floor:
+                self._inbox[batch] = loss
+                self._cond.notify()
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.gave_up:
             return
-        mean = float(np.asarray(logs["loss"]))
-        n = self._n + 1
-        loss = mean if n == 1 else n * mean - (n - 1) * self._prev_mean
-        if not math.isfinite(mean):
-            loss = mean
-        self._n, self._prev_mean = n, mean
-        self._step += 1
-        old = self.guard.scale
-        action = self.guard.check(loss, step=self._step)
-        if action == "ok":
-            self._good += 1
-            if self._good % self.snapshot_every == 0:
-                self._take()
+        self._begins.append((self._batch_id, batch))
+        self._batch_id += 1
+        # judge every batch but the one still running (the previous one)
+        if self._judge(upto=len(self._begins) - 2) and not self.gave_up:
+            self._begins = [(self._begins[-1][0], batch)]  # the restored state trains from here
+            with self._cond:
+                self._floor = batch
+                self._inbox = {k: v for k, v in self._inbox.items() if k >= batch}
             return
+        if self._good >= self.snapshot_every:
+            self._good = 0
+            # the state this batch trains from; restorable once its loss is checked good
+            self._pending.append((self._begins[-1][0], self._take()))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.gave_up:
+            if self._final_restore:  # the batch run after giving up: back to the good state
+                self._final_restore = False
+                self._restore(again=True)
+            return
+        self._judge(upto=len(self._begins))  # Keras has waited for every batch by now
+
+    # ------------------------------------------------------------------ judging
+    def _loss(self, begin: int, end: int) -> float | None:
+        """The running-mean loss Keras logged for the batch that began at ``begin`` (its
+        ``on_train_batch_end`` step lies in ``[begin, end)``), waiting for it if needed."""
+        with self._cond:  # usually there already, under its own step (one step per batch)
+            if begin in self._inbox:
+                return self._inbox.pop(begin)
+        deadline = time.monotonic() + _WAIT_S
+        with self._cond:
+            while True:
+                for k in self._inbox:
+                    if begin <= k < end:
+                        return self._inbox.pop(k)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    warnings.warn(
+                        f"DivergenceGuard: no loss arrived for batch {begin}; not checked",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                    return None
+                self._cond.wait(min(left, 1.0))
+
+    def _judge(self, upto: int) -> bool:
+        """Check the losses of the first ``upto`` unjudged batches, in order; True when one
+        diverged (the state has then been restored and the LR cut)."""
+        if upto <= 0:
+            return False
+        todo, self._begins = self._begins[:upto], self._begins[upto:]
+        nxt = [b for _, b in todo[1:]] + [self._begins[0][1] if self._begins else 1 << 62]
+        for (bid, begin), end in zip(todo, nxt):
+            mean = self._loss(begin, end)
+            if mean is None:
+                continue
+            n = self._n + 1
+            loss = (
+                mean if n == 1 or not math.isfinite(mean) else n * mean - (n - 1) * self._prev_mean
+            )
+            self._n, self._prev_mean = n, mean
+            self._step += 1
+            old = self.controller.scale
+            action = self.controller.check(loss, step=self._step)
+            if action == "ok":
+                self._last_ok = True
+                self._good += 1
+                while self._pending and self._pending[0][0] <= bid:
+                    self._snapshots.append(self._pending.pop(0)[1])  # checked good
+                continue
+            self._diverged(action, loss, old)
+            return True
+        return False
+
+    def _diverged(self, action: str, loss: float, old_scale: float) -> None:
         self._restore()
+        self._good = 0
         self.restored_at.append(self._step)
         if action == "give_up":
             self.gave_up = True
+            self._final_restore = True
             self.model.stop_training = True
             warnings.warn(
-                f"DivergenceGuard: training diverged again after {self.guard.restores} "
+                f"DivergenceGuard: training diverged again after {self.controller.restores} "
                 "restore(s); restored the last good state and stopped training",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             return
         assert self._handle is not None
-        new = self.guard.scale
-        self._handle.multiply(new / old if old > 0 else 0.0)
+        new = self.controller.scale
+        self._handle.multiply(new / old_scale if old_scale > 0 else 0.0)
         if self.verbose:
             print(
                 f"\nDivergenceGuard: loss {loss!r} at batch {self._step}: restored the last "
@@ -325,12 +443,14 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
     :class:`ReduceOnPlateau` and :class:`DivergenceGuard` on the same optimizer are kept (the
     value set is multiplied by them). The optimizer must hold a float learning rate; for an
     optimizer-side schedule (cheaper per batch, saved with the model) use
-    ``lrkit.keras.schedule``. ``logs["learning_rate"]`` holds the last LR set.
+    ``lrkit.keras.schedule``. At each epoch end ``logs["learning_rate"]`` is the LR the epoch's
+    last step used (the last LR set), the meaning :class:`LRLogger` documents.
     """
 
     def __init__(
         self,
         schedule: Schedule | str | dict[str, Any],
+        *,
         per: str = "batch",
         feedback: Feedback | None = None,
         monitor: str = "val_loss",
@@ -407,39 +527,119 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
 
 
 class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
-    """Record the learning rate the optimizer uses (whatever drives it: a float, a Keras or
-    lrkit schedule, the lrkit callbacks).
+    """Record the learning rate each training step used, whatever drives it: a float, a Keras
+    or lrkit schedule, Keras' ``LearningRateScheduler``, :class:`LRScheduler` per batch or per
+    epoch, cuts by :class:`ReduceOnPlateau` / :class:`DivergenceGuard`.
 
-    ``per="epoch"``: :attr:`history` gets ``(epoch, lr)`` with the LR of the epoch's first step;
-    ``per="batch"``: ``(iteration, lr)`` for every step (slower: reads the optimizer each
-    batch). At each epoch end ``logs[key]`` is set to the LR of the next step, so Keras'
-    ``History`` (and CSV/TensorBoard loggers placed after this callback) record it.
+    One meaning for every driver: at each epoch end ``logs[key]`` is set to **the learning
+    rate the epoch's last training step used** (so Keras' ``History`` and CSV/TensorBoard
+    loggers placed after this callback record it). This is what Keras' own
+    ``LearningRateScheduler`` writes to ``logs["learning_rate"]`` (the LR it set for the
+    epoch); :class:`LRScheduler` writes the same. ``per="epoch"``: :attr:`history` gets
+    ``(epoch, lr)`` with that value; ``per="batch"``: ``(iteration, lr)`` for every step, where
+    ``iteration`` is the optimizer's ``iterations`` before the step.
+
+    The LR is read when a batch starts, after the callbacks listed before this one have set it
+    (place the logger after ``LearningRateScheduler``/:class:`LRScheduler`); the per-batch cost
+    is a few microseconds of host work: a float learning rate is re-read only when Keras has
+    synced the model (after a callback changed something), a schedule is evaluated for all the
+    epoch's steps at once at the epoch end (lrkit schedules on the host, exactly; other Keras
+    schedules as ``optimizer.learning_rate`` evaluates them). :attr:`history` is filled at
+    each epoch end.
     """
 
-    def __init__(self, per: str = "epoch", key: str = "learning_rate") -> None:
+    def __init__(self, per: str = "epoch", *, key: str = "learning_rate") -> None:
         super().__init__()
         self.per = V.choice("per", per, ("batch", "epoch"))
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"key must be a non-empty string, got {key!r}")
         self.key = key
         self.history: list[tuple[int, float]] = []
+        self._records: list[tuple[int, Any, float]] = []  # (iteration, lr or schedule, scale)
+        self._opt: Any = None
+        self._it_base = 0
+        self._lr = math.nan
 
-    def _record(self, index: int | None = None) -> None:
-        opt = _inner_optimizer(self.model)
-        if index is None:
-            index = int(keras.ops.convert_to_numpy(opt.iterations))
-        self.history.append((index, _current_lr(self.model)))
+    def _host_value(self, variable: Any) -> Any:
+        """``variable``'s value if it can be read without making Keras wait or sync (on JAX
+        the variables are detached from the model during an epoch unless a callback synced
+        it); None otherwise."""
+        value = getattr(variable, "_value", variable)
+        if value is None:
+            return None
+        return np.asarray(keras.ops.convert_to_numpy(value))
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._opt = _inner_optimizer(self.model)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.per == "epoch":
-            self._record(epoch)
+        self._opt = _inner_optimizer(self.model)  # synced at epoch boundaries
+        self._records = []
+        self._it_base = int(keras.ops.convert_to_numpy(self._opt.iterations))
+        if isinstance(self._opt._learning_rate, keras.Variable):
+            self._lr = float(np.asarray(self._host_value(self._opt._learning_rate)))
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.per == "batch":
-            self._record()
+        opt = self._opt
+        it = self._host_value(opt.iterations)
+        if it is not None:
+            self._it_base = int(it) - batch  # a restore may have rewound it
+        lr = opt._learning_rate
+        if isinstance(lr, keras.Variable):
+            value = self._host_value(lr)
+            if value is not None:
+                self._lr = float(value)
+            self._records.append((self._it_base + batch, None, self._lr))
+        else:
+            self._records.append((self._it_base + batch, lr, float(getattr(lr, "scale", 1.0))))
+
+    def _resolve(self) -> list[tuple[int, float]]:
+        """``(iteration, lr)`` of the epoch's steps (schedules evaluated at once, per scale)."""
+        out: list[tuple[int, float]] = []
+        i, recs = 0, self._records
+        while i < len(recs):
+            it, sched, scale = recs[i]
+            if sched is None:
+                out.append((it, scale))
+                i += 1
+                continue
+            j = i
+            while j < len(recs) and recs[j][1] is sched and recs[j][2] == scale:
+                j += 1
+            steps = np.asarray([r[0] for r in recs[i:j]], dtype=np.int64)
+            out.extend(zip(steps.tolist(), _schedule_values(sched, scale, steps)))
+            i = j
+        return out
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        steps = self._resolve()
+        self._records = []
+        if not steps:
+            return
+        if self.per == "batch":
+            self.history.extend(steps)
+        else:
+            self.history.append((epoch, steps[-1][1]))
         if logs is not None:
-            logs[self.key] = _current_lr(self.model)
+            logs[self.key] = steps[-1][1]
 
     @property
     def lrs(self) -> np.ndarray:
         return np.asarray([lr for _, lr in self.history], dtype=np.float64)
+
+
+def _schedule_values(sched: Any, scale: float, steps: np.ndarray) -> list[float]:
+    """The learning rates ``sched`` (held by an optimizer, with multiplier ``scale``) gives at
+    ``steps``, as the optimizer computes them."""
+    if isinstance(sched, LRKitSchedule):
+        at = sched if scale == sched.scale else LRKitSchedule(sched.schedule, scale=scale)
+        return [float(v) for v in at.values(steps)]
+    if isinstance(sched, ScaledSchedule) and scale != sched.scale:
+        sched = ScaledSchedule(sched.inner, scale=scale)
+    try:  # Keras' schedules are elementwise: all steps in one call
+        vals = np.asarray(keras.ops.convert_to_numpy(sched(steps)), dtype=np.float64)
+        if vals.shape == steps.shape:
+            return vals.tolist()  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001 - a schedule written for scalar steps only
+        pass
+    return [float(np.asarray(keras.ops.convert_to_numpy(sched(int(t))))) for t in steps]

@@ -11,6 +11,7 @@ import numpy as np
 from .. import _validate as V
 from .._runtime import GlobalRNGState
 from ..finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
+from ._callbacks import _values
 from ._schedule import host_eval
 
 if TYPE_CHECKING:
@@ -40,10 +41,6 @@ class _SweepLR(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore
         return {"lr": self.lr}
 
 
-def _copy(variables: list[Any]) -> list[np.ndarray]:
-    return [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in variables]
-
-
 class _Snapshot:
     """Model variables (weights, non-trainable state, seed generators), optimizer variables
     (iterations and learning-rate variable included), metric variables, the optimizer's
@@ -57,7 +54,7 @@ class _Snapshot:
         self.model_vars = list(model.variables)
         self.opt_vars = list(self.opt.variables)
         self.metric_vars = list(model.metrics_variables)
-        self.values = (_copy(self.model_vars), _copy(self.opt_vars), _copy(self.metric_vars))
+        self.values = (_values(self.model_vars), _values(self.opt_vars), _values(self.metric_vars))
         self.lr_obj = self.inner._learning_rate
         self.train_function = model.train_function
         self.test_function = getattr(model, "test_function", None)
@@ -181,6 +178,17 @@ def _build(model: Any, batch: tuple[Any, Any, Any]) -> None:
         opt.build(model.trainable_variables)
 
 
+def _no_loss(model: Any) -> bool:
+    """True when ``model`` was compiled without a loss and trains with Keras' own
+    ``train_step``/``compute_loss`` (so only ``add_loss`` terms, if any, make its loss)."""
+    if getattr(model, "loss", None) is not None or getattr(model, "_compile_loss", None):
+        return False
+    cls = type(model)
+    return bool(
+        cls.compute_loss is keras.Model.compute_loss and cls.train_step is keras.Model.train_step
+    )
+
+
 def find_lr(
     model: Any,
     x: Any,
@@ -197,12 +205,11 @@ def find_lr(
 ) -> FinderResult:
     """Run the LR range test on a compiled Keras model and restore it exactly afterwards.
 
-    The sweep's options (``start_lr``, ``end_lr``, ``num_iter``, ``total_steps``, ``rule``,
-    ``eval_every``, ``eval_batches``, ...) are those of :class:`lrkit.finder.SweepOptions`,
-    given as keyword arguments or as ``options``. Pass ``total_steps``, the number of
-    optimizer steps you plan to train: the suggestions depend on it. The first
-    ``eval_batches`` batches are set aside as the held set; every ``eval_every`` steps their
-    mean loss (``model.test_on_batch``) is measured and the default rule reads that curve.
+    Every option of :class:`lrkit.finder.SweepOptions` is taken by keyword (or as
+    ``options``); ``total_steps``, the optimizer steps the training will take, matters: the
+    suggestions depend on it. The held set is the first ``eval_batches`` batches; their mean
+    loss (``model.test_on_batch``), measured every ``eval_every`` steps, is the curve the
+    default rule reads.
 
     Data: arrays ``x`` (a NumPy array, a dict or list of arrays for multi-input models) with
     targets ``y`` (and optional ``sample_weight``), cut into batches of ``batch_size`` (reshuffled
@@ -224,7 +231,7 @@ def find_lr(
     is what is restored.
 
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
-    ``.suggest(method)``, ``.plot()``, ``.to_dict()``).
+    ``.suggest(rule)``, ``.plot()``, ``.to_dict()``).
     """
     if not isinstance(model, keras.Model):
         raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
@@ -255,6 +262,7 @@ def find_lr(
             held = []
         _build(model, first)
         snap = _Snapshot(model)
+        no_loss = _no_loss(model)
         lr_obj = _SweepLR(sweep.start_lr)
         try:
             snap.inner._learning_rate = lr_obj
@@ -265,7 +273,14 @@ def find_lr(
                 bx, by, bw = pending.pop() if pending else next(batches)
                 lr_obj.lr = lr
                 logs = model.train_on_batch(bx, by, sample_weight=bw, return_dict=True)
-                return float(np.asarray(logs["loss"]))
+                loss = float(np.asarray(logs["loss"]))
+                if loss == 0.0 and no_loss:
+                    raise ValueError(
+                        "model must be compiled with a loss (model.compile(optimizer=..., "
+                        "loss=...)): it has none and its training loss is 0, so there is no "
+                        "curve to read"
+                    )
+                return loss
 
             def evaluate() -> float:
                 total = 0.0

@@ -10,7 +10,20 @@ True
 from __future__ import annotations
 
 from ._base import REGISTRY, Schedule, register
-from ._compose import Clamp, Join, Product, Scale, clamp, join, mul, scale
+from ._compose import (
+    Clamp,
+    Difference,
+    Join,
+    Product,
+    Scale,
+    Sum,
+    add,
+    clamp,
+    join,
+    mul,
+    scale,
+    sub,
+)
 from ._families import (
     WSD,
     Constant,
@@ -111,6 +124,8 @@ __all__ = [
     "with_warmup",
     "join",
     "mul",
+    "add",
+    "sub",
     "scale",
     "clamp",
     "Constant",
@@ -131,6 +146,8 @@ __all__ = [
     "Warmup",
     "Join",
     "Product",
+    "Sum",
+    "Difference",
     "Scale",
     "Clamp",
 ]

@@ -13,6 +13,7 @@ no matter how or in which order it is called. Each one offers
 from __future__ import annotations
 
 import math
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -38,9 +39,26 @@ def _composite(name: str) -> Callable[..., Schedule]:
     return REGISTRY[name]
 
 
+#: the largest step either path accepts: the largest float (an int above it has no float64)
+_MAX_STEP = sys.float_info.max
+
+
+def _show(x: Any) -> str:
+    """``repr(x)``, but an integer beyond float64 as its number of digits."""
+    if isinstance(x, int) and not isinstance(x, bool) and abs(x) > _MAX_STEP:
+        return f"an integer with {len(str(abs(x)))} digits (beyond float64)"
+    return repr(x)
+
+
+def _step_error(name: str, step: Any) -> ValueError:
+    return ValueError(
+        f"{name} must be finite and >= 0 (allowed range: [0, inf)), got {_show(step)}"
+    )
+
+
 def _check_step(step: float) -> float:
-    if not step >= 0:  # also catches NaN
-        raise ValueError(f"step must be >= 0 (allowed range: [0, inf)), got {step!r}")
+    if not 0 <= step <= _MAX_STEP:  # also catches NaN, inf and integers beyond float64
+        raise _step_error("step", step)
     return step
 
 
@@ -81,9 +99,15 @@ class Schedule(ABC):
     # ----------------------------------------------------------------- evaluation
     def __call__(self, step: float) -> float:
         """The learning rate at ``step`` (an int, or a float for fractional steps)."""
-        if not step >= 0:
-            _check_step(step)
-        return self._at(step)
+        if not 0 <= step <= _MAX_STEP:  # negative, NaN, inf, an int beyond float64
+            raise _step_error("step", step)
+        try:
+            return self._at(step)
+        except OverflowError:
+            # a value beyond float64 (e.g. ``gamma ** step`` with gamma > 1): the float64
+            # vectorized path gives inf there, and so does this one
+            with np.errstate(over="ignore", invalid="ignore"):
+                return float(self.values([float(step)])[0])
 
     @abstractmethod
     def _at(self, t: float) -> float:
@@ -103,10 +127,14 @@ class Schedule(ABC):
         """
         if xp is not None:
             return self._values(steps, xp)
-        t = np.asarray(steps, dtype=np.float64)
-        if t.size and not bool(np.all(t >= 0)):
-            bad = t[~(t >= 0)].flat[0]
-            raise ValueError(f"steps must all be >= 0 (allowed range: [0, inf)), got {bad!r}")
+        try:
+            t = np.asarray(steps, dtype=np.float64)
+        except OverflowError:  # a Python int beyond float64
+            big = next(x for x in np.asarray(steps, dtype=object).flat if not 0 <= x <= _MAX_STEP)
+            raise _step_error("steps", big) from None
+        ok = (t >= 0) & (t <= _MAX_STEP)
+        if not bool(ok.all()):
+            raise _step_error("steps", float(t[~ok].flat[0]))
         out = np.asarray(self._values(t, np), dtype=np.float64)
         if out.shape != t.shape:
             out = np.broadcast_to(out, t.shape).copy()
@@ -148,13 +176,38 @@ class Schedule(ABC):
         return hash(str(self))
 
     # ----------------------------------------------------------------- composition
-    # The composites (``mul``, ``scale``, ``clamp``) live in ``_compose``, which builds on this
-    # module; they are reached through the registry, so this module imports nothing of theirs.
+    # The composites (``mul``, ``add``, ``sub``, ``scale``, ``clamp``) and ``constant`` live in
+    # modules that build on this one; they are reached through the registry, so this module
+    # imports nothing of theirs.
     def __mul__(self, other: object) -> Schedule:
         if isinstance(other, Schedule):
             return _composite("mul")([self, other])
         if isinstance(other, (int, float)) and not isinstance(other, bool):
             return _composite("scale")(self, float(other))
+        return NotImplemented
+
+    def __add__(self, other: object) -> Schedule:
+        if isinstance(other, Schedule):
+            return _composite("add")([self, other])
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return _composite("add")([self, _composite("constant")(other)])
+        return NotImplemented
+
+    def __radd__(self, other: object) -> Schedule:
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return _composite("add")([_composite("constant")(other), self])
+        return NotImplemented
+
+    def __sub__(self, other: object) -> Schedule:
+        if isinstance(other, Schedule):
+            return _composite("sub")(self, b=other)
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return _composite("sub")(self, b=_composite("constant")(other))
+        return NotImplemented
+
+    def __rsub__(self, other: object) -> Schedule:
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return _composite("sub")(_composite("constant")(other), b=self)
         return NotImplemented
 
     def __rmul__(self, other: object) -> Schedule:

@@ -1,5 +1,5 @@
-"""Composition: joining schedules in time (with optax's step shifting), products, constant
-scaling and clamping. Composites serialize and parse like any schedule."""
+"""Composition: joining schedules in time (with optax's step shifting), products, sums and
+differences, constant scaling and clamping. Composites serialize and parse like any schedule."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
     if len(out) < minimum:
         raise ValueError(f"{name} must hold at least {minimum} schedule(s), got {len(out)}")
     return out
+
+
+def _one(name: str, value: Any) -> Schedule:
+    if not isinstance(value, Schedule):
+        raise ValueError(f"{name} must be a schedule, got {value!r}")
+    return value
 
 
 @register
@@ -96,6 +102,60 @@ class Product(Schedule):
 
 
 @register
+class Sum(Schedule):
+    """The sum of several schedules at the same step (also ``a + b``)."""
+
+    name = "add"
+    params = ("schedules",)
+
+    def __init__(self, schedules: Any) -> None:
+        self.schedules = _schedules("schedules", schedules, 2)
+
+    @property
+    def length(self) -> int | None:
+        lengths = [s.length for s in self.schedules if s.length is not None]
+        return max(lengths) if lengths else None
+
+    def _at(self, t: float) -> float:
+        out = 0.0
+        for s in self.schedules:
+            out += s._at(t)
+        return out
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        out = self.schedules[0]._values(t, xp)
+        for s in self.schedules[1:]:
+            out = out + s._values(t, xp)
+        return out
+
+
+@register
+class Difference(Schedule):
+    """``a(step) - b(step)`` (also ``a - b``; ``0.95 - s`` is ``sub(constant(0.95), s)``), e.g.
+    a momentum that moves against an LR wave, as PyTorch's ``CyclicLR`` cycles it. Nothing
+    clips the result: ``clamp(sub(a, b), min_lr=0)`` keeps it ``>= 0`` where ``b`` can exceed
+    ``a``."""
+
+    name = "sub"
+    params = ("a", "b")
+
+    def __init__(self, a: Schedule, *, b: Schedule) -> None:
+        self.a = _one("a", a)
+        self.b = _one("b", b)
+
+    @property
+    def length(self) -> int | None:
+        lengths = [s.length for s in (self.a, self.b) if s.length is not None]
+        return max(lengths) if lengths else None
+
+    def _at(self, t: float) -> float:
+        return self.a._at(t) - self.b._at(t)
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        return self.a._values(t, xp) - self.b._values(t, xp)
+
+
+@register
 class Scale(Schedule):
     """``factor * schedule(step)``."""
 
@@ -103,7 +163,7 @@ class Scale(Schedule):
     params = ("schedule", "factor")
 
     def __init__(self, schedule: Schedule, factor: float) -> None:
-        self.schedule = _schedules("schedule", [schedule], 1)[0]
+        self.schedule = _one("schedule", schedule)
         self.factor = v.non_negative("factor", factor)
 
     @property
@@ -127,7 +187,7 @@ class Clamp(Schedule):
     def __init__(
         self, schedule: Schedule, min_lr: float | None = None, max_lr: float | None = None
     ) -> None:
-        self.schedule = _schedules("schedule", [schedule], 1)[0]
+        self.schedule = _one("schedule", schedule)
         self.min_lr = None if min_lr is None else v.non_negative("min_lr", min_lr)
         self.max_lr = None if max_lr is None else v.non_negative("max_lr", max_lr)
         if self.min_lr is not None and self.max_lr is not None and self.max_lr < self.min_lr:
@@ -166,6 +226,16 @@ def join(schedules: Any, boundaries: Any) -> Join:
 def mul(*schedules: Schedule) -> Product:
     """The step-wise product of two or more schedules (also ``a * b``)."""
     return Product(schedules)
+
+
+def add(*schedules: Schedule) -> Sum:
+    """The step-wise sum of two or more schedules (also ``a + b``)."""
+    return Sum(schedules)
+
+
+def sub(a: Schedule, *, b: Schedule) -> Difference:
+    """The step-wise difference ``a - b`` (also written ``a - b``)."""
+    return Difference(a, b=b)
 
 
 def scale(schedule: Schedule, factor: float) -> Scale:

@@ -50,9 +50,13 @@ class Step(Schedule):
         self.gamma = v.positive("gamma", gamma)
 
     def _at(self, t: float) -> float:
+        if not self.lr:  # 0, not 0 * inf, where gamma > 1 overflows
+            return 0.0
         return self.lr * float(self.gamma ** (t // self.step_size))
 
     def _values(self, t: Any, xp: Any) -> Any:
+        if not self.lr:
+            return t * 0.0
         return self.lr * self.gamma ** xp.floor(t / self.step_size)
 
 
@@ -70,10 +74,14 @@ class MultiStep(Schedule):
         self.gamma = v.positive("gamma", gamma)
 
     def _at(self, t: float) -> float:
+        if not self.lr:  # 0, not 0 * inf, where gamma > 1 overflows
+            return 0.0
         return self.lr * self.gamma ** bisect.bisect_right(self.milestones, t)
 
     def _values(self, t: Any, xp: Any) -> Any:
         count = t * 0.0
+        if not self.lr:
+            return count
         for m in self.milestones:
             count = count + xp.where(t >= m, 1.0, 0.0)
         return self.lr * self.gamma**count
@@ -91,9 +99,13 @@ class Exponential(Schedule):
         self.gamma = v.positive("gamma", gamma)
 
     def _at(self, t: float) -> float:
+        if not self.lr:  # 0, not 0 * inf, where gamma > 1 overflows
+            return 0.0
         return self.lr * float(self.gamma**t)
 
     def _values(self, t: Any, xp: Any) -> Any:
+        if not self.lr:
+            return t * 0.0
         return self.lr * self.gamma**t
 
 
@@ -131,29 +143,49 @@ class InverseTime(Schedule):
 @register
 class Polynomial(Schedule):
     """``(lr - end_lr) * (1 - min(step, total_steps) / total_steps) ** power + end_lr``
-    (PyTorch ``PolynomialLR`` when ``end_lr == 0``; Keras' ``PolynomialDecay``)."""
+    (PyTorch ``PolynomialLR`` when ``end_lr == 0``; Keras' ``PolynomialDecay``; optax's
+    ``polynomial_schedule``). With ``cycle=true`` the decay restarts instead of holding
+    ``end_lr``: the horizon becomes ``total_steps * ceil(step / total_steps)`` (Keras'
+    ``PolynomialDecay(cycle=True)``)."""
 
     name = "polynomial"
-    params = ("lr", "total_steps", "power", "end_lr")
+    params = ("lr", "total_steps", "power", "end_lr", "cycle")
 
     def __init__(
-        self, lr: float, total_steps: int, power: float = 1.0, end_lr: float = 0.0
+        self,
+        lr: float,
+        total_steps: int,
+        power: float = 1.0,
+        end_lr: float = 0.0,
+        *,
+        cycle: bool = False,
     ) -> None:
         self.lr = _lr("lr", lr)
         self.total_steps = v.integer("total_steps", total_steps, 1)
-        self.power = v.positive("power", power)
+        self.power = v.non_negative("power", power)
         self.end_lr = _lr("end_lr", end_lr)
+        if not isinstance(cycle, bool):
+            raise ValueError(f"cycle must be true or false, got {cycle!r}")
+        self.cycle = cycle
 
     @property
     def length(self) -> int:
         return self.total_steps
 
     def _at(self, t: float) -> float:
-        frac = 1.0 - min(self.total_steps, t) / self.total_steps
+        if self.cycle:
+            horizon = self.total_steps * max(1.0, math.ceil(t / self.total_steps))
+            frac = 1.0 - t / horizon
+        else:
+            frac = 1.0 - min(self.total_steps, t) / self.total_steps
         return (self.lr - self.end_lr) * float(frac**self.power) + self.end_lr
 
     def _values(self, t: Any, xp: Any) -> Any:
-        frac = 1.0 - xp.minimum(t, float(self.total_steps)) / self.total_steps
+        if self.cycle:
+            horizon = self.total_steps * xp.maximum(xp.ceil(t / self.total_steps), 1.0)
+            frac = 1.0 - t / horizon
+        else:
+            frac = 1.0 - xp.minimum(t, float(self.total_steps)) / self.total_steps
         return (self.lr - self.end_lr) * frac**self.power + self.end_lr
 
 
@@ -221,39 +253,56 @@ class Cosine(Schedule):
 @register
 class CosineRestarts(Schedule):
     """SGDR: cosine from ``lr`` to ``eta_min`` over cycles of ``T_0``, ``T_0*T_mult``, ...
-    steps (PyTorch ``CosineAnnealingWarmRestarts``)."""
+    steps (PyTorch ``CosineAnnealingWarmRestarts``). With ``m_mul`` the height above
+    ``eta_min`` of cycle ``i`` is ``m_mul ** i`` times the first one (Keras'
+    ``CosineDecayRestarts(m_mul=..., alpha=eta_min / lr)``)."""
 
     name = "cosine_restarts"
-    params = ("lr", "T_0", "T_mult", "eta_min")
+    params = ("lr", "T_0", "T_mult", "eta_min", "m_mul")
 
-    def __init__(self, lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> None:
+    def __init__(
+        self, lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0, *, m_mul: float = 1.0
+    ) -> None:
         self.lr = _lr("lr", lr)
         self.T_0 = v.integer("T_0", T_0, 1)
         self.T_mult = v.integer("T_mult", T_mult, 1)
         self.eta_min = _lr("eta_min", eta_min)
+        self.m_mul = v.non_negative("m_mul", m_mul)
 
-    def _cycle(self, t: float) -> tuple[float, float]:
-        """(position in the cycle, cycle length) at step ``t``."""
+    def _index(self, t: float) -> int:
+        """The index of the cycle that holds step ``t`` (0 for the first)."""
         T_0, m = self.T_0, self.T_mult
         if m == 1:
-            return t % T_0, float(T_0)
+            return int(t // T_0)
         # estimate the cycle index with logs, then fix it with exact arithmetic
         n = int(math.log(t / T_0 * (m - 1) + 1, m)) if t > 0 else 0
         while n > 0 and T_0 * (m**n - 1) // (m - 1) > t:
             n -= 1
         while T_0 * (m ** (n + 1) - 1) // (m - 1) <= t:
             n += 1
+        return n
+
+    def _cycle(self, t: float) -> tuple[float, float]:
+        """(position in the cycle, cycle length) at step ``t``."""
+        T_0, m = self.T_0, self.T_mult
+        if m == 1:
+            return t % T_0, float(T_0)
+        n = self._index(t)
         start = T_0 * (m**n - 1) // (m - 1)
         return t - start, float(T_0 * m**n)
 
     def _at(self, t: float) -> float:
         t_cur, t_i = self._cycle(t)
+        if self.m_mul != 1.0:
+            height = (self.lr - self.eta_min) * self.m_mul ** self._index(t)
+            return self.eta_min + height * (1 + math.cos(_PI * t_cur / t_i)) / 2
         return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(_PI * t_cur / t_i)) / 2
 
     def _values(self, t: Any, xp: Any) -> Any:
         T_0, m = float(self.T_0), float(self.T_mult)
         if self.T_mult == 1:
-            t_cur = t - xp.floor(t / T_0) * T_0
+            n = xp.floor(t / T_0)
+            t_cur = t - n * T_0
             t_i = T_0
         else:
             n = xp.floor(xp.log(t / T_0 * (m - 1) + 1) / math.log(m))
@@ -265,6 +314,9 @@ class CosineRestarts(Schedule):
             n = xp.where(start(n + 1) <= t, n + 1, n)
             t_cur = t - start(n)
             t_i = T_0 * m**n
+        if self.m_mul != 1.0:
+            height = (self.lr - self.eta_min) * self.m_mul**n
+            return self.eta_min + height * (1 + xp.cos(_PI * t_cur / t_i)) / 2
         return self.eta_min + (self.lr - self.eta_min) * (1 + xp.cos(_PI * t_cur / t_i)) / 2
 
 
@@ -349,6 +401,31 @@ def _int_if_integral(x: float) -> float:
 _ANNEAL = ("cos", "linear")
 
 
+def _phased_at(
+    fast: list[tuple[float, float, float, float, float, float]], last: float, cos: bool
+) -> Any:
+    """``_Phased._at`` unrolled for the two phases of the default cycle: no loop, no
+    attribute lookups, the constants in closure cells; the arithmetic is ``_Phased._at``'s,
+    operation for operation. ``None`` for three phases (the method's loop serves them)."""
+    if len(fast) != 2:
+        return None
+    (s0, e0, w0, a0, b0, h0), (s1, _e1, w1, a1, b1, h1) = fast
+    cos_ = math.cos
+
+    def at(t: float) -> float:
+        if t > last:
+            t = last
+        if cos:
+            if t <= e0:
+                return b0 + h0 * (cos_(_PI * ((t - s0) / w0)) + 1)
+            return b1 + h1 * (cos_(_PI * ((t - s1) / w1)) + 1)
+        if t <= e0:
+            return (b0 - a0) * ((t - s0) / w0) + a0
+        return (b1 - a1) * ((t - s1) / w1) + a1
+
+    return at
+
+
 class _Phased(Schedule):
     """Piecewise annealing over PyTorch ``OneCycleLR``'s phases."""
 
@@ -386,9 +463,26 @@ class _Phased(Schedule):
             fast.append((st, e, end - st, a, b, (a - b) / 2.0))
         self._fast = fast
         self._cos = self.anneal_strategy == "cos"
+        self._unroll()
+
+    def _unroll(self) -> None:
+        # the scalar hot path: a function specialized to these phases, set on the instance
+        at = _phased_at(self._fast, self._last, self._cos)
+        if at is not None:
+            self._at = at  # type: ignore[method-assign]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_at", None)  # a closure: rebuilt from the phase constants on unpickling
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._unroll()
 
     def _at(self, t: float) -> float:
-        # PyTorch's arithmetic exactly, with the per-phase constants precomputed
+        # PyTorch's arithmetic exactly, with the per-phase constants precomputed (instances
+        # use the specialized function from ``_phased_at``, which computes the same)
         if t > self._last:
             t = self._last
         for start, end, width, a, b, half in self._fast:

@@ -10,7 +10,8 @@ Grammar::
     list    := "[" [ value ("," value)* [","] ] "]"
 
 Numbers are decimal (``1``, ``-2.5``, ``3e-4``); strings use double or single quotes; a bare
-NAME that is not a call reads as a string (``mode=triangular2``).
+NAME that is not a call reads as a string (``mode=triangular2``), and so does a bare word of
+digits and hyphenated names (``decay=1-sqrt``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ._base import REGISTRY, Schedule
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
+  | (?P<word>\d+(?:-[A-Za-z_][A-Za-z0-9_]*)+)
   | (?P<number>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*)
   | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
@@ -126,6 +128,9 @@ class _Parser:
             return re.sub(r"\\(.)", r"\1", body)
         if tok.kind == "punct" and tok.text == "[":
             return self.list_()
+        if tok.kind == "word":  # a bare word starting with digits, e.g. decay=1-sqrt
+            self.take()
+            return tok.text
         if tok.kind == "name":
             self.take()
             nxt = self.peek()

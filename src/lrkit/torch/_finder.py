@@ -69,6 +69,15 @@ class _Snapshot:
         self.gens = [(g, g.get_state()) for g in _data_generators(data)]
         self.opt_called = optimizer.__dict__.get("_opt_called", _MISSING)
         self.scaler_state = copy.deepcopy(scaler.__dict__) if scaler is not None else None
+        # tensors the optimizer steps that the model does not own (e.g. a learnable
+        # temperature inside the loss module): restored like the model's parameters
+        own = {id(p) for p in model.parameters()}
+        self.extra: list[torch.Tensor] = []
+        for g in optimizer.param_groups:
+            for p in g["params"]:
+                if id(p) not in own:
+                    own.add(id(p))
+                    self.extra.append(p)
         with torch.no_grad():
             tensors: dict[str, Any] = {
                 "params": {n: p.detach().clone() for n, p in model.named_parameters()},
@@ -77,6 +86,10 @@ class _Snapshot:
                     n: (None if p.grad is None else p.grad.detach().clone())
                     for n, p in model.named_parameters()
                 },
+                "extra": [p.detach().clone() for p in self.extra],
+                "extra_grads": [
+                    None if p.grad is None else p.grad.detach().clone() for p in self.extra
+                ],
                 "opt_state": {
                     id(p): {
                         k: (v.detach().clone() if torch.is_tensor(v) else copy.deepcopy(v))
@@ -114,6 +127,9 @@ class _Snapshot:
                     p.grad = g
                 for n, b in model.named_buffers():
                     b.copy_(tensors["buffers"][n])
+                for x, saved, g in zip(self.extra, tensors["extra"], tensors["extra_grads"]):
+                    x.copy_(saved)
+                    x.grad = g
             # optimizer: groups restored in place (dict and list identities kept)
             del optimizer.param_groups[self.n_groups :]
             for g, params, saved in self.groups:
@@ -122,8 +138,7 @@ class _Snapshot:
                 g["params"] = params
             optimizer.state.clear()
             for pid, st in tensors["opt_state"].items():
-                p = self.param_by_id[pid]
-                optimizer.state[p] = st
+                optimizer.state[self.param_by_id[pid]] = st
             if self.opt_called is _MISSING:
                 optimizer.__dict__.pop("_opt_called", None)
             else:
@@ -159,6 +174,42 @@ def _to(obj: Any, device: torch.device) -> Any:
     if isinstance(obj, dict):
         return {k: _to(v, device) for k, v in obj.items()}
     return obj
+
+
+def _xy(batch: Any) -> tuple[Any, Any]:
+    """The ``(x, y)`` of a batch for ``loss_fn(model(x), y)``: a tuple or list of two items."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    kind = (
+        f"a {type(batch).__name__} of {len(batch)} items"
+        if isinstance(batch, (tuple, list))
+        else f"a {type(batch).__name__}"
+    )
+    raise ValueError(
+        f"data must yield (x, y) batches for loss_fn(model(x), y), got {kind}; for any other "
+        "batch layout pass step=lambda model, batch: loss"
+    )
+
+
+def _check_loss(loss: Any, model: torch.nn.Module, who: str) -> None:
+    """A usable loss: a one-element tensor that requires grad (else a one-line error)."""
+    if not torch.is_tensor(loss):
+        raise ValueError(f"{who} must return the loss as a tensor, got {type(loss).__name__}")
+    if loss.numel() != 1:
+        raise ValueError(
+            f"{who} must return a scalar loss (one element, e.g. reduction='mean'), "
+            f"got a tensor of shape {tuple(loss.shape)}"
+        )
+    if not loss.requires_grad:
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError(
+                "model has no trainable parameters (nothing for the range test to train), "
+                f"got {type(model).__name__} with none that requires grad"
+            )
+        raise ValueError(
+            f"{who} returned a loss that does not require grad (computed under torch.no_grad() "
+            "or detached?): the range test needs a loss it can backpropagate"
+        )
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
@@ -247,7 +298,7 @@ def find_lr(
     (removed afterwards) instead of memory, for models too big to copy.
 
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
-    ``.suggest(method)``, ``.plot()``, ...).
+    ``.suggest(rule)``, ``.plot()``, ...).
     """
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -299,7 +350,7 @@ def find_lr(
         def _forward(batch: Any) -> torch.Tensor:
             if step is not None:
                 return step(model, batch)
-            x, y = batch[0], batch[1]
+            x, y = _xy(batch)
             assert loss_fn is not None
             return loss_fn(model(x), y)
 
@@ -335,11 +386,12 @@ def find_lr(
                 total: torch.Tensor | None = None
                 for _ in range(accum):
                     loss = batch_loss(next(batches))
+                    _check_loss(loss, model, "step" if step is not None else "loss_fn")
                     back = loss / accum if accum > 1 else loss
                     if use_scaler:
                         scaler.scale(back).backward()
                     else:
-                        back.backward()
+                        back.backward()  # type: ignore[no-untyped-call]
                     d = loss.detach().float()
                     total = d if total is None else total + d
                 assert total is not None

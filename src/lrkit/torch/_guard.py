@@ -2,7 +2,7 @@
 
 Usage (call ``check`` after ``backward()`` and before ``optimizer.step()``)::
 
-    guard = lrkit.torch.DivergenceGuard(model, optimizer, scheduler=sched)
+    guard = lrkit.torch.DivergenceGuard(model, optimizer=optimizer, scheduler=sched)
     for x, y in loader:
         optimizer.zero_grad()
         loss = loss_fn(model(x), y)
@@ -12,11 +12,20 @@ Usage (call ``check`` after ``backward()`` and before ``optimizer.step()``)::
         sched.step()
 
 The decision (ok / restore and cut / give up) is made by the framework-free
-:class:`lrkit.feedback.DivergenceGuard`; this class keeps the snapshot of the model's
-``state_dict()`` (parameters *and* buffers) and the optimizer's ``state_dict()`` (moments, step
-counts, param-group hyperparameters), as clones in memory, refreshed every ``snapshot_every``
-good checks. On the final failure it restores the last good state, then raises
-:class:`DivergenceError` (a ``RuntimeError``): the model is left in its last good state.
+:class:`lrkit.feedback.DivergenceDetector` (the guard's :attr:`~DivergenceGuard.controller`);
+this class keeps snapshots of the model's ``state_dict()`` (parameters *and* buffers) and the
+optimizer's ``state_dict()`` (moments, step counts, param-group hyperparameters), as clones in
+memory, taken every ``snapshot_every`` good checks. On the final failure it restores the last
+good state, then raises :class:`DivergenceError` (a ``RuntimeError``): the model is left in its
+last good state.
+
+Cost per step at the defaults: one read of the loss (``loss.item()``, which a training loop
+usually does anyway), one finiteness screen over all gradients (one sum per gradient, one
+device sync; an exact element test only when that sum is not finite), a few microseconds of
+bookkeeping, and every ``snapshot_every`` (50) good checks one copy of the model and optimizer
+state. What the default ``snapshot_every=50`` gives up: a restore goes back to the last
+snapshot, up to 49 good steps before the divergence, rather than to the step just before it
+(``snapshot_every=1`` does that, at one state copy per step).
 """
 
 from __future__ import annotations
@@ -32,8 +41,7 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 
 import torch
 
-from ..feedback import Chain, Multiplier, _metric
-from ..feedback import DivergenceGuard as _Core
+from ..feedback import Chain, DivergenceDetector, Multiplier, _metric
 
 __all__ = ["DivergenceError", "DivergenceGuard"]
 
@@ -60,7 +68,7 @@ class DivergenceGuard:
 
     Args:
         model: the ``torch.nn.Module`` being trained.
-        optimizer: its optimizer.
+        optimizer: its optimizer (keyword).
         scheduler: an optional ``lrkit.torch.scheduler(...)``; the guard's LR multiplier
             (:attr:`feedback`, a :class:`lrkit.feedback.Multiplier`) is appended to its feedback
             chain, so cuts compose with the schedule and are saved in the scheduler's
@@ -73,9 +81,14 @@ class DivergenceGuard:
             ``window`` good losses counts as a divergence (None: only NaN/inf do).
         window, min_history: size of the reference window, and the number of good losses needed
             before spikes are detected.
-        snapshot_every: refresh the snapshot every this many good checks (1: every step; the
-            copy costs one model+optimizer state of memory and a copy per refresh).
-        check_grads: also treat non-finite gradients (when present) as a divergence.
+        quantile: the quantile of the window used as the reference.
+        min_scale: the LR multiplier never goes below this.
+        snapshot_every: take a snapshot every this many good checks (the first at
+            construction). A restore goes back at most ``snapshot_every - 1`` good steps before
+            the divergence; 1 snapshots every step (one state copy per step).
+        check_grads: also treat non-finite gradients of the optimizer's parameters (when
+            present) as a divergence (one sum per gradient and one sync; an exact element test
+            only when that sum is not finite).
         keep: snapshots kept (memory: ``keep`` copies of the model and optimizer state). When
             the state just restored diverges again at once, it was a bad state that passed for
             good (e.g. a blow-up before spike detection was armed): it is dropped and the
@@ -85,18 +98,19 @@ class DivergenceGuard:
     def __init__(
         self,
         model: torch.nn.Module,
+        *,
         optimizer: torch.optim.Optimizer,
         scheduler: Any = None,
-        *,
         factor: float = 0.5,
         max_restores: int = 3,
         spike_factor: float | None = 10.0,
         window: int = 50,
         min_history: int = 10,
         quantile: float = 0.9,
-        snapshot_every: int = 1,
-        check_grads: bool = True,
+        min_scale: float = 0.0,
+        snapshot_every: int = 50,
         keep: int = 2,
+        check_grads: bool = True,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -110,13 +124,14 @@ class DivergenceGuard:
             raise ValueError(f"snapshot_every must be an integer >= 1, got {snapshot_every!r}")
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
-        self.core = _Core(
-            factor=factor,
+        self.controller = DivergenceDetector(
+            factor,
             max_restores=max_restores,
             spike_factor=spike_factor,
             window=window,
             min_history=min_history,
             quantile=quantile,
+            min_scale=min_scale,
         )
         self.model = model
         self.optimizer = optimizer
@@ -195,9 +210,20 @@ class DivergenceGuard:
 
     # ------------------------------------------------------------------ the check
     def _grads_finite(self) -> bool:
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        grads = [
+            p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None
+        ]
         if not grads:
             return True
+        grads = [g if g.layout == torch.strided else g.coalesce().values() for g in grads]
+        # Screen with one sum per gradient (one fast pass, no sync) and one sync for the total:
+        # NaN/inf anywhere make it non-finite. A finite total proves every element finite; a
+        # non-finite one may be an overflow of huge finite values, so it is confirmed exactly.
+        device = grads[0].device
+        if all(g.device == device for g in grads):
+            total = torch.stack([g.sum(dtype=torch.float32) for g in grads]).sum()
+            if math.isfinite(float(total)):
+                return True
         return all(bool(torch.isfinite(g).all()) for g in grads)
 
     def check(self, loss: Any) -> bool:
@@ -213,20 +239,20 @@ class DivergenceGuard:
                 raise ValueError(
                     f"loss must be a number or a one-element tensor, got shape {tuple(loss.shape)}"
                 )
-            value = float(loss.detach().float().item())
+            value = float(loss.item())
         else:
             value = _metric(loss)
         self.num_checks += 1
         if self.check_grads and math.isfinite(value) and not self._grads_finite():
             value = math.nan
-        action = self.core.check(value, step=self.num_checks)
+        action = self.controller.check(value, step=self.num_checks)
         if action == "ok":
             self._last_ok = True
             self._good_since_snapshot += 1
             if self._good_since_snapshot >= self.snapshot_every:
                 self.snapshot()
             return True
-        self.feedback.set_scale(self.core.scale)
+        self.feedback.set_scale(self.controller.scale)
         if not self._last_ok and len(self._snapshots) > 1:
             self._snapshots.pop()  # the state restored last time diverged at once: drop it
         self._last_ok = False
@@ -234,8 +260,8 @@ class DivergenceGuard:
         if action == "give_up":
             raise DivergenceError(
                 f"training diverged (loss {value!r} at check {self.num_checks}) after "
-                f"{self.core.restores} restore(s) with the LR cut to "
-                f"{self.core.scale:g}x; the model and optimizer were restored to their last "
+                f"{self.controller.restores} restore(s) with the LR cut to "
+                f"{self.controller.scale:g}x; the model and optimizer were restored to their last "
                 f"good state (from check {self.snapshot_check}). Lower the learning rate, "
                 "or raise max_restores."
             )
@@ -246,7 +272,7 @@ class DivergenceGuard:
 
     @property
     def restores(self) -> int:
-        return self.core.restores
+        return self.controller.restores
 
     @property
     def scale(self) -> float:
@@ -255,12 +281,18 @@ class DivergenceGuard:
 
     @property
     def events(self) -> list[dict[str, Any]]:
-        return self.core.events
+        return self.controller.events
 
     def state_dict(self) -> dict[str, Any]:
         """The decision state (not the snapshot, which lives in memory only)."""
-        return {"core": self.core.state_dict(), "feedback": self.feedback.state_dict()}
+        return {
+            "controller": self.controller.state_dict(),
+            "feedback": self.feedback.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.core.load_state_dict(state["core"])
+        """Restore a :meth:`state_dict` (also one saved before the ``controller`` rename)."""
+        self.controller.load_state_dict(
+            state["controller"] if "controller" in state else state["core"]
+        )
         self.feedback.load_state_dict(state["feedback"])

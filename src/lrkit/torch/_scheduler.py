@@ -9,9 +9,10 @@ optimizer's current LR and the order of ``optimizer.step()``/``scheduler.step()`
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from .._imports import require
 
@@ -20,9 +21,21 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from ..schedules import Schedule, as_schedule
+from .. import _validate as V
+from ..schedules import as_schedule
 
 __all__ = ["LRKitScheduler", "scheduler"]
+
+
+def _schedule_or_list(name: str, value: Any, n_groups: int) -> Any:
+    """A schedule, or (for a list) one schedule per param group."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n_groups:
+            raise ValueError(
+                f"{name}: a list needs one schedule per param group ({n_groups}), got {len(value)}"
+            )
+        return [as_schedule(s, name=f"{name}[{i}]") for i, s in enumerate(value)]
+    return as_schedule(value, name=name)
 
 
 def _set(group: dict[str, Any], key: str, value: float) -> None:
@@ -36,6 +49,24 @@ def _set(group: dict[str, Any], key: str, value: float) -> None:
         group[key] = value
 
 
+def _is_signature_default(optimizer: torch.optim.Optimizer, value: Any) -> bool:
+    """Whether ``value`` is the default of the optimizer class's ``lr`` argument (so the
+    optimizer was most likely built without an explicit top-level ``lr``)."""
+    try:
+        param = inspect.signature(type(optimizer).__init__).parameters.get("lr")
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
+    if param is None or param.default is inspect.Parameter.empty:
+        return False
+    default = param.default
+    if isinstance(default, torch.Tensor) or isinstance(value, torch.Tensor):
+        return False
+    try:
+        return bool(float(default) == float(value))
+    except (TypeError, ValueError):
+        return False
+
+
 class LRKitScheduler(LRScheduler):
     """An ``LRScheduler`` whose LR at step ``k`` is ``ratio_g * schedule(k)`` for group ``g``
     (times the feedback controller's scale, when one is given).
@@ -44,10 +75,14 @@ class LRKitScheduler(LRScheduler):
         optimizer: any ``torch.optim.Optimizer``.
         schedule: a schedule (or spec string / dict), or a list with one per param group.
         feedback: an optional :class:`lrkit.feedback.Feedback` controller; ``.report(value)``
-            feeds it a metric and the LR becomes ``controller.apply(schedule, step)``.
+            feeds it a metric and the LR becomes ``controller.apply(schedule, step)``. A list
+            gives one controller per param group (e.g. a different ``min_scale`` floor each);
+            ``.report`` feeds every one.
         momentum: an optional schedule for the momentum (SGD/RMSprop ``momentum`` or Adam's
-            ``beta1``), e.g. ``schedules.onecycle_momentum(total_steps)``.
-        hyperparams: other group keys to drive, ``{"weight_decay": schedule, ...}``.
+            ``beta1``), e.g. ``schedules.onecycle_momentum(total_steps)``, or a list with one
+            per param group.
+        hyperparams: other group keys to drive, ``{"weight_decay": schedule, ...}`` (a value
+            may also be a list with one schedule per param group).
     """
 
     def __init__(
@@ -78,14 +113,14 @@ class LRKitScheduler(LRScheduler):
             self.ratios = self._group_ratios(optimizer)
         self._feedback: Any = None
         self._check_feedback(feedback)
-        self._feedback = feedback
-        extra: dict[str, Schedule] = {}
+        self._feedback = list(feedback) if isinstance(feedback, (list, tuple)) else feedback
+        extra: dict[str, Any] = {}
         if momentum is not None:
-            extra["momentum"] = as_schedule(momentum, name="momentum")
+            extra["momentum"] = _schedule_or_list("momentum", momentum, len(groups))
         for key, s in (hyperparams or {}).items():
             if key == "lr":
                 raise ValueError("hyperparams must not contain 'lr': pass it as schedule")
-            extra[key] = as_schedule(s, name=f"hyperparams[{key!r}]")
+            extra[key] = _schedule_or_list(f"hyperparams[{key!r}]", s, len(groups))
         for key in extra:
             for i, g in enumerate(groups):
                 if key == "momentum" and "momentum" not in g and "betas" not in g:
@@ -104,6 +139,7 @@ class LRKitScheduler(LRScheduler):
             g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
         self.base_lrs = [float(g["initial_lr"]) for g in groups]
         self._hp = []
+        self._hp_groups = []  # (one _at per group, key, kind): a schedule per group
         for key, sched in extra.items():
             if key == "momentum" and all("momentum" not in g for g in groups):
                 kind = 1  # Adam-style betas[0]
@@ -113,7 +149,10 @@ class LRKitScheduler(LRScheduler):
                 kind = 2
             else:
                 kind = 0
-            self._hp.append((sched._at, key, kind))
+            if isinstance(sched, list):
+                self._hp_groups.append(([x._at for x in sched], key, kind))
+            else:
+                self._hp.append((sched._at, key, kind))
         self._shared = all(s is self.schedules[0] for s in self.schedules)
         self._tensor_lr = any(isinstance(g["lr"], torch.Tensor) for g in groups)
         self._at0 = self.schedules[0]._at
@@ -122,19 +161,78 @@ class LRKitScheduler(LRScheduler):
         self._step_count = 1
         self._apply()
 
-    @staticmethod
-    def _check_feedback(feedback: Any) -> None:
+    def _check_feedback(self, feedback: Any) -> None:
         if feedback is None:
             return
-        for attr in ("apply", "update", "state_dict", "load_state_dict"):
-            if not callable(getattr(feedback, attr, None)):
+        if isinstance(feedback, (list, tuple)):
+            n = len(self.optimizer.param_groups)
+            if len(feedback) != n:
                 raise ValueError(
-                    f"feedback must be an lrkit.feedback controller (with .{attr}()), "
-                    f"got {type(feedback).__name__}"
+                    f"feedback: a list needs one controller per param group ({n}), "
+                    f"got {len(feedback)}"
                 )
+            items: list[tuple[int | None, Any]] = list(enumerate(feedback))
+        else:
+            items = [(None, feedback)]
+        for i, fb in items:
+            name = "feedback" if i is None else f"feedback[{i}]"
+            for attr in ("apply", "update", "state_dict", "load_state_dict"):
+                if not callable(getattr(fb, attr, None)):
+                    raise ValueError(
+                        f"{name} must be an lrkit.feedback controller (with .{attr}()), "
+                        f"got {type(fb).__name__}"
+                    )
+
+    def _controllers(self) -> list[Any]:
+        """The distinct controllers (one, or one per group with repeats removed)."""
+        fb = self._feedback
+        if fb is None:
+            return []
+        if not isinstance(fb, list):
+            return [fb]
+        out: list[Any] = []
+        for c in fb:
+            if not any(c is o for o in out):
+                out.append(c)
+        return out
 
     def _update_fast_path(self) -> None:
         self._fast = self._shared and self._feedback is None and not self._tensor_lr
+        self._update_hot_path()
+
+    def _update_hot_path(self) -> None:
+        # step()'s shortest path: one schedule, float lrs, no controller, a single group at
+        # ratio 1 and at most one other hyperparameter, a plain float or Adam's beta1 (what
+        # most training loops use): (lr schedule, hyperparameter schedule, kind, key)
+        ratios = getattr(self, "_ratios", None)
+        hp = getattr(self, "_hp", None)
+        hot = (
+            getattr(self, "_fast", False)
+            and ratios is not None
+            and len(ratios) == 1
+            and ratios[0] == 1.0
+            and hp is not None
+            and len(hp) <= 1
+            and all(kind in (0, 1) for _, _, kind in hp)
+            and not getattr(self, "_hp_groups", None)
+        )
+        if not hot:
+            self._hot: tuple[Any, Any, int, str] | None = None
+        elif hp:
+            at, key, kind = hp[0]
+            self._hot = (self._at0, at, kind, key)
+        else:
+            self._hot = (self._at0, None, 0, "")
+
+    @property
+    def ratios(self) -> list[float]:
+        """Each param group's LR as a multiple of the schedule's."""
+        return self._ratios
+
+    @ratios.setter
+    def ratios(self, value: list[float]) -> None:
+        self._ratios = value
+        self._update_hot_path()
 
     @property
     def feedback(self) -> Any:
@@ -145,7 +243,7 @@ class LRKitScheduler(LRScheduler):
     @feedback.setter
     def feedback(self, value: Any) -> None:
         self._check_feedback(value)
-        self._feedback = value
+        self._feedback = list(value) if isinstance(value, (list, tuple)) else value
         self._update_fast_path()
 
     def refresh(self) -> None:
@@ -164,13 +262,29 @@ class LRKitScheduler(LRScheduler):
                 )
             return [1.0] * len(base)
         d = float(default)
+        if all(b != d for b in base) and _is_signature_default(optimizer, default):
+            # every group set its own lr and the optimizer got none: the ratios would be taken
+            # against the constructor's default (1e-3 for most), so the groups would silently
+            # follow e.g. 10x and 100x the schedule
+            lrs = ", ".join(f"{b:g}" for b in base)
+            ratios = ", ".join(f"{b / d:g}x" for b in base)
+            raise ValueError(
+                f"optimizer: every param group sets its own lr ({lrs}) and the optimizer's lr is "
+                f"{type(optimizer).__name__}'s default {d:g}, so the groups would follow "
+                f"{ratios} the schedule; pass lr= to the optimizer (the LR the schedule's "
+                "values stand for, the groups then follow lr_group / lr times the schedule), "
+                "or pass one schedule per group: scheduler(optimizer, [s0, s1, ...])"
+            )
         return [b / d for b in base]
 
     # ------------------------------------------------------------------ core
     def _lr_at(self, i: int, step: int) -> float:
         s = self.schedules[i]
-        if self.feedback is not None:
-            return float(self.feedback.apply(s, step))
+        fb = self._feedback
+        if fb is not None:
+            if isinstance(fb, list):
+                fb = fb[i]
+            return float(fb.apply(s, step))
         return s._at(step)
 
     def _apply(self) -> None:
@@ -194,22 +308,47 @@ class LRKitScheduler(LRScheduler):
                     g["betas"] = (val, *g["betas"][1:])
                 else:
                     _set(g, key, val)
-        self._last_lr = lrs
+        for ats, key, kind in self._hp_groups:
+            for g, at in zip(groups, ats):
+                val = at(t)
+                if kind == 0:
+                    g[key] = val
+                elif kind == 1:
+                    g["betas"] = (val, *g["betas"][1:])
+                else:
+                    _set(g, key, val)
+        self._last_lr = [*lrs]
 
     def step(self, epoch: int | None = None) -> None:
         """Advance one step (or jump to step ``epoch``) and set the LRs of that step."""
         if epoch is None:
-            self.last_epoch += 1
+            t = self.last_epoch + 1
         else:
             if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
                 raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
-            self.last_epoch = epoch
+            t = epoch
+        self.last_epoch = t
         self._step_count += 1
-        self._apply()
+        hot = self._hot
+        if hot is None:
+            self._apply()
+            return
+        at, at_hp, kind, key = hot  # the hot path (see _update_hot_path)
+        group = self.optimizer.param_groups[0]
+        lr = at(t)
+        group["lr"] = lr
+        if at_hp is not None:
+            if kind == 0:
+                group[key] = at_hp(t)
+            else:
+                betas = group["betas"]
+                group["betas"] = (at_hp(t), *betas[1:])
+        self._last_lr = [lr]  # a new list: one handed out earlier keeps its values
 
-    def report(self, value: float) -> float:
+    def report(self, value: float) -> float | list[float]:
         """Feed a measured metric (e.g. validation loss) to the feedback controller; the LRs
-        change at once. Returns the controller's scale."""
+        change at once. Returns the controller's scale (a list of scales, one per group, when
+        ``feedback`` is a list)."""
         if self.feedback is None:
             raise ValueError(
                 "report() needs a feedback controller: scheduler(opt, schedule, feedback=...)"
@@ -228,9 +367,11 @@ class LRKitScheduler(LRScheduler):
                 raise ValueError(
                     f"value must be a scalar metric (a number), got {type(value).__name__}"
                 ) from None
-        scale = float(self.feedback.update(float(value), step=self.last_epoch))
+        scales = [float(c.update(float(value), step=self.last_epoch)) for c in self._controllers()]
         self._apply()
-        return scale
+        if isinstance(self._feedback, list):
+            return [float(c.scale) for c in self._feedback]
+        return scales[0]
 
     @property
     def current_step(self) -> int:
@@ -244,7 +385,7 @@ class LRKitScheduler(LRScheduler):
         return self.get_lr()
 
     def get_last_lr(self) -> list[float]:  # type: ignore[override]
-        return list(self._last_lr)
+        return list(cast("list[float]", self._last_lr))
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
@@ -254,13 +395,61 @@ class LRKitScheduler(LRScheduler):
             "ratios": list(self.ratios),
             "base_lrs": list(self.base_lrs),
             "schedules": [s.to_dict() for s in self.schedules],
-            "hyperparams": {k: s.to_dict() for k, s in self.hyperparams.items()},
-            "feedback": None if self.feedback is None else self.feedback.state_dict(),
+            "hyperparams": {
+                k: [x.to_dict() for x in s] if isinstance(s, list) else s.to_dict()
+                for k, s in self.hyperparams.items()
+            },
+            "feedback": self._feedback_state(),
         }
+
+    def _feedback_state(self) -> Any:
+        fb = self._feedback
+        if fb is None:
+            return None
+        if isinstance(fb, list):
+            return [c.state_dict() for c in fb]
+        return fb.state_dict()
+
+    @staticmethod
+    def _float_list(state: Mapping[str, Any], key: str, n: int) -> list[float] | None:
+        values = state.get(key)
+        if values is None:
+            return None
+        name = f"state_dict[{key!r}]"
+        if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__len__"):
+            raise ValueError(f"{name} must be a list of {n} numbers, got {values!r}")
+        if len(values) != n:
+            raise ValueError(
+                f"{name} must have one entry per param group ({n}), got {len(values)} "
+                "(the checkpoint was made with another optimizer layout)"
+            )
+        return [V.non_negative(f"{name}[{i}]", x) for i, x in enumerate(values)]
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Resume exactly: the step, the group ratios and the controller state come from the
         checkpoint, and the LRs of that step are set at once (whatever the optimizer held)."""
+        if not isinstance(state_dict, Mapping):
+            raise ValueError(
+                "state_dict must be a dict from LRKitScheduler.state_dict(), "
+                f"got {type(state_dict).__name__}"
+            )
+        if "last_epoch" not in state_dict:
+            raise ValueError(
+                "state_dict must hold 'last_epoch' (a dict from LRKitScheduler.state_dict()), "
+                f"got keys {sorted(map(str, state_dict))}"
+            )
+        # everything is checked before anything changes: a bad checkpoint leaves this scheduler
+        # (and the optimizer's LRs) as they were
+        last_epoch = V.integer("state_dict['last_epoch']", state_dict["last_epoch"], 0)
+        step_count = state_dict.get("_step_count")
+        step_count = (
+            last_epoch + 1
+            if step_count is None
+            else V.integer("state_dict['_step_count']", step_count, 0)
+        )
+        n = len(self.optimizer.param_groups)
+        ratios = self._float_list(state_dict, "ratios", n)
+        base_lrs = self._float_list(state_dict, "base_lrs", n)
         saved = state_dict.get("schedules")
         if saved is not None and saved != [s.to_dict() for s in self.schedules]:
             warnings.warn(
@@ -268,18 +457,6 @@ class LRKitScheduler(LRScheduler):
                 f"to this scheduler ({self.schedules[0]})",
                 stacklevel=2,
             )
-        self.last_epoch = int(state_dict["last_epoch"])
-        self._step_count = int(state_dict.get("_step_count", self.last_epoch + 1))
-        ratios = state_dict.get("ratios")
-        if ratios is not None:
-            if len(ratios) != len(self.optimizer.param_groups):
-                raise ValueError(
-                    f"state_dict has ratios for {len(ratios)} param groups, the optimizer has "
-                    f"{len(self.optimizer.param_groups)}"
-                )
-            self.ratios = [float(r) for r in ratios]
-        if "base_lrs" in state_dict:
-            self.base_lrs = [float(b) for b in state_dict["base_lrs"]]
         fb = state_dict.get("feedback")
         if fb is not None:
             if self.feedback is None:
@@ -287,7 +464,30 @@ class LRKitScheduler(LRScheduler):
                     "state_dict holds a feedback controller's state but this scheduler has "
                     "none: pass feedback=... when constructing it"
                 )
-            self.feedback.load_state_dict(fb)
+            if isinstance(self._feedback, list):
+                if not isinstance(fb, list) or len(fb) != len(self._feedback):
+                    raise ValueError(
+                        "state_dict['feedback'] must hold one controller state per param group "
+                        f"({len(self._feedback)}), as this scheduler has a list of controllers"
+                    )
+                loaded: list[Any] = []
+                for c, st in zip(self._feedback, fb):
+                    if not any(c is o for o in loaded):
+                        c.load_state_dict(st)
+                        loaded.append(c)
+            else:
+                if isinstance(fb, list):
+                    raise ValueError(
+                        "state_dict['feedback'] holds one controller per param group, but this "
+                        "scheduler has a single controller: pass feedback=[...] (one per group)"
+                    )
+                self.feedback.load_state_dict(fb)
+        self.last_epoch = last_epoch
+        self._step_count = step_count
+        if ratios is not None:
+            self.ratios = ratios
+        if base_lrs is not None:
+            self.base_lrs = [*base_lrs]
         self._apply()
 
 

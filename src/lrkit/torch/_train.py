@@ -17,6 +17,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._imports import require
+
+require("torch", "torch")  # without PyTorch: the one-line install hint
+
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 

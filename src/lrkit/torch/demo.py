@@ -26,6 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .._imports import require
+
+require("torch", "torch")  # without PyTorch: the one-line install hint
+require("sklearn", "torch", feature="lrkit.torch.demo")
+
 import torch
 from torch import nn
 

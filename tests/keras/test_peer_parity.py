@@ -1,0 +1,109 @@
+"""Keras' own schedules and ReduceLROnPlateau, reproduced by lrkit expressions (the Keras side
+computes in float32)."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from lrkit import schedules as S  # noqa: E402
+from lrkit.feedback import ReduceOnPlateau  # noqa: E402
+
+KS = keras.optimizers.schedules
+STEPS = np.arange(0, 400)
+
+
+def keras_values(sched):
+    t = keras.ops.convert_to_tensor(STEPS.astype("float32"))
+    return np.asarray(keras.ops.convert_to_numpy(sched(t)), dtype=np.float64)
+
+
+@pytest.mark.parametrize("power,end", [(1.0, 0.0), (2.0, 0.01), (0.5, 0.001)])
+@pytest.mark.parametrize("decay_steps", [7, 50])
+def test_polynomial_decay_cycle(power, end, decay_steps):
+    ref = keras_values(KS.PolynomialDecay(0.1, decay_steps, end, power=power, cycle=True))
+    ours = S.parse(f"polynomial(0.1, {decay_steps}, {power}, {end}, cycle=true)")
+    # Keras takes ceil(step / decay_steps) in float32 (on JAX: 21 / 7 > 3), so at some multiples
+    # of decay_steps it starts the next cycle one step early; those steps are checked against
+    # the exact formula only
+    exact = np.ceil(STEPS / decay_steps)
+    same = STEPS % decay_steps != 0
+    np.testing.assert_allclose(ours.values(STEPS)[same], ref[same], rtol=2e-6, atol=2e-8)
+    scalar = np.array([ours(int(t)) for t in STEPS])
+    np.testing.assert_array_equal(scalar, ours.values(STEPS))
+    horizon = decay_steps * np.maximum(exact, 1)
+    expected = (0.1 - end) * (1 - STEPS / horizon) ** power + end
+    np.testing.assert_allclose(scalar, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "first,t_mul,m_mul,alpha", [(10, 2, 0.5, 0.0), (13, 1, 0.9, 0.1), (5, 3, 0.7, 0.25)]
+)
+def test_cosine_decay_restarts_m_mul(first, t_mul, m_mul, alpha):
+    lr = 0.1
+    ref = keras_values(
+        KS.CosineDecayRestarts(lr, first, t_mul=float(t_mul), m_mul=m_mul, alpha=alpha)
+    )
+    ours = S.parse(f"cosine_restarts({lr}, {first}, {t_mul}, eta_min={alpha * lr}, m_mul={m_mul})")
+    np.testing.assert_allclose(ours.values(STEPS), ref, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose([ours(int(t)) for t in STEPS], ref, rtol=1e-5, atol=1e-8)
+
+
+def _keras_plateau_lrs(values, patience, cooldown, min_delta):
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    cb = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss",
+        factor=0.5,
+        patience=patience,
+        cooldown=cooldown,
+        min_delta=min_delta,
+        mode="min",
+    )
+    cb.set_model(model)
+    cb.on_train_begin()
+    out = []
+    for epoch, v in enumerate(values):
+        cb.on_epoch_end(epoch, {"val_loss": float(v)})
+        out.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+    return out
+
+
+@pytest.mark.parametrize(
+    "seed,patience,cooldown", [(0, 0, 0), (1, 1, 0), (2, 2, 1), (3, 3, 2), (4, 1, 3), (5, 0, 2)]
+)
+def test_keras_reduce_lr_on_plateau_mapping(seed, patience, cooldown):
+    # dyadic values and min_delta: float32 and float64 comparisons agree exactly
+    rng = np.random.default_rng(seed)
+    values = np.cumsum(rng.choice([-0.5, -0.25, 0.0, 0.0, 0.25, 0.5], size=50)) + 40.0
+    min_delta = 0.25
+    ref = _keras_plateau_lrs(values, patience, cooldown, min_delta)
+    ours = ReduceOnPlateau(
+        factor=0.5,
+        patience=max(patience, 1) - 1,
+        cooldown=max(cooldown - 1, 0),
+        threshold=min_delta,
+        threshold_mode="abs",
+    )
+    got = [ours.update(v) for v in values]
+    assert got == ref
+    assert min(ref) < 1.0  # the streams do reach plateaus
+
+
+@pytest.mark.parametrize(
+    "keras_schedule,ours",
+    [
+        (KS.PolynomialDecay(0.1, 70, 0.01, power=2.0), S.polynomial(0.1, 70, 2.0, 0.01)),
+        (KS.InverseTimeDecay(0.1, 10, 0.5), S.inverse_time(0.1, 10, 0.5)),
+        (KS.InverseTimeDecay(0.1, 10, 0.5, staircase=True), S.inverse_time(0.1, 10, 0.5, True)),
+        (
+            KS.PiecewiseConstantDecay([10, 100], [0.1, 0.01, 0.001]),
+            S.piecewise_constant([10, 100], [0.1, 0.01, 0.001]),
+        ),
+        (KS.ExponentialDecay(0.1, 10, 0.5), S.exponential(0.1, 0.5 ** (1 / 10))),
+        (KS.ExponentialDecay(0.1, 10, 0.5, staircase=True), S.step(0.1, 10, 0.5)),
+    ],
+    ids=["polynomial", "inverse_time", "inverse_time_stair", "piecewise", "exp", "exp_stair"],
+)
+def test_other_keras_schedules(keras_schedule, ours):
+    np.testing.assert_allclose(ours.values(STEPS), keras_values(keras_schedule), rtol=1e-5)

@@ -1,0 +1,135 @@
+"""find_lr restores what the optimizer owns beyond the model, and rejects unusable inputs with
+a one-line error naming the parameter."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from lrkit.torch import find_lr  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::lrkit.finder.LRFinderWarning")
+
+
+def data(n=128, d=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    y = (x[:, 0] > 0).long()
+    return [(x[i : i + 16], y[i : i + 16]) for i in range(0, n, 16)]
+
+
+class TempLoss(nn.Module):
+    """Cross-entropy with a learnable temperature: a parameter the loss owns."""
+
+    def __init__(self):
+        super().__init__()
+        self.log_t = nn.Parameter(torch.tensor(0.25))
+
+    def forward(self, out, y):
+        return nn.functional.cross_entropy(out * self.log_t.exp(), y)
+
+
+def test_loss_module_parameters_and_grads_restored():
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2)
+    loss = TempLoss()
+    opt = torch.optim.Adam([*model.parameters(), *loss.parameters()], lr=1e-3)
+    loss.log_t.grad = torch.tensor(0.5)
+    t0, g0 = loss.log_t.detach().clone(), loss.log_t.grad.clone()
+    w0 = model.weight.detach().clone()
+    find_lr(model, opt, loss, data(), num_iter=20, end_lr=1.0)
+    assert torch.equal(loss.log_t.detach(), t0)
+    assert torch.equal(loss.log_t.grad, g0)
+    assert torch.equal(model.weight.detach(), w0)
+    assert opt.state == {} or all(len(s) == 0 for s in opt.state.values())
+
+
+def test_loss_module_parameter_without_grad_gets_none_back():
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2)
+    loss = TempLoss()
+    opt = torch.optim.SGD(
+        [{"params": model.parameters()}, {"params": loss.parameters(), "lr": 0.1}], lr=0.01
+    )
+    t0 = loss.log_t.detach().clone()
+    find_lr(model, opt, loss, data(), num_iter=20, end_lr=1.0)
+    assert torch.equal(loss.log_t.detach(), t0)
+    assert loss.log_t.grad is None
+
+
+def snapshot(model, opt):
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        repr(opt.state_dict()),
+    )
+
+
+def check_unchanged(before, model, opt):
+    sd, o = before
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, sd[k]), k
+    assert repr(opt.state_dict()) == o
+
+
+@pytest.mark.parametrize(
+    "batches,match",
+    [
+        ([torch.randn(16, 6)] * 4, r"^data must yield \(x, y\) batches .* got a Tensor; .*step="),
+        ([(torch.randn(16, 6),)] * 4, r"^data must yield \(x, y\) batches .* a tuple of 1 items"),
+        (
+            [(torch.randn(16, 6), torch.zeros(16, dtype=torch.long), torch.ones(16))] * 4,
+            r"a tuple of 3 items",
+        ),
+        ([{"x": torch.randn(16, 6)}] * 4, r"got a dict"),
+    ],
+)
+def test_batch_layout_is_explicit(batches, match):
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = snapshot(model, opt)
+    with pytest.raises(ValueError, match=match):
+        find_lr(model, opt, nn.functional.cross_entropy, batches, num_iter=10)
+    check_unchanged(before, model, opt)
+
+
+def test_parameter_free_model_is_a_value_error_naming_model():
+    model = nn.ReLU()
+    stray = nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([stray], lr=0.1)
+    with pytest.raises(ValueError, match=r"^model has no trainable parameters"):
+        find_lr(model, opt, lambda out, y: (out - 1).pow(2).mean(), data(), num_iter=10)
+    assert torch.equal(stray.detach(), torch.zeros(2)) and stray.grad is None
+
+
+@pytest.mark.parametrize("who", ["loss_fn", "step"])
+def test_non_scalar_loss_is_a_value_error_naming_the_parameter(who):
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = snapshot(model, opt)
+    per_sample = nn.CrossEntropyLoss(reduction="none")
+    kw = (
+        {"loss_fn": per_sample}
+        if who == "loss_fn"
+        else {"loss_fn": None, "step": lambda m, b: per_sample(m(b[0]), b[1])}
+    )
+    with pytest.raises(ValueError, match=rf"^{who} must return a scalar loss .* shape \(16,\)"):
+        find_lr(model, opt, data=data(), num_iter=10, **kw)
+    check_unchanged(before, model, opt)
+
+
+def test_detached_loss_is_a_value_error():
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"^loss_fn returned a loss that does not require grad"):
+        find_lr(
+            model,
+            opt,
+            lambda out, y: nn.functional.cross_entropy(out, y).detach(),
+            data(),
+            num_iter=10,
+        )
