@@ -7,7 +7,7 @@ table for *any* schedule (it only calls ``s.values``) and says what holds past i
 
 * ``"hold"``: the schedule's value is exactly ``values[-1]`` at every later step (a known
   horizon: ``cosine``, ``onecycle``, ``wsd``, ``warmup``, ``polynomial``, ``linear``,
-  ``multistep``, ``piecewise_constant``, ``constant`` and their joins, products, scales and
+  ``multistep``, ``piecewise_constant``, ``constant`` and their joins, sums, products, scales and
   clamps; ``exponential``/``step`` once their rounded value has decayed to 0). The table is
   exact at *every* step.
 * ``"periodic"``: the schedule repeats with ``period`` after ``offset`` (``cyclic`` triangular
@@ -139,8 +139,8 @@ def horizon(s: Schedule) -> int | None:
         if last is None:
             return None
         return (a.boundaries[-1] if a.boundaries else 0) + last
-    if name in ("mul", "scale", "clamp") and _known(s, *_WRAPPERS):
-        parts = a.schedules if name == "mul" else (a.schedule,)
+    if name in ("mul", "add", "scale", "clamp") and _known(s, *_WRAPPERS):
+        parts = a.schedules if name in ("mul", "add") else (a.schedule,)
         hs = [horizon(p) for p in parts]
         if all(h is not None for h in hs):
             return max(h for h in hs if h is not None)
