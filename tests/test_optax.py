@@ -84,7 +84,7 @@ def test_schedule_from_spec_and_traced_mode():
     s = S.cosine(0.1, 1000)
     f = lo.schedule(str(s))
     assert float(f(500)) == float(np.float32(s(500)))
-    g = jax.jit(lo.schedule(s, exact=False))
+    g = jax.jit(lo.schedule(s, evaluation="formula"))
     got = np.asarray(g(jnp.arange(1001)))
     np.testing.assert_allclose(got, s.values(np.arange(1001)), rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="dtype"):

@@ -2,7 +2,8 @@
 and the LR range test for a functional training step (``pip install 'lrkit[jax]'``).
 
 * :func:`schedule` -- an optax ``Schedule`` (``count -> lr``) that works under ``jax.jit`` and
-  ``jax.vmap`` and is *bit-for-bit* the numpy (float64) path rounded to float32.
+  ``jax.vmap``, reads an exact value table inside the compiled step (no host round trip) and
+  is *bit-for-bit* the numpy (float64) path rounded to float32.
 * :func:`reduce_on_plateau` -- :class:`lrkit.feedback.ReduceOnPlateau` as an optax gradient
   transformation (state in the optax state, jit-able, correct on negative metrics).
 * :func:`find_lr` -- the range test of :mod:`lrkit.finder` for ``loss_fn(params, batch)`` and an
@@ -25,9 +26,11 @@ import numpy as np
 import optax
 
 from . import _validate as V
+from ._jaxtable import EVALUATIONS, formula_fn, lookup_fn, out_dtype
 from .feedback import PlateauKwargs, ReduceOnPlateau
 from .finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
 from .schedules import Schedule, as_schedule
+from .schedules.tables import TABLE_LIMIT
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -58,48 +61,61 @@ def _host_values(s: Schedule, dtype: Any) -> Callable[[Any], np.ndarray]:
 def schedule(
     s: Schedule | str | dict[str, Any],
     *,
-    exact: bool = True,
+    evaluation: str = "table",
     dtype: Any = jnp.float32,
+    table_limit: int = TABLE_LIMIT,
 ) -> Callable[[Any], jax.Array]:
     """Turn a lrkit schedule (or a spec string) into an optax ``Schedule``: ``count -> lr``.
 
-    ``exact=True`` (default) evaluates the schedule's float64 numpy closed form on the host
-    through ``jax.pure_callback`` and rounds once to ``dtype``: the result equals
-    ``s.values(steps).astype(float32)`` bit for bit at every step, works under ``jax.jit`` and
-    ``jax.vmap`` (any batch shape) and costs one small host round trip per call.
+    ``evaluation="table"`` (default): the value is read, inside the compiled step, from a table
+    of ``dtype(s.values(t))`` built once on the host (:mod:`lrkit.schedules.tables`; a constant
+    of the compiled program, at most ``table_limit`` entries): no host round trip, the cost of
+    optax's own schedules, and ``s.values(steps).astype(float32)`` bit for bit at every step the
+    table covers -- every step for schedules that end (``cosine``, ``onecycle``, ``wsd``,
+    joins of them, ...) or decay to 0 within the table; the first ``table_limit`` steps (2**20
+    by default) otherwise, then the wrapped table for periodic ones (``cyclic`` triangular,
+    ``cosine_restarts`` with ``T_mult=1``) and the traced formula for the rest (float64 with
+    ``jax_enable_x64``, else float32). Works under ``jax.jit`` and ``jax.vmap``; eager calls
+    run the same lookup. Fractional steps use the formula unless whole; a negative step gives
+    NaN. Costs and accuracy: ``docs/compiled.md``.
 
-    ``exact=False`` traces the same formula with ``jax.numpy`` (``s.values(t, xp=jnp)``): no host
-    round trip (it can be fused, exported and run on TPU without callbacks), but it computes in
-    float32 (unless ``jax_enable_x64``), so values drift from the numpy path, more with the
-    step count: least for the linear and step-like families, most for ``exponential``,
-    ``cyclic(exp_range)``, ``onecycle`` and ``wsd``, and near zero for products (e.g.
-    ``warmup * cosine`` ending at 0). See ``docs/jax.md``.
+    ``evaluation="host"`` evaluates the float64 numpy formula on the host through
+    ``jax.pure_callback`` at every call (exact at every step, one host round trip per call).
+    ``evaluation="formula"`` traces ``s.values(t, xp=jnp)`` (no table; float32 arithmetic
+    unless ``jax_enable_x64``: up to ~1e-3 relative error after 100k steps for
+    ``exponential``, ``cyclic(exp_range)``, ``onecycle``, ``wsd``, and far more where the value
+    nears 0, e.g. at the end of a long ``cosine``).
     """
     s = as_schedule(s, name="s")
-    out_dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(out_dtype, jnp.floating):
-        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}")
+    evaluation = V.choice("evaluation", evaluation, EVALUATIONS)
+    limit = V.integer("table_limit", table_limit, 2)
+    odt = out_dtype(dtype)
     sched = s
 
-    if not exact:
-
-        def traced(count: Any) -> jax.Array:
-            t = jnp.asarray(count)
-            if not jnp.issubdtype(t.dtype, jnp.floating):
-                t = t.astype(out_dtype)
-            return jnp.asarray(sched.values(t, xp=jnp), dtype=out_dtype)
-
+    if evaluation == "formula":
+        traced = formula_fn(sched, odt)
         traced.lrkit_schedule = sched  # type: ignore[attr-defined]
         return traced
 
-    host = _host_values(sched, out_dtype)
+    if evaluation == "table":
+        built: list[Callable[[Any], jax.Array]] = []  # the table, built on the first call
+
+        def table_fn(count: Any) -> jax.Array:
+            if not built:
+                built.append(lookup_fn(sched, odt, limit=limit))
+            return built[0](count)
+
+        table_fn.lrkit_schedule = sched  # type: ignore[attr-defined]
+        return table_fn
+
+    host = _host_values(sched, odt)
 
     def exact_fn(count: Any) -> jax.Array:
         if not isinstance(count, jax.core.Tracer):
             # concrete input (eager call): same host computation, no callback machinery
             return jnp.asarray(host(np.asarray(count)))
         t = jnp.asarray(count)
-        shape = jax.ShapeDtypeStruct(t.shape, out_dtype)
+        shape = jax.ShapeDtypeStruct(t.shape, odt)
         return jax.pure_callback(host, shape, t, vmap_method="expand_dims")
 
     exact_fn.lrkit_schedule = sched  # type: ignore[attr-defined]

@@ -42,7 +42,7 @@ def test_values_equal_numpy_float32_over_long_range(name):
     s = FAMILIES[name]
     ks = lk.schedule(s)
     ref = s.values(np.arange(N)).astype(np.float32)
-    # compiled (as inside a jax train step: pure_callback) and the numpy view
+    # compiled (as inside a jax train step: the value table) and the numpy view
     got = np.asarray(jax.jit(ks)(jnp.arange(N, dtype=jnp.int32)))
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, ref)

@@ -57,6 +57,7 @@ class _LRHandle:
         opt = _inner_optimizer(model)
         lr = opt._learning_rate
         self.opt = opt
+        self.model = model
         if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
             self.target: Any = lr
         elif isinstance(lr, keras.Variable):
@@ -75,6 +76,8 @@ class _LRHandle:
             return
         if self.target is not None:
             self.target.multiply(factor)
+            if self.target.compiled_scale and getattr(self.model, "train_function", None):
+                self.model.make_train_function(force=True)  # the scale is a compiled constant
         else:
             setattr(self.opt, _SCALE_ATTR, _float_lr_scale(self.opt) * factor)
             self.opt.learning_rate = float(np.asarray(self.opt._learning_rate.numpy())) * factor

@@ -1,15 +1,19 @@
 """lrkit schedules as Keras ``LearningRateSchedule`` objects, exact in float32 on every backend.
 
-The value at a step is computed by the schedule's float64 numpy closed form on the host and
-rounded once to float32, so it equals ``s.values(steps).astype(np.float32)`` bit for bit. Inside
-a compiled train step the host call goes through ``jax.pure_callback`` (JAX backend) or
-``tf.numpy_function`` (TensorFlow); the torch backend runs eagerly and calls numpy directly.
+The value at a step equals the schedule's float64 numpy closed form rounded once to float32,
+``s.values(steps).astype(np.float32)`` bit for bit. On the JAX backend a compiled train step
+reads it from a value table built once on the host (:mod:`lrkit.schedules.tables`), a constant
+of the compiled program: no host round trip per step. ``evaluation="host"`` keeps the float64
+host call inside the step instead (``jax.pure_callback``); TensorFlow uses
+``tf.numpy_function`` and the torch backend, which runs eagerly, calls numpy directly.
 
-Both classes hold a *multiplier* (``scale``), read on the host at every evaluation, which the
-lrkit plateau/guard callbacks set. It is a Python float rather than a ``keras.Variable`` on
-purpose: with the JAX backend a variable that is not part of the optimizer's state is frozen
-into the compiled train step as a constant, so changing it mid-training would have no effect.
-The scale is saved in ``get_config()``.
+Both classes hold a *multiplier* (``scale``) which the lrkit plateau/guard callbacks set. It is
+a Python float rather than a ``keras.Variable`` on purpose: with the JAX backend a variable
+that is not part of the optimizer's state is frozen into the compiled train step as a constant.
+On the JAX backend the scale is a constant of the compiled step as well (``compiled_scale``):
+the lrkit callbacks rebuild the train function when they change it (a retrace, once per
+change); code that calls :meth:`set_scale` itself during ``fit`` does the same with
+``model.make_train_function(force=True)``. The scale is saved in ``get_config()``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..schedules import as_schedule
+from ..schedules.tables import EVALUATIONS, TABLE_LIMIT
 
 __all__ = ["LRKitSchedule", "ScaledSchedule", "schedule", "host_eval"]
 
@@ -77,21 +82,56 @@ class _Scaled:
         self._scale = self._scale * V.non_negative("factor", factor)
         return self._scale
 
+    @property
+    def compiled_scale(self) -> bool:
+        """Whether a compiled train step holds the scale as a constant (JAX backend): after a
+        change the train function must be rebuilt (the lrkit callbacks do it)."""
+        return keras.backend.backend() == "jax"
+
+
+def _jax_step(step: Any) -> Any:
+    """The step as a jax value (a tracer inside a compiled step), or ``None`` off JAX."""
+    if keras.backend.backend() != "jax":
+        return None
+    import jax.numpy as jnp
+
+    if isinstance(step, keras.Variable):
+        step = step.value
+    return jnp.asarray(step)
+
 
 @keras.saving.register_keras_serializable(package="lrkit")
 class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
     """A lrkit schedule as a Keras ``LearningRateSchedule``: ``scale * schedule(step)`` in
-    float32, computed in float64 on the host and rounded once (exactly the numpy path).
+    float32, the float64 closed form rounded once (exactly the numpy path).
+
+    ``evaluation`` (JAX backend): ``"table"`` (default) reads the value from a value table of
+    at most ``table_limit`` entries inside the compiled step (no host round trip; exact at
+    every step the table covers, see :func:`lrkit.optax.schedule` for past its end);
+    ``"host"`` calls the float64 formula on the host at every step (``jax.pure_callback``);
+    ``"formula"`` traces ``s.values(t, xp=jnp)`` (float32 arithmetic). Other backends compute
+    on the host (torch: eagerly; TensorFlow: ``tf.numpy_function``).
 
     ``get_config()`` holds ``schedule.to_dict()`` (any family or composite) and the scale; the
     class is registered with ``keras.saving`` so models saved to ``.keras`` files keep it.
     """
 
-    def __init__(self, schedule: Any, scale: float = 1.0, name: str | None = None) -> None:
+    def __init__(
+        self,
+        schedule: Any,
+        *,
+        scale: float = 1.0,
+        name: str | None = None,
+        evaluation: str = "table",
+        table_limit: int = TABLE_LIMIT,
+    ) -> None:
         super().__init__()
         self.schedule = as_schedule(schedule)
         self._scale = V.non_negative("scale", scale)
         self.name = name
+        self.evaluation = V.choice("evaluation", evaluation, EVALUATIONS)
+        self.table_limit = V.integer("table_limit", table_limit, 2)
+        self._lookups: dict[tuple[float, bool], Callable[[Any], Any]] = {}
 
     def _host(self, t: np.ndarray) -> np.ndarray:
         values = self.schedule.values(t)
@@ -99,32 +139,74 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
             values = values * self._scale
         return np.asarray(values, dtype=np.float32)
 
+    def _lookup(self) -> Callable[[Any], Any]:
+        """The jax evaluation at the current scale (built once per scale)."""
+        import jax
+
+        key = (self._scale, bool(jax.config.jax_enable_x64))
+        fn = self._lookups.get(key)
+        if fn is None:
+            from .._jaxtable import formula_fn, lookup_fn
+
+            if self.evaluation == "formula":
+                fn = jax.jit(formula_fn(self.schedule, np.float32, self._scale))
+            else:
+                fn = lookup_fn(self.schedule, np.float32, scale=self._scale, limit=self.table_limit)
+            self._lookups = {key: fn}  # only the current scale is kept
+        return fn
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the compiled lookups are rebuilt on demand (and are not picklable)
+        return {**self.__dict__, "_lookups": {}}
+
     def __call__(self, step: Any) -> Any:
+        if self.evaluation != "host":
+            x = _jax_step(step)
+            if x is not None:
+                return self._lookup()(x)
         return host_eval(self._host, step)
+
+    @property
+    def compiled_scale(self) -> bool:
+        return self.evaluation != "host" and keras.backend.backend() == "jax"
 
     def values(self, steps: Any) -> np.ndarray:
         """The float32 values at many steps (numpy; what ``__call__`` returns, step by step)."""
         return self._host(np.asarray(steps, dtype=np.float64))
 
     def get_config(self) -> dict[str, Any]:
-        return {"schedule": self.schedule.to_dict(), "scale": self._scale, "name": self.name}
+        config: dict[str, Any] = {
+            "schedule": self.schedule.to_dict(),
+            "scale": self._scale,
+            "name": self.name,
+        }
+        # only when not the default, so files stay readable by versions without these keys
+        if self.evaluation != "table":
+            config["evaluation"] = self.evaluation
+        if self.table_limit != TABLE_LIMIT:
+            config["table_limit"] = self.table_limit
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LRKitSchedule:
-        return cls(**config)
+        config = dict(config)
+        return cls(config.pop("schedule"), **config)
 
     def __repr__(self) -> str:
         extra = "" if self._scale == 1.0 else f", scale={self._scale!r}"
+        if self.evaluation != "table":
+            extra += f", evaluation={self.evaluation!r}"
         return f"<lrkit.keras.schedule {self.schedule}{extra}>"
 
 
 @keras.saving.register_keras_serializable(package="lrkit")
 class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
     """``scale * inner(step)`` for any Keras schedule (or callable) ``inner``; the lrkit
-    callbacks wrap an optimizer's foreign schedule in it to scale its learning rate. The scale
-    is read on the host at every call, so changes take effect inside compiled train steps."""
+    callbacks wrap an optimizer's foreign schedule in it to scale its learning rate. On the
+    JAX backend the scale is a constant of the compiled step (``compiled_scale``); elsewhere it
+    is read on the host at every call."""
 
-    def __init__(self, schedule: Any, scale: float = 1.0, name: str | None = None) -> None:
+    def __init__(self, schedule: Any, *, scale: float = 1.0, name: str | None = None) -> None:
         super().__init__()
         if isinstance(schedule, dict):
             schedule = keras.saving.deserialize_keras_object(schedule)
@@ -139,6 +221,8 @@ class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule): 
 
     def __call__(self, step: Any) -> Any:
         inner = keras.ops.cast(self.inner(step), "float32")
+        if keras.backend.backend() == "jax":
+            return inner * np.float32(self._scale)
         return inner * host_eval(self._factor, step)
 
     def get_config(self) -> dict[str, Any]:
@@ -150,10 +234,17 @@ class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule): 
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ScaledSchedule:
-        return cls(**config)
+        config = dict(config)
+        return cls(config.pop("schedule"), **config)
 
 
-def schedule(s: Any, *, name: str | None = None) -> LRKitSchedule:
+def schedule(
+    s: Any,
+    *,
+    name: str | None = None,
+    evaluation: str = "table",
+    table_limit: int = TABLE_LIMIT,
+) -> LRKitSchedule:
     """A Keras ``LearningRateSchedule`` whose value at every step is ``s``'s, in float32.
 
     ``s`` is a lrkit schedule, a spec string (``"cosine(lr=0.1, total_steps=1000)"``) or a
@@ -162,5 +253,7 @@ def schedule(s: Any, *, name: str | None = None) -> LRKitSchedule:
         opt = keras.optimizers.SGD(learning_rate=lrkit.keras.schedule(s), momentum=0.9)
 
     The step is the optimizer's ``iterations`` (the number of updates applied so far).
+    ``evaluation`` and ``table_limit``: see :class:`LRKitSchedule` (the defaults read an exact
+    value table inside the compiled step, at the cost of Keras' own schedules).
     """
-    return LRKitSchedule(s, name=name)
+    return LRKitSchedule(s, name=name, evaluation=evaluation, table_limit=table_limit)

@@ -1,0 +1,83 @@
+"""A lrkit schedule evaluated inside compiled JAX code from its value table (shared by
+``lrkit.optax`` and ``lrkit.keras`` on the JAX backend): no host round trip, and the float64
+closed form rounded once, bit for bit, at every step the table covers.
+
+See :mod:`lrkit.schedules.tables` for what holds past the table's end (``hold``: exact at every
+step; ``periodic``: wrapped index; ``formula``: ``s.values(t, xp=jnp)``, in float64 when
+``jax_enable_x64`` is on, else in float32).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .schedules import Schedule
+from .schedules.tables import EVALUATIONS, TABLE_LIMIT, ValueTable, value_table
+
+__all__ = ["EVALUATIONS", "formula_fn", "lookup_fn", "out_dtype"]
+
+
+def out_dtype(dtype: Any) -> np.dtype[Any]:
+    """``dtype`` as JAX will produce it (float64 only with ``jax_enable_x64``)."""
+    d = jnp.dtype(dtype)
+    if not jnp.issubdtype(d, jnp.floating):
+        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}")
+    return np.dtype(jax.dtypes.canonicalize_dtype(d))
+
+
+def formula_fn(s: Schedule, dtype: Any, scale: float = 1.0) -> Callable[[Any], jax.Array]:
+    """``s.values(t, xp=jnp)`` traced in float64 with ``jax_enable_x64`` (else float32),
+    times ``scale``, cast to ``dtype``."""
+    odt = out_dtype(dtype)
+
+    def fn(t: Any) -> jax.Array:
+        fdtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        x = jnp.asarray(t).astype(fdtype)
+        v = s.values(x, xp=jnp)
+        if scale != 1.0:
+            v = v * scale
+        return jnp.asarray(v, dtype=fdtype).astype(odt)
+
+    return fn
+
+
+def lookup_fn(
+    s: Schedule, dtype: Any, *, scale: float = 1.0, limit: int = TABLE_LIMIT
+) -> Callable[[Any], jax.Array]:
+    """The schedule (times ``scale``) as a jax function of the step, read from its value table:
+    integer steps index the table (a constant of the compiled program); past its end the table
+    holds, wraps or hands over to :func:`formula_fn`; fractional steps use the formula; negative
+    steps give NaN. Returns a jitted function (also usable inside ``jit``/``vmap``)."""
+    odt = out_dtype(dtype)
+    vt: ValueTable = value_table(s, dtype=odt, scale=scale, limit=limit)
+    table, n, beyond = vt.values, vt.size, vt.beyond
+    formula = formula_fn(s, odt, scale)
+
+    def integer_steps(t: jax.Array) -> jax.Array:
+        const = jnp.asarray(table)
+        if beyond == "periodic":
+            wrapped = vt.offset + (t - vt.offset) % vt.period
+            out = const[jnp.where(t < n, t, wrapped)]
+        else:
+            out = const[jnp.minimum(t, n - 1)]
+            if beyond == "formula":
+                out = jnp.where(t < n, out, formula(t))
+        return jnp.where(t < 0, jnp.asarray(np.nan, odt), out)
+
+    def fn(count: Any) -> jax.Array:
+        t = jnp.asarray(count)
+        if jnp.issubdtype(t.dtype, jnp.integer) or t.dtype == jnp.bool_:
+            return integer_steps(t.astype(jnp.int64 if jax.config.jax_enable_x64 else jnp.int32))
+        # fractional steps: the table where the step is a whole number it covers
+        whole = jnp.floor(t)
+        covered = (whole == t) & (t < n) if beyond != "hold" else (whole == t) | (t >= n - 1)
+        idx = jnp.clip(whole, 0, n - 1).astype(jnp.int32)
+        from_table = jnp.where(t < 0, jnp.asarray(np.nan, odt), jnp.asarray(table)[idx])
+        return jnp.where(covered | (t < 0), from_table, formula(t))
+
+    return jax.jit(fn)

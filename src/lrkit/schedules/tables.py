@@ -1,0 +1,261 @@
+"""Value tables: a schedule's exact rounded values, built once on the host, for compiled steps.
+
+A compiled training step (``jax.jit``, Keras on JAX) that looks the learning rate up in a
+table of ``dtype(s.values(t))`` gets the float64 closed form rounded once, bit for bit, with no
+host round trip and no float32 arithmetic on the schedule. :func:`value_table` builds that
+table for *any* schedule (it only calls ``s.values``) and says what holds past its end:
+
+* ``"hold"``: the schedule's value is exactly ``values[-1]`` at every later step (a known
+  horizon: ``cosine``, ``onecycle``, ``wsd``, ``warmup``, ``polynomial``, ``linear``,
+  ``multistep``, ``piecewise_constant``, ``constant`` and their joins, sums, products, scales and
+  clamps; ``exponential``/``step`` once their rounded value has decayed to 0). The table is
+  exact at *every* step.
+* ``"periodic"``: the schedule repeats with ``period`` after ``offset`` (``cyclic`` triangular
+  with a whole number of steps per cycle, ``cosine_restarts`` with ``T_mult=1``, and joins
+  ending in one): past the table the index wraps. The table then holds the exact periodic
+  value, while the float64 formula rounds ``t / period`` and so drifts slightly at large
+  steps: the two can differ by a few units in the last place of float32 (at most 3 measured at
+  steps up to 2**31, for a cycle that starts at 0; none for ``cosine_restarts``).
+* ``"formula"``: nothing is known past the table (schedules that keep changing, such as
+  ``exponential`` with a slow decay, ``inverse_sqrt``, ``inverse_time``, and any family lrkit
+  does not know the shape of): steps beyond it must be computed by the formula.
+
+Numpy only: the adapters turn the table into a constant of the compiled program.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import _validate as V
+from ._base import REGISTRY, Schedule
+
+__all__ = ["EVALUATIONS", "TABLE_LIMIT", "ValueTable", "horizon", "period", "value_table"]
+
+#: default largest number of table entries (4 MiB in float32; a compiled program holds the
+#: table as a constant: ~0.05 s of compile time and ~40 MB of transient host memory per 2**20)
+TABLE_LIMIT = 1 << 20
+
+#: how the framework adapters evaluate a schedule in a compiled step: from the value table
+#: (default), by a float64 call to the host at every step, or by the formula traced in the
+#: framework's float dtype
+EVALUATIONS = ("table", "host", "formula")
+
+Beyond = Literal["hold", "periodic", "formula"]
+
+# Parameters a family may gain later with a default that keeps today's shape; any other
+# unknown parameter makes the analysis give up (the table is then still exact, up to its end).
+_NEUTRAL_DEFAULTS: dict[str, Any] = {"cycle": False, "m_mul": 1.0}
+_ONECYCLE = (
+    "max_lr",
+    "total_steps",
+    "pct_start",
+    "anneal_strategy",
+    "div_factor",
+    "final_div_factor",
+    "three_phase",
+    "base_momentum",
+    "max_momentum",
+)
+_WSD = ("lr", "total_steps", "warmup_steps", "decay_steps", "decay", "min_lr", "init_lr")
+_WRAPPERS = ("schedules", "schedule", "factor", "min_lr", "max_lr")
+_CYCLIC = ("base_lr", "max_lr", "step_size_up", "step_size_down", "mode", "gamma")
+
+
+@dataclass(frozen=True)
+class ValueTable:
+    """``values[i] == dtype(scale * s.values(i))`` for ``0 <= i < len(values)``; past the end,
+    ``beyond`` says what holds (see the module documentation)."""
+
+    values: npt.NDArray[Any]
+    beyond: Beyond
+    offset: int = 0
+    period: int = 0
+
+    @property
+    def size(self) -> int:
+        return int(self.values.shape[0])
+
+    def index(self, steps: Any) -> npt.NDArray[np.int64]:
+        """The table index of integer ``steps >= 0`` (numpy; for ``"formula"`` tables the
+        steps past the end map to the last entry, which is not their value)."""
+        t = np.asarray(steps, dtype=np.int64)
+        n = self.size
+        if self.beyond == "periodic":
+            wrapped = self.offset + (t - self.offset) % self.period
+            return np.where(t < n, t, wrapped)
+        return np.minimum(t, n - 1)
+
+
+def _known(s: Schedule, *keys: str) -> bool:
+    """``s`` is exactly the registered family ``s.name`` with no parameter beyond ``keys``
+    (other than ones at a default that keeps the family's shape)."""
+    if type(s) is not REGISTRY.get(s.name):
+        return False
+    d = s.to_dict()
+    for k, val in d.items():
+        if k == "name" or k in keys:
+            continue
+        if k in _NEUTRAL_DEFAULTS and val == _NEUTRAL_DEFAULTS[k]:
+            continue
+        return False
+    return True
+
+
+def horizon(s: Schedule) -> int | None:
+    """A step ``h`` from which the float64 value of ``s`` is identical at every step
+    (``s.values(t) == s.values(h)`` for all ``t >= h``), or ``None`` when none is known."""
+    a: Any = s
+    name = s.name
+    if name == "constant" and _known(s, "lr"):
+        return 0
+    if name in ("cosine", "polynomial", "linear") and _known(
+        s, "lr", "start_lr", "end_lr", "total_steps", "eta_min", "power"
+    ):
+        return int(a.total_steps)
+    if name in ("onecycle", "onecycle_momentum") and _known(s, *_ONECYCLE):
+        return int(a.total_steps) - 1
+    if name == "warmup" and _known(s, "start_lr", "end_lr", "warmup_steps", "mode"):
+        return int(a.warmup_steps)
+    if name == "wsd" and _known(s, *_WSD):
+        return int(a.total_steps)
+    if name == "multistep" and _known(s, "lr", "milestones", "gamma"):
+        return int(max(a.milestones, default=0))
+    if name == "step" and _known(s, "lr", "step_size", "gamma"):
+        return 0 if a.gamma == 1.0 or a.lr == 0.0 else None
+    if name == "exponential" and _known(s, "lr", "gamma"):
+        return 0 if a.gamma == 1.0 or a.lr == 0.0 else None
+    if name == "inverse_time" and _known(s, "lr", "decay_steps", "decay_rate", "staircase"):
+        return 0 if a.decay_rate == 0.0 else None
+    if name == "piecewise_constant" and _known(s, "boundaries", "values"):
+        return int(math.floor(a.boundaries[-1])) + 1 if a.boundaries else 0
+    if name == "join" and _known(s, "schedules", "boundaries"):
+        last = horizon(a.schedules[-1])
+        if last is None:
+            return None
+        return (a.boundaries[-1] if a.boundaries else 0) + last
+    if name in ("mul", "add", "scale", "clamp") and _known(s, *_WRAPPERS):
+        parts = a.schedules if name in ("mul", "add") else (a.schedule,)
+        hs = [horizon(p) for p in parts]
+        if all(h is not None for h in hs):
+            return max(h for h in hs if h is not None)
+        if name == "mul":  # a factor that holds at exactly 0 from h on: the product does too
+            zeros = [h for p, h in zip(parts, hs) if h is not None and p.values([h])[0] == 0.0]
+            return min(zeros) if zeros else None
+        return None
+    return None
+
+
+def period(s: Schedule) -> tuple[int, int] | None:
+    """``(offset, period)`` such that the schedule's value at ``t >= offset`` is its value at
+    ``offset + (t - offset) % period`` (up to the float64 formula's rounding), or ``None``."""
+    a: Any = s
+    name = s.name
+    if name == "cyclic" and _known(s, *_CYCLIC) and a.mode == "triangular":
+        total = float(a._total)
+        if total.is_integer():
+            return 0, int(total)
+        return None
+    if name == "cosine_restarts" and _known(s, "lr", "T_0", "T_mult", "eta_min") and a.T_mult == 1:
+        return 0, int(a.T_0)
+    if name == "join" and _known(s, "schedules", "boundaries"):
+        inner = period(a.schedules[-1])
+        if inner is None:
+            return None
+        return (a.boundaries[-1] if a.boundaries else 0) + inner[0], inner[1]
+    if name == "scale" and _known(s, "schedule", "factor"):
+        return period(a.schedule)
+    return None
+
+
+def _decays_below(s: Schedule, log_threshold: float) -> float | None:
+    """A step estimate after which ``s`` is non-increasing and ``<= exp(log_threshold)``
+    (it decays to 0); logs, since the threshold can be below the smallest float64."""
+    a: Any = s
+    name = s.name
+    if name in ("exponential", "step") and _known(s, "lr", "gamma", "step_size"):
+        if a.lr == 0.0 or math.log(a.lr) <= log_threshold:
+            return 0.0
+        if not a.gamma < 1.0:
+            return None
+        k = (log_threshold - math.log(a.lr)) / math.log(a.gamma)
+        return math.ceil(k) * a.step_size if name == "step" else k
+    if name == "scale" and _known(s, "schedule", "factor"):
+        if a.factor == 0.0:
+            return 0.0
+        return _decays_below(a.schedule, log_threshold - math.log(a.factor))
+    if name == "join" and _known(s, "schedules", "boundaries"):
+        inner = _decays_below(a.schedules[-1], log_threshold)
+        if inner is None:
+            return None
+        return (a.boundaries[-1] if a.boundaries else 0) + inner
+    return None
+
+
+def _rounded(s: Schedule, start: int, stop: int, dtype: np.dtype[Any], scale: float) -> Any:
+    values = s.values(np.arange(start, stop, dtype=np.float64))
+    if scale != 1.0:
+        values = values * scale
+    with np.errstate(over="ignore"):
+        return values.astype(dtype)
+
+
+def _zero_from(
+    s: Schedule, dtype: np.dtype[Any], scale: float, limit: int
+) -> tuple[int, npt.NDArray[Any]] | None:
+    """The first step from which the rounded value is 0 for good, when it comes within
+    ``limit`` steps (with the table up to it), else ``None``."""
+    if scale == 0.0:
+        return 0, np.zeros(1, dtype)
+    # half the smallest subnormal rounds to 0 (ties to even)
+    log_tiny = math.log(float(np.finfo(dtype).smallest_subnormal)) - math.log(2.0)
+    est = _decays_below(s, log_tiny - math.log(scale))
+    if est is None or not math.isfinite(est) or est + 2 > limit:
+        return None
+    stop = min(limit, int(math.ceil(est)) + 2)
+    values = _rounded(s, 0, stop, dtype, scale)
+    nonzero = np.flatnonzero(values != 0)
+    first_zero = int(nonzero[-1]) + 1 if nonzero.size else 0
+    if first_zero >= stop:
+        return None  # the estimate was short (rounding): give up rather than guess
+    return first_zero, values[: first_zero + 1]
+
+
+def value_table(
+    s: Schedule,
+    *,
+    dtype: Any = np.float32,
+    scale: float = 1.0,
+    limit: int = TABLE_LIMIT,
+) -> ValueTable:
+    """The table of ``dtype(scale * s.values(t))`` for the integer steps a compiled step needs.
+
+    At most ``limit`` entries: a schedule with a known horizon ``h`` (``h + 1 <= limit``) gets
+    ``h + 1`` entries and ``"hold"``; a periodic one ``offset + k * period <= limit`` entries
+    and ``"periodic"``; any other ``limit`` entries and ``"formula"`` (past the table, compute
+    the value by the formula). Every entry equals the float64 closed form rounded once.
+    """
+    if not isinstance(s, Schedule):
+        raise ValueError(f"s must be a lrkit schedule, got {s!r}")
+    np_dtype = np.dtype(dtype)
+    if not np.issubdtype(np_dtype, np.floating):
+        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}")
+    scale = V.non_negative("scale", scale)
+    limit = V.integer("limit", limit, 2)
+    h = horizon(s)
+    if h is not None and h + 1 <= limit:
+        return ValueTable(_rounded(s, 0, h + 1, np_dtype, scale), "hold")
+    zero = _zero_from(s, np_dtype, scale, limit)
+    if zero is not None:
+        return ValueTable(zero[1], "hold")
+    p = period(s)
+    if p is not None and p[0] + p[1] <= limit:
+        offset, per = p
+        n = offset + per * ((limit - offset) // per)
+        return ValueTable(_rounded(s, 0, n, np_dtype, scale), "periodic", offset, per)
+    return ValueTable(_rounded(s, 0, limit, np_dtype, scale), "formula")

@@ -1,0 +1,245 @@
+"""lrkit.optax.schedule's default path: the value table inside the compiled step (no host call),
+exact where the table reaches, and what holds past its end; lrkit.schedules.tables itself."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("optax")
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import lrkit.optax as lo  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+from lrkit.schedules.tables import TABLE_LIMIT, horizon, period, value_table  # noqa: E402
+
+KINDS = {
+    "constant": (S.constant(0.1), "hold", 1),
+    "cosine": (S.cosine(0.1, 5000, 1e-5), "hold", 5001),
+    "polynomial": (S.polynomial(0.1, 800, 2.0, 1e-4), "hold", 801),
+    "linear": (S.linear(0.0, 0.1, 700), "hold", 701),
+    "onecycle": (S.onecycle(0.1, 1000, three_phase=True), "hold", 1000),
+    "onecycle_momentum": (S.onecycle_momentum(1000), "hold", 1000),
+    "warmup": (S.warmup_exponential(1e-4, 0.1, 500), "hold", 501),
+    "wsd": (S.wsd(0.1, 1000, 20, decay="cosine"), "hold", 1001),
+    "multistep": (S.multistep(0.1, [100, 500, 3000], 0.3), "hold", 3001),
+    "piecewise": (S.piecewise_constant([100, 2000.5], [0.1, 0.01, 0.001]), "hold", 2002),
+    "step decays to 0": (S.step(0.1, 100, 0.1), "hold", 4501),
+    "exponential decays to 0": (S.exponential(0.1, 0.99), "hold", None),
+    "join": (S.with_warmup(S.cosine(0.1, 900), 100), "hold", 1001),
+    "product ending at 0": (S.cosine(0.1, 900) * S.exponential(1.0, 0.9999), "hold", 901),
+    "clamp": (S.linear(0.1, 0.0, 90).clamp(min_lr=0.01), "hold", 91),
+    "sum": (S.cosine(0.1, 900) + S.warmup(0.0, 0.01, 50), "hold", 901),
+    "polynomial cycle": (S.polynomial(0.1, 800, cycle=True), "formula", TABLE_LIMIT),
+    "cosine_restarts m_mul": (S.cosine_restarts(0.1, 300, m_mul=0.5), "formula", None),
+    "cyclic": (S.cyclic(1e-4, 1e-2, 200, 100), "periodic", None),
+    "cosine_restarts T_mult=1": (S.cosine_restarts(0.1, 300, 1), "periodic", None),
+    "join into cyclic": (S.join([S.constant(0.0), S.cyclic(0.0, 0.1, 50)], [77]), "periodic", None),
+    "exponential": (S.exponential(0.1, 0.99999), "formula", TABLE_LIMIT),
+    "inverse_sqrt": (S.inverse_sqrt(0.1, 400), "formula", TABLE_LIMIT),
+    "cyclic triangular2": (S.cyclic(1e-4, 1e-2, 150, 50, mode="triangular2"), "formula", None),
+    "cosine_restarts T_mult=2": (S.cosine_restarts(0.1, 100, 2), "formula", None),
+}
+
+
+def _ulps(a: np.ndarray, b: np.ndarray) -> int:
+    a32 = np.asarray(a, np.float32).view(np.int32).astype(np.int64)
+    b32 = np.asarray(b, np.float32).view(np.int32).astype(np.int64)
+    return int(np.max(np.abs(a32 - b32), initial=0))
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_value_table_kind_size_and_exact_entries(name):
+    s, beyond, size = KINDS[name]
+    vt = value_table(s)
+    assert vt.beyond == beyond
+    if size is not None:
+        assert vt.size == size
+    assert vt.values.dtype == np.float32
+    ref = s.values(np.arange(vt.size)).astype(np.float32)
+    np.testing.assert_array_equal(vt.values, ref)
+    if beyond == "hold":  # exact at every later step, integer or not
+        far = np.array([vt.size - 1, vt.size, vt.size + 0.5, 10**6, 10**9, 1e15])
+        np.testing.assert_array_equal(
+            s.values(far).astype(np.float32), np.full(far.shape, vt.values[-1])
+        )
+    if beyond == "periodic":
+        assert (vt.size - vt.offset) % vt.period == 0
+        t = np.arange(vt.size, vt.size + 3 * vt.period)
+        assert _ulps(vt.values[vt.index(t)], s.values(t)) <= 1
+
+
+def test_value_table_scale_dtype_limit_and_errors():
+    s = S.cosine(0.1, 100)
+    vt = value_table(s, scale=0.25, dtype=np.float64)
+    assert vt.values.dtype == np.float64
+    np.testing.assert_array_equal(vt.values, s.values(np.arange(101)) * 0.25)
+    small = value_table(s, limit=50)
+    assert small.beyond == "formula" and small.size == 50
+    # exponential's rounded value reaches 0 sooner when scaled down
+    e = S.exponential(1.0, 0.9)
+    assert value_table(e, scale=1e-30).size < value_table(e).size
+    assert value_table(e, scale=0.0).size == 1
+    with pytest.raises(ValueError, match="dtype"):
+        value_table(s, dtype=np.int32)
+    with pytest.raises(ValueError, match="limit"):
+        value_table(s, limit=1)
+    with pytest.raises(ValueError, match="scale"):
+        value_table(s, scale=-1.0)
+    with pytest.raises(ValueError, match="s must"):
+        value_table("cosine")  # type: ignore[arg-type]
+
+
+class _RisingCosine(S.Cosine):
+    """Not the registered family: it rises again after total_steps (PyTorch's shape)."""
+
+    def _values(self, t, xp):
+        return (
+            self.eta_min + (self.lr - self.eta_min) * (1 + xp.cos(np.pi * t / self.total_steps)) / 2
+        )
+
+
+def test_unknown_shapes_are_not_assumed():
+    # a subclass or an unknown parameter gives no horizon: the table is exact up to its end
+    # and the formula takes over after it
+    s = _RisingCosine(0.1, 100)
+    assert horizon(s) is None and period(s) is None
+    f = jax.jit(lo.schedule(s, table_limit=1000))
+    t = jnp.arange(3000, dtype=jnp.int32)
+    got = np.asarray(f(t))
+    ref = s.values(np.arange(3000))
+    np.testing.assert_array_equal(got[:1000], ref[:1000].astype(np.float32))
+    np.testing.assert_allclose(got[1000:], ref[1000:], rtol=1e-5, atol=1e-6)
+    assert got[1150] > got[1100]  # rising again, as the formula says
+    assert horizon(S.join([S.cosine(0.1, 10), s], [5])) is None
+
+
+# ============================================================================ compiled lookup
+
+
+def test_default_path_has_no_host_call_and_host_path_has_one():
+    s = S.with_warmup(S.cosine(0.1, 900), 100) * S.exponential(1.0, 0.9999)
+    jaxpr = str(jax.make_jaxpr(lo.schedule(s))(jnp.int32(3)))
+    assert "callback" not in jaxpr
+    assert "callback" in str(jax.make_jaxpr(lo.schedule(s, evaluation="host"))(jnp.int32(3)))
+    assert "callback" not in str(jax.make_jaxpr(lo.schedule(s, evaluation="formula"))(3))
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_past_the_table(name):
+    s, beyond, _ = KINDS[name]
+    limit = 600
+    f = jax.jit(lo.schedule(s, table_limit=limit))
+    t = np.concatenate([np.arange(5000), [10**5, 123_457, 2**24, 2**31 - 1]])
+    got = np.asarray(f(jnp.asarray(t, dtype=jnp.int32)))
+    ref = s.values(t)
+    vt = value_table(s, limit=limit)
+    n = vt.size
+    np.testing.assert_array_equal(got[:n], ref[:n].astype(np.float32))  # the table: exact
+    if vt.beyond == "hold":
+        np.testing.assert_array_equal(got, ref.astype(np.float32))  # exact everywhere
+    elif vt.beyond == "periodic":
+        assert _ulps(got, ref) <= 1
+    else:  # the traced formula (float32) past the table: what evaluation="formula" gives
+        formula = np.asarray(jax.jit(lo.schedule(s, evaluation="formula"))(jnp.asarray(t[n:])))
+        np.testing.assert_array_equal(got[n:], formula)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    w=st.integers(1, 300),
+    total=st.integers(2, 2000),
+    gamma=st.floats(0.9, 0.99999),
+    cut=st.integers(1, 3000),
+    steps=st.lists(st.integers(0, 10**7), min_size=1, max_size=20),
+)
+def test_compositions_are_exact_where_the_table_reaches(w, total, gamma, cut, steps):
+    s = S.join(
+        [
+            S.with_warmup(S.cosine(0.1, total, 1e-6), w) * S.exponential(1.0, gamma),
+            S.constant(1e-3),
+        ],
+        [cut],
+    ).clamp(max_lr=0.08)
+    vt = value_table(s)
+    assert vt.beyond == "hold"
+    f = lo.schedule(s)
+    t = np.asarray(steps + list(range(0, min(vt.size + 50, 5000))))
+    np.testing.assert_array_equal(
+        np.asarray(jax.jit(f)(jnp.asarray(t, jnp.int32))), s.values(t).astype(np.float32)
+    )
+
+
+def test_fractional_negative_and_batched_steps():
+    s = S.onecycle(0.1, 1000)
+    f = lo.schedule(s)
+    # whole float steps read the table, fractional ones the formula; hold covers t >= end
+    t = jnp.asarray([0.0, 10.0, 10.5, 999.0, 999.25, 5000.75], jnp.float32)
+    got = np.asarray(jax.jit(f)(t))
+    ref = s.values(np.asarray(t, np.float64))
+    np.testing.assert_array_equal(got[[0, 1, 3, 4, 5]], ref[[0, 1, 3, 4, 5]].astype(np.float32))
+    np.testing.assert_allclose(got[2], ref[2], rtol=1e-5)
+    # a negative step is a programming error: NaN, in both integer and float forms
+    assert np.isnan(np.asarray(jax.jit(f)(jnp.int32(-1))))
+    assert np.isnan(np.asarray(jax.jit(f)(jnp.float32(-0.5))))
+    # any batch shape, vmap, and eager calls give the jitted values
+    tb = (jnp.arange(1200, dtype=jnp.int32) * 7).reshape(40, 30)
+    expect = s.values(np.asarray(tb)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(jax.vmap(f)(tb)), expect)
+    np.testing.assert_array_equal(np.asarray(f(tb)), expect)
+    assert float(f(321)) == float(np.float32(s(321)))
+
+
+def test_evaluation_and_table_limit_are_checked():
+    s = S.cosine(0.1, 100)
+    with pytest.raises(ValueError, match="evaluation"):
+        lo.schedule(s, evaluation="fast")
+    with pytest.raises(ValueError, match="table_limit"):
+        lo.schedule(s, table_limit=0)
+    with pytest.raises(TypeError):
+        lo.schedule(s, "host")  # keyword-only
+
+
+_X64_CHECK = """
+import numpy as np, jax, jax.numpy as jnp
+import lrkit.optax as lo
+from lrkit import schedules as S
+assert jax.config.jax_enable_x64
+s = S.exponential(0.1, 0.99999)
+t = np.array([0, 5, 999, 1000, 4000, 123456, 3_000_000])
+f32 = jax.jit(lo.schedule(s, table_limit=1000))(jnp.asarray(t))
+assert f32.dtype == jnp.float32
+ref = s.values(t)
+# the table, then the formula traced in float64 and rounded once
+assert np.array_equal(np.asarray(f32), ref.astype(np.float32)), (np.asarray(f32), ref)
+f64 = jax.jit(lo.schedule(s, dtype=jnp.float64, table_limit=1000))(jnp.asarray(t))
+assert f64.dtype == jnp.float64
+assert np.allclose(np.asarray(f64), ref, rtol=1e-12, atol=0)
+assert np.array_equal(np.asarray(f64)[:4], ref[:4])
+print("ok")
+"""
+
+
+def test_float64_with_x64_enabled():
+    env = dict(os.environ, JAX_ENABLE_X64="1")
+    out = subprocess.run(
+        [sys.executable, "-c", _X64_CHECK], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
+
+
+def test_tables_module_is_numpy_only():
+    code = (
+        "import sys, lrkit.schedules.tables\n"
+        "print(sorted({'jax', 'optax', 'keras', 'torch'} & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
