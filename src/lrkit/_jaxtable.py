@@ -22,6 +22,11 @@ from .schedules.tables import EVALUATIONS, TABLE_LIMIT, ValueTable, value_table
 __all__ = ["EVALUATIONS", "formula_fn", "lookup_fn", "out_dtype"]
 
 
+def x64_enabled() -> bool:
+    """Whether ``jax_enable_x64`` is on (JAX then computes in float64/int64)."""
+    return bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]
+
+
 def out_dtype(dtype: Any) -> np.dtype[Any]:
     """``dtype`` as JAX will produce it (float64 only with ``jax_enable_x64``)."""
     d = jnp.dtype(dtype)
@@ -36,7 +41,7 @@ def formula_fn(s: Schedule, dtype: Any, scale: float = 1.0) -> Callable[[Any], j
     odt = out_dtype(dtype)
 
     def fn(t: Any) -> jax.Array:
-        fdtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        fdtype = jnp.float64 if x64_enabled() else jnp.float32
         x = jnp.asarray(t).astype(fdtype)
         v = s.values(x, xp=jnp)
         if scale != 1.0:
@@ -72,7 +77,7 @@ def lookup_fn(
     def fn(count: Any) -> jax.Array:
         t = jnp.asarray(count)
         if jnp.issubdtype(t.dtype, jnp.integer) or t.dtype == jnp.bool_:
-            return integer_steps(t.astype(jnp.int64 if jax.config.jax_enable_x64 else jnp.int32))
+            return integer_steps(t.astype(jnp.int64 if x64_enabled() else jnp.int32))
         # fractional steps: the table where the step is a whole number it covers
         whole = jnp.floor(t)
         covered = (whole == t) & (t < n) if beyond != "hold" else (whole == t) | (t >= n - 1)

@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 from . import _validate as V
-from ._jaxtable import EVALUATIONS, formula_fn, lookup_fn, out_dtype
+from ._jaxtable import EVALUATIONS, formula_fn, lookup_fn, out_dtype, x64_enabled
 from .feedback import PlateauKwargs, ReduceOnPlateau
 from .finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
 from .schedules import Schedule, as_schedule
@@ -115,8 +115,9 @@ def schedule(
             # concrete input (eager call): same host computation, no callback machinery
             return jnp.asarray(host(np.asarray(count)))
         t = jnp.asarray(count)
-        shape = jax.ShapeDtypeStruct(t.shape, odt)
-        return jax.pure_callback(host, shape, t, vmap_method="expand_dims")
+        shape = jax.ShapeDtypeStruct(t.shape, odt)  # type: ignore[no-untyped-call]
+        out: jax.Array = jax.pure_callback(host, shape, t, vmap_method="expand_dims")
+        return out
 
     exact_fn.lrkit_schedule = sched  # type: ignore[attr-defined]
     return exact_fn
@@ -177,7 +178,7 @@ def reduce_on_plateau(
     acc_n = V.integer("accumulation_size", accumulation_size, 1)
     f, th, pat, cd, ms = ref.factor, ref.threshold, ref.patience, ref.cooldown, ref.min_scale
     is_min, is_rel = ref.mode == "min", ref.threshold_mode == "rel"
-    fdtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    fdtype = jnp.float64 if x64_enabled() else jnp.float32
 
     def init_fn(params: Any) -> ReduceOnPlateauState:
         del params

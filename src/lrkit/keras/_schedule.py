@@ -45,7 +45,7 @@ def host_eval(fn: _HostFn, step: Any) -> Any:
 
         x = jnp.asarray(step)
         if isinstance(x, jax.core.Tracer):
-            shape = jax.ShapeDtypeStruct(x.shape, jnp.float32)
+            shape = jax.ShapeDtypeStruct(x.shape, jnp.float32)  # type: ignore[no-untyped-call]
             return jax.pure_callback(
                 lambda t: fn(np.asarray(t, dtype=np.float64)), shape, x, vmap_method="expand_dims"
             )
@@ -86,7 +86,7 @@ class _Scaled:
     def compiled_scale(self) -> bool:
         """Whether a compiled train step holds the scale as a constant (JAX backend): after a
         change the train function must be rebuilt (the lrkit callbacks do it)."""
-        return keras.backend.backend() == "jax"
+        return bool(keras.backend.backend() == "jax")
 
 
 def _jax_step(step: Any) -> Any:
@@ -143,11 +143,11 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         """The jax evaluation at the current scale (built once per scale)."""
         import jax
 
-        key = (self._scale, bool(jax.config.jax_enable_x64))
+        from .._jaxtable import formula_fn, lookup_fn, x64_enabled
+
+        key = (self._scale, x64_enabled())
         fn = self._lookups.get(key)
         if fn is None:
-            from .._jaxtable import formula_fn, lookup_fn
-
             if self.evaluation == "formula":
                 fn = jax.jit(formula_fn(self.schedule, np.float32, self._scale))
             else:
