@@ -30,10 +30,14 @@ def _check(bundle: dict[str, Any]) -> str:
     return str(html)
 
 
-def _no_pyplot_figures() -> None:
+@pytest.fixture(autouse=True)
+def _no_pyplot_figures() -> Any:
+    """Displaying draws on a bare Figure: pyplot's figure list is left as it was."""
     import matplotlib.pyplot as plt
 
-    assert plt.get_fignums() == []
+    before = plt.get_fignums()
+    yield
+    assert plt.get_fignums() == before
 
 
 def test_schedule_display() -> None:
@@ -43,7 +47,6 @@ def test_schedule_display() -> None:
     cell = "</th><td style='text-align:left'>"
     assert f"lr at step 0{cell}0<" in html and f"lr at step 50{cell}{s(50):.4g}<" in html
     assert f"length{cell}100<" in html
-    _no_pyplot_figures()
 
 
 def _curve() -> Any:
@@ -62,7 +65,6 @@ def test_finder_result_display() -> None:
         f"FinderResult(suggestion={r.suggestion:.4g}, max_lr={r.max_lr:.4g}, "
         f"base_lr={r.base_lr:.4g}, stop_reason={r.stop_reason!r}, steps={r.steps})"
     )
-    _no_pyplot_figures()
 
 
 def test_ipython_shows_html_png_and_plain_text() -> None:
@@ -94,7 +96,6 @@ def test_tune_result_display() -> None:
     assert f"{r.best_value:.4g}" in html
     assert htmllib.escape(r.best_spec) in html
     assert html.count("<tr>") >= 1 + 4  # header + one row per complete trial
-    _no_pyplot_figures()
 
 
 def _run(method: str, peak: float, val: float) -> Any:
@@ -125,7 +126,6 @@ def test_comparison_display() -> None:
     assert "<td style='text-align:left'>* onecycle</td>" in html  # the best run is marked
     assert "<td style='text-align:left'>constant</td>" in html
     assert bundle["text/plain"] == "Comparison('digits', best='onecycle', runs=2)"
-    _no_pyplot_figures()
 
 
 def test_display_module_is_core() -> None:
