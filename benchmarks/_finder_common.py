@@ -36,6 +36,30 @@ class Task:
     desc: str
 
 
+def mlp(
+    n_in: int,
+    n_out: int,
+    widths: list[int],
+    act: type[nn.Module] = nn.ReLU,
+    bn: bool = False,
+    drop: float = 0.0,
+) -> nn.Module:
+    """Linear layers of ``widths`` (each followed by BatchNorm when ``bn``, ``act`` and
+    Dropout when ``drop``), then a linear head: the MLP of every benchmark task set."""
+    layers: list[nn.Module] = []
+    d = n_in
+    for w in widths:
+        layers.append(nn.Linear(d, w))
+        if bn:
+            layers.append(nn.BatchNorm1d(w))
+        layers.append(act())
+        if drop:
+            layers.append(nn.Dropout(drop))
+        d = w
+    layers.append(nn.Linear(d, n_out))
+    return nn.Sequential(*layers)
+
+
 def fresh(task: Task, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return task.model_fn()

@@ -71,6 +71,7 @@ from _finder_common import (  # the sibling module benchmarks/_finder_common.py
     git_state,
     gmean,
     interp_loss,
+    mlp,
     run_training,
 )
 from torch import nn
@@ -102,21 +103,6 @@ def _split(x: np.ndarray, y: np.ndarray, cls: bool, val_frac: float = 0.3, seed:
         torch.as_tensor(x[va], dtype=torch.float32),
         torch.as_tensor(y[va], dtype=ydt),
     )
-
-
-def _mlp(n_in: int, n_out: int, widths: list[int], act=nn.ReLU, bn=False, drop=0.0) -> nn.Module:
-    layers: list[nn.Module] = []
-    d = n_in
-    for w in widths:
-        layers.append(nn.Linear(d, w))
-        if bn:
-            layers.append(nn.BatchNorm1d(w))
-        layers.append(act())
-        if drop:
-            layers.append(nn.Dropout(drop))
-        d = w
-    layers.append(nn.Linear(d, n_out))
-    return nn.Sequential(*layers)
 
 
 class _CNNBN(nn.Module):
@@ -168,7 +154,7 @@ def make_task(name: str) -> Task:
     if name == "moons_deep_sgd":
         x, y = D.make_moons(n_samples=2000, noise=0.3, random_state=0)
         return Task(
-            name, *_split(x, y, True), lambda: _mlp(2, 2, [64] * 4), sgd, ce, 32, 500,
+            name, *_split(x, y, True), lambda: mlp(2, 2, [64] * 4), sgd, ce, 32, 500,
             "make_moons(noise .3), MLP 4x64 ReLU, SGD, bs 32, 500 steps",
         )  # fmt: skip
     if name == "clf4_dropout_adam":
@@ -177,7 +163,7 @@ def make_task(name: str) -> Task:
             n_clusters_per_class=2, class_sep=1.0, random_state=1,
         )  # fmt: skip
         return Task(
-            name, *_split(x, y, True), lambda: _mlp(20, 4, [256, 256], drop=0.3), adam, ce,
+            name, *_split(x, y, True), lambda: mlp(20, 4, [256, 256], drop=0.3), adam, ce,
             128, 300, "make_classification 4 cls, MLP 2x256 dropout .3, Adam, bs 128, 300 steps",
         )  # fmt: skip
     if name in ("digits_cnnbn_sgdm", "digits_dropout_rmsprop"):
@@ -189,7 +175,7 @@ def make_task(name: str) -> Task:
                 "digits, CNN 2 conv + BatchNorm2d, SGD momentum .9, bs 64, 300 steps",
             )  # fmt: skip
         return Task(
-            name, *data, lambda: _mlp(64, 10, [256], drop=0.5), rms, ce, 128, 200,
+            name, *data, lambda: mlp(64, 10, [256], drop=0.5), rms, ce, 128, 200,
             "digits, MLP 1x256 dropout .5, RMSprop, bs 128, 200 steps",
         )  # fmt: skip
     if name == "seq_lstm_adam":
@@ -211,19 +197,19 @@ def make_task(name: str) -> Task:
     if name == "friedman_bn_rmsprop":
         x, y = D.make_friedman1(n_samples=2000, n_features=10, noise=0.5, random_state=3)
         return Task(
-            name, *_split(x, y, False), lambda: _mlp(10, 1, [64, 64], bn=True), rms, mse, 16,
+            name, *_split(x, y, False), lambda: mlp(10, 1, [64, 64], bn=True), rms, mse, 16,
             500, "make_friedman1 regression, MLP 2x64 BatchNorm, RMSprop, bs 16, 500 steps",
         )  # fmt: skip
     if name == "circles_wide_adamw":
         x, y = D.make_circles(n_samples=1500, noise=0.2, factor=0.5, random_state=4)
         return Task(
-            name, *_split(x, y, True), lambda: _mlp(2, 2, [512]), adamw, ce, 16, 200,
+            name, *_split(x, y, True), lambda: mlp(2, 2, [512]), adamw, ce, 16, 200,
             "make_circles(noise .2), MLP 1x512, AdamW wd .05, bs 16, 200 steps",
         )  # fmt: skip
     if name == "cancer_deep_sgdm":
         d = D.load_breast_cancer()
         return Task(
-            name, *_split(d.data, d.target, True), lambda: _mlp(30, 2, [64] * 3, act=nn.Tanh),
+            name, *_split(d.data, d.target, True), lambda: mlp(30, 2, [64] * 3, act=nn.Tanh),
             sgdm, ce, 32, 200, "breast cancer, MLP 3x64 tanh, SGD momentum .9, bs 32, 200 steps",
         )  # fmt: skip
     raise ValueError(f"name must be one of {', '.join(TASKS)}, got {name!r}")

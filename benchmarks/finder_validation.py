@@ -72,6 +72,7 @@ from _finder_common import (  # the sibling module benchmarks/_finder_common.py
     git_state,
     gmean,
     interp_loss,
+    mlp,
     run_training,
 )
 from torch import nn
@@ -107,23 +108,6 @@ def _split(x: Any, y: Any, cls: bool, val_frac: float = 0.25, seed: int = 11) ->
         torch.as_tensor(x[va], dtype=torch.float32),
         torch.as_tensor(y[va], dtype=ydt),
     )
-
-
-def _mlp(
-    n_in: int, n_out: int, widths: list[int], act: type = nn.ReLU, bn: bool = False, drop=0.0
-) -> nn.Module:
-    layers: list[nn.Module] = []
-    d = n_in
-    for w in widths:
-        layers.append(nn.Linear(d, w))
-        if bn:
-            layers.append(nn.BatchNorm1d(w))
-        layers.append(act())
-        if drop:
-            layers.append(nn.Dropout(drop))
-        d = w
-    layers.append(nn.Linear(d, n_out))
-    return nn.Sequential(*layers)
 
 
 class _CNNPool(nn.Module):
@@ -195,7 +179,7 @@ def make_task(name: str) -> Task:
             class_sep=0.8, flip_y=0.02, random_state=12,
         )  # fmt: skip
         return Task(
-            name, *_split(x, y, True), lambda: _mlp(10, 3, [64, 64]), sgdm, ce, 64, 500,
+            name, *_split(x, y, True), lambda: mlp(10, 3, [64, 64]), sgdm, ce, 64, 500,
             "make_classification 3 cls, MLP 2x64 ReLU, SGD momentum .9, bs 64, 500 steps",
         )  # fmt: skip
     if name in ("digits_drop_adam", "digits_cnnpool_adamw"):
@@ -203,7 +187,7 @@ def make_task(name: str) -> Task:
         if name == "digits_drop_adam":
             return Task(
                 name, *_split(d.data, d.target, True, val_frac=0.2, seed=13),
-                lambda: _mlp(64, 10, [128], drop=0.2), adam, ce, 128, 300,
+                lambda: mlp(64, 10, [128], drop=0.2), adam, ce, 128, 300,
                 "digits (20% val), MLP 1x128 dropout .2, Adam, bs 128, 300 steps",
             )  # fmt: skip
         return Task(
@@ -220,7 +204,7 @@ def make_task(name: str) -> Task:
             n_samples=3000, n_features=8, centers=5, cluster_std=3.0, random_state=15
         )
         return Task(
-            name, *_split(x, y, True), lambda: _mlp(8, 5, [64, 64], bn=True), sgd, ce, 128, 500,
+            name, *_split(x, y, True), lambda: mlp(8, 5, [64, 64], bn=True), sgd, ce, 128, 500,
             "make_blobs 5 cls (sd 3), MLP 2x64 BatchNorm1d, SGD, bs 128, 500 steps",
         )  # fmt: skip
     if name == "reg_mlp_adamw":
@@ -228,14 +212,14 @@ def make_task(name: str) -> Task:
             n_samples=2000, n_features=20, n_informative=10, noise=20.0, random_state=16
         )
         return Task(
-            name, *_split(x, y, False), lambda: _mlp(20, 1, [64, 64]), adamw, mse, 32, 300,
+            name, *_split(x, y, False), lambda: mlp(20, 1, [64, 64]), adamw, mse, 32, 300,
             "make_regression 20 feat (noise 20), MLP 2x64, AdamW, bs 32, 300 steps",
         )  # fmt: skip
     if name == "iris_mlp_rmsprop":
         d = D.load_iris()
         return Task(
             name, *_split(d.data, d.target, True, val_frac=0.3, seed=17),
-            lambda: _mlp(4, 3, [32]), rms, ce, 32, 500,
+            lambda: mlp(4, 3, [32]), rms, ce, 32, 500,
             "iris (30% val), MLP 1x32 ReLU, RMSprop, bs 32, 500 steps",
         )  # fmt: skip
     if name == "sinreg_tanh_adam":
@@ -243,7 +227,7 @@ def make_task(name: str) -> Task:
         x = rng.uniform(-2, 2, size=(1500, 1))
         y = np.sin(3 * x[:, 0]) + 0.2 * rng.normal(size=1500)
         return Task(
-            name, *_split(x, y, False), lambda: _mlp(1, 1, [32] * 3, act=nn.Tanh), adam, mse,
+            name, *_split(x, y, False), lambda: mlp(1, 1, [32] * 3, act=nn.Tanh), adam, mse,
             64, 500, "1-d regression sin(3x) + noise .2, MLP 3x32 tanh, Adam, bs 64, 500 steps",
         )  # fmt: skip
     raise ValueError(f"name must be one of {', '.join(TASKS)}, got {name!r}")

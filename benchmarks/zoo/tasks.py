@@ -27,7 +27,7 @@ from torch import nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # benchmarks/: _finder_common, finder_holdout, ...
 
-from _finder_common import Task  # noqa: E402
+from _finder_common import Task, mlp  # noqa: E402
 
 F = nn.functional
 
@@ -283,21 +283,7 @@ class _Attn(nn.Module):
         return self.head(h.mean(1))
 
 
-def _mlp(n_in: int, n_out: int, widths: list[int], act: str = "relu", bn: bool = False,
-         drop: float = 0.0) -> nn.Module:  # fmt: skip
-    A = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}[act]
-    layers: list[nn.Module] = []
-    d = n_in
-    for w in widths:
-        layers.append(nn.Linear(d, w))
-        if bn:
-            layers.append(nn.BatchNorm1d(w))
-        layers.append(A())
-        if drop:
-            layers.append(nn.Dropout(drop))
-        d = w
-    layers.append(nn.Linear(d, n_out))
-    return nn.Sequential(*layers)
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
 class _AE(nn.Module):
@@ -315,8 +301,9 @@ def make_model(spec: dict[str, Any], n_in: int, n_out: int) -> Callable[[], nn.M
     if k == "linear":
         return lambda: nn.Linear(n_in, n_out)
     if k == "mlp":
-        return lambda: _mlp(n_in, n_out, spec["widths"], spec.get("act", "relu"),
-                            spec.get("bn", False), spec.get("drop", 0.0))  # fmt: skip
+        act = _ACTIVATIONS[spec.get("act", "relu")]
+        return lambda: mlp(n_in, n_out, spec["widths"], act, spec.get("bn", False),
+                           spec.get("drop", 0.0))  # fmt: skip
     if k == "resln":
         return lambda: _ResLN(n_in, n_out, spec["width"], spec["depth"])
     if k == "cnn":

@@ -57,14 +57,9 @@ METHODS: tuple[str, ...] = (
     "schedulefree",
     "prodigy",
 )
-NEEDS_BASE_LR: tuple[str, ...] = (
-    "fixed",
-    "step",
-    "exponential",
-    "cosine",
-    "cyclic",
-    "onecycle",
-    "plateau",
+#: the methods that run the base optimizer (the others bring their own: Adam, LR-free ones)
+NEEDS_BASE_LR: tuple[str, ...] = tuple(
+    m for m in METHODS if m not in ("adam", "schedulefree", "prodigy")
 )
 
 

@@ -82,9 +82,8 @@ def schedule(
     ``evaluation="host"`` evaluates the float64 numpy formula on the host through
     ``jax.pure_callback`` at every call (exact at every step, one host round trip per call).
     ``evaluation="formula"`` traces ``s.values(t, xp=jnp)`` (no table; float32 arithmetic
-    unless ``jax_enable_x64``: up to ~1e-3 relative error after 100k steps for
-    ``exponential``, ``cyclic(exp_range)``, ``onecycle``, ``wsd``, and far more where the value
-    nears 0, e.g. at the end of a long ``cosine``).
+    unless ``jax_enable_x64``, whose relative error grows with the step count and near a value
+    of 0; measured in ``docs/compiled.md``).
     """
     s = as_schedule(s, name="s")
     evaluation = V.choice("evaluation", evaluation, EVALUATIONS)

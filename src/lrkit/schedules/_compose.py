@@ -73,6 +73,12 @@ class Join(Schedule):
         return out
 
 
+def _longest(schedules: Any) -> int | None:
+    """The largest ``length`` among ``schedules`` (``None`` when none has one)."""
+    lengths = [s.length for s in schedules if s.length is not None]
+    return max(lengths) if lengths else None
+
+
 @register
 class Product(Schedule):
     """The product of several schedules at the same step."""
@@ -85,8 +91,7 @@ class Product(Schedule):
 
     @property
     def length(self) -> int | None:
-        lengths = [s.length for s in self.schedules if s.length is not None]
-        return max(lengths) if lengths else None
+        return _longest(self.schedules)
 
     def _at(self, t: float) -> float:
         out = 1.0
@@ -113,8 +118,7 @@ class Sum(Schedule):
 
     @property
     def length(self) -> int | None:
-        lengths = [s.length for s in self.schedules if s.length is not None]
-        return max(lengths) if lengths else None
+        return _longest(self.schedules)
 
     def _at(self, t: float) -> float:
         out = 0.0
@@ -145,8 +149,7 @@ class Difference(Schedule):
 
     @property
     def length(self) -> int | None:
-        lengths = [s.length for s in (self.a, self.b) if s.length is not None]
-        return max(lengths) if lengths else None
+        return _longest((self.a, self.b))
 
     def _at(self, t: float) -> float:
         return self.a._at(t) - self.b._at(t)
