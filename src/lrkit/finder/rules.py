@@ -288,7 +288,7 @@ def suggestions(
     m = int(np.argmin(r))
     noise = noise_level(cy, r)
     drop = float(np.max(r[: m + 1]) - r[m])
-    up = stop_reason in ("diverged", "nan") or turned_up(cx, cy)
+    up = stop_reason in ("turned_up", "diverged", "nan") or turned_up(cx, cy)
     lo, hi = C.STEPS_RANGE
     t = math.log(min(max(steps, lo), hi) / DEFAULT_TOTAL_STEPS)
     out = {}

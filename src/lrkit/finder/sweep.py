@@ -16,11 +16,15 @@ from .result import FinderResult, LRFinderWarning
 from .rules import (
     DEFAULT_RULE,
     OPTIMIZERS,
+    RISE_FRACTION,
+    RISE_NOISE,
     Rule,
     resolve,
+    smooth_curve,
     suggestions,
     turned_up,
 )
+from .smoothing import noise_level
 
 __all__ = [
     "MODES",
@@ -33,8 +37,11 @@ __all__ = [
 ]
 
 MODES: tuple[str, ...] = ("exp", "linear")
-STOP_REASONS: tuple[str, ...] = ("completed", "diverged", "nan", "interrupted")
+STOP_REASONS: tuple[str, ...] = ("completed", "turned_up", "diverged", "nan", "interrupted")
 MIN_ITER = 10
+FLAT_TOL = 0.002  # the held loss "has not moved": within this fraction of its first value ...
+FLAT_CADENCE = 2  # ... while it has not, it is measured this many times less often
+RISEN_DECADES = 0.7  # "turned_up" stop: the curve has risen for this many decades past its minimum
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,11 +52,17 @@ class SweepOptions:
 
     * ``start_lr``, ``end_lr``, ``num_iter``, ``mode``: the sweep, ``num_iter`` steps from
       ``start_lr`` to ``end_lr``, log-spaced (``"exp"``) or evenly (``"linear"``).
+    * ``stop_early``: stop (``stop_reason="turned_up"``) once the curve the rule reads
+      (held-batch loss, else training loss) has clearly turned up and stays up
+      ``RISEN_DECADES`` decades of LR past its minimum (:func:`risen`): the steps beyond
+      would not change the suggestions. ``False`` runs on to ``end_lr`` or divergence.
     * ``beta``: EMA factor of the smoothed training loss (divergence test, plots, the
       fastai-style rules); ``diverge_th``: the sweep stops when that EMA exceeds this multiple
       of its best value (or when the held-batch loss does).
     * ``eval_every``, ``eval_batches``: every ``eval_every`` steps the loss on
-      ``eval_batches`` fixed held batches is measured (eval mode, no gradient) and the
+      ``eval_batches`` fixed held batches is measured (eval mode, no gradient; every
+      ``2 * eval_every`` steps while that loss is still within ``FLAT_TOL`` of its first
+      value, where it carries no information yet) and the
       default rule reads that curve, which shows training progress rather than which batch
       was drawn; ``eval_batches=0`` reads the training loss instead.
     * ``max_extra_iter``, ``max_end_lr``: when the curve has not turned up by ``end_lr``,
@@ -74,6 +87,7 @@ class SweepOptions:
     eval_batches: int = 1
     max_extra_iter: int = 50
     max_end_lr: float | None = None
+    stop_early: bool = True
     rule: str | Rule = DEFAULT_RULE
     total_steps: int | None = None
     optimizer_family: str | None = None
@@ -103,6 +117,8 @@ class SweepOptions:
                     f"max_end_lr must be >= end_lr (allowed range: [{self.end_lr}, inf)), "
                     f"got {self.max_end_lr!r}"
                 )
+        if not isinstance(self.stop_early, bool):
+            raise ValueError(f"stop_early must be True or False, got {self.stop_early!r}")
         resolve(self.rule)
         if self.total_steps is not None:
             put("total_steps", V.integer("total_steps", self.total_steps, 1))
@@ -153,6 +169,7 @@ class SweepKwargs(TypedDict, total=False):
     eval_batches: int
     max_extra_iter: int
     max_end_lr: float | None
+    stop_early: bool
     rule: str | Rule
     method: str | Rule
     total_steps: int | None
@@ -222,11 +239,26 @@ class Sweep:
     def eval_due(self) -> bool:
         """Whether the current step (the next one to be recorded) measures the held loss."""
         o = self.options
-        return o.eval_batches > 0 and len(self._losses) % o.eval_every == 0
+        every = o.eval_every
+        if len(self._held) >= 2 and _flat(self._held):
+            every *= FLAT_CADENCE
+        return o.eval_batches > 0 and len(self._losses) % every == 0
 
     def __iter__(self) -> Iterator[float]:
         while not self.done:
             yield self.lr_at(len(self._losses))
+
+    def _may_have_risen(self, held: float | None, sm: float, i: int) -> bool:
+        """A cheap gate before :func:`risen`: the latest point of the curve the rule reads
+        is ``RISE_FRACTION`` above the best so far (the held loss when measured, else the
+        EMA of the training loss, checked every ``eval_every`` steps)."""
+        if held is not None:
+            v, best = float(held), self._best_held
+        elif not self._held and i % self.options.eval_every == 0:
+            v, best = sm, self._best
+        else:
+            return False
+        return math.isfinite(best) and v > best + RISE_FRACTION * abs(best)
 
     def _curve(self) -> tuple[np.ndarray, np.ndarray]:
         if self._held:
@@ -262,6 +294,12 @@ class Sweep:
             return False
         self._best = min(self._best, sm)
         n = len(self._losses)
+        if self.options.stop_early and self._may_have_risen(held, sm, i):
+            if risen(*self._curve()) and (
+                not self._held or risen(np.asarray(self._lrs), np.asarray(self._losses))
+            ):
+                self._stop, self._stop_lr = "turned_up", lr
+                return False
         if n >= self._limit:
             o = self.options
             extra = n - self.num_iter
@@ -349,6 +387,27 @@ class Sweep:
         return res
 
 
+def _flat(held: list[float]) -> bool:
+    """Whether the held loss has not moved yet (within ``FLAT_TOL`` of its first value)."""
+    first = held[0]
+    return all(abs(h - first) <= FLAT_TOL * abs(first) for h in held[-2:])
+
+
+def risen(lrs: np.ndarray, losses: np.ndarray) -> bool:
+    """Whether a sweep may stop: the smoothed curve has turned up (:func:`turned_up`), its last
+    point included, and the sweep is ``RISEN_DECADES`` decades of LR past the minimum."""
+    if len(losses) < MIN_ITER:
+        return False
+    r = smooth_curve(lrs, losses)
+    m = int(np.argmin(r))
+    if math.log10(float(lrs[-1]) / float(lrs[m])) < RISEN_DECADES:
+        return False
+    noise = noise_level(losses, r)
+    drop = max(float(np.max(r[: m + 1]) - r[m]), 0.0)
+    margin = max(RISE_NOISE * noise, RISE_FRACTION * max(drop, abs(float(r[m]))))
+    return bool(float(r[-1]) > float(r[m]) + margin)
+
+
 def _messages(sweep: Sweep, s: Any, lrs: np.ndarray, losses: np.ndarray, reason: str) -> list[str]:
     n = len(sweep._losses)
     out: list[str] = []
@@ -365,7 +424,8 @@ def _messages(sweep: Sweep, s: Any, lrs: np.ndarray, losses: np.ndarray, reason:
             "or max_end_lr"
         )
     m = int(np.argmin(losses)) if len(losses) else 0
-    if len(losses) >= 5 and m <= max(1, len(losses) // 10) and reason in ("diverged", "nan"):
+    rose = reason in ("turned_up", "diverged", "nan")
+    if len(losses) >= 5 and m <= max(1, len(losses) // 10) and rose:
         out.append(
             "the loss rose from the first steps: start_lr is already too large; lower start_lr "
             "(e.g. by 100x)"
