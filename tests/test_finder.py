@@ -227,11 +227,23 @@ def test_noisy_analytic_curve():
 
 def test_never_diverges_warns_to_widen_range():
     with pytest.warns(LRFinderWarning, match="end_lr"):
-        r = range_test(lambda lr: 1.0 / (1.0 + 1000 * lr), start_lr=1e-5, end_lr=1e-2, num_iter=50)
-    assert r.stop_reason == "completed"
+        r = range_test(
+            lambda lr: 1.0 - 0.1 * math.log10(lr / 1e-5), start_lr=1e-5, end_lr=1e-2, num_iter=50
+        )
+    assert r.stop_reason == "completed" and r.lrs[-1] == pytest.approx(r.options.ceiling)
     assert not r.reliable
     assert r.min_loss_lr == pytest.approx(r.lrs[-1])
     assert r.suggestion is not None and r.suggestion < r.lrs[-1]
+
+
+def test_a_loss_that_reaches_its_floor_and_stays_there_is_saturated():
+    # the task is learnt perfectly from 1e-3 on: the loss sits at 0 for 4 decades, never rises
+    r = range_test(lambda lr: max(1.0 - lr / 1e-3, 0.0), start_lr=1e-6, end_lr=10.0, num_iter=100)
+    s = r._sugg
+    assert s is not None and s.saturated and not s.turned_up
+    assert r.stop_reason == "completed" and r.extended == 0 and r.reliable
+    # the edge is where the floor begins, not a point inside it
+    assert 5e-4 <= r.min_loss_lr <= 2e-3
 
 
 def test_diverges_at_once_warns_to_lower_start_lr():

@@ -66,6 +66,7 @@ __all__ = [
     "edge",
     "minimum",
     "optimizer_family",
+    "saturated",
     "slide",
     "steepest",
     "suggest",
@@ -84,6 +85,8 @@ FLOOR_NOISE = 3.0  # a flat curve's floor: within this many noise units of its m
 FLOOR_FRACTION = 0.02  # ... plus this fraction of the minimum's loss
 HELD_WEIGHT = 0.5  # lr_min = train_edge**(1 - w) * held_edge**w: the geometric mean
 SMOOTH_DECADES = 0.3  # half-width of the default rule's smoothing, in decades of LR
+SATURATED_DECADES = 1.5  # a floor wider than this many decades of LR: saturated ...
+SATURATED_DESCENT = 0.05  # ... a floor: within this fraction of the descent of the minimum
 RISE_NOISE = 3.0  # "turned up": the curve ends this many noise units above its minimum ...
 RISE_FRACTION = 0.05  # ... and this fraction of its descent (or of the loss) above it
 
@@ -175,7 +178,8 @@ class Suggestions:
     ``constant``: the LR for a constant-rate run; ``max_lr``: the peak of one-cycle;
     ``peak_lr``: the peak of warmup-cosine; ``lr_min``: the minimum of the smoothed curve
     (the edge the three are scaled from); ``turned_up``: whether the curve rose again after
-    its minimum (if not, ``lr_min`` is only a lower bound of the edge); ``descended``: whether
+    its minimum (if not, ``lr_min`` is only a lower bound of the edge, unless ``saturated``:
+    the curve sat on a floor, see :func:`saturated`); ``descended``: whether
     it fell clearly (by more than its noise) before it; ``total_steps``/``optimizer``: the
     budget and optimizer family the LRs are for."""
 
@@ -184,6 +188,7 @@ class Suggestions:
     peak_lr: float
     lr_min: float
     turned_up: bool
+    saturated: bool
     descended: bool
     total_steps: int
     optimizer: str
@@ -240,12 +245,43 @@ def turned_up(lrs: FloatArray, losses: FloatArray) -> bool:
     return bool(float(np.max(r[m:])) > float(r[m]) + margin)
 
 
+def _saturated_from(lrs: FloatArray, r: FloatArray, m: int, drop: float) -> int | None:
+    """Where the floor of a saturated smoothed curve ``r`` (minimum at ``m``, descent
+    ``drop``) begins, or ``None``: the run of points around ``m`` within
+    ``SATURATED_DESCENT * drop`` of ``r[m]`` spans more than ``SATURATED_DECADES``."""
+    tol = SATURATED_DESCENT * drop
+    lo, hi = m, m
+    while lo > 0 and r[lo - 1] <= r[m] + tol:
+        lo -= 1
+    while hi + 1 < len(r) and r[hi + 1] <= r[m] + tol:
+        hi += 1
+    return lo if math.log10(float(lrs[hi]) / float(lrs[lo])) > SATURATED_DECADES else None
+
+
+def saturated(lrs: FloatArray, losses: FloatArray) -> bool:
+    """Whether the smoothed curve descended clearly and then stayed on a floor over more than
+    ``SATURATED_DECADES`` decades of LR (see :func:`edge`): it will not turn up before the
+    loss diverges, and its edge is already known."""
+    if len(losses) < 5:
+        return False
+    r = smooth_curve(lrs, losses)
+    m = int(np.argmin(r))
+    drop = float(np.max(r[: m + 1]) - r[m])
+    if not (drop > DESCENT_NOISE * noise_level(losses, r) and m > len(r) // 10):
+        return False
+    return _saturated_from(lrs, r, m, drop) is not None
+
+
 def edge(lrs: FloatArray, losses: FloatArray, *, held: bool) -> float:
     """Where a curve stops making progress. The curve is smoothed (held-batch curve:
     :func:`smooth_curve`; training curve: :func:`robust_smooth` with its default widths).
     When it descended clearly before its minimum (by more than ``DESCENT_NOISE`` noise units,
     the minimum not in the first 10% of the sweep), the edge is that minimum (refined between
-    points by a parabola on the held curve). Otherwise the minimum of a flat curve is noise,
+    points by a parabola on the held curve), unless the curve saturated: it stays within
+    ``SATURATED_DESCENT`` of its descent from the minimum over more than
+    ``SATURATED_DECADES`` decades of LR (a loss at its bound, e.g. a task learnt perfectly
+    during the sweep), where the minimum's position is noise and the edge is where that
+    floor begins. Otherwise the minimum of a flat curve is noise,
     and the edge is the onset of the rise: the last point from the minimum on that stays
     within ``FLOOR_NOISE`` noise units plus ``FLOOR_FRACTION`` of the loss of the minimum."""
     r = smooth_curve(lrs, losses) if held else robust_smooth(losses)
@@ -253,6 +289,9 @@ def edge(lrs: FloatArray, losses: FloatArray, *, held: bool) -> float:
     noise = noise_level(losses, r)
     drop = float(np.max(r[: m + 1]) - r[m])
     if drop > DESCENT_NOISE * noise and m > len(r) // 10:
+        lo = _saturated_from(lrs, r, m, drop)
+        if lo is not None:  # progress stopped where the floor begins
+            return float(lrs[lo])
         return _vertex(lrs, r, m) if held else float(lrs[m])
     limit = float(r[m]) + FLOOR_NOISE * noise + FLOOR_FRACTION * abs(float(r[m]))
     j = m
@@ -302,6 +341,7 @@ def suggestions(
         peak_lr=out["warmup_cosine"],
         lr_min=lr_min,
         turned_up=up,
+        saturated=saturated(cx, cy),
         descended=drop > 3.0 * noise,
         total_steps=steps,
         optimizer=opt,

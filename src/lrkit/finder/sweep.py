@@ -12,6 +12,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from .. import _validate as V
+from . import _coefficients as C
 from .result import FinderResult, LRFinderWarning
 from .rules import (
     DEFAULT_RULE,
@@ -20,6 +21,7 @@ from .rules import (
     RISE_NOISE,
     Rule,
     resolve,
+    saturated,
     smooth_curve,
     suggestions,
     turned_up,
@@ -307,6 +309,7 @@ class Sweep:
                 extra < o.max_extra_iter
                 and self.lr_at(n) <= o.ceiling * (1 + 1e-12)
                 and not turned_up(*self._curve())
+                and not saturated(*self._curve())
             )
             if can_extend:
                 self._limit = n + 1
@@ -416,12 +419,18 @@ def _messages(sweep: Sweep, s: Any, lrs: np.ndarray, losses: np.ndarray, reason:
             f"the sweep stopped after {n} step(s) ({reason}): the loss diverged almost at once; "
             "lower start_lr (e.g. by 100x) and rerun"
         ]
-    if not s.turned_up and reason == "completed":
+    if not s.turned_up and not s.saturated and reason == "completed":
         top = float(sweep._lrs[-1])
         out.append(
             f"the loss never turned up (sweep extended to {top:.2g}): the edge of stability "
             "lies beyond it, so the suggestions are lower bounds; rerun with a larger end_lr "
             "or max_end_lr"
+        )
+    lo, hi = C.STEPS_RANGE
+    if s.total_steps < lo and sweep.options.total_steps is not None:
+        out.append(
+            f"total_steps={s.total_steps} is below the budgets the rule was fitted on "
+            f"({lo}-{hi} steps): the suggestions are those for {lo} steps"
         )
     m = int(np.argmin(losses)) if len(losses) else 0
     rose = reason in ("turned_up", "diverged", "nan")
