@@ -63,17 +63,17 @@ WARM = 10_000
 def schedules() -> dict[str, tuple[S.Schedule, Any]]:
     """name -> (lrkit schedule, optax's own schedule of the same shape)."""
     return {
-        "cosine": (S.cosine(LR, TOTAL), optax.cosine_decay_schedule(LR, TOTAL)),
+        "cosine": (S.cosine(LR, total_steps=TOTAL), optax.cosine_decay_schedule(LR, TOTAL)),
         "one-cycle": (
-            S.onecycle(LR, TOTAL),
+            S.onecycle(LR, total_steps=TOTAL),
             optax.cosine_onecycle_schedule(TOTAL, LR),
         ),
         "exponential": (
-            S.exponential(LR, 0.99999),
+            S.exponential(LR, gamma=0.99999),
             optax.exponential_decay(LR, 1, 0.99999),
         ),
         "join (warmup + cosine)": (
-            S.with_warmup(S.cosine(LR, TOTAL - WARM), WARM),
+            S.with_warmup(S.cosine(LR, total_steps=TOTAL - WARM), warmup_steps=WARM),
             optax.join_schedules(
                 [
                     optax.linear_schedule(0.0, LR, WARM),
@@ -219,7 +219,7 @@ import lrkit.optax as lo
 from lrkit import schedules as S
 from lrkit.schedules.tables import value_table
 n = int(sys.argv[1])
-s = S.inverse_sqrt(0.1, 1000)  # never constant: the table has exactly n entries
+s = S.inverse_sqrt(0.1, warmup_steps=1000)  # never constant: the table has exactly n entries
 # warm up the compiler with the formula alone, then reset the peak memory counter
 jax.jit(lambda c: lo.schedule(s, evaluation="formula")(c) * 2.0)(jnp.int32(5)).block_until_ready()
 with open("/proc/self/clear_refs", "w") as f:

@@ -61,14 +61,16 @@ def main() -> None:
     rows = []
     # 1. per-step cost (momentum cycled in both, as OneCycleLR does by default)
     ours, ref = _time_pair(
-        lambda o: lt.scheduler(o, S.onecycle(0.1, total), momentum=S.onecycle_momentum(total)),
+        lambda o: lt.scheduler(
+            o, S.onecycle(0.1, total_steps=total), momentum=S.onecycle_momentum(total)
+        ),
         lambda o: OneCycleLR(o, 0.1, total_steps=total),
         args.per_step,
         args.repeat,
     )
     rows.append(("per-step .step(), one-cycle + momentum", ref * 1e6, ours * 1e6, "us/step"))
     ours_c, ref_c = _time_pair(
-        lambda o: lt.scheduler(o, S.cosine(0.1, total)),
+        lambda o: lt.scheduler(o, S.cosine(0.1, total_steps=total)),
         lambda o: CosineAnnealingLR(o, T_max=total),
         args.per_step,
         args.repeat,
@@ -85,7 +87,7 @@ def main() -> None:
         ref_lrs[k] = opt.param_groups[0]["lr"]
         ref_sched.step()
     t_ref = time.perf_counter() - t0
-    s = S.onecycle(0.1, total)
+    s = S.onecycle(0.1, total_steps=total)
     best = float("inf")
     for _ in range(args.repeat):
         t0 = time.perf_counter()

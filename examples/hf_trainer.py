@@ -72,7 +72,7 @@ trainer = Trainer(
     args=args,
     train_dataset=train,
     eval_dataset=val,
-    schedule=lambda total_steps: S.cosine(result.suggestion, total_steps),
+    schedule=lambda total_steps: S.cosine(result.suggestion, total_steps=total_steps),
     feedback=ReduceOnPlateau(factor=0.5, patience=0),
     callbacks=[ReportMetric("eval_loss")],
 )

@@ -94,14 +94,14 @@ def test_schedule_from_the_step_count_and_bad_arguments(tmp_path: Any) -> None:
 
     def make(n: int) -> Any:
         seen.append(n)
-        return S.cosine(0.01, n)
+        return S.cosine(0.01, total_steps=n)
 
     trainer = Trainer(
         model=tiny_bert(), args=_args(tmp_path), train_dataset=Pairs(64, 1), schedule=make
     )
     trainer.train()
     assert seen == [2 * STEPS_PER_EPOCH]
-    assert _logged_lrs(trainer)[5] == S.cosine(0.01, 16)(4)
+    assert _logged_lrs(trainer)[5] == S.cosine(0.01, total_steps=16)(4)
     with pytest.raises(ValueError, match="feedback needs a schedule"):
         Trainer(model=tiny_bert(), args=_args(tmp_path), feedback=ReduceOnPlateau())
     with pytest.raises(ValueError, match="schedule must be"):

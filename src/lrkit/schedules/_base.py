@@ -183,7 +183,7 @@ class Schedule(ABC):
         if isinstance(other, Schedule):
             return _composite("mul")([self, other])
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return _composite("scale")(self, float(other))
+            return _composite("scale")(self, factor=float(other))
         return NotImplemented
 
     def __add__(self, other: object) -> Schedule:
@@ -212,14 +212,14 @@ class Schedule(ABC):
 
     def __rmul__(self, other: object) -> Schedule:
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return _composite("scale")(self, float(other))
+            return _composite("scale")(self, factor=float(other))
         return NotImplemented
 
     def scale(self, factor: float) -> Schedule:
         """This schedule multiplied by a constant ``factor`` (> 0)."""
-        return _composite("scale")(self, factor)
+        return _composite("scale")(self, factor=factor)
 
-    def clamp(self, min_lr: float | None = None, max_lr: float | None = None) -> Schedule:
+    def clamp(self, *, min_lr: float | None = None, max_lr: float | None = None) -> Schedule:
         """This schedule clipped into ``[min_lr, max_lr]`` (either bound may be ``None``)."""
         return _composite("clamp")(self, min_lr=min_lr, max_lr=max_lr)
 

@@ -39,7 +39,7 @@ class Join(Schedule):
     name = "join"
     params = ("schedules", "boundaries")
 
-    def __init__(self, schedules: Any, boundaries: Any) -> None:
+    def __init__(self, schedules: Any, *, boundaries: Any) -> None:
         self.schedules = _schedules("schedules", schedules, 1)
         self.boundaries = v.sorted_ints("boundaries", boundaries, 0, strict=True)
         if len(self.boundaries) != len(self.schedules) - 1:
@@ -165,7 +165,7 @@ class Scale(Schedule):
     name = "scale"
     params = ("schedule", "factor")
 
-    def __init__(self, schedule: Schedule, factor: float) -> None:
+    def __init__(self, schedule: Schedule, *, factor: float) -> None:
         self.schedule = _one("schedule", schedule)
         self.factor = v.non_negative("factor", factor)
 
@@ -188,7 +188,7 @@ class Clamp(Schedule):
     params = ("schedule", "min_lr", "max_lr")
 
     def __init__(
-        self, schedule: Schedule, min_lr: float | None = None, max_lr: float | None = None
+        self, schedule: Schedule, *, min_lr: float | None = None, max_lr: float | None = None
     ) -> None:
         self.schedule = _one("schedule", schedule)
         self.min_lr = None if min_lr is None else v.non_negative("min_lr", min_lr)
@@ -220,10 +220,10 @@ class Clamp(Schedule):
         return x
 
 
-def join(schedules: Any, boundaries: Any) -> Join:
+def join(schedules: Any, *, boundaries: Any) -> Join:
     """Join schedules in time; segment ``i`` starts at ``boundaries[i-1]`` and sees its own
     step counted from 0 there (optax's step shifting)."""
-    return Join(schedules, boundaries)
+    return Join(schedules, boundaries=boundaries)
 
 
 def mul(*schedules: Schedule) -> Product:
@@ -241,11 +241,11 @@ def sub(a: Schedule, *, b: Schedule) -> Difference:
     return Difference(a, b=b)
 
 
-def scale(schedule: Schedule, factor: float) -> Scale:
+def scale(schedule: Schedule, *, factor: float) -> Scale:
     """``factor * schedule`` (also ``factor * s``)."""
-    return Scale(schedule, factor)
+    return Scale(schedule, factor=factor)
 
 
-def clamp(schedule: Schedule, min_lr: float | None = None, max_lr: float | None = None) -> Clamp:
+def clamp(schedule: Schedule, *, min_lr: float | None = None, max_lr: float | None = None) -> Clamp:
     """``schedule`` clipped into ``[min_lr, max_lr]``."""
     return Clamp(schedule, min_lr=min_lr, max_lr=max_lr)

@@ -44,7 +44,7 @@ class Step(Schedule):
     name = "step"
     params = ("lr", "step_size", "gamma")
 
-    def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
+    def __init__(self, lr: float, *, step_size: int, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
         self.step_size = v.integer("step_size", step_size, 1)
         self.gamma = v.positive("gamma", gamma)
@@ -68,7 +68,7 @@ class MultiStep(Schedule):
     name = "multistep"
     params = ("lr", "milestones", "gamma")
 
-    def __init__(self, lr: float, milestones: Any, gamma: float = 0.1) -> None:
+    def __init__(self, lr: float, *, milestones: Any, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
         self.milestones = v.sorted_ints("milestones", milestones, 1)
         self.gamma = v.positive("gamma", gamma)
@@ -94,7 +94,7 @@ class Exponential(Schedule):
     name = "exponential"
     params = ("lr", "gamma")
 
-    def __init__(self, lr: float, gamma: float) -> None:
+    def __init__(self, lr: float, *, gamma: float) -> None:
         self.lr = _lr("lr", lr)
         self.gamma = v.positive("gamma", gamma)
 
@@ -118,7 +118,7 @@ class InverseTime(Schedule):
     params = ("lr", "decay_steps", "decay_rate", "staircase")
 
     def __init__(
-        self, lr: float, decay_steps: float, decay_rate: float, staircase: bool = False
+        self, lr: float, *, decay_steps: float, decay_rate: float, staircase: bool = False
     ) -> None:
         self.lr = _lr("lr", lr)
         self.decay_steps = v.positive("decay_steps", decay_steps)
@@ -154,10 +154,10 @@ class Polynomial(Schedule):
     def __init__(
         self,
         lr: float,
+        *,
         total_steps: int,
         power: float = 1.0,
         end_lr: float = 0.0,
-        *,
         cycle: bool = False,
     ) -> None:
         self.lr = _lr("lr", lr)
@@ -198,7 +198,7 @@ class Linear(Schedule):
     name = "linear"
     params = ("start_lr", "end_lr", "total_steps")
 
-    def __init__(self, start_lr: float, end_lr: float, total_steps: int) -> None:
+    def __init__(self, start_lr: float, *, end_lr: float, total_steps: int) -> None:
         self.start_lr = _lr("start_lr", start_lr)
         self.end_lr = _lr("end_lr", end_lr)
         self.total_steps = v.integer("total_steps", total_steps, 1)
@@ -227,7 +227,7 @@ class Cosine(Schedule):
     name = "cosine"
     params = ("lr", "total_steps", "eta_min")
 
-    def __init__(self, lr: float, total_steps: int, eta_min: float = 0.0) -> None:
+    def __init__(self, lr: float, *, total_steps: int, eta_min: float = 0.0) -> None:
         self.lr = _lr("lr", lr)
         self.total_steps = v.integer("total_steps", total_steps, 1)
         self.eta_min = _lr("eta_min", eta_min)
@@ -261,7 +261,7 @@ class CosineRestarts(Schedule):
     params = ("lr", "T_0", "T_mult", "eta_min", "m_mul")
 
     def __init__(
-        self, lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0, *, m_mul: float = 1.0
+        self, lr: float, *, T_0: int, T_mult: int = 1, eta_min: float = 0.0, m_mul: float = 1.0
     ) -> None:
         self.lr = _lr("lr", lr)
         self.T_0 = v.integer("T_0", T_0, 1)
@@ -336,6 +336,7 @@ class Cyclic(Schedule):
     def __init__(
         self,
         base_lr: float,
+        *,
         max_lr: float,
         step_size_up: float = 2000,
         step_size_down: float | None = None,
@@ -559,6 +560,7 @@ class OneCycle(_Phased):
     def __init__(
         self,
         max_lr: float,
+        *,
         total_steps: int,
         pct_start: float = 0.3,
         anneal_strategy: str = "cos",
@@ -603,6 +605,7 @@ class OneCycleMomentum(_Phased):
     def __init__(
         self,
         total_steps: int,
+        *,
         pct_start: float = 0.3,
         anneal_strategy: str = "cos",
         base_momentum: float = 0.85,
@@ -639,7 +642,7 @@ class InverseSqrt(Schedule):
     name = "inverse_sqrt"
     params = ("lr", "warmup_steps", "timescale")
 
-    def __init__(self, lr: float, warmup_steps: int = 0, timescale: float | None = None) -> None:
+    def __init__(self, lr: float, *, warmup_steps: int = 0, timescale: float | None = None) -> None:
         self.lr = _lr("lr", lr)
         self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0)
         self.timescale = None if timescale is None else v.positive("timescale", timescale)
@@ -669,7 +672,7 @@ class PiecewiseConstant(Schedule):
     name = "piecewise_constant"
     params = ("boundaries", "values")
 
-    def __init__(self, boundaries: Any, values: Any) -> None:
+    def __init__(self, boundaries: Any, *, values: Any) -> None:
         b = [
             v.non_negative(f"boundaries[{i}]", x)
             for i, x in enumerate(_as_list("boundaries", boundaries))
@@ -740,7 +743,7 @@ class Warmup(Schedule):
     params = ("start_lr", "end_lr", "warmup_steps", "mode")
 
     def __init__(
-        self, start_lr: float, end_lr: float, warmup_steps: int, mode: str = "linear"
+        self, start_lr: float, *, end_lr: float, warmup_steps: int, mode: str = "linear"
     ) -> None:
         self.start_lr = _lr("start_lr", start_lr)
         self.end_lr = _lr("end_lr", end_lr)
@@ -798,6 +801,7 @@ class WSD(Schedule):
     def __init__(
         self,
         lr: float,
+        *,
         total_steps: int,
         warmup_steps: int = 0,
         decay_steps: int | None = None,
