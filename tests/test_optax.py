@@ -44,7 +44,7 @@ FAMILIES = {
     "composite": (
         S.with_warmup(S.cosine(0.1, total_steps=90000), warmup_steps=10000)
         * S.exponential(1.0, gamma=0.99999)
-    ).clamp(1e-6, 0.05),
+    ).clamp(min_lr=1e-6, max_lr=0.05),
 }
 
 STEPS = np.arange(N)

@@ -125,7 +125,7 @@ class _RisingCosine(S.Cosine):
 def test_unknown_shapes_are_not_assumed():
     # a subclass or an unknown parameter gives no horizon: the table is exact up to its end
     # and the formula takes over after it
-    s = _RisingCosine(0.1, 100)
+    s = _RisingCosine(0.1, total_steps=100)
     assert horizon(s) is None and period(s) is None
     f = jax.jit(lo.schedule(s, table_limit=1000))
     t = jnp.arange(3000, dtype=jnp.int32)

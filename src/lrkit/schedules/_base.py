@@ -109,9 +109,14 @@ class Schedule(ABC):
             with np.errstate(over="ignore", invalid="ignore"):
                 return float(self.values([float(step)])[0])
 
-    @abstractmethod
     def _at(self, t: float) -> float:
-        """Scalar formula; ``t >= 0`` is guaranteed."""
+        """Scalar formula; ``t >= 0`` is guaranteed.
+
+        By default the vectorized formula (:meth:`_values`) at one step, so that a family
+        writes its formula once; the families on the per-step hot path of the adapters
+        (``benchmarks/schedules.py``) override it with the same formula in plain ``math``."""
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: inf, as values()
+            return float(self._values(np.float64(t), np))
 
     @abstractmethod
     def _values(self, t: Any, xp: Any) -> Any:
