@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections import deque
 from typing import Any
 
 from .._imports import require
@@ -41,7 +40,7 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 
 import torch
 
-from ..feedback import Chain, DivergenceDetector, Multiplier, _metric
+from ..feedback import Chain, DivergenceDetector, GuardBook, Multiplier, as_metric
 
 __all__ = ["DivergenceError", "DivergenceGuard"]
 
@@ -118,33 +117,29 @@ class DivergenceGuard:
             raise ValueError(
                 f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
-        if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int):
-            raise ValueError(f"snapshot_every must be an integer >= 1, got {snapshot_every!r}")
-        if snapshot_every < 1:
-            raise ValueError(f"snapshot_every must be an integer >= 1, got {snapshot_every!r}")
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
-        self.controller = DivergenceDetector(
-            factor,
-            max_restores=max_restores,
-            spike_factor=spike_factor,
-            window=window,
-            min_history=min_history,
-            quantile=quantile,
-            min_scale=min_scale,
+        self._book: GuardBook[dict[str, Any]] = GuardBook(
+            DivergenceDetector(
+                factor,
+                max_restores=max_restores,
+                spike_factor=spike_factor,
+                window=window,
+                min_history=min_history,
+                quantile=quantile,
+                min_scale=min_scale,
+            ),
+            snapshot_every=snapshot_every,
+            keep=keep,
         )
+        self.controller = self._book.controller
         self.model = model
         self.optimizer = optimizer
-        self.snapshot_every = snapshot_every
+        self.snapshot_every = self._book.snapshot_every
         self.check_grads = bool(check_grads)
         self.feedback = Multiplier(1.0)
         self.scheduler = None
         if scheduler is not None:
             self.attach(scheduler)
         self.num_checks = 0
-        self._good_since_snapshot = 0
-        self._snapshots: deque[dict[str, Any]] = deque(maxlen=keep)
-        self._last_ok = True
         self.snapshot()
 
     # ------------------------------------------------------------------ scheduler
@@ -164,7 +159,7 @@ class DivergenceGuard:
     # ------------------------------------------------------------------ snapshots
     def snapshot(self) -> None:
         """Take a snapshot of the model and the optimizer now (done automatically)."""
-        self._snapshots.append(
+        self._book.add(
             {
                 "model": _clone(self.model.state_dict()),
                 "optimizer": _clone(self.optimizer.state_dict()),
@@ -172,17 +167,17 @@ class DivergenceGuard:
                 "check": self.num_checks,
             }
         )
-        self._good_since_snapshot = 0
+        self._book.good = 0
 
     @property
     def snapshot_check(self) -> int:
         """The number of checks done when the current snapshot was taken."""
-        return int(self._snapshots[-1]["check"])
+        return int(self._book.snapshots[-1]["check"])
 
     def restore(self) -> None:
         """Put the last good snapshot back into the model and optimizer (gradients cleared);
         the LRs include every cut made so far."""
-        snap = self._snapshots[-1]
+        snap = self._book.snapshots[-1]
         with torch.no_grad():
             self.model.load_state_dict(snap["model"])
         opt = self.optimizer
@@ -241,21 +236,17 @@ class DivergenceGuard:
                 )
             value = float(loss.item())
         else:
-            value = _metric(loss)
+            value = as_metric(loss)
         self.num_checks += 1
         if self.check_grads and math.isfinite(value) and not self._grads_finite():
             value = math.nan
-        action = self.controller.check(value, step=self.num_checks)
+        action = self._book.check(value, step=self.num_checks)
         if action == "ok":
-            self._last_ok = True
-            self._good_since_snapshot += 1
-            if self._good_since_snapshot >= self.snapshot_every:
+            if self._book.due():
                 self.snapshot()
             return True
         self.feedback.set_scale(self.controller.scale)
-        if not self._last_ok and len(self._snapshots) > 1:
-            self._snapshots.pop()  # the state restored last time diverged at once: drop it
-        self._last_ok = False
+        self._book.to_restore()  # drops the state restored last time if it diverged at once
         self.restore()
         if action == "give_up":
             raise DivergenceError(
