@@ -55,3 +55,14 @@ def test_as_metric_reads_numbers_and_rejects_the_rest() -> None:
     for bad in (True, "abc", None, [1.0, 2.0]):
         with pytest.raises(ValueError, match="value must be a real number"):
             as_metric(bad)
+
+
+def test_detector_arguments_have_one_definition() -> None:
+    import inspect
+
+    from lrkit.feedback import DetectorKwargs
+
+    params = list(inspect.signature(DivergenceDetector).parameters.values())
+    assert params[0].name == "factor"
+    assert list(DetectorKwargs.__annotations__) == [p.name for p in params[1:]]
+    assert all(p.kind is p.KEYWORD_ONLY for p in params[1:])

@@ -42,6 +42,7 @@ from . import _validate as v
 
 __all__ = [
     "Chain",
+    "DetectorKwargs",
     "DivergenceDetector",
     "Feedback",
     "GuardBook",
@@ -69,6 +70,20 @@ class PlateauKwargs(TypedDict, total=False):
     threshold_mode: ThresholdMode
     cooldown: int
     min_scale: float
+
+
+class DetectorKwargs(TypedDict, total=False):
+    """The :class:`DivergenceDetector` arguments after ``factor``, by keyword, as both
+    divergence guards take them (``lrkit.torch.DivergenceGuard``,
+    ``lrkit.keras.DivergenceGuard``); the guards pass them on to :class:`DivergenceDetector`,
+    whose signature holds the defaults and whose constructor validates them."""
+
+    max_restores: int
+    spike_factor: float | None
+    window: int
+    min_history: int
+    min_scale: float
+    quantile: float
 
 
 Action = Literal["ok", "restore", "give_up"]

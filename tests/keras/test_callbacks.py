@@ -354,6 +354,8 @@ def test_guard_default_restores_the_promised_snapshot():
     a.fit(x[: 51 * 4], y[: 51 * 4], batch_size=4, shuffle=False, verbose=0)
     guard = lk.DivergenceGuard(max_restores=0)
     assert guard.snapshot_every == 50 and guard.keep == 2
+    c = lk.DivergenceGuard(0.25, window=7, min_history=3).controller
+    assert (c.factor, c.window, c.min_history, c.max_restores) == (0.25, 7, 3, 3)
     with pytest.warns(RuntimeWarning, match="stopped training"):
         b.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
     assert guard.restored_at == [56]

@@ -247,6 +247,11 @@ def test_exported():
     guard = DivergenceGuard(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
     assert isinstance(guard.controller, DivergenceDetector)
     assert guard.snapshot_every == 50 and guard.controller.quantile == 0.9
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    c = DivergenceGuard(model, optimizer=opt, factor=0.25, window=7, min_history=3).controller
+    assert (c.factor, c.window, c.min_history, c.max_restores) == (0.25, 7, 3, 3)
+    with pytest.raises(TypeError, match="windows"):
+        DivergenceGuard(model, optimizer=opt, windows=7)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=0.1))  # keyword-only
     assert lt.DivergenceGuard is DivergenceGuard

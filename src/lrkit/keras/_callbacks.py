@@ -20,6 +20,8 @@ from ._schedule import LRKitSchedule, ScaledSchedule
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from ..feedback import DetectorKwargs
+
 __all__ = ["DivergenceGuard", "LRLogger", "LRScheduler", "ReduceLROnPlateau", "ReduceOnPlateau"]
 
 
@@ -210,6 +212,9 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
     optimizer per batch. ``keep`` snapshots are kept: when the state just restored diverges
     again at once it is dropped and the next older one is restored.
 
+    The detector arguments after ``factor`` (``max_restores``, ``spike_factor``, ``window``,
+    ``min_history``, ``min_scale``, ``quantile``: :class:`lrkit.feedback.DetectorKwargs`) go by
+    keyword to :class:`lrkit.feedback.DivergenceDetector`, which holds their defaults.
     ``controller`` (optional) is a ready :class:`lrkit.feedback.DivergenceDetector`; the other
     detector arguments are then ignored. The arguments and defaults are those of
     ``lrkit.torch.DivergenceGuard`` except ``check_grads``: Keras does not hand gradients to
@@ -222,28 +227,15 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         self,
         factor: float = 0.5,
         *,
-        max_restores: int = 3,
-        spike_factor: float | None = 10.0,
-        window: int = 50,
-        min_history: int = 10,
-        quantile: float = 0.9,
-        min_scale: float = 0.0,
         snapshot_every: int = 50,
         keep: int = 2,
         controller: DivergenceDetector | None = None,
         verbose: int = 0,
+        **detector: Unpack[DetectorKwargs],
     ) -> None:
         super().__init__()
         if controller is None:
-            controller = DivergenceDetector(
-                factor,
-                max_restores=max_restores,
-                spike_factor=spike_factor,
-                window=window,
-                min_history=min_history,
-                quantile=quantile,
-                min_scale=min_scale,
-            )
+            controller = DivergenceDetector(factor, **detector)
         self._book: GuardBook[_Snapshot] = GuardBook(
             controller, snapshot_every=snapshot_every, keep=keep
         )

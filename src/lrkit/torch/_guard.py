@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._imports import require
 
@@ -41,6 +41,11 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 import torch
 
 from ..feedback import Chain, DivergenceDetector, GuardBook, Multiplier, as_metric
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..feedback import DetectorKwargs
 
 __all__ = ["DivergenceError", "DivergenceGuard"]
 
@@ -75,6 +80,8 @@ class DivergenceGuard:
             guard.feedback``) it is not appended twice. Without an lrkit scheduler the cut is
             applied to the param groups' ``lr`` directly.
         factor: LR multiplier applied at each restore (0 < factor < 1).
+        **detector: by keyword, the :class:`lrkit.feedback.DivergenceDetector` arguments
+            (:class:`lrkit.feedback.DetectorKwargs`, with the detector's defaults):
         max_restores: restores allowed; the next divergence raises :class:`DivergenceError`.
         spike_factor: a loss above ``spike_factor`` x the ``quantile`` (default 0.9) of the last
             ``window`` good losses counts as a divergence (None: only NaN/inf do).
@@ -101,15 +108,10 @@ class DivergenceGuard:
         optimizer: torch.optim.Optimizer,
         scheduler: Any = None,
         factor: float = 0.5,
-        max_restores: int = 3,
-        spike_factor: float | None = 10.0,
-        window: int = 50,
-        min_history: int = 10,
-        quantile: float = 0.9,
-        min_scale: float = 0.0,
         snapshot_every: int = 50,
         keep: int = 2,
         check_grads: bool = True,
+        **detector: Unpack[DetectorKwargs],
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -118,17 +120,7 @@ class DivergenceGuard:
                 f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
         self._book: GuardBook[dict[str, Any]] = GuardBook(
-            DivergenceDetector(
-                factor,
-                max_restores=max_restores,
-                spike_factor=spike_factor,
-                window=window,
-                min_history=min_history,
-                quantile=quantile,
-                min_scale=min_scale,
-            ),
-            snapshot_every=snapshot_every,
-            keep=keep,
+            DivergenceDetector(factor, **detector), snapshot_every=snapshot_every, keep=keep
         )
         self.controller = self._book.controller
         self.model = model
