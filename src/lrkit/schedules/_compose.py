@@ -4,6 +4,7 @@ differences, constant scaling and clamping. Composites serialize and parse like 
 from __future__ import annotations
 
 import bisect
+import operator
 from typing import Any
 
 from .. import _validate as v
@@ -79,58 +80,48 @@ def _longest(schedules: Any) -> int | None:
     return max(lengths) if lengths else None
 
 
+class _Pointwise(Schedule):
+    """The schedules combined step by step with one operation (``_op``; ``_start`` is its
+    identity, so that the scalar path applies it exactly as often as the vectorized one)."""
+
+    params = ("schedules",)
+    _start: float
+    _op: staticmethod[[Any, Any], Any]
+
+    def __init__(self, schedules: Any) -> None:
+        self.schedules = _schedules("schedules", schedules, 2)
+
+    @property
+    def length(self) -> int | None:
+        return _longest(self.schedules)
+
+    def _at(self, t: float) -> float:
+        out, op = self._start, self._op
+        for s in self.schedules:
+            out = op(out, s._at(t))
+        return out
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        out, op = self.schedules[0]._values(t, xp), self._op
+        for s in self.schedules[1:]:
+            out = op(out, s._values(t, xp))
+        return out
+
+
 @register
-class Product(Schedule):
+class Product(_Pointwise):
     """The product of several schedules at the same step."""
 
     name = "mul"
-    params = ("schedules",)
-
-    def __init__(self, schedules: Any) -> None:
-        self.schedules = _schedules("schedules", schedules, 2)
-
-    @property
-    def length(self) -> int | None:
-        return _longest(self.schedules)
-
-    def _at(self, t: float) -> float:
-        out = 1.0
-        for s in self.schedules:
-            out *= s._at(t)
-        return out
-
-    def _values(self, t: Any, xp: Any) -> Any:
-        out = self.schedules[0]._values(t, xp)
-        for s in self.schedules[1:]:
-            out = out * s._values(t, xp)
-        return out
+    _start, _op = 1.0, staticmethod(operator.mul)
 
 
 @register
-class Sum(Schedule):
+class Sum(_Pointwise):
     """The sum of several schedules at the same step (also ``a + b``)."""
 
     name = "add"
-    params = ("schedules",)
-
-    def __init__(self, schedules: Any) -> None:
-        self.schedules = _schedules("schedules", schedules, 2)
-
-    @property
-    def length(self) -> int | None:
-        return _longest(self.schedules)
-
-    def _at(self, t: float) -> float:
-        out = 0.0
-        for s in self.schedules:
-            out += s._at(t)
-        return out
-
-    def _values(self, t: Any, xp: Any) -> Any:
-        out = self.schedules[0]._values(t, xp)
-        for s in self.schedules[1:]:
-            out = out + s._values(t, xp)
-        return out
+    _start, _op = 0.0, staticmethod(operator.add)
 
 
 @register
