@@ -90,6 +90,13 @@ TASKS: tuple[str, ...] = (
 )
 
 
+#: the regression tasks: (data, optimizer class), each an MLP with 64 hidden units, MSE loss
+_REGRESSION: dict[str, tuple[str, type[torch.optim.Optimizer]]] = {
+    "diabetes_mlp_adam": ("diabetes", torch.optim.Adam),
+    "synth_reg_sgd": ("synthetic", torch.optim.SGD),
+}
+
+
 def make_task(name: str, seed: int = 0, batch_size: int = 32) -> DemoTask:
     """One of the small tasks in ``TASKS``."""
     ce = nn.functional.cross_entropy
@@ -117,23 +124,13 @@ def make_task(name: str, seed: int = 0, batch_size: int = 32) -> DemoTask:
             batch_size,
             seed,
         )
-    if name == "diabetes_mlp_adam":
+    if name in _REGRESSION:
+        which, opt = _REGRESSION[name]
         return DemoTask(
             name,
-            *_regression(seed, "diabetes"),
+            *_regression(seed, which),
             lambda: mlp(10, n_out=1, hidden=64),
-            lambda p, lr: torch.optim.Adam(p, lr=lr),
-            mse,
-            batch_size,
-            seed,
-            classification=False,
-        )
-    if name == "synth_reg_sgd":
-        return DemoTask(
-            name,
-            *_regression(seed, "synthetic"),
-            lambda: mlp(10, n_out=1, hidden=64),
-            lambda p, lr: torch.optim.SGD(p, lr=lr),
+            lambda p, lr: opt(p, lr=lr),
             mse,
             batch_size,
             seed,

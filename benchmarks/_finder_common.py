@@ -98,7 +98,7 @@ def run_training(
     when the loss became NaN/inf or exceeded ``DIVERGED``."""
     model = fresh(task, seed)
     opt = task.opt_fn(model.parameters(), lr)
-    sch = scheduler(opt, S.onecycle(lr, task.steps)) if use == "onecycle" else None
+    sch = scheduler(opt, S.onecycle(lr, total_steps=task.steps)) if use == "onecycle" else None
     torch.manual_seed(dropout_seed)  # dropout
     try:
         hist = fit(

@@ -41,7 +41,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Iterable, Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 import jax  # noqa: E402
@@ -63,17 +63,17 @@ WARM = 10_000
 def schedules() -> dict[str, tuple[S.Schedule, Any]]:
     """name -> (lrkit schedule, optax's own schedule of the same shape)."""
     return {
-        "cosine": (S.cosine(LR, TOTAL), optax.cosine_decay_schedule(LR, TOTAL)),
+        "cosine": (S.cosine(LR, total_steps=TOTAL), optax.cosine_decay_schedule(LR, TOTAL)),
         "one-cycle": (
-            S.onecycle(LR, TOTAL),
+            S.onecycle(LR, total_steps=TOTAL),
             optax.cosine_onecycle_schedule(TOTAL, LR),
         ),
         "exponential": (
-            S.exponential(LR, 0.99999),
+            S.exponential(LR, gamma=0.99999),
             optax.exponential_decay(LR, 1, 0.99999),
         ),
         "join (warmup + cosine)": (
-            S.with_warmup(S.cosine(LR, TOTAL - WARM), WARM),
+            S.with_warmup(S.cosine(LR, total_steps=TOTAL - WARM), warmup_steps=WARM),
             optax.join_schedules(
                 [
                     optax.linear_schedule(0.0, LR, WARM),
@@ -219,7 +219,7 @@ import lrkit.optax as lo
 from lrkit import schedules as S
 from lrkit.schedules.tables import value_table
 n = int(sys.argv[1])
-s = S.inverse_sqrt(0.1, 1000)  # never constant: the table has exactly n entries
+s = S.inverse_sqrt(0.1, warmup_steps=1000)  # never constant: the table has exactly n entries
 # warm up the compiler with the formula alone, then reset the peak memory counter
 jax.jit(lambda c: lo.schedule(s, evaluation="formula")(c) * 2.0)(jnp.int32(5)).block_until_ready()
 with open("/proc/self/clear_refs", "w") as f:
@@ -258,6 +258,26 @@ def table_cost(n: int) -> list[Any]:
     return [label, round(n * 4 / 2**20, 2), round(build, 3), round(compile_s, 3), round(mem)]
 
 
+def _versus(
+    title: str,
+    noise: tuple[str, Timer, Timer],
+    rows: Iterable[tuple[str, Timer, Timer]],
+    repeat: int,
+) -> dict[str, Any]:
+    """One timing table: the anchor against a second instance of itself (the noise row),
+    then a row per ``(name, reference, lrkit)`` (timed as ``rows`` yields them)."""
+    label, anchor, anchor2 = noise
+    out = [[label, *paired(anchor, anchor2, repeat)]]
+    out += [[name, *paired(ref, ours, repeat)] for name, ref, ours in rows]
+    columns = [
+        "reference us/step (CPU, best)",
+        "lrkit us/step (CPU, best)",
+        "ratio (median, CPU)",
+        "ratio (median, wall)",
+    ]
+    return {"columns": [title, *columns], "rows": out}
+
+
 def _print(key: str, tab: dict[str, Any]) -> None:
     print(f"\n[{key}]")
     print(" | ".join(str(c) for c in tab["columns"]))
@@ -278,42 +298,40 @@ def main() -> None:
     tables: dict[str, Any] = {}
 
     # 1. optax under jax.jit
-    cols = [
-        "reference us/step (CPU, best)",
-        "lrkit us/step (CPU, best)",
-        "ratio (median, CPU)",
-        "ratio (median, wall)",
-    ]
     own_cos = optax_timer(scheds["cosine"][1], args.steps)
     own_cos2 = optax_timer(scheds["cosine"][1], args.steps)  # a second, separate instance
-    rows = [
-        ["optax's own cosine vs another instance (noise)", *paired(own_cos, own_cos2, args.repeat)]
-    ]
-    for name, (s, own) in scheds.items():
-        ref = own_cos if name == "cosine" else optax_timer(own, args.steps)
-        ours = optax_timer(lo.schedule(s), args.steps)
-        rows.append([name, *paired(ref, ours, args.repeat)])
-    host = optax_timer(lo.schedule(scheds["cosine"][0], evaluation="host"), args.steps)
-    rows.append(['cosine, evaluation="host"', *paired(own_cos, host, args.repeat)])
-    tables["optax"] = {
-        "columns": ["jitted Adam step (MLP): lrkit vs optax's own", *cols],
-        "rows": rows,
-    }
+
+    def optax_rows() -> Iterator[tuple[str, Timer, Timer]]:
+        for name, (s, own) in scheds.items():
+            ref = own_cos if name == "cosine" else optax_timer(own, args.steps)
+            yield name, ref, optax_timer(lo.schedule(s), args.steps)
+        host = lo.schedule(scheds["cosine"][0], evaluation="host")
+        yield 'cosine, evaluation="host"', own_cos, optax_timer(host, args.steps)
+
+    tables["optax"] = _versus(
+        "jitted Adam step (MLP): lrkit vs optax's own",
+        ("optax's own cosine vs another instance (noise)", own_cos, own_cos2),
+        optax_rows(),
+        args.repeat,
+    )
     _print("optax", tables["optax"])
 
     # 2. keras model.fit on the jax backend, against Keras' own CosineDecay
     k_cos = keras_timer(keras.optimizers.schedules.CosineDecay(LR, TOTAL), args.keras_steps)
     k_cos2 = keras_timer(keras.optimizers.schedules.CosineDecay(LR, TOTAL), args.keras_steps)
-    krows = [["Keras CosineDecay vs another instance (noise)", *paired(k_cos, k_cos2, args.repeat)]]
-    for name, (s, _own) in scheds.items():
-        ours = keras_timer(lk.schedule(s), args.keras_steps)
-        krows.append([name, *paired(k_cos, ours, args.repeat)])
-    khost = keras_timer(lk.schedule(scheds["cosine"][0], evaluation="host"), args.keras_steps)
-    krows.append(['cosine, evaluation="host"', *paired(k_cos, khost, args.repeat)])
-    tables["keras"] = {
-        "columns": ["model.fit step (SGD, MLP): lrkit vs Keras CosineDecay", *cols],
-        "rows": krows,
-    }
+
+    def keras_rows() -> Iterator[tuple[str, Timer, Timer]]:
+        for name, (s, _own) in scheds.items():
+            yield name, k_cos, keras_timer(lk.schedule(s), args.keras_steps)
+        host = lk.schedule(scheds["cosine"][0], evaluation="host")
+        yield 'cosine, evaluation="host"', k_cos, keras_timer(host, args.keras_steps)
+
+    tables["keras"] = _versus(
+        "model.fit step (SGD, MLP): lrkit vs Keras CosineDecay",
+        ("Keras CosineDecay vs another instance (noise)", k_cos, k_cos2),
+        keras_rows(),
+        args.repeat,
+    )
     _print("keras", tables["keras"])
 
     # 3. accuracy over steps 0..error_steps

@@ -33,7 +33,8 @@ not):
 
 * ``lrkit.torch.find_lr`` with its defaults (start 1e-7, end 10, 100 steps) on the training
   batches (the first 100 batches the training run would see) gives ``suggestion`` (trained at
-  a constant LR) and ``max_lr`` (trained with ``schedules.onecycle(max_lr, steps)`` driven by
+  a constant LR) and ``max_lr`` (trained with
+  ``schedules.onecycle(max_lr, total_steps=steps)`` driven by
   ``lrkit.torch.scheduler``), plus the other rules' LRs (``result.suggest(name)``);
 * a grid oracle trains the same budget at ~20 log-spaced LRs in [1e-5, 3], constant and
   one-cycle; score = final validation loss (a diverged run scores ``DIVERGED``); the oracle is

@@ -38,7 +38,7 @@ def _setup(width: int, batch: int, n_batches: int):
 
 
 def bare(model, opt, data, steps: int) -> float:
-    sched = scheduler(opt, S.cosine(0.05, steps))
+    sched = scheduler(opt, S.cosine(0.05, total_steps=steps))
     loss_fn = torch.nn.functional.cross_entropy
     model.train()
     t0 = time.perf_counter()
@@ -64,7 +64,7 @@ def with_fit(model, opt, data, steps: int) -> float:
         loss_fn=torch.nn.functional.cross_entropy,
         data=data,
         steps=steps,
-        schedule=S.cosine(0.05, steps),
+        schedule=S.cosine(0.05, total_steps=steps),
     )
     return (time.perf_counter() - t0) / steps
 

@@ -1,7 +1,9 @@
 """Schedules benchmark: lrkit's PyTorch adapter vs PyTorch's own schedulers, in one run.
 
 1. per-step cost of ``lrkit.torch.scheduler(opt, onecycle(...)).step()`` vs ``OneCycleLR.step()``
-   (goal: at most 0.25x PyTorch's cost), and the same for cosine vs ``CosineAnnealingLR``;
+   (goal: at most 0.25x PyTorch's cost), and the same for cosine vs ``CosineAnnealingLR`` and
+   for a linear warmup then cosine (``with_warmup``: a ``join`` of ``warmup`` and ``cosine``)
+   vs ``SequentialLR(LinearLR, CosineAnnealingLR)``;
    the two are timed in alternating blocks, many rounds, best-of-N CPU time each;
 2. ``schedule.values(range(N))`` vs stepping PyTorch's ``OneCycleLR`` N times to get the same
    N learning rates (goal: 100x faster or more), with the max relative difference.
@@ -19,7 +21,7 @@ import warnings
 
 import numpy as np
 import torch
-from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, OneCycleLR, SequentialLR
 
 import lrkit.torch as lt
 from lrkit import schedules as S
@@ -61,19 +63,41 @@ def main() -> None:
     rows = []
     # 1. per-step cost (momentum cycled in both, as OneCycleLR does by default)
     ours, ref = _time_pair(
-        lambda o: lt.scheduler(o, S.onecycle(0.1, total), momentum=S.onecycle_momentum(total)),
+        lambda o: lt.scheduler(
+            o, S.onecycle(0.1, total_steps=total), momentum=S.onecycle_momentum(total)
+        ),
         lambda o: OneCycleLR(o, 0.1, total_steps=total),
         args.per_step,
         args.repeat,
     )
     rows.append(("per-step .step(), one-cycle + momentum", ref * 1e6, ours * 1e6, "us/step"))
     ours_c, ref_c = _time_pair(
-        lambda o: lt.scheduler(o, S.cosine(0.1, total)),
+        lambda o: lt.scheduler(o, S.cosine(0.1, total_steps=total)),
         lambda o: CosineAnnealingLR(o, T_max=total),
         args.per_step,
         args.repeat,
     )
     rows.append(("per-step .step(), cosine", ref_c * 1e6, ours_c * 1e6, "us/step"))
+    warm = total // 10
+    ours_w, ref_w = _time_pair(
+        lambda o: lt.scheduler(
+            o,
+            S.with_warmup(
+                S.cosine(0.1, total_steps=total - warm), warmup_steps=warm, start_lr=1e-3
+            ),
+        ),
+        lambda o: SequentialLR(
+            o,
+            [
+                LinearLR(o, start_factor=0.01, total_iters=warm),
+                CosineAnnealingLR(o, T_max=total - warm),
+            ],
+            milestones=[warm],
+        ),
+        args.per_step,
+        args.repeat,
+    )
+    rows.append(("per-step .step(), warmup + cosine", ref_w * 1e6, ours_w * 1e6, "us/step"))
 
     # 2. N learning rates at once vs stepping PyTorch N times
     n = args.steps
@@ -85,7 +109,7 @@ def main() -> None:
         ref_lrs[k] = opt.param_groups[0]["lr"]
         ref_sched.step()
     t_ref = time.perf_counter() - t0
-    s = S.onecycle(0.1, total)
+    s = S.onecycle(0.1, total_steps=total)
     best = float("inf")
     for _ in range(args.repeat):
         t0 = time.perf_counter()

@@ -75,4 +75,4 @@ print("Hydra override:", S.parse(hcfg.schedule))
 print("Hydra instantiate:", instantiate(hcfg.lr_schedule))
 print("Hydra instantiate from a dict:", instantiate(hcfg.dict_schedule))
 sched = lt.scheduler(opt, OmegaConf.to_container(hcfg.dict_schedule.d))  # DictConfig -> dict
-assert S.parse(hcfg.schedule) == S.cosine(0.05, 500)
+assert S.parse(hcfg.schedule) == S.cosine(0.05, total_steps=500)

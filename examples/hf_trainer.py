@@ -16,8 +16,6 @@ from lrkit import schedules as S
 from lrkit.feedback import ReduceOnPlateau
 from lrkit.hf import ReportMetric, Trainer, find_lr
 
-transformers.logging.set_verbosity_error()
-
 
 class UpperHalf(torch.utils.data.Dataset):
     def __init__(self, n: int, seed: int) -> None:
@@ -33,6 +31,8 @@ class UpperHalf(torch.utils.data.Dataset):
 
 
 def tiny_bert() -> transformers.PreTrainedModel:
+    """A 1-layer BERT classifier from a config (seeded, nothing downloaded); the test suite
+    builds its models with this function too."""
     torch.manual_seed(0)
     config = transformers.BertConfig(
         vocab_size=32,
@@ -46,43 +46,53 @@ def tiny_bert() -> transformers.PreTrainedModel:
     return transformers.BertForSequenceClassification(config)
 
 
-args = transformers.TrainingArguments(
-    output_dir="hf_out",
-    per_device_train_batch_size=32,
-    num_train_epochs=3,
-    learning_rate=1e-3,
-    weight_decay=0.01,
-    eval_strategy="epoch",
-    save_strategy="no",
-    logging_steps=4,
-    report_to=[],
-    use_cpu=True,
-    disable_tqdm=True,
-)
-train, val = UpperHalf(256, seed=1), UpperHalf(128, seed=2)
+def main() -> None:
+    transformers.logging.set_verbosity_error()
+    args = transformers.TrainingArguments(
+        output_dir="hf_out",
+        per_device_train_batch_size=32,
+        num_train_epochs=3,
+        learning_rate=1e-3,
+        weight_decay=0.01,
+        eval_strategy="epoch",
+        save_strategy="no",
+        logging_steps=4,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    train, val = UpperHalf(256, seed=1), UpperHalf(128, seed=2)
 
-# 1. the range test on the Trainer's own model, optimizer, collator and data; all restored
-probe = transformers.Trainer(model=tiny_bert(), args=args, train_dataset=train, eval_dataset=val)
-result = find_lr(probe, num_iter=50)
-print(f"range test: suggestion {result.suggestion:.2e}, max_lr {result.max_lr:.2e}")
+    # 1. the range test on the Trainer's own model, optimizer, collator and data; all restored
+    probe = transformers.Trainer(
+        model=tiny_bert(), args=args, train_dataset=train, eval_dataset=val
+    )
+    result = find_lr(probe, num_iter=50)
+    print(f"range test: suggestion {result.suggestion:.2e}, max_lr {result.max_lr:.2e}")
 
-# 2. cosine from the suggestion, built in create_scheduler; x0.5 when eval_loss stops improving
-trainer = Trainer(
-    model=tiny_bert(),
-    args=args,
-    train_dataset=train,
-    eval_dataset=val,
-    schedule=lambda total_steps: S.cosine(result.suggestion, total_steps),
-    feedback=ReduceOnPlateau(factor=0.5, patience=0),
-    callbacks=[ReportMetric("eval_loss")],
-)
-trainer.train()
-print("param groups (weight decay):", [g["weight_decay"] for g in trainer.optimizer.param_groups])
-for h in trainer.state.log_history:
-    if "eval_loss" in h:
-        print(f"epoch {h['epoch']:.0f}  eval loss {h['eval_loss']:.4f}")
-print(
-    "logged LRs:",
-    [f"{h['learning_rate']:.2e}" for h in trainer.state.log_history if "learning_rate" in h],
-)
-print("plateau scale:", trainer.lr_scheduler.feedback.scale)
+    # 2. cosine from the suggestion, built in create_scheduler; x0.5 when eval_loss stops improving
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=args,
+        train_dataset=train,
+        eval_dataset=val,
+        schedule=lambda total_steps: S.cosine(result.suggestion, total_steps=total_steps),
+        feedback=ReduceOnPlateau(factor=0.5, patience=0),
+        callbacks=[ReportMetric("eval_loss")],
+    )
+    trainer.train()
+    print(
+        "param groups (weight decay):", [g["weight_decay"] for g in trainer.optimizer.param_groups]
+    )
+    for h in trainer.state.log_history:
+        if "eval_loss" in h:
+            print(f"epoch {h['epoch']:.0f}  eval loss {h['eval_loss']:.4f}")
+    print(
+        "logged LRs:",
+        [f"{h['learning_rate']:.2e}" for h in trainer.state.log_history if "learning_rate" in h],
+    )
+    print("plateau scale:", trainer.lr_scheduler.feedback.scale)
+
+
+if __name__ == "__main__":
+    main()

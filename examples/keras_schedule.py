@@ -29,7 +29,7 @@ print(f"find_lr: suggestion={res.suggestion:.3g} max_lr={res.max_lr:.3g} ({res.s
 
 # 2. train with warmup + cosine up to the suggested peak, scaled by plateau/guard callbacks
 epochs, steps = 8, int(np.ceil(len(x) * 0.8 / 64))
-sched = S.with_warmup(S.cosine(res.max_lr, epochs * steps - steps), steps)
+sched = S.with_warmup(S.cosine(res.max_lr, total_steps=epochs * steps - steps), warmup_steps=steps)
 model.compile(
     optimizer=keras.optimizers.SGD(learning_rate=lk.schedule(sched), momentum=0.9),
     loss=loss,

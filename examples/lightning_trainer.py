@@ -73,7 +73,9 @@ def quiet_trainer(**kwargs) -> pl.Trainer:
 
 # 1. range test before fit, then one-cycle to max_lr over the whole run
 pl.seed_everything(0, verbose=False)
-finder = LRFinder(schedule=lambda result, total_steps: S.onecycle(result.max_lr, total_steps))
+finder = LRFinder(
+    schedule=lambda result, total_steps: S.onecycle(result.max_lr, total_steps=total_steps)
+)
 model = Digits()
 trainer = quiet_trainer(max_epochs=2, callbacks=[finder], logger=pl.loggers.CSVLogger("logs"))
 trainer.fit(model)

@@ -37,7 +37,7 @@ print(f"find_lr: suggestion={res.suggestion:.3g} max_lr={res.max_lr:.3g} ({res.s
 
 # 2. onecycle up to max_lr, plus a plateau transformation fed with the loss
 epochs = 6
-sched = S.onecycle(res.max_lr, epochs * len(batches))
+sched = S.onecycle(res.max_lr, total_steps=epochs * len(batches))
 opt = optax.chain(
     optax.adam(lo.schedule(sched)),
     lo.reduce_on_plateau(factor=0.5, patience=1, accumulation_size=len(batches)),

@@ -21,7 +21,7 @@ task = digits_task(seed=0)
 model = task.make_model()
 opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 plateau = ReduceOnPlateau(factor=0.5, patience=1)
-sched = lt.scheduler(opt, S.cosine(0.05, 600), feedback=plateau)
+sched = lt.scheduler(opt, S.cosine(0.05, total_steps=600), feedback=plateau)
 # the guard's LR cut joins the feedback chain
 guard = lt.DivergenceGuard(model, optimizer=opt, scheduler=sched)
 

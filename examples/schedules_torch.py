@@ -14,7 +14,9 @@ y = x @ torch.randn(16, 1) + 0.1 * torch.randn(512, 1)
 model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
 
 total = 300
-schedule = S.with_warmup(S.cosine(0.05, total - 30), 30)  # warmup, then cosine from its step 0
+schedule = S.with_warmup(
+    S.cosine(0.05, total_steps=total - 30), warmup_steps=30
+)  # warmup, then cosine from its step 0
 print("schedule:", schedule)  # a spec string: S.parse() reads it back
 
 opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)

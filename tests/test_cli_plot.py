@@ -38,7 +38,7 @@ def test_plot_bad_steps(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_text_plot_shape_and_extremes() -> None:
     xs = np.arange(50)
-    text = text_plot(xs, S.linear(1.0, 0.0, 49).values(xs), width=40, height=10)
+    text = text_plot(xs, S.linear(1.0, end_lr=0.0, total_steps=49).values(xs), width=40, height=10)
     lines = text.splitlines()
     assert len(lines) == 10 + 2
     plot_rows = [ln.split("|", 1)[1] for ln in lines[:10]]
@@ -52,7 +52,7 @@ def test_schedule_plot_returns_axes() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    ax = S.with_warmup(S.cosine(0.1, 90), 10).plot()
+    ax = S.with_warmup(S.cosine(0.1, total_steps=90), warmup_steps=10).plot()
     line = ax.get_lines()[0]
     np.testing.assert_array_equal(line.get_xdata(), np.arange(101))
 

@@ -41,7 +41,9 @@ def _no_pyplot_figures() -> Any:
 
 
 def test_schedule_display() -> None:
-    s = S.join([S.warmup(0.0, 0.1, 10), S.cosine(0.1, 90)], boundaries=[10])
+    s = S.join(
+        [S.warmup(0.0, end_lr=0.1, warmup_steps=10), S.cosine(0.1, total_steps=90)], boundaries=[10]
+    )
     html = _check(s._repr_mimebundle_())
     assert htmllib.escape(str(s)) in html
     cell = "</th><td style='text-align:left'>"
@@ -103,7 +105,7 @@ def _run(method: str, peak: float, val: float) -> Any:
 
     r = Result(method=method, optimizer="SGD", lr=f"onecycle({peak}, 50)")
     r.losses = list(np.linspace(2.0, val, 50))
-    r.lrs = [S.onecycle(peak, 50)(t) for t in range(50)]
+    r.lrs = [S.onecycle(peak, total_steps=50)(t) for t in range(50)]
     r.final_loss, r.val_loss, r.val_acc = val, val + 0.1, 0.9
     return r
 

@@ -4,6 +4,8 @@ downloads)."""
 from __future__ import annotations
 
 import copy
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,20 @@ from lrkit.hf import ReportMetric, Trainer, find_lr  # noqa: E402
 STEPS_PER_EPOCH = 8  # 64 examples, batch 8
 
 
+def _example(name: str) -> Any:
+    """The module of ``examples/<name>.py`` (its code runs under ``__main__`` only)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"lrkit_example_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: the tiny BERT of the Hugging Face example (a 1-layer classifier from a config, seeded)
+tiny_bert = _example("hf_trainer").tiny_bert
+
+
 class Pairs(torch.utils.data.Dataset):  # type: ignore[misc]
     """Token sequences labelled by the parity of their sum."""
 
@@ -33,20 +49,6 @@ class Pairs(torch.utils.data.Dataset):  # type: ignore[misc]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"input_ids": self.ids[i], "labels": self.labels[i]}
-
-
-def tiny_bert() -> Any:
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=32,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=2,
-    )
-    return transformers.BertForSequenceClassification(config)
 
 
 def _args(tmp_path: Any, **kwargs: Any) -> Any:
@@ -94,14 +96,14 @@ def test_schedule_from_the_step_count_and_bad_arguments(tmp_path: Any) -> None:
 
     def make(n: int) -> Any:
         seen.append(n)
-        return S.cosine(0.01, n)
+        return S.cosine(0.01, total_steps=n)
 
     trainer = Trainer(
         model=tiny_bert(), args=_args(tmp_path), train_dataset=Pairs(64, 1), schedule=make
     )
     trainer.train()
     assert seen == [2 * STEPS_PER_EPOCH]
-    assert _logged_lrs(trainer)[5] == S.cosine(0.01, 16)(4)
+    assert _logged_lrs(trainer)[5] == S.cosine(0.01, total_steps=16)(4)
     with pytest.raises(ValueError, match="feedback needs a schedule"):
         Trainer(model=tiny_bert(), args=_args(tmp_path), feedback=ReduceOnPlateau())
     with pytest.raises(ValueError, match="schedule must be"):

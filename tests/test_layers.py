@@ -72,11 +72,7 @@ ADAPTER_BASES: dict[str, set[str]] = {
 }
 
 #: Known exceptions: (importing module, imported module[:name]) -> what must change.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("lrkit.torch._guard", "lrkit.feedback:_metric"): (
-        "the guard's metric check goes through a public feedback helper"
-    ),
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 #: Known import cycles (sorted module names) -> what must change.
 ALLOWED_CYCLES: dict[tuple[str, ...], str] = {}

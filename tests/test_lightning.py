@@ -246,11 +246,13 @@ def test_finder_sets_the_lr_and_trains_at_it() -> None:
 def test_finder_schedule_from_the_result() -> None:
     torch.manual_seed(0)
     model, rec = Tiny(), LRRecorder()
-    finder = LRFinder(num_iter=30, set_lr=False, schedule=lambda r, n: S.cosine(r.max_lr, n))
+    finder = LRFinder(
+        num_iter=30, set_lr=False, schedule=lambda r, n: S.cosine(r.max_lr, total_steps=n)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _trainer(max_epochs=2, callbacks=[finder, rec], limit_val_batches=0).fit(model)
-    s = S.cosine(finder.result.max_lr, 2 * BATCHES_PER_EPOCH)
+    s = S.cosine(finder.result.max_lr, total_steps=2 * BATCHES_PER_EPOCH)
     assert rec.lrs == {k: s(k) for k in range(2 * BATCHES_PER_EPOCH)}
 
 
@@ -282,7 +284,7 @@ def test_finder_rejects_bad_options() -> None:
 
 def test_finder_state_resumes_without_a_second_sweep(tmp_path: Any) -> None:
     torch.manual_seed(0)
-    finder = LRFinder(num_iter=30, schedule=lambda r, n: S.cosine(r.suggestion, n))
+    finder = LRFinder(num_iter=30, schedule=lambda r, n: S.cosine(r.suggestion, total_steps=n))
     rec = LRRecorder()
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1)
     with warnings.catch_warnings():
@@ -290,7 +292,7 @@ def test_finder_state_resumes_without_a_second_sweep(tmp_path: Any) -> None:
         _trainer(max_epochs=3, callbacks=[finder, rec, ckpt], enable_checkpointing=True).fit(Tiny())
     torch.manual_seed(0)
     finder2, rec2 = (
-        LRFinder(num_iter=30, schedule=lambda r, n: S.cosine(r.suggestion, n)),
+        LRFinder(num_iter=30, schedule=lambda r, n: S.cosine(r.suggestion, total_steps=n)),
         LRRecorder(),
     )
     with warnings.catch_warnings():

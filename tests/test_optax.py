@@ -23,25 +23,28 @@ N = 100_001  # steps 0..100000
 
 FAMILIES = {
     "constant": S.constant(0.1),
-    "step": S.step(0.1, 1000, 0.5),
-    "multistep": S.multistep(0.1, [1000, 5000, 30000], 0.3),
-    "exponential": S.exponential(0.1, 0.9999),
-    "inverse_time": S.inverse_time(0.1, 100, 0.5, True),
-    "polynomial": S.polynomial(0.1, 80000, 2.0, 1e-4),
-    "linear": S.linear(0.0, 0.1, 70000),
-    "cosine": S.cosine(0.1, 100000, 1e-5),
-    "cosine_restarts": S.cosine_restarts(0.1, 1000, 2, 1e-5),
-    "cyclic": S.cyclic(1e-4, 1e-2, 2000, mode="exp_range", gamma=0.99999),
-    "cyclic2": S.cyclic(1e-4, 1e-2, 1500, 500, mode="triangular2"),
-    "onecycle": S.onecycle(0.1, 100000, three_phase=True),
-    "onecycle_momentum": S.onecycle_momentum(100000),
-    "inverse_sqrt": S.inverse_sqrt(0.1, 4000),
-    "piecewise": S.piecewise_constant([1000, 20000], [0.1, 0.01, 0.001]),
-    "warmup": S.warmup_exponential(1e-4, 0.1, 50000),
-    "wsd": S.wsd(0.1, 100000, 2000, decay="cosine"),
-    "composite": (S.with_warmup(S.cosine(0.1, 90000), 10000) * S.exponential(1.0, 0.99999)).clamp(
-        1e-6, 0.05
+    "step": S.step(0.1, step_size=1000, gamma=0.5),
+    "multistep": S.multistep(0.1, milestones=[1000, 5000, 30000], gamma=0.3),
+    "exponential": S.exponential(0.1, gamma=0.9999),
+    "inverse_time": S.inverse_time(0.1, decay_steps=100, decay_rate=0.5, staircase=True),
+    "polynomial": S.polynomial(0.1, total_steps=80000, power=2.0, end_lr=1e-4),
+    "linear": S.linear(0.0, end_lr=0.1, total_steps=70000),
+    "cosine": S.cosine(0.1, total_steps=100000, eta_min=1e-5),
+    "cosine_restarts": S.cosine_restarts(0.1, T_0=1000, T_mult=2, eta_min=1e-5),
+    "cyclic": S.cyclic(1e-4, max_lr=1e-2, step_size_up=2000, mode="exp_range", gamma=0.99999),
+    "cyclic2": S.cyclic(
+        1e-4, max_lr=1e-2, step_size_up=1500, step_size_down=500, mode="triangular2"
     ),
+    "onecycle": S.onecycle(0.1, total_steps=100000, three_phase=True),
+    "onecycle_momentum": S.onecycle_momentum(100000),
+    "inverse_sqrt": S.inverse_sqrt(0.1, warmup_steps=4000),
+    "piecewise": S.piecewise_constant([1000, 20000], values=[0.1, 0.01, 0.001]),
+    "warmup": S.warmup_exponential(1e-4, end_lr=0.1, warmup_steps=50000),
+    "wsd": S.wsd(0.1, total_steps=100000, warmup_steps=2000, decay="cosine"),
+    "composite": (
+        S.with_warmup(S.cosine(0.1, total_steps=90000), warmup_steps=10000)
+        * S.exponential(1.0, gamma=0.99999)
+    ).clamp(min_lr=1e-6, max_lr=0.05),
 }
 
 STEPS = np.arange(N)
@@ -81,7 +84,7 @@ def test_schedule_vmap_and_eager():
 
 
 def test_schedule_from_spec_and_traced_mode():
-    s = S.cosine(0.1, 1000)
+    s = S.cosine(0.1, total_steps=1000)
     f = lo.schedule(str(s))
     assert float(f(500)) == float(np.float32(s(500)))
     g = jax.jit(lo.schedule(s, evaluation="formula"))
@@ -94,7 +97,7 @@ def test_schedule_from_spec_and_traced_mode():
 
 
 def test_schedule_drives_an_optax_optimizer():
-    s = S.with_warmup(S.cosine(0.5, 20), 5)
+    s = S.with_warmup(S.cosine(0.5, total_steps=20), warmup_steps=5)
     opt = optax.sgd(lo.schedule(s))
     params = jnp.zeros(3)
     state = opt.init(params)

@@ -26,8 +26,8 @@ def test_polynomial_schedule_nonzero_end_and_power(init, end, power, steps, begi
         optax.polynomial_schedule(init, end, power, steps, transition_begin=begin)(STEPS),
         dtype=np.float64,
     )
-    poly = S.polynomial(init, steps, power, end)
-    ours = S.join([S.constant(init), poly], [begin]) if begin else poly
+    poly = S.polynomial(init, total_steps=steps, power=power, end_lr=end)
+    ours = S.join([S.constant(init), poly], boundaries=[begin]) if begin else poly
     assert S.parse(str(ours)) == ours
     np.testing.assert_allclose(ours.values(STEPS), ref, rtol=2e-6)
 
@@ -66,5 +66,8 @@ def test_join_schedules_counts_each_segment_from_zero():
         [optax.linear_schedule(0.0, 0.1, 10), optax.cosine_decay_schedule(0.1, 40, alpha=0.1)],
         [10],
     )
-    ours = S.join([S.linear(0.0, 0.1, 10), S.cosine(0.1, 40, eta_min=0.01)], [10])
+    ours = S.join(
+        [S.linear(0.0, end_lr=0.1, total_steps=10), S.cosine(0.1, total_steps=40, eta_min=0.01)],
+        boundaries=[10],
+    )
     np.testing.assert_allclose(ours.values(STEPS), np.asarray(ref(STEPS)), rtol=2e-6, atol=1e-9)

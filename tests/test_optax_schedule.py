@@ -22,30 +22,46 @@ from lrkit.schedules.tables import TABLE_LIMIT, horizon, period, value_table  # 
 
 KINDS = {
     "constant": (S.constant(0.1), "hold", 1),
-    "cosine": (S.cosine(0.1, 5000, 1e-5), "hold", 5001),
-    "polynomial": (S.polynomial(0.1, 800, 2.0, 1e-4), "hold", 801),
-    "linear": (S.linear(0.0, 0.1, 700), "hold", 701),
-    "onecycle": (S.onecycle(0.1, 1000, three_phase=True), "hold", 1000),
+    "cosine": (S.cosine(0.1, total_steps=5000, eta_min=1e-5), "hold", 5001),
+    "polynomial": (S.polynomial(0.1, total_steps=800, power=2.0, end_lr=1e-4), "hold", 801),
+    "linear": (S.linear(0.0, end_lr=0.1, total_steps=700), "hold", 701),
+    "onecycle": (S.onecycle(0.1, total_steps=1000, three_phase=True), "hold", 1000),
     "onecycle_momentum": (S.onecycle_momentum(1000), "hold", 1000),
-    "warmup": (S.warmup_exponential(1e-4, 0.1, 500), "hold", 501),
-    "wsd": (S.wsd(0.1, 1000, 20, decay="cosine"), "hold", 1001),
-    "multistep": (S.multistep(0.1, [100, 500, 3000], 0.3), "hold", 3001),
-    "piecewise": (S.piecewise_constant([100, 2000.5], [0.1, 0.01, 0.001]), "hold", 2002),
-    "step decays to 0": (S.step(0.1, 100, 0.1), "hold", 4501),
-    "exponential decays to 0": (S.exponential(0.1, 0.99), "hold", None),
-    "join": (S.with_warmup(S.cosine(0.1, 900), 100), "hold", 1001),
-    "product ending at 0": (S.cosine(0.1, 900) * S.exponential(1.0, 0.9999), "hold", 901),
-    "clamp": (S.linear(0.1, 0.0, 90).clamp(min_lr=0.01), "hold", 91),
-    "sum": (S.cosine(0.1, 900) + S.warmup(0.0, 0.01, 50), "hold", 901),
-    "polynomial cycle": (S.polynomial(0.1, 800, cycle=True), "formula", TABLE_LIMIT),
-    "cosine_restarts m_mul": (S.cosine_restarts(0.1, 300, m_mul=0.5), "formula", None),
-    "cyclic": (S.cyclic(1e-4, 1e-2, 200, 100), "periodic", None),
-    "cosine_restarts T_mult=1": (S.cosine_restarts(0.1, 300, 1), "periodic", None),
-    "join into cyclic": (S.join([S.constant(0.0), S.cyclic(0.0, 0.1, 50)], [77]), "periodic", None),
-    "exponential": (S.exponential(0.1, 0.99999), "formula", TABLE_LIMIT),
-    "inverse_sqrt": (S.inverse_sqrt(0.1, 400), "formula", TABLE_LIMIT),
-    "cyclic triangular2": (S.cyclic(1e-4, 1e-2, 150, 50, mode="triangular2"), "formula", None),
-    "cosine_restarts T_mult=2": (S.cosine_restarts(0.1, 100, 2), "formula", None),
+    "warmup": (S.warmup_exponential(1e-4, end_lr=0.1, warmup_steps=500), "hold", 501),
+    "wsd": (S.wsd(0.1, total_steps=1000, warmup_steps=20, decay="cosine"), "hold", 1001),
+    "multistep": (S.multistep(0.1, milestones=[100, 500, 3000], gamma=0.3), "hold", 3001),
+    "piecewise": (S.piecewise_constant([100, 2000.5], values=[0.1, 0.01, 0.001]), "hold", 2002),
+    "step decays to 0": (S.step(0.1, step_size=100, gamma=0.1), "hold", 4501),
+    "exponential decays to 0": (S.exponential(0.1, gamma=0.99), "hold", None),
+    "join": (S.with_warmup(S.cosine(0.1, total_steps=900), warmup_steps=100), "hold", 1001),
+    "product ending at 0": (
+        S.cosine(0.1, total_steps=900) * S.exponential(1.0, gamma=0.9999),
+        "hold",
+        901,
+    ),
+    "clamp": (S.linear(0.1, end_lr=0.0, total_steps=90).clamp(min_lr=0.01), "hold", 91),
+    "sum": (
+        S.cosine(0.1, total_steps=900) + S.warmup(0.0, end_lr=0.01, warmup_steps=50),
+        "hold",
+        901,
+    ),
+    "polynomial cycle": (S.polynomial(0.1, total_steps=800, cycle=True), "formula", TABLE_LIMIT),
+    "cosine_restarts m_mul": (S.cosine_restarts(0.1, T_0=300, m_mul=0.5), "formula", None),
+    "cyclic": (S.cyclic(1e-4, max_lr=1e-2, step_size_up=200, step_size_down=100), "periodic", None),
+    "cosine_restarts T_mult=1": (S.cosine_restarts(0.1, T_0=300, T_mult=1), "periodic", None),
+    "join into cyclic": (
+        S.join([S.constant(0.0), S.cyclic(0.0, max_lr=0.1, step_size_up=50)], boundaries=[77]),
+        "periodic",
+        None,
+    ),
+    "exponential": (S.exponential(0.1, gamma=0.99999), "formula", TABLE_LIMIT),
+    "inverse_sqrt": (S.inverse_sqrt(0.1, warmup_steps=400), "formula", TABLE_LIMIT),
+    "cyclic triangular2": (
+        S.cyclic(1e-4, max_lr=1e-2, step_size_up=150, step_size_down=50, mode="triangular2"),
+        "formula",
+        None,
+    ),
+    "cosine_restarts T_mult=2": (S.cosine_restarts(0.1, T_0=100, T_mult=2), "formula", None),
 }
 
 
@@ -77,14 +93,14 @@ def test_value_table_kind_size_and_exact_entries(name):
 
 
 def test_value_table_scale_dtype_limit_and_errors():
-    s = S.cosine(0.1, 100)
+    s = S.cosine(0.1, total_steps=100)
     vt = value_table(s, scale=0.25, dtype=np.float64)
     assert vt.values.dtype == np.float64
     np.testing.assert_array_equal(vt.values, s.values(np.arange(101)) * 0.25)
     small = value_table(s, limit=50)
     assert small.beyond == "formula" and small.size == 50
     # exponential's rounded value reaches 0 sooner when scaled down
-    e = S.exponential(1.0, 0.9)
+    e = S.exponential(1.0, gamma=0.9)
     assert value_table(e, scale=1e-30).size < value_table(e).size
     assert value_table(e, scale=0.0).size == 1
     with pytest.raises(ValueError, match="dtype"):
@@ -109,7 +125,7 @@ class _RisingCosine(S.Cosine):
 def test_unknown_shapes_are_not_assumed():
     # a subclass or an unknown parameter gives no horizon: the table is exact up to its end
     # and the formula takes over after it
-    s = _RisingCosine(0.1, 100)
+    s = _RisingCosine(0.1, total_steps=100)
     assert horizon(s) is None and period(s) is None
     f = jax.jit(lo.schedule(s, table_limit=1000))
     t = jnp.arange(3000, dtype=jnp.int32)
@@ -118,14 +134,16 @@ def test_unknown_shapes_are_not_assumed():
     np.testing.assert_array_equal(got[:1000], ref[:1000].astype(np.float32))
     np.testing.assert_allclose(got[1000:], ref[1000:], rtol=1e-5, atol=1e-6)
     assert got[1150] > got[1100]  # rising again, as the formula says
-    assert horizon(S.join([S.cosine(0.1, 10), s], [5])) is None
+    assert horizon(S.join([S.cosine(0.1, total_steps=10), s], boundaries=[5])) is None
 
 
 # ============================================================================ compiled lookup
 
 
 def test_default_path_has_no_host_call_and_host_path_has_one():
-    s = S.with_warmup(S.cosine(0.1, 900), 100) * S.exponential(1.0, 0.9999)
+    s = S.with_warmup(S.cosine(0.1, total_steps=900), warmup_steps=100) * S.exponential(
+        1.0, gamma=0.9999
+    )
     jaxpr = str(jax.make_jaxpr(lo.schedule(s))(jnp.int32(3)))
     assert "callback" not in jaxpr
     assert "callback" in str(jax.make_jaxpr(lo.schedule(s, evaluation="host"))(jnp.int32(3)))
@@ -163,10 +181,11 @@ def test_past_the_table(name):
 def test_compositions_are_exact_where_the_table_reaches(w, total, gamma, cut, steps):
     s = S.join(
         [
-            S.with_warmup(S.cosine(0.1, total, 1e-6), w) * S.exponential(1.0, gamma),
+            S.with_warmup(S.cosine(0.1, total_steps=total, eta_min=1e-6), warmup_steps=w)
+            * S.exponential(1.0, gamma=gamma),
             S.constant(1e-3),
         ],
-        [cut],
+        boundaries=[cut],
     ).clamp(max_lr=0.08)
     vt = value_table(s)
     assert vt.beyond == "hold"
@@ -178,7 +197,7 @@ def test_compositions_are_exact_where_the_table_reaches(w, total, gamma, cut, st
 
 
 def test_fractional_negative_and_batched_steps():
-    s = S.onecycle(0.1, 1000)
+    s = S.onecycle(0.1, total_steps=1000)
     f = lo.schedule(s)
     # whole float steps read the table, fractional ones the formula; hold covers t >= end
     t = jnp.asarray([0.0, 10.0, 10.5, 999.0, 999.25, 5000.75], jnp.float32)
@@ -198,7 +217,7 @@ def test_fractional_negative_and_batched_steps():
 
 
 def test_evaluation_and_table_limit_are_checked():
-    s = S.cosine(0.1, 100)
+    s = S.cosine(0.1, total_steps=100)
     with pytest.raises(ValueError, match="evaluation"):
         lo.schedule(s, evaluation="fast")
     with pytest.raises(ValueError, match="table_limit"):
@@ -212,7 +231,7 @@ import numpy as np, jax, jax.numpy as jnp
 import lrkit.optax as lo
 from lrkit import schedules as S
 assert jax.config.jax_enable_x64
-s = S.exponential(0.1, 0.99999)
+s = S.exponential(0.1, gamma=0.99999)
 t = np.array([0, 5, 999, 1000, 4000, 123456, 3_000_000])
 f32 = jax.jit(lo.schedule(s, table_limit=1000))(jnp.asarray(t))
 assert f32.dtype == jnp.float32

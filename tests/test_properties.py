@@ -49,30 +49,37 @@ def families(draw: st.DrawFn) -> S.Schedule:
     if kind == 0:
         return S.constant(lr)
     if kind == 1:
-        return S.step(lr, draw(st.integers(1, 50)), draw(decays))
+        return S.step(lr, step_size=draw(st.integers(1, 50)), gamma=draw(decays))
     if kind == 2:
         ms = sorted(draw(st.lists(st.integers(1, 400), max_size=4)))
-        return S.multistep(lr, ms, draw(decays))
+        return S.multistep(lr, milestones=ms, gamma=draw(decays))
     if kind == 3:
-        return S.exponential(lr, draw(st.floats(0.9, 1.0)))
+        return S.exponential(lr, gamma=draw(st.floats(0.9, 1.0)))
     if kind == 4:
         return S.inverse_time(
-            lr, draw(st.floats(1, 100)), draw(st.floats(0, 2)), draw(st.booleans())
+            lr,
+            decay_steps=draw(st.floats(1, 100)),
+            decay_rate=draw(st.floats(0, 2)),
+            staircase=draw(st.booleans()),
         )
     if kind == 5:
         return S.polynomial(
-            lr, n, draw(st.floats(0, 3)), draw(st.floats(0, 1e-3)), cycle=draw(st.booleans())
+            lr,
+            total_steps=n,
+            power=draw(st.floats(0, 3)),
+            end_lr=draw(st.floats(0, 1e-3)),
+            cycle=draw(st.booleans()),
         )
     if kind == 6:
-        return S.linear(lr, draw(lrs), n)
+        return S.linear(lr, end_lr=draw(lrs), total_steps=n)
     if kind == 7:
-        return S.cosine(lr, n, draw(st.floats(0, 1e-6)))
+        return S.cosine(lr, total_steps=n, eta_min=draw(st.floats(0, 1e-6)))
     if kind == 8:
         return S.cosine_restarts(
             lr,
-            draw(st.integers(1, 40)),
-            draw(st.integers(1, 3)),
-            draw(st.floats(0, 1e-6)),
+            T_0=draw(st.integers(1, 40)),
+            T_mult=draw(st.integers(1, 3)),
+            eta_min=draw(st.floats(0, 1e-6)),
             m_mul=draw(st.floats(0.1, 1.0)),
         )
     if kind == 9:
@@ -80,9 +87,9 @@ def families(draw: st.DrawFn) -> S.Schedule:
         return _build(
             S.cyclic,
             base,
-            base + lr,
-            draw(st.integers(1, 40)),
-            draw(st.one_of(st.none(), st.integers(1, 40))),
+            max_lr=base + lr,
+            step_size_up=draw(st.integers(1, 40)),
+            step_size_down=draw(st.one_of(st.none(), st.integers(1, 40))),
             mode=draw(st.sampled_from(["triangular", "triangular2", "exp_range"])),
             gamma=draw(st.floats(0.99, 1.0)),
         )
@@ -90,7 +97,7 @@ def families(draw: st.DrawFn) -> S.Schedule:
         return _build(
             S.onecycle,
             lr,
-            draw(st.integers(10, 500)),
+            total_steps=draw(st.integers(10, 500)),
             pct_start=draw(st.floats(0.05, 0.45)),
             anneal_strategy=draw(st.sampled_from(["cos", "linear"])),
             three_phase=draw(st.booleans()),
@@ -103,23 +110,23 @@ def families(draw: st.DrawFn) -> S.Schedule:
             three_phase=draw(st.booleans()),
         )
     if kind == 12:
-        return S.inverse_sqrt(lr, draw(st.integers(0, 50)))
+        return S.inverse_sqrt(lr, warmup_steps=draw(st.integers(0, 50)))
     if kind == 13:
         bs = sorted(set(draw(st.lists(st.integers(0, 400), max_size=3))))
-        return S.piecewise_constant(bs, [draw(lrs) for _ in range(len(bs) + 1)])
+        return S.piecewise_constant(bs, values=[draw(lrs) for _ in range(len(bs) + 1)])
     if kind == 14:
         return _build(
             S.wsd,
             lr,
-            n,
-            draw(st.integers(0, 20)),
-            draw(st.one_of(st.none(), st.integers(1, 100))),
+            total_steps=n,
+            warmup_steps=draw(st.integers(0, 20)),
+            decay_steps=draw(st.one_of(st.none(), st.integers(1, 100))),
             decay=draw(st.sampled_from(["linear", "cosine", "1-sqrt"])),
         )
     if kind == 15:
         mode = draw(st.sampled_from(["linear", "exponential", "cosine"]))
-        return S.warmup(lr, draw(lrs), n, mode=mode)
-    return S.with_warmup(S.cosine(lr, n), draw(st.integers(1, 50)))
+        return S.warmup(lr, end_lr=draw(lrs), warmup_steps=n, mode=mode)
+    return S.with_warmup(S.cosine(lr, total_steps=n), warmup_steps=draw(st.integers(1, 50)))
 
 
 def _compose(children: st.SearchStrategy[S.Schedule]) -> st.SearchStrategy[S.Schedule]:
@@ -128,10 +135,10 @@ def _compose(children: st.SearchStrategy[S.Schedule]) -> st.SearchStrategy[S.Sch
         st.builds(lambda ab: S.mul(*ab), pair),
         st.builds(lambda ab: S.add(*ab), pair),
         st.builds(lambda ab: S.sub(ab[0], b=ab[1]), pair),
-        st.builds(lambda s, f: S.scale(s, f), children, st.floats(0, 10)),
+        st.builds(lambda s, f: S.scale(s, factor=f), children, st.floats(0, 10)),
         st.builds(lambda s, lo: S.clamp(s, min_lr=lo), children, st.floats(0, 1e-3)),
         st.builds(
-            lambda ab, b: S.join(list(ab), [b]),
+            lambda ab, b: S.join(list(ab), boundaries=[b]),
             pair,
             st.integers(1, 300),
         ),
@@ -183,7 +190,7 @@ def test_round_trips_keep_every_value(s: S.Schedule) -> None:
     t=st.one_of(st.integers(0, 10**6), st.floats(0, 1e300)),
 )
 def test_growing_gamma_overflows_to_inf_on_both_paths(lr: float, gamma: float, t: float) -> None:
-    for s in (S.exponential(lr, gamma), S.step(lr, 3, gamma)):
+    for s in (S.exponential(lr, gamma=gamma), S.step(lr, step_size=3, gamma=gamma)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             v = float(s.values([t])[0])
@@ -420,7 +427,7 @@ def test_scheduler_resume_at_any_step_is_identical(
             feedback = RestartOnPlateau(patience=2) & ReduceOnPlateau(patience=1)
         else:
             feedback = [ReduceOnPlateau(patience=1, min_scale=0.1 * (i + 1)) for i in range(n)]
-        mom = S.cosine(0.95, 50, 0.85) if momentum else None
+        mom = S.cosine(0.95, total_steps=50, eta_min=0.85) if momentum else None
         return opt, lt.scheduler(opt, s, feedback=feedback, momentum=mom)
 
     def run(opt: Any, sch: Any, start: int, stop: int, out: list[Any]) -> None:

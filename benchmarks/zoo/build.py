@@ -5,7 +5,7 @@ task finishes, so an interrupted build resumes where it stopped):
 
 * **grid oracle**: final validation loss after ``steps`` optimizer steps at 25 log-spaced LRs
   (4 per decade, 1e-5 to 10), 2 seeds (init, batch order, dropout), for a constant LR, one-cycle
-  (``schedules.onecycle(lr, steps)``) and warmup-cosine (5% linear warmup to ``lr``, then cosine
+  (``onecycle(lr, total_steps=steps)``) and warmup-cosine (5% linear warmup to ``lr``, then cosine
   to 0). A run whose loss turns NaN/inf, exceeds 1e3 or whose smoothed training loss exceeds
   10x its first loss scores 1e3 (diverged) and stops; a constant-LR run whose smoothed
   training loss is still above 0.98x its first loss after half the budget stops there and is
@@ -72,7 +72,7 @@ def schedule_values(kind: str, lr: float, steps: int) -> np.ndarray:
     if kind == "constant":
         return np.full(steps, lr)
     if kind == "onecycle":
-        return np.asarray(S.onecycle(lr, steps).values(list(k)), dtype=np.float64)
+        return np.asarray(S.onecycle(lr, total_steps=steps).values(list(k)), dtype=np.float64)
     w = max(1, steps // 20)
     cos = 0.5 * lr * (1 + np.cos(np.pi * np.clip(k - w, 0, None) / max(1, steps - w)))
     return np.where(k < w, lr * (k + 1) / w, cos)

@@ -259,18 +259,23 @@ def _plan(method: str, setup: Setup, lrs: LRs, steps: int) -> tuple[Any, Any, An
         return opt, scheduler(opt, S.constant(lr)), None, f"{lr:.3g}"
     if method == "step":
         size = max(1, math.ceil(steps / 3))
-        return opt, scheduler(opt, S.step(lr, size, 0.1)), None, f"{lr:.3g} x0.1/{size}"
+        return (
+            opt,
+            scheduler(opt, S.step(lr, step_size=size, gamma=0.1)),
+            None,
+            f"{lr:.3g} x0.1/{size}",
+        )
     if method == "exponential":
         gamma = 0.01 ** (1.0 / max(1, steps))
-        return opt, scheduler(opt, S.exponential(lr, gamma)), None, f"{lr:.3g} ->x0.01"
+        return opt, scheduler(opt, S.exponential(lr, gamma=gamma)), None, f"{lr:.3g} ->x0.01"
     if method == "cosine":
-        return opt, scheduler(opt, S.cosine(lr, steps)), None, f"{lr:.3g} cos"
+        return opt, scheduler(opt, S.cosine(lr, total_steps=steps)), None, f"{lr:.3g} cos"
     if method == "cyclic":
         up = max(1, steps // 4)
-        sched = scheduler(opt, S.cyclic(mn, mx, step_size_up=up, mode="triangular2"))
+        sched = scheduler(opt, S.cyclic(mn, max_lr=mx, step_size_up=up, mode="triangular2"))
         return opt, sched, None, f"{mn:.3g}..{mx:.3g}"
     if method == "onecycle":
-        return opt, scheduler(opt, S.onecycle(mx, steps)), None, f"peak {mx:.3g}"
+        return opt, scheduler(opt, S.onecycle(mx, total_steps=steps)), None, f"peak {mx:.3g}"
     if method == "plateau":
         fb = ReduceOnPlateau(factor=0.5, patience=2)
         return opt, scheduler(opt, S.constant(lr), feedback=fb), fb, f"{lr:.3g} x0.5/plateau"

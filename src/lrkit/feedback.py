@@ -15,6 +15,9 @@ Controllers:
   it says "ok", "restore" (and cuts the LR scale) or "give_up". The framework guards
   (``lrkit.torch.DivergenceGuard``, ``lrkit.keras.DivergenceGuard``) wrap one as their
   ``controller`` and keep the snapshots of weights and optimizer state.
+* :class:`GuardBook` -- the other framework-free half of a divergence guard: which snapshot
+  to restore (the last ``keep``, one taken every ``snapshot_every`` good checks, dropping one
+  that diverged again at once after it was restored). Both framework guards use it.
 * :class:`Multiplier` -- a scale set by code (``set_scale``), e.g. by a guard.
 * :class:`Chain` (also ``a & b``) -- several controllers at once: the scales multiply, ``apply``
   nests, ``update`` feeds the metric to every member.
@@ -33,18 +36,21 @@ import warnings
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypedDict
+from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 from . import _validate as v
 
 __all__ = [
     "Chain",
+    "DetectorKwargs",
     "DivergenceDetector",
     "Feedback",
+    "GuardBook",
     "Multiplier",
     "PlateauKwargs",
     "ReduceOnPlateau",
     "RestartOnPlateau",
+    "as_metric",
     "from_state_dict",
 ]
 
@@ -66,11 +72,27 @@ class PlateauKwargs(TypedDict, total=False):
     min_scale: float
 
 
+class DetectorKwargs(TypedDict, total=False):
+    """The :class:`DivergenceDetector` arguments after ``factor``, by keyword, as both
+    divergence guards take them (``lrkit.torch.DivergenceGuard``,
+    ``lrkit.keras.DivergenceGuard``); the guards pass them on to :class:`DivergenceDetector`,
+    whose signature holds the defaults and whose constructor validates them."""
+
+    max_restores: int
+    spike_factor: float | None
+    window: int
+    min_history: int
+    min_scale: float
+    quantile: float
+
+
 Action = Literal["ok", "restore", "give_up"]
 
 
-def _metric(value: Any) -> float:
-    """``value`` as a float (tensors, numpy scalars and Python numbers are accepted)."""
+def as_metric(value: Any) -> float:
+    """``value`` as a float: a one-element tensor, a numpy scalar or a Python number (a bool or
+    anything else is a one-line ``ValueError`` naming ``value``). Every controller reads the
+    metrics and losses it is given through this function, and so do the framework guards."""
     if isinstance(value, bool):
         raise ValueError(f"value must be a real number, got {value!r}")
     try:
@@ -294,7 +316,7 @@ class _OnPlateau(Feedback):
 
     def _observe(self, value: Any, step: Any) -> tuple[bool, int | None]:
         """Validate ``value``/``step`` and feed the detector: (plateau detected, step)."""
-        x = _metric(value)
+        x = as_metric(value)
         at = _step_arg(step)
         return self._plateau.observe(x, type(self).__name__), at
 
@@ -593,7 +615,7 @@ class DivergenceDetector(Feedback):
 
     def is_divergent(self, loss: float) -> bool:
         """True when ``loss`` is non-finite or a spike relative to :attr:`reference`."""
-        x = _metric(loss)
+        x = as_metric(loss)
         if not math.isfinite(x):
             return True
         if self.spike_factor is None:
@@ -605,7 +627,7 @@ class DivergenceDetector(Feedback):
 
     def check(self, loss: float, step: int | None = None) -> Action:
         """Classify ``loss`` (see the class docstring) and update the state accordingly."""
-        x = loss if type(loss) is float else _metric(loss)
+        x = loss if type(loss) is float else as_metric(loss)
         if step is not None:
             step = _step_arg(step)
         self.num_checks += 1
@@ -677,6 +699,74 @@ class DivergenceDetector(Feedback):
         self.last_action = v.choice(  # type: ignore[assignment]
             "state['last_action']", state["last_action"], ("ok", "restore", "give_up")
         )
+
+
+Snap = TypeVar("Snap")
+
+
+class GuardBook(Generic[Snap]):
+    """The framework-free bookkeeping of a divergence guard: its :class:`DivergenceDetector`
+    (``controller``) and which of its snapshots to restore.
+
+    The guard makes the snapshots (copies of weights and optimizer state, of any type) and
+    hands them to :meth:`add`; the book keeps the last ``keep`` of them, counts the good checks
+    since the last one was taken (:meth:`due` says when the next is due: every
+    ``snapshot_every`` good checks) and, after a divergence, names the one to restore
+    (:meth:`to_restore`): the newest, unless the state restored last time diverged again at
+    once -- a bad state that passed for good, e.g. a blow-up before spike detection was armed --
+    which is then dropped for the next older one. ``lrkit.torch.DivergenceGuard`` and
+    ``lrkit.keras.DivergenceGuard`` each hold one.
+    """
+
+    def __init__(
+        self, controller: DivergenceDetector, *, snapshot_every: int = 50, keep: int = 2
+    ) -> None:
+        if not isinstance(controller, DivergenceDetector):
+            raise ValueError(
+                f"controller must be a lrkit.feedback.DivergenceDetector, got {controller!r}"
+            )
+        self.controller = controller
+        self.snapshot_every = v.integer("snapshot_every", snapshot_every, 1)
+        self.keep = v.integer("keep", keep, 1)
+        self.snapshots: deque[Snap] = deque(maxlen=self.keep)
+        #: good checks since the last snapshot was taken
+        self.good = 0
+        self.last_ok = True
+
+    def check(self, loss: Any, step: int | None = None) -> Action:
+        """The controller's :meth:`DivergenceDetector.check`, counting the good checks."""
+        action = self.controller.check(loss, step=step)
+        if action == "ok":
+            self.last_ok = True
+            self.good += 1
+        return action
+
+    def due(self) -> bool:
+        """True when ``snapshot_every`` good checks have passed since the last snapshot was
+        taken; the count then starts again (take the snapshot now)."""
+        if self.good >= self.snapshot_every:
+            self.good = 0
+            return True
+        return False
+
+    def add(self, snapshot: Snap) -> None:
+        """Keep ``snapshot`` as the newest restorable state (the oldest beyond ``keep`` goes)."""
+        self.snapshots.append(snapshot)
+
+    def to_restore(self, *, again: bool = False) -> Snap:
+        """The snapshot to restore after a divergence. When the state restored last time
+        diverged at once it is dropped first (while an older one is kept); ``again=True``
+        restores the same one once more (no check in between)."""
+        if not again and not self.last_ok and len(self.snapshots) > 1:
+            self.snapshots.pop()
+        self.last_ok = False
+        return self.snapshots[-1]
+
+    def clear(self) -> None:
+        """Forget every snapshot and count (a new training run)."""
+        self.snapshots.clear()
+        self.good = 0
+        self.last_ok = True
 
 
 def _jsonable(x: float) -> float | str:

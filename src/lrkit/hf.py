@@ -5,7 +5,7 @@
   the optimizer the Trainer made (its weight-decay / no-decay parameter groups are kept)::
 
       trainer = lrkit.hf.Trainer(model=model, args=args, train_dataset=ds,
-                                 schedule=lambda n: S.cosine(args.learning_rate, n))
+                                 schedule=lambda n: S.cosine(args.learning_rate, total_steps=n))
 
 * :class:`ReportMetric` -- a ``TrainerCallback`` that feeds an evaluation metric
   (``eval_loss`` by default) to the scheduler's feedback controller after each evaluation.
@@ -169,7 +169,8 @@ def find_lr(
     and the Trainer are as before (see :func:`lrkit.torch.find_lr`).
 
     Use the result with ``args.learning_rate = result.suggestion`` (before ``train()``) or a
-    schedule: ``lrkit.hf.Trainer(..., schedule=lambda n: S.onecycle(result.max_lr, n))``.
+    schedule:
+    ``lrkit.hf.Trainer(..., schedule=lambda n: S.onecycle(result.max_lr, total_steps=n))``.
     """
     if not isinstance(trainer, transformers.Trainer):
         raise ValueError(f"trainer must be a transformers.Trainer, got {type(trainer).__name__}")

@@ -94,7 +94,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     ``schedule``, a callable ``schedule(result, total_steps)`` returning an lrkit schedule (or a
     spec string or dict), the trainer's LR schedulers are replaced by one
     :class:`lrkit.torch.LRKitScheduler` stepped every optimizer step, e.g.
-    ``schedule=lambda r, n: S.onecycle(r.max_lr, n)``.
+    ``schedule=lambda r, n: S.onecycle(r.max_lr, total_steps=n)``.
 
     The result is :attr:`result`; ``lr_finder/suggestion``, ``lr_finder/max_lr`` and
     ``lr_finder/base_lr`` are logged through every logger, and with ``plot=True`` (and

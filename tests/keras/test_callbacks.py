@@ -53,7 +53,7 @@ def test_plateau_scales_the_lr_the_optimizer_really_uses(kind, const_grad_model,
 def test_keras_own_plateau_fails_with_a_schedule_ours_does_not(const_grad_model, mean_pred_loss):
     model = const_grad_model()
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=lk.schedule(S.cosine(0.01, 100))),
+        optimizer=keras.optimizers.SGD(learning_rate=lk.schedule(S.cosine(0.01, total_steps=100))),
         loss=mean_pred_loss,
     )
     keras_cb = keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=0, min_delta=10.0)
@@ -61,13 +61,15 @@ def test_keras_own_plateau_fails_with_a_schedule_ours_does_not(const_grad_model,
         _fit(model, 3, [keras_cb])
     model2 = const_grad_model()
     model2.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=lk.schedule(S.cosine(0.01, 100))),
+        optimizer=keras.optimizers.SGD(learning_rate=lk.schedule(S.cosine(0.01, total_steps=100))),
         loss=mean_pred_loss,
     )
     ours = lk.ReduceOnPlateau(**_never_improves())
     _fit(model2, 3, [ours])
     assert model2.optimizer._learning_rate.scale == 0.25
-    assert float(model2.optimizer.learning_rate) == float(np.float32(S.cosine(0.01, 100)(3) * 0.25))
+    assert float(model2.optimizer.learning_rate) == float(
+        np.float32(S.cosine(0.01, total_steps=100)(3) * 0.25)
+    )
 
 
 def test_plateau_negative_metric_controller_and_validation():
@@ -115,7 +117,9 @@ def test_guard_restores_last_good_state_exactly_and_stops():
     a, b = _small(), _small()
     b.set_weights(a.get_weights())
     for m in (a, b):
-        m.compile(optimizer=keras.optimizers.Adam(lk.schedule(S.cosine(0.01, 50))), loss="mse")
+        m.compile(
+            optimizer=keras.optimizers.Adam(lk.schedule(S.cosine(0.01, total_steps=50))), loss="mse"
+        )
     # batch 5 is NaN: the state it was computed on is not confirmed good, so the restored
     # state is the newest one checked good, the one batch 4 trained from (after 4 batches).
     # The loss of batch 5 is judged when batch 7 starts; batches 6 and 7 run but are undone.
@@ -162,7 +166,7 @@ def test_guard_detects_a_spike_through_the_running_mean():
 
 @pytest.mark.parametrize("per", ["batch", "epoch"])
 def test_lr_scheduler_callback(per, const_grad_model, mean_pred_loss):
-    s = S.step(0.01, 2, 0.5)
+    s = S.step(0.01, step_size=2, gamma=0.5)
     model = const_grad_model()
     model.compile(optimizer=keras.optimizers.SGD(0.123), loss=mean_pred_loss)
     cb = lk.LRScheduler(s, per=per)
@@ -199,7 +203,7 @@ def test_lr_scheduler_with_feedback_and_errors(const_grad_model, mean_pred_loss)
 
 
 def test_lr_logger_per_batch_and_logs(const_grad_model, mean_pred_loss):
-    s = S.linear(0.01, 0.0, 10)
+    s = S.linear(0.01, end_lr=0.0, total_steps=10)
     model = const_grad_model()
     model.compile(optimizer=keras.optimizers.SGD(lk.schedule(s)), loss=mean_pred_loss)
     log = lk.LRLogger(per="batch")
@@ -281,7 +285,7 @@ def test_lr_logger_logs_the_lr_of_the_epochs_last_step_for_every_driver(
     """Whatever drives the LR, LRLogger's history holds the LR each step used (the kernel moves
     by exactly -lr per step, so they add up to -kernel) and logs["learning_rate"] the LR of
     the epoch's last step, the value Keras' own LearningRateScheduler logs."""
-    s = S.step(0.01, 5, 0.5)
+    s = S.step(0.01, step_size=5, gamma=0.5)
     per_epoch = kind in ("keras_lrs", "lk_epoch")
     used = [np.float32(s(e if per_epoch else 4 * e + b)) for e in range(3) for b in range(4)]
     lr, before = _driver(kind, s)
@@ -343,10 +347,15 @@ def test_guard_default_restores_the_promised_snapshot():
     a, b = _small(), _small()
     b.set_weights(a.get_weights())
     for m in (a, b):
-        m.compile(optimizer=keras.optimizers.Adam(lk.schedule(S.cosine(0.01, 100))), loss="mse")
+        m.compile(
+            optimizer=keras.optimizers.Adam(lk.schedule(S.cosine(0.01, total_steps=100))),
+            loss="mse",
+        )
     a.fit(x[: 51 * 4], y[: 51 * 4], batch_size=4, shuffle=False, verbose=0)
     guard = lk.DivergenceGuard(max_restores=0)
     assert guard.snapshot_every == 50 and guard.keep == 2
+    c = lk.DivergenceGuard(0.25, window=7, min_history=3).controller
+    assert (c.factor, c.window, c.min_history, c.max_restores) == (0.25, 7, 3, 3)
     with pytest.warns(RuntimeWarning, match="stopped training"):
         b.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
     assert guard.restored_at == [56]

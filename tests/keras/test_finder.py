@@ -50,7 +50,7 @@ def _find(*args, **kw):
 def test_find_lr_arrays_restores_everything(regression, lr):
     x, y = regression
     model = _model()
-    opt_lr = 1e-3 if lr == "float" else lk.schedule(S.cosine(1e-2, 500))
+    opt_lr = 1e-3 if lr == "float" else lk.schedule(S.cosine(1e-2, total_steps=500))
     model.compile(optimizer=keras.optimizers.Adam(opt_lr), loss="mse", metrics=["mae"])
     model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # non-trivial optimizer state
     before = _state(model)

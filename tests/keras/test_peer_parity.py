@@ -93,15 +93,21 @@ def test_keras_reduce_lr_on_plateau_mapping(seed, patience, cooldown):
 @pytest.mark.parametrize(
     "keras_schedule,ours",
     [
-        (KS.PolynomialDecay(0.1, 70, 0.01, power=2.0), S.polynomial(0.1, 70, 2.0, 0.01)),
-        (KS.InverseTimeDecay(0.1, 10, 0.5), S.inverse_time(0.1, 10, 0.5)),
-        (KS.InverseTimeDecay(0.1, 10, 0.5, staircase=True), S.inverse_time(0.1, 10, 0.5, True)),
+        (
+            KS.PolynomialDecay(0.1, 70, 0.01, power=2.0),
+            S.polynomial(0.1, total_steps=70, power=2.0, end_lr=0.01),
+        ),
+        (KS.InverseTimeDecay(0.1, 10, 0.5), S.inverse_time(0.1, decay_steps=10, decay_rate=0.5)),
+        (
+            KS.InverseTimeDecay(0.1, 10, 0.5, staircase=True),
+            S.inverse_time(0.1, decay_steps=10, decay_rate=0.5, staircase=True),
+        ),
         (
             KS.PiecewiseConstantDecay([10, 100], [0.1, 0.01, 0.001]),
-            S.piecewise_constant([10, 100], [0.1, 0.01, 0.001]),
+            S.piecewise_constant([10, 100], values=[0.1, 0.01, 0.001]),
         ),
-        (KS.ExponentialDecay(0.1, 10, 0.5), S.exponential(0.1, 0.5 ** (1 / 10))),
-        (KS.ExponentialDecay(0.1, 10, 0.5, staircase=True), S.step(0.1, 10, 0.5)),
+        (KS.ExponentialDecay(0.1, 10, 0.5), S.exponential(0.1, gamma=0.5 ** (1 / 10))),
+        (KS.ExponentialDecay(0.1, 10, 0.5, staircase=True), S.step(0.1, step_size=10, gamma=0.5)),
     ],
     ids=["polynomial", "inverse_time", "inverse_time_stair", "piecewise", "exp", "exp_stair"],
 )

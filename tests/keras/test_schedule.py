@@ -16,23 +16,24 @@ from lrkit import schedules as S  # noqa: E402
 
 FAMILIES = {
     "constant": S.constant(0.1),
-    "step": S.step(0.1, 1000, 0.5),
-    "multistep": S.multistep(0.1, [1000, 5000, 30000], 0.3),
-    "exponential": S.exponential(0.1, 0.9999),
-    "inverse_time": S.inverse_time(0.1, 100, 0.5, True),
-    "polynomial": S.polynomial(0.1, 80000, 2.0, 1e-4),
-    "linear": S.linear(0.0, 0.1, 70000),
-    "cosine": S.cosine(0.1, 100000, 1e-5),
-    "cosine_restarts": S.cosine_restarts(0.1, 1000, 2, 1e-5),
-    "cyclic": S.cyclic(1e-4, 1e-2, 2000, mode="exp_range", gamma=0.99999),
-    "onecycle": S.onecycle(0.1, 100000),
-    "inverse_sqrt": S.inverse_sqrt(0.1, 4000),
-    "piecewise": S.piecewise_constant([1000, 20000], [0.1, 0.01, 0.001]),
-    "warmup": S.warmup_cosine(1e-4, 0.1, 50000),
-    "wsd": S.wsd(0.1, 100000, 2000),
-    "composite": (S.with_warmup(S.cosine(0.1, 90000), 10000) * S.exponential(1.0, 0.99999)).clamp(
-        max_lr=0.05
-    ),
+    "step": S.step(0.1, step_size=1000, gamma=0.5),
+    "multistep": S.multistep(0.1, milestones=[1000, 5000, 30000], gamma=0.3),
+    "exponential": S.exponential(0.1, gamma=0.9999),
+    "inverse_time": S.inverse_time(0.1, decay_steps=100, decay_rate=0.5, staircase=True),
+    "polynomial": S.polynomial(0.1, total_steps=80000, power=2.0, end_lr=1e-4),
+    "linear": S.linear(0.0, end_lr=0.1, total_steps=70000),
+    "cosine": S.cosine(0.1, total_steps=100000, eta_min=1e-5),
+    "cosine_restarts": S.cosine_restarts(0.1, T_0=1000, T_mult=2, eta_min=1e-5),
+    "cyclic": S.cyclic(1e-4, max_lr=1e-2, step_size_up=2000, mode="exp_range", gamma=0.99999),
+    "onecycle": S.onecycle(0.1, total_steps=100000),
+    "inverse_sqrt": S.inverse_sqrt(0.1, warmup_steps=4000),
+    "piecewise": S.piecewise_constant([1000, 20000], values=[0.1, 0.01, 0.001]),
+    "warmup": S.warmup_cosine(1e-4, end_lr=0.1, warmup_steps=50000),
+    "wsd": S.wsd(0.1, total_steps=100000, warmup_steps=2000),
+    "composite": (
+        S.with_warmup(S.cosine(0.1, total_steps=90000), warmup_steps=10000)
+        * S.exponential(1.0, gamma=0.99999)
+    ).clamp(max_lr=0.05),
 }
 N = 100_001
 
@@ -76,7 +77,7 @@ def test_config_round_trip_and_serialization():
 
 
 def test_optimizer_applies_exact_values_and_save_load(tmp_path, const_grad_model, mean_pred_loss):
-    s = S.with_warmup(S.cosine(0.05, 20), 5)
+    s = S.with_warmup(S.cosine(0.05, total_steps=20), warmup_steps=5)
     model = const_grad_model()
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=lk.schedule(s)), loss=mean_pred_loss)
     x = np.ones((12, 1), "float32")
@@ -112,7 +113,8 @@ import numpy as np, keras
 import lrkit.keras as lk
 from lrkit import schedules as S
 assert keras.backend.backend() == "torch"
-s = S.with_warmup(S.cosine(0.1, 9000), 1000) * S.exponential(1.0, 0.9999)
+s = S.with_warmup(S.cosine(0.1, total_steps=9000), warmup_steps=1000)
+s = s * S.exponential(1.0, gamma=0.9999)
 ks = lk.schedule(s)
 import torch
 t = torch.arange(10001)
@@ -164,7 +166,7 @@ print("ok")
 
 
 def test_load_model_in_a_fresh_process_needs_only_import_lrkit_keras(tmp_path):
-    s = S.onecycle(0.05, 100)
+    s = S.onecycle(0.05, total_steps=100)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(lk.schedule(s)), loss="mse")
     x = np.ones((12, 2), "float32")

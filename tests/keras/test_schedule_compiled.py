@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX ba
 
 
 def test_compiled_call_has_no_host_call_unless_asked():
-    s = S.with_warmup(S.cosine(0.1, 900), 100)
+    s = S.with_warmup(S.cosine(0.1, total_steps=900), warmup_steps=100)
     assert "callback" not in str(jax.make_jaxpr(lk.schedule(s))(jnp.int32(3)))
     host = lk.schedule(s, evaluation="host")
     assert "callback" in str(jax.make_jaxpr(host)(jnp.int32(3)))
@@ -32,7 +32,7 @@ def test_compiled_call_has_no_host_call_unless_asked():
 
 
 def test_scale_is_in_the_table_and_rebuilt_when_it_changes():
-    s = S.onecycle(0.1, 500)
+    s = S.onecycle(0.1, total_steps=500)
     ks = lk.schedule(s)
     assert ks.compiled_scale
     t = jnp.arange(600, dtype=jnp.int32)
@@ -51,7 +51,7 @@ def test_scale_is_in_the_table_and_rebuilt_when_it_changes():
 def test_fit_uses_the_new_scale_after_the_train_function_is_rebuilt(
     const_grad_model, mean_pred_loss
 ):
-    s = S.linear(0.04, 0.01, 10)
+    s = S.linear(0.04, end_lr=0.01, total_steps=10)
     ks = lk.schedule(s)
     model = const_grad_model()
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=ks), loss=mean_pred_loss)
@@ -74,7 +74,7 @@ def test_scaled_schedule_on_jax_multiplies_in_the_compiled_step():
 
 
 def test_config_round_trip_of_evaluation_and_table_limit(tmp_path):
-    s = S.exponential(0.1, 0.9999)
+    s = S.exponential(0.1, gamma=0.9999)
     default = lk.schedule(s)
     assert "evaluation" not in default.get_config()  # files stay readable by older versions
     assert "table_limit" not in default.get_config()
@@ -107,13 +107,13 @@ def test_config_round_trip_of_evaluation_and_table_limit(tmp_path):
 
 
 def test_past_a_small_table_holds_or_uses_the_formula():
-    hold = S.cosine(0.1, 5000)
+    hold = S.cosine(0.1, total_steps=5000)
     ks = lk.schedule(hold, table_limit=10_000)
     t = jnp.asarray([0, 4999, 5000, 9999, 10_000, 2**30], jnp.int32)
     np.testing.assert_array_equal(
         np.asarray(jax.jit(ks)(t)), hold.values(np.asarray(t)).astype(np.float32)
     )
-    slow = S.inverse_sqrt(0.1, 100)
+    slow = S.inverse_sqrt(0.1, warmup_steps=100)
     kf = lk.schedule(slow, table_limit=1000)
     t = jnp.arange(3000, dtype=jnp.int32)
     got = np.asarray(jax.jit(kf)(t))
@@ -137,7 +137,7 @@ class _HalveAt(keras.callbacks.Callback):
 
 
 def test_a_scale_change_mid_epoch_takes_effect_at_the_next_step(const_grad_model, mean_pred_loss):
-    s = S.cosine(0.03, 20)
+    s = S.cosine(0.03, total_steps=20)
     ks = lk.schedule(s)
     model = const_grad_model()
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=ks), loss=mean_pred_loss)

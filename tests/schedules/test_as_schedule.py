@@ -10,12 +10,14 @@ from lrkit import schedules as S
 
 
 def test_schedule_passes_through_unchanged() -> None:
-    s = S.cosine(0.1, 100)
+    s = S.cosine(0.1, total_steps=100)
     assert S.as_schedule(s) is s
 
 
 def test_spec_string_and_dict_round_trip() -> None:
-    s = S.join([S.warmup(0.0, 0.1, 10), S.cosine(0.1, 90)], [10])
+    s = S.join(
+        [S.warmup(0.0, end_lr=0.1, warmup_steps=10), S.cosine(0.1, total_steps=90)], boundaries=[10]
+    )
     assert S.as_schedule(str(s)) == s
     assert S.as_schedule(s.to_dict()) == s
     assert S.as_schedule(MappingProxyType(s.to_dict())) == s
@@ -33,7 +35,7 @@ def test_bad_spec_is_a_spec_error() -> None:
 
 
 def test_operators_build_composites() -> None:
-    a, b = S.cosine(0.1, 100), S.linear(1.0, 0.0, 100)
+    a, b = S.cosine(0.1, total_steps=100), S.linear(1.0, end_lr=0.0, total_steps=100)
     assert a * b == S.mul(a, b)
-    assert 2.0 * a == S.scale(a, 2.0) == a.scale(2.0) == a * 2
-    assert a.clamp(0.01, 0.05) == S.clamp(a, min_lr=0.01, max_lr=0.05)
+    assert 2.0 * a == S.scale(a, factor=2.0) == a.scale(2.0) == a * 2
+    assert a.clamp(min_lr=0.01, max_lr=0.05) == S.clamp(a, min_lr=0.01, max_lr=0.05)

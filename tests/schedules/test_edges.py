@@ -14,12 +14,12 @@ from lrkit import schedules as S
 @pytest.mark.parametrize(
     "s,t",
     [
-        (S.exponential(0.1, 2), 2000),
-        (S.exponential(0.1, 2), 1e300),
-        (S.step(0.1, 1, gamma=10.0), 400),
-        (S.multistep(0.1, [1, 2, 3], gamma=1e200), 5),
-        (S.cyclic(0.1, 0.2, step_size_up=3, mode="exp_range", gamma=2.0), 2001),
-        (2.0 * S.exponential(0.1, 2), 2000),
+        (S.exponential(0.1, gamma=2), 2000),
+        (S.exponential(0.1, gamma=2), 1e300),
+        (S.step(0.1, step_size=1, gamma=10.0), 400),
+        (S.multistep(0.1, milestones=[1, 2, 3], gamma=1e200), 5),
+        (S.cyclic(0.1, max_lr=0.2, step_size_up=3, mode="exp_range", gamma=2.0), 2001),
+        (2.0 * S.exponential(0.1, gamma=2), 2000),
     ],
 )
 def test_overflow_is_inf_on_both_paths(s, t):
@@ -29,7 +29,9 @@ def test_overflow_is_inf_on_both_paths(s, t):
     assert s(t) == math.inf == vec
 
 
-@pytest.mark.parametrize("lr_zero", [S.exponential(0.0, 2), S.step(0.0, 1, 10.0)])
+@pytest.mark.parametrize(
+    "lr_zero", [S.exponential(0.0, gamma=2), S.step(0.0, step_size=1, gamma=10.0)]
+)
 def test_zero_lr_stays_zero_where_gamma_overflows(lr_zero):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow warning either
@@ -42,7 +44,9 @@ def test_zero_lr_stays_zero_where_gamma_overflows(lr_zero):
     [math.inf, math.nan, -1, -0.5, 10**400, -(10**400)],
     ids=["inf", "nan", "-1", "-.5", "big", "-big"],
 )
-@pytest.mark.parametrize("s", [S.cosine(0.1, 100), S.exponential(0.1, 0.9), S.constant(0.1)])
+@pytest.mark.parametrize(
+    "s", [S.cosine(0.1, total_steps=100), S.exponential(0.1, gamma=0.9), S.constant(0.1)]
+)
 def test_bad_steps_rejected_the_same_way(s, bad):
     with pytest.raises(
         ValueError, match=r"^step must be finite and >= 0 \(allowed range: \[0, inf"
@@ -54,27 +58,33 @@ def test_bad_steps_rejected_the_same_way(s, bad):
 
 def test_huge_integer_named_by_its_digits_not_printed():
     with pytest.raises(ValueError) as err:
-        S.cosine(0.1, 10)(10**400)
+        S.cosine(0.1, total_steps=10)(10**400)
     assert "an integer with 401 digits" in str(err.value) and len(str(err.value)) < 120
 
 
 def test_largest_float_step_is_accepted_on_both_paths():
-    s = S.cosine(0.1, 10, eta_min=0.01)
+    s = S.cosine(0.1, total_steps=10, eta_min=0.01)
     big = np.finfo(np.float64).max
     assert s(big) == s.values([big])[0] == 0.01
-    assert S.exponential(0.1, 0.5)(10**300) == 0.0 == S.exponential(0.1, 0.5).values([10**300])[0]
+    assert (
+        S.exponential(0.1, gamma=0.5)(10**300)
+        == 0.0
+        == S.exponential(0.1, gamma=0.5).values([10**300])[0]
+    )
 
 
 def test_bare_word_starting_with_digits_reads_as_a_string():
     a = S.parse("wsd(0.1, 100, decay=1-sqrt)")
-    assert a == S.parse("wsd(0.1, 100, decay='1-sqrt')") == S.wsd(0.1, 100, decay="1-sqrt")
+    assert (
+        a == S.parse("wsd(0.1, 100, decay='1-sqrt')") == S.wsd(0.1, total_steps=100, decay="1-sqrt")
+    )
     assert S.parse("exponential(1e-5, 0.9)").lr == 1e-5  # exponents stay numbers
     with pytest.raises(S.SpecError, match="position 13"):
         S.parse("cosine(0.1, 1-2)")
 
 
 def test_sums_and_differences():
-    a, b = S.cosine(0.1, 100), S.linear(0.0, 0.05, 100)
+    a, b = S.cosine(0.1, total_steps=100), S.linear(0.0, end_lr=0.05, total_steps=100)
     for s, f in [
         (a + b, lambda t: a(t) + b(t)),
         (a - b, lambda t: a(t) - b(t)),
@@ -98,18 +108,18 @@ def test_sums_and_differences():
 
 
 def test_polynomial_cycle_and_restarts_m_mul_formulas():
-    p = S.polynomial(1.0, 10, 2.0, 0.1, cycle=True)
+    p = S.polynomial(1.0, total_steps=10, power=2.0, end_lr=0.1, cycle=True)
     assert p(0) == 1.0 and p(10) == pytest.approx(0.1)
     assert p(15) == pytest.approx(0.9 * (1 - 15 / 20) ** 2 + 0.1)  # horizon 20 in cycle 2
-    assert S.polynomial(1.0, 10, 2.0, 0.1)(15) == 0.1  # no cycle: held
-    assert S.polynomial(0.5, 10, 0.0)(3) == 0.5  # power 0: optax holds init_value
-    r = S.cosine_restarts(1.0, 10, 2, eta_min=0.1, m_mul=0.5)
+    assert S.polynomial(1.0, total_steps=10, power=2.0, end_lr=0.1)(15) == 0.1  # no cycle: held
+    assert S.polynomial(0.5, total_steps=10, power=0.0)(3) == 0.5  # power 0: optax holds init_value
+    r = S.cosine_restarts(1.0, T_0=10, T_mult=2, eta_min=0.1, m_mul=0.5)
     assert r(0) == 1.0 and r(10) == pytest.approx(0.1 + 0.9 * 0.5)
     assert r(30) == pytest.approx(0.1 + 0.9 * 0.25)
-    assert S.cosine_restarts(1.0, 10, 1, m_mul=0.5)(25) == pytest.approx(
+    assert S.cosine_restarts(1.0, T_0=10, T_mult=1, m_mul=0.5)(25) == pytest.approx(
         0.25 * (1 + np.cos(np.pi * 0.5)) / 2
     )
     with pytest.raises(ValueError, match="cycle must be true or false"):
-        S.polynomial(0.1, 10, cycle="yes")
+        S.polynomial(0.1, total_steps=10, cycle="yes")
     with pytest.raises(ValueError, match="m_mul"):
-        S.cosine_restarts(0.1, 10, m_mul=-1)
+        S.cosine_restarts(0.1, T_0=10, m_mul=-1)

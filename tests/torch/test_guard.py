@@ -196,7 +196,7 @@ def test_with_lrkit_scheduler_cut_composes_with_schedule_and_plateau():
     model, x, y = _problem(seed=5)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     plateau = ReduceOnPlateau(patience=0, factor=0.5)
-    sched = lt.scheduler(opt, S.exponential(0.1, 0.9), feedback=plateau)
+    sched = lt.scheduler(opt, S.exponential(0.1, gamma=0.9), feedback=plateau)
     guard = DivergenceGuard(model, optimizer=opt, scheduler=sched, factor=0.1)
     assert isinstance(sched.feedback, Chain) and sched.feedback[1] is guard.feedback
     DivergenceGuard.attach(guard, sched)  # idempotent
@@ -247,6 +247,11 @@ def test_exported():
     guard = DivergenceGuard(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
     assert isinstance(guard.controller, DivergenceDetector)
     assert guard.snapshot_every == 50 and guard.controller.quantile == 0.9
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    c = DivergenceGuard(model, optimizer=opt, factor=0.25, window=7, min_history=3).controller
+    assert (c.factor, c.window, c.min_history, c.max_restores) == (0.25, 7, 3, 3)
+    with pytest.raises(TypeError, match="windows"):
+        DivergenceGuard(model, optimizer=opt, windows=7)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=0.1))  # keyword-only
     assert lt.DivergenceGuard is DivergenceGuard
@@ -279,7 +284,7 @@ def test_scheduler_plateau_matches_pytorch_on_positive_stream():
 def test_scheduler_feedback_scale_groups_and_resume():
     opt = _opt(0.1, groups=2)
     fb = ReduceOnPlateau(patience=1, factor=0.5)
-    sched = lt.scheduler(opt, S.cosine(0.1, 100), feedback=fb)
+    sched = lt.scheduler(opt, S.cosine(0.1, total_steps=100), feedback=fb)
     lrs = []
     for i in range(40):
         sched.step()
@@ -289,12 +294,12 @@ def test_scheduler_feedback_scale_groups_and_resume():
         if i == 19:
             ckpt = json.loads(json.dumps(sched.state_dict()))
     t = sched.last_epoch
-    assert lrs[-1][0] == pytest.approx(S.cosine(0.1, 100)(t) * fb.scale)
+    assert lrs[-1][0] == pytest.approx(S.cosine(0.1, total_steps=100)(t) * fb.scale)
     assert lrs[-1][1] == pytest.approx(2 * lrs[-1][0])
     assert fb.scale < 1.0
     opt2 = _opt(0.1, groups=2)
     fb2 = ReduceOnPlateau(patience=1, factor=0.5)
-    s2 = lt.scheduler(opt2, S.cosine(0.1, 100), feedback=fb2)
+    s2 = lt.scheduler(opt2, S.cosine(0.1, total_steps=100), feedback=fb2)
     s2.load_state_dict(ckpt)
     got = []
     for i in range(20, 40):
@@ -309,7 +314,7 @@ def test_scheduler_feedback_scale_groups_and_resume():
 def test_scheduler_report_applies_at_once_and_restart():
     opt = _opt(1.0)
     fb = RestartOnPlateau(patience=0) & ReduceOnPlateau(patience=0, factor=0.5)
-    sched = lt.scheduler(opt, S.exponential(1.0, 0.5), feedback=fb)
+    sched = lt.scheduler(opt, S.exponential(1.0, gamma=0.5), feedback=fb)
     for _ in range(4):
         sched.step()
     assert opt.param_groups[0]["lr"] == 0.5**4
@@ -385,7 +390,7 @@ def test_scheduler_short_step_path_equals_the_general_one(opt_name):
     """One group at ratio 1 with one momentum schedule takes step()'s short path; a feedback
     controller of scale 1 takes the general one: the same LRs and momenta, bit for bit."""
     total = 50
-    lr_s, mom_s = S.onecycle(0.1, total), S.onecycle_momentum(total)
+    lr_s, mom_s = S.onecycle(0.1, total_steps=total), S.onecycle_momentum(total)
 
     def make(feedback):
         p = torch.nn.Parameter(torch.zeros(2))

@@ -65,7 +65,7 @@ lrs = st.floats(1e-5, 5.0)
 @given(lr=lrs, step_size=st.integers(1, 40), gamma=st.floats(0.05, 1.0))
 def test_step_equals_steplr(lr: float, step_size: int, gamma: float) -> None:
     ref = _torch_lrs(lambda o: TL.StepLR(o, step_size, gamma), lr, 300)
-    _assert_same(_ours(S.step(lr, step_size, gamma), lr, 300), ref, lr)
+    _assert_same(_ours(S.step(lr, step_size=step_size, gamma=gamma), lr, 300), ref, lr)
 
 
 @settings(max_examples=25, deadline=None)
@@ -76,14 +76,14 @@ def test_step_equals_steplr(lr: float, step_size: int, gamma: float) -> None:
 )
 def test_multistep_equals_multisteplr(lr: float, milestones: list[int], gamma: float) -> None:
     ref = _torch_lrs(lambda o: TL.MultiStepLR(o, milestones, gamma), lr, 300)
-    _assert_same(_ours(S.multistep(lr, milestones, gamma), lr, 300), ref, lr)
+    _assert_same(_ours(S.multistep(lr, milestones=milestones, gamma=gamma), lr, 300), ref, lr)
 
 
 @settings(max_examples=25, deadline=None)
 @given(lr=lrs, gamma=st.floats(0.9, 1.0))
 def test_exponential_equals_exponentiallr(lr: float, gamma: float) -> None:
     ref = _torch_lrs(lambda o: TL.ExponentialLR(o, gamma), lr, 400)
-    _assert_same(_ours(S.exponential(lr, gamma), lr, 400), ref, lr)
+    _assert_same(_ours(S.exponential(lr, gamma=gamma), lr, 400), ref, lr)
 
 
 @settings(max_examples=25, deadline=None)
@@ -91,7 +91,7 @@ def test_exponential_equals_exponentiallr(lr: float, gamma: float) -> None:
 def test_polynomial_equals_polynomiallr(lr: float, total: int, power: float) -> None:
     n = total + 30
     ref = _torch_lrs(lambda o: TL.PolynomialLR(o, total_iters=total, power=power), lr, n)
-    _assert_same(_ours(S.polynomial(lr, total, power), lr, n), ref, lr)
+    _assert_same(_ours(S.polynomial(lr, total_steps=total, power=power), lr, n), ref, lr)
 
 
 @settings(max_examples=25, deadline=None)
@@ -101,7 +101,7 @@ def test_linear_equals_linearlr(lr: float, sf: float, ef: float, total: int) -> 
     ref = _torch_lrs(
         lambda o: TL.LinearLR(o, start_factor=sf, end_factor=ef, total_iters=total), lr, n
     )
-    _assert_same(_ours(S.linear(lr * sf, lr * ef, total), lr, n), ref, lr)
+    _assert_same(_ours(S.linear(lr * sf, end_lr=lr * ef, total_steps=total), lr, n), ref, lr)
 
 
 @settings(max_examples=25, deadline=None)
@@ -110,7 +110,7 @@ def test_cosine_equals_cosineannealinglr(lr: float, total: int, frac: float) -> 
     eta = lr * frac
     n = total + 1  # PyTorch's curve rises again after T_max; ours holds eta_min
     ref = _torch_lrs(lambda o: TL.CosineAnnealingLR(o, T_max=total, eta_min=eta), lr, n)
-    _assert_same(_ours(S.cosine(lr, total, eta_min=eta), lr, n), ref, lr)
+    _assert_same(_ours(S.cosine(lr, total_steps=total, eta_min=eta), lr, n), ref, lr)
 
 
 @settings(max_examples=25, deadline=None)
@@ -120,7 +120,7 @@ def test_restarts_equals_warmrestarts(lr: float, T0: int, mult: int, frac: float
     ref = _torch_lrs(
         lambda o: TL.CosineAnnealingWarmRestarts(o, T_0=T0, T_mult=mult, eta_min=eta), lr, 500
     )
-    _assert_same(_ours(S.cosine_restarts(lr, T0, mult, eta), lr, 500), ref, lr)
+    _assert_same(_ours(S.cosine_restarts(lr, T_0=T0, T_mult=mult, eta_min=eta), lr, 500), ref, lr)
 
 
 @settings(max_examples=30, deadline=None)
@@ -141,7 +141,15 @@ def test_cyclic_equals_cycliclr(
         base,
         400,
     )
-    _assert_same(_ours(S.cyclic(base, mx, up, down, mode=mode, gamma=gamma), base, 400), ref, mx)
+    _assert_same(
+        _ours(
+            S.cyclic(base, max_lr=mx, step_size_up=up, step_size_down=down, mode=mode, gamma=gamma),
+            base,
+            400,
+        ),
+        ref,
+        mx,
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -169,8 +177,10 @@ def test_onecycle_equals_onecyclelr(
     opt = _opt(max_lr)
     sch = lt.scheduler(
         opt,
-        S.onecycle(max_lr, total, **kw),  # type: ignore[arg-type]
-        momentum=S.onecycle_momentum(total, pct, strategy, three_phase=three),
+        S.onecycle(max_lr, total_steps=total, **kw),  # type: ignore[arg-type]
+        momentum=S.onecycle_momentum(
+            total, pct_start=pct, anneal_strategy=strategy, three_phase=three
+        ),
     )
     for k in range(total):
         a, b = opt.param_groups[0], ref_opt.param_groups[0]
@@ -183,7 +193,7 @@ def test_onecycle_equals_onecyclelr(
 
 
 def test_constructor_sets_step_zero_and_k_steps_give_step_k() -> None:
-    s = S.exponential(0.5, 0.9)
+    s = S.exponential(0.5, gamma=0.9)
     opt = _opt(123.0)  # the optimizer's own value is overwritten by the schedule's
     sch = lt.scheduler(opt, s)
     assert opt.param_groups[0]["lr"] == s(0) and sch.current_step == 0
@@ -197,20 +207,20 @@ def test_constructor_sets_step_zero_and_k_steps_give_step_k() -> None:
 def test_is_a_torch_lrscheduler() -> None:
     sch = lt.scheduler(_opt(0.1), "cosine(0.1, 100)")
     assert isinstance(sch, TL.LRScheduler)
-    assert sch.schedules[0] == S.cosine(0.1, 100)
+    assert sch.schedules[0] == S.cosine(0.1, total_steps=100)
 
 
 def test_groups_follow_their_ratio_and_lists() -> None:
     a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.25}], lr=0.1)
-    s = S.cosine(1.0, 50)
+    s = S.cosine(1.0, total_steps=50)
     sch = lt.scheduler(opt, s)
     for k in range(50):
         assert opt.param_groups[0]["lr"] == s(k)
         assert opt.param_groups[1]["lr"] == pytest.approx(2.5 * s(k), rel=1e-15)
         sch.step()
     opt2 = torch.optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1)
-    s2 = [S.constant(0.3), S.linear(0.0, 1.0, 10)]
+    s2 = [S.constant(0.3), S.linear(0.0, end_lr=1.0, total_steps=10)]
     sch2 = lt.scheduler(opt2, s2)
     sch2.step(5)
     assert [g["lr"] for g in opt2.param_groups] == [0.3, 0.5]
@@ -220,7 +230,7 @@ def test_groups_follow_their_ratio_and_lists() -> None:
 
 def test_resume_is_exact_and_ignores_the_optimizers_lr() -> None:
     torch.manual_seed(0)
-    s = S.with_warmup(S.cosine_restarts(0.1, 15, 2), 10)
+    s = S.with_warmup(S.cosine_restarts(0.1, T_0=15, T_mult=2), warmup_steps=10)
     model = torch.nn.Linear(4, 1)
     opt = torch.optim.SGD(
         [{"params": [model.weight]}, {"params": [model.bias], "lr": 0.02}], lr=0.01, momentum=0.9
@@ -253,12 +263,12 @@ def test_resume_is_exact_and_ignores_the_optimizers_lr() -> None:
 
 def test_torch_save_round_trip(tmp_path: Any) -> None:
     opt = _opt(0.1)
-    sch = lt.scheduler(opt, S.onecycle(0.1, 100))
+    sch = lt.scheduler(opt, S.onecycle(0.1, total_steps=100))
     for _ in range(13):
         sch.step()
     torch.save(sch.state_dict(), tmp_path / "s.pt")
     opt2 = _opt(0.1)
-    sch2 = lt.scheduler(opt2, S.onecycle(0.1, 100))
+    sch2 = lt.scheduler(opt2, S.onecycle(0.1, total_steps=100))
     sch2.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=True))
     assert sch2.current_step == 13 and opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
 
@@ -267,8 +277,10 @@ def test_momentum_drives_adam_beta1_and_other_hyperparams() -> None:
     p = torch.nn.Parameter(torch.zeros(2))
     opt = torch.optim.AdamW([p], lr=1e-3, betas=(0.9, 0.999), weight_decay=0.1)
     m = S.onecycle_momentum(100)
-    wd = S.linear(0.1, 0.0, 100)
-    sch = lt.scheduler(opt, S.onecycle(1e-3, 100), momentum=m, hyperparams={"weight_decay": wd})
+    wd = S.linear(0.1, end_lr=0.0, total_steps=100)
+    sch = lt.scheduler(
+        opt, S.onecycle(1e-3, total_steps=100), momentum=m, hyperparams={"weight_decay": wd}
+    )
     sch.step(30)
     g = opt.param_groups[0]
     assert g["betas"] == (m(30), 0.999) and g["weight_decay"] == wd(30)
@@ -282,7 +294,7 @@ def test_tensor_lr_is_updated_in_place() -> None:
     p = torch.nn.Parameter(torch.zeros(2))
     opt = torch.optim.Adam([p], lr=torch.tensor(0.01))
     lr_tensor = opt.param_groups[0]["lr"]
-    sch = lt.scheduler(opt, S.exponential(0.01, 0.5))
+    sch = lt.scheduler(opt, S.exponential(0.01, gamma=0.5))
     sch.step()
     assert opt.param_groups[0]["lr"] is lr_tensor
     assert torch.equal(lr_tensor, torch.tensor(0.005))
@@ -309,7 +321,7 @@ def test_real_training_loop_learns() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     total = 200
-    s = S.onecycle(0.05, total)
+    s = S.onecycle(0.05, total_steps=total)
     sch = lt.scheduler(opt, s, momentum=S.onecycle_momentum(total))
     seen = []
     first = last = 0.0
@@ -332,7 +344,7 @@ def test_feedback_assigned_later_takes_effect() -> None:
     from lrkit.feedback import Multiplier
 
     opt = _opt(0.1)
-    s = S.cosine(0.1, 100)
+    s = S.cosine(0.1, total_steps=100)
     sch = lt.scheduler(opt, s)
     m = Multiplier(0.5)
     sch.feedback = m
@@ -399,7 +411,10 @@ def test_cycliclr_momentum_per_group_is_one_expression_each(mode: str, gamma: fl
             max_momentum=max_m,
         )
     opt = _two_group_sgd((0.01, 0.02))
-    lr_s = [S.cyclic(b, m, up, down, mode=mode, gamma=gamma) for b, m in [(0.01, 0.1), (0.02, 0.2)]]
+    lr_s = [
+        S.cyclic(b, max_lr=m, step_size_up=up, step_size_down=down, mode=mode, gamma=gamma)
+        for b, m in [(0.01, 0.1), (0.02, 0.2)]
+    ]
     mom = [_cyclic_momentum_spec(b, m, up, down, mode, gamma) for b, m in zip(base_m, max_m)]
     assert all(S.parse(str(x)) == x and S.from_dict(x.to_dict()) == x for x in mom)
     sch = lt.scheduler(opt, lr_s, momentum=mom)
@@ -418,13 +433,16 @@ def test_per_group_momentum_round_trips_through_state_dict() -> None:
     mom = [S.onecycle_momentum(100), S.constant(0.5)]
     sch = lt.scheduler(
         opt,
-        S.onecycle(0.1, 100),
+        S.onecycle(0.1, total_steps=100),
         momentum=mom,
-        hyperparams={"dampening": [S.constant(0.0), S.linear(0.0, 0.1, 100)]},
+        hyperparams={"dampening": [S.constant(0.0), S.linear(0.0, end_lr=0.1, total_steps=100)]},
     )
     sch.step(30)
     assert [g["momentum"] for g in opt.param_groups] == [mom[0](30), 0.5]
-    assert [g["dampening"] for g in opt.param_groups] == [0.0, S.linear(0.0, 0.1, 100)(30)]
+    assert [g["dampening"] for g in opt.param_groups] == [
+        0.0,
+        S.linear(0.0, end_lr=0.1, total_steps=100)(30),
+    ]
     st_ = sch.state_dict()
     assert st_["hyperparams"]["momentum"] == [m.to_dict() for m in mom]
     with pytest.raises(ValueError, match=r"momentum: a list needs one schedule per param group"):
@@ -483,7 +501,7 @@ def test_plateau_floor_per_group_equals_reducelronplateau_min_lr_list() -> None:
 )
 def test_load_state_dict_rejects_bad_state_and_changes_nothing(state: Any, match: str) -> None:
     opt = _opt(0.1)
-    sch = lt.scheduler(opt, S.cosine(0.1, 100))
+    sch = lt.scheduler(opt, S.cosine(0.1, total_steps=100))
     sch.step(10)
     before = (sch.last_epoch, sch._step_count, list(sch.ratios), opt.param_groups[0]["lr"])
     with pytest.raises(ValueError, match=match):
@@ -493,22 +511,22 @@ def test_load_state_dict_rejects_bad_state_and_changes_nothing(state: Any, match
 
 def test_load_state_dict_accepts_an_integral_float_step() -> None:
     opt = _opt(0.1)
-    sch = lt.scheduler(opt, S.cosine(0.1, 100))
+    sch = lt.scheduler(opt, S.cosine(0.1, total_steps=100))
     sch.load_state_dict({"last_epoch": 7.0})
-    assert sch.last_epoch == 7 and opt.param_groups[0]["lr"] == S.cosine(0.1, 100)(7)
+    assert sch.last_epoch == 7 and opt.param_groups[0]["lr"] == S.cosine(0.1, total_steps=100)(7)
 
 
 def test_group_lrs_without_a_top_level_lr_are_detected() -> None:
     a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
     trap = torch.optim.SGD([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}])
     with pytest.raises(ValueError, match=r"^optimizer: every param group sets its own lr") as e:
-        lt.scheduler(trap, S.cosine(0.1, 100))
+        lt.scheduler(trap, S.cosine(0.1, total_steps=100))
     assert "10x, 100x" in str(e.value) and "one schedule per group" in str(e.value)
     # what the message says to do works: one schedule per group, or a top-level lr
-    sch = lt.scheduler(trap, [S.cosine(0.01, 100), S.cosine(0.1, 100)])
+    sch = lt.scheduler(trap, [S.cosine(0.01, total_steps=100), S.cosine(0.1, total_steps=100)])
     assert [g["lr"] for g in trap.param_groups] == [0.01, 0.1]
     ok = torch.optim.SGD([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}], lr=0.01)
-    sch = lt.scheduler(ok, S.cosine(0.01, 100))
+    sch = lt.scheduler(ok, S.cosine(0.01, total_steps=100))
     assert sch.ratios == [1.0, pytest.approx(10.0)]
     # a single group at its own lr is the same trap
     with pytest.raises(ValueError, match="optimizer: every param group"):

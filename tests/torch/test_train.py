@@ -24,7 +24,7 @@ def _task(n_batches: int = 4):
 
 
 def test_fit_equals_the_hand_written_loop_bit_for_bit() -> None:
-    schedule = S.onecycle(0.5, 10)
+    schedule = S.onecycle(0.5, total_steps=10)
     model, opt, loss_fn, data = _task()
     hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=10, schedule=schedule)
     ref_model, ref_opt, _, _ = _task()

@@ -211,7 +211,7 @@ def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> int:
     sug, max_lr = float(result.suggestion), float(result.max_lr)
     runs: list[tuple[str, str, float, Any]] = [
         ("constant", "lr", sug, constant(sug)),
-        ("one-cycle", "max_lr", max_lr, onecycle(max_lr, steps)),
+        ("one-cycle", "max_lr", max_lr, onecycle(max_lr, total_steps=steps)),
     ]
     say(f"\n  check: {steps} training steps from the same initial weights")
     bar: Any = None

@@ -6,20 +6,21 @@ import math
 import threading
 import time
 import warnings
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 
 from .. import _validate as V
-from ..feedback import DivergenceDetector, Feedback, PlateauKwargs
+from ..feedback import DivergenceDetector, Feedback, GuardBook, PlateauKwargs
 from ..feedback import ReduceOnPlateau as _PlateauCore
 from ..schedules import Schedule, as_schedule
 from ._schedule import LRKitSchedule, ScaledSchedule
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from ..feedback import DetectorKwargs
 
 __all__ = ["DivergenceGuard", "LRLogger", "LRScheduler", "ReduceLROnPlateau", "ReduceOnPlateau"]
 
@@ -181,6 +182,9 @@ def _values(variables: list[Any]) -> list[np.ndarray]:
     return [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in variables]
 
 
+#: a guard's snapshot: the values of the model's and of the optimizer's variables
+_Snapshot = tuple[list[np.ndarray], list[np.ndarray]]
+
 _WAIT_S = 600.0  # give up waiting for a batch's loss after this long (a callback failed)
 
 
@@ -208,6 +212,9 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
     optimizer per batch. ``keep`` snapshots are kept: when the state just restored diverges
     again at once it is dropped and the next older one is restored.
 
+    The detector arguments after ``factor`` (``max_restores``, ``spike_factor``, ``window``,
+    ``min_history``, ``min_scale``, ``quantile``: :class:`lrkit.feedback.DetectorKwargs`) go by
+    keyword to :class:`lrkit.feedback.DivergenceDetector`, which holds their defaults.
     ``controller`` (optional) is a ready :class:`lrkit.feedback.DivergenceDetector`; the other
     detector arguments are then ignored. The arguments and defaults are those of
     ``lrkit.torch.DivergenceGuard`` except ``check_grads``: Keras does not hand gradients to
@@ -220,35 +227,21 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         self,
         factor: float = 0.5,
         *,
-        max_restores: int = 3,
-        spike_factor: float | None = 10.0,
-        window: int = 50,
-        min_history: int = 10,
-        quantile: float = 0.9,
-        min_scale: float = 0.0,
         snapshot_every: int = 50,
         keep: int = 2,
         controller: DivergenceDetector | None = None,
         verbose: int = 0,
+        **detector: Unpack[DetectorKwargs],
     ) -> None:
         super().__init__()
         if controller is None:
-            controller = DivergenceDetector(
-                factor,
-                max_restores=max_restores,
-                spike_factor=spike_factor,
-                window=window,
-                min_history=min_history,
-                quantile=quantile,
-                min_scale=min_scale,
-            )
-        elif not isinstance(controller, DivergenceDetector):
-            raise ValueError(
-                f"controller must be a lrkit.feedback.DivergenceDetector, got {controller!r}"
-            )
+            controller = DivergenceDetector(factor, **detector)
+        self._book: GuardBook[_Snapshot] = GuardBook(
+            controller, snapshot_every=snapshot_every, keep=keep
+        )
         self.controller = controller
-        self.snapshot_every = V.integer("snapshot_every", snapshot_every, 1)
-        self.keep = V.integer("keep", keep, 1)
+        self.snapshot_every = self._book.snapshot_every
+        self.keep = self._book.keep
         self.verbose = verbose
         self.gave_up = False
         self.restored_at: list[int] = []
@@ -259,15 +252,13 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         self._reset_run()
 
     def _reset_run(self) -> None:
-        self._snapshots: deque[tuple[list[np.ndarray], list[np.ndarray]]] = deque(maxlen=self.keep)
-        self._pending: list[tuple[int, tuple[list[np.ndarray], list[np.ndarray]]]] = []
+        self._book.clear()
+        self._pending: list[tuple[int, _Snapshot]] = []
         self._begins: list[tuple[int, int]] = []  # (batch id, begin step) not judged yet
         self._batch_id = 0
         self._n = 0  # batches in Keras' running loss mean
         self._prev_mean = 0.0
-        self._good = 0
         self._step = 0
-        self._last_ok = True
         self._final_restore = False
 
     @property
@@ -281,16 +272,14 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         lr = _inner_optimizer(self.model)._learning_rate
         return [v for v in self.model.optimizer.variables if v is not lr]
 
-    def _take(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _take(self) -> _Snapshot:
         model = self.model
         return (_values(model.variables), _values(self._opt_variables()))
 
     def _restore(self, *, again: bool = False) -> None:
         model = self.model
-        if not again and not self._last_ok and len(self._snapshots) > 1:
-            self._snapshots.pop()  # the state restored last time diverged at once: drop it
-        self._last_ok = False
-        mvals, ovals = self._snapshots[-1]
+        # the newest snapshot; one restored last time that diverged at once is dropped first
+        mvals, ovals = self._book.to_restore(again=again)
         for v, x in zip(model.variables, mvals):
             v.assign(x)
         for v, x in zip(self._opt_variables(), ovals):
@@ -305,7 +294,7 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         self._handle = _LRHandle(self.model)
         self.gave_up = False
         self._reset_run()
-        self._snapshots.append(self._take())  # the state training starts from
+        self._book.add(self._take())  # the state training starts from
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._n = 0
@@ -337,8 +326,7 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
                 self._floor = batch
                 self._inbox = {k: v for k, v in self._inbox.items() if k >= batch}
             return
-        if self._good >= self.snapshot_every:
-            self._good = 0
+        if self._book.due():
             # the state this batch trains from; restorable once its loss is checked good
             self._pending.append((self._begins[-1][0], self._take()))
 
@@ -391,12 +379,10 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
             self._n, self._prev_mean = n, mean
             self._step += 1
             old = self.controller.scale
-            action = self.controller.check(loss, step=self._step)
+            action = self._book.check(loss, step=self._step)
             if action == "ok":
-                self._last_ok = True
-                self._good += 1
                 while self._pending and self._pending[0][0] <= bid:
-                    self._snapshots.append(self._pending.pop(0)[1])  # checked good
+                    self._book.add(self._pending.pop(0)[1])  # checked good
                 continue
             self._diverged(action, loss, old)
             return True
@@ -404,7 +390,7 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
 
     def _diverged(self, action: str, loss: float, old_scale: float) -> None:
         self._restore()
-        self._good = 0
+        self._book.good = 0
         self.restored_at.append(self._step)
         if action == "give_up":
             self.gave_up = True

@@ -1,7 +1,8 @@
 """Learning-rate schedules: pure, closed-form ``step -> lr`` objects.
 
 >>> from lrkit import schedules as S
->>> s = S.join([S.warmup(0.0, 0.1, 100), S.cosine(0.1, 900)], boundaries=[100])
+>>> ramp = S.warmup(0.0, end_lr=0.1, warmup_steps=100)
+>>> s = S.join([ramp, S.cosine(0.1, total_steps=900)], boundaries=[100])
 >>> s(50), s.values([0, 100, 1000])
 >>> S.parse(str(s)) == s
 True
@@ -63,30 +64,30 @@ wsd = WSD
 warmup = Warmup
 
 
-def warmup_linear(start_lr: float, end_lr: float, warmup_steps: int) -> Warmup:
+def warmup_linear(start_lr: float, *, end_lr: float, warmup_steps: int) -> Warmup:
     """Linear ramp from ``start_lr`` to ``end_lr`` over ``warmup_steps``, then ``end_lr``."""
-    return Warmup(start_lr, end_lr, warmup_steps, mode="linear")
+    return Warmup(start_lr, end_lr=end_lr, warmup_steps=warmup_steps, mode="linear")
 
 
-def warmup_exponential(start_lr: float, end_lr: float, warmup_steps: int) -> Warmup:
+def warmup_exponential(start_lr: float, *, end_lr: float, warmup_steps: int) -> Warmup:
     """Geometric ramp ``start_lr * (end_lr / start_lr) ** (step / warmup_steps)``."""
-    return Warmup(start_lr, end_lr, warmup_steps, mode="exponential")
+    return Warmup(start_lr, end_lr=end_lr, warmup_steps=warmup_steps, mode="exponential")
 
 
-def warmup_cosine(start_lr: float, end_lr: float, warmup_steps: int) -> Warmup:
+def warmup_cosine(start_lr: float, *, end_lr: float, warmup_steps: int) -> Warmup:
     """Half-cosine ramp from ``start_lr`` to ``end_lr`` over ``warmup_steps``."""
-    return Warmup(start_lr, end_lr, warmup_steps, mode="cosine")
+    return Warmup(start_lr, end_lr=end_lr, warmup_steps=warmup_steps, mode="cosine")
 
 
 def with_warmup(
-    schedule: Schedule, warmup_steps: int, start_lr: float = 0.0, mode: str = "linear"
+    schedule: Schedule, *, warmup_steps: int, start_lr: float = 0.0, mode: str = "linear"
 ) -> Join:
     """Prepend a warmup ramp from ``start_lr`` to ``schedule(0)``; the schedule then starts
     at its own step 0 (``join`` step shifting), as Hugging Face's ``*_with_warmup`` do."""
     if not isinstance(schedule, Schedule):
         raise ValueError(f"schedule must be a lrkit schedule, got {schedule!r}")
-    ramp = Warmup(start_lr, schedule(0), warmup_steps, mode=mode)
-    return Join([ramp, schedule], [ramp.warmup_steps])
+    ramp = Warmup(start_lr, end_lr=schedule(0), warmup_steps=warmup_steps, mode=mode)
+    return Join([ramp, schedule], boundaries=[ramp.warmup_steps])
 
 
 def names() -> list[str]:

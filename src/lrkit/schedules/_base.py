@@ -109,9 +109,14 @@ class Schedule(ABC):
             with np.errstate(over="ignore", invalid="ignore"):
                 return float(self.values([float(step)])[0])
 
-    @abstractmethod
     def _at(self, t: float) -> float:
-        """Scalar formula; ``t >= 0`` is guaranteed."""
+        """Scalar formula; ``t >= 0`` is guaranteed.
+
+        By default the vectorized formula (:meth:`_values`) at one step, so that a family
+        writes its formula once; the families on the per-step hot path of the adapters
+        (``benchmarks/schedules.py``) override it with the same formula in plain ``math``."""
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: inf, as values()
+            return float(self._values(np.float64(t), np))
 
     @abstractmethod
     def _values(self, t: Any, xp: Any) -> Any:
@@ -183,7 +188,7 @@ class Schedule(ABC):
         if isinstance(other, Schedule):
             return _composite("mul")([self, other])
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return _composite("scale")(self, float(other))
+            return _composite("scale")(self, factor=float(other))
         return NotImplemented
 
     def __add__(self, other: object) -> Schedule:
@@ -212,14 +217,14 @@ class Schedule(ABC):
 
     def __rmul__(self, other: object) -> Schedule:
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return _composite("scale")(self, float(other))
+            return _composite("scale")(self, factor=float(other))
         return NotImplemented
 
     def scale(self, factor: float) -> Schedule:
         """This schedule multiplied by a constant ``factor`` (> 0)."""
-        return _composite("scale")(self, factor)
+        return _composite("scale")(self, factor=factor)
 
-    def clamp(self, min_lr: float | None = None, max_lr: float | None = None) -> Schedule:
+    def clamp(self, *, min_lr: float | None = None, max_lr: float | None = None) -> Schedule:
         """This schedule clipped into ``[min_lr, max_lr]`` (either bound may be ``None``)."""
         return _composite("clamp")(self, min_lr=min_lr, max_lr=max_lr)
 

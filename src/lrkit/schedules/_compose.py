@@ -4,6 +4,7 @@ differences, constant scaling and clamping. Composites serialize and parse like 
 from __future__ import annotations
 
 import bisect
+import operator
 from typing import Any
 
 from .. import _validate as v
@@ -39,7 +40,7 @@ class Join(Schedule):
     name = "join"
     params = ("schedules", "boundaries")
 
-    def __init__(self, schedules: Any, boundaries: Any) -> None:
+    def __init__(self, schedules: Any, *, boundaries: Any) -> None:
         self.schedules = _schedules("schedules", schedules, 1)
         self.boundaries = v.sorted_ints("boundaries", boundaries, 0, strict=True)
         if len(self.boundaries) != len(self.schedules) - 1:
@@ -79,58 +80,48 @@ def _longest(schedules: Any) -> int | None:
     return max(lengths) if lengths else None
 
 
+class _Pointwise(Schedule):
+    """The schedules combined step by step with one operation (``_op``; ``_start`` is its
+    identity, so that the scalar path applies it exactly as often as the vectorized one)."""
+
+    params = ("schedules",)
+    _start: float
+    _op: staticmethod[[Any, Any], Any]
+
+    def __init__(self, schedules: Any) -> None:
+        self.schedules = _schedules("schedules", schedules, 2)
+
+    @property
+    def length(self) -> int | None:
+        return _longest(self.schedules)
+
+    def _at(self, t: float) -> float:
+        out, op = self._start, self._op
+        for s in self.schedules:
+            out = op(out, s._at(t))
+        return out
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        out, op = self.schedules[0]._values(t, xp), self._op
+        for s in self.schedules[1:]:
+            out = op(out, s._values(t, xp))
+        return out
+
+
 @register
-class Product(Schedule):
+class Product(_Pointwise):
     """The product of several schedules at the same step."""
 
     name = "mul"
-    params = ("schedules",)
-
-    def __init__(self, schedules: Any) -> None:
-        self.schedules = _schedules("schedules", schedules, 2)
-
-    @property
-    def length(self) -> int | None:
-        return _longest(self.schedules)
-
-    def _at(self, t: float) -> float:
-        out = 1.0
-        for s in self.schedules:
-            out *= s._at(t)
-        return out
-
-    def _values(self, t: Any, xp: Any) -> Any:
-        out = self.schedules[0]._values(t, xp)
-        for s in self.schedules[1:]:
-            out = out * s._values(t, xp)
-        return out
+    _start, _op = 1.0, staticmethod(operator.mul)
 
 
 @register
-class Sum(Schedule):
+class Sum(_Pointwise):
     """The sum of several schedules at the same step (also ``a + b``)."""
 
     name = "add"
-    params = ("schedules",)
-
-    def __init__(self, schedules: Any) -> None:
-        self.schedules = _schedules("schedules", schedules, 2)
-
-    @property
-    def length(self) -> int | None:
-        return _longest(self.schedules)
-
-    def _at(self, t: float) -> float:
-        out = 0.0
-        for s in self.schedules:
-            out += s._at(t)
-        return out
-
-    def _values(self, t: Any, xp: Any) -> Any:
-        out = self.schedules[0]._values(t, xp)
-        for s in self.schedules[1:]:
-            out = out + s._values(t, xp)
-        return out
+    _start, _op = 0.0, staticmethod(operator.add)
 
 
 @register
@@ -165,7 +156,7 @@ class Scale(Schedule):
     name = "scale"
     params = ("schedule", "factor")
 
-    def __init__(self, schedule: Schedule, factor: float) -> None:
+    def __init__(self, schedule: Schedule, *, factor: float) -> None:
         self.schedule = _one("schedule", schedule)
         self.factor = v.non_negative("factor", factor)
 
@@ -188,7 +179,7 @@ class Clamp(Schedule):
     params = ("schedule", "min_lr", "max_lr")
 
     def __init__(
-        self, schedule: Schedule, min_lr: float | None = None, max_lr: float | None = None
+        self, schedule: Schedule, *, min_lr: float | None = None, max_lr: float | None = None
     ) -> None:
         self.schedule = _one("schedule", schedule)
         self.min_lr = None if min_lr is None else v.non_negative("min_lr", min_lr)
@@ -220,10 +211,10 @@ class Clamp(Schedule):
         return x
 
 
-def join(schedules: Any, boundaries: Any) -> Join:
+def join(schedules: Any, *, boundaries: Any) -> Join:
     """Join schedules in time; segment ``i`` starts at ``boundaries[i-1]`` and sees its own
     step counted from 0 there (optax's step shifting)."""
-    return Join(schedules, boundaries)
+    return Join(schedules, boundaries=boundaries)
 
 
 def mul(*schedules: Schedule) -> Product:
@@ -241,11 +232,11 @@ def sub(a: Schedule, *, b: Schedule) -> Difference:
     return Difference(a, b=b)
 
 
-def scale(schedule: Schedule, factor: float) -> Scale:
+def scale(schedule: Schedule, *, factor: float) -> Scale:
     """``factor * schedule`` (also ``factor * s``)."""
-    return Scale(schedule, factor)
+    return Scale(schedule, factor=factor)
 
 
-def clamp(schedule: Schedule, min_lr: float | None = None, max_lr: float | None = None) -> Clamp:
+def clamp(schedule: Schedule, *, min_lr: float | None = None, max_lr: float | None = None) -> Clamp:
     """``schedule`` clipped into ``[min_lr, max_lr]``."""
     return Clamp(schedule, min_lr=min_lr, max_lr=max_lr)

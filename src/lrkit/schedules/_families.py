@@ -3,7 +3,6 @@ parameter names mirror it and values equal PyTorch's scheduler step for step."""
 
 from __future__ import annotations
 
-import bisect
 import math
 from typing import Any
 
@@ -30,6 +29,7 @@ class Constant(Schedule):
     def __init__(self, lr: float) -> None:
         self.lr = _lr("lr", lr)
 
+    # kept: the stored lr itself (no formula to write twice); the adapters' default
     def _at(self, t: float) -> float:
         return self.lr
 
@@ -44,15 +44,10 @@ class Step(Schedule):
     name = "step"
     params = ("lr", "step_size", "gamma")
 
-    def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
+    def __init__(self, lr: float, *, step_size: int, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
         self.step_size = v.integer("step_size", step_size, 1)
         self.gamma = v.positive("gamma", gamma)
-
-    def _at(self, t: float) -> float:
-        if not self.lr:  # 0, not 0 * inf, where gamma > 1 overflows
-            return 0.0
-        return self.lr * float(self.gamma ** (t // self.step_size))
 
     def _values(self, t: Any, xp: Any) -> Any:
         if not self.lr:
@@ -68,15 +63,10 @@ class MultiStep(Schedule):
     name = "multistep"
     params = ("lr", "milestones", "gamma")
 
-    def __init__(self, lr: float, milestones: Any, gamma: float = 0.1) -> None:
+    def __init__(self, lr: float, *, milestones: Any, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
         self.milestones = v.sorted_ints("milestones", milestones, 1)
         self.gamma = v.positive("gamma", gamma)
-
-    def _at(self, t: float) -> float:
-        if not self.lr:  # 0, not 0 * inf, where gamma > 1 overflows
-            return 0.0
-        return self.lr * self.gamma ** bisect.bisect_right(self.milestones, t)
 
     def _values(self, t: Any, xp: Any) -> Any:
         count = t * 0.0
@@ -94,14 +84,9 @@ class Exponential(Schedule):
     name = "exponential"
     params = ("lr", "gamma")
 
-    def __init__(self, lr: float, gamma: float) -> None:
+    def __init__(self, lr: float, *, gamma: float) -> None:
         self.lr = _lr("lr", lr)
         self.gamma = v.positive("gamma", gamma)
-
-    def _at(self, t: float) -> float:
-        if not self.lr:  # 0, not 0 * inf, where gamma > 1 overflows
-            return 0.0
-        return self.lr * float(self.gamma**t)
 
     def _values(self, t: Any, xp: Any) -> Any:
         if not self.lr:
@@ -118,7 +103,7 @@ class InverseTime(Schedule):
     params = ("lr", "decay_steps", "decay_rate", "staircase")
 
     def __init__(
-        self, lr: float, decay_steps: float, decay_rate: float, staircase: bool = False
+        self, lr: float, *, decay_steps: float, decay_rate: float, staircase: bool = False
     ) -> None:
         self.lr = _lr("lr", lr)
         self.decay_steps = v.positive("decay_steps", decay_steps)
@@ -126,12 +111,6 @@ class InverseTime(Schedule):
         if not isinstance(staircase, bool):
             raise ValueError(f"staircase must be true or false, got {staircase!r}")
         self.staircase = staircase
-
-    def _at(self, t: float) -> float:
-        p = t / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.lr / (1.0 + self.decay_rate * p)
 
     def _values(self, t: Any, xp: Any) -> Any:
         p = t / self.decay_steps
@@ -154,10 +133,10 @@ class Polynomial(Schedule):
     def __init__(
         self,
         lr: float,
+        *,
         total_steps: int,
         power: float = 1.0,
         end_lr: float = 0.0,
-        *,
         cycle: bool = False,
     ) -> None:
         self.lr = _lr("lr", lr)
@@ -171,14 +150,6 @@ class Polynomial(Schedule):
     @property
     def length(self) -> int:
         return self.total_steps
-
-    def _at(self, t: float) -> float:
-        if self.cycle:
-            horizon = self.total_steps * max(1.0, math.ceil(t / self.total_steps))
-            frac = 1.0 - t / horizon
-        else:
-            frac = 1.0 - min(self.total_steps, t) / self.total_steps
-        return (self.lr - self.end_lr) * float(frac**self.power) + self.end_lr
 
     def _values(self, t: Any, xp: Any) -> Any:
         if self.cycle:
@@ -198,7 +169,7 @@ class Linear(Schedule):
     name = "linear"
     params = ("start_lr", "end_lr", "total_steps")
 
-    def __init__(self, start_lr: float, end_lr: float, total_steps: int) -> None:
+    def __init__(self, start_lr: float, *, end_lr: float, total_steps: int) -> None:
         self.start_lr = _lr("start_lr", start_lr)
         self.end_lr = _lr("end_lr", end_lr)
         self.total_steps = v.integer("total_steps", total_steps, 1)
@@ -206,11 +177,6 @@ class Linear(Schedule):
     @property
     def length(self) -> int:
         return self.total_steps
-
-    def _at(self, t: float) -> float:
-        if t >= self.total_steps:
-            return self.end_lr
-        return self.start_lr + (self.end_lr - self.start_lr) * t / self.total_steps
 
     def _values(self, t: Any, xp: Any) -> Any:
         frac = xp.minimum(t, float(self.total_steps)) / self.total_steps
@@ -227,7 +193,7 @@ class Cosine(Schedule):
     name = "cosine"
     params = ("lr", "total_steps", "eta_min")
 
-    def __init__(self, lr: float, total_steps: int, eta_min: float = 0.0) -> None:
+    def __init__(self, lr: float, *, total_steps: int, eta_min: float = 0.0) -> None:
         self.lr = _lr("lr", lr)
         self.total_steps = v.integer("total_steps", total_steps, 1)
         self.eta_min = _lr("eta_min", eta_min)
@@ -236,6 +202,7 @@ class Cosine(Schedule):
     def length(self) -> int:
         return self.total_steps
 
+    # kept in plain math: hot path, timed per .step() in benchmarks/schedules.py
     def _at(self, t: float) -> float:
         if t >= self.total_steps:
             return self.eta_min
@@ -261,42 +228,13 @@ class CosineRestarts(Schedule):
     params = ("lr", "T_0", "T_mult", "eta_min", "m_mul")
 
     def __init__(
-        self, lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0, *, m_mul: float = 1.0
+        self, lr: float, *, T_0: int, T_mult: int = 1, eta_min: float = 0.0, m_mul: float = 1.0
     ) -> None:
         self.lr = _lr("lr", lr)
         self.T_0 = v.integer("T_0", T_0, 1)
         self.T_mult = v.integer("T_mult", T_mult, 1)
         self.eta_min = _lr("eta_min", eta_min)
         self.m_mul = v.non_negative("m_mul", m_mul)
-
-    def _index(self, t: float) -> int:
-        """The index of the cycle that holds step ``t`` (0 for the first)."""
-        T_0, m = self.T_0, self.T_mult
-        if m == 1:
-            return int(t // T_0)
-        # estimate the cycle index with logs, then fix it with exact arithmetic
-        n = int(math.log(t / T_0 * (m - 1) + 1, m)) if t > 0 else 0
-        while n > 0 and T_0 * (m**n - 1) // (m - 1) > t:
-            n -= 1
-        while T_0 * (m ** (n + 1) - 1) // (m - 1) <= t:
-            n += 1
-        return n
-
-    def _cycle(self, t: float) -> tuple[float, float]:
-        """(position in the cycle, cycle length) at step ``t``."""
-        T_0, m = self.T_0, self.T_mult
-        if m == 1:
-            return t % T_0, float(T_0)
-        n = self._index(t)
-        start = T_0 * (m**n - 1) // (m - 1)
-        return t - start, float(T_0 * m**n)
-
-    def _at(self, t: float) -> float:
-        t_cur, t_i = self._cycle(t)
-        if self.m_mul != 1.0:
-            height = (self.lr - self.eta_min) * self.m_mul ** self._index(t)
-            return self.eta_min + height * (1 + math.cos(_PI * t_cur / t_i)) / 2
-        return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(_PI * t_cur / t_i)) / 2
 
     def _values(self, t: Any, xp: Any) -> Any:
         T_0, m = float(self.T_0), float(self.T_mult)
@@ -336,6 +274,7 @@ class Cyclic(Schedule):
     def __init__(
         self,
         base_lr: float,
+        *,
         max_lr: float,
         step_size_up: float = 2000,
         step_size_down: float | None = None,
@@ -361,23 +300,6 @@ class Cyclic(Schedule):
         down = float(self.step_size_down) if self.step_size_down is not None else up
         self._total = up + down
         self._ratio = up / self._total
-
-    def _scale(self, cycle: float, t: float) -> float:
-        if self.mode == "triangular":
-            return 1.0
-        if self.mode == "triangular2":
-            return float(0.5 ** (cycle - 1))  # == 1 / 2 ** (cycle - 1), no overflow
-        return float(self.gamma**t)
-
-    def _at(self, t: float) -> float:
-        cycle = math.floor(1 + t / self._total)
-        x = 1.0 + t / self._total - cycle
-        if x <= self._ratio:
-            factor = x / self._ratio
-        else:
-            factor = (x - 1) / (self._ratio - 1)
-        height = (self.max_lr - self.base_lr) * factor
-        return self.base_lr + height * self._scale(cycle, t)
 
     def _values(self, t: Any, xp: Any) -> Any:
         cycle = xp.floor(1 + t / self._total)
@@ -480,6 +402,7 @@ class _Phased(Schedule):
         self.__dict__.update(state)
         self._unroll()
 
+    # kept in plain math: hot path (one-cycle + momentum, benchmarks/schedules.py)
     def _at(self, t: float) -> float:
         # PyTorch's arithmetic exactly, with the per-phase constants precomputed (instances
         # use the specialized function from ``_phased_at``, which computes the same)
@@ -559,6 +482,7 @@ class OneCycle(_Phased):
     def __init__(
         self,
         max_lr: float,
+        *,
         total_steps: int,
         pct_start: float = 0.3,
         anneal_strategy: str = "cos",
@@ -603,6 +527,7 @@ class OneCycleMomentum(_Phased):
     def __init__(
         self,
         total_steps: int,
+        *,
         pct_start: float = 0.3,
         anneal_strategy: str = "cos",
         base_momentum: float = 0.85,
@@ -639,19 +564,13 @@ class InverseSqrt(Schedule):
     name = "inverse_sqrt"
     params = ("lr", "warmup_steps", "timescale")
 
-    def __init__(self, lr: float, warmup_steps: int = 0, timescale: float | None = None) -> None:
+    def __init__(self, lr: float, *, warmup_steps: int = 0, timescale: float | None = None) -> None:
         self.lr = _lr("lr", lr)
         self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0)
         self.timescale = None if timescale is None else v.positive("timescale", timescale)
         self._ts = (
             self.timescale if self.timescale is not None else float(self.warmup_steps or 10_000)
         )
-
-    def _at(self, t: float) -> float:
-        w = self.warmup_steps
-        if t < w:
-            return self.lr * t / w
-        return self.lr * math.sqrt(self._ts / (t - w + self._ts))
 
     def _values(self, t: Any, xp: Any) -> Any:
         w = float(self.warmup_steps)
@@ -669,7 +588,7 @@ class PiecewiseConstant(Schedule):
     name = "piecewise_constant"
     params = ("boundaries", "values")
 
-    def __init__(self, boundaries: Any, values: Any) -> None:
+    def __init__(self, boundaries: Any, *, values: Any) -> None:
         b = [
             v.non_negative(f"boundaries[{i}]", x)
             for i, x in enumerate(_as_list("boundaries", boundaries))
@@ -704,9 +623,6 @@ class PiecewiseConstant(Schedule):
             f"values={_format(list(self.values_))})"
         )
 
-    def _at(self, t: float) -> float:
-        return self.values_[bisect.bisect_left(self.boundaries, t)]
-
     def _values(self, t: Any, xp: Any) -> Any:
         out = t * 0.0 + self.values_[-1]
         for b, val in zip(reversed(self.boundaries), reversed(self.values_[:-1])):
@@ -740,7 +656,7 @@ class Warmup(Schedule):
     params = ("start_lr", "end_lr", "warmup_steps", "mode")
 
     def __init__(
-        self, start_lr: float, end_lr: float, warmup_steps: int, mode: str = "linear"
+        self, start_lr: float, *, end_lr: float, warmup_steps: int, mode: str = "linear"
     ) -> None:
         self.start_lr = _lr("start_lr", start_lr)
         self.end_lr = _lr("end_lr", end_lr)
@@ -756,6 +672,7 @@ class Warmup(Schedule):
     def length(self) -> int:
         return self.warmup_steps
 
+    # kept in plain math: hot path (warmup + cosine, timed in benchmarks/schedules.py)
     def _at(self, t: float) -> float:
         if t >= self.warmup_steps:
             return self.end_lr
@@ -798,6 +715,7 @@ class WSD(Schedule):
     def __init__(
         self,
         lr: float,
+        *,
         total_steps: int,
         warmup_steps: int = 0,
         decay_steps: int | None = None,
@@ -826,19 +744,6 @@ class WSD(Schedule):
     @property
     def length(self) -> int:
         return self.total_steps
-
-    def _at(self, t: float) -> float:
-        if t < self.warmup_steps:
-            return self.init_lr + (self.lr - self.init_lr) * t / self.warmup_steps
-        if t <= self._decay_start:
-            return self.lr
-        p = min(1.0, (t - self._decay_start) / self.decay_steps)
-        span = self.lr - self.min_lr
-        if self.decay == "linear":
-            return self.lr - span * p
-        if self.decay == "cosine":
-            return self.min_lr + span * (1 + math.cos(_PI * p)) / 2
-        return self.min_lr + span * (1 - math.sqrt(p))
 
     def _values(self, t: Any, xp: Any) -> Any:
         p = xp.minimum(xp.maximum(t - self._decay_start, 0.0) / self.decay_steps, 1.0)

@@ -16,6 +16,8 @@ digits and hyphenated names (``decay=1-sqrt``).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -43,6 +45,15 @@ _KEYWORDS: dict[str, Any] = {
     "None": None,
     "null": None,
 }
+
+
+@functools.cache
+def _arg_names(cls: type[Schedule]) -> tuple[str, ...]:
+    """The constructor's parameter names in declared order: a spec's positional arguments map
+    onto them (``cosine(0.1, 1000)`` is ``cosine(lr=0.1, total_steps=1000)``), although the
+    constructor itself takes all but the first by keyword."""
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return tuple(p.name for p in inspect.signature(cls).parameters.values() if p.kind in named)
 
 
 class SpecError(ValueError):
@@ -161,6 +172,7 @@ class _Parser:
                 f"unknown schedule {name_tok.text!r} (known: {known})", self.text, name_tok.pos
             )
         self.expect("(")
+        order = _arg_names(cls)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         while not (self.peek().kind == "punct" and self.peek().text == ")"):
@@ -184,15 +196,18 @@ class _Parser:
             else:
                 if kwargs:
                     raise self.fail("positional argument after keyword argument")
-                if len(args) >= len(cls.params):
-                    raise self.fail(f"{cls.name}() takes at most {len(cls.params)} arguments")
+                if len(args) >= len(order):
+                    raise self.fail(
+                        f"too many positional arguments: {cls.name}() takes at most {len(order)} "
+                        f"({', '.join(order)})"
+                    )
                 args.append(self.value())
             if self.peek().kind == "punct" and self.peek().text == ",":
                 self.take()
             elif not (self.peek().kind == "punct" and self.peek().text == ")"):
                 raise self.fail("expected ',' or ')'")
         self.expect(")")
-        for name, value in zip(cls.params, args):
+        for name, value in zip(order, args):
             if name in kwargs:
                 raise SpecError(f"parameter {name!r} given twice", self.text, name_tok.pos)
             kwargs[name] = value

@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._imports import require
 
@@ -41,7 +40,12 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 
 import torch
 
-from ..feedback import Chain, DivergenceDetector, Multiplier, _metric
+from ..feedback import Chain, DivergenceDetector, GuardBook, Multiplier, as_metric
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..feedback import DetectorKwargs
 
 __all__ = ["DivergenceError", "DivergenceGuard"]
 
@@ -76,6 +80,8 @@ class DivergenceGuard:
             guard.feedback``) it is not appended twice. Without an lrkit scheduler the cut is
             applied to the param groups' ``lr`` directly.
         factor: LR multiplier applied at each restore (0 < factor < 1).
+        **detector: by keyword, the :class:`lrkit.feedback.DivergenceDetector` arguments
+            (:class:`lrkit.feedback.DetectorKwargs`, with the detector's defaults):
         max_restores: restores allowed; the next divergence raises :class:`DivergenceError`.
         spike_factor: a loss above ``spike_factor`` x the ``quantile`` (default 0.9) of the last
             ``window`` good losses counts as a divergence (None: only NaN/inf do).
@@ -102,15 +108,10 @@ class DivergenceGuard:
         optimizer: torch.optim.Optimizer,
         scheduler: Any = None,
         factor: float = 0.5,
-        max_restores: int = 3,
-        spike_factor: float | None = 10.0,
-        window: int = 50,
-        min_history: int = 10,
-        quantile: float = 0.9,
-        min_scale: float = 0.0,
         snapshot_every: int = 50,
         keep: int = 2,
         check_grads: bool = True,
+        **detector: Unpack[DetectorKwargs],
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -118,33 +119,19 @@ class DivergenceGuard:
             raise ValueError(
                 f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
-        if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int):
-            raise ValueError(f"snapshot_every must be an integer >= 1, got {snapshot_every!r}")
-        if snapshot_every < 1:
-            raise ValueError(f"snapshot_every must be an integer >= 1, got {snapshot_every!r}")
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
-        self.controller = DivergenceDetector(
-            factor,
-            max_restores=max_restores,
-            spike_factor=spike_factor,
-            window=window,
-            min_history=min_history,
-            quantile=quantile,
-            min_scale=min_scale,
+        self._book: GuardBook[dict[str, Any]] = GuardBook(
+            DivergenceDetector(factor, **detector), snapshot_every=snapshot_every, keep=keep
         )
+        self.controller = self._book.controller
         self.model = model
         self.optimizer = optimizer
-        self.snapshot_every = snapshot_every
+        self.snapshot_every = self._book.snapshot_every
         self.check_grads = bool(check_grads)
         self.feedback = Multiplier(1.0)
         self.scheduler = None
         if scheduler is not None:
             self.attach(scheduler)
         self.num_checks = 0
-        self._good_since_snapshot = 0
-        self._snapshots: deque[dict[str, Any]] = deque(maxlen=keep)
-        self._last_ok = True
         self.snapshot()
 
     # ------------------------------------------------------------------ scheduler
@@ -164,7 +151,7 @@ class DivergenceGuard:
     # ------------------------------------------------------------------ snapshots
     def snapshot(self) -> None:
         """Take a snapshot of the model and the optimizer now (done automatically)."""
-        self._snapshots.append(
+        self._book.add(
             {
                 "model": _clone(self.model.state_dict()),
                 "optimizer": _clone(self.optimizer.state_dict()),
@@ -172,17 +159,17 @@ class DivergenceGuard:
                 "check": self.num_checks,
             }
         )
-        self._good_since_snapshot = 0
+        self._book.good = 0
 
     @property
     def snapshot_check(self) -> int:
         """The number of checks done when the current snapshot was taken."""
-        return int(self._snapshots[-1]["check"])
+        return int(self._book.snapshots[-1]["check"])
 
     def restore(self) -> None:
         """Put the last good snapshot back into the model and optimizer (gradients cleared);
         the LRs include every cut made so far."""
-        snap = self._snapshots[-1]
+        snap = self._book.snapshots[-1]
         with torch.no_grad():
             self.model.load_state_dict(snap["model"])
         opt = self.optimizer
@@ -241,21 +228,17 @@ class DivergenceGuard:
                 )
             value = float(loss.item())
         else:
-            value = _metric(loss)
+            value = as_metric(loss)
         self.num_checks += 1
         if self.check_grads and math.isfinite(value) and not self._grads_finite():
             value = math.nan
-        action = self.controller.check(value, step=self.num_checks)
+        action = self._book.check(value, step=self.num_checks)
         if action == "ok":
-            self._last_ok = True
-            self._good_since_snapshot += 1
-            if self._good_since_snapshot >= self.snapshot_every:
+            if self._book.due():
                 self.snapshot()
             return True
         self.feedback.set_scale(self.controller.scale)
-        if not self._last_ok and len(self._snapshots) > 1:
-            self._snapshots.pop()  # the state restored last time diverged at once: drop it
-        self._last_ok = False
+        self._book.to_restore()  # drops the state restored last time if it diverged at once
         self.restore()
         if action == "give_up":
             raise DivergenceError(

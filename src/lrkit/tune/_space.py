@@ -108,8 +108,8 @@ def build_schedule(family: str, lr: float, total_steps: int, **params: Any) -> S
     if family == "cosine":
         w = int(round(V.in_range("warmup_frac", p["warmup_frac"], 0.0, 0.5) * total))
         if w < 1:
-            return S.cosine(lr, total)
-        return S.with_warmup(S.cosine(lr, total - w), w)
+            return S.cosine(lr, total_steps=total)
+        return S.with_warmup(S.cosine(lr, total_steps=total - w), warmup_steps=w)
     if family == "onecycle":
         pct = V.in_range("pct_start", p["pct_start"], 0.0, 1.0, low_open=True, high_open=True)
         pct = max(pct, 2.0 / total)
@@ -126,7 +126,7 @@ def build_schedule(family: str, lr: float, total_steps: int, **params: Any) -> S
     w = int(round(V.in_range("warmup_frac", p["warmup_frac"], 0.0, 0.5) * total))
     d = max(1, int(round(V.in_range("decay_frac", p["decay_frac"], 0.0, 1.0) * total)))
     d = min(d, total - w)
-    return S.wsd(lr, total, warmup_steps=w, decay_steps=d, decay=p["decay"])
+    return S.wsd(lr, total_steps=total, warmup_steps=w, decay_steps=d, decay=p["decay"])
 
 
 class _Trial(Protocol):  # the part of optuna.Trial that sampling uses

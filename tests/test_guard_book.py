@@ -1,0 +1,68 @@
+"""GuardBook: the snapshot bookkeeping both framework divergence guards share; as_metric."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lrkit.feedback import DivergenceDetector, GuardBook, as_metric
+
+
+def test_a_snapshot_is_due_every_snapshot_every_good_checks() -> None:
+    book: GuardBook[int] = GuardBook(DivergenceDetector(), snapshot_every=3, keep=2)
+    due = []
+    for k in range(7):
+        assert book.check(1.0, step=k) == "ok"
+        due.append(book.due())
+    assert due == [False, False, True, False, False, True, False]
+    assert book.good == 1
+
+
+def test_restores_the_newest_and_drops_one_that_diverged_again_at_once() -> None:
+    book: GuardBook[str] = GuardBook(DivergenceDetector(max_restores=5), keep=3)
+    for name in ("a", "b", "c", "d"):
+        book.add(name)
+    assert list(book.snapshots) == ["b", "c", "d"]  # keep=3
+    assert book.check(math.nan) == "restore"
+    assert book.to_restore() == "d"
+    assert book.check(math.inf) == "restore"  # diverged at once after the restore
+    assert book.to_restore() == "c"
+    assert book.to_restore(again=True) == "c"  # the same one once more
+    assert book.check(1.0) == "ok" and book.check(math.nan) == "restore"
+    assert book.to_restore() == "c"  # a good check in between: the newest stays
+    assert book.check(math.nan) == "restore"
+    assert book.to_restore() == "b"
+    assert book.check(math.nan) == "restore"
+    assert book.to_restore() == "b"  # the last one is never dropped
+    book.clear()
+    assert list(book.snapshots) == [] and book.good == 0 and book.last_ok
+
+
+def test_bad_arguments_are_one_line_value_errors() -> None:
+    with pytest.raises(ValueError, match="snapshot_every must be an integer >= 1"):
+        GuardBook(DivergenceDetector(), snapshot_every=0)
+    with pytest.raises(ValueError, match="keep must be an integer >= 1"):
+        GuardBook(DivergenceDetector(), keep=True)
+    with pytest.raises(ValueError, match="controller must be a lrkit.feedback.DivergenceDetector"):
+        GuardBook(object())  # type: ignore[arg-type]
+
+
+def test_as_metric_reads_numbers_and_rejects_the_rest() -> None:
+    assert as_metric(2) == 2.0 and as_metric(np.float32(0.5)) == 0.5
+    assert as_metric(np.array(3.0)) == 3.0
+    for bad in (True, "abc", None, [1.0, 2.0]):
+        with pytest.raises(ValueError, match="value must be a real number"):
+            as_metric(bad)
+
+
+def test_detector_arguments_have_one_definition() -> None:
+    import inspect
+
+    from lrkit.feedback import DetectorKwargs
+
+    params = list(inspect.signature(DivergenceDetector).parameters.values())
+    assert params[0].name == "factor"
+    assert list(DetectorKwargs.__annotations__) == [p.name for p in params[1:]]
+    assert all(p.kind is p.KEYWORD_ONLY for p in params[1:])
