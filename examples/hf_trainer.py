@@ -56,18 +56,18 @@ def main() -> None:
         weight_decay=0.01,
         eval_strategy="epoch",
         save_strategy="no",
-        logging_steps=4,
+        logging_steps=16,
         report_to=[],
         use_cpu=True,
         disable_tqdm=True,
     )
-    train, val = UpperHalf(256, seed=1), UpperHalf(128, seed=2)
+    train, val = UpperHalf(2048, seed=1), UpperHalf(256, seed=2)  # 3 epochs: 192 steps
 
     # 1. the range test on the Trainer's own model, optimizer, collator and data; all restored
     probe = transformers.Trainer(
         model=tiny_bert(), args=args, train_dataset=train, eval_dataset=val
     )
-    result = find_lr(probe, num_iter=50)
+    result = find_lr(probe)  # total_steps: read off the Trainer (192)
     print(f"range test: suggestion {result.suggestion:.2e}, max_lr {result.max_lr:.2e}")
 
     # 2. cosine from the suggestion, built in create_scheduler; x0.5 when eval_loss stops improving

@@ -2,7 +2,9 @@
 
 The rule (``lrkit.finder.rules``, ``"budget_edge"``) reads ``lr_min``, the minimum of the
 smoothed held-batch curve, and suggests ``lr_min * exp(a[schedule, optimizer] + b[schedule] *
-ln(total_steps / 1000))``. For a schedule, the fit picks ``b`` on a grid and, given ``b``,
+ln(total_steps / 1000))``, capped at ``EDGE_CAP * lr_min`` (a stability limit: the
+fit is made without it, and the cap applies to the fitted rule's suggestions). For a
+schedule, the fit picks ``b`` on a grid and, given ``b``,
 each optimizer family's ``a`` on a grid, minimising the sum over tasks and sweep seeds of
 ``miss + min(ln(loss / oracle), ln 3)`` (``miss`` is 1 when the loss of the suggested LR,
 read off the oracle grid, is above 1.1 x the oracle's + 0.01).
@@ -30,6 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from replay import SCHEDULES, load, loss_at, optimizer_kind, oracle_curves, replay  # noqa: E402
+
+from lrkit.finder.rules import EDGE_CAP  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 COEF_PATH = os.path.join(ROOT, "src", "lrkit", "finder", "_coefficients.py")
@@ -134,7 +138,7 @@ def folds(feats: list[dict[str, Any]], k: int = K_FOLDS) -> list[np.ndarray]:
 
 
 def suggest_lr(f: dict[str, Any], seed: int, a: dict[str, float], b: float) -> float:
-    return f["lr_min"][seed] * math.exp(a[f["opt"]] + b * f["t"])
+    return f["lr_min"][seed] * min(math.exp(a[f["opt"]] + b * f["t"]), EDGE_CAP)
 
 
 def cross_validate(feats: list[dict[str, Any]]) -> dict[str, Any]:

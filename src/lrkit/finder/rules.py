@@ -20,7 +20,9 @@ them; a user rule receives the two arrays only.
 
         ln(lr / lr_min) = a[schedule, optimizer] + b[schedule] * ln(total_steps / 1000)
 
-    for ``schedule`` in constant, one-cycle (``max_lr``) and warmup-cosine (peak);
+    for ``schedule`` in constant, one-cycle (``max_lr``) and warmup-cosine (peak), and
+    never above ``EDGE_CAP * lr_min`` (a short one-cycle run tolerates a high peak, but not
+    one at the edge where the sweep itself stopped making progress);
     ``total_steps`` defaults to 1000 and the optimizer to ``"adaptive"``. ``total_steps`` is
     clamped into the range of budgets the coefficients were fitted on
     (``_coefficients.STEPS_RANGE``): the rule does not extrapolate. The coefficients
@@ -85,6 +87,7 @@ FLOOR_NOISE = 3.0  # a flat curve's floor: within this many noise units of its m
 FLOOR_FRACTION = 0.02  # ... plus this fraction of the minimum's loss
 HELD_WEIGHT = 0.5  # lr_min = train_edge**(1 - w) * held_edge**w: the geometric mean
 SMOOTH_DECADES = 0.3  # half-width of the default rule's smoothing, in decades of LR
+EDGE_CAP = 0.5  # no suggestion above half the edge: a rate trained at must be stable
 SATURATED_DECADES = 1.5  # a floor wider than this many decades of LR: saturated ...
 SATURATED_DESCENT = 0.05  # ... a floor: within this fraction of the descent of the minimum
 RISE_NOISE = 3.0  # "turned up": the curve ends this many noise units above its minimum ...
@@ -334,7 +337,7 @@ def suggestions(
     for sched in C.SCHEDULES:
         a = C.INTERCEPT[sched][opt]
         b = C.BUDGET_SLOPE[sched]
-        out[sched] = lr_min * math.exp(a + b * t)
+        out[sched] = lr_min * min(math.exp(a + b * t), EDGE_CAP)
     return Suggestions(
         constant=out["constant"],
         max_lr=out["onecycle"],
