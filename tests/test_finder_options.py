@@ -21,7 +21,7 @@ from lrkit.finder import (
     suggestions,
 )
 from lrkit.finder import _coefficients as C
-from lrkit.finder.rules import smooth_curve, turned_up
+from lrkit.finder.rules import EDGE_CAP, smooth_curve, turned_up
 from lrkit.finder.smoothing import robust_smooth
 
 # a curve that descends, bottoms out at lr ~ 1e-2 and rises (analytic, no noise)
@@ -125,6 +125,7 @@ def test_default_rule_formula_exact_for_every_schedule_budget_and_family():
     r = smooth_curve(lrs[::4], held)
     m = int(np.argmin(r))
     lr_held = float(lrs[::4][m])
+    capped = False
     for fam in ("sgd", "momentum", "adaptive"):
         for steps in (10, 100, 1000, 5000):
             s = suggestions(lrs, y, total_steps=steps, optimizer=fam, stop_reason="diverged")
@@ -132,9 +133,12 @@ def test_default_rule_formula_exact_for_every_schedule_budget_and_family():
             t = math.log(clamped / 1000)
             for key, got in (("constant", s.constant), ("onecycle", s.max_lr),
                              ("warmup_cosine", s.peak_lr)):  # fmt: skip
-                want = lr_min * math.exp(C.INTERCEPT[key][fam] + C.BUDGET_SLOPE[key] * t)
+                factor = math.exp(C.INTERCEPT[key][fam] + C.BUDGET_SLOPE[key] * t)
+                want = lr_min * min(factor, EDGE_CAP)  # never above half the edge
                 assert got == pytest.approx(want, rel=1e-12)
+                capped = capped or factor > EDGE_CAP
             assert s.lr_min == lr_min and s.turned_up and s.descended
+    assert capped  # the short one-cycle budgets reach the cap
     d = suggestions(lrs, y)  # documented defaults: 1000 steps, adaptive
     assert (d.total_steps, d.optimizer) == (1000, "adaptive")
     # with a held curve: the geometric mean of the two edges (the held one refined between
