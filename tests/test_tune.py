@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -145,6 +146,25 @@ def test_lr_range_from_finder_bounds_the_fall() -> None:
         lr_range_from_finder(range_test(lambda lr: 1.0, num_iter=10, warn=False))
     with pytest.raises(ValueError, match="min_ratio"):
         lr_range_from_finder(res, min_ratio=0.5)
+
+
+def test_lr_range_from_finder_reads_the_held_curve_when_measured() -> None:
+    rng = np.random.default_rng(0)
+    seen: list[float] = []
+
+    def step(lr: float) -> float:  # training losses: the bowl plus batch noise
+        seen.append(lr)
+        return _bowl_loss(lr) + 0.3 * rng.standard_normal()
+
+    # held losses: the bowl itself, at the LR of the step just taken
+    res = range_test(step, evaluate=lambda: _bowl_loss(seen[-1]), start_lr=1e-7, end_lr=10.0,
+                     num_iter=100, warn=False)  # fmt: skip
+    held = SimpleNamespace(lrs=res.held_lrs, losses=res.held_losses,
+                           stop_reason=res.stop_reason, stop_lr=res.stop_lr)  # fmt: skip
+    train = SimpleNamespace(lrs=res.lrs, losses=res.losses,
+                            stop_reason=res.stop_reason, stop_lr=res.stop_lr)  # fmt: skip
+    assert len(res.held_losses) > 5
+    assert lr_range_from_finder(res) == lr_range_from_finder(held) != lr_range_from_finder(train)
 
 
 # ----------------------------------------------------------------------------- study loop

@@ -202,19 +202,25 @@ def lr_range_from_finder(result: Any, *, min_ratio: float = 10.0) -> tuple[float
     """The LR interval a range test supports: from where the loss starts to fall to where it
     diverges.
 
-    With ``r`` the lag-free smoothed curve (:func:`lrkit.finder.robust_smooth`), ``m`` its
-    minimum and ``drop = r[0] - r[m]``: ``low`` is the first LR where ``r`` has fallen by 10%
-    of ``drop``; ``high`` is the first LR after the minimum where ``r`` is back above
-    ``r[0]`` (the loss diverges), else the LR that stopped the sweep (divergence/NaN), else
-    the last LR of the sweep. The interval is widened downwards to span at least
-    ``min_ratio``. ``result`` is a :class:`lrkit.finder.FinderResult` (``lrs``, ``losses``,
-    ``stop_reason``, ``stop_lr``). Raises ``ValueError`` when the curve has too few points
-    or does not descend."""
+    The curve is the one the finder's rule reads (``result.curve``: the held-batch loss when
+    it was measured, which follows training progress rather than batch noise, else the
+    training loss). With ``r`` its lag-free smoothing (:func:`lrkit.finder.robust_smooth`),
+    ``m`` its minimum and ``drop = r[0] - r[m]``: ``low`` is the first LR where ``r`` has
+    fallen by 10% of ``drop``; ``high`` is the first LR after the minimum where ``r`` is back
+    above ``r[0]`` (the loss diverges), else the LR that stopped the sweep (divergence/NaN),
+    else the last LR of the sweep. The interval is widened downwards to span at least
+    ``min_ratio``. ``result`` is a :class:`lrkit.finder.FinderResult` (``curve`` or ``lrs``
+    and ``losses``, ``stop_reason``, ``stop_lr``). Raises ``ValueError`` when the curve has
+    too few points or does not descend."""
     from ..finder import robust_smooth
 
     min_ratio = V.in_range("min_ratio", min_ratio, 1.0, math.inf, low_open=True)
-    lrs = np.asarray(getattr(result, "lrs", ()), dtype=np.float64)
-    losses = np.asarray(getattr(result, "losses", ()), dtype=np.float64)
+    curve = getattr(result, "curve", None)  # the held-batch curve when it was measured
+    x, y = (
+        curve if curve is not None else (getattr(result, "lrs", ()), getattr(result, "losses", ()))
+    )
+    lrs = np.asarray(x, dtype=np.float64)
+    losses = np.asarray(y, dtype=np.float64)
     if len(losses) < 5 or lrs.shape != losses.shape:
         raise ValueError(
             f"result must be a range-test result with at least 5 points, got {len(losses)}"
