@@ -1,0 +1,119 @@
+"""Does a longer or denser sweep make the finder's edge more accurate, or the seeds agree more?
+
+The cached sweeps (``replay.py``) fix the LR sequence (1e-7 to 10 in 100 steps), so this
+script runs the range test live on every zoo task and sweep seed (the cache's models, batch
+orders and first held batch; 2 processes), with the real :class:`lrkit.finder.Sweep` and the
+options of each row, then scores the per-sweep ``lr_min`` exactly as ``variants.py`` does:
+coefficients refitted by grouped 5-fold cross-validation over task families, out-of-fold hits
+and gm against the cached grid oracles. ``steps`` is the mean number of sweep steps (the
+cost, with the held evaluations in the next column).
+
+    python benchmarks/zoo/sweep_density.py --json benchmarks/results/sweep_density.json  # ~3 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+import fit_rule as F  # noqa: E402
+from replay import OPT_KIND, load, optimizer_kind  # noqa: E402
+from variants import oof  # noqa: E402
+
+ROWS: list[tuple[str, dict[str, Any]]] = [
+    ("default: 1e-7 to 10 in 100 steps", {}),
+    ("1e-5 to 10 in 100 steps", {"start_lr": 1e-5}),
+    ("1e-7 to 10 in 200 steps", {"num_iter": 200}),
+    ("1e-7 to 10 in 400 steps", {"num_iter": 400, "max_extra_iter": 200}),
+]
+
+
+def run_task(args: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[float, int, int]]:
+    """(lr_min, steps, held evaluations) of each sweep seed of one task."""
+    import torch
+    from _finder_common import batches, fresh
+    from tasks import build
+
+    from lrkit.finder import Sweep, SweepOptions
+
+    spec, opts = args
+    torch.set_num_threads(1)
+    task = build(spec)
+    out = []
+    for seed in F.SEEDS:
+        options = SweepOptions(**opts, total_steps=task.steps)
+        sweep = Sweep(options, optimizer=OPT_KIND[spec["opt"]["name"]])
+        data = batches(task, 100 + seed, options.num_iter + options.max_extra_iter + 1)
+        hx, hy = batches(task, 300 + seed, 1)[0]
+        model = fresh(task, seed)
+        opt = task.opt_fn(model.parameters(), 1e-3)
+        torch.manual_seed(3000 + seed)
+        for i, lr in enumerate(sweep):
+            for g in opt.param_groups:
+                g["lr"] = lr
+            model.train()
+            opt.zero_grad(set_to_none=True)
+            x, y = data[i]
+            loss = task.loss_fn(model(x), y)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                sweep.record(math.nan)
+                break
+            loss.backward()
+            opt.step()
+            held = None
+            if sweep.eval_due:
+                model.eval()
+                with torch.no_grad():
+                    held = float(task.loss_fn(model(hx), hy))
+            sweep.record(value, held=held)
+        r = sweep.result(warn=False)
+        out.append((float(r.min_loss_lr), len(r.losses), len(r.held_losses)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args(argv)
+    recs = load()
+    rows = []
+    for name, opts in ROWS:
+        with mp.Pool(args.jobs) as pool:
+            runs = pool.map(run_task, [(rec["spec"], opts) for rec in recs], chunksize=1)
+        feats = [
+            {"group": rec["spec"]["family"], "opt": optimizer_kind(rec),
+             "t": math.log(rec["steps"] / 1000.0), "rec": rec,
+             "lr_min": [v[0] for v in run]}
+            for rec, run in zip(recs, runs)
+        ]  # fmt: skip
+        ch, cg = oof(feats, "constant")
+        oh, og = oof(feats, "onecycle")
+        spread = float(np.mean([max(f["lr_min"]) / min(f["lr_min"]) <= 2 for f in feats]))
+        steps = float(np.mean([v[1] for run in runs for v in run]))
+        held = float(np.mean([v[2] for run in runs for v in run]))
+        rows.append([name, round(steps, 1), round(held, 1), f"{ch:.0%}", round(cg, 3),
+                     f"{oh:.0%}", round(og, 3), f"{spread:.0%}"])  # fmt: skip
+        print(" | ".join(map(str, rows[-1])), flush=True)
+    cols = ["sweep", "steps", "held evaluations", "constant hits", "constant gm",
+            "one-cycle hits", "one-cycle gm", "seed spread <= 2x"]  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"tables": {"density": {"columns": cols, "rows": rows}}}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
