@@ -77,12 +77,12 @@ finder = LRFinder(
     schedule=lambda result, total_steps: S.onecycle(result.max_lr, total_steps=total_steps)
 )
 model = Digits()
-trainer = quiet_trainer(max_epochs=2, callbacks=[finder], logger=pl.loggers.CSVLogger("logs"))
+trainer = quiet_trainer(max_epochs=3, callbacks=[finder], logger=pl.loggers.CSVLogger("logs"))
 trainer.fit(model)
 r = finder.result
 print(f"range test: suggestion {r.suggestion:.2e}, max_lr {r.max_lr:.2e} ({r.stop_reason})")
 print(f"plot and curve: {trainer.logger.log_dir}/lr_finder.png, lr_finder.json")
-print(f"one-cycle, 2 epochs: val loss {trainer.callback_metrics['val_loss']:.4f}")
+print(f"one-cycle, 3 epochs: val loss {trainer.callback_metrics['val_loss']:.4f}")
 
 # 2. plateau feedback: constant x ReduceOnPlateau, fed val_loss after every validation
 pl.seed_everything(0, verbose=False)
