@@ -1,5 +1,8 @@
 """Does a longer or denser sweep make the finder's edge more accurate, or the seeds agree more?
 
+The "two-speed" rows spend the steps where the loss moves (:func:`two_speed`): they show how
+much these out-of-fold numbers move between two nearly identical sweeps.
+
 The cached sweeps (``replay.py``) fix the LR sequence (1e-7 to 10 in 100 steps), so this
 script runs the range test live on every zoo task and sweep seed (the cache's models, batch
 orders and first held batch; 2 processes), with the real :class:`lrkit.finder.Sweep` and the
@@ -36,7 +39,55 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     ("1e-5 to 10 in 100 steps", {"start_lr": 1e-5}),
     ("1e-7 to 10 in 200 steps", {"num_iter": 200}),
     ("1e-7 to 10 in 400 steps", {"num_iter": 400, "max_extra_iter": 200}),
+    ("two-speed, moved = 1%, 130 steps to 10", {"num_iter": 130, "moved": 0.01}),
+    ("two-speed, moved = 0.3%, 130 steps to 10", {"num_iter": 130, "moved": 0.003}),
+    ("two-speed, moved = 0.3%, 100 steps to 10", {"num_iter": 100, "moved": 0.003}),
 ]
+
+
+def two_speed(moved: float, fast: float = 4.0) -> type:
+    """A sweep that spends its steps where the loss moves: ``fast`` steps per decade (held
+    loss every 2 steps) while the held loss is within ``moved`` of its first value, then the
+    steps left of ``num_iter`` spread evenly (in log LR) up to ``end_lr``."""
+    from lrkit.finder import Sweep
+
+    class TwoSpeed(Sweep):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._seq: list[float] = []
+            self._fast = True
+            self._ratio = 1.0
+
+        def _moved(self) -> bool:
+            h = self._held
+            return len(h) >= 2 and abs(h[-1] - h[0]) > moved * abs(h[0])
+
+        def lr_at(self, i: int) -> float:
+            while len(self._seq) <= i:
+                self._extend()
+            return self._seq[i]
+
+        def _extend(self) -> None:
+            s = self._seq
+            if not s:
+                s.append(self.start_lr)
+                return
+            if self._fast:
+                nxt = s[-1] * 10 ** (1 / fast)
+                if not self._moved() and nxt < self.end_lr:
+                    s.append(nxt)
+                    return
+                self._fast = False
+                left = max(self.num_iter - len(s), 10)
+                self._ratio = (self.end_lr / s[-1]) ** (1 / left)
+            s.append(s[-1] * self._ratio)
+
+        @property
+        def eval_due(self) -> bool:
+            every = 2 if self._fast else self.options.eval_every
+            return self.options.eval_batches > 0 and len(self._losses) % every == 0
+
+    return TwoSpeed
 
 
 def run_task(args: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[float, int, int]]:
@@ -48,13 +99,16 @@ def run_task(args: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[float, i
     from lrkit.finder import Sweep, SweepOptions
 
     spec, opts = args
+    opts = dict(opts)
+    moved = opts.pop("moved", None)
+    cls = Sweep if moved is None else two_speed(moved)
     torch.set_num_threads(1)
     task = build(spec)
     out = []
     for seed in F.SEEDS:
         options = SweepOptions(**opts, total_steps=task.steps)
-        sweep = Sweep(options, optimizer=OPT_KIND[spec["opt"]["name"]])
-        data = batches(task, 100 + seed, options.num_iter + options.max_extra_iter + 1)
+        sweep = cls(options, optimizer=OPT_KIND[spec["opt"]["name"]])
+        data = batches(task, 100 + seed, 2 * options.num_iter + options.max_extra_iter + 1)
         hx, hy = batches(task, 300 + seed, 1)[0]
         model = fresh(task, seed)
         opt = task.opt_fn(model.parameters(), 1e-3)
