@@ -64,15 +64,17 @@ NOTES = {
 
 
 def _table(result: Any) -> str:
-    lines = ["", "  rule        learning rate   use", "  " + "-" * 62]
-    for m, lr in result.suggestions().items():
+    rows = result.suggestions()
+    w = max(10, *(len(m) for m in rows))
+    lines = ["", f"  {'rule':<{w}}  learning rate   use", "  " + "-" * (w + 52)]
+    for m, lr in rows.items():
         mark = "*" if m == result.method else " "
         val = f"{lr:13.3g}" if lr is not None else "            -"
-        lines.append(f" {mark}{m:<10} {val}   {NOTES[m]}")
+        lines.append(f" {mark}{m:<{w}} {val}   {NOTES[m]}")
     if result.max_lr is not None:
-        lines.append(f"  {'max_lr':<10} {result.max_lr:13.3g}   peak of one-cycle / cyclic")
-        lines.append(f"  {'base_lr':<10} {result.base_lr:13.3g}   floor of cyclic")
-        lines.append(f"  {'peak_lr':<10} {result.peak_lr:13.3g}   peak of warmup-cosine")
+        lines.append(f"  {'max_lr':<{w}} {result.max_lr:13.3g}   peak of one-cycle / cyclic")
+        lines.append(f"  {'base_lr':<{w}} {result.base_lr:13.3g}   floor of cyclic")
+        lines.append(f"  {'peak_lr':<{w}} {result.peak_lr:13.3g}   peak of warmup-cosine")
     stop = f"{result.stop_lr:.3g}" if result.stop_lr is not None else "-"
     if len(result.lrs):
         first = float(result.lrs[0])

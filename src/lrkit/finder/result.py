@@ -33,8 +33,9 @@ class FinderResult:
     ``suggestion`` is the LR for a constant-rate run, ``max_lr`` the peak of one-cycle,
     ``peak_lr`` the peak of warmup-cosine, ``base_lr`` (``max_lr / 10``) the floor of a
     cyclical schedule, all for ``total_steps`` optimizer steps. ``reliable`` is ``False`` when
-    the curve never turned up (the suggestions are then lower bounds), did not descend, or
-    diverged at once; ``warnings`` says why.
+    the curve never turned up (the suggestions are then lower bounds; a ``saturated`` curve
+    excepted), did not descend, or diverged at once, or when ``total_steps`` is below the
+    budgets the default rule was fitted on; ``warnings`` says why.
     """
 
     lrs: FloatArray
