@@ -132,7 +132,9 @@ class FinderResult:
 
     @property
     def min_loss_lr(self) -> float | None:
-        """The LR at the minimum of the smoothed curve the default rule reads."""
+        """The edge the default rule scales its suggestions from: where the sweep stopped
+        making progress (the geometric mean of the training and held curves' edges, see
+        :func:`lrkit.finder.rules.edge`)."""
         return None if self._sugg is None else self._sugg.lr_min
 
     def suggest(self, rule: str | Rule | None = None) -> float | None:

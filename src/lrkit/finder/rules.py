@@ -179,10 +179,11 @@ class Suggestions:
     """What the default rule reads off a curve.
 
     ``constant``: the LR for a constant-rate run; ``max_lr``: the peak of one-cycle;
-    ``peak_lr``: the peak of warmup-cosine; ``lr_min``: the minimum of the smoothed curve
-    (the edge the three are scaled from); ``turned_up``: whether the curve rose again after
-    its minimum (if not, ``lr_min`` is only a lower bound of the edge, unless ``saturated``:
-    the curve sat on a floor, see :func:`saturated`); ``descended``: whether
+    ``peak_lr``: the peak of warmup-cosine; ``lr_min``: the edge the three are scaled from
+    (the geometric mean of the training and held curves' edges, see :func:`edge`);
+    ``turned_up``: whether the curve rose again after its minimum (if not, ``lr_min`` is
+    only a lower bound of the edge, unless ``saturated``: the curve sat on a floor, see
+    :func:`saturated`); ``descended``: whether
     it fell clearly (by more than its noise) before it; ``total_steps``/``optimizer``: the
     budget and optimizer family the LRs are for."""
 
@@ -237,7 +238,7 @@ def smooth_curve(lrs: FloatArray, losses: FloatArray) -> FloatArray:
 
 
 def turned_up(lrs: FloatArray, losses: FloatArray) -> bool:
-    """Whether the smoothed curve ends clearly above its minimum (see ``RISE_*``)."""
+    """Whether the smoothed curve rose clearly above its minimum after it (see ``RISE_*``)."""
     if len(losses) < 5:
         return False
     r = smooth_curve(lrs, losses)

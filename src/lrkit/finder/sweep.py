@@ -54,10 +54,10 @@ class SweepOptions:
 
     * ``start_lr``, ``end_lr``, ``num_iter``, ``mode``: the sweep, ``num_iter`` steps from
       ``start_lr`` to ``end_lr``, log-spaced (``"exp"``) or evenly (``"linear"``).
-    * ``stop_early``: stop (``stop_reason="turned_up"``) once the curve the rule reads
-      (held-batch loss, else training loss) has clearly turned up and stays up
-      ``RISEN_DECADES`` decades of LR past its minimum (:func:`risen`): the steps beyond
-      would not change the suggestions. ``False`` runs on to ``end_lr`` or divergence.
+    * ``stop_early``: stop (``stop_reason="turned_up"``) once the held-batch curve (when
+      measured) and the training curve have both clearly turned up, each ``RISEN_DECADES``
+      decades of LR past its minimum (:func:`risen`): later steps would barely change the
+      suggestions. ``False`` runs on to ``end_lr`` or divergence.
     * ``beta``: EMA factor of the smoothed training loss (divergence test, plots, the
       fastai-style rules); ``diverge_th``: the sweep stops when that EMA exceeds this multiple
       of its best value (or when the held-batch loss does).
