@@ -4,6 +4,7 @@ budget-aware default rule, public rules."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from lrkit.finder import (
 from lrkit.finder import _coefficients as C
 from lrkit.finder.rules import EDGE_CAP, smooth_curve, turned_up
 from lrkit.finder.smoothing import robust_smooth
+from lrkit.finder.sweep import risen
 
 # a curve that descends, bottoms out at lr ~ 1e-2 and rises (analytic, no noise)
 
@@ -213,3 +215,56 @@ def test_default_rule_is_scale_equivariant(scale, steps, family, seed):
     for u, v in ((a.constant, b.constant), (a.max_lr, b.max_lr), (a.peak_lr, b.peak_lr)):
         assert v == pytest.approx(u * scale, rel=1e-9)
     assert a.turned_up == b.turned_up
+
+
+# ----------------------------------------------------------------------------- early stop
+
+
+curves = st.tuples(
+    st.floats(-6.0, 0.0),  # log10 of the LR of the minimum
+    st.floats(0.05, 3.0),  # depth of the descent
+    st.floats(0.0, 0.3),  # noise, relative to the depth
+    st.floats(0.2, 4.0),  # steepness of the rise
+    st.integers(0, 2**32 - 1),
+)
+
+
+def _noisy_bowl(params: tuple[float, float, float, float, int]) -> Callable[[float], float]:
+    """A descent (of ``depth``, ending 1.5 decades before ``centre``), a floor, a quadratic
+    rise after ``centre``, and Gaussian noise; reproducible from ``seed``."""
+    centre, depth, noise, rise, seed = params
+    rng = np.random.default_rng(seed)
+
+    def step(lr: float) -> float:
+        x = math.log10(lr) - centre
+        y = 1.0 + depth / (1.0 + math.exp(3.0 * (x + 1.5))) + rise * max(x, 0.0) ** 2
+        return y + noise * depth * float(rng.standard_normal())
+
+    return step
+
+
+@settings(max_examples=40, deadline=None)
+@given(params=curves)
+def test_an_early_stop_is_a_prefix_of_the_full_sweep_and_has_turned_up(
+    params: tuple[float, float, float, float, int],
+) -> None:
+    early = range_test(_noisy_bowl(params), warn=False)
+    full = range_test(_noisy_bowl(params), warn=False, stop_early=False)
+    n = len(early.losses)
+    # the same steps, the same losses, up to where the early sweep stopped
+    np.testing.assert_array_equal(early.lrs, full.lrs[:n])
+    np.testing.assert_array_equal(early.losses, full.losses[:n])
+    assert n <= len(full.losses)
+    if early.stop_reason == "turned_up":  # it stopped because the curve had risen
+        assert risen(early.lrs, early.losses) and turned_up(early.lrs, early.losses)
+    else:
+        assert early.stop_reason == full.stop_reason and n == len(full.losses)
+
+
+def test_noise_on_a_flat_start_does_not_stop_the_sweep() -> None:
+    # batch noise of 30% of the descent on a flat start: a rise of the noise alone (before any
+    # clear descent) is no reason to stop; the sweep runs past the minimum at 10**-0.45
+    early = range_test(_noisy_bowl((-0.45, 1.74, 0.3, 0.74, 0)), warn=False)
+    assert early.lrs[-1] > 10**-0.45
+    full = range_test(_noisy_bowl((-0.45, 1.74, 0.3, 0.74, 0)), warn=False, stop_early=False)
+    assert abs(math.log10(early.min_loss_lr / full.min_loss_lr)) < 0.5

@@ -7,11 +7,11 @@ from __future__ import annotations
 SCHEDULES: tuple[str, ...] = ("constant", "onecycle", "warmup_cosine")
 #: ln(lr / lr_min) at 1000 steps, by schedule and optimizer family
 INTERCEPT: dict[str, dict[str, float]] = {
-    "constant": {"sgd": -1.50, "momentum": -2.15, "adaptive": -2.30},
+    "constant": {"sgd": -1.65, "momentum": -2.25, "adaptive": -2.35},
     "onecycle": {"sgd": -1.10, "momentum": -2.85, "adaptive": -2.60},
-    "warmup_cosine": {"sgd": -0.90, "momentum": -2.30, "adaptive": -2.15},
+    "warmup_cosine": {"sgd": -1.00, "momentum": -2.30, "adaptive": -2.20},
 }
 #: d ln(lr) / d ln(total_steps), by schedule
-BUDGET_SLOPE: dict[str, float] = {"constant": -0.50, "onecycle": -1.45, "warmup_cosine": -1.00}
+BUDGET_SLOPE: dict[str, float] = {"constant": -0.60, "onecycle": -1.45, "warmup_cosine": -1.05}
 #: the budgets of the zoo: total_steps is clamped into this range (no extrapolation)
 STEPS_RANGE: tuple[int, int] = (100, 1930)

@@ -16,6 +16,7 @@ from . import _coefficients as C
 from .result import FinderResult, LRFinderWarning
 from .rules import (
     DEFAULT_RULE,
+    DESCENT_NOISE,
     OPTIMIZERS,
     RISE_FRACTION,
     RISE_NOISE,
@@ -397,8 +398,9 @@ def _flat(held: list[float]) -> bool:
 
 
 def risen(lrs: np.ndarray, losses: np.ndarray) -> bool:
-    """Whether a sweep may stop: the smoothed curve has turned up (:func:`turned_up`), its last
-    point included, and the sweep is ``RISEN_DECADES`` decades of LR past the minimum."""
+    """Whether a sweep may stop: the smoothed curve descended clearly to its minimum (as in
+    :func:`lrkit.finder.rules.edge`), its last point is clearly above that minimum (see
+    :func:`turned_up`), and it is ``RISEN_DECADES`` decades of LR past it."""
     if len(losses) < MIN_ITER:
         return False
     r = smooth_curve(lrs, losses)
@@ -407,6 +409,8 @@ def risen(lrs: np.ndarray, losses: np.ndarray) -> bool:
         return False
     noise = noise_level(losses, r)
     drop = max(float(np.max(r[: m + 1]) - r[m]), 0.0)
+    if not (drop > DESCENT_NOISE * noise and m > len(r) // 10):
+        return False  # no clear descent to a minimum: a rise from noise is no reason to stop
     margin = max(RISE_NOISE * noise, RISE_FRACTION * max(drop, abs(float(r[m]))))
     return bool(float(r[-1]) > float(r[m]) + margin)
 
