@@ -57,6 +57,7 @@ from . import _coefficients as C
 from .smoothing import FloatArray, noise_level, robust_smooth, smooth_ema
 
 __all__ = [
+    "CurveShape",
     "DEFAULT_OPTIMIZER",
     "DEFAULT_RULE",
     "DEFAULT_TOTAL_STEPS",
@@ -237,16 +238,47 @@ def smooth_curve(lrs: FloatArray, losses: FloatArray) -> FloatArray:
     return robust_smooth(losses, width=max(1, width))
 
 
+@dataclass(frozen=True)
+class CurveShape:
+    """A smoothed curve ``r`` read the way the default rule reads it: its minimum at index
+    ``m``, the ``noise`` of the raw losses around it and the ``drop`` before the minimum."""
+
+    r: FloatArray
+    m: int
+    noise: float
+    drop: float
+
+    @classmethod
+    def of(cls, losses: FloatArray, r: FloatArray) -> CurveShape:
+        """The shape of the raw ``losses`` smoothed into ``r``."""
+        m = int(np.argmin(r))
+        return cls(r, m, noise_level(losses, r), float(np.max(r[: m + 1]) - r[m]))
+
+    @property
+    def descended(self) -> bool:
+        """A clear descent: deeper than ``DESCENT_NOISE`` noise units, the minimum not in the
+        first 10% of the curve."""
+        return self.drop > DESCENT_NOISE * self.noise and self.m > len(self.r) // 10
+
+    def above_minimum(self, value: float) -> bool:
+        """Whether a smoothed ``value`` is clearly above the minimum (see ``RISE_*``)."""
+        low = float(self.r[self.m])
+        margin = max(RISE_NOISE * self.noise, RISE_FRACTION * max(self.drop, abs(low)))
+        return value > low + margin
+
+    @property
+    def turned_up(self) -> bool:
+        """Whether the curve rose clearly above its minimum after it."""
+        return self.above_minimum(float(np.max(self.r[self.m :])))
+
+    def saturated(self, lrs: FloatArray) -> bool:
+        """See :func:`saturated`."""
+        return self.descended and _saturated_from(lrs, self.r, self.m, self.drop) is not None
+
+
 def turned_up(lrs: FloatArray, losses: FloatArray) -> bool:
     """Whether the smoothed curve rose clearly above its minimum after it (see ``RISE_*``)."""
-    if len(losses) < 5:
-        return False
-    r = smooth_curve(lrs, losses)
-    m = int(np.argmin(r))
-    noise = noise_level(losses, r)
-    drop = max(float(np.max(r[: m + 1]) - r[m]), 0.0)
-    margin = max(RISE_NOISE * noise, RISE_FRACTION * max(drop, abs(float(r[m]))))
-    return bool(float(np.max(r[m:])) > float(r[m]) + margin)
+    return len(losses) >= 5 and CurveShape.of(losses, smooth_curve(lrs, losses)).turned_up
 
 
 def _saturated_from(lrs: FloatArray, r: FloatArray, m: int, drop: float) -> int | None:
@@ -266,14 +298,7 @@ def saturated(lrs: FloatArray, losses: FloatArray) -> bool:
     """Whether the smoothed curve descended clearly and then stayed on a floor over more than
     ``SATURATED_DECADES`` decades of LR (see :func:`edge`): it will not turn up before the
     loss diverges, and its edge is already known."""
-    if len(losses) < 5:
-        return False
-    r = smooth_curve(lrs, losses)
-    m = int(np.argmin(r))
-    drop = float(np.max(r[: m + 1]) - r[m])
-    if not (drop > DESCENT_NOISE * noise_level(losses, r) and m > len(r) // 10):
-        return False
-    return _saturated_from(lrs, r, m, drop) is not None
+    return len(losses) >= 5 and CurveShape.of(losses, smooth_curve(lrs, losses)).saturated(lrs)
 
 
 def edge(lrs: FloatArray, losses: FloatArray, *, held: bool) -> float:
@@ -288,16 +313,14 @@ def edge(lrs: FloatArray, losses: FloatArray, *, held: bool) -> float:
     floor begins. Otherwise the minimum of a flat curve is noise,
     and the edge is the onset of the rise: the last point from the minimum on that stays
     within ``FLOOR_NOISE`` noise units plus ``FLOOR_FRACTION`` of the loss of the minimum."""
-    r = smooth_curve(lrs, losses) if held else robust_smooth(losses)
-    m = int(np.argmin(r))
-    noise = noise_level(losses, r)
-    drop = float(np.max(r[: m + 1]) - r[m])
-    if drop > DESCENT_NOISE * noise and m > len(r) // 10:
-        lo = _saturated_from(lrs, r, m, drop)
+    s = CurveShape.of(losses, smooth_curve(lrs, losses) if held else robust_smooth(losses))
+    r, m = s.r, s.m
+    if s.descended:
+        lo = _saturated_from(lrs, r, m, s.drop)
         if lo is not None:  # progress stopped where the floor begins
             return float(lrs[lo])
         return _vertex(lrs, r, m) if held else float(lrs[m])
-    limit = float(r[m]) + FLOOR_NOISE * noise + FLOOR_FRACTION * abs(float(r[m]))
+    limit = float(r[m]) + FLOOR_NOISE * s.noise + FLOOR_FRACTION * abs(float(r[m]))
     j = m
     while j + 1 < len(r) and r[j + 1] <= limit:
         j += 1
@@ -327,11 +350,9 @@ def suggestions(
         cx, cy = _check(held_lrs if held_lrs is not None else [], held_losses)
         w = HELD_WEIGHT
         lr_min = math.exp((1 - w) * math.log(lr_min) + w * math.log(edge(cx, cy, held=True)))
-    r = smooth_curve(cx, cy)
-    m = int(np.argmin(r))
-    noise = noise_level(cy, r)
-    drop = float(np.max(r[: m + 1]) - r[m])
-    up = stop_reason in ("turned_up", "diverged", "nan") or turned_up(cx, cy)
+    shape = CurveShape.of(cy, smooth_curve(cx, cy))
+    few = len(cy) < 5  # too few points to tell a rise or a floor
+    up = stop_reason in ("turned_up", "diverged", "nan") or (not few and shape.turned_up)
     lo, hi = C.STEPS_RANGE
     t = math.log(min(max(steps, lo), hi) / DEFAULT_TOTAL_STEPS)
     out = {}
@@ -345,11 +366,11 @@ def suggestions(
         peak_lr=out["warmup_cosine"],
         lr_min=lr_min,
         turned_up=up,
-        saturated=saturated(cx, cy),
-        descended=drop > 3.0 * noise,
+        saturated=not few and shape.saturated(cx),
+        descended=shape.drop > DESCENT_NOISE * shape.noise,
         total_steps=steps,
         optimizer=opt,
-        noise=noise,
+        noise=shape.noise,
     )
 
 

@@ -16,10 +16,9 @@ from . import _coefficients as C
 from .result import FinderResult, LRFinderWarning
 from .rules import (
     DEFAULT_RULE,
-    DESCENT_NOISE,
     OPTIMIZERS,
     RISE_FRACTION,
-    RISE_NOISE,
+    CurveShape,
     Rule,
     resolve,
     saturated,
@@ -27,7 +26,6 @@ from .rules import (
     suggestions,
     turned_up,
 )
-from .smoothing import noise_level
 
 __all__ = [
     "MODES",
@@ -403,16 +401,10 @@ def risen(lrs: np.ndarray, losses: np.ndarray) -> bool:
     :func:`turned_up`), and it is ``RISEN_DECADES`` decades of LR past it."""
     if len(losses) < MIN_ITER:
         return False
-    r = smooth_curve(lrs, losses)
-    m = int(np.argmin(r))
-    if math.log10(float(lrs[-1]) / float(lrs[m])) < RISEN_DECADES:
-        return False
-    noise = noise_level(losses, r)
-    drop = max(float(np.max(r[: m + 1]) - r[m]), 0.0)
-    if not (drop > DESCENT_NOISE * noise and m > len(r) // 10):
-        return False  # no clear descent to a minimum: a rise from noise is no reason to stop
-    margin = max(RISE_NOISE * noise, RISE_FRACTION * max(drop, abs(float(r[m]))))
-    return bool(float(r[-1]) > float(r[m]) + margin)
+    s = CurveShape.of(losses, smooth_curve(lrs, losses))
+    past = math.log10(float(lrs[-1]) / float(lrs[s.m])) >= RISEN_DECADES
+    # without a clear descent to a minimum, a rise of the noise is no reason to stop
+    return past and s.descended and s.above_minimum(float(s.r[-1]))
 
 
 def _messages(sweep: Sweep, s: Any, lrs: np.ndarray, losses: np.ndarray, reason: str) -> list[str]:
