@@ -1,6 +1,7 @@
 """Pieces shared by the finder benchmarks on held-out task sets (finder_holdout.py,
 finder_validation.py): the task record, training at a constant LR or one-cycle, reading a loss
-off a grid curve, and small helpers."""
+off a grid curve, one range-test step and held-batch losses (the zoo sweeps), and small
+helpers."""
 
 from __future__ import annotations
 
@@ -79,6 +80,29 @@ def batches(task: Task, shuffle_seed: int, n: int) -> list[tuple[torch.Tensor, t
             if len(out) == n:
                 break
     return out
+
+
+def sweep_step(task: Task, model: nn.Module, opt: Any, batch: Any, lr: float) -> float:
+    """One range-test step at ``lr`` on ``batch`` in train mode; its loss (a NaN/inf loss is
+    returned without a step)."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    x, y = batch
+    loss = task.loss_fn(model(x), y)
+    value = float(loss.item())
+    if math.isfinite(value):
+        loss.backward()
+        opt.step()
+    return value
+
+
+def eval_losses(task: Task, model: nn.Module, held: list[Any]) -> list[float]:
+    """The eval-mode loss of each held batch, without gradients."""
+    model.eval()
+    with torch.no_grad():
+        return [float(task.loss_fn(model(hx), hy)) for hx, hy in held]
 
 
 class _Diverged(Exception):

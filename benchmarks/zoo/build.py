@@ -163,34 +163,22 @@ def oracle(
 
 def raw_sweep(task: Any, seed: int) -> dict[str, Any]:
     import torch
-    from _finder_common import batches, fresh
+    from _finder_common import batches, eval_losses, fresh, sweep_step
 
     n_max = int(math.log(SWEEP_CAP / SWEEP_START) / math.log(SWEEP_RATIO)) + 1
     data = batches(task, 100 + seed, n_max)
     held = batches(task, 300 + seed, N_HELD)
     model = fresh(task, seed)
     opt = task.opt_fn(model.parameters(), 1e-3)
-    groups = opt.param_groups
     torch.manual_seed(3000 + seed)
     train: list[float] = []
     hl: list[list[float]] = []
     ema, best_ema, best_h = 0.0, math.inf, math.inf
     for i in range(n_max):
-        lr = sweep_lr(i)
-        for g in groups:
-            g["lr"] = lr
-        model.train()
-        opt.zero_grad(set_to_none=True)
-        x, y = data[i]
-        loss = task.loss_fn(model(x), y)
-        lv = float(loss.item())
+        lv = sweep_step(task, model, opt, data[i], sweep_lr(i))
         if not math.isfinite(lv):
             break
-        loss.backward()
-        opt.step()
-        model.eval()
-        with torch.no_grad():
-            h = [float(task.loss_fn(model(hx), hy)) for hx, hy in held]
+        h = eval_losses(task, model, held)
         train.append(lv)
         hl.append(h)
         if not all(math.isfinite(v) for v in h):

@@ -93,7 +93,7 @@ def two_speed(moved: float, fast: float = 4.0) -> type:
 def run_task(args: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[float, int, int]]:
     """(lr_min, steps, held evaluations) of each sweep seed of one task."""
     import torch
-    from _finder_common import batches, fresh
+    from _finder_common import batches, eval_losses, fresh, sweep_step
     from tasks import build
 
     from lrkit.finder import Sweep, SweepOptions
@@ -109,28 +109,16 @@ def run_task(args: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[float, i
         options = SweepOptions(**opts, total_steps=task.steps)
         sweep = cls(options, optimizer=OPT_KIND[spec["opt"]["name"]])
         data = batches(task, 100 + seed, 2 * options.num_iter + options.max_extra_iter + 1)
-        hx, hy = batches(task, 300 + seed, 1)[0]
+        first = batches(task, 300 + seed, 1)[0]
         model = fresh(task, seed)
         opt = task.opt_fn(model.parameters(), 1e-3)
         torch.manual_seed(3000 + seed)
         for i, lr in enumerate(sweep):
-            for g in opt.param_groups:
-                g["lr"] = lr
-            model.train()
-            opt.zero_grad(set_to_none=True)
-            x, y = data[i]
-            loss = task.loss_fn(model(x), y)
-            value = float(loss.item())
+            value = sweep_step(task, model, opt, data[i], lr)
             if not math.isfinite(value):
                 sweep.record(math.nan)
                 break
-            loss.backward()
-            opt.step()
-            held = None
-            if sweep.eval_due:
-                model.eval()
-                with torch.no_grad():
-                    held = float(task.loss_fn(model(hx), hy))
+            held = eval_losses(task, model, [first])[0] if sweep.eval_due else None
             sweep.record(value, held=held)
         r = sweep.result(warn=False)
         out.append((float(r.min_loss_lr), len(r.losses), len(r.held_losses)))
