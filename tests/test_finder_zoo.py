@@ -89,3 +89,15 @@ def test_variant_edges_on_exact_curves(zoo):
     # the smoothed curve first exceeds 1.3 x its minimum a little above 10 ** (-2 + 0.55)
     r = variants.rise(x, y, 0.3)
     assert 10**-1.5 < r < 10**-1.3
+
+
+def test_offset_bound_tables_reproduce(zoo, rerun):
+    import variants
+
+    shipped = json.loads((BENCH / "results" / "finder_variants.json").read_text())["tables"]
+    rows, spread = variants.ceiling(rerun["feats"])
+    assert rows == shipped["ceiling"]["rows"]
+    assert spread == shipped["offsets"]["rows"]
+    # the bound is a bound: each task's own offset does at least as well as the rule's form
+    fitted, own = rows[2], rows[3]
+    assert own[2] <= fitted[2] and own[4] <= fitted[4]
