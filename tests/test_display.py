@@ -51,6 +51,25 @@ def test_schedule_display() -> None:
     assert f"length{cell}100<" in html
 
 
+def test_long_schedule_display_is_bounded() -> None:
+    """A schedule of 10**15 steps displays from at most textplot.MAX_POINTS evaluations."""
+    from lrkit.textplot import MAX_POINTS
+
+    calls: list[int] = []
+
+    class Counted(S.Cosine):  # counts the steps the display evaluates
+        def _values(self, t: Any, xp: Any) -> Any:
+            calls.append(int(np.size(t)))
+            return super()._values(t, xp)
+
+    s = Counted(0.1, total_steps=10**15)
+    html = _check(s._repr_mimebundle_())
+    cell = "</th><td style='text-align:left'>"
+    assert f"lr at step {10**15 // 2}{cell}{s(10**15 // 2):.4g}<" in html
+    assert f"min / max ({MAX_POINTS} steps sampled){cell}0 / 0.1<" in html
+    assert max(calls) <= MAX_POINTS
+
+
 def _curve() -> Any:
     def step(lr: float) -> float:  # a smooth valley with a blow-up past lr = 1
         return 2.0 - math.tanh(3 * (math.log10(lr) + 4)) + (lr * 3) ** 2

@@ -262,3 +262,8 @@ def test_tables_module_is_numpy_only():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_schedule_that_goes_negative_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^s must be >= 0 at every step .* at step 0: sub"):
+        lo.schedule(S.cosine(0.1, total_steps=10) - 1)

@@ -117,12 +117,18 @@ def schedule_bundle(s: Any) -> dict[str, Any]:
     """A schedule: its spec, length, LR at a few steps, and the curve."""
     import numpy as np
 
-    n = int(s.length) + 1 if s.length else 1000  # the natural length, as Schedule.plot draws
+    from .textplot import MAX_STEP, plot_steps
+
+    # the natural length, as Schedule.plot draws; evaluated at no more than MAX_POINTS steps
+    n = min(int(s.length) + 1, MAX_STEP) if s.length else 1000
     points = sorted({0, n // 4, n // 2, (3 * n) // 4, n - 1})
-    values = s.values(np.arange(n))
+    at = s.values(np.array(points, dtype=np.int64))
+    xs = plot_steps(s, n)
+    values = s.values(xs)
     rows: list[tuple[str, Any]] = [("spec", str(s)), ("length", s.length)]
-    rows += [(f"lr at step {p}", float(values[p])) for p in points]
-    rows += [("min / max", f"{float(np.min(values)):.4g} / {float(np.max(values)):.4g}")]
+    rows += [(f"lr at step {p}", float(v)) for p, v in zip(points, at)]
+    span = "min / max" if len(xs) == n else f"min / max ({len(xs)} steps sampled)"
+    rows += [(span, f"{float(np.min(values)):.4g} / {float(np.max(values)):.4g}")]
     png = png_from_axes(lambda ax: s.plot(n, ax=ax), (6, 3))
     return mimebundle(type(s).__name__, table(rows), png, repr(s))
 

@@ -85,7 +85,7 @@ def schedule(
     unless ``jax_enable_x64``, whose relative error grows with the step count and near a value
     of 0; measured in ``docs/compiled.md``).
     """
-    s = as_schedule(s, name="s")
+    s = as_schedule(s, name="s", nonnegative=True)
     evaluation = V.choice("evaluation", evaluation, EVALUATIONS)
     limit = V.integer("table_limit", table_limit, 2)
     odt = out_dtype(dtype)

@@ -198,3 +198,11 @@ def test_import_without_a_working_backend_says_what_to_set():
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: lrkit.keras needs Keras 3"), last
     assert "'no_such_backend'" in last and "KERAS_BACKEND=jax" in last
+
+
+def test_a_schedule_that_goes_negative_is_refused() -> None:
+    bad = S.cosine(0.1, total_steps=10) - 1
+    with pytest.raises(ValueError, match=r"^schedule must be >= 0 at every step .* at step 0"):
+        lk.LRKitSchedule(bad)
+    with pytest.raises(ValueError, match=r"^schedule must be >= 0 at every step .* at step 0"):
+        lk.LRScheduler(bad)

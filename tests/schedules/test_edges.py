@@ -123,3 +123,25 @@ def test_polynomial_cycle_and_restarts_m_mul_formulas():
         S.polynomial(0.1, total_steps=10, cycle="yes")
     with pytest.raises(ValueError, match="m_mul"):
         S.cosine_restarts(0.1, T_0=10, m_mul=-1)
+
+
+@pytest.mark.parametrize(
+    "step", [np.float32(5.5), np.float16(5.5), np.int64(5), np.uint8(5), np.array(5.5)]
+)
+def test_numpy_scalar_steps_give_the_float64_value_without_warnings(step):
+    s = S.cosine(0.1, total_steps=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert s(step) == s(float(step)) == s.values([float(step)])[0]
+
+
+@pytest.mark.parametrize("bad", ["3", None, [1], 1 + 2j, True, b"3"])
+def test_a_step_that_is_not_a_number_is_a_type_error_naming_step(bad):
+    with pytest.raises(TypeError, match=r"^step must be a number \(an int, or a float"):
+        S.cosine(0.1, total_steps=100)(bad)
+
+
+@pytest.mark.parametrize("bad", [None, "abc", ["3"], [True, False], [1j]])
+def test_steps_that_are_not_numbers_are_a_type_error_naming_steps(bad):
+    with pytest.raises(TypeError, match=r"^steps must be an array-like of numbers, got "):
+        S.cosine(0.1, total_steps=100).values(bad)

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -531,3 +532,55 @@ def test_group_lrs_without_a_top_level_lr_are_detected() -> None:
     # a single group at its own lr is the same trap
     with pytest.raises(ValueError, match="optimizer: every param group"):
         lt.scheduler(torch.optim.Adam([{"params": [a], "lr": 0.1}]), S.constant(0.1))
+
+
+def test_a_schedule_that_goes_negative_is_refused_at_construction() -> None:
+    opt = _opt(0.1)
+    with pytest.raises(ValueError, match=r"^schedule must be >= 0 at every step .* at step 0: sub"):
+        lt.scheduler(opt, S.cosine(0.1, total_steps=10) - 1)
+    with pytest.raises(ValueError, match=r"^momentum must be >= 0 at every step"):
+        lt.scheduler(opt, S.constant(0.1), momentum=S.constant(0.5) - S.constant(0.6))
+    assert opt.param_groups[0]["lr"] == 0.1  # nothing changed
+
+
+def test_a_schedule_that_goes_negative_past_the_checked_steps_stops_the_step() -> None:
+    # no natural length: the construction check reads steps 0..999; the LR turns negative later
+    s = S.constant(0.1) - S.exponential(0.001, gamma=1.001)
+    first = int(np.argmax(s.values(np.arange(5000)) < 0))
+    assert first > 1000
+    opt = _opt(0.1)
+    sch = lt.scheduler(opt, s)
+    sch.step(first - 1)
+    assert opt.param_groups[0]["lr"] == s(first - 1) > 0
+    with pytest.raises(
+        ValueError, match=rf"^schedule: the learning rate must be >= 0, got -.* {first} "
+    ):
+        sch.step()
+    assert opt.param_groups[0]["lr"] == s(first - 1)  # the optimizer keeps its last valid LR
+
+
+def test_param_groups_added_later_follow_the_schedule() -> None:
+    a, b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(a.parameters(), lr=0.1, momentum=0.9)
+    s = S.cosine(0.1, total_steps=10)
+    sch = lt.scheduler(opt, s, momentum=S.constant(0.8))
+    sch.step()
+    opt.add_param_group({"params": list(b.parameters()), "lr": 0.01, "momentum": 0.9})
+    sch.step()
+    ratio = 0.01 / 0.1  # the new group's lr over the optimizer's
+    assert [g["lr"] for g in opt.param_groups] == [s(2), ratio * s(2)]
+    assert [g["momentum"] for g in opt.param_groups] == [0.8, 0.8]
+    assert sch.ratios == [1.0, ratio] and sch.base_lrs == [0.1, 0.01]
+    state = sch.state_dict()
+    sch.step(7)
+    sch.load_state_dict(state)
+    assert [g["lr"] for g in opt.param_groups] == [s(2), ratio * s(2)]
+
+
+def test_param_groups_added_to_a_per_group_scheduler_are_refused() -> None:
+    a, b, c = (torch.nn.Linear(2, 1) for _ in range(3))
+    opt = torch.optim.SGD([{"params": a.parameters()}, {"params": b.parameters()}], lr=0.1)
+    sch = lt.scheduler(opt, [S.constant(0.1), S.constant(0.2)])
+    opt.add_param_group({"params": list(c.parameters())})
+    with pytest.raises(ValueError, match=r"^optimizer: param groups were added \(2 -> 3\)"):
+        sch.step()

@@ -444,7 +444,7 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         verbose: int = 0,
     ) -> None:
         super().__init__()
-        self.schedule = as_schedule(schedule)
+        self.schedule = as_schedule(schedule, nonnegative=True)
         self.per = V.choice("per", per, ("batch", "epoch"))
         if feedback is not None and not isinstance(feedback, Feedback):
             raise ValueError(f"feedback must be a lrkit.feedback.Feedback, got {feedback!r}")

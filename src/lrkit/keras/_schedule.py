@@ -126,7 +126,7 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         table_limit: int = TABLE_LIMIT,
     ) -> None:
         super().__init__()
-        self.schedule = as_schedule(schedule)
+        self.schedule = as_schedule(schedule, nonnegative=True)
         self._scale = V.non_negative("scale", scale)
         self.name = name
         self.evaluation = V.choice("evaluation", evaluation, EVALUATIONS)

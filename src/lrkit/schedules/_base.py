@@ -13,6 +13,7 @@ no matter how or in which order it is called. Each one offers
 from __future__ import annotations
 
 import math
+import operator
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -50,16 +51,49 @@ def _show(x: Any) -> str:
     return repr(x)
 
 
+def _brief(x: Any) -> str:
+    text = repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _step_error(name: str, step: Any) -> ValueError:
     return ValueError(
         f"{name} must be finite and >= 0 (allowed range: [0, inf)), got {_show(step)}"
     )
 
 
+def _as_step(step: Any, name: str = "step") -> float:
+    """A step that is not a plain ``int``/``float`` (a numpy or torch scalar, a 0-d array)
+    as a Python number; anything that is not a real number is a ``TypeError``."""
+    if not isinstance(step, (bool, np.bool_, str, bytes)):
+        try:
+            return operator.index(step)  # integer scalars, exactly
+        except TypeError:
+            pass
+        try:
+            return float(step)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(
+        f"{name} must be a number (an int, or a float for fractional steps), got {step!r}"
+    )
+
+
 def _check_step(step: float) -> float:
+    if type(step) is not int and type(step) is not float:
+        step = _as_step(step)
     if not 0 <= step <= _MAX_STEP:  # also catches NaN, inf and integers beyond float64
         raise _step_error("step", step)
     return step
+
+
+def _frozen(value: Any) -> Any:
+    """``to_dict()`` output as nested tuples: equal dicts give equal hashes."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 def _encode(value: Any) -> Any:
@@ -99,6 +133,8 @@ class Schedule(ABC):
     # ----------------------------------------------------------------- evaluation
     def __call__(self, step: float) -> float:
         """The learning rate at ``step`` (an int, or a float for fractional steps)."""
+        if type(step) is not int and type(step) is not float:
+            step = _as_step(step)
         if not 0 <= step <= _MAX_STEP:  # negative, NaN, inf, an int beyond float64
             raise _step_error("step", step)
         try:
@@ -132,8 +168,17 @@ class Schedule(ABC):
         """
         if xp is not None:
             return self._values(steps, xp)
+        kind = (
+            np.asarray(steps).dtype.kind if not isinstance(steps, np.ndarray) else steps.dtype.kind
+        )
+        if steps is None or kind not in "iufO":
+            raise TypeError(f"steps must be an array-like of numbers, got {_brief(steps)}")
         try:
             t = np.asarray(steps, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"steps must be an array-like of numbers, got {_brief(steps)}"
+            ) from None
         except OverflowError:  # a Python int beyond float64
             big = next(x for x in np.asarray(steps, dtype=object).flat if not 0 <= x <= _MAX_STEP)
             raise _step_error("steps", big) from None
@@ -177,8 +222,8 @@ class Schedule(ABC):
             return NotImplemented
         return self.to_dict() == other.to_dict()
 
-    def __hash__(self) -> int:
-        return hash(str(self))
+    def __hash__(self) -> int:  # consistent with __eq__ (0.0 == -0.0, 1 == 1.0)
+        return hash(_frozen(self.to_dict()))
 
     # ----------------------------------------------------------------- composition
     # The composites (``mul``, ``add``, ``sub``, ``scale``, ``clamp``) and ``constant`` live in

@@ -56,6 +56,34 @@ def _arg_names(cls: type[Schedule]) -> tuple[str, ...]:
     return tuple(p.name for p in inspect.signature(cls).parameters.values() if p.kind in named)
 
 
+@functools.cache
+def _required(cls: type[Schedule]) -> tuple[str, ...]:
+    """The constructor's parameters that have no default."""
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return tuple(
+        p.name
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind in named and p.default is inspect.Parameter.empty
+    )
+
+
+def _missing(cls: type[Schedule], given: Mapping[str, Any]) -> str | None:
+    """``"cosine() missing required parameter 'total_steps' (parameters: ...)"`` or None."""
+    missing = [n for n in _required(cls) if n not in given]
+    if not missing:
+        return None
+    names = ", ".join(repr(n) for n in missing)
+    plural = "s" if len(missing) > 1 else ""
+    return (
+        f"{cls.name}() missing required parameter{plural} {names} "
+        f"(parameters: {', '.join(_arg_names(cls))})"
+    )
+
+
+#: how deeply schedules and lists may nest in a spec string or dict
+MAX_DEPTH = 100
+
+
 class SpecError(ValueError):
     """A malformed spec string; the message gives the position and points at it."""
 
@@ -94,6 +122,7 @@ class _Parser:
         self.text = text
         self.toks = _tokenize(text)
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -138,7 +167,7 @@ class _Parser:
             body = tok.text[1:-1]
             return re.sub(r"\\(.)", r"\1", body)
         if tok.kind == "punct" and tok.text == "[":
-            return self.list_()
+            return self.nested(self.list_)
         if tok.kind == "word":  # a bare word starting with digits, e.g. decay=1-sqrt
             self.take()
             return tok.text
@@ -146,11 +175,20 @@ class _Parser:
             self.take()
             nxt = self.peek()
             if nxt.kind == "punct" and nxt.text == "(":
-                return self.call(tok)
+                return self.nested(lambda: self.call(tok))
             if tok.text in _KEYWORDS:
                 return _KEYWORDS[tok.text]
             return tok.text
         raise self.fail("expected a value (number, string, list or schedule)")
+
+    def nested(self, read: Any) -> Any:
+        if self.depth >= MAX_DEPTH:
+            raise self.fail(f"schedules and lists nested more than {MAX_DEPTH} deep")
+        self.depth += 1
+        try:
+            return read()
+        finally:
+            self.depth -= 1
 
     def list_(self) -> list[Any]:
         self.expect("[")
@@ -211,6 +249,9 @@ class _Parser:
             if name in kwargs:
                 raise SpecError(f"parameter {name!r} given twice", self.text, name_tok.pos)
             kwargs[name] = value
+        missing = _missing(cls, kwargs)
+        if missing:
+            raise SpecError(missing, self.text, name_tok.pos)
         try:
             return cls(**kwargs)
         except TypeError as exc:
@@ -230,16 +271,24 @@ def parse(spec: str) -> Schedule:
     return _Parser(spec).spec()
 
 
-def _decode(value: Any) -> Any:
+def _decode(value: Any, depth: int) -> Any:
     if isinstance(value, dict):
-        return from_dict(value)
+        return _from_dict(value, depth + 1)
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        if depth >= MAX_DEPTH:
+            raise ValueError(f"d: schedules and lists nested more than {MAX_DEPTH} deep")
+        return [_decode(v, depth + 1) for v in value]
     return value
 
 
 def from_dict(d: Any) -> Schedule:
     """Rebuild a schedule from :meth:`Schedule.to_dict` output."""
+    return _from_dict(d, 0)
+
+
+def _from_dict(d: Any, depth: int) -> Schedule:
+    if depth >= MAX_DEPTH:
+        raise ValueError(f"d: schedules and lists nested more than {MAX_DEPTH} deep")
     if not isinstance(d, dict) or "name" not in d:
         raise ValueError(f"d must be a dict with a 'name' key, got {d!r}")
     name = d["name"]
@@ -251,25 +300,56 @@ def from_dict(d: Any) -> Schedule:
         raise ValueError(
             f"{name}: unknown parameter(s) {sorted(extra)} (parameters: {', '.join(cls.params)})"
         )
-    kwargs = {k: _decode(val) for k, val in d.items() if k != "name"}
+    kwargs = {k: _decode(val, depth) for k, val in d.items() if k != "name"}
+    missing = _missing(cls, kwargs)
+    if missing:
+        raise ValueError(f"{name}: {missing}")
     try:
         return cls(**kwargs)
     except TypeError as exc:
         raise ValueError(f"{name}: {exc}") from None
 
 
-def as_schedule(value: Any, *, name: str = "schedule") -> Schedule:
+def as_schedule(value: Any, *, name: str = "schedule", nonnegative: bool = False) -> Schedule:
     """``value`` as a schedule: a :class:`Schedule` is returned as is, a spec string goes
     through :func:`parse`, a dict (``to_dict()`` output) through :func:`from_dict`.
 
     Anything else raises ``ValueError`` naming the parameter ``name`` and the accepted types.
-    Every adapter takes schedules through this function."""
+    With ``nonnegative=True`` (a learning rate, a momentum), a schedule that is negative or
+    NaN at one of the steps a plot of it evaluates (:func:`lrkit.textplot.plot_steps`: every
+    step of its natural length up to 4000, else 4000 evenly spaced ones) is a ``ValueError``
+    naming that step. Every adapter takes schedules through this function."""
     if isinstance(value, Schedule):
-        return value
-    if isinstance(value, str):
-        return parse(value)
-    if isinstance(value, Mapping):
-        return from_dict(dict(value))
-    raise ValueError(
-        f"{name} must be a lrkit schedule, a spec string or a to_dict() dict, got {value!r}"
-    )
+        out = value
+    elif isinstance(value, str):
+        out = parse(value)
+    elif isinstance(value, Mapping):
+        out = from_dict(dict(value))
+    else:
+        raise ValueError(
+            f"{name} must be a lrkit schedule, a spec string or a to_dict() dict, got {value!r}"
+        )
+    if nonnegative:
+        bad = first_negative(out)
+        if bad is not None:
+            raise ValueError(
+                f"{name} must be >= 0 at every step (a learning rate or hyperparameter), got "
+                f"{bad[1]!r} at step {bad[0]}: {out}"
+            )
+    return out
+
+
+def first_negative(schedule: Schedule) -> tuple[int, float] | None:
+    """``(step, value)`` of the first step, among those a plot of ``schedule`` evaluates,
+    where it is negative or NaN; ``None`` when there is none."""
+    import numpy as np
+
+    from ..textplot import plot_steps
+
+    steps = plot_steps(schedule)
+    with np.errstate(all="ignore"):
+        values = schedule.values(steps)
+    bad = np.nonzero(~(values >= 0))[0]
+    if len(bad) == 0:
+        return None
+    return int(steps[bad[0]]), float(values[bad[0]])

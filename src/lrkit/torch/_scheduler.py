@@ -34,8 +34,8 @@ def _schedule_or_list(name: str, value: Any, n_groups: int) -> Any:
             raise ValueError(
                 f"{name}: a list needs one schedule per param group ({n_groups}), got {len(value)}"
             )
-        return [as_schedule(s, name=f"{name}[{i}]") for i, s in enumerate(value)]
-    return as_schedule(value, name=name)
+        return [as_schedule(s, name=f"{name}[{i}]", nonnegative=True) for i, s in enumerate(value)]
+    return as_schedule(value, name=name, nonnegative=True)
 
 
 def _set(group: dict[str, Any], key: str, value: float) -> None:
@@ -47,6 +47,13 @@ def _set(group: dict[str, Any], key: str, value: float) -> None:
         current.fill_(value)
     else:
         group[key] = value
+
+
+def _negative_lr(lr: float, step: int) -> ValueError:
+    return ValueError(
+        f"schedule: the learning rate must be >= 0, got {lr!r} at step {step} (the schedule "
+        "goes negative past the steps checked when the scheduler was built)"
+    )
 
 
 def _is_signature_default(optimizer: torch.optim.Optimizer, value: Any) -> bool:
@@ -106,10 +113,13 @@ class LRKitScheduler(LRScheduler):
                     f"schedule: a list needs one schedule per param group "
                     f"({len(groups)}), got {len(schedule)}"
                 )
-            self.schedules = [as_schedule(s, name=f"schedule[{i}]") for i, s in enumerate(schedule)]
+            self.schedules = [
+                as_schedule(s, name=f"schedule[{i}]", nonnegative=True)
+                for i, s in enumerate(schedule)
+            ]
             self.ratios = [1.0] * len(groups)
         else:
-            self.schedules = [as_schedule(schedule)] * len(groups)
+            self.schedules = [as_schedule(schedule, nonnegative=True)] * len(groups)
             self.ratios = self._group_ratios(optimizer)
         self._feedback: Any = None
         self._check_feedback(feedback)
@@ -293,10 +303,15 @@ class LRKitScheduler(LRScheduler):
         if self._fast:  # one schedule, no controller, float lrs: the hot path
             lr = self._at0(t)
             lrs = [r * lr for r in self.ratios]
+        else:
+            lrs = [r * self._lr_at(i, t) for i, r in enumerate(self.ratios)]
+        for v in lrs:
+            if not v >= 0:
+                raise _negative_lr(v, t)
+        if self._fast:
             for g, v in zip(groups, lrs):
                 g["lr"] = v
         else:
-            lrs = [r * self._lr_at(i, t) for i, r in enumerate(self.ratios)]
             for g, v in zip(groups, lrs):
                 _set(g, "lr", v)
         for at, key, kind in self._hp:
@@ -319,8 +334,55 @@ class LRKitScheduler(LRScheduler):
                     _set(g, key, val)
         self._last_lr = [*lrs]
 
+    def _adopt_new_groups(self) -> None:
+        """Param groups added to the optimizer since the scheduler was built (e.g. layers
+        unfrozen during fine-tuning) follow the schedule like the others: a new group's ``lr``
+        when it is first seen is its base LR (``initial_lr``), its ratio to the schedule is
+        ``initial_lr / optimizer.defaults["lr"]``, as at construction."""
+        groups = self.optimizer.param_groups
+        n_old = len(self._ratios)
+        if len(groups) < n_old:
+            raise ValueError(
+                f"optimizer: it has {len(groups)} param groups, the scheduler was built for "
+                f"{n_old}; param groups cannot be removed from a scheduled optimizer"
+            )
+        per_group = (
+            not self._shared
+            or isinstance(self._feedback, list)
+            or any(isinstance(v, list) for v in self.hyperparams.values())
+        )
+        if per_group:
+            raise ValueError(
+                f"optimizer: param groups were added ({n_old} -> {len(groups)}) to an optimizer "
+                "whose scheduler has one schedule or controller per group; build the scheduler "
+                "after add_param_group"
+            )
+        for i, g in enumerate(groups[n_old:], n_old):
+            for key in self.hyperparams:
+                if (key == "momentum" and "momentum" not in g and "betas" not in g) or (
+                    key != "momentum" and key not in g
+                ):
+                    raise ValueError(f"hyperparams: param group {i} has no key {key!r}")
+        default = self.optimizer.defaults.get("lr")
+        d = float(default) if default is not None and float(default) != 0.0 else None
+        ratios = [*self._ratios]
+        for g in groups[n_old:]:
+            lr = g["lr"]
+            g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
+            base = float(g["initial_lr"])
+            self.base_lrs.append(base)
+            self.schedules.append(self.schedules[0])
+            ratios.append(base / d if d is not None else 1.0)
+        self._tensor_lr = any(isinstance(g["lr"], torch.Tensor) for g in groups)
+        self._update_fast_path()
+        self.ratios = ratios
+
     def step(self, epoch: int | None = None) -> None:
-        """Advance one step (or jump to step ``epoch``) and set the LRs of that step."""
+        """Advance one step (or jump to step ``epoch``) and set the LRs of that step. Param
+        groups added to the optimizer since the last step are adopted first (see
+        :meth:`_adopt_new_groups`)."""
+        if len(self.optimizer.param_groups) != len(self._ratios):
+            self._adopt_new_groups()
         if epoch is None:
             t = self.last_epoch + 1
         else:
@@ -343,6 +405,8 @@ class LRKitScheduler(LRScheduler):
         at, at_hp, kind, key = hot  # the hot path (see _update_hot_path)
         group = self.optimizer.param_groups[0]
         lr = at(t)
+        if not lr >= 0:
+            raise _negative_lr(lr, t)
         group["lr"] = lr
         if at_hp is not None:
             if kind == 0:
@@ -445,6 +509,8 @@ class LRKitScheduler(LRScheduler):
                 "state_dict must hold 'last_epoch' (a dict from LRKitScheduler.state_dict()), "
                 f"got keys {sorted(map(str, state_dict))}"
             )
+        if len(self.optimizer.param_groups) != len(self._ratios):
+            self._adopt_new_groups()  # param groups added since the last step
         # everything is checked before anything changes: a bad checkpoint leaves this scheduler
         # (and the optimizer's LRs) as they were
         last_epoch = V.integer("state_dict['last_epoch']", state_dict["last_epoch"], 0)

@@ -1,0 +1,54 @@
+"""Spec strings and dicts: a missing parameter is named, deep nesting is a one-line error."""
+
+from __future__ import annotations
+
+import pytest
+
+from lrkit import schedules as S
+from lrkit.schedules._spec import MAX_DEPTH
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("cosine(0.1)", "cosine() missing required parameter 'total_steps' "
+                        "(parameters: lr, total_steps, eta_min)"),
+        ("add()", "add() missing required parameter 'schedules' (parameters: schedules)"),
+        ("join()", "join() missing required parameters 'schedules', 'boundaries' "
+                   "(parameters: schedules, boundaries)"),
+    ],
+)  # fmt: skip
+def test_missing_parameters_are_named(spec: str, message: str) -> None:
+    with pytest.raises(S.SpecError) as err:
+        S.parse(spec)
+    assert str(err.value).splitlines()[0].endswith(message)
+    assert "__init__" not in str(err.value)
+    with pytest.raises(ValueError, match=r"^cosine: cosine\(\) missing required parameter 'lr'"):
+        S.from_dict({"name": "cosine", "total_steps": 10})
+
+
+def _nested(depth: int) -> str:
+    spec = "constant(0.1)"
+    for _ in range(depth - 1):
+        spec = f"add([{spec}, constant(0.0)])"
+    return spec
+
+
+def test_nesting_up_to_the_limit_parses_and_round_trips() -> None:
+    s = S.parse(_nested(MAX_DEPTH // 2))  # a call and its list: two levels each
+    assert S.parse(str(s)) == s and S.from_dict(s.to_dict()) == s
+    assert s(3) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("spec", ["cosine(" * 2000, _nested(MAX_DEPTH)])
+def test_deeper_nesting_is_a_spec_error_not_a_recursion_error(spec: str) -> None:
+    with pytest.raises(S.SpecError, match=f"nested more than {MAX_DEPTH} deep"):
+        S.parse(spec)
+
+
+def test_deeply_nested_dict_is_a_value_error() -> None:
+    d: dict = {"name": "constant", "lr": 0.1}
+    for _ in range(2 * MAX_DEPTH):
+        d = {"name": "add", "schedules": [d]}
+    with pytest.raises(ValueError, match=f"nested more than {MAX_DEPTH} deep"):
+        S.from_dict(d)
