@@ -557,6 +557,7 @@ def test_a_schedule_that_goes_negative_past_the_checked_steps_stops_the_step() -
     ):
         sch.step()
     assert opt.param_groups[0]["lr"] == s(first - 1)  # the optimizer keeps its last valid LR
+    assert sch.last_epoch == first - 1  # and the scheduler its step
 
 
 def test_param_groups_added_later_follow_the_schedule() -> None:

@@ -242,6 +242,7 @@ class LRKitScheduler(LRScheduler):
     @ratios.setter
     def ratios(self, value: list[float]) -> None:
         self._ratios = value
+        self._n_groups = len(value)
         self._update_hot_path()
 
     @property
@@ -381,8 +382,7 @@ class LRKitScheduler(LRScheduler):
         """Advance one step (or jump to step ``epoch``) and set the LRs of that step. Param
         groups added to the optimizer since the last step are adopted first (see
         :meth:`_adopt_new_groups`)."""
-        if len(self.optimizer.param_groups) != len(self._ratios):
-            self._adopt_new_groups()
+        groups = self.optimizer.param_groups
         if epoch is None:
             t = self.last_epoch + 1
         else:
@@ -396,17 +396,26 @@ class LRKitScheduler(LRScheduler):
             if epoch < 0:
                 raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
             t = epoch
-        self.last_epoch = t
-        self._step_count += 1
         hot = self._hot
-        if hot is None:
-            self._apply()
+        if hot is None or len(groups) != 1:
+            if len(groups) != self._n_groups:
+                self._adopt_new_groups()
+            last, count = self.last_epoch, self._step_count
+            self.last_epoch = t
+            self._step_count += 1
+            try:
+                self._apply()
+            except ValueError:  # a negative LR: nothing was set, the step is not taken
+                self.last_epoch, self._step_count = last, count
+                raise
             return
         at, at_hp, kind, key = hot  # the hot path (see _update_hot_path)
-        group = self.optimizer.param_groups[0]
         lr = at(t)
         if not lr >= 0:
             raise _negative_lr(lr, t)
+        self.last_epoch = t
+        self._step_count += 1
+        group = groups[0]
         group["lr"] = lr
         if at_hp is not None:
             if kind == 0:
@@ -509,7 +518,7 @@ class LRKitScheduler(LRScheduler):
                 "state_dict must hold 'last_epoch' (a dict from LRKitScheduler.state_dict()), "
                 f"got keys {sorted(map(str, state_dict))}"
             )
-        if len(self.optimizer.param_groups) != len(self._ratios):
+        if len(self.optimizer.param_groups) != self._n_groups:
             self._adopt_new_groups()  # param groups added since the last step
         # everything is checked before anything changes: a bad checkpoint leaves this scheduler
         # (and the optimizer's LRs) as they were
