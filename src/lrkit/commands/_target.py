@@ -149,15 +149,19 @@ class TargetError(Exception):
 
 
 @contextlib.contextmanager
-def user_code(target: str | None, during: str = "") -> Iterator[None]:
+def user_code(
+    target: str | None, during: str = "", *, passes: tuple[type[BaseException], ...] = ()
+) -> Iterator[None]:
     """Any exception raised in the block becomes a :class:`TargetError` for ``target``
-    (``None``, the built-in demo: nothing is wrapped). ``KeyboardInterrupt`` passes."""
+    (``None``, the built-in demo: nothing is wrapped). ``KeyboardInterrupt`` and the
+    exception types in ``passes`` (e.g. Optuna's ``TrialPruned``) go through unchanged."""
     if target is None:
         yield
         return
+    through: tuple[type[BaseException], ...] = (TargetError, *passes)
     try:
         yield
-    except TargetError:
+    except through:
         raise
     except Exception as exc:
         raise TargetError(target, exc, during) from exc
