@@ -107,7 +107,12 @@ def add_torch_task_parser(
         help=f"plot file (default {default_output}, or {stem}-N.png if that exists)",
     )
     p.add_argument("--no-plot", action="store_true", help="do not write the plot")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    p.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="also write the results as JSON (default: not written)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_traceback_option(p)
     return p

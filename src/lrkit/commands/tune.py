@@ -127,7 +127,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--json",
         default=None,
         metavar="PATH",
-        help="also write the results as JSON (full precision)",
+        help="also write the results as JSON, full precision (default: not written)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="print only the best spec")
