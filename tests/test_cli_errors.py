@@ -721,3 +721,26 @@ def test_tune_checks_a_study_from_before_the_space_was_recorded(tmp_path):
     assert "\n" not in str(info.value)
     study = optuna.load_study(study_name="old", storage=url)
     assert len(study.trials) == 1 and "lrkit.space" not in study.user_attrs
+
+
+def test_tune_plot_that_cannot_be_written_is_one_line_after_the_results(
+    task, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("optuna")
+    pytest.importorskip("matplotlib")
+    from lrkit.tune import TuneResult
+
+    def fails(self, *a, **k):
+        raise RuntimeError("the backend needs a program that is not installed")
+
+    monkeypatch.setattr(TuneResult, "plot", fails)
+    js = tmp_path / "t.json"
+    argv = ["tune", f"{task}:tune_task", "--no-progress", "--seeding", "blind", "--trials", "2"]
+    rc = main([*argv, "--plot", str(tmp_path / "t.png"), "--json", str(js), "--seed", "0"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert "best schedule" in out and f"results written to {js}" in out
+    assert json.loads(js.read_text())["complete"] == 2
+    lines = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith("lrkit tune: error: --plot") and "could not write" in lines[0]

@@ -26,6 +26,7 @@ from ._target import (
     TargetError,
     add_traceback_option,
     call_target,
+    cannot_write,
     check_seed,
     import_function,
     preserved_global_state,
@@ -339,8 +340,13 @@ def _tune(args: argparse.Namespace) -> int:
         )
         return 130
     n_done = len(result.complete_trials)
+    failed = json_written = False
     if args.json:
-        _write_json(args.json, result, study, mask_url(args.storage))
+        try:
+            _write_json(args.json, result, study, mask_url(args.storage))
+            json_written = True
+        except OSError as exc:
+            failed = cannot_write("tune", "--json", args.json, exc)
     if not n_done:
         return err("no trial finished (all were pruned, diverged or failed)", 1)
     if quiet:
@@ -354,9 +360,9 @@ def _tune(args: argparse.Namespace) -> int:
                 print(f"plot of the search: {plot}")
             except ImportError:
                 print("(matplotlib not installed: no plot; pip install 'lrkit[plot]')")
-            except OSError as exc:
-                print(f"(could not write the plot {plot}: {exc})", file=sys.stderr)
-        if args.json:
+            except Exception as exc:  # the image could not be written (disk, backend)
+                failed = cannot_write("tune", "--plot", plot, exc)
+        if json_written:
             print(f"results written to {args.json}")
     if not result.reached:
         return err(
@@ -365,7 +371,7 @@ def _tune(args: argparse.Namespace) -> int:
             "--pruner none",
             1,
         )
-    return 0
+    return 1 if failed else 0
 
 
 def _why(result: Any) -> str:
