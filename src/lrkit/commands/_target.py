@@ -104,7 +104,7 @@ def add_torch_task_parser(
         "-o",
         "--output",
         default=None,
-        help=f"plot file (default {default_output}, or {stem}-N.png if that exists)",
+        help=f"plot file (default: {default_output}, or {stem}-N.png if that exists)",
     )
     p.add_argument("--no-plot", action="store_true", help="do not write the plot")
     p.add_argument(
