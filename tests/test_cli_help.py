@@ -48,6 +48,6 @@ def test_rename_replaces_whole_parameter_names_only() -> None:
         "num_iter": "--num-iter",
     }
     msg = "lr_range[1] must be > lr_range[0]=0.1, got 0.01; num_iter_x and my_num_iter stay"
-    assert str(rename(ValueError(msg), names)) == (
+    assert str(rename(ValueError(msg), names=names)) == (
         "--lr-range HIGH must be > --lr-range LOW=0.1, got 0.01; num_iter_x and my_num_iter stay"
     )

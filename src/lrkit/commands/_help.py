@@ -40,7 +40,7 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: {show_default(action.default).replace('%', '%%')})"
 
 
-def rename(exc: BaseException, names: dict[str, str]) -> ValueError:
+def rename(exc: BaseException, *, names: dict[str, str]) -> ValueError:
     """``exc``'s message with the library's parameter names replaced by the command-line
     options they come from (``{"num_iter": "--num-iter"}``): the checks stay the library's,
     the message names what the user typed."""

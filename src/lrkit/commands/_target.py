@@ -146,7 +146,7 @@ class TargetError(Exception):
     """An exception raised by the user's code while a command ran it (``error``), with the
     target it came from and what the command was doing (``during``)."""
 
-    def __init__(self, target: str, error: BaseException, during: str = "") -> None:
+    def __init__(self, target: str, *, error: BaseException, during: str = "") -> None:
         super().__init__(f"{type(error).__name__}: {error}")
         self.target = target
         self.error = error
@@ -155,7 +155,7 @@ class TargetError(Exception):
 
 @contextlib.contextmanager
 def user_code(
-    target: str | None, during: str = "", *, passes: tuple[type[BaseException], ...] = ()
+    target: str | None, *, during: str = "", passes: tuple[type[BaseException], ...] = ()
 ) -> Iterator[None]:
     """Any exception raised in the block becomes a :class:`TargetError` for ``target``
     (``None``, the built-in demo: nothing is wrapped). ``KeyboardInterrupt`` and the
@@ -169,7 +169,7 @@ def user_code(
     except through:
         raise
     except Exception as exc:
-        raise TargetError(target, exc, during) from exc
+        raise TargetError(target, error=exc, during=during) from exc
 
 
 def import_function(target: str) -> Callable[..., Any]:
@@ -182,10 +182,10 @@ def import_function(target: str) -> Callable[..., Any]:
     except (ValueError, ImportError):  # a malformed or missing target: a command-line mistake
         raise
     except Exception as exc:
-        raise TargetError(target, exc, "the import") from exc
+        raise TargetError(target, error=exc, during="the import") from exc
 
 
-def call_target(fn: Callable[..., Any], target: str, returns: str) -> Any:
+def call_target(fn: Callable[..., Any], *, target: str, returns: str) -> Any:
     """``fn()``: a ``ValueError`` (a mistake in the command line) when ``fn`` cannot be called
     without arguments, a :class:`TargetError` when it raises."""
     try:
@@ -228,21 +228,21 @@ def _where(error: BaseException) -> str:
     return ""
 
 
-def cannot_write(command: str, option: str, path: str, exc: BaseException) -> bool:
+def cannot_write(command: str, *, option: str, path: str, error: BaseException) -> bool:
     """One line on stderr for an output that could not be written after the work was done
     (a full disk, a plotting backend that needs a missing program); returns True."""
     from .._format import shorten
 
-    why = (str(exc).strip().splitlines() or [""])[0]
+    why = (str(error).strip().splitlines() or [""])[0]
     print(
         f"lrkit {command}: error: {option} {path!r}: could not write the file: "
-        f"{type(exc).__name__}" + (f": {shorten(why, 200)}" if why else ""),
+        f"{type(error).__name__}" + (f": {shorten(why, 200)}" if why else ""),
         file=sys.stderr,
     )
     return True
 
 
-def report_target_error(command: str, err: TargetError, *, show_traceback: bool) -> int:
+def report_target_error(command: str, *, err: TargetError, show_traceback: bool) -> int:
     """Print an error of the user's code: its traceback with ``--traceback``, then one line
     ``lrkit COMMAND: error in target 'pkg.mod:fn' (during ...): Type: message (at file:line in
     function)``. Returns exit code 1."""

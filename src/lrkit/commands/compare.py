@@ -73,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return _compare(args)
     except TargetError as exc:
-        return report_target_error("compare", exc, show_traceback=args.traceback)
+        return report_target_error("compare", err=exc, show_traceback=args.traceback)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -88,7 +88,7 @@ def _compare(args: argparse.Namespace) -> int:
         try:
             methods = C.parse_methods(args.methods)
         except ValueError as exc:
-            raise rename(exc, OPTIONS) from None
+            raise rename(exc, names=OPTIONS) from None
         V.integer("--steps", args.steps, 10)
         V.integer("--finder-iter", args.finder_iter, MIN_ITER)
         if args.demo:
@@ -98,7 +98,7 @@ def _compare(args: argparse.Namespace) -> int:
         else:
             fn = import_function(args.target)
             make = C.factory(
-                lambda: call_target(fn, args.target, RETURNS),
+                lambda: call_target(fn, target=args.target, returns=RETURNS),
                 seed=args.seed,
                 name=f"target {args.target!r}",
             )
@@ -108,7 +108,7 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"lrkit compare: error: {e}", file=sys.stderr)
         return 2
     print(f"lrkit compare: {name}; {len(methods)} methods x {args.steps} steps, seed {args.seed}")
-    with user_code(target, "the runs"):
+    with user_code(target, during="the runs"):
         report = C.compare(
             make,
             methods=methods,
@@ -138,7 +138,7 @@ def _compare(args: argparse.Namespace) -> int:
                 json.dump(report.to_dict() | {"seed": args.seed}, f, indent=1)
             print(f"  results written to {args.json}")
         except OSError as exc:
-            failed = cannot_write("compare", "--json", args.json, exc)
+            failed = cannot_write("compare", option="--json", path=args.json, error=exc)
     if not args.no_plot:
         try:
             report.plot(args.output)
@@ -146,5 +146,5 @@ def _compare(args: argparse.Namespace) -> int:
         except ImportError:
             print("  (matplotlib not installed: no plot; pip install 'lrkit[plot]')")
         except Exception as exc:  # the image could not be written (disk, backend)
-            failed = cannot_write("compare", "-o/--output", args.output, exc)
+            failed = cannot_write("compare", option="-o/--output", path=args.output, error=exc)
     return 1 if failed else 0

@@ -129,7 +129,7 @@ def check_options(args: argparse.Namespace) -> None:
             total_steps=args.total_steps,
         )
     except ValueError as exc:
-        raise rename(exc, OPTIONS) from None
+        raise rename(exc, names=OPTIONS) from None
     if not args.no_train:
         steps = V.integer("--train-steps", args.train_steps, 1)
         try:
@@ -208,7 +208,9 @@ def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
 
     def make_user(lr: float | None = None) -> Any:
         seed_all(args.seed)
-        s = as_setup(call_target(fn, args.target, RETURNS), name=f"target {args.target!r}")
+        s = as_setup(
+            call_target(fn, target=args.target, returns=RETURNS), name=f"target {args.target!r}"
+        )
         return s.model, s.optimizer, s.loss_fn, s.data, s.val
 
     return make_user, args.target, None
@@ -218,7 +220,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return _find(args)
     except TargetError as exc:
-        return report_target_error("find", exc, show_traceback=args.traceback)
+        return report_target_error("find", err=exc, show_traceback=args.traceback)
 
 
 def _find(args: argparse.Namespace) -> int:
@@ -240,7 +242,7 @@ def _find(args: argparse.Namespace) -> int:
     else:
         total_steps = None if args.no_train else args.train_steps
     t0 = time.perf_counter()
-    with user_code(args.target, "the range test"):
+    with user_code(args.target, during="the range test"):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", LRFinderWarning)
             result = find_lr(
@@ -267,7 +269,7 @@ def _find(args: argparse.Namespace) -> int:
                 json.dump(result.to_dict(), f, indent=1)
             say(f"\n  results written to {args.json}")
         except OSError as exc:
-            failed = cannot_write("find", "--json", args.json, exc)
+            failed = cannot_write("find", option="--json", path=args.json, error=exc)
     if rank0 and not args.no_plot:
         try:
             from matplotlib.figure import Figure  # no pyplot: the caller's backend is untouched
@@ -280,7 +282,7 @@ def _find(args: argparse.Namespace) -> int:
         except ImportError:
             say("\n  (matplotlib not installed: no plot; pip install 'lrkit[plot]')")
         except Exception as exc:  # the image could not be written (disk, backend)
-            failed = cannot_write("find", "-o/--output", args.output, exc)
+            failed = cannot_write("find", option="-o/--output", path=args.output, error=exc)
     if result.suggestion is None:
         print(
             f"lrkit find: no suggestion: the sweep stopped ({result.stop_reason}) before the "
@@ -289,7 +291,7 @@ def _find(args: argparse.Namespace) -> int:
         )
         return 1
     if not args.no_train:
-        with user_code(args.target, "the check runs"):
+        with user_code(args.target, during="the check runs"):
             _check(args, make, result, say)
     return 1 if failed else 0
 

@@ -211,7 +211,7 @@ def _guarded(task: Any, target: str | None) -> Any:
             return None
 
         def run(*a: Any) -> Any:
-            with user_code(target, during, passes=(optuna.TrialPruned,)):
+            with user_code(target, during=during, passes=(optuna.TrialPruned,)):
                 return fn(*a)
 
         return run
@@ -225,7 +225,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return _tune(args)
     except TargetError as exc:
-        return report_target_error("tune", exc, show_traceback=args.traceback)
+        return report_target_error("tune", err=exc, show_traceback=args.traceback)
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -288,14 +288,14 @@ def _tune(args: argparse.Namespace) -> int:
             study = study or f"lrkit-demo-{args.demo_task}"
         else:
             fn = import_function(args.target)
-            value = call_target(fn, args.target, RETURNS)
+            value = call_target(fn, target=args.target, returns=RETURNS)
             epochs = 5 if args.epochs is None else args.epochs
             task = as_task(value, epochs=epochs, name=args.target)
             study = study or _slug(args.target)
         try:
             SearchSpace(task.total_steps, args.lr_range or BLIND_LR_RANGE, families)
         except ValueError as exc:
-            raise rename(exc, OPTIONS) from None
+            raise rename(exc, names=OPTIONS) from None
         task = _guarded(task, None if args.demo else args.target)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -346,7 +346,7 @@ def _tune(args: argparse.Namespace) -> int:
             _write_json(args.json, result, study, mask_url(args.storage))
             json_written = True
         except OSError as exc:
-            failed = cannot_write("tune", "--json", args.json, exc)
+            failed = cannot_write("tune", option="--json", path=args.json, error=exc)
     if not n_done:
         return err("no trial finished (all were pruned, diverged or failed)", 1)
     if quiet:
@@ -361,7 +361,7 @@ def _tune(args: argparse.Namespace) -> int:
             except ImportError:
                 print("(matplotlib not installed: no plot; pip install 'lrkit[plot]')")
             except Exception as exc:  # the image could not be written (disk, backend)
-                failed = cannot_write("tune", "--plot", plot, exc)
+                failed = cannot_write("tune", option="--plot", path=plot, error=exc)
         if json_written:
             print(f"results written to {args.json}")
     if not result.reached:

@@ -35,7 +35,7 @@ class StudySpaceError(ValueError):
     ``"seeding"``: ``"finder"``, ``"blind"`` or a ``[low, high]`` interval, ``"total_steps"``)
     to ``(stored, requested)``. Raised before any trial runs; the study is left as it was."""
 
-    def __init__(self, study_name: str, conflicts: dict[str, tuple[Any, Any]]) -> None:
+    def __init__(self, study_name: str, *, conflicts: dict[str, tuple[Any, Any]]) -> None:
         self.study_name = study_name
         self.conflicts = conflicts
         what = ", ".join(f"{k}={a!r} (asked: {b!r})" for k, (a, b) in conflicts.items())
@@ -72,7 +72,7 @@ def _check_space(study: Any, record: dict[str, Any]) -> None:
             stored["total_steps"] = study.user_attrs[ATTR_TOTAL_STEPS]
     conflicts = {k: (stored[k], v) for k, v in record.items() if k in stored and stored[k] != v}
     if conflicts:
-        raise StudySpaceError(study.study_name, conflicts)
+        raise StudySpaceError(study.study_name, conflicts=conflicts)
 
 
 def _count(study: Any) -> tuple[int, int, int]:
