@@ -195,3 +195,22 @@ def test_plot_writes_png_without_switching_the_backend(tmp_path, monkeypatch):
     r = C.Result("fixed", optimizer="SGD", lr="0.1", losses=[1.0, 0.5, 0.25], lrs=[0.1, 0.1, 0.1])
     C.plot([r], path=str(tmp_path / "c.png"))
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_of_a_make_returning_a_tuple_says_to_use_factory():
+    """``compare(make)`` with the tuple a target returns: a one-line TypeError pointing at
+    ``factory`` (which also seeds every run alike), not an AttributeError deep inside."""
+
+    def make():
+        model = torch.nn.Linear(4, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+        return model, opt, torch.nn.functional.cross_entropy, [(x, y)]
+
+    with pytest.raises(TypeError, match=r"lrkit\.compare\.factory\(fn") as info:
+        C.compare(make, methods="fixed", steps=10, finder_iter=10)
+    assert "\n" not in str(info.value) and "got tuple" in str(info.value)
+    with pytest.raises(TypeError, match="callable"):
+        C.compare(42, methods="fixed", steps=10)  # type: ignore[arg-type]
+    report = C.compare(C.factory(make), methods="fixed", steps=10, finder_iter=10)
+    assert [r.method for r in report.results] == ["fixed"]

@@ -66,8 +66,39 @@ TASK = textwrap.dedent(
             return math.inf if schedule(0) > 1e-3 else float(schedule(0))
 
         return Task(train=train, total_steps=20)
+
+    class Broken(torch.nn.Module):
+        def __init__(self, exc):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 2)
+            self.exc = exc
+
+        def forward(self, x):
+            raise self.exc("the user's model failed")  # USER LINE
+
+    def make_value_error():
+        model, opt, loss_fn, data = make()
+        model = Broken(ValueError)
+        return model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn, data
+
+    def make_runtime_error():
+        model, opt, loss_fn, data = make()
+        model = Broken(RuntimeError)
+        return model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn, data
+
+    def make_raises():
+        raise ValueError("the user's factory failed")
+
+    def tune_raises():
+        from lrkit.tune import Task
+
+        def train(schedule, report):
+            raise ValueError("the user's train failed")
+
+        return Task(train=train, total_steps=20)
     """
 )
+USER_LINE = next(i for i, ln in enumerate(TASK.splitlines(), 1) if "# USER LINE" in ln)
 
 
 @pytest.fixture
@@ -420,3 +451,296 @@ def test_mask_url():
     )
     assert mask_url("sqlite:///lrkit-tune.db") == "sqlite:///lrkit-tune.db"
     assert mask_url("not a url") == "not a url"
+
+
+# ----------------------------------------------------------------------------- options
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--num-iter", "7"], ["--num-iter", ">= 10"]),  # the finder's own limit
+        (["--total-steps", "-1"], ["--total-steps", ">= 1"]),
+        (["--total-steps", "0"], ["--total-steps", ">= 1"]),  # was taken as "the default"
+        (["--train-steps", "2"], ["--train-steps", ">= 4"]),  # one-cycle check run needs 4
+        (["--train-steps", "3"], ["--train-steps", ">= 4"]),
+        (["--end-lr", "1e-8"], ["--end-lr", "--start-lr"]),
+        (["-o", "plot.pgf"], ["-o", "unknown file type .pgf"]),  # needs LaTeX: not offered
+    ],
+)
+def test_find_checks_every_option_before_any_work(argv, words, task, tmp_path, capsys):
+    pytest.importorskip("torch")
+    assert main(["find", f"{task}:make", "--quiet", *argv]) == 2
+    line = _one_line_error(capsys, *words)
+    assert "num_iter" not in line and "total_steps" not in line
+    assert _calls(tmp_path) == 0  # the target was not even called
+
+
+def test_find_train_steps_at_the_lower_limit_run(task, capsys):
+    pytest.importorskip("torch")
+    from lrkit.commands.find import min_train_steps
+
+    low = min_train_steps()
+    assert low == 4
+    argv = ["find", f"{task}:make", "--quiet", "--no-plot", "--num-iter", "10"]
+    assert main([*argv, "--train-steps", str(low)]) == 0, capsys.readouterr().err
+    assert "check: 4 training steps" in capsys.readouterr().out
+
+
+def test_json_folder_message_suggests_a_file(task, tmp_path, capsys):
+    pytest.importorskip("torch")
+    assert main(["find", f"{task}:make", "--quiet", "--json", str(tmp_path)]) == 2
+    line = _one_line_error(capsys, "--json", "is a folder")
+    assert repr(str(tmp_path / "results.json")) in line
+
+
+def test_find_plot_that_cannot_be_written_is_one_line_after_the_table(
+    task, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    def fails(self, *a, **k):
+        raise RuntimeError("the backend needs a program that is not installed\nmore lines")
+
+    monkeypatch.setattr(Figure, "savefig", fails)
+    js = tmp_path / "r.json"
+    argv = ["find", f"{task}:make", "--quiet", "--no-train", "--num-iter", "10"]
+    rc = main([*argv, "-o", str(tmp_path / "p.png"), "--json", str(js)])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert "learning rate" in out and "budget_edge" in out  # the table was printed
+    assert json.loads(js.read_text())["suggestion"] is not None  # and the JSON written
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert "-o/--output" in lines[0] and "could not write" in lines[0]
+    assert "not installed" in lines[0] and "more lines" not in lines[0]
+
+
+# ----------------------------------------------------------------------------- user code
+def _target_error(capsys, command: str, target: str, *words: str) -> str:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"lrkit {command}: error in target {target!r}"), lines[0]
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("exc", ["ValueError", "RuntimeError"])
+@pytest.mark.parametrize("command", ["find", "compare"])
+def test_an_error_in_the_users_model_is_not_a_command_line_mistake(command, exc, task, capsys):
+    pytest.importorskip("torch")
+    target = {
+        "ValueError": f"{task}:make_value_error",
+        "RuntimeError": f"{task}:make_runtime_error",
+    }[exc]
+    extra = (
+        ["--methods", "fixed", "--steps", "10", "--finder-iter", "10"]
+        if command == "compare"
+        else []
+    )
+    rc = main([command, target, "--quiet", "--no-plot", *extra])
+    assert rc == 1  # not 2: the command line was fine, the user's code failed
+    _target_error(
+        capsys,
+        command,
+        target,
+        f"{exc}: the user's model failed",
+        f"at lrkit_err_task.py:{USER_LINE} in forward",
+        "--traceback",
+    )
+
+
+def test_traceback_option_shows_the_users_code(task, capsys):
+    pytest.importorskip("torch")
+    target = f"{task}:make_value_error"
+    assert main(["find", target, "--quiet", "--no-plot", "--traceback"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and f'lrkit_err_task.py", line {USER_LINE}' in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"lrkit find: error in target {target!r}") and "--traceback" not in last
+
+
+@pytest.mark.parametrize("command", ["find", "compare", "tune"])
+def test_an_error_raised_by_the_target_function_itself(command, task, tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("optuna")
+    rc = main([command, f"{task}:make_raises", "--no-plot" if command != "tune" else "--quiet"])
+    assert rc == 1
+    _target_error(capsys, command, f"{task}:make_raises", "ValueError: the user's factory failed")
+    assert not list(tmp_path.glob("*.db"))
+
+
+@pytest.mark.parametrize("command", ["find", "compare", "tune"])
+def test_a_target_that_is_no_factory_is_one_line(command, capsys, tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("optuna")
+    monkeypatch.chdir(tmp_path)
+    assert main([command, "os.path:join", "--no-plot" if command != "tune" else "--quiet"]) == 2
+    line = _one_line_error(capsys, "target 'os.path:join'", "no arguments", "returns")
+    assert "(model, optimizer" in line or "lrkit.tune.Task" in line
+    assert not list(tmp_path.iterdir())
+
+
+def test_tune_train_error_is_the_targets_and_exit_1(task, tmp_path, capsys):
+    optuna = pytest.importorskip("optuna")
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    argv = ["tune", f"{task}:tune_raises", "--no-progress", "--seeding", "blind"]
+    rc = main([*argv, "--storage", url, "--study", "e", "--plot", "none"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    line = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(line) == 1 and "Traceback" not in err
+    assert line[0].startswith(f"lrkit tune: error in target '{task}:tune_raises' during a trial")
+    assert "ValueError: the user's train failed" in line[0]
+    states = [t.state.name for t in optuna.load_study(study_name="e", storage=url).trials]
+    assert states == ["FAIL"]
+
+
+# ----------------------------------------------------------------------------- tune options
+@pytest.mark.parametrize(
+    "argv, words, not_words",
+    [
+        (["--heartbeat", "0"], ["--heartbeat"], ["heartbeat_interval"]),
+        (["--grace", "0"], ["--grace"], ["grace_period"]),
+        (["--grace", "5", "--heartbeat", "10"], ["--grace", "--heartbeat"], ["grace_period"]),
+        (["--grace", "10", "--heartbeat", "10"], ["--grace", "--heartbeat"], []),
+        (["--max-retry", "-1"], ["--max-retry"], ["max_retry"]),
+        (["--lr-range", "1", "0.1"], ["--lr-range HIGH", "--lr-range LOW"], ["lr_range"]),
+        (["--lr-range", "0", "0.1"], ["--lr-range LOW"], ["lr_range"]),
+        (["--families", ""], ["--families"], []),
+        (["--families", " , "], ["--families"], []),
+        (["--json", "."], ["--json", "results.json"], ["'a file name'"]),
+    ],
+)
+def test_tune_messages_name_the_options(argv, words, not_words, task, tmp_path, capsys):
+    pytest.importorskip("optuna")
+    rc = main(["tune", f"{task}:tune_task", "--no-progress", "--seeding", "blind", *argv])
+    assert rc == 2
+    line = _one_line_error(capsys, *words)
+    for w in not_words:
+        assert w not in line
+    assert not list(tmp_path.glob("*.db"))
+
+
+def test_tune_demo_task_is_named_as_the_option(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("optuna")
+    pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", "--demo", "--demo-task", "foo", "--no-progress"]) == 2
+    _one_line_error(capsys, "--demo-task must be one of", "digits_mlp_sgd")
+    assert not list(tmp_path.iterdir())
+
+
+def test_compare_methods_message_names_the_option(task, tmp_path, capsys):
+    pytest.importorskip("torch")
+    for bad in ("foo", ""):
+        assert main(["compare", f"{task}:make", "--quiet", "--methods", bad]) == 2
+        _one_line_error(capsys, "--methods must be")
+    assert _calls(tmp_path) == 0
+
+
+# ----------------------------------------------------------------------------- tune studies
+def _tune(task: str, url: str, *argv: str) -> int:
+    common = ["tune", f"{task}:tune_task", "--no-progress", "--plot", "none", "--seed", "0"]
+    return main([*common, "--storage", url, "--study", "s", *argv])
+
+
+def _snapshot(optuna, url: str):  # type: ignore[no-untyped-def]
+    study = optuna.load_study(study_name="s", storage=url)
+    return study.user_attrs, [(t.number, t.state.name, t.value, t.params) for t in study.trials]
+
+
+@pytest.mark.parametrize(
+    "first, second, words",
+    [
+        (["--families", "onecycle"], ["--families", "cosine"], ["--families onecycle"]),
+        (["--families", "onecycle"], ["--families", "cosine", "--trials", "6"], ["--families"]),
+        (
+            ["--lr-range", "0.001", "0.1"],
+            ["--lr-range", "0.01", "1"],
+            ["--lr-range 0.001 0.1", "not --lr-range 0.01 1"],
+        ),
+        (["--seeding", "blind"], ["--lr-range", "0.01", "1"], ["--seeding blind"]),
+    ],
+)
+def test_tune_refuses_to_continue_a_study_with_another_search_space(
+    first, second, words, task, tmp_path, capsys
+):
+    optuna = pytest.importorskip("optuna")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    base = ["--seeding", "blind"] if "--lr-range" not in first else []
+    assert _tune(task, url, "--trials", "3", *base, *first) == 0
+    capsys.readouterr()
+    before = _snapshot(optuna, url)
+    calls = _calls(tmp_path)
+    base = ["--seeding", "blind"] if "--lr-range" not in second else []
+    assert _tune(task, url, "--trials", "3", *base, *second) == 2
+    line = _one_line_error(capsys, "study 's'", "--study NAME", *words)
+    assert "dynamic value space" not in line
+    assert _snapshot(optuna, url) == before  # nothing stored changed, no trial added
+    assert _calls(tmp_path) == calls + 1  # the target was loaded, no trial ran
+    # the same options continue the study
+    base = ["--seeding", "blind"] if "--lr-range" not in first else []
+    assert _tune(task, url, "--trials", "4", *base, *first) == 0
+    assert len(_snapshot(optuna, url)[1]) == 4
+
+
+def test_tune_families_are_one_space_in_any_order(task, tmp_path, capsys):
+    optuna = pytest.importorskip("optuna")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert _tune(task, url, "--trials", "2", "--seeding", "blind", "--families", "wsd,cosine") == 0
+    assert _tune(task, url, "--trials", "3", "--seeding", "blind", "--families", "cosine,wsd") == 0
+    study = optuna.load_study(study_name="s", storage=url)
+    assert study.user_attrs["lrkit.space"]["families"] == ["cosine", "wsd"]
+    assert len(study.trials) == 3
+
+
+def test_tune_checks_a_study_from_before_the_space_was_recorded(tmp_path):
+    """A study without the recorded space is compared through its trials' family choices."""
+    optuna = pytest.importorskip("optuna")
+    from lrkit.tune import StudySpaceError, Task, tune
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = optuna.create_study(study_name="old", storage=url)
+    dist = optuna.distributions
+    old.add_trial(
+        optuna.trial.create_trial(
+            params={"lr": 0.01, "family": "onecycle"},
+            distributions={
+                "lr": dist.FloatDistribution(1e-6, 10.0, log=True),
+                "family": dist.CategoricalDistribution(["onecycle"]),
+            },
+            value=1.0,
+        )
+    )
+    task = Task(train=lambda s, r: 1.0, total_steps=20)
+    with pytest.raises(StudySpaceError) as info:
+        tune(task, n_trials=2, storage=url, study_name="old", seeding="blind", families=["cosine"])
+    assert info.value.conflicts == {"families": (["onecycle"], ["cosine"])}
+    assert "\n" not in str(info.value)
+    study = optuna.load_study(study_name="old", storage=url)
+    assert len(study.trials) == 1 and "lrkit.space" not in study.user_attrs
+
+
+def test_tune_plot_that_cannot_be_written_is_one_line_after_the_results(
+    task, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("optuna")
+    pytest.importorskip("matplotlib")
+    from lrkit.tune import TuneResult
+
+    def fails(self, *a, **k):
+        raise RuntimeError("the backend needs a program that is not installed")
+
+    monkeypatch.setattr(TuneResult, "plot", fails)
+    js = tmp_path / "t.json"
+    argv = ["tune", f"{task}:tune_task", "--no-progress", "--seeding", "blind", "--trials", "2"]
+    rc = main([*argv, "--plot", str(tmp_path / "t.png"), "--json", str(js), "--seed", "0"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert "best schedule" in out and f"results written to {js}" in out
+    assert json.loads(js.read_text())["complete"] == 2
+    lines = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith("lrkit tune: error: --plot") and "could not write" in lines[0]

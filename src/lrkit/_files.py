@@ -7,7 +7,8 @@ import os
 
 __all__ = ["IMAGE_TYPES", "check_output", "fresh_path"]
 
-#: Image types matplotlib writes without extra packages.
+#: Image types matplotlib writes without extra packages or programs (``.pgf`` is left out: it
+#: needs a LaTeX installation).
 IMAGE_TYPES: tuple[str, ...] = (
     "png",
     "svg",
@@ -20,7 +21,6 @@ IMAGE_TYPES: tuple[str, ...] = (
     "tiff",
     "webp",
     "svgz",
-    "pgf",
 )
 
 
@@ -38,16 +38,20 @@ def fresh_path(path: str) -> str:
     return f"{stem}-{n}{ext}"
 
 
-def check_output(path: str, *, option: str, types: tuple[str, ...] | None = None) -> str:
+def check_output(
+    path: str, *, option: str, types: tuple[str, ...] | None = None, example: str | None = None
+) -> str:
     """``path`` if a file can be written there, else a one-line ``ValueError`` naming
     ``option``: a folder, a missing or read-only parent folder, and (with ``types``) a name
     without an extension or with one not in ``types`` are refused. Called before any work
-    starts, so that nothing computed is lost to a bad output path."""
+    starts, so that nothing computed is lost to a bad output path. ``example`` is the file
+    name the message for a folder suggests (default ``name.<first type>``)."""
     if not isinstance(path, str) or not path.strip():
         raise ValueError(f"{option} must be a file name, got {path!r}")
     if os.path.isdir(path):
-        hint = f"{path.rstrip(os.sep)}{os.sep}name.{types[0]}" if types else "a file name"
-        raise ValueError(f"{option} {path!r} is a folder: give a file name, e.g. {hint!r}")
+        name = example or (f"name.{types[0]}" if types else "")
+        hint = f", e.g. {os.path.join(path, name)!r}" if name else ""
+        raise ValueError(f"{option} {path!r} is a folder: give a file name{hint}")
     if types is not None:
         ext = os.path.splitext(path)[1].lower().lstrip(".")
         allowed = ", ".join("." + t for t in types)

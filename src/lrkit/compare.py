@@ -147,6 +147,25 @@ def factory(fn: Callable[[], Any], *, seed: int = 0, name: str = "task") -> Call
     return make
 
 
+def _setups(make: Any) -> Callable[[], Setup]:
+    """``make`` checked: a callable whose every call returns a :class:`Setup`, else a one-line
+    TypeError that says to wrap a function returning a tuple with :func:`factory`."""
+    if not callable(make):
+        raise TypeError(f"make must be callable make() -> Setup, got {type(make).__name__}")
+
+    def checked() -> Setup:
+        setup = make()
+        if not isinstance(setup, Setup):
+            raise TypeError(
+                f"make() must return a lrkit.compare.Setup, got {type(setup).__name__}: wrap "
+                "a function returning (model, optimizer, loss_fn, data[, val_data]) with "
+                "lrkit.compare.factory(fn, seed=0), which also seeds every run alike"
+            )
+        return setup
+
+    return checked
+
+
 def demo_factory(*, seed: int = 0) -> Callable[[], Setup]:
     """The built-in digits task with SGD(momentum=0.9) as the base optimizer; the returned
     ``make`` carries a ``name`` attribute describing the task."""
@@ -411,14 +430,20 @@ def compare(
     progress: bool = False,
     name: str | None = None,
 ) -> Comparison:
-    """Range tests, then every method in turn, each for ``steps`` steps from ``make()``."""
+    """Range tests, then every method in turn, each for ``steps`` steps from ``make()``.
+
+    ``make()`` returns a fresh :class:`Setup` for each run, from the same initial weights:
+    wrap a function that returns ``(model, optimizer, loss_fn, data[, val_data])`` with
+    :func:`factory` (which seeds every RNG before each call); anything else raises a
+    ``TypeError`` that says so."""
     import time
 
     t0 = time.perf_counter()
     methods = parse_methods(methods)
     steps = V.integer("steps", steps, 10)
     finder_iter = V.integer("finder_iter", finder_iter, 10)
-    lrs = find_lrs(make, methods=methods, num_iter=finder_iter)
+    setups = _setups(make)
+    lrs = find_lrs(setups, methods=methods, num_iter=finder_iter)
     bar: Any = None
     if progress:
         from tqdm.auto import tqdm
@@ -430,7 +455,7 @@ def compare(
             if bar is not None:
                 bar.set_postfix_str(m)
             tick = bar.update if bar else None
-            results.append(run_method(m, make=make, lrs=lrs, steps=steps, tick=tick))
+            results.append(run_method(m, make=setups, lrs=lrs, steps=steps, tick=tick))
     finally:
         if bar is not None:
             bar.close()

@@ -9,18 +9,25 @@
 * :func:`preserved_global_state` puts the RNG states, torch's thread count and ``sys.path`` back
   as they were when a command ends, so that calling ``lrkit.cli.main([...])`` from a running
   Python session (a notebook, a test) leaves nothing changed.
+* :func:`call_target`, :func:`user_code` and :func:`report_target_error` keep an error raised
+  by the user's code (the target function, the model, the loss, the train function) apart
+  from a command-line mistake: it is reported as an error in the target, with exit code 1
+  (a mistake in the command line is exit code 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .._files import IMAGE_TYPES, check_output, fresh_path
+from ._help import HelpFormatter
 
 SEED_MAX = 2**32 - 1
 
@@ -79,7 +86,9 @@ def add_torch_task_parser(
     """The sub-parser of a command on a PyTorch task: ``--demo`` or ``MODULE:FUNCTION``, then
     the command's own options (``add_own(parser)``), then ``--seed``, ``-o``/``--output``,
     ``--no-plot``, ``--json`` and ``--quiet``."""
-    p: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=description)
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help, description=description, formatter_class=HelpFormatter
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--demo", action="store_true", help="built-in task (scikit-learn digits)")
     src.add_argument(
@@ -95,12 +104,27 @@ def add_torch_task_parser(
         "-o",
         "--output",
         default=None,
-        help=f"plot file (default {default_output}, or {stem}-N.png if that exists)",
+        help=f"plot file (default: {default_output}, or {stem}-N.png if that exists)",
     )
     p.add_argument("--no-plot", action="store_true", help="do not write the plot")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    p.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="also write the results as JSON (default: not written)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_traceback_option(p)
     return p
+
+
+def add_traceback_option(p: argparse.ArgumentParser) -> None:
+    """``--traceback``: show the full traceback of an error raised by the target's code."""
+    p.add_argument(
+        "--traceback",
+        action="store_true",
+        help="when the target's code raises an error, print its full traceback",
+    )
 
 
 def check_outputs(args: argparse.Namespace, default_output: str) -> None:
@@ -111,4 +135,131 @@ def check_outputs(args: argparse.Namespace, default_output: str) -> None:
             args.output = fresh_path(default_output)
         check_output(args.output, option="-o/--output", types=IMAGE_TYPES)
     if args.json is not None:
-        check_output(args.json, option="--json")
+        check_output(args.json, option="--json", example="results.json")
+
+
+#: What a target of ``lrkit find`` / ``lrkit compare`` returns.
+RETURNS = "(model, optimizer, loss_fn, data[, val_data])"
+
+
+class TargetError(Exception):
+    """An exception raised by the user's code while a command ran it (``error``), with the
+    target it came from and what the command was doing (``during``)."""
+
+    def __init__(self, target: str, *, error: BaseException, during: str = "") -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.target = target
+        self.error = error
+        self.during = during
+
+
+@contextlib.contextmanager
+def user_code(
+    target: str | None, *, during: str = "", passes: tuple[type[BaseException], ...] = ()
+) -> Iterator[None]:
+    """Any exception raised in the block becomes a :class:`TargetError` for ``target``
+    (``None``, the built-in demo: nothing is wrapped). ``KeyboardInterrupt`` and the
+    exception types in ``passes`` (e.g. Optuna's ``TrialPruned``) go through unchanged."""
+    if target is None:
+        yield
+        return
+    through: tuple[type[BaseException], ...] = (TargetError, *passes)
+    try:
+        yield
+    except through:
+        raise
+    except Exception as exc:
+        raise TargetError(target, error=exc, during=during) from exc
+
+
+def import_function(target: str) -> Callable[..., Any]:
+    """:func:`lrkit._target.import_target`; an error raised while the target's module runs
+    (other than its import errors) is a :class:`TargetError`."""
+    from .._target import import_target
+
+    try:
+        return import_target(target)
+    except (ValueError, ImportError):  # a malformed or missing target: a command-line mistake
+        raise
+    except Exception as exc:
+        raise TargetError(target, error=exc, during="the import") from exc
+
+
+def call_target(fn: Callable[..., Any], *, target: str, returns: str) -> Any:
+    """``fn()``: a ``ValueError`` (a mistake in the command line) when ``fn`` cannot be called
+    without arguments, a :class:`TargetError` when it raises."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to read (some built-ins): just call it
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind()
+        except TypeError as exc:
+            raise ValueError(
+                f"target {target!r} must be a function called with no arguments that returns "
+                f"{returns}; it cannot be called that way ({exc})"
+            ) from None
+    with user_code(target):
+        return fn()
+
+
+def _is_lrkit(filename: str) -> bool:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.abspath(filename).startswith(root + os.sep)
+
+
+def _where(error: BaseException) -> str:
+    """``file:line in function`` of the innermost frame of ``error``'s traceback in code that
+    is neither lrkit's nor installed (the standard library, site-packages); ``""`` if none."""
+    import sysconfig
+
+    installed = {
+        os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "purelib", "platlib")
+    }
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        name = os.path.abspath(frame.filename)
+        if _is_lrkit(name) or any(name.startswith(p) for p in installed):
+            continue
+        if frame.filename.startswith("<"):
+            continue
+        shown = os.path.relpath(name) if name.startswith(os.getcwd() + os.sep) else name
+        return f"{shown}:{frame.lineno} in {frame.name}"
+    return ""
+
+
+def cannot_write(command: str, *, option: str, path: str, error: BaseException) -> bool:
+    """One line on stderr for an output that could not be written after the work was done
+    (a full disk, a plotting backend that needs a missing program); returns True."""
+    from .._format import shorten
+
+    why = (str(error).strip().splitlines() or [""])[0]
+    print(
+        f"lrkit {command}: error: {option} {path!r}: could not write the file: "
+        f"{type(error).__name__}" + (f": {shorten(why, 200)}" if why else ""),
+        file=sys.stderr,
+    )
+    return True
+
+
+def report_target_error(command: str, *, err: TargetError, show_traceback: bool) -> int:
+    """Print an error of the user's code: its traceback with ``--traceback``, then one line
+    ``lrkit COMMAND: error in target 'pkg.mod:fn' (during ...): Type: message (at file:line in
+    function)``. Returns exit code 1."""
+    from .._format import shorten
+
+    if show_traceback:
+        traceback.print_exception(err.error, file=sys.stderr)
+    during = f" during {err.during}" if err.during else ""
+    where = _where(err.error)
+    tail = [f"at {where}"] if where else []
+    if not show_traceback:
+        tail.append("--traceback shows the full traceback")
+    first = (str(err.error).strip().splitlines() or [""])[0]
+    what = f"{type(err.error).__name__}: {first}" if first else type(err.error).__name__
+    print(
+        f"lrkit {command}: error in target {err.target!r}{during}: {shorten(what, 300)}"
+        + (f" ({'; '.join(tail)})" if tail else ""),
+        file=sys.stderr,
+    )
+    return 1

@@ -22,20 +22,34 @@ from typing import Any
 from .. import _validate as V
 from .._format import duration
 from ..compare import METHODS
-from ._target import add_torch_task_parser, check_outputs, check_seed, run_torch_command
+from ..finder.sweep import MIN_ITER
+from ._help import rename
+from ._target import (
+    RETURNS,
+    TargetError,
+    add_torch_task_parser,
+    call_target,
+    cannot_write,
+    check_outputs,
+    check_seed,
+    import_function,
+    report_target_error,
+    run_torch_command,
+    user_code,
+)
 
 DEFAULT_OUTPUT = "lrkit_compare.png"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     def own(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--steps", type=int, default=400, help="training steps per method (400)")
+        p.add_argument("--steps", type=int, default=400, help="training steps per method")
         p.add_argument(
             "--methods",
             default=",".join(METHODS),
             help=f"comma-separated subset of: {', '.join(METHODS)} (default: all)",
         )
-        p.add_argument("--finder-iter", type=int, default=100, help="range-test steps (100)")
+        p.add_argument("--finder-iter", type=int, default=100, help="range-test steps")
 
     return add_torch_task_parser(
         subparsers,
@@ -51,32 +65,50 @@ def run(args: argparse.Namespace) -> int:
     return run_torch_command("compare", _run, args)
 
 
+#: ``lrkit.compare.compare``'s parameters -> the options of this command.
+OPTIONS = {"methods": "--methods", "steps": "--steps", "finder_iter": "--finder-iter"}
+
+
 def _run(args: argparse.Namespace) -> int:
+    try:
+        return _compare(args)
+    except TargetError as exc:
+        return report_target_error("compare", err=exc, show_traceback=args.traceback)
+
+
+def _compare(args: argparse.Namespace) -> int:
     import torch
 
     from .. import compare as C
-    from .._target import import_target
 
+    target = None if args.demo else args.target
     try:
         check_outputs(args, DEFAULT_OUTPUT)
-        methods = C.parse_methods(args.methods)
         check_seed(args.seed)
+        try:
+            methods = C.parse_methods(args.methods)
+        except ValueError as exc:
+            raise rename(exc, names=OPTIONS) from None
         V.integer("--steps", args.steps, 10)
-        V.integer("--finder-iter", args.finder_iter, 10)
+        V.integer("--finder-iter", args.finder_iter, MIN_ITER)
         if args.demo:
             torch.set_num_threads(1)  # tiny model: one thread is fastest
             make = C.demo_factory(seed=args.seed)
             name = str(getattr(make, "name", "demo"))
         else:
-            fn = import_target(args.target)
-            make = C.factory(fn, seed=args.seed, name=f"target {args.target!r}")
+            fn = import_function(args.target)
+            make = C.factory(
+                lambda: call_target(fn, target=args.target, returns=RETURNS),
+                seed=args.seed,
+                name=f"target {args.target!r}",
+            )
             name = args.target
         make()  # fail early on a bad target
     except (ValueError, ImportError) as e:
         print(f"lrkit compare: error: {e}", file=sys.stderr)
         return 2
     print(f"lrkit compare: {name}; {len(methods)} methods x {args.steps} steps, seed {args.seed}")
-    try:
+    with user_code(target, during="the runs"):
         report = C.compare(
             make,
             methods=methods,
@@ -85,9 +117,6 @@ def _run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             name=name,
         )
-    except ValueError as e:
-        print(f"lrkit compare: error: {e}", file=sys.stderr)
-        return 2
     lrs = report.lrs
     parts = []
     if math.isfinite(lrs.base):
@@ -102,14 +131,20 @@ def _run(args: argparse.Namespace) -> int:
     print(report.table())
     which = "val" if report.has_val else "train"
     print(f"\n  total {duration(report.seconds)}; * best {which} loss")
+    failed = False
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report.to_dict() | {"seed": args.seed}, f, indent=1)
-        print(f"  results written to {args.json}")
+        try:
+            with open(args.json, "w") as f:
+                json.dump(report.to_dict() | {"seed": args.seed}, f, indent=1)
+            print(f"  results written to {args.json}")
+        except OSError as exc:
+            failed = cannot_write("compare", option="--json", path=args.json, error=exc)
     if not args.no_plot:
         try:
             report.plot(args.output)
             print(f"  plot written to {args.output}")
         except ImportError:
             print("  (matplotlib not installed: no plot; pip install 'lrkit[plot]')")
-    return 0
+        except Exception as exc:  # the image could not be written (disk, backend)
+            failed = cannot_write("compare", option="-o/--output", path=args.output, error=exc)
+    return 1 if failed else 0

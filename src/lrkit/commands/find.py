@@ -23,17 +23,38 @@ from typing import Any
 from .. import _validate as V
 from .._format import duration
 from ..finder import DEFAULT_RULE, METHODS
-from ._target import add_torch_task_parser, check_outputs, check_seed, run_torch_command
+from ..finder.sweep import MIN_ITER
+from ._help import rename
+from ._target import (
+    RETURNS,
+    TargetError,
+    add_torch_task_parser,
+    call_target,
+    cannot_write,
+    check_outputs,
+    check_seed,
+    import_function,
+    report_target_error,
+    run_torch_command,
+    user_code,
+)
 
 DEFAULT_OUTPUT = "lrkit_find.png"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     def own(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--start-lr", type=float, default=1e-7, help="first LR (default 1e-7)")
-        p.add_argument("--end-lr", type=float, default=10.0, help="last LR (default 10)")
-        p.add_argument("--num-iter", type=int, default=100, help="sweep steps (default 100)")
-        p.add_argument("--method", default=DEFAULT_RULE, choices=METHODS, help="suggestion rule")
+        p.add_argument("--start-lr", type=float, default=1e-7, help="first LR of the sweep")
+        p.add_argument("--end-lr", type=float, default=10.0, help="last LR of the sweep")
+        p.add_argument(
+            "--num-iter", type=int, default=100, help=f"sweep steps (at least {MIN_ITER})"
+        )
+        p.add_argument(
+            "--method",
+            default=DEFAULT_RULE,
+            choices=METHODS,
+            help="the rule marked * (the suggestion)",
+        )
         p.add_argument(
             "--total-steps",
             type=int,
@@ -41,7 +62,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             help="optimizer steps you plan to train: the suggestions depend on it "
             "(default: --train-steps, or 1000 with --no-train)",
         )
-        p.add_argument("--train-steps", type=int, default=300, help="steps of each check run")
+        p.add_argument(
+            "--train-steps",
+            type=int,
+            default=300,
+            help=f"steps of each check run (at least {min_train_steps()})",
+        )
         p.add_argument("--no-train", action="store_true", help="skip the two check runs")
 
     return add_torch_task_parser(
@@ -52,6 +78,68 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         DEFAULT_OUTPUT,
         own,
     )
+
+
+#: The sweep's options as ``find_lr`` names them -> the options of this command.
+OPTIONS = {
+    "start_lr": "--start-lr",
+    "end_lr": "--end-lr",
+    "num_iter": "--num-iter",
+    "total_steps": "--total-steps",
+    "rule": "--method",
+}
+
+
+def check_runs(lr: float, max_lr: float, steps: int) -> list[tuple[str, str, float, Any]]:
+    """The two check runs: ``(label, LR column, LR, schedule)`` at the constant suggestion and
+    one-cycle peaking at ``max_lr``, each ``steps`` long."""
+    from ..schedules import constant, onecycle
+
+    return [
+        ("constant", "lr", lr, constant(lr)),
+        ("one-cycle", "max_lr", max_lr, onecycle(max_lr, total_steps=steps)),
+    ]
+
+
+def min_train_steps() -> int:
+    """The fewest ``--train-steps`` the check runs' schedules can be built for (read off the
+    schedules' own checks)."""
+    for n in range(1, 1000):
+        try:
+            check_runs(1.0, 1.0, n)
+        except ValueError:
+            continue
+        return n
+    raise AssertionError("no check run length works")  # pragma: no cover
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Every option, before any work starts; a ValueError names the option (the limits are
+    ``find_lr``'s and the check runs' own)."""
+    from ..finder import SweepOptions
+
+    check_outputs(args, DEFAULT_OUTPUT)
+    check_seed(args.seed)
+    try:
+        SweepOptions(
+            start_lr=args.start_lr,
+            end_lr=args.end_lr,
+            num_iter=args.num_iter,
+            rule=args.method,
+            total_steps=args.total_steps,
+        )
+    except ValueError as exc:
+        raise rename(exc, names=OPTIONS) from None
+    if not args.no_train:
+        steps = V.integer("--train-steps", args.train_steps, 1)
+        try:
+            check_runs(1.0, 1.0, steps)
+        except ValueError:
+            low = min_train_steps()
+            raise ValueError(
+                f"--train-steps must be an integer >= {low} (allowed range: [{low}, inf); "
+                f"the one-cycle check run needs it), got {steps!r}"
+            ) from None
 
 
 NOTES = {
@@ -116,44 +204,45 @@ def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
 
         name = f"demo: {task.name} ({len(task.x_train)} train / {len(task.x_val)} val)"
         return make_demo, name, task
-    from .._target import import_target
-
-    fn = import_target(args.target)
+    fn = import_function(args.target)
 
     def make_user(lr: float | None = None) -> Any:
         seed_all(args.seed)
-        s = as_setup(fn(), name=f"target {args.target!r}")
+        s = as_setup(
+            call_target(fn, target=args.target, returns=RETURNS), name=f"target {args.target!r}"
+        )
         return s.model, s.optimizer, s.loss_fn, s.data, s.val
 
     return make_user, args.target, None
 
 
 def _run(args: argparse.Namespace) -> int:
+    try:
+        return _find(args)
+    except TargetError as exc:
+        return report_target_error("find", err=exc, show_traceback=args.traceback)
+
+
+def _find(args: argparse.Namespace) -> int:
     from ..finder import LRFinderWarning
     from ..torch import find_lr, is_main_process
 
     rank0 = is_main_process()
     say = print if rank0 else (lambda *a, **k: None)
     try:
-        check_outputs(args, DEFAULT_OUTPUT)
-        check_seed(args.seed)
-        if not args.no_train:
-            V.integer("--train-steps", args.train_steps, 2)
-        V.integer("--num-iter", args.num_iter, 5)
-        V.positive("--start-lr", args.start_lr)
-        V.positive("--end-lr", args.end_lr)
-        if not args.end_lr > args.start_lr:
-            raise ValueError(
-                f"--end-lr must be > --start-lr, got {args.end_lr:g} <= {args.start_lr:g}"
-            )
+        check_options(args)
         make, name, task = _task(args)
         model, opt, loss_fn, data, _ = make()
     except (ValueError, ImportError) as e:
         print(f"lrkit find: error: {e}", file=sys.stderr)
         return 2
     say(f"lrkit find: {name}, {type(opt).__name__}, LR {args.start_lr:g} -> {args.end_lr:g}")
+    if args.total_steps is not None:
+        total_steps = args.total_steps
+    else:
+        total_steps = None if args.no_train else args.train_steps
     t0 = time.perf_counter()
-    try:
+    with user_code(args.target, during="the range test"):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", LRFinderWarning)
             result = find_lr(
@@ -165,21 +254,22 @@ def _run(args: argparse.Namespace) -> int:
                 end_lr=args.end_lr,
                 num_iter=args.num_iter,
                 method=args.method,
-                total_steps=args.total_steps or (None if args.no_train else args.train_steps),
+                total_steps=total_steps,
                 progress=not args.quiet,
             )
-    except ValueError as e:
-        print(f"lrkit find: error: {e}", file=sys.stderr)
-        return 2
     say(f"range test: {result.steps} steps in {duration(time.perf_counter() - t0)}")
     say(_table(result))
     for w in caught:
         if issubclass(w.category, LRFinderWarning):
             say(f"\n  warning: {w.message}")
+    failed = False
     if args.json and rank0:
-        with open(args.json, "w") as f:
-            json.dump(result.to_dict(), f, indent=1)
-        say(f"\n  results written to {args.json}")
+        try:
+            with open(args.json, "w") as f:
+                json.dump(result.to_dict(), f, indent=1)
+            say(f"\n  results written to {args.json}")
+        except OSError as exc:
+            failed = cannot_write("find", option="--json", path=args.json, error=exc)
     if rank0 and not args.no_plot:
         try:
             from matplotlib.figure import Figure  # no pyplot: the caller's backend is untouched
@@ -191,6 +281,8 @@ def _run(args: argparse.Namespace) -> int:
             say(f"  plot written to {args.output}")
         except ImportError:
             say("\n  (matplotlib not installed: no plot; pip install 'lrkit[plot]')")
+        except Exception as exc:  # the image could not be written (disk, backend)
+            failed = cannot_write("find", option="-o/--output", path=args.output, error=exc)
     if result.suggestion is None:
         print(
             f"lrkit find: no suggestion: the sweep stopped ({result.stop_reason}) before the "
@@ -198,23 +290,19 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    if args.no_train:
-        return 0
-    return _check(args, make, result, say)
+    if not args.no_train:
+        with user_code(args.target, during="the check runs"):
+            _check(args, make, result, say)
+    return 1 if failed else 0
 
 
-def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> int:
+def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> None:
     """Train twice from the same initial weights: at the constant ``suggestion`` and with
     ``onecycle(max_lr)``; print the final loss (and accuracy) of each."""
-    from ..schedules import constant, onecycle
     from ..torch import evaluate, fit
 
     steps = args.train_steps
-    sug, max_lr = float(result.suggestion), float(result.max_lr)
-    runs: list[tuple[str, str, float, Any]] = [
-        ("constant", "lr", sug, constant(sug)),
-        ("one-cycle", "max_lr", max_lr, onecycle(max_lr, total_steps=steps)),
-    ]
+    runs = check_runs(float(result.suggestion), float(result.max_lr), steps)
     say(f"\n  check: {steps} training steps from the same initial weights")
     bar: Any = None
     if not args.quiet:
@@ -255,4 +343,3 @@ def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> int:
             f"  {label:<11} {peak:<6} {lr:<9.3g} {kind:<5} {loss_s:<9}  {acc_s}  "
             f"{duration(secs):>8}"
         )
-    return 0

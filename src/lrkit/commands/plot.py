@@ -11,6 +11,8 @@ import re
 import sys
 from typing import Any
 
+from ._help import HelpFormatter
+
 #: Longest spec string accepted on the command line (a spec is a short expression).
 MAX_SPEC = 20_000
 #: Longest run of digits in one number of a spec.
@@ -25,13 +27,19 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
             "Plot a schedule spec such as 'cosine(lr=0.1, total_steps=1000)'. "
             "Without -o the curve is drawn in the terminal."
         ),
+        formatter_class=HelpFormatter,
     )
     p.add_argument("spec", help='schedule spec string, e.g. "onecycle(0.1, 1000)"')
     p.add_argument("--steps", type=int, default=None, help="number of steps (default: its length)")
-    p.add_argument("-o", "--output", default=None, help="image file to write (png, svg, pdf)")
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="image file to write (png, svg, pdf, ...) (default: draw in the terminal)",
+    )
     p.add_argument("--log", action="store_true", help="logarithmic LR axis")
-    p.add_argument("--width", type=int, default=72, help="terminal plot width (default 72)")
-    p.add_argument("--height", type=int, default=16, help="terminal plot height (default 16)")
+    p.add_argument("--width", type=int, default=72, help="terminal plot width")
+    p.add_argument("--height", type=int, default=16, help="terminal plot height")
     return p
 
 

@@ -20,7 +20,19 @@ from typing import Any
 from .. import _validate as V
 from .._files import IMAGE_TYPES, check_output, fresh_path
 from .._format import mask_secrets, mask_url, shorten
-from ._target import check_seed, preserved_global_state
+from ..tune import DEFAULT_STORAGE, DEMO_TASK, FAMILIES
+from ._help import HelpFormatter, rename
+from ._target import (
+    TargetError,
+    add_traceback_option,
+    call_target,
+    cannot_write,
+    check_seed,
+    import_function,
+    preserved_global_state,
+    report_target_error,
+    user_code,
+)
 
 HELP = "Search learning rate and schedule with Optuna."
 
@@ -33,7 +45,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         + " Runs until the study has --trials COMPLETE trials (pruned or diverged trials are"
         " kept in the study but do not count). Start the same command on many machines with a"
         " shared --storage to search together.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "target",
@@ -42,16 +54,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(model_factory, loss_fn, train_data, val_data))",
     )
     p.add_argument("--demo", action="store_true", help="tune the built-in demo task")
-    p.add_argument(
-        "--demo-task", default="digits_mlp_sgd", help="which lrkit.torch.demo task --demo uses"
-    )
+    p.add_argument("--demo-task", default=DEMO_TASK, help="which lrkit.torch.demo task --demo uses")
     p.add_argument("--trials", type=int, default=20, help="COMPLETE trials to reach")
     p.add_argument(
         "--storage",
-        default="sqlite:///lrkit-tune.db",
+        default=DEFAULT_STORAGE,
         help="Optuna storage URL (sqlite:///file.db, postgresql://user@host:port/db)",
     )
-    p.add_argument("--study", default=None, help="study name (default: from the target)")
+    p.add_argument(
+        "--study",
+        default=None,
+        help="study name (default: from the target, lrkit-demo-<task> with --demo); a study "
+        "is continued only with the search space it was created with",
+    )
     p.add_argument(
         "--seeding",
         choices=("finder", "blind"),
@@ -59,12 +74,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="finder: bound the peak LR by a range test; blind: search 1e-6..10",
     )
     p.add_argument(
-        "--lr-range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="peak-LR interval"
+        "--lr-range",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="peak-LR interval (default: from --seeding)",
     )
     p.add_argument(
         "--families",
         default=None,
-        help="comma-separated families (constant,cosine,onecycle,step,cyclic,wsd)",
+        help=f"comma-separated families ({','.join(FAMILIES)}) (default: all)",
     )
     p.add_argument(
         "--pruner",
@@ -73,19 +92,30 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="stop a trial in the worst quarter (percentile) or half (median) at an epoch; "
         "sha: successive halving",
     )
-    p.add_argument("--epochs", type=int, default=None, help="epochs per trial (demo/tuple tasks)")
-    p.add_argument("--seed", type=int, default=None, help="TPE sampler seed (one worker)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs per trial, demo/tuple tasks (default: 4 with --demo, else 5)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="TPE sampler seed, one worker (default: random)"
+    )
     p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval, seconds")
     p.add_argument(
-        "--grace", type=int, default=None, help="seconds without heartbeat before a trial fails"
+        "--grace",
+        type=int,
+        default=None,
+        help="seconds without heartbeat before a trial fails; longer than --heartbeat "
+        "(default: 3 x --heartbeat)",
     )
     p.add_argument("--max-retry", type=int, default=3, help="retries of a killed trial")
     p.add_argument(
         "--max-trials",
         type=int,
         default=None,
-        help="cap on trials started in all (default: 10x --trials, at least --trials + 50); "
-        "when reached first the command exits with code 1",
+        help="cap on trials started in all; when reached first the command exits with code 1 "
+        "(default: 10x --trials, at least --trials + 50)",
     )
     p.add_argument("--top", type=int, default=5, help="rows of the final table")
     p.add_argument(
@@ -98,10 +128,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--json",
         default=None,
         metavar="PATH",
-        help="also write the results as JSON (full precision)",
+        help="also write the results as JSON, full precision (default: not written)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="print only the best spec")
+    add_traceback_option(p)
     return p
 
 
@@ -125,8 +156,80 @@ def run(args: argparse.Namespace) -> int:
             optuna.logging.set_verbosity(verbosity)
 
 
+#: ``lrkit.tune``'s parameter names -> the options of this command.
+OPTIONS = {
+    "lr_range[0]": "--lr-range LOW",
+    "lr_range[1]": "--lr-range HIGH",
+    "families": "--families",
+    "total_steps": "--epochs",
+}
+
+#: What a target of ``lrkit tune`` returns.
+RETURNS = (
+    "a lrkit.tune.Task, a dict of its fields or (model_factory, loss_fn, train_data, val_data)"
+)
+
+
+def parse_families(text: str | None) -> tuple[str, ...]:
+    """``--families``: a comma-separated, non-empty subset of the families, in their
+    canonical order (so that the same set always names the same search space)."""
+    if text is None:
+        return FAMILIES
+    names = [f.strip() for f in text.split(",") if f.strip()]
+    if not names or any(f not in FAMILIES for f in names):
+        raise ValueError(
+            f"--families must be a comma-separated list of one or more of {','.join(FAMILIES)}, "
+            f"got {shorten(repr(text), 80)}"
+        )
+    return tuple(f for f in FAMILIES if f in names)
+
+
+def _option(name: str, value: Any) -> str:
+    """How a stored search-space setting reads as the option that gives it."""
+    if name == "families":
+        return f"--families {','.join(value)}"
+    if name == "seeding":
+        if isinstance(value, str):
+            return f"--seeding {value}"
+        return f"--lr-range {value[0]:g} {value[1]:g}"
+    if name == "total_steps":
+        return f"{value} training steps per trial"
+    return f"{name}={value!r}"  # pragma: no cover - tune records only the three above
+
+
+def _guarded(task: Any, target: str | None) -> Any:
+    """``task`` whose ``train`` and ``range_test`` report an error of the target's code as a
+    :class:`TargetError` (Optuna's ``TrialPruned`` passes); the demo task is left as it is."""
+    if target is None:
+        return task
+    import dataclasses
+
+    import optuna
+
+    def wrap(fn: Any, during: str) -> Any:
+        if fn is None:
+            return None
+
+        def run(*a: Any) -> Any:
+            with user_code(target, during=during, passes=(optuna.TrialPruned,)):
+                return fn(*a)
+
+        return run
+
+    return dataclasses.replace(
+        task, train=wrap(task.train, "a trial"), range_test=wrap(task.range_test, "the range test")
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
-    from ..tune import FAMILIES, load_target, tune
+    try:
+        return _tune(args)
+    except TargetError as exc:
+        return report_target_error("tune", err=exc, show_traceback=args.traceback)
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from ..tune import BLIND_LR_RANGE, SearchSpace, StudySpaceError, as_task, tune
 
     url = args.storage if isinstance(args.storage, str) else None
 
@@ -140,9 +243,6 @@ def _run(args: argparse.Namespace) -> int:
 
     if find_spec("optuna") is None:
         return err("optuna is not installed: pip install 'lrkit[tune]'")
-    families = tuple(FAMILIES)
-    if args.families:
-        families = tuple(f.strip() for f in args.families.split(",") if f.strip())
     seeding: Any = args.seeding if args.lr_range is None else tuple(args.lr_range)
     quiet = args.quiet
 
@@ -160,27 +260,43 @@ def _run(args: argparse.Namespace) -> int:
             check_seed(args.seed)
         if study is not None and not study.strip():
             raise ValueError("--study must be a non-empty name, got ''")
-        bad = [f for f in families if f not in FAMILIES]
-        if bad or not families:
-            raise ValueError(
-                f"--families must be a comma-separated subset of {','.join(FAMILIES)}, "
-                f"got {shorten(repr(args.families), 80)}"
-            )
+        families = parse_families(args.families)
         if args.epochs is not None:
             V.integer("--epochs", args.epochs, 1)
+        heartbeat = V.integer("--heartbeat", args.heartbeat, 1)
+        if args.grace is not None:
+            V.integer("--grace", args.grace, 1)
+            if args.grace <= heartbeat:
+                raise ValueError(
+                    f"--grace must be longer than --heartbeat (a running trial renews its "
+                    f"heartbeat every --heartbeat seconds), got --grace {args.grace} <= "
+                    f"--heartbeat {heartbeat}"
+                )
+        if args.max_retry is not None:
+            V.integer("--max-retry", args.max_retry, 0)
         if args.json is not None:
-            check_output(args.json, option="--json")
+            check_output(args.json, option="--json", example="results.json")
         plot = args.plot
         if plot is not None and plot.lower() != "none":
             check_output(plot, option="--plot", types=IMAGE_TYPES)
         if args.demo:
+            from ..torch.demo import TASKS
             from ..tune import demo_task
 
+            V.choice("--demo-task", args.demo_task, TASKS)
             task = demo_task(args.demo_task, epochs=4 if args.epochs is None else args.epochs)
             study = study or f"lrkit-demo-{args.demo_task}"
         else:
-            task = load_target(args.target, epochs=5 if args.epochs is None else args.epochs)
+            fn = import_function(args.target)
+            value = call_target(fn, target=args.target, returns=RETURNS)
+            epochs = 5 if args.epochs is None else args.epochs
+            task = as_task(value, epochs=epochs, name=args.target)
             study = study or _slug(args.target)
+        try:
+            SearchSpace(task.total_steps, args.lr_range or BLIND_LR_RANGE, families)
+        except ValueError as exc:
+            raise rename(exc, names=OPTIONS) from None
+        task = _guarded(task, None if args.demo else args.target)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = tune(
@@ -202,6 +318,18 @@ def _run(args: argparse.Namespace) -> int:
         for w in caught:
             if w.category is UserWarning and "max_trials" not in str(w.message):
                 say(f"note: {w.message}")
+    except StudySpaceError as exc:
+        was = ", ".join(_option(k, a) for k, (a, _) in exc.conflicts.items())
+        now = ", ".join(_option(k, b) for k, (_, b) in exc.conflicts.items())
+        steps = (
+            " (set by --epochs, or the target's total_steps)"
+            if "total_steps" in exc.conflicts
+            else ""
+        )
+        return err(
+            f"study {exc.study_name!r} ({mask_url(args.storage)}) was created with {was}, not "
+            f"{now}{steps}: pass --study NAME for a new study, or the same options to continue it"
+        )
     except (ValueError, ImportError) as exc:  # bad options, target, storage or package
         return err(str(exc))
     except KeyboardInterrupt:
@@ -212,8 +340,13 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 130
     n_done = len(result.complete_trials)
+    failed = json_written = False
     if args.json:
-        _write_json(args.json, result, study, mask_url(args.storage))
+        try:
+            _write_json(args.json, result, study, mask_url(args.storage))
+            json_written = True
+        except OSError as exc:
+            failed = cannot_write("tune", option="--json", path=args.json, error=exc)
     if not n_done:
         return err("no trial finished (all were pruned, diverged or failed)", 1)
     if quiet:
@@ -227,9 +360,9 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"plot of the search: {plot}")
             except ImportError:
                 print("(matplotlib not installed: no plot; pip install 'lrkit[plot]')")
-            except OSError as exc:
-                print(f"(could not write the plot {plot}: {exc})", file=sys.stderr)
-        if args.json:
+            except Exception as exc:  # the image could not be written (disk, backend)
+                failed = cannot_write("tune", option="--plot", path=plot, error=exc)
+        if json_written:
             print(f"results written to {args.json}")
     if not result.reached:
         return err(
@@ -238,7 +371,7 @@ def _run(args: argparse.Namespace) -> int:
             "--pruner none",
             1,
         )
-    return 0
+    return 1 if failed else 0
 
 
 def _why(result: Any) -> str:

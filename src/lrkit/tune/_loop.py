@@ -17,13 +17,62 @@ from ._storage import make_pruner, make_storage, storage_error
 from ._task import Reporter, Task
 from ._task import optuna as _optuna
 
-__all__ = ["tune"]
+__all__ = ["StudySpaceError", "tune"]
 
 #: Study user attrs written by :func:`tune`.
 ATTR_RANGE = "lrkit.lr_range"
 ATTR_SEEDING = "lrkit.seeding"
 ATTR_FINDER = "lrkit.finder"
 ATTR_TOTAL_STEPS = "lrkit.total_steps"
+#: The search space a study was created with (``families``, ``seeding``, ``total_steps``).
+ATTR_SPACE = "lrkit.space"
+
+
+class StudySpaceError(ValueError):
+    """:func:`tune` was asked to continue a study that was created with another search space.
+
+    ``conflicts`` maps each differing parameter of :func:`tune` (``"families"``,
+    ``"seeding"``: ``"finder"``, ``"blind"`` or a ``[low, high]`` interval, ``"total_steps"``)
+    to ``(stored, requested)``. Raised before any trial runs; the study is left as it was."""
+
+    def __init__(self, study_name: str, *, conflicts: dict[str, tuple[Any, Any]]) -> None:
+        self.study_name = study_name
+        self.conflicts = conflicts
+        what = ", ".join(f"{k}={a!r} (asked: {b!r})" for k, (a, b) in conflicts.items())
+        super().__init__(
+            f"study {study_name!r} was created with {what}: give another study_name for a "
+            f"new study, or the same {' and '.join(conflicts)} to continue this one"
+        )
+
+
+def _space_record(families: Sequence[str], seeding: Any, total_steps: int) -> dict[str, Any]:
+    if isinstance(seeding, str):
+        how: Any = V.choice("seeding", seeding, ("finder", "blind"))
+    else:
+        how = list(_check_range(seeding))
+    return {"families": list(families), "seeding": how, "total_steps": int(total_steps)}
+
+
+def _check_space(study: Any, record: dict[str, Any]) -> None:
+    """Refuse (:class:`StudySpaceError`) to continue a study created with another search
+    space; record the space on a study that has none yet. A study from before the space was
+    recorded is compared through its trials' ``family`` choices and its total steps."""
+    stored = study.user_attrs.get(ATTR_SPACE)
+    if stored is None:
+        trials = study.get_trials(deepcopy=False)
+        if not trials:
+            study.set_user_attr(ATTR_SPACE, record)
+            return
+        stored = {}
+        for t in trials:
+            if "family" in t.distributions:
+                stored["families"] = list(t.distributions["family"].choices)
+                break
+        if ATTR_TOTAL_STEPS in study.user_attrs:
+            stored["total_steps"] = study.user_attrs[ATTR_TOTAL_STEPS]
+    conflicts = {k: (stored[k], v) for k, v in record.items() if k in stored and stored[k] != v}
+    if conflicts:
+        raise StudySpaceError(study.study_name, conflicts=conflicts)
 
 
 def _count(study: Any) -> tuple[int, int, int]:
@@ -159,7 +208,11 @@ def tune(
     ``(low, high)`` searches that. Each trial stores its schedule spec as the user attr
     ``"schedule"``. ``stop_when(study) -> bool``, checked after each trial, ends this
     worker's loop early (e.g. a target value reached); ``callbacks`` go to
-    ``study.optimize``."""
+    ``study.optimize``.
+
+    The search space (``families``, ``seeding``, ``task.total_steps``) is stored on a new
+    study; continuing a study that was created with another one raises
+    :class:`StudySpaceError` before any trial runs (the study is left unchanged)."""
     optuna = _optuna()
     if not isinstance(task, Task):
         task = as_task(task)
@@ -203,6 +256,7 @@ def tune(
             )
     except _db_errors() as exc:
         raise storage_error(exc, storage if isinstance(storage, str) else "") from None
+    _check_space(study, _space_record(families, seeding, task.total_steps))
     rng, how, info = _resolve_range(study, task, seeding, say)
     space = SearchSpace(task.total_steps, rng, tuple(families))
     study.set_user_attr(ATTR_TOTAL_STEPS, task.total_steps)

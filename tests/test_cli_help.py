@@ -1,0 +1,53 @@
+"""Every sub-command's ``--help`` shows each option's default once (docs/cli.md says so)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from lrkit.cli import COMMANDS, build_parser
+from lrkit.commands._help import HelpFormatter, rename
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_option_shows_its_default_once(command: str) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("optuna")
+    sub = _subparsers()[command]
+    assert sub.formatter_class is HelpFormatter
+    text = sub.format_help()
+    assert "(default: None)" not in text
+    fmt = HelpFormatter(command)
+    for action in sub._actions:
+        if not action.option_strings or action.nargs == 0:
+            continue  # positionals and flags
+        help_text = fmt._get_help_string(action)
+        assert help_text.count("(default") == 1, (action.option_strings, help_text)
+
+
+def test_help_shows_the_numbers_as_given() -> None:
+    pytest.importorskip("torch")
+    text = " ".join(_subparsers()["find"].format_help().split())
+    assert "first LR of the sweep (default: 1e-07)" in text
+    assert "sweep steps (at least 10) (default: 100)" in text
+    assert "steps of each check run (at least 4) (default: 300)" in text
+    assert "--seed SEED seed for torch/numpy/random (default: 0)" in text
+
+
+def test_rename_replaces_whole_parameter_names_only() -> None:
+    names = {
+        "lr_range[0]": "--lr-range LOW",
+        "lr_range[1]": "--lr-range HIGH",
+        "num_iter": "--num-iter",
+    }
+    msg = "lr_range[1] must be > lr_range[0]=0.1, got 0.01; num_iter_x and my_num_iter stay"
+    assert str(rename(ValueError(msg), names=names)) == (
+        "--lr-range HIGH must be > --lr-range LOW=0.1, got 0.01; num_iter_x and my_num_iter stay"
+    )
