@@ -541,3 +541,13 @@ def test_a_worker_waiting_for_other_trials_says_so() -> None:
     )
     assert [m for m in said if m.startswith("waiting for 1 running trial(s)")]
     assert r.stop_reason == "stop_when" and not r.reached
+
+
+def test_grace_period_must_outlast_the_heartbeat(tmp_path) -> None:
+    from lrkit.tune import make_storage
+
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    with pytest.raises(ValueError, match=r"^grace_period must be longer than heartbeat_interval"):
+        make_storage(url, heartbeat_interval=10, grace_period=10)
+    assert not (tmp_path / "hb.db").exists()  # refused before anything was created
+    make_storage(url, heartbeat_interval=10, grace_period=11)

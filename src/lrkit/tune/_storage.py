@@ -50,6 +50,12 @@ def make_storage(
         10 if heartbeat_interval is None else V.integer("heartbeat_interval", heartbeat_interval, 1)
     )
     grace = 3 * hb if grace_period is None else V.integer("grace_period", grace_period, 1)
+    if grace <= hb:
+        raise ValueError(
+            f"grace_period must be longer than heartbeat_interval (a running trial renews its "
+            f"heartbeat every heartbeat_interval seconds), got grace_period {grace} <= "
+            f"heartbeat_interval {hb}"
+        )
     if max_retry is not None:
         max_retry = V.integer("max_retry", max_retry, 0)
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
