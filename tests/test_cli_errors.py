@@ -218,7 +218,7 @@ DEEP = "mul(" * 3000 + "constant(0.1)" + ")" * 3000
         (["cosine(0.1, 100)", "--steps", "0"], ["--steps"]),
         (["cosine(0.1, 100)", "--steps", str(10**20)], ["--steps"]),
         (["cosine(0.1, "], ["position 12", "end of input"]),
-        ([DEEP], ["nested too deeply"]),
+        ([DEEP], ["position 400", "nested more than 100 deep"]),
         (["constant(" + "1" * 5000 + ")"], ["position 9", "5000 digits"]),
         (["x" * 120_000], ["120000 characters"]),
         (["nosuch(1)"], ["position 0", "nosuch"]),

@@ -73,8 +73,6 @@ def _parse(spec: str) -> Any:
         )
     try:
         return parse(spec)
-    except RecursionError:
-        raise ValueError("invalid schedule spec: nested too deeply") from None
     except IndexError:  # the parser ran past the last token
         raise ValueError(
             f"invalid schedule spec at position {len(spec)}: it ends too early "

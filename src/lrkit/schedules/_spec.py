@@ -167,7 +167,7 @@ class _Parser:
             body = tok.text[1:-1]
             return re.sub(r"\\(.)", r"\1", body)
         if tok.kind == "punct" and tok.text == "[":
-            return self.nested(self.list_)
+            return self.nested(self.list_, tok)
         if tok.kind == "word":  # a bare word starting with digits, e.g. decay=1-sqrt
             self.take()
             return tok.text
@@ -175,15 +175,15 @@ class _Parser:
             self.take()
             nxt = self.peek()
             if nxt.kind == "punct" and nxt.text == "(":
-                return self.nested(lambda: self.call(tok))
+                return self.nested(lambda: self.call(tok), tok)
             if tok.text in _KEYWORDS:
                 return _KEYWORDS[tok.text]
             return tok.text
         raise self.fail("expected a value (number, string, list or schedule)")
 
-    def nested(self, read: Any) -> Any:
+    def nested(self, read: Any, tok: _Tok) -> Any:
         if self.depth >= MAX_DEPTH:
-            raise self.fail(f"schedules and lists nested more than {MAX_DEPTH} deep")
+            raise self.fail(f"schedules and lists nested more than {MAX_DEPTH} deep", tok)
         self.depth += 1
         try:
             return read()
