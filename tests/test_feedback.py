@@ -11,6 +11,7 @@ import pytest
 
 from lrkit.feedback import (
     Chain,
+    DivergenceDetector,
     DivergenceGuard,
     Feedback,
     Multiplier,
@@ -423,3 +424,32 @@ def test_plateau_arguments_one_definition_keyword_only_after_mode() -> None:
         RestartOnPlateau("min", 0.5)  # type: ignore[misc]
     with pytest.raises(ValueError, match="factor"):
         ReduceOnPlateau(factor=1.5)
+
+
+@pytest.mark.parametrize(
+    "make, drop",
+    [
+        (lambda: ReduceOnPlateau(patience=0), "reductions"),
+        (lambda: RestartOnPlateau(patience=0), "last_step"),
+        (lambda: DivergenceDetector(min_history=2), "history"),
+        (lambda: ReduceOnPlateau(patience=0) & Multiplier(0.5), "controllers"),
+    ],
+)
+def test_a_malformed_state_is_a_value_error_and_changes_nothing(make, drop) -> None:
+    c = make()
+    for x in (1.0, 2.0, 3.0, 2.5):
+        c.check(x) if isinstance(c, DivergenceDetector) else c.update(x)
+    before = c.state_dict()
+    other = make()
+    other.update(0.1)
+    bad = {k: v for k, v in other.state_dict().items() if k != drop}
+    with pytest.raises(ValueError, match=rf"^state.*{drop}"):
+        c.load_state_dict(bad)
+    assert c.state_dict() == before
+
+
+def test_from_state_dict_names_what_is_missing() -> None:
+    with pytest.raises(ValueError, match=r"^state is missing 'factor': .* ReduceOnPlateau$"):
+        from_state_dict({"type": "ReduceOnPlateau"})
+    with pytest.raises(ValueError, match=r"^state\['controllers'\] must be a non-empty list"):
+        from_state_dict({"type": "Chain"})

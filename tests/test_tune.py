@@ -551,3 +551,32 @@ def test_grace_period_must_outlast_the_heartbeat(tmp_path) -> None:
         make_storage(url, heartbeat_interval=10, grace_period=10)
     assert not (tmp_path / "hb.db").exists()  # refused before anything was created
     make_storage(url, heartbeat_interval=10, grace_period=11)
+
+
+def test_a_study_keeps_its_direction(tmp_path) -> None:
+    from lrkit.tune import StudySpaceError, Task, tune
+
+    url = f"sqlite:///{tmp_path / 'dir.db'}"
+    train = lambda spec, report: 1.0  # noqa: E731
+    tune(Task(train=train, total_steps=20), n_trials=2, storage=url, study_name="a",
+         seeding="blind", progress=False)  # fmt: skip
+    with pytest.raises(StudySpaceError) as info:
+        tune(Task(train=train, total_steps=20, direction="maximize"), n_trials=3, storage=url,
+             study_name="a", seeding="blind", progress=False)  # fmt: skip
+    assert info.value.conflicts == {"direction": ("minimize", "maximize")}
+    assert len(optuna.load_study(study_name="a", storage=url).trials) == 2
+
+
+def test_a_password_with_an_unencoded_at_is_refused_and_never_printed(capsys) -> None:
+    from lrkit._format import mask_secrets
+    from lrkit.tune import make_storage
+
+    url = "postgresql://bob:pa@Secret99@127.0.0.1:1/db"
+    with pytest.raises(ValueError) as info:
+        make_storage(url)
+    msg = str(info.value)
+    assert "unencoded '@'" in msg and "%40" in msg
+    assert "Secret99" not in msg and "pa@" not in msg
+    # a driver's message that split the URL at the first "@" is masked too
+    driver = 'could not translate host name "Secret99@127.0.0.1" to address'
+    assert "Secret99" not in mask_secrets(driver, url)

@@ -98,7 +98,22 @@ def mask_secrets(text: str, url: str | None) -> str:
     pw = _password(url)
     if pw:
         out = out.replace(pw, MASK)
+        # a driver that splits the URL elsewhere (at the first "@" of an unencoded password)
+        # prints pieces of it: mask every piece of 3 characters or more
+        for piece in sorted(re.split(r"[@:/]", pw), key=len, reverse=True):
+            if len(piece) >= 3:
+                out = out.replace(piece, MASK)
     return out
+
+
+def unencoded_at(url: str) -> bool:
+    """Whether the credentials of a database URL hold an unencoded ``@`` (drivers disagree on
+    where such a password ends)."""
+    if not isinstance(url, str) or "://" not in url:
+        return False
+    rest = url.split("://", 1)[1]
+    end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
+    return rest[:end].count("@") > 1
 
 
 def wrap_spec(spec: str, width: int) -> list[str]:

@@ -29,6 +29,7 @@ a controller restored from a state dict continues exactly as the original would.
 from __future__ import annotations
 
 import bisect
+import copy
 import math
 import os
 import sys
@@ -146,9 +147,27 @@ class Feedback(ABC):
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly, as plain JSON-able Python types."""
 
-    @abstractmethod
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a state produced by :meth:`state_dict` of the same controller type."""
+        """Restore a state produced by :meth:`state_dict` of the same controller type. The
+        whole state is read on a copy first: a malformed one raises ``ValueError`` (naming a
+        missing key) and leaves this controller as it was."""
+        try:
+            copy.deepcopy(self)._load_state(state)
+        except KeyError as exc:
+            raise ValueError(
+                f"state is missing {exc.args[0]!r}: it must be a state_dict() of a "
+                f"{type(self).__name__}"
+            ) from None
+        except TypeError as exc:
+            raise ValueError(
+                f"state must be a state_dict() of a {type(self).__name__}: {exc}"
+            ) from None
+        self._load_state(state)
+
+    def _load_state(self, state: Mapping[str, Any]) -> None:
+        """Read ``state`` into this controller (:meth:`load_state_dict` checks it first). A
+        controller defined outside lrkit overrides this, or ``load_state_dict`` itself."""
+        raise NotImplementedError(f"{type(self).__name__} cannot load a state")
 
     def __and__(self, other: Feedback) -> Chain:
         if not isinstance(other, Feedback):
@@ -414,7 +433,7 @@ class ReduceOnPlateau(_OnPlateau):
             "reductions": list(self.reductions),
         }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def _load_state(self, state: Mapping[str, Any]) -> None:
         self._load_common(state)
         self.num_updates = v.integer("state['num_updates']", state["num_updates"])
         self.reductions = [int(r) for r in state["reductions"]]
@@ -479,7 +498,7 @@ class RestartOnPlateau(_OnPlateau):
             "last_step": self._last_step,
         }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def _load_state(self, state: Mapping[str, Any]) -> None:
         self._load_common(state)
         mr = state["max_restarts"]
         self.max_restarts = None if mr is None else v.integer("state['max_restarts']", mr)
@@ -515,7 +534,7 @@ class Multiplier(Feedback):
     def state_dict(self) -> dict[str, Any]:
         return {"type": type(self).__name__, "scale": self._scale}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def _load_state(self, state: Mapping[str, Any]) -> None:
         self._check_type(state)
         self._scale = v.non_negative("state['scale']", state["scale"])
 
@@ -677,7 +696,7 @@ class DivergenceDetector(Feedback):
             "last_action": self.last_action,
         }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def _load_state(self, state: Mapping[str, Any]) -> None:
         if isinstance(state, Mapping) and state.get("type") == "DivergenceGuard":
             state = {**state, "type": type(self).__name__}  # saved under the former name
         self._check_type(state)
@@ -815,7 +834,7 @@ class Chain(Feedback):
     def state_dict(self) -> dict[str, Any]:
         return {"type": "Chain", "controllers": [c.state_dict() for c in self.controllers]}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def _load_state(self, state: Mapping[str, Any]) -> None:
         self._check_type(state)
         subs = list(state["controllers"])
         if len(subs) != len(self.controllers):
@@ -855,7 +874,13 @@ def from_state_dict(state: Mapping[str, Any]) -> Feedback:
         raise ValueError("state must be a dict produced by a controller's state_dict()")
     kind = state["type"]
     if kind == "Chain":
-        return Chain(*(from_state_dict(s) for s in state["controllers"]))
+        subs = state.get("controllers")
+        if not isinstance(subs, (list, tuple)) or not subs:
+            raise ValueError(
+                "state['controllers'] must be a non-empty list of controller states (a Chain's "
+                f"state_dict()), got {subs!r}"
+            )
+        return Chain(*(from_state_dict(s) for s in subs))
     if kind not in _TYPES:
         allowed = ", ".join(repr(k) for k in [*_TYPES, "Chain"])
         raise ValueError(f"state['type'] must be one of {allowed}, got {kind!r}")

@@ -393,3 +393,21 @@ def test_reduce_on_plateau_arguments_are_the_controllers() -> None:
         lk.ReduceOnPlateau("val_loss", 0.5)  # type: ignore[misc]
     with pytest.raises(ValueError, match="factor"):
         lk.ReduceOnPlateau(factor=2.0)
+
+
+def test_guard_and_logger_read_the_optimizer_without_numpy_deprecation_warnings():
+    """A run under ``-W error::DeprecationWarning``: the guard's LR cut and the logger's
+    step counter read Keras variables through their values."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = (x @ np.array([[1.0], [2.0], [3.0]])).astype("float32")
+    x[43] = 1e30  # a batch whose loss is inf: the guard restores and cuts the LR
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    guard = lk.DivergenceGuard(snapshot_every=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False,
+                  callbacks=[guard, lk.LRLogger("batch")])  # fmt: skip
+    assert guard.restored_at and guard.scale < 1.0

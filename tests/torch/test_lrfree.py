@@ -173,3 +173,22 @@ def test_lrfree_lr():
     _train(model, s, data, epochs=1)  # k = 4
     assert lrfree_lr(s) == [pytest.approx(0.05)]
     assert lrfree_lr(torch.optim.SGD(model.parameters(), lr=0.3)) == [0.3]
+
+
+def test_evaluating_with_bn_data_leaves_the_rngs_and_the_loader_as_they_were():
+    import random
+
+    import numpy as np
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8),
+                                torch.nn.Dropout(0.5), torch.nn.Linear(8, 2))  # fmt: skip
+    ds = torch.utils.data.TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,)))
+    gen = torch.Generator().manual_seed(3)
+    loader = torch.utils.data.DataLoader(ds, batch_size=8, shuffle=True, generator=gen)
+    states = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    g_state = gen.get_state()
+    with evaluating(model, bn_data=loader, num_batches=4):
+        pass
+    assert torch.equal(torch.get_rng_state(), states[0])
+    assert np.array_equal(np.random.get_state()[1], states[1]) and random.getstate() == states[2]
+    assert torch.equal(gen.get_state(), g_state)

@@ -81,7 +81,8 @@ class _LRHandle:
                 self.model.make_train_function(force=True)  # the scale is a compiled constant
         else:
             setattr(self.opt, _SCALE_ATTR, _float_lr_scale(self.opt) * factor)
-            self.opt.learning_rate = float(np.asarray(self.opt._learning_rate.numpy())) * factor
+            current = keras.ops.convert_to_numpy(self.opt._learning_rate.value)
+            self.opt.learning_rate = float(np.asarray(current)) * factor
 
 
 def _resolve_mode(mode: str, monitor: str) -> str:
@@ -477,7 +478,9 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         if self.initial_step is not None:
             self.step = self.initial_step
         else:
-            self.step = int(keras.ops.convert_to_numpy(_inner_optimizer(self.model).iterations))
+            self.step = int(
+                keras.ops.convert_to_numpy(_inner_optimizer(self.model).iterations.value)
+            )
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.per == "epoch":
@@ -561,7 +564,7 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._opt = _inner_optimizer(self.model)  # synced at epoch boundaries
         self._records = []
-        self._it_base = int(keras.ops.convert_to_numpy(self._opt.iterations))
+        self._it_base = int(keras.ops.convert_to_numpy(self._opt.iterations.value))
         if isinstance(self._opt._learning_rate, keras.Variable):
             self._lr = float(np.asarray(self._host_value(self._opt._learning_rate)))
 

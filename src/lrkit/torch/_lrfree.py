@@ -23,10 +23,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .._imports import require
+from .._runtime import GlobalRNGState
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
 
 import torch
+
+from ._finder import _data_generators
 
 __all__ = [
     "evaluating",
@@ -183,7 +186,8 @@ def evaluating(
     re-estimated at those weights (see :func:`reestimate_batchnorm`). On exit the weights are
     the training weights again, bit for bit (an exact copy is kept, one copy of the parameters
     in memory), the optimizer is in its previous mode, the BatchNorm buffers get their previous
-    values back and every module its previous train/eval flag.
+    values back and every module its previous train/eval flag; the global RNGs and the
+    generators of ``bn_data`` are as they were.
     """
     modes = {m: m.training for m in model.modules()}
     sf = optimizer is not None and is_schedule_free(optimizer)
@@ -194,6 +198,10 @@ def evaluating(
         [(p, p.detach().clone()) for g in optimizer.param_groups for p in g["params"]] if sf else []
     )
     saved = _bn_buffers(model) if bn_data is not None else []
+    # the re-estimation's forward passes (dropout) and data order draw from the global RNGs
+    # and the loader's generators: they are put back too
+    rngs = GlobalRNGState(import_torch=True) if bn_data is not None else None
+    gens = [(g, g.get_state()) for g in _data_generators(bn_data)] if bn_data is not None else []
     try:
         if sf:
             optimizer.eval()
@@ -202,6 +210,10 @@ def evaluating(
         model.eval()
         yield model
     finally:
+        if rngs is not None:
+            rngs.restore()
+        for gen, state in gens:
+            gen.set_state(state)
         with torch.no_grad():
             for live, old in [*weights, *saved]:
                 live.copy_(old)

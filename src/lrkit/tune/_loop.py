@@ -32,7 +32,8 @@ class StudySpaceError(ValueError):
     """:func:`tune` was asked to continue a study that was created with another search space.
 
     ``conflicts`` maps each differing parameter of :func:`tune` (``"families"``,
-    ``"seeding"``: ``"finder"``, ``"blind"`` or a ``[low, high]`` interval, ``"total_steps"``)
+    ``"seeding"``: ``"finder"``, ``"blind"`` or a ``[low, high]`` interval, ``"total_steps"``,
+    ``"direction"``)
     to ``(stored, requested)``. Raised before any trial runs; the study is left as it was."""
 
     def __init__(self, study_name: str, *, conflicts: dict[str, tuple[Any, Any]]) -> None:
@@ -53,10 +54,11 @@ def _space_record(families: Sequence[str], seeding: Any, total_steps: int) -> di
     return {"families": list(families), "seeding": how, "total_steps": int(total_steps)}
 
 
-def _check_space(study: Any, record: dict[str, Any]) -> None:
+def _check_space(study: Any, record: dict[str, Any], requested_direction: str) -> None:
     """Refuse (:class:`StudySpaceError`) to continue a study created with another search
-    space; record the space on a study that has none yet. A study from before the space was
-    recorded is compared through its trials' ``family`` choices and its total steps."""
+    space or optimization direction; record the space on a study that has none yet. A study
+    from before the space was recorded is compared through its trials' ``family`` choices and
+    its total steps."""
     stored = study.user_attrs.get(ATTR_SPACE)
     if stored is None:
         trials = study.get_trials(deepcopy=False)
@@ -71,6 +73,9 @@ def _check_space(study: Any, record: dict[str, Any]) -> None:
         if ATTR_TOTAL_STEPS in study.user_attrs:
             stored["total_steps"] = study.user_attrs[ATTR_TOTAL_STEPS]
     conflicts = {k: (stored[k], v) for k, v in record.items() if k in stored and stored[k] != v}
+    direction = study.direction.name.lower()  # Optuna keeps it: every study has one
+    if direction != requested_direction:
+        conflicts["direction"] = (direction, requested_direction)
     if conflicts:
         raise StudySpaceError(study.study_name, conflicts=conflicts)
 
@@ -256,7 +261,7 @@ def tune(
             )
     except _db_errors() as exc:
         raise storage_error(exc, storage if isinstance(storage, str) else "") from None
-    _check_space(study, _space_record(families, seeding, task.total_steps))
+    _check_space(study, _space_record(families, seeding, task.total_steps), task.direction)
     rng, how, info = _resolve_range(study, task, seeding, say)
     space = SearchSpace(task.total_steps, rng, tuple(families))
     study.set_user_attr(ATTR_TOTAL_STEPS, task.total_steps)

@@ -9,7 +9,7 @@ import warnings
 from typing import Any
 
 from .. import _validate as V
-from .._format import mask_secrets, mask_url, shorten
+from .._format import mask_secrets, mask_url, shorten, unencoded_at
 from ._task import optuna as _optuna
 
 __all__ = ["DEFAULT_STORAGE", "PRUNERS", "make_pruner", "make_storage", "storage_error"]
@@ -43,6 +43,11 @@ def make_storage(
         raise ValueError(
             f"storage {storage!r} is an in-memory SQLite database, which the heartbeat of "
             "another connection cannot see: give a file, e.g. sqlite:///lrkit-tune.db"
+        )
+    if unencoded_at(storage):
+        raise ValueError(
+            f"storage {mask_url(storage)}: the user name or password holds an unencoded '@'; "
+            "write it as %40"
         )
     user_url = storage
     storage = _with_driver(storage)
