@@ -118,7 +118,7 @@ def lrkit_sweep(task: DemoTask, num_iter: int, steps: int | None = None):
 
 
 def fastai_valley(res) -> float:
-    return _valley(res.lrs, smooth_ema(res.losses, 0.98))
+    return _valley(res.lrs, smooth_ema(res.losses, beta=0.98))
 
 
 def main(argv: list[str] | None = None) -> int:

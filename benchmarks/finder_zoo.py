@@ -73,7 +73,7 @@ def torch_lr_finder(train: list[float]) -> float:
 
 
 def fastai(train: list[float]) -> dict[str, float]:
-    s_all = smooth_ema(train[:N_DEFAULT], 0.98)
+    s_all = smooth_ema(train[:N_DEFAULT], beta=0.98)
     n = len(s_all)
     for i in range(1, n):
         if s_all[i] > 4 * float(np.min(s_all[:i])):
@@ -97,7 +97,7 @@ def old_rule(train: list[float]) -> tuple[float, float]:
     """lrkit's previous default: lr_min / 10 and / 3 on the lag-free training curve (the
     no-descent branch and the stop at 5x the EMA's best included)."""
     y = np.asarray(train[:N_DEFAULT])
-    sm = smooth_ema(y, 0.9)
+    sm = smooth_ema(y, beta=0.9)
     n = len(y)
     for i in range(1, n):
         if sm[i] > 5 * float(np.min(sm[:i])):

@@ -79,8 +79,8 @@ def test_smoothing_is_bias_corrected_ema():
     for i, v in enumerate(x):
         a = beta * a + (1 - beta) * v
         out.append(a / (1 - beta ** (i + 1)))
-    np.testing.assert_allclose(smooth_ema(x, beta), out, rtol=1e-15)
-    assert smooth_ema(x, beta)[0] == 4.0  # bias correction: first value is the first loss
+    np.testing.assert_allclose(smooth_ema(x, beta=beta), out, rtol=1e-15)
+    assert smooth_ema(x, beta=beta)[0] == 4.0  # bias correction: first value is the first loss
     r = replay(x + [1.0] * 20, beta=beta, num_iter=24, warn=False)
     np.testing.assert_allclose(r.smoothed[:4], out, rtol=1e-15)
 
@@ -353,7 +353,7 @@ def test_cycle_batches_replays_generators_and_reiterates_iterables():
     assert list(islice(cycle_batches(Loader()), 5)) == [10, 20, 10, 20, 10]
     assert Loader.calls == 3
     with pytest.raises(ValueError, match="val_data must yield at least one batch"):
-        next(cycle_batches([], "val_data"))
+        next(cycle_batches([], name="val_data"))
     with pytest.raises(ValueError, match="data must yield at least one batch"):
         next(cycle_batches(iter(())))
     with pytest.raises(ValueError, match="data must be an iterable of batches"):

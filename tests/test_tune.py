@@ -37,39 +37,41 @@ TS = optuna.trial.TrialState
 
 def test_build_schedule_exact_specs() -> None:
     T = 100
-    assert build_schedule("constant", 0.1, T) == S.constant(0.1)
-    assert build_schedule("cosine", 0.1, T, warmup_frac=0.1) == S.with_warmup(
+    assert build_schedule("constant", lr=0.1, total_steps=T) == S.constant(0.1)
+    assert build_schedule("cosine", lr=0.1, total_steps=T, warmup_frac=0.1) == S.with_warmup(
         S.cosine(0.1, total_steps=90), warmup_steps=10
     )
-    assert build_schedule("cosine", 0.1, T, warmup_frac=0.0) == S.cosine(0.1, total_steps=100)
-    assert build_schedule("onecycle", 0.2, T, pct_start=0.25, div_factor=10.0) == S.onecycle(
-        max_lr=0.2, total_steps=100, pct_start=0.25, div_factor=10.0
+    assert build_schedule("cosine", lr=0.1, total_steps=T, warmup_frac=0.0) == S.cosine(
+        0.1, total_steps=100
     )
-    assert build_schedule("step", 0.1, T, step_frac=0.3, gamma=0.2) == S.step(
+    assert build_schedule(
+        "onecycle", lr=0.2, total_steps=T, pct_start=0.25, div_factor=10.0
+    ) == S.onecycle(max_lr=0.2, total_steps=100, pct_start=0.25, div_factor=10.0)
+    assert build_schedule("step", lr=0.1, total_steps=T, step_frac=0.3, gamma=0.2) == S.step(
         0.1, step_size=30, gamma=0.2
     )
-    assert build_schedule("cyclic", 0.1, T, cycles=2, ratio=10.0, mode="triangular2") == (
-        S.cyclic(base_lr=0.01, max_lr=0.1, step_size_up=25, mode="triangular2")
-    )
-    assert build_schedule("wsd", 0.1, T, warmup_frac=0.05, decay_frac=0.2, decay="cosine") == S.wsd(
-        0.1, total_steps=100, warmup_steps=5, decay_steps=20, decay="cosine"
-    )
+    assert build_schedule(
+        "cyclic", lr=0.1, total_steps=T, cycles=2, ratio=10.0, mode="triangular2"
+    ) == (S.cyclic(base_lr=0.01, max_lr=0.1, step_size_up=25, mode="triangular2"))
+    assert build_schedule(
+        "wsd", lr=0.1, total_steps=T, warmup_frac=0.05, decay_frac=0.2, decay="cosine"
+    ) == S.wsd(0.1, total_steps=100, warmup_steps=5, decay_steps=20, decay="cosine")
     # the peak of every family is the searched LR
     for fam in FAMILIES:
-        s = build_schedule(fam, 0.3, T)
+        s = build_schedule(fam, lr=0.3, total_steps=T)
         assert max(s.values(np.arange(T))) == pytest.approx(0.3)
         assert parse(str(s)) == s
 
 
 def test_build_schedule_errors() -> None:
     with pytest.raises(ValueError, match="family"):
-        build_schedule("linear", 0.1, 100)
+        build_schedule("linear", lr=0.1, total_steps=100)
     with pytest.raises(ValueError, match="lr"):
-        build_schedule("constant", -1.0, 100)
+        build_schedule("constant", lr=-1.0, total_steps=100)
     with pytest.raises(ValueError, match="total_steps"):
-        build_schedule("cosine", 0.1, 5)
+        build_schedule("cosine", lr=0.1, total_steps=5)
     with pytest.raises(ValueError, match="params"):
-        build_schedule("step", 0.1, 100, pct_start=0.3)
+        build_schedule("step", lr=0.1, total_steps=100, pct_start=0.3)
 
 
 class _FixedTrial:

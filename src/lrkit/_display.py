@@ -123,7 +123,7 @@ def schedule_bundle(s: Any) -> dict[str, Any]:
     n = min(int(s.length) + 1, MAX_STEP) if s.length else 1000
     points = sorted({0, n // 4, n // 2, (3 * n) // 4, n - 1})
     at = s.values(np.array(points, dtype=np.int64))
-    xs = plot_steps(s, n)
+    xs = plot_steps(s, steps=n)
     values = s.values(xs)
     rows: list[tuple[str, Any]] = [("spec", str(s)), ("length", s.length)]
     rows += [(f"lr at step {p}", float(v)) for p, v in zip(points, at)]

@@ -302,7 +302,7 @@ def _plan(method: str, setup: Setup, lrs: LRs, steps: int) -> tuple[Any, Any, An
         a = torch.optim.Adam(params, lr=lrs.adam)
         return a, None, None, f"{lrs.adam:.3g}"
     if method == "schedulefree":
-        sf = schedule_free(params, "adamw", lr=lrs.adam, warmup_steps=max(1, steps // 20))
+        sf = schedule_free(params, kind="adamw", lr=lrs.adam, warmup_steps=max(1, steps // 20))
         return sf, None, None, f"{lrs.adam:.3g} (x avg)"
     if method == "prodigy":
         return prodigy(params), None, None, "d estimated"

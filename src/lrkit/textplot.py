@@ -16,7 +16,7 @@ MAX_POINTS = 4000
 MAX_STEP = 2**53
 
 
-def plot_steps(schedule: Any, steps: int | None = None, *, max_points: int = MAX_POINTS) -> Any:
+def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX_POINTS) -> Any:
     """The integer steps at which to draw ``schedule`` over ``[0, steps)``: every step when
     there are at most ``max_points``, else ``max_points`` evenly spaced steps including the
     first and the last (so a plot of ``cosine(0.1, 10**12)`` costs what one of 4000 steps

@@ -47,14 +47,16 @@ def test_constructors():
     a = schedule_free(m.parameters(), lr=0.01, warmup_steps=5)
     assert isinstance(a, schedulefree.AdamWScheduleFree) and a.param_groups[0]["train_mode"]
     assert a.param_groups[0]["lr"] == 0.01 and a.param_groups[0]["warmup_steps"] == 5
-    assert isinstance(schedule_free(m.parameters(), "sgd", lr=0.5), schedulefree.SGDScheduleFree)
-    assert isinstance(schedule_free(m.parameters(), "radam"), schedulefree.RAdamScheduleFree)
+    assert isinstance(
+        schedule_free(m.parameters(), kind="sgd", lr=0.5), schedulefree.SGDScheduleFree
+    )
+    assert isinstance(schedule_free(m.parameters(), kind="radam"), schedulefree.RAdamScheduleFree)
     p = prodigy(m.parameters(), weight_decay=0.01)
     assert isinstance(p, prodigyopt.Prodigy) and p.param_groups[0]["lr"] == 1.0
     assert is_schedule_free(a) and not is_schedule_free(p)
     assert not is_schedule_free(torch.optim.SGD(m.parameters(), lr=0.1))
     with pytest.raises(ValueError, match="kind"):
-        schedule_free(m.parameters(), "adam")
+        schedule_free(m.parameters(), kind="adam")
     with pytest.raises(ValueError, match="lr"):
         schedule_free(m.parameters(), lr=0)
     with pytest.raises(ValueError, match="lr"):
@@ -128,7 +130,7 @@ def test_evaluating_improves_schedule_free_eval_loss_over_y():
     for _ in range(40):
         x = torch.randn(8, 3, generator=g)
         batches.append((x, x @ w + 0.5 * torch.randn(8, 1, generator=g)))
-    opt = schedule_free(model.parameters(), "sgd", lr=0.2)
+    opt = schedule_free(model.parameters(), kind="sgd", lr=0.2)
     _train(model, opt, batches, epochs=3)
     xt = torch.randn(500, 3, generator=g)
     yt = xt @ w

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             text_plot([0.0], [0.0], width=args.width, height=args.height)  # checks the sizes
         schedule = _parse(args.spec)
-        steps = plot_steps(schedule, args.steps)
+        steps = plot_steps(schedule, steps=args.steps)
         with _np_quiet():
             lrs = schedule.values(steps)
     except ValueError as exc:

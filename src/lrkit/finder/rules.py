@@ -151,25 +151,25 @@ def _slide_on(lrs: FloatArray, s: FloatArray, lr_diff: int = 15, thresh: float =
 def steepest(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
     """The LR of the steepest descent of the EMA-smoothed curve, up to its minimum."""
     x, y = _check(lrs, losses)
-    return _steepest_on(x, smooth_ema(y, beta))
+    return _steepest_on(x, smooth_ema(y, beta=beta))
 
 
 def valley(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
     """fastai's ``valley`` on the EMA-smoothed curve."""
     x, y = _check(lrs, losses)
-    return _valley_on(x, smooth_ema(y, beta))
+    return _valley_on(x, smooth_ema(y, beta=beta))
 
 
 def minimum(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
     """fastai's ``minimum``: the LR of the minimum of the EMA-smoothed curve, divided by 10."""
     x, y = _check(lrs, losses)
-    return float(x[int(np.argmin(smooth_ema(y, beta)))]) / 10.0
+    return float(x[int(np.argmin(smooth_ema(y, beta=beta)))]) / 10.0
 
 
 def slide(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
     """fastai's ``slide`` on the EMA-smoothed curve."""
     x, y = _check(lrs, losses)
-    return _slide_on(x, smooth_ema(y, beta))
+    return _slide_on(x, smooth_ema(y, beta=beta))
 
 
 # ----------------------------------------------------------------------------- default rule

@@ -13,7 +13,7 @@ __all__ = ["FloatArray", "noise_level", "robust_smooth", "smooth_ema"]
 FloatArray = npt.NDArray[np.float64]
 
 
-def smooth_ema(losses: npt.ArrayLike, beta: float = 0.9) -> FloatArray:
+def smooth_ema(losses: npt.ArrayLike, *, beta: float = 0.9) -> FloatArray:
     """Bias-corrected exponential moving average: ``a_i = beta a_{i-1} + (1 - beta) x_i``,
     ``a_{-1} = 0``, returned as ``a_i / (1 - beta**(i + 1))``."""
     beta = V.in_range("beta", beta, 0.0, 1.0, high_open=True)

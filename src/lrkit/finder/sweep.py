@@ -469,7 +469,7 @@ def range_test(
     return sweep.result(warn=warn)
 
 
-def cycle_batches(data: Iterable[Any], name: str = "data") -> Iterator[Any]:
+def cycle_batches(data: Iterable[Any], *, name: str = "data") -> Iterator[Any]:
     """Yield batches of ``data`` forever: a re-iterable (list, DataLoader) is iterated again
     when exhausted; a one-shot iterator (a generator) is replayed from the batches it yielded.
     Raises ``ValueError`` naming ``name`` when it yields no batch at all."""

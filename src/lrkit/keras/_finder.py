@@ -159,7 +159,7 @@ def _iter_batches(data: Any) -> Iterator[tuple[Any, Any, Any]]:
         raise ValueError(
             f"x must be arrays (with y) or an iterable of (x, y) batches, got {type(data).__name__}"
         )
-    for b in cycle_batches(data, "x"):
+    for b in cycle_batches(data, name="x"):
         yield _unpack(b)
 
 

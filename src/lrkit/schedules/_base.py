@@ -285,7 +285,7 @@ class Schedule(ABC):
 
         from ..textplot import plot_steps  # bounded: at most textplot.MAX_POINTS points
 
-        xs = plot_steps(self, steps)
+        xs = plot_steps(self, steps=steps)
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 3.5))
         kwargs.setdefault("label", _short_label(self))

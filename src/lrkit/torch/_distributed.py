@@ -78,7 +78,7 @@ def main_process_only(fn: Callable[..., T]) -> Callable[..., T | None]:
     return wrapper
 
 
-def broadcast_object(obj: Any = None, src: int = 0) -> Any:
+def broadcast_object(obj: Any = None, *, src: int = 0) -> Any:
     """Rank ``src``'s ``obj`` on every rank (``torch.distributed.broadcast_object_list``);
     returns ``obj`` unchanged in a single process. Every rank must call it."""
     if not _active():

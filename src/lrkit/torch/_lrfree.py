@@ -49,7 +49,7 @@ _SF_KINDS = {
 
 
 def schedule_free(
-    params: Any, kind: str = "adamw", lr: float | None = None, **kwargs: Any
+    params: Any, *, kind: str = "adamw", lr: float | None = None, **kwargs: Any
 ) -> torch.optim.Optimizer:
     """A schedule-free optimizer from the ``schedulefree`` package, already in train mode.
 
@@ -70,7 +70,7 @@ def schedule_free(
     return opt  # type: ignore[no-any-return]
 
 
-def prodigy(params: Any, lr: float = 1.0, **kwargs: Any) -> torch.optim.Optimizer:
+def prodigy(params: Any, *, lr: float = 1.0, **kwargs: Any) -> torch.optim.Optimizer:
     """``prodigyopt.Prodigy(params, lr=lr, **kwargs)``. Keep ``lr=1.0`` (it multiplies the
     estimated step size ``d``); with an LR warmup pass ``safeguard_warmup=True``, and use
     ``weight_decay`` with ``decouple=True`` (the default) for AdamW-style decay."""
@@ -124,6 +124,7 @@ def _default_forward(model: torch.nn.Module, batch: Any) -> Any:
 def reestimate_batchnorm(
     model: torch.nn.Module,
     data: Iterable[Any],
+    *,
     num_batches: int = 50,
     forward: Callable[[torch.nn.Module, Any], Any] | None = None,
 ) -> int:
@@ -175,6 +176,7 @@ def _bn_buffers(model: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor
 def evaluating(
     model: torch.nn.Module,
     optimizer: Any = None,
+    *,
     bn_data: Iterable[Any] | None = None,
     num_batches: int = 50,
     forward: Callable[[torch.nn.Module, Any], Any] | None = None,
@@ -206,7 +208,7 @@ def evaluating(
         if sf:
             optimizer.eval()
         if bn_data is not None:
-            reestimate_batchnorm(model, bn_data, num_batches, forward)
+            reestimate_batchnorm(model, bn_data, num_batches=num_batches, forward=forward)
         model.eval()
         yield model
     finally:
@@ -226,6 +228,7 @@ def evaluating(
 def finalize(
     model: torch.nn.Module,
     optimizer: Any = None,
+    *,
     bn_data: Iterable[Any] | None = None,
     num_batches: int = 50,
     forward: Callable[[torch.nn.Module, Any], Any] | None = None,
@@ -236,6 +239,6 @@ def finalize(
     if optimizer is not None and is_schedule_free(optimizer):
         optimizer.eval()
     if bn_data is not None:
-        reestimate_batchnorm(model, bn_data, num_batches, forward)
+        reestimate_batchnorm(model, bn_data, num_batches=num_batches, forward=forward)
     model.eval()
     return model

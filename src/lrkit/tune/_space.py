@@ -82,7 +82,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def build_schedule(family: str, lr: float, total_steps: int, **params: Any) -> Schedule:
+def build_schedule(family: str, *, lr: float, total_steps: int, **params: Any) -> Schedule:
     """The schedule of one point of the search space (missing parameters take defaults).
 
     * ``constant``: ``constant(lr)``
@@ -175,7 +175,7 @@ class SearchSpace:
                 params[p.name] = int(trial.suggest_int(key, int(p.low), int(p.high)))
             else:
                 params[p.name] = trial.suggest_categorical(key, list(p.choices))
-        return build_schedule(family, lr, self.total_steps, **params)
+        return build_schedule(family, lr=lr, total_steps=self.total_steps, **params)
 
     def build(self, params: Mapping[str, Any]) -> Schedule:
         """The schedule of an Optuna params dict (e.g. ``study.best_params``)."""
@@ -184,7 +184,7 @@ class SearchSpace:
         family = str(params["family"])
         prefix = family + "."
         rest = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
-        return build_schedule(family, float(params["lr"]), self.total_steps, **rest)
+        return build_schedule(family, lr=float(params["lr"]), total_steps=self.total_steps, **rest)
 
 
 def _check_range(value: Any) -> tuple[float, float]:
