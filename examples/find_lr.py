@@ -16,7 +16,8 @@ task = digits_task(seed=0, batch_size=32)  # scikit-learn digits, MLP, Adam
 model = task.make_model()
 optimizer = task.make_optimizer(model, lr=1e-3)
 
-result = find_lr(model, optimizer, task.loss_fn, task.train_batches(), num_iter=100)
+# the suggestions are for the planned run: 300 optimizer steps
+result = find_lr(model, optimizer, task.loss_fn, task.train_batches(), total_steps=300)
 print(f"stopped: {result.stop_reason} after {result.steps} steps")
 for method, lr in result.suggestions().items():
     print(f"  {method:<9} {lr:.2e}")

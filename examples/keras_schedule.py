@@ -23,13 +23,14 @@ model = keras.Sequential(
 loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 model.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss=loss, metrics=["accuracy"])
 
-# 1. range test (weights and optimizer state are restored afterwards)
-res = lk.find_lr(model, x, y, batch_size=64, start_lr=1e-4, end_lr=10.0, num_iter=80)
-print(f"find_lr: suggestion={res.suggestion:.3g} max_lr={res.max_lr:.3g} ({res.stop_reason})")
+# 1. range test for the run below (weights and optimizer state are restored afterwards)
+epochs, steps = 8, int(np.ceil(len(x) * 0.8 / 64))
+res = lk.find_lr(model, x, y, batch_size=64, total_steps=epochs * steps,
+                 start_lr=1e-4, end_lr=10.0, num_iter=80)  # fmt: skip
+print(f"find_lr: suggestion={res.suggestion:.3g} peak_lr={res.peak_lr:.3g} ({res.stop_reason})")
 
 # 2. train with warmup + cosine up to the suggested peak, scaled by plateau/guard callbacks
-epochs, steps = 8, int(np.ceil(len(x) * 0.8 / 64))
-sched = S.with_warmup(S.cosine(res.max_lr, total_steps=epochs * steps - steps), warmup_steps=steps)
+sched = S.with_warmup(S.cosine(res.peak_lr, total_steps=epochs * steps - steps), warmup_steps=steps)
 model.compile(
     optimizer=keras.optimizers.SGD(learning_rate=lk.schedule(sched), momentum=0.9),
     loss=loss,

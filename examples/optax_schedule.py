@@ -31,13 +31,15 @@ def loss_fn(p, batch):
     return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
 
 
-# 1. range test (params are never modified)
-res = lo.find_lr(loss_fn, params, optax.adam, batches, start_lr=1e-5, end_lr=1.0, num_iter=80)
+# 1. range test for the run below (params are never modified)
+epochs = 6
+total = epochs * len(batches)
+res = lo.find_lr(loss_fn, params, optax.adam, batches, total_steps=total,
+                 start_lr=1e-5, end_lr=1.0, num_iter=80)  # fmt: skip
 print(f"find_lr: suggestion={res.suggestion:.3g} max_lr={res.max_lr:.3g} ({res.stop_reason})")
 
 # 2. onecycle up to max_lr, plus a plateau transformation fed with the loss
-epochs = 6
-sched = S.onecycle(res.max_lr, total_steps=epochs * len(batches))
+sched = S.onecycle(res.max_lr, total_steps=total)
 opt = optax.chain(
     optax.adam(lo.schedule(sched)),
     lo.reduce_on_plateau(factor=0.5, patience=1, accumulation_size=len(batches)),

@@ -394,3 +394,45 @@ def test_plot_to_a_file_leaves_the_matplotlib_backend_alone(tmp_path):
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(before)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"callback": 3}, r"^callback must be a callable callback\(i, lr, loss\) or None, got 3$"),
+        ({"evaluate": 3}, r"^evaluate must be a callable evaluate\(\) -> held loss or None"),
+    ],
+)
+def test_a_bad_callable_is_refused_before_any_step(bad, message):
+    calls = []
+
+    def step(lr: float) -> float:
+        calls.append(lr)
+        return 1.0
+
+    with pytest.raises(TypeError, match=message):
+        range_test(step, **bad)
+    assert calls == []
+
+
+def test_a_user_rule_must_return_a_learning_rate():
+    r = range_test(lambda lr: 2.0 - lr if lr < 1 else 10.0, num_iter=50, warn=False)
+    for value in (None, -1.0, float("nan"), "0.1", True):
+        with pytest.raises(ValueError, match=r"^rule 'bad' must return a learning rate > 0, got "):
+            r.suggest(_named("bad", value))
+    assert r.suggest(_named("ok", 0.25)) == 0.25
+
+
+def _named(name, value):
+    def rule(lrs, losses):
+        return value
+
+    rule.__name__ = name
+    return rule
+
+
+def test_the_warning_says_ended_when_the_sweep_was_not_extended():
+    rng = np.random.default_rng(0)
+    with pytest.warns(LRFinderWarning, match=r"never turned up \(sweep ended at 10\)"):
+        r = range_test(lambda lr: float(2.0 + 0.001 * rng.normal()), max_extra_iter=0)
+    assert r.extended == 0

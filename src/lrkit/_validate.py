@@ -80,6 +80,13 @@ def integer(name: str, value: Any, minimum: int = 0) -> int:
     return value
 
 
+def optional_callable(name: str, value: Any, signature: str) -> Any:
+    """``value`` if it is ``None`` or callable, else a ``TypeError`` naming ``name``."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a callable {signature} or None, got {_fmt(value)}")
+    return value
+
+
 def choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     if value not in allowed:
         options = ", ".join(repr(a) for a in allowed)

@@ -317,7 +317,8 @@ def find_lr(
     ``eval_every``, ``eval_batches``, ``optimizer_family``, ...) are those of
     :class:`lrkit.finder.SweepOptions`, given as keyword arguments or as ``options``. Pass
     ``total_steps``, the number of optimizer steps you plan to train: the suggestions depend
-    on it. The first ``eval_batches`` batches of ``data`` are set aside as the held set; every
+    on it. The first ``eval_batches`` batches of ``data`` are the held set (the sweep trains
+    on the batches after them, and on them again only if ``data`` repeats); every
     ``eval_every`` steps their mean loss is measured and the default rule reads that curve.
     The optimizer family is read off a factory's name (``optax.sgd`` and its ``momentum``
     keyword in a ``functools.partial``); other optimizers count as adaptive unless
@@ -348,6 +349,7 @@ def find_lr(
     family = optimizer_family(
         str(getattr(base, "__name__", "")), momentum=float(kw.get("momentum") or 0.0)
     )
+    V.optional_callable("callback", callback, "callback(i, lr, loss)")
     sweep = Sweep(options, optimizer=family, **sweep_options)
     if isinstance(optimizer, optax.GradientTransformation):
         opt = optimizer

@@ -204,3 +204,37 @@ def test_find_lr_held_batches_and_test_function_restored(regression):
     assert res.optimizer == "momentum" and res.total_steps == 400
     assert model.test_function is test_fn
     _assert_same(before, _state(model))
+
+
+@pytest.mark.parametrize("before", ["fit", "train_on_batch", "nothing"])
+def test_compiled_steps_before_and_after_the_sweep_use_their_own_learning_rate(before):
+    """The sweep's train step and the user's are different traces: a step compiled before the
+    sweep does not hide the sweep's LR, and the user's next step runs at its own LR."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((512, 8)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+
+    def run():
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(1)])  # fmt: skip
+        m.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+        if before == "fit":
+            m.fit(x, y, epochs=1, batch_size=64, verbose=0, shuffle=False)
+        elif before == "train_on_batch":
+            m.train_on_batch(x[:64], y[:64])
+        return m
+
+    m = run()
+    r1 = _find(m, x, y, batch_size=64, num_iter=30)
+    r2 = _find(m, x, y, batch_size=64, num_iter=30)
+    np.testing.assert_array_equal(r1.losses, r2.losses)
+    assert r1.stop_reason in ("diverged", "turned_up")  # the sweep's LR reached the model
+    w = [np.array(v.numpy()) for v in m.trainable_variables]
+    m.train_on_batch(x[64:128], y[64:128])
+    ref = run()  # the same model without the sweeps: the same step at lr 1e-3
+    w_ref = [np.array(v.numpy()) for v in ref.trainable_variables]
+    ref.train_on_batch(x[64:128], y[64:128])
+    for a, b, c, d in zip(w, m.trainable_variables, w_ref, ref.trainable_variables):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_allclose(np.array(b.numpy()) - a, np.array(d.numpy()) - c, atol=1e-7)

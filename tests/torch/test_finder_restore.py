@@ -133,3 +133,37 @@ def test_detached_loss_is_a_value_error():
             data(),
             num_iter=10,
         )
+
+
+def _loader(n: int = 64, **kw):
+    g = torch.Generator().manual_seed(0)
+    ds = torch.utils.data.TensorDataset(torch.randn(n, 4), torch.randn(n, 1))
+    return torch.utils.data.DataLoader(ds, batch_size=8, shuffle=True, generator=g, **kw), g
+
+
+def test_a_shuffled_val_data_leaves_the_rngs_and_its_generator_as_they_were():
+    torch.manual_seed(1)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    data, g_data = _loader()
+    val, g_val = _loader(16)
+    val_unseeded = torch.utils.data.DataLoader(val.dataset, batch_size=8, shuffle=True)
+    for v in (val, val_unseeded):
+        rng = torch.get_rng_state()
+        states = (g_data.get_state(), g_val.get_state())
+        find_lr(model, opt, nn.functional.mse_loss, data, val_data=v, num_iter=20, warn=False)
+        assert torch.equal(torch.get_rng_state(), rng)
+        assert torch.equal(g_data.get_state(), states[0]) and torch.equal(
+            g_val.get_state(), states[1]
+        )
+
+
+def test_a_tensor_lr_is_restored_in_place():
+    model = nn.Linear(4, 1)
+    lr = torch.tensor(0.01)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    group = opt.param_groups[0]
+    data, _ = _loader()
+    find_lr(model, opt, nn.functional.mse_loss, data, num_iter=20, warn=False)
+    assert opt.param_groups[0] is group and group["lr"] is lr
+    assert torch.equal(lr, torch.tensor(0.01))

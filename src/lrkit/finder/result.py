@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .rules import DEFAULT_RULE, RULES, Rule, Suggestions, resolve, smooth_curve
+from .rules import DEFAULT_RULE, RULES, Rule, Suggestions, resolve, rule_lr, smooth_curve
 from .smoothing import FloatArray
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ class FinderResult:
         if fn in RULES.values():
             return float(fn(self.lrs, self.losses, beta=self.beta, stop_reason=self.stop_reason))
         x, y = self.curve
-        return float(fn(x, y))
+        return rule_lr(name, fn(x, y))
 
     def suggestions(self) -> dict[str, float | None]:
         """Every built-in rule's suggestion, by name."""

@@ -398,6 +398,18 @@ RULES: dict[str, Rule] = {
 }
 
 
+def rule_lr(name: str, value: Any) -> float:
+    """What a user's rule returned, as a learning rate: a finite number > 0, else a
+    ``ValueError`` naming the rule."""
+    try:
+        lr = float(value)
+    except (TypeError, ValueError):
+        lr = math.nan
+    if not (math.isfinite(lr) and lr > 0) or isinstance(value, (bool, str, bytes)):
+        raise ValueError(f"rule {name!r} must return a learning rate > 0, got {value!r}")
+    return lr
+
+
 def resolve(rule: str | Rule, name: str = "rule") -> tuple[str, Rule]:
     """``(name, callable)`` of a rule given by name (one of ``RULES``) or as a callable."""
     if isinstance(rule, str):
@@ -418,8 +430,8 @@ def suggest(
     """Apply a rule (a name in ``RULES`` or a callable ``rule(lrs, losses) -> lr``) to a curve
     (``losses`` raw, in sweep order). ``context`` (``beta``, ``total_steps``, ``optimizer``,
     ``stop_reason``) goes to the built-in rules only."""
-    _, fn = resolve(rule)
+    name, fn = resolve(rule)
     x, y = _check(lrs, losses)
     if fn in RULES.values():
         return float(fn(x, y, **context))
-    return float(fn(x, y))
+    return rule_lr(name, fn(x, y))

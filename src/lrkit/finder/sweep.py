@@ -417,8 +417,9 @@ def _messages(sweep: Sweep, s: Any, lrs: np.ndarray, losses: np.ndarray, reason:
         ]
     if not s.turned_up and not s.saturated and reason == "completed":
         top = float(sweep._lrs[-1])
+        how = "sweep extended to" if n > sweep.num_iter else "sweep ended at"
         out.append(
-            f"the loss never turned up (sweep extended to {top:.2g}): the edge of stability "
+            f"the loss never turned up ({how} {top:.2g}): the edge of stability "
             "lies beyond it, so the suggestions are lower bounds; rerun with a larger end_lr "
             "or max_end_lr"
         )
@@ -464,6 +465,10 @@ def range_test(
     cleanup (the partial curve is lost)."""
     if not callable(step):
         raise ValueError(f"step must be a callable step(lr) -> loss, got {step!r}")
+    if not callable(step):
+        raise TypeError(f"step must be a callable step(lr) -> loss, got {step!r}")
+    V.optional_callable("evaluate", evaluate, "evaluate() -> held loss")
+    V.optional_callable("callback", callback, "callback(i, lr, loss)")
     sweep = Sweep(options, optimizer=optimizer, **kwargs)
     sweep.run(step, callback, evaluate)
     return sweep.result(warn=warn)

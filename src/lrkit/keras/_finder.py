@@ -24,6 +24,16 @@ __all__ = ["find_lr"]
 _MISSING = object()
 
 
+def _forget_traces() -> None:
+    """On JAX, drop the traces of compiled train steps: ``jax.jit(model.train_step)`` reuses the
+    trace of an earlier ``jit`` of the same bound method, whose learning-rate object may be
+    another one (the sweep's, or the user's). The next compiled step traces again."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.clear_caches()  # type: ignore[no-untyped-call]
+
+
 class _SweepLR(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
     """The sweep's learning rate, read on the host at every call (so a compiled train step
     sees each new value without retracing)."""
@@ -78,6 +88,7 @@ class _Snapshot:
                 model.__dict__[k] = val
         if self.stop_training is not _MISSING:
             model.stop_training = self.stop_training
+        _forget_traces()  # the user's next step must not run the sweep's trace
 
 
 def _is_arrays(x: Any) -> bool:
@@ -238,6 +249,7 @@ def find_lr(
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
         raise ValueError("model must be compiled (model.compile(optimizer=..., loss=...))")
     batch_size = V.integer("batch_size", batch_size, 1)
+    V.optional_callable("callback", callback, "callback(i, lr, loss)")
     opt = model.optimizer
     inner = getattr(opt, "inner_optimizer", opt)
     momentum = getattr(inner, "momentum", 0.0)
@@ -266,6 +278,7 @@ def find_lr(
         lr_obj = _SweepLR(sweep.start_lr)
         try:
             snap.inner._learning_rate = lr_obj
+            _forget_traces()  # not an earlier trace with the user's learning-rate object
             model.make_train_function(force=True)  # a train step that reads the sweep's LR
             pending: list[tuple[Any, Any, Any]] = [first]
 

@@ -103,6 +103,12 @@ class _Snapshot:
             (g, list(g["params"]), {k: copy.deepcopy(v) for k, v in g.items() if k != "params"})
             for g in optimizer.param_groups
         ]
+        # tensor hyperparameters (a tensor lr): the sweep fills them in place; the same tensor
+        # objects go back with their values, so code holding them stays connected
+        self.group_tensors = [
+            {k: v for k, v in g.items() if k != "params" and torch.is_tensor(v)}
+            for g in optimizer.param_groups
+        ]
         self.n_groups = len(optimizer.param_groups)
         if where == "disk":
             self.tmpdir = tempfile.mkdtemp(prefix="lrkit_find_")
@@ -132,10 +138,14 @@ class _Snapshot:
                     x.grad = g
             # optimizer: groups restored in place (dict and list identities kept)
             del optimizer.param_groups[self.n_groups :]
-            for g, params, saved in self.groups:
+            for (g, params, saved), live in zip(self.groups, self.group_tensors):
                 g.clear()
                 g.update(saved)
                 g["params"] = params
+                with torch.no_grad():
+                    for k, t in live.items():
+                        t.copy_(saved[k])
+                        g[k] = t
             optimizer.state.clear()
             for pid, st in tensors["opt_state"].items():
                 optimizer.state[self.param_by_id[pid]] = st
@@ -284,7 +294,8 @@ def find_lr(
     next batch (at most ``max_skipped`` times in a row). Every ``eval_every`` steps the mean
     loss on a fixed set of held batches is measured (eval mode, no grad): ``val_data`` (a few
     batches, kept in memory) or, without it, the first ``eval_batches`` batches of ``data``
-    (set aside before the sweep); the default rule reads that curve (``result.curve``),
+    (taken before the sweep; trained on again only if ``data`` runs out and repeats); the
+    default rule reads that curve (``result.curve``),
     which follows training progress rather than which batch was drawn.
     ``train_mode=True`` puts the model in train mode
     for the sweep. Under ``torch.distributed`` the loss is averaged over ranks each step, so
@@ -308,6 +319,7 @@ def find_lr(
         )
     if step is None and loss_fn is None:
         raise ValueError("loss_fn must be a callable loss_fn(output, target) when step is None")
+    V.optional_callable("callback", callback, "callback(i, lr, loss)")
     accum = V.integer("accumulation_steps", accumulation_steps, 1)
     max_skipped = V.integer("max_skipped", max_skipped, 0)
     snapshot = V.choice("snapshot", snapshot, ("memory", "disk"))
@@ -329,13 +341,15 @@ def find_lr(
         raise ValueError(f"amp must be a bool or a torch.dtype, got {amp!r}")
     use_scaler = scaler is not None and bool(getattr(scaler, "is_enabled", lambda: True)())
     world = _dist_world()
-    val_batches = [_to(b, dev) for b in val_data] if val_data is not None else None
-    if val_batches is not None and not val_batches:
-        raise ValueError("val_data must yield at least one batch, got an empty iterable")
-
     snap = _Snapshot(model, optimizer, scaler if use_scaler else None, data, snapshot)
+    # val_data's own generators too: drawing its batches (a shuffled loader) moves them
+    snap.gens += [(g, g.get_state()) for g in _data_generators(val_data)
+                  if all(g is not h for h, _ in snap.gens)]  # fmt: skip
     bar = None
     try:
+        val_batches = [_to(b, dev) for b in val_data] if val_data is not None else None
+        if val_batches is not None and not val_batches:
+            raise ValueError("val_data must yield at least one batch, got an empty iterable")
         if train_mode:
             model.train()
         sweep_modes = [(m, m.training) for m in model.modules()]
