@@ -223,7 +223,7 @@ def main() -> None:
     if args.only != "torch":
         rows += keras_rows(rounds, args.keras_steps)
     columns = [
-        "helper (defaults)",
+        "helper (defaults; TensorBoard off)",
         "task",
         "bare us/step",
         "with helper us/step",

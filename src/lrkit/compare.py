@@ -14,9 +14,13 @@ task). Methods that need a learning rate start from the range test's suggestion
 between ``base_lr`` and ``max_lr``; ``onecycle`` peaks at ``max_lr``. The base optimizer is
 the one ``make()`` returns. ``adam`` is Adam at its own suggestion; ``schedulefree`` is
 schedule-free AdamW at Adam's suggestion (5% warmup, evaluated at its averaged weights);
-``prodigy`` needs no LR. ``plateau`` reports the validation loss (the mean training loss of
-the last interval without validation data) to ``ReduceOnPlateau(factor=0.5, patience=2)`` 20
-times per run. Every run trains through :func:`lrkit.torch.fit`.
+``prodigy`` needs no LR. The range tests are for a run of ``steps`` steps (``total_steps``).
+``plateau`` reports the validation loss (the mean training loss of the last interval without
+validation data) to ``ReduceOnPlateau(factor=0.5, patience=2)`` every ``max(1, steps //
+20)`` steps (20 times per run when ``steps`` is a multiple of 20 from 20 on); the
+evaluation draws nothing from the global RNGs that the training batches depend on. Every
+run trains through :func:`lrkit.torch.fit`; :func:`compare` leaves the global RNGs (Python,
+numpy, torch) as it found them.
 """
 
 from __future__ import annotations
@@ -140,6 +144,13 @@ def factory(fn: Callable[[], Any], *, seed: int = 0, name: str = "task") -> Call
     (``fn`` returns ``(model, optimizer, loss_fn, data[, val_data])``)."""
     from .torch import seed_all
 
+    if not callable(fn):
+        raise TypeError(
+            f"fn must be a callable fn() -> (model, optimizer, loss_fn, data[, val_data]), "
+            f"got {fn!r}"
+        )
+    seed = V.integer("seed", seed, 0)
+
     def make() -> Setup:
         seed_all(seed)
         return as_setup(fn(), name=name)
@@ -174,6 +185,7 @@ def demo_factory(*, seed: int = 0) -> Callable[[], Setup]:
     from .torch import seed_all
     from .torch.demo import digits_task
 
+    seed = V.integer("seed", seed, 0)
     task = digits_task(seed=seed)
 
     def make() -> Setup:
@@ -195,8 +207,14 @@ def demo_factory(*, seed: int = 0) -> Callable[[], Setup]:
 def parse_methods(spec: str | Sequence[str]) -> list[str]:
     """Method names from ``"a,b,c"`` or a sequence, each in :data:`METHODS`, duplicates
     dropped."""
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    out = [str(m).strip().lower() for m in items if str(m).strip()]
+    allowed = f"a comma-separated subset of {', '.join(METHODS)}"
+    if isinstance(spec, str):
+        items = spec.split(",")
+    elif isinstance(spec, Sequence) and all(isinstance(m, str) for m in spec):
+        items = list(spec)
+    else:
+        raise ValueError(f"methods must be {allowed} (a string or a list of names), got {spec!r}")
+    out = [m.strip().lower() for m in items if m.strip()]
     bad = [m for m in out if m not in METHODS]
     if bad or not out:
         raise ValueError(
@@ -229,12 +247,24 @@ class LRs:
     notes: list[str] = field(default_factory=list)
 
 
-def find_lrs(make: Callable[[], Setup], *, methods: Sequence[str], num_iter: int = 100) -> LRs:
-    """The range tests the ``methods`` need (a fallback LR, with a note, when one fails)."""
+def find_lrs(
+    make: Callable[[], Setup],
+    *,
+    methods: str | Sequence[str],
+    num_iter: int = 100,
+    total_steps: int | None = None,
+) -> LRs:
+    """The range tests the ``methods`` need, for runs of ``total_steps`` steps (a fallback LR,
+    with a note, when one fails)."""
     import torch
 
     from .torch import find_lr
 
+    methods = parse_methods(methods)
+    num_iter = V.integer("num_iter", num_iter, 10)
+    if total_steps is not None:
+        total_steps = V.integer("total_steps", total_steps, 1)
+    make = _setups(make)
     notes: list[str] = []
 
     def sweep(adam: bool, fallback: float) -> tuple[float, float, float]:
@@ -242,7 +272,8 @@ def find_lrs(make: Callable[[], Setup], *, methods: Sequence[str], num_iter: int
         opt = torch.optim.Adam(s.model.parameters(), lr=1e-3) if adam else s.optimizer
         label = "Adam" if adam else type(opt).__name__
         try:
-            r = find_lr(s.model, opt, s.loss_fn, s.data, num_iter=num_iter, warn=False)
+            r = find_lr(s.model, opt, s.loss_fn, s.data, num_iter=num_iter,
+                        total_steps=total_steps, warn=False)  # fmt: skip
             sug, mx, mn = r.suggestion, r.max_lr, r.base_lr
         except (ValueError, RuntimeError) as e:
             sug = mx = mn = None
@@ -321,8 +352,12 @@ def run_method(
     ``tick(n)`` is called as steps are done (for a progress bar)."""
     import time
 
+    from ._runtime import preserved_rng
     from .torch import evaluate, fit, lrfree_lr
 
+    method = V.choice("method", method, METHODS)
+    steps = V.integer("steps", steps, 1)
+    make = _setups(make)
     t0 = time.perf_counter()
     setup = make()
     opt, sched, fb, desc = _plan(method, setup, lrs, steps)
@@ -335,7 +370,10 @@ def run_method(
         window.append(value)
         if fb is not None and k % report_every == 0:
             if setup.val is not None:
-                metric = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val)[0]
+                # starting the validation loader draws from the global RNGs, which the
+                # training loader's next shuffle also draws from: put them back
+                with preserved_rng(import_torch=True):
+                    metric = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val)[0]
             else:
                 metric = sum(window) / len(window)
             sched.report(metric)
@@ -438,12 +476,30 @@ def compare(
     ``TypeError`` that says so."""
     import time
 
+    from ._runtime import preserved_rng
+
     t0 = time.perf_counter()
     methods = parse_methods(methods)
     steps = V.integer("steps", steps, 10)
     finder_iter = V.integer("finder_iter", finder_iter, 10)
     setups = _setups(make)
-    lrs = find_lrs(setups, methods=methods, num_iter=finder_iter)
+    with preserved_rng(import_torch=True):
+        return _compare(make, setups, methods, steps, finder_iter, progress, name, t0)
+
+
+def _compare(
+    make: Any,
+    setups: Callable[[], Setup],
+    methods: list[str],
+    steps: int,
+    finder_iter: int,
+    progress: bool,
+    name: str | None,
+    t0: float,
+) -> Comparison:
+    import time
+
+    lrs = find_lrs(setups, methods=methods, num_iter=finder_iter, total_steps=steps)
     bar: Any = None
     if progress:
         from tqdm.auto import tqdm

@@ -371,3 +371,20 @@ def test_logger_plot_to_file_keeps_the_matplotlib_backend(tmp_path, monkeypatch)
         log.log()
     log.plot(tmp_path / "e.png")
     assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "kw, error, message",
+    [
+        ({"seed": "a"}, ValueError, r"^seed must be an integer >= 0"),
+        ({"seed": 1.7}, ValueError, r"^seed must be an integer >= 0"),
+        ({"seed": None}, ValueError, r"^seed must be an integer >= 0"),
+        ({"names": 5}, ValueError, r"^names must be a module, \(name, param\) pairs"),
+        ({"writer": 5}, TypeError, r"^writer must have an add_scalar\(tag, value, step\) method"),
+    ],
+)
+def test_effective_lr_logger_bad_inputs_name_the_parameter(kw, error, message):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with pytest.raises(error, match=message):
+        lt.EffectiveLRLogger(opt, tensorboard=False, **kw)

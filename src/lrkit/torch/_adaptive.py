@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _validate as V
 from .._imports import optional, require
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
@@ -179,6 +180,11 @@ def _param_names(optimizer: torch.optim.Optimizer, names: Any) -> list[str]:
         names = list(names.named_parameters())
     if isinstance(names, Mapping):
         names = list(names.items())
+    if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
+        raise ValueError(
+            "names must be a module, (name, param) pairs or one string per parameter, got "
+            f"{names!r}"
+        )
     names = list(names)
     if names and all(isinstance(n, tuple) and len(n) == 2 for n in names):
         by_id = {id(p): str(n) for n, p in names}
@@ -288,8 +294,9 @@ class EffectiveLRLogger:
 
     ``log(step)`` stores, for every parameter, the median and the 5th/95th percentiles of its
     per-element step sizes (NaN elements skipped), computed on a fixed random sample of
-    ``sample`` elements per parameter (see the module docstring for the tolerance; the default
-    costs well under 1% of a training step at ``every=10``), or over all elements with
+    ``sample`` elements per parameter (see the module docstring for the tolerance; its cost
+    at ``every=10``, against the bare training step, is measured by
+    ``benchmarks/helpers_overhead.py``: ``docs/overhead.md``), or over all elements with
     ``sample=None``. With ``tensorboard="auto"`` (default) they
     also go to TensorBoard (``effective_lr/<name>/{median,p5,p95}``) when the ``tensorboard``
     package is installed; ``writer=`` takes any object with ``add_scalar(tag, value, step)``.
@@ -321,6 +328,12 @@ class EffectiveLRLogger:
     ) -> None:
         self._kind = _kind(optimizer)
         self.optimizer = optimizer
+        seed = V.integer("seed", seed, 0)
+        if writer is not None and not callable(getattr(writer, "add_scalar", None)):
+            raise TypeError(
+                f"writer must have an add_scalar(tag, value, step) method (a TensorBoard "
+                f"SummaryWriter), got {writer!r}"
+            )
         self.names = _param_names(optimizer, names)
         if sample is not None and (
             isinstance(sample, bool) or not isinstance(sample, int) or sample < 100

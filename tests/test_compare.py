@@ -1,0 +1,74 @@
+"""lrkit.compare from Python: every method sees the same batches, the caller's RNGs are left
+alone, and bad inputs are one-line errors naming the parameter."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from lrkit import compare as C  # noqa: E402
+
+
+def _task(log: list[list[int]]):
+    def fn():
+        x = torch.arange(64.0).reshape(64, 1).repeat(1, 4) / 64
+        y = torch.arange(64) % 3
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        seen: list[int] = []
+        log.append(seen)
+
+        def loss_fn(out, t):
+            if torch.is_grad_enabled():  # a training batch, identified by its first label
+                seen.append(int(t[0]) * 1000 + len(t))
+            return torch.nn.functional.cross_entropy(out, t)
+
+        train = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
+        val = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
+        return model, opt, loss_fn, train, val
+
+    return fn
+
+
+def test_every_method_trains_on_the_same_batches_and_the_rngs_are_left_alone():
+    log: list[list[int]] = []
+    torch.manual_seed(123)
+    np.random.seed(5)
+    random.seed(7)
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    methods = ["fixed", "plateau", "cosine", "adam"]
+    C.compare(C.factory(_task(log), seed=0), methods=methods, steps=40, finder_iter=10)
+    runs = log[-len(methods) :]
+    assert all(len(r) == 40 for r in runs)
+    assert all(r == runs[0] for r in runs)  # plateau evaluates mid-run, yet the same order
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert np.array_equal(np.random.get_state()[1], before[1]) and random.getstate() == before[2]
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: C.factory(5), TypeError, r"^fn must be a callable fn\(\)"),
+        (lambda: C.factory(lambda: None, seed=-1), ValueError, r"^seed must be an integer >= 0"),
+        (lambda: C.factory(lambda: None, seed="a"), ValueError, r"^seed must be an integer"),
+        (lambda: C.demo_factory(seed=-1), ValueError, r"^seed must be an integer >= 0"),
+        (lambda: C.parse_methods(5), ValueError, r"^methods must be a comma-separated subset"),
+        (lambda: C.parse_methods(None), ValueError, r"^methods must be a comma-separated"),
+        (lambda: C.find_lrs(lambda: (1, 2), methods=["fixed"]), TypeError,
+         r"^make\(\) must return a lrkit.compare.Setup"),
+        (lambda: C.find_lrs(lambda: None, methods=["fixed"], num_iter=0), ValueError,
+         r"^num_iter must be an integer >= 10"),
+        (lambda: C.find_lrs(lambda: None, methods="adamx"), ValueError, r"^methods must be"),
+        (lambda: C.run_method("nope", make=lambda: None, lrs=None, steps=10), ValueError,
+         r"^method must be one of 'fixed'"),
+    ],
+)  # fmt: skip
+def test_bad_inputs_are_one_line_errors_naming_the_parameter(call, error, message):
+    with pytest.raises(error, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)
