@@ -545,7 +545,7 @@ def table(results: Sequence[Result], *, val: bool = True) -> str:
         lines.append(
             f" {mark}{r.method:<13}{r.optimizer[:18]:<19}{r.lr[:21]:<22}"
             f"{_num(r.final_loss):>11}{_num(r.val_loss):>10}{acc:>9}"
-            f"{duration(r.seconds):>9}  {r.note}"
+            f"{duration(r.seconds):>9}  {r.note}".rstrip()
         )
     return "\n".join(lines)
 
