@@ -17,6 +17,7 @@ def test_signed_zero_and_int_float_are_equal_and_hash_equal() -> None:
     for a, b in pairs:
         assert a == b and hash(a) == hash(b)
         assert len({a, b}) == 1
+        assert str(a) == str(b) and "-0.0" not in str(b)
 
 
 @given(

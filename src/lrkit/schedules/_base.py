@@ -112,7 +112,7 @@ def _format(value: Any) -> str:
     if value is None:
         return "none"
     if isinstance(value, float):
-        return repr(value)
+        return repr(value + 0.0)  # -0.0 is written 0.0 (equal, as to_dict() compares)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
