@@ -744,3 +744,30 @@ def test_tune_plot_that_cannot_be_written_is_one_line_after_the_results(
     lines = [ln for ln in err.splitlines() if "error" in ln]
     assert len(lines) == 1 and "Traceback" not in err
     assert lines[0].startswith("lrkit tune: error: --plot") and "could not write" in lines[0]
+
+
+def test_a_value_error_while_the_target_module_imports_is_the_targets(tmp_path, capsys,
+                                                                     monkeypatch):  # fmt: skip
+    (tmp_path / "lrkit_badmod.py").write_text('raise ValueError("boom at import")\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["find", "lrkit_badmod:make", "--no-plot"]) == 1
+    _target_error(capsys, "find", "lrkit_badmod:make", "ValueError: boom at import")
+
+
+def test_the_value_the_user_typed_is_quoted_as_typed(capsys):
+    pytest.importorskip("torch")
+    assert main(["compare", "--demo", "--methods", "steps,finder_iter", "--no-plot"]) == 2
+    line = _one_line_error(capsys, "--methods must be", "got 'steps,finder_iter'")
+    assert "--steps" not in line and "--finder-iter" not in line
+
+
+def test_target_error_round_trips_through_pickle():
+    import pickle
+
+    from lrkit.commands._target import TargetError
+
+    e = TargetError("m:f", error=ValueError("x"), during="the import")
+    back = pickle.loads(pickle.dumps(e))
+    assert str(back) == str(e) and back.target == "m:f" and back.during == "the import"
+    assert type(back.error) is ValueError

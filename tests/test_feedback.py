@@ -453,3 +453,21 @@ def test_from_state_dict_names_what_is_missing() -> None:
         from_state_dict({"type": "ReduceOnPlateau"})
     with pytest.raises(ValueError, match=r"^state\['controllers'\] must be a non-empty list"):
         from_state_dict({"type": "Chain"})
+
+
+def test_a_controller_holding_what_cannot_be_copied_still_loads_its_state() -> None:
+    import threading
+
+    class Locked(Multiplier):
+        def __init__(self, scale: float = 1.0) -> None:
+            super().__init__(scale)
+            self.lock = threading.Lock()
+
+    c = Locked(0.5)
+    other = Locked(1.0)
+    other.load_state_dict(c.state_dict())
+    assert other.scale == 0.5
+    chain = ReduceOnPlateau() & Locked(0.25)
+    fresh = ReduceOnPlateau() & Locked(1.0)
+    fresh.load_state_dict(chain.state_dict())
+    assert fresh.state_dict() == chain.state_dict()

@@ -417,7 +417,7 @@ def test_a_bad_callable_is_refused_before_any_step(bad, message):
 
 def test_a_user_rule_must_return_a_learning_rate():
     r = range_test(lambda lr: 2.0 - lr if lr < 1 else 10.0, num_iter=50, warn=False)
-    for value in (None, -1.0, float("nan"), "0.1", True):
+    for value in (None, -1.0, float("nan"), "0.1", True, np.True_):
         with pytest.raises(ValueError, match=r"^rule 'bad' must return a learning rate > 0, got "):
             r.suggest(_named("bad", value))
     assert r.suggest(_named("ok", 0.25)) == 0.25

@@ -582,3 +582,35 @@ def test_a_password_with_an_unencoded_at_is_refused_and_never_printed(capsys) ->
     # a driver's message that split the URL at the first "@" is masked too
     driver = 'could not translate host name "Secret99@127.0.0.1" to address'
     assert "Secret99" not in mask_secrets(driver, url)
+
+
+def test_a_study_continues_with_its_families_in_any_order_and_checks_direction_when_empty(
+    tmp_path,
+) -> None:
+    from lrkit.tune import StudySpaceError, Task, tune
+
+    url = f"sqlite:///{tmp_path / 'fam.db'}"
+    train = lambda spec, report: 1.0  # noqa: E731
+    task = Task(train=train, total_steps=20)
+    tune(task, n_trials=2, storage=url, study_name="a", seeding="blind",
+         families=("cosine", "constant"))  # fmt: skip
+    tune(task, n_trials=3, storage=url, study_name="a", seeding="blind",
+         families=("constant", "cosine"))  # fmt: skip
+    study = optuna.load_study(study_name="a", storage=url)
+    assert len(study.trials) == 3
+    assert study.trials[-1].distributions["family"].choices == ("cosine", "constant")
+    optuna.create_study(study_name="empty", storage=url, direction="maximize")
+    with pytest.raises(StudySpaceError) as info:
+        tune(task, n_trials=1, storage=url, study_name="empty", seeding="blind")
+    assert info.value.conflicts == {"direction": ("maximize", "minimize")}
+
+
+def test_study_space_error_round_trips_through_pickle() -> None:
+    import pickle
+
+    from lrkit.tune import StudySpaceError
+
+    e = StudySpaceError("s", conflicts={"direction": ("minimize", "maximize")})
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is StudySpaceError and str(back) == str(e)
+    assert back.conflicts == e.conflicts and back.study_name == "s"

@@ -29,7 +29,6 @@ a controller restored from a state dict continues exactly as the original would.
 from __future__ import annotations
 
 import bisect
-import copy
 import math
 import os
 import sys
@@ -148,25 +147,29 @@ class Feedback(ABC):
         """Everything needed to resume exactly, as plain JSON-able Python types."""
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a state produced by :meth:`state_dict` of the same controller type. The
-        whole state is read on a copy first: a malformed one raises ``ValueError`` (naming a
-        missing key) and leaves this controller as it was."""
+        """Restore a state produced by :meth:`state_dict` of the same controller type. A
+        malformed state raises ``ValueError`` (naming a missing key) and leaves this controller
+        as it was (its own state is put back)."""
+        saved = self.state_dict()
         try:
-            copy.deepcopy(self)._load_state(state)
-        except KeyError as exc:
-            raise ValueError(
-                f"state is missing {exc.args[0]!r}: it must be a state_dict() of a "
-                f"{type(self).__name__}"
-            ) from None
-        except TypeError as exc:
-            raise ValueError(
-                f"state must be a state_dict() of a {type(self).__name__}: {exc}"
-            ) from None
-        self._load_state(state)
+            self._load_state(state)
+        except (KeyError, TypeError, ValueError) as exc:
+            self._load_state(saved)
+            if isinstance(exc, KeyError):
+                raise ValueError(
+                    f"state is missing {exc.args[0]!r}: it must be a state_dict() of a "
+                    f"{type(self).__name__}"
+                ) from None
+            if isinstance(exc, TypeError):
+                raise ValueError(
+                    f"state must be a state_dict() of a {type(self).__name__}: {exc}"
+                ) from None
+            raise
 
     def _load_state(self, state: Mapping[str, Any]) -> None:
-        """Read ``state`` into this controller (:meth:`load_state_dict` checks it first). A
-        controller defined outside lrkit overrides this, or ``load_state_dict`` itself."""
+        """Read ``state`` into this controller (:meth:`load_state_dict` puts the previous state
+        back when it fails). A controller defined outside lrkit overrides this, or
+        ``load_state_dict`` itself."""
         raise NotImplementedError(f"{type(self).__name__} cannot load a state")
 
     def __and__(self, other: Feedback) -> Chain:

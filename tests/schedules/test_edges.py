@@ -135,7 +135,7 @@ def test_numpy_scalar_steps_give_the_float64_value_without_warnings(step):
         assert s(step) == s(float(step)) == s.values([float(step)])[0]
 
 
-@pytest.mark.parametrize("bad", ["3", None, [1], 1 + 2j, True, b"3"])
+@pytest.mark.parametrize("bad", ["3", None, [1], 1 + 2j, True, b"3", np.array(True), np.bool_(1)])
 def test_a_step_that_is_not_a_number_is_a_type_error_naming_step(bad):
     with pytest.raises(TypeError, match=r"^step must be a number \(an int, or a float"):
         S.cosine(0.1, total_steps=100)(bad)

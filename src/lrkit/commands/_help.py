@@ -47,5 +47,7 @@ def rename(exc: BaseException, *, names: dict[str, str]) -> ValueError:
     text = str(exc)
     keys: Sequence[str] = sorted(names, key=len, reverse=True)
     pattern = "|".join(re.escape(k) for k in keys)
-    out = re.sub(rf"(?<![\w.\-\[])(?:{pattern})(?![\w\[])", lambda m: names[m.group(0)], text)
-    return ValueError(out)
+    # the value after ", got " is what the user typed: it is quoted as it was
+    head, sep, tail = text.partition(", got ")
+    out = re.sub(rf"(?<![\w.\-\[])(?:{pattern})(?![\w\[])", lambda m: names[m.group(0)], head)
+    return ValueError(out + sep + tail)

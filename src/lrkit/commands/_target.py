@@ -152,6 +152,14 @@ class TargetError(Exception):
         self.error = error
         self.during = during
 
+    def __reduce__(self) -> Any:  # picklable (e.g. across a process pool)
+        import functools
+
+        return (
+            functools.partial(TargetError, self.target, error=self.error, during=self.during),
+            (),
+        )
+
 
 @contextlib.contextmanager
 def user_code(
@@ -175,12 +183,15 @@ def user_code(
 def import_function(target: str) -> Callable[..., Any]:
     """:func:`lrkit._target.import_target`; an error raised while the target's module runs
     (other than its import errors) is a :class:`TargetError`."""
-    from .._target import import_target
+    from .._target import FORMAT, import_target
 
     try:
         return import_target(target)
-    except (ValueError, ImportError):  # a malformed or missing target: a command-line mistake
-        raise
+    except (ValueError, ImportError) as exc:
+        msg = str(exc)
+        if msg.startswith(FORMAT) or msg.startswith(f"target {target!r}:"):
+            raise  # a malformed or missing target: a command-line mistake
+        raise TargetError(target, error=exc, during="the import") from exc
     except Exception as exc:
         raise TargetError(target, error=exc, during="the import") from exc
 

@@ -405,7 +405,7 @@ def rule_lr(name: str, value: Any) -> float:
         lr = float(value)
     except (TypeError, ValueError):
         lr = math.nan
-    if not (math.isfinite(lr) and lr > 0) or isinstance(value, (bool, str, bytes)):
+    if not (math.isfinite(lr) and lr > 0) or isinstance(value, (bool, np.bool_, str, bytes)):
         raise ValueError(f"rule {name!r} must return a learning rate > 0, got {value!r}")
     return lr
 

@@ -65,7 +65,11 @@ def _step_error(name: str, step: Any) -> ValueError:
 def _as_step(step: Any, name: str = "step") -> float:
     """A step that is not a plain ``int``/``float`` (a numpy or torch scalar, a 0-d array)
     as a Python number; anything that is not a real number is a ``TypeError``."""
-    if not isinstance(step, (bool, np.bool_, str, bytes)):
+    dtype = getattr(step, "dtype", None)  # a 0-d numpy array or torch tensor of bools
+    boolean = dtype is not None and (
+        getattr(dtype, "kind", "") == "b" or str(dtype) == "torch.bool"
+    )
+    if not boolean and not isinstance(step, (bool, np.bool_, str, bytes)):
         try:
             return operator.index(step)  # integer scalars, exactly
         except TypeError:

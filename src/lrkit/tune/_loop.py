@@ -45,6 +45,11 @@ class StudySpaceError(ValueError):
             f"new study, or the same {' and '.join(conflicts)} to continue this one"
         )
 
+    def __reduce__(self) -> Any:  # picklable (e.g. across a process pool)
+        import functools
+
+        return (functools.partial(StudySpaceError, self.study_name, conflicts=self.conflicts), ())
+
 
 def _space_record(families: Sequence[str], seeding: Any, total_steps: int) -> dict[str, Any]:
     if isinstance(seeding, str):
@@ -54,17 +59,23 @@ def _space_record(families: Sequence[str], seeding: Any, total_steps: int) -> di
     return {"families": list(families), "seeding": how, "total_steps": int(total_steps)}
 
 
-def _check_space(study: Any, record: dict[str, Any], requested_direction: str) -> None:
+def _check_space(study: Any, record: dict[str, Any], requested_direction: str) -> list[str]:
     """Refuse (:class:`StudySpaceError`) to continue a study created with another search
     space or optimization direction; record the space on a study that has none yet. A study
     from before the space was recorded is compared through its trials' ``family`` choices and
-    its total steps."""
+    its total steps. The same families in another order are the same space: the study's
+    order is returned (Optuna's categorical choices keep the order they were created with)."""
+    direction = study.direction.name.lower()  # Optuna keeps it: every study has one
+    if direction != requested_direction:
+        raise StudySpaceError(
+            study.study_name, conflicts={"direction": (direction, requested_direction)}
+        )
     stored = study.user_attrs.get(ATTR_SPACE)
     if stored is None:
         trials = study.get_trials(deepcopy=False)
         if not trials:
             study.set_user_attr(ATTR_SPACE, record)
-            return
+            return list(record["families"])
         stored = {}
         for t in trials:
             if "family" in t.distributions:
@@ -72,12 +83,18 @@ def _check_space(study: Any, record: dict[str, Any], requested_direction: str) -
                 break
         if ATTR_TOTAL_STEPS in study.user_attrs:
             stored["total_steps"] = study.user_attrs[ATTR_TOTAL_STEPS]
-    conflicts = {k: (stored[k], v) for k, v in record.items() if k in stored and stored[k] != v}
-    direction = study.direction.name.lower()  # Optuna keeps it: every study has one
-    if direction != requested_direction:
-        conflicts["direction"] = (direction, requested_direction)
+
+    def same(key: str, a: Any, b: Any) -> bool:
+        if key == "families":
+            return sorted(a) == sorted(b) and len(a) == len(b)
+        return bool(a == b)
+
+    conflicts = {
+        k: (stored[k], v) for k, v in record.items() if k in stored and not same(k, stored[k], v)
+    }
     if conflicts:
         raise StudySpaceError(study.study_name, conflicts=conflicts)
+    return list(stored.get("families", record["families"]))
 
 
 def _count(study: Any) -> tuple[int, int, int]:
@@ -261,7 +278,9 @@ def tune(
             )
     except _db_errors() as exc:
         raise storage_error(exc, storage if isinstance(storage, str) else "") from None
-    _check_space(study, _space_record(families, seeding, task.total_steps), task.direction)
+    families = _check_space(
+        study, _space_record(families, seeding, task.total_steps), task.direction
+    )
     rng, how, info = _resolve_range(study, task, seeding, say)
     space = SearchSpace(task.total_steps, rng, tuple(families))
     study.set_user_attr(ATTR_TOTAL_STEPS, task.total_steps)
