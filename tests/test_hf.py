@@ -231,3 +231,17 @@ def test_a_trainer_trains_after_find_lr_as_one_that_never_swept(tmp_path: Any) -
 def test_find_lr_rejects_what_is_not_a_trainer() -> None:
     with pytest.raises(ValueError, match="trainer must be a transformers.Trainer"):
         find_lr(object())
+
+
+def test_the_default_budget_is_the_steps_train_runs_with_a_partial_accumulation(
+    tmp_path: Any,
+) -> None:
+    # 88 examples, batch 8: 11 batches per epoch; accumulating 2, the Trainer runs 6 steps
+    trainer = transformers.Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, num_train_epochs=3, gradient_accumulation_steps=2),
+        train_dataset=Pairs(88, 1),
+    )
+    res = find_lr(trainer, num_iter=10, warn=False)
+    trainer.train()
+    assert res.total_steps == trainer.state.global_step == 18

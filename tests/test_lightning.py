@@ -275,6 +275,17 @@ def test_finder_without_an_lr_attribute_says_what_to_do() -> None:
     assert model.step_size == finder.result.suggestion
 
 
+def test_finder_refuses_the_placeholder_optimizer_of_a_module_without_one() -> None:
+    class NoOptimizer(Tiny):
+        def configure_optimizers(self) -> Any:
+            return None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=r"holding none of them \(did configure_optimizers"):
+            _trainer(max_epochs=0, callbacks=[LRFinder(num_iter=10)]).fit(NoOptimizer())
+
+
 def test_finder_rejects_bad_options() -> None:
     with pytest.raises(ValueError, match="num_iter"):
         LRFinder(num_iter=1)

@@ -184,7 +184,8 @@ def find_lr(
     data = getattr(prepared, "base_dataloader", prepared)
     if options.total_steps is None:  # the steps train() will run, as the Trainer counts them
         accum = max(1, int(args.gradient_accumulation_steps))
-        per_epoch = max(1, len(data) // accum) if hasattr(data, "__len__") else 0
+        # the Trainer counts a last, partial accumulation as a step: rounded up
+        per_epoch = max(1, math.ceil(len(data) / accum)) if hasattr(data, "__len__") else 0
         planned = (
             int(args.max_steps)
             if args.max_steps > 0

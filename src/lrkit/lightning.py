@@ -189,7 +189,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 "LRFinder needs automatic optimization (training_step returns the loss); "
                 "with manual optimization run lrkit.torch.find_lr with your own step"
             )
-        optimizer = _single_optimizer(trainer)
+        optimizer = _single_optimizer(trainer, pl_module)
         # the sweep sees the RNG as fit() found it; preparing the data (which draws from it)
         # happens here instead of at the first epoch, and training gets the RNG it would have
         rng = torch.get_rng_state()
@@ -283,14 +283,23 @@ def _mute(*args: Any, **kwargs: Any) -> None:
 _MISSING = object()
 
 
-def _single_optimizer(trainer: Any) -> Any:
+def _single_optimizer(trainer: Any, module: Any = None) -> Any:
     optimizers = trainer.optimizers
     if len(optimizers) != 1:
         raise ValueError(
             f"LRFinder needs configure_optimizers to return exactly one optimizer, "
             f"got {len(optimizers)}"
         )
-    return optimizers[0]
+    opt = optimizers[0]
+    if module is not None:
+        own = {id(p) for p in module.parameters()}
+        if not any(id(p) in own for g in opt.param_groups for p in g["params"]):
+            raise ValueError(
+                "LRFinder needs configure_optimizers to return an optimizer of the module's "
+                f"parameters, got a {type(opt).__name__} holding none of them (did "
+                "configure_optimizers return None?)"
+            )
+    return opt
 
 
 def _figure(result: FinderResult) -> Any:

@@ -186,3 +186,21 @@ def test_helpers_in_one_process(tmp_path: Path) -> None:
     assert path.read_text() == "hi"
     with pytest.raises(ValueError, match="fn"):
         LT.main_process_only(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["x", None, True, torch.ones(2)])
+def test_all_reduce_mean_names_what_it_takes(bad):
+    import lrkit.torch as LT
+
+    with pytest.raises(ValueError, match=r"^value must be a number or a one-element tensor"):
+        LT.all_reduce_mean(bad)
+
+
+def test_broadcast_object_checks_src():
+    import lrkit.torch as LT
+
+    assert LT.broadcast_object(1, src=0) == 1
+    with pytest.raises(ValueError, match=r"^src must be a rank in \[0, 1\)"):
+        LT.broadcast_object(1, src=5)
+    with pytest.raises(ValueError, match=r"^src must be an integer >= 0"):
+        LT.broadcast_object(1, src=-1)

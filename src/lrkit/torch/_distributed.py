@@ -14,9 +14,11 @@ same suggestions.
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .. import _validate as V
 from .._imports import require
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
@@ -81,8 +83,13 @@ def main_process_only(fn: Callable[..., T]) -> Callable[..., T | None]:
 def broadcast_object(obj: Any = None, *, src: int = 0) -> Any:
     """Rank ``src``'s ``obj`` on every rank (``torch.distributed.broadcast_object_list``);
     returns ``obj`` unchanged in a single process. Every rank must call it."""
+    src = V.integer("src", src, 0)
     if not _active():
+        if src != 0:
+            raise ValueError(f"src must be a rank in [0, 1) (one process), got {src}")
         return obj
+    if src >= get_world_size():
+        raise ValueError(f"src must be a rank in [0, {get_world_size()}), got {src}")
     import torch.distributed as dist
 
     box = [obj if get_rank() == src else None]
@@ -91,7 +98,16 @@ def broadcast_object(obj: Any = None, *, src: int = 0) -> Any:
 
 
 def all_reduce_mean(value: float | torch.Tensor) -> float:
-    """The mean of ``value`` over ranks, as a float (float64 sum). Every rank must call it."""
+    """The mean of ``value`` (a number or a one-element tensor) over ranks, as a float
+    (float64 sum). Every rank must call it."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(
+                f"value must be a number or a one-element tensor, got a tensor of shape "
+                f"{tuple(value.shape)}"
+            )
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"value must be a number or a one-element tensor, got {value!r}")
     t = (
         value.detach().to(torch.float64).reshape(())
         if isinstance(value, torch.Tensor)
