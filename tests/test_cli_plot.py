@@ -66,3 +66,28 @@ def test_default_outputs_never_overwrite(tmp_path: Path) -> None:
     (tmp_path / "lrkit_find-1.png").write_bytes(b"more user data")
     assert fresh_path(str(target)) == str(tmp_path / "lrkit_find-2.png")
     assert target.read_bytes() == b"user data"
+
+
+def test_text_plot_middle_label_is_the_value_of_its_row():
+    from lrkit.textplot import text_plot
+
+    rows = text_plot([0, 1, 2, 3], [0, 0.5, 0.5, 1], width=10, height=4).splitlines()
+    assert rows[0].startswith("    1 |") and rows[3].startswith("    0 |")
+    assert rows[2].startswith("0.333 |")  # the third of four rows stands for 1/3
+    odd = text_plot([0, 1], [0, 1], width=10, height=5).splitlines()
+    assert odd[2].startswith("0.5 |")
+
+
+def test_text_plot_log_axis_labels_whole_steps_as_integers():
+    from lrkit.textplot import text_plot
+
+    last = text_plot([1, 1199], [1, 2], logx=True, width=20, height=3).splitlines()[-1]
+    assert last.rstrip().endswith("1199")
+
+
+def test_plot_steps_names_the_default_when_the_length_is_too_long():
+    from lrkit import schedules as S
+    from lrkit.textplot import plot_steps
+
+    with pytest.raises(ValueError, match=r"^the schedule's length \+ 1 \(the default steps\)"):
+        plot_steps(S.cosine(0.1, total_steps=2**60))

@@ -267,3 +267,15 @@ def test_tables_module_is_numpy_only():
 def test_a_schedule_that_goes_negative_is_refused() -> None:
     with pytest.raises(ValueError, match=r"^s must be >= 0 at every step .* at step 0: sub"):
         lo.schedule(S.cosine(0.1, total_steps=10) - 1)
+
+
+def test_bfloat16_tables_and_a_bad_dtype_name() -> None:
+    import ml_dtypes
+
+    s = S.cosine(1e-3, total_steps=50)
+    f = lo.schedule(s, dtype=jnp.bfloat16)
+    t = np.arange(60)
+    want = s.values(t).astype(ml_dtypes.bfloat16)
+    assert np.array_equal(np.asarray(jax.jit(jax.vmap(f))(jnp.asarray(t, jnp.int32))), want)
+    with pytest.raises(ValueError, match=r"^dtype must be a floating dtype, got 'foo'$"):
+        lo.schedule(s, dtype="foo")

@@ -29,7 +29,10 @@ def x64_enabled() -> bool:
 
 def out_dtype(dtype: Any) -> np.dtype[Any]:
     """``dtype`` as JAX will produce it (float64 only with ``jax_enable_x64``)."""
-    d = jnp.dtype(dtype)
+    try:
+        d = jnp.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}") from None
     if not jnp.issubdtype(d, jnp.floating):
         raise ValueError(f"dtype must be a floating dtype, got {dtype!r}")
     return np.dtype(jax.dtypes.canonicalize_dtype(d))

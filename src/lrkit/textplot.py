@@ -33,7 +33,8 @@ def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         total = int(steps)
     if total > MAX_STEP:
-        raise ValueError(f"steps must be at most 2**53 to plot, got {total:.3g}")
+        what = "steps" if steps is not None else "the schedule's length + 1 (the default steps)"
+        raise ValueError(f"{what} must be at most 2**53 to plot, got {total:.3g}")
     if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2:
         raise ValueError(f"max_points must be an integer >= 2, got {max_points!r}")
     if total <= max_points:
@@ -94,11 +95,15 @@ def text_plot(
 
     def fmt(v: float, log: bool) -> str:
         val = 10**v if log else v
+        if log and abs(val - round(val)) <= 1e-9 * max(1.0, abs(val)):
+            val = round(val)  # 10 ** log10(1199) is 1198.9999999999998
         if float(val).is_integer() and abs(val) < 1e6:
             return str(int(val))  # a step: 1199, not 1.2e+03
         return f"{val:.3g}"
 
-    labels = [fmt(y1, logy), fmt((y0 + y1) / 2, logy), fmt(y0, logy)]
+    # the middle label is the value of the row it stands on (the midpoint for odd heights)
+    mid_row = height - 1 - height // 2
+    labels = [fmt(y1, logy), fmt(y0 + (y1 - y0) * mid_row / (height - 1), logy), fmt(y0, logy)]
     lw = max(len(s) for s in labels)
     lines = []
     if title:

@@ -242,8 +242,13 @@ def value_table(
     """
     if not isinstance(s, Schedule):
         raise ValueError(f"s must be a lrkit schedule, got {s!r}")
-    np_dtype = np.dtype(dtype)
-    if not np.issubdtype(np_dtype, np.floating):
+    try:
+        np_dtype = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}") from None
+    # numpy's floats, and the extra float types of ml_dtypes (bfloat16, float8_*) that JAX uses
+    extra_float = np_dtype.name.startswith(("bfloat16", "float8"))
+    if not (np.issubdtype(np_dtype, np.floating) or extra_float):
         raise ValueError(f"dtype must be a floating dtype, got {dtype!r}")
     scale = V.non_negative("scale", scale)
     limit = V.integer("limit", limit, 2)
