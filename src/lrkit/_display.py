@@ -117,10 +117,10 @@ def schedule_bundle(s: Any) -> dict[str, Any]:
     """A schedule: its spec, length, LR at a few steps, and the curve."""
     import numpy as np
 
-    from .textplot import MAX_STEP, plot_steps
+    from .textplot import MAX_STEP, natural_steps, plot_steps
 
     # the natural length, as Schedule.plot draws; evaluated at no more than MAX_POINTS steps
-    n = min(int(s.length) + 1, MAX_STEP) if s.length else 1000
+    n = min(natural_steps(s), MAX_STEP)
     points = sorted({0, n // 4, n // 2, (3 * n) // 4, n - 1})
     at = s.values(np.array(points, dtype=np.int64))
     xs = plot_steps(s, steps=n)

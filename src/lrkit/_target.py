@@ -15,9 +15,18 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FORMAT", "import_target"]
+__all__ = ["FORMAT", "TargetNotFoundError", "TargetSpecError", "import_target"]
 
 FORMAT = "target must look like 'package.module:function'"
+
+
+class TargetSpecError(ValueError):
+    """A malformed target string, or a module without the named callable."""
+
+
+class TargetNotFoundError(ImportError):
+    """The target's module cannot be found (an error the target's own code raises while it is
+    imported is passed through as it is)."""
 
 
 def _show(spec: Any, limit: int = 80) -> str:
@@ -28,15 +37,16 @@ def _show(spec: Any, limit: int = 80) -> str:
 def import_target(spec: Any) -> Callable[..., Any]:
     """The callable named by ``"pkg.module:function"`` (``importlib``, never ``eval``).
 
-    Raises ``ValueError`` for a malformed string or a missing attribute and ``ImportError``
+    Raises ``ValueError`` (:class:`TargetSpecError`) for a malformed string or a missing
+    attribute and ``ImportError`` (:class:`TargetNotFoundError`)
     (one line, naming the module) when the module cannot be imported."""
     if not isinstance(spec, str) or spec.count(":") != 1:
-        raise ValueError(f"{FORMAT}, got {_show(spec)}")
+        raise TargetSpecError(f"{FORMAT}, got {_show(spec)}")
     mod_name, attr = spec.split(":")
     if not all(p.isidentifier() for p in mod_name.split(".")) or not all(
         p.isidentifier() for p in attr.split(".")
     ):
-        raise ValueError(f"{FORMAT}, got {_show(spec)}")
+        raise TargetSpecError(f"{FORMAT}, got {_show(spec)}")
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)  # as `python -m` does; the command line takes it out again
@@ -44,7 +54,7 @@ def import_target(spec: Any) -> Callable[..., Any]:
         module = importlib.import_module(mod_name)
     except ModuleNotFoundError as exc:
         if exc.name is not None and mod_name.startswith(exc.name):
-            raise ImportError(
+            raise TargetNotFoundError(
                 f"target {spec!r}: no module named {exc.name!r} (run from the folder that "
                 "holds it, or install it)",
                 name=exc.name,
@@ -56,5 +66,5 @@ def import_target(spec: Any) -> Callable[..., Any]:
         if obj is None:
             break
     if not callable(obj):
-        raise ValueError(f"target {spec!r}: module {mod_name!r} has no callable {attr!r}")
+        raise TargetSpecError(f"target {spec!r}: module {mod_name!r} has no callable {attr!r}")
     return obj  # type: ignore[no-any-return]

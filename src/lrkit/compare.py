@@ -483,38 +483,23 @@ def compare(
     steps = V.integer("steps", steps, 10)
     finder_iter = V.integer("finder_iter", finder_iter, 10)
     setups = _setups(make)
-    with preserved_rng(import_torch=True):
-        return _compare(make, setups, methods, steps, finder_iter, progress, name, t0)
-
-
-def _compare(
-    make: Any,
-    setups: Callable[[], Setup],
-    methods: list[str],
-    steps: int,
-    finder_iter: int,
-    progress: bool,
-    name: str | None,
-    t0: float,
-) -> Comparison:
-    import time
-
-    lrs = find_lrs(setups, methods=methods, num_iter=finder_iter, total_steps=steps)
-    bar: Any = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps * len(methods), desc="compare", unit="step", leave=False)
     results = []
-    try:
-        for m in methods:
+    with preserved_rng(import_torch=True):
+        lrs = find_lrs(setups, methods=methods, num_iter=finder_iter, total_steps=steps)
+        bar: Any = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=steps * len(methods), desc="compare", unit="step", leave=False)
+        try:
+            for m in methods:
+                if bar is not None:
+                    bar.set_postfix_str(m)
+                tick = bar.update if bar else None
+                results.append(run_method(m, make=setups, lrs=lrs, steps=steps, tick=tick))
+        finally:
             if bar is not None:
-                bar.set_postfix_str(m)
-            tick = bar.update if bar else None
-            results.append(run_method(m, make=setups, lrs=lrs, steps=steps, tick=tick))
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.close()
     label = name if name is not None else str(getattr(make, "name", "task"))
     return Comparison(results, lrs=lrs, name=label, steps=steps, seconds=time.perf_counter() - t0)
 

@@ -8,12 +8,21 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_POINTS", "plot_steps", "text_plot"]
+__all__ = ["MAX_POINTS", "natural_steps", "plot_steps", "text_plot"]
 
 #: The most steps at which a plot evaluates a schedule (however long it is).
 MAX_POINTS = 4000
 #: The largest step a plot can place exactly (float64 holds every integer up to 2**53).
 MAX_STEP = 2**53
+
+
+def natural_steps(schedule: Any) -> int:
+    """The number of steps a plot of ``schedule`` spans by default: its natural length + 1
+    (its ``length`` attribute), or 1000 when it has none."""
+    n = getattr(schedule, "length", None)
+    if not n or not np.isfinite(float(n)):
+        return 1000
+    return int(n) + 1
 
 
 def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX_POINTS) -> Any:
@@ -23,11 +32,7 @@ def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX
     does). ``steps`` defaults to the schedule's natural length + 1 (its ``length``
     attribute), or 1000 when it has none. Returns an ``int64`` array."""
     if steps is None:
-        n = getattr(schedule, "length", None)
-        if not n or not np.isfinite(float(n)):
-            total = 1000
-        else:
-            total = int(n) + 1
+        total = natural_steps(schedule)
     else:
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")

@@ -183,15 +183,12 @@ def user_code(
 def import_function(target: str) -> Callable[..., Any]:
     """:func:`lrkit._target.import_target`; an error raised while the target's module runs
     (other than its import errors) is a :class:`TargetError`."""
-    from .._target import FORMAT, import_target
+    from .._target import TargetNotFoundError, TargetSpecError, import_target
 
     try:
         return import_target(target)
-    except (ValueError, ImportError) as exc:
-        msg = str(exc)
-        if msg.startswith(FORMAT) or msg.startswith(f"target {target!r}:"):
-            raise  # a malformed or missing target: a command-line mistake
-        raise TargetError(target, error=exc, during="the import") from exc
+    except (TargetSpecError, TargetNotFoundError):  # a command-line mistake
+        raise
     except Exception as exc:
         raise TargetError(target, error=exc, during="the import") from exc
 

@@ -83,14 +83,6 @@ def _as_step(step: Any, name: str = "step") -> float:
     )
 
 
-def _check_step(step: float) -> float:
-    if type(step) is not int and type(step) is not float:
-        step = _as_step(step)
-    if not 0 <= step <= _MAX_STEP:  # also catches NaN, inf and integers beyond float64
-        raise _step_error("step", step)
-    return step
-
-
 def _frozen(value: Any) -> Any:
     """``to_dict()`` output as nested tuples: equal dicts give equal hashes."""
     if isinstance(value, dict):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -345,11 +344,9 @@ def first_negative(schedule: Schedule) -> tuple[int, float] | None:
     where it is negative or NaN; ``None`` when there is none."""
     import numpy as np
 
-    from ..textplot import MAX_STEP, plot_steps
+    from ..textplot import MAX_STEP, natural_steps, plot_steps
 
-    n = getattr(schedule, "length", None)
-    natural = int(n) + 1 if n and math.isfinite(float(n)) else None
-    steps = plot_steps(schedule, steps=None if natural is None else min(natural, MAX_STEP))
+    steps = plot_steps(schedule, steps=min(natural_steps(schedule), MAX_STEP))
     with np.errstate(all="ignore"):
         values = schedule.values(steps)
     bad = np.nonzero(~(values >= 0))[0]

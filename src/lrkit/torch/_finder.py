@@ -31,15 +31,20 @@ __all__ = ["find_lr"]
 # ----------------------------------------------------------------------------- snapshot
 
 
-def _data_generators(data: Any) -> list[torch.Generator]:
-    """torch.Generators a DataLoader (or sampler) draws from, so their state can be restored."""
+def _data_generators(*sources: Any) -> list[torch.Generator]:
+    """torch.Generators the DataLoaders (or samplers) ``sources`` draw from, each once, so
+    their state can be restored."""
     gens: list[torch.Generator] = []
     seen: set[int] = set()
     objs = [
-        data,
-        getattr(data, "sampler", None),
-        getattr(data, "batch_sampler", None),
-        getattr(getattr(data, "batch_sampler", None), "sampler", None),
+        obj
+        for data in sources
+        for obj in (
+            data,
+            getattr(data, "sampler", None),
+            getattr(data, "batch_sampler", None),
+            getattr(getattr(data, "batch_sampler", None), "sampler", None),
+        )
     ]
     for obj in objs:
         g = getattr(obj, "generator", None)
@@ -58,7 +63,7 @@ class _Snapshot:
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         scaler: Any,
-        data: Any,
+        data: tuple[Any, ...],
         where: str,
     ) -> None:
         self.model, self.optimizer, self.scaler = model, optimizer, scaler
@@ -66,7 +71,7 @@ class _Snapshot:
         self.tmpdir: str | None = None
         self.modes = [(m, m.training) for m in model.modules()]
         self.rngs = GlobalRNGState()
-        self.gens = [(g, g.get_state()) for g in _data_generators(data)]
+        self.gens = [(g, g.get_state()) for g in _data_generators(*data)]
         self.opt_called = optimizer.__dict__.get("_opt_called", _MISSING)
         self.scaler_state = copy.deepcopy(scaler.__dict__) if scaler is not None else None
         # tensors the optimizer steps that the model does not own (e.g. a learnable
@@ -341,10 +346,8 @@ def find_lr(
         raise ValueError(f"amp must be a bool or a torch.dtype, got {amp!r}")
     use_scaler = scaler is not None and bool(getattr(scaler, "is_enabled", lambda: True)())
     world = _dist_world()
-    snap = _Snapshot(model, optimizer, scaler if use_scaler else None, data, snapshot)
-    # val_data's own generators too: drawing its batches (a shuffled loader) moves them
-    snap.gens += [(g, g.get_state()) for g in _data_generators(val_data)
-                  if all(g is not h for h, _ in snap.gens)]  # fmt: skip
+    # val_data's generators too: drawing its batches (a shuffled loader) moves them
+    snap = _Snapshot(model, optimizer, scaler if use_scaler else None, (data, val_data), snapshot)
     bar = None
     try:
         val_batches = [_to(b, dev) for b in val_data] if val_data is not None else None
