@@ -148,6 +148,17 @@ def test_plateau_cuts_after_patience_plus_one_bad_evaluations_and_resumes(tmp_pa
     assert resumed.lr_scheduler.state_dict() == trainer.lr_scheduler.state_dict()
 
 
+def test_a_second_train_starts_the_feedback_afresh(tmp_path: Any) -> None:
+    trainer = _plateau_trainer(tmp_path)
+    fb = trainer.lrkit_feedback
+    trainer.train()
+    first = _logged_lrs(trainer)
+    assert fb.scale == 0.25 and trainer.lrkit_feedback is fb  # 2nd cut after the last step
+    trainer.lr_scheduler = None  # as hyperparameter_search does between trials
+    trainer.train()
+    assert _logged_lrs(trainer) == first
+
+
 def test_report_metric_warns_when_it_cannot_report(tmp_path: Any) -> None:
     trainer = Trainer(
         model=tiny_bert(),

@@ -18,6 +18,7 @@ but the optimizer is then yours: the Trainer's weight-decay parameter groups are
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Mapping
@@ -53,9 +54,12 @@ class LRKitMixin:
     ``schedule(num_training_steps)`` returning one of those (the step count is known only when
     training starts). The schedule gives absolute LRs; each parameter group follows it times
     its ratio to ``args.learning_rate`` (1 for the Trainer's own groups). ``feedback``: an
-    :mod:`lrkit.feedback` controller, fed by :class:`ReportMetric`. With ``schedule=None`` the
-    Trainer's own scheduler is used. The scheduler's state (step, feedback) goes into every
-    checkpoint and ``train(resume_from_checkpoint=...)`` continues exactly.
+    :mod:`lrkit.feedback` controller, fed by :class:`ReportMetric`; every ``train()`` starts
+    it from its state when the Trainer was made (as the Trainer's own schedulers start afresh;
+    ``hyperparameter_search`` trials too), and ``trainer.lrkit_feedback`` is the same object.
+    With ``schedule=None`` the Trainer's own scheduler is used. The scheduler's state (step,
+    feedback) goes into every checkpoint and ``train(resume_from_checkpoint=...)`` continues
+    exactly.
     """
 
     def __init__(self, *args: Any, schedule: Any = None, feedback: Any = None, **kwargs: Any):
@@ -75,6 +79,14 @@ class LRKitMixin:
         super().__init__(*args, **kwargs)
         self.lrkit_schedule = schedule
         self.lrkit_feedback = feedback
+        # every train() starts the controller(s) from this state, as the Trainer's own
+        # schedulers start afresh (a resumed run then loads the checkpoint's state)
+        controllers = feedback if isinstance(feedback, (list, tuple)) else [feedback]
+        self._lrkit_feedback_start = [
+            (c, copy.deepcopy(c.state_dict()))
+            for c in controllers
+            if callable(getattr(c, "state_dict", None)) and not isinstance(c, type)
+        ]  # (anything else is refused by lrkit.torch.scheduler when training starts)
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         if self.lrkit_schedule is None:
@@ -84,6 +96,8 @@ class LRKitMixin:
             spec = self.lrkit_schedule
             if not isinstance(spec, (Schedule, str, Mapping)):
                 spec = spec(num_training_steps)
+            for c, start in self._lrkit_feedback_start:
+                c.load_state_dict(copy.deepcopy(start))
             self.lr_scheduler = scheduler(opt, spec, feedback=self.lrkit_feedback)
             self._created_lr_scheduler = True
         return self.lr_scheduler

@@ -239,6 +239,79 @@ def test_guard_state_dict_round_trip():
     assert k.state_dict() == g.state_dict()
 
 
+def test_without_lrkit_scheduler_a_cut_scales_the_lr_set_since_the_snapshot():
+    # a stock torch scheduler lowered the LR after the snapshot: the cut applies to that LR,
+    # it does not bring back the snapshot's
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    step_lr = torch.optim.lr_scheduler.StepLR(opt, 5, 0.1)
+    guard = DivergenceGuard(model, optimizer=opt, spike_factor=None)
+    for _ in range(12):
+        opt.zero_grad()
+        loss = model(torch.ones(1, 2)).sum()
+        loss.backward()
+        assert guard.check(loss)
+        opt.step()
+        step_lr.step()
+    lr = opt.param_groups[0]["lr"]
+    assert lr == pytest.approx(0.01) and guard.snapshot_check < 12
+    assert not guard.check(float("nan"))
+    assert opt.param_groups[0]["lr"] == lr * 0.5
+    assert not guard.check(float("nan"))
+    assert opt.param_groups[0]["lr"] == lr * 0.25
+
+
+def test_a_tensor_lr_is_cut_in_place():
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(0.01))
+    lr = opt.param_groups[0]["lr"]
+    guard = DivergenceGuard(model, optimizer=opt, spike_factor=None)
+    guard.check(1.0)
+    assert not guard.check(float("nan"))
+    assert opt.param_groups[0]["lr"] is lr and float(lr) == pytest.approx(0.005)
+
+
+def test_resumed_guard_counts_checks_on_and_cuts_the_loaded_lr():
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    g = DivergenceGuard(model, optimizer=opt, spike_factor=None)
+    for _ in range(5):
+        g.check(1.0)
+    g.check(float("nan"))  # lr 0.05
+    state = json.loads(json.dumps(g.state_dict()))
+    opt2 = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt2.load_state_dict(opt.state_dict())  # the optimizer's own checkpoint: lr 0.05
+    h = DivergenceGuard(model, optimizer=opt2, spike_factor=None)
+    h.load_state_dict(state)
+    assert h.num_checks == g.num_checks == 6
+    g.check(float("nan"))
+    h.check(float("nan"))
+    assert h.events == g.events and h.events[-1]["step"] == 7
+    assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == pytest.approx(0.025)
+
+
+def test_guard_load_state_dict_refuses_a_bad_state_and_changes_nothing():
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    g = DivergenceGuard(model, optimizer=opt)
+    g.check(1.0)
+    before = g.state_dict()
+    with pytest.raises(ValueError, match="DivergenceGuard.state_dict"):
+        g.load_state_dict({"controller": before["controller"]})
+    bad = {"controller": {**before["controller"], "restores": 3}, "feedback": {"scale": "x"}}
+    with pytest.raises(ValueError):
+        g.load_state_dict(bad)
+    assert g.state_dict() == before
+
+
+def test_guard_refuses_a_scheduler_with_per_group_feedback():
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD([{"params": [model.weight]}, {"params": [model.bias]}], lr=0.1)
+    sched = lt.scheduler(opt, "constant(0.1)", feedback=[ReduceOnPlateau(), ReduceOnPlateau()])
+    with pytest.raises(ValueError, match="per-group feedback"):
+        DivergenceGuard(model, optimizer=opt, scheduler=sched)
+
+
 def test_exported():
     from lrkit.feedback import DivergenceDetector
 

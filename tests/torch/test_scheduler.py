@@ -510,6 +510,47 @@ def test_load_state_dict_rejects_bad_state_and_changes_nothing(state: Any, match
     assert (sch.last_epoch, sch._step_count, list(sch.ratios), opt.param_groups[0]["lr"]) == before
 
 
+def test_a_failed_per_group_feedback_load_changes_no_controller() -> None:
+    from lrkit.feedback import ReduceOnPlateau
+
+    def make() -> tuple[Any, list[Any]]:
+        ps = [torch.nn.Parameter(torch.zeros(2)) for _ in range(2)]
+        opt = torch.optim.SGD([{"params": [p]} for p in ps], lr=0.1)
+        fbs = [ReduceOnPlateau(factor=0.5, patience=0) for _ in range(2)]
+        return lt.scheduler(opt, S.constant(0.1), feedback=fbs), fbs
+
+    sch, _ = make()
+    for v in (1.0, 2.0, 3.0):
+        sch.report(v)
+        sch.step()
+    bad = copy.deepcopy(sch.state_dict())
+    bad["feedback"][1] = {"type": "ReduceOnPlateau"}
+    fresh, fbs = make()
+    before = [fb.state_dict() for fb in fbs]
+    lrs = [g["lr"] for g in fresh.optimizer.param_groups]
+    with pytest.raises(ValueError, match="factor"):
+        fresh.load_state_dict(bad)
+    assert [fb.state_dict() for fb in fbs] == before
+    fresh.step()
+    assert [g["lr"] for g in fresh.optimizer.param_groups] == lrs
+
+
+def test_feedback_class_hyperparams_list_and_numpy_epoch() -> None:
+    from lrkit.feedback import ReduceOnPlateau
+
+    opt = _opt(0.1)
+    with pytest.raises(ValueError, match=r"^feedback must be a controller instance, e\.g\. Red"):
+        lt.scheduler(opt, S.constant(0.1), feedback=ReduceOnPlateau)
+    with pytest.raises(ValueError, match=r"^hyperparams must be a dict"):
+        lt.scheduler(opt, S.constant(0.1), hyperparams=["weight_decay"])
+    sch = lt.scheduler(opt, S.cosine(0.1, total_steps=100))
+    sch.step(np.int64(7))
+    assert sch.last_epoch == 7 and type(sch.last_epoch) is int
+    assert opt.param_groups[0]["lr"] == S.cosine(0.1, total_steps=100)(7)
+    with pytest.raises(ValueError, match="step\\(\\) takes no metric"):
+        sch.step(np.float64(0.5))
+
+
 def test_load_state_dict_accepts_an_integral_float_step() -> None:
     opt = _opt(0.1)
     sch = lt.scheduler(opt, S.cosine(0.1, total_steps=100))

@@ -132,6 +132,7 @@ class DivergenceGuard:
         if scheduler is not None:
             self.attach(scheduler)
         self.num_checks = 0
+        self._lr_scale = 1.0  # the multiplier the optimizer's LRs include (no lrkit scheduler)
         self.snapshot()
 
     # ------------------------------------------------------------------ scheduler
@@ -143,6 +144,11 @@ class DivergenceGuard:
                 f"{type(scheduler).__name__}"
             )
         fb = scheduler.feedback
+        if isinstance(fb, list):
+            raise ValueError(
+                "scheduler: a DivergenceGuard needs a scheduler with one feedback controller "
+                "for all param groups (or none), got one with per-group feedback=[...]"
+            )
         members = fb.controllers if isinstance(fb, Chain) else (fb,)
         if not any(m is self.feedback for m in members):
             scheduler.feedback = self.feedback if fb is None else Chain(fb, self.feedback)
@@ -167,13 +173,16 @@ class DivergenceGuard:
         return int(self._book.snapshots[-1]["check"])
 
     def restore(self) -> None:
-        """Put the last good snapshot back into the model and optimizer (gradients cleared);
-        the LRs include every cut made so far."""
+        """Put the last good snapshot back into the model and optimizer (gradients cleared).
+        The LRs are not taken from the snapshot: they stay what they were (with an lrkit
+        scheduler, what it sets now), times every cut made since they were last set."""
         snap = self._book.snapshots[-1]
         with torch.no_grad():
             self.model.load_state_dict(snap["model"])
         opt = self.optimizer
         groups, group_dicts = opt.param_groups, list(opt.param_groups)
+        lrs = [g["lr"] for g in group_dicts]  # the objects (a tensor LR stays the same tensor)
+        values = [lr.clone() if isinstance(lr, torch.Tensor) else lr for lr in lrs]
         opt.load_state_dict(_clone(snap["optimizer"]))
         # load_state_dict() builds new group dicts and a new list: put the values back into the
         # user's objects, so references held to them (or to the list) stay live
@@ -184,16 +193,17 @@ class DivergenceGuard:
         opt.param_groups = groups
         for p in self.model.parameters():
             p.grad = None
-        ratio = self.feedback.scale / snap["scale"] if snap["scale"] > 0 else 0.0
         if self.scheduler is not None and hasattr(self.scheduler, "refresh"):
+            for g, lr, v in zip(group_dicts, lrs, values):
+                g["lr"] = lr.copy_(v) if isinstance(lr, torch.Tensor) else v
             self.scheduler.refresh()  # the scheduler's LR (schedule x feedback incl. the cut)
-        else:
-            for g in self.optimizer.param_groups:
-                lr = g["lr"]
-                if isinstance(lr, torch.Tensor):
-                    lr.mul_(ratio)
-                else:
-                    g["lr"] = lr * ratio
+            return
+        # no lrkit scheduler: the LRs as they are now (whatever set them since the snapshot),
+        # cut by the cuts made since they were last scaled
+        ratio = self.feedback.scale / self._lr_scale if self._lr_scale > 0 else 0.0
+        for g, lr, v in zip(group_dicts, lrs, values):
+            g["lr"] = lr.copy_(v * ratio) if isinstance(lr, torch.Tensor) else v * ratio
+        self._lr_scale = self.feedback.scale
 
     # ------------------------------------------------------------------ the check
     def _grads_finite(self) -> bool:
@@ -274,8 +284,26 @@ class DivergenceGuard:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (also one saved before the ``controller`` rename)."""
+        """Restore a :meth:`state_dict` (also one saved before the ``controller`` rename); the
+        check count goes on from the saved one."""
+        if (
+            not isinstance(state, dict)
+            or "feedback" not in state
+            or ("controller" not in state and "core" not in state)
+        ):
+            raise ValueError(
+                "state must be a dict from DivergenceGuard.state_dict() (keys 'controller' and "
+                "'feedback')"
+            )
+        previous = self.controller.state_dict()
         self.controller.load_state_dict(
             state["controller"] if "controller" in state else state["core"]
         )
-        self.feedback.load_state_dict(state["feedback"])
+        try:
+            self.feedback.load_state_dict(state["feedback"])
+        except Exception:
+            self.controller.load_state_dict(previous)
+            raise
+        self.num_checks = self.controller.num_checks  # each check is one of the controller's
+        # the optimizer's LRs (saved in the optimizer's own checkpoint) include the loaded cuts
+        self._lr_scale = self.feedback.scale

@@ -10,6 +10,7 @@ optimizer's current LR and the order of ``optimizer.step()``/``scheduler.step()`
 from __future__ import annotations
 
 import inspect
+import numbers
 import warnings
 from collections.abc import Mapping
 from typing import Any, cast
@@ -127,6 +128,12 @@ class LRKitScheduler(LRScheduler):
         extra: dict[str, Any] = {}
         if momentum is not None:
             extra["momentum"] = _schedule_or_list("momentum", momentum, len(groups))
+        if hyperparams is not None and not isinstance(hyperparams, Mapping):
+            raise ValueError(
+                "hyperparams must be a dict {param-group key: schedule}, e.g. "
+                f"{{'weight_decay': 'cosine(0.01, total_steps=1000)'}}, got "
+                f"{type(hyperparams).__name__}"
+            )
         for key, s in (hyperparams or {}).items():
             if key == "lr":
                 raise ValueError("hyperparams must not contain 'lr': pass it as schedule")
@@ -186,6 +193,11 @@ class LRKitScheduler(LRScheduler):
             items = [(None, feedback)]
         for i, fb in items:
             name = "feedback" if i is None else f"feedback[{i}]"
+            if isinstance(fb, type):
+                raise ValueError(
+                    f"{name} must be a controller instance, e.g. {fb.__name__}(...), got the "
+                    f"class {fb.__name__}"
+                )
             for attr in ("apply", "update", "state_dict", "load_state_dict"):
                 if not callable(getattr(fb, attr, None)):
                     raise ValueError(
@@ -386,6 +398,8 @@ class LRKitScheduler(LRScheduler):
         if epoch is None:
             t = self.last_epoch + 1
         else:
+            if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool):
+                epoch = int(epoch)  # numpy integers too
             if not isinstance(epoch, int) or isinstance(epoch, bool):
                 raise ValueError(
                     f"step() takes no metric, got {epoch!r}: report a metric with "
@@ -552,11 +566,19 @@ class LRKitScheduler(LRScheduler):
                         "state_dict['feedback'] must hold one controller state per param group "
                         f"({len(self._feedback)}), as this scheduler has a list of controllers"
                     )
-                loaded: list[Any] = []
-                for c, st in zip(self._feedback, fb):
-                    if not any(c is o for o in loaded):
-                        c.load_state_dict(st)
-                        loaded.append(c)
+                # each controller's load is all or nothing; undo the ones loaded before a
+                # failure, so a bad checkpoint leaves every controller as it was
+                loaded: list[tuple[Any, Any]] = []
+                try:
+                    for c, st in zip(self._feedback, fb):
+                        if not any(c is o for o, _ in loaded):
+                            before = c.state_dict()
+                            c.load_state_dict(st)
+                            loaded.append((c, before))
+                except Exception:
+                    for c, before in reversed(loaded):
+                        c.load_state_dict(before)
+                    raise
             else:
                 if isinstance(fb, list):
                     raise ValueError(
