@@ -1,7 +1,10 @@
 """Does a longer or denser sweep make the finder's edge more accurate, or the seeds agree more?
 
 The "two-speed" rows spend the steps where the loss moves (:func:`two_speed`): they show how
-much these out-of-fold numbers move between two nearly identical sweeps.
+much these out-of-fold numbers move between two nearly identical sweeps. The last row
+repeats the default sweep 3 times on each seed's model (same initialisation and held batch,
+other batch orders) and reads the median edge: how much of the seeds' disagreement a user
+removes by repeating the range test on the model in hand.
 
 The cached sweeps (``replay.py``) fix the LR sequence (1e-7 to 10 in 100 steps), so this
 script runs the range test live on every zoo task and sweep seed (the cache's models, batch
@@ -11,7 +14,7 @@ coefficients refitted by grouped 5-fold cross-validation over task families, out
 and gm against the cached grid oracles. ``steps`` is the mean number of sweep steps (the
 cost, with the held evaluations in the next column).
 
-    python benchmarks/zoo/sweep_density.py --json benchmarks/results/sweep_density.json  # ~3 min
+    python benchmarks/zoo/sweep_density.py --json benchmarks/results/sweep_density.json  # ~5 min
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     ("two-speed, moved = 1%, 130 steps to 10", {"num_iter": 130, "moved": 0.01}),
     ("two-speed, moved = 0.3%, 130 steps to 10", {"num_iter": 130, "moved": 0.003}),
     ("two-speed, moved = 0.3%, 100 steps to 10", {"num_iter": 100, "moved": 0.003}),
+    ("default, 3 sweeps from the same initialisation (other batch orders), median", {"repeats": 3}),
 ]
 
 
@@ -91,7 +95,9 @@ def two_speed(moved: float, fast: float = 4.0) -> type:
 
 
 def run_task(args: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[float, int, int]]:
-    """(lr_min, steps, held evaluations) of each sweep seed of one task."""
+    """(lr_min, steps, held evaluations) of each sweep seed of one task. With ``repeats`` k,
+    each seed's model runs k sweeps from the same initialisation and held batch, on other
+    batch orders, and reads the median of their lr_min (steps and evaluations summed)."""
     import torch
     from _finder_common import batches, eval_losses, fresh, sweep_step
     from tasks import build
@@ -101,27 +107,33 @@ def run_task(args: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[float, i
     spec, opts = args
     opts = dict(opts)
     moved = opts.pop("moved", None)
+    repeats = int(opts.pop("repeats", 1))
     cls = Sweep if moved is None else two_speed(moved)
     torch.set_num_threads(1)
     task = build(spec)
     out = []
     for seed in F.SEEDS:
-        options = SweepOptions(**opts, total_steps=task.steps)
-        sweep = cls(options, optimizer=OPT_KIND[spec["opt"]["name"]])
-        data = batches(task, 100 + seed, 2 * options.num_iter + options.max_extra_iter + 1)
         first = batches(task, 300 + seed, 1)[0]
-        model = fresh(task, seed)
-        opt = task.opt_fn(model.parameters(), 1e-3)
-        torch.manual_seed(3000 + seed)
-        for i, lr in enumerate(sweep):
-            value = sweep_step(task, model, opt, data[i], lr)
-            if not math.isfinite(value):
-                sweep.record(math.nan)
-                break
-            held = eval_losses(task, model, [first])[0] if sweep.eval_due else None
-            sweep.record(value, held=held)
-        r = sweep.result(warn=False)
-        out.append((float(r.min_loss_lr), len(r.losses), len(r.held_losses)))
+        runs = []
+        for rep in range(repeats):
+            options = SweepOptions(**opts, total_steps=task.steps)
+            sweep = cls(options, optimizer=OPT_KIND[spec["opt"]["name"]])
+            n = 2 * options.num_iter + options.max_extra_iter + 1
+            data = batches(task, 100 + seed + 1000 * rep, n)
+            model = fresh(task, seed)
+            opt = task.opt_fn(model.parameters(), 1e-3)
+            torch.manual_seed(3000 + seed + 1000 * rep)
+            for i, lr in enumerate(sweep):
+                value = sweep_step(task, model, opt, data[i], lr)
+                if not math.isfinite(value):
+                    sweep.record(math.nan)
+                    break
+                held = eval_losses(task, model, [first])[0] if sweep.eval_due else None
+                sweep.record(value, held=held)
+            r = sweep.result(warn=False)
+            runs.append((float(r.min_loss_lr), len(r.losses), len(r.held_losses)))
+        lr_min = float(np.median([v[0] for v in runs]))
+        out.append((lr_min, sum(v[1] for v in runs), sum(v[2] for v in runs)))
     return out
 
 
