@@ -614,3 +614,40 @@ def test_study_space_error_round_trips_through_pickle() -> None:
     back = pickle.loads(pickle.dumps(e))
     assert type(back) is StudySpaceError and str(back) == str(e)
     assert back.conflicts == e.conflicts and back.study_name == "s"
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("postgresql://a:pw@localhost:notaport/db",
+         "storage postgresql://a:***@localhost:notaport/db: the port must be an integer "
+         "(e.g. postgresql://user@host:5432/db), got 'notaport'"),
+        ("not-a-url", "storage must be a database URL such as sqlite:///lrkit-tune.db or "
+         "postgresql://user@host:5432/db, got 'not-a-url'"),
+        ("postgresql://a:p/w@x@h/db",
+         "storage postgresql://a:***@h/db: the user name or password holds an unencoded '@'; "
+         "write it as %40"),
+    ],
+)  # fmt: skip
+def test_storage_url_mistakes_are_one_line_before_connecting(tmp_path, url, message) -> None:
+    from lrkit.tune import check_storage, make_storage
+
+    for check in (check_storage, make_storage):
+        with pytest.raises(ValueError) as info:
+            check(url)
+        assert str(info.value) == message
+    with pytest.raises(ValueError, match=r"^--storage postgresql://a:\*\*\*@"):
+        check_storage("postgresql://a:pw@localhost:notaport/db", name="--storage")
+    ok = f"sqlite:///{tmp_path / 'ok.db'}"
+    assert check_storage(ok) == ok and not (tmp_path / "ok.db").exists()
+
+
+def test_sqlite_file_is_the_path_sqlite_opens() -> None:
+    from lrkit.tune import sqlite_file
+
+    assert sqlite_file("sqlite:///lrkit-tune.db") == "lrkit-tune.db"
+    assert sqlite_file("sqlite:////abs/x.db?timeout=5") == "/abs/x.db"
+    assert sqlite_file("sqlite:///my%20study.db") == "my study.db"
+    assert sqlite_file("sqlite:///file:x.db?mode=ro&uri=true") == "x.db"
+    for other in ("sqlite://", "sqlite:///:memory:", "postgresql://u@h/db", "x.db", None):
+        assert sqlite_file(other) is None

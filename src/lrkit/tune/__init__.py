@@ -25,7 +25,7 @@ from ._space import (
     build_schedule,
     lr_range_from_finder,
 )
-from ._storage import DEFAULT_STORAGE, make_storage
+from ._storage import DEFAULT_STORAGE, check_storage, make_storage, sqlite_file
 from ._task import Reporter, Task
 
 __all__ = [
@@ -41,10 +41,12 @@ __all__ = [
     "TuneResult",
     "as_task",
     "build_schedule",
+    "check_storage",
     "demo_task",
     "load_target",
     "lr_range_from_finder",
     "make_storage",
+    "sqlite_file",
     "torch_task",
     "tune",
 ]
