@@ -96,6 +96,16 @@ TASK = textwrap.dedent(
             raise ValueError("the user's train failed")
 
         return Task(train=train, total_steps=20)
+
+    def tune_returns_none():
+        from lrkit.tune import Task
+
+        return Task(train=lambda schedule, report: None, total_steps=20)
+
+    def tune_returns_text():
+        from lrkit.tune import Task
+
+        return Task(train=lambda schedule, report: "0.5", total_steps=20)
     """
 )
 USER_LINE = next(i for i, ln in enumerate(TASK.splitlines(), 1) if "# USER LINE" in ln)
@@ -865,3 +875,24 @@ def test_tune_quiet_still_writes_the_plot_it_was_asked_for(task, tmp_path, capsy
     parse(out.strip())
     rc = main([*argv, "--seed", "0", "--storage", "sqlite:///q.db"])  # no --plot: none written
     assert rc == 0 and sorted(p.name for p in tmp_path.glob("*.png")) == ["search.png"]
+
+
+@pytest.mark.parametrize(
+    "target, shown",
+    [("tune_returns_none", "None (NoneType)"), ("tune_returns_text", "'0.5' (str)")],
+)
+def test_a_train_that_returns_no_number_is_the_targets_error(target, shown, task, tmp_path, capsys):
+    optuna = pytest.importorskip("optuna")
+    url = "sqlite:///r.db"
+    argv = ["tune", f"{task}:{target}", "--no-progress", "--seeding", "blind", "--study", "r"]
+    rc = main([*argv, "--storage", url, "--plot", "none"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    line = lines[0]
+    assert line.startswith(f"lrkit tune: error in target '{task}:{target}' during a trial: ")
+    assert "TypeError: train must return the final metric as a real number" in line
+    assert line.endswith(f"got {shown} (--traceback shows the full traceback)")
+    states = [t.state.name for t in optuna.load_study(study_name="r", storage=url).trials]
+    assert states == ["FAIL"]

@@ -651,3 +651,31 @@ def test_sqlite_file_is_the_path_sqlite_opens() -> None:
     assert sqlite_file("sqlite:///file:x.db?mode=ro&uri=true") == "x.db"
     for other in ("sqlite://", "sqlite:///:memory:", "postgresql://u@h/db", "x.db", None):
         assert sqlite_file(other) is None
+
+
+def test_train_must_return_a_real_number() -> None:
+    from lrkit.tune import check_metric
+
+    torch = pytest.importorskip("torch")
+    for value, expected in [(3, 3.0), (0.25, 0.25), (np.float32(0.5), 0.5),
+                            (np.array(1.5), 1.5), (torch.tensor(2.0), 2.0)]:  # fmt: skip
+        got = check_metric(value)
+        assert type(got) is float and got == expected
+    assert math.isnan(check_metric(math.nan)) and check_metric(-math.inf) == -math.inf
+    for bad, shown in [(None, "None (NoneType)"), ("0.5", "'0.5' (str)"), (True, "True (bool)"),
+                       (b"1", "b'1' (bytes)"), ([1.0], "[1.0] (list)"),
+                       (np.zeros(2), "array([0., 0.]) (ndarray)")]:  # fmt: skip
+        with pytest.raises(TypeError) as info:
+            check_metric(bad)
+        assert str(info.value) == (
+            "train must return the final metric as a real number (int, float or a numpy or "
+            f"tensor scalar; NaN or inf marks the trial diverged), got {shown}"
+        )
+    task = Task(train=lambda s, r: None, total_steps=20)
+    with pytest.raises(TypeError, match=r"^train must return .* got None \(NoneType\)$"):
+        tune(task, n_trials=1, seeding="blind", progress=False)
+    # a numpy scalar and a 0-d tensor are numbers; NaN still marks the trial diverged
+    calls = iter([np.float64(0.5), torch.tensor(0.25), math.nan])
+    r = tune(Task(train=lambda s, rep: next(calls), total_steps=20), n_trials=2,
+             seeding="blind", progress=False, seed=0)  # fmt: skip
+    assert sorted(t.value for t in r.complete_trials) == [0.25, 0.5]

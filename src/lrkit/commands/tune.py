@@ -20,7 +20,14 @@ from typing import Any
 from .. import _validate as V
 from .._files import IMAGE_TYPES, check_output, fresh_path
 from .._format import mask_secrets, mask_url, shorten
-from ..tune import DEFAULT_STORAGE, DEMO_TASK, FAMILIES, check_storage, sqlite_file
+from ..tune import (
+    DEFAULT_STORAGE,
+    DEMO_TASK,
+    FAMILIES,
+    check_metric,
+    check_storage,
+    sqlite_file,
+)
 from ._help import HelpFormatter, rename
 from ._target import (
     TargetError,
@@ -205,25 +212,29 @@ def _option(name: str, value: Any) -> str:
 
 def _guarded(task: Any, target: str | None) -> Any:
     """``task`` whose ``train`` and ``range_test`` report an error of the target's code as a
-    :class:`TargetError` (Optuna's ``TrialPruned`` passes); the demo task is left as it is."""
+    :class:`TargetError` (Optuna's ``TrialPruned`` passes), and so does a ``train`` that
+    returns something other than a real number; the demo task is left as it is."""
     if target is None:
         return task
     import dataclasses
 
     import optuna
 
-    def wrap(fn: Any, during: str) -> Any:
+    def wrap(fn: Any, during: str, check: Any = None) -> Any:
         if fn is None:
             return None
 
         def run(*a: Any) -> Any:
             with user_code(target, during=during, passes=(optuna.TrialPruned,)):
-                return fn(*a)
+                out = fn(*a)
+                return out if check is None else check(out)
 
         return run
 
     return dataclasses.replace(
-        task, train=wrap(task.train, "a trial"), range_test=wrap(task.range_test, "the range test")
+        task,
+        train=wrap(task.train, "a trial", check_metric),
+        range_test=wrap(task.range_test, "the range test"),
     )
 
 

@@ -26,7 +26,7 @@ from ._space import (
     lr_range_from_finder,
 )
 from ._storage import DEFAULT_STORAGE, check_storage, make_storage, sqlite_file
-from ._task import Reporter, Task
+from ._task import Reporter, Task, check_metric
 
 __all__ = [
     "BLIND_LR_RANGE",
@@ -41,6 +41,7 @@ __all__ = [
     "TuneResult",
     "as_task",
     "build_schedule",
+    "check_metric",
     "check_storage",
     "demo_task",
     "load_target",
