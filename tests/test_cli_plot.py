@@ -118,3 +118,19 @@ def test_plot_file_that_cannot_be_written_is_one_line_as_in_find(
     assert lines[0].startswith(
         f"lrkit plot: error: -o/--output {str(out)!r}: could not write the file: "
     )
+
+
+def test_the_plot_sample_in_the_docs_is_the_commands_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/cli.md shows ``lrkit plot`` output verbatim (trailing blanks aside): rerun it."""
+    import re
+    import shlex
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    block = re.search(r"```text\n\$ (lrkit plot [^\n]*)\n(.*?)```", page, re.S)
+    assert block is not None
+    argv = shlex.split(block.group(1))[1:]
+    assert main(argv) == 0
+    shown = [ln.rstrip() for ln in block.group(2).splitlines()]
+    assert [ln.rstrip() for ln in capsys.readouterr().out.splitlines()] == shown
