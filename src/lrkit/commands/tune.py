@@ -411,7 +411,7 @@ def _check_not_the_database(storage: str, outputs: dict[str, str | None]) -> Non
     if db is None:
         return
     for option, path in outputs.items():
-        if path is not None and same_file(path, db):
+        if path is not None and same_file(path, other=db):
             raise ValueError(
                 f"{option} {path!r} is the database file of --storage {mask_url(storage)}: "
                 "writing it would destroy the study; give another file name"
