@@ -214,3 +214,49 @@ def test_compare_of_a_make_returning_a_tuple_says_to_use_factory():
         C.compare(42, methods="fixed", steps=10)  # type: ignore[arg-type]
     report = C.compare(C.factory(make), methods="fixed", steps=10, finder_iter=10)
     assert [r.method for r in report.results] == ["fixed"]
+
+
+@pytest.fixture
+def no_lrfree(monkeypatch):
+    """schedulefree and prodigyopt as if they were not installed."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "schedulefree", None)
+    monkeypatch.setitem(sys.modules, "prodigyopt", None)
+
+
+def test_default_methods_skip_a_missing_package_with_one_note(
+    task_module, tmp_path, capsys, no_lrfree
+):
+    js = tmp_path / "c.json"
+    argv = ["compare", f"{task_module}:make", "--steps", "10", "--finder-iter", "10"]
+    rc = main([*argv, "--no-plot", "--quiet", "--json", str(js)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "Traceback" not in err
+    methods = [m for m in C.METHODS if m not in ("schedulefree", "prodigy")]
+    assert [r["method"] for r in json.loads(js.read_text())["results"]] == methods
+    notes = [ln for ln in out.splitlines() if "not installed" in ln]
+    assert notes == [
+        "  note: skipped, not installed: schedulefree (needs schedulefree), prodigy (needs "
+        "prodigyopt); pip install 'lrkit[lrfree]'"
+    ]
+    assert f"; {len(methods)} methods x 10 steps" in out
+
+
+@pytest.mark.parametrize(
+    "methods, module", [("fixed,schedulefree", "schedulefree"), ("prodigy", "prodigyopt")]
+)
+def test_a_requested_method_whose_package_is_missing_is_one_line_before_any_work(
+    task_module, tmp_path, capsys, no_lrfree, monkeypatch, methods, module
+):
+    called = []
+    monkeypatch.setattr(C, "find_lrs", lambda *a, **k: called.append(1))
+    rc = main(["compare", f"{task_module}:make", "--methods", methods, "--no-plot", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and called == [] and out == ""
+    method = methods.split(",")[-1]
+    assert err == (
+        f"lrkit compare: error: --methods {methods!r}: method {method!r} needs {module}: "
+        "pip install 'lrkit[lrfree]'\n"
+    )

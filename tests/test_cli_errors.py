@@ -96,6 +96,16 @@ TASK = textwrap.dedent(
             raise ValueError("the user's train failed")
 
         return Task(train=train, total_steps=20)
+
+    def tune_returns_none():
+        from lrkit.tune import Task
+
+        return Task(train=lambda schedule, report: None, total_steps=20)
+
+    def tune_returns_text():
+        from lrkit.tune import Task
+
+        return Task(train=lambda schedule, report: "0.5", total_steps=20)
     """
 )
 USER_LINE = next(i for i, ln in enumerate(TASK.splitlines(), 1) if "# USER LINE" in ln)
@@ -771,3 +781,118 @@ def test_target_error_round_trips_through_pickle():
     back = pickle.loads(pickle.dumps(e))
     assert str(back) == str(e) and back.target == "m:f" and back.during == "the import"
     assert type(back.error) is ValueError
+
+
+# ----------------------------------------------------------------------------- tune outputs
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--json", "s.db"], ["--json 's.db'", "--storage sqlite:///s.db", "database file"]),
+        (["--json", "./sub/../s.db"], ["--json", "--storage", "database file"]),
+        (["--plot", "s.png", "--storage", "sqlite:///s.png"], ["--plot 's.png'", "--storage"]),
+        (["--json", "{tmp}/s.db"], ["--json", "--storage", "database file"]),
+        (["--json", "x.png", "--plot", "x.png"], ["--json 'x.png'", "--plot 'x.png'", "same file"]),
+    ],
+)
+def test_tune_outputs_never_overwrite_the_study_or_each_other(argv, words, task, tmp_path, capsys):
+    optuna = pytest.importorskip("optuna")
+    (tmp_path / "sub").mkdir()
+    url = "sqlite:///s.db"  # relative to the working directory, tmp_path
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        optuna.create_study(study_name="kept", storage=url)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    before = (tmp_path / "s.db").read_bytes()
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if "--storage" not in argv:
+        argv += ["--storage", url]
+    rc = main(["tune", f"{task}:tune_task", "--no-progress", "--seeding", "blind", *argv])
+    assert rc == 2
+    _one_line_error(capsys, *words)
+    assert _calls(tmp_path) == 0  # refused before the target ran
+    assert (tmp_path / "s.db").read_bytes() == before
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "s.png").exists()
+
+
+def test_compare_output_and_json_cannot_be_one_file(task, tmp_path, capsys):
+    pytest.importorskip("torch")
+    rc = main(["compare", f"{task}:make", "--quiet", "-o", "r.png", "--json", "./r.png"])
+    assert rc == 2
+    _one_line_error(capsys, "-o/--output 'r.png'", "--json './r.png'", "same file")
+    assert _calls(tmp_path) == 0
+
+
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        (
+            "postgresql://a:pw@localhost:notaport/db",
+            ["--storage postgresql://a:***@localhost:notaport/db", "port must be an integer",
+             "'notaport'"],
+        ),
+        ("postgresql://a:pw@localhost:1:2/db", ["--storage", "port must be an integer"]),
+        ("postgresql://a:p/w@x@localhost/db", ["--storage", "unencoded '@'"]),
+    ],
+)  # fmt: skip
+def test_tune_storage_url_mistakes_name_the_option_before_any_work(
+    url, words, task, tmp_path, capsys
+):
+    pytest.importorskip("optuna")
+    assert main(["tune", f"{task}:tune_task", "--no-progress", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "pw" not in err.replace("postgresql", "") and "p/w" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lrkit tune: error: --storage "), err
+    for w in words:
+        assert w in lines[0], lines[0]
+    assert _calls(tmp_path) == 0
+
+
+def test_tune_never_prints_a_password_holding_a_slash(task, tmp_path, capsys):
+    pytest.importorskip("optuna")
+    url = "postgresql://alice:pa/ss99@127.0.0.1:1/db"  # nothing listens on port 1
+    assert main(["tune", f"{task}:tune_task", "--no-progress", "--storage", url]) == 2
+    out, err = capsys.readouterr()
+    assert "pa/ss99" not in out + err and "ss99" not in out + err
+    line = [ln for ln in err.splitlines() if "error:" in ln]
+    assert len(line) == 1 and "alice:***@127.0.0.1:1/db" in line[0] and "Traceback" not in err
+
+
+def test_tune_quiet_still_writes_the_plot_it_was_asked_for(task, tmp_path, capsys):
+    pytest.importorskip("optuna")
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "search.png"
+    argv = ["tune", f"{task}:tune_task", "--quiet", "--seeding", "blind", "--trials", "2"]
+    rc = main([*argv, "--seed", "0", "--storage", "sqlite:///q.db", "--plot", str(png)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert len(out.splitlines()) == 1  # only the best spec
+    from lrkit.schedules import parse
+
+    parse(out.strip())
+    rc = main([*argv, "--seed", "0", "--storage", "sqlite:///q.db"])  # no --plot: none written
+    assert rc == 0 and sorted(p.name for p in tmp_path.glob("*.png")) == ["search.png"]
+
+
+@pytest.mark.parametrize(
+    "target, shown",
+    [("tune_returns_none", "None (NoneType)"), ("tune_returns_text", "'0.5' (str)")],
+)
+def test_a_train_that_returns_no_number_is_the_targets_error(target, shown, task, tmp_path, capsys):
+    optuna = pytest.importorskip("optuna")
+    url = "sqlite:///r.db"
+    argv = ["tune", f"{task}:{target}", "--no-progress", "--seeding", "blind", "--study", "r"]
+    rc = main([*argv, "--storage", url, "--plot", "none"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    line = lines[0]
+    assert line.startswith(f"lrkit tune: error in target '{task}:{target}' during a trial: ")
+    assert "TypeError: train must return the final metric as a real number" in line
+    assert line.endswith(f"got {shown} (--traceback shows the full traceback)")
+    states = [t.state.name for t in optuna.load_study(study_name="r", storage=url).trials]
+    assert states == ["FAIL"]

@@ -7,7 +7,15 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lrkit._format import duration, mask_secrets, mask_url, round_floats, shorten, wrap_spec
+from lrkit._format import (
+    duration,
+    mask_secrets,
+    mask_url,
+    round_floats,
+    shorten,
+    url_parts,
+    wrap_spec,
+)
 
 SECRET = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ23456789!$%^*()-_", min_size=6, max_size=20)
 USER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8)
@@ -54,3 +62,47 @@ def test_wrap_spec_keeps_every_character(parts: list[str]) -> None:
     lines = wrap_spec(spec, 30)
     assert " ".join(lines) == spec
     assert all(len(ln) <= 30 or ", " not in ln for ln in lines)
+
+
+# any password a user may type unencoded: SQLAlchemy reads '/', '?', '#' and ':' in it as part
+# of the password (up to the first '@'); everything up to the last '@' is masked
+ANY_SECRET = st.text(min_size=1, max_size=24).filter(lambda s: "*" not in s)
+QUERY = st.sampled_from(["", "?sslmode=require", "?connect_timeout=3&sslmode=disable"])
+
+
+@given(user=USER, secret=ANY_SECRET, port=st.integers(1, 65535), query=QUERY)
+def test_no_password_ever_shows_in_a_masked_url(
+    user: str, secret: str, port: int, query: str
+) -> None:
+    url = f"postgresql://{user}:{secret}@localhost:{port}/db{query}"
+    assert mask_url(url) == f"postgresql://{user}:***@localhost:{port}/db{query}"
+    text = f"storage {url}: cannot use the database: password {secret} rejected"
+    assert secret not in mask_secrets(text, url)
+
+
+@given(user=USER, secret=ANY_SECRET.filter(lambda s: "@" not in s), port=st.integers(1, 65535))
+def test_the_password_is_found_where_sqlalchemy_finds_it(user: str, secret: str, port: int):
+    from urllib.parse import unquote
+
+    import pytest
+
+    make_url = pytest.importorskip("sqlalchemy.engine").make_url
+    url = f"postgresql://{user}:{secret}@localhost:{port}/db"
+    parts = url_parts(url)
+    assert parts is not None and parts["password"] == secret
+    assert make_url(url).password == unquote(secret)
+    assert (parts["ipv4host"], parts["port"], parts["database"]) == ("localhost", str(port), "db")
+
+
+def test_mask_url_examples() -> None:
+    assert mask_url("postgresql://alice:pa/ss99@localhost:1/db") == (
+        "postgresql://alice:***@localhost:1/db"
+    )
+    assert mask_url("postgresql://alice:p#q?r:s@h/db") == "postgresql://alice:***@h/db"
+    assert mask_url("postgresql://host:5432/db") == "postgresql://host:5432/db"  # no password
+    assert mask_url("postgresql://a@b:pw@h/db") == "postgresql://a@b:***@h/db"
+    line = "could not translate host name: pa/ss99 at postgresql://alice:pa/ss99@localhost:1/db"
+    assert mask_secrets(line, "postgresql://alice:pa/ss99@localhost:1/db") == (
+        "could not translate host name: *** at postgresql://alice:***@localhost:1/db"
+    )
+    assert mask_secrets("pa/ss", "postgresql://alice:pa%2Fss@h/db") == "***"  # unquoted too

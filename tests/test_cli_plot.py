@@ -91,3 +91,46 @@ def test_plot_steps_names_the_default_when_the_length_is_too_long():
 
     with pytest.raises(ValueError, match=r"^the schedule's length \+ 1 \(the default steps\)"):
         plot_steps(S.cosine(0.1, total_steps=2**60))
+
+
+def _unwritable(tmp_path: Path, kind: str) -> Path:
+    link = tmp_path / f"{kind}.png"
+    if kind == "full":
+        if not Path("/dev/full").exists():
+            pytest.skip("no /dev/full here")
+        link.symlink_to("/dev/full")
+    else:  # a link into a folder that does not exist
+        link.symlink_to(tmp_path / "missing" / "x.png")
+    return link
+
+
+@pytest.mark.parametrize("kind", ["full", "dangling"])
+def test_plot_file_that_cannot_be_written_is_one_line_as_in_find(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    pytest.importorskip("matplotlib")
+    out = _unwritable(tmp_path, kind)
+    assert main(["plot", "onecycle(0.1, 500)", "-o", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"lrkit plot: error: -o/--output {str(out)!r}: could not write the file: "
+    )
+
+
+def test_the_plot_sample_in_the_docs_is_the_commands_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/cli.md shows ``lrkit plot`` output verbatim (trailing blanks aside): rerun it."""
+    import re
+    import shlex
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    block = re.search(r"```text\n\$ (lrkit plot [^\n]*)\n(.*?)```", page, re.S)
+    assert block is not None
+    argv = shlex.split(block.group(1))[1:]
+    assert main(argv) == 0
+    shown = [ln.rstrip() for ln in block.group(2).splitlines()]
+    assert [ln.rstrip() for ln in capsys.readouterr().out.splitlines()] == shown

@@ -72,3 +72,38 @@ def test_bad_inputs_are_one_line_errors_naming_the_parameter(call, error, messag
     with pytest.raises(error, match=message) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+@pytest.fixture
+def no_lrfree(monkeypatch):
+    """schedulefree and prodigyopt as if they were not installed."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "schedulefree", None)
+    monkeypatch.setitem(sys.modules, "prodigyopt", None)
+
+
+def test_methods_whose_package_is_missing_are_left_out_by_default_and_refused_by_name(
+    no_lrfree,
+):
+    calls: list[list[int]] = []
+    make = C.factory(_task(calls), seed=0)
+    assert C.missing_packages(C.METHODS) == {
+        "schedulefree": ("schedulefree", "lrfree"),
+        "prodigy": ("prodigyopt", "lrfree"),
+    }
+    assert C.available_methods() == [m for m in C.METHODS if m not in C.PACKAGES]
+    with pytest.raises(ImportError) as info:
+        C.compare(make, methods="fixed,prodigy", steps=10, finder_iter=10)
+    assert str(info.value) == "method 'prodigy' needs prodigyopt: pip install 'lrkit[lrfree]'"
+    assert calls == []  # refused before anything trained
+    report = C.compare(make, steps=10, finder_iter=10)
+    assert [r.method for r in report.results] == C.available_methods()
+
+
+def test_every_method_is_available_when_the_packages_are_installed():
+    pytest.importorskip("schedulefree")
+    pytest.importorskip("prodigyopt")
+    assert C.missing_packages(C.METHODS) == {}
+    assert C.available_methods() == list(C.METHODS)
+    assert C.check_installed("prodigy,fixed") == ["prodigy", "fixed"]

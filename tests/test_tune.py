@@ -614,3 +614,68 @@ def test_study_space_error_round_trips_through_pickle() -> None:
     back = pickle.loads(pickle.dumps(e))
     assert type(back) is StudySpaceError and str(back) == str(e)
     assert back.conflicts == e.conflicts and back.study_name == "s"
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("postgresql://a:pw@localhost:notaport/db",
+         "storage postgresql://a:***@localhost:notaport/db: the port must be an integer "
+         "(e.g. postgresql://user@host:5432/db), got 'notaport'"),
+        ("not-a-url", "storage must be a database URL such as sqlite:///lrkit-tune.db or "
+         "postgresql://user@host:5432/db, got 'not-a-url'"),
+        ("postgresql://a:p/w@x@h/db",
+         "storage postgresql://a:***@h/db: the user name or password holds an unencoded '@'; "
+         "write it as %40"),
+    ],
+)  # fmt: skip
+def test_storage_url_mistakes_are_one_line_before_connecting(tmp_path, url, message) -> None:
+    from lrkit.tune import check_storage, make_storage
+
+    for check in (check_storage, make_storage):
+        with pytest.raises(ValueError) as info:
+            check(url)
+        assert str(info.value) == message
+    with pytest.raises(ValueError, match=r"^--storage postgresql://a:\*\*\*@"):
+        check_storage("postgresql://a:pw@localhost:notaport/db", name="--storage")
+    ok = f"sqlite:///{tmp_path / 'ok.db'}"
+    assert check_storage(ok) == ok and not (tmp_path / "ok.db").exists()
+
+
+def test_sqlite_file_is_the_path_sqlite_opens() -> None:
+    from lrkit.tune import sqlite_file
+
+    assert sqlite_file("sqlite:///lrkit-tune.db") == "lrkit-tune.db"
+    assert sqlite_file("sqlite:////abs/x.db?timeout=5") == "/abs/x.db"
+    assert sqlite_file("sqlite:///my%20study.db") == "my study.db"
+    assert sqlite_file("sqlite:///file:x.db?mode=ro&uri=true") == "x.db"
+    for other in ("sqlite://", "sqlite:///:memory:", "postgresql://u@h/db", "x.db", None):
+        assert sqlite_file(other) is None
+
+
+def test_train_must_return_a_real_number() -> None:
+    from lrkit.tune import check_metric
+
+    torch = pytest.importorskip("torch")
+    for value, expected in [(3, 3.0), (0.25, 0.25), (np.float32(0.5), 0.5),
+                            (np.array(1.5), 1.5), (torch.tensor(2.0), 2.0)]:  # fmt: skip
+        got = check_metric(value)
+        assert type(got) is float and got == expected
+    assert math.isnan(check_metric(math.nan)) and check_metric(-math.inf) == -math.inf
+    for bad, shown in [(None, "None (NoneType)"), ("0.5", "'0.5' (str)"), (True, "True (bool)"),
+                       (b"1", "b'1' (bytes)"), ([1.0], "[1.0] (list)"),
+                       (np.zeros(2), "array([0., 0.]) (ndarray)")]:  # fmt: skip
+        with pytest.raises(TypeError) as info:
+            check_metric(bad)
+        assert str(info.value) == (
+            "train must return the final metric as a real number (int, float or a numpy or "
+            f"tensor scalar; NaN or inf marks the trial diverged), got {shown}"
+        )
+    task = Task(train=lambda s, r: None, total_steps=20)
+    with pytest.raises(TypeError, match=r"^train must return .* got None \(NoneType\)$"):
+        tune(task, n_trials=1, seeding="blind", progress=False)
+    # a numpy scalar and a 0-d tensor are numbers; NaN still marks the trial diverged
+    calls = iter([np.float64(0.5), torch.tensor(0.25), math.nan])
+    r = tune(Task(train=lambda s, rep: next(calls), total_steps=20), n_trials=2,
+             seeding="blind", progress=False, seed=0)  # fmt: skip
+    assert sorted(t.value for t in r.complete_trials) == [0.25, 0.5]

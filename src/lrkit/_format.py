@@ -7,9 +7,17 @@ used for what is written to JSON (that keeps full precision).
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
-__all__ = ["duration", "mask_secrets", "mask_url", "round_floats", "shorten", "wrap_spec"]
+__all__ = [
+    "duration",
+    "mask_secrets",
+    "mask_url",
+    "round_floats",
+    "shorten",
+    "unencoded_at",
+    "url_parts",
+    "wrap_spec",
+]
 
 MASK = "***"
 
@@ -62,32 +70,82 @@ def shorten(text: str, limit: int = 200) -> str:
     return one[: max(0, limit - 30)] + f" ... ({len(one)} characters)"
 
 
+#: A database URL as SQLAlchemy reads it (``sqlalchemy.engine.url.make_url``): a user name
+#: without ``:`` or ``/``, then ``:`` and a password up to the first ``@`` (a password may hold
+#: ``/``, ``?``, ``#`` and ``:``), then the host, ``:port``, ``/database`` and ``?query``.
+#: Only the scheme is looser (anything before ``://``), so that any URL can be masked.
+_URL = re.compile(
+    r"""
+    (?P<name>[^:/?#]*)://
+    (?:
+        (?P<username>[^:/]*)
+        (?::(?P<password>[^@]*))?
+    @)?
+    (?:
+        (?:
+            \[(?P<ipv6host>[^/\?]+)\] |
+            (?P<ipv4host>[^/:\?]+)
+        )?
+        (?::(?P<port>[^/\?]*))?
+    )?
+    (?:/(?P<database>[^\?]*))?
+    (?:\?(?P<query>.*))?
+    """,
+    re.X | re.S,
+)
+
+
+def url_parts(url: str) -> dict[str, str | None] | None:
+    """The parts of a database URL as SQLAlchemy splits it (``name``, ``username``,
+    ``password``, ``ipv4host``, ``ipv6host``, ``port``, ``database``, ``query``; ``None`` where
+    absent, nothing unquoted), or ``None`` for a string without ``://``."""
+    if not isinstance(url, str) or "://" not in url:
+        return None
+    m = _URL.match(url)
+    return None if m is None else m.groupdict()
+
+
+def _secret_span(url: str) -> tuple[int, int] | None:
+    """Where the password of ``url`` is: from after the ``:`` that follows the user name (as
+    SQLAlchemy reads it) to the last ``@`` of the URL (an unencoded ``@`` in a password is read
+    differently by different drivers: everything before the last ``@`` is treated as secret)."""
+    if not isinstance(url, str) or "://" not in url:
+        return None
+    m = _URL.match(url)
+    if m is None or m.group("password") is None:
+        return None
+    return m.start("password"), max(m.end("password"), url.rfind("@"))
+
+
 def mask_url(url: str) -> str:
     """A database URL with its password replaced by ``***``
-    (``postgresql://u:pw@h/db`` -> ``postgresql://u:***@h/db``); also masks ``password=``
-    query arguments. Anything that is not a URL is returned unchanged."""
+    (``postgresql://u:pw@h/db`` -> ``postgresql://u:***@h/db``), the password found as
+    SQLAlchemy finds it (it may hold ``/``, ``?``, ``#`` and ``:``) and running to the last
+    ``@`` of the URL; also masks ``password=`` query arguments. Anything that is not a URL is
+    returned unchanged."""
     if not isinstance(url, str) or "://" not in url:
         return url
-    scheme, rest = url.split("://", 1)
-    end = len(rest)
-    for sep in "/?#":
-        i = rest.find(sep)
-        if i != -1:
-            end = min(end, i)
-    netloc, tail = rest[:end], rest[end:]
-    if "@" in netloc:
-        cred, host = netloc.rsplit("@", 1)
-        if ":" in cred:
-            netloc = cred.split(":", 1)[0] + ":" + MASK + "@" + host
+    span = _secret_span(url)
+    if span is not None:
+        head, tail = url[: span[0]] + MASK, url[span[1] :]
+    else:
+        head, tail = "", url
     tail = re.sub(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*", rf"\1{MASK}", tail)
-    return f"{scheme}://{netloc}{tail}"
+    return head + tail
 
 
-def _password(url: str) -> str | None:
-    try:
-        return urlsplit(url).password
-    except ValueError:
-        return None
+def _passwords(url: str) -> list[str]:
+    """The password of ``url`` as SQLAlchemy reads it and as :func:`mask_url` masks it, as
+    written and unquoted (``%2F`` -> ``/``), longest first."""
+    from urllib.parse import unquote
+
+    span = _secret_span(url)
+    if span is None:
+        return []
+    parts = url_parts(url) or {}
+    found = {url[span[0] : span[1]], parts.get("password") or ""}
+    found |= {unquote(p) for p in found}
+    return sorted((p for p in found if p), key=len, reverse=True)
 
 
 def mask_secrets(text: str, url: str | None) -> str:
@@ -95,12 +153,11 @@ def mask_secrets(text: str, url: str | None) -> str:
     if not url or not isinstance(url, str):
         return text
     out = text.replace(url, mask_url(url))
-    pw = _password(url)
-    if pw:
+    for pw in _passwords(url):
         out = out.replace(pw, MASK)
         # a driver that splits the URL elsewhere (at the first "@" of an unencoded password)
         # prints pieces of it: mask every piece of 3 characters or more
-        for piece in sorted(re.split(r"[@:/]", pw), key=len, reverse=True):
+        for piece in sorted(re.split(r"[@:/?#]", pw), key=len, reverse=True):
             if len(piece) >= 3:
                 out = out.replace(piece, MASK)
     return out
@@ -108,12 +165,17 @@ def mask_secrets(text: str, url: str | None) -> str:
 
 def unencoded_at(url: str) -> bool:
     """Whether the credentials of a database URL hold an unencoded ``@`` (drivers disagree on
-    where such a password ends)."""
+    where such a password ends): more than one ``@`` before the first ``/`` or ``?`` after
+    the end of the user name and password as SQLAlchemy reads them."""
     if not isinstance(url, str) or "://" not in url:
         return False
-    rest = url.split("://", 1)[1]
-    end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
-    return rest[:end].count("@") > 1
+    m = _URL.match(url)
+    if m is None:  # pragma: no cover - every URL with "://" matches
+        return False
+    start = url.index("://") + 3
+    after = m.end("password") if m.group("password") is not None else start
+    ends = [i for i in (url.find("/", after), url.find("?", after)) if i != -1]
+    return url.count("@", start, min(ends, default=len(url))) > 1
 
 
 def wrap_spec(spec: str, width: int) -> list[str]:

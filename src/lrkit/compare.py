@@ -14,7 +14,10 @@ task). Methods that need a learning rate start from the range test's suggestion
 between ``base_lr`` and ``max_lr``; ``onecycle`` peaks at ``max_lr``. The base optimizer is
 the one ``make()`` returns. ``adam`` is Adam at its own suggestion; ``schedulefree`` is
 schedule-free AdamW at Adam's suggestion (5% warmup, evaluated at its averaged weights);
-``prodigy`` needs no LR. The range tests are for a run of ``steps`` steps (``total_steps``).
+``prodigy`` needs no LR. ``schedulefree`` and ``prodigy`` need ``pip install 'lrkit[lrfree]'``
+(:data:`PACKAGES`): by default :func:`compare` runs every method whose package is installed
+(:func:`available_methods`); asking for one whose package is missing is an ``ImportError``
+before anything trains. The range tests are for a run of ``steps`` steps (``total_steps``).
 ``plateau`` reports the validation loss (the mean training loss of the last interval without
 validation data) to ``ReduceOnPlateau(factor=0.5, patience=2)`` every ``max(1, steps //
 20)`` steps (20 times per run when ``steps`` is a multiple of 20 from 20 on); the
@@ -35,14 +38,18 @@ from . import _validate as V
 __all__ = [
     "METHODS",
     "NEEDS_BASE_LR",
+    "PACKAGES",
     "Comparison",
     "LRs",
     "Result",
     "Setup",
+    "available_methods",
+    "check_installed",
     "compare",
     "demo_factory",
     "factory",
     "find_lrs",
+    "missing_packages",
     "parse_methods",
     "plot",
     "run_method",
@@ -65,6 +72,11 @@ METHODS: tuple[str, ...] = (
 NEEDS_BASE_LR: tuple[str, ...] = tuple(
     m for m in METHODS if m not in ("adam", "schedulefree", "prodigy")
 )
+#: the methods that need an optional package: method -> (module, lrkit extra)
+PACKAGES: dict[str, tuple[str, str]] = {
+    "schedulefree": ("schedulefree", "lrfree"),
+    "prodigy": ("prodigyopt", "lrfree"),
+}
 
 
 # ----------------------------------------------------------------------------- tasks
@@ -221,6 +233,37 @@ def parse_methods(spec: str | Sequence[str]) -> list[str]:
             f"methods must be a comma-separated subset of {', '.join(METHODS)}, got {spec!r}"
         )
     return list(dict.fromkeys(out))
+
+
+def missing_packages(methods: str | Sequence[str]) -> dict[str, tuple[str, str]]:
+    """The ``methods`` whose optional package is not installed: method -> (module, extra)."""
+    from ._imports import optional
+
+    return {
+        m: PACKAGES[m]
+        for m in parse_methods(methods)
+        if m in PACKAGES and optional(PACKAGES[m][0]) is None
+    }
+
+
+def available_methods() -> list[str]:
+    """Every method of :data:`METHODS` whose package is installed (the default of
+    :func:`compare`)."""
+    missing = missing_packages(METHODS)
+    return [m for m in METHODS if m not in missing]
+
+
+def check_installed(methods: str | Sequence[str]) -> list[str]:
+    """``methods`` parsed (:func:`parse_methods`), or a one-line ``ImportError`` naming the
+    first method whose package is not installed and the extra that installs it."""
+    from ._imports import install_hint
+
+    out = parse_methods(methods)
+    missing = missing_packages(out)
+    if missing:
+        m, (module, extra) = next(iter(missing.items()))
+        raise ImportError(install_hint(module, extra, feature=f"method {m!r}"), name=module)
+    return out
 
 
 # ----------------------------------------------------------------------------- running
@@ -462,7 +505,7 @@ class Comparison:
 def compare(
     make: Callable[[], Setup],
     *,
-    methods: str | Sequence[str] = METHODS,
+    methods: str | Sequence[str] | None = None,
     steps: int = 400,
     finder_iter: int = 100,
     progress: bool = False,
@@ -473,13 +516,15 @@ def compare(
     ``make()`` returns a fresh :class:`Setup` for each run, from the same initial weights:
     wrap a function that returns ``(model, optimizer, loss_fn, data[, val_data])`` with
     :func:`factory` (which seeds every RNG before each call); anything else raises a
-    ``TypeError`` that says so."""
+    ``TypeError`` that says so. ``methods=None`` runs every method whose package is
+    installed (:func:`available_methods`); a method named in ``methods`` whose package is
+    missing is a one-line ``ImportError`` before anything trains."""
     import time
 
     from ._runtime import preserved_rng
 
     t0 = time.perf_counter()
-    methods = parse_methods(methods)
+    methods = available_methods() if methods is None else check_installed(methods)
     steps = V.integer("steps", steps, 10)
     finder_iter = V.integer("finder_iter", finder_iter, 10)
     setups = _setups(make)

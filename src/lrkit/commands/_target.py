@@ -136,6 +136,29 @@ def check_outputs(args: argparse.Namespace, default_output: str) -> None:
         check_output(args.output, option="-o/--output", types=IMAGE_TYPES)
     if args.json is not None:
         check_output(args.json, option="--json", example="results.json")
+    check_distinct({"-o/--output": None if args.no_plot else args.output, "--json": args.json})
+
+
+def same_file(path: str, *, other: str) -> bool:
+    """Whether ``path`` and ``other`` name one file (through links too)."""
+    if os.path.realpath(path) == os.path.realpath(other):
+        return True
+    try:
+        return os.path.samefile(path, other)
+    except OSError:  # one of them does not exist yet: different names, different files
+        return False
+
+
+def check_distinct(outputs: dict[str, str | None]) -> None:
+    """A one-line ValueError naming both options when two outputs (option -> path, ``None``
+    when not written) are the same file: the second would overwrite the first."""
+    given = [(k, v) for k, v in outputs.items() if v is not None]
+    for i, (opt_a, a) in enumerate(given):
+        for opt_b, b in given[i + 1 :]:
+            if same_file(a, other=b):
+                raise ValueError(
+                    f"{opt_a} {a!r} and {opt_b} {b!r} are the same file: give each its own"
+                )
 
 
 #: What a target of ``lrkit find`` / ``lrkit compare`` returns.

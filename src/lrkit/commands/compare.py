@@ -46,8 +46,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         p.add_argument("--steps", type=int, default=400, help="training steps per method")
         p.add_argument(
             "--methods",
-            default=",".join(METHODS),
-            help=f"comma-separated subset of: {', '.join(METHODS)} (default: all)",
+            default=None,
+            help=f"comma-separated subset of: {', '.join(METHODS)} (default: all whose "
+            "package is installed)",
         )
         p.add_argument("--finder-iter", type=int, default=100, help="range-test steps")
 
@@ -85,10 +86,19 @@ def _compare(args: argparse.Namespace) -> int:
     try:
         check_outputs(args, DEFAULT_OUTPUT)
         check_seed(args.seed)
-        try:
-            methods = C.parse_methods(args.methods)
-        except ValueError as exc:
-            raise rename(exc, names=OPTIONS) from None
+        skipped: dict[str, tuple[str, str]] = {}
+        if args.methods is None:  # the default: every method whose package is installed
+            methods = C.available_methods()
+            skipped = C.missing_packages(METHODS)
+        else:
+            try:
+                methods = C.parse_methods(args.methods)
+            except ValueError as exc:
+                raise rename(exc, names=OPTIONS) from None
+            try:
+                C.check_installed(methods)
+            except ImportError as exc:
+                raise ImportError(f"--methods {args.methods!r}: {exc}") from None
         V.integer("--steps", args.steps, 10)
         V.integer("--finder-iter", args.finder_iter, MIN_ITER)
         if args.demo:
@@ -108,6 +118,10 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"lrkit compare: error: {e}", file=sys.stderr)
         return 2
     print(f"lrkit compare: {name}; {len(methods)} methods x {args.steps} steps, seed {args.seed}")
+    if skipped:
+        needs = ", ".join(f"{m} (needs {module})" for m, (module, _) in skipped.items())
+        extras = " ".join(sorted({f"'lrkit[{extra}]'" for _, extra in skipped.values()}))
+        print(f"  note: skipped, not installed: {needs}; pip install {extras}")
     with user_code(target, during="the runs"):
         report = C.compare(
             make,

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from ._help import HelpFormatter
+from ._target import cannot_write
 
 #: Longest spec string accepted on the command line (a spec is a short expression).
 MAX_SPEC = 20_000
@@ -126,7 +127,11 @@ def run(args: argparse.Namespace) -> int:
             lines = [*lines[:5], lines[5][:80] + f" ... ({len(spec)} characters)"]
         ax.set_title("\n".join(lines), fontsize=9 if len(lines) > 1 else 10)
         fig.tight_layout()
-        fig.savefig(args.output, dpi=120)
+        try:
+            fig.savefig(args.output, dpi=120)
+        except Exception as exc:  # the image could not be written (disk, link, backend)
+            cannot_write("plot", option="-o/--output", path=args.output, error=exc)
+            return 1
         print(f"wrote {args.output}")
         return 0
     lines = wrap_spec(spec, max(args.width, 40))

@@ -20,17 +20,26 @@ from typing import Any
 from .. import _validate as V
 from .._files import IMAGE_TYPES, check_output, fresh_path
 from .._format import mask_secrets, mask_url, shorten
-from ..tune import DEFAULT_STORAGE, DEMO_TASK, FAMILIES
+from ..tune import (
+    DEFAULT_STORAGE,
+    DEMO_TASK,
+    FAMILIES,
+    check_metric,
+    check_storage,
+    sqlite_file,
+)
 from ._help import HelpFormatter, rename
 from ._target import (
     TargetError,
     add_traceback_option,
     call_target,
     cannot_write,
+    check_distinct,
     check_seed,
     import_function,
     preserved_global_state,
     report_target_error,
+    same_file,
     user_code,
 )
 
@@ -131,7 +140,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="also write the results as JSON, full precision (default: not written)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--quiet", action="store_true", help="print only the best spec")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the best spec (a --plot given is still written)",
+    )
     add_traceback_option(p)
     return p
 
@@ -199,25 +212,29 @@ def _option(name: str, value: Any) -> str:
 
 def _guarded(task: Any, target: str | None) -> Any:
     """``task`` whose ``train`` and ``range_test`` report an error of the target's code as a
-    :class:`TargetError` (Optuna's ``TrialPruned`` passes); the demo task is left as it is."""
+    :class:`TargetError` (Optuna's ``TrialPruned`` passes), and so does a ``train`` that
+    returns something other than a real number; the demo task is left as it is."""
     if target is None:
         return task
     import dataclasses
 
     import optuna
 
-    def wrap(fn: Any, during: str) -> Any:
+    def wrap(fn: Any, during: str, check: Any = None) -> Any:
         if fn is None:
             return None
 
         def run(*a: Any) -> Any:
             with user_code(target, during=during, passes=(optuna.TrialPruned,)):
-                return fn(*a)
+                out = fn(*a)
+                return out if check is None else check(out)
 
         return run
 
     return dataclasses.replace(
-        task, train=wrap(task.train, "a trial"), range_test=wrap(task.range_test, "the range test")
+        task,
+        train=wrap(task.train, "a trial", check_metric),
+        range_test=wrap(task.range_test, "the range test"),
     )
 
 
@@ -279,6 +296,12 @@ def _tune(args: argparse.Namespace) -> int:
         plot = args.plot
         if plot is not None and plot.lower() != "none":
             check_output(plot, option="--plot", types=IMAGE_TYPES)
+        else:
+            plot = None
+        if isinstance(args.storage, str):
+            check_storage(args.storage, name="--storage")
+            _check_not_the_database(args.storage, {"--json": args.json, "--plot": plot})
+        check_distinct({"--json": args.json, "--plot": plot})
         if args.demo:
             from ..torch.demo import TASKS
             from ..tune import demo_task
@@ -353,17 +376,24 @@ def _tune(args: argparse.Namespace) -> int:
         print(result.best_spec)
     else:
         _print(result, study, mask_url(args.storage), args.top)
-        plot = args.plot if args.plot is not None else fresh_path(f"lrkit-tune-{_slug(study)}.png")
-        if plot.lower() != "none":
-            try:
-                result.plot(plot)
+    # --quiet prints less; a --plot that was asked for is written all the same
+    plot = args.plot
+    if plot is None and not quiet:
+        plot = fresh_path(f"lrkit-tune-{_slug(study)}.png")
+    if plot is not None and plot.lower() != "none":
+        try:
+            result.plot(plot)
+            if not quiet:
                 print(f"plot of the search: {plot}")
-            except ImportError:
-                print("(matplotlib not installed: no plot; pip install 'lrkit[plot]')")
-            except Exception as exc:  # the image could not be written (disk, backend)
-                failed = cannot_write("tune", option="--plot", path=plot, error=exc)
-        if json_written:
-            print(f"results written to {args.json}")
+        except ImportError:
+            print(
+                "(matplotlib not installed: no plot; pip install 'lrkit[plot]')",
+                file=sys.stderr if quiet else sys.stdout,
+            )
+        except Exception as exc:  # the image could not be written (disk, backend)
+            failed = cannot_write("tune", option="--plot", path=plot, error=exc)
+    if json_written and not quiet:
+        print(f"results written to {args.json}")
     if not result.reached:
         return err(
             f"only {n_done} of {args.trials} trials COMPLETE: {_why(result)}; run the same "
@@ -372,6 +402,20 @@ def _tune(args: argparse.Namespace) -> int:
             1,
         )
     return 1 if failed else 0
+
+
+def _check_not_the_database(storage: str, outputs: dict[str, str | None]) -> None:
+    """A one-line ValueError when an output file is the SQLite database of ``--storage``
+    (writing it would destroy the study)."""
+    db = sqlite_file(storage)
+    if db is None:
+        return
+    for option, path in outputs.items():
+        if path is not None and same_file(path, other=db):
+            raise ValueError(
+                f"{option} {path!r} is the database file of --storage {mask_url(storage)}: "
+                "writing it would destroy the study; give another file name"
+            )
 
 
 def _why(result: Any) -> str:

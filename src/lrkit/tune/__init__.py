@@ -25,8 +25,8 @@ from ._space import (
     build_schedule,
     lr_range_from_finder,
 )
-from ._storage import DEFAULT_STORAGE, make_storage
-from ._task import Reporter, Task
+from ._storage import DEFAULT_STORAGE, check_storage, make_storage, sqlite_file
+from ._task import Reporter, Task, check_metric
 
 __all__ = [
     "BLIND_LR_RANGE",
@@ -41,10 +41,13 @@ __all__ = [
     "TuneResult",
     "as_task",
     "build_schedule",
+    "check_metric",
+    "check_storage",
     "demo_task",
     "load_target",
     "lr_range_from_finder",
     "make_storage",
+    "sqlite_file",
     "torch_task",
     "tune",
 ]

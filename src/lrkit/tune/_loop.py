@@ -14,7 +14,7 @@ from ._load import as_task
 from ._result import TuneResult
 from ._space import BLIND_LR_RANGE, FAMILIES, SearchSpace, _check_range, lr_range_from_finder
 from ._storage import make_pruner, make_storage, storage_error
-from ._task import Reporter, Task
+from ._task import Reporter, Task, check_metric
 from ._task import optuna as _optuna
 
 __all__ = ["StudySpaceError", "tune"]
@@ -298,7 +298,7 @@ def tune(
             raise optuna.TrialPruned("surplus: the study already has enough trials")
         schedule = space.sample(trial)
         trial.set_user_attr("schedule", str(schedule))
-        value = float(task.train(schedule, Reporter(trial)))
+        value = check_metric(task.train(schedule, Reporter(trial)))
         if not math.isfinite(value):
             trial.set_user_attr("diverged", True)
             raise optuna.TrialPruned(f"metric is {value} (diverged)")

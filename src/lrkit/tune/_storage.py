@@ -9,10 +9,18 @@ import warnings
 from typing import Any
 
 from .. import _validate as V
-from .._format import mask_secrets, mask_url, shorten, unencoded_at
+from .._format import mask_secrets, mask_url, shorten, unencoded_at, url_parts
 from ._task import optuna as _optuna
 
-__all__ = ["DEFAULT_STORAGE", "PRUNERS", "make_pruner", "make_storage", "storage_error"]
+__all__ = [
+    "DEFAULT_STORAGE",
+    "PRUNERS",
+    "check_storage",
+    "make_pruner",
+    "make_storage",
+    "sqlite_file",
+    "storage_error",
+]
 
 #: The CLI's default storage: an SQLite file in the working directory.
 DEFAULT_STORAGE = "sqlite:///lrkit-tune.db"
@@ -34,21 +42,7 @@ def make_storage(
     optuna = _optuna()
     if storage is None or not isinstance(storage, str):
         return storage
-    if "://" not in storage:
-        raise ValueError(
-            f"storage must be a database URL such as sqlite:///lrkit-tune.db or "
-            f"postgresql://user@host:5432/db, got {shorten(mask_url(storage), 120)!r}"
-        )
-    if storage.split("?")[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
-        raise ValueError(
-            f"storage {storage!r} is an in-memory SQLite database, which the heartbeat of "
-            "another connection cannot see: give a file, e.g. sqlite:///lrkit-tune.db"
-        )
-    if unencoded_at(storage):
-        raise ValueError(
-            f"storage {mask_url(storage)}: the user name or password holds an unencoded '@'; "
-            "write it as %40"
-        )
+    check_storage(storage)
     user_url = storage
     storage = _with_driver(storage)
     hb = (
@@ -103,6 +97,66 @@ def make_storage(
         except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
             raise storage_error(exc, user_url) from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def check_storage(storage: str, *, name: str = "storage") -> str:
+    """``storage`` if it is a database URL :func:`make_storage` can use, without connecting to
+    it; else a one-line ``ValueError`` that starts with ``name`` and never shows the password:
+    not a URL, an in-memory SQLite database (which the heartbeat of another connection cannot
+    see), an unencoded ``@`` in the user name or password, a port that is not an integer, or a
+    URL SQLAlchemy cannot read."""
+    if not isinstance(storage, str) or "://" not in storage:
+        shown = shorten(mask_url(storage), 120) if isinstance(storage, str) else storage
+        raise ValueError(
+            f"{name} must be a database URL such as sqlite:///lrkit-tune.db or "
+            f"postgresql://user@host:5432/db, got {shown!r}"
+        )
+    shown = shorten(mask_url(storage), 200)
+    if storage.split("?")[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
+        raise ValueError(
+            f"{name} {storage!r} is an in-memory SQLite database, which the heartbeat of "
+            "another connection cannot see: give a file, e.g. sqlite:///lrkit-tune.db"
+        )
+    if unencoded_at(storage):
+        raise ValueError(
+            f"{name} {shown}: the user name or password holds an unencoded '@'; write it as %40"
+        )
+    port = (url_parts(storage) or {}).get("port")
+    if port and not port.strip().isdigit():
+        raise ValueError(
+            f"{name} {shown}: the port must be an integer (e.g. postgresql://user@host:5432/db), "
+            f"got {shorten(port, 40)!r}"
+        )
+    try:
+        from sqlalchemy.engine import make_url
+    except ImportError:  # pragma: no cover - optuna depends on sqlalchemy
+        return storage
+    try:
+        make_url(storage)
+    except Exception as exc:  # sqlalchemy's ArgumentError, a ValueError of a part
+        why = mask_secrets((str(exc).strip().splitlines() or [type(exc).__name__])[0], storage)
+        raise ValueError(
+            f"{name} {shown}: not a URL SQLAlchemy can read ({shorten(why, 120)})"
+        ) from None
+    return storage
+
+
+def sqlite_file(storage: Any) -> str | None:
+    """The database file an ``sqlite:///PATH`` storage URL names (relative to the working
+    directory, as SQLite opens it), else ``None`` (another database, an in-memory one, or not
+    a URL)."""
+    if not isinstance(storage, str) or not storage.lower().startswith("sqlite"):
+        return None
+    parts = url_parts(storage)
+    path = parts.get("database") if parts else None
+    if not path or path == ":memory:":
+        return None
+    from urllib.parse import unquote
+
+    path = unquote(path)  # as SQLAlchemy reads it
+    if path.startswith("file:"):  # an SQLite URI (?uri=true)
+        path = path[len("file:") :]
+    return path
 
 
 def storage_error(exc: BaseException, url: str) -> ValueError:

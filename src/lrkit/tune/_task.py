@@ -12,7 +12,7 @@ from .. import _validate as V
 from .._imports import require
 from ..schedules import Schedule
 
-__all__ = ["Reporter", "Task", "optuna"]
+__all__ = ["Reporter", "Task", "check_metric", "optuna"]
 
 
 def optuna() -> Any:
@@ -48,6 +48,26 @@ class Task:
         self.direction = V.choice("direction", self.direction, ("minimize", "maximize"))
         if self.range_test is not None and not callable(self.range_test):
             raise ValueError(f"range_test must be callable or None, got {self.range_test!r}")
+
+
+def check_metric(value: Any) -> float:
+    """What ``Task.train`` returned, as a float: a real number (an ``int``, a ``float``, a numpy
+    scalar, a one-element tensor; NaN or inf marks the trial diverged), else a one-line
+    ``TypeError`` that shows the value and its type (``None``, a string, a bool, an array of
+    several values, ...)."""
+    from .._format import shorten
+    from ..feedback import as_metric
+
+    if not isinstance(value, (str, bytes, bytearray)):
+        try:
+            return as_metric(value)
+        except ValueError:
+            pass
+    raise TypeError(
+        "train must return the final metric as a real number (int, float or a numpy or "
+        "tensor scalar; NaN or inf marks the trial diverged), got "
+        f"{shorten(repr(value), 80)} ({type(value).__name__})"
+    )
 
 
 class Reporter:
