@@ -101,3 +101,16 @@ def test_offset_bound_tables_reproduce(zoo, rerun):
     # the bound is a bound: each task's own offset does at least as well as the rule's form
     fitted, own = rows[2], rows[3]
     assert own[2] <= fitted[2] and own[4] <= fitted[4]
+
+
+def test_no_sweep_row_reproduces_and_full_weight_is_the_shipped_rule(zoo, rerun):
+    import variants
+
+    shipped = json.loads((BENCH / "results" / "finder_variants.json").read_text())["tables"]
+    rows = shipped["prior"]["rows"]
+    feats = rerun["feats"]
+    h0, g0, _ = variants._shrunk_oof(feats, "constant", [0.0])
+    assert [f"{h0:.0%}", round(g0, 3)] == rows[1][1:3]
+    # weight 1 on the edge is the shipped rule, scored the same way
+    h1, g1, chosen = variants._shrunk_oof(feats, "constant", [1.0])
+    assert [f"{h1:.0%}", round(g1, 3)] == rows[0][1:3] and chosen == [1.0] * 5

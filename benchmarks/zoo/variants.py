@@ -187,6 +187,70 @@ def _pair(feats: list[dict[str, Any]]) -> list[Any]:
 
 
 SCHED_NAMES = {"constant": "constant", "onecycle": "one-cycle"}
+SHRINK_WEIGHTS = np.round(np.arange(0.0, 1.0001, 0.1), 2)
+
+
+def _toward_family(feats: list[dict[str, Any]], train: np.ndarray, w: float) -> list[dict]:
+    """Each sweep's edge pulled toward its optimizer family's mean edge over the ``train``
+    tasks: ``ln lr_min' = w ln lr_min + (1 - w) mean``; ``w = 0`` ignores the sweep."""
+    centre = {}
+    for fam in F.FAMILIES:
+        logs = [math.log(v) for i in train for v in feats[i]["lr_min"] if feats[i]["opt"] == fam]
+        centre[fam] = float(np.mean(logs)) if logs else 0.0
+    return [
+        dict(
+            f, lr_min=[math.exp(w * math.log(v) + (1 - w) * centre[f["opt"]]) for v in f["lr_min"]]
+        )
+        for f in feats
+    ]
+
+
+def _shrunk_oof(feats: list[dict[str, Any]], sched: str, weights: np.ndarray) -> tuple:
+    """Out-of-fold hits and gm of the rule on edges pulled toward the family mean, the weight
+    chosen in each training part (with the coefficients) by the fit's own objective; and
+    the weight each fold chose."""
+    hits, logs, chosen = [], [], []
+    for test in F.folds(feats):
+        tset = set(test.tolist())
+        train = np.array([i for i in range(len(feats)) if i not in tset])
+        best: tuple[float, float, list[dict], dict[str, float], float] | None = None
+        for w in weights:
+            ff = _toward_family(feats, train, float(w))
+            tab = F.loss_tables(ff, sched)
+            a, b = F.fit(ff, tab, train)
+            x = np.array([a[ff[i]["opt"]] + b * ff[i]["t"] for i in train])
+            cost = float(F._interp(tab[train], np.repeat(x[:, None], len(F.SEEDS), 1)).sum())
+            if best is None or cost < best[0] - 1e-12:
+                best = (cost, float(w), ff, a, b)
+        assert best is not None
+        _, w, ff, a, b = best
+        chosen.append(w)
+        for i in test:
+            sc = score(ff[i]["rec"], sched, [F.suggest_lr(ff[i], s, a, b) for s in F.SEEDS])
+            hits.append(sc["hit"])
+            logs.append(math.log(sc["ratio"]))
+    return float(np.mean(hits)), math.exp(float(np.mean(logs))), chosen
+
+
+def prior(feats: list[dict[str, Any]]) -> list[list[Any]]:
+    """What the sweep adds over a default LR per optimizer family and budget (no sweep: every
+    edge replaced by its family's mean edge over the training part), and whether pulling each
+    edge part of the way toward that mean (a noisy measurement shrunk toward a prior; the
+    weight fitted with the coefficients inside the training part) does better out of fold."""
+    rows: list[list[Any]] = [["shipped: the sweep's edge, out of fold", *_pair(feats), "1 (fixed)"]]
+    for label, weights in (
+        ("no sweep: a default LR per optimizer family and budget, out of fold", [0.0]),
+        ("the edge pulled toward its family's mean, weight fitted in each training part, out "
+         "of fold", SHRINK_WEIGHTS),
+    ):  # fmt: skip
+        row: list[Any] = [label]
+        chosen = []
+        for sched in ("constant", "onecycle"):
+            h, g, w = _shrunk_oof(feats, sched, np.asarray(weights))
+            row += [f"{h:.0%}", round(g, 3)]
+            chosen.append("/".join(f"{v:g}" for v in w))
+        rows.append(row + [" ; ".join(chosen) if len(weights) > 1 else "0 (fixed)"])
+    return rows
 
 
 def oracle_agreement(recs: list[dict[str, Any]]) -> list[list[Any]]:
@@ -246,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         print(" | ".join(map(str, r)), flush=True)
     c3 = ["schedule", "sd of the best offset across tasks (ln)",
           "sd left by the family-and-budget fit (ln)"]  # fmt: skip
+    pri = prior(shipped)
+    for r in pri:
+        print(" | ".join(map(str, r)), flush=True)
+    c5 = ["edge", "constant hits", "constant gm", "one-cycle hits", "one-cycle gm",
+          "weight on the edge (per fold: constant ; one-cycle)"]  # fmt: skip
     agree = oracle_agreement(recs)
     for r in agree:
         print(" | ".join(map(str, r)), flush=True)
@@ -257,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             "ceiling": {"columns": c2, "rows": r2},
             "offsets": {"columns": c3, "rows": r3},
             "oracle": {"columns": c4, "rows": agree},
+            "prior": {"columns": c5, "rows": pri},
         }
         with open(args.json, "w") as f:
             doc = {"tables": tabs, "n_tasks": len(recs)}
