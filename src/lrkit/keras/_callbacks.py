@@ -39,13 +39,23 @@ def _current_lr(model: Any) -> float:
     return float(np.asarray(keras.ops.convert_to_numpy(_inner_optimizer(model).learning_rate)))
 
 
-# Multipliers the lrkit callbacks applied to an optimizer's float learning rate; LRScheduler
-# keeps applying them when it sets the LR (otherwise its next update would undo a plateau cut).
-_SCALE_ATTR = "_lrkit_lr_scale"
+# Multipliers the lrkit callbacks applied to an optimizer's float learning rate, one per
+# controller: ``{id(controller): (controller, scale)}``; LRScheduler keeps applying their
+# product when it sets the LR (otherwise its next update would undo a plateau cut). A
+# callback registers its controller's scale at train begin, so a run resumed with a restored
+# controller (``controller=`` after ``load_state_dict``) applies the cuts made before.
+_SCALE_ATTR = "_lrkit_lr_scales"
+
+
+def _float_lr_scales(opt: Any) -> dict[int, tuple[Any, float]]:
+    scales = opt.__dict__.get(_SCALE_ATTR)
+    if scales is None:
+        scales = opt.__dict__[_SCALE_ATTR] = {}  # not setattr: Keras would track a copy
+    return scales  # type: ignore[no-any-return]
 
 
 def _float_lr_scale(opt: Any) -> float:
-    return float(getattr(opt, _SCALE_ATTR, 1.0))
+    return float(math.prod(scale for _, scale in opt.__dict__.get(_SCALE_ATTR, {}).values()))
 
 
 class _LRHandle:
@@ -54,15 +64,19 @@ class _LRHandle:
     :class:`ScaledSchedule`, and the train function rebuilt so it sees the wrapper), or a
     float learning-rate variable (assigned ``lr * factor``, as Keras' callbacks do)."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, controller: Feedback) -> None:
         opt = _inner_optimizer(model)
         lr = opt._learning_rate
         self.opt = opt
         self.model = model
+        self.key = id(controller)
         if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
             self.target: Any = lr
         elif isinstance(lr, keras.Variable):
             self.target = None
+            # the float LR (saved with the model) already holds the cuts; LRScheduler reads
+            # the controller's scale from here, also after a resume with a restored controller
+            _float_lr_scales(opt)[self.key] = (controller, controller.scale)
         elif callable(lr):
             wrapped = ScaledSchedule(lr)
             opt._learning_rate = wrapped
@@ -80,7 +94,9 @@ class _LRHandle:
             if self.target.compiled_scale and getattr(self.model, "train_function", None):
                 self.model.make_train_function(force=True)  # the scale is a compiled constant
         else:
-            setattr(self.opt, _SCALE_ATTR, _float_lr_scale(self.opt) * factor)
+            scales = _float_lr_scales(self.opt)
+            owner, scale = scales[self.key]
+            scales[self.key] = (owner, scale * factor)
             current = keras.ops.convert_to_numpy(self.opt._learning_rate.value)
             self.opt.learning_rate = float(np.asarray(current)) * factor
 
@@ -115,7 +131,10 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     ``mode="auto"`` (as Keras) reads ``"max"`` for accuracy-like monitors, else ``"min"``.
 
     ``controller`` (optional) is a ready :class:`lrkit.feedback.ReduceOnPlateau` (e.g. restored
-    with ``load_state_dict``); the other arguments are then ignored.
+    with ``load_state_dict``); the other arguments are then ignored. To resume, pass the
+    restored controller to the callback of a run on the model ``keras.saving.load_model``
+    brought back: at train begin its scale is handed to :class:`LRScheduler`, so the resumed
+    run's learning rates equal an uninterrupted run's.
     """
 
     def __init__(
@@ -147,7 +166,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         return self.controller.scale
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._handle = _LRHandle(self.model)
+        self._handle = _LRHandle(self.model, self.controller)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs if logs is not None else {}
@@ -160,11 +179,11 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 stacklevel=2,
             )
             return
+        if self._handle is None:  # registered before the controller moves
+            self._handle = _LRHandle(self.model, self.controller)
         old = self.controller.scale
         new = self.controller.update(float(value), step=epoch)
         if new != old:
-            if self._handle is None:
-                self._handle = _LRHandle(self.model)
             self._handle.multiply(new / old if old > 0 else 0.0)
             if self.verbose:
                 print(
@@ -292,7 +311,7 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._handle = _LRHandle(self.model)
+        self._handle = _LRHandle(self.model, self.controller)
         self.gave_up = False
         self._reset_run()
         self._book.add(self._take())  # the state training starts from
