@@ -90,7 +90,8 @@ class _LRHandle:
         if factor == 1.0:
             return
         if self.target is not None:
-            self.target.multiply(factor)
+            # no global retrace: this model's train function is rebuilt just below
+            self.target._rescale(self.target.scale * factor, retrace=False)
             if self.target.compiled_scale and getattr(self.model, "train_function", None):
                 self.model.make_train_function(force=True)  # the scale is a compiled constant
         else:

@@ -12,7 +12,7 @@ from .. import _validate as V
 from .._runtime import GlobalRNGState
 from ..finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
 from ._callbacks import _values
-from ._schedule import host_eval
+from ._schedule import forget_traces, host_eval
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -22,16 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["find_lr"]
 
 _MISSING = object()
-
-
-def _forget_traces() -> None:
-    """On JAX, drop the traces of compiled train steps: ``jax.jit(model.train_step)`` reuses the
-    trace of an earlier ``jit`` of the same bound method, whose learning-rate object may be
-    another one (the sweep's, or the user's). The next compiled step traces again."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        jax.clear_caches()  # type: ignore[no-untyped-call]
 
 
 class _SweepLR(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
@@ -88,7 +78,7 @@ class _Snapshot:
                 model.__dict__[k] = val
         if self.stop_training is not _MISSING:
             model.stop_training = self.stop_training
-        _forget_traces()  # the user's next step must not run the sweep's trace
+        forget_traces()  # the user's next step must not run the sweep's trace
 
 
 def _is_arrays(x: Any) -> bool:
@@ -308,7 +298,7 @@ def find_lr(
         lr_obj = _SweepLR(sweep.start_lr)
         try:
             snap.inner._learning_rate = lr_obj
-            _forget_traces()  # not an earlier trace with the user's learning-rate object
+            forget_traces()  # not an earlier trace with the user's learning-rate object
             model.make_train_function(force=True)  # a train step that reads the sweep's LR
             accum = _start_accumulation(snap.opt)
             pending: list[tuple[Any, Any, Any]] = [first]
