@@ -294,6 +294,28 @@ def test_find_lr_inject_hyperparams_chain_opt_state_and_numpy_params():
     )
 
 
+def test_find_lr_integer_learning_rate_hyperparameter_sweeps_float_lrs():
+    """``inject_hyperparams(optax.sgd)(learning_rate=1)`` holds an int32 learning rate: the
+    sweep still sets the fractional LRs (the same curve as ``learning_rate=1.0``) and the
+    caller's opt_state keeps its int32 hyperparameter."""
+    x, y = _regression(seed=5)
+    batches = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 256, 32)]
+    params = _mlp_params(seed=1)
+    runs = []
+    for lr0 in (1, 1.0):
+        opt = optax.inject_hyperparams(optax.sgd)(learning_rate=lr0)
+        st = opt.init(params)
+        dtype = st.hyperparams["learning_rate"].dtype
+        res = lo.find_lr(_loss, params, opt, batches, opt_state=st, warn=False, num_iter=30,
+                         start_lr=1e-4, end_lr=1.0, stop_early=False)  # fmt: skip
+        assert st.hyperparams["learning_rate"].dtype == dtype
+        assert int(st.hyperparams["learning_rate"]) == 1
+        runs.append(res)
+    assert runs[0].steps == runs[1].steps >= 20
+    np.testing.assert_array_equal(runs[0].losses, runs[1].losses)
+    assert runs[0].suggestion == runs[1].suggestion
+
+
 def test_find_lr_errors():
     params = _mlp_params()
     data = [_regression(n=32)]

@@ -388,6 +388,19 @@ def find_lr(
             "every step (build it with optax.inject_hyperparams(...)(learning_rate=1e-3))"
         )
     lr_dtype = jnp.result_type(*[jnp.asarray(v).dtype for v in found])
+    if not jnp.issubdtype(lr_dtype, jnp.floating):
+        # an integer hyperparameter (learning_rate=1) would round every swept LR to an
+        # integer: the sweep's private state holds it as a float (float32, or the params'
+        # wider float dtype) instead
+        floats = [
+            x.dtype
+            for x in jax.tree_util.tree_leaves(work_params)
+            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)
+        ]
+        lr_dtype = jnp.result_type(jnp.float32, *floats)  # at least float32
+        work_state = optax.tree_utils.tree_set(
+            work_state, _is_number, learning_rate=jnp.asarray(sweep.start_lr, lr_dtype)
+        )
 
     def train_step(p: Any, st: Any, batch: Any, lr: Any) -> tuple[Any, Any, Any]:
         st = optax.tree_utils.tree_set(st, _is_number, learning_rate=lr.astype(lr_dtype))
