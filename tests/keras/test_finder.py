@@ -161,6 +161,9 @@ def test_find_lr_errors(regression):
         lk.find_lr(model, [])
     with pytest.raises(ValueError, match="model"):
         lk.find_lr("model", x, y)
+    for seed in ("0", -1, 1.5, True, [0]):
+        with pytest.raises(ValueError, match=r"^seed must be an integer >= 0 or None, got "):
+            lk.find_lr(model, x, y, seed=seed, num_iter=10)
 
 
 def test_find_lr_torch_dataloader_on_jax_and_torch_rng_restored(regression):

@@ -269,6 +269,11 @@ def find_lr(
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
         raise ValueError("model must be compiled (model.compile(optimizer=..., loss=...))")
     batch_size = V.integer("batch_size", batch_size, 1)
+    if seed is not None:
+        try:
+            seed = V.integer("seed", seed, 0)
+        except ValueError:
+            raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}") from None
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
     opt = model.optimizer
     inner = getattr(opt, "inner_optimizer", opt)
