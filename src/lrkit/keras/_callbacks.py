@@ -123,8 +123,10 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     rate is multiplied like Keras does. Multipliers of several callbacks compose.
 
     Note the timing differs from Keras' callback: the reduction comes on the ``patience + 1``-th
-    non-improving epoch (PyTorch's convention); use ``patience=keras_patience - 1`` and
-    ``threshold_mode="abs"`` to reproduce Keras.
+    non-improving epoch (PyTorch's convention), and Keras' cooldown counts the epoch of the cut.
+    Keras' ``ReduceLROnPlateau(patience=P, cooldown=C, min_delta=d)`` is
+    ``ReduceOnPlateau(patience=max(P, 1) - 1, cooldown=max(C - 1, 0), threshold=d,
+    threshold_mode="abs")``.
 
     The plateau arguments (``factor=0.1``, ``patience=10``, ``threshold=1e-4``,
     ``threshold_mode="rel"``, ``cooldown=0``, ``min_scale=0.0``, by keyword:
