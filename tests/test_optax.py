@@ -92,8 +92,13 @@ def test_schedule_from_spec_and_traced_mode():
     np.testing.assert_allclose(got, s.values(np.arange(1001)), rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="dtype"):
         lo.schedule(s, dtype=jnp.int32)
-    with pytest.raises(ValueError, match="s must"):
+    with pytest.raises(ValueError, match="^schedule must"):
         lo.schedule(3.0)
+    # the argument is named schedule, as in every adapter
+    h = lo.schedule(schedule=s, evaluation="host")
+    assert float(h(500)) == float(np.float32(s(500)))
+    with pytest.raises(TypeError):
+        lo.schedule(s=s)  # type: ignore[call-arg]
 
 
 def test_schedule_drives_an_optax_optimizer():

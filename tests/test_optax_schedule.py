@@ -265,7 +265,7 @@ def test_tables_module_is_numpy_only():
 
 
 def test_a_schedule_that_goes_negative_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"^s must be >= 0 at every step .* at step 0: sub"):
+    with pytest.raises(ValueError, match=r"^schedule must be >= 0 at every step .* at step 0: sub"):
         lo.schedule(S.cosine(0.1, total_steps=10) - 1)
 
 

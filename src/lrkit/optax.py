@@ -59,21 +59,22 @@ def _host_values(s: Schedule, dtype: Any) -> Callable[[Any], np.ndarray]:
 
 
 def schedule(
-    s: Schedule | str | dict[str, Any],
+    schedule: Schedule | str | dict[str, Any],
     *,
     evaluation: str = "table",
     dtype: Any = jnp.float32,
     table_limit: int = TABLE_LIMIT,
 ) -> Callable[[Any], jax.Array]:
-    """Turn a lrkit schedule (or a spec string) into an optax ``Schedule``: ``count -> lr``.
+    """Turn ``schedule``, a lrkit schedule (or a spec string, or a ``to_dict()`` dict), into an
+    optax ``Schedule``: ``count -> lr``.
 
     ``evaluation="table"`` (default): the value is read, inside the compiled step, from a table
-    of ``dtype(s.values(t))`` built once on the host (:mod:`lrkit.schedules.tables`; a constant
-    of the compiled program, at most ``table_limit`` entries): no host round trip, the cost of
-    optax's own schedules, and ``s.values(steps).astype(float32)`` bit for bit at every step the
-    table covers -- every step for schedules that end (``cosine``, ``onecycle``, ``wsd``,
-    joins of them, ...) or decay to 0 within the table; the first ``table_limit`` steps (2**20
-    by default) otherwise, then the wrapped table for periodic ones (``cyclic`` triangular,
+    of ``dtype(schedule.values(t))`` built once on the host (:mod:`lrkit.schedules.tables`; a
+    constant of the compiled program, at most ``table_limit`` entries): no host round trip, the
+    cost of optax's own schedules, and ``schedule.values(steps).astype(float32)`` bit for bit at
+    every step the table covers -- every step for schedules that end (``cosine``, ``onecycle``,
+    ``wsd``, joins of them, ...) or decay to 0 within the table; the first ``table_limit`` steps
+    (2**20 by default) otherwise, then the wrapped table for periodic ones (``cyclic`` triangular,
     ``cosine_restarts`` with ``T_mult=1``) and the traced formula for the rest (float64 with
     ``jax_enable_x64``, else float32). Works under ``jax.jit`` and ``jax.vmap``; eager calls
     run the same lookup. Fractional steps use the formula unless whole; a negative step gives
@@ -81,15 +82,14 @@ def schedule(
 
     ``evaluation="host"`` evaluates the float64 numpy formula on the host through
     ``jax.pure_callback`` at every call (exact at every step, one host round trip per call).
-    ``evaluation="formula"`` traces ``s.values(t, xp=jnp)`` (no table; float32 arithmetic
+    ``evaluation="formula"`` traces ``schedule.values(t, xp=jnp)`` (no table; float32 arithmetic
     unless ``jax_enable_x64``, whose relative error grows with the step count and near a value
     of 0; measured in ``docs/compiled.md``).
     """
-    s = as_schedule(s, name="s", nonnegative=True)
+    sched = as_schedule(schedule, name="schedule", nonnegative=True)
     evaluation = V.choice("evaluation", evaluation, EVALUATIONS)
     limit = V.integer("table_limit", table_limit, 2)
     odt = out_dtype(dtype)
-    sched = s
 
     if evaluation == "formula":
         traced = formula_fn(sched, odt)

@@ -1,10 +1,10 @@
 """lrkit schedules as Keras ``LearningRateSchedule`` objects, exact in float32 on every backend.
 
 The value at a step equals the schedule's float64 numpy closed form rounded once to float32,
-``s.values(steps).astype(np.float32)`` bit for bit. On the JAX backend a compiled train step
-reads it from a value table built once on the host (:mod:`lrkit.schedules.tables`), a constant
-of the compiled program: no host round trip per step. ``evaluation="host"`` keeps the float64
-host call inside the step instead (``jax.pure_callback``); TensorFlow uses
+``schedule.values(steps).astype(np.float32)`` bit for bit. On the JAX backend a compiled train
+step reads it from a value table built once on the host (:mod:`lrkit.schedules.tables`), a
+constant of the compiled program: no host round trip per step. ``evaluation="host"`` keeps
+the float64 host call inside the step instead (``jax.pure_callback``); TensorFlow uses
 ``tf.numpy_function`` and the torch backend, which runs eagerly, calls numpy directly.
 
 Both classes hold a *multiplier* (``scale``) which the lrkit plateau/guard callbacks set. It is
@@ -140,7 +140,7 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
     at most ``table_limit`` entries inside the compiled step (no host round trip; exact at
     every step the table covers, see :func:`lrkit.optax.schedule` for past its end);
     ``"host"`` calls the float64 formula on the host at every step (``jax.pure_callback``);
-    ``"formula"`` traces ``s.values(t, xp=jnp)`` (float32 arithmetic). Other backends compute
+    ``"formula"`` traces ``schedule.values(t, xp=jnp)`` (float32 arithmetic). Other backends compute
     on the host (torch: eagerly; TensorFlow: ``tf.numpy_function``).
 
     ``get_config()`` holds ``schedule.to_dict()`` (any family or composite) and the scale; the
@@ -272,16 +272,16 @@ class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule): 
 
 
 def schedule(
-    s: Any,
+    schedule: Any,
     *,
     name: str | None = None,
     evaluation: str = "table",
     table_limit: int = TABLE_LIMIT,
 ) -> LRKitSchedule:
-    """A Keras ``LearningRateSchedule`` whose value at every step is ``s``'s, in float32.
+    """A Keras ``LearningRateSchedule`` whose value at every step is ``schedule``'s, in float32.
 
-    ``s`` is a lrkit schedule, a spec string (``"cosine(lr=0.1, total_steps=1000)"``) or a
-    ``to_dict()`` dict. Pass the result as an optimizer's ``learning_rate``::
+    ``schedule`` is a lrkit schedule, a spec string (``"cosine(lr=0.1, total_steps=1000)"``) or
+    a ``to_dict()`` dict. Pass the result as an optimizer's ``learning_rate``::
 
         opt = keras.optimizers.SGD(learning_rate=lrkit.keras.schedule(s), momentum=0.9)
 
@@ -289,4 +289,4 @@ def schedule(
     ``evaluation`` and ``table_limit``: see :class:`LRKitSchedule` (the defaults read an exact
     value table inside the compiled step, at the cost of Keras' own schedules).
     """
-    return LRKitSchedule(s, name=name, evaluation=evaluation, table_limit=table_limit)
+    return LRKitSchedule(schedule, name=name, evaluation=evaluation, table_limit=table_limit)
