@@ -208,6 +208,22 @@ def test_reduce_on_plateau_in_chain_and_validation():
             lo.reduce_on_plateau(**kw)
 
 
+@pytest.mark.parametrize(
+    "name,meant", [("rtol", "use threshold, "), ("atol", 'threshold_mode="abs"'), ("x", None)]
+)
+def test_reduce_on_plateau_unknown_option_names_it_and_the_options(name, meant):
+    """optax.contrib's rtol/atol point to threshold; the message lists the accepted names."""
+    with pytest.raises(TypeError) as info:
+        lo.reduce_on_plateau(**{name: 1e-4})
+    msg = str(info.value)
+    assert msg.startswith(f"{name} is not an option of lrkit.optax.reduce_on_plateau")
+    assert "\n" not in msg and (meant is None or meant in msg)
+    assert msg.endswith(
+        "; options: accumulation_size, cooldown, factor, min_scale, mode, patience, threshold, "
+        "threshold_mode"
+    )
+
+
 # ============================================================================ find_lr
 
 

@@ -142,6 +142,14 @@ class ReduceOnPlateauState(NamedTuple):
     num_reductions: jax.Array  # int32: reductions applied
 
 
+#: optax.contrib.reduce_on_plateau's option names, and lrkit's option meant
+_PLATEAU_HINTS = {
+    "rtol": 'use threshold, with threshold_mode="rel" (the default)',
+    "atol": 'use threshold with threshold_mode="abs"',
+    "min_lr": "use min_scale, a fraction of the learning rate",
+}
+
+
 def reduce_on_plateau(
     mode: str = "min",
     *,
@@ -172,6 +180,15 @@ def reduce_on_plateau(
     negative metric is not an improvement. The float32 state means comparisons are done in
     float32 (float64 with ``jax_enable_x64``).
     """
+    allowed = ("mode", "accumulation_size", *PlateauKwargs.__annotations__)
+    bad = sorted(set(plateau) - set(allowed))
+    if bad:  # optax.contrib.reduce_on_plateau's names point to lrkit's
+        hint = _PLATEAU_HINTS.get(bad[0])
+        raise TypeError(
+            f"{bad[0]} is not an option of lrkit.optax.reduce_on_plateau"
+            + (f" ({hint})" if hint else "")
+            + f"; options: {', '.join(sorted(allowed))}"
+        )
     # the arguments, their defaults and their validation are the framework-free controller's
     ref = ReduceOnPlateau(mode, **plateau)  # type: ignore[arg-type]
     acc_n = V.integer("accumulation_size", accumulation_size, 1)

@@ -453,3 +453,25 @@ def test_resume_with_a_restored_plateau_controller_is_exact(tmp_path, kind):
     assert first + second == ref
     for a, b in zip(whole.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_unknown_options_name_the_parameter_the_option_meant_and_the_options():
+    with pytest.raises(TypeError) as info:
+        lk.ReduceLROnPlateau("val_loss", min_lr=1e-6)
+    assert str(info.value) == (
+        "min_lr is not an option of lrkit.keras.ReduceOnPlateau (use min_scale, a fraction of "
+        "the learning rate: min_scale=min_lr / lr); options: controller, cooldown, factor, "
+        "min_scale, mode, monitor, patience, threshold, threshold_mode, verbose"
+    )
+    with pytest.raises(TypeError, match=r"^min_delta is not an option .*threshold_mode=\"abs\""):
+        lk.ReduceOnPlateau("val_loss", min_delta=0.1)
+    with pytest.raises(TypeError) as info:
+        lk.DivergenceGuard(check_grads=True)
+    msg = str(info.value)
+    assert msg.startswith("check_grads is not an option of lrkit.keras.DivergenceGuard (Keras ")
+    assert msg.endswith(
+        "; options: controller, factor, keep, max_restores, min_history, min_scale, quantile, "
+        "snapshot_every, spike_factor, verbose, window"
+    )
+    with pytest.raises(TypeError, match=r"^foo is not an option of lrkit.keras.DivergenceGuard; "):
+        lk.DivergenceGuard(0.5, foo=1)

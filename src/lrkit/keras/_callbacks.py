@@ -12,15 +12,13 @@ import keras
 import numpy as np
 
 from .. import _validate as V
-from ..feedback import DivergenceDetector, Feedback, GuardBook, PlateauKwargs
+from ..feedback import DetectorKwargs, DivergenceDetector, Feedback, GuardBook, PlateauKwargs
 from ..feedback import ReduceOnPlateau as _PlateauCore
 from ..schedules import Schedule, as_schedule
 from ._schedule import LRKitSchedule, ScaledSchedule
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-    from ..feedback import DetectorKwargs
 
 __all__ = ["DivergenceGuard", "LRLogger", "LRScheduler", "ReduceLROnPlateau", "ReduceOnPlateau"]
 
@@ -102,6 +100,29 @@ class _LRHandle:
             self.opt.learning_rate = float(np.asarray(current)) * factor
 
 
+def _check_options(
+    where: str, given: Any, allowed: Any, hints: dict[str, str] | None = None
+) -> None:
+    """A ``TypeError`` naming the first of ``given`` (keyword names) not in ``allowed``, with a
+    pointer to the option meant (``hints``) and the accepted names."""
+    bad = sorted(set(given) - set(allowed))
+    if bad:
+        hint = (hints or {}).get(bad[0])
+        raise TypeError(
+            f"{bad[0]} is not an option of {where}"
+            + (f" ({hint})" if hint else "")
+            + f"; options: {', '.join(sorted(allowed))}"
+        )
+
+
+#: what users of Keras' ReduceLROnPlateau reach for, and the option meant
+_PLATEAU_HINTS = {
+    "min_lr": "use min_scale, a fraction of the learning rate: min_scale=min_lr / lr",
+    "min_delta": 'use threshold with threshold_mode="abs"',
+    "epsilon": 'use threshold with threshold_mode="abs"',
+}
+
+
 def _resolve_mode(mode: str, monitor: str) -> str:
     mode = V.choice("mode", mode, ("auto", "min", "max"))
     if mode == "auto":
@@ -149,6 +170,12 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         verbose: int = 0,
         **plateau: Unpack[PlateauKwargs],
     ) -> None:
+        _check_options(
+            "lrkit.keras.ReduceOnPlateau",
+            plateau,
+            ("monitor", "mode", "controller", "verbose", *PlateauKwargs.__annotations__),
+            _PLATEAU_HINTS,
+        )
         super().__init__()
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
@@ -256,6 +283,22 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         verbose: int = 0,
         **detector: Unpack[DetectorKwargs],
     ) -> None:
+        _check_options(
+            "lrkit.keras.DivergenceGuard",
+            detector,
+            (
+                "factor",
+                "snapshot_every",
+                "keep",
+                "controller",
+                "verbose",
+                *DetectorKwargs.__annotations__,
+            ),
+            {
+                "check_grads": "Keras hands no gradients to callbacks: a non-finite gradient "
+                "shows as a non-finite loss one batch later"
+            },
+        )
         super().__init__()
         if controller is None:
             controller = DivergenceDetector(factor, **detector)
