@@ -350,7 +350,8 @@ def find_lr(
     ``functools.partial(optax.adamw, weight_decay=1e-4)``), which is wrapped with
     ``optax.inject_hyperparams``, or a transformation built with
     ``optax.inject_hyperparams(factory)(learning_rate=<a number>)`` (also inside
-    ``optax.chain``): the sweep writes the ``learning_rate`` hyperparameter of its state.
+    ``optax.chain``): the sweep writes the ``learning_rate`` hyperparameter of its state (an
+    integer one, ``learning_rate=1``, is held as a float in the sweep's private state).
     ``opt_state`` (optional) is the state to start from (e.g. mid-training); by default
     ``optimizer.init(params)``.
 
