@@ -92,8 +92,13 @@ def test_schedule_from_spec_and_traced_mode():
     np.testing.assert_allclose(got, s.values(np.arange(1001)), rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="dtype"):
         lo.schedule(s, dtype=jnp.int32)
-    with pytest.raises(ValueError, match="s must"):
+    with pytest.raises(ValueError, match="^schedule must"):
         lo.schedule(3.0)
+    # the argument is named schedule, as in every adapter
+    h = lo.schedule(schedule=s, evaluation="host")
+    assert float(h(500)) == float(np.float32(s(500)))
+    with pytest.raises(TypeError):
+        lo.schedule(s=s)  # type: ignore[call-arg]
 
 
 def test_schedule_drives_an_optax_optimizer():
@@ -203,6 +208,22 @@ def test_reduce_on_plateau_in_chain_and_validation():
             lo.reduce_on_plateau(**kw)
 
 
+@pytest.mark.parametrize(
+    "name,meant", [("rtol", "use threshold, "), ("atol", 'threshold_mode="abs"'), ("x", None)]
+)
+def test_reduce_on_plateau_unknown_option_names_it_and_the_options(name, meant):
+    """optax.contrib's rtol/atol point to threshold; the message lists the accepted names."""
+    with pytest.raises(TypeError) as info:
+        lo.reduce_on_plateau(**{name: 1e-4})
+    msg = str(info.value)
+    assert msg.startswith(f"{name} is not an option of lrkit.optax.reduce_on_plateau")
+    assert "\n" not in msg and (meant is None or meant in msg)
+    assert msg.endswith(
+        "; options: accumulation_size, cooldown, factor, min_scale, mode, patience, threshold, "
+        "threshold_mode"
+    )
+
+
 # ============================================================================ find_lr
 
 
@@ -292,6 +313,28 @@ def test_find_lr_inject_hyperparams_chain_opt_state_and_numpy_params():
     jax.tree_util.tree_map(
         lambda a, b: np.testing.assert_array_equal(np.asarray(a), b), st, st_before
     )
+
+
+def test_find_lr_integer_learning_rate_hyperparameter_sweeps_float_lrs():
+    """``inject_hyperparams(optax.sgd)(learning_rate=1)`` holds an int32 learning rate: the
+    sweep still sets the fractional LRs (the same curve as ``learning_rate=1.0``) and the
+    caller's opt_state keeps its int32 hyperparameter."""
+    x, y = _regression(seed=5)
+    batches = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 256, 32)]
+    params = _mlp_params(seed=1)
+    runs = []
+    for lr0 in (1, 1.0):
+        opt = optax.inject_hyperparams(optax.sgd)(learning_rate=lr0)
+        st = opt.init(params)
+        dtype = st.hyperparams["learning_rate"].dtype
+        res = lo.find_lr(_loss, params, opt, batches, opt_state=st, warn=False, num_iter=30,
+                         start_lr=1e-4, end_lr=1.0, stop_early=False)  # fmt: skip
+        assert st.hyperparams["learning_rate"].dtype == dtype
+        assert int(st.hyperparams["learning_rate"]) == 1
+        runs.append(res)
+    assert runs[0].steps == runs[1].steps >= 20
+    np.testing.assert_array_equal(runs[0].losses, runs[1].losses)
+    assert runs[0].suggestion == runs[1].suggestion
 
 
 def test_find_lr_errors():

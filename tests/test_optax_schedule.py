@@ -265,7 +265,7 @@ def test_tables_module_is_numpy_only():
 
 
 def test_a_schedule_that_goes_negative_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"^s must be >= 0 at every step .* at step 0: sub"):
+    with pytest.raises(ValueError, match=r"^schedule must be >= 0 at every step .* at step 0: sub"):
         lo.schedule(S.cosine(0.1, total_steps=10) - 1)
 
 
@@ -279,3 +279,17 @@ def test_bfloat16_tables_and_a_bad_dtype_name() -> None:
     assert np.array_equal(np.asarray(jax.jit(jax.vmap(f))(jnp.asarray(t, jnp.int32))), want)
     with pytest.raises(ValueError, match=r"^dtype must be a floating dtype, got 'foo'$"):
         lo.schedule(s, dtype="foo")
+
+
+@pytest.mark.parametrize("total", [3, 7, 10, 999, 1000, 4097])
+@pytest.mark.parametrize("power", [0.5, 1.0, 2.0])
+def test_jitted_formula_never_goes_below_the_end_of_a_polynomial_decay(total, power) -> None:
+    """XLA turns ``t / T`` into ``t * (1 / T)``: ``1 - t / T`` was a hair below 0 at the end of
+    the decay (a negative LR, NaN for a fractional power). The jitted formula now equals the
+    numpy values there: exactly ``end_lr`` from ``total_steps`` on."""
+    s = S.polynomial(0.1, total_steps=total, power=power)
+    f = jax.jit(lo.schedule(s, evaluation="formula"))
+    t = np.arange(0, 3 * total + 2)
+    got = np.asarray(f(jnp.asarray(t, jnp.int32)))
+    assert np.all(got[total:] == 0.0)
+    np.testing.assert_allclose(got, s.values(t), rtol=1e-5, atol=1e-6)

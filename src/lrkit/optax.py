@@ -59,21 +59,22 @@ def _host_values(s: Schedule, dtype: Any) -> Callable[[Any], np.ndarray]:
 
 
 def schedule(
-    s: Schedule | str | dict[str, Any],
+    schedule: Schedule | str | dict[str, Any],
     *,
     evaluation: str = "table",
     dtype: Any = jnp.float32,
     table_limit: int = TABLE_LIMIT,
 ) -> Callable[[Any], jax.Array]:
-    """Turn a lrkit schedule (or a spec string) into an optax ``Schedule``: ``count -> lr``.
+    """Turn ``schedule``, a lrkit schedule (or a spec string, or a ``to_dict()`` dict), into an
+    optax ``Schedule``: ``count -> lr``.
 
     ``evaluation="table"`` (default): the value is read, inside the compiled step, from a table
-    of ``dtype(s.values(t))`` built once on the host (:mod:`lrkit.schedules.tables`; a constant
-    of the compiled program, at most ``table_limit`` entries): no host round trip, the cost of
-    optax's own schedules, and ``s.values(steps).astype(float32)`` bit for bit at every step the
-    table covers -- every step for schedules that end (``cosine``, ``onecycle``, ``wsd``,
-    joins of them, ...) or decay to 0 within the table; the first ``table_limit`` steps (2**20
-    by default) otherwise, then the wrapped table for periodic ones (``cyclic`` triangular,
+    of ``dtype(schedule.values(t))`` built once on the host (:mod:`lrkit.schedules.tables`; a
+    constant of the compiled program, at most ``table_limit`` entries): no host round trip, the
+    cost of optax's own schedules, and ``schedule.values(steps).astype(float32)`` bit for bit at
+    every step the table covers -- every step for schedules that end (``cosine``, ``onecycle``,
+    ``wsd``, joins of them, ...) or decay to 0 within the table; the first ``table_limit`` steps
+    (2**20 by default) otherwise, then the wrapped table for periodic ones (``cyclic`` triangular,
     ``cosine_restarts`` with ``T_mult=1``) and the traced formula for the rest (float64 with
     ``jax_enable_x64``, else float32). Works under ``jax.jit`` and ``jax.vmap``; eager calls
     run the same lookup. Fractional steps use the formula unless whole; a negative step gives
@@ -81,15 +82,14 @@ def schedule(
 
     ``evaluation="host"`` evaluates the float64 numpy formula on the host through
     ``jax.pure_callback`` at every call (exact at every step, one host round trip per call).
-    ``evaluation="formula"`` traces ``s.values(t, xp=jnp)`` (no table; float32 arithmetic
+    ``evaluation="formula"`` traces ``schedule.values(t, xp=jnp)`` (no table; float32 arithmetic
     unless ``jax_enable_x64``, whose relative error grows with the step count and near a value
     of 0; measured in ``docs/compiled.md``).
     """
-    s = as_schedule(s, name="s", nonnegative=True)
+    sched = as_schedule(schedule, name="schedule", nonnegative=True)
     evaluation = V.choice("evaluation", evaluation, EVALUATIONS)
     limit = V.integer("table_limit", table_limit, 2)
     odt = out_dtype(dtype)
-    sched = s
 
     if evaluation == "formula":
         traced = formula_fn(sched, odt)
@@ -142,6 +142,14 @@ class ReduceOnPlateauState(NamedTuple):
     num_reductions: jax.Array  # int32: reductions applied
 
 
+#: optax.contrib.reduce_on_plateau's option names, and lrkit's option meant
+_PLATEAU_HINTS = {
+    "rtol": 'use threshold, with threshold_mode="rel" (the default)',
+    "atol": 'use threshold with threshold_mode="abs"',
+    "min_lr": "use min_scale, a fraction of the learning rate",
+}
+
+
 def reduce_on_plateau(
     mode: str = "min",
     *,
@@ -172,6 +180,15 @@ def reduce_on_plateau(
     negative metric is not an improvement. The float32 state means comparisons are done in
     float32 (float64 with ``jax_enable_x64``).
     """
+    allowed = ("mode", "accumulation_size", *PlateauKwargs.__annotations__)
+    bad = sorted(set(plateau) - set(allowed))
+    if bad:  # optax.contrib.reduce_on_plateau's names point to lrkit's
+        hint = _PLATEAU_HINTS.get(bad[0])
+        raise TypeError(
+            f"{bad[0]} is not an option of lrkit.optax.reduce_on_plateau"
+            + (f" ({hint})" if hint else "")
+            + f"; options: {', '.join(sorted(allowed))}"
+        )
     # the arguments, their defaults and their validation are the framework-free controller's
     ref = ReduceOnPlateau(mode, **plateau)  # type: ignore[arg-type]
     acc_n = V.integer("accumulation_size", accumulation_size, 1)
@@ -333,7 +350,8 @@ def find_lr(
     ``functools.partial(optax.adamw, weight_decay=1e-4)``), which is wrapped with
     ``optax.inject_hyperparams``, or a transformation built with
     ``optax.inject_hyperparams(factory)(learning_rate=<a number>)`` (also inside
-    ``optax.chain``): the sweep writes the ``learning_rate`` hyperparameter of its state.
+    ``optax.chain``): the sweep writes the ``learning_rate`` hyperparameter of its state (an
+    integer one, ``learning_rate=1``, is held as a float in the sweep's private state).
     ``opt_state`` (optional) is the state to start from (e.g. mid-training); by default
     ``optimizer.init(params)``.
 
@@ -388,6 +406,19 @@ def find_lr(
             "every step (build it with optax.inject_hyperparams(...)(learning_rate=1e-3))"
         )
     lr_dtype = jnp.result_type(*[jnp.asarray(v).dtype for v in found])
+    if not jnp.issubdtype(lr_dtype, jnp.floating):
+        # an integer hyperparameter (learning_rate=1) would round every swept LR to an
+        # integer: the sweep's private state holds it as a float (float32, or the params'
+        # wider float dtype) instead
+        floats = [
+            x.dtype
+            for x in jax.tree_util.tree_leaves(work_params)
+            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)
+        ]
+        lr_dtype = jnp.result_type(jnp.float32, *floats)  # at least float32
+        work_state = optax.tree_utils.tree_set(
+            work_state, _is_number, learning_rate=jnp.asarray(sweep.start_lr, lr_dtype)
+        )
 
     def train_step(p: Any, st: Any, batch: Any, lr: Any) -> tuple[Any, Any, Any]:
         st = optax.tree_utils.tree_set(st, _is_number, learning_rate=lr.astype(lr_dtype))

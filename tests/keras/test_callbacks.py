@@ -411,3 +411,67 @@ def test_guard_and_logger_read_the_optimizer_without_numpy_deprecation_warnings(
         model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False,
                   callbacks=[guard, lk.LRLogger("batch")])  # fmt: skip
     assert guard.restored_at and guard.scale < 1.0
+
+
+@pytest.mark.parametrize("kind", ["scheduler", "float", "lrkit"])
+def test_resume_with_a_restored_plateau_controller_is_exact(tmp_path, kind):
+    """Saved after a plateau cut and resumed from ``load_model`` with the controller restored
+    (``controller=`` after ``load_state_dict``): the same LRs and weights as one run."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4)).astype("float32")
+    y = rng.standard_normal((64, 1)).astype("float32")
+    cos = S.cosine(0.1, total_steps=64)
+    plateau = dict(factor=0.5, patience=0, threshold=10.0)  # cuts at every epoch end but one
+
+    def compiled():
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        m.compile(keras.optimizers.SGD(lk.schedule(cos) if kind == "lrkit" else 0.1), "mse")
+        return m
+
+    def run(m, ctrl, first, last):
+        log = lk.LRLogger("batch")
+        cbs = [lk.ReduceOnPlateau("loss", controller=ctrl), log]
+        if kind == "scheduler":
+            cbs.insert(0, lk.LRScheduler(cos))
+        m.fit(x, y, batch_size=16, epochs=last, initial_epoch=first, shuffle=False, verbose=0,
+              callbacks=cbs)  # fmt: skip
+        return log.history
+
+    whole = compiled()
+    ref = run(whole, Core("min", **plateau), 0, 5)
+    part = compiled()
+    ctrl = Core("min", **plateau)
+    first = run(part, ctrl, 0, 2)
+    assert ctrl.scale == 0.5  # cut at the end of epoch 2
+    part.save(tmp_path / "m.keras")
+    resumed = keras.saving.load_model(tmp_path / "m.keras")
+    ctrl2 = Core("min", **plateau)
+    ctrl2.load_state_dict(ctrl.state_dict())
+    second = run(resumed, ctrl2, 2, 5)
+    assert ctrl2.scale == 0.0625
+    assert first + second == ref
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_unknown_options_name_the_parameter_the_option_meant_and_the_options():
+    with pytest.raises(TypeError) as info:
+        lk.ReduceLROnPlateau("val_loss", min_lr=1e-6)
+    assert str(info.value) == (
+        "min_lr is not an option of lrkit.keras.ReduceOnPlateau (use min_scale, a fraction of "
+        "the learning rate: min_scale=min_lr / lr); options: controller, cooldown, factor, "
+        "min_scale, mode, monitor, patience, threshold, threshold_mode, verbose"
+    )
+    with pytest.raises(TypeError, match=r"^min_delta is not an option .*threshold_mode=\"abs\""):
+        lk.ReduceOnPlateau("val_loss", min_delta=0.1)
+    with pytest.raises(TypeError) as info:
+        lk.DivergenceGuard(check_grads=True)
+    msg = str(info.value)
+    assert msg.startswith("check_grads is not an option of lrkit.keras.DivergenceGuard (Keras ")
+    assert msg.endswith(
+        "; options: controller, factor, keep, max_restores, min_history, min_scale, quantile, "
+        "snapshot_every, spike_factor, verbose, window"
+    )
+    with pytest.raises(TypeError, match=r"^foo is not an option of lrkit.keras.DivergenceGuard; "):
+        lk.DivergenceGuard(0.5, foo=1)

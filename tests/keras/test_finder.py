@@ -161,6 +161,9 @@ def test_find_lr_errors(regression):
         lk.find_lr(model, [])
     with pytest.raises(ValueError, match="model"):
         lk.find_lr("model", x, y)
+    for seed in ("0", -1, 1.5, True, [0]):
+        with pytest.raises(ValueError, match=r"^seed must be an integer >= 0 or None, got "):
+            lk.find_lr(model, x, y, seed=seed, num_iter=10)
 
 
 def test_find_lr_torch_dataloader_on_jax_and_torch_rng_restored(regression):
@@ -238,3 +241,36 @@ def test_compiled_steps_before_and_after_the_sweep_use_their_own_learning_rate(b
     for a, b, c, d in zip(w, m.trainable_variables, w_ref, ref.trainable_variables):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_allclose(np.array(b.numpy()) - a, np.array(d.numpy()) - c, atol=1e-7)
+
+
+@pytest.mark.parametrize("fitted", [0, 2])
+def test_find_lr_one_sweep_step_per_accumulated_update(const_grad_model, mean_pred_loss, fitted):
+    """With ``gradient_accumulation_steps=4`` a sweep step is one optimizer update: four
+    micro-batches at one LR, the loss recorded their mean; the optimizer's counter and
+    accumulators (also mid-accumulation) are restored bit for bit."""
+    x = np.array([[1.0], [2.0], [3.0], [4.0]], dtype="float32")  # loss kernel * x, grad x
+    y = np.zeros_like(x)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.01, gradient_accumulation_steps=4),
+                  loss=mean_pred_loss)  # fmt: skip
+    model.build((None, 1))
+    model.optimizer.build(model.trainable_variables)
+    for i in range(fitted):  # stop mid-accumulation: the sweep starts on a boundary anyway
+        model.train_on_batch(x[i : i + 1], y[i : i + 1])
+    before = _state(model)
+    seen = []
+
+    def cb(i, lr, loss):
+        kernel = float(np.asarray(model.layers[0].kernel.numpy()).ravel()[0])
+        seen.append((i, int(np.asarray(model.optimizer.iterations)), kernel))
+
+    res = _find(model, x, y, batch_size=1, shuffle=False, eval_batches=0, num_iter=20,
+                start_lr=1e-3, end_lr=1e-1, max_extra_iter=0, callback=cb)  # fmt: skip
+    assert res.steps == 20 and res.stop_reason == "completed"
+    kernel = 0.0
+    for (i, iters, k), lr, loss in zip(seen, res.lrs, res.losses):
+        assert iters == fitted // 4 + i + 1  # one update per sweep step
+        assert loss == pytest.approx(2.5 * kernel, rel=1e-5, abs=1e-9)  # mean of 4 losses
+        kernel -= 2.5 * lr  # the update: lr times the mean gradient of the 4 micro-batches
+        assert k == pytest.approx(kernel, rel=1e-5)
+    _assert_same(before, _state(model))

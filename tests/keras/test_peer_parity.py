@@ -1,6 +1,8 @@
 """Keras' own schedules and ReduceLROnPlateau, reproduced by lrkit expressions (the Keras side
 computes in float32)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -88,6 +90,21 @@ def test_keras_reduce_lr_on_plateau_mapping(seed, patience, cooldown):
     got = [ours.update(v) for v in values]
     assert got == ref
     assert min(ref) < 1.0  # the streams do reach plateaus
+
+
+def test_the_callback_docstring_gives_the_tested_keras_mapping():
+    """The Keras recipe in ``lrkit.keras.ReduceOnPlateau``'s docstring is the mapping tested
+    above (and the one on the parity page), cooldown included."""
+    import lrkit.keras as lk
+
+    mapping = (
+        "ReduceOnPlateau(patience=max(P, 1) - 1, cooldown=max(C - 1, 0), threshold=d, "
+        'threshold_mode="abs")'
+    )
+    doc = " ".join(lk.ReduceOnPlateau.__doc__.replace("``", "").split())
+    assert "Keras' ReduceLROnPlateau(patience=P, cooldown=C, min_delta=d) is " + mapping in doc
+    parity = Path(__file__).resolve().parents[2] / "docs" / "parity.md"
+    assert mapping in parity.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

@@ -206,3 +206,13 @@ def test_a_schedule_that_goes_negative_is_refused() -> None:
         lk.LRKitSchedule(bad)
     with pytest.raises(ValueError, match=r"^schedule must be >= 0 at every step .* at step 0"):
         lk.LRScheduler(bad)
+
+
+def test_the_schedule_argument_is_named_schedule_in_every_adapter() -> None:
+    s = S.cosine(0.1, total_steps=10)
+    for make in (lk.schedule, lk.LRKitSchedule, lk.LRScheduler):
+        assert make(schedule=s).schedule == s
+    with pytest.raises(TypeError):
+        lk.schedule(s=s)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="^schedule must"):
+        lk.schedule(3.0)

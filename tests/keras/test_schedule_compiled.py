@@ -145,3 +145,24 @@ def test_a_scale_change_mid_epoch_takes_effect_at_the_next_step(const_grad_model
     model.fit(x, x, batch_size=1, shuffle=False, verbose=0, callbacks=[_HalveAt(ks, 2)])
     used = [np.float32(s(t)) for t in range(3)] + [np.float32(s(t) * 0.5) for t in range(3, 8)]
     np.testing.assert_allclose(model.get_weights()[0], [[-np.sum(used)]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("how", ["set_scale", "multiply", "scaled_schedule"])
+def test_a_scale_change_between_two_fits_is_used_by_the_next_fit(
+    how, const_grad_model, mean_pred_loss
+):
+    """No train-function rebuild by the caller: the next fit() steps at the new scale."""
+    s = S.linear(0.04, end_lr=0.01, total_steps=10)
+    ks = lk.schedule(s)
+    lr = lk.ScaledSchedule(ks) if how == "scaled_schedule" else ks
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss=mean_pred_loss)
+    x = np.ones((4, 1), "float32")
+    model.fit(x, x, batch_size=1, shuffle=False, verbose=0)
+    if how == "set_scale":
+        lr.set_scale(0.25)
+    else:
+        assert lr.multiply(0.25) == 0.25
+    model.fit(x, x, batch_size=1, shuffle=False, verbose=0)
+    used = [np.float32(s(t)) for t in range(4)] + [np.float32(s(t)) * 0.25 for t in range(4, 8)]
+    np.testing.assert_allclose(model.get_weights()[0], [[-np.sum(used)]], rtol=1e-6)

@@ -12,15 +12,13 @@ import keras
 import numpy as np
 
 from .. import _validate as V
-from ..feedback import DivergenceDetector, Feedback, GuardBook, PlateauKwargs
+from ..feedback import DetectorKwargs, DivergenceDetector, Feedback, GuardBook, PlateauKwargs
 from ..feedback import ReduceOnPlateau as _PlateauCore
 from ..schedules import Schedule, as_schedule
 from ._schedule import LRKitSchedule, ScaledSchedule
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-    from ..feedback import DetectorKwargs
 
 __all__ = ["DivergenceGuard", "LRLogger", "LRScheduler", "ReduceLROnPlateau", "ReduceOnPlateau"]
 
@@ -39,13 +37,23 @@ def _current_lr(model: Any) -> float:
     return float(np.asarray(keras.ops.convert_to_numpy(_inner_optimizer(model).learning_rate)))
 
 
-# Multipliers the lrkit callbacks applied to an optimizer's float learning rate; LRScheduler
-# keeps applying them when it sets the LR (otherwise its next update would undo a plateau cut).
-_SCALE_ATTR = "_lrkit_lr_scale"
+# Multipliers the lrkit callbacks applied to an optimizer's float learning rate, one per
+# controller: ``{id(controller): (controller, scale)}``; LRScheduler keeps applying their
+# product when it sets the LR (otherwise its next update would undo a plateau cut). A
+# callback registers its controller's scale at train begin, so a run resumed with a restored
+# controller (``controller=`` after ``load_state_dict``) applies the cuts made before.
+_SCALE_ATTR = "_lrkit_lr_scales"
+
+
+def _float_lr_scales(opt: Any) -> dict[int, tuple[Any, float]]:
+    scales = opt.__dict__.get(_SCALE_ATTR)
+    if scales is None:
+        scales = opt.__dict__[_SCALE_ATTR] = {}  # not setattr: Keras would track a copy
+    return scales  # type: ignore[no-any-return]
 
 
 def _float_lr_scale(opt: Any) -> float:
-    return float(getattr(opt, _SCALE_ATTR, 1.0))
+    return float(math.prod(scale for _, scale in opt.__dict__.get(_SCALE_ATTR, {}).values()))
 
 
 class _LRHandle:
@@ -54,15 +62,19 @@ class _LRHandle:
     :class:`ScaledSchedule`, and the train function rebuilt so it sees the wrapper), or a
     float learning-rate variable (assigned ``lr * factor``, as Keras' callbacks do)."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, controller: Feedback) -> None:
         opt = _inner_optimizer(model)
         lr = opt._learning_rate
         self.opt = opt
         self.model = model
+        self.key = id(controller)
         if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
             self.target: Any = lr
         elif isinstance(lr, keras.Variable):
             self.target = None
+            # the float LR (saved with the model) already holds the cuts; LRScheduler reads
+            # the controller's scale from here, also after a resume with a restored controller
+            _float_lr_scales(opt)[self.key] = (controller, controller.scale)
         elif callable(lr):
             wrapped = ScaledSchedule(lr)
             opt._learning_rate = wrapped
@@ -76,13 +88,39 @@ class _LRHandle:
         if factor == 1.0:
             return
         if self.target is not None:
-            self.target.multiply(factor)
+            # no global retrace: this model's train function is rebuilt just below
+            self.target._rescale(self.target.scale * factor, retrace=False)
             if self.target.compiled_scale and getattr(self.model, "train_function", None):
                 self.model.make_train_function(force=True)  # the scale is a compiled constant
         else:
-            setattr(self.opt, _SCALE_ATTR, _float_lr_scale(self.opt) * factor)
+            scales = _float_lr_scales(self.opt)
+            owner, scale = scales[self.key]
+            scales[self.key] = (owner, scale * factor)
             current = keras.ops.convert_to_numpy(self.opt._learning_rate.value)
             self.opt.learning_rate = float(np.asarray(current)) * factor
+
+
+def _check_options(
+    where: str, given: Any, allowed: Any, hints: dict[str, str] | None = None
+) -> None:
+    """A ``TypeError`` naming the first of ``given`` (keyword names) not in ``allowed``, with a
+    pointer to the option meant (``hints``) and the accepted names."""
+    bad = sorted(set(given) - set(allowed))
+    if bad:
+        hint = (hints or {}).get(bad[0])
+        raise TypeError(
+            f"{bad[0]} is not an option of {where}"
+            + (f" ({hint})" if hint else "")
+            + f"; options: {', '.join(sorted(allowed))}"
+        )
+
+
+#: what users of Keras' ReduceLROnPlateau reach for, and the option meant
+_PLATEAU_HINTS = {
+    "min_lr": "use min_scale, a fraction of the learning rate: min_scale=min_lr / lr",
+    "min_delta": 'use threshold with threshold_mode="abs"',
+    "epsilon": 'use threshold with threshold_mode="abs"',
+}
 
 
 def _resolve_mode(mode: str, monitor: str) -> str:
@@ -106,8 +144,10 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     rate is multiplied like Keras does. Multipliers of several callbacks compose.
 
     Note the timing differs from Keras' callback: the reduction comes on the ``patience + 1``-th
-    non-improving epoch (PyTorch's convention); use ``patience=keras_patience - 1`` and
-    ``threshold_mode="abs"`` to reproduce Keras.
+    non-improving epoch (PyTorch's convention), and Keras' cooldown counts the epoch of the cut.
+    Keras' ``ReduceLROnPlateau(patience=P, cooldown=C, min_delta=d)`` is
+    ``ReduceOnPlateau(patience=max(P, 1) - 1, cooldown=max(C - 1, 0), threshold=d,
+    threshold_mode="abs")``.
 
     The plateau arguments (``factor=0.1``, ``patience=10``, ``threshold=1e-4``,
     ``threshold_mode="rel"``, ``cooldown=0``, ``min_scale=0.0``, by keyword:
@@ -115,7 +155,10 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     ``mode="auto"`` (as Keras) reads ``"max"`` for accuracy-like monitors, else ``"min"``.
 
     ``controller`` (optional) is a ready :class:`lrkit.feedback.ReduceOnPlateau` (e.g. restored
-    with ``load_state_dict``); the other arguments are then ignored.
+    with ``load_state_dict``); the other arguments are then ignored. To resume, pass the
+    restored controller to the callback of a run on the model ``keras.saving.load_model``
+    brought back: at train begin its scale is handed to :class:`LRScheduler`, so the resumed
+    run's learning rates equal an uninterrupted run's.
     """
 
     def __init__(
@@ -127,6 +170,12 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         verbose: int = 0,
         **plateau: Unpack[PlateauKwargs],
     ) -> None:
+        _check_options(
+            "lrkit.keras.ReduceOnPlateau",
+            plateau,
+            ("monitor", "mode", "controller", "verbose", *PlateauKwargs.__annotations__),
+            _PLATEAU_HINTS,
+        )
         super().__init__()
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
@@ -147,7 +196,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         return self.controller.scale
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._handle = _LRHandle(self.model)
+        self._handle = _LRHandle(self.model, self.controller)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs if logs is not None else {}
@@ -160,11 +209,11 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 stacklevel=2,
             )
             return
+        if self._handle is None:  # registered before the controller moves
+            self._handle = _LRHandle(self.model, self.controller)
         old = self.controller.scale
         new = self.controller.update(float(value), step=epoch)
         if new != old:
-            if self._handle is None:
-                self._handle = _LRHandle(self.model)
             self._handle.multiply(new / old if old > 0 else 0.0)
             if self.verbose:
                 print(
@@ -234,6 +283,22 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         verbose: int = 0,
         **detector: Unpack[DetectorKwargs],
     ) -> None:
+        _check_options(
+            "lrkit.keras.DivergenceGuard",
+            detector,
+            (
+                "factor",
+                "snapshot_every",
+                "keep",
+                "controller",
+                "verbose",
+                *DetectorKwargs.__annotations__,
+            ),
+            {
+                "check_grads": "Keras hands no gradients to callbacks: a non-finite gradient "
+                "shows as a non-finite loss one batch later"
+            },
+        )
         super().__init__()
         if controller is None:
             controller = DivergenceDetector(factor, **detector)
@@ -292,7 +357,7 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._handle = _LRHandle(self.model)
+        self._handle = _LRHandle(self.model, self.controller)
         self.gave_up = False
         self._reset_run()
         self._book.add(self._take())  # the state training starts from

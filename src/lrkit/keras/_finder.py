@@ -12,7 +12,7 @@ from .. import _validate as V
 from .._runtime import GlobalRNGState
 from ..finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
 from ._callbacks import _values
-from ._schedule import host_eval
+from ._schedule import forget_traces, host_eval
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -22,16 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["find_lr"]
 
 _MISSING = object()
-
-
-def _forget_traces() -> None:
-    """On JAX, drop the traces of compiled train steps: ``jax.jit(model.train_step)`` reuses the
-    trace of an earlier ``jit`` of the same bound method, whose learning-rate object may be
-    another one (the sweep's, or the user's). The next compiled step traces again."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        jax.clear_caches()  # type: ignore[no-untyped-call]
 
 
 class _SweepLR(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
@@ -88,7 +78,7 @@ class _Snapshot:
                 model.__dict__[k] = val
         if self.stop_training is not _MISSING:
             model.stop_training = self.stop_training
-        _forget_traces()  # the user's next step must not run the sweep's trace
+        forget_traces()  # the user's next step must not run the sweep's trace
 
 
 def _is_arrays(x: Any) -> bool:
@@ -189,6 +179,32 @@ def _build(model: Any, batch: tuple[Any, Any, Any]) -> None:
         opt.build(model.trainable_variables)
 
 
+def _accumulation(opt: Any) -> tuple[Any, int]:
+    """The optimizer that accumulates gradients (``opt`` or, for a ``LossScaleOptimizer``, its
+    inner optimizer) and its ``gradient_accumulation_steps`` (1 without accumulation)."""
+    for o in (opt, getattr(opt, "inner_optimizer", None)):
+        steps = getattr(o, "gradient_accumulation_steps", None) if o is not None else None
+        if steps and int(steps) > 1:
+            return o, int(steps)
+    return opt, 1
+
+
+def _start_accumulation(opt: Any) -> int:
+    """Start the sweep on an accumulation boundary (the snapshot puts the optimizer's counter
+    and accumulators back afterwards): the micro-batch counter is rounded down to the last
+    update and the accumulated gradients are zeroed, so each sweep step is one whole update of
+    ``gradient_accumulation_steps`` micro-batches. Returns that number (1 without
+    accumulation)."""
+    acc, steps = _accumulation(opt)
+    if steps > 1:
+        it = int(np.asarray(keras.ops.convert_to_numpy(acc._iterations)))
+        acc._iterations.assign(it - it % steps)
+        for g in getattr(acc, "_accumulated_gradients", None) or []:
+            if g is not None:
+                g.assign(keras.ops.zeros(g.shape, dtype=g.dtype))
+    return steps
+
+
 def _no_loss(model: Any) -> bool:
     """True when ``model`` was compiled without a loss and trains with Keras' own
     ``train_step``/``compute_loss`` (so only ``add_loss`` terms, if any, make its loss)."""
@@ -232,6 +248,10 @@ def find_lr(
     Each sweep step runs ``model.train_on_batch`` (the model's compiled loss, regularization
     losses included, and its optimizer) at the sweep's learning rate, whatever the optimizer
     holds (a float or a schedule: the learning rate is swapped for the sweep and put back).
+    With an optimizer built with ``gradient_accumulation_steps=n``, a sweep step is one
+    optimizer update: ``n`` ``train_on_batch`` calls (micro-batches of ``batch_size``) at the
+    same learning rate, and the loss recorded is their mean (as ``accumulation_steps`` in
+    :func:`lrkit.torch.find_lr`); the sweep starts on an accumulation boundary.
 
     Afterwards every model variable (``model.variables``: weights, non-trainable state such as
     BatchNorm statistics, seed generators), every optimizer variable (iterations and learning
@@ -249,6 +269,11 @@ def find_lr(
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
         raise ValueError("model must be compiled (model.compile(optimizer=..., loss=...))")
     batch_size = V.integer("batch_size", batch_size, 1)
+    if seed is not None:
+        try:
+            seed = V.integer("seed", seed, 0)
+        except ValueError:
+            raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}") from None
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
     opt = model.optimizer
     inner = getattr(opt, "inner_optimizer", opt)
@@ -278,22 +303,26 @@ def find_lr(
         lr_obj = _SweepLR(sweep.start_lr)
         try:
             snap.inner._learning_rate = lr_obj
-            _forget_traces()  # not an earlier trace with the user's learning-rate object
+            forget_traces()  # not an earlier trace with the user's learning-rate object
             model.make_train_function(force=True)  # a train step that reads the sweep's LR
+            accum = _start_accumulation(snap.opt)
             pending: list[tuple[Any, Any, Any]] = [first]
 
             def one_step(lr: float) -> float:
-                bx, by, bw = pending.pop() if pending else next(batches)
                 lr_obj.lr = lr
-                logs = model.train_on_batch(bx, by, sample_weight=bw, return_dict=True)
-                loss = float(np.asarray(logs["loss"]))
-                if loss == 0.0 and no_loss:
-                    raise ValueError(
-                        "model must be compiled with a loss (model.compile(optimizer=..., "
-                        "loss=...)): it has none and its training loss is 0, so there is no "
-                        "curve to read"
-                    )
-                return loss
+                total = 0.0
+                for _ in range(accum):  # one optimizer update: ``accum`` micro-batches
+                    bx, by, bw = pending.pop() if pending else next(batches)
+                    logs = model.train_on_batch(bx, by, sample_weight=bw, return_dict=True)
+                    loss = float(np.asarray(logs["loss"]))
+                    if loss == 0.0 and no_loss:
+                        raise ValueError(
+                            "model must be compiled with a loss (model.compile(optimizer=..., "
+                            "loss=...)): it has none and its training loss is 0, so there is "
+                            "no curve to read"
+                        )
+                    total += loss
+                return total / accum
 
             def evaluate() -> float:
                 total = 0.0

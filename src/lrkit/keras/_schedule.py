@@ -1,10 +1,10 @@
 """lrkit schedules as Keras ``LearningRateSchedule`` objects, exact in float32 on every backend.
 
 The value at a step equals the schedule's float64 numpy closed form rounded once to float32,
-``s.values(steps).astype(np.float32)`` bit for bit. On the JAX backend a compiled train step
-reads it from a value table built once on the host (:mod:`lrkit.schedules.tables`), a constant
-of the compiled program: no host round trip per step. ``evaluation="host"`` keeps the float64
-host call inside the step instead (``jax.pure_callback``); TensorFlow uses
+``schedule.values(steps).astype(np.float32)`` bit for bit. On the JAX backend a compiled train
+step reads it from a value table built once on the host (:mod:`lrkit.schedules.tables`), a
+constant of the compiled program: no host round trip per step. ``evaluation="host"`` keeps
+the float64 host call inside the step instead (``jax.pure_callback``); TensorFlow uses
 ``tf.numpy_function`` and the torch backend, which runs eagerly, calls numpy directly.
 
 Both classes hold a *multiplier* (``scale``) which the lrkit plateau/guard callbacks set. It is
@@ -12,8 +12,10 @@ a Python float rather than a ``keras.Variable`` on purpose: with the JAX backend
 that is not part of the optimizer's state is frozen into the compiled train step as a constant.
 On the JAX backend the scale is a constant of the compiled step as well (``compiled_scale``):
 the lrkit callbacks rebuild the train function when they change it (a retrace, once per
-change); code that calls :meth:`set_scale` itself during ``fit`` does the same with
-``model.make_train_function(force=True)``. The scale is saved in ``get_config()``.
+change); :meth:`set_scale` / :meth:`multiply` called elsewhere (between two ``fit`` calls, or
+in a callback of your own) drop the compiled traces (``jax.clear_caches()``) once the
+schedule has been traced, so the next step traces again with the new scale. The scale is
+saved in ``get_config()``.
 """
 
 from __future__ import annotations
@@ -64,10 +66,28 @@ def host_eval(fn: _HostFn, step: Any) -> Any:
     return keras.ops.convert_to_tensor(fn(t), dtype="float32")
 
 
+def forget_traces() -> None:
+    """On JAX, drop the traces of compiled functions (``jax.clear_caches()``): the next call of
+    a compiled train step traces again, reading the learning-rate object and scale it holds
+    then. ``jax.jit(model.train_step)`` would otherwise reuse a trace made with another
+    learning-rate object or scale."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.clear_caches()  # type: ignore[no-untyped-call]
+
+
+def _is_tracer(x: Any) -> bool:
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
 class _Scaled:
     """The host-side multiplier shared by both schedule classes."""
 
     _scale: float
+    _traced = False  # a compiled step holds the scale as a constant (set when traced)
 
     @property
     def scale(self) -> float:
@@ -75,12 +95,23 @@ class _Scaled:
         return self._scale
 
     def set_scale(self, scale: float) -> None:
-        self._scale = V.non_negative("scale", scale)
+        """Set the scale. On JAX, once a compiled train step has read the schedule, a change
+        drops the compiled traces (:func:`forget_traces`) so the next ``fit`` (or step) uses
+        the new scale."""
+        self._rescale(V.non_negative("scale", scale))
 
     def multiply(self, factor: float) -> float:
-        """Multiply the scale by ``factor`` (>= 0); returns the new scale."""
-        self._scale = self._scale * V.non_negative("factor", factor)
+        """Multiply the scale by ``factor`` (>= 0); returns the new scale (see
+        :meth:`set_scale` for JAX)."""
+        self._rescale(self._scale * V.non_negative("factor", factor))
         return self._scale
+
+    def _rescale(self, scale: float, *, retrace: bool = True) -> None:
+        """Set the scale; ``retrace=False`` leaves the compiled traces alone (for a caller
+        that rebuilds the model's train function itself, as the lrkit callbacks do)."""
+        if retrace and scale != self._scale and self._traced and self.compiled_scale:
+            forget_traces()
+        self._scale = scale
 
     @property
     def compiled_scale(self) -> bool:
@@ -109,7 +140,7 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
     at most ``table_limit`` entries inside the compiled step (no host round trip; exact at
     every step the table covers, see :func:`lrkit.optax.schedule` for past its end);
     ``"host"`` calls the float64 formula on the host at every step (``jax.pure_callback``);
-    ``"formula"`` traces ``s.values(t, xp=jnp)`` (float32 arithmetic). Other backends compute
+    ``"formula"`` traces ``schedule.values(t, xp=jnp)`` (float32 arithmetic). Other backends compute
     on the host (torch: eagerly; TensorFlow: ``tf.numpy_function``).
 
     ``get_config()`` holds ``schedule.to_dict()`` (any family or composite) and the scale; the
@@ -163,6 +194,7 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         if self.evaluation != "host":
             x = _jax_step(step)
             if x is not None:
+                self._traced = self._traced or _is_tracer(x)
                 return self._lookup()(x)
         return host_eval(self._host, step)
 
@@ -222,6 +254,7 @@ class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule): 
     def __call__(self, step: Any) -> Any:
         inner = keras.ops.cast(self.inner(step), "float32")
         if keras.backend.backend() == "jax":
+            self._traced = self._traced or _is_tracer(inner)
             return inner * np.float32(self._scale)
         return inner * host_eval(self._factor, step)
 
@@ -239,16 +272,16 @@ class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule): 
 
 
 def schedule(
-    s: Any,
+    schedule: Any,
     *,
     name: str | None = None,
     evaluation: str = "table",
     table_limit: int = TABLE_LIMIT,
 ) -> LRKitSchedule:
-    """A Keras ``LearningRateSchedule`` whose value at every step is ``s``'s, in float32.
+    """A Keras ``LearningRateSchedule`` whose value at every step is ``schedule``'s, in float32.
 
-    ``s`` is a lrkit schedule, a spec string (``"cosine(lr=0.1, total_steps=1000)"``) or a
-    ``to_dict()`` dict. Pass the result as an optimizer's ``learning_rate``::
+    ``schedule`` is a lrkit schedule, a spec string (``"cosine(lr=0.1, total_steps=1000)"``) or
+    a ``to_dict()`` dict. Pass the result as an optimizer's ``learning_rate``::
 
         opt = keras.optimizers.SGD(learning_rate=lrkit.keras.schedule(s), momentum=0.9)
 
@@ -256,4 +289,4 @@ def schedule(
     ``evaluation`` and ``table_limit``: see :class:`LRKitSchedule` (the defaults read an exact
     value table inside the compiled step, at the cost of Keras' own schedules).
     """
-    return LRKitSchedule(s, name=name, evaluation=evaluation, table_limit=table_limit)
+    return LRKitSchedule(schedule, name=name, evaluation=evaluation, table_limit=table_limit)

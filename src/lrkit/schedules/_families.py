@@ -157,6 +157,10 @@ class Polynomial(Schedule):
             frac = 1.0 - t / horizon
         else:
             frac = 1.0 - xp.minimum(t, float(self.total_steps)) / self.total_steps
+            # numpy gives exactly 0 from total_steps on; XLA rewrites t / T as t * (1 / T),
+            # so a jitted 1 - t / T is a hair off 0 there (a negative LR, or sqrt's 1e-5)
+            frac = xp.where(t >= self.total_steps, 0.0, frac)
+        frac = xp.clip(frac, 0.0, 1.0)  # in [0, 1] already with numpy
         return (self.lr - self.end_lr) * frac**self.power + self.end_lr
 
 
