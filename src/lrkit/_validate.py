@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -111,3 +111,19 @@ def sorted_ints(name: str, values: Any, minimum: int = 0, strict: bool = False) 
                 f"{name}[{i - 1}]={out[i - 1]}"
             )
     return out
+
+
+def options(
+    where: str, given: Any, allowed: Sequence[str], hints: Mapping[str, str] | None = None
+) -> None:
+    """A ``TypeError`` naming the first of the keyword names ``given`` that is not in
+    ``allowed``, with a pointer to the option meant (``hints``: a name users of another
+    library reach for -> what to use instead) and the accepted names."""
+    bad = sorted(set(given) - set(allowed))
+    if bad:
+        hint = (hints or {}).get(bad[0])
+        raise TypeError(
+            f"{bad[0]} is not an option of {where}"
+            + (f" ({hint})" if hint else "")
+            + f"; options: {', '.join(sorted(allowed))}"
+        )

@@ -181,14 +181,8 @@ def reduce_on_plateau(
     float32 (float64 with ``jax_enable_x64``).
     """
     allowed = ("mode", "accumulation_size", *PlateauKwargs.__annotations__)
-    bad = sorted(set(plateau) - set(allowed))
-    if bad:  # optax.contrib.reduce_on_plateau's names point to lrkit's
-        hint = _PLATEAU_HINTS.get(bad[0])
-        raise TypeError(
-            f"{bad[0]} is not an option of lrkit.optax.reduce_on_plateau"
-            + (f" ({hint})" if hint else "")
-            + f"; options: {', '.join(sorted(allowed))}"
-        )
+    # optax.contrib.reduce_on_plateau's names point to lrkit's
+    V.options("lrkit.optax.reduce_on_plateau", plateau, allowed, _PLATEAU_HINTS)
     # the arguments, their defaults and their validation are the framework-free controller's
     ref = ReduceOnPlateau(mode, **plateau)  # type: ignore[arg-type]
     acc_n = V.integer("accumulation_size", accumulation_size, 1)

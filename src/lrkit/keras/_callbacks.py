@@ -100,21 +100,6 @@ class _LRHandle:
             self.opt.learning_rate = float(np.asarray(current)) * factor
 
 
-def _check_options(
-    where: str, given: Any, allowed: Any, hints: dict[str, str] | None = None
-) -> None:
-    """A ``TypeError`` naming the first of ``given`` (keyword names) not in ``allowed``, with a
-    pointer to the option meant (``hints``) and the accepted names."""
-    bad = sorted(set(given) - set(allowed))
-    if bad:
-        hint = (hints or {}).get(bad[0])
-        raise TypeError(
-            f"{bad[0]} is not an option of {where}"
-            + (f" ({hint})" if hint else "")
-            + f"; options: {', '.join(sorted(allowed))}"
-        )
-
-
 #: what users of Keras' ReduceLROnPlateau reach for, and the option meant
 _PLATEAU_HINTS = {
     "min_lr": "use min_scale, a fraction of the learning rate: min_scale=min_lr / lr",
@@ -170,7 +155,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         verbose: int = 0,
         **plateau: Unpack[PlateauKwargs],
     ) -> None:
-        _check_options(
+        V.options(
             "lrkit.keras.ReduceOnPlateau",
             plateau,
             ("monitor", "mode", "controller", "verbose", *PlateauKwargs.__annotations__),
@@ -283,7 +268,7 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         verbose: int = 0,
         **detector: Unpack[DetectorKwargs],
     ) -> None:
-        _check_options(
+        V.options(
             "lrkit.keras.DivergenceGuard",
             detector,
             (
