@@ -255,11 +255,18 @@ def _sampler_seed(seed: int, n_trials_in_study: int) -> int:
     return int(np.random.SeedSequence((seed, n_trials_in_study)).generate_state(1)[0])
 
 
-def _told_after_fail(exc: ValueError, study: Any, number: int | None) -> bool:
+def _told_after_fail(exc: BaseException, study: Any, number: int | None) -> bool:
     """Whether ``exc`` is Optuna refusing the result of this worker's trial ``number``
     because another worker marked it FAIL (its heartbeat had stopped, e.g. while this
-    process was paused) and re-queued a copy."""
-    if number is None or not str(exc).startswith("Cannot tell a "):
+    process was paused) and re-queued a copy: its ``ValueError("Cannot tell a FAIL
+    trial.")``, raised as is after a pruned trial, and behind the ``AssertionError`` of its
+    logging after a finished one."""
+    refused: BaseException | None = exc
+    while refused is not None and not (
+        isinstance(refused, ValueError) and str(refused).startswith("Cannot tell a ")
+    ):
+        refused = refused.__context__
+    if number is None or refused is None:
         return False
     fail = _optuna().trial.TrialState.FAIL
     return any(t.number == number and t.state == fail for t in study.get_trials(deepcopy=False))
@@ -308,10 +315,10 @@ def tune(
     ``seeding="finder"`` (default) runs ``task.range_test()`` once per study and searches the
     peak LR in the interval it supports (:func:`lr_range_from_finder`), and enqueues a first
     trial at the finder's ``max_lr`` (without a range test, or when it gives no usable
-    interval, the blind interval is searched, and kept by the study); ``"blind"`` searches ``1e-6..10``; a pair
-    ``(low, high)`` searches that. Each trial stores its schedule spec as the user attr
-    ``"schedule"``. ``stop_when(study) -> bool``, checked after each trial, ends this
-    worker's loop early (e.g. a target value reached); ``callbacks`` go to
+    interval, the blind interval is searched, and kept by the study); ``"blind"`` searches
+    ``1e-6..10``; a pair ``(low, high)`` searches that. Each trial stores its schedule spec
+    as the user attr ``"schedule"``. ``stop_when(study) -> bool``, checked after each trial,
+    ends this worker's loop early (e.g. a target value reached); ``callbacks`` go to
     ``study.optimize``.
 
     The search space (``families``, ``seeding``, ``task.total_steps``) and the LR interval
@@ -476,7 +483,7 @@ def tune(
                         gc_after_trial=False,
                         show_progress_bar=False,
                     )
-            except ValueError as exc:
+            except (ValueError, AssertionError) as exc:
                 number = current.get("number")
                 if not _told_after_fail(exc, study, number):
                     raise

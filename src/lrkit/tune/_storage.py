@@ -170,9 +170,7 @@ def _sqlite_in_memory(storage: str) -> bool:
     if path.lower().startswith("file:"):
         rest, _, uri_query = path[len("file:") :].partition("?")
         return (
-            rest in ("", ":memory:")
-            or "mode=memory" in uri_query.lower()
-            or "mode=memory" in query
+            rest in ("", ":memory:") or "mode=memory" in uri_query.lower() or "mode=memory" in query
         )
     return False
 
