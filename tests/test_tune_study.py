@@ -440,8 +440,8 @@ def test_cli_lost_database_connection_is_one_masked_line(
     assert err == (
         "lrkit tune: error: storage postgresql://bob:***@db.example:5432/lrkit: lost the "
         'database connection: connection to server at "db.example" failed: server closed the '
-        "connection unexpectedly (password ***); the trials already finished stay in study "
-        "'x': run the same command to continue\n"
+        "connection unexpectedly (password ***); the trials already finished stay in the "
+        "study: run the same command to continue\n"
     )
 
 
@@ -458,3 +458,27 @@ def test_cli_an_error_raised_inside_optuna_is_not_reported_as_a_user_mistake(
     with pytest.raises(ValueError):
         main(["tune", f"{nan_module}:nan", "--storage", "sqlite:///o.db", "--no-progress",
               "--plot", "none"])  # fmt: skip
+
+
+def test_cli_database_lost_after_the_run_is_the_same_line(
+    nan_module: str, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy.exc
+
+    from lrkit.tune import TuneResult
+
+    def lost(self: Any) -> Any:
+        raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server has gone away"))
+
+    monkeypatch.setattr(TuneResult, "complete_trials", property(lost))
+    from lrkit.cli import main
+
+    rc = main(["tune", f"{nan_module}:nan", "--trials", "1", "--max-trials", "1", "--seeding",
+               "blind", "--storage", "sqlite:///after.db", "--no-progress",
+               "--plot", "none"])  # fmt: skip
+    assert rc == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "lrkit tune: error: storage sqlite:///after.db: lost the database connection: server "
+        "has gone away; the trials already finished stay in the study: run the same command "
+        "to continue"
+    )

@@ -244,6 +244,15 @@ def _run(args: argparse.Namespace) -> int:
         return _tune(args)
     except TargetError as exc:
         return report_target_error("tune", err=exc, show_traceback=args.traceback)
+    except _db_errors() as exc:  # the database stopped answering (during or after the run)
+        url = args.storage if isinstance(args.storage, str) else None
+        msg = (
+            f"storage {mask_url(args.storage)}: lost the database connection: "
+            f"{_first_line(exc)}; the trials already finished stay in the study: run the "
+            "same command to continue"
+        )
+        print(f"lrkit tune: error: {mask_secrets(msg, url)}", file=sys.stderr)
+        return 1
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -353,13 +362,6 @@ def _tune(args: argparse.Namespace) -> int:
         return err(
             f"study {exc.study_name!r} ({mask_url(args.storage)}) was created with {was}, not "
             f"{now}{steps}: pass --study NAME for a new study, or the same options to continue it"
-        )
-    except _db_errors() as exc:  # e.g. the database server went away mid-run
-        return err(
-            f"storage {mask_url(args.storage)}: lost the database connection: "
-            f"{_first_line(exc)}; the trials already finished stay in study {study!r}: run "
-            "the same command to continue",
-            1,
         )
     except (ValueError, ImportError) as exc:  # bad options, target, storage or package
         if _raised_by_optuna(exc):

@@ -228,13 +228,13 @@ def _record(
     *,
     started: bool,
 ) -> None:
-    """Store the search space and the LR interval on ``study``: always on a study in which
-    no trial has started (a run that never started one does not fix the options), and on an
-    older study only what it lacks."""
+    """Store the search space and the LR interval on ``study``: all of it on a study in
+    which no trial has started (a run that never started one does not fix the options), and
+    on an older study with trials only the interval, when it lacks one."""
     attrs = study.user_attrs
-    if started and ATTR_SPACE in attrs and ATTR_RANGE in attrs:
+    if started and ATTR_RANGE in attrs:
         return
-    if not started or ATTR_SPACE not in attrs:
+    if not started:
         study.set_user_attr(ATTR_SPACE, record)
     study.set_user_attr(ATTR_RANGE, list(rng))
     study.set_user_attr(ATTR_SEEDING, how)
