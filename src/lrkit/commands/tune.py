@@ -123,8 +123,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--max-trials",
         type=int,
         default=None,
-        help="cap on trials started in all; when reached first the command exits with code 1 "
-        "(default: 10x --trials, at least --trials + 50)",
+        help="cap on the trials this run starts; when reached first the command exits with "
+        "code 1, and running it again starts up to as many more (default: 10x --trials, at "
+        "least --trials + 50)",
     )
     p.add_argument("--top", type=int, default=5, help="rows of the final table")
     p.add_argument(
@@ -225,7 +226,7 @@ def _guarded(task: Any, target: str | None) -> Any:
             return None
 
         def run(*a: Any) -> Any:
-            with user_code(target, during=during, passes=(optuna.TrialPruned,)):
+            with user_code(target, during=during, passes=(optuna.TrialPruned, *_db_errors())):
                 out = fn(*a)
                 return out if check is None else check(out)
 
@@ -243,6 +244,15 @@ def _run(args: argparse.Namespace) -> int:
         return _tune(args)
     except TargetError as exc:
         return report_target_error("tune", err=exc, show_traceback=args.traceback)
+    except _db_errors() as exc:  # the database stopped answering (during or after the run)
+        url = args.storage if isinstance(args.storage, str) else None
+        msg = (
+            f"storage {mask_url(args.storage)}: lost the database connection: "
+            f"{_first_line(exc)}; the trials already finished stay in the study: run the "
+            "same command to continue"
+        )
+        print(f"lrkit tune: error: {mask_secrets(msg, url)}", file=sys.stderr)
+        return 1
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -354,6 +364,8 @@ def _tune(args: argparse.Namespace) -> int:
             f"{now}{steps}: pass --study NAME for a new study, or the same options to continue it"
         )
     except (ValueError, ImportError) as exc:  # bad options, target, storage or package
+        if _raised_by_optuna(exc):
+            raise  # not a mistake in the command line: Optuna's own error, with its traceback
         return err(str(exc))
     except KeyboardInterrupt:
         print(
@@ -371,6 +383,12 @@ def _tune(args: argparse.Namespace) -> int:
         except OSError as exc:
             failed = cannot_write("tune", option="--json", path=args.json, error=exc)
     if not n_done:
+        if result.stop_reason == "max_trials":
+            return err(
+                f"no trial finished: {_why(result)}; run the same command again to start up "
+                "to --max-trials more, or raise --max-trials / use --pruner none",
+                1,
+            )
         return err("no trial finished (all were pruned, diverged or failed)", 1)
     if quiet:
         print(result.best_spec)
@@ -404,6 +422,33 @@ def _tune(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _db_errors() -> tuple[type[BaseException], ...]:
+    """SQLAlchemy's errors of a database that stopped answering (Optuna stores through it)."""
+    try:
+        import sqlalchemy.exc
+    except ImportError:  # pragma: no cover - optuna depends on sqlalchemy
+        return ()
+    return (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DBAPIError)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The database driver's first line of complaint (SQLAlchemy adds SQL and a link)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
+    return shorten(lines[0] if lines else type(orig).__name__, 240)
+
+
+def _raised_by_optuna(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside Optuna (its own run-time error, not a user mistake
+    that lrkit's checks name)."""
+    tb = exc.__traceback__
+    name = ""
+    while tb is not None:
+        name = str(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return name == "optuna" or name.startswith("optuna.")
+
+
 def _check_not_the_database(storage: str, outputs: dict[str, str | None]) -> None:
     """A one-line ValueError when an output file is the SQLite database of ``--storage``
     (writing it would destroy the study)."""
@@ -423,8 +468,8 @@ def _why(result: Any) -> str:
     pruned, failed = counts.get("PRUNED", 0), counts.get("FAIL", 0)
     if result.stop_reason == "max_trials":
         return (
-            f"the cap of {result.max_trials} started trials was reached ({pruned} pruned or "
-            f"diverged, {failed} failed)"
+            f"this run reached its cap of {result.max_trials} started trials (--max-trials; "
+            f"{pruned} pruned or diverged, {failed} failed in the study)"
         )
     return f"stopped early ({result.stop_reason})"
 

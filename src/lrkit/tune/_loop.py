@@ -55,27 +55,36 @@ def _space_record(families: Sequence[str], seeding: Any, total_steps: int) -> di
     if isinstance(seeding, str):
         how: Any = V.choice("seeding", seeding, ("finder", "blind"))
     else:
-        how = list(_check_range(seeding))
+        how = list(_check_range(seeding, name="seeding"))
     return {"families": list(families), "seeding": how, "total_steps": int(total_steps)}
 
 
-def _check_space(study: Any, record: dict[str, Any], requested_direction: str) -> list[str]:
+def _started(study: Any) -> bool:
+    """Whether any trial of ``study`` has started (a trial only enqueued, WAITING, has not)."""
+    waiting = _optuna().trial.TrialState.WAITING
+    return any(t.state != waiting for t in study.get_trials(deepcopy=False))
+
+
+def _check_space(
+    study: Any, record: dict[str, Any], requested_direction: str, *, started: bool
+) -> list[str]:
     """Refuse (:class:`StudySpaceError`) to continue a study created with another search
-    space or optimization direction; record the space on a study that has none yet. A study
-    from before the space was recorded is compared through its trials' ``family`` choices and
-    its total steps. The same families in another order are the same space: the study's
-    order is returned (Optuna's categorical choices keep the order they were created with)."""
+    space or optimization direction. A study in which no trial has started (``started``
+    false) takes the requested space (:func:`tune` records it when the search starts); its
+    direction, fixed by Optuna, is still checked. A study from before the space was recorded
+    is compared through its trials' ``family`` choices and its total steps. The same families
+    in another order are the same space: the study's order is returned (Optuna's categorical
+    choices keep the order they were created with)."""
     direction = study.direction.name.lower()  # Optuna keeps it: every study has one
     if direction != requested_direction:
         raise StudySpaceError(
             study.study_name, conflicts={"direction": (direction, requested_direction)}
         )
+    if not started:
+        return list(record["families"])
     stored = study.user_attrs.get(ATTR_SPACE)
     if stored is None:
         trials = study.get_trials(deepcopy=False)
-        if not trials:
-            study.set_user_attr(ATTR_SPACE, record)
-            return list(record["families"])
         stored = {}
         for t in trials:
             if "family" in t.distributions:
@@ -135,20 +144,49 @@ def _surplus(trials: Sequence[Any], number: int, n_trials: int) -> bool:
     return complete + ahead >= n_trials
 
 
+def _searched_range(study: Any) -> tuple[float, float] | None:
+    """The LR interval the trials of ``study`` were sampled from (a study from before the
+    interval was always stored), else ``None``."""
+    for t in study.get_trials(deepcopy=False):
+        d = t.distributions.get("lr")
+        if d is not None:
+            return float(d.low), float(d.high)
+    return None
+
+
 def _resolve_range(
-    study: Any, task: Task, seeding: Any, log: Callable[[str], None]
+    study: Any, task: Task, seeding: Any, log: Callable[[str], None], *, started: bool
 ) -> tuple[tuple[float, float], str, dict[str, Any] | None]:
-    """The LR interval: shared through the study's user attrs so every worker searches the
-    same space (the first worker runs the range test; the test is deterministic for a given
-    task, so two workers racing to it write the same interval)."""
+    """The LR interval and how it was found (``"finder"``, ``"blind"`` or ``"given"``).
+
+    With ``seeding="finder"`` the interval is shared through the study's user attrs, so that
+    every worker and every later run searches the one the study was started with: the range
+    test's interval, or the blind one when the task has no range test or the test gave no
+    usable interval, whichever way a later range test goes. A study in which no trial has
+    started, or one created with another ``seeding``, has no interval to keep. The range test
+    is deterministic for a given task, so two workers racing to it find the same interval."""
     if not isinstance(seeding, str):
-        return _check_range(seeding), "given", None
+        return _check_range(seeding, name="seeding"), "given", None
     seeding = V.choice("seeding", seeding, ("finder", "blind"))
     if seeding == "blind":
         return BLIND_LR_RANGE, "blind", None
-    stored = study.user_attrs.get(ATTR_RANGE)
-    if stored is not None and study.user_attrs.get(ATTR_SEEDING) == "finder":
-        return _check_range(stored), "finder", study.user_attrs.get(ATTR_FINDER)
+    attrs = study.user_attrs
+    space = attrs.get(ATTR_SPACE)
+    was_finder = (
+        space.get("seeding") == "finder"
+        if isinstance(space, dict)
+        else attrs.get(ATTR_SEEDING) == "finder"
+    )
+    stored = attrs.get(ATTR_RANGE)
+    how = attrs.get(ATTR_SEEDING)
+    if was_finder and stored is not None and how in ("finder", "blind"):
+        if started or how == "finder":  # a blind fallback is retried while nothing started
+            return _check_range(stored), str(how), attrs.get(ATTR_FINDER)
+    if started and was_finder:  # stored before the interval was: read it off the trials
+        searched = _searched_range(study)
+        if searched is not None:
+            how = "finder" if attrs.get(ATTR_SEEDING) == "finder" else "blind"
+            return searched, how, attrs.get(ATTR_FINDER)
     if task.range_test is None:
         warnings.warn(
             "seeding='finder' but the task has no range_test: searching the blind interval "
@@ -178,11 +216,60 @@ def _resolve_range(
             "stop_reason": getattr(result, "stop_reason", None),
             "steps": int(getattr(result, "steps", 0)),
         }
-    study.set_user_attr(ATTR_RANGE, list(rng))
-    study.set_user_attr(ATTR_SEEDING, "finder")
-    if info is not None:
-        study.set_user_attr(ATTR_FINDER, info)
     return rng, "finder", info
+
+
+def _record(
+    study: Any,
+    record: dict[str, Any],
+    rng: tuple[float, float],
+    how: str,
+    info: dict[str, Any] | None,
+    *,
+    started: bool,
+) -> None:
+    """Store the search space and the LR interval on ``study``: all of it on a study in
+    which no trial has started (a run that never started one does not fix the options), and
+    on an older study with trials only the interval, when it lacks one."""
+    attrs = study.user_attrs
+    if started and ATTR_RANGE in attrs:
+        return
+    if not started:
+        study.set_user_attr(ATTR_SPACE, record)
+    study.set_user_attr(ATTR_RANGE, list(rng))
+    study.set_user_attr(ATTR_SEEDING, how)
+    if info is not None or not started:
+        study.set_user_attr(ATTR_FINDER, info)
+    study.set_user_attr(ATTR_TOTAL_STEPS, record["total_steps"])
+
+
+def _sampler_seed(seed: int, n_trials_in_study: int) -> int:
+    """The TPE seed of a run: ``seed`` on a new study (so a new study with the same seed is
+    searched the same way), else ``seed`` combined with the number of trials already in the
+    study (``numpy.random.SeedSequence((seed, n)).generate_state(1)[0]``), so that running the
+    same command again continues the search instead of repeating its first configurations."""
+    if n_trials_in_study == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence((seed, n_trials_in_study)).generate_state(1)[0])
+
+
+def _told_after_fail(exc: BaseException, study: Any, number: int | None) -> bool:
+    """Whether ``exc`` is Optuna refusing the result of this worker's trial ``number``
+    because another worker marked it FAIL (its heartbeat had stopped, e.g. while this
+    process was paused) and re-queued a copy: its ``ValueError("Cannot tell a FAIL
+    trial.")``, raised as is after a pruned trial, and behind the ``AssertionError`` of its
+    logging after a finished one."""
+    refused: BaseException | None = exc
+    while refused is not None and not (
+        isinstance(refused, ValueError) and str(refused).startswith("Cannot tell a ")
+    ):
+        refused = refused.__context__
+    if number is None or refused is None:
+        return False
+    fail = _optuna().trial.TrialState.FAIL
+    return any(t.number == number and t.state == fail for t in study.get_trials(deepcopy=False))
 
 
 def tune(
@@ -214,9 +301,10 @@ def tune(
     halving), ``"none"`` or an Optuna pruner; see :func:`make_pruner`) and diverged
     ones (non-finite metric) are kept in the study but do not count; at most ``max_trials``
     trials in all (default ``max(10 n_trials, n_trials + 50)``: enough for a pruner that
-    stops 90% of the trials) are started; when that cap comes first the result says so
-    (``TuneResult.reached`` is false, ``stop_reason`` is ``"max_trials"``) and a warning is
-    issued. Several workers
+    stops 90% of the trials) are started by this call (the cap is per run: calling again on
+    the same study starts up to ``max_trials`` more); when that cap comes first the result
+    says so (``TuneResult.reached`` is false, ``stop_reason`` is ``"max_trials"``) and a
+    warning is issued. Several workers
     running this with the same ``storage`` URL and ``study_name`` share the study and
     together stop at ``n_trials`` COMPLETE trials (a worker only starts a trial while
     ``complete + running < n_trials``, and waits while others finish). With a database
@@ -226,23 +314,53 @@ def tune(
 
     ``seeding="finder"`` (default) runs ``task.range_test()`` once per study and searches the
     peak LR in the interval it supports (:func:`lr_range_from_finder`), and enqueues a first
-    trial at the finder's ``max_lr``; ``"blind"`` searches ``1e-6..10``; a pair
-    ``(low, high)`` searches that. Each trial stores its schedule spec as the user attr
-    ``"schedule"``. ``stop_when(study) -> bool``, checked after each trial, ends this
-    worker's loop early (e.g. a target value reached); ``callbacks`` go to
+    trial at the finder's ``max_lr`` (without a range test, or when it gives no usable
+    interval, the blind interval is searched, and kept by the study); ``"blind"`` searches
+    ``1e-6..10``; a pair ``(low, high)`` searches that. Each trial stores its schedule spec
+    as the user attr ``"schedule"``. ``stop_when(study) -> bool``, checked after each trial,
+    ends this worker's loop early (e.g. a target value reached); ``callbacks`` go to
     ``study.optimize``.
 
-    The search space (``families``, ``seeding``, ``task.total_steps``) is stored on a new
-    study; continuing a study that was created with another one raises
-    :class:`StudySpaceError` before any trial runs (the study is left unchanged)."""
+    The search space (``families``, ``seeding``, ``task.total_steps``) and the LR interval
+    searched (user attrs ``"lrkit.space"``, ``"lrkit.lr_range"``) are stored on the study
+    when its search starts; continuing a study in which a trial has started with another
+    search space raises :class:`StudySpaceError` before any trial runs (the study is left
+    unchanged), and a continued finder-seeded study searches its stored interval without a
+    new range test. A study in which no trial has started takes the options of the run.
+
+    ``seed`` (an integer >= 0) seeds the TPE sampler (not used with a ``sampler`` of your
+    own): on a new study with ``seed`` itself, so the same call searches the same way; on a
+    study that already holds ``n`` trials with ``seed`` combined with ``n``
+    (``numpy.random.SeedSequence((seed, n))``), so running again continues the search
+    rather than repeating it. ``storage``: ``None`` (in memory), a database URL
+    (:func:`make_storage`) or an Optuna storage. A worker whose finished trial had been
+    failed by another worker (its heartbeat stopped, e.g. while the process was paused)
+    warns and carries on: the retried copy of the trial runs in its place. Every argument is
+    checked before the storage is touched."""
     optuna = _optuna()
     if not isinstance(task, Task):
         task = as_task(task)
+    # everything is checked before the storage is touched (a URL creates the database)
     n_trials = V.integer("n_trials", n_trials, 1)
     if max_trials is None:
         max_trials = max(10 * n_trials, n_trials + 50)
     max_trials = V.integer("max_trials", max_trials, n_trials)
     SearchSpace(task.total_steps, BLIND_LR_RANGE, tuple(families))  # bad families: fail now
+    record = _space_record(families, seeding, task.total_steps)
+    if seed is not None:
+        seed = V.integer("seed", seed, 0)
+    if startup_trials is not None:
+        startup_trials = V.integer("startup_trials", startup_trials, 0)
+    if poll_interval is not None:
+        poll_interval = V.positive("poll_interval", poll_interval)
+    if storage is not None and not isinstance(storage, (str, optuna.storages.BaseStorage)):
+        raise ValueError(
+            "storage must be None (in memory), a database URL such as sqlite:///lrkit-tune.db "
+            f"or an Optuna storage, got {type(storage).__name__} {storage!r}"
+        )
+    the_pruner = make_pruner(pruner)
+    V.optional_callable("stop_when", stop_when, "(study) -> bool")
+    V.optional_callable("log", log, "(message: str) -> None")
     say = log or (lambda msg: None)
     st = make_storage(
         storage,
@@ -251,39 +369,37 @@ def tune(
         max_retry=max_retry,
     )
     hb = getattr(st, "heartbeat_interval", None)
-    poll = (
-        float(poll_interval) if poll_interval is not None else (min(float(hb), 2.0) if hb else 0.5)
-    )
-    if sampler is None:
-        n_start = startup_trials if startup_trials is not None else min(10, max(3, n_trials // 5))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler = optuna.samplers.TPESampler(
-                seed=seed,
-                n_startup_trials=V.integer("startup_trials", n_start, 0),
-                multivariate=True,
-                group=True,
-                constant_liar=True,
-            )
+    poll = poll_interval if poll_interval is not None else (min(float(hb), 2.0) if hb else 0.5)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = optuna.create_study(
                 storage=st,
                 sampler=sampler,
-                pruner=make_pruner(pruner),
+                pruner=the_pruner,
                 study_name=study_name,
                 direction=task.direction,
                 load_if_exists=True,
             )
     except _db_errors() as exc:
         raise storage_error(exc, storage if isinstance(storage, str) else "") from None
-    families = _check_space(
-        study, _space_record(families, seeding, task.total_steps), task.direction
-    )
-    rng, how, info = _resolve_range(study, task, seeding, say)
+    if sampler is None:
+        n_start = startup_trials if startup_trials is not None else min(10, max(3, n_trials // 5))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.sampler = optuna.samplers.TPESampler(
+                seed=None if seed is None else _sampler_seed(seed, len(study.trials)),
+                n_startup_trials=n_start,
+                multivariate=True,
+                group=True,
+                constant_liar=True,
+            )
+    started = _started(study)
+    families = _check_space(study, record, task.direction, started=started)
+    rng, how, info = _resolve_range(study, task, seeding, say, started=started)
     space = SearchSpace(task.total_steps, rng, tuple(families))
-    study.set_user_attr(ATTR_TOTAL_STEPS, task.total_steps)
+    record["families"] = list(space.families)
+    _record(study, record, rng, how, info, started=started)
     if how == "finder" and info is not None and not study.trials:
         for fam, lr in _seed_points(info, rng, space.families):
             study.enqueue_trial({"lr": lr, "family": fam}, skip_if_exists=True)
@@ -291,8 +407,10 @@ def tune(
         f"searching peak LR in [{rng[0]:.3g}, {rng[1]:.3g}] ({how}), families: "
         + ", ".join(space.families)
     )
+    current: dict[str, int] = {}
 
     def objective(trial: Any) -> float:
+        current["number"] = trial.number
         if _surplus(study.get_trials(deepcopy=False), trial.number, n_trials):
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned("surplus: the study already has enough trials")
@@ -311,6 +429,7 @@ def tune(
         bar = tqdm(total=n_trials, desc="lrkit tune", unit="trial")
     stop = "complete"
     waiting = False
+    n_started = 0  # trials started by this run: what max_trials caps
     try:
         while True:
             with warnings.catch_warnings():
@@ -326,11 +445,12 @@ def tune(
             if stop_when is not None and total and stop_when(study):
                 stop = "stop_when"
                 break
-            if total >= max_trials:
+            if n_started >= max_trials:
                 stop = "max_trials"
                 warnings.warn(
-                    f"stopped after max_trials={max_trials} trials with only {complete} of "
-                    f"{n_trials} COMPLETE (the others were pruned, diverged or failed)",
+                    f"stopped after this run started max_trials={max_trials} trials, with "
+                    f"{complete} of {n_trials} COMPLETE in the study (the others were pruned, "
+                    "diverged or failed); running again starts up to max_trials more",
                     stacklevel=2,
                 )
                 break
@@ -350,15 +470,28 @@ def tune(
                 time.sleep(poll)  # others are running the last trials
                 continue
             waiting = False
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.optimize(
-                    objective,
-                    n_trials=1,
-                    catch=(),
-                    callbacks=list(callbacks),
-                    gc_after_trial=False,
-                    show_progress_bar=False,
+            n_started += 1
+            current.clear()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.optimize(
+                        objective,
+                        n_trials=1,
+                        catch=(),
+                        callbacks=list(callbacks),
+                        gc_after_trial=False,
+                        show_progress_bar=False,
+                    )
+            except (ValueError, AssertionError) as exc:
+                number = current.get("number")
+                if not _told_after_fail(exc, study, number):
+                    raise
+                warnings.warn(
+                    f"trial {number} finished here after another worker had marked it FAIL "
+                    "(its heartbeat had stopped, e.g. while this process was paused); its "
+                    "result is not stored, the retried copy of the trial carries on",
+                    stacklevel=2,
                 )
     finally:
         if bar is not None:

@@ -78,7 +78,8 @@ class TuneResult:
 
     @property
     def _maximize(self) -> bool:
-        return "MAXIMIZE" in str(self.study.direction).upper()
+        optuna = _optuna()
+        return bool(self.study.direction == optuna.study.StudyDirection.MAXIMIZE)
 
     def counts(self) -> dict[str, int]:
         """Number of trials per state (``COMPLETE``, ``PRUNED``, ``FAIL``, ...)."""

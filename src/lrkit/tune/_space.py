@@ -187,14 +187,17 @@ class SearchSpace:
         return build_schedule(family, lr=float(params["lr"]), total_steps=self.total_steps, **rest)
 
 
-def _check_range(value: Any) -> tuple[float, float]:
+def _check_range(value: Any, *, name: str = "lr_range") -> tuple[float, float]:
+    """``(low, high)`` with ``0 < low < high``, else a one-line ``ValueError`` naming ``name``."""
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be a pair (low, high), got {value!r}")
     try:
         lo, hi = value
     except (TypeError, ValueError):
-        raise ValueError(f"lr_range must be a pair (low, high), got {value!r}") from None
-    lo, hi = V.positive("lr_range[0]", lo), V.positive("lr_range[1]", hi)
+        raise ValueError(f"{name} must be a pair (low, high), got {value!r}") from None
+    lo, hi = V.positive(f"{name}[0]", lo), V.positive(f"{name}[1]", hi)
     if hi <= lo:
-        raise ValueError(f"lr_range[1] must be > lr_range[0]={lo!r}, got {hi!r}")
+        raise ValueError(f"{name}[1] must be > {name}[0]={lo!r}, got {hi!r}")
     return lo, hi
 
 

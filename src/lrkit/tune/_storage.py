@@ -84,19 +84,32 @@ def make_storage(
             )
 
     # Workers started together on an empty database race to create Optuna's tables (one
-    # fails with a duplicate-key error); the tables exist on the next try.
+    # fails with a duplicate-key error, or on SQLite with "table ... already exists"); the
+    # tables exist on the next try.
     import sqlalchemy.exc
 
     for attempt in range(6):
         try:
             return create()
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
-            if attempt == 5:
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
+            if attempt == 5 or not _creation_race(exc):
                 raise storage_error(exc, user_url) from None
             time.sleep(0.1 + random.random() * 0.4 * (attempt + 1))
-        except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
-            raise storage_error(exc, user_url) from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _creation_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a worker gets when another one created Optuna's tables (or
+    their first rows) between its check and its ``CREATE``: a duplicate key, or SQLite's
+    ``table ... already exists``. Any other database error (a locked or unreadable file, a
+    refused connection) is not retried."""
+    import sqlalchemy.exc
+
+    if isinstance(exc, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)):
+        return True
+    if isinstance(exc, sqlalchemy.exc.OperationalError):
+        return "already exists" in str(getattr(exc, "orig", None) or exc).lower()
+    return False
 
 
 def check_storage(storage: str, *, name: str = "storage") -> str:
@@ -112,9 +125,9 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
             f"postgresql://user@host:5432/db, got {shown!r}"
         )
     shown = shorten(mask_url(storage), 200)
-    if storage.split("?")[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
+    if _sqlite_in_memory(storage):
         raise ValueError(
-            f"{name} {storage!r} is an in-memory SQLite database, which the heartbeat of "
+            f"{name} {shown!r} is an in-memory SQLite database, which the heartbeat of "
             "another connection cannot see: give a file, e.g. sqlite:///lrkit-tune.db"
         )
     if unencoded_at(storage):
@@ -141,6 +154,27 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
     return storage
 
 
+def _sqlite_in_memory(storage: str) -> bool:
+    """Whether ``storage`` is an SQLite URL (any driver: ``sqlite+pysqlite://``, ...) of an
+    in-memory database: no path (``sqlite://``, ``sqlite:///``), ``:memory:``, or an SQLite URI
+    ``file::memory:`` / ``file:NAME?mode=memory``."""
+    from urllib.parse import unquote
+
+    parts = url_parts(storage)
+    if not parts or not (parts.get("name") or "").lower().split("+")[0] == "sqlite":
+        return False
+    path = unquote(parts.get("database") or "").strip()
+    query = unquote(parts.get("query") or "").lower()
+    if path in ("", ":memory:"):
+        return True
+    if path.lower().startswith("file:"):
+        rest, _, uri_query = path[len("file:") :].partition("?")
+        return (
+            rest in ("", ":memory:") or "mode=memory" in uri_query.lower() or "mode=memory" in query
+        )
+    return False
+
+
 def sqlite_file(storage: Any) -> str | None:
     """The database file an ``sqlite:///PATH`` storage URL names (relative to the working
     directory, as SQLite opens it), else ``None`` (another database, an in-memory one, or not
@@ -149,7 +183,7 @@ def sqlite_file(storage: Any) -> str | None:
         return None
     parts = url_parts(storage)
     path = parts.get("database") if parts else None
-    if not path or path == ":memory:":
+    if not path or _sqlite_in_memory(storage):
         return None
     from urllib.parse import unquote
 

@@ -1,0 +1,484 @@
+"""lrkit.tune: what a study keeps across runs and workers (direction, LR interval, search
+space, sampler seed, cap on started trials), storage creation and URL checks, argument
+checks before the storage is touched, and how ``lrkit tune`` reports a lost database."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+import textwrap
+import warnings
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from lrkit import schedules as S
+from lrkit.tune import BLIND_LR_RANGE, StudySpaceError, Task, check_storage, tune
+
+optuna = pytest.importorskip("optuna")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+TS = optuna.trial.TrialState
+
+
+def _shared(name: str) -> Any:
+    """An in-memory storage holding a new study ``name`` (what several runs share)."""
+    return optuna.create_study(study_name=name)._storage
+
+
+def _flat(schedule: S.Schedule, report: Any) -> float:
+    return 1.0
+
+
+# ----------------------------------------------------------------------------- direction
+
+
+def test_maximize_ranks_the_best_trial_first_in_top_table_and_plot(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    values = iter([3.0, 9.0, 1.0, 7.0, 5.0])
+    task = Task(train=lambda s, rep: next(values), total_steps=10, direction="maximize")
+    r = tune(task, n_trials=5, seeding="blind", seed=0, pruner="none")
+    assert r._maximize
+    assert r.best_trial.number == 1 and r.best_value == 9.0
+    assert [t.value for t in r.top(5)] == [9.0, 7.0, 5.0, 3.0, 1.0]
+    assert r.top(1)[0].number == r.study.best_trial.number
+    first_row = r.table(5).splitlines()[2].split()
+    assert first_row[:3] == ["1", "1", "9"]
+    fig = r.plot(str(tmp_path / "max.png"))
+    ax1 = fig.axes[0]
+    (best_line,) = [ln for ln in ax1.get_lines() if ln.get_label() == "best so far"]
+    assert list(best_line.get_ydata()) == [3.0, 9.0, 9.0, 9.0, 9.0]
+    lo, hi = ax1.get_ylim()
+    assert lo < 9.0 < hi  # the best value is inside the limits, not clipped at the edge
+    # minimize is unchanged
+    values2 = iter([3.0, 9.0, 1.0])
+    r2 = tune(Task(train=lambda s, rep: next(values2), total_steps=10), n_trials=3,
+              seeding="blind", seed=0, pruner="none")  # fmt: skip
+    assert not r2._maximize and [t.value for t in r2.top(3)] == [1.0, 3.0, 9.0]
+
+
+# ----------------------------------------------------------------------------- storage
+
+
+def _operational(message: str) -> Exception:
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    return sqlalchemy.exc.OperationalError(
+        "CREATE TABLE studies", {}, sqlite3.OperationalError(message)
+    )
+
+
+def test_sqlite_table_creation_race_is_retried(tmp_path, monkeypatch) -> None:
+    from lrkit.tune import _storage
+
+    real = optuna.storages.RDBStorage
+    calls: list[str] = []
+
+    def first_loses_the_race(*a: Any, **k: Any) -> Any:
+        calls.append("create")
+        if len(calls) == 1:  # another worker created the tables between check and CREATE
+            raise _operational("table studies already exists")
+        return real(*a, **k)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", first_loses_the_race)
+    monkeypatch.setattr(_storage, "time", SimpleNamespace(sleep=lambda s: None))
+    st = _storage.make_storage(f"sqlite:///{tmp_path / 'race.db'}")
+    assert isinstance(st, real) and calls == ["create", "create"]
+
+
+def test_other_operational_errors_fail_at_once_in_one_line(tmp_path, monkeypatch) -> None:
+    from lrkit.tune import _storage
+
+    calls: list[str] = []
+
+    def locked(*a: Any, **k: Any) -> Any:
+        calls.append("create")
+        raise _operational("database is locked")
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", locked)
+    monkeypatch.setattr(_storage, "time", SimpleNamespace(sleep=lambda s: None))
+    url = f"sqlite:///{tmp_path / 'locked.db'}"
+    with pytest.raises(ValueError) as info:
+        _storage.make_storage(url)
+    assert str(info.value) == f"storage {url}: cannot use the database: database is locked"
+    assert calls == ["create"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite://",
+        "sqlite:///",
+        "sqlite:///:memory:",
+        "sqlite+pysqlite:///:memory:",
+        "sqlite+pysqlite://",
+        "sqlite:///file::memory:?uri=true",
+        "sqlite:///file:shared?mode=memory&cache=shared&uri=true",
+        "SQLite:///:memory:",
+    ],
+)
+def test_in_memory_sqlite_is_refused_in_every_form(url: str) -> None:
+    from lrkit.tune import make_storage, sqlite_file
+
+    for check in (check_storage, make_storage):
+        with pytest.raises(ValueError, match="is an in-memory SQLite database") as info:
+            check(url)
+        assert str(info.value).startswith(f"storage {url!r} ")
+    assert sqlite_file(url) is None
+
+
+def test_in_memory_refusal_masks_the_password() -> None:
+    with pytest.raises(ValueError) as info:
+        check_storage("sqlite:///:memory:?password=Secret123", name="--storage")
+    msg = str(info.value)
+    assert "Secret123" not in msg
+    assert msg.startswith("--storage 'sqlite:///:memory:?password=***' is an in-memory")
+
+
+def test_sqlite_files_are_still_accepted(tmp_path) -> None:
+    for url in (f"sqlite:///{tmp_path / 'a.db'}", f"sqlite+pysqlite:///{tmp_path / 'b.db'}",
+                f"sqlite:///file:{tmp_path / 'c.db'}?mode=rwc&uri=true"):  # fmt: skip
+        assert check_storage(url) == url
+    assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- cap per run
+
+
+def test_max_trials_caps_the_trials_of_each_run_so_a_rerun_adds_trials() -> None:
+    st = _shared("cap")
+    task = Task(train=lambda s, rep: math.nan, total_steps=20)
+    for expected in (3, 6):
+        with pytest.warns(UserWarning, match="this run started max_trials=3 trials"):
+            r = tune(task, n_trials=2, storage=st, study_name="cap", seeding="blind",
+                     max_trials=3)  # fmt: skip
+        assert r.stop_reason == "max_trials" and not r.reached
+        assert len(r.study.trials) == expected
+
+
+# ----------------------------------------------------------------------------- LR interval
+
+
+class _NoCurve:
+    """A range-test result with no usable interval (the loss never falls)."""
+
+    lrs = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    losses = [1.0] * 6
+
+
+def test_a_study_keeps_the_blind_fallback_interval_when_a_later_range_test_works() -> None:
+    st = _shared("fallback")
+    first = Task(train=_flat, total_steps=20, range_test=lambda: _NoCurve())
+    with pytest.warns(UserWarning, match="no usable interval"):
+        r1 = tune(first, n_trials=2, storage=st, study_name="fallback", seed=0)
+    assert r1.lr_range == BLIND_LR_RANGE and r1.seeding == "blind"
+    assert r1.study.user_attrs["lrkit.lr_range"] == list(BLIND_LR_RANGE)
+    ran: list[int] = []
+    works = Task(train=_flat, total_steps=20, range_test=lambda: ran.append(1) or (1e-3, 1.0))
+    said: list[str] = []
+    r2 = tune(works, n_trials=4, storage=st, study_name="fallback", seed=0, log=said.append)
+    assert ran == []  # the study has its interval: no range test
+    assert r2.lr_range == BLIND_LR_RANGE and r2.seeding == "blind"
+    assert "searching peak LR in [1e-06, 10] (blind)" in said[0]
+    dists = {(t.distributions["lr"].low, t.distributions["lr"].high) for t in r2.study.trials}
+    assert dists == {BLIND_LR_RANGE}
+
+
+def test_a_study_keeps_its_finder_interval_when_a_later_range_test_fails() -> None:
+    st = _shared("kept")
+    r1 = tune(Task(train=_flat, total_steps=20, range_test=lambda: (1e-3, 1.0)), n_trials=2,
+              storage=st, study_name="kept", seed=0)  # fmt: skip
+    assert r1.lr_range == (1e-3, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no range test, so no "no usable interval" warning
+        r2 = tune(Task(train=_flat, total_steps=20, range_test=lambda: _NoCurve()), n_trials=3,
+                  storage=st, study_name="kept", seed=0)  # fmt: skip
+    assert r2.lr_range == (1e-3, 1.0) and r2.seeding == "finder"
+    assert all(1e-3 <= t.params["lr"] <= 1.0 for t in r2.study.trials)
+
+
+def test_an_older_study_without_a_stored_interval_searches_the_one_of_its_trials() -> None:
+    st = _shared("old")
+    study = optuna.load_study(study_name="old", storage=st)
+    dist = optuna.distributions.FloatDistribution(1e-6, 10.0, log=True)
+    fam = optuna.distributions.CategoricalDistribution(["constant"])
+    study.add_trial(optuna.create_trial(value=1.0, params={"lr": 0.1, "family": "constant"},
+                                        distributions={"lr": dist, "family": fam}))  # fmt: skip
+    study.set_user_attr("lrkit.space", {"families": ["constant"], "seeding": "finder",
+                                        "total_steps": 20})  # fmt: skip
+    ran: list[int] = []
+    task = Task(train=_flat, total_steps=20, range_test=lambda: ran.append(1) or (1e-3, 1.0))
+    r = tune(task, n_trials=2, storage=st, study_name="old", families=("constant",))
+    assert ran == [] and r.lr_range == BLIND_LR_RANGE
+    assert r.study.user_attrs["lrkit.lr_range"] == list(BLIND_LR_RANGE)
+
+
+# ----------------------------------------------------------------------------- search space
+
+
+def test_a_run_that_started_no_trial_does_not_fix_the_options() -> None:
+    st = _shared("empty")
+
+    def broken() -> Any:
+        raise RuntimeError("range test crashed")
+
+    with pytest.raises(RuntimeError, match="crashed"):
+        tune(Task(train=_flat, total_steps=20, range_test=broken), n_trials=2, storage=st,
+             study_name="empty", families=("cosine",))  # fmt: skip
+    study = optuna.load_study(study_name="empty", storage=st)
+    assert study.trials == [] and "lrkit.space" not in study.user_attrs
+    # an older run left a record but no trial: the new options replace it
+    study.set_user_attr("lrkit.space", {"families": ["step"], "seeding": "blind",
+                                        "total_steps": 99})  # fmt: skip
+    r = tune(Task(train=_flat, total_steps=20), n_trials=2, storage=st, study_name="empty",
+             seeding=(0.01, 0.1), families=("constant", "wsd"))  # fmt: skip
+    assert r.study.user_attrs["lrkit.space"] == {
+        "families": ["constant", "wsd"], "seeding": [0.01, 0.1], "total_steps": 20,
+    }  # fmt: skip
+    assert r.study.user_attrs["lrkit.lr_range"] == [0.01, 0.1]
+    # with trials, other options are refused and nothing changes
+    with pytest.raises(StudySpaceError) as info:
+        tune(Task(train=_flat, total_steps=20), n_trials=3, storage=st, study_name="empty",
+             seeding=(0.01, 0.1), families=("cosine",))  # fmt: skip
+    assert info.value.conflicts == {"families": (["constant", "wsd"], ["cosine"])}
+    assert len(optuna.load_study(study_name="empty", storage=st).trials) == 2
+
+
+# ----------------------------------------------------------------------------- seed
+
+
+def _lrs(r: Any) -> list[float]:
+    return [t.params["lr"] for t in r.study.trials]
+
+
+def test_seeded_rerun_continues_rather_than_repeats() -> None:
+    from lrkit.tune._loop import _sampler_seed
+
+    kw: dict[str, Any] = {
+        "seeding": "blind",
+        "seed": 7,
+        "pruner": "none",
+        "families": ("constant",),
+    }
+    a = tune(Task(train=_flat, total_steps=20), n_trials=3, **kw)
+    b = tune(Task(train=_flat, total_steps=20), n_trials=3, **kw)
+    assert _lrs(a) == _lrs(b)  # a new study with the same seed is searched the same way
+    st = _shared("rerun")
+    first = tune(Task(train=_flat, total_steps=20), n_trials=3, storage=st, study_name="rerun",
+                 **kw)  # fmt: skip
+    assert _lrs(first) == _lrs(a)
+    second = tune(Task(train=_flat, total_steps=20), n_trials=6, storage=st,
+                  study_name="rerun", **kw)  # fmt: skip
+    old, new = _lrs(second)[:3], _lrs(second)[3:]
+    assert len(new) == 3 and not set(old) & set(new)
+    assert _sampler_seed(7, 0) == 7 and _sampler_seed(7, 3) != _sampler_seed(7, 4)
+    assert _sampler_seed(7, 3) == _sampler_seed(7, 3)
+
+
+# ----------------------------------------------------------------------------- paused worker
+
+
+@pytest.mark.parametrize("first", [1.0, math.nan])  # finished, or pruned as diverged
+def test_a_result_told_after_another_worker_failed_the_trial_is_a_notice(first: float) -> None:
+    st = _shared("paused")
+    calls = itertools.count()
+
+    def train(schedule: S.Schedule, report: Any) -> float:
+        if next(calls) == 0:  # meanwhile another worker failed this trial by its heartbeat
+            (mine,) = st.get_all_trials(st.get_study_id_from_name("paused"), states=(TS.RUNNING,))
+            st.set_trial_state_values(mine._trial_id, TS.FAIL)
+            return first
+        return 1.0
+
+    with pytest.warns(UserWarning, match=r"^trial 0 finished here after another worker had "
+                      r"marked it FAIL .* the retried copy of the trial carries on$"):  # fmt: skip
+        r = tune(Task(train=train, total_steps=20), n_trials=2, storage=st, study_name="paused",
+                 seeding="blind", seed=0)  # fmt: skip
+    assert [t.state for t in r.study.trials] == [TS.FAIL, TS.COMPLETE, TS.COMPLETE]
+    assert r.reached and r.stop_reason == "complete"
+
+
+def test_other_optuna_value_errors_still_propagate(monkeypatch) -> None:
+    def refuse(*a: Any, **k: Any) -> Any:
+        raise ValueError("Cannot tell a COMPLETE trial.")
+
+    monkeypatch.setattr(optuna.study.Study, "optimize", refuse)
+    with pytest.raises(ValueError, match="Cannot tell a COMPLETE trial"):
+        tune(Task(train=_flat, total_steps=20), n_trials=1, seeding="blind")
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"seed": -1}, r"^seed must be an integer >= 0 .* got -1$"),
+        ({"seed": "a"}, r"^seed must be an integer >= 0 .* got 'a'$"),
+        ({"seed": 1.5}, r"^seed must be an integer >= 0"),
+        ({"seeding": (1.0, 0.1)}, r"^seeding\[1\] must be > seeding\[0\]=1.0, got 0.1$"),
+        ({"seeding": (0.0, 0.1)}, r"^seeding\[0\] must be > 0"),
+        ({"seeding": (1.0,)}, r"^seeding must be a pair \(low, high\), got \(1.0,\)$"),
+        ({"seeding": "bogus"}, r"^seeding must be one of 'finder', 'blind', got 'bogus'$"),
+        ({"storage": 123}, r"^storage must be None \(in memory\), a database URL .* got int 123$"),
+        ({"poll_interval": -1}, r"^poll_interval must be > 0 .* got -1$"),
+        ({"poll_interval": 0}, r"^poll_interval must be > 0"),
+        ({"startup_trials": -2}, r"^startup_trials must be an integer >= 0"),
+        ({"pruner": "hyperband"}, r"^pruner must be one of"),
+    ],
+)
+def test_bad_arguments_are_one_line_before_the_storage_is_touched(
+    tmp_path, kwargs, message
+) -> None:  # type: ignore[no-untyped-def]
+    db = tmp_path / "untouched.db"
+    kw: dict[str, Any] = {"storage": f"sqlite:///{db}", "study_name": "s", **kwargs}
+    ran: list[int] = []
+    task = Task(train=lambda s, r: ran.append(1) or 1.0, total_steps=20)
+    with pytest.raises(ValueError, match=message):
+        tune(task, n_trials=1, **kw)
+    assert not db.exists() and ran == []
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def nan_module(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    (tmp_path / "studytasks.py").write_text(
+        textwrap.dedent(
+            """
+            import optuna
+            from lrkit.tune import Task
+
+            def nan():
+                return Task(train=lambda s, r: float("nan"), total_steps=20)
+
+            def paused():
+                calls = []
+
+                def train(schedule, report):
+                    if not calls:  # another worker fails this trial (its heartbeat stopped)
+                        st = optuna.load_study(study_name="p", storage="sqlite:///p.db")._storage
+                        sid = st.get_study_id_from_name("p")
+                        (mine,) = st.get_all_trials(sid, states=(optuna.trial.TrialState.RUNNING,))
+                        st.set_trial_state_values(mine._trial_id, optuna.trial.TrialState.FAIL)
+                    calls.append(1)
+                    return 1.0
+
+                return Task(train=train, total_steps=20)
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "studytasks"
+    sys.modules.pop("studytasks", None)
+
+
+def test_cli_cap_reached_with_nothing_finished_names_the_cap_and_a_rerun_adds_trials(
+    nan_module: str, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    from lrkit.cli import main
+
+    argv = ["tune", f"{nan_module}:nan", "--trials", "2", "--max-trials", "3", "--seeding",
+            "blind", "--storage", "sqlite:///cap.db", "--study", "c", "--no-progress",
+            "--plot", "none"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        "lrkit tune: error: no trial finished: this run reached its cap of 3 started trials "
+        "(--max-trials; 3 pruned or diverged, 0 failed in the study); run the same command "
+        "again to start up to --max-trials more, or raise --max-trials / use --pruner none"
+    )
+    assert main(argv) == 1
+    assert "cap of 3 started trials (--max-trials; 6 pruned" in capsys.readouterr().err
+    assert len(optuna.load_study(study_name="c", storage="sqlite:///cap.db").trials) == 6
+
+
+def test_cli_a_trial_failed_by_another_worker_is_a_note_not_an_error(
+    nan_module: str, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    from lrkit.cli import main
+
+    rc = main(["tune", f"{nan_module}:paused", "--trials", "2", "--seeding", "blind",
+               "--storage", "sqlite:///p.db", "--study", "p", "--no-progress", "--plot",
+               "none"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "note: trial 0 finished here after another worker had marked it FAIL" in err
+    assert "error" not in err
+    states = [t.state for t in optuna.load_study(study_name="p", storage="sqlite:///p.db").trials]
+    assert states == [TS.FAIL, TS.COMPLETE, TS.COMPLETE]
+
+
+def test_cli_lost_database_connection_is_one_masked_line(
+    nan_module: str, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy.exc
+
+    import lrkit.tune
+    from lrkit.cli import main
+
+    url = "postgresql://bob:Secret99@db.example:5432/lrkit"
+
+    def lost(*a: Any, **k: Any) -> Any:
+        orig = Exception(
+            'connection to server at "db.example" failed: server closed the connection '
+            "unexpectedly (password Secret99)\n\tThis probably means the server terminated"
+        )
+        raise sqlalchemy.exc.OperationalError("SELECT trials", {}, orig)
+
+    monkeypatch.setattr(lrkit.tune, "tune", lost)
+    rc = main(["tune", f"{nan_module}:nan", "--storage", url, "--study", "x", "--no-progress",
+               "--plot", "none"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.count("\n") == 1 and "Traceback" not in err and "Secret99" not in err
+    assert err == (
+        "lrkit tune: error: storage postgresql://bob:***@db.example:5432/lrkit: lost the "
+        'database connection: connection to server at "db.example" failed: server closed the '
+        "connection unexpectedly (password ***); the trials already finished stay in the "
+        "study: run the same command to continue\n"
+    )
+
+
+def test_cli_an_error_raised_inside_optuna_is_not_reported_as_a_user_mistake(
+    nan_module: str, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import lrkit.tune
+    from lrkit.cli import main
+
+    def optuna_bug(*a: Any, **k: Any) -> Any:
+        optuna.distributions.FloatDistribution(1.0, 0.5)  # Optuna raises a ValueError
+
+    monkeypatch.setattr(lrkit.tune, "tune", optuna_bug)
+    with pytest.raises(ValueError):
+        main(["tune", f"{nan_module}:nan", "--storage", "sqlite:///o.db", "--no-progress",
+              "--plot", "none"])  # fmt: skip
+
+
+def test_cli_database_lost_after_the_run_is_the_same_line(
+    nan_module: str, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy.exc
+
+    from lrkit.tune import TuneResult
+
+    def lost(self: Any) -> Any:
+        raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server has gone away"))
+
+    monkeypatch.setattr(TuneResult, "complete_trials", property(lost))
+    from lrkit.cli import main
+
+    rc = main(["tune", f"{nan_module}:nan", "--trials", "1", "--max-trials", "1", "--seeding",
+               "blind", "--storage", "sqlite:///after.db", "--no-progress",
+               "--plot", "none"])  # fmt: skip
+    assert rc == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "lrkit tune: error: storage sqlite:///after.db: lost the database connection: server "
+        "has gone away; the trials already finished stay in the study: run the same command "
+        "to continue"
+    )
