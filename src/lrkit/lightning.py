@@ -101,8 +101,9 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     """Run the LR range test when ``fit`` starts, on the module's own training step.
 
     The sweep uses the optimizer ``configure_optimizers`` returned, the trainer's train
-    dataloader, ``training_step`` (with ``self.log`` muted), the trainer's precision context,
-    batch transfer and ``accumulate_grad_batches``. Afterwards the module's weights, buffers and
+    dataloader (several loaders combined as ``fit`` combines them, ``"max_size_cycle"``),
+    ``training_step`` (with ``self.log`` muted), the trainer's precision context, batch
+    transfer and ``accumulate_grad_batches``. Afterwards the module's weights, buffers and
     grads, the optimizer, the RNGs and the dataloader's generator are exactly as before (see
     :func:`lrkit.torch.find_lr`). The sweep options are those of
     :class:`lrkit.finder.SweepOptions` (``start_lr``, ``num_iter``, ``rule``, ...), as keywords
@@ -122,7 +123,8 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     matplotlib) the plot is added to loggers that take figures (TensorBoard ``add_figure``,
     ``log_image``) and written as ``lr_finder.png`` next to ``lr_finder.json`` in each logger's
     ``log_dir``. The callback's state (the curve) is saved in checkpoints: a run resumed from one
-    does not sweep again, it sets the same LR and schedule, whose state the checkpoint restores.
+    does not sweep again, it sets the same LR and schedule, whose state the checkpoint restores
+    (a callable ``rule`` is saved by name: the resuming ``LRFinder`` passes the callable).
     """
 
     def __init__(

@@ -382,7 +382,8 @@ def find_lr(
 
     Each sweep step sets every param group's ``lr``, runs ``accumulation_steps`` forward/backward
     passes on the next batches of ``data`` (cycled when exhausted), then ``optimizer.step()``.
-    The loss of a batch is ``loss_fn(model(x), y)`` for an ``(x, y)`` batch, or
+    The loss of a batch is ``loss_fn(model(x), y)`` for an ``(x, y)`` batch (a tuple, list
+    or namedtuple), or
     ``step(model, batch)`` when a custom ``step`` is given (it returns the loss tensor; the
     backward pass, accumulation, AMP and the optimizer step stay with ``find_lr``). Batches are
     moved to ``device`` (default: the model's device).
@@ -404,8 +405,12 @@ def find_lr(
     the optimizer's state and param groups (dict identities kept), each module's ``training``
     flag, the GradScaler, and the torch (CPU, CUDA), numpy and Python RNG states (and the
     DataLoader's generator) are exactly as before, bit for bit, also when the step raises or
-    on ``KeyboardInterrupt``. ``snapshot="disk"`` keeps the copy in a temporary directory
-    (removed afterwards) instead of memory, for models too big to copy.
+    on ``KeyboardInterrupt``. Parameters and buffers go back under their names as the same
+    tensor objects, also one the sweep resized, replaced or added; a DataLoader with persistent
+    workers gets its own iterator back (the sweep's is shut down), so the next epoch's order
+    is the one it would have had. Should a part fail to restore, the rest is restored first and
+    a one-line ``RuntimeError`` names it. ``snapshot="disk"`` keeps the copy in a temporary
+    directory (removed afterwards) instead of memory, for models too big to copy.
 
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
     ``.suggest(rule)``, ``.plot()``, ...).
