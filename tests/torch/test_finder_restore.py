@@ -212,6 +212,16 @@ def test_a_persistent_iterator_the_loader_already_had_is_left_alone():
         model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), dl, num_iter=10
     )
     assert dl._iterator is mine
+    # the same loader as data and val_data: its iterator still comes back
+    find_lr(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.CrossEntropyLoss(),
+        dl,
+        val_data=dl,
+        num_iter=10,
+    )
+    assert dl._iterator is mine
     after = _epoch_order(dl)
     torch.manual_seed(0)
     ref = _shuffled(num_workers=1, persistent_workers=True)

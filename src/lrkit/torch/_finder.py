@@ -34,16 +34,22 @@ __all__ = ["find_lr"]
 def _loaders(*sources: Any) -> list[Any]:
     """The data sources and the loaders inside them: a dict's values, the loaders of a list or
     tuple, a combined loader's ``flattened`` list (Lightning's ``CombinedLoader``)."""
-    out: list[Any] = []
+    found: list[Any] = []
     for data in sources:
         if data is None:
             continue
-        out.append(data)
+        found.append(data)
         inner: Any = data.values() if isinstance(data, Mapping) else data
         if not isinstance(inner, (list, tuple)) and not isinstance(data, Mapping):
             inner = getattr(data, "flattened", None)
         if isinstance(inner, (list, tuple)) or isinstance(data, Mapping):
-            out.extend(d for d in inner if isinstance(d, torch.utils.data.DataLoader))
+            found.extend(d for d in inner if isinstance(d, torch.utils.data.DataLoader))
+    out: list[Any] = []
+    seen: set[int] = set()
+    for d in found:  # each once (data and val_data may be the same loader)
+        if id(d) not in seen:
+            seen.add(id(d))
+            out.append(d)
     return out
 
 
