@@ -92,7 +92,8 @@ class _Snapshot:
         self.model, self.optimizer, self.scaler = model, optimizer, scaler
         self.where = where
         self.tmpdir: str | None = None
-        modules = list(model.modules())
+        named = list(model.named_modules())
+        modules = [m for _, m in named]
         self.modes = [(m, m.training) for m in modules]
         self.rngs = GlobalRNGState()
         self.gens = [(g, g.get_state()) for g in _data_generators(*data)]
@@ -116,19 +117,21 @@ class _Snapshot:
         # optimizer steps that the model does not own (e.g. a learnable temperature inside
         # the loss module)
         self.tensors_list: list[torch.Tensor] = []
+        self.names: list[str] = []  # for the error message
         seen: set[int] = set()
 
-        def add(t: torch.Tensor | None) -> None:
+        def add(t: torch.Tensor | None, name: str) -> None:
             if t is not None and id(t) not in seen:
                 seen.add(id(t))
                 self.tensors_list.append(t)
+                self.names.append(name)
 
-        for _, params, buffers, _ in self.slots:
-            for t in (*params.values(), *buffers.values()):
-                add(t)
+        for (prefix, _), (_, params, buffers, _) in zip(named, self.slots):
+            for k, t in (*params.items(), *buffers.items()):
+                add(t, f"{prefix}.{k}" if prefix else k)
         for g in optimizer.param_groups:
             for p in g["params"]:
-                add(p)
+                add(p, "a tensor the optimizer steps outside the model")
         with torch.no_grad():
             tensors: dict[str, Any] = {
                 "values": [t.detach().clone() for t in self.tensors_list],
@@ -184,7 +187,9 @@ class _Snapshot:
                     else self.tensors
                 )
             except Exception as exc:  # noqa: BLE001
-                failed.append(f"the saved weights ({type(exc).__name__}: {exc})")
+                failed.append(
+                    f"the saved weights ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+                )
             attempt("the parameter and buffer slots", self._restore_slots)
             if tensors is not None:
                 attempt("the weights", lambda: self._restore_tensors(tensors, failed))
@@ -214,7 +219,9 @@ class _Snapshot:
             m._non_persistent_buffers_set.update(non_persistent)
 
     def _restore_tensors(self, tensors: dict[str, Any], failed: list[str]) -> None:
-        for t, saved, grad in zip(self.tensors_list, tensors["values"], tensors["grads"]):
+        for t, name, saved, grad in zip(
+            self.tensors_list, self.names, tensors["values"], tensors["grads"]
+        ):
             try:
                 with torch.no_grad():
                     if (t.shape, t.dtype, t.device) == (saved.shape, saved.dtype, saved.device):
@@ -223,10 +230,7 @@ class _Snapshot:
                         t.data = saved
                 t.grad = grad
             except Exception as exc:  # noqa: BLE001 - reported after the rest is restored
-                failed.append(
-                    f"a tensor of shape {tuple(saved.shape)} ({type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0]})"
-                )
+                failed.append(f"{name} ({type(exc).__name__}: {str(exc).splitlines()[0]})")
 
     def _restore_generators(self) -> None:
         for gen, state in self.gens:
