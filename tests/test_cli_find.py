@@ -237,6 +237,19 @@ def test_bad_options_name_the_option(user_module, argv, msg, capsys):
     assert msg in err and "allowed range" in err
 
 
+@pytest.mark.parametrize("steps", ["-1", "0", "1", "3"])
+def test_every_rejected_train_steps_reports_the_real_minimum(user_module, steps, capsys):
+    from lrkit.commands.find import min_train_steps
+
+    low = min_train_steps()
+    assert int(steps) < low
+    assert main(["find", f"{user_module}:make", "--train-steps", steps, "--no-plot"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"--train-steps must be an integer >= {low} (allowed range: [{low}, inf)" in err
+    assert err.endswith(f"got {int(steps)}")
+    assert len(err.splitlines()) == 1
+
+
 def test_evaluate_zero_accuracy_is_zero_not_missing():
     """A classifier that gets every validation example wrong scores 0.0 (it was shown as '-'
     by `lrkit find`); a regression has no accuracy (NaN); the model's mode is left alone."""

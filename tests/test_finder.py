@@ -436,3 +436,52 @@ def test_the_warning_says_ended_when_the_sweep_was_not_extended():
     with pytest.warns(LRFinderWarning, match=r"never turned up \(sweep ended at 10\)"):
         r = range_test(lambda lr: float(2.0 + 0.001 * rng.normal()), max_extra_iter=0)
     assert r.extended == 0
+
+
+def test_steepest_skips_the_first_10_and_last_5_points_as_torch_lr_finder():
+    # a noisy first point (the EMA drops steeply from it) must not be the steepest descent
+    lrs = 1e-7 * (10 ** (8 / 99)) ** np.arange(100)
+    x = np.log10(lrs)
+    losses = 2.0 - 1.5 / (1 + np.exp(-(x + 3) * 2)) + 0.3 * np.maximum(0, x + 0.5) ** 2
+    losses[0] = 6.0
+    assert suggest(lrs, losses, rule="steepest") != lrs[0]
+    s = smooth_ema(losses, beta=0.9)[10:95]
+    m = int(np.argmin(s))
+    expected = lrs[10:95][int(np.argmin(np.gradient(s, np.log(lrs[10:95]))[: m + 1]))]
+    assert suggest(lrs, losses, rule="steepest") == expected
+    # the untrimmed rule would have picked start_lr
+    full = smooth_ema(losses, beta=0.9)
+    assert int(np.argmin(np.gradient(full, np.log(lrs))[: int(np.argmin(full)) + 1])) == 0
+
+
+def test_an_interrupted_sweep_that_never_turned_up_is_unreliable():
+    sweep = Sweep(start_lr=1e-5, end_lr=1e-2, num_iter=50)
+
+    def step(lr):
+        if len(sweep._losses) == 30:
+            raise KeyboardInterrupt
+        return 1.0 - 0.1 * math.log10(lr / 1e-5)
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(step)
+    with pytest.warns(LRFinderWarning, match="had not turned up when the sweep was interrupted"):
+        r = sweep.result()
+    assert r.stop_reason == "interrupted" and not r.reliable
+    assert any("lower bounds" in w for w in r.warnings)
+
+
+def test_an_interrupted_sweep_after_the_turn_is_not_marked_a_lower_bound():
+    sweep = Sweep(start_lr=1e-5, end_lr=1.0, num_iter=100, stop_early=False, diverge_th=1e9)
+    lrs = [sweep.lr_at(i) for i in range(100)]
+    curve = [2.0 - 1.5 / (1 + (1e-3 / lr) ** 1.5) + 50 * max(0.0, lr - 0.01) ** 2 for lr in lrs]
+
+    def step(lr):
+        if len(sweep._losses) == 90:
+            raise KeyboardInterrupt
+        return curve[len(sweep._losses)]
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(step)
+    r = sweep.result(warn=False)
+    assert r.stop_reason == "interrupted"
+    assert not any("lower bounds" in w for w in r.warnings)

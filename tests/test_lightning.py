@@ -353,3 +353,140 @@ def test_report_metric_warns_on_a_missing_metric() -> None:
         trainer.fit(Tiny(spec="constant(0.04)", patience=1))
     with pytest.raises(ValueError, match="monitor"):
         ReportMetric("")
+
+
+# ----------------------------------------------------------------------------- finder data
+
+
+class Workers(Tiny):
+    def train_dataloader(self) -> DataLoader:
+        x, y = _data()
+        return DataLoader(
+            TensorDataset(x, y), batch_size=16, shuffle=True, num_workers=1, persistent_workers=True
+        )
+
+
+class TwoLoaders(Tiny):
+    """train_dataloader returns a dict of loaders; each batch is a dict of their batches."""
+
+    def __init__(self, as_list: bool = False) -> None:
+        super().__init__()
+        self.as_list = as_list
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        a, b = (batch[0], batch[1]) if self.as_list else (batch["a"], batch["b"])
+        x, y = torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]])
+        return F.mse_loss(self.net(x), y)
+
+    def train_dataloader(self) -> Any:
+        x, y = _data()
+        a = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
+        b = DataLoader(TensorDataset(x[:32], y[:32]), batch_size=8, shuffle=True)
+        return [a, b] if self.as_list else {"a": a, "b": b}
+
+
+def _trained(model: Any, finder: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(callbacks=[finder] if finder else [], limit_val_batches=0, **kwargs).fit(model)
+    return _state(model)
+
+
+def test_finder_with_persistent_workers_trains_as_without_it() -> None:
+    torch.manual_seed(0)
+    plain = _trained(Workers(), None, max_steps=6)
+    torch.manual_seed(0)
+    finder = LRFinder(num_iter=20, set_lr=False, plot=False)
+    swept = _trained(Workers(), finder, max_steps=6)
+    assert finder.result is not None and finder.result.steps > 0
+    assert _same(plain, swept)
+
+
+@pytest.mark.parametrize("as_list", [False, True])
+def test_finder_with_several_train_loaders_combines_them_as_fit_does(as_list: bool) -> None:
+    torch.manual_seed(0)
+    plain = _trained(TwoLoaders(as_list), None, max_steps=6)
+    torch.manual_seed(0)
+    finder = LRFinder(num_iter=20, set_lr=False, plot=False)
+    swept = _trained(TwoLoaders(as_list), finder, max_steps=6)
+    assert finder.result is not None and finder.result.steps > 0
+    assert _same(plain, swept)
+
+
+def _middle(lrs: Any, losses: Any) -> float:
+    return float(lrs[len(lrs) // 2])
+
+
+def test_finder_with_a_callable_rule_reloads_from_its_state() -> None:
+    torch.manual_seed(0)
+    finder = LRFinder(num_iter=20, set_lr=False, plot=False, rule=_middle)
+    _trained(Tiny(), finder, max_epochs=0)
+    res = finder.result
+    assert res is not None and res.suggestion == res.lrs[len(res.lrs) // 2]
+    state = json.loads(json.dumps(finder.state_dict()))
+    again = LRFinder(num_iter=20, set_lr=False, plot=False, rule=_middle)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again.load_state_dict(state)
+    assert again.result.suggestion == res.suggestion
+    assert again.result.losses.tolist() == res.losses.tolist()
+
+    def renamed(lrs: Any, losses: Any) -> float:
+        return float(lrs[len(lrs) // 2])
+
+    other = LRFinder(num_iter=20, rule=renamed)
+    with pytest.warns(RuntimeWarning, match="'_middle'.*'renamed'"):
+        other.load_state_dict(state)
+    assert other.result.suggestion == res.suggestion
+    with pytest.raises(ValueError, match=r"callable rule '_middle'.*LRFinder\(rule=_middle\)"):
+        LRFinder(num_iter=20).load_state_dict(state)
+
+
+def test_a_run_resumed_with_a_callable_rule_does_not_sweep_again(tmp_path: Any) -> None:
+    calls = [0]
+
+    class Counting(Tiny):
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            calls[0] += 1
+            return super().training_step(batch, batch_idx)
+
+    torch.manual_seed(0)
+    finder = LRFinder(num_iter=20, plot=False, rule=_middle)
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=1, callbacks=[finder, ckpt], enable_checkpointing=True).fit(Tiny())
+    resumed, model = LRFinder(num_iter=20, plot=False, rule=_middle), Counting()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=2, callbacks=[resumed], limit_val_batches=0).fit(
+            model, ckpt_path=str(tmp_path / "epoch=0-step=4.ckpt")
+        )
+    assert calls[0] == BATCHES_PER_EPOCH  # the second epoch only: no sweep
+    assert resumed.result.suggestion == finder.result.suggestion == model.lr
+
+
+def test_finder_with_namedtuple_batches() -> None:
+    from collections import namedtuple
+
+    Batch = namedtuple("Batch", ["x", "y"])
+    seen: list[type] = []
+
+    class Named(Tiny):
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            seen.append(type(batch))
+            return F.mse_loss(self.net(batch.x), batch.y)
+
+        def train_dataloader(self) -> DataLoader:
+            x, y = _data()
+            return DataLoader(
+                TensorDataset(x, y),
+                batch_size=16,
+                collate_fn=lambda items: Batch(*map(torch.stack, zip(*items))),
+            )
+
+    torch.manual_seed(0)
+    finder = LRFinder(num_iter=20, set_lr=False, plot=False)
+    _trained(Named(), finder, max_epochs=0)
+    assert finder.result is not None and finder.result.steps > 0
+    assert set(seen) == {Batch}

@@ -34,7 +34,7 @@ from types import ModuleType
 from typing import Any
 
 from ._imports import require
-from .finder import FinderResult, Sweep, SweepOptions
+from .finder import RULES, FinderResult, Sweep, SweepOptions
 
 __all__ = ["LRFinder", "ReportMetric"]
 
@@ -54,6 +54,7 @@ torch = require("torch", "lightning")
 from .torch import LRKitScheduler, find_lr  # noqa: E402
 
 _parsing = importlib.import_module(f"{pl.__name__}.utilities.parsing")
+_combined = importlib.import_module(f"{pl.__name__}.utilities.combined_loader")
 _types = importlib.import_module(f"{pl.__name__}.utilities.types")
 
 _LR_ATTRS = ("lr", "learning_rate")
@@ -62,10 +63,30 @@ _LR_ATTRS = ("lr", "learning_rate")
 # ----------------------------------------------------------------------------- finder
 
 
-def _replay(state: Mapping[str, Any]) -> FinderResult:
+def _replay(state: Mapping[str, Any], *, rule: Any = None) -> FinderResult:
     """The :class:`FinderResult` of a saved curve (``FinderResult.to_dict()``), rebuilt exactly
-    by feeding its losses (and held-batch losses) to a fresh sweep with the same options."""
-    sweep = Sweep(SweepOptions(**state["options"]), optimizer=state.get("optimizer"))
+    by feeding its losses (and held-batch losses) to a fresh sweep with the same options.
+
+    A checkpoint stores a callable rule by its name only: the callable comes from ``rule``
+    (the resuming :class:`LRFinder`'s), with a warning when its name is not the saved one."""
+    options = dict(state["options"])
+    saved = options.get("rule")
+    if callable(rule):
+        name = getattr(rule, "__name__", "custom")
+        if saved != name:
+            warnings.warn(
+                f"LRFinder: the checkpoint's sweep used the rule {saved!r}, this LRFinder's "
+                f"rule is {name!r}: the suggestion follows {name!r}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        options["rule"] = rule
+    elif saved not in RULES:
+        raise ValueError(
+            f"the checkpoint's sweep used the callable rule {saved!r}, which a checkpoint "
+            f"does not hold: resume with LRFinder(rule={saved}) (the same callable)"
+        )
+    sweep = Sweep(SweepOptions(**options), optimizer=state.get("optimizer"))
     held = dict(zip(state["held_lrs"], state["held_losses"]))
     for lr, loss in zip(state["lrs"], state["losses"]):
         sweep.record(loss, held=held.get(lr) if sweep.eval_due else None)
@@ -80,8 +101,9 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     """Run the LR range test when ``fit`` starts, on the module's own training step.
 
     The sweep uses the optimizer ``configure_optimizers`` returned, the trainer's train
-    dataloader, ``training_step`` (with ``self.log`` muted), the trainer's precision context,
-    batch transfer and ``accumulate_grad_batches``. Afterwards the module's weights, buffers and
+    dataloader (several loaders combined as ``fit`` combines them, ``"max_size_cycle"``),
+    ``training_step`` (with ``self.log`` muted), the trainer's precision context, batch
+    transfer and ``accumulate_grad_batches``. Afterwards the module's weights, buffers and
     grads, the optimizer, the RNGs and the dataloader's generator are exactly as before (see
     :func:`lrkit.torch.find_lr`). The sweep options are those of
     :class:`lrkit.finder.SweepOptions` (``start_lr``, ``num_iter``, ``rule``, ...), as keywords
@@ -101,7 +123,8 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     matplotlib) the plot is added to loggers that take figures (TensorBoard ``add_figure``,
     ``log_image``) and written as ``lr_finder.png`` next to ``lr_finder.json`` in each logger's
     ``log_dir``. The callback's state (the curve) is saved in checkpoints: a run resumed from one
-    does not sweep again, it sets the same LR and schedule, whose state the checkpoint restores.
+    does not sweep again, it sets the same LR and schedule, whose state the checkpoint restores
+    (a callable ``rule`` is saved by name: the resuming ``LRFinder`` passes the callable).
     """
 
     def __init__(
@@ -163,7 +186,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved = state_dict.get("result")
         if saved is not None:
-            self.result = _replay(saved)
+            self.result = _replay(saved, rule=self.options.rule)
 
     # ------------------------------------------------------------------ parts
     def _lr_attr(self, pl_module: Any) -> str | None:
@@ -201,6 +224,8 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             raise ValueError(
                 "LRFinder needs a train dataloader (train_dataloader() or a datamodule)"
             )
+        if isinstance(data, (Mapping, list, tuple)):  # several loaders: combined as fit does
+            data = _Combined(data)
         counter = [0]
 
         def step(model: Any, batch: Any) -> Any:
@@ -274,6 +299,21 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                     json.dump(result.to_dict(), f)
                 if fig is not None:
                     fig.savefig(os.path.join(log_dir, "lr_finder.png"), dpi=110)
+
+
+class _Combined:
+    """Several train loaders (a dict, list or tuple of them) combined as ``fit`` combines them
+    (``CombinedLoader`` in ``"max_size_cycle"`` mode: each batch holds the next batch of every
+    loader, the shorter ones cycling), yielding the batches ``training_step`` receives. The
+    loaders are ``flattened``, where :func:`lrkit.torch.find_lr` finds their generators."""
+
+    def __init__(self, iterables: Any) -> None:
+        self.iterables = iterables
+        self.flattened = list(_combined.CombinedLoader(iterables, "max_size_cycle").flattened)
+
+    def __iter__(self) -> Any:
+        for batch, _, _ in _combined.CombinedLoader(self.iterables, "max_size_cycle"):
+            yield batch
 
 
 def _mute(*args: Any, **kwargs: Any) -> None:

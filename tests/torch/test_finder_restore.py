@@ -167,3 +167,158 @@ def test_a_tensor_lr_is_restored_in_place():
     find_lr(model, opt, nn.functional.mse_loss, data, num_iter=20, warn=False)
     assert opt.param_groups[0] is group and group["lr"] is lr
     assert torch.equal(lr, torch.tensor(0.01))
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def _epoch_order(loader) -> list[int]:
+    return [int(v) for x, _ in loader for v in x.flatten()]
+
+
+def _shuffled(**kw):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    ds = TensorDataset(torch.arange(32).float().unsqueeze(1), torch.zeros(32, dtype=torch.long))
+    g = torch.Generator().manual_seed(123)
+    return DataLoader(ds, batch_size=4, shuffle=True, generator=g, **kw)
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"num_workers": 1}, {"num_workers": 1, "persistent_workers": True}]
+)
+def test_the_next_epoch_order_is_the_one_without_the_sweep(kw):
+    def orders(sweep: bool) -> list[list[int]]:
+        torch.manual_seed(0)
+        dl, val = _shuffled(**kw), _shuffled(**kw)
+        model = nn.Linear(1, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        if sweep:
+            find_lr(model, opt, nn.CrossEntropyLoss(), dl, val_data=val, num_iter=10)
+            assert vars(dl).get("_iterator") is None and vars(val).get("_iterator") is None
+        return [_epoch_order(dl), _epoch_order(dl), _epoch_order(val)]
+
+    assert orders(True) == orders(False)
+
+
+def test_a_persistent_iterator_the_loader_already_had_is_left_alone():
+    torch.manual_seed(0)
+    dl = _shuffled(num_workers=1, persistent_workers=True)
+    _epoch_order(dl)
+    mine = dl._iterator
+    assert mine is not None
+    model = nn.Linear(1, 2)
+    find_lr(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), dl, num_iter=10
+    )
+    assert dl._iterator is mine
+    # the same loader as data and val_data: its iterator still comes back
+    find_lr(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.CrossEntropyLoss(),
+        dl,
+        val_data=dl,
+        num_iter=10,
+    )
+    assert dl._iterator is mine
+    after = _epoch_order(dl)
+    torch.manual_seed(0)
+    ref = _shuffled(num_workers=1, persistent_workers=True)
+    _epoch_order(ref)
+    assert after == _epoch_order(ref)
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def test_namedtuple_batches_for_loss_fn_val_data_and_step():
+    from collections import namedtuple
+
+    Batch = namedtuple("Batch", ["x", "y"])
+    batches = [Batch(x, y) for x, y in data()]
+    seen = []
+
+    def step(model, batch):
+        seen.append(type(batch))
+        return nn.functional.cross_entropy(model(batch.x), batch.y)
+
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    a = find_lr(model, opt, nn.CrossEntropyLoss(), batches, val_data=batches[:2], num_iter=20)
+    b = find_lr(model, opt, None, batches, val_data=batches[:2], step=step, num_iter=20)
+    assert seen and set(seen) == {Batch}
+    assert a.losses.tolist() == b.losses.tolist()
+
+
+# ----------------------------------------------------------------------------- slots
+
+
+class Growing(nn.Module):
+    """A module whose buffers change during training: one grows (reassigned), one is resized
+    in place, one appears, one goes from None to a tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 2)
+        self.register_buffer("hist", torch.zeros(3))
+        self.register_buffer("count", torch.arange(2.0))
+        self.register_buffer("maybe", None)
+
+    def forward(self, x):
+        if self.training:
+            self.hist = torch.cat([self.hist, x.detach().mean().reshape(1)])
+            self.count.resize_(self.count.numel() + 1).fill_(7.0)
+            if "added" not in self._buffers:
+                self.register_buffer("added", torch.ones(1), persistent=False)
+            self.maybe = torch.ones(2)
+        return self.lin(x)
+
+
+def test_buffers_that_change_shape_or_appear_are_put_back_with_everything_else():
+    import numpy as np
+
+    torch.manual_seed(0)
+    model = Growing()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model.eval()
+    hist, count = model.hist, model.count
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    keys = list(model.state_dict())
+    rng = torch.get_rng_state().clone(), np.random.get_state()[1].copy()
+    find_lr(model, opt, nn.CrossEntropyLoss(), data(), num_iter=20, end_lr=1.0)
+    assert model.hist is hist and model.count is count
+    assert list(model.state_dict()) == keys and "added" not in model._buffers
+    assert model.maybe is None and "maybe" in model._buffers
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+    assert model.count.shape == (2,) and model.count.tolist() == [0.0, 1.0]
+    assert opt.param_groups[0]["lr"] == 0.1 and len(opt.state) == 0
+    assert not model.training and not model.lin.training
+    assert torch.equal(torch.get_rng_state(), rng[0])
+    assert np.array_equal(np.random.get_state()[1], rng[1])
+    model.train()
+    model(torch.randn(4, 6))  # still usable
+
+
+def test_a_part_that_cannot_be_restored_is_one_line_raised_after_the_rest(monkeypatch):
+    from lrkit.torch import _finder
+
+    def broken(self):
+        raise OSError("gone\nsecond line")
+
+    monkeypatch.setattr(_finder._Snapshot, "_restore_scaler", broken)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.1), nn.Linear(8, 2))
+    model.eval()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state().clone()
+    with pytest.raises(RuntimeError) as info:
+        find_lr(model, opt, nn.CrossEntropyLoss(), data(), num_iter=20, end_lr=1.0)
+    msg = str(info.value)
+    assert "\n" not in msg and "the GradScaler (OSError: gone)" in msg
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    assert opt.param_groups[0]["lr"] == 1e-3 and len(opt.state) == 0
+    assert not any(m.training for m in model.modules())
+    assert torch.equal(torch.get_rng_state(), rng)

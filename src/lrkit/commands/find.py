@@ -131,14 +131,13 @@ def check_options(args: argparse.Namespace) -> None:
     except ValueError as exc:
         raise rename(exc, names=OPTIONS) from None
     if not args.no_train:
-        steps = V.integer("--train-steps", args.train_steps, 1)
+        low = min_train_steps()
         try:
-            check_runs(1.0, 1.0, steps)
+            check_runs(1.0, 1.0, V.integer("--train-steps", args.train_steps, low))
         except ValueError:
-            low = min_train_steps()
             raise ValueError(
                 f"--train-steps must be an integer >= {low} (allowed range: [{low}, inf); "
-                f"the one-cycle check run needs it), got {steps!r}"
+                f"the one-cycle check run needs it), got {args.train_steps!r}"
             ) from None
 
 

@@ -148,10 +148,19 @@ def _slide_on(lrs: FloatArray, s: FloatArray, lr_diff: int = 15, thresh: float =
     return local
 
 
+STEEPEST_SKIP = (10, 5)  # points torch-lr-finder's steepest rule skips at the start / end
+
+
 def steepest(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
-    """The LR of the steepest descent of the EMA-smoothed curve, up to its minimum."""
+    """The LR of the steepest descent of the EMA-smoothed curve, up to its minimum, skipping
+    the first 10 and the last 5 points as torch-lr-finder does (whose first points are the
+    noisiest); a curve too short for that (under 20 points) is read whole."""
     x, y = _check(lrs, losses)
-    return _steepest_on(x, smooth_ema(y, beta=beta))
+    s = smooth_ema(y, beta=beta)
+    first, last = STEEPEST_SKIP
+    if len(s) >= 2 * first:
+        x, s = x[first : len(s) - last], s[first : len(s) - last]
+    return _steepest_on(x, s)
 
 
 def valley(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:

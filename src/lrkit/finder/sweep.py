@@ -423,6 +423,13 @@ def _messages(sweep: Sweep, s: Any, lrs: np.ndarray, losses: np.ndarray, reason:
             "lies beyond it, so the suggestions are lower bounds; rerun with a larger end_lr "
             "or max_end_lr"
         )
+    elif not s.turned_up and not s.saturated and reason == "interrupted":
+        top = float(sweep._lrs[-1])
+        out.append(
+            f"the loss had not turned up when the sweep was interrupted (at {top:.2g}): the "
+            "edge of stability lies beyond it, so the suggestions are lower bounds; rerun the "
+            "sweep to the end"
+        )
     lo, hi = C.STEPS_RANGE
     if s.total_steps < lo and sweep.options.total_steps is not None:
         out.append(

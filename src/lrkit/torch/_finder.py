@@ -7,7 +7,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._imports import require
@@ -31,6 +31,28 @@ __all__ = ["find_lr"]
 # ----------------------------------------------------------------------------- snapshot
 
 
+def _loaders(*sources: Any) -> list[Any]:
+    """The data sources and the loaders inside them: a dict's values, the loaders of a list or
+    tuple, a combined loader's ``flattened`` list (Lightning's ``CombinedLoader``)."""
+    found: list[Any] = []
+    for data in sources:
+        if data is None:
+            continue
+        found.append(data)
+        inner: Any = data.values() if isinstance(data, Mapping) else data
+        if not isinstance(inner, (list, tuple)) and not isinstance(data, Mapping):
+            inner = getattr(data, "flattened", None)
+        if isinstance(inner, (list, tuple)) or isinstance(data, Mapping):
+            found.extend(d for d in inner if isinstance(d, torch.utils.data.DataLoader))
+    out: list[Any] = []
+    seen: set[int] = set()
+    for d in found:  # each once (data and val_data may be the same loader)
+        if id(d) not in seen:
+            seen.add(id(d))
+            out.append(d)
+    return out
+
+
 def _data_generators(*sources: Any) -> list[torch.Generator]:
     """torch.Generators the DataLoaders (or samplers) ``sources`` draw from, each once, so
     their state can be restored."""
@@ -38,7 +60,7 @@ def _data_generators(*sources: Any) -> list[torch.Generator]:
     seen: set[int] = set()
     objs = [
         obj
-        for data in sources
+        for data in _loaders(*sources)
         for obj in (
             data,
             getattr(data, "sampler", None),
@@ -56,7 +78,8 @@ def _data_generators(*sources: Any) -> list[torch.Generator]:
 
 class _Snapshot:
     """Everything a sweep may change: weights, buffers, grads, optimizer state and groups,
-    module modes, GradScaler, RNGs (torch CPU/CUDA, numpy, Python, DataLoader generators)."""
+    module modes, GradScaler, RNGs (torch CPU/CUDA, numpy, Python, DataLoader generators),
+    and the worker iterator a DataLoader with persistent workers keeps."""
 
     def __init__(
         self,
@@ -69,31 +92,51 @@ class _Snapshot:
         self.model, self.optimizer, self.scaler = model, optimizer, scaler
         self.where = where
         self.tmpdir: str | None = None
-        self.modes = [(m, m.training) for m in model.modules()]
+        named = list(model.named_modules())
+        modules = [m for _, m in named]
+        self.modes = [(m, m.training) for m in modules]
         self.rngs = GlobalRNGState()
         self.gens = [(g, g.get_state()) for g in _data_generators(*data)]
+        # a DataLoader with persistent workers keeps its iterator (and workers) between
+        # epochs: the sweep gets its own, the user's goes back afterwards, so the next
+        # iter(loader) is the one it would have been
+        self.iterators: list[tuple[Any, Any]] = []
+        for d in _loaders(*data):
+            if isinstance(d, torch.utils.data.DataLoader) and "_iterator" in vars(d):
+                self.iterators.append((d, d._iterator))
+                d._iterator = None
         self.opt_called = optimizer.__dict__.get("_opt_called", _MISSING)
         self.scaler_state = copy.deepcopy(scaler.__dict__) if scaler is not None else None
-        # tensors the optimizer steps that the model does not own (e.g. a learnable
-        # temperature inside the loss module): restored like the model's parameters
-        own = {id(p) for p in model.parameters()}
-        self.extra: list[torch.Tensor] = []
+        # each module's parameter and buffer slots (the tensor objects, by name): tensors
+        # replaced, added or resized during the sweep go back to these
+        self.slots = [
+            (m, dict(m._parameters), dict(m._buffers), set(m._non_persistent_buffers_set))
+            for m in modules
+        ]
+        # every tensor to restore, once: the model's parameters and buffers, and tensors the
+        # optimizer steps that the model does not own (e.g. a learnable temperature inside
+        # the loss module)
+        self.tensors_list: list[torch.Tensor] = []
+        self.names: list[str] = []  # for the error message
+        seen: set[int] = set()
+
+        def add(t: torch.Tensor | None, name: str) -> None:
+            if t is not None and id(t) not in seen:
+                seen.add(id(t))
+                self.tensors_list.append(t)
+                self.names.append(name)
+
+        for (prefix, _), (_, params, buffers, _) in zip(named, self.slots):
+            for k, t in (*params.items(), *buffers.items()):
+                add(t, f"{prefix}.{k}" if prefix else k)
         for g in optimizer.param_groups:
             for p in g["params"]:
-                if id(p) not in own:
-                    own.add(id(p))
-                    self.extra.append(p)
+                add(p, "a tensor the optimizer steps outside the model")
         with torch.no_grad():
             tensors: dict[str, Any] = {
-                "params": {n: p.detach().clone() for n, p in model.named_parameters()},
-                "buffers": {n: b.detach().clone() for n, b in model.named_buffers()},
-                "grads": {
-                    n: (None if p.grad is None else p.grad.detach().clone())
-                    for n, p in model.named_parameters()
-                },
-                "extra": [p.detach().clone() for p in self.extra],
-                "extra_grads": [
-                    None if p.grad is None else p.grad.detach().clone() for p in self.extra
+                "values": [t.detach().clone() for t in self.tensors_list],
+                "grads": [
+                    None if t.grad is None else t.grad.detach().clone() for t in self.tensors_list
                 ],
                 "opt_state": {
                     id(p): {
@@ -125,49 +168,108 @@ class _Snapshot:
             self.tensors = tensors
 
     def restore(self) -> None:
-        model, optimizer = self.model, self.optimizer
+        """Put everything back. Each part is restored even when another fails; what could not
+        be restored is raised afterwards, as one line."""
+        failed: list[str] = []
+
+        def attempt(what: str, fn: Callable[[], None]) -> None:
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - reported below, after the rest
+                failed.append(f"{what} ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+
         try:
-            if self.tensors is None:
-                tensors = torch.load(self.path, weights_only=False)
-            else:
-                tensors = self.tensors
-            with torch.no_grad():
-                for n, p in model.named_parameters():
-                    p.copy_(tensors["params"][n])
-                    g = tensors["grads"][n]
-                    p.grad = g
-                for n, b in model.named_buffers():
-                    b.copy_(tensors["buffers"][n])
-                for x, saved, g in zip(self.extra, tensors["extra"], tensors["extra_grads"]):
-                    x.copy_(saved)
-                    x.grad = g
-            # optimizer: groups restored in place (dict and list identities kept)
-            del optimizer.param_groups[self.n_groups :]
-            for (g, params, saved), live in zip(self.groups, self.group_tensors):
-                g.clear()
-                g.update(saved)
-                g["params"] = params
-                with torch.no_grad():
-                    for k, t in live.items():
-                        t.copy_(saved[k])
-                        g[k] = t
-            optimizer.state.clear()
-            for pid, st in tensors["opt_state"].items():
-                optimizer.state[self.param_by_id[pid]] = st
-            if self.opt_called is _MISSING:
-                optimizer.__dict__.pop("_opt_called", None)
-            else:
-                optimizer.__dict__["_opt_called"] = self.opt_called
-            if self.scaler is not None and self.scaler_state is not None:
-                self.scaler.__dict__.clear()
-                self.scaler.__dict__.update(self.scaler_state)
+            tensors: dict[str, Any] | None = None
+            try:
+                tensors = (
+                    torch.load(self.path, weights_only=False)
+                    if self.tensors is None
+                    else self.tensors
+                )
+            except Exception as exc:  # noqa: BLE001
+                failed.append(
+                    f"the saved weights ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+                )
+            attempt("the parameter and buffer slots", self._restore_slots)
+            if tensors is not None:
+                attempt("the weights", lambda: self._restore_tensors(tensors, failed))
+            attempt("the optimizer", lambda: self._restore_optimizer(tensors))
+            attempt("the GradScaler", self._restore_scaler)
             for m, flag in self.modes:
                 m.training = flag
-            self.rngs.restore()
-            for gen, state in self.gens:
-                gen.set_state(state)
+            attempt("the RNG states", self.rngs.restore)
+            attempt("the DataLoader generators", self._restore_generators)
+            attempt("the DataLoader iterators", self._restore_iterators)
         finally:
             self.cleanup()
+        if failed:
+            raise RuntimeError(
+                "find_lr restored everything else but could not restore " + "; ".join(failed)
+            )
+
+    def _restore_slots(self) -> None:
+        for m, params, buffers, non_persistent in self.slots:
+            # same objects under the same names, in the same order; slots added during the
+            # sweep are removed
+            m._parameters.clear()
+            m._parameters.update(params)
+            m._buffers.clear()
+            m._buffers.update(buffers)
+            m._non_persistent_buffers_set.clear()
+            m._non_persistent_buffers_set.update(non_persistent)
+
+    def _restore_tensors(self, tensors: dict[str, Any], failed: list[str]) -> None:
+        for t, name, saved, grad in zip(
+            self.tensors_list, self.names, tensors["values"], tensors["grads"]
+        ):
+            try:
+                with torch.no_grad():
+                    if (t.shape, t.dtype, t.device) == (saved.shape, saved.dtype, saved.device):
+                        t.copy_(saved)
+                    else:  # the sweep resized or converted it: the saved tensor goes back
+                        t.data = saved
+                t.grad = grad
+            except Exception as exc:  # noqa: BLE001 - reported after the rest is restored
+                failed.append(f"{name} ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+
+    def _restore_generators(self) -> None:
+        for gen, state in self.gens:
+            gen.set_state(state)
+
+    def _restore_optimizer(self, tensors: dict[str, Any] | None) -> None:
+        optimizer = self.optimizer
+        # groups restored in place (dict and list identities kept)
+        del optimizer.param_groups[self.n_groups :]
+        for (g, params, saved), live in zip(self.groups, self.group_tensors):
+            g.clear()
+            g.update(saved)
+            g["params"] = params
+            with torch.no_grad():
+                for k, t in live.items():
+                    t.copy_(saved[k])
+                    g[k] = t
+        optimizer.state.clear()
+        if tensors is not None:
+            for pid, st in tensors["opt_state"].items():
+                optimizer.state[self.param_by_id[pid]] = st
+        if self.opt_called is _MISSING:
+            optimizer.__dict__.pop("_opt_called", None)
+        else:
+            optimizer.__dict__["_opt_called"] = self.opt_called
+
+    def _restore_scaler(self) -> None:
+        if self.scaler is not None and self.scaler_state is not None:
+            self.scaler.__dict__.clear()
+            self.scaler.__dict__.update(self.scaler_state)
+
+    def _restore_iterators(self) -> None:
+        for d, saved in self.iterators:
+            mine = vars(d).get("_iterator")
+            if mine is not None and mine is not saved:
+                shutdown = getattr(mine, "_shutdown_workers", None)
+                if callable(shutdown):
+                    shutdown()
+            d._iterator = saved
 
     def cleanup(self) -> None:
         if self.tmpdir is not None:
@@ -184,6 +286,8 @@ _MISSING = object()
 def _to(obj: Any, device: torch.device) -> Any:
     if torch.is_tensor(obj):
         return obj if obj.device == device else obj.to(device, non_blocking=True)
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple
+        return type(obj)(*(_to(o, device) for o in obj))
     if isinstance(obj, (list, tuple)):
         return type(obj)(_to(o, device) for o in obj)
     if isinstance(obj, dict):
@@ -288,7 +392,8 @@ def find_lr(
 
     Each sweep step sets every param group's ``lr``, runs ``accumulation_steps`` forward/backward
     passes on the next batches of ``data`` (cycled when exhausted), then ``optimizer.step()``.
-    The loss of a batch is ``loss_fn(model(x), y)`` for an ``(x, y)`` batch, or
+    The loss of a batch is ``loss_fn(model(x), y)`` for an ``(x, y)`` batch (a tuple, list
+    or namedtuple), or
     ``step(model, batch)`` when a custom ``step`` is given (it returns the loss tensor; the
     backward pass, accumulation, AMP and the optimizer step stay with ``find_lr``). Batches are
     moved to ``device`` (default: the model's device).
@@ -310,8 +415,12 @@ def find_lr(
     the optimizer's state and param groups (dict identities kept), each module's ``training``
     flag, the GradScaler, and the torch (CPU, CUDA), numpy and Python RNG states (and the
     DataLoader's generator) are exactly as before, bit for bit, also when the step raises or
-    on ``KeyboardInterrupt``. ``snapshot="disk"`` keeps the copy in a temporary directory
-    (removed afterwards) instead of memory, for models too big to copy.
+    on ``KeyboardInterrupt``. Parameters and buffers go back under their names as the same
+    tensor objects, also one the sweep resized, replaced or added; a DataLoader with persistent
+    workers gets its own iterator back (the sweep's is shut down), so the next epoch's order
+    is the one it would have had. Should a part fail to restore, the rest is restored first and
+    a one-line ``RuntimeError`` names it. ``snapshot="disk"`` keeps the copy in a temporary
+    directory (removed afterwards) instead of memory, for models too big to copy.
 
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
     ``.suggest(rule)``, ``.plot()``, ...).
@@ -349,6 +458,7 @@ def find_lr(
     # val_data's generators too: drawing its batches (a shuffled loader) moves them
     snap = _Snapshot(model, optimizer, scaler if use_scaler else None, (data, val_data), snapshot)
     bar = None
+    batches: Iterator[Any] | None = None
     try:
         val_batches = [_to(b, dev) for b in val_data] if val_data is not None else None
         if val_batches is not None and not val_batches:
@@ -438,6 +548,9 @@ def find_lr(
     finally:
         if bar is not None:
             bar.close()
+        close = getattr(batches, "close", None)
+        if callable(close):  # ends the sweep's pass over data (and its workers) now
+            close()
         snap.restore()
     result = sweep.result(warn=warn)
     if not is_rank0():  # only rank 0 writes files (plots) in a distributed job
