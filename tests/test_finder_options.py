@@ -46,8 +46,13 @@ def test_options_defaults_validation_and_method_alias():
     assert o.rule == DEFAULT_RULE and o.ceiling == 1e4
     assert SweepOptions.build(method="valley").rule == "valley"
     assert SweepOptions.build(o, num_iter=50).num_iter == 50
-    with pytest.raises(TypeError, match="num_iters"):
+    with pytest.raises(
+        TypeError,
+        match=r"^num_iters is not an option of the range test \(use num_iter\); options: beta, ",
+    ):
         SweepOptions.build(num_iters=5)
+    with pytest.raises(TypeError, match=r"^smooth_f .* beta = 1 - smooth_f"):
+        SweepOptions.build(smooth_f=0.05)  # torch-lr-finder's name
     for kw, name in [
         ({"eval_every": 0}, "eval_every"),
         ({"eval_batches": -1}, "eval_batches"),

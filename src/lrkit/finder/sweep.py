@@ -45,6 +45,20 @@ FLAT_CADENCE = 2  # ... while it has not, it is measured this many times less of
 RISEN_DECADES = 0.7  # "turned_up" stop: the curve has risen for this many decades past its minimum
 
 
+#: the names users of torch-lr-finder, fastai and Lightning reach for, and the option meant
+_SWEEP_HINTS = {
+    "num_iters": "use num_iter",
+    "num_it": "use num_iter",
+    "num_training": "use num_iter",
+    "min_lr": "use start_lr",
+    "max_lr": "use end_lr",
+    "step_mode": 'use mode ("exp" or "linear")',
+    "smooth_f": "use beta, the EMA factor of the training loss: beta = 1 - smooth_f",
+    "early_stop_threshold": "use diverge_th",
+    "suggest_funcs": "use rule",
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class SweepOptions:
     """Every option of a range test, the same for every finder (``lrkit.finder.range_test``,
@@ -145,11 +159,7 @@ class SweepOptions:
         accepted for ``rule``. An unknown name raises ``TypeError`` naming it."""
         if "method" in kwargs:
             kwargs["rule"] = kwargs.pop("method")
-        names = {f.name for f in fields(cls)}
-        bad = sorted(set(kwargs) - names)
-        if bad:
-            allowed = ", ".join(sorted(names))
-            raise TypeError(f"unexpected keyword argument {bad[0]!r} (sweep options: {allowed})")
+        V.options("the range test", kwargs, [f.name for f in fields(cls)], _SWEEP_HINTS)
         if options is None:
             return cls(**kwargs)
         if not isinstance(options, SweepOptions):
