@@ -120,6 +120,8 @@ def test_space_validation() -> None:
         SearchSpace(100, families=("cosine", "bogus"))
     with pytest.raises(ValueError, match="families"):
         SearchSpace(100, families=())
+    with pytest.raises(ValueError, match=r"^families must name each family once, got 'cosine'"):
+        SearchSpace(100, families=("cosine", "wsd", "cosine"))
     with pytest.raises(ValueError, match="total_steps"):
         SearchSpace(3)
 

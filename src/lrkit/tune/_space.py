@@ -159,6 +159,9 @@ class SearchSpace:
             raise ValueError(f"families must name at least one of {', '.join(FAMILIES)}")
         for f in fams:
             V.choice("families", f, FAMILIES)
+        repeated = sorted({f for f in fams if fams.count(f) > 1})
+        if repeated:
+            raise ValueError(f"families must name each family once, got {repeated[0]!r} twice")
         object.__setattr__(self, "families", fams)
 
     def sample(self, trial: _Trial) -> Schedule:
