@@ -70,7 +70,11 @@ def test_find_lr_arrays_restores_everything(regression, lr):
     _assert_same(before, _state(model))
     assert model.optimizer._learning_rate is lr_obj and model.train_function is train_fn
     assert np.array_equal(np.random.get_state()[1], rng_np)
-    # the model trains on as if no sweep happened: same result as an untouched twin
+    # the model trains on as if no sweep happened: same result as an untouched twin (on the
+    # JAX backend: on the torch backend two identically initialised models do not train to
+    # identical weights here, with or without a sweep)
+    if keras.backend.backend() != "jax":
+        return
     twin = _model()
     twin.compile(optimizer=keras.optimizers.Adam(opt_lr), loss="mse", metrics=["mae"])
     twin.build((None, 8))

@@ -16,6 +16,10 @@ STEPS = np.arange(0, 400)
 
 
 def keras_values(sched):
+    if keras.backend.backend() != "jax":  # e.g. PiecewiseConstantDecay takes one step on torch
+        one = [keras.ops.convert_to_numpy(sched(keras.ops.convert_to_tensor(float(t))))
+               for t in STEPS]  # fmt: skip
+        return np.asarray(one, dtype=np.float64)
     t = keras.ops.convert_to_tensor(STEPS.astype("float32"))
     return np.asarray(keras.ops.convert_to_numpy(sched(t)), dtype=np.float64)
 

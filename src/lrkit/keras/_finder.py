@@ -205,6 +205,12 @@ def _start_accumulation(opt: Any) -> int:
     return steps
 
 
+_NO_LOSS = (
+    "model must be compiled with a loss (model.compile(optimizer=..., loss=...)): it has none "
+    "and adds none (add_loss), so there is no curve to read"
+)
+
+
 def _no_loss(model: Any) -> bool:
     """True when ``model`` was compiled without a loss and trains with Keras' own
     ``train_step``/``compute_loss`` (so only ``add_loss`` terms, if any, make its loss)."""
@@ -313,14 +319,15 @@ def find_lr(
                 total = 0.0
                 for _ in range(accum):  # one optimizer update: ``accum`` micro-batches
                     bx, by, bw = pending.pop() if pending else next(batches)
-                    logs = model.train_on_batch(bx, by, sample_weight=bw, return_dict=True)
+                    try:
+                        logs = model.train_on_batch(bx, by, sample_weight=bw, return_dict=True)
+                    except ValueError as exc:  # Keras' torch backend: "No loss to compute"
+                        if no_loss and "loss" in str(exc).lower():
+                            raise ValueError(_NO_LOSS) from None
+                        raise
                     loss = float(np.asarray(logs["loss"]))
-                    if loss == 0.0 and no_loss:
-                        raise ValueError(
-                            "model must be compiled with a loss (model.compile(optimizer=..., "
-                            "loss=...)): it has none and its training loss is 0, so there is "
-                            "no curve to read"
-                        )
+                    if loss == 0.0 and no_loss:  # the JAX backend: a loss of 0
+                        raise ValueError(_NO_LOSS)
                     total += loss
                 return total / accum
 
