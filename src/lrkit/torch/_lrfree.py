@@ -8,9 +8,10 @@
   re-estimates BatchNorm statistics at ``x`` (the schedulefree README's recipe: forward a few
   training batches with the model in train mode, no gradients). :func:`finalize` does the same
   for good, at the end of training (before saving or deploying).
+  ``schedulefree.ScheduleFreeWrapper`` (any optimizer made schedule-free) is handled alike.
 * Prodigy (``pip install prodigyopt``): :func:`prodigy` builds ``prodigyopt.Prodigy`` (lr=1.0: the
   step size is estimated as ``d``; ``lr`` is a multiplier on it). :func:`lrfree_lr` reports the
-  LR these optimizers actually use (``d * lr`` for Prodigy, the warmed-up lr for schedule-free).
+  LR these optimizers use at their next step, by the packages' own formulas.
 
 Both are optional: ``pip install 'lrkit[lrfree]'``.
 """
@@ -18,10 +19,12 @@ Both are optional: ``pip install 'lrkit[lrfree]'``.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from .. import _validate as V
 from .._imports import require
 from .._runtime import GlobalRNGState
 
@@ -48,24 +51,49 @@ _SF_KINDS = {
 }
 
 
+#: the schedule-free kinds whose constructor takes ``warmup_steps`` (RAdam warms up through its
+#: rectification instead)
+_SF_WARMUP = ("adamw", "sgd")
+
+
+def _lr(value: Any) -> float:
+    """``lr`` as a float > 0 (a one-element tensor is read), else a one-line ValueError."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    return V.positive("lr", value)
+
+
 def schedule_free(
     params: Any, *, kind: str = "adamw", lr: float | None = None, **kwargs: Any
 ) -> torch.optim.Optimizer:
     """A schedule-free optimizer from the ``schedulefree`` package, already in train mode.
 
-    ``kind``: ``"adamw"`` (default lr 0.0025), ``"sgd"`` (default lr 1.0) or ``"radam"``;
-    ``kwargs`` go to the constructor (``warmup_steps``, ``betas``/``momentum``,
-    ``weight_decay``...). Do not combine with a decaying LR schedule: the averaging replaces it
-    (use ``warmup_steps`` for warmup).
+    ``kind``: ``"adamw"`` (default lr 0.0025), ``"sgd"`` (default lr 1.0) or ``"radam"``
+    (default lr 0.0025); ``kwargs`` go to the constructor (``betas``/``momentum``,
+    ``weight_decay``...). ``warmup_steps`` (a linear LR warmup) is taken by ``"adamw"`` and
+    ``"sgd"`` only: ``"radam"`` needs no warmup (its rectification starts it with
+    ``silent_sgd_phase``). Do not combine with a decaying LR schedule: the averaging replaces it.
     """
     if kind not in _SF_KINDS:
         allowed = ", ".join(repr(k) for k in _SF_KINDS)
         raise ValueError(f"kind must be one of {allowed}, got {kind!r}")
-    if lr is not None and (isinstance(lr, bool) or not float(lr) > 0):
-        raise ValueError(f"lr must be > 0 (allowed range: (0, inf)), got {lr!r}")
+    if lr is not None:
+        lr = _lr(lr)
+    if "warmup_steps" in kwargs and kind not in _SF_WARMUP:
+        raise ValueError(
+            f"warmup_steps is taken by kind 'adamw' and 'sgd' only, got kind={kind!r} "
+            "(RAdamScheduleFree warms up through its rectification)"
+        )
     sf = require("schedulefree", "lrfree", feature="lrkit.torch.schedule_free")
     cls = getattr(sf, _SF_KINDS[kind])
-    opt = cls(params, **kwargs) if lr is None else cls(params, lr=float(lr), **kwargs)
+    accepted = inspect.signature(cls).parameters
+    unknown = [k for k in kwargs if k not in accepted or k == "params"]
+    if unknown:
+        names = ", ".join(p for p in accepted if p not in ("self", "params"))
+        raise ValueError(
+            f"{unknown[0]} is not a parameter of {cls.__name__} (kind={kind!r}); allowed: {names}"
+        )
+    opt = cls(params, **kwargs) if lr is None else cls(params, lr=lr, **kwargs)
     opt.train()
     return opt  # type: ignore[no-any-return]
 
@@ -74,35 +102,98 @@ def prodigy(params: Any, *, lr: float = 1.0, **kwargs: Any) -> torch.optim.Optim
     """``prodigyopt.Prodigy(params, lr=lr, **kwargs)``. Keep ``lr=1.0`` (it multiplies the
     estimated step size ``d``); with an LR warmup pass ``safeguard_warmup=True``, and use
     ``weight_decay`` with ``decouple=True`` (the default) for AdamW-style decay."""
-    if isinstance(lr, bool) or not float(lr) > 0:
-        raise ValueError(f"lr must be > 0 (allowed range: (0, inf)), got {lr!r}")
+    lr = _lr(lr)
     po = require("prodigyopt", "lrfree", feature="lrkit.torch.prodigy")
-    return po.Prodigy(params, lr=float(lr), **kwargs)  # type: ignore[no-any-return]
+    return po.Prodigy(params, lr=lr, **kwargs)  # type: ignore[no-any-return]
+
+
+def _flag_in_groups(optimizer: Any) -> bool:
+    """Whether the schedule-free train/eval flag lives in the param groups (the schedulefree
+    optimizers) rather than on the object (``ScheduleFreeWrapper``)."""
+    return "train_mode" in optimizer.param_groups[0]
 
 
 def is_schedule_free(optimizer: Any) -> bool:
-    """True for schedule-free optimizers (they have ``train()``/``eval()`` and a
-    ``train_mode`` flag in their param groups)."""
+    """True for schedule-free optimizers: ``train()``/``eval()`` methods and a ``train_mode``
+    flag, in their param groups (``AdamWScheduleFree``...) or on the optimizer itself
+    (``schedulefree.ScheduleFreeWrapper``)."""
     groups = getattr(optimizer, "param_groups", None)
     return bool(
         groups
         and callable(getattr(optimizer, "train", None))
         and callable(getattr(optimizer, "eval", None))
-        and "train_mode" in groups[0]
+        and ("train_mode" in groups[0] or isinstance(getattr(optimizer, "train_mode", None), bool))
     )
 
 
+def _sf_flags(optimizer: Any) -> list[bool]:
+    if _flag_in_groups(optimizer):
+        return [bool(g["train_mode"]) for g in optimizer.param_groups]
+    return [bool(optimizer.train_mode)]
+
+
+def _set_sf_flags(optimizer: Any, flags: list[bool]) -> None:
+    if _flag_in_groups(optimizer):
+        for g, flag in zip(optimizer.param_groups, flags):
+            g["train_mode"] = flag
+    else:
+        optimizer.train_mode = flags[0]
+
+
+def _radam_lr(g: dict[str, Any]) -> float:
+    """``RAdamScheduleFree``'s LR for its next step: ``lr * rect`` (0 or ``lr`` during its SGD
+    phase, by ``silent_sgd_phase``), the package's formula for ``scheduled_lr``."""
+    _, beta2 = g["betas"]
+    step = int(g["k"]) + 1
+    beta2_t = beta2**step
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * step * beta2_t / (1 - beta2_t)
+    if rho_t > 4.0:
+        rect = (
+            (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+        ) ** 0.5
+    else:
+        rect = float(not g["silent_sgd_phase"])
+    return float(g["lr"]) * rect
+
+
+def _prodigy_lr(groups: list[dict[str, Any]], g: dict[str, Any]) -> float:
+    """Prodigy's step size for its next step: ``d * lr`` times its bias correction
+    ``sqrt(1 - beta2**(k+1)) / (1 - beta1**(k+1))`` with ``use_bias_correction`` (read from
+    the first group, as the package does); 0 for a group with ``lr == 0``."""
+    first = groups[0]
+    bc = 1.0
+    if first.get("use_bias_correction"):
+        beta1, beta2 = first["betas"]
+        k = int(first["k"])
+        bc = ((1 - beta2 ** (k + 1)) ** 0.5) / (1 - beta1 ** (k + 1))
+    lr = float(g["lr"])
+    return float(g["d"]) * lr * bc if lr != 0.0 else 0.0
+
+
 def lrfree_lr(optimizer: torch.optim.Optimizer) -> list[float]:
-    """The LR each param group effectively uses: ``d * lr`` for Prodigy (``d`` is its estimate),
-    the current warmed-up lr for schedule-free optimizers, the group's ``lr`` otherwise."""
+    """The LR each param group uses at its next ``step()``, as the package computes it.
+
+    Prodigy: ``d * lr`` (times its bias correction with ``use_bias_correction=True``);
+    ``AdamWScheduleFree``/``SGDScheduleFree``: ``lr`` warmed up over ``warmup_steps``;
+    ``RAdamScheduleFree``: ``lr`` times its rectification (0 during its silent SGD phase).
+    After the step the schedule-free optimizers store the same number as ``scheduled_lr``.
+    Any other optimizer: the group's ``lr``."""
+    groups = getattr(optimizer, "param_groups", None)
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise ValueError(
+            f"optimizer must be a torch optimizer (with param_groups), got {optimizer!r}"
+        )
     out = []
-    for g in optimizer.param_groups:
+    for g in groups:
         lr = float(g["lr"])
-        if "d" in g and "d0" in g:  # Prodigy
-            out.append(float(g["d"]) * lr)
-        elif "train_mode" in g and "warmup_steps" in g:
-            k, w = int(g.get("k", 0)), int(g.get("warmup_steps", 0))
-            out.append(lr * (min(1.0, (k + 1) / w) if w > 0 else 1.0))
+        if "d" in g and "d0" in g:  # Prodigy (also as the base of a ScheduleFreeWrapper)
+            out.append(_prodigy_lr(groups, g))
+        elif "train_mode" in g and "warmup_steps" in g:  # AdamW/SGD schedule-free
+            k, w = int(g.get("k", 0)), int(g["warmup_steps"])
+            out.append(lr * ((k + 1) / w if k < w else 1.0))
+        elif "train_mode" in g and "silent_sgd_phase" in g:  # RAdam schedule-free
+            out.append(_radam_lr(g))
         else:
             out.append(lr)
     return out
@@ -120,47 +211,92 @@ def _default_forward(model: torch.nn.Module, batch: Any) -> Any:
     return model(batch)
 
 
-@torch.no_grad()
+def _is_data_factory(data: Any) -> bool:
+    """A zero-argument callable returning the batches (called once per pass), rather than the
+    batches themselves: callable and not iterable."""
+    return callable(data) and not hasattr(data, "__iter__")
+
+
+def _one_pass(data: Any, name: str) -> Iterator[Any]:
+    """An iterator over one pass of ``data`` (a zero-argument callable is called, as
+    :func:`lrkit.torch.fit` does), else a one-line ValueError naming ``name``."""
+    source = data() if _is_data_factory(data) else data
+    try:
+        return iter(source)
+    except TypeError:
+        raise ValueError(
+            f"{name} must be an iterable of batches (or a zero-argument callable returning "
+            f"one) with at least one batch, got {type(source).__name__}"
+        ) from None
+
+
+_END = object()
+
+
+def _reestimate(
+    model: torch.nn.Module,
+    batches: Iterator[Any],
+    *,
+    name: str,
+    num_batches: int,
+    forward: Callable[[torch.nn.Module, Any], Any] | None,
+) -> int:
+    bns = _bn_layers(model)
+    if not bns:
+        return 0
+    first = next(batches, _END)  # before anything changes: empty data is refused as it is
+    if first is _END:
+        raise ValueError(f"{name} must yield at least one batch, got none")
+    fwd = forward or _default_forward
+    modes = {m: m.training for m in model.modules()}
+    momenta = [bn.momentum for bn in bns]
+    saved = _bn_buffers(model)
+    used = 0
+    try:
+        with torch.no_grad():
+            for bn in bns:
+                bn.reset_running_stats()
+                bn.momentum = None  # cumulative average
+            model.train()
+            for batch in itertools.chain([first], itertools.islice(batches, num_batches - 1)):
+                fwd(model, batch)
+                used += 1
+    except BaseException:
+        with torch.no_grad():  # a failed pass leaves the statistics exactly as they were
+            for live, old in saved:
+                live.copy_(old)
+        raise
+    finally:
+        for bn, mom in zip(bns, momenta):
+            bn.momentum = mom
+        for m, training in modes.items():
+            m.training = training
+    return used
+
+
 def reestimate_batchnorm(
     model: torch.nn.Module,
-    data: Iterable[Any],
+    data: Iterable[Any] | Callable[[], Iterable[Any]],
     *,
     num_batches: int = 50,
     forward: Callable[[torch.nn.Module, Any], Any] | None = None,
 ) -> int:
     """Recompute BatchNorm running statistics from ``num_batches`` batches of ``data``.
 
+    ``data``: an iterable of batches, or a zero-argument callable returning one (as for
+    :func:`lrkit.torch.fit`), with at least one batch (checked before anything changes).
     Statistics are reset and re-accumulated as an exact average over the batches (momentum
-    ``None`` during the pass, restored afterwards). The model is run in train mode without
-    gradients; its train/eval flags are restored. ``forward(model, batch)`` defaults to
-    ``model(batch[0])`` for tuples/lists, ``model(**batch)`` for dicts, ``model(batch)``
-    otherwise. Returns the number of batches used (0 when the model has no BatchNorm).
+    ``None`` during the pass, restored afterwards); if the pass fails, the statistics are put
+    back as they were. The model is run in train mode without gradients; its train/eval flags
+    are restored. ``forward(model, batch)`` defaults to ``model(batch[0])`` for tuples/lists,
+    ``model(**batch)`` for dicts, ``model(batch)`` otherwise. Returns the number of batches
+    used (0 when the model has no BatchNorm).
     """
     if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
         raise ValueError(f"num_batches must be an integer >= 1, got {num_batches!r}")
-    bns = _bn_layers(model)
-    if not bns:
-        return 0
-    fwd = forward or _default_forward
-    modes = {m: m.training for m in model.modules()}
-    momenta = [bn.momentum for bn in bns]
-    try:
-        for bn in bns:
-            bn.reset_running_stats()
-            bn.momentum = None  # cumulative average
-        model.train()
-        used = 0
-        for batch in itertools.islice(data, num_batches):
-            fwd(model, batch)
-            used += 1
-    finally:
-        for bn, mom in zip(bns, momenta):
-            bn.momentum = mom
-        for m, training in modes.items():
-            m.training = training
-    if used == 0:
-        raise ValueError("data must yield at least one batch, got none")
-    return used
+    V.optional_callable("forward", forward, "forward(model, batch)")
+    batches = _one_pass(data, "data")
+    return _reestimate(model, batches, name="data", num_batches=num_batches, forward=forward)
 
 
 def _bn_buffers(model: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -172,28 +308,42 @@ def _bn_buffers(model: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor
     return out
 
 
+def _check_bn_args(bn_data: Any, num_batches: Any, forward: Any) -> None:
+    if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
+        raise ValueError(f"num_batches must be an integer >= 1, got {num_batches!r}")
+    V.optional_callable("forward", forward, "forward(model, batch)")
+    if bn_data is not None and not _is_data_factory(bn_data) and not hasattr(bn_data, "__iter__"):
+        raise ValueError(
+            "bn_data must be an iterable of batches (or a zero-argument callable returning one) "
+            f"with at least one batch, or None, got {type(bn_data).__name__}"
+        )
+
+
 @contextlib.contextmanager
 def evaluating(
     model: torch.nn.Module,
     optimizer: Any = None,
     *,
-    bn_data: Iterable[Any] | None = None,
+    bn_data: Iterable[Any] | Callable[[], Iterable[Any]] | None = None,
     num_batches: int = 50,
     forward: Callable[[torch.nn.Module, Any], Any] | None = None,
 ) -> Iterator[torch.nn.Module]:
     """Evaluate correctly, whatever the optimizer, and leave training exactly as it was.
 
-    Inside the block: ``model.eval()``; a schedule-free ``optimizer`` is switched to its
-    evaluation weights (``optimizer.eval()``); with ``bn_data``, BatchNorm statistics are
-    re-estimated at those weights (see :func:`reestimate_batchnorm`). On exit the weights are
-    the training weights again, bit for bit (an exact copy is kept, one copy of the parameters
-    in memory), the optimizer is in its previous mode, the BatchNorm buffers get their previous
-    values back and every module its previous train/eval flag; the global RNGs and the
-    generators of ``bn_data`` are as they were.
+    Inside the block: ``model.eval()``; a schedule-free ``optimizer`` (including
+    ``schedulefree.ScheduleFreeWrapper``) is switched to its evaluation weights
+    (``optimizer.eval()``); with ``bn_data`` (batches, or a zero-argument callable returning
+    them, as for :func:`lrkit.torch.fit`), BatchNorm statistics are re-estimated at those
+    weights (see :func:`reestimate_batchnorm`). On exit, also when entering fails, the weights
+    are the training weights again, bit for bit (an exact copy is kept, one copy of the
+    parameters in memory), the optimizer is in its previous mode, the BatchNorm buffers get
+    their previous values back and every module its previous train/eval flag; the global RNGs
+    and the generators of ``bn_data`` are as they were.
     """
+    _check_bn_args(bn_data, num_batches, forward)
     modes = {m: m.training for m in model.modules()}
     sf = optimizer is not None and is_schedule_free(optimizer)
-    flags = [g["train_mode"] for g in optimizer.param_groups] if sf else []
+    flags = _sf_flags(optimizer) if sf else []
     # optimizer.train() after .eval() gives the training weights back only up to rounding:
     # keep an exact copy instead
     weights = (
@@ -203,12 +353,16 @@ def evaluating(
     # the re-estimation's forward passes (dropout) and data order draw from the global RNGs
     # and the loader's generators: they are put back too
     rngs = GlobalRNGState(import_torch=True) if bn_data is not None else None
-    gens = [(g, g.get_state()) for g in _data_generators(bn_data)] if bn_data is not None else []
+    gens: list[tuple[torch.Generator, torch.Tensor]] = []
     try:
+        if bn_data is not None:
+            source = bn_data() if _is_data_factory(bn_data) else bn_data
+            gens = [(g, g.get_state()) for g in _data_generators(source)]
+            batches = _one_pass(source, "bn_data")
         if sf:
             optimizer.eval()
         if bn_data is not None:
-            reestimate_batchnorm(model, bn_data, num_batches=num_batches, forward=forward)
+            _reestimate(model, batches, name="bn_data", num_batches=num_batches, forward=forward)
         model.eval()
         yield model
     finally:
@@ -219,8 +373,8 @@ def evaluating(
         with torch.no_grad():
             for live, old in [*weights, *saved]:
                 live.copy_(old)
-        for g, flag in zip(optimizer.param_groups if sf else [], flags):
-            g["train_mode"] = flag
+        if sf:
+            _set_sf_flags(optimizer, flags)
         for m, training in modes.items():
             m.training = training
 
@@ -229,16 +383,38 @@ def finalize(
     model: torch.nn.Module,
     optimizer: Any = None,
     *,
-    bn_data: Iterable[Any] | None = None,
+    bn_data: Iterable[Any] | Callable[[], Iterable[Any]] | None = None,
     num_batches: int = 50,
     forward: Callable[[torch.nn.Module, Any], Any] | None = None,
 ) -> torch.nn.Module:
     """End of training: switch a schedule-free optimizer to its evaluation weights for good,
-    re-estimate BatchNorm statistics there (with ``bn_data``) and put the model in eval mode.
-    Call ``optimizer.train()`` to continue training later."""
-    if optimizer is not None and is_schedule_free(optimizer):
-        optimizer.eval()
-    if bn_data is not None:
-        reestimate_batchnorm(model, bn_data, num_batches=num_batches, forward=forward)
+    re-estimate BatchNorm statistics there (with ``bn_data``: batches or a zero-argument
+    callable returning them) and put the model in eval mode. If the re-estimation fails
+    (e.g. ``bn_data`` yields nothing), the weights, the optimizer's mode and the BatchNorm
+    statistics are left exactly as they were. Call ``optimizer.train()`` to continue training
+    later."""
+    _check_bn_args(bn_data, num_batches, forward)
+    sf = optimizer is not None and is_schedule_free(optimizer)
+    if bn_data is None:
+        if sf:
+            optimizer.eval()
+        model.eval()
+        return model
+    batches = _one_pass(bn_data, "bn_data")
+    flags = _sf_flags(optimizer) if sf else []
+    weights = (
+        [(p, p.detach().clone()) for g in optimizer.param_groups for p in g["params"]] if sf else []
+    )
+    try:
+        if sf:
+            optimizer.eval()
+        _reestimate(model, batches, name="bn_data", num_batches=num_batches, forward=forward)
+    except BaseException:
+        with torch.no_grad():
+            for live, old in weights:
+                live.copy_(old)
+        if sf:
+            _set_sf_flags(optimizer, flags)
+        raise
     model.eval()
     return model

@@ -22,10 +22,10 @@ from .._imports import require
 require("torch", "torch")  # without PyTorch: the one-line install hint
 
 import torch
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
-from ._lrfree import lrfree_lr
+from ._lrfree import _is_data_factory, lrfree_lr
 from ._scheduler import scheduler as make_scheduler
 
 __all__ = ["History", "evaluate", "fit", "seed_all"]
@@ -76,9 +76,17 @@ class History:
 
 
 def _passes(data: Any) -> Callable[[], Iterable[Any]]:
-    if callable(data) and not hasattr(data, "__iter__"):
+    if _is_data_factory(data):
         return data  # type: ignore[no-any-return]
+    if not hasattr(data, "__iter__"):
+        raise ValueError(
+            "data must be an iterable of (input, target) batches or a zero-argument callable "
+            f"returning one, got {type(data).__name__}"
+        )
     return lambda: data  # type: ignore[no-any-return]
+
+
+_END = object()
 
 
 def fit(
@@ -114,26 +122,50 @@ def fit(
         stop_on_nonfinite: stop at the first NaN/inf loss, before its update
             (``History.diverged``).
 
-    The model is put in train mode. Returns the :class:`History`.
+    Batches are drawn only as they are trained on: a shared iterator (a generator) continues
+    where the last call stopped. Every argument is checked before the model changes. The model
+    is put in train mode. Returns the :class:`History`.
     """
     if steps is None and epochs is None:
         raise ValueError("steps or epochs must be given, got neither")
     total = math.inf if steps is None else V.integer("steps", steps, 1)
     n_epochs = math.inf if epochs is None else V.integer("epochs", epochs, 1)
     spe = None if steps_per_epoch is None else V.integer("steps_per_epoch", steps_per_epoch, 1)
+    if not all(callable(getattr(optimizer, a, None)) for a in ("step", "zero_grad")) or not (
+        isinstance(getattr(optimizer, "param_groups", None), list)
+    ):
+        raise ValueError(
+            "optimizer must be a torch optimizer (param_groups, step(), zero_grad()), "
+            f"got {type(optimizer).__name__}"
+        )
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {loss_fn!r}")
+    V.optional_callable("on_step", on_step, "on_step(step, loss)")
+    V.optional_callable("on_epoch", on_epoch, "on_epoch(epoch)")
+    if not isinstance(stop_on_nonfinite, bool):
+        raise ValueError(f"stop_on_nonfinite must be True or False, got {stop_on_nonfinite!r}")
+    if isinstance(schedule, ReduceLROnPlateau):
+        raise ValueError(
+            "schedule must not be a ReduceLROnPlateau: it needs a metric that fit does not "
+            "have; use lrkit's feedback instead: lrkit.torch.scheduler(optimizer, schedule, "
+            "feedback=lrkit.feedback.ReduceOnPlateau(...)), reporting the metric from on_step"
+        )
+    passes = _passes(data)
     if schedule is None or isinstance(schedule, LRScheduler):
         sched = schedule
     else:
         sched = make_scheduler(optimizer, schedule)
-    passes = _passes(data)
     hist = History()
     model.train()
     t0 = time.perf_counter()
     k = 0
     while k < total and hist.epochs < n_epochs:
         n = 0
-        for batch in passes():
-            if k >= total or (spe is not None and n >= spe):
+        batches = iter(passes())
+        # the stop is checked before the next batch is drawn: none is drawn and dropped
+        while k < total and (spe is None or n < spe):
+            batch = next(batches, _END)
+            if batch is _END:
                 break
             x, y = batch[0], batch[1]
             optimizer.zero_grad(set_to_none=True)
@@ -167,10 +199,14 @@ def evaluate(
     model: torch.nn.Module, *, loss_fn: Callable[..., torch.Tensor], data: Iterable[Any]
 ) -> tuple[float, float]:
     """``(mean loss per example, accuracy)`` of ``model`` over the ``(x, y)`` batches of
-    ``data``, in eval
-    mode and without gradients; every module's train/eval flag is restored afterwards. The
-    loss is ``inf`` when it is not finite; the accuracy (argmax of 2-d outputs against integer
-    labels) is NaN unless every batch is a classification batch."""
+    ``data``, in eval mode and without gradients; every module's train/eval flag is restored
+    afterwards. The loss is ``inf`` when it is not finite; the accuracy (argmax of 2-d outputs
+    against integer labels) is NaN unless every batch is a classification batch. ``data``
+    that yields no example is a ValueError (there is no score to give)."""
+    if not hasattr(data, "__iter__"):
+        raise ValueError(
+            f"data must be an iterable of (input, target) batches, got {type(data).__name__}"
+        )
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     tot, cnt, correct, classification = 0.0, 0, 0, True
@@ -187,6 +223,8 @@ def evaluate(
     finally:
         for m, flag in modes:
             m.training = flag
-    loss = tot / max(cnt, 1)
-    acc = correct / cnt if classification and cnt else math.nan
+    if cnt == 0:
+        raise ValueError("data must yield at least one batch, got none")
+    loss = tot / cnt
+    acc = correct / cnt if classification else math.nan
     return (loss if math.isfinite(loss) else math.inf), acc
