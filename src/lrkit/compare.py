@@ -108,6 +108,9 @@ class Result:
     seconds: float = 0.0
     diverged: bool = False
     note: str = ""
+    #: why the run failed (``"TypeError: ..."``), empty when it ran; a failed run has no
+    #: scores and is never the best
+    error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (non-finite numbers as ``None``), full precision."""
@@ -272,10 +275,35 @@ def _evaluate(setup: Setup) -> tuple[float, float]:
 
     if setup.val is None:
         return math.nan, math.nan
+    # BatchNorm statistics at schedule-free's x: from the training data, read as fit reads it
+    # (a zero-argument callable is called)
     bn_data = setup.data if is_schedule_free(setup.optimizer) else None
     with evaluating(setup.model, setup.optimizer, bn_data=bn_data, num_batches=10):
         loss, acc = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val)
     return float(loss), float(acc)
+
+
+def _preflight(make: Callable[[], Setup]) -> None:
+    """What would make every run fail, found on one throwaway setup before anything trains:
+    one training step through :func:`lrkit.torch.fit` (the data read as every run reads it)
+    and the first validation batch through :func:`lrkit.torch.evaluate`; the errors are
+    theirs (a one-line ValueError naming ``data``), or ``val_data`` yielding no batch."""
+    import itertools
+
+    from .torch import evaluate, fit
+
+    setup = make()
+    fit(setup.model, optimizer=setup.optimizer, loss_fn=setup.loss_fn, data=setup.data, steps=1)
+    if setup.val is not None:
+        if not hasattr(setup.val, "__iter__"):
+            raise ValueError(
+                f"val_data must be an iterable of (input, target) batches or None, "
+                f"got {type(setup.val).__name__}"
+            )
+        first = list(itertools.islice(setup.val, 1))
+        if not first:
+            raise ValueError("val_data must yield at least one batch, got none")
+        evaluate(setup.model, loss_fn=setup.loss_fn, data=first)
 
 
 @dataclass
@@ -470,7 +498,9 @@ class Comparison:
     def best(self) -> Result | None:
         """The method with the lowest validation loss (training loss without validation)."""
         key = [
-            (r.val_loss if self.has_val else r.final_loss, i) for i, r in enumerate(self.results)
+            (r.val_loss if self.has_val else r.final_loss, i)
+            for i, r in enumerate(self.results)
+            if not r.error
         ]
         finite = [(v, i) for v, i in key if math.isfinite(v)]
         return self.results[min(finite)[1]] if finite else None
@@ -518,7 +548,10 @@ def compare(
     :func:`factory` (which seeds every RNG before each call); anything else raises a
     ``TypeError`` that says so. ``methods=None`` runs every method whose package is
     installed (:func:`available_methods`); a method named in ``methods`` whose package is
-    missing is a one-line ``ImportError`` before anything trains."""
+    missing is a one-line ``ImportError`` before anything trains, and so is training or
+    validation data that is not batches or yields none (a ``ValueError``). A method whose run
+    fails later is kept as a row with its ``error`` (and no scores) while the others run;
+    when every method fails, a ``RuntimeError`` with the first error."""
     import time
 
     from ._runtime import preserved_rng
@@ -528,8 +561,9 @@ def compare(
     steps = V.integer("steps", steps, 10)
     finder_iter = V.integer("finder_iter", finder_iter, 10)
     setups = _setups(make)
-    results = []
+    results: list[Result] = []
     with preserved_rng(import_torch=True):
+        _preflight(setups)
         lrs = find_lrs(setups, methods=methods, num_iter=finder_iter, total_steps=steps)
         bar: Any = None
         if progress:
@@ -541,10 +575,18 @@ def compare(
                 if bar is not None:
                     bar.set_postfix_str(m)
                 tick = bar.update if bar else None
-                results.append(run_method(m, make=setups, lrs=lrs, steps=steps, tick=tick))
+                try:
+                    results.append(run_method(m, make=setups, lrs=lrs, steps=steps, tick=tick))
+                except Exception as e:  # kept as a failed row: the other runs are not lost
+                    msg = " ".join(f"{type(e).__name__}: {e}".split())
+                    results.append(
+                        Result(m, optimizer="-", lr="-", error=msg, note=f"failed: {msg}")
+                    )
         finally:
             if bar is not None:
                 bar.close()
+    if results and all(r.error for r in results):
+        raise RuntimeError(f"every method failed; the first: {results[0].error}")
     label = name if name is not None else str(getattr(make, "name", "task"))
     return Comparison(results, lrs=lrs, name=label, steps=steps, seconds=time.perf_counter() - t0)
 
