@@ -194,3 +194,140 @@ def test_evaluating_with_bn_data_leaves_the_rngs_and_the_loader_as_they_were():
     assert torch.equal(torch.get_rng_state(), states[0])
     assert np.array_equal(np.random.get_state()[1], states[1]) and random.getstate() == states[2]
     assert torch.equal(gen.get_state(), g_state)
+
+
+def _bn_state(model):
+    bn = model[1]
+    return (bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone(),
+            bn.momentum)  # fmt: skip
+
+
+def _same_bn(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a[:3], b[:3])) and a[3] == b[3]
+
+
+@pytest.mark.parametrize("bad", [[], iter([]), None, 5])
+def test_unusable_bn_data_is_refused_before_the_statistics_change(bad):
+    model = _model()
+    _train(model, torch.optim.SGD(model.parameters(), lr=0.01), _data(), epochs=1)
+    model[1].momentum = 0.3
+    before = _bn_state(model)
+    with pytest.raises(ValueError, match=r"^data must .*at least one batch") as info:
+        reestimate_batchnorm(model, bad)
+    assert "\n" not in str(info.value) and _same_bn(_bn_state(model), before)
+    if bad is None:  # for finalize and evaluating: no re-estimation
+        return
+    opt = schedule_free(model.parameters(), lr=0.05)
+    _train(model, opt, _data(), epochs=1)
+    weights = [p.detach().clone() for p in model.parameters()]
+    before = _bn_state(model)
+    with pytest.raises(ValueError, match=r"^bn_data must"):
+        finalize(model, opt, bn_data=bad)
+    assert _same_bn(_bn_state(model), before) and opt.param_groups[0]["train_mode"]
+    assert all(torch.equal(p, w) for p, w in zip(model.parameters(), weights))
+    with pytest.raises(ValueError, match=r"^bn_data must"), evaluating(model, opt, bn_data=bad):
+        pass
+    assert _same_bn(_bn_state(model), before) and opt.param_groups[0]["train_mode"]
+
+
+def test_a_pass_failing_midway_puts_the_statistics_back():
+    model = _model()
+    _train(model, torch.optim.SGD(model.parameters(), lr=0.01), _data(), epochs=1)
+    before = _bn_state(model)
+
+    def batches():
+        yield from _data(2)
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        reestimate_batchnorm(model, batches())
+    assert _same_bn(_bn_state(model), before) and model.training
+
+
+def test_data_given_as_a_callable_is_called_like_fit_does():
+    model, data = _model(), _data()
+    assert reestimate_batchnorm(model, lambda: iter(data), num_batches=3) == 3
+    assert int(model[1].num_batches_tracked) == 3
+
+
+def _wrapped():
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    w = schedulefree.ScheduleFreeWrapper(torch.optim.SGD(m.parameters(), lr=0.1), momentum=0.9)
+    w.train()
+    _train(m, w, _data(), epochs=2)
+    return m, w
+
+
+def test_schedule_free_wrapper_is_evaluated_at_x_as_its_own_eval_gives():
+    m, w = _wrapped()
+    assert is_schedule_free(w)
+    y = [p.detach().clone() for p in m.parameters()]
+    w.eval()  # the package's own switch: the reference x
+    x = [p.detach().clone() for p in m.parameters()]
+    w.train()
+    with torch.no_grad():
+        for p, old in zip(m.parameters(), y):
+            p.copy_(old)
+    assert not all(torch.equal(a, b) for a, b in zip(x, y))
+    with evaluating(m, w, bn_data=_data(), num_batches=2):
+        assert all(torch.equal(p, e) for p, e in zip(m.parameters(), x)) and not w.train_mode
+    assert all(torch.equal(p, e) for p, e in zip(m.parameters(), y)) and w.train_mode
+    finalize(m, w)
+    assert all(torch.equal(p, e) for p, e in zip(m.parameters(), x)) and not w.train_mode
+
+
+def test_lrfree_lr_is_the_lr_the_schedule_free_optimizers_step_with():
+    for kind, kw in [("adamw", {"warmup_steps": 3}), ("sgd", {"warmup_steps": 2}),
+                     ("radam", {}), ("radam", {"silent_sgd_phase": False})]:  # fmt: skip
+        model = _model()
+        opt = schedule_free(model.parameters(), kind=kind, lr=0.01, **kw)
+        seen = set()
+        for x, y in _data(4) * 3:  # 12 steps: radam leaves its SGD phase at step 6
+            before = lrfree_lr(opt)[0]
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+            assert before == opt.param_groups[0]["scheduled_lr"], (kind, kw)
+            seen.add(before)
+        assert len(seen) >= 2  # warmup or rectification: the LR did move
+
+
+def test_lrfree_lr_is_prodigys_step_size_with_and_without_bias_correction():
+    for bias in (False, True):
+        model = torch.nn.Linear(3, 2).double()
+        opt = prodigy(model.parameters(), lr=0.5, use_bias_correction=bias, d0=1e-3)
+        for x, y in _data(5):
+            x, y = x.double(), torch.cat([y, y], 1).double()
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            predicted = lrfree_lr(opt)[0]
+            before = [p.detach().clone() for p in model.parameters()]
+            opt.step()
+            g = opt.param_groups[0]
+            for p, b in zip(model.parameters(), before):  # p -= dlr * exp_avg / denom
+                st = opt.state[p]
+                direction = st["exp_avg"] / (st["exp_avg_sq"].sqrt() + g["d"] * g["eps"])
+                used = (b - p.detach()).flatten() / direction.flatten()
+                assert torch.allclose(used, torch.full_like(used, predicted), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda ps: schedule_free(ps, lr="abc"), r"^lr must be a finite real number"),
+        (lambda ps: schedule_free(ps, lr=[0.1]), r"^lr must be a finite real number"),
+        (lambda ps: prodigy(ps, lr="x"), r"^lr must be a finite real number"),
+        (lambda ps: prodigy(ps, lr=[0.1]), r"^lr must be a finite real number"),
+        (lambda ps: lrfree_lr(None), r"^optimizer must be a torch optimizer"),
+        (lambda ps: schedule_free(ps, kind="radam", warmup_steps=10),
+         r"^warmup_steps is taken by kind 'adamw' and 'sgd' only, got kind='radam'"),
+        (lambda ps: schedule_free(ps, kind="sgd", betas=(0.9, 0.99)),
+         r"^betas is not a parameter of SGDScheduleFree"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_are_one_line_value_errors_naming_the_parameter(call, message):
+    with pytest.raises(ValueError, match=message) as info:
+        call(_model().parameters())
+    assert "\n" not in str(info.value)
+    assert schedule_free(_model().parameters(), lr=torch.tensor(0.5)).param_groups[0]["lr"] == 0.5
