@@ -105,3 +105,96 @@ def test_evaluate_restores_modes_and_weights_examples() -> None:
         assert loss == pytest.approx(float(loss_fn(model(x), y)), rel=1e-6)
         assert acc == float((model(x).argmax(1) == y).float().mean())
     assert model.training
+
+
+def _numbered_stream(pulled: list[int]):
+    """Batch i is x = i everywhere; every batch drawn is logged in ``pulled``."""
+
+    def gen():
+        i = 0
+        while True:
+            pulled.append(i)
+            yield torch.full((2, 3), float(i)), torch.zeros(2, dtype=torch.long)
+            i += 1
+
+    return gen()
+
+
+def _recording_model(trained: list[int]):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    inner = model.forward
+    model.forward = lambda x: (trained.append(int(x[0, 0])), inner(x))[1]  # type: ignore[method-assign]
+    return model
+
+
+def test_no_batch_is_drawn_and_dropped() -> None:
+    loss_fn = torch.nn.functional.cross_entropy
+    pulled, trained = [], []
+    stream = _numbered_stream(pulled)
+    model = _recording_model(trained)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    fit(model, optimizer=opt, loss_fn=loss_fn, data=stream, steps=3)
+    fit(model, optimizer=opt, loss_fn=loss_fn, data=stream, steps=3)
+    assert trained == pulled == [0, 1, 2, 3, 4, 5]
+    pulled.clear(), trained.clear()
+    stream = _numbered_stream(pulled)
+    hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=lambda: stream, epochs=3,
+               steps_per_epoch=2)  # fmt: skip
+    assert trained == pulled == [0, 1, 2, 3, 4, 5] and hist.epochs == 3
+    pulled.clear(), trained.clear()
+    fit(model, optimizer=opt, loss_fn=loss_fn, data=stream, epochs=2, steps_per_epoch=2)
+    assert trained == pulled == [6, 7, 8, 9]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"data": None}, ValueError, r"^data must be an iterable of \(input, target\) batches"),
+        ({"data": 5}, ValueError, r"^data must be an iterable"),
+        ({"on_step": 5}, TypeError, r"^on_step must be a callable"),
+        ({"on_epoch": "x"}, TypeError, r"^on_epoch must be a callable"),
+        ({"optimizer": None}, ValueError, r"^optimizer must be a torch optimizer"),
+        ({"loss_fn": 3}, TypeError, r"^loss_fn must be a callable"),
+        ({"stop_on_nonfinite": "no"}, ValueError, r"^stop_on_nonfinite must be True or False"),
+        ({"plateau": True}, ValueError,
+         r"^schedule must not be a ReduceLROnPlateau: .*lrkit.feedback.ReduceOnPlateau"),
+    ],
+)  # fmt: skip
+def test_arguments_are_checked_before_the_model_changes(kwargs, error, message) -> None:
+    model, opt, loss_fn, data = _task()
+    before = [p.detach().clone() for p in model.parameters()]
+    args = {"optimizer": opt, "loss_fn": loss_fn, "data": data, "steps": 2}
+    if kwargs.pop("plateau", False):
+        kwargs["schedule"] = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    with pytest.raises(error, match=message) as info:
+        fit(model, **(args | kwargs))
+    assert "\n" not in str(info.value)
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+
+
+def test_evaluate_refuses_data_without_a_batch() -> None:
+    model, _, loss_fn, _ = _task()
+    for empty in ([], iter([])):
+        with pytest.raises(ValueError, match=r"^data must yield at least one batch, got none$"):
+            evaluate(model, loss_fn=loss_fn, data=empty)
+    with pytest.raises(ValueError, match=r"^data must be an iterable"):
+        evaluate(model, loss_fn=loss_fn, data=None)
+
+
+def test_history_lrs_are_the_lrs_radam_schedule_free_and_prodigy_step_with() -> None:
+    pytest.importorskip("schedulefree")
+    pytest.importorskip("prodigyopt")
+    from lrkit.torch import prodigy, schedule_free
+
+    _, _, loss_fn, data = _task()
+    model = torch.nn.Linear(3, 2)
+    opt = schedule_free(model.parameters(), kind="radam", lr=0.01)
+    used = []
+    hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=8,
+               on_step=lambda k, v: used.append(opt.param_groups[0]["scheduled_lr"]))  # fmt: skip
+    assert hist.lrs == used and hist.lrs[0] == 0.0 and hist.lrs[-1] > 0
+    opt = prodigy(model.parameters(), use_bias_correction=True)
+    hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=1)
+    g = opt.param_groups[0]
+    assert hist.lrs == [pytest.approx(g["d0"] * (1 - 0.999) ** 0.5 / (1 - 0.9), rel=1e-12)]
