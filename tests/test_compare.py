@@ -107,3 +107,54 @@ def test_every_method_is_available_when_the_packages_are_installed():
     assert C.missing_packages(C.METHODS) == {}
     assert C.available_methods() == list(C.METHODS)
     assert C.check_installed("prodigy,fixed") == ["prodigy", "fixed"]
+
+
+def test_validation_data_without_a_batch_is_refused_before_any_method_trains():
+    log: list[list[int]] = []
+    inner = _task(log)
+
+    def fn():
+        model, opt, loss_fn, train, _ = inner()
+        return model, opt, loss_fn, train, []
+
+    with pytest.raises(ValueError, match=r"^val_data must yield at least one batch, got none$"):
+        C.compare(C.factory(fn, seed=0), methods="fixed,adam", steps=10, finder_iter=10)
+    assert [len(r) for r in log] == [1]  # the one check step of a throwaway setup, no run
+
+
+def test_callable_data_with_batchnorm_and_schedule_free():
+    pytest.importorskip("schedulefree")
+
+    def fn():
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(64, 4, generator=g)
+        y = (x[:, 0] > 0).long()
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8),
+                                    torch.nn.ReLU(), torch.nn.Linear(8, 2))  # fmt: skip
+        loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return model, opt, torch.nn.functional.cross_entropy, lambda: iter(loader), [(x, y)]
+
+    report = C.compare(C.factory(fn, seed=0), methods="schedulefree", steps=10, finder_iter=10)
+    (r,) = report.results
+    assert not r.error and np.isfinite(r.val_loss) and report.best is r
+
+
+def test_a_method_failing_late_is_a_row_with_its_error_and_the_others_are_kept(monkeypatch):
+    pytest.importorskip("prodigyopt")
+    import lrkit.torch
+
+    def broken(params, **kwargs):
+        raise RuntimeError("no\nprodigy today")
+
+    monkeypatch.setattr(lrkit.torch, "prodigy", broken)
+    log: list[list[int]] = []
+    make = C.factory(_task(log), seed=0)
+    report = C.compare(make, methods="fixed,prodigy,adam", steps=10, finder_iter=10)
+    fixed, failed, adam = report.results
+    assert failed.error == "RuntimeError: no prodigy today" and "failed:" in failed.note
+    assert not fixed.error and not adam.error and len(fixed.losses) == len(adam.losses) == 10
+    assert report.best in (fixed, adam) and "RuntimeError: no prodigy today" in report.table()
+    assert report.to_dict()["results"][1]["error"] == failed.error
+    with pytest.raises(RuntimeError, match=r"^every method failed; the first: RuntimeError"):
+        C.compare(make, methods="prodigy", steps=10, finder_iter=10)
