@@ -148,6 +148,7 @@ def _radam_lr(g: dict[str, Any]) -> float:
     beta2_t = beta2**step
     rho_inf = 2 / (1 - beta2) - 1
     rho_t = rho_inf - 2 * step * beta2_t / (1 - beta2_t)
+    rect: float
     if rho_t > 4.0:
         rect = (
             (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
@@ -356,7 +357,7 @@ def evaluating(
     gens: list[tuple[torch.Generator, torch.Tensor]] = []
     try:
         if bn_data is not None:
-            source = bn_data() if _is_data_factory(bn_data) else bn_data
+            source: Any = bn_data() if _is_data_factory(bn_data) else bn_data  # type: ignore[operator]
             gens = [(g, g.get_state()) for g in _data_generators(source)]
             batches = _one_pass(source, "bn_data")
         if sf:

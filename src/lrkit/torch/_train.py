@@ -164,7 +164,7 @@ def fit(
         batches = iter(passes())
         # the stop is checked before the next batch is drawn: none is drawn and dropped
         while k < total and (spe is None or n < spe):
-            batch = next(batches, _END)
+            batch: Any = next(batches, _END)
             if batch is _END:
                 break
             x, y = batch[0], batch[1]
