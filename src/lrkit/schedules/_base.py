@@ -42,6 +42,18 @@ def _composite(name: str) -> Callable[..., Schedule]:
 
 #: the largest step either path accepts: the largest float (an int above it has no float64)
 _MAX_STEP = sys.float_info.max
+#: integers up to this are exact in float64; a larger integer step is rounded to the nearest
+#: float64 on both paths (as ``np.asarray(steps, dtype=np.float64)`` does)
+_EXACT_INT = 2**53
+
+
+def _pow(base: float, exp: float) -> float:
+    """``base ** exp`` for one step exactly as :meth:`Schedule.values` computes it: numpy's
+    array ``power`` (SIMD), which may differ by an ulp from Python's or a numpy scalar's."""
+    if base > 1.0 and exp * math.log(base) > 700.0:  # beyond float64: inf, as values()
+        with np.errstate(over="ignore"):
+            return float(np.power(np.array([base]), np.array([exp]))[0])
+    return float(np.power(np.array([base]), np.array([exp]))[0])
 
 
 def _show(x: Any) -> str:
@@ -69,7 +81,9 @@ def _as_step(step: Any, name: str = "step") -> float:
     boolean = dtype is not None and (
         getattr(dtype, "kind", "") == "b" or str(dtype) == "torch.bool"
     )
-    if not boolean and not isinstance(step, (bool, np.bool_, str, bytes)):
+    # one step: a 0-d array/tensor at most (a 1-element one is ``values()``'s business)
+    shaped = getattr(step, "ndim", 0) != 0
+    if not boolean and not shaped and not isinstance(step, (bool, np.bool_, str, bytes)):
         try:
             return operator.index(step)  # integer scalars, exactly
         except TypeError:
@@ -81,6 +95,23 @@ def _as_step(step: Any, name: str = "step") -> float:
     raise TypeError(
         f"{name} must be a number (an int, or a float for fractional steps), got {step!r}"
     )
+
+
+def _has_bool(steps: Any) -> bool:
+    """Whether the array-like ``steps`` holds a bool among numbers (numpy would read
+    ``[True, 2]`` as ``[1, 2]``; a bool array is refused by its dtype)."""
+    if isinstance(steps, np.ndarray):
+        if steps.dtype.kind != "O":
+            return False
+        items: Any = steps.flat
+    elif isinstance(steps, (list, tuple)):
+        try:
+            items = np.asarray(steps, dtype=object).flat
+        except (TypeError, ValueError):
+            return False  # ragged: the float conversion below says so
+    else:
+        return False
+    return any(isinstance(x, (bool, np.bool_)) for x in items)
 
 
 def _frozen(value: Any) -> Any:
@@ -133,6 +164,8 @@ class Schedule(ABC):
             step = _as_step(step)
         if not 0 <= step <= _MAX_STEP:  # negative, NaN, inf, an int beyond float64
             raise _step_error("step", step)
+        if step > _EXACT_INT and type(step) is int:
+            step = float(step)  # as values() reads it
         try:
             return self._at(step)
         except OverflowError:
@@ -144,11 +177,15 @@ class Schedule(ABC):
     def _at(self, t: float) -> float:
         """Scalar formula; ``t >= 0`` is guaranteed.
 
-        By default the vectorized formula (:meth:`_values`) at one step, so that a family
-        writes its formula once; the families on the per-step hot path of the adapters
-        (``benchmarks/schedules.py``) override it with the same formula in plain ``math``."""
+        By default the vectorized formula (:meth:`_values`) over a one-element array, so that a
+        family writes its formula once and both paths give the same bits: numpy computes
+        ``**`` (and ``exp``, ``log``) on a contiguous array with its SIMD routines, which may
+        round differently from the scalar ones (a numpy scalar, a 0-d array, ``math``). The
+        families on the per-step hot path of the adapters (``benchmarks/schedules.py``)
+        override it with the same formula in plain ``math`` (``+ - * /``, ``sqrt``, ``cos``,
+        which round the same either way)."""
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: inf, as values()
-            return float(self._values(np.float64(t), np))
+            return float(self._values(np.array([float(t)]), np)[0])
 
     @abstractmethod
     def _values(self, t: Any, xp: Any) -> Any:
@@ -167,7 +204,7 @@ class Schedule(ABC):
         kind = (
             np.asarray(steps).dtype.kind if not isinstance(steps, np.ndarray) else steps.dtype.kind
         )
-        if steps is None or kind not in "iufO":
+        if steps is None or kind not in "iufO" or _has_bool(steps):
             raise TypeError(f"steps must be an array-like of numbers, got {_brief(steps)}")
         try:
             t = np.asarray(steps, dtype=np.float64)
@@ -181,10 +218,13 @@ class Schedule(ABC):
         ok = (t >= 0) & (t <= _MAX_STEP)
         if not bool(ok.all()):
             raise _step_error("steps", float(t[~ok].flat[0]))
-        out = np.asarray(self._values(t, np), dtype=np.float64)
-        if out.shape != t.shape:
-            out = np.broadcast_to(out, t.shape).copy()
-        return out
+        # always a contiguous 1-d array: numpy's SIMD loops (``**``, ``exp``) serve exactly
+        # those, and the scalar path evaluates a one-element one (see ``_at``)
+        flat = np.ascontiguousarray(t.reshape(-1))
+        out = np.asarray(self._values(flat, np), dtype=np.float64)
+        if out.shape != flat.shape:
+            out = np.broadcast_to(out, flat.shape).copy()
+        return out.reshape(t.shape)
 
     @property
     def length(self) -> int | None:

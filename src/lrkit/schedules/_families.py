@@ -3,13 +3,14 @@ parameter names mirror it and values equal PyTorch's scheduler step for step."""
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
 import numpy as np
 
 from .. import _validate as v
-from ._base import Schedule, register
+from ._base import Schedule, _pow, register
 
 _PI = math.pi
 
@@ -49,6 +50,12 @@ class Step(Schedule):
         self.step_size = v.integer("step_size", step_size, 1)
         self.gamma = v.positive("gamma", gamma)
 
+    # the scalar path computes ``**`` as values() does (numpy's array power)
+    def _at(self, t: float) -> float:
+        if not self.lr:
+            return 0.0
+        return self.lr * _pow(self.gamma, float(math.floor(t / self.step_size)))
+
     def _values(self, t: Any, xp: Any) -> Any:
         if not self.lr:
             return t * 0.0
@@ -67,6 +74,11 @@ class MultiStep(Schedule):
         self.lr = _lr("lr", lr)
         self.milestones = v.sorted_ints("milestones", milestones, 1)
         self.gamma = v.positive("gamma", gamma)
+
+    def _at(self, t: float) -> float:
+        if not self.lr:
+            return 0.0
+        return self.lr * _pow(self.gamma, float(bisect.bisect_right(self.milestones, t)))
 
     def _values(self, t: Any, xp: Any) -> Any:
         count = t * 0.0
@@ -87,6 +99,11 @@ class Exponential(Schedule):
     def __init__(self, lr: float, *, gamma: float) -> None:
         self.lr = _lr("lr", lr)
         self.gamma = v.positive("gamma", gamma)
+
+    def _at(self, t: float) -> float:
+        if not self.lr:
+            return 0.0
+        return self.lr * _pow(self.gamma, float(t))
 
     def _values(self, t: Any, xp: Any) -> Any:
         if not self.lr:
@@ -684,8 +701,8 @@ class Warmup(Schedule):
         a, b = self.start_lr, self.end_lr
         if self.mode == "linear":
             return a + (b - a) * p
-        if self.mode == "exponential":
-            return a * float((b / a) ** p)
+        if self.mode == "exponential":  # ``**``: numpy's, as values() computes it
+            return a * _pow(b / a, p)
         return a + (b - a) * (1 - math.cos(_PI * p)) / 2
 
     def _values(self, t: Any, xp: Any) -> Any:
