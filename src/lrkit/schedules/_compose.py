@@ -42,7 +42,9 @@ class Join(Schedule):
 
     def __init__(self, schedules: Any, *, boundaries: Any) -> None:
         self.schedules = _schedules("schedules", schedules, 1)
-        self.boundaries = v.sorted_ints("boundaries", boundaries, 0, strict=True)
+        self.boundaries = v.sorted_ints(
+            "boundaries", boundaries, 0, strict=True, maximum=v.MAX_STEPS
+        )
         if len(self.boundaries) != len(self.schedules) - 1:
             raise ValueError(
                 f"boundaries must have len(schedules) - 1 = {len(self.schedules) - 1} entries, "

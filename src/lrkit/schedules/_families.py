@@ -47,7 +47,7 @@ class Step(Schedule):
 
     def __init__(self, lr: float, *, step_size: int, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
-        self.step_size = v.integer("step_size", step_size, 1)
+        self.step_size = v.integer("step_size", step_size, 1, v.MAX_STEPS)
         self.gamma = v.positive("gamma", gamma)
 
     # the scalar path computes ``**`` as values() does (numpy's array power)
@@ -72,7 +72,7 @@ class MultiStep(Schedule):
 
     def __init__(self, lr: float, *, milestones: Any, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
-        self.milestones = v.sorted_ints("milestones", milestones, 1)
+        self.milestones = v.sorted_ints("milestones", milestones, 1, maximum=v.MAX_STEPS)
         self.gamma = v.positive("gamma", gamma)
 
     def _at(self, t: float) -> float:
@@ -157,7 +157,7 @@ class Polynomial(Schedule):
         cycle: bool = False,
     ) -> None:
         self.lr = _lr("lr", lr)
-        self.total_steps = v.integer("total_steps", total_steps, 1)
+        self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
         self.power = v.non_negative("power", power)
         self.end_lr = _lr("end_lr", end_lr)
         if not isinstance(cycle, bool):
@@ -193,7 +193,7 @@ class Linear(Schedule):
     def __init__(self, start_lr: float, *, end_lr: float, total_steps: int) -> None:
         self.start_lr = _lr("start_lr", start_lr)
         self.end_lr = _lr("end_lr", end_lr)
-        self.total_steps = v.integer("total_steps", total_steps, 1)
+        self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
 
     @property
     def length(self) -> int:
@@ -216,7 +216,7 @@ class Cosine(Schedule):
 
     def __init__(self, lr: float, *, total_steps: int, eta_min: float = 0.0) -> None:
         self.lr = _lr("lr", lr)
-        self.total_steps = v.integer("total_steps", total_steps, 1)
+        self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
         self.eta_min = _lr("eta_min", eta_min)
 
     @property
@@ -252,8 +252,8 @@ class CosineRestarts(Schedule):
         self, lr: float, *, T_0: int, T_mult: int = 1, eta_min: float = 0.0, m_mul: float = 1.0
     ) -> None:
         self.lr = _lr("lr", lr)
-        self.T_0 = v.integer("T_0", T_0, 1)
-        self.T_mult = v.integer("T_mult", T_mult, 1)
+        self.T_0 = v.integer("T_0", T_0, 1, v.MAX_STEPS)
+        self.T_mult = v.integer("T_mult", T_mult, 1, v.MAX_STEPS)
         self.eta_min = _lr("eta_min", eta_min)
         self.m_mul = v.non_negative("m_mul", m_mul)
 
@@ -309,11 +309,12 @@ class Cyclic(Schedule):
                 f"max_lr must be >= base_lr (allowed range: [{self.base_lr!r}, inf)), "
                 f"got max_lr={max_lr!r}"
             )
-        self.step_size_up = _int_if_integral(v.positive("step_size_up", step_size_up))
+        # at least one step each: up + down and step / (up + down) stay finite at any step
+        self.step_size_up = _int_if_integral(v.step_count("step_size_up", step_size_up, 1))
         self.step_size_down = (
             None
             if step_size_down is None
-            else _int_if_integral(v.positive("step_size_down", step_size_down))
+            else _int_if_integral(v.step_count("step_size_down", step_size_down, 1))
         )
         self.mode = v.choice("mode", mode, _CYCLIC_MODES)
         self.gamma = v.positive("gamma", gamma)
@@ -512,7 +513,7 @@ class OneCycle(_Phased):
         three_phase: bool = False,
     ) -> None:
         self.max_lr = v.positive("max_lr", max_lr)
-        self.total_steps = v.integer("total_steps", total_steps, 2)
+        self.total_steps = v.integer("total_steps", total_steps, 2, v.MAX_STEPS)
         self.pct_start = v.in_range("pct_start", pct_start, 0.0, 1.0, low_open=True, high_open=True)
         self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy, _ANNEAL)
         self.div_factor = v.positive("div_factor", div_factor)
@@ -555,7 +556,7 @@ class OneCycleMomentum(_Phased):
         max_momentum: float = 0.95,
         three_phase: bool = False,
     ) -> None:
-        self.total_steps = v.integer("total_steps", total_steps, 2)
+        self.total_steps = v.integer("total_steps", total_steps, 2, v.MAX_STEPS)
         self.pct_start = v.in_range("pct_start", pct_start, 0.0, 1.0, low_open=True, high_open=True)
         self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy, _ANNEAL)
         self.base_momentum = v.in_range("base_momentum", base_momentum, 0.0, 1.0)
@@ -587,7 +588,7 @@ class InverseSqrt(Schedule):
 
     def __init__(self, lr: float, *, warmup_steps: int = 0, timescale: float | None = None) -> None:
         self.lr = _lr("lr", lr)
-        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0)
+        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0, v.MAX_STEPS)
         self.timescale = None if timescale is None else v.positive("timescale", timescale)
         self._ts = (
             self.timescale if self.timescale is not None else float(self.warmup_steps or 10_000)
@@ -611,7 +612,7 @@ class PiecewiseConstant(Schedule):
 
     def __init__(self, boundaries: Any, *, values: Any) -> None:
         b = [
-            v.non_negative(f"boundaries[{i}]", x)
+            v.step_count(f"boundaries[{i}]", x, 0)
             for i, x in enumerate(_as_list("boundaries", boundaries))
         ]
         for i in range(1, len(b)):
@@ -681,7 +682,7 @@ class Warmup(Schedule):
     ) -> None:
         self.start_lr = _lr("start_lr", start_lr)
         self.end_lr = _lr("end_lr", end_lr)
-        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 1)
+        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 1, v.MAX_STEPS)
         self.mode = v.choice("mode", mode, _WARMUP_MODES)
         if self.mode == "exponential" and (self.start_lr <= 0 or self.end_lr <= 0):
             raise ValueError(
@@ -745,11 +746,11 @@ class WSD(Schedule):
         init_lr: float = 0.0,
     ) -> None:
         self.lr = _lr("lr", lr)
-        self.total_steps = v.integer("total_steps", total_steps, 1)
-        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0)
+        self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
+        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0, v.MAX_STEPS)
         if decay_steps is None:
             decay_steps = max(1, round(0.2 * self.total_steps))
-        self.decay_steps = v.integer("decay_steps", decay_steps, 1)
+        self.decay_steps = v.integer("decay_steps", decay_steps, 1, v.MAX_STEPS)
         if self.warmup_steps + self.decay_steps > self.total_steps:
             raise ValueError(
                 "warmup_steps + decay_steps must be <= total_steps "

@@ -256,7 +256,7 @@ class _Parser:
             return cls(**kwargs)
         except TypeError as exc:
             raise SpecError(f"{cls.name}(): {exc}", self.text, name_tok.pos) from None
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise SpecError(f"{cls.name}(): {exc}", self.text, name_tok.pos) from None
 
 
@@ -306,7 +306,7 @@ def _from_dict(d: Any, depth: int) -> Schedule:
         raise ValueError(f"{name}: {missing}")
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, OverflowError) as exc:
         raise ValueError(f"{name}: {exc}") from None
 
 
