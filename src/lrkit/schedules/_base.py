@@ -56,6 +56,37 @@ def _pow(base: float, exp: float) -> float:
     return float(np.power(np.array([base]), np.array([exp]))[0])
 
 
+#: how deeply schedules and lists may nest: in a spec string, a dict, and so in a composite
+#: (each schedule and each list is one level; ``add([a, b])`` is two above ``a``)
+MAX_DEPTH = 100
+
+
+def spec_depth(value: Any) -> int:
+    """How deeply ``value`` (a schedule, a list, a number) nests in its spec string."""
+    if isinstance(value, Schedule):
+        cached = value.__dict__.get("_spec_depth")
+        if cached is None:
+            cached = spec_depth(value.to_dict())
+            value.__dict__["_spec_depth"] = cached
+        return int(cached)
+    if isinstance(value, dict):
+        return 1 + max((spec_depth(v) for k, v in value.items() if k != "name"), default=0)
+    if isinstance(value, (list, tuple)):
+        return 1 + max((spec_depth(v) for v in value), default=0)
+    return 0
+
+
+def check_depth(name: str, value: Any, levels: int) -> None:
+    """A ``ValueError`` naming ``name`` when ``value`` placed ``levels`` below a new
+    composite would nest deeper than :data:`MAX_DEPTH` (its spec could not be read back)."""
+    depth = spec_depth(value) + levels
+    if depth > MAX_DEPTH:
+        raise ValueError(
+            f"{name}: schedules and lists nested more than {MAX_DEPTH} deep "
+            f"(this one would nest {depth} deep; parse and from_dict read at most {MAX_DEPTH})"
+        )
+
+
 def _show(x: Any) -> str:
     """``repr(x)``, but an integer beyond float64 as its number of digits."""
     if isinstance(x, int) and not isinstance(x, bool) and abs(x) > _MAX_STEP:

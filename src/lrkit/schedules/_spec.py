@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ._base import REGISTRY, Schedule
+from ._base import MAX_DEPTH, REGISTRY, Schedule
 
 _TOKEN = re.compile(
     r"""
@@ -78,10 +78,6 @@ def _missing(cls: type[Schedule], given: Mapping[str, Any]) -> str | None:
         f"{cls.name}() missing required parameter{plural} {names} "
         f"(parameters: {', '.join(_arg_names(cls))})"
     )
-
-
-#: how deeply schedules and lists may nest in a spec string or dict
-MAX_DEPTH = 100
 
 
 class SpecError(ValueError):
