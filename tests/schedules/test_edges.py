@@ -193,3 +193,38 @@ def test_zero_d_and_one_d_steps_agree_bit_for_bit():
     vec = s.values(ts)
     assert [float(s.values(t)) for t in ts] == vec.tolist() == [s(float(t)) for t in ts]
     assert s.values(np.array(2.0)).shape == ()
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        S.exponential(0.1, gamma=2.0),
+        S.step(0.1, step_size=3, gamma=10.0),
+        S.cyclic(0.1, max_lr=0.2, step_size_up=3, mode="exp_range", gamma=2.0),
+        S.cosine_restarts(0.1, T_0=3, m_mul=3.0),
+        S.join([S.constant(0.1), S.exponential(0.1, gamma=1.5)], boundaries=[2]),
+    ],
+)
+def test_a_product_held_at_zero_is_not_held_where_another_factor_reaches_inf(other):
+    from lrkit.schedules.tables import horizon, value_table
+
+    s = S.mul(S.linear(0.1, end_lr=0.0, total_steps=5), other)
+    table = value_table(s, limit=64, dtype=np.float32)
+    assert horizon(s) is None and table.beyond != "hold"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        far = s.values([10**6])[0]
+    assert math.isnan(far)  # 0 * inf: what "hold" would have hidden
+
+
+def test_a_product_held_at_zero_with_bounded_factors_still_holds():
+    from lrkit.schedules.tables import horizon, value_table
+
+    ramp = S.linear(0.1, end_lr=0.0, total_steps=5)
+    for other in (S.exponential(0.1, gamma=0.9), S.cyclic(0.01, max_lr=0.1, step_size_up=7)):
+        s = S.mul(ramp, other)
+        assert horizon(s) == 5
+        table = value_table(s, limit=64, dtype=np.float32)
+        assert table.beyond == "hold"
+        t = np.arange(0, 5000)
+        np.testing.assert_array_equal(table.values[table.index(t)], s.values(t).astype(np.float32))
