@@ -47,6 +47,20 @@ _MAX_STEP = sys.float_info.max
 _EXACT_INT = 2**53
 
 
+def power(base: Any, exp: Any) -> Any:
+    """``base ** exp`` in a family's vectorized formula: numpy's array ``power`` (SIMD) also
+    when both are scalars (the scalar path evaluates the formula at a numpy scalar), so that
+    ``s(t)`` and ``s.values([t])`` give the same bits; plain ``**`` for arrays and for other
+    namespaces (jax, keras tracers)."""
+    if _np_scalar(base) and _np_scalar(exp):
+        return np.power(np.array([base], dtype=np.float64), np.array([exp], dtype=np.float64))[0]
+    return base**exp
+
+
+def _np_scalar(x: Any) -> bool:
+    return isinstance(x, (float, int, np.floating)) or (isinstance(x, np.ndarray) and x.ndim == 0)
+
+
 def _pow(base: float, exp: float) -> float:
     """``base ** exp`` for one step exactly as :meth:`Schedule.values` computes it: numpy's
     array ``power`` (SIMD), which may differ by an ulp from Python's or a numpy scalar's."""
@@ -136,7 +150,12 @@ def _has_bool(steps: Any) -> bool:
             return False
         items: Any = steps.flat
     elif isinstance(steps, (list, tuple)):
-        try:
+        types = set(map(type, steps))  # one pass in C over a flat list of numbers
+        if bool in types or np.bool_ in types:
+            return True
+        if not any(issubclass(k, (list, tuple, np.ndarray)) for k in types):
+            return False
+        try:  # nested
             items = np.asarray(steps, dtype=object).flat
         except (TypeError, ValueError):
             return False  # ragged: the float conversion below says so
@@ -208,15 +227,16 @@ class Schedule(ABC):
     def _at(self, t: float) -> float:
         """Scalar formula; ``t >= 0`` is guaranteed.
 
-        By default the vectorized formula (:meth:`_values`) over a one-element array, so that a
-        family writes its formula once and both paths give the same bits: numpy computes
-        ``**`` (and ``exp``, ``log``) on a contiguous array with its SIMD routines, which may
-        round differently from the scalar ones (a numpy scalar, a 0-d array, ``math``). The
-        families on the per-step hot path of the adapters (``benchmarks/schedules.py``)
-        override it with the same formula in plain ``math`` (``+ - * /``, ``sqrt``, ``cos``,
-        which round the same either way)."""
+        By default the vectorized formula (:meth:`_values`) at a numpy scalar, so that a
+        family writes its formula once. Both paths give the same bits: numpy computes ``**``
+        on a contiguous array with its SIMD routine, which may round differently from a
+        scalar ``**``, so the formulas write it :func:`power` (the array routine for scalars
+        too); ``+ - * /``, ``floor``, ``sqrt`` and ``cos`` round the same either way (``log``
+        serves only as an estimate that the formula then corrects exactly). The families on
+        the per-step hot path of the adapters (``benchmarks/schedules.py``) override it with
+        the same formula in plain ``math``."""
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: inf, as values()
-            return float(self._values(np.array([float(t)]), np)[0])
+            return float(self._values(np.float64(t), np))
 
     @abstractmethod
     def _values(self, t: Any, xp: Any) -> Any:
@@ -249,8 +269,8 @@ class Schedule(ABC):
         ok = (t >= 0) & (t <= _MAX_STEP)
         if not bool(ok.all()):
             raise _step_error("steps", float(t[~ok].flat[0]))
-        # always a contiguous 1-d array: numpy's SIMD loops (``**``, ``exp``) serve exactly
-        # those, and the scalar path evaluates a one-element one (see ``_at``)
+        # always a contiguous 1-d array: numpy's SIMD loops (``**``) serve exactly those, as
+        # :func:`power` does for the scalar path (a 0-d array would take another routine)
         flat = np.ascontiguousarray(t.reshape(-1))
         out = np.asarray(self._values(flat, np), dtype=np.float64)
         if out.shape != flat.shape:

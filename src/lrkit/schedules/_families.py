@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as v
-from ._base import Schedule, _pow, register
+from ._base import Schedule, _pow, power, register
 
 _PI = math.pi
 
@@ -178,7 +178,7 @@ class Polynomial(Schedule):
             # so a jitted 1 - t / T is a hair off 0 there (a negative LR, or sqrt's 1e-5)
             frac = xp.where(t >= self.total_steps, 0.0, frac)
         frac = xp.clip(frac, 0.0, 1.0)  # in [0, 1] already with numpy
-        return (self.lr - self.end_lr) * frac**self.power + self.end_lr
+        return (self.lr - self.end_lr) * power(frac, self.power) + self.end_lr
 
 
 @register
@@ -267,14 +267,14 @@ class CosineRestarts(Schedule):
             n = xp.floor(xp.log(t / T_0 * (m - 1) + 1) / math.log(m))
 
             def start(k: Any) -> Any:
-                return T_0 * (m**k - 1) / (m - 1)
+                return T_0 * (power(m, k) - 1) / (m - 1)
 
             n = xp.where(start(n) > t, n - 1, n)
             n = xp.where(start(n + 1) <= t, n + 1, n)
             t_cur = t - start(n)
-            t_i = T_0 * m**n
+            t_i = T_0 * power(m, n)
         if self.m_mul != 1.0:
-            height = (self.lr - self.eta_min) * self.m_mul**n
+            height = (self.lr - self.eta_min) * power(self.m_mul, n)
             return self.eta_min + height * (1 + xp.cos(_PI * t_cur / t_i)) / 2
         return self.eta_min + (self.lr - self.eta_min) * (1 + xp.cos(_PI * t_cur / t_i)) / 2
 
@@ -333,8 +333,8 @@ class Cyclic(Schedule):
         if self.mode == "triangular":
             return self.base_lr + height
         if self.mode == "triangular2":
-            return self.base_lr + height * 0.5 ** (cycle - 1)
-        return self.base_lr + height * self.gamma**t
+            return self.base_lr + height * power(0.5, cycle - 1)
+        return self.base_lr + height * power(self.gamma, t)
 
 
 def _int_if_integral(x: float) -> float:
