@@ -186,10 +186,28 @@ powers = st.one_of(
         st.floats(0.01, 3.0),
     ),
     st.builds(
-        lambda lr, n, p: S.polynomial(lr, total_steps=n, power=p, end_lr=1e-4),
+        lambda lr, n, p, c: S.polynomial(lr, total_steps=n, power=p, end_lr=1e-4, cycle=c),
         lrs,
         steps_int,
-        st.floats(0, 5),
+        st.one_of(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0]), st.floats(0, 5)),
+        st.booleans(),
+    ),
+    st.builds(
+        lambda lr, up, down, mode, g: S.cyclic(
+            lr, max_lr=2 * lr, step_size_up=up, step_size_down=down, mode=mode, gamma=g
+        ),
+        lrs,
+        st.one_of(st.integers(1, 40), st.floats(1, 40)),
+        st.one_of(st.none(), st.integers(1, 40)),
+        st.sampled_from(["triangular", "triangular2", "exp_range"]),
+        st.floats(0.5, 2.0),
+    ),
+    st.builds(
+        lambda lr, t0, tm, mm: S.cosine_restarts(lr, T_0=t0, T_mult=tm, m_mul=mm),
+        lrs,
+        st.integers(1, 40),
+        st.sampled_from([1, 2, 3, 10]),
+        st.one_of(st.just(1.0), st.floats(0, 2)),
     ),
     st.builds(
         lambda a, b, n: S.warmup(a, end_lr=b, warmup_steps=n, mode="exponential"),

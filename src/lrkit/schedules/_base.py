@@ -48,10 +48,11 @@ _EXACT_INT = 2**53
 
 
 def power(base: Any, exp: Any) -> Any:
-    """``base ** exp`` in a family's vectorized formula: numpy's array ``power`` (SIMD) also
-    when both are scalars (the scalar path evaluates the formula at a numpy scalar), so that
-    ``s(t)`` and ``s.values([t])`` give the same bits; plain ``**`` for arrays and for other
-    namespaces (jax, keras tracers)."""
+    """``base ** exp`` (a scalar ``base`` to the step-dependent ``exp``) in a family's
+    vectorized formula: numpy's array ``power`` (SIMD) also when both are scalars (the scalar
+    path evaluates the formula at a numpy scalar), so that ``s(t)`` and ``s.values([t])``
+    give the same bits; plain ``**`` for arrays and for other namespaces (jax, keras
+    tracers)."""
     if _np_scalar(base) and _np_scalar(exp):
         return np.power(np.array([base], dtype=np.float64), np.array([exp], dtype=np.float64))[0]
     return base**exp
@@ -61,9 +62,16 @@ def _np_scalar(x: Any) -> bool:
     return isinstance(x, (float, int, np.floating)) or (isinstance(x, np.ndarray) and x.ndim == 0)
 
 
+def _pow_of(base: float, exp: float) -> float:
+    """``base ** exp`` for one step as :meth:`Schedule.values` computes an array ``base`` to a
+    scalar ``exp`` (numpy's ``ndarray ** scalar``, which takes ``sqrt`` for 0.5, ...)."""
+    return float((np.array([base]) ** exp)[0])
+
+
 def _pow(base: float, exp: float) -> float:
-    """``base ** exp`` for one step exactly as :meth:`Schedule.values` computes it: numpy's
-    array ``power`` (SIMD), which may differ by an ulp from Python's or a numpy scalar's."""
+    """``base ** exp`` for one step exactly as :meth:`Schedule.values` computes a scalar
+    ``base`` to an array ``exp``: numpy's array ``power`` (SIMD), which may differ by an ulp
+    from Python's or a numpy scalar's."""
     if base > 1.0 and exp * math.log(base) > 700.0:  # beyond float64: inf, as values()
         with np.errstate(over="ignore"):
             return float(np.power(np.array([base]), np.array([exp]))[0])

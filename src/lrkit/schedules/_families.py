@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as v
-from ._base import Schedule, _pow, power, register
+from ._base import Schedule, _pow, _pow_of, power, register
 
 _PI = math.pi
 
@@ -168,6 +168,16 @@ class Polynomial(Schedule):
     def length(self) -> int:
         return self.total_steps
 
+    # the formula of _values in plain math (``**`` as values() computes it)
+    def _at(self, t: float) -> float:
+        T = self.total_steps
+        if self.cycle:
+            frac = 1.0 - t / (T * max(float(math.ceil(t / T)), 1.0))
+        else:
+            frac = 0.0 if t >= T else 1.0 - min(t, float(T)) / T
+        frac = min(max(frac, 0.0), 1.0)
+        return (self.lr - self.end_lr) * _pow_of(frac, self.power) + self.end_lr
+
     def _values(self, t: Any, xp: Any) -> Any:
         if self.cycle:
             horizon = self.total_steps * xp.maximum(xp.ceil(t / self.total_steps), 1.0)
@@ -178,7 +188,7 @@ class Polynomial(Schedule):
             # so a jitted 1 - t / T is a hair off 0 there (a negative LR, or sqrt's 1e-5)
             frac = xp.where(t >= self.total_steps, 0.0, frac)
         frac = xp.clip(frac, 0.0, 1.0)  # in [0, 1] already with numpy
-        return (self.lr - self.end_lr) * power(frac, self.power) + self.end_lr
+        return (self.lr - self.end_lr) * frac**self.power + self.end_lr
 
 
 @register
@@ -256,6 +266,39 @@ class CosineRestarts(Schedule):
         self.T_mult = v.integer("T_mult", T_mult, 1, v.MAX_STEPS)
         self.eta_min = _lr("eta_min", eta_min)
         self.m_mul = v.non_negative("m_mul", m_mul)
+        # the scalar path's powers of T_mult and m_mul at the cycle numbers, computed by the
+        # array routine values() uses (a cycle number of T_mult > 1 stays below 1100)
+        k = np.arange(float(_POW_TABLE))
+        with np.errstate(over="ignore"):  # inf past float64, as in values()
+            self._m_pow = np.power(float(self.T_mult), k).tolist() if self.T_mult > 1 else []
+            self._mul_pow = np.power(self.m_mul, k).tolist() if self.m_mul != 1.0 else []
+
+    # the formula of _values in plain math, with the powers from the tables
+    def _at(self, t: float) -> float:
+        T_0 = float(self.T_0)
+        if self.T_mult == 1:
+            n = float(math.floor(t / T_0))
+            t_cur = t - n * T_0
+            t_i = T_0
+        else:
+            m, mp = float(self.T_mult), self._m_pow
+            x = t / T_0 * (m - 1) + 1
+            if not x < 1e300:  # past any cycle the table holds: the generic path
+                return Schedule._at(self, t)
+            n = float(math.floor(math.log(x) / math.log(m)))
+            k = int(n)
+            if T_0 * (mp[k] - 1) / (m - 1) > t:
+                k -= 1
+            if T_0 * (mp[k + 1] - 1) / (m - 1) <= t:
+                k += 1
+            n = float(k)
+            t_cur = t - T_0 * (mp[k] - 1) / (m - 1)
+            t_i = T_0 * mp[k]
+        if self.m_mul != 1.0:
+            mul = self._mul_pow[int(n)] if n < _POW_TABLE else _pow(self.m_mul, n)
+            height = (self.lr - self.eta_min) * mul
+            return self.eta_min + height * (1 + math.cos(_PI * t_cur / t_i)) / 2
+        return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(_PI * t_cur / t_i)) / 2
 
     def _values(self, t: Any, xp: Any) -> Any:
         T_0, m = float(self.T_0), float(self.T_mult)
@@ -277,6 +320,11 @@ class CosineRestarts(Schedule):
             height = (self.lr - self.eta_min) * power(self.m_mul, n)
             return self.eta_min + height * (1 + xp.cos(_PI * t_cur / t_i)) / 2
         return self.eta_min + (self.lr - self.eta_min) * (1 + xp.cos(_PI * t_cur / t_i)) / 2
+
+
+#: entries of CosineRestarts' power tables (T_mult ** n for T_mult >= 2 reaches float64's
+#: largest at n = 1024)
+_POW_TABLE = 1100
 
 
 # ============================================================================ cyclical
@@ -322,6 +370,19 @@ class Cyclic(Schedule):
         down = float(self.step_size_down) if self.step_size_down is not None else up
         self._total = up + down
         self._ratio = up / self._total
+
+    # the formula of _values in plain math (``**`` as values() computes it)
+    def _at(self, t: float) -> float:
+        q = t / self._total
+        cycle = float(math.floor(1 + q))
+        x = 1.0 + q - cycle
+        factor = x / self._ratio if x <= self._ratio else (x - 1) / (self._ratio - 1)
+        height = (self.max_lr - self.base_lr) * factor
+        if self.mode == "triangular":
+            return self.base_lr + height
+        if self.mode == "triangular2":
+            return self.base_lr + height * _pow(0.5, cycle - 1)
+        return self.base_lr + height * _pow(self.gamma, float(t))
 
     def _values(self, t: Any, xp: Any) -> Any:
         cycle = xp.floor(1 + t / self._total)
