@@ -86,11 +86,9 @@ MAX_DEPTH = 100
 def spec_depth(value: Any) -> int:
     """How deeply ``value`` (a schedule, a list, a number) nests in its spec string."""
     if isinstance(value, Schedule):
-        cached = value.__dict__.get("_spec_depth")
-        if cached is None:
-            cached = spec_depth(value.to_dict())
-            value.__dict__["_spec_depth"] = cached
-        return int(cached)
+        # not cached on the instance: a key added to its __dict__ after __init__ slows every
+        # attribute read of the scalar hot path
+        return spec_depth(value.to_dict())
     if isinstance(value, dict):
         return 1 + max((spec_depth(v) for k, v in value.items() if k != "name"), default=0)
     if isinstance(value, (list, tuple)):
