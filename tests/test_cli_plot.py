@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,7 @@ def test_plot_steps_names_the_default_when_the_length_is_too_long():
     from lrkit.textplot import plot_steps
 
     with pytest.raises(ValueError, match=r"^the schedule's length \+ 1 \(the default steps\)"):
-        plot_steps(S.cosine(0.1, total_steps=2**60))
+        plot_steps(S.cosine(0.1, total_steps=2**53))  # 2**53 + 1 steps
 
 
 def _unwritable(tmp_path: Path, kind: str) -> Path:
@@ -134,3 +135,36 @@ def test_the_plot_sample_in_the_docs_is_the_commands_output(
     assert main(argv) == 0
     shown = [ln.rstrip() for ln in block.group(2).splitlines()]
     assert [ln.rstrip() for ln in capsys.readouterr().out.splitlines()] == shown
+
+
+def test_text_plot_log_axis_labels_small_and_huge_values_never_zero():
+    out = text_plot([0, 1, 2], [1e-300, 1e300, 1], logy=True, height=5, width=20)
+    labels = [line.split("|")[0].strip() for line in out.splitlines()[:5]]
+    assert labels == ["1e+300", "", "1", "", "1e-300"]
+    top = text_plot([0, 1], [1.0, 1.7976931348623157e308], logy=True, height=3, width=20)
+    assert top.splitlines()[0].split("|")[0].strip() == "1.8e+308"
+
+
+def test_plot_log_of_a_decay_labels_its_smallest_value(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plot", "exponential(0.1, gamma=0.9)", "--log"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-4].split("|")[0].strip() == "1.94e-47"
+
+
+def test_text_plot_says_why_a_log_axis_has_nothing_to_plot(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert text_plot([0, 1], [0.0, 0.0], logy=True) == (
+        "(nothing to plot: no positive values for a log axis)"
+    )
+    assert text_plot([0, 1], [math.inf, math.nan]) == "(nothing to plot: no finite values)"
+    assert text_plot([0, 0], [1.0, 2.0], logx=True) == (
+        "(nothing to plot: no positive steps for a log x axis)"
+    )
+    assert main(["plot", "constant(0)", "--log"]) == 0
+    assert "(nothing to plot: no positive values for a log axis)" in capsys.readouterr().out
+
+
+def test_text_plot_of_one_step_labels_that_step_only():
+    out = text_plot([5], [0.1], height=3, width=20).splitlines()
+    assert out[-1].split() == ["5", "step"]

@@ -159,3 +159,13 @@ def test_display_module_is_core() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_length_beyond_2_53_says_what_the_display_covers() -> None:
+    # steps from 2**53 on cannot be plotted: the summary says its min / max stop there
+    s = S.join([S.constant(0.1), S.cosine(0.2, total_steps=2**53)], boundaries=[2**53])
+    assert s.length == 2**54
+    html = _check(s._repr_mimebundle_())
+    cell = "</th><td style='text-align:left'>"
+    assert f"shown{cell}steps 0 to 2**53 - 1 of 0 to {2**54} (a plot stops at 2**53)<" in html
+    assert "min / max (4000 steps sampled, of steps 0 to 2**53 - 1 only)" in html

@@ -173,6 +173,70 @@ def test_scalar_equals_vector_and_finite_at_any_step(s: S.Schedule, ts: list[flo
         assert _close(x, float(v)), (str(s), t, x, v)
 
 
+def _same_bits(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+powers = st.one_of(
+    st.builds(lambda lr, g: S.exponential(lr, gamma=g), lrs, st.floats(0.01, 3.0)),
+    st.builds(
+        lambda lr, n, g: S.step(lr, step_size=n, gamma=g),
+        lrs,
+        st.integers(1, 50),
+        st.floats(0.01, 3.0),
+    ),
+    st.builds(
+        lambda lr, n, p, c: S.polynomial(lr, total_steps=n, power=p, end_lr=1e-4, cycle=c),
+        lrs,
+        steps_int,
+        st.one_of(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0]), st.floats(0, 5)),
+        st.booleans(),
+    ),
+    st.builds(
+        lambda lr, up, down, mode, g: S.cyclic(
+            lr, max_lr=2 * lr, step_size_up=up, step_size_down=down, mode=mode, gamma=g
+        ),
+        lrs,
+        st.one_of(st.integers(1, 40), st.floats(1, 40)),
+        st.one_of(st.none(), st.integers(1, 40)),
+        st.sampled_from(["triangular", "triangular2", "exp_range"]),
+        st.floats(0.5, 2.0),
+    ),
+    st.builds(
+        lambda lr, t0, tm, mm: S.cosine_restarts(lr, T_0=t0, T_mult=tm, m_mul=mm),
+        lrs,
+        st.integers(1, 40),
+        st.sampled_from([1, 2, 3, 10]),
+        st.one_of(st.just(1.0), st.floats(0, 2)),
+    ),
+    st.builds(
+        lambda a, b, n: S.warmup(a, end_lr=b, warmup_steps=n, mode="exponential"),
+        lrs,
+        lrs,
+        steps_int,
+    ),
+)
+
+
+@FAST
+@given(
+    s=st.one_of(schedules, powers),
+    ts=st.lists(st.one_of(steps, st.floats(0, 5000)), min_size=1, max_size=8),
+)
+def test_scalar_and_vector_paths_agree_bit_for_bit(s: S.Schedule, ts: list[float]) -> None:
+    # ``**`` on a numpy array (SIMD) and on a scalar may round differently: every family
+    # evaluates it the same way on both paths, for one step, a 0-d array or a list
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        vec = s.values(ts)
+        for t, v in zip(ts, vec):
+            x = s(t)
+            assert _same_bits(x, float(v)), (str(s), t, x, float(v))
+            assert _same_bits(x, float(s.values([t])[0])), (str(s), t)
+            assert _same_bits(x, float(s.values(np.float64(t)))), (str(s), t)
+            assert _same_bits(x, float(s.values(np.array([[t, 0.0]]))[0, 0])), (str(s), t)
+
+
 @FAST
 @given(s=schedules)
 def test_round_trips_keep_every_value(s: S.Schedule) -> None:

@@ -119,8 +119,10 @@ def schedule_bundle(s: Any) -> dict[str, Any]:
 
     from .textplot import MAX_STEP, natural_steps, plot_steps
 
-    # the natural length, as Schedule.plot draws; evaluated at no more than MAX_POINTS steps
-    n = min(natural_steps(s), MAX_STEP)
+    # the natural length, as Schedule.plot draws; evaluated at no more than MAX_POINTS steps;
+    # a length beyond 2**53 (e.g. a join of long segments) is shown up to step 2**53 - 1
+    natural = natural_steps(s)
+    n = min(natural, MAX_STEP)
     points = sorted({0, n // 4, n // 2, (3 * n) // 4, n - 1})
     at = s.values(np.array(points, dtype=np.int64))
     xs = plot_steps(s, steps=n)
@@ -128,6 +130,9 @@ def schedule_bundle(s: Any) -> dict[str, Any]:
     rows: list[tuple[str, Any]] = [("spec", str(s)), ("length", s.length)]
     rows += [(f"lr at step {p}", float(v)) for p, v in zip(points, at)]
     span = "min / max" if len(xs) == n else f"min / max ({len(xs)} steps sampled)"
+    if natural > n:
+        span = f"{span[:-1]}, of steps 0 to 2**53 - 1 only)" if "(" in span else span
+        rows += [("shown", f"steps 0 to 2**53 - 1 of 0 to {natural - 1} (a plot stops at 2**53)")]
     rows += [(span, f"{float(np.min(values)):.4g} / {float(np.max(values)):.4g}")]
     png = png_from_axes(lambda ax: s.plot(n, ax=ax), (6, 3))
     return mimebundle(type(s).__name__, table(rows), png, repr(s))

@@ -11,6 +11,12 @@ def _fmt(value: Any) -> str:
     return repr(value)
 
 
+def _brief_int(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return f"an integer with {len(str(abs(value)))} digits"
+    return _fmt(value)
+
+
 def number(name: str, value: Any) -> float:
     """Return ``value`` as a finite float, or raise ``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -23,7 +29,10 @@ def number(name: str, value: Any) -> float:
                 raise TypeError
         except TypeError:
             raise ValueError(f"{name} must be a finite real number, got {_fmt(value)}") from None
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond float64
+        raise ValueError(f"{name} must be a finite real number, got {_brief_int(value)}") from None
     if not math.isfinite(v):
         raise ValueError(f"{name} must be a finite real number, got {_fmt(value)}")
     return v
@@ -40,6 +49,16 @@ def non_negative(name: str, value: Any) -> float:
     v = number(name, value)
     if v < 0:
         raise ValueError(f"{name} must be >= 0 (allowed range: [0, inf)), got {_fmt(value)}")
+    return v
+
+
+def step_count(name: str, value: Any, minimum: float) -> float:
+    """A (possibly fractional) number of steps in ``[minimum, MAX_STEPS]``."""
+    v = number(name, value)
+    if not minimum <= v <= MAX_STEPS:
+        raise ValueError(
+            f"{name} must be a number of steps in [{minimum!r}, 2**53], got {_fmt(value)}"
+        )
     return v
 
 
@@ -62,8 +81,18 @@ def in_range(
     return v
 
 
-def integer(name: str, value: Any, minimum: int = 0) -> int:
-    """An integer (a float with an integral value is accepted) that is >= ``minimum``."""
+#: the largest count of steps (a length, a boundary) a schedule takes: float64 holds every
+#: integer up to it exactly, so both evaluation paths see the same number
+MAX_STEPS = 2**53
+
+
+def _bound(value: float) -> str:
+    return "2**53" if value == MAX_STEPS else repr(value)
+
+
+def integer(name: str, value: Any, minimum: int = 0, maximum: int | None = None) -> int:
+    """An integer (a float with an integral value is accepted) that is >= ``minimum`` (and
+    <= ``maximum`` when given, e.g. :data:`MAX_STEPS`)."""
     if isinstance(value, bool):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {_fmt(value)}")
     if isinstance(value, float) and value.is_integer():
@@ -72,6 +101,10 @@ def integer(name: str, value: Any, minimum: int = 0) -> int:
 
     if isinstance(value, np.integer):
         value = int(value)
+    if maximum is not None and (not isinstance(value, int) or not minimum <= value <= maximum):
+        raise ValueError(
+            f"{name} must be an integer in [{minimum}, {_bound(maximum)}], got {_brief_int(value)}"
+        )
     if not isinstance(value, int) or value < minimum:
         raise ValueError(
             f"{name} must be an integer >= {minimum} (allowed range: [{minimum}, inf)), "
@@ -94,14 +127,21 @@ def choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     return str(value)
 
 
-def sorted_ints(name: str, values: Any, minimum: int = 0, strict: bool = False) -> tuple[int, ...]:
-    """A sequence of integers >= ``minimum`` in non-decreasing (or increasing) order."""
+def sorted_ints(
+    name: str,
+    values: Any,
+    minimum: int = 0,
+    strict: bool = False,
+    maximum: int | None = None,
+) -> tuple[int, ...]:
+    """A sequence of integers >= ``minimum`` (and <= ``maximum`` when given) in
+    non-decreasing (or increasing) order."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         try:
             values = list(values)
         except TypeError:
             raise ValueError(f"{name} must be a list of integers, got {_fmt(values)}") from None
-    out = tuple(integer(f"{name}[{i}]", v, minimum) for i, v in enumerate(values))
+    out = tuple(integer(f"{name}[{i}]", v, minimum, maximum) for i, v in enumerate(values))
     for i in range(1, len(out)):
         bad = out[i] <= out[i - 1] if strict else out[i] < out[i - 1]
         if bad:

@@ -69,18 +69,26 @@ def text_plot(
     if x.shape != y.shape or x.ndim != 1 or x.size == 0:
         raise ValueError("xs and ys must be 1-d sequences of the same, non-zero length")
     keep = np.isfinite(x) & np.isfinite(y)
-    if logx:
-        keep &= x > 0
-    if logy:
-        keep &= y > 0
+    why = "no finite values"
+    if keep.any() and (logx or logy):
+        finite = keep.copy()
+        if logx:
+            keep &= x > 0
+        if logy:
+            keep &= y > 0
+        if not keep.any():
+            axis = "log axes" if logx and logy else "a log x axis" if logx else "a log axis"
+            what = "values" if logy and (finite & (y > 0)).sum() == 0 else "steps"
+            why = f"no positive {what} for {axis}"
     x, y = x[keep], y[keep]
     if x.size == 0:
-        return (title + "\n" if title else "") + "(nothing to plot: no finite values)"
+        return (title + "\n" if title else "") + f"(nothing to plot: {why})"
     tx = np.log10(x) if logx else x
     ty = np.log10(y) if logy else y
     x0, x1 = float(tx.min()), float(tx.max())
     y0, y1 = float(ty.min()), float(ty.max())
-    if x1 == x0:
+    one_x = x1 == x0  # a single step: labelled once, not as a range
+    if one_x:
         x1 = x0 + 1.0
     if y1 == y0:
         pad = abs(y0) * 0.05 or 1.0
@@ -99,9 +107,16 @@ def text_plot(
         prev = (c, r)
 
     def fmt(v: float, log: bool) -> str:
-        val = 10**v if log else v
-        if log and abs(val - round(val)) <= 1e-9 * max(1.0, abs(val)):
-            val = round(val)  # 10 ** log10(1199) is 1198.9999999999998
+        if log:
+            try:
+                val = 10.0**v
+            except OverflowError:  # log10 of the largest floats rounds up past them
+                return f"{10.0 ** (v - 1.0):.3g}".replace("e+307", "e+308")
+            # 10 ** log10(1199) is 1198.9999999999998; a log axis never shows 0
+            if abs(val) >= 0.5 and abs(val - round(val)) <= 1e-9 * abs(val):
+                val = round(val)
+        else:
+            val = v
         if float(val).is_integer() and abs(val) < 1e6:
             return str(int(val))  # a step: 1199, not 1.2e+03
         return f"{val:.3g}"
@@ -124,7 +139,7 @@ def text_plot(
             lab = ""
         lines.append(f"{lab:>{lw}} |" + "".join(row))
     lines.append(" " * lw + " +" + "-" * width)
-    left, right = fmt(x0, logx), fmt(x1, logx)
+    left, right = fmt(x0, logx), "" if one_x else fmt(x1, logx)
     mid = f"{xlabel}{' (log)' if logx else ''}"
     gap = max(1, width - len(left) - len(right) - len(mid))
     lines.append(" " * (lw + 2) + left + " " * (gap // 2) + mid + " " * (gap - gap // 2) + right)

@@ -141,7 +141,90 @@ def test_a_step_that_is_not_a_number_is_a_type_error_naming_step(bad):
         S.cosine(0.1, total_steps=100)(bad)
 
 
-@pytest.mark.parametrize("bad", [None, "abc", ["3"], [True, False], [1j]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        "abc",
+        ["3"],
+        [True, False],
+        [1j],
+        [True],
+        [True, 2],
+        (2.5, False),
+        [[1, True]],
+        np.array([True, 2], dtype=object),
+        [np.bool_(True), 3],
+    ],
+)
 def test_steps_that_are_not_numbers_are_a_type_error_naming_steps(bad):
     with pytest.raises(TypeError, match=r"^steps must be an array-like of numbers, got "):
         S.cosine(0.1, total_steps=100).values(bad)
+
+
+@pytest.mark.parametrize("one", [np.array([3.0]), np.array([3]), np.array([[3.0]])])
+def test_a_one_element_array_is_not_one_step(one):
+    with pytest.raises(TypeError, match=r"^step must be a number"):
+        S.cosine(0.1, total_steps=100)(one)
+
+
+def test_a_one_element_tensor_is_not_one_step_either():
+    torch = pytest.importorskip("torch")
+    s = S.cosine(0.1, total_steps=100)
+    for one in (torch.tensor([3.0]), torch.tensor([3])):
+        with pytest.raises(TypeError, match=r"^step must be a number"):
+            s(one)
+    assert s(torch.tensor(3.0)) == s(3) == s(torch.tensor(3))  # 0-d: one step
+
+
+def test_join_reads_a_huge_integer_step_as_values_does():
+    # an int beyond 2**53 is the nearest float64 on both paths (values() converts so)
+    tail = S.piecewise_constant([2**53 - 5], values=[0.1, 0.2])
+    s = S.join([S.constant(0.3), tail], boundaries=[5])
+    for t in (2**53 + 1, 2**53 + 3, 2**60 + 1, 2**80 + 12345):
+        assert s(t) == s.values([t])[0] == s(float(t))
+    assert s(2**53 + 1) == 0.1  # 2**53 + 1 reads as 2**53: segment step 2**53 - 5
+    assert S.cosine(0.1, total_steps=10)(2**60 + 1) == 0.0
+
+
+def test_zero_d_and_one_d_steps_agree_bit_for_bit():
+    s = S.exponential(0.1, gamma=0.9)
+    ts = np.arange(0.0, 400.0)
+    vec = s.values(ts)
+    assert [float(s.values(t)) for t in ts] == vec.tolist() == [s(float(t)) for t in ts]
+    assert s.values(np.array(2.0)).shape == ()
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        S.exponential(0.1, gamma=2.0),
+        S.step(0.1, step_size=3, gamma=10.0),
+        S.cyclic(0.1, max_lr=0.2, step_size_up=3, mode="exp_range", gamma=2.0),
+        S.cosine_restarts(0.1, T_0=3, m_mul=3.0),
+        S.join([S.constant(0.1), S.exponential(0.1, gamma=1.5)], boundaries=[2]),
+    ],
+)
+def test_a_product_held_at_zero_is_not_held_where_another_factor_reaches_inf(other):
+    from lrkit.schedules.tables import horizon, value_table
+
+    s = S.mul(S.linear(0.1, end_lr=0.0, total_steps=5), other)
+    table = value_table(s, limit=64, dtype=np.float32)
+    assert horizon(s) is None and table.beyond != "hold"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        far = s.values([10**6])[0]
+    assert math.isnan(far)  # 0 * inf: what "hold" would have hidden
+
+
+def test_a_product_held_at_zero_with_bounded_factors_still_holds():
+    from lrkit.schedules.tables import horizon, value_table
+
+    ramp = S.linear(0.1, end_lr=0.0, total_steps=5)
+    for other in (S.exponential(0.1, gamma=0.9), S.cyclic(0.01, max_lr=0.1, step_size_up=7)):
+        s = S.mul(ramp, other)
+        assert horizon(s) == 5
+        table = value_table(s, limit=64, dtype=np.float32)
+        assert table.beyond == "hold"
+        t = np.arange(0, 5000)
+        np.testing.assert_array_equal(table.values[table.index(t)], s.values(t).astype(np.float32))

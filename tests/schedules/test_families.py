@@ -176,7 +176,7 @@ def test_spec_positional_and_bare_words() -> None:
         ("cosine(lr=0.1, 100)", 15, "positional argument after keyword"),
         ("[1, 2]", 0, "schedule name"),
         ("cosine(-0.1, 100)", 0, "lr must be >= 0"),
-        ("step(0.1, step_size=0)", 0, "step_size must be an integer >= 1"),
+        ("step(0.1, step_size=0)", 0, r"step_size must be an integer in \[1, 2\*\*53\]"),
     ],
 )
 def test_spec_errors_give_position(spec: str, pos: int, match: str) -> None:

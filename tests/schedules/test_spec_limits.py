@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from lrkit import schedules as S
+from lrkit.schedules._base import spec_depth
 from lrkit.schedules._spec import MAX_DEPTH
 
 
@@ -52,3 +55,38 @@ def test_deeply_nested_dict_is_a_value_error() -> None:
         d = {"name": "add", "schedules": [d]}
     with pytest.raises(ValueError, match=f"nested more than {MAX_DEPTH} deep"):
         S.from_dict(d)
+
+
+def _deep(depth: int, wrap: Any) -> S.Schedule:
+    s: S.Schedule = S.constant(0.1)  # one level
+    while spec_depth(s) < depth:
+        s = wrap(s)
+    return s
+
+
+WRAPS = [
+    ("scale", lambda s: 2.0 * s, 1),
+    ("sum", lambda s: s + S.constant(0.0), 2),
+    ("join", lambda s: S.join([s, S.constant(0.1)], boundaries=[3]), 2),
+    ("clamp", lambda s: s.clamp(max_lr=1.0), 1),
+    ("sub", lambda s: S.sub(s, b=S.constant(0.0)), 1),
+]
+
+
+@pytest.mark.parametrize("kind,wrap,levels", WRAPS, ids=[w[0] for w in WRAPS])
+def test_composites_stop_at_the_depth_parse_and_from_dict_read(kind, wrap, levels) -> None:
+    s = _deep(MAX_DEPTH - levels + 1, wrap)
+    while spec_depth(s) + levels <= MAX_DEPTH:
+        s = wrap(s)
+    assert spec_depth(s) <= MAX_DEPTH
+    # the deepest composite that can be built reads back both ways
+    assert S.parse(str(s)) == s and S.from_dict(s.to_dict()) == s
+    with pytest.raises(ValueError, match=rf"nested more than {MAX_DEPTH} deep") as err:
+        wrap(s)
+    assert "\n" not in str(err.value)
+
+
+def test_a_leaf_with_a_list_counts_its_list() -> None:
+    leaf = S.multistep(0.1, milestones=[3])
+    assert spec_depth(leaf) == 2 and spec_depth(S.constant(0.1)) == 1
+    assert spec_depth(leaf + leaf) == 4

@@ -42,6 +42,69 @@ def _composite(name: str) -> Callable[..., Schedule]:
 
 #: the largest step either path accepts: the largest float (an int above it has no float64)
 _MAX_STEP = sys.float_info.max
+#: integers up to this are exact in float64; a larger integer step is rounded to the nearest
+#: float64 on both paths (as ``np.asarray(steps, dtype=np.float64)`` does)
+_EXACT_INT = 2**53
+
+
+def power(base: Any, exp: Any) -> Any:
+    """``base ** exp`` (a scalar ``base`` to the step-dependent ``exp``) in a family's
+    vectorized formula: numpy's array ``power`` (SIMD) also when both are scalars (the scalar
+    path evaluates the formula at a numpy scalar), so that ``s(t)`` and ``s.values([t])``
+    give the same bits; plain ``**`` for arrays and for other namespaces (jax, keras
+    tracers)."""
+    if _np_scalar(base) and _np_scalar(exp):
+        return np.power(np.array([base], dtype=np.float64), np.array([exp], dtype=np.float64))[0]
+    return base**exp
+
+
+def _np_scalar(x: Any) -> bool:
+    return isinstance(x, (float, int, np.floating)) or (isinstance(x, np.ndarray) and x.ndim == 0)
+
+
+def _pow_of(base: float, exp: float) -> float:
+    """``base ** exp`` for one step as :meth:`Schedule.values` computes an array ``base`` to a
+    scalar ``exp`` (numpy's ``ndarray ** scalar``, which takes ``sqrt`` for 0.5, ...)."""
+    return float((np.array([base]) ** exp)[0])
+
+
+def _pow(base: float, exp: float) -> float:
+    """``base ** exp`` for one step exactly as :meth:`Schedule.values` computes a scalar
+    ``base`` to an array ``exp``: numpy's array ``power`` (SIMD), which may differ by an ulp
+    from Python's or a numpy scalar's."""
+    if base > 1.0 and exp * math.log(base) > 700.0:  # beyond float64: inf, as values()
+        with np.errstate(over="ignore"):
+            return float(np.power(np.array([base]), np.array([exp]))[0])
+    return float(np.power(np.array([base]), np.array([exp]))[0])
+
+
+#: how deeply schedules and lists may nest: in a spec string, a dict, and so in a composite
+#: (each schedule and each list is one level; ``add([a, b])`` is two above ``a``)
+MAX_DEPTH = 100
+
+
+def spec_depth(value: Any) -> int:
+    """How deeply ``value`` (a schedule, a list, a number) nests in its spec string."""
+    if isinstance(value, Schedule):
+        # not cached on the instance: a key added to its __dict__ after __init__ slows every
+        # attribute read of the scalar hot path
+        return spec_depth(value.to_dict())
+    if isinstance(value, dict):
+        return 1 + max((spec_depth(v) for k, v in value.items() if k != "name"), default=0)
+    if isinstance(value, (list, tuple)):
+        return 1 + max((spec_depth(v) for v in value), default=0)
+    return 0
+
+
+def check_depth(name: str, value: Any, levels: int) -> None:
+    """A ``ValueError`` naming ``name`` when ``value`` placed ``levels`` below a new
+    composite would nest deeper than :data:`MAX_DEPTH` (its spec could not be read back)."""
+    depth = spec_depth(value) + levels
+    if depth > MAX_DEPTH:
+        raise ValueError(
+            f"{name}: schedules and lists nested more than {MAX_DEPTH} deep "
+            f"(this one would nest {depth} deep; parse and from_dict read at most {MAX_DEPTH})"
+        )
 
 
 def _show(x: Any) -> str:
@@ -69,7 +132,9 @@ def _as_step(step: Any, name: str = "step") -> float:
     boolean = dtype is not None and (
         getattr(dtype, "kind", "") == "b" or str(dtype) == "torch.bool"
     )
-    if not boolean and not isinstance(step, (bool, np.bool_, str, bytes)):
+    # one step: a 0-d array/tensor at most (a 1-element one is ``values()``'s business)
+    shaped = getattr(step, "ndim", 0) != 0
+    if not boolean and not shaped and not isinstance(step, (bool, np.bool_, str, bytes)):
         try:
             return operator.index(step)  # integer scalars, exactly
         except TypeError:
@@ -81,6 +146,28 @@ def _as_step(step: Any, name: str = "step") -> float:
     raise TypeError(
         f"{name} must be a number (an int, or a float for fractional steps), got {step!r}"
     )
+
+
+def _has_bool(steps: Any) -> bool:
+    """Whether the array-like ``steps`` holds a bool among numbers (numpy would read
+    ``[True, 2]`` as ``[1, 2]``; a bool array is refused by its dtype)."""
+    if isinstance(steps, np.ndarray):
+        if steps.dtype.kind != "O":
+            return False
+        items: Any = steps.flat
+    elif isinstance(steps, (list, tuple)):
+        types = set(map(type, steps))  # one pass in C over a flat list of numbers
+        if bool in types or np.bool_ in types:
+            return True
+        if not any(issubclass(k, (list, tuple, np.ndarray)) for k in types):
+            return False
+        try:  # nested
+            items = np.asarray(steps, dtype=object).flat
+        except (TypeError, ValueError):
+            return False  # ragged: the float conversion below says so
+    else:
+        return False
+    return any(isinstance(x, (bool, np.bool_)) for x in items)
 
 
 def _frozen(value: Any) -> Any:
@@ -133,6 +220,8 @@ class Schedule(ABC):
             step = _as_step(step)
         if not 0 <= step <= _MAX_STEP:  # negative, NaN, inf, an int beyond float64
             raise _step_error("step", step)
+        if step > _EXACT_INT and type(step) is int:
+            step = float(step)  # as values() reads it
         try:
             return self._at(step)
         except OverflowError:
@@ -144,9 +233,14 @@ class Schedule(ABC):
     def _at(self, t: float) -> float:
         """Scalar formula; ``t >= 0`` is guaranteed.
 
-        By default the vectorized formula (:meth:`_values`) at one step, so that a family
-        writes its formula once; the families on the per-step hot path of the adapters
-        (``benchmarks/schedules.py``) override it with the same formula in plain ``math``."""
+        By default the vectorized formula (:meth:`_values`) at a numpy scalar, so that a
+        family writes its formula once. Both paths give the same bits: numpy computes ``**``
+        on a contiguous array with its SIMD routine, which may round differently from a
+        scalar ``**``, so the formulas write it :func:`power` (the array routine for scalars
+        too); ``+ - * /``, ``floor``, ``sqrt`` and ``cos`` round the same either way (``log``
+        serves only as an estimate that the formula then corrects exactly). The families on
+        the per-step hot path of the adapters (``benchmarks/schedules.py``) override it with
+        the same formula in plain ``math``."""
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: inf, as values()
             return float(self._values(np.float64(t), np))
 
@@ -167,7 +261,7 @@ class Schedule(ABC):
         kind = (
             np.asarray(steps).dtype.kind if not isinstance(steps, np.ndarray) else steps.dtype.kind
         )
-        if steps is None or kind not in "iufO":
+        if steps is None or kind not in "iufO" or _has_bool(steps):
             raise TypeError(f"steps must be an array-like of numbers, got {_brief(steps)}")
         try:
             t = np.asarray(steps, dtype=np.float64)
@@ -181,10 +275,13 @@ class Schedule(ABC):
         ok = (t >= 0) & (t <= _MAX_STEP)
         if not bool(ok.all()):
             raise _step_error("steps", float(t[~ok].flat[0]))
-        out = np.asarray(self._values(t, np), dtype=np.float64)
-        if out.shape != t.shape:
-            out = np.broadcast_to(out, t.shape).copy()
-        return out
+        # always a contiguous 1-d array: numpy's SIMD loops (``**``) serve exactly those, as
+        # :func:`power` does for the scalar path (a 0-d array would take another routine)
+        flat = np.ascontiguousarray(t.reshape(-1))
+        out = np.asarray(self._values(flat, np), dtype=np.float64)
+        if out.shape != flat.shape:
+            out = np.broadcast_to(out, flat.shape).copy()
+        return out.reshape(t.shape)
 
     @property
     def length(self) -> int | None:

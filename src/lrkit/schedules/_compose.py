@@ -8,7 +8,7 @@ import operator
 from typing import Any
 
 from .. import _validate as v
-from ._base import Schedule, register
+from ._base import Schedule, check_depth, register
 
 
 def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
@@ -21,6 +21,7 @@ def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
     for i, s in enumerate(out):
         if not isinstance(s, Schedule):
             raise ValueError(f"{name}[{i}] must be a schedule, got {s!r}")
+        check_depth(f"{name}[{i}]", s, 2)  # the composite's call and its list
     if len(out) < minimum:
         raise ValueError(f"{name} must hold at least {minimum} schedule(s), got {len(out)}")
     return out
@@ -29,6 +30,7 @@ def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
 def _one(name: str, value: Any) -> Schedule:
     if not isinstance(value, Schedule):
         raise ValueError(f"{name} must be a schedule, got {value!r}")
+    check_depth(name, value, 1)
     return value
 
 
@@ -42,7 +44,9 @@ class Join(Schedule):
 
     def __init__(self, schedules: Any, *, boundaries: Any) -> None:
         self.schedules = _schedules("schedules", schedules, 1)
-        self.boundaries = v.sorted_ints("boundaries", boundaries, 0, strict=True)
+        self.boundaries = v.sorted_ints(
+            "boundaries", boundaries, 0, strict=True, maximum=v.MAX_STEPS
+        )
         if len(self.boundaries) != len(self.schedules) - 1:
             raise ValueError(
                 f"boundaries must have len(schedules) - 1 = {len(self.schedules) - 1} entries, "

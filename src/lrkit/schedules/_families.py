@@ -3,13 +3,14 @@ parameter names mirror it and values equal PyTorch's scheduler step for step."""
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
 import numpy as np
 
 from .. import _validate as v
-from ._base import Schedule, register
+from ._base import Schedule, _pow, _pow_of, power, register
 
 _PI = math.pi
 
@@ -46,8 +47,14 @@ class Step(Schedule):
 
     def __init__(self, lr: float, *, step_size: int, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
-        self.step_size = v.integer("step_size", step_size, 1)
+        self.step_size = v.integer("step_size", step_size, 1, v.MAX_STEPS)
         self.gamma = v.positive("gamma", gamma)
+
+    # the scalar path computes ``**`` as values() does (numpy's array power)
+    def _at(self, t: float) -> float:
+        if not self.lr:
+            return 0.0
+        return self.lr * _pow(self.gamma, float(math.floor(t / self.step_size)))
 
     def _values(self, t: Any, xp: Any) -> Any:
         if not self.lr:
@@ -65,8 +72,13 @@ class MultiStep(Schedule):
 
     def __init__(self, lr: float, *, milestones: Any, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
-        self.milestones = v.sorted_ints("milestones", milestones, 1)
+        self.milestones = v.sorted_ints("milestones", milestones, 1, maximum=v.MAX_STEPS)
         self.gamma = v.positive("gamma", gamma)
+
+    def _at(self, t: float) -> float:
+        if not self.lr:
+            return 0.0
+        return self.lr * _pow(self.gamma, float(bisect.bisect_right(self.milestones, t)))
 
     def _values(self, t: Any, xp: Any) -> Any:
         count = t * 0.0
@@ -87,6 +99,11 @@ class Exponential(Schedule):
     def __init__(self, lr: float, *, gamma: float) -> None:
         self.lr = _lr("lr", lr)
         self.gamma = v.positive("gamma", gamma)
+
+    def _at(self, t: float) -> float:
+        if not self.lr:
+            return 0.0
+        return self.lr * _pow(self.gamma, float(t))
 
     def _values(self, t: Any, xp: Any) -> Any:
         if not self.lr:
@@ -140,7 +157,7 @@ class Polynomial(Schedule):
         cycle: bool = False,
     ) -> None:
         self.lr = _lr("lr", lr)
-        self.total_steps = v.integer("total_steps", total_steps, 1)
+        self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
         self.power = v.non_negative("power", power)
         self.end_lr = _lr("end_lr", end_lr)
         if not isinstance(cycle, bool):
@@ -150,6 +167,16 @@ class Polynomial(Schedule):
     @property
     def length(self) -> int:
         return self.total_steps
+
+    # the formula of _values in plain math (``**`` as values() computes it)
+    def _at(self, t: float) -> float:
+        T = self.total_steps
+        if self.cycle:
+            frac = 1.0 - t / (T * max(float(math.ceil(t / T)), 1.0))
+        else:
+            frac = 0.0 if t >= T else 1.0 - min(t, float(T)) / T
+        frac = min(max(frac, 0.0), 1.0)
+        return (self.lr - self.end_lr) * _pow_of(frac, self.power) + self.end_lr
 
     def _values(self, t: Any, xp: Any) -> Any:
         if self.cycle:
@@ -176,7 +203,7 @@ class Linear(Schedule):
     def __init__(self, start_lr: float, *, end_lr: float, total_steps: int) -> None:
         self.start_lr = _lr("start_lr", start_lr)
         self.end_lr = _lr("end_lr", end_lr)
-        self.total_steps = v.integer("total_steps", total_steps, 1)
+        self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
 
     @property
     def length(self) -> int:
@@ -199,7 +226,7 @@ class Cosine(Schedule):
 
     def __init__(self, lr: float, *, total_steps: int, eta_min: float = 0.0) -> None:
         self.lr = _lr("lr", lr)
-        self.total_steps = v.integer("total_steps", total_steps, 1)
+        self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
         self.eta_min = _lr("eta_min", eta_min)
 
     @property
@@ -235,10 +262,43 @@ class CosineRestarts(Schedule):
         self, lr: float, *, T_0: int, T_mult: int = 1, eta_min: float = 0.0, m_mul: float = 1.0
     ) -> None:
         self.lr = _lr("lr", lr)
-        self.T_0 = v.integer("T_0", T_0, 1)
-        self.T_mult = v.integer("T_mult", T_mult, 1)
+        self.T_0 = v.integer("T_0", T_0, 1, v.MAX_STEPS)
+        self.T_mult = v.integer("T_mult", T_mult, 1, v.MAX_STEPS)
         self.eta_min = _lr("eta_min", eta_min)
         self.m_mul = v.non_negative("m_mul", m_mul)
+        # the scalar path's powers of T_mult and m_mul at the cycle numbers, computed by the
+        # array routine values() uses (a cycle number of T_mult > 1 stays below 1100)
+        k = np.arange(float(_POW_TABLE))
+        with np.errstate(over="ignore"):  # inf past float64, as in values()
+            self._m_pow = np.power(float(self.T_mult), k).tolist() if self.T_mult > 1 else []
+            self._mul_pow = np.power(self.m_mul, k).tolist() if self.m_mul != 1.0 else []
+
+    # the formula of _values in plain math, with the powers from the tables
+    def _at(self, t: float) -> float:
+        T_0 = float(self.T_0)
+        if self.T_mult == 1:
+            n = float(math.floor(t / T_0))
+            t_cur = t - n * T_0
+            t_i = T_0
+        else:
+            m, mp = float(self.T_mult), self._m_pow
+            x = t / T_0 * (m - 1) + 1
+            if not x < 1e300:  # past any cycle the table holds: the generic path
+                return Schedule._at(self, t)
+            n = float(math.floor(math.log(x) / math.log(m)))
+            k = int(n)
+            if T_0 * (mp[k] - 1) / (m - 1) > t:
+                k -= 1
+            if T_0 * (mp[k + 1] - 1) / (m - 1) <= t:
+                k += 1
+            n = float(k)
+            t_cur = t - T_0 * (mp[k] - 1) / (m - 1)
+            t_i = T_0 * mp[k]
+        if self.m_mul != 1.0:
+            mul = self._mul_pow[int(n)] if n < _POW_TABLE else _pow(self.m_mul, n)
+            height = (self.lr - self.eta_min) * mul
+            return self.eta_min + height * (1 + math.cos(_PI * t_cur / t_i)) / 2
+        return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(_PI * t_cur / t_i)) / 2
 
     def _values(self, t: Any, xp: Any) -> Any:
         T_0, m = float(self.T_0), float(self.T_mult)
@@ -250,16 +310,21 @@ class CosineRestarts(Schedule):
             n = xp.floor(xp.log(t / T_0 * (m - 1) + 1) / math.log(m))
 
             def start(k: Any) -> Any:
-                return T_0 * (m**k - 1) / (m - 1)
+                return T_0 * (power(m, k) - 1) / (m - 1)
 
             n = xp.where(start(n) > t, n - 1, n)
             n = xp.where(start(n + 1) <= t, n + 1, n)
             t_cur = t - start(n)
-            t_i = T_0 * m**n
+            t_i = T_0 * power(m, n)
         if self.m_mul != 1.0:
-            height = (self.lr - self.eta_min) * self.m_mul**n
+            height = (self.lr - self.eta_min) * power(self.m_mul, n)
             return self.eta_min + height * (1 + xp.cos(_PI * t_cur / t_i)) / 2
         return self.eta_min + (self.lr - self.eta_min) * (1 + xp.cos(_PI * t_cur / t_i)) / 2
+
+
+#: entries of CosineRestarts' power tables (T_mult ** n for T_mult >= 2 reaches float64's
+#: largest at n = 1024)
+_POW_TABLE = 1100
 
 
 # ============================================================================ cyclical
@@ -292,11 +357,12 @@ class Cyclic(Schedule):
                 f"max_lr must be >= base_lr (allowed range: [{self.base_lr!r}, inf)), "
                 f"got max_lr={max_lr!r}"
             )
-        self.step_size_up = _int_if_integral(v.positive("step_size_up", step_size_up))
+        # at least one step each: up + down and step / (up + down) stay finite at any step
+        self.step_size_up = _int_if_integral(v.step_count("step_size_up", step_size_up, 1))
         self.step_size_down = (
             None
             if step_size_down is None
-            else _int_if_integral(v.positive("step_size_down", step_size_down))
+            else _int_if_integral(v.step_count("step_size_down", step_size_down, 1))
         )
         self.mode = v.choice("mode", mode, _CYCLIC_MODES)
         self.gamma = v.positive("gamma", gamma)
@@ -304,6 +370,19 @@ class Cyclic(Schedule):
         down = float(self.step_size_down) if self.step_size_down is not None else up
         self._total = up + down
         self._ratio = up / self._total
+
+    # the formula of _values in plain math (``**`` as values() computes it)
+    def _at(self, t: float) -> float:
+        q = t / self._total
+        cycle = float(math.floor(1 + q))
+        x = 1.0 + q - cycle
+        factor = x / self._ratio if x <= self._ratio else (x - 1) / (self._ratio - 1)
+        height = (self.max_lr - self.base_lr) * factor
+        if self.mode == "triangular":
+            return self.base_lr + height
+        if self.mode == "triangular2":
+            return self.base_lr + height * _pow(0.5, cycle - 1)
+        return self.base_lr + height * _pow(self.gamma, float(t))
 
     def _values(self, t: Any, xp: Any) -> Any:
         cycle = xp.floor(1 + t / self._total)
@@ -315,8 +394,8 @@ class Cyclic(Schedule):
         if self.mode == "triangular":
             return self.base_lr + height
         if self.mode == "triangular2":
-            return self.base_lr + height * 0.5 ** (cycle - 1)
-        return self.base_lr + height * self.gamma**t
+            return self.base_lr + height * power(0.5, cycle - 1)
+        return self.base_lr + height * power(self.gamma, t)
 
 
 def _int_if_integral(x: float) -> float:
@@ -495,7 +574,7 @@ class OneCycle(_Phased):
         three_phase: bool = False,
     ) -> None:
         self.max_lr = v.positive("max_lr", max_lr)
-        self.total_steps = v.integer("total_steps", total_steps, 2)
+        self.total_steps = v.integer("total_steps", total_steps, 2, v.MAX_STEPS)
         self.pct_start = v.in_range("pct_start", pct_start, 0.0, 1.0, low_open=True, high_open=True)
         self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy, _ANNEAL)
         self.div_factor = v.positive("div_factor", div_factor)
@@ -538,7 +617,7 @@ class OneCycleMomentum(_Phased):
         max_momentum: float = 0.95,
         three_phase: bool = False,
     ) -> None:
-        self.total_steps = v.integer("total_steps", total_steps, 2)
+        self.total_steps = v.integer("total_steps", total_steps, 2, v.MAX_STEPS)
         self.pct_start = v.in_range("pct_start", pct_start, 0.0, 1.0, low_open=True, high_open=True)
         self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy, _ANNEAL)
         self.base_momentum = v.in_range("base_momentum", base_momentum, 0.0, 1.0)
@@ -570,7 +649,7 @@ class InverseSqrt(Schedule):
 
     def __init__(self, lr: float, *, warmup_steps: int = 0, timescale: float | None = None) -> None:
         self.lr = _lr("lr", lr)
-        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0)
+        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0, v.MAX_STEPS)
         self.timescale = None if timescale is None else v.positive("timescale", timescale)
         self._ts = (
             self.timescale if self.timescale is not None else float(self.warmup_steps or 10_000)
@@ -594,7 +673,7 @@ class PiecewiseConstant(Schedule):
 
     def __init__(self, boundaries: Any, *, values: Any) -> None:
         b = [
-            v.non_negative(f"boundaries[{i}]", x)
+            v.step_count(f"boundaries[{i}]", x, 0)
             for i, x in enumerate(_as_list("boundaries", boundaries))
         ]
         for i in range(1, len(b)):
@@ -664,7 +743,7 @@ class Warmup(Schedule):
     ) -> None:
         self.start_lr = _lr("start_lr", start_lr)
         self.end_lr = _lr("end_lr", end_lr)
-        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 1)
+        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 1, v.MAX_STEPS)
         self.mode = v.choice("mode", mode, _WARMUP_MODES)
         if self.mode == "exponential" and (self.start_lr <= 0 or self.end_lr <= 0):
             raise ValueError(
@@ -684,8 +763,8 @@ class Warmup(Schedule):
         a, b = self.start_lr, self.end_lr
         if self.mode == "linear":
             return a + (b - a) * p
-        if self.mode == "exponential":
-            return a * float((b / a) ** p)
+        if self.mode == "exponential":  # ``**``: numpy's, as values() computes it
+            return a * _pow(b / a, p)
         return a + (b - a) * (1 - math.cos(_PI * p)) / 2
 
     def _values(self, t: Any, xp: Any) -> Any:
@@ -728,11 +807,11 @@ class WSD(Schedule):
         init_lr: float = 0.0,
     ) -> None:
         self.lr = _lr("lr", lr)
-        self.total_steps = v.integer("total_steps", total_steps, 1)
-        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0)
+        self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
+        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0, v.MAX_STEPS)
         if decay_steps is None:
             decay_steps = max(1, round(0.2 * self.total_steps))
-        self.decay_steps = v.integer("decay_steps", decay_steps, 1)
+        self.decay_steps = v.integer("decay_steps", decay_steps, 1, v.MAX_STEPS)
         if self.warmup_steps + self.decay_steps > self.total_steps:
             raise ValueError(
                 "warmup_steps + decay_steps must be <= total_steps "

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ._base import REGISTRY, Schedule
+from ._base import MAX_DEPTH, REGISTRY, Schedule
 
 _TOKEN = re.compile(
     r"""
@@ -78,10 +78,6 @@ def _missing(cls: type[Schedule], given: Mapping[str, Any]) -> str | None:
         f"{cls.name}() missing required parameter{plural} {names} "
         f"(parameters: {', '.join(_arg_names(cls))})"
     )
-
-
-#: how deeply schedules and lists may nest in a spec string or dict
-MAX_DEPTH = 100
 
 
 class SpecError(ValueError):
@@ -256,7 +252,7 @@ class _Parser:
             return cls(**kwargs)
         except TypeError as exc:
             raise SpecError(f"{cls.name}(): {exc}", self.text, name_tok.pos) from None
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise SpecError(f"{cls.name}(): {exc}", self.text, name_tok.pos) from None
 
 
@@ -306,7 +302,7 @@ def _from_dict(d: Any, depth: int) -> Schedule:
         raise ValueError(f"{name}: {missing}")
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, OverflowError) as exc:
         raise ValueError(f"{name}: {exc}") from None
 
 

@@ -144,11 +144,76 @@ def horizon(s: Schedule) -> int | None:
         hs = [horizon(p) for p in parts]
         if all(h is not None for h in hs):
             return max(h for h in hs if h is not None)
-        if name == "mul":  # a factor that holds at exactly 0 from h on: the product does too
+        if name == "mul":  # a factor that holds at exactly 0 from h on: the product does
+            # too, unless another factor can reach inf or NaN (0 * inf is NaN in values())
             zeros = [h for p, h in zip(parts, hs) if h is not None and p.values([h])[0] == 0.0]
-            return min(zeros) if zeros else None
+            if not zeros:
+                return None
+            h0 = min(zeros)
+            i0 = next(i for i, h in enumerate(hs) if h == h0 and parts[i].values([h])[0] == 0.0)
+            for i, (p, h) in enumerate(zip(parts, hs)):
+                held = h is not None and h <= h0 and math.isfinite(p.values([h])[0])
+                if i != i0 and not held and not _finite_everywhere(p):
+                    return None
+            return h0
         return None
     return None
+
+
+#: parameters below this keep every family's arithmetic (a difference, a doubling) finite
+_SAFE = 1e300
+#: families whose value is finite at every step when their parameters are below ``_SAFE``
+#: and their growth factor (``gamma``, ``m_mul``) is at most 1
+_BOUNDED = (
+    "constant",
+    "cosine",
+    "polynomial",
+    "linear",
+    "onecycle",
+    "onecycle_momentum",
+    "wsd",
+    "inverse_time",
+    "inverse_sqrt",
+    "piecewise_constant",
+    "step",
+    "exponential",
+    "multistep",
+    "cosine_restarts",
+    "cyclic",
+    "warmup",
+)
+
+
+def _numbers(d: Any) -> list[float]:
+    if isinstance(d, dict):
+        return [x for v in d.values() for x in _numbers(v)]
+    if isinstance(d, list):
+        return [x for v in d for x in _numbers(v)]
+    if isinstance(d, (int, float)) and not isinstance(d, bool):
+        return [float(d)]
+    return []
+
+
+def _finite_everywhere(s: Schedule) -> bool:
+    """Whether ``s.values`` is finite at every step (``False`` when not known)."""
+    a: Any = s
+    name = s.name
+    if name in _BOUNDED and type(s) is REGISTRY.get(name):
+        d = s.to_dict()
+        if any(not x <= _SAFE for x in _numbers(d)):
+            return False
+        if d.get("gamma", 1.0) > 1.0 and not (name == "cyclic" and d["mode"] != "exp_range"):
+            return False
+        if d.get("m_mul", 1.0) > 1.0:
+            return False
+        if name == "warmup" and d["mode"] == "exponential":
+            return math.isfinite(a.end_lr / a.start_lr) and a.end_lr / a.start_lr <= _SAFE
+        return True
+    if name == "join":
+        return all(_finite_everywhere(p) for p in a.schedules)
+    if name == "clamp":
+        return _finite_everywhere(a.schedule)
+    return False  # sums, products, scales: may overflow even of finite parts
 
 
 def period(s: Schedule) -> tuple[int, int] | None:
