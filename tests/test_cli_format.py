@@ -106,3 +106,11 @@ def test_mask_url_examples() -> None:
         "could not translate host name: *** at postgresql://alice:***@localhost:1/db"
     )
     assert mask_secrets("pa/ss", "postgresql://alice:pa%2Fss@h/db") == "***"  # unquoted too
+    # an "@" in the query: the URL is masked up to it (it cannot tell where the password
+    # ends), but a driver's message keeps the host, port and database
+    url = "postgresql://optuna:s3cret@db.internal:5432/studies?sslrootcert=/etc/ssl/ca@corp.pem"
+    assert mask_url(url) == "postgresql://optuna:***@corp.pem"
+    msg = "could not connect to server db.internal port 5432 for database studies (s3cret)"
+    assert mask_secrets(msg, url) == (
+        "could not connect to server db.internal port 5432 for database studies (***)"
+    )

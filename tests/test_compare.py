@@ -50,6 +50,24 @@ def test_every_method_trains_on_the_same_batches_and_the_rngs_are_left_alone():
     assert np.array_equal(np.random.get_state()[1], before[1]) and random.getstate() == before[2]
 
 
+def test_the_up_front_check_draws_nothing_the_runs_see(monkeypatch):
+    # a make() that does not seed itself: the check's extra setup and step must not move the
+    # global RNG the range tests and the runs draw from
+    fn = _task([])
+
+    def unseeded():
+        return C.as_setup(fn())
+
+    def run():
+        torch.manual_seed(0)
+        r = C.compare(unseeded, methods=["fixed", "cosine"], steps=10, finder_iter=10)
+        return r.lrs.base, [x.val_loss for x in r.results]
+
+    with_check = run()
+    monkeypatch.setattr(C, "_preflight", lambda make: None)
+    assert run() == with_check
+
+
 @pytest.mark.parametrize(
     "call, error, message",
     [

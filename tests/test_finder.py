@@ -454,6 +454,15 @@ def test_steepest_skips_the_first_10_and_last_5_points_as_torch_lr_finder():
     assert int(np.argmin(np.gradient(full, np.log(lrs))[: int(np.argmin(full)) + 1])) == 0
 
 
+def test_steepest_reads_a_curve_whose_minimum_is_in_the_first_10_points_whole():
+    # trimming would leave only the rise: the suggestion must stay on the descent
+    lrs = np.logspace(-5, 0, 40)
+    losses = np.r_[np.linspace(2, 0.5, 8), 0.5 * np.exp(np.linspace(0, 3, 32))]
+    r = suggest(lrs, losses, rule="steepest", beta=0.0)
+    assert r <= lrs[int(np.argmin(losses))]
+    assert r == lrs[0]
+
+
 def test_an_interrupted_sweep_that_never_turned_up_is_unreliable():
     sweep = Sweep(start_lr=1e-5, end_lr=1e-2, num_iter=50)
 

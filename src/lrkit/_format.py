@@ -153,10 +153,15 @@ def mask_secrets(text: str, url: str | None) -> str:
     if not url or not isinstance(url, str):
         return text
     out = text.replace(url, mask_url(url))
+    split = unencoded_at(url)
     for pw in _passwords(url):
         out = out.replace(pw, MASK)
+        if not split:
+            continue
         # a driver that splits the URL elsewhere (at the first "@" of an unencoded password)
-        # prints pieces of it: mask every piece of 3 characters or more
+        # prints pieces of it: mask every piece of 3 characters or more (only then: the
+        # masked span of another URL may run past the host into an "@" of its database or
+        # query, whose pieces, the host among them, are no secret)
         for piece in sorted(re.split(r"[@:/?#]", pw), key=len, reverse=True):
             if len(piece) >= 3:
                 out = out.replace(piece, MASK)

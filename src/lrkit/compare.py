@@ -563,7 +563,8 @@ def compare(
     setups = _setups(make)
     results: list[Result] = []
     with preserved_rng(import_torch=True):
-        _preflight(setups)
+        with preserved_rng(import_torch=True):  # the check draws nothing the runs would see
+            _preflight(setups)
         lrs = find_lrs(setups, methods=methods, num_iter=finder_iter, total_steps=steps)
         bar: Any = None
         if progress:

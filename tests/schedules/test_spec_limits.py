@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from lrkit import schedules as S
@@ -66,7 +67,7 @@ def _deep(depth: int, wrap: Any) -> S.Schedule:
 
 WRAPS = [
     ("scale", lambda s: 2.0 * s, 1),
-    ("sum", lambda s: s + S.constant(0.0), 2),
+    ("sum", lambda s: S.add(s, S.constant(0.0)), 2),
     ("join", lambda s: S.join([s, S.constant(0.1)], boundaries=[3]), 2),
     ("clamp", lambda s: s.clamp(max_lr=1.0), 1),
     ("sub", lambda s: S.sub(s, b=S.constant(0.0)), 1),
@@ -90,3 +91,19 @@ def test_a_leaf_with_a_list_counts_its_list() -> None:
     leaf = S.multistep(0.1, milestones=[3])
     assert spec_depth(leaf) == 2 and spec_depth(S.constant(0.1)) == 1
     assert spec_depth(leaf + leaf) == 4
+
+
+def test_a_chain_of_plus_or_times_is_one_composite_with_the_same_values() -> None:
+    # a + b + c is add([a, b, c]) (evaluated left to right, as the nested form): a long
+    # chain stays far from the nesting limit
+    a, b, c = S.cosine(0.1, total_steps=100), S.exponential(0.3, gamma=0.97), S.constant(0.01)
+    t = np.arange(200)
+    for op, nested, chained in ((S.add, S.add(S.add(a, b), c), a + b + c),
+                                (S.mul, S.mul(S.mul(a, b), c), a * b * c)):  # fmt: skip
+        assert chained == op(a, b, c) and spec_depth(chained) == 3
+        assert np.array_equal(chained.values(t), nested.values(t))
+        assert [chained(int(k)) for k in t] == [nested(int(k)) for k in t]
+    s: S.Schedule = S.cosine(0.1, total_steps=100)
+    for _ in range(3 * MAX_DEPTH):
+        s = s + S.constant(0.001) + 0.0
+    assert spec_depth(s) == 3 and S.parse(str(s)) == s

@@ -154,11 +154,12 @@ STEEPEST_SKIP = (10, 5)  # points torch-lr-finder's steepest rule skips at the s
 def steepest(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
     """The LR of the steepest descent of the EMA-smoothed curve, up to its minimum, skipping
     the first 10 and the last 5 points as torch-lr-finder does (whose first points are the
-    noisiest); a curve too short for that (under 20 points) is read whole."""
+    noisiest); a curve too short for that (under 20 points), or whose minimum lies within
+    the first 10 points, is read whole up to its minimum."""
     x, y = _check(lrs, losses)
     s = smooth_ema(y, beta=beta)
     first, last = STEEPEST_SKIP
-    if len(s) >= 2 * first:
+    if len(s) >= 2 * first and int(np.argmin(s[: len(s) - last])) > first:
         x, s = x[first : len(s) - last], s[first : len(s) - last]
     return _steepest_on(x, s)
 

@@ -322,18 +322,24 @@ class Schedule(ABC):
     # The composites (``mul``, ``add``, ``sub``, ``scale``, ``clamp``) and ``constant`` live in
     # modules that build on this one; they are reached through the registry, so this module
     # imports nothing of theirs.
+    def _chain(self, name: str) -> list[Schedule]:
+        """``self``'s terms when it is itself a ``name`` composite (``a * b * c`` builds one
+        product of three, not a product inside a product: a long chain stays within the
+        nesting limit, and the left-to-right evaluation is the same), else ``[self]``."""
+        return list(getattr(self, "schedules", [self])) if self.name == name else [self]
+
     def __mul__(self, other: object) -> Schedule:
         if isinstance(other, Schedule):
-            return _composite("mul")([self, other])
+            return _composite("mul")([*self._chain("mul"), other])
         if isinstance(other, (int, float)) and not isinstance(other, bool):
             return _composite("scale")(self, factor=float(other))
         return NotImplemented
 
     def __add__(self, other: object) -> Schedule:
         if isinstance(other, Schedule):
-            return _composite("add")([self, other])
+            return _composite("add")([*self._chain("add"), other])
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return _composite("add")([self, _composite("constant")(other)])
+            return _composite("add")([*self._chain("add"), _composite("constant")(other)])
         return NotImplemented
 
     def __radd__(self, other: object) -> Schedule:
