@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import fit_rule as F  # noqa: E402
 from replay import load  # noqa: E402
-from variants import best_offsets  # noqa: E402
+from variants import best_offsets, fitted_offsets  # noqa: E402
 
 K = 24  # batches per estimate
 
@@ -87,11 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     feats = F.features(recs)
     cols = ["measured at initialisation (ln)", "10% / 50% / 90% of tasks",
             "Spearman with the residual offset: constant", "one-cycle"]  # fmt: skip
-    res = {}
-    for sched in ("constant", "onecycle"):
-        a, b = F.fit(feats, F.loss_tables(feats, sched), np.arange(len(feats)))
-        pred = np.array([a[f["opt"]] + b * f["t"] for f in feats])
-        res[sched] = best_offsets(feats, sched) - pred
+    res = {s: best_offsets(feats, s) - fitted_offsets(feats, s) for s in ("constant", "onecycle")}
     rows = []
     for name, x in (("B_noise / B, gradient noise scale over batch size", gns),
                     ("squared gradient norm", norm)):  # fmt: skip

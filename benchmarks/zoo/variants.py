@@ -149,6 +149,13 @@ def best_offsets(feats: list[dict[str, Any]], sched: str) -> np.ndarray:
     return np.array(out)
 
 
+def fitted_offsets(feats: list[dict[str, Any]], sched: str) -> np.ndarray:
+    """Each task's offset ``ln(lr / lr_min)`` as the rule's form (family and budget) fitted on
+    every task predicts it (in sample)."""
+    a, b = F.fit(feats, F.loss_tables(feats, sched), np.arange(len(feats)))
+    return np.array([a[f["opt"]] + b * f["t"] for f in feats])
+
+
 def _scored(feats: list[dict[str, Any]], sched: str, mult: list[float]) -> tuple[str, float]:
     scores = [score(f["rec"], sched, [v * m for v in f["lr_min"]]) for f, m in zip(feats, mult)]
     g = math.exp(float(np.mean([math.log(s["ratio"]) for s in scores])))
@@ -169,8 +176,7 @@ def ceiling(feats: list[dict[str, Any]]) -> tuple[list[list[Any]], list[list[Any
     own: list[Any] = ["each task's own best offset from its per-seed lr_min (in sample: a bound)"]
     spread: list[list[Any]] = []
     for sched in ("constant", "onecycle"):
-        a, b = F.fit(feats, F.loss_tables(feats, sched), np.arange(len(feats)))
-        pred = np.array([a[f["opt"]] + b * f["t"] for f in feats])
+        pred = fitted_offsets(feats, sched)
         insample += _scored(feats, sched, [min(math.exp(p), F.EDGE_CAP) for p in pred])
         best = best_offsets(feats, sched)
         own += _scored(feats, sched, [math.exp(o) for o in best])

@@ -41,6 +41,7 @@ from typing import Any, Generic, Literal, TypedDict, TypeVar
 from . import _validate as v
 
 __all__ = [
+    "PLATEAU_HINTS",
     "Chain",
     "DetectorKwargs",
     "DivergenceDetector",
@@ -56,6 +57,17 @@ __all__ = [
 
 Mode = Literal["min", "max"]
 ThresholdMode = Literal["rel", "abs"]
+
+
+#: the names users of Keras' ``ReduceLROnPlateau`` and optax's ``reduce_on_plateau`` reach for,
+#: and the plateau option meant (the hints of the adapters' unknown-option errors)
+PLATEAU_HINTS = {
+    "min_lr": "use min_scale, a fraction of the learning rate: min_scale=min_lr / lr",
+    "min_delta": 'use threshold with threshold_mode="abs"',
+    "epsilon": 'use threshold with threshold_mode="abs"',
+    "rtol": 'use threshold, with threshold_mode="rel" (the default)',
+    "atol": 'use threshold with threshold_mode="abs"',
+}
 
 
 class PlateauKwargs(TypedDict, total=False):

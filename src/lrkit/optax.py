@@ -27,7 +27,7 @@ import optax
 
 from . import _validate as V
 from ._jaxtable import EVALUATIONS, formula_fn, lookup_fn, out_dtype, x64_enabled
-from .feedback import PlateauKwargs, ReduceOnPlateau
+from .feedback import PLATEAU_HINTS, PlateauKwargs, ReduceOnPlateau
 from .finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
 from .schedules import Schedule, as_schedule
 from .schedules.tables import TABLE_LIMIT
@@ -142,14 +142,6 @@ class ReduceOnPlateauState(NamedTuple):
     num_reductions: jax.Array  # int32: reductions applied
 
 
-#: optax.contrib.reduce_on_plateau's option names, and lrkit's option meant
-_PLATEAU_HINTS = {
-    "rtol": 'use threshold, with threshold_mode="rel" (the default)',
-    "atol": 'use threshold with threshold_mode="abs"',
-    "min_lr": "use min_scale, a fraction of the learning rate",
-}
-
-
 def reduce_on_plateau(
     mode: str = "min",
     *,
@@ -182,7 +174,7 @@ def reduce_on_plateau(
     """
     allowed = ("mode", "accumulation_size", *PlateauKwargs.__annotations__)
     # optax.contrib.reduce_on_plateau's names point to lrkit's
-    V.options("lrkit.optax.reduce_on_plateau", plateau, allowed, _PLATEAU_HINTS)
+    V.options("lrkit.optax.reduce_on_plateau", plateau, allowed, PLATEAU_HINTS)
     # the arguments, their defaults and their validation are the framework-free controller's
     ref = ReduceOnPlateau(mode, **plateau)  # type: ignore[arg-type]
     acc_n = V.integer("accumulation_size", accumulation_size, 1)

@@ -12,7 +12,14 @@ import keras
 import numpy as np
 
 from .. import _validate as V
-from ..feedback import DetectorKwargs, DivergenceDetector, Feedback, GuardBook, PlateauKwargs
+from ..feedback import (
+    PLATEAU_HINTS,
+    DetectorKwargs,
+    DivergenceDetector,
+    Feedback,
+    GuardBook,
+    PlateauKwargs,
+)
 from ..feedback import ReduceOnPlateau as _PlateauCore
 from ..schedules import Schedule, as_schedule
 from ._schedule import LRKitSchedule, ScaledSchedule
@@ -100,14 +107,6 @@ class _LRHandle:
             self.opt.learning_rate = float(np.asarray(current)) * factor
 
 
-#: what users of Keras' ReduceLROnPlateau reach for, and the option meant
-_PLATEAU_HINTS = {
-    "min_lr": "use min_scale, a fraction of the learning rate: min_scale=min_lr / lr",
-    "min_delta": 'use threshold with threshold_mode="abs"',
-    "epsilon": 'use threshold with threshold_mode="abs"',
-}
-
-
 def _resolve_mode(mode: str, monitor: str) -> str:
     mode = V.choice("mode", mode, ("auto", "min", "max"))
     if mode == "auto":
@@ -159,7 +158,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             "lrkit.keras.ReduceOnPlateau",
             plateau,
             ("monitor", "mode", "controller", "verbose", *PlateauKwargs.__annotations__),
-            _PLATEAU_HINTS,
+            PLATEAU_HINTS,
         )
         super().__init__()
         if not isinstance(monitor, str) or not monitor:
