@@ -114,3 +114,71 @@ def test_no_sweep_row_reproduces_and_full_weight_is_the_shipped_rule(zoo, rerun)
     # weight 1 on the edge is the shipped rule, scored the same way
     h1, g1, chosen = variants._shrunk_oof(feats, "constant", [1.0])
     assert [f"{h1:.0%}", round(g1, 3)] == rows[0][1:3] and chosen == [1.0] * 5
+
+
+def test_every_oracle_brackets_its_best(zoo):
+    """A suggestion outside the points run is scored as the nearest point run: that point
+    must be a clear miss (worse than 1.3x the best, diverged) or the grid's end, for every
+    task and schedule, so the hits read off the grid are exact."""
+    from replay import DIVERGED, SCHEDULES, load, oracle_curves
+
+    recs = load(packed=True)
+    n = len(recs[0]["grid"])
+    for rec in recs:
+        for sched in SCHEDULES:
+            grid, losses, best = oracle_curves(rec, sched)
+            means = losses.mean(0)
+            run = [j for j in range(n) if rec["grid"][j] in set(grid.tolist())]
+            for end, mean in ((run[0], means[0]), (run[-1], means[-1])):
+                assert end in (0, n - 1) or mean > 1.3 * best or mean >= DIVERGED, (
+                    rec["spec"]["name"],
+                    sched,
+                    end,
+                )
+
+
+def test_bracket_walks_out_until_both_ends_are_clear_misses():
+    sys.path.insert(0, str(BENCH / "zoo"))
+    try:
+        import build
+    finally:
+        del sys.path[0]
+    curve = {j: 1.0 + 0.01 * (j - 12) ** 2 for j in range(25)}  # best at 12, 1.3x at +-5.5
+    means = {j: curve[j] for j in (11, 12, 13)}
+    ran = []
+
+    def run(j):
+        ran.append(j)
+        means[j] = curve[j]
+        return means[j]
+
+    build._bracket(run, means, 25)
+    assert min(means) == 5 and max(means) == 19  # 12 -+ 7: the first ends beyond 1.3x
+    assert curve[min(means) + 2] <= 1.3 and curve[max(means) - 2] <= 1.3
+    assert sorted(ran) == [5, 7, 9, 15, 17, 19]
+    # at the grid's ends it stops
+    means = {0: 1.0, 1: 1.0}
+    build._bracket(lambda j: means.setdefault(j, 1.0), means, 3)
+    assert sorted(means) == [0, 1, 2]
+
+
+def test_nested_choice_rejects_a_scrambled_edge_and_scores_the_rest_as_oof(zoo, rerun):
+    """Choosing among edges inside the training parts: an edge scrambled by a factor of up
+    to 30 per sweep is never chosen, and the chosen edge is scored exactly as variants.oof
+    scores it."""
+    import numpy as np
+    import variants
+
+    feats = rerun["feats"]
+    rng = np.random.default_rng(0)
+    scrambled = [
+        dict(f, lr_min=[v * float(np.exp(rng.uniform(-3.4, 3.4))) for v in f["lr_min"]])
+        for f in feats
+    ]
+    picked, spread, chosen = variants.nested(
+        [("scrambled", scrambled), ("shipped", feats)], ("constant",)
+    )
+    assert chosen == ["shipped"] * 5
+    assert picked["constant"] == pytest.approx(variants.oof(feats, "constant"), abs=1e-12)
+    want = np.mean([max(f["lr_min"]) / min(f["lr_min"]) <= 2 for f in feats])
+    assert spread == pytest.approx(want)

@@ -13,9 +13,12 @@ task finishes, so an interrupted build resumes where it stopped):
   run from the top down, stopping below the best once three consecutive points are worse than
   1.3x the best mean (the last no better than the one before); one-cycle and warmup-cosine
   search locally from the constant LR's best point, two grid points at a time while the loss
-  improves. Then the two neighbours of the best are filled in. Points not run are ``null``: a
-  suggestion there is scored as the nearest point run (a lower bound of its loss; such a
-  point is always worse than 1.3x the oracle, so hits are exact).
+  improves. Every schedule's run points are then bracketed: while the lowest (highest) point
+  run is within 1.3x the best mean, the search goes on two grid points further down (up),
+  until both ends are worse than 1.3x the best, diverged, or at the grid's end. Then the two
+  neighbours of the best are filled in. Points not run are ``null``: a suggestion there is
+  scored as the nearest point run (a lower bound of its loss; outside the points run, that
+  point is worse than 1.3x the oracle or the grid's end, so hits are exact).
 * **raw sweeps**, 3 seeds: from 1e-7 at the default density (100 steps per 8 decades), one
   optimizer step per LR on the batches the training run would see, recording at every step the
   training-batch loss and the eval-mode loss of each of 4 fixed held batches (drawn from the
@@ -23,10 +26,13 @@ task finishes, so an interrupted build resumes where it stopped):
   smoothed training loss and the held loss exceed 10x their best, or the LR passes 1e4. Any
   cadence of held evaluation, smoothing, extension policy or rule can be replayed from it.
 
-    python benchmarks/zoo/build.py --jobs 2          # whole zoo, resumable: 105 tasks, 31 min
-                                                     # on 2 cores shared with other jobs
+    python benchmarks/zoo/build.py --jobs 2          # whole zoo, resumable: 105 tasks, ~34 min
+                                                     # on 2 cores shared with other jobs (31 min
+                                                     # before the bracketing, which added ~3)
     python benchmarks/zoo/build.py --only clf_mlp_0  # one task
     python benchmarks/zoo/build.py --pack            # cache/*.json -> zoo_cache.json.gz
+    python benchmarks/zoo/build.py --extend --jobs 2 # bracket the packed cache's oracles
+                                                     # (runs only the points missing)
 """
 
 from __future__ import annotations
@@ -114,18 +120,29 @@ def train_run(task: Any, seed: int, lrs: np.ndarray, data: list[Any]) -> float:
 
 
 def oracle(
-    task: Any, kind: str, data: dict[int, list[Any]], start: int | None = None
+    task: Any,
+    kind: str,
+    data: dict[int, list[Any]],
+    start: int | None = None,
+    existing: list[list[float | None]] | None = None,
 ) -> list[list[float | None]]:
     """losses[seed][grid index] (``None``: not run).
 
     Without ``start``: every other grid point from the top down, stopping below the best once
     three consecutive points are worse than ``PRUNE`` x the best mean (the last no better
     than the one before). With ``start`` (the constant schedule's best index): a local search
-    from there in steps of two grid points, moving while the mean loss improves. Then the two
-    neighbours of the best are filled in."""
+    from there in steps of two grid points, moving while the mean loss improves. With
+    ``existing`` (a cached oracle): no search, its points are kept. Then the points run are
+    bracketed (:func:`_bracket`) and the two neighbours of the best are filled in."""
     n = len(GRID)
     out: list[list[float | None]] = [[None] * n for _ in ORACLE_SEEDS]
     means: dict[int, float] = {}
+    if existing is not None:
+        for j in range(n):
+            if all(existing[si][j] is not None for si in range(len(ORACLE_SEEDS))):
+                for si in range(len(ORACLE_SEEDS)):
+                    out[si][j] = existing[si][j]
+                means[j] = float(np.mean([existing[si][j] for si in range(len(ORACLE_SEEDS))]))
 
     def run(j: int) -> float:
         if j not in means:
@@ -137,7 +154,9 @@ def oracle(
             means[j] = float(np.mean(vals))
         return means[j]
 
-    if start is None:
+    if existing is not None:
+        pass
+    elif start is None:
         best = math.inf
         trail: list[float] = []
         for j in range(n - 1, -1, -2):
@@ -154,11 +173,30 @@ def oracle(
             while 0 <= j < n and run(j) < means[jb]:
                 jb = j
                 j += d
+    _bracket(run, means, n)
     jb = min(means, key=lambda j: means[j])
     for j in (jb - 1, jb + 1):
         if 0 <= j < n:
             run(j)
     return out
+
+
+def _bracket(run: Any, means: dict[int, float], n: int) -> None:
+    """Run points two grid steps beyond the lowest / highest point run while that end is
+    within ``PRUNE`` x the best mean (and not at the grid's end), so that a suggestion
+    outside the points run is a clear miss."""
+    while True:
+        best = min(means.values())
+        if best >= DIVERGED:
+            return
+        moved = False
+        for j, d in ((min(means), -2), (max(means), 2)):
+            k = min(max(j + d, 0), n - 1)
+            if k != j and k not in means and means[j] <= PRUNE * best:
+                run(k)
+                moved = True
+        if not moved:
+            return
 
 
 def raw_sweep(task: Any, seed: int) -> dict[str, Any]:
@@ -235,6 +273,38 @@ def run_task(spec: dict[str, Any]) -> str:
     return f"{spec['name']}: sweeps {t2 - t1:.1f}s oracle {t3 - t2:.1f}s"
 
 
+def extend_task(spec: dict[str, Any]) -> str:
+    """Bracket a packed task's oracles (:func:`_bracket`), running only the points missing;
+    the result goes to ``cache/<name>.json`` (skipped when that file exists)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from _finder_common import batches
+    from tasks import build
+
+    path = os.path.join(CACHE_DIR, spec["name"] + ".json")
+    if os.path.exists(path):
+        return spec["name"] + " (cached)"
+    with gzip.open(PACKED, "rt") as f:
+        rec = next(r for r in json.load(f)["tasks"] if r["spec"]["name"] == spec["name"])
+    task = build(spec)
+    data = {s: batches(task, 100 + s, task.steps) for s in ORACLE_SEEDS}
+    t0 = time.perf_counter()
+    added = {}
+    for k in SCHEDULES:
+        before = sum(v is not None for v in rec["oracle"][k][0])
+        rec["oracle"][k] = oracle(task, k, data, existing=rec["oracle"][k])
+        added[k] = sum(v is not None for v in rec["oracle"][k][0]) - before
+    seconds = time.perf_counter() - t0
+    rec["seconds"]["oracle"] = round(rec["seconds"]["oracle"] + seconds, 1)
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(rec, f, separators=(",", ":"))
+    os.replace(tmp, path)
+    return f"{spec['name']}: +{added} points, {seconds:.1f}s"
+
+
 def pack() -> None:
     recs = []
     for fn in sorted(os.listdir(CACHE_DIR)):
@@ -273,23 +343,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="comma-separated task names")
     ap.add_argument("--per-family", type=int, default=4)
     ap.add_argument("--pack", action="store_true", help="only pack cache/*.json")
+    ap.add_argument(
+        "--extend",
+        action="store_true",
+        help="bracket the packed cache's oracles (cache/*.json, then --pack)",
+    )
     args = ap.parse_args(argv)
     if args.pack:
         pack()
         return 0
     from tasks import specs
 
-    todo = order(specs(args.per_family))
+    if args.extend:
+        with gzip.open(PACKED, "rt") as f:
+            todo = [r["spec"] for r in json.load(f)["tasks"]]
+        work: Any = extend_task
+    else:
+        todo = order(specs(args.per_family))
+        work = run_task
     if args.only:
         names = set(args.only.split(","))
         todo = [s for s in todo if s["name"] in names]
     t0 = time.perf_counter()
     if args.jobs <= 1:
         for s in todo:
-            print(run_task(s), f"[{time.perf_counter() - t0:.0f}s]", flush=True)
+            print(work(s), f"[{time.perf_counter() - t0:.0f}s]", flush=True)
     else:
         with mp.get_context("spawn").Pool(args.jobs) as pool:
-            for msg in pool.imap_unordered(run_task, todo):
+            for msg in pool.imap_unordered(work, todo):
                 print(msg, f"[{time.perf_counter() - t0:.0f}s]", flush=True)
     print(f"done: {len(todo)} tasks in {time.perf_counter() - t0:.0f}s", flush=True)
     return 0

@@ -8,10 +8,10 @@ SCHEDULES: tuple[str, ...] = ("constant", "onecycle", "warmup_cosine")
 #: ln(lr / lr_min) at 1000 steps, by schedule and optimizer family
 INTERCEPT: dict[str, dict[str, float]] = {
     "constant": {"sgd": -1.65, "momentum": -2.25, "adaptive": -2.35},
-    "onecycle": {"sgd": -1.10, "momentum": -2.85, "adaptive": -2.60},
-    "warmup_cosine": {"sgd": -1.00, "momentum": -2.30, "adaptive": -2.20},
+    "onecycle": {"sgd": -1.55, "momentum": -2.15, "adaptive": -1.70},
+    "warmup_cosine": {"sgd": -1.85, "momentum": -1.95, "adaptive": -1.70},
 }
 #: d ln(lr) / d ln(total_steps), by schedule
-BUDGET_SLOPE: dict[str, float] = {"constant": -0.60, "onecycle": -1.45, "warmup_cosine": -1.05}
+BUDGET_SLOPE: dict[str, float] = {"constant": -0.60, "onecycle": -0.70, "warmup_cosine": -0.70}
 #: the budgets of the zoo: total_steps is clamped into this range (no extrapolation)
 STEPS_RANGE: tuple[int, int] = (100, 1930)
