@@ -182,3 +182,19 @@ def test_nested_choice_rejects_a_scrambled_edge_and_scores_the_rest_as_oof(zoo, 
     assert picked["constant"] == pytest.approx(variants.oof(feats, "constant"), abs=1e-12)
     want = np.mean([max(f["lr_min"]) / min(f["lr_min"]) <= 2 for f in feats])
     assert spread == pytest.approx(want)
+
+
+def test_default_coefficients_on_the_default_sweep_are_the_shipped_rule_oof(zoo, rerun):
+    """Scoring a sweep's edges with coefficients fitted on the default sweep's edges: on the
+    default sweep itself, that is exactly the shipped rule's out-of-fold score."""
+    import sweep_density
+    import variants
+
+    feats = rerun["feats"]
+    got = sweep_density.with_default_coefficients(feats, feats)
+    for k, sched in enumerate(("constant", "onecycle", "wcos")):
+        hits, gm = variants.oof(feats, sched)
+        assert got[2 * k : 2 * k + 2] == [f"{hits:.0%}", round(gm, 3)]
+    # a sweep whose every edge is 10x higher is scored with the same coefficients
+    shifted = [dict(f, lr_min=[10 * v for v in f["lr_min"]]) for f in feats]
+    assert sweep_density.with_default_coefficients(feats, shifted) != got

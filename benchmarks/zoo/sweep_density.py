@@ -34,7 +34,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 import fit_rule as F  # noqa: E402
-from replay import OPT_KIND, load, optimizer_kind  # noqa: E402
+from replay import OPT_KIND, load, optimizer_kind, score  # noqa: E402
 from variants import nested, oof  # noqa: E402
 
 ROWS: list[tuple[str, dict[str, Any]]] = [
@@ -92,6 +92,28 @@ def two_speed(moved: float, fast: float = 4.0) -> type:
             return self.options.eval_batches > 0 and len(self._losses) % every == 0
 
     return TwoSpeed
+
+
+def with_default_coefficients(
+    default: list[dict[str, Any]], feats: list[dict[str, Any]]
+) -> list[Any]:
+    """What a user who changes only the sweep gets: per schedule, the out-of-fold hits and gm
+    of ``feats``' edges with the coefficients fitted on the default sweep's edges
+    (``default``) in the training part of each fold, as the shipped coefficients are."""
+    out: list[Any] = []
+    for sched in ("constant", "onecycle", "wcos"):
+        tab = F.loss_tables(default, sched)
+        hits, logs = [], []
+        for test in F.folds(default):
+            tset = set(test.tolist())
+            a, b = F.fit(default, tab, np.array([i for i in range(len(default)) if i not in tset]))
+            for i in test:
+                lrs = [F.suggest_lr(feats[i], k, a, b) for k in F.SEEDS]
+                sc = score(feats[i]["rec"], sched, lrs)
+                hits.append(sc["hit"])
+                logs.append(math.log(sc["ratio"]))
+        out += [f"{np.mean(hits):.0%}", round(math.exp(float(np.mean(logs))), 3)]
+    return out
 
 
 def run_task(args: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[float, int, int]]:
@@ -182,11 +204,21 @@ def main(argv: list[str] | None = None) -> int:
     cols = ["sweep", "steps", "held evaluations", "constant hits", "constant gm",
             "one-cycle hits", "one-cycle gm", "seed spread <= 2x"]  # fmt: skip
     choice = [[f"fold {k + 1}", f"row {1 + names.index(c)}: {c}"] for k, c in enumerate(chosen)]
+    shipped = []
+    for k, (name, feats) in enumerate(every):
+        if {"moved", "repeats"} & set(ROWS[k][1]):  # not options of the finder
+            continue
+        shipped.append([name, rows[k][1], rows[k][2],
+                        *with_default_coefficients(every[0][1], feats)])  # fmt: skip
+        print(" | ".join(map(str, shipped[-1])), flush=True)
+    c2 = ["sweep", "steps", "held evaluations", "constant hits", "constant gm",
+          "one-cycle hits", "one-cycle gm", "warmup-cosine hits", "warmup-cosine gm"]  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             tables = {
                 "density": {"columns": cols, "rows": rows},
                 "nested_choice": {"columns": ["outer fold", "sweep chosen"], "rows": choice},
+                "default_coefficients": {"columns": c2, "rows": shipped},
             }
             json.dump({"tables": tables}, f, indent=1)
     return 0
