@@ -124,6 +124,26 @@ def test_extension_is_bounded_by_the_step_cap_and_the_ceiling():
     assert r.extended == 0 and len(r.losses) == 31 and not r.reliable
 
 
+def test_extension_cap_defaults_to_50_or_half_a_denser_sweep():
+    down = lambda lr: 2.0 - 0.05 * math.log10(lr)  # noqa: E731 - descends at every LR
+    # the default sweep (1e-7 to 10 in 100 steps): 50 extra steps, about 4 decades
+    r = range_test(down, max_end_lr=1e9, warn=False)
+    assert r.extended == 50 and not r.reliable
+    # four times as dense: num_iter // 2 = 200 extra steps, about the same 4 decades
+    r4 = range_test(down, num_iter=400, max_end_lr=1e9, warn=False)
+    assert r4.extended == 200
+    assert math.log10(r4.lrs[-1] / r.lrs[-1]) == pytest.approx(0.0, abs=0.1)
+    assert SweepOptions().extra_iter == 50 and SweepOptions().max_extra_iter is None
+    assert SweepOptions(num_iter=20).extra_iter == 50
+    assert SweepOptions(num_iter=400).extra_iter == 200
+    assert SweepOptions(num_iter=400, max_extra_iter=7).extra_iter == 7
+    # a default cap follows num_iter when options are rebuilt with another num_iter
+    assert SweepOptions.build(SweepOptions(), num_iter=400).extra_iter == 200
+    assert SweepOptions(**SweepOptions(num_iter=400).to_dict()).extra_iter == 200
+    with pytest.raises(ValueError, match="max_extra_iter"):
+        SweepOptions(max_extra_iter=-1)
+
+
 def test_default_rule_formula_exact_for_every_schedule_budget_and_family():
     lrs = np.logspace(-7, 1, 100)
     y = np.array([bowl(v) for v in lrs])

@@ -41,7 +41,7 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     ("default: 1e-7 to 10 in 100 steps", {}),
     ("1e-5 to 10 in 100 steps", {"start_lr": 1e-5}),
     ("1e-7 to 10 in 200 steps", {"num_iter": 200}),
-    ("1e-7 to 10 in 400 steps", {"num_iter": 400, "max_extra_iter": 200}),
+    ("1e-7 to 10 in 400 steps", {"num_iter": 400}),  # extension: max(50, num_iter // 2) = 200
     ("two-speed, moved = 1%, 130 steps to 10", {"num_iter": 130, "moved": 0.01}),
     ("two-speed, moved = 0.3%, 130 steps to 10", {"num_iter": 130, "moved": 0.003}),
     ("two-speed, moved = 0.3%, 100 steps to 10", {"num_iter": 100, "moved": 0.003}),
@@ -140,7 +140,7 @@ def run_task(args: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[float, i
         for rep in range(repeats):
             options = SweepOptions(**opts, total_steps=task.steps)
             sweep = cls(options, optimizer=OPT_KIND[spec["opt"]["name"]])
-            n = 2 * options.num_iter + options.max_extra_iter + 1
+            n = 2 * options.num_iter + options.extra_iter + 1
             data = batches(task, 100 + seed + 1000 * rep, n)
             model = fresh(task, seed)
             opt = task.opt_fn(model.parameters(), 1e-3)

@@ -59,6 +59,9 @@ _SWEEP_HINTS = {
 }
 
 
+DEFAULT_EXTRA_ITER = 50  # the extension's step cap, at least (see SweepOptions)
+
+
 @dataclass(frozen=True, kw_only=True)
 class SweepOptions:
     """Every option of a range test, the same for every finder (``lrkit.finder.range_test``,
@@ -82,8 +85,10 @@ class SweepOptions:
       was drawn; ``eval_batches=0`` reads the training loss instead.
     * ``max_extra_iter``, ``max_end_lr``: when the curve has not turned up by ``end_lr``,
       the sweep goes on at the same spacing until it does, for at most ``max_extra_iter``
-      more steps and never past ``max_end_lr`` (default ``1000 * end_lr``); if it still has
-      not, the result is marked unreliable (the suggestions are lower bounds).
+      more steps (default ``max(50, num_iter // 2)``: 50 up to 100 sweep steps, and a denser
+      sweep extends over as many decades) and never past ``max_end_lr`` (default
+      ``1000 * end_lr``); if it
+      still has not, the result is marked unreliable (the suggestions are lower bounds).
       ``max_extra_iter=0`` turns the extension off.
     * ``rule``: the rule behind ``result.suggestion`` (a name in ``lrkit.finder.RULES`` or a
       callable ``rule(lrs, losses) -> lr``); ``total_steps``: the optimizer steps the run
@@ -100,7 +105,7 @@ class SweepOptions:
     diverge_th: float = 5.0
     eval_every: int = 4
     eval_batches: int = 1
-    max_extra_iter: int = 50
+    max_extra_iter: int | None = None
     max_end_lr: float | None = None
     stop_early: bool = True
     rule: str | Rule = DEFAULT_RULE
@@ -124,7 +129,8 @@ class SweepOptions:
         put("diverge_th", V.in_range("diverge_th", self.diverge_th, 1.0, math.inf, low_open=True))
         put("eval_every", V.integer("eval_every", self.eval_every, 1))
         put("eval_batches", V.integer("eval_batches", self.eval_batches, 0))
-        put("max_extra_iter", V.integer("max_extra_iter", self.max_extra_iter, 0))
+        if self.max_extra_iter is not None:
+            put("max_extra_iter", V.integer("max_extra_iter", self.max_extra_iter, 0))
         if self.max_end_lr is not None:
             put("max_end_lr", V.positive("max_end_lr", self.max_end_lr))
             if self.max_end_lr < self.end_lr:
@@ -147,6 +153,14 @@ class SweepOptions:
     def ceiling(self) -> float:
         """The highest LR an extended sweep may reach."""
         return self.max_end_lr if self.max_end_lr is not None else 1000.0 * self.end_lr
+
+    @property
+    def extra_iter(self) -> int:
+        """The extension's step cap: ``max_extra_iter``, or ``max(50, num_iter // 2)`` when
+        ``None``."""
+        if self.max_extra_iter is None:
+            return max(DEFAULT_EXTRA_ITER, self.num_iter // 2)
+        return self.max_extra_iter
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -178,7 +192,7 @@ class SweepKwargs(TypedDict, total=False):
     diverge_th: float
     eval_every: int
     eval_batches: int
-    max_extra_iter: int
+    max_extra_iter: int | None
     max_end_lr: float | None
     stop_early: bool
     rule: str | Rule
@@ -315,7 +329,7 @@ class Sweep:
             o = self.options
             extra = n - self.num_iter
             can_extend = (
-                extra < o.max_extra_iter
+                extra < o.extra_iter
                 and self.lr_at(n) <= o.ceiling * (1 + 1e-12)
                 and not turned_up(*self._curve())
                 and not saturated(*self._curve())
