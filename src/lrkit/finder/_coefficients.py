@@ -8,8 +8,8 @@ SCHEDULES: tuple[str, ...] = ("constant", "onecycle", "warmup_cosine")
 #: ln(lr / lr_min) at 1000 steps, by schedule and optimizer family
 INTERCEPT: dict[str, dict[str, float]] = {
     "constant": {"sgd": -1.65, "momentum": -2.25, "adaptive": -2.35},
-    "onecycle": {"sgd": -1.55, "momentum": -2.15, "adaptive": -1.70},
-    "warmup_cosine": {"sgd": -1.85, "momentum": -1.95, "adaptive": -1.70},
+    "onecycle": {"sgd": -1.55, "momentum": -1.45, "adaptive": -1.70},
+    "warmup_cosine": {"sgd": -0.45, "momentum": -1.95, "adaptive": -1.70},
 }
 #: d ln(lr) / d ln(total_steps), by schedule
 BUDGET_SLOPE: dict[str, float] = {"constant": -0.60, "onecycle": -0.70, "warmup_cosine": -0.70}
