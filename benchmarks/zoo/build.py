@@ -238,6 +238,15 @@ def raw_sweep(task: Any, seed: int) -> dict[str, Any]:
     }
 
 
+def _write(path: str, rec: dict[str, Any]) -> None:
+    """Write a task's record to ``path`` atomically (an interrupted build leaves no half file)."""
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(rec, f, separators=(",", ":"))
+    os.replace(tmp, path)
+
+
 def run_task(spec: dict[str, Any]) -> str:
     import torch
 
@@ -270,11 +279,7 @@ def run_task(spec: dict[str, Any]) -> str:
         "sweeps": sweeps,
         "seconds": {"sweeps": round(t2 - t1, 1), "oracle": round(t3 - t2, 1)},
     }
-    os.makedirs(CACHE_DIR, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(rec, f, separators=(",", ":"))
-    os.replace(tmp, path)
+    _write(path, rec)
     return f"{spec['name']}: sweeps {t2 - t1:.1f}s oracle {t3 - t2:.1f}s"
 
 
@@ -305,11 +310,7 @@ def extend_task(spec: dict[str, Any]) -> str:
         added[k] = sum(v is not None for v in rec["oracle"][k][0]) - before
     seconds = time.perf_counter() - t0
     rec["seconds"]["oracle"] = round(rec["seconds"]["oracle"] + seconds, 1)
-    os.makedirs(CACHE_DIR, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(rec, f, separators=(",", ":"))
-    os.replace(tmp, path)
+    _write(path, rec)
     return f"{spec['name']}: +{added} points, {seconds:.1f}s"
 
 

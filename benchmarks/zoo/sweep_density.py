@@ -34,7 +34,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 import fit_rule as F  # noqa: E402
-from replay import OPT_KIND, load, optimizer_kind, score  # noqa: E402
+from replay import OPT_KIND, load, optimizer_kind  # noqa: E402
 from variants import nested, oof  # noqa: E402
 
 ROWS: list[tuple[str, dict[str, Any]]] = [
@@ -102,17 +102,8 @@ def with_default_coefficients(
     (``default``) in the training part of each fold, as the shipped coefficients are."""
     out: list[Any] = []
     for sched in ("constant", "onecycle", "wcos"):
-        tab = F.loss_tables(default, sched)
-        hits, logs = [], []
-        for test in F.folds(default):
-            tset = set(test.tolist())
-            a, b = F.fit(default, tab, np.array([i for i in range(len(default)) if i not in tset]))
-            for i in test:
-                lrs = [F.suggest_lr(feats[i], k, a, b) for k in F.SEEDS]
-                sc = score(feats[i]["rec"], sched, lrs)
-                hits.append(sc["hit"])
-                logs.append(math.log(sc["ratio"]))
-        out += [f"{np.mean(hits):.0%}", round(math.exp(float(np.mean(logs))), 3)]
+        hits, gm = oof(feats, sched, fit_on=default)
+        out += [f"{hits:.0%}", round(gm, 3)]
     return out
 
 

@@ -125,14 +125,19 @@ VARIANTS: list[tuple[str, str, dict[str, int], Callable[[Any], float]]] = [
 ]  # fmt: skip
 
 
-def oof(feats: list[dict[str, Any]], sched: str) -> tuple[float, float]:
-    """Out-of-fold hit rate and gm loss ratio of ``lr_min * exp(a + b t)``."""
-    tab = F.loss_tables(feats, sched)
+def oof(
+    feats: list[dict[str, Any]], sched: str, fit_on: list[dict[str, Any]] | None = None
+) -> tuple[float, float]:
+    """Out-of-fold hit rate and gm loss ratio of ``lr_min * exp(a + b t)``, with ``a``, ``b``
+    fitted in each training part on ``fit_on``'s edges (default: ``feats``' own; the same
+    tasks in the same order, e.g. the default sweep's edges)."""
+    fit_on = feats if fit_on is None else fit_on
+    tab = F.loss_tables(fit_on, sched)
     hits, logs = [], []
-    for test in F.folds(feats):
+    for test in F.folds(fit_on):
         tset = set(test.tolist())
         train = np.array([i for i in range(len(feats)) if i not in tset])
-        a, b = F.fit(feats, tab, train)
+        a, b = F.fit(fit_on, tab, train)
         for i in test:
             sc = score(feats[i]["rec"], sched, [F.suggest_lr(feats[i], s, a, b) for s in F.SEEDS])
             hits.append(sc["hit"])
@@ -270,12 +275,11 @@ def _inner_cost(feats: list[dict[str, Any]], tab: np.ndarray, idx: np.ndarray) -
     """The fit's objective out of fold within the tasks ``idx``: grouped ``INNER_FOLDS``-fold
     cross-validation over their families (each family's tasks scored with the coefficients
     fitted on the other families of ``idx``)."""
-    groups = sorted({feats[i]["group"] for i in idx})
-    fold_of = {g: k % INNER_FOLDS for k, g in enumerate(groups)}
+    idx = np.asarray(idx, dtype=int)
     total = 0.0
-    for k in range(INNER_FOLDS):
-        held = np.array([i for i in idx if fold_of[feats[i]["group"]] == k], dtype=int)
-        fit_on = np.array([i for i in idx if fold_of[feats[i]["group"]] != k], dtype=int)
+    for part in F.folds([feats[i] for i in idx], INNER_FOLDS):
+        held = idx[part.astype(int)]
+        fit_on = np.setdiff1d(idx, held)
         if len(held) == 0 or len(fit_on) == 0:
             continue
         a, b = F.fit(feats, tab, fit_on)
