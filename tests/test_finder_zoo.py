@@ -227,3 +227,40 @@ def test_default_coefficients_on_the_default_sweep_are_the_shipped_rule_oof(zoo,
     mine = sweep_density.with_default_coefficients(feats, shifted)
     refit_hits, refit_gm = variants.oof(shifted, "constant")  # refitting absorbs the shift
     assert mine[:2] == want and mine[:2] != [f"{refit_hits:.0%}", round(refit_gm, 3)]
+
+
+def test_probe_best_offset_is_the_vertex_of_the_probe_curve(zoo):
+    """The probes' best offset: the vertex of ln(loss) through the lowest probe and its
+    neighbours; no refinement at an end or next to a diverged probe."""
+    import math
+
+    import probes
+
+    offs = probes.PROBE_OFFSETS
+    assert offs == (0.7, 0.0, -0.7, -1.4, -2.1, -2.8, -3.5, -4.2)
+    # ln(loss) exactly quadratic in the offset, vertex between two probes
+    losses = [math.exp((o + 1.0) ** 2) for o in offs]
+    assert probes.best_offset(losses) == pytest.approx(-1.0, abs=1e-12)
+    symmetric = [5.0, 4.0, 3.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert probes.best_offset(symmetric) == pytest.approx(-1.4, abs=1e-12)
+    assert probes.best_offset([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]) == 0.7  # an end
+    inf = math.inf
+    assert probes.best_offset([inf, inf, 3.0, 2.0, inf, 4.0, 5.0, 6.0]) == -1.4  # no neighbour
+    assert probes.best_offset([inf] * 8) == -4.2  # every probe diverged: the lowest
+
+
+def test_probe_rows_move_each_edge_by_the_weighted_best_offset(zoo, rerun):
+    import math
+
+    import probes
+
+    feats = rerun["feats"][:3]
+    curve = [math.exp((o + 2.1) ** 2) for o in probes.PROBE_OFFSETS]  # best at -2.1
+    per = [{c: [v, 2 * v, 3 * v] for c in probes.CHECKPOINTS} for v in curve]
+    fake = [[per] * 3 for _ in feats]
+    for m in range(3):
+        moved = probes.moved(feats, fake, 30, m, 0.5)
+        for f, g in zip(feats, moved):
+            for a, b in zip(f["lr_min"], g["lr_min"]):
+                assert b == pytest.approx(a * math.exp(-1.05), rel=1e-12)
+            assert g["rec"] is f["rec"] and g["group"] == f["group"]
