@@ -467,7 +467,8 @@ def test_mask_url():
 @pytest.mark.parametrize(
     "argv, words",
     [
-        (["--num-iter", "7"], ["--num-iter", ">= 10"]),  # the finder's own limit
+        (["--num-iter", "7"], ["--num-iter", "[10, 100000]"]),  # the finder's own limits
+        (["--num-iter", "99999999999999999999"], ["--num-iter", "[10, 100000]"]),
         (["--total-steps", "-1"], ["--total-steps", ">= 1"]),
         (["--total-steps", "0"], ["--total-steps", ">= 1"]),  # was taken as "the default"
         (["--train-steps", "2"], ["--train-steps", ">= 4"]),  # one-cycle check run needs 4

@@ -266,6 +266,74 @@ def test_flat_noisy_curve_warns_with_advice():
     assert not r.reliable
 
 
+def _flat_then(bad, held):
+    """A flat, noisy training loss that turns into ``bad`` past 5e-5, with ``held(lr)`` as
+    the held loss."""
+    rng = np.random.default_rng(0)
+    at = {"lr": 0.0}
+
+    def step(lr):
+        at["lr"] = lr
+        return bad if lr > 5e-5 else float(2.35 + 0.05 * rng.normal())
+
+    return range_test(step, evaluate=lambda: held(at["lr"]), optimizer="sgd", warn=False)
+
+
+@pytest.mark.parametrize("bad", [math.nan, 1e6])
+def test_a_held_loss_that_barely_drifts_did_not_descend(bad):
+    """A noiseless held loss that drifts by 0.003% has not moved: the curve did not clearly
+    descend, whatever stopped the sweep, and the result says so."""
+    r = _flat_then(bad, lambda lr: 2.3915 - 1.5 * lr)
+    assert r.stop_reason == ("nan" if math.isnan(bad) else "diverged")
+    assert not r.reliable
+    assert len(r.warnings) == 1 and "did not clearly descend" in r.warnings[0]
+
+
+@pytest.mark.parametrize("bad", [math.nan, 1e6])
+def test_a_constant_held_loss_did_not_rise_from_the_first_steps(bad):
+    r = _flat_then(bad, lambda lr: 2.3915)
+    assert not r.reliable
+    assert len(r.warnings) == 1 and "did not clearly descend" in r.warnings[0]
+
+
+def test_a_loss_rising_from_the_start_still_says_so():
+    at = {"lr": 0.0}
+
+    def step(lr):
+        at["lr"] = lr
+        return 1.0 + 1e4 * lr
+
+    r = range_test(step, evaluate=lambda: 1.0 + 1e4 * at["lr"], start_lr=1e-3, warn=False)
+    assert r.stop_reason == "diverged" and not r.reliable
+    assert len(r.warnings) == 1 and "rose from the first steps" in r.warnings[0]
+
+
+def test_a_clear_drop_exceeds_the_noise_and_a_fraction_of_the_loss():
+    from lrkit.finder.rules import MOVED_FRACTION, CurveShape
+
+    assert MOVED_FRACTION == 0.002
+    r = np.array([2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+    for depth, dropped in ((0.003, False), (0.005, True)):  # 0.15% and 0.25% of 2.0 - depth
+        curve = r.copy()
+        curve[6:] -= depth
+        shape = CurveShape.of(curve, curve)  # noiseless: only the fraction counts
+        assert shape.noise == 0.0 and shape.dropped is dropped and shape.descended is dropped
+    noisy = CurveShape(r=r - np.linspace(0, 0.5, 12), m=11, noise=0.2, drop=0.5)
+    assert not noisy.dropped  # 0.5 < 3 noise units of 0.2
+
+
+def test_step_must_be_callable():
+    with pytest.raises(ValueError, match="step must be a callable"):
+        range_test(5)
+
+
+def test_num_iter_has_an_upper_limit():
+    with pytest.raises(ValueError, match=r"num_iter must be an integer in \[10, 100000\]"):
+        range_test(lambda lr: 1.0, num_iter=10**20)
+    with pytest.raises(ValueError, match=r"max_extra_iter must be an integer in \[0, 100000\]"):
+        range_test(lambda lr: 1.0, max_extra_iter=10**6)
+
+
 def test_small_sweep_still_suggests():
     losses = [3.0, 2.9, 2.5, 1.8, 1.2, 1.0, 1.1, 2.0, 5.0, 30.0]
     r = replay(losses, num_iter=10, start_lr=1e-4, end_lr=1.0, warn=False)

@@ -420,3 +420,15 @@ def test_a_generator_shorter_than_the_sweep_is_replayed():
         warn=False,
     )
     assert res.stop_reason == "completed" and len(res.losses) == 10
+
+
+def test_a_closure_optimizer_is_refused_in_one_line_and_nothing_changes():
+    x, y = make_data()
+    model = bn_model()
+    before = copy.deepcopy(model.state_dict())
+    opt = torch.optim.LBFGS(model.parameters())
+    with pytest.raises(ValueError, match=r"^optimizer LBFGS needs a closure in step\(closure\)"):
+        find_lr(model, opt, nn.functional.cross_entropy, loader(x, y))
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert opt.state_dict()["state"] == {}

@@ -23,7 +23,7 @@ from typing import Any
 from .. import _validate as V
 from .._format import duration
 from ..finder import DEFAULT_RULE, METHODS
-from ..finder.sweep import MIN_ITER
+from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
 from ._target import (
     RETURNS,
@@ -47,7 +47,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         p.add_argument("--start-lr", type=float, default=1e-7, help="first LR of the sweep")
         p.add_argument("--end-lr", type=float, default=10.0, help="last LR of the sweep")
         p.add_argument(
-            "--num-iter", type=int, default=100, help=f"sweep steps (at least {MIN_ITER})"
+            "--num-iter", type=int, default=100, help=f"sweep steps ({MIN_ITER} to {MAX_ITER})"
         )
         p.add_argument(
             "--method",

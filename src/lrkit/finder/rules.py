@@ -83,7 +83,8 @@ DEFAULT_RULE = "budget_edge"
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adaptive")
 DEFAULT_TOTAL_STEPS = 1000
 DEFAULT_OPTIMIZER = "adaptive"
-DESCENT_NOISE = 3.0  # a clear descent: deeper than this many noise units
+DESCENT_NOISE = 3.0  # a clear descent: deeper than this many noise units ...
+MOVED_FRACTION = 0.002  # ... and than this fraction of the loss: less has not moved
 FLOOR_NOISE = 3.0  # a flat curve's floor: within this many noise units of its minimum ...
 FLOOR_FRACTION = 0.02  # ... plus this fraction of the minimum's loss
 HELD_WEIGHT = 0.5  # lr_min = train_edge**(1 - w) * held_edge**w: the geometric mean
@@ -265,10 +266,17 @@ class CurveShape:
         return cls(r, m, noise_level(losses, r), float(np.max(r[: m + 1]) - r[m]))
 
     @property
+    def dropped(self) -> bool:
+        """Whether the curve fell clearly before its minimum: by more than ``DESCENT_NOISE``
+        noise units and more than ``MOVED_FRACTION`` of the minimum's loss (a noiseless curve,
+        such as the loss of fixed held batches, that drifts by less has not moved)."""
+        low = abs(float(self.r[self.m]))
+        return self.drop > max(DESCENT_NOISE * self.noise, MOVED_FRACTION * low)
+
+    @property
     def descended(self) -> bool:
-        """A clear descent: deeper than ``DESCENT_NOISE`` noise units, the minimum not in the
-        first 10% of the curve."""
-        return self.drop > DESCENT_NOISE * self.noise and self.m > len(self.r) // 10
+        """A clear descent (:attr:`dropped`), the minimum not in the first 10% of the curve."""
+        return self.dropped and self.m > len(self.r) // 10
 
     def above_minimum(self, value: float) -> bool:
         """Whether a smoothed ``value`` is clearly above the minimum (see ``RISE_*``)."""
@@ -314,10 +322,11 @@ def saturated(lrs: FloatArray, losses: FloatArray) -> bool:
 def edge(lrs: FloatArray, losses: FloatArray, *, held: bool) -> float:
     """Where a curve stops making progress. The curve is smoothed (held-batch curve:
     :func:`smooth_curve`; training curve: :func:`robust_smooth` with its default widths).
-    When it descended clearly before its minimum (by more than ``DESCENT_NOISE`` noise units,
-    the minimum not in the first 10% of the sweep), the edge is that minimum (refined between
-    points by a parabola on the held curve), unless the curve saturated: it stays within
-    ``SATURATED_DESCENT`` of its descent from the minimum over more than
+    When it descended clearly before its minimum (by more than ``DESCENT_NOISE`` noise units
+    and ``MOVED_FRACTION`` of its loss, the minimum not in the first 10% of the sweep), the
+    edge is that minimum (refined between points by a parabola on the held curve), unless
+    the curve saturated: it stays within ``SATURATED_DESCENT`` of its descent from the
+    minimum over more than
     ``SATURATED_DECADES`` decades of LR (a loss at its bound, e.g. a task learnt perfectly
     during the sweep), where the minimum's position is noise and the edge is where that
     floor begins. Otherwise the minimum of a flat curve is noise,
@@ -377,7 +386,7 @@ def suggestions(
         lr_min=lr_min,
         turned_up=up,
         saturated=not few and shape.saturated(cx),
-        descended=shape.drop > DESCENT_NOISE * shape.noise,
+        descended=shape.dropped,
         total_steps=steps,
         optimizer=opt,
         noise=shape.noise,

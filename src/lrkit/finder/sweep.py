@@ -16,6 +16,7 @@ from . import _coefficients as C
 from .result import FinderResult, LRFinderWarning
 from .rules import (
     DEFAULT_RULE,
+    MOVED_FRACTION,
     OPTIMIZERS,
     RISE_FRACTION,
     CurveShape,
@@ -40,7 +41,9 @@ __all__ = [
 MODES: tuple[str, ...] = ("exp", "linear")
 STOP_REASONS: tuple[str, ...] = ("completed", "turned_up", "diverged", "nan", "interrupted")
 MIN_ITER = 10
-FLAT_TOL = 0.002  # the held loss "has not moved": within this fraction of its first value ...
+MAX_ITER = 100_000  # sweep steps, extension included: far beyond any range test's need
+FLAT_TOL = MOVED_FRACTION  # the held loss "has not moved": within this fraction of its first
+# value ...
 FLAT_CADENCE = 2  # ... while it has not, it is measured this many times less often
 RISEN_DECADES = 0.7  # "turned_up" stop: the curve has risen for this many decades past its minimum
 
@@ -123,14 +126,14 @@ class SweepOptions:
                 f"end_lr must be > start_lr (allowed range: ({self.start_lr}, inf)), "
                 f"got end_lr={self.end_lr!r}"
             )
-        put("num_iter", V.integer("num_iter", self.num_iter, MIN_ITER))
+        put("num_iter", V.integer("num_iter", self.num_iter, MIN_ITER, MAX_ITER))
         put("mode", V.choice("mode", self.mode, MODES))
         put("beta", V.in_range("beta", self.beta, 0.0, 1.0, high_open=True))
         put("diverge_th", V.in_range("diverge_th", self.diverge_th, 1.0, math.inf, low_open=True))
         put("eval_every", V.integer("eval_every", self.eval_every, 1))
         put("eval_batches", V.integer("eval_batches", self.eval_batches, 0))
         if self.max_extra_iter is not None:
-            put("max_extra_iter", V.integer("max_extra_iter", self.max_extra_iter, 0))
+            put("max_extra_iter", V.integer("max_extra_iter", self.max_extra_iter, 0, MAX_ITER))
         if self.max_end_lr is not None:
             put("max_end_lr", V.positive("max_end_lr", self.max_end_lr))
             if self.max_end_lr < self.end_lr:
@@ -461,7 +464,12 @@ def _messages(sweep: Sweep, s: Any, lrs: np.ndarray, losses: np.ndarray, reason:
             f"({lo}-{hi} steps): the suggestions are those for {lo} steps"
         )
     m = int(np.argmin(losses)) if len(losses) else 0
-    rose = reason in ("turned_up", "diverged", "nan")
+    # the curve itself rose; a flat one that ends in NaN or a training loss gone off did not
+    # rise "from its first steps" (too few points to tell: a divergence counts as a rise)
+    rose = reason == "turned_up" or (
+        reason in ("diverged", "nan")
+        and (turned_up(lrs, losses) if len(losses) >= 5 else reason == "diverged")
+    )
     if len(losses) >= 5 and m <= max(1, len(losses) // 10) and rose:
         out.append(
             "the loss rose from the first steps: start_lr is already too large; lower start_lr "
@@ -496,8 +504,6 @@ def range_test(
     cleanup (the partial curve is lost)."""
     if not callable(step):
         raise ValueError(f"step must be a callable step(lr) -> loss, got {step!r}")
-    if not callable(step):
-        raise TypeError(f"step must be a callable step(lr) -> loss, got {step!r}")
     V.optional_callable("evaluate", evaluate, "evaluate() -> held loss")
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
     sweep = Sweep(options, optimizer=optimizer, **kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import os
 import shutil
 import tempfile
@@ -362,6 +363,15 @@ def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
 # ----------------------------------------------------------------------------- find_lr
 
 
+def _needs_closure(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer.step`` requires a closure (LBFGS)."""
+    try:
+        p = inspect.signature(optimizer.step).parameters.get("closure")
+    except (TypeError, ValueError):
+        return False
+    return p is not None and p.default is inspect.Parameter.empty
+
+
 def find_lr(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -430,6 +440,11 @@ def find_lr(
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ValueError(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+        )
+    if _needs_closure(optimizer):
+        raise ValueError(
+            f"optimizer {type(optimizer).__name__} needs a closure in step(closure): the range "
+            "test steps without one; use a first-order optimizer (SGD, Adam, ...)"
         )
     if step is None and loss_fn is None:
         raise ValueError("loss_fn must be a callable loss_fn(output, target) when step is None")
