@@ -170,6 +170,7 @@ def test_torch_commands_check_outputs_before_any_work(command, task, tmp_path, c
         ("find", ["--start-lr", "1", "--end-lr", "0.5"], "--end-lr"),
         ("compare", ["--steps", "3"], "--steps"),
         ("compare", ["--finder-iter", "1"], "--finder-iter"),
+        ("compare", ["--finder-iter", "200000"], "--finder-iter"),
         ("compare", ["--methods", "fixed,nonsense"], "methods"),
         ("compare", ["--seed", str(2**32)], "--seed"),
     ],

@@ -308,6 +308,18 @@ def test_a_loss_rising_from_the_start_still_says_so():
     assert len(r.warnings) == 1 and "rose from the first steps" in r.warnings[0]
 
 
+def test_a_loss_rising_from_the_start_into_nan_still_says_so():
+    at = {"lr": 0.0}
+
+    def step(lr):
+        at["lr"] = lr
+        return math.nan if lr > 0.1 else 1.0 + lr
+
+    r = range_test(step, evaluate=lambda: 1.0 + at["lr"], start_lr=1e-3, warn=False)
+    assert r.stop_reason == "nan" and not r.reliable
+    assert len(r.warnings) == 1 and "rose from the first steps" in r.warnings[0]
+
+
 def test_a_clear_drop_exceeds_the_noise_and_a_fraction_of_the_loss():
     from lrkit.finder.rules import MOVED_FRACTION, CurveShape
 

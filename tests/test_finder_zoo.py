@@ -250,17 +250,36 @@ def test_probe_best_offset_is_the_vertex_of_the_probe_curve(zoo):
 
 
 def test_probe_rows_move_each_edge_by_the_weighted_best_offset(zoo, rerun):
+    """Each sweep's edge moves by w times the best offset of its own probes, read at the
+    checkpoint and with the measure of the row: every (task, seed, checkpoint, measure) has a
+    different best offset here."""
     import math
 
     import probes
 
     feats = rerun["feats"][:3]
-    curve = [math.exp((o + 2.1) ** 2) for o in probes.PROBE_OFFSETS]  # best at -2.1
-    per = [{c: [v, 2 * v, 3 * v] for c in probes.CHECKPOINTS} for v in curve]
-    fake = [[per] * 3 for _ in feats]
-    for m in range(3):
-        moved = probes.moved(feats, fake, 30, m, 0.5)
-        for f, g in zip(feats, moved):
-            for a, b in zip(f["lr_min"], g["lr_min"]):
-                assert b == pytest.approx(a * math.exp(-1.05), rel=1e-12)
-            assert g["rec"] is f["rec"] and g["group"] == f["group"]
+    offs = probes.PROBE_OFFSETS
+
+    def centre(i, s, c, m):  # a distinct vertex for each, nearest an inner probe
+        return -0.2 - 0.05 * i - 0.17 * s - 0.41 * probes.CHECKPOINTS.index(c) - 0.83 * m
+
+    fake = [
+        [
+            [
+                {c: [math.exp((o - centre(i, s, c, m)) ** 2) for m in range(3)]
+                 for c in probes.CHECKPOINTS}
+                for o in offs
+            ]
+            for s in range(3)
+        ]
+        for i in range(len(feats))
+    ]  # fmt: skip
+    for c in probes.CHECKPOINTS:
+        for m in range(3):
+            for w in (0.5, 1.0):
+                moved = probes.moved(feats, fake, c, m, w)
+                for i, (f, g) in enumerate(zip(feats, moved)):
+                    for s, (a, b) in enumerate(zip(f["lr_min"], g["lr_min"])):
+                        want = a * math.exp(w * centre(i, s, c, m))
+                        assert b == pytest.approx(want, rel=1e-9)
+                    assert g["rec"] is f["rec"] and g["group"] == f["group"]

@@ -152,6 +152,22 @@ def test_lr_range_from_finder_bounds_the_fall() -> None:
         lr_range_from_finder(res, min_ratio=0.5)
 
 
+def test_lr_range_from_finder_refuses_a_curve_that_only_drifts() -> None:
+    """A noiseless held loss that drifts by 0.003% never clearly fell: the finder marks it
+    unreliable, and there is no interval to search."""
+    rng = np.random.default_rng(0)
+    at = {"lr": 0.0}
+
+    def step(lr: float) -> float:
+        at["lr"] = lr
+        return math.nan if lr > 5e-5 else float(2.35 + 0.05 * rng.normal())
+
+    res = range_test(step, evaluate=lambda: 2.3915 - 1.5 * at["lr"], warn=False)
+    assert not res.reliable
+    with pytest.raises(ValueError, match=r"^result: the range-test loss never clearly fell"):
+        lr_range_from_finder(res)
+
+
 def test_lr_range_from_finder_reads_the_held_curve_when_measured() -> None:
     rng = np.random.default_rng(0)
     seen: list[float] = []

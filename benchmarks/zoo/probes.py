@@ -4,11 +4,13 @@ What the sweep's edge leaves unexplained is where, relative to it, each task's b
 (``variants.py``'s bound). A probe measures that directly: from the model's initial weights
 (restored, as the finder restores them), train ``K`` steps at a constant LR ``lr_min *
 exp(o)`` for each of 8 offsets ``o`` (``PROBE_OFFSETS``: 2x apart, from 2x above the edge to
-67x below it), and read which offset makes the most progress. ``o*`` is that offset, refined
-by a parabola through its neighbours (:func:`best_offset`). The probes are measured after 15,
-30 and 60 steps in three ways: the mean loss of 4 fixed held batches (``held``), the loss of
-the task's whole validation set (``validation``: a user's ``val_data``) and the EMA of the
-probe's own training losses (``train EMA``).
+67x below it), on a batch order of their own (``PROBE_ORDER``: the oracle's runs start from
+the same initial weights, and a probe on their batches would be the first steps of a run it
+is scored against), and read which offset makes the most progress. ``o*`` is that offset,
+refined by a parabola through its neighbours (:func:`best_offset`). The probes are measured
+after 15, 30 and 60 steps in three ways: the mean loss of 4 fixed held batches (``held``),
+the loss of the task's whole validation set (``validation``: a user's ``val_data``) and the
+EMA of the probe's own training losses (``train EMA``).
 
 A row then moves each sweep's edge part of the way to the probes' best, ``lr_min *
 exp(w o*)``, and is scored exactly as ``variants.py`` scores an edge: the coefficients of
@@ -18,8 +20,8 @@ Choosing a row because it reads best would report a number chosen by looking at 
 last rows make the choice inside each training part (``variants.nested``), among the rows
 that need no validation set, then among all rows.
 
-The probes run live on every zoo task and sweep seed (the cache's models, batch orders and
-edges; 2 processes, about 4 minutes; the nested choices about 6 more).
+The probes run live on every zoo task and sweep seed (the cache's models and edges; 2
+processes, about 4 minutes; the nested choices about 6 more).
 
     python benchmarks/zoo/probes.py --json benchmarks/results/finder_probes.json
 """
@@ -50,6 +52,9 @@ CHECKPOINTS = (15, 30, 60)  # probe lengths read (steps)
 MEASURES = ("held", "validation", "train EMA")
 WEIGHTS = (0.5, 1.0)  # w in lr_min * exp(w o*)
 N_HELD = 4
+# the probes' batch order (shuffle seed + sweep seed): one that neither the sweeps (100 +) nor
+# the oracle's runs (100 +, 200 + for dropout) use, so no probe is the start of a scored run
+PROBE_ORDER = 500
 BLOWN = 20.0  # a probe whose loss exceeds this many times its first: diverged
 
 
@@ -84,7 +89,7 @@ def run_task(args: tuple[dict[str, Any], list[float]]) -> list[list[dict[int, li
     out = []
     for seed, lr_min in enumerate(edges):
         held = batches(task, 300 + seed, N_HELD)
-        data = batches(task, 100 + seed, k_max)
+        data = batches(task, PROBE_ORDER + seed, k_max)
         per = []
         for off in PROBE_OFFSETS:
             lr = lr_min * math.exp(off)

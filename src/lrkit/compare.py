@@ -34,6 +34,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from . import _validate as V
+from .finder.sweep import MAX_ITER, MIN_ITER
 
 __all__ = [
     "METHODS",
@@ -332,7 +333,7 @@ def find_lrs(
     from .torch import find_lr
 
     methods = parse_methods(methods)
-    num_iter = V.integer("num_iter", num_iter, 10)
+    num_iter = V.integer("num_iter", num_iter, MIN_ITER, MAX_ITER)
     if total_steps is not None:
         total_steps = V.integer("total_steps", total_steps, 1)
     make = _setups(make)
@@ -559,7 +560,7 @@ def compare(
     t0 = time.perf_counter()
     methods = available_methods() if methods is None else check_installed(methods)
     steps = V.integer("steps", steps, 10)
-    finder_iter = V.integer("finder_iter", finder_iter, 10)
+    finder_iter = V.integer("finder_iter", finder_iter, MIN_ITER, MAX_ITER)
     setups = _setups(make)
     results: list[Result] = []
     with preserved_rng(import_torch=True):

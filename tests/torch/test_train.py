@@ -198,3 +198,13 @@ def test_history_lrs_are_the_lrs_radam_schedule_free_and_prodigy_step_with() -> 
     hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=1)
     g = opt.param_groups[0]
     assert hist.lrs == [pytest.approx(g["d0"] * (1 - 0.999) ** 0.5 / (1 - 0.9), rel=1e-12)]
+
+
+def test_fit_refuses_a_closure_optimizer_in_one_line():
+    model = torch.nn.Linear(3, 1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = [(torch.randn(4, 3), torch.randn(4, 1))]
+    opt = torch.optim.LBFGS(model.parameters())
+    with pytest.raises(ValueError, match=r"^optimizer LBFGS needs a closure in step\(closure\)"):
+        fit(model, optimizer=opt, loss_fn=torch.nn.functional.mse_loss, data=data, steps=1)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

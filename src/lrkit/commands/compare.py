@@ -22,7 +22,7 @@ from typing import Any
 from .. import _validate as V
 from .._format import duration
 from ..compare import METHODS
-from ..finder.sweep import MIN_ITER
+from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
 from ._target import (
     RETURNS,
@@ -100,7 +100,7 @@ def _compare(args: argparse.Namespace) -> int:
             except ImportError as exc:
                 raise ImportError(f"--methods {args.methods!r}: {exc}") from None
         V.integer("--steps", args.steps, 10)
-        V.integer("--finder-iter", args.finder_iter, MIN_ITER)
+        V.integer("--finder-iter", args.finder_iter, MIN_ITER, MAX_ITER)
         if args.demo:
             torch.set_num_threads(1)  # tiny model: one thread is fastest
             make = C.demo_factory(seed=args.seed)

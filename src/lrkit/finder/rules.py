@@ -84,7 +84,8 @@ OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adaptive")
 DEFAULT_TOTAL_STEPS = 1000
 DEFAULT_OPTIMIZER = "adaptive"
 DESCENT_NOISE = 3.0  # a clear descent: deeper than this many noise units ...
-MOVED_FRACTION = 0.002  # ... and than this fraction of the loss: less has not moved
+MOVED_FRACTION = 0.002  # ... and than this fraction of the loss: less has not moved (a loss
+# is taken to be >= 0 with its floor near 0, as cross-entropy or squared error)
 FLOOR_NOISE = 3.0  # a flat curve's floor: within this many noise units of its minimum ...
 FLOOR_FRACTION = 0.02  # ... plus this fraction of the minimum's loss
 HELD_WEIGHT = 0.5  # lr_min = train_edge**(1 - w) * held_edge**w: the geometric mean
@@ -196,7 +197,10 @@ class Suggestions:
     ``turned_up``: whether the curve rose again after its minimum (if not, ``lr_min`` is
     only a lower bound of the edge, unless ``saturated``: the curve sat on a floor, see
     :func:`saturated`); ``descended``: whether
-    it fell clearly (by more than its noise) before it; ``total_steps``/``optimizer``: the
+    it fell clearly before it (:attr:`CurveShape.dropped`: by more than its noise and a
+    fraction of its loss; where the minimum lies is not considered, unlike
+    :attr:`CurveShape.descended`: a minimum at the start is reported as a loss that rose from
+    the first steps); ``total_steps``/``optimizer``: the
     budget and optimizer family the LRs are for."""
 
     constant: float
@@ -269,7 +273,9 @@ class CurveShape:
     def dropped(self) -> bool:
         """Whether the curve fell clearly before its minimum: by more than ``DESCENT_NOISE``
         noise units and more than ``MOVED_FRACTION`` of the minimum's loss (a noiseless curve,
-        such as the loss of fixed held batches, that drifts by less has not moved)."""
+        such as the loss of fixed held batches, that drifts by less has not moved). The
+        fraction reads a loss whose floor is near 0; a loss with a large constant term (or a
+        negative one) needs a proportionally larger drop."""
         low = abs(float(self.r[self.m]))
         return self.drop > max(DESCENT_NOISE * self.noise, MOVED_FRACTION * low)
 

@@ -41,7 +41,7 @@ __all__ = [
 MODES: tuple[str, ...] = ("exp", "linear")
 STOP_REASONS: tuple[str, ...] = ("completed", "turned_up", "diverged", "nan", "interrupted")
 MIN_ITER = 10
-MAX_ITER = 100_000  # sweep steps, extension included: far beyond any range test's need
+MAX_ITER = 100_000  # the most num_iter, max_extra_iter and eval_batches: far beyond any need
 FLAT_TOL = MOVED_FRACTION  # the held loss "has not moved": within this fraction of its first
 # value ...
 FLAT_CADENCE = 2  # ... while it has not, it is measured this many times less often
@@ -131,7 +131,7 @@ class SweepOptions:
         put("beta", V.in_range("beta", self.beta, 0.0, 1.0, high_open=True))
         put("diverge_th", V.in_range("diverge_th", self.diverge_th, 1.0, math.inf, low_open=True))
         put("eval_every", V.integer("eval_every", self.eval_every, 1))
-        put("eval_batches", V.integer("eval_batches", self.eval_batches, 0))
+        put("eval_batches", V.integer("eval_batches", self.eval_batches, 0, MAX_ITER))
         if self.max_extra_iter is not None:
             put("max_extra_iter", V.integer("max_extra_iter", self.max_extra_iter, 0, MAX_ITER))
         if self.max_end_lr is not None:
@@ -464,12 +464,9 @@ def _messages(sweep: Sweep, s: Any, lrs: np.ndarray, losses: np.ndarray, reason:
             f"({lo}-{hi} steps): the suggestions are those for {lo} steps"
         )
     m = int(np.argmin(losses)) if len(losses) else 0
-    # the curve itself rose; a flat one that ends in NaN or a training loss gone off did not
-    # rise "from its first steps" (too few points to tell: a divergence counts as a rise)
-    rose = reason == "turned_up" or (
-        reason in ("diverged", "nan")
-        and (turned_up(lrs, losses) if len(losses) >= 5 else reason == "diverged")
-    )
+    # the curve itself rose: a flat one that ends in NaN, or in a training loss gone off, did
+    # not rise "from its first steps"
+    rose = reason == "turned_up" or (reason in ("diverged", "nan") and turned_up(lrs, losses))
     if len(losses) >= 5 and m <= max(1, len(losses) // 10) and rose:
         out.append(
             "the loss rose from the first steps: start_lr is already too large; lower start_lr "

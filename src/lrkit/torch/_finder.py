@@ -363,13 +363,18 @@ def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
 # ----------------------------------------------------------------------------- find_lr
 
 
-def _needs_closure(optimizer: torch.optim.Optimizer) -> bool:
-    """Whether ``optimizer.step`` requires a closure (LBFGS)."""
+def _refuse_closure(optimizer: Any, what: str) -> None:
+    """A one-line ``ValueError`` when ``optimizer.step`` requires a closure (LBFGS): ``what``
+    (the range test, fit) steps without one."""
     try:
         p = inspect.signature(optimizer.step).parameters.get("closure")
-    except (TypeError, ValueError):
-        return False
-    return p is not None and p.default is inspect.Parameter.empty
+    except (TypeError, ValueError, AttributeError):
+        return
+    if p is not None and p.default is inspect.Parameter.empty:
+        raise ValueError(
+            f"optimizer {type(optimizer).__name__} needs a closure in step(closure): {what} "
+            "steps without one; use a first-order optimizer (SGD, Adam, ...)"
+        )
 
 
 def find_lr(
@@ -441,11 +446,7 @@ def find_lr(
         raise ValueError(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
         )
-    if _needs_closure(optimizer):
-        raise ValueError(
-            f"optimizer {type(optimizer).__name__} needs a closure in step(closure): the range "
-            "test steps without one; use a first-order optimizer (SGD, Adam, ...)"
-        )
+    _refuse_closure(optimizer, "the range test")
     if step is None and loss_fn is None:
         raise ValueError("loss_fn must be a callable loss_fn(output, target) when step is None")
     V.optional_callable("callback", callback, "callback(i, lr, loss)")

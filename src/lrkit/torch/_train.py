@@ -25,6 +25,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
+from ._finder import _refuse_closure
 from ._lrfree import _is_data_factory, lrfree_lr
 from ._scheduler import scheduler as make_scheduler
 
@@ -138,6 +139,7 @@ def fit(
             "optimizer must be a torch optimizer (param_groups, step(), zero_grad()), "
             f"got {type(optimizer).__name__}"
         )
+    _refuse_closure(optimizer, "fit")
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {loss_fn!r}")
     V.optional_callable("on_step", on_step, "on_step(step, loss)")

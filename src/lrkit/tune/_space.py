@@ -217,8 +217,9 @@ def lr_range_from_finder(result: Any, *, min_ratio: float = 10.0) -> tuple[float
     else the last LR of the sweep. The interval is widened downwards to span at least
     ``min_ratio``. ``result`` is a :class:`lrkit.finder.FinderResult` (``curve`` or ``lrs``
     and ``losses``, ``stop_reason``, ``stop_lr``). Raises ``ValueError`` when the curve has
-    too few points or does not descend."""
+    too few points or does not clearly descend (:attr:`lrkit.finder.rules.CurveShape.dropped`)."""
     from ..finder import robust_smooth
+    from ..finder.rules import CurveShape
 
     min_ratio = V.in_range("min_ratio", min_ratio, 1.0, math.inf, low_open=True)
     curve = getattr(result, "curve", None)  # the held-batch curve when it was measured
@@ -234,8 +235,11 @@ def lr_range_from_finder(result: Any, *, min_ratio: float = 10.0) -> tuple[float
     r = robust_smooth(losses)
     m = int(np.argmin(r))
     drop = float(r[0] - r[m])
-    if not drop > 0:
-        raise ValueError("result: the range-test loss never fell; no LR interval to search")
+    if not drop > 0 or not CurveShape.of(losses, r).dropped:
+        raise ValueError(
+            "result: the range-test loss never clearly fell (by more than its noise and 0.2% "
+            "of its value); no LR interval to search"
+        )
     below = np.nonzero(r[: m + 1] <= r[0] - 0.1 * drop)[0]
     low = float(lrs[int(below[0])]) if len(below) else float(lrs[0])
     above = np.nonzero(r[m:] > r[0])[0]
