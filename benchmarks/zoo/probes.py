@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import fit_rule as F  # noqa: E402
 from replay import load  # noqa: E402
-from variants import nested, oof  # noqa: E402
+from variants import nested, oof, spread  # noqa: E402
 
 #: ln(probe LR / lr_min) of the probes, highest first (2x apart)
 PROBE_OFFSETS = tuple(round(0.7 - 0.7 * k, 1) for k in range(8))
@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         for sched in ("constant", "onecycle", "wcos"):
             hits, gm = oof(fs, sched)
             cells += [f"{hits:.0%}", round(gm, 3)]
-        spread = float(np.mean([max(f["lr_min"]) / min(f["lr_min"]) <= 2 for f in fs]))
-        print(" | ".join(map(str, cells + [f"{spread:.0%}"])), flush=True)
-        return cells + [f"{spread:.0%}"]
+        cells.append(f"{spread(fs):.0%}")
+        print(" | ".join(map(str, cells)), flush=True)
+        return cells
 
     rows = [row("the sweep's edge alone (shipped)", feats, "0")]
     every = [("the sweep's edge alone (shipped)", feats)]
@@ -161,11 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         ("without a validation set", [e for e in every if "validation" not in e[0]]),
         ("all rows", every),
     ):
-        picked, spread, chosen = nested(pool_, ("constant", "onecycle"))
+        picked, share, chosen = nested(pool_, ("constant", "onecycle"))
         cells: list[Any] = [f"the row chosen inside each training part, {label}", "-"]
         for sched in ("constant", "onecycle"):
             cells += [f"{picked[sched][0]:.0%}", round(picked[sched][1], 3)]
-        rows.append(cells + ["-", "-", f"{spread:.0%}"])
+        rows.append(cells + ["-", "-", f"{share:.0%}"])
         print(" | ".join(map(str, rows[-1])), chosen, flush=True)
         choice += [[label, f"fold {k + 1}", c] for k, c in enumerate(chosen)]
     cols = ["edge", "probe steps per sweep", "constant hits", "constant gm",

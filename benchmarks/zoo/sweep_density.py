@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import fit_rule as F  # noqa: E402
 from replay import OPT_KIND, load, optimizer_kind  # noqa: E402
-from variants import nested, oof  # noqa: E402
+from variants import nested, oof, spread  # noqa: E402
 
 ROWS: list[tuple[str, dict[str, Any]]] = [
     ("default: 1e-7 to 10 in 100 steps", {}),
@@ -170,18 +170,18 @@ def main(argv: list[str] | None = None) -> int:
         ]  # fmt: skip
         ch, cg = oof(feats, "constant")
         oh, og = oof(feats, "onecycle")
-        spread = float(np.mean([max(f["lr_min"]) / min(f["lr_min"]) <= 2 for f in feats]))
+        share = spread(feats)
         steps = float(np.mean([v[1] for run in runs for v in run]))
         held = float(np.mean([v[2] for run in runs for v in run]))
         every.append((name, feats))
         cost.append(([float(np.mean([v[1] for v in run])) for run in runs],
                      [float(np.mean([v[2] for v in run])) for run in runs]))  # fmt: skip
         rows.append([name, round(steps, 1), round(held, 1), f"{ch:.0%}", round(cg, 3),
-                     f"{oh:.0%}", round(og, 3), f"{spread:.0%}"])  # fmt: skip
+                     f"{oh:.0%}", round(og, 3), f"{share:.0%}"])  # fmt: skip
         print(" | ".join(map(str, rows[-1])), flush=True)
     # the sweep chosen among the rows inside each training part (nested): its cost is that
     # of the row each task's fold chose
-    picked, spread, chosen = nested(every, ("constant", "onecycle"))
+    picked, share, chosen = nested(every, ("constant", "onecycle"))
     names = [n for n, _ in every]
     fold_of = {i: k for k, test in enumerate(F.folds(every[0][1])) for i in test}
     row_of = [names.index(chosen[fold_of[i]]) for i in range(len(recs))]
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append([f"the sweep chosen among the {len(every)} rows above inside each training part",
                  round(steps, 1), round(held, 1), f"{picked['constant'][0]:.0%}",
                  round(picked["constant"][1], 3), f"{picked['onecycle'][0]:.0%}",
-                 round(picked["onecycle"][1], 3), f"{spread:.0%}"])  # fmt: skip
+                 round(picked["onecycle"][1], 3), f"{share:.0%}"])  # fmt: skip
     print(" | ".join(map(str, rows[-1])), chosen, flush=True)
     cols = ["sweep", "steps", "held evaluations", "constant hits", "constant gm",
             "one-cycle hits", "one-cycle gm", "seed spread <= 2x"]  # fmt: skip
