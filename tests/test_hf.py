@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +257,42 @@ def test_the_default_budget_is_the_steps_train_runs_with_a_partial_accumulation(
     res = find_lr(trainer, num_iter=10, warn=False)
     trainer.train()
     assert res.total_steps == trainer.state.global_step == 18
+
+
+def test_the_trainers_own_scheduler_arguments_are_said_to_be_unused(tmp_path: Any) -> None:
+    args = _args(tmp_path, max_steps=2, warmup_steps=0.5, lr_scheduler_type="cosine")
+    trainer = Trainer(
+        model=tiny_bert(), args=args, train_dataset=Pairs(64, 1), schedule="constant(0.01)"
+    )
+    with pytest.warns(UserWarning) as record:
+        trainer.train()
+    messages = [str(w.message) for w in record if "lrkit.hf" in str(w.message)]
+    assert messages == [
+        "lrkit.hf: the TrainingArguments' warmup_steps (1 steps), lr_scheduler_type='cosine' "
+        "are not used: the lrkit schedule sets every LR (put a warmup into it, e.g. "
+        "S.with_warmup(schedule, warmup_steps=...))"
+    ]
+    assert _logged_lrs(trainer) == {1: 0.01, 2: 0.01}  # the schedule alone: no warmup
+    quiet = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, max_steps=2),
+        train_dataset=Pairs(64, 1),
+        schedule="constant(0.01)",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        quiet.create_optimizer()
+        quiet.create_scheduler(2)
+
+
+def test_report_metric_leaves_the_lr_alone_in_a_standalone_evaluate(tmp_path: Any) -> None:
+    trainer = _plateau_trainer(tmp_path)
+    trainer.args.num_train_epochs = 2
+    trainer.train()
+    sched = trainer.lr_scheduler
+    assert sched.feedback.num_updates == 2  # one report per evaluation of train()
+    state = sched.state_dict()
+    trainer.compute_metrics = lambda p: {"score": 5.0}
+    trainer.evaluate()  # before the fix: a third report to the controller
+    assert sched.state_dict() == state
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [0.004, 0.004]

@@ -490,3 +490,52 @@ def test_finder_with_namedtuple_batches() -> None:
     _trained(Named(), finder, max_epochs=0)
     assert finder.result is not None and finder.result.steps > 0
     assert set(seen) == {Batch}
+
+
+def test_finder_schedule_for_an_endless_run_is_a_one_line_error() -> None:
+    torch.manual_seed(0)
+    model = Tiny()
+    finder = LRFinder(num_iter=10, schedule=lambda r, n: S.cosine(r.max_lr, total_steps=n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError) as info:  # before the fix: OverflowError from int(inf)
+            _trainer(max_epochs=-1, callbacks=[finder], limit_val_batches=0).fit(model)
+    assert str(info.value) == (
+        "LRFinder(schedule=...) builds the schedule for the steps the run trains, but "
+        "trainer.estimated_stepping_batches is inf (no max_steps or max_epochs limit, or an "
+        "endless train dataloader): set max_steps, or pass schedule=None"
+    )
+    assert model.lr == 0.05  # the module's LR is left as it was
+
+
+def test_report_metric_leaves_the_lr_alone_in_trainer_validate() -> None:
+    torch.manual_seed(0)
+    model = Tiny(spec="constant(0.05)", patience=0, val_losses=[1.0] * 4)
+    trainer = _trainer(max_epochs=2, callbacks=[ReportMetric()])
+    trainer.fit(model)
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    assert sched.feedback.scale == 0.5 and sched.feedback.num_updates == 2
+    state = sched.state_dict()
+    trainer.validate(model, verbose=False)  # before the fix: a third report, a second cut
+    assert sched.state_dict() == state
+    assert trainer.optimizers[0].param_groups[0]["lr"] == 0.025
+
+
+def test_finder_files_of_an_earlier_sweep_are_not_overwritten(tmp_path: Any) -> None:
+    (tmp_path / "lr_finder.json").write_text("earlier")
+    (tmp_path / "lr_finder-1.png").write_text("earlier")
+    torch.manual_seed(0)
+    finder = LRFinder(num_iter=20, total_steps=200, set_lr=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=0, callbacks=[finder], logger=MemoryLogger(str(tmp_path))).fit(Tiny())
+    assert (tmp_path / "lr_finder.json").read_text() == "earlier"
+    assert (tmp_path / "lr_finder-1.png").read_text() == "earlier"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "lr_finder-1.png",
+        "lr_finder-2.json",
+        "lr_finder-2.png",
+        "lr_finder.json",
+    ]
+    saved = json.loads((tmp_path / "lr_finder-2.json").read_text())
+    assert finder.result is not None and saved["suggestion"] == finder.result.suggestion

@@ -1,4 +1,4 @@
-"""optax's polynomial schedule and contrib.reduce_on_plateau, reproduced by lrkit expressions."""
+"""optax's schedules and contrib.reduce_on_plateau, reproduced by lrkit expressions."""
 
 import numpy as np
 import pytest
@@ -71,3 +71,98 @@ def test_join_schedules_counts_each_segment_from_zero():
         boundaries=[10],
     )
     np.testing.assert_allclose(ours.values(STEPS), np.asarray(ref(STEPS)), rtol=2e-6, atol=1e-9)
+
+
+BIG = np.concatenate([np.arange(0, 400), [999, 1000, 1001, 10**5, 10**7, 2**31 - 1]])
+
+
+def _optax_values(fn):
+    import jax
+
+    return np.asarray(jax.vmap(fn)(jnp.asarray(BIG, jnp.int32)), dtype=np.float64)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "exponential_decay",
+        "exponential_decay staircase",
+        "exponential_decay begin end",
+        "piecewise_constant_schedule",
+        "piecewise_constant_schedule equal scales",
+        "warmup_cosine_decay_schedule",
+        "warmup_exponential_decay_schedule",
+        "cosine_onecycle_schedule",
+    ],
+)
+def test_optax_schedule_rows_of_the_parity_page(name):
+    """Each row of docs/parity.md's optax table, at its boundaries and at large steps."""
+    init, peak, end = 0.01, 0.1, 1e-3
+    rows = {
+        "exponential_decay": (
+            optax.exponential_decay(peak, 10, 0.5),
+            S.exponential(peak, gamma=0.5 ** (1 / 10)),
+        ),
+        "exponential_decay staircase": (
+            optax.exponential_decay(peak, 10, 0.5, staircase=True),
+            S.step(peak, step_size=10, gamma=0.5),
+        ),
+        "exponential_decay begin end": (
+            optax.exponential_decay(peak, 10, 0.5, transition_begin=7, end_value=end),
+            S.join(
+                [S.constant(peak), S.clamp(S.exponential(peak, gamma=0.5 ** (1 / 10)), min_lr=end)],
+                boundaries=[7],
+            ),
+        ),
+        "piecewise_constant_schedule": (
+            optax.piecewise_constant_schedule(peak, {10: 0.5, 100: 0.2}),
+            S.piecewise_constant([9, 99], values=[peak, peak * 0.5, peak * 0.5 * 0.2]),
+        ),
+        "piecewise_constant_schedule equal scales": (
+            optax.piecewise_constant_schedule(peak, {10: 0.5, 100: 0.5}),
+            S.multistep(peak, milestones=[10, 100], gamma=0.5),
+        ),
+        "warmup_cosine_decay_schedule": (
+            optax.warmup_cosine_decay_schedule(init, peak, 10, 100, end),
+            S.join(
+                [
+                    S.warmup(init, end_lr=peak, warmup_steps=10),
+                    S.cosine(peak, total_steps=90, eta_min=end),
+                ],
+                boundaries=[10],
+            ),
+        ),
+        "warmup_exponential_decay_schedule": (
+            optax.warmup_exponential_decay_schedule(init, peak, 10, 20, 0.5),
+            S.join(
+                [
+                    S.warmup(init, end_lr=peak, warmup_steps=10),
+                    S.exponential(peak, gamma=0.5 ** (1 / 20)),
+                ],
+                boundaries=[10],
+            ),
+        ),
+        "cosine_onecycle_schedule": (
+            optax.cosine_onecycle_schedule(1000, peak, 0.3, 25.0, 1e4),
+            S.join(
+                [
+                    S.warmup(peak / 25.0, end_lr=peak, warmup_steps=300, mode="cosine"),
+                    S.cosine(peak, total_steps=700, eta_min=peak / 25.0 / 1e4),
+                ],
+                boundaries=[300],
+            ),
+        ),
+    }
+    ref_fn, ours = rows[name]
+    assert S.parse(str(ours)) == ours
+    # optax computes in float32: its rounding, relative, and absolute near a value of 0
+    np.testing.assert_allclose(ours.values(BIG), _optax_values(ref_fn), rtol=1e-5, atol=1e-9)
+
+
+def test_optax_onecycle_is_not_pytorchs():
+    # lrkit's onecycle is PyTorch's OneCycleLR (phases end at pct * T - 1 and T - 1), not
+    # optax's cosine_onecycle_schedule (phases end at int(pct * T) and T)
+    ref = _optax_values(optax.cosine_onecycle_schedule(1000, 0.1, 0.3, 25.0, 1e4))
+    ours = S.onecycle(0.1, total_steps=1000).values(BIG)
+    assert ours[299] == 0.1 and ref[300] == pytest.approx(0.1, rel=1e-6)
+    assert not np.allclose(ours, ref, rtol=1e-3)

@@ -99,8 +99,38 @@ class LRKitMixin:
             for c, start in self._lrkit_feedback_start:
                 c.load_state_dict(copy.deepcopy(start))
             self.lr_scheduler = scheduler(opt, spec, feedback=self.lrkit_feedback)
+            _warn_unused_schedule_args(self.args, num_training_steps)  # type: ignore[attr-defined]
             self._created_lr_scheduler = True
         return self.lr_scheduler
+
+
+def _warn_unused_schedule_args(args: Any, num_training_steps: int) -> None:
+    """Warn about the ``TrainingArguments`` of the Trainer's own scheduler that were set but
+    are not used once an lrkit schedule sets every LR (a warmup would silently be lost)."""
+    unused: list[str] = []
+    get_warmup = getattr(args, "get_warmup_steps", None)
+    warmup = get_warmup(num_training_steps) if callable(get_warmup) else 0
+    if warmup:
+        unused.append(f"warmup_steps ({warmup} steps)")
+    field = getattr(type(args), "__dataclass_fields__", {}).get("lr_scheduler_type")
+    kind = getattr(args, "lr_scheduler_type", None)
+    value = getattr(kind, "value", kind)
+    if (
+        field is not None
+        and kind is not None
+        and value != getattr(field.default, "value", field.default)
+    ):
+        unused.append(f"lr_scheduler_type={value!r}")
+    if getattr(args, "lr_scheduler_kwargs", None):
+        unused.append(f"lr_scheduler_kwargs={args.lr_scheduler_kwargs!r}")
+    if unused:
+        warnings.warn(
+            f"lrkit.hf: the TrainingArguments' {', '.join(unused)} are not used: the lrkit "
+            "schedule sets every LR (put a warmup into it, e.g. S.with_warmup(schedule, "
+            "warmup_steps=...))",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 class Trainer(LRKitMixin, transformers.Trainer):  # type: ignore[misc,name-defined]
@@ -112,7 +142,8 @@ class Trainer(LRKitMixin, transformers.Trainer):  # type: ignore[misc,name-defin
 
 class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defined]
     """Feed an evaluation metric to the lrkit scheduler's feedback controller after each
-    evaluation (``on_evaluate``), before the checkpoint of that step is saved.
+    evaluation of ``train()`` (``on_evaluate``), before the checkpoint of that step is saved.
+    A ``trainer.evaluate()`` outside ``train()`` reports nothing (it leaves the LRs alone).
 
     The metric is ``monitor`` (e.g. ``"eval_loss"``), else ``args.metric_for_best_model``
     (with the ``eval_`` prefix), else ``"eval_loss"``. A missing metric, or a Trainer whose
@@ -123,6 +154,13 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
         if monitor is not None and (not isinstance(monitor, str) or not monitor):
             raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
         self.monitor = monitor
+        self._training = False
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._training = True
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._training = False
 
     def _key(self, args: Any) -> str:
         if self.monitor is not None:
@@ -135,6 +173,8 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any
     ) -> None:
+        if not self._training:  # trainer.evaluate() on its own: no LR changes
+            return
         sched = _unwrap(kwargs.get("lr_scheduler"))
         if not isinstance(sched, LRKitScheduler) or sched.feedback is None:
             warnings.warn(

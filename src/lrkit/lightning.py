@@ -51,7 +51,7 @@ def _lightning() -> ModuleType:
 pl = _lightning()
 torch = require("torch", "lightning")
 
-from .torch import LRKitScheduler, find_lr  # noqa: E402
+from .torch import LRKitScheduler, all_reduce_mean, find_lr, get_world_size  # noqa: E402
 
 _parsing = importlib.import_module(f"{pl.__name__}.utilities.parsing")
 _combined = importlib.import_module(f"{pl.__name__}.utilities.combined_loader")
@@ -122,7 +122,8 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     ``lr_finder/base_lr`` are logged through every logger, and with ``plot=True`` (and
     matplotlib) the plot is added to loggers that take figures (TensorBoard ``add_figure``,
     ``log_image``) and written as ``lr_finder.png`` next to ``lr_finder.json`` in each logger's
-    ``log_dir``. The callback's state (the curve) is saved in checkpoints: a run resumed from one
+    ``log_dir`` (``lr_finder-1.*``, ``lr_finder-2.*``, ... when an earlier sweep's are
+    there). The callback's state (the curve) is saved in checkpoints: a run resumed from one
     does not sweep again, it sets the same LR and schedule, whose state the checkpoint restores
     (a callable ``rule`` is saved by name: the resuming ``LRFinder`` passes the callable).
     """
@@ -169,12 +170,23 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 stacklevel=2,
             )
             return
+        total = 0
+        if self.schedule is not None:  # checked before the module's LR changes
+            # (read after the sweep, which sets up the data first: it keeps the RNG as it was)
+            planned = float(trainer.estimated_stepping_batches)
+            if not math.isfinite(planned):
+                raise ValueError(
+                    "LRFinder(schedule=...) builds the schedule for the steps the run trains, "
+                    "but trainer.estimated_stepping_batches is inf (no max_steps or max_epochs "
+                    "limit, or an endless train dataloader): set max_steps, or pass "
+                    "schedule=None"
+                )
+            total = int(planned)
         if attr is not None:
             _parsing.lightning_setattr(pl_module, attr, lr)
             trainer.strategy.setup_optimizers(trainer)
         if self.schedule is not None:
             optimizer = _single_optimizer(trainer)
-            total = int(trainer.estimated_stepping_batches)
             sched = LRKitScheduler(optimizer, self.schedule(self.result, total))
             trainer.strategy.lr_scheduler_configs = [
                 _types.LRSchedulerConfig(sched, name="lrkit", interval="step", frequency=1)
@@ -295,10 +307,21 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             log_dir = getattr(logger, "log_dir", None)
             if isinstance(log_dir, str) and log_dir:
                 os.makedirs(log_dir, exist_ok=True)
-                with open(os.path.join(log_dir, "lr_finder.json"), "w") as f:
+                stem = _free_stem(os.path.join(log_dir, "lr_finder"))
+                with open(stem + ".json", "w") as f:
                     json.dump(result.to_dict(), f)
                 if fig is not None:
-                    fig.savefig(os.path.join(log_dir, "lr_finder.png"), dpi=110)
+                    fig.savefig(stem + ".png", dpi=110)
+
+
+def _free_stem(stem: str) -> str:
+    """``stem``, or the first ``stem-N`` (N = 1, 2, ...) with neither ``.json`` nor ``.png``
+    there: the files of an earlier sweep in the same log folder are never overwritten."""
+    candidate, n = stem, 0
+    while os.path.exists(candidate + ".json") or os.path.exists(candidate + ".png"):
+        n += 1
+        candidate = f"{stem}-{n}"
+    return candidate
 
 
 class _Combined:
@@ -360,11 +383,14 @@ def _figure(result: FinderResult) -> Any:
 class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
     """Feed a validation metric to the feedback controller of every lrkit scheduler.
 
-    After each validation run (not the sanity check) the metric is read from
+    After each validation run of ``fit`` (not the sanity check, nor ``trainer.validate()``,
+    which leaves the LRs alone) the metric is read from
     ``trainer.callback_metrics`` and passed to ``scheduler.report(value)`` of each
     :class:`lrkit.torch.LRKitScheduler` that has a ``feedback`` controller. The metric's name
     is ``monitor``, else the scheduler config's ``"monitor"`` key, else ``"val_loss"``. A missing
-    metric is skipped with a warning. The report runs before ``ModelCheckpoint`` saves (Lightning
+    metric is skipped with a warning. Under DDP every rank reports the metric's mean over the
+    ranks (a metric logged without ``sync_dist=True`` differs by rank), so the replicas keep
+    one LR. The report runs before ``ModelCheckpoint`` saves (Lightning
     orders checkpoint callbacks last), so a checkpoint holds the controller's state after it and a
     resumed run continues exactly.
 
@@ -379,7 +405,8 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
         self.monitor = monitor
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.sanity_checking:
+        # only the validation runs of fit: trainer.validate() changes no LR
+        if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         found = False
         for config in trainer.lr_scheduler_configs:
@@ -389,6 +416,12 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
             found = True
             key = self.monitor or config.monitor or "val_loss"
             value = trainer.callback_metrics.get(key)
+            if get_world_size() > 1:
+                # every rank reports the mean over ranks: a metric logged without
+                # sync_dist=True differs by rank, and so would the LRs of the replicas
+                present = all_reduce_mean(0.0 if value is None else 1.0) == 1.0
+                mean = all_reduce_mean(math.nan if value is None else float(value))
+                value = mean if present else None
             if value is None:
                 warnings.warn(
                     f"ReportMetric: metric {key!r} is not logged (available: "

@@ -58,6 +58,37 @@ def _host_values(s: Schedule, dtype: Any) -> Callable[[Any], np.ndarray]:
     return fn
 
 
+_INT32_MAX = 2**31 - 1
+
+
+def _check_count(count: Any) -> None:
+    """A host integer count (a Python or numpy integer, a numpy array) beyond int32 without
+    ``jax_enable_x64``: JAX would wrap it (``np.int64(2**32)`` reads as step 0) or raise its
+    own multi-line ``OverflowError``; this says so in one line. Nothing is read back from
+    a device array (already int32 without x64)."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer, np.ndarray)):
+        return
+    if x64_enabled():
+        return
+    try:
+        a = np.asarray(count)
+    except OverflowError:  # a Python int beyond int64
+        a = np.asarray(count, dtype=object)
+    if a.dtype.kind not in "iuO" or a.size == 0:
+        return
+    if a.dtype.kind == "O":  # Python ints beyond int64 (numbers of other types pass on)
+        a = np.asarray([x if isinstance(x, int) else 0 for x in a.flat], dtype=object)
+        over = np.asarray([not -_INT32_MAX - 1 <= x <= _INT32_MAX for x in a.flat])
+    else:
+        over = (a > _INT32_MAX) | (a < -_INT32_MAX - 1)
+    if over.any():
+        bad = int(np.asarray(a).reshape(-1)[np.flatnonzero(over)[0]])
+        raise ValueError(
+            f"count must be an integer in [0, 2**31 - 1] without jax_enable_x64 (JAX reads "
+            f'steps as int32), got {bad}; use evaluation="host" or enable jax_enable_x64'
+        )
+
+
 def schedule(
     schedule: Schedule | str | dict[str, Any],
     *,
@@ -78,7 +109,8 @@ def schedule(
     ``cosine_restarts`` with ``T_mult=1``) and the traced formula for the rest (float64 with
     ``jax_enable_x64``, else float32). Works under ``jax.jit`` and ``jax.vmap``; eager calls
     run the same lookup. Fractional steps use the formula unless whole; a negative step gives
-    NaN. Costs and accuracy: ``docs/compiled.md``.
+    NaN; a host integer count beyond int32 without ``jax_enable_x64`` (which JAX would wrap)
+    is a ``ValueError``. Costs and accuracy: ``docs/compiled.md``.
 
     ``evaluation="host"`` evaluates the float64 numpy formula on the host through
     ``jax.pure_callback`` at every call (exact at every step, one host round trip per call).
@@ -93,13 +125,19 @@ def schedule(
 
     if evaluation == "formula":
         traced = formula_fn(sched, odt)
-        traced.lrkit_schedule = sched  # type: ignore[attr-defined]
-        return traced
+
+        def formula_count(count: Any) -> jax.Array:
+            _check_count(count)
+            return traced(count)
+
+        formula_count.lrkit_schedule = sched  # type: ignore[attr-defined]
+        return formula_count
 
     if evaluation == "table":
         built: list[Callable[[Any], jax.Array]] = []  # the table, built on the first call
 
         def table_fn(count: Any) -> jax.Array:
+            _check_count(count)
             if not built:
                 built.append(lookup_fn(sched, odt, limit=limit))
             return built[0](count)

@@ -175,8 +175,18 @@ def test_spec_positional_and_bare_words() -> None:
         ("cosine(0.1; 100)", 10, "unexpected character ';'"),
         ("cosine(lr=0.1, 100)", 15, "positional argument after keyword"),
         ("[1, 2]", 0, "schedule name"),
-        ("cosine(-0.1, 100)", 0, "lr must be >= 0"),
-        ("step(0.1, step_size=0)", 0, r"step_size must be an integer in \[1, 2\*\*53\]"),
+        # a bad argument: the error points at its value
+        ("cosine(-0.1, 100)", 7, "lr must be >= 0"),
+        ("step(0.1, step_size=0)", 20, r"step_size must be an integer in \[1, 2\*\*53\]"),
+        ("cosine(0.1, total_steps=1.5)", 24, "total_steps must be an integer"),
+        ("join([constant(1), constant(2)], [5, 3])", 33, "boundaries must be strictly"),
+        ("clamp(cosine(1, 10), min_lr=0.5, max_lr=0.1)", 40, "max_lr must be >= min_lr"),
+        ("add([constant(1), constant(-1)])", 27, "lr must be >= 0"),
+        # an error that names no argument given points at the call
+        ("cyclic(0.1, step_size_up=5)", 0, "missing required parameter 'max_lr'"),
+        ("wsd(0.1, 10, decay_steps=20)", 0, r"warmup_steps \+ decay_steps must be <="),
+        # an integer literal beyond Python's conversion limit is a spec error at the number
+        ("constant(" + "1" * 5000 + ")", 9, "integer with 5000 digits"),
     ],
 )
 def test_spec_errors_give_position(spec: str, pos: int, match: str) -> None:

@@ -204,3 +204,128 @@ def test_broadcast_object_checks_src():
         LT.broadcast_object(1, src=5)
     with pytest.raises(ValueError, match=r"^src must be an integer >= 0"):
         LT.broadcast_object(1, src=-1)
+
+
+LIGHTNING_SCRIPT = r"""
+import json, os, sys, warnings
+warnings.filterwarnings("ignore")
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+import pytorch_lightning as pl
+
+import lrkit.torch as LT
+from lrkit.feedback import ReduceOnPlateau
+from lrkit.lightning import ReportMetric
+
+torch.set_num_threads(1)
+rank = int(os.environ["RANK"])
+# a scripted validation metric per rank, logged without sync_dist: rank 0 keeps improving,
+# rank 1 never does; their mean (1.0 each time) stops improving after the first evaluation
+VALS = {0: [1.0, 0.9, 0.8, 0.7], 1: [1.0, 1.1, 1.2, 1.3]}[rank]
+
+
+class Tiny(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(4, 1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.mse_loss(self.net(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", torch.tensor(VALS[self.current_epoch]))
+
+    def configure_optimizers(self):
+        opt = torch.optim.SGD(self.parameters(), lr=0.1)
+        sched = LT.scheduler(opt, "constant(0.1)", feedback=ReduceOnPlateau(factor=0.5, patience=0))
+        return {"optimizer": opt,
+                "lr_scheduler": {"scheduler": sched, "interval": "step", "monitor": "val_loss"}}
+
+    def train_dataloader(self):
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(32, 4, generator=g)
+        return DataLoader(TensorDataset(x, x[:, :1]), batch_size=8)
+
+    def val_dataloader(self):
+        x = torch.zeros(8, 4)
+        return DataLoader(TensorDataset(x, x[:, :1]), batch_size=8)
+
+
+model = Tiny()
+trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=4, logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, num_sanity_val_steps=0,
+                     callbacks=[ReportMetric()])
+trainer.fit(model)
+sched = trainer.lr_scheduler_configs[0].scheduler
+with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as f:
+    json.dump({"lr": trainer.optimizers[0].param_groups[0]["lr"],
+               "scale": sched.feedback.scale,
+               "weight": model.net.weight.detach().double().sum().item()}, f)
+"""
+
+
+def test_lightning_report_metric_keeps_one_lr_on_every_rank(tmp_path: Path) -> None:
+    pytest.importorskip("pytorch_lightning")
+    script = tmp_path / "lightning_ddp.py"
+    script.write_text(LIGHTNING_SCRIPT)
+    out = tmp_path / "out"
+    out.mkdir()
+    r0, r1 = _launch(script, out)
+    # each rank's own metric would cut rank 1 three times and rank 0 never (replicas drifting
+    # apart); the mean over ranks (1.0 each time) stops improving after the first evaluation
+    assert r0["scale"] == r1["scale"] == 0.125
+    assert r0["lr"] == r1["lr"] == 0.1 * 0.125
+    assert r0["weight"] == r1["weight"]
+
+
+GUARD_SCRIPT = r"""
+import json, os, sys
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+import lrkit.torch as LT
+
+torch.set_num_threads(1)
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+torch.manual_seed(0)
+model = DDP(nn.Linear(4, 1))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+guard = LT.DivergenceGuard(model, optimizer=opt, snapshot_every=1)
+g = torch.Generator().manual_seed(rank)
+oks = []
+for k in range(12):
+    x = torch.randn(16, 4, generator=g)
+    opt.zero_grad()
+    loss = nn.functional.mse_loss(model(x), x[:, :1])
+    loss.backward()
+    # rank 1 alone sees a non-finite loss at step 10 (the gradients stay finite)
+    judged = loss.detach() * float("inf") if (rank == 1 and k == 10) else loss
+    ok = guard.check(judged)
+    oks.append(ok)
+    if ok:
+        opt.step()
+with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as f:
+    json.dump({"oks": oks, "scale": guard.scale, "lr": opt.param_groups[0]["lr"],
+               "weights": [p.detach().double().sum().item() for p in model.parameters()]}, f)
+dist.barrier()
+dist.destroy_process_group()
+"""
+
+
+def test_guard_ranks_restore_together(tmp_path: Path) -> None:
+    script = tmp_path / "guard_ddp.py"
+    script.write_text(GUARD_SCRIPT)
+    out = tmp_path / "out"
+    out.mkdir()
+    r0, r1 = _launch(script, out)
+    # before: rank 1 alone restored and skipped its step, rank 0 stepped (replicas apart)
+    assert r0["oks"] == r1["oks"] == [True] * 10 + [False, True]
+    assert r0["scale"] == r1["scale"] == 0.5 and r0["lr"] == r1["lr"] == 0.05
+    assert r0["weights"] == r1["weights"]

@@ -505,3 +505,57 @@ def test_scheduler_step_count_counts_every_step_call():
     assert (other.last_epoch, other._step_count) == (11, 6)
     other.step()
     assert (other.last_epoch, other._step_count) == (12, 7)
+
+
+@pytest.mark.parametrize("guard_loaded_first", [True, False])
+def test_a_resumed_guard_restores_the_loaded_state_not_the_fresh_one(guard_loaded_first):
+    model, x, y = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    g = DivergenceGuard(model, optimizer=opt, spike_factor=None)
+    for _ in range(3):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        assert g.check(loss)
+        opt.step()
+    ckpt = {
+        "model": {k: v.clone() for k, v in model.state_dict().items()},
+        "opt": json.loads(json.dumps(_plain(opt.state_dict()))),
+        "guard": json.loads(json.dumps(g.state_dict())),
+    }
+
+    def state(m, o):
+        weights = {k: v.clone() for k, v in m.state_dict().items()}
+        buffers = [o.state[q]["momentum_buffer"].clone() for q in m.parameters()]
+        return weights, buffers
+
+    saved = state(model, opt)
+    # a fresh process: everything built from scratch (a freshly initialised model), then loaded
+    model2, _, _ = _problem(seed=1)
+    opt2 = torch.optim.SGD(model2.parameters(), lr=0.05, momentum=0.9)
+    h = DivergenceGuard(model2, optimizer=opt2, spike_factor=None)
+    if guard_loaded_first:
+        h.load_state_dict(ckpt["guard"])
+    model2.load_state_dict(ckpt["model"])
+    opt2.load_state_dict(opt.state_dict())
+    if not guard_loaded_first:
+        h.load_state_dict(ckpt["guard"])
+    opt2.zero_grad()
+    torch.nn.functional.mse_loss(model2(x), y).backward()
+    assert not h.check(float("nan"))  # before the fix: back to model2's fresh weights
+    weights, buffers = state(model2, opt2)
+    assert all(torch.equal(weights[k], saved[0][k]) for k in saved[0])
+    assert all(torch.equal(a, b) for a, b in zip(buffers, saved[1], strict=True))
+    assert h.snapshot_check == 3 and h.num_checks == 4
+
+
+def test_an_unknown_keyword_names_the_guard_and_what_it_takes():
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError) as info:  # before: DivergenceDetector.__init__() got ...
+        DivergenceGuard(model, optimizer=opt, spike=5.0)
+    assert str(info.value) == (
+        "DivergenceGuard got an unexpected keyword argument 'spike' (allowed: model, optimizer, "
+        "scheduler, factor, snapshot_every, keep, check_grads, max_restores, spike_factor, "
+        "window, min_history, min_scale, quantile)"
+    )

@@ -491,9 +491,9 @@ def test_plateau_floor_per_group_equals_reducelronplateau_min_lr_list() -> None:
     [
         (None, r"^state_dict must be a dict from LRKitScheduler.state_dict\(\), got NoneType"),
         ({}, r"^state_dict must hold 'last_epoch'"),
-        ({"last_epoch": -5}, r"^state_dict\['last_epoch'\] must be an integer >= 0"),
-        ({"last_epoch": 3.7}, r"^state_dict\['last_epoch'\] must be an integer >= 0"),
-        ({"last_epoch": "3"}, r"^state_dict\['last_epoch'\] must be an integer >= 0"),
+        ({"last_epoch": -5}, r"^state_dict\['last_epoch'\] must be an integer >= -1"),
+        ({"last_epoch": 3.7}, r"^state_dict\['last_epoch'\] must be an integer >= -1"),
+        ({"last_epoch": "3"}, r"^state_dict\['last_epoch'\] must be an integer >= -1"),
         ({"last_epoch": 3, "_step_count": -1}, r"^state_dict\['_step_count'\] must be"),
         ({"last_epoch": 3, "ratios": [1.0, 2.0]}, r"^state_dict\['ratios'\] must have one entry"),
         ({"last_epoch": 3, "ratios": [float("nan")]}, r"^state_dict\['ratios'\]\[0\] must be"),
@@ -632,3 +632,141 @@ def test_a_schedule_longer_than_float64_steps_can_still_be_scheduled() -> None:
     opt = _opt(0.1)
     lt.scheduler(opt, S.cosine(0.1, total_steps=2**53))  # length + 1 is past 2**53
     assert opt.param_groups[0]["lr"] == 0.1
+
+
+def _composite(kind: str) -> tuple[torch.optim.Optimizer, Any, Any]:
+    """An optimizer driven by an lrkit scheduler inside one of PyTorch's composites."""
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    if kind == "sequential, lrkit second":
+        first = TL.LinearLR(opt, start_factor=0.1, total_iters=3)
+        ours = lt.scheduler(
+            opt, S.cosine(0.1, total_steps=10), momentum=S.linear(0.8, end_lr=0.9, total_steps=10)
+        )
+        return opt, TL.SequentialLR(opt, [first, ours], milestones=[3]), ours
+    ours = lt.scheduler(opt, S.warmup(0.0, end_lr=0.1, warmup_steps=3))
+    other = TL.ExponentialLR(opt, gamma=0.5)
+    if kind == "sequential, lrkit first":
+        return opt, TL.SequentialLR(opt, [ours, other], milestones=[3]), ours
+    return opt, TL.ChainedScheduler([ours, other]), ours
+
+
+@pytest.mark.parametrize(
+    "kind", ["sequential, lrkit second", "sequential, lrkit first", "chained, lrkit first"]
+)
+@pytest.mark.parametrize("cut", [1, 2, 3, 6])
+def test_a_composite_of_pytorch_resumes_exactly(kind: str, cut: int) -> None:
+    opt, comp, _ = _composite(kind)
+    full = []
+    ckpt: dict[str, Any] = {}
+    for k in range(10):
+        if k == cut:
+            ckpt = copy.deepcopy({"opt": opt.state_dict(), "sched": comp.state_dict()})
+        full.append((opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]))
+        opt.step()
+        comp.step()
+    opt2, comp2, _ = _composite(kind)
+    opt2.load_state_dict(ckpt["opt"])
+    comp2.load_state_dict(ckpt["sched"])  # before the fix: refused last_epoch -1, or set its LR
+    resumed = []
+    for _ in range(cut, 10):
+        resumed.append((opt2.param_groups[0]["lr"], opt2.param_groups[0]["momentum"]))
+        opt2.step()
+        comp2.step()
+    assert resumed == full[cut:]
+
+
+def test_sequential_lr_milestone_sets_the_step_0_hyperparameters() -> None:
+    opt, comp, ours = _composite("sequential, lrkit second")
+    for _ in range(3):
+        opt.param_groups[0]["momentum"] = 0.5  # changed by something during the first phase
+        opt.step()
+        comp.step()
+    s = S.cosine(0.1, total_steps=10)
+    assert ours.last_epoch == 0 and ours.get_last_lr() == [s(0)]
+    assert opt.param_groups[0]["lr"] == s(0) and opt.param_groups[0]["momentum"] == 0.8
+    opt.step()
+    comp.step()
+    assert opt.param_groups[0]["lr"] == s(1) and opt.param_groups[0]["momentum"] == 0.81
+
+
+def test_a_hand_edited_lr_at_the_save_is_kept_by_the_load() -> None:
+    opt = _opt(0.1)
+    sch = lt.scheduler(opt, S.cosine(0.1, total_steps=10))
+    sch.step()
+    assert sch.state_dict()["owns_lrs"] is True
+    opt.param_groups[0]["lr"] = 0.5
+    state = sch.state_dict()
+    assert state["owns_lrs"] is False
+    opt2 = _opt(0.1)
+    sch2 = lt.scheduler(opt2, S.cosine(0.1, total_steps=10))
+    opt2.load_state_dict(opt.state_dict())
+    sch2.load_state_dict(state)
+    assert opt2.param_groups[0]["lr"] == 0.5 and sch2.current_step == 1
+    sch2.step()
+    assert opt2.param_groups[0]["lr"] == S.cosine(0.1, total_steps=10)(2)
+    with pytest.raises(ValueError, match=r"^state_dict\['owns_lrs'\] must be True or False"):
+        sch2.load_state_dict({**state, "owns_lrs": "yes"})
+
+
+def test_a_tensor_lr_set_by_the_scheduler_counts_as_its_own() -> None:
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.Adam([p], lr=torch.tensor(0.01))
+    sch = lt.scheduler(opt, S.cosine(0.01, total_steps=10))
+    sch.step()
+    assert sch.state_dict()["owns_lrs"] is True  # float32 rounding is not another's edit
+
+
+def test_the_whole_scheduler_pickles_and_steps_on_identically(tmp_path: Any) -> None:
+    opt = _opt(0.1)
+    sch = lt.scheduler(
+        opt,
+        S.onecycle(0.1, total_steps=20),
+        momentum=S.onecycle_momentum(20),
+        hyperparams={"weight_decay": [S.cosine(0.01, total_steps=20)]},
+    )
+    for _ in range(5):
+        sch.step()
+    torch.save({"opt": opt, "sched": sch}, tmp_path / "all.pt")
+    loaded = torch.load(tmp_path / "all.pt", weights_only=False)
+    opt2, sch2 = loaded["opt"], loaded["sched"]
+    assert sch2.optimizer is opt2
+    for _ in range(10):
+        sch.step()
+        sch2.step()
+        assert opt2.param_groups[0] == {
+            **opt.param_groups[0],
+            "params": opt2.param_groups[0]["params"],
+        }
+    assert sch2.get_last_lr() == sch.get_last_lr()
+
+
+@pytest.mark.parametrize(
+    "make, key, message",
+    [
+        (torch.optim.Adam, "betas", r"holds \(0\.9, 0\.999\), not a number; a schedule drives "
+         r"numeric keys only \(Adam's beta1: pass momentum=\.\.\.\)$"),
+        (torch.optim.SGD, "nesterov", r"holds False, not a number; a schedule drives numeric "
+         r"keys only$"),
+        (torch.optim.SGD, "params", r"holds a list, not a number"),
+    ],
+)  # fmt: skip
+def test_hyperparams_refuse_keys_that_hold_no_number(make: Any, key: str, message: str) -> None:
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = make([p], lr=0.1)
+    before = {k: v for k, v in opt.param_groups[0].items()}
+    with pytest.raises(ValueError, match=rf"^hyperparams: param group 0 key '{key}' {message}"):
+        lt.scheduler(opt, S.constant(0.1), hyperparams={key: S.constant(0.9)})
+    assert opt.param_groups[0][key] is before[key]  # before the fix: replaced by 0.9
+    sch = lt.scheduler(
+        make([torch.nn.Parameter(torch.zeros(2))], lr=0.1),
+        S.constant(0.1),
+        hyperparams={"weight_decay": S.constant(0.01)},
+    )
+    sch.optimizer.add_param_group(
+        {"params": [torch.nn.Parameter(torch.zeros(1))], "weight_decay": True}
+    )
+    with pytest.raises(
+        ValueError, match=r"^hyperparams: param group 1 key 'weight_decay' holds True"
+    ):
+        sch.step()

@@ -208,3 +208,38 @@ def test_fit_refuses_a_closure_optimizer_in_one_line():
     with pytest.raises(ValueError, match=r"^optimizer LBFGS needs a closure in step\(closure\)"):
         fit(model, optimizer=opt, loss_fn=torch.nn.functional.mse_loss, data=data, steps=1)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_scheduler_of_another_optimizer_is_refused_before_the_model_changes() -> None:
+    model, opt, loss_fn, data = _task()
+    other = torch.optim.SGD(torch.nn.Linear(3, 2).parameters(), lr=0.1)
+    sched = scheduler(other, S.cosine(0.1, total_steps=4))
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError) as info:
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=2, schedule=sched)
+    assert str(info.value) == (
+        "schedule: the LRScheduler drives another optimizer (a SGD that is not the optimizer "
+        "given to fit); build it on this optimizer, or pass an lrkit schedule or spec string"
+    )
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    assert sched.current_step == 0 and opt.param_groups[0]["lr"] == 0.1
+
+
+def test_a_loss_that_is_not_one_number_is_a_one_line_error() -> None:
+    model, opt, _, data = _task()
+    before = [p.detach().clone() for p in model.parameters()]
+
+    def per_example(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(out, y, reduction="none")
+
+    with pytest.raises(ValueError) as info:  # before: RuntimeError from float(loss)
+        fit(model, optimizer=opt, loss_fn=per_example, data=data, steps=2)
+    assert str(info.value) == (
+        "loss_fn must return a scalar loss (one element, e.g. reduction='mean'), got a tensor "
+        "of shape (16,)"
+    )
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    with pytest.raises(ValueError, match=r"^loss_fn returned a loss that does not require grad"):
+        fit(model, optimizer=opt, loss_fn=lambda o, y: per_example(o, y).mean().detach(),
+            data=data, steps=2)  # fmt: skip
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))

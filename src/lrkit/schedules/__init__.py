@@ -10,6 +10,7 @@ True
 
 from __future__ import annotations
 
+from .. import _validate
 from ._base import REGISTRY, Schedule, register
 from ._compose import (
     Clamp,
@@ -83,10 +84,17 @@ def with_warmup(
     schedule: Schedule, *, warmup_steps: int, start_lr: float = 0.0, mode: str = "linear"
 ) -> Join:
     """Prepend a warmup ramp from ``start_lr`` to ``schedule(0)``; the schedule then starts
-    at its own step 0 (``join`` step shifting), as Hugging Face's ``*_with_warmup`` do."""
+    at its own step 0 (``join`` step shifting), as Hugging Face's ``*_with_warmup`` do.
+    ``warmup_steps=0`` (Hugging Face's ``num_warmup_steps=0``) is no ramp: ``schedule``
+    alone, as a ``join`` of one segment."""
     if not isinstance(schedule, Schedule):
         raise ValueError(f"schedule must be a lrkit schedule, got {schedule!r}")
-    ramp = Warmup(start_lr, end_lr=schedule(0), warmup_steps=warmup_steps, mode=mode)
+    steps = _validate.integer("warmup_steps", warmup_steps, 0, _validate.MAX_STEPS)
+    if steps == 0:
+        # the ramp's other arguments are still checked, as they are with a ramp
+        Warmup(start_lr, end_lr=schedule(0), warmup_steps=1, mode=mode)
+        return Join([schedule], boundaries=[])
+    ramp = Warmup(start_lr, end_lr=schedule(0), warmup_steps=steps, mode=mode)
     return Join([ramp, schedule], boundaries=[ramp.warmup_steps])
 
 

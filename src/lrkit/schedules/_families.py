@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as v
-from ._base import Schedule, _pow, _pow_of, power, register
+from ._base import Schedule, _pow, _pow_of, growth, power, register
 
 _PI = math.pi
 
@@ -108,7 +108,7 @@ class Exponential(Schedule):
     def _values(self, t: Any, xp: Any) -> Any:
         if not self.lr:
             return t * 0.0
-        return self.lr * self.gamma**t
+        return self.lr * growth(self.gamma, t, xp)
 
 
 @register
@@ -395,7 +395,7 @@ class Cyclic(Schedule):
             return self.base_lr + height
         if self.mode == "triangular2":
             return self.base_lr + height * power(0.5, cycle - 1)
-        return self.base_lr + height * power(self.gamma, t)
+        return self.base_lr + height * growth(self.gamma, t, xp)
 
 
 def _int_if_integral(x: float) -> float:

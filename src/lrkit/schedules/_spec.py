@@ -19,7 +19,8 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._base import MAX_DEPTH, REGISTRY, Schedule
@@ -80,14 +81,32 @@ def _missing(cls: type[Schedule], given: Mapping[str, Any]) -> str | None:
     )
 
 
+#: how much of a long spec the message shows on each side of the error's position
+_CONTEXT = 60
+
+
+def _excerpt(text: str, pos: int) -> tuple[str, int]:
+    """The part of ``text`` shown under an error (all of it when short, else ``_CONTEXT``
+    characters either side of ``pos``, cut ends marked ``...``) on one line (a spec written
+    over several lines, as in a YAML block, has its line breaks shown as spaces, so that the
+    caret stays under ``pos``), and ``pos`` within it."""
+    start, end = max(0, pos - _CONTEXT), min(len(text), pos + _CONTEXT)
+    head = "..." if start > 0 else ""
+    tail = "..." if end < len(text) else ""
+    return head + re.sub(r"\s", " ", text[start:end]) + tail, pos - start + len(head)
+
+
 class SpecError(ValueError):
-    """A malformed spec string; the message gives the position and points at it."""
+    """A malformed spec string; the message gives the position and points at it (the first
+    line says what is wrong; the next two show the spec, or the part of it around the
+    position, with a caret under it)."""
 
     def __init__(self, message: str, text: str, pos: int) -> None:
         self.pos = pos
         self.text = text
+        shown, at = _excerpt(text, pos)
         super().__init__(
-            f"invalid schedule spec at position {pos}: {message}\n  {text}\n  {' ' * pos}^"
+            f"invalid schedule spec at position {pos}: {message}\n  {shown}\n  {' ' * at}^"
         )
 
 
@@ -156,7 +175,15 @@ class _Parser:
             self.take()
             text = tok.text
             if re.fullmatch(r"[+-]?\d+", text):
-                return int(text)
+                try:
+                    return int(text)
+                except ValueError:  # beyond Python's limit on integer string conversion
+                    digits = len(text.lstrip("+-"))
+                    raise SpecError(
+                        f"integer with {digits} digits (at most {sys.get_int_max_str_digits()})",
+                        self.text,
+                        tok.pos,
+                    ) from None
             return float(text)
         if tok.kind == "string":
             self.take()
@@ -209,6 +236,7 @@ class _Parser:
         order = _arg_names(cls)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
+        where: dict[str, int] = {}  # each given parameter's value: where its error points
         while not (self.peek().kind == "punct" and self.peek().text == ")"):
             tok = self.peek()
             if tok.kind == "eof":
@@ -226,6 +254,7 @@ class _Parser:
                     )
                 if tok.text in kwargs:
                     raise SpecError(f"parameter {tok.text!r} given twice", self.text, tok.pos)
+                where[tok.text] = self.peek().pos
                 kwargs[tok.text] = self.value()
             else:
                 if kwargs:
@@ -235,6 +264,7 @@ class _Parser:
                         f"too many positional arguments: {cls.name}() takes at most {len(order)} "
                         f"({', '.join(order)})"
                     )
+                where[order[len(args)]] = tok.pos
                 args.append(self.value())
             if self.peek().kind == "punct" and self.peek().text == ",":
                 self.take()
@@ -250,10 +280,12 @@ class _Parser:
             raise SpecError(missing, self.text, name_tok.pos)
         try:
             return cls(**kwargs)
-        except TypeError as exc:
-            raise SpecError(f"{cls.name}(): {exc}", self.text, name_tok.pos) from None
-        except (ValueError, OverflowError) as exc:
-            raise SpecError(f"{cls.name}(): {exc}", self.text, name_tok.pos) from None
+        except (TypeError, ValueError, OverflowError) as exc:
+            # the error names the parameter first ("total_steps must be ...",
+            # "boundaries[1] must ..."): point at its value when the spec gave one
+            named = re.match(r"[A-Za-z_][A-Za-z0-9_]*", str(exc))
+            pos = where.get(named.group() if named else "", name_tok.pos)
+            raise SpecError(f"{cls.name}(): {exc}", self.text, pos) from None
 
 
 def parse(spec: str) -> Schedule:
@@ -268,9 +300,11 @@ def parse(spec: str) -> Schedule:
 
 
 def _decode(value: Any, depth: int) -> Any:
-    if isinstance(value, dict):
+    # any mapping and any sequence other than a string: also a config library's containers
+    # (OmegaConf's DictConfig and ListConfig) and tuples
+    if isinstance(value, Mapping):
         return _from_dict(value, depth + 1)
-    if isinstance(value, list):
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         if depth >= MAX_DEPTH:
             raise ValueError(f"d: schedules and lists nested more than {MAX_DEPTH} deep")
         return [_decode(v, depth + 1) for v in value]
@@ -278,17 +312,20 @@ def _decode(value: Any, depth: int) -> Any:
 
 
 def from_dict(d: Any) -> Schedule:
-    """Rebuild a schedule from :meth:`Schedule.to_dict` output."""
+    """Rebuild a schedule from :meth:`Schedule.to_dict` output (any mapping: nested
+    schedules may be any mappings and their lists any sequences, e.g. a YAML or OmegaConf
+    config's)."""
     return _from_dict(d, 0)
 
 
 def _from_dict(d: Any, depth: int) -> Schedule:
     if depth >= MAX_DEPTH:
         raise ValueError(f"d: schedules and lists nested more than {MAX_DEPTH} deep")
-    if not isinstance(d, dict) or "name" not in d:
+    if not isinstance(d, Mapping) or "name" not in d:
         raise ValueError(f"d must be a dict with a 'name' key, got {d!r}")
+    d = dict(d)
     name = d["name"]
-    cls = REGISTRY.get(name)
+    cls = REGISTRY.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ValueError(f"unknown schedule name {name!r} (known: {', '.join(sorted(REGISTRY))})")
     extra = set(d) - {"name"} - set(cls.params)

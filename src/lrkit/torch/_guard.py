@@ -22,10 +22,11 @@ last good state.
 Cost per step at the defaults: one read of the loss (``loss.item()``, which a training loop
 usually does anyway), one finiteness screen over all gradients (one sum per gradient, one
 device sync; an exact element test only when that sum is not finite), a few microseconds of
-bookkeeping, and every ``snapshot_every`` (50) good checks one copy of the model and optimizer
-state. What the default ``snapshot_every=50`` gives up: a restore goes back to the last
-snapshot, up to 49 good steps before the divergence, rather than to the step just before it
-(``snapshot_every=1`` does that, at one state copy per step).
+bookkeeping (under ``torch.distributed``, one all-reduce of the loss: every rank judges the
+mean, so all restore together), and every ``snapshot_every`` (50) good checks one copy of the
+model and optimizer state. What the default ``snapshot_every=50`` gives up: a restore goes
+back to the last snapshot, up to 49 good steps before the divergence, rather than to the step
+just before it (``snapshot_every=1`` does that, at one state copy per step).
 """
 
 from __future__ import annotations
@@ -40,12 +41,13 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 
 import torch
 
-from ..feedback import Chain, DivergenceDetector, GuardBook, Multiplier, as_metric
+from ..feedback import Chain, DetectorKwargs, DivergenceDetector, GuardBook, Multiplier, as_metric
+from ._distributed import all_reduce_mean
+
+_DIST: Any = torch.distributed if torch.distributed.is_available() else None
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-    from ..feedback import DetectorKwargs
 
 __all__ = ["DivergenceError", "DivergenceGuard"]
 
@@ -119,6 +121,16 @@ class DivergenceGuard:
             raise ValueError(
                 f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
+        unknown = sorted(set(detector) - set(DetectorKwargs.__annotations__))
+        if unknown:
+            allowed = ", ".join(
+                ["model", "optimizer", "scheduler", "factor", "snapshot_every", "keep"]
+                + ["check_grads", *DetectorKwargs.__annotations__]
+            )
+            raise TypeError(
+                f"DivergenceGuard got an unexpected keyword argument {unknown[0]!r} "
+                f"(allowed: {allowed})"
+            )
         self._book: GuardBook[dict[str, Any]] = GuardBook(
             DivergenceDetector(factor, **detector), snapshot_every=snapshot_every, keep=keep
         )
@@ -133,6 +145,7 @@ class DivergenceGuard:
             self.attach(scheduler)
         self.num_checks = 0
         self._lr_scale = 1.0  # the multiplier the optimizer's LRs include (no lrkit scheduler)
+        self._resnapshot = False  # after load_state_dict: the first check snapshots afresh
         self.snapshot()
 
     # ------------------------------------------------------------------ scheduler
@@ -230,6 +243,11 @@ class DivergenceGuard:
         spike, or the gradients were non-finite; the last good snapshot has been restored and
         the LR cut by ``factor`` -- skip this batch. Raises :class:`DivergenceError` (after
         restoring) when ``max_restores`` restores were already used.
+
+        Under ``torch.distributed`` (DDP) every rank must call it: the loss judged is the mean
+        of the ranks' losses (NaN when a rank's loss or gradients are not finite; one
+        all-reduce of a number per check), so all ranks restore and cut together and the
+        replicas stay identical.
         """
         if isinstance(loss, torch.Tensor):
             if loss.numel() != 1:
@@ -239,9 +257,15 @@ class DivergenceGuard:
             value = float(loss.item())
         else:
             value = as_metric(loss)
+        if self._resnapshot:  # the model and optimizer are loaded by now: their state
+            self._resnapshot = False
+            self._book.clear()
+            self.snapshot()
         self.num_checks += 1
         if self.check_grads and math.isfinite(value) and not self._grads_finite():
             value = math.nan
+        if _DIST is not None and _DIST.is_initialized() and _DIST.get_world_size() > 1:
+            value = all_reduce_mean(value)  # every rank judges one number: they restore together
         action = self._book.check(value, step=self.num_checks)
         if action == "ok":
             if self._book.due():
@@ -285,7 +309,9 @@ class DivergenceGuard:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` (also one saved before the ``controller`` rename); the
-        check count goes on from the saved one."""
+        check count goes on from the saved one. The snapshots taken before (of the state the
+        checkpoint replaces) are dropped: the next :meth:`check` snapshots the model and the
+        optimizer as loaded, so load theirs before that check."""
         if (
             not isinstance(state, dict)
             or "feedback" not in state
@@ -307,3 +333,9 @@ class DivergenceGuard:
         self.num_checks = self.controller.num_checks  # each check is one of the controller's
         # the optimizer's LRs (saved in the optimizer's own checkpoint) include the loaded cuts
         self._lr_scale = self.feedback.scale
+        # the snapshots hold the state from before the checkpoint (e.g. a fresh model): they
+        # are replaced by one of the state now and again at the next check, by which time the
+        # model's and the optimizer's checkpoints are loaded whatever the order of the loads
+        self._book.clear()
+        self.snapshot()
+        self._resnapshot = True

@@ -50,6 +50,24 @@ def _set(group: dict[str, Any], key: str, value: float) -> None:
         group[key] = value
 
 
+def _check_numeric(i: int, key: str, value: Any) -> None:
+    """A hyperparameter a schedule drives must hold a number (not a tuple, list or flag)."""
+    numeric = (
+        value.numel() == 1 and value.is_floating_point()
+        if isinstance(value, torch.Tensor)
+        else isinstance(value, numbers.Real) and not isinstance(value, bool)
+    )
+    if not numeric:
+        hint = " (Adam's beta1: pass momentum=...)" if key == "betas" else ""
+        shown = repr(value)
+        if "\n" in shown or len(shown) > 60:
+            shown = f"a {type(value).__name__}"
+        raise ValueError(
+            f"hyperparams: param group {i} key {key!r} holds {shown}, not a number; a "
+            f"schedule drives numeric keys only{hint}"
+        )
+
+
 def _negative_lr(lr: float, step: int) -> ValueError:
     return ValueError(
         f"schedule: the learning rate must be >= 0, got {lr!r} at step {step} (the schedule "
@@ -150,14 +168,27 @@ class LRKitScheduler(LRScheduler):
                         f"hyperparams: param group {i} has no key {key!r} "
                         f"(keys: {sorted(k for k in g if k != 'params')})"
                     )
+                if key != "momentum":
+                    _check_numeric(i, key, g[key])
         self.hyperparams = extra
         for g in groups:
             lr = g["lr"]
             g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
         self.base_lrs = [float(g["initial_lr"]) for g in groups]
-        self._hp = []
-        self._hp_groups = []  # (one _at per group, key, kind): a schedule per group
-        for key, sched in extra.items():
+        self._shared = all(s is self.schedules[0] for s in self.schedules)
+        self._tensor_lr = any(isinstance(g["lr"], torch.Tensor) for g in groups)
+        self._bind()
+        self.last_epoch = 0
+        self._step_count = 1
+        self._apply()
+
+    def _bind(self) -> None:
+        """The schedules' evaluation functions the steps call (rebuilt after unpickling)."""
+        groups = self.optimizer.param_groups
+        self._hp: list[tuple[Any, str, int]] = []
+        # (one _at per group, key, kind): a schedule per group
+        self._hp_groups: list[tuple[list[Any], str, int]] = []
+        for key, sched in self.hyperparams.items():
             if key == "momentum" and all("momentum" not in g for g in groups):
                 kind = 1  # Adam-style betas[0]
             elif any(isinstance(g.get(key), torch.Tensor) for g in groups) or (
@@ -170,13 +201,19 @@ class LRKitScheduler(LRScheduler):
                 self._hp_groups.append(([x._at for x in sched], key, kind))
             else:
                 self._hp.append((sched._at, key, kind))
-        self._shared = all(s is self.schedules[0] for s in self.schedules)
-        self._tensor_lr = any(isinstance(g["lr"], torch.Tensor) for g in groups)
         self._at0 = self.schedules[0]._at
         self._update_fast_path()
-        self.last_epoch = 0
-        self._step_count = 1
-        self._apply()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the bound evaluation functions may be closures (not picklable): rebuilt on load
+        state = self.__dict__.copy()
+        for key in ("_hp", "_hp_groups", "_at0", "_hot"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind()
 
     def _check_feedback(self, feedback: Any) -> None:
         if feedback is None:
@@ -376,6 +413,8 @@ class LRKitScheduler(LRScheduler):
                     key != "momentum" and key not in g
                 ):
                     raise ValueError(f"hyperparams: param group {i} has no key {key!r}")
+                if key != "momentum":
+                    _check_numeric(i, key, g[key])
         default = self.optimizer.defaults.get("lr")
         d = float(default) if default is not None and float(default) != 0.0 else None
         ratios = [*self._ratios]
@@ -439,6 +478,10 @@ class LRKitScheduler(LRScheduler):
                 group["betas"] = (at_hp(t), *betas[1:])
         self._last_lr = [lr]  # a new list: one handed out earlier keeps its values
 
+    def _update_lr(self, epoch: int | None = None) -> None:
+        # what SequentialLR calls at this scheduler's milestone: a step, hyperparameters too
+        self.step(epoch)
+
     def report(self, value: float) -> float | list[float]:
         """Feed a measured metric (e.g. validation loss) to the feedback controller; the LRs
         change at once. Returns the controller's scale (a list of scales, one per group, when
@@ -494,7 +537,19 @@ class LRKitScheduler(LRScheduler):
                 for k, s in self.hyperparams.items()
             },
             "feedback": self._feedback_state(),
+            "owns_lrs": self._owns_lrs(),
         }
+
+    def _owns_lrs(self) -> bool:
+        """Whether the optimizer's LRs are the ones this scheduler set last (not another
+        scheduler's: ``SequentialLR`` outside this scheduler's phase, a scheduler stepped after
+        it in a ``ChainedScheduler``, or a hand-edit)."""
+        groups = self.optimizer.param_groups
+        last = cast("list[float]", self._last_lr)
+        if len(groups) != len(last):  # groups added since the last step: adopted at the next
+            return True
+        # a tensor LR holds the value rounded to its dtype: compared in that dtype
+        return all(bool(g["lr"] == v) for g, v in zip(groups, last))
 
     def _feedback_state(self) -> Any:
         fb = self._feedback
@@ -521,7 +576,12 @@ class LRKitScheduler(LRScheduler):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Resume exactly: the step, the group ratios and the controller state come from the
-        checkpoint, and the LRs of that step are set at once (whatever the optimizer held)."""
+        checkpoint, and the LRs of that step are set at once (whatever the optimizer held).
+
+        When the optimizer's LRs were not this scheduler's at the save (another scheduler of a
+        ``SequentialLR`` or ``ChainedScheduler`` set them since, or its phase has not begun:
+        ``last_epoch`` is -1), the LRs and hyperparameters are left as the optimizer holds
+        them (its own checkpoint has them), so the composite resumes exactly."""
         if not isinstance(state_dict, Mapping):
             raise ValueError(
                 "state_dict must be a dict from LRKitScheduler.state_dict(), "
@@ -536,7 +596,11 @@ class LRKitScheduler(LRScheduler):
             self._adopt_new_groups()  # param groups added since the last step
         # everything is checked before anything changes: a bad checkpoint leaves this scheduler
         # (and the optimizer's LRs) as they were
-        last_epoch = V.integer("state_dict['last_epoch']", state_dict["last_epoch"], 0)
+        # -1: a scheduler of a SequentialLR whose phase has not begun
+        last_epoch = V.integer("state_dict['last_epoch']", state_dict["last_epoch"], -1)
+        owns = state_dict.get("owns_lrs", True)
+        if not isinstance(owns, bool):
+            raise ValueError(f"state_dict['owns_lrs'] must be True or False, got {owns!r}")
         step_count = state_dict.get("_step_count")
         step_count = (
             last_epoch + 1
@@ -592,7 +656,13 @@ class LRKitScheduler(LRScheduler):
             self.ratios = ratios
         if base_lrs is not None:
             self.base_lrs = [*base_lrs]
-        self._apply()
+        if owns and last_epoch >= 0:
+            self._apply()
+        else:  # the optimizer's LRs are another scheduler's: kept
+            if last_epoch >= 0:
+                self._last_lr = [*self.get_lr()]
+            else:
+                self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
 
 
 def scheduler(

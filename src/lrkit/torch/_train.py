@@ -25,7 +25,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
-from ._finder import _refuse_closure
+from ._finder import _check_loss, _refuse_closure
 from ._lrfree import _is_data_factory, lrfree_lr
 from ._scheduler import scheduler as make_scheduler
 
@@ -152,6 +152,12 @@ def fit(
             "have; use lrkit's feedback instead: lrkit.torch.scheduler(optimizer, schedule, "
             "feedback=lrkit.feedback.ReduceOnPlateau(...)), reporting the metric from on_step"
         )
+    if isinstance(schedule, LRScheduler) and schedule.optimizer is not optimizer:
+        raise ValueError(
+            "schedule: the LRScheduler drives another optimizer (a "
+            f"{type(schedule.optimizer).__name__} that is not the optimizer given to fit); "
+            "build it on this optimizer, or pass an lrkit schedule or spec string"
+        )
     passes = _passes(data)
     if schedule is None or isinstance(schedule, LRScheduler):
         sched = schedule
@@ -172,6 +178,7 @@ def fit(
             x, y = batch[0], batch[1]
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
+            _check_loss(loss, model, "loss_fn")  # a one-line error, not torch's
             value = float(loss.detach())
             hist.lrs.append(lrfree_lr(optimizer)[0])
             hist.losses.append(value)
