@@ -51,3 +51,46 @@ def test_rename_replaces_whole_parameter_names_only() -> None:
     assert str(rename(ValueError(msg), names=names)) == (
         "--lr-range HIGH must be > --lr-range LOW=0.1, got 0.01; num_iter_x and my_num_iter stay"
     )
+
+
+def test_rename_names_the_option_in_front_of_the_value_as_typed(capsys) -> None:
+    names = {"start_lr": "--start-lr", "end_lr": "--end-lr"}
+    msg = "end_lr must be > start_lr (allowed range: (1.0, inf)), got end_lr=0.1"
+    assert str(rename(ValueError(msg), names=names)) == (
+        "--end-lr must be > --start-lr (allowed range: (1.0, inf)), got --end-lr 0.1"
+    )
+    # a value that only looks like a name stays as typed
+    assert str(rename(ValueError("x must be y, got 'end_lr=1'"), names=names)) == (
+        "x must be y, got 'end_lr=1'"
+    )
+    pytest.importorskip("torch")
+    from lrkit.cli import main
+
+    assert main(["find", "--demo", "--start-lr", "1", "--end-lr", "0.1"]) == 2
+    assert capsys.readouterr().err == (
+        "lrkit find: error: --end-lr must be > --start-lr (allowed range: (1.0, inf)), "
+        "got --end-lr 0.1\n"
+    )
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_help_is_plain_text_and_json_reads_the_same_everywhere(command: str) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("optuna")
+    sub = _subparsers()[command]
+    text = sub.format_help()
+    assert "``" not in text
+    if command in ("find", "compare"):
+        assert sub.description == (
+            f"lrkit {command}: "
+            + {
+                "find": "run the LR range test, print the suggestions, plot, and check them "
+                "by training.",
+                "compare": "train with several LR methods from the same seed, side by side.",
+            }[command]
+        )
+    if command != "plot":  # the same target argument and --json option everywhere
+        (target,) = [a for a in sub._actions if a.dest == "target"]
+        assert target.metavar == "MODULE:FUNCTION" and "[MODULE:FUNCTION]" in text
+        (json_help,) = [a.help for a in sub._actions if "--json" in a.option_strings]
+        assert json_help == "also write the results as JSON, full precision (default: not written)"

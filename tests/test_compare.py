@@ -180,3 +180,48 @@ def test_a_method_failing_late_is_a_row_with_its_error_and_the_others_are_kept(m
     assert report.to_dict()["results"][1]["error"] == failed.error
     with pytest.raises(RuntimeError, match=r"^every method failed; the first: RuntimeError"):
         C.compare(make, methods="prodigy", steps=10, finder_iter=10)
+
+
+def _kept_model_task():
+    """The trap: one model and optimizer created once and returned by every call."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = (x[:, 0] > 0).long()
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+    return lambda: (model, opt, torch.nn.functional.cross_entropy, data), model
+
+
+def test_a_model_kept_between_runs_is_refused_not_trained_on():
+    fn, model = _kept_model_task()
+    with pytest.raises(ValueError) as info:
+        C.compare(C.factory(fn, seed=0), methods="fixed,cosine", steps=10, finder_iter=10)
+    assert str(info.value) == (
+        "make() must build a fresh model for every run; it returned the first run's model "
+        "again, already trained (it would go on training where the last run left it): create "
+        "the model inside the function (lrkit.compare.factory(fn, seed=0) seeds every call)"
+    )
+
+
+def test_fresh_models_with_the_same_weights_pass_the_start_check():
+    calls: list[list[int]] = []
+    make = C._setups(C.factory(_task(calls), seed=0))
+    a, b = make(), make()
+    assert a.model is not b.model
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
+    with torch.no_grad():
+        a.model[0].weight.add_(1.0)  # the first run trains its own copy: the record stays
+    make()
+
+
+def test_a_model_reset_in_place_to_its_first_weights_passes():
+    fn, model = _kept_model_task()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def reset():
+        model.load_state_dict(start)
+        return fn()
+
+    r = C.compare(C.factory(reset, seed=0), methods="fixed,cosine", steps=10, finder_iter=10)
+    assert [x.method for x in r.results if not x.error] == ["fixed", "cosine"]

@@ -64,3 +64,32 @@ def test_optuna_dashboard_reads_the_tuning_study(tmp_path: Path) -> None:
 
     status, body = _get(app, f"/csv/{summary['study_id']}")
     assert status == "200 OK" and "UserAttribute schedule" in body.decode()
+
+
+def test_a_diverged_trial_is_pruned_with_its_attribute_and_a_raising_one_fails(
+    tmp_path: Path,
+) -> None:
+    values = iter([math.inf, 1.0])
+
+    def train(schedule: Any, report: Any) -> float:
+        return next(values)
+
+    url = f"sqlite:///{tmp_path / 'lrkit-tune.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    tune(Task(train=train, total_steps=100), n_trials=1, storage=url, study_name="d",
+         seeding="blind", seed=0)  # fmt: skip
+
+    def boom(schedule: Any, report: Any) -> float:
+        raise RuntimeError("the user's train failed")
+
+    with pytest.raises(RuntimeError, match="the user's train failed"):
+        tune(Task(train=boom, total_steps=100), n_trials=2, storage=url, study_name="d",
+             seeding="blind", seed=0)  # fmt: skip
+    app = dashboard.wsgi(url)
+    (summary,) = json.loads(_get(app, "/api/studies")[1])["study_summaries"]
+    trials = json.loads(_get(app, f"/api/studies/{summary['study_id']}")[1])["trials"]
+    shown = [
+        (t["state"], {a["key"]: a["value"] for a in t["user_attrs"]}.get("diverged"))
+        for t in sorted(trials, key=lambda t: t["number"])
+    ]
+    assert shown == [("Pruned", "True"), ("Complete", None), ("Fail", None)]  # shown as text

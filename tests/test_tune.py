@@ -7,6 +7,7 @@ import math
 import sys
 import textwrap
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -563,6 +564,24 @@ def test_a_worker_waiting_for_other_trials_says_so() -> None:
     assert r.stop_reason == "stop_when" and not r.reached
 
 
+def test_the_waiting_note_is_a_line_of_its_own_under_the_progress_bar(capsys) -> None:
+    study = optuna.create_study(study_name="wait")
+    study.ask()  # RUNNING, never finished
+    calls = [0]
+
+    def stop(_: object) -> bool:
+        calls[0] += 1
+        return calls[0] > 1
+
+    tune(_quadratic_task(), n_trials=1, storage=study._storage, study_name="wait",
+         seeding="blind", poll_interval=0.01, progress=True, stop_when=stop,
+         log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
+    err = capsys.readouterr().err
+    (line,) = [ln for ln in err.replace("\r", "\n").split("\n") if "waiting for" in ln]
+    assert line == "waiting for 1 running trial(s) to finish"
+    assert "lrkit tune:" in err.split(line)[1]  # the bar is drawn again after it
+
+
 def test_grace_period_must_outlast_the_heartbeat(tmp_path) -> None:
     from lrkit.tune import make_storage
 
@@ -697,3 +716,41 @@ def test_train_must_return_a_real_number() -> None:
     r = tune(Task(train=lambda s, rep: next(calls), total_steps=20), n_trials=2,
              seeding="blind", progress=False, seed=0)  # fmt: skip
     assert sorted(t.value for t in r.complete_trials) == [0.25, 0.5]
+
+
+def test_a_torch_task_trains_exactly_the_steps_its_schedule_spans() -> None:
+    import torch
+
+    from lrkit.tune import torch_task
+
+    torch.manual_seed(0)
+    x = torch.randn(48, 4)
+    y = (x[:, 0] > 0).long()
+    batches = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 48, 16)]
+    seen: list[float] = []
+
+    def optimizer(params: Any, lr: float) -> Any:
+        opt = torch.optim.SGD(params, lr=lr)
+        step = opt.step
+
+        def logged(*a: Any, **k: Any) -> Any:
+            seen.append(opt.param_groups[0]["lr"])
+            return step(*a, **k)
+
+        opt.step = logged  # type: ignore[method-assign]
+        return opt
+
+    ce = torch.nn.functional.cross_entropy
+    task = torch_task(lambda: torch.nn.Linear(4, 2), loss_fn=ce, train_data=batches,
+                      val_data=batches, epochs=4, optimizer=optimizer)  # fmt: skip
+    assert task.total_steps == 12  # 4 epochs x 3 batches, not rounded up
+    sched = S.onecycle(0.1, total_steps=task.total_steps)
+    task.train(sched, lambda epoch, value: None)
+    assert seen == [sched(k) for k in range(12)]
+    with pytest.raises(ValueError) as info:
+        torch_task(lambda: torch.nn.Linear(4, 2), loss_fn=ce, train_data=batches[:1],
+                   val_data=batches, epochs=4)  # fmt: skip
+    assert str(info.value) == (
+        "epochs x steps_per_epoch (the steps a trial trains, which its schedule spans) must "
+        "be at least 10, got 4 x 1 = 4"
+    )

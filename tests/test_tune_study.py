@@ -316,9 +316,10 @@ def test_other_optuna_value_errors_still_propagate(monkeypatch) -> None:
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"seed": -1}, r"^seed must be an integer >= 0 .* got -1$"),
-        ({"seed": "a"}, r"^seed must be an integer >= 0 .* got 'a'$"),
-        ({"seed": 1.5}, r"^seed must be an integer >= 0"),
+        ({"seed": -1}, r"^seed must be an integer in \[0, 4294967295\], got -1$"),
+        ({"seed": "a"}, r"^seed must be an integer in \[0, 4294967295\], got 'a'$"),
+        ({"seed": 1.5}, r"^seed must be an integer in \[0, 4294967295\], got 1.5$"),
+        ({"seed": 2**32}, r"^seed must be an integer in \[0, 4294967295\], got 4294967296$"),
         ({"seeding": (1.0, 0.1)}, r"^seeding\[1\] must be > seeding\[0\]=1.0, got 0.1$"),
         ({"seeding": (0.0, 0.1)}, r"^seeding\[0\] must be > 0"),
         ({"seeding": (1.0,)}, r"^seeding must be a pair \(low, high\), got \(1.0,\)$"),
@@ -328,6 +329,10 @@ def test_other_optuna_value_errors_still_propagate(monkeypatch) -> None:
         ({"poll_interval": 0}, r"^poll_interval must be > 0"),
         ({"startup_trials": -2}, r"^startup_trials must be an integer >= 0"),
         ({"pruner": "hyperband"}, r"^pruner must be one of"),
+        ({"study_name": ""}, r"^study_name must be a non-empty string or None, got ''$"),
+        ({"study_name": 123}, r"^study_name must be a non-empty string or None, got 123$"),
+        ({"sampler": 5}, r"^sampler must be None \(TPE\) or an Optuna sampler, got int$"),
+        ({"families": "cosine,sgdr"}, r"^families must be one of .* got 'sgdr'$"),
     ],
 )
 def test_bad_arguments_are_one_line_before_the_storage_is_touched(
@@ -340,6 +345,25 @@ def test_bad_arguments_are_one_line_before_the_storage_is_touched(
     with pytest.raises(ValueError, match=message):
         tune(task, n_trials=1, **kw)
     assert not db.exists() and ran == []
+
+
+def test_a_callback_that_is_not_callable_is_refused_before_the_storage_is_touched(
+    tmp_path,
+) -> None:  # type: ignore[no-untyped-def]
+    db = tmp_path / "untouched.db"
+    with pytest.raises(TypeError) as info:
+        tune(Task(train=_flat, total_steps=20), n_trials=1, storage=f"sqlite:///{db}",
+             callbacks=[print, 1])  # fmt: skip
+    assert str(info.value) == "callbacks[1] must be a callable (study, trial) -> None, got 1"
+    assert not db.exists()
+
+
+def test_families_as_a_comma_separated_string_as_on_the_command_line() -> None:
+    r = tune(Task(train=_flat, total_steps=20), n_trials=2, seeding="blind", seed=0,
+             families=" wsd, cosine ")  # fmt: skip
+    assert r.space.families == ("wsd", "cosine")
+    assert {t.params["family"] for t in r.complete_trials} <= {"wsd", "cosine"}
+    assert r.study.user_attrs["lrkit.space"]["families"] == ["wsd", "cosine"]
 
 
 # ----------------------------------------------------------------------------- CLI

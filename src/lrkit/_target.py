@@ -53,7 +53,9 @@ def import_target(spec: Any) -> Callable[..., Any]:
     try:
         module = importlib.import_module(mod_name)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and mod_name.startswith(exc.name):
+        # the target's module or a package above it is missing (``pkg`` of ``pkg.mod``, not
+        # ``my`` imported by a module ``mytasks`` that exists: that is the target's own error)
+        if exc.name is not None and (mod_name + ".").startswith(exc.name + "."):
             raise TargetNotFoundError(
                 f"target {spec!r}: no module named {exc.name!r} (run from the folder that "
                 "holds it, or install it)",

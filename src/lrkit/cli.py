@@ -54,10 +54,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     module = importlib.import_module(f"lrkit.commands.{args.command}")
     try:
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not as an error at exit
+        return code
     except KeyboardInterrupt:  # Ctrl-C: a short note, no traceback (the command cleaned up)
         print(f"\nlrkit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`lrkit plot ... | head`): stop quietly
+        _drop_stdout()
+        return 141
+
+
+def _drop_stdout() -> None:
+    """Point the standard output at ``os.devnull``, so that Python's flush at exit does not
+    raise on the closed pipe again (what the Python docs advise for ``BrokenPipeError``)."""
+    import os
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a notebook, a test)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover

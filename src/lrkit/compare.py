@@ -157,7 +157,9 @@ def as_setup(value: Any, *, name: str = "task") -> Setup:
 
 def factory(fn: Callable[[], Any], *, seed: int = 0, name: str = "task") -> Callable[[], Setup]:
     """A ``make()`` that seeds every RNG with ``seed`` and calls ``fn()`` afresh for each run
-    (``fn`` returns ``(model, optimizer, loss_fn, data[, val_data])``)."""
+    (``fn`` returns ``(model, optimizer, loss_fn, data[, val_data])``); ``fn`` returning the
+    first call's model again with other weights (it would go on training where the last run
+    left it) is a one-line ValueError."""
     from .torch import seed_all
 
     if not callable(fn):
@@ -166,19 +168,25 @@ def factory(fn: Callable[[], Any], *, seed: int = 0, name: str = "task") -> Call
             f"got {fn!r}"
         )
     seed = V.integer("seed", seed, 0)
+    first: list[Any] = []
 
     def make() -> Setup:
         seed_all(seed)
-        return as_setup(fn(), name=name)
+        setup = as_setup(fn(), name=name)
+        _same_start(setup.model, first)
+        return setup
 
     return make
 
 
 def _setups(make: Any) -> Callable[[], Setup]:
     """``make`` checked: a callable whose every call returns a :class:`Setup`, else a one-line
-    TypeError that says to wrap a function returning a tuple with :func:`factory`."""
+    TypeError that says to wrap a function returning a tuple with :func:`factory`; the first
+    model returned again with other weights is a one-line ValueError (it would go on training
+    where the last run left it)."""
     if not callable(make):
         raise TypeError(f"make must be callable make() -> Setup, got {type(make).__name__}")
+    first: list[Any] = []
 
     def checked() -> Setup:
         setup = make()
@@ -188,9 +196,43 @@ def _setups(make: Any) -> Callable[[], Setup]:
                 "a function returning (model, optimizer, loss_fn, data[, val_data]) with "
                 "lrkit.compare.factory(fn, seed=0), which also seeds every run alike"
             )
+        _same_start(setup.model, first)
         return setup
 
     return checked
+
+
+def _same_start(model: Any, first: list[Any]) -> None:
+    """Record the first model (a weak reference) and its weights in ``first``; the same model
+    object returned again with other weights is a ValueError (it would go on training where
+    the last run left it). A model reset in place to its first weights passes; parameters not
+    yet initialized (lazy modules) are not compared."""
+    import weakref
+
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        return
+    now = [
+        p.detach()
+        for p in model.parameters()
+        if not isinstance(p, torch.nn.parameter.UninitializedParameter)
+    ]
+    if not first:  # kept in host memory: no second copy of the weights on the accelerator
+        first.extend([weakref.ref(model), [p.to("cpu", copy=True) for p in now]])
+        return
+    if first[0]() is not model:
+        return
+    start = first[1]
+    if len(now) == len(start) and all(
+        a.shape == b.shape and torch.equal(a.cpu(), b) for a, b in zip(now, start)
+    ):
+        return
+    raise ValueError(
+        "make() must build a fresh model for every run; it returned the first run's model "
+        "again, already trained (it would go on training where the last run left it): create "
+        "the model inside the function (lrkit.compare.factory(fn, seed=0) seeds every call)"
+    )
 
 
 def demo_factory(*, seed: int = 0) -> Callable[[], Setup]:
@@ -216,7 +258,9 @@ def demo_factory(*, seed: int = 0) -> Callable[[], Setup]:
             val=task.val_batches(),
         )
 
-    make.name = f"demo: {task.name} ({len(task.x_train)} train / {len(task.x_val)} val)"  # type: ignore[attr-defined]
+    # the data and model of task "digits_mlp_adam", but the base optimizer is SGD: say so
+    sizes = f"{len(task.x_train)} train / {len(task.x_val)} val"
+    make.name = f"demo: digits MLP 64-128-64-10, SGD(momentum=0.9) ({sizes})"  # type: ignore[attr-defined]
     return make
 
 
@@ -547,12 +591,14 @@ def compare(
     ``make()`` returns a fresh :class:`Setup` for each run, from the same initial weights:
     wrap a function that returns ``(model, optimizer, loss_fn, data[, val_data])`` with
     :func:`factory` (which seeds every RNG before each call); anything else raises a
-    ``TypeError`` that says so. ``methods=None`` runs every method whose package is
-    installed (:func:`available_methods`); a method named in ``methods`` whose package is
-    missing is a one-line ``ImportError`` before anything trains, and so is training or
-    validation data that is not batches or yields none (a ``ValueError``). A method whose run
-    fails later is kept as a row with its ``error`` (and no scores) while the others run;
-    when every method fails, a ``RuntimeError`` with the first error."""
+    ``TypeError`` that says so, and one model object returned by every call (it would go on
+    training where the last run left it) a ``ValueError``. ``methods=None`` runs every
+    method whose package is installed (:func:`available_methods`); a method named in
+    ``methods`` whose package is missing is a one-line ``ImportError`` before anything
+    trains, and so is training or validation data that is not batches or yields none (a
+    ``ValueError``). A method whose run fails later is kept as a row with its ``error`` (and
+    no scores) while the others run; when every method fails, a ``RuntimeError`` with the
+    first error."""
     import time
 
     from ._runtime import preserved_rng

@@ -47,7 +47,9 @@ def rename(exc: BaseException, *, names: dict[str, str]) -> ValueError:
     text = str(exc)
     keys: Sequence[str] = sorted(names, key=len, reverse=True)
     pattern = "|".join(re.escape(k) for k in keys)
-    # the value after ", got " is what the user typed: it is quoted as it was
+    # the value after ", got " is what the user typed: it is quoted as it was, only a
+    # ``name=`` in front of it becomes the option (``got end_lr=0.1`` -> ``got --end-lr 0.1``)
     head, sep, tail = text.partition(", got ")
     out = re.sub(rf"(?<![\w.\-\[])(?:{pattern})(?![\w\[])", lambda m: names[m.group(0)], head)
+    tail = re.sub(rf"^({pattern})=", lambda m: names[m.group(1)] + " ", tail)
     return ValueError(out + sep + tail)

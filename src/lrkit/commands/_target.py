@@ -3,9 +3,11 @@
 * :func:`check_seed` checks a ``--seed``.
 * :func:`add_torch_task_parser` declares the arguments ``lrkit find`` and ``lrkit compare``
   share (``--demo`` or a target, ``--seed``, ``-o``, ``--no-plot``, ``--json``, ``--quiet``).
-* :func:`check_outputs` checks ``-o`` and ``--json`` before any work starts.
+* :func:`check_outputs` checks ``-o`` and ``--json`` before any work starts;
+  :func:`write_json` and :func:`write_plot` write them once the work is done.
 * :func:`run_torch_command` runs a PyTorch command's body inside
-  :func:`preserved_global_state` (or says how to install PyTorch).
+  :func:`preserved_global_state` (or says how to install PyTorch), reporting an error of the
+  target's code with :func:`reporting_target_errors`.
 * :func:`preserved_global_state` puts the RNG states, torch's thread count and ``sys.path`` back
   as they were when a command ends, so that calling ``lrkit.cli.main([...])`` from a running
   Python session (a notebook, a test) leaves nothing changed.
@@ -65,14 +67,26 @@ def preserved_global_state() -> Iterator[None]:
 def run_torch_command(
     command: str, body: Callable[[argparse.Namespace], int], args: argparse.Namespace
 ) -> int:
-    """``body(args)`` inside :func:`preserved_global_state`; exit code 2 without PyTorch."""
+    """``body(args)`` inside :func:`preserved_global_state` (an error of the target's code
+    reported by :func:`reporting_target_errors`); exit code 2 without PyTorch."""
     try:
         import torch  # noqa: F401
     except ImportError:
         print(f"lrkit {command} needs PyTorch: pip install 'lrkit[torch]'", file=sys.stderr)
         return 2
     with preserved_global_state():  # RNGs, torch threads, sys.path: as the caller had them
+        return reporting_target_errors(command, body, args)
+
+
+def reporting_target_errors(
+    command: str, body: Callable[[argparse.Namespace], int], args: argparse.Namespace
+) -> int:
+    """``body(args)``; a :class:`TargetError` it raises is reported by
+    :func:`report_target_error` (exit code 1, the full traceback with ``--traceback``)."""
+    try:
         return body(args)
+    except TargetError as exc:
+        return report_target_error(command, err=exc, show_traceback=args.traceback)
 
 
 def add_torch_task_parser(
@@ -86,6 +100,8 @@ def add_torch_task_parser(
     """The sub-parser of a command on a PyTorch task: ``--demo`` or ``MODULE:FUNCTION``, then
     the command's own options (``add_own(parser)``), then ``--seed``, ``-o``/``--output``,
     ``--no-plot``, ``--json`` and ``--quiet``."""
+    if description is not None:  # a module docstring's first paragraph, as plain text
+        description = " ".join(description.replace("``", "").split())
     p: argparse.ArgumentParser = subparsers.add_parser(
         name, help=help, description=description, formatter_class=HelpFormatter
     )
@@ -107,15 +123,50 @@ def add_torch_task_parser(
         help=f"plot file (default: {default_output}, or {stem}-N.png if that exists)",
     )
     p.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    add_json_option(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_traceback_option(p)
+    return p
+
+
+def add_json_option(p: argparse.ArgumentParser) -> None:
+    """``--json PATH``: the results as JSON, at full precision (see :func:`write_json`)."""
     p.add_argument(
         "--json",
         default=None,
         metavar="PATH",
-        help="also write the results as JSON (default: not written)",
+        help="also write the results as JSON, full precision (default: not written)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_traceback_option(p)
-    return p
+
+
+def write_json(command: str, path: str, data: Any) -> bool:
+    """Write ``data`` to the ``--json`` file ``path``; a file that cannot be written is one
+    line on stderr (:func:`cannot_write`). Returns whether it failed."""
+    import json
+
+    try:
+        with open(path, "w") as f:
+            json.dump(data, f, indent=1)
+    except OSError as exc:
+        return cannot_write(command, option="--json", path=path, error=exc)
+    return False
+
+
+def write_plot(
+    command: str, path: str, draw: Callable[[str], Any], *, say: Callable[[str], Any] = print
+) -> bool:
+    """``draw(path)`` writes the ``-o`` image once the work is done: ``say`` tells where, or
+    that matplotlib is missing (no plot, not an error); an image that cannot be written is one
+    line on stderr (:func:`cannot_write`). Returns whether it failed."""
+    try:
+        draw(path)
+    except ImportError:
+        say("  (matplotlib not installed: no plot; pip install 'lrkit[plot]')")
+        return False
+    except Exception as exc:  # the image could not be written (disk, backend)
+        return cannot_write(command, option="-o/--output", path=path, error=exc)
+    say(f"  plot written to {path}")
+    return False
 
 
 def add_traceback_option(p: argparse.ArgumentParser) -> None:

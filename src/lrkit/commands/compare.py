@@ -14,7 +14,6 @@ curves and the LR each method used (``--json`` keeps every number at full precis
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from typing import Any
@@ -26,16 +25,15 @@ from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
 from ._target import (
     RETURNS,
-    TargetError,
     add_torch_task_parser,
     call_target,
-    cannot_write,
     check_outputs,
     check_seed,
     import_function,
-    report_target_error,
     run_torch_command,
     user_code,
+    write_json,
+    write_plot,
 )
 
 DEFAULT_OUTPUT = "lrkit_compare.png"
@@ -63,18 +61,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_torch_command("compare", _run, args)
+    return run_torch_command("compare", _compare, args)
 
 
 #: ``lrkit.compare.compare``'s parameters -> the options of this command.
 OPTIONS = {"methods": "--methods", "steps": "--steps", "finder_iter": "--finder-iter"}
-
-
-def _run(args: argparse.Namespace) -> int:
-    try:
-        return _compare(args)
-    except TargetError as exc:
-        return report_target_error("compare", err=exc, show_traceback=args.traceback)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -147,18 +138,9 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"\n  total {duration(report.seconds)}; * best {which} loss")
     failed = False
     if args.json:
-        try:
-            with open(args.json, "w") as f:
-                json.dump(report.to_dict() | {"seed": args.seed}, f, indent=1)
+        failed = write_json("compare", args.json, report.to_dict() | {"seed": args.seed})
+        if not failed:
             print(f"  results written to {args.json}")
-        except OSError as exc:
-            failed = cannot_write("compare", option="--json", path=args.json, error=exc)
     if not args.no_plot:
-        try:
-            report.plot(args.output)
-            print(f"  plot written to {args.output}")
-        except ImportError:
-            print("  (matplotlib not installed: no plot; pip install 'lrkit[plot]')")
-        except Exception as exc:  # the image could not be written (disk, backend)
-            failed = cannot_write("compare", option="-o/--output", path=args.output, error=exc)
+        failed = write_plot("compare", args.output, report.plot) or failed
     return 1 if failed else 0

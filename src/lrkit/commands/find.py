@@ -13,7 +13,6 @@ at the constant ``suggestion`` and with ``onecycle(max_lr)``, and prints the fin
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -27,16 +26,15 @@ from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
 from ._target import (
     RETURNS,
-    TargetError,
     add_torch_task_parser,
     call_target,
-    cannot_write,
     check_outputs,
     check_seed,
     import_function,
-    report_target_error,
     run_torch_command,
     user_code,
+    write_json,
+    write_plot,
 )
 
 DEFAULT_OUTPUT = "lrkit_find.png"
@@ -178,13 +176,13 @@ def _table(result: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_torch_command("find", _run, args)
+    return run_torch_command("find", _find, args)
 
 
 def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
     """``(make, name, task)``: ``make()`` builds ``(model, optimizer, loss_fn, data, val)``
     afresh (after seeding); ``task`` is the demo task or ``None``."""
-    from ..compare import as_setup
+    from ..compare import factory
     from ..torch import seed_all
 
     if args.demo:
@@ -204,22 +202,17 @@ def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
         name = f"demo: {task.name} ({len(task.x_train)} train / {len(task.x_val)} val)"
         return make_demo, name, task
     fn = import_function(args.target)
+    make = factory(
+        lambda: call_target(fn, target=args.target, returns=RETURNS),
+        seed=args.seed,
+        name=f"target {args.target!r}",
+    )
 
     def make_user(lr: float | None = None) -> Any:
-        seed_all(args.seed)
-        s = as_setup(
-            call_target(fn, target=args.target, returns=RETURNS), name=f"target {args.target!r}"
-        )
+        s = make()  # seeded; the same model object returned again, trained, is refused
         return s.model, s.optimizer, s.loss_fn, s.data, s.val
 
     return make_user, args.target, None
-
-
-def _run(args: argparse.Namespace) -> int:
-    try:
-        return _find(args)
-    except TargetError as exc:
-        return report_target_error("find", err=exc, show_traceback=args.traceback)
 
 
 def _find(args: argparse.Namespace) -> int:
@@ -263,25 +256,20 @@ def _find(args: argparse.Namespace) -> int:
             say(f"\n  warning: {w.message}")
     failed = False
     if args.json and rank0:
-        try:
-            with open(args.json, "w") as f:
-                json.dump(result.to_dict(), f, indent=1)
+        failed = write_json("find", args.json, result.to_dict())
+        if not failed:
             say(f"\n  results written to {args.json}")
-        except OSError as exc:
-            failed = cannot_write("find", option="--json", path=args.json, error=exc)
     if rank0 and not args.no_plot:
-        try:
+
+        def draw(path: str) -> None:
             from matplotlib.figure import Figure  # no pyplot: the caller's backend is untouched
 
             fig = Figure(figsize=(9.5, 4.5))
             result.plot(fig.add_subplot(), title=f"LR range test: {name}")
             fig.tight_layout()
-            fig.savefig(args.output, dpi=110)
-            say(f"  plot written to {args.output}")
-        except ImportError:
-            say("\n  (matplotlib not installed: no plot; pip install 'lrkit[plot]')")
-        except Exception as exc:  # the image could not be written (disk, backend)
-            failed = cannot_write("find", option="-o/--output", path=args.output, error=exc)
+            fig.savefig(path, dpi=110)
+
+        failed = write_plot("find", args.output, draw, say=say) or failed
     if result.suggestion is None:
         print(
             f"lrkit find: no suggestion: the sweep stopped ({result.stop_reason}) before the "

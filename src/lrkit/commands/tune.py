@@ -30,7 +30,7 @@ from ..tune import (
 )
 from ._help import HelpFormatter, rename
 from ._target import (
-    TargetError,
+    add_json_option,
     add_traceback_option,
     call_target,
     cannot_write,
@@ -38,9 +38,10 @@ from ._target import (
     check_seed,
     import_function,
     preserved_global_state,
-    report_target_error,
+    reporting_target_errors,
     same_file,
     user_code,
+    write_json,
 )
 
 HELP = "Search learning rate and schedule with Optuna."
@@ -59,11 +60,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "target",
         nargs="?",
-        help="pkg.module:function returning a lrkit.tune.Task (or dict, or "
+        metavar="MODULE:FUNCTION",
+        help="function returning a lrkit.tune.Task (or dict, or "
         "(model_factory, loss_fn, train_data, val_data))",
     )
     p.add_argument("--demo", action="store_true", help="tune the built-in demo task")
-    p.add_argument("--demo-task", default=DEMO_TASK, help="which lrkit.torch.demo task --demo uses")
+    p.add_argument(
+        "--demo-task",
+        default=None,
+        help=f"which lrkit.torch.demo task --demo uses (default: {DEMO_TASK})",
+    )
     p.add_argument("--trials", type=int, default=20, help="COMPLETE trials to reach")
     p.add_argument(
         "--storage",
@@ -134,12 +140,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="image of the search (value per trial, LR vs value); 'none' to skip "
         "(default: lrkit-tune-<study>.png)",
     )
-    p.add_argument(
-        "--json",
-        default=None,
-        metavar="PATH",
-        help="also write the results as JSON, full precision (default: not written)",
-    )
+    add_json_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--quiet",
@@ -208,7 +209,9 @@ def _option(name: str, value: Any) -> str:
         return f"--lr-range {value[0]:g} {value[1]:g}"
     if name == "total_steps":
         return f"{value} training steps per trial"
-    return f"{name}={value!r}"  # pragma: no cover - tune records only the three above
+    if name == "direction":  # the target's Task.direction
+        return f"direction {value!r}"
+    return f"{name}={value!r}"  # pragma: no cover - tune checks only the four above
 
 
 def _guarded(task: Any, target: str | None) -> Any:
@@ -241,9 +244,7 @@ def _guarded(task: Any, target: str | None) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return _tune(args)
-    except TargetError as exc:
-        return report_target_error("tune", err=exc, show_traceback=args.traceback)
+        return reporting_target_errors("tune", _tune, args)
     except _db_errors() as exc:  # the database stopped answering (during or after the run)
         url = args.storage if isinstance(args.storage, str) else None
         msg = (
@@ -316,14 +317,29 @@ def _tune(args: argparse.Namespace) -> int:
             from ..torch.demo import TASKS
             from ..tune import demo_task
 
-            V.choice("--demo-task", args.demo_task, TASKS)
-            task = demo_task(args.demo_task, epochs=4 if args.epochs is None else args.epochs)
-            study = study or f"lrkit-demo-{args.demo_task}"
+            name = V.choice("--demo-task", args.demo_task or DEMO_TASK, TASKS)
+            task = demo_task(name, epochs=4 if args.epochs is None else args.epochs)
+            study = study or f"lrkit-demo-{name}"
         else:
+            if args.demo_task is not None:
+                raise ValueError(
+                    "--demo-task chooses the built-in task of --demo; it has no use with a "
+                    f"target, got --demo-task {args.demo_task!r} and {args.target!r}"
+                )
             fn = import_function(args.target)
             value = call_target(fn, target=args.target, returns=RETURNS)
+            if args.epochs is not None and not isinstance(value, tuple):
+                raise ValueError(
+                    "--epochs sets the epochs of --demo and of a target that returns "
+                    "(model_factory, loss_fn, train_data, val_data); a Task sets its own "
+                    f"total_steps, got --epochs {args.epochs} and a target {args.target!r} "
+                    f"that returns a {type(value).__name__}"
+                )
             epochs = 5 if args.epochs is None else args.epochs
-            task = as_task(value, epochs=epochs, name=args.target)
+            try:
+                task = as_task(value, epochs=epochs, name=args.target)
+            except ValueError as exc:
+                raise rename(exc, names={"epochs": "--epochs"}) from None
             study = study or _slug(args.target)
         try:
             SearchSpace(task.total_steps, args.lr_range or BLIND_LR_RANGE, families)
@@ -357,6 +373,8 @@ def _tune(args: argparse.Namespace) -> int:
         steps = (
             " (set by --epochs, or the target's total_steps)"
             if "total_steps" in exc.conflicts
+            else " (the target's Task.direction)"
+            if "direction" in exc.conflicts
             else ""
         )
         return err(
@@ -377,11 +395,8 @@ def _tune(args: argparse.Namespace) -> int:
     n_done = len(result.complete_trials)
     failed = json_written = False
     if args.json:
-        try:
-            _write_json(args.json, result, study, mask_url(args.storage))
-            json_written = True
-        except OSError as exc:
-            failed = cannot_write("tune", option="--json", path=args.json, error=exc)
+        failed = write_json("tune", args.json, _results(result, study, mask_url(args.storage)))
+        json_written = not failed
     if not n_done:
         if result.stop_reason == "max_trials":
             return err(
@@ -489,8 +504,8 @@ def _print(result: Any, study: str, where: str, top: int) -> None:
     print(result.best_spec)
 
 
-def _write_json(path: str, result: Any, study: str, where: str) -> None:
-    import json
+def _results(result: Any, study: str, where: str) -> dict[str, Any]:
+    """What ``--json`` holds: the study, its best trial and every trial, full precision."""
     import math
 
     def num(v: Any) -> Any:
@@ -507,7 +522,7 @@ def _write_json(path: str, result: Any, study: str, where: str) -> None:
         for t in result.study.get_trials(deepcopy=False)
     ]
     complete = result.complete_trials
-    out = {
+    return {
         "study": study,
         "storage": where,
         "metric": result.metric,
@@ -527,5 +542,3 @@ def _write_json(path: str, result: Any, study: str, where: str) -> None:
         ),
         "trials": trials,
     }
-    with open(path, "w") as f:
-        json.dump(out, f, indent=1)

@@ -3,10 +3,11 @@ N COMPLETE trials across workers."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import _validate as V
@@ -18,6 +19,9 @@ from ._task import Reporter, Task, check_metric
 from ._task import optuna as _optuna
 
 __all__ = ["StudySpaceError", "tune"]
+
+#: The largest ``seed`` (Optuna's TPE sampler seeds numpy's RNG: ``[0, 2**32 - 1]``).
+SEED_MAX = 2**32 - 1
 
 #: Study user attrs written by :func:`tune`.
 ATTR_RANGE = "lrkit.lr_range"
@@ -243,6 +247,15 @@ def _record(
     study.set_user_attr(ATTR_TOTAL_STEPS, record["total_steps"])
 
 
+@contextlib.contextmanager
+def _experimental_ok() -> Iterator[None]:
+    """Optuna's ``ExperimentalWarning`` silenced (the heartbeat, constant liar and grouped
+    TPE that :func:`tune` uses are "experimental" in Optuna); other warnings pass."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _optuna().exceptions.ExperimentalWarning)
+        yield
+
+
 def _sampler_seed(seed: int, n_trials_in_study: int) -> int:
     """The TPE seed of a run: ``seed`` on a new study (so a new study with the same seed is
     searched the same way), else ``seed`` combined with the number of trials already in the
@@ -279,7 +292,7 @@ def tune(
     storage: Any = None,
     study_name: str | None = None,
     seeding: Any = "finder",
-    families: Sequence[str] = FAMILIES,
+    families: str | Sequence[str] = FAMILIES,
     pruner: Any = "percentile",
     sampler: Any = None,
     seed: int | None = None,
@@ -313,12 +326,15 @@ def tune(
     then runs.
 
     ``seeding="finder"`` (default) runs ``task.range_test()`` once per study and searches the
-    peak LR in the interval it supports (:func:`lr_range_from_finder`), and enqueues a first
-    trial at the finder's ``max_lr`` (without a range test, or when it gives no usable
-    interval, the blind interval is searched, and kept by the study); ``"blind"`` searches
+    peak LR in the interval it supports (:func:`lr_range_from_finder`), and enqueues the
+    first trials of a new study: one-cycle and warmup-cosine (those of ``families``; else
+    the first family) peaking at a third of the LR at the range test's loss minimum, within
+    the interval (without a range test, or when it gives no usable interval, the blind
+    interval is searched, and kept by the study); ``"blind"`` searches
     ``1e-6..10``; a pair ``(low, high)`` searches that. Each trial stores its schedule spec
     as the user attr ``"schedule"``. ``stop_when(study) -> bool``, checked after each trial,
-    ends this worker's loop early (e.g. a target value reached); ``callbacks`` go to
+    ends this worker's loop early (e.g. a target value reached); ``families`` names the
+    families searched (a sequence, or a comma-separated string); ``callbacks`` go to
     ``study.optimize``.
 
     The search space (``families``, ``seeding``, ``task.total_steps``) and the LR interval
@@ -328,10 +344,10 @@ def tune(
     unchanged), and a continued finder-seeded study searches its stored interval without a
     new range test. A study in which no trial has started takes the options of the run.
 
-    ``seed`` (an integer >= 0) seeds the TPE sampler (not used with a ``sampler`` of your
-    own): on a new study with ``seed`` itself, so the same call searches the same way; on a
-    study that already holds ``n`` trials with ``seed`` combined with ``n``
-    (``numpy.random.SeedSequence((seed, n))``), so running again continues the search
+    ``seed`` (an integer in ``[0, 2**32 - 1]``) seeds the TPE sampler (not used with a
+    ``sampler`` of your own): on a new study with ``seed`` itself, so the same call searches
+    the same way; on a study that already holds ``n`` trials with ``seed`` combined with
+    ``n`` (``numpy.random.SeedSequence((seed, n))``), so running again continues the search
     rather than repeating it. ``storage``: ``None`` (in memory), a database URL
     (:func:`make_storage`) or an Optuna storage. A worker whose finished trial had been
     failed by another worker (its heartbeat stopped, e.g. while the process was paused)
@@ -345,10 +361,21 @@ def tune(
     if max_trials is None:
         max_trials = max(10 * n_trials, n_trials + 50)
     max_trials = V.integer("max_trials", max_trials, n_trials)
+    if isinstance(families, str):  # "cosine,wsd", as on the command line
+        families = tuple(f.strip() for f in families.split(",") if f.strip())
     SearchSpace(task.total_steps, BLIND_LR_RANGE, tuple(families))  # bad families: fail now
     record = _space_record(families, seeding, task.total_steps)
-    if seed is not None:
-        seed = V.integer("seed", seed, 0)
+    if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
+        raise ValueError(f"study_name must be a non-empty string or None, got {study_name!r}")
+    if sampler is not None and not isinstance(sampler, optuna.samplers.BaseSampler):
+        raise ValueError(
+            f"sampler must be None (TPE) or an Optuna sampler, got {type(sampler).__name__}"
+        )
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise TypeError(f"callbacks[{i}] must be a callable (study, trial) -> None, got {cb!r}")
+    if seed is not None:  # what numpy (Optuna's TPE) accepts
+        seed = V.integer("seed", seed, 0, SEED_MAX)
     if startup_trials is not None:
         startup_trials = V.integer("startup_trials", startup_trials, 0)
     if poll_interval is not None:
@@ -371,8 +398,7 @@ def tune(
     hb = getattr(st, "heartbeat_interval", None)
     poll = poll_interval if poll_interval is not None else (min(float(hb), 2.0) if hb else 0.5)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with _experimental_ok():
             study = optuna.create_study(
                 storage=st,
                 sampler=sampler,
@@ -385,8 +411,7 @@ def tune(
         raise storage_error(exc, storage if isinstance(storage, str) else "") from None
     if sampler is None:
         n_start = startup_trials if startup_trials is not None else min(10, max(3, n_trials // 5))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with _experimental_ok():
             study.sampler = optuna.samplers.TPESampler(
                 seed=None if seed is None else _sampler_seed(seed, len(study.trials)),
                 n_startup_trials=n_start,
@@ -432,8 +457,7 @@ def tune(
     n_started = 0  # trials started by this run: what max_trials caps
     try:
         while True:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            with _experimental_ok():
                 optuna.storages.fail_stale_trials(study)
             complete, running, total = _count(study)
             if bar is not None:
@@ -457,15 +481,17 @@ def tune(
             if complete + running >= n_trials:
                 if not waiting:
                     grace = getattr(st, "grace_period", None)
-                    say(
-                        f"waiting for {running} running trial(s) to finish"
-                        + (
-                            f" (a trial whose worker stopped is failed and re-queued after "
-                            f"{grace} s without heartbeat)"
-                            if grace
-                            else ""
-                        )
+                    msg = f"waiting for {running} running trial(s) to finish" + (
+                        f" (a trial whose worker stopped is failed and re-queued after "
+                        f"{grace} s without heartbeat)"
+                        if grace
+                        else ""
                     )
+                    if bar is not None:  # on a line of its own, the bar drawn again below it
+                        with bar.external_write_mode():
+                            say(msg)
+                    else:
+                        say(msg)
                     waiting = True
                 time.sleep(poll)  # others are running the last trials
                 continue
@@ -473,8 +499,7 @@ def tune(
             n_started += 1
             current.clear()
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                with _experimental_ok():
                     study.optimize(
                         objective,
                         n_trials=1,

@@ -25,6 +25,10 @@ class _Diverged(Exception):
     """Raised inside a trial to stop training at a non-finite validation loss."""
 
 
+#: The fewest training steps of a trial (``Task.total_steps``' own lower limit).
+MIN_STEPS = 10
+
+
 def torch_task(
     model_factory: Callable[[], Any],
     *,
@@ -43,7 +47,9 @@ def torch_task(
     ``train_data`` (``(x, y)`` batches; a re-iterable or a zero-argument factory of one),
     stepping an :func:`lrkit.torch.scheduler` once per batch, and reports the validation loss
     (mean of ``loss_fn(model(x), y)`` over ``val_data``, or ``evaluate(model)``) after each
-    epoch. ``optimizer(params, lr)`` defaults to SGD with momentum 0.9. The range test is
+    epoch. A trial trains ``epochs x steps_per_epoch`` steps (at least 10), the
+    ``total_steps`` of its schedule. ``optimizer(params, lr)`` defaults to SGD with momentum
+    0.9. The range test is
     :func:`lrkit.torch.find_lr` on a fresh model (``range_test_kwargs`` go to it).
     ``num_threads`` sets torch's intra-op threads while a trial or the range test runs (the
     previous setting is restored afterwards); 1 is much faster for tiny models on busy CPUs."""
@@ -60,6 +66,11 @@ def torch_task(
         except TypeError:
             raise ValueError("steps_per_epoch must be given when train_data has no len()") from None
     spe = V.integer("steps_per_epoch", steps_per_epoch, 1)
+    if epochs * spe < MIN_STEPS:  # else the schedules would be longer than the training
+        raise ValueError(
+            f"epochs x steps_per_epoch (the steps a trial trains, which its schedule spans) "
+            f"must be at least {MIN_STEPS}, got {epochs} x {spe} = {epochs * spe}"
+        )
     threads = None if num_threads is None else V.integer("num_threads", num_threads, 1)
 
     def threaded(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -116,7 +127,7 @@ def torch_task(
 
     return Task(
         train=threaded(train),
-        total_steps=max(10, epochs * spe),
+        total_steps=epochs * spe,
         range_test=threaded(range_test),
         name=name,
         metric="val_loss",

@@ -1,0 +1,180 @@
+"""``pkg.module:function`` targets: a module of the target that is missing is a mistake in the
+command line (exit code 2); a module missing for the target's own imports is the target's
+error (exit code 1)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from lrkit._target import TargetNotFoundError, import_target
+from lrkit.cli import main
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in ("lrkit_tgt_tasks", "lrkit_tgt_kept", "lrkit_tgt_pkg", "lrkit_tgt_pkg.sub"):
+        sys.modules.pop(name, None)
+
+
+def test_a_missing_import_whose_name_prefixes_the_module_is_the_targets_error(folder):
+    # module "lrkit_tgt_tasks" exists; what it imports, "lrkit_tgt", does not
+    (folder / "lrkit_tgt_tasks.py").write_text("import lrkit_tgt\n\ndef make():\n    pass\n")
+    with pytest.raises(ModuleNotFoundError) as info:
+        import_target("lrkit_tgt_tasks:make")
+    assert not isinstance(info.value, TargetNotFoundError)
+    assert info.value.name == "lrkit_tgt"
+
+
+def test_a_missing_module_or_package_of_the_target_is_not_found(folder):
+    (folder / "lrkit_tgt_pkg").mkdir()
+    (folder / "lrkit_tgt_pkg" / "__init__.py").write_text("")
+    with pytest.raises(TargetNotFoundError, match="no module named 'lrkit_tgt_pkg.nosub'"):
+        import_target("lrkit_tgt_pkg.nosub:make")
+    with pytest.raises(TargetNotFoundError, match="no module named 'lrkit_tgt_nopkg'"):
+        import_target("lrkit_tgt_nopkg.sub:make")
+
+
+def test_the_command_reports_the_targets_missing_import_as_its_error(folder, capsys):
+    pytest.importorskip("optuna")
+    (folder / "lrkit_tgt_tasks.py").write_text("import lrkit_tgt\n\ndef make():\n    pass\n")
+    assert main(["tune", "lrkit_tgt_tasks:make", "--plot", "none"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "lrkit tune: error in target 'lrkit_tgt_tasks:make' during the import: "
+        "ModuleNotFoundError: No module named 'lrkit_tgt' (at lrkit_tgt_tasks.py:1 in "
+        "<module>; --traceback shows the full traceback)"
+    ]
+    assert main(["tune", "lrkit_tgt_missing:make", "--plot", "none"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: target 'lrkit_tgt_missing:make': no module named "
+        "'lrkit_tgt_missing' (run from the folder that holds it, or install it)"
+    ]
+
+
+TUNE_TASK = """
+from lrkit.tune import Task
+
+CALLS = []
+
+def make():
+    CALLS.append(1)
+    return Task(train=lambda schedule, report: 1.0, total_steps=20)
+"""
+
+
+def test_tune_refuses_options_a_target_would_silently_ignore(folder, capsys):
+    pytest.importorskip("optuna")
+    (folder / "lrkit_tgt_tasks.py").write_text(TUNE_TASK)
+    argv = ["tune", "lrkit_tgt_tasks:make", "--plot", "none", "--no-progress"]
+    assert main([*argv, "--epochs", "3"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: --epochs sets the epochs of --demo and of a target that returns "
+        "(model_factory, loss_fn, train_data, val_data); a Task sets its own total_steps, "
+        "got --epochs 3 and a target 'lrkit_tgt_tasks:make' that returns a Task"
+    ]
+    assert main([*argv, "--demo-task", "digits_mlp_adam"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: --demo-task chooses the built-in task of --demo; it has no use "
+        "with a target, got --demo-task 'digits_mlp_adam' and 'lrkit_tgt_tasks:make'"
+    ]
+    assert not (folder / "lrkit-tune.db").exists()  # refused before any study was made
+    assert main([*argv, "--trials", "1", "--quiet"]) == 0  # without them it runs
+    assert sys.modules["lrkit_tgt_tasks"].CALLS == [1, 1]
+
+
+TUPLE_TASK = """
+import torch
+
+x = torch.zeros(16, 4)
+y = torch.zeros(16, dtype=torch.long)
+
+def make():
+    return (lambda: torch.nn.Linear(4, 2)), torch.nn.functional.cross_entropy, [(x, y)], [(x, y)]
+"""
+
+
+def test_tune_refuses_epochs_too_few_for_a_schedule_before_any_study(folder, capsys):
+    pytest.importorskip("optuna")
+    pytest.importorskip("torch")
+    (folder / "lrkit_tgt_tasks.py").write_text(TUPLE_TASK)
+    argv = ["tune", "lrkit_tgt_tasks:make", "--plot", "none", "--no-progress", "--epochs", "4"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: --epochs x steps_per_epoch (the steps a trial trains, which its "
+        "schedule spans) must be at least 10, got 4 x 1 = 4"
+    ]
+    assert not (folder / "lrkit-tune.db").exists()
+
+
+MAXIMIZE_TASK = """
+from lrkit.tune import Task
+
+def make():
+    return Task(train=lambda schedule, report: 1.0, total_steps=20, direction="maximize")
+"""
+
+
+def test_tune_names_the_direction_a_study_was_created_with(folder, capsys):
+    optuna = pytest.importorskip("optuna")
+    optuna.create_study(study_name="lrkit_tgt_tasks-make", storage="sqlite:///lrkit-tune.db")
+    capsys.readouterr()  # Optuna's own log line
+    (folder / "lrkit_tgt_tasks.py").write_text(MAXIMIZE_TASK)
+    assert main(["tune", "lrkit_tgt_tasks:make", "--plot", "none", "--no-progress"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: study 'lrkit_tgt_tasks-make' (sqlite:///lrkit-tune.db) was created "
+        "with direction 'minimize', not direction 'maximize' (the target's Task.direction): "
+        "pass --study NAME for a new study, or the same options to continue it"
+    ]
+
+
+KEPT = """
+import torch
+
+torch.manual_seed(0)
+x = torch.randn(64, 4)
+y = (x[:, 0] > 0).long()
+model = torch.nn.Linear(4, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+
+def make():
+    return model, opt, torch.nn.functional.cross_entropy, data
+"""
+
+
+def test_a_target_returning_one_model_for_every_run_is_the_targets_error(folder, capsys):
+    pytest.importorskip("torch")
+    (folder / "lrkit_tgt_kept.py").write_text(KEPT)
+    argv = ["compare", "lrkit_tgt_kept:make", "--steps", "20", "--finder-iter", "10"]
+    assert main([*argv, "--no-plot", "--quiet"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit compare: error in target 'lrkit_tgt_kept:make' during the runs: ValueError: "
+        "make() must build a fresh model for every run; it returned the first run's model "
+        "again, already trained (it would go on training where the last run left it): create "
+        "the model inside the function (lrkit.compare.factory(fn, seed=0) seeds every call) "
+        "(--traceback shows the full traceback)"
+    ]
+
+
+def test_check_runs_refuse_a_target_returning_the_trained_model_again(folder, capsys):
+    # the range test puts the model back as it was; the first check run trains it, and the
+    # second would start from there: an error in the target, not a silently wrong table
+    pytest.importorskip("torch")
+    (folder / "lrkit_tgt_kept.py").write_text(KEPT)
+    rc = main(["find", "lrkit_tgt_kept:make", "--no-plot", "--quiet", "--train-steps", "20"])
+    assert rc == 1
+    out, err = capsys.readouterr()
+    assert "check: 20 training steps from the same initial weights" in out
+    assert "one-cycle" not in out.split("check:")[1]  # no row for the second run
+    assert err.splitlines() == [
+        "lrkit find: error in target 'lrkit_tgt_kept:make' during the check runs: ValueError: "
+        "make() must build a fresh model for every run; it returned the first run's model "
+        "again, already trained (it would go on training where the last run left it): create "
+        "the model inside the function (lrkit.compare.factory(fn, seed=0) seeds every call) "
+        "(--traceback shows the full traceback)"
+    ]
