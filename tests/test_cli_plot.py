@@ -168,3 +168,24 @@ def test_text_plot_says_why_a_log_axis_has_nothing_to_plot(
 def test_text_plot_of_one_step_labels_that_step_only():
     out = text_plot([5], [0.1], height=3, width=20).splitlines()
     assert out[-1].split() == ["5", "step"]
+
+
+def test_text_plot_log_axis_spans_every_step_and_says_what_it_cannot_draw() -> None:
+    out = text_plot([0, 1, 2, 3], [1.0, 0.5, 0.1, 0.0], logy=True, width=20, height=3)
+    lines = out.splitlines()
+    assert lines[-2].split() == ["0", "step", "3"]  # the step whose value is 0 is on the axis
+    assert lines[-1] == "(1 value <= 0 not drawn on the log axis)"
+    # steps 0, 1, 2 at columns round(19 * x / 3) = 0, 6, 13 after the 7-character labels
+    assert [ln.index("*") for ln in lines[:3]] == [7, 13, 20]
+    two = text_plot([0, 1, 2], [1.0, 0.0, -1.0], logy=True, width=20, height=3)
+    assert two.splitlines()[-1] == "(2 values <= 0 not drawn on the log axis)"
+    assert text_plot([0, 1], [1.0, 0.5], logy=True).splitlines()[-1].split()[-1] == "1"
+
+
+def test_plot_log_of_a_schedule_ending_at_zero_spans_its_length(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["plot", "cosine(0.1, 100)", "--log"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-3].split()[-1] == "100"
+    assert out[-2] == "(1 value <= 0 not drawn on the log axis)"

@@ -15,3 +15,19 @@ def test_options_names_the_unknown_option_the_hint_and_the_accepted_ones() -> No
     assert str(e.value) == "min_lr is not an option of f (use min_scale); options: a, b"
     with pytest.raises(TypeError, match=r"^zz is not an option of f; options: a$"):
         V.options("f", {"zz": 1}, ("a",))
+
+
+def test_seed_is_what_numpy_torch_and_python_all_accept() -> None:
+    import numpy as np
+
+    assert V.seed("seed", 0) == 0
+    assert V.seed("seed", np.int64(V.SEED_MAX)) == V.SEED_MAX == 2**32 - 1
+    np.random.default_rng(V.SEED_MAX)
+    np.random.seed(V.SEED_MAX)  # the widest of the three is numpy's global RNG
+    for bad, shown in ((-1, "-1"), (2**32, "4294967296"), (1.5, "1.5"), (True, "True")):
+        with pytest.raises(ValueError) as e:
+            V.seed("--seed", bad)
+        assert str(e.value).startswith("--seed must be an integer")
+        assert str(e.value).endswith(f"got {shown}")
+    with pytest.raises(ValueError):
+        np.random.seed(2**32)  # what the bound guards against

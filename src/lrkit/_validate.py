@@ -113,6 +113,16 @@ def integer(name: str, value: Any, minimum: int = 0, maximum: int | None = None)
     return value
 
 
+#: The largest seed: numpy's global RNG (and Optuna's TPE sampler, which seeds one) takes
+#: ``[0, 2**32 - 1]``.
+SEED_MAX = 2**32 - 1
+
+
+def seed(name: str, value: Any) -> int:
+    """A seed: an integer in ``[0, SEED_MAX]``, what numpy, torch and Python all accept."""
+    return integer(name, value, 0, SEED_MAX)
+
+
 def optional_callable(name: str, value: Any, signature: str) -> Any:
     """``value`` if it is ``None`` or callable, else a ``TypeError`` naming ``name``."""
     if value is not None and not callable(value):

@@ -167,7 +167,7 @@ def factory(fn: Callable[[], Any], *, seed: int = 0, name: str = "task") -> Call
             f"fn must be a callable fn() -> (model, optimizer, loss_fn, data[, val_data]), "
             f"got {fn!r}"
         )
-    seed = V.integer("seed", seed, 0)
+    seed = V.seed("seed", seed)
     first: list[Any] = []
 
     def make() -> Setup:
@@ -243,7 +243,7 @@ def demo_factory(*, seed: int = 0) -> Callable[[], Setup]:
     from .torch import seed_all
     from .torch.demo import digits_task
 
-    seed = V.integer("seed", seed, 0)
+    seed = V.seed("seed", seed)
     task = digits_task(seed=seed)
 
     def make() -> Setup:

@@ -70,6 +70,7 @@ def text_plot(
         raise ValueError("xs and ys must be 1-d sequences of the same, non-zero length")
     keep = np.isfinite(x) & np.isfinite(y)
     why = "no finite values"
+    span = keep & (x > 0) if logx else keep.copy()  # the steps the x axis spans
     if keep.any() and (logx or logy):
         finite = keep.copy()
         if logx:
@@ -80,12 +81,16 @@ def text_plot(
             axis = "log axes" if logx and logy else "a log x axis" if logx else "a log axis"
             what = "values" if logy and (finite & (y > 0)).sum() == 0 else "steps"
             why = f"no positive {what} for {axis}"
+    hidden = int(span.sum() - keep.sum())  # values <= 0 a log axis cannot show
+    xs_all = x[span]
     x, y = x[keep], y[keep]
     if x.size == 0:
         return (title + "\n" if title else "") + f"(nothing to plot: {why})"
     tx = np.log10(x) if logx else x
     ty = np.log10(y) if logy else y
-    x0, x1 = float(tx.min()), float(tx.max())
+    # the x axis spans every step, also those whose value (<= 0) a log axis cannot show
+    tspan = np.log10(xs_all) if logx else xs_all
+    x0, x1 = float(tspan.min()), float(tspan.max())
     y0, y1 = float(ty.min()), float(ty.max())
     one_x = x1 == x0  # a single step: labelled once, not as a range
     if one_x:
@@ -143,4 +148,7 @@ def text_plot(
     mid = f"{xlabel}{' (log)' if logx else ''}"
     gap = max(1, width - len(left) - len(right) - len(mid))
     lines.append(" " * (lw + 2) + left + " " * (gap // 2) + mid + " " * (gap - gap // 2) + right)
+    if hidden:
+        s = "" if hidden == 1 else "s"
+        lines.append(f"({hidden} value{s} <= 0 not drawn on the log axis)")
     return "\n".join(lines)

@@ -166,7 +166,8 @@ def test_find_lr_errors(regression):
     with pytest.raises(ValueError, match="model"):
         lk.find_lr("model", x, y)
     for seed in ("0", -1, 1.5, True, [0]):
-        with pytest.raises(ValueError, match=r"^seed must be an integer >= 0 or None, got "):
+        message = r"^seed must be an integer in \[0, 4294967295\] or None, got "
+        with pytest.raises(ValueError, match=message):
             lk.find_lr(model, x, y, seed=seed, num_iter=10)
 
 

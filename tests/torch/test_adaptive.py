@@ -376,9 +376,10 @@ def test_logger_plot_to_file_keeps_the_matplotlib_backend(tmp_path, monkeypatch)
 @pytest.mark.parametrize(
     "kw, error, message",
     [
-        ({"seed": "a"}, ValueError, r"^seed must be an integer >= 0"),
-        ({"seed": 1.7}, ValueError, r"^seed must be an integer >= 0"),
-        ({"seed": None}, ValueError, r"^seed must be an integer >= 0"),
+        ({"seed": "a"}, ValueError, r"^seed must be an integer in \[0, 4294967295\], got 'a'$"),
+        ({"seed": 1.7}, ValueError, r"^seed must be an integer in \[0, 4294967295\], got 1.7$"),
+        ({"seed": None}, ValueError, r"^seed must be an integer in \[0, 4294967295\], got None$"),
+        ({"seed": 2**64}, ValueError, r"^seed must be an integer in \[0, 4294967295\], got "),
         ({"names": 5}, ValueError, r"^names must be a module, \(name, param\) pairs"),
         ({"writer": 5}, TypeError, r"^writer must have an add_scalar\(tag, value, step\) method"),
     ],

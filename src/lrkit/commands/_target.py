@@ -28,19 +28,14 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .. import _validate as V
 from .._files import IMAGE_TYPES, check_output, fresh_path
 from ._help import HelpFormatter
-
-SEED_MAX = 2**32 - 1
 
 
 def check_seed(seed: Any, name: str = "--seed") -> int:
     """``seed`` as an int in ``[0, 2**32 - 1]`` (what numpy accepts), else a ValueError."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise ValueError(
-            f"{name} must be an integer in [0, {SEED_MAX}] (allowed range), got {seed!r}"
-        )
-    return seed
+    return V.seed(name, seed)
 
 
 @contextlib.contextmanager

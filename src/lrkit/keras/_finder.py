@@ -277,9 +277,11 @@ def find_lr(
     batch_size = V.integer("batch_size", batch_size, 1)
     if seed is not None:
         try:
-            seed = V.integer("seed", seed, 0)
+            seed = V.seed("seed", seed)
         except ValueError:
-            raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}") from None
+            raise ValueError(
+                f"seed must be an integer in [0, {V.SEED_MAX}] or None, got {seed!r}"
+            ) from None
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
     opt = model.optimizer
     inner = getattr(opt, "inner_optimizer", opt)

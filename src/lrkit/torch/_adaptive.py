@@ -328,7 +328,7 @@ class EffectiveLRLogger:
     ) -> None:
         self._kind = _kind(optimizer)
         self.optimizer = optimizer
-        seed = V.integer("seed", seed, 0)
+        seed = V.seed("seed", seed)
         if writer is not None and not callable(getattr(writer, "add_scalar", None)):
             raise TypeError(
                 f"writer must have an add_scalar(tag, value, step) method (a TensorBoard "

@@ -31,18 +31,13 @@ from ._scheduler import scheduler as make_scheduler
 
 __all__ = ["History", "evaluate", "fit", "seed_all"]
 
-SEED_MAX = 2**32 - 1
-
 
 def seed_all(seed: int) -> None:
     """Seed torch (CPU and CUDA), numpy's global RNG and Python's ``random`` with ``seed``
     (an integer in ``[0, 2**32 - 1]``)."""
     import numpy as np
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise ValueError(
-            f"seed must be an integer in [0, {SEED_MAX}] (allowed range), got {seed!r}"
-        )
+    seed = V.seed("seed", seed)
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)

@@ -20,9 +20,6 @@ from ._task import optuna as _optuna
 
 __all__ = ["StudySpaceError", "tune"]
 
-#: The largest ``seed`` (Optuna's TPE sampler seeds numpy's RNG: ``[0, 2**32 - 1]``).
-SEED_MAX = 2**32 - 1
-
 #: Study user attrs written by :func:`tune`.
 ATTR_RANGE = "lrkit.lr_range"
 ATTR_SEEDING = "lrkit.seeding"
@@ -375,7 +372,7 @@ def tune(
         if not callable(cb):
             raise TypeError(f"callbacks[{i}] must be a callable (study, trial) -> None, got {cb!r}")
     if seed is not None:  # what numpy (Optuna's TPE) accepts
-        seed = V.integer("seed", seed, 0, SEED_MAX)
+        seed = V.seed("seed", seed)
     if startup_trials is not None:
         startup_trials = V.integer("startup_trials", startup_trials, 0)
     if poll_interval is not None:
