@@ -471,3 +471,32 @@ def test_a_controller_holding_what_cannot_be_copied_still_loads_its_state() -> N
     fresh = ReduceOnPlateau() & Locked(1.0)
     fresh.load_state_dict(chain.state_dict())
     assert fresh.state_dict() == chain.state_dict()
+
+
+@pytest.mark.parametrize("threshold_mode", ["rel", "abs"])
+@pytest.mark.parametrize("seed", range(3))
+def test_max_mode_is_min_mode_on_the_negated_metric_bit_for_bit(threshold_mode, seed) -> None:
+    # mixed signs, zeros of both signs, exact repeats and NaN: "max" mirrors "min" exactly
+    rng = np.random.default_rng(seed)
+    pool = [0.0, -0.0, 0.25, -0.25, 1.0, -1.0, math.nan]
+    values = [
+        float(rng.choice(pool)) if rng.random() < 0.4 else float(rng.uniform(-2, 2))
+        for _ in range(400)
+    ]
+    kw = dict(patience=1, cooldown=1, factor=0.5, threshold=0.1, threshold_mode=threshold_mode)
+    hi, lo = ReduceOnPlateau("max", **kw), ReduceOnPlateau("min", **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for x in values:
+            assert hi.update(x) == lo.update(-x)
+            assert hi.num_bad_updates == lo.num_bad_updates
+            assert hi.best == (None if lo.best is None else -lo.best)
+    assert hi.reductions == lo.reductions and len(hi.reductions) > 5
+    # the documented rules for "max": best * (1 + th) above a positive best, best * (1 - th)
+    # above a negative one, best + th with "abs"
+    c = ReduceOnPlateau("max", patience=5, threshold=0.1, threshold_mode=threshold_mode)
+    c.update(-10.0)
+    c.update(-9.0 if threshold_mode == "rel" else -9.9)  # exactly at the bound: not better
+    assert c.best == -10.0 and c.num_bad_updates == 1
+    c.update(-8.5)
+    assert c.best == -8.5 and c.num_bad_updates == 0

@@ -226,15 +226,13 @@ class _Plateau:
             return False
         if best is None:
             return True
+        if self.mode == "max":  # the "min" test on the negated metric (negation is exact)
+            a, best = -a, -best
         th = self.threshold
-        if self.mode == "min":
-            if self.threshold_mode == "abs":
-                return a < best - th
-            # best * (1 - th) on best >= 0 (bit-identical to PyTorch), best - th*|best| below 0
-            return a < (best * (1.0 - th) if best >= 0 else best * (1.0 + th))
         if self.threshold_mode == "abs":
-            return a > best + th
-        return a > (best * (1.0 + th) if best >= 0 else best * (1.0 - th))
+            return a < best - th
+        # best * (1 - th) on best >= 0 (bit-identical to PyTorch), best - th*|best| below 0
+        return a < (best * (1.0 - th) if best >= 0 else best * (1.0 + th))
 
     def observe(self, value: float, owner: str) -> bool:
         """Record ``value``; True when a plateau is detected (patience exhausted)."""
@@ -354,6 +352,10 @@ class _OnPlateau(Feedback):
         at = _step_arg(step)
         return self._plateau.observe(x, type(self).__name__), at
 
+    def _cut(self) -> float:
+        """The scale after one more cut: ``scale * factor``, never below ``min_scale``."""
+        return max(self._scale * self.factor, self.min_scale)
+
     def _common_state(self) -> dict[str, Any]:
         return {
             "type": type(self).__name__,
@@ -435,7 +437,7 @@ class ReduceOnPlateau(_OnPlateau):
         plateau, at = self._observe(value, step)
         self.num_updates += 1
         if plateau:
-            new = max(self._scale * self.factor, self.min_scale)
+            new = self._cut()
             if new < self._scale:
                 self._scale = new
                 self.reductions.append(self.num_updates if at is None else at)
@@ -500,7 +502,7 @@ class RestartOnPlateau(_OnPlateau):
             at = self._last_step if at is None else at
             self.restart_step = at
             self.restarts.append(at)
-            self._scale = max(self._scale * self.factor, self.min_scale)
+            self._scale = self._cut()
             self._plateau.best = None  # a restart raises the LR: measure improvement afresh
         return self._scale
 

@@ -327,12 +327,13 @@ def test_lr_logger_follows_a_plateau_cut_and_a_guard_restore(const_grad_model):
 
 
 def test_guard_and_logger_keep_keras_async_dispatch():
-    """Neither callback makes Keras wait for each step's result (that wait costs more than
-    the callbacks' own work): the guard is async-safe, the logger has no batch-end hook."""
+    """No lrkit callback makes Keras wait for each step's result (that wait costs more than
+    the callbacks' own work): their batch-end hooks only record a number (async-safe)."""
     from keras.src.callbacks.callback_list import CallbackList
 
     model = _small()
-    cbs = CallbackList([lk.DivergenceGuard(), lk.LRLogger(per="batch")], model=model)
+    ours = [lk.DivergenceGuard(), lk.LRLogger(per="batch"), lk.LRScheduler(S.constant(0.1))]
+    cbs = CallbackList(ours, model=model)
     if not hasattr(cbs, "_async_train"):
         pytest.skip("this Keras has no async callback dispatch")
     assert cbs._async_train
@@ -479,3 +480,170 @@ def test_unknown_options_name_the_parameter_the_option_meant_and_the_options():
     )
     with pytest.raises(TypeError, match=r"^foo is not an option of lrkit.keras.DivergenceGuard; "):
         lk.DivergenceGuard(0.5, foo=1)
+
+
+_MANY_STEPS_PER_CALL = pytest.mark.skipif(
+    keras.backend.backend() == "torch", reason="Keras' torch backend runs one step per call"
+)
+
+
+@_MANY_STEPS_PER_CALL
+def test_lr_scheduler_counts_every_batch_with_steps_per_execution(const_grad_model, mean_pred_loss):
+    # Keras calls the callbacks once per 4 batches: the step still counts every batch
+    s = S.linear(1.0, end_lr=0.0, total_steps=16)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.123), loss=mean_pred_loss, steps_per_execution=4)
+    cb = lk.LRScheduler(s)
+    log = lk.LRLogger("batch")
+    h = _fit(model, 2, [cb, log], batches=6)  # calls of 4 and 2 batches per epoch
+    assert cb.step == 12
+    firsts = [0, 0, 0, 0, 4, 4, 6, 6, 6, 6, 10, 10]  # the LR is set at a call's first batch
+    used = [s(t) for t in firsts]
+    assert log.history == [(t, float(np.float32(lr))) for t, lr in enumerate(used)]
+    np.testing.assert_allclose(model.get_weights()[0], [[-sum(used)]], rtol=1e-6)
+    assert h.history["learning_rate"] == [s(4), s(10)]
+    assert lk.LRScheduler.async_safe and lk.LRLogger.async_safe  # Keras dispatches ahead
+
+
+@_MANY_STEPS_PER_CALL
+def test_lr_logger_records_every_step_of_a_call_with_steps_per_execution(
+    const_grad_model, mean_pred_loss
+):
+    s = S.linear(0.01, end_lr=0.0, total_steps=12)
+    model = const_grad_model()
+    model.compile(
+        optimizer=keras.optimizers.SGD(lk.schedule(s)),
+        loss=mean_pred_loss,
+        steps_per_execution=4,
+    )
+    log = lk.LRLogger("batch")
+    h = _fit(model, 2, [log], batches=6)  # calls of 4 and 2 batches per epoch
+    assert [i for i, _ in log.history] == list(range(12))
+    np.testing.assert_array_equal(log.lrs, [np.float32(s(t)) for t in range(12)])
+    assert h.history["learning_rate"] == [float(np.float32(s(5))), float(np.float32(s(11)))]
+
+
+def test_lr_scheduler_monitor_must_be_a_metric_name():
+    with pytest.raises(
+        ValueError, match=r"^monitor must be the name of a logged metric, got None$"
+    ):
+        lk.LRScheduler(S.constant(0.1), monitor=None)
+
+
+def test_plateau_scales_a_learning_rate_callable_as_keras_calls_it(
+    const_grad_model, mean_pred_loss
+):
+    # Keras' optimizers call a learning-rate callable that is not a schedule with no arguments
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lambda: 0.01), loss=mean_pred_loss)
+    cb = lk.ReduceOnPlateau(**_never_improves())
+    log = lk.LRLogger("batch")
+    _fit(model, 4, [cb, log])
+    used = [0.01, 0.01, 0.005, 0.0025]
+    assert isinstance(model.optimizer._learning_rate, lk.ScaledSchedule)
+    np.testing.assert_allclose(log.lrs, used, rtol=1e-6)
+    np.testing.assert_allclose(model.get_weights()[0], [[-sum(used)]], rtol=1e-6)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.00125, rel=1e-6)
+
+
+def test_lr_logger_reads_a_learning_rate_callable(const_grad_model, mean_pred_loss):
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lambda: 0.05), loss=mean_pred_loss)
+    log = lk.LRLogger("batch")
+    h = _fit(model, 1, [log], batches=2)
+    assert log.history == [(0, 0.05), (1, 0.05)]
+    assert h.history["learning_rate"] == [0.05]
+
+
+def _two_kernel_model(lr_a, lr_b, mean_pred_loss):
+    """y = a(x) + b(x) with x = 1 and zero kernels; a MultiOptimizer trains kernel a with lr_a
+    and kernel b with lr_b, each moving by exactly -lr per step."""
+    if not hasattr(keras.optimizers, "MultiOptimizer"):
+        pytest.skip("keras.optimizers.MultiOptimizer needs a newer Keras")
+    inp = keras.Input((1,))
+    a = keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros", name="a")
+    b = keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros", name="b")
+    model = keras.Model(inp, keras.layers.Add()([a(inp), b(inp)]))
+    opts = keras.optimizers.OptimizerMap(
+        keras.optimizers.SGD(lr_b), {"a/.*": keras.optimizers.SGD(lr_a)}
+    )
+    model.compile(optimizer=keras.optimizers.MultiOptimizer(opts), loss=mean_pred_loss)
+    return model
+
+
+def test_plateau_scales_every_optimizer_of_a_multi_optimizer(mean_pred_loss):
+    model = _two_kernel_model(lk.schedule(S.constant(0.02)), 0.01, mean_pred_loss)
+    cb = lk.ReduceOnPlateau(**_never_improves())
+    _fit(model, 4, [cb])
+    assert cb.controller.reductions == [1, 2, 3]
+    scales = [1.0, 1.0, 0.5, 0.25]  # epoch 0 sets best; each later epoch halves
+    kernels = {
+        w.path.split("/")[0]: float(keras.ops.convert_to_numpy(w)[0, 0]) for w in model.weights
+    }
+    assert kernels["a"] == pytest.approx(-0.02 * sum(scales), rel=1e-6)
+    assert kernels["b"] == pytest.approx(-0.01 * sum(scales), rel=1e-6)
+
+
+def test_guard_cuts_every_optimizer_of_a_multi_optimizer():
+    if not hasattr(keras.optimizers, "MultiOptimizer"):
+        pytest.skip("keras.optimizers.MultiOptimizer needs a newer Keras")
+    x, y = _data_with_bad_batch(bad=6, n=10)
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((3,))
+    out = keras.layers.Add()([keras.layers.Dense(1, name="a")(inp), keras.layers.Dense(1)(inp)])
+    model = keras.Model(inp, out)
+    sched = lk.schedule(S.constant(0.02))
+    opts = keras.optimizers.OptimizerMap(
+        keras.optimizers.SGD(0.01), {"a/.*": keras.optimizers.SGD(sched)}
+    )
+    model.compile(optimizer=keras.optimizers.MultiOptimizer(opts), loss="mse")
+    guard = lk.DivergenceGuard(factor=0.5, snapshot_every=2, min_history=2, window=5)
+    model.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
+    assert guard.restored_at == [7] and guard.scale == 0.5
+    assert sched.scale == 0.5  # the schedule of one optimizer and the float LR of the other
+    floats = [o for o in model.optimizer.optimizers if o._learning_rate is not sched]
+    assert [float(keras.ops.convert_to_numpy(o.learning_rate)) for o in floats] == [
+        pytest.approx(0.005)
+    ]
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+@pytest.mark.parametrize("make", [lambda: lk.LRScheduler(S.constant(0.1)), lambda: lk.LRLogger()])
+def test_one_optimizer_callbacks_refuse_a_multi_optimizer_in_one_line(make, mean_pred_loss):
+    model = _two_kernel_model(0.02, 0.01, mean_pred_loss)
+    cb = make()
+    name = type(cb).__name__
+    one = rf"^{name} follows the learning rate of one optimizer; "
+    with pytest.raises(ValueError, match=one + r".*\.MultiOptimizer of 2 optimizers \("):
+        _fit(model, 1, [cb])
+
+
+@pytest.mark.parametrize(
+    "monitor, mode, expected",
+    [
+        ("val_auc", "auto", "max"),  # a metric that goes up: max, as Keras' callback reads it
+        ("recall", "auto", "max"),
+        ("val_mse", "auto", "min"),
+        ("val_loss", "auto", "min"),
+        ("val_accuracy", "auto", "max"),
+        ("val_auc", "min", "min"),  # an explicit mode is kept
+    ],
+)
+def test_plateau_auto_mode_reads_the_direction_of_the_compiled_metric(monitor, mode, expected):
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 2)).astype("float32")
+    y = (x[:, :1] > 0.5).astype("float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    metrics = [
+        keras.metrics.AUC(name="auc"),
+        keras.metrics.Recall(name="recall"),
+        keras.metrics.MeanSquaredError(name="mse"),
+        "accuracy",
+    ]
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=metrics)
+    cb = lk.ReduceOnPlateau(monitor, mode=mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the metric is in the logs
+        model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y), callbacks=[cb])
+    assert cb.controller.mode == expected
+    assert cb.controller.num_updates == 2

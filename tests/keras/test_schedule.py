@@ -218,3 +218,14 @@ def test_the_schedule_argument_is_named_schedule_in_every_adapter() -> None:
         lk.schedule(s=s)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="^schedule must"):
         lk.schedule(3.0)
+
+
+def test_scaled_schedule_calls_a_learning_rate_callable_as_keras_does() -> None:
+    sc = lk.ScaledSchedule(lambda: 0.5, scale=0.25)  # Keras calls such a callable with no step
+    step = keras.Variable(3, dtype="int32", trainable=False)  # as an optimizer's iterations
+    assert float(keras.ops.convert_to_numpy(sc(step))) == 0.125
+    with pytest.raises(
+        ValueError,
+        match=r"^schedule must be a Keras LearningRateSchedule or a learning-rate callable, got 3$",
+    ):
+        lk.ScaledSchedule(3)

@@ -33,15 +33,34 @@ __all__ = ["DivergenceGuard", "LRLogger", "LRScheduler", "ReduceLROnPlateau", "R
 # ----------------------------------------------------------------------------- LR access
 
 
-def _inner_optimizer(model: Any) -> Any:
+def _compiled_optimizer(model: Any) -> Any:
     opt = getattr(model, "optimizer", None)
     if opt is None:
         raise ValueError("model must be compiled with an optimizer before training")
-    return getattr(opt, "inner_optimizer", opt)  # LossScaleOptimizer
+    return opt
 
 
-def _current_lr(model: Any) -> float:
-    return float(np.asarray(keras.ops.convert_to_numpy(_inner_optimizer(model).learning_rate)))
+def _optimizers(model: Any) -> list[Any]:
+    """The optimizers holding the model's learning rates: the compiled one (inside a
+    ``LossScaleOptimizer``), or each optimizer of a ``keras.optimizers.MultiOptimizer``."""
+    opt = _compiled_optimizer(model)
+    opt = getattr(opt, "inner_optimizer", opt)  # LossScaleOptimizer
+    if isinstance(getattr(opt, "optimizers", None), (list, tuple)):  # MultiOptimizer
+        return [getattr(o, "inner_optimizer", o) for o in opt.optimizers]
+    return [opt]
+
+
+def _inner_optimizer(model: Any, user: str) -> Any:
+    """The one optimizer holding the model's learning rate (``user``: the callback that needs
+    it, named in the error for a ``MultiOptimizer``)."""
+    opts = _optimizers(model)
+    if len(opts) != 1:
+        raise ValueError(
+            f"{user} follows the learning rate of one optimizer; this model's optimizer is a "
+            f"keras.optimizers.MultiOptimizer of {len(opts)} optimizers (ReduceOnPlateau and "
+            "DivergenceGuard scale them all)"
+        )
+    return opts[0]
 
 
 # Multipliers the lrkit callbacks applied to an optimizer's float learning rate, one per
@@ -64,47 +83,63 @@ def _float_lr_scale(opt: Any) -> float:
 
 
 class _LRHandle:
-    """Multiply an optimizer's learning rate by a factor, whatever it holds: a lrkit schedule
-    (its host-side scale), a foreign schedule or callable (wrapped once in
-    :class:`ScaledSchedule`, and the train function rebuilt so it sees the wrapper), or a
-    float learning-rate variable (assigned ``lr * factor``, as Keras' callbacks do)."""
+    """Multiply a model's learning rates by a factor (each optimizer's, for a
+    ``MultiOptimizer``), whatever an optimizer holds: a lrkit schedule (its host-side scale),
+    a foreign schedule or callable (wrapped once in :class:`ScaledSchedule`, and the train
+    function rebuilt so it sees the wrapper), or a float learning-rate variable (assigned
+    ``lr * factor``, as Keras' callbacks do)."""
 
     def __init__(self, model: Any, controller: Feedback) -> None:
-        opt = _inner_optimizer(model)
-        lr = opt._learning_rate
-        self.opt = opt
         self.model = model
         self.key = id(controller)
-        if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
-            self.target: Any = lr
-        elif isinstance(lr, keras.Variable):
-            self.target = None
-            # the float LR (saved with the model) already holds the cuts; LRScheduler reads
-            # the controller's scale from here, also after a resume with a restored controller
-            _float_lr_scales(opt)[self.key] = (controller, controller.scale)
-        elif callable(lr):
-            wrapped = ScaledSchedule(lr)
-            opt._learning_rate = wrapped
-            self.target = wrapped
-            if getattr(model, "train_function", None) is not None:
-                model.make_train_function(force=True)  # retrace with the wrapper
-        else:  # pragma: no cover - keras always holds one of the above
-            raise ValueError(f"unsupported learning rate {lr!r} in the optimizer")
+        #: (optimizer, its scaled schedule or None for a float learning rate)
+        self.parts: list[tuple[Any, Any]] = []
+        wrapped = False
+        for opt in _optimizers(model):
+            lr = opt._learning_rate
+            if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
+                self.parts.append((opt, lr))
+            elif isinstance(lr, keras.Variable):
+                # the float LR (saved with the model) already holds the cuts; LRScheduler reads
+                # the controller's scale from here, also after a resume with a restored controller
+                _float_lr_scales(opt)[self.key] = (controller, controller.scale)
+                self.parts.append((opt, None))
+            elif callable(lr):
+                opt._learning_rate = ScaledSchedule(lr)
+                self.parts.append((opt, opt._learning_rate))
+                wrapped = True
+            else:  # pragma: no cover - keras always holds one of the above
+                raise ValueError(f"unsupported learning rate {lr!r} in the optimizer")
+        if wrapped and getattr(model, "train_function", None) is not None:
+            model.make_train_function(force=True)  # retrace with the wrapper
 
     def multiply(self, factor: float) -> None:
         if factor == 1.0:
             return
-        if self.target is not None:
-            # no global retrace: this model's train function is rebuilt just below
-            self.target._rescale(self.target.scale * factor, retrace=False)
-            if self.target.compiled_scale and getattr(self.model, "train_function", None):
-                self.model.make_train_function(force=True)  # the scale is a compiled constant
-        else:
-            scales = _float_lr_scales(self.opt)
-            owner, scale = scales[self.key]
-            scales[self.key] = (owner, scale * factor)
-            current = keras.ops.convert_to_numpy(self.opt._learning_rate.value)
-            self.opt.learning_rate = float(np.asarray(current)) * factor
+        retrace = False
+        for opt, target in self.parts:
+            if target is not None:
+                # no global retrace: this model's train function is rebuilt below
+                target._rescale(target.scale * factor, retrace=False)
+                retrace = retrace or target.compiled_scale
+            else:
+                scales = _float_lr_scales(opt)
+                owner, scale = scales[self.key]
+                scales[self.key] = (owner, scale * factor)
+                current = keras.ops.convert_to_numpy(opt._learning_rate.value)
+                opt.learning_rate = float(np.asarray(current)) * factor
+        if retrace and getattr(self.model, "train_function", None):
+            self.model.make_train_function(force=True)  # the scale is a compiled constant
+
+
+def _batches_done(params: dict[str, Any] | None, ends: list[int]) -> int:
+    """The number of batches an epoch trained, from the batch indices Keras reported done
+    (``ends``): with ``steps_per_execution`` Keras reports a call as ending at its last batch
+    also when the data ran out before it, so the epoch's step count (``params["steps"]``, when
+    known) bounds it."""
+    done = max(ends, default=-1) + 1
+    steps = (params or {}).get("steps")
+    return min(done, int(steps)) if steps else done
 
 
 def _resolve_mode(mode: str, monitor: str) -> str:
@@ -112,6 +147,24 @@ def _resolve_mode(mode: str, monitor: str) -> str:
     if mode == "auto":
         return "max" if ("acc" in monitor or monitor.startswith("fmeasure")) else "min"
     return mode
+
+
+def _metric_mode(model: Any, monitor: str) -> str | None:
+    """The direction of the compiled metric ``monitor`` names (``"val_"`` prefix or not), as
+    Keras' own callbacks read it for ``mode="auto"``: ``"min"`` for the loss, ``"max"`` for a
+    metric that goes up (accuracy, AUC, precision, ...); None for a metric it does not know."""
+    name = monitor.removeprefix("val_")
+    if name == "loss":
+        return "min"
+    metrics: list[Any] = []
+    for m in getattr(model, "metrics", None) or []:
+        inner = getattr(m, "metrics", None)  # Keras' compiled metrics: a container of them
+        metrics.extend(inner if isinstance(inner, (list, tuple)) else [m])
+    for m in metrics:
+        direction = getattr(m, "_direction", None)
+        if getattr(m, "name", None) == name and direction in ("up", "down"):
+            return "max" if direction == "up" else "min"
+    return None
 
 
 # ----------------------------------------------------------------------------- plateau
@@ -125,7 +178,9 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     Unlike ``keras.callbacks.ReduceLROnPlateau`` it also works when the optimizer holds a
     schedule: an lrkit schedule (``lrkit.keras.schedule``) is scaled in place, any other
     Keras schedule is wrapped once in :class:`lrkit.keras.ScaledSchedule`; a float learning
-    rate is multiplied like Keras does. Multipliers of several callbacks compose.
+    rate is multiplied like Keras does, and a learning-rate callable is wrapped like a
+    schedule. With a ``keras.optimizers.MultiOptimizer`` every optimizer's learning rate is
+    scaled. Multipliers of several callbacks compose.
 
     Note the timing differs from Keras' callback: the reduction comes on the ``patience + 1``-th
     non-improving epoch (PyTorch's convention), and Keras' cooldown counts the epoch of the cut.
@@ -136,7 +191,10 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     The plateau arguments (``factor=0.1``, ``patience=10``, ``threshold=1e-4``,
     ``threshold_mode="rel"``, ``cooldown=0``, ``min_scale=0.0``, by keyword:
     ``lrkit.feedback.PlateauKwargs``) are those of :class:`lrkit.feedback.ReduceOnPlateau`;
-    ``mode="auto"`` (as Keras) reads ``"max"`` for accuracy-like monitors, else ``"min"``.
+    ``mode="auto"`` reads the direction of the monitored metric as Keras does, when training
+    begins: ``"min"`` for the loss, ``"max"`` for a compiled metric that goes up (accuracy,
+    AUC, precision, recall, ...), ``"min"`` for one that goes down; for a name Keras does not
+    know, ``"max"`` when it contains ``"acc"``, else ``"min"``.
 
     ``controller`` (optional) is a ready :class:`lrkit.feedback.ReduceOnPlateau` (e.g. restored
     with ``load_state_dict``); the other arguments are then ignored. To resume, pass the
@@ -164,9 +222,11 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
         self.monitor = monitor
+        self._auto = False  # mode="auto": read the metric's direction at train begin
         if controller is None:
             resolved: Any = _resolve_mode(mode, monitor)
             controller = _PlateauCore(resolved, **plateau)
+            self._auto = mode == "auto"
         elif not isinstance(controller, _PlateauCore):
             raise ValueError(
                 f"controller must be a lrkit.feedback.ReduceOnPlateau, got {controller!r}"
@@ -181,6 +241,12 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._handle = _LRHandle(self.model, self.controller)
+        if self._auto and self.controller.num_updates == 0:
+            self._auto = False
+            mode = _metric_mode(self.model, self.monitor)
+            if mode is not None and mode != self.controller.mode:
+                state = self.controller.state_dict()
+                self.controller.load_state_dict({**state, "mode": mode})
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs if logs is not None else {}
@@ -319,8 +385,8 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
     def _opt_variables(self) -> list[Any]:
         # every optimizer variable but a float learning rate: the LR in use is kept (with the
         # cuts other callbacks made since the snapshot) and then multiplied by ``factor``
-        lr = _inner_optimizer(self.model)._learning_rate
-        return [v for v in self.model.optimizer.variables if v is not lr]
+        lrs = [opt._learning_rate for opt in _optimizers(self.model)]
+        return [v for v in self.model.optimizer.variables if not any(v is lr for lr in lrs)]
 
     def _take(self) -> _Snapshot:
         model = self.model
@@ -473,6 +539,8 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
     ``per="batch"``: before each batch the LR is ``schedule(step)`` where ``step`` counts the
     batches trained by this callback, starting at ``initial_step`` (default: the optimizer's
     ``iterations`` at the start of training, so a resumed run continues where it stopped).
+    With ``steps_per_execution=n`` Keras calls the callbacks once per ``n`` batches: the LR
+    set is ``schedule(step)`` at the first of them, and ``step`` advances by all ``n``.
     ``per="epoch"``: before each epoch the LR is ``schedule(epoch)``. With ``feedback`` (any
     :class:`lrkit.feedback.Feedback`) the LR is ``feedback.apply(schedule, step)`` and the
     metric ``monitor`` is fed to ``feedback.update`` at every epoch end. Cuts made by
@@ -482,6 +550,8 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
     ``lrkit.keras.schedule``. At each epoch end ``logs["learning_rate"]`` is the LR the epoch's
     last step used (the last LR set), the meaning :class:`LRLogger` documents.
     """
+
+    async_safe = True  # on_train_batch_end only records the batch index (Keras' worker thread)
 
     def __init__(
         self,
@@ -499,6 +569,8 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         if feedback is not None and not isinstance(feedback, Feedback):
             raise ValueError(f"feedback must be a lrkit.feedback.Feedback, got {feedback!r}")
         self.feedback = feedback
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
         self.monitor = monitor
         self.initial_step = (
             None if initial_step is None else V.integer("initial_step", initial_step, 0)
@@ -506,9 +578,13 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         self.verbose = verbose
         self.step = 0
         self.last_lr: float | None = None
+        self._epoch_step = 0  # ``step`` when the epoch began
+        # the batches Keras reported done in this epoch (appended from its worker threads,
+        # in any order)
+        self._ends: list[int] = []
 
     def _set(self, step: int) -> None:
-        opt = _inner_optimizer(self.model)
+        opt = _inner_optimizer(self.model, "LRScheduler")
         if not isinstance(opt._learning_rate, keras.Variable):
             raise ValueError(
                 "LRScheduler needs an optimizer created with a float learning_rate; this one "
@@ -528,10 +604,14 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
             self.step = self.initial_step
         else:
             self.step = int(
-                keras.ops.convert_to_numpy(_inner_optimizer(self.model).iterations.value)
+                keras.ops.convert_to_numpy(
+                    _inner_optimizer(self.model, "LRScheduler").iterations.value
+                )
             )
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch_step = self.step
+        self._ends = []
         if self.per == "epoch":
             self._set(epoch)
             if self.verbose:
@@ -539,13 +619,17 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.per == "batch":
+            # ``batch``: the epoch's first batch of this call (one call per steps_per_execution)
+            self.step = self._epoch_step + batch
             self._set(self.step)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.per == "batch":
-            self.step += 1
+        # may run in one of Keras' worker threads, in any order: only record the batch
+        self._ends.append(batch)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.per == "batch" and self._ends:  # Keras has waited for every batch by now
+            self.step = self._epoch_step + _batches_done(self.params, self._ends)
         logs = logs if logs is not None else {}
         if self.feedback is not None:
             value = logs.get(self.monitor)
@@ -575,7 +659,9 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
     ``LearningRateScheduler`` writes to ``logs["learning_rate"]`` (the LR it set for the
     epoch); :class:`LRScheduler` writes the same. ``per="epoch"``: :attr:`history` gets
     ``(epoch, lr)`` with that value; ``per="batch"``: ``(iteration, lr)`` for every step, where
-    ``iteration`` is the optimizer's ``iterations`` before the step.
+    ``iteration`` is the optimizer's ``iterations`` before the step (with
+    ``steps_per_execution=n``, every one of the ``n`` steps of a call, at the LR the optimizer
+    gives each: a schedule's value at that step, a float LR as read when the call began).
 
     The LR is read when a batch starts, after the callbacks listed before this one have set it
     (place the logger after ``LearningRateScheduler``/:class:`LRScheduler`); the per-batch cost
@@ -586,6 +672,8 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
     each epoch end.
     """
 
+    async_safe = True  # on_train_batch_end only records the batch index (Keras' worker thread)
+
     def __init__(self, per: str = "epoch", *, key: str = "learning_rate") -> None:
         super().__init__()
         self.per = V.choice("per", per, ("batch", "epoch"))
@@ -593,7 +681,11 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
             raise ValueError(f"key must be a non-empty string, got {key!r}")
         self.key = key
         self.history: list[tuple[int, float]] = []
-        self._records: list[tuple[int, Any, float]] = []  # (iteration, lr or schedule, scale)
+        # (batch, iteration, lr or schedule, scale) when a call of the train function began
+        self._records: list[tuple[int, int, Any, float]] = []
+        # the batches Keras reported done in this epoch (appended from its worker threads,
+        # in any order)
+        self._ends: list[int] = []
         self._opt: Any = None
         self._it_base = 0
         self._lr = math.nan
@@ -608,11 +700,12 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
         return np.asarray(keras.ops.convert_to_numpy(value))
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._opt = _inner_optimizer(self.model)
+        self._opt = _inner_optimizer(self.model, "LRLogger")
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._opt = _inner_optimizer(self.model)  # synced at epoch boundaries
+        self._opt = _inner_optimizer(self.model, "LRLogger")  # synced at epoch boundaries
         self._records = []
+        self._ends = []
         self._it_base = int(keras.ops.convert_to_numpy(self._opt.iterations.value))
         if isinstance(self._opt._learning_rate, keras.Variable):
             self._lr = float(np.asarray(self._host_value(self._opt._learning_rate)))
@@ -627,24 +720,38 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
             value = self._host_value(lr)
             if value is not None:
                 self._lr = float(value)
-            self._records.append((self._it_base + batch, None, self._lr))
+            self._records.append((batch, self._it_base + batch, None, self._lr))
         else:
-            self._records.append((self._it_base + batch, lr, float(getattr(lr, "scale", 1.0))))
+            scale = float(getattr(lr, "scale", 1.0))
+            self._records.append((batch, self._it_base + batch, lr, scale))
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        # may run in one of Keras' worker threads, in any order: only record the batch
+        self._ends.append(batch)
 
     def _resolve(self) -> list[tuple[int, float]]:
         """``(iteration, lr)`` of the epoch's steps (schedules evaluated at once, per scale)."""
+        recs = self._records
+        # every step of every call (steps_per_execution: a call runs several)
+        last = _batches_done(self.params, self._ends)
+        ends = [r[0] for r in recs[1:]] + [max(last, recs[-1][0] + 1)] if recs else []
+        runs = [
+            (it + k, sched, scale)
+            for (batch, it, sched, scale), end in zip(recs, ends)
+            for k in range(max(end - batch, 1))
+        ]
         out: list[tuple[int, float]] = []
-        i, recs = 0, self._records
-        while i < len(recs):
-            it, sched, scale = recs[i]
+        i = 0
+        while i < len(runs):
+            it, sched, scale = runs[i]
             if sched is None:
                 out.append((it, scale))
                 i += 1
                 continue
             j = i
-            while j < len(recs) and recs[j][1] is sched and recs[j][2] == scale:
+            while j < len(runs) and runs[j][1] is sched and runs[j][2] == scale:
                 j += 1
-            steps = np.asarray([r[0] for r in recs[i:j]], dtype=np.int64)
+            steps = np.asarray([r[0] for r in runs[i:j]], dtype=np.int64)
             out.extend(zip(steps.tolist(), _schedule_values(sched, scale, steps)))
             i = j
         return out
@@ -674,6 +781,9 @@ def _schedule_values(sched: Any, scale: float, steps: np.ndarray) -> list[float]
         return [float(v) for v in at.values(steps)]
     if isinstance(sched, ScaledSchedule) and scale != sched.scale:
         sched = ScaledSchedule(sched.inner, scale=scale)
+    if not isinstance(sched, keras.optimizers.schedules.LearningRateSchedule):
+        # a learning-rate callable: Keras' optimizers call it with no arguments
+        return [float(np.asarray(keras.ops.convert_to_numpy(sched())))] * len(steps)
     try:  # Keras' schedules are elementwise: all steps in one call
         vals = np.asarray(keras.ops.convert_to_numpy(sched(steps)), dtype=np.float64)
         if vals.shape == steps.shape:

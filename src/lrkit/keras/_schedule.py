@@ -233,17 +233,21 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
 
 @keras.saving.register_keras_serializable(package="lrkit")
 class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
-    """``scale * inner(step)`` for any Keras schedule (or callable) ``inner``; the lrkit
-    callbacks wrap an optimizer's foreign schedule in it to scale its learning rate. On the
-    JAX backend the scale is a constant of the compiled step (``compiled_scale``); elsewhere it
-    is read on the host at every call."""
+    """``scale * inner(step)`` for any Keras schedule ``inner``; the lrkit callbacks wrap an
+    optimizer's foreign schedule in it to scale its learning rate. A callable that is not a
+    ``LearningRateSchedule`` is called with no arguments, as Keras' optimizers call such a
+    learning rate (``scale * inner()``). On the JAX backend the scale is a constant of the
+    compiled step (``compiled_scale``); elsewhere it is read on the host at every call."""
 
     def __init__(self, schedule: Any, *, scale: float = 1.0, name: str | None = None) -> None:
         super().__init__()
         if isinstance(schedule, dict):
             schedule = keras.saving.deserialize_keras_object(schedule)
         if not callable(schedule):
-            raise ValueError(f"schedule must be a Keras LearningRateSchedule, got {schedule!r}")
+            raise ValueError(
+                "schedule must be a Keras LearningRateSchedule or a learning-rate callable, "
+                f"got {schedule!r}"
+            )
         self.inner = schedule
         self._scale = V.non_negative("scale", scale)
         self.name = name
@@ -252,9 +256,12 @@ class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule): 
         return np.full(np.shape(t), self._scale, dtype=np.float32)
 
     def __call__(self, step: Any) -> Any:
-        inner = keras.ops.cast(self.inner(step), "float32")
+        if isinstance(self.inner, keras.optimizers.schedules.LearningRateSchedule):
+            inner = keras.ops.cast(self.inner(step), "float32")
+        else:  # a learning-rate callable, which Keras' optimizers call with no arguments
+            inner = keras.ops.cast(self.inner(), "float32")
         if keras.backend.backend() == "jax":
-            self._traced = self._traced or _is_tracer(inner)
+            self._traced = self._traced or _is_tracer(inner) or _is_tracer(_jax_step(step))
             return inner * np.float32(self._scale)
         return inner * host_eval(self._factor, step)
 
