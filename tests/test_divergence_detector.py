@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,3 +47,48 @@ def test_state_dict_round_trip_and_the_former_name():
 
         assert feedback.DivergenceGuard is DivergenceDetector
     assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+
+
+def _converged_run(sigma: float, seed: int = 0) -> list[float]:
+    """A loss falling from 2.3 to 1e-6, then log-normal batch noise around 1e-6."""
+    rng = np.random.default_rng(seed)
+    falls = np.geomspace(2.3, 1e-6, 500)
+    return [float(x) for x in [*falls, *(1e-6 * np.exp(rng.normal(0.0, sigma, 20_000)))]]
+
+
+def test_batch_noise_of_a_converged_loss_is_not_a_divergence() -> None:
+    losses = _converged_run(1.5)
+    # without the floor, factors of 10 between batches near 1e-6 read as spikes (and, after
+    # max_restores, as a run to give up)
+    old = DivergenceDetector(spike_floor=0.0)
+    assert [old.check(x) for x in losses].count("ok") < len(losses)
+    d = DivergenceDetector()
+    assert d.spike_floor == 0.01
+    assert all(d.check(x) == "ok" for x in losses)
+    assert d.state_dict()["peak"] == 2.3
+    # a loss back above 1% of the untrained one (and 10x the reference) is a spike; NaN too
+    assert d.is_divergent(0.03) and not d.is_divergent(0.02)
+    assert d.is_divergent(float("nan"))
+
+
+def test_the_floor_resumes_bit_for_bit_and_older_states_load_without_it() -> None:
+    losses = _converged_run(1.0, seed=1)
+    a = DivergenceDetector(spike_floor=0.05)
+    for x in losses[:700]:
+        a.check(x)
+    b = DivergenceDetector()
+    b.load_state_dict(json.loads(json.dumps(a.state_dict())))
+    assert b.spike_floor == 0.05 and b.state_dict() == a.state_dict()
+    for x in [*losses[700:900], 0.2, 1e-6]:
+        assert a.check(x) == b.check(x)
+    assert a.state_dict() == b.state_dict()
+    old = {k: v for k, v in a.state_dict().items() if k not in ("spike_floor", "peak")}
+    c = DivergenceDetector()
+    c.load_state_dict(old)
+    assert c.spike_floor == 0.0  # a state saved before the floor judges as it did
+
+
+def test_spike_floor_is_a_fraction() -> None:
+    for bad in (-0.1, 1.5, float("nan"), "0.1"):
+        with pytest.raises(ValueError, match=r"^spike_floor must be"):
+            DivergenceDetector(spike_floor=bad)

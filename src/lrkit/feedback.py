@@ -96,6 +96,7 @@ class DetectorKwargs(TypedDict, total=False):
     min_history: int
     min_scale: float
     quantile: float
+    spike_floor: float
 
 
 Action = Literal["ok", "restore", "give_up"]
@@ -573,7 +574,10 @@ class DivergenceDetector(Feedback):
       should restore its last good snapshot and stop (``lrkit.torch.DivergenceGuard`` raises).
 
     For a negative reference a spike is ``loss > ref + (spike_factor - 1) * |ref|``; for a zero
-    reference only non-finite losses count. ``spike_factor=None`` disables spike detection.
+    reference only non-finite losses count. A spike must also lie above ``spike_floor`` times
+    the largest ok loss seen (the untrained model's, usually): a model that has driven its loss
+    to 1e-6, where batch losses differ by factors of 10, does not diverge when a batch reads
+    1e-5. ``spike_factor=None`` disables spike detection.
     The quantile is ``numpy.quantile``'s default (linear interpolation), bit for bit, kept
     up to date in a sorted window (a few microseconds per check).
 
@@ -593,8 +597,10 @@ class DivergenceDetector(Feedback):
         min_history: int = 10,
         min_scale: float = 0.0,
         quantile: float = 0.9,
+        spike_floor: float = 0.01,
     ) -> None:
         self.factor = v.in_range("factor", factor, 0.0, 1.0, high_open=True)
+        self.spike_floor = v.in_range("spike_floor", spike_floor, 0.0, 1.0)
         self.quantile = v.in_range("quantile", quantile, 0.0, 1.0)
         self.max_restores = v.integer("max_restores", max_restores, minimum=0)
         self.spike_factor = (
@@ -611,6 +617,7 @@ class DivergenceDetector(Feedback):
         self.min_scale = v.non_negative("min_scale", min_scale)
         self._history: deque[float] = deque()
         self._sorted: list[float] = []  # the same losses, sorted (for the quantile)
+        self._peak = -math.inf  # the largest ok loss seen
         self._scale = 1.0
         self.restores = 0
         self.num_checks = 0
@@ -628,6 +635,8 @@ class DivergenceDetector(Feedback):
             del srt[bisect.bisect_left(srt, old)]
         hist.append(x)
         bisect.insort(srt, x)
+        if x > self._peak:
+            self._peak = x
 
     @property
     def reference(self) -> float | None:
@@ -658,6 +667,8 @@ class DivergenceDetector(Feedback):
             return False
         ref = self.reference
         if ref is None or ref == 0:
+            return False
+        if self._peak > 0 and x <= self.spike_floor * self._peak:
             return False
         return x > ref + (self.spike_factor - 1.0) * abs(ref)
 
@@ -705,6 +716,8 @@ class DivergenceDetector(Feedback):
             "min_history": self.min_history,
             "min_scale": self.min_scale,
             "quantile": self.quantile,
+            "spike_floor": self.spike_floor,
+            "peak": None if self._peak == -math.inf else self._peak,  # the largest ok loss
             "history": list(self._history),
             "scale": self._scale,
             "restores": self.restores,
@@ -725,9 +738,12 @@ class DivergenceDetector(Feedback):
             min_history=state["min_history"],
             min_scale=state["min_scale"],
             quantile=state.get("quantile", 0.5),
+            spike_floor=state.get("spike_floor", 0.0),  # before the floor: none
         )
         for x in state["history"]:
             self._push(float(x))
+        if state.get("peak") is not None:
+            self._peak = max(self._peak, v.number("state['peak']", state["peak"]))
         self._scale = v.non_negative("state['scale']", state["scale"])
         self.restores = v.integer("state['restores']", state["restores"])
         self.num_checks = v.integer("state['num_checks']", state["num_checks"])

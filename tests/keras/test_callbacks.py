@@ -476,7 +476,7 @@ def test_unknown_options_name_the_parameter_the_option_meant_and_the_options():
     assert msg.startswith("check_grads is not an option of lrkit.keras.DivergenceGuard (Keras ")
     assert msg.endswith(
         "; options: controller, factor, keep, max_restores, min_history, min_scale, quantile, "
-        "snapshot_every, spike_factor, verbose, window"
+        "snapshot_every, spike_factor, spike_floor, verbose, window"
     )
     with pytest.raises(TypeError, match=r"^foo is not an option of lrkit.keras.DivergenceGuard; "):
         lk.DivergenceGuard(0.5, foo=1)

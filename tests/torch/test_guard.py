@@ -557,5 +557,5 @@ def test_an_unknown_keyword_names_the_guard_and_what_it_takes():
     assert str(info.value) == (
         "DivergenceGuard got an unexpected keyword argument 'spike' (allowed: model, optimizer, "
         "scheduler, factor, snapshot_every, keep, check_grads, max_restores, spike_factor, "
-        "window, min_history, min_scale, quantile)"
+        "window, min_history, min_scale, quantile, spike_floor)"
     )

@@ -313,7 +313,8 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
     again at once it is dropped and the next older one is restored.
 
     The detector arguments after ``factor`` (``max_restores``, ``spike_factor``, ``window``,
-    ``min_history``, ``min_scale``, ``quantile``: :class:`lrkit.feedback.DetectorKwargs`) go by
+    ``min_history``, ``min_scale``, ``quantile``, ``spike_floor``:
+    :class:`lrkit.feedback.DetectorKwargs`) go by
     keyword to :class:`lrkit.feedback.DivergenceDetector`, which holds their defaults.
     ``controller`` (optional) is a ready :class:`lrkit.feedback.DivergenceDetector`; the other
     detector arguments are then ignored. The arguments and defaults are those of

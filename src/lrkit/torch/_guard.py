@@ -90,6 +90,8 @@ class DivergenceGuard:
         window, min_history: size of the reference window, and the number of good losses needed
             before spikes are detected.
         quantile: the quantile of the window used as the reference.
+        spike_floor: a spike must also lie above this fraction of the largest good loss seen
+            (batch noise of a loss driven near 0 is not a divergence).
         min_scale: the LR multiplier never goes below this.
         snapshot_every: take a snapshot every this many good checks (the first at
             construction). A restore goes back at most ``snapshot_every - 1`` good steps before
