@@ -3,11 +3,13 @@
 Both loops train the same small MLP on the same batches with the same
 ``lrkit.torch.scheduler``; the bare loop is ``zero_grad, forward, loss, backward, step,
 scheduler.step()``, ``fit`` adds the per-step loss and LR records and the NaN check. Runs are
-interleaved and repeated; the table reports the fastest run of each (the least disturbed by
-other processes, as ``timeit`` advises) and their ratio, which on a busy machine carries the
-machine's noise. The last two columns time ``fit``'s additions to a step on their own (the
-loss read-out, the LR record and the NaN check, 20000 times): that cost against the bare
-step is the overhead, free of the noise of two whole-loop timings.
+paired (a bare run and a ``fit`` run back to back, in alternating order) and repeated; the
+table reports the fastest run of each (the least disturbed by other processes, as ``timeit``
+advises) and the median over the pairs of the ratio within a pair (two runs a moment apart
+see the same load; the ratio of the two fastest runs of a busy machine does not). The last
+two columns time ``fit``'s additions to a step on their own (the loss read-out, the LR record
+and the NaN check, 20000 times): that cost against the bare step is the overhead, free of the
+noise of two whole-loop timings.
 
     python benchmarks/fit_overhead.py [--steps 300] [--repeats 7] [--json PATH]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -92,13 +95,14 @@ def additions(model, opt, data, n: int = 20000) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=21)
     ap.add_argument("--json", default=None, metavar="PATH")
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = []
     for width, batch in ((128, 32), (512, 128)):
         times: dict[str, list[float]] = {"bare": [], "fit": []}
+        ratios: list[float] = []
         for r in range(args.repeats + 1):
             for name, fn in (
                 (("bare", bare), ("fit", with_fit))
@@ -112,16 +116,18 @@ def main() -> None:
                 t = fn(model, opt, data, args.steps)
                 if r:  # the first round warms up
                     times[name].append(t)
+            if r:
+                ratios.append(times["fit"][-1] / times["bare"][-1])
         b, f = min(times["bare"]), min(times["fit"])  # least disturbed run (timeit's rule)
         model, opt, data = _setup(width, batch, 20)
         a = min(additions(model, opt, data) for _ in range(3))
         name = f"MLP 64-{width}-10, batch {batch}"
-        rows.append([name, b * 1e6, f * 1e6, f / b, a * 1e6, 100 * a / b])
+        rows.append([name, b * 1e6, f * 1e6, statistics.median(ratios), a * 1e6, 100 * a / b])
     cols = [
         "task",
         "bare step (us)",
         "fit step (us)",
-        "fit / bare",
+        "fit / bare (median of paired runs)",
         "fit's additions (us)",
         "additions / bare step (%)",
     ]

@@ -293,3 +293,28 @@ def test_noise_on_a_flat_start_does_not_stop_the_sweep() -> None:
     assert early.lrs[-1] > 10**-0.45
     full = range_test(_noisy_bowl((-0.45, 1.74, 0.3, 0.74, 0)), warn=False, stop_early=False)
     assert abs(math.log10(early.min_loss_lr / full.min_loss_lr)) < 0.5
+
+
+@pytest.mark.parametrize(
+    "name,hint",
+    [
+        ("stop_div", "the sweep always stops on divergence; diverge_th sets where"),
+        ("show_plot", "use result.plot()"),
+        ("val_loader", "use val_data, an argument of lrkit.torch.find_lr"),
+        ("update_attr", "set the learning rate from result.suggestion"),
+    ],
+)
+def test_the_names_of_fastai_torch_lr_finder_and_lightning_point_to_lrkits(name, hint):
+    with pytest.raises(TypeError) as e:
+        SweepOptions.build(**{name: True})
+    assert str(e.value).startswith(f"{name} is not an option of the range test ({hint}); ")
+
+
+def test_rule_and_its_alias_method_together_are_refused():
+    with pytest.raises(TypeError) as e:
+        SweepOptions.build(rule="valley", method="minimum")
+    assert str(e.value) == (
+        "rule and method name the same option (method is its alias): pass one, "
+        "got rule='valley' and method='minimum'"
+    )
+    assert SweepOptions.build(method="minimum").rule == "minimum"

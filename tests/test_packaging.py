@@ -218,3 +218,59 @@ def test_sdist_holds_the_sources_and_the_license() -> None:
     assert {"LICENSE", "README.md", "pyproject.toml", "PKG-INFO"} <= names
     assert {f"src/{f}" for f in PACKAGE_FILES} <= names
     assert not [n for n in names if n.split("/")[0] in ("benchmarks", "docs", ".ci")]
+
+
+# ----------------------------------------------------------------------------- version bounds
+
+#: APIs the package uses that need a given release: (pattern in the source, distribution,
+#: the first release that has it)
+NEWER_APIS = [
+    (r"\btorch\.amp\.GradScaler\b", "torch", (2, 3)),
+    (r"\bjax\.tree_util\.keystr\b", "jax", (0, 4, 6)),
+    (r"\bkeras\.utils\.PyDataset\b", "keras", (3, 0)),
+]
+
+
+def _lower_bounds() -> dict[str, tuple[int, ...]]:
+    """The ``>=`` bound of each distribution named by the dependencies and the extras."""
+    reqs = list(PROJECT["dependencies"])
+    for extra in PROJECT["optional-dependencies"].values():
+        reqs += extra
+    out: dict[str, tuple[int, ...]] = {}
+    for req in reqs:
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*>=\s*([\d.]+)", req.strip())
+        if m:
+            version = tuple(int(x) for x in m.group(3).split("."))
+            name = m.group(1).lower()
+            assert out.get(name, version) == version, f"two lower bounds for {name}"
+            out[name] = version
+    return out
+
+
+def test_every_dependency_has_a_lower_bound() -> None:
+    bounds = _lower_bounds()
+    for req in [*PROJECT["dependencies"], *sum(PROJECT["optional-dependencies"].values(), [])]:
+        name = re.match(r"[A-Za-z0-9_.\-]+", req)
+        assert name, req
+        if name.group(0) not in ("lrkit", "trove-classifiers"):
+            assert name.group(0).lower() in bounds, f"{req}: no lower bound"
+
+
+@pytest.mark.parametrize(("pattern", "dist", "first"), NEWER_APIS)
+def test_lower_bounds_cover_the_apis_used(pattern: str, dist: str, first: tuple[int, ...]) -> None:
+    users = [
+        p.relative_to(ROOT).as_posix()
+        for p in sorted((ROOT / "src" / "lrkit").rglob("*.py"))
+        if re.search(pattern, p.read_text())
+    ]
+    if not users:
+        pytest.skip(f"{pattern} is not used")
+    bound = _lower_bounds()[dist]
+    needed, allowed = ".".join(map(str, first)), ".".join(map(str, bound))
+    assert bound >= first, f"{users} need {dist} {needed}; pyproject.toml allows {dist}>={allowed}"
+
+
+def test_install_page_states_the_torch_bound() -> None:
+    bound = ".".join(map(str, _lower_bounds()["torch"]))
+    page = (ROOT / "docs" / "install.md").read_text()
+    assert f"`torch>={bound}`" in page and f"PyTorch {bound} or newer" in page

@@ -12,6 +12,7 @@ and the LR range test for a functional training step (``pip install 'lrkit[jax]'
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -338,6 +339,79 @@ def _is_number(path: Any, value: Any) -> bool:
     return _is_leaf_array(value) or isinstance(value, (int, float))
 
 
+def _check_params(params: Any) -> None:
+    """Every leaf of ``params`` is differentiated: a one-line ``ValueError`` naming the first
+    leaf that is not a floating-point array (an integer counter, a boolean flag)."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        dtype = jnp.asarray(leaf).dtype
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            where = jax.tree_util.keystr(path) or "(the root)"
+            raise ValueError(
+                "params must hold floating-point arrays only (the range test differentiates "
+                f"every leaf), got {dtype} at params{where}; keep integer or boolean state "
+                "out of params (in loss_fn's closure or the batch)"
+            )
+
+
+def _check_loss_output(loss_fn: Callable[..., Any], params: Any, batch: Any, has_aux: bool) -> None:
+    """A one-line ``ValueError`` when ``loss_fn(params, batch)`` (traced, not run) does not
+    return what ``jax.value_and_grad`` needs: a scalar float loss, or ``(loss, aux)`` with
+    ``has_aux=True``. Any other failure is left to the sweep's own call to report."""
+    try:
+        out = jax.eval_shape(loss_fn, params, batch)
+    except Exception:  # noqa: BLE001 - the sweep's first step raises it with its own message
+        return
+    if has_aux:
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise ValueError(
+                "loss_fn must return a (loss, aux) pair with has_aux=True, got "
+                + _describe_output(out)
+            )
+        out = out[0]
+    elif isinstance(out, (tuple, list)):
+        raise ValueError(
+            f"loss_fn must return the loss alone, got {_describe_output(out)}; for "
+            "loss_fn(params, batch) -> (loss, aux) pass has_aux=True"
+        )
+    shape = getattr(out, "shape", None)
+    if shape != ():
+        raise ValueError(
+            "loss_fn must return a scalar loss (shape (), e.g. jnp.mean(...)), got "
+            + _describe_output(out)
+        )
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise ValueError(f"loss_fn must return a floating-point loss, got dtype {out.dtype}")
+
+
+def _describe_output(out: Any) -> str:
+    if isinstance(out, (tuple, list)):
+        return f"a {type(out).__name__} of {len(out)} items"
+    shape = getattr(out, "shape", None)
+    if shape is not None:
+        return f"an array of shape {tuple(shape)}"
+    return f"a {type(out).__name__}"
+
+
+def _start_state(opt: Any, inner: Any, params: Any, opt_state: Any) -> Any:
+    """The sweep's private optimizer state: ``opt.init(params)``, or a copy of ``opt_state``.
+    A state of the plain optimizer the factory ``inner`` builds (``optax.adam(1e-3).init``,
+    what a training loop holds) becomes the inner state of ``opt``'s
+    ``inject_hyperparams`` state; any other structure is a one-line ``ValueError``."""
+    fresh = opt.init(params)
+    if opt_state is None:
+        return fresh
+    state = jax.tree_util.tree_map(lambda x: jnp.array(x) if _is_leaf_array(x) else x, opt_state)
+    structure: Any = jax.tree_util.tree_structure(state)
+    if structure == jax.tree_util.tree_structure(fresh):
+        return state
+    if inner is not None and structure == jax.tree_util.tree_structure(inner.init(params)):
+        return fresh._replace(inner_state=state)
+    raise ValueError(
+        "opt_state must be a state of optimizer (the structure optimizer.init(params) "
+        "returns), got one of another structure"
+    )
+
+
 def find_lr(
     loss_fn: Callable[..., Any],
     params: Any,
@@ -376,8 +450,13 @@ def find_lr(
     ``optax.inject_hyperparams(factory)(learning_rate=<a number>)`` (also inside
     ``optax.chain``): the sweep writes the ``learning_rate`` hyperparameter of its state (an
     integer one, ``learning_rate=1``, is held as a float in the sweep's private state).
-    ``opt_state`` (optional) is the state to start from (e.g. mid-training); by default
-    ``optimizer.init(params)``.
+    ``opt_state`` (optional) is the state to start from (e.g. mid-training): a state of
+    ``optimizer`` or, when ``optimizer`` is a factory, also the state of the plain optimizer
+    it builds (``optax.adam(1e-3).init(params)``, what a training loop holds); by default
+    ``optimizer.init(params)``. ``params`` must hold floating-point leaves only (each is
+    differentiated), and ``loss_fn`` must return a scalar float loss (with ``has_aux=True``,
+    a ``(loss, aux)`` pair): both are checked before the first step (``loss_fn`` is traced
+    once with ``jax.eval_shape``), with a one-line ``ValueError`` naming what is wrong.
 
     The sweep runs on private copies: the caller's ``params`` and ``opt_state`` are never
     modified (no buffer donation; numpy inputs are copied before use). Returns the same
@@ -393,11 +472,13 @@ def find_lr(
     )
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
     sweep = Sweep(options, optimizer=family, **sweep_options)
+    inner: Any = None  # the plain optimizer a factory builds, for a user's opt_state
     if isinstance(optimizer, optax.GradientTransformation):
         opt = optimizer
     elif callable(optimizer):
         try:
             opt = optax.inject_hyperparams(optimizer)(learning_rate=sweep.start_lr)
+            inner = optimizer(learning_rate=sweep.start_lr)
         except TypeError as exc:
             raise ValueError(
                 "optimizer must be an optax factory accepting learning_rate (e.g. optax.adam) "
@@ -411,12 +492,8 @@ def find_lr(
     # private copies: jnp.array copies numpy and jax inputs alike, so nothing of the caller's
     # is ever aliased by what the sweep produces
     work_params = jax.tree_util.tree_map(jnp.array, params)
-    if opt_state is None:
-        work_state = opt.init(work_params)
-    else:
-        work_state = jax.tree_util.tree_map(
-            lambda x: jnp.array(x) if _is_leaf_array(x) else x, opt_state
-        )
+    _check_params(work_params)
+    work_state = _start_state(opt, inner, work_params, opt_state)
     found = _lr_values(work_state)
     if not found:
         raise ValueError(
@@ -459,6 +536,10 @@ def find_lr(
     eval_fn = jax.jit(held_loss) if jit else held_loss
     batches = cycle_batches(data)
     held = [next(batches) for _ in range(sweep.options.eval_batches)]
+    first = held[0] if held else next(batches)
+    _check_loss_output(loss_fn, work_params, first, has_aux)
+    if not held:  # the batch looked at is still the first one trained on
+        batches = itertools.chain([first], batches)
     state = [work_params, work_state]
 
     def evaluate() -> float:
@@ -466,7 +547,7 @@ def find_lr(
 
     def one_step(lr: float) -> float:
         state[0], state[1], loss = step_fn(
-            state[0], state[1], next(batches), jnp.asarray(lr, jnp.float32)
+            state[0], state[1], next(batches), jnp.asarray(lr, lr_dtype)
         )
         return float(loss)
 

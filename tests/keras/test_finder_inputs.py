@@ -37,3 +37,52 @@ def test_add_loss_only_model_still_runs(regression):
     model.compile(optimizer=keras.optimizers.SGD(0.01))
     res = lk.find_lr(model, x, y, num_iter=10, end_lr=1.0, max_extra_iter=0, warn=False)
     assert len(res.losses) == 10 and np.all(np.asarray(res.losses) > 0)
+
+
+def _dict_model():
+    a = keras.Input((4,), name="a")
+    b = keras.Input((4,), name="b")
+    out = keras.layers.Dense(1)(keras.layers.Concatenate()([a, b]))
+    model = keras.Model({"a": a, "b": b}, out)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    return model
+
+
+class _Batches(keras.utils.PyDataset):
+    """Dict inputs with sample weights; records what the finder reads and calls."""
+
+    def __init__(self, x, y, weight):
+        super().__init__()
+        self.x, self.y, self.weight = x, y, weight
+        self.order = list(range(len(x) // 16))
+        self.read = []
+        self.epochs_ended = 0
+
+    def __len__(self):
+        return len(self.order)
+
+    def __getitem__(self, i):
+        self.read.append(self.order[i])
+        sl = slice(self.order[i] * 16, (self.order[i] + 1) * 16)
+        w = np.full(16, self.weight, np.float32)
+        return {"a": self.x[sl, :4], "b": self.x[sl, 4:]}, self.y[sl], w
+
+    def on_epoch_end(self):  # a dataset that reshuffles its own index each epoch
+        self.epochs_ended += 1
+        self.order.reverse()
+
+
+def test_a_pydataset_is_replayed_in_order_and_its_epoch_state_left_alone(regression):
+    x, y = regression
+    results = {}
+    for weight in (1.0, 2.0):
+        data = _Batches(x, y, weight)
+        keras.utils.set_random_seed(0)
+        model = _dict_model()
+        res = lk.find_lr(model, data, num_iter=40, stop_early=False, max_extra_iter=0, warn=False)
+        n = len(data)
+        assert data.epochs_ended == 0 and data.order == list(range(n))
+        assert data.read == [i % n for i in range(len(data.read))]
+        results[weight] = res
+    # the sample weights reach the loss: twice the weight, twice the first step's loss
+    assert results[2.0].losses[0] == pytest.approx(2.0 * results[1.0].losses[0], rel=1e-5)

@@ -169,6 +169,28 @@ def test_a_tensor_lr_is_restored_in_place():
     assert torch.equal(lr, torch.tensor(0.01))
 
 
+def test_param_groups_keep_their_dicts_lists_and_key_order():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 4), nn.Linear(4, 2))
+    opt = torch.optim.AdamW(
+        [
+            {"params": model[0].parameters(), "lr": 1e-3},
+            {"params": model[1].parameters(), "lr": 1e-2, "weight_decay": 0.1},
+        ]
+    )
+    groups = list(opt.param_groups)
+    lists = [g["params"] for g in groups]
+    contents = [list(p) for p in lists]
+    keys = [list(g) for g in groups]
+    values = [{k: v for k, v in g.items() if k != "params"} for g in groups]
+    find_lr(model, opt, nn.functional.cross_entropy, data(), num_iter=20, warn=False)
+    assert all(a is b for a, b in zip(opt.param_groups, groups))
+    assert all(g["params"] is p for g, p in zip(groups, lists))
+    assert [list(p) for p in lists] == contents
+    assert [list(g) for g in groups] == keys and keys[0][0] == "params"
+    assert [{k: v for k, v in g.items() if k != "params"} for g in groups] == values
+
+
 # ----------------------------------------------------------------------------- loaders
 
 

@@ -59,6 +59,10 @@ _SWEEP_HINTS = {
     "smooth_f": "use beta, the EMA factor of the training loss: beta = 1 - smooth_f",
     "early_stop_threshold": "use diverge_th",
     "suggest_funcs": "use rule",
+    "stop_div": "the sweep always stops on divergence; diverge_th sets where",
+    "show_plot": "use result.plot()",
+    "val_loader": "use val_data, an argument of lrkit.torch.find_lr",
+    "update_attr": "set the learning rate from result.suggestion",
 }
 
 
@@ -175,6 +179,11 @@ class SweepOptions:
         """``options`` (or the defaults) with ``kwargs`` replacing fields; ``method`` is
         accepted for ``rule``. An unknown name raises ``TypeError`` naming it."""
         if "method" in kwargs:
+            if "rule" in kwargs:
+                raise TypeError(
+                    "rule and method name the same option (method is its alias): pass one, "
+                    f"got rule={kwargs['rule']!r} and method={kwargs['method']!r}"
+                )
             kwargs["rule"] = kwargs.pop("method")
         V.options("the range test", kwargs, [f.name for f in fields(cls)], _SWEEP_HINTS)
         if options is None:

@@ -547,9 +547,12 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
     metric ``monitor`` is fed to ``feedback.update`` at every epoch end. Cuts made by
     :class:`ReduceOnPlateau` and :class:`DivergenceGuard` on the same optimizer are kept (the
     value set is multiplied by them). The optimizer must hold a float learning rate; for an
-    optimizer-side schedule (cheaper per batch, saved with the model) use
-    ``lrkit.keras.schedule``. At each epoch end ``logs["learning_rate"]`` is the LR the epoch's
-    last step used (the last LR set), the meaning :class:`LRLogger` documents.
+    optimizer-side schedule (free per batch, saved with the model) use
+    ``lrkit.keras.schedule``: per batch this callback writes the LR from the host, and on the
+    JAX backend Keras then copies the training state out of the compiled step and back, a
+    cost that is large against a short step. At each epoch end ``logs["learning_rate"]`` is
+    the LR the epoch's last step used (the last LR set), the meaning :class:`LRLogger`
+    documents.
     """
 
     async_safe = True  # on_train_batch_end only records the batch index (Keras' worker thread)

@@ -153,9 +153,10 @@ def _iter_batches(data: Any) -> Iterator[tuple[Any, Any, Any]]:
             n = len(data)
             if not n:
                 raise ValueError("x must yield at least one batch, got an empty PyDataset")
+            # the batches again in the same order: on_epoch_end is the user's training loop's
+            # to call (it may reshuffle the dataset's own index, which the sweep must not move)
             for i in range(n):
                 yield _unpack(data[i])
-            data.on_epoch_end()
     if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
         raise ValueError(
             f"x must be arrays (with y) or an iterable of (x, y) batches, got {type(data).__name__}"
@@ -249,7 +250,9 @@ def find_lr(
     each pass with a private generator seeded by ``seed`` when ``shuffle``); or, with
     ``y=None`` and ``x`` not an array, any iterable of batches ``(x, y)`` /
     ``(x, y, sample_weight)`` (a list, a generator, a ``keras.utils.PyDataset``, a torch
-    ``DataLoader``; no ``tf.data`` needed), cycled when exhausted (a generator is replayed).
+    ``DataLoader``; no ``tf.data`` needed), cycled when exhausted (a generator is replayed;
+    a ``PyDataset`` is read again in the same order, its ``on_epoch_end`` never called, so a
+    dataset that reshuffles its own index there keeps the order it had).
 
     Each sweep step runs ``model.train_on_batch`` (the model's compiled loss, regularization
     losses included, and its optimizer) at the sweep's learning rate, whatever the optimizer

@@ -148,8 +148,15 @@ class _Snapshot:
                 },
             }
         self.param_by_id = {id(p): p for p in optimizer.state}
-        self.groups = [
-            (g, list(g["params"]), {k: copy.deepcopy(v) for k, v in g.items() if k != "params"})
+        # each group: the dict, its params list (object and contents), the other entries
+        # (in the group's key order, "params" where it stood)
+        self.groups: list[tuple[dict[str, Any], Any, list[Any], dict[str, Any]]] = [
+            (
+                g,
+                g["params"],
+                list(g["params"]),
+                {k: None if k == "params" else copy.deepcopy(v) for k, v in g.items()},
+            )
             for g in optimizer.param_groups
         ]
         # tensor hyperparameters (a tensor lr): the sweep fills them in place; the same tensor
@@ -241,10 +248,11 @@ class _Snapshot:
         optimizer = self.optimizer
         # groups restored in place (dict and list identities kept)
         del optimizer.param_groups[self.n_groups :]
-        for (g, params, saved), live in zip(self.groups, self.group_tensors):
-            g.clear()
-            g.update(saved)
-            g["params"] = params
+        for (g, plist, params, saved), live in zip(self.groups, self.group_tensors):
+            if isinstance(plist, list):  # the same list object, with its contents back
+                plist[:] = params
+            g.clear()  # refilled in the saved key order ("params" first, as torch builds it)
+            g.update({k: plist if k == "params" else v for k, v in saved.items()})
             with torch.no_grad():
                 for k, t in live.items():
                     t.copy_(saved[k])
@@ -427,7 +435,8 @@ def find_lr(
     every rank sees the same curve, stops together and gets the same suggestions.
 
     Afterwards the model's parameters, buffers (BatchNorm statistics included) and ``.grad``,
-    the optimizer's state and param groups (dict identities kept), each module's ``training``
+    the optimizer's state and param groups (the same dicts and params lists, keys in their
+    order), each module's ``training``
     flag, the GradScaler, and the torch (CPU, CUDA), numpy and Python RNG states (and the
     DataLoader's generator) are exactly as before, bit for bit, also when the step raises or
     on ``KeyboardInterrupt``. Parameters and buffers go back under their names as the same

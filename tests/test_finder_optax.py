@@ -1,0 +1,142 @@
+"""lrkit.optax.find_lr: what it accepts and the one-line errors for what it cannot use."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+optax = pytest.importorskip("optax")
+import jax.numpy as jnp  # noqa: E402
+
+from lrkit.optax import find_lr  # noqa: E402
+
+
+def _data(n=128, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    y = (x @ rng.standard_normal((d, 1))).astype(np.float32)
+    return [(x[i : i + 32], y[i : i + 32]) for i in range(0, n, 32)]
+
+
+def _params():
+    return {"w": np.zeros((4, 1), np.float32), "b": np.zeros((1,), np.float32)}
+
+
+def _loss(p, batch):
+    x, y = batch
+    return jnp.mean((x @ p["w"] + p["b"] - y) ** 2)
+
+
+def _curve(res):
+    return res.stop_reason, res.lrs.tolist(), res.losses.tolist(), res.held_losses.tolist()
+
+
+def test_an_integer_leaf_in_params_is_a_value_error_naming_it():
+    params = dict(_params(), count=np.int32(3))
+    with pytest.raises(ValueError) as e:
+        find_lr(_loss, params, optax.adam, _data())
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith("params must hold floating-point arrays only")
+    assert "got int32 at params['count']" in msg
+
+
+@pytest.mark.parametrize(
+    "fn,has_aux,expected",
+    [
+        (
+            lambda p, b: (b[0] @ p["w"] - b[1])[:, 0] ** 2,
+            False,
+            "loss_fn must return a scalar loss (shape (), e.g. jnp.mean(...)), "
+            "got an array of shape (32,)",
+        ),
+        (
+            lambda p, b: (_loss(p, b), {"n": 1.0}),
+            False,
+            "loss_fn must return the loss alone, got a tuple of 2 items; for "
+            "loss_fn(params, batch) -> (loss, aux) pass has_aux=True",
+        ),
+        (
+            _loss,
+            True,
+            "loss_fn must return a (loss, aux) pair with has_aux=True, got an array of shape ()",
+        ),
+        (
+            lambda p, b: jnp.sum(p["w"]).astype(jnp.int32),
+            False,
+            "loss_fn must return a floating-point loss, got dtype int32",
+        ),
+    ],
+)
+def test_a_loss_jax_cannot_differentiate_is_a_one_line_value_error(fn, has_aux, expected):
+    for eval_batches in (1, 0):
+        with pytest.raises(ValueError) as e:
+            find_lr(fn, _params(), optax.adam, _data(), has_aux=has_aux, eval_batches=eval_batches)
+        assert str(e.value) == expected
+
+
+def test_the_batch_checked_without_held_batches_is_still_trained_on_first():
+    data = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = find_lr(_loss, _params(), optax.sgd, data, eval_batches=0, num_iter=10)
+    # at params = 0 the first step's loss is the first batch's mean of y**2
+    assert res.losses[0] == pytest.approx(float(np.mean(data[0][1] ** 2)), rel=1e-6)
+    assert res.losses[1] != pytest.approx(float(np.mean(data[0][1] ** 2)), rel=1e-3)
+
+
+def test_the_plain_optimizers_state_is_accepted_with_a_factory():
+    data = _data()
+    params = _params()
+    # a mid-training state of optax.adam(1e-3), as a training loop holds it
+    plain = optax.adam(1e-3)
+    st = plain.init(params)
+    p = jax.tree_util.tree_map(jnp.asarray, params)
+    for b in data[:3]:
+        g = jax.grad(_loss)(p, b)
+        u, st = plain.update(g, st, p)
+        p = optax.apply_updates(p, u)
+    before = jax.tree_util.tree_map(np.array, st)
+    injected = optax.inject_hyperparams(optax.adam)(learning_rate=1e-7)
+    wrapped = injected.init(params)._replace(inner_state=st)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = find_lr(_loss, params, optax.adam, data, opt_state=st, num_iter=20)
+        b = find_lr(_loss, params, injected, data, opt_state=wrapped, num_iter=20)
+        fresh = find_lr(_loss, params, optax.adam, data, num_iter=20)
+    assert _curve(a) == _curve(b)
+    assert _curve(a) != _curve(fresh)
+    # the caller's state is left as it was
+    for x, y in zip(jax.tree_util.tree_leaves(before), jax.tree_util.tree_leaves(st)):
+        np.testing.assert_array_equal(x, np.asarray(y))
+
+
+def test_an_opt_state_of_another_optimizer_is_a_value_error_naming_opt_state():
+    params = _params()
+    with pytest.raises(ValueError) as e:
+        find_lr(_loss, params, optax.adam, _data(), opt_state=optax.sgd(0.1).init(params))
+    assert str(e.value) == (
+        "opt_state must be a state of optimizer (the structure optimizer.init(params) "
+        "returns), got one of another structure"
+    )
+
+
+def test_a_float64_learning_rate_is_applied_exactly_as_recorded():
+    if not hasattr(jax, "enable_x64"):
+        pytest.skip("jax.enable_x64 is not available")
+    with jax.enable_x64(True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        opt = optax.inject_hyperparams(optax.sgd)(learning_rate=jnp.asarray(1.0, jnp.float64))
+        res = find_lr(
+            lambda p, b: jnp.sum(p["w"] * b),  # gradient 1: each SGD step subtracts the lr
+            {"w": np.zeros((), np.float64)},
+            opt,
+            [np.ones((), np.float64)],
+            eval_batches=0,
+            num_iter=10,
+            stop_early=False,
+            max_extra_iter=0,
+        )
+    assert res.losses[1] == -res.lrs[0]
+    assert res.losses[2] == -(res.lrs[0] + res.lrs[1])
