@@ -275,3 +275,27 @@ def test_evaluate_zero_accuracy_is_zero_not_missing():
     reg = torch.nn.Linear(2, 1)
     _, acc = evaluate(reg, loss_fn=torch.nn.functional.mse_loss, data=[(x, torch.zeros(6, 1))])
     assert math.isnan(acc)
+
+
+@pytest.mark.parametrize("command", ["find", "compare"])
+def test_an_image_asked_for_by_name_needs_matplotlib_before_any_work(
+    command: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def without_matplotlib(name: str, *args: object, **kwargs: object):
+        return None if name == "matplotlib" else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_matplotlib)
+    out = tmp_path / "x.png"
+    assert main([command, "--demo", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"lrkit {command}: error: -o/--output needs matplotlib: pip install 'lrkit[plot]'"
+    ]
+    assert not out.exists()

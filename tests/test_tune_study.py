@@ -506,3 +506,14 @@ def test_cli_database_lost_after_the_run_is_the_same_line(
         "has gone away; the trials already finished stay in the study: run the same command "
         "to continue"
     )
+
+
+def test_a_missing_postgresql_driver_names_the_extra_and_masks_the_password() -> None:
+    from lrkit.tune._storage import storage_error
+
+    url = "postgresql://user:s3cret@127.0.0.1:5432/db"
+    msg = str(storage_error(ImportError("No module named 'psycopg2'"), url))
+    assert "\n" not in msg and "s3cret" not in msg
+    assert "the database driver is not installed (PostgreSQL: pip install 'lrkit[tune]')" in msg
+    other = str(storage_error(ImportError("No module named 'pymysql'"), "mysql://u@h/db"))
+    assert "lrkit[tune]" not in other  # the extra holds the PostgreSQL driver only

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import inspect
 import os
 import sys
@@ -175,10 +176,13 @@ def add_traceback_option(p: argparse.ArgumentParser) -> None:
 
 def check_outputs(args: argparse.Namespace, default_output: str) -> None:
     """Check ``-o`` (an image name; the default gets a free ``-N`` suffix) and ``--json``
-    before any work starts; a ValueError names the option."""
+    before any work starts; a ValueError names the option. An image asked for by name needs
+    matplotlib (the default one is skipped with a note when it is missing)."""
     if not args.no_plot:
         if args.output is None:
             args.output = fresh_path(default_output)
+        elif importlib.util.find_spec("matplotlib") is None:  # looked up, not imported
+            raise ValueError("-o/--output needs matplotlib: pip install 'lrkit[plot]'")
         check_output(args.output, option="-o/--output", types=IMAGE_TYPES)
     if args.json is not None:
         check_output(args.json, option="--json", example="results.json")

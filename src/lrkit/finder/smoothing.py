@@ -29,7 +29,7 @@ def smooth_ema(losses: npt.ArrayLike, *, beta: float = 0.9) -> FloatArray:
 def _running_median(y: FloatArray, k: int) -> FloatArray:
     n = len(y)
     if k <= 0 or n < 3:
-        return y.copy()
+        return np.array(y, dtype=np.float64)  # a copy
     out = np.empty_like(y)
     for i in range(n):
         lo, hi = max(0, i - k), min(n, i + k + 1)
@@ -41,7 +41,7 @@ def _centred_mean(y: FloatArray, h: int) -> FloatArray:
     """Triangular-weighted centred moving average, windows shrinking symmetrically at edges."""
     n = len(y)
     if h <= 0 or n < 3:
-        return y.copy()
+        return np.array(y, dtype=np.float64)  # a copy
     out = np.empty_like(y)
     for i in range(n):
         w = min(h, i, n - 1 - i)

@@ -200,7 +200,8 @@ def storage_error(exc: BaseException, url: str) -> ValueError:
     lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
     why = lines[0] if lines else type(orig).__name__
     if isinstance(exc, ImportError):
-        why = f"the database driver is not installed ({why})"
+        hint = " (PostgreSQL: pip install 'lrkit[tune]')" if "postgres" in url.lower() else ""
+        why = f"the database driver is not installed{hint} ({why})"
     return ValueError(
         mask_secrets(f"storage {url}: cannot use the database: {shorten(why, 240)}", url)
     )
