@@ -36,7 +36,9 @@ model.compile(
     loss=loss,
     metrics=["accuracy"],
 )
-log = lk.LRLogger()
+plateau = lk.ReduceOnPlateau(monitor="val_loss", patience=1)
+guard = lk.DivergenceGuard()
+log = lk.LRLogger()  # after the callbacks that set the LR
 hist = model.fit(
     x,
     y,
@@ -44,13 +46,16 @@ hist = model.fit(
     epochs=epochs,
     validation_split=0.2,
     verbose=0,
-    callbacks=[lk.ReduceOnPlateau(monitor="val_loss", patience=1), lk.DivergenceGuard(), log],
+    callbacks=[plateau, guard, log],
 )
 for (epoch, lr), acc in zip(log.history, hist.history["val_accuracy"]):
     print(f"epoch {epoch}: lr={lr:.4f} val_accuracy={acc:.3f}")
 
-# 3. the schedule is saved with the model
+print(f"plateau cuts: {plateau.controller.reductions}, guard restores at: {guard.restored_at}")
+
+# 3. the schedule, its scale (the cuts) and the step are saved with the model
 path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "lrkit_keras_example.keras")
 model.save(path)
-loaded = keras.saving.load_model(path)
-print("reloaded schedule:", loaded.optimizer._learning_rate.schedule == sched)
+loaded = keras.saving.load_model(path)  # import lrkit.keras first (it registers the schedule)
+same = float(loaded.optimizer.learning_rate) == float(model.optimizer.learning_rate)
+print(f"reloaded at step {int(loaded.optimizer.iterations)}, same learning rate: {same}")

@@ -67,6 +67,7 @@ def quiet_trainer(**kwargs) -> pl.Trainer:
         enable_model_summary=False,
         enable_checkpointing=False,
         num_sanity_val_steps=0,
+        log_every_n_steps=10,  # an epoch is 43 steps
         **kwargs,
     )
 

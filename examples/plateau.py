@@ -3,8 +3,9 @@
     python examples/plateau.py
 
 The LR at step t is ``cosine(t) * plateau.scale * guard.scale``; the validation loss is
-reported once per epoch; at step 150 we poison one loss with NaN to show the guard restoring
-the last good state and halving the LR.
+reported once per epoch; at step 150 (counted from 0; the guard's event counts it as check
+151) we poison one loss with NaN to show the guard restoring the last good state and halving
+the LR.
 """
 
 import math

@@ -121,6 +121,7 @@ def test_plot_file_that_cannot_be_written_is_one_line_as_in_find(
     )
 
 
+@pytest.mark.repository("docs")
 def test_the_plot_sample_in_the_docs_is_the_commands_output(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -121,6 +121,7 @@ def test_project_urls_are_consistent() -> None:
                 assert m.group(1).strip("'\"").rstrip("/") == url.rstrip("/"), key
 
 
+@pytest.mark.repository("docs")
 def test_install_page_lists_every_extra() -> None:
     page = (ROOT / "docs" / "install.md").read_text()
     missing = [e for e in PROJECT["optional-dependencies"] if f"lrkit[{e}]" not in page]
@@ -270,6 +271,7 @@ def test_lower_bounds_cover_the_apis_used(pattern: str, dist: str, first: tuple[
     assert bound >= first, f"{users} need {dist} {needed}; pyproject.toml allows {dist}>={allowed}"
 
 
+@pytest.mark.repository("docs")
 def test_install_page_states_the_torch_bound() -> None:
     bound = ".".join(map(str, _lower_bounds()["torch"]))
     page = (ROOT / "docs" / "install.md").read_text()

@@ -96,6 +96,7 @@ def test_keras_reduce_lr_on_plateau_mapping(seed, patience, cooldown):
     assert min(ref) < 1.0  # the streams do reach plateaus
 
 
+@pytest.mark.repository("docs")
 def test_the_callback_docstring_gives_the_tested_keras_mapping():
     """The Keras recipe in ``lrkit.keras.ReduceOnPlateau``'s docstring is the mapping tested
     above (and the one on the parity page), cooldown included."""

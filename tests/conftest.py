@@ -1,0 +1,38 @@
+"""Run from an unpacked sdist (the package, its tests and examples, without the repository's
+docs sources, CI script and benchmarks), the tests that read those parts skip and say why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: the parts of the repository the sdist leaves out (see MANIFEST.in)
+REPOSITORY_ONLY = {
+    "docs": ROOT / "docs",
+    ".ci": ROOT / ".ci" / "run",
+    "benchmarks": ROOT / "benchmarks",
+}
+
+# whole modules that read them when imported
+collect_ignore = [
+    module
+    for module, part in (("test_docs.py", ".ci"), ("test_finder_zoo.py", "benchmarks"))
+    if not REPOSITORY_ONLY[part].exists()
+]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "repository(part): reads docs, .ci or benchmarks, which the sdist leaves out"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for mark in item.iter_markers("repository"):
+            part = mark.args[0]
+            if not REPOSITORY_ONLY[part].exists():
+                reason = f"reads the repository's {part}, which the sdist leaves out"
+                item.add_marker(pytest.mark.skip(reason=reason))
