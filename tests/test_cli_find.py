@@ -299,3 +299,43 @@ def test_an_image_asked_for_by_name_needs_matplotlib_before_any_work(
         f"lrkit {command}: error: -o/--output needs matplotlib: pip install 'lrkit[plot]'"
     ]
     assert not out.exists()
+
+
+def _check_lrs(text: str) -> tuple[str, str]:
+    rows = {
+        ln.split()[0]: ln.split()[2]
+        for ln in text.splitlines()
+        if ln.strip()[:4] in ("cons", "one-")
+    }
+    return rows["constant"], rows["one-cycle"]
+
+
+def test_check_runs_shorter_than_total_steps_train_at_their_own_budgets_suggestions(
+    tmp_path, capsys
+):
+    from lrkit.finder import suggestions
+
+    js = tmp_path / "r.json"
+    argv = ["find", "--demo", "--num-iter", "40", "--no-plot", "--quiet", "--json", str(js)]
+    assert main([*argv, "--total-steps", "3000", "--train-steps", "30"]) == 0
+    text = capsys.readouterr().out
+    assert "at the suggestions for 30 steps (those above are for 3000)" in text
+    d = json.loads(js.read_text())
+    assert d["total_steps"] == 3000
+    own = suggestions(
+        d["lrs"],
+        d["losses"],
+        held_lrs=d["held_lrs"],
+        held_losses=d["held_losses"],
+        total_steps=30,
+        optimizer=d["optimizer"],
+        stop_reason=d["stop_reason"],
+    )
+    assert own.constant != d["suggestion"]  # the budgets' suggestions differ
+    assert _check_lrs(text) == (f"{own.constant:.3g}", f"{own.max_lr:.3g}")
+    # a check as long as --total-steps trains at the suggestions shown above it
+    assert main([*argv, "--train-steps", "30"]) == 0
+    text = capsys.readouterr().out
+    d = json.loads(js.read_text())
+    assert d["total_steps"] == 30 and "at the suggestions for" not in text
+    assert _check_lrs(text) == (f"{d['suggestion']:.3g}", f"{d['max_lr']:.3g}")

@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._format import duration
-from ..finder import DEFAULT_RULE, METHODS
+from ..finder import DEFAULT_RULE, METHODS, suggestions
 from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
 from ._target import (
@@ -289,8 +289,27 @@ def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> None:
     from ..torch import evaluate, fit
 
     steps = args.train_steps
-    runs = check_runs(float(result.suggestion), float(result.max_lr), steps)
-    say(f"\n  check: {steps} training steps from the same initial weights")
+    lr, max_lr = float(result.suggestion), float(result.max_lr)
+    budget = ""  # what the check's LRs are for, when that is not --total-steps
+    if result.total_steps is not None and result.total_steps != steps:
+        # the suggestions above are for --total-steps: a run of --train-steps is checked at
+        # the suggestions for its own length, read off the same sweep
+        own = suggestions(
+            result.lrs,
+            result.losses,
+            held_lrs=result.held_lrs,
+            held_losses=result.held_losses,
+            total_steps=steps,
+            optimizer=result.optimizer,
+            stop_reason=result.stop_reason,
+        )
+        lr = own.constant if result.rule == DEFAULT_RULE else lr
+        max_lr = own.max_lr
+        budget = (
+            f"\n  at the suggestions for {steps} steps (those above are for {result.total_steps})"
+        )
+    runs = check_runs(lr, max_lr, steps)
+    say(f"\n  check: {steps} training steps from the same initial weights{budget}")
     bar: Any = None
     if not args.quiet:
         from tqdm.auto import tqdm
