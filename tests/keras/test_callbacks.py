@@ -647,3 +647,31 @@ def test_plateau_auto_mode_reads_the_direction_of_the_compiled_metric(monitor, m
         model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y), callbacks=[cb])
     assert cb.controller.mode == expected
     assert cb.controller.num_updates == 2
+
+
+def test_settings_beside_a_ready_controller_are_refused_not_ignored():
+    from lrkit.feedback import DivergenceDetector
+
+    plateau = Core(factor=0.5, patience=1)
+    for kwargs, named in (
+        ({"factor": 0.2}, "factor"),
+        ({"patience": 3, "cooldown": 1}, "cooldown, patience"),
+        ({"mode": "max"}, "mode"),
+    ):
+        with pytest.raises(ValueError) as info:
+            lk.ReduceOnPlateau("loss", controller=plateau, **kwargs)
+        assert str(info.value) == (
+            f"controller= holds its own settings; pass {named} to the controller you build, "
+            "or leave controller out"
+        )
+    # the controller's own mode, or "auto", is no conflict
+    assert lk.ReduceOnPlateau("loss", controller=plateau, mode="min").controller is plateau
+    ready = DivergenceDetector(0.3, max_restores=5)
+    for args, kwargs, named in (((0.1,), {}, "factor"), ((), {"max_restores": 9}, "max_restores")):
+        with pytest.raises(
+            ValueError, match=rf"^controller= holds its own settings; pass {named} "
+        ):
+            lk.DivergenceGuard(*args, controller=ready, **kwargs)
+    g = lk.DivergenceGuard(controller=ready, snapshot_every=5, keep=3)  # the guard's own
+    assert g.controller is ready and (g.snapshot_every, g.keep) == (5, 3)
+    assert (ready.factor, ready.max_restores) == (0.3, 5)

@@ -197,7 +197,8 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     know, ``"max"`` when it contains ``"acc"``, else ``"min"``.
 
     ``controller`` (optional) is a ready :class:`lrkit.feedback.ReduceOnPlateau` (e.g. restored
-    with ``load_state_dict``); the other arguments are then ignored. To resume, pass the
+    with ``load_state_dict``), which holds its own settings: giving ``mode`` or a plateau
+    argument beside it is a one-line ``ValueError``. To resume, pass the
     restored controller to the callback of a run on the model ``keras.saving.load_model``
     brought back: at train begin its scale is handed to :class:`LRScheduler`, so the resumed
     run's learning rates equal an uninterrupted run's.
@@ -231,6 +232,9 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             raise ValueError(
                 f"controller must be a lrkit.feedback.ReduceOnPlateau, got {controller!r}"
             )
+        else:
+            given = sorted(plateau) + ([] if mode in ("auto", controller.mode) else ["mode"])
+            _refuse_beside_controller(given)
         self.controller = controller
         self.verbose = verbose
         self._handle: _LRHandle | None = None
@@ -316,8 +320,9 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
     ``min_history``, ``min_scale``, ``quantile``, ``spike_floor``:
     :class:`lrkit.feedback.DetectorKwargs`) go by
     keyword to :class:`lrkit.feedback.DivergenceDetector`, which holds their defaults.
-    ``controller`` (optional) is a ready :class:`lrkit.feedback.DivergenceDetector`; the other
-    detector arguments are then ignored. The arguments and defaults are those of
+    ``controller`` (optional) is a ready :class:`lrkit.feedback.DivergenceDetector`, which
+    holds its own settings: giving ``factor`` or a detector argument beside it is a one-line
+    ``ValueError``. The arguments and defaults are those of
     ``lrkit.torch.DivergenceGuard`` except ``check_grads``: Keras does not hand gradients to
     callbacks (a non-finite gradient shows up as a non-finite loss one batch later).
     """
@@ -353,6 +358,8 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         super().__init__()
         if controller is None:
             controller = DivergenceDetector(factor, **detector)
+        else:
+            _refuse_beside_controller(sorted(detector) + ([] if factor == 0.5 else ["factor"]))
         self._book: GuardBook[_Snapshot] = GuardBook(
             controller, snapshot_every=snapshot_every, keep=keep
         )
@@ -531,6 +538,16 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
 
 
 # ----------------------------------------------------------------------------- scheduler
+
+
+def _refuse_beside_controller(given: list[str]) -> None:
+    """A ready ``controller`` holds its own settings: settings given beside it would be
+    ignored, so they are a one-line error instead."""
+    if given:
+        raise ValueError(
+            f"controller= holds its own settings; pass {', '.join(given)} to the controller "
+            "you build, or leave controller out"
+        )
 
 
 class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
