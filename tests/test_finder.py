@@ -452,7 +452,7 @@ def test_sweep_run_marks_interrupted_and_reraises():
         return 1.0
 
     with pytest.raises(KeyboardInterrupt):
-        sweep.run(step, lambda i, lr, loss: seen.append((i, lr, loss)))
+        sweep.run(step, callback=lambda i, lr, loss: seen.append((i, lr, loss)))
     assert [i for i, _, _ in seen] == [0, 1, 2, 3]
     assert [lr for _, lr, _ in seen] == [sweep.lr_at(i) for i in range(4)]
     r = sweep.result(warn=False)

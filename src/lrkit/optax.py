@@ -551,5 +551,5 @@ def find_lr(
         )
         return float(loss)
 
-    sweep.run(one_step, callback, evaluate if held else None)
+    sweep.run(one_step, evaluate=evaluate if held else None, callback=callback)
     return sweep.result(warn=warn)

@@ -356,8 +356,9 @@ class Sweep:
     def run(
         self,
         step: Callable[[float], float],
-        callback: Callable[[int, float, float], None] | None = None,
+        *,
         evaluate: Callable[[], float] | None = None,
+        callback: Callable[[int, float, float], None] | None = None,
     ) -> None:
         """Drive the sweep: ``step(lr) -> loss`` for each LR until it stops (and
         ``evaluate() -> held loss`` when ``eval_due``), then ``callback(i, lr, loss)`` after
@@ -513,7 +514,7 @@ def range_test(
     V.optional_callable("evaluate", evaluate, "evaluate() -> held loss")
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
     sweep = Sweep(options, optimizer=optimizer, **kwargs)
-    sweep.run(step, callback, evaluate)
+    sweep.run(step, evaluate=evaluate, callback=callback)
     return sweep.result(warn=warn)
 
 

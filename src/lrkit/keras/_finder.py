@@ -343,7 +343,7 @@ def find_lr(
                     total += float(np.asarray(logs["loss"]))
                 return total / len(held)
 
-            sweep.run(one_step, callback, evaluate if held else None)
+            sweep.run(one_step, evaluate=evaluate if held else None, callback=callback)
         finally:
             snap.restore()
     finally:

@@ -569,7 +569,11 @@ def find_lr(
                 bar.update(1)
                 bar.set_postfix(lr=f"{lr:.1e}", loss=f"{value:.4g}", refresh=False)
 
-        sweep.run(one_step, after_step, evaluate if val_batches is not None else None)
+        sweep.run(
+            one_step,
+            evaluate=evaluate if val_batches is not None else None,
+            callback=after_step,
+        )
     finally:
         if bar is not None:
             bar.close()
