@@ -37,26 +37,22 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+# looked up once: get_world_size is called at every step of a guarded training loop
+_DIST: Any = torch.distributed if torch.distributed.is_available() else None
 
 
 def _active() -> bool:
-    import torch.distributed as dist
-
-    return bool(dist.is_available() and dist.is_initialized())
+    return _DIST is not None and bool(_DIST.is_initialized())
 
 
 def get_rank() -> int:
     """This process's rank (0 when ``torch.distributed`` is not initialized)."""
-    import torch.distributed as dist
-
-    return int(dist.get_rank()) if _active() else 0
+    return int(_DIST.get_rank()) if _active() else 0
 
 
 def get_world_size() -> int:
     """The number of processes (1 when ``torch.distributed`` is not initialized)."""
-    import torch.distributed as dist
-
-    return int(dist.get_world_size()) if _active() else 1
+    return int(_DIST.get_world_size()) if _active() else 1
 
 
 def is_main_process() -> bool:

@@ -20,6 +20,7 @@ import torch
 from .. import _validate as V
 from .._runtime import GlobalRNGState, is_rank0
 from ..finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
+from ._distributed import get_world_size
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -348,16 +349,6 @@ def _model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _dist_world() -> int:
-    try:
-        import torch.distributed as dist
-    except ImportError:  # pragma: no cover
-        return 1
-    if dist.is_available() and dist.is_initialized():
-        return int(dist.get_world_size())
-    return 1
-
-
 def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
     if world > 1:
         import torch.distributed as dist
@@ -479,7 +470,7 @@ def find_lr(
     else:
         raise ValueError(f"amp must be a bool or a torch.dtype, got {amp!r}")
     use_scaler = scaler is not None and bool(getattr(scaler, "is_enabled", lambda: True)())
-    world = _dist_world()
+    world = get_world_size()
     # val_data's generators too: drawing its batches (a shuffled loader) moves them
     snap = _Snapshot(model, optimizer, scaler if use_scaler else None, (data, val_data), snapshot)
     bar = None

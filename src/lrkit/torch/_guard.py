@@ -42,9 +42,7 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 import torch
 
 from ..feedback import Chain, DetectorKwargs, DivergenceDetector, GuardBook, Multiplier, as_metric
-from ._distributed import all_reduce_mean
-
-_DIST: Any = torch.distributed if torch.distributed.is_available() else None
+from ._distributed import all_reduce_mean, get_world_size
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -266,7 +264,7 @@ class DivergenceGuard:
         self.num_checks += 1
         if self.check_grads and math.isfinite(value) and not self._grads_finite():
             value = math.nan
-        if _DIST is not None and _DIST.is_initialized() and _DIST.get_world_size() > 1:
+        if get_world_size() > 1:
             value = all_reduce_mean(value)  # every rank judges one number: they restore together
         action = self._book.check(value, step=self.num_checks)
         if action == "ok":
