@@ -397,15 +397,18 @@ def _start_state(opt: Any, inner: Any, params: Any, opt_state: Any) -> Any:
     A state of the plain optimizer the factory ``inner`` builds (``optax.adam(1e-3).init``,
     what a training loop holds) becomes the inner state of ``opt``'s
     ``inject_hyperparams`` state; any other structure is a one-line ``ValueError``."""
-    fresh = opt.init(params)
     if opt_state is None:
-        return fresh
+        return opt.init(params)
     state = jax.tree_util.tree_map(lambda x: jnp.array(x) if _is_leaf_array(x) else x, opt_state)
     structure: Any = jax.tree_util.tree_structure(state)
-    if structure == jax.tree_util.tree_structure(fresh):
+
+    def structure_of(init: Callable[[Any], Any]) -> Any:  # traced: no state is allocated
+        return jax.tree_util.tree_structure(jax.eval_shape(init, params))
+
+    if structure == structure_of(opt.init):
         return state
-    if inner is not None and structure == jax.tree_util.tree_structure(inner.init(params)):
-        return fresh._replace(inner_state=state)
+    if inner is not None and structure == structure_of(inner.init):
+        return opt.init(params)._replace(inner_state=state)
     raise ValueError(
         "opt_state must be a state of optimizer (the structure optimizer.init(params) "
         "returns), got one of another structure"
