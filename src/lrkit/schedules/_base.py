@@ -354,14 +354,14 @@ class Schedule(ABC):
             return _composite("add")([*self._chain("add"), other])
         if isinstance(other, (int, float)) and not isinstance(other, bool):
             if other < 0:
-                return _composite("sub")(self, b=_composite("constant")(-other))
+                return self - (-other)
             return _composite("add")([*self._chain("add"), _composite("constant")(other)])
         return NotImplemented
 
     def __radd__(self, other: object) -> Schedule:
         if isinstance(other, (int, float)) and not isinstance(other, bool):
             if other < 0:
-                return _composite("sub")(self, b=_composite("constant")(-other))
+                return self - (-other)
             return _composite("add")([_composite("constant")(other), self])
         return NotImplemented
 
@@ -370,7 +370,7 @@ class Schedule(ABC):
             return _composite("sub")(self, b=other)
         if isinstance(other, (int, float)) and not isinstance(other, bool):
             if other < 0:
-                return _composite("add")([*self._chain("add"), _composite("constant")(-other)])
+                return self + (-other)
             return _composite("sub")(self, b=_composite("constant")(other))
         return NotImplemented
 
