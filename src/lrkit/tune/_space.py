@@ -17,6 +17,10 @@ from .. import _validate as V
 from .. import schedules as S
 from ..schedules import Schedule
 
+#: The fewest optimizer steps a tuned run trains and its schedule spans (a task's
+#: ``total_steps``, a searched schedule's length).
+MIN_TOTAL_STEPS = 10
+
 __all__ = [
     "BLIND_LR_RANGE",
     "FAMILIES",
@@ -97,7 +101,7 @@ def build_schedule(family: str, *, lr: float, total_steps: int, **params: Any) -
     """
     family = V.choice("family", family, FAMILIES)
     lr = V.positive("lr", lr)
-    total = V.integer("total_steps", total_steps, 10)
+    total = V.integer("total_steps", total_steps, MIN_TOTAL_STEPS)
     unknown = set(params) - {p.name for p in PARAMS[family]}
     if unknown:
         names = ", ".join(p.name for p in PARAMS[family]) or "none"
@@ -151,7 +155,7 @@ class SearchSpace:
     fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        V.integer("total_steps", self.total_steps, 10)
+        V.integer("total_steps", self.total_steps, MIN_TOTAL_STEPS)
         lo, hi = _check_range(self.lr_range)
         object.__setattr__(self, "lr_range", (lo, hi))
         fams = tuple(self.families)

@@ -11,6 +11,7 @@ from typing import Any
 from .. import _validate as V
 from .._imports import require
 from ..schedules import Schedule
+from ._space import MIN_TOTAL_STEPS
 
 __all__ = ["Reporter", "Task", "check_metric", "optuna"]
 
@@ -44,7 +45,7 @@ class Task:
             raise ValueError(
                 f"train must be a callable train(schedule, report), got {self.train!r}"
             )
-        self.total_steps = V.integer("total_steps", self.total_steps, 10)
+        self.total_steps = V.integer("total_steps", self.total_steps, MIN_TOTAL_STEPS)
         self.direction = V.choice("direction", self.direction, ("minimize", "maximize"))
         if self.range_test is not None and not callable(self.range_test):
             raise ValueError(f"range_test must be callable or None, got {self.range_test!r}")

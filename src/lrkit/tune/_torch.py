@@ -9,6 +9,7 @@ from typing import Any
 from .. import _validate as V
 from .._imports import require
 from ..schedules import Schedule
+from ._space import MIN_TOTAL_STEPS
 from ._task import Task
 
 __all__ = ["demo_task", "torch_task"]
@@ -23,10 +24,6 @@ def _fresh(data: Any) -> Iterable[Any]:
 
 class _Diverged(Exception):
     """Raised inside a trial to stop training at a non-finite validation loss."""
-
-
-#: The fewest training steps of a trial (``Task.total_steps``' own lower limit).
-MIN_STEPS = 10
 
 
 def torch_task(
@@ -66,10 +63,10 @@ def torch_task(
         except TypeError:
             raise ValueError("steps_per_epoch must be given when train_data has no len()") from None
     spe = V.integer("steps_per_epoch", steps_per_epoch, 1)
-    if epochs * spe < MIN_STEPS:  # else the schedules would be longer than the training
+    if epochs * spe < MIN_TOTAL_STEPS:  # else the schedules would be longer than the training
         raise ValueError(
             f"epochs x steps_per_epoch (the steps a trial trains, which its schedule spans) "
-            f"must be at least {MIN_STEPS}, got {epochs} x {spe} = {epochs * spe}"
+            f"must be at least {MIN_TOTAL_STEPS}, got {epochs} x {spe} = {epochs * spe}"
         )
     threads = None if num_threads is None else V.integer("num_threads", num_threads, 1)
 
