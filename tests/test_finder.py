@@ -574,3 +574,22 @@ def test_an_interrupted_sweep_after_the_turn_is_not_marked_a_lower_bound():
     r = sweep.result(warn=False)
     assert r.stop_reason == "interrupted"
     assert not any("lower bounds" in w for w in r.warnings)
+
+
+def test_for_total_steps_reads_the_same_sweep_for_another_budget():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=50)
+
+    def step(lr):
+        w[:] -= lr * w * np.linspace(0.5, 2, 50)
+        return float(0.5 * np.sum(w**2) + 0.01 * rng.normal())
+
+    r = range_test(step, total_steps=3000, eval_every=4, evaluate=lambda: float(np.sum(w**2)))
+    same = r.for_total_steps(3000)
+    assert same == r._sugg  # the result's own suggestions, field for field
+    other = r.for_total_steps(300)
+    assert other.total_steps == 300 and other.lr_min == r.min_loss_lr
+    assert other.constant > r.suggestion  # a shorter run takes a larger rate
+    assert range_test(lambda lr: 1.0, num_iter=10, warn=False).for_total_steps(100) is not None
+    interrupted = Sweep(num_iter=10).result(warn=False)
+    assert interrupted.for_total_steps(100) is None

@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._format import duration
-from ..finder import DEFAULT_RULE, METHODS, suggestions
+from ..finder import DEFAULT_RULE, METHODS
 from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
 from ._target import (
@@ -294,15 +294,7 @@ def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> None:
     if result.total_steps is not None and result.total_steps != steps:
         # the suggestions above are for --total-steps: a run of --train-steps is checked at
         # the suggestions for its own length, read off the same sweep
-        own = suggestions(
-            result.lrs,
-            result.losses,
-            held_lrs=result.held_lrs,
-            held_losses=result.held_losses,
-            total_steps=steps,
-            optimizer=result.optimizer,
-            stop_reason=result.stop_reason,
-        )
+        own = result.for_total_steps(steps)
         lr = own.constant if result.rule == DEFAULT_RULE else lr
         max_lr = own.max_lr
         budget = (

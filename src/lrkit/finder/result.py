@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .rules import DEFAULT_RULE, RULES, Rule, Suggestions, resolve, rule_lr, smooth_curve
+from .rules import (
+    DEFAULT_RULE,
+    RULES,
+    Rule,
+    Suggestions,
+    resolve,
+    rule_lr,
+    smooth_curve,
+    suggestions,
+)
 from .smoothing import FloatArray
 
 if TYPE_CHECKING:
@@ -136,6 +145,22 @@ class FinderResult:
         making progress (the geometric mean of the training and held curves' edges, see
         :func:`lrkit.finder.rules.edge`)."""
         return None if self._sugg is None else self._sugg.lr_min
+
+    def for_total_steps(self, total_steps: int) -> Suggestions | None:
+        """The default rule's suggestions (``constant``, ``max_lr``, ``peak_lr``) for a run of
+        another length, read off the same sweep; ``None`` if no step ran."""
+        if self._sugg is None:
+            return None
+        held = len(self.held_losses) > 0
+        return suggestions(
+            self.lrs,
+            self.losses,
+            held_lrs=self.held_lrs if held else None,
+            held_losses=self.held_losses if held else None,
+            total_steps=total_steps,
+            optimizer=self.optimizer,
+            stop_reason=self.stop_reason,
+        )
 
     def suggest(self, rule: str | Rule | None = None) -> float | None:
         """The constant-rate LR of one rule: a name in ``RULES`` or a callable
