@@ -85,6 +85,7 @@ def torch_rows(rounds: int, block: int) -> list[list[Any]]:
     import torch.nn.functional as F
 
     import lrkit.torch as lt
+    from lrkit import schedules as S
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -110,6 +111,9 @@ def torch_rows(rounds: int, block: int) -> list[list[Any]]:
         guard = lt.DivergenceGuard(model, optimizer=opt) if helper == "guard" else None
         if helper == "effective_lr":
             lt.EffectiveLRLogger(opt, every=10, tensorboard=False)
+        sched = (
+            lt.scheduler(opt, S.cosine(1e-3, total_steps=10**6)) if helper == "scheduler" else None
+        )
 
         def step(i: int) -> None:
             x, y = batches[i % len(batches)]
@@ -118,6 +122,8 @@ def torch_rows(rounds: int, block: int) -> list[list[Any]]:
             loss.backward()
             if guard is None or guard.check(loss):
                 opt.step()
+            if sched is not None:
+                sched.step()
 
         for i in range(block):  # warm up (allocations, optimizer state, first snapshot)
             step(i)
@@ -146,6 +152,7 @@ def torch_rows(rounds: int, block: int) -> list[list[Any]]:
     for helper, opt_cls, label in (
         ("guard", torch.optim.AdamW, "lrkit.torch.DivergenceGuard(model, optimizer=opt)"),
         ("effective_lr", torch.optim.Adam, "lrkit.torch.EffectiveLRLogger(opt, every=10)"),
+        ("scheduler", torch.optim.Adam, "lrkit.torch.scheduler(opt, cosine).step()"),
     ):
         samples = compare(make(opt_cls, None), make(opt_cls, helper))
         task = f"MLP 256-512-512-10, {opt_cls.__name__}, batch 64"
@@ -158,6 +165,7 @@ def keras_rows(rounds: int, steps: int) -> list[list[Any]]:
     import keras
 
     import lrkit.keras as lk
+    from lrkit import schedules as S
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -192,6 +200,7 @@ def keras_rows(rounds: int, steps: int) -> list[list[Any]]:
         "guard": fit(lambda: [lk.DivergenceGuard()]),
         "logger_batch": fit(lambda: [lk.LRLogger(per="batch")]),
         "logger_epoch": fit(lambda: [lk.LRLogger()]),
+        "scheduler": fit(lambda: [lk.LRScheduler(S.cosine(1e-3, total_steps=10**6))]),
     }
     samples = _rounds(variants, rounds, steps)
     task = f"MLP 64-256-256-10, Adam, batch 64, model.fit ({keras.backend.backend()})"
@@ -200,6 +209,7 @@ def keras_rows(rounds: int, steps: int) -> list[list[Any]]:
         ("guard", "lrkit.keras.DivergenceGuard()"),
         ("logger_batch", 'lrkit.keras.LRLogger(per="batch")'),
         ("logger_epoch", "lrkit.keras.LRLogger()"),
+        ("scheduler", "lrkit.keras.LRScheduler(cosine) (per batch)"),
         ("noop", "for scale: a Keras callback with an empty on_train_batch_end"),
     ):
         rows.append(_row(label, task, samples, key))

@@ -144,6 +144,9 @@ def test_guard_restores_cuts_lr_and_continues():
     # the NaN batch comes once per epoch: two restores, LR scale 0.25, weights finite
     assert guard.restored_at == [7, 16]  # batch 7, run before the restore, is not counted
     assert sched.scale == 0.25 and guard.scale == 0.25
+    # the same record as lrkit.torch.DivergenceGuard's: restores and events
+    assert guard.restores == 2 and guard.events is guard.controller.events
+    assert [e["action"] for e in guard.events] == ["restore", "restore"]
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
     assert not guard.gave_up
     # without the guard the same run ends in NaN
@@ -675,3 +678,39 @@ def test_settings_beside_a_ready_controller_are_refused_not_ignored():
     g = lk.DivergenceGuard(controller=ready, snapshot_every=5, keep=3)  # the guard's own
     assert g.controller is ready and (g.snapshot_every, g.keep) == (5, 3)
     assert (ready.factor, ready.max_restores) == (0.3, 5)
+
+
+@pytest.mark.parametrize("distributed", [False, True])
+def test_lr_scheduler_writes_are_exact_and_leave_a_usable_optimizer(
+    distributed, tmp_path, const_grad_model, mean_pred_loss
+):
+    """The per-batch write (a host scalar on the JAX backend, the public assign under a
+    keras.distribution or on other backends) is the float32 of the schedule's value; the
+    optimizer is then saved, reloaded and trained on without the callback as usual."""
+    if distributed and keras.backend.backend() != "jax":
+        pytest.skip("keras.distribution is for the JAX backend")
+    s = S.cosine(0.01, total_steps=8)
+    scope = None
+    if distributed:
+        dist = keras.distribution.DataParallel(devices=keras.distribution.list_devices()[:1])
+        scope = keras.distribution.distribution()
+        keras.distribution.set_distribution(dist)
+    try:
+        model = const_grad_model()
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss=mean_pred_loss)
+        cb = lk.LRScheduler(s)
+        _fit(model, 2, [cb], batches=3)
+        used = [np.float32(s(t)) for t in range(6)]
+        np.testing.assert_allclose(model.get_weights()[0], [[-sum(map(float, used))]], rtol=1e-6)
+        assert np.float32(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == used[-1]
+        path = str(tmp_path / "m.keras")
+        model.save(path)
+        back = keras.saving.load_model(path, custom_objects={"_mean_pred_loss": mean_pred_loss})
+        assert np.float32(keras.ops.convert_to_numpy(back.optimizer.learning_rate)) == used[-1]
+        before = float(model.get_weights()[0][0, 0])
+        _fit(model, 1, [], batches=2)  # no callback: the last LR set stays in effect
+        after = float(model.get_weights()[0][0, 0])
+        assert after == pytest.approx(before - 2 * float(used[-1]), rel=1e-6)
+    finally:
+        if distributed:
+            keras.distribution.set_distribution(scope)
