@@ -134,6 +134,34 @@ def test_callback_sees_every_step():
     assert calls == list(range(12))
 
 
+def test_progress_bar_counts_the_steps_and_closes_also_on_an_error(capsys, monkeypatch):
+    import tqdm.auto
+
+    made = []
+
+    class Recording(tqdm.auto.tqdm):  # type: ignore[misc]
+        def close(self):
+            if not self.disable:  # the first close (tqdm closes again when collected)
+                made.append((self.total, self.n))
+            super().close()
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
+    range_test(lambda lr: 1.0, num_iter=12, max_extra_iter=0, progress=True, warn=False)
+    assert made == [(12, 12)]
+    assert "lrkit find" in capsys.readouterr().err
+
+    def boom(lr):
+        raise KeyboardInterrupt
+
+    sweep = Sweep(num_iter=12)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(boom, progress=True)
+    assert sweep.stop_reason == "interrupted" and made[-1] == (12, 0)  # closed
+    assert "lrkit find" in capsys.readouterr().err
+    range_test(lambda lr: 1.0, num_iter=12, max_extra_iter=0, warn=False)  # default: no bar
+    assert capsys.readouterr().err == ""
+
+
 # ----------------------------------------------------------------------------- rules, exact
 
 

@@ -140,3 +140,22 @@ def test_a_float64_learning_rate_is_applied_exactly_as_recorded():
         )
     assert res.losses[1] == -res.lrs[0]
     assert res.losses[2] == -(res.lrs[0] + res.lrs[1])
+
+
+def test_progress_and_callback_follow_every_step(capsys):
+    seen = []
+    res = find_lr(
+        _loss,
+        _params(),
+        optax.sgd,
+        _data(),
+        num_iter=15,
+        max_extra_iter=0,
+        progress=True,
+        callback=lambda i, lr, loss: seen.append((i, lr, loss)),
+        warn=False,
+    )
+    assert [i for i, _, _ in seen] == list(range(len(res.lrs)))
+    assert [lr for _, lr, _ in seen] == res.lrs.tolist()
+    assert [loss for _, _, loss in seen] == res.losses.tolist()
+    assert "lrkit find" in capsys.readouterr().err

@@ -193,7 +193,9 @@ def test_find_lr_restores_the_trainer_and_matches_torch_find_lr(tmp_path: Any) -
     before = _state(model)
     torch.manual_seed(3)
     rng = torch.get_rng_state()
-    res = find_lr(trainer, num_iter=30, warn=False)
+    seen: list[tuple[int, float, float]] = []
+    res = find_lr(trainer, num_iter=30, warn=False, callback=lambda *a: seen.append(a))
+    assert seen == list(zip(range(len(res.lrs)), res.lrs.tolist(), res.losses.tolist()))
     assert torch.equal(torch.get_rng_state(), rng)
     assert trainer.optimizer is None
     after = _state(model)

@@ -21,9 +21,10 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import _validate as V
 from ._imports import require
 from .finder import FinderResult, SweepOptions
 from .schedules import Schedule
@@ -206,6 +207,7 @@ def find_lr(
     options: SweepOptions | None = None,
     snapshot: str = "memory",
     progress: bool = False,
+    callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
     **sweep_options: Any,
 ) -> FinderResult:
@@ -220,7 +222,8 @@ def find_lr(
     defaults to the optimizer steps ``train()`` will run (``args.max_steps``, else the epochs
     times the batches per epoch). Afterwards the model,
     the optimizer (or its absence: ``trainer.optimizer`` is ``None`` again if it was), the RNGs
-    and the Trainer are as before (see :func:`lrkit.torch.find_lr`).
+    and the Trainer are as before (see :func:`lrkit.torch.find_lr`). ``progress=True`` shows a
+    progress bar; ``callback(i, lr, loss)`` is called after each sweep step.
 
     Use the result with ``args.learning_rate = result.suggestion`` (before ``train()``) or a
     schedule:
@@ -229,6 +232,7 @@ def find_lr(
     if not isinstance(trainer, transformers.Trainer):
         raise ValueError(f"trainer must be a transformers.Trainer, got {type(trainer).__name__}")
     options = SweepOptions.build(options, **sweep_options)  # validated before anything is built
+    V.optional_callable("callback", callback, "callback(i, lr, loss)")
     args = trainer.args
     rng = torch.get_rng_state()
     created = trainer.optimizer is None
@@ -269,6 +273,7 @@ def find_lr(
             device=device,
             snapshot=snapshot,
             progress=progress,
+            callback=callback,
             warn=warn,
         )
         return result

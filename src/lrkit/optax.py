@@ -425,6 +425,7 @@ def find_lr(
     opt_state: Any = None,
     has_aux: bool = False,
     jit: bool = True,
+    progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
     **sweep_options: Unpack[SweepKwargs],
@@ -464,7 +465,8 @@ def find_lr(
     The sweep runs on private copies: the caller's ``params`` and ``opt_state`` are never
     modified (no buffer donation; numpy inputs are copied before use). Returns the same
     :class:`lrkit.finder.FinderResult` as every lrkit finder (``.suggestion``, ``.max_lr``,
-    ``.base_lr``, ``.suggest(rule)``, ``.plot()``, ``.to_dict()``).
+    ``.base_lr``, ``.suggest(rule)``, ``.plot()``, ``.to_dict()``). ``progress=True`` shows a
+    progress bar; ``callback(i, lr, loss)`` is called after each sweep step.
     """
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be a callable loss_fn(params, batch), got {loss_fn!r}")
@@ -554,5 +556,7 @@ def find_lr(
         )
         return float(loss)
 
-    sweep.run(one_step, evaluate=evaluate if held else None, callback=callback)
+    sweep.run(
+        one_step, evaluate=evaluate if held else None, callback=callback, progress=bool(progress)
+    )
     return sweep.result(warn=warn)

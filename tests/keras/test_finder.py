@@ -279,3 +279,23 @@ def test_find_lr_one_sweep_step_per_accumulated_update(const_grad_model, mean_pr
         kernel -= 2.5 * lr  # the update: lr times the mean gradient of the 4 micro-batches
         assert k == pytest.approx(kernel, rel=1e-5)
     _assert_same(before, _state(model))
+
+
+def test_progress_and_callback_follow_every_step(regression, capsys):
+    x, y = regression
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    seen = []
+    res = _find(
+        model,
+        x,
+        y,
+        num_iter=15,
+        max_extra_iter=0,
+        progress=True,
+        callback=lambda i, lr, loss: seen.append((i, lr, loss)),
+    )
+    assert [i for i, _, _ in seen] == list(range(len(res.lrs)))
+    assert [lr for _, lr, _ in seen] == res.lrs.tolist()
+    assert [loss for _, _, loss in seen] == res.losses.tolist()
+    assert "lrkit find" in capsys.readouterr().err

@@ -432,3 +432,25 @@ def test_a_closure_optimizer_is_refused_in_one_line_and_nothing_changes():
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert opt.state_dict()["state"] == {}
+
+
+def test_progress_and_callback_follow_every_step(capsys):
+    torch.manual_seed(0)
+    x, y = make_data()
+    model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+    res = find_lr(
+        model,
+        opt,
+        nn.CrossEntropyLoss(),
+        loader(x, y),
+        num_iter=15,
+        max_extra_iter=0,
+        progress=True,
+        callback=lambda i, lr, loss: seen.append((i, lr, loss)),
+    )
+    assert [i for i, _, _ in seen] == list(range(len(res.lrs)))
+    assert [lr for _, lr, _ in seen] == res.lrs.tolist()
+    assert [loss for _, _, loss in seen] == res.losses.tolist()
+    assert "lrkit find" in capsys.readouterr().err

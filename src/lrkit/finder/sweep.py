@@ -359,12 +359,19 @@ class Sweep:
         *,
         evaluate: Callable[[], float] | None = None,
         callback: Callable[[int, float, float], None] | None = None,
+        progress: bool = False,
     ) -> None:
         """Drive the sweep: ``step(lr) -> loss`` for each LR until it stops (and
         ``evaluate() -> held loss`` when ``eval_due``), then ``callback(i, lr, loss)`` after
-        each step. If ``step`` raises (``KeyboardInterrupt`` included) the sweep is marked
-        interrupted and the exception propagates, so the caller's ``finally`` can restore its
-        state."""
+        each step. ``progress=True`` shows a tqdm bar ("lrkit find", the step's LR and loss),
+        closed when the sweep ends. If ``step`` raises (``KeyboardInterrupt`` included) the
+        sweep is marked interrupted and the exception propagates, so the caller's ``finally``
+        can restore its state."""
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.num_iter, desc="lrkit find", unit="step", leave=False)
         try:
             for i, lr in enumerate(self):
                 loss = float(step(lr))
@@ -372,9 +379,15 @@ class Sweep:
                 self.record(loss, held=held)
                 if callback is not None:
                     callback(i, lr, loss)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(lr=f"{lr:.1e}", loss=f"{loss:.4g}", refresh=False)
         except BaseException:
             self.interrupt()
             raise
+        finally:
+            if bar is not None:
+                bar.close()
 
     def interrupt(self) -> None:
         """Stop the sweep early (e.g. on KeyboardInterrupt); the result keeps what was run."""
@@ -497,6 +510,7 @@ def range_test(
     options: SweepOptions | None = None,
     evaluate: Callable[[], float] | None = None,
     optimizer: str | None = None,
+    progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
     **kwargs: Any,
@@ -506,7 +520,8 @@ def range_test(
     Sweep options come as keyword arguments or ``options`` (:class:`SweepOptions`).
     ``evaluate() -> loss`` (optional) measures the loss on fixed held batches; it is called
     every ``eval_every`` steps and the default rule reads that curve (without it, the
-    training losses). ``callback(i, lr, loss)`` is called after each step. A
+    training losses). ``callback(i, lr, loss)`` is called after each step; ``progress=True``
+    shows a progress bar. A
     ``KeyboardInterrupt`` inside ``step`` stops the sweep and propagates after the caller's
     cleanup (the partial curve is lost)."""
     if not callable(step):
@@ -514,7 +529,7 @@ def range_test(
     V.optional_callable("evaluate", evaluate, "evaluate() -> held loss")
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
     sweep = Sweep(options, optimizer=optimizer, **kwargs)
-    sweep.run(step, evaluate=evaluate, callback=callback)
+    sweep.run(step, evaluate=evaluate, callback=callback, progress=bool(progress))
     return sweep.result(warn=warn)
 
 

@@ -233,6 +233,7 @@ def find_lr(
     shuffle: bool = True,
     seed: int | None = 0,
     options: SweepOptions | None = None,
+    progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
     **sweep_options: Unpack[SweepKwargs],
@@ -269,6 +270,9 @@ def find_lr(
     as before, bit for bit, also when a step raises or on ``KeyboardInterrupt``. An unbuilt
     model or optimizer is built first (as the first ``fit`` step would), and that built state
     is what is restored.
+
+    ``progress=True`` shows a progress bar; ``callback(i, lr, loss)`` is called after each
+    sweep step.
 
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
     ``.suggest(rule)``, ``.plot()``, ``.to_dict()``).
@@ -343,7 +347,12 @@ def find_lr(
                     total += float(np.asarray(logs["loss"]))
                 return total / len(held)
 
-            sweep.run(one_step, evaluate=evaluate if held else None, callback=callback)
+            sweep.run(
+                one_step,
+                evaluate=evaluate if held else None,
+                callback=callback,
+                progress=bool(progress),
+            )
         finally:
             snap.restore()
     finally:

@@ -473,7 +473,6 @@ def find_lr(
     world = get_world_size()
     # val_data's generators too: drawing its batches (a shuffled loader) moves them
     snap = _Snapshot(model, optimizer, scaler if use_scaler else None, (data, val_data), snapshot)
-    bar = None
     batches: Iterator[Any] | None = None
     try:
         val_batches = [_to(b, dev) for b in val_data] if val_data is not None else None
@@ -512,10 +511,6 @@ def find_lr(
         batches = cycle_batches(data)
         if val_batches is None and sweep.options.eval_batches > 0:
             val_batches = [_to(next(batches), dev) for _ in range(sweep.options.eval_batches)]
-        if progress and is_rank0():
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=sweep.num_iter, desc="lrkit find", unit="step", leave=False)
 
         def one_step(lr: float) -> float:
             for g in groups:
@@ -553,21 +548,13 @@ def find_lr(
         def evaluate() -> float:
             return _mean_over_ranks(val_loss(), world)
 
-        def after_step(i: int, lr: float, value: float) -> None:
-            if callback is not None:
-                callback(i, lr, value)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(lr=f"{lr:.1e}", loss=f"{value:.4g}", refresh=False)
-
         sweep.run(
             one_step,
             evaluate=evaluate if val_batches is not None else None,
-            callback=after_step,
+            callback=callback,
+            progress=bool(progress) and is_rank0(),
         )
     finally:
-        if bar is not None:
-            bar.close()
         close = getattr(batches, "close", None)
         if callable(close):  # ends the sweep's pass over data (and its workers) now
             close()
