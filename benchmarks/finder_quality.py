@@ -70,10 +70,10 @@ def run_training(task: DemoTask, lr: float, use: str, steps: int) -> float:
     model = task.make_model()
     opt = task.make_optimizer(model, lr)
     sched = onecycle(lr, steps) if use == "onecycle" else None
-    hist = train(model, opt, task, steps, sched)
+    hist = train(model, optimizer=opt, task=task, steps=steps, schedule=sched)
     if hist["loss"] and not math.isfinite(hist["loss"][-1]):
         return math.inf
-    loss, _ = evaluate(model, task)
+    loss, _ = evaluate(model, task=task)
     return min(loss, 1e6)
 
 

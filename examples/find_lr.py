@@ -40,7 +40,7 @@ def train_and_evaluate(name, model, optimizer, schedule=None):
     """300 steps with lrkit.torch.fit (the LR from ``schedule``, else the optimizer's)."""
     fit(model, optimizer=optimizer, loss_fn=task.loss_fn, data=task.train_batches(),
         steps=300, schedule=schedule)  # fmt: skip
-    loss, acc = evaluate(model, task)
+    loss, acc = evaluate(model, task=task)
     print(f"{name:<13} val loss {loss:.4f}  accuracy {acc:.2%}")
 
 

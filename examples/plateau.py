@@ -38,7 +38,7 @@ for epoch in range(14):
             opt.step()
         sched.step()
         step += 1
-    val_loss, acc = evaluate(model, task)
+    val_loss, acc = evaluate(model, task=task)
     sched.report(val_loss)
     print(
         f"epoch {epoch:2d} step {step:3d}  val loss {val_loss:.4f}  acc {acc:.2%}  "

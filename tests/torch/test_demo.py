@@ -36,3 +36,21 @@ def test_mlp_shape() -> None:
     net = demo.mlp(10, n_out=3, hidden=8, bn=True, depth=3)
     assert net(torch.zeros(4, 10)).shape == (4, 3)
     assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules()) == 3
+
+
+def test_train_follows_the_schedule_and_evaluate_restores_the_modes() -> None:
+    from lrkit import schedules as S
+
+    task = demo.digits_task(seed=1, batch_size=64)
+    model = task.make_model()
+    opt = task.make_optimizer(model, lr=1e-3)
+    sched = S.cosine(0.01, total_steps=12)
+    hist = demo.train(model, optimizer=opt, task=task, steps=12, schedule=sched)
+    assert hist["lr"] == [sched(k) for k in range(12)] and len(hist["loss"]) == 12
+    model.train()
+    loss, acc = demo.evaluate(model, task=task)
+    assert model.training and loss > 0 and 0.0 <= acc <= 1.0
+    with pytest.raises(TypeError):  # keyword-only after the model, as lrkit.torch.fit
+        demo.train(model, opt, task, 12)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        demo.evaluate(model, task)  # type: ignore[misc]

@@ -7,8 +7,8 @@ Used by ``lrkit find --demo``, ``lrkit compare --demo`` and ``lrkit tune --demo`
     task = digits_task(seed=0, batch_size=32)   # 8x8 digits, MLP, Adam, cross-entropy
     model = task.make_model()                    # same seed -> same initial weights
     opt = task.make_optimizer(model, lr=1e-3)
-    history = train(model, opt, task, steps=300, lr_schedule=None)  # or a step -> lr callable
-    val_loss, val_acc = evaluate(model, task)
+    history = train(model, optimizer=opt, task=task, steps=300, schedule=None)  # or a schedule
+    val_loss, val_acc = evaluate(model, task=task)
 
 A :class:`DemoTask` holds the tensors (``x_train``, ``y_train``, ``x_val``, ``y_val``), the
 ``loss_fn``, ``make_model()`` and ``make_optimizer(model, lr)``; ``task.train_batches()`` is a
@@ -53,7 +53,7 @@ __all__ = [
 class Batches:
     """Shuffled mini-batches of ``(x, y)``; each iteration is one epoch in a new order."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int = 0) -> None:
+    def __init__(self, x: torch.Tensor, *, y: torch.Tensor, batch_size: int, seed: int = 0) -> None:
         self.x, self.y, self.batch_size = x, y, int(batch_size)
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -98,7 +98,10 @@ class DemoTask:
 
     def train_batches(self, seed: int | None = None) -> Batches:
         return Batches(
-            self.x_train, self.y_train, self.batch_size, self.seed if seed is None else seed
+            self.x_train,
+            y=self.y_train,
+            batch_size=self.batch_size,
+            seed=self.seed if seed is None else seed,
         )
 
     def val_batches(self, batch_size: int = 256) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -111,17 +114,17 @@ class DemoTask:
 
 def train(
     model: nn.Module,
+    *,
     optimizer: torch.optim.Optimizer,
     task: DemoTask,
     steps: int,
-    lr_schedule: Any = None,
-    *,
+    schedule: Any = None,
     seed: int | None = None,
 ) -> dict[str, list[float]]:
     """Train for ``steps`` optimizer steps on shuffled batches (epochs repeat as needed), with
     :func:`lrkit.torch.fit` (the LR driven by :func:`lrkit.torch.scheduler`).
 
-    ``lr_schedule`` (an lrkit schedule, spec string or dict) gives the LR of step ``k``;
+    ``schedule`` (an lrkit schedule, spec string or dict) gives the LR of step ``k``;
     ``None`` keeps the optimizer's LR. Returns ``{"loss": [...], "lr": [...]}`` per step.
     Stops early (keeping what ran) at the first NaN/inf loss."""
     from ._train import fit
@@ -132,12 +135,12 @@ def train(
         loss_fn=task.loss_fn,
         data=task.train_batches(seed),
         steps=steps,
-        schedule=lr_schedule,
+        schedule=schedule,
     )
     return {"loss": hist.losses, "lr": hist.lrs}
 
 
-def evaluate(model: nn.Module, task: DemoTask) -> tuple[float, float]:
+def evaluate(model: nn.Module, *, task: DemoTask) -> tuple[float, float]:
     """Validation ``(loss, accuracy)`` in eval mode (accuracy ``nan`` for regression). The
     model's train/eval flags are restored afterwards."""
     modes = [(m, m.training) for m in model.modules()]

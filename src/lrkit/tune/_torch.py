@@ -152,7 +152,7 @@ def demo_task(
     spe = len(t.x_train) // t.batch_size
 
     def evaluate(model: Any) -> float:
-        return float(demo.evaluate(model, t)[0])
+        return float(demo.evaluate(model, task=t)[0])
 
     return torch_task(
         t.make_model,
