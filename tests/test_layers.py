@@ -50,6 +50,7 @@ LAYERS: dict[str, int] = {
     "_format": CORE,
     "_target": CORE,
     "_display": CORE,
+    "_figure": CORE,
     "torch": ADAPTER,
     "keras": ADAPTER,
     "optax": ADAPTER,

@@ -227,11 +227,6 @@ def comparison_bundle(c: Any) -> dict[str, Any]:
         for r in c.results
     ]
     header = ["method", "optimizer", "LR", "train loss", "val loss", "val acc", "note"]
-    png = None
-    if any(r.losses for r in c.results):
-        try:
-            png = _figure_png(c.plot())
-        except ImportError:
-            png = None
+    png = png_from_path(lambda p: c.plot(path=p)) if any(r.losses for r in c.results) else None
     text = f"Comparison({c.name!r}, best={best.method if best else None!r}, runs={len(rows)})"
     return mimebundle(f"lrkit compare: {c.name}", grid(header, rows), png, text)

@@ -554,7 +554,7 @@ class Comparison:
         """The text table :func:`table` prints."""
         return table(self.results, val=self.has_val)
 
-    def plot(self, path: str | None = None, *, title: str | None = None) -> Any:
+    def plot(self, path: Any = None, *, title: str | None = None) -> Any:
         """The loss curves and the LR of every method (see :func:`plot`)."""
         return plot(self.results, path=path, title=title or f"lrkit compare: {self.name}")
 
@@ -670,7 +670,7 @@ def table(results: Sequence[Result], *, val: bool = True) -> str:
     return "\n".join(lines)
 
 
-def plot(results: Sequence[Result], *, path: str | None = None, title: str = "") -> Any:
+def plot(results: Sequence[Result], *, path: Any = None, title: str = "") -> Any:
     """Two panels sharing the step axis: the training loss (EMA 0.9, log scale) and the LR of
     every method. Writes ``path`` when given (without pyplot: the caller's backend is
     untouched). Returns the matplotlib figure."""
@@ -678,12 +678,12 @@ def plot(results: Sequence[Result], *, path: str | None = None, title: str = "")
 
     import numpy as np
 
+    from ._figure import new_figure, resolve
     from ._imports import require
 
+    _, path = resolve(None, path, first_name="path")
     require("matplotlib", "plot", feature="lrkit.compare.plot")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 8))
+    fig = new_figure(path, figsize=(10, 8))
     ax_loss, ax_lr = fig.subplots(2, 1, sharex=True)
     for r in results:
         y = np.asarray(r.losses, dtype=float)

@@ -226,24 +226,16 @@ class FinderResult:
         ``title`` (e.g. the task's name) heads the plot; the legend sits beside the axes, off
         the curve.
 
-        Returns the matplotlib ``Axes``; writes the figure to ``path`` when given. With
-        ``path`` and no ``ax`` the figure is drawn without pyplot, so the caller's matplotlib
-        backend and open figures are left untouched."""
+        Returns the matplotlib ``Axes``; writes the figure to ``path`` when given (a file name
+        as the first argument is the ``path``: ``result.plot("lr.png")``). With ``path`` and no
+        ``ax`` the figure is drawn without pyplot, so the caller's matplotlib backend and open
+        figures are left untouched."""
+        from .._figure import new_axes, resolve
         from .._imports import require
 
+        ax, path = resolve(ax, path, first_name="ax")
         require("matplotlib", "plot", feature="FinderResult.plot")
-        if ax is None:
-            if path is not None:
-                from matplotlib.figure import Figure
-
-                fig = Figure(figsize=(9.5, 4.5))
-                ax = fig.add_subplot()
-            else:
-                import matplotlib.pyplot as plt
-
-                fig, ax = plt.subplots(figsize=(9.5, 4.5))
-        else:
-            fig = ax.figure
+        fig, ax = new_axes(ax, path, figsize=(9.5, 4.5))
         if len(self.lrs):
             if show_raw:
                 ax.plot(self.lrs, self.losses, color="0.75", lw=1, label="loss (raw)")

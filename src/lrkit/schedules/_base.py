@@ -393,25 +393,39 @@ class Schedule(ABC):
         return _composite("clamp")(self, min_lr=min_lr, max_lr=max_lr)
 
     # ----------------------------------------------------------------- seeing it
-    def plot(self, steps: int | None = None, ax: Any = None, **kwargs: Any) -> Any:
+    def plot(
+        self,
+        steps: int | None = None,
+        ax: Any = None,
+        *,
+        path: Any = None,
+        title: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Plot the schedule with matplotlib (``pip install lrkit[plot]``); returns the axes.
 
-        ``steps`` defaults to the schedule's natural length (or 1000)."""
+        ``steps`` defaults to the schedule's natural length (or 1000). ``path`` (or a file
+        name as the first argument: ``s.plot("lr.png")``) writes the figure, drawn without
+        pyplot; ``title`` heads the plot; other keywords go to ``ax.plot``."""
+        from .._figure import new_axes, resolve
         from .._imports import require
 
+        steps, path = resolve(steps, path, first_name="steps")
         require("matplotlib", "plot", feature="Schedule.plot")
-        import matplotlib.pyplot as plt
-
         from ..textplot import plot_steps  # bounded: at most textplot.MAX_POINTS points
 
         xs = plot_steps(self, steps=steps)
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 3.5))
+        fig, ax = new_axes(ax, path, figsize=(7, 3.5))
         kwargs.setdefault("label", _short_label(self))
         ax.plot(xs, self.values(xs), **kwargs)
         ax.set_xlabel("step")
         ax.set_ylabel("learning rate")
         ax.grid(True, alpha=0.3)
+        if title is not None:
+            ax.set_title(title, fontsize=10)
+        if path is not None:
+            fig.tight_layout()
+            fig.savefig(path, dpi=110)
         return ax
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as V
+from .._figure import new_axes, resolve
 from .._imports import optional, require
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
@@ -423,29 +424,27 @@ class EffectiveLRLogger:
             "layers": {n: {k: list(v) for k, v in h.items()} for n, h in self.history.items()},
         }
 
-    def plot(self, path_or_ax: Any = None, *, layers: Sequence[str] | None = None) -> Any:
+    def plot(
+        self,
+        path_or_ax: Any = None,
+        *,
+        path: Any = None,
+        layers: Sequence[str] | None = None,
+        title: str | None = None,
+    ) -> Any:
         """Plot median (line) and p5-p95 (band) per layer on a log scale.
 
-        ``path_or_ax``: a file name (the figure is saved and closed), a matplotlib Axes, or None
-        (a new figure). Returns the Axes.
+        ``path_or_ax``: a file name (the figure is drawn without pyplot and written), a
+        matplotlib Axes, or None (a new figure); ``path=`` is the same as a file name there.
+        ``title`` replaces the default heading. Returns the Axes.
         """
+        ax, path = resolve(path_or_ax, path, first_name="path_or_ax")
         require("matplotlib", "plot", feature="EffectiveLRLogger.plot")
-        to_file = isinstance(path_or_ax, (str, bytes)) or hasattr(path_or_ax, "__fspath__")
         names = list(layers) if layers is not None else self.names
         for n in names:
             if n not in self.history:
                 raise ValueError(f"layers: unknown layer {n!r} (known: {self.names[:5]}...)")
-        if to_file:  # a bare Figure: no pyplot, the caller's backend and figures are untouched
-            from matplotlib.figure import Figure
-
-            fig = Figure(figsize=(8, 4.5))
-            ax = fig.add_subplot()
-        elif path_or_ax is None:
-            import matplotlib.pyplot as plt
-
-            fig, ax = plt.subplots(figsize=(8, 4.5))
-        else:
-            ax, fig = path_or_ax, path_or_ax.figure
+        fig, ax = new_axes(ax, path, figsize=(8, 4.5))
         for n in names:
             h = self.history[n]
             (line,) = ax.plot(self.steps, h["median"], label=n)
@@ -453,12 +452,12 @@ class EffectiveLRLogger:
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel("effective step size (median, p5-p95)")
-        ax.set_title(f"{type(self.optimizer).__name__}: per-element step size")
+        ax.set_title(title or f"{type(self.optimizer).__name__}: per-element step size")
         if names:
             ax.legend(fontsize="small", loc="best")
-        if to_file:
+        if path is not None:
             fig.tight_layout()
-            fig.savefig(path_or_ax)
+            fig.savefig(path)
         return ax
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .._figure import new_figure, resolve
 from .._format import round_floats, wrap_spec
 from .._imports import require
 from .._runtime import is_rank0
@@ -64,23 +65,19 @@ def _edges(values: Sequence[float], maximize: bool) -> tuple[float, float]:
     return lo_v - 0.1 * span, hi_v + 0.3 * span
 
 
-def plot_search(result: Any, *, path: str | None = None) -> Any:
+def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> Any:
     """Two panels: the value of every trial (best so far as a line; integer trial axis) and
     peak LR against value (log LR axis, labelled). The y-axis shows the best 80% of the
     COMPLETE trials in detail; worse ones, pruned trials (at their last reported value) and
     diverged trials are drawn at the edge as triangles, so every trial stays visible."""
+    _, path = resolve(None, path, first_name="path")
     require("matplotlib", "plot", feature="TuneResult.plot")
     from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-    if path is not None:  # a bare Figure: no pyplot, the caller's backend is untouched
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(12, 4.5))
-        ax1, ax2 = fig.subplots(1, 2)
-    else:
-        import matplotlib.pyplot as plt
-
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = new_figure(path, figsize=(12, 4.5))  # with a path: no pyplot
+    ax1, ax2 = fig.subplots(1, 2)
+    if title is not None:
+        fig.suptitle(title, fontsize=11)
     trials = result.complete_trials
     maximize = result._maximize
     everything = result.study.get_trials(deepcopy=False)

@@ -95,13 +95,13 @@ class TuneResult:
 
         return trials_table(self.top(k), metric=self.metric, width=width)
 
-    def plot(self, path: str | None = None) -> Any:
+    def plot(self, path: Any = None, *, title: str | None = None) -> Any:
         """Two panels: value per trial (with the best so far) and peak LR vs value (log x),
-        by family. Writes ``path`` when given (only on rank 0 under ``torch.distributed``).
-        Returns the matplotlib figure."""
+        by family. Writes ``path`` when given (drawn without pyplot; only on rank 0 under
+        ``torch.distributed``); ``title`` heads the figure. Returns the matplotlib figure."""
         from ._report import plot_search
 
-        return plot_search(self, path=path)
+        return plot_search(self, path=path, title=title)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Rich display in notebooks (summary table and plot)."""

@@ -1,0 +1,57 @@
+"""Where a ``.plot()`` draws: the one home of the rule every lrkit plot method follows.
+
+* ``.plot("file.png")`` or ``.plot(path="file.png")`` draws on a bare matplotlib ``Figure``
+  (never pyplot: the caller's backend and open figures are untouched) and writes the file;
+* ``.plot(ax)`` / ``.plot(ax=ax)`` draws on the caller's axes (single-panel plots);
+* ``.plot()`` draws on a new pyplot figure, shown the way the caller's backend shows figures.
+
+Core module: the standard library only (matplotlib is imported when a plot is drawn).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+__all__ = ["is_path", "resolve", "new_axes", "new_figure"]
+
+
+def is_path(value: Any) -> bool:
+    """A file name: a ``str``, ``bytes`` or ``os.PathLike``."""
+    return isinstance(value, (str, bytes, os.PathLike))
+
+
+def resolve(first: Any, path: Any, *, first_name: str) -> tuple[Any, Any]:
+    """Split a plot method's first argument: a file name there is the ``path`` (given twice
+    is a one-line ``ValueError``); anything else is returned as it is. Returns
+    ``(first, path)``."""
+    if is_path(first):
+        if path is not None:
+            raise ValueError(
+                f"{first_name} is a file name ({first!r}) and path={path!r} is given too: "
+                "pass the file name once"
+            )
+        return None, first
+    if path is not None and not is_path(path):
+        raise ValueError(f"path must be a file name (str or os.PathLike), got {path!r}")
+    return first, path
+
+
+def new_figure(path: Any, *, figsize: tuple[float, float]) -> Any:
+    """A figure to draw on: a bare ``Figure`` when it is written to ``path``, else pyplot's."""
+    if path is not None:
+        from matplotlib.figure import Figure
+
+        return Figure(figsize=figsize)
+    import matplotlib.pyplot as plt
+
+    return plt.figure(figsize=figsize)
+
+
+def new_axes(ax: Any, path: Any, *, figsize: tuple[float, float]) -> tuple[Any, Any]:
+    """``(figure, axes)``: the caller's ``ax`` and its figure, or one new axes on
+    :func:`new_figure`."""
+    if ax is not None:
+        return ax.figure, ax
+    fig = new_figure(path, figsize=figsize)
+    return fig, fig.add_subplot()

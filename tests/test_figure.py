@@ -1,0 +1,111 @@
+"""Every ``.plot()`` follows one rule (``lrkit._figure``): a file name as the first argument or
+as ``path=`` writes a PNG drawn without pyplot, ``title=`` heads the plot, and a file name
+given twice is a one-line error."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from lrkit import _figure  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+from lrkit.compare import Comparison, Result  # noqa: E402
+from lrkit.finder import range_test  # noqa: E402
+
+
+def _finder() -> Any:
+    return range_test(lambda lr: 1.0 / (1.0 + lr) + lr * lr, num_iter=30, warn=False)
+
+
+def _comparison() -> Any:
+    r = Result("fixed", optimizer="SGD", lr="0.1", losses=[1.0, 0.5, 0.25], lrs=[0.1, 0.1, 0.1])
+    return Comparison([r], lrs=None, name="task", steps=3)
+
+
+def _tune() -> Any:
+    pytest.importorskip("optuna")
+    from lrkit.tune import Task, tune
+
+    values = iter([3.0, 1.0, 2.0])
+    return tune(Task(train=lambda s, rep: next(values), total_steps=10), n_trials=3,
+                seeding="blind", seed=0, pruner="none")  # fmt: skip
+
+
+def _logger() -> Any:
+    torch = pytest.importorskip("torch")
+    from lrkit.torch import EffectiveLRLogger
+
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    log = EffectiveLRLogger(opt, tensorboard=False)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.ones(2, 3)).sum().backward()
+        opt.step()
+        log.log()
+    return log
+
+
+MAKERS = {
+    "schedule": lambda: S.cosine(0.1, total_steps=50),
+    "finder": _finder,
+    "comparison": _comparison,
+    "tune": _tune,
+    "effective_lr": _logger,
+}
+
+
+def _title(drawn: Any) -> str:
+    fig = getattr(drawn, "figure", drawn)
+    texts = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) else []
+    return " ".join(texts + [ax.get_title() for ax in fig.axes])
+
+
+@pytest.mark.parametrize("kind", sorted(MAKERS))
+@pytest.mark.parametrize("how", ["positional", "keyword", "pathlike"])
+def test_a_file_name_writes_a_png_without_pyplot(kind: str, how: str, tmp_path: Path) -> None:
+    obj = MAKERS[kind]()
+    target = tmp_path / f"{kind}.png"
+    before = plt.get_fignums()
+    if how == "positional":
+        drawn = obj.plot(str(target), title="my title")
+    elif how == "keyword":
+        drawn = obj.plot(path=str(target), title="my title")
+    else:
+        drawn = obj.plot(target, title="my title")
+    assert target.read_bytes()[:4] == b"\x89PNG"
+    assert plt.get_fignums() == before  # nothing left open in pyplot
+    assert "my title" in _title(drawn)
+
+
+@pytest.mark.parametrize("kind", ["schedule", "finder", "effective_lr"])
+def test_a_file_name_given_twice_is_a_one_line_error(kind: str, tmp_path: Path) -> None:
+    obj = MAKERS[kind]()
+    with pytest.raises(ValueError) as e:
+        obj.plot(str(tmp_path / "a.png"), path=str(tmp_path / "b.png"))
+    assert "\n" not in str(e.value) and "pass the file name once" in str(e.value)
+    assert not os.listdir(tmp_path)
+
+
+def test_without_a_path_the_plot_is_a_pyplot_figure() -> None:
+    before = set(plt.get_fignums())
+    try:
+        ax = S.cosine(0.1, total_steps=50).plot(title="t")
+        assert ax.figure.number in set(plt.get_fignums()) - before and ax.get_title() == "t"
+    finally:
+        plt.close("all")
+
+
+def test_resolve_and_is_path() -> None:
+    assert _figure.is_path("a.png") and _figure.is_path(Path("a.png")) and _figure.is_path(b"a")
+    assert not _figure.is_path(None) and not _figure.is_path(3)
+    assert _figure.resolve(5, None, first_name="steps") == (5, None)
+    assert _figure.resolve("a.png", None, first_name="steps") == (None, "a.png")
+    with pytest.raises(ValueError, match=r"^path must be a file name"):
+        _figure.resolve(None, 3, first_name="ax")
