@@ -621,3 +621,15 @@ def test_for_total_steps_reads_the_same_sweep_for_another_budget():
     assert range_test(lambda lr: 1.0, num_iter=10, warn=False).for_total_steps(100) is not None
     interrupted = Sweep(num_iter=10).result(warn=False)
     assert interrupted.for_total_steps(100) is None
+
+
+def test_held_batches_reads_one_pass_and_names_the_argument():
+    from lrkit.finder import held_batches
+
+    gen = (i for i in range(3))
+    assert held_batches(gen) == [0, 1, 2] and list(gen) == []
+    assert held_batches([[1], [2]]) == [[1], [2]]
+    with pytest.raises(ValueError, match=r"^val_data must yield at least one batch"):
+        held_batches([])
+    with pytest.raises(ValueError, match=r"^held must be an iterable of batches .* got str$"):
+        held_batches("abc", name="held")

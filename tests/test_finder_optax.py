@@ -159,3 +159,19 @@ def test_progress_and_callback_follow_every_step(capsys):
     assert [lr for _, lr, _ in seen] == res.lrs.tolist()
     assert [loss for _, _, loss in seen] == res.losses.tolist()
     assert "lrkit find" in capsys.readouterr().err
+
+
+def test_val_data_is_a_held_set_never_trained_on():
+    """val_data=V on data D runs the sweep that the first len(V) batches of V + D as the held
+    set runs (the sweep trains on D from its start in both), bit for bit."""
+    val, train = _data(64, seed=1), _data(512, seed=2)
+    opts = dict(num_iter=12, max_extra_iter=0, warn=False)
+    a = find_lr(_loss, _params(), optax.adam, val + train, eval_batches=len(val), **opts)
+    b = find_lr(_loss, _params(), optax.adam, train, val_data=val, **opts)
+    assert _curve(a) == _curve(b) and len(b.held_losses) > 0
+    b0 = find_lr(_loss, _params(), optax.adam, train, val_data=iter(val), **opts)
+    assert _curve(b0) == _curve(b)  # a generator is read once and kept
+    with pytest.raises(ValueError, match=r"^val_data must yield at least one batch"):
+        find_lr(_loss, _params(), optax.adam, train, val_data=[], **opts)
+    with pytest.raises(ValueError, match=r"^val_data must be an iterable of batches"):
+        find_lr(_loss, _params(), optax.adam, train, val_data=3, **opts)

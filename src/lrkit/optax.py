@@ -29,7 +29,14 @@ import optax
 from . import _validate as V
 from ._jaxtable import EVALUATIONS, formula_fn, lookup_fn, out_dtype, x64_enabled
 from .feedback import PLATEAU_HINTS, PlateauKwargs, ReduceOnPlateau
-from .finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
+from .finder import (
+    FinderResult,
+    Sweep,
+    SweepOptions,
+    cycle_batches,
+    held_batches,
+    optimizer_family,
+)
 from .schedules import Schedule, as_schedule
 from .schedules.tables import TABLE_LIMIT
 
@@ -425,6 +432,7 @@ def find_lr(
     opt_state: Any = None,
     has_aux: bool = False,
     jit: bool = True,
+    val_data: Iterable[Any] | None = None,
     progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
@@ -439,9 +447,10 @@ def find_lr(
     on it. The first ``eval_batches`` batches of ``data`` are the held set (the sweep trains
     on the batches after them, and on them again only if ``data`` repeats); every
     ``eval_every`` steps their mean loss is measured and the default rule reads that curve.
-    The optimizer family is read off a factory's name (``optax.sgd`` and its ``momentum``
-    keyword in a ``functools.partial``); other optimizers count as adaptive unless
-    ``optimizer_family`` says otherwise.
+    ``val_data`` (a few batches, read once and kept) is a held set of batches never trained
+    on instead, as in :func:`lrkit.torch.find_lr`. The optimizer family is read off a
+    factory's name (``optax.sgd`` and its ``momentum`` keyword in a ``functools.partial``);
+    other optimizers count as adaptive unless ``optimizer_family`` says otherwise.
 
     ``loss_fn(params, batch) -> loss`` (or ``(loss, aux)`` with ``has_aux=True``) is
     differentiated with ``jax.value_and_grad``; each sweep step sets the learning rate, runs
@@ -540,11 +549,16 @@ def find_lr(
     step_fn = jax.jit(train_step) if jit else train_step
     eval_fn = jax.jit(held_loss) if jit else held_loss
     batches = cycle_batches(data)
-    held = [next(batches) for _ in range(sweep.options.eval_batches)]
-    first = held[0] if held else next(batches)
-    _check_loss_output(loss_fn, work_params, first, has_aux)
-    if not held:  # the batch looked at is still the first one trained on
+    if val_data is not None:  # batches never trained on
+        held = held_batches(val_data)
+        first = next(batches)
         batches = itertools.chain([first], batches)
+    else:
+        held = [next(batches) for _ in range(sweep.options.eval_batches)]
+        first = held[0] if held else next(batches)
+        if not held:  # the batch looked at is still the first one trained on
+            batches = itertools.chain([first], batches)
+    _check_loss_output(loss_fn, work_params, first, has_aux)
     state = [work_params, work_state]
 
     def evaluate() -> float:

@@ -299,3 +299,28 @@ def test_progress_and_callback_follow_every_step(regression, capsys):
     assert [lr for _, lr, _ in seen] == res.lrs.tolist()
     assert [loss for _, _, loss in seen] == res.losses.tolist()
     assert "lrkit find" in capsys.readouterr().err
+
+
+def test_val_data_is_a_held_set_never_trained_on(regression):
+    """val_data as arrays (model.fit's validation_data) or as batches runs the sweep that the
+    same batches placed first in the data as the held set run (bit for bit)."""
+    x, y = regression
+    xv, yv, xt, yt = x[:64], y[:64], x[64:], y[64:]
+    val = [(xv[i : i + 32], yv[i : i + 32]) for i in (0, 32)]
+    train = [(xt[i : i + 8], yt[i : i + 8]) for i in range(0, len(xt), 8)]  # 24 > num_iter
+    opts = dict(num_iter=12, max_extra_iter=0)
+
+    def run(data, **kw):
+        model = _model()
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+        r = _find(model, data, **opts, **kw)
+        return r.lrs.tolist(), r.losses.tolist(), r.held_losses.tolist()
+
+    ref = run(val + train, eval_batches=2)
+    assert run(train, val_data=val) == ref
+    assert run(train, val_data=(xv, yv), batch_size=32) == ref
+    assert len(ref[2]) > 0
+    with pytest.raises(ValueError, match=r"^val_data must yield at least one batch"):
+        run(train, val_data=[])
+    with pytest.raises(ValueError, match=r"^val_data's y must have as many samples"):
+        run(train, val_data=(xv, yv[:10]))

@@ -47,6 +47,7 @@ from .sweep import (
     SweepKwargs,
     SweepOptions,
     cycle_batches,
+    held_batches,
     range_test,
 )
 
@@ -70,6 +71,7 @@ __all__ = [
     "SweepKwargs",
     "SweepOptions",
     "cycle_batches",
+    "held_batches",
     "optimizer_family",
     "range_test",
     "robust_smooth",

@@ -35,6 +35,7 @@ __all__ = [
     "SweepKwargs",
     "SweepOptions",
     "cycle_batches",
+    "held_batches",
     "range_test",
 ]
 
@@ -558,3 +559,18 @@ def cycle_batches(data: Iterable[Any], *, name: str = "data") -> Iterator[Any]:
             yield b
         if n == 0:
             raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
+
+
+def held_batches(data: Iterable[Any], *, name: str = "val_data") -> list[Any]:
+    """The batches of one pass over ``data``, kept as a list: a fixed held set (every
+    finder's ``val_data``). Raises ``ValueError`` naming ``name`` when ``data`` is not an
+    iterable of batches or yields none."""
+    if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
+        raise ValueError(
+            f"{name} must be an iterable of batches (a list, a generator, a loader), "
+            f"got {type(data).__name__}"
+        )
+    out = list(data)
+    if not out:
+        raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
+    return out

@@ -10,7 +10,14 @@ import numpy as np
 
 from .. import _validate as V
 from .._runtime import GlobalRNGState
-from ..finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
+from ..finder import (
+    FinderResult,
+    Sweep,
+    SweepOptions,
+    cycle_batches,
+    held_batches,
+    optimizer_family,
+)
 from ._callbacks import _values
 from ._schedule import forget_traces, host_eval
 
@@ -165,6 +172,29 @@ def _iter_batches(data: Any) -> Iterator[tuple[Any, Any, Any]]:
         yield _unpack(b)
 
 
+def _val_batches(val_data: Any, batch_size: int) -> list[tuple[Any, Any, Any]]:
+    """The held set from ``val_data``: arrays ``(x, y[, sample_weight])`` cut into batches in
+    order, or the batches of one pass over an iterable (a ``PyDataset``: each of its batches)."""
+    if isinstance(val_data, tuple) and len(val_data) in (2, 3) and _is_arrays(val_data[0]):
+        x, y, w = (*val_data, None)[:3]
+        n = _num_samples(x, "val_data's x")
+        for name, other in (("y", y), ("sample_weight", w)):
+            if other is not None and _num_samples(other, f"val_data's {name}") != n:
+                raise ValueError(
+                    f"val_data's {name} must have as many samples as its x ({n}), "
+                    f"got {_num_samples(other, name)}"
+                )
+        if n == 0:
+            raise ValueError("val_data must hold at least one sample, got 0")
+        return [
+            (_take(x, idx), _take(y, idx), _take(w, idx))
+            for idx in (np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size))
+        ]
+    if isinstance(val_data, keras.utils.PyDataset):
+        return [_unpack(val_data[i]) for i in range(len(val_data))] or held_batches([])
+    return [_unpack(b) for b in held_batches(val_data)]
+
+
 def _build(model: Any, batch: tuple[Any, Any, Any]) -> None:
     """Build the model and its optimizer (what the first train step would do) so that the
     snapshot holds every variable the sweep will touch."""
@@ -233,6 +263,7 @@ def find_lr(
     shuffle: bool = True,
     seed: int | None = 0,
     options: SweepOptions | None = None,
+    val_data: Any = None,
     progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
@@ -244,7 +275,10 @@ def find_lr(
     ``options``); ``total_steps``, the optimizer steps the training will take, matters: the
     suggestions depend on it. The held set is the first ``eval_batches`` batches; their mean
     loss (``model.test_on_batch``), measured every ``eval_every`` steps, is the curve the
-    default rule reads.
+    default rule reads. ``val_data`` (a few batches never trained on, as in
+    :func:`lrkit.torch.find_lr`) is the held set instead: a tuple ``(x_val, y_val)`` or
+    ``(x_val, y_val, sample_weight)`` of arrays, as ``model.fit``'s ``validation_data``, cut
+    into batches of ``batch_size`` in order, or an iterable of batches, read once.
 
     Data: arrays ``x`` (a NumPy array, a dict or list of arrays for multi-input models) with
     targets ``y`` (and optional ``sample_weight``), cut into batches of ``batch_size`` (reshuffled
@@ -304,14 +338,16 @@ def find_lr(
         if sample_weight is not None:
             raise ValueError("sample_weight must be None when x is an iterable of batches")
         batches = _iter_batches(x)
+    held = _val_batches(val_data, batch_size) if val_data is not None else None
     rngs = GlobalRNGState()  # before any batch is drawn
     try:
         first = next(batches)
-        held = [first] + [next(batches) for _ in range(sweep.options.eval_batches - 1)]
-        if held and sweep.options.eval_batches > 0:
-            first = next(batches)
-        else:
-            held = []
+        if held is None:
+            held = [first] + [next(batches) for _ in range(sweep.options.eval_batches - 1)]
+            if held and sweep.options.eval_batches > 0:
+                first = next(batches)
+            else:
+                held = []
         _build(model, first)
         snap = _Snapshot(model)
         no_loss = _no_loss(model)

@@ -19,7 +19,14 @@ import torch
 
 from .. import _validate as V
 from .._runtime import GlobalRNGState, is_rank0
-from ..finder import FinderResult, Sweep, SweepOptions, cycle_batches, optimizer_family
+from ..finder import (
+    FinderResult,
+    Sweep,
+    SweepOptions,
+    cycle_batches,
+    held_batches,
+    optimizer_family,
+)
 from ._distributed import get_world_size
 
 if TYPE_CHECKING:
@@ -475,9 +482,9 @@ def find_lr(
     snap = _Snapshot(model, optimizer, scaler if use_scaler else None, (data, val_data), snapshot)
     batches: Iterator[Any] | None = None
     try:
-        val_batches = [_to(b, dev) for b in val_data] if val_data is not None else None
-        if val_batches is not None and not val_batches:
-            raise ValueError("val_data must yield at least one batch, got an empty iterable")
+        val_batches = (
+            [_to(b, dev) for b in held_batches(val_data)] if val_data is not None else None
+        )
         if train_mode:
             model.train()
         sweep_modes = [(m, m.training) for m in model.modules()]
