@@ -113,6 +113,7 @@ USER_LINE = next(i for i, ln in enumerate(TASK.splitlines(), 1) if "# USER LINE"
 
 @pytest.fixture
 def task(tmp_path, monkeypatch):
+    pytest.importorskip("torch")  # the task module trains a PyTorch model
     (tmp_path / "lrkit_err_task.py").write_text(TASK)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
@@ -507,6 +508,7 @@ def test_json_folder_message_suggests_a_file(task, tmp_path, capsys):
 def test_find_plot_that_cannot_be_written_is_one_line_after_the_table(
     task, tmp_path, monkeypatch, capsys
 ):
+    pytest.importorskip("torch")  # the task trains a PyTorch model
     pytest.importorskip("matplotlib")
     from matplotlib.figure import Figure
 
@@ -760,6 +762,7 @@ def test_tune_plot_that_cannot_be_written_is_one_line_after_the_results(
 
 def test_a_value_error_while_the_target_module_imports_is_the_targets(tmp_path, capsys,
                                                                      monkeypatch):  # fmt: skip
+    pytest.importorskip("torch")  # lrkit find trains a PyTorch model
     (tmp_path / "lrkit_badmod.py").write_text('raise ValueError("boom at import")\n')
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))

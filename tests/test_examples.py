@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import subprocess
@@ -22,9 +23,21 @@ NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _imports(script: Path) -> set[str]:
+    """The top-level packages a script imports (outside the standard library and lrkit)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n not in ("lrkit",)}
+
+
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(script: Path, tmp_path: Path) -> None:
-    missing = [m for m in NEEDS.get(script.name, ()) if importlib.util.find_spec(m) is None]
+    needs = sorted(_imports(script) | set(NEEDS.get(script.name, ())))
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
     if missing:
         pytest.skip(f"{script.name} needs {', '.join(missing)}")
     src = str(Path(lrkit.__file__).resolve().parents[1])  # the scripts import this lrkit

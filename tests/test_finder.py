@@ -565,7 +565,8 @@ def test_steepest_skips_the_first_10_and_last_5_points_as_torch_lr_finder():
 def test_steepest_reads_a_curve_whose_minimum_is_in_the_first_10_points_whole():
     # trimming would leave only the rise: the suggestion must stay on the descent
     lrs = np.logspace(-5, 0, 40)
-    losses = np.r_[np.linspace(2, 0.5, 8), 0.5 * np.exp(np.linspace(0, 3, 32))]
+    # the descent is steepest at its start (no ties for rounding to break)
+    losses = np.r_[2.0 * 0.8 ** np.arange(8), 0.5 * np.exp(np.linspace(0, 3, 32))]
     r = suggest(lrs, losses, rule="steepest", beta=0.0)
     assert r <= lrs[int(np.argmin(losses))]
     assert r == lrs[0]

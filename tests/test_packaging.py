@@ -229,6 +229,8 @@ NEWER_APIS = [
     (r"\btorch\.amp\.GradScaler\b", "torch", (2, 3)),
     (r"\bjax\.tree_util\.keystr\b", "jax", (0, 4, 6)),
     (r"\bkeras\.utils\.PyDataset\b", "keras", (3, 0)),
+    (r"\bvmap_method=", "jax", (0, 4, 35)),
+    (r"\btree_get_all_with_path\b", "optax", (0, 2, 4)),
 ]
 
 
@@ -276,3 +278,11 @@ def test_install_page_states_the_torch_bound() -> None:
     bound = ".".join(map(str, _lower_bounds()["torch"]))
     page = (ROOT / "docs" / "install.md").read_text()
     assert f"`torch>={bound}`" in page and f"PyTorch {bound} or newer" in page
+
+
+@pytest.mark.repository("docs")
+def test_install_page_states_every_tested_lower_bound() -> None:
+    page = (ROOT / "docs" / "install.md").read_text()
+    bounds = _lower_bounds()
+    for name in ("numpy", "keras", "jax", "optax", "optuna", "matplotlib", "scikit-learn", "tqdm"):
+        assert f"`{name}>={'.'.join(map(str, bounds[name]))}`" in page, name

@@ -719,7 +719,7 @@ def test_train_must_return_a_real_number() -> None:
 
 
 def test_a_torch_task_trains_exactly_the_steps_its_schedule_spans() -> None:
-    import torch
+    torch = pytest.importorskip("torch")
 
     from lrkit.tune import torch_task
 

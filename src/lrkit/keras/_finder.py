@@ -364,6 +364,8 @@ def find_lr(
                 total = 0.0
                 for _ in range(accum):  # one optimizer update: ``accum`` micro-batches
                     bx, by, bw = pending.pop() if pending else next(batches)
+                    if accum > 1:  # Keras < 3.15 keeps a running mean across these calls
+                        model.reset_metrics()
                     try:
                         logs = model.train_on_batch(bx, by, sample_weight=bw, return_dict=True)
                     except ValueError as exc:  # Keras' torch backend: "No loss to compute"
