@@ -298,3 +298,36 @@ def test_report_metric_leaves_the_lr_alone_in_a_standalone_evaluate(tmp_path: An
     trainer.evaluate()  # before the fix: a third report to the controller
     assert sched.state_dict() == state
     assert [g["lr"] for g in trainer.optimizer.param_groups] == [0.004, 0.004]
+
+
+def test_find_lr_with_val_data_matches_torch_find_lr(tmp_path: Any) -> None:
+    """val_data (batches in the collator's format) is the held set, as in lrkit.torch.find_lr."""
+    val = [
+        {"input_ids": b["input_ids"], "labels": b["labels"]}
+        for b in torch.utils.data.DataLoader(Pairs(16, 9), batch_size=8)
+    ]
+    model = tiny_bert()
+    trainer = transformers.Trainer(model=model, args=_args(tmp_path), train_dataset=Pairs(64, 1))
+    torch.manual_seed(3)
+    res = find_lr(trainer, num_iter=30, warn=False, val_data=val)
+    ref_trainer = transformers.Trainer(
+        model=copy.deepcopy(model), args=_args(tmp_path), train_dataset=Pairs(64, 1)
+    )
+    opt = ref_trainer.create_optimizer()
+    torch.manual_seed(3)
+    loader = ref_trainer.get_train_dataloader().base_dataloader
+    torch.manual_seed(3)
+    ref = lt.find_lr(
+        ref_trainer.model,
+        opt,
+        None,
+        loader,
+        step=lambda m, b: m(**b).loss,
+        num_iter=30,
+        total_steps=2 * STEPS_PER_EPOCH,
+        val_data=val,
+        warn=False,
+    )
+    assert len(res.held_losses) > 0
+    assert res.held_losses.tolist() == ref.held_losses.tolist()
+    assert res.losses.tolist() == ref.losses.tolist()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import _validate as V
@@ -206,6 +206,7 @@ def find_lr(
     *,
     options: SweepOptions | None = None,
     snapshot: str = "memory",
+    val_data: Iterable[Any] | None = None,
     progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
@@ -222,7 +223,10 @@ def find_lr(
     defaults to the optimizer steps ``train()`` will run (``args.max_steps``, else the epochs
     times the batches per epoch). Afterwards the model,
     the optimizer (or its absence: ``trainer.optimizer`` is ``None`` again if it was), the RNGs
-    and the Trainer are as before (see :func:`lrkit.torch.find_lr`). ``progress=True`` shows a
+    and the Trainer are as before (see :func:`lrkit.torch.find_lr`). ``val_data`` (a few
+    batches in the collator's format, never trained on, e.g.
+    ``list(itertools.islice(trainer.get_eval_dataloader(), 4))``) is the held set instead of
+    the first training batch, as in :func:`lrkit.torch.find_lr`. ``progress=True`` shows a
     progress bar; ``callback(i, lr, loss)`` is called after each sweep step.
 
     Use the result with ``args.learning_rate = result.suggestion`` (before ``train()``) or a
@@ -272,6 +276,7 @@ def find_lr(
             scaler=scaler,
             device=device,
             snapshot=snapshot,
+            val_data=val_data,
             progress=progress,
             callback=callback,
             warn=warn,
