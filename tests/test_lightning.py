@@ -189,7 +189,7 @@ def test_reduce_on_plateau_config_gets_the_report_error() -> None:
 # ----------------------------------------------------------------------------- finder
 
 
-def _reference(model: Tiny, seed: int) -> Any:
+def _reference(model: Tiny, seed: int, **kw: Any) -> Any:
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # self.log outside a Trainer
@@ -202,6 +202,7 @@ def _reference(model: Tiny, seed: int) -> Any:
             num_iter=30,
             total_steps=200,
             warn=False,
+            **kw,
         )
 
 
@@ -229,6 +230,23 @@ def test_finder_equals_find_lr_and_leaves_the_module_bit_identical(tmp_path: Any
     saved = json.loads((tmp_path / "lr_finder.json").read_text())
     assert saved["suggestion"] == ref.suggestion
     assert os.path.getsize(tmp_path / "lr_finder.png") > 0
+
+
+def test_finder_with_val_data_equals_find_lr_with_it() -> None:
+    torch.manual_seed(0)
+    model = Tiny()
+    gen = torch.Generator().manual_seed(5)
+    val = [(torch.randn(8, 4, generator=gen), torch.randn(8, 1, generator=gen)) for _ in range(2)]
+    ref = _reference(copy.deepcopy(model), seed=7, val_data=val)
+    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False, val_data=val)
+    torch.manual_seed(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=0, callbacks=[finder], logger=False).fit(model)
+    res = finder.result
+    assert res is not None and len(res.held_losses) > 0
+    assert res.held_losses.tolist() == ref.held_losses.tolist()
+    assert res.losses.tolist() == ref.losses.tolist() and res.suggestion == ref.suggestion
 
 
 def test_finder_sets_the_lr_and_trains_at_it() -> None:

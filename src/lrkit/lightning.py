@@ -29,7 +29,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -108,7 +108,9 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     :func:`lrkit.torch.find_lr`). The sweep options are those of
     :class:`lrkit.finder.SweepOptions` (``start_lr``, ``num_iter``, ``rule``, ...), as keywords
     or ``options=``; ``total_steps`` defaults to ``trainer.estimated_stepping_batches``, the
-    steps the run will train for.
+    steps the run will train for. ``val_data`` (a few batches, never trained on, e.g. some of
+    the validation loader's) is the held set instead of the first training batch, as in
+    :func:`lrkit.torch.find_lr`; ``progress=True`` shows a progress bar on rank 0.
 
     Then, with ``set_lr=True``, the suggestion is written to the module's LR attribute
     (``attr_name``, default: the first of ``lr``/``learning_rate`` found on the module or its
@@ -136,6 +138,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         attr_name: str | None = None,
         schedule: Callable[[FinderResult, int], Any] | None = None,
         plot: bool = True,
+        val_data: Iterable[Any] | None = None,
         progress: bool = False,
         **sweep_options: Any,
     ) -> None:
@@ -153,6 +156,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         self.attr_name = attr_name
         self.schedule = schedule
         self.plot = bool(plot)
+        self.val_data = val_data
         self.progress = bool(progress)
         self.result: FinderResult | None = None
 
@@ -270,6 +274,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 accumulation_steps=int(trainer.accumulate_grad_batches),
                 scaler=scaler,
                 device=pl_module.device,
+                val_data=self.val_data,
                 progress=self.progress and trainer.is_global_zero,
                 options=options,
             )
