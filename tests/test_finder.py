@@ -634,3 +634,8 @@ def test_held_batches_reads_one_pass_and_names_the_argument():
         held_batches([])
     with pytest.raises(ValueError, match=r"^held must be an iterable of batches .* got str$"):
         held_batches("abc", name="held")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(held_batches(range(16))) == 16  # up to 16: no warning
+    with pytest.warns(UserWarning, match=r"^val_data holds 17 batches, all kept and evaluated"):
+        assert len(held_batches(range(17))) == 17

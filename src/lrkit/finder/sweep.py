@@ -561,10 +561,15 @@ def cycle_batches(data: Iterable[Any], *, name: str = "data") -> Iterator[Any]:
             raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
 
 
+#: more held batches than this: a warning (each is evaluated every ``eval_every`` steps)
+MANY_HELD_BATCHES = 16
+
+
 def held_batches(data: Iterable[Any], *, name: str = "val_data") -> list[Any]:
     """The batches of one pass over ``data``, kept as a list: a fixed held set (every
     finder's ``val_data``). Raises ``ValueError`` naming ``name`` when ``data`` is not an
-    iterable of batches or yields none."""
+    iterable of batches or yields none; warns (``UserWarning``) when it holds more than
+    ``MANY_HELD_BATCHES``, all of which the sweep evaluates every ``eval_every`` steps."""
     if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
         raise ValueError(
             f"{name} must be an iterable of batches (a list, a generator, a loader), "
@@ -573,4 +578,11 @@ def held_batches(data: Iterable[Any], *, name: str = "val_data") -> list[Any]:
     out = list(data)
     if not out:
         raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
+    if len(out) > MANY_HELD_BATCHES:
+        warnings.warn(
+            f"{name} holds {len(out)} batches, all kept and evaluated every eval_every steps "
+            f"of the sweep; a few are enough (e.g. list(itertools.islice(loader, 4)))",
+            UserWarning,
+            stacklevel=3,
+        )
     return out
