@@ -15,9 +15,23 @@ else:  # Python 3.10: the same parser, from PyPI
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-#: dependencies of the extras tested here (PyTorch and what needs it are not: a CPU build of an
-#: old PyTorch is not on the index, and the CUDA build is several GB)
-TESTED = ("numpy", "tqdm", "keras", "jax", "optax", "optuna", "matplotlib", "scikit-learn")
+#: dependencies tested at their bound (PyTorch is not: a CPU build of an old PyTorch is not on
+#: the index, and the CUDA build is several GB; .ci/lower-bounds installs the one CI uses)
+TESTED = (
+    "numpy",
+    "tqdm",
+    "keras",
+    "jax",
+    "optax",
+    "optuna",
+    "matplotlib",
+    "scikit-learn",
+    "pytorch-lightning",
+    "transformers",
+    "accelerate",
+    "schedulefree",
+    "prodigyopt",
+)
 #: what the old releases need from packages lrkit does not depend on directly
 EXTRA_PINS: tuple[str, ...] = ()
 

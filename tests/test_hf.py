@@ -262,7 +262,7 @@ def test_the_default_budget_is_the_steps_train_runs_with_a_partial_accumulation(
 
 
 def test_the_trainers_own_scheduler_arguments_are_said_to_be_unused(tmp_path: Any) -> None:
-    args = _args(tmp_path, max_steps=2, warmup_steps=0.5, lr_scheduler_type="cosine")
+    args = _args(tmp_path, max_steps=2, warmup_steps=1, lr_scheduler_type="cosine")
     trainer = Trainer(
         model=tiny_bert(), args=args, train_dataset=Pairs(64, 1), schedule="constant(0.01)"
     )

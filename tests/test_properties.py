@@ -173,6 +173,11 @@ def test_scalar_equals_vector_and_finite_at_any_step(s: S.Schedule, ts: list[flo
         assert _close(x, float(v)), (str(s), t, x, v)
 
 
+#: numpy 1.x evaluates an array's cos with SIMD code whose last bits can differ from the scalar
+#: path's (amplified where 1 + cos(x) cancels); numpy 2 agrees bit for bit, as the docs say
+_NUMPY_1 = int(np.__version__.split(".")[0]) < 2
+
+
 def _same_bits(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
@@ -218,6 +223,9 @@ powers = st.one_of(
 )
 
 
+@pytest.mark.skipif(
+    _NUMPY_1, reason="numpy 1.x: an array's cosine can differ from the scalar path's last bits"
+)
 @FAST
 @given(
     s=st.one_of(schedules, powers),
