@@ -109,3 +109,7 @@ def test_resolve_and_is_path() -> None:
     assert _figure.resolve("a.png", None, first_name="steps") == (None, "a.png")
     with pytest.raises(ValueError, match=r"^path must be a file name"):
         _figure.resolve(None, 3, first_name="ax")
+    _figure.check_path(None)
+    _figure.check_path(Path("a.png"))
+    with pytest.raises(ValueError, match=r"^path must be a file name .* got 3$"):
+        _figure.check_path(3)

@@ -13,12 +13,18 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["is_path", "resolve", "new_axes", "new_figure"]
+__all__ = ["check_path", "is_path", "new_axes", "new_figure", "resolve"]
 
 
 def is_path(value: Any) -> bool:
     """A file name: a ``str``, ``bytes`` or ``os.PathLike``."""
     return isinstance(value, (str, bytes, os.PathLike))
+
+
+def check_path(path: Any) -> None:
+    """``path`` is ``None`` or a file name, else a one-line ``ValueError``."""
+    if path is not None and not is_path(path):
+        raise ValueError(f"path must be a file name (str or os.PathLike), got {path!r}")
 
 
 def resolve(first: Any, path: Any, *, first_name: str) -> tuple[Any, Any]:
@@ -32,8 +38,7 @@ def resolve(first: Any, path: Any, *, first_name: str) -> tuple[Any, Any]:
                 "pass the file name once"
             )
         return None, first
-    if path is not None and not is_path(path):
-        raise ValueError(f"path must be a file name (str or os.PathLike), got {path!r}")
+    check_path(path)
     return first, path
 
 

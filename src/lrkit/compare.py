@@ -678,10 +678,10 @@ def plot(results: Sequence[Result], *, path: Any = None, title: str = "") -> Any
 
     import numpy as np
 
-    from ._figure import new_figure, resolve
+    from ._figure import check_path, new_figure
     from ._imports import require
 
-    _, path = resolve(None, path, first_name="path")
+    check_path(path)
     require("matplotlib", "plot", feature="lrkit.compare.plot")
     fig = new_figure(path, figsize=(10, 8))
     ax_loss, ax_lr = fig.subplots(2, 1, sharex=True)

@@ -295,9 +295,7 @@ def test_progress_and_callback_follow_every_step(regression, capsys):
         progress=True,
         callback=lambda i, lr, loss: seen.append((i, lr, loss)),
     )
-    assert [i for i, _, _ in seen] == list(range(len(res.lrs)))
-    assert [lr for _, lr, _ in seen] == res.lrs.tolist()
-    assert [loss for _, _, loss in seen] == res.losses.tolist()
+    assert seen == list(zip(range(len(res.lrs)), res.lrs.tolist(), res.losses.tolist()))
     assert "lrkit find" in capsys.readouterr().err
 
 
@@ -324,3 +322,7 @@ def test_val_data_is_a_held_set_never_trained_on(regression):
         run(train, val_data=[])
     with pytest.raises(ValueError, match=r"^val_data's y must have as many samples"):
         run(train, val_data=(xv, yv[:10]))
+    with pytest.raises(ValueError, match=r"^val_data's x must hold at least one sample"):
+        run(train, val_data=(xv[:0], yv[:0]))
+    with pytest.warns(UserWarning, match=r"^val_data holds 17 batches"):  # as every finder
+        run(train, val_data=(x[:68], y[:68]), batch_size=4)

@@ -145,7 +145,7 @@ class _LRHandle:
                 owner, scale = scales[self.key]
                 scales[self.key] = (owner, scale * factor)
                 current = keras.ops.convert_to_numpy(opt._learning_rate.value)
-                opt.learning_rate = float(np.asarray(current)) * factor
+                _write_lr(opt, float(np.asarray(current)) * factor)
         if retrace and getattr(self.model, "train_function", None):
             self.model.make_train_function(force=True)  # the scale is a compiled constant
 
@@ -158,6 +158,16 @@ def _batches_done(params: dict[str, Any] | None, ends: list[int]) -> int:
     done = max(ends, default=-1) + 1
     steps = (params or {}).get("steps")
     return min(done, int(steps)) if steps else done
+
+
+def _refuse_beside_controller(given: list[str]) -> None:
+    """A ready ``controller`` holds its own settings: settings given beside it would be
+    ignored, so they are a one-line error instead."""
+    if given:
+        raise ValueError(
+            f"controller= holds its own settings; pass {', '.join(given)} to the controller "
+            "you build, or leave controller out"
+        )
 
 
 def _resolve_mode(mode: str, monitor: str) -> str:
@@ -568,16 +578,6 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
 
 
 # ----------------------------------------------------------------------------- scheduler
-
-
-def _refuse_beside_controller(given: list[str]) -> None:
-    """A ready ``controller`` holds its own settings: settings given beside it would be
-    ignored, so they are a one-line error instead."""
-    if given:
-        raise ValueError(
-            f"controller= holds its own settings; pass {', '.join(given)} to the controller "
-            "you build, or leave controller out"
-        )
 
 
 class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]

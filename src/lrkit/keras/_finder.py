@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -112,15 +113,25 @@ def _take(x: Any, idx: np.ndarray) -> Any:
 
 
 def _array_batches(
-    x: Any, y: Any, sample_weight: Any, batch_size: int, shuffle: bool, seed: int | None
+    x: Any,
+    y: Any,
+    sample_weight: Any,
+    batch_size: int,
+    shuffle: bool,
+    seed: int | None,
+    *,
+    where: str = "",
 ) -> Iterator[tuple[Any, Any, Any]]:
-    n = _num_samples(x, "x")
+    """Batches of ``batch_size`` from the arrays, every pass in a new order (``shuffle``) or in
+    order, forever. ``where`` prefixes the names in the errors (``"val_data's "``)."""
+    n = _num_samples(x, f"{where}x")
     if n == 0:
-        raise ValueError("x must hold at least one sample, got 0")
+        raise ValueError(f"{where}x must hold at least one sample, got 0")
     for name, other in (("y", y), ("sample_weight", sample_weight)):
-        if other is not None and _num_samples(other, name) != n:
+        if other is not None and _num_samples(other, where + name) != n:
             raise ValueError(
-                f"{name} must have as many samples as x ({n}), got {_num_samples(other, name)}"
+                f"{where}{name} must have as many samples as {where}x ({n}), "
+                f"got {_num_samples(other, where + name)}"
             )
     rng = np.random.default_rng(seed)  # private generator: the global RNGs are not used
     while True:
@@ -177,21 +188,12 @@ def _val_batches(val_data: Any, batch_size: int) -> list[tuple[Any, Any, Any]]:
     order, or the batches of one pass over an iterable (a ``PyDataset``: each of its batches)."""
     if isinstance(val_data, tuple) and len(val_data) in (2, 3) and _is_arrays(val_data[0]):
         x, y, w = (*val_data, None)[:3]
-        n = _num_samples(x, "val_data's x")
-        for name, other in (("y", y), ("sample_weight", w)):
-            if other is not None and _num_samples(other, f"val_data's {name}") != n:
-                raise ValueError(
-                    f"val_data's {name} must have as many samples as its x ({n}), "
-                    f"got {_num_samples(other, name)}"
-                )
-        if n == 0:
-            raise ValueError("val_data must hold at least one sample, got 0")
-        return [
-            (_take(x, idx), _take(y, idx), _take(w, idx))
-            for idx in (np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size))
-        ]
+        batches = _array_batches(x, y, w, batch_size, False, None, where="val_data's ")
+        first = next(batches)  # the arrays are checked here
+        rest = math.ceil(_num_samples(x) / batch_size) - 1
+        return held_batches([first, *(next(batches) for _ in range(rest))])
     if isinstance(val_data, keras.utils.PyDataset):
-        return [_unpack(val_data[i]) for i in range(len(val_data))] or held_batches([])
+        return held_batches(_unpack(val_data[i]) for i in range(len(val_data)))
     return [_unpack(b) for b in held_batches(val_data)]
 
 

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .._figure import new_figure, resolve
+from .._figure import check_path, new_figure
 from .._format import round_floats, wrap_spec
 from .._imports import require
 from .._runtime import is_rank0
@@ -70,7 +70,7 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
     peak LR against value (log LR axis, labelled). The y-axis shows the best 80% of the
     COMPLETE trials in detail; worse ones, pruned trials (at their last reported value) and
     diverged trials are drawn at the edge as triangles, so every trial stays visible."""
-    _, path = resolve(None, path, first_name="path")
+    check_path(path)
     require("matplotlib", "plot", feature="TuneResult.plot")
     from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
