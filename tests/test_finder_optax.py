@@ -155,9 +155,7 @@ def test_progress_and_callback_follow_every_step(capsys):
         callback=lambda i, lr, loss: seen.append((i, lr, loss)),
         warn=False,
     )
-    assert [i for i, _, _ in seen] == list(range(len(res.lrs)))
-    assert [lr for _, lr, _ in seen] == res.lrs.tolist()
-    assert [loss for _, _, loss in seen] == res.losses.tolist()
+    assert seen == list(zip(range(len(res.lrs)), res.lrs.tolist(), res.losses.tolist()))
     assert "lrkit find" in capsys.readouterr().err
 
 

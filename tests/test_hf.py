@@ -187,6 +187,29 @@ def _state(model: Any) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def _by_hand(model: Any, tmp_path: Any, **kw: Any) -> Any:
+    """lrkit.torch.find_lr on a copy of ``model`` with what find_lr(trainer) takes from a
+    Trainer: its optimizer, its batches, its loss and its budget (30 sweep steps)."""
+    ref_trainer = transformers.Trainer(
+        model=copy.deepcopy(model), args=_args(tmp_path), train_dataset=Pairs(64, 1)
+    )
+    opt = ref_trainer.create_optimizer()
+    torch.manual_seed(3)  # accelerate's sampler takes its seed from torch.initial_seed()
+    loader = ref_trainer.get_train_dataloader().base_dataloader
+    torch.manual_seed(3)
+    return lt.find_lr(
+        ref_trainer.model,
+        opt,
+        None,
+        loader,
+        step=lambda m, b: m(**b).loss,
+        num_iter=30,
+        total_steps=2 * STEPS_PER_EPOCH,  # what find_lr(trainer) reads off the Trainer
+        warn=False,
+        **kw,
+    )
+
+
 def test_find_lr_restores_the_trainer_and_matches_torch_find_lr(tmp_path: Any) -> None:
     model = tiny_bert()
     trainer = transformers.Trainer(model=model, args=_args(tmp_path), train_dataset=Pairs(64, 1))
@@ -204,23 +227,7 @@ def test_find_lr_restores_the_trainer_and_matches_torch_find_lr(tmp_path: Any) -
     assert len(res.losses) > 10 and res.suggestion is not None
 
     # the same sweep by hand: a copy of the model, the Trainer's optimizer and batches
-    ref_trainer = transformers.Trainer(
-        model=copy.deepcopy(model), args=_args(tmp_path), train_dataset=Pairs(64, 1)
-    )
-    opt = ref_trainer.create_optimizer()
-    torch.manual_seed(3)  # accelerate's sampler takes its seed from torch.initial_seed()
-    loader = ref_trainer.get_train_dataloader().base_dataloader
-    torch.manual_seed(3)
-    ref = lt.find_lr(
-        ref_trainer.model,
-        opt,
-        None,
-        loader,
-        step=lambda m, b: m(**b).loss,
-        num_iter=30,
-        total_steps=2 * STEPS_PER_EPOCH,  # what find_lr(trainer) reads off the Trainer
-        warn=False,
-    )
+    ref = _by_hand(model, tmp_path)
     assert res.losses.tolist() == ref.losses.tolist()
     assert res.suggestion == ref.suggestion
 
@@ -310,24 +317,7 @@ def test_find_lr_with_val_data_matches_torch_find_lr(tmp_path: Any) -> None:
     trainer = transformers.Trainer(model=model, args=_args(tmp_path), train_dataset=Pairs(64, 1))
     torch.manual_seed(3)
     res = find_lr(trainer, num_iter=30, warn=False, val_data=val)
-    ref_trainer = transformers.Trainer(
-        model=copy.deepcopy(model), args=_args(tmp_path), train_dataset=Pairs(64, 1)
-    )
-    opt = ref_trainer.create_optimizer()
-    torch.manual_seed(3)
-    loader = ref_trainer.get_train_dataloader().base_dataloader
-    torch.manual_seed(3)
-    ref = lt.find_lr(
-        ref_trainer.model,
-        opt,
-        None,
-        loader,
-        step=lambda m, b: m(**b).loss,
-        num_iter=30,
-        total_steps=2 * STEPS_PER_EPOCH,
-        val_data=val,
-        warn=False,
-    )
+    ref = _by_hand(model, tmp_path, val_data=val)
     assert len(res.held_losses) > 0
     assert res.held_losses.tolist() == ref.held_losses.tolist()
     assert res.losses.tolist() == ref.losses.tolist()
