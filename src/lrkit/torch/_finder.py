@@ -27,7 +27,7 @@ from ..finder import (
     held_batches,
     optimizer_family,
 )
-from ._distributed import get_world_size
+from ._distributed import all_reduce_mean
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -356,16 +356,6 @@ def _model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
-    if world > 1:
-        import torch.distributed as dist
-
-        value = value.clone()
-        dist.all_reduce(value, op=dist.ReduceOp.SUM)
-        value = value / world
-    return float(value.item())
-
-
 # ----------------------------------------------------------------------------- find_lr
 
 
@@ -477,7 +467,6 @@ def find_lr(
     else:
         raise ValueError(f"amp must be a bool or a torch.dtype, got {amp!r}")
     use_scaler = scaler is not None and bool(getattr(scaler, "is_enabled", lambda: True)())
-    world = get_world_size()
     # val_data's generators too: drawing its batches (a shuffled loader) moves them
     snap = _Snapshot(model, optimizer, scaler if use_scaler else None, (data, val_data), snapshot)
     batches: Iterator[Any] | None = None
@@ -550,10 +539,10 @@ def find_lr(
                     break
                 skipped += 1  # the scaler skipped this step: retry this LR on the next batch
             rec = total / accum if accum > 1 else total
-            return _mean_over_ranks(rec, world)
+            return all_reduce_mean(rec)
 
         def evaluate() -> float:
-            return _mean_over_ranks(val_loss(), world)
+            return all_reduce_mean(val_loss())
 
         sweep.run(
             one_step,
