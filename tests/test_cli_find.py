@@ -78,7 +78,8 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert d["num_iter"] == 40 and d["start_lr"] == 1e-7 and d["suggestion"] > 0
 
 
-def test_user_function_no_train(user_module, tmp_path, capsys):
+@pytest.mark.parametrize("option", ["--rule", "--method"])  # --method: the name before --rule
+def test_user_function_no_train(user_module, tmp_path, capsys, option):
     out = tmp_path / "p.png"
     rc = main(
         [
@@ -91,7 +92,7 @@ def test_user_function_no_train(user_module, tmp_path, capsys):
             "1e-5",
             "--end-lr",
             "100",
-            "--method",
+            option,
             "valley",
             "-o",
             str(out),

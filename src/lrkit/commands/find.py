@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._format import duration
-from ..finder import DEFAULT_RULE, METHODS
+from ..finder import DEFAULT_RULE, RULES
 from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
 from ._target import (
@@ -48,10 +48,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "--num-iter", type=int, default=100, help=f"sweep steps ({MIN_ITER} to {MAX_ITER})"
         )
         p.add_argument(
-            "--method",
+            "--rule",
             default=DEFAULT_RULE,
-            choices=METHODS,
+            choices=tuple(RULES),
             help="the rule marked * (the suggestion)",
+        )
+        # the option's name before it was ``--rule`` (find_lr's ``rule=``): still accepted
+        p.add_argument(
+            "--method",
+            dest="rule",
+            choices=tuple(RULES),
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
         )
         p.add_argument(
             "--total-steps",
@@ -84,7 +92,7 @@ OPTIONS = {
     "end_lr": "--end-lr",
     "num_iter": "--num-iter",
     "total_steps": "--total-steps",
-    "rule": "--method",
+    "rule": "--rule",
 }
 
 
@@ -123,7 +131,7 @@ def check_options(args: argparse.Namespace) -> None:
             start_lr=args.start_lr,
             end_lr=args.end_lr,
             num_iter=args.num_iter,
-            rule=args.method,
+            rule=args.rule,
             total_steps=args.total_steps,
         )
     except ValueError as exc:
@@ -153,7 +161,7 @@ def _table(result: Any) -> str:
     w = max(10, *(len(m) for m in rows))
     lines = ["", f"  {'rule':<{w}}  learning rate   use", "  " + "-" * (w + 52)]
     for m, lr in rows.items():
-        mark = "*" if m == result.method else " "
+        mark = "*" if m == result.rule else " "
         val = f"{lr:13.3g}" if lr is not None else "            -"
         lines.append(f" {mark}{m:<{w}} {val}   {NOTES[m]}")
     if result.max_lr is not None:
@@ -245,7 +253,7 @@ def _find(args: argparse.Namespace) -> int:
                 start_lr=args.start_lr,
                 end_lr=args.end_lr,
                 num_iter=args.num_iter,
-                method=args.method,
+                rule=args.rule,
                 total_steps=total_steps,
                 progress=not args.quiet,
             )
