@@ -95,6 +95,24 @@ def test_batch_layout_is_explicit(batches, match):
     check_unchanged(before, model, opt)
 
 
+def test_val_data_layout_is_checked_before_the_sweep_and_named():
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = snapshot(model, opt)
+    x, y = torch.randn(16, 6), torch.zeros(16, dtype=torch.long)
+    good = [(x, y)] * 4
+    # one (x, y) pair where an iterable of batches belongs: its items are tensors
+    with pytest.raises(
+        ValueError, match=r"^val_data must yield \(x, y\) batches .* got a Tensor \(one batch as "
+        r"val_data: a list of it, \[\(x, y\)\]\); .*step="
+    ):  # fmt: skip
+        find_lr(model, opt, nn.functional.cross_entropy, good, num_iter=10, val_data=(x, y))
+    check_unchanged(before, model, opt)
+    r = find_lr(model, opt, nn.functional.cross_entropy, good, num_iter=10, val_data=[(x, y)])
+    assert len(r.held_losses) > 0
+
+
 def test_parameter_free_model_is_a_value_error_naming_model():
     model = nn.ReLU()
     stray = nn.Parameter(torch.zeros(2))

@@ -96,6 +96,45 @@ def test_forced_nan_restores_the_promised_snapshot_bit_for_bit(snapshot_every):
     assert guard.events[0]["action"] == "restore" and guard.events[0]["step"] == nan_at
 
 
+class _RunningCentre(torch.nn.Module):
+    """A layer with a running mean kept in a buffer registered with ``persistent=False``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 1)
+        self.register_buffer("centre", torch.zeros(4), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            self.centre.mul_(0.9).add_(0.1 * x.mean(0))
+        return self.lin(x - self.centre)
+
+
+def test_a_restore_puts_back_non_persistent_buffers_in_place():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(_RunningCentre())
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=1)
+    centre = model[0].centre  # a reference the user holds
+    for i in range(4):
+        bad = x.clone()
+        if i == 3:
+            bad[0, 0] = math.nan  # a bad batch poisons the running mean
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(bad), y)
+        if i == 3:
+            assert not torch.isfinite(centre).all()
+        loss.backward()
+        if guard.check(loss):
+            opt.step()
+            # this check's snapshot holds the buffer as the forward pass left it
+            kept = centre.clone()
+    assert guard.restores == 1
+    assert model[0].centre is centre and torch.equal(centre, kept)
+    assert "centre" not in model.state_dict()
+
+
 def test_nonfinite_gradient_caught_by_the_fused_check():
     """One inf or NaN anywhere among the gradients (any dtype, some grads None) counts."""
     model, x, y = _problem(seed=7)

@@ -575,6 +575,24 @@ def test_group_lrs_without_a_top_level_lr_are_detected() -> None:
         lt.scheduler(torch.optim.Adam([{"params": [a], "lr": 0.1}]), S.constant(0.1))
 
 
+def test_groups_around_an_lr_equal_to_the_default_follow_a_schedule_peaking_there() -> None:
+    # lr=1e-3 given on purpose (AdamW's default too) and a schedule in its units: no trap,
+    # each group peaks at its own lr
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([{"params": [a], "lr": 1e-4}, {"params": [b], "lr": 1e-2}], lr=1e-3)
+    s = S.join(
+        [S.warmup(0.0, end_lr=1e-3, warmup_steps=10), S.cosine(1e-3, total_steps=90)],
+        boundaries=[10],
+    )
+    sch = lt.scheduler(opt, s)
+    assert sch.ratios == [1e-4 / 1e-3, 1e-2 / 1e-3]
+    sch.step(10)
+    assert [g["lr"] for g in opt.param_groups] == [1e-4 / 1e-3 * s(10), 1e-2 / 1e-3 * s(10)]
+    # a schedule peaking elsewhere is still refused: its peak is in the message
+    with pytest.raises(ValueError, match=r"which peaks at 0\.003; pass lr="):
+        lt.scheduler(opt, S.cosine(3e-3, total_steps=100))
+
+
 def test_a_schedule_that_goes_negative_is_refused_at_construction() -> None:
     opt = _opt(0.1)
     with pytest.raises(ValueError, match=r"^schedule must be >= 0 at every step .* at step 0: sub"):
@@ -599,6 +617,34 @@ def test_a_schedule_that_goes_negative_past_the_checked_steps_stops_the_step() -
         sch.step()
     assert opt.param_groups[0]["lr"] == s(first - 1)  # the optimizer keeps its last valid LR
     assert sch.last_epoch == first - 1  # and the scheduler its step
+
+
+@pytest.mark.parametrize("where", ["momentum", "hot momentum", "weight_decay", "per group"])
+def test_a_hyperparameter_going_negative_past_the_checked_steps_stops_the_step(where) -> None:
+    # the same check as the LR's: the step is refused and nothing is set
+    s = S.constant(0.9) - S.exponential(0.001, gamma=1.001)
+    first = int(np.argmax(s.values(np.arange(8000)) < 0))
+    assert first > 1000
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    if where == "hot momentum":  # one group, one hyperparameter: the scheduler's short path
+        opt = torch.optim.SGD([a], lr=0.1, momentum=0.9)
+    else:
+        opt = torch.optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1, momentum=0.9)
+    kw: dict[str, Any] = {
+        "momentum": {"momentum": s},
+        "hot momentum": {"momentum": s},
+        "weight_decay": {"hyperparams": {"weight_decay": s}},
+        "per group": {"hyperparams": {"weight_decay": [S.constant(0.1), s]}},
+    }[where]
+    sch = lt.scheduler(opt, S.constant(0.1), **kw)
+    sch.step(first - 1)
+    key = "momentum" if "momentum" in where else "weight_decay"
+    before = [g[key] for g in opt.param_groups]
+    name = "momentum" if key == "momentum" else r"hyperparams\['weight_decay'\]"
+    with pytest.raises(ValueError, match=rf"^{name} must be >= 0, got -.* at step {first} "):
+        sch.step()
+    assert [g[key] for g in opt.param_groups] == before and before[-1] == s(first - 1) > 0
+    assert sch.last_epoch == first - 1
 
 
 def test_param_groups_added_later_follow_the_schedule() -> None:

@@ -312,8 +312,9 @@ def _to(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-def _xy(batch: Any) -> tuple[Any, Any]:
-    """The ``(x, y)`` of a batch for ``loss_fn(model(x), y)``: a tuple or list of two items."""
+def _xy(batch: Any, name: str = "data") -> tuple[Any, Any]:
+    """The ``(x, y)`` of a batch for ``loss_fn(model(x), y)``: a tuple or list of two items.
+    ``name``: the argument the batch came from, named in the error."""
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]
     kind = (
@@ -321,9 +322,14 @@ def _xy(batch: Any) -> tuple[Any, Any]:
         if isinstance(batch, (tuple, list))
         else f"a {type(batch).__name__}"
     )
+    one = (
+        f" (one batch as {name}: a list of it, [(x, y)])"
+        if name != "data" and isinstance(batch, torch.Tensor)
+        else ""
+    )
     raise ValueError(
-        f"data must yield (x, y) batches for loss_fn(model(x), y), got {kind}; for any other "
-        "batch layout pass step=lambda model, batch: loss"
+        f"{name} must yield (x, y) batches for loss_fn(model(x), y), got {kind}{one}; for any "
+        "other batch layout pass step=lambda model, batch: loss"
     )
 
 
@@ -474,6 +480,9 @@ def find_lr(
         val_batches = (
             [_to(b, dev) for b in held_batches(val_data)] if val_data is not None else None
         )
+        if val_batches is not None and step is None:
+            for b in val_batches:  # before the sweep: the error names val_data
+                _xy(b, "val_data")
         if train_mode:
             model.train()
         sweep_modes = [(m, m.training) for m in model.modules()]

@@ -13,10 +13,11 @@ Usage (call ``check`` after ``backward()`` and before ``optimizer.step()``)::
 
 The decision (ok / restore and cut / give up) is made by the framework-free
 :class:`lrkit.feedback.DivergenceDetector` (the guard's :attr:`~DivergenceGuard.controller`);
-this class keeps snapshots of the model's ``state_dict()`` (parameters *and* buffers) and the
-optimizer's ``state_dict()`` (moments, step counts, param-group hyperparameters), as clones in
-memory, taken every ``snapshot_every`` good checks. On the final failure it restores the last
-good state, then raises :class:`DivergenceError` (a ``RuntimeError``): the model is left in its
+this class keeps snapshots of the model's ``state_dict()`` (parameters *and* buffers, also
+those registered with ``persistent=False``) and the optimizer's ``state_dict()`` (moments,
+step counts, param-group hyperparameters), as clones in memory, taken every
+``snapshot_every`` good checks. On the final failure it restores the last good state, then
+raises :class:`DivergenceError` (a ``RuntimeError``): the model is left in its
 last good state.
 
 Cost per step at the defaults: one read of the loss (``loss.item()``, which a training loop
@@ -24,9 +25,10 @@ usually does anyway), one finiteness screen over all gradients (one sum per grad
 device sync; an exact element test only when that sum is not finite), a few microseconds of
 bookkeeping (under ``torch.distributed``, one all-reduce of the loss: every rank judges the
 mean, so all restore together), and every ``snapshot_every`` (50) good checks one copy of the
-model and optimizer state. What the default ``snapshot_every=50`` gives up: a restore goes
-back to the last snapshot, up to 49 good steps before the divergence, rather than to the step
-just before it (``snapshot_every=1`` does that, at one state copy per step).
+model and optimizer state. A snapshot is taken at a good check, before that step's update.
+What the default ``snapshot_every=50`` gives up: a restore goes back to the last snapshot, so
+it undoes up to 50 updates rather than only the last one, after which the loss was bad
+(``snapshot_every=1`` undoes only that one, at one state copy per step).
 """
 
 from __future__ import annotations
@@ -92,8 +94,9 @@ class DivergenceGuard:
             (batch noise of a loss driven near 0 is not a divergence).
         min_scale: the LR multiplier never goes below this.
         snapshot_every: take a snapshot every this many good checks (the first at
-            construction). A restore goes back at most ``snapshot_every - 1`` good steps before
-            the divergence; 1 snapshots every step (one state copy per step).
+            construction), before that step's update. A restore undoes at most
+            ``snapshot_every`` updates; 1 snapshots every step and undoes only the update after
+            which the loss was bad (one state copy per step).
         check_grads: also treat non-finite gradients of the optimizer's parameters (when
             present) as a divergence (one sum per gradient and one sync; an exact element test
             only when that sum is not finite).
@@ -170,9 +173,16 @@ class DivergenceGuard:
     # ------------------------------------------------------------------ snapshots
     def snapshot(self) -> None:
         """Take a snapshot of the model and the optimizer now (done automatically)."""
+        model_state = self.model.state_dict()
         self._book.add(
             {
-                "model": _clone(self.model.state_dict()),
+                "model": _clone(model_state),
+                # buffers registered with persistent=False are not in state_dict()
+                "buffers": {
+                    name: b.detach().clone()
+                    for name, b in self.model.named_buffers()
+                    if name not in model_state
+                },
                 "optimizer": _clone(self.optimizer.state_dict()),
                 "scale": self.feedback.scale,
                 "check": self.num_checks,
@@ -192,6 +202,14 @@ class DivergenceGuard:
         snap = self._book.snapshots[-1]
         with torch.no_grad():
             self.model.load_state_dict(snap["model"])
+            live = dict(self.model.named_buffers())
+            for name, saved in snap["buffers"].items():
+                b = live.get(name)
+                if b is not None and b.shape == saved.shape and b.dtype == saved.dtype:
+                    b.copy_(saved)  # in place, as load_state_dict does: references stay live
+                else:
+                    owner, _, leaf = name.rpartition(".")
+                    setattr(self.model.get_submodule(owner), leaf, saved.clone())
         opt = self.optimizer
         groups, group_dicts = opt.param_groups, list(opt.param_groups)
         lrs = [g["lr"] for g in group_dicts]  # the objects (a tensor LR stays the same tensor)

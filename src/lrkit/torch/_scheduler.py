@@ -10,6 +10,7 @@ optimizer's current LR and the order of ``optimizer.step()``/``scheduler.step()`
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from .._imports import require
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
 
+import numpy as np
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -50,6 +52,17 @@ def _set(group: dict[str, Any], key: str, value: float) -> None:
         group[key] = value
 
 
+def _set_hp(group: dict[str, Any], key: str, kind: int, value: float) -> None:
+    """Set a driven hyperparameter; ``kind`` (from ``_bind``): 0 a float key, 1 Adam-style
+    ``betas[0]`` for ``"momentum"``, 2 a key that may hold a tensor or differ per group."""
+    if kind == 0:
+        group[key] = value
+    elif kind == 1:
+        group["betas"] = (value, *group["betas"][1:])
+    else:
+        _set(group, key, value)
+
+
 def _check_numeric(i: int, key: str, value: Any) -> None:
     """A hyperparameter a schedule drives must hold a number (not a tuple, list or flag)."""
     numeric = (
@@ -73,6 +86,23 @@ def _negative_lr(lr: float, step: int) -> ValueError:
         f"schedule: the learning rate must be >= 0, got {lr!r} at step {step} (the schedule "
         "goes negative past the steps checked when the scheduler was built)"
     )
+
+
+def _negative_hp(key: str, value: float, step: int) -> ValueError:
+    name = "momentum" if key == "momentum" else f"hyperparams[{key!r}]"
+    return ValueError(
+        f"{name} must be >= 0, got {value!r} at step {step} (the schedule goes negative past "
+        "the steps checked when the scheduler was built)"
+    )
+
+
+def _peak(schedule: Any) -> float:
+    """The largest value of ``schedule`` over the steps a plot of it evaluates (its natural
+    length, or the first steps of one without)."""
+    from ..textplot import MAX_STEP, natural_steps, plot_steps
+
+    steps = plot_steps(schedule, steps=min(natural_steps(schedule), MAX_STEP))
+    return float(np.max(schedule.values(steps)))
 
 
 def _is_signature_default(optimizer: torch.optim.Optimizer, value: Any) -> bool:
@@ -139,7 +169,7 @@ class LRKitScheduler(LRScheduler):
             self.ratios = [1.0] * len(groups)
         else:
             self.schedules = [as_schedule(schedule, nonnegative=True)] * len(groups)
-            self.ratios = self._group_ratios(optimizer)
+            self.ratios = self._group_ratios(optimizer, self.schedules[0])
         self._feedback: Any = None
         self._check_feedback(feedback)
         self._feedback = list(feedback) if isinstance(feedback, (list, tuple)) else feedback
@@ -311,7 +341,7 @@ class LRKitScheduler(LRScheduler):
         self._apply()
 
     @staticmethod
-    def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float]:
+    def _group_ratios(optimizer: torch.optim.Optimizer, schedule: Any) -> list[float]:
         default = optimizer.defaults.get("lr")
         base = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
         if default is None or float(default) == 0.0:
@@ -322,18 +352,26 @@ class LRKitScheduler(LRScheduler):
                 )
             return [1.0] * len(base)
         d = float(default)
-        if all(b != d for b in base) and _is_signature_default(optimizer, default):
-            # every group set its own lr and the optimizer got none: the ratios would be taken
-            # against the constructor's default (1e-3 for most), so the groups would silently
-            # follow e.g. 10x and 100x the schedule
+        if (
+            all(b != d for b in base)
+            and _is_signature_default(optimizer, default)
+            and not math.isclose(_peak(schedule), d, rel_tol=1e-9)
+        ):
+            # every group set its own lr and the optimizer's lr is its constructor's default
+            # (1e-3 for most), most likely not given, and the schedule is not in its units
+            # (its peak is not that lr): the groups would silently follow e.g. 10x and 100x
+            # the schedule. A schedule that peaks at the optimizer's lr reads the same whether
+            # that lr was given or not: each group peaks at its own lr.
             lrs = ", ".join(f"{b:g}" for b in base)
             ratios = ", ".join(f"{b / d:g}x" for b in base)
             raise ValueError(
                 f"optimizer: every param group sets its own lr ({lrs}) and the optimizer's lr is "
                 f"{type(optimizer).__name__}'s default {d:g}, so the groups would follow "
-                f"{ratios} the schedule; pass lr= to the optimizer (the LR the schedule's "
-                "values stand for, the groups then follow lr_group / lr times the schedule), "
-                "or pass one schedule per group: scheduler(optimizer, [s0, s1, ...])"
+                f"{ratios} the schedule, which peaks at {_peak(schedule):g}; pass lr= to the "
+                "optimizer (the LR the schedule's values stand for, the groups then follow "
+                "lr_group / lr times the schedule; a schedule peaking at that lr is taken as "
+                "given in its units) or pass one schedule per group: "
+                "scheduler(optimizer, [s0, s1, ...])"
             )
         return [b / d for b in base]
 
@@ -358,30 +396,28 @@ class LRKitScheduler(LRScheduler):
         for v in lrs:
             if not v >= 0:
                 raise _negative_lr(v, t)
+        # every value is checked before any is set: a refused step changes nothing
+        hps = [(key, kind, at(t)) for at, key, kind in self._hp]
+        hp_groups = [(key, kind, [at(t) for at in ats]) for ats, key, kind in self._hp_groups]
+        for key, _, val in hps:
+            if not val >= 0:
+                raise _negative_hp(key, val, t)
+        for key, _, vals in hp_groups:
+            for val in vals:
+                if not val >= 0:
+                    raise _negative_hp(key, val, t)
         if self._fast:
             for g, v in zip(groups, lrs):
                 g["lr"] = v
         else:
             for g, v in zip(groups, lrs):
                 _set(g, "lr", v)
-        for at, key, kind in self._hp:
-            val = at(t)
+        for key, kind, val in hps:
             for g in groups:
-                if kind == 0:
-                    g[key] = val
-                elif kind == 1:
-                    g["betas"] = (val, *g["betas"][1:])
-                else:
-                    _set(g, key, val)
-        for ats, key, kind in self._hp_groups:
-            for g, at in zip(groups, ats):
-                val = at(t)
-                if kind == 0:
-                    g[key] = val
-                elif kind == 1:
-                    g["betas"] = (val, *g["betas"][1:])
-                else:
-                    _set(g, key, val)
+                _set_hp(g, key, kind, val)
+        for key, kind, vals in hp_groups:
+            for g, val in zip(groups, vals):
+                _set_hp(g, key, kind, val)
         self._last_lr = [*lrs]
 
     def _adopt_new_groups(self) -> None:
@@ -466,16 +502,20 @@ class LRKitScheduler(LRScheduler):
         lr = at(t)
         if not lr >= 0:
             raise _negative_lr(lr, t)
+        if at_hp is not None:
+            hp = at_hp(t)
+            if not hp >= 0:
+                raise _negative_hp(key, hp, t)
         self.last_epoch = t
         self._step_count += 1
         group = groups[0]
         group["lr"] = lr
         if at_hp is not None:
             if kind == 0:
-                group[key] = at_hp(t)
+                group[key] = hp
             else:
                 betas = group["betas"]
-                group["betas"] = (at_hp(t), *betas[1:])
+                group["betas"] = (hp, *betas[1:])
         self._last_lr = [lr]  # a new list: one handed out earlier keeps its values
 
     def _update_lr(self, epoch: int | None = None) -> None:
