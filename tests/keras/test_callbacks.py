@@ -329,6 +329,66 @@ def test_lr_logger_follows_a_plateau_cut_and_a_guard_restore(const_grad_model):
     assert float(model.optimizer.learning_rate) == float(np.float32(0.005))
 
 
+class _OneBadBatch(keras.utils.PyDataset):
+    """``n`` batches of ones; batch ``bad`` holds an inf (a non-finite loss) until
+    :meth:`mend` is called."""
+
+    def __init__(self, n, bad):
+        super().__init__()
+        self.n, self.bad = n, bad
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        x = np.full((1, 1), np.inf if i == self.bad else 1.0, "float32")
+        return x, np.zeros((1, 1), "float32")
+
+    def mend(self):
+        self.bad = None
+
+
+class _MendAtEpochEnd(keras.callbacks.Callback):
+    def __init__(self, data):
+        super().__init__()
+        self.data = data
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.data.mend()
+
+
+@pytest.mark.parametrize("guard_first", [False, True])
+def test_lr_scheduler_steps_back_with_a_guard_restore(
+    guard_first, const_grad_model, mean_pred_loss
+):
+    """A restore rewinds the optimizer's iterations; a per-batch LRScheduler follows them, as a
+    schedule inside the optimizer does: every step trains at schedule(iterations) x the cuts,
+    whatever the callbacks' order, so the run sets the LRs a run resumed from the restored
+    state would."""
+    s = S.cosine(0.01, total_steps=40)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=mean_pred_loss)
+    sched = lk.LRScheduler(s)
+    guard = lk.DivergenceGuard(snapshot_every=1, factor=0.5)
+    log = lk.LRLogger(per="batch")
+    cbs = [guard, sched] if guard_first else [sched, guard]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        data = _OneBadBatch(6, bad=3)
+        model.fit(
+            data, epochs=2, shuffle=False, verbose=0, callbacks=[*cbs, log, _MendAtEpochEnd(data)]
+        )
+    assert guard.restores == 1
+    its = int(model.optimizer.iterations)
+    assert sched.step == its < len(log.history)  # some batches were taken back
+    cut = False
+    for t, lr in log.history:
+        cut = cut or lr < float(np.float32(s(t))) * 0.75
+        assert lr == float(np.float32((0.5 if cut else 1.0) * s(t))), (t, lr)
+    # the last steps trained at consecutive iterations up to the last one
+    assert [t for t, _ in log.history][-(its - 3) :] == list(range(3, its))
+
+
 def test_guard_and_logger_keep_keras_async_dispatch():
     """No lrkit callback makes Keras wait for each step's result (that wait costs more than
     the callbacks' own work): their batch-end hooks only record a number (async-safe)."""

@@ -6,6 +6,7 @@ import math
 import threading
 import time
 import warnings
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -69,6 +70,18 @@ def _inner_optimizer(model: Any, user: str) -> Any:
 # callback registers its controller's scale at train begin, so a run resumed with a restored
 # controller (``controller=`` after ``load_state_dict``) applies the cuts made before.
 _SCALE_ATTR = "_lrkit_lr_scales"
+
+
+# The per-batch LRSchedulers following each optimizer's step count, told by a DivergenceGuard
+# how many steps a restore took back (the optimizer's ``iterations`` rewinds with the state,
+# so the schedule's step must too, as a schedule inside the optimizer does).
+_REWIND_LISTENERS: weakref.WeakKeyDictionary[Any, weakref.WeakSet[LRScheduler]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _iterations(opt: Any) -> int:
+    return int(np.asarray(keras.ops.convert_to_numpy(opt.iterations.value)))
 
 
 def _float_lr_scales(opt: Any) -> dict[int, tuple[Any, float]]:
@@ -444,10 +457,19 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         model = self.model
         # the newest snapshot; one restored last time that diverged at once is dropped first
         mvals, ovals = self._book.to_restore(again=again)
+        followed = [
+            (opt, listeners, _iterations(opt))
+            for opt in _optimizers(model)
+            if (listeners := _REWIND_LISTENERS.get(opt))
+        ]
         for v, x in zip(model.variables, mvals):
             v.assign(x)
         for v, x in zip(self._opt_variables(), ovals):
             v.assign(x)
+        for opt, listeners, before in followed:
+            taken_back = before - _iterations(opt)
+            for scheduler in list(listeners):
+                scheduler._rewound(taken_back)
         model.reset_metrics()
         self._n = 0
         self._prev_mean = 0.0
@@ -587,8 +609,11 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
     ``per="batch"``: before each batch the LR is ``schedule(step)`` where ``step`` counts the
     batches trained by this callback, starting at ``initial_step`` (default: the optimizer's
     ``iterations`` at the start of training, so a resumed run continues where it stopped).
-    With ``steps_per_execution=n`` Keras calls the callbacks once per ``n`` batches: the LR
-    set is ``schedule(step)`` at the first of them, and ``step`` advances by all ``n``.
+    When a :class:`DivergenceGuard` restores a state (``iterations`` included), ``step`` goes
+    back by the steps it took back and the LR is set again at once, as a schedule inside the
+    optimizer rewinds with ``iterations``. With ``steps_per_execution=n`` Keras calls the
+    callbacks once per ``n`` batches: the LR set is ``schedule(step)`` at the first of them,
+    and ``step`` advances by all ``n``.
     ``per="epoch"``: before each epoch the LR is ``schedule(epoch)``. With ``feedback`` (any
     :class:`lrkit.feedback.Feedback`) the LR is ``feedback.apply(schedule, step)`` and the
     metric ``monitor`` is fed to ``feedback.update`` at every epoch end. Cuts made by
@@ -631,6 +656,7 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         self.step = 0
         self.last_lr: float | None = None
         self._epoch_step = 0  # ``step`` when the epoch began
+        self._taken_back = 0  # steps a DivergenceGuard's restores took back in this epoch
         # the batches Keras reported done in this epoch (appended from its worker threads,
         # in any order)
         self._ends: list[int] = []
@@ -655,14 +681,25 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         if self.initial_step is not None:
             self.step = self.initial_step
         else:
-            self.step = int(
-                keras.ops.convert_to_numpy(
-                    _inner_optimizer(self.model, "LRScheduler").iterations.value
-                )
-            )
+            self.step = _iterations(_inner_optimizer(self.model, "LRScheduler"))
+        if self.per == "batch":
+            opt = _inner_optimizer(self.model, "LRScheduler")
+            _REWIND_LISTENERS.setdefault(opt, weakref.WeakSet()).add(self)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        for listeners in _REWIND_LISTENERS.values():
+            listeners.discard(self)
+
+    def _rewound(self, steps: int) -> None:
+        """A DivergenceGuard restored a state ``steps`` optimizer steps back: the schedule's
+        step goes back with ``iterations``, and the LR is set again at once."""
+        self._taken_back += steps
+        self.step -= steps
+        self._set(self.step)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch_step = self.step
+        self._taken_back = 0
         self._ends = []
         if self.per == "epoch":
             self._set(epoch)
@@ -672,7 +709,7 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.per == "batch":
             # ``batch``: the epoch's first batch of this call (one call per steps_per_execution)
-            self.step = self._epoch_step + batch
+            self.step = self._epoch_step + batch - self._taken_back
             self._set(self.step)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -681,7 +718,8 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.per == "batch" and self._ends:  # Keras has waited for every batch by now
-            self.step = self._epoch_step + _batches_done(self.params, self._ends)
+            done = _batches_done(self.params, self._ends)
+            self.step = self._epoch_step + done - self._taken_back
         logs = logs if logs is not None else {}
         if self.feedback is not None:
             value = logs.get(self.monitor)
