@@ -83,6 +83,18 @@ def test_schedule_vmap_and_eager():
     )
 
 
+@pytest.mark.parametrize("T", [7, 1000])
+def test_formula_polynomial_cycle_stays_in_its_cycle_at_every_boundary(T):
+    # float32 rounds t / T at multiples of T (3T / T -> 3.0000002): the cycle index is put
+    # back, so the compiled formula gives end_lr there, not the next cycle's value
+    s = S.polynomial(0.1, total_steps=T, cycle=True)
+    f = jax.jit(jax.vmap(lo.schedule(s, evaluation="formula")))
+    k = np.arange(1, 2001)
+    steps = np.concatenate([k * T - 1, k * T, k * T + 1])
+    got = np.asarray(f(jnp.asarray(steps, dtype=jnp.int32)))
+    np.testing.assert_allclose(got, s.values(steps), rtol=1e-5, atol=1e-7)
+
+
 def test_schedule_from_spec_and_traced_mode():
     s = S.cosine(0.1, total_steps=1000)
     f = lo.schedule(str(s))

@@ -31,3 +31,13 @@ def test_seed_is_what_numpy_torch_and_python_all_accept() -> None:
         assert str(e.value).endswith(f"got {shown}")
     with pytest.raises(ValueError):
         np.random.seed(2**32)  # what the bound guards against
+
+
+@pytest.mark.parametrize("maximum", [None, 10])
+def test_a_flag_is_no_integer_and_the_message_gives_the_range(maximum) -> None:
+    allowed = "in [1, 10]" if maximum else ">= 1 (allowed range: [1, inf))"
+    for flag in (True, False):
+        with pytest.raises(ValueError) as e:
+            V.integer("n", flag, 1, maximum)
+        assert str(e.value) == f"n must be an integer {allowed}, got {flag}"
+    assert V.integer("n", 3, 1, maximum) == 3

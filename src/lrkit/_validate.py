@@ -93,19 +93,20 @@ def _bound(value: float) -> str:
 def integer(name: str, value: Any, minimum: int = 0, maximum: int | None = None) -> int:
     """An integer (a float with an integral value is accepted) that is >= ``minimum`` (and
     <= ``maximum`` when given, e.g. :data:`MAX_STEPS`)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {_fmt(value)}")
+    flag = isinstance(value, bool)  # an int to Python, not a count to a user
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     import numpy as np
 
     if isinstance(value, np.integer):
         value = int(value)
-    if maximum is not None and (not isinstance(value, int) or not minimum <= value <= maximum):
+    if maximum is not None and (
+        flag or not isinstance(value, int) or not minimum <= value <= maximum
+    ):
         raise ValueError(
             f"{name} must be an integer in [{minimum}, {_bound(maximum)}], got {_brief_int(value)}"
         )
-    if not isinstance(value, int) or value < minimum:
+    if flag or not isinstance(value, int) or value < minimum:
         raise ValueError(
             f"{name} must be an integer >= {minimum} (allowed range: [{minimum}, inf)), "
             f"got {_fmt(value)}"

@@ -180,7 +180,14 @@ class Polynomial(Schedule):
 
     def _values(self, t: Any, xp: Any) -> Any:
         if self.cycle:
-            horizon = self.total_steps * xp.maximum(xp.ceil(t / self.total_steps), 1.0)
+            T = self.total_steps
+            k = xp.ceil(t / T)
+            # float32 (a compiled step) rounds t / T, e.g. 3T / T to 3.0000002 (ceil 4, the
+            # next cycle's value) or 3 + 1 / T to 3.0 for a large T: put k back on the integer
+            # with (k - 1) T < t <= k T (exact products below 2**24); no change with float64
+            k = xp.where((k - 1.0) * T >= t, k - 1.0, k)
+            k = xp.where(k * T < t, k + 1.0, k)
+            horizon = T * xp.maximum(k, 1.0)
             frac = 1.0 - t / horizon
         else:
             frac = 1.0 - xp.minimum(t, float(self.total_steps)) / self.total_steps
