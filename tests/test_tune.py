@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import textwrap
+import warnings
 from types import SimpleNamespace
 from typing import Any
 
@@ -562,6 +563,62 @@ def test_a_worker_waiting_for_other_trials_says_so() -> None:
     )
     assert [m for m in said if m.startswith("waiting for 1 running trial(s)")]
     assert r.stop_reason == "stop_when" and not r.reached
+
+
+def test_a_trial_left_running_before_its_first_heartbeat_is_failed_and_its_copy_run(
+    tmp_path,
+) -> None:
+    """A worker killed while Optuna samples a trial (after ``ask`` made it RUNNING, before its
+    heartbeat began) leaves a trial no heartbeat check fails: after 2 x grace_period it is
+    failed, an enqueued one re-queued, and the next worker finishes the study."""
+    from lrkit.tune import make_storage
+
+    url = f"sqlite:///{tmp_path / 'stuck.db'}"
+    kw = dict(storage=url, study_name="s", seeding="blind", heartbeat_interval=1,
+              grace_period=2, poll_interval=0.05)  # fmt: skip
+    tune(_quadratic_task(), n_trials=1, **kw)
+    study = optuna.load_study(study_name="s", storage=make_storage(url))
+    fixed = {"lr": 0.01, "family": "constant"}
+    study.enqueue_trial(fixed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Optuna: heartbeats are for optimize()
+        stuck = study.ask()  # RUNNING, no heartbeat ever (the worker "died" here)
+    assert stuck.params == {} and stuck.number == 1
+    r = tune(_quadratic_task(), n_trials=2, **kw)
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert trials[1].state == optuna.trial.TrialState.FAIL
+    copy = [t for t in trials[2:] if t.params.get("lr") == 0.01]
+    assert len(copy) == 1 and copy[0].params["family"] == "constant"
+    assert copy[0].state == optuna.trial.TrialState.COMPLETE
+    assert r.reached and len(r.complete_trials) == 2
+
+
+def test_a_seed_trial_stopped_by_ctrl_c_is_queued_again_by_the_next_run(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'int.db'}"
+    res = range_test(_bowl_loss, start_lr=1e-7, end_lr=10.0, num_iter=100, warn=False)
+    task = _quadratic_task(rt=res)
+    first = task.train
+
+    def interrupted(schedule: S.Schedule, report: Any) -> float:
+        raise KeyboardInterrupt
+
+    task.train = interrupted  # type: ignore[misc]
+    with pytest.raises(KeyboardInterrupt):
+        tune(task, n_trials=3, storage=url, study_name="i", pruner="none")
+    study = optuna.load_study(study_name="i", storage=url)
+    seed = study.trials[0]
+    assert seed.state == TS.FAIL and seed.system_attrs["fixed_params"]
+    task.train = first  # type: ignore[misc]
+    tune(task, n_trials=3, storage=url, study_name="i", pruner="none")
+    trials = optuna.load_study(study_name="i", storage=url).trials
+    fixed = seed.system_attrs["fixed_params"]
+    again = [t for t in trials[1:] if t.system_attrs.get("fixed_params") == fixed]
+    assert len(again) == 1 and again[0].state == TS.COMPLETE
+    assert {k: again[0].params[k] for k in fixed} == fixed
+    # both seeds ran, each once: a second rerun queues nothing new
+    n = len(trials)
+    tune(task, n_trials=3, storage=url, study_name="i", pruner="none")
+    assert len(optuna.load_study(study_name="i", storage=url).trials) == n
 
 
 def test_the_waiting_note_is_a_line_of_its_own_under_the_progress_bar(capsys) -> None:

@@ -116,6 +116,50 @@ def _count(study: Any) -> tuple[int, int, int]:
     return complete, running, len(trials)
 
 
+def _fail_unstarted(study: Any, grace: float | None) -> None:
+    """Fail the RUNNING trials whose worker stopped before the trial's first heartbeat.
+
+    Optuna creates a trial (RUNNING) in ``ask`` and starts its heartbeat only after sampling
+    its parameters; a worker killed in between leaves a trial without a heartbeat, which
+    ``fail_stale_trials`` never fails, so every worker would wait for it for ever. A trial
+    that has not begun its objective (no ``"schedule"`` user attr) more than ``2 *
+    grace_period`` seconds after it was created is failed here, and a copy of an enqueued one
+    (a finder-seeded trial) re-queued with its parameters."""
+    if not grace:
+        return
+    import datetime
+
+    optuna = _optuna()
+    ts = optuna.trial.TrialState
+    now = datetime.datetime.now()
+    for t in study.get_trials(deepcopy=False, states=(ts.RUNNING,)):
+        if "schedule" in t.user_attrs or t.datetime_start is None:
+            continue
+        if (now - t.datetime_start).total_seconds() <= 2 * grace:
+            continue
+        try:
+            study.tell(t.number, state=ts.FAIL)
+        except ValueError:  # finished meanwhile (another worker failed it, or it began)
+            continue
+        fixed = t.system_attrs.get("fixed_params")
+        if fixed:
+            study.enqueue_trial(dict(fixed))
+
+
+def _requeue_interrupted(study: Any) -> None:
+    """Queue again each enqueued (finder-seeded) trial that ended FAIL with no copy after it:
+    a run stopped by Ctrl-C fails its running trial, and the study would lose that seed."""
+    optuna = _optuna()
+    trials = study.get_trials(deepcopy=False)
+    for t in trials:
+        fixed = t.system_attrs.get("fixed_params")
+        if t.state != optuna.trial.TrialState.FAIL or not fixed:
+            continue
+        if any(u.number > t.number and u.system_attrs.get("fixed_params") == fixed for u in trials):
+            continue
+        study.enqueue_trial(dict(fixed))
+
+
 #: Families of the enqueued finder-seeded first trials, in order.
 SEED_FAMILIES: tuple[str, ...] = ("onecycle", "cosine")
 
@@ -320,7 +364,10 @@ def tune(
     ``complete + running < n_trials``, and waits while others finish). With a database
     storage a worker killed mid-trial stops its heartbeat; after ``grace_period`` seconds the
     next worker marks that trial FAIL and re-queues a copy (same parameters), which a worker
-    then runs.
+    then runs; one killed while Optuna was still sampling the trial's parameters (before its
+    first heartbeat) is failed after ``2 * grace_period`` seconds, and a copy of it re-queued
+    if it was an enqueued (finder-seeded) trial. A run stopped by Ctrl-C fails its running
+    trial; the next run queues an enqueued one again (the seeds are not lost).
 
     ``seeding="finder"`` (default) runs ``task.range_test()`` once per study and searches the
     peak LR in the interval it supports (:func:`lr_range_from_finder`), and enqueues the
@@ -425,6 +472,7 @@ def tune(
     if how == "finder" and info is not None and not study.trials:
         for fam, lr in _seed_points(info, rng, space.families):
             study.enqueue_trial({"lr": lr, "family": fam}, skip_if_exists=True)
+    _requeue_interrupted(study)
     say(
         f"searching peak LR in [{rng[0]:.3g}, {rng[1]:.3g}] ({how}), families: "
         + ", ".join(space.families)
@@ -456,6 +504,7 @@ def tune(
         while True:
             with _experimental_ok():
                 optuna.storages.fail_stale_trials(study)
+            _fail_unstarted(study, getattr(st, "grace_period", None))
             complete, running, total = _count(study)
             if bar is not None:
                 bar.n = min(complete, n_trials)
