@@ -469,6 +469,42 @@ def test_cli_lost_database_connection_is_one_masked_line(
     )
 
 
+def test_cli_lost_database_behind_optunas_own_errors_is_the_same_line(
+    nan_module: str, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Optuna wraps a failed commit in StorageInternalError, and its trial clean-up may then
+    raise an error of its own (an UnboundLocalError) while handling that one: the database
+    error in the chain is what is reported."""
+    import sqlalchemy.exc
+
+    import lrkit.tune
+    from lrkit.cli import main
+
+    url = "postgresql://bob:Secret99@db.example:5432/lrkit"
+
+    def lost(*a: Any, **k: Any) -> Any:
+        try:
+            try:
+                raise sqlalchemy.exc.OperationalError(
+                    "UPDATE trials", {}, Exception("server closed the connection unexpectedly")
+                )
+            except sqlalchemy.exc.OperationalError as exc:
+                raise optuna.exceptions.StorageInternalError("during the commit") from exc
+        finally:
+            raise UnboundLocalError("cannot access local variable 'updated_state'")
+
+    monkeypatch.setattr(lrkit.tune, "tune", lost)
+    rc = main(["tune", f"{nan_module}:nan", "--storage", url, "--study", "x", "--no-progress",
+               "--plot", "none"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and "Secret99" not in err
+    assert err == (
+        "lrkit tune: error: storage postgresql://bob:***@db.example:5432/lrkit: lost the "
+        "database connection: server closed the connection unexpectedly; the trials already "
+        "finished stay in the study: run the same command to continue\n"
+    )
+
+
 def test_cli_an_error_raised_inside_optuna_is_not_reported_as_a_user_mistake(
     nan_module: str, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]

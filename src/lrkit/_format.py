@@ -148,24 +148,48 @@ def _passwords(url: str) -> list[str]:
     return sorted((p for p in found if p), key=len, reverse=True)
 
 
+#: A password shorter than this is masked outside the URL only after a password keyword: as
+#: a bare token it would also stand for parts of hosts, ports and words ("1" in "127.0.0.1"),
+#: and the masks left there would show it.
+SHORT_SECRET = 4
+_KEYWORD = r"(?i:\b(?:password|passwd|pwd)\b[\s:=]*['\"]?)"
+
+
+def _mask_token(text: str, secret: str, *, keyword_only: bool) -> str:
+    """``text`` with each occurrence of ``secret`` that is not part of a longer word (no
+    letter or digit right before or after it) replaced by ``***``; with ``keyword_only``,
+    only those right after a password keyword (``password``, ``passwd``, ``pwd``)."""
+    body = rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
+    if keyword_only:
+        return re.sub(rf"({_KEYWORD}){body}", rf"\1{MASK}", text)
+    return re.sub(body, MASK, text)
+
+
 def mask_secrets(text: str, url: str | None) -> str:
-    """``text`` with ``url`` and its password (wherever it appears) masked."""
+    """``text`` with ``url`` masked (:func:`mask_url`) and its password masked wherever else
+    it stands as a token of its own (a driver's message may repeat it), never inside another
+    word, host or number: ``postgres`` in ``postgresql://`` or ``1`` in ``127.0.0.1`` stay.
+    A password shorter than :data:`SHORT_SECRET` is masked outside the URL only after a
+    password keyword."""
     if not url or not isinstance(url, str):
         return text
-    out = text.replace(url, mask_url(url))
+    masked_url = mask_url(url)
+    # the masked URL's own text (host, port, database) is left as it is
+    parts = text.replace(url, masked_url).split(masked_url)
     split = unencoded_at(url)
-    for pw in _passwords(url):
-        out = out.replace(pw, MASK)
-        if not split:
-            continue
-        # a driver that splits the URL elsewhere (at the first "@" of an unencoded password)
-        # prints pieces of it: mask every piece of 3 characters or more (only then: the
-        # masked span of another URL may run past the host into an "@" of its database or
-        # query, whose pieces, the host among them, are no secret)
-        for piece in sorted(re.split(r"[@:/?#]", pw), key=len, reverse=True):
-            if len(piece) >= 3:
-                out = out.replace(piece, MASK)
-    return out
+    out = []
+    for part in parts:
+        for pw in _passwords(url):
+            part = _mask_token(part, pw, keyword_only=len(pw) < SHORT_SECRET)
+            if not split:
+                continue
+            # a driver that splits the URL elsewhere (at the first "@" of an unencoded
+            # password) prints pieces of it: mask every piece of 3 characters or more
+            for piece in sorted(re.split(r"[@:/?#]", pw), key=len, reverse=True):
+                if len(piece) >= 3:
+                    part = _mask_token(part, piece, keyword_only=False)
+        out.append(part)
+    return masked_url.join(out)
 
 
 def unencoded_at(url: str) -> bool:

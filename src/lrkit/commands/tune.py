@@ -245,15 +245,33 @@ def _guarded(task: Any, target: str | None) -> Any:
 def _run(args: argparse.Namespace) -> int:
     try:
         return reporting_target_errors("tune", _tune, args)
-    except _db_errors() as exc:  # the database stopped answering (during or after the run)
+    except Exception as exc:
+        lost = _lost_database(exc)
+        if lost is None:
+            raise
+        # the database stopped answering (during or after the run)
         url = args.storage if isinstance(args.storage, str) else None
         msg = (
             f"storage {mask_url(args.storage)}: lost the database connection: "
-            f"{_first_line(exc)}; the trials already finished stay in the study: run the "
+            f"{_first_line(lost)}; the trials already finished stay in the study: run the "
             "same command to continue"
         )
         print(f"lrkit tune: error: {mask_secrets(msg, url)}", file=sys.stderr)
         return 1
+
+
+def _lost_database(exc: BaseException) -> BaseException | None:
+    """The database error behind ``exc``: ``exc`` itself, or one in the chain of errors it
+    was raised from or while handling (Optuna wraps a failed commit in its
+    ``StorageInternalError``, and an error in its own clean-up can hide that one)."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, _db_errors()):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _tune(args: argparse.Namespace) -> int:
