@@ -305,6 +305,28 @@ def test_tune_bad_values(argv, words, task, tmp_path, capsys):
     assert not list(tmp_path.glob("*.db"))
 
 
+def test_tune_checks_the_default_plot_before_any_trial(task, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("optuna")
+    import os
+
+    db = tmp_path / "store"
+    db.mkdir()
+    real = os.access
+    here = os.path.realpath(tmp_path)  # the working folder, where the default plot goes
+
+    def access(path, mode, **kw):  # the working folder is read-only (root writes anywhere)
+        if mode == os.W_OK and os.path.realpath(path) == here:
+            return False
+        return real(path, mode, **kw)
+
+    monkeypatch.setattr(os, "access", access)
+    rc = main(["tune", f"{task}:tune_task", "--no-progress", "--seeding", "blind",
+               "--storage", f"sqlite:///{db / 's.db'}"])  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "--plot", "lrkit-tune-", "is not writable", "--plot none")
+    assert not list(db.iterdir())  # refused before the study was created
+
+
 def test_tune_never_prints_the_password(task, tmp_path, capsys):
     pytest.importorskip("optuna")
     pytest.importorskip("psycopg2")

@@ -811,3 +811,25 @@ def test_a_torch_task_trains_exactly_the_steps_its_schedule_spans() -> None:
         "epochs x steps_per_epoch (the steps a trial trains, which its schedule spans) must "
         "be at least 10, got 4 x 1 = 4"
     )
+
+
+def test_a_target_in_the_form_of_find_and_compare_is_named_as_such() -> None:
+    torch = pytest.importorskip("torch")
+    from lrkit.tune import as_task
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = [(torch.zeros(4, 2), torch.zeros(4, 1))]
+    loss = torch.nn.functional.mse_loss
+    for value in ((model, opt, loss, data, data), (model, opt, loss, data)):
+        with pytest.raises(ValueError) as e:
+            as_task(value)
+        assert str(e.value).startswith("target must return a lrkit.tune.Task")
+        assert f"got a tuple of {len(value)} items (the (model, optimizer, loss_fn, data" in str(
+            e.value
+        )
+        assert str(e.value).endswith("it needs a model factory)")
+    with pytest.raises(ValueError, match=r"got a list of 2 items$"):
+        as_task([1, 2])
+    with pytest.raises(ValueError, match=r"got str$"):
+        as_task("x")

@@ -359,6 +359,12 @@ def _tune(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 raise rename(exc, names={"epochs": "--epochs"}) from None
             study = study or _slug(args.target)
+        if args.plot is None and not quiet:  # the default plot, written after the search
+            default = fresh_path(f"lrkit-tune-{_slug(study)}.png")
+            try:
+                check_output(default, option="--plot", types=IMAGE_TYPES)
+            except ValueError as exc:
+                raise ValueError(f"{exc} (the default plot; --plot none writes none)") from None
         try:
             SearchSpace(task.total_steps, args.lr_range or BLIND_LR_RANGE, families)
         except ValueError as exc:

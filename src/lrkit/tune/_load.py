@@ -39,7 +39,10 @@ def as_task(value: Any, *, epochs: int = 5, name: str = "task") -> Task:
             return Task(**kwargs)
         except TypeError as exc:
             raise ValueError(f"target returned a mapping that is not a Task: {exc}") from None
-    if isinstance(value, tuple) and len(value) == 4:
+    find_form = isinstance(value, (tuple, list)) and (
+        len(value) == 5 or (len(value) == 4 and hasattr(value[1], "param_groups"))
+    )
+    if isinstance(value, tuple) and len(value) == 4 and not find_form:
         from ._torch import torch_task
 
         model_factory, loss_fn, train_data, val_data = value
@@ -51,7 +54,16 @@ def as_task(value: Any, *, epochs: int = 5, name: str = "task") -> Task:
             epochs=epochs,
             name=name,
         )
+    got = type(value).__name__
+    if isinstance(value, (tuple, list)):
+        got = f"a {got} of {len(value)} items"
+        if find_form:
+            # (model, optimizer, loss_fn, data[, val_data]): the form of find and compare
+            got += (
+                " (the (model, optimizer, loss_fn, data[, val_data]) of lrkit find and lrkit "
+                "compare? tune trains a fresh model per trial: it needs a model factory)"
+            )
     raise ValueError(
         "target must return a lrkit.tune.Task, a dict of its fields or a tuple "
-        f"(model_factory, loss_fn, train_data, val_data), got {type(value).__name__}"
+        f"(model_factory, loss_fn, train_data, val_data), got {got}"
     )
