@@ -190,3 +190,19 @@ def test_plot_log_of_a_schedule_ending_at_zero_spans_its_length(
     out = capsys.readouterr().out.splitlines()
     assert out[-3].split()[-1] == "100"
     assert out[-2] == "(1 value <= 0 not drawn on the log axis)"
+
+
+def test_text_plot_of_a_flat_curve_draws_it_on_the_row_labelled_with_its_value() -> None:
+    for height in (3, 8, 16, 17):
+        out = text_plot(range(100), [0.1] * 100, height=height).splitlines()
+        (row,) = [ln for ln in out if "*" in ln]
+        assert row.split("|")[0].strip() == "0.1"
+
+
+def test_text_plot_says_how_many_non_finite_values_it_left_out() -> None:
+    with np.errstate(over="ignore"):
+        ys = 0.1 * np.exp2(np.arange(2000.0))  # inf from step 1024 on
+    out = text_plot(range(2000), ys)
+    assert out.splitlines()[-1] == "(976 non-finite values (inf or nan) not drawn)"
+    assert out.splitlines()[-2].rstrip().endswith("1023")
+    assert "not drawn" not in text_plot(range(10), [1.0] * 10)

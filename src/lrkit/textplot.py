@@ -69,6 +69,7 @@ def text_plot(
     if x.shape != y.shape or x.ndim != 1 or x.size == 0:
         raise ValueError("xs and ys must be 1-d sequences of the same, non-zero length")
     keep = np.isfinite(x) & np.isfinite(y)
+    not_finite = int((~keep).sum())
     why = "no finite values"
     span = keep & (x > 0) if logx else keep.copy()  # the steps the x axis spans
     if keep.any() and (logx or logy):
@@ -95,9 +96,12 @@ def text_plot(
     one_x = x1 == x0  # a single step: labelled once, not as a range
     if one_x:
         x1 = x0 + 1.0
-    if y1 == y0:
+    mid_row = height - 1 - height // 2  # the row of the middle label
+    if y1 == y0:  # a flat curve: on the row of the middle label, which shows its value
         pad = abs(y0) * 0.05 or 1.0
-        y0, y1 = y0 - pad, y1 + pad
+        v = y0
+        y0 = v - 2 * pad * mid_row / (height - 1)
+        y1 = v + 2 * pad * (height - 1 - mid_row) / (height - 1)
     grid = [[" "] * width for _ in range(height)]
     cols = np.clip(((tx - x0) / (x1 - x0) * (width - 1)).round().astype(int), 0, width - 1)
     rows = np.clip(((ty - y0) / (y1 - y0) * (height - 1)).round().astype(int), 0, height - 1)
@@ -127,7 +131,6 @@ def text_plot(
         return f"{val:.3g}"
 
     # the middle label is the value of the row it stands on (the midpoint for odd heights)
-    mid_row = height - 1 - height // 2
     labels = [fmt(y1, logy), fmt(y0 + (y1 - y0) * mid_row / (height - 1), logy), fmt(y0, logy)]
     lw = max(len(s) for s in labels)
     lines = []
@@ -151,4 +154,7 @@ def text_plot(
     if hidden:
         s = "" if hidden == 1 else "s"
         lines.append(f"({hidden} value{s} <= 0 not drawn on the log axis)")
+    if not_finite:
+        s = "" if not_finite == 1 else "s"
+        lines.append(f"({not_finite} non-finite value{s} (inf or nan) not drawn)")
     return "\n".join(lines)
