@@ -26,8 +26,8 @@ def test_every_option_shows_its_default_once(command: str) -> None:
     assert "(default: None)" not in text
     fmt = HelpFormatter(command)
     for action in sub._actions:
-        if not action.option_strings or action.nargs == 0:
-            continue  # positionals and flags
+        if not action.option_strings or action.nargs == 0 or action.help == argparse.SUPPRESS:
+            continue  # positionals, flags and hidden aliases (find's --method of --rule)
         help_text = fmt._get_help_string(action)
         assert help_text.count("(default") == 1, (action.option_strings, help_text)
 

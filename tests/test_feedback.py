@@ -283,6 +283,16 @@ def test_restart_on_plateau():
     assert r2.restart_step == 7 and r2.apply(sched, 7) == 1.0
 
 
+@pytest.mark.parametrize("kind", [ReduceOnPlateau, RestartOnPlateau])
+def test_a_floor_above_the_scale_never_raises_it(kind):
+    c = kind(patience=0, factor=0.5, min_scale=2.0)
+    for x in (1.0, 1.0, 1.0):
+        assert c.update(x) == 1.0
+    assert c.scale == 1.0
+    d = DivergenceDetector(factor=0.5, min_scale=2.0)
+    assert d.check(math.nan) == "restore" and d.scale == 1.0
+
+
 def test_chain_scale_apply_update():
     a = ReduceOnPlateau(patience=0, factor=0.5)
     b = ReduceOnPlateau(patience=1, factor=0.1)
@@ -445,6 +455,25 @@ def test_a_malformed_state_is_a_value_error_and_changes_nothing(make, drop) -> N
     bad = {k: v for k, v in other.state_dict().items() if k != drop}
     with pytest.raises(ValueError, match=rf"^state.*{drop}"):
         c.load_state_dict(bad)
+    assert c.state_dict() == before
+
+
+@pytest.mark.parametrize(
+    "key, bad, message",
+    [
+        ("best", "abc", "state['best'] must be a finite real number, got 'abc'"),
+        ("best", math.nan, "state['best'] must be a finite real number, got nan"),
+        ("mode", "avg", "state['mode'] must be one of 'min', 'max', got 'avg'"),
+        ("threshold_mode", "x", "state['threshold_mode'] must be one of 'rel', 'abs', got 'x'"),
+    ],
+)
+def test_a_bad_plateau_value_in_a_state_names_its_key(key, bad, message) -> None:
+    c = ReduceOnPlateau(patience=0)
+    c.update(1.0)
+    before = c.state_dict()
+    with pytest.raises(ValueError) as e:
+        c.load_state_dict({**before, key: bad})
+    assert str(e.value) == message
     assert c.state_dict() == before
 
 

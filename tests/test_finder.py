@@ -13,6 +13,7 @@ from lrkit.finder import (
     METHODS,
     LRFinderWarning,
     Sweep,
+    SweepOptions,
     range_test,
     smooth_ema,
     suggest,
@@ -289,8 +290,9 @@ def test_immediate_nan_warns():
 
 def test_flat_noisy_curve_warns_with_advice():
     rng = np.random.default_rng(1)
-    with pytest.warns(LRFinderWarning, match="larger batch"):
+    with pytest.warns(LRFinderWarning) as caught:
         r = range_test(lambda lr: float(2.0 + 0.2 * rng.normal()), num_iter=100, diverge_th=50)
+    assert any("larger batch" in str(w.message) for w in caught)
     assert not r.reliable
 
 
@@ -408,6 +410,39 @@ def test_plot_marks_suggestions(tmp_path):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_plot_draws_a_custom_rules_suggestion_solid(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    def fifth_of_min(lrs, losses):
+        return float(lrs[int(np.argmin(losses))]) / 5
+
+    r = replay(HAND, beta=0.0, num_iter=10, start_lr=1e-3, end_lr=1.0, diverge_th=10.0,
+               warn=False, rule=fifth_of_min)  # fmt: skip
+    ax = r.plot(path=str(tmp_path / "c.png"))
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("fifth_of_min:")]
+    assert line.get_xdata()[0] == r.suggestion and line.get_linestyle() == "-"
+    solid = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and ":" in ln.get_label()]
+    assert solid == [line]  # the built-in rules' lines stay dashed
+    plt.close("all")
+
+
+def test_results_compare_by_identity():
+    a, b = hand_result(), hand_result()
+    assert a == a and a != b and a in [a] and b not in [a]
+    assert len({a, b}) == 2
+
+
+def test_a_warning_of_a_sweep_run_by_hand_points_at_the_callers_line():
+    sweep = Sweep(SweepOptions(num_iter=20, max_extra_iter=0))
+    for _lr in sweep:
+        sweep.record(1.0)  # a flat curve: the result warns
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sweep.result()
+    assert caught and {w.filename for w in caught} == {__file__}
 
 
 # ----------------------------------------------------------------------------- validation

@@ -52,9 +52,11 @@ def test_bad_arguments_are_one_line_value_errors() -> None:
 def test_as_metric_reads_numbers_and_rejects_the_rest() -> None:
     assert as_metric(2) == 2.0 and as_metric(np.float32(0.5)) == 0.5
     assert as_metric(np.array(3.0)) == 3.0
-    for bad in (True, "abc", None, [1.0, 2.0]):
+    for bad in (True, "abc", "0.1", b"1", None, [1.0, 2.0]):
         with pytest.raises(ValueError, match="value must be a real number"):
             as_metric(bad)
+    with pytest.raises(ValueError, match=r"^value must be a real number a float holds, got an "):
+        as_metric(10**400)
 
 
 def test_detector_arguments_have_one_definition() -> None:

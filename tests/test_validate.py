@@ -41,3 +41,13 @@ def test_a_flag_is_no_integer_and_the_message_gives_the_range(maximum) -> None:
             V.integer("n", flag, 1, maximum)
         assert str(e.value) == f"n must be an integer {allowed}, got {flag}"
     assert V.integer("n", 3, 1, maximum) == 3
+
+
+def test_an_infinite_bound_is_shown_open() -> None:
+    import math
+
+    with pytest.raises(ValueError) as e:
+        V.in_range("f", 0.5, 1.0, math.inf, low_open=True)
+    assert str(e.value) == "f must be in (1.0, inf), got 0.5"
+    with pytest.raises(ValueError, match=r"^f must be in \(-inf, 0\], got 1$"):
+        V.in_range("f", 1, -math.inf, 0)

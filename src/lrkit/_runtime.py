@@ -6,7 +6,8 @@ The one home for
   (Python's ``random``, numpy's legacy global ``np.random``, and torch's CPU and CUDA default
   generators when torch is loaded) and put them back exactly;
 * :func:`is_rank0`: ``False`` only on a non-zero rank of an initialized ``torch.distributed``
-  process group.
+  process group;
+* :func:`caller_level`: the ``stacklevel`` that points a warning at the user's code.
 
 Neither imports torch: torch's state is handled only when some other code has imported it
 (or when ``import_torch=True`` asks for it), so the framework-free core can use them.
@@ -15,6 +16,7 @@ Neither imports torch: torch's state is handled only when some other code has im
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import sys
 from collections.abc import Iterator
@@ -85,3 +87,15 @@ def is_rank0() -> bool:
     except Exception:  # pragma: no cover - defensive: a broken backend must not crash logging
         return True
     return True
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def caller_level() -> int:
+    """The ``stacklevel`` that points a warning, issued by the function that calls this, at
+    the first frame outside lrkit (the user's call, however deep inside lrkit it was made)."""
+    level, frame = 2, sys._getframe(2)  # 2: the caller of the function that warns
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level

@@ -75,8 +75,9 @@ def in_range(
     ok_low = v > low if low_open else v >= low
     ok_high = v < high if high_open else v <= high
     if not (ok_low and ok_high):
-        lb = "(" if low_open else "["
-        hb = ")" if high_open else "]"
+        # an infinite bound is never reached: a value must be finite
+        lb = "(" if low_open or math.isinf(low) else "["
+        hb = ")" if high_open or math.isinf(high) else "]"
         raise ValueError(f"{name} must be in {lb}{low}, {high}{hb}, got {_fmt(value)}")
     return v
 

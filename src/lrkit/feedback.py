@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import os
-import sys
 import warnings
 from abc import ABC, abstractmethod
 from collections import deque
@@ -39,6 +37,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 from . import _validate as v
+from ._runtime import caller_level
 
 __all__ = [
     "PLATEAU_HINTS",
@@ -106,30 +105,22 @@ def as_metric(value: Any) -> float:
     """``value`` as a float: a one-element tensor, a numpy scalar or a Python number (a bool or
     anything else is a one-line ``ValueError`` naming ``value``). Every controller reads the
     metrics and losses it is given through this function, and so do the framework guards."""
-    if isinstance(value, bool):
+    if isinstance(value, (bool, str, bytes)):  # float() would read a string's digits
         raise ValueError(f"value must be a real number, got {value!r}")
     try:
         return float(value)
     except (TypeError, ValueError):
         raise ValueError(f"value must be a real number, got {value!r}") from None
+    except OverflowError:  # an int beyond float64
+        raise ValueError(
+            f"value must be a real number a float holds, got an int of {len(str(value))} digits"
+        ) from None
 
 
 def _step_arg(step: Any) -> int | None:
     if step is None:
         return None
     return v.integer("step", step, minimum=0)
-
-
-def _caller_level() -> int:
-    """The ``stacklevel`` that points a warning at the first frame outside lrkit (the user's
-    ``update()``, ``scheduler.report()`` or Keras callback call, however deep the chain)."""
-    level, frame = 2, sys._getframe(2)  # 2: the caller of the function that warns
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
-    return level
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class Feedback(ABC):
@@ -241,7 +232,7 @@ class _Plateau:
             warnings.warn(
                 f"{owner}: metric is {value!r}; counted as no improvement",
                 RuntimeWarning,
-                stacklevel=_caller_level(),
+                stacklevel=caller_level(),
             )
         if self.is_better(value, self.best):
             self.best = value
@@ -274,15 +265,18 @@ class _Plateau:
         }
 
     def load(self, state: Mapping[str, Any]) -> None:
-        self.__init__(  # type: ignore[misc]
-            state["mode"],
-            state["patience"],
-            state["threshold"],
-            state["threshold_mode"],
-            state["cooldown"],
-        )
+        keys = ("mode", "patience", "threshold", "threshold_mode", "cooldown")
+        try:
+            self.__init__(*(state[k] for k in keys))  # type: ignore[misc]
+        except ValueError as exc:  # the error names the key of the state dict
+            msg = str(exc)
+            for k in sorted(keys, key=len, reverse=True):
+                if msg.startswith(k + " "):
+                    msg = f"state[{k!r}]{msg[len(k) :]}"
+                    break
+            raise ValueError(msg) from None
         best = state["best"]
-        self.best = None if best is None else float(best)
+        self.best = None if best is None else v.number("state['best']", best)
         self.num_bad = v.integer("state['num_bad']", state["num_bad"])
         self.cooldown_counter = v.integer("state['cooldown_counter']", state["cooldown_counter"])
 
@@ -354,8 +348,9 @@ class _OnPlateau(Feedback):
         return self._plateau.observe(x, type(self).__name__), at
 
     def _cut(self) -> float:
-        """The scale after one more cut: ``scale * factor``, never below ``min_scale``."""
-        return max(self._scale * self.factor, self.min_scale)
+        """The scale after one more cut: ``scale * factor``, never below ``min_scale``, and
+        never above the scale now (a ``min_scale`` above it is no reason to raise the LR)."""
+        return min(self._scale, max(self._scale * self.factor, self.min_scale))
 
     def _common_state(self) -> dict[str, Any]:
         return {
@@ -689,7 +684,7 @@ class DivergenceDetector(Feedback):
             self.events.append({"step": at, "loss": _jsonable(x), "action": "give_up"})
             return "give_up"
         self.restores += 1
-        self._scale = max(self._scale * self.factor, self.min_scale)
+        self._scale = min(self._scale, max(self._scale * self.factor, self.min_scale))
         self.events.append(
             {
                 "step": at,

@@ -29,7 +29,7 @@ class LRFinderWarning(UserWarning):
     """The range-test curve gives no reliable suggestion; the message says what to change."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FinderResult:
     """The outcome of a range test.
 
@@ -44,7 +44,8 @@ class FinderResult:
     cyclical schedule, all for ``total_steps`` optimizer steps. ``reliable`` is ``False`` when
     the curve never turned up (the suggestions are then lower bounds; a ``saturated`` curve
     excepted), did not descend, or diverged at once, or when ``total_steps`` is below the
-    budgets the default rule was fitted on; ``warnings`` says why.
+    budgets the default rule was fitted on; ``warnings`` says why. Results compare by
+    identity (their curves are arrays).
     """
 
     lrs: FloatArray
@@ -253,7 +254,11 @@ class FinderResult:
                 label=f"loss ({which}, {DEFAULT_RULE})",
             )
         colors = {"steepest": "C1", "valley": "C2", "minimum": "C4", "slide": "C5"}
-        for name, lr in self.suggestions().items():
+        lines = dict(self.suggestions())
+        if self.rule not in lines:  # a rule of the user's: its suggestion, drawn solid
+            lines[self.rule] = self.suggestion
+            colors[self.rule] = "C6"
+        for name, lr in lines.items():
             if lr is None:
                 continue
             style = "-" if name == self.rule else "--"

@@ -12,6 +12,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from .. import _validate as V
+from .._runtime import caller_level
 from . import _coefficients as C
 from .result import FinderResult, LRFinderWarning
 from .rules import (
@@ -436,7 +437,7 @@ class Sweep:
         )
         if warn:
             for msg in msgs:
-                warnings.warn(f"LR range test: {msg}", LRFinderWarning, stacklevel=3)
+                warnings.warn(f"LR range test: {msg}", LRFinderWarning, stacklevel=caller_level())
         return res
 
 
@@ -583,6 +584,6 @@ def held_batches(data: Iterable[Any], *, name: str = "val_data") -> list[Any]:
             f"{name} holds {len(out)} batches, all kept and evaluated every eval_every steps "
             f"of the sweep; a few are enough (e.g. list(itertools.islice(loader, 4)))",
             UserWarning,
-            stacklevel=3,
+            stacklevel=caller_level(),
         )
     return out
