@@ -292,6 +292,7 @@ def test_plot_title_holds_the_whole_spec(tmp_path):
         (["--storage", "not-a-url"], ["storage"]),
         (["--storage", "sqlite:///"], ["in-memory"]),
         (["--storage", "nosuchdb://h/x"], ["storage", "cannot use the database"]),
+        (["--storage", "sqlite:///missing/s.db"], ["--storage", "missing", "does not exist"]),
         (["--plot", "noext"], ["--plot", "no extension"]),
         (["--plot", "missing/x.png"], ["--plot", "does not exist"]),
         (["--json", "."], ["--json", "is a folder"]),

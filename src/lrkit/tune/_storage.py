@@ -3,6 +3,7 @@ their one-line errors (the password never shown)."""
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import warnings
@@ -151,6 +152,13 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
         raise ValueError(
             f"{name} {shown}: not a URL SQLAlchemy can read ({shorten(why, 120)})"
         ) from None
+    path = sqlite_file(storage)
+    if path is not None and not os.path.exists(path):  # SQLite would create it there
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise ValueError(f"{name} {shown}: the folder {folder!r} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise ValueError(f"{name} {shown}: the folder {folder!r} is not writable")
     return storage
 
 
