@@ -223,7 +223,48 @@ def test_a_model_reset_in_place_to_its_first_weights_passes():
 
     def reset():
         model.load_state_dict(start)
-        return fn()
+        _, _, loss_fn, data = fn()
+        return model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn, data
 
     r = C.compare(C.factory(reset, seed=0), methods="fixed,cosine", steps=10, finder_iter=10)
     assert [x.method for x in r.results if not x.error] == ["fixed", "cosine"]
+
+
+def test_an_optimizer_kept_between_runs_is_refused():
+    """The model reset in place, the optimizer kept: its momentum and the LRs the last run
+    left would start the next run."""
+    fn, model = _kept_model_task()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def reset():
+        model.load_state_dict(start)
+        _, _, loss_fn, data = fn()
+        return model, opt, loss_fn, data
+
+    with pytest.raises(ValueError, match=r"^make\(\) must build a fresh optimizer for every run"):
+        C.compare(C.factory(reset, seed=0), methods="fixed,cosine", steps=10, finder_iter=10)
+
+
+def test_a_loader_with_its_own_generator_gives_every_run_the_same_batches():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    gen = torch.Generator().manual_seed(0)
+    loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True, generator=gen)
+
+    def task():
+        model = torch.nn.Linear(4, 2)
+        return (
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            torch.nn.functional.cross_entropy,
+            loader,
+        )
+
+    make = C._setups(C.factory(task, seed=0))
+    firsts = []
+    for _ in range(3):
+        s = make()
+        batches = list(s.data)  # a run draws the whole epoch (and moves the generator)
+        firsts.append(batches[0][0])
+    assert all(torch.equal(firsts[0], b) for b in firsts[1:])

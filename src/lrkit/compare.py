@@ -5,7 +5,9 @@
 >>> report = compare.compare(compare.demo_factory(seed=0), steps=400)   # doctest: +SKIP
 >>> print(report.table())                                               # doctest: +SKIP
 
-Every method starts from the same initial weights and sees the same batches: ``make()``
+Every method starts from the same initial weights and sees the same batches (a DataLoader
+with a ``generator=`` of its own, shared by the runs, is put back to its first state before
+each run; the same optimizer returned again with state or other LRs is refused): ``make()``
 builds a fresh :class:`Setup` for each run (:func:`factory` wraps a function returning
 ``(model, optimizer, loss_fn, data[, val_data])``; :func:`demo_factory` is the built-in digits
 task). Methods that need a learning rate start from the range test's suggestion
@@ -179,6 +181,44 @@ def factory(fn: Callable[[], Any], *, seed: int = 0, name: str = "task") -> Call
     return make
 
 
+class _NotFresh(ValueError):
+    """``make()`` handed a run what an earlier run trained: no method's result would mean
+    anything, so the comparison stops (not a failed row)."""
+
+
+def _same_optimizer(opt: Any, first: list[Any]) -> None:
+    """Record the first optimizer (a weak reference) and its LRs in ``first``; the same
+    optimizer returned again with state (momentum, moments) or other LRs is a ValueError: the
+    next run would start from what the last one left."""
+    import weakref
+
+    lrs = [float(g["lr"]) for g in getattr(opt, "param_groups", [])]
+    if not first:
+        first.extend([weakref.ref(opt), lrs])
+        return
+    if first[0]() is not opt or (not opt.state and lrs == first[1]):
+        return
+    raise _NotFresh(
+        "make() must build a fresh optimizer for every run; it returned the first run's "
+        "optimizer again, with the state (momentum, moments) or the LRs that run left: create "
+        "the optimizer inside the function, with the model"
+    )
+
+
+def _same_batches(setup: Setup, states: dict[int, tuple[Any, Any]]) -> None:
+    """Every run draws the same batches: a DataLoader with a generator of its own (one
+    object shared by the runs, e.g. built at module level) is put back to the state it had
+    when first seen, before each run (without one, the loader draws from torch's global
+    generator, which the runs seed alike)."""
+    from .torch import data_generators
+
+    for g in data_generators(setup.data, setup.val):
+        if id(g) in states and states[id(g)][0] is g:
+            g.set_state(states[id(g)][1])
+        else:
+            states[id(g)] = (g, g.get_state())
+
+
 def _setups(make: Any) -> Callable[[], Setup]:
     """``make`` checked: a callable whose every call returns a :class:`Setup`, else a one-line
     TypeError that says to wrap a function returning a tuple with :func:`factory`; the first
@@ -187,6 +227,8 @@ def _setups(make: Any) -> Callable[[], Setup]:
     if not callable(make):
         raise TypeError(f"make must be callable make() -> Setup, got {type(make).__name__}")
     first: list[Any] = []
+    first_opt: list[Any] = []
+    generators: dict[int, tuple[Any, Any]] = {}
 
     def checked() -> Setup:
         setup = make()
@@ -197,6 +239,8 @@ def _setups(make: Any) -> Callable[[], Setup]:
                 "lrkit.compare.factory(fn, seed=0), which also seeds every run alike"
             )
         _same_start(setup.model, first)
+        _same_optimizer(setup.optimizer, first_opt)
+        _same_batches(setup, generators)
         return setup
 
     return checked
@@ -228,7 +272,7 @@ def _same_start(model: Any, first: list[Any]) -> None:
         a.shape == b.shape and torch.equal(a.cpu(), b) for a, b in zip(now, start)
     ):
         return
-    raise ValueError(
+    raise _NotFresh(
         "make() must build a fresh model for every run; it returned the first run's model "
         "again, already trained (it would go on training where the last run left it): create "
         "the model inside the function (lrkit.compare.factory(fn, seed=0) seeds every call)"
@@ -625,6 +669,8 @@ def compare(
                 tick = bar.update if bar else None
                 try:
                     results.append(run_method(m, make=setups, lrs=lrs, steps=steps, tick=tick))
+                except _NotFresh:
+                    raise
                 except Exception as e:  # kept as a failed row: the other runs are not lost
                     msg = " ".join(f"{type(e).__name__}: {e}".split())
                     results.append(

@@ -389,3 +389,31 @@ def test_effective_lr_logger_bad_inputs_name_the_parameter(kw, error, message):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     with pytest.raises(error, match=message):
         lt.EffectiveLRLogger(opt, tensorboard=False, **kw)
+
+
+def test_logger_refuses_one_name_for_two_parameters():
+    enc, dec = (
+        torch.nn.Sequential(torch.nn.Linear(4, 8)),
+        torch.nn.Sequential(torch.nn.Linear(8, 4)),
+    )
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()])
+    pairs = [*enc.named_parameters(), *dec.named_parameters()]  # '0.weight' twice
+    with pytest.raises(ValueError, match=r"^names: '0\.weight' names more than one parameter"):
+        EffectiveLRLogger(opt, names=pairs, tensorboard=False)
+    with pytest.raises(ValueError, match=r"^names: 'a' names more than one parameter"):
+        EffectiveLRLogger(opt, names=["a", "a", "b", "c"], tensorboard=False)
+    ok = [(f"enc.{n}", p) for n, p in enc.named_parameters()]
+    ok += [(f"dec.{n}", p) for n, p in dec.named_parameters()]
+    log = EffectiveLRLogger(opt, names=ok, tensorboard=False)
+    assert log.names == ["enc.0.weight", "enc.0.bias", "dec.0.weight", "dec.0.bias"]
+
+
+def test_logger_plot_with_nothing_finite_says_so(tmp_path):
+    pytest.importorskip("matplotlib")
+    opt = torch.optim.Adam(torch.nn.Linear(10, 3).parameters())
+    log = EffectiveLRLogger(opt, tensorboard=False)
+    ax = log.plot(str(tmp_path / "none.png"))  # nothing logged
+    assert [t.get_text() for t in ax.texts] == ["no finite step size logged yet"]
+    log.log()  # before any step: every value NaN
+    ax = log.plot(str(tmp_path / "nan.png"))
+    assert ax.get_yscale() == "linear" and (tmp_path / "nan.png").exists()

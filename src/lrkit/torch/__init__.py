@@ -15,6 +15,7 @@ _EXPORTS: dict[str, str] = {
     "LRKitScheduler": "_scheduler",
     # range test
     "find_lr": "_finder",
+    "data_generators": "_finder",
     # adaptive methods, divergence guard, LR-free optimizers
     "effective_lr": "_adaptive",
     "EffectiveLRLogger": "_adaptive",

@@ -167,6 +167,20 @@ def effective_lr(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
 
 # ---------------------------------------------------------------------------------- logging
 def _param_names(optimizer: torch.optim.Optimizer, names: Any) -> list[str]:
+    out = _names_given(optimizer, names)
+    seen: set[str] = set()
+    for n in out:
+        if n in seen:
+            raise ValueError(
+                f"names: {n!r} names more than one parameter (e.g. the named_parameters() of "
+                "two models): give each its own, e.g. [('enc.' + n, p) for n, p in "
+                "enc.named_parameters()] + [('dec.' + n, p) for n, p in dec.named_parameters()]"
+            )
+        seen.add(n)
+    return out
+
+
+def _names_given(optimizer: torch.optim.Optimizer, names: Any) -> list[str]:
     params = [p for g in optimizer.param_groups for p in g["params"]]
     if names is None:
         multi = len(optimizer.param_groups) > 1
@@ -449,7 +463,18 @@ class EffectiveLRLogger:
             h = self.history[n]
             (line,) = ax.plot(self.steps, h["median"], label=n)
             ax.fill_between(self.steps, h["p5"], h["p95"], color=line.get_color(), alpha=0.2)
-        ax.set_yscale("log")
+        shown = [
+            v
+            for n in names
+            for key in ("median", "p5", "p95")
+            for v in self.history[n][key]
+            if math.isfinite(v) and v > 0
+        ]
+        if shown:
+            ax.set_yscale("log")
+        else:  # nothing to draw on a log axis: no log yet, or no step taken yet (all NaN)
+            ax.text(0.5, 0.5, "no finite step size logged yet", transform=ax.transAxes,
+                    ha="center", va="center")  # fmt: skip
         ax.set_xlabel("step")
         ax.set_ylabel("effective step size (median, p5-p95)")
         ax.set_title(title or f"{type(self.optimizer).__name__}: per-element step size")

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from ..finder import SweepKwargs
 
-__all__ = ["find_lr"]
+__all__ = ["data_generators", "find_lr"]
 
 
 # ----------------------------------------------------------------------------- snapshot
@@ -62,9 +62,11 @@ def _loaders(*sources: Any) -> list[Any]:
     return out
 
 
-def _data_generators(*sources: Any) -> list[torch.Generator]:
-    """torch.Generators the DataLoaders (or samplers) ``sources`` draw from, each once, so
-    their state can be restored."""
+def data_generators(*sources: Any) -> list[torch.Generator]:
+    """The ``torch.Generator`` objects the DataLoaders (or samplers) ``sources`` draw their
+    order from, each once (a loader built with ``generator=``), so that their state can be
+    saved and put back (``g.get_state()`` / ``g.set_state(...)``): a loader without one draws
+    from torch's global generator instead."""
     gens: list[torch.Generator] = []
     seen: set[int] = set()
     objs = [
@@ -105,7 +107,7 @@ class _Snapshot:
         modules = [m for _, m in named]
         self.modes = [(m, m.training) for m in modules]
         self.rngs = GlobalRNGState()
-        self.gens = [(g, g.get_state()) for g in _data_generators(*data)]
+        self.gens = [(g, g.get_state()) for g in data_generators(*data)]
         # a DataLoader with persistent workers keeps its iterator (and workers) between
         # epochs: the sweep gets its own, the user's goes back afterwards, so the next
         # iter(loader) is the one it would have been

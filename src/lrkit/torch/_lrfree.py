@@ -32,7 +32,7 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 
 import torch
 
-from ._finder import _data_generators
+from ._finder import data_generators
 
 __all__ = [
     "evaluating",
@@ -358,7 +358,7 @@ def evaluating(
     try:
         if bn_data is not None:
             source: Any = bn_data() if _is_data_factory(bn_data) else bn_data  # type: ignore[operator]
-            gens = [(g, g.get_state()) for g in _data_generators(source)]
+            gens = [(g, g.get_state()) for g in data_generators(source)]
             batches = _one_pass(source, "bn_data")
         if sf:
             optimizer.eval()
