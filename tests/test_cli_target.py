@@ -153,7 +153,7 @@ def test_a_target_returning_one_model_for_every_run_is_the_targets_error(folder,
     argv = ["compare", "lrkit_tgt_kept:make", "--steps", "20", "--finder-iter", "10"]
     assert main([*argv, "--no-plot", "--quiet"]) == 1
     assert capsys.readouterr().err.splitlines() == [
-        "lrkit compare: error in target 'lrkit_tgt_kept:make' during the runs: ValueError: "
+        "lrkit compare: error in target 'lrkit_tgt_kept:make' during the runs: NotFreshError: "
         "make() must build a fresh model for every run; it returned the first run's model "
         "again, already trained (it would go on training where the last run left it): create "
         "the model inside the function (lrkit.compare.factory(fn, seed=0) seeds every call) "
@@ -172,7 +172,7 @@ def test_check_runs_refuse_a_target_returning_the_trained_model_again(folder, ca
     assert "check: 20 training steps from the same initial weights" in out
     assert "one-cycle" not in out.split("check:")[1]  # no row for the second run
     assert err.splitlines() == [
-        "lrkit find: error in target 'lrkit_tgt_kept:make' during the check runs: ValueError: "
+        "lrkit find: error in target 'lrkit_tgt_kept:make' during the check runs: NotFreshError: "
         "make() must build a fresh model for every run; it returned the first run's model "
         "again, already trained (it would go on training where the last run left it): create "
         "the model inside the function (lrkit.compare.factory(fn, seed=0) seeds every call) "

@@ -44,6 +44,7 @@ __all__ = [
     "PACKAGES",
     "Comparison",
     "LRs",
+    "NotFreshError",
     "Result",
     "Setup",
     "available_methods",
@@ -181,9 +182,9 @@ def factory(fn: Callable[[], Any], *, seed: int = 0, name: str = "task") -> Call
     return make
 
 
-class _NotFresh(ValueError):
-    """``make()`` handed a run what an earlier run trained: no method's result would mean
-    anything, so the comparison stops (not a failed row)."""
+class NotFreshError(ValueError):
+    """``make()`` handed a run the model or optimizer an earlier run trained: no method's
+    result would mean anything, so the comparison stops (not a failed row)."""
 
 
 def _same_optimizer(opt: Any, first: list[Any]) -> None:
@@ -198,7 +199,7 @@ def _same_optimizer(opt: Any, first: list[Any]) -> None:
         return
     if first[0]() is not opt or (not opt.state and lrs == first[1]):
         return
-    raise _NotFresh(
+    raise NotFreshError(
         "make() must build a fresh optimizer for every run; it returned the first run's "
         "optimizer again, with the state (momentum, moments) or the LRs that run left: create "
         "the optimizer inside the function, with the model"
@@ -272,7 +273,7 @@ def _same_start(model: Any, first: list[Any]) -> None:
         a.shape == b.shape and torch.equal(a.cpu(), b) for a, b in zip(now, start)
     ):
         return
-    raise _NotFresh(
+    raise NotFreshError(
         "make() must build a fresh model for every run; it returned the first run's model "
         "again, already trained (it would go on training where the last run left it): create "
         "the model inside the function (lrkit.compare.factory(fn, seed=0) seeds every call)"
@@ -669,7 +670,7 @@ def compare(
                 tick = bar.update if bar else None
                 try:
                     results.append(run_method(m, make=setups, lrs=lrs, steps=steps, tick=tick))
-                except _NotFresh:
+                except NotFreshError:
                     raise
                 except Exception as e:  # kept as a failed row: the other runs are not lost
                     msg = " ".join(f"{type(e).__name__}: {e}".split())

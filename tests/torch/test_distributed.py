@@ -90,6 +90,10 @@ with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
     }, f)
 dist.barrier()
 dist.destroy_process_group()
+# no interpreter teardown: gloo's threads can abort it ("terminate called without an
+# active exception") after everything is written
+sys.stdout.flush()
+os._exit(0)
 """
 
 
@@ -316,6 +320,10 @@ with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as f:
                "weights": [p.detach().double().sum().item() for p in model.parameters()]}, f)
 dist.barrier()
 dist.destroy_process_group()
+# no interpreter teardown: gloo's threads can abort it ("terminate called without an
+# active exception") after everything is written
+sys.stdout.flush()
+os._exit(0)
 """
 
 
