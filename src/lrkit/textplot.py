@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_POINTS", "natural_steps", "plot_steps", "text_plot"]
+__all__ = ["MAX_POINTS", "check_steps", "natural_steps", "plot_steps", "text_plot"]
 
 #: The most steps at which a plot evaluates a schedule (however long it is).
 MAX_POINTS = 4000
@@ -23,6 +23,12 @@ def natural_steps(schedule: Any) -> int:
     if not n or not np.isfinite(float(n)):
         return 1000
     return int(n) + 1
+
+
+def check_steps(schedule: Any) -> Any:
+    """The steps a schedule is checked at (its sign when an adapter takes it, its peak): those
+    a default plot of it evaluates, over its natural length (at most 2**53 steps)."""
+    return plot_steps(schedule, steps=min(natural_steps(schedule), MAX_STEP))
 
 
 def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX_POINTS) -> Any:

@@ -151,6 +151,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _default_plot(study: str) -> str:
+    """The plot ``lrkit tune`` writes without ``--plot``: a free name in the working folder."""
+    return fresh_path(f"lrkit-tune-{_slug(study)}.png")
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "study"
 
@@ -360,9 +365,8 @@ def _tune(args: argparse.Namespace) -> int:
                 raise rename(exc, names={"epochs": "--epochs"}) from None
             study = study or _slug(args.target)
         if args.plot is None and not quiet:  # the default plot, written after the search
-            default = fresh_path(f"lrkit-tune-{_slug(study)}.png")
             try:
-                check_output(default, option="--plot", types=IMAGE_TYPES)
+                check_output(_default_plot(study), option="--plot", types=IMAGE_TYPES)
             except ValueError as exc:
                 raise ValueError(f"{exc} (the default plot; --plot none writes none)") from None
         try:
@@ -436,7 +440,7 @@ def _tune(args: argparse.Namespace) -> int:
     # --quiet prints less; a --plot that was asked for is written all the same
     plot = args.plot
     if plot is None and not quiet:
-        plot = fresh_path(f"lrkit-tune-{_slug(study)}.png")
+        plot = _default_plot(study)
     if plot is not None and plot.lower() != "none":
         try:
             result.plot(plot)

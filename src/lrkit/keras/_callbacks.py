@@ -796,7 +796,7 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
         self._opt = _inner_optimizer(self.model, "LRLogger")  # synced at epoch boundaries
         self._records = []
         self._ends = []
-        self._it_base = int(keras.ops.convert_to_numpy(self._opt.iterations.value))
+        self._it_base = _iterations(self._opt)
         if isinstance(self._opt._learning_rate, keras.Variable):
             self._lr = float(np.asarray(self._host_value(self._opt._learning_rate)))
 

@@ -377,9 +377,9 @@ def first_negative(schedule: Schedule) -> tuple[int, float] | None:
     where it is negative or NaN; ``None`` when there is none."""
     import numpy as np
 
-    from ..textplot import MAX_STEP, natural_steps, plot_steps
+    from ..textplot import check_steps
 
-    steps = plot_steps(schedule, steps=min(natural_steps(schedule), MAX_STEP))
+    steps = check_steps(schedule)
     with np.errstate(all="ignore"):
         values = schedule.values(steps)
     bad = np.nonzero(~(values >= 0))[0]

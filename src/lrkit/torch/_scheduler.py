@@ -99,10 +99,9 @@ def _negative_hp(key: str, value: float, step: int) -> ValueError:
 def _peak(schedule: Any) -> float:
     """The largest value of ``schedule`` over the steps a plot of it evaluates (its natural
     length, or the first steps of one without)."""
-    from ..textplot import MAX_STEP, natural_steps, plot_steps
+    from ..textplot import check_steps
 
-    steps = plot_steps(schedule, steps=min(natural_steps(schedule), MAX_STEP))
-    return float(np.max(schedule.values(steps)))
+    return float(np.max(schedule.values(check_steps(schedule))))
 
 
 def _is_signature_default(optimizer: torch.optim.Optimizer, value: Any) -> bool:
@@ -355,7 +354,7 @@ class LRKitScheduler(LRScheduler):
         if (
             all(b != d for b in base)
             and _is_signature_default(optimizer, default)
-            and not math.isclose(_peak(schedule), d, rel_tol=1e-9)
+            and not math.isclose(peak := _peak(schedule), d, rel_tol=1e-9)
         ):
             # every group set its own lr and the optimizer's lr is its constructor's default
             # (1e-3 for most), most likely not given, and the schedule is not in its units
@@ -367,7 +366,7 @@ class LRKitScheduler(LRScheduler):
             raise ValueError(
                 f"optimizer: every param group sets its own lr ({lrs}) and the optimizer's lr is "
                 f"{type(optimizer).__name__}'s default {d:g}, so the groups would follow "
-                f"{ratios} the schedule, which peaks at {_peak(schedule):g}; pass lr= to the "
+                f"{ratios} the schedule, which peaks at {peak:g}; pass lr= to the "
                 "optimizer (the LR the schedule's values stand for, the groups then follow "
                 "lr_group / lr times the schedule; a schedule peaking at that lr is taken as "
                 "given in its units) or pass one schedule per group: "

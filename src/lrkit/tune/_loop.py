@@ -116,22 +116,23 @@ def _count(study: Any) -> tuple[int, int, int]:
     return complete, running, len(trials)
 
 
-def _fail_unstarted(study: Any, grace: float | None) -> None:
-    """Fail the RUNNING trials whose worker stopped before the trial's first heartbeat.
+def _fail_unstarted(study: Any, grace: float | None) -> bool:
+    """Fail the RUNNING trials whose worker stopped before the trial's first heartbeat;
+    whether one was failed (its copy is then queued by :func:`_requeue_interrupted`).
 
     Optuna creates a trial (RUNNING) in ``ask`` and starts its heartbeat only after sampling
     its parameters; a worker killed in between leaves a trial without a heartbeat, which
     ``fail_stale_trials`` never fails, so every worker would wait for it for ever. A trial
     that has not begun its objective (no ``"schedule"`` user attr) more than ``2 *
-    grace_period`` seconds after it was created is failed here, and a copy of an enqueued one
-    (a finder-seeded trial) re-queued with its parameters."""
+    grace_period`` seconds after it was created is failed here."""
     if not grace:
-        return
+        return False
     import datetime
 
     optuna = _optuna()
     ts = optuna.trial.TrialState
     now = datetime.datetime.now()
+    failed = False
     for t in study.get_trials(deepcopy=False, states=(ts.RUNNING,)):
         if "schedule" in t.user_attrs or t.datetime_start is None:
             continue
@@ -141,14 +142,14 @@ def _fail_unstarted(study: Any, grace: float | None) -> None:
             study.tell(t.number, state=ts.FAIL)
         except ValueError:  # finished meanwhile (another worker failed it, or it began)
             continue
-        fixed = t.system_attrs.get("fixed_params")
-        if fixed:
-            study.enqueue_trial(dict(fixed))
+        failed = True
+    return failed
 
 
 def _requeue_interrupted(study: Any) -> None:
     """Queue again each enqueued (finder-seeded) trial that ended FAIL with no copy after it:
-    a run stopped by Ctrl-C fails its running trial, and the study would lose that seed."""
+    a run stopped by Ctrl-C fails its running trial, as :func:`_fail_unstarted` fails one a
+    killed worker left, and the study would lose that seed."""
     optuna = _optuna()
     trials = study.get_trials(deepcopy=False)
     for t in trials:
@@ -504,7 +505,8 @@ def tune(
         while True:
             with _experimental_ok():
                 optuna.storages.fail_stale_trials(study)
-            _fail_unstarted(study, getattr(st, "grace_period", None))
+            if _fail_unstarted(study, getattr(st, "grace_period", None)):
+                _requeue_interrupted(study)
             complete, running, total = _count(study)
             if bar is not None:
                 bar.n = min(complete, n_trials)
