@@ -104,13 +104,13 @@ def all_reduce_mean(value: float | torch.Tensor) -> float:
             )
     elif isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"value must be a number or a one-element tensor, got {value!r}")
+    if not _active():  # one process: the value itself (a float holds any tensor's exactly)
+        return float(value.item() if isinstance(value, torch.Tensor) else value)
     t = (
         value.detach().to(torch.float64).reshape(())
         if isinstance(value, torch.Tensor)
         else torch.tensor(float(value), dtype=torch.float64)
     )
-    if not _active():
-        return float(t)
     import torch.distributed as dist
 
     if dist.get_backend() == "nccl" and torch.cuda.is_available():  # pragma: no cover - GPU
