@@ -114,14 +114,11 @@ def test_schedule_from_the_step_count_and_bad_arguments(tmp_path: Any) -> None:
 VALS = [1.0, 0.9, 0.95, 0.97, 0.99, 0.8, 0.85, 0.9]
 
 
-def _plateau_trainer(tmp_path: Any) -> Any:
-    args = _args(
-        tmp_path,
-        num_train_epochs=8,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        learning_rate=0.004,
+def _plateau_trainer(tmp_path: Any, *, callbacks: Any = (), **kwargs: Any) -> Any:
+    opts: dict[str, Any] = dict(
+        num_train_epochs=8, eval_strategy="epoch", save_strategy="epoch", learning_rate=0.004
     )
+    args = _args(tmp_path, **{**opts, **kwargs})
     trainer = Trainer(
         model=tiny_bert(),
         args=args,
@@ -129,7 +126,7 @@ def _plateau_trainer(tmp_path: Any) -> Any:
         eval_dataset=Pairs(16, 2),
         schedule="constant(0.004)",
         feedback=ReduceOnPlateau(factor=0.5, patience=1),
-        callbacks=[ReportMetric("eval_score")],
+        callbacks=[ReportMetric("eval_score"), *callbacks],
     )
     # a scripted metric: the plateau is known in advance
     trainer.compute_metrics = lambda p: {"score": VALS[round(trainer.state.epoch) - 1]}
@@ -304,6 +301,45 @@ def test_report_metric_leaves_the_lr_alone_in_a_standalone_evaluate(tmp_path: An
     trainer.compute_metrics = lambda p: {"score": 5.0}
     trainer.evaluate()  # before the fix: a third report to the controller
     assert sched.state_dict() == state
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [0.004, 0.004]
+
+
+def test_the_evaluation_on_start_is_not_reported_and_a_resume_is_exact(tmp_path: Any) -> None:
+    """eval_on_start evaluates before any step (and again on a resume, on the checkpoint's
+    weights): the Trainer's own ReduceLROnPlateau skips it, and so does ReportMetric."""
+    plain = _plateau_trainer(tmp_path / "plain")
+    plain.train()
+    trainer = _plateau_trainer(tmp_path, eval_on_start=True)
+    trainer.train()
+    assert _logged_lrs(trainer) == _logged_lrs(plain)
+    assert trainer.lr_scheduler.feedback.num_updates == 8  # one report per epoch
+    resumed = _plateau_trainer(tmp_path / "resumed", eval_on_start=True)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-20"))
+    assert _logged_lrs(resumed) == _logged_lrs(plain)
+    assert resumed.lr_scheduler.state_dict() == trainer.lr_scheduler.state_dict()
+
+
+class _StopAt(transformers.TrainerCallback):  # type: ignore[misc]
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("stop_at", [3, 4])  # 4: the loop had decided to evaluate
+def test_an_evaluate_after_an_interrupted_train_reports_nothing(tmp_path: Any, stop_at: int) -> None:
+    trainer = _plateau_trainer(
+        tmp_path, eval_strategy="steps", eval_steps=4, callbacks=[_StopAt(stop_at)]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    sched = trainer.lr_scheduler
+    state = sched.state_dict()
+    trainer.evaluate()
+    trainer.evaluate()
+    assert sched.state_dict() == state and sched.feedback.num_updates == 0
     assert [g["lr"] for g in trainer.optimizer.param_groups] == [0.004, 0.004]
 
 

@@ -104,6 +104,14 @@ class LRKitMixin:
             self._created_lr_scheduler = True
         return self.lr_scheduler
 
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().train(*args, **kwargs)  # type: ignore[misc]
+        finally:  # a train() that raised (Ctrl-C, out of memory) leaves no report pending
+            for callback in self.callback_handler.callbacks:  # type: ignore[attr-defined]
+                if isinstance(callback, ReportMetric):
+                    callback._disarm()
+
 
 def _warn_unused_schedule_args(args: Any, num_training_steps: int) -> None:
     """Warn about the ``TrainingArguments`` of the Trainer's own scheduler that were set but
@@ -144,7 +152,11 @@ class Trainer(LRKitMixin, transformers.Trainer):  # type: ignore[misc,name-defin
 class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defined]
     """Feed an evaluation metric to the lrkit scheduler's feedback controller after each
     evaluation of ``train()`` (``on_evaluate``), before the checkpoint of that step is saved.
-    A ``trainer.evaluate()`` outside ``train()`` reports nothing (it leaves the LRs alone).
+    Only the evaluations the training loop makes after a step or an epoch are reported, as the
+    Trainer's own ``ReduceLROnPlateau`` is stepped: not the one of ``eval_on_start=True`` (a
+    resumed run repeats it on the checkpoint's weights), and not a ``trainer.evaluate()`` on
+    its own, before, after or between ``train()`` calls, one that raised included (they leave
+    the LRs alone).
 
     The metric is ``monitor`` (e.g. ``"eval_loss"``), else ``args.metric_for_best_model``
     (with the ``eval_`` prefix), else ``"eval_loss"``. A missing metric, or a Trainer whose
@@ -155,13 +167,26 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
         if monitor is not None and (not isinstance(monitor, str) or not monitor):
             raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
         self.monitor = monitor
-        self._training = False
+        # set when the training loop has decided to evaluate after this step or epoch (the
+        # Trainer's flow callback, first in the list, has set control.should_evaluate)
+        self._armed = False
+
+    def _disarm(self) -> None:
+        """Report nothing until the training loop next decides to evaluate (when ``train()``
+        begins or ends, and, with :class:`LRKitMixin`, when it raises)."""
+        self._armed = False
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._training = True
+        self._disarm()
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._training = False
+        self._disarm()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._armed = bool(getattr(control, "should_evaluate", False))
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._armed = bool(getattr(control, "should_evaluate", False))
 
     def _key(self, args: Any) -> str:
         if self.monitor is not None:
@@ -174,8 +199,9 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any
     ) -> None:
-        if not self._training:  # trainer.evaluate() on its own: no LR changes
+        if not self._armed:  # not an evaluation of the training loop: no LR changes
             return
+        self._armed = False
         sched = _unwrap(kwargs.get("lr_scheduler"))
         if not isinstance(sched, LRKitScheduler) or sched.feedback is None:
             warnings.warn(
