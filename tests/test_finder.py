@@ -502,6 +502,20 @@ def test_cycle_batches_replays_generators_and_reiterates_iterables():
     with pytest.raises(ValueError, match="data must be an iterable of batches"):
         next(cycle_batches(42))
 
+    class Stream:  # a loader over a one-shot stream: every pass returns the same iterator
+        def __init__(self):
+            self.it = iter([1, 2, 3])
+
+        def __iter__(self):
+            return self.it
+
+    batches = cycle_batches(Stream())
+    assert list(islice(batches, 3)) == [1, 2, 3]
+    with pytest.raises(
+        ValueError, match=r"^data yielded 3 batches on its first pass and none on its second: "
+    ):
+        next(batches)
+
 
 def test_sweep_run_marks_interrupted_and_reraises():
     from lrkit.finder import Sweep

@@ -329,7 +329,9 @@ class _StopAt(transformers.TrainerCallback):  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("stop_at", [3, 4])  # 4: the loop had decided to evaluate
-def test_an_evaluate_after_an_interrupted_train_reports_nothing(tmp_path: Any, stop_at: int) -> None:
+def test_an_evaluate_after_an_interrupted_train_reports_nothing(
+    tmp_path: Any, stop_at: int
+) -> None:
     trainer = _plateau_trainer(
         tmp_path, eval_strategy="steps", eval_steps=4, callbacks=[_StopAt(stop_at)]
     )

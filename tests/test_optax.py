@@ -395,3 +395,65 @@ def test_reduce_on_plateau_arguments_are_the_controllers() -> None:
         lo.reduce_on_plateau(patience=-1)
     with pytest.raises(ValueError, match="mode"):
         lo.reduce_on_plateau("up")
+
+
+def test_find_lr_puts_back_the_rngs_its_data_draws_from():
+    """A numpy pipeline that reshuffles with np.random, and Python's random, as data and as
+    val_data: their global states are as before the sweep (as the other finders keep them)."""
+    import random
+
+    x, y = _regression()
+
+    def batches():
+        while True:
+            order = np.random.permutation(256)
+            random.random()
+            for i in range(0, 256, 32):
+                yield x[order[i : i + 32]], y[order[i : i + 32]]
+
+    def val():
+        order = np.random.permutation(256)[:64]
+        yield x[order[:32]], y[order[:32]]
+
+    np.random.seed(1)
+    random.seed(2)
+    np_state, py_state = np.random.get_state(), random.getstate()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LRFinderWarning)
+        res = lo.find_lr(_loss, _mlp_params(), optax.adam, batches(), val_data=val(), num_iter=30)
+    assert res.steps >= 10
+    after = np.random.get_state()
+    assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1])
+    assert after[2:] == np_state[2:] and random.getstate() == py_state
+
+
+def test_find_lr_multisteps_sweeps_one_lr_per_accumulated_update(monkeypatch):
+    """optax.MultiSteps(every_k_schedule=4) on batches of 32: each sweep step is one update of
+    4 micro-batches at one LR, bit for bit the sweep of the plain optimizer on their mean
+    gradient (batches of 128: the loss is a mean over examples), and the loss recorded is the
+    micro-batches' mean. The caller's state, mid-accumulation, is left as it was."""
+    x, y = _regression(n=1024)
+    small = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 1024, 32)]
+    big = [(x[i : i + 128], y[i : i + 128]) for i in range(0, 1024, 128)]
+    params = _mlp_params()
+    opts = dict(num_iter=20, eval_batches=0, stop_early=False, max_extra_iter=0)
+    inner = optax.inject_hyperparams(optax.sgd)(learning_rate=1e-3)
+    ms = optax.MultiSteps(inner, every_k_schedule=4).gradient_transformation()
+    state = ms.init(params)
+    _, state = ms.update(jax.grad(_loss)(params, small[0]), state, params)  # mid-accumulation
+    before = jax.tree_util.tree_map(np.array, state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LRFinderWarning)
+        acc = lo.find_lr(_loss, params, ms, small, opt_state=state, **opts)
+        ref = lo.find_lr(_loss, params, inner, big, **opts)
+    assert acc.steps == ref.steps == 20
+    np.testing.assert_array_equal(acc.lrs, ref.lrs)
+    # the mean of 4 micro-batch losses against one 128-example loss: the same up to rounding
+    np.testing.assert_allclose(acc.losses, ref.losses, rtol=1e-5)
+    assert int(state.mini_step) == 1  # the caller's state is untouched
+    for a, b in zip(jax.tree_util.tree_leaves(before), jax.tree_util.tree_leaves(state)):
+        assert np.array_equal(a, np.asarray(b))
+    monkeypatch.setattr(lo, "MAX_MICRO_BATCHES", 50)
+    never = optax.MultiSteps(inner, every_k_schedule=100).gradient_transformation()
+    with pytest.raises(ValueError, match=r"^optimizer \(optax.MultiSteps\) made no update in"):
+        lo.find_lr(_loss, params, never, small, **opts)

@@ -7,9 +7,11 @@ The one home for
   generators when torch is loaded) and put them back exactly;
 * :func:`is_rank0`: ``False`` only on a non-zero rank of an initialized ``torch.distributed``
   process group;
-* :func:`caller_level`: the ``stacklevel`` that points a warning at the user's code.
+* :func:`caller_level`: the ``stacklevel`` that points a warning at the user's code;
+* :func:`data_loaders` / :func:`data_generators`: the torch DataLoaders inside a data source
+  and the generators they draw their order from (public as ``lrkit.torch.data_generators``).
 
-Neither imports torch: torch's state is handled only when some other code has imported it
+None imports torch: torch's state is handled only when some other code has imported it
 (or when ``import_torch=True`` asks for it), so the framework-free core can use them.
 """
 
@@ -19,12 +21,12 @@ import contextlib
 import os
 import random
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["GlobalRNGState", "is_rank0", "preserved_rng"]
+__all__ = ["GlobalRNGState", "data_generators", "data_loaders", "is_rank0", "preserved_rng"]
 
 
 def _torch(import_torch: bool) -> Any:
@@ -73,6 +75,60 @@ def preserved_rng(*, import_torch: bool = False) -> Iterator[GlobalRNGState]:
         yield state
     finally:
         state.restore()
+
+
+def data_loaders(*sources: Any) -> list[Any]:
+    """The data sources and the torch DataLoaders inside them, each once: a dict's values, the
+    loaders of a list or tuple, a combined loader's ``flattened`` list (Lightning's
+    ``CombinedLoader``). Without torch loaded, the sources themselves."""
+    torch = sys.modules.get("torch")
+    loader = None if torch is None else torch.utils.data.DataLoader
+    found: list[Any] = []
+    for data in sources:
+        if data is None:
+            continue
+        found.append(data)
+        inner: Any = data.values() if isinstance(data, Mapping) else data
+        if not isinstance(inner, (list, tuple)) and not isinstance(data, Mapping):
+            inner = getattr(data, "flattened", None)
+        if loader is not None and (isinstance(inner, (list, tuple)) or isinstance(data, Mapping)):
+            found.extend(d for d in inner if isinstance(d, loader))
+    out: list[Any] = []
+    seen: set[int] = set()
+    for d in found:  # each once (data and val_data may be the same loader)
+        if id(d) not in seen:
+            seen.add(id(d))
+            out.append(d)
+    return out
+
+
+def data_generators(*sources: Any) -> list[Any]:
+    """The ``torch.Generator`` objects the DataLoaders (or samplers) ``sources`` draw their
+    order from, each once (a loader built with ``generator=``), so that their state can be
+    saved and put back (``g.get_state()`` / ``g.set_state(...)``): a loader without one draws
+    from torch's global generator instead (:class:`GlobalRNGState`). Empty without torch
+    loaded."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return []
+    gens: list[Any] = []
+    seen: set[int] = set()
+    objs = [
+        obj
+        for data in data_loaders(*sources)
+        for obj in (
+            data,
+            getattr(data, "sampler", None),
+            getattr(data, "batch_sampler", None),
+            getattr(getattr(data, "batch_sampler", None), "sampler", None),
+        )
+    ]
+    for obj in objs:
+        g = getattr(obj, "generator", None)
+        if isinstance(g, torch.Generator) and id(g) not in seen:
+            seen.add(id(g))
+            gens.append(g)
+    return gens
 
 
 def is_rank0() -> bool:

@@ -28,6 +28,7 @@ import optax
 
 from . import _validate as V
 from ._jaxtable import EVALUATIONS, formula_fn, lookup_fn, out_dtype, x64_enabled
+from ._runtime import GlobalRNGState, data_generators
 from .feedback import PLATEAU_HINTS, PlateauKwargs, ReduceOnPlateau
 from .finder import (
     FinderResult,
@@ -399,6 +400,40 @@ def _describe_output(out: Any) -> str:
     return f"a {type(out).__name__}"
 
 
+#: the most micro-batches one sweep step may take with ``optax.MultiSteps`` (its
+#: ``every_k_schedule``): more, and the accumulation is taken to make no update at all
+MAX_MICRO_BATCHES = 10_000
+
+
+def _is_multisteps(x: Any) -> bool:
+    return isinstance(x, optax.MultiStepsState)
+
+
+def _updates_made(state: Any) -> int | None:
+    """The updates the ``optax.MultiSteps`` accumulations inside ``state`` have made (their
+    ``gradient_step``, summed), or ``None`` when there is no accumulation."""
+    found = [
+        x for x in jax.tree_util.tree_leaves(state, is_leaf=_is_multisteps) if _is_multisteps(x)
+    ]
+    return sum(int(x.gradient_step) for x in found) if found else None
+
+
+def _accumulation_start(state: Any) -> Any:
+    """``state`` with every ``optax.MultiSteps`` accumulation on a boundary: no micro-batch
+    counted and no gradient accumulated (the sweep's private state; the caller's is unchanged),
+    so that each sweep step is one whole update."""
+
+    def start(x: Any) -> Any:
+        if not _is_multisteps(x):
+            return x
+        return x._replace(
+            mini_step=jnp.zeros_like(x.mini_step),
+            acc_grads=jax.tree_util.tree_map(jnp.zeros_like, x.acc_grads),
+        )
+
+    return jax.tree_util.tree_map(start, state, is_leaf=_is_multisteps)
+
+
 def _start_state(opt: Any, inner: Any, params: Any, opt_state: Any) -> Any:
     """The sweep's private optimizer state: ``opt.init(params)``, or a copy of ``opt_state``.
     A state of the plain optimizer the factory ``inner`` builds (``optax.adam(1e-3).init``,
@@ -461,8 +496,9 @@ def find_lr(
     ``functools.partial(optax.adamw, weight_decay=1e-4)``), which is wrapped with
     ``optax.inject_hyperparams``, or a transformation built with
     ``optax.inject_hyperparams(factory)(learning_rate=<a number>)`` (also inside
-    ``optax.chain``): the sweep writes the ``learning_rate`` hyperparameter of its state (an
-    integer one, ``learning_rate=1``, is held as a float in the sweep's private state).
+    ``optax.chain`` or ``optax.MultiSteps``): the sweep writes the ``learning_rate``
+    hyperparameter of its state (an integer one, ``learning_rate=1``, is held as a float in the
+    sweep's private state).
     ``opt_state`` (optional) is the state to start from (e.g. mid-training): a state of
     ``optimizer`` or, when ``optimizer`` is a factory, also the state of the plain optimizer
     it builds (``optax.adam(1e-3).init(params)``, what a training loop holds); by default
@@ -471,8 +507,15 @@ def find_lr(
     a ``(loss, aux)`` pair): both are checked before the first step (``loss_fn`` is traced
     once with ``jax.eval_shape``), with a one-line ``ValueError`` naming what is wrong.
 
+    With gradient accumulation (``optax.MultiSteps(...).gradient_transformation()``), a sweep
+    step is one optimizer update: the ``every_k_schedule`` micro-batches it accumulates, at the
+    same learning rate, and the loss recorded is their mean (as ``accumulation_steps`` in
+    :func:`lrkit.torch.find_lr`); the sweep starts on an accumulation boundary.
+
     The sweep runs on private copies: the caller's ``params`` and ``opt_state`` are never
-    modified (no buffer donation; numpy inputs are copied before use). Returns the same
+    modified (no buffer donation; numpy inputs are copied before use). The global RNGs
+    (Python's, numpy's, torch's when loaded) and the generators of torch DataLoaders given as
+    ``data`` or ``val_data`` are put back afterwards, as the other finders do. Returns the same
     :class:`lrkit.finder.FinderResult` as every lrkit finder (``.suggestion``, ``.max_lr``,
     ``.base_lr``, ``.suggest(rule)``, ``.plot()``, ``.to_dict()``). ``progress=True`` shows a
     progress bar; ``callback(i, lr, loss)`` is called after each sweep step.
@@ -548,29 +591,58 @@ def find_lr(
 
     step_fn = jax.jit(train_step) if jit else train_step
     eval_fn = jax.jit(held_loss) if jit else held_loss
-    batches = cycle_batches(data)
-    if val_data is not None:  # batches never trained on
-        held = held_batches(val_data)
-        first = next(batches)
-        batches = itertools.chain([first], batches)
-    else:
-        held = [next(batches) for _ in range(sweep.options.eval_batches)]
-        first = held[0] if held else next(batches)
-        if not held:  # the batch looked at is still the first one trained on
+    accumulating = _updates_made(work_state) is not None  # optax.MultiSteps
+    if accumulating:
+        work_state = _accumulation_start(work_state)
+    # the data may draw from the global RNGs (a numpy pipeline, a shuffled DataLoader) or
+    # from a DataLoader's own generator: all go back afterwards
+    rngs = GlobalRNGState()
+    gens = [(g, g.get_state()) for g in data_generators(data, val_data)]
+    try:
+        batches = cycle_batches(data)
+        if val_data is not None:  # batches never trained on
+            held = held_batches(val_data)
+            first = next(batches)
             batches = itertools.chain([first], batches)
-    _check_loss_output(loss_fn, work_params, first, has_aux)
-    state = [work_params, work_state]
+        else:
+            held = [next(batches) for _ in range(sweep.options.eval_batches)]
+            first = held[0] if held else next(batches)
+            if not held:  # the batch looked at is still the first one trained on
+                batches = itertools.chain([first], batches)
+        _check_loss_output(loss_fn, work_params, first, has_aux)
+        state = [work_params, work_state]
 
-    def evaluate() -> float:
-        return float(sum(float(eval_fn(state[0], b)) for b in held) / len(held))
+        def evaluate() -> float:
+            return float(sum(float(eval_fn(state[0], b)) for b in held) / len(held))
 
-    def one_step(lr: float) -> float:
-        state[0], state[1], loss = step_fn(
-            state[0], state[1], next(batches), jnp.asarray(lr, lr_dtype)
+        def micro_step(lr: float) -> float:
+            state[0], state[1], loss = step_fn(
+                state[0], state[1], next(batches), jnp.asarray(lr, lr_dtype)
+            )
+            return float(loss)
+
+        def one_step(lr: float) -> float:
+            if not accumulating:
+                return micro_step(lr)
+            # one optimizer update: the micro-batches optax.MultiSteps accumulates, at one LR
+            made, total, n = _updates_made(state[1]), 0.0, 0
+            while _updates_made(state[1]) == made:
+                if n == MAX_MICRO_BATCHES:
+                    raise ValueError(
+                        f"optimizer (optax.MultiSteps) made no update in {MAX_MICRO_BATCHES} "
+                        "micro-batches: its every_k_schedule must be at most that"
+                    )
+                total, n = total + micro_step(lr), n + 1
+            return total / n
+
+        sweep.run(
+            one_step,
+            evaluate=evaluate if held else None,
+            callback=callback,
+            progress=bool(progress),
         )
-        return float(loss)
-
-    sweep.run(
-        one_step, evaluate=evaluate if held else None, callback=callback, progress=bool(progress)
-    )
+    finally:
+        rngs.restore()
+        for g, saved in gens:
+            g.set_state(saved)
     return sweep.result(warn=warn)

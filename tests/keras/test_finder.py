@@ -326,3 +326,68 @@ def test_val_data_is_a_held_set_never_trained_on(regression):
         run(train, val_data=(xv[:0], yv[:0]))
     with pytest.warns(UserWarning, match=r"^val_data holds 17 batches"):  # as every finder
         run(train, val_data=(x[:68], y[:68]), batch_size=4)
+
+
+def test_the_rngs_val_data_and_loaders_draw_from_are_put_back(regression):
+    """val_data is read after the RNG snapshot (a shuffled DataLoader or a numpy pipeline as
+    val_data draws from the global RNGs), and a DataLoader's own generator= goes back too."""
+    torch = pytest.importorskip("torch")
+    x, y = regression
+    data = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    gen = torch.Generator().manual_seed(5)
+    loader = torch.utils.data.DataLoader(data, batch_size=32, shuffle=True, generator=gen)
+    val = torch.utils.data.DataLoader(data, batch_size=32, shuffle=True)  # global generator
+
+    def numpy_val():
+        order = np.random.permutation(len(x))[:64]
+        yield x[order[:32]], y[order[:32]]
+        yield x[order[32:]], y[order[32:]]
+
+    for val_data in (val, numpy_val()):
+        model = _model()
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+        before = _state(model)
+        np.random.seed(1)
+        torch_rng, np_rng, gen_state = torch.get_rng_state(), np.random.get_state(), gen.get_state()
+        res = _find(model, loader, val_data=val_data, num_iter=20, total_steps=500)
+        assert res.steps >= 10 and len(res.held_losses) > 0
+        assert torch.equal(torch.get_rng_state(), torch_rng)
+        assert torch.equal(gen.get_state(), gen_state)
+        after = np.random.get_state()
+        assert after[0] == np_rng[0] and np.array_equal(after[1], np_rng[1])
+        assert after[2:] == np_rng[2:]
+        _assert_same(before, _state(model))
+
+
+def test_each_recorded_loss_is_its_own_batchs_on_every_keras_version(regression, monkeypatch):
+    """Before Keras 3.15, train_on_batch and test_on_batch keep a running mean across calls:
+    the finder resets the metrics before each call there, so every version records each
+    batch's own loss (the same values as the version at hand, bit for bit)."""
+    from lrkit.keras import _finder
+
+    x, y = regression
+
+    def run():
+        model = _model()
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+        r = _find(model, x, y, batch_size=32, shuffle=False, num_iter=20, eval_every=2)
+        return r.losses.tolist(), r.held_losses.tolist()
+
+    here = run()
+    monkeypatch.setattr(keras, "__version__", "3.14.0")
+    assert _finder._keeps_running_means()
+    assert run() == here
+    # each loss is its own batch's (the weights barely move at these LRs): a running mean
+    # would put the second step's loss between the first two batches' losses
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    own = [
+        float(model.evaluate(x[i : i + 32], y[i : i + 32], batch_size=32, verbose=0))
+        for i in (32, 64)
+    ]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    r = _find(model, x, y, batch_size=32, shuffle=False, num_iter=20)
+    np.testing.assert_allclose(r.losses[:2], own, rtol=1e-5)

@@ -538,7 +538,8 @@ def range_test(
 def cycle_batches(data: Iterable[Any], *, name: str = "data") -> Iterator[Any]:
     """Yield batches of ``data`` forever: a re-iterable (list, DataLoader) is iterated again
     when exhausted; a one-shot iterator (a generator) is replayed from the batches it yielded.
-    Raises ``ValueError`` naming ``name`` when it yields no batch at all."""
+    Raises ``ValueError`` naming ``name`` when it yields no batch at all, or none on a later
+    pass of a re-iterable."""
     if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
         raise ValueError(
             f"{name} must be an iterable of batches (a list, a generator, a loader), "
@@ -553,13 +554,21 @@ def cycle_batches(data: Iterable[Any], *, name: str = "data") -> Iterator[Any]:
             raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
         while True:
             yield from seen
+    first = 0  # the batches of the first pass
     while True:
         n = 0
         for b in data:
             n += 1
             yield b
+        if n == 0 and first:  # a loader over a one-shot stream: nothing on the next pass
+            raise ValueError(
+                f"{name} yielded {first} batches on its first pass and none on its second: "
+                "a re-iterable (a loader) must yield its batches again on each pass (pass a "
+                "generator, which is replayed, or a list)"
+            )
         if n == 0:
             raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
+        first = first or n
 
 
 #: more held batches than this: a warning (each is evaluated every ``eval_every`` steps)

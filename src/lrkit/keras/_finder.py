@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from .. import _validate as V
-from .._runtime import GlobalRNGState
+from .._runtime import GlobalRNGState, data_generators
 from ..finder import (
     FinderResult,
     Sweep,
@@ -183,6 +183,17 @@ def _iter_batches(data: Any) -> Iterator[tuple[Any, Any, Any]]:
         yield _unpack(b)
 
 
+def _keeps_running_means() -> bool:
+    """Whether ``train_on_batch`` / ``test_on_batch`` keep a running mean of the loss across
+    calls (Keras before 3.15: they do not reset the metrics), so that each call's own loss needs
+    a ``model.reset_metrics()`` before it."""
+    try:
+        major, minor = (int(p) for p in str(keras.__version__).split(".")[:2])
+    except ValueError:  # pragma: no cover - a version string we cannot read: reset anyway
+        return True
+    return (major, minor) < (3, 15)
+
+
 def _val_batches(val_data: Any, batch_size: int) -> list[tuple[Any, Any, Any]]:
     """The held set from ``val_data``: arrays ``(x, y[, sample_weight])`` cut into batches in
     order, or the batches of one pass over an iterable (a ``PyDataset``: each of its batches)."""
@@ -340,9 +351,11 @@ def find_lr(
         if sample_weight is not None:
             raise ValueError("sample_weight must be None when x is an iterable of batches")
         batches = _iter_batches(x)
-    held = _val_batches(val_data, batch_size) if val_data is not None else None
-    rngs = GlobalRNGState()  # before any batch is drawn
+    rngs = GlobalRNGState()  # before any batch is drawn (val_data's included)
+    # the generators of torch DataLoaders given as data (each draws its order from its own)
+    gens = [(g, g.get_state()) for g in data_generators(x, val_data)]
     try:
+        held = _val_batches(val_data, batch_size) if val_data is not None else None
         first = next(batches)
         if held is None:
             held = [first] + [next(batches) for _ in range(sweep.options.eval_batches - 1)]
@@ -359,6 +372,7 @@ def find_lr(
             forget_traces()  # not an earlier trace with the user's learning-rate object
             model.make_train_function(force=True)  # a train step that reads the sweep's LR
             accum = _start_accumulation(snap.opt)
+            reset = _keeps_running_means()
             pending: list[tuple[Any, Any, Any]] = [first]
 
             def one_step(lr: float) -> float:
@@ -366,7 +380,7 @@ def find_lr(
                 total = 0.0
                 for _ in range(accum):  # one optimizer update: ``accum`` micro-batches
                     bx, by, bw = pending.pop() if pending else next(batches)
-                    if accum > 1:  # Keras < 3.15 keeps a running mean across these calls
+                    if reset:  # each call's own loss, not a mean since the first call
                         model.reset_metrics()
                     try:
                         logs = model.train_on_batch(bx, by, sample_weight=bw, return_dict=True)
@@ -383,6 +397,8 @@ def find_lr(
             def evaluate() -> float:
                 total = 0.0
                 for hx, hy, hw in held:
+                    if reset:
+                        model.reset_metrics()
                     logs = model.test_on_batch(hx, hy, sample_weight=hw, return_dict=True)
                     total += float(np.asarray(logs["loss"]))
                 return total / len(held)
@@ -397,4 +413,6 @@ def find_lr(
             snap.restore()
     finally:
         rngs.restore()
+        for g, state in gens:
+            g.set_state(state)
     return sweep.result(warn=warn)

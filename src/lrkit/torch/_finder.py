@@ -8,7 +8,7 @@ import inspect
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._imports import require
@@ -18,7 +18,7 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 import torch
 
 from .. import _validate as V
-from .._runtime import GlobalRNGState, is_rank0
+from .._runtime import GlobalRNGState, data_generators, data_loaders, is_rank0
 from ..finder import (
     FinderResult,
     Sweep,
@@ -38,53 +38,6 @@ __all__ = ["data_generators", "find_lr"]
 
 
 # ----------------------------------------------------------------------------- snapshot
-
-
-def _loaders(*sources: Any) -> list[Any]:
-    """The data sources and the loaders inside them: a dict's values, the loaders of a list or
-    tuple, a combined loader's ``flattened`` list (Lightning's ``CombinedLoader``)."""
-    found: list[Any] = []
-    for data in sources:
-        if data is None:
-            continue
-        found.append(data)
-        inner: Any = data.values() if isinstance(data, Mapping) else data
-        if not isinstance(inner, (list, tuple)) and not isinstance(data, Mapping):
-            inner = getattr(data, "flattened", None)
-        if isinstance(inner, (list, tuple)) or isinstance(data, Mapping):
-            found.extend(d for d in inner if isinstance(d, torch.utils.data.DataLoader))
-    out: list[Any] = []
-    seen: set[int] = set()
-    for d in found:  # each once (data and val_data may be the same loader)
-        if id(d) not in seen:
-            seen.add(id(d))
-            out.append(d)
-    return out
-
-
-def data_generators(*sources: Any) -> list[torch.Generator]:
-    """The ``torch.Generator`` objects the DataLoaders (or samplers) ``sources`` draw their
-    order from, each once (a loader built with ``generator=``), so that their state can be
-    saved and put back (``g.get_state()`` / ``g.set_state(...)``): a loader without one draws
-    from torch's global generator instead."""
-    gens: list[torch.Generator] = []
-    seen: set[int] = set()
-    objs = [
-        obj
-        for data in _loaders(*sources)
-        for obj in (
-            data,
-            getattr(data, "sampler", None),
-            getattr(data, "batch_sampler", None),
-            getattr(getattr(data, "batch_sampler", None), "sampler", None),
-        )
-    ]
-    for obj in objs:
-        g = getattr(obj, "generator", None)
-        if isinstance(g, torch.Generator) and id(g) not in seen:
-            seen.add(id(g))
-            gens.append(g)
-    return gens
 
 
 class _Snapshot:
@@ -112,7 +65,7 @@ class _Snapshot:
         # epochs: the sweep gets its own, the user's goes back afterwards, so the next
         # iter(loader) is the one it would have been
         self.iterators: list[tuple[Any, Any]] = []
-        for d in _loaders(*data):
+        for d in data_loaders(*data):
             if isinstance(d, torch.utils.data.DataLoader) and "_iterator" in vars(d):
                 self.iterators.append((d, d._iterator))
                 d._iterator = None
