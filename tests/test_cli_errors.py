@@ -723,6 +723,22 @@ def test_tune_refuses_to_continue_a_study_with_another_search_space(
     assert len(_snapshot(optuna, url)[1]) == 4
 
 
+def test_tune_refuses_to_continue_a_study_with_another_task(task, tmp_path, capsys):
+    optuna = pytest.importorskip("optuna")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert _tune(task, url, "--trials", "2", "--seeding", "blind") == 0
+    capsys.readouterr()
+    before = _snapshot(optuna, url)
+    argv = ["tune", f"{task}:tune_diverges", "--no-progress", "--plot", "none", "--seed", "0"]
+    assert main([*argv, "--storage", url, "--study", "s", "--seeding", "blind"]) == 2
+    _one_line_error(
+        capsys,
+        f"was created with task '{task}:tune_task', not task '{task}:tune_diverges'",
+        "--study NAME",
+    )
+    assert _snapshot(optuna, url) == before
+
+
 def test_tune_families_are_one_space_in_any_order(task, tmp_path, capsys):
     optuna = pytest.importorskip("optuna")
     url = f"sqlite:///{tmp_path / 's.db'}"

@@ -663,6 +663,27 @@ def test_a_study_keeps_its_direction(tmp_path) -> None:
     assert len(optuna.load_study(study_name="a", storage=url).trials) == 2
 
 
+def test_a_study_holds_the_trials_of_one_task(tmp_path) -> None:
+    """Another task (by name) on a study with trials is refused, before any trial runs; a
+    study from before the task was recorded is continued."""
+    from lrkit.tune import StudySpaceError, Task, tune
+
+    url = f"sqlite:///{tmp_path / 'task.db'}"
+    train = lambda spec, report: 1.0  # noqa: E731
+    opts: dict[str, Any] = dict(storage=url, study_name="a", seeding="blind", progress=False)
+    tune(Task(train=train, total_steps=20, name="mlp"), n_trials=2, **opts)
+    with pytest.raises(StudySpaceError) as info:
+        tune(Task(train=train, total_steps=20, name="cnn"), n_trials=3, **opts)
+    assert info.value.conflicts == {"task": ("mlp", "cnn")}
+    study = optuna.load_study(study_name="a", storage=url)
+    assert len(study.trials) == 2
+    space = dict(study.user_attrs["lrkit.space"])
+    del space["task"]  # as an older lrkit stored it
+    study.set_user_attr("lrkit.space", space)
+    tune(Task(train=train, total_steps=20, name="cnn"), n_trials=3, **opts)
+    assert len(optuna.load_study(study_name="a", storage=url).trials) == 3
+
+
 def test_a_password_with_an_unencoded_at_is_refused_and_never_printed(capsys) -> None:
     from lrkit._format import mask_secrets
     from lrkit.tune import make_storage

@@ -237,6 +237,7 @@ def test_a_run_that_started_no_trial_does_not_fix_the_options() -> None:
              seeding=(0.01, 0.1), families=("constant", "wsd"))  # fmt: skip
     assert r.study.user_attrs["lrkit.space"] == {
         "families": ["constant", "wsd"], "seeding": [0.01, 0.1], "total_steps": 20,
+        "task": "task",
     }  # fmt: skip
     assert r.study.user_attrs["lrkit.lr_range"] == [0.01, 0.1]
     # with trials, other options are refused and nothing changes

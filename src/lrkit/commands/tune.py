@@ -216,7 +216,9 @@ def _option(name: str, value: Any) -> str:
         return f"{value} training steps per trial"
     if name == "direction":  # the target's Task.direction
         return f"direction {value!r}"
-    return f"{name}={value!r}"  # pragma: no cover - tune checks only the four above
+    if name == "task":  # demo:NAME (--demo, --demo-task) or the target pkg.module:function
+        return f"task {value!r}"
+    return f"{name}={value!r}"  # pragma: no cover - tune checks only the five above
 
 
 def _guarded(task: Any, target: str | None) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,8 +30,12 @@ def load_target(target: str, *, epochs: int = 5) -> Task:
 
 def as_task(value: Any, *, epochs: int = 5, name: str = "task") -> Task:
     """Coerce a :class:`Task`, a mapping of its fields or a ``(model_factory, loss_fn,
-    train_data, val_data)`` tuple into a :class:`Task`."""
+    train_data, val_data)`` tuple into a :class:`Task`. ``name`` names a task that has no name
+    of its own (a ``Task`` with the default name ``"task"`` gets it too: ``lrkit tune`` names
+    a target's task after the target, and a study keeps the name of its task)."""
     if isinstance(value, Task):
+        if value.name == "task" and name != "task":
+            return dataclasses.replace(value, name=name)
         return value
     if isinstance(value, Mapping):
         kwargs = dict(value)

@@ -34,7 +34,7 @@ class StudySpaceError(ValueError):
 
     ``conflicts`` maps each differing parameter of :func:`tune` (``"families"``,
     ``"seeding"``: ``"finder"``, ``"blind"`` or a ``[low, high]`` interval, ``"total_steps"``,
-    ``"direction"``)
+    ``"task"``: the task's ``name``, ``"direction"``)
     to ``(stored, requested)``. Raised before any trial runs; the study is left as it was."""
 
     def __init__(self, study_name: str, *, conflicts: dict[str, tuple[Any, Any]]) -> None:
@@ -52,12 +52,19 @@ class StudySpaceError(ValueError):
         return (functools.partial(StudySpaceError, self.study_name, conflicts=self.conflicts), ())
 
 
-def _space_record(families: Sequence[str], seeding: Any, total_steps: int) -> dict[str, Any]:
+def _space_record(
+    families: Sequence[str], seeding: Any, total_steps: int, task: str
+) -> dict[str, Any]:
     if isinstance(seeding, str):
         how: Any = V.choice("seeding", seeding, ("finder", "blind"))
     else:
         how = list(_check_range(seeding, name="seeding"))
-    return {"families": list(families), "seeding": how, "total_steps": int(total_steps)}
+    return {
+        "families": list(families),
+        "seeding": how,
+        "total_steps": int(total_steps),
+        "task": str(task),
+    }
 
 
 def _started(study: Any) -> bool:
@@ -382,7 +389,9 @@ def tune(
     families searched (a sequence, or a comma-separated string); ``callbacks`` go to
     ``study.optimize``.
 
-    The search space (``families``, ``seeding``, ``task.total_steps``) and the LR interval
+    The search space (``families``, ``seeding``, ``task.total_steps``, ``task.name``: a
+    study holds the trials of one task, so a task of another name is refused rather than mixed
+    in; a study from before the name was stored is not checked for it) and the LR interval
     searched (user attrs ``"lrkit.space"``, ``"lrkit.lr_range"``) are stored on the study
     when its search starts; continuing a study in which a trial has started with another
     search space raises :class:`StudySpaceError` before any trial runs (the study is left
@@ -409,7 +418,7 @@ def tune(
     if isinstance(families, str):  # "cosine,wsd", as on the command line
         families = tuple(f.strip() for f in families.split(",") if f.strip())
     SearchSpace(task.total_steps, BLIND_LR_RANGE, tuple(families))  # bad families: fail now
-    record = _space_record(families, seeding, task.total_steps)
+    record = _space_record(families, seeding, task.total_steps, task.name)
     if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
         raise ValueError(f"study_name must be a non-empty string or None, got {study_name!r}")
     if sampler is not None and not isinstance(sampler, optuna.samplers.BaseSampler):
