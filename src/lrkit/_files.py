@@ -3,9 +3,12 @@ never overwrite a user's existing file."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
+import tempfile
 
-__all__ = ["IMAGE_TYPES", "check_output", "fresh_path"]
+__all__ = ["IMAGE_TYPES", "check_output", "fresh_path", "write_text_whole"]
 
 #: Image types matplotlib writes without extra packages or programs (``.pgf`` is left out: it
 #: needs a LaTeX installation).
@@ -36,6 +39,39 @@ def fresh_path(path: str) -> str:
     while os.path.exists(f"{stem}-{n}{ext}"):
         n += 1
     return f"{stem}-{n}{ext}"
+
+
+def write_text_whole(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: into a temporary file in the same folder,
+    then renamed over ``path`` (through a symbolic link, onto the file it points to). A write
+    that fails (a full disk, an interruption) leaves the file that was there as it was and no
+    partial file; the ``OSError`` is raised. The file keeps the permissions of the one it
+    replaces (a new file gets the default ones)."""
+    try:
+        _write_whole(os.path.realpath(path), text)
+    except OSError as exc:  # named after the file asked for, not the temporary one
+        if exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, path) from None
+
+
+def _write_whole(path: str, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".lrkit-", suffix=".tmp", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def check_output(

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import _validate as V
-from .._files import IMAGE_TYPES, check_output, fresh_path
+from .._files import IMAGE_TYPES, check_output, fresh_path, write_text_whole
 from ._help import HelpFormatter
 
 
@@ -136,13 +136,13 @@ def add_json_option(p: argparse.ArgumentParser) -> None:
 
 
 def write_json(command: str, path: str, data: Any) -> bool:
-    """Write ``data`` to the ``--json`` file ``path``; a file that cannot be written is one
+    """Write ``data`` to the ``--json`` file ``path``, whole or not at all
+    (:func:`lrkit._files.write_text_whole`); a file that cannot be written is one
     line on stderr (:func:`cannot_write`). Returns whether it failed."""
     import json
 
-    try:
-        with open(path, "w") as f:
-            json.dump(data, f, indent=1)
+    try:  # whole or not at all: a failed write leaves the file that was there
+        write_text_whole(path, json.dumps(data, indent=1))
     except OSError as exc:
         return cannot_write(command, option="--json", path=path, error=exc)
     return False

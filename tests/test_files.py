@@ -1,0 +1,50 @@
+"""lrkit._files: output files written whole or not at all."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from lrkit._files import write_text_whole
+
+
+def test_a_file_is_written_whole_and_keeps_its_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    write_text_whole(str(path), '{"a": 1}')
+    assert path.read_text() == '{"a": 1}'
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # as open(path, "w") makes it
+    path.chmod(0o640)
+    write_text_whole(str(path), "two")
+    assert path.read_text() == "two" and stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]  # no temporary left
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_partial_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "out.json"
+    path.write_text("the results of yesterday")
+
+    def full_disk(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left") as info:
+        write_text_whole(str(path), "x" * 100_000)
+    assert info.value.filename == str(path)  # the file asked for, not the temporary one
+    assert path.read_text() == "the results of yesterday"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_a_link_is_followed_not_replaced(tmp_path: Path) -> None:
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    write_text_whole(str(link), "new")
+    assert link.is_symlink() and target.read_text() == "new"
