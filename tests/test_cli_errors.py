@@ -300,7 +300,8 @@ def test_plot_title_holds_the_whole_spec(tmp_path):
 )
 def test_tune_bad_values(argv, words, task, tmp_path, capsys):
     pytest.importorskip("optuna")
-    rc = main(["tune", f"{task}:tune_task", "--no-progress", "--seeding", "blind", *argv])
+    seeding = [] if "--lr-range" in argv else ["--seeding", "blind"]  # one or the other
+    rc = main(["tune", f"{task}:tune_task", "--no-progress", *seeding, *argv])
     assert rc == 2
     _one_line_error(capsys, *words)
     assert not list(tmp_path.glob("*.db"))
@@ -652,7 +653,8 @@ def test_tune_train_error_is_the_targets_and_exit_1(task, tmp_path, capsys):
 )
 def test_tune_messages_name_the_options(argv, words, not_words, task, tmp_path, capsys):
     pytest.importorskip("optuna")
-    rc = main(["tune", f"{task}:tune_task", "--no-progress", "--seeding", "blind", *argv])
+    seeding = [] if "--lr-range" in argv else ["--seeding", "blind"]  # one or the other
+    rc = main(["tune", f"{task}:tune_task", "--no-progress", *seeding, *argv])
     assert rc == 2
     line = _one_line_error(capsys, *words)
     for w in not_words:
@@ -852,7 +854,8 @@ def test_tune_outputs_never_overwrite_the_study_or_each_other(argv, words, task,
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     if "--storage" not in argv:
         argv += ["--storage", url]
-    rc = main(["tune", f"{task}:tune_task", "--no-progress", "--seeding", "blind", *argv])
+    seeding = [] if "--lr-range" in argv else ["--seeding", "blind"]  # one or the other
+    rc = main(["tune", f"{task}:tune_task", "--no-progress", *seeding, *argv])
     assert rc == 2
     _one_line_error(capsys, *words)
     assert _calls(tmp_path) == 0  # refused before the target ran
@@ -940,3 +943,28 @@ def test_a_train_that_returns_no_number_is_the_targets_error(target, shown, task
     assert line.endswith(f"got {shown} (--traceback shows the full traceback)")
     states = [t.state.name for t in optuna.load_study(study_name="r", storage=url).trials]
     assert states == ["FAIL"]
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["find", "--no-plot", "-o", "a.png"], ["lrkit find: error: -o/--output", "--no-plot"]),
+        (["compare", "--no-plot", "-o", "a.png"], ["lrkit compare: error:", "--no-plot"]),
+        (["find", "--no-train", "--train-steps", "3"], ["--train-steps 3", "--no-train"]),
+        (
+            ["tune", "--seeding", "blind", "--lr-range", "0.01", "0.1"],
+            ["lrkit tune: error:", "--seeding blind and --lr-range 0.01 0.1"],
+        ),
+    ],
+)
+def test_options_that_contradict_each_other_are_refused_not_ignored(
+    argv, words, task, tmp_path, capsys
+):
+    pytest.importorskip("optuna")
+    command, *rest = argv
+    calls = _calls(tmp_path)
+    assert main([command, f"{task}:tune_task" if command == "tune" else f"{task}:make",
+                 "--no-progress" if command == "tune" else "--quiet", *rest]) == 2  # fmt: skip
+    _one_line_error(capsys, *words)
+    assert _calls(tmp_path) == calls  # refused before the target was called
+    assert not (tmp_path / "a.png").exists() and not (tmp_path / "lrkit-tune.db").exists()

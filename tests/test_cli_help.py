@@ -11,9 +11,7 @@ from lrkit.commands._help import HelpFormatter, rename
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(action.choices)
+    return dict(build_parser().commands)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -94,3 +92,36 @@ def test_help_is_plain_text_and_json_reads_the_same_everywhere(command: str) -> 
         assert target.metavar == "MODULE:FUNCTION" and "[MODULE:FUNCTION]" in text
         (json_help,) = [a.help for a in sub._actions if "--json" in a.option_strings]
         assert json_help == "also write the results as JSON, full precision (default: not written)"
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (["plot", "cosine(0.1,100)", "--bogus"], "lrkit plot: error: unrecognized arguments: "
+         "--bogus (see: lrkit plot --help)"),
+        (["plot", "--bogus", "cosine(0.1,100)", "extra"], "lrkit plot: error: unrecognized "
+         "arguments: --bogus extra (see: lrkit plot --help)"),
+        (["--bogus"], "lrkit: error: unrecognized arguments: --bogus (see: lrkit --help)"),
+    ],
+)  # fmt: skip
+def test_an_unknown_option_is_named_by_the_command_it_was_given_to(argv, line, capsys) -> None:
+    """The sub-command's parser reports it, and points at that command's --help, where its
+    options are listed (a single parse_args reported it against `lrkit`)."""
+    from lrkit.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+@pytest.mark.parametrize("command", ["find", "compare", "tune"])
+def test_an_unknown_option_of_a_torch_command_names_that_command(command, capsys) -> None:
+    pytest.importorskip("torch")
+    from lrkit.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--demo", "--trails=5"])
+    assert capsys.readouterr().err.splitlines() == [
+        f"lrkit {command}: error: unrecognized arguments: --trails=5 (see: lrkit {command} --help)"
+    ]

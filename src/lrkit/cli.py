@@ -21,6 +21,9 @@ class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line (and exit code 2), pointing at
     ``--help`` instead of printing the usage block."""
 
+    #: the parser of each sub-command, by name (set on the top-level parser)
+    commands: dict[str, argparse.ArgumentParser]
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
@@ -45,13 +48,22 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             sub.add_parser(name, help=help_text + " (not available)")
             continue
         module.add_parser(sub)
+    parser.commands = dict(sub.choices)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    if not any(a in COMMANDS for a in argv):  # `lrkit --bogus`: name it, not the command
+        unknown = [a for a in argv if a.startswith("-") and a not in ("-h", "--help", "--version")]
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # reported by the command they were given to, which lists its options
+        getattr(parser, "commands", {}).get(args.command, parser).error(
+            f"unrecognized arguments: {' '.join(extras)}"
+        )
     module = importlib.import_module(f"lrkit.commands.{args.command}")
     try:
         code = int(module.run(args) or 0)

@@ -175,9 +175,15 @@ def add_traceback_option(p: argparse.ArgumentParser) -> None:
 
 
 def check_outputs(args: argparse.Namespace, default_output: str) -> None:
-    """Check ``-o`` (an image name; the default gets a free ``-N`` suffix) and ``--json``
-    before any work starts; a ValueError names the option. An image asked for by name needs
-    matplotlib (the default one is skipped with a note when it is missing)."""
+    """Check ``-o`` (an image name; the default gets a free ``-N`` suffix; refused with
+    ``--no-plot``) and ``--json`` before any work starts; a ValueError names the option. An
+    image asked for by name needs matplotlib (the default one is skipped with a note when it
+    is missing)."""
+    if args.no_plot and args.output is not None:  # refused rather than ignored
+        raise ValueError(
+            f"-o/--output names the plot that --no-plot turns off: give one of them, got "
+            f"--no-plot and -o {args.output!r}"
+        )
     if not args.no_plot:
         if args.output is None:
             args.output = fresh_path(default_output)

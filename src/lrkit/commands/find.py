@@ -38,6 +38,8 @@ from ._target import (
 )
 
 DEFAULT_OUTPUT = "lrkit_find.png"
+#: the steps of each check run (``--train-steps``)
+TRAIN_STEPS = 300
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -71,8 +73,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         p.add_argument(
             "--train-steps",
             type=int,
-            default=300,
-            help=f"steps of each check run (at least {min_train_steps()})",
+            default=None,  # given or not: --no-train refuses it rather than ignore it
+            help=f"steps of each check run (at least {min_train_steps()}) (default: {TRAIN_STEPS})",
         )
         p.add_argument("--no-train", action="store_true", help="skip the two check runs")
 
@@ -136,7 +138,14 @@ def check_options(args: argparse.Namespace) -> None:
         )
     except ValueError as exc:
         raise rename(exc, names=OPTIONS) from None
+    if args.no_train and args.train_steps is not None:  # refused rather than ignored
+        raise ValueError(
+            "--train-steps sets the steps of the check runs that --no-train skips: give one "
+            f"of them, got --no-train and --train-steps {args.train_steps!r}"
+        )
     if not args.no_train:
+        if args.train_steps is None:
+            args.train_steps = TRAIN_STEPS
         low = min_train_steps()
         try:
             check_runs(1.0, 1.0, V.integer("--train-steps", args.train_steps, low))

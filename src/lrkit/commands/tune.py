@@ -85,8 +85,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--seeding",
         choices=("finder", "blind"),
-        default="finder",
-        help="finder: bound the peak LR by a range test; blind: search 1e-6..10",
+        default=None,  # given or not: --lr-range refuses it rather than ignore it
+        help="finder: bound the peak LR by a range test; blind: search 1e-6..10 (default: finder)",
     )
     p.add_argument(
         "--lr-range",
@@ -296,7 +296,12 @@ def _tune(args: argparse.Namespace) -> int:
 
     if find_spec("optuna") is None:
         return err("optuna is not installed: pip install 'lrkit[tune]'")
-    seeding: Any = args.seeding if args.lr_range is None else tuple(args.lr_range)
+    if args.lr_range is not None and args.seeding is not None:  # refused rather than ignored
+        return err(
+            "--lr-range gives the interval that --seeding would find: give one of them, got "
+            f"--seeding {args.seeding} and --lr-range {args.lr_range[0]:g} {args.lr_range[1]:g}"
+        )
+    seeding: Any = (args.seeding or "finder") if args.lr_range is None else tuple(args.lr_range)
     quiet = args.quiet
 
     def say(msg: str) -> None:
