@@ -22,16 +22,17 @@ print("schedule:", schedule)  # a spec string: S.parse() reads it back
 opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 sched = lt.scheduler(opt, schedule)
 for step in range(total):
+    lr = opt.param_groups[0]["lr"]  # the LR this step trains with: schedule(step)
     idx = torch.randint(0, 512, (64,))
     loss = torch.nn.functional.mse_loss(model(x[idx]), y[idx])
     opt.zero_grad()
     loss.backward()
     opt.step()
-    sched.step()
-    if step == 149:
-        ckpt = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()}
+    sched.step()  # sets the LR of the next step
     if step % 50 == 0:
-        print(f"step {step:4d}  lr {sched.get_last_lr()[0]:.5f}  loss {loss.item():.4f}")
+        print(f"step {step:4d}  lr {lr:.5f}  loss {loss.item():.4f}")
+    if step == 149:  # 150 steps done: the checkpoint resumes at step 150
+        ckpt = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()}
 
 # resume from the checkpoint: the LR of step 150 is set at once
 opt2 = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)

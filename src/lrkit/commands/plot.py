@@ -31,7 +31,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     p.add_argument("spec", help='schedule spec string, e.g. "onecycle(0.1, 1000)"')
-    p.add_argument("--steps", type=int, default=None, help="number of steps (default: its length)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="steps 0 to N-1 are drawn (default: its length + 1, so that its last "
+        "step, where it ends, is drawn too; 1000 when it has no length)",
+    )
     p.add_argument(
         "-o",
         "--output",
