@@ -51,3 +51,22 @@ def test_an_infinite_bound_is_shown_open() -> None:
     assert str(e.value) == "f must be in (1.0, inf), got 0.5"
     with pytest.raises(ValueError, match=r"^f must be in \(-inf, 0\], got 1$"):
         V.in_range("f", 1, -math.inf, 0)
+
+
+def test_every_float_type_with_an_integral_value_is_a_count() -> None:
+    """10.0 counts as 10 whatever its float type (np.float64 is a Python float; np.float32 and
+    np.float16 are not, and were refused); a fraction is refused in each."""
+    import numpy as np
+
+    from lrkit import schedules as S
+
+    for ftype in (float, np.float64, np.float32, np.float16):
+        value = V.integer("total_steps", ftype(10.0), 1)
+        assert value == 10 and type(value) is int
+        assert S.cosine(0.1, total_steps=ftype(10.0)) == S.cosine(0.1, total_steps=10)
+        with pytest.raises(
+            ValueError, match=r"^total_steps must be an integer .*got (np\.float64\()?10\.5\)?$"
+        ):
+            V.integer("total_steps", ftype(10.5), 1)
+    with pytest.raises(ValueError, match=r"got inf$"):
+        V.integer("n", np.float32("inf"), 1)

@@ -92,13 +92,15 @@ def _bound(value: float) -> str:
 
 
 def integer(name: str, value: Any, minimum: int = 0, maximum: int | None = None) -> int:
-    """An integer (a float with an integral value is accepted) that is >= ``minimum`` (and
-    <= ``maximum`` when given, e.g. :data:`MAX_STEPS`)."""
+    """An integer (a float with an integral value, numpy's included, is accepted) that is
+    >= ``minimum`` (and <= ``maximum`` when given, e.g. :data:`MAX_STEPS`)."""
     flag = isinstance(value, bool)  # an int to Python, not a count to a user
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
     import numpy as np
 
+    if isinstance(value, np.floating) and not isinstance(value, float):
+        value = float(value)  # np.float32, np.float16: as a Python float (exactly)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, np.integer):
         value = int(value)
     if maximum is not None and (
