@@ -52,11 +52,20 @@ def test_bad_arguments_are_one_line_value_errors() -> None:
 def test_as_metric_reads_numbers_and_rejects_the_rest() -> None:
     assert as_metric(2) == 2.0 and as_metric(np.float32(0.5)) == 0.5
     assert as_metric(np.array(3.0)) == 3.0
-    for bad in (True, "abc", "0.1", b"1", None, [1.0, 2.0]):
+    bools_and_complex = (np.bool_(False), np.array(True), np.complex128(1), np.complex64(2j))
+    for bad in (True, "abc", "0.1", b"1", None, [1.0, 2.0], 1j, *bools_and_complex):
         with pytest.raises(ValueError, match="value must be a real number"):
             as_metric(bad)
     with pytest.raises(ValueError, match=r"^value must be a real number a float holds, got an "):
         as_metric(10**400)
+
+
+def test_as_metric_refuses_torch_bool_and_complex_tensors() -> None:
+    torch = pytest.importorskip("torch")
+    assert as_metric(torch.tensor(0.25)) == 0.25 and as_metric(torch.tensor(3)) == 3.0
+    for bad in (torch.tensor(True), torch.tensor(1 + 0j), torch.tensor(1j, dtype=torch.complex128)):
+        with pytest.raises(ValueError, match=r"^value must be a real number, got .*\(dtype torch"):
+            as_metric(bad)
 
 
 def test_detector_arguments_have_one_definition() -> None:

@@ -854,3 +854,19 @@ def test_a_target_in_the_form_of_find_and_compare_is_named_as_such() -> None:
         as_task([1, 2])
     with pytest.raises(ValueError, match=r"got str$"):
         as_task("x")
+
+
+def test_every_argument_is_checked_with_a_study_in_memory_too() -> None:
+    """The heartbeat options matter with a database only; a bad value is refused all the
+    same, and a lone callback (not in a list) names callbacks."""
+    task = _quadratic_task()
+    for bad, match in (
+        (dict(heartbeat_interval=-5), r"^heartbeat_interval must be an integer >= 1"),
+        (dict(grace_period="x"), r"^grace_period must be an integer >= 1"),
+        (dict(max_retry=-3), r"^max_retry must be an integer >= 0"),
+        (dict(heartbeat_interval=10, grace_period=10), r"^grace_period must be longer"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            tune(task, n_trials=1, storage=None, **bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^callbacks must be a sequence of callables"):
+        tune(task, n_trials=1, callbacks=lambda study, trial: None)  # type: ignore[arg-type]

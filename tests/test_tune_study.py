@@ -12,6 +12,7 @@ import warnings
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from lrkit import schedules as S
@@ -554,3 +555,71 @@ def test_a_missing_postgresql_driver_names_the_extra_and_masks_the_password() ->
     assert "the database driver is not installed (PostgreSQL: pip install 'lrkit[tune]')" in msg
     other = str(storage_error(ImportError("No module named 'pymysql'"), "mysql://u@h/db"))
     assert "lrkit[tune]" not in other  # the extra holds the PostgreSQL driver only
+
+
+def _quad(rt: Any = (1e-3, 1.0)) -> Task:
+    def train(schedule: S.Schedule, report: Any) -> float:
+        peak = float(max(schedule.values(np.arange(20))))
+        return (math.log10(peak) + 2.0) ** 2
+
+    return Task(train=train, total_steps=20, range_test=rt if callable(rt) else lambda: rt,
+                name="quad")  # fmt: skip
+
+
+def test_workers_started_together_search_the_interval_recorded_first(tmp_path: Any) -> None:
+    """While this worker runs its range test, another starts on the same new study, records
+    its interval and runs trials: this worker then searches that interval, not its own (a
+    model's random initialisation moves a range test), and the stored one is kept."""
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+
+    def slow_range_test() -> tuple[float, float]:
+        tune(_quad((1e-2, 10.0)), n_trials=2, storage=url, study_name="s", pruner="none")
+        return (1e-4, 1.0)
+
+    r = tune(_quad(slow_range_test), n_trials=5, storage=url, study_name="s", pruner="none")
+    assert r.lr_range == (1e-2, 10.0)
+    study = optuna.load_study(study_name="s", storage=url)
+    assert study.user_attrs["lrkit.lr_range"] == [1e-2, 10.0]
+    assert len(study.trials) == 5 and all(1e-2 <= t.params["lr"] <= 10.0 for t in study.trials)
+
+
+def test_a_seed_queued_twice_runs_once(tmp_path: Any) -> None:
+    """Workers that started a new study together each queued its seed trials: the copy is
+    dropped (PRUNED, user attr "dropped") rather than trained again."""
+    url = f"sqlite:///{tmp_path / 'twice.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+    for _ in range(2):
+        study.enqueue_trial({"lr": 0.01, "family": "cosine"})
+    tune(_quad(), n_trials=2, storage=url, study_name="s", seeding="blind", pruner="none")
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert [t.state for t in trials[:2]] == [TS.COMPLETE, TS.PRUNED]
+    assert trials[1].user_attrs["dropped"] == "a copy of an earlier queued trial"
+    assert "schedule" not in trials[1].user_attrs  # never trained
+    assert sum(t.state == TS.COMPLETE for t in trials) == 2
+
+
+def test_a_queued_seed_outside_the_new_space_is_dropped_not_run(tmp_path: Any) -> None:
+    """A first run stopped before any trial began (its seeds queued) leaves the study unbound:
+    a run with other families drops the queued one-cycle seed (it raised inside Optuna, and
+    was queued again by every later run, so the study could never run again)."""
+    url = f"sqlite:///{tmp_path / 'moved.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+    study.enqueue_trial({"lr": 0.01, "family": "onecycle"})
+    for _ in range(2):  # the second run queues nothing again
+        tune(_quad(), n_trials=2, storage=url, study_name="s", seeding="blind",
+             families="step,wsd", pruner="none")  # fmt: skip
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert trials[0].state == TS.PRUNED
+    assert trials[0].user_attrs["dropped"] == "outside the search space"
+    assert [t.params["family"] in ("step", "wsd") for t in trials[1:]] == [True] * 2
+    assert len(trials) == 3
+
+
+def test_stop_when_is_asked_once_a_trial_is_complete(tmp_path: Any) -> None:
+    """The documented use, a target value reached (study.best_value), on a study that holds
+    only queued trials: it was asked before any trial finished, and best_value raised."""
+    study = optuna.create_study(study_name="s")
+    study.enqueue_trial({"lr": 0.01, "family": "cosine"})
+    r = tune(_quad(), n_trials=5, storage=study._storage, study_name="s", seeding="blind",
+             stop_when=lambda s: s.best_value < 1e9)  # fmt: skip
+    assert r.stop_reason == "stop_when" and len(r.study.trials) == 1

@@ -101,12 +101,23 @@ class DetectorKwargs(TypedDict, total=False):
 Action = Literal["ok", "restore", "give_up"]
 
 
+#: torch's dtypes that hold no real number (``float()`` reads True as 1.0 and drops an
+#: imaginary part)
+_NOT_REAL = frozenset(
+    {"torch.bool", "torch.complex32", "torch.complex64", "torch.complex128", "torch.chalf"}
+)
+
+
 def as_metric(value: Any) -> float:
-    """``value`` as a float: a one-element tensor, a numpy scalar or a Python number (a bool or
-    anything else is a one-line ``ValueError`` naming ``value``). Every controller reads the
+    """``value`` as a float: a one-element tensor, a numpy scalar or a Python number (a bool,
+    of any type, a complex number or anything else is a one-line ``ValueError`` naming
+    ``value``). Every controller reads the
     metrics and losses it is given through this function, and so do the framework guards."""
     if isinstance(value, (bool, str, bytes)):  # float() would read a string's digits
         raise ValueError(f"value must be a real number, got {value!r}")
+    dtype = getattr(value, "dtype", None)  # numpy, JAX and torch: a bool or complex dtype
+    if dtype is not None and (getattr(dtype, "kind", "") in ("b", "c") or str(dtype) in _NOT_REAL):
+        raise ValueError(f"value must be a real number, got {value!r} (dtype {dtype})")
     try:
         return float(value)
     except (TypeError, ValueError):

@@ -370,8 +370,11 @@ def test_report_takes_scalars_and_tensors_and_rejects_the_rest() -> None:
     assert opt.param_groups[0]["lr"] == 0.05
     with pytest.raises(ValueError, match="value must be a scalar"):
         sch.report(torch.ones(3))
-    with pytest.raises(ValueError, match="value must be a scalar"):
-        sch.report("low")  # type: ignore[arg-type]
+    state = sch.state_dict()
+    for bad in ("low", "0.5", True, np.bool_(True), torch.tensor(True), np.complex128(1)):
+        with pytest.raises(ValueError, match="^value must be a real number, got"):
+            sch.report(bad)  # type: ignore[arg-type]
+    assert sch.state_dict() == state  # nothing was counted (True read as 1.0 could cut)
 
 
 # ---------------------------------------------------------------- peers' cases, expressible

@@ -25,6 +25,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from .. import _validate as V
+from ..feedback import as_metric
 from ..schedules import as_schedule
 
 __all__ = ["LRKitScheduler", "scheduler"]
@@ -529,21 +530,13 @@ class LRKitScheduler(LRScheduler):
             raise ValueError(
                 "report() needs a feedback controller: scheduler(opt, schedule, feedback=...)"
             )
-        if isinstance(value, torch.Tensor):
-            if value.numel() != 1:
-                raise ValueError(
-                    f"value must be a scalar metric (a number or a one-element tensor), "
-                    f"got a tensor of shape {tuple(value.shape)}"
-                )
-            value = value.item()
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            try:
-                value = float(value)  # numpy scalars and other number types
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"value must be a scalar metric (a number), got {type(value).__name__}"
-                ) from None
-        scales = [float(c.update(float(value), step=self.last_epoch)) for c in self._controllers()]
+        if isinstance(value, torch.Tensor) and value.numel() != 1:
+            raise ValueError(
+                f"value must be a scalar metric (a number or a one-element tensor), "
+                f"got a tensor of shape {tuple(value.shape)}"
+            )
+        value = as_metric(value)  # a bool, a string or a complex number: a one-line error
+        scales = [float(c.update(value, step=self.last_epoch)) for c in self._controllers()]
         self._apply()
         if isinstance(self._feedback, list):
             return [float(c.scale) for c in self._feedback]

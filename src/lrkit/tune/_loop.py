@@ -7,7 +7,7 @@ import contextlib
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import _validate as V
@@ -153,15 +153,51 @@ def _fail_unstarted(study: Any, grace: float | None) -> bool:
     return failed
 
 
-def _requeue_interrupted(study: Any) -> None:
+def _fits(space: SearchSpace, fixed: Mapping[str, Any]) -> bool:
+    """Whether the parameters an enqueued trial fixes lie in ``space``: its family is one of
+    the space's and its LR inside the space's interval (up to rounding)."""
+    if "family" in fixed and fixed["family"] not in space.families:
+        return False
+    if "lr" in fixed:
+        lo, hi = space.lr_range
+        try:
+            lr = float(fixed["lr"])
+        except (TypeError, ValueError):
+            return False
+        if not lo * (1 - 1e-9) <= lr <= hi * (1 + 1e-9):
+            return False
+    return True
+
+
+def _duplicate_seed(trials: Sequence[Any], number: int) -> bool:
+    """Whether trial ``number`` is an enqueued trial that an earlier one already holds: the
+    same fixed parameters in a trial before it that did not fail (workers that started a new
+    study together each queued the seeds; a failed seed's re-queued copy is no duplicate)."""
+    optuna = _optuna()
+    by_number = {t.number: t for t in trials}
+    this = by_number.get(number)
+    fixed = None if this is None else this.system_attrs.get("fixed_params")
+    if not fixed:
+        return False
+    return any(
+        t.number < number
+        and t.state != optuna.trial.TrialState.FAIL
+        and t.system_attrs.get("fixed_params") == fixed
+        for t in trials
+    )
+
+
+def _requeue_interrupted(study: Any, space: SearchSpace) -> None:
     """Queue again each enqueued (finder-seeded) trial that ended FAIL with no copy after it:
     a run stopped by Ctrl-C fails its running trial, as :func:`_fail_unstarted` fails one a
-    killed worker left, and the study would lose that seed."""
+    killed worker left, and the study would lose that seed. A seed outside ``space`` (the
+    study's first run stopped before any trial began, and this run searches other families)
+    is not queued again."""
     optuna = _optuna()
     trials = study.get_trials(deepcopy=False)
     for t in trials:
         fixed = t.system_attrs.get("fixed_params")
-        if t.state != optuna.trial.TrialState.FAIL or not fixed:
+        if t.state != optuna.trial.TrialState.FAIL or not fixed or not _fits(space, fixed):
             continue
         if any(u.number > t.number and u.system_attrs.get("fixed_params") == fixed for u in trials):
             continue
@@ -296,6 +332,13 @@ def _record(
     study.set_user_attr(ATTR_TOTAL_STEPS, record["total_steps"])
 
 
+def _recorded_meanwhile(before: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
+    """Whether another worker recorded a search space or an interval on the study between
+    the two readings of its user attrs."""
+    keys = (ATTR_SPACE, ATTR_RANGE, ATTR_SEEDING)
+    return ATTR_RANGE in now and any(before.get(k) != now.get(k) for k in keys)
+
+
 @contextlib.contextmanager
 def _experimental_ok() -> Iterator[None]:
     """Optuna's ``ExperimentalWarning`` silenced (the heartbeat, constant liar and grouped
@@ -384,8 +427,10 @@ def tune(
     the interval (without a range test, or when it gives no usable interval, the blind
     interval is searched, and kept by the study); ``"blind"`` searches
     ``1e-6..10``; a pair ``(low, high)`` searches that. Each trial stores its schedule spec
-    as the user attr ``"schedule"``. ``stop_when(study) -> bool``, checked after each trial,
-    ends this worker's loop early (e.g. a target value reached); ``families`` names the
+    as the user attr ``"schedule"``. ``stop_when(study) -> bool``, checked after each trial
+    once the study holds a COMPLETE one (so that ``study.best_value`` is defined) and while
+    this worker waits for other workers' trials, ends this worker's loop early (e.g. a target
+    value reached); ``families`` names the
     families searched (a sequence, or a comma-separated string); ``callbacks`` go to
     ``study.optimize``.
 
@@ -396,7 +441,11 @@ def tune(
     when its search starts; continuing a study in which a trial has started with another
     search space raises :class:`StudySpaceError` before any trial runs (the study is left
     unchanged), and a continued finder-seeded study searches its stored interval without a
-    new range test. A study in which no trial has started takes the options of the run.
+    new range test. A study in which no trial has started takes the options of the run; a
+    trial it had queued outside the new search space is dropped (PRUNED, user attr
+    ``"dropped"``) rather than run. Workers started together on a new study search the
+    search space and interval recorded first (each may have run its own range test, and a
+    model's random initialisation moves it); a seed trial two of them queued runs once.
 
     ``seed`` (an integer in ``[0, 2**32 - 1]``) seeds the TPE sampler (not used with a
     ``sampler`` of your own): on a new study with ``seed`` itself, so the same call searches
@@ -425,6 +474,14 @@ def tune(
         raise ValueError(
             f"sampler must be None (TPE) or an Optuna sampler, got {type(sampler).__name__}"
         )
+    if callable(callbacks) or isinstance(callbacks, (str, bytes)) or not isinstance(
+        callbacks, Iterable
+    ):
+        raise TypeError(
+            "callbacks must be a sequence of callables (study, trial) -> None, got "
+            f"{callbacks!r} (pass callbacks=[fn] for one)"
+        )
+    callbacks = list(callbacks)
     for i, cb in enumerate(callbacks):
         if not callable(cb):
             raise TypeError(f"callbacks[{i}] must be a callable (study, trial) -> None, got {cb!r}")
@@ -473,16 +530,24 @@ def tune(
                 group=True,
                 constant_liar=True,
             )
+    before = dict(study.user_attrs)
     started = _started(study)
     families = _check_space(study, record, task.direction, started=started)
     rng, how, info = _resolve_range(study, task, seeding, say, started=started)
+    if not started and _recorded_meanwhile(before, dict(study.user_attrs)):
+        # workers started together on a new study: another one recorded its search space and
+        # interval while this one ran its range test (which need not agree: a model's random
+        # initialisation moves it). The first recorded is the study's: check it, search it.
+        started = True
+        families = _check_space(study, record, task.direction, started=True)
+        rng, how, info = _resolve_range(study, task, seeding, say, started=True)
     space = SearchSpace(task.total_steps, rng, tuple(families))
     record["families"] = list(space.families)
     _record(study, record, rng, how, info, started=started)
-    if how == "finder" and info is not None and not study.trials:
+    if how == "finder" and info is not None and not started:
         for fam, lr in _seed_points(info, rng, space.families):
             study.enqueue_trial({"lr": lr, "family": fam}, skip_if_exists=True)
-    _requeue_interrupted(study)
+    _requeue_interrupted(study, space)
     say(
         f"searching peak LR in [{rng[0]:.3g}, {rng[1]:.3g}] ({how}), families: "
         + ", ".join(space.families)
@@ -491,9 +556,20 @@ def tune(
 
     def objective(trial: Any) -> float:
         current["number"] = trial.number
-        if _surplus(study.get_trials(deepcopy=False), trial.number, n_trials):
+        trials = study.get_trials(deepcopy=False)
+        if _surplus(trials, trial.number, n_trials):
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned("surplus: the study already has enough trials")
+        fixed = next(
+            (t.system_attrs.get("fixed_params") for t in trials if t.number == trial.number),
+            None,
+        )
+        if fixed and not _fits(space, fixed):  # queued by a run with another search space
+            trial.set_user_attr("dropped", "outside the search space")
+            raise optuna.TrialPruned("a queued trial outside the search space: dropped")
+        if fixed and _duplicate_seed(trials, trial.number):
+            trial.set_user_attr("dropped", "a copy of an earlier queued trial")
+            raise optuna.TrialPruned("a copy of an earlier queued trial: dropped")
         schedule = space.sample(trial)
         trial.set_user_attr("schedule", str(schedule))
         value = check_metric(task.train(schedule, Reporter(trial)))
@@ -515,7 +591,7 @@ def tune(
             with _experimental_ok():
                 optuna.storages.fail_stale_trials(study)
             if _fail_unstarted(study, getattr(st, "grace_period", None)):
-                _requeue_interrupted(study)
+                _requeue_interrupted(study, space)
             complete, running, total = _count(study)
             if bar is not None:
                 bar.n = min(complete, n_trials)
@@ -523,7 +599,10 @@ def tune(
                 bar.refresh()
             if complete >= n_trials:
                 break
-            if stop_when is not None and total and stop_when(study):
+            must_wait = complete + running >= n_trials  # others run the last trials
+            # stop_when is asked once a trial is COMPLETE (``study.best_value`` raises before),
+            # and while this worker waits for other workers' trials
+            if stop_when is not None and (complete or must_wait) and stop_when(study):
                 stop = "stop_when"
                 break
             if n_started >= max_trials:
@@ -535,7 +614,7 @@ def tune(
                     stacklevel=2,
                 )
                 break
-            if complete + running >= n_trials:
+            if must_wait:
                 if not waiting:
                     grace = getattr(st, "grace_period", None)
                     msg = f"waiting for {running} running trial(s) to finish" + (

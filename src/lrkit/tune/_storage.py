@@ -39,13 +39,10 @@ def make_storage(
     ``heartbeat_interval`` seconds (default 10); a trial whose heartbeat is older than
     ``grace_period`` (default ``3 * heartbeat_interval``) is marked FAIL by the next worker
     that looks and re-queued (``max_retry`` times; ``None``: without limit). Any other
-    object is returned as is (an Optuna storage)."""
+    object is returned as is (an Optuna storage); the three options are checked in every
+    case."""
     optuna = _optuna()
-    if storage is None or not isinstance(storage, str):
-        return storage
-    check_storage(storage)
-    user_url = storage
-    storage = _with_driver(storage)
+    # checked whatever the storage (they matter for a URL only): a mistake is never silent
     hb = (
         10 if heartbeat_interval is None else V.integer("heartbeat_interval", heartbeat_interval, 1)
     )
@@ -58,6 +55,11 @@ def make_storage(
         )
     if max_retry is not None:
         max_retry = V.integer("max_retry", max_retry, 0)
+    if storage is None or not isinstance(storage, str):
+        return storage
+    check_storage(storage)
+    user_url = storage
+    storage = _with_driver(storage)
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
     engine_kwargs: dict[str, Any] = {}
     if storage.startswith("sqlite"):
