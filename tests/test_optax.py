@@ -220,6 +220,29 @@ def test_reduce_on_plateau_in_chain_and_validation():
             lo.reduce_on_plateau(**kw)
 
 
+def test_reduce_on_plateau_value_must_be_one_real_number():
+    """A per-example loss by mistake (an array) is refused, eagerly and under jit: it was
+    broadcast into the scale, which then changed the shape of scalar params and scaled
+    each element of the others by its own factor. A one-element array is its number."""
+    tx = optax.chain(optax.sgd(0.1), lo.reduce_on_plateau(factor=0.5, patience=0))
+    params = {"b": jnp.asarray(1.0), "w": jnp.ones(3)}
+    grads = {"b": jnp.asarray(1.0), "w": jnp.ones(3)}
+    st = tx.init(params)
+    step = jax.jit(lambda g, s, p, v: tx.update(g, s, p, value=v))
+    for update in (
+        lambda v: tx.update(grads, st, params, value=v),
+        lambda v: step(grads, st, params, v),
+    ):
+        with pytest.raises(ValueError, match=r"^value must be a scalar metric .*shape \(3,\)"):
+            update(jnp.array([1.0, 2.0, 3.0]))
+        with pytest.raises(
+            ValueError, match=r"^value must be a real number, got an array of dtype bool"
+        ):
+            update(jnp.asarray(True))
+        u, new = update(jnp.array([1.0]))
+        assert u["b"].shape == () and new[1].scale.shape == ()
+
+
 @pytest.mark.parametrize(
     "name,meant", [("rtol", "use threshold, "), ("atol", 'threshold_mode="abs"'), ("x", None)]
 )

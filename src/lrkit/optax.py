@@ -311,7 +311,15 @@ def reduce_on_plateau(
         **extra_args: Any,
     ) -> tuple[Any, ReduceOnPlateauState]:
         del params, extra_args
-        x = jnp.asarray(value, fdtype)
+        x = jnp.asarray(value)  # its shape and dtype are static under jit: checked when traced
+        if x.size != 1:
+            raise ValueError(
+                "value must be a scalar metric (e.g. the mean loss), got an array of shape "
+                f"{tuple(x.shape)}"
+            )
+        if x.dtype.kind in ("b", "c"):
+            raise ValueError(f"value must be a real number, got an array of dtype {x.dtype}")
+        x = x.astype(fdtype).reshape(())
         if acc_n == 1:
             state = observe(state, x)
         else:

@@ -205,6 +205,25 @@ def test_lr_scheduler_with_feedback_and_errors(const_grad_model, mean_pred_loss)
         lk.LRScheduler(S.constant(0.01), per="step")
 
 
+def test_a_restart_per_epoch_begins_the_schedule_again_at_the_next_epoch(
+    const_grad_model, mean_pred_loss
+):
+    """RestartOnPlateau with per="epoch": after a restart at epoch end, the next epoch trains
+    at the schedule's step 0 (its peak), as the PyTorch adapter's step-then-report does; it
+    trained at step 1 (half the peak here), and a warmup's first step was always skipped."""
+    from lrkit.feedback import RestartOnPlateau
+
+    s = S.exponential(0.1, gamma=0.5)
+    fb = RestartOnPlateau(mode="max", patience=1)  # the loss only falls: plateaus
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=mean_pred_loss)
+    h = _fit(model, 8, [lk.LRScheduler(s, per="epoch", feedback=fb, monitor="loss")])
+    assert fb.restarts == [3, 6]
+    expected = [s(e - max([0, *(r for r in fb.restarts if r <= e)])) for e in range(8)]
+    np.testing.assert_allclose(h.history["learning_rate"], expected, rtol=1e-6)
+    assert h.history["learning_rate"][3] == pytest.approx(0.1)  # the peak again
+
+
 def test_lr_logger_per_batch_and_logs(const_grad_model, mean_pred_loss):
     s = S.linear(0.01, end_lr=0.0, total_steps=10)
     model = const_grad_model()

@@ -20,6 +20,7 @@ from ..feedback import (
     Feedback,
     GuardBook,
     PlateauKwargs,
+    as_metric,
 )
 from ..feedback import ReduceOnPlateau as _PlateauCore
 from ..schedules import Schedule, as_schedule
@@ -307,7 +308,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if self._handle is None:  # registered before the controller moves
             self._handle = _LRHandle(self.model, self.controller)
         old = self.controller.scale
-        new = self.controller.update(float(value), step=epoch)
+        new = self.controller.update(as_metric(value), step=epoch)
         if new != old:
             self._handle.multiply(new / old if old > 0 else 0.0)
             if self.verbose:
@@ -730,7 +731,10 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
                     stacklevel=2,
                 )
             else:
-                self.feedback.update(float(value), step=self.step if self.per == "batch" else epoch)
+                # the step of the schedule that trains next (a restart begins the schedule
+                # again there): the next batch, or the next epoch
+                nxt = self.step if self.per == "batch" else epoch + 1
+                self.feedback.update(as_metric(value), step=nxt)
         if self.last_lr is not None:
             logs["learning_rate"] = self.last_lr
 
