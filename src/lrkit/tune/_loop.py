@@ -474,8 +474,10 @@ def tune(
         raise ValueError(
             f"sampler must be None (TPE) or an Optuna sampler, got {type(sampler).__name__}"
         )
-    if callable(callbacks) or isinstance(callbacks, (str, bytes)) or not isinstance(
-        callbacks, Iterable
+    if (
+        callable(callbacks)
+        or isinstance(callbacks, (str, bytes))
+        or not isinstance(callbacks, Iterable)
     ):
         raise TypeError(
             "callbacks must be a sequence of callables (study, trial) -> None, got "
