@@ -135,6 +135,75 @@ def test_a_restore_puts_back_non_persistent_buffers_in_place():
     assert "centre" not in model.state_dict()
 
 
+def test_a_restore_puts_back_what_the_optimizer_steps_outside_the_model():
+    """A learnable loss temperature, stepped by the optimizer but owned by no module: its
+    value and its momentum come back with the model's (it stayed at the blown-up value, and
+    every later check diverged again until the guard gave up)."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    temp = torch.nn.Parameter(torch.tensor(1.0))
+    opt = torch.optim.SGD([{"params": model.parameters()}, {"params": [temp]}], lr=0.1,
+                          momentum=0.9)  # fmt: skip
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=1)
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    for i in range(6):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y) * temp
+        if i == 3:
+            loss = loss * math.inf
+        loss.backward()
+        if i == 2:  # a huge, finite gradient: temp jumps to about -1e37 at this step
+            temp.grad.fill_(1e38)
+        if guard.check(loss):
+            opt.step()
+            if i == 1:
+                kept = (temp.detach().clone(), opt.state[temp]["momentum_buffer"].clone())
+        elif i == 3:  # restored to the snapshot of check 3, before step 2's update
+            assert torch.equal(temp.detach(), kept[0])
+            assert torch.equal(opt.state[temp]["momentum_buffer"], kept[1])
+            assert temp.grad is None
+    assert guard.restores == 1 and math.isfinite(float(temp))
+
+
+@pytest.mark.parametrize("diverge_at", [0, 5])  # at the first check after it, or later
+def test_a_divergence_after_add_param_group_restores_every_group(diverge_at):
+    """Layers unfrozen (add_param_group) between two snapshots: the groups the snapshot holds
+    get their state back, the new one is kept as it is (a restore raised PyTorch's "different
+    number of parameter groups" after restoring the model only); from the next good check on,
+    snapshots hold the new group too."""
+    torch.manual_seed(0)
+    body, head = torch.nn.Linear(4, 4), torch.nn.Linear(4, 1)
+    model = torch.nn.Sequential(body, torch.nn.Tanh(), head)
+    opt = torch.optim.SGD(head.parameters(), lr=0.01, momentum=0.9)
+    sched = lt.scheduler(opt, S.constant(0.01))
+    guard = DivergenceGuard(model, optimizer=opt, scheduler=sched, snapshot_every=50)
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    snap = None
+    for i in range(10):
+        if i == 4:
+            snap = {k: v.clone() for k, v in model.state_dict().items()}
+            opt.add_param_group({"params": body.parameters(), "lr": 0.001})
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        if i == 4 + diverge_at:
+            loss = loss * math.nan
+        loss.backward()
+        if guard.check(loss):
+            opt.step()
+        else:
+            break
+        sched.step()
+    assert guard.restores == 1 and len(opt.param_groups) == 2
+    assert torch.equal(body.weight, snap["0.weight"])  # not trained before, or since check 5
+    if diverge_at == 0:  # the snapshot taken when the guard was made: head at its first values
+        assert guard.snapshot_check == 0 and not torch.equal(head.weight, snap["2.weight"])
+    else:  # the snapshot taken at the first good check after add_param_group (check 5)
+        assert guard.snapshot_check == 5 and torch.equal(head.weight, snap["2.weight"])
+    # the scheduler's LRs, cut in half: the new group keeps its ratio to the schedule
+    assert [g["lr"] for g in opt.param_groups] == [0.005, pytest.approx(0.0005)]
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_nonfinite_gradient_caught_by_the_fused_check():
     """One inf or NaN anywhere among the gradients (any dtype, some grads None) counts."""
     model, x, y = _problem(seed=7)

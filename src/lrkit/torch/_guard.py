@@ -14,11 +14,13 @@ Usage (call ``check`` after ``backward()`` and before ``optimizer.step()``)::
 The decision (ok / restore and cut / give up) is made by the framework-free
 :class:`lrkit.feedback.DivergenceDetector` (the guard's :attr:`~DivergenceGuard.controller`);
 this class keeps snapshots of the model's ``state_dict()`` (parameters *and* buffers, also
-those registered with ``persistent=False``) and the optimizer's ``state_dict()`` (moments,
-step counts, param-group hyperparameters), as clones in memory, taken every
-``snapshot_every`` good checks. On the final failure it restores the last good state, then
-raises :class:`DivergenceError` (a ``RuntimeError``): the model is left in its
-last good state.
+those registered with ``persistent=False``), the values of the tensors the optimizer steps
+outside the model (a learnable loss temperature) and the optimizer's ``state_dict()``
+(moments, step counts, param-group hyperparameters), as clones in memory, taken every
+``snapshot_every`` good checks, and at the first good check after ``add_param_group`` (a
+restore before it gives the new groups back as they are). On the final failure it restores
+the last good state, then raises :class:`DivergenceError` (a ``RuntimeError``): the model is
+left in its last good state.
 
 Cost per step at the defaults: one read of the loss (``loss.item()``, which a training loop
 usually does anyway), one finiteness screen over all gradients (one sum per gradient, one
@@ -171,6 +173,19 @@ class DivergenceGuard:
         self.scheduler = scheduler
 
     # ------------------------------------------------------------------ snapshots
+    def _outside_model(self) -> list[torch.Tensor]:
+        """The tensors the optimizer steps that the model does not own (a learnable loss
+        temperature, another module's weights): their values are in neither state dict."""
+        own = {id(p) for p in self.model.parameters()}
+        seen: set[int] = set()
+        out = []
+        for g in self.optimizer.param_groups:
+            for p in g["params"]:
+                if id(p) not in own and id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return out
+
     def snapshot(self) -> None:
         """Take a snapshot of the model and the optimizer now (done automatically)."""
         model_state = self.model.state_dict()
@@ -183,12 +198,51 @@ class DivergenceGuard:
                     for name, b in self.model.named_buffers()
                     if name not in model_state
                 },
+                "outside": [(p, p.detach().clone()) for p in self._outside_model()],
                 "optimizer": _clone(self.optimizer.state_dict()),
+                "groups": len(self.optimizer.param_groups),
                 "scale": self.feedback.scale,
                 "check": self.num_checks,
             }
         )
         self._book.good = 0
+
+    def _optimizer_state(self, snap: dict[str, Any]) -> dict[str, Any]:
+        """The snapshot's optimizer state for the optimizer as it is now: groups added since
+        the snapshot (``add_param_group``, e.g. layers unfrozen) keep their current state and
+        hyperparameters; the groups the snapshot holds get theirs back."""
+        saved: dict[str, Any] = _clone(snap["optimizer"])
+        now = self.optimizer.state_dict()
+        n = len(saved["param_groups"])
+        if len(now["param_groups"]) == n:
+            return saved
+        if len(now["param_groups"]) < n or any(
+            len(a["params"]) != len(b["params"])
+            for a, b in zip(saved["param_groups"], now["param_groups"])
+        ):
+            raise RuntimeError(
+                "DivergenceGuard: the optimizer's param groups changed since the last "
+                "snapshot in a way other than add_param_group; call guard.snapshot() after "
+                "changing them"
+            )
+        state: dict[Any, Any] = {}
+        groups = []
+        for i, group in enumerate(now["param_groups"]):
+            if i < n:
+                old = saved["param_groups"][i]
+                for old_id, new_id in zip(old["params"], group["params"]):
+                    if old_id in saved["state"]:
+                        state[new_id] = saved["state"][old_id]
+                groups.append({**old, "params": list(group["params"])})
+            else:  # added since the snapshot: as it is now
+                for pid in group["params"]:
+                    if pid in now["state"]:
+                        state[pid] = _clone(now["state"][pid])
+                groups.append(_clone(group))
+        return {"state": state, "param_groups": groups}
+
+    def _groups(self) -> int:
+        return int(self._book.snapshots[-1]["groups"])
 
     @property
     def snapshot_check(self) -> int:
@@ -210,11 +264,13 @@ class DivergenceGuard:
                 else:
                     owner, _, leaf = name.rpartition(".")
                     setattr(self.model.get_submodule(owner), leaf, saved.clone())
+            for p, saved in snap["outside"]:
+                p.copy_(saved)
         opt = self.optimizer
         groups, group_dicts = opt.param_groups, list(opt.param_groups)
         lrs = [g["lr"] for g in group_dicts]  # the objects (a tensor LR stays the same tensor)
         values = [lr.clone() if isinstance(lr, torch.Tensor) else lr for lr in lrs]
-        opt.load_state_dict(_clone(snap["optimizer"]))
+        opt.load_state_dict(self._optimizer_state(snap))
         # load_state_dict() builds new group dicts and a new list: put the values back into the
         # user's objects, so references held to them (or to the list) stay live
         for old, new in zip(group_dicts, opt.param_groups):
@@ -223,6 +279,8 @@ class DivergenceGuard:
         groups[:] = group_dicts
         opt.param_groups = groups
         for p in self.model.parameters():
+            p.grad = None
+        for p, _ in snap["outside"]:
             p.grad = None
         if self.scheduler is not None and hasattr(self.scheduler, "refresh"):
             for g, lr, v in zip(group_dicts, lrs, values):
@@ -286,7 +344,8 @@ class DivergenceGuard:
             value = all_reduce_mean(value)  # every rank judges one number: they restore together
         action = self._book.check(value, step=self.num_checks)
         if action == "ok":
-            if self._book.due():
+            # due, or param groups added since the last snapshot (layers unfrozen): now
+            if self._book.due() or len(self.optimizer.param_groups) != self._groups():
                 self.snapshot()
             return True
         self.feedback.set_scale(self.controller.scale)

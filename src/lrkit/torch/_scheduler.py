@@ -337,7 +337,10 @@ class LRKitScheduler(LRScheduler):
         self._update_fast_path()
 
     def refresh(self) -> None:
-        """Set the LRs of the current step again (after a controller changed its scale)."""
+        """Set the LRs of the current step again (after a controller changed its scale);
+        param groups added since the last step are adopted first, as :meth:`step` does."""
+        if len(self.optimizer.param_groups) != self._n_groups:
+            self._adopt_new_groups()
         self._apply()
 
     @staticmethod
@@ -537,7 +540,7 @@ class LRKitScheduler(LRScheduler):
             )
         value = as_metric(value)  # a bool, a string or a complex number: a one-line error
         scales = [float(c.update(value, step=self.last_epoch)) for c in self._controllers()]
-        self._apply()
+        self.refresh()  # param groups added since the last step included
         if isinstance(self._feedback, list):
             return [float(c.scale) for c in self._feedback]
         return scales[0]
