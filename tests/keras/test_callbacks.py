@@ -156,6 +156,27 @@ def test_guard_restores_cuts_lr_and_continues():
     assert not all(np.all(np.isfinite(w)) for w in bare.get_weights())
 
 
+def test_a_divergence_in_an_epochs_last_batch_is_restored_before_validation():
+    """The last batch's loss is judged when fit validates (not after): the validation loss of
+    that epoch is the restored state's, finite, and a plateau controller on it sees no
+    divergence (it counted a NaN/inf epoch and cut on top of the guard's cut)."""
+    x, y = _data_with_bad_batch(bad=9, n=10)  # the NaN sample is in the last batch
+    val = (x[:8], y[:8])
+    model = _small()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    guard = lk.DivergenceGuard(snapshot_every=1)
+    seen: list[float] = []
+
+    class Record(keras.callbacks.Callback):  # the weights fit validates
+        def on_test_begin(self, logs=None):
+            seen.append(float(np.abs(self.model.get_weights()[0]).sum()))
+
+    h = model.fit(x, y, batch_size=4, shuffle=False, verbose=0, epochs=1,
+                  validation_data=val, callbacks=[guard, Record()])  # fmt: skip
+    assert guard.restores == 1 and guard.restored_at == [10]
+    assert np.isfinite(h.history["val_loss"][0]) and np.isfinite(seen).all()
+
+
 def test_guard_detects_a_spike_through_the_running_mean():
     x, y = _data_with_bad_batch(bad=7, n=10, value=300.0)
     model = _small()

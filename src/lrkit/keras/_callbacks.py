@@ -349,8 +349,9 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
 
     Cost and timing: the callback never makes Keras wait for a step's result (it is
     ``async_safe``: Keras keeps dispatching the next step while the loss is read). The loss of
-    batch ``k`` is judged when batch ``k + 2`` is about to start (or at the end of the epoch);
-    on a divergence batch ``k + 1``, already run, is discarded with the diverged state. A
+    batch ``k`` is judged when batch ``k + 2`` is about to start (or at the end of the epoch,
+    before ``fit`` validates the epoch's weights: a diverged state is restored first); on a
+    divergence batch ``k + 1``, already run, is discarded with the diverged state. A
     snapshot (a host copy of every variable) is taken every ``snapshot_every`` good batches;
     it becomes the one restored once the loss of the batch trained from it is checked good.
     What ``snapshot_every=50`` gives up: a restore goes back up to about ``snapshot_every + 2``
@@ -516,6 +517,13 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         if self._book.due():
             # the state this batch trains from; restorable once its loss is checked good
             self._pending.append((self._begins[-1][0], self._take()))
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # fit validates before on_epoch_end: the epoch's last batches are judged first, so
+        # that a diverged state is restored before it is validated (its val_loss would reach
+        # the logs, and a plateau controller on it would cut on top of the guard's cut)
+        if self._begins and not self.gave_up:
+            self._judge(upto=len(self._begins))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.gave_up:
