@@ -54,7 +54,9 @@ class LRKitMixin:
     ``schedule`` is an lrkit schedule, a spec string, a dict, or a callable
     ``schedule(num_training_steps)`` returning one of those (the step count is known only when
     training starts). The schedule gives absolute LRs; each parameter group follows it times
-    its ratio to ``args.learning_rate`` (1 for the Trainer's own groups). ``feedback``: an
+    its ratio to the optimizer's default ``lr`` (``args.learning_rate`` for the optimizer the
+    Trainer builds, whose groups all get 1; your own optimizer's ``lr=`` for one passed in
+    ``optimizers=``). ``feedback``: an
     :mod:`lrkit.feedback` controller, fed by :class:`ReportMetric`; every ``train()`` starts
     it from its state when the Trainer was made (as the Trainer's own schedulers start afresh;
     ``hyperparameter_search`` trials too), and ``trainer.lrkit_feedback`` is the same object.
