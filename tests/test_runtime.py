@@ -55,3 +55,22 @@ def test_does_not_import_torch() -> None:
 
 def test_rank0_without_a_process_group() -> None:
     assert is_rank0() is True
+
+
+def test_the_rng_state_covers_the_own_generators_of_the_loaders_it_is_given() -> None:
+    torch = pytest.importorskip("torch")
+    from lrkit._runtime import GlobalRNGState, data_generators
+
+    data = torch.utils.data.TensorDataset(torch.arange(16.0))
+    own = torch.Generator().manual_seed(1)
+    sampler_gen = torch.Generator().manual_seed(2)
+    a = torch.utils.data.DataLoader(data, batch_size=4, shuffle=True, generator=own)
+    b = torch.utils.data.DataLoader(
+        data, batch_size=4, sampler=torch.utils.data.RandomSampler(data, generator=sampler_gen)
+    )
+    plain = torch.utils.data.DataLoader(data, batch_size=4, shuffle=True)  # global generator
+    assert data_generators({"a": a, "b": b}, [plain, a]) == [own, sampler_gen]
+    state = GlobalRNGState(data=({"a": a, "b": b}, plain))
+    first = [[x.tolist() for (x,) in loader] for loader in (a, b, plain)]
+    state.restore()
+    assert [[x.tolist() for (x,) in loader] for loader in (a, b, plain)] == first

@@ -45,9 +45,13 @@ class GlobalRNGState:
     Covers Python's ``random``, numpy's global ``np.random`` and, when torch is loaded (or
     ``import_torch=True`` and it is installed), ``torch``'s CPU generator and every
     initialized CUDA device's generator. A torch ``DataLoader`` draws its shuffling seed from
-    these when its iterator starts, so restoring them also replays its order."""
+    these when its iterator starts, so restoring them also replays its order; one built with
+    a ``generator=`` of its own draws from that: ``data`` (data sources: loaders, lists or
+    dicts of them) names the loaders whose own generators are saved and restored too
+    (:func:`data_generators`)."""
 
-    def __init__(self, *, import_torch: bool = False) -> None:
+    def __init__(self, *, import_torch: bool = False, data: tuple[Any, ...] = ()) -> None:
+        self.generators = [(g, g.get_state()) for g in data_generators(*data)]
         self.py = random.getstate()
         self.np = np.random.get_state()
         torch = _torch(import_torch)
@@ -57,6 +61,8 @@ class GlobalRNGState:
 
     def restore(self) -> None:
         """Put every saved state back (the object can restore more than once)."""
+        for g, state in self.generators:
+            g.set_state(state)
         random.setstate(self.py)
         np.random.set_state(self.np)
         if self.torch is not None:

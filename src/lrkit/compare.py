@@ -36,6 +36,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from . import _validate as V
+from ._runtime import data_generators
 from .finder.sweep import MAX_ITER, MIN_ITER
 
 __all__ = [
@@ -211,8 +212,6 @@ def _same_batches(setup: Setup, states: dict[int, tuple[Any, Any]]) -> None:
     object shared by the runs, e.g. built at module level) is put back to the state it had
     when first seen, before each run (without one, the loader draws from torch's global
     generator, which the runs seed alike)."""
-    from .torch import data_generators
-
     for g in data_generators(setup.data, setup.val):
         if id(g) in states and states[id(g)][0] is g:
             g.set_state(states[id(g)][1])

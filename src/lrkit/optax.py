@@ -28,7 +28,7 @@ import optax
 
 from . import _validate as V
 from ._jaxtable import EVALUATIONS, formula_fn, lookup_fn, out_dtype, x64_enabled
-from ._runtime import GlobalRNGState, data_generators
+from ._runtime import GlobalRNGState
 from .feedback import PLATEAU_HINTS, PlateauKwargs, ReduceOnPlateau
 from .finder import (
     FinderResult,
@@ -604,8 +604,7 @@ def find_lr(
         work_state = _accumulation_start(work_state)
     # the data may draw from the global RNGs (a numpy pipeline, a shuffled DataLoader) or
     # from a DataLoader's own generator: all go back afterwards
-    rngs = GlobalRNGState()
-    gens = [(g, g.get_state()) for g in data_generators(data, val_data)]
+    rngs = GlobalRNGState(data=(data, val_data))
     try:
         batches = cycle_batches(data)
         if val_data is not None:  # batches never trained on
@@ -651,6 +650,4 @@ def find_lr(
         )
     finally:
         rngs.restore()
-        for g, saved in gens:
-            g.set_state(saved)
     return sweep.result(warn=warn)

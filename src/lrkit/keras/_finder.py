@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from .. import _validate as V
-from .._runtime import GlobalRNGState, data_generators
+from .._runtime import GlobalRNGState
 from ..finder import (
     FinderResult,
     Sweep,
@@ -351,9 +351,9 @@ def find_lr(
         if sample_weight is not None:
             raise ValueError("sample_weight must be None when x is an iterable of batches")
         batches = _iter_batches(x)
-    rngs = GlobalRNGState()  # before any batch is drawn (val_data's included)
-    # the generators of torch DataLoaders given as data (each draws its order from its own)
-    gens = [(g, g.get_state()) for g in data_generators(x, val_data)]
+    # before any batch is drawn (val_data's included); torch DataLoaders given as data draw
+    # their order from generators of their own: those too
+    rngs = GlobalRNGState(data=(x, val_data))
     try:
         held = _val_batches(val_data, batch_size) if val_data is not None else None
         first = next(batches)
@@ -413,6 +413,4 @@ def find_lr(
             snap.restore()
     finally:
         rngs.restore()
-        for g, state in gens:
-            g.set_state(state)
     return sweep.result(warn=warn)

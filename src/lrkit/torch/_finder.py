@@ -59,8 +59,7 @@ class _Snapshot:
         named = list(model.named_modules())
         modules = [m for _, m in named]
         self.modes = [(m, m.training) for m in modules]
-        self.rngs = GlobalRNGState()
-        self.gens = [(g, g.get_state()) for g in data_generators(*data)]
+        self.rngs = GlobalRNGState(data=data)  # the loaders' own generators too
         # a DataLoader with persistent workers keeps its iterator (and workers) between
         # epochs: the sweep gets its own, the user's goes back afterwards, so the next
         # iter(loader) is the one it would have been
@@ -168,8 +167,7 @@ class _Snapshot:
             attempt("the GradScaler", self._restore_scaler)
             for m, flag in self.modes:
                 m.training = flag
-            attempt("the RNG states", self.rngs.restore)
-            attempt("the DataLoader generators", self._restore_generators)
+            attempt("the RNG states and DataLoader generators", self.rngs.restore)
             attempt("the DataLoader iterators", self._restore_iterators)
         finally:
             self.cleanup()
@@ -202,10 +200,6 @@ class _Snapshot:
                 t.grad = grad
             except Exception as exc:  # noqa: BLE001 - reported after the rest is restored
                 failed.append(f"{name} ({type(exc).__name__}: {str(exc).splitlines()[0]})")
-
-    def _restore_generators(self) -> None:
-        for gen, state in self.gens:
-            gen.set_state(state)
 
     def _restore_optimizer(self, tensors: dict[str, Any] | None) -> None:
         optimizer = self.optimizer

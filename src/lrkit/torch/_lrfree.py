@@ -32,8 +32,6 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 
 import torch
 
-from ._finder import data_generators
-
 __all__ = [
     "evaluating",
     "finalize",
@@ -354,11 +352,11 @@ def evaluating(
     # the re-estimation's forward passes (dropout) and data order draw from the global RNGs
     # and the loader's generators: they are put back too
     rngs = GlobalRNGState(import_torch=True) if bn_data is not None else None
-    gens: list[tuple[torch.Generator, torch.Tensor]] = []
+    loaders: GlobalRNGState | None = None
     try:
         if bn_data is not None:
             source: Any = bn_data() if _is_data_factory(bn_data) else bn_data  # type: ignore[operator]
-            gens = [(g, g.get_state()) for g in data_generators(source)]
+            loaders = GlobalRNGState(data=(source,))  # the loaders' own generators too
             batches = _one_pass(source, "bn_data")
         if sf:
             optimizer.eval()
@@ -367,10 +365,10 @@ def evaluating(
         model.eval()
         yield model
     finally:
-        if rngs is not None:
+        if loaders is not None:
+            loaders.restore()
+        if rngs is not None:  # after: the global states from before the factory was called
             rngs.restore()
-        for gen, state in gens:
-            gen.set_state(state)
         with torch.no_grad():
             for live, old in [*weights, *saved]:
                 live.copy_(old)
