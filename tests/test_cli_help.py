@@ -11,7 +11,7 @@ from lrkit.commands._help import HelpFormatter, rename
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
-    return dict(build_parser().commands)  # type: ignore[attr-defined]
+    return dict(build_parser().commands)
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

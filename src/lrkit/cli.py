@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
-def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> _Parser:
     parser = _Parser(prog="lrkit", description="Take the guesswork out of the learning rate.")
     from . import __version__
 
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args, extras = parser.parse_known_args(argv)
     if extras:  # reported by the command they were given to, which lists its options
-        getattr(parser, "commands", {}).get(args.command, parser).error(
+        parser.commands.get(args.command, parser).error(
             f"unrecognized arguments: {' '.join(extras)}"
         )
     module = importlib.import_module(f"lrkit.commands.{args.command}")

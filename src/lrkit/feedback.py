@@ -103,9 +103,7 @@ Action = Literal["ok", "restore", "give_up"]
 
 #: torch's dtypes that hold no real number (``float()`` reads True as 1.0 and drops an
 #: imaginary part)
-_NOT_REAL = frozenset(
-    {"torch.bool", "torch.complex32", "torch.complex64", "torch.complex128", "torch.chalf"}
-)
+_NOT_REAL = frozenset({"torch.bool", "torch.complex32", "torch.complex64", "torch.complex128"})
 
 
 def as_metric(value: Any) -> float:

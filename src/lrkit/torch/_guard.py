@@ -200,7 +200,6 @@ class DivergenceGuard:
                 },
                 "outside": [(p, p.detach().clone()) for p in self._outside_model()],
                 "optimizer": _clone(self.optimizer.state_dict()),
-                "groups": len(self.optimizer.param_groups),
                 "scale": self.feedback.scale,
                 "check": self.num_checks,
             }
@@ -242,7 +241,8 @@ class DivergenceGuard:
         return {"state": state, "param_groups": groups}
 
     def _groups(self) -> int:
-        return int(self._book.snapshots[-1]["groups"])
+        """The number of param groups the newest snapshot holds."""
+        return len(self._book.snapshots[-1]["optimizer"]["param_groups"])
 
     @property
     def snapshot_check(self) -> int:

@@ -169,16 +169,12 @@ def _fits(space: SearchSpace, fixed: Mapping[str, Any]) -> bool:
     return True
 
 
-def _duplicate_seed(trials: Sequence[Any], number: int) -> bool:
-    """Whether trial ``number`` is an enqueued trial that an earlier one already holds: the
-    same fixed parameters in a trial before it that did not fail (workers that started a new
-    study together each queued the seeds; a failed seed's re-queued copy is no duplicate)."""
+def _duplicate_seed(trials: Sequence[Any], number: int, fixed: Mapping[str, Any]) -> bool:
+    """Whether trial ``number``, enqueued with the parameters ``fixed``, is a copy of an
+    earlier one: the same fixed parameters in a trial before it that did not fail (workers
+    that started a new study together each queued the seeds; a failed seed's re-queued copy is
+    no duplicate)."""
     optuna = _optuna()
-    by_number = {t.number: t for t in trials}
-    this = by_number.get(number)
-    fixed = None if this is None else this.system_attrs.get("fixed_params")
-    if not fixed:
-        return False
     return any(
         t.number < number
         and t.state != optuna.trial.TrialState.FAIL
@@ -569,7 +565,7 @@ def tune(
         if fixed and not _fits(space, fixed):  # queued by a run with another search space
             trial.set_user_attr("dropped", "outside the search space")
             raise optuna.TrialPruned("a queued trial outside the search space: dropped")
-        if fixed and _duplicate_seed(trials, trial.number):
+        if fixed and _duplicate_seed(trials, trial.number, fixed):
             trial.set_user_attr("dropped", "a copy of an earlier queued trial")
             raise optuna.TrialPruned("a copy of an earlier queued trial: dropped")
         schedule = space.sample(trial)
