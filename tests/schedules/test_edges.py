@@ -228,3 +228,24 @@ def test_a_product_held_at_zero_with_bounded_factors_still_holds():
         assert table.beyond == "hold"
         t = np.arange(0, 5000)
         np.testing.assert_array_equal(table.values[table.index(t)], s.values(t).astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        S.cosine(1e308, total_steps=100),
+        S.cosine_restarts(1e308, T_0=10, T_mult=2),
+        S.cosine_restarts(1e308, T_0=10, m_mul=0.5),
+        S.warmup_cosine(1e307, end_lr=1e308, warmup_steps=50),
+        S.wsd(1e308, total_steps=100, warmup_steps=10, decay="cosine"),
+        S.onecycle(1e308, total_steps=100),
+    ],
+    ids=lambda s: s.name,
+)
+def test_a_cosine_of_the_largest_rates_stays_finite_and_within_its_range(s):
+    t = np.arange(0, 120)
+    vec = s.values(t)
+    scalar = np.array([s(int(x)) for x in t])
+    assert np.isfinite(vec).all() and np.isfinite(scalar).all()
+    assert vec.max() <= 1e308 and vec.min() >= 0.0
+    np.testing.assert_allclose(vec, scalar, rtol=1e-12)

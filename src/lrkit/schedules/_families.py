@@ -244,14 +244,14 @@ class Cosine(Schedule):
     def _at(self, t: float) -> float:
         if t >= self.total_steps:
             return self.eta_min
-        return (
-            self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(_PI * t / self.total_steps)) / 2
+        return self.eta_min + (self.lr - self.eta_min) * 0.5 * (
+            1 + math.cos(_PI * t / self.total_steps)
         )
 
     def _values(self, t: Any, xp: Any) -> Any:
         tc = xp.minimum(t, float(self.total_steps))
-        return (
-            self.eta_min + (self.lr - self.eta_min) * (1 + xp.cos(_PI * tc / self.total_steps)) / 2
+        return self.eta_min + (self.lr - self.eta_min) * 0.5 * (
+            1 + xp.cos(_PI * tc / self.total_steps)
         )
 
 
@@ -304,8 +304,8 @@ class CosineRestarts(Schedule):
         if self.m_mul != 1.0:
             mul = self._mul_pow[int(n)] if n < _POW_TABLE else _pow(self.m_mul, n)
             height = (self.lr - self.eta_min) * mul
-            return self.eta_min + height * (1 + math.cos(_PI * t_cur / t_i)) / 2
-        return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(_PI * t_cur / t_i)) / 2
+            return self.eta_min + height * 0.5 * (1 + math.cos(_PI * t_cur / t_i))
+        return self.eta_min + (self.lr - self.eta_min) * 0.5 * (1 + math.cos(_PI * t_cur / t_i))
 
     def _values(self, t: Any, xp: Any) -> Any:
         T_0, m = float(self.T_0), float(self.T_mult)
@@ -325,8 +325,8 @@ class CosineRestarts(Schedule):
             t_i = T_0 * power(m, n)
         if self.m_mul != 1.0:
             height = (self.lr - self.eta_min) * power(self.m_mul, n)
-            return self.eta_min + height * (1 + xp.cos(_PI * t_cur / t_i)) / 2
-        return self.eta_min + (self.lr - self.eta_min) * (1 + xp.cos(_PI * t_cur / t_i)) / 2
+            return self.eta_min + height * 0.5 * (1 + xp.cos(_PI * t_cur / t_i))
+        return self.eta_min + (self.lr - self.eta_min) * 0.5 * (1 + xp.cos(_PI * t_cur / t_i))
 
 
 #: entries of CosineRestarts' power tables (T_mult ** n for T_mult >= 2 reaches float64's
@@ -772,7 +772,7 @@ class Warmup(Schedule):
             return a + (b - a) * p
         if self.mode == "exponential":  # ``**``: numpy's, as values() computes it
             return a * _pow(b / a, p)
-        return a + (b - a) * (1 - math.cos(_PI * p)) / 2
+        return a + (b - a) * 0.5 * (1 - math.cos(_PI * p))
 
     def _values(self, t: Any, xp: Any) -> Any:
         p = xp.minimum(t, float(self.warmup_steps)) / self.warmup_steps
@@ -782,7 +782,7 @@ class Warmup(Schedule):
         elif self.mode == "exponential":
             out = a * (b / a) ** p
         else:
-            out = a + (b - a) * (1 - xp.cos(_PI * p)) / 2
+            out = a + (b - a) * 0.5 * (1 - xp.cos(_PI * p))
         return xp.where(t >= self.warmup_steps, b, out)
 
 
@@ -841,11 +841,11 @@ class WSD(Schedule):
         if self.decay == "linear":
             out = self.lr - span * p
         elif self.decay == "cosine":
-            out = self.min_lr + span * (1 + xp.cos(_PI * p)) / 2
+            out = self.min_lr + span * 0.5 * (1 + xp.cos(_PI * p))
         else:
             out = self.min_lr + span * (1 - xp.sqrt(p))
         if self.warmup_steps:
             w = float(self.warmup_steps)
-            ramp = self.init_lr + (self.lr - self.init_lr) * t / w
+            ramp = self.init_lr + (self.lr - self.init_lr) * (t / w)
             out = xp.where(t < w, ramp, out)
         return out

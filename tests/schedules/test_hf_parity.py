@@ -1,0 +1,102 @@
+"""Every ``TrainingArguments.lr_scheduler_type`` has an lrkit schedule with the same values
+(docs/hf.md's table): stepped through ``transformers.get_scheduler`` as the Trainer does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lrkit import schedules as S
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+LR = 3e-4
+WARMUP = 10
+TOTAL = 100
+
+CASES = [
+    (
+        "linear",
+        {},
+        S.with_warmup(S.linear(LR, end_lr=0.0, total_steps=TOTAL - WARMUP), warmup_steps=WARMUP),
+    ),
+    ("cosine", {}, S.with_warmup(S.cosine(LR, total_steps=TOTAL - WARMUP), warmup_steps=WARMUP)),
+    (
+        "cosine_with_restarts",
+        {"num_cycles": 3},
+        S.with_warmup(S.cosine_restarts(LR, T_0=(TOTAL - WARMUP) // 3), warmup_steps=WARMUP),
+    ),
+    (
+        "polynomial",
+        {"lr_end": 1e-6, "power": 2.0},
+        S.with_warmup(
+            S.polynomial(LR, total_steps=TOTAL - WARMUP, end_lr=1e-6, power=2.0),
+            warmup_steps=WARMUP,
+        ),
+    ),
+    ("constant", {}, S.constant(LR)),
+    ("constant_with_warmup", {}, S.with_warmup(S.constant(LR), warmup_steps=WARMUP)),
+    ("inverse_sqrt", {}, S.inverse_sqrt(LR, warmup_steps=WARMUP)),
+    (
+        "cosine_with_min_lr",
+        {"min_lr_rate": 0.1},
+        S.with_warmup(
+            S.cosine(LR, total_steps=TOTAL - WARMUP, eta_min=0.1 * LR), warmup_steps=WARMUP
+        ),
+    ),
+    (
+        "warmup_stable_decay",
+        {"num_decay_steps": 20, "min_lr_ratio": 0.1},
+        S.wsd(
+            LR,
+            total_steps=TOTAL,
+            warmup_steps=WARMUP,
+            decay_steps=20,
+            decay="cosine",
+            min_lr=0.1 * LR,
+            init_lr=0.1 * LR,
+        ),
+    ),
+    (
+        "warmup_stable_decay",
+        {"num_decay_steps": 20, "decay_type": "1-sqrt"},
+        S.wsd(LR, total_steps=TOTAL, warmup_steps=WARMUP, decay_steps=20, decay="1-sqrt"),
+    ),
+    (
+        "warmup_stable_decay",
+        {"num_decay_steps": 30, "decay_type": "linear"},
+        S.wsd(LR, total_steps=TOTAL, warmup_steps=WARMUP, decay_steps=30, decay="linear"),
+    ),
+]
+
+
+def _hf_lrs(name: str, kwargs: dict) -> np.ndarray:
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=LR)
+    sched = transformers.get_scheduler(
+        name,
+        opt,
+        num_warmup_steps=WARMUP,
+        num_training_steps=TOTAL,
+        scheduler_specific_kwargs=kwargs,
+    )
+    out = []
+    for _ in range(TOTAL):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "schedule"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
+def test_lr_scheduler_type_has_an_lrkit_schedule_with_its_values(name, kwargs, schedule) -> None:
+    hf = _hf_lrs(name, kwargs)
+    steps = np.arange(TOTAL)
+    # the two evaluate the same formula in another order: equal to a few units in the last place
+    np.testing.assert_allclose(schedule.values(steps), hf, rtol=1e-13, atol=0)
+    np.testing.assert_allclose([schedule(int(t)) for t in steps], hf, rtol=1e-13, atol=0)
+    # and the spec string of each reproduces it
+    np.testing.assert_array_equal(S.parse(schedule.spec).values(steps), schedule.values(steps))
