@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import pickle
 import warnings
 
 import numpy as np
@@ -168,6 +170,33 @@ def test_accepts_numpy_and_tensor_metrics():
 def test_validation(kwargs, name):
     with pytest.raises(ValueError, match=name):
         ReduceOnPlateau(**kwargs)
+
+
+@pytest.mark.parametrize("cls", [ReduceOnPlateau, RestartOnPlateau])
+@pytest.mark.parametrize(
+    ("kwargs", "hint"),
+    [
+        ({"min_lr": 1e-5}, "min_scale=min_lr / lr"),
+        ({"min_delta": 0.01}, 'threshold_mode="abs"'),
+        ({"eps": 1e-8}, "every cut is applied"),
+        ({"patienc": 3}, None),
+    ],
+)
+def test_another_librarys_keyword_names_the_option_meant(cls, kwargs, hint):
+    with pytest.raises(TypeError) as e:
+        cls("min", **kwargs)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{next(iter(kwargs))} is not an option of {cls.__name__}")
+    assert "options: cooldown, factor, " in msg and "min_scale, mode, patience" in msg
+    if hint:
+        assert hint in msg
+    else:
+        assert "(" not in msg
+    # a controller built right is unaffected, copies and pickles as before
+    c = cls("max", patience=2, min_scale=0.1)
+    for clone in (copy.deepcopy(c), pickle.loads(pickle.dumps(c))):
+        assert type(clone) is cls and clone.state_dict() == c.state_dict()
 
 
 def test_bad_metric_and_step():

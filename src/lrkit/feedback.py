@@ -29,6 +29,8 @@ a controller restored from a state dict continues exactly as the original would.
 from __future__ import annotations
 
 import bisect
+import functools
+import inspect
 import math
 import warnings
 from abc import ABC, abstractmethod
@@ -66,6 +68,7 @@ PLATEAU_HINTS = {
     "epsilon": 'use threshold with threshold_mode="abs"',
     "rtol": 'use threshold, with threshold_mode="rel" (the default)',
     "atol": 'use threshold with threshold_mode="abs"',
+    "eps": "every cut is applied, however small, as with PyTorch's eps=0",
 }
 
 
@@ -290,12 +293,27 @@ class _Plateau:
         self.cooldown_counter = v.integer("state['cooldown_counter']", state["cooldown_counter"])
 
 
+@functools.cache
+def _init_keywords(cls: type) -> frozenset[str]:
+    """The keyword names ``cls.__init__`` accepts."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
 class _OnPlateau(Feedback):
     """What :class:`ReduceOnPlateau` and :class:`RestartOnPlateau` share: the plateau detector,
     ``factor`` (validated on ``[0, 1)``, or ``[0, 1]`` when :attr:`_FACTOR_MAY_BE_ONE`),
     ``min_scale``, the scale, and the common part of their state dicts."""
 
     _FACTOR_MAY_BE_ONE = False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # a keyword of another library's plateau scheduler (min_lr, min_delta, ...) gets a
+        # pointer to the option meant, where Python's own error only calls it unexpected
+        names = _init_keywords(cls)
+        if not kwargs.keys() <= names:
+            v.options(cls.__name__, kwargs, sorted(names), PLATEAU_HINTS)
+        return super().__new__(cls)
 
     def _setup(
         self,
