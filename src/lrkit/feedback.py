@@ -296,7 +296,8 @@ class _Plateau:
 @functools.cache
 def _init_keywords(cls: type) -> frozenset[str]:
     """The keyword names ``cls.__init__`` accepts."""
-    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    # __init__'s own: the class's signature is __new__'s on Python < 3.11
+    params = list(inspect.signature(getattr(cls, "__init__")).parameters.values())[1:]
     return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
