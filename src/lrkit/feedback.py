@@ -297,7 +297,8 @@ class _Plateau:
 def _init_keywords(cls: type) -> frozenset[str]:
     """The keyword names ``cls.__init__`` accepts."""
     # __init__'s own: the class's signature is __new__'s on Python < 3.11
-    params = list(inspect.signature(getattr(cls, "__init__")).parameters.values())[1:]
+    init = cls.__init__  # type: ignore[misc]  # the class's own, whichever subclass it is
+    params = list(inspect.signature(init).parameters.values())[1:]
     return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
