@@ -395,3 +395,27 @@ def test_a_host_count_beyond_int32_is_a_one_line_error(evaluation, count) -> Non
     assert float(jax.jit(f)(jnp.int32(5))) == float(f(5))
     host = lo.schedule(S.cosine(0.1, total_steps=100), evaluation="host")
     assert float(host(big)) == 0.0
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        S.cosine(0.1, total_steps=1000),
+        S.cyclic(0.01, max_lr=0.1, step_size_up=7),
+        S.join([S.constant(0.1), S.cyclic(0.01, max_lr=0.1, step_size_up=7)], boundaries=[5]),
+        S.cosine_restarts(0.1, T_0=100),
+    ],
+    ids=lambda s: s.name,
+)
+def test_an_unsigned_device_count_past_int32_is_its_own_step(s) -> None:
+    # a uint32 step counter past 2**31 - 1 read as int32 would wrap to a negative step (NaN)
+    f = lo.schedule(s)
+    t = np.array([3, 10, 2**31 - 1, 2**31, 2**31 + 7, 2**32 - 1], dtype=np.uint32)
+    ref = s.values(t.astype(np.float64)).astype(np.float32)
+    for got in (f(jnp.asarray(t)), jax.jit(f)(jnp.asarray(t)), jax.vmap(f)(jnp.asarray(t))):
+        got = np.asarray(got)
+        assert np.isfinite(got).all()
+        assert _ulps(got, ref) <= 1
+    # and the steps a uint32 counter shares with int32 read the same table entries
+    small = jnp.asarray([0, 3, 999, 2**31 - 1], dtype=jnp.uint32)
+    np.testing.assert_array_equal(f(small), f(small.astype(jnp.int32)))

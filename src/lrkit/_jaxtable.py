@@ -77,15 +77,32 @@ def lookup_fn(
                 out = jnp.where(t < n, out, formula(t))
         return jnp.where(t < 0, jnp.asarray(np.nan, odt), out)
 
-    def fn(count: Any) -> jax.Array:
-        t = jnp.asarray(count)
-        if jnp.issubdtype(t.dtype, jnp.integer) or t.dtype == jnp.bool_:
-            return integer_steps(t.astype(jnp.int64 if x64_enabled() else jnp.int32))
+    def real_steps(t: jax.Array) -> jax.Array:
         # fractional steps: the table where the step is a whole number it covers
         whole = jnp.floor(t)
         covered = (whole == t) & (t < n) if beyond != "hold" else (whole == t) | (t >= n - 1)
         idx = jnp.clip(whole, 0, n - 1).astype(jnp.int32)
         from_table = jnp.where(t < 0, jnp.asarray(np.nan, odt), jnp.asarray(table)[idx])
         return jnp.where(covered | (t < 0), from_table, formula(t))
+
+    def fn(count: Any) -> jax.Array:
+        t = jnp.asarray(count)
+        if not (jnp.issubdtype(t.dtype, jnp.integer) or t.dtype == jnp.bool_):
+            return real_steps(t)
+        signed = jnp.int64 if x64_enabled() else jnp.int32
+        top = jnp.iinfo(signed).max
+        if jnp.issubdtype(t.dtype, jnp.unsignedinteger) and jnp.iinfo(t.dtype).max > top:
+            # an unsigned count past the signed range (uint32 without x64) would wrap to a
+            # negative step: they wrap a periodic table in their own dtype, and are read as
+            # real numbers otherwise
+            big = t > top
+            small = integer_steps(jnp.where(big, 0, t).astype(signed))
+            if beyond == "periodic":
+                wrapped = vt.offset + (jnp.where(big, t, vt.offset) - vt.offset) % vt.period
+                large = jnp.asarray(table)[wrapped.astype(signed)]
+            else:
+                large = real_steps(t.astype(jnp.float64 if x64_enabled() else jnp.float32))
+            return jnp.where(big, large, small)
+        return integer_steps(t.astype(signed))
 
     return jax.jit(fn)

@@ -119,7 +119,8 @@ def schedule(
     ``jax_enable_x64``, else float32). Works under ``jax.jit`` and ``jax.vmap``; eager calls
     run the same lookup. Fractional steps use the formula unless whole; a negative step gives
     NaN; a host integer count beyond int32 without ``jax_enable_x64`` (which JAX would wrap)
-    is a ``ValueError``. Costs and accuracy: ``docs/compiled.md``.
+    is a ``ValueError``; a device ``uint32`` count is read at its own step past 2**31 - 1.
+    Costs and accuracy: ``docs/compiled.md``.
 
     ``evaluation="host"`` evaluates the float64 numpy formula on the host through
     ``jax.pure_callback`` at every call (exact at every step, one host round trip per call).
