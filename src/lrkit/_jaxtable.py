@@ -90,8 +90,8 @@ def lookup_fn(
         if not (jnp.issubdtype(t.dtype, jnp.integer) or t.dtype == jnp.bool_):
             return real_steps(t)
         signed = jnp.int64 if x64_enabled() else jnp.int32
-        top = jnp.iinfo(signed).max
-        if jnp.issubdtype(t.dtype, jnp.unsignedinteger) and jnp.iinfo(t.dtype).max > top:
+        top = np.iinfo(signed).max
+        if jnp.issubdtype(t.dtype, jnp.unsignedinteger) and np.iinfo(t.dtype).max > top:
             # an unsigned count past the signed range (uint32 without x64) would wrap to a
             # negative step: they wrap a periodic table in their own dtype, and are read as
             # real numbers otherwise
