@@ -59,6 +59,19 @@ TASK = textwrap.dedent(
 
         return Task(train=train, total_steps=20)
 
+    def tune_slow():
+        import time
+
+        from lrkit.tune import Task
+
+        def train(schedule, report):
+            CALLS.with_name("started.txt").write_text("x")
+            for _ in range(600):  # until the test's SIGTERM
+                time.sleep(0.1)
+            return 1.0
+
+        return Task(train=train, total_steps=20)
+
     def tune_diverges():
         from lrkit.tune import Task
 
@@ -422,6 +435,44 @@ def test_tune_ctrl_c_keeps_the_study_and_says_so(task, tmp_path, capsys):
     assert len([ln for ln in err.splitlines() if "interrupted" in ln]) == 1
     assert "interrupted" in err and "run the same command" in err and "Traceback" not in err
     assert len(optuna.load_study(study_name="i", storage=url).trials) == 1
+
+
+def test_tune_sigterm_fails_the_running_trial_and_keeps_the_study(task, tmp_path):
+    """A worker preempted by SIGTERM (a batch system, ``kill``): one line, exit 143, and its
+    trial is FAIL at once (not RUNNING until another worker's grace period runs out)."""
+    import os
+    import signal
+    import time
+
+    optuna = pytest.importorskip("optuna")
+    import lrkit
+
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(Path(lrkit.__file__).parents[1]), str(tmp_path)]),
+    )
+    cmd = [sys.executable, "-m", "lrkit.cli", "tune", f"{task}:tune_slow", "--no-progress"]
+    cmd += ["--storage", url, "--seeding", "blind", "--study", "t", "--trials", "3"]
+    p = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        started = tmp_path / "started.txt"
+        deadline = time.monotonic() + 120
+        while not started.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), p.stderr.read() if p.poll() is not None else "no trial started"
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 143, err
+    assert "Traceback" not in err
+    notes = [ln for ln in err.splitlines() if "terminated" in ln]
+    assert len(notes) == 1 and "terminated (SIGTERM)" in notes[0]
+    assert "run the same command" in notes[0] and err.rstrip().endswith(notes[0])
+    trials = optuna.load_study(study_name="t", storage=url).trials
+    assert [t.state.name for t in trials] == ["FAIL"]
 
 
 def test_no_traceback_through_the_real_entry_point(tmp_path):

@@ -65,10 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unrecognized arguments: {' '.join(extras)}"
         )
     module = importlib.import_module(f"lrkit.commands.{args.command}")
+    from .commands.signals import TERMINATED_EXIT, Terminated, sigterm_as_interrupt
+
     try:
-        code = int(module.run(args) or 0)
+        with sigterm_as_interrupt():
+            code = int(module.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not as an error at exit
         return code
+    except Terminated:  # SIGTERM: as Ctrl-C
+        print(f"\nlrkit {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return TERMINATED_EXIT
     except KeyboardInterrupt:  # Ctrl-C: a short note, no traceback (the command cleaned up)
         print(f"\nlrkit {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -43,6 +43,7 @@ from ._target import (
     user_code,
     write_json,
 )
+from .signals import TERMINATED_EXIT, Terminated
 
 HELP = "Search learning rate and schedule with Optuna."
 
@@ -420,13 +421,14 @@ def _tune(args: argparse.Namespace) -> int:
         if _raised_by_optuna(exc):
             raise  # not a mistake in the command line: Optuna's own error, with its traceback
         return err(str(exc))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         print(
-            f"\nlrkit tune: interrupted; the finished trials stay in study {study!r} "
+            f"\nlrkit tune: {how}; the finished trials stay in study {study!r} "
             f"({mask_url(args.storage)}): run the same command to continue",
             file=sys.stderr,
         )
-        return 130
+        return TERMINATED_EXIT if isinstance(exc, Terminated) else 130
     n_done = len(result.complete_trials)
     failed = json_written = False
     if args.json:
