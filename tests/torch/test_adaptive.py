@@ -64,7 +64,7 @@ def _manual(opt, group, p):
         return torch.full_like(p, lr)
     t = float(st["step"])
     eps = group["eps"]
-    if isinstance(opt, (O.Adam, O.NAdam)):
+    if isinstance(opt, (O.Adam, O.AdamW, O.NAdam)):  # AdamW subclasses Adam from 2.5 only
         b2 = group["betas"][1]
         v = st["max_exp_avg_sq"] if group.get("amsgrad") else st["exp_avg_sq"]
         return lr / (torch.sqrt(v / (1 - b2**t)) + eps)
@@ -109,7 +109,7 @@ def _direction(opt, group, p, grad, prev):
     if isinstance(opt, O.SGD):
         return grad
     t = float(st["step"])
-    if isinstance(opt, (O.Adam, O.RAdam, O.Adamax)):
+    if isinstance(opt, (O.Adam, O.AdamW, O.RAdam, O.Adamax)):
         return st["exp_avg"] / (1 - group["betas"][0] ** t)
     if isinstance(opt, O.NAdam):
         b1, md = group["betas"][0], group["momentum_decay"]

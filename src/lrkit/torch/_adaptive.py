@@ -74,7 +74,8 @@ SUPPORTED = ("Adam", "AdamW", "NAdam", "RAdam", "Adamax", "RMSprop", "Adagrad", 
 def _kind(optimizer: torch.optim.Optimizer) -> str:
     o = torch.optim
     for cls, name in (
-        (o.Adam, "adam"),  # AdamW subclasses Adam
+        (o.Adam, "adam"),
+        (o.AdamW, "adam"),  # a subclass of Adam from PyTorch 2.5 on, not before
         (o.NAdam, "nadam"),
         (o.RAdam, "radam"),
         (o.Adamax, "adamax"),
