@@ -668,6 +668,57 @@ def test_param_groups_added_later_follow_the_schedule() -> None:
     assert [g["lr"] for g in opt.param_groups] == [s(2), ratio * s(2)]
 
 
+@pytest.mark.parametrize("optimizer_first", [True, False])
+def test_a_checkpoint_saved_between_add_param_group_and_the_next_step_resumes_exactly(
+    optimizer_first: bool,
+) -> None:
+    def build() -> tuple[torch.nn.Module, torch.nn.Module, Any, Any]:
+        torch.manual_seed(0)
+        a, b = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+        opt = torch.optim.SGD(a.parameters(), lr=0.1, momentum=0.9)
+        return a, b, opt, lt.scheduler(opt, "cosine(0.1, 20)", momentum=S.constant(0.8))
+
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+
+    def train(a, b, opt, sch, steps: int) -> list[list[float]]:
+        lrs = []
+        for _ in range(steps):
+            opt.zero_grad()
+            (a(x) + b(x)).pow(2).mean().backward()
+            opt.step()
+            sch.step()
+            lrs.append([g["lr"] for g in opt.param_groups])
+        return lrs
+
+    a, b, opt, sch = build()
+    train(a, b, opt, sch, 5)
+    opt.add_param_group({"params": list(b.parameters()), "lr": 0.01, "momentum": 0.5})
+    saved = copy.deepcopy(
+        {"a": a.state_dict(), "b": b.state_dict(), "opt": opt.state_dict(), "sch": sch.state_dict()}
+    )
+    assert saved["sch"]["ratios"] == [1.0]  # the new group is adopted at the next step
+    # the first step after the save trains the new group at its own lr and momentum
+    expected = train(a, b, opt, sch, 6)
+    a2, b2, opt2, sch2 = build()
+    opt2.add_param_group({"params": list(b2.parameters()), "lr": 0.01, "momentum": 0.5})
+    a2.load_state_dict(saved["a"])
+    b2.load_state_dict(saved["b"])
+    if optimizer_first:
+        opt2.load_state_dict(saved["opt"])
+        sch2.load_state_dict(saved["sch"])
+    else:
+        sch2.load_state_dict(saved["sch"])
+        opt2.load_state_dict(saved["opt"])
+    assert [(g["lr"], g["momentum"]) for g in opt2.param_groups] == [
+        (S.cosine(0.1, total_steps=20)(5), 0.8),
+        (0.01, 0.5),
+    ]
+    assert train(a2, b2, opt2, sch2, 6) == expected
+    for p, q in zip([*a.parameters(), *b.parameters()], [*a2.parameters(), *b2.parameters()]):
+        assert torch.equal(p, q)
+    assert sch2.ratios == sch.ratios == [1.0, 0.01 / 0.1]
+
+
 def test_param_groups_added_to_a_per_group_scheduler_are_refused() -> None:
     a, b, c = (torch.nn.Linear(2, 1) for _ in range(3))
     opt = torch.optim.SGD([{"params": a.parameters()}, {"params": b.parameters()}], lr=0.1)

@@ -390,7 +390,9 @@ class LRKitScheduler(LRScheduler):
 
     def _apply(self) -> None:
         t = self.last_epoch
-        groups = self.optimizer.param_groups
+        # the groups this scheduler has adopted (after a load, groups added since the save are
+        # adopted at the next step, as they were in the run that saved)
+        groups = self.optimizer.param_groups[: len(self.ratios)]
         if self._fast:  # one schedule, no controller, float lrs: the hot path
             lr = self._at0(t)
             lrs = [r * lr for r in self.ratios]
@@ -627,8 +629,13 @@ class LRKitScheduler(LRScheduler):
                 "state_dict must hold 'last_epoch' (a dict from LRKitScheduler.state_dict()), "
                 f"got keys {sorted(map(str, state_dict))}"
             )
-        if len(self.optimizer.param_groups) != self._n_groups:
-            self._adopt_new_groups()  # param groups added since the last step
+        saved_groups = state_dict.get("ratios")
+        saved_n = len(saved_groups) if hasattr(saved_groups, "__len__") else None
+        if len(self.optimizer.param_groups) != self._n_groups and saved_n != self._n_groups:
+            # param groups added since the last step, which the checkpoint has adopted (or a
+            # checkpoint without ratios); a checkpoint saved before its run adopted them
+            # (add_param_group, then a save before the next step) leaves them to the next step
+            self._adopt_new_groups()
         # everything is checked before anything changes: a bad checkpoint leaves this scheduler
         # (and the optimizer's LRs) as they were
         # -1: a scheduler of a SequentialLR whose phase has not begun
@@ -642,7 +649,7 @@ class LRKitScheduler(LRScheduler):
             if step_count is None
             else V.integer("state_dict['_step_count']", step_count, 0)
         )
-        n = len(self.optimizer.param_groups)
+        n = self._n_groups
         ratios = self._float_list(state_dict, "ratios", n)
         base_lrs = self._float_list(state_dict, "base_lrs", n)
         saved = state_dict.get("schedules")
