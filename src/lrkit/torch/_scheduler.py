@@ -13,7 +13,7 @@ import inspect
 import math
 import numbers
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from typing import Any, cast
 
 from .._imports import require
@@ -630,7 +630,7 @@ class LRKitScheduler(LRScheduler):
                 f"got keys {sorted(map(str, state_dict))}"
             )
         saved_groups = state_dict.get("ratios")
-        saved_n = len(saved_groups) if hasattr(saved_groups, "__len__") else None
+        saved_n = len(saved_groups) if isinstance(saved_groups, Sized) else None
         if len(self.optimizer.param_groups) != self._n_groups and saved_n != self._n_groups:
             # param groups added since the last step, which the checkpoint has adopted (or a
             # checkpoint without ratios); a checkpoint saved before its run adopted them
