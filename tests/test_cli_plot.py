@@ -86,12 +86,26 @@ def test_text_plot_log_axis_labels_whole_steps_as_integers():
     assert last.rstrip().endswith("1199")
 
 
-def test_plot_steps_names_the_default_when_the_length_is_too_long():
+def test_a_schedule_of_the_longest_length_is_drawn_up_to_step_2_to_the_53_by_default(tmp_path):
+    pytest.importorskip("matplotlib")
     from lrkit import schedules as S
-    from lrkit.textplot import plot_steps
+    from lrkit.textplot import MAX_POINTS, MAX_STEP, natural_steps, plot_steps
 
-    with pytest.raises(ValueError, match=r"^the schedule's length \+ 1 \(the default steps\)"):
-        plot_steps(S.cosine(0.1, total_steps=2**53))  # 2**53 + 1 steps
+    for s in (
+        S.cosine(0.1, total_steps=2**53),  # 2**53 + 1 steps
+        S.join([S.constant(0.1), S.cosine(0.1, total_steps=2**53 - 5)], boundaries=[4]),
+        S.join([S.constant(0.1), S.exponential(0.1, gamma=0.99)], boundaries=[2**52]),
+    ):
+        last = min(natural_steps(s), MAX_STEP) - 1
+        xs = plot_steps(s)
+        assert xs[0] == 0 and xs[-1] == last and len(xs) == MAX_POINTS
+        ax = s.plot(tmp_path / "long.png")
+        assert (tmp_path / "long.png").stat().st_size > 0
+        assert ax.lines[0].get_xdata()[-1] == last
+    with pytest.raises(
+        ValueError, match=r"^steps must be at most 2\*\*53 to plot, got 9\.01e\+15$"
+    ):
+        plot_steps(S.constant(0.1), steps=2**53 + 1)
 
 
 def _unwritable(tmp_path: Path, kind: str) -> Path:

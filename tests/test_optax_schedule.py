@@ -419,3 +419,26 @@ def test_an_unsigned_device_count_past_int32_is_its_own_step(s) -> None:
     # and the steps a uint32 counter shares with int32 read the same table entries
     small = jnp.asarray([0, 3, 999, 2**31 - 1], dtype=jnp.uint32)
     np.testing.assert_array_equal(f(small), f(small.astype(jnp.int32)))
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        S.exponential(1e-8, gamma=1.05),
+        S.step(1e-8, step_size=10, gamma=2.0),
+        S.scale(S.exponential(3.0, gamma=6.9), factor=1e-300),
+        S.join([S.constant(0.1), S.exponential(1e-9, gamma=1.1)], boundaries=[5]),
+    ],
+    ids=lambda s: s.name,
+)
+def test_a_growing_schedule_that_starts_below_the_smallest_value_is_not_held_at_zero(s) -> None:
+    # below the dtype's smallest subnormal at the start is not below it for good when it grows
+    f = lo.schedule(s, dtype=jnp.float16)
+    t = np.array([0, 10, 100, 300, 500])
+    with np.errstate(over="ignore"):
+        ref = s.values(t).astype(np.float16)
+    got = np.asarray(f(jnp.asarray(t)))
+    assert got[-1] > 0 and np.isfinite(ref[-1]) == np.isfinite(got[-1])
+    host = np.asarray(lo.schedule(s, dtype=jnp.float16, evaluation="host")(t))
+    np.testing.assert_array_equal(got[ref != 0], host[ref != 0])
+    assert value_table(s, dtype=np.float16).beyond != "hold"

@@ -135,7 +135,9 @@ def optional_callable(name: str, value: Any, signature: str) -> Any:
 
 
 def choice(name: str, value: Any, allowed: Sequence[str]) -> str:
-    if value not in allowed:
+    """``value`` if it is one of the strings ``allowed``, else a ``ValueError`` naming ``name``
+    (compared as a string only: an array or another object is refused, not compared)."""
+    if not isinstance(value, str) or value not in allowed:
         options = ", ".join(repr(a) for a in allowed)
         raise ValueError(f"{name} must be one of {options}, got {_fmt(value)}")
     return str(value)

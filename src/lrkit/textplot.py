@@ -28,7 +28,7 @@ def natural_steps(schedule: Any) -> int:
 def check_steps(schedule: Any) -> Any:
     """The steps a schedule is checked at (its sign when an adapter takes it, its peak): those
     a default plot of it evaluates, over its natural length (at most 2**53 steps)."""
-    return plot_steps(schedule, steps=min(natural_steps(schedule), MAX_STEP))
+    return plot_steps(schedule)
 
 
 def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX_POINTS) -> Any:
@@ -37,15 +37,14 @@ def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX
     first and the last (so a plot of ``cosine(0.1, 10**12)`` costs what one of 4000 steps
     does). ``steps`` defaults to the schedule's natural length + 1 (its ``length``
     attribute), or 1000 when it has none. Returns an ``int64`` array."""
-    if steps is None:
-        total = natural_steps(schedule)
+    if steps is None:  # a schedule of the longest length (2**53 steps) is drawn to its end
+        total = min(natural_steps(schedule), MAX_STEP)
     else:
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         total = int(steps)
     if total > MAX_STEP:
-        what = "steps" if steps is not None else "the schedule's length + 1 (the default steps)"
-        raise ValueError(f"{what} must be at most 2**53 to plot, got {total:.3g}")
+        raise ValueError(f"steps must be at most 2**53 to plot, got {total:.3g}")
     if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2:
         raise ValueError(f"max_points must be an integer >= 2, got {max_points!r}")
     if total <= max_points:

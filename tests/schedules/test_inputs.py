@@ -3,6 +3,7 @@ spec strings, a warmup of zero steps, a negative number added to a schedule."""
 
 from __future__ import annotations
 
+import math
 import types
 
 import numpy as np
@@ -108,3 +109,47 @@ def test_a_spec_over_several_lines_is_shown_on_one_with_the_caret_under_the_erro
     assert first.endswith("cosine(): total_steps must be an integer in [1, 2**53], got 0")
     assert shown == "  join([warmup(0.0, 0.1, 10),  cosine(0.1, total_steps=0)], [10])"
     assert shown[caret.index("^") :].startswith("0)]")
+
+
+def test_from_dict_lists_unknown_keys_of_mixed_types() -> None:
+    with pytest.raises(
+        ValueError, match=r"^cosine: unknown parameter\(s\) \['x', 1\] \(parameters"
+    ):
+        S.from_dict({"name": "cosine", "lr": 0.1, "total_steps": 10, 1: 2, "x": 3})
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda v: S.cyclic(0.0, max_lr=1.0, mode=v),
+        lambda v: S.onecycle(0.1, total_steps=10, anneal_strategy=v),
+        lambda v: S.wsd(0.1, total_steps=10, decay=v),
+    ],
+)
+@pytest.mark.parametrize("value", [np.array(["a", "b"]), ["cos"], 1, None])
+def test_a_mode_that_is_not_a_string_is_named(make, value) -> None:
+    with pytest.raises(ValueError, match=r"^(mode|anneal_strategy|decay) must be one of '"):
+        make(value)
+
+
+def test_with_warmup_of_a_negative_start_names_the_schedule() -> None:
+    with pytest.raises(ValueError, match=r"^schedule must start at a learning rate >= 0"):
+        S.with_warmup(S.constant(0.1) - 0.2, warmup_steps=10)
+    with pytest.raises(ValueError, match=r"^schedule must start at a learning rate >= 0"):
+        S.with_warmup(S.constant(0.1) - 0.2, warmup_steps=0)
+
+
+@pytest.mark.parametrize("spec", ["constant(1,,)", "cosine(0.1,,100)", "cosine(lr=0.1,,100)"])
+def test_an_empty_argument_asks_for_a_value(spec) -> None:
+    with pytest.raises(
+        S.SpecError, match=r"expected a value \(number, string, list or schedule\), found ','"
+    ):
+        S.parse(spec)
+
+
+def test_the_scalar_and_vector_paths_agree_where_a_cycle_outgrows_float64() -> None:
+    s = S.cosine_restarts(0.1, T_0=10**15, T_mult=10**5)
+    with np.errstate(all="ignore"):
+        vec = s.values([1e308])[0]
+    got = s(1e308)  # math.cos(inf) raised a bare "math domain error"
+    assert (math.isnan(got) and math.isnan(vec)) or got == vec

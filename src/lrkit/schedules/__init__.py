@@ -90,6 +90,11 @@ def with_warmup(
     if not isinstance(schedule, Schedule):
         raise ValueError(f"schedule must be a lrkit schedule, got {schedule!r}")
     steps = _validate.integer("warmup_steps", warmup_steps, 0, _validate.MAX_STEPS)
+    if not schedule(0) >= 0:  # the ramp's end; its own end_lr is not a parameter given here
+        raise ValueError(
+            f"schedule must start at a learning rate >= 0 to warm up to, got schedule(0) = "
+            f"{schedule(0)!r}"
+        )
     if steps == 0:
         # the ramp's other arguments are still checked, as they are with a ramp
         Warmup(start_lr, end_lr=schedule(0), warmup_steps=1, mode=mode)

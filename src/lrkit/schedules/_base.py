@@ -236,9 +236,10 @@ class Schedule(ABC):
             step = float(step)  # as values() reads it
         try:
             return self._at(step)
-        except OverflowError:
-            # a value beyond float64 (e.g. ``gamma ** step`` with gamma > 1): the float64
-            # vectorized path gives inf there, and so does this one
+        except (OverflowError, ValueError):
+            # a value beyond float64 (e.g. ``gamma ** step`` with gamma > 1), or math's domain
+            # error where it went through one (``cos(inf)``): the float64 vectorized path gives
+            # inf or NaN there, and so does this one
             with np.errstate(over="ignore", invalid="ignore"):
                 return float(self.values([float(step)])[0])
 

@@ -257,6 +257,8 @@ class _Parser:
                 where[tok.text] = self.peek().pos
                 kwargs[tok.text] = self.value()
             else:
+                if tok.kind == "punct" and tok.text == ",":  # an empty argument: ``f(1,,)``
+                    raise self.fail("expected a value (number, string, list or schedule)")
                 if kwargs:
                     raise self.fail("positional argument after keyword argument")
                 if len(args) >= len(order):
@@ -331,7 +333,8 @@ def _from_dict(d: Any, depth: int) -> Schedule:
     extra = set(d) - {"name"} - set(cls.params)
     if extra:
         raise ValueError(
-            f"{name}: unknown parameter(s) {sorted(extra)} (parameters: {', '.join(cls.params)})"
+            f"{name}: unknown parameter(s) {sorted(extra, key=repr)} "
+            f"(parameters: {', '.join(cls.params)})"
         )
     kwargs = {k: _decode(val, depth) for k, val in d.items() if k != "name"}
     missing = _missing(cls, kwargs)

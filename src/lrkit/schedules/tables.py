@@ -244,10 +244,12 @@ def _decays_below(s: Schedule, log_threshold: float) -> float | None:
     a: Any = s
     name = s.name
     if name in ("exponential", "step") and _known(s, "lr", "gamma", "step_size"):
-        if a.lr == 0.0 or math.log(a.lr) <= log_threshold:
+        if a.lr == 0.0:
             return 0.0
         if not a.gamma < 1.0:
-            return None
+            return None  # constant or growing: below the threshold now is not for good
+        if math.log(a.lr) <= log_threshold:
+            return 0.0
         k = (log_threshold - math.log(a.lr)) / math.log(a.gamma)
         return math.ceil(k) * a.step_size if name == "step" else k
     if name == "scale" and _known(s, "schedule", "factor"):
