@@ -557,3 +557,34 @@ def test_finder_files_of_an_earlier_sweep_are_not_overwritten(tmp_path: Any) -> 
     ]
     saved = json.loads((tmp_path / "lr_finder-2.json").read_text())
     assert finder.result is not None and saved["suggestion"] == finder.result.suggestion
+
+
+class Metered(Tiny):
+    """training_step updates a torchmetrics metric that the epoch end reads and resets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import torchmetrics
+
+        self.batches = torchmetrics.SumMetric()
+        self.counted: list[int] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        self.batches.update(torch.ones(()))
+        return super().training_step(batch, batch_idx)
+
+    def on_train_epoch_end(self) -> None:
+        self.counted.append(int(self.batches.compute()))
+        self.batches.reset()
+
+
+def test_finder_leaves_the_metrics_training_step_updates_as_without_it() -> None:
+    pytest.importorskip("torchmetrics")
+    runs = []
+    for finder in (None, LRFinder(num_iter=20, set_lr=False, plot=False)):
+        torch.manual_seed(0)
+        model = Metered()
+        state = _trained(model, finder, max_epochs=2)
+        runs.append((model.counted, state))
+    assert runs[0][0] == runs[1][0] == [4, 4]  # 64 samples, batches of 16: no sweep step counted
+    assert _same(runs[0][1], runs[1][1])

@@ -362,3 +362,53 @@ def test_a_part_that_cannot_be_restored_is_one_line_raised_after_the_rest(monkey
     assert opt.param_groups[0]["lr"] == 1e-3 and len(opt.state) == 0
     assert not any(m.training for m in model.modules())
     assert torch.equal(torch.get_rng_state(), rng)
+
+
+class Counted(nn.Module):
+    """A model whose forward updates torchmetrics metrics (a running sum and a list state)."""
+
+    def __init__(self, torchmetrics):
+        super().__init__()
+        self.lin = nn.Linear(6, 2)
+        self.seen = torchmetrics.SumMetric()
+        self.outs = torchmetrics.CatMetric()
+
+    def forward(self, x):
+        out = self.lin(x)
+        self.seen.update(torch.tensor(float(len(x))))
+        self.outs.update(out.detach()[:, 0])
+        return out
+
+
+@pytest.mark.parametrize("before", [0, 3])
+def test_metric_states_the_sweep_updates_go_back(before):
+    torchmetrics = pytest.importorskip("torchmetrics")
+    torch.manual_seed(0)
+    model = Counted(torchmetrics)
+    for x, _ in data()[:before]:  # states and counts accumulated before the range test
+        model(x)
+    saved = (
+        model.seen.metric_state["sum_value"].clone(),
+        [t.clone() for t in model.outs.metric_state["value"]],
+    )
+    count = model.seen.update_count
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    res = find_lr(
+        model,
+        opt,
+        nn.functional.cross_entropy,
+        data(),
+        num_iter=20,
+        end_lr=1.0,
+        val_data=data()[:2],
+    )
+    assert res.steps > 0
+    assert torch.equal(model.seen.metric_state["sum_value"], saved[0])
+    assert len(model.outs.metric_state["value"]) == len(saved[1])
+    assert all(torch.equal(a, b) for a, b in zip(model.outs.metric_state["value"], saved[1]))
+    assert model.seen.update_count == model.outs.update_count == count
+    if before:
+        assert float(model.seen.compute()) == 16.0 * before
+    # and the metric keeps working afterwards
+    model(data()[0][0])
+    assert model.seen.update_count == count + 1

@@ -40,10 +40,45 @@ __all__ = ["data_generators", "find_lr"]
 # ----------------------------------------------------------------------------- snapshot
 
 
+#: what a torchmetrics ``Metric`` counts besides its states (torchmetrics 1.x)
+_METRIC_COUNTS = ("_update_count", "_update_called", "_computed", "_forward_cache")
+
+
+def _is_metric(m: torch.nn.Module) -> bool:
+    """A metric module that accumulates state between calls (torchmetrics' ``Metric``: its
+    states are attributes, neither parameters nor buffers)."""
+    state = getattr(type(m), "metric_state", None)
+    return isinstance(state, property) and callable(getattr(m, "reset", None))
+
+
+def _metric_attribute_names(m: torch.nn.Module) -> list[str]:
+    names: Any = m.metric_state  # a dict: state name -> value
+    return [*names, *_METRIC_COUNTS]
+
+
+def _metric_attributes(m: torch.nn.Module) -> dict[str, Any]:
+    """A copy of a metric's states (tensors, lists of tensors) and counts."""
+    out: dict[str, Any] = {}
+    with torch.no_grad():
+        for k in _metric_attribute_names(m):
+            if k in m.__dict__:
+                v = m.__dict__[k]
+                if torch.is_tensor(v):
+                    out[k] = v.detach().clone()
+                elif isinstance(v, list):
+                    out[k] = [
+                        x.detach().clone() if torch.is_tensor(x) else copy.deepcopy(x) for x in v
+                    ]
+                else:
+                    out[k] = copy.deepcopy(v)
+    return out
+
+
 class _Snapshot:
     """Everything a sweep may change: weights, buffers, grads, optimizer state and groups,
     module modes, GradScaler, RNGs (torch CPU/CUDA, numpy, Python, DataLoader generators),
-    and the worker iterator a DataLoader with persistent workers keeps."""
+    the worker iterator a DataLoader with persistent workers keeps, and the states of the
+    metrics (torchmetrics) inside the model."""
 
     def __init__(
         self,
@@ -68,6 +103,9 @@ class _Snapshot:
             if isinstance(d, torch.utils.data.DataLoader) and "_iterator" in vars(d):
                 self.iterators.append((d, d._iterator))
                 d._iterator = None
+        # metrics inside the model (torchmetrics: a module with a ``metric_state``) that the
+        # sweep's steps update: their accumulated state and counts go back as they were
+        self.metrics = [(m, _metric_attributes(m)) for m in modules if _is_metric(m)]
         self.opt_called = optimizer.__dict__.get("_opt_called", _MISSING)
         self.scaler_state = copy.deepcopy(scaler.__dict__) if scaler is not None else None
         # each module's parameter and buffer slots (the tensor objects, by name): tensors
@@ -165,6 +203,7 @@ class _Snapshot:
                 attempt("the weights", lambda: self._restore_tensors(tensors, failed))
             attempt("the optimizer", lambda: self._restore_optimizer(tensors))
             attempt("the GradScaler", self._restore_scaler)
+            attempt("the metrics' states", self._restore_metrics)
             for m, flag in self.modes:
                 m.training = flag
             attempt("the RNG states and DataLoader generators", self.rngs.restore)
@@ -222,6 +261,13 @@ class _Snapshot:
             optimizer.__dict__.pop("_opt_called", None)
         else:
             optimizer.__dict__["_opt_called"] = self.opt_called
+
+    def _restore_metrics(self) -> None:
+        for m, saved in self.metrics:
+            for k in _metric_attribute_names(m):
+                if k not in saved:
+                    m.__dict__.pop(k, None)
+            m.__dict__.update(saved)
 
     def _restore_scaler(self) -> None:
         if self.scaler is not None and self.scaler_state is not None:
