@@ -588,3 +588,9 @@ def test_finder_leaves_the_metrics_training_step_updates_as_without_it() -> None
         runs.append((model.counted, state))
     assert runs[0][0] == runs[1][0] == [4, 4]  # 64 samples, batches of 16: no sweep step counted
     assert _same(runs[0][1], runs[1][1])
+
+
+@pytest.mark.parametrize("name", ["set_lr", "plot", "progress"])
+def test_finder_flags_must_be_bools(name: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{name} must be True or False, got 'false'$"):
+        LRFinder(**{name: "false"})  # a config file's "false" is truthy: refused, not used

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from lrkit import _validate as V
@@ -70,3 +72,18 @@ def test_every_float_type_with_an_integral_value_is_a_count() -> None:
             V.integer("total_steps", ftype(10.5), 1)
     with pytest.raises(ValueError, match=r"got inf$"):
         V.integer("n", np.float32("inf"), 1)
+
+
+@pytest.mark.parametrize("value", ["false", "no", 0, 1, None, [], 1.0])
+def test_flag_refuses_what_is_not_a_bool(value):
+    with pytest.raises(
+        ValueError, match=rf"^progress must be True or False, got {re.escape(repr(value))}$"
+    ):
+        V.flag("progress", value)
+
+
+def test_flag_accepts_bools_and_numpy_bools():
+    import numpy as np
+
+    assert V.flag("x", True) is True and V.flag("x", False) is False
+    assert V.flag("x", np.bool_(True)) is True and V.flag("x", np.False_) is False

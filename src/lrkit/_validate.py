@@ -134,6 +134,18 @@ def optional_callable(name: str, value: Any, signature: str) -> Any:
     return value
 
 
+def flag(name: str, value: Any, *, spelled: str = "True or False") -> bool:
+    """``value`` if it is a bool (numpy's included), else a ``ValueError`` naming ``name``: a
+    string such as ``"false"`` from a config file is truthy, and must not switch a flag on."""
+    if isinstance(value, bool):
+        return value
+    import numpy as np
+
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise ValueError(f"{name} must be {spelled}, got {_fmt(value)}")
+
+
 def choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     """``value`` if it is one of the strings ``allowed``, else a ``ValueError`` naming ``name``
     (compared as a string only: an array or another object is refused, not compared)."""

@@ -650,6 +650,7 @@ def compare(
     t0 = time.perf_counter()
     methods = available_methods() if methods is None else check_installed(methods)
     steps = V.integer("steps", steps, 10)
+    progress = V.flag("progress", progress)
     finder_iter = V.integer("finder_iter", finder_iter, MIN_ITER, MAX_ITER)
     setups = _setups(make)
     results: list[Result] = []

@@ -265,6 +265,8 @@ def find_lr(
         raise ValueError(f"trainer must be a transformers.Trainer, got {type(trainer).__name__}")
     options = SweepOptions.build(options, **sweep_options)  # validated before anything is built
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
+    progress = V.flag("progress", progress)
+    warn = V.flag("warn", warn)
     args = trainer.args
     rng = torch.get_rng_state()
     created = trainer.optimizer is None

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
+from . import _validate as V
 from ._imports import require
 from .finder import RULES, FinderResult, Sweep, SweepOptions
 
@@ -152,12 +153,12 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             )
         if attr_name is not None and (not isinstance(attr_name, str) or not attr_name):
             raise ValueError(f"attr_name must be a non-empty attribute name, got {attr_name!r}")
-        self.set_lr = bool(set_lr)
+        self.set_lr = V.flag("set_lr", set_lr)
         self.attr_name = attr_name
         self.schedule = schedule
-        self.plot = bool(plot)
+        self.plot = V.flag("plot", plot)
         self.val_data = val_data
-        self.progress = bool(progress)
+        self.progress = V.flag("progress", progress)
         self.result: FinderResult | None = None
 
     # ------------------------------------------------------------------ hooks

@@ -537,6 +537,10 @@ def find_lr(
         str(getattr(base, "__name__", "")), momentum=float(kw.get("momentum") or 0.0)
     )
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
+    has_aux = V.flag("has_aux", has_aux)
+    jit = V.flag("jit", jit)
+    progress = V.flag("progress", progress)
+    warn = V.flag("warn", warn)
     sweep = Sweep(options, optimizer=family, **sweep_options)
     inner: Any = None  # the plain optimizer a factory builds, for a user's opt_state
     if isinstance(optimizer, optax.GradientTransformation):
@@ -647,7 +651,7 @@ def find_lr(
             one_step,
             evaluate=evaluate if held else None,
             callback=callback,
-            progress=bool(progress),
+            progress=progress,
         )
     finally:
         rngs.restore()

@@ -412,3 +412,30 @@ def test_metric_states_the_sweep_updates_go_back(before):
     # and the metric keeps working afterwards
     model(data()[0][0])
     assert model.seen.update_count == count + 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"train_mode": "no"}, ValueError, r"^train_mode must be True or False, got 'no'$"),
+        ({"progress": "no"}, ValueError, r"^progress must be True or False, got 'no'$"),
+        ({"warn": 0}, ValueError, r"^warn must be True or False, got 0$"),
+        ({"loss_fn": 3}, TypeError, r"^loss_fn must be a callable loss_fn\(output, target\)"),
+        ({"step": 3}, TypeError, r"^step must be a callable step\(model, batch\) -> loss"),
+        ({"device": "gpu"}, ValueError, r"^device must be a torch.device or a device string"),
+        ({"device": 3.5}, ValueError, r"^device must be a torch.device or a device string"),
+    ],
+)
+def test_arguments_are_checked_before_the_sweep_and_named(kwargs, error, match):
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2).eval()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    w = model.weight.detach().clone()
+    args = {"loss_fn": nn.functional.cross_entropy, **kwargs}
+    with pytest.raises(error, match=match):
+        find_lr(model, opt, args.pop("loss_fn"), data(), num_iter=20, **args)
+    assert model.training is False and torch.equal(model.weight, w) and opt.state == {}
+    # numpy's bool is a bool
+    import numpy as np
+
+    find_lr(model, opt, nn.functional.cross_entropy, data(), num_iter=20, progress=np.bool_(False))

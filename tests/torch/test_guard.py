@@ -279,6 +279,8 @@ def test_spike_and_nonfinite_grad_count_as_divergence():
     off = DivergenceGuard(model, optimizer=opt, check_grads=False)
     model[0].weight.grad = torch.full_like(model[0].weight, math.nan)
     assert off.check(1.0)
+    with pytest.raises(ValueError, match=r"^check_grads must be True or False, got 'no'$"):
+        DivergenceGuard(model, optimizer=opt, check_grads="no")
 
 
 def test_snapshot_every():

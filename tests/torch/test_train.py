@@ -243,3 +243,25 @@ def test_a_loss_that_is_not_one_number_is_a_one_line_error() -> None:
         fit(model, optimizer=opt, loss_fn=lambda o, y: per_example(o, y).mean().detach(),
             data=data, steps=2)  # fmt: skip
     assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+
+
+@pytest.mark.parametrize(
+    ("batch", "kind"),
+    [
+        ({"x": torch.zeros(4, 3), "y": torch.zeros(4, 1)}, "a dict"),
+        ((torch.zeros(4, 3),), "a tuple of 1 items"),
+        ((torch.zeros(4, 3), torch.zeros(4, 1), torch.zeros(4)), "a tuple of 3 items"),
+        (torch.zeros(4, 2, 3), "a Tensor"),  # was read as sample 0 -> sample 1
+    ],
+)
+def test_a_batch_that_is_not_x_y_is_refused_before_the_model_changes(batch, kind) -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1).eval()
+    w = model.weight.detach().clone()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError) as e:
+        fit(model, optimizer=opt, loss_fn=torch.nn.functional.mse_loss, data=[batch], steps=1)
+    msg = str(e.value)
+    assert msg.startswith(f"data must yield (x, y) batches for loss_fn(model(x), y), got {kind}; ")
+    assert "map the batches to (x, y)" in msg and "step=" not in msg and "\n" not in msg
+    assert model.training is False and torch.equal(model.weight, w) and opt.state == {}

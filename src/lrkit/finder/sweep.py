@@ -147,8 +147,7 @@ class SweepOptions:
                     f"max_end_lr must be >= end_lr (allowed range: [{self.end_lr}, inf)), "
                     f"got {self.max_end_lr!r}"
                 )
-        if not isinstance(self.stop_early, bool):
-            raise ValueError(f"stop_early must be True or False, got {self.stop_early!r}")
+        V.flag("stop_early", self.stop_early)
         resolve(self.rule)
         if self.total_steps is not None:
             put("total_steps", V.integer("total_steps", self.total_steps, 1))
@@ -530,8 +529,10 @@ def range_test(
         raise ValueError(f"step must be a callable step(lr) -> loss, got {step!r}")
     V.optional_callable("evaluate", evaluate, "evaluate() -> held loss")
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
+    progress = V.flag("progress", progress)
+    warn = V.flag("warn", warn)
     sweep = Sweep(options, optimizer=optimizer, **kwargs)
-    sweep.run(step, evaluate=evaluate, callback=callback, progress=bool(progress))
+    sweep.run(step, evaluate=evaluate, callback=callback, progress=progress)
     return sweep.result(warn=warn)
 
 

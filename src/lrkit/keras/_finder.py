@@ -337,6 +337,9 @@ def find_lr(
                 f"seed must be an integer in [0, {V.SEED_MAX}] or None, got {seed!r}"
             ) from None
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
+    shuffle = V.flag("shuffle", shuffle)
+    progress = V.flag("progress", progress)
+    warn = V.flag("warn", warn)
     opt = model.optimizer
     inner = getattr(opt, "inner_optimizer", opt)
     momentum = getattr(inner, "momentum", 0.0)
@@ -346,7 +349,7 @@ def find_lr(
     )
     sweep = Sweep(options, optimizer=family, **sweep_options)
     if y is not None or _is_arrays(x):
-        batches = _array_batches(x, y, sample_weight, batch_size, bool(shuffle), seed)
+        batches = _array_batches(x, y, sample_weight, batch_size, shuffle, seed)
     else:
         if sample_weight is not None:
             raise ValueError("sample_weight must be None when x is an iterable of batches")
@@ -407,7 +410,7 @@ def find_lr(
                 one_step,
                 evaluate=evaluate if held else None,
                 callback=callback,
-                progress=bool(progress),
+                progress=progress,
             )
         finally:
             snap.restore()

@@ -125,9 +125,7 @@ class InverseTime(Schedule):
         self.lr = _lr("lr", lr)
         self.decay_steps = v.positive("decay_steps", decay_steps)
         self.decay_rate = v.non_negative("decay_rate", decay_rate)
-        if not isinstance(staircase, bool):
-            raise ValueError(f"staircase must be true or false, got {staircase!r}")
-        self.staircase = staircase
+        self.staircase = v.flag("staircase", staircase, spelled="true or false")
 
     def _values(self, t: Any, xp: Any) -> Any:
         p = t / self.decay_steps
@@ -160,9 +158,7 @@ class Polynomial(Schedule):
         self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
         self.power = v.non_negative("power", power)
         self.end_lr = _lr("end_lr", end_lr)
-        if not isinstance(cycle, bool):
-            raise ValueError(f"cycle must be true or false, got {cycle!r}")
-        self.cycle = cycle
+        self.cycle = v.flag("cycle", cycle, spelled="true or false")
 
     @property
     def length(self) -> int:
@@ -586,9 +582,7 @@ class OneCycle(_Phased):
         self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy, _ANNEAL)
         self.div_factor = v.positive("div_factor", div_factor)
         self.final_div_factor = v.positive("final_div_factor", final_div_factor)
-        if not isinstance(three_phase, bool):
-            raise ValueError(f"three_phase must be true or false, got {three_phase!r}")
-        self.three_phase = three_phase
+        self.three_phase = v.flag("three_phase", three_phase, spelled="true or false")
         initial = self.max_lr / self.div_factor
         self.initial_lr = initial
         self.min_lr = initial / self.final_div_factor
@@ -629,9 +623,7 @@ class OneCycleMomentum(_Phased):
         self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy, _ANNEAL)
         self.base_momentum = v.in_range("base_momentum", base_momentum, 0.0, 1.0)
         self.max_momentum = v.in_range("max_momentum", max_momentum, 0.0, 1.0)
-        if not isinstance(three_phase, bool):
-            raise ValueError(f"three_phase must be true or false, got {three_phase!r}")
-        self.three_phase = three_phase
+        self.three_phase = v.flag("three_phase", three_phase, spelled="true or false")
         hi, lo = self.max_momentum, self.base_momentum
         if three_phase:
             self._build(self.pct_start, True, hi, lo, hi)

@@ -307,9 +307,22 @@ def _to(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-def _xy(batch: Any, name: str = "data") -> tuple[Any, Any]:
+def _device(device: Any) -> torch.device:
+    """``device`` as a ``torch.device``, or a one-line error naming it (torch's own lists
+    every device type it knows, without the parameter's name)."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            "device must be a torch.device or a device string ('cpu', 'cuda', 'cuda:0', "
+            f"'mps', ...), got {device!r}"
+        ) from None
+
+
+def _xy(batch: Any, name: str = "data", *, other: str | None = None) -> tuple[Any, Any]:
     """The ``(x, y)`` of a batch for ``loss_fn(model(x), y)``: a tuple or list of two items.
-    ``name``: the argument the batch came from, named in the error."""
+    ``name``: the argument the batch came from, named in the error; ``other``: what to do for
+    another layout (default: pass ``step=``)."""
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]
     kind = (
@@ -322,9 +335,9 @@ def _xy(batch: Any, name: str = "data") -> tuple[Any, Any]:
         if name != "data" and isinstance(batch, torch.Tensor)
         else ""
     )
+    other = other or "for any other batch layout pass step=lambda model, batch: loss"
     raise ValueError(
-        f"{name} must yield (x, y) batches for loss_fn(model(x), y), got {kind}{one}; for any "
-        "other batch layout pass step=lambda model, batch: loss"
+        f"{name} must yield (x, y) batches for loss_fn(model(x), y), got {kind}{one}; {other}"
     )
 
 
@@ -447,7 +460,12 @@ def find_lr(
     _refuse_closure(optimizer, "the range test")
     if step is None and loss_fn is None:
         raise ValueError("loss_fn must be a callable loss_fn(output, target) when step is None")
+    V.optional_callable("loss_fn", loss_fn, "loss_fn(output, target)")
+    V.optional_callable("step", step, "step(model, batch) -> loss")
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
+    train_mode = V.flag("train_mode", train_mode)
+    progress = V.flag("progress", progress)
+    warn = V.flag("warn", warn)
     accum = V.integer("accumulation_steps", accumulation_steps, 1)
     max_skipped = V.integer("max_skipped", max_skipped, 0)
     snapshot = V.choice("snapshot", snapshot, ("memory", "disk"))
@@ -458,7 +476,7 @@ def find_lr(
         ),
     )
     sweep = Sweep(options, optimizer=family, **sweep_options)
-    dev = torch.device(device) if device is not None else _model_device(model)
+    dev = _device(device) if device is not None else _model_device(model)
     if amp is True:
         amp_dtype: torch.dtype | None = torch.float16 if dev.type == "cuda" else torch.bfloat16
     elif amp is False or amp is None:
@@ -552,7 +570,7 @@ def find_lr(
             one_step,
             evaluate=evaluate if val_batches is not None else None,
             callback=callback,
-            progress=bool(progress) and is_rank0(),
+            progress=progress and is_rank0(),
         )
     finally:
         close = getattr(batches, "close", None)

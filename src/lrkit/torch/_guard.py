@@ -45,6 +45,7 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 
 import torch
 
+from .. import _validate as V
 from ..feedback import Chain, DetectorKwargs, DivergenceDetector, GuardBook, Multiplier, as_metric
 from ._distributed import all_reduce_mean, get_world_size
 
@@ -143,7 +144,7 @@ class DivergenceGuard:
         self.model = model
         self.optimizer = optimizer
         self.snapshot_every = self._book.snapshot_every
-        self.check_grads = bool(check_grads)
+        self.check_grads = V.flag("check_grads", check_grads)
         self.feedback = Multiplier(1.0)
         self.scheduler = None
         if scheduler is not None:

@@ -25,7 +25,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
-from ._finder import _check_loss, _refuse_closure
+from ._finder import _check_loss, _refuse_closure, _xy
 from ._lrfree import _is_data_factory, lrfree_lr
 from ._scheduler import scheduler as make_scheduler
 
@@ -83,6 +83,10 @@ def _passes(data: Any) -> Callable[[], Iterable[Any]]:
 
 
 _END = object()
+#: what fit's batch-layout error suggests (fit has no ``step=``)
+_OTHER_LAYOUT = (
+    "for another layout, map the batches to (x, y): data=lambda: ((b['x'], b['y']) for b in loader)"
+)
 
 
 def fit(
@@ -119,8 +123,9 @@ def fit(
             (``History.diverged``).
 
     Batches are drawn only as they are trained on: a shared iterator (a generator) continues
-    where the last call stopped. Every argument is checked before the model changes. The model
-    is put in train mode. Returns the :class:`History`.
+    where the last call stopped. Every argument is checked before the model changes, the first
+    batch's layout (a tuple or list of two items) included. The model is put in train mode.
+    Returns the :class:`History`.
     """
     if steps is None and epochs is None:
         raise ValueError("steps or epochs must be given, got neither")
@@ -139,8 +144,7 @@ def fit(
         raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {loss_fn!r}")
     V.optional_callable("on_step", on_step, "on_step(step, loss)")
     V.optional_callable("on_epoch", on_epoch, "on_epoch(epoch)")
-    if not isinstance(stop_on_nonfinite, bool):
-        raise ValueError(f"stop_on_nonfinite must be True or False, got {stop_on_nonfinite!r}")
+    V.flag("stop_on_nonfinite", stop_on_nonfinite)
     if isinstance(schedule, ReduceLROnPlateau):
         raise ValueError(
             "schedule must not be a ReduceLROnPlateau: it needs a metric that fit does not "
@@ -159,7 +163,7 @@ def fit(
     else:
         sched = make_scheduler(optimizer, schedule)
     hist = History()
-    model.train()
+    in_train_mode = False  # set once the first batch is drawn and checked
     t0 = time.perf_counter()
     k = 0
     while k < total and hist.epochs < n_epochs:
@@ -170,7 +174,10 @@ def fit(
             batch: Any = next(batches, _END)
             if batch is _END:
                 break
-            x, y = batch[0], batch[1]
+            x, y = _xy(batch, other=_OTHER_LAYOUT)
+            if not in_train_mode:
+                model.train()
+                in_train_mode = True
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
             _check_loss(loss, model, "loss_fn")  # a one-line error, not torch's

@@ -496,6 +496,7 @@ def tune(
         )
     the_pruner = make_pruner(pruner)
     V.optional_callable("stop_when", stop_when, "(study) -> bool")
+    progress = V.flag("progress", progress)
     V.optional_callable("log", log, "(message: str) -> None")
     say = log or (lambda msg: None)
     st = make_storage(
