@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from lrkit._runtime import GlobalRNGState, is_rank0, preserved_rng
+from lrkit._runtime import GlobalRNGState, HeldSignals, is_rank0, preserved_rng
 
 
 def _draw() -> tuple[float, float]:
@@ -74,3 +75,53 @@ def test_the_rng_state_covers_the_own_generators_of_the_loaders_it_is_given() ->
     first = [[x.tolist() for (x,) in loader] for loader in (a, b, plain)]
     state.restore()
     assert [[x.tolist() for (x,) in loader] for loader in (a, b, plain)] == first
+
+
+def test_held_signals_are_delivered_only_where_they_may_be_raised() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with HeldSignals() as held:
+        signal.raise_signal(signal.SIGINT)  # in the bookkeeping: held
+        with pytest.raises(KeyboardInterrupt):
+            held.deliver_pending()  # at a safe point
+        held.deliver_pending()  # delivered once
+        with pytest.raises(KeyboardInterrupt), held.deliverable():
+            signal.raise_signal(signal.SIGINT)  # in the user's code: at once
+        signal.raise_signal(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # a second one while one is held: at once
+        signal.raise_signal(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt), held.deliverable():
+            pass  # one held before a deliverable block is delivered as it starts
+        held.deliver_pending()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_signal_held_at_the_end_is_delivered_on_leaving_and_handlers_are_put_back() -> None:
+    calls: list[int] = []
+
+    def mine(signum: int, frame: object) -> None:
+        calls.append(signum)
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        with HeldSignals():
+            signal.raise_signal(signal.SIGTERM)
+            assert calls == []
+        assert calls == [signal.SIGTERM]  # the handler that was there, once
+        assert signal.getsignal(signal.SIGTERM) is mine
+        with pytest.raises(RuntimeError), HeldSignals():
+            signal.raise_signal(signal.SIGTERM)
+            raise RuntimeError("an error on the way out: the held signal is dropped")
+        assert calls == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_an_ignored_signal_stays_ignored() -> None:
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with HeldSignals():
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+            signal.raise_signal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -870,3 +870,54 @@ def test_every_argument_is_checked_with_a_study_in_memory_too() -> None:
             tune(task, n_trials=1, storage=None, **bad)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^callbacks must be a sequence of callables"):
         tune(task, n_trials=1, callbacks=lambda study, trial: None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("where", ["heartbeat start", "tell"])
+def test_ctrl_c_inside_optunas_bookkeeping_stops_after_it_and_leaves_no_thread(
+    where: str, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """An interrupt that lands in Optuna's own trial bookkeeping (not the task's code) could
+    leave its heartbeat thread running, so that the process never exits, or fail inside
+    Optuna (UnboundLocalError); it is held until the bookkeeping is done."""
+    import signal
+    import threading
+
+    from optuna.storages import _heartbeat
+    from optuna.study import _optimize
+
+    fired: list[str] = []
+    if where == "heartbeat start":
+        start = _heartbeat.HeartbeatThread.start
+
+        def interrupted_start(self: Any) -> None:
+            start(self)
+            if not fired:
+                fired.append(where)
+                signal.raise_signal(signal.SIGINT)
+
+        monkeypatch.setattr(_heartbeat.HeartbeatThread, "start", interrupted_start)
+    else:
+        tell = _optimize._tell_with_warning
+
+        def interrupted_tell(*a: Any, **k: Any) -> Any:
+            if not fired:
+                fired.append(where)
+                signal.raise_signal(signal.SIGINT)
+            return tell(*a, **k)
+
+        monkeypatch.setattr(_optimize, "_tell_with_warning", interrupted_tell)
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    task = Task(train=lambda s, rep: float(s(0)), total_steps=20)
+    threads = set(threading.enumerate())
+    with pytest.raises(KeyboardInterrupt):
+        tune(task, n_trials=3, seeding="blind", storage=url, study_name="h", heartbeat_interval=1)
+    assert fired == [where]
+    left = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+    for t in left:
+        t.join(timeout=5)
+    assert not [t for t in left if t.is_alive()]  # no heartbeat thread keeps the process alive
+    states = [t.state.name for t in optuna.load_study(study_name="h", storage=url).trials]
+    # held through the heartbeat's start, the interrupt reaches the trial as its task code
+    # starts (the trial FAILs, as for a Ctrl-C during the task); held through the tell, it
+    # comes once the trial is told, before another starts
+    assert states == (["FAIL"] if where == "heartbeat start" else ["COMPLETE"])

@@ -9,7 +9,9 @@ The one home for
   process group;
 * :func:`caller_level`: the ``stacklevel`` that points a warning at the user's code;
 * :func:`data_loaders` / :func:`data_generators`: the torch DataLoaders inside a data source
-  and the generators they draw their order from (public as ``lrkit.torch.data_generators``).
+  and the generators they draw their order from (public as ``lrkit.torch.data_generators``);
+* :class:`HeldSignals`: Ctrl-C and SIGTERM delivered only while the user's own code runs,
+  held while another library's bookkeeping (Optuna's) must not be cut in the middle.
 
 None imports torch: torch's state is handled only when some other code has imported it
 (or when ``import_torch=True`` asks for it), so the framework-free core can use them.
@@ -20,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -161,3 +165,80 @@ def caller_level() -> int:
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1  # type: ignore[assignment]
     return level
+
+
+class HeldSignals:
+    """While active (a ``with`` block in the main thread), SIGINT and SIGTERM are delivered
+    as their handlers would (``KeyboardInterrupt``, the handler a command installed, or the
+    default action) only inside :meth:`deliverable` blocks (the user's own code, a wait);
+    elsewhere they are held, and :meth:`deliver_pending` delivers one at a point where it is
+    safe. A second signal while one is held is delivered at once, wherever the process is.
+
+    Optuna's trial bookkeeping (creating and telling a trial, the heartbeat thread it starts
+    and stops around the objective) cut by an interrupt can leave that thread running, so
+    that the process never exits, or fail inside Optuna's own code. Elsewhere than the main
+    thread, or for a signal whose handler is not Python's (ignored, or set outside Python),
+    nothing changes."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+        self._inside = 0
+        self._pending: list[int] = []
+
+    def __enter__(self) -> HeldSignals:
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                sig = getattr(signal, name, None)
+                if sig is None:
+                    continue
+                previous = signal.getsignal(sig)
+                if previous is None or previous == signal.SIG_IGN:
+                    continue
+                self._previous[sig] = previous
+                signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        try:
+            if exc_type is None:
+                self.deliver_pending()  # one held during the last of the bookkeeping
+        finally:
+            for sig, previous in self._previous.items():
+                if signal.getsignal(sig) == self._handler:  # one that reset itself stays
+                    signal.signal(sig, previous)
+            self._previous.clear()
+            self._pending.clear()
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self._inside or self._pending:
+            self._pending.clear()
+            self._deliver(signum, frame)
+        else:
+            self._pending.append(signum)
+
+    def _deliver(self, signum: int, frame: Any) -> None:
+        previous = self._previous.get(signum, signal.SIG_DFL)
+        if callable(previous):
+            previous(signum, frame)  # raises KeyboardInterrupt (or the command's exception)
+        else:  # the default action (SIGTERM: the process ends)
+            signal.signal(signum, previous)
+            signal.raise_signal(signum)
+
+    def deliver_pending(self) -> None:
+        """Deliver a held signal now (the caller is at a point where it may be raised)."""
+        if self._pending:
+            signum = self._pending[0]
+            self._pending.clear()
+            self._deliver(signum, None)
+
+    @contextlib.contextmanager
+    def deliverable(self) -> Iterator[None]:
+        """A block in which signals are delivered at once (one held before it is, first)."""
+        self.deliver_pending()
+        self._inside += 1
+        try:
+            yield
+        finally:
+            self._inside -= 1

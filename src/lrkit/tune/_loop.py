@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import _validate as V
+from .._runtime import HeldSignals
 from ._load import as_task
 from ._result import TuneResult
 from ._space import BLIND_LR_RANGE, FAMILIES, SearchSpace, _check_range, lr_range_from_finder
@@ -571,7 +572,8 @@ def tune(
             raise optuna.TrialPruned("a copy of an earlier queued trial: dropped")
         schedule = space.sample(trial)
         trial.set_user_attr("schedule", str(schedule))
-        value = check_metric(task.train(schedule, Reporter(trial)))
+        with held.deliverable():  # the task's own code: Ctrl-C stops it (the trial FAILs)
+            value = check_metric(task.train(schedule, Reporter(trial)))
         if not math.isfinite(value):
             trial.set_user_attr("diverged", True)
             raise optuna.TrialPruned(f"metric is {value} (diverged)")
@@ -585,74 +587,81 @@ def tune(
     stop = "complete"
     waiting = False
     n_started = 0  # trials started by this run: what max_trials caps
+    # Ctrl-C / SIGTERM reach the task's code and the waits at once; inside Optuna's trial
+    # bookkeeping they are held until it is done (cut there, it may leave its heartbeat
+    # thread running: the process would never exit)
+    held = HeldSignals()
     try:
-        while True:
-            with _experimental_ok():
-                optuna.storages.fail_stale_trials(study)
-            if _fail_unstarted(study, getattr(st, "grace_period", None)):
-                _requeue_interrupted(study, space)
-            complete, running, total = _count(study)
-            if bar is not None:
-                bar.n = min(complete, n_trials)
-                bar.set_postfix(running=running, all=total, refresh=False)
-                bar.refresh()
-            if complete >= n_trials:
-                break
-            must_wait = complete + running >= n_trials  # others run the last trials
-            # stop_when is asked once a trial is COMPLETE (``study.best_value`` raises before),
-            # and while this worker waits for other workers' trials
-            if stop_when is not None and (complete or must_wait) and stop_when(study):
-                stop = "stop_when"
-                break
-            if n_started >= max_trials:
-                stop = "max_trials"
-                warnings.warn(
-                    f"stopped after this run started max_trials={max_trials} trials, with "
-                    f"{complete} of {n_trials} COMPLETE in the study (the others were pruned, "
-                    "diverged or failed); running again starts up to max_trials more",
-                    stacklevel=2,
-                )
-                break
-            if must_wait:
-                if not waiting:
-                    grace = getattr(st, "grace_period", None)
-                    msg = f"waiting for {running} running trial(s) to finish" + (
-                        f" (a trial whose worker stopped is failed and re-queued after "
-                        f"{grace} s without heartbeat)"
-                        if grace
-                        else ""
-                    )
-                    if bar is not None:  # on a line of its own, the bar drawn again below it
-                        with bar.external_write_mode():
-                            say(msg)
-                    else:
-                        say(msg)
-                    waiting = True
-                time.sleep(poll)  # others are running the last trials
-                continue
-            waiting = False
-            n_started += 1
-            current.clear()
-            try:
+        with held:  # a signal held at the end is delivered on leaving
+            while True:
+                held.deliver_pending()
                 with _experimental_ok():
-                    study.optimize(
-                        objective,
-                        n_trials=1,
-                        catch=(),
-                        callbacks=list(callbacks),
-                        gc_after_trial=False,
-                        show_progress_bar=False,
+                    optuna.storages.fail_stale_trials(study)
+                if _fail_unstarted(study, getattr(st, "grace_period", None)):
+                    _requeue_interrupted(study, space)
+                complete, running, total = _count(study)
+                if bar is not None:
+                    bar.n = min(complete, n_trials)
+                    bar.set_postfix(running=running, all=total, refresh=False)
+                    bar.refresh()
+                if complete >= n_trials:
+                    break
+                must_wait = complete + running >= n_trials  # others run the last trials
+                # stop_when is asked once a trial is COMPLETE (``study.best_value`` raises before),
+                # and while this worker waits for other workers' trials
+                if stop_when is not None and (complete or must_wait) and stop_when(study):
+                    stop = "stop_when"
+                    break
+                if n_started >= max_trials:
+                    stop = "max_trials"
+                    warnings.warn(
+                        f"stopped after this run started max_trials={max_trials} trials, with "
+                        f"{complete} of {n_trials} COMPLETE in the study (the others were pruned, "
+                        "diverged or failed); running again starts up to max_trials more",
+                        stacklevel=2,
                     )
-            except (ValueError, AssertionError) as exc:
-                number = current.get("number")
-                if not _told_after_fail(exc, study, number):
-                    raise
-                warnings.warn(
-                    f"trial {number} finished here after another worker had marked it FAIL "
-                    "(its heartbeat had stopped, e.g. while this process was paused); its "
-                    "result is not stored, the retried copy of the trial carries on",
-                    stacklevel=2,
-                )
+                    break
+                if must_wait:
+                    if not waiting:
+                        grace = getattr(st, "grace_period", None)
+                        msg = f"waiting for {running} running trial(s) to finish" + (
+                            f" (a trial whose worker stopped is failed and re-queued after "
+                            f"{grace} s without heartbeat)"
+                            if grace
+                            else ""
+                        )
+                        if bar is not None:  # on a line of its own, the bar drawn again below it
+                            with bar.external_write_mode():
+                                say(msg)
+                        else:
+                            say(msg)
+                        waiting = True
+                    with held.deliverable():
+                        time.sleep(poll)  # others are running the last trials
+                    continue
+                waiting = False
+                n_started += 1
+                current.clear()
+                try:
+                    with _experimental_ok():
+                        study.optimize(
+                            objective,
+                            n_trials=1,
+                            catch=(),
+                            callbacks=list(callbacks),
+                            gc_after_trial=False,
+                            show_progress_bar=False,
+                        )
+                except (ValueError, AssertionError) as exc:
+                    number = current.get("number")
+                    if not _told_after_fail(exc, study, number):
+                        raise
+                    warnings.warn(
+                        f"trial {number} finished here after another worker had marked it FAIL "
+                        "(its heartbeat had stopped, e.g. while this process was paused); its "
+                        "result is not stored, the retried copy of the trial carries on",
+                        stacklevel=2,
+                    )
     finally:
         if bar is not None:
             bar.close()
