@@ -538,6 +538,14 @@ def test_mask_url():
     )
     assert mask_url("sqlite:///lrkit-tune.db") == "sqlite:///lrkit-tune.db"
     assert mask_url("not a url") == "not a url"
+    # libpq's sslpassword, MySQL's passwd, tokens: every query argument that holds a secret
+    assert mask_url("postgresql://a:b@h/db?sslpassword=TOP&sslmode=require") == (
+        "postgresql://a:***@h/db?sslpassword=***&sslmode=require"
+    )
+    assert mask_url("mysql://u@h/db?PASSWD=zz#f") == "mysql://u@h/db?PASSWD=***#f"
+    assert mask_url("postgresql://h/db?auth_token=abc&application_name=x") == (
+        "postgresql://h/db?auth_token=***&application_name=x"
+    )
 
 
 # ----------------------------------------------------------------------------- options

@@ -117,12 +117,18 @@ def _secret_span(url: str) -> tuple[int, int] | None:
     return m.start("password"), max(m.end("password"), url.rfind("@"))
 
 
+#: a query argument that holds a secret: ``password=``, libpq's ``sslpassword=``, ``passwd=``,
+#: ``pwd=``, a ``secret``, ``token`` (any name containing one of those)
+_SECRET_QUERY = re.compile(r"(?i)([?&][^=&#]*(?:pass|pwd|secret|token)[^=&#]*=)[^&#]*")
+
+
 def mask_url(url: str) -> str:
     """A database URL with its password replaced by ``***``
     (``postgresql://u:pw@h/db`` -> ``postgresql://u:***@h/db``), the password found as
     SQLAlchemy finds it (it may hold ``/``, ``?``, ``#`` and ``:``) and running to the last
-    ``@`` of the URL; also masks ``password=`` query arguments. Anything that is not a URL is
-    returned unchanged."""
+    ``@`` of the URL; also masks the query arguments that hold secrets (``password=``,
+    ``sslpassword=``, ``passwd=``, a ``token``, ...). Anything that is not a URL is returned
+    unchanged."""
     if not isinstance(url, str) or "://" not in url:
         return url
     span = _secret_span(url)
@@ -130,7 +136,7 @@ def mask_url(url: str) -> str:
         head, tail = url[: span[0]] + MASK, url[span[1] :]
     else:
         head, tail = "", url
-    tail = re.sub(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*", rf"\1{MASK}", tail)
+    tail = _SECRET_QUERY.sub(rf"\1{MASK}", tail)
     return head + tail
 
 
