@@ -424,6 +424,31 @@ def test_cli_cap_reached_with_nothing_finished_names_the_cap_and_a_rerun_adds_tr
     assert len(optuna.load_study(study_name="c", storage="sqlite:///cap.db").trials) == 6
 
 
+def test_cli_with_nothing_finished_still_writes_the_plot_and_json_asked_for(
+    nan_module: str, capsys, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("matplotlib")
+    import json
+
+    from lrkit.cli import main
+
+    argv = ["tune", f"{nan_module}:nan", "--trials", "2", "--max-trials", "3", "--seeding",
+            "blind", "--storage", "sqlite:///nothing.db", "--study", "n", "--no-progress",
+            "--plot", "nothing.png", "--json", "nothing.json"]  # fmt: skip
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert (tmp_path / "nothing.png").stat().st_size > 0  # the diverged trials, at the edge
+    assert json.loads((tmp_path / "nothing.json").read_text())["complete"] == 0
+    assert "plot of the search: nothing.png" in out and "results written to nothing.json" in out
+    assert err.strip().splitlines()[-1].startswith("lrkit tune: error: no trial finished: ")
+    # without --plot, nothing is drawn for a search with no finished trial
+    argv = [a for a in argv if a not in ("--plot", "nothing.png")]
+    argv[argv.index("n")] = "m"
+    assert main(argv) == 1
+    assert "plot of the search" not in capsys.readouterr().out
+    assert not list(tmp_path.glob("lrkit-tune-*"))
+
+
 def test_cli_a_trial_failed_by_another_worker_is_a_note_not_an_error(
     nan_module: str, capsys
 ) -> None:  # type: ignore[no-untyped-def]

@@ -434,21 +434,14 @@ def _tune(args: argparse.Namespace) -> int:
     if args.json:
         failed = write_json("tune", args.json, _results(result, study, mask_url(args.storage)))
         json_written = not failed
-    if not n_done:
-        if result.stop_reason == "max_trials":
-            return err(
-                f"no trial finished: {_why(result)}; run the same command again to start up "
-                "to --max-trials more, or raise --max-trials / use --pruner none",
-                1,
-            )
-        return err("no trial finished (all were pruned, diverged or failed)", 1)
-    if quiet:
+    if n_done and quiet:
         print(result.best_spec)
-    else:
+    elif n_done:
         _print(result, study, mask_url(args.storage), args.top)
-    # --quiet prints less; a --plot that was asked for is written all the same
+    # --quiet prints less; a --plot that was asked for is written all the same (also when no
+    # trial finished: it shows the pruned and diverged ones)
     plot = args.plot
-    if plot is None and not quiet:
+    if plot is None and not quiet and n_done:
         plot = _default_plot(study)
     if plot is not None and plot.lower() != "none":
         try:
@@ -464,6 +457,14 @@ def _tune(args: argparse.Namespace) -> int:
             failed = cannot_write("tune", option="--plot", path=plot, error=exc)
     if json_written and not quiet:
         print(f"results written to {args.json}")
+    if not n_done:
+        if result.stop_reason == "max_trials":
+            return err(
+                f"no trial finished: {_why(result)}; run the same command again to start up "
+                "to --max-trials more, or raise --max-trials / use --pruner none",
+                1,
+            )
+        return err("no trial finished (all were pruned, diverged or failed)", 1)
     if not result.reached:
         return err(
             f"only {n_done} of {args.trials} trials COMPLETE: {_why(result)}; run the same "
