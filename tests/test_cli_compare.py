@@ -42,6 +42,10 @@ TASK = textwrap.dedent(
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         return model, opt, torch.nn.functional.mse_loss, [(x[:32], y[:32]), (x[32:], y[32:])]
 
+    def make_nan():
+        model, opt, _, data = make_linear()
+        return model, opt, (lambda out, y: (out - y).pow(2).mean() * float("nan")), data
+
     def bad():
         return 42
     """
@@ -260,3 +264,16 @@ def test_a_requested_method_whose_package_is_missing_is_one_line_before_any_work
         f"lrkit compare: error: --methods {methods!r}: method {method!r} needs {module}: "
         "pip install 'lrkit[lrfree]'\n"
     )
+
+
+def test_every_method_diverging_is_exit_1_with_no_best(task_module, tmp_path, capsys):
+    js = tmp_path / "nan.json"
+    argv = ["compare", f"{task_module}:make_nan", "--methods", "fixed,adam", "--steps", "10"]
+    rc = main([*argv, "--finder-iter", "20", "--no-plot", "--json", str(js), "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert "* best" not in out and "no method ended with a finite loss" in out
+    assert err.strip().splitlines()[-1].startswith(
+        "lrkit compare: error: no method ended with a finite loss (all diverged or failed)"
+    )
+    assert js.exists()  # the results asked for are still written

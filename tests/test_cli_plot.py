@@ -220,3 +220,13 @@ def test_text_plot_says_how_many_non_finite_values_it_left_out() -> None:
     assert out.splitlines()[-1] == "(976 non-finite values (inf or nan) not drawn)"
     assert out.splitlines()[-2].rstrip().endswith("1023")
     assert "not drawn" not in text_plot(range(10), [1.0] * 10)
+
+
+def test_an_unknown_schedule_name_lists_every_known_one(capsys):
+    from lrkit import schedules as S
+    from lrkit.cli import main
+
+    assert main(["plot", "foo(0.1)"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "characters)" not in err
+    assert f"(known: {', '.join(S.names())})" in err

@@ -135,7 +135,11 @@ def _compare(args: argparse.Namespace) -> int:
     print()
     print(report.table())
     which = "val" if report.has_val else "train"
-    print(f"\n  total {duration(report.seconds)}; * best {which} loss")
+    best = report.best
+    if best is not None:
+        print(f"\n  total {duration(report.seconds)}; * best {which} loss")
+    else:
+        print(f"\n  total {duration(report.seconds)}; no method ended with a finite loss")
     failed = False
     if args.json:
         failed = write_json("compare", args.json, report.to_dict() | {"seed": args.seed})
@@ -143,4 +147,11 @@ def _compare(args: argparse.Namespace) -> int:
             print(f"  results written to {args.json}")
     if not args.no_plot:
         failed = write_plot("compare", args.output, report.plot) or failed
+    if best is None:  # every method diverged or failed: there is no best to report
+        print(
+            "lrkit compare: error: no method ended with a finite loss (all diverged or failed): "
+            "there is no best method; the table shows each one's loss and note",
+            file=sys.stderr,
+        )
+        return 1
     return 1 if failed else 0

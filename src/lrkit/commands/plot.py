@@ -60,8 +60,8 @@ def _spec_error(exc: Exception, spec: str) -> str:
         lo, hi = max(0, pos - 30), min(len(spec), pos + 30)
         near = ("..." if lo else "") + spec[lo:pos] + " <here> " + spec[pos:hi]
         near += "..." if hi < len(spec) else ""
-        return f"{shorten(first, 160)} (near: {' '.join(near.split())})"
-    return shorten(first, 200)
+        return f"{shorten(first, 400)} (near: {' '.join(near.split())})"
+    return shorten(first, 400)
 
 
 def _parse(spec: str) -> Any:
