@@ -273,7 +273,11 @@ def test_every_method_diverging_is_exit_1_with_no_best(task_module, tmp_path, ca
     out, err = capsys.readouterr()
     assert rc == 1
     assert "* best" not in out and "no method ended with a finite loss" in out
-    assert err.strip().splitlines()[-1].startswith(
-        "lrkit compare: error: no method ended with a finite loss (all diverged or failed)"
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(
+            "lrkit compare: error: no method ended with a finite loss (all diverged or failed)"
+        )
     )
     assert js.exists()  # the results asked for are still written
