@@ -230,3 +230,20 @@ def test_an_unknown_schedule_name_lists_every_known_one(capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "characters)" not in err
     assert f"(known: {', '.join(S.names())})" in err
+
+
+def test_text_plot_labels_differ_on_a_narrow_range_and_stay_finite_near_float64s_largest():
+    from lrkit.textplot import text_plot
+
+    def labels(text: str) -> list[str]:
+        return [ln.split("|")[0].strip() for ln in text.splitlines() if "|" in ln]
+
+    narrow = [x for x in labels(text_plot([0, 1], [0.1, 0.09997532801828658], height=5)) if x]
+    assert narrow == ["0.1", "0.09999", "0.09998"]
+    huge = [x for x in labels(text_plot([0, 100], [1e308, 0.0], height=5)) if x]
+    assert huge == ["1e+308", "5e+307", "0"]
+    assert [x for x in labels(text_plot([0, 9], [0.3, 0.1], height=5)) if x] == [
+        "0.3",
+        "0.2",
+        "0.1",
+    ]

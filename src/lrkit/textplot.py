@@ -120,12 +120,12 @@ def text_plot(
         grid[height - 1 - r][c] = "*"
         prev = (c, r)
 
-    def fmt(v: float, log: bool) -> str:
+    def fmt(v: float, log: bool, digits: int = 3) -> str:
         if log:
             try:
                 val = 10.0**v
             except OverflowError:  # log10 of the largest floats rounds up past them
-                return f"{10.0 ** (v - 1.0):.3g}".replace("e+307", "e+308")
+                return f"{10.0 ** (v - 1.0):.{digits}g}".replace("e+307", "e+308")
             # 10 ** log10(1199) is 1198.9999999999998; a log axis never shows 0
             if abs(val) >= 0.5 and abs(val - round(val)) <= 1e-9 * abs(val):
                 val = round(val)
@@ -133,10 +133,15 @@ def text_plot(
             val = v
         if float(val).is_integer() and abs(val) < 1e6:
             return str(int(val))  # a step: 1199, not 1.2e+03
-        return f"{val:.3g}"
+        return f"{val:.{digits}g}"
 
-    # the middle label is the value of the row it stands on (the midpoint for odd heights)
-    labels = [fmt(y1, logy), fmt(y0 + (y1 - y0) * mid_row / (height - 1), logy), fmt(y0, logy)]
+    # the middle label is the value of the row it stands on (the midpoint for odd heights);
+    # 3 significant digits, more where the curve spans too little for them to differ
+    ym = y0 + (y1 - y0) * (mid_row / (height - 1))  # no overflow near float64's largest
+    for digits in range(3, 13):
+        labels = [fmt(y1, logy, digits), fmt(ym, logy, digits), fmt(y0, logy, digits)]
+        if len(set(labels)) == 3:
+            break
     lw = max(len(s) for s in labels)
     lines = []
     if title:
