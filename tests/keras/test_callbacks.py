@@ -814,3 +814,39 @@ def test_lr_scheduler_writes_are_exact_and_leave_a_usable_optimizer(
     finally:
         if distributed:
             keras.distribution.set_distribution(scope)
+
+
+class _NeverImproves(keras.callbacks.Callback):
+    """A val_loss that never improves: a plateau cut at every epoch after the first."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"] = 1.0
+
+
+def test_a_second_fit_applies_only_its_own_controllers_cuts():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = x.sum(1, keepdims=True)
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    m.compile(keras.optimizers.SGD(0.1), "mse")
+    sched = S.constant(0.01)
+    first = lk.ReduceOnPlateau("val_loss", factor=0.5, patience=0)
+    m.fit(x, y, epochs=2, verbose=0, callbacks=[_NeverImproves(), lk.LRScheduler(sched), first])
+    assert first.controller.scale == 0.5
+    # the resume recipe, in the same process: a new callback with the restored controller
+    ctrl = Core("min", factor=0.5, patience=0)
+    ctrl.load_state_dict(first.controller.state_dict())
+    log = lk.LRLogger("epoch")
+    cbs = [
+        _NeverImproves(),
+        lk.LRScheduler(sched),
+        lk.ReduceOnPlateau("val_loss", controller=ctrl),
+        log,
+    ]
+    m.fit(x, y, epochs=3, initial_epoch=2, verbose=0, callbacks=cbs)
+    assert log.history[0][1] == np.float32(0.01 * 0.5)  # not 0.01 * 0.5 * 0.5
+    # and a fit without a plateau callback runs at the schedule itself
+    log = lk.LRLogger("epoch")
+    m.fit(x, y, epochs=4, initial_epoch=3, verbose=0, callbacks=[lk.LRScheduler(sched), log])
+    assert log.history[0][1] == np.float32(0.01)

@@ -85,7 +85,14 @@ def _iterations(opt: Any) -> int:
     return int(np.asarray(keras.ops.convert_to_numpy(opt.iterations.value)))
 
 
-def _float_lr_scales(opt: Any) -> dict[int, tuple[Any, float]]:
+def _fit_run(model: Any) -> Any:
+    """What identifies one ``fit()`` call: the ``History`` that Keras builds for it and sets
+    on the model before any callback starts."""
+    return getattr(model, "history", None)
+
+
+def _float_lr_scales(opt: Any) -> dict[int, tuple[Any, float, Any]]:
+    """The cuts of the controllers scaling a float LR: id -> (controller, scale, fit run)."""
     scales = opt.__dict__.get(_SCALE_ATTR)
     if scales is None:
         scales = opt.__dict__[_SCALE_ATTR] = {}  # not setattr: Keras would track a copy
@@ -110,8 +117,11 @@ def _write_lr(opt: Any, lr: float) -> None:
         opt.learning_rate = lr
 
 
-def _float_lr_scale(opt: Any) -> float:
-    return float(math.prod(scale for _, scale in opt.__dict__.get(_SCALE_ATTR, {}).values()))
+def _float_lr_scale(opt: Any, run: Any) -> float:
+    """The product of the cuts of the controllers of the callbacks of the ``fit()`` run
+    ``run`` (a controller of an earlier ``fit()`` of the same model is not one of them)."""
+    entries = opt.__dict__.get(_SCALE_ATTR, {}).values()
+    return float(math.prod(scale for _, scale, r in entries if r is run))
 
 
 class _LRHandle:
@@ -124,6 +134,7 @@ class _LRHandle:
     def __init__(self, model: Any, controller: Feedback) -> None:
         self.model = model
         self.key = id(controller)
+        run = _fit_run(model)
         #: (optimizer, its scaled schedule or None for a float learning rate)
         self.parts: list[tuple[Any, Any]] = []
         wrapped = False
@@ -134,7 +145,10 @@ class _LRHandle:
             elif isinstance(lr, keras.Variable):
                 # the float LR (saved with the model) already holds the cuts; LRScheduler reads
                 # the controller's scale from here, also after a resume with a restored controller
-                _float_lr_scales(opt)[self.key] = (controller, controller.scale)
+                scales = _float_lr_scales(opt)
+                for key in [k for k, (_, _, r) in scales.items() if r is not run]:
+                    del scales[key]  # an earlier fit()'s controllers: not in this run
+                scales[self.key] = (controller, controller.scale, run)
                 self.parts.append((opt, None))
             elif callable(lr):
                 opt._learning_rate = ScaledSchedule(lr)
@@ -156,8 +170,8 @@ class _LRHandle:
                 retrace = retrace or target.compiled_scale
             else:
                 scales = _float_lr_scales(opt)
-                owner, scale = scales[self.key]
-                scales[self.key] = (owner, scale * factor)
+                owner, scale, run = scales[self.key]
+                scales[self.key] = (owner, scale * factor, run)
                 current = keras.ops.convert_to_numpy(opt._learning_rate.value)
                 _write_lr(opt, float(np.asarray(current)) * factor)
         if retrace and getattr(self.model, "train_function", None):
@@ -682,7 +696,8 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
             if self.feedback is not None
             else self.schedule(step)
         )
-        lr = float(lr) * _float_lr_scale(opt)  # cuts made by ReduceOnPlateau/DivergenceGuard
+        # cuts made by this fit()'s ReduceOnPlateau/DivergenceGuard
+        lr = float(lr) * _float_lr_scale(opt, _fit_run(self.model))
         _write_lr(opt, lr)
         self.last_lr = lr
 
