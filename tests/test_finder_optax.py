@@ -173,3 +173,26 @@ def test_val_data_is_a_held_set_never_trained_on():
         find_lr(_loss, _params(), optax.adam, train, val_data=[], **opts)
     with pytest.raises(ValueError, match=r"^val_data must be an iterable of batches"):
         find_lr(_loss, _params(), optax.adam, train, val_data=3, **opts)
+
+
+def test_a_chain_whose_update_needs_a_value_is_a_value_error_naming_the_optimizer():
+    import lrkit.optax as lo
+
+    opt = optax.chain(
+        optax.inject_hyperparams(optax.adam)(learning_rate=1e-3), lo.reduce_on_plateau()
+    )
+    params = _params()
+    before = jax.tree_util.tree_map(np.array, params)
+    with pytest.raises(
+        ValueError, match=r"^optimizer: a transformation in it needs update\(\.\.\., value=\.\.\.\)"
+    ):
+        find_lr(_loss, params, opt, _data())
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params, before)
+    # the same chain without the plateau transformation sweeps
+    res = find_lr(
+        _loss,
+        params,
+        optax.chain(optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)),
+        _data(),
+    )
+    assert res.steps > 0

@@ -595,7 +595,18 @@ def find_lr(
         st = optax.tree_utils.tree_set(st, _is_number, learning_rate=lr.astype(lr_dtype))
         out, grads = jax.value_and_grad(loss_fn, has_aux=has_aux)(p, batch)
         loss = out[0] if has_aux else out
-        updates, st = opt.update(grads, st, p)
+        try:
+            updates, st = opt.update(grads, st, p)
+        except TypeError as exc:  # raised while tracing, before any step runs
+            if "required keyword-only argument" not in str(exc):
+                raise
+            needed = str(exc).rsplit(":", 1)[-1].strip()
+            raise ValueError(
+                f"optimizer: a transformation in it needs update(..., {needed.strip(chr(39))}=...)"
+                ", which the range test does not pass (lrkit.optax.reduce_on_plateau needs "
+                "value=); run the range test with the optimizer without it: its cuts would "
+                "move the LR the sweep records"
+            ) from None
         return optax.apply_updates(p, updates), st, loss
 
     def held_loss(p: Any, batch: Any) -> Any:

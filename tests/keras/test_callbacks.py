@@ -850,3 +850,22 @@ def test_a_second_fit_applies_only_its_own_controllers_cuts():
     log = lk.LRLogger("epoch")
     m.fit(x, y, epochs=4, initial_epoch=3, verbose=0, callbacks=[lk.LRScheduler(sched), log])
     assert log.history[0][1] == np.float32(0.01)
+
+
+def test_scheduler_and_logger_with_gradient_accumulation_count_batches():
+    # Keras' iterations is then a tensor (updates); a schedule in the optimizer is evaluated
+    # at the batches trained, and so are these callbacks
+    x = np.random.default_rng(0).random((64, 4)).astype("float32")
+    y = x.sum(1, keepdims=True)
+    sched = S.linear(0.01, end_lr=0.001, total_steps=8)
+    for callbacks in ([lk.LRScheduler(sched)], []):
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        lr = 0.1 if callbacks else lk.schedule(sched)
+        m.compile(keras.optimizers.SGD(lr, gradient_accumulation_steps=2), "mse")
+        log = lk.LRLogger("batch")
+        m.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[*callbacks, log])
+        assert [i for i, _ in log.history] == list(range(8))
+        np.testing.assert_array_equal(
+            [v for _, v in log.history], sched.values(np.arange(8)).astype(np.float32)
+        )

@@ -81,8 +81,17 @@ _REWIND_LISTENERS: weakref.WeakKeyDictionary[Any, weakref.WeakSet[LRScheduler]] 
 )
 
 
+def _counter(opt: Any) -> Any:
+    """The optimizer's step counter as Keras evaluates a schedule at it, a variable: batches
+    trained (with ``gradient_accumulation_steps``, ``opt.iterations`` counts updates, a tensor
+    computed from this variable)."""
+    var = getattr(opt, "_iterations", None)
+    return opt.iterations if var is None else var
+
+
 def _iterations(opt: Any) -> int:
-    return int(np.asarray(keras.ops.convert_to_numpy(opt.iterations.value)))
+    var = _counter(opt)
+    return int(np.asarray(keras.ops.convert_to_numpy(getattr(var, "value", var))))
 
 
 def _fit_run(model: Any) -> Any:
@@ -829,7 +838,7 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         opt = self._opt
-        it = self._host_value(opt.iterations)
+        it = self._host_value(_counter(opt))
         if it is not None:
             self._it_base = int(it) - batch  # a restore may have rewound it
         lr = opt._learning_rate
