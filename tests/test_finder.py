@@ -688,3 +688,53 @@ def test_held_batches_reads_one_pass_and_names_the_argument():
         assert len(held_batches(range(16))) == 16  # up to 16: no warning
     with pytest.warns(UserWarning, match=r"^val_data holds 17 batches, all kept and evaluated"):
         assert len(held_batches(range(17))) == 17
+
+
+def test_a_rise_to_end_lr_from_the_first_step_says_lower_start_lr():
+    import warnings
+
+    from lrkit.finder import range_test
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = range_test(lambda lr: 1 + 0.1 * (np.log10(lr) + 7))
+    assert r.stop_reason == "completed" and not r.reliable
+    assert any("the loss rose from the first steps" in w for w in r.warnings)
+    assert not any("did not clearly descend" in w for w in r.warnings)
+
+
+@pytest.mark.parametrize(
+    ("losses", "reason", "steps"),
+    [
+        ([1.0, math.nan], "nan", 2),
+        ([1.0] * 4 + [math.nan], "nan", 5),
+        ([1.0] * 4 + [1000.0], "diverged", 5),
+    ],
+)
+def test_divergence_within_five_steps_counts_the_steps_taken(losses, reason, steps):
+    import warnings
+
+    from lrkit.finder import range_test
+
+    seq = iter([*losses, *[1.0] * 200])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = range_test(lambda lr: next(seq))
+    assert r.stop_reason == reason and r.steps == steps
+    assert r.warnings == (
+        f"the sweep stopped after {steps} step(s) ({reason}): the loss diverged almost at once; "
+        "lower start_lr (e.g. by 100x) and rerun",
+    )
+
+
+def test_plot_arguments_are_checked():
+    pytest.importorskip("matplotlib")
+    from lrkit.finder import range_test
+
+    r = range_test(lambda lr: (np.log10(lr) + 3) ** 2, num_iter=50, warn=False)
+    with pytest.raises(ValueError, match=r"^show_raw must be True or False, got 'false'$"):
+        r.plot(show_raw="false")
+    with pytest.raises(ValueError, match=r"^ax must be a matplotlib Axes or None, got 3$"):
+        r.plot(ax=3)
+    with pytest.raises(ValueError, match=r"^title must be a string or None, got 123$"):
+        r.plot(title=123)

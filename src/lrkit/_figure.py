@@ -53,10 +53,17 @@ def new_figure(path: Any, *, figsize: tuple[float, float]) -> Any:
     return plt.figure(figsize=figsize)
 
 
-def new_axes(ax: Any, path: Any, *, figsize: tuple[float, float]) -> tuple[Any, Any]:
+def new_axes(
+    ax: Any, path: Any, *, figsize: tuple[float, float], title: Any = None
+) -> tuple[Any, Any]:
     """``(figure, axes)``: the caller's ``ax`` and its figure, or one new axes on
-    :func:`new_figure`."""
+    :func:`new_figure`. ``title`` (the plot's, given by the caller) must be a string or
+    ``None``; both are checked before anything is drawn."""
+    if title is not None and not isinstance(title, str):
+        raise ValueError(f"title must be a string or None, got {title!r}")
     if ax is not None:
+        if not callable(getattr(ax, "plot", None)) or getattr(ax, "figure", None) is None:
+            raise ValueError(f"ax must be a matplotlib Axes or None, got {ax!r}")
         return ax.figure, ax
     fig = new_figure(path, figsize=figsize)
     return fig, fig.add_subplot()

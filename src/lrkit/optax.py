@@ -542,6 +542,7 @@ def find_lr(
     progress = V.flag("progress", progress)
     warn = V.flag("warn", warn)
     sweep = Sweep(options, optimizer=family, **sweep_options)
+    sweep.check_val_data(val_data)
     inner: Any = None  # the plain optimizer a factory builds, for a user's opt_state
     if isinstance(optimizer, optax.GradientTransformation):
         opt = optimizer

@@ -439,3 +439,13 @@ def test_arguments_are_checked_before_the_sweep_and_named(kwargs, error, match):
     import numpy as np
 
     find_lr(model, opt, nn.functional.cross_entropy, data(), num_iter=20, progress=np.bool_(False))
+
+
+def test_val_data_with_the_held_measurement_off_is_refused():
+    model = nn.Linear(6, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(ValueError, match=r"^val_data is given but eval_batches=0 turns the held"):
+        find_lr(
+            model, opt, nn.functional.cross_entropy, data(), val_data=data()[:2], eval_batches=0
+        )
+    assert opt.state == {}

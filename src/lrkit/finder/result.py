@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import _validate as V
 from .rules import (
     DEFAULT_RULE,
     RULES,
@@ -236,7 +237,8 @@ class FinderResult:
 
         ax, path = resolve(ax, path, first_name="ax")
         require("matplotlib", "plot", feature="FinderResult.plot")
-        fig, ax = new_axes(ax, path, figsize=(9.5, 4.5))
+        show_raw = V.flag("show_raw", show_raw)
+        fig, ax = new_axes(ax, path, figsize=(9.5, 4.5), title=title)
         if len(self.lrs):
             if show_raw:
                 ax.plot(self.lrs, self.losses, color="0.75", lw=1, label="loss (raw)")

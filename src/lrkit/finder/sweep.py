@@ -273,6 +273,15 @@ class Sweep:
     def stop_reason(self) -> str | None:
         return self._stop
 
+    def check_val_data(self, val_data: Any) -> None:
+        """A one-line error when ``val_data`` is given but ``eval_batches=0`` turns the held
+        measurement off (it would be read and never evaluated)."""
+        if val_data is not None and self.options.eval_batches == 0:
+            raise ValueError(
+                "val_data is given but eval_batches=0 turns the held measurement off: give "
+                "eval_batches >= 1 (the default) to measure on val_data, or drop val_data"
+            )
+
     @property
     def eval_due(self) -> bool:
         """Whether the current step (the next one to be recorded) measures the held loss."""
@@ -460,11 +469,12 @@ def risen(lrs: np.ndarray, losses: np.ndarray) -> bool:
 
 def _messages(sweep: Sweep, s: Any, lrs: np.ndarray, losses: np.ndarray, reason: str) -> list[str]:
     n = len(sweep._losses)
+    taken = n + (reason == "nan")  # a NaN step is not recorded, but it was taken
     out: list[str] = []
-    if n < 5 and reason in ("diverged", "nan"):
+    if taken <= 5 and reason in ("diverged", "nan"):
         return [
-            f"the sweep stopped after {n} step(s) ({reason}): the loss diverged almost at once; "
-            "lower start_lr (e.g. by 100x) and rerun"
+            f"the sweep stopped after {taken} step(s) ({reason}): the loss diverged almost at "
+            "once; lower start_lr (e.g. by 100x) and rerun"
         ]
     if not s.turned_up and not s.saturated and reason == "completed":
         top = float(sweep._lrs[-1])
@@ -489,8 +499,8 @@ def _messages(sweep: Sweep, s: Any, lrs: np.ndarray, losses: np.ndarray, reason:
         )
     m = int(np.argmin(losses)) if len(losses) else 0
     # the curve itself rose: a flat one that ends in NaN, or in a training loss gone off, did
-    # not rise "from its first steps"
-    rose = reason == "turned_up" or (reason in ("diverged", "nan") and turned_up(lrs, losses))
+    # not rise "from its first steps"; one that rose all the way to end_lr did
+    rose = reason == "turned_up" or turned_up(lrs, losses)
     if len(losses) >= 5 and m <= max(1, len(losses) // 10) and rose:
         out.append(
             "the loss rose from the first steps: start_lr is already too large; lower start_lr "

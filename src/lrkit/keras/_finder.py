@@ -348,6 +348,7 @@ def find_lr(
         momentum=float(momentum) if isinstance(momentum, (int, float)) else 0.0,
     )
     sweep = Sweep(options, optimizer=family, **sweep_options)
+    sweep.check_val_data(val_data)
     if y is not None or _is_arrays(x):
         batches = _array_batches(x, y, sample_weight, batch_size, shuffle, seed)
     else:

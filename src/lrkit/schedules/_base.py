@@ -416,7 +416,7 @@ class Schedule(ABC):
         from ..textplot import plot_steps  # bounded: at most textplot.MAX_POINTS points
 
         xs = plot_steps(self, steps=steps)
-        fig, ax = new_axes(ax, path, figsize=(7, 3.5))
+        fig, ax = new_axes(ax, path, figsize=(7, 3.5), title=title)
         kwargs.setdefault("label", _short_label(self))
         ax.plot(xs, self.values(xs), **kwargs)
         ax.set_xlabel("step")

@@ -459,7 +459,7 @@ class EffectiveLRLogger:
         for n in names:
             if n not in self.history:
                 raise ValueError(f"layers: unknown layer {n!r} (known: {self.names[:5]}...)")
-        fig, ax = new_axes(ax, path, figsize=(8, 4.5))
+        fig, ax = new_axes(ax, path, figsize=(8, 4.5), title=title)
         for n in names:
             h = self.history[n]
             (line,) = ax.plot(self.steps, h["median"], label=n)

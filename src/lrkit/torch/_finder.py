@@ -476,6 +476,7 @@ def find_lr(
         ),
     )
     sweep = Sweep(options, optimizer=family, **sweep_options)
+    sweep.check_val_data(val_data)
     dev = _device(device) if device is not None else _model_device(model)
     if amp is True:
         amp_dtype: torch.dtype | None = torch.float16 if dev.type == "cuda" else torch.bfloat16
