@@ -648,3 +648,71 @@ def test_stop_when_is_asked_once_a_trial_is_complete(tmp_path: Any) -> None:
     r = tune(_quad(), n_trials=5, storage=study._storage, study_name="s", seeding="blind",
              stop_when=lambda s: s.best_value < 1e9)  # fmt: skip
     assert r.stop_reason == "stop_when" and len(r.study.trials) == 1
+
+
+def test_a_copy_that_never_began_its_objective_is_failed_after_twice_the_grace(tmp_path) -> None:
+    """A re-queued copy inherits its original's user attrs (its "schedule" too): whether it
+    began is told by the trial number its objective records, not by those attrs."""
+    import time
+
+    from lrkit.tune._loop import ATTR_BEGAN, _fail_unstarted
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'c.db'}", study_name="c")
+    original = study.ask()
+    original.set_user_attr("schedule", "constant(lr=0.1)")
+    original.set_user_attr(ATTR_BEGAN, original.number)
+    copy = study.ask()  # a copy, killed before its objective began: the original's attrs
+    copy.set_user_attr("schedule", "constant(lr=0.1)")
+    copy.set_user_attr(ATTR_BEGAN, original.number)
+    time.sleep(0.25)
+    assert _fail_unstarted(study, 0.1) is True
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states == {original.number: "RUNNING", copy.number: "FAIL"}
+
+
+def test_a_seed_is_requeued_at_most_max_retry_times_and_not_into_a_finished_study(tmp_path) -> None:
+    from lrkit.tune import SearchSpace
+    from lrkit.tune._loop import _requeue_interrupted
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'r.db'}", study_name="r")
+    space = SearchSpace(families=("onecycle",), lr_range=(1e-4, 1.0), total_steps=100)
+    seed = {"lr": 0.01, "family": "onecycle"}
+
+    def fail_next() -> None:
+        t = study.ask()
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+
+    def waiting() -> int:
+        return sum(1 for t in study.get_trials() if t.state.name == "WAITING")
+
+    study.enqueue_trial(seed)
+    fail_next()  # the seed's first run fails (killed, Ctrl-C)
+    _requeue_interrupted(study, space, max_retry=0, n_trials=5)
+    assert waiting() == 0  # no retry allowed
+    _requeue_interrupted(study, space, max_retry=1, n_trials=5)
+    assert waiting() == 1
+    _requeue_interrupted(study, space, max_retry=1, n_trials=5)
+    assert waiting() == 1  # queued once: the copy is there
+    fail_next()  # the copy fails too
+    _requeue_interrupted(study, space, max_retry=1, n_trials=5)
+    assert waiting() == 0  # retried once already, in any run
+    _requeue_interrupted(study, space, max_retry=None, n_trials=5)
+    assert waiting() == 1  # unlimited retries
+    fail_next()
+    for _ in range(2):
+        t = study.ask()
+        study.tell(t.number, 1.0)
+    _requeue_interrupted(study, space, max_retry=None, n_trials=2)
+    assert waiting() == 0  # the study is finished: nothing is added to it
+
+
+def test_cli_heartbeat_beyond_a_day_is_a_one_line_error(capsys) -> None:
+    from lrkit.cli import main
+    from lrkit.tune import MAX_HEARTBEAT, make_storage
+
+    assert main(["tune", "--demo", "--heartbeat", "10000000000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "lrkit tune: error: --heartbeat must be an integer in [1, 86400], got 10000000000"
+    assert MAX_HEARTBEAT == 86400
+    with pytest.raises(ValueError, match=r"^heartbeat_interval must be an integer in \[1, 86400\]"):
+        make_storage("sqlite:///x.db", heartbeat_interval=MAX_HEARTBEAT + 1)

@@ -24,6 +24,7 @@ from ..tune import (
     DEFAULT_STORAGE,
     DEMO_TASK,
     FAMILIES,
+    MAX_HEARTBEAT,
     check_metric,
     check_storage,
     sqlite_file,
@@ -322,7 +323,7 @@ def _tune(args: argparse.Namespace) -> int:
         families = parse_families(args.families)
         if args.epochs is not None:
             V.integer("--epochs", args.epochs, 1)
-        heartbeat = V.integer("--heartbeat", args.heartbeat, 1)
+        heartbeat = V.integer("--heartbeat", args.heartbeat, 1, MAX_HEARTBEAT)
         if args.grace is not None:
             V.integer("--grace", args.grace, 1)
             if args.grace <= heartbeat:

@@ -25,12 +25,13 @@ from ._space import (
     build_schedule,
     lr_range_from_finder,
 )
-from ._storage import DEFAULT_STORAGE, check_storage, make_storage, sqlite_file
+from ._storage import DEFAULT_STORAGE, MAX_HEARTBEAT, check_storage, make_storage, sqlite_file
 from ._task import Reporter, Task, check_metric
 
 __all__ = [
     "BLIND_LR_RANGE",
     "DEFAULT_STORAGE",
+    "MAX_HEARTBEAT",
     "FAMILIES",
     "PARAMS",
     "Param",

@@ -124,6 +124,19 @@ def _count(study: Any) -> tuple[int, int, int]:
     return complete, running, len(trials)
 
 
+#: the user attr a trial's objective sets as it begins: the trial's own number (a re-queued
+#: copy inherits its original's user attrs, so a copy carries another trial's number)
+ATTR_BEGAN = "lrkit.began"
+
+
+def _began(t: Any) -> bool:
+    """Whether trial ``t`` began its objective (studies from before :data:`ATTR_BEGAN`: it has
+    a ``"schedule"``)."""
+    if ATTR_BEGAN in t.user_attrs:
+        return bool(t.user_attrs[ATTR_BEGAN] == t.number)
+    return "schedule" in t.user_attrs
+
+
 def _fail_unstarted(study: Any, grace: float | None) -> bool:
     """Fail the RUNNING trials whose worker stopped before the trial's first heartbeat;
     whether one was failed (its copy is then queued by :func:`_requeue_interrupted`).
@@ -131,8 +144,8 @@ def _fail_unstarted(study: Any, grace: float | None) -> bool:
     Optuna creates a trial (RUNNING) in ``ask`` and starts its heartbeat only after sampling
     its parameters; a worker killed in between leaves a trial without a heartbeat, which
     ``fail_stale_trials`` never fails, so every worker would wait for it for ever. A trial
-    that has not begun its objective (no ``"schedule"`` user attr) more than ``2 *
-    grace_period`` seconds after it was created is failed here."""
+    that has not begun its objective (see :func:`_began`) more than ``2 * grace_period``
+    seconds after it was created is failed here."""
     if not grace:
         return False
     import datetime
@@ -142,7 +155,7 @@ def _fail_unstarted(study: Any, grace: float | None) -> bool:
     now = datetime.datetime.now()
     failed = False
     for t in study.get_trials(deepcopy=False, states=(ts.RUNNING,)):
-        if "schedule" in t.user_attrs or t.datetime_start is None:
+        if _began(t) or t.datetime_start is None:
             continue
         if (now - t.datetime_start).total_seconds() <= 2 * grace:
             continue
@@ -184,20 +197,32 @@ def _duplicate_seed(trials: Sequence[Any], number: int, fixed: Mapping[str, Any]
     )
 
 
-def _requeue_interrupted(study: Any, space: SearchSpace) -> None:
+def _requeue_interrupted(
+    study: Any, space: SearchSpace, *, max_retry: int | None, n_trials: int
+) -> None:
     """Queue again each enqueued (finder-seeded) trial that ended FAIL with no copy after it:
     a run stopped by Ctrl-C fails its running trial, as :func:`_fail_unstarted` fails one a
-    killed worker left, and the study would lose that seed. A seed outside ``space`` (the
-    study's first run stopped before any trial began, and this run searches other families)
-    is not queued again."""
+    killed worker left, and the study would lose that seed. A seed is retried at most
+    ``max_retry`` times in all (its FAIL trials, over every run: one that kills its worker
+    each time is not retried for ever); a seed outside ``space`` (the study's first run
+    stopped before any trial began, and this run searches other families) is not queued
+    again, and nothing is queued once the study holds ``n_trials`` COMPLETE trials."""
     optuna = _optuna()
+    ts = optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
+    if sum(1 for t in trials if t.state == ts.COMPLETE) >= n_trials:
+        return
     for t in trials:
         fixed = t.system_attrs.get("fixed_params")
-        if t.state != optuna.trial.TrialState.FAIL or not fixed or not _fits(space, fixed):
+        if t.state != ts.FAIL or not fixed or not _fits(space, fixed):
             continue
         if any(u.number > t.number and u.system_attrs.get("fixed_params") == fixed for u in trials):
             continue
+        failures = sum(
+            1 for u in trials if u.state == ts.FAIL and u.system_attrs.get("fixed_params") == fixed
+        )
+        if max_retry is not None and failures > max_retry:
+            continue  # retried max_retry times already
         study.enqueue_trial(dict(fixed))
 
 
@@ -547,7 +572,7 @@ def tune(
     if how == "finder" and info is not None and not started:
         for fam, lr in _seed_points(info, rng, space.families):
             study.enqueue_trial({"lr": lr, "family": fam}, skip_if_exists=True)
-    _requeue_interrupted(study, space)
+    _requeue_interrupted(study, space, max_retry=max_retry, n_trials=n_trials)
     say(
         f"searching peak LR in [{rng[0]:.3g}, {rng[1]:.3g}] ({how}), families: "
         + ", ".join(space.families)
@@ -556,6 +581,7 @@ def tune(
 
     def objective(trial: Any) -> float:
         current["number"] = trial.number
+        trial.set_user_attr(ATTR_BEGAN, trial.number)  # its heartbeat runs from here on
         trials = study.get_trials(deepcopy=False)
         if _surplus(trials, trial.number, n_trials):
             trial.set_user_attr("surplus", True)
@@ -598,7 +624,7 @@ def tune(
                 with _experimental_ok():
                     optuna.storages.fail_stale_trials(study)
                 if _fail_unstarted(study, getattr(st, "grace_period", None)):
-                    _requeue_interrupted(study, space)
+                    _requeue_interrupted(study, space, max_retry=max_retry, n_trials=n_trials)
                 complete, running, total = _count(study)
                 if bar is not None:
                     bar.n = min(complete, n_trials)

@@ -25,6 +25,9 @@ __all__ = [
 
 #: The CLI's default storage: an SQLite file in the working directory.
 DEFAULT_STORAGE = "sqlite:///lrkit-tune.db"
+#: the longest heartbeat interval, seconds (a day; a thread cannot wait much longer than
+#: ``threading.TIMEOUT_MAX``, and a longer one would leave a killed trial unnoticed for days)
+MAX_HEARTBEAT = 86_400
 
 
 def make_storage(
@@ -44,7 +47,9 @@ def make_storage(
     optuna = _optuna()
     # checked whatever the storage (they matter for a URL only): a mistake is never silent
     hb = (
-        10 if heartbeat_interval is None else V.integer("heartbeat_interval", heartbeat_interval, 1)
+        10
+        if heartbeat_interval is None
+        else V.integer("heartbeat_interval", heartbeat_interval, 1, MAX_HEARTBEAT)
     )
     grace = 3 * hb if grace_period is None else V.integer("grace_period", grace_period, 1)
     if grace <= hb:
