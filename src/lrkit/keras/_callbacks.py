@@ -126,6 +126,17 @@ def _write_lr(opt: Any, lr: float) -> None:
         opt.learning_rate = lr
 
 
+def _settle_lr(model: Any) -> None:
+    """At the end of training, a float LR that :func:`_write_lr` stored as a host value is
+    stored as a backend value again: Keras before 3.15 reads the sharding of every optimizer
+    variable when the next ``fit()`` starts, which a numpy value does not have."""
+    for opt in _optimizers(model):
+        var = getattr(opt, "_learning_rate", None)
+        value = getattr(var, "_value", None)
+        if isinstance(var, keras.Variable) and isinstance(value, np.ndarray):
+            var.assign(value)
+
+
 def _float_lr_scale(opt: Any, run: Any) -> float:
     """The product of the cuts of the controllers of the callbacks of the ``fit()`` run
     ``run`` (a controller of an earlier ``fit()`` of the same model is not one of them)."""
@@ -316,6 +327,9 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             if mode is not None and mode != self.controller.mode:
                 state = self.controller.state_dict()
                 self.controller.load_state_dict({**state, "mode": mode})
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        _settle_lr(self.model)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs if logs is not None else {}
@@ -556,6 +570,9 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
             return
         self._judge(upto=len(self._begins))  # Keras has waited for every batch by now
 
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        _settle_lr(self.model)
+
     # ------------------------------------------------------------------ judging
     def _loss(self, begin: int, end: int) -> float | None:
         """The running-mean loss Keras logged for the batch that began at ``begin`` (its
@@ -722,6 +739,7 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         for listeners in _REWIND_LISTENERS.values():
             listeners.discard(self)
+        _settle_lr(self.model)
 
     def _rewound(self, steps: int) -> None:
         """A DivergenceGuard restored a state ``steps`` optimizer steps back: the schedule's
