@@ -601,12 +601,12 @@ def find_lr(
         except TypeError as exc:  # raised while tracing, before any step runs
             if "required keyword-only argument" not in str(exc):
                 raise
-            needed = str(exc).rsplit(":", 1)[-1].strip()
+            needed = str(exc).rsplit(":", 1)[-1].strip(" '")  # "... argument: 'value'"
             raise ValueError(
-                f"optimizer: a transformation in it needs update(..., {needed.strip(chr(39))}=...)"
-                ", which the range test does not pass (lrkit.optax.reduce_on_plateau needs "
-                "value=); run the range test with the optimizer without it: its cuts would "
-                "move the LR the sweep records"
+                f"optimizer: a transformation in it needs update(..., {needed}=...), which the "
+                "range test does not pass (lrkit.optax.reduce_on_plateau needs value=); run the "
+                "range test with the optimizer without it: its cuts would move the LR the sweep "
+                "records"
             ) from None
         return optax.apply_updates(p, updates), st, loss
 

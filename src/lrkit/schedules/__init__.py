@@ -90,16 +90,16 @@ def with_warmup(
     if not isinstance(schedule, Schedule):
         raise ValueError(f"schedule must be a lrkit schedule, got {schedule!r}")
     steps = _validate.integer("warmup_steps", warmup_steps, 0, _validate.MAX_STEPS)
-    if not schedule(0) >= 0:  # the ramp's end; its own end_lr is not a parameter given here
+    end = schedule(0)  # the ramp's end; its own end_lr is not a parameter given here
+    if not end >= 0:
         raise ValueError(
-            f"schedule must start at a learning rate >= 0 to warm up to, got schedule(0) = "
-            f"{schedule(0)!r}"
+            f"schedule must start at a learning rate >= 0 to warm up to, got schedule(0) = {end!r}"
         )
     if steps == 0:
         # the ramp's other arguments are still checked, as they are with a ramp
-        Warmup(start_lr, end_lr=schedule(0), warmup_steps=1, mode=mode)
+        Warmup(start_lr, end_lr=end, warmup_steps=1, mode=mode)
         return Join([schedule], boundaries=[])
-    ramp = Warmup(start_lr, end_lr=schedule(0), warmup_steps=steps, mode=mode)
+    ramp = Warmup(start_lr, end_lr=end, warmup_steps=steps, mode=mode)
     return Join([ramp, schedule], boundaries=[ramp.warmup_steps])
 
 

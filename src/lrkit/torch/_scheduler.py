@@ -390,9 +390,11 @@ class LRKitScheduler(LRScheduler):
 
     def _apply(self) -> None:
         t = self.last_epoch
-        # the groups this scheduler has adopted (after a load, groups added since the save are
-        # adopted at the next step, as they were in the run that saved)
-        groups = self.optimizer.param_groups[: len(self.ratios)]
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.ratios):
+            # only the groups this scheduler has adopted (after a load, groups added since the
+            # save are adopted at the next step, as they were in the run that saved)
+            groups = groups[: len(self.ratios)]
         if self._fast:  # one schedule, no controller, float lrs: the hot path
             lr = self._at0(t)
             lrs = [r * lr for r in self.ratios]
