@@ -74,5 +74,6 @@ with tempfile.TemporaryDirectory() as conf_dir:
 print("Hydra override:", S.parse(hcfg.schedule))
 print("Hydra instantiate:", instantiate(hcfg.lr_schedule))
 print("Hydra instantiate from a dict:", instantiate(hcfg.dict_schedule))
-sched = lt.scheduler(opt, OmegaConf.to_container(hcfg.dict_schedule.d))  # DictConfig -> dict
+sched = lt.scheduler(opt, hcfg.dict_schedule.d)  # a DictConfig is read as it is
+assert sched.schedules[0] == S.from_dict(OmegaConf.to_container(hcfg.dict_schedule.d))
 assert S.parse(hcfg.schedule) == S.cosine(0.05, total_steps=500)

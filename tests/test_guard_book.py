@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -58,6 +59,17 @@ def test_as_metric_reads_numbers_and_rejects_the_rest() -> None:
             as_metric(bad)
     with pytest.raises(ValueError, match=r"^value must be a real number a float holds, got an "):
         as_metric(10**400)
+    with pytest.raises(ValueError, match=r"^metric must be a real number, got 'x'$"):
+        as_metric("x", name="metric")
+
+
+def test_a_detector_names_the_loss_it_was_given() -> None:
+    for bad in ("nan", None, [1.0]):
+        for call in (DivergenceDetector().check, DivergenceDetector().is_divergent):
+            with pytest.raises(
+                ValueError, match="^" + re.escape(f"loss must be a real number, got {bad!r}") + "$"
+            ):
+                call(bad)  # type: ignore[arg-type]
 
 
 def test_as_metric_refuses_torch_bool_and_complex_tensors() -> None:

@@ -116,6 +116,10 @@ def test_schedule_from_the_step_count_and_bad_arguments(tmp_path: Any) -> None:
         Trainer(model=tiny_bert(), args=_args(tmp_path), feedback=ReduceOnPlateau())
     with pytest.raises(ValueError, match="schedule must be"):
         Trainer(model=tiny_bert(), args=_args(tmp_path), schedule=3)
+    # a schedule class un-called is callable, but schedule(n) would be cosine(lr=n)
+    for cls in (S.cosine, S.constant):
+        with pytest.raises(ValueError, match=f"got the class {cls.__name__} itself"):
+            Trainer(model=tiny_bert(), args=_args(tmp_path), schedule=cls)
 
 
 VALS = [1.0, 0.9, 0.95, 0.97, 0.99, 0.8, 0.85, 0.9]
@@ -310,6 +314,36 @@ def test_report_metric_leaves_the_lr_alone_in_a_standalone_evaluate(tmp_path: An
     trainer.evaluate()  # before the fix: a third report to the controller
     assert sched.state_dict() == state
     assert [g["lr"] for g in trainer.optimizer.param_groups] == [0.004, 0.004]
+
+
+class _EvaluateEvery(transformers.TrainerCallback):  # type: ignore[misc]
+    """A user's own evaluation policy: asks the loop to evaluate every ``n`` steps."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step % self.n == 0:
+            control.should_evaluate = True
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_an_evaluation_asked_by_any_callback_is_reported_whatever_the_order(
+    tmp_path: Any, first: bool
+) -> None:
+    report, policy = ReportMetric("eval_score"), _EvaluateEvery(3)
+    trainer = _plateau_trainer(tmp_path, num_train_epochs=4, eval_strategy="no", save_strategy="no")
+    trainer.callback_handler.remove_callback(ReportMetric)
+    for callback in [report, policy] if first else [policy, report]:
+        trainer.add_callback(callback)
+    vals = iter([1.0, 0.9, 0.95, 0.97, 0.99])
+    trainer.compute_metrics = lambda p: {"score": next(vals)}
+    trainer.train()
+    evaluated = [h["step"] for h in trainer.state.log_history if "eval_score" in h]
+    assert evaluated == [3, 6, 9, 12, 15]
+    assert trainer.lr_scheduler.feedback.num_updates == 5  # every one reported
+    lrs = _logged_lrs(trainer)  # 0.95 and 0.97 bad after 0.9: cut after the 4th, at step 12
+    assert lrs == {k: 0.004 if k <= 12 else 0.002 for k in range(1, 17)}
 
 
 @resumes

@@ -87,3 +87,44 @@ def test_flag_accepts_bools_and_numpy_bools():
 
     assert V.flag("x", True) is True and V.flag("x", False) is False
     assert V.flag("x", np.bool_(True)) is True and V.flag("x", np.False_) is False
+
+
+@pytest.mark.parametrize(
+    "text, hint",
+    [
+        ("3e-4", " (text, not a number: YAML reads 3e-4 as text; write 3.0e-4)"),
+        ("1E5", " (text, not a number: YAML reads 1E5 as text; write 1.0e+5)"),
+        ("1.5e5", " (text, not a number: YAML reads 1.5e5 as text; write 1.5e+5)"),
+        ("0.1", " (text, not a number)"),
+        ("abc", ""),
+    ],
+)
+def test_a_number_given_as_text_is_refused_with_what_to_write(text: str, hint: str) -> None:
+    yaml = pytest.importorskip("yaml")
+    with pytest.raises(ValueError) as info:
+        V.number("lr", text)
+    assert str(info.value) == f"lr must be a finite real number, got {text!r}{hint}"
+    if "write " in hint:  # what the hint says to write is a number to YAML
+        assert yaml.safe_load(hint.split("write ")[1].rstrip(")")) == float(text)
+
+
+def test_minus_zero_is_zero_so_every_round_trip_keeps_the_value() -> None:
+    import json
+    import math
+    import pickle
+
+    from lrkit import schedules as S
+
+    assert math.copysign(1.0, V.number("lr", -0.0)) == 1.0
+    assert math.copysign(1.0, V.non_negative("lr", -0.0)) == 1.0
+    for s in (S.constant(-0.0), S.cosine(0.1, total_steps=10) * -0.0):
+        for back in (
+            S.parse(str(s)),
+            S.from_dict(json.loads(json.dumps(s.to_dict()))),
+            pickle.loads(pickle.dumps(s)),
+        ):
+            assert back == s
+            assert [math.copysign(1.0, back(t)) for t in range(3)] == [
+                math.copysign(1.0, s(t)) for t in range(3)
+            ]
+            assert all(math.copysign(1.0, s(t)) == 1.0 for t in range(3))

@@ -17,6 +17,25 @@ def _brief_int(value: Any) -> str:
     return _fmt(value)
 
 
+def _text_hint(value: Any) -> str:
+    """For a number that arrived as text (YAML 1.1, PyYAML's, reads ``3e-4`` as a string)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    text = value.strip()
+    mantissa, _, exponent = text.lower().partition("e")
+    digits = mantissa.lstrip("+-")
+    if exponent and (digits.isdigit() or exponent[0] not in "+-"):
+        # YAML 1.1 wants a dot and a signed exponent: 3.0e-4, 1.0e+5
+        dotted = mantissa if "." in digits else f"{mantissa}.0"
+        signed = exponent if exponent[0] in "+-" else f"+{exponent}"
+        return f" (text, not a number: YAML reads {text} as text; write {dotted}e{signed})"
+    return " (text, not a number)"
+
+
 def number(name: str, value: Any) -> float:
     """Return ``value`` as a finite float, or raise ``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -28,14 +47,16 @@ def number(name: str, value: Any) -> float:
             else:
                 raise TypeError
         except TypeError:
-            raise ValueError(f"{name} must be a finite real number, got {_fmt(value)}") from None
+            raise ValueError(
+                f"{name} must be a finite real number, got {_fmt(value)}{_text_hint(value)}"
+            ) from None
     try:
         v = float(value)
     except OverflowError:  # an int beyond float64
         raise ValueError(f"{name} must be a finite real number, got {_brief_int(value)}") from None
     if not math.isfinite(v):
         raise ValueError(f"{name} must be a finite real number, got {_fmt(value)}")
-    return v
+    return v + 0.0  # -0.0 is 0.0: a value is the same after any round trip (text keeps no sign)
 
 
 def positive(name: str, value: Any) -> float:

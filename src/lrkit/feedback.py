@@ -109,23 +109,23 @@ Action = Literal["ok", "restore", "give_up"]
 _NOT_REAL = frozenset({"torch.bool", "torch.complex32", "torch.complex64", "torch.complex128"})
 
 
-def as_metric(value: Any) -> float:
+def as_metric(value: Any, *, name: str = "value") -> float:
     """``value`` as a float: a one-element tensor, a numpy scalar or a Python number (a bool,
     of any type, a complex number or anything else is a one-line ``ValueError`` naming
-    ``value``). Every controller reads the
-    metrics and losses it is given through this function, and so do the framework guards."""
+    ``name``, the caller's parameter). Every controller reads the metrics and losses it is given
+    through this function, and so do the framework guards."""
     if isinstance(value, (bool, str, bytes)):  # float() would read a string's digits
-        raise ValueError(f"value must be a real number, got {value!r}")
+        raise ValueError(f"{name} must be a real number, got {value!r}")
     dtype = getattr(value, "dtype", None)  # numpy, JAX and torch: a bool or complex dtype
     if dtype is not None and (getattr(dtype, "kind", "") in ("b", "c") or str(dtype) in _NOT_REAL):
-        raise ValueError(f"value must be a real number, got {value!r} (dtype {dtype})")
+        raise ValueError(f"{name} must be a real number, got {value!r} (dtype {dtype})")
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"value must be a real number, got {value!r}") from None
+        raise ValueError(f"{name} must be a real number, got {value!r}") from None
     except OverflowError:  # an int beyond float64
         raise ValueError(
-            f"value must be a real number a float holds, got an int of {len(str(value))} digits"
+            f"{name} must be a real number a float holds, got an int of {len(str(value))} digits"
         ) from None
 
 
@@ -684,7 +684,7 @@ class DivergenceDetector(Feedback):
 
     def is_divergent(self, loss: float) -> bool:
         """True when ``loss`` is non-finite or a spike relative to :attr:`reference`."""
-        x = as_metric(loss)
+        x = as_metric(loss, name="loss")
         if not math.isfinite(x):
             return True
         if self.spike_factor is None:
@@ -698,7 +698,7 @@ class DivergenceDetector(Feedback):
 
     def check(self, loss: float, step: int | None = None) -> Action:
         """Classify ``loss`` (see the class docstring) and update the state accordingly."""
-        x = loss if type(loss) is float else as_metric(loss)
+        x = loss if type(loss) is float else as_metric(loss, name="loss")
         if step is not None:
             step = _step_arg(step)
         self.num_checks += 1

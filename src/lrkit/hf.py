@@ -68,6 +68,12 @@ class LRKitMixin:
     def __init__(self, *args: Any, schedule: Any = None, feedback: Any = None, **kwargs: Any):
         if schedule is None and feedback is not None:
             raise ValueError("feedback needs a schedule: pass schedule=... as well")
+        if isinstance(schedule, type):  # e.g. S.cosine un-called: it would build cosine(n)
+            raise ValueError(
+                f"schedule must be a schedule or a callable schedule(num_training_steps), got the "
+                f"class {schedule.__name__} itself: build one, e.g. schedule=lambda n: "
+                "S.cosine(lr, total_steps=n)"
+            )
         if schedule is not None and not isinstance(schedule, (Schedule, str, Mapping)):
             if not callable(schedule):
                 raise ValueError(
@@ -155,7 +161,8 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
     """Feed an evaluation metric to the lrkit scheduler's feedback controller after each
     evaluation of ``train()`` (``on_evaluate``), before the checkpoint of that step is saved.
     Only the evaluations the training loop makes after a step or an epoch are reported, as the
-    Trainer's own ``ReduceLROnPlateau`` is stepped: not the one of ``eval_on_start=True`` (a
+    Trainer's own ``ReduceLROnPlateau`` is stepped (whichever callback asked for them, listed
+    before or after this one): not the one of ``eval_on_start=True`` (a
     resumed run repeats it on the checkpoint's weights), and not a ``trainer.evaluate()`` on
     its own, before, after or between ``train()`` calls, one that raised included (they leave
     the LRs alone).
@@ -169,13 +176,14 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
         if monitor is not None and (not isinstance(monitor, str) or not monitor):
             raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
         self.monitor = monitor
-        # set when the training loop has decided to evaluate after this step or epoch (the
-        # Trainer's flow callback, first in the list, has set control.should_evaluate)
+        # set from the end of a step or an epoch until the next one begins: the training loop
+        # evaluates there exactly when it has decided to (``control.should_evaluate``, read
+        # after every callback's ``on_step_end``/``on_epoch_end``, whatever their order)
         self._armed = False
 
     def _disarm(self) -> None:
-        """Report nothing until the training loop next decides to evaluate (when ``train()``
-        begins or ends, and, with :class:`LRKitMixin`, when it raises)."""
+        """Report nothing until the training loop next ends a step or an epoch (when
+        ``train()`` begins or ends, and, with :class:`LRKitMixin`, when it raises)."""
         self._armed = False
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -184,11 +192,17 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._disarm()
 
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._disarm()
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._disarm()
+
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._armed = bool(getattr(control, "should_evaluate", False))
+        self._armed = True
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._armed = bool(getattr(control, "should_evaluate", False))
+        self._armed = True
 
     def _key(self, args: Any) -> str:
         if self.monitor is not None:

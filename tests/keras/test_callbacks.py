@@ -770,7 +770,12 @@ def test_settings_beside_a_ready_controller_are_refused_not_ignored():
     # the controller's own mode, or "auto", is no conflict
     assert lk.ReduceOnPlateau("loss", controller=plateau, mode="min").controller is plateau
     ready = DivergenceDetector(0.3, max_restores=5)
-    for args, kwargs, named in (((0.1,), {}, "factor"), ((), {"max_restores": 9}, "max_restores")):
+    for args, kwargs, named in (
+        ((0.1,), {}, "factor"),
+        ((0.5,), {}, "factor"),  # the default's value, given: still a setting ignored
+        ((), {"factor": 0.5}, "factor"),
+        ((), {"max_restores": 9}, "max_restores"),
+    ):
         with pytest.raises(
             ValueError, match=rf"^controller= holds its own settings; pass {named} "
         ):
@@ -778,6 +783,51 @@ def test_settings_beside_a_ready_controller_are_refused_not_ignored():
     g = lk.DivergenceGuard(controller=ready, snapshot_every=5, keep=3)  # the guard's own
     assert g.controller is ready and (g.snapshot_every, g.keep) == (5, 3)
     assert (ready.factor, ready.max_restores) == (0.3, 5)
+
+
+@pytest.mark.parametrize(
+    "monitor, controller_mode, warns",
+    [
+        ("val_accuracy", "min", True),  # the controller's default mode on an accuracy
+        ("val_accuracy", "max", False),
+        ("val_loss", "min", False),
+        ("val_loss", "max", True),
+    ],
+)
+def test_a_ready_controller_against_the_metrics_direction_warns(monitor, controller_mode, warns):
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 2)).astype("float32")
+    y = (x[:, :1] > 0.5).astype("float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy"])
+    ctl = Core(controller_mode)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        model.fit(
+            x,
+            y,
+            epochs=1,
+            verbose=0,
+            validation_data=(x, y),
+            callbacks=[lk.ReduceOnPlateau(monitor, controller=ctl)],
+        )
+    said = [str(w.message) for w in seen if "controller= has mode" in str(w.message)]
+    other = "max" if controller_mode == "min" else "min"
+    assert said == (
+        [
+            f"ReduceOnPlateau: {monitor!r} is a metric to {other}imize but the controller= has "
+            f"mode={controller_mode!r}: it would cut the learning rate while the metric "
+            f"improves; build the controller with mode={other!r} (or pass "
+            f"mode={controller_mode!r} here to keep it)"
+        ]
+        if warns
+        else []
+    )
+    assert ctl.mode == controller_mode  # never changed behind the user's back
+    with warnings.catch_warnings():  # the mode given explicitly: the user's choice, no warning
+        warnings.simplefilter("error", RuntimeWarning)
+        cb = lk.ReduceOnPlateau(monitor, controller=Core(controller_mode), mode=controller_mode)
+        model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y), callbacks=[cb])
 
 
 @pytest.mark.parametrize("distributed", [False, True])

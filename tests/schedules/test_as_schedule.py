@@ -39,3 +39,19 @@ def test_operators_build_composites() -> None:
     assert a * b == S.mul(a, b)
     assert 2.0 * a == S.scale(a, factor=2.0) == a.scale(2.0) == a * 2
     assert a.clamp(min_lr=0.01, max_lr=0.05) == S.clamp(a, min_lr=0.01, max_lr=0.05)
+
+
+def test_an_omegaconf_config_is_read_as_it_is() -> None:
+    """A Hydra config's DictConfig (nested schedules in a ListConfig) needs no to_container."""
+    omegaconf = pytest.importorskip("omegaconf")
+    plain = {
+        "name": "join",
+        "schedules": [
+            {"name": "warmup", "start_lr": 0.0, "end_lr": 0.1, "warmup_steps": 5},
+            {"name": "cosine", "lr": 0.1, "total_steps": 20},
+        ],
+        "boundaries": [5],
+    }
+    cfg = omegaconf.OmegaConf.create({"schedule": plain}).schedule
+    assert S.from_dict(cfg) == S.from_dict(plain) == S.as_schedule(cfg)
+    assert [S.from_dict(cfg)(t) for t in range(30)] == [S.from_dict(plain)(t) for t in range(30)]

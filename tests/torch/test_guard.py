@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -564,8 +565,11 @@ def test_check_rejects_a_non_scalar_loss():
     guard = DivergenceGuard(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
     with pytest.raises(ValueError, match="loss"):
         guard.check(torch.ones(3))
-    with pytest.raises(ValueError, match="value"):
-        guard.check("nan?")
+    for bad in ("nan?", None, [1.0]):  # the parameter's name, not the helper's
+        with pytest.raises(
+            ValueError, match="^" + re.escape(f"loss must be a real number, got {bad!r}") + "$"
+        ):
+            guard.check(bad)
 
 
 @pytest.mark.parametrize("opt_name", ["SGD", "Adam"])

@@ -728,6 +728,23 @@ def test_param_groups_added_to_a_per_group_scheduler_are_refused() -> None:
         sch.step()
 
 
+@pytest.mark.parametrize("same", [False, True])
+def test_a_list_of_one_schedule_or_of_one_schedule_twice_is_per_group(same: bool) -> None:
+    """A list is one schedule per group whatever it holds: a later group has none."""
+    a, b, c = (torch.nn.Linear(2, 1) for _ in range(3))
+    s = S.cosine(0.1, total_steps=10)
+    if same:
+        opt = torch.optim.SGD([{"params": a.parameters()}, {"params": b.parameters()}], lr=0.1)
+        sch, n = lt.scheduler(opt, [s, s]), 2
+    else:
+        opt = torch.optim.SGD(a.parameters(), lr=0.1)
+        sch, n = lt.scheduler(opt, [s]), 1
+    opt.add_param_group({"params": list(c.parameters()), "lr": 0.2})
+    with pytest.raises(ValueError, match=rf"^optimizer: param groups were added \({n} -> "):
+        sch.step()
+    assert opt.param_groups[-1]["lr"] == 0.2  # left as the user set it
+
+
 def test_a_schedule_longer_than_float64_steps_can_still_be_scheduled() -> None:
     opt = _opt(0.1)
     lt.scheduler(opt, S.cosine(0.1, total_steps=2**53))  # length + 1 is past 2**53

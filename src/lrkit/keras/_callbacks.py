@@ -218,6 +218,15 @@ def _refuse_beside_controller(given: list[str]) -> None:
         )
 
 
+class _Default(float):
+    """A default value that can be told from the same value passed explicitly (``is``)."""
+
+
+#: DivergenceGuard's default ``factor``: an explicit ``factor=0.5`` beside a ready controller is
+#: a setting the controller would ignore, the default is not
+_DEFAULT_FACTOR = _Default(0.5)
+
+
 def _resolve_mode(mode: str, monitor: str) -> str:
     mode = V.choice("mode", mode, ("auto", "min", "max"))
     if mode == "auto":
@@ -274,10 +283,11 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
 
     ``controller`` (optional) is a ready :class:`lrkit.feedback.ReduceOnPlateau` (e.g. restored
     with ``load_state_dict``), which holds its own settings: giving ``mode`` or a plateau
-    argument beside it is a one-line ``ValueError``. To resume, pass the
-    restored controller to the callback of a run on the model ``keras.saving.load_model``
-    brought back: at train begin its scale is handed to :class:`LRScheduler`, so the resumed
-    run's learning rates equal an uninterrupted run's.
+    argument beside it is a one-line ``ValueError``; without ``mode``, a controller whose mode
+    is against the metric's direction is kept, with a ``RuntimeWarning`` at train begin. To
+    resume, pass the restored controller to the callback of a run on the model
+    ``keras.saving.load_model`` brought back: at train begin its scale is handed to
+    :class:`LRScheduler`, so the resumed run's learning rates equal an uninterrupted run's.
     """
 
     def __init__(
@@ -300,6 +310,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
         self.monitor = monitor
         self._auto = False  # mode="auto": read the metric's direction at train begin
+        self._check_mode = False
         if controller is None:
             resolved: Any = _resolve_mode(mode, monitor)
             controller = _PlateauCore(resolved, **plateau)
@@ -311,6 +322,10 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         else:
             given = sorted(plateau) + ([] if mode in ("auto", controller.mode) else ["mode"])
             _refuse_beside_controller(given)
+            # no mode given: the controller's own is used; checked against the metric's
+            # direction when training begins (a controller built with the default "min" on
+            # an accuracy would cut the LR while the model improves)
+            self._check_mode = mode == "auto"
         self.controller = controller
         self.verbose = verbose
         self._handle: _LRHandle | None = None
@@ -327,6 +342,18 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             if mode is not None and mode != self.controller.mode:
                 state = self.controller.state_dict()
                 self.controller.load_state_dict({**state, "mode": mode})
+        if self._check_mode:
+            self._check_mode = False
+            mode = _metric_mode(self.model, self.monitor) or _resolve_mode("auto", self.monitor)
+            if mode != self.controller.mode:
+                warnings.warn(
+                    f"ReduceOnPlateau: {self.monitor!r} is a metric to {mode}imize but the "
+                    f"controller= has mode={self.controller.mode!r}: it would cut the learning "
+                    f"rate while the metric improves; build the controller with mode={mode!r} "
+                    f"(or pass mode={self.controller.mode!r} here to keep it)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         _settle_lr(self.model)
@@ -411,7 +438,7 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
 
     def __init__(
         self,
-        factor: float = 0.5,
+        factor: float = _DEFAULT_FACTOR,
         *,
         snapshot_every: int = 50,
         keep: int = 2,
@@ -437,9 +464,12 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         )
         super().__init__()
         if controller is None:
-            controller = DivergenceDetector(factor, **detector)
+            controller = DivergenceDetector(
+                0.5 if factor is _DEFAULT_FACTOR else factor, **detector
+            )
         else:
-            _refuse_beside_controller(sorted(detector) + ([] if factor == 0.5 else ["factor"]))
+            given = [] if factor is _DEFAULT_FACTOR else ["factor"]  # factor=0.5 given too
+            _refuse_beside_controller(sorted([*detector, *given]))
         self._book: GuardBook[_Snapshot] = GuardBook(
             controller, snapshot_every=snapshot_every, keep=keep
         )

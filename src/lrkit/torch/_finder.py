@@ -341,8 +341,9 @@ def _xy(batch: Any, name: str = "data", *, other: str | None = None) -> tuple[An
     )
 
 
-def _check_loss(loss: Any, model: torch.nn.Module, who: str) -> None:
-    """A usable loss: a one-element tensor that requires grad (else a one-line error)."""
+def _check_loss(loss: Any, model: torch.nn.Module, who: str, task: str = "the range test") -> None:
+    """A usable loss: a one-element tensor that requires grad (else a one-line error naming
+    ``who`` returned it and the ``task`` that trains on it)."""
     if not torch.is_tensor(loss):
         raise ValueError(f"{who} must return the loss as a tensor, got {type(loss).__name__}")
     if loss.numel() != 1:
@@ -353,12 +354,12 @@ def _check_loss(loss: Any, model: torch.nn.Module, who: str) -> None:
     if not loss.requires_grad:
         if not any(p.requires_grad for p in model.parameters()):
             raise ValueError(
-                "model has no trainable parameters (nothing for the range test to train), "
+                f"model has no trainable parameters (nothing for {task} to train), "
                 f"got {type(model).__name__} with none that requires grad"
             )
         raise ValueError(
             f"{who} returned a loss that does not require grad (computed under torch.no_grad() "
-            "or detached?): the range test needs a loss it can backpropagate"
+            f"or detached?): {task} needs a loss it can backpropagate"
         )
 
 

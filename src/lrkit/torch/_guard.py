@@ -83,7 +83,9 @@ class DivergenceGuard:
             chain, so cuts compose with the schedule and are saved in the scheduler's
             ``state_dict()``. If you build the chain yourself (``feedback=plateau &
             guard.feedback``) it is not appended twice. Without an lrkit scheduler the cut is
-            applied to the param groups' ``lr`` directly.
+            applied to the param groups' ``lr`` directly: a stock scheduler that updates the
+            LR it finds (``StepLR``, ``ExponentialLR``) keeps it, one that recomputes the LR
+            from its base LRs (``LambdaLR``, ``OneCycleLR``) overwrites it at its next step.
         factor: LR multiplier applied at each restore (0 < factor < 1).
         **detector: by keyword, the :class:`lrkit.feedback.DivergenceDetector` arguments
             (:class:`lrkit.feedback.DetectorKwargs`, with the detector's defaults):
@@ -289,7 +291,9 @@ class DivergenceGuard:
             self.scheduler.refresh()  # the scheduler's LR (schedule x feedback incl. the cut)
             return
         # no lrkit scheduler: the LRs as they are now (whatever set them since the snapshot),
-        # cut by the cuts made since they were last scaled
+        # cut by the cuts made since they were last scaled (a stock scheduler that recomputes
+        # the LR from its base LRs, LambdaLR or OneCycleLR, writes the uncut value back at its
+        # next step: documented, the guard cannot see it)
         ratio = self.feedback.scale / self._lr_scale if self._lr_scale > 0 else 0.0
         for g, lr, v in zip(group_dicts, lrs, values):
             g["lr"] = lr.copy_(v * ratio) if isinstance(lr, torch.Tensor) else v * ratio
@@ -333,7 +337,7 @@ class DivergenceGuard:
                 )
             value = float(loss.item())
         else:
-            value = as_metric(loss)
+            value = as_metric(loss, name="loss")
         if self._resnapshot:  # the model and optimizer are loaded by now: their state
             self._resnapshot = False
             self._book.clear()

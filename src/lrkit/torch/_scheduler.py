@@ -169,6 +169,10 @@ class LRKitScheduler(LRScheduler):
             self.ratios = [1.0] * len(groups)
         else:
             self.schedules = [as_schedule(schedule, nonnegative=True)] * len(groups)
+        # a list is one schedule per group, even of one group or of the same schedule twice:
+        # a group added later has none of its own (not silently given another group's)
+        self._per_group = isinstance(schedule, (list, tuple))
+        if not self._per_group:
             self.ratios = self._group_ratios(optimizer, self.schedules[0])
         self._feedback: Any = None
         self._check_feedback(feedback)
@@ -441,6 +445,7 @@ class LRKitScheduler(LRScheduler):
             )
         per_group = (
             not self._shared
+            or getattr(self, "_per_group", False)
             or isinstance(self._feedback, list)
             or any(isinstance(v, list) for v in self.hyperparams.values())
         )

@@ -180,7 +180,7 @@ def fit(
                 in_train_mode = True
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
-            _check_loss(loss, model, "loss_fn")  # a one-line error, not torch's
+            _check_loss(loss, model, "loss_fn", "training")  # a one-line error, not torch's
             value = float(loss.detach())
             hist.lrs.append(lrfree_lr(optimizer)[0])
             hist.losses.append(value)
