@@ -548,6 +548,27 @@ def test_mask_url():
     )
 
 
+def test_secrets_inside_query_values_are_masked_everywhere():
+    """SQLAlchemy's pass-through connection strings (odbc_connect=...PWD%3D...) and
+    credentials arguments: masked in the URL and wherever a driver's message repeats them."""
+    from lrkit._format import mask_secrets, mask_url
+
+    odbc = (
+        "mssql+pyodbc:///?odbc_connect=DRIVER%3D%7BODBC%7D%3BSERVER%3Ddbhost%3BUID%3Dbob"
+        "%3BPWD%3DS3cretPw&echo=1"
+    )
+    assert mask_url(odbc) == "mssql+pyodbc:///?odbc_connect=***&echo=1"
+    said = mask_secrets(f"login failed: PWD=S3cretPw on dbhost ({odbc})", odbc)
+    assert "S3cretPw" not in said and said.startswith("login failed: PWD=*** on dbhost (")
+    assert mask_url("bigquery://p/d?credentials_base64=eyJrZXki&location=EU") == (
+        "bigquery://p/d?credentials_base64=***&location=EU"
+    )
+    # a query value without a password is left as it is
+    assert mask_url("mssql+pyodbc:///?odbc_connect=DSN%3Dprod&x=1") == (
+        "mssql+pyodbc:///?odbc_connect=DSN%3Dprod&x=1"
+    )
+
+
 # ----------------------------------------------------------------------------- options
 @pytest.mark.parametrize(
     "argv, words",

@@ -196,12 +196,16 @@ def _state(model: Any) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _by_hand(model: Any, tmp_path: Any, **kw: Any) -> Any:
+def _by_hand(model: Any, tmp_path: Any, clip: float | None = 1.0, **kw: Any) -> Any:
     """lrkit.torch.find_lr on a copy of ``model`` with what find_lr(trainer) takes from a
-    Trainer: its optimizer, its batches, its loss and its budget (30 sweep steps)."""
+    Trainer: its optimizer, its batches, its loss, its budget (30 sweep steps) and its gradient
+    clipping (``args.max_grad_norm``, 1.0 by default; ``clip=None``: none)."""
     ref_trainer = transformers.Trainer(
         model=copy.deepcopy(model), args=_args(tmp_path), train_dataset=Pairs(64, 1)
     )
+    if clip is not None:
+        params = list(ref_trainer.model.parameters())
+        kw["before_step"] = lambda opt: torch.nn.utils.clip_grad_norm_(params, clip)
     opt = ref_trainer.create_optimizer()
     torch.manual_seed(3)  # accelerate's sampler takes its seed from torch.initial_seed()
     loader = ref_trainer.get_train_dataloader().base_dataloader
@@ -239,6 +243,20 @@ def test_find_lr_restores_the_trainer_and_matches_torch_find_lr(tmp_path: Any) -
     ref = _by_hand(model, tmp_path)
     assert res.losses.tolist() == ref.losses.tolist()
     assert res.suggestion == ref.suggestion
+
+
+def test_find_lr_clips_gradients_as_train_does(tmp_path: Any) -> None:
+    """args.max_grad_norm (1.0 by default) clips in the sweep as in train(); 0 turns it off."""
+    model = tiny_bert()
+    unclipped = transformers.Trainer(
+        model=model, args=_args(tmp_path, max_grad_norm=0.0), train_dataset=Pairs(64, 1)
+    )
+    torch.manual_seed(3)
+    res = find_lr(unclipped, num_iter=30, warn=False)
+    ref = _by_hand(model, tmp_path, clip=None)
+    assert res.losses.tolist() == ref.losses.tolist()
+    clipped = _by_hand(model, tmp_path)
+    assert res.losses.tolist() != clipped.losses.tolist()  # the clipping changes the sweep
 
 
 def test_a_trainer_trains_after_find_lr_as_one_that_never_swept(tmp_path: Any) -> None:

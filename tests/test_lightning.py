@@ -594,3 +594,108 @@ def test_finder_leaves_the_metrics_training_step_updates_as_without_it() -> None
 def test_finder_flags_must_be_bools(name: str) -> None:
     with pytest.raises(ValueError, match=rf"^{name} must be True or False, got 'false'$"):
         LRFinder(**{name: "false"})  # a config file's "false" is truthy: refused, not used
+
+
+class _NoIndex(Tiny):
+    """training_step(self, batch) without batch_idx, which Lightning allows; every fourth
+    call returns None, Lightning's "skip this batch"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def training_step(self, batch: Any) -> Any:  # type: ignore[override]
+        self.calls += 1
+        if self.calls % 4 == 0:
+            return None
+        x, y = batch
+        return F.mse_loss(self.net(x), y)
+
+
+def test_finder_calls_training_step_as_fit_does_and_skips_a_none() -> None:
+    torch.manual_seed(0)
+    model = _NoIndex()
+    ref_model = copy.deepcopy(model)
+    torch.manual_seed(7)
+    ref = lt.find_lr(
+        ref_model,
+        ref_model.configure_optimizers(),
+        None,
+        ref_model.train_dataloader(),
+        step=lambda m, b: m.training_step(b),
+        num_iter=30,
+        total_steps=200,
+        warn=False,
+    )
+    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False)
+    torch.manual_seed(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=1, callbacks=[finder]).fit(model)
+    assert finder.result is not None and finder.result.losses.tolist() == ref.losses.tolist()
+    assert len(ref.losses) > 10 and model.calls > len(ref.losses)  # the Nones were skipped
+
+
+def test_finder_clips_gradients_as_fit_does() -> None:
+    """gradient_clip_val clips in the sweep (through configure_gradient_clipping) as in fit."""
+
+    def sweep(clip: float | None) -> Any:
+        torch.manual_seed(0)
+        model = Tiny()
+        finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False)
+        torch.manual_seed(7)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _trainer(max_epochs=0, callbacks=[finder], gradient_clip_val=clip).fit(model)
+        return finder.result
+
+    def by_hand(clip: float | None) -> Any:
+        torch.manual_seed(0)
+        params = list((model := Tiny()).parameters())
+        if clip is None:
+            return _reference(model, seed=7)
+        return _reference(
+            model, seed=7, before_step=lambda opt: torch.nn.utils.clip_grad_norm_(params, clip)
+        )
+
+    clipped, plain = sweep(0.01), sweep(None)
+    assert clipped.losses.tolist() == by_hand(0.01).losses.tolist()
+    assert plain.losses.tolist() == by_hand(None).losses.tolist()
+    assert clipped.losses.tolist() != plain.losses.tolist()
+
+
+def test_a_finder_used_again_sweeps_again() -> None:
+    """Only the fit resuming from a checkpoint reuses the saved curve; another fit (another
+    model) sweeps anew."""
+    finder = LRFinder(num_iter=30, total_steps=200, plot=False)
+    results = []
+    for lr in (0.05, 0.5):
+        torch.manual_seed(0)
+        model = Tiny(lr=lr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _trainer(max_epochs=0, callbacks=[finder]).fit(model)
+        results.append(finder.result)
+        assert model.lr == finder.result.suggestion
+    assert results[0] is not results[1]
+
+
+def test_finder_schedule_beside_the_modules_own_scheduler_is_refused() -> None:
+    class WithOneCycle(Tiny):
+        def configure_optimizers(self) -> Any:
+            opt = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=100)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    model = WithOneCycle()
+    before = _state(model)
+    finder = LRFinder(num_iter=10, schedule=lambda r, n: S.constant(0.05))
+    with pytest.raises(ValueError) as info:
+        _trainer(max_epochs=1, callbacks=[finder]).fit(model)
+    assert str(info.value) == (
+        "LRFinder(schedule=...) sets every LR itself, but configure_optimizers also returned "
+        "OneCycleLR, which may have changed the optimizer's lr and momentum when it was built: "
+        "return only the optimizer from configure_optimizers, or pass schedule=None to keep "
+        "yours"
+    )
+    assert _same(before, _state(model)) and model.lr == 0.05 and finder.result is None

@@ -921,3 +921,52 @@ def test_ctrl_c_inside_optunas_bookkeeping_stops_after_it_and_leaves_no_thread(
     # starts (the trial FAILs, as for a Ctrl-C during the task); held through the tell, it
     # comes once the trial is told, before another starts
     assert states == (["FAIL"] if where == "heartbeat start" else ["COMPLETE"])
+
+
+@pytest.mark.parametrize("pair", [[1e-4, 1e-2], np.array([1e-4, 1e-2]), (1e-4, 1e-2)])
+def test_a_range_test_pair_in_any_sequence_seeds_the_search(pair: Any) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback to the blind interval
+        r = tune(Task(lambda s, rep: 1.0, total_steps=20, range_test=lambda: pair), n_trials=1,
+                 progress=False)  # fmt: skip
+    assert r.lr_range == (1e-4, 1e-2) and r.seeding == "finder"
+
+
+def test_a_range_test_of_something_else_is_a_one_line_error() -> None:
+    for bad, message in [
+        ("1e-4,1e-2", r"^range_test\(\) must return a FinderResult or a \(low, high\) pair, got "),
+        (None, r"^range_test\(\) must return a FinderResult .* got None \(NoneType\)$"),
+        ((1.0, 0.1), r"^range_test\(\)\[1\] must be > range_test\(\)\[0\]=1.0, got 0.1$"),
+    ]:
+        task = Task(lambda s, rep: 1.0, total_steps=20, range_test=lambda bad=bad: bad)
+        with pytest.raises((TypeError, ValueError), match=message):
+            tune(task, n_trials=1, progress=False)
+
+
+def test_report_names_itself_for_a_value_that_is_not_a_number() -> None:
+    for bad in (None, "0.5", [0.1, 0.2]):
+
+        def train(schedule: Any, report: Any, bad: Any = bad) -> float:
+            report(0, bad)
+            return 1.0
+
+        with pytest.raises(ValueError) as info:
+            tune(Task(train, total_steps=20), n_trials=1, seeding="blind", progress=False)
+        assert str(info.value) == f"report(epoch, value): value must be a real number, got {bad!r}"
+
+
+def test_a_torch_task_refuses_a_model_instance_and_data_read_once() -> None:
+    torch = pytest.importorskip("torch")
+    from lrkit.tune import torch_task
+
+    data = [(torch.randn(4, 2), torch.randn(4, 1))] * 5
+    loss = torch.nn.functional.mse_loss
+    with pytest.raises(ValueError) as info:
+        torch_task(torch.nn.Linear(2, 1), loss_fn=loss, train_data=data, val_data=data)
+    assert str(info.value) == (
+        "model_factory must be a zero-argument callable that builds a fresh model (every trial "
+        "trains its own), got a Linear instance: pass e.g. lambda: MyModel()"
+    )
+    with pytest.raises(ValueError, match=r"^train_data must be re-iterable .* got a list_iterator"):
+        torch_task(lambda: torch.nn.Linear(2, 1), loss_fn=loss, train_data=iter(data),
+                   val_data=data, steps_per_epoch=5, epochs=2)  # fmt: skip

@@ -118,8 +118,28 @@ def _secret_span(url: str) -> tuple[int, int] | None:
 
 
 #: a query argument that holds a secret: ``password=``, libpq's ``sslpassword=``, ``passwd=``,
-#: ``pwd=``, a ``secret``, ``token`` (any name containing one of those)
-_SECRET_QUERY = re.compile(r"(?i)([?&][^=&#]*(?:pass|pwd|secret|token)[^=&#]*=)[^&#]*")
+#: ``pwd=``, a ``secret``, ``token``, ``credentials``, a ``key`` (any name containing one of
+#: those)
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&][^=&#]*(?:pass|pwd|secret|token|credential|key)[^=&#]*=)[^&#]*"
+)
+#: any query argument (name=, value): one whose value holds a connection string with a
+#: password (SQLAlchemy's ``odbc_connect=...PWD%3D...``) is masked whole
+_QUERY_ARG = re.compile(r"([?&][^=&#]*=)([^&#]*)")
+_SECRET_IN_VALUE = re.compile(r"(?i)(?:^|[;\s])\s*(?:pwd|password|passwd)\s*=")
+_VALUE_PASSWORD = re.compile(r"(?i)(?:^|[;\s])\s*(?:pwd|password|passwd)\s*=\s*(\{[^}]*\}|[^;]*)")
+
+
+def _mask_query(tail: str) -> str:
+    from urllib.parse import unquote_plus
+
+    tail = _SECRET_QUERY.sub(rf"\1{MASK}", tail)
+    return _QUERY_ARG.sub(
+        lambda m: (
+            m.group(1) + MASK if _SECRET_IN_VALUE.search(unquote_plus(m.group(2))) else m.group(0)
+        ),
+        tail,
+    )
 
 
 def mask_url(url: str) -> str:
@@ -127,8 +147,9 @@ def mask_url(url: str) -> str:
     (``postgresql://u:pw@h/db`` -> ``postgresql://u:***@h/db``), the password found as
     SQLAlchemy finds it (it may hold ``/``, ``?``, ``#`` and ``:``) and running to the last
     ``@`` of the URL; also masks the query arguments that hold secrets (``password=``,
-    ``sslpassword=``, ``passwd=``, a ``token``, ...). Anything that is not a URL is returned
-    unchanged."""
+    ``sslpassword=``, ``passwd=``, a ``token``, ``credentials``, ...) and those whose value is
+    a connection string with a password (``odbc_connect=...PWD=...``). Anything that is not a
+    URL is returned unchanged."""
     if not isinstance(url, str) or "://" not in url:
         return url
     span = _secret_span(url)
@@ -136,20 +157,26 @@ def mask_url(url: str) -> str:
         head, tail = url[: span[0]] + MASK, url[span[1] :]
     else:
         head, tail = "", url
-    tail = _SECRET_QUERY.sub(rf"\1{MASK}", tail)
-    return head + tail
+    return head + _mask_query(tail)
 
 
 def _passwords(url: str) -> list[str]:
     """The password of ``url`` as SQLAlchemy reads it and as :func:`mask_url` masks it, as
     written and unquoted (``%2F`` -> ``/``), longest first."""
-    from urllib.parse import unquote
+    from urllib.parse import unquote, unquote_plus
 
+    found: set[str] = set()
     span = _secret_span(url)
-    if span is None:
-        return []
-    parts = url_parts(url) or {}
-    found = {url[span[0] : span[1]], parts.get("password") or ""}
+    if span is not None:
+        parts = url_parts(url) or {}
+        found |= {url[span[0] : span[1]], parts.get("password") or ""}
+    # the secrets of the query: a secret argument's value, a connection string's password
+    query = url[url.find("?", span[1] if span is not None else 0) :] if "?" in url else ""
+    for m in _SECRET_QUERY.finditer(query):
+        found.add(m.group(0)[len(m.group(1)) :])
+    for m in _QUERY_ARG.finditer(query):
+        for pw in _VALUE_PASSWORD.finditer(unquote_plus(m.group(2))):
+            found |= {pw.group(1), pw.group(1).strip("{}")}
     found |= {unquote(p) for p in found}
     return sorted((p for p in found if p), key=len, reverse=True)
 

@@ -260,7 +260,8 @@ def find_lr(
     ``optimizers=``, else the one ``create_optimizer()`` builds from ``args``: its parameter
     groups and weight decay), on the batches of ``get_train_dataloader()`` (train dataset,
     collator, sampler, batch size), with ``trainer.compute_loss``,
-    ``args.gradient_accumulation_steps`` and ``bf16``/``fp16`` autocast. The sweep options are
+    ``args.gradient_accumulation_steps``, ``bf16``/``fp16`` autocast and the gradient clipping
+    of ``args.max_grad_norm`` (1.0 by default, as ``train()`` clips). The sweep options are
     those of :class:`lrkit.finder.SweepOptions` (keywords or ``options=``); ``total_steps``
     defaults to the optimizer steps ``train()`` will run (``args.max_steps``, else the epochs
     times the batches per epoch). Afterwards the model,
@@ -307,6 +308,12 @@ def find_lr(
         with trainer.compute_loss_context_manager():
             return trainer.compute_loss(model, batch)
 
+    clip = None
+    if args.max_grad_norm is not None and args.max_grad_norm > 0:  # as train() clips
+
+        def clip(opt: Any) -> None:
+            torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), args.max_grad_norm)
+
     try:
         result: FinderResult = _torch_find_lr(
             trainer.model,
@@ -324,6 +331,7 @@ def find_lr(
             progress=progress,
             callback=callback,
             warn=warn,
+            before_step=clip,
         )
         return result
     finally:

@@ -57,6 +57,7 @@ from .torch import LRKitScheduler, all_reduce_mean, find_lr, get_world_size  # n
 _parsing = importlib.import_module(f"{pl.__name__}.utilities.parsing")
 _combined = importlib.import_module(f"{pl.__name__}.utilities.combined_loader")
 _types = importlib.import_module(f"{pl.__name__}.utilities.types")
+_signature = importlib.import_module(f"{pl.__name__}.utilities.signature_utils")
 
 _LR_ATTRS = ("lr", "learning_rate")
 
@@ -103,10 +104,12 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
 
     The sweep uses the optimizer ``configure_optimizers`` returned, the trainer's train
     dataloader (several loaders combined as ``fit`` combines them, ``"max_size_cycle"``),
-    ``training_step`` (with ``self.log`` muted), the trainer's precision context, batch
-    transfer and ``accumulate_grad_batches``. Afterwards the module's weights, buffers and
-    grads, the optimizer, the RNGs and the dataloader's generator are exactly as before (see
-    :func:`lrkit.torch.find_lr`). The sweep options are those of
+    ``training_step`` (with ``self.log`` muted; ``batch_idx`` passed when it takes one; a
+    ``None`` it returns skips the batch), the trainer's precision context, batch transfer,
+    ``accumulate_grad_batches`` and gradient clipping (``configure_gradient_clipping``). Each
+    ``fit`` sweeps anew, except one resumed from a checkpoint. Afterwards the module's
+    weights, buffers and grads, the optimizer, the RNGs and the dataloader's generator are
+    exactly as before (see :func:`lrkit.torch.find_lr`). The sweep options are those of
     :class:`lrkit.finder.SweepOptions` (``start_lr``, ``num_iter``, ``rule``, ...), as keywords
     or ``options=``; ``total_steps`` defaults to ``trainer.estimated_stepping_batches``, the
     steps the run will train for. ``val_data`` (a few batches, never trained on, e.g. some of
@@ -117,9 +120,10 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     (``attr_name``, default: the first of ``lr``/``learning_rate`` found on the module or its
     ``hparams``) and ``configure_optimizers`` is called again, so the run trains at it. With
     ``schedule``, a callable ``schedule(result, total_steps)`` returning an lrkit schedule (or a
-    spec string or dict), the trainer's LR schedulers are replaced by one
-    :class:`lrkit.torch.LRKitScheduler` stepped every optimizer step, e.g.
-    ``schedule=lambda r, n: S.onecycle(r.max_lr, total_steps=n)``.
+    spec string or dict), one :class:`lrkit.torch.LRKitScheduler` stepped every optimizer step
+    drives the LR, e.g. ``schedule=lambda r, n: S.onecycle(r.max_lr, total_steps=n)``;
+    ``configure_optimizers`` must then return the optimizer alone (a scheduler of its own has
+    changed the optimizer's LRs when it was built: a one-line ``ValueError``).
 
     The result is :attr:`result`; ``lr_finder/suggestion``, ``lr_finder/max_lr`` and
     ``lr_finder/base_lr`` are logged through every logger, and with ``plot=True`` (and
@@ -160,13 +164,23 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         self.val_data = val_data
         self.progress = V.flag("progress", progress)
         self.result: FinderResult | None = None
+        self._restored = False  # result loaded from a checkpoint, for the fit that resumes
 
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         attr = self._lr_attr(pl_module)
-        if self.result is None:
+        if self.schedule is not None and trainer.lr_scheduler_configs:
+            names = ", ".join(type(c.scheduler).__name__ for c in trainer.lr_scheduler_configs)
+            raise ValueError(
+                f"LRFinder(schedule=...) sets every LR itself, but configure_optimizers also "
+                f"returned {names}, which may have changed the optimizer's lr and momentum when "
+                "it was built: return only the optimizer from configure_optimizers, or pass "
+                "schedule=None to keep yours"
+            )
+        if self.result is None or not self._restored:  # a result of an earlier fit: sweep
             self.result = self._sweep(trainer, pl_module)
             self._log(trainer)
+        self._restored = False
         lr = self.result.suggestion
         if lr is None:
             warnings.warn(
@@ -204,6 +218,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         saved = state_dict.get("result")
         if saved is not None:
             self.result = _replay(saved, rule=self.options.rule)
+            self._restored = True  # the fit resuming from the checkpoint does not sweep
 
     # ------------------------------------------------------------------ parts
     def _lr_attr(self, pl_module: Any) -> str | None:
@@ -244,18 +259,32 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         if isinstance(data, (Mapping, list, tuple)):  # several loaders: combined as fit does
             data = _Combined(data)
         counter = [0]
+        # as fit's loop calls it: batch_idx only when training_step takes it
+        with_idx = _signature.is_param_in_hook_signature(
+            pl_module.training_step, "batch_idx", min_args=2
+        )
 
         def step(model: Any, batch: Any) -> Any:
             batch = trainer.strategy.batch_to_device(batch)
-            out = trainer.strategy.training_step(batch, counter[0])
+            args = (batch, counter[0]) if with_idx else (batch,)
+            out = trainer.strategy.training_step(*args)
             counter[0] += 1
+            if out is None:  # Lightning's "skip this batch": the sweep skips it too
+                return None
             loss = out.get("loss") if isinstance(out, Mapping) else out
             if not isinstance(loss, torch.Tensor):
                 raise ValueError(
                     "LRFinder: training_step must return the loss tensor (or a dict with "
-                    f"'loss'), got {type(out).__name__}"
+                    f"'loss', or None to skip the batch), got {type(out).__name__}"
                 )
             return loss
+
+        def clip(opt: Any) -> None:  # the trainer's gradient clipping, as fit applies it
+            pl_module.configure_gradient_clipping(
+                opt,
+                gradient_clip_val=trainer.gradient_clip_val,
+                gradient_clip_algorithm=trainer.gradient_clip_algorithm,
+            )
 
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         options = self.options
@@ -278,6 +307,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 val_data=self.val_data,
                 progress=self.progress and trainer.is_global_zero,
                 options=options,
+                before_step=clip,
             )
             return result
         finally:

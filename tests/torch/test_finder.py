@@ -217,6 +217,59 @@ def test_gradient_accumulation_consumes_k_batches_and_averages():
     np.testing.assert_allclose(r.losses, [3 * i + 1 for i in range(len(r.losses))])
 
 
+def test_a_step_returning_none_skips_its_batch():
+    """None from the step (Lightning's "skip this batch"): no backward for it; the losses of
+    the others are averaged; a sweep step whose batches were all skipped is retried."""
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    values = iter(range(1000))
+
+    def step(m, b):
+        v = next(values)
+        return None if v % 3 == 1 else m(b[0]).sum() * 0.0 + float(v)
+
+    r = find_lr(
+        model, opt, None, loader(x, y), num_iter=10, step=step, accumulation_steps=2,
+        eval_batches=0, max_extra_iter=0,
+    )  # fmt: skip
+    # batches 0 1 | 2 3 | 4 5 | ...: 1, 4, 7, ... skipped; (0), (2+3)/2, (5)...
+    kept = [v for v in range(20) if v % 3 != 1]
+    expected = []
+    for pair in range(10):
+        got = [v for v in (2 * pair, 2 * pair + 1) if v in kept]
+        expected.append(sum(got) / len(got))
+    np.testing.assert_array_equal(r.losses, expected)
+    with pytest.raises(ValueError, match=r"^step returned None \(skip the batch\) for 4 "):
+        find_lr(model, opt, None, loader(x, y), num_iter=10, step=lambda m, b: None,
+                eval_batches=0, max_skipped=3)  # fmt: skip
+
+
+def test_before_step_sees_the_gradients_before_each_update():
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    twin = copy.deepcopy(model)
+    twin_opt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    norms = []
+
+    def clip(o):
+        assert o is opt
+        norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), 0.05)))
+
+    loss = nn.functional.cross_entropy
+    r = find_lr(model, opt, loss, loader(x, y), num_iter=20, before_step=clip,
+                eval_batches=0, max_extra_iter=0)  # fmt: skip
+    plain = find_lr(twin, twin_opt, loss, loader(x, y), num_iter=20, eval_batches=0,
+                    max_extra_iter=0)  # fmt: skip
+    assert len(norms) == len(r.losses) == 20 and all(n > 0 for n in norms)
+    assert r.losses[0] == plain.losses[0] and r.losses.tolist() != plain.losses.tolist()
+    with pytest.raises(
+        TypeError, match=r"^before_step must be a callable before_step\(optimizer\)"
+    ):
+        find_lr(model, opt, loss, loader(x, y), before_step=1)
+
+
 def test_amp_bfloat16_on_cpu_and_restore():
     x, y = make_data()
     model = bn_model()

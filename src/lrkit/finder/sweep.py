@@ -367,16 +367,16 @@ class Sweep:
         self,
         step: Callable[[float], float],
         *,
-        evaluate: Callable[[], float] | None = None,
+        evaluate: Callable[[], float | None] | None = None,
         callback: Callable[[int, float, float], None] | None = None,
         progress: bool = False,
     ) -> None:
-        """Drive the sweep: ``step(lr) -> loss`` for each LR until it stops (and
-        ``evaluate() -> held loss`` when ``eval_due``), then ``callback(i, lr, loss)`` after
-        each step. ``progress=True`` shows a tqdm bar ("lrkit find", the step's LR and loss),
-        closed when the sweep ends. If ``step`` raises (``KeyboardInterrupt`` included) the
-        sweep is marked interrupted and the exception propagates, so the caller's ``finally``
-        can restore its state."""
+        """Drive the sweep: ``step(lr) -> loss`` for each LR until it stops (and ``evaluate() ->
+        held loss`` when ``eval_due``; ``None``: none this time), then ``callback(i, lr, loss)``
+        after each step. ``progress=True`` shows a tqdm bar ("lrkit find", the step's LR and loss),
+        closed when the sweep ends. If ``step`` raises (``KeyboardInterrupt`` included) the sweep is
+        marked interrupted and the exception propagates, so the caller's ``finally`` can restore its
+        state."""
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -385,7 +385,8 @@ class Sweep:
         try:
             for i, lr in enumerate(self):
                 loss = float(step(lr))
-                held = float(evaluate()) if evaluate is not None and self.eval_due else None
+                held = evaluate() if evaluate is not None and self.eval_due else None
+                held = None if held is None else float(held)  # None: no held loss this time
                 self.record(loss, held=held)
                 if callback is not None:
                     callback(i, lr, loss)

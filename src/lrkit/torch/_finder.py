@@ -407,6 +407,7 @@ def find_lr(
     progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
+    before_step: Callable[[torch.optim.Optimizer], None] | None = None,
     **sweep_options: Unpack[SweepKwargs],
 ) -> FinderResult:
     """Run the learning-rate range test on a PyTorch model and restore everything afterwards.
@@ -421,8 +422,13 @@ def find_lr(
     The loss of a batch is ``loss_fn(model(x), y)`` for an ``(x, y)`` batch (a tuple, list
     or namedtuple), or
     ``step(model, batch)`` when a custom ``step`` is given (it returns the loss tensor; the
-    backward pass, accumulation, AMP and the optimizer step stay with ``find_lr``). Batches are
-    moved to ``device`` (default: the model's device).
+    backward pass, accumulation, AMP and the optimizer step stay with ``find_lr``). A ``step``
+    may return ``None`` to skip a batch, as Lightning's ``training_step`` may: a sweep step
+    whose batches were all skipped is retried at the same LR on the next ones (at most
+    ``max_skipped`` times in a row). ``before_step(optimizer)``, if given, is called after the
+    backward passes and before ``optimizer.step()`` (with a ``scaler``, on unscaled gradients),
+    e.g. to clip gradients as the training loop does. Batches are moved to ``device`` (default:
+    the model's device).
 
     ``amp=True`` (or a dtype) runs the forward pass under ``torch.autocast`` (float16 on CUDA,
     bfloat16 elsewhere by default); with a ``torch.amp.GradScaler`` as ``scaler`` the loss is
@@ -464,6 +470,7 @@ def find_lr(
     V.optional_callable("loss_fn", loss_fn, "loss_fn(output, target)")
     V.optional_callable("step", step, "step(model, batch) -> loss")
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
+    V.optional_callable("before_step", before_step, "before_step(optimizer)")
     train_mode = V.flag("train_mode", train_mode)
     progress = V.flag("progress", progress)
     warn = V.flag("warn", warn)
@@ -502,30 +509,37 @@ def find_lr(
             model.train()
         sweep_modes = [(m, m.training) for m in model.modules()]
 
-        def batch_loss(batch: Any) -> torch.Tensor:
+        def batch_loss(batch: Any) -> Any:
             batch = _to(batch, dev)
             if amp_dtype is not None:
                 with torch.autocast(device_type=dev.type, dtype=amp_dtype):
                     return _forward(batch)
             return _forward(batch)
 
-        def _forward(batch: Any) -> torch.Tensor:
+        def _forward(batch: Any) -> Any:
             if step is not None:
                 return step(model, batch)
             x, y = _xy(batch)
             assert loss_fn is not None
             return loss_fn(model(x), y)
 
-        def val_loss() -> torch.Tensor:
+        def val_loss() -> torch.Tensor | None:
             model.eval()
             total = torch.zeros((), device=dev, dtype=torch.float64)
+            counted = 0
             with torch.no_grad():
                 assert val_batches is not None
                 for b in val_batches:
-                    total += batch_loss(b).detach().double()
+                    loss = batch_loss(b)
+                    if loss is None and step is not None:  # the step skips this batch
+                        continue
+                    total += loss.detach().double()
+                    counted += 1
             for m, flag in sweep_modes:
                 m.training = flag
-            return total / len(val_batches)
+            if counted == 0:  # the step skipped every held batch: no held loss this time
+                return None
+            return total / counted
 
         groups = optimizer.param_groups
         batches = cycle_batches(data)
@@ -542,8 +556,11 @@ def find_lr(
             while True:
                 optimizer.zero_grad(set_to_none=True)
                 total: torch.Tensor | None = None
+                done = 0
                 for _ in range(accum):
                     loss = batch_loss(next(batches))
+                    if loss is None and step is not None:  # the step skips this batch
+                        continue
                     _check_loss(loss, model, "step" if step is not None else "loss_fn")
                     back = loss / accum if accum > 1 else loss
                     if use_scaler:
@@ -552,7 +569,19 @@ def find_lr(
                         back.backward()  # type: ignore[no-untyped-call]
                     d = loss.detach().float()
                     total = d if total is None else total + d
-                assert total is not None
+                    done += 1
+                if total is None:  # every batch skipped: no update, this LR on the next ones
+                    skipped += 1
+                    if skipped > max_skipped:
+                        raise ValueError(
+                            f"step returned None (skip the batch) for {skipped * accum} "
+                            f"batches in a row (max_skipped={max_skipped}): nothing to train on"
+                        )
+                    continue
+                if before_step is not None:
+                    if use_scaler:  # the hook sees the true gradients (clipping reads them)
+                        scaler.unscale_(optimizer)
+                    before_step(optimizer)
                 if not use_scaler:
                     optimizer.step()
                     break
@@ -562,11 +591,12 @@ def find_lr(
                 if scaler.get_scale() >= scale_before or skipped >= max_skipped:
                     break
                 skipped += 1  # the scaler skipped this step: retry this LR on the next batch
-            rec = total / accum if accum > 1 else total
+            rec = total / done if done > 1 else total
             return all_reduce_mean(rec)
 
-        def evaluate() -> float:
-            return all_reduce_mean(val_loss())
+        def evaluate() -> float | None:
+            held = val_loss()
+            return None if held is None else all_reduce_mean(held)
 
         sweep.run(
             one_step,

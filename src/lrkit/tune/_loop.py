@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import _validate as V
+from .._format import shorten
 from .._runtime import HeldSignals
 from ._load import as_task
 from ._result import TuneResult
@@ -308,8 +309,13 @@ def _resolve_range(
     log("running the LR range test to bound the search ...")
     result = task.range_test()
     info: dict[str, Any] | None = None
-    if isinstance(result, tuple):
-        rng = _check_range(result)
+    if not hasattr(result, "lrs"):  # not a FinderResult: a (low, high) pair, any sequence
+        if isinstance(result, (str, bytes, Mapping)) or not hasattr(result, "__len__"):
+            raise TypeError(
+                "range_test() must return a FinderResult or a (low, high) pair, got "
+                f"{shorten(repr(result), 80)} ({type(result).__name__})"
+            )
+        rng = _check_range(list(result), name="range_test()")
     else:
         try:
             rng = lr_range_from_finder(result)

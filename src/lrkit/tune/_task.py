@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._imports import require
+from ..feedback import as_metric
 from ..schedules import Schedule
 from ._space import MIN_TOTAL_STEPS
 
@@ -81,7 +82,7 @@ class Reporter:
 
     def __call__(self, epoch: int, value: float) -> None:
         epoch = V.integer("epoch", epoch, 0)
-        value = float(value)
+        value = as_metric(value, name="report(epoch, value): value")
         self.history.append((epoch, value))
         if not math.isfinite(value):
             self.trial.set_user_attr("diverged", True)

@@ -55,6 +55,23 @@ def torch_task(
     from ..torch import evaluate as evaluate_batches
     from ..torch import find_lr, fit, scheduler
 
+    if isinstance(model_factory, torch.nn.Module) or not callable(model_factory):
+        what = (
+            f"a {type(model_factory).__name__} instance"
+            if isinstance(model_factory, torch.nn.Module)
+            else repr(model_factory)
+        )
+        raise ValueError(
+            "model_factory must be a zero-argument callable that builds a fresh model (every "
+            f"trial trains its own), got {what}: pass e.g. lambda: MyModel()"
+        )
+    for name, data in (("train_data", train_data), ("val_data", val_data)):
+        if hasattr(data, "__next__"):  # an iterator (a generator): read once, then empty
+            raise ValueError(
+                f"{name} must be re-iterable (a list, a DataLoader) or a zero-argument factory "
+                f"of one, got a {type(data).__name__}, which can be read only once (every "
+                "epoch of every trial reads the data again)"
+            )
     epochs = V.integer("epochs", epochs, 1)
     make_opt = optimizer or (lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9))
     if steps_per_epoch is None:
