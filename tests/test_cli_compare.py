@@ -46,6 +46,24 @@ TASK = textwrap.dedent(
         model, opt, _, data = make_linear()
         return model, opt, (lambda out, y: (out - y).pow(2).mean() * float("nan")), data
 
+    class Late(torch.nn.Linear):
+        # raises in training mode after 15 forward passes: past the checks and range tests
+
+        calls = 0
+
+        def forward(self, x):
+            if self.training:
+                Late.calls += 1
+                if Late.calls > 15:
+                    raise KeyError("late failure")
+            return super().forward(x)
+
+    def make_late():
+        Late.calls = 0
+        _, _, loss, data = make_linear()
+        model = Late(3, 1)
+        return model, torch.optim.SGD(model.parameters(), lr=0.1), loss, data
+
     def bad():
         return 42
     """
@@ -281,3 +299,22 @@ def test_every_method_diverging_is_exit_1_with_no_best(task_module, tmp_path, ca
         )
     )
     assert js.exists()  # the results asked for are still written
+
+
+def test_every_method_failing_still_writes_the_table_json_and_plot(task_module, tmp_path, capsys):
+    js, png = tmp_path / "late.json", tmp_path / "late.png"
+    argv = ["compare", f"{task_module}:make_late", "--methods", "fixed,cosine", "--steps", "20"]
+    rc = main([*argv, "--finder-iter", "10", "--json", str(js), "-o", str(png), "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert out.count("failed: KeyError: 'late failure'") == 2
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(
+            "lrkit compare: error: no method ended with a finite loss (all diverged or failed)"
+        )
+    )
+    rows = json.loads(js.read_text())["results"]
+    assert [r["error"] for r in rows] == ["KeyError: 'late failure'"] * 2
+    assert png.stat().st_size > 0

@@ -34,6 +34,9 @@ USER_MODULE = textwrap.dedent(
     def make_val():
         return make(val=True)
 
+    def make_empty_val():
+        return (*make(), [])
+
     def bad():
         return 42
     """
@@ -239,15 +242,15 @@ def test_bad_options_name_the_option(user_module, argv, msg, capsys):
     assert "allowed range" in err or "[0, 4294967295]" in err
 
 
-@pytest.mark.parametrize("steps", ["-1", "0", "1", "3"])
-def test_every_rejected_train_steps_reports_the_real_minimum(user_module, steps, capsys):
+@pytest.mark.parametrize("steps", ["-1", "0", "1", "3", str(2**53 + 1), "10" * 10])
+def test_every_rejected_train_steps_reports_the_real_range(user_module, steps, capsys):
     from lrkit.commands.find import min_train_steps
 
     low = min_train_steps()
-    assert int(steps) < low
+    assert not low <= int(steps) <= 2**53
     assert main(["find", f"{user_module}:make", "--train-steps", steps, "--no-plot"]) == 2
     err = capsys.readouterr().err.strip()
-    assert f"--train-steps must be an integer >= {low} (allowed range: [{low}, inf)" in err
+    assert f"--train-steps must be an integer >= {low} (allowed range: [{low}, 2**53]; " in err
     assert err.endswith(f"got {int(steps)}")
     assert len(err.splitlines()) == 1
 
@@ -340,3 +343,24 @@ def test_check_runs_shorter_than_total_steps_train_at_their_own_budgets_suggesti
     d = json.loads(js.read_text())
     assert d["total_steps"] == 30 and "at the suggestions for" not in text
     assert _check_lrs(text) == (f"{d['suggestion']:.3g}", f"{d['max_lr']:.3g}")
+
+
+@pytest.mark.parametrize("command", ["find", "compare"])
+def test_empty_val_data_is_refused_before_the_range_test(user_module, capsys, command):
+    import sys
+
+    argv = [command, f"{user_module}:make_empty_val", "--no-plot", "--quiet"]
+    if command == "compare":
+        argv += ["--methods", "fixed", "--steps", "10"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err == f"lrkit {command}: error: val_data must yield at least one batch, got none\n"
+    assert len(sys.modules[user_module].CALLS) == 1 and "range test" not in out  # nothing ran
+
+
+def test_rule_and_its_former_name_contradicting_are_refused(capsys):
+    assert main(["find", "--demo", "--rule", "valley", "--method", "steepest"]) == 2
+    assert capsys.readouterr().err == (
+        "lrkit find: error: --method is the former name of --rule: give one of them, got "
+        "--rule valley and --method steepest\n"
+    )

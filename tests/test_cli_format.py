@@ -51,6 +51,9 @@ def test_round_floats_examples() -> None:
 def test_duration_and_shorten() -> None:
     assert duration(0.0421) == "42.1 ms" and duration(3.456) == "3.46 s"
     assert duration(754) == "12 min 34 s" and duration(-1) == "-"
+    # at a unit's edge the rounded value moves to the next unit, never "1e+03 ms" or "60 s"
+    assert duration(0.9996) == "1 s" and duration(0.9994) == "999 ms"
+    assert duration(59.996) == "1 min 0 s" and duration(59.94) == "59.9 s"
     long = "x" * 1000
     assert len(shorten(long, 100)) <= 100 and "1000 characters" in shorten(long, 100)
     assert shorten("a\nb  c") == "a b c"

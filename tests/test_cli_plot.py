@@ -213,12 +213,40 @@ def test_text_plot_of_a_flat_curve_draws_it_on_the_row_labelled_with_its_value()
         assert row.split("|")[0].strip() == "0.1"
 
 
+@pytest.mark.parametrize("logy", [False, True])
+@pytest.mark.parametrize("value", [1e295, 1.7976931348623157e308, 1e-320])
+def test_text_plot_of_a_flat_curve_at_floats_extremes_is_labelled_with_its_value(
+    value: float, logy: bool
+) -> None:
+    out = text_plot(range(10), [value] * 10, logy=logy).splitlines()  # 1e295: was a traceback
+    (row,) = [ln for ln in out if "*" in ln]
+    assert row.split("|")[0].strip() == f"{value:.3g}"
+    labels = [ln.split("|")[0].strip() for ln in out if "|" in ln and ln.split("|")[0].strip()]
+    assert len(set(labels)) == 3 and not any("inf" in x or x == "0" for x in labels)
+
+
+def test_a_cut_title_says_so_on_the_terminal_as_in_the_image(capsys) -> None:
+    from lrkit.cli import main
+
+    spec = (
+        "join(["
+        + "cosine(0.1, 100), " * 8
+        + "cosine(0.1, 100)], ["
+        + ", ".join(str(100 * i) for i in range(1, 9))
+        + "])"
+    )
+    assert main(["plot", spec, "--height", "3", "--width", "60"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[5].endswith(f" ... ({len(str(S.parse(spec)))} characters)") and len(out[5]) <= 60
+
+
 def test_text_plot_says_how_many_non_finite_values_it_left_out() -> None:
     with np.errstate(over="ignore"):
         ys = 0.1 * np.exp2(np.arange(2000.0))  # inf from step 1024 on
     out = text_plot(range(2000), ys)
     assert out.splitlines()[-1] == "(976 non-finite values (inf or nan) not drawn)"
-    assert out.splitlines()[-2].rstrip().endswith("1023")
+    # the x axis spans every step asked for, the non-finite ones too (left blank)
+    assert out.splitlines()[-2].rstrip().endswith("1999")
     assert "not drawn" not in text_plot(range(10), [1.0] * 10)
 
 

@@ -39,6 +39,18 @@ def test_a_missing_module_or_package_of_the_target_is_not_found(folder):
         import_target("lrkit_tgt_nopkg.sub:make")
 
 
+@pytest.mark.parametrize("command", ["find", "compare", "tune"])
+def test_a_file_name_as_the_target_runs_nothing_and_says_what_to_write(folder, capsys, command):
+    (folder / "lrkit_tgt_tasks.py").write_text("raise SystemExit('imported')\n")
+    assert main([command, "lrkit_tgt_tasks.py:make"]) == 2
+    out, err = capsys.readouterr()
+    assert "lrkit_tgt_tasks" not in sys.modules  # the file was not run
+    assert err == (
+        f"lrkit {command}: error: target 'lrkit_tgt_tasks.py:make': name the module, not its "
+        "file: lrkit_tgt_tasks:make (run from the folder that holds it)\n"
+    )
+
+
 def test_the_command_reports_the_targets_missing_import_as_its_error(folder, capsys):
     pytest.importorskip("optuna")
     (folder / "lrkit_tgt_tasks.py").write_text("import lrkit_tgt\n\ndef make():\n    pass\n")

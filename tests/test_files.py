@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lrkit._files import write_text_whole
+from lrkit._files import write_new, write_text_whole
 
 
 def test_a_file_is_written_whole_and_keeps_its_permissions(tmp_path: Path) -> None:
@@ -48,3 +48,46 @@ def test_a_link_is_followed_not_replaced(tmp_path: Path) -> None:
     link.symlink_to(target)
     write_text_whole(str(link), "new")
     assert link.is_symlink() and target.read_text() == "new"
+
+
+def test_a_default_name_never_replaces_a_file_that_appeared_meanwhile(tmp_path: Path) -> None:
+    path = tmp_path / "lrkit_find.png"
+
+    def draw(into: str) -> None:
+        Path(into).write_bytes(b"new image")
+        path.write_text("another run's plot")  # appears while the image is drawn
+
+    assert write_new(str(path), draw) == str(tmp_path / "lrkit_find-1.png")
+    assert path.read_text() == "another run's plot"
+    assert (tmp_path / "lrkit_find-1.png").read_bytes() == b"new image"
+    assert write_new(str(path), lambda into: Path(into).write_bytes(b"x")) == str(
+        tmp_path / "lrkit_find-2.png"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "lrkit_find-1.png",
+        "lrkit_find-2.png",
+        "lrkit_find.png",
+    ]  # no temporary file left
+
+
+def test_a_default_name_that_fails_to_draw_leaves_nothing(tmp_path: Path) -> None:
+    def draw(into: str) -> None:
+        Path(into).write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        write_new(str(tmp_path / "a.png"), draw)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_ending_with_a_separator_is_a_folder_even_if_missing(tmp_path: Path) -> None:
+    from lrkit._files import check_output
+
+    for path in (str(tmp_path / "out") + os.sep, str(tmp_path) + os.sep):
+        with pytest.raises(ValueError) as info:
+            check_output(path, option="--json", example="results.json")
+        assert str(info.value) == (
+            f"--json {path!r} is a folder: give a file name, e.g. "
+            f"{os.path.join(path, 'results.json')!r}"
+        )
+    assert list(tmp_path.iterdir()) == []

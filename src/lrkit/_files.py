@@ -7,8 +7,10 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["IMAGE_TYPES", "check_output", "fresh_path", "write_text_whole"]
+__all__ = ["IMAGE_TYPES", "check_output", "fresh_path", "write_new", "write_text_whole"]
 
 #: Image types matplotlib writes without extra packages or programs (``.pgf`` is left out: it
 #: needs a LaTeX installation).
@@ -39,6 +41,40 @@ def fresh_path(path: str) -> str:
     while os.path.exists(f"{stem}-{n}{ext}"):
         n += 1
     return f"{stem}-{n}{ext}"
+
+
+def write_new(path: str, draw: Callable[[str], Any]) -> str:
+    """Write a file under a *default* name that never replaces one: ``draw(tmp)`` writes it
+    into a temporary file beside ``path`` (same extension), then it is copied to the first of
+    ``path``, ``stem-1.ext``, ``stem-2.ext``, ... that can be created afresh (exclusively: a
+    file that appeared there since the name was chosen, another run's, is left alone).
+    Returns the name written; the temporary file is removed in any case."""
+    stem, ext = os.path.splitext(path)
+    fd, tmp = tempfile.mkstemp(prefix=".lrkit-", suffix=ext, dir=os.path.dirname(path) or ".")
+    os.close(fd)
+    try:
+        draw(tmp)
+        with open(tmp, "rb") as f:
+            data = f.read()
+        candidate, n = path, 0
+        while True:
+            try:
+                out = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                break
+            except FileExistsError:
+                n += 1
+                candidate = f"{stem}-{n}{ext}"
+        try:
+            with os.fdopen(out, "wb") as f:
+                f.write(data)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(candidate)  # no partial file under the new name
+            raise
+        return candidate
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def write_text_whole(path: str, text: str) -> None:
@@ -84,7 +120,8 @@ def check_output(
     name the message for a folder suggests (default ``name.<first type>``)."""
     if not isinstance(path, str) or not path.strip():
         raise ValueError(f"{option} must be a file name, got {path!r}")
-    if os.path.isdir(path):
+    seps = tuple(sep for sep in (os.sep, os.altsep) if sep)
+    if os.path.isdir(path) or path.endswith(seps):  # "out/" names a folder, existing or not
         name = example or (f"name.{types[0]}" if types else "")
         hint = f", e.g. {os.path.join(path, name)!r}" if name else ""
         raise ValueError(f"{option} {path!r} is a folder: give a file name{hint}")

@@ -27,9 +27,9 @@ def duration(seconds: float) -> str:
     s = float(seconds)
     if s != s or s < 0:
         return "-"
-    if s < 1.0:
+    if s < 1.0 and float(f"{s * 1000:.3g}") < 1000:  # 0.9996 s is "1 s", not "1e+03 ms"
         return f"{s * 1000:.3g} ms"
-    if s < 60.0:
+    if s < 60.0 and float(f"{s:.3g}") < 60:  # 59.996 s is "1 min 0 s"
         return f"{s:.3g} s"
     m, rest = divmod(int(round(s)), 60)
     if m < 60:

@@ -47,6 +47,12 @@ def import_target(spec: Any) -> Callable[..., Any]:
         p.isidentifier() for p in attr.split(".")
     ):
         raise TargetSpecError(f"{FORMAT}, got {_show(spec)}")
+    if mod_name.endswith(".py"):  # a file name: importing "spy" of spy.py would run it first
+        module_name = mod_name[: -len(".py")].replace(os.sep, ".")
+        raise TargetSpecError(
+            f"target {spec!r}: name the module, not its file: {module_name}:{attr} (run from "
+            "the folder that holds it)"
+        )
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)  # as `python -m` does; the command line takes it out again

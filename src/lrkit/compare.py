@@ -377,22 +377,33 @@ def _preflight(make: Callable[[], Setup]) -> None:
     one training step through :func:`lrkit.torch.fit` (the data read as every run reads it)
     and the first validation batch through :func:`lrkit.torch.evaluate`; the errors are
     theirs (a one-line ValueError naming ``data``), or ``val_data`` yielding no batch."""
-    import itertools
-
     from .torch import evaluate, fit
 
     setup = make()
     fit(setup.model, optimizer=setup.optimizer, loss_fn=setup.loss_fn, data=setup.data, steps=1)
-    if setup.val is not None:
-        if not hasattr(setup.val, "__iter__"):
-            raise ValueError(
-                f"val_data must be an iterable of (input, target) batches or None, "
-                f"got {type(setup.val).__name__}"
-            )
-        first = list(itertools.islice(setup.val, 1))
-        if not first:
-            raise ValueError("val_data must yield at least one batch, got none")
+    first = first_val_batch(setup.val)
+    if first is not None:
         evaluate(setup.model, loss_fn=setup.loss_fn, data=first)
+
+
+def first_val_batch(val: Any) -> list[Any] | None:
+    """The first batch of ``val`` (a target's validation data) as a one-element list, ``None``
+    for no validation data; a one-line ``ValueError`` naming ``val_data`` when it is not an
+    iterable or yields no batch. Reading a shuffled loader draws from the RNG: call it under
+    ``preserved_rng``."""
+    import itertools
+
+    if val is None:
+        return None
+    if not hasattr(val, "__iter__"):
+        raise ValueError(
+            f"val_data must be an iterable of (input, target) batches or None, "
+            f"got {type(val).__name__}"
+        )
+    first = list(itertools.islice(val, 1))
+    if not first:
+        raise ValueError("val_data must yield at least one batch, got none")
+    return first
 
 
 @dataclass
@@ -641,8 +652,8 @@ def compare(
     ``methods`` whose package is missing is a one-line ``ImportError`` before anything
     trains, and so is training or validation data that is not batches or yields none (a
     ``ValueError``). A method whose run fails later is kept as a row with its ``error`` (and
-    no scores) while the others run; when every method fails, a ``RuntimeError`` with the
-    first error."""
+    no scores) while the others run; when every method fails, the comparison holds only
+    such rows (``best`` is ``None``)."""
     import time
 
     from ._runtime import preserved_rng
@@ -680,8 +691,6 @@ def compare(
         finally:
             if bar is not None:
                 bar.close()
-    if results and all(r.error for r in results):
-        raise RuntimeError(f"every method failed; the first: {results[0].error}")
     label = name if name is not None else str(getattr(make, "name", "task"))
     return Comparison(results, lrs=lrs, name=label, steps=steps, seconds=time.perf_counter() - t0)
 
@@ -745,7 +754,8 @@ def plot(results: Sequence[Result], *, path: Any = None, title: str = "") -> Any
     ax_loss.set_yscale("log")
     ax_loss.set_ylabel("training loss (EMA 0.9)")
     ax_loss.set_title(textwrap.fill(title or "lrkit compare", 100), fontsize=10)
-    ax_loss.legend(fontsize="small", ncol=2)
+    if ax_loss.get_legend_handles_labels()[0]:  # none when every method failed
+        ax_loss.legend(fontsize="small", ncol=2)
     ax_lr.set_yscale("log")
     ax_lr.set_ylabel("learning rate (group 0; Prodigy: d*lr)")
     ax_lr.set_xlabel("step")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,10 +75,12 @@ def text_plot(
     y = np.asarray(ys, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or x.size == 0:
         raise ValueError("xs and ys must be 1-d sequences of the same, non-zero length")
-    keep = np.isfinite(x) & np.isfinite(y)
+    finite_x = np.isfinite(x)
+    keep = finite_x & np.isfinite(y)
     not_finite = int((~keep).sum())
     why = "no finite values"
-    span = keep & (x > 0) if logx else keep.copy()  # the steps the x axis spans
+    # the steps the x axis spans: every step asked for, also one whose value is not finite
+    span = finite_x & (x > 0) if logx else finite_x.copy()
     if keep.any() and (logx or logy):
         finite = keep.copy()
         if logx:
@@ -87,7 +91,7 @@ def text_plot(
             axis = "log axes" if logx and logy else "a log x axis" if logx else "a log axis"
             what = "values" if logy and (finite & (y > 0)).sum() == 0 else "steps"
             why = f"no positive {what} for {axis}"
-    hidden = int(span.sum() - keep.sum())  # values <= 0 a log axis cannot show
+    hidden = int((span & np.isfinite(y)).sum() - keep.sum())  # values <= 0 a log axis hides
     xs_all = x[span]
     x, y = x[keep], y[keep]
     if x.size == 0:
@@ -103,10 +107,16 @@ def text_plot(
         x1 = x0 + 1.0
     mid_row = height - 1 - height // 2  # the row of the middle label
     if y1 == y0:  # a flat curve: on the row of the middle label, which shows its value
-        pad = abs(y0) * 0.05 or 1.0
         v = y0
+        pad = 0.5 if logy else abs(v) * 0.05 or 1.0  # half a decade on a log axis
         y0 = v - 2 * pad * mid_row / (height - 1)
         y1 = v + 2 * pad * (height - 1 - mid_row) / (height - 1)
+        top = math.log10(sys.float_info.max) if logy else sys.float_info.max
+        bottom = math.log10(5e-324) if logy else -sys.float_info.max
+        if y1 > top:  # no room above the largest float: the curve on the top row
+            y0, y1 = v - 2 * pad, v
+        elif y0 < bottom:  # nor below the smallest: the curve on the bottom row
+            y0, y1 = v, v + 2 * pad
     grid = [[" "] * width for _ in range(height)]
     cols = np.clip(((tx - x0) / (x1 - x0) * (width - 1)).round().astype(int), 0, width - 1)
     rows = np.clip(((ty - y0) / (y1 - y0) * (height - 1)).round().astype(int), 0, height - 1)

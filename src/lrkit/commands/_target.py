@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import _validate as V
-from .._files import IMAGE_TYPES, check_output, fresh_path, write_text_whole
+from .._files import IMAGE_TYPES, check_output, fresh_path, write_new, write_text_whole
 from ._help import HelpFormatter
 
 
@@ -149,13 +149,23 @@ def write_json(command: str, path: str, data: Any) -> bool:
 
 
 def write_plot(
-    command: str, path: str, draw: Callable[[str], Any], *, say: Callable[[str], Any] = print
+    command: str,
+    path: str,
+    draw: Callable[[str], Any],
+    *,
+    say: Callable[[str], Any] = print,
+    default: bool = False,
 ) -> bool:
     """``draw(path)`` writes the ``-o`` image once the work is done: ``say`` tells where, or
     that matplotlib is missing (no plot, not an error); an image that cannot be written is one
-    line on stderr (:func:`cannot_write`). Returns whether it failed."""
+    line on stderr (:func:`cannot_write`). A ``default`` name (not one the user gave) never
+    replaces a file that appeared there during the work: the next free ``-N`` name is taken
+    (:func:`lrkit._files.write_new`). Returns whether it failed."""
     try:
-        draw(path)
+        if default:
+            path = write_new(path, draw)
+        else:
+            draw(path)
     except ImportError:
         say("  (matplotlib not installed: no plot; pip install 'lrkit[plot]')")
         return False
@@ -187,6 +197,7 @@ def check_outputs(args: argparse.Namespace, default_output: str) -> None:
     if not args.no_plot:
         if args.output is None:
             args.output = fresh_path(default_output)
+            args.output_is_default = True  # written by write_plot(default=True)
         elif importlib.util.find_spec("matplotlib") is None:  # looked up, not imported
             raise ValueError("-o/--output needs matplotlib: pip install 'lrkit[plot]'")
         check_output(args.output, option="-o/--output", types=IMAGE_TYPES)

@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._format import duration
+from .._runtime import preserved_rng
 from ..compare import METHODS
 from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
@@ -104,7 +105,8 @@ def _compare(args: argparse.Namespace) -> int:
                 name=f"target {args.target!r}",
             )
             name = args.target
-        make()  # fail early on a bad target
+        with preserved_rng(import_torch=True):  # fail early on a bad target or val_data
+            C.first_val_batch(make().val)
     except (ValueError, ImportError) as e:
         print(f"lrkit compare: error: {e}", file=sys.stderr)
         return 2
@@ -146,7 +148,15 @@ def _compare(args: argparse.Namespace) -> int:
         if not failed:
             print(f"  results written to {args.json}")
     if not args.no_plot:
-        failed = write_plot("compare", args.output, report.plot) or failed
+        failed = (
+            write_plot(
+                "compare",
+                args.output,
+                report.plot,
+                default=getattr(args, "output_is_default", False),
+            )
+            or failed
+        )
     if best is None:  # every method diverged or failed: there is no best to report
         print(
             "lrkit compare: error: no method ended with a finite loss (all diverged or failed): "

@@ -58,7 +58,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         # the option's name before it was ``--rule`` (find_lr's ``rule=``): still accepted
         p.add_argument(
             "--method",
-            dest="rule",
+            dest="method",
             choices=tuple(RULES),
             default=argparse.SUPPRESS,
             help=argparse.SUPPRESS,
@@ -128,6 +128,14 @@ def check_options(args: argparse.Namespace) -> None:
 
     check_outputs(args, DEFAULT_OUTPUT)
     check_seed(args.seed)
+    method = getattr(args, "method", None)  # --rule's former name
+    if method is not None:
+        if args.rule not in (DEFAULT_RULE, method):
+            raise ValueError(
+                f"--method is the former name of --rule: give one of them, got --rule "
+                f"{args.rule} and --method {method}"
+            )
+        args.rule = method
     try:
         SweepOptions(
             start_lr=args.start_lr,
@@ -148,11 +156,12 @@ def check_options(args: argparse.Namespace) -> None:
             args.train_steps = TRAIN_STEPS
         low = min_train_steps()
         try:
-            check_runs(1.0, 1.0, V.integer("--train-steps", args.train_steps, low))
+            steps = V.integer("--train-steps", args.train_steps, low, V.MAX_STEPS)
+            check_runs(1.0, 1.0, steps)
         except ValueError:
             raise ValueError(
-                f"--train-steps must be an integer >= {low} (allowed range: [{low}, inf); "
-                f"the one-cycle check run needs it), got {args.train_steps!r}"
+                f"--train-steps must be an integer >= {low} (allowed range: [{low}, 2**53]; "
+                f"the one-cycle check run needs {low}), got {args.train_steps!r}"
             ) from None
 
 
@@ -241,7 +250,13 @@ def _find(args: argparse.Namespace) -> int:
     try:
         check_options(args)
         make, name, task = _task(args)
-        model, opt, loss_fn, data, _ = make()
+        model, opt, loss_fn, data, val = make()
+        if not args.no_train:  # the check runs score on it: refused now, not after the sweep
+            from .._runtime import preserved_rng
+            from ..compare import first_val_batch
+
+            with preserved_rng(import_torch=True):
+                first_val_batch(val)
     except (ValueError, ImportError) as e:
         print(f"lrkit find: error: {e}", file=sys.stderr)
         return 2
@@ -286,7 +301,16 @@ def _find(args: argparse.Namespace) -> int:
             fig.tight_layout()
             fig.savefig(path, dpi=110)
 
-        failed = write_plot("find", args.output, draw, say=say) or failed
+        failed = (
+            write_plot(
+                "find",
+                args.output,
+                draw,
+                say=say,
+                default=getattr(args, "output_is_default", False),
+            )
+            or failed
+        )
     if result.suggestion is None:
         print(
             f"lrkit find: no suggestion: the sweep stopped ({result.stop_reason}) before the "

@@ -89,9 +89,20 @@ def _parse(spec: str) -> Any:
         raise ValueError(_spec_error(exc, spec)) from None
 
 
+def _title_lines(spec: str, width: int) -> list[str]:
+    """The spec wrapped to ``width``, at most 6 lines; a longer one ends with a mark saying
+    it was cut and how long it is (in the image and on the terminal alike)."""
+    from .._format import wrap_spec
+
+    lines = wrap_spec(spec, width)
+    if len(lines) > 6:
+        mark = f" ... ({len(spec)} characters)"
+        lines = [*lines[:5], lines[5][: max(width - len(mark), 10)] + mark]
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from .._files import IMAGE_TYPES, check_output
-    from .._format import wrap_spec
     from ..textplot import plot_steps, text_plot
 
     def err(msg: str) -> int:
@@ -128,9 +139,7 @@ def run(args: argparse.Namespace) -> int:
         ax.grid(True, alpha=0.3)
         if args.log:
             ax.set_yscale("log")
-        lines = wrap_spec(spec, 90)
-        if len(lines) > 6:
-            lines = [*lines[:5], lines[5][:80] + f" ... ({len(spec)} characters)"]
+        lines = _title_lines(spec, 90)
         ax.set_title("\n".join(lines), fontsize=9 if len(lines) > 1 else 10)
         fig.tight_layout()
         try:
@@ -140,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"wrote {args.output}")
         return 0
-    lines = wrap_spec(spec, max(args.width, 40))
+    lines = _title_lines(spec, max(args.width, 40))
     print(
         text_plot(
             steps,
@@ -148,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             width=args.width,
             height=args.height,
             logy=args.log,
-            title="\n".join(lines[:6]),
+            title="\n".join(lines),
         )
     )
     sampled = (

@@ -18,7 +18,7 @@ import warnings
 from typing import Any
 
 from .. import _validate as V
-from .._files import IMAGE_TYPES, check_output, fresh_path
+from .._files import IMAGE_TYPES, check_output, fresh_path, write_new
 from .._format import mask_secrets, mask_url, shorten
 from ..tune import (
     DEFAULT_STORAGE,
@@ -442,11 +442,15 @@ def _tune(args: argparse.Namespace) -> int:
     # --quiet prints less; a --plot that was asked for is written all the same (also when no
     # trial finished: it shows the pruned and diverged ones)
     plot = args.plot
+    default = plot is None
     if plot is None and not quiet and n_done:
         plot = _default_plot(study)
     if plot is not None and plot.lower() != "none":
         try:
-            result.plot(plot)
+            if default:  # never replaces a file that appeared there meanwhile
+                plot = write_new(plot, result.plot)
+            else:
+                result.plot(plot)
             if not quiet:
                 print(f"plot of the search: {plot}")
         except ImportError:
