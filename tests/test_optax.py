@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -480,3 +481,35 @@ def test_find_lr_multisteps_sweeps_one_lr_per_accumulated_update(monkeypatch):
     never = optax.MultiSteps(inner, every_k_schedule=100).gradient_transformation()
     with pytest.raises(ValueError, match=r"^optimizer \(optax.MultiSteps\) made no update in"):
         lo.find_lr(_loss, params, never, small, **opts)
+
+
+@pytest.mark.filterwarnings("ignore::lrkit.finder.LRFinderWarning")
+def test_multisteps_that_skip_updates_end_the_sweep_as_the_loss_says() -> None:
+    """A MultiSteps whose should_skip_update_fn skips every micro-batch once the loss is NaN
+    (skip_not_finite), or once the gradients are large (skip_large_updates), stops the sweep
+    as the same optimizer without the skip does: no endless accumulation, no false error."""
+    rng = np.random.default_rng(0)
+    batches = [rng.uniform(0.5, 1.5, size=(16,)).astype(np.float32) for _ in range(8)]
+    params = {"w": jnp.ones(())}
+    inner = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+    opts = dict(num_iter=60, start_lr=1e-4, end_lr=1e3, max_extra_iter=0, eval_batches=0)
+
+    def nan_loss(p: Any, x: Any) -> Any:  # NaN once w < 0
+        return jnp.mean((jnp.sqrt(p["w"]) - 0.5 * x) ** 2)
+
+    def quad(p: Any, x: Any) -> Any:  # the gradient grows with |w|
+        return jnp.mean((p["w"] * x - 1.0) ** 2)
+
+    def multisteps(skip: Any) -> Any:
+        return optax.MultiSteps(
+            inner, every_k_schedule=2, should_skip_update_fn=skip
+        ).gradient_transformation()
+
+    plain = lo.find_lr(nan_loss, params, multisteps(None), batches, **opts)
+    skipping = lo.find_lr(nan_loss, params, multisteps(optax.skip_not_finite), batches, **opts)
+    assert plain.stop_reason == skipping.stop_reason == "nan"
+    assert skipping.lrs.tolist() == plain.lrs.tolist()
+    large = functools.partial(optax.skip_large_updates, max_squared_norm=4.0)
+    bounded = lo.find_lr(quad, params, multisteps(large), batches, **opts)
+    assert bounded.stop_reason in ("diverged", "completed", "turned_up")
+    assert len(bounded.lrs) > 10

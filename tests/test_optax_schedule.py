@@ -442,3 +442,24 @@ def test_a_growing_schedule_that_starts_below_the_smallest_value_is_not_held_at_
     host = np.asarray(lo.schedule(s, dtype=jnp.float16, evaluation="host")(t))
     np.testing.assert_array_equal(got[ref != 0], host[ref != 0])
     assert value_table(s, dtype=np.float16).beyond != "hold"
+
+
+def test_an_integer_parameter_beyond_int32_is_one_error_without_x64() -> None:
+    from lrkit._jaxtable import x64_enabled
+
+    if x64_enabled():
+        pytest.skip("with jax_enable_x64 JAX holds the parameter")
+    spec = "cosine(0.1, 4000000000)"
+    with pytest.raises(ValueError) as info:
+        lo.schedule(spec)(jnp.int32(5))
+    assert str(info.value) == (
+        "schedule: cosine(lr=0.1, total_steps=4000000000, eta_min=0.0) has an integer "
+        "parameter beyond 2**31 - 1, which JAX holds only with jax_enable_x64: enable it, or "
+        'use evaluation="host"'
+    )
+    host = lo.schedule(spec, evaluation="host")
+    assert float(host(jnp.int32(5))) == np.float32(S.parse(spec)(5))
+    # a host uint32 count past int32 is JAX's own uint32: read at its own step, as on device
+    f = lo.schedule(S.cyclic(0.01, max_lr=0.1, step_size_up=3))
+    c = 3_000_000_001
+    assert float(f(np.uint32(c))) == float(f(jnp.asarray(c, jnp.uint32)))

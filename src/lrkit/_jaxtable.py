@@ -46,7 +46,13 @@ def formula_fn(s: Schedule, dtype: Any, scale: float = 1.0) -> Callable[[Any], j
     def fn(t: Any) -> jax.Array:
         fdtype = jnp.float64 if x64_enabled() else jnp.float32
         x = jnp.asarray(t).astype(fdtype)
-        v = s.values(x, xp=jnp)
+        try:
+            v = s.values(x, xp=jnp)
+        except OverflowError:  # an integer parameter beyond int32, which JAX cannot hold
+            raise ValueError(
+                f"schedule: {s} has an integer parameter beyond 2**31 - 1, which JAX holds "
+                'only with jax_enable_x64: enable it, or use evaluation="host"'
+            ) from None
         if scale != 1.0:
             v = v * scale
         return jnp.asarray(v, dtype=fdtype).astype(odt)

@@ -13,6 +13,7 @@ and the LR range test for a functional training step (``pip install 'lrkit[jax]'
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -84,6 +85,8 @@ def _check_count(count: Any) -> None:
     except OverflowError:  # a Python int beyond int64
         a = np.asarray(count, dtype=object)
     if a.dtype.kind not in "iuO" or a.size == 0:
+        return
+    if a.dtype.kind == "u" and a.dtype.itemsize <= 4:  # JAX keeps uint32 as it is
         return
     if a.dtype.kind == "O":  # Python ints beyond int64 (numbers of other types pass on)
         a = np.asarray([x if isinstance(x, int) else 0 for x in a.flat], dtype=object)
@@ -427,6 +430,20 @@ def _updates_made(state: Any) -> int | None:
     return sum(int(x.gradient_step) for x in found) if found else None
 
 
+def _micro_batches_counted(state: Any) -> list[tuple[int, int]]:
+    """The counters of the ``optax.MultiSteps`` inside ``state``: ``(gradient_step,
+    mini_step)`` of each; a micro-batch its ``should_skip_update_fn`` skipped changes none."""
+    found = [
+        x for x in jax.tree_util.tree_leaves(state, is_leaf=_is_multisteps) if _is_multisteps(x)
+    ]
+    return [(int(x.gradient_step), int(x.mini_step)) for x in found]
+
+
+#: micro-batches in a row that ``optax.MultiSteps``' ``should_skip_update_fn`` may skip before
+#: a sweep step ends without an update (as ``max_skipped`` in :func:`lrkit.torch.find_lr`)
+MAX_SKIPPED = 10
+
+
 def _accumulation_start(state: Any) -> Any:
     """``state`` with every ``optax.MultiSteps`` accumulation on a boundary: no micro-batch
     counted and no gradient accumulated (the sweep's private state; the caller's is unchanged),
@@ -649,14 +666,23 @@ def find_lr(
             if not accumulating:
                 return micro_step(lr)
             # one optimizer update: the micro-batches optax.MultiSteps accumulates, at one LR
-            made, total, n = _updates_made(state[1]), 0.0, 0
+            made, total, n, skipped = _updates_made(state[1]), 0.0, 0, 0
             while _updates_made(state[1]) == made:
                 if n == MAX_MICRO_BATCHES:
                     raise ValueError(
                         f"optimizer (optax.MultiSteps) made no update in {MAX_MICRO_BATCHES} "
                         "micro-batches: its every_k_schedule must be at most that"
                     )
-                total, n = total + micro_step(lr), n + 1
+                counted = _micro_batches_counted(state[1])
+                loss = micro_step(lr)
+                total, n = total + loss, n + 1
+                if not math.isfinite(loss):  # the sweep stops on it (a skip_not_finite
+                    return loss  # MultiSteps would skip every later micro-batch)
+                # a micro-batch its should_skip_update_fn skipped counts nothing: after
+                # MAX_SKIPPED in a row the step ends without an update, the sweep goes on
+                skipped = skipped + 1 if _micro_batches_counted(state[1]) == counted else 0
+                if skipped > MAX_SKIPPED:
+                    break
             return total / n
 
         sweep.run(

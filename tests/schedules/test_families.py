@@ -122,6 +122,19 @@ def test_exact_formulas() -> None:
     assert S.warmup_cosine(0.0, end_lr=1.0, warmup_steps=10)(5) == pytest.approx(0.5, abs=1e-15)
 
 
+def test_wsd_default_decay_fits_after_the_warmup_and_a_full_warmup_names_itself() -> None:
+    assert S.wsd(0.1, total_steps=100, warmup_steps=10).decay_steps == 20  # 20% of the run
+    short = S.wsd(0.1, total_steps=10, warmup_steps=9)  # 20% is 2 steps; 1 is left
+    assert short.decay_steps == 1 and short(8) == 0.1 * 8 / 9 and short(9) == 0.1
+    assert short(10) == 0.0
+    with pytest.raises(ValueError) as info:
+        S.wsd(0.1, total_steps=10, warmup_steps=10)
+    assert str(info.value) == (
+        "warmup_steps must be < total_steps (allowed range: [0, 9]; the decay needs at least 1 "
+        "step), got warmup_steps=10, total_steps=10"
+    )
+
+
 def test_onecycle_formula() -> None:
     o = S.onecycle(1.0, total_steps=101, pct_start=0.3)
     initial = 1.0 / 25.0

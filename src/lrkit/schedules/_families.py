@@ -808,8 +808,16 @@ class WSD(Schedule):
         self.lr = _lr("lr", lr)
         self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
         self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0, v.MAX_STEPS)
-        if decay_steps is None:
-            decay_steps = max(1, round(0.2 * self.total_steps))
+        if self.warmup_steps >= self.total_steps:  # the decay needs a step
+            raise ValueError(
+                f"warmup_steps must be < total_steps (allowed range: [0, "
+                f"{self.total_steps - 1}]; the decay needs at least 1 step), got "
+                f"warmup_steps={self.warmup_steps}, total_steps={self.total_steps}"
+            )
+        if decay_steps is None:  # 20% of the run, at most the steps after the warmup
+            decay_steps = min(
+                max(1, round(0.2 * self.total_steps)), self.total_steps - self.warmup_steps
+            )
         self.decay_steps = v.integer("decay_steps", decay_steps, 1, v.MAX_STEPS)
         if self.warmup_steps + self.decay_steps > self.total_steps:
             raise ValueError(
