@@ -364,3 +364,11 @@ def test_rule_and_its_former_name_contradicting_are_refused(capsys):
         "lrkit find: error: --method is the former name of --rule: give one of them, got "
         "--rule valley and --method steepest\n"
     )
+
+
+def test_json_named_like_the_default_image_moves_the_image_not_the_json(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["find", "--demo", "--no-train", "--num-iter", "10", "--quiet"]
+    assert main([*argv, "--json", "lrkit_find.png"]) == 0
+    assert json.loads((tmp_path / "lrkit_find.png").read_text())["num_iter"] == 10
+    assert (tmp_path / "lrkit_find-1.png").read_bytes()[:4] == b"\x89PNG"

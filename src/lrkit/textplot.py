@@ -46,7 +46,7 @@ def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         total = int(steps)
     if total > MAX_STEP:
-        raise ValueError(f"steps must be at most 2**53 to plot, got {total:.3g}")
+        raise ValueError(f"steps must be at most 2**53 to plot, got {total}")
     if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2:
         raise ValueError(f"max_points must be an integer >= 2, got {max_points!r}")
     if total <= max_points:

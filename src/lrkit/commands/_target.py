@@ -197,6 +197,11 @@ def check_outputs(args: argparse.Namespace, default_output: str) -> None:
     if not args.no_plot:
         if args.output is None:
             args.output = fresh_path(default_output)
+            stem, ext = os.path.splitext(default_output)
+            n = 0
+            while args.json is not None and same_file(args.output, other=args.json):
+                n += 1  # --json took the default image's name: the image takes another
+                args.output = fresh_path(f"{stem}-{n}{ext}")
             args.output_is_default = True  # written by write_plot(default=True)
         elif importlib.util.find_spec("matplotlib") is None:  # looked up, not imported
             raise ValueError("-o/--output needs matplotlib: pip install 'lrkit[plot]'")
