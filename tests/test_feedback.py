@@ -506,6 +506,38 @@ def test_a_bad_plateau_value_in_a_state_names_its_key(key, bad, message) -> None
     assert c.state_dict() == before
 
 
+@pytest.mark.parametrize(
+    "make, key, entries, message",
+    [
+        (lambda: ReduceOnPlateau(patience=0, factor=0.5), "reductions", [2, math.inf],
+         "state['reductions'][1] must be an integer >= 0 (allowed range: [0, inf)), got inf"),
+        (lambda: ReduceOnPlateau(patience=0, factor=0.5), "reductions", [2.7],
+         "state['reductions'][0] must be an integer >= 0 (allowed range: [0, inf)), got 2.7"),
+        (lambda: RestartOnPlateau(patience=0), "restarts", ["1"],
+         "state['restarts'][0] must be an integer >= 0 (allowed range: [0, inf)), got '1'"),
+        (lambda: DivergenceDetector(factor=0.25), "history", [1.0, 10**400],
+         "state['history'][1] must be a finite real number, got an integer with 401 digits"),
+        (lambda: DivergenceDetector(factor=0.25), "history", [1.0, math.nan, 1.0],
+         "state['history'][1] must be a finite real number, got nan"),
+        (lambda: DivergenceDetector(factor=0.25), "history", [math.inf],
+         "state['history'][0] must be a finite real number, got inf"),
+    ],
+)  # fmt: skip
+def test_a_bad_list_entry_in_a_state_is_refused_whole(make, key, entries, message) -> None:
+    """Entries a float or an int cannot hold (an OverflowError) or that are not what the list
+    holds (NaN in the good losses would switch spike detection off): one line, nothing
+    changed."""
+    c = make()
+    other = make()
+    for x in (1.0, 2.0, 3.0, 4.0):
+        other.check(x) if isinstance(other, DivergenceDetector) else other.update(x)
+    before = c.state_dict()
+    with pytest.raises(ValueError) as info:
+        c.load_state_dict({**other.state_dict(), key: entries})
+    assert str(info.value) == message
+    assert c.state_dict() == before
+
+
 def test_from_state_dict_names_what_is_missing() -> None:
     with pytest.raises(ValueError, match=r"^state is missing 'factor': .* ReduceOnPlateau$"):
         from_state_dict({"type": "ReduceOnPlateau"})

@@ -169,8 +169,12 @@ class Feedback(ABC):
         saved = self.state_dict()
         try:
             self._load_state(state)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             self._load_state(saved)
+            if isinstance(exc, OverflowError):  # an entry beyond what a float or int holds
+                raise ValueError(
+                    f"state must be a state_dict() of a {type(self).__name__}: {exc}"
+                ) from None
             if isinstance(exc, KeyError):
                 raise ValueError(
                     f"state is missing {exc.args[0]!r}: it must be a state_dict() of a "
@@ -478,7 +482,9 @@ class ReduceOnPlateau(_OnPlateau):
     def _load_state(self, state: Mapping[str, Any]) -> None:
         self._load_common(state)
         self.num_updates = v.integer("state['num_updates']", state["num_updates"])
-        self.reductions = [int(r) for r in state["reductions"]]
+        self.reductions = [
+            v.integer(f"state['reductions'][{i}]", r) for i, r in enumerate(state["reductions"])
+        ]
 
 
 class RestartOnPlateau(_OnPlateau):
@@ -545,7 +551,9 @@ class RestartOnPlateau(_OnPlateau):
         mr = state["max_restarts"]
         self.max_restarts = None if mr is None else v.integer("state['max_restarts']", mr)
         self.restart_step = v.integer("state['restart_step']", state["restart_step"])
-        self.restarts = [int(r) for r in state["restarts"]]
+        self.restarts = [
+            v.integer(f"state['restarts'][{i}]", r) for i, r in enumerate(state["restarts"])
+        ]
         self._last_step = v.integer("state['last_step']", state["last_step"])
 
 
@@ -764,8 +772,8 @@ class DivergenceDetector(Feedback):
             quantile=state.get("quantile", 0.5),
             spike_floor=state.get("spike_floor", 0.0),  # before the floor: none
         )
-        for x in state["history"]:
-            self._push(float(x))
+        for i, x in enumerate(state["history"]):  # good losses: finite numbers
+            self._push(v.number(f"state['history'][{i}]", x))
         if state.get("peak") is not None:
             self._peak = max(self._peak, v.number("state['peak']", state["peak"]))
         self._scale = v.non_negative("state['scale']", state["scale"])

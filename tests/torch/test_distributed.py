@@ -200,6 +200,18 @@ def test_all_reduce_mean_names_what_it_takes(bad):
         LT.all_reduce_mean(bad)
 
 
+@pytest.mark.parametrize("bad", [torch.tensor(True), torch.tensor(1 + 2j)])
+def test_all_reduce_mean_refuses_bool_and_complex_tensors_as_it_refuses_a_bool(bad):
+    import lrkit.torch as LT
+
+    with pytest.raises(ValueError) as info:
+        LT.all_reduce_mean(bad)
+    assert str(info.value) == (
+        "value must be a real number or a one-element real tensor, got a tensor of dtype "
+        f"{bad.dtype}"
+    )
+
+
 def test_broadcast_object_checks_src():
     import lrkit.torch as LT
 

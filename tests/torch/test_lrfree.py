@@ -324,6 +324,8 @@ def test_lrfree_lr_is_prodigys_step_size_with_and_without_bias_correction():
          r"^warmup_steps is taken by kind 'adamw' and 'sgd' only, got kind='radam'"),
         (lambda ps: schedule_free(ps, kind="sgd", betas=(0.9, 0.99)),
          r"^betas is not a parameter of SGDScheduleFree"),
+        (lambda ps: prodigy(ps, decoupled=True),
+         r"^decoupled is not a parameter of Prodigy; allowed: lr, betas, .*decouple"),
     ],
 )  # fmt: skip
 def test_bad_arguments_are_one_line_value_errors_naming_the_parameter(call, message):

@@ -807,6 +807,46 @@ def test_sequential_lr_milestone_sets_the_step_0_hyperparameters() -> None:
     assert opt.param_groups[0]["lr"] == s(1) and opt.param_groups[0]["momentum"] == 0.81
 
 
+def test_report_inside_a_chained_scheduler_keeps_the_other_schedulers_factor() -> None:
+    from lrkit.feedback import ReduceOnPlateau
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    ours = lt.scheduler(opt, S.constant(0.1), feedback=ReduceOnPlateau(factor=0.5, patience=0))
+    chain = TL.ChainedScheduler([ours, TL.ExponentialLR(opt, gamma=0.5)])
+    for _ in range(3):
+        opt.step()
+        chain.step()
+    assert opt.param_groups[0]["lr"] == 0.1 * 0.5  # ours sets 0.1, ExponentialLR halves it
+    assert ours.report(1.0) == 1.0 and opt.param_groups[0]["lr"] == 0.05  # no change
+    assert ours.report(2.0) == 0.5 and opt.param_groups[0]["lr"] == 0.025  # the cut, at once
+    opt.step()
+    chain.step()  # ours sets 0.05 (cut), ExponentialLR then halves it: as the cut made it
+    assert opt.param_groups[0]["lr"] == 0.025
+
+
+def test_report_and_a_guard_before_the_sequential_phase_change_nothing_yet() -> None:
+    from lrkit.feedback import ReduceOnPlateau
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    warm = TL.LinearLR(opt, start_factor=0.1, total_iters=5)
+    ours = lt.scheduler(opt, S.constant(0.1), feedback=ReduceOnPlateau(factor=0.5, patience=0))
+    guard = lt.DivergenceGuard(model, optimizer=opt, scheduler=ours)
+    seq = TL.SequentialLR(opt, [warm, ours], milestones=[5])
+    opt.step()
+    seq.step()
+    warm_lr = opt.param_groups[0]["lr"]
+    assert ours.report(1.0) == 1.0 and ours.report(2.0) == 0.5  # no step -1 error
+    assert opt.param_groups[0]["lr"] == warm_lr  # the warmup's LR, left alone
+    assert guard.check(float("nan")) is False and guard.restores == 1
+    assert opt.param_groups[0]["lr"] == warm_lr
+    for _ in range(4):
+        opt.step()
+        seq.step()
+    assert ours.last_epoch == 0 and opt.param_groups[0]["lr"] == 0.1 * 0.5 * 0.5  # both cuts
+
+
 def test_a_hand_edited_lr_at_the_save_is_kept_by_the_load() -> None:
     opt = _opt(0.1)
     sch = lt.scheduler(opt, S.cosine(0.1, total_steps=10))

@@ -102,6 +102,11 @@ def all_reduce_mean(value: float | torch.Tensor) -> float:
                 f"value must be a number or a one-element tensor, got a tensor of shape "
                 f"{tuple(value.shape)}"
             )
+        if value.dtype == torch.bool or value.is_complex():  # as a Python bool is refused
+            raise ValueError(
+                f"value must be a real number or a one-element real tensor, got a tensor of "
+                f"dtype {value.dtype}"
+            )
     elif isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"value must be a number or a one-element tensor, got {value!r}")
     if not _active():  # one process: the value itself (a float holds any tensor's exactly)

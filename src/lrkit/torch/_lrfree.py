@@ -84,13 +84,7 @@ def schedule_free(
         )
     sf = require("schedulefree", "lrfree", feature="lrkit.torch.schedule_free")
     cls = getattr(sf, _SF_KINDS[kind])
-    accepted = inspect.signature(cls).parameters
-    unknown = [k for k in kwargs if k not in accepted or k == "params"]
-    if unknown:
-        names = ", ".join(p for p in accepted if p not in ("self", "params"))
-        raise ValueError(
-            f"{unknown[0]} is not a parameter of {cls.__name__} (kind={kind!r}); allowed: {names}"
-        )
+    _check_kwargs(cls, kwargs, f" (kind={kind!r})")
     opt = cls(params, **kwargs) if lr is None else cls(params, lr=lr, **kwargs)
     opt.train()
     return opt  # type: ignore[no-any-return]
@@ -102,7 +96,20 @@ def prodigy(params: Any, *, lr: float = 1.0, **kwargs: Any) -> torch.optim.Optim
     ``weight_decay`` with ``decouple=True`` (the default) for AdamW-style decay."""
     lr = _lr(lr)
     po = require("prodigyopt", "lrfree", feature="lrkit.torch.prodigy")
+    _check_kwargs(po.Prodigy, kwargs)
     return po.Prodigy(params, lr=lr, **kwargs)  # type: ignore[no-any-return]
+
+
+def _check_kwargs(cls: Any, kwargs: dict[str, Any], where: str = "") -> None:
+    """Every keyword a parameter of ``cls``'s constructor, else a one-line ValueError naming
+    the first unknown one and listing the allowed ones."""
+    accepted = inspect.signature(cls).parameters
+    unknown = [k for k in kwargs if k not in accepted or k == "params"]
+    if unknown:
+        names = ", ".join(p for p in accepted if p not in ("self", "params"))
+        raise ValueError(
+            f"{unknown[0]} is not a parameter of {cls.__name__}{where}; allowed: {names}"
+        )
 
 
 def _flag_in_groups(optimizer: Any) -> bool:

@@ -342,10 +342,31 @@ class LRKitScheduler(LRScheduler):
 
     def refresh(self) -> None:
         """Set the LRs of the current step again (after a controller changed its scale);
-        param groups added since the last step are adopted first, as :meth:`step` does."""
-        if len(self.optimizer.param_groups) != self._n_groups:
+        param groups added since the last step are adopted first, as :meth:`step` does.
+
+        Inside PyTorch's composites the optimizer's LRs may not be this scheduler's: before its
+        phase of a ``SequentialLR`` (``last_epoch`` is -1) they are left alone (its first step
+        applies the scale); after another scheduler changed them (stepped after it in a
+        ``ChainedScheduler``) they are multiplied by the change of this scheduler's LR, so the
+        other scheduler's factor is kept."""
+        groups = self.optimizer.param_groups
+        if len(groups) != self._n_groups:
             self._adopt_new_groups()
-        self._apply()
+        t = self.last_epoch
+        if t < 0:
+            return
+        if self._owns_lrs():
+            self._apply()
+            return
+        new = [r * self._lr_at(i, t) for i, r in enumerate(self.ratios)]
+        for v in new:
+            if not v >= 0:
+                raise _negative_lr(v, t)
+        old = cast("list[float]", self._last_lr)
+        for g, before, after in zip(groups, old, new):
+            if before > 0 and after != before:
+                _set(g, "lr", float(g["lr"]) * (after / before))
+        self._last_lr = [*new]
 
     @staticmethod
     def _group_ratios(optimizer: torch.optim.Optimizer, schedule: Any) -> list[float]:
@@ -548,7 +569,8 @@ class LRKitScheduler(LRScheduler):
                 f"got a tensor of shape {tuple(value.shape)}"
             )
         value = as_metric(value)  # a bool, a string or a complex number: a one-line error
-        scales = [float(c.update(value, step=self.last_epoch)) for c in self._controllers()]
+        step = self.last_epoch if self.last_epoch >= 0 else None  # -1: phase not begun
+        scales = [float(c.update(value, step=step)) for c in self._controllers()]
         self.refresh()  # param groups added since the last step included
         if isinstance(self._feedback, list):
             return [float(c.scale) for c in self._feedback]
