@@ -16,10 +16,8 @@ them; a user rule receives the two arrays only.
     loss was measured). The two measurements err independently (batch noise, coarse held
     cadence), so their mean moves less from seed to seed. The LR to train with sits below
     that edge by a factor that depends on how long the run is (the longer, the more a
-    too-large step costs) and on the optimizer (plain SGD, momentum, adaptive)::
-
-        ln(lr / lr_min) = a[schedule, optimizer] + b[schedule] * ln(total_steps / 1000)
-
+    too-large step costs) and on the optimizer (plain SGD, momentum, adaptive):
+    ``ln(lr / lr_min) = a[schedule, optimizer] + b[schedule] * ln(total_steps / 1000)``
     for ``schedule`` in constant, one-cycle (``max_lr``) and warmup-cosine (peak), and
     never above ``EDGE_CAP * lr_min`` (a short one-cycle run tolerates a high peak, but not
     one at the edge where the sweep itself stopped making progress);
