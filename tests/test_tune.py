@@ -970,3 +970,22 @@ def test_a_torch_task_refuses_a_model_instance_and_data_read_once() -> None:
     with pytest.raises(ValueError, match=r"^train_data must be re-iterable .* got a list_iterator"):
         torch_task(lambda: torch.nn.Linear(2, 1), loss_fn=loss, train_data=iter(data),
                    val_data=data, steps_per_epoch=5, epochs=2)  # fmt: skip
+
+
+def test_the_plots_lr_axis_has_one_label_per_decade_from_four_decades_on() -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    def train(schedule: Any, report: Any) -> float:
+        return (math.log10(max(float(schedule(t)) for t in range(0, 100, 10))) + 2) ** 2
+
+    for low in (1e-4, 1e-5):
+        r = tune(Task(train, total_steps=100), n_trials=4, seeding=(low, 1.0), pruner="none",
+                 seed=0, progress=False)  # fmt: skip
+        fig = r.plot(None)
+        FigureCanvasAgg(fig).draw()
+        ax = fig.axes[1]
+        lo, hi = ax.get_xlim()
+        shown = [t.get_position()[0] for t in ax.get_xticklabels() if t.get_text()]
+        shown = [x for x in shown if lo <= x <= hi]
+        assert all(math.log10(x) == round(math.log10(x)) for x in shown), shown  # 1eN only

@@ -1,6 +1,7 @@
 """lrkit.keras callbacks: plateau and guard on scheduled optimizers, scheduler, logger."""
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -687,6 +688,19 @@ def test_plateau_scales_every_optimizer_of_a_multi_optimizer(mean_pred_loss):
     assert kernels["b"] == pytest.approx(-0.01 * sum(scales), rel=1e-6)
 
 
+def test_one_schedule_shared_by_two_optimizers_is_cut_once(mean_pred_loss):
+    shared = lk.schedule(S.constant(0.02))
+    model = _two_kernel_model(shared, shared, mean_pred_loss)
+    cb = lk.ReduceOnPlateau(**_never_improves())
+    _fit(model, 4, [cb])
+    assert cb.controller.scale == shared.scale == 0.125  # was 0.125**2: each cut twice
+    scales = [1.0, 1.0, 0.5, 0.25]
+    kernels = {
+        w.path.split("/")[0]: float(keras.ops.convert_to_numpy(w)[0, 0]) for w in model.weights
+    }
+    assert kernels["a"] == kernels["b"] == pytest.approx(-0.02 * sum(scales), rel=1e-6)
+
+
 def test_guard_cuts_every_optimizer_of_a_multi_optimizer():
     if not hasattr(keras.optimizers, "MultiOptimizer"):
         pytest.skip("keras.optimizers.MultiOptimizer needs a newer Keras")
@@ -919,3 +933,39 @@ def test_scheduler_and_logger_with_gradient_accumulation_count_batches():
         np.testing.assert_array_equal(
             [v for _, v in log.history], sched.values(np.arange(8)).astype(np.float32)
         )
+
+
+@pytest.mark.parametrize("spe", [1, 3])
+def test_data_of_unknown_length_keeps_the_scheduler_and_logger_on_the_steps_that_ran(spe):
+    """Data without a length (an IterableDataset): Keras' JAX loop begins one batch more
+    than it runs and reports a last partial call as full; the step count, the logged LRs
+    and the LR logged per epoch are those of the steps that ran."""
+    torch = pytest.importorskip("torch")
+    if spe > 1 and keras.backend.backend() == "torch":
+        pytest.skip("steps_per_execution must be 1 with the PyTorch backend")
+
+    class Five(torch.utils.data.IterableDataset):  # type: ignore[misc]
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            for _ in range(5):
+                yield np.ones((4, 1), "float32"), np.zeros((4, 1), "float32")
+
+    data = torch.utils.data.DataLoader(Five(), batch_size=None)
+    sched = S.cosine(0.1, total_steps=40)
+    for use_logger in (False, True):
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+        if use_logger:
+            opt = keras.optimizers.SGD(lk.schedule(sched))
+            cb: Any = lk.LRLogger("batch")
+        else:
+            opt = keras.optimizers.SGD(0.1)
+            cb = lk.LRScheduler(sched)
+        model.compile(optimizer=opt, loss=lambda yt, yp: keras.ops.mean(yp),
+                      steps_per_execution=spe)  # fmt: skip
+        h = model.fit(data, epochs=2, verbose=0, callbacks=[cb])
+        assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 10
+        if use_logger:
+            assert [it for it, _ in cb.history] == list(range(10))
+            assert cb.lrs.tolist() == [float(np.float32(sched(t))) for t in range(10)]
+        else:
+            assert cb.step == 10
+            assert h.history["learning_rate"] == [sched(4), sched(9)]

@@ -161,7 +161,8 @@ class _LRHandle:
         for opt in _optimizers(model):
             lr = opt._learning_rate
             if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
-                self.parts.append((opt, lr))
+                if not any(target is lr for _, target in self.parts):  # one schedule shared by
+                    self.parts.append((opt, lr))  # two optimizers is scaled once, not twice
             elif isinstance(lr, keras.Variable):
                 # the float LR (saved with the model) already holds the cuts; LRScheduler reads
                 # the controller's scale from here, also after a resume with a restored controller
@@ -198,14 +199,28 @@ class _LRHandle:
             self.model.make_train_function(force=True)  # the scale is a compiled constant
 
 
-def _batches_done(params: dict[str, Any] | None, ends: list[int]) -> int:
+def _batches_done(params: dict[str, Any] | None, ends: list[int], moved: int | None = None) -> int:
     """The number of batches an epoch trained, from the batch indices Keras reported done
     (``ends``): with ``steps_per_execution`` Keras reports a call as ending at its last batch
     also when the data ran out before it, so the epoch's step count (``params["steps"]``, when
-    known) bounds it."""
+    known; else ``moved``, how far the optimizer's counter moved in the epoch) bounds it."""
     done = max(ends, default=-1) + 1
     steps = (params or {}).get("steps")
-    return min(done, int(steps)) if steps else done
+    if steps:
+        return min(done, int(steps))
+    return min(done, moved) if moved is not None else done
+
+
+def _counter_moved(model: Any, opt: Any, start: int, params: dict[str, Any] | None) -> int | None:
+    """How far ``opt``'s counter moved since ``start`` (read at the epoch's beginning), when
+    the epoch's length is unknown (data without a length: Keras' JAX loop then begins one
+    batch more than it runs, and reports its last call as full); ``None`` when the length is
+    known, or with a ``LossScaleOptimizer``, whose counter skips the steps it drops."""
+    if (params or {}).get("steps") or isinstance(
+        getattr(model, "optimizer", None), keras.optimizers.LossScaleOptimizer
+    ):
+        return None
+    return _iterations(opt) - start
 
 
 def _refuse_beside_controller(given: list[str]) -> None:
@@ -756,6 +771,7 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         lr = float(lr) * _float_lr_scale(opt, _fit_run(self.model))
         _write_lr(opt, lr)
         self.last_lr = lr
+        self._last_set = step
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self.initial_step is not None:
@@ -782,6 +798,8 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         self._epoch_step = self.step
         self._taken_back = 0
         self._ends = []
+        if self.per == "batch" and not (self.params or {}).get("steps"):
+            self._it_epoch = _iterations(_inner_optimizer(self.model, "LRScheduler"))
         if self.per == "epoch":
             self._set(epoch)
             if self.verbose:
@@ -799,8 +817,14 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.per == "batch" and self._ends:  # Keras has waited for every batch by now
-            done = _batches_done(self.params, self._ends)
+            opt = _inner_optimizer(self.model, "LRScheduler")
+            moved = _counter_moved(self.model, opt, getattr(self, "_it_epoch", 0), self.params)
+            done = _batches_done(
+                self.params, self._ends, None if moved is None else moved + self._taken_back
+            )
             self.step = self._epoch_step + done - self._taken_back
+            if getattr(self, "_last_set", None) != self.step - 1:  # a batch begun, never run
+                self._set(self.step - 1)  # the LR of the epoch's last step, as logged
         logs = logs if logs is not None else {}
         if self.feedback is not None:
             value = logs.get(self.monitor)
@@ -907,7 +931,12 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
         """``(iteration, lr)`` of the epoch's steps (schedules evaluated at once, per scale)."""
         recs = self._records
         # every step of every call (steps_per_execution: a call runs several)
-        last = _batches_done(self.params, self._ends)
+        it_end = _counter_moved(self.model, self._opt, 0, self.params)
+        if it_end is None:
+            last = _batches_done(self.params, self._ends)
+        else:  # length unknown: the counter says which steps ran (a rewind included)
+            recs = [r for r in recs if r[1] < it_end]  # a batch begun, never run
+            last = recs[-1][0] + it_end - recs[-1][1] if recs else 0
         ends = [r[0] for r in recs[1:]] + [max(last, recs[-1][0] + 1)] if recs else []
         runs = [
             (it + k, sched, scale)

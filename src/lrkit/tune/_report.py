@@ -162,7 +162,7 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
     ax2.set_xlim(lo_lr / 1.25, hi_lr * 1.25)
     decades = math.log10(hi_lr / lo_lr) if lo_lr > 0 else 10.0
     subs = (
-        (1.0,) if decades > 4 else (1.0, 2.0, 5.0) if decades > 1.5 else (1.0, 2.0, 3.0, 5.0, 7.0)
+        (1.0,) if decades > 3 else (1.0, 2.0, 5.0) if decades > 1.5 else (1.0, 2.0, 3.0, 5.0, 7.0)
     )
     ax2.xaxis.set_major_locator(LogLocator(base=10.0, subs=subs))
     ax2.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
