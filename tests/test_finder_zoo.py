@@ -103,6 +103,32 @@ def test_offset_bound_tables_reproduce(zoo, rerun):
     assert own[2] <= fitted[2] and own[4] <= fitted[4]
 
 
+def test_curve_shape_neighbours_table_reproduces(zoo, rerun):
+    import variants
+
+    shipped = json.loads((BENCH / "results" / "finder_variants.json").read_text())["tables"]
+    feats = rerun["feats"]
+    rows = variants.neighbours(feats, [f["results"] for f in feats])
+    assert rows == shipped["neighbours"]["rows"]
+    assert rows[0][1:] == shipped["ceiling"]["rows"][0][1:]  # the shipped rule, same numbers
+
+
+def test_curve_shape_reads_min_zero_start_one_and_diverged_three(zoo):
+    import numpy as np
+    import variants
+
+    lrs = np.logspace(-6, 0, 61)
+    loss = np.concatenate([np.full(30, 2.0), np.linspace(2.0, 1.0, 20), np.linspace(1.0, 1.5, 11)])
+    lr_min = float(lrs[49])
+    z = variants._shape(lrs, loss, lr_min)
+    grid = variants.SHAPE_GRID
+    assert z[np.argmin(np.abs(grid))] == pytest.approx(0.0, abs=1e-9)
+    assert z[0] == pytest.approx(1.0)
+    assert z[grid > np.log(lrs[-1] / lr_min) + 1e-9].tolist() == [3.0] * int(
+        (grid > np.log(lrs[-1] / lr_min) + 1e-9).sum()
+    )
+
+
 def test_no_sweep_row_reproduces_and_full_weight_is_the_shipped_rule(zoo, rerun):
     import variants
 

@@ -278,6 +278,74 @@ def prior(feats: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
+SHAPE_GRID = np.round(np.arange(-7.0, 2.0001, 0.25), 4)  # ln(lr / lr_min)
+RESIDUALS = np.round(np.arange(-3.0, 3.0001, 0.05), 4)
+NEIGHBOURS = (3, 7, 15)
+
+
+def _shape(lrs: np.ndarray, losses: np.ndarray, lr_min: float) -> np.ndarray:
+    """A curve's shape around its edge: the loss on ``SHAPE_GRID`` (ln(lr / lr_min)), scaled
+    so that its minimum reads 0 and its first tenth 1, clipped to [-0.5, 3]; past the end of
+    the sweep (divergence) 3."""
+    x = np.log(np.asarray(lrs, dtype=float) / lr_min)
+    y = np.asarray(losses, dtype=float)
+    ok = np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(y) < 3:
+        return np.ones(len(SHAPE_GRID))
+    lo, hi = float(y.min()), float(y[: max(3, len(y) // 10)].mean())
+    z = np.clip((y - lo) / max(hi - lo, 1e-12), -0.5, 3.0)
+    return np.interp(SHAPE_GRID, x, z, left=z[0], right=3.0)
+
+
+def neighbours(feats: list[dict[str, Any]], results: list[list[Any]]) -> list[list[Any]]:
+    """Does a task's curve shape say where its optimum lies relative to its edge? Each sweep
+    is described by the shape of its smoothed training curve and its held curve around
+    ``lr_min`` (:func:`_shape`); a test task's offset is the family-and-budget offset plus
+    the median residual offset of the ``k`` training tasks whose mean shape is nearest
+    (Euclidean) to its sweep's. A training task's residual is its own best one given the
+    fold's fit (the fit's objective over its 3 seeds). Out of fold, as every row here."""
+    shapes = np.array([
+        [np.concatenate([_shape(r.lrs, r.smoothed, lm), _shape(r.held_lrs, r.held_losses, lm)])
+         for r, lm in zip(rs, f["lr_min"])]
+        for f, rs in zip(feats, results)
+    ])  # fmt: skip
+    mean_shape = shapes.mean(axis=1)
+    rows: list[list[Any]] = [["shipped: family-and-budget offset, out of fold", *_pair(feats)]]
+    cells: dict[int, list[Any]] = {k: [] for k in NEIGHBOURS}
+    for sched in ("constant", "onecycle"):
+        tab = F.loss_tables(feats, sched)
+        hits: dict[int, list[float]] = {k: [] for k in NEIGHBOURS}
+        logs: dict[int, list[float]] = {k: [] for k in NEIGHBOURS}
+        for test in F.folds(feats):
+            tset = set(test.tolist())
+            train = np.array([i for i in range(len(feats)) if i not in tset])
+            a, b = F.fit(feats, tab, train)
+            base = {i: a[feats[i]["opt"]] + b * feats[i]["t"] for i in range(len(feats))}
+            resid = {}
+            for i in train:
+                x = base[i] + RESIDUALS[:, None] + np.zeros((1, len(F.SEEDS)))
+                cost = F._interp(np.broadcast_to(tab[i], (len(RESIDUALS),) + tab[i].shape), x)
+                resid[i] = float(RESIDUALS[int(np.argmin(cost.sum(axis=1)))])
+            for i in test:
+                for k in NEIGHBOURS:
+                    lrs = []
+                    for s in range(len(F.SEEDS)):
+                        d = np.linalg.norm(mean_shape[train] - shapes[i, s][None], axis=1)
+                        near = train[np.argsort(d, kind="stable")[:k]]
+                        off = base[i] + float(np.median([resid[j] for j in near]))
+                        lrs.append(feats[i]["lr_min"][s] * min(math.exp(off), F.EDGE_CAP))
+                    sc = score(feats[i]["rec"], sched, lrs)
+                    hits[k].append(sc["hit"])
+                    logs[k].append(math.log(sc["ratio"]))
+        for k in NEIGHBOURS:
+            cells[k] += [f"{np.mean(hits[k]):.0%}", round(math.exp(float(np.mean(logs[k]))), 3)]
+    for k in NEIGHBOURS:
+        rows.append([f"plus the median residual of the {k} nearest curve shapes, out of fold",
+                     *cells[k]])  # fmt: skip
+    return rows
+
+
 INNER_FOLDS = 4
 
 
@@ -399,6 +467,10 @@ def main(argv: list[str] | None = None) -> int:
         print(" | ".join(map(str, r)), flush=True)
     c5 = ["edge", "constant hits", "constant gm", "one-cycle hits", "one-cycle gm",
           "weight on the edge (per fold: constant ; one-cycle)"]  # fmt: skip
+    near = neighbours(shipped, replays[()])
+    for r in near:
+        print(" | ".join(map(str, r)), flush=True)
+    c7 = ["offset", "constant hits", "constant gm", "one-cycle hits", "one-cycle gm"]
     picked, nested_share, chosen = nested(every, ("constant", "onecycle"))
     names = sorted(set(chosen), key=chosen.index)
     nest = [
@@ -431,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
             "offsets": {"columns": c3, "rows": r3},
             "oracle": {"columns": c4, "rows": agree},
             "prior": {"columns": c5, "rows": pri},
+            "neighbours": {"columns": c7, "rows": near},
             "nested": {"columns": c6, "rows": nest},
             "nested_choice": {"columns": ["outer fold", "edge chosen"], "rows": nest_note},
         }
