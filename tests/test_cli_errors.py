@@ -37,6 +37,16 @@ TASK = textwrap.dedent(
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         return model, opt, torch.nn.functional.cross_entropy, _data()
 
+    def tuple_linear():
+        data = _data()
+        return (lambda: torch.nn.Linear(4, 2)), torch.nn.functional.cross_entropy, data, data
+
+    def tuple_mlp():
+        data = _data()
+        model = lambda: torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(),
+                                            torch.nn.Linear(8, 2))
+        return model, torch.nn.functional.cross_entropy, data, data
+
     def make_nan():
         model, opt, _, data = make()
         return model, opt, (lambda out, y: out.sum() * math.nan), data
@@ -816,6 +826,26 @@ def test_tune_refuses_to_continue_a_study_with_another_task(task, tmp_path, caps
     _one_line_error(
         capsys,
         f"was created with task '{task}:tune_task', not task '{task}:tune_diverges'",
+        "--study NAME",
+    )
+    assert _snapshot(optuna, url) == before
+
+
+def test_tune_refuses_to_continue_a_study_with_another_tuple_target(task, tmp_path, capsys):
+    """A (model_factory, loss_fn, train_data, val_data) target records its own name too."""
+    optuna = pytest.importorskip("optuna")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    argv = ["tune", "--no-progress", "--plot", "none", "--seed", "0", "--storage", url,
+            "--study", "s", "--seeding", "blind", "--epochs", "3"]  # fmt: skip
+    assert main([*argv, "--trials", "1", f"{task}:tuple_linear"]) == 0
+    capsys.readouterr()
+    study = optuna.load_study(study_name="s", storage=url)
+    assert study.user_attrs["lrkit.space"]["task"] == f"{task}:tuple_linear"
+    before = _snapshot(optuna, url)
+    assert main([*argv, "--trials", "2", f"{task}:tuple_mlp"]) == 2
+    _one_line_error(
+        capsys,
+        f"was created with task '{task}:tuple_linear', not task '{task}:tuple_mlp'",
         "--study NAME",
     )
     assert _snapshot(optuna, url) == before

@@ -822,6 +822,10 @@ def test_a_torch_task_trains_exactly_the_steps_its_schedule_spans() -> None:
     task = torch_task(lambda: torch.nn.Linear(4, 2), loss_fn=ce, train_data=batches,
                       val_data=batches, epochs=4, optimizer=optimizer)  # fmt: skip
     assert task.total_steps == 12  # 4 epochs x 3 batches, not rounded up
+    assert task.name == "torch"  # the default
+    named = torch_task(lambda: torch.nn.Linear(4, 2), loss_fn=ce, train_data=batches,
+                       val_data=batches, epochs=4, name="my_experiment")  # fmt: skip
+    assert named.name == "my_experiment"
     sched = S.onecycle(0.1, total_steps=task.total_steps)
     task.train(sched, lambda epoch, value: None)
     assert seen == [sched(k) for k in range(12)]

@@ -65,10 +65,10 @@ def torch_task(
             "model_factory must be a zero-argument callable that builds a fresh model (every "
             f"trial trains its own), got {what}: pass e.g. lambda: MyModel()"
         )
-    for name, data in (("train_data", train_data), ("val_data", val_data)):
+    for what, data in (("train_data", train_data), ("val_data", val_data)):
         if hasattr(data, "__next__"):  # an iterator (a generator): read once, then empty
             raise ValueError(
-                f"{name} must be re-iterable (a list, a DataLoader) or a zero-argument factory "
+                f"{what} must be re-iterable (a list, a DataLoader) or a zero-argument factory "
                 f"of one, got a {type(data).__name__}, which can be read only once (every "
                 "epoch of every trial reads the data again)"
             )
