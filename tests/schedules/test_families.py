@@ -233,7 +233,7 @@ def test_spec_errors_give_position(spec: str, pos: int, match: str) -> None:
         (lambda: S.cyclic(0.01, max_lr=0.1, mode="sine"), "mode must be one of"),
         (lambda: S.onecycle(0.0, total_steps=100), "max_lr"),
         (lambda: S.onecycle(0.1, total_steps=100, pct_start=1.5), "pct_start"),
-        (lambda: S.onecycle(0.1, total_steps=100, pct_start=0.005), "pct_start"),
+        (lambda: S.onecycle(0.1, total_steps=100, pct_start=0.01), "pct_start"),
         (lambda: S.onecycle(0.1, total_steps=100, anneal_strategy="exp"), "anneal_strategy"),
         (lambda: S.inverse_time(0.1, decay_steps=0, decay_rate=0.5), "decay_steps"),
         (lambda: S.piecewise_constant([10, 5], values=[1, 2, 3]), "boundaries"),

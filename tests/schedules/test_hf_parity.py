@@ -101,3 +101,45 @@ def test_lr_scheduler_type_has_an_lrkit_schedule_with_its_values(name, kwargs, s
     np.testing.assert_allclose([schedule(int(t)) for t in steps], hf, rtol=1e-12, atol=1e-15 * LR)
     # and the spec string of each reproduces it
     np.testing.assert_array_equal(S.parse(schedule.spec).values(steps), schedule.values(steps))
+
+
+ALL_WARMUP = [
+    ("linear", {}),
+    ("cosine", {}),
+    ("cosine_with_min_lr", {"min_lr_rate": 0.1}),
+    ("cosine_with_restarts", {"num_cycles": 3}),
+    ("polynomial", {"lr_end": 1e-6, "power": 2.0}),
+    ("constant_with_warmup", {}),
+    ("warmup_stable_decay", {"num_decay_steps": 20}),
+    ("warmup_stable_decay", {"num_decay_steps": 20, "min_lr_ratio": 0.1}),
+]
+
+
+@pytest.mark.parametrize("warmup", [TOTAL, TOTAL + 1, 2 * TOTAL])
+@pytest.mark.parametrize(("name", "kwargs"), ALL_WARMUP)
+def test_warmup_of_the_whole_run(name: str, kwargs: dict, warmup: int) -> None:
+    # docs/hf.md: with W >= N the run is all warmup, which S.warmup gives (N - W is no length)
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=LR)
+    sched = transformers.get_scheduler(
+        name,
+        opt,
+        num_warmup_steps=warmup,
+        num_training_steps=TOTAL,
+        scheduler_specific_kwargs=kwargs,
+    )
+    hf = []
+    for i in range(TOTAL):
+        hf.append(opt.param_groups[0]["lr"])
+        opt.step()
+        if name == "polynomial" and warmup == TOTAL and i == TOTAL - 1:
+            with pytest.raises(ZeroDivisionError):  # HF's decay of N - W = 0 steps
+                sched.step()
+        else:
+            sched.step()
+    start = kwargs.get("min_lr_ratio", 0.0) * LR if name == "warmup_stable_decay" else 0.0
+    schedule = S.warmup(start, end_lr=LR, warmup_steps=warmup)
+    steps = np.arange(TOTAL)
+    np.testing.assert_allclose(schedule.values(steps), hf, rtol=1e-12, atol=1e-15 * LR)
+    with pytest.raises(ValueError, match="total_steps must be an integer"):
+        S.cosine(LR, total_steps=TOTAL - warmup)

@@ -12,11 +12,12 @@ no matter how or in which order it is called. Each one offers
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -182,6 +183,15 @@ def _has_bool(steps: Any) -> bool:
     return any(isinstance(x, (bool, np.bool_)) for x in items)
 
 
+def listed(name: str, value: Any, what: str) -> Any:
+    """``value`` unchanged, or a ``ValueError`` naming ``name`` when it is a string or a
+    mapping, which iterate as characters or keys where a list of ``what`` is expected."""
+    if isinstance(value, (str, bytes, Mapping)):
+        kind = "a mapping" if isinstance(value, Mapping) else "a string"
+        raise ValueError(f"{name} must be a list of {what}, got {kind}: {_brief(value)}")
+    return value
+
+
 def _frozen(value: Any) -> Any:
     """``to_dict()`` output as nested tuples: equal dicts give equal hashes."""
     if isinstance(value, dict):
@@ -217,8 +227,65 @@ def _format(value: Any) -> str:
     raise TypeError(f"cannot format {value!r} in a schedule spec")  # pragma: no cover
 
 
+#: ids of the schedules whose constructor is running: the only time their attributes may be
+#: set (kept out of the instances: a key added to their ``__dict__`` after ``__init__`` slows
+#: every attribute read of the scalar hot path)
+_BUILDING: set[int] = set()
+
+
+#: the constructors :func:`_building` wrapped (a subclass's own ``__init__`` is wrapped once)
+_WRAPPED: set[Any] = set()
+
+
+def _building(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` (a schedule class's ``__init__``) allowed to set attributes while it runs; the
+    outermost call (a subclass's, which may call its parent's) freezes the instance on
+    return."""
+
+    @functools.wraps(init)
+    def __init__(self: Schedule, *args: Any, **kwargs: Any) -> None:
+        key = id(self)
+        if key in _BUILDING:  # a parent's constructor, from the subclass's
+            init(self, *args, **kwargs)
+            return
+        _BUILDING.add(key)
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            _BUILDING.discard(key)
+
+    _WRAPPED.add(__init__)
+    return __init__
+
+
+def _immutable(s: Schedule, attr: str, verb: str) -> AttributeError:
+    return AttributeError(
+        f"cannot {verb} attribute {attr!r} of the schedule {_short_label(s)}: schedules are "
+        "immutable; build a new one instead (with its constructor, from_dict or parse)"
+    )
+
+
 class Schedule(ABC):
-    """A learning-rate schedule: a pure function of the step (``step >= 0``)."""
+    """A learning-rate schedule: a pure function of the step (``step >= 0``).
+
+    Immutable: its attributes are set by its constructor only (``s.lr = 1.0`` raises
+    ``AttributeError``); build a new schedule instead."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and init not in _WRAPPED:
+            cls.__init__ = _building(init)  # type: ignore[method-assign]
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        if id(self) not in _BUILDING:
+            raise _immutable(self, attr, "set")
+        object.__setattr__(self, attr, value)
+
+    def __delattr__(self, attr: str) -> None:
+        if id(self) not in _BUILDING:
+            raise _immutable(self, attr, "delete")
+        object.__delattr__(self, attr)
 
     #: registry name, used in ``to_dict()["name"]`` and in spec strings
     name: ClassVar[str]
@@ -271,11 +338,26 @@ class Schedule(ABC):
         """
         if xp is not None:
             return self._values(steps, xp)
-        kind = (
-            np.asarray(steps).dtype.kind if not isinstance(steps, np.ndarray) else steps.dtype.kind
-        )
+        try:
+            kind = (
+                np.asarray(steps).dtype.kind
+                if not isinstance(steps, np.ndarray)
+                else steps.dtype.kind
+            )
+        except ValueError:  # ragged: numpy's "inhomogeneous shape"
+            raise ValueError(
+                "steps must be an array-like of numbers with rows of equal length, got "
+                f"{_brief(steps)}"
+            ) from None
         if steps is None or kind not in "iufO" or _has_bool(steps):
             raise TypeError(f"steps must be an array-like of numbers, got {_brief(steps)}")
+        if kind == "O":  # None (numpy would read it as NaN) or another non-number
+            for x in np.asarray(steps, dtype=object).flat:
+                if x is None or isinstance(x, (str, bytes)):
+                    raise TypeError(
+                        "steps must be an array-like of numbers: a step must be a number "
+                        f"(an int, or a float for fractional steps), got {x!r}"
+                    )
         try:
             t = np.asarray(steps, dtype=np.float64)
         except (TypeError, ValueError):
@@ -345,7 +427,7 @@ class Schedule(ABC):
         if isinstance(other, Schedule):
             return _composite("mul")([*self._chain("mul"), other])
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return _composite("scale")(self, factor=float(other))
+            return _composite("scale")(self, factor=other)  # validated: names factor
         return NotImplemented
 
     # A number is a ``constant`` (whose lr is >= 0): adding a negative number subtracts its
@@ -382,7 +464,7 @@ class Schedule(ABC):
 
     def __rmul__(self, other: object) -> Schedule:
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return _composite("scale")(self, factor=float(other))
+            return _composite("scale")(self, factor=other)
         return NotImplemented
 
     def scale(self, factor: float) -> Schedule:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as v
-from ._base import Schedule, _pow, _pow_of, growth, power, register
+from ._base import Schedule, _pow, _pow_of, growth, listed, power, register
 
 _PI = math.pi
 
@@ -72,7 +72,9 @@ class MultiStep(Schedule):
 
     def __init__(self, lr: float, *, milestones: Any, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
-        self.milestones = v.sorted_ints("milestones", milestones, 1, maximum=v.MAX_STEPS)
+        self.milestones = v.sorted_ints(
+            "milestones", listed("milestones", milestones, "integers"), 1, maximum=v.MAX_STEPS
+        )
         self.gamma = v.positive("gamma", gamma)
 
     def _at(self, t: float) -> float:
@@ -168,7 +170,14 @@ class Polynomial(Schedule):
     def _at(self, t: float) -> float:
         T = self.total_steps
         if self.cycle:
-            frac = 1.0 - t / (T * max(float(math.ceil(t / T)), 1.0))
+            # k with (k - 1) T < t <= k T, corrected as in _values (above 2**53, t / T may
+            # round to a whole number below the true quotient)
+            k = float(math.ceil(t / T))
+            if (k - 1.0) * T >= t:
+                k -= 1.0
+            if k * T < t:
+                k += 1.0
+            frac = 1.0 - t / (T * max(k, 1.0))
         else:
             frac = 0.0 if t >= T else 1.0 - min(t, float(T)) / T
         frac = min(max(frac, 0.0), 1.0)
@@ -450,14 +459,23 @@ class _Phased(Schedule):
         else:
             ends = [float(pct_start * t) - 1, float(t - 1)]
             vals = [(a, b), (b, c)]
+        # PyTorch takes a step into the first phase whose end it does not pass and divides by
+        # the phase's width (end - the previous phase's end) there; a phase of no width is
+        # always reached by some step in [0, total_steps] (at total_steps, PyTorch's last
+        # step() of the run), where PyTorch raises ZeroDivisionError. Narrower phases, even
+        # ones no step reaches (an end below 0, e.g. total_steps=2), are PyTorch's arithmetic.
         start = 0.0
         for i, end in enumerate(ends):
-            if not end > start:
+            if end == start:
                 raise ValueError(
-                    "pct_start and total_steps leave phase "
-                    f"{i + 1} of the cycle with no steps (it would end at step {end!r}); "
-                    "pct_start must be in (0, 1) with pct_start * total_steps >= 2"
-                    + (" and three_phase needs pct_start < 0.5" if three_phase else "")
+                    f"pct_start and total_steps give phase {i + 1} of the cycle no width (it "
+                    f"starts and ends at step {end!r}; PyTorch's OneCycleLR divides by zero "
+                    "there): pct_start must be in [0, 1] with pct_start * total_steps != 1 and "
+                    + (
+                        "2 * pct_start * total_steps - 2 != total_steps - 1"
+                        if three_phase
+                        else "pct_start * total_steps != total_steps"
+                    )
                     + f", got pct_start={pct_start!r}, total_steps={t!r}"
                 )
             start = end
@@ -465,9 +483,14 @@ class _Phased(Schedule):
         self._last = float(t - 1)
         starts = [0.0, *ends[:-1]]
         fast = []
+        reach = -math.inf
         for i, (st, (end, a, b)) in enumerate(zip(starts, self._phases)):
+            # a step is in the first phase whose end it does not pass (PyTorch's loop): the
+            # phase of the steps above every earlier end and up to its own, i.e. up to the
+            # largest end so far (ends need not increase: three_phase with a tiny pct_start);
             # the last phase takes every later step (PyTorch: ``or i == len(phases) - 1``)
-            e = math.inf if i == len(self._phases) - 1 else end
+            reach = max(reach, end)
+            e = math.inf if i == len(self._phases) - 1 else reach
             fast.append((st, e, end - st, a, b, (a - b) / 2.0))
         self._fast = fast
         self._cos = self.anneal_strategy == "cos"
@@ -476,8 +499,8 @@ class _Phased(Schedule):
     def _unroll(self) -> None:
         # the scalar hot path: a function specialized to these phases, set on the instance
         at = _phased_at(self._fast, self._last, self._cos)
-        if at is not None:
-            self._at = at  # type: ignore[method-assign]
+        if at is not None:  # also on unpickling, after the constructor (no setattr then)
+            self.__dict__["_at"] = at
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -577,8 +600,8 @@ class OneCycle(_Phased):
         three_phase: bool = False,
     ) -> None:
         self.max_lr = v.positive("max_lr", max_lr)
-        self.total_steps = v.integer("total_steps", total_steps, 2, v.MAX_STEPS)
-        self.pct_start = v.in_range("pct_start", pct_start, 0.0, 1.0, low_open=True, high_open=True)
+        self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
+        self.pct_start = v.in_range("pct_start", pct_start, 0.0, 1.0)
         self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy, _ANNEAL)
         self.div_factor = v.positive("div_factor", div_factor)
         self.final_div_factor = v.positive("final_div_factor", final_div_factor)
@@ -618,8 +641,8 @@ class OneCycleMomentum(_Phased):
         max_momentum: float = 0.95,
         three_phase: bool = False,
     ) -> None:
-        self.total_steps = v.integer("total_steps", total_steps, 2, v.MAX_STEPS)
-        self.pct_start = v.in_range("pct_start", pct_start, 0.0, 1.0, low_open=True, high_open=True)
+        self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
+        self.pct_start = v.in_range("pct_start", pct_start, 0.0, 1.0)
         self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy, _ANNEAL)
         self.base_momentum = v.in_range("base_momentum", base_momentum, 0.0, 1.0)
         self.max_momentum = v.in_range("max_momentum", max_momentum, 0.0, 1.0)
@@ -717,8 +740,7 @@ class PiecewiseConstant(Schedule):
 
 
 def _as_list(name: str, value: Any) -> list[Any]:
-    if isinstance(value, (str, bytes)):
-        raise ValueError(f"{name} must be a list of numbers, got {value!r}")
+    listed(name, value, "numbers")
     try:
         return list(value)
     except TypeError:
