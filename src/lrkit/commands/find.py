@@ -160,8 +160,8 @@ def check_options(args: argparse.Namespace) -> None:
             check_runs(1.0, 1.0, steps)
         except ValueError:
             raise ValueError(
-                f"--train-steps must be an integer >= {low} (allowed range: [{low}, 2**53]; "
-                f"the one-cycle check run needs {low}), got {args.train_steps!r}"
+                f"--train-steps must be an integer >= {low} (allowed range: [{low}, 2**53]), "
+                f"got {args.train_steps!r}"
             ) from None
 
 
