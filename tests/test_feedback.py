@@ -590,3 +590,37 @@ def test_max_mode_is_min_mode_on_the_negated_metric_bit_for_bit(threshold_mode, 
     assert c.best == -10.0 and c.num_bad_updates == 1
     c.update(-8.5)
     assert c.best == -8.5 and c.num_bad_updates == 0
+
+
+def test_divergence_detector_refuses_a_factor_of_zero_or_less() -> None:
+    for bad in (0.0, 0, -0.1, 1.0):
+        with pytest.raises(ValueError, match=r"^factor must be in \(0\.0, 1\.0\), got "):
+            DivergenceDetector(bad)
+    state = DivergenceDetector(0.5).state_dict()
+    d = DivergenceDetector(0.25)
+    with pytest.raises(ValueError, match=r"^factor must be in \(0\.0, 1\.0\), got 0\.0$"):
+        d.load_state_dict({**state, "factor": 0.0})
+    assert d.factor == 0.25  # left as it was
+
+
+def test_one_element_arrays_are_their_value_and_larger_ones_name_the_shape() -> None:
+    from lrkit.feedback import as_metric
+
+    ones: list[object] = [np.array([0.5]), np.array([[0.5]]), np.float64(0.5), np.array(0.5)]
+    jnp = pytest.importorskip("jax.numpy")
+    ones += [jnp.array([0.5]), jnp.array([[0.5]])]
+    for x in ones:
+        assert as_metric(x) == 0.5
+        c = ReduceOnPlateau(patience=0, factor=0.5)
+        assert c.update(x) == 1.0
+        assert c.update(x) == 0.5  # the same value again: no improvement, a cut
+        assert DivergenceDetector().check(x) == "ok"
+    for x, shape in ((np.zeros(3), (3,)), (jnp.zeros((2, 2)), (2, 2)), (np.zeros(0), (0,))):
+        with pytest.raises(ValueError) as info:
+            ReduceOnPlateau().update(x)
+        assert str(info.value) == (
+            f"value must be one value (a number or a one-element array), got an array of "
+            f"shape {shape}"
+        )
+    with pytest.raises(ValueError, match=r"^loss must be one value .*shape \(2,\)$"):
+        DivergenceDetector().check(np.ones(2))

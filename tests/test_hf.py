@@ -169,6 +169,42 @@ def test_a_second_train_starts_the_feedback_afresh(tmp_path: Any) -> None:
     assert _logged_lrs(trainer) == first
 
 
+@pytest.mark.parametrize("kind", ["sequential", "chained", "shared"])
+def test_report_metric_reaches_lrkit_schedulers_inside_a_torch_composite(
+    tmp_path: Any, kind: str
+) -> None:
+    L = torch.optim.lr_scheduler
+    model = tiny_bert()
+    opt = torch.optim.SGD(model.parameters(), lr=0.004)
+    plateau = ReduceOnPlateau(factor=0.5, patience=0)
+    main = lt.scheduler(opt, "constant(0.004)", feedback=plateau)
+    if kind == "sequential":
+        first = L.LinearLR(opt, start_factor=0.5, total_iters=2)
+        sched: Any = L.SequentialLR(opt, [first, main], milestones=[2])
+    elif kind == "chained":
+        sched = L.ChainedScheduler([main, L.ExponentialLR(opt, gamma=1.0)])
+    else:  # two lrkit schedulers sharing one controller: one observation per evaluation
+        other = lt.scheduler(opt, "constant(0.004)", feedback=plateau)
+        sched = L.ChainedScheduler([main, other])
+    trainer = transformers.Trainer(
+        model=model,
+        args=_args(tmp_path, num_train_epochs=3, eval_strategy="epoch", weight_decay=0.0),
+        train_dataset=Pairs(32, 1),  # 4 steps per epoch
+        eval_dataset=Pairs(16, 2),
+        optimizers=(opt, sched),
+        callbacks=[ReportMetric("eval_score")],
+    )
+    trainer.compute_metrics = lambda p: {"score": 1.0}  # flat: a cut after each evaluation
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "not an lrkit scheduler" warning
+        trainer.train()
+    # 1.0 best, then two bad evaluations at patience=0: two cuts
+    assert plateau.num_updates == 3
+    assert plateau.scale == 0.25
+    if kind != "shared":
+        assert opt.param_groups[0]["lr"] == 0.004 * 0.25
+
+
 def test_report_metric_warns_when_it_cannot_report(tmp_path: Any) -> None:
     trainer = Trainer(
         model=tiny_bert(),

@@ -365,6 +365,73 @@ def test_plateau_cuts_after_patience_plus_one_bad_evaluations_and_resumes(tmp_pa
     assert resumed == {k: v for k, v in lrs.items() if k >= 3 * BATCHES_PER_EPOCH}
 
 
+class Composite(Tiny):
+    """An lrkit plateau scheduler inside torch's SequentialLR or ChainedScheduler."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(val_losses=[1.0] * 4)  # flat: a cut after every evaluation
+        self.kind = kind
+        self.plateau = ReduceOnPlateau(factor=0.5, patience=0)
+
+    def configure_optimizers(self) -> Any:
+        L = torch.optim.lr_scheduler
+        opt = torch.optim.SGD(self.parameters(), lr=0.04)
+        main = lt.scheduler(opt, "constant(0.04)", feedback=self.plateau)
+        if self.kind == "sequential":
+            first = L.LinearLR(opt, start_factor=0.5, total_iters=2)
+            sched: Any = L.SequentialLR(opt, [first, main], milestones=[2])
+        else:
+            sched = L.ChainedScheduler([main, L.ExponentialLR(opt, gamma=1.0)])
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+@pytest.mark.parametrize("kind", ["sequential", "chained"])
+def test_report_metric_reaches_an_lrkit_scheduler_inside_a_torch_composite(kind: str) -> None:
+    model = Composite(kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "no lrkit scheduler" warning
+        _trainer(max_epochs=3, callbacks=[ReportMetric()]).fit(model)
+    # 1.0 best, then two bad evaluations at patience=0: two cuts
+    assert model.plateau.num_updates == 3
+    assert model.plateau.scale == 0.25
+    assert model.trainer.optimizers[0].param_groups[0]["lr"] == 0.04 * 0.25
+
+
+class SharedController(Tiny):
+    """Two optimizers, each with an lrkit scheduler, sharing one plateau controller."""
+
+    def __init__(self) -> None:
+        super().__init__(val_losses=[1.0, 1.0, 1.0])
+        self.automatic_optimization = False
+        self.plateau = ReduceOnPlateau(factor=0.5, patience=1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        for opt in self.optimizers():
+            opt.zero_grad()
+            self.manual_backward(F.mse_loss(self.net(x), y))
+            opt.step()
+        for sched in self.lr_schedulers():
+            sched.step()
+
+    def configure_optimizers(self) -> Any:
+        first, second = self.net[0].parameters(), self.net[2].parameters()
+        opts = [torch.optim.SGD(first, lr=0.04), torch.optim.SGD(second, lr=0.04)]
+        return opts, [lt.scheduler(o, "constant(0.04)", feedback=self.plateau) for o in opts]
+
+
+def test_report_metric_updates_a_shared_controller_once_per_validation() -> None:
+    model = SharedController()
+    _trainer(max_epochs=2, callbacks=[ReportMetric()]).fit(model)
+    # two validations: 1.0 best, 1.0 bad -- patience=1 is not yet exhausted
+    assert model.plateau.num_updates == 2
+    assert model.plateau.scale == 1.0
+    model = SharedController()
+    _trainer(max_epochs=3, callbacks=[ReportMetric()]).fit(model)
+    assert model.plateau.num_updates == 3 and model.plateau.scale == 0.5  # the cut, once
+    assert [o.param_groups[0]["lr"] for o in model.trainer.optimizers] == [0.02, 0.02]
+
+
 def test_report_metric_warns_on_a_missing_metric() -> None:
     trainer = _trainer(max_epochs=1, callbacks=[ReportMetric("nope")])
     with pytest.warns(RuntimeWarning, match="'nope' is not logged"):

@@ -110,15 +110,25 @@ _NOT_REAL = frozenset({"torch.bool", "torch.complex32", "torch.complex64", "torc
 
 
 def as_metric(value: Any, *, name: str = "value") -> float:
-    """``value`` as a float: a one-element tensor, a numpy scalar or a Python number (a bool,
-    of any type, a complex number or anything else is a one-line ``ValueError`` naming
-    ``name``, the caller's parameter). Every controller reads the metrics and losses it is given
-    through this function, and so do the framework guards."""
+    """``value`` as a float: a Python number, a numpy scalar or a one-element array of any
+    shape (numpy, JAX or torch). A bool, of any type, a complex number, an array of more than
+    one element (the error gives its shape) or anything else is a one-line ``ValueError``
+    naming ``name``, the caller's parameter. Every controller reads the metrics and losses it
+    is given through this function, and so do the framework guards."""
     if isinstance(value, (bool, str, bytes)):  # float() would read a string's digits
         raise ValueError(f"{name} must be a real number, got {value!r}")
     dtype = getattr(value, "dtype", None)  # numpy, JAX and torch: a bool or complex dtype
     if dtype is not None and (getattr(dtype, "kind", "") in ("b", "c") or str(dtype) in _NOT_REAL):
         raise ValueError(f"{name} must be a real number, got {value!r} (dtype {dtype})")
+    shape = getattr(value, "shape", None)  # numpy, JAX and torch arrays (and numpy scalars)
+    if dtype is not None and isinstance(shape, tuple) and len(shape) > 0:
+        size = math.prod(shape)
+        if size != 1:
+            raise ValueError(
+                f"{name} must be one value (a number or a one-element array), got an array of "
+                f"shape {tuple(shape)}"
+            )
+        value = value.reshape(())  # a one-element array of any shape: its single value
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -631,7 +641,8 @@ class DivergenceDetector(Feedback):
         quantile: float = 0.9,
         spike_floor: float = 0.01,
     ) -> None:
-        self.factor = v.in_range("factor", factor, 0.0, 1.0, high_open=True)
+        # 0 would stop training for good at the first restore (an LR of 0 ever after)
+        self.factor = v.in_range("factor", factor, 0.0, 1.0, low_open=True, high_open=True)
         self.spike_floor = v.in_range("spike_floor", spike_floor, 0.0, 1.0)
         self.quantile = v.in_range("quantile", quantile, 0.0, 1.0)
         self.max_restores = v.integer("max_restores", max_restores, minimum=0)
@@ -900,6 +911,19 @@ class Chain(Feedback):
         return {"type": "Chain", "controllers": [c.state_dict() for c in self.controllers]}
 
     def _load_state(self, state: Mapping[str, Any]) -> None:
+        first, last = self.controllers[0], self.controllers[-1]
+        if (
+            isinstance(state, Mapping)
+            and len(self.controllers) == 2
+            and isinstance(last, Multiplier)
+            and state.get("type") == type(first).__name__ != "Chain"
+        ):  # a divergence guard appended its Multiplier to a scheduler saved without one
+            raise ValueError(
+                f"state['type'] must be 'Chain' (a state_dict() of the same controller type), "
+                f"got {state['type']!r}: the checkpoint was saved without the divergence guard "
+                "whose Multiplier ends this chain; load it before adding the guard (build the "
+                "DivergenceGuard after load_state_dict)"
+            )
         self._check_type(state)
         subs = list(state["controllers"])
         if len(subs) != len(self.controllers):

@@ -32,16 +32,10 @@ from .schedules import Schedule
 transformers = require("transformers", "hf")
 torch = require("torch", "hf")
 
-from .torch import LRKitScheduler, scheduler  # noqa: E402
 from .torch import find_lr as _torch_find_lr  # noqa: E402
+from .torch import lrkit_schedulers, report, scheduler  # noqa: E402
 
 __all__ = ["LRKitMixin", "ReportMetric", "Trainer", "find_lr"]
-
-
-def _unwrap(sched: Any) -> Any:
-    """The scheduler inside accelerate's ``AcceleratedScheduler`` (or ``sched`` itself)."""
-    inner = getattr(sched, "scheduler", None)
-    return inner if isinstance(inner, LRKitScheduler) else sched
 
 
 # ----------------------------------------------------------------------------- scheduler
@@ -169,7 +163,9 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
 
     The metric is ``monitor`` (e.g. ``"eval_loss"``), else ``args.metric_for_best_model``
     (with the ``eval_`` prefix), else ``"eval_loss"``. A missing metric, or a Trainer whose
-    scheduler is not an lrkit scheduler with ``feedback``, is skipped with a warning.
+    scheduler is not an lrkit scheduler with ``feedback``, is skipped with a warning. lrkit
+    schedulers inside PyTorch's ``SequentialLR`` or ``ChainedScheduler`` are found there; a
+    controller shared by several of them is updated once per evaluation.
     """
 
     def __init__(self, monitor: str | None = None) -> None:
@@ -218,8 +214,9 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
         if not self._armed:  # not an evaluation of the training loop: no LR changes
             return
         self._armed = False
-        sched = _unwrap(kwargs.get("lr_scheduler"))
-        if not isinstance(sched, LRKitScheduler) or sched.feedback is None:
+        # the lrkit schedulers in accelerate's wrapper, SequentialLR or ChainedScheduler
+        scheds = [s for s in lrkit_schedulers(kwargs.get("lr_scheduler")) if s.feedback is not None]
+        if not scheds:
             warnings.warn(
                 "ReportMetric: the Trainer's scheduler is not an lrkit scheduler with a feedback "
                 "controller (lrkit.hf.Trainer(schedule=..., feedback=...))",
@@ -237,7 +234,7 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
                 stacklevel=2,
             )
             return
-        sched.report(value)
+        report(scheds, value=value)  # a controller shared by two: updated once
 
 
 # ----------------------------------------------------------------------------- finder

@@ -52,7 +52,14 @@ def _lightning() -> ModuleType:
 pl = _lightning()
 torch = require("torch", "lightning")
 
-from .torch import LRKitScheduler, all_reduce_mean, find_lr, get_world_size  # noqa: E402
+from .torch import (  # noqa: E402
+    LRKitScheduler,
+    all_reduce_mean,
+    find_lr,
+    get_world_size,
+    lrkit_schedulers,
+    report,
+)
 
 _parsing = importlib.import_module(f"{pl.__name__}.utilities.parsing")
 _combined = importlib.import_module(f"{pl.__name__}.utilities.combined_loader")
@@ -422,7 +429,9 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
     After each validation run of ``fit`` (not the sanity check, nor ``trainer.validate()``,
     which leaves the LRs alone) the metric is read from
     ``trainer.callback_metrics`` and passed to ``scheduler.report(value)`` of each
-    :class:`lrkit.torch.LRKitScheduler` that has a ``feedback`` controller. The metric's name
+    :class:`lrkit.torch.LRKitScheduler` that has a ``feedback`` controller, also one inside
+    PyTorch's ``SequentialLR`` or ``ChainedScheduler``. A controller shared by several
+    schedulers is updated once per validation. The metric's name
     is ``monitor``, else the scheduler config's ``"monitor"`` key, else ``"val_loss"``. A missing
     metric is skipped with a warning. Under DDP every rank reports the metric's mean over the
     ranks (a metric logged without ``sync_dist=True`` differs by rank), so the replicas keep
@@ -445,9 +454,10 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         found = False
+        seen: list[Any] = []  # one validation, one observation per controller
         for config in trainer.lr_scheduler_configs:
-            sched = config.scheduler
-            if not isinstance(sched, LRKitScheduler) or sched.feedback is None:
+            scheds = [s for s in lrkit_schedulers(config.scheduler) if s.feedback is not None]
+            if not scheds:
                 continue
             found = True
             key = self.monitor or config.monitor or "val_loss"
@@ -466,7 +476,7 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
                     stacklevel=2,
                 )
                 continue
-            sched.report(value)
+            report(scheds, value=value, seen=seen)
         if not found:
             warnings.warn(
                 "ReportMetric: no lrkit scheduler with a feedback controller among the "

@@ -969,3 +969,13 @@ def test_data_of_unknown_length_keeps_the_scheduler_and_logger_on_the_steps_that
         else:
             assert cb.step == 10
             assert h.history["learning_rate"] == [sched(4), sched(9)]
+
+
+def test_guard_refuses_a_factor_of_zero_or_less_and_keeps_its_sentinel():
+    for bad in (0.0, 0, -0.5):
+        with pytest.raises(ValueError, match=r"^factor must be in \(0\.0, 1\.0\), got "):
+            lk.DivergenceGuard(bad)
+    assert lk.DivergenceGuard().controller.factor == 0.5  # the default, not given
+    ready = lk.DivergenceGuard(0.25).controller
+    with pytest.raises(ValueError, match="factor"):  # given beside a ready controller
+        lk.DivergenceGuard(0.5, controller=ready)

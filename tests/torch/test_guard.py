@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from typing import Any
 
 import pytest
 
@@ -673,3 +674,48 @@ def test_an_unknown_keyword_names_the_guard_and_what_it_takes():
         "scheduler, factor, snapshot_every, keep, check_grads, max_restores, spike_factor, "
         "window, min_history, min_scale, quantile, spike_floor)"
     )
+
+
+def test_guard_refuses_a_factor_of_zero_or_less() -> None:
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = lt.scheduler(opt, "constant(0.1)")
+    for bad in (0.0, 0, -0.5):
+        with pytest.raises(ValueError, match=r"^factor must be in \(0\.0, 1\.0\), got "):
+            DivergenceGuard(model, optimizer=opt, scheduler=sched, factor=bad)
+    assert sched.feedback is None  # nothing appended by a refused guard
+
+
+def test_a_guardless_checkpoint_into_a_guarded_scheduler_says_to_load_it_first() -> None:
+    def build() -> tuple[Any, Any, Any]:
+        model = torch.nn.Linear(2, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        sched = lt.scheduler(opt, "cosine(0.1, 100)", feedback=ReduceOnPlateau(patience=0))
+        return model, opt, sched
+
+    _, _, saved = build()
+    saved.step()
+    saved.report(1.0)
+    saved.report(2.0)  # a cut: scale 0.1
+    state = saved.state_dict()
+    model, opt, sched = build()
+    DivergenceGuard(model, optimizer=opt, scheduler=sched)
+    before = sched.state_dict()
+    with pytest.raises(ValueError) as info:
+        sched.load_state_dict(state)
+    assert str(info.value) == (
+        "state['type'] must be 'Chain' (a state_dict() of the same controller type), got "
+        "'ReduceOnPlateau': the checkpoint was saved without the divergence guard whose "
+        "Multiplier ends this chain; load it before adding the guard (build the "
+        "DivergenceGuard after load_state_dict)"
+    )
+    assert sched.state_dict() == before
+    # what the hint says works: load first, then build the guard
+    model, opt, sched = build()
+    sched.load_state_dict(state)
+    guard = DivergenceGuard(model, optimizer=opt, scheduler=sched)
+    assert sched.feedback[0].scale == 0.1 and guard.scale == 1.0
+    assert opt.param_groups[0]["lr"] == saved.get_last_lr()[0]
+    sched.step()
+    saved.step()
+    assert opt.param_groups[0]["lr"] == saved.get_last_lr()[0]

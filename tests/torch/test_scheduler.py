@@ -368,13 +368,32 @@ def test_report_takes_scalars_and_tensors_and_rejects_the_rest() -> None:
     sch.report(torch.tensor(1.0))
     sch.report(np.float32(1.0))
     assert opt.param_groups[0]["lr"] == 0.05
-    with pytest.raises(ValueError, match="value must be a scalar"):
-        sch.report(torch.ones(3))
     state = sch.state_dict()
+    with pytest.raises(ValueError) as info:
+        sch.report(torch.ones(3))
+    assert str(info.value) == (
+        "value must be one value (a number or a one-element array), got an array of shape (3,)"
+    )
+    with pytest.raises(ValueError, match=r"got an array of shape \(2, 1\)$"):
+        sch.report(np.ones((2, 1)))
+    assert sch.state_dict() == state
     for bad in ("low", "0.5", True, np.bool_(True), torch.tensor(True), np.complex128(1)):
         with pytest.raises(ValueError, match="^value must be a real number, got"):
             sch.report(bad)  # type: ignore[arg-type]
     assert sch.state_dict() == state  # nothing was counted (True read as 1.0 could cut)
+
+
+def test_report_takes_a_one_element_array_of_numpy_jax_or_torch() -> None:
+    from lrkit.feedback import ReduceOnPlateau
+
+    jnp = pytest.importorskip("jax.numpy")
+    for one in (np.array([1.0]), np.array([[1.0]]), jnp.array([1.0]), torch.tensor([[1.0]])):
+        opt = _opt(0.1)
+        plateau = ReduceOnPlateau(patience=0, factor=0.5)
+        sch = lt.scheduler(opt, S.constant(0.1), feedback=plateau)
+        assert sch.report(one) == 1.0
+        assert sch.report(one) == 0.5  # no improvement at patience 0: a cut
+        assert opt.param_groups[0]["lr"] == 0.05 and plateau.num_updates == 2
 
 
 # ---------------------------------------------------------------- peers' cases, expressible
@@ -927,3 +946,29 @@ def test_hyperparams_refuse_keys_that_hold_no_number(make: Any, key: str, messag
         ValueError, match=r"^hyperparams: param group 1 key 'weight_decay' holds True"
     ):
         sch.step()
+
+
+def test_report_reaches_every_lrkit_scheduler_once_per_controller() -> None:
+    """lrkit.torch.report: the lrkit schedulers in a composite or a list get the metric; a
+    controller they share is one observation; a stock scheduler holds none."""
+    import lrkit.torch as lt
+    from lrkit import schedules as S
+    from lrkit.feedback import ReduceOnPlateau
+
+    shared = ReduceOnPlateau(factor=0.5, patience=0)
+    w = [torch.nn.Parameter(torch.zeros(1))]
+    opt_a, opt_b = torch.optim.SGD(w, lr=1.0), torch.optim.SGD(w, lr=1.0)
+    a = lt.scheduler(opt_a, S.constant(1.0), feedback=shared)
+    warm = TL.LinearLR(opt_b, start_factor=1.0, total_iters=1)
+    b = lt.scheduler(opt_b, S.constant(1.0), feedback=shared)
+    chained = TL.ChainedScheduler([warm, b])
+    assert lt.lrkit_schedulers([a, chained, a]) == [a, b]
+    assert lt.lrkit_schedulers(warm) == [] and lt.lrkit_schedulers(None) == []
+    assert lt.report([a, chained], value=1.0) == [a, b]
+    assert shared.scale == 1.0  # the first value: the best so far, in one observation
+    seen: list[object] = []
+    lt.report(a, value=np.array([2.0]), seen=seen)
+    lt.report(chained, value=2.0, seen=seen)  # the same observation: no second update
+    assert shared.scale == 0.5 and seen == [shared]
+    assert opt_a.param_groups[0]["lr"] == 0.5
+    assert lt.report(warm, value=1.0) == []

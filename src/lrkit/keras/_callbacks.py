@@ -286,7 +286,10 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     non-improving epoch (PyTorch's convention), and Keras' cooldown counts the epoch of the cut.
     Keras' ``ReduceLROnPlateau(patience=P, cooldown=C, min_delta=d)`` is
     ``ReduceOnPlateau(patience=max(P, 1) - 1, cooldown=max(C - 1, 0), threshold=d,
-    threshold_mode="abs")``.
+    threshold_mode="abs")``, except at exact ties: Keras tests the improvement in float32,
+    lrkit in float64, so a change of exactly ``min_delta`` between values not exact in binary
+    (accuracy 0.08 -> 0.10 with ``min_delta=0.02``) may be decided differently; dyadic values
+    and changes not equal to ``min_delta`` decide the same.
 
     The plateau arguments (``factor=0.1``, ``patience=10``, ``threshold=1e-4``,
     ``threshold_mode="rel"``, ``cooldown=0``, ``min_scale=0.0``, by keyword:

@@ -13,6 +13,8 @@ _EXPORTS: dict[str, str] = {
     # schedules driving an optimizer
     "scheduler": "_scheduler",
     "LRKitScheduler": "_scheduler",
+    "lrkit_schedulers": "_scheduler",
+    "report": "_scheduler",
     # range test
     "find_lr": "_finder",
     "data_generators": "_finder",

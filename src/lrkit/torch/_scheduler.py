@@ -563,18 +563,25 @@ class LRKitScheduler(LRScheduler):
             raise ValueError(
                 "report() needs a feedback controller: scheduler(opt, schedule, feedback=...)"
             )
-        if isinstance(value, torch.Tensor) and value.numel() != 1:
-            raise ValueError(
-                f"value must be a scalar metric (a number or a one-element tensor), "
-                f"got a tensor of shape {tuple(value.shape)}"
-            )
-        value = as_metric(value)  # a bool, a string or a complex number: a one-line error
-        step = self.last_epoch if self.last_epoch >= 0 else None  # -1: phase not begun
-        scales = [float(c.update(value, step=step)) for c in self._controllers()]
-        self.refresh()  # param groups added since the last step included
+        scales = self._observe(value, [])
         if isinstance(self._feedback, list):
             return [float(c.scale) for c in self._feedback]
         return scales[0]
+
+    def _observe(self, value: Any, seen: list[Any]) -> list[float]:
+        """Feed ``value`` to each controller not in ``seen`` (and add it there), then set the
+        LRs: one observation per controller, however many schedulers hold it."""
+        # a one-element array of any shape (numpy, JAX, torch) is its value; a bool, a string,
+        # a complex number or a larger array: a one-line error
+        value = as_metric(value)
+        step = self.last_epoch if self.last_epoch >= 0 else None  # -1: phase not begun
+        scales = []
+        for c in self._controllers():
+            if not any(c is o for o in seen):
+                seen.append(c)
+                scales.append(float(c.update(value, step=step)))
+        self.refresh()  # param groups added since the last step included
+        return scales
 
     @property
     def current_step(self) -> int:
@@ -734,6 +741,49 @@ class LRKitScheduler(LRScheduler):
                 self._last_lr = [*self.get_lr()]
             else:
                 self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
+
+
+def lrkit_schedulers(sched: Any) -> list[LRKitScheduler]:
+    """The lrkit schedulers in ``sched``, each once: ``sched`` itself, those inside PyTorch's
+    ``SequentialLR`` and ``ChainedScheduler`` (nested ones too), the one a wrapper holds as
+    ``.scheduler`` (accelerate's ``AcceleratedScheduler``), or those of a list of any of
+    these. Anything else (a stock PyTorch scheduler, ``None``) holds none."""
+    out: list[LRKitScheduler] = []
+    visited: set[int] = set()
+
+    def walk(s: Any) -> None:
+        if s is None or id(s) in visited:
+            return
+        visited.add(id(s))
+        if isinstance(s, LRKitScheduler):
+            out.append(s)
+        elif isinstance(s, (list, tuple)):
+            for child in s:
+                walk(child)
+        elif isinstance(s, LRScheduler):
+            inner = getattr(s, "_schedulers", None)  # SequentialLR, ChainedScheduler
+            if isinstance(inner, (list, tuple)):
+                for child in inner:
+                    walk(child)
+        else:  # a wrapper (accelerate's AcceleratedScheduler)
+            walk(getattr(s, "scheduler", None))
+
+    walk(sched)
+    return out
+
+
+def report(sched: Any, *, value: Any, seen: list[Any] | None = None) -> list[LRKitScheduler]:
+    """Feed one observation of a metric to every lrkit scheduler with ``feedback`` in
+    ``sched`` (what :func:`lrkit_schedulers` finds there) and set their LRs again: a feedback
+    controller shared by several of them, or already in ``seen`` (a list this call extends,
+    to share one observation across calls), is updated once. Returns the schedulers reached
+    (empty: none has a feedback controller). What ``ReportMetric`` of Lightning and Hugging
+    Face does after each validation."""
+    seen = [] if seen is None else seen
+    reached = [s for s in lrkit_schedulers(sched) if s.feedback is not None]
+    for s in reached:
+        s._observe(value, seen)
+    return reached
 
 
 def scheduler(
