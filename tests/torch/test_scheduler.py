@@ -972,3 +972,29 @@ def test_report_reaches_every_lrkit_scheduler_once_per_controller() -> None:
     assert shared.scale == 0.5 and seen == [shared]
     assert opt_a.param_groups[0]["lr"] == 0.5
     assert lt.report(warm, value=1.0) == []
+
+
+def test_report_sets_the_lrs_only_through_the_current_sequential_phase() -> None:
+    """Two lrkit phases of a SequentialLR on one optimizer: after the phase change a report
+    cuts the LR once (the ended phase's controller learns the value, its LRs are not in use),
+    and the next step agrees."""
+    import lrkit.torch as lt
+    from lrkit import schedules as S
+    from lrkit.feedback import ReduceOnPlateau
+
+    w = [torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD(w, lr=1.0)
+    first, second = (ReduceOnPlateau(factor=0.5, patience=0) for _ in range(2))
+    a = lt.scheduler(opt, S.constant(1.0), feedback=first)
+    b = lt.scheduler(opt, S.constant(1.0), feedback=second)
+    seq = TL.SequentialLR(opt, [a, b], milestones=[2])
+    for _ in range(4):
+        opt.step()
+        seq.step()
+    for _ in range(2):
+        assert lt.report(seq, value=1.0) == [a, b]
+    assert first.scale == second.scale == 0.5
+    assert opt.param_groups[0]["lr"] == 0.5
+    opt.step()
+    seq.step()
+    assert opt.param_groups[0]["lr"] == 0.5

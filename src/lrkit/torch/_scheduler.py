@@ -9,6 +9,7 @@ optimizer's current LR and the order of ``optimizer.step()``/``scheduler.step()`
 
 from __future__ import annotations
 
+import bisect
 import inspect
 import math
 import numbers
@@ -568,9 +569,10 @@ class LRKitScheduler(LRScheduler):
             return [float(c.scale) for c in self._feedback]
         return scales[0]
 
-    def _observe(self, value: Any, seen: list[Any]) -> list[float]:
+    def _observe(self, value: Any, seen: list[Any], *, in_charge: bool = True) -> list[float]:
         """Feed ``value`` to each controller not in ``seen`` (and add it there), then set the
-        LRs: one observation per controller, however many schedulers hold it."""
+        LRs (unless another scheduler is ``in_charge`` of them: a ``SequentialLR`` phase that
+        has ended): one observation per controller, however many schedulers hold it."""
         # a one-element array of any shape (numpy, JAX, torch) is its value; a bool, a string,
         # a complex number or a larger array: a one-line error
         value = as_metric(value)
@@ -580,7 +582,8 @@ class LRKitScheduler(LRScheduler):
             if not any(c is o for o in seen):
                 seen.append(c)
                 scales.append(float(c.update(value, step=step)))
-        self.refresh()  # param groups added since the last step included
+        if in_charge:
+            self.refresh()  # param groups added since the last step included
         return scales
 
     @property
@@ -743,47 +746,63 @@ class LRKitScheduler(LRScheduler):
                 self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
 
 
+def _walk(sched: Any) -> list[tuple[LRKitScheduler, bool]]:
+    """The lrkit schedulers in ``sched`` (see :func:`lrkit_schedulers`), each once, with
+    whether it is in charge of its optimizer's LRs now: in a ``SequentialLR`` only the
+    current phase is (an ended or a future phase is not); in a ``ChainedScheduler`` or a
+    list every one is."""
+    out: list[tuple[LRKitScheduler, bool]] = []
+    visited: set[int] = set()
+
+    def walk(s: Any, charge: bool) -> None:
+        if s is None or id(s) in visited:
+            return
+        visited.add(id(s))
+        if isinstance(s, LRKitScheduler):
+            out.append((s, charge))
+        elif isinstance(s, (list, tuple)):
+            for child in s:
+                walk(child, charge)
+        elif isinstance(s, LRScheduler):
+            inner = getattr(s, "_schedulers", None)  # SequentialLR, ChainedScheduler
+            if not isinstance(inner, (list, tuple)):
+                return
+            milestones = getattr(s, "_milestones", None)  # SequentialLR's phases
+            current = (
+                bisect.bisect_right(list(milestones), s.last_epoch)
+                if isinstance(milestones, (list, tuple))
+                else None
+            )
+            for k, child in enumerate(inner):
+                walk(child, charge and (current is None or k == current))
+        else:  # a wrapper (accelerate's AcceleratedScheduler)
+            walk(getattr(s, "scheduler", None), charge)
+
+    walk(sched, True)
+    return out
+
+
 def lrkit_schedulers(sched: Any) -> list[LRKitScheduler]:
     """The lrkit schedulers in ``sched``, each once: ``sched`` itself, those inside PyTorch's
     ``SequentialLR`` and ``ChainedScheduler`` (nested ones too), the one a wrapper holds as
     ``.scheduler`` (accelerate's ``AcceleratedScheduler``), or those of a list of any of
     these. Anything else (a stock PyTorch scheduler, ``None``) holds none."""
-    out: list[LRKitScheduler] = []
-    visited: set[int] = set()
-
-    def walk(s: Any) -> None:
-        if s is None or id(s) in visited:
-            return
-        visited.add(id(s))
-        if isinstance(s, LRKitScheduler):
-            out.append(s)
-        elif isinstance(s, (list, tuple)):
-            for child in s:
-                walk(child)
-        elif isinstance(s, LRScheduler):
-            inner = getattr(s, "_schedulers", None)  # SequentialLR, ChainedScheduler
-            if isinstance(inner, (list, tuple)):
-                for child in inner:
-                    walk(child)
-        else:  # a wrapper (accelerate's AcceleratedScheduler)
-            walk(getattr(s, "scheduler", None))
-
-    walk(sched)
-    return out
+    return [s for s, _ in _walk(sched)]
 
 
 def report(sched: Any, *, value: Any, seen: list[Any] | None = None) -> list[LRKitScheduler]:
     """Feed one observation of a metric to every lrkit scheduler with ``feedback`` in
-    ``sched`` (what :func:`lrkit_schedulers` finds there) and set their LRs again: a feedback
+    ``sched`` (what :func:`lrkit_schedulers` finds there) and set the LRs again: a feedback
     controller shared by several of them, or already in ``seen`` (a list this call extends,
-    to share one observation across calls), is updated once. Returns the schedulers reached
-    (empty: none has a feedback controller). What ``ReportMetric`` of Lightning and Hugging
-    Face does after each validation."""
+    to share one observation across calls), is updated once; in a ``SequentialLR`` only the
+    current phase sets the LRs (an ended phase's controller learns the value, its LRs are no
+    longer in use). Returns the schedulers reached (empty: none has a feedback controller).
+    What ``ReportMetric`` of Lightning and Hugging Face does after each validation."""
     seen = [] if seen is None else seen
-    reached = [s for s in lrkit_schedulers(sched) if s.feedback is not None]
-    for s in reached:
-        s._observe(value, seen)
-    return reached
+    reached = [(s, charge) for s, charge in _walk(sched) if s.feedback is not None]
+    for s, charge in reached:
+        s._observe(value, seen, in_charge=charge)
+    return [s for s, _ in reached]
 
 
 def scheduler(
