@@ -224,6 +224,11 @@ def test_find_on_a_nan_loss_still_writes_the_json_asked_for(task, tmp_path, caps
     data = json.loads(js.read_text())
     assert data["suggestion"] is None and data["stop_reason"]
     assert png.read_bytes()[:4] == b"\x89PNG"
+    assert "see the plot" in captured.err
+    # without a plot the line points to none
+    assert main(["find", f"{task}:make_nan", "--quiet", "--no-plot"]) == 1
+    err = capsys.readouterr().err
+    assert "no suggestion" in err and "plot" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_find_ctrl_c_is_one_line_and_exit_130(task, monkeypatch, capsys):

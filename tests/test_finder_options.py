@@ -318,3 +318,26 @@ def test_rule_and_its_alias_method_together_are_refused():
         "got rule='valley' and method='minimum'"
     )
     assert SweepOptions.build(method="minimum").rule == "minimum"
+
+
+def test_a_numpy_bool_option_is_stored_as_a_bool_and_the_result_stays_json() -> None:
+    import json
+
+    opts = SweepOptions(stop_early=np.bool_(False))
+    assert opts.stop_early is False
+    sweep = Sweep(opts)
+    for k, _ in enumerate(sweep):
+        sweep.record(3.0 - 0.01 * k if k < 60 else 10.0**k)
+    result = sweep.result(warn=False)
+    assert json.loads(json.dumps(result.to_dict()))["options"]["stop_early"] is False
+
+
+def test_for_total_steps_checks_its_argument_when_no_step_ran() -> None:
+    sweep = Sweep(SweepOptions())
+    for _ in sweep:
+        sweep.record(math.nan)
+    result = sweep.result(warn=False)
+    assert result.suggestion is None and result.for_total_steps(100) is None
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="total_steps must be an integer >= 1"):
+            result.for_total_steps(bad)

@@ -314,7 +314,9 @@ def _find(args: argparse.Namespace) -> int:
     if result.suggestion is None:
         print(
             f"lrkit find: no suggestion: the sweep stopped ({result.stop_reason}) before the "
-            "loss fell; see the plot, try a lower --start-lr or check the task",
+            "loss fell; "
+            + ("" if args.no_plot else "see the plot, ")
+            + "try a lower --start-lr or check the task",
             file=sys.stderr,
         )
         return 1

@@ -151,6 +151,7 @@ class FinderResult:
     def for_total_steps(self, total_steps: int) -> Suggestions | None:
         """The default rule's suggestions (``constant``, ``max_lr``, ``peak_lr``) for a run of
         another length, read off the same sweep; ``None`` if no step ran."""
+        total_steps = V.integer("total_steps", total_steps, 1)
         if self._sugg is None:
             return None
         held = len(self.held_losses) > 0

@@ -147,7 +147,7 @@ class SweepOptions:
                     f"max_end_lr must be >= end_lr (allowed range: [{self.end_lr}, inf)), "
                     f"got {self.max_end_lr!r}"
                 )
-        V.flag("stop_early", self.stop_early)
+        put("stop_early", V.flag("stop_early", self.stop_early))
         resolve(self.rule)
         if self.total_steps is not None:
             put("total_steps", V.integer("total_steps", self.total_steps, 1))
