@@ -979,3 +979,41 @@ def test_guard_refuses_a_factor_of_zero_or_less_and_keeps_its_sentinel():
     ready = lk.DivergenceGuard(0.25).controller
     with pytest.raises(ValueError, match="factor"):  # given beside a ready controller
         lk.DivergenceGuard(0.5, controller=ready)
+
+
+@pytest.mark.parametrize("order", ["scheduler_first", "backup_first"])
+def test_lrscheduler_per_batch_resumes_with_backup_and_restore_in_any_order(order, tmp_path):
+    """keras.callbacks.BackupAndRestore restores ``iterations`` in its on_train_begin; the
+    scheduler reads the step after every callback's on_train_begin, so the resumed run
+    continues the schedule (it restarted the warmup when listed first)."""
+    sched = S.with_warmup(S.cosine(0.1, total_steps=40), warmup_steps=7)
+    rs = np.random.RandomState(0)
+    x, y = rs.rand(64, 4).astype("float32"), rs.rand(64, 1).astype("float32")
+    seen: list[tuple[int, float]] = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            opt = self.model.optimizer
+            seen.append((int(opt.iterations) - 1, float(np.asarray(opt.learning_rate))))
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise RuntimeError("interrupted")
+
+    def run(extra):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+        pair = [lk.LRScheduler(sched), backup]
+        pair = pair if order == "scheduler_first" else pair[::-1]
+        model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[*pair, Record(), *extra])
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run([Interrupt()])
+    assert [k for k, _ in seen] == list(range(8))
+    seen.clear()
+    run([])
+    assert [k for k, _ in seen] == list(range(8, 16))
+    want = sched.values(np.arange(16)).astype(np.float32)
+    assert [np.float32(v) for _, v in seen] == [want[k] for k, _ in seen]

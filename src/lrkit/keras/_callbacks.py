@@ -751,6 +751,7 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         )
         self.verbose = verbose
         self.step = 0
+        self._start_pending = False
         self.last_lr: float | None = None
         self._epoch_step = 0  # ``step`` when the epoch began
         self._taken_back = 0  # steps a DivergenceGuard's restores took back in this epoch
@@ -777,10 +778,9 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         self._last_set = step
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        if self.initial_step is not None:
-            self.step = self.initial_step
-        else:
-            self.step = _iterations(_inner_optimizer(self.model, "LRScheduler"))
+        # the step is read at the first epoch's beginning: a BackupAndRestore placed after
+        # this callback restores ``iterations`` in its own on_train_begin
+        self._start_pending = True
         if self.per == "batch":
             opt = _inner_optimizer(self.model, "LRScheduler")
             _REWIND_LISTENERS.setdefault(opt, weakref.WeakSet()).add(self)
@@ -798,6 +798,12 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         self._set(self.step)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._start_pending:
+            self._start_pending = False
+            if self.initial_step is not None:
+                self.step = self.initial_step
+            else:
+                self.step = _iterations(_inner_optimizer(self.model, "LRScheduler"))
         self._epoch_step = self.step
         self._taken_back = 0
         self._ends = []
