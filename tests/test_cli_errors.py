@@ -188,7 +188,7 @@ def test_torch_commands_check_outputs_before_any_work(command, task, tmp_path, c
     "command, argv, option",
     [
         ("find", ["--seed", "-1"], "--seed"),
-        ("find", ["--train-steps", "1"], "--train-steps"),
+        ("find", ["--train-steps", "0"], "--train-steps"),
         ("find", ["--num-iter", "0"], "--num-iter"),
         ("find", ["--start-lr", "0"], "--start-lr"),
         ("find", ["--start-lr", "1", "--end-lr", "0.5"], "--end-lr"),
@@ -592,8 +592,8 @@ def test_secrets_inside_query_values_are_masked_everywhere():
         (["--num-iter", "99999999999999999999"], ["--num-iter", "[10, 100000]"]),
         (["--total-steps", "-1"], ["--total-steps", ">= 1"]),
         (["--total-steps", "0"], ["--total-steps", ">= 1"]),  # was taken as "the default"
-        (["--train-steps", "2"], ["--train-steps", ">= 4"]),  # one-cycle check run needs 4
-        (["--train-steps", "3"], ["--train-steps", ">= 4"]),
+        (["--train-steps", "0"], ["--train-steps", ">= 1"]),
+        (["--train-steps", "-3"], ["--train-steps", ">= 1"]),
         (["--end-lr", "1e-8"], ["--end-lr", "--start-lr"]),
         (["-o", "plot.pgf"], ["-o", "unknown file type .pgf"]),  # needs LaTeX: not offered
     ],
@@ -611,10 +611,10 @@ def test_find_train_steps_at_the_lower_limit_run(task, capsys):
     from lrkit.commands.find import min_train_steps
 
     low = min_train_steps()
-    assert low == 4
+    assert low == 1  # a one-cycle run of one step is OneCycleLR's too
     argv = ["find", f"{task}:make", "--quiet", "--no-plot", "--num-iter", "10"]
     assert main([*argv, "--train-steps", str(low)]) == 0, capsys.readouterr().err
-    assert "check: 4 training steps" in capsys.readouterr().out
+    assert "check: 1 training step from" in capsys.readouterr().out
 
 
 def test_json_folder_message_suggests_a_file(task, tmp_path, capsys):

@@ -35,7 +35,7 @@ def test_help_shows_the_numbers_as_given() -> None:
     text = " ".join(_subparsers()["find"].format_help().split())
     assert "first LR of the sweep (default: 1e-07)" in text
     assert "sweep steps (10 to 100000) (default: 100)" in text
-    assert "steps of each check run (at least 4) (default: 300)" in text
+    assert "steps of each check run (at least 1) (default: 300)" in text
     assert "--seed SEED seed for torch/numpy/random (default: 0)" in text
 
 

@@ -195,7 +195,9 @@ def _table(result: Any) -> str:
     else:
         lines.append(f"\n  sweep: stopped at its first step (LR {stop}): {result.stop_reason}")
     lines.append(
-        f"  for {result.total_steps or 'an assumed 1000'} training steps; reliable: "
+        f"  for {result.total_steps or 'an assumed 1000'} training "
+        + ("step" if result.total_steps == 1 else "steps")
+        + "; reliable: "
         + ("yes" if result.reliable else "NO (see the warnings below)")
     )
     return "\n".join(lines)
@@ -344,7 +346,8 @@ def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> None:
             f"\n  at the suggestions for {steps} steps (those above are for {result.total_steps})"
         )
     runs = check_runs(lr, max_lr, steps)
-    say(f"\n  check: {steps} training steps from the same initial weights{budget}")
+    noun = "training step" if steps == 1 else "training steps"
+    say(f"\n  check: {steps} {noun} from the same initial weights{budget}")
     bar: Any = None
     if not args.quiet:
         from tqdm.auto import tqdm
