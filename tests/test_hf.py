@@ -116,6 +116,16 @@ def test_schedule_from_the_step_count_and_bad_arguments(tmp_path: Any) -> None:
         Trainer(model=tiny_bert(), args=_args(tmp_path), feedback=ReduceOnPlateau())
     with pytest.raises(ValueError, match="schedule must be"):
         Trainer(model=tiny_bert(), args=_args(tmp_path), schedule=3)
+    # a bad spec is refused when the Trainer is made, not when train() starts
+    with pytest.raises(ValueError) as info:
+        Trainer(model=tiny_bert(), args=_args(tmp_path), schedule={"type": "cosine"})
+    assert str(info.value) == (
+        "schedule: d must be a dict with a 'name' key, got {'type': 'cosine'}"
+    )
+    with pytest.raises(S.SpecError, match="invalid schedule spec at position"):
+        Trainer(model=tiny_bert(), args=_args(tmp_path), schedule="cosine(")
+    spec = Trainer(model=tiny_bert(), args=_args(tmp_path), schedule="cosine(0.01, 16)")
+    assert spec.lrkit_schedule == S.cosine(0.01, total_steps=16)
     # a schedule class un-called is callable, but schedule(n) would be cosine(lr=n)
     for cls in (S.cosine, S.constant):
         with pytest.raises(ValueError, match=f"got the class {cls.__name__} itself"):

@@ -27,7 +27,7 @@ from typing import Any
 from . import _validate as V
 from ._imports import require
 from .finder import FinderResult, SweepOptions
-from .schedules import Schedule
+from .schedules import Schedule, SpecError, as_schedule
 
 transformers = require("transformers", "hf")
 torch = require("torch", "hf")
@@ -80,6 +80,13 @@ class LRKitMixin:
                 "schedule and optimizers=(..., lr_scheduler) both set the scheduler: pass one"
             )
         super().__init__(*args, **kwargs)
+        if isinstance(schedule, (str, Mapping)):  # a spec: checked now, not when train() starts
+            try:
+                schedule = as_schedule(schedule, nonnegative=True)
+            except SpecError:  # says "invalid schedule spec at position ...", shows where
+                raise
+            except ValueError as exc:
+                raise ValueError(f"schedule: {exc}") from None
         self.lrkit_schedule = schedule
         self.lrkit_feedback = feedback
         # every train() starts the controller(s) from this state, as the Trainer's own

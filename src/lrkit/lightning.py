@@ -394,7 +394,7 @@ def _single_optimizer(trainer: Any, module: Any = None) -> Any:
     if len(optimizers) != 1:
         raise ValueError(
             f"LRFinder needs configure_optimizers to return exactly one optimizer, "
-            f"got {len(optimizers)}"
+            f"got {len(optimizers)}; with several, run lrkit.torch.find_lr with your own step"
         )
     opt = optimizers[0]
     if module is not None:
