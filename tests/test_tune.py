@@ -742,6 +742,12 @@ def test_study_space_error_round_trips_through_pickle() -> None:
         ("postgresql://a:p/w@x@h/db",
          "storage postgresql://a:***@h/db: the user name or password holds an unencoded '@'; "
          "write it as %40"),
+        # a typo for ://: what would be a user name and password is never shown
+        ("postgresql:/alice:s3cr3tpw@dbhost/db", "storage must be a database URL such as "
+         "sqlite:///lrkit-tune.db or postgresql://user@host:5432/db, got '***@dbhost/db'"),
+        ("postgresql//alice:s3cr3tpw@dbhost/db?password=zz", "storage must be a database URL "
+         "such as sqlite:///lrkit-tune.db or postgresql://user@host:5432/db, got "
+         "'***@dbhost/db?password=***'"),
     ],
 )  # fmt: skip
 def test_storage_url_mistakes_are_one_line_before_connecting(tmp_path, url, message) -> None:
@@ -755,6 +761,20 @@ def test_storage_url_mistakes_are_one_line_before_connecting(tmp_path, url, mess
         check_storage("postgresql://a:pw@localhost:notaport/db", name="--storage")
     ok = f"sqlite:///{tmp_path / 'ok.db'}"
     assert check_storage(ok) == ok and not (tmp_path / "ok.db").exists()
+
+
+def test_a_query_argument_the_driver_cannot_read_is_one_line_naming_the_storage(
+    tmp_path,
+) -> None:
+    from lrkit.tune import make_storage
+
+    url = f"sqlite:///{tmp_path / 'y.db'}?timeout=abc"
+    with pytest.raises(ValueError) as info:
+        make_storage(url)
+    assert str(info.value) == (
+        f"storage {url}: cannot use the database: could not convert string to float: 'abc'"
+    )
+    assert not (tmp_path / "y.db").exists()
 
 
 def test_sqlite_file_is_the_path_sqlite_opens() -> None:

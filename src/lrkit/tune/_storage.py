@@ -10,7 +10,7 @@ import warnings
 from typing import Any
 
 from .. import _validate as V
-from .._format import mask_secrets, mask_url, shorten, unencoded_at, url_parts
+from .._format import MASK, mask_secrets, mask_url, shorten, unencoded_at, url_parts
 from ._task import optuna as _optuna
 
 __all__ = [
@@ -103,6 +103,8 @@ def make_storage(
             if attempt == 5 or not _creation_race(exc):
                 raise storage_error(exc, user_url) from None
             time.sleep(0.1 + random.random() * 0.4 * (attempt + 1))
+        except (ValueError, TypeError) as exc:  # a query argument the driver cannot read
+            raise storage_error(exc, user_url) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -120,6 +122,15 @@ def _creation_race(exc: BaseException) -> bool:
     return False
 
 
+def _mask_non_url(text: str) -> str:
+    """A string meant as a database URL but without ``://`` (a typo: ``postgresql:/u:pw@h``),
+    shown with everything before its last ``@`` (where a user name and password would be)
+    replaced by ``***``, and its secret query arguments masked as in a URL."""
+    if "@" in text:
+        text = MASK + text[text.rindex("@") :]
+    return mask_url("x://" + text)[len("x://") :]
+
+
 def check_storage(storage: str, *, name: str = "storage") -> str:
     """``storage`` if it is a database URL :func:`make_storage` can use, without connecting to
     it; else a one-line ``ValueError`` that starts with ``name`` and never shows the password:
@@ -127,7 +138,7 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
     see), an unencoded ``@`` in the user name or password, a port that is not an integer, or a
     URL SQLAlchemy cannot read."""
     if not isinstance(storage, str) or "://" not in storage:
-        shown = shorten(mask_url(storage), 120) if isinstance(storage, str) else storage
+        shown = shorten(_mask_non_url(storage), 120) if isinstance(storage, str) else storage
         raise ValueError(
             f"{name} must be a database URL such as sqlite:///lrkit-tune.db or "
             f"postgresql://user@host:5432/db, got {shown!r}"
