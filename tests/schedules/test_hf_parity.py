@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -71,29 +73,32 @@ CASES = [
 ]
 
 
-def _hf_lrs(name: str, kwargs: dict) -> np.ndarray:
+def _hf_run(name: str, kwargs: dict, *, warmup: int = WARMUP) -> tuple[np.ndarray, Any]:
+    """The LR of each of the TOTAL steps under transformers' scheduler ``name``, and the
+    scheduler, stepped after every step but the last."""
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=LR)
     sched = transformers.get_scheduler(
         name,
         opt,
-        num_warmup_steps=WARMUP,
+        num_warmup_steps=warmup,
         num_training_steps=TOTAL,
         scheduler_specific_kwargs=kwargs,
     )
     out = []
-    for _ in range(TOTAL):
+    for i in range(TOTAL):
         out.append(opt.param_groups[0]["lr"])
         opt.step()
-        sched.step()
-    return np.array(out)
+        if i < TOTAL - 1:
+            sched.step()
+    return np.array(out), sched
 
 
 @pytest.mark.parametrize(
     ("name", "kwargs", "schedule"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 )
 def test_lr_scheduler_type_has_an_lrkit_schedule_with_its_values(name, kwargs, schedule) -> None:
-    hf = _hf_lrs(name, kwargs)
+    hf, _ = _hf_run(name, kwargs)
     steps = np.arange(TOTAL)
     # the two evaluate the same formula in another order: equal to a few units in the last place
     # (relative to the peak near a value of 0, where a cosine's last steps are)
@@ -119,24 +124,12 @@ ALL_WARMUP = [
 @pytest.mark.parametrize(("name", "kwargs"), ALL_WARMUP)
 def test_warmup_of_the_whole_run(name: str, kwargs: dict, warmup: int) -> None:
     # docs/hf.md: with W >= N the run is all warmup, which S.warmup gives (N - W is no length)
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([p], lr=LR)
-    sched = transformers.get_scheduler(
-        name,
-        opt,
-        num_warmup_steps=warmup,
-        num_training_steps=TOTAL,
-        scheduler_specific_kwargs=kwargs,
-    )
-    hf = []
-    for i in range(TOTAL):
-        hf.append(opt.param_groups[0]["lr"])
-        opt.step()
-        if name == "polynomial" and warmup == TOTAL and i == TOTAL - 1:
-            with pytest.raises(ZeroDivisionError):  # HF's decay of N - W = 0 steps
-                sched.step()
-        else:
+    hf, sched = _hf_run(name, kwargs, warmup=warmup)
+    if name == "polynomial" and warmup == TOTAL:
+        with pytest.raises(ZeroDivisionError):  # HF's decay of N - W = 0 steps, at the N-th step
             sched.step()
+    else:
+        sched.step()
     start = kwargs.get("min_lr_ratio", 0.0) * LR if name == "warmup_stable_decay" else 0.0
     schedule = S.warmup(start, end_lr=LR, warmup_steps=warmup)
     steps = np.arange(TOTAL)
