@@ -176,6 +176,17 @@ def choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     return str(value)
 
 
+def listed(name: str, value: Any, what: str) -> Any:
+    """``value`` unchanged, or a ``ValueError`` naming ``name`` when it is a string or a
+    mapping, which iterate as characters or keys where a list of ``what`` is expected."""
+    if isinstance(value, (str, bytes, Mapping)):
+        kind = "a mapping" if isinstance(value, Mapping) else "a string"
+        text = repr(value)
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise ValueError(f"{name} must be a list of {what}, got {kind}: {shown}")
+    return value
+
+
 def sorted_ints(
     name: str,
     values: Any,
@@ -185,7 +196,8 @@ def sorted_ints(
 ) -> tuple[int, ...]:
     """A sequence of integers >= ``minimum`` (and <= ``maximum`` when given) in
     non-decreasing (or increasing) order."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+    listed(name, values, "integers")
+    if not isinstance(values, Sequence):
         try:
             values = list(values)
         except TypeError:

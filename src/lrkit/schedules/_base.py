@@ -17,7 +17,7 @@ import math
 import operator
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -181,15 +181,6 @@ def _has_bool(steps: Any) -> bool:
     else:
         return False
     return any(isinstance(x, (bool, np.bool_)) for x in items)
-
-
-def listed(name: str, value: Any, what: str) -> Any:
-    """``value`` unchanged, or a ``ValueError`` naming ``name`` when it is a string or a
-    mapping, which iterate as characters or keys where a list of ``what`` is expected."""
-    if isinstance(value, (str, bytes, Mapping)):
-        kind = "a mapping" if isinstance(value, Mapping) else "a string"
-        raise ValueError(f"{name} must be a list of {what}, got {kind}: {_brief(value)}")
-    return value
 
 
 def _frozen(value: Any) -> Any:

@@ -8,13 +8,13 @@ import operator
 from typing import Any
 
 from .. import _validate as v
-from ._base import Schedule, check_depth, listed, register
+from ._base import Schedule, check_depth, register
 
 
 def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
-    if isinstance(items, Schedule) or isinstance(items, (str, bytes)):
+    if isinstance(items, Schedule):
         raise ValueError(f"{name} must be a list of schedules, got {items!r}")
-    listed(name, items, "schedules")
+    v.listed(name, items, "schedules")  # a string or a mapping
     try:
         out = tuple(items)
     except TypeError:
@@ -46,11 +46,7 @@ class Join(Schedule):
     def __init__(self, schedules: Any, *, boundaries: Any) -> None:
         self.schedules = _schedules("schedules", schedules, 1)
         self.boundaries = v.sorted_ints(
-            "boundaries",
-            listed("boundaries", boundaries, "integers"),
-            0,
-            strict=True,
-            maximum=v.MAX_STEPS,
+            "boundaries", boundaries, 0, strict=True, maximum=v.MAX_STEPS
         )
         if len(self.boundaries) != len(self.schedules) - 1:
             raise ValueError(

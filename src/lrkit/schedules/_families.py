@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as v
-from ._base import Schedule, _pow, _pow_of, growth, listed, power, register
+from ._base import Schedule, _pow, _pow_of, growth, power, register
 
 _PI = math.pi
 
@@ -72,9 +72,7 @@ class MultiStep(Schedule):
 
     def __init__(self, lr: float, *, milestones: Any, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
-        self.milestones = v.sorted_ints(
-            "milestones", listed("milestones", milestones, "integers"), 1, maximum=v.MAX_STEPS
-        )
+        self.milestones = v.sorted_ints("milestones", milestones, 1, maximum=v.MAX_STEPS)
         self.gamma = v.positive("gamma", gamma)
 
     def _at(self, t: float) -> float:
@@ -740,7 +738,7 @@ class PiecewiseConstant(Schedule):
 
 
 def _as_list(name: str, value: Any) -> list[Any]:
-    listed(name, value, "numbers")
+    v.listed(name, value, "numbers")
     try:
         return list(value)
     except TypeError:
