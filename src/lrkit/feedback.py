@@ -911,20 +911,22 @@ class Chain(Feedback):
         return {"type": "Chain", "controllers": [c.state_dict() for c in self.controllers]}
 
     def _load_state(self, state: Mapping[str, Any]) -> None:
-        first, last = self.controllers[0], self.controllers[-1]
-        if (
-            isinstance(state, Mapping)
-            and len(self.controllers) == 2
-            and isinstance(last, Multiplier)
-            and state.get("type") == type(first).__name__ != "Chain"
-        ):  # a divergence guard appended its Multiplier to a scheduler saved without one
-            raise ValueError(
-                f"state['type'] must be 'Chain' (a state_dict() of the same controller type), "
-                f"got {state['type']!r}: the checkpoint was saved without the divergence guard "
-                "whose Multiplier ends this chain; load it before adding the guard (build the "
-                "DivergenceGuard after load_state_dict)"
-            )
-        self._check_type(state)
+        try:
+            self._check_type(state)
+        except ValueError as exc:
+            first, last = self.controllers[0], self.controllers[-1]
+            if (
+                isinstance(state, Mapping)
+                and len(self.controllers) == 2
+                and isinstance(last, Multiplier)
+                and state.get("type") == type(first).__name__ != "Chain"
+            ):  # a divergence guard appended its Multiplier to a scheduler saved without one
+                raise ValueError(
+                    f"{exc}: the checkpoint was saved without the divergence guard whose "
+                    "Multiplier ends this chain; load it before adding the guard (build the "
+                    "DivergenceGuard after load_state_dict)"
+                ) from None
+            raise
         subs = list(state["controllers"])
         if len(subs) != len(self.controllers):
             raise ValueError(
