@@ -380,12 +380,16 @@ class Composite(Tiny):
         if self.kind == "sequential":
             first = L.LinearLR(opt, start_factor=0.5, total_iters=2)
             sched: Any = L.SequentialLR(opt, [first, main], milestones=[2])
+        elif self.kind == "two_lrkit_phases":  # the first phase has its own controller
+            self.first_plateau = ReduceOnPlateau(factor=0.5, patience=0)
+            first = lt.scheduler(opt, "constant(0.04)", feedback=self.first_plateau)
+            sched = L.SequentialLR(opt, [first, main], milestones=[2])
         else:
             sched = L.ChainedScheduler([main, L.ExponentialLR(opt, gamma=1.0)])
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-@pytest.mark.parametrize("kind", ["sequential", "chained"])
+@pytest.mark.parametrize("kind", ["sequential", "chained", "two_lrkit_phases"])
 def test_report_metric_reaches_an_lrkit_scheduler_inside_a_torch_composite(kind: str) -> None:
     model = Composite(kind)
     with warnings.catch_warnings():
@@ -394,7 +398,10 @@ def test_report_metric_reaches_an_lrkit_scheduler_inside_a_torch_composite(kind:
     # 1.0 best, then two bad evaluations at patience=0: two cuts
     assert model.plateau.num_updates == 3
     assert model.plateau.scale == 0.25
+    # only the current phase sets the LRs: the ended one's controller learns, cuts nothing
     assert model.trainer.optimizers[0].param_groups[0]["lr"] == 0.04 * 0.25
+    if kind == "two_lrkit_phases":
+        assert model.first_plateau.num_updates == 3
 
 
 class SharedController(Tiny):

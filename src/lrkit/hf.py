@@ -222,8 +222,8 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
             return
         self._armed = False
         # the lrkit schedulers in accelerate's wrapper, SequentialLR or ChainedScheduler
-        scheds = [s for s in lrkit_schedulers(kwargs.get("lr_scheduler")) if s.feedback is not None]
-        if not scheds:
+        sched = kwargs.get("lr_scheduler")
+        if not any(s.feedback is not None for s in lrkit_schedulers(sched)):
             warnings.warn(
                 "ReportMetric: the Trainer's scheduler is not an lrkit scheduler with a feedback "
                 "controller (lrkit.hf.Trainer(schedule=..., feedback=...))",
@@ -241,7 +241,9 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
                 stacklevel=2,
             )
             return
-        report(scheds, value=value)  # a controller shared by two: updated once
+        # a controller shared by two: updated once; in a SequentialLR only the current phase
+        # sets the LRs
+        report(sched, value=value)
 
 
 # ----------------------------------------------------------------------------- finder

@@ -456,8 +456,7 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
         found = False
         seen: list[Any] = []  # one validation, one observation per controller
         for config in trainer.lr_scheduler_configs:
-            scheds = [s for s in lrkit_schedulers(config.scheduler) if s.feedback is not None]
-            if not scheds:
+            if not any(s.feedback is not None for s in lrkit_schedulers(config.scheduler)):
                 continue
             found = True
             key = self.monitor or config.monitor or "val_loss"
@@ -476,7 +475,8 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
                     stacklevel=2,
                 )
                 continue
-            report(scheds, value=value, seen=seen)
+            # the composite itself: in a SequentialLR only the current phase sets the LRs
+            report(config.scheduler, value=value, seen=seen)
         if not found:
             warnings.warn(
                 "ReportMetric: no lrkit scheduler with a feedback controller among the "
