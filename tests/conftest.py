@@ -18,7 +18,7 @@ REPOSITORY_ONLY = {
 # whole modules that read them when imported
 collect_ignore = [
     module
-    for module, part in (("test_docs.py", ".ci"), ("test_finder_zoo.py", "benchmarks"))
+    for module, part in (("test_docs.py", ".ci"), ("finder/test_zoo.py", "benchmarks"))
     if not REPOSITORY_ONLY[part].exists()
 ]
 

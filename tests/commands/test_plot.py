@@ -143,7 +143,7 @@ def test_the_plot_sample_in_the_docs_is_the_commands_output(
     import re
     import shlex
 
-    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
     block = re.search(r"```text\n\$ (lrkit plot [^\n]*)\n(.*?)```", page, re.S)
     assert block is not None
     argv = shlex.split(block.group(1))[1:]
