@@ -417,3 +417,42 @@ def test_logger_plot_with_nothing_finite_says_so(tmp_path):
     log.log()  # before any step: every value NaN
     ax = log.plot(str(tmp_path / "nan.png"))
     assert ax.get_yscale() == "linear" and (tmp_path / "nan.png").exists()
+
+
+def test_the_sample_of_a_large_parameter_is_uniform_distinct_and_cheap():
+    """Beyond 16 times ``sample`` elements the indices come from O(sample) draws, not a
+    permutation of the whole parameter: distinct, sorted, in range, fixed by the seed and
+    spread uniformly (10 equal bins of the index range, 300 samples)."""
+    from lrkit.torch._adaptive import _sample_indices
+
+    n, k = 1_000_003, 4096
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.zeros(10)
+    for _ in range(300):
+        idx = _sample_indices(n, k, gen)
+        assert idx is not None and idx.numel() == k and idx.dtype == torch.int64
+        assert torch.equal(idx, idx.unique())  # sorted and distinct
+        assert 0 <= int(idx[0]) and int(idx[-1]) < n
+        counts += torch.bincount(idx * 10 // n, minlength=10)
+    expected = 300 * k / 10
+    assert float((counts - expected).abs().max()) < 0.01 * expected
+    first = _sample_indices(n, k, torch.Generator().manual_seed(5))
+    assert torch.equal(first, _sample_indices(n, k, torch.Generator().manual_seed(5)))
+    assert _sample_indices(k, k, gen) is None
+    small = _sample_indices(3 * k, k, gen)  # a permutation where n is small
+    assert small is not None and torch.equal(small, small.unique()) and small.numel() == k
+
+
+def test_the_logger_refuses_complex_parameters_when_built_and_log_checks_its_step():
+    z = torch.nn.Parameter(torch.randn(3, dtype=torch.complex64))
+    opt = torch.optim.Adam([z], lr=0.1)
+    with pytest.raises(ValueError, match="^optimizer: complex parameters are not supported$"):
+        EffectiveLRLogger(opt, tensorboard=False)
+    _, opt = _adam_with_state([(4, 3)], seed=0)
+    log = EffectiveLRLogger(opt, tensorboard=False)
+    for bad in ("x", 2.9, -1, True):
+        with pytest.raises(ValueError, match=r"^step must be an integer >= 0"):
+            log.log(bad)
+    assert log.steps == []
+    log.log(2.0)
+    assert log.steps == [2] and type(log.steps[0]) is int

@@ -293,6 +293,42 @@ def test_lrfree_lr_is_the_lr_the_schedule_free_optimizers_step_with():
         assert len(seen) >= 2  # warmup or rectification: the LR did move
 
 
+@pytest.mark.parametrize(
+    "name, kw",
+    [("AdamWScheduleFreePaper", {"warmup_steps": 3}),
+     ("AdamWScheduleFreeReference", {"warmup_steps": 3}),
+     ("SGDScheduleFreeReference", {"warmup_steps": 3}),
+     ("AdamWScheduleFreeClosure", {"warmup_steps": 3}),
+     ("SGDScheduleFreeClosure", {"warmup_steps": 3}),
+     ("RAdamScheduleFreeClosure", {}),
+     ("RAdamScheduleFreeClosure", {"silent_sgd_phase": False})],
+)  # fmt: skip
+def test_lrfree_lr_is_scheduled_lr_for_every_schedulefree_optimizer(name, kw) -> None:
+    sf = pytest.importorskip("schedulefree")
+    model = _model()
+    opt = getattr(sf, name)(model.parameters(), lr=0.01, **kw)
+    if hasattr(opt, "train"):
+        opt.train()
+    seen = set()
+    for x, y in _data(4) * 3:
+        before = lrfree_lr(opt)[0]
+
+        def closure(x=x, y=y):  # type: ignore[no-untyped-def]
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            return loss
+
+        if "Closure" in name:
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
+        assert before == opt.param_groups[0]["scheduled_lr"], name
+        seen.add(before)
+    assert len(seen) >= 2
+
+
 def test_lrfree_lr_is_prodigys_step_size_with_and_without_bias_correction():
     for bias in (False, True):
         model = torch.nn.Linear(3, 2).double()
@@ -320,6 +356,8 @@ def test_lrfree_lr_is_prodigys_step_size_with_and_without_bias_correction():
         (lambda ps: prodigy(ps, lr="x"), r"^lr must be a finite real number"),
         (lambda ps: prodigy(ps, lr=[0.1]), r"^lr must be a finite real number"),
         (lambda ps: lrfree_lr(None), r"^optimizer must be a torch optimizer"),
+        (lambda ps: schedule_free(ps, kind=["sgd"]),
+         r"^kind must be one of 'adamw', 'sgd', 'radam', got \['sgd'\]$"),
         (lambda ps: schedule_free(ps, kind="radam", warmup_steps=10),
          r"^warmup_steps is taken by kind 'adamw' and 'sgd' only, got kind='radam'"),
         (lambda ps: schedule_free(ps, kind="sgd", betas=(0.9, 0.99)),

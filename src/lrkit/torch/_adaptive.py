@@ -274,9 +274,21 @@ _STATE_KEYS = {  # the per-element state each step size reads
 
 
 def _sample_indices(n: int, k: int | None, gen: torch.Generator) -> torch.Tensor | None:
-    """``k`` distinct element indices of ``n`` drawn uniformly (sorted); None: all of them."""
+    """``k`` distinct element indices of ``n`` drawn uniformly (sorted); None: all of them.
+
+    The first ``k`` distinct values of ``2k`` uniform draws (a uniform ``k``-subset), in
+    O(k) time and memory: a permutation of all ``n`` would cost as much as the parameter.
+    Where ``n`` is small, or the draws repeat too often, a permutation is cheap anyway."""
     if k is None or n <= k:
         return None
+    if n > 16 * k:
+        draws = torch.randint(n, (2 * k,), generator=gen)
+        values, inverse = torch.unique(draws, return_inverse=True)
+        if len(values) >= k:
+            order = torch.arange(2 * k)
+            first = torch.full((len(values),), 2 * k).scatter_reduce(0, inverse, order, "amin")
+            picked: torch.Tensor = values[first.argsort()[:k]]
+            return picked.sort().values
     return torch.randperm(n, generator=gen)[:k].sort().values
 
 
@@ -360,6 +372,8 @@ class EffectiveLRLogger:
         self._idx: list[torch.Tensor | None] = []
         for g in optimizer.param_groups:
             for p in g["params"]:
+                if torch.is_complex(p):  # refused now, not from inside a later step()
+                    raise ValueError("optimizer: complex parameters are not supported")
                 idx = _sample_indices(p.numel(), sample, gen)
                 self._idx.append(None if idx is None else idx.to(p.device))
         if every is not None and (isinstance(every, bool) or not isinstance(every, int)):
@@ -395,7 +409,7 @@ class EffectiveLRLogger:
     def log(self, step: int | None = None) -> dict[str, tuple[float, float, float]]:
         """Record the summaries at ``step`` (default: the number of logs so far);
         returns ``{name: (median, p5, p95)}``."""
-        step = len(self.steps) if step is None else int(step)
+        step = len(self.steps) if step is None else V.integer("step", step)
         summaries = _summaries(self._sizes())
         out: dict[str, tuple[float, float, float]] = {}
         self.steps.append(step)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import itertools
+import math
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -72,9 +74,7 @@ def schedule_free(
     ``"sgd"`` only: ``"radam"`` needs no warmup (its rectification starts it with
     ``silent_sgd_phase``). Do not combine with a decaying LR schedule: the averaging replaces it.
     """
-    if kind not in _SF_KINDS:
-        allowed = ", ".join(repr(k) for k in _SF_KINDS)
-        raise ValueError(f"kind must be one of {allowed}, got {kind!r}")
+    kind = V.choice("kind", kind, tuple(_SF_KINDS))
     if lr is not None:
         lr = _lr(lr)
     if "warmup_steps" in kwargs and kind not in _SF_WARMUP:
@@ -181,28 +181,42 @@ def lrfree_lr(optimizer: torch.optim.Optimizer) -> list[float]:
     """The LR each param group uses at its next ``step()``, as the package computes it.
 
     Prodigy: ``d * lr`` (times its bias correction with ``use_bias_correction=True``);
-    ``AdamWScheduleFree``/``SGDScheduleFree``: ``lr`` warmed up over ``warmup_steps``;
-    ``RAdamScheduleFree``: ``lr`` times its rectification (0 during its silent SGD phase).
-    After the step the schedule-free optimizers store the same number as ``scheduled_lr``.
+    ``AdamWScheduleFree``/``SGDScheduleFree`` (and their ``Closure`` and ``Reference``
+    versions): ``lr`` warmed up over ``warmup_steps``; ``AdamWScheduleFreePaper``: that times
+    ``sqrt(1 - beta2**(k+1))``; ``RAdamScheduleFree`` (and ``RAdamScheduleFreeClosure``):
+    ``lr`` times its rectification (0 during its silent SGD phase). After the step the
+    schedule-free optimizers store the same number as ``scheduled_lr``.
     Any other optimizer: the group's ``lr``."""
     groups = getattr(optimizer, "param_groups", None)
     if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
         raise ValueError(
             f"optimizer must be a torch optimizer (with param_groups), got {optimizer!r}"
         )
+    paper = _is_paper(optimizer)
     out = []
     for g in groups:
         lr = float(g["lr"])
         if "d" in g and "d0" in g:  # Prodigy (also as the base of a ScheduleFreeWrapper)
             out.append(_prodigy_lr(groups, g))
-        elif "train_mode" in g and "warmup_steps" in g:  # AdamW/SGD schedule-free
-            k, w = int(g.get("k", 0)), int(g["warmup_steps"])
-            out.append(lr * ((k + 1) / w if k < w else 1.0))
-        elif "train_mode" in g and "silent_sgd_phase" in g:  # RAdam schedule-free
+        elif "scheduled_lr" in g and "silent_sgd_phase" in g:  # RAdam schedule-free
             out.append(_radam_lr(g))
+        elif "scheduled_lr" in g and "warmup_steps" in g:  # AdamW/SGD schedule-free
+            k, w = int(g.get("k", 0)), int(g["warmup_steps"])
+            lr *= (k + 1) / w if k < w else 1.0
+            if paper:  # the paper's version also scales by sqrt(1 - beta2**(k+1))
+                lr *= math.sqrt(1 - g["betas"][1] ** (k + 1))
+            out.append(lr)
         else:
             out.append(lr)
     return out
+
+
+def _is_paper(optimizer: Any) -> bool:
+    """Whether ``optimizer`` is ``schedulefree.AdamWScheduleFreePaper`` (whose LR carries the
+    second moment's bias correction); never imports the package."""
+    sf = sys.modules.get("schedulefree")
+    paper = getattr(sf, "AdamWScheduleFreePaper", None)
+    return isinstance(paper, type) and isinstance(optimizer, paper)
 
 
 def _bn_layers(model: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
