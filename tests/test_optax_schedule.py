@@ -463,3 +463,24 @@ def test_an_integer_parameter_beyond_int32_is_one_error_without_x64() -> None:
     f = lo.schedule(S.cyclic(0.01, max_lr=0.1, step_size_up=3))
     c = 3_000_000_001
     assert float(f(np.uint32(c))) == float(f(jnp.asarray(c, jnp.uint32)))
+
+
+@pytest.mark.parametrize("evaluation", ["table", "host", "formula"])
+def test_every_evaluation_composes_in_optax_join_schedules(evaluation) -> None:
+    """optax's join_schedules evaluates a later schedule at negative steps and masks the
+    result: every evaluation gives NaN there (the host path raised) and the joined values."""
+    import optax
+
+    warm = optax.linear_schedule(0.0, 0.1, 10)
+    f = lo.schedule("cosine(lr=0.1, total_steps=100)", evaluation=evaluation)
+    joined = optax.join_schedules([warm, f], [10])
+    steps = np.arange(0, 120)
+    tail = S.cosine(0.1, total_steps=100).values(np.arange(110)).astype(np.float32)
+    want = np.concatenate([np.asarray(jax.vmap(warm)(jnp.arange(10))), tail])
+    for call in (joined, jax.jit(joined)):
+        got = np.asarray([float(call(jnp.int32(t))) for t in steps[:3]] + [float(call(15))])
+        np.testing.assert_allclose(got, want[[0, 1, 2, 15]], rtol=2e-6)
+    batched = np.asarray(jax.vmap(joined)(jnp.asarray(steps)))
+    np.testing.assert_allclose(batched, want, rtol=2e-6, atol=1e-8)
+    if evaluation != "formula":  # the formula path evaluates the formula there (documented)
+        assert np.isnan(np.asarray(f(-1))) and np.isnan(np.asarray(jax.jit(f)(jnp.int32(-3))))

@@ -19,12 +19,45 @@ import numpy as np
 from .schedules import Schedule
 from .schedules.tables import EVALUATIONS, TABLE_LIMIT, ValueTable, value_table
 
-__all__ = ["EVALUATIONS", "formula_fn", "lookup_fn", "out_dtype"]
+__all__ = ["EVALUATIONS", "check_count", "formula_fn", "lookup_fn", "out_dtype"]
 
 
 def x64_enabled() -> bool:
     """Whether ``jax_enable_x64`` is on (JAX then computes in float64/int64)."""
     return bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]
+
+
+_INT32_MAX = 2**31 - 1
+
+
+def check_count(count: Any, *, name: str = "count") -> None:
+    """A host integer step (a Python or numpy integer, a numpy array) beyond int32 without
+    ``jax_enable_x64``: JAX would wrap it (``np.int64(2**32)`` reads as step 0) or raise its
+    own multi-line ``OverflowError``; this says so in one line naming ``name``. Nothing is
+    read back from a device array (already int32 without x64)."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer, np.ndarray)):
+        return
+    if x64_enabled():
+        return
+    try:
+        a = np.asarray(count)
+    except OverflowError:  # a Python int beyond int64
+        a = np.asarray(count, dtype=object)
+    if a.dtype.kind not in "iuO" or a.size == 0:
+        return
+    if a.dtype.kind == "u" and a.dtype.itemsize <= 4:  # JAX keeps uint32 as it is
+        return
+    if a.dtype.kind == "O":  # Python ints beyond int64 (numbers of other types pass on)
+        a = np.asarray([x if isinstance(x, int) else 0 for x in a.flat], dtype=object)
+        over = np.asarray([not -_INT32_MAX - 1 <= x <= _INT32_MAX for x in a.flat])
+    else:
+        over = (a > _INT32_MAX) | (a < -_INT32_MAX - 1)
+    if over.any():
+        bad = int(np.asarray(a).reshape(-1)[np.flatnonzero(over)[0]])
+        raise ValueError(
+            f"{name} must be an integer in [0, 2**31 - 1] without jax_enable_x64 (JAX reads "
+            f'steps as int32), got {bad}; use evaluation="host" or enable jax_enable_x64'
+        )
 
 
 def out_dtype(dtype: Any) -> np.dtype[Any]:

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from . import _validate as V
-from ._jaxtable import EVALUATIONS, formula_fn, lookup_fn, out_dtype, x64_enabled
+from ._jaxtable import EVALUATIONS, check_count, formula_fn, lookup_fn, out_dtype, x64_enabled
 from ._runtime import GlobalRNGState
 from .feedback import PLATEAU_HINTS, PlateauKwargs, ReduceOnPlateau
 from .finder import (
@@ -40,7 +40,7 @@ from .finder import (
     optimizer_family,
 )
 from .schedules import Schedule, as_schedule
-from .schedules.tables import TABLE_LIMIT
+from .schedules.tables import TABLE_LIMIT, host_values
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -62,43 +62,10 @@ def _host_values(s: Schedule, dtype: Any) -> Callable[[Any], np.ndarray]:
     np_dtype = np.dtype(dtype)
 
     def fn(t: Any) -> np.ndarray:
-        # float64 numpy path (validates step >= 0), then one rounding to the output dtype
-        return np.asarray(s.values(np.asarray(t, dtype=np.float64)), dtype=np_dtype)
+        # float64 numpy path, then one rounding to the output dtype (NaN at negative steps)
+        return np.asarray(host_values(s, t, dtype=np_dtype))
 
     return fn
-
-
-_INT32_MAX = 2**31 - 1
-
-
-def _check_count(count: Any) -> None:
-    """A host integer count (a Python or numpy integer, a numpy array) beyond int32 without
-    ``jax_enable_x64``: JAX would wrap it (``np.int64(2**32)`` reads as step 0) or raise its
-    own multi-line ``OverflowError``; this says so in one line. Nothing is read back from
-    a device array (already int32 without x64)."""
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer, np.ndarray)):
-        return
-    if x64_enabled():
-        return
-    try:
-        a = np.asarray(count)
-    except OverflowError:  # a Python int beyond int64
-        a = np.asarray(count, dtype=object)
-    if a.dtype.kind not in "iuO" or a.size == 0:
-        return
-    if a.dtype.kind == "u" and a.dtype.itemsize <= 4:  # JAX keeps uint32 as it is
-        return
-    if a.dtype.kind == "O":  # Python ints beyond int64 (numbers of other types pass on)
-        a = np.asarray([x if isinstance(x, int) else 0 for x in a.flat], dtype=object)
-        over = np.asarray([not -_INT32_MAX - 1 <= x <= _INT32_MAX for x in a.flat])
-    else:
-        over = (a > _INT32_MAX) | (a < -_INT32_MAX - 1)
-    if over.any():
-        bad = int(np.asarray(a).reshape(-1)[np.flatnonzero(over)[0]])
-        raise ValueError(
-            f"count must be an integer in [0, 2**31 - 1] without jax_enable_x64 (JAX reads "
-            f'steps as int32), got {bad}; use evaluation="host" or enable jax_enable_x64'
-        )
 
 
 def schedule(
@@ -140,7 +107,7 @@ def schedule(
         traced = formula_fn(sched, odt)
 
         def formula_count(count: Any) -> jax.Array:
-            _check_count(count)
+            check_count(count)
             return traced(count)
 
         formula_count.lrkit_schedule = sched  # type: ignore[attr-defined]
@@ -150,7 +117,7 @@ def schedule(
         built: list[Callable[[Any], jax.Array]] = []  # the table, built on the first call
 
         def table_fn(count: Any) -> jax.Array:
-            _check_count(count)
+            check_count(count)
             if not built:
                 built.append(lookup_fn(sched, odt, limit=limit))
             return built[0](count)

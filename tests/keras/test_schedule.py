@@ -229,3 +229,24 @@ def test_scaled_schedule_calls_a_learning_rate_callable_as_keras_does() -> None:
         match=r"^schedule must be a Keras LearningRateSchedule or a learning-rate callable, got 3$",
     ):
         lk.ScaledSchedule(3)
+
+
+def test_a_host_step_beyond_int32_is_never_read_as_another_step() -> None:
+    """On JAX without x64, a host integer step past 2**31 - 1 is a one-line ValueError naming
+    ``step`` for the table and formula paths (JAX would wrap np.int64(2**32 + 5) to step 5),
+    and is read at its own value by the host path, as in the optax adapter."""
+    import keras
+
+    if keras.backend.backend() != "jax" or jax.config.jax_enable_x64:
+        pytest.skip("JAX reads steps as int32 only on the JAX backend without x64")
+    big = np.int64(2**32 + 5)
+    want = np.float32(S.cosine(0.1, total_steps=10)(int(big)))
+    for evaluation in ("table", "formula"):
+        ks = lk.schedule("cosine(lr=0.1, total_steps=10)", evaluation=evaluation)
+        for step in (big, 2**31):
+            with pytest.raises(ValueError, match=r"^step must be an integer in \[0, 2\*\*31 - 1\]"):
+                ks(step)
+    host = lk.schedule("cosine(lr=0.1, total_steps=10)", evaluation="host")
+    assert float(host(big)) == want == float(host(2**40)) == 0.0
+    assert float(host(7)) == np.float32(S.cosine(0.1, total_steps=10)(7))
+    assert np.isnan(float(host(-1)))  # as the table gives at a negative step

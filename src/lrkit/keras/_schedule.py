@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..schedules import as_schedule
-from ..schedules.tables import EVALUATIONS, TABLE_LIMIT
+from ..schedules.tables import EVALUATIONS, TABLE_LIMIT, host_values
 
 __all__ = ["LRKitSchedule", "ScaledSchedule", "schedule", "host_eval"]
 
@@ -45,6 +45,9 @@ def host_eval(fn: _HostFn, step: Any) -> Any:
         import jax
         import jax.numpy as jnp
 
+        if isinstance(step, (int, float, np.number, np.ndarray)):
+            # a host number: read on the host at its own value (never through int32)
+            return jnp.asarray(fn(np.asarray(step, dtype=np.float64)))
         x = jnp.asarray(step)
         if isinstance(x, jax.core.Tracer):
             shape = jax.ShapeDtypeStruct(x.shape, jnp.float32)  # type: ignore[no-untyped-call]
@@ -126,8 +129,11 @@ def _jax_step(step: Any) -> Any:
         return None
     import jax.numpy as jnp
 
+    from .._jaxtable import check_count
+
     if isinstance(step, keras.Variable):
         step = step.value
+    check_count(step, name="step")  # a host integer JAX would wrap to int32
     return jnp.asarray(step)
 
 
@@ -165,10 +171,8 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         self._lookups: dict[tuple[float, bool], Callable[[Any], Any]] = {}
 
     def _host(self, t: np.ndarray) -> np.ndarray:
-        values = self.schedule.values(t)
-        if self._scale != 1.0:
-            values = values * self._scale
-        return np.asarray(values, dtype=np.float32)
+        out: np.ndarray = host_values(self.schedule, t, dtype=np.float32, scale=self._scale)
+        return out
 
     def _lookup(self) -> Callable[[Any], Any]:
         """The jax evaluation at the current scale (built once per scale)."""

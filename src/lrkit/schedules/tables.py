@@ -35,7 +35,15 @@ import numpy.typing as npt
 from .. import _validate as V
 from ._base import REGISTRY, Schedule
 
-__all__ = ["EVALUATIONS", "TABLE_LIMIT", "ValueTable", "horizon", "period", "value_table"]
+__all__ = [
+    "EVALUATIONS",
+    "TABLE_LIMIT",
+    "ValueTable",
+    "horizon",
+    "host_values",
+    "period",
+    "value_table",
+]
 
 #: default largest number of table entries (4 MiB in float32; a compiled program holds the
 #: table as a constant: ~0.05 s of compile time and ~40 MB of transient host memory per 2**20)
@@ -331,3 +339,18 @@ def value_table(
         n = offset + per * ((limit - offset) // per)
         return ValueTable(_rounded(s, 0, n, np_dtype, scale), "periodic", offset, per)
     return ValueTable(_rounded(s, 0, limit, np_dtype, scale), "formula")
+
+
+def host_values(s: Schedule, steps: Any, *, dtype: Any = np.float32, scale: float = 1.0) -> Any:
+    """``dtype(scale * s.values(steps))``: the float64 closed form rounded once, what the
+    adapters' ``evaluation="host"`` returns, NaN at a negative step as the table gives (a
+    composition such as optax's ``join_schedules`` evaluates a later schedule at negative
+    steps, and masks what it gets there)."""
+    t = np.asarray(steps, dtype=np.float64)
+    negative = t < 0
+    values = s.values(np.where(negative, 0.0, t))
+    if scale != 1.0:
+        values = values * scale
+    values = np.where(negative, np.nan, values)
+    with np.errstate(over="ignore"):
+        return np.asarray(values, dtype=dtype)
