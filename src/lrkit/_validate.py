@@ -7,14 +7,30 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def _fmt(value: Any) -> str:
-    return repr(value)
+def fmt(value: Any) -> str:
+    """``repr(value)`` for an error message (an integer too long for ``str``, or a container
+    holding one, described instead of raising Python's own ``ValueError``)."""
+    try:
+        return repr(value)
+    except ValueError:  # an integer beyond Python's limit for str (4300 digits), or holding one
+        if isinstance(value, int):
+            return digits(value)
+        return f"a {type(value).__name__} holding an integer too long to print"
+
+
+def digits(value: int) -> str:
+    """``value`` described by its number of digits (``str`` refuses more than 4300)."""
+    try:
+        n = len(str(abs(value)))
+    except ValueError:
+        n = int(math.log10(abs(value))) + 1
+    return f"an integer with {n} digits"
 
 
 def _brief_int(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
-        return f"an integer with {len(str(abs(value)))} digits"
-    return _fmt(value)
+        return digits(value)
+    return fmt(value)
 
 
 def _text_hint(value: Any) -> str:
@@ -48,28 +64,28 @@ def number(name: str, value: Any) -> float:
                 raise TypeError
         except TypeError:
             raise ValueError(
-                f"{name} must be a finite real number, got {_fmt(value)}{_text_hint(value)}"
+                f"{name} must be a finite real number, got {fmt(value)}{_text_hint(value)}"
             ) from None
     try:
         v = float(value)
     except OverflowError:  # an int beyond float64
         raise ValueError(f"{name} must be a finite real number, got {_brief_int(value)}") from None
     if not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite real number, got {_fmt(value)}")
+        raise ValueError(f"{name} must be a finite real number, got {fmt(value)}")
     return v + 0.0  # -0.0 is 0.0: a value is the same after any round trip (text keeps no sign)
 
 
 def positive(name: str, value: Any) -> float:
     v = number(name, value)
     if v <= 0:
-        raise ValueError(f"{name} must be > 0 (allowed range: (0, inf)), got {_fmt(value)}")
+        raise ValueError(f"{name} must be > 0 (allowed range: (0, inf)), got {fmt(value)}")
     return v
 
 
 def non_negative(name: str, value: Any) -> float:
     v = number(name, value)
     if v < 0:
-        raise ValueError(f"{name} must be >= 0 (allowed range: [0, inf)), got {_fmt(value)}")
+        raise ValueError(f"{name} must be >= 0 (allowed range: [0, inf)), got {fmt(value)}")
     return v
 
 
@@ -78,7 +94,7 @@ def step_count(name: str, value: Any, minimum: float) -> float:
     v = number(name, value)
     if not minimum <= v <= MAX_STEPS:
         raise ValueError(
-            f"{name} must be a number of steps in [{minimum!r}, 2**53], got {_fmt(value)}"
+            f"{name} must be a number of steps in [{minimum!r}, 2**53], got {fmt(value)}"
         )
     return v
 
@@ -99,7 +115,7 @@ def in_range(
         # an infinite bound is never reached: a value must be finite
         lb = "(" if low_open or math.isinf(low) else "["
         hb = ")" if high_open or math.isinf(high) else "]"
-        raise ValueError(f"{name} must be in {lb}{low}, {high}{hb}, got {_fmt(value)}")
+        raise ValueError(f"{name} must be in {lb}{low}, {high}{hb}, got {fmt(value)}")
     return v
 
 
@@ -133,7 +149,7 @@ def integer(name: str, value: Any, minimum: int = 0, maximum: int | None = None)
     if flag or not isinstance(value, int) or value < minimum:
         raise ValueError(
             f"{name} must be an integer >= {minimum} (allowed range: [{minimum}, inf)), "
-            f"got {_fmt(value)}"
+            f"got {fmt(value)}"
         )
     return value
 
@@ -151,7 +167,7 @@ def seed(name: str, value: Any) -> int:
 def optional_callable(name: str, value: Any, signature: str) -> Any:
     """``value`` if it is ``None`` or callable, else a ``TypeError`` naming ``name``."""
     if value is not None and not callable(value):
-        raise TypeError(f"{name} must be a callable {signature} or None, got {_fmt(value)}")
+        raise TypeError(f"{name} must be a callable {signature} or None, got {fmt(value)}")
     return value
 
 
@@ -164,7 +180,7 @@ def flag(name: str, value: Any, *, spelled: str = "True or False") -> bool:
 
     if isinstance(value, np.bool_):
         return bool(value)
-    raise ValueError(f"{name} must be {spelled}, got {_fmt(value)}")
+    raise ValueError(f"{name} must be {spelled}, got {fmt(value)}")
 
 
 def choice(name: str, value: Any, allowed: Sequence[str]) -> str:
@@ -172,7 +188,7 @@ def choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     (compared as a string only: an array or another object is refused, not compared)."""
     if not isinstance(value, str) or value not in allowed:
         options = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"{name} must be one of {options}, got {_fmt(value)}")
+        raise ValueError(f"{name} must be one of {options}, got {fmt(value)}")
     return str(value)
 
 
@@ -201,7 +217,7 @@ def sorted_ints(
         try:
             values = list(values)
         except TypeError:
-            raise ValueError(f"{name} must be a list of integers, got {_fmt(values)}") from None
+            raise ValueError(f"{name} must be a list of integers, got {fmt(values)}") from None
     out = tuple(integer(f"{name}[{i}]", v, minimum, maximum) for i, v in enumerate(values))
     for i in range(1, len(out)):
         bad = out[i] <= out[i - 1] if strict else out[i] < out[i - 1]

@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from .. import _validate as V
+
 FloatArray = npt.NDArray[np.float64]
 
 REGISTRY: dict[str, type[Schedule]] = {}
@@ -123,7 +125,7 @@ def check_depth(name: str, value: Any, levels: int) -> None:
 def _show(x: Any) -> str:
     """``repr(x)``, but an integer beyond float64 as its number of digits."""
     if isinstance(x, int) and not isinstance(x, bool) and abs(x) > _MAX_STEP:
-        return f"an integer with {len(str(abs(x)))} digits (beyond float64)"
+        return f"{V.digits(x)} (beyond float64)"
     return repr(x)
 
 
@@ -156,6 +158,11 @@ def _as_step(step: Any, name: str = "step") -> float:
             return float(step)
         except (TypeError, ValueError):
             pass
+        except OverflowError:  # a real number beyond float64 (a huge Fraction, Decimal)
+            raise ValueError(
+                f"{name} must be finite and >= 0 (allowed range: [0, inf)), "
+                f"got {_brief(step)} (beyond float64)"
+            ) from None
     raise TypeError(
         f"{name} must be a number (an int, or a float for fractional steps), got {step!r}"
     )

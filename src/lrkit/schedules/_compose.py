@@ -86,11 +86,10 @@ def _longest(schedules: Any) -> int | None:
 
 
 class _Pointwise(Schedule):
-    """The schedules combined step by step with one operation (``_op``; ``_start`` is its
-    identity, so that the scalar path applies it exactly as often as the vectorized one)."""
+    """The schedules combined step by step with one operation (``_op``), from left to right
+    on both paths, so that the scalar and the vectorized values agree bit for bit."""
 
     params = ("schedules",)
-    _start: float
     _op: staticmethod[[Any, Any], Any]
 
     def __init__(self, schedules: Any) -> None:
@@ -101,9 +100,11 @@ class _Pointwise(Schedule):
         return _longest(self.schedules)
 
     def _at(self, t: float) -> float:
-        out, op = self._start, self._op
-        for s in self.schedules:
-            out = op(out, s._at(t))
+        # from the first value, as the vectorized path (``0.0 + -0.0`` would lose the sign)
+        schedules, op = self.schedules, self._op
+        out = schedules[0]._at(t)
+        for i in range(1, len(schedules)):
+            out = op(out, schedules[i]._at(t))
         return out
 
     def _values(self, t: Any, xp: Any) -> Any:
@@ -118,7 +119,7 @@ class Product(_Pointwise):
     """The product of several schedules at the same step."""
 
     name = "mul"
-    _start, _op = 1.0, staticmethod(operator.mul)
+    _op = staticmethod(operator.mul)
 
 
 @register
@@ -126,7 +127,7 @@ class Sum(_Pointwise):
     """The sum of several schedules at the same step (also ``a + b``)."""
 
     name = "add"
-    _start, _op = 0.0, staticmethod(operator.add)
+    _op = staticmethod(operator.add)
 
 
 @register
@@ -201,9 +202,10 @@ class Clamp(Schedule):
 
     def _at(self, t: float) -> float:
         x = self.schedule._at(t)
-        if self.min_lr is not None and x < self.min_lr:
+        # ``<=``/``>=``: at a tie numpy's maximum/minimum return the bound (its zero's sign)
+        if self.min_lr is not None and x <= self.min_lr:
             x = self.min_lr
-        if self.max_lr is not None and x > self.max_lr:
+        if self.max_lr is not None and x >= self.max_lr:
             x = self.max_lr
         return x
 

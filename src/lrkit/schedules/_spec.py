@@ -23,6 +23,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import _validate as V
 from ._base import MAX_DEPTH, REGISTRY, Schedule
 
 _TOKEN = re.compile(
@@ -104,10 +105,16 @@ class SpecError(ValueError):
     def __init__(self, message: str, text: str, pos: int) -> None:
         self.pos = pos
         self.text = text
+        self._message = message
         shown, at = _excerpt(text, pos)
         super().__init__(
             f"invalid schedule spec at position {pos}: {message}\n  {shown}\n  {' ' * at}^"
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt from its parts, not from ``args`` (the formatted message): a SpecError
+        # raised in a worker process reaches the parent as itself (pickle, copy)
+        return (type(self), (self._message, self.text, self.pos), self.__dict__)
 
 
 class _Tok:
@@ -324,12 +331,13 @@ def _from_dict(d: Any, depth: int) -> Schedule:
     if depth >= MAX_DEPTH:
         raise ValueError(f"d: schedules and lists nested more than {MAX_DEPTH} deep")
     if not isinstance(d, Mapping) or "name" not in d:
-        raise ValueError(f"d must be a dict with a 'name' key, got {d!r}")
+        raise ValueError(f"d must be a dict with a 'name' key, got {V.fmt(d)}")
     d = dict(d)
     name = d["name"]
     cls = REGISTRY.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise ValueError(f"unknown schedule name {name!r} (known: {', '.join(sorted(REGISTRY))})")
+        known = ", ".join(sorted(REGISTRY))
+        raise ValueError(f"unknown schedule name {V.fmt(name)} (known: {known})")
     extra = set(d) - {"name"} - set(cls.params)
     if extra:
         raise ValueError(
@@ -363,7 +371,8 @@ def as_schedule(value: Any, *, name: str = "schedule", nonnegative: bool = False
         out = from_dict(dict(value))
     else:
         raise ValueError(
-            f"{name} must be a lrkit schedule, a spec string or a to_dict() dict, got {value!r}"
+            f"{name} must be a lrkit schedule, a spec string or a to_dict() dict, "
+            f"got {V.fmt(value)}"
         )
     if nonnegative:
         bad = first_negative(out)

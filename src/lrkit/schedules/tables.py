@@ -168,9 +168,11 @@ def horizon(s: Schedule) -> int | None:
     return None
 
 
-#: parameters below this keep every family's arithmetic (a difference, a doubling) finite
-_SAFE = 1e300
-#: families whose value is finite at every step when their parameters are below ``_SAFE``
+#: parameters within [1 / _SAFE, _SAFE] (or 0) keep every family's arithmetic finite: a
+#: difference, a doubling, a quotient of two parameters (``max_lr / div_factor``), a parameter
+#: times a step below 2**53 (``lr * t / warmup_steps``)
+_SAFE = 1e150
+#: families whose value is finite at every step when their parameters are within that range
 #: and their growth factor (``gamma``, ``m_mul``) is at most 1
 _BOUNDED = (
     "constant",
@@ -208,7 +210,7 @@ def _finite_everywhere(s: Schedule) -> bool:
     name = s.name
     if name in _BOUNDED and type(s) is REGISTRY.get(name):
         d = s.to_dict()
-        if any(not x <= _SAFE for x in _numbers(d)):
+        if any(not (x == 0.0 or 1 / _SAFE <= abs(x) <= _SAFE) for x in _numbers(d)):
             return False
         if d.get("gamma", 1.0) > 1.0 and not (name == "cyclic" and d["mode"] != "exp_range"):
             return False
@@ -285,8 +287,8 @@ def _zero_from(
 ) -> tuple[int, npt.NDArray[Any]] | None:
     """The first step from which the rounded value is 0 for good, when it comes within
     ``limit`` steps (with the table up to it), else ``None``."""
-    if scale == 0.0:
-        return 0, np.zeros(1, dtype)
+    if scale == 0.0:  # 0 times a finite value (0 * inf is NaN: left to the formula)
+        return (0, np.zeros(1, dtype)) if _finite_everywhere(s) else None
     # half the smallest subnormal rounds to 0 (ties to even)
     log_tiny = math.log(float(np.finfo(dtype).smallest_subnormal)) - math.log(2.0)
     est = _decays_below(s, log_tiny - math.log(scale))
