@@ -271,3 +271,58 @@ def test_a_loader_with_its_own_generator_gives_every_run_the_same_batches():
         batches = list(s.data)  # a run draws the whole epoch (and moves the generator)
         firsts.append(batches[0][0])
     assert all(torch.equal(firsts[0], b) for b in firsts[1:])
+
+
+def test_ctrl_c_propagates_with_the_methods_that_finished(monkeypatch):
+    """Ctrl-C is not swallowed (a loop of comparisons stops), but the finished methods are
+    not lost: the exception carries them as ``.comparison``, marked interrupted."""
+    real = C.run_method
+
+    def run(method, **kwargs):
+        if method == "cosine":  # the third method: Ctrl-C while it trains
+            raise KeyboardInterrupt
+        return real(method, **kwargs)
+
+    monkeypatch.setattr(C, "run_method", run)
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    make = C.factory(_task([]), seed=0)
+    with pytest.raises(KeyboardInterrupt) as info:
+        C.compare(make, methods="fixed,adam,cosine,plateau", steps=10, finder_iter=10)
+    report = info.value.comparison
+    assert isinstance(report, C.Comparison)
+    assert report.interrupted and report.not_run == ["cosine", "plateau"]
+    assert [r.method for r in report.results] == ["fixed", "adam"]
+    assert all(len(r.losses) == 10 and not r.error for r in report.results)
+    assert report.best in report.results
+    data = report.to_dict()
+    assert data["interrupted"] is True and data["not_run"] == ["cosine", "plateau"]
+    assert [r["method"] for r in data["results"]] == ["fixed", "adam"]
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's RNGs, as ever
+    # a comparison that ran to its end says so too
+    done = C.compare(make, methods="fixed", steps=10, finder_iter=10).to_dict()
+    assert done["interrupted"] is False and done["not_run"] == []
+
+
+def test_ctrl_c_in_the_range_tests_carries_no_comparison(monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(C, "find_lrs", interrupted)
+    with pytest.raises(KeyboardInterrupt) as info:
+        C.compare(C.factory(_task([]), seed=0), methods="fixed", steps=10, finder_iter=10)
+    assert not hasattr(info.value, "comparison")
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: C.compare(lambda: None, methods="fixed", steps=2**53 + 1),
+         r"^steps must be an integer in \[10, 2\*\*53\], got 9007199254740993$"),
+        (lambda: C.run_method("fixed", make=lambda: None, lrs=None, steps=2**53 + 1),
+         r"^steps must be an integer in \[1, 2\*\*53\], got 9007199254740993$"),
+    ],
+)  # fmt: skip
+def test_steps_beyond_2_to_the_53_are_refused_before_anything_runs(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

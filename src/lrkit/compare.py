@@ -527,7 +527,7 @@ def run_method(
     from .torch import evaluate, fit, lrfree_lr
 
     method = V.choice("method", method, METHODS)
-    steps = V.integer("steps", steps, 1)
+    steps = V.integer("steps", steps, 1, V.MAX_STEPS)
     make = _setups(make)
     t0 = time.perf_counter()
     setup = make()
@@ -588,6 +588,11 @@ class Comparison:
     name: str = "task"
     steps: int = 0
     seconds: float = 0.0
+    #: whether Ctrl-C (or SIGTERM) stopped the comparison: ``results`` holds the methods that
+    #: had finished, ``not_run`` the others (the first of them was cut short)
+    interrupted: bool = False
+    #: the methods asked for that have no result (an interrupted comparison's), in order
+    not_run: list[str] = field(default_factory=list)
 
     @property
     def has_val(self) -> bool:
@@ -610,14 +615,23 @@ class Comparison:
         return table(self.results, val=self.has_val)
 
     def plot(self, path: Any = None, *, title: str | None = None) -> Any:
-        """The loss curves and the LR of every method (see :func:`plot`)."""
-        return plot(self.results, path=path, title=title or f"lrkit compare: {self.name}")
+        """The loss curves and the LR of every method (see :func:`plot`); the title of an
+        interrupted comparison says how many methods finished."""
+        if title is None:
+            title = f"lrkit compare: {self.name}"
+            if self.interrupted:
+                done = len(self.results)
+                title += f" (interrupted: {done} of {done + len(self.not_run)} methods ran)"
+        return plot(self.results, path=path, title=title)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict, full precision (non-finite numbers as ``None``)."""
+        """A JSON-ready dict, full precision (non-finite numbers as ``None``); ``interrupted``
+        and ``not_run`` say whether every method ran."""
         return {
             "task": self.name,
             "steps": self.steps,
+            "interrupted": self.interrupted,
+            "not_run": list(self.not_run),
             "lrs": {
                 k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                 for k, v in self.lrs.__dict__.items()
@@ -653,18 +667,32 @@ def compare(
     trains, and so is training or validation data that is not batches or yields none (a
     ``ValueError``). A method whose run fails later is kept as a row with its ``error`` (and
     no scores) while the others run; when every method fails, the comparison holds only
-    such rows (``best`` is ``None``)."""
+    such rows (``best`` is ``None``).
+
+    ``KeyboardInterrupt`` (Ctrl-C) while the methods run is not swallowed: it propagates, so
+    that a script or a loop of comparisons stops, but the methods that had finished are not
+    lost: the exception carries them as ``exc.comparison``, a :class:`Comparison` with
+    ``interrupted=True`` and the methods without a result in ``not_run`` (the first of them
+    was cut short)::
+
+        try:
+            report = compare.compare(make, steps=5000)
+        except KeyboardInterrupt as exc:
+            report = getattr(exc, "comparison", None)  # None: stopped before any method ran
+
+    An interrupt during the range tests, before any method started, carries none."""
     import time
 
     from ._runtime import preserved_rng
 
     t0 = time.perf_counter()
     methods = available_methods() if methods is None else check_installed(methods)
-    steps = V.integer("steps", steps, 10)
+    steps = V.integer("steps", steps, 10, V.MAX_STEPS)
     progress = V.flag("progress", progress)
     finder_iter = V.integer("finder_iter", finder_iter, MIN_ITER, MAX_ITER)
     setups = _setups(make)
     results: list[Result] = []
+    label = name if name is not None else str(getattr(make, "name", "task"))
     with preserved_rng(import_torch=True):
         with preserved_rng(import_torch=True):  # the check draws nothing the runs would see
             _preflight(setups)
@@ -688,10 +716,27 @@ def compare(
                     results.append(
                         Result(m, optimizer="-", lr="-", error=msg, note=f"failed: {msg}")
                     )
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: stop, keeping what finished
+            done = list(results)
+            partial = Comparison(
+                done,
+                lrs=lrs,
+                name=label,
+                steps=steps,
+                seconds=time.perf_counter() - t0,
+                interrupted=True,
+                not_run=methods[len(done) :],
+            )
+            exc.comparison = partial  # type: ignore[attr-defined]
+            if hasattr(exc, "add_note"):  # Python 3.11+: said under the traceback
+                exc.add_note(
+                    f"lrkit.compare: interrupted after {len(done)} of {len(methods)} methods; "
+                    "the finished ones are in this exception's .comparison"
+                )
+            raise
         finally:
             if bar is not None:
                 bar.close()
-    label = name if name is not None else str(getattr(make, "name", "task"))
     return Comparison(results, lrs=lrs, name=label, steps=steps, seconds=time.perf_counter() - t0)
 
 

@@ -10,7 +10,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_POINTS", "check_steps", "natural_steps", "plot_steps", "text_plot"]
+__all__ = [
+    "MAX_POINTS",
+    "check_steps",
+    "natural_steps",
+    "nothing_to_plot",
+    "plot_steps",
+    "text_plot",
+]
 
 #: The most steps at which a plot evaluates a schedule (however long it is).
 MAX_POINTS = 4000
@@ -55,6 +62,40 @@ def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX
     return np.unique(xs)
 
 
+def _drawable(x: np.ndarray, y: np.ndarray, *, logx: bool, logy: bool) -> tuple[np.ndarray, str]:
+    """The points a plot can draw (finite, and positive on a log axis) and, when there is
+    none, why."""
+    keep = np.isfinite(x) & np.isfinite(y)
+    why = "no finite values"
+    if keep.any() and (logx or logy):
+        finite = keep.copy()
+        if logx:
+            keep &= x > 0
+        if logy:
+            keep &= y > 0
+        if not keep.any():
+            axis = "log axes" if logx and logy else "a log x axis" if logx else "a log axis"
+            what = "values" if logy and (finite & (y > 0)).sum() == 0 else "steps"
+            why = f"no positive {what} for {axis}"
+    return keep, why
+
+
+def nothing_to_plot(
+    xs: Sequence[float] | np.ndarray,
+    ys: Sequence[float] | np.ndarray,
+    *,
+    logx: bool = False,
+    logy: bool = False,
+) -> str | None:
+    """Why a plot of ``ys`` against ``xs`` would be empty (``"no finite values"``, ``"no
+    positive values for a log axis"``: what :func:`text_plot` says in its ``(nothing to plot:
+    ...)`` line), or ``None`` when it has a point to draw."""
+    x = np.asarray(xs, dtype=np.float64)
+    y = np.asarray(ys, dtype=np.float64)
+    keep, why = _drawable(x, y, logx=logx, logy=logy)
+    return None if keep.any() else why
+
+
 def text_plot(
     xs: Sequence[float] | np.ndarray,
     ys: Sequence[float] | np.ndarray,
@@ -76,21 +117,10 @@ def text_plot(
     if x.shape != y.shape or x.ndim != 1 or x.size == 0:
         raise ValueError("xs and ys must be 1-d sequences of the same, non-zero length")
     finite_x = np.isfinite(x)
-    keep = finite_x & np.isfinite(y)
-    not_finite = int((~keep).sum())
-    why = "no finite values"
+    not_finite = int((~(finite_x & np.isfinite(y))).sum())
     # the steps the x axis spans: every step asked for, also one whose value is not finite
     span = finite_x & (x > 0) if logx else finite_x.copy()
-    if keep.any() and (logx or logy):
-        finite = keep.copy()
-        if logx:
-            keep &= x > 0
-        if logy:
-            keep &= y > 0
-        if not keep.any():
-            axis = "log axes" if logx and logy else "a log x axis" if logx else "a log axis"
-            what = "values" if logy and (finite & (y > 0)).sum() == 0 else "steps"
-            why = f"no positive {what} for {axis}"
+    keep, why = _drawable(x, y, logx=logx, logy=logy)
     hidden = int((span & np.isfinite(y)).sum() - keep.sum())  # values <= 0 a log axis hides
     xs_all = x[span]
     x, y = x[keep], y[keep]
@@ -118,8 +148,8 @@ def text_plot(
         elif y0 < bottom:  # nor below the smallest: the curve on the bottom row
             y0, y1 = v, v + 2 * pad
     grid = [[" "] * width for _ in range(height)]
-    cols = np.clip(((tx - x0) / (x1 - x0) * (width - 1)).round().astype(int), 0, width - 1)
-    rows = np.clip(((ty - y0) / (y1 - y0) * (height - 1)).round().astype(int), 0, height - 1)
+    cols = _cells(tx, x0, x1, width)
+    rows = _cells(ty, y0, y1, height)
     # connect consecutive points column by column so steep drops stay visible
     prev: tuple[int, int] | None = None
     for c, r in zip(cols.tolist(), rows.tolist()):
@@ -147,7 +177,10 @@ def text_plot(
 
     # the middle label is the value of the row it stands on (the midpoint for odd heights);
     # 3 significant digits, more where the curve spans too little for them to differ
-    ym = y0 + (y1 - y0) * (mid_row / (height - 1))  # no overflow near float64's largest
+    frac = mid_row / (height - 1)
+    ym = y0 + (y1 - y0) * frac  # no overflow near float64's largest
+    if not math.isfinite(ym):  # a span wider than float64's range: weighed, not subtracted
+        ym = y0 * (1.0 - frac) + y1 * frac
     for digits in range(3, 13):
         labels = [fmt(y1, logy, digits), fmt(ym, logy, digits), fmt(y0, logy, digits)]
         if len(set(labels)) == 3:
@@ -178,3 +211,18 @@ def text_plot(
         s = "" if not_finite == 1 else "s"
         lines.append(f"({not_finite} non-finite value{s} (inf or nan) not drawn)")
     return "\n".join(lines)
+
+
+def _cells(v: np.ndarray, lo: float, hi: float, n: int) -> np.ndarray:
+    """The cell (0 to ``n - 1``) of each value of ``v`` on an axis from ``lo`` to ``hi``; a
+    span wider than float64's range (``-1.7e308`` to ``1.7e308``) is measured in halves, so
+    that nothing overflows to inf."""
+    span = hi - lo
+    if span == 0:  # one step at a float too large for lo + 1 to differ from it
+        pos = np.zeros_like(v)
+    elif math.isfinite(span):
+        pos = (v - lo) / span
+    else:
+        pos = (v / 2 - lo / 2) / (hi / 2 - lo / 2)
+    cells: np.ndarray = np.clip((pos * (n - 1)).round().astype(int), 0, n - 1)
+    return cells

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import sys
 import textwrap
 
 import pytest
@@ -318,3 +320,106 @@ def test_every_method_failing_still_writes_the_table_json_and_plot(task_module, 
     rows = json.loads(js.read_text())["results"]
     assert [r["error"] for r in rows] == ["KeyError: 'late failure'"] * 2
     assert png.stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "signame, code, how", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated (SIGTERM)")]
+)
+def test_ctrl_c_keeps_the_methods_that_finished(
+    task_module, tmp_path, capsys, monkeypatch, signame, code, how
+):
+    """Ctrl-C (or SIGTERM) while the third method trains: the table of the two that finished
+    is printed, --json and the plot are written, marked interrupted, with a line naming the
+    methods that did not run; then the one line and exit code of an interrupt."""
+    import signal
+
+    real = C.run_method
+
+    def run(method, **kwargs):
+        if method == "cosine":
+            signal.raise_signal(getattr(signal, signame))
+        return real(method, **kwargs)
+
+    monkeypatch.setattr(C, "run_method", run)
+    js, png = tmp_path / "r.json", tmp_path / "r.png"
+    argv = ["compare", f"{task_module}:make", "--methods", "fixed,step,cosine,adam"]
+    argv += ["--steps", "10", "--finder-iter", "10", "--quiet"]
+    rc = main([*argv, "--json", str(js), "-o", str(png)])
+    out, err = capsys.readouterr()
+    assert rc == code
+    assert err == f"\nlrkit compare: {how}\n"
+    lines = out.splitlines()
+    rows = [ln.split()[0].lstrip("*") for ln in lines[lines.index("") + 3 :] if ln.strip()][:2]
+    assert rows == ["fixed", "step"]
+    assert lines[-3:] == [
+        "  interrupted after 2 of 4 methods; not run: cosine (stopped while training), adam",
+        f"  results written to {js}",
+        f"  plot written to {png}",
+    ]
+    data = json.loads(js.read_text())
+    assert data["interrupted"] is True and data["not_run"] == ["cosine", "adam"]
+    assert [r["method"] for r in data["results"]] == ["fixed", "step"]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_ctrl_c_before_any_method_finished_writes_nothing(
+    task_module, tmp_path, capsys, monkeypatch
+):
+    def run(method, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(C, "run_method", run)
+    js = tmp_path / "r.json"
+    argv = ["compare", f"{task_module}:make", "--methods", "fixed,adam", "--steps", "10"]
+    rc = main([*argv, "--finder-iter", "10", "--json", str(js), "--no-plot", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 130 and err == "\nlrkit compare: interrupted\n"
+    assert out == f"lrkit compare: {task_module}:make; 2 methods x 10 steps, seed 0\n"
+    assert not js.exists()
+
+
+def test_steps_beyond_2_to_the_53_are_refused_before_any_work(task_module, capsys, monkeypatch):
+    def work(*args, **kwargs):
+        raise AssertionError("the work started")
+
+    monkeypatch.setattr(C, "find_lrs", work)
+    monkeypatch.setattr(C, "compare", work)
+    argv = ["compare", f"{task_module}:make", "--methods", "step", "--no-plot", "--quiet"]
+    assert main([*argv, "--steps", "9007199254740993"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "lrkit compare: error: --steps must be an integer in [10, 2**53], got 9007199254740993\n"
+    )
+
+
+class _ReaderGone(io.StringIO):
+    """A standard output whose reader went away (``... | head -1``): every write fails."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize("command", ["compare", "find", "tune"])
+def test_the_files_are_written_when_the_reader_of_stdout_goes_away(
+    task_module, tmp_path, monkeypatch, command
+):
+    """``lrkit compare ... --json r.json | head -1``: the printing stops, the files asked for
+    are written all the same, exit code 141. ``lrkit find`` and ``lrkit tune`` alike."""
+    js, png = tmp_path / "r.json", tmp_path / "r.png"
+    outputs = ["--json", str(js)]
+    if command == "compare":
+        argv = ["compare", f"{task_module}:make", "--methods", "fixed,adam", "--steps", "10"]
+        argv += ["--finder-iter", "10", "--quiet", "-o", str(png)]
+    elif command == "find":
+        argv = ["find", f"{task_module}:make", "--num-iter", "10", "--no-train", "--quiet"]
+        argv += ["-o", str(png)]
+    else:
+        pytest.importorskip("optuna")
+        pytest.importorskip("sklearn")
+        argv = ["tune", "--demo", "--trials", "1", "--epochs", "1", "--no-progress"]
+        argv += ["--storage", f"sqlite:///{tmp_path / 't.db'}", "--plot", str(png)]
+    monkeypatch.setattr(sys, "stdout", _ReaderGone())
+    assert main([*argv, *outputs]) == 141
+    assert isinstance(json.loads(js.read_text()), dict)
+    assert png.read_bytes()[:4] == b"\x89PNG"

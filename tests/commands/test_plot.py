@@ -275,3 +275,86 @@ def test_text_plot_labels_differ_on_a_narrow_range_and_stay_finite_near_float64s
         "0.2",
         "0.1",
     ]
+
+
+def test_a_curve_spanning_more_than_float64s_range_is_drawn_without_overflow(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """From the largest float to its negative: ``y1 - y0`` is inf; the two levels are still
+    drawn on the top and the bottom row, the labels are finite, numpy warns of nothing."""
+    import warnings
+
+    spec = "join([constant(1.7e308), sub(constant(0), constant(1.7e308))], [500])"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["plot", spec, "--height", "5", "--width", "30"]) == 0
+        along_x = text_plot([-1.7e308, 0.0, 1.7e308], [1.0, 2.0, 3.0], height=3, width=10)
+    out = capsys.readouterr().out.splitlines()
+    assert out[4:11] == [
+        " 1.7e+308 |************************      ",
+        "          |                              ",
+        "        0 |                              ",
+        "          |                              ",
+        "-1.7e+308 |                       *******",
+        "          +------------------------------",
+        "           0           step           626",
+    ]
+    assert [ln.split("|")[1] for ln in along_x.splitlines()[:3]] == [
+        "         *",
+        "    *     ",
+        "*         ",
+    ]
+
+
+def test_the_summary_line_gives_max_and_min_of_the_finite_values(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``max()`` of values with a nan is nan: the summary gives the max and min of the
+    finite values (those drawn) and says so; ``end`` is the schedule's last value as it is."""
+    spec = "sub(exponential(1, gamma=1e10), exponential(1, gamma=1e10))"  # nan from step 31
+    assert main(["plot", spec, "--height", "5", "--width", "30"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2:] == [
+        "(969 non-finite values (inf or nan) not drawn)",
+        "lr: start 0, max 0, min 0 (of the 31 finite values), end nan",
+    ]
+    assert main(["plot", "add([constant(1.7e308), constant(1.7e308)])", "--steps", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        "(nothing to plot: no finite values)",
+        "lr: start inf, max -, min - (no finite values), end inf",
+    ]
+    assert main(["plot", "cosine(0.1, 10)"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "lr: start 0.1, max 0.1, min 0, end 0"
+
+
+@pytest.mark.parametrize(
+    "spec, extra, why",
+    [
+        (
+            "constant(0)",
+            ["--log"],
+            "no positive values for a log axis; --log draws values > 0 only",
+        ),
+        ("add([constant(1.7e308), constant(1.7e308)])", [], "no finite values"),
+    ],
+)
+def test_an_image_with_nothing_to_plot_is_refused_as_the_terminal_says_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, extra: list[str], why: str
+) -> None:
+    """Where the terminal curve says ``(nothing to plot: ...)``, ``-o`` writes no empty image
+    (nor matplotlib's warning about it): one line, exit code 2."""
+    import warnings
+
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "z.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["plot", spec, *extra, "-o", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (
+        captured.err == f"lrkit plot: error: nothing to plot: {why} (-o {str(out)!r} not written)\n"
+    )
+    assert not out.exists()
+    assert main(["plot", spec, *extra, "--steps", "3"]) == 0  # the terminal: its note
+    assert f"(nothing to plot: {why.split(';')[0]})" in capsys.readouterr().out

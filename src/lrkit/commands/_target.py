@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib.util
 import inspect
 import os
@@ -32,6 +33,30 @@ from typing import Any
 from .. import _validate as V
 from .._files import IMAGE_TYPES, check_output, fresh_path, write_new, write_text_whole
 from ._help import HelpFormatter
+
+
+class Printer:
+    """``print`` to the standard output until its reader goes away (``lrkit compare ... |
+    head -1``): from then on nothing more is printed, but the command goes on, so that the
+    files it was asked for (``--json``, the plot) are still written; :meth:`check`, called
+    once they are, raises the ``BrokenPipeError`` (exit code 141, see :func:`main`)."""
+
+    def __init__(self) -> None:
+        #: whether the reader of the standard output went away
+        self.closed = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        if self.closed:
+            return
+        try:
+            print(*args, **kwargs)
+        except BrokenPipeError:
+            self.closed = True
+
+    def check(self) -> None:
+        """Raise ``BrokenPipeError`` when the reader went away (the command stops there)."""
+        if self.closed:
+            raise BrokenPipeError(errno.EPIPE, "the reader of the standard output went away")
 
 
 def check_seed(seed: Any, name: str = "--seed") -> int:

@@ -26,6 +26,7 @@ from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
 from ._target import (
     RETURNS,
+    Printer,
     add_torch_task_parser,
     call_target,
     check_outputs,
@@ -42,7 +43,9 @@ DEFAULT_OUTPUT = "lrkit_compare.png"
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     def own(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--steps", type=int, default=400, help="training steps per method")
+        p.add_argument(
+            "--steps", type=int, default=400, help="training steps per method (10 to 2**53)"
+        )
         p.add_argument(
             "--methods",
             default=None,
@@ -91,7 +94,7 @@ def _compare(args: argparse.Namespace) -> int:
                 C.check_installed(methods)
             except ImportError as exc:
                 raise ImportError(f"--methods {args.methods!r}: {exc}") from None
-        V.integer("--steps", args.steps, 10)
+        V.integer("--steps", args.steps, 10, V.MAX_STEPS)
         V.integer("--finder-iter", args.finder_iter, MIN_ITER, MAX_ITER)
         if args.demo:
             torch.set_num_threads(1)  # tiny model: one thread is fastest
@@ -110,20 +113,28 @@ def _compare(args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as e:
         print(f"lrkit compare: error: {e}", file=sys.stderr)
         return 2
-    print(f"lrkit compare: {name}; {len(methods)} methods x {args.steps} steps, seed {args.seed}")
+    say = Printer()  # a reader that goes away stops the printing, not the files
+    say(f"lrkit compare: {name}; {len(methods)} methods x {args.steps} steps, seed {args.seed}")
     if skipped:
         needs = ", ".join(f"{m} (needs {module})" for m, (module, _) in skipped.items())
         extras = " ".join(sorted({f"'lrkit[{extra}]'" for _, extra in skipped.values()}))
-        print(f"  note: skipped, not installed: {needs}; pip install {extras}")
-    with user_code(target, during="the runs"):
-        report = C.compare(
-            make,
-            methods=methods,
-            steps=args.steps,
-            finder_iter=args.finder_iter,
-            progress=not args.quiet,
-            name=name,
-        )
+        say(f"  note: skipped, not installed: {needs}; pip install {extras}")
+    interrupt: KeyboardInterrupt | None = None
+    try:
+        with user_code(target, during="the runs"):
+            report = C.compare(
+                make,
+                methods=methods,
+                steps=args.steps,
+                finder_iter=args.finder_iter,
+                progress=not args.quiet,
+                name=name,
+            )
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: the methods that finished are kept
+        partial = getattr(exc, "comparison", None)
+        if partial is None or not partial.results:
+            raise  # nothing finished: nothing to show or write
+        report, interrupt = partial, exc
     lrs = report.lrs
     parts = []
     if math.isfinite(lrs.base):
@@ -131,32 +142,42 @@ def _compare(args: argparse.Namespace) -> int:
     if math.isfinite(lrs.adam):
         parts.append(f"Adam {lrs.adam:.3g}")
     if parts:
-        print("range test suggestions: " + ", ".join(parts))
+        say("range test suggestions: " + ", ".join(parts))
     for n in lrs.notes:
-        print(f"  note: {n}")
-    print()
-    print(report.table())
+        say(f"  note: {n}")
+    say()
+    say(report.table())
     which = "val" if report.has_val else "train"
     best = report.best
     if best is not None:
-        print(f"\n  total {duration(report.seconds)}; * best {which} loss")
+        say(f"\n  total {duration(report.seconds)}; * best {which} loss")
     else:
-        print(f"\n  total {duration(report.seconds)}; no method ended with a finite loss")
+        say(f"\n  total {duration(report.seconds)}; no method ended with a finite loss")
+    if interrupt is not None:
+        done, cut, rest = len(report.results), report.not_run[0], report.not_run[1:]
+        say(
+            f"  interrupted after {done} of {done + len(report.not_run)} methods; not run: "
+            f"{cut} (stopped while training)" + "".join(f", {m}" for m in rest)
+        )
     failed = False
     if args.json:
         failed = write_json("compare", args.json, report.to_dict() | {"seed": args.seed})
         if not failed:
-            print(f"  results written to {args.json}")
+            say(f"  results written to {args.json}")
     if not args.no_plot:
         failed = (
             write_plot(
                 "compare",
                 args.output,
                 report.plot,
+                say=say,
                 default=getattr(args, "output_is_default", False),
             )
             or failed
         )
+    if interrupt is not None:  # the one line and exit code of an interrupt (130, 143)
+        raise interrupt
+    say.check()  # the reader went away: exit code 141, the files written all the same
     if best is None:  # every method diverged or failed: there is no best to report
         print(
             "lrkit compare: error: no method ended with a finite loss (all diverged or failed): "

@@ -17,6 +17,7 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from .. import _validate as V
@@ -26,6 +27,7 @@ from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
 from ._target import (
     RETURNS,
+    Printer,
     add_torch_task_parser,
     call_target,
     check_outputs,
@@ -248,7 +250,8 @@ def _find(args: argparse.Namespace) -> int:
     from ..torch import find_lr, is_main_process
 
     rank0 = is_main_process()
-    say = print if rank0 else (lambda *a, **k: None)
+    out = Printer()  # a reader that goes away stops the printing, not the files
+    say: Callable[..., None] = out if rank0 else (lambda *a, **k: None)
     try:
         check_options(args)
         make, name, task = _task(args)
@@ -313,6 +316,7 @@ def _find(args: argparse.Namespace) -> int:
             )
             or failed
         )
+    out.check()  # the reader went away (exit code 141): the files are written, the rest is text
     if result.suggestion is None:
         print(
             f"lrkit find: no suggestion: the sweep stopped ({result.stop_reason}) before the "
@@ -325,6 +329,7 @@ def _find(args: argparse.Namespace) -> int:
     if not args.no_train:
         with user_code(args.target, during="the check runs"):
             _check(args, make, result, say)
+        out.check()
     return 1 if failed else 0
 
 

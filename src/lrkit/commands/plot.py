@@ -103,7 +103,7 @@ def _title_lines(spec: str, width: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from .._files import IMAGE_TYPES, check_output
-    from ..textplot import plot_steps, text_plot
+    from ..textplot import nothing_to_plot, plot_steps, text_plot
 
     def err(msg: str) -> int:
         print(f"lrkit plot: error: {msg}", file=sys.stderr)
@@ -127,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
         return err(f"the schedule cannot be evaluated over these steps ({exc})")
     spec = str(schedule)
     if args.output:
+        why = nothing_to_plot(steps, lrs, logy=args.log)
+        if why is not None:  # an image of empty axes is no plot: refused, as none is drawn
+            hint = "; --log draws values > 0 only" if args.log and "positive" in why else ""
+            return err(f"nothing to plot: {why}{hint} (-o {args.output!r} not written)")
         try:
             from matplotlib.figure import Figure  # no pyplot: no backend switch
         except ImportError:
@@ -165,11 +169,23 @@ def run(args: argparse.Namespace) -> int:
         if len(steps) == int(steps[-1]) + 1
         else f" ({len(steps)} of {int(steps[-1]) + 1} steps drawn)"
     )
-    print(
-        f"lr: start {lrs[0]:.4g}, max {lrs.max():.4g}, min {lrs.min():.4g}, end {lrs[-1]:.4g}"
-        + sampled
-    )
+    print(f"lr: start {lrs[0]:.4g}, {_extremes(lrs)}, end {lrs[-1]:.4g}" + sampled)
     return 0
+
+
+def _extremes(lrs: Any) -> str:
+    """``max ..., min ...`` of the finite values (those drawn), saying so when some are not
+    finite (inf or nan, which ``max()`` and ``min()`` would otherwise report)."""
+    import numpy as np
+
+    finite = lrs[np.isfinite(lrs)]
+    if finite.size == 0:
+        return "max -, min - (no finite values)"
+    text = f"max {finite.max():.4g}, min {finite.min():.4g}"
+    if finite.size < lrs.size:
+        s = "" if finite.size == 1 else "s"
+        text += f" (of the {finite.size} finite value{s})"
+    return text
 
 
 def _np_quiet() -> Any:

@@ -31,6 +31,7 @@ from ..tune import (
 )
 from ._help import HelpFormatter, rename
 from ._target import (
+    Printer,
     add_json_option,
     add_traceback_option,
     call_target,
@@ -432,13 +433,14 @@ def _tune(args: argparse.Namespace) -> int:
         return TERMINATED_EXIT if isinstance(exc, Terminated) else 130
     n_done = len(result.complete_trials)
     failed = json_written = False
+    out = Printer()  # a reader that goes away stops the printing, not the plot
     if args.json:
         failed = write_json("tune", args.json, _results(result, study, mask_url(args.storage)))
         json_written = not failed
     if n_done and quiet:
-        print(result.best_spec)
+        out(result.best_spec)
     elif n_done:
-        _print(result, study, mask_url(args.storage), args.top)
+        _print(result, study, mask_url(args.storage), args.top, say=out)
     # --quiet prints less; a --plot that was asked for is written all the same (also when no
     # trial finished: it shows the pruned and diverged ones)
     plot = args.plot
@@ -452,16 +454,18 @@ def _tune(args: argparse.Namespace) -> int:
             else:
                 result.plot(plot)
             if not quiet:
-                print(f"plot of the search: {plot}")
+                out(f"plot of the search: {plot}")
         except ImportError:
-            print(
-                "(matplotlib not installed: no plot; pip install 'lrkit[plot]')",
-                file=sys.stderr if quiet else sys.stdout,
-            )
+            note = "(matplotlib not installed: no plot; pip install 'lrkit[plot]')"
+            if quiet:
+                print(note, file=sys.stderr)
+            else:
+                out(note)
         except Exception as exc:  # the image could not be written (disk, backend)
             failed = cannot_write("tune", option="--plot", path=plot, error=exc)
     if json_written and not quiet:
-        print(f"results written to {args.json}")
+        out(f"results written to {args.json}")
+    out.check()  # the reader went away: exit code 141, the files written all the same
     if not n_done:
         if result.stop_reason == "max_trials":
             return err(
@@ -532,19 +536,19 @@ def _why(result: Any) -> str:
     return f"stopped early ({result.stop_reason})"
 
 
-def _print(result: Any, study: str, where: str, top: int) -> None:
+def _print(result: Any, study: str, where: str, top: int, *, say: Any = print) -> None:
     counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(result.counts().items()))
     lo, hi = result.lr_range
-    print(f"study {study!r} ({where}): {counts}")
-    print(f"peak LR searched in [{lo:.3g}, {hi:.3g}] ({result.seeding})")
-    print()
+    say(f"study {study!r} ({where}): {counts}")
+    say(f"peak LR searched in [{lo:.3g}, {hi:.3g}] ({result.seeding})")
+    say()
     import shutil
 
-    print(result.table(top, width=min(shutil.get_terminal_size((120, 24)).columns, 160)))
-    print()
-    print(f"best {result.metric}: {result.best_value:.4g} (trial {result.best_trial.number})")
-    print("best schedule (full precision):")
-    print(result.best_spec)
+    say(result.table(top, width=min(shutil.get_terminal_size((120, 24)).columns, 160)))
+    say()
+    say(f"best {result.metric}: {result.best_value:.4g} (trial {result.best_trial.number})")
+    say("best schedule (full precision):")
+    say(result.best_spec)
 
 
 def _results(result: Any, study: str, where: str) -> dict[str, Any]:
