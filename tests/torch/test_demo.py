@@ -54,3 +54,44 @@ def test_train_follows_the_schedule_and_evaluate_restores_the_modes() -> None:
         demo.train(model, opt, task, 12)  # type: ignore[misc]
     with pytest.raises(TypeError):
         demo.evaluate(model, task)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("batch_size", [32, 1348, 1000, 1])
+def test_len_of_the_batches_is_the_number_iterated(batch_size: int) -> None:
+    """The last partial batch is dropped (as ``lrkit tune --demo`` counts an epoch): len()
+    counts the full batches only (it said 43 for 42 batches of 32 of 1348 examples)."""
+    batches = demo.digits_task(batch_size=batch_size).train_batches()
+    sizes = [len(x) for x, _ in batches]
+    assert len(batches) == len(sizes) == 1348 // batch_size
+    assert set(sizes) == {batch_size}
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1349, 2000, 32.5, "32", True, None])
+def test_a_bad_batch_size_is_a_one_line_error(bad: object) -> None:
+    message = f"batch_size must be an integer in [1, 1348], got {bad!r}"
+    for make in (
+        lambda: demo.digits_task(batch_size=bad),  # type: ignore[arg-type]
+        lambda: demo.make_task("digits_mlp_sgd", batch_size=bad),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ValueError) as info:
+            make()
+        assert str(info.value) == message
+    task = demo.digits_task()
+    with pytest.raises(ValueError) as info:
+        demo.Batches(task.x_train, y=task.y_train, batch_size=bad)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("bad", [-1, 2**32, 1.5, "0", True])
+def test_a_bad_seed_is_a_one_line_error(bad: object) -> None:
+    message = f"seed must be an integer in [0, 4294967295], got {bad!r}"
+    task = demo.digits_task()
+    for make in (
+        lambda: demo.digits_task(seed=bad),  # type: ignore[arg-type]
+        lambda: demo.make_task("digits_mlp_adam", seed=bad),  # type: ignore[arg-type]
+        lambda: demo.digits_data(bad),  # type: ignore[arg-type]
+        lambda: task.train_batches(bad),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ValueError) as info:  # numpy's "expected non-negative integer"
+            make()
+        assert str(info.value) == message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from typing import Any
 
 import pytest
@@ -347,8 +348,8 @@ def test_guard_state_dict_round_trip():
     assert h.state_dict() == g.state_dict() and h.scale == 0.5
     old = {"core": {**sd["controller"], "type": "DivergenceGuard"}, "feedback": sd["feedback"]}
     k = DivergenceGuard(model, optimizer=opt)
-    k.load_state_dict(old)  # saved before the rename
-    assert k.state_dict() == g.state_dict()
+    k.load_state_dict(old)  # saved before the rename (and before "good" and "groups")
+    assert k.state_dict() == {**g.state_dict(), "good": 0}  # counted from the resume
 
 
 def test_without_lrkit_scheduler_a_cut_scales_the_lr_set_since_the_snapshot():
@@ -719,3 +720,254 @@ def test_a_guardless_checkpoint_into_a_guarded_scheduler_says_to_load_it_first()
     sched.step()
     saved.step()
     assert opt.param_groups[0]["lr"] == saved.get_last_lr()[0]
+
+
+def _batch(k: int) -> tuple[Any, Any]:
+    g = torch.Generator().manual_seed(k)
+    return torch.randn(16, 4, generator=g), torch.randn(16, 1, generator=g)
+
+
+def _resumable_run() -> tuple[Any, Any, Any, DivergenceGuard]:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    opt = torch.optim.Adam(
+        [{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": 0.02}],
+        lr=0.01,
+    )
+    sched = lt.scheduler(opt, S.cosine(0.01, total_steps=40), feedback=ReduceOnPlateau(patience=1))
+    guard = DivergenceGuard(model, optimizer=opt, scheduler=sched, snapshot_every=10)
+    return model, opt, sched, guard
+
+
+def _train(run: Any, start: int, stop: int, nan_at: set[int], lrs: list[Any]) -> None:
+    model, opt, sched, guard = run
+    for k in range(start, stop):
+        x, y = _batch(k)
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        lrs.append([g["lr"] for g in opt.param_groups])
+        if guard.check(loss * math.nan if k in nan_at else loss):
+            opt.step()
+        sched.step()
+        if k % 5 == 4:
+            sched.report(loss.item())
+
+
+def _checkpoint(run: Any) -> dict[str, Any]:
+    model, opt, sched, guard = run
+    return {
+        "model": {k: v.clone() for k, v in model.state_dict().items()},
+        "opt": _clone_state(opt.state_dict()),
+        "sched": json.loads(json.dumps(sched.state_dict())),
+        "guard": json.loads(json.dumps(guard.state_dict())),
+    }
+
+
+def _clone_state(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.clone()
+    if isinstance(x, dict):
+        return {k: _clone_state(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_clone_state(v) for v in x]
+    return x
+
+
+def _resume(ckpt: dict[str, Any], drop: tuple[str, ...] = ()) -> Any:
+    run = _resumable_run()  # fresh objects, as in a new process
+    model, opt, sched, guard = run
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["opt"])
+    sched.load_state_dict(ckpt["sched"])
+    guard.load_state_dict({k: v for k, v in ckpt["guard"].items() if k not in drop})
+    return run
+
+
+def _same_weights_and_moments(a: Any, b: Any) -> bool:
+    wa, wb = a[0].state_dict(), b[0].state_dict()
+    if wa.keys() != wb.keys() or not all(torch.equal(wa[k], wb[k]) for k in wa):
+        return False
+    sa, sb = a[1].state_dict()["state"], b[1].state_dict()["state"]
+    return sa.keys() == sb.keys() and all(
+        torch.equal(sa[i][k], sb[i][k]) for i in sa for k in sa[i]
+    )
+
+
+def test_a_resumed_run_that_diverges_after_its_first_snapshot_matches_the_uninterrupted_one():
+    """Snapshots every 10 good checks (at checks 0 and 11: the NaN at check 8 is not a good
+    one), saved after check 15 (4 good checks since the snapshot), resumed into fresh objects:
+    the next snapshot falls on check 21 in both runs, so the NaN at check 29 restores the same
+    state (it restored the one snapshotted at the resume, check 16, and snapshotted at check
+    25 instead)."""
+    nan_at = {7, 28}  # checks 8 and 29
+    whole, lrs_whole = _resumable_run(), []
+    _train(whole, 0, 40, nan_at, lrs_whole)
+    first, lrs = _resumable_run(), []
+    _train(first, 0, 15, nan_at, lrs)
+    ckpt = _checkpoint(first)
+    resumed = _resume(ckpt)
+    state = resumed[3].state_dict()
+    _train(resumed, 15, 40, nan_at, lrs)
+    assert lrs == lrs_whole
+    assert resumed[3].events == whole[3].events and whole[3].restores == 2
+    assert _same_weights_and_moments(resumed, whole)
+    assert resumed[3].snapshot_check == whole[3].snapshot_check == 32
+    assert resumed[3].state_dict() == whole[3].state_dict()
+    assert state == ckpt["guard"]  # as loaded, before any check
+    assert (state["good"], state["groups"]) == (4, 2)
+
+
+def test_a_resumed_run_that_diverges_before_its_first_snapshot_restores_the_checkpoint():
+    """Before the first snapshot after a resume there is none from before the checkpoint to
+    go back to: the NaN at check 19 restores the state loaded (snapshotted at the first check
+    after the resume, before its update: the state after check 15), where the uninterrupted
+    run restores the one of check 11."""
+    nan_at = {7, 18}
+    whole = _resumable_run()
+    _train(whole, 0, 19, nan_at, [])
+    first = _resumable_run()
+    _train(first, 0, 15, nan_at, [])
+    ckpt = _checkpoint(first)
+    resumed = _resume(ckpt)
+    _train(resumed, 15, 19, nan_at, [])
+    assert (whole[3].snapshot_check, resumed[3].snapshot_check) == (11, 15)
+    model = resumed[0].state_dict()
+    assert all(torch.equal(model[k], ckpt["model"][k]) for k in model)
+    # the snapshots still fall on the same checks: the next at check 22 in both
+    _train(whole, 19, 25, nan_at, [])
+    _train(resumed, 19, 25, nan_at, [])
+    assert whole[3].snapshot_check == resumed[3].snapshot_check == 22
+
+
+def test_a_guard_state_saved_without_the_snapshot_count_counts_from_the_resume():
+    """A state saved by an older lrkit (no ``good``, no ``groups``): as before, the snapshots
+    after the resume fall every ``snapshot_every`` good checks from the first check."""
+    first = _resumable_run()
+    _train(first, 0, 15, set(), [])
+    assert first[3].state_dict()["good"] == 5
+    resumed = _resume(_checkpoint(first), drop=("good", "groups"))
+    assert resumed[3].state_dict()["good"] == 0
+    _train(resumed, 15, 26, set(), [])
+    assert resumed[3].snapshot_check == 25  # 10 good checks after the resume (16 to 25)
+
+
+def test_a_checkpoint_taken_right_after_add_param_group_resumes_exactly():
+    """The uninterrupted run snapshots at the first good check after add_param_group (and
+    counts the next snapshot from there); the resumed one does the same, although its
+    optimizer was built with the new group already."""
+
+    def build(groups: int) -> tuple[Any, Any, DivergenceGuard]:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+        opt = torch.optim.SGD(model[2].parameters(), lr=0.01, momentum=0.9)
+        if groups == 2:
+            opt.add_param_group({"params": model[0].parameters(), "lr": 0.001})
+        return model, opt, DivergenceGuard(model, optimizer=opt, snapshot_every=10)
+
+    def train(model: Any, opt: Any, guard: Any, start: int, stop: int) -> None:
+        for k in range(start, stop):
+            x, y = _batch(k)
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            if guard.check(loss * math.nan if k == 27 else loss):
+                opt.step()
+
+    model, opt, guard = build(1)
+    train(model, opt, guard, 0, 15)
+    opt.add_param_group({"params": model[0].parameters(), "lr": 0.001})
+    state = json.loads(json.dumps(guard.state_dict()))
+    ckpt = ({k: v.clone() for k, v in model.state_dict().items()}, _clone_state(opt.state_dict()))
+    train(model, opt, guard, 15, 30)
+    model2, opt2, guard2 = build(2)
+    model2.load_state_dict(ckpt[0])
+    opt2.load_state_dict(ckpt[1])
+    guard2.load_state_dict(state)
+    train(model2, opt2, guard2, 15, 30)
+    assert guard.events == guard2.events and guard.restores == 1
+    assert _same_weights_and_moments((model, opt), (model2, opt2))
+    assert guard.snapshot_check == guard2.snapshot_check == 26  # 16, then 10 good checks
+    assert (state["good"], state["groups"]) == (5, 1)
+
+
+def test_guard_load_state_dict_refuses_a_bad_snapshot_count() -> None:
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    g = DivergenceGuard(model, optimizer=opt)
+    g.check(1.0)
+    before = g.state_dict()
+    for key, bad, message in [
+        ("good", -1, "state['good'] must be an integer >= 0 (allowed range: [0, inf)), got -1"),
+        (
+            "groups",
+            1.5,
+            "state['groups'] must be an integer >= 0 (allowed range: [0, inf)), got 1.5",
+        ),
+    ]:
+        with pytest.raises(ValueError) as info:
+            g.load_state_dict({**before, key: bad})
+        assert str(info.value) == message
+    assert g.state_dict() == before
+
+
+@pytest.mark.parametrize("bad", [complex(0, math.nan), complex(0, math.inf), complex(math.nan, 0)])
+def test_a_nonfinite_part_of_a_complex_gradient_is_a_divergence(bad: complex) -> None:
+    """The screen reads both parts of a complex gradient (it summed the real part only, with a
+    ``Casting complex values to real`` warning at every check)."""
+    p = torch.nn.Parameter(torch.tensor([1 + 2j, 3 - 1j, 0.5j, 2.0], dtype=torch.complex64))
+    model = torch.nn.Module()
+    model.p = p
+    opt = torch.optim.Adam([p], lr=0.01)
+    guard = DivergenceGuard(model, optimizer=opt)
+    before = p.detach().clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = (p.abs() ** 2).sum()
+        loss.backward()
+        assert guard.check(loss)  # finite: no warning either
+        opt.step()
+        p.grad = torch.tensor([1 + 0j, bad, 0j, 0j], dtype=torch.complex64)
+        assert not guard.check(1.0)
+    assert guard.restores == 1 and torch.equal(p.detach(), before) and p.grad is None
+
+
+def test_a_tensor_loss_that_is_not_a_real_number_is_refused_in_one_line() -> None:
+    model, _, _ = _problem()
+    guard = DivergenceGuard(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    for bad, dtype in [(torch.tensor(1 + 1j), "complex64"), (torch.tensor([True]), "bool")]:
+        with pytest.raises(ValueError) as info:  # a TypeError; True read as a loss of 1.0
+            guard.check(bad)
+        assert str(info.value) == f"loss must be a real number, got {bad!r} (dtype torch.{dtype})"
+    assert guard.num_checks == 0  # nothing judged
+    # an integer tensor is a number; a one-element float tensor of any dtype and shape is read
+    assert guard.check(torch.tensor([[2]])) and guard.check(torch.tensor(0.5, dtype=torch.half))
+    assert not guard.check(torch.tensor([math.inf], dtype=torch.float64))
+    assert [(e["step"], e["loss"], e["action"]) for e in guard.events] == [(3, "inf", "restore")]
+
+
+def test_a_restore_keeps_group_entries_added_after_the_snapshot() -> None:
+    """A torch scheduler built after the guard adds ``initial_lr`` to the groups: a restore
+    keeps it (it cleared the groups and refilled them from the snapshot, and resuming the
+    scheduler from the optimizer's checkpoint then raised a KeyError); the entries the
+    snapshot holds come back, the LR excepted (kept and cut)."""
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    group = opt.param_groups[0]
+    guard = DivergenceGuard(model, optimizer=opt)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)
+    group["weight_decay"] = 1e-4  # changed after the snapshot: the snapshot's value comes back
+    group["mine"] = "kept"
+    model(torch.ones(1, 2)).sum().backward()
+    assert not guard.check(float("nan"))
+    assert opt.param_groups[0] is group
+    assert {k: v for k, v in group.items() if k != "params"} == {
+        **opt.defaults,  # momentum, weight_decay (0 again), ...
+        "lr": 0.05,
+        "initial_lr": 0.1,
+        "mine": "kept",
+    }
+    opt2 = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt2.load_state_dict(opt.state_dict())
+    resumed = torch.optim.lr_scheduler.StepLR(opt2, step_size=10, gamma=0.5, last_epoch=3)
+    assert resumed.base_lrs == sched.base_lrs == [0.1]

@@ -269,3 +269,14 @@ def test_a_batch_that_is_not_x_y_is_refused_before_the_model_changes(batch, kind
     assert msg.startswith(f"data must yield (x, y) batches for loss_fn(model(x), y), got {kind}; ")
     assert "map the batches to (x, y)" in msg and "step=" not in msg and "\n" not in msg
     assert model.training is False and torch.equal(model.weight, w) and opt.state == {}
+
+
+@pytest.mark.parametrize("model", [None, lambda x: x])
+def test_a_model_that_is_not_a_module_is_refused_before_any_batch_is_drawn(model) -> None:
+    _, opt, loss_fn, data = _task()
+    stream = iter(data)
+    with pytest.raises(ValueError) as info:  # an AttributeError after the first batch was drawn
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=stream, steps=2)
+    kind = type(model).__name__
+    assert str(info.value) == f"model must be a torch.nn.Module, got {kind}"
+    assert next(stream) is data[0]  # nothing drawn

@@ -154,6 +154,11 @@ class DivergenceGuard:
         self.num_checks = 0
         self._lr_scale = 1.0  # the multiplier the optimizer's LRs include (no lrkit scheduler)
         self._resnapshot = False  # after load_state_dict: the first check snapshots afresh
+        # after load_state_dict: what decides when the next snapshot is due, as saved (good
+        # checks since the newest snapshot; param groups that snapshot held), put back once
+        # the first check has snapshotted the loaded state
+        self._resume: tuple[int, int | None] = (0, None)
+        self._saved_groups: int | None = None  # until the next snapshot: the saved count
         self.snapshot()
 
     # ------------------------------------------------------------------ scheduler
@@ -208,6 +213,7 @@ class DivergenceGuard:
             }
         )
         self._book.good = 0
+        self._saved_groups = None
 
     def _optimizer_state(self, snap: dict[str, Any]) -> dict[str, Any]:
         """The snapshot's optimizer state for the optimizer as it is now: groups added since
@@ -244,7 +250,10 @@ class DivergenceGuard:
         return {"state": state, "param_groups": groups}
 
     def _groups(self) -> int:
-        """The number of param groups the newest snapshot holds."""
+        """The number of param groups the newest snapshot holds (after a resume, until the
+        next snapshot: the newest snapshot's before the checkpoint, as saved)."""
+        if self._saved_groups is not None:
+            return self._saved_groups
         return len(self._book.snapshots[-1]["optimizer"]["param_groups"])
 
     @property
@@ -255,7 +264,10 @@ class DivergenceGuard:
     def restore(self) -> None:
         """Put the last good snapshot back into the model and optimizer (gradients cleared).
         The LRs are not taken from the snapshot: they stay what they were (with an lrkit
-        scheduler, what it sets now), times every cut made since they were last set."""
+        scheduler, what it sets now), times every cut made since they were last set. Every
+        other entry of the param groups the snapshot holds comes back (``momentum``,
+        ``weight_decay``, ...); an entry added to a group since (``initial_lr``, set by a
+        PyTorch scheduler built after the guard) stays, and so do groups added since."""
         snap = self._book.snapshots[-1]
         with torch.no_grad():
             self.model.load_state_dict(snap["model"])
@@ -275,9 +287,10 @@ class DivergenceGuard:
         values = [lr.clone() if isinstance(lr, torch.Tensor) else lr for lr in lrs]
         opt.load_state_dict(self._optimizer_state(snap))
         # load_state_dict() builds new group dicts and a new list: put the values back into the
-        # user's objects, so references held to them (or to the list) stay live
+        # user's objects, so references held to them (or to the list) stay live. The snapshot's
+        # entries come back; an entry added since (``initial_lr``, set by a scheduler built
+        # after the snapshot) stays as it is: resuming that scheduler needs it
         for old, new in zip(group_dicts, opt.param_groups):
-            old.clear()
             old.update(new)
         groups[:] = group_dicts
         opt.param_groups = groups
@@ -307,6 +320,9 @@ class DivergenceGuard:
         if not grads:
             return True
         grads = [g if g.layout == torch.strided else g.coalesce().values() for g in grads]
+        # a complex gradient as its real and imaginary parts (a view, no copy): a sum to float32
+        # would drop the imaginary part (and warn at every check)
+        grads = [torch.view_as_real(g) if g.is_complex() else g for g in grads]
         # Screen with one sum per gradient (one fast pass, no sync) and one sync for the total:
         # NaN/inf anywhere make it non-finite. A finite total proves every element finite; a
         # non-finite one may be an overflow of huge finite values, so it is confirmed exactly.
@@ -335,13 +351,20 @@ class DivergenceGuard:
                 raise ValueError(
                     f"loss must be a number or a one-element tensor, got shape {tuple(loss.shape)}"
                 )
-            value = float(loss.item())
+            # a real float tensor: one read; any other dtype (bool, complex, integer) is
+            # judged by as_metric, as a number is
+            if loss.is_floating_point():
+                value = float(loss.item())
+            else:
+                value = as_metric(loss, name="loss")
         else:
             value = as_metric(loss, name="loss")
         if self._resnapshot:  # the model and optimizer are loaded by now: their state
             self._resnapshot = False
             self._book.clear()
             self.snapshot()
+            # the next snapshot falls where it would have without the interruption
+            self._book.good, self._saved_groups = self._resume
         self.num_checks += 1
         if self.check_grads and math.isfinite(value) and not self._grads_finite():
             value = math.nan
@@ -383,17 +406,27 @@ class DivergenceGuard:
         return self.controller.events
 
     def state_dict(self) -> dict[str, Any]:
-        """The decision state (not the snapshot, which lives in memory only)."""
+        """The decision state (not the snapshots, which live in memory only): the detector's,
+        the LR multiplier's, and when the next snapshot is due (``good``: good checks since
+        the newest snapshot; ``groups``: the param groups it holds)."""
+        if self._resnapshot:  # loaded, not checked since: the state as loaded
+            good, groups = self._resume[0], self._resume[1]
+        else:
+            good, groups = self._book.good, None
         return {
             "controller": self.controller.state_dict(),
             "feedback": self.feedback.state_dict(),
+            "good": good,
+            "groups": self._groups() if groups is None else groups,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` (also one saved before the ``controller`` rename); the
         check count goes on from the saved one. The snapshots taken before (of the state the
         checkpoint replaces) are dropped: the next :meth:`check` snapshots the model and the
-        optimizer as loaded, so load theirs before that check."""
+        optimizer as loaded, so load theirs before that check. The following snapshots fall
+        on the checks they would have fallen on without the interruption (a state saved
+        without ``good`` and ``groups``, by an older lrkit: counted from that check)."""
         if (
             not isinstance(state, dict)
             or "feedback" not in state
@@ -403,6 +436,10 @@ class DivergenceGuard:
                 "state must be a dict from DivergenceGuard.state_dict() (keys 'controller' and "
                 "'feedback')"
             )
+        good = V.integer("state['good']", state.get("good", 0), 0)
+        groups = state.get("groups")
+        if groups is not None:
+            groups = V.integer("state['groups']", groups, 0)
         previous = self.controller.state_dict()
         self.controller.load_state_dict(
             state["controller"] if "controller" in state else state["core"]
@@ -421,3 +458,4 @@ class DivergenceGuard:
         self._book.clear()
         self.snapshot()
         self._resnapshot = True
+        self._resume = (good, groups)

@@ -106,6 +106,7 @@ def fit(
     """Train ``model`` for ``steps`` optimizer steps and/or ``epochs`` passes over ``data``.
 
     Args:
+        model: the ``torch.nn.Module`` to train (anything else is a one-line ``ValueError``).
         data: ``(x, y)`` batches (the loss is ``loss_fn(model(x), y)``): a re-iterable (a
             ``DataLoader``, a list) iterated again for each pass, or a zero-argument callable
             returning one (called at each pass).
@@ -127,6 +128,8 @@ def fit(
     batch's layout (a tuple or list of two items) included. The model is put in train mode.
     Returns the :class:`History`.
     """
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if steps is None and epochs is None:
         raise ValueError("steps or epochs must be given, got neither")
     total = math.inf if steps is None else V.integer("steps", steps, 1)

@@ -35,6 +35,8 @@ require("sklearn", "torch", feature="lrkit.torch.demo")
 import torch
 from torch import nn
 
+from .. import _validate as V
+
 __all__ = [
     "TASKS",
     "Batches",
@@ -51,20 +53,30 @@ __all__ = [
 
 
 class Batches:
-    """Shuffled mini-batches of ``(x, y)``; each iteration is one epoch in a new order."""
+    """Shuffled mini-batches of ``(x, y)``; each iteration is one epoch in a new order, of
+    ``len(x) // batch_size`` full batches (the examples left over, fewer than ``batch_size``,
+    are not used that epoch; ``len()`` counts the full batches). ``batch_size`` is an integer
+    in ``[1, len(x)]`` and ``seed`` one in ``[0, 2**32 - 1]``."""
 
     def __init__(self, x: torch.Tensor, *, y: torch.Tensor, batch_size: int, seed: int = 0) -> None:
-        self.x, self.y, self.batch_size = x, y, int(batch_size)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.batch_size = _batch_size(batch_size, len(x))
+        self.x, self.y = x, y
+        self.generator = torch.Generator().manual_seed(V.seed("seed", seed))
 
     def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        return len(self.x) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         perm = torch.randperm(len(self.x), generator=self.generator)
         for i in range(0, len(perm) - self.batch_size + 1, self.batch_size):
             idx = perm[i : i + self.batch_size]
             yield self.x[idx], self.y[idx]
+
+
+def _batch_size(batch_size: Any, n: int) -> int:
+    """``batch_size`` checked: an integer in ``[1, n]`` (``n`` training examples; a larger
+    batch would leave no full batch to train on)."""
+    return V.integer("batch_size", batch_size, 1, max(n, 1))
 
 
 @dataclass
@@ -193,7 +205,9 @@ def to_tensors(arrays: tuple[Any, ...], *, classification: bool) -> tuple[torch.
 
 
 def digits_data(seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """scikit-learn's 8x8 digits as ``(x_train, y_train, x_val, y_val)`` (1348 / 449)."""
+    """scikit-learn's 8x8 digits as ``(x_train, y_train, x_val, y_val)`` (1348 / 449); the
+    split is drawn with ``seed``, an integer in ``[0, 2**32 - 1]``."""
+    seed = V.seed("seed", seed)
     from sklearn.datasets import load_digits  # type: ignore[import-untyped]
 
     d = load_digits()
@@ -202,8 +216,10 @@ def digits_data(seed: int = 0) -> tuple[torch.Tensor, ...]:
 
 
 def digits_task(seed: int = 0, *, batch_size: int = 32) -> DemoTask:
-    """scikit-learn's 8x8 digits (1348 train / 449 val), an MLP 64-128-64-10, Adam."""
+    """scikit-learn's 8x8 digits (1348 train / 449 val), an MLP 64-128-64-10, Adam.
+    ``seed``: an integer in ``[0, 2**32 - 1]``; ``batch_size``: one in ``[1, 1348]``."""
     xt, yt, xv, yv = digits_data(seed)
+    batch_size = _batch_size(batch_size, len(xt))
     return DemoTask(
         name="digits_mlp_adam",
         x_train=xt,
@@ -240,11 +256,13 @@ TASKS: tuple[str, ...] = ("digits_mlp_adam", "digits_mlp_sgd")
 
 
 def make_task(name: str, *, seed: int = 0, batch_size: int = 32) -> DemoTask:
-    """The built-in task ``name`` (one of ``TASKS``)."""
+    """The built-in task ``name`` (one of ``TASKS``); ``seed`` and ``batch_size`` as in
+    :func:`digits_task`."""
     if name == "digits_mlp_adam":
         return digits_task(seed, batch_size=batch_size)
     if name == "digits_mlp_sgd":
         xt, yt, xv, yv = digits_data(seed)
+        batch_size = _batch_size(batch_size, len(xt))
         return DemoTask(
             name=name,
             x_train=xt,
