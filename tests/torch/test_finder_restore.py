@@ -449,3 +449,28 @@ def test_val_data_with_the_held_measurement_off_is_refused():
             model, opt, nn.functional.cross_entropy, data(), val_data=data()[:2], eval_batches=0
         )
     assert opt.state == {}
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_requires_grad_flags_are_restored_when_the_step_changes_them(error):
+    """A ``step`` that freezes a layer (or unfreezes one), then fails: every flag comes back."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 1))
+    model[1].bias.requires_grad_(False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    data, _ = _loader()
+    calls = []
+
+    def step(m, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            m[0].weight.requires_grad_(False)
+            m[1].bias.requires_grad_(True)
+        if len(calls) == 6:
+            raise error("boom")
+        x, y = batch
+        return nn.functional.mse_loss(m(x), y)
+
+    with pytest.raises(error, match="boom"):
+        find_lr(model, opt, None, data, step=step, num_iter=20, warn=False)
+    assert [p.requires_grad for p in model.parameters()] == [True, True, True, False]

@@ -998,3 +998,38 @@ def test_report_sets_the_lrs_only_through_the_current_sequential_phase() -> None
     opt.step()
     seq.step()
     assert opt.param_groups[0]["lr"] == 0.5
+
+
+def test_groups_sharing_one_lr_tensor_each_get_their_own_values() -> None:
+    """torch hands every group without its own lr the defaults' one lr tensor: each group
+    gets its own copy, so per-group schedules hold (the last group's value was everyone's),
+    the first group keeps the tensor it had, and a resume reapplies the LRs."""
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD([{"params": a.parameters()}, {"params": b.parameters()}],
+                          lr=torch.tensor(0.1))  # fmt: skip
+    first = opt.param_groups[0]["lr"]
+    assert opt.param_groups[1]["lr"] is first
+    sch = lt.scheduler(opt, [S.constant(0.1), S.constant(0.01)])
+    assert opt.param_groups[0]["lr"] is first and opt.param_groups[1]["lr"] is not first
+    assert [float(g["lr"]) for g in opt.param_groups] == [np.float32(0.1), np.float32(0.01)]
+    assert sch.state_dict()["owns_lrs"] is True
+
+
+def test_a_group_added_without_lr_to_a_tensor_lr_optimizer_starts_from_the_default() -> None:
+    """Added without its own lr, a group gets the defaults' tensor, which the steps have set
+    to the current LR: it follows the schedule at ratio 1 from the default, with its own
+    tensor, as with a float lr."""
+    for lr0 in (0.1, torch.tensor(0.1)):
+        a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+        opt = torch.optim.SGD(a.parameters(), lr=lr0)
+        sch = lt.scheduler(opt, S.cosine(0.1, total_steps=10))
+        for _ in range(5):
+            sch.step()
+        opt.add_param_group({"params": b.parameters()})
+        sch.step()
+        g0, g1 = opt.param_groups
+        assert sch.ratios == [1.0, 1.0], type(lr0)
+        assert float(g1["initial_lr"]) == float(np.float32(0.1) if torch.is_tensor(lr0) else 0.1)
+        assert float(g0["lr"]) == float(g1["lr"])
+        if torch.is_tensor(lr0):
+            assert g1["lr"] is not g0["lr"]

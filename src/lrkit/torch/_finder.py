@@ -147,6 +147,8 @@ class _Snapshot:
                     for p, st in optimizer.state.items()
                 },
             }
+        # which tensors train (a step that freezes or unfreezes a layer is undone)
+        self.requires_grad = [t.requires_grad for t in self.tensors_list]
         self.param_by_id = {id(p): p for p in optimizer.state}
         # each group: the dict, its params list (object and contents), the other entries
         # (in the group's key order, "params" where it stood)
@@ -227,8 +229,12 @@ class _Snapshot:
             m._non_persistent_buffers_set.update(non_persistent)
 
     def _restore_tensors(self, tensors: dict[str, Any], failed: list[str]) -> None:
-        for t, name, saved, grad in zip(
-            self.tensors_list, self.names, tensors["values"], tensors["grads"]
+        for t, name, saved, grad, trains in zip(
+            self.tensors_list,
+            self.names,
+            tensors["values"],
+            tensors["grads"],
+            self.requires_grad,
         ):
             try:
                 with torch.no_grad():
@@ -236,6 +242,8 @@ class _Snapshot:
                         t.copy_(saved)
                     else:  # the sweep resized or converted it: the saved tensor goes back
                         t.data = saved
+                if t.requires_grad != trains:
+                    t.requires_grad_(trains)
                 t.grad = grad
             except Exception as exc:  # noqa: BLE001 - reported after the rest is restored
                 failed.append(f"{name} ({type(exc).__name__}: {str(exc).splitlines()[0]})")

@@ -54,6 +54,18 @@ def _set(group: dict[str, Any], key: str, value: float) -> None:
         group[key] = value
 
 
+def _own_lr_tensors(groups: Any, held: set[int]) -> None:
+    """Give each of ``groups`` whose ``lr`` tensor another group already holds (``held``: ids
+    of the tensors held so far) a copy of its own. torch hands every group built without its
+    own ``lr`` the one tensor of ``optimizer.defaults["lr"]``, and a scheduler sets the LRs in
+    place: through one shared tensor the last group's value would be every group's."""
+    for g in groups:
+        lr = g["lr"]
+        if isinstance(lr, torch.Tensor) and id(lr) in held:
+            g["lr"] = lr.clone()
+        held.add(id(g["lr"]))
+
+
 def _set_hp(group: dict[str, Any], key: str, kind: int, value: float) -> None:
     """Set a driven hyperparameter; ``kind`` (from ``_bind``): 0 a float key, 1 Adam-style
     ``betas[0]`` for ``"momentum"``, 2 a key that may hold a tensor or differ per group."""
@@ -206,6 +218,11 @@ class LRKitScheduler(LRScheduler):
                 if key != "momentum":
                     _check_numeric(i, key, g[key])
         self.hyperparams = extra
+        _own_lr_tensors(groups, set())
+        default = optimizer.defaults.get("lr")
+        #: the optimizer's default LR as the scheduler found it (a tensor default is also the
+        #: first group's LR, which the steps change): a group added later is read against it
+        self._default_lr = None if default is None else float(default)
         for g in groups:
             lr = g["lr"]
             g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
@@ -485,9 +502,17 @@ class LRKitScheduler(LRScheduler):
                     raise ValueError(f"hyperparams: param group {i} has no key {key!r}")
                 if key != "momentum":
                     _check_numeric(i, key, g[key])
-        default = self.optimizer.defaults.get("lr")
-        d = float(default) if default is not None and float(default) != 0.0 else None
+        shared = self.optimizer.defaults.get("lr")
+        default = getattr(self, "_default_lr", None if shared is None else float(shared))
+        d = default if default is not None and default != 0.0 else None
         ratios = [*self._ratios]
+        for g in groups[n_old:]:
+            lr = g["lr"]
+            if isinstance(lr, torch.Tensor) and lr is shared and default is not None:
+                # added without its own lr: torch gave it the defaults' tensor, which the steps
+                # have set to the current LR; its base LR is the default as it was
+                g["lr"] = torch.full_like(g["lr"], default)
+        _own_lr_tensors(groups[n_old:], {id(g["lr"]) for g in groups[:n_old]})
         for g in groups[n_old:]:
             lr = g["lr"]
             g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
