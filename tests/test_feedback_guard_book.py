@@ -89,3 +89,34 @@ def test_detector_arguments_have_one_definition() -> None:
     assert params[0].name == "factor"
     assert list(DetectorKwargs.__annotations__) == [p.name for p in params[1:]]
     assert all(p.kind is p.KEYWORD_ONLY for p in params[1:])
+
+
+def test_as_metric_refuses_numbers_written_as_text_inside_arrays() -> None:
+    """A string inside a numpy array (or an object array holding a string or a bool) is as
+    much a string as a bare one; an object array holding a number is read as the number."""
+    for bad in (np.array("1.5"), np.array(["1.5"]), np.array(b"1"), np.array("nan"),
+                np.array([True], dtype=object), np.array(["0.25"], dtype=object),
+                np.array("2026-12-03", dtype="datetime64[D]")):  # fmt: skip
+        with pytest.raises(ValueError, match="^value must be a real number, got "):
+            as_metric(bad)
+    assert as_metric(np.array([1.5], dtype=object)) == 1.5
+    assert as_metric(np.array(2, dtype=object)) == 2.0
+    with pytest.raises(ValueError, match="^loss must be a real number"):
+        DivergenceDetector().check(np.array("nan"))  # was read as a NaN loss: "restore"
+
+
+def test_a_relative_threshold_of_1_or_more_in_min_mode_is_refused() -> None:
+    """No positive metric can fall below best * (1 - threshold) <= 0: the plateau would cut at
+    every patience + 1 updates (PyTorch) or one update later (before); either is a mistake
+    (threshold=1 meant as 1%), so it is refused. mode="max" and "abs" thresholds keep it."""
+    from lrkit.feedback import ReduceOnPlateau, RestartOnPlateau
+
+    for th in (1, 1.0, 1.5):
+        for make in (ReduceOnPlateau, RestartOnPlateau):
+            with pytest.raises(
+                ValueError,
+                match=r"^threshold must be < 1 with mode='min' and threshold_mode='rel' ",
+            ):
+                make(threshold=th)
+    assert ReduceOnPlateau(mode="max", threshold=1.0).threshold == 1.0
+    assert ReduceOnPlateau(threshold=1.0, threshold_mode="abs").threshold == 1.0

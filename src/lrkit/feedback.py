@@ -118,7 +118,11 @@ def as_metric(value: Any, *, name: str = "value") -> float:
     if isinstance(value, (bool, str, bytes)):  # float() would read a string's digits
         raise ValueError(f"{name} must be a real number, got {value!r}")
     dtype = getattr(value, "dtype", None)  # numpy, JAX and torch: a bool or complex dtype
-    if dtype is not None and (getattr(dtype, "kind", "") in ("b", "c") or str(dtype) in _NOT_REAL):
+    # numpy's (and JAX's) kinds that hold no real number: bools, complex numbers, strings,
+    # bytes, dates and times (JAX's bfloat16 is "V"); an object array's element is judged
+    # as itself, below
+    kind = getattr(dtype, "kind", "")
+    if dtype is not None and (kind in ("b", "c", "U", "S", "M", "m") or str(dtype) in _NOT_REAL):
         raise ValueError(f"{name} must be a real number, got {value!r} (dtype {dtype})")
     shape = getattr(value, "shape", None)  # numpy, JAX and torch arrays (and numpy scalars)
     if dtype is not None and isinstance(shape, tuple) and len(shape) > 0:
@@ -129,6 +133,8 @@ def as_metric(value: Any, *, name: str = "value") -> float:
                 f"shape {tuple(shape)}"
             )
         value = value.reshape(())  # a one-element array of any shape: its single value
+    if kind == "O" and hasattr(value, "item"):  # its element: a number, a string...
+        return as_metric(value.item(), name=name)
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -234,6 +240,12 @@ class _Plateau:
         self.patience = v.integer("patience", patience, minimum=0)
         self.threshold = v.non_negative("threshold", threshold)
         self.threshold_mode = v.choice("threshold_mode", threshold_mode, ("rel", "abs"))
+        if self.mode == "min" and self.threshold_mode == "rel" and self.threshold >= 1.0:
+            raise ValueError(
+                f"threshold must be < 1 with mode='min' and threshold_mode='rel' (a positive "
+                f"metric would have to fall below best * (1 - threshold) <= 0 to improve), got "
+                f"{threshold!r}; for a margin in the metric's units use threshold_mode='abs'"
+            )
         self.cooldown = v.integer("cooldown", cooldown, minimum=0)
         self.best: float | None = None
         self.num_bad = 0
