@@ -91,3 +91,13 @@ def test_a_path_ending_with_a_separator_is_a_folder_even_if_missing(tmp_path: Pa
             f"{os.path.join(path, 'results.json')!r}"
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_output_refuses_a_file_name_too_long_for_the_folder(tmp_path) -> None:
+    from lrkit._files import check_output
+
+    path = str(tmp_path / ("x" * 300 + ".png"))
+    with pytest.raises(ValueError, match=r"^--plot '.*': the file name is too long \(304 bytes; "
+                       r"the folder takes at most \d+\)$"):  # fmt: skip
+        check_output(path, option="--plot", types=("png",))
+    assert check_output(str(tmp_path / "ok.png"), option="--plot", types=("png",))

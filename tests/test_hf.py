@@ -132,6 +132,35 @@ def test_schedule_from_the_step_count_and_bad_arguments(tmp_path: Any) -> None:
             Trainer(model=tiny_bert(), args=_args(tmp_path), schedule=cls)
 
 
+def test_a_bad_feedback_is_refused_when_the_trainer_is_made(tmp_path: Any) -> None:
+    """The one-line error lrkit.torch.scheduler gives, when the Trainer is made (as for a bad
+    schedule), not when train() starts."""
+    two_groups = torch.optim.SGD(
+        [{"params": [torch.zeros(1, requires_grad=True)]} for _ in range(2)], lr=0.01
+    )
+    cases = [
+        ("plateau", "feedback must be an lrkit.feedback controller (with .apply()), got str"),
+        (
+            ReduceOnPlateau,
+            "feedback must be a controller instance, e.g. ReduceOnPlateau(...), got the class "
+            "ReduceOnPlateau",
+        ),
+        (
+            [ReduceOnPlateau(), 3],
+            "feedback[1] must be an lrkit.feedback controller (with .apply()), got int",
+        ),
+    ]
+    for bad, message in cases:
+        with pytest.raises(ValueError) as info:
+            Trainer(
+                model=tiny_bert(), args=_args(tmp_path), schedule="constant(0.01)", feedback=bad
+            )
+        assert str(info.value) == message
+        with pytest.raises(ValueError) as ref:  # the same words as lrkit.torch.scheduler's
+            lt.scheduler(two_groups, "constant(0.01)", feedback=bad)
+        assert str(ref.value) == message
+
+
 VALS = [1.0, 0.9, 0.95, 0.97, 0.99, 0.8, 0.85, 0.9]
 
 
@@ -365,6 +394,62 @@ def test_the_trainers_own_scheduler_arguments_are_said_to_be_unused(tmp_path: An
         warnings.simplefilter("error", UserWarning)
         quiet.create_optimizer()
         quiet.create_scheduler(2)
+
+
+def _two_eval_sets(tmp_path: Any, monitor: str, epochs: int = 4) -> Any:
+    """A plateau Trainer evaluating two datasets each epoch: ``a`` scores 0.0 every time,
+    ``b`` scores ``VALS`` in turn (Trainer.evaluate runs one evaluation per dataset, in order)."""
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, num_train_epochs=epochs, eval_strategy="epoch"),
+        train_dataset=Pairs(32, 1),  # 4 steps per epoch
+        eval_dataset={"a": Pairs(16, 2), "b": Pairs(16, 3)},
+        schedule="constant(0.004)",
+        feedback=ReduceOnPlateau(factor=0.5, patience=1),
+        callbacks=[ReportMetric(monitor)],
+    )
+    calls = iter(range(2 * epochs))
+    trainer.compute_metrics = lambda p: {"score": VALS[n // 2] if (n := next(calls)) % 2 else 0.0}
+    return trainer
+
+
+@pytest.mark.parametrize("dataset", ["a", "b"])
+def test_report_metric_reports_the_metric_of_any_eval_dataset_once_per_round(
+    tmp_path: Any, dataset: str
+) -> None:
+    trainer = _two_eval_sets(tmp_path, f"eval_{dataset}_score")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "metric is not in" warning
+        trainer.train()
+    fb = trainer.lrkit_feedback
+    assert fb.num_updates == 4  # one report per round, from the dataset that has the metric
+    if dataset == "b":  # 1.0 best, 0.9 best, 0.95 bad, 0.97 bad: cut after the 4th (patience=1)
+        assert fb.best == 0.9 and fb.scale == 0.5
+        assert _logged_lrs(trainer) == {k: 0.004 for k in range(1, 17)}
+    else:  # 0.0 every time: the 3rd evaluation cuts (the 2nd and 3rd are not better)
+        assert fb.best == 0.0 and fb.scale == 0.5
+        assert _logged_lrs(trainer) == {k: 0.004 if k <= 12 else 0.002 for k in range(1, 17)}
+
+
+def test_report_metric_warns_once_per_round_none_of_whose_datasets_has_the_metric(
+    tmp_path: Any,
+) -> None:
+    trainer = _two_eval_sets(tmp_path, "eval_c_score", epochs=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train()
+    said = [str(w.message) for w in caught if "ReportMetric" in str(w.message)]
+    keys = sorted(
+        f"eval_{d}_{k}"
+        for d in "ab"
+        for k in ("loss", "score", "runtime", "samples_per_second", "steps_per_second")
+    )
+    message = (
+        f"ReportMetric: metric 'eval_c_score' is not in the evaluation metrics (available: "
+        f"{sorted([*keys, 'epoch'])}); feedback skipped"
+    )
+    assert said == [message, message]  # one per round (epoch), naming both datasets' metrics
+    assert trainer.lrkit_feedback.num_updates == 0
 
 
 def test_report_metric_leaves_the_lr_alone_in_a_standalone_evaluate(tmp_path: Any) -> None:

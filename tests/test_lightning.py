@@ -773,3 +773,145 @@ def test_finder_schedule_beside_the_modules_own_scheduler_is_refused() -> None:
         "yours"
     )
     assert _same(before, _state(model)) and model.lr == 0.05 and finder.result is None
+
+
+class _Typed(Tiny):
+    """Records the dtype of the inputs training_step receives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dtypes: list[torch.dtype] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        self.dtypes.append(x.dtype)
+        return F.mse_loss(self.net(x), y)
+
+
+@pytest.mark.parametrize(
+    "precision, dtype",
+    [("64-true", torch.float64), ("bf16-true", torch.bfloat16), ("16-true", torch.float16)],
+)
+def test_finder_converts_the_batches_as_fit_does_under_a_true_precision(
+    precision: str, dtype: torch.dtype
+) -> None:
+    """Lightning converts a "true" precision's module and inputs (convert_input): the sweep's
+    batches too (before the fix: float32 inputs into a float64 module, a RuntimeError)."""
+    torch.manual_seed(0)
+    model = _Typed()
+    ref_model = copy.deepcopy(model).to(dtype)
+    torch.manual_seed(7)
+    ref = lt.find_lr(
+        ref_model,
+        torch.optim.SGD(ref_model.parameters(), lr=0.05, momentum=0.9),
+        None,
+        ref_model.train_dataloader(),
+        step=lambda m, b: m.training_step(tuple(t.to(dtype) for t in b), 0),
+        num_iter=20,
+        total_steps=200,
+        warn=False,
+    )
+    finder = LRFinder(num_iter=20, total_steps=200, set_lr=False, plot=False)
+    torch.manual_seed(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=0, callbacks=[finder], precision=precision).fit(model)
+    assert finder.result is not None
+    assert finder.result.losses.tolist() == ref.losses.tolist()
+    assert set(model.dtypes) == {dtype}
+
+
+class _DictStep(Tiny):
+    """training_step reads a dict batch; the loader yields (x, y): the hooks of _Hooks make
+    one (on the module, or on a datamodule)."""
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return F.mse_loss(self.net(batch["x"]), batch["y"])
+
+
+class _Hooks:
+    """on_before_batch_transfer makes a dict of an (x, y) batch, on_after_batch_transfer
+    doubles y (an augmentation); each call is recorded in ``calls``."""
+
+    calls: list[str]
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        self.calls.append("before")
+        x, y = batch
+        return {"x": x, "y": y}
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        self.calls.append("after")
+        return {"x": batch["x"], "y": 2 * batch["y"]}
+
+
+class _Hooked(_Hooks, _DictStep):
+    pass
+
+
+class _HookedData(_Hooks, pl.LightningDataModule):  # type: ignore[misc,name-defined]
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def train_dataloader(self) -> DataLoader:
+        x, y = _data()
+        return DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
+
+
+@pytest.mark.parametrize("on", ["module", "datamodule"])
+def test_finder_puts_batches_through_the_transfer_hooks_as_fit_does(on: str) -> None:
+    """The sweep's batches, and val_data's, go through on_before_batch_transfer and
+    on_after_batch_transfer, the module's or the datamodule's (before the fix: a tuple reached
+    training_step, a TypeError); each batch once, when it is drawn (a held batch is not
+    transformed again at each evaluation)."""
+    gen = torch.Generator().manual_seed(5)
+    val = [(torch.randn(8, 4, generator=gen), torch.randn(8, 1, generator=gen)) for _ in range(2)]
+    torch.manual_seed(0)
+    calls: list[str] = []
+    model = _Hooked(calls) if on == "module" else _DictStep(calls)
+    ref_model = copy.deepcopy(model)
+    torch.manual_seed(7)
+    ref = lt.find_lr(
+        ref_model,
+        ref_model.configure_optimizers(),
+        None,
+        ref_model.train_dataloader(),
+        step=lambda m, b: m.training_step({"x": b[0], "y": 2 * b[1]}, 0),
+        num_iter=30,
+        total_steps=200,
+        val_data=val,
+        warn=False,
+    )
+    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False, val_data=val)
+    torch.manual_seed(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        datamodule = _HookedData(calls) if on == "datamodule" else None
+        _trainer(max_epochs=0, callbacks=[finder]).fit(model, datamodule=datamodule)
+    res = finder.result
+    assert res is not None and len(res.held_losses) > 0
+    assert res.losses.tolist() == ref.losses.tolist()
+    assert res.held_losses.tolist() == ref.held_losses.tolist()
+    # the 2 held batches, then one batch per sweep step, each through both hooks once
+    assert calls == ["before", "after"] * (len(val) + len(res.losses))
+
+
+def test_finder_attr_name_the_module_lacks_is_a_one_line_error() -> None:
+    """An attr_name given and missing is refused with a schedule too (before the fix the
+    suggestion was silently written nowhere)."""
+    for schedule in (None, lambda r, n: S.constant(r.suggestion)):
+        model = Tiny()
+        finder = LRFinder(num_iter=10, attr_name="no_such_attr", schedule=schedule)
+        with pytest.raises(ValueError) as info:
+            _trainer(max_epochs=1, callbacks=[finder]).fit(model)
+        assert str(info.value) == (
+            "LRFinder(attr_name='no_such_attr'): Tiny has no attribute 'no_such_attr' (nor in "
+            "hparams) to write the suggestion to: name the one configure_optimizers reads, or "
+            "pass set_lr=False"
+        )
+        assert finder.result is None and model.lr == 0.05  # refused before the sweep

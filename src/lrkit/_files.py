@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from ._format import shorten
+
 __all__ = ["IMAGE_TYPES", "check_output", "fresh_path", "write_new", "write_text_whole"]
 
 #: Image types matplotlib writes without extra packages or programs (``.pgf`` is left out: it
@@ -110,6 +112,14 @@ def _write_whole(path: str, text: str) -> None:
         raise
 
 
+def _name_max(folder: str) -> int:
+    """The longest file name (bytes) ``folder``'s file system takes (255 where unknown)."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or no answer
+        return 255
+
+
 def check_output(
     path: str, *, option: str, types: tuple[str, ...] | None = None, example: str | None = None
 ) -> str:
@@ -135,6 +145,13 @@ def check_output(
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise ValueError(f"{option} {path!r}: the folder {parent!r} does not exist")
+    longest = _name_max(parent)
+    size = len(os.fsencode(os.path.basename(path)))
+    if size > longest:
+        raise ValueError(
+            f"{option} {shorten(path, 80)!r}: the file name is too long ({size} bytes; the "
+            f"folder takes at most {longest})"
+        )
     if not os.access(parent, os.W_OK):
         raise ValueError(f"{option} {path!r}: the folder {parent!r} is not writable")
     if os.path.exists(path) and not os.access(path, os.W_OK):

@@ -53,6 +53,7 @@ __all__ = [
     "ReduceOnPlateau",
     "RestartOnPlateau",
     "as_metric",
+    "check_controllers",
     "from_state_dict",
 ]
 
@@ -107,6 +108,37 @@ Action = Literal["ok", "restore", "give_up"]
 #: torch's dtypes that hold no real number (``float()`` reads True as 1.0 and drops an
 #: imaginary part)
 _NOT_REAL = frozenset({"torch.bool", "torch.complex32", "torch.complex64", "torch.complex128"})
+
+
+def check_controllers(feedback: Any, *, groups: int | None = None) -> None:
+    """``feedback`` as the adapters take it: ``None``, a controller instance, or a list of
+    them (``groups`` of them, one per param group, when ``groups`` is given). Anything else
+    (a class, an object without the controller methods, a list of another length) is a
+    one-line ``ValueError`` naming ``feedback`` or ``feedback[i]``."""
+    if feedback is None:
+        return
+    if isinstance(feedback, (list, tuple)):
+        if groups is not None and len(feedback) != groups:
+            raise ValueError(
+                f"feedback: a list needs one controller per param group ({groups}), "
+                f"got {len(feedback)}"
+            )
+        items: list[tuple[int | None, Any]] = list(enumerate(feedback))
+    else:
+        items = [(None, feedback)]
+    for i, fb in items:
+        name = "feedback" if i is None else f"feedback[{i}]"
+        if isinstance(fb, type):
+            raise ValueError(
+                f"{name} must be a controller instance, e.g. {fb.__name__}(...), got the "
+                f"class {fb.__name__}"
+            )
+        for attr in ("apply", "update", "state_dict", "load_state_dict"):
+            if not callable(getattr(fb, attr, None)):
+                raise ValueError(
+                    f"{name} must be an lrkit.feedback controller (with .{attr}()), "
+                    f"got {type(fb).__name__}"
+                )
 
 
 def as_metric(value: Any, *, name: str = "value") -> float:

@@ -26,6 +26,7 @@ from typing import Any
 
 from . import _validate as V
 from ._imports import require
+from .feedback import check_controllers
 from .finder import FinderResult, SweepOptions
 from .schedules import Schedule, SpecError, as_schedule
 
@@ -74,6 +75,7 @@ class LRKitMixin:
                     "schedule must be an lrkit schedule, a spec string, a dict or a callable "
                     f"schedule(num_training_steps), got {schedule!r}"
                 )
+        check_controllers(feedback)  # now, as a bad schedule, not when train() starts
         optimizers = kwargs.get("optimizers", (None, None))
         if schedule is not None and optimizers is not None and optimizers[1] is not None:
             raise ValueError(
@@ -96,7 +98,7 @@ class LRKitMixin:
             (c, copy.deepcopy(c.state_dict()))
             for c in controllers
             if callable(getattr(c, "state_dict", None)) and not isinstance(c, type)
-        ]  # (anything else is refused by lrkit.torch.scheduler when training starts)
+        ]  # (a list's length is checked by lrkit.torch.scheduler when training starts)
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         if self.lrkit_schedule is None:
@@ -169,8 +171,12 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
     the LRs alone).
 
     The metric is ``monitor`` (e.g. ``"eval_loss"``), else ``args.metric_for_best_model``
-    (with the ``eval_`` prefix), else ``"eval_loss"``. A missing metric, or a Trainer whose
-    scheduler is not an lrkit scheduler with ``feedback``, is skipped with a warning. lrkit
+    (with the ``eval_`` prefix), else ``"eval_loss"``. With several eval datasets
+    (``eval_dataset={"a": ..., "b": ...}``, metrics ``eval_a_loss``, ``eval_b_loss``, ...) the
+    Trainer evaluates each in turn: the metric is reported once per evaluation round, from the
+    dataset that has it. A round none of whose evaluations has the metric is skipped with a
+    warning when it ends (at the next step or epoch, or when ``train()`` ends); a Trainer whose
+    scheduler is not an lrkit scheduler with ``feedback``, with a warning at once. lrkit
     schedulers inside PyTorch's ``SequentialLR`` or ``ChainedScheduler`` are found there; a
     controller shared by several of them is updated once per evaluation.
     """
@@ -181,30 +187,52 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
         self.monitor = monitor
         # set from the end of a step or an epoch until the next one begins: the training loop
         # evaluates there exactly when it has decided to (``control.should_evaluate``, read
-        # after every callback's ``on_step_end``/``on_epoch_end``, whatever their order)
+        # after every callback's ``on_step_end``/``on_epoch_end``, whatever their order), once
+        # per eval dataset (``eval_dataset={"a": ..., "b": ...}``: one ``on_evaluate`` each);
+        # cleared once the metric is reported, so a round reports it once
         self._armed = False
+        # (metric, keys seen) while this round's evaluations have lacked the metric: warned
+        # when the round ends without it
+        self._missing: tuple[str, set[str]] | None = None
 
     def _disarm(self) -> None:
         """Report nothing until the training loop next ends a step or an epoch (when
-        ``train()`` begins or ends, and, with :class:`LRKitMixin`, when it raises)."""
+        ``train()`` begins, and, with :class:`LRKitMixin`, when it raises: a round cut short
+        is not warned about)."""
         self._armed = False
+        self._missing = None
+
+    def _end_round(self) -> None:
+        """The evaluations of the round (if any) are over: warn if none had the metric."""
+        missing, self._missing = self._missing, None
+        self._armed = False
+        if missing is not None:
+            key, keys = missing
+            warnings.warn(
+                f"ReportMetric: metric {key!r} is not in the evaluation metrics (available: "
+                f"{sorted(keys)}); feedback skipped",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._disarm()
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._disarm()
+        self._end_round()
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._disarm()
+        self._end_round()
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._disarm()
+        self._end_round()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._end_round()
         self._armed = True
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._end_round()
         self._armed = True
 
     def _key(self, args: Any) -> str:
@@ -220,10 +248,10 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
     ) -> None:
         if not self._armed:  # not an evaluation of the training loop: no LR changes
             return
-        self._armed = False
         # the lrkit schedulers in accelerate's wrapper, SequentialLR or ChainedScheduler
         sched = kwargs.get("lr_scheduler")
         if not any(s.feedback is not None for s in lrkit_schedulers(sched)):
+            self._disarm()  # said once per round
             warnings.warn(
                 "ReportMetric: the Trainer's scheduler is not an lrkit scheduler with a feedback "
                 "controller (lrkit.hf.Trainer(schedule=..., feedback=...))",
@@ -233,14 +261,11 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
             return
         key = self._key(args)
         value = (metrics or {}).get(key)
-        if value is None:
-            warnings.warn(
-                f"ReportMetric: metric {key!r} is not in the evaluation metrics (available: "
-                f"{sorted(metrics or {})}); feedback skipped",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        if value is None:  # another eval dataset of this round may have it: still armed
+            seen = set() if self._missing is None else self._missing[1]
+            self._missing = (key, seen | set(metrics or {}))
             return
+        self._disarm()  # one report per round
         # a controller shared by two: updated once; in a SequentialLR only the current phase
         # sets the LRs
         report(sched, value=value)

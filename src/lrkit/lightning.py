@@ -35,6 +35,7 @@ from typing import Any
 
 from . import _validate as V
 from ._imports import require
+from ._runtime import data_loaders
 from .finder import RULES, FinderResult, Sweep, SweepOptions
 
 __all__ = ["LRFinder", "ReportMetric"]
@@ -112,7 +113,10 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     The sweep uses the optimizer ``configure_optimizers`` returned, the trainer's train
     dataloader (several loaders combined as ``fit`` combines them, ``"max_size_cycle"``),
     ``training_step`` (with ``self.log`` muted; ``batch_idx`` passed when it takes one; a
-    ``None`` it returns skips the batch), the trainer's precision context, batch transfer,
+    ``None`` it returns skips the batch), the trainer's precision (its ``convert_input``, e.g.
+    float64 batches under ``"64-true"``, and its context), the batch hooks fit calls
+    (``on_before_batch_transfer``, ``transfer_batch_to_device``, ``on_after_batch_transfer``,
+    of the module or the datamodule; once per batch drawn, ``val_data``'s too),
     ``accumulate_grad_batches`` and gradient clipping (``configure_gradient_clipping``). Each
     ``fit`` sweeps anew, except one resumed from a checkpoint. Afterwards the module's
     weights, buffers and grads, the optimizer, the RNGs and the dataloader's generator are
@@ -125,7 +129,8 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
 
     Then, with ``set_lr=True``, the suggestion is written to the module's LR attribute
     (``attr_name``, default: the first of ``lr``/``learning_rate`` found on the module or its
-    ``hparams``) and ``configure_optimizers`` is called again, so the run trains at it. With
+    ``hparams``; an ``attr_name`` the module lacks is a one-line ``ValueError``, with
+    ``schedule`` too) and ``configure_optimizers`` is called again, so the run trains at it. With
     ``schedule``, a callable ``schedule(result, total_steps)`` returning an lrkit schedule (or a
     spec string or dict), one :class:`lrkit.torch.LRKitScheduler` stepped every optimizer step
     drives the LR, e.g. ``schedule=lambda r, n: S.onecycle(r.max_lr, total_steps=n)``;
@@ -232,8 +237,15 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         """The attribute the suggestion is written to (None: nothing to write)."""
         if not self.set_lr:
             return None
-        names = (self.attr_name,) if self.attr_name is not None else _LR_ATTRS
-        for name in names:
+        if self.attr_name is not None:  # named: it must be there, with a schedule or without
+            if _parsing.lightning_hasattr(pl_module, self.attr_name):
+                return self.attr_name
+            raise ValueError(
+                f"LRFinder(attr_name={self.attr_name!r}): {type(pl_module).__name__} has no "
+                f"attribute {self.attr_name!r} (nor in hparams) to write the suggestion to: "
+                f"name the one configure_optimizers reads, or pass set_lr=False"
+            )
+        for name in _LR_ATTRS:
             if _parsing.lightning_hasattr(pl_module, name):
                 return name
         if self.schedule is not None:
@@ -241,8 +253,8 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         raise ValueError(
             f"LRFinder(set_lr=True) writes the suggestion to the module attribute that "
             f"configure_optimizers reads, but {type(pl_module).__name__} has none of "
-            f"{list(names)} (nor in hparams): name it with attr_name=..., pass schedule=..., "
-            f"or set_lr=False"
+            f"{list(_LR_ATTRS)} (nor in hparams): name it with attr_name=..., pass "
+            f"schedule=..., or set_lr=False"
         )
 
     def _sweep(self, trainer: Any, pl_module: Any) -> FinderResult:
@@ -271,8 +283,20 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             pl_module.training_step, "batch_idx", min_args=2
         )
 
-        def step(model: Any, batch: Any) -> Any:
-            batch = trainer.strategy.batch_to_device(batch)
+        def prepare(batch: Any) -> _Ready:
+            # what fit's loop does to a batch before training_step: the precision plugin's
+            # convert_input (the dtype of a "true" precision), on_before_batch_transfer, and
+            # batch_to_device (transfer_batch_to_device, on_after_batch_transfer), with the
+            # hooks of the module or the datamodule as fit picks them
+            batch = trainer.precision_plugin.convert_input(batch)
+            batch = pl_module._on_before_batch_transfer(batch, dataloader_idx=0)
+            return _Ready(trainer.strategy.batch_to_device(batch, dataloader_idx=0))
+
+        def step(model: Any, ready: _Ready) -> Any:
+            batch = ready.batch
+            if batch is None:  # fit skips a batch that is None after the hooks
+                counter[0] += 1
+                return None
             args = (batch, counter[0]) if with_idx else (batch,)
             out = trainer.strategy.training_step(*args)
             counter[0] += 1
@@ -306,12 +330,12 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 pl_module,
                 optimizer,
                 None,
-                data,
+                _Prepared(data, prepare),
                 step=step,
                 accumulation_steps=int(trainer.accumulate_grad_batches),
                 scaler=scaler,
                 device=pl_module.device,
-                val_data=self.val_data,
+                val_data=_Prepared.of(self.val_data, prepare),
                 progress=self.progress and trainer.is_global_zero,
                 options=options,
                 before_step=clip,
@@ -380,6 +404,41 @@ class _Combined:
     def __iter__(self) -> Any:
         for batch, _, _ in _combined.CombinedLoader(self.iterables, "max_size_cycle"):
             yield batch
+
+
+class _Ready:
+    """A batch as fit's loop hands it to ``training_step`` (after the precision plugin and the
+    transfer hooks): opaque to :func:`lrkit.torch.find_lr`, which moves the batches it is
+    given to the device and rebuilds their containers (the hooks have done that already)."""
+
+    __slots__ = ("batch",)
+
+    def __init__(self, batch: Any) -> None:
+        self.batch = batch
+
+
+class _Prepared:
+    """The batches of ``source`` (the train loader, ``val_data``) each put through
+    ``prepare`` as it is drawn, as fit's loop does, once: a held batch is prepared when it is
+    taken, not again at each evaluation. Its loaders are ``flattened``, where
+    :func:`lrkit.torch.find_lr` finds their generators and persistent workers."""
+
+    def __init__(self, source: Iterable[Any], prepare: Callable[[Any], _Ready]) -> None:
+        self.source = source
+        self.prepare = prepare
+        self.flattened = data_loaders(source)
+
+    @classmethod
+    def of(cls, source: Any, prepare: Callable[[Any], _Ready]) -> Any:
+        """``source`` prepared, or as it is when it is not an iterable of batches (``None``,
+        or a value :func:`lrkit.torch.find_lr` refuses naming it)."""
+        if source is None or isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
+            return source
+        return cls(source, prepare)
+
+    def __iter__(self) -> Any:
+        for batch in self.source:
+            yield self.prepare(batch)
 
 
 def _mute(*args: Any, **kwargs: Any) -> None:

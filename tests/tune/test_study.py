@@ -716,3 +716,59 @@ def test_cli_heartbeat_beyond_a_day_is_a_one_line_error(capsys) -> None:
     assert MAX_HEARTBEAT == 86400
     with pytest.raises(ValueError, match=r"^heartbeat_interval must be an integer in \[1, 86400\]"):
         make_storage("sqlite:///x.db", heartbeat_interval=MAX_HEARTBEAT + 1)
+
+
+def _flat_task() -> Task:
+    return Task(name="flat", train=_flat, total_steps=100)
+
+
+def test_a_read_only_database_is_a_one_line_storage_error(tmp_path) -> None:
+    """Optuna wraps the failed commit in its StorageInternalError; the database's complaint
+    is what the one-line error gives."""
+    path = tmp_path / "ro.db"
+    optuna.create_study(storage=f"sqlite:///{path}", study_name="old")
+    url = f"sqlite:///file:{path}?mode=ro&uri=true"
+    with pytest.raises(ValueError) as info:
+        tune(_flat_task(), storage=url, n_trials=1, seeding="blind", study_name="new")
+    assert str(info.value) == (
+        f"storage {url}: cannot use the database: attempt to write a readonly database"
+    )
+
+
+def test_a_database_of_another_optuna_schema_is_a_one_line_storage_error(tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    optuna.create_study(storage=f"sqlite:///{path}", study_name="s")
+    with sqlite3.connect(path) as con:
+        con.execute("update alembic_version set version_num='v3.0.0.a'")
+    url = f"sqlite:///{path}"
+    with pytest.raises(ValueError) as info:
+        tune(_flat_task(), storage=url, n_trials=1, seeding="blind", study_name="s")
+    msg = str(info.value)
+    assert msg.startswith(f"storage {url}: cannot use the database: ") and "\n" not in msg
+    assert "optuna storage upgrade" in msg
+
+
+def test_a_study_name_optuna_cannot_store_is_refused_before_any_work(tmp_path) -> None:
+    from lrkit.cli import main
+    from lrkit.tune import MAX_STUDY_NAME
+
+    assert MAX_STUDY_NAME == 512
+    with pytest.raises(ValueError, match=r"^study_name must be at most 512 characters .*got 600$"):
+        tune(_flat_task(), storage=None, n_trials=1, seeding="blind", study_name="a" * 600)
+    tune(_flat_task(), storage=None, n_trials=1, seeding="blind", study_name="a" * 512)
+    assert main(["tune", "--demo", "--study", "b" * 513, "--storage",
+                 f"sqlite:///{tmp_path / 'n.db'}"]) == 2  # fmt: skip
+    assert not (tmp_path / "n.db").exists()
+
+
+def test_the_default_plot_name_of_a_long_study_stays_short(tmp_path, monkeypatch) -> None:
+    from lrkit.commands.tune import _default_plot
+
+    monkeypatch.chdir(tmp_path)
+    long_name = "a" * 300
+    name = _default_plot(long_name)
+    assert len(name) < 120 and name.startswith("lrkit-tune-" + "a" * 80 + "-")
+    assert name != _default_plot("a" * 299)  # a digest of the whole name tells them apart
+    assert _default_plot("my study") == "lrkit-tune-my-study.png"

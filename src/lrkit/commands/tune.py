@@ -12,6 +12,7 @@ val_data)`` for PyTorch). See ``lrkit.tune.load_target``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 import warnings
@@ -25,8 +26,11 @@ from ..tune import (
     DEMO_TASK,
     FAMILIES,
     MAX_HEARTBEAT,
+    MAX_STUDY_NAME,
     check_metric,
     check_storage,
+    database_error,
+    database_errors,
     sqlite_file,
 )
 from ._help import HelpFormatter, rename
@@ -155,8 +159,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _default_plot(study: str) -> str:
-    """The plot ``lrkit tune`` writes without ``--plot``: a free name in the working folder."""
-    return fresh_path(f"lrkit-tune-{_slug(study)}.png")
+    """The plot ``lrkit tune`` writes without ``--plot``: a free name in the working folder
+    (a long study name is cut, with a digest of the whole, so the file name stays short)."""
+    slug = _slug(study)
+    if len(slug) > 100:
+        slug = f"{slug[:80]}-{hashlib.sha1(study.encode()).hexdigest()[:10]}"
+    return fresh_path(f"lrkit-tune-{slug}.png")
 
 
 def _slug(text: str) -> str:
@@ -239,7 +247,7 @@ def _guarded(task: Any, target: str | None) -> Any:
             return None
 
         def run(*a: Any) -> Any:
-            with user_code(target, during=during, passes=(optuna.TrialPruned, *_db_errors())):
+            with user_code(target, during=during, passes=(optuna.TrialPruned, *database_errors())):
                 out = fn(*a)
                 return out if check is None else check(out)
 
@@ -256,7 +264,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return reporting_target_errors("tune", _tune, args)
     except Exception as exc:
-        lost = _lost_database(exc)
+        lost = database_error(exc)
         if lost is None:
             raise
         # the database stopped answering (during or after the run)
@@ -268,20 +276,6 @@ def _run(args: argparse.Namespace) -> int:
         )
         print(f"lrkit tune: error: {mask_secrets(msg, url)}", file=sys.stderr)
         return 1
-
-
-def _lost_database(exc: BaseException) -> BaseException | None:
-    """The database error behind ``exc``: ``exc`` itself, or one in the chain of errors it
-    was raised from or while handling (Optuna wraps a failed commit in its
-    ``StorageInternalError``, and an error in its own clean-up can hide that one)."""
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        if isinstance(e, _db_errors()):
-            return e
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return None
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -321,6 +315,11 @@ def _tune(args: argparse.Namespace) -> int:
             check_seed(args.seed)
         if study is not None and not study.strip():
             raise ValueError("--study must be a non-empty name, got ''")
+        if study is not None and len(study) > MAX_STUDY_NAME:
+            raise ValueError(
+                f"--study must be at most {MAX_STUDY_NAME} characters (what Optuna stores), "
+                f"got {len(study)}"
+            )
         families = parse_families(args.families)
         if args.epochs is not None:
             V.integer("--epochs", args.epochs, 1)
@@ -482,15 +481,6 @@ def _tune(args: argparse.Namespace) -> int:
             1,
         )
     return 1 if failed else 0
-
-
-def _db_errors() -> tuple[type[BaseException], ...]:
-    """SQLAlchemy's errors of a database that stopped answering (Optuna stores through it)."""
-    try:
-        import sqlalchemy.exc
-    except ImportError:  # pragma: no cover - optuna depends on sqlalchemy
-        return ()
-    return (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DBAPIError)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -26,7 +26,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from .. import _validate as V
-from ..feedback import as_metric
+from ..feedback import as_metric, check_controllers
 from ..schedules import as_schedule
 
 __all__ = ["LRKitScheduler", "scheduler"]
@@ -268,31 +268,7 @@ class LRKitScheduler(LRScheduler):
         self._bind()
 
     def _check_feedback(self, feedback: Any) -> None:
-        if feedback is None:
-            return
-        if isinstance(feedback, (list, tuple)):
-            n = len(self.optimizer.param_groups)
-            if len(feedback) != n:
-                raise ValueError(
-                    f"feedback: a list needs one controller per param group ({n}), "
-                    f"got {len(feedback)}"
-                )
-            items: list[tuple[int | None, Any]] = list(enumerate(feedback))
-        else:
-            items = [(None, feedback)]
-        for i, fb in items:
-            name = "feedback" if i is None else f"feedback[{i}]"
-            if isinstance(fb, type):
-                raise ValueError(
-                    f"{name} must be a controller instance, e.g. {fb.__name__}(...), got the "
-                    f"class {fb.__name__}"
-                )
-            for attr in ("apply", "update", "state_dict", "load_state_dict"):
-                if not callable(getattr(fb, attr, None)):
-                    raise ValueError(
-                        f"{name} must be an lrkit.feedback controller (with .{attr}()), "
-                        f"got {type(fb).__name__}"
-                    )
+        check_controllers(feedback, groups=len(self.optimizer.param_groups))
 
     def _controllers(self) -> list[Any]:
         """The distinct controllers (one, or one per group with repeats removed)."""

@@ -25,13 +25,23 @@ from ._space import (
     build_schedule,
     lr_range_from_finder,
 )
-from ._storage import DEFAULT_STORAGE, MAX_HEARTBEAT, check_storage, make_storage, sqlite_file
+from ._storage import (
+    DEFAULT_STORAGE,
+    MAX_HEARTBEAT,
+    MAX_STUDY_NAME,
+    check_storage,
+    database_error,
+    database_errors,
+    make_storage,
+    sqlite_file,
+)
 from ._task import Reporter, Task, check_metric
 
 __all__ = [
     "BLIND_LR_RANGE",
     "DEFAULT_STORAGE",
     "MAX_HEARTBEAT",
+    "MAX_STUDY_NAME",
     "FAMILIES",
     "PARAMS",
     "Param",
@@ -44,6 +54,8 @@ __all__ = [
     "build_schedule",
     "check_metric",
     "check_storage",
+    "database_error",
+    "database_errors",
     "demo_task",
     "load_target",
     "lr_range_from_finder",

@@ -16,7 +16,14 @@ from .._runtime import HeldSignals
 from ._load import as_task
 from ._result import TuneResult
 from ._space import BLIND_LR_RANGE, FAMILIES, SearchSpace, _check_range, lr_range_from_finder
-from ._storage import make_pruner, make_storage, storage_error
+from ._storage import (
+    MAX_STUDY_NAME,
+    database_error,
+    database_errors,
+    make_pruner,
+    make_storage,
+    storage_error,
+)
 from ._task import Reporter, Task, check_metric
 from ._task import optuna as _optuna
 
@@ -498,6 +505,11 @@ def tune(
     record = _space_record(families, seeding, task.total_steps, task.name)
     if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
         raise ValueError(f"study_name must be a non-empty string or None, got {study_name!r}")
+    if study_name is not None and len(study_name) > MAX_STUDY_NAME:
+        raise ValueError(
+            f"study_name must be at most {MAX_STUDY_NAME} characters (what Optuna stores), got "
+            f"{len(study_name)}"
+        )
     if sampler is not None and not isinstance(sampler, optuna.samplers.BaseSampler):
         raise ValueError(
             f"sampler must be None (TPE) or an Optuna sampler, got {type(sampler).__name__}"
@@ -549,8 +561,11 @@ def tune(
                 direction=task.direction,
                 load_if_exists=True,
             )
-    except _db_errors() as exc:
-        raise storage_error(exc, storage if isinstance(storage, str) else "") from None
+    except (*database_errors(), optuna.exceptions.StorageInternalError) as exc:
+        # Optuna wraps a failed commit (a read-only database, a refused permission) in its
+        # own error: the database's complaint is in its chain
+        cause = database_error(exc) or exc
+        raise storage_error(cause, storage if isinstance(storage, str) else "") from None
     if sampler is None:
         n_start = startup_trials if startup_trials is not None else min(10, max(3, n_trials // 5))
         with _experimental_ok():
@@ -707,11 +722,3 @@ def tune(
         stop_reason=stop,
         max_trials=max_trials,
     )
-
-
-def _db_errors() -> tuple[type[BaseException], ...]:
-    try:
-        import sqlalchemy.exc
-    except ImportError:  # pragma: no cover - optuna depends on sqlalchemy
-        return ()
-    return (sqlalchemy.exc.SQLAlchemyError,)

@@ -105,6 +105,8 @@ def make_storage(
             time.sleep(0.1 + random.random() * 0.4 * (attempt + 1))
         except (ValueError, TypeError) as exc:  # a query argument the driver cannot read
             raise storage_error(exc, user_url) from None
+        except RuntimeError as exc:  # Optuna: its tables are of an older or newer version
+            raise storage_error(exc, user_url) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -217,6 +219,34 @@ def sqlite_file(storage: Any) -> str | None:
     if path.startswith("file:"):  # an SQLite URI (?uri=true)
         path = path[len("file:") :]
     return path
+
+
+#: the longest study name Optuna stores
+MAX_STUDY_NAME = 512
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """The errors of the database layer Optuna stores through (SQLAlchemy's)."""
+    try:
+        import sqlalchemy.exc
+    except ImportError:  # pragma: no cover - optuna depends on sqlalchemy
+        return ()
+    return (sqlalchemy.exc.SQLAlchemyError,)
+
+
+def database_error(exc: BaseException) -> BaseException | None:
+    """The database error behind ``exc``: ``exc`` itself, or one in the chain of errors it
+    was raised from or while handling (Optuna wraps a failed commit in its
+    ``StorageInternalError``, and an error in its own clean-up can hide that one); ``None``
+    when there is none."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, database_errors()):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def storage_error(exc: BaseException, url: str) -> ValueError:
