@@ -341,3 +341,45 @@ def test_for_total_steps_checks_its_argument_when_no_step_ran() -> None:
     for bad in (0, -1, 2.5):
         with pytest.raises(ValueError, match="total_steps must be an integer >= 1"):
             result.for_total_steps(bad)
+
+
+def test_a_range_whose_ratio_float64_cannot_hold_is_refused() -> None:
+    from lrkit.finder import SweepOptions
+
+    with pytest.raises(
+        ValueError,
+        match=r"^end_lr / start_lr must be a ratio float64 holds .*got 10000000000\.0 / 1e-300 "
+        r"\(inf\)$",
+    ):
+        SweepOptions(start_lr=1e-300, end_lr=1e10)
+    assert SweepOptions(start_lr=1e-300, end_lr=1e10, mode="linear").end_lr == 1e10
+
+
+def test_an_extension_near_float64_s_limit_records_no_infinite_lr() -> None:
+    """A curve that never turns up is extended toward 1000 x end_lr, which float64 may not
+    hold: the extension stops at the last LR it holds (the LRs, the suggestion: finite)."""
+    from lrkit.finder import range_test
+
+    for start, end in ((1e-10, 1e297), (1e-2, 1e306)):
+        r = range_test(lambda lr: 1.0 / (1.0 + math.log1p(lr)), start_lr=start, end_lr=end,
+                       num_iter=50, stop_early=False)  # fmt: skip
+        assert np.isfinite(r.lrs).all() and max(r.lrs) <= 1000 * end
+        assert r.suggestion is None or math.isfinite(r.suggestion)
+
+
+@pytest.mark.parametrize("rule", ["budget_edge", "steepest", "valley", "minimum", "slide"])
+def test_every_rule_refuses_non_finite_losses_and_lrs_not_above_0(rule) -> None:
+    from lrkit.finder import suggest
+
+    lrs = np.logspace(-7, 1, 10)
+    losses = [2, 1.9, 1.7, 1.5, 1.2, 1, 0.8, 1, 2, 5]
+    for i, bad in ((2, math.nan), (9, math.inf)):
+        y = list(losses)
+        y[i] = bad
+        with pytest.raises(ValueError, match=rf"^losses must be finite, got {bad!r} at index {i}$"):
+            suggest(lrs, y, rule)
+    for i, bad in ((0, 0.0), (3, -1e-3), (5, math.nan)):
+        x = lrs.copy()
+        x[i] = bad
+        with pytest.raises(ValueError, match=rf"^lrs must be finite and > 0, got {bad!r} at "):
+            suggest(x, losses, rule)

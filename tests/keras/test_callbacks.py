@@ -530,7 +530,9 @@ def test_resume_with_a_restored_plateau_controller_is_exact(tmp_path, kind):
     x = rng.standard_normal((64, 4)).astype("float32")
     y = rng.standard_normal((64, 1)).astype("float32")
     cos = S.cosine(0.1, total_steps=64)
-    plateau = dict(factor=0.5, patience=0, threshold=10.0)  # cuts at every epoch end but one
+    plateau = dict(
+        factor=0.5, patience=0, threshold=1e9, threshold_mode="abs"
+    )  # cuts at every epoch end but one
 
     def compiled():
         keras.utils.set_random_seed(0)

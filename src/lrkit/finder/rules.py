@@ -103,6 +103,14 @@ def _check(lrs: npt.ArrayLike, losses: npt.ArrayLike) -> tuple[FloatArray, Float
             f"lrs and losses must be 1-D arrays of the same non-zero length, got shapes "
             f"{x.shape} and {y.shape}"
         )
+    bad = np.flatnonzero(~(np.isfinite(x) & (x > 0)))
+    if bad.size:  # a sweep records none of these
+        i = int(bad[0])
+        raise ValueError(f"lrs must be finite and > 0, got {float(x[i])!r} at index {i}")
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:  # a sweep stops at a non-finite loss, without recording it
+        i = int(bad[0])
+        raise ValueError(f"losses must be finite, got {float(y[i])!r} at index {i}")
     return x, y
 
 

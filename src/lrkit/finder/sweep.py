@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -134,6 +135,12 @@ class SweepOptions:
             )
         put("num_iter", V.integer("num_iter", self.num_iter, MIN_ITER, MAX_ITER))
         put("mode", V.choice("mode", self.mode, MODES))
+        if self.mode == "exp" and not math.isfinite(self.end_lr / self.start_lr):
+            raise ValueError(
+                f"end_lr / start_lr must be a ratio float64 holds (the sweep's LRs grow by "
+                f"it): raise start_lr or lower end_lr, got {self.end_lr!r} / "
+                f"{self.start_lr!r} (inf)"
+            )
         put("beta", V.in_range("beta", self.beta, 0.0, 1.0, high_open=True))
         put("diverge_th", V.in_range("diverge_th", self.diverge_th, 1.0, math.inf, low_open=True))
         put("eval_every", V.integer("eval_every", self.eval_every, 1))
@@ -159,8 +166,9 @@ class SweepOptions:
 
     @property
     def ceiling(self) -> float:
-        """The highest LR an extended sweep may reach."""
-        return self.max_end_lr if self.max_end_lr is not None else 1000.0 * self.end_lr
+        """The highest LR an extended sweep may reach (never beyond float64)."""
+        top = self.max_end_lr if self.max_end_lr is not None else 1000.0 * self.end_lr
+        return min(top, sys.float_info.max)
 
     @property
     def extra_iter(self) -> int:
@@ -262,7 +270,10 @@ class Sweep:
         an extended sweep continues at the same spacing."""
         t = i / (self.num_iter - 1)
         if self.mode == "exp":
-            return float(self.start_lr * (self.end_lr / self.start_lr) ** t)
+            try:
+                return float(self.start_lr * (self.end_lr / self.start_lr) ** t)
+            except OverflowError:  # an extension beyond float64: no such LR
+                return math.inf
         return float(self.start_lr + (self.end_lr - self.start_lr) * t)
 
     @property
@@ -353,6 +364,7 @@ class Sweep:
             can_extend = (
                 extra < o.extra_iter
                 and self.lr_at(n) <= o.ceiling * (1 + 1e-12)
+                and math.isfinite(self.lr_at(n))  # an LR float64 holds, always
                 and not turned_up(*self._curve())
                 and not saturated(*self._curve())
             )
