@@ -112,6 +112,17 @@ TASK = textwrap.dedent(
     def make_raises():
         raise ValueError("the user's factory failed")
 
+    def make_loss_calls_lrkit():
+        model, opt, loss_fn, data = make()
+
+        def loss(out, y):
+            from lrkit.schedules import constant
+
+            constant(-1.0)  # LRKIT CALL: lrkit's error, raised for the user's call
+            return loss_fn(out, y)
+
+        return model, opt, loss, data
+
     def tune_raises():
         from lrkit.tune import Task
 
@@ -132,6 +143,7 @@ TASK = textwrap.dedent(
     """
 )
 USER_LINE = next(i for i, ln in enumerate(TASK.splitlines(), 1) if "# USER LINE" in ln)
+LRKIT_CALL = next(i for i, ln in enumerate(TASK.splitlines(), 1) if "# LRKIT CALL" in ln)
 
 
 @pytest.fixture
@@ -692,6 +704,20 @@ def test_traceback_option_shows_the_users_code(task, capsys):
     assert err.startswith("Traceback") and f'lrkit_err_task.py", line {USER_LINE}' in err
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"lrkit find: error in target {target!r}") and "--traceback" not in last
+
+
+def test_lrkit_refusing_a_call_of_the_users_code_is_the_targets_error(task, capsys):
+    """lrkit's checks of what the target returned are command-line mistakes (exit code 2);
+    a ValueError of lrkit's, raised for a call made by the user's code, is the user's."""
+    target = f"{task}:make_loss_calls_lrkit"
+    assert main(["find", target, "--quiet", "--no-plot", "--no-train"]) == 1
+    _target_error(
+        capsys,
+        "find",
+        target,
+        "during the range test: ValueError: lr must be >= 0",
+        f"at lrkit_err_task.py:{LRKIT_CALL} in loss",
+    )
 
 
 @pytest.mark.parametrize("command", ["find", "compare", "tune"])

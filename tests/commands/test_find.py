@@ -14,6 +14,8 @@ from lrkit.cli import main  # noqa: E402
 
 USER_MODULE = textwrap.dedent(
     """
+    import warnings
+
     import torch
     from torch import nn
 
@@ -39,8 +41,47 @@ USER_MODULE = textwrap.dedent(
 
     def bad():
         return 42
+
+    def make_warns():
+        model, opt, loss_fn, data = make()
+
+        def loss(out, y):
+            warnings.warn("lrkit test: this loss warns", UserWarning)  # WARN LINE
+            return loss_fn(out, y)
+
+        return model, opt, loss, data
+
+    def make_val_text():
+        return (*make(), "abc")
+
+    def make_val_triples():
+        model, opt, loss_fn, data = make()
+        return model, opt, loss_fn, data, [(x, y, 0) for x, y in data[:2]]
+
+    def make_no_data():
+        return (*make()[:3], [])
+
+    def make_triples():
+        model, opt, loss_fn, data = make()
+        return model, opt, loss_fn, [(x, y, 0) for x, y in data]
+
+    def make_triples_gen():
+        model, opt, loss_fn, data = make()
+        return model, opt, loss_fn, ((x, y, 0) for x, y in data)
+
+    def make_empty_gen():
+        return (*make()[:3], iter([]))
+
+    def make_float_loss():
+        model, opt, _, data = make()
+        return model, opt, (lambda out, y: 1.0), data
+
+    def make_no_loss():
+        model, opt, _, data = make()
+        return model, opt, None, data
     """
 )
+WARN_LINE = next(i for i, ln in enumerate(USER_MODULE.splitlines(), 1) if "# WARN LINE" in ln)
 
 
 @pytest.fixture()
@@ -372,3 +413,82 @@ def test_json_named_like_the_default_image_moves_the_image_not_the_json(tmp_path
     assert main([*argv, "--json", "lrkit_find.png"]) == 0
     assert json.loads((tmp_path / "lrkit_find.png").read_text())["num_iter"] == 10
     assert (tmp_path / "lrkit_find-1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_users_own_warnings_reach_the_user_once_and_the_finders_are_printed(
+    user_module, tmp_path, capsys
+):
+    """The sweep's warnings other than lrkit's own (a loss that warns on every step, torch's
+    MSELoss on mismatched shapes) are shown as Python shows them, once each, with their
+    category, place and message; the finder's (LRFinderWarning) are the table's lines."""
+    import warnings
+
+    from lrkit.finder import LRFinderWarning
+
+    argv = ["find", f"{user_module}:make_warns", "--num-iter", "10", "--end-lr", "1e-3"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("default")
+        assert main([*argv, "--no-train", "--no-plot", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert [(w.category, str(w.message), w.filename, w.lineno) for w in seen] == [
+        (
+            UserWarning,
+            "lrkit test: this loss warns",
+            str(tmp_path / f"{user_module}.py"),
+            WARN_LINE,
+        )
+    ]
+    assert not any(issubclass(w.category, LRFinderWarning) for w in seen)
+    assert "reliable: NO (see the warnings below)" in out
+    assert "\n  warning: LR range test: the loss never turned up" in out
+
+
+@pytest.mark.parametrize(
+    "target,message",
+    [
+        ("make_val_text", "val_data must be an iterable of (x, y) batches or None, got str"),
+        (
+            "make_val_triples",
+            "val_data must yield (x, y) batches for loss_fn(model(x), y), got a tuple of 3 items",
+        ),
+        ("make_no_data", "data must yield at least one batch, got none"),
+        (
+            "make_triples",
+            "data must yield (x, y) batches for loss_fn(model(x), y), got a tuple of 3 items",
+        ),
+        ("make_no_loss", "loss_fn must be a callable loss_fn(output, target), got NoneType"),
+    ],
+)
+def test_a_target_returning_unusable_data_is_refused_before_the_range_test(
+    user_module, target, message, capsys
+):
+    """What the target returned is lrkit's to check, not an error in the user's code: one
+    line naming what it must be, exit code 2, before anything runs."""
+    import sys
+
+    assert main(["find", f"{user_module}:{target}", "--no-plot", "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"lrkit find: error: {message}\n"
+    assert out == "" and len(sys.modules[user_module].CALLS) == 1  # nothing ran
+
+
+@pytest.mark.parametrize(
+    "target,message",
+    [
+        (
+            "make_triples_gen",
+            "data must yield (x, y) batches for loss_fn(model(x), y), got a tuple of 3 items",
+        ),
+        ("make_empty_gen", "data must yield at least one batch, got an empty iterable"),
+        ("make_float_loss", "loss_fn must return the loss as a tensor, got float"),
+    ],
+)
+def test_what_only_the_range_test_shows_of_the_target_is_a_command_line_mistake_too(
+    user_module, target, message, capsys
+):
+    """A generator's batches and what loss_fn returns are seen once the sweep reads them:
+    still exit code 2 and one line in the command line's words (no step= of find_lr)."""
+    assert main(["find", f"{user_module}:{target}", "--no-plot", "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"lrkit find: error: {message}\n"
+    assert "range test:" not in out

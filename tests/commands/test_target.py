@@ -173,20 +173,84 @@ def test_a_target_returning_one_model_for_every_run_is_the_targets_error(folder,
     ]
 
 
-def test_check_runs_refuse_a_target_returning_the_trained_model_again(folder, capsys):
-    # the range test puts the model back as it was; the first check run trains it, and the
-    # second would start from there: an error in the target, not a silently wrong table
+KEPT_LAYER = """
+import torch
+
+torch.manual_seed(0)
+x = torch.randn(64, 4)
+y = (x[:, 0] > 0).long()
+body = torch.nn.Linear(4, 8)
+FROZEN = False
+body.requires_grad_(not FROZEN)
+data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+
+def make():
+    model = torch.nn.Sequential(body, torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    return model, opt, torch.nn.functional.cross_entropy, data
+"""
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same_weights(model, start) -> bool:
+    import torch
+
+    now = model.state_dict()
+    return now.keys() == start.keys() and all(torch.equal(now[k], start[k]) for k in start)
+
+
+def test_find_refuses_a_target_returning_one_model_before_anything_trains(folder, capsys):
+    # the check runs would train the user's one model, the second from where the first left
+    # it: refused when the second call returns it again, before the sweep, the model untouched
     pytest.importorskip("torch")
     (folder / "lrkit_tgt_kept.py").write_text(KEPT)
+    import lrkit_tgt_kept as kept
+
+    start = _weights(kept.model)
     rc = main(["find", "lrkit_tgt_kept:make", "--no-plot", "--quiet", "--train-steps", "20"])
-    assert rc == 1
+    assert rc == 2
     out, err = capsys.readouterr()
-    assert "check: 20 training steps from the same initial weights" in out
-    assert "one-cycle" not in out.split("check:")[1]  # no row for the second run
+    assert out == ""
     assert err.splitlines() == [
-        "lrkit find: error in target 'lrkit_tgt_kept:make' during the check runs: NotFreshError: "
-        "make() must build a fresh model for every run; it returned the first run's model "
-        "again, already trained (it would go on training where the last run left it): create "
-        "the model inside the function (lrkit.compare.factory(fn, seed=0) seeds every call) "
-        "(--traceback shows the full traceback)"
+        "lrkit find: error: target 'lrkit_tgt_kept:make' must build a fresh model on every "
+        "call (each check run trains its own from the same initial weights): it returned the "
+        "same model object from its first two calls; create the model inside the function, "
+        "or pass --no-train"
     ]
+    assert _same_weights(kept.model, start) and not kept.opt.state
+    # without the check runs, one call: the range test puts the model back as it was
+    assert main(["find", "lrkit_tgt_kept:make", "--no-plot", "--quiet", "--no-train"]) == 0
+    assert _same_weights(kept.model, start)
+
+
+def test_find_refuses_models_sharing_a_trainable_layer_built_at_import(folder, capsys):
+    pytest.importorskip("torch")
+    (folder / "lrkit_tgt_kept.py").write_text(KEPT_LAYER)
+    import lrkit_tgt_kept as kept
+
+    start = _weights(kept.body)
+    rc = main(["find", "lrkit_tgt_kept:make", "--no-plot", "--quiet", "--train-steps", "20"])
+    assert rc == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit find: error: target 'lrkit_tgt_kept:make' must build a fresh model on every "
+        "call (each check run trains its own from the same initial weights): the models of "
+        "its first two calls share 2 trainable parameters (a layer built once, at import?); "
+        "create the model inside the function, or pass --no-train"
+    ]
+    assert _same_weights(kept.body, start)
+
+
+def test_find_lets_models_share_a_frozen_layer(folder, capsys):
+    # a frozen backbone loaded once, a fresh head on every call: nothing shared is trained
+    pytest.importorskip("torch")
+    (folder / "lrkit_tgt_kept.py").write_text(KEPT_LAYER.replace("FROZEN = False", "FROZEN = True"))
+    import lrkit_tgt_kept as kept
+
+    start = _weights(kept.body)
+    argv = ["find", "lrkit_tgt_kept:make", "--no-plot", "--quiet", "--train-steps", "10"]
+    assert main([*argv, "--num-iter", "10"]) == 0, capsys.readouterr().err
+    assert "one-cycle" in capsys.readouterr().out
+    assert _same_weights(kept.body, start)

@@ -14,7 +14,10 @@
 * :func:`call_target`, :func:`user_code` and :func:`report_target_error` keep an error raised
   by the user's code (the target function, the model, the loss, the train function) apart
   from a command-line mistake: it is reported as an error in the target, with exit code 1
-  (a mistake in the command line is exit code 2).
+  (a mistake in the command line is exit code 2). With ``mistakes=True``, :func:`user_code`
+  tells lrkit's own checks of what the target returned (data whose batches are not ``(x, y)``,
+  a loss that is not a tensor) apart from the user's errors: they are a
+  :class:`TargetMistake`, a mistake in the command line.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import errno
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -281,22 +285,44 @@ class TargetError(Exception):
         )
 
 
+class TargetMistake(ValueError):
+    """lrkit's own check of what the target returned failed while a command ran it (data whose
+    batches are not ``(x, y)``, a loss that is not a tensor): a mistake in the command line
+    (exit code 2), not an error raised by the user's code. The message is lrkit's, less the
+    advice on arguments of the Python API that the command line does not have."""
+
+
+#: advice in lrkit's messages on arguments the command line does not have (``step=`` of
+#: ``find_lr``, callable ``data`` of ``fit``): left out of a :class:`TargetMistake`
+_API_ADVICE = re.compile(r"; for (?:any other|another) (?:batch )?layout\b.*$")
+
+
 @contextlib.contextmanager
 def user_code(
-    target: str | None, *, during: str = "", passes: tuple[type[BaseException], ...] = ()
+    target: str | None,
+    *,
+    during: str = "",
+    passes: tuple[type[BaseException], ...] = (),
+    mistakes: bool = False,
 ) -> Iterator[None]:
     """Any exception raised in the block becomes a :class:`TargetError` for ``target``
     (``None``, the built-in demo: nothing is wrapped). ``KeyboardInterrupt`` and the
-    exception types in ``passes`` (e.g. Optuna's ``TrialPruned``) go through unchanged."""
+    exception types in ``passes`` (e.g. Optuna's ``TrialPruned``) go through unchanged. With
+    ``mistakes=True``, a ``ValueError`` raised by lrkit's own code that never went through the
+    user's (:func:`raised_by_lrkit`: lrkit's check of what the target returned) becomes a
+    :class:`TargetMistake` instead."""
     if target is None:
         yield
         return
-    through: tuple[type[BaseException], ...] = (TargetError, *passes)
+    through: tuple[type[BaseException], ...] = (TargetError, TargetMistake, *passes)
     try:
         yield
     except through:
         raise
     except Exception as exc:
+        if mistakes and isinstance(exc, ValueError) and raised_by_lrkit(exc):
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise TargetMistake(_API_ADVICE.sub("", first)) from exc
         raise TargetError(target, error=exc, during=during) from exc
 
 
@@ -337,20 +363,46 @@ def _is_lrkit(filename: str) -> bool:
     return os.path.abspath(filename).startswith(root + os.sep)
 
 
-def _where(error: BaseException) -> str:
-    """``file:line in function`` of the innermost frame of ``error``'s traceback in code that
-    is neither lrkit's nor installed (the standard library, site-packages); ``""`` if none."""
+def _is_users(filename: str) -> bool:
+    """Whether ``filename`` is the user's code: neither lrkit's nor installed (the standard
+    library, site-packages)."""
     import sysconfig
 
     installed = {
         os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "purelib", "platlib")
     }
+    name = os.path.abspath(filename)
+    return not (_is_lrkit(name) or any(name.startswith(p) for p in installed))
+
+
+def raised_by_lrkit(error: BaseException) -> bool:
+    """Whether ``error`` was raised by lrkit's own code and never went through the user's: its
+    innermost frame is lrkit's, and no frame of its traceback, nor of the exceptions it was
+    raised from or while handling, is the user's code (:func:`_is_users`; code without a file,
+    ``<string>``, counts as the user's). An error of the user's model, loss or data is raised
+    in (or through) the user's code, or in an installed package (torch): not lrkit's."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames or not _is_lrkit(frames[-1].filename):
+        return False
+    seen: set[int] = set()
+    exc: BaseException | None = error
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if any(_is_users(f.filename) for f in traceback.extract_tb(exc.__traceback__)):
+            return False
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return True
+
+
+def _where(error: BaseException) -> str:
+    """``file:line in function`` of the innermost frame of ``error``'s traceback in code that
+    is neither lrkit's nor installed (the standard library, site-packages); ``""`` if none."""
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
-        name = os.path.abspath(frame.filename)
-        if _is_lrkit(name) or any(name.startswith(p) for p in installed):
+        if not _is_users(frame.filename):
             continue
         if frame.filename.startswith("<"):
             continue
+        name = os.path.abspath(frame.filename)
         shown = os.path.relpath(name) if name.startswith(os.getcwd() + os.sep) else name
         return f"{shown}:{frame.lineno} in {frame.name}"
     return ""

@@ -8,6 +8,14 @@ the command line) and called with no arguments; it returns ``(model, optimizer, 
 data)`` and optionally a fifth item, validation batches. After the sweep the command trains
 briefly twice from fresh copies (the function is called again; the demo rebuilds its model):
 at the constant ``suggestion`` and with ``onecycle(max_lr)``, and prints the final loss.
+
+What the target returned is checked before the sweep: ``(x, y)`` batches in ``data`` (a list
+or tuple: every batch; a generator or loader: as the sweep reads them) and ``val_data`` (its
+first batch; a list or tuple: every batch), a callable ``loss_fn``, and a fresh model from
+each call (the function's second call, the first check run's, is made before the sweep). A
+target that returns something else is a command-line mistake (exit code 2), also when it
+shows only during the sweep (a ``loss_fn`` that returns no tensor); an error raised by the
+user's code is the target's (exit code 1).
 """
 
 from __future__ import annotations
@@ -16,8 +24,7 @@ import argparse
 import math
 import sys
 import time
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import _validate as V
@@ -28,6 +35,7 @@ from ._help import rename
 from ._target import (
     RETURNS,
     Printer,
+    TargetMistake,
     add_torch_task_parser,
     call_target,
     check_outputs,
@@ -245,23 +253,111 @@ def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
     return make_user, args.target, None
 
 
+def _batch_layout(name: str, batch: Any) -> None:
+    """A one-line ValueError naming ``name`` (``data``, ``val_data``) when ``batch`` is not an
+    ``(x, y)`` pair (a tuple or list of two items), as the sweep and the check runs read it."""
+    import torch
+
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return
+    if isinstance(batch, (tuple, list)):
+        kind = f"a {type(batch).__name__} of {len(batch)} items"
+    else:
+        kind = f"a {type(batch).__name__}"
+        if torch.is_tensor(batch):  # the target returned one (x, y) batch itself
+            kind += f" (one batch as {name}: a list of it, [(x, y)])"
+    raise ValueError(f"{name} must yield (x, y) batches for loss_fn(model(x), y), got {kind}")
+
+
+def _check_returned(loss_fn: Any, data: Any) -> None:
+    """What the sweep needs of what the target returned, checked before it starts: a callable
+    ``loss_fn``, and ``data`` an iterable of ``(x, y)`` batches (a list or tuple: not empty,
+    and every batch; anything else is read only by the sweep, which checks each batch as it
+    reads it). A one-line ValueError naming the item."""
+    if not callable(loss_fn):
+        raise ValueError(
+            f"loss_fn must be a callable loss_fn(output, target), got {type(loss_fn).__name__}"
+        )
+    if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
+        raise ValueError(
+            "data must be an iterable of (x, y) batches (a list, a generator, a loader), "
+            f"got {type(data).__name__}"
+        )
+    if isinstance(data, (list, tuple)):
+        if not data:
+            raise ValueError("data must yield at least one batch, got none")
+        for batch in data:
+            _batch_layout("data", batch)
+
+
+def _check_val(val: Any) -> None:
+    """``val_data`` (what the check runs score on): ``None`` or an iterable of ``(x, y)``
+    batches, at least one (its first batch is read: call it under ``preserved_rng``; a list or
+    tuple: every batch is checked). A one-line ValueError naming ``val_data``."""
+    from ..compare import first_val_batch
+
+    if isinstance(val, (str, bytes)):
+        raise ValueError(
+            f"val_data must be an iterable of (x, y) batches or None, got {type(val).__name__}"
+        )
+    first = first_val_batch(val)
+    if first is None:
+        return
+    for batch in val if isinstance(val, (list, tuple)) else first:
+        _batch_layout("val_data", batch)
+
+
+def _check_fresh(first: Any, second: Any, target: str) -> None:
+    """The models of the target's first two calls, ``first`` and ``second``: a one-line
+    ValueError when they are one object, or share a trainable parameter (a layer built once,
+    at import), which the check runs would train one after the other. Parameters that do not
+    require grad (a frozen backbone loaded once) may be shared."""
+    if second is first:
+        how = "it returned the same model object from its first two calls"
+    else:
+        mine = {id(p) for p in first.parameters() if p.requires_grad}
+        shared = sum(1 for p in second.parameters() if p.requires_grad and id(p) in mine)
+        if not shared:
+            return
+        noun = "parameter" if shared == 1 else "parameters"
+        how = (
+            f"the models of its first two calls share {shared} trainable {noun} "
+            "(a layer built once, at import?)"
+        )
+    raise ValueError(
+        f"target {target!r} must build a fresh model on every call (each check run trains "
+        f"its own from the same initial weights): {how}; create the model inside the "
+        "function, or pass --no-train"
+    )
+
+
 def _find(args: argparse.Namespace) -> int:
-    from ..finder import LRFinderWarning
     from ..torch import find_lr, is_main_process
 
     rank0 = is_main_process()
     out = Printer()  # a reader that goes away stops the printing, not the files
     say: Callable[..., None] = out if rank0 else (lambda *a, **k: None)
+    prepared: Any = None  # the first check run's task, made before the sweep
     try:
         check_options(args)
         make, name, task = _task(args)
         model, opt, loss_fn, data, val = make()
+        _check_returned(loss_fn, data)
         if not args.no_train:  # the check runs score on it: refused now, not after the sweep
-            from .._runtime import preserved_rng
-            from ..compare import first_val_batch
+            from .._runtime import GlobalRNGState, preserved_rng
 
             with preserved_rng(import_torch=True):
-                first_val_batch(val)
+                _check_val(val)
+            if task is None:
+                # a target's second call, the first check run's, made now: a target that
+                # returns its first model again is refused before anything trains. The RNGs
+                # stay as each call left them: the sweep starts where the first left them,
+                # the first check run where the second did (as when it is called after)
+                sweep_rng = GlobalRNGState(import_torch=True)
+                second = make()
+                prepared = (second, GlobalRNGState(import_torch=True))
+                sweep_rng.restore()
+                _check_fresh(model, second[0], args.target)
     except (ValueError, ImportError) as e:
         print(f"lrkit find: error: {e}", file=sys.stderr)
         return 2
@@ -271,9 +367,8 @@ def _find(args: argparse.Namespace) -> int:
     else:
         total_steps = None if args.no_train else args.train_steps
     t0 = time.perf_counter()
-    with user_code(args.target, during="the range test"):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", LRFinderWarning)
+    try:  # lrkit's checks of what the target returned (a loss that is no tensor): exit 2
+        with user_code(args.target, during="the range test", mistakes=True):
             result = find_lr(
                 model,
                 opt,
@@ -285,12 +380,16 @@ def _find(args: argparse.Namespace) -> int:
                 rule=args.rule,
                 total_steps=total_steps,
                 progress=not args.quiet,
+                warn=False,  # the result's warnings are printed below; the user's are shown
             )
+    except TargetMistake as e:
+        print(f"lrkit find: error: {e}", file=sys.stderr)
+        return 2
+    del model, opt, loss_fn, data, val  # the sweep's task: the check runs train their own
     say(f"range test: {result.steps} steps in {duration(time.perf_counter() - t0)}")
     say(_table(result))
-    for w in caught:
-        if issubclass(w.category, LRFinderWarning):
-            say(f"\n  warning: {w.message}")
+    for msg in result.warnings:
+        say(f"\n  warning: LR range test: {msg}")
     failed = False
     if args.json and rank0:
         failed = write_json("find", args.json, result.to_dict())
@@ -327,15 +426,23 @@ def _find(args: argparse.Namespace) -> int:
         )
         return 1
     if not args.no_train:
-        with user_code(args.target, during="the check runs"):
-            _check(args, make, result, say)
+        try:
+            with user_code(args.target, during="the check runs", mistakes=True):
+                _check(args, make, result, say, prepared=prepared)
+        except TargetMistake as e:
+            print(f"lrkit find: error: {e}", file=sys.stderr)
+            return 2
         out.check()
     return 1 if failed else 0
 
 
-def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> None:
+def _check(
+    args: argparse.Namespace, make: Any, result: Any, say: Any, *, prepared: Any = None
+) -> None:
     """Train twice from the same initial weights: at the constant ``suggestion`` and with
-    ``onecycle(max_lr)``; print the final loss (and accuracy) of each."""
+    ``onecycle(max_lr)``; print the final loss (and accuracy) of each. ``prepared``: the
+    first run's task, made before the sweep, and the RNG states its call left (``None``:
+    ``make`` is called for each run)."""
     from ..torch import evaluate, fit
 
     steps = args.train_steps
@@ -363,7 +470,12 @@ def _check(args: argparse.Namespace, make: Any, result: Any, say: Any) -> None:
         for label, peak, lr, sched in runs:
             if bar is not None:
                 bar.set_postfix_str(label)
-            model, opt, loss_fn, data, val = make(lr)
+            if prepared is not None:
+                (model, opt, loss_fn, data, val), rng = prepared
+                prepared = None  # the second run's task is made after the first trained
+                rng.restore()
+            else:
+                model, opt, loss_fn, data, val = make(lr)
             hist = fit(
                 model,
                 optimizer=opt,
