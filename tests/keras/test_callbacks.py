@@ -1019,3 +1019,43 @@ def test_lrscheduler_per_batch_resumes_with_backup_and_restore_in_any_order(orde
     assert [k for k, _ in seen] == list(range(8, 16))
     want = sched.values(np.arange(16)).astype(np.float32)
     assert [np.float32(v) for _, v in seen] == [want[k] for k, _ in seen]
+
+
+def test_guard_resumes_from_the_backup_in_either_order(tmp_path):
+    """keras.callbacks.BackupAndRestore loads a resumed run's state in its on_train_begin; the
+    guard's first snapshot is taken when the first epoch begins, so a divergence in the
+    resumed epoch goes back to the loaded state (iterations 20), not to the fresh weights the
+    guard would have copied before the load had it been listed first."""
+    x = np.random.default_rng(0).standard_normal((40, 3)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    bad = x.copy()
+    bad[3 * 4] = np.nan  # batch 3 of the resumed epoch
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise RuntimeError("interrupted")
+
+    def run(data, epochs, callbacks):
+        model = _small()
+        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
+        model.fit(
+            data, y, batch_size=4, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks
+        )
+        return model
+
+    results = []
+    for order in ("guard_first", "backup_first"):
+        path = str(tmp_path / order)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            run(x, 5, [keras.callbacks.BackupAndRestore(path), Interrupt()])
+        guard = lk.DivergenceGuard(snapshot_every=50)
+        pair = [guard, keras.callbacks.BackupAndRestore(path)]
+        model = run(bad, 3, pair if order == "guard_first" else pair[::-1])
+        # batch 3's NaN is judged as batch 5 begins: back to the loaded state, then batches
+        # 5 to 9 train from it
+        assert guard.restored_at == [4]
+        assert int(model.optimizer.iterations) == 25
+        results.append(model.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

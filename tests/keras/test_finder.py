@@ -391,3 +391,122 @@ def test_each_recorded_loss_is_its_own_batchs_on_every_keras_version(regression,
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
     r = _find(model, x, y, batch_size=32, shuffle=False, num_iter=20)
     np.testing.assert_allclose(r.losses[:2], own, rtol=1e-5)
+
+
+def _multi_optimizer_model(opts):
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8,))
+    out = keras.layers.Add()([keras.layers.Dense(1, name="a")(inp), keras.layers.Dense(1)(inp)])
+    model = keras.Model(inp, out)
+    model.compile(optimizer=keras.optimizers.MultiOptimizer(opts), loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("mapping", ["optimizer_map", "function"])
+def test_a_multi_optimizer_of_several_is_refused_in_one_line(regression, mapping):
+    """A MultiOptimizer's own learning rate is a placeholder Keras never uses: the sweep would
+    move nothing. It is refused as LRScheduler refuses it, before any batch is drawn (a map
+    given as a function: its optimizers are known once built, and it is refused then)."""
+    if not hasattr(keras.optimizers, "MultiOptimizer"):
+        pytest.skip("keras.optimizers.MultiOptimizer needs a newer Keras")
+    x, y = regression
+    sgd, adam = keras.optimizers.SGD(0.01), keras.optimizers.Adam(1e-3)
+    if mapping == "optimizer_map":
+        opts = keras.optimizers.OptimizerMap(sgd, {"a/.*": adam})
+    else:
+        opts = lambda v: adam if v.path.startswith("a/") else sgd  # noqa: E731
+    model = _multi_optimizer_model(opts)
+    drawn = []
+
+    def batches():
+        for i in range(0, 256, 32):
+            drawn.append(i)
+            yield x[i : i + 32], y[i : i + 32]
+
+    message = (
+        r"^find_lr follows the learning rate of one optimizer; this model's optimizer is a "
+        r"keras\.optimizers\.MultiOptimizer of 2 optimizers \(sweep a copy of the model "
+        r"compiled with one of them\)$"
+    )
+    with pytest.raises(ValueError, match=message):
+        lk.find_lr(model, batches(), num_iter=10, total_steps=100, warn=False)
+    if mapping == "optimizer_map":
+        assert drawn == [] and not model.optimizer.built
+    assert [float(keras.ops.convert_to_numpy(o.learning_rate)) for o in (sgd, adam)] == [
+        np.float32(0.01),
+        np.float32(1e-3),
+    ]
+
+
+def test_a_multi_optimizer_of_one_sweeps_that_optimizers_learning_rate(regression):
+    """The one optimizer of a MultiOptimizer is the one swept: the same losses, bit for bit,
+    as the sweep of that optimizer alone (the wrapper's placeholder learning rate moved
+    nothing), and it is restored exactly."""
+    if not hasattr(keras.optimizers, "MultiOptimizer"):
+        pytest.skip("keras.optimizers.MultiOptimizer needs a newer Keras")
+    x, y = regression
+
+    def sweep(multi):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+        opt = keras.optimizers.SGD(0.01)
+        if multi:
+            opt = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(opt))
+        model.compile(optimizer=opt, loss="mse")
+        model.fit(x[:64], y[:64], batch_size=32, verbose=0)
+        before = _state(model)
+        res = _find(model, x, y, batch_size=32, num_iter=20, eval_batches=0, total_steps=100)
+        _assert_same(before, _state(model))
+        return res
+
+    alone, multi = sweep(False), sweep(True)
+    assert multi.optimizer == alone.optimizer == "sgd"
+    np.testing.assert_array_equal(multi.losses, alone.losses)
+    assert multi.losses[-1] > 10 * multi.losses[0]  # the sweep's LR reached the weights
+
+
+class _Noise(keras.layers.Layer):
+    """Noise from an unseeded keras.random call: Keras' global SeedGenerator."""
+
+    def call(self, x, training=False):
+        return x + keras.random.normal(keras.ops.shape(x), stddev=0.1) if training else x
+
+
+def _global_seed_generator():
+    from keras.src.backend.common import global_state
+    from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+
+    return global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_keras_global_seed_generator_is_put_back(regression, existing):
+    """An unseeded keras.random call in a layer draws from Keras' global SeedGenerator: after
+    the sweep it is the same object in the same state, or still absent when there was none
+    (the sweep creates it), so training after find_lr is the training without it, bit for
+    bit. (On JAX the train step runs in a stateless scope, where the generator never moves;
+    an unseeded random op there needs run_eagerly.)"""
+    x, y = regression
+    x, y = x[:64], y[:64]
+    eager = keras.backend.backend() == "jax"  # JAX refuses unseeded random ops when tracing
+
+    def train(find):
+        keras.utils.set_random_seed(0)  # drops the global generator
+        model = keras.Sequential([keras.Input((8,)), _Noise(), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse", run_eagerly=eager)
+        if existing:
+            model.fit(x, y, batch_size=32, shuffle=False, verbose=0)
+        gen = _global_seed_generator()
+        assert (gen is not None) == existing
+        state = None if gen is None else np.array(keras.ops.convert_to_numpy(gen.state.value))
+        if find:
+            _find(model, x, y, batch_size=32, num_iter=10, eval_batches=0, total_steps=100)
+            assert _global_seed_generator() is gen
+            if gen is not None:
+                after = np.array(keras.ops.convert_to_numpy(gen.state.value))
+                assert after.dtype == state.dtype and np.array_equal(after, state)
+        model.fit(x, y, batch_size=32, shuffle=False, verbose=0)
+        return model.get_weights()
+
+    for a, b in zip(train(False), train(True)):
+        np.testing.assert_array_equal(a, b)

@@ -52,15 +52,16 @@ def _optimizers(model: Any) -> list[Any]:
     return [opt]
 
 
-def _inner_optimizer(model: Any, user: str) -> Any:
-    """The one optimizer holding the model's learning rate (``user``: the callback that needs
-    it, named in the error for a ``MultiOptimizer``)."""
+def _inner_optimizer(
+    model: Any, user: str, *, hint: str = "ReduceOnPlateau and DivergenceGuard scale them all"
+) -> Any:
+    """The one optimizer holding the model's learning rate (``user``: the callback or function
+    that needs it, named in the error for a ``MultiOptimizer``, with ``hint``)."""
     opts = _optimizers(model)
     if len(opts) != 1:
         raise ValueError(
             f"{user} follows the learning rate of one optimizer; this model's optimizer is a "
-            f"keras.optimizers.MultiOptimizer of {len(opts)} optimizers (ReduceOnPlateau and "
-            "DivergenceGuard scale them all)"
+            f"keras.optimizers.MultiOptimizer of {len(opts)} optimizers ({hint})"
         )
     return opts[0]
 
@@ -439,7 +440,10 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
     What ``snapshot_every=50`` gives up: a restore goes back up to about ``snapshot_every + 2``
     batches; ``snapshot_every=1`` loses the fewest batches, at one copy of the model and
     optimizer per batch. ``keep`` snapshots are kept: when the state just restored diverges
-    again at once it is dropped and the next older one is restored.
+    again at once it is dropped and the next older one is restored. The first snapshot (the
+    state training starts from) is taken when the first epoch begins, so the guard may come
+    before or after a ``keras.callbacks.BackupAndRestore``: a resumed run starts from the
+    state that callback loaded.
 
     The detector arguments after ``factor`` (``max_restores``, ``spike_factor``, ``window``,
     ``min_history``, ``min_scale``, ``quantile``, ``spike_floor``:
@@ -512,6 +516,10 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         self._prev_mean = 0.0
         self._step = 0
         self._final_restore = False
+        # the state training starts from is taken when training actually starts (the first
+        # epoch or batch begins): a BackupAndRestore placed after this callback loads the state
+        # of a resumed run in its own on_train_begin
+        self._start_pending = True
 
     @property
     def scale(self) -> float:
@@ -567,9 +575,14 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         self._handle = _LRHandle(self.model, self.controller)
         self.gave_up = False
         self._reset_run()
+
+    def _start(self) -> None:
+        self._start_pending = False
         self._book.add(self._take())  # the state training starts from
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._start_pending:
+            self._start()
         self._n = 0
         self._prev_mean = 0.0
         self._begins.clear()
@@ -590,6 +603,8 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.gave_up:
             return
+        if self._start_pending:  # batches driven without on_epoch_begin
+            self._start()
         self._begins.append((self._batch_id, batch))
         self._batch_id += 1
         # judge every batch but the one still running (the previous one)

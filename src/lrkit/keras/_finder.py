@@ -19,7 +19,7 @@ from ..finder import (
     held_batches,
     optimizer_family,
 )
-from ._callbacks import _values
+from ._callbacks import _inner_optimizer, _optimizers, _values
 from ._schedule import forget_traces, host_eval
 
 if TYPE_CHECKING:
@@ -49,16 +49,48 @@ class _SweepLR(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore
         return {"lr": self.lr}
 
 
+class _KerasGlobalSeed:
+    """Keras' global ``SeedGenerator`` (the one an unseeded ``keras.random.*`` call draws
+    from, e.g. in a layer's ``call``) as it was at construction; :meth:`restore` puts it back:
+    the same object with the same state, or none when there was none (the sweep may have
+    created it, drawing its seed from Python's ``random``, which is restored separately).
+
+    Keras exposes this generator only through a private module (``keras.src.random``); it is
+    read from Keras' global state directly, without ``global_seed_generator()``, which would
+    create it. A Keras without that module: nothing is saved or restored."""
+
+    def __init__(self) -> None:
+        try:
+            from keras.src.backend.common import global_state
+            from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+        except ImportError:  # pragma: no cover - a Keras that moved its private modules
+            self.slot: tuple[Any, str] | None = None
+            return
+        self.slot = (global_state, GLOBAL_SEED_GENERATOR)
+        self.gen = global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
+        state = getattr(self.gen, "state", None)
+        self.state = None if state is None else _values([state])[0]
+
+    def restore(self) -> None:
+        if self.slot is None:  # pragma: no cover
+            return
+        global_state, name = self.slot
+        global_state.set_global_attribute(name, self.gen)
+        if self.state is not None:
+            self.gen.state.assign(self.state)
+
+
 class _Snapshot:
     """Model variables (weights, non-trainable state, seed generators), optimizer variables
-    (iterations and learning-rate variable included), metric variables, the optimizer's
-    learning-rate object and the model's train function (the global RNGs are
-    saved by :class:`lrkit._runtime.GlobalRNGState`)."""
+    (iterations and learning-rate variable included), metric variables, the learning-rate
+    object of ``inner`` (the optimizer that holds the learning rate) and the model's train
+    function (the global RNGs are saved by :class:`lrkit._runtime.GlobalRNGState` and
+    :class:`_KerasGlobalSeed`)."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, inner: Any) -> None:
         self.model = model
         self.opt = model.optimizer
-        self.inner = getattr(self.opt, "inner_optimizer", self.opt)
+        self.inner = inner
         self.model_vars = list(model.variables)
         self.opt_vars = list(self.opt.variables)
         self.metric_vars = list(model.metrics_variables)
@@ -308,15 +340,18 @@ def find_lr(
     With an optimizer built with ``gradient_accumulation_steps=n``, a sweep step is one
     optimizer update: ``n`` ``train_on_batch`` calls (micro-batches of ``batch_size``) at the
     same learning rate, and the loss recorded is their mean (as ``accumulation_steps`` in
-    :func:`lrkit.torch.find_lr`); the sweep starts on an accumulation boundary.
+    :func:`lrkit.torch.find_lr`); the sweep starts on an accumulation boundary. The learning
+    rate swept is one optimizer's: a ``keras.optimizers.MultiOptimizer`` of several optimizers
+    is a one-line ``ValueError`` (as for :class:`lrkit.keras.LRScheduler`).
 
     Afterwards every model variable (``model.variables``: weights, non-trainable state such as
     BatchNorm statistics, seed generators), every optimizer variable (iterations and learning
     rate included), the metric variables, the optimizer's learning-rate object, the model's
-    train function and the numpy, Python and (when loaded) torch global RNG states are exactly
-    as before, bit for bit, also when a step raises or on ``KeyboardInterrupt``. An unbuilt
-    model or optimizer is built first (as the first ``fit`` step would), and that built state
-    is what is restored.
+    train function, the numpy, Python and (when loaded) torch global RNG states and Keras'
+    global ``SeedGenerator`` (the one an unseeded ``keras.random.*`` call draws from; left
+    uncreated when there was none) are exactly as before, bit for bit, also when a step raises
+    or on ``KeyboardInterrupt``. An unbuilt model or optimizer is built first (as the first
+    ``fit`` step would), and that built state is what is restored.
 
     ``progress=True`` shows a progress bar; ``callback(i, lr, loss)`` is called after each
     sweep step.
@@ -340,8 +375,17 @@ def find_lr(
     shuffle = V.flag("shuffle", shuffle)
     progress = V.flag("progress", progress)
     warn = V.flag("warn", warn)
-    opt = model.optimizer
-    inner = getattr(opt, "inner_optimizer", opt)
+    # the optimizer whose learning rate is swept (inside a LossScaleOptimizer); a
+    # MultiOptimizer of several is refused as LRScheduler refuses it (its own learning rate is a
+    # placeholder Keras never uses). One whose optimizers are known only once built (a
+    # function as its map) is checked after the build.
+    inner = (
+        _inner_optimizer(
+            model, "find_lr", hint="sweep a copy of the model compiled with one of them"
+        )
+        if _optimizers(model)
+        else model.optimizer
+    )
     momentum = getattr(inner, "momentum", 0.0)
     family = optimizer_family(
         type(inner).__name__,
@@ -358,6 +402,7 @@ def find_lr(
     # before any batch is drawn (val_data's included); torch DataLoaders given as data draw
     # their order from generators of their own: those too
     rngs = GlobalRNGState(data=(x, val_data))
+    keras_seed = _KerasGlobalSeed()
     try:
         held = _val_batches(val_data, batch_size) if val_data is not None else None
         first = next(batches)
@@ -368,7 +413,12 @@ def find_lr(
             else:
                 held = []
         _build(model, first)
-        snap = _Snapshot(model)
+        snap = _Snapshot(
+            model,
+            _inner_optimizer(
+                model, "find_lr", hint="sweep a copy of the model compiled with one of them"
+            ),
+        )
         no_loss = _no_loss(model)
         lr_obj = _SweepLR(sweep.start_lr)
         try:
@@ -416,5 +466,6 @@ def find_lr(
         finally:
             snap.restore()
     finally:
+        keras_seed.restore()
         rngs.restore()
     return sweep.result(warn=warn)
