@@ -166,3 +166,25 @@ def test_optax_onecycle_is_not_pytorchs():
     ours = S.onecycle(0.1, total_steps=1000).values(BIG)
     assert ours[299] == 0.1 and ref[300] == pytest.approx(0.1, rel=1e-6)
     assert not np.allclose(ours, ref, rtol=1e-3)
+
+
+def test_the_warmup_rows_hold_with_a_warmup_of_0_steps():
+    """optax takes a warmup of 0 steps (warmup_cosine_decay_schedule with warmup_steps=0,
+    cosine_onecycle_schedule whose int(pct * T) is 0): so do the mappings, a warmup of 0 steps
+    being end_lr from step 0."""
+    steps = np.arange(0, 30)
+    cases = [
+        (optax.warmup_cosine_decay_schedule(0.0, 1.0, 0, 20, 0.1),
+         S.join([S.warmup(0.0, end_lr=1.0, warmup_steps=0),
+                 S.cosine(1.0, total_steps=20, eta_min=0.1)], boundaries=[0])),
+        (optax.warmup_exponential_decay_schedule(0.0, 1.0, 0, 5, 0.5),
+         S.join([S.warmup(0.0, end_lr=1.0, warmup_steps=0),
+                 S.exponential(1.0, gamma=0.5 ** (1 / 5))], boundaries=[0])),
+        (optax.cosine_onecycle_schedule(20, 1.0, 0.04, 25.0, 1e4),
+         S.join([S.warmup(1.0 / 25, end_lr=1.0, warmup_steps=0, mode="cosine"),
+                 S.cosine(1.0, total_steps=20, eta_min=1.0 / 25 / 1e4)], boundaries=[0])),
+    ]  # fmt: skip
+    for ref, ours in cases:
+        want = np.asarray([float(ref(int(k))) for k in steps])
+        np.testing.assert_allclose(ours.values(steps), want, rtol=1e-5, atol=1e-9)
+        assert [ours(int(k)) for k in steps] == ours.values(steps).tolist()

@@ -249,3 +249,19 @@ def test_a_cosine_of_the_largest_rates_stays_finite_and_within_its_range(s):
     assert np.isfinite(vec).all() and np.isfinite(scalar).all()
     assert vec.max() <= 1e308 and vec.min() >= 0.0
     np.testing.assert_allclose(vec, scalar, rtol=1e-12)
+
+
+def test_a_warmup_of_0_steps_is_end_lr_from_step_0() -> None:
+    import warnings
+
+    from lrkit import schedules as S
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 0 / 0 on the vectorized path
+        for mode in ("linear", "cosine", "exponential"):
+            w = S.warmup(0.5, end_lr=2.0, warmup_steps=0, mode=mode)
+            assert w.values([0, 1, 10**9]).tolist() == [2.0, 2.0, 2.0]
+            assert [w(0), w(3.5)] == [2.0, 2.0] and w.length == 0
+            assert S.parse(str(w)) == w
+    with pytest.raises(ValueError, match=r"^warmup_steps must be an integer in \[0, 2\*\*53\]"):
+        S.warmup(0.5, end_lr=2.0, warmup_steps=-1)

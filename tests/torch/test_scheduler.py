@@ -1033,3 +1033,22 @@ def test_a_group_added_without_lr_to_a_tensor_lr_optimizer_starts_from_the_defau
         assert float(g0["lr"]) == float(g1["lr"])
         if torch.is_tensor(lr0):
             assert g1["lr"] is not g0["lr"]
+
+
+@pytest.mark.parametrize("mode", ["triangular", "triangular2", "exp_range"])
+def test_cycliclr_momentum_with_base_above_max_is_a_sum(mode: str) -> None:
+    """PyTorch takes base_momentum > max_momentum (the momentum then rises with the LR):
+    parity.md's mapping is m + cyclic(0, b - m), bit for bit in float64."""
+    b, m, up, down = 0.95, 0.85, 3, 2
+    p = torch.nn.Parameter(torch.zeros(1))
+    ref_opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    ref = TL.CyclicLR(ref_opt, 0.01, 0.1, step_size_up=up, step_size_down=down, mode=mode,
+                      gamma=0.9, cycle_momentum=True, base_momentum=b, max_momentum=m)  # fmt: skip
+    want = []
+    for _ in range(40):
+        want.append(ref_opt.param_groups[0]["momentum"])
+        ref_opt.step()
+        ref.step()
+    spec = f"add([constant({m!r}), cyclic(0, {b - m!r}, {up}, {down}, mode={mode}, gamma=0.9)])"
+    ours = S.parse(spec)
+    assert ours.values(range(40)).tolist() == want

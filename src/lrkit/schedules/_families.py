@@ -752,7 +752,9 @@ _WARMUP_MODES = ("linear", "exponential", "cosine")
 class Warmup(Schedule):
     """A warmup ramp from ``start_lr`` to ``end_lr`` over ``warmup_steps``, then ``end_lr``:
     ``linear``: ``start + (end - start) * p``; ``exponential``: ``start * (end/start) ** p``;
-    ``cosine``: ``start + (end - start) * (1 - cos(pi p)) / 2``, ``p = step / warmup_steps``."""
+    ``cosine``: ``start + (end - start) * (1 - cos(pi p)) / 2``, ``p = step / warmup_steps``.
+    ``warmup_steps=0``: no ramp, ``end_lr`` from step 0 (as optax's and Keras' warmups of 0
+    steps)."""
 
     name = "warmup"
     params = ("start_lr", "end_lr", "warmup_steps", "mode")
@@ -762,7 +764,7 @@ class Warmup(Schedule):
     ) -> None:
         self.start_lr = _lr("start_lr", start_lr)
         self.end_lr = _lr("end_lr", end_lr)
-        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 1, v.MAX_STEPS)
+        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0, v.MAX_STEPS)
         self.mode = v.choice("mode", mode, _WARMUP_MODES)
         if self.mode == "exponential" and (self.start_lr <= 0 or self.end_lr <= 0):
             raise ValueError(
@@ -787,8 +789,10 @@ class Warmup(Schedule):
         return a + (b - a) * 0.5 * (1 - math.cos(_PI * p))
 
     def _values(self, t: Any, xp: Any) -> Any:
-        p = xp.minimum(t, float(self.warmup_steps)) / self.warmup_steps
         a, b = self.start_lr, self.end_lr
+        if self.warmup_steps == 0:  # no ramp (and no 0 / 0)
+            return xp.where(t >= 0, b, b)
+        p = xp.minimum(t, float(self.warmup_steps)) / self.warmup_steps
         if self.mode == "linear":
             out = a + (b - a) * p
         elif self.mode == "exponential":
