@@ -21,7 +21,7 @@ CASES = [
     (lambda n: S.onecycle(0.1, total_steps=n), "total_steps", 1),
     (lambda n: S.onecycle_momentum(n), "total_steps", 1),
     (lambda n: S.inverse_sqrt(0.1, warmup_steps=n), "warmup_steps", 0),
-    (lambda n: S.warmup(0.0, end_lr=0.1, warmup_steps=n), "warmup_steps", 1),
+    (lambda n: S.warmup(0.0, end_lr=0.1, warmup_steps=n), "warmup_steps", 0),
     (lambda n: S.wsd(0.1, total_steps=n), "total_steps", 1),
     (lambda n: S.wsd(0.1, total_steps=10, warmup_steps=n), "warmup_steps", 0),
     (lambda n: S.wsd(0.1, total_steps=10, decay_steps=n), "decay_steps", 1),

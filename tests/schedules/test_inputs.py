@@ -153,3 +153,17 @@ def test_the_scalar_and_vector_paths_agree_where_a_cycle_outgrows_float64() -> N
         vec = s.values([1e308])[0]
     got = s(1e308)  # math.cos(inf) raised a bare "math domain error"
     assert (math.isnan(got) and math.isnan(vec)) or got == vec
+
+
+def test_add_and_mul_specs_take_their_schedules_one_by_one_as_python_does() -> None:
+    from lrkit import schedules as S
+    from lrkit.schedules import SpecError
+
+    a, b, c = S.constant(0.85), S.cosine(0.1, total_steps=10), S.constant(2.0)
+    assert S.parse("add(constant(0.85), cosine(0.1, 10))") == S.add(a, b) == a + b
+    assert S.parse("mul(constant(0.85), cosine(0.1, 10), constant(2))") == S.mul(a, b, c)
+    assert S.parse("add([constant(0.85), cosine(0.1, 10)])") == S.add(a, b)
+    with pytest.raises(SpecError, match=r"add\(\): schedules\[1\] must be a schedule, got 2"):
+        S.parse("add(constant(1), 2)")
+    with pytest.raises(SpecError, match=r"too many positional arguments: add\(\)"):
+        S.parse("add([constant(1), constant(2)], constant(3))")

@@ -268,18 +268,25 @@ class _Parser:
                     raise self.fail("expected a value (number, string, list or schedule)")
                 if kwargs:
                     raise self.fail("positional argument after keyword argument")
-                if len(args) >= len(order):
+                # ``add(a, b, c)``, ``mul(a, b)``: the schedules one by one, as the Python
+                # ``add(a, b, c)`` takes them (a list, ``add([a, b, c])``, is the same)
+                variadic = order == ("schedules",) and bool(args)
+                if variadic and not isinstance(args[0], Schedule):
+                    variadic = False
+                if len(args) >= len(order) and not variadic:
                     raise self.fail(
                         f"too many positional arguments: {cls.name}() takes at most {len(order)} "
                         f"({', '.join(order)})"
                     )
-                where[order[len(args)]] = tok.pos
+                where.setdefault(order[min(len(args), len(order) - 1)], tok.pos)
                 args.append(self.value())
             if self.peek().kind == "punct" and self.peek().text == ",":
                 self.take()
             elif not (self.peek().kind == "punct" and self.peek().text == ")"):
                 raise self.fail("expected ',' or ')'")
         self.expect(")")
+        if order == ("schedules",) and args and isinstance(args[0], Schedule):
+            args = [args]  # add(a, b, ...) as add([a, b, ...])
         for name, value in zip(order, args):
             if name in kwargs:
                 raise SpecError(f"parameter {name!r} given twice", self.text, name_tok.pos)
