@@ -1059,3 +1059,16 @@ def test_guard_resumes_from_the_backup_in_either_order(tmp_path):
         results.append(model.get_weights())
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+def test_verbose_is_0_1_or_a_bool_in_every_callback() -> None:
+    makers = [
+        lambda v: lk.LRScheduler(S.constant(0.1), verbose=v),
+        lambda v: lk.ReduceOnPlateau(verbose=v),
+        lambda v: lk.DivergenceGuard(verbose=v),
+    ]
+    for make in makers:
+        assert make(True).verbose == 1 and make(0).verbose == 0
+        for bad in ("0", 2, -1, 0.5, None):
+            with pytest.raises(ValueError, match=r"^verbose must be an integer in \[0, 1\]"):
+                make(bad)

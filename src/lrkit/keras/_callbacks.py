@@ -52,6 +52,14 @@ def _optimizers(model: Any) -> list[Any]:
     return [opt]
 
 
+def _verbose(value: Any) -> int:
+    """``verbose`` as Keras' callbacks take it: 0 (quiet) or 1 (a line per change), or a bool;
+    anything else (a string from a config, ``"0"``, which is truthy) a one-line ValueError."""
+    if isinstance(value, bool):
+        return int(value)
+    return V.integer("verbose", value, 0, 1)
+
+
 def _inner_optimizer(
     model: Any, user: str, *, hint: str = "ReduceOnPlateau and DivergenceGuard scale them all"
 ) -> Any:
@@ -346,7 +354,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             # an accuracy would cut the LR while the model improves)
             self._check_mode = mode == "auto"
         self.controller = controller
-        self.verbose = verbose
+        self.verbose = _verbose(verbose)
         self._handle: _LRHandle | None = None
 
     @property
@@ -498,7 +506,7 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         self.controller = controller
         self.snapshot_every = self._book.snapshot_every
         self.keep = self._book.keep
-        self.verbose = verbose
+        self.verbose = _verbose(verbose)
         self.gave_up = False
         self.restored_at: list[int] = []
         self._handle: _LRHandle | None = None
@@ -764,7 +772,7 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         self.initial_step = (
             None if initial_step is None else V.integer("initial_step", initial_step, 0)
         )
-        self.verbose = verbose
+        self.verbose = _verbose(verbose)
         self.step = 0
         self._start_pending = False
         self.last_lr: float | None = None
