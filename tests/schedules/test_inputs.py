@@ -165,5 +165,7 @@ def test_add_and_mul_specs_take_their_schedules_one_by_one_as_python_does() -> N
     assert S.parse("add([constant(0.85), cosine(0.1, 10)])") == S.add(a, b)
     with pytest.raises(SpecError, match=r"add\(\): schedules\[1\] must be a schedule, got 2"):
         S.parse("add(constant(1), 2)")
-    with pytest.raises(SpecError, match=r"too many positional arguments: add\(\)"):
+    with pytest.raises(SpecError, match=r"add\(\) takes its schedules as one list or one by one"):
         S.parse("add([constant(1), constant(2)], constant(3))")
+    with pytest.raises(SpecError, match=r"its first argument, 1, is not a schedule \(write a "):
+        S.parse("add(1, 2)")

@@ -273,6 +273,17 @@ class _Parser:
                 variadic = order == ("schedules",) and bool(args)
                 if variadic and not isinstance(args[0], Schedule):
                     variadic = False
+                if len(args) >= len(order) and not variadic and order == ("schedules",):
+                    raise SpecError(
+                        f"{cls.name}() takes schedules, as a list or one by one; its first "
+                        f"argument, {args[0]!r}, is not a schedule (write a number as "
+                        f"constant({args[0]!r}))"
+                        if not isinstance(args[0], list)
+                        else f"{cls.name}() takes its schedules as one list or one by one, "
+                        "not a list and more",
+                        self.text,
+                        tok.pos,
+                    )
                 if len(args) >= len(order) and not variadic:
                     raise self.fail(
                         f"too many positional arguments: {cls.name}() takes at most {len(order)} "
