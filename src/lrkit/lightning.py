@@ -66,6 +66,7 @@ _parsing = importlib.import_module(f"{pl.__name__}.utilities.parsing")
 _combined = importlib.import_module(f"{pl.__name__}.utilities.combined_loader")
 _types = importlib.import_module(f"{pl.__name__}.utilities.types")
 _signature = importlib.import_module(f"{pl.__name__}.utilities.signature_utils")
+_helpers = importlib.import_module(f"{pl.__name__}.utilities.model_helpers")
 
 _LR_ATTRS = ("lr", "learning_rate")
 
@@ -289,8 +290,14 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             # batch_to_device (transfer_batch_to_device, on_after_batch_transfer), with the
             # hooks of the module or the datamodule as fit picks them
             batch = trainer.precision_plugin.convert_input(batch)
-            batch = pl_module._on_before_batch_transfer(batch, dataloader_idx=0)
+            batch = before_transfer(batch, 0)
             return _Ready(trainer.strategy.batch_to_device(batch, dataloader_idx=0))
+
+        # the datamodule's hook where it overrides it, else the module's, as fit picks it
+        dm = getattr(trainer, "datamodule", None)
+        hook = "on_before_batch_transfer"
+        owner = dm if dm is not None and _helpers.is_overridden(hook, dm) else pl_module
+        before_transfer = getattr(owner, hook)
 
         def step(model: Any, ready: _Ready) -> Any:
             batch = ready.batch
