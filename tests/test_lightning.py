@@ -686,27 +686,55 @@ class _NoIndex(Tiny):
         return F.mse_loss(self.net(x), y)
 
 
+def _both_sweeps(
+    model: Any,
+    ref_model: Any,
+    *,
+    optimizer: Any,
+    step: Any,
+    num_iter: int,
+    val_data: Any = None,
+    datamodule: Any = None,
+    **trainer_kwargs: Any,
+) -> tuple[Any, Any]:
+    """The same sweep twice from the same RNG state: by hand, ``lrkit.torch.find_lr`` on
+    ``ref_model`` (a copy) with ``step``, and by :class:`LRFinder` inside ``fit`` of
+    ``model``. Returns ``(by hand, the finder's result)``."""
+    torch.manual_seed(7)
+    ref = lt.find_lr(
+        ref_model,
+        optimizer,
+        None,
+        ref_model.train_dataloader(),
+        step=step,
+        num_iter=num_iter,
+        total_steps=200,
+        val_data=val_data,
+        warn=False,
+    )
+    finder = LRFinder(
+        num_iter=num_iter, total_steps=200, set_lr=False, plot=False, val_data=val_data
+    )
+    torch.manual_seed(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(callbacks=[finder], **trainer_kwargs).fit(model, datamodule=datamodule)
+    return ref, finder.result
+
+
 def test_finder_calls_training_step_as_fit_does_and_skips_a_none() -> None:
     torch.manual_seed(0)
     model = _NoIndex()
     ref_model = copy.deepcopy(model)
-    torch.manual_seed(7)
-    ref = lt.find_lr(
+    ref, res = _both_sweeps(
+        model,
         ref_model,
-        ref_model.configure_optimizers(),
-        None,
-        ref_model.train_dataloader(),
+        optimizer=ref_model.configure_optimizers(),
         step=lambda m, b: m.training_step(b),
         num_iter=30,
-        total_steps=200,
-        warn=False,
+        max_epochs=1,
     )
-    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False)
-    torch.manual_seed(7)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _trainer(max_epochs=1, callbacks=[finder]).fit(model)
-    assert finder.result is not None and finder.result.losses.tolist() == ref.losses.tolist()
+    assert res is not None and res.losses.tolist() == ref.losses.tolist()
     assert len(ref.losses) > 10 and model.calls > len(ref.losses)  # the Nones were skipped
 
 
@@ -800,24 +828,17 @@ def test_finder_converts_the_batches_as_fit_does_under_a_true_precision(
     torch.manual_seed(0)
     model = _Typed()
     ref_model = copy.deepcopy(model).to(dtype)
-    torch.manual_seed(7)
-    ref = lt.find_lr(
+    ref, res = _both_sweeps(
+        model,
         ref_model,
-        torch.optim.SGD(ref_model.parameters(), lr=0.05, momentum=0.9),
-        None,
-        ref_model.train_dataloader(),
+        optimizer=torch.optim.SGD(ref_model.parameters(), lr=0.05, momentum=0.9),
         step=lambda m, b: m.training_step(tuple(t.to(dtype) for t in b), 0),
         num_iter=20,
-        total_steps=200,
-        warn=False,
+        max_epochs=0,
+        precision=precision,
     )
-    finder = LRFinder(num_iter=20, total_steps=200, set_lr=False, plot=False)
-    torch.manual_seed(7)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _trainer(max_epochs=0, callbacks=[finder], precision=precision).fit(model)
-    assert finder.result is not None
-    assert finder.result.losses.tolist() == ref.losses.tolist()
+    assert res is not None
+    assert res.losses.tolist() == ref.losses.tolist()
     assert set(model.dtypes) == {dtype}
 
 
@@ -875,25 +896,16 @@ def test_finder_puts_batches_through_the_transfer_hooks_as_fit_does(on: str) -> 
     calls: list[str] = []
     model = _Hooked(calls) if on == "module" else _DictStep(calls)
     ref_model = copy.deepcopy(model)
-    torch.manual_seed(7)
-    ref = lt.find_lr(
+    ref, res = _both_sweeps(
+        model,
         ref_model,
-        ref_model.configure_optimizers(),
-        None,
-        ref_model.train_dataloader(),
+        optimizer=ref_model.configure_optimizers(),
         step=lambda m, b: m.training_step({"x": b[0], "y": 2 * b[1]}, 0),
         num_iter=30,
-        total_steps=200,
         val_data=val,
-        warn=False,
+        datamodule=_HookedData(calls) if on == "datamodule" else None,
+        max_epochs=0,
     )
-    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False, val_data=val)
-    torch.manual_seed(7)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        datamodule = _HookedData(calls) if on == "datamodule" else None
-        _trainer(max_epochs=0, callbacks=[finder]).fit(model, datamodule=datamodule)
-    res = finder.result
     assert res is not None and len(res.held_losses) > 0
     assert res.losses.tolist() == ref.losses.tolist()
     assert res.held_losses.tolist() == ref.held_losses.tolist()
