@@ -309,3 +309,39 @@ def test_probe_rows_move_each_edge_by_the_weighted_best_offset(zoo, rerun):
                         want = a * math.exp(w * centre(i, s, c, m))
                         assert b == pytest.approx(want, rel=1e-9)
                     assert g["rec"] is f["rec"] and g["group"] == f["group"]
+
+
+def test_breakdown_tables_agree_with_the_out_of_fold_table():
+    """The breakdown's "all tasks" and "shipped" rows are finder_zoo's out-of-fold numbers, and
+    its groups partition the zoo."""
+    oof = json.loads(RESULTS.read_text())["tables"]["oof"]
+    lrkit = next(r for r in oof["rows"] if r[0] == "lrkit")  # const hits, gm, 1cyc hits, gm, ...
+    tabs = json.loads((BENCH / "results" / "finder_breakdown.json").read_text())["tables"]
+    groups = {r[0]: r for r in tabs["groups"]["rows"]}
+    n = groups["all tasks"][1]
+    assert f"({groups['all tasks'][2]})" in lrkit[1] and groups["all tasks"][3] == lrkit[2]
+    assert f"({groups['all tasks'][5]})" in lrkit[3] and groups["all tasks"][6] == lrkit[4]
+    kinds = [r[1] for name, r in groups.items() if name.startswith("models ")]
+    sizes = [r[1] for name, r in groups.items() if name.startswith("oracle")]
+    assert len(kinds) == 3 and sum(kinds) == n and len(sizes) == 2 and sum(sizes) == n
+    shipped = tabs["offset"]["rows"][0]
+    assert shipped[1:7] == [lrkit[1].split("(")[1][:-1], lrkit[2],
+                            lrkit[3].split("(")[1][:-1], lrkit[4],
+                            lrkit[5].split("(")[1][:-1], lrkit[6]]  # fmt: skip
+
+
+def test_breakdown_offset_fit_without_marked_tasks_is_the_shipped_fit(zoo, rerun):
+    import breakdown
+    import numpy as np
+
+    _, fit_rule = zoo
+    feats = rerun["feats"]
+    tab = fit_rule.loss_tables(feats, "constant")
+    assert np.array_equal(breakdown._shift(tab[:2], 0.0), tab[:2])
+    step = float(fit_rule.OFFSETS[1] - fit_rule.OFFSETS[0])
+    moved = breakdown._shift(tab[:2], step)
+    assert np.allclose(moved[..., :-1], tab[:2, :, 1:])  # one grid step: the next column
+    idx = np.arange(len(feats))
+    a, b, c = breakdown.fit_with_offset(feats, tab, idx, np.zeros(len(feats), bool))
+    assert (a, b) == fit_rule.fit(feats, tab, idx)
+    assert c == breakdown.C_GRID[0]  # no task marked: every offset costs the same
