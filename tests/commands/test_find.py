@@ -72,6 +72,18 @@ USER_MODULE = textwrap.dedent(
     def make_empty_gen():
         return (*make()[:3], iter([]))
 
+    def make_one_batch():
+        model, opt, loss_fn, data = make()
+        return model, opt, loss_fn, data[0]
+
+    def make_val_one_batch():
+        model, opt, loss_fn, data = make()
+        return model, opt, loss_fn, data, data[0]
+
+    def make_dict_gen():
+        model, opt, loss_fn, data = make()
+        return model, opt, loss_fn, ({"x": x, "y": y} for x, y in data)
+
     def make_float_loss():
         model, opt, _, data = make()
         return model, opt, (lambda out, y: 1.0), data
@@ -453,6 +465,16 @@ def test_the_users_own_warnings_reach_the_user_once_and_the_finders_are_printed(
         ),
         ("make_no_data", "data must yield at least one batch, got none"),
         (
+            "make_one_batch",
+            "data must yield (x, y) batches for loss_fn(model(x), y), got a Tensor (one batch "
+            "as data: a list of it, [(x, y)])",
+        ),
+        (
+            "make_val_one_batch",
+            "val_data must yield (x, y) batches for loss_fn(model(x), y), got a Tensor (one "
+            "batch as val_data: a list of it, [(x, y)])",
+        ),
+        (
             "make_triples",
             "data must yield (x, y) batches for loss_fn(model(x), y), got a tuple of 3 items",
         ),
@@ -478,6 +500,10 @@ def test_a_target_returning_unusable_data_is_refused_before_the_range_test(
         (
             "make_triples_gen",
             "data must yield (x, y) batches for loss_fn(model(x), y), got a tuple of 3 items",
+        ),
+        (
+            "make_dict_gen",
+            "data must yield (x, y) batches for loss_fn(model(x), y), got a dict",
         ),
         ("make_empty_gen", "data must yield at least one batch, got an empty iterable"),
         ("make_float_loss", "loss_fn must return the loss as a tensor, got float"),

@@ -254,3 +254,21 @@ def test_find_lets_models_share_a_frozen_layer(folder, capsys):
     assert main([*argv, "--num-iter", "10"]) == 0, capsys.readouterr().err
     assert "one-cycle" in capsys.readouterr().out
     assert _same_weights(kept.body, start)
+
+
+def test_a_batch_layout_error_of_lrkit_is_a_mistake_without_its_api_advice(monkeypatch):
+    """The advice of a batch-layout error is on arguments the command line lacks: left out,
+    whatever it says; any other error of lrkit keeps its first line."""
+    pytest.importorskip("torch")
+    from lrkit.commands import _target
+    from lrkit.torch import BatchLayoutError
+
+    monkeypatch.setattr(_target, "raised_by_lrkit", lambda error: True)
+    error = BatchLayoutError("data must yield (x, y) batches", "pass step=; or map them")
+    with pytest.raises(_target.TargetMistake) as info:
+        with _target.user_code("pkg:make", mistakes=True):
+            raise error
+    assert str(info.value) == "data must yield (x, y) batches" and info.value.__cause__ is error
+    with pytest.raises(_target.TargetMistake, match=r"^loss_fn must return; for another layout$"):
+        with _target.user_code("pkg:make", mistakes=True):
+            raise ValueError("loss_fn must return; for another layout\nsecond line")

@@ -505,3 +505,89 @@ def test_progress_and_callback_follow_every_step(capsys):
     )
     assert seen == list(zip(range(len(res.lrs)), res.lrs.tolist(), res.losses.tolist()))
     assert "lrkit find" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- batch layout
+
+LAYOUT = "must yield (x, y) batches for loss_fn(model(x), y), got"
+STEP = "for any other batch layout pass step=lambda model, batch: loss"
+
+
+@pytest.mark.parametrize("batch", [("x", "y"), ["x", "y"]])
+def test_check_batch_returns_the_pair(batch):
+    from lrkit.torch import check_batch
+
+    assert check_batch(batch) == ("x", "y")
+    assert check_batch(batch, name="val_data", advice="") == ("x", "y")
+
+
+@pytest.mark.parametrize(
+    "batch,kw,problem,advice",
+    [
+        ({"x": 1}, {}, f"data {LAYOUT} a dict", STEP),
+        ((1, 2, 3), {"advice": ""}, f"data {LAYOUT} a tuple of 3 items", ""),
+        ([1], {"name": "val_data"}, f"val_data {LAYOUT} a list of 1 items", STEP),
+        # a tensor of data, with advice: as often inputs alone, which the advice covers
+        (torch.zeros(2), {}, f"data {LAYOUT} a Tensor", STEP),
+        (
+            torch.zeros(2),
+            {"advice": ""},
+            f"data {LAYOUT} a Tensor (one batch as data: a list of it, [(x, y)])",
+            "",
+        ),
+        (
+            torch.zeros(2),
+            {"name": "val_data", "advice": "pass it as a list"},
+            f"val_data {LAYOUT} a Tensor (one batch as val_data: a list of it, [(x, y)])",
+            "pass it as a list",
+        ),
+    ],
+)
+def test_check_batch_refuses_another_layout_with_its_problem_and_advice_apart(
+    batch, kw, problem, advice
+):
+    import copy
+    import pickle
+
+    from lrkit.torch import BatchLayoutError, check_batch
+
+    with pytest.raises(BatchLayoutError) as info:
+        check_batch(batch, **kw)
+    e = info.value
+    assert isinstance(e, ValueError)
+    assert (e.problem, e.advice) == (problem, advice)
+    assert str(e) == (f"{problem}; {advice}" if advice else problem)
+    for again in (pickle.loads(pickle.dumps(e)), copy.copy(e), copy.deepcopy(e)):
+        assert type(again) is BatchLayoutError
+        assert (again.problem, again.advice, str(again)) == (e.problem, e.advice, str(e))
+
+
+def test_check_batch_takes_only_the_batch_by_position():
+    from lrkit.torch import check_batch
+
+    with pytest.raises(TypeError):
+        check_batch({"x": 1}, "val_data")
+
+
+def test_the_batch_layout_names_are_public():
+    import lrkit.torch as lt
+
+    assert {"BatchLayoutError", "check_batch"} <= set(lt.__all__)
+    assert issubclass(lt.BatchLayoutError, ValueError)
+
+
+def test_find_lr_raises_a_batch_layout_error_with_the_step_advice():
+    from lrkit.torch import BatchLayoutError
+
+    model = nn.Linear(6, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(16, 6), torch.zeros(16, dtype=torch.long)
+    with pytest.raises(BatchLayoutError) as info:
+        find_lr(model, opt, nn.functional.cross_entropy, [{"x": x, "y": y}] * 4, num_iter=10)
+    assert (info.value.problem, info.value.advice) == (f"data {LAYOUT} a dict", STEP)
+    with pytest.raises(BatchLayoutError) as info:
+        find_lr(model, opt, nn.functional.cross_entropy, [(x, y)] * 4, num_iter=10, val_data=(x, y))
+    assert info.value.problem == (
+        f"val_data {LAYOUT} a Tensor (one batch as val_data: a list of it, [(x, y)])"
+    )
+    assert info.value.advice == STEP

@@ -9,7 +9,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lrkit import schedules as S  # noqa: E402
-from lrkit.torch import History, evaluate, fit, scheduler, seed_all  # noqa: E402
+from lrkit.torch import (  # noqa: E402
+    BatchLayoutError,
+    History,
+    evaluate,
+    fit,
+    scheduler,
+    seed_all,
+)
 
 
 def _task(n_batches: int = 4):
@@ -269,6 +276,12 @@ def test_a_batch_that_is_not_x_y_is_refused_before_the_model_changes(batch, kind
     assert msg.startswith(f"data must yield (x, y) batches for loss_fn(model(x), y), got {kind}; ")
     assert "map the batches to (x, y)" in msg and "step=" not in msg and "\n" not in msg
     assert model.training is False and torch.equal(model.weight, w) and opt.state == {}
+    assert isinstance(e.value, BatchLayoutError)
+    assert e.value.problem == f"data must yield (x, y) batches for loss_fn(model(x), y), got {kind}"
+    assert e.value.advice == (
+        "for another layout, map the batches to (x, y): "
+        "data=lambda: ((b['x'], b['y']) for b in loader)"
+    )
 
 
 @pytest.mark.parametrize("model", [None, lambda x: x])

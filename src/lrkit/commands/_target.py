@@ -28,7 +28,6 @@ import errno
 import importlib.util
 import inspect
 import os
-import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -292,11 +291,6 @@ class TargetMistake(ValueError):
     advice on arguments of the Python API that the command line does not have."""
 
 
-#: advice in lrkit's messages on arguments the command line does not have (``step=`` of
-#: ``find_lr``, callable ``data`` of ``fit``): left out of a :class:`TargetMistake`
-_API_ADVICE = re.compile(r"; for (?:any other|another) (?:batch )?layout\b.*$")
-
-
 @contextlib.contextmanager
 def user_code(
     target: str | None,
@@ -321,9 +315,22 @@ def user_code(
         raise
     except Exception as exc:
         if mistakes and isinstance(exc, ValueError) and raised_by_lrkit(exc):
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise TargetMistake(_API_ADVICE.sub("", first)) from exc
+            raise TargetMistake(_without_api_advice(exc)) from exc
         raise TargetError(target, error=exc, during=during) from exc
+
+
+def _without_api_advice(error: ValueError) -> str:
+    """The first line of lrkit's ``error``; of a :class:`lrkit.torch.BatchLayoutError`, its
+    problem alone: its advice is on arguments of the Python API that the command line does not
+    have (``step=`` of ``find_lr``, callable ``data`` of ``fit``)."""
+    try:
+        from ..torch import BatchLayoutError
+    except ImportError:  # without PyTorch none is raised
+        pass
+    else:
+        if isinstance(error, BatchLayoutError):
+            return str(error.problem)
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def import_function(target: str) -> Callable[..., Any]:

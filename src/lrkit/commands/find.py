@@ -253,27 +253,14 @@ def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
     return make_user, args.target, None
 
 
-def _batch_layout(name: str, batch: Any) -> None:
-    """A one-line ValueError naming ``name`` (``data``, ``val_data``) when ``batch`` is not an
-    ``(x, y)`` pair (a tuple or list of two items), as the sweep and the check runs read it."""
-    import torch
-
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        return
-    if isinstance(batch, (tuple, list)):
-        kind = f"a {type(batch).__name__} of {len(batch)} items"
-    else:
-        kind = f"a {type(batch).__name__}"
-        if torch.is_tensor(batch):  # the target returned one (x, y) batch itself
-            kind += f" (one batch as {name}: a list of it, [(x, y)])"
-    raise ValueError(f"{name} must yield (x, y) batches for loss_fn(model(x), y), got {kind}")
-
-
 def _check_returned(loss_fn: Any, data: Any) -> None:
     """What the sweep needs of what the target returned, checked before it starts: a callable
     ``loss_fn``, and ``data`` an iterable of ``(x, y)`` batches (a list or tuple: not empty,
     and every batch; anything else is read only by the sweep, which checks each batch as it
-    reads it). A one-line ValueError naming the item."""
+    reads it). A one-line ValueError naming the item (the batches': a
+    :class:`lrkit.torch.BatchLayoutError` without advice; the command line has no ``step=``)."""
+    from ..torch import check_batch
+
     if not callable(loss_fn):
         raise ValueError(
             f"loss_fn must be a callable loss_fn(output, target), got {type(loss_fn).__name__}"
@@ -287,7 +274,7 @@ def _check_returned(loss_fn: Any, data: Any) -> None:
         if not data:
             raise ValueError("data must yield at least one batch, got none")
         for batch in data:
-            _batch_layout("data", batch)
+            check_batch(batch, advice="")
 
 
 def _check_val(val: Any) -> None:
@@ -295,6 +282,7 @@ def _check_val(val: Any) -> None:
     batches, at least one (its first batch is read: call it under ``preserved_rng``; a list or
     tuple: every batch is checked). A one-line ValueError naming ``val_data``."""
     from ..compare import first_val_batch
+    from ..torch import check_batch
 
     if isinstance(val, (str, bytes)):
         raise ValueError(
@@ -304,7 +292,7 @@ def _check_val(val: Any) -> None:
     if first is None:
         return
     for batch in val if isinstance(val, (list, tuple)) else first:
-        _batch_layout("val_data", batch)
+        check_batch(batch, name="val_data", advice="")
 
 
 def _check_fresh(first: Any, second: Any, target: str) -> None:

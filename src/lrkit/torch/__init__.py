@@ -18,6 +18,8 @@ _EXPORTS: dict[str, str] = {
     # range test
     "find_lr": "_finder",
     "data_generators": "_finder",
+    "check_batch": "_finder",
+    "BatchLayoutError": "_finder",
     # adaptive methods, divergence guard, LR-free optimizers
     "effective_lr": "_adaptive",
     "EffectiveLRLogger": "_adaptive",

@@ -1,4 +1,5 @@
-"""``lrkit.torch.find_lr``: the range test for PyTorch, restoring everything it touched."""
+"""``lrkit.torch.find_lr``: the range test for PyTorch, restoring everything it touched; and
+``check_batch``, how it and ``fit`` read a batch as ``(x, y)``."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
     from ..finder import SweepKwargs
 
-__all__ = ["data_generators", "find_lr"]
+__all__ = ["BatchLayoutError", "check_batch", "data_generators", "find_lr"]
 
 
 # ----------------------------------------------------------------------------- snapshot
@@ -327,10 +328,38 @@ def _device(device: Any) -> torch.device:
         ) from None
 
 
-def _xy(batch: Any, name: str = "data", *, other: str | None = None) -> tuple[Any, Any]:
-    """The ``(x, y)`` of a batch for ``loss_fn(model(x), y)``: a tuple or list of two items.
-    ``name``: the argument the batch came from, named in the error; ``other``: what to do for
-    another layout (default: pass ``step=``)."""
+class BatchLayoutError(ValueError):
+    """A batch is not an ``(x, y)`` pair for ``loss_fn(model(x), y)`` (raised by
+    :func:`check_batch`, and so by :func:`find_lr` and :func:`fit`).
+
+    ``problem`` says what is wrong (``"data must yield (x, y) batches for loss_fn(model(x), y),
+    got a dict"``), ``advice`` what to do instead with the arguments of the function that raised
+    it (``""``: none); the message is ``"problem; advice"``, or the problem alone."""
+
+    def __init__(self, problem: str, advice: str = "") -> None:
+        self.problem = problem
+        self.advice = advice
+        super().__init__(f"{problem}; {advice}" if advice else problem)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt from its parts, not from ``args`` (the message): pickle and copy keep them
+        return (type(self), (self.problem, self.advice), self.__dict__)
+
+
+def check_batch(
+    batch: Any,
+    *,
+    name: str = "data",
+    advice: str = "for any other batch layout pass step=lambda model, batch: loss",
+) -> tuple[Any, Any]:
+    """The ``(x, y)`` of ``batch`` for ``loss_fn(model(x), y)``: a tuple or list of two items.
+
+    Anything else raises :class:`BatchLayoutError` naming ``name`` (the argument the batch came
+    from: ``"data"``, ``"val_data"``) and what ``batch`` is (``"got a dict"``, ``"got a tuple
+    of 3 items"``), followed by ``advice`` (default: :func:`find_lr`'s ``step=``; ``""``:
+    none). A tensor gets a hint to wrap one ``(x, y)`` batch in a list (``val_data=(x, y)``
+    yields ``x``, then ``y``), except in ``data`` given with advice: tensor batches of ``data``
+    are as often inputs alone, which the advice covers."""
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]
     kind = (
@@ -340,12 +369,11 @@ def _xy(batch: Any, name: str = "data", *, other: str | None = None) -> tuple[An
     )
     one = (
         f" (one batch as {name}: a list of it, [(x, y)])"
-        if name != "data" and isinstance(batch, torch.Tensor)
+        if torch.is_tensor(batch) and (name != "data" or not advice)
         else ""
     )
-    other = other or "for any other batch layout pass step=lambda model, batch: loss"
-    raise ValueError(
-        f"{name} must yield (x, y) batches for loss_fn(model(x), y), got {kind}{one}; {other}"
+    raise BatchLayoutError(
+        f"{name} must yield (x, y) batches for loss_fn(model(x), y), got {kind}{one}", advice
     )
 
 
@@ -512,7 +540,7 @@ def find_lr(
         )
         if val_batches is not None and step is None:
             for b in val_batches:  # before the sweep: the error names val_data
-                _xy(b, "val_data")
+                check_batch(b, name="val_data")
         if train_mode:
             model.train()
         sweep_modes = [(m, m.training) for m in model.modules()]
@@ -527,7 +555,7 @@ def find_lr(
         def _forward(batch: Any) -> Any:
             if step is not None:
                 return step(model, batch)
-            x, y = _xy(batch)
+            x, y = check_batch(batch)
             assert loss_fn is not None
             return loss_fn(model(x), y)
 

@@ -25,7 +25,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
-from ._finder import _check_loss, _refuse_closure, _xy
+from ._finder import _check_loss, _refuse_closure, check_batch
 from ._lrfree import _is_data_factory, lrfree_lr
 from ._scheduler import scheduler as make_scheduler
 
@@ -177,7 +177,7 @@ def fit(
             batch: Any = next(batches, _END)
             if batch is _END:
                 break
-            x, y = _xy(batch, other=_OTHER_LAYOUT)
+            x, y = check_batch(batch, advice=_OTHER_LAYOUT)
             if not in_train_mode:
                 model.train()
                 in_train_mode = True
