@@ -222,3 +222,62 @@ def test_wrong_password_is_one_line_without_the_password(pg_url: str, capsys) ->
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "alice:***@127.0.0.1" in lines[0]
     assert "password authentication failed" in lines[0]
+
+
+def test_users_who_cannot_write_are_refused_before_any_trial(pg_url: str) -> None:
+    """A PostgreSQL user who may read the study but not add trials (SELECT only; INSERT on
+    the study tables only; a read-only default transaction) resuming it: one line naming the
+    URL, its password masked, before any trial, the stored study unchanged and still readable;
+    a user with write grants resumes it."""
+    import sqlalchemy
+
+    from lrkit.tune import Task, make_storage, tune
+
+    calls: list[int] = []
+
+    def flat() -> Task:
+        def train(schedule: object, report: object) -> float:
+            calls.append(1)
+            return 1.0
+
+        return Task(name="flat", train=train, total_steps=100)
+
+    name = "pg-grants"
+    tune(flat(), storage=pg_url, study_name=name, n_trials=2, seeding="blind")
+    engine = sqlalchemy.create_engine(_readback(pg_url), isolation_level="AUTOCOMMIT")
+    grants = {
+        "reader": ["GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader"],
+        "partial": ["GRANT SELECT ON ALL TABLES IN SCHEMA public TO partial",
+                    "GRANT INSERT ON studies, study_directions TO partial"],
+        "rotx": ["GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO rotx",
+                 "ALTER ROLE rotx SET default_transaction_read_only = on"],
+        "writer": ["GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO writer",
+                   "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO writer"],
+    }  # fmt: skip
+    with engine.connect() as c:
+        for role, sql in grants.items():
+            c.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+            for s in sql:
+                c.exec_driver_sql(s)
+    engine.dispose()
+
+    def stored() -> list[tuple[object, ...]]:
+        study = optuna.load_study(study_name=name, storage=_readback(pg_url))
+        return [(t.number, t.state, t.values, t.params, t.user_attrs, t.datetime_start)
+                for t in study.trials]  # fmt: skip
+
+    before = stored()
+    calls.clear()
+    for role in ("reader", "partial", "rotx"):
+        url = pg_url.replace("postgres@", f"{role}:s3cret-pw@")
+        with pytest.raises(ValueError) as info:
+            tune(flat(), storage=url, study_name=name, n_trials=4, seeding="blind")
+        msg = str(info.value)
+        assert "\n" not in msg and "s3cret-pw" not in msg and "cannot be written" in msg, msg
+        assert msg.startswith(f"storage {url.replace(':s3cret-pw', ':***')}: "), msg
+        trials = optuna.load_study(study_name=name, storage=make_storage(url)).trials
+        assert len(trials) == 2
+    assert calls == [] and stored() == before
+    done = tune(flat(), storage=pg_url.replace("postgres@", "writer@"), study_name=name,
+                n_trials=4, seeding="blind")  # fmt: skip
+    assert len(done.complete_trials) == 4

@@ -4,11 +4,14 @@ checks before the storage is touched, and how ``lrkit tune`` reports a lost data
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import sys
 import textwrap
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -731,8 +734,236 @@ def test_a_read_only_database_is_a_one_line_storage_error(tmp_path) -> None:
     with pytest.raises(ValueError) as info:
         tune(_flat_task(), storage=url, n_trials=1, seeding="blind", study_name="new")
     assert str(info.value) == (
-        f"storage {url}: cannot use the database: attempt to write a readonly database"
+        f"storage {url}: cannot use the database: it cannot be written (attempt to write a "
+        "readonly database); the URL opens it read-only (mode=ro)"
     )
+
+
+# ------------------------------------------------------------- a database that cannot be written
+
+
+@contextlib.contextmanager
+def _unwritable(path: Path, what: str) -> Iterator[None]:
+    """The SQLite file ``path`` made read-only (``what="file"``: mode 0444), or its folder
+    (``"folder"``: mode 0555; SQLite then cannot create the journal beside the file, and
+    fails only at its first real write). Root writes whatever the modes (CAP_DAC_OVERRIDE):
+    as root on Linux, this thread lowers that capability and CAP_DAC_READ_SEARCH from its
+    effective set meanwhile (they stay permitted and are raised again after), so that the
+    modes bind as they do for any other user; skipped where they still do not."""
+    import ctypes
+    import os
+
+    target = path if what == "file" else path.parent
+    mode = target.stat().st_mode
+    caps = None
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and sys.platform.startswith("linux"):
+
+        class Header(ctypes.Structure):
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+        class Data(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable")]
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+        if libc.capget(ctypes.byref(header), data) == 0:
+            caps = (libc, header, data, data[0].effective)
+    target.chmod(0o444 if what == "file" else 0o555)
+    try:
+        if caps is not None:
+            libc, header, data, effective = caps
+            data[0].effective = effective & ~0b110  # CAP_DAC_OVERRIDE (1), CAP_DAC_READ_SEARCH (2)
+            libc.capset(ctypes.byref(header), data)
+        try:  # do the modes bind?
+            if what == "file":
+                path.open("r+b").close()
+            else:
+                (target / "probe").touch()
+                (target / "probe").unlink()
+        except PermissionError:
+            pass
+        else:
+            pytest.skip(f"a {what} of mode {oct(target.stat().st_mode & 0o777)} stays writable "
+                        "for this user (root whose capabilities cannot be lowered)")  # fmt: skip
+        yield
+    finally:
+        if caps is not None:
+            libc, header, data, effective = caps
+            data[0].effective = effective
+            assert libc.capset(ctypes.byref(header), data) == 0
+        target.chmod(mode)
+
+
+def _watched_task(calls: list[str]) -> Task:
+    def train(schedule: S.Schedule, report: Any) -> float:
+        calls.append("train")
+        return 1.0
+
+    def range_test() -> tuple[float, float]:
+        calls.append("range_test")
+        return (1e-3, 1.0)
+
+    return Task(name="flat", train=train, total_steps=100, range_test=range_test)
+
+
+def _stored(path: Path) -> tuple[str, dict[str, Any], list[tuple[Any, ...]]]:
+    """What the SQLite file ``path`` holds: its bytes' digest, and study ``s`` read back
+    (through a read-only URL: reading cannot change it)."""
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///file:{path}?mode=ro&uri=true")
+    trials = [
+        (t.number, t.state, t.values, t.params, t.user_attrs, t.system_attrs,
+         t.intermediate_values, t.datetime_start, t.datetime_complete)
+        for t in study.trials
+    ]  # fmt: skip
+    return digest, dict(study.user_attrs), trials
+
+
+#: How a database that cannot be written is opened: an SQLite URI with ``mode=ro`` (works for
+#: every user, root included), a file of mode 0444, a file in a folder of mode 0555.
+READ_ONLY = ("uri", "file", "folder")
+
+
+def _read_only(path: Path, how: str) -> tuple[str, Any]:
+    """The storage URL of ``path`` opened the way ``how`` says, and the context to use it in."""
+    if how == "uri":
+        return f"sqlite:///file:{path}?mode=ro&uri=true", contextlib.nullcontext()
+    return f"sqlite:///{path}", _unwritable(path, how)
+
+
+def _hint(how: str) -> str:
+    if how == "uri":
+        return "; the URL opens it read-only (mode=ro)"
+    return "; SQLite needs write access to the file and to its folder (for its journal)"
+
+
+@pytest.mark.parametrize("how", READ_ONLY)
+def test_continuing_a_study_in_a_database_that_cannot_be_written_fails_before_any_trial(
+    tmp_path: Path, how: str
+) -> None:
+    """Reading the study works, and creating Optuna's trial would be the first write: it
+    failed there, as a lost connection. The database is asked up front (a write rolled back),
+    and the study's trials and the file are left bit-identical."""
+    (tmp_path / "store").mkdir()
+    path = tmp_path / "store" / "ro.db"
+    calls: list[str] = []
+    tune(_watched_task(calls), storage=f"sqlite:///{path}", study_name="s", n_trials=2,
+         seeding="blind", seed=0)  # fmt: skip
+    assert calls == ["train", "train"]
+    calls.clear()
+    before = _stored(path)
+    url, context = _read_only(path, how)
+    with context, pytest.raises(ValueError) as info:
+        tune(_watched_task(calls), storage=url, study_name="s", n_trials=4, seeding="blind",
+             seed=0)  # fmt: skip
+    msg = str(info.value)
+    assert msg.startswith(f"storage {url}: cannot use the database: it cannot be written (")
+    assert msg.endswith(_hint(how)) and "\n" not in msg
+    assert calls == []  # neither the range test nor a trial ran
+    assert _stored(path) == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["ro.db"]  # no journal left
+
+
+@pytest.mark.parametrize("how", ("uri", "folder"))
+def test_a_database_that_cannot_be_written_can_still_be_read(tmp_path: Path, how: str) -> None:
+    from lrkit.tune import check_writable, make_storage
+
+    (tmp_path / "store").mkdir()
+    path = tmp_path / "store" / "ro.db"
+    tune(_flat_task(), storage=f"sqlite:///{path}", study_name="s", n_trials=2, seeding="blind")
+    before = _stored(path)
+    url, context = _read_only(path, how)
+    with context:
+        st = make_storage(url)  # only tune() refuses it: it writes
+        study = optuna.load_study(study_name="s", storage=st)
+        assert [t.state for t in study.trials] == [TS.COMPLETE, TS.COMPLETE]
+        assert study.best_value == 1.0 and "lrkit.space" in study.user_attrs
+        assert [s.study_name for s in optuna.get_all_study_summaries(st)] == ["s"]
+        for storage in (url, st):
+            with pytest.raises(ValueError, match=r": it cannot be written \("):
+                check_writable(storage)
+    assert _stored(path) == before
+
+
+def test_the_write_check_changes_nothing_and_creates_nothing(tmp_path: Path) -> None:
+    from lrkit.tune import check_writable, make_storage
+
+    new = tmp_path / "new.db"
+    check_writable(f"sqlite:///{new}")  # nothing to ask yet: tune() creates it
+    assert not new.exists()
+    check_writable("postgresql://u:pw@127.0.0.1:1/db")  # a server is asked only by tune()
+    check_writable(None)  # in memory, and any other storage but Optuna's RDBStorage: not asked
+    check_writable(optuna.storages.InMemoryStorage())
+    path = tmp_path / "rw.db"
+    url = f"sqlite:///{path}"
+    tune(_flat_task(), storage=url, study_name="s", n_trials=2, seeding="blind")
+    before = _stored(path)
+    check_writable(url)
+    check_writable(make_storage(url))
+    assert _stored(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rw.db"]  # no journal left
+    empty = tmp_path / "empty.db"  # an SQLite file without Optuna's tables: not asked
+    empty.write_bytes(b"")
+    check_writable(f"sqlite:///{empty}")
+    assert empty.read_bytes() == b""
+
+
+@pytest.fixture
+def watched_module(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    (tmp_path / "watchedtasks.py").write_text(
+        textwrap.dedent(
+            """
+            from lrkit.tune import Task
+
+            CALLS = []
+
+            def make():
+                CALLS.append("make")
+
+                def train(schedule, report):
+                    CALLS.append("train")
+                    return 1.0
+
+                return Task(train=train, total_steps=20)
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "watchedtasks"
+    sys.modules.pop("watchedtasks", None)
+
+
+@pytest.mark.parametrize("how", ("uri", "folder"))
+def test_cli_continuing_a_study_in_a_database_that_cannot_be_written_is_one_line_at_once(
+    watched_module: str, tmp_path: Path, capsys, how: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Exit code 2 and one line, before the target's code runs (not a lost connection at
+    the first trial, exit code 1)."""
+    from lrkit.cli import main
+
+    (tmp_path / "store").mkdir()
+    path = tmp_path / "store" / "ro.db"
+    argv = ["tune", f"{watched_module}:make", "--trials", "1", "--seeding", "blind", "--study",
+            "s", "--no-progress", "--plot", "none", "--storage"]  # fmt: skip
+    assert main([*argv, f"sqlite:///{path}"]) == 0
+    calls = sys.modules[watched_module].CALLS
+    assert calls == ["make", "train"]
+    calls.clear()
+    capsys.readouterr()
+    before = _stored(path)
+    url, context = _read_only(path, how)
+    with context:
+        rc = main([*argv, url, "--trials", "2"])
+    out, err = capsys.readouterr()
+    assert (rc, out, calls) == (2, "", [])  # the target was not even called
+    assert err.startswith(
+        f"lrkit tune: error: storage {url}: cannot use the database: it cannot be written ("
+    )
+    assert err.endswith(_hint(how) + "\n") and err.count("\n") == 1
+    assert _stored(path) == before
 
 
 def test_a_database_of_another_optuna_schema_is_a_one_line_storage_error(tmp_path) -> None:

@@ -29,6 +29,7 @@ from ..tune import (
     MAX_STUDY_NAME,
     check_metric,
     check_storage,
+    check_writable,
     database_error,
     database_errors,
     sqlite_file,
@@ -345,6 +346,10 @@ def _tune(args: argparse.Namespace) -> int:
             check_storage(args.storage, name="--storage")
             _check_not_the_database(args.storage, {"--json": args.json, "--plot": plot})
         check_distinct({"--json": args.json, "--plot": plot})
+        if isinstance(args.storage, str):
+            # an SQLite file that cannot be written (made read-only, in a read-only folder):
+            # refused before the target's code runs (a server is asked as tune() opens it)
+            check_writable(args.storage)
         if args.demo:
             from ..torch.demo import TASKS
             from ..tune import demo_task

@@ -18,6 +18,7 @@ from ._result import TuneResult
 from ._space import BLIND_LR_RANGE, FAMILIES, SearchSpace, _check_range, lr_range_from_finder
 from ._storage import (
     MAX_STUDY_NAME,
+    check_writable,
     database_error,
     database_errors,
     make_pruner,
@@ -490,7 +491,9 @@ def tune(
     (:func:`make_storage`) or an Optuna storage. A worker whose finished trial had been
     failed by another worker (its heartbeat stopped, e.g. while the process was paused)
     warns and carries on: the retried copy of the trial runs in its place. Every argument is
-    checked before the storage is touched."""
+    checked before the storage is touched; a database storage that can be read but not written
+    (a read-only SQLite file or folder, a user without write grants) is then refused with a
+    one-line ``ValueError`` (:func:`check_writable`) before the range test and any trial."""
     optuna = _optuna()
     if not isinstance(task, Task):
         task = as_task(task)
@@ -549,6 +552,9 @@ def tune(
         grace_period=grace_period,
         max_retry=max_retry,
     )
+    # a database this run could read but not write (a read-only file or folder, a user
+    # without write grants) is refused now, not as the first trial is stored
+    check_writable(st, url=storage if isinstance(storage, str) else None)
     hb = getattr(st, "heartbeat_interval", None)
     poll = poll_interval if poll_interval is not None else (min(float(hb), 2.0) if hb else 0.5)
     try:

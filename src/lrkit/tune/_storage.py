@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_STORAGE",
     "PRUNERS",
     "check_storage",
+    "check_writable",
     "make_pruner",
     "make_storage",
     "sqlite_file",
@@ -66,11 +67,7 @@ def make_storage(
     user_url = storage
     storage = _with_driver(storage)
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
-    engine_kwargs: dict[str, Any] = {}
-    if storage.startswith("sqlite"):
-        engine_kwargs["connect_args"] = {"timeout": 60}
-    else:
-        engine_kwargs["pool_pre_ping"] = True
+    engine_kwargs = _engine_kwargs(storage)
 
     def create() -> Any:
         with warnings.catch_warnings():
@@ -108,6 +105,14 @@ def make_storage(
         except RuntimeError as exc:  # Optuna: its tables are of an older or newer version
             raise storage_error(exc, user_url) from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    """SQLAlchemy's engine options for a storage URL (with its driver): SQLite waits up to a
+    minute for a lock other workers hold; a server's pooled connections are checked first."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60}}
+    return {"pool_pre_ping": True}
 
 
 def _creation_race(exc: BaseException) -> bool:
@@ -260,6 +265,107 @@ def storage_error(exc: BaseException, url: str) -> ValueError:
         why = f"the database driver is not installed{hint} ({why})"
     return ValueError(
         mask_secrets(f"storage {url}: cannot use the database: {shorten(why, 240)}", url)
+    )
+
+
+def check_writable(storage: Any, *, url: str | None = None) -> None:
+    """Refuse, with a one-line ``ValueError`` naming the storage URL (password masked), a
+    database that :func:`lrkit.tune.tune` could read but not write: an SQLite file made
+    read-only, or in a folder that is (SQLite writes a journal beside the file), an SQLite URI
+    opened read-only (``mode=ro``, ``immutable=1``), a server user without write grants on
+    Optuna's tables, a read-only server or transaction. Without it a study continued there
+    would fail only as its first trial is stored.
+
+    The database itself is asked: a write in a transaction that is rolled back (SQLite: a
+    change to Optuna's one-row ``version_info`` table, which it must journal; a server: an
+    ``UPDATE`` and an ``INSERT`` of no row of Optuna's ``trials`` table, for which it checks the
+    grants and a read-only transaction), so nothing stored changes.
+
+    ``storage``: an Optuna ``RDBStorage`` (what :func:`make_storage` makes of a URL; any other
+    storage is not checked), or a database URL: then only an SQLite file that exists is
+    checked, without creating anything or contacting a server (``lrkit tune`` does this before
+    it runs its target's code). A database without Optuna's tables yet is not checked (creating
+    them fails on one that cannot be written). ``url``: the URL the message names (default:
+    ``storage``'s own; :func:`make_storage` may have added a driver to the one given)."""
+    if not isinstance(storage, str):
+        if storage is None or not isinstance(storage, _optuna().storages.RDBStorage):
+            return
+        own = getattr(storage, "url", None)
+        _probe_write(
+            storage.engine, url if url is not None else own if isinstance(own, str) else ""
+        )
+        return
+    path = sqlite_file(storage)
+    if path is None or not os.path.isfile(path):
+        return
+    import sqlalchemy
+    import sqlalchemy.exc
+
+    try:
+        driver_url = _with_driver(storage)
+        engine = sqlalchemy.create_engine(driver_url, **_engine_kwargs(driver_url))
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, TypeError) as exc:
+        raise storage_error(exc, url or storage) from None
+    try:
+        _probe_write(engine, url or storage)
+    finally:
+        engine.dispose()
+
+
+def _probe_write(engine: Any, url: str) -> None:
+    """:func:`check_writable`'s question to the database through ``engine``."""
+    import sqlalchemy
+    import sqlalchemy.exc
+
+    try:
+        conn = engine.connect()
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, TypeError) as exc:
+        raise storage_error(exc, url) from None
+    with conn:
+        try:
+            if not sqlalchemy.inspect(conn).has_table("version_info"):
+                return  # not an Optuna database (yet): making its tables is the first write
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            raise storage_error(exc, url) from None
+        finally:
+            conn.rollback()
+        try:
+            if conn.dialect.name == "sqlite":
+                # SQLite leaves a page that would not change untouched (and so would not
+                # notice it cannot write): the one row of version_info is changed, and the
+                # change rolled back
+                conn.exec_driver_sql(
+                    "UPDATE version_info SET library_version = library_version || '.'"
+                )
+            else:  # the server checks the grants, and a read-only transaction, on no row too
+                conn.exec_driver_sql("UPDATE trials SET state = state WHERE 1 = 0")
+                conn.exec_driver_sql(
+                    "INSERT INTO trials (study_id) SELECT study_id FROM trials WHERE 1 = 0"
+                )
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            raise _not_writable_error(exc, url) from None
+        finally:
+            conn.rollback()
+
+
+def _not_writable_error(exc: BaseException, url: str) -> ValueError:
+    """The one-line ``ValueError`` of :func:`check_writable`: the database's complaint, and
+    for an SQLite file what it needs (the password masked everywhere)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
+    why = shorten(lines[0] if lines else type(orig).__name__, 240)
+    hint = ""
+    if url.lower().startswith("sqlite") and "locked" not in why.lower():
+        query = ((url_parts(url) or {}).get("query") or "").lower().split("&")
+        opened = [q for q in ("mode=ro", "immutable=1") if q in query]
+        if opened:
+            hint = f"; the URL opens it read-only ({opened[0]})"
+        else:
+            hint = "; SQLite needs write access to the file and to its folder (for its journal)"
+    return ValueError(
+        mask_secrets(
+            f"storage {url}: cannot use the database: it cannot be written ({why}){hint}", url
+        )
     )
 
 
