@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "_files": CORE,
     "_imports": CORE,
     "_runtime": CORE,
+    "_renamed": CORE,
     "_version": CORE,
     "_format": CORE,
     "_target": CORE,

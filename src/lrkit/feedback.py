@@ -626,9 +626,12 @@ class Multiplier(Feedback):
         return self._scale
 
     def set_scale(self, scale: float) -> None:
+        """Set :attr:`scale` to ``scale`` (a finite number >= 0, else ``ValueError``)."""
         self._scale = v.non_negative("scale", scale)
 
     def multiply(self, factor: float) -> float:
+        """Multiply :attr:`scale` by ``factor`` (a finite number >= 0, else ``ValueError``);
+        returns the new scale."""
         self._scale = self._scale * v.non_negative("factor", factor)
         return self._scale
 

@@ -165,7 +165,7 @@ def test_a_restore_puts_back_what_the_optimizer_steps_outside_the_model():
             assert torch.equal(temp.detach(), kept[0])
             assert torch.equal(opt.state[temp]["momentum_buffer"], kept[1])
             assert temp.grad is None
-    assert guard.restores == 1 and math.isfinite(float(temp))
+    assert guard.restores == 1 and math.isfinite(float(temp.detach()))
 
 
 @pytest.mark.parametrize("diverge_at", [0, 5])  # at the first check after it, or later
@@ -352,6 +352,61 @@ def test_guard_state_dict_round_trip():
     assert k.state_dict() == {**g.state_dict(), "good": 0}  # counted from the resume
 
 
+def test_load_state_dict_takes_state_dict_as_torch_does_and_state_as_a_deprecated_alias():
+    """The argument is named ``state_dict``, as in torch's optimizers, schedulers, modules and
+    ``LRKitScheduler``; ``state=`` (its name in lrkit 0.1.0) still loads, with a warning."""
+    import inspect
+
+    names = [
+        list(inspect.signature(f).parameters)[1]
+        for f in (
+            DivergenceGuard.load_state_dict,
+            lt.LRKitScheduler.load_state_dict,
+            torch.optim.Optimizer.load_state_dict,
+            torch.optim.lr_scheduler.LRScheduler.load_state_dict,
+            torch.nn.Module.load_state_dict,
+        )
+    ]
+    assert names == ["state_dict"] * 5
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    g = DivergenceGuard(model, optimizer=opt)
+    g.check(1.0)
+    g.check(float("nan"))
+    sd = g.state_dict()
+    loaded = []
+    for how in ("positional", "state_dict", "state"):
+        h = DivergenceGuard(model, optimizer=opt)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if how == "positional":
+                h.load_state_dict(sd)
+            elif how == "state_dict":
+                h.load_state_dict(state_dict=sd)
+            else:
+                h.load_state_dict(state=sd)
+        deprecations = [w for w in caught if issubclass(w.category, DeprecationWarning)]
+        if how == "state":
+            assert len(deprecations) == 1
+            message = str(deprecations[0].message)
+            assert "state_dict" in message and "renamed" in message
+            assert deprecations[0].filename == __file__  # points at the caller
+        else:
+            assert deprecations == []
+        loaded.append(h.state_dict())
+    assert loaded == [sd] * 3
+    h = DivergenceGuard(model, optimizer=opt)
+    before = h.state_dict()
+    with pytest.raises(
+        TypeError,
+        match=r"got both state_dict= and state= \(state is the former name of state_dict\)",
+    ):
+        h.load_state_dict(sd, state=sd)
+    with pytest.raises(TypeError, match="'state_dict'"):
+        h.load_state_dict()
+    assert h.state_dict() == before
+
+
 def test_without_lrkit_scheduler_a_cut_scales_the_lr_set_since_the_snapshot():
     # a stock torch scheduler lowered the LR after the snapshot: the cut applies to that LR,
     # it does not bring back the snapshot's
@@ -442,6 +497,13 @@ def test_exported():
         DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=0.1))  # keyword-only
     assert lt.DivergenceGuard is DivergenceGuard
     assert lt.DivergenceError is DivergenceError
+
+
+def test_the_guards_record_is_documented():
+    import inspect
+
+    for member in (DivergenceGuard.events, DivergenceGuard.restores, DivergenceGuard.scale):
+        assert inspect.getdoc(member)
 
 
 # ------------------------------------------------------------- scheduler(..., feedback=...)
@@ -898,11 +960,15 @@ def test_guard_load_state_dict_refuses_a_bad_snapshot_count() -> None:
     g.check(1.0)
     before = g.state_dict()
     for key, bad, message in [
-        ("good", -1, "state['good'] must be an integer >= 0 (allowed range: [0, inf)), got -1"),
+        (
+            "good",
+            -1,
+            "state_dict['good'] must be an integer >= 0 (allowed range: [0, inf)), got -1",
+        ),
         (
             "groups",
             1.5,
-            "state['groups'] must be an integer >= 0 (allowed range: [0, inf)), got 1.5",
+            "state_dict['groups'] must be an integer >= 0 (allowed range: [0, inf)), got 1.5",
         ),
     ]:
         with pytest.raises(ValueError) as info:

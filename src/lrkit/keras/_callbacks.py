@@ -359,6 +359,8 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
 
     @property
     def scale(self) -> float:
+        """The LR multiplier from the controller's cuts so far: ``factor`` at each cut, never
+        below ``min_scale`` (1.0 for a fresh controller; a restored one's saved scale)."""
         return self.controller.scale
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -1005,6 +1007,8 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
 
     @property
     def lrs(self) -> np.ndarray:
+        """The learning rates of :attr:`history` (without the epochs or iterations), as a
+        float64 array: one per epoch, or one per step with ``per="batch"``."""
         return np.asarray([lr for _, lr in self.history], dtype=np.float64)
 
 

@@ -204,6 +204,8 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
 
     @property
     def compiled_scale(self) -> bool:
+        """Whether a compiled train step holds the scale as a constant: on the JAX backend,
+        except with ``evaluation="host"``, whose host call reads the scale at every step."""
         return self.evaluation != "host" and keras.backend.backend() == "jax"
 
     def values(self, steps: Any) -> np.ndarray:
@@ -211,6 +213,9 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         return self._host(np.asarray(steps, dtype=np.float64))
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, for Keras serialization: ``schedule`` (its
+        ``to_dict()``), ``scale`` and ``name``, and ``evaluation`` and ``table_limit`` when not
+        the defaults; :meth:`from_config` rebuilds the schedule from it."""
         config: dict[str, Any] = {
             "schedule": self.schedule.to_dict(),
             "scale": self._scale,
@@ -225,6 +230,7 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LRKitSchedule:
+        """Rebuild a schedule from the dict :meth:`get_config` returns."""
         config = dict(config)
         return cls(config.pop("schedule"), **config)
 
@@ -270,6 +276,9 @@ class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule): 
         return inner * host_eval(self._factor, step)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, for Keras serialization: ``schedule`` (the inner
+        schedule as ``keras.saving.serialize_keras_object`` writes it), ``scale`` and
+        ``name``; :meth:`from_config` rebuilds the wrapper, deserializing the inner one."""
         return {
             "schedule": keras.saving.serialize_keras_object(self.inner),
             "scale": self._scale,
@@ -278,6 +287,8 @@ class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule): 
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ScaledSchedule:
+        """Rebuild the wrapper from the dict :meth:`get_config` returns, deserializing the
+        inner schedule."""
         config = dict(config)
         return cls(config.pop("schedule"), **config)
 

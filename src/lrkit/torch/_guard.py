@@ -39,6 +39,7 @@ import copy
 import math
 from typing import TYPE_CHECKING, Any
 
+from .. import _renamed
 from .._imports import require
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
@@ -394,6 +395,8 @@ class DivergenceGuard:
 
     @property
     def restores(self) -> int:
+        """Restores so far (the controller's count, as ``lrkit.keras.DivergenceGuard``; a
+        loaded :meth:`state_dict` brings back the saved count)."""
         return self.controller.restores
 
     @property
@@ -403,6 +406,11 @@ class DivergenceGuard:
 
     @property
     def events(self) -> list[dict[str, Any]]:
+        """The controller's record of each restore and give-up, one dict each: ``step`` (the
+        check it happened at), ``loss`` (a non-finite one as a string: ``"nan"``, ``"inf"``,
+        ``"-inf"``), ``action`` (``"restore"`` or ``"give_up"``) and, for a restore, the
+        ``reference`` loss it was judged against (None before any good loss) and the LR
+        ``scale`` after the cut; as ``lrkit.keras.DivergenceGuard.events``."""
         return self.controller.events
 
     def state_dict(self) -> dict[str, Any]:
@@ -420,32 +428,44 @@ class DivergenceGuard:
             "groups": self._groups() if groups is None else groups,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(
+        self, state_dict: dict[str, Any] | None = None, *, state: Any = _renamed.UNSET
+    ) -> None:
         """Restore a :meth:`state_dict` (also one saved before the ``controller`` rename); the
         check count goes on from the saved one. The snapshots taken before (of the state the
         checkpoint replaces) are dropped: the next :meth:`check` snapshots the model and the
         optimizer as loaded, so load theirs before that check. The following snapshots fall
         on the checks they would have fallen on without the interruption (a state saved
-        without ``good`` and ``groups``, by an older lrkit: counted from that check)."""
+        without ``good`` and ``groups``, by an older lrkit: counted from that check).
+
+        The argument is named ``state_dict``, as in PyTorch's own ``load_state_dict``
+        methods; ``state=`` (its name in lrkit 0.1.0) still works but is deprecated."""
+        state_dict = _renamed.keyword(
+            "DivergenceGuard.load_state_dict()", "state", "state_dict", state, state_dict
+        )
+        if state_dict is None:
+            raise TypeError(
+                "DivergenceGuard.load_state_dict() missing 1 required argument: 'state_dict'"
+            )
         if (
-            not isinstance(state, dict)
-            or "feedback" not in state
-            or ("controller" not in state and "core" not in state)
+            not isinstance(state_dict, dict)
+            or "feedback" not in state_dict
+            or ("controller" not in state_dict and "core" not in state_dict)
         ):
             raise ValueError(
-                "state must be a dict from DivergenceGuard.state_dict() (keys 'controller' and "
-                "'feedback')"
+                "state_dict must be a dict from DivergenceGuard.state_dict() (keys 'controller' "
+                "and 'feedback')"
             )
-        good = V.integer("state['good']", state.get("good", 0), 0)
-        groups = state.get("groups")
+        good = V.integer("state_dict['good']", state_dict.get("good", 0), 0)
+        groups = state_dict.get("groups")
         if groups is not None:
-            groups = V.integer("state['groups']", groups, 0)
+            groups = V.integer("state_dict['groups']", groups, 0)
         previous = self.controller.state_dict()
         self.controller.load_state_dict(
-            state["controller"] if "controller" in state else state["core"]
+            state_dict["controller"] if "controller" in state_dict else state_dict["core"]
         )
         try:
-            self.feedback.load_state_dict(state["feedback"])
+            self.feedback.load_state_dict(state_dict["feedback"])
         except Exception:
             self.controller.load_state_dict(previous)
             raise

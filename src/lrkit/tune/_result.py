@@ -42,18 +42,27 @@ class TuneResult:
 
     @property
     def complete_trials(self) -> list[Any]:
+        """The study's COMPLETE trials, as Optuna ``FrozenTrial`` objects, of every worker and
+        run on the study (pruned trials, the diverged ones among them, failed and running
+        trials left out)."""
         return self._states("COMPLETE")
 
     @property
     def best_trial(self) -> Any:
+        """The study's best COMPLETE trial (Optuna's ``study.best_trial``: the lowest value,
+        or the highest for a task with ``direction="maximize"``); Optuna raises
+        ``ValueError`` when no trial has completed."""
         return self.study.best_trial
 
     @property
     def best_value(self) -> float:
+        """The metric of :attr:`best_trial`, as a float."""
         return float(self.study.best_value)
 
     @property
     def best_params(self) -> dict[str, Any]:
+        """The Optuna parameters of :attr:`best_trial` (a copy): ``"lr"``, ``"family"`` and
+        the family's ``"<family>.<param>"`` entries (see :class:`SearchSpace`)."""
         return dict(self.study.best_params)
 
     @property
@@ -64,10 +73,15 @@ class TuneResult:
 
     @property
     def best_schedule(self) -> Schedule:
+        """The best trial's schedule, rebuilt from :attr:`best_spec` (built for the search
+        space's ``total_steps``)."""
         return parse(self.best_spec)
 
     @property
     def lr_range(self) -> tuple[float, float]:
+        """The peak-LR interval ``(low, high)`` searched (log-uniform): the range test's
+        (``seeding="finder"``), the blind ``(1e-6, 10.0)``, or the pair given as ``seeding``;
+        the ``seeding`` field says which (``"finder"``, ``"blind"`` or ``"given"``)."""
         return self.space.lr_range
 
     def top(self, k: int = 5) -> list[Any]:
