@@ -248,7 +248,7 @@ def sweep(task: Task, seed: int, data: list[Any]) -> dict[str, Any]:
         "suggestion": res.suggestion,
         "max_lr": res.max_lr,
         "base_lr": res.base_lr,
-        "min_loss_lr": getattr(res, "min_loss_lr", None),
+        "min_loss_lr": getattr(res, "lr_min", None),
         "warnings": list(res.warnings),
     }
     out.update({r: res.suggest(r) for r in RULES})

@@ -256,7 +256,7 @@ def sweep(task: Task, seed: int, data: list[Any]) -> dict[str, Any]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LRFinderWarning)
         res = find_lr(model, opt, task.loss_fn, data[:100], total_steps=task.steps)
-    lr_min = res.min_loss_lr
+    lr_min = res.lr_min
     fallback = bool(
         lr_min is not None
         and res.suggestion is not None

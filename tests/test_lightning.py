@@ -664,7 +664,7 @@ def test_finder_leaves_the_metrics_training_step_updates_as_without_it() -> None
     assert _same(runs[0][1], runs[1][1])
 
 
-@pytest.mark.parametrize("name", ["set_lr", "plot", "progress"])
+@pytest.mark.parametrize("name", ["set_lr", "plot", "progress", "warn"])
 def test_finder_flags_must_be_bools(name: str) -> None:
     with pytest.raises(ValueError, match=rf"^{name} must be True or False, got 'false'$"):
         LRFinder(**{name: "false"})  # a config file's "false" is truthy: refused, not used
@@ -927,3 +927,100 @@ def test_finder_attr_name_the_module_lacks_is_a_one_line_error() -> None:
             "pass set_lr=False"
         )
         assert finder.result is None and model.lr == 0.05  # refused before the sweep
+
+
+# ----------------------------------------------------------------------------- finder options
+
+
+@pytest.mark.parametrize("snapshot", ["memory", "disk"])
+def test_finder_snapshot_and_callback_are_those_of_find_lr(snapshot: str, monkeypatch: Any) -> None:
+    import tempfile
+
+    made: list[str] = []
+    real = tempfile.mkdtemp
+
+    def mkdtemp(**kw: Any) -> str:
+        made.append(real(**kw))
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    torch.manual_seed(0)
+    model = Tiny()
+    ref_calls: list[tuple[int, float, float]] = []
+    ref = _reference(copy.deepcopy(model), seed=7, callback=lambda *a: ref_calls.append(a))
+    before, calls = _state(model), []
+    finder = LRFinder(
+        num_iter=30,
+        total_steps=200,
+        set_lr=False,
+        plot=False,
+        snapshot=snapshot,
+        callback=lambda i, lr, loss: calls.append((i, lr, loss)),
+    )
+    torch.manual_seed(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=0, callbacks=[finder]).fit(model)
+    res = finder.result
+    assert res is not None and _same(before, _state(model))  # restored exactly
+    assert res.losses.tolist() == ref.losses.tolist() and res.suggestion == ref.suggestion
+    # called after every sweep step, with the step's index, LR and loss, as find_lr calls it
+    assert calls == ref_calls and len(calls) == res.steps
+    assert calls[: len(res.lrs)] == list(
+        zip(range(len(res.lrs)), res.lrs.tolist(), res.losses.tolist())
+    )
+    ours = [p for p in made if os.path.basename(p).startswith("lrkit_find_")]
+    assert len(ours) == (1 if snapshot == "disk" else 0)
+    assert not any(os.path.exists(p) for p in ours)  # the copy on disk is removed
+
+
+@pytest.mark.parametrize("warn", [True, False])
+def test_finder_warn_false_leaves_the_finders_warnings_unsaid(warn: bool) -> None:
+    from lrkit.finder import LRFinderWarning
+
+    torch.manual_seed(0)
+    # a sweep that ends long before the loss turns up: an unreliable result
+    finder = LRFinder(
+        num_iter=10, end_lr=1e-5, max_extra_iter=0, set_lr=False, plot=False, warn=warn
+    )
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        _trainer(max_epochs=0, callbacks=[finder]).fit(Tiny())
+    res = finder.result
+    assert res is not None and not res.reliable and res.warnings
+    said = [str(w.message) for w in rec if issubclass(w.category, LRFinderWarning)]
+    assert said == ([f"LR range test: {m}" for m in res.warnings] if warn else [])
+
+
+def test_finder_refuses_bad_snapshot_and_callback_before_fit() -> None:
+    with pytest.raises(ValueError, match=r"^snapshot must be one of 'memory', 'disk', got "):
+        LRFinder(snapshot="tape")
+    with pytest.raises(TypeError, match=r"^callback must be a callable callback\(i, lr, loss\)"):
+        LRFinder(callback="print")  # type: ignore[arg-type]
+
+
+def test_finder_state_round_trips_lr_min_and_the_family_and_reads_a_010_state() -> None:
+    torch.manual_seed(0)
+    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False)
+    _trained(Tiny(), finder, max_epochs=0)
+    res = finder.result
+    assert res is not None and res.lr_min is not None
+    state = json.loads(json.dumps(finder.state_dict()))
+    saved = state["result"]
+    assert saved["lr_min"] == res.lr_min
+    # SGD with momentum, read off the optimizer: the options name no family
+    assert saved["optimizer_family"] == saved["optimizer"] == "momentum"
+    assert saved["options"]["optimizer_family"] is None
+    again = LRFinder(num_iter=30, total_steps=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again.load_state_dict(state)
+    assert again.result is not None and again.result.to_dict() == res.to_dict()
+    # the state lrkit 0.1.0 saved: the family as "optimizer" only, no "lr_min"
+    old = {k: v for k, v in saved.items() if k not in ("optimizer_family", "lr_min")}
+    older = LRFinder(num_iter=30, total_steps=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        older.load_state_dict({"result": old})
+    assert older.result is not None and older.result.optimizer_family == "momentum"
+    assert older.result.to_dict() == res.to_dict()

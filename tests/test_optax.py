@@ -402,12 +402,12 @@ def test_find_lr_optax_held_batches_family_and_total_steps():
         max_extra_iter=0, total_steps=300, warn=False,
     )  # fmt: skip
     # the held batch is the first one; its loss at the first step is nearly the initial one
-    assert len(res.held_losses) == 4 and res.optimizer == "momentum"
+    assert len(res.held_losses) == 4 and res.optimizer_family == "momentum"
     assert res.held_losses[0] == pytest.approx(float(_loss(params, batches[0])), rel=1e-3)
     assert res.total_steps == 300
-    assert lo.find_lr(_loss, params, optax.adam, batches, num_iter=10, warn=False).optimizer == (
-        "adaptive"
-    )
+    assert lo.find_lr(
+        _loss, params, optax.adam, batches, num_iter=10, warn=False
+    ).optimizer_family == ("adaptive")
 
 
 def test_reduce_on_plateau_arguments_are_the_controllers() -> None:

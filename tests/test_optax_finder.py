@@ -196,3 +196,17 @@ def test_a_chain_whose_update_needs_a_value_is_a_value_error_naming_the_optimize
         _data(),
     )
     assert res.steps > 0
+
+
+def test_the_family_is_read_off_the_factory_unless_the_options_name_one():
+    import functools
+
+    data = _data()
+    sgdm = functools.partial(optax.sgd, momentum=0.9)
+    res = find_lr(_loss, _params(), sgdm, data, num_iter=10, warn=False)
+    assert res.optimizer_family == "momentum" and res.options.optimizer_family is None
+    assert find_lr(
+        _loss, _params(), optax.adam, data, num_iter=10, warn=False
+    ).optimizer_family == ("adaptive")
+    named = find_lr(_loss, _params(), sgdm, data, num_iter=10, warn=False, optimizer_family="sgd")
+    assert named.optimizer_family == "sgd"

@@ -65,7 +65,7 @@ def features(recs: list[dict[str, Any]], **options: Any) -> list[dict[str, Any]]
             "opt": optimizer_kind(rec),
             "t": math.log(rec["steps"] / 1000.0),
             "results": results,
-            "lr_min": [float(r.min_loss_lr) for r in results],
+            "lr_min": [float(r.lr_min) for r in results],
             "rec": rec,
         })  # fmt: skip
     return out

@@ -63,8 +63,8 @@ def replay(rec: dict[str, Any], seed: int, **options: Any) -> Any:
 
     sw = rec["sweeps"][seed]
     train, held = sw["train"], sw["held"]
-    opts = SweepOptions(**options)
-    sweep = Sweep(opts, optimizer=optimizer_kind(rec))
+    opts = SweepOptions(**{"optimizer_family": optimizer_kind(rec), **options})
+    sweep = Sweep(opts)
     nb = max(1, opts.eval_batches)
     i = 0
     for lr in sweep:

@@ -129,8 +129,9 @@ def run_task(args: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[float, i
         first = batches(task, 300 + seed, 1)[0]
         runs = []
         for rep in range(repeats):
-            options = SweepOptions(**opts, total_steps=task.steps)
-            sweep = cls(options, optimizer=OPT_KIND[spec["opt"]["name"]])
+            family = OPT_KIND[spec["opt"]["name"]]
+            options = SweepOptions(**{"optimizer_family": family, **opts}, total_steps=task.steps)
+            sweep = cls(options)
             n = 2 * options.num_iter + options.extra_iter + 1
             data = batches(task, 100 + seed + 1000 * rep, n)
             model = fresh(task, seed)
@@ -144,7 +145,7 @@ def run_task(args: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[float, i
                 held = eval_losses(task, model, [first])[0] if sweep.eval_due else None
                 sweep.record(value, held=held)
             r = sweep.result(warn=False)
-            runs.append((float(r.min_loss_lr), len(r.losses), len(r.held_losses)))
+            runs.append((float(r.lr_min), len(r.losses), len(r.held_losses)))
         lr_min = float(np.median([v[0] for v in runs]))
         out.append((lr_min, sum(v[1] for v in runs), sum(v[2] for v in runs)))
     return out

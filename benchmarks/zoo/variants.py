@@ -110,7 +110,7 @@ def h_rise(r: Any) -> float:
 # name, held forward passes per step, measurement options, lr_min(result)
 VARIANTS: list[tuple[str, str, dict[str, int], Callable[[Any], float]]] = [
     ("shipped: gm(train min, held min), 1 held batch / 4 steps", "1/4", {},
-     lambda r: r.min_loss_lr),
+     lambda r: r.lr_min),
     ("train min only", "0", {}, t_min),
     ("held min only, 1 batch / 4 steps", "1/4", {}, h_min),
     ("held min only, 4 batches / 4 steps", "1", {"eval_batches": 4}, h_min),
@@ -127,7 +127,7 @@ VARIANTS: list[tuple[str, str, dict[str, int], Callable[[Any], float]]] = [
     ("gm(train min, held min, train rise +100%)", "1/4", {},
      lambda r: gm([t_min(r), h_min(r), t_rise(r)])),
     ("shipped edge, 1 held batch / 8 steps", "1/8", {"eval_every": 8},
-     lambda r: r.min_loss_lr),
+     lambda r: r.lr_min),
     ("gm of parabola fits around the train and held minima", "1/4", {},
      lambda r: gm([parabola(r.lrs, r.losses, held=False),
                    parabola(r.held_lrs, r.held_losses, held=True)])),

@@ -22,13 +22,18 @@ import copy
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _validate as V
 from ._imports import require
 from .feedback import check_controllers
 from .finder import FinderResult, SweepOptions
 from .schedules import Schedule, SpecError, as_schedule
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .finder import SweepKwargs
 
 transformers = require("transformers", "hf")
 torch = require("torch", "hf")
@@ -283,7 +288,7 @@ def find_lr(
     progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
-    **sweep_options: Any,
+    **sweep_options: Unpack[SweepKwargs],
 ) -> FinderResult:
     """Run the LR range test on a ``transformers.Trainer`` and restore everything.
 
@@ -301,7 +306,9 @@ def find_lr(
     batches in the collator's format, never trained on, e.g.
     ``list(itertools.islice(trainer.get_eval_dataloader(), 4))``) is the held set instead of
     the first training batch, as in :func:`lrkit.torch.find_lr`. ``progress=True`` shows a
-    progress bar; ``callback(i, lr, loss)`` is called after each sweep step.
+    progress bar; ``callback(i, lr, loss)`` is called after each sweep step; ``snapshot`` and
+    ``warn`` are those of :func:`lrkit.torch.find_lr` (``"disk"``: the copy of the model and
+    optimizer in a temporary directory; ``False``: no :class:`lrkit.finder.LRFinderWarning`).
 
     Use the result with ``args.learning_rate = result.suggestion`` (before ``train()``) or a
     schedule:

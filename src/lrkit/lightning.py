@@ -31,12 +31,17 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _validate as V
 from ._imports import require
 from ._runtime import data_loaders
 from .finder import RULES, FinderResult, Sweep, SweepOptions
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .finder import SweepKwargs
 
 __all__ = ["LRFinder", "ReportMetric"]
 
@@ -97,7 +102,9 @@ def _replay(state: Mapping[str, Any], *, rule: Any = None) -> FinderResult:
             f"the checkpoint's sweep used the callable rule {saved!r}, which a checkpoint "
             f"does not hold: resume with LRFinder(rule={saved}) (the same callable)"
         )
-    sweep = Sweep(SweepOptions(**options), optimizer=state.get("optimizer"))
+    sweep = Sweep(SweepOptions(**options))
+    # the family the sweep's rule read (saved as "optimizer" by lrkit 0.1.0)
+    sweep.use_family(state.get("optimizer_family", state.get("optimizer")))
     held = dict(zip(state["held_lrs"], state["held_losses"]))
     for lr, loss in zip(state["lrs"], state["losses"]):
         sweep.record(loss, held=held.get(lr) if sweep.eval_due else None)
@@ -127,6 +134,11 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     steps the run will train for. ``val_data`` (a few batches, never trained on, e.g. some of
     the validation loader's) is the held set instead of the first training batch, as in
     :func:`lrkit.torch.find_lr`; ``progress=True`` shows a progress bar on rank 0.
+    ``snapshot``, ``callback`` and ``warn`` are those of :func:`lrkit.torch.find_lr`:
+    ``snapshot="disk"`` keeps the copy of the model and optimizer in a temporary directory
+    instead of memory, ``callback(i, lr, loss)`` is called after each sweep step (on every
+    rank), and ``warn=False`` leaves the :class:`lrkit.finder.LRFinderWarning` of an
+    unreliable result unsaid (``result.warnings`` still holds it).
 
     Then, with ``set_lr=True``, the suggestion is written to the module's LR attribute
     (``attr_name``, default: the first of ``lr``/``learning_rate`` found on the module or its
@@ -158,11 +170,18 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         plot: bool = True,
         val_data: Iterable[Any] | None = None,
         progress: bool = False,
-        **sweep_options: Any,
+        snapshot: str = "memory",
+        callback: Callable[[int, float, float], None] | None = None,
+        warn: bool = True,
+        **sweep_options: Unpack[SweepKwargs],
     ) -> None:
         super().__init__()
         # validates every sweep option now, not when fit starts
         self.options = SweepOptions.build(options, **sweep_options)
+        self.snapshot = V.choice("snapshot", snapshot, ("memory", "disk"))
+        V.optional_callable("callback", callback, "callback(i, lr, loss)")
+        self.callback = callback
+        self.warn = V.flag("warn", warn)
         if schedule is not None and not callable(schedule):
             raise ValueError(
                 f"schedule must be a callable schedule(result, total_steps) returning an lrkit "
@@ -344,6 +363,9 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 device=pl_module.device,
                 val_data=_Prepared.of(self.val_data, prepare),
                 progress=self.progress and trainer.is_global_zero,
+                snapshot=self.snapshot,
+                callback=self.callback,
+                warn=self.warn,
                 options=options,
                 before_step=clip,
             )

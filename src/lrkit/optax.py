@@ -525,7 +525,8 @@ def find_lr(
     jit = V.flag("jit", jit)
     progress = V.flag("progress", progress)
     warn = V.flag("warn", warn)
-    sweep = Sweep(options, optimizer=family, **sweep_options)
+    sweep = Sweep(options, **sweep_options)
+    sweep.use_family(family)  # read off the optimizer, unless the options name one
     sweep.check_val_data(val_data)
     inner: Any = None  # the plain optimizer a factory builds, for a user's opt_state
     if isinstance(optimizer, optax.GradientTransformation):

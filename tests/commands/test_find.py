@@ -385,7 +385,7 @@ def test_check_runs_shorter_than_total_steps_train_at_their_own_budgets_suggesti
         held_lrs=d["held_lrs"],
         held_losses=d["held_losses"],
         total_steps=30,
-        optimizer=d["optimizer"],
+        optimizer_family=d["optimizer_family"],
         stop_reason=d["stop_reason"],
     )
     assert own.constant != d["suggestion"]  # the budgets' suggestions differ

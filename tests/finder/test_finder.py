@@ -246,8 +246,8 @@ def test_noisy_analytic_curve():
         return float(base + 0.05 * rng.normal())
 
     r = range_test(step, start_lr=1e-6, end_lr=10.0, num_iter=100)
-    assert 1e-3 < r.min_loss_lr < 0.3
-    assert 1e-4 < r.suggestion < r.min_loss_lr and 1e-4 < r.max_lr < r.min_loss_lr
+    assert 1e-3 < r.lr_min < 0.3
+    assert 1e-4 < r.suggestion < r.lr_min and 1e-4 < r.max_lr < r.lr_min
     assert r.reliable
 
 
@@ -261,7 +261,7 @@ def test_never_diverges_warns_to_widen_range():
         )
     assert r.stop_reason == "completed" and r.lrs[-1] == pytest.approx(r.options.ceiling)
     assert not r.reliable
-    assert r.min_loss_lr == pytest.approx(r.lrs[-1])
+    assert r.lr_min == pytest.approx(r.lrs[-1])
     assert r.suggestion is not None and r.suggestion < r.lrs[-1]
 
 
@@ -272,7 +272,7 @@ def test_a_loss_that_reaches_its_floor_and_stays_there_is_saturated():
     assert s is not None and s.saturated and not s.turned_up
     assert r.stop_reason == "completed" and r.extended == 0 and r.reliable
     # the edge is where the floor begins, not a point inside it
-    assert 5e-4 <= r.min_loss_lr <= 2e-3
+    assert 5e-4 <= r.lr_min <= 2e-3
 
 
 def test_diverges_at_once_warns_to_lower_start_lr():
@@ -306,7 +306,7 @@ def _flat_then(bad, held):
         at["lr"] = lr
         return bad if lr > 5e-5 else float(2.35 + 0.05 * rng.normal())
 
-    return range_test(step, evaluate=lambda: held(at["lr"]), optimizer="sgd", warn=False)
+    return range_test(step, evaluate=lambda: held(at["lr"]), optimizer_family="sgd", warn=False)
 
 
 @pytest.mark.parametrize("bad", [math.nan, 1e6])
@@ -666,7 +666,7 @@ def test_for_total_steps_reads_the_same_sweep_for_another_budget():
     same = r.for_total_steps(3000)
     assert same == r._sugg  # the result's own suggestions, field for field
     other = r.for_total_steps(300)
-    assert other.total_steps == 300 and other.lr_min == r.min_loss_lr
+    assert other.total_steps == 300 and other.lr_min == r.lr_min
     assert other.constant > r.suggestion  # a shorter run takes a larger rate
     assert range_test(lambda lr: 1.0, num_iter=10, warn=False).for_total_steps(100) is not None
     interrupted = Sweep(num_iter=10).result(warn=False)

@@ -155,7 +155,7 @@ def test_default_rule_formula_exact_for_every_schedule_budget_and_family():
     capped = False
     for fam in ("sgd", "momentum", "adaptive"):
         for steps in (10, 100, 1000, 5000):
-            s = suggestions(lrs, y, total_steps=steps, optimizer=fam, stop_reason="diverged")
+            s = suggestions(lrs, y, total_steps=steps, optimizer_family=fam, stop_reason="diverged")
             clamped = min(max(steps, C.STEPS_RANGE[0]), C.STEPS_RANGE[1])
             t = math.log(clamped / 1000)
             for key, got in (("constant", s.constant), ("onecycle", s.max_lr),
@@ -167,7 +167,7 @@ def test_default_rule_formula_exact_for_every_schedule_budget_and_family():
             assert s.lr_min == lr_min and s.turned_up and s.descended
     assert capped  # the short one-cycle budgets reach the cap
     d = suggestions(lrs, y)  # documented defaults: 1000 steps, adaptive
-    assert (d.total_steps, d.optimizer) == (1000, "adaptive")
+    assert (d.total_steps, d.optimizer_family) == (1000, "adaptive")
     # with a held curve: the geometric mean of the two edges (the held one refined between
     # grid points, within half a step of its lowest point)
     h = suggestions(lrs, y, held_lrs=lrs[::4], held_losses=held)
@@ -178,10 +178,11 @@ def test_default_rule_formula_exact_for_every_schedule_budget_and_family():
 
 
 def test_result_follows_total_steps_and_optimizer_family():
-    a = range_test(bowl, total_steps=200, optimizer="sgd", warn=False)
-    b = range_test(bowl, total_steps=200, optimizer_family="sgd", warn=False)
-    assert a.suggestion == b.suggestion and a.optimizer == "sgd"
-    s = suggestions(*a.curve, total_steps=200, optimizer="sgd", stop_reason=a.stop_reason)
+    a = range_test(bowl, total_steps=200, optimizer_family="sgd", warn=False)
+    b = range_test(bowl, total_steps=200, warn=False)
+    assert a.optimizer_family == "sgd" and b.optimizer_family is None
+    assert a.suggestion != b.suggestion  # the family changes the default rule's LRs
+    s = suggestions(*a.curve, total_steps=200, optimizer_family="sgd", stop_reason=a.stop_reason)
     assert (a.suggestion, a.max_lr, a.peak_lr) == (s.constant, s.max_lr, s.peak_lr)
     assert a.base_lr == pytest.approx(a.max_lr / 10)
 
@@ -234,9 +235,9 @@ def test_default_rule_is_scale_equivariant(scale, steps, family, seed):
     lrs = np.logspace(-7, 1, 100)
     y = np.array([bowl(v) for v in lrs]) + 0.05 * rng.normal(size=100)
     hx, hy = lrs[::4], np.array([bowl(v) for v in lrs[::4]]) + 0.01 * rng.normal(size=25)
-    a = suggestions(lrs, y, held_lrs=hx, held_losses=hy, total_steps=steps, optimizer=family)
+    a = suggestions(lrs, y, held_lrs=hx, held_losses=hy, total_steps=steps, optimizer_family=family)
     b = suggestions(lrs * scale, y, held_lrs=hx * scale, held_losses=hy, total_steps=steps,
-                    optimizer=family)  # fmt: skip
+                    optimizer_family=family)  # fmt: skip
     for u, v in ((a.constant, b.constant), (a.max_lr, b.max_lr), (a.peak_lr, b.peak_lr)):
         assert v == pytest.approx(u * scale, rel=1e-9)
     assert a.turned_up == b.turned_up
@@ -292,7 +293,7 @@ def test_noise_on_a_flat_start_does_not_stop_the_sweep() -> None:
     early = range_test(_noisy_bowl((-0.45, 1.74, 0.3, 0.74, 0)), warn=False)
     assert early.lrs[-1] > 10**-0.45
     full = range_test(_noisy_bowl((-0.45, 1.74, 0.3, 0.74, 0)), warn=False, stop_early=False)
-    assert abs(math.log10(early.min_loss_lr / full.min_loss_lr)) < 0.5
+    assert abs(math.log10(early.lr_min / full.lr_min)) < 0.5
 
 
 @pytest.mark.parametrize(

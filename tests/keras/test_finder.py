@@ -169,6 +169,13 @@ def test_find_lr_errors(regression):
         message = r"^seed must be an integer in \[0, 4294967295\] or None, got "
         with pytest.raises(ValueError, match=message):
             lk.find_lr(model, x, y, seed=seed, num_iter=10)
+    # the model's compiled optimizer is swept: optimizer= is not the family's former name here
+    before = _state(model)
+    with pytest.raises(
+        TypeError, match="^find_lr\\(\\) got an unexpected keyword argument 'optimizer'"
+    ):
+        lk.find_lr(model, x, y, optimizer="sgd", num_iter=10)
+    _assert_same(before, _state(model))
 
 
 def test_find_lr_torch_dataloader_on_jax_and_torch_rng_restored(regression):
@@ -209,7 +216,7 @@ def test_find_lr_held_batches_and_test_function_restored(regression):
     res = _find(model, x, y, batch_size=32, num_iter=20, eval_every=5, total_steps=400)
     assert len(res.held_losses) == 4 and np.all(np.isfinite(res.held_losses))
     np.testing.assert_array_equal(res.held_lrs, res.lrs[::5][: len(res.held_losses)])
-    assert res.optimizer == "momentum" and res.total_steps == 400
+    assert res.optimizer_family == "momentum" and res.total_steps == 400
     assert model.test_function is test_fn
     _assert_same(before, _state(model))
 
@@ -460,7 +467,7 @@ def test_a_multi_optimizer_of_one_sweeps_that_optimizers_learning_rate(regressio
         return res
 
     alone, multi = sweep(False), sweep(True)
-    assert multi.optimizer == alone.optimizer == "sgd"
+    assert multi.optimizer_family == alone.optimizer_family == "sgd"
     np.testing.assert_array_equal(multi.losses, alone.losses)
     assert multi.losses[-1] > 10 * multi.losses[0]  # the sweep's LR reached the weights
 

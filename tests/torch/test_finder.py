@@ -197,7 +197,7 @@ def test_first_batches_of_data_are_the_held_set_evaluated_every_eval_every_steps
     assert [s[0] for s in train[:3]] == [b[0].data_ptr() for b in (batches[1], batches[2],
                                                                     batches[0])]  # fmt: skip
     np.testing.assert_array_equal(r.held_lrs, r.lrs[[0, 3, 6]])
-    assert r.optimizer == "sgd"
+    assert r.optimizer_family == "sgd"
 
 
 def test_gradient_accumulation_consumes_k_batches_and_averages():
@@ -591,3 +591,33 @@ def test_find_lr_raises_a_batch_layout_error_with_the_step_advice():
         f"val_data {LAYOUT} a Tensor (one batch as val_data: a list of it, [(x, y)])"
     )
     assert info.value.advice == STEP
+
+
+# ----------------------------------------------------------------------------- optimizer family
+
+
+def test_the_family_is_read_off_the_optimizer_unless_the_options_name_one():
+    x, y = make_data()
+    model = nn.Sequential(nn.Linear(10, 2))
+
+    def sweep(opt, **kw):
+        return find_lr(model, opt, nn.functional.cross_entropy, loader(x, y), num_iter=10,
+                       warn=False, **kw)  # fmt: skip
+
+    sgd = sweep(torch.optim.SGD(model.parameters(), lr=0.1))
+    momentum = sweep(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    adam = sweep(torch.optim.Adam(model.parameters()))
+    assert (sgd.optimizer_family, momentum.optimizer_family, adam.optimizer_family) == (
+        "sgd",
+        "momentum",
+        "adaptive",
+    )
+    # read off the optimizer, not stored in the options: reused for another optimizer, they
+    # do not carry the first one's family
+    assert sgd.options.optimizer_family is None
+    assert sweep(torch.optim.Adam(model.parameters()), options=sgd.options).optimizer_family == (
+        "adaptive"
+    )
+    named = sweep(torch.optim.SGD(model.parameters(), lr=0.1), optimizer_family="adaptive")
+    assert named.optimizer_family == named.options.optimizer_family == "adaptive"
+    assert named.to_dict()["optimizer_family"] == "adaptive"

@@ -247,12 +247,12 @@ def test_tune_finder_seed_enqueues_onecycle_and_cosine() -> None:
     result = tune(_quadratic_task(rt=res), n_trials=3, seed=0)
     lo, hi = lr_range_from_finder(res)
     assert result.lr_range == (lo, hi)
-    lr0 = min(max(res.min_loss_lr / 3, lo), hi)
+    lr0 = min(max(res.lr_min / 3, lo), hi)
     first, second = result.study.trials[:2]
     assert (first.params["family"], second.params["family"]) == ("onecycle", "cosine")
     assert first.params["lr"] == second.params["lr"] == pytest.approx(lr0)
     assert result.seeding == "finder"
-    assert result.finder is not None and result.finder["min_loss_lr"] == res.min_loss_lr
+    assert result.finder is not None and result.finder["min_loss_lr"] == res.lr_min
     # families without onecycle/cosine: the first family is seeded
     r2 = tune(_quadratic_task(rt=res), n_trials=2, seed=0, families=("step", "wsd"))
     assert r2.study.trials[0].params["family"] == "step"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import _renamed
 from .. import _validate as V
 from .rules import (
     DEFAULT_RULE,
@@ -30,6 +31,7 @@ class LRFinderWarning(UserWarning):
     """The range-test curve gives no reliable suggestion; the message says what to change."""
 
 
+@_renamed.former_field("optimizer", "optimizer_family")
 @dataclass(frozen=True, eq=False)
 class FinderResult:
     """The outcome of a range test.
@@ -42,7 +44,8 @@ class FinderResult:
 
     ``suggestion`` is the LR for a constant-rate run, ``max_lr`` the peak of one-cycle,
     ``peak_lr`` the peak of warmup-cosine, ``base_lr`` (``max_lr / 10``) the floor of a
-    cyclical schedule, all for ``total_steps`` optimizer steps. ``reliable`` is ``False`` when
+    cyclical schedule, all for ``total_steps`` optimizer steps; ``lr_min`` is the edge they are
+    scaled from, and ``optimizer_family`` the family they are for. ``reliable`` is ``False`` when
     the curve never turned up (the suggestions are then lower bounds; a ``saturated`` curve
     excepted), did not descend, or diverged at once, or when ``total_steps`` is below the
     budgets the default rule was fitted on; ``warnings`` says why. Results compare by
@@ -58,7 +61,9 @@ class FinderResult:
     held_lrs: FloatArray = field(default_factory=lambda: np.zeros(0))
     held_losses: FloatArray = field(default_factory=lambda: np.zeros(0))
     extended: int = 0
-    optimizer: str | None = None
+    #: the optimizer family the default rule was told (``"sgd"``, ``"momentum"``,
+    #: ``"adaptive"``; ``None``: not given, read as ``"adaptive"``)
+    optimizer_family: str | None = None
     warnings: tuple[str, ...] = ()
     _sugg: Suggestions | None = field(default=None, repr=False, compare=False)
     #: False on the non-zero ranks of a distributed job: ``plot(path=...)`` then writes nothing
@@ -67,26 +72,35 @@ class FinderResult:
     # --------------------------------------------------------------- the options, for reading
     @property
     def start_lr(self) -> float:
+        """The learning rate of the sweep's first step."""
         return self.options.start_lr
 
     @property
     def end_lr(self) -> float:
+        """The learning rate the planned sweep ends at (an extended sweep goes past it, see
+        ``extended``)."""
         return self.options.end_lr
 
     @property
     def num_iter(self) -> int:
+        """The planned number of sweep steps, from ``start_lr`` to ``end_lr``."""
         return self.options.num_iter
 
     @property
     def mode(self) -> str:
+        """The LR spacing of the sweep: ``"exp"`` (log-spaced) or ``"linear"``."""
         return self.options.mode
 
     @property
     def beta(self) -> float:
+        """The EMA factor of ``smoothed`` (the divergence test, the plots, the fastai-style
+        rules)."""
         return self.options.beta
 
     @property
     def diverge_th(self) -> float:
+        """The divergence threshold: the sweep stops when the smoothed training loss (or the
+        held-batch loss) exceeds this multiple of its best value."""
         return self.options.diverge_th
 
     @property
@@ -101,6 +115,8 @@ class FinderResult:
 
     @property
     def total_steps(self) -> int | None:
+        """The optimizer steps of the planned training run the suggestions are for
+        (``None``: not given; the default rule then reads 1000)."""
         return self.options.total_steps
 
     # --------------------------------------------------------------- curves and suggestions
@@ -119,6 +135,7 @@ class FinderResult:
 
     @property
     def reliable(self) -> bool:
+        """Whether the suggestions can be trusted: ``True`` when there are no ``warnings``."""
         return not self.warnings
 
     @property
@@ -142,11 +159,25 @@ class FinderResult:
         return None if self._sugg is None else self._sugg.max_lr / 10.0
 
     @property
-    def min_loss_lr(self) -> float | None:
+    def lr_min(self) -> float | None:
         """The edge the default rule scales its suggestions from: where the sweep stopped
         making progress (the geometric mean of the training and held curves' edges, see
-        :func:`lrkit.finder.rules.edge`)."""
+        :func:`lrkit.finder.rules.edge`); not the LR of the lowest loss. ``None`` if no step
+        ran."""
         return None if self._sugg is None else self._sugg.lr_min
+
+    @property
+    def min_loss_lr(self) -> float | None:
+        """Deprecated alias of ``lr_min`` (which is not the LR of the lowest loss)."""
+        why = "the edge the default rule scales from, not the learning rate of the lowest loss"
+        _renamed.attribute("FinderResult", "min_loss_lr", "lr_min", why)
+        return self.lr_min
+
+    @property
+    def optimizer(self) -> str | None:
+        """Deprecated alias of ``optimizer_family``."""
+        _renamed.attribute("FinderResult", "optimizer", "optimizer_family")
+        return self.optimizer_family
 
     def for_total_steps(self, total_steps: int) -> Suggestions | None:
         """The default rule's suggestions (``constant``, ``max_lr``, ``peak_lr``) for a run of
@@ -161,7 +192,7 @@ class FinderResult:
             held_lrs=self.held_lrs if held else None,
             held_losses=self.held_losses if held else None,
             total_steps=total_steps,
-            optimizer=self.optimizer,
+            optimizer_family=self.optimizer_family,
             stop_reason=self.stop_reason,
         )
 
@@ -186,7 +217,9 @@ class FinderResult:
         return {m: self.suggest(m) for m in RULES}
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable summary (curves as lists)."""
+        """A JSON-serialisable summary (curves as lists). ``"optimizer"`` repeats
+        ``"optimizer_family"`` under its former name, for readers of lrkit 0.1.0's files (a
+        Lightning checkpoint, ``lrkit find --json``)."""
         return {
             "lrs": [float(v) for v in self.lrs],
             "losses": [float(v) for v in self.losses],
@@ -205,11 +238,13 @@ class FinderResult:
             "diverge_th": self.diverge_th,
             "rule": self.rule,
             "total_steps": self.total_steps,
-            "optimizer": self.optimizer,
+            "optimizer_family": self.optimizer_family,
+            "optimizer": self.optimizer_family,  # the former key, read by lrkit 0.1.0
             "suggestion": self.suggestion,
             "max_lr": self.max_lr,
             "peak_lr": self.peak_lr,
             "base_lr": self.base_lr,
+            "lr_min": self.lr_min,
             "suggestions": self.suggestions(),
             "reliable": self.reliable,
             "warnings": list(self.warnings),

@@ -3,8 +3,8 @@
 A rule is any callable ``rule(lrs, losses) -> float`` (``lrs`` increasing, ``losses`` the raw
 curve in sweep order), as fastai's ``suggest_funcs``; ``RULES`` holds the built-in ones by name
 and :func:`suggest` applies a name or a callable. The built-in rules also accept keyword
-context (``beta``, ``stop_reason``, ``total_steps``, ``optimizer``), which a finder passes
-them; a user rule receives the two arrays only.
+context (``beta``, ``stop_reason``, ``total_steps``, ``optimizer_family``), which a finder
+passes them; a user rule receives the two arrays only.
 
 ``"budget_edge"`` (default)
     ``lr_min`` is where the sweep stops making progress, the edge of stability of a short
@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .. import _renamed
 from .. import _validate as V
 from . import _coefficients as C
 from .smoothing import FloatArray, noise_level, robust_smooth, smooth_ema
@@ -193,6 +194,7 @@ def slide(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: 
 # ----------------------------------------------------------------------------- default rule
 
 
+@_renamed.former_field("optimizer", "optimizer_family")
 @dataclass(frozen=True)
 class Suggestions:
     """What the default rule reads off a curve.
@@ -206,8 +208,9 @@ class Suggestions:
     it fell clearly before it (:attr:`CurveShape.dropped`: by more than its noise and a
     fraction of its loss; where the minimum lies is not considered, unlike
     :attr:`CurveShape.descended`: a minimum at the start is reported as a loss that rose from
-    the first steps); ``total_steps``/``optimizer``: the
-    budget and optimizer family the LRs are for."""
+    the first steps); ``total_steps``/``optimizer_family``: the budget and optimizer family
+    (``"sgd"``, ``"momentum"`` or ``"adaptive"``) the LRs are for; ``noise``: the robust
+    standard deviation of the curve's losses around its smoothing (:func:`noise_level`)."""
 
     constant: float
     max_lr: float
@@ -217,8 +220,14 @@ class Suggestions:
     saturated: bool
     descended: bool
     total_steps: int
-    optimizer: str
+    optimizer_family: str
     noise: float
+
+    @property
+    def optimizer(self) -> str:
+        """Deprecated alias of ``optimizer_family``."""
+        _renamed.attribute("Suggestions", "optimizer", "optimizer_family")
+        return self.optimizer_family
 
 
 def optimizer_family(name: str, *, momentum: float = 0.0) -> str:
@@ -365,16 +374,23 @@ def suggestions(
     held_lrs: npt.ArrayLike | None = None,
     held_losses: npt.ArrayLike | None = None,
     total_steps: int | None = None,
-    optimizer: str | None = None,
+    optimizer_family: str | None = None,
     stop_reason: str = "completed",
+    optimizer: str | None = _renamed.UNSET,
 ) -> Suggestions:
     """The default rule on a sweep: constant, one-cycle and warmup-cosine LRs (see the module
-    docstring) for ``total_steps`` optimizer steps with an ``optimizer`` of family
-    ``"sgd"``, ``"momentum"`` or ``"adaptive"``. ``lrs``/``losses`` are the training curve,
-    ``held_lrs``/``held_losses`` the held-batch curve when it was measured."""
+    docstring) for ``total_steps`` optimizer steps with an optimizer of family
+    ``optimizer_family`` (``"sgd"``, ``"momentum"`` or ``"adaptive"``; default
+    ``"adaptive"``). ``lrs``/``losses`` are the training curve, ``held_lrs``/``held_losses``
+    the held-batch curve when it was measured. ``optimizer`` is the deprecated former name of
+    ``optimizer_family``."""
+    # (the argument shadows the function optimizer_family here, which this body does not call)
+    family = _renamed.keyword(
+        "lrkit.finder.suggestions()", "optimizer", "optimizer_family", optimizer, optimizer_family
+    )
     x, y = _check(lrs, losses)
     steps = DEFAULT_TOTAL_STEPS if total_steps is None else V.integer("total_steps", total_steps, 1)
-    opt = V.choice("optimizer", DEFAULT_OPTIMIZER if optimizer is None else optimizer, OPTIMIZERS)
+    opt = V.choice("optimizer_family", DEFAULT_OPTIMIZER if family is None else family, OPTIMIZERS)
     lr_min = edge(x, y, held=False)
     cx, cy = x, y
     if held_losses is not None and len(np.asarray(held_losses)) >= 3:
@@ -400,7 +416,7 @@ def suggestions(
         saturated=not few and shape.saturated(cx),
         descended=shape.dropped,
         total_steps=steps,
-        optimizer=opt,
+        optimizer_family=opt,
         noise=shape.noise,
     )
 
@@ -410,13 +426,22 @@ def budget_edge(
     losses: npt.ArrayLike,
     *,
     total_steps: int | None = None,
-    optimizer: str | None = None,
+    optimizer_family: str | None = None,
     stop_reason: str = "completed",
+    optimizer: str | None = _renamed.UNSET,
     **_: Any,
 ) -> float:
-    """The default rule's constant LR (see :func:`suggestions`)."""
+    """The default rule's constant LR (see :func:`suggestions`; ``optimizer`` is the
+    deprecated former name of ``optimizer_family``)."""
+    family = _renamed.keyword(
+        "lrkit.finder.rules.budget_edge()",
+        "optimizer",
+        "optimizer_family",
+        optimizer,
+        optimizer_family,
+    )
     return suggestions(
-        lrs, losses, total_steps=total_steps, optimizer=optimizer, stop_reason=stop_reason
+        lrs, losses, total_steps=total_steps, optimizer_family=family, stop_reason=stop_reason
     ).constant
 
 
@@ -459,8 +484,17 @@ def suggest(
     **context: Any,
 ) -> float:
     """Apply a rule (a name in ``RULES`` or a callable ``rule(lrs, losses) -> lr``) to a curve
-    (``losses`` raw, in sweep order). ``context`` (``beta``, ``total_steps``, ``optimizer``,
-    ``stop_reason``) goes to the built-in rules only."""
+    (``losses`` raw, in sweep order). ``context`` (``beta``, ``total_steps``,
+    ``optimizer_family``, ``stop_reason``) goes to the built-in rules only (``optimizer``, the
+    deprecated former name of ``optimizer_family``, is still read)."""
+    if "optimizer" in context:
+        context["optimizer_family"] = _renamed.keyword(
+            "lrkit.finder.suggest()",
+            "optimizer",
+            "optimizer_family",
+            context.pop("optimizer"),
+            context.get("optimizer_family"),
+        )
     name, fn = resolve(rule)
     x, y = _check(lrs, losses)
     if fn in RULES.values():

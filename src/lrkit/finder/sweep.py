@@ -8,10 +8,11 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
+from .. import _renamed
 from .. import _validate as V
 from .._runtime import caller_level
 from . import _coefficients as C
@@ -29,6 +30,9 @@ from .rules import (
     suggestions,
     turned_up,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "MODES",
@@ -179,6 +183,8 @@ class SweepOptions:
         return self.max_extra_iter
 
     def to_dict(self) -> dict[str, Any]:
+        """Every option by name, JSON-serialisable: ``rule`` by its name (a callable rule by
+        its ``__name__``); ``SweepOptions(**to_dict())`` rebuilds the options of a named rule."""
         d = asdict(self)
         d["rule"] = resolve(self.rule)[0]
         return d
@@ -234,8 +240,10 @@ class Sweep:
 
     ``eval_due`` is ``True`` at the steps where the options ask for the held-batch loss
     (never when ``eval_batches=0``); the loss passed as ``held`` is then what the default
-    rule reads. ``optimizer`` (``"sgd"``, ``"momentum"``, ``"adaptive"``) tells the default
-    rule the optimizer family when the options do not.
+    rule reads. The option ``optimizer_family`` (``"sgd"``, ``"momentum"``, ``"adaptive"``)
+    tells the default rule the optimizer family; :attr:`optimizer_family` is the one it reads.
+    ``optimizer``, the deprecated former name of that argument, gives the family only when the
+    options name none.
     """
 
     def __init__(
@@ -243,14 +251,22 @@ class Sweep:
         options: SweepOptions | None = None,
         /,
         *,
-        optimizer: str | None = None,
-        **kwargs: Any,
+        optimizer: str | None = _renamed.UNSET,
+        **kwargs: Unpack[SweepKwargs],
     ) -> None:
+        family = _renamed.keyword(
+            "lrkit.finder.Sweep()",
+            "optimizer",
+            "optimizer_family",
+            optimizer,
+            kwargs.get("optimizer_family"),
+        )
         self.options = SweepOptions.build(options, **kwargs)
         o = self.options
-        self.optimizer = o.optimizer_family or (
-            None if optimizer is None else V.choice("optimizer", optimizer, OPTIMIZERS)
-        )
+        #: the optimizer family the default rule reads (``None``: ``"adaptive"``)
+        self.optimizer_family: str | None = o.optimizer_family
+        if optimizer is not _renamed.UNSET:
+            self.use_family(family)
         self.start_lr, self.end_lr, self.num_iter = o.start_lr, o.end_lr, o.num_iter
         self.mode, self.beta, self.diverge_th = o.mode, o.beta, o.diverge_th
         self._lrs: list[float] = []
@@ -276,12 +292,28 @@ class Sweep:
                 return math.inf
         return float(self.start_lr + (self.end_lr - self.start_lr) * t)
 
+    def use_family(self, family: str | None) -> None:
+        """Tell the default rule the optimizer family ``family`` (``"sgd"``, ``"momentum"``,
+        ``"adaptive"``; what a framework finder reads off the optimizer, e.g. with
+        :func:`optimizer_family`) unless the options name one; ``None``: no change."""
+        if self.optimizer_family is None and family is not None:
+            self.optimizer_family = V.choice("optimizer", family, OPTIMIZERS)
+
+    @property
+    def optimizer(self) -> str | None:
+        """Deprecated alias of :attr:`optimizer_family`."""
+        _renamed.attribute("Sweep", "optimizer", "optimizer_family")
+        return self.optimizer_family
+
     @property
     def done(self) -> bool:
+        """Whether the sweep has stopped (``stop_reason`` says why); ``record`` then refuses
+        another step."""
         return self._stop is not None
 
     @property
     def stop_reason(self) -> str | None:
+        """Why the sweep stopped, one of ``STOP_REASONS``; ``None`` while it runs."""
         return self._stop
 
     def check_val_data(self, val_data: Any) -> None:
@@ -438,7 +470,7 @@ class Sweep:
                 held_lrs=np.asarray(self._held_lrs, dtype=np.float64) if self._held else None,
                 held_losses=np.asarray(self._held, dtype=np.float64) if self._held else None,
                 total_steps=self.options.total_steps,
-                optimizer=self.optimizer,
+                optimizer_family=self.optimizer_family,
                 stop_reason=reason,
             )
             msgs.extend(_messages(self, sugg, cx, cy, reason))
@@ -452,7 +484,7 @@ class Sweep:
             held_lrs=np.asarray(self._held_lrs, dtype=np.float64),
             held_losses=np.asarray(self._held, dtype=np.float64),
             extended=max(0, len(losses) - self.num_iter),
-            optimizer=self.optimizer,
+            optimizer_family=self.optimizer_family,
             warnings=tuple(msgs),
             _sugg=sugg,
         )
@@ -533,11 +565,11 @@ def range_test(
     *,
     options: SweepOptions | None = None,
     evaluate: Callable[[], float] | None = None,
-    optimizer: str | None = None,
+    optimizer: str | None = _renamed.UNSET,
     progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
-    **kwargs: Any,
+    **kwargs: Unpack[SweepKwargs],
 ) -> FinderResult:
     """Run a range test driven by ``step(lr) -> loss``.
 
@@ -545,16 +577,27 @@ def range_test(
     ``evaluate() -> loss`` (optional) measures the loss on fixed held batches; it is called
     every ``eval_every`` steps and the default rule reads that curve (without it, the
     training losses). ``callback(i, lr, loss)`` is called after each step; ``progress=True``
-    shows a progress bar. A
+    shows a progress bar; ``warn=False`` leaves the :class:`LRFinderWarning` of an unreliable
+    result unsaid (``result.warnings`` still holds it). A
     ``KeyboardInterrupt`` inside ``step`` stops the sweep and propagates after the caller's
-    cleanup (the partial curve is lost)."""
+    cleanup (the partial curve is lost). ``optimizer_family`` (a sweep option) tells the
+    default rule the optimizer family; ``optimizer`` is its deprecated former name (read only
+    when the options name no family)."""
     if not callable(step):
         raise ValueError(f"step must be a callable step(lr) -> loss, got {step!r}")
     V.optional_callable("evaluate", evaluate, "evaluate() -> held loss")
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
     progress = V.flag("progress", progress)
     warn = V.flag("warn", warn)
-    sweep = Sweep(options, optimizer=optimizer, **kwargs)
+    family = _renamed.keyword(
+        "lrkit.finder.range_test()",
+        "optimizer",
+        "optimizer_family",
+        optimizer,
+        kwargs.get("optimizer_family"),
+    )
+    sweep = Sweep(options, **kwargs)
+    sweep.use_family(family)
     sweep.run(step, evaluate=evaluate, callback=callback, progress=progress)
     return sweep.result(warn=warn)
 

@@ -391,7 +391,13 @@ def find_lr(
         type(inner).__name__,
         momentum=float(momentum) if isinstance(momentum, (int, float)) else 0.0,
     )
-    sweep = Sweep(options, optimizer=family, **sweep_options)
+    if "optimizer" in sweep_options:  # the model's own optimizer is swept
+        raise TypeError(
+            "find_lr() got an unexpected keyword argument 'optimizer' (the model's compiled "
+            "optimizer is swept; to name its family pass optimizer_family=)"
+        )
+    sweep = Sweep(options, **sweep_options)
+    sweep.use_family(family)  # read off the optimizer, unless the options name one
     sweep.check_val_data(val_data)
     if y is not None or _is_arrays(x):
         batches = _array_batches(x, y, sample_weight, batch_size, shuffle, seed)

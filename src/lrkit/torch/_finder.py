@@ -519,7 +519,8 @@ def find_lr(
             (float(g.get("momentum", 0.0) or 0.0) for g in optimizer.param_groups), default=0.0
         ),
     )
-    sweep = Sweep(options, optimizer=family, **sweep_options)
+    sweep = Sweep(options, **sweep_options)
+    sweep.use_family(family)  # read off the optimizer, unless the options name one
     sweep.check_val_data(val_data)
     dev = _device(device) if device is not None else _model_device(model)
     if amp is True:

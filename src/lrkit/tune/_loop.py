@@ -337,7 +337,7 @@ def _resolve_range(
             "suggestion": getattr(result, "suggestion", None),
             "max_lr": getattr(result, "max_lr", None),
             "base_lr": getattr(result, "base_lr", None),
-            "min_loss_lr": getattr(result, "min_loss_lr", None),
+            "min_loss_lr": getattr(result, "lr_min", None),
             "stop_reason": getattr(result, "stop_reason", None),
             "steps": int(getattr(result, "steps", 0)),
         }
