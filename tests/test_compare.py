@@ -326,3 +326,82 @@ def test_ctrl_c_in_the_range_tests_carries_no_comparison(monkeypatch):
 def test_steps_beyond_2_to_the_53_are_refused_before_anything_runs(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# ----------------------------------------------------------------------------- renamed
+def _setup_fields() -> dict:
+    return dict(optimizer="opt", loss_fn=len, data=[1, 2], val_data=[3])
+
+
+def test_setup_calls_the_held_data_val_data_as_the_finders_do():
+    import dataclasses
+
+    assert [f.name for f in dataclasses.fields(C.Setup)][-1] == "val_data"
+    s = C.Setup("model", **_setup_fields())
+    assert s.val_data == [3] and "val_data=[3]" in repr(s)
+    x = torch.zeros(8, 2)
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    batches = [(x, torch.zeros(8, dtype=torch.long))]
+    assert C.as_setup((model, opt, len, batches, batches[:1])).val_data == batches[:1]
+    assert C.as_setup((model, opt, len, batches)).val_data is None
+    assert C.demo_factory(seed=0)().val_data is not None
+
+
+def test_setup_takes_and_reads_its_former_field_val_with_a_warning():
+    kw = _setup_fields()
+    kw["val"] = kw.pop("val_data")
+    with pytest.warns(DeprecationWarning, match=r"^Setup\(\): the argument val= was renamed "
+                      r"val_data=$") as rec:  # fmt: skip
+        s = C.Setup("model", **kw)
+    assert s.val_data == [3] and len(rec) == 1 and rec[0].filename == __file__
+    with pytest.warns(DeprecationWarning, match=r"^Setup\.val was renamed Setup\.val_data$") as rec:
+        assert s.val == [3]
+    assert len(rec) == 1 and rec[0].filename == __file__
+    with pytest.raises(AttributeError):  # read-only: the data is set as val_data
+        s.val = [4]  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"^Setup\(\) got both val_data= and val= "):
+        C.Setup("model", **_setup_fields(), val=[4])
+
+
+def test_a_setup_pickled_by_lrkit_010_loads_with_its_val_data():
+    import pickle
+    import warnings
+
+    new = C.Setup("model", **_setup_fields())
+    old = object.__new__(C.Setup)  # as lrkit 0.1.0 held it: the field was named val
+    state = dict(new.__dict__)
+    state["val"] = state.pop("val_data")
+    old.__dict__.update(state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # loading says nothing
+        back = pickle.loads(pickle.dumps(old))
+        again = pickle.loads(pickle.dumps(new))
+    assert back == new == again and "val" not in back.__dict__
+
+
+def test_a_comparison_reads_no_deprecated_name(recwarn):
+    C.compare(C.factory(_task([]), seed=0), methods="plateau", steps=10, finder_iter=10)
+    said = [str(w.message) for w in recwarn if issubclass(w.category, DeprecationWarning)]
+    assert not [m for m in said if "Setup" in m]
+
+
+# ----------------------------------------------------------------------------- plot
+def _png(tmp_path, name: str, **kwargs) -> bytes:
+    result = C.Result("fixed", optimizer="SGD", lr="0.1", losses=[1.0, 0.5], lrs=[0.1, 0.1])
+    fig = C.plot([result], path=str(tmp_path / name), **kwargs)
+    assert fig.axes[0].get_title() == (kwargs.get("title") or "lrkit compare")
+    return (tmp_path / name).read_bytes()
+
+
+def test_plot_defaults_title_to_none_as_every_lrkit_plot_and_draws_as_before(tmp_path):
+    import inspect
+
+    pytest.importorskip("matplotlib")
+    assert inspect.signature(C.plot).parameters["title"].default is None
+    default = _png(tmp_path, "default.png")
+    # None (the default) and "" (the former default) both head it "lrkit compare"
+    assert _png(tmp_path, "none.png", title=None) == default
+    assert _png(tmp_path, "empty.png", title="") == default
+    assert _png(tmp_path, "named.png", title="lrkit compare") == default
+    assert _png(tmp_path, "other.png", title="digits, 400 steps") != default

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
+from . import _renamed
 from . import _validate as V
 from ._runtime import data_generators
 from .finder.sweep import MAX_ITER, MIN_ITER
@@ -85,16 +86,27 @@ PACKAGES: dict[str, tuple[str, str]] = {
 
 
 # ----------------------------------------------------------------------------- tasks
+@_renamed.former_field("val", "val_data")
 @dataclass
 class Setup:
-    """What one run trains: a fresh model and optimizer (same initial weights every call)."""
+    """What one run trains: a fresh model and optimizer (same initial weights every call),
+    the loss, the training ``data`` and the held-out ``val_data`` (``None`` for none; named
+    as in ``lrkit.torch.find_lr`` and ``lrkit.tune.torch_task``). Its former name ``val``
+    still works, with a ``DeprecationWarning``: ``Setup(..., val=...)`` and reading
+    ``.val``; a Setup pickled by lrkit 0.1.0 loads with it as ``val_data``."""
 
     model: Any
     _: KW_ONLY
     optimizer: Any
     loss_fn: Callable[..., Any]
     data: Any
-    val: Any = None
+    val_data: Any = None
+
+    @property
+    def val(self) -> Any:
+        """Deprecated alias of ``val_data``."""
+        _renamed.attribute("Setup", "val", "val_data")
+        return self.val_data
 
 
 @dataclass
@@ -154,9 +166,8 @@ def as_setup(value: Any, *, name: str = "task") -> Setup:
             f"{name} must return a torch.nn.Module and a torch.optim.Optimizer first, "
             f"got {type(model).__name__} and {type(opt).__name__}"
         )
-    return Setup(
-        model, optimizer=opt, loss_fn=loss_fn, data=data, val=value[4] if len(value) == 5 else None
-    )
+    val_data = value[4] if len(value) == 5 else None
+    return Setup(model, optimizer=opt, loss_fn=loss_fn, data=data, val_data=val_data)
 
 
 def factory(fn: Callable[[], Any], *, seed: int = 0, name: str = "task") -> Callable[[], Setup]:
@@ -212,7 +223,7 @@ def _same_batches(setup: Setup, states: dict[int, tuple[Any, Any]]) -> None:
     object shared by the runs, e.g. built at module level) is put back to the state it had
     when first seen, before each run (without one, the loader draws from torch's global
     generator, which the runs seed alike)."""
-    for g in data_generators(setup.data, setup.val):
+    for g in data_generators(setup.data, setup.val_data):
         if id(g) in states and states[id(g)][0] is g:
             g.set_state(states[id(g)][1])
         else:
@@ -299,7 +310,7 @@ def demo_factory(*, seed: int = 0) -> Callable[[], Setup]:
             optimizer=opt,
             loss_fn=task.loss_fn,
             data=task.train_batches(seed),
-            val=task.val_batches(),
+            val_data=task.val_batches(),
         )
 
     # the data and model of task "digits_mlp_adam", but the base optimizer is SGD: say so
@@ -362,13 +373,13 @@ def check_installed(methods: str | Sequence[str]) -> list[str]:
 def _evaluate(setup: Setup) -> tuple[float, float]:
     from .torch import evaluate, evaluating, is_schedule_free
 
-    if setup.val is None:
+    if setup.val_data is None:
         return math.nan, math.nan
     # BatchNorm statistics at schedule-free's x: from the training data, read as fit reads it
     # (a zero-argument callable is called)
     bn_data = setup.data if is_schedule_free(setup.optimizer) else None
     with evaluating(setup.model, setup.optimizer, bn_data=bn_data, num_batches=10):
-        loss, acc = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val)
+        loss, acc = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val_data)
     return float(loss), float(acc)
 
 
@@ -381,7 +392,7 @@ def _preflight(make: Callable[[], Setup]) -> None:
 
     setup = make()
     fit(setup.model, optimizer=setup.optimizer, loss_fn=setup.loss_fn, data=setup.data, steps=1)
-    first = first_val_batch(setup.val)
+    first = first_val_batch(setup.val_data)
     if first is not None:
         evaluate(setup.model, loss_fn=setup.loss_fn, data=first)
 
@@ -540,11 +551,11 @@ def run_method(
     def on_step(k: int, value: float) -> None:
         window.append(value)
         if fb is not None and k % report_every == 0:
-            if setup.val is not None:
+            if setup.val_data is not None:
                 # starting the validation loader draws from the global RNGs, which the
                 # training loader's next shuffle also draws from: put them back
                 with preserved_rng(import_torch=True):
-                    metric = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val)[0]
+                    metric = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val_data)[0]
             else:
                 metric = sum(window) / len(window)
             sched.report(metric)
@@ -771,9 +782,10 @@ def table(results: Sequence[Result], *, val: bool = True) -> str:
     return "\n".join(lines)
 
 
-def plot(results: Sequence[Result], *, path: Any = None, title: str = "") -> Any:
+def plot(results: Sequence[Result], *, path: Any = None, title: str | None = None) -> Any:
     """Two panels sharing the step axis: the training loss (EMA 0.9, log scale) and the LR of
-    every method. Writes ``path`` when given (without pyplot: the caller's backend is
+    every method. ``title`` heads the loss panel; ``None`` (the default) or ``""`` heads it
+    "lrkit compare". Writes ``path`` when given (without pyplot: the caller's backend is
     untouched). Returns the matplotlib figure."""
     import textwrap
 

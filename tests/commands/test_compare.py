@@ -423,3 +423,20 @@ def test_the_files_are_written_when_the_reader_of_stdout_goes_away(
     assert main([*argv, *outputs]) == 141
     assert isinstance(json.loads(js.read_text()), dict)
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("command", ["compare", "find"])
+def test_a_target_with_validation_data_is_read_without_a_deprecated_name(
+    task_module, tmp_path, recwarn, command
+):
+    js = tmp_path / "c.json"
+    if command == "compare":
+        argv = ["compare", f"{task_module}:make", "--methods", "plateau", "--steps", "10",
+                "--finder-iter", "10", "--no-plot"]  # fmt: skip
+    else:
+        argv = ["find", f"{task_module}:make", "--num-iter", "20", "--train-steps", "10"]
+    assert main([*argv, "--quiet", "--json", str(js)]) == 0
+    said = [str(w.message) for w in recwarn if issubclass(w.category, DeprecationWarning)]
+    assert not [m for m in said if "Setup" in m]
+    if command == "compare":
+        assert math.isfinite(json.loads(js.read_text())["results"][0]["val_loss"])

@@ -109,7 +109,7 @@ def _compare(args: argparse.Namespace) -> int:
             )
             name = args.target
         with preserved_rng(import_torch=True):  # fail early on a bad target or val_data
-            C.first_val_batch(make().val)
+            C.first_val_batch(make().val_data)
     except (ValueError, ImportError) as e:
         print(f"lrkit compare: error: {e}", file=sys.stderr)
         return 2

@@ -248,7 +248,7 @@ def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
 
     def make_user(lr: float | None = None) -> Any:
         s = make()  # seeded; the same model object returned again, trained, is refused
-        return s.model, s.optimizer, s.loss_fn, s.data, s.val
+        return s.model, s.optimizer, s.loss_fn, s.data, s.val_data
 
     return make_user, args.target, None
 
