@@ -374,11 +374,19 @@ def test_families_as_a_comma_separated_string_as_on_the_command_line() -> None:
 # ----------------------------------------------------------------------------- CLI
 
 
+def _task_module(tmp_path: Path, monkeypatch: Any, name: str, source: str) -> Iterator[str]:
+    """Write ``source`` (dedented) as module ``name`` in ``tmp_path``, the working folder and
+    on ``sys.path``; yield its name, then forget the module."""
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    sys.modules.pop(name, None)
+
+
 @pytest.fixture
 def nan_module(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    (tmp_path / "studytasks.py").write_text(
-        textwrap.dedent(
-            """
+    source = """
             import optuna
             from lrkit.tune import Task
 
@@ -398,13 +406,8 @@ def nan_module(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
                     return 1.0
 
                 return Task(train=train, total_steps=20)
-            """
-        )
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield "studytasks"
-    sys.modules.pop("studytasks", None)
+"""
+    yield from _task_module(tmp_path, monkeypatch, "studytasks", source)
 
 
 def test_cli_cap_reached_with_nothing_finished_names_the_cap_and_a_rerun_adds_trials(
@@ -912,9 +915,7 @@ def test_the_write_check_changes_nothing_and_creates_nothing(tmp_path: Path) -> 
 
 @pytest.fixture
 def watched_module(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    (tmp_path / "watchedtasks.py").write_text(
-        textwrap.dedent(
-            """
+    source = """
             from lrkit.tune import Task
 
             CALLS = []
@@ -927,13 +928,8 @@ def watched_module(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
                     return 1.0
 
                 return Task(train=train, total_steps=20)
-            """
-        )
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield "watchedtasks"
-    sys.modules.pop("watchedtasks", None)
+"""
+    yield from _task_module(tmp_path, monkeypatch, "watchedtasks", source)
 
 
 @pytest.mark.parametrize("how", ("uri", "folder"))
