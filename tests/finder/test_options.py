@@ -384,3 +384,18 @@ def test_every_rule_refuses_non_finite_losses_and_lrs_not_above_0(rule) -> None:
         x[i] = bad
         with pytest.raises(ValueError, match=rf"^lrs must be finite and > 0, got {bad!r} at "):
             suggest(x, losses, rule)
+
+
+def test_use_family_fills_in_a_family_the_options_do_not_name():
+    s = Sweep(num_iter=10)
+    s.use_family(None)
+    assert s.optimizer_family is None
+    s.use_family("sgd")
+    assert s.optimizer_family == "sgd"
+    named = Sweep(num_iter=10, optimizer_family="momentum")
+    named.use_family("sgd")
+    assert named.optimizer_family == "momentum"  # the options' family wins
+    with pytest.raises(
+        ValueError, match=r"^family must be one of 'sgd', 'momentum', 'adaptive', got 'lion'$"
+    ):
+        Sweep(num_iter=10).use_family("lion")

@@ -265,8 +265,8 @@ class Sweep:
         o = self.options
         #: the optimizer family the default rule reads (``None``: ``"adaptive"``)
         self.optimizer_family: str | None = o.optimizer_family
-        if optimizer is not _renamed.UNSET:
-            self.use_family(family)
+        if optimizer is not _renamed.UNSET and family is not None:  # named as the caller did
+            self.use_family(V.choice("optimizer", family, OPTIMIZERS))
         self.start_lr, self.end_lr, self.num_iter = o.start_lr, o.end_lr, o.num_iter
         self.mode, self.beta, self.diverge_th = o.mode, o.beta, o.diverge_th
         self._lrs: list[float] = []
@@ -297,7 +297,7 @@ class Sweep:
         ``"adaptive"``; what a framework finder reads off the optimizer, e.g. with
         :func:`optimizer_family`) unless the options name one; ``None``: no change."""
         if self.optimizer_family is None and family is not None:
-            self.optimizer_family = V.choice("optimizer", family, OPTIMIZERS)
+            self.optimizer_family = V.choice("family", family, OPTIMIZERS)
 
     @property
     def optimizer(self) -> str | None:
@@ -597,7 +597,8 @@ def range_test(
         kwargs.get("optimizer_family"),
     )
     sweep = Sweep(options, **kwargs)
-    sweep.use_family(family)
+    if optimizer is not _renamed.UNSET and family is not None:  # named as the caller did
+        sweep.use_family(V.choice("optimizer", family, OPTIMIZERS))
     sweep.run(step, evaluate=evaluate, callback=callback, progress=progress)
     return sweep.result(warn=warn)
 
