@@ -32,6 +32,14 @@ __all__ = ["find_lr"]
 _MISSING = object()
 
 
+def _swept_optimizer(model: Any) -> Any:
+    """The one optimizer whose learning rate ``find_lr`` sweeps (inside a
+    ``LossScaleOptimizer``); a ``MultiOptimizer`` of several is a one-line ``ValueError``."""
+    return _inner_optimizer(
+        model, "find_lr", hint="sweep a copy of the model compiled with one of them"
+    )
+
+
 class _SweepLR(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
     """The sweep's learning rate, read on the host at every call (so a compiled train step
     sees each new value without retracing)."""
@@ -371,6 +379,11 @@ def find_lr(
             raise ValueError(
                 f"seed must be an integer in [0, {V.SEED_MAX}] or None, got {seed!r}"
             ) from None
+    if "optimizer" in sweep_options:  # the model's own optimizer is swept
+        raise TypeError(
+            "find_lr() got an unexpected keyword argument 'optimizer' (the model's compiled "
+            "optimizer is swept; to name its family pass optimizer_family=)"
+        )
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
     shuffle = V.flag("shuffle", shuffle)
     progress = V.flag("progress", progress)
@@ -379,23 +392,12 @@ def find_lr(
     # MultiOptimizer of several is refused as LRScheduler refuses it (its own learning rate is a
     # placeholder Keras never uses). One whose optimizers are known only once built (a
     # function as its map) is checked after the build.
-    inner = (
-        _inner_optimizer(
-            model, "find_lr", hint="sweep a copy of the model compiled with one of them"
-        )
-        if _optimizers(model)
-        else model.optimizer
-    )
+    inner = _swept_optimizer(model) if _optimizers(model) else model.optimizer
     momentum = getattr(inner, "momentum", 0.0)
     family = optimizer_family(
         type(inner).__name__,
         momentum=float(momentum) if isinstance(momentum, (int, float)) else 0.0,
     )
-    if "optimizer" in sweep_options:  # the model's own optimizer is swept
-        raise TypeError(
-            "find_lr() got an unexpected keyword argument 'optimizer' (the model's compiled "
-            "optimizer is swept; to name its family pass optimizer_family=)"
-        )
     sweep = Sweep(options, **sweep_options)
     sweep.use_family(family)  # read off the optimizer, unless the options name one
     sweep.check_val_data(val_data)
@@ -419,12 +421,7 @@ def find_lr(
             else:
                 held = []
         _build(model, first)
-        snap = _Snapshot(
-            model,
-            _inner_optimizer(
-                model, "find_lr", hint="sweep a copy of the model compiled with one of them"
-            ),
-        )
+        snap = _Snapshot(model, _swept_optimizer(model))
         no_loss = _no_loss(model)
         lr_obj = _SweepLR(sweep.start_lr)
         try:
