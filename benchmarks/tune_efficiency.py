@@ -82,7 +82,7 @@ def main() -> None:
     all_blind: list[float] = []
     all_seeded: list[float] = []
     for name in args.tasks.split(","):
-        task = demo_task(make_task(name))
+        task = demo_task(make_task(name), epochs=4)
         finder = task.range_test() if task.range_test is not None else None
         cached = Task(  # the range test is deterministic: run it once, reuse it per seed
             train=task.train,

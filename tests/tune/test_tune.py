@@ -1013,3 +1013,24 @@ def test_the_plots_lr_axis_has_one_label_per_decade_from_four_decades_on() -> No
         shown = [t.get_position()[0] for t in ax.get_xticklabels() if t.get_text()]
         shown = [x for x in shown if lo <= x <= hi]
         assert all(math.log10(x) == round(math.log10(x)) for x in shown), shown  # 1eN only
+
+
+def test_the_task_builders_default_to_the_same_epochs() -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    import inspect
+
+    from lrkit.tune import demo_task, load_target, torch_task
+    from lrkit.tune._load import as_task
+
+    defaults = {
+        f.__name__: inspect.signature(f).parameters["epochs"].default
+        for f in (demo_task, torch_task, load_target, as_task)
+    }
+    assert set(defaults.values()) == {5}, defaults
+    from lrkit.torch import demo
+
+    t = demo.make_task("digits_mlp_sgd", seed=0, batch_size=32)
+    spe = len(t.x_train) // t.batch_size
+    assert demo_task().total_steps == 5 * spe
+    assert demo_task(epochs=4).total_steps == 4 * spe

@@ -153,11 +153,12 @@ DEMO_TASK = "digits_mlp_sgd"
 
 
 def demo_task(
-    name: Any = DEMO_TASK, *, epochs: int = 4, seed: int = 0, batch_size: int = 32
+    name: Any = DEMO_TASK, *, epochs: int = 5, seed: int = 0, batch_size: int = 32
 ) -> Task:
     """A built-in task from :mod:`lrkit.torch.demo` (scikit-learn data, small models), by name
     or as a ``DemoTask``: every trial starts from the same initial weights and sees the same
-    batches, so trials differ only by the schedule. Metric: the validation loss (minimize)."""
+    batches, so trials differ only by the schedule. Metric: the validation loss (minimize).
+    ``epochs`` defaults to 5, as in :func:`torch_task` (``lrkit tune --demo`` trains 4)."""
     require("torch", "torch", feature="lrkit.tune.demo_task")
     from ..torch import demo
 
