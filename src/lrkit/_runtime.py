@@ -20,6 +20,7 @@ None imports torch: torch's state is handled only when some other code has impor
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import random
 import signal
@@ -30,7 +31,36 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GlobalRNGState", "data_generators", "data_loaders", "is_rank0", "preserved_rng"]
+__all__ = [
+    "GlobalRNGState",
+    "data_generators",
+    "data_loaders",
+    "in_range_test",
+    "is_rank0",
+    "preserved_rng",
+    "range_test_steps",
+]
+
+# set while a range test steps the optimizer: lrkit's own step observers (hooks on the
+# optimizer) leave those throwaway steps out
+_RANGE_TEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lrkit_range_test", default=False
+)
+
+
+@contextlib.contextmanager
+def range_test_steps() -> Iterator[None]:
+    """Mark the steps taken inside the block as a range test's (see :func:`in_range_test`)."""
+    token = _RANGE_TEST.set(True)
+    try:
+        yield
+    finally:
+        _RANGE_TEST.reset(token)
+
+
+def in_range_test() -> bool:
+    """Whether the current step is a range test's: lrkit's step hooks ignore such steps."""
+    return _RANGE_TEST.get()
 
 
 def _torch(import_torch: bool) -> Any:

@@ -621,3 +621,64 @@ def test_the_family_is_read_off_the_optimizer_unless_the_options_name_one():
     named = sweep(torch.optim.SGD(model.parameters(), lr=0.1), optimizer_family="adaptive")
     assert named.optimizer_family == named.options.optimizer_family == "adaptive"
     assert named.to_dict()["optimizer_family"] == "adaptive"
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_mapping_batches_of_any_type_are_moved_to_the_device():
+    # a Hugging Face collator returns a BatchEncoding (a UserDict, not a dict): its tensors
+    # go to the device as a dict's do, and the batch keeps its type
+    from collections import UserDict, defaultdict
+
+    x, y = make_data(64)
+    kinds = [dict, UserDict, lambda d: defaultdict(list, d)]
+    try:
+        from transformers import BatchEncoding
+
+        kinds.append(BatchEncoding)
+    except ImportError:
+        pass
+    for kind in kinds:
+        model = nn.Linear(10, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        batches = [kind({"x": x[i : i + 16], "y": y[i : i + 16]}) for i in range(0, 64, 16)]
+        seen = []
+
+        def step(model, batch, seen=seen):
+            seen.append((type(batch), batch["x"].device.type, batch["y"].device.type))
+            raise _Stop
+
+        with pytest.raises(_Stop):
+            find_lr(model, opt, None, batches, step=step, device="meta", eval_batches=0)
+        # a defaultdict cannot be built from a dict alone: a plain dict then
+        expected = dict if isinstance(batches[0], defaultdict) else type(batches[0])
+        assert seen == [(expected, "meta", "meta")], kind
+        assert batches[0]["x"].device.type == "cpu"  # the user's batch is left as it was
+
+
+def test_lrkit_step_hooks_leave_the_sweeps_steps_out():
+    from lrkit.torch import EffectiveLRLogger
+
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    log = EffectiveLRLogger(opt, every=5, tensorboard=False)
+    find_lr(model, opt, nn.functional.cross_entropy, loader(x, y), num_iter=20)
+    assert log.steps == []
+    pretrain(model, opt, torch.cat([x] * 2), torch.cat([y] * 2), steps=5)
+    assert log.steps == [5]  # counted from the first training step
+    log.close()
+
+
+@pytest.mark.parametrize("scaler", [True, "cpu", torch.amp.GradScaler])
+def test_a_scaler_that_is_not_a_grad_scaler_instance_is_refused_by_name(scaler):
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError) as info:
+        find_lr(model, opt, nn.functional.cross_entropy, loader(x, y), scaler=scaler)
+    assert str(info.value) == (
+        f"scaler must be a torch.amp.GradScaler instance or None, got {scaler!r}"
+    )

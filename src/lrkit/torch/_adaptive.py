@@ -57,6 +57,7 @@ import numpy as np
 from .. import _validate as V
 from .._figure import new_axes, resolve
 from .._imports import optional, require
+from .._runtime import in_range_test
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
 
@@ -335,7 +336,8 @@ class EffectiveLRLogger:
         names: a module (its ``named_parameters()``), ``(name, param)`` pairs or one string per
             parameter. Default: ``p<i>[shape]`` (``g<j>.p<i>[shape]`` with several groups).
         every: log automatically after every ``every``-th ``optimizer.step()`` (a step post-hook,
-            removed by :meth:`close`); None: call :meth:`log` yourself.
+            removed by :meth:`close`; the steps of a range test are not counted); None: call
+            :meth:`log` yourself.
         log_dir: TensorBoard log directory (default: ``runs/...`` as SummaryWriter chooses).
         sample: elements per parameter the percentiles are computed on (an integer >= 100;
             parameters with fewer elements are summarised exactly); None: all elements.
@@ -402,6 +404,8 @@ class EffectiveLRLogger:
             self._hook = optimizer.register_step_post_hook(self._on_step)
 
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if in_range_test():  # a range test's throwaway step (lrkit.torch.find_lr)
+            return
         self._count += 1
         if self._count % self.every == 0:
             self.log(self._count)

@@ -9,7 +9,7 @@ import inspect
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._imports import require
@@ -19,7 +19,13 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 import torch
 
 from .. import _validate as V
-from .._runtime import GlobalRNGState, data_generators, data_loaders, is_rank0
+from .._runtime import (
+    GlobalRNGState,
+    data_generators,
+    data_loaders,
+    is_rank0,
+    range_test_steps,
+)
 from ..finder import (
     FinderResult,
     Sweep,
@@ -311,8 +317,14 @@ def _to(obj: Any, device: torch.device) -> Any:
         return type(obj)(*(_to(o, device) for o in obj))
     if isinstance(obj, (list, tuple)):
         return type(obj)(_to(o, device) for o in obj)
-    if isinstance(obj, dict):
-        return {k: _to(v, device) for k, v in obj.items()}
+    if isinstance(obj, Mapping):  # a dict, or a mapping as Hugging Face's BatchEncoding
+        moved = {k: _to(v, device) for k, v in obj.items()}
+        if type(obj) is dict:
+            return moved
+        try:
+            return type(obj)(moved)
+        except Exception:  # a mapping not built from a dict (a defaultdict): a plain dict
+            return moved
     return obj
 
 
@@ -464,7 +476,9 @@ def find_lr(
     ``max_skipped`` times in a row). ``before_step(optimizer)``, if given, is called after the
     backward passes and before ``optimizer.step()`` (with a ``scaler``, on unscaled gradients),
     e.g. to clip gradients as the training loop does. Batches are moved to ``device`` (default:
-    the model's device).
+    the model's device): tensors, nested in tuples, lists, namedtuples and mappings (a dict, a
+    Hugging Face ``BatchEncoding``). The optimizer's own step hooks run on the sweep's steps;
+    an :class:`EffectiveLRLogger` leaves them out.
 
     ``amp=True`` (or a dtype) runs the forward pass under ``torch.autocast`` (float16 on CUDA,
     bfloat16 elsewhere by default); with a ``torch.amp.GradScaler`` as ``scaler`` the loss is
@@ -531,6 +545,13 @@ def find_lr(
         amp_dtype = amp
     else:
         raise ValueError(f"amp must be a bool or a torch.dtype, got {amp!r}")
+    if scaler is not None and (
+        isinstance(scaler, type)
+        or not all(
+            callable(getattr(scaler, m, None)) for m in ("scale", "step", "update", "get_scale")
+        )
+    ):
+        raise ValueError(f"scaler must be a torch.amp.GradScaler instance or None, got {scaler!r}")
     use_scaler = scaler is not None and bool(getattr(scaler, "is_enabled", lambda: True)())
     # val_data's generators too: drawing its batches (a shuffled loader) moves them
     snap = _Snapshot(model, optimizer, scaler if use_scaler else None, (data, val_data), snapshot)
@@ -635,12 +656,13 @@ def find_lr(
             held = val_loss()
             return None if held is None else all_reduce_mean(held)
 
-        sweep.run(
-            one_step,
-            evaluate=evaluate if val_batches is not None else None,
-            callback=callback,
-            progress=progress and is_rank0(),
-        )
+        with range_test_steps():  # lrkit's own step hooks (EffectiveLRLogger) skip these
+            sweep.run(
+                one_step,
+                evaluate=evaluate if val_batches is not None else None,
+                callback=callback,
+                progress=progress and is_rank0(),
+            )
     finally:
         close = getattr(batches, "close", None)
         if callable(close):  # ends the sweep's pass over data (and its workers) now
