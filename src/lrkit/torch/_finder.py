@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._imports import require
 
@@ -322,10 +322,20 @@ def _to(obj: Any, device: torch.device) -> Any:
         if type(obj) is dict:
             return moved
         try:
-            return type(obj)(moved)
+            return cast("Any", type(obj))(moved)
         except Exception:  # a mapping not built from a dict (a defaultdict): a plain dict
             return moved
     return obj
+
+
+def _check_scaler(scaler: Any) -> None:
+    """A one-line error naming ``scaler`` unless it is None or a GradScaler instance (or an
+    object with its methods)."""
+    methods = ("scale", "step", "update", "get_scale")
+    if scaler is not None and (
+        isinstance(scaler, type) or not all(callable(getattr(scaler, m, None)) for m in methods)
+    ):
+        raise ValueError(f"scaler must be a torch.amp.GradScaler instance or None, got {scaler!r}")
 
 
 def _device(device: Any) -> torch.device:
@@ -545,13 +555,7 @@ def find_lr(
         amp_dtype = amp
     else:
         raise ValueError(f"amp must be a bool or a torch.dtype, got {amp!r}")
-    if scaler is not None and (
-        isinstance(scaler, type)
-        or not all(
-            callable(getattr(scaler, m, None)) for m in ("scale", "step", "update", "get_scale")
-        )
-    ):
-        raise ValueError(f"scaler must be a torch.amp.GradScaler instance or None, got {scaler!r}")
+    _check_scaler(scaler)
     use_scaler = scaler is not None and bool(getattr(scaler, "is_enabled", lambda: True)())
     # val_data's generators too: drawing its batches (a shuffled loader) moves them
     snap = _Snapshot(model, optimizer, scaler if use_scaler else None, (data, val_data), snapshot)
