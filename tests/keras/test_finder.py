@@ -324,6 +324,8 @@ def test_val_data_is_a_held_set_never_trained_on(regression):
     ref = run(val + train, eval_batches=2)
     assert run(train, val_data=val) == ref
     assert run(train, val_data=(xv, yv), batch_size=32) == ref
+    assert run(train, val_data=[xv, yv], batch_size=32) == ref  # a list, as Keras takes it
+    assert run(train, val_data=val[:2]) == ref  # two batches: a list of batches still
     assert len(ref[2]) > 0
     with pytest.raises(ValueError, match=r"^val_data must yield at least one batch"):
         run(train, val_data=[])

@@ -869,7 +869,7 @@ def test_a_target_in_the_form_of_find_and_compare_is_named_as_such() -> None:
     for value in ((model, opt, loss, data, data), (model, opt, loss, data)):
         with pytest.raises(ValueError) as e:
             as_task(value)
-        assert str(e.value).startswith("target must return a lrkit.tune.Task")
+        assert str(e.value).startswith("task must be a lrkit.tune.Task")
         assert f"got a tuple of {len(value)} items (the (model, optimizer, loss_fn, data" in str(
             e.value
         )
@@ -1034,3 +1034,30 @@ def test_the_task_builders_default_to_the_same_epochs() -> None:
     spe = len(t.x_train) // t.batch_size
     assert demo_task().total_steps == 5 * spe
     assert demo_task(epochs=4).total_steps == 4 * spe
+
+
+def test_a_task_that_is_none_of_the_forms_is_named_as_the_argument_it_came_in() -> None:
+    from lrkit.tune import as_task, tune
+
+    with pytest.raises(ValueError) as e:
+        tune(42, n_trials=1, progress=False)  # type: ignore[arg-type]
+    assert str(e.value) == (
+        "task must be a lrkit.tune.Task, a dict of its fields or a tuple "
+        "(model_factory, loss_fn, train_data, val_data), got int"
+    )
+    with pytest.raises(ValueError) as e:
+        as_task(42, target="pkg.mod:make")
+    assert str(e.value).startswith("target 'pkg.mod:make' must return a lrkit.tune.Task")
+    with pytest.raises(ValueError, match=r"^task is a mapping that is not a Task: "):
+        as_task({"nope": 1})
+    with pytest.raises(ValueError, match=r"^target 'pkg.mod:make' returned a mapping that is "):
+        as_task({"nope": 1}, target="pkg.mod:make")
+
+
+def test_a_search_space_takes_families_as_tune_does() -> None:
+    from lrkit.tune import SearchSpace
+
+    assert SearchSpace(100, families="cosine, wsd").families == ("cosine", "wsd")
+    assert SearchSpace(100, families=["cosine", "wsd"]).families == ("cosine", "wsd")
+    with pytest.raises(ValueError, match=r"^families must be one of .*got 'cosin'$"):
+        SearchSpace(100, families="cosin")

@@ -374,7 +374,7 @@ def _tune(args: argparse.Namespace) -> int:
                 )
             epochs = 5 if args.epochs is None else args.epochs
             try:
-                task = as_task(value, epochs=epochs, name=args.target)
+                task = as_task(value, epochs=epochs, name=args.target, target=args.target)
             except ValueError as exc:
                 raise rename(exc, names={"epochs": "--epochs"}) from None
             study = study or _slug(args.target)

@@ -235,9 +235,13 @@ def _keeps_running_means() -> bool:
 
 
 def _val_batches(val_data: Any, batch_size: int) -> list[tuple[Any, Any, Any]]:
-    """The held set from ``val_data``: arrays ``(x, y[, sample_weight])`` cut into batches in
+    """The held set from ``val_data``: arrays ``(x, y[, sample_weight])`` (a tuple, or a list
+    whose first item is an array, as Keras' ``validation_data`` takes them) cut into batches in
     order, or the batches of one pass over an iterable (a ``PyDataset``: each of its batches)."""
-    if isinstance(val_data, tuple) and len(val_data) in (2, 3) and _is_arrays(val_data[0]):
+    pair = isinstance(val_data, (tuple, list)) and len(val_data) in (2, 3)
+    first = val_data[0] if pair else None
+    # a list of batches is a list too: a list is arrays when its first item is one
+    if pair and (_is_arrays(first) if isinstance(val_data, tuple) else hasattr(first, "shape")):
         x, y, w = (*val_data, None)[:3]
         batches = _array_batches(x, y, w, batch_size, False, None, where="val_data's ")
         first = next(batches)  # the arrays are checked here

@@ -25,14 +25,16 @@ def load_target(target: str, *, epochs: int = 5) -> Task:
     from .._target import import_target
 
     fn = import_target(target)
-    return as_task(fn(), epochs=epochs, name=target)
+    return as_task(fn(), epochs=epochs, name=target, target=target)
 
 
-def as_task(value: Any, *, epochs: int = 5, name: str = "task") -> Task:
+def as_task(value: Any, *, epochs: int = 5, name: str = "task", target: str | None = None) -> Task:
     """Coerce a :class:`Task`, a mapping of its fields or a ``(model_factory, loss_fn,
     train_data, val_data)`` tuple into a :class:`Task`. ``name`` names a task that has no name
     of its own (a ``Task`` with the default name ``"task"`` gets it too: ``lrkit tune`` names
-    a target's task after the target, and a study keeps the name of its task)."""
+    a target's task after the target, and a study keeps the name of its task). ``target``:
+    the ``"pkg.module:function"`` that returned ``value``, named in the error if it is none
+    of these (else the error names ``task``, the argument of :func:`lrkit.tune.tune`)."""
     if isinstance(value, Task):
         if value.name == "task" and name != "task":
             return dataclasses.replace(value, name=name)
@@ -43,7 +45,8 @@ def as_task(value: Any, *, epochs: int = 5, name: str = "task") -> Task:
         try:
             return Task(**kwargs)
         except TypeError as exc:
-            raise ValueError(f"target returned a mapping that is not a Task: {exc}") from None
+            what = "task is" if target is None else f"target {target!r} returned"
+            raise ValueError(f"{what} a mapping that is not a Task: {exc}") from None
     find_form = isinstance(value, (tuple, list)) and (
         len(value) == 5 or (len(value) == 4 and hasattr(value[1], "param_groups"))
     )
@@ -68,7 +71,8 @@ def as_task(value: Any, *, epochs: int = 5, name: str = "task") -> Task:
                 " (the (model, optimizer, loss_fn, data[, val_data]) of lrkit find and lrkit "
                 "compare? tune trains a fresh model per trial: it needs a model factory)"
             )
+    must = "task must be" if target is None else f"target {target!r} must return"
     raise ValueError(
-        "target must return a lrkit.tune.Task, a dict of its fields or a tuple "
+        f"{must} a lrkit.tune.Task, a dict of its fields or a tuple "
         f"(model_factory, loss_fn, train_data, val_data), got {got}"
     )

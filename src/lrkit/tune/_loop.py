@@ -15,7 +15,14 @@ from .._format import shorten
 from .._runtime import HeldSignals
 from ._load import as_task
 from ._result import TuneResult
-from ._space import BLIND_LR_RANGE, FAMILIES, SearchSpace, _check_range, lr_range_from_finder
+from ._space import (
+    BLIND_LR_RANGE,
+    FAMILIES,
+    SearchSpace,
+    _check_range,
+    family_names,
+    lr_range_from_finder,
+)
 from ._storage import (
     MAX_STUDY_NAME,
     check_writable,
@@ -502,9 +509,8 @@ def tune(
     if max_trials is None:
         max_trials = max(10 * n_trials, n_trials + 50)
     max_trials = V.integer("max_trials", max_trials, n_trials)
-    if isinstance(families, str):  # "cosine,wsd", as on the command line
-        families = tuple(f.strip() for f in families.split(",") if f.strip())
-    SearchSpace(task.total_steps, BLIND_LR_RANGE, tuple(families))  # bad families: fail now
+    families = family_names(families)  # "cosine,wsd", as on the command line, too
+    SearchSpace(task.total_steps, BLIND_LR_RANGE, families)  # bad families: fail now
     record = _space_record(families, seeding, task.total_steps, task.name)
     if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
         raise ValueError(f"study_name must be a non-empty string or None, got {study_name!r}")

@@ -141,13 +141,22 @@ class _Trial(Protocol):  # the part of optuna.Trial that sampling uses
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
 
 
+def family_names(families: str | Sequence[str]) -> tuple[str, ...]:
+    """``families`` as a tuple of names: a sequence of them, or one comma-separated string
+    (``"cosine,wsd"``, as on the command line)."""
+    if isinstance(families, str):
+        return tuple(f.strip() for f in families.split(",") if f.strip())
+    return tuple(families)
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """Peak LR (log-uniform over ``lr_range``) x ``families`` x each family's parameters.
 
     ``total_steps`` is the number of optimizer steps of one training run (the schedules are
     built for it). Optuna parameter names: ``"lr"``, ``"family"`` and
-    ``"<family>.<param>"`` (see :data:`PARAMS`)."""
+    ``"<family>.<param>"`` (see :data:`PARAMS`). ``families``: a sequence of names or one
+    comma-separated string (``"cosine,wsd"``), as :func:`lrkit.tune.tune` takes them."""
 
     total_steps: int
     lr_range: tuple[float, float] = BLIND_LR_RANGE
@@ -158,7 +167,7 @@ class SearchSpace:
         V.integer("total_steps", self.total_steps, MIN_TOTAL_STEPS)
         lo, hi = _check_range(self.lr_range)
         object.__setattr__(self, "lr_range", (lo, hi))
-        fams = tuple(self.families)
+        fams = family_names(self.families)
         if not fams:
             raise ValueError(f"families must name at least one of {', '.join(FAMILIES)}")
         for f in fams:
