@@ -421,11 +421,22 @@ class Schedule(ABC):
         nesting limit, and the left-to-right evaluation is the same), else ``[self]``."""
         return list(getattr(self, "schedules", [self])) if self.name == name else [self]
 
+    # The number in ``s * x``, ``s + x``, ... is named after its role in the expression (the
+    # user wrote no ``factor`` or ``lr``): a factor and the number a schedule is subtracted
+    # from must be >= 0 (a ``scale`` and a ``constant``), a number added or subtracted any
+    # finite real number.
     def __mul__(self, other: object) -> Schedule:
         if isinstance(other, Schedule):
             return _composite("mul")([*self._chain("mul"), other])
-        if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return _composite("scale")(self, factor=other)  # validated: names factor
+        if _is_number(other):
+            factor = V.non_negative(_MULTIPLIED, other)
+            return _composite("scale")(self, factor=factor)
+        return NotImplemented
+
+    def __rmul__(self, other: object) -> Schedule:
+        if _is_number(other):
+            factor = V.non_negative(_MULTIPLIED, other)
+            return _composite("scale")(self, factor=factor)
         return NotImplemented
 
     # A number is a ``constant`` (whose lr is >= 0): adding a negative number subtracts its
@@ -433,36 +444,35 @@ class Schedule(ABC):
     def __add__(self, other: object) -> Schedule:
         if isinstance(other, Schedule):
             return _composite("add")([*self._chain("add"), other])
-        if isinstance(other, (int, float)) and not isinstance(other, bool):
-            if other < 0:
-                return self - (-other)
-            return _composite("add")([*self._chain("add"), _composite("constant")(other)])
+        if _is_number(other):
+            x = V.number(_ADDED, other)
+            if x < 0:
+                return _composite("sub")(self, b=_composite("constant")(-x))
+            return _composite("add")([*self._chain("add"), _composite("constant")(x)])
         return NotImplemented
 
     def __radd__(self, other: object) -> Schedule:
-        if isinstance(other, (int, float)) and not isinstance(other, bool):
-            if other < 0:
-                return self - (-other)
-            return _composite("add")([_composite("constant")(other), self])
+        if _is_number(other):
+            x = V.number(_ADDED, other)
+            if x < 0:
+                return _composite("sub")(self, b=_composite("constant")(-x))
+            return _composite("add")([_composite("constant")(x), self])
         return NotImplemented
 
     def __sub__(self, other: object) -> Schedule:
         if isinstance(other, Schedule):
             return _composite("sub")(self, b=other)
-        if isinstance(other, (int, float)) and not isinstance(other, bool):
-            if other < 0:
-                return self + (-other)
-            return _composite("sub")(self, b=_composite("constant")(other))
+        if _is_number(other):
+            x = V.number(_SUBTRACTED, other)
+            if x < 0:
+                return _composite("add")([*self._chain("add"), _composite("constant")(-x)])
+            return _composite("sub")(self, b=_composite("constant")(x))
         return NotImplemented
 
     def __rsub__(self, other: object) -> Schedule:
-        if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return _composite("sub")(_composite("constant")(other), b=self)
-        return NotImplemented
-
-    def __rmul__(self, other: object) -> Schedule:
-        if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return _composite("scale")(self, factor=other)
+        if _is_number(other):
+            x = V.non_negative(_SUBTRACTED_FROM, other)
+            return _composite("sub")(_composite("constant")(x), b=self)
         return NotImplemented
 
     def scale(self, factor: float) -> Schedule:
@@ -514,6 +524,18 @@ class Schedule(ABC):
         from .._display import schedule_bundle
 
         return schedule_bundle(self)
+
+
+#: how the arithmetic operators name the number they are given, in their errors
+_MULTIPLIED = "the number a schedule is multiplied by"
+_ADDED = "the number added to a schedule"
+_SUBTRACTED = "the number subtracted from a schedule"
+_SUBTRACTED_FROM = "the number a schedule is subtracted from"
+
+
+def _is_number(x: object) -> bool:
+    """A real number an arithmetic operator takes with a schedule (a bool is not one)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _short_label(s: Schedule, limit: int = 60) -> str:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import bisect
 import operator
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+import numpy as np
 
 from .. import _validate as v
 from ._base import Schedule, check_depth, register
@@ -69,6 +72,10 @@ class Join(Schedule):
         return self.schedules[i]._at(t - self.boundaries[i - 1])
 
     def _values(self, t: Any, xp: Any) -> Any:
+        if xp is np:
+            return self._values_np(t)
+        # a traced namespace (jax, keras) takes no data-dependent shapes: every segment at
+        # every step, each step then taking its own segment's value
         out = self.schedules[-1]._values(
             xp.maximum(t - (self.boundaries[-1] if self.boundaries else 0), 0.0), xp
         )
@@ -77,6 +84,34 @@ class Join(Schedule):
             seg = self.schedules[i]._values(xp.maximum(t - offsets[i], 0.0), xp)
             out = xp.where(t < self.boundaries[i], seg, out)
         return out
+
+    def _values_np(self, t: Any) -> Any:
+        # each segment evaluated only at the steps it serves, as the scalar path does: a
+        # segment that grows without bound (``exponential(gamma > 1)``) would overflow at
+        # the later steps it never serves
+        if not self.boundaries:
+            return self.schedules[0]._values(t, np)
+        steps = np.asarray(t, dtype=np.float64)
+        flat = np.ascontiguousarray(steps.reshape(-1))
+        out = np.empty(flat.shape, dtype=np.float64)
+        parts: list[Any]
+        if flat.size < 2 or bool(np.all(flat[1:] >= flat[:-1])):
+            # sorted (e.g. np.arange): each segment serves one contiguous slice
+            cuts = [0, *np.searchsorted(flat, self.boundaries, side="left").tolist(), flat.size]
+            parts = [slice(cuts[i], cuts[i + 1]) for i in range(len(self.schedules))]
+        else:
+            # segment i serves boundaries[i-1] <= t < boundaries[i] (bisect_right, as _at)
+            index = np.searchsorted(np.asarray(self.boundaries, dtype=np.float64), flat, "right")
+            parts = [index == i for i in range(len(self.schedules))]
+        offsets = (0, *self.boundaries)
+        for i, part in enumerate(parts):
+            local = flat[part]
+            if local.size == 0:
+                continue
+            if i:
+                local = local - offsets[i]
+            out[part] = self.schedules[i]._values(local, np)
+        return out.reshape(steps.shape)
 
 
 def _longest(schedules: Any) -> int | None:
@@ -224,14 +259,40 @@ def join(schedules: Any, *, boundaries: Any) -> Join:
     return Join(schedules, boundaries=boundaries)
 
 
-def mul(*schedules: Schedule) -> Product:
-    """The step-wise product of two or more schedules (also ``a * b``)."""
-    return Product(schedules)
+#: iterables that are not a list of schedules (a string iterates as characters)
+_NOT_LISTS = (str, bytes, Mapping)
 
 
-def add(*schedules: Schedule) -> Sum:
-    """The step-wise sum of two or more schedules (also ``a + b``)."""
-    return Sum(schedules)
+def _terms(name: str, args: tuple[Any, ...], schedules: Any) -> Any:
+    """The schedules of ``add``/``mul``: given one by one (``add(a, b)``), as one list
+    (``add([a, b])``) or by keyword (``add(schedules=[a, b])``, as ``str`` writes it)."""
+    if not (type(schedules) is tuple and not schedules):  # schedules= given
+        if args:
+            raise TypeError(
+                f"{name}() takes its schedules by position or as schedules=[...], not both"
+            )
+        return schedules
+    if len(args) == 1 and isinstance(args[0], Iterable) and not isinstance(args[0], _NOT_LISTS):
+        return args[0]  # one list of schedules
+    for i, item in enumerate(args):
+        if isinstance(item, (list, tuple)):
+            raise ValueError(
+                f"schedules[{i}] must be a schedule, got a {type(item).__name__}: {name}() "
+                "takes its schedules as one list or one by one, not a list and more"
+            )
+    return args
+
+
+def mul(*args: Any, schedules: Any = ()) -> Product:
+    """The step-wise product of two or more schedules (also ``a * b``): ``mul(a, b, ...)``,
+    ``mul([a, b, ...])`` or ``mul(schedules=[a, b, ...])``."""
+    return Product(_terms("mul", args, schedules))
+
+
+def add(*args: Any, schedules: Any = ()) -> Sum:
+    """The step-wise sum of two or more schedules (also ``a + b``): ``add(a, b, ...)``,
+    ``add([a, b, ...])`` or ``add(schedules=[a, b, ...])``."""
+    return Sum(_terms("add", args, schedules))
 
 
 def sub(a: Schedule, *, b: Schedule) -> Difference:

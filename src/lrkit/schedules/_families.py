@@ -680,7 +680,8 @@ class InverseSqrt(Schedule):
         decay = self.lr * xp.sqrt(self._ts / (xp.maximum(t - w, 0.0) + self._ts))
         if self.warmup_steps == 0:
             return decay
-        return xp.where(t < w, self.lr * t / w, decay)
+        # the ramp at the steps it serves only (past them ``lr * t`` may overflow)
+        return xp.where(t < w, self.lr * xp.minimum(t, w) / w, decay)
 
 
 @register
@@ -870,6 +871,7 @@ class WSD(Schedule):
             out = self.min_lr + span * (1 - xp.sqrt(p))
         if self.warmup_steps:
             w = float(self.warmup_steps)
-            ramp = self.init_lr + (self.lr - self.init_lr) * (t / w)
+            # the ramp at the steps it serves only (past them it may overflow)
+            ramp = self.init_lr + (self.lr - self.init_lr) * (xp.minimum(t, w) / w)
             out = xp.where(t < w, ramp, out)
         return out

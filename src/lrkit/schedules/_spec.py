@@ -244,6 +244,7 @@ class _Parser:
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         where: dict[str, int] = {}  # each given parameter's value: where its error points
+        spots: list[int] = []  # each positional argument's value
         while not (self.peek().kind == "punct" and self.peek().text == ")"):
             tok = self.peek()
             if tok.kind == "eof":
@@ -290,14 +291,17 @@ class _Parser:
                         f"({', '.join(order)})"
                     )
                 where.setdefault(order[min(len(args), len(order) - 1)], tok.pos)
+                spots.append(tok.pos)
                 args.append(self.value())
             if self.peek().kind == "punct" and self.peek().text == ",":
                 self.take()
             elif not (self.peek().kind == "punct" and self.peek().text == ")"):
                 raise self.fail("expected ',' or ')'")
         self.expect(")")
+        one_by_one: list[int] = []  # where each of add(a, b, ...)'s schedules is
         if order == ("schedules",) and args and isinstance(args[0], Schedule):
             args = [args]  # add(a, b, ...) as add([a, b, ...])
+            one_by_one = spots
         for name, value in zip(order, args):
             if name in kwargs:
                 raise SpecError(f"parameter {name!r} given twice", self.text, name_tok.pos)
@@ -309,9 +313,14 @@ class _Parser:
             return cls(**kwargs)
         except (TypeError, ValueError, OverflowError) as exc:
             # the error names the parameter first ("total_steps must be ...",
-            # "boundaries[1] must ..."): point at its value when the spec gave one
-            named = re.match(r"[A-Za-z_][A-Za-z0-9_]*", str(exc))
-            pos = where.get(named.group() if named else "", name_tok.pos)
+            # "boundaries[1] must ..."): point at its value when the spec gave one; for
+            # "schedules[1] ..." of add(a, b, ...), at the second of the schedules given
+            named = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?", str(exc))
+            pos = where.get(named.group(1) if named else "", name_tok.pos)
+            if named and named.group(1) == "schedules" and named.group(2) is not None:
+                i = int(named.group(2))
+                if i < len(one_by_one):
+                    pos = one_by_one[i]
             raise SpecError(f"{cls.name}(): {exc}", self.text, pos) from None
 
 

@@ -1,0 +1,249 @@
+"""Composites and phases: a join evaluates each segment (a warmup ramp each step) only where it
+serves; add and mul take their schedules one by one, as a list or by keyword; arithmetic with a
+number names the number; a spec's error about one of add's schedules points at it."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lrkit import schedules as S
+
+# ------------------------------------------------------------ join: one segment per step
+
+GROWING = S.join(
+    [S.exponential(1e-6, gamma=1.05), S.cosine(0.1, total_steps=20000)], boundaries=[300]
+)
+
+
+def _silent_values(s: S.Schedule, steps: Any) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return s.values(steps)
+
+
+def test_join_values_are_silent_where_a_replaced_segment_would_overflow() -> None:
+    got = _silent_values(GROWING, [15000])
+    assert got.tolist() == [S.cosine(0.1, total_steps=20000)(14700)] == [GROWING(15000)]
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        GROWING,
+        # the growing segment in the middle, a segment of no steps (boundary 0) first
+        S.join(
+            [
+                S.constant(0.5),
+                S.constant(0.2),
+                S.exponential(1e-3, gamma=1.5),
+                S.linear(0.1, end_lr=0.0, total_steps=50),
+            ],
+            boundaries=[0, 10, 40],
+        ),
+        # inside other composites, and a join inside a join
+        S.add(GROWING, S.constant(0.01)),
+        S.join([GROWING, S.constant(0.3)], boundaries=[20000]).clamp(max_lr=0.09),
+    ],
+    ids=["two", "middle", "in-add", "nested"],
+)
+def test_join_values_equal_the_scalar_path_bit_for_bit(s: S.Schedule) -> None:
+    steps = np.concatenate([np.arange(0, 25000, 3.5), [299, 299.5, 300, 300.5, 2.0**53]])
+    want = [s(float(t)) for t in steps]
+    assert _silent_values(s, steps).tolist() == want  # sorted: each segment one slice
+    order = np.random.default_rng(0).permutation(steps.size)
+    shuffled = _silent_values(s, steps[order].reshape(2, -1))
+    assert shuffled.shape == (2, steps.size // 2)
+    assert shuffled.reshape(-1).tolist() == [want[i] for i in order]
+    assert all(math.isfinite(x) for x in want)
+
+
+def test_join_values_with_numpy_given_take_any_shape() -> None:
+    assert GROWING.values(np.float64(15000), xp=np).tolist() == GROWING(15000)
+    assert GROWING.values(np.array([[5.0], [15000.0]]), xp=np).tolist() == [
+        [GROWING(5)],
+        [GROWING(15000)],
+    ]
+    assert _silent_values(GROWING, []).tolist() == []
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        S.wsd(1e308, total_steps=100, warmup_steps=10),
+        S.wsd(0.1, total_steps=100, warmup_steps=10, init_lr=0.01),
+        S.inverse_sqrt(1e307, warmup_steps=10),
+        S.inverse_sqrt(0.3, warmup_steps=7),
+    ],
+)
+def test_a_warmup_ramp_is_evaluated_only_at_the_steps_it_serves(s: S.Schedule) -> None:
+    steps = np.arange(0, 200, 0.25)
+    assert _silent_values(s, steps).tolist() == [s(float(t)) for t in steps]
+
+
+def test_a_join_value_beyond_float64_is_still_inf() -> None:
+    s = S.join([S.cosine(0.1, total_steps=10), S.exponential(0.1, gamma=2.0)], boundaries=[10])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert s.values([0, 5000]).tolist() == [0.1, math.inf]
+    assert s(5000) == math.inf
+
+
+# ------------------------------------------------------------ add and mul: their arguments
+
+A, B = S.constant(0.85), S.cosine(0.1, total_steps=10)
+
+
+@pytest.mark.parametrize("fn, op", [(S.add, "add"), (S.mul, "mul")])
+def test_add_and_mul_take_a_list_as_well_as_the_schedules_one_by_one(fn: Any, op: str) -> None:
+    one_by_one = fn(A, B)
+    assert fn([A, B]) == fn((A, B)) == fn(schedules=[A, B]) == fn(iter([A, B])) == one_by_one
+    assert fn([A, B, A]) == fn(A, B, A) == S.parse(f"{op}({A}, {B}, {A})")
+    assert one_by_one == (A + B if op == "add" else A * B)
+    # str writes add(schedules=[...]): valid Python with the constructors in scope
+    assert str(one_by_one).startswith(f"{op}(schedules=[")
+    assert eval(str(one_by_one), dict(vars(S))) == one_by_one
+
+
+@pytest.mark.parametrize("fn, op", [(S.add, "add"), (S.mul, "mul")])
+@pytest.mark.parametrize(
+    "call, kind, message",
+    [
+        (lambda f: f([A, 0.1]), ValueError, "schedules[1] must be a schedule, got 0.1"),
+        (lambda f: f(A, 0.1), ValueError, "schedules[1] must be a schedule, got 0.1"),
+        (lambda f: f(0.1), ValueError, "schedules[0] must be a schedule, got 0.1"),
+        (lambda f: f("ab"), ValueError, "schedules[0] must be a schedule, got 'ab'"),
+        (lambda f: f([A]), ValueError, "schedules must hold at least 2 schedule(s), got 1"),
+        (lambda f: f(A), ValueError, "schedules must hold at least 2 schedule(s), got 1"),
+        (lambda f: f(), ValueError, "schedules must hold at least 2 schedule(s), got 0"),
+        (
+            lambda f: f(schedules=None),
+            ValueError,
+            "schedules must be a list of schedules, got None",
+        ),
+        (
+            lambda f: f([A, B], A),
+            ValueError,
+            "schedules[0] must be a schedule, got a list: {op}() takes its schedules as one "
+            "list or one by one, not a list and more",
+        ),
+        (
+            lambda f: f(A, (B,)),
+            ValueError,
+            "schedules[1] must be a schedule, got a tuple: {op}() takes its schedules as one "
+            "list or one by one, not a list and more",
+        ),
+        (
+            lambda f: f(A, schedules=[B]),
+            TypeError,
+            "{op}() takes its schedules by position or as schedules=[...], not both",
+        ),
+    ],
+)
+def test_add_and_mul_refuse_a_wrong_argument_in_one_line(
+    fn: Any, op: str, call: Any, kind: type[Exception], message: str
+) -> None:
+    with pytest.raises(kind) as info:
+        call(fn)
+    assert type(info.value) is kind
+    assert str(info.value) == message.format(op=op)
+
+
+# ------------------------------------------------------------ arithmetic with a number
+
+C = S.cosine(0.1, total_steps=10)
+_ADDED = "the number added to a schedule"
+_SUBTRACTED = "the number subtracted from a schedule"
+_SUBTRACTED_FROM = "the number a schedule is subtracted from"
+_MULTIPLIED = "the number a schedule is multiplied by"
+_FINITE = "must be a finite real number, got"
+_NON_NEGATIVE = "must be >= 0 (allowed range: [0, inf)), got"
+
+
+@pytest.mark.parametrize(
+    "expr, message",
+    [
+        (lambda: -0.1 - C, f"{_SUBTRACTED_FROM} {_NON_NEGATIVE} -0.1"),
+        (lambda: -1 - C, f"{_SUBTRACTED_FROM} {_NON_NEGATIVE} -1"),
+        (lambda: math.inf - C, f"{_SUBTRACTED_FROM} {_FINITE} inf"),
+        (lambda: C + math.inf, f"{_ADDED} {_FINITE} inf"),
+        (lambda: C + -math.inf, f"{_ADDED} {_FINITE} -inf"),
+        (lambda: math.inf + C, f"{_ADDED} {_FINITE} inf"),
+        (lambda: math.nan + C, f"{_ADDED} {_FINITE} nan"),
+        (lambda: C + 10**400, f"{_ADDED} {_FINITE} an integer with 401 digits"),
+        (lambda: C - math.inf, f"{_SUBTRACTED} {_FINITE} inf"),
+        (lambda: C - -math.inf, f"{_SUBTRACTED} {_FINITE} -inf"),
+        (lambda: C - math.nan, f"{_SUBTRACTED} {_FINITE} nan"),
+        (lambda: C * -0.5, f"{_MULTIPLIED} {_NON_NEGATIVE} -0.5"),
+        (lambda: -2 * C, f"{_MULTIPLIED} {_NON_NEGATIVE} -2"),
+        (lambda: C * math.inf, f"{_MULTIPLIED} {_FINITE} inf"),
+        (lambda: math.nan * C, f"{_MULTIPLIED} {_FINITE} nan"),
+    ],
+)
+def test_arithmetic_with_a_number_names_the_number(expr: Any, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        expr()
+    assert str(info.value) == message
+
+
+def test_arithmetic_with_a_number_builds_the_same_schedules_as_before() -> None:
+    k = S.constant(0.1)
+    assert C + 0.1 == S.add(C, k) and 0.1 + C == S.add(k, C)
+    assert C + (-0.1) == -0.1 + C == C - 0.1 == S.sub(C, b=k)
+    assert C - (-0.1) == S.add(C, k) and (C + C) - (-0.1) == S.add(C, C, k)
+    assert 0.1 - C == S.sub(k, b=C) and 0 - C == S.sub(S.constant(0.0), b=C)
+    assert C * 2 == 2 * C == S.scale(C, factor=2.0) and C * 0 == S.scale(C, factor=0.0)
+    assert C + np.float64(0.25) == S.add(C, S.constant(0.25))
+    with pytest.raises(TypeError):
+        C + True  # noqa: B018
+
+
+# ------------------------------------------------------------ spec: the caret of add(a, b)
+
+
+@pytest.mark.parametrize(
+    "spec, at, message",
+    [
+        ("add(constant(0.1), 0.2)", "0.2)", "add(): schedules[1] must be a schedule, got 0.2"),
+        (
+            "add(constant(0.1), constant(0.2), 0.3)",
+            "0.3)",
+            "add(): schedules[2] must be a schedule, got 0.3",
+        ),
+        (
+            "mul(constant(0.1), 7, constant(0.2))",
+            "7,",
+            "mul(): schedules[1] must be a schedule, got 7",
+        ),
+        (
+            "add(constant(0.1), none)",
+            "none)",
+            "add(): schedules[1] must be a schedule, got None",
+        ),
+        # the list is the argument's value; one schedule is too few for the call
+        (
+            "add([constant(0.1), 0.2])",
+            "[",
+            "add(): schedules[1] must be a schedule, got 0.2",
+        ),
+        (
+            "add(constant(0.1))",
+            "constant",
+            "add(): schedules must hold at least 2 schedule(s), got 1",
+        ),
+    ],
+)
+def test_a_spec_error_about_one_of_adds_schedules_points_at_it(
+    spec: str, at: str, message: str
+) -> None:
+    with pytest.raises(S.SpecError) as info:
+        S.parse(spec)
+    pos = spec.index(at)
+    assert info.value.pos == pos
+    first, shown, caret = str(info.value).split("\n")
+    assert first == f"invalid schedule spec at position {pos}: {message}"
+    assert shown == f"  {spec}" and caret == "  " + " " * pos + "^"
