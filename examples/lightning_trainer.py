@@ -20,7 +20,7 @@ from lrkit.lightning import LRFinder, ReportMetric
 from lrkit.torch.demo import digits_task
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
-task = digits_task(seed=0)  # scikit-learn digits: 1347 train / 449 val images, 8x8
+task = digits_task(seed=0)  # scikit-learn digits: 1348 train / 449 val images, 8x8
 
 
 class Digits(pl.LightningModule):
