@@ -101,3 +101,215 @@ def test_check_output_refuses_a_file_name_too_long_for_the_folder(tmp_path) -> N
                        r"the folder takes at most \d+\)$"):  # fmt: skip
         check_output(path, option="--plot", types=("png",))
     assert check_output(str(tmp_path / "ok.png"), option="--plot", types=("png",))
+
+
+# -- targets that are not regular files: written in place, never renamed over ---------------
+
+needs_posix = pytest.mark.skipif(os.name == "nt", reason="FIFOs and /dev/fd are POSIX")
+
+
+@pytest.fixture
+def replace_only_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.replace`` works in ``tmp_path`` only: a writer that would rename a file over a
+    device node or a stream fails instead of changing the machine."""
+    real_replace = os.replace
+
+    def guarded(src: str, dst: str) -> None:
+        if not os.path.realpath(dst).startswith(str(tmp_path.resolve()) + os.sep):
+            raise AssertionError(f"os.replace over {dst!r}")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", guarded)
+
+
+@needs_posix
+def test_a_fifo_gets_the_text_through_its_reader_and_stays_a_fifo(tmp_path: Path) -> None:
+    import threading
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as f:  # waits for the writer
+            got.append(f.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    text = '{"lrs": [' + ", ".join(["0.1"] * 50_000) + "]}"  # more than a pipe holds
+    write_text_whole(str(fifo), text)
+    reader.join(timeout=30)
+    assert not reader.is_alive() and got == [text.encode()]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.fifo"]  # no temporary left
+
+
+@needs_posix
+@pytest.mark.usefixtures("replace_only_in")
+def test_dev_null_is_written_and_stays_the_device(tmp_path: Path) -> None:
+    if not os.path.exists(os.devnull):
+        pytest.skip(f"no {os.devnull} here")
+    before = os.stat(os.devnull)
+    link = tmp_path / "null.json"
+    link.symlink_to(os.devnull)
+    write_text_whole(os.devnull, '{"a": 1}')
+    write_text_whole(str(link), '{"a": 1}')  # through a link too
+    after = os.stat(os.devnull)
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+    assert after.st_ino == before.st_ino and link.is_symlink()
+
+
+@needs_posix
+@pytest.mark.usefixtures("replace_only_in")
+@pytest.mark.parametrize("name", ["/dev/fd/{fd}", "/proc/self/fd/{fd}"])
+def test_a_file_descriptor_is_written_at_its_place_not_replaced(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "log.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        target = name.format(fd=fd)
+        if not os.path.exists(target):
+            pytest.skip(f"no {target} here")
+        os.write(fd, b"the table printed before\n")
+        ino = os.fstat(fd).st_ino
+        write_text_whole(target, '{"a": 1}\n')
+        os.write(fd, b"after\n")
+    finally:
+        os.close(fd)
+    assert path.read_text() == 'the table printed before\n{"a": 1}\nafter\n'
+    assert path.stat().st_ino == ino  # the same file, not a new one renamed over it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.txt"]
+
+
+_PRINT_THEN_WRITE = """
+import sys
+from lrkit._files import write_text_whole
+stream = getattr(sys, sys.argv[2])
+print("the table printed before", file=stream)  # still in Python's buffer: flushed first
+write_text_whole(sys.argv[1], '{"a": 1}\\n')
+print("after", file=stream)
+"""
+
+
+@needs_posix
+@pytest.mark.parametrize(
+    "name",
+    ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/dev/stderr", "/dev/fd/2"],
+)
+@pytest.mark.parametrize("into", ["file", "pipe"])
+def test_a_standard_stream_keeps_what_was_printed_before(
+    tmp_path: Path, name: str, into: str
+) -> None:
+    import subprocess
+    import sys
+
+    if not os.path.exists(name):
+        pytest.skip(f"no {name} here")
+    stream = "stderr" if name.endswith(("stderr", "/2")) else "stdout"
+    cmd = [sys.executable, "-c", _PRINT_THEN_WRITE, name, stream]
+    if into == "pipe":
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+        out, other = (p.stdout, p.stderr) if stream == "stdout" else (p.stderr, p.stdout)
+    else:  # `> log.txt` (`2> log.txt`)
+        log = tmp_path / "log.txt"
+        with open(log, "w") as f:
+            if stream == "stdout":
+                p = subprocess.run(cmd, stdout=f, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+            else:
+                p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True, cwd=tmp_path)
+        out = log.read_text()
+        other = p.stderr if stream == "stdout" else p.stdout
+    assert (p.returncode, other) == (0, "")
+    assert out == 'the table printed before\n{"a": 1}\nafter\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["log.txt"] if into == "file" else [])
+
+
+def test_a_regular_file_is_still_replaced_whole_not_written_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    path.write_text("the results of yesterday")
+    ino = path.stat().st_ino
+    with open(path) as held:  # a reader of the old file keeps reading the old file
+        write_text_whole(str(path), "new")
+        assert held.read() == "the results of yesterday"
+    assert path.read_text() == "new" and path.stat().st_ino != ino
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+# -- check_output: what is written in place is accepted, what cannot be is refused ------------
+
+
+@needs_posix
+def test_check_output_takes_a_fifo_a_device_and_the_standard_streams(tmp_path: Path) -> None:
+    from lrkit._files import check_output
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    for path in (str(fifo), os.devnull, "/dev/stdout", "/dev/stderr", "/dev/fd/1"):
+        assert check_output(path, option="--json", example="results.json") == path
+    svg = tmp_path / "plot.svg"
+    os.mkfifo(svg)  # an SVG is written without seeking: a pipe takes it
+    assert check_output(str(svg), option="--plot", types=("png", "svg")) == str(svg)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and stat.S_ISFIFO(svg.stat().st_mode)
+
+
+@needs_posix
+def test_check_output_refuses_a_file_descriptor_that_cannot_be_written(tmp_path: Path) -> None:
+    from lrkit._files import check_output
+
+    (tmp_path / "in.txt").write_text("x")
+    fd = os.open(tmp_path / "in.txt", os.O_RDONLY)
+    try:
+        with pytest.raises(ValueError) as info:
+            check_output(f"/dev/fd/{fd}", option="--json")
+        assert str(info.value) == (
+            f"--json '/dev/fd/{fd}': file descriptor {fd} is not open for writing"
+        )
+    finally:
+        os.close(fd)
+    with pytest.raises(ValueError) as info:  # closed now
+        check_output(f"/dev/fd/{fd}", option="--json")
+    assert str(info.value) == f"--json '/dev/fd/{fd}': file descriptor {fd} is not open"
+
+
+@needs_posix
+def test_check_output_refuses_a_socket_and_leaves_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from lrkit._files import check_output
+
+    monkeypatch.chdir(tmp_path)  # a short name: a socket's path has a small limit
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind("s.sock")
+        with pytest.raises(ValueError) as info:
+            check_output("s.sock", option="--json")
+        assert str(info.value) == (
+            "--json 's.sock' is a socket, which cannot be opened for writing: give a file name"
+        )
+        assert stat.S_ISSOCK(os.stat("s.sock").st_mode)
+
+
+@needs_posix
+def test_check_output_refuses_an_image_that_a_pipe_cannot_take(tmp_path: Path) -> None:
+    from lrkit._files import IMAGE_TYPES, check_output
+
+    fifo = tmp_path / "plot.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError) as info:
+        check_output(str(fifo), option="-o/--output", types=IMAGE_TYPES)
+    assert str(info.value) == (
+        f"-o/--output {str(fifo)!r} is a pipe: a .png image cannot be written into one (its "
+        "writer seeks in the file); give a regular file, or one of .svg, .svgz, .eps, .ps"
+    )
+    log = tmp_path / "log.txt"
+    log.write_text("the table printed before\n")
+    link = tmp_path / "to-stdout.png"
+    with open(log, "a") as f:
+        link.symlink_to(f"/dev/fd/{f.fileno()}")
+        with pytest.raises(ValueError) as info:  # opened by name, the log would be emptied
+            check_output(str(link), option="--plot", types=IMAGE_TYPES)
+        assert str(info.value) == (
+            f"--plot {str(link)!r} is file descriptor {f.fileno()}, a file an image would "
+            "overwrite from its start: give the file's own name"
+        )
+    assert log.read_text() == "the table printed before\n"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +31,9 @@ IMAGE_TYPES: tuple[str, ...] = (
     "webp",
     "svgz",
 )
+
+#: The image types whose writer needs no seeking: the only ones a pipe (a FIFO) can take.
+_STREAM_TYPES: tuple[str, ...] = ("svg", "svgz", "eps", "ps")
 
 
 def fresh_path(path: str) -> str:
@@ -84,13 +89,100 @@ def write_text_whole(path: str, text: str) -> None:
     then renamed over ``path`` (through a symbolic link, onto the file it points to). A write
     that fails (a full disk, an interruption) leaves the file that was there as it was and no
     partial file; the ``OSError`` is raised. The file keeps the permissions of the one it
-    replaces (a new file gets the default ones)."""
+    replaces (a new file gets the default ones).
+
+    A target that is not a regular file is written in place, never renamed over, as ``tee``
+    does: a standard stream (``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N``,
+    ``/proc/self/fd/N``) gets the text on that file descriptor, after ``sys.stdout`` and
+    ``sys.stderr`` are flushed (what was printed before stays before, and a file the stream
+    is redirected to is neither truncated nor replaced); an existing FIFO or device
+    (``/dev/null``, a terminal) is opened for writing and gets the text (a FIFO waits for its
+    reader)."""
     try:
-        _write_whole(os.path.realpath(path), text)
+        fd = _stream_fd(path)
+        if fd is not None:
+            _flush_std_streams()
+            _write_all(fd, text.encode("utf-8"))
+        elif not _write_in_place(path, text):
+            _write_whole(os.path.realpath(path), text)
     except OSError as exc:  # named after the file asked for, not the temporary one
         if exc.errno is None:
             raise
         raise type(exc)(exc.errno, exc.strerror, path) from None
+
+
+#: Names of a file descriptor of this process: ``/dev/stdout``, ``/dev/fd/N``,
+#: ``/proc/self/fd/N`` (also ``/proc/<pid>/fd/N``, which ``/proc/self`` resolves to).
+_STD_NAMES = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+_FD_PATH = re.compile(
+    r"/(?:dev/fd|proc/(?:self|thread-self|(?P<pid>\d+)(?:/task/\d+)?)/fd)/(?P<fd>\d+)"
+)
+
+
+def _fd_name(path: str) -> int | None:
+    """The file descriptor of this process that the absolute ``path`` names, else ``None``."""
+    if path in _STD_NAMES:
+        return _STD_NAMES[path]
+    m = _FD_PATH.fullmatch(path)
+    if m is None or (m["pid"] is not None and int(m["pid"]) != os.getpid()):
+        return None
+    return int(m["fd"])
+
+
+def _stream_fd(path: str) -> int | None:
+    """The file descriptor of this process that ``path`` names (``/dev/stdout``,
+    ``/dev/fd/N``, ``/proc/self/fd/N``, or a symbolic link to one of them), else ``None``."""
+    if os.name == "nt":
+        return None
+    p = os.path.abspath(path)
+    for _ in range(40):  # as many links as the kernel follows
+        fd = _fd_name(p)
+        if fd is not None:
+            return fd
+        head, tail = os.path.split(p)
+        real = os.path.join(os.path.realpath(head), tail)  # /dev/fd -> /proc/<pid>/fd
+        fd = _fd_name(real)
+        if fd is not None:
+            return fd
+        try:
+            target = os.readlink(real)
+        except OSError:  # not a link (or nothing there): a file, not a stream
+            return None
+        p = os.path.normpath(os.path.join(os.path.dirname(real), target))
+    return None
+
+
+def _flush_std_streams() -> None:
+    """Flush ``sys.stdout`` and ``sys.stderr`` before their file descriptors are written."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):  # closed, or its reader went away
+                stream.flush()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_in_place(path: str, text: str) -> bool:
+    """Write ``text`` into ``path`` if it exists and is neither a regular file nor a folder
+    (a FIFO, a device): opened for writing, never replaced. Returns whether it did."""
+    try:
+        st = os.stat(path)
+    except OSError:  # nothing there (yet): a new regular file
+        return False
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return False
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0))
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # a regular file took its place meanwhile
+            return False
+        _write_all(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+    return True
 
 
 def _write_whole(path: str, text: str) -> None:
@@ -127,7 +219,14 @@ def check_output(
     ``option``: a folder, a missing or read-only parent folder, and (with ``types``) a name
     without an extension or with one not in ``types`` are refused. Called before any work
     starts, so that nothing computed is lost to a bad output path. ``example`` is the file
-    name the message for a folder suggests (default ``name.<first type>``)."""
+    name the message for a folder suggests (default ``name.<first type>``).
+
+    A target written in place (see :func:`write_text_whole`) needs no writable folder: a
+    standard stream (``/dev/stdout``, ``/dev/fd/N``) must be open for writing, an existing
+    FIFO or device writable; a socket is refused (it cannot be opened as a file). An image
+    (``types`` given) goes into a pipe only as a type written without seeking (``.svg``,
+    ``.svgz``, ``.eps``, ``.ps``), and never through a stream that is a regular file (opened by
+    name, the file would be emptied)."""
     if not isinstance(path, str) or not path.strip():
         raise ValueError(f"{option} must be a file name, got {path!r}")
     seps = tuple(sep for sep in (os.sep, os.altsep) if sep)
@@ -142,6 +241,8 @@ def check_output(
             raise ValueError(f"{option} {path!r} has no extension: end it with one of {allowed}")
         if ext not in types:
             raise ValueError(f"{option} {path!r}: unknown file type .{ext} (allowed: {allowed})")
+    if _check_in_place(path, option=option, image=types is not None):
+        return path
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise ValueError(f"{option} {path!r}: the folder {parent!r} does not exist")
@@ -157,3 +258,49 @@ def check_output(
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise ValueError(f"{option} {path!r}: the file is not writable")
     return path
+
+
+def _check_in_place(path: str, *, option: str, image: bool) -> bool:
+    """Whether ``path`` is written in place (a standard stream, a FIFO, a device) and can be;
+    a ``ValueError`` naming ``option`` when it cannot be. ``False`` for any other path.
+    ``image``: the path is an image, which the plotting library opens by name itself."""
+    fd = _stream_fd(path)
+    if fd is not None:
+        try:
+            import fcntl
+
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            mode = os.fstat(fd).st_mode
+        except ImportError:  # pragma: no cover - no fcntl: the write itself will tell
+            return True
+        except OSError:
+            raise ValueError(f"{option} {path!r}: file descriptor {fd} is not open") from None
+        if flags & (os.O_WRONLY | os.O_RDWR) == 0:  # read-only
+            raise ValueError(f"{option} {path!r}: file descriptor {fd} is not open for writing")
+        if image and stat.S_ISREG(mode):  # opened by name, the file behind would be emptied
+            raise ValueError(
+                f"{option} {path!r} is file descriptor {fd}, a file an image would overwrite "
+                "from its start: give the file's own name"
+            )
+    else:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            return False
+        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+            return False
+        if stat.S_ISSOCK(mode):
+            raise ValueError(
+                f"{option} {path!r} is a socket, which cannot be opened for writing: give a "
+                "file name"
+            )
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"{option} {path!r}: the file is not writable")
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if image and (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) and ext not in _STREAM_TYPES:
+        allowed = ", ".join("." + t for t in _STREAM_TYPES)
+        raise ValueError(
+            f"{option} {path!r} is a pipe: a .{ext} image cannot be written into one (its "
+            f"writer seeks in the file); give a regular file, or one of {allowed}"
+        )
+    return True
