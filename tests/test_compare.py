@@ -405,3 +405,18 @@ def test_plot_defaults_title_to_none_as_every_lrkit_plot_and_draws_as_before(tmp
     assert _png(tmp_path, "empty.png", title="") == default
     assert _png(tmp_path, "named.png", title="lrkit compare") == default
     assert _png(tmp_path, "other.png", title="digits, 400 steps") != default
+
+
+def test_plot_smooths_from_the_first_finite_loss_and_refuses_a_title_that_is_not_text(tmp_path):
+    pytest.importorskip("matplotlib")
+    nan = float("nan")
+    r = C.Result("fixed", optimizer="SGD", lr="0.1", losses=[nan, 1.0, 0.5, 0.25], lrs=[0.1] * 4)
+    fig = C.plot([r])
+    y = fig.axes[0].get_lines()[0].get_ydata()
+    # the EMA starts at the first finite loss (a NaN at step 0 no longer blanks the curve)
+    a2 = 0.9 * 1.0 + 0.1 * 0.5
+    assert y.tolist() == [1.0, 1.0, a2, 0.9 * a2 + 0.1 * 0.25]
+    with pytest.raises(ValueError) as info:
+        C.plot([r], path=str(tmp_path / "t.png"), title=123)  # type: ignore[arg-type]
+    assert str(info.value) == "title must be a string or None, got 123"
+    assert not (tmp_path / "t.png").exists()

@@ -355,6 +355,20 @@ def test_multiplier():
         m.set_scale(-1)
 
 
+def test_a_multiplier_scale_stays_finite_so_its_state_loads():
+    m = Multiplier()
+    m.multiply(1e200)
+    with pytest.raises(ValueError) as info:
+        m.multiply(1e200)
+    assert str(info.value) == (
+        "factor 1e+200 would make scale 1e+200 x 1e+200 = inf: scale must stay a finite number"
+    )
+    assert m.scale == 1e200  # unchanged by the refused product
+    again = Multiplier()
+    again.load_state_dict(m.state_dict())
+    assert again.scale == m.scale
+
+
 def test_guard_nonfinite_restores_and_cuts():
     g = DivergenceGuard(factor=0.5, max_restores=2)
     assert g.check(1.0) == "ok"

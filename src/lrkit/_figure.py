@@ -53,14 +53,19 @@ def new_figure(path: Any, *, figsize: tuple[float, float]) -> Any:
     return plt.figure(figsize=figsize)
 
 
+def check_title(title: Any) -> None:
+    """A plot's ``title``: a string or ``None``, else a one-line ``ValueError`` naming it."""
+    if title is not None and not isinstance(title, str):
+        raise ValueError(f"title must be a string or None, got {title!r}")
+
+
 def new_axes(
     ax: Any, path: Any, *, figsize: tuple[float, float], title: Any = None
 ) -> tuple[Any, Any]:
     """``(figure, axes)``: the caller's ``ax`` and its figure, or one new axes on
     :func:`new_figure`. ``title`` (the plot's, given by the caller) must be a string or
     ``None``; both are checked before anything is drawn."""
-    if title is not None and not isinstance(title, str):
-        raise ValueError(f"title must be a string or None, got {title!r}")
+    check_title(title)
     if ax is not None:
         if not callable(getattr(ax, "plot", None)) or getattr(ax, "figure", None) is None:
             raise ValueError(f"ax must be a matplotlib Axes or None, got {ax!r}")

@@ -791,10 +791,11 @@ def plot(results: Sequence[Result], *, path: Any = None, title: str | None = Non
 
     import numpy as np
 
-    from ._figure import check_path, new_figure
+    from ._figure import check_path, check_title, new_figure
     from ._imports import require
 
     check_path(path)
+    check_title(title)
     require("matplotlib", "plot", feature="lrkit.compare.plot")
     fig = new_figure(path, figsize=(10, 8))
     ax_loss, ax_lr = fig.subplots(2, 1, sharex=True)
@@ -802,7 +803,8 @@ def plot(results: Sequence[Result], *, path: Any = None, title: str | None = Non
         y = np.asarray(r.losses, dtype=float)
         if y.size:
             s = np.empty_like(y)
-            acc = y[0]
+            finite = y[np.isfinite(y)]
+            acc = finite[0] if finite.size else np.nan  # from the first finite loss on
             for i, v in enumerate(y):  # EMA (beta 0.9) for readability
                 acc = 0.9 * acc + 0.1 * v if np.isfinite(v) else acc
                 s[i] = acc

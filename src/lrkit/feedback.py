@@ -631,8 +631,14 @@ class Multiplier(Feedback):
 
     def multiply(self, factor: float) -> float:
         """Multiply :attr:`scale` by ``factor`` (a finite number >= 0, else ``ValueError``);
-        returns the new scale."""
-        self._scale = self._scale * v.non_negative("factor", factor)
+        returns the new scale, which must stay finite (a state that resumes exactly)."""
+        scale = self._scale * v.non_negative("factor", factor)
+        if not math.isfinite(scale):
+            raise ValueError(
+                f"factor {factor!r} would make scale {self._scale!r} x {factor!r} = {scale}: "
+                "scale must stay a finite number"
+            )
+        self._scale = scale
         return self._scale
 
     def update(self, value: float, step: int | None = None) -> float:
