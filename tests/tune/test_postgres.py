@@ -281,3 +281,34 @@ def test_users_who_cannot_write_are_refused_before_any_trial(pg_url: str) -> Non
     done = tune(flat(), storage=pg_url.replace("postgres@", "writer@"), study_name=name,
                 n_trials=4, seeding="blind")  # fmt: skip
     assert len(done.complete_trials) == 4
+
+
+def test_a_study_lrkit_did_not_create_is_refused_without_the_password(pg_url: str) -> None:
+    """Another objective's study on the server: one line naming the study and the storage,
+    its password masked, before the range test and any trial; the study unchanged."""
+    from lrkit.tune import Task, make_storage, tune
+
+    url = pg_url.replace("postgres@", "postgres:s3cret-pw@")
+    theirs = optuna.create_study(study_name="pg-theirs", storage=_readback(pg_url))
+    theirs.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=3)
+
+    def stored() -> tuple[object, ...]:
+        study = optuna.load_study(study_name="pg-theirs", storage=_readback(pg_url))
+        return study.trials, study.user_attrs, study.directions
+
+    before = stored()
+    ran: list[str] = []
+    task = Task(train=lambda s, r: ran.append("trial") or 1.0, total_steps=20,
+                range_test=lambda: ran.append("range test") or (1e-3, 1.0))  # fmt: skip
+    for storage in (url, make_storage(url)):
+        with pytest.raises(ValueError) as info:
+            tune(task, n_trials=2, storage=storage, study_name="pg-theirs")
+        shown = (storage if isinstance(storage, str) else storage.url).replace(
+            ":s3cret-pw@", ":***@"
+        )
+        assert str(info.value) == (
+            f"study_name 'pg-theirs' in storage {shown} holds trials lrkit did not run (trial 0 "
+            "has the parameters x, not lrkit's lr and family); lrkit leaves this study as it "
+            "is: give another study_name for a new study"
+        )
+    assert ran == [] and stored() == before

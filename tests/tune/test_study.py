@@ -252,6 +252,122 @@ def test_a_run_that_started_no_trial_does_not_fix_the_options() -> None:
     assert len(optuna.load_study(study_name="empty", storage=st).trials) == 2
 
 
+# ----------------------------------------------------------------------------- others' studies
+
+
+def _their_studies(url: str) -> None:
+    """Studies in ``url`` that lrkit did not create: an objective of someone else's
+    (parameter ``x``), a search of the LR alone, trials without parameters, a trial only
+    queued, and two multi-objective ones (with and without trials)."""
+    mine = optuna.create_study(study_name="mine", storage=url)
+    mine.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=5)
+    mine.set_user_attr("owner", "me")
+    optuna.create_study(study_name="lr-only", storage=url).optimize(
+        lambda t: t.suggest_float("lr", 1e-4, 1.0, log=True), n_trials=2
+    )
+    bare = optuna.create_study(study_name="bare", storage=url)
+    bare.add_trial(optuna.create_trial(value=1.0, params={}, distributions={}))
+    optuna.create_study(study_name="queued", storage=url).enqueue_trial({"x": 0.5})
+    pair = optuna.create_study(study_name="pair", storage=url, directions=["minimize"] * 2)
+    pair.optimize(lambda t: (t.suggest_float("lr", 1e-4, 1.0), 1.0), n_trials=2)
+    optuna.create_study(study_name="pair-empty", storage=url, directions=["minimize", "maximize"])
+
+
+def _kept(url: str, name: str) -> tuple[Any, ...]:
+    """Everything Optuna keeps of study ``name``: its trials (states, values, parameters,
+    attributes, times), user and system attributes, directions."""
+    study = optuna.load_study(study_name=name, storage=url)
+    st = study._storage
+    sid = st.get_study_id_from_name(name)
+    return (study.trials, study.user_attrs, st.get_study_system_attrs(sid), study.directions)
+
+
+_NOT_LRKITS = (
+    "study_name {name!r} in storage {url} holds trials lrkit did not run (trial 0 has {has}, "
+    "not lrkit's lr and family); lrkit leaves this study as it is: give another study_name "
+    "for a new study"
+)
+_MULTI = (
+    "study_name {name!r} in storage {url} is a multi-objective study (directions {dirs}); "
+    "lrkit tunes one metric and leaves this study as it is: give another study_name for a "
+    "new study"
+)
+THEIRS = [
+    ("mine", _NOT_LRKITS, {"has": "the parameters x"}),
+    ("lr-only", _NOT_LRKITS, {"has": "the parameters lr"}),
+    ("bare", _NOT_LRKITS, {"has": "no parameters"}),
+    ("queued", _NOT_LRKITS, {"has": "the parameters x"}),
+    ("pair", _MULTI, {"dirs": "minimize, minimize"}),
+    ("pair-empty", _MULTI, {"dirs": "minimize, maximize"}),
+]
+
+
+@pytest.mark.parametrize("name, message, parts", THEIRS, ids=[t[0] for t in THEIRS])
+def test_a_study_lrkit_did_not_create_is_refused_and_left_as_it_was(
+    tmp_path: Path, name: str, message: str, parts: dict[str, str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'theirs.db'}"
+    _their_studies(url)
+    before = _kept(url, name)
+    db = (tmp_path / "theirs.db").read_bytes()
+    ran: list[str] = []
+    task = Task(train=lambda s, rep: ran.append("trial") or 1.0, total_steps=20,
+                range_test=lambda: ran.append("range test") or (1e-3, 1.0))  # fmt: skip
+    for storage in (url, optuna.storages.RDBStorage(url)):  # a URL or an Optuna storage
+        with pytest.raises(ValueError) as info:
+            tune(task, n_trials=2, storage=storage, study_name=name)
+        assert type(info.value) is ValueError
+        assert str(info.value) == message.format(name=name, url=url, **parts)
+    assert ran == []  # neither the range test nor a trial
+    assert _kept(url, name) == before
+    assert (tmp_path / "theirs.db").read_bytes() == db  # bit for bit
+
+
+def test_a_refused_study_shows_its_storage_without_the_password() -> None:
+    from lrkit.tune._storage import shown_storage
+
+    url = "postgresql://alice:s3cr3tpw@dbhost:5432/db?sslpassword=kp9"
+    assert shown_storage(url) == "postgresql://alice:***@dbhost:5432/db?sslpassword=***"
+    assert shown_storage(SimpleNamespace(url=url)) == shown_storage(url)  # an RDBStorage
+    assert shown_storage(optuna.storages.InMemoryStorage()) == "InMemoryStorage"
+    assert shown_storage(None) == "in memory"
+    st = _shared("theirs")
+    optuna.load_study(study_name="theirs", storage=st).enqueue_trial({"x": 1})
+    with pytest.raises(ValueError, match=r"^study_name 'theirs' in storage InMemoryStorage holds"):
+        tune(Task(train=_flat, total_steps=20), n_trials=1, storage=st, study_name="theirs")
+
+
+def test_a_study_of_an_lrkit_from_before_the_space_record_is_continued(tmp_path: Path) -> None:
+    """What lrkit 0.1.0 left: the total steps, the LR interval and how it was found as user
+    attrs (no "lrkit.space"), trials with lrkit's parameters, a surplus trial pruned before
+    it sampled any, a trial failed while it sampled (its LR only)."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    study = optuna.create_study(study_name="old", storage=url)
+    for key, value in {"lrkit.total_steps": 20, "lrkit.lr_range": [1e-3, 1.0],
+                       "lrkit.seeding": "finder", "lrkit.finder": None}.items():  # fmt: skip
+        study.set_user_attr(key, value)
+    dists = {
+        "lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True),
+        "family": optuna.distributions.CategoricalDistribution(["constant", "cosine"]),
+        "cosine.warmup_frac": optuna.distributions.FloatDistribution(0.0, 0.2),
+    }
+    study.add_trial(optuna.create_trial(
+        value=0.5, params={"lr": 0.01, "family": "cosine", "cosine.warmup_frac": 0.1},
+        distributions=dists, user_attrs={"schedule": "cosine(...)"}))  # fmt: skip
+    study.add_trial(optuna.create_trial(state=TS.PRUNED, user_attrs={"surplus": True}))
+    study.add_trial(optuna.create_trial(state=TS.FAIL, params={"lr": 0.1},
+                                        distributions={"lr": dists["lr"]}))  # fmt: skip
+    ran: list[int] = []
+    task = Task(train=_flat, total_steps=20, range_test=lambda: ran.append(1) or (1e-5, 1e-4))
+    r = tune(task, n_trials=3, storage=url, study_name="old", families=("cosine", "constant"))
+    assert ran == [] and r.lr_range == (1e-3, 1.0) and r.seeding == "finder"
+    assert len(r.complete_trials) == 3 and r.best_value == 0.5
+    assert r.best_spec == "cosine(...)"
+    with pytest.raises(StudySpaceError) as info:  # still checked against its trials
+        tune(task, n_trials=4, storage=url, study_name="old", families=("wsd",))
+    assert info.value.conflicts == {"families": (["constant", "cosine"], ["wsd"])}
+
+
 # ----------------------------------------------------------------------------- seed
 
 
@@ -469,6 +585,38 @@ def test_cli_a_trial_failed_by_another_worker_is_a_note_not_an_error(
     assert "error" not in err
     states = [t.state for t in optuna.load_study(study_name="p", storage="sqlite:///p.db").trials]
     assert states == [TS.FAIL, TS.COMPLETE, TS.COMPLETE]
+
+
+@pytest.fixture
+def counting_module(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    source = """
+            from lrkit.tune import Task
+
+            RAN = []
+
+            def make():
+                return Task(train=lambda s, r: RAN.append("trial") or 1.0, total_steps=20,
+                            range_test=lambda: RAN.append("range test") or (1e-3, 1.0))
+"""
+    yield from _task_module(tmp_path, monkeypatch, "countingtask", source)
+
+
+@pytest.mark.parametrize("name, message, parts", THEIRS[::4], ids=["mine", "pair"])
+def test_cli_a_study_lrkit_did_not_create_is_one_line_and_left_as_it_was(
+    counting_module: str, capsys, name: str, message: str, parts: dict[str, str]
+) -> None:  # type: ignore[no-untyped-def]
+    from lrkit.cli import main
+
+    url = "sqlite:///theirs.db"
+    _their_studies(url)
+    before = _kept(url, name)
+    rc = main(["tune", f"{counting_module}:make", "--trials", "2", "--no-progress", "--plot",
+               "none", "--study", name, "--storage", url])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == ""
+    assert err == f"lrkit tune: error: {message.format(name=name, url=url, **parts)}\n"
+    assert sys.modules[counting_module].RAN == []
+    assert _kept(url, name) == before
 
 
 def test_cli_lost_database_connection_is_one_masked_line(

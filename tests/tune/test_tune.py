@@ -334,20 +334,13 @@ def test_tune_waits_for_running_trials_of_other_workers() -> None:
     import threading
 
     study = optuna.create_study(study_name="shared")
-    study.add_trial(optuna.create_trial(value=5.0, params={}, distributions={}))
+    opts: dict[str, Any] = dict(storage=study._storage, study_name="shared", seeding="blind")
+    tune(_quadratic_task(), n_trials=1, seed=0, **opts)  # this worker's first trial
     other = study.ask()  # another worker's trial, RUNNING
     timer = threading.Timer(0.3, lambda: study.tell(other, state=TS.FAIL))
     timer.start()
     try:
-        r = tune(
-            _quadratic_task(),
-            n_trials=2,
-            storage=study._storage,
-            study_name="shared",
-            seeding="blind",
-            seed=0,
-            poll_interval=0.05,
-        )
+        r = tune(_quadratic_task(), n_trials=2, seed=0, poll_interval=0.05, **opts)
     finally:
         timer.join()
     assert [t.state for t in r.study.trials] == [TS.COMPLETE, TS.FAIL, TS.COMPLETE]
@@ -763,6 +756,45 @@ def test_storage_url_mistakes_are_one_line_before_connecting(tmp_path, url, mess
     assert check_storage(ok) == ok and not (tmp_path / "ok.db").exists()
 
 
+#: libpq connection strings (keyword=value) given for a URL, and how they are shown: the value
+#: of each secret keyword masked (any case, quoted or not), as URL query arguments are
+KEYWORD_STRINGS = [
+    ("host=h user=u password=s3cretpw", "host=h user=u password=***"),
+    ("host=h PassWord = 'a b\\' s3cret' dbname=d", "host=h PassWord = *** dbname=d"),
+    ('passwd="s3cret pw" host=h port=5432', "passwd=*** host=h port=5432"),
+    ("dbname=d sslpassword=s3cret sslmode=verify-full sslkey=/k/s3cret.pem",
+     "dbname=d sslpassword=*** sslmode=verify-full sslkey=***"),
+    ("Server=h;Pwd={s3cret pw};Database=d", "Server=h;Pwd=***;Database=d"),
+    ("host=h password=pa@s3cret user=u", "host=h password=*** user=u"),
+    ("host=h password='s3cret never closed", "host=h password=***"),
+    ("host=h api_token=s3cret", "host=h api_token=***"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("storage, shown", KEYWORD_STRINGS)
+def test_a_connection_string_that_is_no_url_is_refused_without_its_password(
+    storage: str, shown: str, capsys
+) -> None:
+    from lrkit.cli import main
+    from lrkit.tune import check_storage, make_storage
+
+    refused = (
+        "must be a database URL such as sqlite:///lrkit-tune.db or "
+        f"postgresql://user@host:5432/db, got {shown!r}"
+    )
+    for check in (check_storage, make_storage):
+        with pytest.raises(ValueError) as info:
+            check(storage)
+        assert str(info.value) == f"storage {refused}"
+    with pytest.raises(ValueError) as info:
+        tune(_quadratic_task(), n_trials=1, storage=storage, study_name="s")
+    assert str(info.value) == f"storage {refused}"
+    rc = main(["tune", "--demo", "--trials", "1", "--storage", storage, "--plot", "none"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and err == f"lrkit tune: error: --storage {refused}\n"
+    assert "s3cret" not in str(info.value) + err
+
+
 def test_a_query_argument_the_driver_cannot_read_is_one_line_naming_the_storage(
     tmp_path,
 ) -> None:
@@ -956,15 +988,55 @@ def test_a_range_test_pair_in_any_sequence_seeds_the_search(pair: Any) -> None:
     assert r.lr_range == (1e-4, 1e-2) and r.seeding == "finder"
 
 
-def test_a_range_test_of_something_else_is_a_one_line_error() -> None:
-    for bad, message in [
-        ("1e-4,1e-2", r"^range_test\(\) must return a FinderResult or a \(low, high\) pair, got "),
-        (None, r"^range_test\(\) must return a FinderResult .* got None \(NoneType\)$"),
-        ((1.0, 0.1), r"^range_test\(\)\[1\] must be > range_test\(\)\[0\]=1.0, got 0.1$"),
-    ]:
-        task = Task(lambda s, rep: 1.0, total_steps=20, range_test=lambda bad=bad: bad)
-        with pytest.raises((TypeError, ValueError), match=message):
-            tune(task, n_trials=1, progress=False)
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (None, "got None (NoneType)"),
+        ("1e-4,1e-2", "got '1e-4,1e-2' (str)"),
+        ({"low": 1e-4, "high": 1e-2}, "got {'low': 0.0001, 'high': 0.01} (dict)"),
+        (0.01, "got 0.01 (float)"),
+    ],
+)
+def test_a_range_test_of_something_else_is_a_one_line_value_error(bad: Any, message: str) -> None:
+    ran: list[int] = []
+    task = Task(lambda s, rep: ran.append(1) or 1.0, total_steps=20, range_test=lambda: bad)
+    with pytest.raises(ValueError) as info:
+        tune(task, n_trials=1, progress=False)
+    assert type(info.value) is ValueError and ran == []  # before any trial
+    assert str(info.value) == (
+        f"range_test() must return a FinderResult or a (low, high) pair, {message}"
+    )
+
+
+def test_a_reversed_range_test_pair_is_a_one_line_value_error() -> None:
+    task = Task(lambda s, rep: 1.0, total_steps=20, range_test=lambda: (1.0, 0.1))
+    with pytest.raises(
+        ValueError, match=r"^range_test\(\)\[1\] must be > range_test\(\)\[0\]=1.0, got 0.1$"
+    ):
+        tune(task, n_trials=1, progress=False)
+
+
+def test_cli_a_range_test_of_something_else_is_one_line(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from lrkit.cli import main
+
+    (tmp_path / "badrange.py").write_text(
+        "from lrkit.tune import Task\n\n"
+        "def make():\n"
+        "    return Task(train=lambda s, r: 1.0, total_steps=20, range_test=lambda: None)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        rc = main(["tune", "badrange:make", "--trials", "1", "--storage", "sqlite:///r.db",
+                   "--no-progress", "--plot", "none", "--quiet"])  # fmt: skip
+    finally:
+        sys.modules.pop("badrange", None)
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == ""
+    assert err == (
+        "lrkit tune: error: range_test() must return a FinderResult or a (low, high) pair, got "
+        "None (NoneType)\n"
+    )
 
 
 def test_report_names_itself_for_a_value_that_is_not_a_number() -> None:

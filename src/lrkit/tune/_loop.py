@@ -18,6 +18,7 @@ from ._result import TuneResult
 from ._space import (
     BLIND_LR_RANGE,
     FAMILIES,
+    PARAMS,
     SearchSpace,
     _check_range,
     family_names,
@@ -30,6 +31,7 @@ from ._storage import (
     database_errors,
     make_pruner,
     make_storage,
+    shown_storage,
     storage_error,
 )
 from ._task import Reporter, Task, check_metric
@@ -82,6 +84,61 @@ def _space_record(
         "total_steps": int(total_steps),
         "task": str(task),
     }
+
+
+#: the Optuna parameters of lrkit's trials: ``"lr"``, ``"family"`` and ``"<family>.<param>"``
+_OWN_PARAMS: frozenset[str] = frozenset(
+    {"lr", "family", *(f"{f}.{p.name}" for f, ps in PARAMS.items() for p in ps)}
+)
+
+
+def _param_names(t: Any) -> set[str]:
+    """The names of the parameters trial ``t`` sampled or was queued with."""
+    names = {str(k) for k in t.params}
+    fixed = t.system_attrs.get("fixed_params")
+    if isinstance(fixed, Mapping):
+        names |= {str(k) for k in fixed}
+    return names
+
+
+def _foreign_trial(t: Any) -> bool:
+    """Whether trial ``t`` is not one :func:`tune` runs: one whose parameters (those it
+    sampled, or those it was queued with) are not lrkit's, a COMPLETE one without both ``lr``
+    and ``family`` (what :meth:`TuneResult.best_spec` builds its schedule from), or one with
+    parameters but no ``lr`` (sampled first). A trial of lrkit's without parameters (pruned as
+    ``surplus`` or ``dropped``, failed before it sampled any) is lrkit's."""
+    names = _param_names(t)
+    if names - _OWN_PARAMS or (names and "lr" not in names):
+        return True
+    return bool(t.state == _optuna().trial.TrialState.COMPLETE and "family" not in names)
+
+
+def _check_own(study: Any, storage: Any) -> None:
+    """Refuse, with a one-line ``ValueError`` naming ``study_name`` and the storage (its
+    password masked), a study :func:`tune` cannot continue without changing what it holds: a
+    multi-objective one (lrkit tunes one metric), or one without lrkit's record of its search
+    space (``"lrkit.space"``) whose trials lrkit did not run (:func:`_foreign_trial`; a study
+    of an lrkit from before the record holds lrkit's trials only). Nothing is written."""
+    where = shown_storage(storage)
+    directions = list(study.directions)
+    if len(directions) > 1:
+        raise ValueError(
+            f"study_name {study.study_name!r} in storage {where} is a multi-objective study "
+            f"(directions {', '.join(d.name.lower() for d in directions)}); lrkit tunes one "
+            "metric and leaves this study as it is: give another study_name for a new study"
+        )
+    if isinstance(study.user_attrs.get(ATTR_SPACE), dict):
+        return
+    for t in study.get_trials(deepcopy=False):
+        if not _foreign_trial(t):
+            continue
+        names = ", ".join(sorted(_param_names(t)))
+        has = f"the parameters {shorten(names, 120)}" if names else "no parameters"
+        raise ValueError(
+            f"study_name {study.study_name!r} in storage {where} holds trials lrkit did not run "
+            f"(trial {t.number} has {has}, not lrkit's lr and family); lrkit leaves this study "
+            "as it is: give another study_name for a new study"
+        )
 
 
 def _started(study: Any) -> bool:
@@ -326,7 +383,7 @@ def _resolve_range(
     info: dict[str, Any] | None = None
     if not hasattr(result, "lrs"):  # not a FinderResult: a (low, high) pair, any sequence
         if isinstance(result, (str, bytes, Mapping)) or not hasattr(result, "__len__"):
-            raise TypeError(
+            raise ValueError(
                 "range_test() must return a FinderResult or a (low, high) pair, got "
                 f"{shorten(repr(result), 80)} ({type(result).__name__})"
             )
@@ -486,9 +543,15 @@ def tune(
     unchanged), and a continued finder-seeded study searches its stored interval without a
     new range test. A study in which no trial has started takes the options of the run; a
     trial it had queued outside the new search space is dropped (PRUNED, user attr
-    ``"dropped"``) rather than run. Workers started together on a new study search the
-    search space and interval recorded first (each may have run its own range test, and a
-    model's random initialisation moves it); a seed trial two of them queued runs once.
+    ``"dropped"``) rather than run. A study lrkit did not create is refused with a one-line
+    ``ValueError`` naming ``study_name`` and the storage (password masked), before the range
+    test and any trial, and nothing is written to it: a study of several objectives, or one
+    without lrkit's record of its search space that holds a trial lrkit does not run (a
+    COMPLETE trial without both ``lr`` and ``family``, a trial with parameters of other names
+    or without ``lr``; a study of lrkit 0.1.0 holds none). Workers started together on a new
+    study search the search space and interval recorded first (each may have run its own range
+    test, and a model's random initialisation moves it); a seed trial two of them queued runs
+    once.
 
     ``seed`` (an integer in ``[0, 2**32 - 1]``) seeds the TPE sampler (not used with a
     ``sampler`` of your own): on a new study with ``seed`` itself, so the same call searches
@@ -578,6 +641,9 @@ def tune(
         # own error: the database's complaint is in its chain
         cause = database_error(exc) or exc
         raise storage_error(cause, storage if isinstance(storage, str) else "") from None
+    # a study of someone else's (another objective's trials, several objectives) is refused
+    # before anything is written to it, the range test and the first trial
+    _check_own(study, storage)
     if sampler is None:
         n_start = startup_trials if startup_trials is not None else min(10, max(3, n_trials // 5))
         with _experimental_ok():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 import warnings
 from typing import Any
@@ -129,13 +130,56 @@ def _creation_race(exc: BaseException) -> bool:
     return False
 
 
+#: a secret ``keyword=value`` of a connection string that is not a URL (libpq's
+#: ``host=h user=u password=pw``, ``sslpassword='a b'``): a keyword (any case) containing a
+#: word the URL masking treats as secret in a query argument (``pass``, ``pwd``, ``secret``,
+#: ``token``, ``credential``, ``key``); its value quoted (``'...'``, ``"..."`` or ``{...}``,
+#: ``\\`` escapes, to the end when the quote is not closed) or up to the next blank
+_SECRET_KEYWORD = re.compile(
+    r"""(?ix)
+    (\b\w*(?:pass|pwd|secret|token|credential|key)\w*\s*=\s*)
+    (?:
+        '(?:\\.|[^'\\])*(?:'|\\?$) |
+        "(?:\\.|[^"\\])*(?:"|\\?$) |
+        \{[^}]*(?:\}|$) |
+        (?:\\.|[^\s\\])*\\?
+    )
+    """,
+    re.S,
+)
+
+
+def _mask_keywords(text: str) -> str:
+    """``text`` with the value of each secret ``keyword=value`` (see :data:`_SECRET_KEYWORD`)
+    replaced by ``***``: ``host=h password='a b'`` -> ``host=h password=***``."""
+    return _SECRET_KEYWORD.sub(lambda m: m.group(1) + MASK, text)
+
+
 def _mask_non_url(text: str) -> str:
-    """A string meant as a database URL but without ``://`` (a typo: ``postgresql:/u:pw@h``),
-    shown with everything before its last ``@`` (where a user name and password would be)
-    replaced by ``***``, and its secret query arguments masked as in a URL."""
+    """A string meant as a database URL but without ``://`` (a typo: ``postgresql:/u:pw@h``,
+    or a libpq connection string ``host=h password=pw``), shown with the value of each secret
+    ``keyword=value`` (``password=``, ``passwd=``, ``sslpassword=``, a ``token``, a ``key``,
+    ...) replaced by ``***``, then everything before its last ``@`` (where a user name and
+    password would be) too, and its secret query arguments masked as in a URL."""
+    text = _mask_keywords(text)
     if "@" in text:
         text = MASK + text[text.rindex("@") :]
     return mask_url("x://" + text)[len("x://") :]
+
+
+def shown_storage(storage: Any) -> str:
+    """How a message names ``storage`` (its password never shown): a URL masked as
+    :func:`lrkit._format.mask_url` masks it, a string that is no URL as :func:`_mask_non_url`,
+    an Optuna database storage by its URL (masked), any other storage by its class
+    (``InMemoryStorage``)."""
+    if storage is None:
+        return "in memory"
+    if isinstance(storage, str):
+        return mask_url(storage) if "://" in storage else _mask_non_url(storage)
+    url = getattr(storage, "url", None)
+    if isinstance(url, str) and "://" in url:
+        return mask_url(url)
+    return type(storage).__name__
 
 
 def check_storage(storage: str, *, name: str = "storage") -> str:
