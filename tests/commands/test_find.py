@@ -407,7 +407,11 @@ def test_empty_val_data_is_refused_before_the_range_test(user_module, capsys, co
         argv += ["--methods", "fixed", "--steps", "10"]
     assert main(argv) == 2
     out, err = capsys.readouterr()
-    assert err == f"lrkit {command}: error: val_data must yield at least one batch, got none\n"
+    # compare names the target, as in all it says of what the target returned
+    target = f"target '{user_module}:make_empty_val': " if command == "compare" else ""
+    assert err == (
+        f"lrkit {command}: error: {target}val_data must yield at least one batch, got none\n"
+    )
     assert len(sys.modules[user_module].CALLS) == 1 and "range test" not in out  # nothing ran
 
 

@@ -159,18 +159,41 @@ def make():
 """
 
 
-def test_a_target_returning_one_model_for_every_run_is_the_targets_error(folder, capsys):
+def test_compare_refuses_a_target_returning_one_model_before_anything_trains(folder, capsys):
+    # every method would train the user's one model, each from where the last left it: a
+    # mistake in what the target returns, refused on its first two calls, the model untouched
     pytest.importorskip("torch")
     (folder / "lrkit_tgt_kept.py").write_text(KEPT)
+    import lrkit_tgt_kept as kept
+
+    start = _weights(kept.model)
     argv = ["compare", "lrkit_tgt_kept:make", "--steps", "20", "--finder-iter", "10"]
-    assert main([*argv, "--no-plot", "--quiet"]) == 1
-    assert capsys.readouterr().err.splitlines() == [
-        "lrkit compare: error in target 'lrkit_tgt_kept:make' during the runs: NotFreshError: "
-        "make() must build a fresh model for every run; it returned the first run's model "
-        "again, already trained (it would go on training where the last run left it): create "
-        "the model inside the function (lrkit.compare.factory(fn, seed=0) seeds every call) "
-        "(--traceback shows the full traceback)"
+    assert main([*argv, "--no-plot", "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        "lrkit compare: error: target 'lrkit_tgt_kept:make' must build a fresh model on every "
+        "call (each method trains its own from the same initial weights): it returned the same "
+        "model object from its first two calls; create the model inside the function"
     ]
+    assert _same_weights(kept.model, start) and not kept.opt.state
+
+
+def test_compare_refuses_models_sharing_a_trainable_layer_built_at_import(folder, capsys):
+    pytest.importorskip("torch")
+    (folder / "lrkit_tgt_kept.py").write_text(KEPT_LAYER)
+    import lrkit_tgt_kept as kept
+
+    start = _weights(kept.body)
+    argv = ["compare", "lrkit_tgt_kept:make", "--steps", "20", "--finder-iter", "10"]
+    assert main([*argv, "--no-plot", "--quiet"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit compare: error: target 'lrkit_tgt_kept:make' must build a fresh model on every "
+        "call (each method trains its own from the same initial weights): the models of its "
+        "first two calls share 2 trainable parameters (a layer built once, at import?); create "
+        "the model inside the function"
+    ]
+    assert _same_weights(kept.body, start)
 
 
 KEPT_LAYER = """

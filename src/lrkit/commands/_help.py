@@ -40,10 +40,10 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: {show_default(action.default).replace('%', '%%')})"
 
 
-def rename(exc: BaseException, *, names: dict[str, str]) -> ValueError:
-    """``exc``'s message with the library's parameter names replaced by the command-line
-    options they come from (``{"num_iter": "--num-iter"}``): the checks stay the library's,
-    the message names what the user typed."""
+def rename(exc: BaseException | str, *, names: dict[str, str]) -> ValueError:
+    """``exc``'s message (or ``exc``, a message) with the library's parameter names replaced
+    by the command-line options they come from (``{"num_iter": "--num-iter"}``): the checks
+    stay the library's, the message names what the user typed."""
     text = str(exc)
     keys: Sequence[str] = sorted(names, key=len, reverse=True)
     pattern = "|".join(re.escape(k) for k in keys)

@@ -18,6 +18,10 @@
   tells lrkit's own checks of what the target returned (data whose batches are not ``(x, y)``,
   a loss that is not a tensor) apart from the user's errors: they are a
   :class:`TargetMistake`, a mistake in the command line.
+* :func:`check_loss_fn`, :func:`check_batches` and :func:`check_fresh` check what a target
+  returned before anything runs (run them under ``user_code(target, mistakes=True)``: reading
+  the user's data runs the user's code); :func:`naming` leads such a mistake's message with
+  the target.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import inspect
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .. import _validate as V
@@ -315,14 +319,18 @@ def user_code(
         raise
     except Exception as exc:
         if mistakes and isinstance(exc, ValueError) and raised_by_lrkit(exc):
-            raise TargetMistake(_without_api_advice(exc)) from exc
+            raise TargetMistake(_without_api_advice(exc, target=target)) from exc
         raise TargetError(target, error=exc, during=during) from exc
 
 
-def _without_api_advice(error: ValueError) -> str:
+def _without_api_advice(error: ValueError, *, target: str) -> str:
     """The first line of lrkit's ``error``; of a :class:`lrkit.torch.BatchLayoutError`, its
     problem alone: its advice is on arguments of the Python API that the command line does not
-    have (``step=`` of ``find_lr``, callable ``data`` of ``fit``)."""
+    have (``step=`` of ``find_lr``, callable ``data`` of ``fit``). A
+    :class:`lrkit.compare.NotFreshError` names ``target`` where it names ``make()``, less its
+    hint on ``lrkit.compare.factory``."""
+    from ..compare import NotFreshError
+
     try:
         from ..torch import BatchLayoutError
     except ImportError:  # without PyTorch none is raised
@@ -330,7 +338,100 @@ def _without_api_advice(error: ValueError) -> str:
     else:
         if isinstance(error, BatchLayoutError):
             return str(error.problem)
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if isinstance(error, NotFreshError):
+        first = first.split(" (lrkit.", 1)[0].replace("make()", f"target {target!r}", 1)
+    return first
+
+
+def naming(target: str, error: BaseException | str) -> str:
+    """The message of ``error``, a mistake in what ``target`` returned, led by the target
+    (``target 'pkg.mod:fn': ...``), unless it names the target already."""
+    text = str(error)
+    lead = f"target {target!r}"
+    return text if text.startswith(lead) else f"{lead}: {text}"
+
+
+#: What ``user_code`` says an error of the user's code came from while lrkit checks what a
+#: target returned (reading its data runs the user's code: a generator, a loader, a factory).
+CHECKING = "the check of what it returned"
+
+
+def check_loss_fn(loss_fn: Any) -> None:
+    """A one-line ValueError naming ``loss_fn`` when it is not callable."""
+    if not callable(loss_fn):
+        raise ValueError(
+            f"loss_fn must be a callable loss_fn(output, target), got {type(loss_fn).__name__}"
+        )
+
+
+def check_batches(
+    data: Any,
+    *,
+    name: str = "data",
+    none: bool = False,
+    read: bool = True,
+    kinds: str = "(a list, a generator, a loader)",
+) -> None:
+    """``data``, what a target returned as ``name``: an iterable of ``(x, y)`` batches (or
+    ``None`` where ``none``), at least one. A list or tuple: every batch is checked; another
+    iterable: its first batch is read and checked (``read=False``: none, for data the run
+    reads itself, checking each batch as it reads it). A one-line ValueError naming ``name``
+    (a :class:`lrkit.torch.BatchLayoutError` without advice; ``kinds``: what ``data`` may be).
+    Reading a shuffled loader draws from the RNGs: call it under ``preserved_rng``; a one-shot
+    iterator read here is not there any more for the run."""
+    import itertools
+
+    from ..torch import check_batch
+
+    if data is None and none:
+        return
+    if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
+        kinds = "or None" if none else kinds
+        raise ValueError(
+            f"{name} must be an iterable of (x, y) batches {kinds}, got {type(data).__name__}"
+        )
+    if isinstance(data, (list, tuple)):
+        batches: Any = data
+    elif read:
+        batches = list(itertools.islice(data, 1))
+    else:
+        return
+    if not batches:
+        raise ValueError(f"{name} must yield at least one batch, got none")
+    for batch in batches:
+        check_batch(batch, name=name, advice="")
+
+
+def one_pass(data: Any) -> Any:
+    """The batches of one pass over ``data``: a zero-argument callable (not iterable) that
+    returns them is called, as :func:`lrkit.torch.fit` and :func:`lrkit.tune.torch_task` do."""
+    return data() if callable(data) and not hasattr(data, "__iter__") else data
+
+
+def check_fresh(first: Any, second: Any, *, target: str, runs: str, instead: str = "") -> None:
+    """The models of ``target``'s first two calls, ``first`` and ``second``: a one-line
+    ValueError when they are one object, or share a trainable parameter (a layer built once,
+    at import), which ``runs`` (``"each check run"``, ``"each method"``) would train one after
+    the other; ``instead``: another way out than building the model inside the function.
+    Parameters that do not require grad (a frozen backbone loaded once) may be shared."""
+    if second is first:
+        how = "it returned the same model object from its first two calls"
+    else:
+        mine = {id(p) for p in first.parameters() if p.requires_grad}
+        shared = sum(1 for p in second.parameters() if p.requires_grad and id(p) in mine)
+        if not shared:
+            return
+        noun = "parameter" if shared == 1 else "parameters"
+        how = (
+            f"the models of its first two calls share {shared} trainable {noun} "
+            "(a layer built once, at import?)"
+        )
+    raise ValueError(
+        f"target {target!r} must build a fresh model on every call ({runs} trains its own "
+        f"from the same initial weights): {how}; create the model inside the function"
+        + (f", or {instead}" if instead else "")
+    )
 
 
 def import_function(target: str) -> Callable[..., Any]:

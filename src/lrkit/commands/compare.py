@@ -9,6 +9,13 @@ The runs, the methods and what each one does are :mod:`lrkit.compare`'s; this co
 the options, checks the output paths before any work starts, and prints a table (final
 training loss, validation loss and accuracy, wall time) and writes one PNG with the loss
 curves and the LR each method used (``--json`` keeps every number at full precision).
+
+What the target returns is checked before the runs, on two calls of its own: a callable
+``loss_fn``, ``(x, y)`` batches in ``data`` and ``val_data`` (a list or tuple: every batch,
+else the first), and a fresh model from each call. A target that returns something else is a
+command-line mistake (exit code 2, one line naming the target), also when it shows only once
+the runs start (a ``loss_fn`` that returns no tensor, the model of an earlier run returned
+again); an error raised by the user's code is the target's (exit code 1).
 """
 
 from __future__ import annotations
@@ -25,13 +32,20 @@ from ..compare import METHODS
 from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
 from ._target import (
+    CHECKING,
     RETURNS,
     Printer,
+    TargetMistake,
     add_torch_task_parser,
     call_target,
+    check_batches,
+    check_fresh,
+    check_loss_fn,
     check_outputs,
     check_seed,
     import_function,
+    naming,
+    one_pass,
     run_torch_command,
     user_code,
     write_json,
@@ -72,6 +86,26 @@ def run(args: argparse.Namespace) -> int:
 OPTIONS = {"methods": "--methods", "steps": "--steps", "finder_iter": "--finder-iter"}
 
 
+def _check_returned(make: Any, target: str) -> None:
+    """What the runs need of what ``target`` returns, checked on calls of their own before
+    anything trains (``make`` calls the target afresh): a callable ``loss_fn``; ``(x, y)``
+    batches in ``data`` (a zero-argument callable returning them is called) and in
+    ``val_data`` (``None``, or at least one batch): a list or tuple: every batch, else the
+    first (a one-shot iterator only when the second call built another: one built once, at
+    import, is the runs'); and a fresh model from each call. A one-line ValueError; run it
+    under ``user_code(target, mistakes=True)`` and ``preserved_rng``."""
+    first = make()
+    data, val = one_pass(first.data), first.val_data
+    check_loss_fn(first.loss_fn)
+    check_batches(data, read=not hasattr(data, "__next__"))
+    check_batches(val, name="val_data", none=True, read=not hasattr(val, "__next__"))
+    second = make()
+    check_fresh(first.model, second.model, target=target, runs="each method")
+    for name, batches, again in (("data", data, second.data), ("val_data", val, second.val_data)):
+        if hasattr(batches, "__next__") and batches is not again:
+            check_batches(batches, name=name)
+
+
 def _compare(args: argparse.Namespace) -> int:
     import torch
 
@@ -108,8 +142,12 @@ def _compare(args: argparse.Namespace) -> int:
                 name=f"target {args.target!r}",
             )
             name = args.target
-        with preserved_rng(import_torch=True):  # fail early on a bad target or val_data
-            C.first_val_batch(make().val_data)
+            with preserved_rng(import_torch=True):  # draws nothing the runs would see
+                with user_code(args.target, during=CHECKING, mistakes=True):
+                    _check_returned(make, args.target)
+    except TargetMistake as e:
+        print(f"lrkit compare: error: {naming(str(target), e)}", file=sys.stderr)
+        return 2
     except (ValueError, ImportError) as e:
         print(f"lrkit compare: error: {e}", file=sys.stderr)
         return 2
@@ -120,8 +158,8 @@ def _compare(args: argparse.Namespace) -> int:
         extras = " ".join(sorted({f"'lrkit[{extra}]'" for _, extra in skipped.values()}))
         say(f"  note: skipped, not installed: {needs}; pip install {extras}")
     interrupt: KeyboardInterrupt | None = None
-    try:
-        with user_code(target, during="the runs"):
+    try:  # lrkit's checks of what the target returned (a loss that is no tensor): exit 2
+        with user_code(target, during="the runs", mistakes=True):
             report = C.compare(
                 make,
                 methods=methods,
@@ -130,6 +168,9 @@ def _compare(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
                 name=name,
             )
+    except TargetMistake as e:
+        print(f"lrkit compare: error: {naming(str(target), e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: the methods that finished are kept
         partial = getattr(exc, "comparison", None)
         if partial is None or not partial.results:

@@ -24,7 +24,7 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from .. import _validate as V
@@ -33,11 +33,15 @@ from ..finder import DEFAULT_RULE, RULES
 from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
 from ._target import (
+    CHECKING,
     RETURNS,
     Printer,
     TargetMistake,
     add_torch_task_parser,
     call_target,
+    check_batches,
+    check_fresh,
+    check_loss_fn,
     check_outputs,
     check_seed,
     import_function,
@@ -105,6 +109,15 @@ OPTIONS = {
     "num_iter": "--num-iter",
     "total_steps": "--total-steps",
     "rule": "--rule",
+}
+
+#: The sweep's warnings in this command's terms: its options for ``find_lr``'s names (not
+#: "rule", a word of their text), and advice on ``find_lr`` arguments this command does not
+#: have left out.
+WARNING_NAMES = {
+    **{name: option for name, option in OPTIONS.items() if name != "rule"},
+    "end_lr or max_end_lr": "--end-lr",
+    ", more held batches (eval_batches) or a larger batch": " or a larger batch",
 }
 
 
@@ -253,72 +266,6 @@ def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
     return make_user, args.target, None
 
 
-def _check_returned(loss_fn: Any, data: Any) -> None:
-    """What the sweep needs of what the target returned, checked before it starts: a callable
-    ``loss_fn``, and ``data`` an iterable of ``(x, y)`` batches (a list or tuple: not empty,
-    and every batch; anything else is read only by the sweep, which checks each batch as it
-    reads it). A one-line ValueError naming the item (the batches': a
-    :class:`lrkit.torch.BatchLayoutError` without advice; the command line has no ``step=``)."""
-    from ..torch import check_batch
-
-    if not callable(loss_fn):
-        raise ValueError(
-            f"loss_fn must be a callable loss_fn(output, target), got {type(loss_fn).__name__}"
-        )
-    if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
-        raise ValueError(
-            "data must be an iterable of (x, y) batches (a list, a generator, a loader), "
-            f"got {type(data).__name__}"
-        )
-    if isinstance(data, (list, tuple)):
-        if not data:
-            raise ValueError("data must yield at least one batch, got none")
-        for batch in data:
-            check_batch(batch, advice="")
-
-
-def _check_val(val: Any) -> None:
-    """``val_data`` (what the check runs score on): ``None`` or an iterable of ``(x, y)``
-    batches, at least one (its first batch is read: call it under ``preserved_rng``; a list or
-    tuple: every batch is checked). A one-line ValueError naming ``val_data``."""
-    from ..compare import first_val_batch
-    from ..torch import check_batch
-
-    if isinstance(val, (str, bytes)):
-        raise ValueError(
-            f"val_data must be an iterable of (x, y) batches or None, got {type(val).__name__}"
-        )
-    first = first_val_batch(val)
-    if first is None:
-        return
-    for batch in val if isinstance(val, (list, tuple)) else first:
-        check_batch(batch, name="val_data", advice="")
-
-
-def _check_fresh(first: Any, second: Any, target: str) -> None:
-    """The models of the target's first two calls, ``first`` and ``second``: a one-line
-    ValueError when they are one object, or share a trainable parameter (a layer built once,
-    at import), which the check runs would train one after the other. Parameters that do not
-    require grad (a frozen backbone loaded once) may be shared."""
-    if second is first:
-        how = "it returned the same model object from its first two calls"
-    else:
-        mine = {id(p) for p in first.parameters() if p.requires_grad}
-        shared = sum(1 for p in second.parameters() if p.requires_grad and id(p) in mine)
-        if not shared:
-            return
-        noun = "parameter" if shared == 1 else "parameters"
-        how = (
-            f"the models of its first two calls share {shared} trainable {noun} "
-            "(a layer built once, at import?)"
-        )
-    raise ValueError(
-        f"target {target!r} must build a fresh model on every call (each check run trains "
-        f"its own from the same initial weights): {how}; create the model inside the "
-        "function, or pass --no-train"
-    )
-
-
 def _find(args: argparse.Namespace) -> int:
     from ..torch import find_lr, is_main_process
 
@@ -330,12 +277,20 @@ def _find(args: argparse.Namespace) -> int:
         check_options(args)
         make, name, task = _task(args)
         model, opt, loss_fn, data, val = make()
-        _check_returned(loss_fn, data)
+        # what the sweep needs of what the target returned: a callable loss_fn and (x, y)
+        # batches in data (a list or tuple: every batch; anything else is the sweep's to
+        # read, which checks each batch as it reads it)
+        with user_code(args.target, during=CHECKING, mistakes=True):
+            check_loss_fn(loss_fn)
+            check_batches(data, read=False)
         if not args.no_train:  # the check runs score on it: refused now, not after the sweep
             from .._runtime import GlobalRNGState, preserved_rng
 
+            # its first batch is read (a list or tuple: every batch is checked): the first
+            # call's val_data, which no check run reads
             with preserved_rng(import_torch=True):
-                _check_val(val)
+                with user_code(args.target, during=CHECKING, mistakes=True):
+                    check_batches(val, name="val_data", none=True)
             if task is None:
                 # a target's second call, the first check run's, made now: a target that
                 # returns its first model again is refused before anything trains. The RNGs
@@ -345,7 +300,13 @@ def _find(args: argparse.Namespace) -> int:
                 second = make()
                 prepared = (second, GlobalRNGState(import_torch=True))
                 sweep_rng.restore()
-                _check_fresh(model, second[0], args.target)
+                check_fresh(
+                    model,
+                    second[0],
+                    target=args.target,
+                    runs="each check run",
+                    instead="pass --no-train",
+                )
     except (ValueError, ImportError) as e:
         print(f"lrkit find: error: {e}", file=sys.stderr)
         return 2
@@ -376,8 +337,8 @@ def _find(args: argparse.Namespace) -> int:
     del model, opt, loss_fn, data, val  # the sweep's task: the check runs train their own
     say(f"range test: {result.steps} steps in {duration(time.perf_counter() - t0)}")
     say(_table(result))
-    for msg in result.warnings:
-        say(f"\n  warning: LR range test: {msg}")
+    for msg in result.warnings:  # in the options of this command (--start-lr, not start_lr)
+        say(f"\n  warning: LR range test: {rename(msg, names=WARNING_NAMES)}")
     failed = False
     if args.json and rank0:
         failed = write_json("find", args.json, result.to_dict())

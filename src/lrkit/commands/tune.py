@@ -7,6 +7,13 @@
 ``pkg.module:function`` is imported (never eval'd) and called with no arguments; it returns a
 ``lrkit.tune.Task`` (or a dict of its fields, or ``(model_factory, loss_fn, train_data,
 val_data)`` for PyTorch). See ``lrkit.tune.load_target``.
+
+The tuple is lrkit's to train (``lrkit.tune.torch_task``), so what it holds is checked before
+the range test and any trial: a callable ``loss_fn``, and ``(x, y)`` batches in ``train_data``
+and ``val_data``, at least one. Anything else is a command-line mistake (exit code 2, one line
+naming the target), also when it shows only in use (a ``loss_fn`` that returns no tensor). A
+``Task``'s own ``train`` and ``range_test`` are the user's code: their errors are the target's
+(exit code 1).
 """
 
 from __future__ import annotations
@@ -36,14 +43,20 @@ from ..tune import (
 )
 from ._help import HelpFormatter, rename
 from ._target import (
+    CHECKING,
     Printer,
+    TargetMistake,
     add_json_option,
     add_traceback_option,
     call_target,
     cannot_write,
+    check_batches,
     check_distinct,
+    check_loss_fn,
     check_seed,
     import_function,
+    naming,
+    one_pass,
     preserved_global_state,
     reporting_target_errors,
     same_file,
@@ -233,22 +246,27 @@ def _option(name: str, value: Any) -> str:
     return f"{name}={value!r}"  # pragma: no cover - tune checks only the five above
 
 
-def _guarded(task: Any, target: str | None) -> Any:
+def _guarded(task: Any, target: str | None, *, lrkit_trains: bool = False) -> Any:
     """``task`` whose ``train`` and ``range_test`` report an error of the target's code as a
     :class:`TargetError` (Optuna's ``TrialPruned`` passes), and so does a ``train`` that
-    returns something other than a real number; the demo task is left as it is."""
+    returns something other than a real number; the demo task is left as it is. With
+    ``lrkit_trains`` (the task lrkit trains from a target's tuple, see
+    :func:`_is_torch_tuple`), lrkit's checks of what the target returned that fail only in use
+    (a ``loss_fn`` that returns no tensor) are a :class:`TargetMistake`."""
     if target is None:
         return task
     import dataclasses
 
     import optuna
 
+    passes: tuple[type[BaseException], ...] = (optuna.TrialPruned, *database_errors())
+
     def wrap(fn: Any, during: str, check: Any = None) -> Any:
         if fn is None:
             return None
 
         def run(*a: Any) -> Any:
-            with user_code(target, during=during, passes=(optuna.TrialPruned, *database_errors())):
+            with user_code(target, during=during, passes=passes, mistakes=lrkit_trains):
                 out = fn(*a)
                 return out if check is None else check(out)
 
@@ -259,6 +277,39 @@ def _guarded(task: Any, target: str | None) -> Any:
         train=wrap(task.train, "a trial", check_metric),
         range_test=wrap(task.range_test, "the range test"),
     )
+
+
+def _is_torch_tuple(value: Any) -> bool:
+    """Whether a target returned ``(model_factory, loss_fn, train_data, val_data)``, the form
+    :func:`lrkit.tune.as_task` trains with :func:`lrkit.tune.torch_task` (not the ``(model,
+    optimizer, loss_fn, data)`` of ``lrkit find``, which it refuses)."""
+    return isinstance(value, tuple) and len(value) == 4 and not hasattr(value[1], "param_groups")
+
+
+#: What the data of a target's tuple may be (``lrkit.tune.torch_task`` reads it every epoch).
+TUPLE_DATA = "(a list, a DataLoader, or a function returning one)"
+
+
+def _check_torch_tuple(value: Any, target: str) -> None:
+    """What lrkit's training of a target's ``(model_factory, loss_fn, train_data, val_data)``
+    needs of it, checked before the range test or any trial: a callable ``loss_fn``, and
+    ``train_data`` and ``val_data`` (the metric of every trial) yielding ``(x, y)`` batches, at
+    least one (a function returning them is called; a list or tuple: every batch is checked,
+    else the first). A one-shot iterator (a generator) is not read: ``as_task`` refuses it. A
+    one-line ValueError naming the target; an error of the user's code (a loader, a data
+    function) is a :class:`TargetError`."""
+    from .._runtime import preserved_rng
+
+    _, loss_fn, train_data, val_data = value
+    try:
+        with preserved_rng(import_torch=True):  # a shuffled loader draws nothing the trials see
+            with user_code(target, during=CHECKING, mistakes=True):
+                check_loss_fn(loss_fn)
+                for name, data in (("train_data", train_data), ("val_data", val_data)):
+                    if not hasattr(data, "__next__"):
+                        check_batches(one_pass(data), name=name, kinds=TUPLE_DATA)
+    except TargetMistake as exc:
+        raise ValueError(naming(target, exc)) from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -350,6 +401,7 @@ def _tune(args: argparse.Namespace) -> int:
             # an SQLite file that cannot be written (made read-only, in a read-only folder):
             # refused before the target's code runs (a server is asked as tune() opens it)
             check_writable(args.storage)
+        lrkit_trains = False  # whether lrkit trains the target's tuple (lrkit.tune.torch_task)
         if args.demo:
             from ..torch.demo import TASKS
             from ..tune import demo_task
@@ -373,6 +425,9 @@ def _tune(args: argparse.Namespace) -> int:
                     f"that returns a {type(value).__name__}"
                 )
             epochs = 5 if args.epochs is None else args.epochs
+            lrkit_trains = _is_torch_tuple(value)
+            if lrkit_trains:
+                _check_torch_tuple(value, args.target)
             try:
                 task = as_task(value, epochs=epochs, name=args.target, target=args.target)
             except ValueError as exc:
@@ -387,7 +442,7 @@ def _tune(args: argparse.Namespace) -> int:
             SearchSpace(task.total_steps, args.lr_range or BLIND_LR_RANGE, families)
         except ValueError as exc:
             raise rename(exc, names=OPTIONS) from None
-        task = _guarded(task, None if args.demo else args.target)
+        task = _guarded(task, None if args.demo else args.target, lrkit_trains=lrkit_trains)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = tune(
@@ -406,9 +461,13 @@ def _tune(args: argparse.Namespace) -> int:
                 progress=not (args.no_progress or args.quiet),
                 log=say,
             )
+        # tune()'s notes name its seeding="finder": here, --seeding's (given or the default)
+        finder = {
+            "seeding='finder'": "--seeding finder" + ("" if args.seeding else " (the default)")
+        }
         for w in caught:
             if w.category is UserWarning and "max_trials" not in str(w.message):
-                say(f"note: {w.message}")
+                say(f"note: {rename(str(w.message), names=finder)}")
     except StudySpaceError as exc:
         was = ", ".join(_option(k, a) for k, (a, _) in exc.conflicts.items())
         now = ", ".join(_option(k, b) for k, (_, b) in exc.conflicts.items())
@@ -423,6 +482,8 @@ def _tune(args: argparse.Namespace) -> int:
             f"study {exc.study_name!r} ({mask_url(args.storage)}) was created with {was}, not "
             f"{now}{steps}: pass --study NAME for a new study, or the same options to continue it"
         )
+    except TargetMistake as exc:  # what the target returned, seen once it was used
+        return err(naming(args.target, exc))
     except (ValueError, ImportError) as exc:  # bad options, target, storage or package
         if _raised_by_optuna(exc):
             raise  # not a mistake in the command line: Optuna's own error, with its traceback
