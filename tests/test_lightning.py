@@ -334,6 +334,26 @@ def test_finder_state_resumes_without_a_second_sweep(tmp_path: Any) -> None:
     assert rec2.lrs == {k: v for k, v in rec.lrs.items() if k >= BATCHES_PER_EPOCH}
 
 
+def test_a_curve_loaded_by_validate_is_not_reused_by_the_next_new_fit(tmp_path: Any) -> None:
+    torch.manual_seed(0)
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=1, callbacks=[LRFinder(num_iter=20), ckpt],
+                 enable_checkpointing=True).fit(Tiny())  # fmt: skip
+        steps: list[int] = []
+        finder = LRFinder(num_iter=20, callback=lambda i, lr, loss: steps.append(i))
+        path = str(tmp_path / "epoch=0-step=4.ckpt")
+        _trainer(max_epochs=1, callbacks=[finder]).validate(Tiny(), ckpt_path=path)
+        assert steps == []  # validate sweeps nothing
+        saved = finder.result
+        fresh = Tiny(lr=0.123)
+        _trainer(max_epochs=1, callbacks=[finder]).fit(fresh)  # a new run: it sweeps
+    assert steps == list(range(len(finder.result.lrs)))
+    assert finder.result is not saved
+    assert fresh.lr == finder.result.suggestion
+
+
 # ----------------------------------------------------------------------------- plateau
 
 VALS = [1.0, 0.9, 0.95, 0.97, 0.99, 0.8, 0.85, 0.9]

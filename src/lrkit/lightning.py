@@ -209,7 +209,10 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 "it was built: return only the optimizer from configure_optimizers, or pass "
                 "schedule=None to keep yours"
             )
-        if self.result is None or not self._restored:  # a result of an earlier fit: sweep
+        # only a fit resumed from a checkpoint reuses the curve it holds (one loaded by a
+        # validate or test with ckpt_path, or by an earlier fit, is not this run's)
+        resumed = self._restored and getattr(trainer, "ckpt_path", None) is not None
+        if self.result is None or not resumed:
             self.result = self._sweep(trainer, pl_module)
             self._log(trainer)
         self._restored = False
@@ -242,6 +245,10 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             trainer.strategy.lr_scheduler_configs = [
                 _types.LRSchedulerConfig(sched, name="lrkit", interval="step", frequency=1)
             ]
+
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if stage != "fit":  # a validate/test/predict that loaded a checkpoint resumes nothing
+            self._restored = False
 
     def state_dict(self) -> dict[str, Any]:
         return {} if self.result is None else {"result": self.result.to_dict()}
