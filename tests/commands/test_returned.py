@@ -54,6 +54,9 @@ TASKS = textwrap.dedent(
     def tup_empty_val():
         return model, F, data, []
 
+    def tup_unsized():
+        return model, F, (lambda: iter(data)), data
+
     def tup_empty_train():
         return model, F, [], data
 
@@ -182,6 +185,11 @@ DATA = "(a list, a DataLoader, or a function returning one)"
         ("tup_val_triples", f"val_data {BATCHES}"),
         ("tup_no_loss", "loss_fn must be a callable loss_fn(output, target), got NoneType"),
         ("tup_empty_val", "val_data must yield at least one batch, got none"),
+        (
+            "tup_unsized",
+            "train_data must have a len() (a list, or a DataLoader over a sized dataset): a "
+            "trial trains --epochs x its batches, got a list_iterator without one",
+        ),
         ("tup_empty_train", "train_data must yield at least one batch, got none"),
         ("tup_no_val", f"val_data must be an iterable of (x, y) batches {DATA}, got NoneType"),
         (

@@ -290,6 +290,14 @@ def _is_torch_tuple(value: Any) -> bool:
 TUPLE_DATA = "(a list, a DataLoader, or a function returning one)"
 
 
+def _sized(data: Any) -> bool:
+    try:
+        len(data)
+    except TypeError:  # no __len__, or a DataLoader over an IterableDataset
+        return False
+    return True
+
+
 def _check_torch_tuple(value: Any, target: str) -> None:
     """What lrkit's training of a target's ``(model_factory, loss_fn, train_data, val_data)``
     needs of it, checked before the range test or any trial: a callable ``loss_fn``, and
@@ -307,7 +315,15 @@ def _check_torch_tuple(value: Any, target: str) -> None:
                 check_loss_fn(loss_fn)
                 for name, data in (("train_data", train_data), ("val_data", val_data)):
                     if not hasattr(data, "__next__"):
-                        check_batches(one_pass(data), name=name, kinds=TUPLE_DATA)
+                        batches = one_pass(data)
+                        check_batches(batches, name=name, kinds=TUPLE_DATA)
+                        if name == "train_data" and not _sized(batches):
+                            # an epoch's steps are its len(): the command line cannot give them
+                            raise TargetMistake(
+                                "train_data must have a len() (a list, or a DataLoader over a "
+                                "sized dataset): a trial trains --epochs x its batches, got "
+                                f"a {type(batches).__name__} without one"
+                            )
     except TargetMistake as exc:
         raise ValueError(naming(target, exc)) from None
 
