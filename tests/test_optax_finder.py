@@ -118,8 +118,48 @@ def test_an_opt_state_of_another_optimizer_is_a_value_error_naming_opt_state():
         find_lr(_loss, params, optax.adam, _data(), opt_state=optax.sgd(0.1).init(params))
     assert str(e.value) == (
         "opt_state must be a state of optimizer (the structure optimizer.init(params) "
-        "returns), got one of another structure"
+        "returns, or that of the optimizer built with a learning-rate schedule), got one of "
+        "another structure"
     )
+
+
+def test_the_state_of_the_optimizer_built_with_a_schedule_is_accepted_with_a_factory():
+    # a training loop that drives optax.adam with a schedule holds a step count for it where
+    # optax.adam(1e-3) holds nothing; its moments are the same, and the sweep sets the LR
+    from lrkit import schedules as S
+    from lrkit.optax import schedule
+
+    data, params = _data(), _params()
+    scheduled = optax.adam(schedule(S.cosine(1e-3, total_steps=1000)))
+    plain = optax.adam(1e-3)
+    st, st_plain = scheduled.init(params), plain.init(params)
+    p = jax.tree_util.tree_map(jnp.asarray, params)
+    for b in data[:3]:  # the same moments: the LR differs, the gradients at p do not
+        g = jax.grad(_loss)(p, b)
+        _, st = scheduled.update(g, st, p)
+        u, st_plain = plain.update(g, st_plain, p)
+        p = optax.apply_updates(p, u)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = find_lr(_loss, params, optax.adam, data, opt_state=st, num_iter=20)
+        b = find_lr(_loss, params, optax.adam, data, opt_state=st_plain, num_iter=20)
+    assert _curve(a) == _curve(b)
+
+
+def test_a_factory_sweeps_bfloat16_params_with_float32_hyperparameters():
+    # in bfloat16, Adam's b2 = 0.999 is 1.0 and its bias correction divides by zero
+    data = _data()
+    params16 = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.bfloat16), _params())
+
+    def loss16(p, batch):
+        x, y = batch
+        return jnp.mean((x.astype(jnp.bfloat16) @ p["w"] + p["b"] - y) ** 2)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = find_lr(loss16, params16, optax.adam, data, num_iter=30, total_steps=1000)
+    assert np.isfinite(res.losses).all() and len(res.losses) >= 20
+    assert res.suggestion is not None
 
 
 def test_a_float64_learning_rate_is_applied_exactly_as_recorded():

@@ -427,6 +427,25 @@ def _accumulation_start(state: Any) -> Any:
     return jax.tree_util.tree_map(start, state, is_leaf=_is_multisteps)
 
 
+def _float_dtypes(params: Any) -> list[Any]:
+    """The floating dtypes of the leaves of ``params``."""
+    dtypes = [jnp.result_type(x) for x in jax.tree_util.tree_leaves(params)]
+    return [d for d in dtypes if jnp.issubdtype(d, jnp.floating)]
+
+
+def _without_schedule_counts(state: Any) -> Any:
+    """``state`` with each ``ScaleByScheduleState`` (the step count an optimizer built with a
+    schedule keeps for its LR) as the ``EmptyState`` the same optimizer built with a number
+    keeps: the sweep sets the LR itself, the rest of the state (moments, counts) is kept."""
+
+    def strip(x: Any) -> Any:
+        return optax.EmptyState() if isinstance(x, optax.ScaleByScheduleState) else x
+
+    return jax.tree_util.tree_map(
+        strip, state, is_leaf=lambda x: isinstance(x, optax.ScaleByScheduleState)
+    )
+
+
 def _start_state(opt: Any, inner: Any, params: Any, opt_state: Any) -> Any:
     """The sweep's private optimizer state: ``opt.init(params)``, or a copy of ``opt_state``.
     A state of the plain optimizer the factory ``inner`` builds (``optax.adam(1e-3).init``,
@@ -442,11 +461,14 @@ def _start_state(opt: Any, inner: Any, params: Any, opt_state: Any) -> Any:
 
     if structure == structure_of(opt.init):
         return state
-    if inner is not None and structure == structure_of(inner.init):
-        return opt.init(params)._replace(inner_state=state)
+    if inner is not None:
+        plain = _without_schedule_counts(state)  # a state of optimizer(schedule) works too
+        if jax.tree_util.tree_structure(plain) == structure_of(inner.init):
+            return opt.init(params)._replace(inner_state=plain)
     raise ValueError(
         "opt_state must be a state of optimizer (the structure optimizer.init(params) "
-        "returns), got one of another structure"
+        "returns, or that of the optimizer built with a learning-rate schedule), got one of "
+        "another structure"
     )
 
 
@@ -532,8 +554,13 @@ def find_lr(
     if isinstance(optimizer, optax.GradientTransformation):
         opt = optimizer
     elif callable(optimizer):
+        # the hyperparameters in float32 (or the params' wider float dtype), not in the params'
+        # own: in bfloat16 Adam's b2 = 0.999 rounds to 1 and its bias correction divides by 0
+        hyper_dtype = jnp.result_type(jnp.float32, *_float_dtypes(params))
         try:
-            opt = optax.inject_hyperparams(optimizer)(learning_rate=sweep.start_lr)
+            opt = optax.inject_hyperparams(optimizer, hyperparam_dtype=hyper_dtype)(
+                learning_rate=sweep.start_lr
+            )
             inner = optimizer(learning_rate=sweep.start_lr)
         except TypeError as exc:
             raise ValueError(
@@ -567,12 +594,7 @@ def find_lr(
         # an integer hyperparameter (learning_rate=1) would round every swept LR to an
         # integer: the sweep's private state holds it as a float (float32, or the params'
         # wider float dtype) instead
-        floats = [
-            x.dtype
-            for x in jax.tree_util.tree_leaves(work_params)
-            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)
-        ]
-        lr_dtype = jnp.result_type(jnp.float32, *floats)  # at least float32
+        lr_dtype = jnp.result_type(jnp.float32, *_float_dtypes(work_params))  # >= float32
         work_state = optax.tree_utils.tree_set(
             work_state, _is_number, learning_rate=jnp.asarray(sweep.start_lr, lr_dtype)
         )
