@@ -204,8 +204,9 @@ def test_a_model_kept_between_runs_is_refused_not_trained_on():
         C.compare(C.factory(fn, seed=0), methods="fixed,cosine", steps=10, finder_iter=10)
     assert str(info.value) == (
         "make() must build a fresh model for every run; it returned the first run's model "
-        "again, already trained (it would go on training where the last run left it): create "
-        "the model inside the function (lrkit.compare.factory(fn, seed=0) seeds every call)"
+        "again, or a layer of it, already trained (it would go on training where the last run "
+        "left it): create the model inside the function (lrkit.compare.factory(fn, seed=0) "
+        "seeds every call)"
     )
 
 
@@ -230,6 +231,31 @@ def test_a_model_reset_in_place_to_its_first_weights_passes():
         return model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn, data
 
     r = C.compare(C.factory(reset, seed=0), methods="fixed,cosine", steps=10, finder_iter=10)
+    assert [x.method for x in r.results if not x.error] == ["fixed", "cosine"]
+
+
+def test_a_layer_shared_by_the_models_is_refused_once_trained_and_passes_when_reset():
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = (x[:, 0] > 0).long()
+    data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+    body = torch.nn.Linear(4, 8)  # built once, at import
+    start = {k: v.clone() for k, v in body.state_dict().items()}
+
+    def task(reset: bool):  # type: ignore[no-untyped-def]
+        def fn():  # type: ignore[no-untyped-def]
+            if reset:
+                body.load_state_dict(start)
+            model = torch.nn.Sequential(body, torch.nn.ReLU(), torch.nn.Linear(8, 2))
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            return model, opt, torch.nn.functional.cross_entropy, data
+
+        return fn
+
+    with pytest.raises(C.NotFreshError, match=r"the first run's model again, or a layer of it"):
+        C.compare(C.factory(task(False), seed=0), methods="fixed,cosine", steps=10, finder_iter=10)
+    body.load_state_dict(start)
+    r = C.compare(C.factory(task(True), seed=0), methods="fixed,cosine", steps=10, finder_iter=10)
     assert [x.method for x in r.results if not x.error] == ["fixed", "cosine"]
 
 

@@ -258,10 +258,11 @@ def _setups(make: Any) -> Callable[[], Setup]:
 
 
 def _same_start(model: Any, first: list[Any]) -> None:
-    """Record the first model (a weak reference) and its weights in ``first``; the same model
-    object returned again with other weights is a ValueError (it would go on training where
-    the last run left it). A model reset in place to its first weights passes; parameters not
-    yet initialized (lazy modules) are not compared."""
+    """Record the first model's parameters (weak references) and their weights in ``first``;
+    a later model holding one of those parameters (the first model returned again, or a layer
+    built once and shared by the models) with other weights is a ValueError (the run would go
+    on training where the last run left it). A model or layer reset in place to its first
+    weights passes; parameters not yet initialized (lazy modules) are not compared."""
     import weakref
 
     import torch
@@ -269,25 +270,26 @@ def _same_start(model: Any, first: list[Any]) -> None:
     if not isinstance(model, torch.nn.Module):
         return
     now = [
-        p.detach()
+        p
         for p in model.parameters()
         if not isinstance(p, torch.nn.parameter.UninitializedParameter)
     ]
     if not first:  # kept in host memory: no second copy of the weights on the accelerator
-        first.extend([weakref.ref(model), [p.to("cpu", copy=True) for p in now]])
+        first.append({id(p): (weakref.ref(p), p.detach().to("cpu", copy=True)) for p in now})
         return
-    if first[0]() is not model:
-        return
-    start = first[1]
-    if len(now) == len(start) and all(
-        a.shape == b.shape and torch.equal(a.cpu(), b) for a, b in zip(now, start)
-    ):
-        return
-    raise NotFreshError(
-        "make() must build a fresh model for every run; it returned the first run's model "
-        "again, already trained (it would go on training where the last run left it): create "
-        "the model inside the function (lrkit.compare.factory(fn, seed=0) seeds every call)"
-    )
+    recorded = first[0]
+    for p in now:
+        ref, start = recorded.get(id(p), (None, None))
+        if ref is None or ref() is not p:
+            continue  # a parameter of its own: a fresh model (or layer)
+        if p.shape == start.shape and torch.equal(p.detach().cpu(), start):
+            continue
+        raise NotFreshError(
+            "make() must build a fresh model for every run; it returned the first run's model "
+            "again, or a layer of it, already trained (it would go on training where the last "
+            "run left it): create the model inside the function (lrkit.compare.factory(fn, "
+            "seed=0) seeds every call)"
+        )
 
 
 def demo_factory(*, seed: int = 0) -> Callable[[], Setup]:
