@@ -313,3 +313,21 @@ def test_check_output_refuses_an_image_that_a_pipe_cannot_take(tmp_path: Path) -
             "overwrite from its start: give the file's own name"
         )
     assert log.read_text() == "the table printed before\n"
+
+
+def test_a_device_that_cannot_be_opened_is_refused_before_any_work() -> None:
+    # /dev/tty with no controlling terminal (a job under cron or CI): the write would fail
+    # only after the work; the check opens it (and closes it) first
+    from lrkit._files import check_output
+
+    try:
+        os.close(os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK))
+    except OSError as exc:
+        with pytest.raises(ValueError) as info:
+            check_output("/dev/tty", option="--json")
+        assert str(info.value) == (
+            f"--json '/dev/tty': the device cannot be opened for writing ({exc.strerror})"
+        )
+    else:
+        pytest.skip("this process has a controlling terminal: /dev/tty opens")
+    assert check_output("/dev/null", option="--json") == "/dev/null"

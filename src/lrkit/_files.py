@@ -296,6 +296,14 @@ def _check_in_place(path: str, *, option: str, image: bool) -> bool:
             )
         if not os.access(path, os.W_OK):
             raise ValueError(f"{option} {path!r}: the file is not writable")
+        if stat.S_ISCHR(mode):  # a device may refuse to open (/dev/tty without a terminal)
+            flags = os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NONBLOCK", 0)
+            try:
+                os.close(os.open(path, flags))
+            except OSError as exc:
+                raise ValueError(
+                    f"{option} {path!r}: the device cannot be opened for writing ({exc.strerror})"
+                ) from None
     ext = os.path.splitext(path)[1].lower().lstrip(".")
     if image and (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) and ext not in _STREAM_TYPES:
         allowed = ", ".join("." + t for t in _STREAM_TYPES)

@@ -120,9 +120,9 @@ def _secret_span(url: str) -> tuple[int, int] | None:
 #: a query argument that holds a secret: ``password=``, libpq's ``sslpassword=``, ``passwd=``,
 #: ``pwd=``, a ``secret``, ``token``, ``credentials``, a ``key`` (any name containing one of
 #: those)
-_SECRET_QUERY = re.compile(
-    r"(?i)([?&][^=&#]*(?:pass|pwd|secret|token|credential|key)[^=&#]*=)[^&#]*"
-)
+#: the words that make a name a secret's (a query argument, a ``keyword=value``)
+SECRET_WORDS = "pass|pwd|secret|token|credential|key"
+_SECRET_QUERY = re.compile(rf"(?i)([?&][^=&#]*(?:{SECRET_WORDS})[^=&#]*=)[^&#]*")
 #: any query argument (name=, value): one whose value holds a connection string with a
 #: password (SQLAlchemy's ``odbc_connect=...PWD%3D...``) is masked whole
 _QUERY_ARG = re.compile(r"([?&][^=&#]*=)([^&#]*)")

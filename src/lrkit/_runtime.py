@@ -36,7 +36,9 @@ __all__ = [
     "data_generators",
     "data_loaders",
     "in_range_test",
+    "is_data_factory",
     "is_rank0",
+    "one_pass",
     "preserved_rng",
     "range_test_steps",
 ]
@@ -56,6 +58,19 @@ def range_test_steps() -> Iterator[None]:
         yield
     finally:
         _RANGE_TEST.reset(token)
+
+
+def is_data_factory(data: Any) -> bool:
+    """Whether ``data`` is a zero-argument callable returning the batches (called once per
+    pass, as :func:`lrkit.torch.fit` and :func:`lrkit.tune.torch_task` take it) rather than
+    the batches themselves: callable and not iterable."""
+    return callable(data) and not hasattr(data, "__iter__")
+
+
+def one_pass(data: Any) -> Any:
+    """The batches of one pass over ``data``: a data factory (:func:`is_data_factory`) is
+    called, anything else is the batches."""
+    return data() if is_data_factory(data) else data
 
 
 def in_range_test() -> bool:

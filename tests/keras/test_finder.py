@@ -519,3 +519,21 @@ def test_keras_global_seed_generator_is_put_back(regression, existing):
 
     for a, b in zip(train(False), train(True)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_val_data_as_a_list_of_a_dict_of_arrays_and_the_targets(regression):
+    """[x_dict, y] is arrays, as Keras' validation_data reads it: the same sweep as the tuple."""
+    x, y = regression
+    inp = keras.Input((8,), name="a")
+    opts = dict(num_iter=12, max_extra_iter=0, batch_size=32)
+
+    def run(val):
+        keras.utils.set_random_seed(0)
+        model = keras.Model({"a": inp}, keras.layers.Dense(1)(inp))
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+        r = _find(model, {"a": x[64:]}, y[64:], val_data=val, **opts)
+        return r.lrs.tolist(), r.losses.tolist(), r.held_losses.tolist()
+
+    ref = run(({"a": x[:64]}, y[:64]))
+    assert len(ref[2]) > 0
+    assert run([{"a": x[:64]}, y[:64]]) == ref

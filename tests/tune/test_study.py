@@ -614,7 +614,11 @@ def test_cli_a_study_lrkit_did_not_create_is_one_line_and_left_as_it_was(
                "none", "--study", name, "--storage", url])  # fmt: skip
     out, err = capsys.readouterr()
     assert rc == 2 and out == ""
-    assert err == f"lrkit tune: error: {message.format(name=name, url=url, **parts)}\n"
+    # the command names its options: --study and --storage, not study_name and storage
+    said = message.format(name=name, url=url, **parts)
+    said = said.replace("study_name", "--study").replace("in storage", "in --storage")
+    assert err == f"lrkit tune: error: {said}\n"
+    assert "study_name" not in err
     assert sys.modules[counting_module].RAN == []
     assert _kept(url, name) == before
 

@@ -403,12 +403,6 @@ def check_batches(
         check_batch(batch, name=name, advice="")
 
 
-def one_pass(data: Any) -> Any:
-    """The batches of one pass over ``data``: a zero-argument callable (not iterable) that
-    returns them is called, as :func:`lrkit.torch.fit` and :func:`lrkit.tune.torch_task` do."""
-    return data() if callable(data) and not hasattr(data, "__iter__") else data
-
-
 def check_fresh(first: Any, second: Any, *, target: str, runs: str, instead: str = "") -> None:
     """The models of ``target``'s first two calls, ``first`` and ``second``: a one-line
     ValueError when they are one object, or share a trainable parameter (a layer built once,

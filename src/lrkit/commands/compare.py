@@ -28,7 +28,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._format import duration
-from .._runtime import preserved_rng
+from .._runtime import one_pass, preserved_rng
 from ..compare import METHODS
 from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
@@ -45,7 +45,6 @@ from ._target import (
     check_seed,
     import_function,
     naming,
-    one_pass,
     run_torch_command,
     user_code,
     write_json,

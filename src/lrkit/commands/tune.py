@@ -56,7 +56,6 @@ from ._target import (
     check_seed,
     import_function,
     naming,
-    one_pass,
     preserved_global_state,
     reporting_target_errors,
     same_file,
@@ -306,7 +305,7 @@ def _check_torch_tuple(value: Any, target: str) -> None:
     else the first). A one-shot iterator (a generator) is not read: ``as_task`` refuses it. A
     one-line ValueError naming the target; an error of the user's code (a loader, a data
     function) is a :class:`TargetError`."""
-    from .._runtime import preserved_rng
+    from .._runtime import one_pass, preserved_rng
 
     _, loss_fn, train_data, val_data = value
     try:
@@ -503,6 +502,8 @@ def _tune(args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as exc:  # bad options, target, storage or package
         if _raised_by_optuna(exc):
             raise  # not a mistake in the command line: Optuna's own error, with its traceback
+        if str(exc).startswith("study_name "):  # a study lrkit leaves alone: name the options
+            return err(str(rename(exc, names={"study_name": "--study", "storage": "--storage"})))
         return err(str(exc))
     except KeyboardInterrupt as exc:
         how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"

@@ -240,8 +240,12 @@ def _val_batches(val_data: Any, batch_size: int) -> list[tuple[Any, Any, Any]]:
     order, or the batches of one pass over an iterable (a ``PyDataset``: each of its batches)."""
     pair = isinstance(val_data, (tuple, list)) and len(val_data) in (2, 3)
     first = val_data[0] if pair else None
-    # a list of batches is a list too: a list is arrays when its first item is one
-    if pair and (_is_arrays(first) if isinstance(val_data, tuple) else hasattr(first, "shape")):
+    # a list of batches is a list too: a list is arrays when its first item is an array, or
+    # a dict of them beside an array (a list of dicts alone reads as dict batches)
+    arrays = _is_arrays(first) and (
+        isinstance(val_data, tuple) or not all(isinstance(b, dict) for b in val_data)
+    )
+    if pair and arrays:
         x, y, w = (*val_data, None)[:3]
         batches = _array_batches(x, y, w, batch_size, False, None, where="val_data's ")
         first = next(batches)  # the arrays are checked here

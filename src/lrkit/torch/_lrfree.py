@@ -28,7 +28,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._imports import require
-from .._runtime import GlobalRNGState
+from .._runtime import GlobalRNGState, is_data_factory, one_pass
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
 
@@ -231,16 +231,10 @@ def _default_forward(model: torch.nn.Module, batch: Any) -> Any:
     return model(batch)
 
 
-def _is_data_factory(data: Any) -> bool:
-    """A zero-argument callable returning the batches (called once per pass), rather than the
-    batches themselves: callable and not iterable."""
-    return callable(data) and not hasattr(data, "__iter__")
-
-
 def _one_pass(data: Any, name: str) -> Iterator[Any]:
     """An iterator over one pass of ``data`` (a zero-argument callable is called, as
     :func:`lrkit.torch.fit` does), else a one-line ValueError naming ``name``."""
-    source = data() if _is_data_factory(data) else data
+    source = one_pass(data)
     try:
         return iter(source)
     except TypeError:
@@ -332,7 +326,7 @@ def _check_bn_args(bn_data: Any, num_batches: Any, forward: Any) -> None:
     if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
         raise ValueError(f"num_batches must be an integer >= 1, got {num_batches!r}")
     V.optional_callable("forward", forward, "forward(model, batch)")
-    if bn_data is not None and not _is_data_factory(bn_data) and not hasattr(bn_data, "__iter__"):
+    if bn_data is not None and not is_data_factory(bn_data) and not hasattr(bn_data, "__iter__"):
         raise ValueError(
             "bn_data must be an iterable of batches (or a zero-argument callable returning one) "
             f"with at least one batch, or None, got {type(bn_data).__name__}"
@@ -376,7 +370,7 @@ def evaluating(
     loaders: GlobalRNGState | None = None
     try:
         if bn_data is not None:
-            source: Any = bn_data() if _is_data_factory(bn_data) else bn_data  # type: ignore[operator]
+            source: Any = one_pass(bn_data)
             loaders = GlobalRNGState(data=(source,))  # the loaders' own generators too
             batches = _one_pass(source, "bn_data")
         if sf:

@@ -25,8 +25,9 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
+from .._runtime import is_data_factory
 from ._finder import _check_loss, _refuse_closure, check_batch
-from ._lrfree import _is_data_factory, lrfree_lr
+from ._lrfree import lrfree_lr
 from ._scheduler import scheduler as make_scheduler
 
 __all__ = ["History", "evaluate", "fit", "seed_all"]
@@ -72,7 +73,7 @@ class History:
 
 
 def _passes(data: Any) -> Callable[[], Iterable[Any]]:
-    if _is_data_factory(data):
+    if is_data_factory(data):
         return data  # type: ignore[no-any-return]
     if not hasattr(data, "__iter__"):
         raise ValueError(

@@ -11,7 +11,15 @@ import warnings
 from typing import Any
 
 from .. import _validate as V
-from .._format import MASK, mask_secrets, mask_url, shorten, unencoded_at, url_parts
+from .._format import (
+    MASK,
+    SECRET_WORDS,
+    mask_secrets,
+    mask_url,
+    shorten,
+    unencoded_at,
+    url_parts,
+)
 from ._task import optuna as _optuna
 
 __all__ = [
@@ -137,14 +145,14 @@ def _creation_race(exc: BaseException) -> bool:
 #: ``\\`` escapes, to the end when the quote is not closed) or up to the next blank
 _SECRET_KEYWORD = re.compile(
     r"""(?ix)
-    (\b\w*(?:pass|pwd|secret|token|credential|key)\w*\s*=\s*)
+    (\b\w*(?:SECRET_WORDS)\w*\s*=\s*)
     (?:
         '(?:\\.|[^'\\])*(?:'|\\?$) |
         "(?:\\.|[^"\\])*(?:"|\\?$) |
         \{[^}]*(?:\}|$) |
         (?:\\.|[^\s\\])*\\?
     )
-    """,
+    """.replace("SECRET_WORDS", SECRET_WORDS),
     re.S,
 )
 

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from .. import _validate as V
 from .._imports import require
+from .._runtime import one_pass
 from ..schedules import Schedule
 from ._space import MIN_TOTAL_STEPS
 from ._task import Task
 
 __all__ = ["demo_task", "torch_task"]
-
-
-def _fresh(data: Any) -> Iterable[Any]:
-    """``data`` is a re-iterable (DataLoader, list) or a zero-argument factory of one."""
-    if callable(data) and not hasattr(data, "__iter__"):
-        return data()  # type: ignore[no-any-return]
-    return data  # type: ignore[no-any-return]
 
 
 class _Diverged(Exception):
@@ -76,7 +70,7 @@ def torch_task(
     make_opt = optimizer or (lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9))
     if steps_per_epoch is None:
         try:
-            steps_per_epoch = len(_fresh(train_data))  # type: ignore[arg-type]
+            steps_per_epoch = len(one_pass(train_data))  # type: ignore[arg-type]
         except TypeError:
             raise ValueError("steps_per_epoch must be given when train_data has no len()") from None
     spe = V.integer("steps_per_epoch", steps_per_epoch, 1)
@@ -104,7 +98,7 @@ def torch_task(
     def val_loss(model: Any) -> float:
         if evaluate is not None:
             return float(evaluate(model))
-        return float(evaluate_batches(model, loss_fn=loss_fn, data=_fresh(val_data))[0])
+        return float(evaluate_batches(model, loss_fn=loss_fn, data=one_pass(val_data))[0])
 
     def train(schedule: Schedule, report: Callable[[int, float], None]) -> float:
         model = model_factory()
@@ -122,7 +116,7 @@ def torch_task(
                 model,
                 optimizer=opt,
                 loss_fn=loss_fn,
-                data=lambda: _fresh(train_data),
+                data=lambda: one_pass(train_data),
                 epochs=epochs,
                 steps_per_epoch=spe,
                 schedule=scheduler(opt, schedule),
@@ -137,7 +131,7 @@ def torch_task(
         opt = make_opt(model.parameters(), 1e-3)
         kwargs: dict[str, Any] = {"start_lr": 1e-7, "end_lr": 10.0, "num_iter": 100, "warn": False}
         kwargs.update(range_test_kwargs or {})
-        return find_lr(model, opt, loss_fn, _fresh(train_data), **kwargs)
+        return find_lr(model, opt, loss_fn, one_pass(train_data), **kwargs)
 
     return Task(
         train=threaded(train),
