@@ -169,3 +169,20 @@ def test_a_length_beyond_2_53_says_what_the_display_covers() -> None:
     cell = "</th><td style='text-align:left'>"
     assert f"shown{cell}steps 0 to 2**53 - 1 of 0 to {2**54} (a plot stops at 2**53)<" in html
     assert "min / max (4000 steps sampled, of steps 0 to 2**53 - 1 only)" in html
+
+
+def test_compare_displays_draw_a_negative_loss_on_a_linear_axis(tmp_path: Any) -> None:
+    # a negative log-likelihood goes below 0: no log axis (an empty plot and a warning)
+    pytest.importorskip("matplotlib")
+    import warnings
+
+    from lrkit import compare as C
+
+    r = _run("onecycle", 0.1, -1.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _check(r._repr_mimebundle_())
+        fig = C.plot([r, _run("cosine", 0.1, 0.5)], path=str(tmp_path / "a.png"))
+    assert fig.axes[0].get_yscale() == "linear"
+    fig = C.plot([_run("cosine", 0.1, 0.5)], path=str(tmp_path / "b.png"))
+    assert fig.axes[0].get_yscale() == "log"

@@ -199,7 +199,8 @@ def compare_bundle(r: Any) -> dict[str, Any]:
 
     def draw(ax: Any) -> None:
         ax.plot(r.losses, lw=1, label="train loss")
-        ax.set_yscale("log")
+        if all(v > 0 for v in r.losses if math.isfinite(v)):  # a loss below 0 (a negative
+            ax.set_yscale("log")  # log-likelihood) is drawn on a linear axis
         ax.set_xlabel("step")
         ax.set_ylabel("train loss")
         lr_ax = ax.twinx()

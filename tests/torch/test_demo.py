@@ -95,3 +95,20 @@ def test_a_bad_seed_is_a_one_line_error(bad: object) -> None:
         with pytest.raises(ValueError) as info:  # numpy's "expected non-negative integer"
             make()
         assert str(info.value) == message
+
+
+def test_the_demo_helpers_name_a_bad_argument() -> None:
+    task = demo.digits_task(seed=0)
+    with pytest.raises(ValueError, match=r"^batch_size must be"):
+        task.val_batches(0)
+    for call in (
+        lambda: demo.evaluate(torch.nn.Linear(64, 10), task=None),
+        lambda: demo.train(
+            torch.nn.Linear(64, 10),
+            optimizer=torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1),
+            task=None,
+            steps=1,
+        ),
+    ):
+        with pytest.raises(ValueError, match=r"^task must be a DemoTask"):
+            call()

@@ -293,3 +293,44 @@ def test_a_model_that_is_not_a_module_is_refused_before_any_batch_is_drawn(model
     kind = type(model).__name__
     assert str(info.value) == f"model must be a torch.nn.Module, got {kind}"
     assert next(stream) is data[0]  # nothing drawn
+
+
+def test_a_one_shot_iterator_that_runs_out_ends_training_with_a_warning() -> None:
+    model, opt, loss_fn, data = _task()
+    with pytest.warns(RuntimeWarning) as caught:
+        hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=iter(data), steps=10)
+    assert str(caught[0].message) == (
+        "fit: data ran out after 4 steps (1 passes; steps=10 asked for more): a one-shot "
+        "iterator (a generator) yields its batches once; pass a list, a DataLoader or a "
+        "function returning a new iterator"
+    )
+    assert len(hist.losses) == 4 and hist.epochs == 1  # what was trained is kept
+    with pytest.raises(ValueError, match=r"^data must yield at least one \(input, target\)"):
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=iter([]), steps=10)
+
+
+@pytest.mark.parametrize("data", [[{"x": 1}], []])
+def test_a_failed_fit_leaves_the_optimizer_as_it_was(data) -> None:  # type: ignore[no-untyped-def]
+    model, opt, loss_fn, _ = _task()
+    before = [dict((k, v) for k, v in g.items() if k != "params") for g in opt.param_groups]
+    with pytest.raises(ValueError):
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=3, schedule="constant(0.5)")
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == before
+    with pytest.raises(ValueError, match="schedule"):  # a bad schedule: before any batch
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=iter([]), steps=3, schedule="nope(1)")
+
+
+def test_evaluate_names_what_is_wrong_in_one_line() -> None:
+    model, _, loss_fn, data = _task()
+    x, y = data[0]
+    with pytest.raises(BatchLayoutError, match=r"^data must yield \(x, y\) batches"):
+        evaluate(model, loss_fn=loss_fn, data=[(x, y, y)])
+    with pytest.raises(ValueError) as info:
+        evaluate(model, loss_fn=torch.nn.CrossEntropyLoss(reduction="none"), data=data)
+    assert str(info.value) == (
+        "loss_fn must return a scalar loss (one element, e.g. reduction='mean'), got (16,)"
+    )
+    with pytest.raises(ValueError, match=r"^model must be a torch.nn.Module, got NoneType$"):
+        evaluate(None, loss_fn=loss_fn, data=data)  # type: ignore[arg-type]
+    loss, acc = evaluate(model, loss_fn=loss_fn, data=data)
+    assert math.isfinite(loss) and 0.0 <= acc <= 1.0

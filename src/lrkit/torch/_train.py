@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
 from .._runtime import is_data_factory
+from ..schedules import as_schedule
 from ._finder import _check_loss, _refuse_closure, check_batch
 from ._lrfree import lrfree_lr
 from ._scheduler import scheduler as make_scheduler
@@ -125,9 +127,10 @@ def fit(
             (``History.diverged``).
 
     Batches are drawn only as they are trained on: a shared iterator (a generator) continues
-    where the last call stopped. Every argument is checked before the model changes, the first
-    batch's layout (a tuple or list of two items) included. The model is put in train mode.
-    Returns the :class:`History`.
+    where the last call stopped, and one that runs out ends training with a
+    ``RuntimeWarning``. Every argument is checked before the model or the optimizer changes,
+    the first batch's layout (a tuple or list of two items) included. The model is put in
+    train mode. Returns the :class:`History`.
     """
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -162,10 +165,13 @@ def fit(
             "build it on this optimizer, or pass an lrkit schedule or spec string"
         )
     passes = _passes(data)
-    if schedule is None or isinstance(schedule, LRScheduler):
-        sched = schedule
-    else:
-        sched = make_scheduler(optimizer, schedule)
+    # an lrkit schedule sets the LR of step 0 when its scheduler is built: built once the
+    # first batch is drawn and checked, so a failed call leaves the optimizer as it was
+    sched = schedule if schedule is None or isinstance(schedule, LRScheduler) else None
+    build = sched is None and schedule is not None
+    if build:  # a bad schedule is refused before any batch is drawn
+        for one in schedule if isinstance(schedule, (list, tuple)) else [schedule]:
+            as_schedule(one)
     hist = History()
     in_train_mode = False  # set once the first batch is drawn and checked
     t0 = time.perf_counter()
@@ -180,6 +186,8 @@ def fit(
                 break
             x, y = check_batch(batch, advice=_OTHER_LAYOUT)
             if not in_train_mode:
+                if build:
+                    sched = make_scheduler(optimizer, schedule)
                 model.train()
                 in_train_mode = True
             optimizer.zero_grad(set_to_none=True)
@@ -201,8 +209,18 @@ def fit(
                 on_step(k, value)
         if hist.diverged:
             break
-        if n == 0:
+        if n == 0 and k == 0:
             raise ValueError("data must yield at least one (input, target) batch, got none")
+        if n == 0:  # a later pass drew nothing: a one-shot iterator ran out
+            warnings.warn(
+                f"fit: data ran out after {k} steps ({hist.epochs} passes; "
+                f"{'steps=' + str(steps) if steps is not None else 'epochs=' + str(epochs)} "
+                "asked for more): a one-shot iterator (a generator) yields its batches once; "
+                "pass a list, a DataLoader or a function returning a new iterator",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            break
         if on_epoch is not None:
             on_epoch(hist.epochs)
         hist.epochs += 1
@@ -218,6 +236,10 @@ def evaluate(
     afterwards. The loss is ``inf`` when it is not finite; the accuracy (argmax of 2-d outputs
     against integer labels) is NaN unless every batch is a classification batch. ``data``
     that yields no example is a ValueError (there is no score to give)."""
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {loss_fn!r}")
     if not hasattr(data, "__iter__"):
         raise ValueError(
             f"data must be an iterable of (input, target) batches, got {type(data).__name__}"
@@ -227,10 +249,19 @@ def evaluate(
     tot, cnt, correct, classification = 0.0, 0, 0, True
     try:
         with torch.no_grad():
-            for x, y in data:
+            for batch in data:
+                x, y = check_batch(batch, advice=_OTHER_LAYOUT)
                 out = model(x)
-                tot += float(loss_fn(out, y)) * len(y)
-                cnt += len(y)
+                loss = loss_fn(out, y)
+                if not torch.is_tensor(loss) or loss.numel() != 1:
+                    shape = tuple(loss.shape) if torch.is_tensor(loss) else type(loss).__name__
+                    raise ValueError(
+                        "loss_fn must return a scalar loss (one element, e.g. "
+                        f"reduction='mean'), got {shape}"
+                    )
+                n = int(y.shape[0]) if torch.is_tensor(y) and y.ndim else 1
+                tot += float(loss) * n
+                cnt += n
                 if out.ndim == 2 and y.dtype == torch.long:
                     correct += int((out.argmax(1) == y).sum())
                 else:
@@ -240,6 +271,6 @@ def evaluate(
             m.training = flag
     if cnt == 0:
         raise ValueError("data must yield at least one batch, got none")
-    loss = tot / cnt
+    mean = tot / cnt
     acc = correct / cnt if classification else math.nan
-    return (loss if math.isfinite(loss) else math.inf), acc
+    return (mean if math.isfinite(mean) else math.inf), acc

@@ -117,11 +117,19 @@ class DemoTask:
         )
 
     def val_batches(self, batch_size: int = 256) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        batch_size = V.integer("batch_size", batch_size, 1)
         n = len(self.x_val)
         return [
             (self.x_val[i : i + batch_size], self.y_val[i : i + batch_size])
             for i in range(0, n, batch_size)
         ]
+
+
+def _check_task(task: Any) -> None:
+    if not isinstance(task, DemoTask):
+        raise ValueError(
+            f"task must be a DemoTask (make_task(name) or digits_task()), got {task!r}"
+        )
 
 
 def train(
@@ -141,6 +149,7 @@ def train(
     Stops early (keeping what ran) at the first NaN/inf loss."""
     from ._train import fit
 
+    _check_task(task)
     hist = fit(
         model,
         optimizer=optimizer,
@@ -155,6 +164,9 @@ def train(
 def evaluate(model: nn.Module, *, task: DemoTask) -> tuple[float, float]:
     """Validation ``(loss, accuracy)`` in eval mode (accuracy ``nan`` for regression). The
     model's train/eval flags are restored afterwards."""
+    _check_task(task)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
