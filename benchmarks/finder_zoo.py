@@ -45,7 +45,7 @@ import fit_rule  # noqa: E402
 from replay import SCHEDULES, load, score  # noqa: E402
 
 from lrkit.finder import smooth_ema  # noqa: E402
-from lrkit.finder.rules import _slide_on, _steepest_on, _valley_on  # noqa: E402
+from lrkit.finder.rules import _fastai_trim, _slide_on, _steepest_on, _valley_on  # noqa: E402
 from lrkit.finder.smoothing import robust_smooth  # noqa: E402
 
 SCHED_NAMES = {"constant": "constant", "onecycle": "one-cycle", "wcos": "warmup-cosine"}
@@ -80,13 +80,9 @@ def fastai(train: list[float]) -> dict[str, float]:
             n = i + 1
             break
     lrs = _default_lrs(n)
-    s = s_all[:n]
-    lo, hi = N_DEFAULT // 10, max(N_DEFAULT // 10 + 2, n - 5)
-    x, y = lrs[lo:hi], s[lo:hi]
-    if len(y) < 3:
-        x, y = lrs, s
+    x, y = _fastai_trim(lrs, s_all[:n], N_DEFAULT)
     return {
-        "valley": _valley_on(lrs, s),
+        "valley": _valley_on(x, y),
         "slide": _slide_on(x, y),
         "minimum": float(x[int(np.argmin(y))]) / 10,
         "steepest": _steepest_on(x, y),

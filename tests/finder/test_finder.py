@@ -178,7 +178,9 @@ def hand_result():
 
 def test_minimum_rule_exact():
     r = hand_result()
-    assert r.suggest("minimum") == pytest.approx(r.lrs[7] / 10, rel=1e-12)
+    # fastai trims the curve to [num_iter // 10 : -5] before every rule: indices 1..4 here,
+    # whose minimum is at index 4 (the whole curve's, at index 7, is not read)
+    assert r.suggest("minimum") == pytest.approx(r.lrs[4] / 10, rel=1e-12)
 
 
 def test_steepest_rule_exact():
@@ -192,25 +194,45 @@ def test_steepest_rule_exact():
 
 def test_valley_rule_exact():
     r = hand_result()
-    # n < 20: no trimming. Longest strictly decreasing run: indices 1..7 (5,4.9,4,2,1.5,1.4,1.3)
-    # lds[7] = 7, max_end = 7, max_start = 0; sections = 7/3; idx = 0 + 2 + 1 = 3
-    assert r.suggest("valley") == pytest.approx(r.lrs[3], rel=1e-12)
+    # trimmed to indices 1..4 (5, 4.9, 4, 2): one strictly decreasing run, lds = 4 at its
+    # last point (max_end = 3), max_start = 3 - 4 = -1 (fastai's), sections = 4/3; the index
+    # is -1 + 1 + 0 = 0: the window's first point, index 1
+    assert r.suggest("valley") == pytest.approx(r.lrs[1], rel=1e-12)
+    # a longer curve, untrimmed by the window's edges: the run 1..7 of the raw curve
+    long = [5.0] * 3 + HAND + [9.0] * 7  # 20 points: trimmed to [2:15]
+    lr = replay(long, beta=0.0, num_iter=20, start_lr=1e-3, end_lr=1.0, diverge_th=100.0,
+                stop_early=False, warn=False)  # fmt: skip
+    # window values 5,5,5,4.9,4,2,1.5,1.4,1.3,2,6,9,9 (indices 2..14): the longest decreasing
+    # run ends at window index 8 (1.3) with lds 7 (5 -> 1.3): max_start = 1, sections = 7/3,
+    # index 1 + 2 + 1 = 4 (the window's), index 6 of the curve
+    assert lr.suggest("valley") == pytest.approx(lr.lrs[6], rel=1e-12)
+
+
+def test_valley_never_reads_the_last_point_for_a_short_first_descent():
+    # fastai's index is -1 when the longest descent is at most 2 points from the first
+    # point: its last point (the highest LR); lrkit reads the first point instead
+    from lrkit.finder.rules import _valley_on
+
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    assert _valley_on(x, np.array([2.0, 1.0, 3.0, 5.0])) == 1.0
 
 
 def test_slide_rule_exact():
-    losses = list(np.linspace(4.0, 1.0, 20)) + [1.0] * 20
-    r = replay(losses, beta=0.0, num_iter=40, start_lr=1e-4, end_lr=1.0, warn=False)
-    g = np.gradient(np.array(losses))
-    # from the right, l = r - 15 slides left while |g[r] - g[l]| > 0.005
+    losses = list(np.linspace(4.0, 1.0, 45)) + [1.0] * 15
+    r = replay(losses, beta=0.0, num_iter=60, start_lr=1e-4, end_lr=1.0, warn=False)
+    # fastai's window: [60 // 10 : -5]
+    lrs, g = r.lrs[6:55], np.gradient(np.array(losses[6:55]))
+    # from the right, l = r - 15 slides left while |g[r] - g[l]| > 0.005 (and l in the window)
     r_idx, l_idx = -1, -16
-    local = r.lrs[l_idx]
-    while abs(g[r_idx] - g[l_idx]) > 0.005:
-        local = r.lrs[l_idx]
+    local = lrs[l_idx]
+    while l_idx >= -len(g) and abs(g[r_idx] - g[l_idx]) > 0.005:
+        local = lrs[l_idx]
         r_idx -= 1
         l_idx -= 1
     assert r.suggest("slide") == pytest.approx(local, rel=1e-12)
-    # the gradient is flat (0) on the right and -3/19 on the left; the slide stops at the edge
-    assert r.lrs[19] <= local <= r.lrs[25]
+    # the gradient is flat (0) on the right and -3/44 on the left: the slide stops once its
+    # right end reaches the slope (index 43); its left end, 14 points before: index 29
+    assert local == r.lrs[29]
 
 
 def test_suggest_function_matches_result_methods():

@@ -199,7 +199,9 @@ def test_rules_are_public_and_suggest_takes_a_name_or_a_callable():
     assert suggest(lrs, y, "minimum") == RULES["minimum"](lrs, y)
     r = range_test(bowl, eval_batches=0, warn=False)
     assert r.suggest(at_min) == at_min(r.lrs, r.losses)
-    assert r.suggest("valley") == RULES["valley"](r.lrs, r.losses, beta=r.beta)
+    assert r.suggest("valley") == RULES["valley"](
+        r.lrs, r.losses, beta=r.beta, num_iter=r.options.num_iter
+    )
     assert range_test(bowl, rule=at_min, warn=False).suggestion == at_min(r.lrs, r.losses)
     with pytest.raises(ValueError, match="rule must be one of"):
         suggest(lrs, y, "fastest")

@@ -208,7 +208,15 @@ class FinderResult:
             assert self._sugg is not None
             return self._sugg.constant
         if fn in RULES.values():
-            return float(fn(self.lrs, self.losses, beta=self.beta, stop_reason=self.stop_reason))
+            return float(
+                fn(
+                    self.lrs,
+                    self.losses,
+                    beta=self.beta,
+                    stop_reason=self.stop_reason,
+                    num_iter=self.options.num_iter,
+                )
+            )
         x, y = self.curve
         return rule_lr(name, fn(x, y))
 

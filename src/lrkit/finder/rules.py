@@ -28,16 +28,21 @@ passes them; a user rule receives the two arrays only.
     ``docs/finder.md``) and live in :mod:`lrkit.finder._coefficients`.
 ``"steepest"``
     ``lrs[i*]`` with ``i* = argmin_i ds/d(ln lr)`` over the points up to the minimum of the
-    EMA-smoothed curve ``s`` (torch-lr-finder's rule, without its trimming).
+    EMA-smoothed curve ``s``, skipping its first 10 and last 5 points as torch-lr-finder does
+    (see :func:`steepest`).
+fastai's rules (``"valley"``, ``"minimum"``, ``"slide"``) read ``s`` as fastai trims it:
+without its first ``num_iter // 10`` points (``num_iter``: the sweep's planned steps) and
+its last 5 (whole when fewer than 3 points would be left).
 ``"valley"``
-    fastai's rule: the longest strictly decreasing subsequence of ``s`` (after dropping the
-    first ``n // 10`` and last 5 points when ``n >= 20``) spans ``[a, b]``; with ``t = (b -
-    a) / 3`` the suggestion is ``lrs[a + int(t) + int(t / 2)]``.
+    fastai's rule: the longest strictly decreasing subsequence of the trimmed ``s`` ends at
+    ``b`` and has ``k`` points; with ``a = b - k`` (fastai's) and ``t = (b - a) / 3`` the
+    suggestion is ``lrs[a + int(t) + int(t / 2)]`` (the first point where that index is
+    -1: a descent of at most 2 points from the first point).
 ``"minimum"``
-    ``lrs[argmin s] / 10`` (fastai's ``minimum``).
+    ``lrs[argmin s] / 10`` over the trimmed ``s`` (fastai's ``minimum``).
 ``"slide"``
-    fastai's rule: walking left from the end, the first ``lrs[l]`` where ``|g[r] - g[l]| <=
-    0.005`` with ``l = r - 15`` and ``g = numpy.gradient(s)``.
+    fastai's rule: walking left from the end of the trimmed ``s``, the first ``lrs[l]`` where
+    ``|g[r] - g[l]| <= 0.005`` with ``l = r - 15`` and ``g = numpy.gradient(s)``.
 """
 
 from __future__ import annotations
@@ -126,10 +131,22 @@ def _steepest_on(lrs: FloatArray, s: FloatArray) -> float:
     return float(lrs[int(np.argmin(g[: m + 1]))])
 
 
-def _valley_on(lrs: FloatArray, s: FloatArray) -> float:
-    lo, hi = (len(s) // 10, len(s) - 5) if len(s) >= 20 else (0, len(s))
-    x, y = lrs[lo:hi], s[lo:hi]
+def _fastai_trim(lrs: FloatArray, s: FloatArray, num_iter: Any = None) -> tuple[Any, Any]:
+    """The part of a curve fastai's rules read: without the first ``num_iter // 10`` points
+    (``num_iter``: the sweep's planned steps; default: the points recorded) and the last 5;
+    a curve too short for that (under 3 points left) is read whole."""
+    n = len(s)
+    planned = num_iter if isinstance(num_iter, int) and not isinstance(num_iter, bool) else n
+    lo, hi = planned // 10, n - 5
+    if hi - lo < 3:
+        return lrs, s
+    return lrs[lo:hi], s[lo:hi]
+
+
+def _valley_on(x: FloatArray, y: FloatArray) -> float:
     n = len(y)
+    if n < 2:
+        return float(x[0])
     lds = [1] * n
     max_start = max_end = 0
     for i in range(1, n):
@@ -140,7 +157,9 @@ def _valley_on(lrs: FloatArray, s: FloatArray) -> float:
                 max_end = i
                 max_start = max_end - lds[max_end]
     sections = (max_end - max_start) / 3
-    return float(x[max_start + int(sections) + int(sections / 2)])
+    # fastai's start is one point before the descent's first: a descent of at most 2 points
+    # from the first point reads index -1, the last point; the first point instead
+    return float(x[max(0, max_start + int(sections) + int(sections / 2))])
 
 
 def _slide_on(lrs: FloatArray, s: FloatArray, lr_diff: int = 15, thresh: float = 0.005) -> float:
@@ -173,22 +192,32 @@ def steepest(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **
     return _steepest_on(x, s)
 
 
-def valley(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
-    """fastai's ``valley`` on the EMA-smoothed curve."""
+def valley(
+    lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, num_iter: Any = None, **_: Any
+) -> float:
+    """fastai's ``valley`` on the EMA-smoothed curve, trimmed as fastai trims it (the first
+    ``num_iter // 10`` points and the last 5; ``num_iter``: the sweep's planned steps)."""
     x, y = _check(lrs, losses)
-    return _valley_on(x, smooth_ema(y, beta=beta))
+    return _valley_on(*_fastai_trim(x, smooth_ema(y, beta=beta), num_iter))
 
 
-def minimum(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
-    """fastai's ``minimum``: the LR of the minimum of the EMA-smoothed curve, divided by 10."""
+def minimum(
+    lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, num_iter: Any = None, **_: Any
+) -> float:
+    """fastai's ``minimum``: the LR of the minimum of the EMA-smoothed curve (trimmed as
+    fastai trims it, see :func:`valley`), divided by 10."""
     x, y = _check(lrs, losses)
-    return float(x[int(np.argmin(smooth_ema(y, beta=beta)))]) / 10.0
+    tx, ty = _fastai_trim(x, smooth_ema(y, beta=beta), num_iter)
+    return float(tx[int(np.argmin(ty))]) / 10.0
 
 
-def slide(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
-    """fastai's ``slide`` on the EMA-smoothed curve."""
+def slide(
+    lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, num_iter: Any = None, **_: Any
+) -> float:
+    """fastai's ``slide`` on the EMA-smoothed curve, trimmed as fastai trims it (see
+    :func:`valley`)."""
     x, y = _check(lrs, losses)
-    return _slide_on(x, smooth_ema(y, beta=beta))
+    return _slide_on(*_fastai_trim(x, smooth_ema(y, beta=beta), num_iter))
 
 
 # ----------------------------------------------------------------------------- default rule
