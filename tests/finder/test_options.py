@@ -401,3 +401,25 @@ def test_use_family_fills_in_a_family_the_options_do_not_name():
         ValueError, match=r"^family must be one of 'sgd', 'momentum', 'adaptive', got 'lion'$"
     ):
         Sweep(num_iter=10).use_family("lion")
+
+
+def test_suggestions_name_the_held_curve_in_their_errors():
+    from lrkit.finder import suggestions
+
+    lrs = np.geomspace(1e-5, 1.0, 30)
+    losses = 1.0 + (np.log10(lrs) + 2.0) ** 2
+    with pytest.raises(ValueError) as info:
+        suggestions(lrs, losses, held_lrs=lrs[:5], held_losses=losses[:4])
+    assert str(info.value) == (
+        "held_lrs and held_losses must be 1-D arrays of the same non-zero length, got shapes "
+        "(5,) and (4,)"
+    )
+    with pytest.raises(ValueError, match=r"^held_losses must be finite, got nan at index 1$"):
+        suggestions(lrs, losses, held_lrs=lrs[:3], held_losses=[1.0, np.nan, 1.0])
+    with pytest.raises(ValueError) as info:
+        suggestions(lrs, losses, held_lrs=lrs)
+    assert str(info.value) == (
+        "held_lrs needs held_losses (the held curve is both), got held_losses=None"
+    )
+    with pytest.raises(ValueError, match=r"^held_losses needs held_lrs"):
+        suggestions(lrs, losses, held_losses=losses)

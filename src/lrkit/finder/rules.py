@@ -101,22 +101,26 @@ RISE_NOISE = 3.0  # "turned up": the curve ends this many noise units above its 
 RISE_FRACTION = 0.05  # ... and this fraction of its descent (or of the loss) above it
 
 
-def _check(lrs: npt.ArrayLike, losses: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+def _check(
+    lrs: npt.ArrayLike, losses: npt.ArrayLike, names: tuple[str, str] = ("lrs", "losses")
+) -> tuple[FloatArray, FloatArray]:
+    """The curve as float64 arrays, else a one-line ValueError naming ``names``."""
+    xn, yn = names
     x = np.asarray(lrs, dtype=np.float64)
     y = np.asarray(losses, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or len(x) == 0:
         raise ValueError(
-            f"lrs and losses must be 1-D arrays of the same non-zero length, got shapes "
+            f"{xn} and {yn} must be 1-D arrays of the same non-zero length, got shapes "
             f"{x.shape} and {y.shape}"
         )
     bad = np.flatnonzero(~(np.isfinite(x) & (x > 0)))
     if bad.size:  # a sweep records none of these
         i = int(bad[0])
-        raise ValueError(f"lrs must be finite and > 0, got {float(x[i])!r} at index {i}")
+        raise ValueError(f"{xn} must be finite and > 0, got {float(x[i])!r} at index {i}")
     bad = np.flatnonzero(~np.isfinite(y))
     if bad.size:  # a sweep stops at a non-finite loss, without recording it
         i = int(bad[0])
-        raise ValueError(f"losses must be finite, got {float(y[i])!r} at index {i}")
+        raise ValueError(f"{yn} must be finite, got {float(y[i])!r} at index {i}")
     return x, y
 
 
@@ -418,12 +422,18 @@ def suggestions(
         "lrkit.finder.suggestions()", "optimizer", "optimizer_family", optimizer, optimizer_family
     )
     x, y = _check(lrs, losses)
+    if (held_lrs is None) != (held_losses is None):
+        given, missing = (
+            ("held_lrs", "held_losses") if held_losses is None else ("held_losses", "held_lrs")
+        )
+        raise ValueError(f"{given} needs {missing} (the held curve is both), got {missing}=None")
     steps = DEFAULT_TOTAL_STEPS if total_steps is None else V.integer("total_steps", total_steps, 1)
     opt = V.choice("optimizer_family", DEFAULT_OPTIMIZER if family is None else family, OPTIMIZERS)
     lr_min = edge(x, y, held=False)
     cx, cy = x, y
     if held_losses is not None and len(np.asarray(held_losses)) >= 3:
-        cx, cy = _check(held_lrs if held_lrs is not None else [], held_losses)
+        assert held_lrs is not None  # checked above: both or neither
+        cx, cy = _check(held_lrs, held_losses, ("held_lrs", "held_losses"))
         w = HELD_WEIGHT
         lr_min = math.exp((1 - w) * math.log(lr_min) + w * math.log(edge(cx, cy, held=True)))
     shape = CurveShape.of(cy, smooth_curve(cx, cy))
