@@ -423,3 +423,26 @@ def test_suggestions_name_the_held_curve_in_their_errors():
     )
     with pytest.raises(ValueError, match=r"^held_losses needs held_lrs"):
         suggestions(lrs, losses, held_losses=losses)
+
+
+def test_a_users_rule_named_like_a_built_in_keeps_its_own_name():
+    from lrkit.finder import range_test
+
+    def valley(lrs, losses):  # the user's, not fastai's
+        return 1e-3
+
+    r = range_test(lambda lr: (np.log10(lr) + 2) ** 2 + 1, rule=valley, warn=False)
+    assert r.suggestion == 1e-3
+    assert r.to_dict()["rule"] == "valley (custom)"
+    assert r.suggest("valley") != 1e-3  # the built-in of that name is fastai's
+
+
+@pytest.mark.parametrize(
+    "value, got", [(None, "NoneType"), ("x", "str"), ([1.0, 2.0], "[1.0, 2.0]")]
+)
+def test_a_step_that_returns_no_loss_is_a_one_line_error_naming_step(value, got):
+    from lrkit.finder import range_test
+
+    with pytest.raises(ValueError) as info:
+        range_test(lambda lr: value)
+    assert str(info.value) == f"step must return the loss at lr (a number), got {got}"

@@ -511,7 +511,10 @@ def resolve(rule: str | Rule, name: str = "rule") -> tuple[str, Rule]:
         key = V.choice(name, rule, tuple(RULES))
         return key, RULES[key]
     if callable(rule):
-        return getattr(rule, "__name__", "custom"), rule
+        own = str(getattr(rule, "__name__", "custom"))
+        if own in RULES and RULES[own] is not rule:  # a function of the user's named valley:
+            own = f"{own} (custom)"  # not the built-in of that name, in to_dict and plots
+        return own, rule
     raise ValueError(f"{name} must be one of {', '.join(map(repr, RULES))} or a callable "
                      f"rule(lrs, losses) -> lr, got {rule!r}")  # fmt: skip
 

@@ -428,7 +428,7 @@ class Sweep:
             bar = tqdm(total=self.num_iter, desc="lrkit find", unit="step", leave=False)
         try:
             for i, lr in enumerate(self):
-                loss = float(step(lr))
+                loss = _loss_of(step(lr))
                 held = evaluate() if evaluate is not None and self.eval_due else None
                 held = None if held is None else float(held)  # None: no held loss this time
                 self.record(loss, held=held)
@@ -664,3 +664,13 @@ def held_batches(data: Iterable[Any], *, name: str = "val_data") -> list[Any]:
             stacklevel=caller_level(),
         )
     return out
+
+
+def _loss_of(value: Any) -> float:
+    """What a sweep's ``step(lr)`` returned, as a float, else a one-line ValueError naming
+    ``step`` (``None``, a string, an array of several values)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        got = type(value).__name__ if value is None or isinstance(value, str) else repr(value)
+        raise ValueError(f"step must return the loss at lr (a number), got {got}") from None
