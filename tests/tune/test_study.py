@@ -19,7 +19,14 @@ import numpy as np
 import pytest
 
 from lrkit import schedules as S
-from lrkit.tune import BLIND_LR_RANGE, StudySpaceError, Task, check_storage, tune
+from lrkit.tune import (
+    BLIND_LR_RANGE,
+    ForeignStudyError,
+    StudySpaceError,
+    Task,
+    check_storage,
+    tune,
+)
 
 optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -316,8 +323,9 @@ def test_a_study_lrkit_did_not_create_is_refused_and_left_as_it_was(
     for storage in (url, optuna.storages.RDBStorage(url)):  # a URL or an Optuna storage
         with pytest.raises(ValueError) as info:
             tune(task, n_trials=2, storage=storage, study_name=name)
-        assert type(info.value) is ValueError
+        assert type(info.value) is ForeignStudyError  # a ValueError, not a StudySpaceError
         assert str(info.value) == message.format(name=name, url=url, **parts)
+        assert (info.value.study_name, info.value.storage) == (name, url)
     assert ran == []  # neither the range test nor a trial
     assert _kept(url, name) == before
     assert (tmp_path / "theirs.db").read_bytes() == db  # bit for bit

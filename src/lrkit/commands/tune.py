@@ -346,7 +346,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from ..tune import BLIND_LR_RANGE, SearchSpace, StudySpaceError, as_task, tune
+    from ..tune import (
+        BLIND_LR_RANGE,
+        ForeignStudyError,
+        SearchSpace,
+        StudySpaceError,
+        as_task,
+        tune,
+    )
 
     url = args.storage if isinstance(args.storage, str) else None
 
@@ -502,7 +509,7 @@ def _tune(args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as exc:  # bad options, target, storage or package
         if _raised_by_optuna(exc):
             raise  # not a mistake in the command line: Optuna's own error, with its traceback
-        if str(exc).startswith("study_name "):  # a study lrkit leaves alone: name the options
+        if isinstance(exc, ForeignStudyError):  # a study lrkit leaves alone: its options
             return err(str(rename(exc, names={"study_name": "--study", "storage": "--storage"})))
         return err(str(exc))
     except KeyboardInterrupt as exc:

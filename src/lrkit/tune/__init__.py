@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .._imports import lazy_exports
 from ._load import as_task, load_target
-from ._loop import StudySpaceError, tune
+from ._loop import ForeignStudyError, StudySpaceError, tune
 from ._result import TuneResult
 from ._space import (
     BLIND_LR_RANGE,
@@ -48,6 +48,7 @@ __all__ = [
     "Param",
     "Reporter",
     "SearchSpace",
+    "ForeignStudyError",
     "StudySpaceError",
     "Task",
     "TuneResult",

@@ -86,6 +86,30 @@ def _space_record(
     }
 
 
+class ForeignStudyError(ValueError):
+    """:func:`tune` was asked to continue a study it did not create (a multi-objective one, or
+    one holding trials lrkit did not run). ``study_name``, ``storage`` (as the message shows
+    it, password masked) and ``reason`` (what the study holds) are the message's parts.
+    Raised before the range test and any trial; nothing is written to the study."""
+
+    def __init__(self, study_name: str, *, storage: str, reason: str) -> None:
+        self.study_name, self.storage, self.reason = study_name, storage, reason
+        super().__init__(
+            f"study_name {study_name!r} in storage {storage} {reason}: give another "
+            "study_name for a new study"
+        )
+
+    def __reduce__(self) -> Any:  # picklable (e.g. across a process pool)
+        import functools
+
+        return (
+            functools.partial(
+                ForeignStudyError, self.study_name, storage=self.storage, reason=self.reason
+            ),
+            (),
+        )
+
+
 #: the Optuna parameters of lrkit's trials: ``"lr"``, ``"family"`` and ``"<family>.<param>"``
 _OWN_PARAMS: frozenset[str] = frozenset(
     {"lr", "family", *(f"{f}.{p.name}" for f, ps in PARAMS.items() for p in ps)}
@@ -114,18 +138,21 @@ def _foreign_trial(t: Any) -> bool:
 
 
 def _check_own(study: Any, storage: Any) -> None:
-    """Refuse, with a one-line ``ValueError`` naming ``study_name`` and the storage (its
-    password masked), a study :func:`tune` cannot continue without changing what it holds: a
-    multi-objective one (lrkit tunes one metric), or one without lrkit's record of its search
-    space (``"lrkit.space"``) whose trials lrkit did not run (:func:`_foreign_trial`; a study
-    of an lrkit from before the record holds lrkit's trials only). Nothing is written."""
+    """Refuse, with a one-line :class:`ForeignStudyError` (a ``ValueError``) naming
+    ``study_name`` and the storage (its password masked), a study :func:`tune` cannot
+    continue without changing what it holds: a multi-objective one (lrkit tunes one metric),
+    or one without lrkit's record of its search space (``"lrkit.space"``) whose trials lrkit
+    did not run (:func:`_foreign_trial`; a study of an lrkit from before the record holds
+    lrkit's trials only). Nothing is written."""
     where = shown_storage(storage)
     directions = list(study.directions)
     if len(directions) > 1:
-        raise ValueError(
-            f"study_name {study.study_name!r} in storage {where} is a multi-objective study "
-            f"(directions {', '.join(d.name.lower() for d in directions)}); lrkit tunes one "
-            "metric and leaves this study as it is: give another study_name for a new study"
+        raise ForeignStudyError(
+            study.study_name,
+            storage=where,
+            reason=f"is a multi-objective study (directions "
+            f"{', '.join(d.name.lower() for d in directions)}); lrkit tunes one metric and "
+            "leaves this study as it is",
         )
     if isinstance(study.user_attrs.get(ATTR_SPACE), dict):
         return
@@ -134,10 +161,11 @@ def _check_own(study: Any, storage: Any) -> None:
             continue
         names = ", ".join(sorted(_param_names(t)))
         has = f"the parameters {shorten(names, 120)}" if names else "no parameters"
-        raise ValueError(
-            f"study_name {study.study_name!r} in storage {where} holds trials lrkit did not run "
-            f"(trial {t.number} has {has}, not lrkit's lr and family); lrkit leaves this study "
-            "as it is: give another study_name for a new study"
+        raise ForeignStudyError(
+            study.study_name,
+            storage=where,
+            reason=f"holds trials lrkit did not run (trial {t.number} has {has}, not lrkit's "
+            "lr and family); lrkit leaves this study as it is",
         )
 
 
