@@ -18,7 +18,7 @@
   tells lrkit's own checks of what the target returned (data whose batches are not ``(x, y)``,
   a loss that is not a tensor) apart from the user's errors: they are a
   :class:`TargetMistake`, a mistake in the command line.
-* :func:`check_loss_fn`, :func:`check_batches` and :func:`check_fresh` check what a target
+* :func:`check_loss_fn` and :func:`check_batches` check what a target
   returned before anything runs (run them under ``user_code(target, mistakes=True)``: reading
   the user's data runs the user's code); :func:`naming` leads such a mistake's message with
   the target.
@@ -401,31 +401,6 @@ def check_batches(
         raise ValueError(f"{name} must yield at least one batch, got none")
     for batch in batches:
         check_batch(batch, name=name, advice="")
-
-
-def check_fresh(first: Any, second: Any, *, target: str, runs: str, instead: str = "") -> None:
-    """The models of ``target``'s first two calls, ``first`` and ``second``: a one-line
-    ValueError when they are one object, or share a trainable parameter (a layer built once,
-    at import), which ``runs`` (``"each check run"``, ``"each method"``) would train one after
-    the other; ``instead``: another way out than building the model inside the function.
-    Parameters that do not require grad (a frozen backbone loaded once) may be shared."""
-    if second is first:
-        how = "it returned the same model object from its first two calls"
-    else:
-        mine = {id(p) for p in first.parameters() if p.requires_grad}
-        shared = sum(1 for p in second.parameters() if p.requires_grad and id(p) in mine)
-        if not shared:
-            return
-        noun = "parameter" if shared == 1 else "parameters"
-        how = (
-            f"the models of its first two calls share {shared} trainable {noun} "
-            "(a layer built once, at import?)"
-        )
-    raise ValueError(
-        f"target {target!r} must build a fresh model on every call ({runs} trains its own "
-        f"from the same initial weights): {how}; create the model inside the function"
-        + (f", or {instead}" if instead else "")
-    )
 
 
 def import_function(target: str) -> Callable[..., Any]:

@@ -40,7 +40,6 @@ from ._target import (
     add_torch_task_parser,
     call_target,
     check_batches,
-    check_fresh,
     check_loss_fn,
     check_outputs,
     check_seed,
@@ -266,6 +265,30 @@ def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
     return make_user, args.target, None
 
 
+def _check_fresh(first: Any, second: Any, target: str) -> None:
+    """The models of the target's first two calls, ``first`` and ``second``: a one-line
+    ValueError when they are one object, or share a trainable parameter (a layer built once,
+    at import), which the check runs would train one after the other. Parameters that do not
+    require grad (a frozen backbone loaded once) may be shared."""
+    if second is first:
+        how = "it returned the same model object from its first two calls"
+    else:
+        mine = {id(p) for p in first.parameters() if p.requires_grad}
+        shared = sum(1 for p in second.parameters() if p.requires_grad and id(p) in mine)
+        if not shared:
+            return
+        noun = "parameter" if shared == 1 else "parameters"
+        how = (
+            f"the models of its first two calls share {shared} trainable {noun} "
+            "(a layer built once, at import?)"
+        )
+    raise ValueError(
+        f"target {target!r} must build a fresh model on every call (each check run trains "
+        f"its own from the same initial weights): {how}; create the model inside the "
+        "function, or pass --no-train"
+    )
+
+
 def _find(args: argparse.Namespace) -> int:
     from ..torch import find_lr, is_main_process
 
@@ -300,13 +323,7 @@ def _find(args: argparse.Namespace) -> int:
                 second = make()
                 prepared = (second, GlobalRNGState(import_torch=True))
                 sweep_rng.restore()
-                check_fresh(
-                    model,
-                    second[0],
-                    target=args.target,
-                    runs="each check run",
-                    instead="pass --no-train",
-                )
+                _check_fresh(model, second[0], args.target)
     except (ValueError, ImportError) as e:
         print(f"lrkit find: error: {e}", file=sys.stderr)
         return 2
