@@ -169,9 +169,11 @@ def fit(
     # first batch is drawn and checked, so a failed call leaves the optimizer as it was
     sched = schedule if schedule is None or isinstance(schedule, LRScheduler) else None
     build = sched is None and schedule is not None
-    if build:  # a bad schedule is refused before any batch is drawn
-        for one in schedule if isinstance(schedule, (list, tuple)) else [schedule]:
-            as_schedule(one)
+    if build:  # parsed now: a bad schedule is refused before any batch is drawn
+        if isinstance(schedule, (list, tuple)):
+            schedule = [as_schedule(one) for one in schedule]
+        else:
+            schedule = as_schedule(schedule)
     hist = History()
     in_train_mode = False  # set once the first batch is drawn and checked
     t0 = time.perf_counter()
