@@ -20,6 +20,8 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._figure import log_axis_fits
+
 __all__ = ["mimebundle"]
 
 DPI = 80
@@ -199,8 +201,8 @@ def compare_bundle(r: Any) -> dict[str, Any]:
 
     def draw(ax: Any) -> None:
         ax.plot(r.losses, lw=1, label="train loss")
-        if all(v > 0 for v in r.losses if math.isfinite(v)):  # a loss below 0 (a negative
-            ax.set_yscale("log")  # log-likelihood) is drawn on a linear axis
+        if log_axis_fits(r.losses):
+            ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel("train loss")
         lr_ax = ax.twinx()

@@ -10,7 +10,9 @@ Core module: the standard library only (matplotlib is imported when a plot is dr
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["check_path", "is_path", "new_axes", "new_figure", "resolve"]
@@ -51,6 +53,12 @@ def new_figure(path: Any, *, figsize: tuple[float, float]) -> Any:
     import matplotlib.pyplot as plt
 
     return plt.figure(figsize=figsize)
+
+
+def log_axis_fits(values: Iterable[float]) -> bool:
+    """Whether a log y-axis can draw ``values``: every finite one is above 0 (a loss below 0,
+    such as a negative log-likelihood, is drawn on a linear axis)."""
+    return all(v > 0 for v in values if math.isfinite(v))
 
 
 def check_title(title: Any) -> None:

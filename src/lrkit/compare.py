@@ -793,7 +793,7 @@ def plot(results: Sequence[Result], *, path: Any = None, title: str | None = Non
 
     import numpy as np
 
-    from ._figure import check_path, check_title, new_figure
+    from ._figure import check_path, check_title, log_axis_fits, new_figure
     from ._imports import require
 
     check_path(path)
@@ -812,8 +812,7 @@ def plot(results: Sequence[Result], *, path: Any = None, title: str | None = Non
                 s[i] = acc
             (line,) = ax_loss.plot(s, label=r.method, lw=1.3)
             ax_lr.plot(r.lrs, color=line.get_color(), lw=1.3, label=r.method)
-    finite = [v for r in results for v in r.losses if math.isfinite(v)]
-    if all(v > 0 for v in finite):  # a loss below 0 (a negative log-likelihood): linear axis
+    if log_axis_fits(v for r in results for v in r.losses):
         ax_loss.set_yscale("log")
     ax_loss.set_ylabel("training loss (EMA 0.9)")
     ax_loss.set_title(textwrap.fill(title or "lrkit compare", 100), fontsize=10)
