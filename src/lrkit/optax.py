@@ -427,10 +427,12 @@ def _accumulation_start(state: Any) -> Any:
     return jax.tree_util.tree_map(start, state, is_leaf=_is_multisteps)
 
 
-def _float_dtypes(params: Any) -> list[Any]:
-    """The floating dtypes of the leaves of ``params``."""
+def _hyper_dtype(params: Any) -> Any:
+    """The dtype the sweep keeps its hyperparameters in: float32, or the params' wider float
+    dtype (in bfloat16 Adam's ``b2 = 0.999`` rounds to 1 and its bias correction divides by
+    0; an integer LR would round every swept LR)."""
     dtypes = [jnp.result_type(x) for x in jax.tree_util.tree_leaves(params)]
-    return [d for d in dtypes if jnp.issubdtype(d, jnp.floating)]
+    return jnp.result_type(jnp.float32, *(d for d in dtypes if jnp.issubdtype(d, jnp.floating)))
 
 
 def _without_schedule_counts(state: Any) -> Any:
@@ -551,13 +553,11 @@ def find_lr(
     sweep.use_family(family)  # read off the optimizer, unless the options name one
     sweep.check_val_data(val_data)
     inner: Any = None  # the plain optimizer a factory builds, for a user's opt_state
+    hyper_dtype = _hyper_dtype(params)
     if isinstance(optimizer, optax.GradientTransformation):
         opt = optimizer
     elif callable(optimizer):
-        # the hyperparameters in float32 (or the params' wider float dtype), not in the params'
-        # own: in bfloat16 Adam's b2 = 0.999 rounds to 1 and its bias correction divides by 0
-        hyper_dtype = jnp.result_type(jnp.float32, *_float_dtypes(params))
-        try:
+        try:  # the hyperparameters in hyper_dtype, not in the params' own (bfloat16)
             opt = optax.inject_hyperparams(optimizer, hyperparam_dtype=hyper_dtype)(
                 learning_rate=sweep.start_lr
             )
@@ -594,7 +594,7 @@ def find_lr(
         # an integer hyperparameter (learning_rate=1) would round every swept LR to an
         # integer: the sweep's private state holds it as a float (float32, or the params'
         # wider float dtype) instead
-        lr_dtype = jnp.result_type(jnp.float32, *_float_dtypes(work_params))  # >= float32
+        lr_dtype = hyper_dtype
         work_state = optax.tree_utils.tree_set(
             work_state, _is_number, learning_rate=jnp.asarray(sweep.start_lr, lr_dtype)
         )
