@@ -9,7 +9,9 @@ including snapshot and restore, interleaved over ``--rounds`` rounds (best of):
 * ``torch-lr-finder``: ``LRFinder.range_test`` + ``reset()`` (its defaults: ``smooth_f=0.05``,
   ``diverge_th=5``).
 
-Ratios are per sweep and per step (the sweeps may stop at different points). The ``profile``
+Ratios are per sweep and per step (the sweeps may stop at different points). The ``probes``
+table times the same default range test with ``probe_data`` (the task's validation split, one
+batch): the sweep, then 8 probe runs of 60 steps, each scored on it. The ``profile``
 table splits a step from a held evaluation on the same model and batch (best of
 ``--rounds`` x 50 calls): a sweep step (zero_grad, forward, backward, optimizer step,
 ``.item()``), the held evaluation as the finder makes it (eval mode, no grad, float64 loss,
@@ -118,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     rows = []
     prof: list[list[object]] = []
+    probe_rows: list[list[object]] = []
     for name in TASKS:
         task = make_task(name, 0)
         best: dict[str, tuple[float, int]] = {}
@@ -127,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 t, eval_batches=0, max_extra_iter=0
             ),
             "torch-lr-finder": lambda t=task: time_tlf(t),
+            "lrkit (probe_data)": lambda t=task: time_lrkit(t, probe_data=[(t.x_val, t.y_val)]),
         }
         for _ in range(args.rounds):
             for k, fn in runs.items():
@@ -144,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             round((d[0] / d[1]) / (t[0] / t[1]), 2),
         ])  # fmt: skip
         print(rows[-1], flush=True)
+        p = best["lrkit (probe_data)"]
+        probe_rows.append([name, round(d[0], 3), round(p[0], 3), round(p[0] / d[0], 2)])
+        print(probe_rows[-1], flush=True)
         prof.append([name, *profile(task, args.rounds)])
         print(prof[-1], flush=True)
     cols = ["task", "lrkit s", "steps", "train-loss-only s", "steps", "torch-lr-finder s",
@@ -156,8 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as f:
             pcols = ["task", "step ms", "held evaluation ms", "bare forward ms",
                      "held cost per step (every 4 steps), % of a step"]  # fmt: skip
+            qcols = ["task", "lrkit s", "with probe_data s", "with probe_data / lrkit"]
             tabs = {"speed": {"columns": cols, "rows": rows},
-                    "profile": {"columns": pcols, "rows": prof}}  # fmt: skip
+                    "profile": {"columns": pcols, "rows": prof},
+                    "probes": {"columns": qcols, "rows": probe_rows}}  # fmt: skip
             json.dump({"tables": tabs, "rounds": args.rounds}, f, indent=1)
     return 0
 

@@ -9,6 +9,10 @@ grid oracle (2 seeds; constant, one-cycle, warmup-cosine). For each method and t
   task's budget; its coefficients fitted by grouped 5-fold cross-validation over task
   families (``benchmarks/zoo/fit_rule.py``), each task scored with the fit of the folds that
   do not contain its family;
+* ``lrkit, probes (probe_data)``: the same, after the probe runs around the edge
+  (``probe_data=``, :mod:`lrkit.finder.probes`; 8 x 60 steps, scored on the task's
+  validation set; ``benchmarks/zoo/probes.py``'s cache), its coefficients fitted and scored
+  the same way;
 * ``lrkit 0.x rule``: the rule lrkit shipped before (``lr_min / 10`` constant, ``/ 3``
   one-cycle, on the lag-free training-loss curve);
 * ``torch-lr-finder``: its smoothing (``smooth_f=0.05``), stop (``diverge_th=5``) and
@@ -50,6 +54,7 @@ from lrkit.finder.smoothing import robust_smooth  # noqa: E402
 
 SCHED_NAMES = {"constant": "constant", "onecycle": "one-cycle", "wcos": "warmup-cosine"}
 N_DEFAULT = 100  # the default sweep: 1e-7 .. 10 in 100 steps
+PROBED = "lrkit, probes (probe_data)"
 
 
 def _default_lrs(n: int) -> np.ndarray:
@@ -106,9 +111,11 @@ def old_rule(train: list[float]) -> tuple[float, float]:
     return float(lrs[m]) / 10, float(lrs[m]) / 3
 
 
-def evaluate(feats: list[dict[str, Any]], cv: dict[str, Any]) -> dict[str, Any]:
+def evaluate(
+    feats: list[dict[str, Any]], cv: dict[str, Any], cv_probed: dict[str, Any]
+) -> dict[str, Any]:
     """Per method, schedule and task: the score dict."""
-    methods = ["lrkit", "lrkit 0.x rule", "torch-lr-finder"] + [
+    methods = ["lrkit", PROBED, "lrkit 0.x rule", "torch-lr-finder"] + [
         f"fastai {r}" for r in ("valley", "slide", "minimum", "steepest")
     ]
     out: dict[str, dict[str, list[dict[str, float]]]] = {
@@ -122,6 +129,7 @@ def evaluate(feats: list[dict[str, Any]], cv: dict[str, Any]) -> dict[str, Any]:
         for sched in SCHEDULES:
             rec = f["rec"]
             out["lrkit"][sched].append(score(rec, sched, cv["lrs"][sched][i]))
+            out[PROBED][sched].append(score(rec, sched, cv_probed["lrs"][sched][i]))
             oi = 0 if sched == "constant" else 1
             out["lrkit 0.x rule"][sched].append(score(rec, sched, [o[oi] for o in old]))
             out["torch-lr-finder"][sched].append(score(rec, sched, tlf))
@@ -202,10 +210,17 @@ def run(packed: bool = False) -> dict[str, Any]:
     recs = load(packed=packed)
     feats = fit_rule.features(recs, **fit_rule.sweep_options())
     cv = fit_rule.cross_validate(feats)
+    cv_probed = fit_rule.cross_validate(fit_rule.probed(feats))
     RES_LRS.clear()
     RES_LRS.update(cv["lrs"])
-    res = evaluate(feats, cv)
-    return {"feats": feats, "cv": cv, "res": res, "tables": tables(feats, res)}
+    res = evaluate(feats, cv, cv_probed)
+    return {
+        "feats": feats,
+        "cv": cv,
+        "cv_probed": cv_probed,
+        "res": res,
+        "tables": tables(feats, res),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             "folds": fit_rule.K_FOLDS,
             "fits": out["cv"]["fits"],
             "oof_lrs": out["cv"]["lrs"],
+            "probed_fits": out["cv_probed"]["fits"],
+            "probed_oof_lrs": out["cv_probed"]["lrs"],
         }
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:

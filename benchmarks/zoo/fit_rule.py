@@ -14,7 +14,11 @@ T/H/V tasks belong to the family of their data and model), folds are formed from
 families, so no family is in both the fitting and the scoring part. Every number reported
 by ``benchmarks/finder_zoo.py`` is out of fold.
 
-    python benchmarks/zoo/fit_rule.py            # print the full-data fit and the OOF summary
+With probes (``probe_data=``), the same fit is made for the edge the probes move
+(:func:`probed`, from ``probes.py``'s cache) and written as ``PROBED_INTERCEPT`` and
+``PROBED_BUDGET_SLOPE``.
+
+    python benchmarks/zoo/fit_rule.py            # print the full-data fits
     python benchmarks/zoo/fit_rule.py --write    # also write src/lrkit/finder/_coefficients.py
 """
 
@@ -68,6 +72,25 @@ def features(recs: list[dict[str, Any]], **options: Any) -> list[dict[str, Any]]
             "lr_min": [float(r.lr_min) for r in results],
             "rec": rec,
         })  # fmt: skip
+    return out
+
+
+def probed(feats: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``feats`` with each sweep's edge moved by its probes (``probes.py``'s cache, the
+    validation loss after ``PROBE_STEPS`` steps), as the finder moves it with ``probe_data``:
+    ``lrkit.finder.Probes(...).edge``."""
+    import probes as P  # (it imports this module)
+
+    from lrkit.finder.probes import PROBE_STEPS, Probes, probe_lrs
+
+    runs = P.load_probes([f["rec"] for f in feats], feats)
+    out = []
+    for f, per_seed in zip(feats, runs):
+        edges = []
+        for lm, per in zip(f["lr_min"], per_seed):
+            losses = tuple(float(p[PROBE_STEPS][P.MEASURES.index("validation")]) for p in per)
+            edges.append(Probes(lr_min=lm, lrs=probe_lrs(lm), losses=losses).edge)
+        out.append(dict(f, lr_min=edges))
     return out
 
 
@@ -168,8 +191,21 @@ def full_fit(feats: list[dict[str, Any]]) -> dict[str, tuple[dict[str, float], f
     return out
 
 
+def _intercepts(name: str, coefs: dict[str, tuple[dict[str, float], float]]) -> list[str]:
+    """The lines of the intercept table ``name``: {schedule: {optimizer family: a}}."""
+    lines = [f"{name}: dict[str, dict[str, float]] = {{"]
+    for sched in SCHEDULES:
+        a, _ = coefs[sched]
+        inner = ", ".join(f'"{k}": {a[k]:.2f}' for k in FAMILIES)
+        lines.append(f'    "{SCHED_KEY[sched]}": {{{inner}}},')
+    return [*lines, "}"]
+
+
 def write_coefficients(
-    coefs: dict[str, tuple[dict[str, float], float]], n_tasks: int, steps: tuple[int, int]
+    coefs: dict[str, tuple[dict[str, float], float]],
+    probed_coefs: dict[str, tuple[dict[str, float], float]],
+    n_tasks: int,
+    steps: tuple[int, int],
 ) -> None:
     lines = [
         '"""Coefficients of the default rule (``budget_edge``), written by',
@@ -181,13 +217,8 @@ def write_coefficients(
         "",
         'SCHEDULES: tuple[str, ...] = ("constant", "onecycle", "warmup_cosine")',
         "#: ln(lr / lr_min) at 1000 steps, by schedule and optimizer family",
-        "INTERCEPT: dict[str, dict[str, float]] = {",
+        *_intercepts("INTERCEPT", coefs),
     ]
-    for sched in SCHEDULES:
-        a, _ = coefs[sched]
-        inner = ", ".join(f'"{k}": {a[k]:.2f}' for k in FAMILIES)
-        lines.append(f'    "{SCHED_KEY[sched]}": {{{inner}}},')
-    lines.append("}")
     lines.append("#: d ln(lr) / d ln(total_steps), by schedule")
     inner = ", ".join(f'"{SCHED_KEY[s]}": {coefs[s][1]:.2f}' for s in SCHEDULES)
     lines.append(f"BUDGET_SLOPE: dict[str, float] = {{{inner}}}")
@@ -195,6 +226,12 @@ def write_coefficients(
         "#: the budgets of the zoo: total_steps is clamped into this range (no extrapolation)"
     )
     lines.append(f"STEPS_RANGE: tuple[int, int] = ({steps[0]}, {steps[1]})")
+    lines.append("#: ln(lr / edge) at 1000 steps from the probes' edge (``probes.Probes.edge``)")
+    lines += _intercepts("PROBED_INTERCEPT", probed_coefs)
+    lines.append("#: d ln(lr) / d ln(total_steps) from the probes' edge")
+    lines.append("PROBED_BUDGET_SLOPE: dict[str, float] = {")
+    lines += [f'    "{SCHED_KEY[s]}": {probed_coefs[s][1]:.2f},' for s in SCHEDULES]
+    lines.append("}")
     with open(COEF_PATH, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -209,9 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     coefs = full_fit(feats)
     for sched, (a, b) in coefs.items():
         print(f"{sched:9s} a={a} b={b}")
+    probed_coefs = full_fit(probed(feats))
+    for sched, (a, b) in probed_coefs.items():
+        print(f"{sched:9s} with probes: a={a} b={b}")
     if args.write:
         steps = [r["steps"] for r in recs]
-        write_coefficients(coefs, len(recs), (min(steps), max(steps)))
+        write_coefficients(coefs, probed_coefs, len(recs), (min(steps), max(steps)))
         print(f"wrote {COEF_PATH}")
     return 0
 

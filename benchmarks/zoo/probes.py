@@ -7,10 +7,10 @@ exp(o)`` for each of 8 offsets ``o`` (``PROBE_OFFSETS``: 2x apart, from 2x above
 67x below it), on a batch order of their own (``PROBE_ORDER``: the oracle's runs start from
 the same initial weights, and a probe on their batches would be the first steps of a run it
 is scored against), and read which offset makes the most progress. ``o*`` is that offset,
-refined by a parabola through its neighbours (:func:`best_offset`). The probes are measured
-after 15, 30 and 60 steps in three ways: the mean loss of 4 fixed held batches (``held``),
-the loss of the task's whole validation set (``validation``: a user's ``val_data``) and the
-EMA of the probe's own training losses (``train EMA``).
+refined by a parabola through its neighbours (:func:`lrkit.finder.probes.best_offset`). The
+probes are measured after 15, 30 and 60 steps in three ways: the mean loss of 4 fixed held
+batches (``held``), the loss of the task's whole validation set (``validation``: a user's
+``probe_data``) and the EMA of the probe's own training losses (``train EMA``).
 
 A row then moves each sweep's edge part of the way to the probes' best, ``lr_min *
 exp(w o*)``, and is scored exactly as ``variants.py`` scores an edge: the coefficients of
@@ -21,14 +21,19 @@ last rows make the choice inside each training part (``variants.nested``), among
 that need no validation set, then among all rows.
 
 The probes run live on every zoo task and sweep seed (the cache's models and edges; 2
-processes, about 4 minutes; the nested choices about 6 more).
+processes, about 4 minutes) with ``--rerun``, which writes their losses to
+``probes_cache.json.gz``; without it they are read from there. The nested choices take
+about 6 more minutes. The finder's ``probe_data`` ships the row chosen (60 steps, the
+validation set, w = 0.5: ``lrkit.finder.probes``), its coefficients fitted on this cache by
+``fit_rule.py``.
 
-    python benchmarks/zoo/probes.py --json benchmarks/results/finder_probes.json
+    python benchmarks/zoo/probes.py --rerun --json benchmarks/results/finder_probes.json
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import multiprocessing as mp
@@ -46,33 +51,16 @@ import fit_rule as F  # noqa: E402
 from replay import load  # noqa: E402
 from variants import nested, oof, spread  # noqa: E402
 
-#: ln(probe LR / lr_min) of the probes, highest first (2x apart)
-PROBE_OFFSETS = tuple(round(0.7 - 0.7 * k, 1) for k in range(8))
-CHECKPOINTS = (15, 30, 60)  # probe lengths read (steps)
+from lrkit.finder.probes import BLOWN, PROBE_OFFSETS, PROBE_STEPS, best_offset  # noqa: E402
+
+CHECKPOINTS = (15, 30, PROBE_STEPS)  # probe lengths read (steps); the finder's is the last
 MEASURES = ("held", "validation", "train EMA")
 WEIGHTS = (0.5, 1.0)  # w in lr_min * exp(w o*)
 N_HELD = 4
 # the probes' batch order (shuffle seed + sweep seed): one that neither the sweeps (100 +) nor
 # the oracle's runs (100 +, 200 + for dropout) use, so no probe is the start of a scored run
 PROBE_ORDER = 500
-BLOWN = 20.0  # a probe whose loss exceeds this many times its first: diverged
-
-
-def best_offset(losses: list[float], offsets: tuple[float, ...] = PROBE_OFFSETS) -> float:
-    """The offset of the lowest finite probe loss, refined by the vertex of the parabola in
-    ln(loss) through it and its two neighbours (when both are finite and the parabola opens
-    upward); every probe diverged: the lowest offset."""
-    y = np.asarray(losses, dtype=np.float64)
-    ok = np.isfinite(y)
-    if not ok.any():
-        return float(min(offsets))
-    j = int(np.argmin(np.where(ok, y, np.inf)))
-    if 0 < j < len(y) - 1 and ok[j - 1] and ok[j + 1]:
-        y0, y1, y2 = np.log(y[j - 1 : j + 2])
-        d = y0 - 2 * y1 + y2
-        if d > 0:
-            return float(offsets[j] + (offsets[j] - offsets[j - 1]) * (y0 - y2) / (2 * d))
-    return float(offsets[j])
+CACHE = os.path.join(HERE, "probes_cache.json.gz")  # the probes' losses, per task and seed
 
 
 def run_task(args: tuple[dict[str, Any], list[float]]) -> list[list[dict[int, list[float]]]]:
@@ -113,6 +101,37 @@ def run_task(args: tuple[dict[str, Any], list[float]]) -> list[list[dict[int, li
     return out
 
 
+def load_probes(
+    recs: list[dict[str, Any]], feats: list[dict[str, Any]], *, jobs: int = 2, run: bool = False
+) -> list[Any]:
+    """Per task (in ``recs``' order) its probes' losses (``run_task``'s output), read from
+    ``CACHE``; with ``run``, run live (``jobs`` processes) and written to ``CACHE``. The cache
+    holds the edges the probes were placed around: a cache run from other edges (the finder's
+    sweep or edge changed) is refused, as is a missing one, unless ``run``."""
+    edges = {f["name"]: f["lr_min"] for f in feats}
+    if not run:
+        if not os.path.exists(CACHE):
+            raise FileNotFoundError(f"no probe cache at {CACHE}: run probes.py --rerun")
+        with gzip.open(CACHE, "rt") as fh:
+            cached = json.load(fh)
+        stale = [n for n, e in edges.items() if cached["edges"].get(n) != e]
+        if stale:
+            raise ValueError(
+                f"the probe cache was run around other edges ({len(stale)} tasks, e.g. "
+                f"{stale[0]}): run probes.py --rerun"
+            )
+        return [
+            [[{int(k): v for k, v in p.items()} for p in per] for per in cached["probes"][n]]
+            for n in (r["spec"]["name"] for r in recs)
+        ]
+    with mp.Pool(jobs) as pool:
+        probes = pool.map(run_task, [(r["spec"], f["lr_min"]) for r, f in zip(recs, feats)], 1)
+    with gzip.open(CACHE, "wt") as fh:
+        by_name = {r["spec"]["name"]: p for r, p in zip(recs, probes)}
+        json.dump({"edges": edges, "probes": by_name}, fh, separators=(",", ":"))
+    return probes
+
+
 def moved(
     feats: list[dict[str, Any]], probes: list[Any], steps: int, measure: int, w: float
 ) -> list[dict[str, Any]]:
@@ -131,11 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", default=None)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--rerun", action="store_true", help=f"run the probes live and rewrite {CACHE}")
     args = ap.parse_args(argv)
     recs = load()
     feats = F.features(recs)
-    with mp.Pool(args.jobs) as pool:
-        probes = pool.map(run_task, [(r["spec"], f["lr_min"]) for r, f in zip(recs, feats)], 1)
+    probes = load_probes(recs, feats, jobs=args.jobs, run=args.rerun)
 
     def row(name: str, fs: list[dict[str, Any]], cost: str) -> list[Any]:
         cells: list[Any] = [name, cost]

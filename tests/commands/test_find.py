@@ -522,3 +522,28 @@ def test_what_only_the_range_test_shows_of_the_target_is_a_command_line_mistake_
     out, err = capsys.readouterr()
     assert err == f"lrkit find: error: {message}\n"
     assert "range test:" not in out
+
+
+def test_probe_scores_runs_on_the_targets_val_data_and_prints_them(user_module, tmp_path, capsys):
+    js = tmp_path / "r.json"
+    argv = ["find", f"{user_module}:make_val", "--no-train", "--no-plot", "--quiet"]
+    assert main([*argv, "--probe", "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(js.read_text())
+    probes = doc["probes"]
+    assert len(probes["lrs"]) == len(probes["losses"]) == 8 and probes["steps"] == 60
+    assert probes["lr_min"] == doc["lr_min"]
+    assert "and 8 probes of 60 steps in" in out
+    assert f"best near {probes['best_lr']:.3g}: the suggestions follow it" in out
+    assert main([*argv, "--json", str(js)]) == 0  # without --probe: none
+    plain = json.loads(js.read_text())
+    assert plain["probes"] is None and "probes" not in capsys.readouterr().out
+    assert plain["lr_min"] == doc["lr_min"] and plain["suggestion"] != doc["suggestion"]
+
+
+def test_probe_without_validation_batches_is_a_one_line_mistake(user_module, capsys):
+    argv = ["find", f"{user_module}:make", "--probe", "--no-train", "--no-plot", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lrkit find: error: --probe scores its runs on validation batches")
+    assert "fifth item" in err and len(err.strip().splitlines()) == 1

@@ -255,24 +255,38 @@ def test_default_coefficients_on_the_default_sweep_are_the_shipped_rule_oof(zoo,
     assert mine[:2] == want and mine[:2] != [f"{refit_hits:.0%}", round(refit_gm, 3)]
 
 
-def test_probe_best_offset_is_the_vertex_of_the_probe_curve(zoo):
-    """The probes' best offset: the vertex of ln(loss) through the lowest probe and its
-    neighbours; no refinement at an end or next to a diverged probe."""
-    import math
-
+def test_probe_study_uses_the_finders_probes(zoo):
+    """probes.py measures the probes the finder runs (tests/finder/test_probes.py tests them):
+    the same offsets, best offset, divergence test and length."""
     import probes
 
-    offs = probes.PROBE_OFFSETS
-    assert offs == (0.7, 0.0, -0.7, -1.4, -2.1, -2.8, -3.5, -4.2)
-    # ln(loss) exactly quadratic in the offset, vertex between two probes
-    losses = [math.exp((o + 1.0) ** 2) for o in offs]
-    assert probes.best_offset(losses) == pytest.approx(-1.0, abs=1e-12)
-    symmetric = [5.0, 4.0, 3.0, 2.0, 3.0, 4.0, 5.0, 6.0]
-    assert probes.best_offset(symmetric) == pytest.approx(-1.4, abs=1e-12)
-    assert probes.best_offset([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]) == 0.7  # an end
-    inf = math.inf
-    assert probes.best_offset([inf, inf, 3.0, 2.0, inf, 4.0, 5.0, 6.0]) == -1.4  # no neighbour
-    assert probes.best_offset([inf] * 8) == -4.2  # every probe diverged: the lowest
+    from lrkit.finder import probes as core
+
+    assert probes.PROBE_OFFSETS is core.PROBE_OFFSETS and probes.best_offset is core.best_offset
+    assert probes.BLOWN == core.BLOWN and probes.CHECKPOINTS[-1] == core.PROBE_STEPS
+
+
+def test_shipped_probed_coefficients_are_the_full_zoo_fit_of_the_probed_edges(zoo, rerun):
+    """The coefficients ``probe_data`` uses: fitted on every task's edges as the cached probes
+    move them (validation loss after 60 steps, half the best offset)."""
+    import math
+
+    _, fit_rule = zoo
+    from lrkit.finder import _coefficients as C
+    from lrkit.finder.probes import PROBE_WEIGHT
+
+    moved = fit_rule.probed(rerun["feats"])
+    f, g = rerun["feats"][0], moved[0]
+    assert g["rec"] is f["rec"] and g["lr_min"] != f["lr_min"]
+    for a, b in zip(f["lr_min"], g["lr_min"]):  # within half the probes' span of the edge
+        assert -4.2 * PROBE_WEIGHT - 1e-9 <= math.log(b / a) <= 0.7 * PROBE_WEIGHT + 1e-9
+    full = fit_rule.full_fit(moved)
+    for sched, (a, b) in full.items():
+        key = fit_rule.SCHED_KEY[sched]
+        assert C.PROBED_BUDGET_SLOPE[key] == pytest.approx(b, abs=1e-9)
+        for fam, v in a.items():
+            assert C.PROBED_INTERCEPT[key][fam] == pytest.approx(v, abs=1e-9)
+    assert C.PROBED_INTERCEPT != C.INTERCEPT
 
 
 def test_probe_rows_move_each_edge_by_the_weighted_best_offset(zoo, rerun):

@@ -344,7 +344,7 @@ def test_buffers_that_change_shape_or_appear_are_put_back_with_everything_else()
 def test_a_part_that_cannot_be_restored_is_one_line_raised_after_the_rest(monkeypatch):
     from lrkit.torch import _finder
 
-    def broken(self):
+    def broken(self, **_):
         raise OSError("gone\nsecond line")
 
     monkeypatch.setattr(_finder._Snapshot, "_restore_scaler", broken)

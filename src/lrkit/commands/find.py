@@ -90,6 +90,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             help=f"steps of each check run (at least {min_train_steps()}) (default: {TRAIN_STEPS})",
         )
         p.add_argument("--no-train", action="store_true", help="skip the two check runs")
+        p.add_argument(
+            "--probe",
+            action="store_true",
+            help="after the sweep, train 8 short runs around its edge and score them on the "
+            "validation batches; the suggestions follow the best (about 7 to 9x the sweep's time)",
+        )
 
     return add_torch_task_parser(
         subparsers,
@@ -216,6 +222,12 @@ def _table(result: Any) -> str:
         )
     else:
         lines.append(f"\n  sweep: stopped at its first step (LR {stop}): {result.stop_reason}")
+    if result.probes is not None:
+        p = result.probes
+        lines.append(
+            f"  probes: {len(p.lrs)} x {p.steps} steps, {max(p.lrs):.3g} -> {min(p.lrs):.3g}; "
+            f"best near {p.best_lr:.3g}: the suggestions follow it"
+        )
     lines.append(
         f"  for {result.total_steps or 'an assumed 1000'} training "
         + ("step" if result.total_steps == 1 else "steps")
@@ -306,6 +318,11 @@ def _find(args: argparse.Namespace) -> int:
         with user_code(args.target, during=CHECKING, mistakes=True):
             check_loss_fn(loss_fn)
             check_batches(data, read=False)
+        if args.probe and val is None:
+            raise ValueError(
+                f"--probe scores its runs on validation batches: target {args.target!r} "
+                "returned none (return them as a fifth item), or leave out --probe"
+            )
         if not args.no_train:  # the check runs score on it: refused now, not after the sweep
             from .._runtime import GlobalRNGState, preserved_rng
 
@@ -345,6 +362,7 @@ def _find(args: argparse.Namespace) -> int:
                 num_iter=args.num_iter,
                 rule=args.rule,
                 total_steps=total_steps,
+                probe_data=val if args.probe else None,
                 progress=not args.quiet,
                 warn=False,  # the result's warnings are printed below; the user's are shown
             )
@@ -352,7 +370,9 @@ def _find(args: argparse.Namespace) -> int:
         print(f"lrkit find: error: {e}", file=sys.stderr)
         return 2
     del model, opt, loss_fn, data, val  # the sweep's task: the check runs train their own
-    say(f"range test: {result.steps} steps in {duration(time.perf_counter() - t0)}")
+    probes = result.probes
+    runs = "" if probes is None else f" and {len(probes.lrs)} probes of {probes.steps} steps"
+    say(f"range test: {result.steps} steps{runs} in {duration(time.perf_counter() - t0)}")
     say(_table(result))
     for msg in result.warnings:  # in the options of this command (--start-lr, not start_lr)
         say(f"\n  warning: LR range test: {rename(msg, names=WARNING_NAMES)}")

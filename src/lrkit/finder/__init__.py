@@ -10,7 +10,9 @@ rate, one-cycle and warmup-cosine, for the planned number of steps (``total_step
 
 Rules (:mod:`lrkit.finder.rules`) are public: ``RULES`` by name, :func:`suggest` with a name or
 a callable ``rule(lrs, losses) -> lr``; the default, ``"budget_edge"``, is described there and
-in ``docs/finder.md``. Smoothing lives in :mod:`lrkit.finder.smoothing`.
+in ``docs/finder.md``. Smoothing lives in :mod:`lrkit.finder.smoothing`. Optional probe runs
+after the sweep (:mod:`lrkit.finder.probes`, :func:`run_probes`) measure where below the edge
+a task trains best, on the user's validation data.
 
 Typical use (any framework)::
 
@@ -26,6 +28,7 @@ Typical use (any framework)::
 
 from __future__ import annotations
 
+from .probes import PROBE_OFFSETS, PROBE_STEPS, Probes, run_probes
 from .result import FinderResult, LRFinderWarning
 from .rules import (
     DEFAULT_OPTIMIZER,
@@ -61,10 +64,13 @@ __all__ = [
     "METHODS",
     "MODES",
     "OPTIMIZERS",
+    "PROBE_OFFSETS",
+    "PROBE_STEPS",
     "RULES",
     "STOP_REASONS",
     "FinderResult",
     "LRFinderWarning",
+    "Probes",
     "Rule",
     "Suggestions",
     "Sweep",
@@ -74,6 +80,7 @@ __all__ = [
     "held_batches",
     "optimizer_family",
     "range_test",
+    "run_probes",
     "robust_smooth",
     "smooth_ema",
     "suggest",

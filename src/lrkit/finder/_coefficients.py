@@ -15,3 +15,15 @@ INTERCEPT: dict[str, dict[str, float]] = {
 BUDGET_SLOPE: dict[str, float] = {"constant": -0.60, "onecycle": -0.70, "warmup_cosine": -0.70}
 #: the budgets of the zoo: total_steps is clamped into this range (no extrapolation)
 STEPS_RANGE: tuple[int, int] = (100, 1930)
+#: ln(lr / edge) at 1000 steps from the probes' edge (``probes.Probes.edge``)
+PROBED_INTERCEPT: dict[str, dict[str, float]] = {
+    "constant": {"sgd": -1.90, "momentum": -2.35, "adaptive": -2.50},
+    "onecycle": {"sgd": -0.60, "momentum": -1.90, "adaptive": -1.65},
+    "warmup_cosine": {"sgd": -0.25, "momentum": -1.25, "adaptive": -1.15},
+}
+#: d ln(lr) / d ln(total_steps) from the probes' edge
+PROBED_BUDGET_SLOPE: dict[str, float] = {
+    "constant": -0.90,
+    "onecycle": -1.15,
+    "warmup_cosine": -0.60,
+}

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import _renamed
 from .. import _validate as V
+from .probes import Probes
 from .rules import (
     DEFAULT_RULE,
     RULES,
@@ -68,6 +69,9 @@ class FinderResult:
     _sugg: Suggestions | None = field(default=None, repr=False, compare=False)
     #: False on the non-zero ranks of a distributed job: ``plot(path=...)`` then writes nothing
     writes_files: bool = field(default=True, repr=False, compare=False)
+    #: the probe runs around the edge (:mod:`lrkit.finder.probes`), when the finder ran them
+    #: (``probe_data=``): the default rule's suggestions are then scaled from ``probes.edge``
+    probes: Probes | None = None
 
     # --------------------------------------------------------------- the options, for reading
     @property
@@ -194,6 +198,7 @@ class FinderResult:
             total_steps=total_steps,
             optimizer_family=self.optimizer_family,
             stop_reason=self.stop_reason,
+            probes=self.probes,
         )
 
     def suggest(self, rule: str | Rule | None = None) -> float | None:
@@ -257,6 +262,7 @@ class FinderResult:
             "reliable": self.reliable,
             "warnings": list(self.warnings),
             "steps": self.steps,
+            "probes": None if self.probes is None else self.probes.to_dict(),
         }
 
     def plot(

@@ -58,6 +58,7 @@ import numpy.typing as npt
 from .. import _renamed
 from .. import _validate as V
 from . import _coefficients as C
+from .probes import Probes
 from .smoothing import FloatArray, noise_level, robust_smooth, smooth_ema
 
 __all__ = [
@@ -410,13 +411,16 @@ def suggestions(
     optimizer_family: str | None = None,
     stop_reason: str = "completed",
     optimizer: str | None = _renamed.UNSET,
+    probes: Probes | None = None,
 ) -> Suggestions:
     """The default rule on a sweep: constant, one-cycle and warmup-cosine LRs (see the module
     docstring) for ``total_steps`` optimizer steps with an optimizer of family
     ``optimizer_family`` (``"sgd"``, ``"momentum"`` or ``"adaptive"``; default
     ``"adaptive"``). ``lrs``/``losses`` are the training curve, ``held_lrs``/``held_losses``
-    the held-batch curve when it was measured. ``optimizer`` is the deprecated former name of
-    ``optimizer_family``."""
+    the held-batch curve when it was measured. With ``probes`` (the probe runs around this
+    sweep's edge, :mod:`lrkit.finder.probes`) the LRs are scaled from the probes' edge
+    ``probes.edge`` with the coefficients fitted for it; ``lr_min`` stays the sweep's edge.
+    ``optimizer`` is the deprecated former name of ``optimizer_family``."""
     # (the argument shadows the function optimizer_family here, which this body does not call)
     family = _renamed.keyword(
         "lrkit.finder.suggestions()", "optimizer", "optimizer_family", optimizer, optimizer_family
@@ -441,11 +445,20 @@ def suggestions(
     up = stop_reason in ("turned_up", "diverged", "nan") or (not few and shape.turned_up)
     lo, hi = C.STEPS_RANGE
     t = math.log(min(max(steps, lo), hi) / DEFAULT_TOTAL_STEPS)
+    if probes is not None:
+        if not math.isclose(probes.lr_min, lr_min, rel_tol=1e-9):
+            raise ValueError(
+                f"probes were run around lr_min={probes.lr_min!r}, not this sweep's edge "
+                f"({lr_min!r})"
+            )
+        base, intercept, slope = probes.edge, C.PROBED_INTERCEPT, C.PROBED_BUDGET_SLOPE
+    else:
+        base, intercept, slope = lr_min, C.INTERCEPT, C.BUDGET_SLOPE
     out = {}
     for sched in C.SCHEDULES:
-        a = C.INTERCEPT[sched][opt]
-        b = C.BUDGET_SLOPE[sched]
-        out[sched] = lr_min * min(math.exp(a + b * t), EDGE_CAP)
+        a = intercept[sched][opt]
+        b = slope[sched]
+        out[sched] = base * min(math.exp(a + b * t), EDGE_CAP)
     return Suggestions(
         constant=out["constant"],
         max_lr=out["onecycle"],

@@ -16,6 +16,7 @@ from .. import _renamed
 from .. import _validate as V
 from .._runtime import caller_level
 from . import _coefficients as C
+from .probes import Probes, _loss_of, run_probes
 from .result import FinderResult, LRFinderWarning
 from .rules import (
     DEFAULT_RULE,
@@ -450,8 +451,10 @@ class Sweep:
             self._stop = "interrupted"
             self._stop_lr = self._lrs[-1] if self._lrs else None
 
-    def result(self, *, warn: bool = True) -> FinderResult:
-        """Build the :class:`FinderResult`; emits :class:`LRFinderWarning` when unreliable."""
+    def result(self, *, warn: bool = True, probes: Probes | None = None) -> FinderResult:
+        """Build the :class:`FinderResult`; emits :class:`LRFinderWarning` when unreliable.
+        ``probes``: the probe runs made around this sweep's edge (:func:`run_probes`), which
+        the default rule's suggestions then scale from."""
         reason = self._stop or "interrupted"
         lrs = np.asarray(self._lrs, dtype=np.float64)
         losses = np.asarray(self._losses, dtype=np.float64)
@@ -472,8 +475,15 @@ class Sweep:
                 total_steps=self.options.total_steps,
                 optimizer_family=self.optimizer_family,
                 stop_reason=reason,
+                probes=probes,
             )
             msgs.extend(_messages(self, sugg, cx, cy, reason))
+            if probes is not None and probes.diverged:
+                msgs.append(
+                    "every probe diverged, down to "
+                    f"{min(probes.lrs):.3g}: the suggestions sit below them; check the "
+                    "training step or lower start_lr"
+                )
         res = FinderResult(
             lrs=lrs,
             losses=losses,
@@ -487,6 +497,7 @@ class Sweep:
             optimizer_family=self.optimizer_family,
             warnings=tuple(msgs),
             _sugg=sugg,
+            probes=probes,
         )
         if warn:
             for msg in msgs:
@@ -569,6 +580,8 @@ def range_test(
     progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
+    reset: Callable[[], None] | None = None,
+    score: Callable[[], float] | None = None,
     **kwargs: Unpack[SweepKwargs],
 ) -> FinderResult:
     """Run a range test driven by ``step(lr) -> loss``.
@@ -582,11 +595,21 @@ def range_test(
     ``KeyboardInterrupt`` inside ``step`` stops the sweep and propagates after the caller's
     cleanup (the partial curve is lost). ``optimizer_family`` (a sweep option) tells the
     default rule the optimizer family; ``optimizer`` is its deprecated former name (read only
-    when the options name no family)."""
+    when the options name no family).
+
+    ``reset()`` and ``score()`` (both or neither) run the probes after the sweep
+    (:func:`lrkit.finder.probes.run_probes`): ``reset()`` puts the model, optimizer and data
+    order back to their state before the sweep, ``score()`` returns the loss on validation
+    data; the caller restores its state afterwards, as after the sweep."""
     if not callable(step):
         raise ValueError(f"step must be a callable step(lr) -> loss, got {step!r}")
     V.optional_callable("evaluate", evaluate, "evaluate() -> held loss")
     V.optional_callable("callback", callback, "callback(i, lr, loss)")
+    V.optional_callable("reset", reset, "reset() (the state before the sweep)")
+    V.optional_callable("score", score, "score() -> validation loss")
+    if (reset is None) != (score is None):
+        given, missing = ("reset", "score") if score is None else ("score", "reset")
+        raise ValueError(f"{given} needs {missing} (the probes use both), got {missing}=None")
     progress = V.flag("progress", progress)
     warn = V.flag("warn", warn)
     family = _renamed.keyword(
@@ -600,7 +623,12 @@ def range_test(
     if optimizer is not _renamed.UNSET and family is not None:  # named as the caller did
         sweep.use_family(V.choice("optimizer", family, OPTIMIZERS))
     sweep.run(step, evaluate=evaluate, callback=callback, progress=progress)
-    return sweep.result(warn=warn)
+    probes = None
+    edge = sweep.result(warn=False).lr_min if reset is not None else None
+    if edge is not None:
+        assert reset is not None and score is not None  # checked above: both or neither
+        probes = run_probes(edge, reset=reset, step=step, score=score, progress=progress)
+    return sweep.result(warn=warn, probes=probes)
 
 
 def cycle_batches(data: Iterable[Any], *, name: str = "data") -> Iterator[Any]:
@@ -643,11 +671,14 @@ def cycle_batches(data: Iterable[Any], *, name: str = "data") -> Iterator[Any]:
 MANY_HELD_BATCHES = 16
 
 
-def held_batches(data: Iterable[Any], *, name: str = "val_data") -> list[Any]:
+def held_batches(
+    data: Iterable[Any], *, name: str = "val_data", warn_many: bool = True
+) -> list[Any]:
     """The batches of one pass over ``data``, kept as a list: a fixed held set (every
-    finder's ``val_data``). Raises ``ValueError`` naming ``name`` when ``data`` is not an
-    iterable of batches or yields none; warns (``UserWarning``) when it holds more than
-    ``MANY_HELD_BATCHES``, all of which the sweep evaluates every ``eval_every`` steps."""
+    finder's ``val_data``, ``probe_data``). Raises ``ValueError`` naming ``name`` when
+    ``data`` is not an iterable of batches or yields none; with ``warn_many``, warns
+    (``UserWarning``) when it holds more than ``MANY_HELD_BATCHES``, all of which the sweep
+    evaluates every ``eval_every`` steps."""
     if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
         raise ValueError(
             f"{name} must be an iterable of batches (a list, a generator, a loader), "
@@ -656,7 +687,7 @@ def held_batches(data: Iterable[Any], *, name: str = "val_data") -> list[Any]:
     out = list(data)
     if not out:
         raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
-    if len(out) > MANY_HELD_BATCHES:
+    if warn_many and len(out) > MANY_HELD_BATCHES:
         warnings.warn(
             f"{name} holds {len(out)} batches, all kept and evaluated every eval_every steps "
             f"of the sweep; a few are enough (e.g. list(itertools.islice(loader, 4)))",
@@ -664,13 +695,3 @@ def held_batches(data: Iterable[Any], *, name: str = "val_data") -> list[Any]:
             stacklevel=caller_level(),
         )
     return out
-
-
-def _loss_of(value: Any) -> float:
-    """What a sweep's ``step(lr)`` returned, as a float, else a one-line ValueError naming
-    ``step`` (``None``, a string, an array of several values)."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        got = type(value).__name__ if value is None or isinstance(value, str) else repr(value)
-        raise ValueError(f"step must return the loss at lr (a number), got {got}") from None

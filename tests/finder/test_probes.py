@@ -1,0 +1,210 @@
+"""The probe runs (lrkit.finder.probes): the best offset, the driver, and how the default
+rule's suggestions follow them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrkit.finder import (
+    PROBE_OFFSETS,
+    PROBE_STEPS,
+    Probes,
+    SweepOptions,
+    range_test,
+    run_probes,
+    suggestions,
+)
+from lrkit.finder import _coefficients as C
+from lrkit.finder.probes import BLOWN, PROBE_WEIGHT, best_offset, probe_lrs
+from lrkit.finder.rules import EDGE_CAP
+
+INF = math.inf
+
+
+def test_offsets_are_two_fold_apart_from_twice_the_edge_down():
+    assert PROBE_OFFSETS == (0.7, 0.0, -0.7, -1.4, -2.1, -2.8, -3.5, -4.2)
+    lrs = probe_lrs(0.1)
+    assert lrs[1] == 0.1 and lrs[0] == pytest.approx(0.1 * math.exp(0.7))
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_best_offset_is_the_vertex_of_the_probe_curve():
+    # ln(loss) exactly quadratic in the offset, vertex between two probes
+    assert best_offset([math.exp((o + 1.0) ** 2) for o in PROBE_OFFSETS]) == pytest.approx(
+        -1.0, abs=1e-12
+    )
+    assert best_offset([5.0, 4.0, 3.0, 2.0, 3.0, 4.0, 5.0, 6.0]) == pytest.approx(-1.4)
+    assert best_offset([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]) == 0.7  # an end
+    assert best_offset([INF, INF, 3.0, 2.0, INF, 4.0, 5.0, 6.0]) == -1.4  # no neighbour
+    assert best_offset([INF] * 8) == -4.2  # every probe diverged: the lowest
+    with pytest.raises(ValueError, match="one loss per offset"):
+        best_offset([1.0, 2.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(1e-6, 1e6), min_size=8, max_size=8))
+def test_best_offset_stays_next_to_the_best_probe(losses):
+    o = best_offset(losses)
+    j = int(np.argmin(losses))
+    assert PROBE_OFFSETS[min(j + 1, 7)] - 1e-9 <= o <= PROBE_OFFSETS[max(j - 1, 0)] + 1e-9
+
+
+def _quadratic_task(best_lr: float):
+    """A fake task whose probe's validation loss is lowest at ``best_lr``: ``step`` records
+    each call's LR, ``score`` reads the LR of the last probe."""
+    calls: list[tuple[str, float]] = []
+    state = {"lr": None}
+
+    def reset():
+        calls.append(("reset", 0.0))
+        state["lr"] = None
+
+    def step(lr):
+        calls.append(("step", lr))
+        state["lr"] = lr
+        return 1.0
+
+    def score():
+        calls.append(("score", 0.0))
+        return math.exp((math.log(state["lr"] / best_lr)) ** 2)
+
+    return reset, step, score, calls
+
+
+def test_run_probes_resets_steps_and_scores_each_probe_in_order():
+    reset, step, score, calls = _quadratic_task(best_lr=0.01 * math.exp(-1.2))
+    p = run_probes(0.01, reset=reset, step=step, score=score)
+    assert isinstance(p, Probes) and p.lr_min == 0.01 and p.steps == PROBE_STEPS
+    assert p.lrs == probe_lrs(0.01)
+    per = 1 + PROBE_STEPS + 1
+    assert len(calls) == 8 * per
+    for k, lr in enumerate(p.lrs):
+        block = calls[k * per : (k + 1) * per]
+        assert block[0] == ("reset", 0.0) and block[-1] == ("score", 0.0)
+        assert all(c == ("step", lr) for c in block[1:-1])
+    assert p.offset == pytest.approx(-1.2, abs=1e-9)
+    assert p.best_lr == pytest.approx(0.01 * math.exp(-1.2))
+    assert p.edge == pytest.approx(0.01 * math.exp(PROBE_WEIGHT * -1.2))
+    assert not p.diverged
+
+
+def test_a_probe_that_blows_up_stops_early_and_scores_inf():
+    scored: list[float] = []
+
+    def step(lr):  # the two highest LRs blow up on their third step
+        step.n += 1
+        return 1.0 if lr < 0.009 or step.n < 3 else BLOWN * 1.01
+
+    def reset():
+        step.n = 0
+
+    def score():
+        scored.append(1.0)
+        return 2.0
+
+    p = run_probes(0.01, reset=reset, step=step, score=score)
+    assert p.losses[:2] == (INF, INF) and p.losses[2:] == (2.0,) * 6
+    assert len(scored) == 6  # a diverged probe is not scored
+    nan = run_probes(0.01, reset=lambda: None, step=lambda lr: math.nan, score=lambda: 1.0)
+    assert nan.diverged and nan.offset == -4.2
+    assert nan.to_dict()["losses"] == [None] * 8
+
+
+def test_run_probes_refuses_bad_arguments_in_one_line():
+    ok = {"reset": lambda: None, "step": lambda lr: 1.0, "score": lambda: 1.0}
+    with pytest.raises(ValueError, match="lr_min must be a finite number > 0"):
+        run_probes(0.0, **ok)
+    with pytest.raises(TypeError, match="score must be a callable"):
+        run_probes(0.1, **{**ok, "score": 3})
+    with pytest.raises(ValueError, match="step must return the loss at lr"):
+        run_probes(0.1, **{**ok, "step": lambda lr: "x"})
+    with pytest.raises(ValueError, match="score must return the validation loss"):
+        run_probes(0.1, **{**ok, "score": lambda: None})
+
+
+def _curve():
+    lrs = np.geomspace(1e-5, 1.0, 60)
+    losses = 2.0 - np.exp(-((np.log(lrs) - np.log(0.05)) ** 2) / 4.0)
+    losses[lrs > 0.1] += 20 * (np.log(lrs[lrs > 0.1] / 0.1)) ** 2
+    return lrs, losses
+
+
+def test_suggestions_follow_the_probes_with_their_own_coefficients():
+    lrs, losses = _curve()
+    plain = suggestions(lrs, losses, total_steps=1000, optimizer_family="momentum")
+    reset, step, score, _ = _quadratic_task(best_lr=plain.lr_min * math.exp(-2.0))
+    p = run_probes(plain.lr_min, reset=reset, step=step, score=score)
+    probed = suggestions(lrs, losses, total_steps=1000, optimizer_family="momentum", probes=p)
+    assert probed.lr_min == plain.lr_min  # the sweep's edge, unchanged
+    assert p.edge == pytest.approx(plain.lr_min * math.exp(-1.0))
+    for sched, got in (("constant", probed.constant), ("onecycle", probed.max_lr)):
+        a = C.PROBED_INTERCEPT[sched]["momentum"]
+        assert got == pytest.approx(p.edge * min(math.exp(a), EDGE_CAP), rel=1e-12)
+    # a longer run: the probed budget slope
+    long = suggestions(lrs, losses, total_steps=1900, optimizer_family="momentum", probes=p)
+    slope = C.PROBED_BUDGET_SLOPE["constant"]
+    assert long.constant / probed.constant == pytest.approx(1.9**slope, rel=1e-9)
+
+
+def test_probes_of_another_edge_are_refused():
+    lrs, losses = _curve()
+    p = Probes(lr_min=123.0, lrs=probe_lrs(123.0), losses=(1.0,) * 8)
+    with pytest.raises(ValueError, match="probes were run around lr_min=123.0"):
+        suggestions(lrs, losses, probes=p)
+
+
+def test_range_test_runs_the_probes_with_reset_and_score():
+    state = {"w": 5.0}
+
+    def step(lr):  # gradient descent on w**2: the loss before the step
+        loss = state["w"] ** 2
+        state["w"] -= lr * 2 * state["w"]
+        return loss
+
+    def reset():
+        state["w"] = 5.0
+
+    plain = range_test(step, warn=False)
+    reset()
+    r = range_test(step, reset=reset, score=lambda: state["w"] ** 2, warn=False)
+    assert r.probes is not None and r.probes.lr_min == r.lr_min == plain.lr_min
+    assert r.probes.losses[1] < r.probes.losses[-1]  # near the edge beats 67x below it
+    assert r.suggestion != plain.suggestion
+    assert r.suggestion == pytest.approx(
+        suggestions(r.lrs, r.losses, optimizer_family=None, probes=r.probes).constant
+    )
+    d = r.to_dict()
+    assert d["probes"]["lrs"] == list(r.probes.lrs) and d["probes"]["steps"] == PROBE_STEPS
+    again = r.for_total_steps(1000)
+    assert again.constant == pytest.approx(r.suggestion)  # the probes are kept
+    assert plain.probes is None and plain.to_dict()["probes"] is None
+
+
+def test_range_test_needs_both_reset_and_score():
+    with pytest.raises(ValueError, match="reset needs score"):
+        range_test(lambda lr: 1.0, reset=lambda: None)
+    with pytest.raises(ValueError, match="score needs reset"):
+        range_test(lambda lr: 1.0, score=lambda: 1.0)
+    with pytest.raises(TypeError, match="reset must be a callable"):
+        range_test(lambda lr: 1.0, reset=3, score=lambda: 1.0)
+
+
+def test_every_probe_diverged_is_a_warning():
+    state = {"n": 0}
+
+    def step(lr):
+        state["n"] += 1
+        return 1.0 / (1.0 + 1e-3 * state["n"]) if state["n"] <= 100 else math.nan
+
+    def reset():
+        state["n"] = 10**6  # every probe's step returns NaN
+
+    r = range_test(step, reset=reset, score=lambda: 1.0, warn=False,
+                   options=SweepOptions(stop_early=False))  # fmt: skip
+    assert r.probes is not None and r.probes.diverged
+    assert any("every probe diverged" in w for w in r.warnings) and not r.reliable

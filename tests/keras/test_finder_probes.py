@@ -1,0 +1,223 @@
+"""lrkit.keras.find_lr(probe_data=...): the probes after the sweep, each from the restored
+initial state, and the exact restore afterwards."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+import lrkit.keras as lk  # noqa: E402
+from lrkit.finder import PROBE_OFFSETS, PROBE_STEPS, LRFinderWarning, Probes  # noqa: E402
+
+SWEEP = {"start_lr": 1e-4, "end_lr": 10.0, "num_iter": 30, "total_steps": 300}
+
+
+def _model():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dropout(0.2),  # a seed generator the probes must put back
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    return model
+
+
+def _data(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 8)).astype("float32")
+    y = (x @ np.linspace(-1, 1, 8, dtype="float32")[:, None]).astype("float32")
+    return x, y
+
+
+def _state(model):
+    return [np.array(v.numpy()) for v in (*model.variables, *model.optimizer.variables)]
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(
+        x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True) for x, y in zip(a, b)
+    )
+
+
+def _find(*args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LRFinderWarning)
+        return lk.find_lr(*args, **kw)
+
+
+def _recording(model):
+    """Wrap ``model.train_on_batch`` to record, for each call, the model and optimizer state
+    before it, the batch it trained on and the loss it returned."""
+    calls = []
+    train_on_batch = model.train_on_batch
+
+    def record(x, y=None, sample_weight=None, **kw):
+        before = _state(model)
+        logs = train_on_batch(x, y, sample_weight=sample_weight, **kw)
+        calls.append((before, np.array(x), float(np.asarray(logs["loss"]))))
+        return logs
+
+    model.train_on_batch = record
+    return calls
+
+
+def _probe_runs(calls, initial):
+    """The calls of each probe: the runs that start from the initial state, after the
+    sweep's (the sweep's first step starts from it too)."""
+    starts = [i for i, (before, _, _) in enumerate(calls) if _same(before, initial)]
+    assert len(starts) == 1 + len(PROBE_OFFSETS)  # the sweep's first step, then each probe
+    bounds = [*starts[1:], len(calls)]
+    return [calls[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def test_probes_result_and_exact_restore():
+    x, y = _data(256, 0)
+    xv, yv = _data(64, 1)
+    model = _model()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # non-trivial optimizer state
+    before = _state(model)
+    lr_obj, train_fn = model.optimizer._learning_rate, model.train_function
+    rng_np = np.random.get_state()[1].copy()
+    initial_val = model.evaluate(xv, yv, batch_size=32, verbose=0)
+    res = _find(model, x, y, batch_size=32, probe_data=(xv, yv), **SWEEP)
+    probes = res.probes
+    assert isinstance(probes, Probes)
+    assert len(probes.lrs) == len(probes.losses) == 8 and probes.steps == PROBE_STEPS
+    assert res.lr_min is not None and probes.lr_min == res.lr_min
+    assert probes.lrs == pytest.approx([res.lr_min * math.exp(o) for o in PROBE_OFFSETS])
+    # scored on probe_data: the best probe (60 Adam steps near the edge) beats the start
+    finite = [v for v in probes.losses if math.isfinite(v)]
+    assert finite and min(finite) < initial_val
+    assert res.to_dict()["probes"]["lrs"] == list(probes.lrs)
+    # everything back, bit for bit
+    assert _same(before, _state(model))
+    assert model.optimizer._learning_rate is lr_obj and model.train_function is train_fn
+    assert np.array_equal(np.random.get_state()[1], rng_np)
+    # the restored model scores as before
+    assert model.evaluate(xv, yv, batch_size=32, verbose=0) == initial_val
+
+
+def test_without_probe_data_there_are_no_probes():
+    x, y = _data(128, 0)
+    model = _model()
+    calls = _recording(model)
+    res = _find(model, x, y, batch_size=32, **SWEEP)
+    assert res.probes is None and res.to_dict()["probes"] is None
+    assert len(calls) == res.steps  # the sweep's steps only
+
+
+def _built(model):
+    model.build((None, 8))
+    model.optimizer.build(model.trainable_variables)
+    return _state(model)
+
+
+def _assert_same_runs(runs, steps=PROBE_STEPS):
+    """Every probe trained on the same batches in the same order (as far as each ran) and
+    made the same first step (same weights, dropout mask, batch: the same loss); a probe
+    that did not diverge ran all its steps; probes at different LRs end apart."""
+    for run in runs[1:]:
+        for (_, bx, _), (_, bx0, _) in zip(run, runs[0]):
+            assert np.array_equal(bx, bx0)
+    assert len({run[0][2] for run in runs}) == 1
+    assert max(len(run) for run in runs) == steps
+    assert len({run[-1][2] for run in runs}) > 1
+
+
+def test_each_probe_starts_from_the_same_state_and_batches():
+    x, y = _data(256, 0)
+    xv, yv = _data(64, 1)
+    model = _model()
+    initial = _built(model)
+    calls = _recording(model)
+    # seed=None: a fresh shuffling order, the same for every probe
+    res = _find(
+        model,
+        x,
+        y,
+        batch_size=32,
+        seed=None,
+        probe_data=[(xv[:32], yv[:32]), (xv[32:], yv[32:])],  # batches, read once
+        **SWEEP,
+    )
+    assert isinstance(res.probes, Probes)
+    runs = _probe_runs(calls, initial)
+    _assert_same_runs(runs)
+    for run, loss in zip(runs, res.probes.losses):
+        if math.isfinite(loss):  # not diverged: all 60 steps
+            assert len(run) == PROBE_STEPS
+    assert _same(initial, _state(model))
+
+
+class _Noisy(keras.utils.PyDataset):
+    """Batches with noise from numpy's global RNG (augmentation): the same batches again only
+    when that RNG is put back."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x) // 32
+
+    def __getitem__(self, i):
+        bx = self.x[32 * i : 32 * (i + 1)]
+        return bx + np.random.normal(0, 0.1, bx.shape).astype("float32"), self.y[
+            32 * i : 32 * (i + 1)
+        ]
+
+
+def test_probes_put_the_global_rng_back_for_each_probe():
+    x, y = _data(256, 0)
+    xv, yv = _data(64, 1)
+    model = _model()
+    initial = _built(model)
+    calls = _recording(model)
+    rng_np = np.random.get_state()[1].copy()
+    res = _find(model, _Noisy(x, y), probe_data=_Noisy(xv, yv), **SWEEP)
+    assert isinstance(res.probes, Probes)
+    _assert_same_runs(_probe_runs(calls, initial))
+    assert _same(initial, _state(model))
+    assert np.array_equal(np.random.get_state()[1], rng_np)
+
+
+def test_probes_replay_a_one_shot_generator_with_accumulation():
+    x, y = _data(256, 0)
+    xv, yv = _data(64, 1)
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, gradient_accumulation_steps=2), loss="mse")
+    initial = _built(model)
+    calls = _recording(model)
+    gen = ((x[i : i + 32], y[i : i + 32]) for i in range(0, 256, 32))
+    res = _find(model, gen, probe_data=(xv, yv), **SWEEP)
+    assert isinstance(res.probes, Probes)
+    # each probe step: one update of 2 micro-batches, from the batches kept after the sweep
+    _assert_same_runs(_probe_runs(calls, initial), steps=2 * PROBE_STEPS)
+    assert _same(initial, _state(model))
+
+
+@pytest.mark.parametrize(
+    ("probe_data", "match"),
+    [
+        (3, "probe_data must be an iterable of batches"),
+        ([], "probe_data must yield at least one batch"),
+        ((np.zeros((4, 8), "float32"), np.zeros((3, 1), "float32")), "probe_data's y"),
+    ],
+)
+def test_bad_probe_data_is_a_one_line_error(probe_data, match):
+    x, y = _data(64, 0)
+    model = _model()
+    before = _built(model)
+    rng_np = np.random.get_state()[1].copy()
+    with pytest.raises(ValueError, match=match) as err:
+        lk.find_lr(model, x, y, batch_size=32, probe_data=probe_data, **SWEEP)
+    assert "\n" not in str(err.value)
+    assert _same(before, _state(model))
+    assert np.array_equal(np.random.get_state()[1], rng_np)

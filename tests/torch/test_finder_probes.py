@@ -1,0 +1,167 @@
+"""find_lr(probe_data=...): the probe runs start from the initial state each time, train on
+the same batches, score on probe_data, and leave everything as it was."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from lrkit.finder import PROBE_STEPS, Probes, cycle_batches  # noqa: E402
+from lrkit.torch import find_lr  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::lrkit.finder.LRFinderWarning")
+CE = nn.functional.cross_entropy
+
+
+def task(seed=0, n=256):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=g)
+    y = (x[:, :3].sum(1) > 0).long() + (x[:, 3] > 1).long()
+    xv = torch.randn(96, 8, generator=g)
+    yv = (xv[:, :3].sum(1) > 0).long() + (xv[:, 3] > 1).long()
+    ds = torch.utils.data.TensorDataset(x, y)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(7)
+    )
+    val = [(xv[i : i + 32], yv[i : i + 32]) for i in range(0, 96, 32)]
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3)
+    )
+    return model, loader, val
+
+
+def val_loss(model, val):
+    model.eval()
+    with torch.no_grad():
+        loss = torch.stack([CE(model(x), y).double() for x, y in val]).mean()
+    model.train()
+    return float(loss)
+
+
+def state(model, opt, loader):
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        copy.deepcopy(opt.state_dict()),
+        torch.get_rng_state(),
+        np.random.get_state()[1].copy(),
+        random.getstate(),
+        loader.generator.get_state(),
+        [m.training for m in model.modules()],
+    )
+
+
+def assert_same(a, b):
+    sd_a, g_a, o_a, t_a, n_a, r_a, l_a, m_a = a
+    sd_b, g_b, o_b, t_b, n_b, r_b, l_b, m_b = b
+    assert sd_a.keys() == sd_b.keys()
+    for k in sd_a:
+        assert torch.equal(sd_a[k], sd_b[k]), k
+    for x, y in zip(g_a, g_b):
+        assert (x is None and y is None) or torch.equal(x, y)
+    assert o_a["param_groups"] == o_b["param_groups"]
+    assert o_a["state"].keys() == o_b["state"].keys()
+    for k in o_a["state"]:
+        for name, v in o_a["state"][k].items():
+            assert torch.equal(v, o_b["state"][k][name]), (k, name)
+    assert torch.equal(t_a, t_b) and np.array_equal(n_a, n_b) and r_a == r_b
+    assert torch.equal(l_a, l_b) and m_a == m_b
+
+
+@pytest.mark.parametrize("snapshot", ["memory", "disk"])
+def test_probes_leave_everything_as_it_was(snapshot):
+    model, loader, val = task()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = next(iter(loader))  # Adam with state and grads of its own before the range test
+    CE(model(x), y).backward()
+    opt.step()
+    before = state(model, opt, loader)
+    r = find_lr(model, opt, CE, loader, probe_data=val, snapshot=snapshot, total_steps=500)
+    assert_same(before, state(model, opt, loader))
+    assert isinstance(r.probes, Probes) and r.probes.lr_min == r.lr_min
+    assert len(r.probes.losses) == 8 and r.probes.steps == PROBE_STEPS
+
+
+def test_each_probe_is_the_hand_run_from_the_initial_state():
+    """A probe's score is what 60 steps at its LR from the state before find_lr, on the
+    batches the loader gives from there, reach on probe_data: bit for bit."""
+    model, loader, val = task()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    init = copy.deepcopy((model.state_dict(), opt.state_dict()))
+    rng = (torch.get_rng_state(), loader.generator.get_state())
+    r = find_lr(model, opt, CE, loader, probe_data=val, total_steps=500)
+    assert r.probes is not None
+    finite = [k for k, v in enumerate(r.probes.losses) if np.isfinite(v)]
+    assert len(finite) >= 5
+    for k in (finite[0], finite[-1]):
+        lr = r.probes.lrs[k]
+        model.load_state_dict(init[0])
+        opt.load_state_dict(init[1])
+        torch.set_rng_state(rng[0])
+        loader.generator.set_state(rng[1])
+        batches = cycle_batches(loader)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        for _ in range(PROBE_STEPS):
+            bx, by = next(batches)
+            opt.zero_grad(set_to_none=True)
+            CE(model(bx), by).backward()
+            opt.step()
+        assert val_loss(model, val) == r.probes.losses[k]
+    # and the suggestions follow the probes: another constant LR than the sweep alone gives
+    model.load_state_dict(init[0])
+    opt.load_state_dict(init[1])
+    torch.set_rng_state(rng[0])
+    loader.generator.set_state(rng[1])
+    plain = find_lr(model, opt, CE, loader, total_steps=500)
+    assert plain.probes is None and plain.lr_min == r.lr_min
+    assert plain.suggestion != r.suggestion
+
+
+def test_probes_from_a_generator_share_the_batches_after_the_sweep():
+    model, loader, val = task()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    batches = [(x.clone(), y) for _ in range(40) for x, y in loader]  # distinct objects
+    seen: list[tuple[float, int]] = []
+
+    def step(m, batch):
+        if m.training:  # a training step (held and probe_data losses are in eval mode)
+            seen.append((opt.param_groups[0]["lr"], id(batch[0])))
+        return CE(m(batch[0]), batch[1])
+
+    r = find_lr(model, opt, None, (b for b in batches), step=step, probe_data=val)
+    assert r.probes is not None
+    by_lr: dict[float, list[int]] = {}
+    for lr, ident in seen[r.steps :]:
+        by_lr.setdefault(lr, []).append(ident)
+    assert set(by_lr) == set(r.probes.lrs)
+    runs = [by_lr[lr] for lr in r.probes.lrs]
+    longest = max(runs, key=len)
+    assert len(longest) == PROBE_STEPS
+    for run in runs:  # every probe trains on the same batches, in the same order
+        assert run == longest[: len(run)]
+    # ... the ones after the sweep's, none of which it trained on
+    assert not set(longest) & {ident for _, ident in seen[: r.steps]}
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (3, r"^probe_data must be an iterable of batches .* got int"),
+        ([], r"^probe_data must yield at least one batch"),
+    ],
+)
+def test_bad_probe_data_is_one_line_before_any_work(bad, match):
+    model, loader, _ = task()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    before = state(model, opt, loader)
+    with pytest.raises(ValueError, match=match):
+        find_lr(model, opt, CE, loader, probe_data=bad)
+    assert_same(before, state(model, opt, loader))
