@@ -551,3 +551,18 @@ def test_find_lr_with_val_data_matches_torch_find_lr(tmp_path: Any) -> None:
     assert len(res.held_losses) > 0
     assert res.held_losses.tolist() == ref.held_losses.tolist()
     assert res.losses.tolist() == ref.losses.tolist()
+
+
+def test_find_lr_with_probe_data_matches_torch_find_lr(tmp_path: Any) -> None:
+    """probe_data (batches in the collator's format) is scored as lrkit.torch.find_lr scores it."""
+    val = [
+        {"input_ids": b["input_ids"], "labels": b["labels"]}
+        for b in torch.utils.data.DataLoader(Pairs(16, 9), batch_size=8)
+    ]
+    model = tiny_bert()
+    trainer = transformers.Trainer(model=model, args=_args(tmp_path), train_dataset=Pairs(64, 1))
+    torch.manual_seed(3)
+    res = find_lr(trainer, num_iter=30, warn=False, probe_data=val)
+    ref = _by_hand(model, tmp_path, probe_data=val)
+    assert res.probes is not None and res.probes == ref.probes
+    assert res.losses.tolist() == ref.losses.tolist() and res.suggestion == ref.suggestion

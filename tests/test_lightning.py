@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import warnings
 from typing import Any
@@ -1044,3 +1045,63 @@ def test_finder_state_round_trips_lr_min_and_the_family_and_reads_a_010_state() 
         older.load_state_dict({"result": old})
     assert older.result is not None and older.result.optimizer_family == "momentum"
     assert older.result.to_dict() == res.to_dict()
+
+
+def test_finder_with_probe_data_equals_find_lr_with_it_and_a_checkpoint_keeps_the_probes() -> None:
+    from lrkit.lightning import _replay
+
+    torch.manual_seed(0)
+    model = Tiny()
+    gen = torch.Generator().manual_seed(5)
+    val = [(torch.randn(8, 4, generator=gen), torch.randn(8, 1, generator=gen)) for _ in range(2)]
+    ref = _reference(copy.deepcopy(model), seed=7, probe_data=val)
+    before = _state(model)
+    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False, probe_data=val)
+    torch.manual_seed(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=0, callbacks=[finder], logger=False).fit(model)
+    res = finder.result
+    assert res is not None and res.probes is not None and ref.probes is not None
+    assert res.probes == ref.probes and res.suggestion == ref.suggestion
+    assert _same(before, _state(model))
+    again = _replay(json.loads(json.dumps(finder.state_dict()["result"])))
+    assert again.probes == res.probes
+    assert (again.suggestion, again.max_lr) == (res.suggestion, res.max_lr)
+    plain = _replay({**finder.state_dict()["result"], "probes": None})
+    assert plain.probes is None and plain.suggestion != res.suggestion
+
+
+class _SeenHooked(_Hooked):
+    """_Hooked that also records, per on_before_batch_transfer call, the id of the batch's x."""
+
+    def __init__(self, calls: list[str], seen: list[int]) -> None:
+        super().__init__(calls)
+        self.seen = seen
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        self.seen.append(id(batch[0]))
+        return super().on_before_batch_transfer(batch, dataloader_idx)
+
+
+def test_finder_prepares_each_probe_data_batch_when_a_probe_is_scored() -> None:
+    """probe_data (a validation loader, possibly large) is not kept on the device for the
+    sweep and the probes: each batch goes through the transfer hooks when a probe is scored
+    on it, once per scored probe, and the probes score the batches as fit would see them."""
+    gen = torch.Generator().manual_seed(5)
+    val = [(torch.randn(8, 4, generator=gen), torch.randn(8, 1, generator=gen)) for _ in range(3)]
+    calls: list[str] = []
+    seen: list[int] = []
+    torch.manual_seed(0)
+    model = _SeenHooked(calls, seen)
+    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False, probe_data=val)
+    torch.manual_seed(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=0, callbacks=[finder], logger=False).fit(model)
+    res = finder.result
+    assert res is not None and res.probes is not None
+    scored = sum(math.isfinite(v) for v in res.probes.losses)
+    assert scored >= 2
+    for x, _ in val:  # not once when drawn: once per scored probe
+        assert seen.count(id(x)) == scored

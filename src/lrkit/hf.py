@@ -285,6 +285,7 @@ def find_lr(
     options: SweepOptions | None = None,
     snapshot: str = "memory",
     val_data: Iterable[Any] | None = None,
+    probe_data: Iterable[Any] | None = None,
     progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
@@ -305,8 +306,11 @@ def find_lr(
     and the Trainer are as before (see :func:`lrkit.torch.find_lr`). ``val_data`` (a few
     batches in the collator's format, never trained on, e.g.
     ``list(itertools.islice(trainer.get_eval_dataloader(), 4))``) is the held set instead of
-    the first training batch, as in :func:`lrkit.torch.find_lr`. ``progress=True`` shows a
-    progress bar; ``callback(i, lr, loss)`` is called after each sweep step; ``snapshot`` and
+    the first training batch, as in :func:`lrkit.torch.find_lr`. ``probe_data`` (batches in the
+    collator's format, e.g. ``list(trainer.get_eval_dataloader())``) runs the probe runs after
+    the sweep, scored on it, and the suggestions follow them (see
+    :func:`lrkit.torch.find_lr`). ``progress=True`` shows a progress bar;
+    ``callback(i, lr, loss)`` is called after each sweep step; ``snapshot`` and
     ``warn`` are those of :func:`lrkit.torch.find_lr` (``"disk"``: the copy of the model and
     optimizer in a temporary directory; ``False``: no :class:`lrkit.finder.LRFinderWarning`).
 
@@ -366,6 +370,7 @@ def find_lr(
             device=device,
             snapshot=snapshot,
             val_data=val_data,
+            probe_data=probe_data,
             progress=progress,
             callback=callback,
             warn=warn,

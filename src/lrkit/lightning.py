@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from . import _validate as V
 from ._imports import require
 from ._runtime import data_loaders
-from .finder import RULES, FinderResult, Sweep, SweepOptions
+from .finder import RULES, FinderResult, Probes, Sweep, SweepOptions
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -112,7 +112,8 @@ def _replay(state: Mapping[str, Any], *, rule: Any = None) -> FinderResult:
         sweep.record(math.nan)
     elif not sweep.done:
         sweep.interrupt()
-    return sweep.result(warn=False)
+    probes = state.get("probes")  # (absent before probe_data, None without it)
+    return sweep.result(warn=False, probes=None if probes is None else Probes.from_dict(probes))
 
 
 class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
@@ -133,7 +134,10 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     or ``options=``; ``total_steps`` defaults to ``trainer.estimated_stepping_batches``, the
     steps the run will train for. ``val_data`` (a few batches, never trained on, e.g. some of
     the validation loader's) is the held set instead of the first training batch, as in
-    :func:`lrkit.torch.find_lr`; ``progress=True`` shows a progress bar on rank 0.
+    :func:`lrkit.torch.find_lr`; ``probe_data`` (e.g. the validation loader) runs the probe
+    runs after the sweep, scored on it, and the suggestions follow them (see
+    :func:`lrkit.torch.find_lr`; the checkpoint keeps them too); ``progress=True`` shows a
+    progress bar on rank 0.
     ``snapshot``, ``callback`` and ``warn`` are those of :func:`lrkit.torch.find_lr`:
     ``snapshot="disk"`` keeps the copy of the model and optimizer in a temporary directory
     instead of memory, ``callback(i, lr, loss)`` is called after each sweep step (on every
@@ -169,6 +173,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         schedule: Callable[[FinderResult, int], Any] | None = None,
         plot: bool = True,
         val_data: Iterable[Any] | None = None,
+        probe_data: Iterable[Any] | None = None,
         progress: bool = False,
         snapshot: str = "memory",
         callback: Callable[[int, float, float], None] | None = None,
@@ -194,6 +199,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         self.schedule = schedule
         self.plot = V.flag("plot", plot)
         self.val_data = val_data
+        self.probe_data = probe_data
         self.progress = V.flag("progress", progress)
         self.result: FinderResult | None = None
         self._restored = False  # result loaded from a checkpoint, for the fit that resumes
@@ -325,8 +331,8 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         owner = dm if dm is not None and _helpers.is_overridden(hook, dm) else pl_module
         before_transfer = getattr(owner, hook)
 
-        def step(model: Any, ready: _Ready) -> Any:
-            batch = ready.batch
+        def step(model: Any, ready: _Ready | _Later) -> Any:
+            batch = (ready.ready() if isinstance(ready, _Later) else ready).batch
             if batch is None:  # fit skips a batch that is None after the hooks
                 counter[0] += 1
                 return None
@@ -369,6 +375,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 scaler=scaler,
                 device=pl_module.device,
                 val_data=_Prepared.of(self.val_data, prepare),
+                probe_data=_Prepared.of(self.probe_data, prepare, later=True),
                 progress=self.progress and trainer.is_global_zero,
                 snapshot=self.snapshot,
                 callback=self.callback,
@@ -453,28 +460,46 @@ class _Ready:
         self.batch = batch
 
 
+class _Later:
+    """A batch put through ``prepare`` only when the step reads it, each time: a probe_data
+    batch (the validation loader's) stays where its loader left it, off the device, between
+    the probes' evaluations."""
+
+    __slots__ = ("batch", "prepare")
+
+    def __init__(self, batch: Any, prepare: Callable[[Any], _Ready]) -> None:
+        self.batch, self.prepare = batch, prepare
+
+    def ready(self) -> _Ready:
+        return self.prepare(self.batch)
+
+
 class _Prepared:
     """The batches of ``source`` (the train loader, ``val_data``) each put through
     ``prepare`` as it is drawn, as fit's loop does, once: a held batch is prepared when it is
     taken, not again at each evaluation. Its loaders are ``flattened``, where
     :func:`lrkit.torch.find_lr` finds their generators and persistent workers."""
 
-    def __init__(self, source: Iterable[Any], prepare: Callable[[Any], _Ready]) -> None:
+    def __init__(
+        self, source: Iterable[Any], prepare: Callable[[Any], _Ready], *, later: bool = False
+    ) -> None:
         self.source = source
         self.prepare = prepare
+        self.later = later
         self.flattened = data_loaders(source)
 
     @classmethod
-    def of(cls, source: Any, prepare: Callable[[Any], _Ready]) -> Any:
+    def of(cls, source: Any, prepare: Callable[[Any], _Ready], *, later: bool = False) -> Any:
         """``source`` prepared, or as it is when it is not an iterable of batches (``None``,
-        or a value :func:`lrkit.torch.find_lr` refuses naming it)."""
+        or a value :func:`lrkit.torch.find_lr` refuses naming it). ``later``: each batch is
+        prepared when the step reads it (:class:`_Later`), not when it is drawn."""
         if source is None or isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
             return source
-        return cls(source, prepare)
+        return cls(source, prepare, later=later)
 
     def __iter__(self) -> Any:
         for batch in self.source:
-            yield self.prepare(batch)
+            yield _Later(batch, self.prepare) if self.later else self.prepare(batch)
 
 
 def _mute(*args: Any, **kwargs: Any) -> None:

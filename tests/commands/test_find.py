@@ -88,6 +88,10 @@ USER_MODULE = textwrap.dedent(
         model, opt, _, data = make()
         return model, opt, (lambda out, y: 1.0), data
 
+    def make_val_gen1():
+        model, opt, loss_fn, data = make()
+        return model, opt, loss_fn, data, (b for b in data[:1])
+
     def make_no_loss():
         model, opt, _, data = make()
         return model, opt, None, data
@@ -547,3 +551,13 @@ def test_probe_without_validation_batches_is_a_one_line_mistake(user_module, cap
     err = capsys.readouterr().err
     assert err.startswith("lrkit find: error: --probe scores its runs on validation batches")
     assert "fifth item" in err and len(err.strip().splitlines()) == 1
+
+
+def test_probe_scores_every_batch_of_a_generators_val_data(user_module, tmp_path, capsys):
+    """The check of the target's val_data reads a generator's first batch: with --probe the
+    batches are kept first, so the probes still score on all of them (here the only one)."""
+    js = tmp_path / "r.json"
+    argv = ["find", f"{user_module}:make_val_gen1", "--train-steps", "30", "--no-plot"]
+    assert main([*argv, "--quiet", "--probe", "--json", str(js)]) == 0, capsys.readouterr().err
+    probes = json.loads(js.read_text())["probes"]
+    assert sum(v is not None for v in probes["losses"]) >= 2

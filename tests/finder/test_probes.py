@@ -208,3 +208,52 @@ def test_every_probe_diverged_is_a_warning():
                    options=SweepOptions(stop_early=False))  # fmt: skip
     assert r.probes is not None and r.probes.diverged
     assert any("every probe diverged" in w for w in r.warnings) and not r.reliable
+
+
+def test_probes_round_trip_through_their_dict_and_refuse_another():
+    p = Probes(lr_min=0.02, lrs=probe_lrs(0.02), losses=(3.0, INF, 1.0, 0.5, 0.7, 2.0, 2.5, 3.0))
+    back = Probes.from_dict(p.to_dict())
+    assert back == p and back.offset == p.offset and back.to_dict() == p.to_dict()
+    import json
+
+    assert Probes.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+    with pytest.raises(ValueError, match=r"^probes must be a dict of Probes.to_dict\(\)"):
+        Probes.from_dict({"lrs": [1.0]})
+    with pytest.raises(ValueError, match="must hold 8 lrs and losses, got 2 lrs"):
+        Probes.from_dict({**p.to_dict(), "lrs": [1.0, 2.0]})
+
+
+def test_the_plot_shows_the_probes_on_an_axis_of_their_own(tmp_path):
+    pytest.importorskip("matplotlib")
+    state = {"w": 5.0}
+
+    def step(lr):
+        loss = state["w"] ** 2
+        state["w"] -= lr * 2 * state["w"]
+        return loss
+
+    def reset():
+        state["w"] = 5.0
+
+    r = range_test(step, reset=reset, score=lambda: state["w"] ** 2 + 1.0, warn=False)
+    ax = r.plot(path=str(tmp_path / "p.png"))
+    (twin,) = [a for a in ax.figure.axes if a is not ax]
+    (points,) = [ln for ln in twin.get_lines() if ln.get_marker() == "D"]
+    finite = [v for v in r.probes.losses if math.isfinite(v)]
+    assert list(points.get_ydata()) == finite and len(finite) >= 2
+    assert twin.get_ylabel() == "probe loss (probe_data)"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"best probe: {r.probes.best_lr:.2e}" in labels
+    assert (tmp_path / "p.png").stat().st_size > 0
+    reset()
+    plain = range_test(step, warn=False).plot()
+    assert len(plain.figure.axes) == 1
+
+
+def test_best_offset_reads_negative_losses_as_losses():
+    """A negative log-likelihood is a loss too: the lowest one is the best probe, refined
+    through the losses themselves."""
+    shifted = [v - 100.0 for v in (5.0, 4.0, 3.0, 2.0, 3.0, 4.0, 5.0, 6.0)]
+    assert best_offset(shifted) == pytest.approx(-1.4)
+    quad = [(o + 1.0) ** 2 - 3.0 for o in PROBE_OFFSETS]  # vertex -1.0, values through 0
+    assert best_offset(quad) == pytest.approx(-1.0, abs=1e-12)

@@ -165,3 +165,47 @@ def test_bad_probe_data_is_one_line_before_any_work(bad, match):
     with pytest.raises(ValueError, match=match):
         find_lr(model, opt, CE, loader, probe_data=bad)
     assert_same(before, state(model, opt, loader))
+
+
+def test_a_probe_data_loader_is_read_inside_the_snapshot():
+    """A DataLoader as probe_data draws its order from the global RNG when it is read: that
+    draw is undone with the rest, as for val_data."""
+    model, loader, val = task()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    xv = torch.cat([x for x, _ in val])
+    yv = torch.cat([y for _, y in val])
+    probe_loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(xv, yv), batch_size=32, shuffle=True
+    )
+    before = state(model, opt, loader)
+    r = find_lr(model, opt, CE, loader, probe_data=probe_loader)
+    assert r.probes is not None
+    assert_same(before, state(model, opt, loader))
+
+
+def test_probe_data_layout_is_checked_before_the_sweep_and_named():
+    model, loader, _ = task()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    bad = [{"x": torch.randn(4, 8), "y": torch.zeros(4, dtype=torch.long)}]
+    before = state(model, opt, loader)
+    steps: list[int] = []
+    model.register_forward_pre_hook(lambda m, a: steps.append(1))
+    with pytest.raises(ValueError, match=r"^probe_data must yield \(x, y\) batches .* a dict"):
+        find_lr(model, opt, CE, loader, probe_data=bad)
+    assert steps == []  # nothing ran
+    assert_same(before, state(model, opt, loader))
+
+
+def test_a_step_that_skips_every_probe_data_batch_is_named():
+    model, loader, val = task()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    before = state(model, opt, loader)
+
+    def step(m, batch):
+        if any(batch[0] is x for x, _ in val):
+            return None  # the probes' scoring batches: skipped
+        return CE(m(batch[0]), batch[1])
+
+    with pytest.raises(ValueError, match="every batch of probe_data: nothing to score"):
+        find_lr(model, opt, None, loader, step=step, probe_data=val, eval_batches=0)
+    assert_same(before, state(model, opt, loader))

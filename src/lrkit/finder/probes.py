@@ -14,7 +14,7 @@ then scaled from ``lr_min * exp(PROBE_WEIGHT * o*)`` with coefficients fitted fo
 
 A probe whose training loss turns non-finite or exceeds ``BLOWN`` times its first loss has
 diverged: its score is ``inf``. The probes cost ``len(PROBE_OFFSETS) * PROBE_STEPS`` training
-steps (480) and as many validation passes as there are probes: with the sweep, about 7 to 9
+steps (480) and as many validation passes as there are probes: with the sweep, about 6.5 to 9
 times a default sweep's wall time on the demo tasks (``benchmarks/finder_speed.py``).
 
 The framework finders run the probes through :func:`run_probes` (``probe_data=`` of
@@ -59,16 +59,18 @@ def probe_lrs(lr_min: float) -> tuple[float, ...]:
 def best_offset(losses: Sequence[float], offsets: Sequence[float] = PROBE_OFFSETS) -> float:
     """The offset of the lowest finite probe loss, refined by the vertex of the parabola in
     ln(loss) through it and its two neighbours (when both are finite and the parabola opens
-    upward); when every probe diverged, the lowest offset."""
+    upward; through the losses themselves when one of the three is not positive, e.g. a
+    negative log-likelihood); when every probe diverged, the lowest offset."""
     y = np.asarray(losses, dtype=np.float64)
     if y.shape != (len(offsets),):
         raise ValueError(f"losses must hold one loss per offset ({len(offsets)}), got {y.shape}")
-    ok = np.isfinite(y) & (y > 0)
+    ok = np.isfinite(y)
     if not ok.any():
         return float(min(offsets))
     j = int(np.argmin(np.where(ok, y, np.inf)))
     if 0 < j < len(y) - 1 and ok[j - 1] and ok[j + 1]:
-        y0, y1, y2 = np.log(y[j - 1 : j + 2])
+        three = y[j - 1 : j + 2]
+        y0, y1, y2 = np.log(three) if (three > 0).all() else three
         d = y0 - 2 * y1 + y2
         if d > 0:
             return float(offsets[j] + (offsets[j] - offsets[j - 1]) * (y0 - y2) / (2 * d))
@@ -106,8 +108,29 @@ class Probes:
         """Whether every probe diverged."""
         return not any(math.isfinite(v) for v in self.losses)
 
+    @classmethod
+    def from_dict(cls, d: Any) -> Probes:
+        """The probes of a :meth:`to_dict` summary (``FinderResult.to_dict()["probes"]``); a
+        one-line ``ValueError`` when it is not one."""
+        try:
+            lrs = tuple(float(v) for v in d["lrs"])
+            losses = tuple(math.inf if v is None else float(v) for v in d["losses"])
+            probes = cls(lr_min=float(d["lr_min"]), lrs=lrs, losses=losses, steps=int(d["steps"]))
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ValueError(
+                f"probes must be a dict of Probes.to_dict() (lr_min, lrs, losses, steps), got "
+                f"{type(d).__name__}: {type(exc).__name__}: {exc}"
+            ) from None
+        if len(lrs) != len(PROBE_OFFSETS) or len(losses) != len(lrs):
+            raise ValueError(
+                f"probes must hold {len(PROBE_OFFSETS)} lrs and losses, got {len(lrs)} lrs and "
+                f"{len(losses)} losses"
+            )
+        return probes
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable summary (a diverged probe's loss as ``None``)."""
+        """A JSON-serialisable summary (a diverged probe's loss as ``None``); read back by
+        :meth:`from_dict`."""
         return {
             "lr_min": self.lr_min,
             "lrs": list(self.lrs),

@@ -274,7 +274,8 @@ class FinderResult:
         title: str | None = None,
     ) -> Any:
         """Plot loss against log learning rate: the raw losses, the EMA curve, the curve the
-        default rule reads, each rule's suggestion, ``max_lr`` and the stop point.
+        default rule reads, each rule's suggestion, ``max_lr`` and the stop point; with
+        ``probes``, their losses on ``probe_data`` (on a second y axis) and the best probe's LR.
         ``title`` (e.g. the task's name) heads the plot; the legend sits beside the axes, off
         the curve.
 
@@ -345,11 +346,36 @@ class FinderResult:
             )
             if self.stop_lr is not None and self.stop_lr > 0:
                 ax.set_xlim(self.stop_lr / 10, self.stop_lr * 10)
+        handles, labels = ax.get_legend_handles_labels()
+        if self.probes is not None and len(self.losses):
+            # their validation losses on an axis of their own (another scale than training's)
+            px = [lr for lr, v in zip(self.probes.lrs, self.probes.losses) if np.isfinite(v)]
+            py = [v for v in self.probes.losses if np.isfinite(v)]
+            twin = ax.twinx()
+            twin.plot(px, py, "D", color="C8", ms=5, label=f"probes ({self.probes.steps} steps)")
+            if not self.probes.diverged:
+                twin.axvline(
+                    self.probes.best_lr,
+                    color="C8",
+                    ls="-.",
+                    lw=1.2,
+                    label=f"best probe: {self.probes.best_lr:.2e}",
+                )
+            twin.set_ylabel("probe loss (probe_data)")
+            h2, l2 = twin.get_legend_handles_labels()
+            handles, labels = handles + h2, labels + l2
         import textwrap
 
         ax.set_title(textwrap.fill(title or "LR range test", 70), fontsize=10)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+        if handles:
+            ax.legend(
+                handles,
+                labels,
+                fontsize=8,
+                loc="upper left",
+                bbox_to_anchor=(1.13 if self.probes is not None else 1.02, 1.0),
+                borderaxespad=0,
+            )
         if path is not None and self.writes_files:
             fig.tight_layout()
             fig.savefig(path, dpi=110)
