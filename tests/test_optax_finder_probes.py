@@ -195,3 +195,122 @@ def test_without_probe_data_there_are_no_probes():
     res = find_lr(_loss, _params(), optax.adam, _batches(8, 0), warn=False, **SWEEP)
     assert res.probes is None
     assert res.to_dict()["probes"] is None
+
+
+# ------------------------------------------------------- a held set loss_fn cannot score
+def _bad_layouts():
+    (x, y), _ = _batches(2, 1)
+    return {
+        "dicts": [{"x": x, "y": y}],
+        "x_only": [x],  # batches without the target
+        "x_tuples": [(x,)],
+        "features": [(x[:, :3], y)],  # another width
+        "triples": [(x, y, y)],
+    }
+
+
+def _counting_adam(calls):
+    """optax.adam whose update counts its calls (a traced step calls it once: none means no
+    training step was even traced)."""
+
+    def adam(learning_rate):
+        inner = optax.adam(learning_rate)
+
+        def update(grads, state, params=None):
+            calls.append(1)
+            return inner.update(grads, state, params)
+
+        return optax.GradientTransformation(inner.init, update)
+
+    return adam
+
+
+@pytest.mark.parametrize("name", ["probe_data", "val_data"])
+@pytest.mark.parametrize("layout", ["dicts", "x_only", "x_tuples", "features", "triples"])
+@pytest.mark.parametrize("jit", [True, False])
+def test_a_held_set_loss_fn_cannot_score_is_named_before_any_step(name, layout, jit):
+    params = _params()
+    before = jax.tree_util.tree_map(np.copy, params)
+    updates, steps = [], []
+    rng_np, rng_py = np.random.get_state()[1].copy(), __import__("random").getstate()
+    with pytest.raises(ValueError) as e:
+        find_lr(
+            _loss,
+            params,
+            _counting_adam(updates),
+            _batches(4, 0),
+            jit=jit,
+            callback=lambda i, lr, loss: steps.append(i),
+            **{name: _bad_layouts()[layout]},
+            **SWEEP,
+        )
+    msg = str(e.value)
+    assert msg.startswith(f"{name}: loss_fn could not score its first batch (")
+    assert msg.endswith(
+        f"); {name} must yield batches loss_fn(params, batch) accepts, laid out as data's are"
+    )
+    assert "\n" not in msg
+    assert isinstance(e.value.__cause__, (TypeError, ValueError))  # its type in the message
+    assert f"({type(e.value.__cause__).__name__}: " in msg
+    assert updates == [] and steps == []  # no training step was even traced
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params, before)
+    assert np.array_equal(np.random.get_state()[1], rng_np)
+    assert __import__("random").getstate() == rng_py
+
+
+def test_a_loss_fn_that_fails_on_data_too_is_left_to_the_sweep_to_report():
+    def broken(p, batch):
+        x, y = batch
+        return jnp.mean((x @ p["W"] - y) ** 2)  # no "W" in params
+
+    with pytest.raises(KeyError):  # the first step's own error: probe_data is not blamed
+        find_lr(broken, _params(), optax.adam, _batches(4, 0), probe_data=_batches(1, 1))
+
+
+def _noisy_loss(p, batch):
+    """_loss plus noise drawn from numpy's global RNG (run eagerly, jit=False): the same
+    curve again only when that RNG is where it was."""
+    return _loss(p, batch) + 1e-3 * np.random.standard_normal()
+
+
+@pytest.mark.parametrize(
+    ("held", "jit"),
+    [
+        ("probe_data", True),
+        ("val_data", True),
+        ("both", True),
+        ("probe_data", False),
+        ("val_data", False),
+    ],
+)
+def test_the_check_changes_neither_the_sweep_nor_the_probes(held, jit, monkeypatch):
+    import json
+
+    import lrkit.optax as lo
+
+    kw = {"probe_data": _batches(2, 1), "val_data": _batches(2, 2)}
+    kw = kw if held == "both" else {held: kw[held]}
+    runs = []
+    for check in (True, False):
+        if not check:
+            monkeypatch.setattr(lo, "_check_scored", lambda *a: None)
+        np.random.seed(3)
+        # a new function each run: jax caches the trace _check_loss_output makes of it
+        loss = _loss if jit else (lambda p, b: _noisy_loss(p, b))
+        res = find_lr(
+            loss, _params(), optax.adam, _batches(8, 0), jit=jit, warn=False, **kw, **SWEEP
+        )
+        runs.append((json.dumps(res.to_dict(), sort_keys=True), np.random.get_state()[1].copy()))
+    (a, rng_a), (b, rng_b) = runs
+    assert a == b and np.array_equal(rng_a, rng_b)
+
+
+def test_the_sweep_is_the_same_with_and_without_probe_data():
+    data = _batches(8, 0)
+    plain = find_lr(_loss, _params(), optax.adam, data, warn=False, **SWEEP)
+    probed = find_lr(
+        _loss, _params(), optax.adam, data, probe_data=_batches(2, 1), warn=False, **SWEEP
+    )
+    assert isinstance(probed.probes, Probes)
+    for key in ("lrs", "losses", "held_lrs", "held_losses"):
+        assert np.array_equal(getattr(plain, key), getattr(probed, key), equal_nan=True)

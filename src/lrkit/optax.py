@@ -372,6 +372,37 @@ def _check_loss_output(loss_fn: Callable[..., Any], params: Any, batch: Any, has
         raise ValueError(f"loss_fn must return a floating-point loss, got dtype {out.dtype}")
 
 
+def _failure(exc: BaseException) -> str:
+    """``"Type: first line"`` of ``exc`` (its type alone when it has no message)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _check_scored(
+    eval_fn: Callable[[Any, Any], Any], params: Any, batch: Any, reference: Any, name: str
+) -> None:
+    """A one-line ``ValueError`` naming ``name`` when ``eval_fn`` (the held loss the held
+    evaluation and the probes' scoring run) cannot score ``batch``, its first batch, on
+    ``params`` while it scores ``reference`` (the first batch of ``data``); when it cannot
+    score that either, the fault is not ``name``'s and the sweep's own call reports it. The
+    global RNGs (a ``loss_fn`` that draws from them) are put back afterwards."""
+    rngs = GlobalRNGState()
+    try:
+        try:
+            float(eval_fn(params, batch))
+        except Exception as exc:  # noqa: BLE001 - reported below, with its type and first line
+            try:
+                float(eval_fn(params, reference))
+            except Exception:  # noqa: BLE001 - data's batch fails too: the sweep reports it
+                return
+            raise ValueError(
+                f"{name}: loss_fn could not score its first batch ({_failure(exc)}); {name} "
+                "must yield batches loss_fn(params, batch) accepts, laid out as data's are"
+            ) from exc
+    finally:
+        rngs.restore()
+
+
 def _describe_output(out: Any) -> str:
     if isinstance(out, (tuple, list)):
         return f"a {type(out).__name__} of {len(out)} items"
@@ -513,7 +544,12 @@ def find_lr(
     the sweep's edge (same batches, same RNG), each scored by the mean of
     ``loss_fn(params, batch)`` over ``probe_data``; the suggestions then follow the best probe
     (``result.probes``). It costs 480 training steps and 8 passes over ``probe_data`` (about
-    7 to 9x a default sweep's wall time) and suggests better on the task zoo (``docs/finder.md``).
+    6.5 to 9x a default sweep's wall time) and suggests better on the task zoo
+    (``docs/finder.md``).
+    The first batch of ``val_data`` and of ``probe_data`` is scored once before the sweep (on
+    the initial params; the global RNGs are put back): one ``loss_fn`` cannot score while it
+    scores ``data``'s (a dict, a batch without the target) is a one-line ``ValueError`` naming
+    it, before any training step.
 
     ``loss_fn(params, batch) -> loss`` (or ``(loss, aux)`` with ``has_aux=True``) is
     differentiated with ``jax.value_and_grad``; each sweep step sets the learning rate, runs
@@ -642,8 +678,11 @@ def find_lr(
     rngs = GlobalRNGState(data=(data, val_data, probe_data))
     probes: Probes | None = None
     try:
-        if probe_data is not None:  # read before any step: the user's validation set, kept
-            probe_batches = held_batches(probe_data, name="probe_data", warn_many=False)
+        probe_batches = (  # read before any step: the user's validation set, kept
+            held_batches(probe_data, name="probe_data", warn_many=False)
+            if probe_data is not None
+            else None
+        )
         batches: Iterator[Any] = cycle_batches(data)
         if val_data is not None:  # batches never trained on
             held = held_batches(val_data)
@@ -655,6 +694,12 @@ def find_lr(
             if not held:  # the batch looked at is still the first one trained on
                 batches = itertools.chain([first], batches)
         _check_loss_output(loss_fn, work_params, first, has_aux)
+        # before any step: a val_data or probe_data loss_fn cannot score is named now, not
+        # after the sweep (eval_fn is pure: nothing the sweep starts from changes)
+        if val_data is not None and held:
+            _check_scored(eval_fn, work_params, held[0], first, "val_data")
+        if probe_batches is not None:
+            _check_scored(eval_fn, work_params, probe_batches[0], first, "probe_data")
         state = [work_params, work_state]
 
         def evaluate(scored: list[Any] = held) -> float:
@@ -695,8 +740,8 @@ def find_lr(
             callback=callback,
             progress=progress,
         )
-        edge = sweep.result(warn=False).lr_min if probe_data is not None else None
-        if edge is not None:
+        edge = sweep.result(warn=False).lr_min if probe_batches is not None else None
+        if edge is not None and probe_batches is not None:
             # a one-shot iterator is read once: the batches after the sweep's, kept as the
             # probes first draw them, are what every probe trains on
             sweep_batches = batches
@@ -719,11 +764,12 @@ def find_lr(
                 state[0], state[1] = work_params, work_state  # immutable: the initial state
                 batches = replayed() if isinstance(data, Iterator) else cycle_batches(data)
 
+            scored = probe_batches
             probes = run_probes(
                 edge,
                 reset=reset,
                 step=one_step,
-                score=lambda: evaluate(probe_batches),
+                score=lambda: evaluate(scored),
                 progress=progress,
             )
     finally:

@@ -221,3 +221,96 @@ def test_bad_probe_data_is_a_one_line_error(probe_data, match):
     assert "\n" not in str(err.value)
     assert _same(before, _state(model))
     assert np.array_equal(np.random.get_state()[1], rng_np)
+
+
+# ------------------------------------------------------- a held set the model cannot score
+_NOT_SCORABLE = r"model\.test_on_batch could not score its first batch \(ValueError: "
+
+
+def _global_seed():
+    from keras.src.backend.common import global_state
+
+    gen = global_state.get_global_attribute("global_seed_generator")
+    return gen, None if gen is None else np.array(gen.state.numpy())
+
+
+def _bad_layouts(xv, yv):
+    return {
+        "x_only": iter([xv[:32], xv[32:]]),  # batches without targets (a list: arrays x, y)
+        "x_tuples": [(xv[:32],), (xv[32:],)],
+        "dicts": [{"x": xv[:32], "y": yv[:32]}],  # a dict the Sequential model cannot take
+        "features": (xv[:, :3], yv),  # arrays of another width
+    }
+
+
+@pytest.mark.parametrize("name", ["probe_data", "val_data"])
+@pytest.mark.parametrize("layout", ["x_only", "x_tuples", "dicts", "features"])
+def test_a_held_set_the_model_cannot_score_is_named_before_any_step(name, layout):
+    x, y = _data(128, 0)
+    xv, yv = _data(64, 1)
+    model = _model()
+    before = _built(model)
+    calls = _recording(model)
+    lr_obj, train_fn = model.optimizer._learning_rate, model.train_function
+    rng_np, rng_py = np.random.get_state()[1].copy(), __import__("random").getstate()
+    seed = _global_seed()
+    with pytest.raises(ValueError, match=f"^{name}: {_NOT_SCORABLE}") as err:
+        lk.find_lr(model, x, y, batch_size=32, **{name: _bad_layouts(xv, yv)[layout]}, **SWEEP)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert f"{name} must be (x, y) or (x, y, sample_weight) arrays" in msg
+    assert ("as val_data takes them" in msg) == (name == "probe_data")
+    assert calls == []  # no training step: not after the sweep
+    assert _same(before, _state(model))
+    assert model.optimizer._learning_rate is lr_obj and model.train_function is train_fn
+    assert np.array_equal(np.random.get_state()[1], rng_np)
+    assert __import__("random").getstate() == rng_py
+    gen, state = _global_seed()
+    assert gen is seed[0] and (state is None) == (seed[1] is None)
+    assert state is None or np.array_equal(state, seed[1])
+
+
+def test_a_layout_x_itself_has_is_left_to_the_sweep_to_report():
+    # x's batches lack targets too: the first training step fails, probe_data is not blamed
+    x, _ = _data(128, 0)
+    model = _model()
+    with pytest.raises(ValueError) as err:
+        lk.find_lr(model, [(x[:64],), (x[64:],)], probe_data=[(x[:32],)], **SWEEP)
+    assert "probe_data" not in str(err.value)
+
+
+def _curves(res):
+    import json
+
+    return json.dumps(res.to_dict(), sort_keys=True)
+
+
+@pytest.mark.parametrize("held", ["probe_data", "val_data", "both"])
+def test_the_check_changes_neither_the_sweep_nor_the_probes(held, monkeypatch):
+    from lrkit.keras import _finder
+
+    x, y = _data(256, 0)
+    xv, yv = _data(64, 1)
+    kw = {"probe_data": (xv, yv), "val_data": [(xv[:32], yv[:32])]}
+    kw = kw if held == "both" else {held: kw[held]}
+    runs = []
+    for check in (True, False):
+        model = _model()
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # non-trivial optimizer state
+        np.random.seed(3)
+        if not check:
+            monkeypatch.setattr(_finder, "_check_scored", lambda *a: None)
+        res = _find(model, _Noisy(x, y), **kw, **SWEEP)  # batches drawing from np.random
+        runs.append((_curves(res), _state(model), np.random.get_state()[1].copy()))
+    (a, state_a, rng_a), (b, state_b, rng_b) = runs
+    assert a == b and _same(state_a, state_b) and np.array_equal(rng_a, rng_b)
+
+
+def test_the_sweep_is_the_same_with_and_without_probe_data():
+    x, y = _data(256, 0)
+    xv, yv = _data(64, 1)
+    plain = _find(_model(), x, y, batch_size=32, **SWEEP)
+    probed = _find(_model(), x, y, batch_size=32, probe_data=(xv, yv), **SWEEP)
+    assert isinstance(probed.probes, Probes)
+    for key in ("lrs", "losses", "held_lrs", "held_losses"):
+        assert np.array_equal(getattr(plain, key), getattr(probed, key), equal_nan=True)

@@ -275,6 +275,42 @@ def _val_batches(
     return [_unpack(b) for b in held_batches(val_data, name=name, warn_many=warn_many)]
 
 
+def _failure(exc: BaseException) -> str:
+    """``"Type: first line"`` of ``exc`` (its type alone when it has no message)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _check_scored(
+    model: Any, batch: tuple[Any, Any, Any], reference: tuple[Any, Any, Any], name: str
+) -> None:
+    """A one-line ``ValueError`` naming ``name`` when ``model.test_on_batch`` (what the held
+    evaluation and the probes' scoring run) cannot score ``batch``, its first batch, while it
+    scores ``reference`` (the first batch of ``x``); when it cannot score that either, the
+    fault is not ``name``'s and the sweep's own call reports it. The caller puts back what
+    these calls change (the metric variables, the global RNGs)."""
+    reset = _keeps_running_means()
+
+    def score(b: tuple[Any, Any, Any]) -> None:
+        if reset:
+            model.reset_metrics()
+        model.test_on_batch(b[0], b[1], sample_weight=b[2], return_dict=True)
+
+    try:
+        score(batch)
+    except Exception as exc:  # noqa: BLE001 - reported below, with its type and first line
+        try:
+            score(reference)
+        except Exception:  # noqa: BLE001 - x's batch fails too: the sweep's call reports it
+            return
+        also = ", as val_data takes them" if name != "val_data" else ""
+        raise ValueError(
+            f"{name}: model.test_on_batch could not score its first batch ({_failure(exc)}); "
+            f"{name} must be (x, y) or (x, y, sample_weight) arrays, or an iterable of such "
+            f"batches{also}, with x the model's inputs and y its targets"
+        ) from exc
+
+
 def _build(model: Any, batch: tuple[Any, Any, Any]) -> None:
     """Build the model and its optimizer (what the first train step would do) so that the
     snapshot holds every variable the sweep will touch."""
@@ -367,8 +403,11 @@ def find_lr(
     at each of 8 constant LRs around the sweep's edge (same batches, same RNG), each scored by
     the mean loss over ``probe_data`` (``model.test_on_batch``); the suggestions then follow
     the best probe (``result.probes``). It costs 480 training steps and 8 passes over
-    ``probe_data`` (about 7 to 9x a default sweep's wall time) and suggests better on the task zoo
-    (``docs/finder.md``).
+    ``probe_data`` (about 6.5 to 9x a default sweep's wall time) and suggests better on the task zoo
+    (``docs/finder.md``). The first batch of ``val_data`` and of ``probe_data`` is scored once
+    before the sweep (and everything it changes put back): one ``model.test_on_batch`` cannot
+    score while it scores ``x``'s (no targets, a layout the model does not take) is a one-line
+    ``ValueError`` naming it, before any training step.
 
     Data: arrays ``x`` (a NumPy array, a dict or list of arrays for multi-input models) with
     targets ``y`` (and optional ``sample_weight``), cut into batches of ``batch_size`` (reshuffled
@@ -476,6 +515,22 @@ def find_lr(
         no_loss = _no_loss(model)
         lr_obj = _SweepLR(sweep.start_lr)
         try:
+            # before any step: a val_data or probe_data the model cannot score is named now,
+            # not after the sweep; what the scoring changes goes back before the sweep starts
+            checked = (
+                ("val_data", held if val_data is not None else None),
+                ("probe_data", probe_batches),
+            )
+            if any(scored for _, scored in checked):
+                rngs_now, seed_now = GlobalRNGState(), _KerasGlobalSeed()
+                try:
+                    for name, scored in checked:
+                        if scored:
+                            _check_scored(model, scored[0], first, name)
+                finally:
+                    snap.reset()
+                    seed_now.restore()
+                    rngs_now.restore()
             snap.inner._learning_rate = lr_obj
             forget_traces()  # not an earlier trace with the user's learning-rate object
             model.make_train_function(force=True)  # a train step that reads the sweep's LR
