@@ -760,3 +760,42 @@ def test_plot_arguments_are_checked():
         r.plot(ax=3)
     with pytest.raises(ValueError, match=r"^title must be a string or None, got 123$"):
         r.plot(title=123)
+
+
+def test_a_sparse_held_curve_does_not_hide_a_clear_descent():
+    """With a held loss every 20 or more steps (5 held points or fewer) the held curve is too
+    sparse to read its shape against its noise: the training curve's shape is read, so a
+    clear descent is not reported as flat (its edge still counts in lr_min); a flat sparse
+    run still is."""
+    import numpy as np
+
+    from lrkit.finder import range_test
+
+    def curve(lr):
+        rise = 0.0 if lr < 0.1 else 5 * np.log10(lr / 0.1)
+        return 2.0 - 1.5 * np.exp(-((np.log10(lr) + 2) ** 2) / 2) + rise
+
+    def noisy(seed):
+        rs = np.random.RandomState(seed)
+        last = {}
+
+        def step(lr):
+            last["lr"] = lr
+            return float(curve(lr) + rs.normal(0, 0.05))
+
+        def held():
+            return float(curve(last["lr"]) + rs.normal(0, 0.01))
+
+        return step, held
+
+    for every in (20, 25, 40):
+        step, held = noisy(0)
+        r = range_test(step, evaluate=held, warn=False, eval_every=every)
+        assert 3 <= len(r.held_losses) < 8
+        assert r.reliable, (every, r.warnings)
+        dense = range_test(step, warn=False)  # the training curve alone: its edge differs
+        assert r.lr_min != dense.lr_min
+    rs = np.random.RandomState(1)
+    flat = range_test(lambda lr: float(1.0 + rs.normal(0, 0.05)), evaluate=lambda: 1.0,
+                      warn=False, eval_every=25, max_extra_iter=0)  # fmt: skip
+    assert any("did not clearly descend" in w for w in flat.warnings)

@@ -94,6 +94,9 @@ MOVED_FRACTION = 0.002  # ... and than this fraction of the loss: less has not m
 FLOOR_NOISE = 3.0  # a flat curve's floor: within this many noise units of its minimum ...
 FLOOR_FRACTION = 0.02  # ... plus this fraction of the minimum's loss
 HELD_WEIGHT = 0.5  # lr_min = train_edge**(1 - w) * held_edge**w: the geometric mean
+#: a held curve of fewer points is too sparse for its shape (descent, rise, floor) to be read
+#: against its noise: the training curve's shape is read instead (its edge still counts)
+SHAPE_POINTS = 8
 SMOOTH_DECADES = 0.3  # half-width of the default rule's smoothing, in decades of LR
 EDGE_CAP = 0.5  # no suggestion above half the edge: a rate trained at must be stable
 SATURATED_DECADES = 1.5  # a floor wider than this many decades of LR: saturated ...
@@ -440,6 +443,8 @@ def suggestions(
         cx, cy = _check(held_lrs, held_losses, ("held_lrs", "held_losses"))
         w = HELD_WEIGHT
         lr_min = math.exp((1 - w) * math.log(lr_min) + w * math.log(edge(cx, cy, held=True)))
+        if len(cy) < SHAPE_POINTS:  # too sparse to smooth (eval_every of 20 or more)
+            cx, cy = x, y
     shape = CurveShape.of(cy, smooth_curve(cx, cy))
     few = len(cy) < 5  # too few points to tell a rise or a floor
     up = stop_reason in ("turned_up", "diverged", "nan") or (not few and shape.turned_up)

@@ -23,6 +23,7 @@ from .rules import (
     MOVED_FRACTION,
     OPTIMIZERS,
     RISE_FRACTION,
+    SHAPE_POINTS,
     CurveShape,
     Rule,
     resolve,
@@ -459,6 +460,8 @@ class Sweep:
         lrs = np.asarray(self._lrs, dtype=np.float64)
         losses = np.asarray(self._losses, dtype=np.float64)
         cx, cy = self._curve()
+        if len(self._held) < SHAPE_POINTS:  # too sparse for its shape: the training curve's
+            cx, cy = lrs, losses
         sugg = None
         msgs: list[str] = []
         if len(losses) == 0:
