@@ -245,9 +245,9 @@ def test_a_held_set_loss_fn_cannot_score_is_named_before_any_step(name, layout, 
             **SWEEP,
         )
     msg = str(e.value)
-    assert msg.startswith(f"{name}: loss_fn could not score its first batch (")
+    assert msg.startswith(f"{name}: the loss could not be computed on its first batch (")
     assert msg.endswith(
-        f"); {name} must yield batches loss_fn(params, batch) accepts, laid out as data's are"
+        f"); {name} must be batches loss_fn(params, batch) accepts, laid out as data's are"
     )
     assert "\n" not in msg
     assert isinstance(e.value.__cause__, (TypeError, ValueError))  # its type in the message

@@ -22,6 +22,13 @@ __all__ = [
 MASK = "***"
 
 
+def failure(exc: BaseException) -> str:
+    """``"Type: first line"`` of an exception (its type alone when it has no message): how a
+    one-line error quotes the error it stands for."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def duration(seconds: float) -> str:
     """``0.042`` -> ``"42 ms"``, ``3.456`` -> ``"3.46 s"``, ``754`` -> ``"12 min 34 s"``."""
     s = float(seconds)

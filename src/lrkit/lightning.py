@@ -477,8 +477,10 @@ class _Later:
 class _Prepared:
     """The batches of ``source`` (the train loader, ``val_data``) each put through
     ``prepare`` as it is drawn, as fit's loop does, once: a held batch is prepared when it is
-    taken, not again at each evaluation. Its loaders are ``flattened``, where
-    :func:`lrkit.torch.find_lr` finds their generators and persistent workers."""
+    taken, not again at each evaluation (``later=True``, ``probe_data``: when the step reads
+    it, each time, so the batches stay off the device between evaluations). Its loaders are
+    ``flattened``, where :func:`lrkit.torch.find_lr` finds their generators and persistent
+    workers."""
 
     def __init__(
         self, source: Iterable[Any], prepare: Callable[[Any], _Ready], *, later: bool = False

@@ -763,13 +763,11 @@ def test_plot_arguments_are_checked():
 
 
 def test_a_sparse_held_curve_does_not_hide_a_clear_descent():
-    """With a held loss every 20 or more steps (5 held points or fewer) the held curve is too
-    sparse to read its shape against its noise: the training curve's shape is read, so a
+    """With a held loss every 20 or more steps (fewer than 8 held points) the held curve is
+    too sparse to read its shape against its noise: the training curve's shape is read, so a
     clear descent is not reported as flat (its edge still counts in lr_min); a flat sparse
     run still is."""
-    import numpy as np
-
-    from lrkit.finder import range_test
+    from lrkit.finder.rules import edge
 
     def curve(lr):
         rise = 0.0 if lr < 0.1 else 5 * np.log10(lr / 0.1)
@@ -793,8 +791,10 @@ def test_a_sparse_held_curve_does_not_hide_a_clear_descent():
         r = range_test(step, evaluate=held, warn=False, eval_every=every)
         assert 3 <= len(r.held_losses) < 8
         assert r.reliable, (every, r.warnings)
-        dense = range_test(step, warn=False)  # the training curve alone: its edge differs
-        assert r.lr_min != dense.lr_min
+        train = edge(r.lrs, r.losses, held=False)  # lr_min: both edges' geometric mean
+        held_edge = edge(r.held_lrs, r.held_losses, held=True)
+        assert r.lr_min == pytest.approx(math.sqrt(train * held_edge), rel=1e-12)
+        assert held_edge != train
     rs = np.random.RandomState(1)
     flat = range_test(lambda lr: float(1.0 + rs.normal(0, 0.05)), evaluate=lambda: 1.0,
                       warn=False, eval_every=25, max_extra_iter=0)  # fmt: skip

@@ -257,3 +257,60 @@ def test_best_offset_reads_negative_losses_as_losses():
     assert best_offset(shifted) == pytest.approx(-1.4)
     quad = [(o + 1.0) ** 2 - 3.0 for o in PROBE_OFFSETS]  # vertex -1.0, values through 0
     assert best_offset(quad) == pytest.approx(-1.0, abs=1e-12)
+
+
+def test_a_probe_that_blows_up_on_its_last_step_scores_inf():
+    def step(lr):
+        step.n += 1
+        return BLOWN * 1.01 if lr > 0.009 and step.n == PROBE_STEPS else 1.0
+
+    def reset():
+        step.n = 0
+
+    p = run_probes(0.01, reset=reset, step=step, score=lambda: 2.0)
+    assert p.losses[:2] == (INF, INF) and p.losses[2:] == (2.0,) * 6
+
+
+def test_a_negative_loss_that_keeps_falling_is_not_a_blown_probe():
+    """A negative log-likelihood: -5 falling to -6 trains; -5 rising far above it blows up."""
+
+    def falling(lr):
+        falling.n += 1
+        return -5.0 - falling.n / PROBE_STEPS
+
+    def reset():
+        falling.n = 0
+
+    ok = run_probes(0.01, reset=reset, step=falling, score=lambda: -3.0)
+    assert ok.losses == (-3.0,) * 8 and not ok.diverged
+
+    def rising(lr):  # from -5 to 0.05 on the second step (a rise of 5.05 < 19 x 5): trains
+        rising.n += 1
+        return -5.0 if rising.n == 1 else (0.05 if lr < 0.009 else 200.0)
+
+    rising.n = 0
+
+    def reset2():
+        rising.n = 0
+
+    p = run_probes(0.01, reset=reset2, step=rising, score=lambda: 1.0)
+    assert p.losses[:2] == (INF, INF) and p.losses[2:] == (1.0,) * 6
+    with pytest.raises(ValueError, match="progress must be True or False"):
+        run_probes(0.01, reset=reset2, step=rising, score=lambda: 1.0, progress="yes")
+
+
+def test_from_dict_refuses_lrs_not_placed_around_lr_min():
+    p = Probes(lr_min=0.02, lrs=probe_lrs(0.02), losses=(1.0,) * 8)
+    d = {**p.to_dict(), "lrs": list(probe_lrs(0.03))}
+    with pytest.raises(ValueError, match=r"probes' lrs must be those placed around lr_min=0.02"):
+        Probes.from_dict(d)
+
+
+def test_sweep_probe_runs_nothing_without_a_completed_step():
+    from lrkit.finder import Sweep
+
+    calls: list[str] = []
+    sweep = Sweep(num_iter=10)
+    sweep.record(math.nan)  # the first loss is NaN: no edge
+    out = sweep.probe(reset=lambda: calls.append("reset"), step=lambda lr: 1.0, score=lambda: 1.0)
+    assert out is None and calls == []

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import _validate as V
+
 __all__ = [
     "BLOWN",
     "PROBE_OFFSETS",
@@ -126,6 +128,12 @@ class Probes:
                 f"probes must hold {len(PROBE_OFFSETS)} lrs and losses, got {len(lrs)} lrs and "
                 f"{len(losses)} losses"
             )
+        want = probe_lrs(probes.lr_min)
+        if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(lrs, want)):
+            raise ValueError(
+                f"probes' lrs must be those placed around lr_min={probes.lr_min!r} "
+                f"(lr_min * exp(offset) for the offsets {PROBE_OFFSETS}), got {list(lrs)}"
+            )
         return probes
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,11 +164,12 @@ def run_probes(
     validation loss). A probe that diverges stops early and scores ``inf``.
     ``progress=True`` shows a tqdm bar ("lrkit probes"). The caller restores the initial
     state afterwards."""
-    if not (math.isfinite(lr_min) and lr_min > 0):
+    if not (isinstance(lr_min, (int, float)) and math.isfinite(lr_min) and lr_min > 0):
         raise ValueError(f"lr_min must be a finite number > 0, got {lr_min!r}")
     for name, fn in (("reset", reset), ("step", step), ("score", score)):
         if not callable(fn):
             raise TypeError(f"{name} must be a callable, got {type(fn).__name__}")
+    progress = V.flag("progress", progress)
     lrs = probe_lrs(lr_min)
     losses: list[float] = []
     bar = None
@@ -172,14 +181,13 @@ def run_probes(
         for lr in lrs:
             reset()
             first: float | None = None
-            done = 0
+            blown = False
             for _ in range(PROBE_STEPS):
                 v = _loss_of(step(lr))
-                done += 1
-                if not math.isfinite(v) or (first is not None and v > BLOWN * max(first, 1e-3)):
+                if not math.isfinite(v) or (first is not None and v > _blown_above(first)):
+                    blown = True
                     break
                 first = v if first is None else first
-            blown = done < PROBE_STEPS or first is None or not math.isfinite(v)
             loss = math.inf if blown else _loss_of(score(), "score", "the validation loss")
             losses.append(loss if math.isfinite(loss) else math.inf)
             if bar is not None:
@@ -189,6 +197,15 @@ def run_probes(
         if bar is not None:
             bar.close()
     return Probes(lr_min=float(lr_min), lrs=lrs, losses=tuple(losses))
+
+
+def _blown_above(first: float) -> float:
+    """The training loss above which a probe that started at ``first`` has diverged:
+    ``BLOWN`` times it (at least ``BLOWN * 1e-3``); for a loss that may be negative (a
+    negative log-likelihood), as far above it as that is above a positive one."""
+    if first > 0:
+        return BLOWN * max(first, 1e-3)
+    return first + (BLOWN - 1) * max(abs(first), 1e-3)
 
 
 def _loss_of(value: Any, name: str = "step", what: str = "the loss at lr") -> float:

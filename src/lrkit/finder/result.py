@@ -132,7 +132,9 @@ class FinderResult:
     @property
     def curve(self) -> tuple[FloatArray, FloatArray]:
         """``(lrs, losses)`` the default rule reads: the held-batch losses where measured,
-        else the training losses."""
+        else the training losses. (Its edge counts in ``lr_min``; the curve's shape, which the
+        warnings report, is read off the training curve when the held one has fewer than
+        ``SHAPE_POINTS`` points, see :func:`lrkit.finder.rules.shape_curve`.)"""
         if len(self.held_losses):
             return self.held_lrs, self.held_losses
         return self.lrs, self.losses

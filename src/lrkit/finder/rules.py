@@ -19,7 +19,8 @@ passes them; a user rule receives the two arrays only.
     too-large step costs) and on the optimizer (plain SGD, momentum, adaptive):
     ``ln(lr / lr_min) = a[schedule, optimizer] + b[schedule] * ln(total_steps / 1000)``
     for ``schedule`` in constant, one-cycle (``max_lr``) and warmup-cosine (peak), and
-    never above ``EDGE_CAP * lr_min`` (a short one-cycle run tolerates a high peak, but not
+    never above ``EDGE_CAP * lr_min`` (``EDGE_CAP`` times the probes' edge after probe runs,
+    :mod:`lrkit.finder.probes`) (a short one-cycle run tolerates a high peak, but not
     one at the edge where the sweep itself stopped making progress);
     ``total_steps`` defaults to 1000 and the optimizer to ``"adaptive"``. ``total_steps`` is
     clamped into the range of budgets the coefficients were fitted on
@@ -95,7 +96,8 @@ FLOOR_NOISE = 3.0  # a flat curve's floor: within this many noise units of its m
 FLOOR_FRACTION = 0.02  # ... plus this fraction of the minimum's loss
 HELD_WEIGHT = 0.5  # lr_min = train_edge**(1 - w) * held_edge**w: the geometric mean
 #: a held curve of fewer points is too sparse for its shape (descent, rise, floor) to be read
-#: against its noise: the training curve's shape is read instead (its edge still counts)
+#: against its noise: the training curve's shape is read instead (its edge still counts;
+#: :func:`shape_curve`)
 SHAPE_POINTS = 8
 SMOOTH_DECADES = 0.3  # half-width of the default rule's smoothing, in decades of LR
 EDGE_CAP = 0.5  # no suggestion above half the edge: a rate trained at must be stable
@@ -404,6 +406,18 @@ def edge(lrs: FloatArray, losses: FloatArray, *, held: bool) -> float:
     return float(lrs[j])
 
 
+def shape_curve(
+    lrs: npt.ArrayLike, losses: npt.ArrayLike, held_lrs: npt.ArrayLike, held_losses: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """The curve whose shape (descent, rise, floor) a result reports: the held-batch curve,
+    unless it has fewer than ``SHAPE_POINTS`` points (measured sparsely: e.g. ``eval_every``
+    of 16 or more on a 100-step sweep), too few to tell a descent from its noise; then the
+    training curve."""
+    if len(np.asarray(held_losses)) >= SHAPE_POINTS:
+        return np.asarray(held_lrs, dtype=np.float64), np.asarray(held_losses, dtype=np.float64)
+    return np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
+
+
 def suggestions(
     lrs: npt.ArrayLike,
     losses: npt.ArrayLike,
@@ -443,8 +457,7 @@ def suggestions(
         cx, cy = _check(held_lrs, held_losses, ("held_lrs", "held_losses"))
         w = HELD_WEIGHT
         lr_min = math.exp((1 - w) * math.log(lr_min) + w * math.log(edge(cx, cy, held=True)))
-        if len(cy) < SHAPE_POINTS:  # too sparse to smooth (eval_every of 20 or more)
-            cx, cy = x, y
+        cx, cy = shape_curve(x, y, cx, cy)
     shape = CurveShape.of(cy, smooth_curve(cx, cy))
     few = len(cy) < 5  # too few points to tell a rise or a floor
     up = stop_reason in ("turned_up", "diverged", "nan") or (not few and shape.turned_up)

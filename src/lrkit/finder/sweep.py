@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import _renamed
 from .. import _validate as V
+from .._format import failure
 from .._runtime import caller_level
 from . import _coefficients as C
 from .probes import Probes, _loss_of, run_probes
@@ -23,11 +24,11 @@ from .rules import (
     MOVED_FRACTION,
     OPTIMIZERS,
     RISE_FRACTION,
-    SHAPE_POINTS,
     CurveShape,
     Rule,
     resolve,
     saturated,
+    shape_curve,
     smooth_curve,
     suggestions,
     turned_up,
@@ -452,6 +453,22 @@ class Sweep:
             self._stop = "interrupted"
             self._stop_lr = self._lrs[-1] if self._lrs else None
 
+    def probe(
+        self,
+        *,
+        reset: Callable[[], None],
+        step: Callable[[float], float],
+        score: Callable[[], float],
+        progress: bool = False,
+    ) -> Probes | None:
+        """Run the probes (:func:`run_probes`) around this sweep's edge, once it has stopped;
+        ``None`` (nothing run) when no step completed. Pass what it returns to
+        :meth:`result`."""
+        edge = self.result(warn=False).lr_min
+        if edge is None:
+            return None
+        return run_probes(edge, reset=reset, step=step, score=score, progress=progress)
+
     def result(self, *, warn: bool = True, probes: Probes | None = None) -> FinderResult:
         """Build the :class:`FinderResult`; emits :class:`LRFinderWarning` when unreliable.
         ``probes``: the probe runs made around this sweep's edge (:func:`run_probes`), which
@@ -459,9 +476,7 @@ class Sweep:
         reason = self._stop or "interrupted"
         lrs = np.asarray(self._lrs, dtype=np.float64)
         losses = np.asarray(self._losses, dtype=np.float64)
-        cx, cy = self._curve()
-        if len(self._held) < SHAPE_POINTS:  # too sparse for its shape: the training curve's
-            cx, cy = lrs, losses
+        cx, cy = shape_curve(lrs, losses, self._held_lrs, self._held)
         sugg = None
         msgs: list[str] = []
         if len(losses) == 0:
@@ -627,10 +642,8 @@ def range_test(
         sweep.use_family(V.choice("optimizer", family, OPTIMIZERS))
     sweep.run(step, evaluate=evaluate, callback=callback, progress=progress)
     probes = None
-    edge = sweep.result(warn=False).lr_min if reset is not None else None
-    if edge is not None:
-        assert reset is not None and score is not None  # checked above: both or neither
-        probes = run_probes(edge, reset=reset, step=step, score=score, progress=progress)
+    if reset is not None and score is not None:  # (checked above: both or neither)
+        probes = sweep.probe(reset=reset, step=step, score=score, progress=progress)
     return sweep.result(warn=warn, probes=probes)
 
 
@@ -672,6 +685,28 @@ def cycle_batches(data: Iterable[Any], *, name: str = "data") -> Iterator[Any]:
 
 #: more held batches than this: a warning (each is evaluated every ``eval_every`` steps)
 MANY_HELD_BATCHES = 16
+
+
+def check_scored(
+    score: Callable[[Any], Any], batch: Any, reference: Any, *, name: str, expected: str
+) -> None:
+    """Before a sweep: a one-line ``ValueError`` naming ``name`` (``val_data``,
+    ``probe_data``) when ``score(batch)``, the loss its first batch gets, raises while
+    ``score(reference)``, the first training batch's, does not (``expected``: the layout
+    the message asks for). When ``reference`` fails too the fault is not ``name``'s: nothing
+    is raised here, and the sweep's own call reports it. The caller puts back what the calls
+    change."""
+    try:
+        score(batch)
+    except Exception as exc:  # noqa: BLE001 - reported below, with its type and first line
+        try:
+            score(reference)
+        except Exception:  # noqa: BLE001 - the training batch fails too: the sweep reports it
+            return
+        raise ValueError(
+            f"{name}: the loss could not be computed on its first batch ({failure(exc)}); "
+            f"{name} must be {expected}"
+        ) from exc
 
 
 def held_batches(

@@ -18,10 +18,10 @@ from ..finder import (
     Probes,
     Sweep,
     SweepOptions,
+    check_scored,
     cycle_batches,
     held_batches,
     optimizer_family,
-    run_probes,
 )
 from ._callbacks import _inner_optimizer, _optimizers, _values
 from ._schedule import forget_traces, host_eval
@@ -275,20 +275,13 @@ def _val_batches(
     return [_unpack(b) for b in held_batches(val_data, name=name, warn_many=warn_many)]
 
 
-def _failure(exc: BaseException) -> str:
-    """``"Type: first line"`` of ``exc`` (its type alone when it has no message)."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
 def _check_scored(
     model: Any, batch: tuple[Any, Any, Any], reference: tuple[Any, Any, Any], name: str
 ) -> None:
-    """A one-line ``ValueError`` naming ``name`` when ``model.test_on_batch`` (what the held
-    evaluation and the probes' scoring run) cannot score ``batch``, its first batch, while it
-    scores ``reference`` (the first batch of ``x``); when it cannot score that either, the
-    fault is not ``name``'s and the sweep's own call reports it. The caller puts back what
-    these calls change (the metric variables, the global RNGs)."""
+    """:func:`lrkit.finder.check_scored` with ``model.test_on_batch`` (what the held
+    evaluation and the probes' scoring run): ``batch`` is ``name``'s first batch,
+    ``reference`` the first batch of ``x``. The caller puts back what these calls change
+    (the metric variables, the global RNGs)."""
     reset = _keeps_running_means()
 
     def score(b: tuple[Any, Any, Any]) -> None:
@@ -296,19 +289,17 @@ def _check_scored(
             model.reset_metrics()
         model.test_on_batch(b[0], b[1], sample_weight=b[2], return_dict=True)
 
-    try:
-        score(batch)
-    except Exception as exc:  # noqa: BLE001 - reported below, with its type and first line
-        try:
-            score(reference)
-        except Exception:  # noqa: BLE001 - x's batch fails too: the sweep's call reports it
-            return
-        also = ", as val_data takes them" if name != "val_data" else ""
-        raise ValueError(
-            f"{name}: model.test_on_batch could not score its first batch ({_failure(exc)}); "
-            f"{name} must be (x, y) or (x, y, sample_weight) arrays, or an iterable of such "
-            f"batches{also}, with x the model's inputs and y its targets"
-        ) from exc
+    also = ", as val_data takes them" if name != "val_data" else ""
+    check_scored(
+        score,
+        batch,
+        reference,
+        name=name,
+        expected=(
+            f"(x, y) or (x, y, sample_weight) arrays, or an iterable of such batches{also}, "
+            "with x the model's inputs and y its targets"
+        ),
+    )
 
 
 def _build(model: Any, batch: tuple[Any, Any, Any]) -> None:
@@ -403,11 +394,11 @@ def find_lr(
     at each of 8 constant LRs around the sweep's edge (same batches, same RNG), each scored by
     the mean loss over ``probe_data`` (``model.test_on_batch``); the suggestions then follow
     the best probe (``result.probes``). It costs 480 training steps and 8 passes over
-    ``probe_data`` (about 6.5 to 9x a default sweep's wall time) and suggests better on the task zoo
-    (``docs/finder.md``). The first batch of ``val_data`` and of ``probe_data`` is scored once
-    before the sweep (and everything it changes put back): one ``model.test_on_batch`` cannot
-    score while it scores ``x``'s (no targets, a layout the model does not take) is a one-line
-    ``ValueError`` naming it, before any training step.
+    ``probe_data`` (with the sweep, about 6.6 times a default sweep's steps) and suggests
+    better on the task zoo (``docs/finder.md``). The first batch of ``val_data`` and of
+    ``probe_data`` is scored once before the sweep (and everything it changes put back): one
+    ``model.test_on_batch`` cannot score while it scores ``x``'s (no targets, a layout the
+    model does not take) is a one-line ``ValueError`` naming it, before any training step.
 
     Data: arrays ``x`` (a NumPy array, a dict or list of arrays for multi-input models) with
     targets ``y`` (and optional ``sample_weight``), cut into batches of ``batch_size`` (reshuffled
@@ -573,14 +564,14 @@ def find_lr(
                 callback=callback,
                 progress=progress,
             )
-            edge = sweep.result(warn=False).lr_min if probe_batches is not None else None
-            if edge is not None and probe_batches is not None:
+            if probe_batches is not None:
                 one_shot = not arrays and isinstance(x, Iterator)
-                # one pass only: the probes share the stream's next batches
-                kept = [next(batches) for _ in range(PROBE_STEPS * accum)] if one_shot else []
+                kept: list[Any] | None = None  # one pass only: the probes share these batches
 
                 def reset_probe() -> None:
-                    nonlocal batches
+                    nonlocal batches, kept
+                    if one_shot and kept is None:  # the stream's next batches, kept
+                        kept = [next(batches) for _ in range(PROBE_STEPS * accum)]
                     close = getattr(batches, "close", None)
                     if callable(close):  # (ends its pass over a loader now)
                         close()
@@ -589,11 +580,10 @@ def find_lr(
                     rngs.restore()
                     _start_accumulation(snap.opt)
                     pending.clear()
-                    batches = cycle_batches(kept) if one_shot else stream()
+                    batches = cycle_batches(kept) if kept is not None else stream()
 
                 scored = probe_batches
-                probes = run_probes(
-                    edge,
+                probes = sweep.probe(
                     reset=reset_probe,
                     step=one_step,
                     score=lambda: evaluate(scored),

@@ -19,6 +19,7 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 import torch
 
 from .. import _validate as V
+from .._format import failure
 from .._runtime import (
     GlobalRNGState,
     data_generators,
@@ -35,7 +36,6 @@ from ..finder import (
     cycle_batches,
     held_batches,
     optimizer_family,
-    run_probes,
 )
 from ._distributed import all_reduce_mean
 
@@ -208,7 +208,7 @@ class _Snapshot:
             try:
                 fn()
             except Exception as exc:  # noqa: BLE001 - reported below, after the rest
-                failed.append(f"{what} ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+                failed.append(f"{what} ({failure(exc)})")
 
         tensors: dict[str, Any] | None = None
         try:
@@ -216,7 +216,7 @@ class _Snapshot:
                 torch.load(self.path, weights_only=False) if self.tensors is None else self.tensors
             )
         except Exception as exc:  # noqa: BLE001
-            failed.append(f"the saved weights ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+            failed.append(f"the saved weights ({failure(exc)})")
         if fresh and tensors is not None and self.tensors is not None:
             tensors = _copied(tensors)  # (loaded from disk: already a copy)
         attempt("the parameter and buffer slots", self._restore_slots)
@@ -264,7 +264,7 @@ class _Snapshot:
                     t.requires_grad_(trains)
                 t.grad = grad
             except Exception as exc:  # noqa: BLE001 - reported after the rest is restored
-                failed.append(f"{name} ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+                failed.append(f"{name} ({failure(exc)})")
 
     def _restore_optimizer(self, tensors: dict[str, Any] | None, *, fresh: bool) -> None:
         optimizer = self.optimizer
@@ -720,22 +720,22 @@ def find_lr(
                 callback=callback,
                 progress=progress and is_rank0(),
             )
-            edge = sweep.result(warn=False).lr_min if probe_data is not None else None
-            if edge is not None:
-                if isinstance(data, Iterator):  # one pass only: the probes share these batches
-                    sweep_batches = batches
-                    assert sweep_batches is not None
-                    kept = [next(sweep_batches) for _ in range(PROBE_STEPS * accum)]
+            if probe_data is not None:
+                kept: list[Any] | None = None  # one-shot data: the batches the probes share
 
                 def reset() -> None:
-                    nonlocal batches
+                    nonlocal batches, kept
+                    if isinstance(data, Iterator) and kept is None:  # one pass only
+                        sweep_batches = batches
+                        assert sweep_batches is not None
+                        kept = [next(sweep_batches) for _ in range(PROBE_STEPS * accum)]
                     close = getattr(batches, "close", None)
                     if callable(close):
                         close()
                     snap.reset()
                     if train_mode:
                         model.train()
-                    batches = cycle_batches(kept if isinstance(data, Iterator) else data)
+                    batches = cycle_batches(kept if kept is not None else data)
 
                 def probe_score() -> float:
                     held = val_loss(probe_batches)
@@ -746,8 +746,7 @@ def find_lr(
                         )
                     return all_reduce_mean(held)
 
-                probes = run_probes(
-                    edge,
+                probes = sweep.probe(
                     reset=reset,
                     step=one_step,
                     score=probe_score,
