@@ -537,17 +537,27 @@ def test_an_evaluate_after_an_interrupted_train_reports_nothing(
     assert [g["lr"] for g in trainer.optimizer.param_groups] == [0.004, 0.004]
 
 
-def test_find_lr_with_val_data_matches_torch_find_lr(tmp_path: Any) -> None:
-    """val_data (batches in the collator's format) is the held set, as in lrkit.torch.find_lr."""
-    val = [
+def _collated() -> list[dict[str, Any]]:
+    """Two batches in the collator's format, never trained on."""
+    return [
         {"input_ids": b["input_ids"], "labels": b["labels"]}
         for b in torch.utils.data.DataLoader(Pairs(16, 9), batch_size=8)
     ]
+
+
+def _beside_by_hand(tmp_path: Any, **kw: Any) -> tuple[Any, Any]:
+    """``find_lr`` on a Trainer of a tiny BERT with ``kw`` (``val_data``, ``probe_data``), and
+    :func:`_by_hand` on the same model with the same ``kw``: ``(result, by hand)``."""
     model = tiny_bert()
     trainer = transformers.Trainer(model=model, args=_args(tmp_path), train_dataset=Pairs(64, 1))
     torch.manual_seed(3)
-    res = find_lr(trainer, num_iter=30, warn=False, val_data=val)
-    ref = _by_hand(model, tmp_path, val_data=val)
+    res = find_lr(trainer, num_iter=30, warn=False, **kw)
+    return res, _by_hand(model, tmp_path, **kw)
+
+
+def test_find_lr_with_val_data_matches_torch_find_lr(tmp_path: Any) -> None:
+    """val_data (batches in the collator's format) is the held set, as in lrkit.torch.find_lr."""
+    res, ref = _beside_by_hand(tmp_path, val_data=_collated())
     assert len(res.held_losses) > 0
     assert res.held_losses.tolist() == ref.held_losses.tolist()
     assert res.losses.tolist() == ref.losses.tolist()
@@ -555,14 +565,6 @@ def test_find_lr_with_val_data_matches_torch_find_lr(tmp_path: Any) -> None:
 
 def test_find_lr_with_probe_data_matches_torch_find_lr(tmp_path: Any) -> None:
     """probe_data (batches in the collator's format) is scored as lrkit.torch.find_lr scores it."""
-    val = [
-        {"input_ids": b["input_ids"], "labels": b["labels"]}
-        for b in torch.utils.data.DataLoader(Pairs(16, 9), batch_size=8)
-    ]
-    model = tiny_bert()
-    trainer = transformers.Trainer(model=model, args=_args(tmp_path), train_dataset=Pairs(64, 1))
-    torch.manual_seed(3)
-    res = find_lr(trainer, num_iter=30, warn=False, probe_data=val)
-    ref = _by_hand(model, tmp_path, probe_data=val)
+    res, ref = _beside_by_hand(tmp_path, probe_data=_collated())
     assert res.probes is not None and res.probes == ref.probes
     assert res.losses.tolist() == ref.losses.tolist() and res.suggestion == ref.suggestion

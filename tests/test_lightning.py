@@ -233,17 +233,30 @@ def test_finder_equals_find_lr_and_leaves_the_module_bit_identical(tmp_path: Any
     assert os.path.getsize(tmp_path / "lr_finder.png") > 0
 
 
-def test_finder_with_val_data_equals_find_lr_with_it() -> None:
+def _two_batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Two (x, y) batches for Tiny, never trained on."""
+    gen = torch.Generator().manual_seed(5)
+    return [(torch.randn(8, 4, generator=gen), torch.randn(8, 1, generator=gen)) for _ in range(2)]
+
+
+def _finder_beside_reference(**kw: Any) -> tuple[Any, LRFinder, bool]:
+    """``lrkit.torch.find_lr`` with ``kw`` (``val_data``, ``probe_data``) on a copy of a fresh
+    ``Tiny``, and ``LRFinder(**kw)`` in a fit of the module itself, from the same RNG state:
+    ``(by hand, the finder, whether the module is bit-identical after the fit)``."""
     torch.manual_seed(0)
     model = Tiny()
-    gen = torch.Generator().manual_seed(5)
-    val = [(torch.randn(8, 4, generator=gen), torch.randn(8, 1, generator=gen)) for _ in range(2)]
-    ref = _reference(copy.deepcopy(model), seed=7, val_data=val)
-    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False, val_data=val)
+    ref = _reference(copy.deepcopy(model), seed=7, **kw)
+    before = _state(model)
+    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False, **kw)
     torch.manual_seed(7)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _trainer(max_epochs=0, callbacks=[finder], logger=False).fit(model)
+    return ref, finder, _same(before, _state(model))
+
+
+def test_finder_with_val_data_equals_find_lr_with_it() -> None:
+    ref, finder, _ = _finder_beside_reference(val_data=_two_batches())
     res = finder.result
     assert res is not None and len(res.held_losses) > 0
     assert res.held_losses.tolist() == ref.held_losses.tolist()
@@ -1050,21 +1063,11 @@ def test_finder_state_round_trips_lr_min_and_the_family_and_reads_a_010_state() 
 def test_finder_with_probe_data_equals_find_lr_with_it_and_a_checkpoint_keeps_the_probes() -> None:
     from lrkit.lightning import _replay
 
-    torch.manual_seed(0)
-    model = Tiny()
-    gen = torch.Generator().manual_seed(5)
-    val = [(torch.randn(8, 4, generator=gen), torch.randn(8, 1, generator=gen)) for _ in range(2)]
-    ref = _reference(copy.deepcopy(model), seed=7, probe_data=val)
-    before = _state(model)
-    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False, probe_data=val)
-    torch.manual_seed(7)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _trainer(max_epochs=0, callbacks=[finder], logger=False).fit(model)
+    ref, finder, unchanged = _finder_beside_reference(probe_data=_two_batches())
     res = finder.result
     assert res is not None and res.probes is not None and ref.probes is not None
     assert res.probes == ref.probes and res.suggestion == ref.suggestion
-    assert _same(before, _state(model))
+    assert unchanged
     again = _replay(json.loads(json.dumps(finder.state_dict()["result"])))
     assert again.probes == res.probes
     assert (again.suggestion, again.max_lr) == (res.suggestion, res.max_lr)

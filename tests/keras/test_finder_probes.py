@@ -29,6 +29,13 @@ def _model():
     return model
 
 
+def _fitted(x, y):
+    """``_model()`` after one epoch on ``(x, y)``: a non-trivial optimizer state."""
+    model = _model()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    return model
+
+
 def _data(n, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 8)).astype("float32")
@@ -80,8 +87,7 @@ def _probe_runs(calls, initial):
 def test_probes_result_and_exact_restore():
     x, y = _data(256, 0)
     xv, yv = _data(64, 1)
-    model = _model()
-    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # non-trivial optimizer state
+    model = _fitted(x, y)
     before = _state(model)
     lr_obj, train_fn = model.optimizer._learning_rate, model.train_function
     rng_np = np.random.get_state()[1].copy()
@@ -295,8 +301,7 @@ def test_the_check_changes_neither_the_sweep_nor_the_probes(held, monkeypatch):
     kw = kw if held == "both" else {held: kw[held]}
     runs = []
     for check in (True, False):
-        model = _model()
-        model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # non-trivial optimizer state
+        model = _fitted(x, y)
         np.random.seed(3)
         if not check:
             monkeypatch.setattr(_finder, "_check_scored", lambda *a: None)
@@ -338,8 +343,7 @@ def _hand_probe(model, saved, lr, batches, probe_batches):
 def test_probe_scores_match_a_hand_run():
     x, y = _data(256, 0)
     xv, yv = _data(64, 1)
-    model = _model()
-    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # non-trivial optimizer state
+    model = _fitted(x, y)
     saved = _state(model)
     # each probe starts from the global RNGs as find_lr found them (an unseeded Dropout draws
     # from the backend's global RNG on torch): the hand runs start from the same seeding
