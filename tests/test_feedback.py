@@ -528,7 +528,8 @@ def test_a_bad_plateau_value_in_a_state_names_its_key(key, bad, message) -> None
         (lambda: ReduceOnPlateau(patience=0, factor=0.5), "reductions", [2.7],
          "state['reductions'][0] must be an integer >= 0 (allowed range: [0, inf)), got 2.7"),
         (lambda: RestartOnPlateau(patience=0), "restarts", ["1"],
-         "state['restarts'][0] must be an integer >= 0 (allowed range: [0, inf)), got '1'"),
+         "state['restarts'][0] must be an integer >= 0 (allowed range: [0, inf)), got '1' "
+         "(text, not a number)"),
         (lambda: DivergenceDetector(factor=0.25), "history", [1.0, 10**400],
          "state['history'][1] must be a finite real number, got an integer with 401 digits"),
         (lambda: DivergenceDetector(factor=0.25), "history", [1.0, math.nan, 1.0],

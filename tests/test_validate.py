@@ -108,6 +108,30 @@ def test_a_number_given_as_text_is_refused_with_what_to_write(text: str, hint: s
         assert yaml.safe_load(hint.split("write ")[1].rstrip(")")) == float(text)
 
 
+@pytest.mark.parametrize("maximum", [None, 2**53])
+def test_an_integer_given_as_text_is_refused_with_what_to_write(maximum: int | None) -> None:
+    yaml = pytest.importorskip("yaml")
+    with pytest.raises(ValueError) as info:
+        V.integer("total_steps", "1e5", 1, maximum)
+    hint = " (text, not a number: YAML reads 1e5 as text; write 1.0e+5)"
+    assert str(info.value).endswith(f"got '1e5'{hint}")
+    written = yaml.safe_load(hint.split("write ")[1].rstrip(")"))
+    assert V.integer("total_steps", written, 1, maximum) == 100000  # and it is accepted
+    with pytest.raises(ValueError) as info:
+        V.integer("total_steps", "abc", 1, maximum)
+    assert str(info.value).endswith("got 'abc'")
+
+
+def test_a_yaml_config_with_an_integer_as_text_names_the_field_and_what_to_write() -> None:
+    yaml = pytest.importorskip("yaml")
+    from lrkit import schedules as S
+
+    with pytest.raises(ValueError, match=r"^total_steps must be an integer .* write 1\.0e\+5\)$"):
+        S.from_dict(yaml.safe_load("{name: cosine, lr: 0.1, total_steps: 1e5}"))
+    s = S.from_dict(yaml.safe_load("{name: cosine, lr: 0.1, total_steps: 1.0e+5}"))
+    assert s == S.cosine(0.1, total_steps=100000)
+
+
 def test_minus_zero_is_zero_so_every_round_trip_keeps_the_value() -> None:
     import json
     import math

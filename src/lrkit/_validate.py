@@ -145,11 +145,12 @@ def integer(name: str, value: Any, minimum: int = 0, maximum: int | None = None)
     ):
         raise ValueError(
             f"{name} must be an integer in [{minimum}, {_bound(maximum)}], got {_brief_int(value)}"
+            f"{_text_hint(value)}"
         )
     if flag or not isinstance(value, int) or value < minimum:
         raise ValueError(
             f"{name} must be an integer >= {minimum} (allowed range: [{minimum}, inf)), "
-            f"got {fmt(value)}"
+            f"got {fmt(value)}{_text_hint(value)}"
         )
     return value
 

@@ -61,6 +61,9 @@ TASK = textwrap.dedent(
 
         return Task(train=train, total_steps=20)
 
+    def tune_interrupted_loading():
+        raise KeyboardInterrupt  # Ctrl-C while the target loads its data
+
     def tune_interrupted():
         from lrkit.tune import Task
 
@@ -462,6 +465,23 @@ def test_tune_ctrl_c_keeps_the_study_and_says_so(task, tmp_path, capsys):
     assert len([ln for ln in err.splitlines() if "interrupted" in ln]) == 1
     assert "interrupted" in err and "run the same command" in err and "Traceback" not in err
     assert len(optuna.load_study(study_name="i", storage=url).trials) == 1
+
+
+def test_tune_ctrl_c_before_the_search_names_no_study(task, tmp_path, capsys):
+    db = tmp_path / "i.db"
+    rc = main(
+        [
+            "tune",
+            f"{task}:tune_interrupted_loading",
+            "--no-progress",
+            "--storage",
+            f"sqlite:///{db}",
+        ]
+    )
+    assert rc == 130
+    err = capsys.readouterr().err
+    assert err == "\nlrkit tune: interrupted before the search began (nothing was stored)\n"
+    assert not db.exists()
 
 
 def test_tune_sigterm_fails_the_running_trial_and_keeps_the_study(task, tmp_path):

@@ -561,3 +561,13 @@ def test_probe_scores_every_batch_of_a_generators_val_data(user_module, tmp_path
     assert main([*argv, "--quiet", "--probe", "--json", str(js)]) == 0, capsys.readouterr().err
     probes = json.loads(js.read_text())["probes"]
     assert sum(v is not None for v in probes["losses"]) >= 2
+
+
+def test_a_budget_warning_names_the_option_that_set_the_budget(capsys):
+    argv = ["find", "--demo", "--num-iter", "40", "--no-plot"]
+    assert main([*argv, "--train-steps", "50"]) == 0  # --total-steps defaults to it
+    out = capsys.readouterr().out
+    assert "warning: LR range test: --train-steps=50 is below the budgets" in out
+    assert main([*argv, "--train-steps", "50", "--total-steps", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: LR range test: --total-steps=60 is below the budgets" in out

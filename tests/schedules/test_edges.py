@@ -39,6 +39,38 @@ def test_zero_lr_stays_zero_where_gamma_overflows(lr_zero):
         assert lr_zero.values([5000])[0] == 0.0
 
 
+def test_a_schedule_called_without_a_step_says_what_keras_needs():
+    s = S.cosine(0.1, total_steps=100)
+    with pytest.raises(TypeError) as info:
+        s()
+    assert str(info.value) == (
+        "Cosine() needs the step: schedule(step); a Keras optimizer calls a callable learning "
+        "rate without one: give it lrkit.keras.schedule(schedule)"
+    )
+
+
+def test_a_schedule_given_to_optax_as_is_says_what_to_give_it():
+    jax = pytest.importorskip("jax")
+    optax = pytest.importorskip("optax")
+    import jax.numpy as jnp
+
+    s = S.cosine(0.1, total_steps=100)
+    opt = optax.sgd(learning_rate=s)
+    p = jnp.zeros(3)
+    with pytest.raises(TypeError) as info:
+        jax.jit(opt.update)(jnp.ones(3), opt.init(p), p)
+    assert str(info.value).startswith("step must be a number (an int, or a float")
+    assert str(info.value).endswith(
+        "give optax lrkit.optax.schedule(schedule), which evaluates it on a traced step"
+    )
+    assert s(jnp.asarray(3)) == s(3)  # a concrete jax scalar is a step
+    # what the message says works
+    import lrkit.optax as lo
+
+    opt = optax.sgd(learning_rate=lo.schedule(s))
+    jax.jit(opt.update)(jnp.ones(3), opt.init(p), p)
+
+
 @pytest.mark.parametrize(
     "bad",
     [math.inf, math.nan, -1, -0.5, 10**400, -(10**400)],

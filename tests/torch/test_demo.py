@@ -68,7 +68,8 @@ def test_len_of_the_batches_is_the_number_iterated(batch_size: int) -> None:
 
 @pytest.mark.parametrize("bad", [0, -1, 1349, 2000, 32.5, "32", True, None])
 def test_a_bad_batch_size_is_a_one_line_error(bad: object) -> None:
-    message = f"batch_size must be an integer in [1, 1348], got {bad!r}"
+    text = " (text, not a number)" if isinstance(bad, str) else ""
+    message = f"batch_size must be an integer in [1, 1348], got {bad!r}{text}"
     for make in (
         lambda: demo.digits_task(batch_size=bad),  # type: ignore[arg-type]
         lambda: demo.make_task("digits_mlp_sgd", batch_size=bad),  # type: ignore[arg-type]
@@ -84,7 +85,8 @@ def test_a_bad_batch_size_is_a_one_line_error(bad: object) -> None:
 
 @pytest.mark.parametrize("bad", [-1, 2**32, 1.5, "0", True])
 def test_a_bad_seed_is_a_one_line_error(bad: object) -> None:
-    message = f"seed must be an integer in [0, 4294967295], got {bad!r}"
+    text = " (text, not a number)" if isinstance(bad, str) else ""
+    message = f"seed must be an integer in [0, 4294967295], got {bad!r}{text}"
     task = demo.digits_task()
     for make in (
         lambda: demo.digits_task(seed=bad),  # type: ignore[arg-type]

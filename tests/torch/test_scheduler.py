@@ -580,6 +580,46 @@ def test_load_state_dict_accepts_an_integral_float_step() -> None:
     assert sch.last_epoch == 7 and opt.param_groups[0]["lr"] == S.cosine(0.1, total_steps=100)(7)
 
 
+@pytest.mark.parametrize(
+    "peer",
+    [
+        lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=10),
+        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=100),
+        lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=100),
+    ],
+)
+def test_load_state_dict_refuses_another_schedulers_state(peer: Any) -> None:
+    other = _opt(0.1)
+    old = peer(other)
+    for _ in range(30):
+        other.step()
+        old.step()
+    opt = _opt(0.1)
+    sch = lt.scheduler(opt, S.cosine(0.1, total_steps=1000))
+    sch.step()
+    before = (sch.state_dict(), [g["lr"] for g in opt.param_groups])
+    with pytest.raises(ValueError, match=r"^state_dict must be a dict from LRKitScheduler") as e:
+        sch.load_state_dict(old.state_dict())
+    assert "_last_lr" in str(e.value) and "\n" not in str(e.value)
+    assert (sch.state_dict(), [g["lr"] for g in opt.param_groups]) == before  # unchanged
+
+
+def test_an_optimizer_from_a_one_cycle_run_follows_one_schedule_per_group() -> None:
+    # OneCycleLR writes its starting LR as initial_lr, which a scheduler reads as the base LR
+    # (as PyTorch's do); one schedule per group is followed as it is (docs/pytorch.md)
+    opt = _opt(0.1)
+    torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=100)
+    assert lt.scheduler(opt, S.constant(0.05)).ratios == [opt.param_groups[0]["initial_lr"] / 0.1]
+    opt = _opt(0.1)
+    torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=100)
+    s = S.cosine(0.05, total_steps=10)
+    sch = lt.scheduler(opt, [s] * len(opt.param_groups))
+    for t in range(5):
+        assert [g["lr"] for g in opt.param_groups] == [s(t)] * len(opt.param_groups)
+        opt.step()
+        sch.step()
+
+
 def test_group_lrs_without_a_top_level_lr_are_detected() -> None:
     a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
     trap = torch.optim.SGD([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}])

@@ -1034,9 +1034,10 @@ def test_cli_a_range_test_of_something_else_is_one_line(tmp_path, monkeypatch, c
     out, err = capsys.readouterr()
     assert rc == 2 and out == ""
     assert err == (
-        "lrkit tune: error: range_test() must return a FinderResult or a (low, high) pair, got "
-        "None (NoneType)\n"
+        "lrkit tune: error: target 'badrange:make': range_test() must return a FinderResult or "
+        "a (low, high) pair, got None (NoneType)\n"
     )
+    assert not (tmp_path / "r.db").exists()  # nothing was run, nothing written
 
 
 def test_report_names_itself_for_a_value_that_is_not_a_number() -> None:

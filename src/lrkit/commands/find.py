@@ -380,8 +380,11 @@ def _find(args: argparse.Namespace) -> int:
     runs = "" if probes is None else f" and {len(probes.lrs)} probes of {probes.steps} steps"
     say(f"range test: {result.steps} steps{runs} in {duration(time.perf_counter() - t0)}")
     say(_table(result))
+    names = dict(WARNING_NAMES)
+    if args.total_steps is None and total_steps is not None:  # the default: --train-steps
+        names["total_steps"] = "--train-steps"
     for msg in result.warnings:  # in the options of this command (--start-lr, not start_lr)
-        say(f"\n  warning: LR range test: {rename(msg, names=WARNING_NAMES)}")
+        say(f"\n  warning: LR range test: {rename(msg, names=names)}")
     failed = False
     if args.json and rank0:
         failed = write_json("find", args.json, result.to_dict())

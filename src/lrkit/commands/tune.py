@@ -35,6 +35,7 @@ from ..tune import (
     MAX_HEARTBEAT,
     MAX_STUDY_NAME,
     check_metric,
+    check_range_test,
     check_storage,
     check_writable,
     database_error,
@@ -271,10 +272,16 @@ def _guarded(task: Any, target: str | None, *, lrkit_trains: bool = False) -> An
 
         return run
 
+    def checked_range(out: Any) -> Any:
+        try:
+            return check_range_test(out)
+        except ValueError as exc:  # what the target's range test returned: its mistake
+            raise TargetMistake(str(exc)) from None
+
     return dataclasses.replace(
         task,
         train=wrap(task.train, "a trial", check_metric),
-        range_test=wrap(task.range_test, "the range test"),
+        range_test=wrap(task.range_test, "the range test", checked_range),
     )
 
 
@@ -380,6 +387,7 @@ def _tune(args: argparse.Namespace) -> int:
             print(mask_secrets(msg, url), file=sys.stderr)
 
     study = args.study
+    searching = False
     try:
         V.integer("--trials", args.trials, 1)
         V.integer("--top", args.top, 1)
@@ -465,6 +473,7 @@ def _tune(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise rename(exc, names=OPTIONS) from None
         task = _guarded(task, None if args.demo else args.target, lrkit_trains=lrkit_trains)
+        searching = True  # an interrupt from here on leaves a study to continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = tune(
@@ -514,11 +523,13 @@ def _tune(args: argparse.Namespace) -> int:
         return err(str(exc))
     except KeyboardInterrupt as exc:
         how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        print(
-            f"\nlrkit tune: {how}; the finished trials stay in study {study!r} "
-            f"({mask_url(args.storage)}): run the same command to continue",
-            file=sys.stderr,
+        kept = (
+            f"; the finished trials stay in study {study!r} ({mask_url(args.storage)}): run "
+            "the same command to continue"
+            if searching
+            else " before the search began (nothing was stored)"
         )
+        print(f"\nlrkit tune: {how}{kept}", file=sys.stderr)
         return TERMINATED_EXIT if isinstance(exc, Terminated) else 130
     n_done = len(result.complete_trials)
     failed = json_written = False

@@ -426,7 +426,9 @@ def find_lr(
     global ``SeedGenerator`` (the one an unseeded ``keras.random.*`` call draws from; left
     uncreated when there was none) are exactly as before, bit for bit, also when a step raises
     or on ``KeyboardInterrupt``. An unbuilt model or optimizer is built first (as the first
-    ``fit`` step would), and that built state is what is restored.
+    ``fit`` step would), and that built state is what is restored: on a model never trained
+    before, a seeded ``fit`` afterwards then shuffles its first epoch as the ``fit`` of a built
+    model does (one shuffle order fewer drawn from NumPy's global RNG than a ``fit`` that builds).
 
     ``progress=True`` shows a progress bar; ``callback(i, lr, loss)`` is called after each
     sweep step.

@@ -163,9 +163,26 @@ def _as_step(step: Any, name: str = "step") -> float:
                 f"{name} must be finite and >= 0 (allowed range: [0, inf)), "
                 f"got {_brief(step)} (beyond float64)"
             ) from None
+    hint = ""
+    if type(step).__module__.split(".")[0] == "jax":  # a traced step, inside jax.jit
+        hint = (
+            "; a schedule reads Python numbers: give optax lrkit.optax.schedule(schedule), "
+            "which evaluates it on a traced step"
+        )
     raise TypeError(
-        f"{name} must be a number (an int, or a float for fractional steps), got {step!r}"
+        f"{name} must be a number (an int, or a float for fractional steps), got "
+        f"{_brief_repr(step)}{hint}"
     )
+
+
+def _brief_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 and "\n" not in text else f"a {type(value).__name__}"
+
+
+#: what a schedule called without a step receives (Keras calls a plain callable learning
+#: rate so)
+_NO_STEP: Any = object()
 
 
 def _has_bool(steps: Any) -> bool:
@@ -291,9 +308,15 @@ class Schedule(ABC):
     params: ClassVar[tuple[str, ...]]
 
     # ----------------------------------------------------------------- evaluation
-    def __call__(self, step: float) -> float:
+    def __call__(self, step: float = _NO_STEP) -> float:
         """The learning rate at ``step`` (an int, or a float for fractional steps)."""
         if type(step) is not int and type(step) is not float:
+            if step is _NO_STEP:
+                raise TypeError(
+                    f"{type(self).__name__}() needs the step: schedule(step); a Keras "
+                    "optimizer calls a callable learning rate without one: give it "
+                    "lrkit.keras.schedule(schedule)"
+                )
             step = _as_step(step)
         if not 0 <= step <= _MAX_STEP:  # negative, NaN, inf, an int beyond float64
             raise _step_error("step", step)

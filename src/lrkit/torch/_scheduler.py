@@ -669,6 +669,14 @@ class LRKitScheduler(LRScheduler):
                 "state_dict must hold 'last_epoch' (a dict from LRKitScheduler.state_dict()), "
                 f"got keys {sorted(map(str, state_dict))}"
             )
+        foreign = sorted(set(map(str, state_dict)) - set(self.state_dict()))
+        if foreign and "schedules" not in state_dict:
+            # another scheduler's (StepLR's has step_size, gamma, _last_lr...): its
+            # last_epoch counts its own steps, which this schedule would silently jump to
+            raise ValueError(
+                "state_dict must be a dict from LRKitScheduler.state_dict(), got one with "
+                f"keys it never writes: {foreign} (another scheduler's state?)"
+            )
         saved_groups = state_dict.get("ratios")
         saved_n = len(saved_groups) if isinstance(saved_groups, Sized) else None
         if len(self.optimizer.param_groups) != self._n_groups and saved_n != self._n_groups:

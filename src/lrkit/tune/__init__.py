@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .._imports import lazy_exports
 from ._load import as_task, load_target
-from ._loop import ForeignStudyError, StudySpaceError, tune
+from ._loop import ForeignStudyError, StudySpaceError, check_range_test, tune
 from ._result import TuneResult
 from ._space import (
     BLIND_LR_RANGE,
@@ -55,6 +55,7 @@ __all__ = [
     "as_task",
     "build_schedule",
     "check_metric",
+    "check_range_test",
     "check_storage",
     "check_writable",
     "database_error",

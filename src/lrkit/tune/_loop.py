@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,18 +27,21 @@ from ._space import (
 )
 from ._storage import (
     MAX_STUDY_NAME,
+    check_storage,
     check_writable,
     database_error,
     database_errors,
     make_pruner,
     make_storage,
     shown_storage,
+    sqlite_file,
     storage_error,
+    storage_options,
 )
 from ._task import Reporter, Task, check_metric
 from ._task import optuna as _optuna
 
-__all__ = ["StudySpaceError", "tune"]
+__all__ = ["StudySpaceError", "check_range_test", "tune"]
 
 #: Study user attrs written by :func:`tune`.
 ATTR_RANGE = "lrkit.lr_range"
@@ -367,7 +371,13 @@ def _searched_range(study: Any) -> tuple[float, float] | None:
 
 
 def _resolve_range(
-    study: Any, task: Task, seeding: Any, log: Callable[[str], None], *, started: bool
+    study: Any,
+    task: Task,
+    seeding: Any,
+    log: Callable[[str], None],
+    *,
+    started: bool,
+    tested: tuple[tuple[float, float], str, dict[str, Any] | None] | None = None,
 ) -> tuple[tuple[float, float], str, dict[str, Any] | None]:
     """The LR interval and how it was found (``"finder"``, ``"blind"`` or ``"given"``).
 
@@ -376,7 +386,9 @@ def _resolve_range(
     test's interval, or the blind one when the task has no range test or the test gave no
     usable interval, whichever way a later range test goes. A study in which no trial has
     started, or one created with another ``seeding``, has no interval to keep. The range test
-    is deterministic for a given task, so two workers racing to it find the same interval."""
+    is deterministic for a given task, so two workers racing to it find the same interval.
+    ``tested``: what :func:`_range_from_test` gave before the study was created, used where
+    the range test would run."""
     if not isinstance(seeding, str):
         return _check_range(seeding, name="seeding"), "given", None
     seeding = V.choice("seeding", seeding, ("finder", "blind"))
@@ -406,34 +418,77 @@ def _resolve_range(
             stacklevel=3,
         )
         return BLIND_LR_RANGE, "blind", None
+    if tested is not None:  # run before the study was created (see tune)
+        return tested
+    return _range_from_test(task, log, stacklevel=4)
+
+
+def check_range_test(result: Any) -> Any:
+    """What ``Task.range_test()`` returned, checked: a :class:`lrkit.finder.FinderResult`
+    (anything with ``lrs``) as it is, a ``(low, high)`` pair (any sequence) as a tuple of
+    floats with ``0 < low < high``; anything else is a one-line ``ValueError`` that shows the
+    value and its type."""
+    if hasattr(result, "lrs"):
+        return result
+    if isinstance(result, (str, bytes, Mapping)) or not hasattr(result, "__len__"):
+        raise ValueError(
+            "range_test() must return a FinderResult or a (low, high) pair, got "
+            f"{shorten(repr(result), 80)} ({type(result).__name__})"
+        )
+    return _check_range(list(result), name="range_test()")
+
+
+def _range_from_test(
+    task: Task, log: Callable[[str], None], *, stacklevel: int
+) -> tuple[tuple[float, float], str, dict[str, Any] | None]:
+    """Run ``task.range_test()`` and read the LR interval off what it returns
+    (:func:`check_range_test`): ``(interval, "finder", info)``, or the blind interval (with a
+    warning, ``stacklevel`` above this function) when a FinderResult gives no usable one."""
+    assert task.range_test is not None
     log("running the LR range test to bound the search ...")
-    result = task.range_test()
-    info: dict[str, Any] | None = None
-    if not hasattr(result, "lrs"):  # not a FinderResult: a (low, high) pair, any sequence
-        if isinstance(result, (str, bytes, Mapping)) or not hasattr(result, "__len__"):
-            raise ValueError(
-                "range_test() must return a FinderResult or a (low, high) pair, got "
-                f"{shorten(repr(result), 80)} ({type(result).__name__})"
-            )
-        rng = _check_range(list(result), name="range_test()")
-    else:
-        try:
-            rng = lr_range_from_finder(result)
-        except ValueError as exc:
-            warnings.warn(
-                f"the range test gave no usable interval ({exc}); searching {BLIND_LR_RANGE}",
-                stacklevel=3,
-            )
-            return BLIND_LR_RANGE, "blind", None
-        info = {
-            "suggestion": getattr(result, "suggestion", None),
-            "max_lr": getattr(result, "max_lr", None),
-            "base_lr": getattr(result, "base_lr", None),
-            "min_loss_lr": getattr(result, "lr_min", None),
-            "stop_reason": getattr(result, "stop_reason", None),
-            "steps": int(getattr(result, "steps", 0)),
-        }
+    result = check_range_test(task.range_test())
+    if not hasattr(result, "lrs"):  # a (low, high) pair
+        return result, "finder", None
+    try:
+        rng = lr_range_from_finder(result)
+    except ValueError as exc:
+        warnings.warn(
+            f"the range test gave no usable interval ({exc}); searching {BLIND_LR_RANGE}",
+            stacklevel=stacklevel,
+        )
+        return BLIND_LR_RANGE, "blind", None
+    info = {
+        "suggestion": getattr(result, "suggestion", None),
+        "max_lr": getattr(result, "max_lr", None),
+        "base_lr": getattr(result, "base_lr", None),
+        "min_loss_lr": getattr(result, "lr_min", None),
+        "stop_reason": getattr(result, "stop_reason", None),
+        "steps": int(getattr(result, "steps", 0)),
+    }
     return rng, "finder", info
+
+
+def _new_file(storage: Any) -> bool:
+    """Whether opening ``storage`` writes the database before the study can be looked for: an
+    SQLite URL whose file does not exist yet or is empty (Optuna creates its tables there)."""
+    path = sqlite_file(storage)
+    return path is not None and (not os.path.isfile(path) or os.path.getsize(path) == 0)
+
+
+def _no_such_study(storage: Any, study_name: str | None) -> bool:
+    """Whether the opened storage ``storage`` (``None``: a new one in memory) holds no study
+    ``study_name`` yet (``None``: Optuna names a new one), asked without writing. A database
+    error says no: creating the study reports it."""
+    if storage is None or study_name is None:
+        return True
+    optuna = _optuna()
+    try:
+        storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return True
+    except (*database_errors(), optuna.exceptions.StorageInternalError):
+        return False
+    return False
 
 
 def _record(
@@ -589,9 +644,14 @@ def tune(
     (:func:`make_storage`) or an Optuna storage. A worker whose finished trial had been
     failed by another worker (its heartbeat stopped, e.g. while the process was paused)
     warns and carries on: the retried copy of the trial runs in its place. Every argument is
-    checked before the storage is touched; a database storage that can be read but not written
-    (a read-only SQLite file or folder, a user without write grants) is then refused with a
-    one-line ``ValueError`` (:func:`check_writable`) before the range test and any trial."""
+    checked before the storage is touched; an SQLite file that is not an Optuna study database
+    (it holds tables of something else) is refused with a one-line ``ValueError``
+    (:func:`check_optuna_file`) before anything is written to it, and a database storage that
+    can be read but not written (a read-only SQLite file or folder, a user without write
+    grants) is refused with one (:func:`check_writable`) before the range test and any trial.
+    A new study's range test runs before the study is created (for a new SQLite file, before
+    the file is): one that raises, or returns something that is no interval (a one-line
+    ``ValueError``, :func:`check_range_test`), leaves no study and no file behind."""
     optuna = _optuna()
     if not isinstance(task, Task):
         task = as_task(task)
@@ -638,11 +698,21 @@ def tune(
             "storage must be None (in memory), a database URL such as sqlite:///lrkit-tune.db "
             f"or an Optuna storage, got {type(storage).__name__} {storage!r}"
         )
+    storage_options(heartbeat_interval, grace_period, max_retry)
+    if isinstance(storage, str):
+        check_storage(storage)
     the_pruner = make_pruner(pruner)
     V.optional_callable("stop_when", stop_when, "(study) -> bool")
     progress = V.flag("progress", progress)
     V.optional_callable("log", log, "(message: str) -> None")
     say = log or (lambda msg: None)
+    # A new study's range test runs before the study is created, so that one that fails or
+    # returns no interval leaves nothing behind: before the storage is opened where opening
+    # it creates the database (a new SQLite file), else once it is open.
+    finder_test = record["seeding"] == "finder" and task.range_test is not None
+    tested = None
+    if finder_test and _new_file(storage):
+        tested = _range_from_test(task, say, stacklevel=3)
     st = make_storage(
         storage,
         heartbeat_interval=heartbeat_interval,
@@ -652,6 +722,8 @@ def tune(
     # a database this run could read but not write (a read-only file or folder, a user
     # without write grants) is refused now, not as the first trial is stored
     check_writable(st, url=storage if isinstance(storage, str) else None)
+    if finder_test and tested is None and _no_such_study(st, study_name):
+        tested = _range_from_test(task, say, stacklevel=3)
     hb = getattr(st, "heartbeat_interval", None)
     poll = poll_interval if poll_interval is not None else (min(float(hb), 2.0) if hb else 0.5)
     try:
@@ -685,14 +757,14 @@ def tune(
     before = dict(study.user_attrs)
     started = _started(study)
     families = _check_space(study, record, task.direction, started=started)
-    rng, how, info = _resolve_range(study, task, seeding, say, started=started)
+    rng, how, info = _resolve_range(study, task, seeding, say, started=started, tested=tested)
     if not started and _recorded_meanwhile(before, dict(study.user_attrs)):
         # workers started together on a new study: another one recorded its search space and
         # interval while this one ran its range test (which need not agree: a model's random
         # initialisation moves it). The first recorded is the study's: check it, search it.
         started = True
         families = _check_space(study, record, task.direction, started=True)
-        rng, how, info = _resolve_range(study, task, seeding, say, started=True)
+        rng, how, info = _resolve_range(study, task, seeding, say, started=True, tested=tested)
     space = SearchSpace(task.total_steps, rng, tuple(families))
     record["families"] = list(space.families)
     _record(study, record, rng, how, info, started=started)

@@ -68,8 +68,9 @@ def _edges(values: Sequence[float], maximize: bool) -> tuple[float, float]:
 def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> Any:
     """Two panels: the value of every trial (best so far as a line; integer trial axis) and
     peak LR against value (log LR axis, labelled). The y-axis shows the best 80% of the
-    COMPLETE trials in detail; worse ones, pruned trials (at their last reported value) and
-    diverged trials are drawn at the edge as triangles, so every trial stays visible."""
+    COMPLETE trials in detail; worse ones are drawn at the edge as triangles, pruned trials as
+    open circles at their last reported value (at the edge when worse) and diverged trials as
+    crosses at the edge, so every trial stays visible."""
     check_path(path)
     require("matplotlib", "plot", feature="TuneResult.plot")
     from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
@@ -179,7 +180,7 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    if any(clip(v)[1] for v in vals) or pruned or diverged:
+    if any(clip(v)[1] for v in vals):  # the triangles: complete trials beyond the edge
         labels.append("worse: drawn at the edge")
         from matplotlib.lines import Line2D
 

@@ -25,12 +25,14 @@ from ._task import optuna as _optuna
 __all__ = [
     "DEFAULT_STORAGE",
     "PRUNERS",
+    "check_optuna_file",
     "check_storage",
     "check_writable",
     "make_pruner",
     "make_storage",
     "sqlite_file",
     "storage_error",
+    "storage_options",
 ]
 
 #: The CLI's default storage: an SQLite file in the working directory.
@@ -51,25 +53,14 @@ def make_storage(
     ``postgresql://user@host:port/db``, ...): an ``RDBStorage`` with a heartbeat every
     ``heartbeat_interval`` seconds (default 10); a trial whose heartbeat is older than
     ``grace_period`` (default ``3 * heartbeat_interval``) is marked FAIL by the next worker
-    that looks and re-queued (``max_retry`` times; ``None``: without limit). Any other
-    object is returned as is (an Optuna storage); the three options are checked in every
-    case."""
+    that looks and re-queued (``max_retry`` times; ``None``: without limit). An SQLite file
+    that exists but is not an Optuna study database (it holds tables of something else) is
+    refused with a one-line ``ValueError`` before Optuna adds its tables to it
+    (:func:`check_optuna_file`). Any other object is returned as is (an Optuna storage); the
+    three options are checked in every case."""
     optuna = _optuna()
     # checked whatever the storage (they matter for a URL only): a mistake is never silent
-    hb = (
-        10
-        if heartbeat_interval is None
-        else V.integer("heartbeat_interval", heartbeat_interval, 1, MAX_HEARTBEAT)
-    )
-    grace = 3 * hb if grace_period is None else V.integer("grace_period", grace_period, 1)
-    if grace <= hb:
-        raise ValueError(
-            f"grace_period must be longer than heartbeat_interval (a running trial renews its "
-            f"heartbeat every heartbeat_interval seconds), got grace_period {grace} <= "
-            f"heartbeat_interval {hb}"
-        )
-    if max_retry is not None:
-        max_retry = V.integer("max_retry", max_retry, 0)
+    hb, grace, max_retry = storage_options(heartbeat_interval, grace_period, max_retry)
     if storage is None or not isinstance(storage, str):
         return storage
     check_storage(storage)
@@ -77,6 +68,9 @@ def make_storage(
     storage = _with_driver(storage)
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
     engine_kwargs = _engine_kwargs(storage)
+    # Optuna adds its tables to any database it opens: an SQLite file of something else (an
+    # app's database, a path mistyped) is refused before that
+    check_optuna_file(storage, url=user_url)
 
     def create() -> Any:
         with warnings.catch_warnings():
@@ -114,6 +108,28 @@ def make_storage(
         except RuntimeError as exc:  # Optuna: its tables are of an older or newer version
             raise storage_error(exc, user_url) from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def storage_options(
+    heartbeat_interval: int | None, grace_period: int | None, max_retry: int | None
+) -> tuple[int, int, int | None]:
+    """:func:`make_storage`'s ``heartbeat_interval``, ``grace_period`` and ``max_retry``
+    checked, with their defaults filled in; else a one-line ``ValueError`` naming the one."""
+    hb = (
+        10
+        if heartbeat_interval is None
+        else V.integer("heartbeat_interval", heartbeat_interval, 1, MAX_HEARTBEAT)
+    )
+    grace = 3 * hb if grace_period is None else V.integer("grace_period", grace_period, 1)
+    if grace <= hb:
+        raise ValueError(
+            f"grace_period must be longer than heartbeat_interval (a running trial renews its "
+            f"heartbeat every heartbeat_interval seconds), got grace_period {grace} <= "
+            f"heartbeat_interval {hb}"
+        )
+    if max_retry is not None:
+        max_retry = V.integer("max_retry", max_retry, 0)
+    return hb, grace, max_retry
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
@@ -336,7 +352,9 @@ def check_writable(storage: Any, *, url: str | None = None) -> None:
     ``storage``: an Optuna ``RDBStorage`` (what :func:`make_storage` makes of a URL; any other
     storage is not checked), or a database URL: then only an SQLite file that exists is
     checked, without creating anything or contacting a server (``lrkit tune`` does this before
-    it runs its target's code). A database without Optuna's tables yet is not checked (creating
+    it runs its target's code). Such a file that is not an Optuna study database (it holds
+    tables that are not Optuna's, see :func:`check_optuna_file`) is refused too, before anything
+    is written to it. A database without Optuna's tables yet is not asked for a write (creating
     them fails on one that cannot be written). ``url``: the URL the message names (default:
     ``storage``'s own; :func:`make_storage` may have added a driver to the one given)."""
     if not isinstance(storage, str):
@@ -359,7 +377,109 @@ def check_writable(storage: Any, *, url: str | None = None) -> None:
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, TypeError) as exc:
         raise storage_error(exc, url or storage) from None
     try:
+        _refuse_foreign(engine, url or storage)
         _probe_write(engine, url or storage)
+    finally:
+        engine.dispose()
+
+
+#: Optuna's tables (those of its ``RDBStorage``, and alembic's record of their version) and
+#: the columns each has in every version of Optuna: its primary key (``studies``: and the
+#: study's name)
+_OPTUNA_TABLES: dict[str, tuple[str, ...]] = {
+    "studies": ("study_id", "study_name"),
+    "study_directions": ("study_direction_id",),
+    "study_user_attributes": ("study_user_attribute_id",),
+    "study_system_attributes": ("study_system_attribute_id",),
+    "trials": ("trial_id",),
+    "trial_user_attributes": ("trial_user_attribute_id",),
+    "trial_system_attributes": ("trial_system_attribute_id",),
+    "trial_params": ("param_id",),
+    "trial_values": ("trial_value_id",),
+    "trial_intermediate_values": ("trial_intermediate_value_id",),
+    "trial_heartbeats": ("trial_heartbeat_id",),
+    "version_info": ("version_info_id", "schema_version"),
+    "alembic_version": ("version_num",),
+}
+
+
+def _foreign_tables(conn: Any) -> list[str]:
+    """The tables (and views) of the SQLite database ``conn`` is connected to that keep
+    Optuna from using it as a study database, read from its schema (nothing is written):
+    none for a database without tables, an Optuna study database (Optuna's ``studies`` with
+    ``study_name`` and its ``version_info`` or ``alembic_version``: other tables beside them
+    are left alone) or one whose tables are all Optuna's (another worker is creating them);
+    else those that are not Optuna's, or not as Optuna makes them (a ``studies`` of its own)."""
+    import sqlalchemy
+
+    inspector = sqlalchemy.inspect(conn)
+    names = [
+        str(n)
+        for n in (*inspector.get_table_names(), *inspector.get_view_names())
+        if not str(n).lower().startswith("sqlite_")  # SQLite's own (sqlite_sequence, ...)
+    ]
+    known = _OPTUNA_TABLES
+    views = set(inspector.get_view_names())
+
+    def optunas(name: str) -> bool:
+        if name not in known or name in views:
+            return False
+        columns = {str(c["name"]) for c in inspector.get_columns(name)}
+        return set(known[name]) <= columns
+
+    own = {n for n in names if optunas(n)}
+    if "studies" in own and own & {"version_info", "alembic_version"}:
+        return []
+    return sorted(n for n in names if n not in own)
+
+
+def _refuse_foreign(engine: Any, url: str) -> None:
+    """A one-line ``ValueError`` naming the storage ``url`` (password masked) when the SQLite
+    database of ``engine`` holds tables that are not Optuna's (:func:`_foreign_tables`);
+    another database is not asked. Its schema is read in a transaction rolled back."""
+    import sqlalchemy.exc
+
+    if engine.dialect.name != "sqlite":
+        return
+    try:
+        with engine.connect() as conn:
+            try:
+                foreign = _foreign_tables(conn)
+            finally:
+                conn.rollback()
+    except sqlalchemy.exc.SQLAlchemyError as exc:  # not a database, locked, unreadable
+        raise storage_error(exc, url) from None
+    if foreign:
+        tables = shorten(", ".join(foreign), 120)
+        raise ValueError(
+            mask_secrets(
+                f"storage {url}: the file is not an Optuna study database (it holds tables "
+                f"that are not Optuna's: {tables}); lrkit leaves it as it is: choose another file "
+                "for the study (a new one, or an Optuna study database)",
+                url,
+            )
+        )
+
+
+def check_optuna_file(storage: str, *, url: str | None = None) -> None:
+    """Refuse, with a one-line ``ValueError`` naming the storage URL (``url``, default
+    ``storage``; password masked), an SQLite file that exists but is not an Optuna study
+    database: one whose tables are not Optuna's (:func:`_foreign_tables`: an app's database,
+    or a path mistyped), which Optuna would add its tables to. The file is only read. A new
+    path, an empty file, an Optuna study database and any other database URL pass."""
+    path = sqlite_file(storage)
+    if path is None or not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    import sqlalchemy
+    import sqlalchemy.exc
+
+    shown = url if url is not None else storage
+    try:
+        engine = sqlalchemy.create_engine(storage, **_engine_kwargs(storage))
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, TypeError) as exc:
+        raise storage_error(exc, shown) from None
+    try:
+        _refuse_foreign(engine, shown)
     finally:
         engine.dispose()
 
