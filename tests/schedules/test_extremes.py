@@ -78,3 +78,18 @@ def test_a_table_holds_only_values_it_knows_are_finite() -> None:
     assert value_table(q).beyond == "formula"
     ok = value_table(S.cosine(0.1, total_steps=100), scale=0.0)
     assert ok.beyond == "hold" and not ok.values.any()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's overflow in gamma ** t
+def test_a_zero_times_a_value_beyond_float64_is_zero_not_nan() -> None:
+    cases = [
+        (0 * S.exponential(0.1, gamma=2.0), 5000, 0.0),
+        # at a cycle's start, and with no amplitude at all, exp_range's gamma ** t may overflow
+        (S.cyclic(0.1, max_lr=0.2, mode="exp_range", gamma=1.5), 8000, 0.1),
+        (S.cyclic(0.1, max_lr=0.1, mode="exp_range", gamma=1.5), 5000, 0.1),
+    ]
+    for s, t, want in cases:
+        assert s(t) == want and s(float(t)) == want
+        assert s.values([t, t])[0] == want
+    s = S.cyclic(0.1, max_lr=0.2, mode="exp_range", gamma=1.5)
+    assert s(5000) == math.inf == s.values([5000])[0]  # beyond float64 inside a cycle: inf

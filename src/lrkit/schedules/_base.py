@@ -355,7 +355,9 @@ class Schedule(ABC):
         With ``xp=None`` (the default) ``steps`` is any array-like of steps ``>= 0`` and the
         result is a float64 ``np.ndarray`` of the same shape. With ``xp`` given (a numpy-like
         namespace such as ``jax.numpy``), ``steps`` must already be an array of that namespace
-        and the same formula is evaluated with it (no validation: it may be a tracer).
+        and the same formula is evaluated with it (no validation: it may be a tracer; JAX
+        without ``jax_enable_x64`` cannot read an integer parameter beyond 2**31 - 1, which
+        :func:`lrkit.optax.schedule` and :func:`lrkit.keras.schedule` refuse in one line).
         """
         if xp is not None:
             return self._values(steps, xp)

@@ -206,10 +206,13 @@ class Scale(Schedule):
         return self.schedule.length
 
     def _at(self, t: float) -> float:
+        if not self.factor:  # 0, also where the schedule overflows to inf (not 0 * inf)
+            return 0.0
         return self.factor * self.schedule._at(t)
 
     def _values(self, t: Any, xp: Any) -> Any:
-        return self.factor * self.schedule._values(t, xp)
+        inner = self.schedule._values(t, xp)
+        return xp.zeros_like(inner) if not self.factor else self.factor * inner
 
 
 @register

@@ -392,6 +392,8 @@ class Cyclic(Schedule):
             return self.base_lr + height
         if self.mode == "triangular2":
             return self.base_lr + height * _pow(0.5, cycle - 1)
+        if not height:  # at a cycle's start (or max_lr == base_lr): 0, even where gamma ** t
+            return self.base_lr  # overflows (gamma > 1), not 0 * inf
         return self.base_lr + height * _pow(self.gamma, float(t))
 
     def _values(self, t: Any, xp: Any) -> Any:
@@ -405,7 +407,7 @@ class Cyclic(Schedule):
             return self.base_lr + height
         if self.mode == "triangular2":
             return self.base_lr + height * power(0.5, cycle - 1)
-        return self.base_lr + height * growth(self.gamma, t, xp)
+        return self.base_lr + xp.where(height == 0, 0.0, height * growth(self.gamma, t, xp))
 
 
 def _int_if_integral(x: float) -> float:
