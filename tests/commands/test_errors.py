@@ -64,6 +64,14 @@ TASK = textwrap.dedent(
     def tune_interrupted_loading():
         raise KeyboardInterrupt  # Ctrl-C while the target loads its data
 
+    def tune_interrupted_range_test():
+        from lrkit.tune import Task
+
+        def range_test():
+            raise KeyboardInterrupt  # Ctrl-C in a new study's range test
+
+        return Task(train=lambda s, r: 1.0, total_steps=20, range_test=range_test)
+
     def tune_interrupted():
         from lrkit.tune import Task
 
@@ -467,17 +475,11 @@ def test_tune_ctrl_c_keeps_the_study_and_says_so(task, tmp_path, capsys):
     assert len(optuna.load_study(study_name="i", storage=url).trials) == 1
 
 
-def test_tune_ctrl_c_before_the_search_names_no_study(task, tmp_path, capsys):
+@pytest.mark.parametrize("when", ["loading", "range_test"])
+def test_tune_ctrl_c_before_the_search_names_no_study(task, tmp_path, capsys, when):
     db = tmp_path / "i.db"
-    rc = main(
-        [
-            "tune",
-            f"{task}:tune_interrupted_loading",
-            "--no-progress",
-            "--storage",
-            f"sqlite:///{db}",
-        ]
-    )
+    argv = ["tune", f"{task}:tune_interrupted_{when}", "--no-progress", "--quiet"]
+    rc = main([*argv, "--storage", f"sqlite:///{db}"])
     assert rc == 130
     err = capsys.readouterr().err
     assert err == "\nlrkit tune: interrupted before the search began (nothing was stored)\n"

@@ -250,15 +250,3 @@ def test_a_host_step_beyond_int32_is_never_read_as_another_step() -> None:
     assert float(host(big)) == want == float(host(2**40)) == 0.0
     assert float(host(7)) == np.float32(S.cosine(0.1, total_steps=10)(7))
     assert np.isnan(float(host(-1)))  # as the table gives at a negative step
-
-
-def test_a_schedule_given_to_a_keras_optimizer_as_is_says_what_to_give_it() -> None:
-    s = S.cosine(0.1, total_steps=100)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile(keras.optimizers.SGD(learning_rate=s), "mse")
-    x, y = np.ones((8, 3), "float32"), np.ones((8, 1), "float32")
-    with pytest.raises(TypeError, match=r"give it lrkit\.keras\.schedule\(schedule\)"):
-        model.fit(x, y, verbose=0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile(keras.optimizers.SGD(learning_rate=lk.schedule(s)), "mse")
-    model.fit(x, y, verbose=0)  # what the message says works

@@ -39,16 +39,6 @@ def test_zero_lr_stays_zero_where_gamma_overflows(lr_zero):
         assert lr_zero.values([5000])[0] == 0.0
 
 
-def test_a_schedule_called_without_a_step_says_what_keras_needs():
-    s = S.cosine(0.1, total_steps=100)
-    with pytest.raises(TypeError) as info:
-        s()
-    assert str(info.value) == (
-        "Cosine() needs the step: schedule(step); a Keras optimizer calls a callable learning "
-        "rate without one: give it lrkit.keras.schedule(schedule)"
-    )
-
-
 def test_a_schedule_given_to_optax_as_is_says_what_to_give_it():
     jax = pytest.importorskip("jax")
     optax = pytest.importorskip("optax")

@@ -291,6 +291,27 @@ def test_a_new_studys_range_test_that_raises_creates_no_file(tmp_path: Path) -> 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit])
+def test_a_new_studys_range_test_interrupted_creates_no_file(tmp_path: Path, exc: type) -> None:
+    def range_test() -> Any:
+        raise exc
+
+    task = Task(train=lambda s, r: 1.0, total_steps=100, range_test=range_test)
+    with pytest.raises(exc):
+        tune(task, storage=f"sqlite:///{tmp_path / 'fresh.db'}", study_name="s", n_trials=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_storage_url_opening_refuses_is_refused_before_a_new_files_range_test(
+    tmp_path: Path,
+) -> None:
+    calls: list[str] = []
+    url = f"sqlite:///{tmp_path / 'fresh.db'}?timeout=abc"  # SQLite's own option, malformed
+    with pytest.raises(ValueError, match="^storage .*fresh.db.*: cannot use the database"):
+        tune(_task(calls), storage=url, study_name="s", n_trials=1)
+    assert calls == []  # the range test did not run
+
+
 def test_the_tables_known_as_optunas_are_those_of_the_installed_optuna() -> None:
     from optuna.storages._rdb import models
 

@@ -19,7 +19,9 @@ naming the target), also when it shows only in use (a ``loss_fn`` that returns n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import os
 import re
 import sys
 import warnings
@@ -285,6 +287,26 @@ def _guarded(task: Any, target: str | None, *, lrkit_trains: bool = False) -> An
     )
 
 
+def _stored(storage: Any, study: str | None) -> bool | None:
+    """Whether the SQLite database of ``storage`` holds the study ``study`` (read only, without
+    creating anything); ``None`` when that cannot be told (another database, an error). A new
+    study's range test runs before the study is created: interrupted there, nothing was."""
+    path = sqlite_file(storage)
+    if path is None or study is None:
+        return None
+    if not os.path.isfile(path):
+        return False
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)) as db:
+            row = db.execute("select 1 from studies where study_name = ?", (study,)).fetchone()
+    except sqlite3.Error:  # no studies table yet, locked, not a database
+        return None
+    return row is not None
+
+
 def _is_torch_tuple(value: Any) -> bool:
     """Whether a target returned ``(model_factory, loss_fn, train_data, val_data)``, the form
     :func:`lrkit.tune.as_task` trains with :func:`lrkit.tune.torch_task` (not the ``(model,
@@ -526,7 +548,7 @@ def _tune(args: argparse.Namespace) -> int:
         kept = (
             f"; the finished trials stay in study {study!r} ({mask_url(args.storage)}): run "
             "the same command to continue"
-            if searching
+            if searching and _stored(args.storage, study) is not False
             else " before the search began (nothing was stored)"
         )
         print(f"\nlrkit tune: {how}{kept}", file=sys.stderr)

@@ -180,11 +180,6 @@ def _brief_repr(value: Any) -> str:
     return text if len(text) <= 80 and "\n" not in text else f"a {type(value).__name__}"
 
 
-#: what a schedule called without a step receives (Keras calls a plain callable learning
-#: rate so)
-_NO_STEP: Any = object()
-
-
 def _has_bool(steps: Any) -> bool:
     """Whether the array-like ``steps`` holds a bool among numbers (numpy would read
     ``[True, 2]`` as ``[1, 2]``; a bool array is refused by its dtype)."""
@@ -308,15 +303,9 @@ class Schedule(ABC):
     params: ClassVar[tuple[str, ...]]
 
     # ----------------------------------------------------------------- evaluation
-    def __call__(self, step: float = _NO_STEP) -> float:
+    def __call__(self, step: float) -> float:
         """The learning rate at ``step`` (an int, or a float for fractional steps)."""
         if type(step) is not int and type(step) is not float:
-            if step is _NO_STEP:
-                raise TypeError(
-                    f"{type(self).__name__}() needs the step: schedule(step); a Keras "
-                    "optimizer calls a callable learning rate without one: give it "
-                    "lrkit.keras.schedule(schedule)"
-                )
             step = _as_step(step)
         if not 0 <= step <= _MAX_STEP:  # negative, NaN, inf, an int beyond float64
             raise _step_error("step", step)

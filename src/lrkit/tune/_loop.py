@@ -468,11 +468,34 @@ def _range_from_test(
     return rng, "finder", info
 
 
-def _new_file(storage: Any) -> bool:
-    """Whether opening ``storage`` writes the database before the study can be looked for: an
-    SQLite URL whose file does not exist yet or is empty (Optuna creates its tables there)."""
+#: the files SQLite keeps beside a database while it writes it
+_SIDE_FILES = ("-journal", "-wal", "-shm")
+
+
+def _new_file(storage: Any) -> dict[str, bool] | None:
+    """For an SQLite URL whose file does not exist yet or is empty (opening the storage writes
+    Optuna's tables there): ``{file: whether it existed}`` for it and the files SQLite keeps
+    beside it; else ``None``."""
     path = sqlite_file(storage)
-    return path is not None and (not os.path.isfile(path) or os.path.getsize(path) == 0)
+    if path is None or (os.path.isfile(path) and os.path.getsize(path) > 0):
+        return None
+    return {f: os.path.exists(f) for f in (path, *(path + x for x in _SIDE_FILES))}
+
+
+def _take_back(storage: Any, made: dict[str, bool]) -> None:
+    """Undo what opening ``storage`` wrote to a new SQLite file (:func:`_new_file`): the files
+    it created are removed, an empty file it filled is empty again."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()  # its connections closed: the files can go
+    path = next(iter(made))
+    with contextlib.suppress(OSError):
+        for f, existed in made.items():
+            if not existed and os.path.exists(f):
+                os.remove(f)
+        if made[path]:
+            with open(path, "wb"):  # it was empty
+                pass
 
 
 def _no_such_study(storage: Any, study_name: str | None) -> bool:
@@ -649,9 +672,10 @@ def tune(
     (:func:`check_optuna_file`) before anything is written to it, and a database storage that
     can be read but not written (a read-only SQLite file or folder, a user without write
     grants) is refused with one (:func:`check_writable`) before the range test and any trial.
-    A new study's range test runs before the study is created (for a new SQLite file, before
-    the file is): one that raises, or returns something that is no interval (a one-line
-    ``ValueError``, :func:`check_range_test`), leaves no study and no file behind."""
+    A new study's range test runs before the study is created: one that raises (or is
+    interrupted), or returns something that is no interval (a one-line ``ValueError``,
+    :func:`check_range_test`), leaves no study behind, and a new SQLite file that opening the
+    storage created is taken away again (an empty one is left empty)."""
     optuna = _optuna()
     if not isinstance(task, Task):
         task = as_task(task)
@@ -707,12 +731,10 @@ def tune(
     V.optional_callable("log", log, "(message: str) -> None")
     say = log or (lambda msg: None)
     # A new study's range test runs before the study is created, so that one that fails or
-    # returns no interval leaves nothing behind: before the storage is opened where opening
-    # it creates the database (a new SQLite file), else once it is open.
+    # returns no interval leaves nothing behind (a new SQLite file, which opening the storage
+    # created, is taken away again).
     finder_test = record["seeding"] == "finder" and task.range_test is not None
-    tested = None
-    if finder_test and _new_file(storage):
-        tested = _range_from_test(task, say, stacklevel=3)
+    made = _new_file(storage)
     st = make_storage(
         storage,
         heartbeat_interval=heartbeat_interval,
@@ -722,8 +744,14 @@ def tune(
     # a database this run could read but not write (a read-only file or folder, a user
     # without write grants) is refused now, not as the first trial is stored
     check_writable(st, url=storage if isinstance(storage, str) else None)
-    if finder_test and tested is None and _no_such_study(st, study_name):
-        tested = _range_from_test(task, say, stacklevel=3)
+    tested = None
+    if finder_test and _no_such_study(st, study_name):
+        try:
+            tested = _range_from_test(task, say, stacklevel=3)
+        except BaseException:
+            if made is not None:
+                _take_back(st, made)
+            raise
     hb = getattr(st, "heartbeat_interval", None)
     poll = poll_interval if poll_interval is not None else (min(float(hb), 2.0) if hb else 0.5)
     try:
