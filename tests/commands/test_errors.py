@@ -269,6 +269,26 @@ def test_find_ctrl_c_is_one_line_and_exit_130(task, monkeypatch, capsys):
     assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is as it was
 
 
+def test_find_ctrl_c_during_the_probes_prints_the_sweeps_table(task, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    import lrkit.torch
+    from lrkit.finder import range_test
+
+    sweep = range_test(lambda lr: (lr - 0.01) ** 2 + 1.0, warn=False)
+
+    def interrupted(*a, **k):
+        exc = KeyboardInterrupt()
+        exc.result = sweep  # what the finder attaches when the probes are interrupted
+        raise exc
+
+    monkeypatch.setattr(lrkit.torch, "find_lr", interrupted)
+    assert main(["find", f"{task}:make", "--no-plot"]) == 130
+    out, err = capsys.readouterr()
+    assert f"range test: {sweep.steps} steps, interrupted during the probes" in out
+    assert f"{sweep.suggestion:.3g}" in out and "budget_edge" in out
+    assert err.strip() == "lrkit find: interrupted"
+
+
 # ----------------------------------------------------------------------------- plot
 DEEP = "mul(" * 3000 + "constant(0.1)" + ")" * 3000
 

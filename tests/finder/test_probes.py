@@ -314,3 +314,30 @@ def test_sweep_probe_runs_nothing_without_a_completed_step():
     sweep.record(math.nan)  # the first loss is NaN: no edge
     out = sweep.probe(reset=lambda: calls.append("reset"), step=lambda lr: 1.0, score=lambda: 1.0)
     assert out is None and calls == []
+
+
+def test_an_interrupt_during_the_probes_carries_the_sweeps_result():
+    state = {"w": 5.0, "scores": 0}
+
+    def step(lr):
+        loss = state["w"] ** 2
+        state["w"] -= lr * 2 * state["w"]
+        return loss
+
+    def reset():
+        state["w"] = 5.0
+
+    def score():
+        state["scores"] += 1
+        if state["scores"] == 3:
+            raise KeyboardInterrupt  # Ctrl-C during the third probe's scoring
+        return state["w"] ** 2
+
+    plain = range_test(step, warn=False)
+    reset()
+    with pytest.raises(KeyboardInterrupt) as info:
+        range_test(step, reset=reset, score=score, warn=False)
+    kept = info.value.result  # type: ignore[attr-defined]
+    assert kept.probes is None and kept.stop_reason == plain.stop_reason
+    assert np.array_equal(kept.lrs, plain.lrs) and np.array_equal(kept.losses, plain.losses)
+    assert kept.suggestion == plain.suggestion

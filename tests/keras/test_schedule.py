@@ -202,6 +202,19 @@ def test_import_without_a_working_backend_says_what_to_set():
     assert "'no_such_backend'" in last and "KERAS_BACKEND=jax" in last
 
 
+def test_a_missing_backend_package_is_named_not_keras() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("tensorflow is installed")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    out = subprocess.run([sys.executable, "-c", "import lrkit.keras"], env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    last = out.stderr.strip().splitlines()[-1]
+    assert "importing keras failed (No module named 'tensorflow')" in last, last
+    assert "needs keras: pip install" not in last  # keras is installed: its backend is not
+
+
 def test_a_schedule_that_goes_negative_is_refused() -> None:
     bad = S.cosine(0.1, total_steps=10) - 1
     with pytest.raises(ValueError, match=r"^schedule must be >= 0 at every step .* at step 0"):

@@ -209,3 +209,27 @@ def test_a_step_that_skips_every_probe_data_batch_is_named():
     with pytest.raises(ValueError, match="every batch of probe_data: nothing to score"):
         find_lr(model, opt, None, loader, step=step, probe_data=val, eval_batches=0)
     assert_same(before, state(model, opt, loader))
+
+
+def test_an_interrupt_during_the_probes_restores_everything_and_keeps_the_sweep():
+    scored = {"n": 0, "stop": None}
+
+    def loss_fn(out, y):
+        if not torch.is_grad_enabled():  # a held batch of the sweep, or a probe's score
+            scored["n"] += 1
+            if scored["n"] == scored["stop"]:
+                raise KeyboardInterrupt  # Ctrl-C while the last probe is scored
+        return CE(out, y)
+
+    model, loader, val = task()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    whole = find_lr(model, opt, loss_fn, loader, probe_data=val, total_steps=500)
+    scored["stop"], scored["n"] = scored["n"], 0
+    plain = find_lr(model, opt, CE, loader, total_steps=500)
+    before = state(model, opt, loader)
+    with pytest.raises(KeyboardInterrupt) as info:
+        find_lr(model, opt, loss_fn, loader, probe_data=val, total_steps=500)
+    assert_same(before, state(model, opt, loader))
+    kept = info.value.result
+    assert whole.probes is not None and kept.probes is None
+    assert np.array_equal(kept.losses, plain.losses) and kept.suggestion == plain.suggestion

@@ -375,6 +375,12 @@ def _find(args: argparse.Namespace) -> int:
     except TargetMistake as e:
         print(f"lrkit find: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # during the probes: the sweep's result is kept
+        kept = getattr(exc, "result", None)
+        if kept is not None:
+            say(f"range test: {kept.steps} steps, interrupted during the probes")
+            say(_table(kept))
+        raise
     del model, opt, loss_fn, data, val  # the sweep's task: the check runs train their own
     probes = result.probes
     runs = "" if probes is None else f" and {len(probes.lrs)} probes of {probes.steps} steps"

@@ -463,11 +463,17 @@ class Sweep:
     ) -> Probes | None:
         """Run the probes (:func:`run_probes`) around this sweep's edge, once it has stopped;
         ``None`` (nothing run) when no step completed. Pass what it returns to
-        :meth:`result`."""
-        edge = self.result(warn=False).lr_min
-        if edge is None:
+        :meth:`result`. Interrupted (``KeyboardInterrupt``), the exception carries the
+        sweep's own result (without probes) as its ``result`` attribute, so that the curve
+        measured is not lost with it."""
+        sweep = self.result(warn=False)
+        if sweep.lr_min is None:
             return None
-        return run_probes(edge, reset=reset, step=step, score=score, progress=progress)
+        try:
+            return run_probes(sweep.lr_min, reset=reset, step=step, score=score, progress=progress)
+        except KeyboardInterrupt as exc:
+            exc.result = sweep  # type: ignore[attr-defined]
+            raise
 
     def result(self, *, warn: bool = True, probes: Probes | None = None) -> FinderResult:
         """Build the :class:`FinderResult`; emits :class:`LRFinderWarning` when unreliable.

@@ -39,8 +39,9 @@ try:
 except (ImportError, ValueError) as exc:  # missing backend package, or an unknown name
     if isinstance(exc, ImportError) and exc.name == "keras":
         raise  # keras itself is not installed: the plain install hint
+    cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc  # not the hint
     raise ImportError(
-        f"lrkit.keras needs Keras 3 and its backend, and importing keras failed ({exc}). "
+        f"lrkit.keras needs Keras 3 and its backend, and importing keras failed ({cause}). "
         f"Keras is configured for the {_configured_backend()!r} backend (KERAS_BACKEND or "
         "~/.keras/keras.json): install it, or set KERAS_BACKEND=jax (pip install 'lrkit[keras]') "
         "or KERAS_BACKEND=torch before the first import of keras or lrkit.keras."
