@@ -1134,3 +1134,17 @@ def test_a_search_space_takes_families_as_tune_does() -> None:
     assert SearchSpace(100, families=["cosine", "wsd"]).families == ("cosine", "wsd")
     with pytest.raises(ValueError, match=r"^families must be one of .*got 'cosin'$"):
         SearchSpace(100, families="cosin")
+
+
+def test_is_torch_tuple_tells_a_model_factory_tuple_from_the_find_form() -> None:
+    torch = pytest.importorskip("torch")
+    from lrkit.tune import is_torch_tuple
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = [(torch.zeros(4, 2), torch.zeros(4, 1))]
+    loss = torch.nn.functional.mse_loss
+    assert is_torch_tuple((lambda: model, loss, data, data))
+    assert not is_torch_tuple((model, opt, loss, data))  # lrkit find's form
+    assert not is_torch_tuple([lambda: model, loss, data, data])  # a list is no such tuple
+    assert not is_torch_tuple((lambda: model, loss, data))

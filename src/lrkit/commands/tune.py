@@ -42,6 +42,7 @@ from ..tune import (
     check_writable,
     database_error,
     database_errors,
+    is_torch_tuple,
     sqlite_file,
 )
 from ._help import HelpFormatter, rename
@@ -253,8 +254,8 @@ def _guarded(task: Any, target: str | None, *, lrkit_trains: bool = False) -> An
     :class:`TargetError` (Optuna's ``TrialPruned`` passes), and so does a ``train`` that
     returns something other than a real number; the demo task is left as it is. With
     ``lrkit_trains`` (the task lrkit trains from a target's tuple, see
-    :func:`_is_torch_tuple`), lrkit's checks of what the target returned that fail only in use
-    (a ``loss_fn`` that returns no tensor) are a :class:`TargetMistake`."""
+    :func:`lrkit.tune.is_torch_tuple`), lrkit's checks of what the target returned that fail
+    only in use (a ``loss_fn`` that returns no tensor) are a :class:`TargetMistake`."""
     if target is None:
         return task
     import dataclasses
@@ -305,13 +306,6 @@ def _stored(storage: Any, study: str | None) -> bool | None:
     except sqlite3.Error:  # no studies table yet, locked, not a database
         return None
     return row is not None
-
-
-def _is_torch_tuple(value: Any) -> bool:
-    """Whether a target returned ``(model_factory, loss_fn, train_data, val_data)``, the form
-    :func:`lrkit.tune.as_task` trains with :func:`lrkit.tune.torch_task` (not the ``(model,
-    optimizer, loss_fn, data)`` of ``lrkit find``, which it refuses)."""
-    return isinstance(value, tuple) and len(value) == 4 and not hasattr(value[1], "param_groups")
 
 
 #: What the data of a target's tuple may be (``lrkit.tune.torch_task`` reads it every epoch).
@@ -477,7 +471,7 @@ def _tune(args: argparse.Namespace) -> int:
                     f"that returns a {type(value).__name__}"
                 )
             epochs = 5 if args.epochs is None else args.epochs
-            lrkit_trains = _is_torch_tuple(value)
+            lrkit_trains = is_torch_tuple(value)
             if lrkit_trains:
                 _check_torch_tuple(value, args.target)
             try:

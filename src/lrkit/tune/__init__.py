@@ -13,7 +13,7 @@ every trial is an lrkit schedule whose spec string is stored on the trial
 from __future__ import annotations
 
 from .._imports import lazy_exports
-from ._load import as_task, load_target
+from ._load import as_task, is_torch_tuple, load_target
 from ._loop import ForeignStudyError, StudySpaceError, check_range_test, tune
 from ._result import TuneResult
 from ._space import (
@@ -61,6 +61,7 @@ __all__ = [
     "database_error",
     "database_errors",
     "demo_task",
+    "is_torch_tuple",
     "load_target",
     "lr_range_from_finder",
     "make_storage",

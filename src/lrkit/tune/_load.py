@@ -28,6 +28,14 @@ def load_target(target: str, *, epochs: int = 5) -> Task:
     return as_task(fn(), epochs=epochs, name=target, target=target)
 
 
+def is_torch_tuple(value: Any) -> bool:
+    """Whether ``value`` is the ``(model_factory, loss_fn, train_data, val_data)`` tuple that
+    :func:`as_task` trains with :func:`lrkit.tune.torch_task` (not the ``(model, optimizer,
+    loss_fn, data)`` of ``lrkit find`` and ``lrkit compare``, whose second item is an
+    optimizer)."""
+    return isinstance(value, tuple) and len(value) == 4 and not hasattr(value[1], "param_groups")
+
+
 def as_task(value: Any, *, epochs: int = 5, name: str = "task", target: str | None = None) -> Task:
     """Coerce a :class:`Task`, a mapping of its fields or a ``(model_factory, loss_fn,
     train_data, val_data)`` tuple into a :class:`Task`. ``name`` names a task that has no name
@@ -50,7 +58,7 @@ def as_task(value: Any, *, epochs: int = 5, name: str = "task", target: str | No
     find_form = isinstance(value, (tuple, list)) and (
         len(value) == 5 or (len(value) == 4 and hasattr(value[1], "param_groups"))
     )
-    if isinstance(value, tuple) and len(value) == 4 and not find_form:
+    if is_torch_tuple(value):
         from ._torch import torch_task
 
         model_factory, loss_fn, train_data, val_data = value
