@@ -158,16 +158,24 @@ def test_probes_of_another_edge_are_refused():
         suggestions(lrs, losses, probes=p)
 
 
-def test_range_test_runs_the_probes_with_reset_and_score():
-    state = {"w": 5.0}
+def _descent(**extra):
+    """Gradient descent on ``w**2`` from ``w = 5``: ``(state, step, reset)``; ``step(lr)``
+    returns the loss before the step."""
+    state = {"w": 5.0, **extra}
 
-    def step(lr):  # gradient descent on w**2: the loss before the step
+    def step(lr):
         loss = state["w"] ** 2
         state["w"] -= lr * 2 * state["w"]
         return loss
 
     def reset():
         state["w"] = 5.0
+
+    return state, step, reset
+
+
+def test_range_test_runs_the_probes_with_reset_and_score():
+    state, step, reset = _descent()
 
     plain = range_test(step, warn=False)
     reset()
@@ -225,15 +233,7 @@ def test_probes_round_trip_through_their_dict_and_refuse_another():
 
 def test_the_plot_shows_the_probes_on_an_axis_of_their_own(tmp_path):
     pytest.importorskip("matplotlib")
-    state = {"w": 5.0}
-
-    def step(lr):
-        loss = state["w"] ** 2
-        state["w"] -= lr * 2 * state["w"]
-        return loss
-
-    def reset():
-        state["w"] = 5.0
+    state, step, reset = _descent()
 
     r = range_test(step, reset=reset, score=lambda: state["w"] ** 2 + 1.0, warn=False)
     ax = r.plot(path=str(tmp_path / "p.png"))
@@ -317,15 +317,7 @@ def test_sweep_probe_runs_nothing_without_a_completed_step():
 
 
 def test_an_interrupt_during_the_probes_carries_the_sweeps_result():
-    state = {"w": 5.0, "scores": 0}
-
-    def step(lr):
-        loss = state["w"] ** 2
-        state["w"] -= lr * 2 * state["w"]
-        return loss
-
-    def reset():
-        state["w"] = 5.0
+    state, step, reset = _descent(scores=0)
 
     def score():
         state["scores"] += 1

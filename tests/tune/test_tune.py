@@ -892,7 +892,7 @@ def test_a_torch_task_trains_exactly_the_steps_its_schedule_spans() -> None:
 
 def test_a_target_in_the_form_of_find_and_compare_is_named_as_such() -> None:
     torch = pytest.importorskip("torch")
-    from lrkit.tune import as_task
+    from lrkit.tune import as_task, is_torch_tuple
 
     model = torch.nn.Linear(2, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -910,6 +910,11 @@ def test_a_target_in_the_form_of_find_and_compare_is_named_as_such() -> None:
         as_task([1, 2])
     with pytest.raises(ValueError, match=r"got str$"):
         as_task("x")
+    # the tuple as_task trains, told from the find form by is_torch_tuple
+    assert is_torch_tuple((lambda: model, loss, data, data))
+    assert not is_torch_tuple((model, opt, loss, data))
+    assert not is_torch_tuple([lambda: model, loss, data, data])  # a list is no such tuple
+    assert not is_torch_tuple((lambda: model, loss, data))
 
 
 def test_every_argument_is_checked_with_a_study_in_memory_too() -> None:
@@ -1134,17 +1139,3 @@ def test_a_search_space_takes_families_as_tune_does() -> None:
     assert SearchSpace(100, families=["cosine", "wsd"]).families == ("cosine", "wsd")
     with pytest.raises(ValueError, match=r"^families must be one of .*got 'cosin'$"):
         SearchSpace(100, families="cosin")
-
-
-def test_is_torch_tuple_tells_a_model_factory_tuple_from_the_find_form() -> None:
-    torch = pytest.importorskip("torch")
-    from lrkit.tune import is_torch_tuple
-
-    model = torch.nn.Linear(2, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    data = [(torch.zeros(4, 2), torch.zeros(4, 1))]
-    loss = torch.nn.functional.mse_loss
-    assert is_torch_tuple((lambda: model, loss, data, data))
-    assert not is_torch_tuple((model, opt, loss, data))  # lrkit find's form
-    assert not is_torch_tuple([lambda: model, loss, data, data])  # a list is no such tuple
-    assert not is_torch_tuple((lambda: model, loss, data))
