@@ -370,6 +370,35 @@ def test_the_default_budget_is_the_steps_train_runs_with_a_partial_accumulation(
     assert res.total_steps == trainer.state.global_step == 18
 
 
+class Streamed(torch.utils.data.IterableDataset):  # type: ignore[misc]
+    """:class:`Pairs` as a stream (no length: the Trainer trains it with ``max_steps``)."""
+
+    def __iter__(self) -> Any:
+        pairs = Pairs(96, 1)
+        return (pairs[i] for i in range(len(pairs)))
+
+
+def test_a_streamed_dataset_is_swept_for_max_steps_and_trains_at_the_suggestion(
+    tmp_path: Any,
+) -> None:
+    args = _args(tmp_path, max_steps=6, lr_scheduler_type="constant")
+    trainer = transformers.Trainer(model=tiny_bert(), args=args, train_dataset=Streamed())
+    res = find_lr(trainer, num_iter=10, warn=False)
+    assert res.total_steps == 6 and trainer.optimizer is None
+    trainer.args.learning_rate = res.suggestion  # as documented
+    trainer.train()
+    lrs = list(_logged_lrs(trainer).values())
+    assert len(lrs) == 6 and lrs == pytest.approx([res.suggestion] * 6)
+
+
+def test_a_find_lr_that_fails_leaves_no_optimizer_on_the_trainer(tmp_path: Any) -> None:
+    trainer = transformers.Trainer(model=tiny_bert(), args=_args(tmp_path))  # no train_dataset
+    rng = torch.get_rng_state()
+    with pytest.raises(ValueError):
+        find_lr(trainer, num_iter=10)
+    assert trainer.optimizer is None and torch.equal(torch.get_rng_state(), rng)
+
+
 def test_the_trainers_own_scheduler_arguments_are_said_to_be_unused(tmp_path: Any) -> None:
     args = _args(tmp_path, max_steps=2, warmup_steps=1, lr_scheduler_type="cosine")
     trainer = Trainer(

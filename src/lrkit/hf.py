@@ -327,36 +327,30 @@ def find_lr(
     args = trainer.args
     rng = torch.get_rng_state()
     created = trainer.optimizer is None
-    optimizer = trainer.create_optimizer() if created else trainer.optimizer
-    prepared = trainer.get_train_dataloader()
-    torch.set_rng_state(rng)  # building the loader may draw; the sweep sees the caller's RNG
-    data = getattr(prepared, "base_dataloader", prepared)
-    if options.total_steps is None:  # the steps train() will run, as the Trainer counts them
-        accum = max(1, int(args.gradient_accumulation_steps))
-        # the Trainer counts a last, partial accumulation as a step: rounded up
-        per_epoch = max(1, math.ceil(len(data) / accum)) if hasattr(data, "__len__") else 0
-        planned = (
-            int(args.max_steps)
-            if args.max_steps > 0
-            else math.ceil(args.num_train_epochs * per_epoch)
-        )
-        if planned >= 1:
-            options = SweepOptions.build(options, total_steps=planned)
-    amp: Any = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else False
-    device = next(trainer.model.parameters()).device
-    scaler = torch.amp.GradScaler(device.type) if args.fp16 else None
+    prepared = None
+    try:  # whatever fails, the Trainer is left as it was (no optimizer of the sweep's kept)
+        optimizer = trainer.create_optimizer() if created else trainer.optimizer
+        prepared = trainer.get_train_dataloader()
+        torch.set_rng_state(rng)  # building the loader may draw; the sweep sees the caller's RNG
+        data = getattr(prepared, "base_dataloader", prepared)
+        if options.total_steps is None:  # the steps train() will run, as the Trainer counts them
+            planned = int(args.max_steps) if args.max_steps > 0 else _epoch_steps(args, data)
+            if planned >= 1:
+                options = SweepOptions.build(options, total_steps=planned)
+        amp: Any = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else False
+        device = next(trainer.model.parameters()).device
+        scaler = torch.amp.GradScaler(device.type) if args.fp16 else None
 
-    def step(model: Any, batch: Any) -> Any:
-        with trainer.compute_loss_context_manager():
-            return trainer.compute_loss(model, batch)
+        def step(model: Any, batch: Any) -> Any:
+            with trainer.compute_loss_context_manager():
+                return trainer.compute_loss(model, batch)
 
-    clip = None
-    if args.max_grad_norm is not None and args.max_grad_norm > 0:  # as train() clips
+        clip = None
+        if args.max_grad_norm is not None and args.max_grad_norm > 0:  # as train() clips
 
-        def clip(opt: Any) -> None:
-            torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), args.max_grad_norm)
+            def clip(opt: Any) -> None:
+                torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), args.max_grad_norm)
 
-    try:
         result: FinderResult = _torch_find_lr(
             trainer.model,
             optimizer,
@@ -381,5 +375,18 @@ def find_lr(
         if created:
             trainer.optimizer = None
         registry = getattr(trainer.accelerator, "_dataloaders", None)
-        if isinstance(registry, list) and any(d is prepared for d in registry):
+        if prepared is not None and isinstance(registry, list):
             registry[:] = [d for d in registry if d is not prepared]
+        torch.set_rng_state(rng)  # (the sweep restores it too; this covers a failure before)
+
+
+def _epoch_steps(args: Any, data: Any) -> int:
+    """The optimizer steps of ``args.num_train_epochs`` epochs over ``data`` as the Trainer
+    counts them (a last, partial accumulation is a step); 0 for data without a length (an
+    ``IterableDataset``, which the Trainer trains only with ``max_steps``)."""
+    try:
+        batches = len(data)
+    except TypeError:  # a DataLoader over an IterableDataset has __len__, which raises
+        return 0
+    accum = max(1, int(args.gradient_accumulation_steps))
+    return int(math.ceil(float(args.num_train_epochs) * max(1, math.ceil(batches / accum))))
