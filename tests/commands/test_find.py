@@ -69,6 +69,10 @@ USER_MODULE = textwrap.dedent(
         model, opt, loss_fn, data = make()
         return model, opt, loss_fn, ((x, y, 0) for x, y in data)
 
+    def make_gen():
+        model, opt, loss_fn, data = make()
+        return model, opt, loss_fn, (b for b in data)
+
     def make_empty_gen():
         return (*make()[:3], iter([]))
 
@@ -571,3 +575,13 @@ def test_a_budget_warning_names_the_option_that_set_the_budget(capsys):
     assert main([*argv, "--train-steps", "50", "--total-steps", "60"]) == 0
     out = capsys.readouterr().out
     assert "warning: LR range test: --total-steps=60 is below the budgets" in out
+
+
+def test_check_runs_on_data_that_runs_out_say_so_in_the_commands_words(user_module, capsys):
+    assert main(["find", f"{user_module}:make_gen", "--train-steps", "20", "--no-plot"]) == 0
+    out, err = capsys.readouterr()
+    lines = [ln for ln in out.splitlines() if "data ran out" in ln]
+    assert lines and all(ln.startswith("  warning: ") and "check run: data ran out after" in ln
+                         for ln in lines)  # fmt: skip
+    assert "--train-steps 20 asked for more" in lines[0] and "return a list" in lines[0]
+    assert "RuntimeWarning" not in err and "find.py" not in err

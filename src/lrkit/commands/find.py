@@ -24,6 +24,7 @@ import argparse
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -125,6 +126,10 @@ WARNING_NAMES = {
     "end_lr or max_end_lr": "--end-lr",
     ", more held batches (eval_batches) or a larger batch": " or a larger batch",
 }
+
+
+#: how the training loop says a one-shot iterator ran out (``lrkit.torch.fit``)
+RAN_OUT = "fit: data ran out"
 
 
 def check_runs(lr: float, max_lr: float, steps: int) -> list[tuple[str, str, float, Any]]:
@@ -477,15 +482,24 @@ def _check(
                 rng.restore()
             else:
                 model, opt, loss_fn, data, val = make(lr)
-            hist = fit(
-                model,
-                optimizer=opt,
-                loss_fn=loss_fn,
-                data=data,
-                steps=steps,
-                schedule=sched,
-                on_step=(lambda k, v: bar.update(1)) if bar is not None else None,
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                hist = fit(
+                    model,
+                    optimizer=opt,
+                    loss_fn=loss_fn,
+                    data=data,
+                    steps=steps,
+                    schedule=sched,
+                    on_step=(lambda k, v: bar.update(1)) if bar is not None else None,
+                )
+            for w in caught:  # the data running out: in this command's words; others as raised
+                text = str(w.message)
+                if issubclass(w.category, RuntimeWarning) and text.startswith(RAN_OUT):
+                    text = text[len("fit: ") :].replace(f"steps={steps}", f"--train-steps {steps}")
+                    say(f"\n  warning: {label} check run: {text.replace('pass a', 'return a')}")
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             if bar is not None and hist.steps < steps:
                 bar.update(steps - hist.steps)
             if val is not None and not hist.diverged:
