@@ -130,7 +130,8 @@ def _show(x: Any) -> str:
 
 
 def _brief(x: Any) -> str:
-    text = repr(x)
+    """``repr(x)`` on one line (an array's repr spans several), cut to 60 characters."""
+    text = " ".join(repr(x).split())
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -171,13 +172,8 @@ def _as_step(step: Any, name: str = "step") -> float:
         )
     raise TypeError(
         f"{name} must be a number (an int, or a float for fractional steps), got "
-        f"{_brief_repr(step)}{hint}"
+        f"{_brief(step)}{hint}"
     )
-
-
-def _brief_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 and "\n" not in text else f"a {type(value).__name__}"
 
 
 def _has_bool(steps: Any) -> bool:

@@ -27,7 +27,6 @@ from ._space import (
 )
 from ._storage import (
     MAX_STUDY_NAME,
-    check_storage,
     check_writable,
     database_error,
     database_errors,
@@ -36,7 +35,6 @@ from ._storage import (
     shown_storage,
     sqlite_file,
     storage_error,
-    storage_options,
 )
 from ._task import Reporter, Task, check_metric
 from ._task import optuna as _optuna
@@ -722,9 +720,6 @@ def tune(
             "storage must be None (in memory), a database URL such as sqlite:///lrkit-tune.db "
             f"or an Optuna storage, got {type(storage).__name__} {storage!r}"
         )
-    storage_options(heartbeat_interval, grace_period, max_retry)
-    if isinstance(storage, str):
-        check_storage(storage)
     the_pruner = make_pruner(pruner)
     V.optional_callable("stop_when", stop_when, "(study) -> bool")
     progress = V.flag("progress", progress)

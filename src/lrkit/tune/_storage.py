@@ -3,11 +3,13 @@ their one-line errors (the password never shown)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from .. import _validate as V
@@ -32,7 +34,6 @@ __all__ = [
     "make_storage",
     "sqlite_file",
     "storage_error",
-    "storage_options",
 ]
 
 #: The CLI's default storage: an SQLite file in the working directory.
@@ -60,7 +61,20 @@ def make_storage(
     three options are checked in every case."""
     optuna = _optuna()
     # checked whatever the storage (they matter for a URL only): a mistake is never silent
-    hb, grace, max_retry = storage_options(heartbeat_interval, grace_period, max_retry)
+    hb = (
+        10
+        if heartbeat_interval is None
+        else V.integer("heartbeat_interval", heartbeat_interval, 1, MAX_HEARTBEAT)
+    )
+    grace = 3 * hb if grace_period is None else V.integer("grace_period", grace_period, 1)
+    if grace <= hb:
+        raise ValueError(
+            f"grace_period must be longer than heartbeat_interval (a running trial renews its "
+            f"heartbeat every heartbeat_interval seconds), got grace_period {grace} <= "
+            f"heartbeat_interval {hb}"
+        )
+    if max_retry is not None:
+        max_retry = V.integer("max_retry", max_retry, 0)
     if storage is None or not isinstance(storage, str):
         return storage
     check_storage(storage)
@@ -108,28 +122,6 @@ def make_storage(
         except RuntimeError as exc:  # Optuna: its tables are of an older or newer version
             raise storage_error(exc, user_url) from None
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def storage_options(
-    heartbeat_interval: int | None, grace_period: int | None, max_retry: int | None
-) -> tuple[int, int, int | None]:
-    """:func:`make_storage`'s ``heartbeat_interval``, ``grace_period`` and ``max_retry``
-    checked, with their defaults filled in; else a one-line ``ValueError`` naming the one."""
-    hb = (
-        10
-        if heartbeat_interval is None
-        else V.integer("heartbeat_interval", heartbeat_interval, 1, MAX_HEARTBEAT)
-    )
-    grace = 3 * hb if grace_period is None else V.integer("grace_period", grace_period, 1)
-    if grace <= hb:
-        raise ValueError(
-            f"grace_period must be longer than heartbeat_interval (a running trial renews its "
-            f"heartbeat every heartbeat_interval seconds), got grace_period {grace} <= "
-            f"heartbeat_interval {hb}"
-        )
-    if max_retry is not None:
-        max_retry = V.integer("max_retry", max_retry, 0)
-    return hb, grace, max_retry
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
@@ -368,6 +360,16 @@ def check_writable(storage: Any, *, url: str | None = None) -> None:
     path = sqlite_file(storage)
     if path is None or not os.path.isfile(path):
         return
+    with _file_engine(storage, url or storage) as engine:
+        _refuse_foreign(engine, url or storage)
+        _probe_write(engine, url or storage)
+
+
+@contextlib.contextmanager
+def _file_engine(storage: str, shown: str) -> Iterator[Any]:
+    """An SQLAlchemy engine on the SQLite database of the URL ``storage`` (nothing is opened
+    until it is used), disposed of afterwards; a URL it cannot make is a one-line error
+    naming ``shown`` (:func:`storage_error`)."""
     import sqlalchemy
     import sqlalchemy.exc
 
@@ -375,10 +377,9 @@ def check_writable(storage: Any, *, url: str | None = None) -> None:
         driver_url = _with_driver(storage)
         engine = sqlalchemy.create_engine(driver_url, **_engine_kwargs(driver_url))
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, TypeError) as exc:
-        raise storage_error(exc, url or storage) from None
+        raise storage_error(exc, shown) from None
     try:
-        _refuse_foreign(engine, url or storage)
-        _probe_write(engine, url or storage)
+        yield engine
     finally:
         engine.dispose()
 
@@ -413,19 +414,18 @@ def _foreign_tables(conn: Any) -> list[str]:
     import sqlalchemy
 
     inspector = sqlalchemy.inspect(conn)
+    views = {str(n) for n in inspector.get_view_names()}
     names = [
-        str(n)
-        for n in (*inspector.get_table_names(), *inspector.get_view_names())
-        if not str(n).lower().startswith("sqlite_")  # SQLite's own (sqlite_sequence, ...)
+        n
+        for n in (*map(str, inspector.get_table_names()), *views)
+        if not n.lower().startswith("sqlite_")  # SQLite's own (sqlite_sequence, ...)
     ]
-    known = _OPTUNA_TABLES
-    views = set(inspector.get_view_names())
 
     def optunas(name: str) -> bool:
-        if name not in known or name in views:
+        if name not in _OPTUNA_TABLES or name in views:
             return False
         columns = {str(c["name"]) for c in inspector.get_columns(name)}
-        return set(known[name]) <= columns
+        return set(_OPTUNA_TABLES[name]) <= columns
 
     own = {n for n in names if optunas(n)}
     if "studies" in own and own & {"version_info", "alembic_version"}:
@@ -470,18 +470,9 @@ def check_optuna_file(storage: str, *, url: str | None = None) -> None:
     path = sqlite_file(storage)
     if path is None or not os.path.isfile(path) or os.path.getsize(path) == 0:
         return
-    import sqlalchemy
-    import sqlalchemy.exc
-
     shown = url if url is not None else storage
-    try:
-        engine = sqlalchemy.create_engine(storage, **_engine_kwargs(storage))
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, TypeError) as exc:
-        raise storage_error(exc, shown) from None
-    try:
+    with _file_engine(storage, shown) as engine:
         _refuse_foreign(engine, shown)
-    finally:
-        engine.dispose()
 
 
 def _probe_write(engine: Any, url: str) -> None:
