@@ -221,6 +221,39 @@ def test_fresh_models_with_the_same_weights_pass_the_start_check():
     make()
 
 
+def _tiny(model):
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    return (
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        torch.nn.functional.cross_entropy,
+        [(x, y)],
+    )
+
+
+def test_a_model_on_the_meta_device_is_a_one_line_error_naming_model():
+    """No data to record the first weights from: refused as a mistake, not torch's
+    NotImplementedError from copying a meta tensor."""
+
+    def fn():
+        with torch.device("meta"):
+            return _tiny(torch.nn.Sequential(torch.nn.Linear(4, 2)))
+
+    with pytest.raises(
+        ValueError, match=r"^model: parameter '0\.weight' is on the meta device"
+    ) as e:
+        C.factory(fn, seed=0)()
+    assert "\n" not in str(e.value) and "before training it" in str(e.value)
+
+
+def test_a_lazy_model_passes_the_start_check():
+    """Parameters a lazy module has not initialized yet are not compared (the runs' first
+    forward pass gives them their weights)."""
+    make = C._setups(C.factory(lambda: _tiny(torch.nn.LazyLinear(2)), seed=0))
+    a, b = make(), make()
+    assert a.model is not b.model
+
+
 def test_a_model_reset_in_place_to_its_first_weights_passes():
     fn, model = _kept_model_task()
     start = {k: v.clone() for k, v in model.state_dict().items()}

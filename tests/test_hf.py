@@ -240,8 +240,7 @@ def test_report_metric_reaches_lrkit_schedulers_inside_a_torch_composite(
     # 1.0 best, then two bad evaluations at patience=0: two cuts
     assert plateau.num_updates == 3
     assert plateau.scale == 0.25
-    if kind != "shared":
-        assert opt.param_groups[0]["lr"] == 0.004 * 0.25
+    assert opt.param_groups[0]["lr"] == 0.004 * 0.25  # shared: one cut per report, not two
 
 
 def test_report_metric_warns_when_it_cannot_report(tmp_path: Any) -> None:

@@ -93,11 +93,20 @@ def _optax_values(fn):
         "warmup_cosine_decay_schedule",
         "warmup_exponential_decay_schedule",
         "cosine_onecycle_schedule",
+        "linear_onecycle_schedule",
+        "sgdr_schedule",
+        "sgdr_schedule as cosine_restarts",
     ],
 )
 def test_optax_schedule_rows_of_the_parity_page(name):
     """Each row of docs/parity.md's optax table, at its boundaries and at large steps."""
     init, peak, end = 0.01, 0.1, 1e-3
+    # sgdr_schedule's cycles: (init, peak, warmup steps, steps, end)
+    cycles = [
+        (0.0, peak, 5, 50, end),
+        (init, peak / 2, 0, 30, 0.0),
+        (init, peak / 4, 10, 40, end / 10),
+    ]
     rows = {
         "exponential_decay": (
             optax.exponential_decay(peak, 10, 0.5),
@@ -152,11 +161,77 @@ def test_optax_schedule_rows_of_the_parity_page(name):
                 boundaries=[300],
             ),
         ),
+        "linear_onecycle_schedule": (
+            optax.linear_onecycle_schedule(1000, peak, 0.3, 0.85, 25.0, 1e4),
+            S.join(
+                [
+                    S.warmup(peak / 25.0, end_lr=peak, warmup_steps=300),
+                    S.linear(peak, end_lr=peak / 25.0, total_steps=550),
+                    S.linear(peak / 25.0, end_lr=peak / 25.0 / 1e4, total_steps=150),
+                ],
+                boundaries=[300, 850],
+            ),
+        ),
+        "sgdr_schedule": (
+            optax.sgdr_schedule([dict(zip(_CYCLE, c)) for c in cycles]),
+            S.join([_warmup_cosine(*c) for c in cycles], boundaries=[50, 80]),
+        ),
+        # no warmups, one end value, cycles 20 * 2**i long whose height above it halves
+        "sgdr_schedule as cosine_restarts": (
+            optax.sgdr_schedule(
+                [
+                    dict(zip(_CYCLE, (0.0, end + (peak - end) * 0.5**i, 0, 20 * 2**i, end)))
+                    for i in range(4)
+                ]
+            ),
+            S.join(
+                [
+                    S.cosine_restarts(peak, T_0=20, T_mult=2, eta_min=end, m_mul=0.5),
+                    S.constant(end),
+                ],
+                boundaries=[20 + 40 + 80 + 160],
+            ),
+        ),
     }
     ref_fn, ours = rows[name]
     assert S.parse(str(ours)) == ours
     # optax computes in float32: its rounding, relative, and absolute near a value of 0
     np.testing.assert_allclose(ours.values(BIG), _optax_values(ref_fn), rtol=1e-5, atol=1e-9)
+
+
+#: warmup_cosine_decay_schedule's arguments, which sgdr_schedule takes for each cycle
+_CYCLE = ("init_value", "peak_value", "warmup_steps", "decay_steps", "end_value")
+
+
+def _warmup_cosine(init, peak, w, n, end):
+    """The parity page's warmup_cosine_decay_schedule(init, peak, w, n, end)."""
+    return S.join(
+        [
+            S.warmup(init, end_lr=peak, warmup_steps=w),
+            S.cosine(peak, total_steps=n - w, eta_min=end),
+        ],
+        boundaries=[w],
+    )
+
+
+@pytest.mark.parametrize(
+    "T,pct_start,pct_final,div,final_div",
+    [(100, 0.3, 0.85, 25.0, 1e4), (37, 0.25, 0.5, 10.0, 100.0), (300, 0.3, 0.99, 25.0, 1e4)],
+)
+def test_linear_onecycle_schedule_for_other_phases(T, pct_start, pct_final, div, final_div):
+    k1, k2, a = int(pct_start * T), int(pct_final * T), 1.0 / div
+    ref = _optax_values(
+        optax.linear_onecycle_schedule(T, 1.0, pct_start, pct_final, div, final_div)
+    )
+    ours = S.join(
+        [
+            S.warmup(a, end_lr=1.0, warmup_steps=k1),
+            S.linear(1.0, end_lr=a, total_steps=k2 - k1),
+            S.linear(a, end_lr=a / final_div, total_steps=T - k2),
+        ],
+        boundaries=[k1, k2],
+    )
+    np.testing.assert_allclose(ours.values(BIG), ref, rtol=1e-5, atol=1e-9)
 
 
 def test_optax_onecycle_is_not_pytorchs():
@@ -166,11 +241,17 @@ def test_optax_onecycle_is_not_pytorchs():
     ours = S.onecycle(0.1, total_steps=1000).values(BIG)
     assert ours[299] == 0.1 and ref[300] == pytest.approx(0.1, rel=1e-6)
     assert not np.allclose(ours, ref, rtol=1e-3)
+    # nor is optax's linear_onecycle_schedule PyTorch's three-phase linear one (whose second
+    # phase ends at 2 * pct * T - 2: pct_final = 2 * pct_start is still a step off)
+    ref = _optax_values(optax.linear_onecycle_schedule(1000, 0.1, 0.3, 0.6, 25.0, 1e4))
+    ours = S.onecycle(0.1, total_steps=1000, anneal_strategy="linear", three_phase=True)
+    assert ours.values(BIG)[299] == 0.1 and ref[300] == pytest.approx(0.1, rel=1e-6)
+    assert not np.allclose(ours.values(BIG), ref, rtol=1e-3)
 
 
 def test_the_warmup_rows_hold_with_a_warmup_of_0_steps():
     """optax takes a warmup of 0 steps (warmup_cosine_decay_schedule with warmup_steps=0,
-    cosine_onecycle_schedule whose int(pct * T) is 0): so do the mappings, a warmup of 0 steps
+    the onecycle schedules whose int(pct * T) is 0): so do the mappings, a warmup of 0 steps
     being end_lr from step 0."""
     steps = np.arange(0, 30)
     cases = [
@@ -183,6 +264,14 @@ def test_the_warmup_rows_hold_with_a_warmup_of_0_steps():
         (optax.cosine_onecycle_schedule(20, 1.0, 0.04, 25.0, 1e4),
          S.join([S.warmup(1.0 / 25, end_lr=1.0, warmup_steps=0, mode="cosine"),
                  S.cosine(1.0, total_steps=20, eta_min=1.0 / 25 / 1e4)], boundaries=[0])),
+        (optax.linear_onecycle_schedule(20, 1.0, 0.04, 0.5, 25.0, 1e4),
+         S.join([S.warmup(1.0 / 25, end_lr=1.0, warmup_steps=0),
+                 S.linear(1.0, end_lr=1.0 / 25, total_steps=10),
+                 S.linear(1.0 / 25, end_lr=1.0 / 25 / 1e4, total_steps=10)],
+                boundaries=[0, 10])),
+        (optax.sgdr_schedule([dict(zip(_CYCLE, (0.0, 1.0, 0, 10, 0.1)))] * 2),
+         S.join([S.cosine_restarts(1.0, T_0=10, eta_min=0.1), S.constant(0.1)],
+                boundaries=[20])),
     ]  # fmt: skip
     for ref, ours in cases:
         want = np.asarray([float(ref(int(k))) for k in steps])

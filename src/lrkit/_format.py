@@ -7,9 +7,12 @@ used for what is written to JSON (that keeps full precision).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 __all__ = [
     "duration",
+    "mask_arguments",
+    "mask_keywords",
     "mask_secrets",
     "mask_url",
     "round_floats",
@@ -230,6 +233,58 @@ def mask_secrets(text: str, url: str | None) -> str:
                     part = _mask_token(part, piece, keyword_only=False)
         out.append(part)
     return masked_url.join(out)
+
+
+#: a secret ``keyword=value`` of a connection string that is not a URL (libpq's
+#: ``host=h user=u password=pw``, ``sslpassword='a b'``): a keyword (any case) containing a
+#: word the URL masking treats as secret in a query argument (``pass``, ``pwd``, ``secret``,
+#: ``token``, ``credential``, ``key``); its value quoted (``'...'``, ``"..."`` or ``{...}``,
+#: ``\\`` escapes, to the end when the quote is not closed) or up to the next blank
+_SECRET_KEYWORD = re.compile(
+    r"""(?ix)
+    (\b\w*(?:SECRET_WORDS)\w*\s*=\s*)
+    (?:
+        '(?:\\.|[^'\\])*(?:'|\\?$) |
+        "(?:\\.|[^"\\])*(?:"|\\?$) |
+        \{[^}]*(?:\}|$) |
+        (?:\\.|[^\s\\])*\\?
+    )
+    """.replace("SECRET_WORDS", SECRET_WORDS),
+    re.S,
+)
+
+
+def mask_keywords(text: str) -> str:
+    """``text`` with the value of each secret ``keyword=value`` (see :data:`_SECRET_KEYWORD`)
+    replaced by ``***``: ``host=h password='a b'`` -> ``host=h password=***``."""
+    return _SECRET_KEYWORD.sub(lambda m: m.group(1) + MASK, text)
+
+
+def mask_arguments(text: str, arguments: Iterable[object]) -> str:
+    """``text``, a message that may echo what was typed (an error of the command line), with
+    the secrets of each of ``arguments`` masked wherever it shows them: a database URL in an
+    argument (``postgresql://u:pw@h/db``, ``--storage=postgresql://...``) as
+    :func:`mask_secrets` masks it, and, when an argument holds a secret
+    ``keyword=value`` (libpq's ``host=h password=pw``), each such value in ``text`` as
+    :func:`mask_keywords` masks one (also in an echo cut short). Arguments that are not text
+    are skipped."""
+    for arg in arguments:
+        if not isinstance(arg, str) or not arg:
+            continue
+        if "://" in arg:  # its query's secrets too
+            text = mask_secrets(text, arg)
+            continue
+        masked = mask_keywords(arg)
+        if masked != arg:
+            # the echo of the whole argument, then any other (one cut short: 'password=ab...')
+            text = _SECRET_KEYWORD.sub(_mask_value, text.replace(arg, masked))
+    return text
+
+
+def _mask_value(m: re.Match[str]) -> str:
+    """A match of :data:`_SECRET_KEYWORD` with its value masked (one masked already stays)."""
+    value = m.group(0)[len(m.group(1)) :]
+    return m.group(0) if value.startswith(MASK) else m.group(1) + MASK
 
 
 def unencoded_at(url: str) -> bool:

@@ -75,3 +75,46 @@ def former_field(old: str, new: str) -> Callable[[type[T]], type[T]]:
         return cls
 
     return wrap
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def keyword_only(positional: int) -> Callable[[F], F]:
+    """A decorator for a function whose options became keyword-only: a call that still passes
+    them by position (as lrkit 0.1.0 took them) works, with a ``DeprecationWarning`` naming
+    them. ``positional``: how many leading parameters stay positional (``self`` included);
+    the options taken by position are the decorated function's keyword-only parameters, in
+    order."""
+
+    def wrap(fn: F) -> F:
+        import inspect
+
+        params = inspect.signature(fn).parameters.values()
+        names = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+        where = f"{fn.__qualname__}()"
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if len(args) > positional:
+                extra = args[positional:]
+                if len(extra) > len(names):
+                    raise TypeError(
+                        f"{where} takes {positional} positional arguments but {len(args)} were "
+                        "given"
+                    )
+                moved = names[: len(extra)]
+                for name, value in zip(moved, extra):
+                    if name in kwargs:
+                        raise TypeError(f"{where} got multiple values for argument {name!r}")
+                    kwargs[name] = value
+                warn(
+                    f"{where}: pass {', '.join(f'{n}=' for n in moved)} by keyword (taking it by "
+                    "position is deprecated)"
+                )
+                args = args[:positional]
+            return fn(*args, **kwargs)
+
+        return call  # type: ignore[return-value]
+
+    return wrap

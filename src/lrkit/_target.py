@@ -3,8 +3,8 @@
 :func:`import_target` imports ``pkg.module`` with ``importlib`` (only the module named; the
 working directory is on the path, as with ``python -m``; nothing is evaluated) and returns its
 callable ``function`` (a dotted attribute path such as ``module:Class.method`` works too).
-Standard library only: the workflows (``lrkit.tune``, ``lrkit.compare``) and the command line
-share it.
+Standard library only (and :mod:`lrkit._format`, which is too): the workflows (``lrkit.tune``,
+``lrkit.compare``) and the command line share it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,11 @@ class TargetNotFoundError(ImportError):
 
 
 def _show(spec: Any, limit: int = 80) -> str:
-    text = repr(spec)
+    """``spec`` as an error message quotes it: a database URL (a storage URL given where the
+    target goes) with its password masked before it is cut short, so no part of it shows."""
+    from ._format import mask_url
+
+    text = repr(mask_url(spec) if isinstance(spec, str) else spec)
     return text if len(text) <= limit else text[: limit - 5] + "...'"
 
 

@@ -23,8 +23,16 @@ class _Parser(argparse.ArgumentParser):
 
     #: the parser of each sub-command, by name (set on the top-level parser)
     commands: dict[str, argparse.ArgumentParser]
+    #: the command line being parsed, whose secrets an error masks (``None``: ``sys.argv``)
+    argv: list[str] | None = None
 
     def error(self, message: str) -> NoReturn:
+        from ._format import mask_arguments
+
+        # an error echoes what was typed (an unrecognized argument, a value): a database URL
+        # given in the wrong place shows without its password (as every command's error:
+        # lrkit.commands._target.print_error)
+        message = mask_arguments(message, sys.argv[1:] if self.argv is None else self.argv)
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
@@ -49,6 +57,10 @@ def build_parser(argv: Sequence[str] | None = None) -> _Parser:
             continue
         module.add_parser(sub)
     parser.commands = dict(sub.choices)
+    if argv is not None:
+        for p in (parser, *parser.commands.values()):
+            if isinstance(p, _Parser):
+                p.argv = list(argv)
     return parser
 
 

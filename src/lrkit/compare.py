@@ -262,13 +262,18 @@ def _same_start(model: Any, first: list[Any]) -> None:
     a later model holding one of those parameters (the first model returned again, or a layer
     built once and shared by the models) with other weights is a ValueError (the run would go
     on training where the last run left it). A model or layer reset in place to its first
-    weights passes; parameters not yet initialized (lazy modules) are not compared."""
+    weights passes; parameters not yet initialized (lazy modules) are not compared. A model
+    with a parameter or buffer on the ``meta`` device (no data to copy) is a one-line
+    ValueError naming ``model``."""
     import weakref
 
     import torch
 
     if not isinstance(model, torch.nn.Module):
         return
+    from .torch import check_materialized
+
+    check_materialized(model, lazy=False, before="training it")
     now = [
         p
         for p in model.parameters()

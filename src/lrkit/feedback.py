@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
+from . import _renamed
 from . import _validate as v
 from ._runtime import caller_level
 
@@ -196,7 +197,7 @@ class Feedback(ABC):
         """The current LR multiplier (1.0 at start)."""
 
     @abstractmethod
-    def update(self, value: float, step: int | None = None) -> float:
+    def update(self, value: float, *, step: int | None = None) -> float:
         """Feed a measured metric (``step``: the training step it was measured at, if known).
 
         Returns the new :attr:`scale`.
@@ -515,7 +516,8 @@ class ReduceOnPlateau(_OnPlateau):
         self.num_updates = 0
         self.reductions: list[int] = []
 
-    def update(self, value: float, step: int | None = None) -> float:
+    @_renamed.keyword_only(2)
+    def update(self, value: float, *, step: int | None = None) -> float:
         """Feed a metric; returns the current LR multiplier."""
         plateau, at = self._observe(value, step)
         self.num_updates += 1
@@ -580,7 +582,8 @@ class RestartOnPlateau(_OnPlateau):
         self._last_step = int(step)
         return float(schedule(max(0, int(step) - self.restart_step))) * self._scale
 
-    def update(self, value: float, step: int | None = None) -> float:
+    @_renamed.keyword_only(2)
+    def update(self, value: float, *, step: int | None = None) -> float:
         plateau, at = self._observe(value, step)
         capped = self.max_restarts is not None and len(self.restarts) >= self.max_restarts
         if plateau and not capped:
@@ -641,7 +644,8 @@ class Multiplier(Feedback):
         self._scale = scale
         return self._scale
 
-    def update(self, value: float, step: int | None = None) -> float:
+    @_renamed.keyword_only(2)
+    def update(self, value: float, *, step: int | None = None) -> float:
         return self._scale
 
     def state_dict(self) -> dict[str, Any]:
@@ -768,7 +772,8 @@ class DivergenceDetector(Feedback):
             return False
         return x > ref + (self.spike_factor - 1.0) * abs(ref)
 
-    def check(self, loss: float, step: int | None = None) -> Action:
+    @_renamed.keyword_only(2)
+    def check(self, loss: float, *, step: int | None = None) -> Action:
         """Classify ``loss`` (see the class docstring) and update the state accordingly."""
         x = loss if type(loss) is float else as_metric(loss, name="loss")
         if step is not None:
@@ -798,8 +803,9 @@ class DivergenceDetector(Feedback):
         self.last_action = "restore"
         return "restore"
 
-    def update(self, value: float, step: int | None = None) -> float:
-        self.check(value, step)
+    @_renamed.keyword_only(2)
+    def update(self, value: float, *, step: int | None = None) -> float:
+        self.check(value, step=step)
         return self._scale
 
     def state_dict(self) -> dict[str, Any]:
@@ -881,7 +887,8 @@ class GuardBook(Generic[Snap]):
         self.good = 0
         self.last_ok = True
 
-    def check(self, loss: Any, step: int | None = None) -> Action:
+    @_renamed.keyword_only(2)
+    def check(self, loss: Any, *, step: int | None = None) -> Action:
         """The controller's :meth:`DivergenceDetector.check`, counting the good checks."""
         action = self.controller.check(loss, step=step)
         if action == "ok":
@@ -949,9 +956,10 @@ class Chain(Feedback):
             s *= c.scale
         return s
 
-    def update(self, value: float, step: int | None = None) -> float:
+    @_renamed.keyword_only(2)
+    def update(self, value: float, *, step: int | None = None) -> float:
         for c in self.controllers:
-            c.update(value, step)
+            c.update(value, step=step)
         return self.scale
 
     def apply(self, schedule: Callable[[int], float], step: int) -> float:

@@ -1151,3 +1151,83 @@ def test_options_that_contradict_each_other_are_refused_not_ignored(
     _one_line_error(capsys, *words)
     assert _calls(tmp_path) == calls  # refused before the target was called
     assert not (tmp_path / "a.png").exists() and not (tmp_path / "lrkit-tune.db").exists()
+
+
+#: a storage URL typed where it does not belong (its password must never be printed)
+SECRET_URL = "postgresql://admin:Sup3rSecretX@127.0.0.1:55432/lrkit"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tune", "tasks:make", SECRET_URL, "--trials", "1"],  # --storage forgotten
+        ["tune", "tasks:make", "--storge", SECRET_URL, "--trials", "1"],  # the option mistyped
+        ["tune", "tasks:make", f"--storge={SECRET_URL}"],
+        ["tune", "tasks:make", "--trials", SECRET_URL],  # the value of another option
+        ["find", "--demo", "--seed", SECRET_URL],
+        ["plot", "cosine(0.1, 100)", SECRET_URL],
+    ],
+    ids=["no-storage-option", "storge", "storge=", "trials", "find-seed", "plot"],
+)
+def test_the_parsers_errors_mask_a_password_typed_in_the_wrong_place(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    line = _one_line_error(capsys, "admin:***@127.0.0.1:55432/lrkit", "--help")
+    assert "Sup3rSecretX" not in line
+
+
+def test_a_libpq_password_typed_in_the_wrong_place_is_masked(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["tune", "tasks:make", "host=db user=admin password=Sup3rSecretX"])
+    assert exc.value.code == 2
+    line = _one_line_error(capsys, "unrecognized arguments: host=db user=admin password=***")
+    assert "Sup3rSecretX" not in line
+
+
+@pytest.mark.parametrize(
+    "command, needs",
+    [("tune", "optuna"), ("find", "torch"), ("compare", "torch")],
+)
+def test_a_storage_url_given_as_the_target_is_masked(command, needs, capsys):
+    pytest.importorskip(needs)
+    assert main([command, SECRET_URL]) == 2
+    line = _one_line_error(
+        capsys, "target must look like", f"got '{SECRET_URL.replace('Sup3rSecretX', '***')}'"
+    )
+    assert "Sup3rSecretX" not in line
+
+
+def test_a_long_url_given_as_the_target_is_masked_before_it_is_cut_short(capsys):
+    pytest.importorskip("optuna")
+    url = f"postgresql://admin:Sup3rSecretX@{'h' * 90}.example.com:5432/lrkit"
+    assert main(["tune", url]) == 2
+    line = _one_line_error(capsys, "target must look like", "admin:***@hhh")
+    assert "Sup3r" not in line
+
+
+def test_sqlite_mode_ro_outside_an_sqlite_uri_is_refused_not_ignored(task, tmp_path, capsys):
+    """``sqlite:///q3.db?mode=ro``: SQLAlchemy drops ``mode=ro`` without ``uri=true`` and the
+    file would be written: refused before anything runs, nothing created."""
+    pytest.importorskip("optuna")
+    from lrkit.tune import check_storage, make_storage
+
+    url = "sqlite:///q3.db?mode=ro"
+    argv = ["tune", f"{task}:tune_task", "--no-progress", "--plot", "none", "--storage", url]
+    assert main(argv) == 2
+    line = _one_line_error(
+        capsys,
+        "lrkit tune: error: --storage sqlite:///q3.db?mode=ro: SQLite reads mode=ro only in its "
+        "URI form (sqlite:///file:q3.db?mode=ro&uri=true)",
+    )
+    assert "ignore it and open the database for writing" in line
+    assert _calls(tmp_path) == 0 and not (tmp_path / "q3.db").exists()
+    for check in (check_storage, make_storage):
+        with pytest.raises(ValueError, match=r"mode=ro only in its URI form"):
+            check(url)
+    with pytest.raises(ValueError, match=r"immutable=1 and cache=shared only in its URI form"):
+        check_storage("sqlite+pysqlite:///q3.db?immutable=1&cache=shared&timeout=5")
+    assert not (tmp_path / "q3.db").exists()
+    # the URI form and the driver's own arguments are taken as before
+    assert check_storage("sqlite:///file:q3.db?mode=ro&uri=true")
+    assert check_storage("sqlite:///q3.db?timeout=5")

@@ -195,8 +195,8 @@ def test_rules_are_public_and_suggest_takes_a_name_or_a_callable():
     def at_min(x, v):
         return float(x[int(np.argmin(v))])
 
-    assert suggest(lrs, y, at_min) == at_min(lrs, y)
-    assert suggest(lrs, y, "minimum") == RULES["minimum"](lrs, y)
+    assert suggest(lrs, y, rule=at_min) == at_min(lrs, y)
+    assert suggest(lrs, y, rule="minimum") == RULES["minimum"](lrs, y)
     r = range_test(bowl, eval_batches=0, warn=False)
     assert r.suggest(at_min) == at_min(r.lrs, r.losses)
     assert r.suggest("valley") == RULES["valley"](
@@ -204,7 +204,7 @@ def test_rules_are_public_and_suggest_takes_a_name_or_a_callable():
     )
     assert range_test(bowl, rule=at_min, warn=False).suggestion == at_min(r.lrs, r.losses)
     with pytest.raises(ValueError, match="rule must be one of"):
-        suggest(lrs, y, "fastest")
+        suggest(lrs, y, rule="fastest")
 
 
 @pytest.mark.parametrize(
@@ -380,12 +380,12 @@ def test_every_rule_refuses_non_finite_losses_and_lrs_not_above_0(rule) -> None:
         y = list(losses)
         y[i] = bad
         with pytest.raises(ValueError, match=rf"^losses must be finite, got {bad!r} at index {i}$"):
-            suggest(lrs, y, rule)
+            suggest(lrs, y, rule=rule)
     for i, bad in ((0, 0.0), (3, -1e-3), (5, math.nan)):
         x = lrs.copy()
         x[i] = bad
         with pytest.raises(ValueError, match=rf"^lrs must be finite and > 0, got {bad!r} at "):
-            suggest(x, losses, rule)
+            suggest(x, losses, rule=rule)
 
 
 def test_use_family_fills_in_a_family_the_options_do_not_name():

@@ -93,6 +93,22 @@ def test_a_join_value_beyond_float64_is_still_inf() -> None:
     assert s(5000) == math.inf
 
 
+def test_join_given_one_schedule_dict_instead_of_a_list_names_what_was_written() -> None:
+    """A config's ``schedules:`` holding one dict, not a list of dicts (a YAML indentation
+    slip): one line naming it as written, not the schedule object it was turned into."""
+    cos = {"name": "cosine", "lr": 0.1, "total_steps": 900}
+    with pytest.raises(ValueError) as info:
+        S.from_dict({"name": "join", "schedules": cos, "boundaries": []})
+    msg = str(info.value)
+    assert msg == (
+        "schedules must be a list of schedules, got one schedule (a dict in a config): "
+        "write it as a list: [cosine(lr=0.1, total_steps=900, eta_min=0.0)]"
+    )
+    assert "<lrkit schedule" not in msg and "\n" not in msg
+    # as a list it is what the error asks for
+    assert S.from_dict({"name": "join", "schedules": [cos], "boundaries": []})(0) == 0.1
+
+
 # ------------------------------------------------------------ add and mul: their arguments
 
 A, B = S.constant(0.85), S.cosine(0.1, total_steps=10)

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lrkit import schedules as S
+from lrkit.schedules._base import REGISTRY
 
 C = S.cosine(0.1, total_steps=100)
 
@@ -98,3 +99,159 @@ def test_polynomial_cycle_scalar_equals_values_above_2_53() -> None:
 def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) -> None:
     s = S.polynomial(0.1, total_steps=T, power=p, end_lr=0.01, cycle=True)
     assert s(t) == s.values([t])[0]
+
+
+# ----------------------------------------------------------------- constructor arguments
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: S.cosine(0.1, total_steps=100, alpha=0.1),
+            "cosine: unknown parameter(s) ['alpha'] (parameters: lr, total_steps, eta_min); "
+            "for alpha use eta_min (= alpha * lr)",
+        ),
+        (
+            lambda: S.cosine(0.1, T_max=100),
+            "cosine: unknown parameter(s) ['T_max'] (parameters: lr, total_steps, eta_min); "
+            "for T_max use total_steps",
+        ),
+        (
+            lambda: S.cosine_restarts(initial_learning_rate=0.1, first_decay_steps=10, t_mul=2),
+            "cosine_restarts: unknown parameter(s) ['first_decay_steps', "
+            "'initial_learning_rate', 't_mul'] (parameters: lr, T_0, T_mult, eta_min, m_mul); "
+            "for first_decay_steps use T_0, for initial_learning_rate use lr, "
+            "for t_mul use T_mult",
+        ),
+        (
+            lambda: S.polynomial(0.1, decay_steps=100, end_learning_rate=0.01),
+            "polynomial: unknown parameter(s) ['decay_steps', 'end_learning_rate'] "
+            "(parameters: lr, total_steps, power, end_lr, cycle); "
+            "for decay_steps use total_steps, for end_learning_rate use end_lr",
+        ),
+        (
+            lambda: S.exponential(0.1, decay_steps=10, decay_rate=0.5),
+            "exponential: unknown parameter(s) ['decay_rate', 'decay_steps'] "
+            "(parameters: lr, gamma); "
+            "for decay_rate and decay_steps use gamma (= decay_rate ** (1 / decay_steps))",
+        ),
+        (
+            lambda: S.step(0.1, step_size=10, decay_rate=0.5),
+            "step: unknown parameter(s) ['decay_rate'] (parameters: lr, step_size, gamma); "
+            "for decay_rate use gamma",
+        ),
+        (
+            lambda: S.linear(0.1, end_lr=0.0, total_steps=10, end_value=0.0),
+            "linear: unknown parameter(s) ['end_value'] (parameters: start_lr, end_lr, "
+            "total_steps); for end_value use end_lr",
+        ),
+        (
+            lambda: S.onecycle(0.1, epochs=3, steps_per_epoch=100),
+            "onecycle: unknown parameter(s) ['epochs', 'steps_per_epoch'] (parameters: "
+            "max_lr, total_steps, pct_start, anneal_strategy, div_factor, final_div_factor, "
+            "three_phase); for epochs and steps_per_epoch use total_steps "
+            "(= epochs * steps_per_epoch)",
+        ),
+        # a peer's name of a parameter this family does not have: no hint
+        (
+            lambda: S.warmup(0.0, end_lr=0.1, warmup_steps=10, alpha=0.1),
+            "warmup: unknown parameter(s) ['alpha'] (parameters: start_lr, end_lr, "
+            "warmup_steps, mode)",
+        ),
+        (
+            lambda: S.Join([C], boundaries=[], decay_steps=5),
+            "join: unknown parameter(s) ['decay_steps'] (parameters: schedules, boundaries)",
+        ),
+    ],
+    ids=[
+        "cosine-alpha",
+        "cosine-T_max",
+        "cosine_restarts-keras",
+        "polynomial-keras",
+        "exponential-keras",
+        "step-decay_rate",
+        "linear-end_value",
+        "onecycle-epochs",
+        "warmup-no-hint",
+        "join-no-hint",
+    ],
+)
+def test_an_unknown_keyword_names_the_schedule_and_its_parameters(make, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TypeError) as info:
+        make()
+    assert str(info.value) == message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_an_unknown_keyword_is_said_as_from_dict_says_it() -> None:
+    with pytest.raises(TypeError) as built:
+        S.cosine(0.1, total_steps=100, warmup=5)
+    with pytest.raises(ValueError) as read:
+        S.from_dict({"name": "cosine", "lr": 0.1, "total_steps": 100, "warmup": 5})
+    assert str(built.value) == str(read.value)
+
+
+def test_every_peer_name_hints_at_a_parameter_of_its_family() -> None:
+    for cls in REGISTRY.values():
+        for peer, (target, _) in cls.peer_names.items():
+            assert peer not in cls.params and target in cls.params, (cls.name, peer)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: S.cosine(0.1, 1000),
+            "cosine: takes 1 positional argument (lr) but 2 were given; give the others by "
+            "keyword (parameters: lr, total_steps, eta_min)",
+        ),
+        (
+            lambda: S.Product(C, C),
+            "mul: takes 1 positional argument (schedules) but 2 were given (parameters: schedules)",
+        ),
+    ],
+    ids=["cosine", "mul"],
+)
+def test_too_many_positional_arguments(make, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TypeError) as info:
+        make()
+    assert str(info.value) == message
+
+
+def test_other_argument_errors_stay_pythons() -> None:
+    with pytest.raises(TypeError, match=r"^Cosine.__init__\(\) missing 1 required"):
+        S.cosine(0.1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"^Cosine.__init__\(\) got multiple values for"):
+        S.cosine(0.1, lr=0.2, total_steps=10)  # type: ignore[misc]
+
+
+class _Halved(S.Schedule):
+    name = "halved"
+    params = ("lr",)
+
+    def __init__(self, lr: float) -> None:
+        if not isinstance(lr, float):
+            raise TypeError("lr must be a float")
+        self.lr = lr
+
+    def _values(self, t, xp):  # type: ignore[no-untyped-def]
+        return self.lr / 2 + 0 * t
+
+
+class _Wrong(S.Cosine):
+    def __init__(self, lr: float) -> None:
+        super().__init__(lr, total_steps=10, alpha=0.1)  # type: ignore[call-arg]
+
+
+def test_a_user_subclass_builds_and_its_own_errors_pass_unchanged() -> None:
+    s = _Halved(0.2)
+    assert s(3) == 0.1 and s.values([0, 1]).tolist() == [0.1, 0.1] and str(s) == "halved(lr=0.2)"
+    with pytest.raises(AttributeError, match="immutable"):
+        s.lr = 1.0  # type: ignore[misc]
+    with pytest.raises(TypeError, match="^lr must be a float$"):  # raised inside: as it is
+        _Halved(1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError) as info:
+        _Halved(0.2, alpha=0.1)  # type: ignore[call-arg]
+    assert str(info.value) == "halved: unknown parameter(s) ['alpha'] (parameters: lr)"
+    # the parent's constructor given a wrong keyword by the subclass's: Python's error
+    with pytest.raises(TypeError, match="unexpected keyword argument 'alpha'"):
+        _Wrong(0.1)

@@ -122,6 +122,121 @@ def test_parameter_free_model_is_a_value_error_naming_model():
     assert torch.equal(stray.detach(), torch.zeros(2)) and stray.grad is None
 
 
+def _on_meta():
+    with torch.device("meta"):
+        return nn.Sequential(nn.Linear(6, 4), nn.Linear(4, 2))
+
+
+def _meta_buffer():
+    model = nn.Sequential(nn.Linear(6, 2))
+    model[0].register_buffer("scale", torch.ones(2, device="meta"))
+    return model
+
+
+META = (
+    r"is on the meta device \(not materialized\): load or initialize its weights before the "
+    r"range test \(model\.to_empty\(device=\.\.\.\) and a state dict; build the optimizer "
+    r"after that\)$"
+)
+LAZY = (
+    r"(a lazy module\): run one forward pass \(model\(x\) on a batch, under torch\.no_grad\(\)\) "
+    r"before the range test$"
+)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (_on_meta, rf"^model: parameter '0\.weight' {META}"),
+        (_meta_buffer, rf"^model: buffer '0\.scale' {META}"),
+        (
+            lambda: nn.Sequential(nn.LazyLinear(4), nn.ReLU(), nn.Linear(4, 2)),
+            rf"^model: parameter '0\.weight' of LazyLinear is not initialized yet \{LAZY}",
+        ),
+        (
+            lambda: nn.Sequential(nn.Linear(6, 2), nn.LazyBatchNorm1d(affine=False)),
+            rf"^model: buffer '1\.running_mean' of LazyBatchNorm1d is not initialized yet \{LAZY}",
+        ),
+    ],
+)
+def test_a_model_without_weights_is_refused_in_one_line_naming_model(make, match):
+    """On the meta device, or a lazy module before its first forward pass: refused before
+    anything runs (not torch's error from deep inside the sweep or the snapshot)."""
+    model = make()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=match) as info:
+        find_lr(model, opt, nn.functional.cross_entropy, data(), num_iter=10)
+    assert "\n" not in str(info.value) and opt.state == {}
+
+
+def test_an_optimizer_built_on_the_meta_parameters_is_refused_in_one_line_naming_it():
+    model = _on_meta()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.to_empty(device="cpu")  # new parameters: the optimizer still holds the meta ones
+    with pytest.raises(
+        ValueError, match=r"^optimizer: param group 0 holds a parameter on the meta"
+    ):
+        find_lr(model, opt, nn.functional.cross_entropy, data(), num_iter=10)
+
+
+def test_a_lazy_model_runs_once_materialized_by_a_forward_pass():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.LazyLinear(4), nn.ReLU(), nn.Linear(4, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)  # built before: the same parameters
+    with torch.no_grad():
+        model(data()[0][0])
+    w = model[0].weight.detach().clone()
+    r = find_lr(model, opt, nn.functional.cross_entropy, data(), num_iter=10)
+    assert r.steps > 0 and torch.equal(model[0].weight, w)
+
+
+TARGETS = """
+import torch
+from torch import nn
+
+x = torch.randn(64, 6)
+y = (x[:, 0] > 0).long()
+data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+
+
+def make_meta():
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))
+    return model, torch.optim.SGD(model.parameters(), lr=0.1), nn.functional.cross_entropy, data
+
+
+def make_lazy():
+    model = nn.Sequential(nn.LazyLinear(4), nn.ReLU(), nn.Linear(4, 2))
+    return model, torch.optim.SGD(model.parameters(), lr=0.1), nn.functional.cross_entropy, data
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("make_meta", "model: parameter '0.weight' is on the meta device (not materialized)"),
+        ("make_lazy", "model: parameter '0.weight' of LazyLinear is not initialized yet"),
+    ],
+)
+def test_lrkit_find_refuses_a_model_without_weights_in_one_line(
+    tmp_path, monkeypatch, capsys, target, message
+):
+    from lrkit.cli import main
+
+    (tmp_path / "lrkit_nodata_tasks.py").write_text(TARGETS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        argv = ["find", f"lrkit_nodata_tasks:{target}", "--no-train", "--no-plot", "--quiet"]
+        assert main(argv) == 2
+    finally:
+        import sys
+
+        sys.modules.pop("lrkit_nodata_tasks", None)
+    err = capsys.readouterr().err
+    assert err.startswith(f"lrkit find: error: {message}") and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("who", ["loss_fn", "step"])
 def test_non_scalar_loss_is_a_value_error_naming_the_parameter(who):
     torch.manual_seed(0)

@@ -3,9 +3,10 @@ resume, momentum, and a real training loop."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,62 @@ def _assert_same(ours: list[float], ref: list[float], scale: float) -> None:
 
 
 lrs = st.floats(1e-5, 5.0)
+
+
+def test_constantlr_sequentiallr_and_chainedscheduler_are_join_and_mul() -> None:
+    # docs/parity.md: ConstantLR is a join of two constants, SequentialLR a join, and a
+    # ChainedScheduler the product of the first scheduler's factor with the second
+    lr, n = 0.1, 60
+    ref = _torch_lrs(lambda o: TL.ConstantLR(o, factor=0.5, total_iters=5), lr, n)
+    ours = S.join([S.constant(lr * 0.5), S.constant(lr)], boundaries=[5])
+    _assert_same(_ours(ours, lr, n), ref, lr)
+    ref = _torch_lrs(
+        lambda o: TL.SequentialLR(
+            o, [TL.LinearLR(o, 0.1, 1.0, 10), TL.CosineAnnealingLR(o, 30)], milestones=[10]
+        ),
+        lr,
+        40,
+    )
+    ours = S.join(
+        [S.linear(lr * 0.1, end_lr=lr, total_steps=10), S.cosine(lr, total_steps=30)],
+        boundaries=[10],
+    )
+    _assert_same(_ours(ours, lr, 40), ref, lr)
+    ref = _torch_lrs(
+        lambda o: TL.ChainedScheduler([TL.ConstantLR(o, 0.5, 5), TL.ExponentialLR(o, 0.9)]), lr, n
+    )
+    factor = S.join([S.constant(0.5), S.constant(1.0)], boundaries=[5])
+    _assert_same(_ours(S.mul(factor, S.exponential(lr, gamma=0.9)), lr, n), ref, lr)
+
+
+def test_absolute_lr_arguments_of_pytorch_give_one_schedule_per_group() -> None:
+    # OneCycleLR's max_lr, CyclicLR's base_lr/max_lr and eta_min are the same for every group in
+    # PyTorch: one schedule per group gives its values (group ratios would scale them)
+    def two_groups() -> torch.optim.Optimizer:
+        a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+        return torch.optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.01}], lr=0.1)
+
+    cases = [
+        (
+            lambda o: TL.OneCycleLR(o, max_lr=0.1, total_steps=50, cycle_momentum=False),
+            [S.onecycle(0.1, total_steps=50)] * 2,
+        ),
+        (
+            lambda o: TL.CosineAnnealingLR(o, T_max=50, eta_min=1e-3),
+            [
+                S.cosine(0.1, total_steps=50, eta_min=1e-3),
+                S.cosine(0.01, total_steps=50, eta_min=1e-3),
+            ],
+        ),
+    ]
+    for make, ours in cases:
+        o1, o2 = two_groups(), two_groups()
+        ref_sched, sched = make(o1), lt.scheduler(o2, ours)
+        for k in range(50):
+            for g1, g2 in zip(o1.param_groups, o2.param_groups):
+                assert g2["lr"] == pytest.approx(g1["lr"], rel=1e-12, abs=1e-15), k
+            o1.step(), o2.step()
+            ref_sched.step(), sched.step()
 
 
 @settings(max_examples=25, deadline=None)
@@ -312,6 +369,14 @@ def test_bad_arguments() -> None:
         lt.scheduler(_opt(0.1), S.constant(0.1)).report(1.0)
     with pytest.raises(ValueError, match="feedback"):
         lt.scheduler(_opt(0.1), S.constant(0.1), feedback=object())
+    # PyTorch's step(epoch + i / iters) for CosineAnnealingWarmRestarts: steps are batches here
+    sched = lt.scheduler(_opt(0.1), S.cosine_restarts(0.1, T_0=10))
+    with pytest.raises(
+        ValueError, match=r"^step\(\) takes no metric or fractional epoch, got 2\.5"
+    ) as e:
+        sched.step(2.5)
+    assert "count the schedule in batches (T_0 * iters)" in str(e.value)
+    assert "\n" not in str(e.value) and sched.last_epoch == 0
 
 
 def test_real_training_loop_learns() -> None:
@@ -832,24 +897,80 @@ def _composite(kind: str) -> tuple[torch.optim.Optimizer, Any, Any]:
 )
 @pytest.mark.parametrize("cut", [1, 2, 3, 6])
 def test_a_composite_of_pytorch_resumes_exactly(kind: str, cut: int) -> None:
+    # a recursive scheduler stepped after lrkit's in a ChainedScheduler changes the LRs between
+    # its steps: warned once (its factor is applied once per step, not compounded); a
+    # SequentialLR's phases are not warned of
+    chained = kind.startswith("chained")
+
+    @contextlib.contextmanager
+    def watch() -> Iterator[None]:
+        if chained:
+            with pytest.warns(UserWarning, match=r"^the optimizer's LR changed between two"):
+                yield
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                yield
+
     opt, comp, _ = _composite(kind)
     full = []
     ckpt: dict[str, Any] = {}
-    for k in range(10):
-        if k == cut:
-            ckpt = copy.deepcopy({"opt": opt.state_dict(), "sched": comp.state_dict()})
-        full.append((opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]))
-        opt.step()
-        comp.step()
+    with watch():
+        for k in range(10):
+            if k == cut:
+                ckpt = copy.deepcopy({"opt": opt.state_dict(), "sched": comp.state_dict()})
+            full.append((opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]))
+            opt.step()
+            comp.step()
     opt2, comp2, _ = _composite(kind)
     opt2.load_state_dict(ckpt["opt"])
     comp2.load_state_dict(ckpt["sched"])  # before the fix: refused last_epoch -1, or set its LR
     resumed = []
-    for _ in range(cut, 10):
-        resumed.append((opt2.param_groups[0]["lr"], opt2.param_groups[0]["momentum"]))
-        opt2.step()
-        comp2.step()
+    with watch():
+        for _ in range(cut, 10):
+            resumed.append((opt2.param_groups[0]["lr"], opt2.param_groups[0]["momentum"]))
+            opt2.step()
+            comp2.step()
     assert resumed == full[cut:]
+
+
+def test_a_change_of_the_lr_between_steps_is_warned_once() -> None:
+    # a recursive scheduler stepped after it (LinearLR's factor ratio applied to the value it
+    # set) or a hand edit: the LR is the schedule's again at its next step, and a warning says
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([p], lr=0.1)
+    ours = lt.scheduler(opt, S.cosine(0.1, total_steps=40))
+    comp = TL.ChainedScheduler([ours, TL.LinearLR(opt, start_factor=0.1, total_iters=5)])
+    with pytest.warns(UserWarning) as rec:
+        for _ in range(4):
+            opt.step()
+            comp.step()
+    msgs = [str(w.message) for w in rec if "lrkit scheduler" in str(w.message)]
+    assert msgs == [
+        "the optimizer's LR changed between two steps of the lrkit scheduler (0.1 set, 0.01 "
+        "found): it sets the LR of each step from the schedule, so what changed it (a recursive "
+        "scheduler such as LinearLR, ConstantLR or ExponentialLR in a ChainedScheduler with it, "
+        "a hand edit) is overwritten or applied once per step instead of compounding; write "
+        "such products as S.mul(...) and phases as S.join(...)"
+    ]
+    # two groups, a hand edit of the second, on the general path
+    opt = torch.optim.SGD(
+        [{"params": [p]}, {"params": [torch.nn.Parameter(torch.zeros(1))]}], lr=0.1
+    )
+    sched = lt.scheduler(opt, S.cosine(0.1, total_steps=40))
+    opt.step()
+    sched.step()
+    opt.param_groups[1]["lr"] = 0.5
+    with pytest.warns(
+        UserWarning,
+        match=r"^the optimizer's param group 1's LR changed .*\(0\.0998459 set, 0\.5 found\)",
+    ):
+        sched.step()
+    assert opt.param_groups[1]["lr"] == S.cosine(0.1, total_steps=40)(2)
+    opt.param_groups[1]["lr"] = 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sched.step()  # once per scheduler
 
 
 def test_sequential_lr_milestone_sets_the_step_0_hyperparameters() -> None:
@@ -873,9 +994,10 @@ def test_report_inside_a_chained_scheduler_keeps_the_other_schedulers_factor() -
     opt = torch.optim.SGD([p], lr=0.1)
     ours = lt.scheduler(opt, S.constant(0.1), feedback=ReduceOnPlateau(factor=0.5, patience=0))
     chain = TL.ChainedScheduler([ours, TL.ExponentialLR(opt, gamma=0.5)])
-    for _ in range(3):
-        opt.step()
-        chain.step()
+    with pytest.warns(UserWarning, match="changed between two steps"):  # once
+        for _ in range(3):
+            opt.step()
+            chain.step()
     assert opt.param_groups[0]["lr"] == 0.1 * 0.5  # ours sets 0.1, ExponentialLR halves it
     assert ours.report(1.0) == 1.0 and opt.param_groups[0]["lr"] == 0.05  # no change
     assert ours.report(2.0) == 0.5 and opt.param_groups[0]["lr"] == 0.025  # the cut, at once
@@ -919,7 +1041,8 @@ def test_a_hand_edited_lr_at_the_save_is_kept_by_the_load() -> None:
     opt2.load_state_dict(opt.state_dict())
     sch2.load_state_dict(state)
     assert opt2.param_groups[0]["lr"] == 0.5 and sch2.current_step == 1
-    sch2.step()
+    with pytest.warns(UserWarning, match=r"LR changed between two steps .*\(0\.0975528 set, 0\.5"):
+        sch2.step()  # the hand edit is overwritten, and said
     assert opt2.param_groups[0]["lr"] == S.cosine(0.1, total_steps=10)(2)
     with pytest.raises(ValueError, match=r"^state_dict\['owns_lrs'\] must be True or False"):
         sch2.load_state_dict({**state, "owns_lrs": "yes"})

@@ -312,3 +312,52 @@ def test_a_study_lrkit_did_not_create_is_refused_without_the_password(pg_url: st
             "is: give another study_name for a new study"
         )
     assert ran == [] and stored() == before
+
+
+NO_GRANT_TASK = """
+from lrkit.tune import Task
+
+def make():
+    def train(schedule, report):
+        open("trial-ran", "w").close()
+        return 1.0
+    return Task(train=train, total_steps=100, range_test=lambda: (1e-3, 1.0), name="nogrant")
+"""
+
+
+def test_a_user_without_grants_on_the_tables_cannot_write_not_lost(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A role that may connect but has no grant on Optuna's tables (Optuna's first read of
+    them is denied, and wrapped in its StorageInternalError): one line saying the database
+    cannot be written, exit code 2, the password masked; not a lost connection (exit 1)."""
+    import sqlalchemy
+
+    from lrkit.cli import main
+    from lrkit.tune import make_storage
+
+    make_storage(pg_url)  # Optuna's tables exist, owned by another user
+    engine = sqlalchemy.create_engine(_readback(pg_url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:
+        c.exec_driver_sql("DROP ROLE IF EXISTS nogrant")
+        c.exec_driver_sql("CREATE ROLE nogrant LOGIN")
+    engine.dispose()
+    url = pg_url.replace("postgres@", "nogrant:NoGrant4321@")
+    with pytest.raises(ValueError) as info:
+        make_storage(url)
+    msg = str(info.value)
+    assert "\n" not in msg and "NoGrant4321" not in msg, msg
+    assert msg.startswith(f"storage {url.replace(':NoGrant4321', ':***')}: "), msg
+    assert "cannot use the database: it cannot be written (permission denied" in msg, msg
+
+    (tmp_path / "nogranttask.py").write_text(textwrap.dedent(NO_GRANT_TASK))
+    monkeypatch.chdir(tmp_path)
+    rc = main(["tune", "nogranttask:make", "--trials", "1", "--storage", url,
+               "--study", "nogrant", "--no-progress", "--plot", "none"])  # fmt: skip
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2, err
+    assert "NoGrant4321" not in out + err and "lost the database connection" not in err
+    assert lines[-1].startswith("lrkit tune: error: storage postgresql://nogrant:***@"), err
+    assert "cannot be written (permission denied for table" in lines[-1], err
+    assert not (tmp_path / "trial-ran").exists()

@@ -1,5 +1,9 @@
 """Shared by the PyTorch commands (``lrkit find``, ``lrkit compare``) and ``lrkit tune``.
 
+* :func:`print_error` prints a command's one-line error, and :func:`masked` masks the
+  secrets of the command line in it (a database URL's password) for the argument parser too.
+* :func:`show_progress` decides whether a command draws progress bars (not with ``--quiet``,
+  and only on a terminal).
 * :func:`check_seed` checks a ``--seed``.
 * :func:`add_torch_task_parser` declares the arguments ``lrkit find`` and ``lrkit compare``
   share (``--demo`` or a target, ``--seed``, ``-o``, ``--no-plot``, ``--json``, ``--quiet``).
@@ -64,6 +68,51 @@ class Printer:
         """Raise ``BrokenPipeError`` when the reader went away (the command stops there)."""
         if self.closed:
             raise BrokenPipeError(errno.EPIPE, "the reader of the standard output went away")
+
+
+def typed(args: argparse.Namespace | Iterable[Any] | None) -> list[str]:
+    """The text the user typed: the strings of an argument list, or of the values (and the
+    lists of them) of parsed ``args``."""
+    if args is None:
+        return []
+    values: Iterable[Any] = vars(args).values() if isinstance(args, argparse.Namespace) else args
+    out: list[str] = []
+    for value in values:
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, (list, tuple)):
+            out.extend(v for v in value if isinstance(v, str))
+    return out
+
+
+def masked(text: str, args: argparse.Namespace | Iterable[Any] | None) -> str:
+    """``text``, an error of the command line, with the secrets of what the user typed
+    (``args``: the argument list or the parsed arguments) masked: the password of a database
+    URL, the secret ``keyword=value`` of a libpq connection string
+    (:func:`lrkit._format.mask_arguments`, which the argument parser's errors go through
+    too). Every one-line error of a command goes through it (:func:`print_error`)."""
+    from .._format import mask_arguments
+
+    return mask_arguments(text, typed(args))
+
+
+def print_error(command: str, message: Any, args: argparse.Namespace | None) -> None:
+    """Print the one-line error ``lrkit COMMAND: error: MESSAGE`` on stderr, the secrets of
+    the command line ``args`` masked (:func:`masked`)."""
+    print(f"lrkit {command}: error: {masked(str(message), args)}", file=sys.stderr)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether a command draws progress bars: not with ``--quiet`` (or ``--no-progress``), and
+    only when stderr, where they go, is a terminal: in a log file or a CI log a bar's
+    carriage-return frames would be clutter (tqdm's own convention)."""
+    if getattr(args, "quiet", False) or getattr(args, "no_progress", False):
+        return False
+    stream = sys.stderr
+    try:
+        return stream is not None and bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):  # no file behind it, or a closed one
+        return False
 
 
 def check_seed(seed: Any, name: str = "--seed") -> int:

@@ -45,7 +45,9 @@ from ._target import (
     check_seed,
     import_function,
     naming,
+    print_error,
     run_torch_command,
+    show_progress,
     user_code,
     write_json,
     write_plot,
@@ -145,10 +147,10 @@ def _compare(args: argparse.Namespace) -> int:
                 with user_code(args.target, during=CHECKING, mistakes=True):
                     _check_returned(make, args.target)
     except TargetMistake as e:
-        print(f"lrkit compare: error: {naming(str(target), e)}", file=sys.stderr)
+        print_error("compare", naming(str(target), e), args)
         return 2
     except (ValueError, ImportError) as e:
-        print(f"lrkit compare: error: {e}", file=sys.stderr)
+        print_error("compare", e, args)
         return 2
     say = Printer()  # a reader that goes away stops the printing, not the files
     say(f"lrkit compare: {name}; {len(methods)} methods x {args.steps} steps, seed {args.seed}")
@@ -164,11 +166,11 @@ def _compare(args: argparse.Namespace) -> int:
                 methods=methods,
                 steps=args.steps,
                 finder_iter=args.finder_iter,
-                progress=not args.quiet,
+                progress=show_progress(args),  # on a terminal only
                 name=name,
             )
     except TargetMistake as e:
-        print(f"lrkit compare: error: {naming(str(target), e)}", file=sys.stderr)
+        print_error("compare", naming(str(target), e), args)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: the methods that finished are kept
         partial = getattr(exc, "comparison", None)

@@ -45,7 +45,9 @@ from ._target import (
     check_outputs,
     check_seed,
     import_function,
+    print_error,
     run_torch_command,
+    show_progress,
     user_code,
     write_json,
     write_plot,
@@ -353,7 +355,7 @@ def _find(args: argparse.Namespace) -> int:
                 sweep_rng.restore()
                 _check_fresh(model, second[0], args.target)
     except (ValueError, ImportError) as e:
-        print(f"lrkit find: error: {e}", file=sys.stderr)
+        print_error("find", e, args)
         return 2
     say(f"lrkit find: {name}, {type(opt).__name__}, LR {args.start_lr:g} -> {args.end_lr:g}")
     if args.total_steps is not None:
@@ -374,11 +376,11 @@ def _find(args: argparse.Namespace) -> int:
                 rule=args.rule,
                 total_steps=total_steps,
                 probe_data=val if args.probe else None,
-                progress=not args.quiet,
+                progress=show_progress(args),  # on a terminal only
                 warn=False,  # the result's warnings are printed below; the user's are shown
             )
     except TargetMistake as e:
-        print(f"lrkit find: error: {e}", file=sys.stderr)
+        print_error("find", e, args)
         return 2
     except KeyboardInterrupt as exc:  # during the probes: the sweep's result is kept
         kept = getattr(exc, "result", None)
@@ -436,7 +438,7 @@ def _find(args: argparse.Namespace) -> int:
             with user_code(args.target, during="the check runs", mistakes=True):
                 _check(args, make, result, say, prepared=prepared)
         except TargetMistake as e:
-            print(f"lrkit find: error: {e}", file=sys.stderr)
+            print_error("find", e, args)
             return 2
         out.check()
     return 1 if failed else 0
@@ -467,7 +469,7 @@ def _check(
     noun = "training step" if steps == 1 else "training steps"
     say(f"\n  check: {steps} {noun} from the same initial weights{budget}")
     bar: Any = None
-    if not args.quiet:
+    if show_progress(args):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=2 * steps, desc="check", unit="step", leave=False)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from typing import Any
 
 from ._help import HelpFormatter
-from ._target import cannot_write
+from ._target import cannot_write, print_error
 
 #: Longest spec string accepted on the command line (a spec is a short expression).
 MAX_SPEC = 20_000
@@ -106,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from ..textplot import nothing_to_plot, plot_steps, text_plot
 
     def err(msg: str) -> int:
-        print(f"lrkit plot: error: {msg}", file=sys.stderr)
+        print_error("plot", msg, args)
         return 2
 
     try:

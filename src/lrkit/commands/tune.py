@@ -61,8 +61,10 @@ from ._target import (
     import_function,
     naming,
     preserved_global_state,
+    print_error,
     reporting_target_errors,
     same_file,
+    show_progress,
     user_code,
     write_json,
 )
@@ -364,7 +366,7 @@ def _run(args: argparse.Namespace) -> int:
             f"{_first_line(lost)}; the trials already finished stay in the study: run the "
             "same command to continue"
         )
-        print(f"lrkit tune: error: {mask_secrets(msg, url)}", file=sys.stderr)
+        print_error("tune", mask_secrets(msg, url), args)
         return 1
 
 
@@ -381,7 +383,7 @@ def _tune(args: argparse.Namespace) -> int:
     url = args.storage if isinstance(args.storage, str) else None
 
     def err(msg: str, code: int = 2) -> int:
-        print(f"lrkit tune: error: {mask_secrets(msg, url)}", file=sys.stderr)
+        print_error("tune", mask_secrets(msg, url), args)
         return code
 
     if args.demo == bool(args.target):
@@ -505,7 +507,7 @@ def _tune(args: argparse.Namespace) -> int:
                 grace_period=args.grace,
                 max_retry=args.max_retry,
                 max_trials=args.max_trials,
-                progress=not (args.no_progress or args.quiet),
+                progress=show_progress(args),  # on a terminal only
                 log=say,
             )
         # tune()'s notes name its seeding="finder": here, --seeding's (given or the default)

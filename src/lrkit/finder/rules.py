@@ -550,9 +550,11 @@ def resolve(rule: str | Rule, name: str = "rule") -> tuple[str, Rule]:
                      f"rule(lrs, losses) -> lr, got {rule!r}")  # fmt: skip
 
 
+@_renamed.keyword_only(2)
 def suggest(
     lrs: npt.ArrayLike,
     losses: npt.ArrayLike,
+    *,
     rule: str | Rule = DEFAULT_RULE,
     **context: Any,
 ) -> float:

@@ -13,16 +13,18 @@ no matter how or in which order it is called. Each one offers
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import operator
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
+from .. import _renamed
 from .. import _validate as V
 
 FloatArray = npt.NDArray[np.float64]
@@ -257,11 +259,77 @@ def _building(init: Callable[..., None]) -> Callable[..., None]:
         _BUILDING.add(key)
         try:
             init(self, *args, **kwargs)
+        except TypeError as exc:
+            # Python's own error for arguments ``init`` does not take (it was raised before
+            # ``init``'s frame began: the traceback has this frame only), in one line naming
+            # the schedule and its parameters; a TypeError raised inside ``init`` passes as is
+            tb = exc.__traceback__
+            better = _call_error(type(self), init, args, kwargs) if tb and not tb.tb_next else None
+            if better is None:
+                raise
+            raise TypeError(better) from None
         finally:
             _BUILDING.discard(key)
 
     _WRAPPED.add(__init__)
     return __init__
+
+
+def unknown_params(
+    cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str] | None = None
+) -> str:
+    """``"cosine: unknown parameter(s) ['alpha'] (parameters: lr, total_steps, eta_min);
+    for alpha use eta_min (= alpha * lr)"``: the one-line error for parameters ``unknown``
+    that the schedule family ``cls`` (whose parameters are ``params``, by default
+    ``cls.params``) does not take, with a hint for each that is a peer's (Keras, optax,
+    PyTorch) name of one of its parameters (``cls.peer_names``)."""
+    name = getattr(cls, "name", cls.__name__)
+    params = tuple(getattr(cls, "params", ()) if params is None else params)
+    names = sorted(set(unknown), key=repr)
+    text = f"{name}: unknown parameter(s) {names} (parameters: {', '.join(params)})"
+    # one hint per lrkit parameter: "for decay_rate and decay_steps use gamma (= ...)"
+    hints: dict[tuple[str, str], list[str]] = {}
+    peers = getattr(cls, "peer_names", {})
+    for n in names:
+        target = peers.get(n) if isinstance(n, str) and n not in params else None
+        if target is not None and target[0] in params:
+            hints.setdefault(target, []).append(n)
+    if not hints:
+        return text
+    said = [
+        f"for {' and '.join(given)} use {p}" + (f" (= {formula})" if formula else "")
+        for (p, formula), given in hints.items()
+    ]
+    return f"{text}; {', '.join(said)}"
+
+
+def _call_error(
+    cls: type[Schedule], init: Callable[..., None], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str | None:
+    """The one-line message for a call of the constructor ``init`` (of ``cls``) with a keyword
+    it does not take or too many positional arguments; ``None`` for any other TypeError."""
+    try:
+        sig = list(inspect.signature(init).parameters.values())[1:]  # without ``self``
+    except (TypeError, ValueError):  # pragma: no cover - a constructor without a signature
+        return None
+    kinds = {p.kind for p in sig}
+    P = inspect.Parameter
+    params = [p.name for p in sig if p.kind not in (P.VAR_POSITIONAL, P.VAR_KEYWORD)]
+    if P.VAR_KEYWORD not in kinds:
+        unknown = [k for k in kwargs if k not in params]
+        if unknown:
+            return unknown_params(cls, unknown, params)
+    positional = [p.name for p in sig if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    if P.VAR_POSITIONAL not in kinds and len(args) > len(positional):
+        name = getattr(cls, "name", cls.__name__)
+        n = len(positional)
+        which = f" ({', '.join(positional)})" if positional else ""
+        rest = "; give the others by keyword" if set(params) - set(positional) else ""
+        return (
+            f"{name}: takes {n} positional argument{'' if n == 1 else 's'}{which} but "
+            f"{len(args)} were given{rest} (parameters: {', '.join(params)})"
+        )
+    return None
 
 
 def _immutable(s: Schedule, attr: str, verb: str) -> AttributeError:
@@ -297,6 +365,9 @@ class Schedule(ABC):
     name: ClassVar[str]
     #: constructor parameters, in positional order
     params: ClassVar[tuple[str, ...]]
+    #: a peer's (Keras, optax, PyTorch) name of a parameter -> ``(parameter, formula)``: the
+    #: hint an unknown parameter of that name gets (``"alpha": ("eta_min", "alpha * lr")``)
+    peer_names: ClassVar[Mapping[str, tuple[str, str]]] = {}
 
     # ----------------------------------------------------------------- evaluation
     def __call__(self, step: float) -> float:
@@ -334,7 +405,8 @@ class Schedule(ABC):
     def _values(self, t: Any, xp: Any) -> Any:
         """Vectorized formula over the array ``t`` using the array namespace ``xp``."""
 
-    def values(self, steps: Any, xp: Any = None) -> Any:
+    @_renamed.keyword_only(2)
+    def values(self, steps: Any, *, xp: Any = None) -> Any:
         """Learning rates at many steps at once.
 
         With ``xp=None`` (the default) ``steps`` is any array-like of steps ``>= 0`` and the
@@ -494,11 +566,12 @@ class Schedule(ABC):
         return _composite("clamp")(self, min_lr=min_lr, max_lr=max_lr)
 
     # ----------------------------------------------------------------- seeing it
+    @_renamed.keyword_only(2)
     def plot(
         self,
         steps: int | None = None,
-        ax: Any = None,
         *,
+        ax: Any = None,
         path: Any = None,
         title: str | None = None,
         **kwargs: Any,

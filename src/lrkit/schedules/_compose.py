@@ -16,7 +16,15 @@ from ._base import Schedule, check_depth, register
 
 def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
     if isinstance(items, Schedule):
-        raise ValueError(f"{name} must be a list of schedules, got {items!r}")
+        # one schedule where the list belongs: in a config, one dict instead of a list of
+        # them (a YAML indentation slip), which from_dict has made a schedule by now; named
+        # as written (a dict, a spec), never as the object it became
+        from .._format import shorten
+
+        raise ValueError(
+            f"{name} must be a list of schedules, got one schedule (a dict in a config): "
+            f"write it as a list: [{shorten(str(items), 100)}]"
+        )
     v.listed(name, items, "schedules")  # a string or a mapping
     try:
         out = tuple(items)

@@ -19,6 +19,15 @@ def _lr(name: str, value: Any) -> float:
     return v.non_negative(name, value)
 
 
+#: Keras' (``initial_learning_rate``) and optax's (``init_value``) names of ``lr``, and the
+#: optimizers' (``learning_rate``): see :attr:`Schedule.peer_names`
+_LR_PEERS = {
+    "initial_learning_rate": ("lr", ""),
+    "init_value": ("lr", ""),
+    "learning_rate": ("lr", ""),
+}
+
+
 # ============================================================================ basic decays
 @register
 class Constant(Schedule):
@@ -26,6 +35,7 @@ class Constant(Schedule):
 
     name = "constant"
     params = ("lr",)
+    peer_names = _LR_PEERS
 
     def __init__(self, lr: float) -> None:
         self.lr = _lr("lr", lr)
@@ -44,6 +54,13 @@ class Step(Schedule):
 
     name = "step"
     params = ("lr", "step_size", "gamma")
+    # Keras' ExponentialDecay(staircase=True), optax's exponential_decay(staircase=True)
+    peer_names = {
+        **_LR_PEERS,
+        "decay_steps": ("step_size", ""),
+        "transition_steps": ("step_size", ""),
+        "decay_rate": ("gamma", ""),
+    }
 
     def __init__(self, lr: float, *, step_size: int, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
@@ -69,6 +86,7 @@ class MultiStep(Schedule):
 
     name = "multistep"
     params = ("lr", "milestones", "gamma")
+    peer_names = _LR_PEERS
 
     def __init__(self, lr: float, *, milestones: Any, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
@@ -95,6 +113,12 @@ class Exponential(Schedule):
 
     name = "exponential"
     params = ("lr", "gamma")
+    # Keras' ExponentialDecay: decay_rate every decay_steps
+    peer_names = {
+        **_LR_PEERS,
+        "decay_rate": ("gamma", "decay_rate ** (1 / decay_steps)"),
+        "decay_steps": ("gamma", "decay_rate ** (1 / decay_steps)"),
+    }
 
     def __init__(self, lr: float, *, gamma: float) -> None:
         self.lr = _lr("lr", lr)
@@ -118,6 +142,7 @@ class InverseTime(Schedule):
 
     name = "inverse_time"
     params = ("lr", "decay_steps", "decay_rate", "staircase")
+    peer_names = _LR_PEERS
 
     def __init__(
         self, lr: float, *, decay_steps: float, decay_rate: float, staircase: bool = False
@@ -144,6 +169,15 @@ class Polynomial(Schedule):
 
     name = "polynomial"
     params = ("lr", "total_steps", "power", "end_lr", "cycle")
+    # Keras' PolynomialDecay, optax's polynomial_schedule, PyTorch's PolynomialLR
+    peer_names = {
+        **_LR_PEERS,
+        "decay_steps": ("total_steps", ""),
+        "transition_steps": ("total_steps", ""),
+        "total_iters": ("total_steps", ""),
+        "end_learning_rate": ("end_lr", ""),
+        "end_value": ("end_lr", ""),
+    }
 
     def __init__(
         self,
@@ -209,6 +243,15 @@ class Linear(Schedule):
 
     name = "linear"
     params = ("start_lr", "end_lr", "total_steps")
+    # optax's linear_schedule, PyTorch's LinearLR
+    peer_names = {
+        "init_value": ("start_lr", ""),
+        "end_value": ("end_lr", ""),
+        "transition_steps": ("total_steps", ""),
+        "total_iters": ("total_steps", ""),
+        "start_factor": ("start_lr", "lr * start_factor"),
+        "end_factor": ("end_lr", "lr * end_factor"),
+    }
 
     def __init__(self, start_lr: float, *, end_lr: float, total_steps: int) -> None:
         self.start_lr = _lr("start_lr", start_lr)
@@ -233,6 +276,14 @@ class Cosine(Schedule):
 
     name = "cosine"
     params = ("lr", "total_steps", "eta_min")
+    # Keras' CosineDecay, optax's cosine_decay_schedule, PyTorch's CosineAnnealingLR
+    peer_names = {
+        **_LR_PEERS,
+        "decay_steps": ("total_steps", ""),
+        "T_max": ("total_steps", ""),
+        "alpha": ("eta_min", "alpha * lr"),
+        "end_value": ("eta_min", ""),
+    }
 
     def __init__(self, lr: float, *, total_steps: int, eta_min: float = 0.0) -> None:
         self.lr = _lr("lr", lr)
@@ -267,6 +318,13 @@ class CosineRestarts(Schedule):
 
     name = "cosine_restarts"
     params = ("lr", "T_0", "T_mult", "eta_min", "m_mul")
+    # Keras' CosineDecayRestarts
+    peer_names = {
+        **_LR_PEERS,
+        "first_decay_steps": ("T_0", ""),
+        "t_mul": ("T_mult", ""),
+        "alpha": ("eta_min", "alpha * lr"),
+    }
 
     def __init__(
         self, lr: float, *, T_0: int, T_mult: int = 1, eta_min: float = 0.0, m_mul: float = 1.0
@@ -587,6 +645,13 @@ class OneCycle(_Phased):
         "final_div_factor",
         "three_phase",
     )
+    # PyTorch's OneCycleLR(epochs=, steps_per_epoch=), optax's cosine_onecycle_schedule
+    peer_names = {
+        "epochs": ("total_steps", "epochs * steps_per_epoch"),
+        "steps_per_epoch": ("total_steps", "epochs * steps_per_epoch"),
+        "peak_value": ("max_lr", ""),
+        "transition_steps": ("total_steps", ""),
+    }
 
     def __init__(
         self,
@@ -630,6 +695,11 @@ class OneCycleMomentum(_Phased):
         "max_momentum",
         "three_phase",
     )
+    # PyTorch's OneCycleLR(epochs=, steps_per_epoch=)
+    peer_names = {
+        "epochs": ("total_steps", "epochs * steps_per_epoch"),
+        "steps_per_epoch": ("total_steps", "epochs * steps_per_epoch"),
+    }
 
     def __init__(
         self,
@@ -668,6 +738,7 @@ class InverseSqrt(Schedule):
 
     name = "inverse_sqrt"
     params = ("lr", "warmup_steps", "timescale")
+    peer_names = _LR_PEERS
 
     def __init__(self, lr: float, *, warmup_steps: int = 0, timescale: float | None = None) -> None:
         self.lr = _lr("lr", lr)
@@ -761,6 +832,13 @@ class Warmup(Schedule):
 
     name = "warmup"
     params = ("start_lr", "end_lr", "warmup_steps", "mode")
+    # optax's linear_schedule and warmup_constant_schedule, Keras' CosineDecay's warmup
+    peer_names = {
+        "init_value": ("start_lr", ""),
+        "end_value": ("end_lr", ""),
+        "peak_value": ("end_lr", ""),
+        "warmup_target": ("end_lr", ""),
+    }
 
     def __init__(
         self, start_lr: float, *, end_lr: float, warmup_steps: int, mode: str = "linear"
@@ -820,6 +898,7 @@ class WSD(Schedule):
 
     name = "wsd"
     params = ("lr", "total_steps", "warmup_steps", "decay_steps", "decay", "min_lr", "init_lr")
+    peer_names = _LR_PEERS
 
     def __init__(
         self,

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import _validate as V
-from ._base import MAX_DEPTH, REGISTRY, Schedule
+from ._base import MAX_DEPTH, REGISTRY, Schedule, unknown_params
 
 _TOKEN = re.compile(
     r"""
@@ -367,10 +367,7 @@ def _from_dict(d: Any, depth: int) -> Schedule:
         raise ValueError(f"unknown schedule name {V.fmt(name)} (known: {known})")
     extra = set(d) - {"name"} - set(cls.params)
     if extra:
-        raise ValueError(
-            f"{name}: unknown parameter(s) {sorted(extra, key=repr)} "
-            f"(parameters: {', '.join(cls.params)})"
-        )
+        raise ValueError(unknown_params(cls, extra))
     kwargs = {k: _decode(val, depth) for k, val in d.items() if k != "name"}
     missing = _missing(cls, kwargs)
     if missing:

@@ -19,6 +19,7 @@ _EXPORTS: dict[str, str] = {
     "find_lr": "_finder",
     "data_generators": "_finder",
     "check_batch": "_finder",
+    "check_materialized": "_finder",
     "BatchLayoutError": "_finder",
     # adaptive methods, divergence guard, LR-free optimizers
     "effective_lr": "_adaptive",

@@ -9,6 +9,7 @@ import inspect
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,6 +23,7 @@ from .. import _validate as V
 from .._format import failure
 from .._runtime import (
     GlobalRNGState,
+    caller_level,
     data_generators,
     data_loaders,
     is_rank0,
@@ -453,6 +455,59 @@ def _check_loss(loss: Any, model: torch.nn.Module, who: str, task: str = "the ra
         )
 
 
+def check_materialized(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    lazy: bool = True,
+    before: str = "the range test",
+) -> None:
+    """A one-line ``ValueError`` naming ``model`` (or ``optimizer``) when a parameter or buffer
+    holds no data: one on the ``meta`` device, or (``lazy``) one of a lazy module
+    (``nn.LazyLinear``, ...) not yet materialized by a first forward pass. ``before`` names
+    what needs the data (``"the range test"``). ``optimizer``: its params are checked too
+    (one outside the model, or one the model replaced since, as ``to_empty`` does)."""
+    from torch.nn.parameter import is_lazy
+
+    for prefix, m in model.named_modules():
+        owned = (
+            *(("parameter", k, t) for k, t in m.named_parameters(recurse=False)),
+            *(("buffer", k, t) for k, t in m.named_buffers(recurse=False)),
+        )
+        for kind, k, t in owned:
+            name = f"{prefix}.{k}" if prefix else k
+            if is_lazy(t):
+                if lazy:
+                    raise ValueError(
+                        f"model: {kind} {name!r} of {type(m).__name__} is not initialized yet "
+                        "(a lazy module): run one forward pass (model(x) on a batch, under "
+                        f"torch.no_grad()) before {before}"
+                    )
+            elif t.is_meta:
+                raise ValueError(
+                    f"model: {kind} {name!r} is on the meta device (not materialized): load or "
+                    f"initialize its weights before {before} (model.to_empty(device=...) and a "
+                    "state dict; build the optimizer after that)"
+                )
+    if optimizer is None:
+        return
+    for i, g in enumerate(optimizer.param_groups):
+        for p in g["params"]:
+            if torch.is_tensor(p) and is_lazy(p):
+                if lazy:
+                    raise ValueError(
+                        f"optimizer: param group {i} holds a lazy module's parameter that is "
+                        "not initialized yet: run one forward pass of that module (on a batch, "
+                        f"under torch.no_grad()) before {before}"
+                    )
+            elif torch.is_tensor(p) and p.is_meta:
+                raise ValueError(
+                    f"optimizer: param group {i} holds a parameter on the meta device (built "
+                    "before the model was materialized? model.to_empty replaces the "
+                    f"parameters): build the optimizer on the materialized model before {before}"
+                )
+
+
 def _model_device(model: torch.nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
@@ -462,6 +517,50 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 
 
 # ----------------------------------------------------------------------------- find_lr
+
+
+def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float] | None:
+    """Each param group's LR during the sweep as a multiple of the swept LR, as
+    ``lrkit.torch.scheduler`` reads them (``LRKitScheduler._group_ratios``: a group's
+    ``initial_lr`` or ``lr`` over ``optimizer.defaults['lr']``), so that the sweep's LRs, and
+    so its suggestions, are in the units of the optimizer's ``lr``; ``None`` (every group at
+    the swept LR, as one group is) when the groups share one LR, or when the scheduler could
+    not read their ratios (every group sets its own lr and the optimizer's is its default, or
+    none): then one ``UserWarning`` says that the groups are swept at one LR."""
+    groups = optimizer.param_groups
+    if len(groups) < 2:
+        return None
+    from ..schedules import constant
+    from ._scheduler import LRKitScheduler
+
+    try:
+        # the sweep has no schedule peaking at the optimizer's lr (a peak of 0 never is):
+        # every group setting its own lr beside a default optimizer lr is not read as ratios
+        ratios = LRKitScheduler._group_ratios(optimizer, constant(0.0))
+    except ValueError:
+        lrs = [float(g.get("initial_lr", g["lr"])) for g in groups]
+        if len(set(lrs)) == 1:
+            return None
+        default = optimizer.defaults.get("lr")
+        name = type(optimizer).__name__
+        why = (
+            f"the optimizer's lr is {name}'s default {float(default):g}"
+            if default is not None and float(default) != 0.0
+            else f"the optimizer has no lr (defaults['lr'] is {default!r})"
+        )
+        warnings.warn(
+            f"optimizer: every param group sets its own lr ({', '.join(f'{v:g}' for v in lrs)}) "
+            f"and {why}, so the range test sweeps every group at one LR, not keeping their "
+            "ratios; pass lr= to the optimizer (e.g. the first group's lr) to keep them: each "
+            "group is then swept at its lr / that lr times the swept LR, as "
+            "lrkit.torch.scheduler applies a schedule",
+            UserWarning,
+            stacklevel=caller_level(),
+        )
+        return None
+    if all(r == ratios[0] for r in ratios):
+        return None
+    return ratios
 
 
 def _refuse_closure(optimizer: Any, what: str) -> None:
@@ -508,7 +607,10 @@ def find_lr(
     given as keyword arguments or as ``options``. Pass ``total_steps``, the number of
     optimizer steps you plan to train: the suggestions depend on it.
 
-    Each sweep step sets every param group's ``lr``, runs ``accumulation_steps`` forward/backward
+    Each sweep step sets every param group's ``lr`` to the swept LR times the group's ratio as
+    :func:`lrkit.torch.scheduler` reads it (its lr over the optimizer's ``lr``; groups at one LR,
+    or whose ratios cannot be read, with a warning, all at the swept LR), so the suggestions are
+    in the units of the optimizer's ``lr``; it runs ``accumulation_steps`` forward/backward
     passes on the next batches of ``data`` (cycled when exhausted), then ``optimizer.step()``.
     The loss of a batch is ``loss_fn(model(x), y)`` for an ``(x, y)`` batch (a tuple, list
     or namedtuple), or
@@ -548,7 +650,8 @@ def find_lr(
     the optimizer's state and param groups (the same dicts and params lists, keys in their
     order), each module's ``training``
     flag, the GradScaler, and the torch (CPU, CUDA), numpy and Python RNG states (and the
-    DataLoader's generator) are exactly as before, bit for bit, also when the step raises or
+    ``torch.Generator`` of the DataLoader or its sampler; a sampler's own numpy or Python
+    generator is not restored) are exactly as before, bit for bit, also when the step raises or
     on ``KeyboardInterrupt``. Parameters and buffers go back under their names as the same
     tensor objects, also one the sweep resized, replaced or added; a DataLoader with persistent
     workers gets its own iterator back (the sweep's is shut down), so the next epoch's order
@@ -566,6 +669,7 @@ def find_lr(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
         )
     _refuse_closure(optimizer, "the range test")
+    check_materialized(model, optimizer)
     if step is None and loss_fn is None:
         raise ValueError("loss_fn must be a callable loss_fn(output, target) when step is None")
     V.optional_callable("loss_fn", loss_fn, "loss_fn(output, target)")
@@ -597,6 +701,7 @@ def find_lr(
     else:
         raise ValueError(f"amp must be a bool or a torch.dtype, got {amp!r}")
     _check_scaler(scaler)
+    ratios = _group_ratios(optimizer)  # may warn: before the snapshot, nothing to restore yet
     use_scaler = scaler is not None and bool(getattr(scaler, "is_enabled", lambda: True)())
     # val_data's generators too: drawing its batches (a shuffled loader) moves them
     snap = _Snapshot(
@@ -660,11 +765,19 @@ def find_lr(
             val_batches = [_to(next(batches), dev) for _ in range(sweep.options.eval_batches)]
 
         def one_step(lr: float) -> float:
-            for g in groups:
-                if torch.is_tensor(g["lr"]):
-                    g["lr"].fill_(lr)
-                else:
-                    g["lr"] = lr
+            if ratios is None:  # every group at the swept LR
+                for g in groups:
+                    if torch.is_tensor(g["lr"]):
+                        g["lr"].fill_(lr)
+                    else:
+                        g["lr"] = lr
+            else:  # each at its ratio times it (a group added during the sweep: at it)
+                for i, g in enumerate(groups):
+                    v = ratios[i] * lr if i < len(ratios) else lr
+                    if torch.is_tensor(g["lr"]):
+                        g["lr"].fill_(v)
+                    else:
+                        g["lr"] = v
             skipped = 0
             source = batches  # (a probe's reset starts it again)
             assert source is not None

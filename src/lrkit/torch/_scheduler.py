@@ -14,6 +14,7 @@ import inspect
 import math
 import numbers
 import warnings
+import weakref
 from collections.abc import Mapping, Sized
 from typing import Any, cast
 
@@ -102,6 +103,29 @@ def _negative_lr(lr: float, step: int) -> ValueError:
     )
 
 
+#: the lrkit schedulers of each optimizer: LRs one of them set are not another hand's change
+_ATTACHED: weakref.WeakKeyDictionary[Any, weakref.WeakSet[Any]] = weakref.WeakKeyDictionary()
+
+
+def _attach(sched: Any) -> None:
+    _ATTACHED.setdefault(sched.optimizer, weakref.WeakSet()).add(sched)
+
+
+def _foreign_change(last: Any, groups: Any) -> str:
+    """The warning for LRs changed between two steps by something other than the scheduler."""
+    i, was, now = next(
+        (i, v, float(g["lr"])) for i, (g, v) in enumerate(zip(groups, last)) if g["lr"] != v
+    )
+    where = f"param group {i}'s " if len(groups) > 1 else ""
+    return (
+        f"the optimizer's {where}LR changed between two steps of the lrkit scheduler "
+        f"({was:g} set, {now:g} found): it sets the LR of each step from the schedule, so what "
+        "changed it (a recursive scheduler such as LinearLR, ConstantLR or ExponentialLR in a "
+        "ChainedScheduler with it, a hand edit) is overwritten or applied once per step instead "
+        "of compounding; write such products as S.mul(...) and phases as S.join(...)"
+    )
+
+
 def _negative_hp(key: str, value: float, step: int) -> ValueError:
     name = "momentum" if key == "momentum" else f"hyperparams[{key!r}]"
     return ValueError(
@@ -153,6 +177,8 @@ class LRKitScheduler(LRScheduler):
         hyperparams: other group keys to drive, ``{"weight_decay": schedule, ...}`` (a value
             may also be a list with one schedule per param group).
     """
+
+    _foreign_warned = False
 
     def __init__(
         self,
@@ -232,7 +258,9 @@ class LRKitScheduler(LRScheduler):
         self._bind()
         self.last_epoch = 0
         self._step_count = 1
+        self._foreign_warned = False  # warned once that another hand changed the LRs
         self._apply()
+        _attach(self)
 
     def _bind(self) -> None:
         """The schedules' evaluation functions the steps call (rebuilt after unpickling)."""
@@ -266,6 +294,7 @@ class LRKitScheduler(LRScheduler):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._bind()
+        _attach(self)
 
     def _check_feedback(self, feedback: Any) -> None:
         check_controllers(feedback, groups=len(self.optimizer.param_groups))
@@ -349,7 +378,7 @@ class LRKitScheduler(LRScheduler):
         t = self.last_epoch
         if t < 0:
             return
-        if self._owns_lrs():
+        if self._lrkit_lrs():
             self._apply()
             return
         new = [r * self._lr_at(i, t) for i, r in enumerate(self.ratios)]
@@ -512,15 +541,26 @@ class LRKitScheduler(LRScheduler):
                 epoch = int(epoch)  # numpy integers too
             if not isinstance(epoch, int) or isinstance(epoch, bool):
                 raise ValueError(
-                    f"step() takes no metric, got {epoch!r}: report a metric with "
-                    ".report(value) on a scheduler built with feedback=...; in Lightning keep "
-                    "'interval': 'step' without 'reduce_on_plateau' and add "
-                    "lrkit.lightning.ReportMetric() to the Trainer's callbacks"
+                    f"step() takes no metric or fractional epoch, got {epoch!r}: report a "
+                    "metric with .report(value) on a scheduler built with feedback=... (in "
+                    "Lightning keep 'interval': 'step' without 'reduce_on_plateau' and add "
+                    "lrkit.lightning.ReportMetric() to the Trainer's callbacks); for "
+                    "step(epoch + i / iters), count the schedule in batches (T_0 * iters) and "
+                    "call step() once per batch"
                 )
             if epoch < 0:
                 raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
             t = epoch
         hot = self._hot
+        # (a step from -1 is a composite's initial step: SequentialLR has just reset the LRs)
+        if epoch is None and not self._foreign_warned and self.last_epoch >= 0:
+            if hot is not None and len(groups) == 1:
+                changed = groups[0]["lr"] != self._last_lr[0]  # type: ignore[index]
+            else:
+                changed = True
+            if changed and not self._lrkit_lrs():
+                self._foreign_warned = True
+                warnings.warn(_foreign_change(self._last_lr, groups), stacklevel=2)
         if hot is None or len(groups) != 1:
             if len(groups) != self._n_groups:
                 self._adopt_new_groups()
@@ -627,6 +667,14 @@ class LRKitScheduler(LRScheduler):
             return True
         # a tensor LR holds the value rounded to its dtype: compared in that dtype
         return all(bool(g["lr"] == v) for g, v in zip(groups, last))
+
+    def _lrkit_lrs(self) -> bool:
+        """Whether the optimizer's LRs are the ones this scheduler, or another lrkit scheduler
+        of the same optimizer (one stepped with it in a ``ChainedScheduler``), set last."""
+        if self._owns_lrs():
+            return True
+        others = _ATTACHED.get(self.optimizer, ())
+        return any(s is not self and s._owns_lrs() for s in others)
 
     def _feedback_state(self) -> Any:
         fb = self._feedback

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import re
 import time
 import warnings
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import Any
 from .. import _validate as V
 from .._format import (
     MASK,
-    SECRET_WORDS,
+    mask_keywords,
     mask_secrets,
     mask_url,
     shorten,
@@ -57,8 +56,10 @@ def make_storage(
     that looks and re-queued (``max_retry`` times; ``None``: without limit). An SQLite file
     that exists but is not an Optuna study database (it holds tables of something else) is
     refused with a one-line ``ValueError`` before Optuna adds its tables to it
-    (:func:`check_optuna_file`). Any other object is returned as is (an Optuna storage); the
-    three options are checked in every case."""
+    (:func:`check_optuna_file`). A server user who may connect but has no grant on Optuna's
+    tables is refused as :func:`check_writable` refuses a database that cannot be written
+    (Optuna's first read of them is denied). Any other object is returned as is (an Optuna
+    storage); the three options are checked in every case."""
     optuna = _optuna()
     # checked whatever the storage (they matter for a URL only): a mistake is never silent
     hb = (
@@ -113,8 +114,17 @@ def make_storage(
     for attempt in range(6):
         try:
             return create()
+        except optuna.exceptions.StorageInternalError as exc:
+            # Optuna wraps the failed commit of its first read (a user without grants on its
+            # tables: "permission denied for table version_info"): a database that cannot be
+            # written, as check_writable says; anything else (a connection lost) goes on
+            cause = database_error(exc)
+            if cause is not None and _permission_denied(cause):
+                raise _not_writable_error(cause, user_url) from None
+            raise
         except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
-            if attempt == 5 or not _creation_race(exc):
+            # a grant missing (to create Optuna's tables, to connect) is no race: not retried
+            if attempt == 5 or not _creation_race(exc) or _permission_denied(exc):
                 raise storage_error(exc, user_url) from None
             time.sleep(0.1 + random.random() * 0.4 * (attempt + 1))
         except (ValueError, TypeError) as exc:  # a query argument the driver cannot read
@@ -132,6 +142,26 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     return {"pool_pre_ping": True}
 
 
+#: SQLSTATE of a privilege the user lacks (``42501``, PostgreSQL) and of a write in a
+#: read-only transaction (``25006``)
+_NO_WRITE_STATES = ("42501", "25006")
+
+
+def _permission_denied(exc: BaseException) -> bool:
+    """Whether the database error ``exc`` says the user may not do what was asked (a grant
+    missing: PostgreSQL's ``permission denied for table ...``, MySQL's ``command denied``) or
+    may not write (a read-only transaction), rather than that the database cannot be reached
+    (a lost connection, a refused login)."""
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state in _NO_WRITE_STATES:
+        return True
+    text = str(orig).lower()
+    return any(
+        why in text for why in ("permission denied", "command denied", "read-only transaction")
+    )
+
+
 def _creation_race(exc: BaseException) -> bool:
     """Whether ``exc`` is what a worker gets when another one created Optuna's tables (or
     their first rows) between its check and its ``CREATE``: a duplicate key, or SQLite's
@@ -146,38 +176,13 @@ def _creation_race(exc: BaseException) -> bool:
     return False
 
 
-#: a secret ``keyword=value`` of a connection string that is not a URL (libpq's
-#: ``host=h user=u password=pw``, ``sslpassword='a b'``): a keyword (any case) containing a
-#: word the URL masking treats as secret in a query argument (``pass``, ``pwd``, ``secret``,
-#: ``token``, ``credential``, ``key``); its value quoted (``'...'``, ``"..."`` or ``{...}``,
-#: ``\\`` escapes, to the end when the quote is not closed) or up to the next blank
-_SECRET_KEYWORD = re.compile(
-    r"""(?ix)
-    (\b\w*(?:SECRET_WORDS)\w*\s*=\s*)
-    (?:
-        '(?:\\.|[^'\\])*(?:'|\\?$) |
-        "(?:\\.|[^"\\])*(?:"|\\?$) |
-        \{[^}]*(?:\}|$) |
-        (?:\\.|[^\s\\])*\\?
-    )
-    """.replace("SECRET_WORDS", SECRET_WORDS),
-    re.S,
-)
-
-
-def _mask_keywords(text: str) -> str:
-    """``text`` with the value of each secret ``keyword=value`` (see :data:`_SECRET_KEYWORD`)
-    replaced by ``***``: ``host=h password='a b'`` -> ``host=h password=***``."""
-    return _SECRET_KEYWORD.sub(lambda m: m.group(1) + MASK, text)
-
-
 def _mask_non_url(text: str) -> str:
     """A string meant as a database URL but without ``://`` (a typo: ``postgresql:/u:pw@h``,
     or a libpq connection string ``host=h password=pw``), shown with the value of each secret
     ``keyword=value`` (``password=``, ``passwd=``, ``sslpassword=``, a ``token``, a ``key``,
     ...) replaced by ``***``, then everything before its last ``@`` (where a user name and
     password would be) too, and its secret query arguments masked as in a URL."""
-    text = _mask_keywords(text)
+    text = mask_keywords(text)
     if "@" in text:
         text = MASK + text[text.rindex("@") :]
     return mask_url("x://" + text)[len("x://") :]
@@ -202,8 +207,9 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
     """``storage`` if it is a database URL :func:`make_storage` can use, without connecting to
     it; else a one-line ``ValueError`` that starts with ``name`` and never shows the password:
     not a URL, an in-memory SQLite database (which the heartbeat of another connection cannot
-    see), an unencoded ``@`` in the user name or password, a port that is not an integer, or a
-    URL SQLAlchemy cannot read."""
+    see), an unencoded ``@`` in the user name or password, a port that is not an integer, a
+    URL SQLAlchemy cannot read, or an argument only an SQLite URI reads in a plain SQLite URL
+    (``sqlite:///x.db?mode=ro``, which SQLAlchemy would drop: :func:`_sqlite_uri_only`)."""
     if not isinstance(storage, str) or "://" not in storage:
         shown = shorten(_mask_non_url(storage), 120) if isinstance(storage, str) else storage
         raise ValueError(
@@ -237,6 +243,20 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
         raise ValueError(
             f"{name} {shown}: not a URL SQLAlchemy can read ({shorten(why, 120)})"
         ) from None
+    ignored = _sqlite_uri_only(storage)
+    if ignored:
+        from urllib.parse import unquote
+
+        database = unquote((url_parts(storage) or {}).get("database") or "")
+        database = database[len("file:") :] if database.startswith("file:") else database
+        uri = f"sqlite:///file:{database}?{'&'.join(ignored)}&uri=true"
+        them = "them" if len(ignored) > 1 else "it"
+        if any(a.lower().startswith(("mode=", "immutable=")) for a in ignored):
+            them += " and open the database for writing"
+        raise ValueError(  # only SQLite's own arguments are named: no secret among them
+            f"{name} {shown}: SQLite reads {' and '.join(ignored)} only in its URI form "
+            f"({shorten(uri, 120)}); in this URL SQLAlchemy would ignore {them}"
+        )
     path = sqlite_file(storage)
     if path is not None and not os.path.exists(path):  # SQLite would create it there
         folder = os.path.dirname(os.path.abspath(path))
@@ -245,6 +265,29 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
         if not os.access(folder, os.W_OK):
             raise ValueError(f"{name} {shown}: the folder {folder!r} is not writable")
     return storage
+
+
+#: the query arguments of an SQLite URI (``sqlite:///file:x.db?mode=ro&uri=true``) that SQLite
+#: itself reads; SQLAlchemy passes them on only with ``uri=true``, and drops them without
+_SQLITE_URI_ARGS = frozenset(("mode", "immutable", "cache", "vfs", "nolock", "psow", "modeof"))
+
+
+def _sqlite_uri_only(storage: str) -> list[str]:
+    """The query arguments (``name=value``, as written) of the SQLite URL ``storage`` (the
+    default driver, pysqlite) that only an SQLite URI reads (:data:`_SQLITE_URI_ARGS`), when it
+    is not one (no ``uri=true``): SQLAlchemy would drop them (``mode=ro`` of
+    ``sqlite:///x.db?mode=ro``: the file opened for writing all the same). ``[]`` for an SQLite
+    URI and any other database."""
+    from urllib.parse import parse_qsl
+
+    parts = url_parts(storage)
+    if not parts or (parts.get("name") or "").lower() not in ("sqlite", "sqlite+pysqlite"):
+        return []
+    args = parse_qsl(parts.get("query") or "", keep_blank_values=True)
+    uri = [v for k, v in args if k == "uri"]
+    if uri and uri[-1].strip().lower() in ("true", "yes", "on", "y", "t", "1"):
+        return []
+    return [f"{k}={v}" for k, v in args if k.strip().lower() in _SQLITE_URI_ARGS]
 
 
 def _sqlite_in_memory(storage: str) -> bool:
