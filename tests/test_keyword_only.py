@@ -83,6 +83,16 @@ def test_values_xp_and_plot_ax_by_position() -> None:
         assert [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD] == ["self", "steps"]
 
 
+def test_search_space_takes_its_options_by_keyword() -> None:
+    from lrkit.tune import SearchSpace
+
+    params = inspect.signature(SearchSpace).parameters.values()
+    assert [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD] == ["total_steps"]
+    with pytest.warns(DeprecationWarning, match=r"^SearchSpace\(\): pass lr_range=, families="):
+        old = SearchSpace(100, (1e-3, 1.0), "cosine")
+    assert old == SearchSpace(100, lr_range=(1e-3, 1.0), families="cosine")
+
+
 def test_keyword_only_refuses_what_python_would() -> None:
     @_renamed.keyword_only(1)
     def f(x: int, *, a: int = 0, b: int = 0) -> tuple[int, int, int]:

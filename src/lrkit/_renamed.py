@@ -92,7 +92,7 @@ def keyword_only(positional: int) -> Callable[[F], F]:
 
         params = inspect.signature(fn).parameters.values()
         names = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
-        where = f"{fn.__qualname__}()"
+        where = f"{fn.__qualname__.removesuffix('.__init__')}()"
 
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Any:

@@ -487,7 +487,9 @@ def _tune(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 raise ValueError(f"{exc} (the default plot; --plot none writes none)") from None
         try:
-            SearchSpace(task.total_steps, args.lr_range or BLIND_LR_RANGE, families)
+            SearchSpace(
+                task.total_steps, lr_range=args.lr_range or BLIND_LR_RANGE, families=families
+            )
         except ValueError as exc:
             raise rename(exc, names=OPTIONS) from None
         task = _guarded(task, None if args.demo else args.target, lrkit_trains=lrkit_trains)

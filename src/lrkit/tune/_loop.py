@@ -683,7 +683,7 @@ def tune(
         max_trials = max(10 * n_trials, n_trials + 50)
     max_trials = V.integer("max_trials", max_trials, n_trials)
     families = family_names(families)  # "cosine,wsd", as on the command line, too
-    SearchSpace(task.total_steps, BLIND_LR_RANGE, families)  # bad families: fail now
+    SearchSpace(task.total_steps, families=families)  # bad families: fail now
     record = _space_record(families, seeding, task.total_steps, task.name)
     if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
         raise ValueError(f"study_name must be a non-empty string or None, got {study_name!r}")
@@ -788,7 +788,7 @@ def tune(
         started = True
         families = _check_space(study, record, task.direction, started=True)
         rng, how, info = _resolve_range(study, task, seeding, say, started=True, tested=tested)
-    space = SearchSpace(task.total_steps, rng, tuple(families))
+    space = SearchSpace(task.total_steps, lr_range=rng, families=tuple(families))
     record["families"] = list(space.families)
     _record(study, record, rng, how, info, started=started)
     if how == "finder" and info is not None and not started:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+from .. import _renamed
 from .. import _validate as V
 from .. import schedules as S
 from ..schedules import Schedule
@@ -159,6 +160,7 @@ class SearchSpace:
     comma-separated string (``"cosine,wsd"``), as :func:`lrkit.tune.tune` takes them."""
 
     total_steps: int
+    _: KW_ONLY
     lr_range: tuple[float, float] = BLIND_LR_RANGE
     families: tuple[str, ...] = FAMILIES
     fixed: Mapping[str, Any] = field(default_factory=dict)
@@ -201,6 +203,10 @@ class SearchSpace:
         prefix = family + "."
         rest = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
         return build_schedule(family, lr=float(params["lr"]), total_steps=self.total_steps, **rest)
+
+
+# lrkit 0.1.0 took every field by position: still taken, with a DeprecationWarning
+SearchSpace.__init__ = _renamed.keyword_only(2)(SearchSpace.__init__)  # type: ignore[method-assign]
 
 
 def _check_range(value: Any, *, name: str = "lr_range") -> tuple[float, float]:
