@@ -971,6 +971,14 @@ def test_a_change_of_the_lr_between_steps_is_warned_once() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sched.step()  # once per scheduler
+    # a tensor LR is not read back at each step (on an accelerator that would wait for it)
+    opt = torch.optim.Adam([p], lr=torch.tensor(0.1))
+    sched = lt.scheduler(opt, S.cosine(0.1, total_steps=40))
+    opt.param_groups[0]["lr"].fill_(0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sched.step()
+    assert float(opt.param_groups[0]["lr"]) == pytest.approx(S.cosine(0.1, total_steps=40)(1))
 
 
 def test_sequential_lr_milestone_sets_the_step_0_hyperparameters() -> None:

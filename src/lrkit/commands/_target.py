@@ -1,7 +1,7 @@
 """Shared by the PyTorch commands (``lrkit find``, ``lrkit compare``) and ``lrkit tune``.
 
-* :func:`print_error` prints a command's one-line error, and :func:`masked` masks the
-  secrets of the command line in it (a database URL's password) for the argument parser too.
+* :func:`print_error` prints a command's one-line error with the secrets of the command line
+  in it (a database URL's password) masked.
 * :func:`show_progress` decides whether a command draws progress bars (not with ``--quiet``,
   and only on a terminal).
 * :func:`check_seed` checks a ``--seed``.
@@ -85,21 +85,16 @@ def typed(args: argparse.Namespace | Iterable[Any] | None) -> list[str]:
     return out
 
 
-def masked(text: str, args: argparse.Namespace | Iterable[Any] | None) -> str:
-    """``text``, an error of the command line, with the secrets of what the user typed
-    (``args``: the argument list or the parsed arguments) masked: the password of a database
-    URL, the secret ``keyword=value`` of a libpq connection string
+def print_error(command: str, message: Any, args: argparse.Namespace | None) -> None:
+    """Print the one-line error ``lrkit COMMAND: error: MESSAGE`` on stderr with the secrets
+    of what the user typed (``args``, the parsed arguments) masked: the password of a
+    database URL, the secret ``keyword=value`` of a libpq connection string
     (:func:`lrkit._format.mask_arguments`, which the argument parser's errors go through
-    too). Every one-line error of a command goes through it (:func:`print_error`)."""
+    too). Every one-line error of a command goes through it."""
     from .._format import mask_arguments
 
-    return mask_arguments(text, typed(args))
-
-
-def print_error(command: str, message: Any, args: argparse.Namespace | None) -> None:
-    """Print the one-line error ``lrkit COMMAND: error: MESSAGE`` on stderr, the secrets of
-    the command line ``args`` masked (:func:`masked`)."""
-    print(f"lrkit {command}: error: {masked(str(message), args)}", file=sys.stderr)
+    text = mask_arguments(str(message), typed(args))
+    print(f"lrkit {command}: error: {text}", file=sys.stderr)
 
 
 def show_progress(args: argparse.Namespace) -> bool:

@@ -552,15 +552,19 @@ class LRKitScheduler(LRScheduler):
                 raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
             t = epoch
         hot = self._hot
-        # (a step from -1 is a composite's initial step: SequentialLR has just reset the LRs)
-        if epoch is None and not self._foreign_warned and self.last_epoch >= 0:
-            if hot is not None and len(groups) == 1:
-                changed = groups[0]["lr"] != self._last_lr[0]  # type: ignore[index]
-            else:
-                changed = True
-            if changed and not self._lrkit_lrs():
-                self._foreign_warned = True
-                warnings.warn(_foreign_change(self._last_lr, groups), stacklevel=2)
+        # LRs changed since its last step by another hand: warned once. Float LRs only (a
+        # tensor LR read back each step would wait for its device); a step from -1 is a
+        # composite's initial step (SequentialLR has just reset the LRs); the hot path's one
+        # group is compared first, one float comparison
+        if (
+            epoch is None
+            and not (self._foreign_warned or self._tensor_lr)
+            and self.last_epoch >= 0
+            and (hot is None or len(groups) != 1 or groups[0]["lr"] != self._last_lr[0])  # type: ignore[index]
+            and not self._lrkit_lrs()
+        ):
+            self._foreign_warned = True
+            warnings.warn(_foreign_change(self._last_lr, groups), stacklevel=2)
         if hot is None or len(groups) != 1:
             if len(groups) != self._n_groups:
                 self._adopt_new_groups()
