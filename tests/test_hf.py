@@ -120,7 +120,7 @@ def test_schedule_from_the_step_count_and_bad_arguments(tmp_path: Any) -> None:
     with pytest.raises(ValueError) as info:
         Trainer(model=tiny_bert(), args=_args(tmp_path), schedule={"type": "cosine"})
     assert str(info.value) == (
-        "schedule: d must be a dict with a 'name' key, got {'type': 'cosine'}"
+        "schedule: d must be a dict with a 'name' key, got a dict with keys 'type'"
     )
     with pytest.raises(S.SpecError, match="invalid schedule spec at position"):
         Trainer(model=tiny_bert(), args=_args(tmp_path), schedule="cosine(")
@@ -130,6 +130,13 @@ def test_schedule_from_the_step_count_and_bad_arguments(tmp_path: Any) -> None:
     for cls in (S.cosine, S.constant):
         with pytest.raises(ValueError, match=f"got the class {cls.__name__} itself"):
             Trainer(model=tiny_bert(), args=_args(tmp_path), schedule=cls)
+    # the Lightning finder's form schedule(result, n) is refused now, not when train() starts
+    with pytest.raises(TypeError) as err:
+        Trainer(model=tiny_bert(), args=_args(tmp_path), schedule=lambda r, n: S.cosine(r, n))
+    assert str(err.value) == (
+        "schedule must be a callable schedule(num_training_steps), taking 1 positional "
+        "argument; got <lambda>(r, n)"
+    )
 
 
 def test_a_bad_feedback_is_refused_when_the_trainer_is_made(tmp_path: Any) -> None:

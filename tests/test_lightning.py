@@ -473,6 +473,31 @@ def test_report_metric_updates_a_shared_controller_once_per_validation() -> None
     assert [o.param_groups[0]["lr"] for o in model.trainer.optimizers] == [0.02, 0.02]
 
 
+def test_report_metric_says_once_which_metric_it_reports_under_manual_optimization() -> None:
+    # Lightning drops a config's "monitor" under manual optimization: "val_loss" is reported,
+    # and said so once (three validations, one warning); a named monitor is not warned of
+    model = SharedController()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer(max_epochs=3, callbacks=[ReportMetric()]).fit(model)
+    ours = [w for w in caught if "ReportMetric: under manual optimization" in str(w.message)]
+    assert len(ours) == 1 and "ReportMetric(monitor=...)" in str(ours[0].message)
+    assert model.plateau.num_updates == 3
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer(max_epochs=1, callbacks=[ReportMetric("val_loss")]).fit(SharedController())
+    assert not [w for w in caught if "ReportMetric: under manual" in str(w.message)]
+
+
+def test_finder_schedule_of_the_wrong_arity_is_refused_before_the_sweep() -> None:
+    # the Hugging Face form schedule(n) is refused when the callback is made, not after a sweep
+    with pytest.raises(TypeError, match=r"schedule must be a callable schedule\(result, total_s"):
+        LRFinder(schedule=lambda n: S.cosine(0.1, total_steps=n))
+    LRFinder(schedule=lambda r, n: S.cosine(r.suggestion, total_steps=n))
+    with pytest.raises(TypeError, match=r"callback must be a callable callback\(i, lr, loss\)"):
+        LRFinder(callback=lambda i: None)
+
+
 def test_report_metric_warns_on_a_missing_metric() -> None:
     trainer = _trainer(max_epochs=1, callbacks=[ReportMetric("nope")])
     with pytest.warns(RuntimeWarning, match="'nope' is not logged"):

@@ -260,6 +260,27 @@ def test_reduce_on_plateau_unknown_option_names_it_and_the_options(name, meant):
     )
 
 
+def test_reduce_on_plateau_given_optax_contribs_first_argument_says_so():
+    with pytest.raises(ValueError) as info:
+        lo.reduce_on_plateau(0.5)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "mode must be one of 'min', 'max', got 0.5 (optax.contrib.reduce_on_plateau's first "
+        "argument is factor; here pass factor=0.5)"
+    )
+
+
+def test_a_plateau_cut_applies_to_the_update_its_observation_arrives_with():
+    # docs/jax.md: the update that completes an observation is already scaled
+    tx = lo.reduce_on_plateau(factor=0.5, patience=0, accumulation_size=2)
+    params = {"w": jnp.zeros(())}
+    state = tx.init(params)
+    scales = []
+    for value in (1.0, 1.0, 2.0, 2.0):  # observations: mean 1.0 (best), then 2.0 (a cut)
+        u, state = tx.update({"w": jnp.ones(())}, state, params, value=value)
+        scales.append(float(u["w"]))
+    assert scales == [1.0, 1.0, 1.0, 0.5]
+
+
 # ============================================================================ find_lr
 
 

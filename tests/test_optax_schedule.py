@@ -255,6 +255,40 @@ def test_float64_with_x64_enabled():
     assert out.stdout.strip().endswith("ok")
 
 
+_FLOOR_CHECK = """
+import numpy as np, jax, jax.numpy as jnp
+from lrkit import schedules as S
+x64 = jax.config.jax_enable_x64
+dtype = jnp.float64 if x64 else jnp.float32
+for s, c in [(S.step(0.1, step_size=837, gamma=0.9), 837),
+             (S.cosine_restarts(0.1, T_0=49), 49),
+             (S.inverse_time(0.1, decay_steps=49, decay_rate=1.0, staircase=True), 49)]:
+    # a compiled division (t * (1 / c)) lands below whole quotients at multiples of c
+    # (500 periods: values stay normal floats, which XLA does not flush to 0)
+    t = np.unique(np.concatenate([np.arange(0, 500 * c, c), np.arange(0, 500 * c, c) - 1]))
+    t = t[t >= 0]
+    ref = s.values(t)
+    got = np.asarray(jax.jit(lambda x: s.values(x, xp=jnp))(jnp.asarray(t, dtype=dtype)))
+    if x64:
+        assert np.allclose(got, ref, rtol=1e-12, atol=0), (s, t[~np.isclose(got, ref)][:3])
+    else:
+        # float32 powers and cosines near 0 differ in their last digits; a period missed
+        # is a factor gamma (10%) or the cycle's end for its start
+        assert np.allclose(got, ref, rtol=1e-3, atol=0), s
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("x64", ["0", "1"])
+def test_a_compiled_floor_is_exact_at_multiples_of_the_period(x64):
+    env = dict(os.environ, JAX_ENABLE_X64=x64)
+    out = subprocess.run(
+        [sys.executable, "-c", _FLOOR_CHECK], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
+
+
 def test_tables_module_is_numpy_only():
     code = (
         "import sys, lrkit.schedules.tables\n"
@@ -484,3 +518,16 @@ def test_every_evaluation_composes_in_optax_join_schedules(evaluation) -> None:
     np.testing.assert_allclose(batched, want, rtol=2e-6, atol=1e-8)
     if evaluation != "formula":  # the formula path evaluates the formula there (documented)
         assert np.isnan(np.asarray(f(-1))) and np.isnan(np.asarray(jax.jit(f)(jnp.int32(-3))))
+
+
+def test_values_of_a_traced_array_without_xp_says_what_to_pass() -> None:
+    s = S.cosine(0.1, total_steps=100)
+    with pytest.raises(TypeError) as info:
+        jax.jit(lambda t: s.values(t))(jnp.arange(3.0))
+    assert str(info.value) == (
+        "steps is a traced array (inside jax.jit), got DynamicJaxprTracer: pass xp=jax.numpy to "
+        "evaluate the formula on it, or give optax lrkit.optax.schedule(schedule)"
+    )
+    got = jax.jit(lambda t: s.values(t, xp=jnp))(jnp.arange(3.0))
+    np.testing.assert_allclose(np.asarray(got), s.values([0, 1, 2]), rtol=1e-6)
+    assert s.values(jnp.arange(3.0)).dtype == np.float64  # a concrete array: read as any other

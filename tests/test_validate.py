@@ -74,10 +74,16 @@ def test_every_float_type_with_an_integral_value_is_a_count() -> None:
         V.integer("n", np.float32("inf"), 1)
 
 
-@pytest.mark.parametrize("value", ["false", "no", 0, 1, None, [], 1.0])
+@pytest.mark.parametrize("value", ["false", "no", "True", 0, 1, None, [], 1.0, "maybe"])
 def test_flag_refuses_what_is_not_a_bool(value):
+    # a quoted "true" in a config or spec is text: said so, not "must be true, got 'true'"
+    text = (
+        " (text, not a boolean: write it without quotes)"
+        if value in ("false", "no", "True")
+        else ""
+    )
     with pytest.raises(
-        ValueError, match=rf"^progress must be True or False, got {re.escape(repr(value))}$"
+        ValueError, match=rf"^progress must be True or False, got {re.escape(repr(value) + text)}$"
     ):
         V.flag("progress", value)
 
@@ -152,3 +158,24 @@ def test_minus_zero_is_zero_so_every_round_trip_keeps_the_value() -> None:
                 math.copysign(1.0, s(t)) for t in range(3)
             ]
             assert all(math.copysign(1.0, s(t)) == 1.0 for t in range(3))
+
+
+def test_a_callable_is_checked_for_the_arguments_lrkit_calls_it_with() -> None:
+    def two(a, b):  # noqa: ANN001, ANN202
+        return a
+
+    assert V.takes("fn", two, "fn(a, b)", 2) is two
+    for ok in (lambda *a: 0, lambda a, b, c=1: 0, print, max):  # a builtin: not readable, taken
+        assert V.takes("fn", ok, "fn(a, b)", 2) is ok
+    with pytest.raises(TypeError) as err:
+        V.takes("fn", two, "fn()", 0)
+    assert str(err.value) == (
+        "fn must be a callable fn(), taking 0 positional arguments; got two(a, b)"
+    )
+    with pytest.raises(TypeError, match=r"taking 1 positional argument; got <lambda>\(\*, k\)"):
+        V.takes("fn", lambda *, k: 0, "fn(x)", 1)
+    assert V.optional_callable("cb", None, "cb(i)", 1) is None
+    with pytest.raises(TypeError, match="cb must be a callable cb"):
+        V.optional_callable("cb", two, "cb(i)", 1)
+    with pytest.raises(TypeError, match="cb must be a callable cb\\(i\\) or None, got 3"):
+        V.optional_callable("cb", 3, "cb(i)", 1)

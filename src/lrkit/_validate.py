@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -165,10 +166,33 @@ def seed(name: str, value: Any) -> int:
     return integer(name, value, 0, SEED_MAX)
 
 
-def optional_callable(name: str, value: Any, signature: str) -> Any:
-    """``value`` if it is ``None`` or callable, else a ``TypeError`` naming ``name``."""
+def takes(name: str, value: Any, signature: str, args: int) -> Any:
+    """``value`` if it can be called with ``args`` positional arguments (as lrkit calls it),
+    else a one-line ``TypeError`` naming ``name`` and the ``signature`` expected, raised when
+    the callable is given rather than when lrkit first calls it (after a sweep, a fit). A
+    callable whose signature Python cannot read (some builtins) is taken as it is."""
+    try:
+        sig = inspect.signature(value)
+    except (TypeError, ValueError):
+        return value
+    try:
+        sig.bind(*range(args))
+    except TypeError:
+        what = getattr(value, "__name__", type(value).__name__)
+        raise TypeError(
+            f"{name} must be a callable {signature}, taking {args} positional "
+            f"argument{'' if args == 1 else 's'}; got {what}{sig}"
+        ) from None
+    return value
+
+
+def optional_callable(name: str, value: Any, signature: str, args: int | None = None) -> Any:
+    """``value`` if it is ``None`` or callable (with ``args``: callable with that many
+    positional arguments, :func:`takes`), else a ``TypeError`` naming ``name``."""
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be a callable {signature} or None, got {fmt(value)}")
+    if value is not None and args is not None:
+        takes(name, value, signature, args)
     return value
 
 
@@ -181,7 +205,10 @@ def flag(name: str, value: Any, *, spelled: str = "True or False") -> bool:
 
     if isinstance(value, np.bool_):
         return bool(value)
-    raise ValueError(f"{name} must be {spelled}, got {fmt(value)}")
+    hint = ""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
+        hint = " (text, not a boolean: write it without quotes)"
+    raise ValueError(f"{name} must be {spelled}, got {fmt(value)}{hint}")
 
 
 def choice(name: str, value: Any, allowed: Sequence[str]) -> str:

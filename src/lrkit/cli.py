@@ -25,10 +25,14 @@ class _Parser(argparse.ArgumentParser):
     commands: dict[str, argparse.ArgumentParser]
     #: the command line being parsed, whose secrets an error masks (``None``: ``sys.argv``)
     argv: list[str] | None = None
+    #: options of the command line this parser does not know: any error names them
+    unknown: list[str] = []
 
     def error(self, message: str) -> NoReturn:
         from ._format import mask_arguments
 
+        if self.unknown and not message.startswith("unrecognized arguments"):
+            message = f"unrecognized arguments: {' '.join(self.unknown)}"
         # an error echoes what was typed (an unrecognized argument, a value): a database URL
         # given in the wrong place shows without its password (as every command's error:
         # lrkit.commands._target.print_error)
@@ -71,6 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = [a for a in argv if a.startswith("-") and a not in ("-h", "--help", "--version")]
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    at = next((i for i, a in enumerate(argv) if a in COMMANDS), None)
+    sub = parser.commands.get(argv[at]) if at is not None else None
+    if isinstance(sub, _Parser) and at is not None:
+        # argparse may read a mistyped option's value as the target, and then complain of
+        # that (with --demo: "not allowed with argument --demo"): the option is named instead
+        sub.unknown = _unknown_options(sub, argv[at + 1 :])
     args, extras = parser.parse_known_args(argv)
     if extras:  # reported by the command they were given to, which lists its options
         parser.commands.get(args.command, parser).error(
@@ -93,6 +103,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`lrkit plot ... | head`): stop quietly
         _drop_stdout()
         return 141
+
+
+def _unknown_options(sub: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """The options of ``argv`` that ``sub`` does not know (with the value that follows one,
+    as argparse names them), read as argparse reads them: ``--opt=value``, a unique prefix of
+    an option, a negative number as a value. Otherwise ``lrkit find --demo --numiter 50``
+    takes ``50`` for the target and says the target is not allowed with ``--demo``."""
+    known = [o for o in sub._option_string_actions if o.startswith("--")]
+    out: list[str] = []
+    for i, a in enumerate(argv):
+        if not a.startswith("--") or a == "--":
+            continue
+        name = a.split("=", 1)[0]
+        if name in known or (sub.allow_abbrev and any(o.startswith(name) for o in known)):
+            continue
+        nxt = argv[i + 1] if i + 1 < len(argv) and "=" not in a else None
+        out += [a] if nxt is None or nxt.startswith("-") else [a, nxt]
+    return out
 
 
 def _drop_stdout() -> None:

@@ -182,6 +182,7 @@ def factory(fn: Callable[[], Any], *, seed: int = 0, name: str = "task") -> Call
             f"fn must be a callable fn() -> (model, optimizer, loss_fn, data[, val_data]), "
             f"got {fn!r}"
         )
+    V.takes("fn", fn, "fn() -> (model, optimizer, loss_fn, data[, val_data])", 0)
     seed = V.seed("seed", seed)
     first: list[Any] = []
 
@@ -237,6 +238,7 @@ def _setups(make: Any) -> Callable[[], Setup]:
     where the last run left it)."""
     if not callable(make):
         raise TypeError(f"make must be callable make() -> Setup, got {type(make).__name__}")
+    V.takes("make", make, "make() -> Setup", 0)
     first: list[Any] = []
     first_opt: list[Any] = []
     generators: dict[int, tuple[Any, Any]] = {}

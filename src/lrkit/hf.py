@@ -80,6 +80,7 @@ class LRKitMixin:
                     "schedule must be an lrkit schedule, a spec string, a dict or a callable "
                     f"schedule(num_training_steps), got {schedule!r}"
                 )
+            V.takes("schedule", schedule, "schedule(num_training_steps)", 1)  # now, not at train()
         check_controllers(feedback)  # now, as a bad schedule, not when train() starts
         optimizers = kwargs.get("optimizers", (None, None))
         if schedule is not None and optimizers is not None and optimizers[1] is not None:
@@ -321,7 +322,7 @@ def find_lr(
     if not isinstance(trainer, transformers.Trainer):
         raise ValueError(f"trainer must be a transformers.Trainer, got {type(trainer).__name__}")
     options = SweepOptions.build(options, **sweep_options)  # validated before anything is built
-    V.optional_callable("callback", callback, "callback(i, lr, loss)")
+    V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
     progress = V.flag("progress", progress)
     warn = V.flag("warn", warn)
     args = trainer.args

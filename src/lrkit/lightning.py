@@ -184,7 +184,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         # validates every sweep option now, not when fit starts
         self.options = SweepOptions.build(options, **sweep_options)
         self.snapshot = V.choice("snapshot", snapshot, ("memory", "disk"))
-        V.optional_callable("callback", callback, "callback(i, lr, loss)")
+        V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
         self.callback = callback
         self.warn = V.flag("warn", warn)
         if schedule is not None and not callable(schedule):
@@ -192,6 +192,8 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 f"schedule must be a callable schedule(result, total_steps) returning an lrkit "
                 f"schedule, a spec string or a dict, got {schedule!r}"
             )
+        if schedule is not None:  # now, not after the sweep
+            V.takes("schedule", schedule, "schedule(result, total_steps)", 2)
         if attr_name is not None and (not isinstance(attr_name, str) or not attr_name):
             raise ValueError(f"attr_name must be a non-empty attribute name, got {attr_name!r}")
         self.set_lr = V.flag("set_lr", set_lr)
@@ -554,7 +556,9 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
     :class:`lrkit.torch.LRKitScheduler` that has a ``feedback`` controller, also one inside
     PyTorch's ``SequentialLR`` or ``ChainedScheduler``. A controller shared by several
     schedulers is updated once per validation. The metric's name
-    is ``monitor``, else the scheduler config's ``"monitor"`` key, else ``"val_loss"``. A missing
+    is ``monitor``, else the scheduler config's ``"monitor"`` key, else ``"val_loss"`` (under
+    manual optimization, where Lightning drops the config's ``"monitor"``, a warning says so
+    once: pass ``monitor`` there). A missing
     metric is skipped with a warning. Under DDP every rank reports the metric's mean over the
     ranks (a metric logged without ``sync_dist=True`` differs by rank), so the replicas keep
     one LR. The report runs before ``ModelCheckpoint`` saves (Lightning
@@ -570,6 +574,7 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
         if monitor is not None and (not isinstance(monitor, str) or not monitor):
             raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
         self.monitor = monitor
+        self._manual_warned = False
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         # only the validation runs of fit: trainer.validate() changes no LR
@@ -582,6 +587,20 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
                 continue
             found = True
             key = self.monitor or config.monitor or "val_loss"
+            if (
+                key == "val_loss"
+                and self.monitor is None
+                and not pl_module.automatic_optimization
+                and not self._manual_warned
+            ):
+                self._manual_warned = True  # Lightning drops the key there, with its own words
+                warnings.warn(
+                    "ReportMetric: under manual optimization Lightning ignores a scheduler "
+                    "config's 'monitor'; reporting 'val_loss' (pass ReportMetric(monitor=...) "
+                    "to report another metric)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             value = trainer.callback_metrics.get(key)
             if get_world_size() > 1:
                 # every rank reports the mean over ranks: a metric logged without

@@ -187,11 +187,18 @@ def reduce_on_plateau(
     ``lrkit.feedback.PlateauKwargs``) are those of :class:`lrkit.feedback.ReduceOnPlateau`.
 
     With ``accumulation_size=n`` the metric observed is the mean of ``n`` consecutive values
-    (e.g. ``n`` = steps per epoch); the scale changes only at those observations.
+    (e.g. ``n`` = steps per epoch); the scale changes only at those observations, and applies
+    to the update the observation's last value arrives with (one step before the adapters
+    whose metric is reported after a step, e.g. ``lrkit.torch``'s ``sched.report(value)``).
     Unlike ``optax.contrib.reduce_on_plateau`` (``value < (1 - rtol) * best - atol``), a constant
     negative metric is not an improvement. The float32 state means comparisons are done in
     float32 (float64 with ``jax_enable_x64``).
     """
+    if isinstance(mode, (int, float)) and not isinstance(mode, bool):
+        raise ValueError(
+            f"mode must be one of 'min', 'max', got {mode!r} (optax.contrib.reduce_on_plateau's "
+            f"first argument is factor; here pass factor={mode!r})"
+        )
     allowed = ("mode", "accumulation_size", *PlateauKwargs.__annotations__)
     # optax.contrib.reduce_on_plateau's names point to lrkit's
     V.options("lrkit.optax.reduce_on_plateau", plateau, allowed, PLATEAU_HINTS)
@@ -580,7 +587,7 @@ def find_lr(
     family = optimizer_family(
         str(getattr(base, "__name__", "")), momentum=float(kw.get("momentum") or 0.0)
     )
-    V.optional_callable("callback", callback, "callback(i, lr, loss)")
+    V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
     has_aux = V.flag("has_aux", has_aux)
     jit = V.flag("jit", jit)
     progress = V.flag("progress", progress)

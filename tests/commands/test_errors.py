@@ -344,7 +344,7 @@ def test_plot_title_holds_the_whole_spec(tmp_path):
     import argparse
 
     args = argparse.Namespace(
-        spec=spec, steps=None, output=str(png), log=False, width=72, height=16
+        spec=spec, steps=None, output=str(png), log=False, width=None, height=None
     )
     assert P.run(args) == 0
     text = png.read_text()
@@ -504,6 +504,21 @@ def test_tune_ctrl_c_before_the_search_names_no_study(task, tmp_path, capsys, wh
     err = capsys.readouterr().err
     assert err == "\nlrkit tune: interrupted before the search began (nothing was stored)\n"
     assert not db.exists()
+
+
+def test_tune_ctrl_c_in_the_range_test_names_no_study_on_any_storage(
+    task, tmp_path, capsys, monkeypatch
+):
+    # a storage whose study the command cannot look up itself (PostgreSQL, say): the
+    # interrupt tells it that no study was created
+    from lrkit.commands import tune as tune_command
+
+    monkeypatch.setattr(tune_command, "_stored", lambda storage, study: None)
+    argv = ["tune", f"{task}:tune_interrupted_range_test", "--no-progress", "--quiet"]
+    rc = main([*argv, "--storage", f"sqlite:///{tmp_path / 'i.db'}"])
+    assert rc == 130
+    err = capsys.readouterr().err
+    assert err == "\nlrkit tune: interrupted before the search began (nothing was stored)\n"
 
 
 def test_tune_sigterm_fails_the_running_trial_and_keeps_the_study(task, tmp_path):
@@ -1231,3 +1246,22 @@ def test_sqlite_mode_ro_outside_an_sqlite_uri_is_refused_not_ignored(task, tmp_p
     # the URI form and the driver's own arguments are taken as before
     assert check_storage("sqlite:///file:q3.db?mode=ro&uri=true")
     assert check_storage("sqlite:///q3.db?timeout=5")
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["find", "--demo", "--numiter", "50"], "--numiter 50"),
+        (["compare", "--demo", "--stpes", "100"], "--stpes 100"),
+        (["find", "--demo", "--numiter=50"], "--numiter=50"),
+        (["plot", "cosine(0.1, 100)", "--widht", "30"], "--widht 30"),
+    ],
+)
+def test_a_mistyped_option_after_demo_is_named_not_taken_for_the_target(argv, named, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"lrkit {argv[0]}: error: unrecognized arguments: {named} (see: lrkit {argv[0]} --help)\n"
+    )

@@ -26,6 +26,22 @@ def test_plot_to_file(tmp_path: Path) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_sizes_of_the_terminal_beside_an_image_are_refused(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "s.png"
+    assert main(["plot", "onecycle(0.1, 500)", "-o", str(out), "--width", "30"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "--width sizes the terminal plot, not the -o image (960x480 pixels)" in err
+    assert "or leave out -o to draw in the terminal" in err
+    assert not out.exists()
+    argv = ["plot", "onecycle(0.1, 500)", "-o", str(out), "--width", "3", "--height", "9"]
+    assert main(argv) == 2
+    assert "--width and --height size the terminal plot" in capsys.readouterr().err
+    assert main(["plot", "onecycle(0.1, 500)", "--width", "40", "--height", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(ln) for ln in lines[:-1]) <= 40 + 12  # the plot and its axis labels
+
+
 def test_plot_bad_spec_reports_position(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plot", "cosine(0.1, 100"]) == 2
     err = capsys.readouterr().err

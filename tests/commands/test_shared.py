@@ -33,7 +33,7 @@ def test_the_compare_demo_names_its_base_optimizer(capsys) -> None:
     argv = ["compare", "--demo", "--methods", "fixed", "--steps", "10", "--finder-iter", "10"]
     assert main([*argv, "--no-plot", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == f"lrkit compare: {name}; 1 methods x 10 steps, seed 0"
+    assert out.splitlines()[0] == f"lrkit compare: {name}; 1 method x 10 steps, seed 0"
     assert "*fixed        SGD  " in out
 
 

@@ -314,3 +314,53 @@ def test_a_batch_layout_error_of_lrkit_is_a_mistake_without_its_api_advice(monke
     with pytest.raises(_target.TargetMistake, match=r"^loss_fn must return; for another layout$"):
         with _target.user_code("pkg:make", mistakes=True):
             raise ValueError("loss_fn must return; for another layout\nsecond line")
+
+
+@pytest.mark.parametrize("command", ["find", "compare", "tune"])
+def test_a_target_that_exits_is_the_targets_error(folder, capsys, command):
+    (folder / "lrkit_tgt_tasks.py").write_text(
+        "import sys\n\ndef make():\n    sys.exit('no GPU found')\n"
+    )
+    extra = ["--plot", "none"] if command == "tune" else ["--no-plot"]
+    assert main([command, "lrkit_tgt_tasks:make", *extra]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(
+        f"lrkit {command}: error in target 'lrkit_tgt_tasks:make': SystemExit: no GPU found "
+        "(at lrkit_tgt_tasks.py:4 in make"
+    )
+
+
+def test_a_target_module_parsing_the_command_line_when_imported_reads_its_own(folder, capsys):
+    """A training script that calls ``parse_args()`` at import sees no arguments (as under
+    ``python -m``), not lrkit's; ``sys.argv`` is lrkit's again afterwards."""
+    (folder / "lrkit_tgt_tasks.py").write_text(
+        "import argparse, sys\n"
+        "p = argparse.ArgumentParser()\n"
+        "p.add_argument('--lr', type=float, default=0.1)\n"
+        "ARGS = p.parse_args()\n"
+        "SEEN = list(sys.argv)\n\n"
+        "def make():\n"
+        "    raise RuntimeError(f'lr={ARGS.lr} argv={sys.argv}')\n"
+    )
+    before = list(sys.argv)
+    assert main(["find", "lrkit_tgt_tasks:make", "--no-plot"]) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: lr=0.1 argv=['lrkit_tgt_tasks:make']" in err
+    assert sys.modules["lrkit_tgt_tasks"].SEEN == ["lrkit_tgt_tasks:make"]
+    assert sys.argv == before
+
+
+def test_every_line_of_the_targets_error_is_on_the_one_line(folder, capsys):
+    (folder / "lrkit_tgt_tasks.py").write_text(
+        "def make():\n"
+        "    raise RuntimeError('Error(s) in loading state_dict for Linear:\\n'\n"
+        "                       '\\tMissing key(s) in state_dict: \"bias\".')\n"
+    )
+    assert main(["find", "lrkit_tgt_tasks:make", "--no-plot"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert (
+        "RuntimeError: Error(s) in loading state_dict for Linear: / Missing key(s) in "
+        'state_dict: "bias". (at lrkit_tgt_tasks.py:2 in make' in err[0]
+    )

@@ -568,7 +568,7 @@ def test_resume_with_a_restored_plateau_controller_is_exact(tmp_path, kind):
 
 def test_unknown_options_name_the_parameter_the_option_meant_and_the_options():
     with pytest.raises(TypeError) as info:
-        lk.ReduceLROnPlateau("val_loss", min_lr=1e-6)
+        lk.ReduceOnPlateau("val_loss", min_lr=1e-6)
     assert str(info.value) == (
         "min_lr is not an option of lrkit.keras.ReduceOnPlateau (use min_scale, a fraction of "
         "the learning rate: min_scale=min_lr / lr); options: controller, cooldown, factor, "

@@ -96,6 +96,85 @@ def test_keras_reduce_lr_on_plateau_mapping(seed, patience, cooldown):
     assert min(ref) < 1.0  # the streams do reach plateaus
 
 
+def _callback_lrs(cb, values):
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    cb.set_model(model)
+    cb.on_train_begin()
+    out = []
+    for epoch, v in enumerate(values):
+        cb.on_epoch_end(epoch, {"val_loss": float(v)})
+        out.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+    return out
+
+
+@pytest.mark.parametrize(
+    "seed,patience,cooldown,min_lr",
+    [(0, 0, 0, 0.0), (1, 1, 0, 0.0), (2, 2, 1, 0.125), (3, 3, 2, 0.0), (4, 1, 3, 0.25),
+     (5, 0, 2, 0.0625), (6, 10, 0, 0.0)],
+)  # fmt: skip
+def test_the_keras_named_callback_has_keras_arguments_and_timing(seed, patience, cooldown, min_lr):
+    # dyadic values, min_delta and min_lr: float32 and float64 agree exactly
+    from lrkit.keras import ReduceLROnPlateau, ReduceOnPlateau
+
+    rng = np.random.default_rng(seed)
+    values = np.cumsum(rng.choice([-0.5, -0.25, 0.0, 0.0, 0.25, 0.5], size=80)) + 40.0
+    kw = dict(factor=0.5, patience=patience, cooldown=cooldown, min_delta=0.25, min_lr=min_lr)
+    ref = _callback_lrs(keras.callbacks.ReduceLROnPlateau(**kw), values)
+    assert _callback_lrs(ReduceLROnPlateau(**kw), values) == ref
+    assert min(ref) < 1.0
+    # the defaults are Keras' too
+    flat = [1.0] * 30
+    assert _callback_lrs(ReduceLROnPlateau(), flat) == _callback_lrs(
+        keras.callbacks.ReduceLROnPlateau(), flat
+    )
+    assert ReduceLROnPlateau.__mro__[1] is ReduceOnPlateau
+
+
+def test_the_keras_named_callback_refuses_min_lr_beside_a_schedule():
+    from lrkit.keras import ReduceLROnPlateau
+    from lrkit.keras import schedule as keras_schedule
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(keras_schedule("cosine(0.1, 100)")), loss="mse")
+    cb = ReduceLROnPlateau(min_lr=1e-3)
+    cb.set_model(model)
+    with pytest.raises(ValueError, match=r"^min_lr=0.001 needs a float learning rate"):
+        cb.on_train_begin()
+    cb = ReduceLROnPlateau()  # no floor: the schedule is scaled
+    cb.set_model(model)
+    cb.on_train_begin()
+    with pytest.raises(ValueError, match="patience"):
+        ReduceLROnPlateau(patience=-1)
+    with pytest.raises(TypeError):
+        ReduceLROnPlateau("val_loss", 0.5)  # keyword-only after the monitor
+
+
+def _keras_max_plateau_lrs(values, min_delta):
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    cb = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_acc", factor=0.5, patience=1, min_delta=min_delta, mode="max"
+    )
+    cb.set_model(model)
+    cb.on_train_begin()
+    for epoch, v in enumerate(values):
+        cb.on_epoch_end(epoch, {"val_acc": v})
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def test_a_tie_at_min_delta_as_docs_parity_tells_it():
+    # docs/parity.md, "Ties at exactly min_delta": 4/50 -> 5/50 with min_delta=0.02
+    ours = ReduceOnPlateau(mode="max", factor=0.5, patience=0, threshold=0.02, threshold_mode="abs")
+    logged = [float(np.float32(4 / 50)), float(np.float32(5 / 50))]  # as Keras logs them
+    assert logged == [0.07999999821186066, 0.10000000149011612]
+    assert _keras_max_plateau_lrs(logged, 0.02) == 0.5  # float32: no improvement, a cut
+    assert [ours.update(v) for v in logged] == [1.0, 1.0]  # float64: an improvement
+    ours = ReduceOnPlateau(mode="max", factor=0.5, patience=0, threshold=0.02, threshold_mode="abs")
+    assert _keras_max_plateau_lrs([0.08, 0.1], 0.02) == 0.5  # exact floats: both cut
+    assert [ours.update(v) for v in (0.08, 0.1)] == [1.0, 0.5]
+
+
 @pytest.mark.repository("docs")
 def test_the_callback_docstring_gives_the_tested_keras_mapping():
     """The Keras recipe in ``lrkit.keras.ReduceOnPlateau``'s docstring is the mapping tested

@@ -55,3 +55,24 @@ def test_an_omegaconf_config_is_read_as_it_is() -> None:
     cfg = omegaconf.OmegaConf.create({"schedule": plain}).schedule
     assert S.from_dict(cfg) == S.from_dict(plain) == S.as_schedule(cfg)
     assert [S.from_dict(cfg)(t) for t in range(30)] == [S.from_dict(plain)(t) for t in range(30)]
+
+
+def test_a_whole_config_given_as_the_schedule_is_named_by_its_keys_not_its_values() -> None:
+    """A config passed where its schedule entry was meant: the error lists its keys and never
+    prints its values (a database URL with a password, an API key)."""
+    config = {
+        "storage": "postgresql://user:hunter2@db/tune",
+        "api_key": "sk-secret",
+        "schedule": {"name": "cosine", "lr": 0.1, "total_steps": 100},
+    }
+    with pytest.raises(ValueError) as info:
+        S.as_schedule(config)
+    msg = str(info.value)
+    assert msg == (
+        "d must be a dict with a 'name' key, got a dict with keys 'storage', 'api_key', 'schedule'"
+    )
+    many = {f"k{i}": i for i in range(20)}
+    with pytest.raises(ValueError, match=r"keys 'k0', .*'k7', \.\.\. \(20 keys\)$"):
+        S.from_dict(many)
+    with pytest.raises(ValueError, match=r"got a dict with keys none$"):
+        S.from_dict({})

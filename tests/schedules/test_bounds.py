@@ -12,7 +12,7 @@ C = S.constant(0.1)
 
 CASES = [
     (lambda n: S.step(0.1, step_size=n), "step_size", 1),
-    (lambda n: S.multistep(0.1, milestones=[n]), r"milestones\[0\]", 1),
+    (lambda n: S.multistep(0.1, milestones=[n]), r"milestones\[0\]", 0),
     (lambda n: S.polynomial(0.1, total_steps=n), "total_steps", 1),
     (lambda n: S.linear(0.1, end_lr=0.0, total_steps=n), "total_steps", 1),
     (lambda n: S.cosine(0.1, total_steps=n), "total_steps", 1),
@@ -76,7 +76,8 @@ def test_parse_gives_a_spec_error(spec):
         ),
         (
             lambda: S.cyclic(0.01, max_lr=0.1, step_size_up=3, step_size_down=0.5),
-            r"^step_size_down must be a number of steps in \[1, 2\*\*53\]",
+            r"^step_size_down must be 0 \(a sawtooth, as PyTorch's\) or a number of steps in "
+            r"\[1, 2\*\*53\], got 0\.5$",
         ),
         (
             lambda: S.piecewise_constant([1e308, 1.7e308], values=[0.1, 0.2, 0.3]),

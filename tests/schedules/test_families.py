@@ -221,7 +221,7 @@ def test_spec_errors_give_position(spec: str, pos: int, match: str) -> None:
         (lambda: S.step(0.1, step_size=0), "step_size"),
         (lambda: S.step(0.1, step_size=10, gamma=0), "gamma"),
         (lambda: S.multistep(0.1, milestones=[30, 10]), "milestones"),
-        (lambda: S.multistep(0.1, milestones=[0, 10]), "milestones"),
+        (lambda: S.multistep(0.1, milestones=[-1, 10]), "milestones"),
         (lambda: S.exponential(0.1, gamma=-0.5), "gamma"),
         (lambda: S.polynomial(0.1, total_steps=0), "total_steps"),
         (lambda: S.linear(0.1, end_lr=0.0, total_steps=0), "total_steps"),

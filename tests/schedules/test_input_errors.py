@@ -255,3 +255,16 @@ def test_a_user_subclass_builds_and_its_own_errors_pass_unchanged() -> None:
     # the parent's constructor given a wrong keyword by the subclass's: Python's error
     with pytest.raises(TypeError, match="unexpected keyword argument 'alpha'"):
         _Wrong(0.1)
+
+
+def test_a_spec_string_with_a_peers_parameter_name_gets_the_hint_python_gets() -> None:
+    with pytest.raises(S.SpecError) as info:
+        S.parse("cosine(0.1, T_max=100)")
+    first = str(info.value).splitlines()[0]
+    assert first == (
+        "invalid schedule spec at position 12: cosine() has no parameter 'T_max' (parameters: "
+        "lr, total_steps, eta_min); for T_max use total_steps"
+    )
+    with pytest.raises(S.SpecError) as info:
+        S.parse("cosine(0.1, 100, foo=1)")
+    assert str(info.value).splitlines()[0].endswith("(parameters: lr, total_steps, eta_min)")

@@ -169,3 +169,39 @@ def test_add_and_mul_specs_take_their_schedules_one_by_one_as_python_does() -> N
         S.parse("add([constant(1), constant(2)], constant(3))")
     with pytest.raises(SpecError, match=r"its first argument, 1, is not a schedule \(write a "):
         S.parse("add(1, 2)")
+
+
+def test_a_family_registered_again_replaces_itself_and_no_other() -> None:
+    """A notebook cell defining a custom family, run twice, registers it again; another
+    class under a name taken (a built-in one included) is refused in one line."""
+    from lrkit.schedules import REGISTRY, Schedule, register
+
+    def define(lr_factor: float) -> type:
+        class HalfLife(Schedule):
+            name = "lrkit_test_half_life"
+            params = ("lr", "half_life")
+
+            def __init__(self, lr: float, *, half_life: float) -> None:
+                self.lr, self.half_life = float(lr) * lr_factor, float(half_life)
+
+            def _values(self, t, xp):  # noqa: ANN001, ANN202
+                return self.lr * xp.power(0.5, t / self.half_life)
+
+        return HalfLife
+
+    try:
+        first = register(define(1.0))
+        second = register(define(2.0))  # the same cell run again
+        assert REGISTRY["lrkit_test_half_life"] is second is not first
+        assert S.parse("lrkit_test_half_life(0.1, half_life=10)")(10) == 0.1
+        other = type("Other", (first,), {"__module__": "somewhere"})
+        with pytest.raises(ValueError, match=r"^schedule name 'lrkit_test_half_life' is taken by"):
+            register(other)
+        cosine = type(
+            "Cosine", (first,), {"name": "cosine", "__qualname__": "Cosine", "__module__": "x"}
+        )
+        with pytest.raises(ValueError, match=r"^schedule name 'cosine' is taken by lrkit\."):
+            register(cosine)
+        assert REGISTRY["cosine"].__module__.startswith("lrkit.")
+    finally:
+        REGISTRY.pop("lrkit_test_half_life", None)

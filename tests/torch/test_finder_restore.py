@@ -122,6 +122,28 @@ def test_parameter_free_model_is_a_value_error_naming_model():
     assert torch.equal(stray.detach(), torch.zeros(2)) and stray.grad is None
 
 
+def test_an_optimizer_of_another_model_is_refused_before_the_sweep():
+    """An optimizer built for another model (or a copy) would step nothing the loss reads:
+    the sweep would see a flat curve and call it an LR too small."""
+    model, other = nn.Linear(6, 2), nn.Linear(6, 2)
+    opt = torch.optim.SGD(other.parameters(), lr=0.1)
+    before = snapshot(model, opt)
+    with pytest.raises(ValueError) as info:
+        find_lr(model, opt, nn.functional.cross_entropy, data(), num_iter=10)
+    assert str(info.value) == (
+        "optimizer holds none of the parameters of model (Linear, 2 trainable): build it from "
+        "this model's parameters, e.g. torch.optim.AdamW(model.parameters(), ...), after any "
+        "copy or .to()"
+    )
+    check_unchanged(before, model, opt)
+    # some of them (the rest frozen, or trained by another optimizer) is the user's choice
+    part = torch.optim.SGD([model.weight], lr=0.1)
+    r = find_lr(model, part, nn.functional.cross_entropy, data(), num_iter=10)
+    assert len(r.lrs) > 0
+    with pytest.raises(TypeError, match=r"^step must be a callable step\(model, batch\)"):
+        find_lr(model, part, None, data(), num_iter=10, step=lambda batch: 0)
+
+
 def _on_meta():
     with torch.device("meta"):
         return nn.Sequential(nn.Linear(6, 4), nn.Linear(4, 2))

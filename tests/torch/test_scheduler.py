@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from torch.optim import lr_scheduler as TL  # noqa: E402
 
@@ -129,9 +129,10 @@ def test_step_equals_steplr(lr: float, step_size: int, gamma: float) -> None:
 @settings(max_examples=25, deadline=None)
 @given(
     lr=lrs,
-    milestones=st.lists(st.integers(1, 250), min_size=1, max_size=6).map(sorted),
+    milestones=st.lists(st.integers(0, 250), min_size=1, max_size=6).map(sorted),
     gamma=st.floats(0.05, 1.0),
 )
+@example(lr=0.1, milestones=[0, 0, 7], gamma=0.5)  # a milestone 0 applies from step 0
 def test_multistep_equals_multisteplr(lr: float, milestones: list[int], gamma: float) -> None:
     ref = _torch_lrs(lambda o: TL.MultiStepLR(o, milestones, gamma), lr, 300)
     _assert_same(_ours(S.multistep(lr, milestones=milestones, gamma=gamma), lr, 300), ref, lr)
@@ -186,10 +187,11 @@ def test_restarts_equals_warmrestarts(lr: float, T0: int, mult: int, frac: float
     base=st.floats(1e-5, 0.5),
     ratio=st.floats(1.0, 50.0),
     up=st.integers(1, 60),
-    down=st.one_of(st.none(), st.integers(1, 60)),
+    down=st.one_of(st.none(), st.integers(0, 60)),  # 0: PyTorch's sawtooth
     mode=st.sampled_from(["triangular", "triangular2", "exp_range"]),
     gamma=st.floats(0.98, 1.0),
 )
+@example(base=0.01, ratio=10.0, up=4, down=0, mode="exp_range", gamma=0.99)
 def test_cyclic_equals_cycliclr(
     base: float, ratio: float, up: int, down: int | None, mode: str, gamma: float
 ) -> None:

@@ -353,6 +353,16 @@ def test_tune_errors() -> None:
         tune(_quadratic_task(), n_trials=1, seeding="magic")
     with pytest.raises(ValueError, match="pruner"):
         tune(_quadratic_task(), n_trials=1, pruner="hyperband")
+    # checked before the storage is touched: no study with a FAIL trial is left behind
+    for bad in (5, None):
+        with pytest.raises(ValueError) as err:
+            tune(_quadratic_task(), n_trials=1, pruner=bad)
+        assert str(err.value) == (
+            "pruner must be one of 'percentile', 'median', 'sha', 'successive_halving', 'none' "
+            f"(no pruning: 'none') or an optuna.pruners.BasePruner, got {bad!r}"
+        )
+    with pytest.raises(TypeError, match=r"train must be a callable train\(schedule, report\)"):
+        Task(train=lambda s: 0.0, total_steps=10)
     with pytest.raises(ValueError, match="storage"):
         tune(_quadratic_task(), n_trials=1, storage="not-a-url")
     with pytest.raises(ValueError, match="direction"):
@@ -1139,3 +1149,39 @@ def test_a_search_space_takes_families_as_tune_does() -> None:
     assert SearchSpace(100, families=["cosine", "wsd"]).families == ("cosine", "wsd")
     with pytest.raises(ValueError, match=r"^families must be one of .*got 'cosin'$"):
         SearchSpace(100, families="cosin")
+
+
+def test_study_stop_from_a_callback_or_the_task_ends_the_search() -> None:
+    """Optuna's way to end ``optimize`` early (``study.stop()`` in a callback, e.g.
+    ``MaxTrialsCallback``, or in the objective) ends ``tune``'s loop as well."""
+    from optuna.study import MaxTrialsCallback
+
+    cap = MaxTrialsCallback(3, states=(TS.COMPLETE,))
+    r = tune(_quadratic_task(), n_trials=10, seeding="blind", seed=0, callbacks=[cap])
+    assert r.stop_reason == "study.stop" and not r.reached
+    assert [t.state for t in r.study.trials] == [TS.COMPLETE] * 3
+    r = tune(_quadratic_task(), n_trials=10, seeding="blind", callbacks=[lambda s, t: s.stop()])
+    assert r.stop_reason == "study.stop" and len(r.study.trials) == 1
+    with pytest.raises(RuntimeError):  # Optuna's own stop() again outside optimize
+        r.study.stop()
+    task = _quadratic_task()
+    inner = task.train
+
+    def train(schedule: S.Schedule, report: Any) -> float:
+        report.trial.study.stop()
+        return inner(schedule, report)
+
+    task.train = train  # type: ignore[method-assign]
+    r = tune(task, n_trials=10, seeding="blind", pruner="none")
+    assert r.stop_reason == "study.stop"
+    assert [t.state for t in r.study.trials] == [TS.COMPLETE]
+
+
+def test_a_new_studys_range_test_interrupted_says_no_study_was_created() -> None:
+    def range_test() -> Any:
+        raise KeyboardInterrupt
+
+    task = Task(train=lambda s, r: 1.0, total_steps=100, range_test=range_test)
+    with pytest.raises(KeyboardInterrupt) as info:
+        tune(task, n_trials=1)  # in memory: not a file the command line could look into
+    assert info.value.study_created is False  # type: ignore[attr-defined]

@@ -358,13 +358,27 @@ def user_code(
         return
     through: tuple[type[BaseException], ...] = (TargetError, TargetMistake, *passes)
     try:
-        yield
+        with target_argv(target):
+            yield
     except through:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in the target: its error, not ours
         if mistakes and isinstance(exc, ValueError) and raised_by_lrkit(exc):
             raise TargetMistake(_without_api_advice(exc, target=target)) from exc
         raise TargetError(target, error=exc, during=during) from exc
+
+
+@contextlib.contextmanager
+def target_argv(target: str) -> Iterator[None]:
+    """``sys.argv`` as the target's own (its name, no arguments) while its code runs, as
+    ``python -m`` gives a module its own: a training script that parses the command line
+    when imported reads its defaults, not lrkit's arguments. Put back afterwards."""
+    saved = sys.argv
+    sys.argv = [target]
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 def _without_api_advice(error: ValueError, *, target: str) -> str:
@@ -453,10 +467,11 @@ def import_function(target: str) -> Callable[..., Any]:
     from .._target import TargetNotFoundError, TargetSpecError, import_target
 
     try:
-        return import_target(target)
+        with target_argv(target):
+            return import_target(target)
     except (TargetSpecError, TargetNotFoundError):  # a command-line mistake
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() when imported: its error, not ours
         raise TargetError(target, error=exc, during="the import") from exc
 
 
@@ -556,8 +571,10 @@ def report_target_error(command: str, *, err: TargetError, show_traceback: bool)
     tail = [f"at {where}"] if where else []
     if not show_traceback:
         tail.append("--traceback shows the full traceback")
-    first = (str(err.error).strip().splitlines() or [""])[0]
-    what = f"{type(err.error).__name__}: {first}" if first else type(err.error).__name__
+    # every line of the message, on one line (the first often only says what failed: a
+    # state dict's "Error(s) in loading", its missing keys on the next)
+    text = " / ".join(ln.strip() for ln in str(err.error).strip().splitlines() if ln.strip())
+    what = f"{type(err.error).__name__}: {text}" if text else type(err.error).__name__
     print(
         f"lrkit {command}: error in target {err.target!r}{during}: {shorten(what, 300)}"
         + (f" ({'; '.join(tail)})" if tail else ""),

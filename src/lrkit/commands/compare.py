@@ -67,7 +67,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             help=f"comma-separated subset of: {', '.join(METHODS)} (default: all whose "
             "package is installed)",
         )
-        p.add_argument("--finder-iter", type=int, default=100, help="range-test steps")
+        p.add_argument(
+            "--finder-iter",
+            type=int,
+            default=100,
+            help=f"range-test steps ({MIN_ITER} to {MAX_ITER})",
+        )
 
     return add_torch_task_parser(
         subparsers,
@@ -153,7 +158,8 @@ def _compare(args: argparse.Namespace) -> int:
         print_error("compare", e, args)
         return 2
     say = Printer()  # a reader that goes away stops the printing, not the files
-    say(f"lrkit compare: {name}; {len(methods)} methods x {args.steps} steps, seed {args.seed}")
+    counted = f"{len(methods)} method{'s' if len(methods) != 1 else ''}"
+    say(f"lrkit compare: {name}; {counted} x {args.steps} steps, seed {args.seed}")
     if skipped:
         needs = ", ".join(f"{m} (needs {module})" for m, (module, _) in skipped.items())
         extras = " ".join(sorted({f"'lrkit[{extra}]'" for _, extra in skipped.values()}))

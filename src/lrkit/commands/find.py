@@ -391,7 +391,8 @@ def _find(args: argparse.Namespace) -> int:
     del model, opt, loss_fn, data, val  # the sweep's task: the check runs train their own
     probes = result.probes
     runs = "" if probes is None else f" and {len(probes.lrs)} probes of {probes.steps} steps"
-    say(f"range test: {result.steps} steps{runs} in {duration(time.perf_counter() - t0)}")
+    steps = f"{result.steps} step{'s' if result.steps != 1 else ''}"
+    say(f"range test: {steps}{runs} in {duration(time.perf_counter() - t0)}")
     say(_table(result))
     names = dict(WARNING_NAMES)
     if args.total_steps is None and total_steps is not None:  # the default: --train-steps

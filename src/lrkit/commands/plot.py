@@ -44,8 +44,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="image file to write (png, svg, pdf, ...) (default: draw in the terminal)",
     )
     p.add_argument("--log", action="store_true", help="logarithmic LR axis")
-    p.add_argument("--width", type=int, default=72, help="terminal plot width")
-    p.add_argument("--height", type=int, default=16, help="terminal plot height")
+    p.add_argument(
+        "--width", type=int, default=None, help="terminal plot width, 10 to 1000 (default 72)"
+    )
+    p.add_argument(
+        "--height", type=int, default=None, help="terminal plot height, 3 to 500 (default 16)"
+    )
     return p
 
 
@@ -108,6 +112,15 @@ def run(args: argparse.Namespace) -> int:
         print_error("plot", msg, args)
         return 2
 
+    sized = [f"--{k}" for k in ("width", "height") if getattr(args, k) is not None]
+    if args.output is not None and sized:
+        return err(
+            f"{' and '.join(sized)} {'size' if len(sized) > 1 else 'sizes'} the terminal plot, "
+            f"not the -o image (960x480 pixels): leave {'them' if len(sized) > 1 else 'it'} "
+            "out, or leave out -o to draw in the terminal"
+        )
+    args.width = 72 if args.width is None else args.width
+    args.height = 16 if args.height is None else args.height
     try:
         if args.output is not None:
             check_output(args.output, option="-o/--output", types=IMAGE_TYPES)

@@ -546,7 +546,9 @@ def _tune(args: argparse.Namespace) -> int:
         kept = (
             f"; the finished trials stay in study {study!r} ({mask_url(args.storage)}): run "
             "the same command to continue"
-            if searching and _stored(args.storage, study) is not False
+            if searching
+            and getattr(exc, "study_created", None) is not False
+            and _stored(args.storage, study) is not False
             else " before the search began (nothing was stored)"
         )
         print(f"\nlrkit tune: {how}{kept}", file=sys.stderr)

@@ -627,10 +627,11 @@ def range_test(
     data; the caller restores its state afterwards, as after the sweep."""
     if not callable(step):
         raise ValueError(f"step must be a callable step(lr) -> loss, got {step!r}")
-    V.optional_callable("evaluate", evaluate, "evaluate() -> held loss")
-    V.optional_callable("callback", callback, "callback(i, lr, loss)")
-    V.optional_callable("reset", reset, "reset() (the state before the sweep)")
-    V.optional_callable("score", score, "score() -> validation loss")
+    V.takes("step", step, "step(lr) -> loss", 1)
+    V.optional_callable("evaluate", evaluate, "evaluate() -> held loss", 0)
+    V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
+    V.optional_callable("reset", reset, "reset() (the state before the sweep)", 0)
+    V.optional_callable("score", score, "score() -> validation loss", 0)
     if (reset is None) != (score is None):
         given, missing = ("reset", "score") if score is None else ("score", "reset")
         raise ValueError(f"{given} needs {missing} (the probes use both), got {missing}=None")

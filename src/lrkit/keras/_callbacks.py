@@ -411,7 +411,62 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 )
 
 
-ReduceLROnPlateau = ReduceOnPlateau
+class ReduceLROnPlateau(ReduceOnPlateau):
+    """Keras' ``keras.callbacks.ReduceLROnPlateau``, with its arguments, defaults and timing: a
+    cut on the ``patience``-th epoch without an improvement of more than ``min_delta``
+    (absolute), then ``cooldown`` epochs counting the epoch of the cut, never below
+    ``min_lr``. It is :class:`ReduceOnPlateau` with Keras' settings translated
+    (``patience=max(P, 1) - 1, cooldown=max(C - 1, 0), threshold=min_delta,
+    threshold_mode="abs"``), so a schedule in the optimizer is scaled too, where Keras' own
+    raises. ``min_lr`` reads the optimizers' float learning rate when training first begins
+    (``min_scale = min_lr / lr``, Keras' floor); with a schedule in an optimizer, a
+    ``min_lr`` above 0 is a one-line ``ValueError`` at train begin (give
+    :class:`ReduceOnPlateau` a ``min_scale``). Exact ties at ``min_delta`` may be decided
+    differently from Keras (float64 here, float32 there; see ``docs/parity.md``)."""
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        *,
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+    ) -> None:
+        patience = V.integer("patience", patience, 0)
+        cooldown = V.integer("cooldown", cooldown, 0)
+        self.min_lr = V.non_negative("min_lr", min_lr)
+        super().__init__(
+            monitor,
+            mode=mode,
+            verbose=verbose,
+            factor=factor,
+            patience=max(patience, 1) - 1,
+            cooldown=max(cooldown - 1, 0),
+            threshold=V.non_negative("min_delta", min_delta),
+            threshold_mode="abs",
+        )
+        self._floor_set = False
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_begin(logs)
+        if self.min_lr > 0 and not self._floor_set:
+            lrs = []
+            for opt in _optimizers(self.model):
+                lr = opt._learning_rate
+                if not isinstance(lr, keras.Variable):
+                    raise ValueError(
+                        f"min_lr={self.min_lr!r} needs a float learning rate in the optimizer "
+                        f"(as Keras' ReduceLROnPlateau), got {type(lr).__name__}: with a "
+                        "schedule, pass min_scale= to lrkit.keras.ReduceOnPlateau"
+                    )
+                lrs.append(float(keras.ops.convert_to_numpy(lr)) / self.controller.scale)
+            if lrs and max(lrs) > 0:
+                self.controller.min_scale = self.min_lr / max(lrs)
+            self._floor_set = True
 
 
 # ----------------------------------------------------------------------------- guard

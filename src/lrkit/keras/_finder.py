@@ -453,7 +453,7 @@ def find_lr(
             "find_lr() got an unexpected keyword argument 'optimizer' (the model's compiled "
             "optimizer is swept; to name its family pass optimizer_family=)"
         )
-    V.optional_callable("callback", callback, "callback(i, lr, loss)")
+    V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
     shuffle = V.flag("shuffle", shuffle)
     progress = V.flag("progress", progress)
     warn = V.flag("warn", warn)

@@ -33,10 +33,24 @@ REGISTRY: dict[str, type[Schedule]] = {}
 
 
 def register(cls: type[Schedule]) -> type[Schedule]:
-    """Class decorator: make a schedule family known to :func:`from_dict` and :func:`parse`."""
-    if cls.name in REGISTRY:  # pragma: no cover - programming error
-        raise RuntimeError(f"schedule name {cls.name!r} registered twice")
-    REGISTRY[cls.name] = cls
+    """Class decorator: make a schedule family known to :func:`from_dict` and :func:`parse`.
+    A class of the same module and name as the one registered replaces it (a notebook cell
+    or a module run again); another class under a name already taken is a one-line
+    ``ValueError`` (lrkit's own names cannot be taken over)."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a registered schedule needs a class attribute name, got {name!r}")
+    old = REGISTRY.get(name)
+    if old is not None and not (
+        old.__module__ == cls.__module__
+        and old.__qualname__ == cls.__qualname__
+        and not old.__module__.startswith("lrkit.")
+    ):
+        raise ValueError(
+            f"schedule name {name!r} is taken by {old.__module__}.{old.__qualname__}: give "
+            f"{cls.__qualname__} another name"
+        )
+    REGISTRY[name] = cls
     return cls
 
 
@@ -418,6 +432,12 @@ class Schedule(ABC):
         """
         if xp is not None:
             return self._values(steps, xp)
+        if type(steps).__module__.split(".")[0] == "jax" and "Tracer" in type(steps).__name__:
+            raise TypeError(
+                f"steps is a traced array (inside jax.jit), got {type(steps).__name__}: pass "
+                "xp=jax.numpy to evaluate the formula on it, or give optax "
+                "lrkit.optax.schedule(schedule)"
+            )
         try:
             kind = (
                 np.asarray(steps).dtype.kind

@@ -15,6 +15,20 @@ from ._base import Schedule, _pow, _pow_of, growth, power, register
 _PI = math.pi
 
 
+def _floor_div(t: Any, c: float, xp: Any) -> Any:
+    """``floor(t / c)`` over an array of ``xp``. numpy divides in float64, correctly rounded:
+    exact at multiples of ``c`` (below 2**53) and what the scalar path computes, so it is
+    left as it is. A compiled division (XLA computes ``t / c`` as ``t * (1 / c)``, in float32
+    or float64) can land just below a whole quotient at an exact multiple, and the floor one
+    step short: put it back on the integer with ``n c <= t < (n + 1) c`` (exact products
+    below 2**24 in float32, 2**53 in float64)."""
+    n = xp.floor(t / c)
+    if xp is np:
+        return n
+    n = xp.where((n + 1.0) * c <= t, n + 1.0, n)
+    return xp.where(n * c > t, n - 1.0, n)
+
+
 def _lr(name: str, value: Any) -> float:
     return v.non_negative(name, value)
 
@@ -76,7 +90,7 @@ class Step(Schedule):
     def _values(self, t: Any, xp: Any) -> Any:
         if not self.lr:
             return t * 0.0
-        return self.lr * self.gamma ** xp.floor(t / self.step_size)
+        return self.lr * self.gamma ** _floor_div(t, float(self.step_size), xp)
 
 
 @register
@@ -90,7 +104,8 @@ class MultiStep(Schedule):
 
     def __init__(self, lr: float, *, milestones: Any, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
-        self.milestones = v.sorted_ints("milestones", milestones, 1, maximum=v.MAX_STEPS)
+        # a milestone 0 applies gamma from the first step, as PyTorch's does
+        self.milestones = v.sorted_ints("milestones", milestones, 0, maximum=v.MAX_STEPS)
         self.gamma = v.positive("gamma", gamma)
 
     def _at(self, t: float) -> float:
@@ -153,9 +168,7 @@ class InverseTime(Schedule):
         self.staircase = v.flag("staircase", staircase, spelled="true or false")
 
     def _values(self, t: Any, xp: Any) -> Any:
-        p = t / self.decay_steps
-        if self.staircase:
-            p = xp.floor(p)
+        p = _floor_div(t, self.decay_steps, xp) if self.staircase else t / self.decay_steps
         return self.lr / (1.0 + self.decay_rate * p)
 
 
@@ -371,7 +384,7 @@ class CosineRestarts(Schedule):
     def _values(self, t: Any, xp: Any) -> Any:
         T_0, m = float(self.T_0), float(self.T_mult)
         if self.T_mult == 1:
-            n = xp.floor(t / T_0)
+            n = _floor_div(t, T_0, xp)
             t_cur = t - n * T_0
             t_i = T_0
         else:
@@ -425,13 +438,18 @@ class Cyclic(Schedule):
                 f"max_lr must be >= base_lr (allowed range: [{self.base_lr!r}, inf)), "
                 f"got max_lr={max_lr!r}"
             )
-        # at least one step each: up + down and step / (up + down) stay finite at any step
+        # at least one step up (and none or at least one down): up + down and
+        # step / (up + down) stay finite at any step
         self.step_size_up = _int_if_integral(v.step_count("step_size_up", step_size_up, 1))
-        self.step_size_down = (
-            None
-            if step_size_down is None
-            else _int_if_integral(v.step_count("step_size_down", step_size_down, 1))
-        )
+        down: float | None = None
+        if step_size_down is not None:
+            down = v.step_count("step_size_down", step_size_down, 0)
+            if 0 < down < 1:
+                raise ValueError(
+                    "step_size_down must be 0 (a sawtooth, as PyTorch's) or a number of steps "
+                    f"in [1, 2**53], got {v.fmt(step_size_down)}"
+                )
+        self.step_size_down = None if down is None else _int_if_integral(down)
         self.mode = v.choice("mode", mode, _CYCLIC_MODES)
         self.gamma = v.positive("gamma", gamma)
         up = float(self.step_size_up)
@@ -458,8 +476,11 @@ class Cyclic(Schedule):
         cycle = xp.floor(1 + t / self._total)
         x = 1.0 + t / self._total - cycle
         up = x / self._ratio
-        down = (x - 1) / (self._ratio - 1)
-        factor = xp.where(x <= self._ratio, up, down)
+        if self._ratio < 1.0:
+            down = (x - 1) / (self._ratio - 1)
+            factor = xp.where(x <= self._ratio, up, down)
+        else:  # step_size_down=0: no way down, a sawtooth (x < 1 is always on the way up)
+            factor = up
         height = (self.max_lr - self.base_lr) * factor
         if self.mode == "triangular":
             return self.base_lr + height

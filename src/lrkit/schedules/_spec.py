@@ -254,9 +254,13 @@ class _Parser:
                 self.take()
                 self.take()
                 if tok.text not in cls.params:
+                    # a peer's name (T_max, alpha, ...) gets the hint Python's callers get
+                    _, semi, hint = unknown_params(cls, [tok.text]).partition(
+                        f"(parameters: {', '.join(cls.params)}); "
+                    )
                     raise SpecError(
                         f"{cls.name}() has no parameter {tok.text!r} "
-                        f"(parameters: {', '.join(cls.params)})",
+                        f"(parameters: {', '.join(cls.params)})" + (f"; {hint}" if semi else ""),
                         self.text,
                         tok.pos,
                     )
@@ -357,7 +361,15 @@ def from_dict(d: Any) -> Schedule:
 def _from_dict(d: Any, depth: int) -> Schedule:
     if depth >= MAX_DEPTH:
         raise ValueError(f"d: schedules and lists nested more than {MAX_DEPTH} deep")
-    if not isinstance(d, Mapping) or "name" not in d:
+    if isinstance(d, Mapping) and "name" not in d:
+        # its keys, not its values: a whole config passed by mistake may hold secrets
+        keys = [V.fmt(k) for k in list(d)[:8]]
+        more = f", ... ({len(d)} keys)" if len(d) > 8 else ""
+        raise ValueError(
+            f"d must be a dict with a 'name' key, got a {type(d).__name__} with keys "
+            f"{', '.join(keys) or 'none'}{more}"
+        )
+    if not isinstance(d, Mapping):
         raise ValueError(f"d must be a dict with a 'name' key, got {V.fmt(d)}")
     d = dict(d)
     name = d["name"]

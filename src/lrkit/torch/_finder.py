@@ -455,6 +455,24 @@ def _check_loss(loss: Any, model: torch.nn.Module, who: str, task: str = "the ra
         )
 
 
+def check_optimizer_of(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """A one-line ``ValueError`` when ``model`` has trainable parameters and ``optimizer``
+    holds none of them (an optimizer built for another model, or for a copy of this one):
+    its steps would move nothing the loss depends on, and the sweep would read a flat
+    curve as an LR too small. An optimizer that holds some of them (a frozen backbone, extra
+    parameters outside the model) is the user's choice."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        return  # "no trainable parameters" is said where the loss is checked
+    held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    if not any(id(p) in held for p in trainable):
+        raise ValueError(
+            f"optimizer holds none of the parameters of model ({type(model).__name__}, "
+            f"{len(trainable)} trainable): build it from this model's parameters, "
+            "e.g. torch.optim.AdamW(model.parameters(), ...), after any copy or .to()"
+        )
+
+
 def check_materialized(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
@@ -670,12 +688,13 @@ def find_lr(
         )
     _refuse_closure(optimizer, "the range test")
     check_materialized(model, optimizer)
+    check_optimizer_of(model, optimizer)
     if step is None and loss_fn is None:
         raise ValueError("loss_fn must be a callable loss_fn(output, target) when step is None")
     V.optional_callable("loss_fn", loss_fn, "loss_fn(output, target)")
-    V.optional_callable("step", step, "step(model, batch) -> loss")
-    V.optional_callable("callback", callback, "callback(i, lr, loss)")
-    V.optional_callable("before_step", before_step, "before_step(optimizer)")
+    V.optional_callable("step", step, "step(model, batch) -> loss", 2)
+    V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
+    V.optional_callable("before_step", before_step, "before_step(optimizer)", 1)
     train_mode = V.flag("train_mode", train_mode)
     progress = V.flag("progress", progress)
     warn = V.flag("warn", warn)

@@ -636,7 +636,9 @@ def tune(
     this worker waits for other workers' trials, ends this worker's loop early (e.g. a target
     value reached); ``families`` names the
     families searched (a sequence, or a comma-separated string); ``callbacks`` go to
-    ``study.optimize``.
+    ``study.optimize``, and ``study.stop()`` called by one of them (Optuna's
+    ``MaxTrialsCallback``) or by the task's code ends this worker's loop after that trial
+    (``stop_reason`` ``"study.stop"``).
 
     The search space (``families``, ``seeding``, ``task.total_steps``, ``task.name``: a
     study holds the trials of one task, so a task of another name is refused rather than mixed
@@ -673,7 +675,8 @@ def tune(
     A new study's range test runs before the study is created: one that raises (or is
     interrupted), or returns something that is no interval (a one-line ``ValueError``,
     :func:`check_range_test`), leaves no study behind, and a new SQLite file that opening the
-    storage created is taken away again (an empty one is left empty)."""
+    storage created is taken away again (an empty one is left empty); a ``KeyboardInterrupt``
+    from there carries ``study_created=False`` (on any storage: nothing is left to continue)."""
     optuna = _optuna()
     if not isinstance(task, Task):
         task = as_task(task)
@@ -721,9 +724,9 @@ def tune(
             f"or an Optuna storage, got {type(storage).__name__} {storage!r}"
         )
     the_pruner = make_pruner(pruner)
-    V.optional_callable("stop_when", stop_when, "(study) -> bool")
+    V.optional_callable("stop_when", stop_when, "(study) -> bool", 1)
     progress = V.flag("progress", progress)
-    V.optional_callable("log", log, "(message: str) -> None")
+    V.optional_callable("log", log, "(message: str) -> None", 1)
     say = log or (lambda msg: None)
     # A new study's range test runs before the study is created, so that one that fails or
     # returns no interval leaves nothing behind (a new SQLite file, which opening the storage
@@ -743,9 +746,11 @@ def tune(
     if finder_test and _no_such_study(st, study_name):
         try:
             tested = _range_from_test(task, say, stacklevel=3)
-        except BaseException:
+        except BaseException as exc:
             if made is not None:
                 _take_back(st, made)
+            if isinstance(exc, KeyboardInterrupt):
+                exc.study_created = False  # type: ignore[attr-defined]
             raise
     hb = getattr(st, "heartbeat_interval", None)
     poll = poll_interval if poll_interval is not None else (min(float(hb), 2.0) if hb else 0.5)
@@ -839,6 +844,16 @@ def tune(
     # bookkeeping they are held until it is done (cut there, it may leave its heartbeat
     # thread running: the process would never exit)
     held = HeldSignals()
+    # study.stop() from a callback or the objective (Optuna's MaxTrialsCallback, say) ends
+    # the one-trial optimize call it was made in; it is seen here and ends this loop too
+    stopped: list[bool] = []
+    optuna_stop = study.stop
+
+    def stop_study() -> None:
+        stopped.append(True)
+        optuna_stop()
+
+    study.stop = stop_study
     try:
         with held:  # a signal held at the end is delivered on leaving
             while True:
@@ -910,7 +925,11 @@ def tune(
                         "result is not stored, the retried copy of the trial carries on",
                         stacklevel=2,
                     )
+                if stopped:
+                    stop = "study.stop"
+                    break
     finally:
+        del study.stop  # Optuna's own again
         if bar is not None:
             bar.close()
     return TuneResult(

@@ -26,7 +26,8 @@ class TuneResult:
     metric: str = "value"
     extra: dict[str, Any] = field(default_factory=dict)
     #: Why this worker stopped: ``"complete"`` (``n_trials`` COMPLETE trials),
-    #: ``"max_trials"`` (the cap on started trials reached first) or ``"stop_when"``.
+    #: ``"max_trials"`` (the cap on started trials reached first), ``"stop_when"`` or
+    #: ``"study.stop"`` (called by a callback or the task).
     stop_reason: str = "complete"
     max_trials: int | None = None
 

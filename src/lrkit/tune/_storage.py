@@ -591,7 +591,8 @@ PRUNERS: tuple[str, ...] = ("percentile", "median", "sha", "successive_halving",
 
 
 def make_pruner(pruner: Any) -> Any:
-    """An Optuna pruner from its name (any other object is returned as is).
+    """An Optuna pruner from its name (an Optuna pruner is returned as is; anything else is a
+    one-line ``ValueError``).
 
     ``"percentile"`` (the default of :func:`lrkit.tune.tune`) stops a trial whose value at an
     epoch is in the worst quarter of the values other trials had there; ``"median"`` stops
@@ -599,8 +600,13 @@ def make_pruner(pruner: Any) -> Any:
     every epoch, the median rule compounds and can stop most trials, so that reaching
     ``n_trials`` COMPLETE takes many times as many trials."""
     optuna = _optuna()
-    if not isinstance(pruner, str):
+    if isinstance(pruner, optuna.pruners.BasePruner):
         return pruner
+    if not isinstance(pruner, str):  # None too: Optuna's default is neither lrkit's nor none
+        raise ValueError(
+            f"pruner must be one of {', '.join(map(repr, PRUNERS))} (no pruning: 'none') or an "
+            f"optuna.pruners.BasePruner, got {pruner!r}"
+        )
     name = V.choice("pruner", pruner, PRUNERS)
     if name == "percentile":
         return optuna.pruners.PercentilePruner(75.0, n_startup_trials=5, n_warmup_steps=1)

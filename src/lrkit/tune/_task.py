@@ -46,10 +46,12 @@ class Task:
             raise ValueError(
                 f"train must be a callable train(schedule, report), got {self.train!r}"
             )
+        V.takes("train", self.train, "train(schedule, report)", 2)
         self.total_steps = V.integer("total_steps", self.total_steps, MIN_TOTAL_STEPS)
         self.direction = V.choice("direction", self.direction, ("minimize", "maximize"))
         if self.range_test is not None and not callable(self.range_test):
             raise ValueError(f"range_test must be callable or None, got {self.range_test!r}")
+        V.optional_callable("range_test", self.range_test, "range_test()", 0)
 
 
 def check_metric(value: Any) -> float:

@@ -59,6 +59,8 @@ def torch_task(
             "model_factory must be a zero-argument callable that builds a fresh model (every "
             f"trial trains its own), got {what}: pass e.g. lambda: MyModel()"
         )
+    V.takes("model_factory", model_factory, "model_factory() -> model", 0)
+    V.optional_callable("optimizer", optimizer, "optimizer(params, lr) -> optimizer", 2)
     for what, data in (("train_data", train_data), ("val_data", val_data)):
         if hasattr(data, "__next__"):  # an iterator (a generator): read once, then empty
             raise ValueError(
