@@ -76,16 +76,20 @@ def test_every_float_type_with_an_integral_value_is_a_count() -> None:
 
 @pytest.mark.parametrize("value", ["false", "no", "True", 0, 1, None, [], 1.0, "maybe"])
 def test_flag_refuses_what_is_not_a_bool(value):
-    # a quoted "true" in a config or spec is text: said so, not "must be true, got 'true'"
+    with pytest.raises(
+        ValueError, match=rf"^progress must be True or False, got {re.escape(repr(value))}$"
+    ):
+        V.flag("progress", value)
+    # in a config or a spec (spelled true or false), a quoted true is said to be text
     text = (
         " (text, not a boolean: write it without quotes)"
         if value in ("false", "no", "True")
         else ""
     )
     with pytest.raises(
-        ValueError, match=rf"^progress must be True or False, got {re.escape(repr(value) + text)}$"
+        ValueError, match=rf"^cycle must be true or false, got {re.escape(repr(value) + text)}$"
     ):
-        V.flag("progress", value)
+        V.flag("cycle", value, spelled="true or false")
 
 
 def test_flag_accepts_bools_and_numpy_bools():

@@ -205,9 +205,9 @@ def flag(name: str, value: Any, *, spelled: str = "True or False") -> bool:
 
     if isinstance(value, np.bool_):
         return bool(value)
-    hint = ""
+    hint = ""  # a quoted true in a config or spec ("must be true or false, got 'true'")
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
-        hint = " (text, not a boolean: write it without quotes)"
+        hint = " (text, not a boolean: write it without quotes)" if spelled.islower() else ""
     raise ValueError(f"{name} must be {spelled}, got {fmt(value)}{hint}")
 
 

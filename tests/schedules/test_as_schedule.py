@@ -76,3 +76,30 @@ def test_a_whole_config_given_as_the_schedule_is_named_by_its_keys_not_its_value
         S.from_dict(many)
     with pytest.raises(ValueError, match=r"got a dict with keys none$"):
         S.from_dict({})
+
+
+def test_an_error_in_a_nested_schedule_of_a_config_says_where_it_is() -> None:
+    d = {
+        "name": "join",
+        "schedules": [
+            {"name": "constant", "lr": 0.1},
+            {"name": "cosine", "lr": -0.1, "total_steps": 10},
+        ],
+        "boundaries": [5],
+    }
+    with pytest.raises(ValueError) as info:
+        S.from_dict(d)
+    assert str(info.value) == (
+        "join: schedules[1]: lr must be >= 0 (allowed range: [0, inf)), got -0.1"
+    )
+    inner = [{"name": "constant", "lr": 0.1}, {"x": 1}]
+    outer = {"name": "add", "schedules": [{**d, "schedules": inner}]}
+    with pytest.raises(ValueError) as info:
+        S.from_dict(outer)
+    assert str(info.value) == (
+        "add: schedules[0]: join: schedules[1]: d must be a dict with a 'name' key, got a dict "
+        "with keys 'x'"
+    )
+    # the top level's own errors read as before
+    with pytest.raises(ValueError, match=r"^lr must be >= 0"):
+        S.from_dict({"name": "cosine", "lr": -0.1, "total_steps": 10})

@@ -346,9 +346,26 @@ def _decode(value: Any, depth: int) -> Any:
         return _from_dict(value, depth + 1)
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         if depth >= MAX_DEPTH:
-            raise ValueError(f"d: schedules and lists nested more than {MAX_DEPTH} deep")
-        return [_decode(v, depth + 1) for v in value]
+            raise ValueError(f"{_TOO_DEEP}{MAX_DEPTH} deep")
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(_decode(v, depth + 1))
+            except ValueError as exc:
+                if str(exc).startswith(_TOO_DEEP):
+                    raise
+                raise ValueError(f"[{i}]{_where(exc)}") from None
+        return out
     return value
+
+
+_TOO_DEEP = "d: schedules and lists nested more than "
+
+
+def _where(exc: ValueError) -> str:
+    """``exc``'s message after the path of a nested entry: ``[1]: ...`` or ``: ...``."""
+    text = str(exc)
+    return text if text.startswith("[") else f": {text}"
 
 
 def from_dict(d: Any) -> Schedule:
@@ -360,7 +377,7 @@ def from_dict(d: Any) -> Schedule:
 
 def _from_dict(d: Any, depth: int) -> Schedule:
     if depth >= MAX_DEPTH:
-        raise ValueError(f"d: schedules and lists nested more than {MAX_DEPTH} deep")
+        raise ValueError(f"{_TOO_DEEP}{MAX_DEPTH} deep")
     if isinstance(d, Mapping) and "name" not in d:
         # its keys, not its values: a whole config passed by mistake may hold secrets
         keys = [V.fmt(k) for k in list(d)[:8]]
@@ -380,7 +397,16 @@ def _from_dict(d: Any, depth: int) -> Schedule:
     extra = set(d) - {"name"} - set(cls.params)
     if extra:
         raise ValueError(unknown_params(cls, extra))
-    kwargs = {k: _decode(val, depth) for k, val in d.items() if k != "name"}
+    kwargs = {}
+    for k, val in d.items():
+        if k == "name":
+            continue
+        try:
+            kwargs[k] = _decode(val, depth)
+        except ValueError as exc:  # a nested schedule's error says where it is
+            if str(exc).startswith(_TOO_DEEP):
+                raise
+            raise ValueError(f"{name}: {k}{_where(exc)}") from None
     missing = _missing(cls, kwargs)
     if missing:
         raise ValueError(f"{name}: {missing}")
