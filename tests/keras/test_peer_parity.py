@@ -55,9 +55,20 @@ def test_cosine_decay_restarts_m_mul(first, t_mul, m_mul, alpha):
     np.testing.assert_allclose([ours(int(t)) for t in STEPS], ref, rtol=1e-5, atol=1e-8)
 
 
-def _keras_plateau_lrs(values, patience, cooldown, min_delta):
+def _callback_lrs(cb, values, monitor="val_loss"):
+    """The learning rate after each epoch end of ``cb`` fed ``values`` as ``monitor``."""
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    cb.set_model(model)
+    cb.on_train_begin()
+    out = []
+    for epoch, v in enumerate(values):
+        cb.on_epoch_end(epoch, {monitor: float(v)})
+        out.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+    return out
+
+
+def _keras_plateau_lrs(values, patience, cooldown, min_delta):
     cb = keras.callbacks.ReduceLROnPlateau(
         monitor="val_loss",
         factor=0.5,
@@ -66,13 +77,7 @@ def _keras_plateau_lrs(values, patience, cooldown, min_delta):
         min_delta=min_delta,
         mode="min",
     )
-    cb.set_model(model)
-    cb.on_train_begin()
-    out = []
-    for epoch, v in enumerate(values):
-        cb.on_epoch_end(epoch, {"val_loss": float(v)})
-        out.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
-    return out
+    return _callback_lrs(cb, values)
 
 
 @pytest.mark.parametrize(
@@ -94,18 +99,6 @@ def test_keras_reduce_lr_on_plateau_mapping(seed, patience, cooldown):
     got = [ours.update(v) for v in values]
     assert got == ref
     assert min(ref) < 1.0  # the streams do reach plateaus
-
-
-def _callback_lrs(cb, values):
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
-    cb.set_model(model)
-    cb.on_train_begin()
-    out = []
-    for epoch, v in enumerate(values):
-        cb.on_epoch_end(epoch, {"val_loss": float(v)})
-        out.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
-    return out
 
 
 @pytest.mark.parametrize(
@@ -151,16 +144,10 @@ def test_the_keras_named_callback_refuses_min_lr_beside_a_schedule():
 
 
 def _keras_max_plateau_lrs(values, min_delta):
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
     cb = keras.callbacks.ReduceLROnPlateau(
         monitor="val_acc", factor=0.5, patience=1, min_delta=min_delta, mode="max"
     )
-    cb.set_model(model)
-    cb.on_train_begin()
-    for epoch, v in enumerate(values):
-        cb.on_epoch_end(epoch, {"val_acc": v})
-    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    return _callback_lrs(cb, values, monitor="val_acc")[-1]
 
 
 def test_a_tie_at_min_delta_as_docs_parity_tells_it():

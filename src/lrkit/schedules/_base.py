@@ -296,25 +296,31 @@ def unknown_params(
     for alpha use eta_min (= alpha * lr)"``: the one-line error for parameters ``unknown``
     that the schedule family ``cls`` (whose parameters are ``params``, by default
     ``cls.params``) does not take, with a hint for each that is a peer's (Keras, optax,
-    PyTorch) name of one of its parameters (``cls.peer_names``)."""
+    PyTorch) name of one of its parameters (:func:`peer_hint`)."""
     name = getattr(cls, "name", cls.__name__)
     params = tuple(getattr(cls, "params", ()) if params is None else params)
     names = sorted(set(unknown), key=repr)
     text = f"{name}: unknown parameter(s) {names} (parameters: {', '.join(params)})"
+    hint = peer_hint(cls, names, params)
+    return f"{text}; {hint}" if hint else text
+
+
+def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]) -> str:
+    """``"for alpha use eta_min (= alpha * lr)"`` for the names of ``unknown`` that are a
+    peer's (Keras, optax, PyTorch) name of one of the ``params`` of ``cls``
+    (``cls.peer_names``); ``""`` when none is."""
     # one hint per lrkit parameter: "for decay_rate and decay_steps use gamma (= ...)"
     hints: dict[tuple[str, str], list[str]] = {}
     peers = getattr(cls, "peer_names", {})
-    for n in names:
+    for n in sorted(set(unknown), key=repr):
         target = peers.get(n) if isinstance(n, str) and n not in params else None
         if target is not None and target[0] in params:
             hints.setdefault(target, []).append(n)
-    if not hints:
-        return text
     said = [
         f"for {' and '.join(given)} use {p}" + (f" (= {formula})" if formula else "")
         for (p, formula), given in hints.items()
     ]
-    return f"{text}; {', '.join(said)}"
+    return ", ".join(said)
 
 
 def _call_error(

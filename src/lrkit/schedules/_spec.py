@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import _validate as V
-from ._base import MAX_DEPTH, REGISTRY, Schedule, unknown_params
+from ._base import MAX_DEPTH, REGISTRY, Schedule, peer_hint, unknown_params
 
 _TOKEN = re.compile(
     r"""
@@ -255,12 +255,10 @@ class _Parser:
                 self.take()
                 if tok.text not in cls.params:
                     # a peer's name (T_max, alpha, ...) gets the hint Python's callers get
-                    _, semi, hint = unknown_params(cls, [tok.text]).partition(
-                        f"(parameters: {', '.join(cls.params)}); "
-                    )
+                    hint = peer_hint(cls, [tok.text], cls.params)
                     raise SpecError(
                         f"{cls.name}() has no parameter {tok.text!r} "
-                        f"(parameters: {', '.join(cls.params)})" + (f"; {hint}" if semi else ""),
+                        f"(parameters: {', '.join(cls.params)})" + (f"; {hint}" if hint else ""),
                         self.text,
                         tok.pos,
                     )
@@ -346,20 +344,21 @@ def _decode(value: Any, depth: int) -> Any:
         return _from_dict(value, depth + 1)
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         if depth >= MAX_DEPTH:
-            raise ValueError(f"{_TOO_DEEP}{MAX_DEPTH} deep")
+            raise _TooDeep(f"d: schedules and lists nested more than {MAX_DEPTH} deep")
         out = []
         for i, v in enumerate(value):
             try:
                 out.append(_decode(v, depth + 1))
+            except _TooDeep:
+                raise
             except ValueError as exc:
-                if str(exc).startswith(_TOO_DEEP):
-                    raise
                 raise ValueError(f"[{i}]{_where(exc)}") from None
         return out
     return value
 
 
-_TOO_DEEP = "d: schedules and lists nested more than "
+class _TooDeep(ValueError):
+    """Nesting beyond ``MAX_DEPTH``: said once, without the path of every level."""
 
 
 def _where(exc: ValueError) -> str:
@@ -377,7 +376,7 @@ def from_dict(d: Any) -> Schedule:
 
 def _from_dict(d: Any, depth: int) -> Schedule:
     if depth >= MAX_DEPTH:
-        raise ValueError(f"{_TOO_DEEP}{MAX_DEPTH} deep")
+        raise _TooDeep(f"d: schedules and lists nested more than {MAX_DEPTH} deep")
     if isinstance(d, Mapping) and "name" not in d:
         # its keys, not its values: a whole config passed by mistake may hold secrets
         keys = [V.fmt(k) for k in list(d)[:8]]
@@ -403,9 +402,9 @@ def _from_dict(d: Any, depth: int) -> Schedule:
             continue
         try:
             kwargs[k] = _decode(val, depth)
+        except _TooDeep:
+            raise
         except ValueError as exc:  # a nested schedule's error says where it is
-            if str(exc).startswith(_TOO_DEEP):
-                raise
             raise ValueError(f"{name}: {k}{_where(exc)}") from None
     missing = _missing(cls, kwargs)
     if missing:
