@@ -55,3 +55,27 @@ def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
     p.stdout.close()
     assert p.wait(timeout=60) == 141
     assert p.stderr.read() == ""
+
+
+def test_json_to_a_closed_standard_output_ends_the_command_quietly(tmp_path) -> None:
+    """``lrkit find --demo --json /dev/stdout | head -1``: the JSON meets the closed pipe as
+    the printed text does, exit code 141 and nothing on stderr (no "could not write")."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader went away before anything was written
+    try:
+        p = subprocess.run(
+            [sys.executable, "-m", "lrkit", "find", "--demo", "--no-plot", "--num-iter", "20"]
+            + ["--json", "/dev/stdout"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
+    finally:
+        os.close(write)
+    assert (p.returncode, p.stderr) == (141, "")

@@ -211,14 +211,19 @@ def add_json_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def write_json(command: str, path: str, data: Any) -> bool:
+def write_json(command: str, path: str, data: Any, *, out: Printer) -> bool:
     """Write ``data`` to the ``--json`` file ``path``, whole or not at all
     (:func:`lrkit._files.write_text_whole`); a file that cannot be written is one
-    line on stderr (:func:`cannot_write`). Returns whether it failed."""
+    line on stderr (:func:`cannot_write`). A pipe whose reader went away
+    (``--json /dev/stdout | head``) is no error: ``out`` is marked closed, and its
+    :meth:`Printer.check` ends the command with exit code 141, as for the printed text.
+    Returns whether it failed."""
     import json
 
     try:  # whole or not at all: a failed write leaves the file that was there
         write_text_whole(path, json.dumps(data, indent=1))
+    except BrokenPipeError:
+        out.closed = True
     except OSError as exc:
         return cannot_write(command, option="--json", path=path, error=exc)
     return False

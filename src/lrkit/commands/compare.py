@@ -209,7 +209,7 @@ def _compare(args: argparse.Namespace) -> int:
         )
     failed = False
     if args.json:
-        failed = write_json("compare", args.json, report.to_dict() | {"seed": args.seed})
+        failed = write_json("compare", args.json, report.to_dict() | {"seed": args.seed}, out=say)
         if not failed:
             say(f"  results written to {args.json}")
     if not args.no_plot:

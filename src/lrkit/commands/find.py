@@ -401,7 +401,7 @@ def _find(args: argparse.Namespace) -> int:
         say(f"\n  warning: LR range test: {rename(msg, names=names)}")
     failed = False
     if args.json and rank0:
-        failed = write_json("find", args.json, result.to_dict())
+        failed = write_json("find", args.json, result.to_dict(), out=out)
         if not failed:
             say(f"\n  results written to {args.json}")
     if rank0 and not args.no_plot:

@@ -557,7 +557,9 @@ def _tune(args: argparse.Namespace) -> int:
     failed = json_written = False
     out = Printer()  # a reader that goes away stops the printing, not the plot
     if args.json:
-        failed = write_json("tune", args.json, _results(result, study, mask_url(args.storage)))
+        failed = write_json(
+            "tune", args.json, _results(result, study, mask_url(args.storage)), out=out
+        )
         json_written = not failed
     if n_done and quiet:
         out(result.best_spec)
