@@ -7,15 +7,15 @@ import json
 
 import pytest
 
-from lrkit.commands._target import write_json
+from lrkit.commands._target import Printer, write_json
 
 
 def test_write_json_writes_full_precision_and_says_once_when_it_cannot(tmp_path, capsys) -> None:
     path = tmp_path / "r.json"
-    assert write_json("find", str(path), {"lr": 0.1 + 0.2}) is False
+    assert write_json("find", str(path), {"lr": 0.1 + 0.2}, out=Printer()) is False
     assert json.loads(path.read_text()) == {"lr": 0.30000000000000004}
     missing = tmp_path / "gone" / "r.json"
-    assert write_json("compare", str(missing), {"a": 1}) is True
+    assert write_json("compare", str(missing), {"a": 1}, out=Printer()) is True
     assert capsys.readouterr().err.splitlines() == [
         f"lrkit compare: error: --json {str(missing)!r}: could not write the file: "
         f"FileNotFoundError: [Errno 2] No such file or directory: {str(missing)!r}"
