@@ -116,3 +116,90 @@ def test_api_index_lists_every_public_package() -> None:
     for package, page in guides.items():  # their reference is on their guide page
         assert f"::: {package}." in (ROOT / "docs" / page).read_text()
     assert "::: lrkit.torch.demo\n" in index
+
+
+def test_schedules_page_states_the_cyclic_step_sizes_the_code_accepts() -> None:
+    from lrkit import schedules as S
+
+    text = " ".join((ROOT / "docs" / "schedules.md").read_text().split())
+    assert (
+        "`cyclic`'s `step_size_up` a number in `[1, 2**53]` and its `step_size_down` `0` (no way "
+        "down: a sawtooth, as PyTorch's) or a number in `[1, 2**53]` (left out, it is "
+        "`step_size_up`)" in text
+    )
+    assert "`cyclic` step sizes numbers in `[1, 2**53]`" not in text
+
+    def accepted(**kw: float) -> bool:
+        try:
+            S.cyclic(0.01, max_lr=0.1, **kw)
+        except ValueError:
+            return False
+        return True
+
+    assert [accepted(step_size_up=u) for u in (0, 0.5, 1, 1.5, 2**53, 2**53 + 2)] == [
+        False, False, True, True, True, False,
+    ]  # fmt: skip
+    assert [
+        accepted(step_size_up=2, step_size_down=d) for d in (-1, 0, 0.5, 1, 2.5, 2**53, 2**53 + 2)
+    ] == [False, True, False, True, True, True, False]
+    assert S.cyclic(0.01, max_lr=0.1, step_size_up=2).step_size_down is None
+    assert S.cyclic(0.01, max_lr=0.1, step_size_up=2).values([0, 2, 4]).tolist() == [
+        0.01, 0.1, 0.01,
+    ]  # fmt: skip
+
+
+def test_the_compare_sample_in_the_cli_page_is_the_commands_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/cli.md shows ``lrkit compare --demo`` output as the command prints it (the wall
+    times, which vary from machine to machine, aside): rerun it."""
+    import shlex
+
+    for package in ("torch", "sklearn", "matplotlib", "schedulefree", "prodigyopt"):
+        pytest.importorskip(package)
+    from lrkit.cli import main
+
+    page = (ROOT / "docs" / "cli.md").read_text()
+    block = re.search(r"```text\n\$ (lrkit compare [^\n]*)\n(.*?)```", page, re.S)
+    assert block is not None
+    monkeypatch.chdir(tmp_path)
+    assert main(shlex.split(block.group(1))[1:]) == 0
+    assert (tmp_path / "lrkit_compare.png").stat().st_size > 0
+
+    def untimed(text: str) -> list[str]:
+        masked = re.sub(r"\b\d+(\.\d+)? (ms|s)\b", "TIME", text)
+        return [" ".join(ln.split()) for ln in masked.splitlines()]
+
+    shown = untimed(block.group(2))
+    assert any(ln.startswith("prodigy Prodigy d estimated 0.12 0.3958 ") for ln in shown)
+    assert untimed(capsys.readouterr().out) == shown
+
+
+def test_parity_page_gives_the_add_and_sub_spec_forms_that_parse() -> None:
+    from lrkit import schedules as S
+
+    text = " ".join((ROOT / "docs" / "parity.md").read_text().split())
+    section = text[text.index("## Sums and differences") : text.index("## Reduce on plateau")]
+    a, b = S.constant(0.95), S.cosine(0.1, total_steps=10)
+    same = {"add": S.add(a, b), "sub": S.sub(a, b=b)}
+    forms = [f.replace(", ...", "") for f in re.findall(r"`((?:add|sub)\([^`]*\))`", section)]
+    # the forms with placeholders (str()'s keyword forms and the examples checked below)
+    forms = [f for f in forms if "..." not in f and "constant" not in f]
+    assert forms == [
+        "add(a, b)", "add([a, b])", "add(schedules=[a, b])", "sub(a, b)", "sub(a=a, b=b)",
+    ]  # fmt: skip
+    for form in forms:
+        spec = re.sub(r"\b[ab]\b(?!=)", lambda m: str(a if m.group() == "a" else b), form)
+        assert S.parse(spec) == same[form[:3]], form
+    assert str(same["add"]).startswith("add(schedules=[") and "`add(schedules=[...])`" in section
+    assert str(same["sub"]).startswith("sub(a=") and "`sub(a=..., b=...)`" in section
+    example = "sub(constant(0.95), cyclic(0, 0.1, 2000, mode=triangular2))"
+    assert f"`{example}`" in section
+    assert S.parse(example) == S.sub(S.constant(0.95), b=S.parse(example[20:-1]))
+    assert (
+        '`str(S.parse("sub(constant(0.95), constant(0.1))"))` is '
+        "`sub(a=constant(lr=0.95), b=constant(lr=0.1))`" in section
+    )
+    assert str(S.parse("sub(constant(0.95), constant(0.1))")) == (
+        "sub(a=constant(lr=0.95), b=constant(lr=0.1))"
+    )

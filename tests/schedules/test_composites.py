@@ -125,6 +125,28 @@ def test_add_and_mul_take_a_list_as_well_as_the_schedules_one_by_one(fn: Any, op
     assert eval(str(one_by_one), dict(vars(S))) == one_by_one
 
 
+def test_add_and_sub_specs_parse_by_position_list_and_keyword_and_round_trip() -> None:
+    c, k = "constant(0.95)", "cyclic(0, 0.1, 2000, mode=triangular2)"
+    total = S.add(S.constant(0.95), S.parse(k))
+    forms = [f"add({c}, {k})", f"add([{c}, {k}])", f"add(schedules=[{c}, {k}])"]
+    assert [S.parse(f) for f in forms] == [total] * 3
+    assert str(total) == (
+        "add(schedules=[constant(lr=0.95), cyclic(base_lr=0.0, max_lr=0.1, step_size_up=2000, "
+        'step_size_down=none, mode="triangular2", gamma=1.0)])'
+    )
+    difference = S.sub(S.constant(0.95), b=S.parse(k))
+    forms = [f"sub({c}, {k})", f"sub(a={c}, b={k})", f"sub({c}, b={k})"]
+    assert [S.parse(f) for f in forms] == [difference] * 3
+    assert str(difference).startswith("sub(a=constant(lr=0.95), b=cyclic(base_lr=0.0, ")
+    for s in (total, difference):
+        assert S.parse(str(s)) == s and str(S.parse(str(s))) == str(s)
+        assert (
+            S.parse(str(s)).values([0, 1000, 2000, 4000]).tolist()
+            == s.values([0, 1000, 2000, 4000]).tolist()
+        )
+    assert difference.values([0, 2000]).tolist() == [0.95, 0.95 - 0.1]
+
+
 @pytest.mark.parametrize("fn, op", [(S.add, "add"), (S.mul, "mul")])
 @pytest.mark.parametrize(
     "call, kind, message",

@@ -69,6 +69,48 @@ def test_maximize_ranks_the_best_trial_first_in_top_table_and_plot(tmp_path) -> 
     assert not r2._maximize and [t.value for t in r2.top(3)] == [1.0, 3.0, 9.0]
 
 
+# ----------------------------------------------------------------------------- best trial
+
+
+def test_best_attributes_without_a_complete_trial_name_the_study_and_its_trials() -> None:
+    from lrkit.tune import SearchSpace, TuneResult
+
+    study = optuna.create_study(study_name="none-done")
+    dist = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    for state in (TS.FAIL, TS.PRUNED, TS.FAIL, TS.PRUNED, TS.FAIL):
+        study.add_trial(optuna.trial.create_trial(params={"x": 0.5}, distributions=dist,
+                                                  state=state))  # fmt: skip
+    r = TuneResult(study, space=SearchSpace(total_steps=10), n_trials=5, seeding="blind")
+    message = (
+        "no trial completed in study 'none-done': 0 of 5 trials completed (3 failed, 2 pruned); "
+        "the best_* attributes need a COMPLETE trial"
+    )
+    for name in ("best_trial", "best_value", "best_params", "best_spec", "best_schedule"):
+        with pytest.raises(ValueError) as info:
+            getattr(r, name)
+        assert str(info.value) == message, name
+    # an empty study says so too, without a state list
+    empty = TuneResult(optuna.create_study(study_name="empty"), space=SearchSpace(total_steps=10),
+                       n_trials=1, seeding="blind")  # fmt: skip
+    with pytest.raises(ValueError, match=r"^no trial completed in study 'empty': 0 of 0 trials "
+                       r"completed; the best_\* attributes need a COMPLETE trial$"):  # fmt: skip
+        _ = empty.best_value
+
+
+def test_best_attributes_after_a_search_whose_trials_all_diverged() -> None:
+    with pytest.warns(UserWarning, match="max_trials=2"):
+        r = tune(Task(train=lambda s, rep: float("nan"), total_steps=20), n_trials=1,
+                 seeding="blind", max_trials=2, seed=0)  # fmt: skip
+    assert r.stop_reason == "max_trials" and r.counts() == {"PRUNED": 2}
+    name = r.study.study_name
+    with pytest.raises(ValueError) as info:
+        _ = r.best_spec
+    assert str(info.value) == (
+        f"no trial completed in study {name!r}: 0 of 2 trials completed (2 pruned); "
+        "the best_* attributes need a COMPLETE trial"
+    )
+
+
 # ----------------------------------------------------------------------------- storage
 
 
@@ -577,6 +619,27 @@ def test_cli_with_nothing_finished_still_writes_the_plot_and_json_asked_for(
     assert main(argv) == 1
     assert "plot of the search" not in capsys.readouterr().out
     assert not list(tmp_path.glob("lrkit-tune-*"))
+
+
+def test_cli_quiet_with_nothing_finished_is_one_line_not_a_traceback(
+    nan_module: str, capsys, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from lrkit.cli import main
+
+    argv = ["tune", f"{nan_module}:nan", "--trials", "1", "--max-trials", "2", "--seeding",
+            "blind", "--storage", "sqlite:///quiet.db", "--study", "q", "--no-progress",
+            "--quiet", "--json", "quiet.json"]  # fmt: skip
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == ""  # no best schedule to print
+    assert err.strip().splitlines() == [
+        "lrkit tune: error: no trial finished: this run reached its cap of 2 started trials "
+        "(--max-trials; 2 pruned or diverged, 0 failed in the study); run the same command "
+        "again to start up to --max-trials more, or raise --max-trials / use --pruner none"
+    ]
+    assert json.loads((tmp_path / "quiet.json").read_text())["best"] is None
 
 
 def test_cli_a_trial_failed_by_another_worker_is_a_note_not_an_error(

@@ -48,22 +48,44 @@ class TuneResult:
         trials left out)."""
         return self._states("COMPLETE")
 
+    def _check_complete(self) -> None:
+        """A one-line ``ValueError`` when the study holds no COMPLETE trial (what the
+        ``best_*`` attributes need), naming the study and its trials by state."""
+        if self.complete_trials:
+            return
+        counts = self.counts()
+        total = sum(counts.values())
+        words = {"FAIL": "failed", "PRUNED": "pruned", "RUNNING": "running", "WAITING": "waiting"}
+        states = ", ".join(
+            f"{counts[k]} {words.get(k, k.lower())}" for k in sorted(counts) if k != "COMPLETE"
+        )
+        name = getattr(self.study, "study_name", None)
+        raise ValueError(
+            f"no trial completed in study {name!r}: 0 of {total} trials completed"
+            + (f" ({states})" if states else "")
+            + "; the best_* attributes need a COMPLETE trial"
+        )
+
     @property
     def best_trial(self) -> Any:
         """The study's best COMPLETE trial (Optuna's ``study.best_trial``: the lowest value,
-        or the highest for a task with ``direction="maximize"``); Optuna raises
-        ``ValueError`` when no trial has completed."""
+        or the highest for a task with ``direction="maximize"``). Raises ``ValueError``
+        (naming the study and its trials by state) when no trial has completed, as do the
+        other ``best_*`` attributes."""
+        self._check_complete()
         return self.study.best_trial
 
     @property
     def best_value(self) -> float:
         """The metric of :attr:`best_trial`, as a float."""
+        self._check_complete()
         return float(self.study.best_value)
 
     @property
     def best_params(self) -> dict[str, Any]:
         """The Optuna parameters of :attr:`best_trial` (a copy): ``"lr"``, ``"family"`` and
         the family's ``"<family>.<param>"`` entries (see :class:`SearchSpace`)."""
+        self._check_complete()
         return dict(self.study.best_params)
 
     @property
