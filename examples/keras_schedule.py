@@ -1,6 +1,9 @@
 """lrkit with Keras 3: range test, a warmup-cosine schedule, plateau + divergence guard.
 
-Run: KERAS_BACKEND=jax python examples/keras_schedule.py   (also works with torch)
+    KERAS_BACKEND=jax python examples/keras_schedule.py      # pip install 'lrkit[keras,demo]'
+
+It also runs with KERAS_BACKEND=torch. The data: scikit-learn's digits (the ``demo`` extra,
+nothing is downloaded).
 """
 
 import os

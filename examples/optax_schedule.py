@@ -1,6 +1,8 @@
 """lrkit with JAX/optax: range test, an exact schedule under jit, a plateau transformation.
 
-Run: python examples/optax_schedule.py
+    python examples/optax_schedule.py      # pip install 'lrkit[jax,demo]'
+
+The data: scikit-learn's digits (the ``demo`` extra, nothing is downloaded).
 """
 
 import jax

@@ -200,6 +200,15 @@ CASES = {
 }
 # the integrations written beside this package: checked once they exist
 NEEDS_MODULE = {"lightning": "lrkit.lightning", "hf": "lrkit.hf"}
+# the cases that hide one package and need another one installed (the hint names the hidden one)
+NEEDS_INSTALLED = {"optax-without-optax": "jax"}
+
+
+def _skip_unless_installed(module: str) -> None:
+    """Skip unless ``module`` is installed (found, not imported: importing keras picks a
+    backend)."""
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"needs {module}")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -209,6 +218,8 @@ def test_missing_dependency_gives_the_one_line_hint(case: str) -> None:
     hidden, statements, kind, expected = CASES[case]
     if "import torch" in "".join(statements):  # the case hides another package, not torch
         pytest.importorskip("torch")
+    if case in NEEDS_INSTALLED:
+        _skip_unless_installed(NEEDS_INSTALLED[case])
     result = _run_hidden(hidden, statements)
     error = result["error"]
     assert error is not None, f"{case}: no error with {sorted(hidden)} hidden"
@@ -243,6 +254,7 @@ def test_every_lrkit_torch_name_gives_the_hint_without_torch() -> None:
 
 
 def test_keras_with_a_missing_backend_package_names_the_backend() -> None:
+    _skip_unless_installed("keras")  # keras itself missing: the plain hint (the "keras" case)
     result = _run_hidden(
         {"jax"}, ["import os\nos.environ['KERAS_BACKEND'] = 'jax'\nimport lrkit.keras"]
     )
@@ -402,3 +414,39 @@ def test_the_all_extra_holds_every_other_extra() -> None:
     assert extras["all"] == everything
     assert {"lightning", "hf", "torch", "jax", "keras", "tune", "plot", "lrfree"} <= set(extras)
     assert _imports.__all__ == ["install_hint", "lazy_exports", "optional", "require"]
+
+
+def _imported_packages(script: Path) -> set[str]:
+    """The top-level packages a script imports (outside the standard library and lrkit)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(script.read_text(), str(script))):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n != "lrkit"}
+
+
+def test_examples_name_extras_that_install_what_they_import() -> None:
+    """An example's ``pip install 'lrkit[...]'`` line names extras that install every package it
+    imports (besides lrkit's own dependencies): scikit-learn's digits need ``demo`` with Keras
+    and optax."""
+    extras = _extras()
+    core = {
+        re.sub(r"[-_.]+", "-", re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0]).lower()
+        for req in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    dists = packages_distributions()
+    checked = []
+    for path in sorted((ROOT / "examples").glob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text(), str(path))) or ""
+        named = re.search(r"pip install 'lrkit\[([\w,-]+)\]'", doc)
+        if named is None:
+            continue
+        installed = core.union(*(extras[e] for e in named.group(1).split(",")))
+        for module in sorted(_imported_packages(path)):
+            providers = {re.sub(r"[-_.]+", "-", d).lower() for d in dists.get(module, [])}
+            if providers:  # installed here: one of the named extras installs it
+                assert providers & installed, f"{path.name}: {named.group(0)} misses {module}"
+        checked.append(path.name)
+    assert {"keras_schedule.py", "optax_schedule.py"} <= set(checked), checked

@@ -61,9 +61,28 @@ def test_readme_python_blocks_are_all_checked() -> None:
         "sizes = lt.effective_lr(opt)   # one tensor per parameter, its shape",
         "import keras, lrkit.keras as lk       # KERAS_BACKEND=jax or torch",
     ]
+
+
+@pytest.mark.repository("docs")
+def test_index_python_blocks_are_all_checked() -> None:
     assert [b.splitlines()[0] for b in _python_blocks("docs/index.md")] == [
         "from lrkit import schedules as S"
     ]
+
+
+def test_readme_opening_commands_start_with_the_checkout() -> None:
+    """``pip install -e .`` needs the sources: the first block says how to get them first,
+    from the project's Source URL."""
+    source = re.search(r'^Source = "([^"]+)"$', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert source is not None
+    block = re.search(r"^```bash\n(.*?)^```$", (ROOT / "README.md").read_text(), re.M | re.S)
+    assert block is not None
+    lines = block.group(1).splitlines()
+    clone = [i for i, ln in enumerate(lines) if f"git clone {source.group(1)} && cd lrkit" in ln]
+    installs = [i for i, ln in enumerate(lines) if "pip install -e " in ln]
+    assert len(clone) == 1 and installs and clone[0] < installs[0], lines
+    commands = [ln for ln in lines if ln and not ln.startswith("#")]
+    assert commands[0].startswith("pip install torch==2.13.0 && pip install -e '.[")
 
 
 def test_readme_schedules_block() -> None:
@@ -128,6 +147,7 @@ def test_readme_torch_blocks_in_order() -> None:
     assert [t.shape for t in ns["sizes"]] == shapes
 
 
+@pytest.mark.repository("docs")
 def test_index_first_look_block() -> None:
     ns = _torch_namespace()
     exec(_block("docs/index.md", "from lrkit import schedules as S"), ns)

@@ -43,6 +43,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._files import IMAGE_TYPES, check_output, fresh_path, write_new, write_text_whole
+from .._imports import install_hint
 from ._help import HelpFormatter
 
 
@@ -140,11 +141,15 @@ def run_torch_command(
     command: str, body: Callable[[argparse.Namespace], int], args: argparse.Namespace
 ) -> int:
     """``body(args)`` inside :func:`preserved_global_state` (an error of the target's code
-    reported by :func:`reporting_target_errors`); exit code 2 without PyTorch."""
+    reported by :func:`reporting_target_errors`); exit code 2 without PyTorch, or when importing
+    it fails (the message then ends with why, as :func:`lrkit._imports.require` says it)."""
     try:
         import torch  # noqa: F401
-    except ImportError:
-        print(f"lrkit {command} needs PyTorch: pip install 'lrkit[torch]'", file=sys.stderr)
+    except (ImportError, OSError) as exc:  # not installed, or installed but broken
+        message = install_hint("PyTorch", "torch", feature=f"lrkit {command}")
+        if not (isinstance(exc, ModuleNotFoundError) and exc.name == "torch"):
+            message += f" ({' '.join(str(exc).split()) or type(exc).__name__})"
+        print(message, file=sys.stderr)
         return 2
     with preserved_global_state():  # RNGs, torch threads, sys.path: as the caller had them
         return reporting_target_errors(command, body, args)

@@ -2,12 +2,47 @@
 a name below is first used; without PyTorch that raises ``ImportError: lrkit.torch needs torch:
 pip install 'lrkit[torch]'``.
 
-Each public name lives in a private submodule; the table maps name -> submodule.
+Each public name lives in a private submodule; the table maps name -> submodule. The same
+imports under ``TYPE_CHECKING`` give type checkers the real types (never run).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._imports import lazy_exports
+
+if TYPE_CHECKING:  # each name of _EXPORTS from its submodule (``as``: re-exported)
+    from ._adaptive import EffectiveLRLogger as EffectiveLRLogger
+    from ._adaptive import effective_lr as effective_lr
+    from ._distributed import all_reduce_mean as all_reduce_mean
+    from ._distributed import broadcast_object as broadcast_object
+    from ._distributed import get_rank as get_rank
+    from ._distributed import get_world_size as get_world_size
+    from ._distributed import is_main_process as is_main_process
+    from ._distributed import main_process_only as main_process_only
+    from ._finder import BatchLayoutError as BatchLayoutError
+    from ._finder import check_batch as check_batch
+    from ._finder import check_materialized as check_materialized
+    from ._finder import data_generators as data_generators
+    from ._finder import find_lr as find_lr
+    from ._guard import DivergenceError as DivergenceError
+    from ._guard import DivergenceGuard as DivergenceGuard
+    from ._lrfree import evaluating as evaluating
+    from ._lrfree import finalize as finalize
+    from ._lrfree import is_schedule_free as is_schedule_free
+    from ._lrfree import lrfree_lr as lrfree_lr
+    from ._lrfree import prodigy as prodigy
+    from ._lrfree import reestimate_batchnorm as reestimate_batchnorm
+    from ._lrfree import schedule_free as schedule_free
+    from ._scheduler import LRKitScheduler as LRKitScheduler
+    from ._scheduler import lrkit_schedulers as lrkit_schedulers
+    from ._scheduler import report as report
+    from ._scheduler import scheduler as scheduler
+    from ._train import History as History
+    from ._train import evaluate as evaluate
+    from ._train import fit as fit
+    from ._train import seed_all as seed_all
 
 _EXPORTS: dict[str, str] = {
     # schedules driving an optimizer
