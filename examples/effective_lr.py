@@ -1,6 +1,6 @@
 """Adaptive methods made visible: the per-element step size Adam actually applies.
 
-    python examples/effective_lr.py      # writes effective_lr.png
+    python examples/effective_lr.py      # pip install 'lrkit[torch,plot]'; writes effective_lr.png
 
 ``lrkit.torch.effective_lr(opt)`` returns one tensor per parameter with ``lr / (sqrt(v_hat) +
 eps)`` (Adam); the logger records its median and 5th/95th percentiles per layer (and writes

@@ -449,4 +449,4 @@ def test_examples_name_extras_that_install_what_they_import() -> None:
             if providers:  # installed here: one of the named extras installs it
                 assert providers & installed, f"{path.name}: {named.group(0)} misses {module}"
         checked.append(path.name)
-    assert {"keras_schedule.py", "optax_schedule.py"} <= set(checked), checked
+    assert {"keras_schedule.py", "optax_schedule.py", "tune_lr.py"} <= set(checked), checked
