@@ -593,6 +593,22 @@ def test_finder_with_a_callable_rule_reloads_from_its_state() -> None:
         LRFinder(num_iter=20).load_state_dict(state)
 
 
+def test_a_callable_rule_of_another_shape_is_refused_when_the_finder_is_made() -> None:
+    from lrkit.finder import SweepOptions
+
+    def one(lrs: Any) -> float:
+        return float(lrs[0])
+
+    with pytest.raises(
+        TypeError,
+        match=r"^rule must be a callable rule\(lrs, losses\) -> lr, taking 2 positional "
+        r"arguments; got one\(lrs: 'Any'\) -> 'float'$",
+    ):
+        LRFinder(num_iter=20, rule=one)
+    with pytest.raises(TypeError, match=r"^rule must be a callable rule\(lrs, losses\) -> lr"):
+        LRFinder(options=SweepOptions(num_iter=20), rule=lambda lrs, losses, extra: 1.0)
+
+
 def test_a_run_resumed_with_a_callable_rule_does_not_sweep_again(tmp_path: Any) -> None:
     calls = [0]
 

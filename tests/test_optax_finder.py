@@ -250,3 +250,75 @@ def test_the_family_is_read_off_the_factory_unless_the_options_name_one():
     ).optimizer_family == ("adaptive")
     named = find_lr(_loss, _params(), sgdm, data, num_iter=10, warn=False, optimizer_family="sgd")
     assert named.optimizer_family == "sgd"
+
+
+def _sgd_chain(**kw):
+    return optax.chain(optax.clip(1.0), optax.inject_hyperparams(optax.sgd)(**kw))
+
+
+def _sgd_steps(**kw):
+    return optax.MultiSteps(optax.inject_hyperparams(optax.sgd)(**kw), 1).gradient_transformation()
+
+
+@pytest.mark.parametrize(
+    "build,family",
+    [
+        (lambda **kw: optax.inject_hyperparams(optax.sgd)(**kw), "sgd"),
+        (lambda **kw: optax.inject_hyperparams(optax.sgd)(momentum=0.9, **kw), "momentum"),
+        (
+            lambda **kw: optax.inject_hyperparams(optax.sgd)(momentum=0.9, nesterov=True, **kw),
+            "momentum",
+        ),
+        (lambda **kw: optax.inject_hyperparams(optax.adam)(**kw), "adaptive"),
+        (lambda **kw: optax.inject_hyperparams(optax.sign_sgd)(**kw), "adaptive"),
+        (lambda **kw: optax.inject_hyperparams(optax.lars)(**kw), "adaptive"),
+        (lambda **kw: _sgd_chain(momentum=0.9, **kw), "momentum"),
+        (lambda **kw: _sgd_chain(**kw), "sgd"),
+        (lambda **kw: optax.chain(optax.inject_hyperparams(optax.sign_sgd)(**kw)), "adaptive"),
+        (lambda **kw: _sgd_steps(momentum=0.9, **kw), "momentum"),
+        (lambda **kw: _sgd_steps(**kw), "sgd"),
+        (
+            lambda **kw: optax.MultiSteps(
+                optax.inject_hyperparams(optax.adam)(**kw), 1
+            ).gradient_transformation(),
+            "adaptive",
+        ),
+    ],
+    ids=[
+        "sgd",
+        "sgd-momentum",
+        "sgd-nesterov",
+        "adam",
+        "sign_sgd",
+        "lars",
+        "chain-sgd-momentum",
+        "chain-sgd",
+        "chain-sign_sgd",
+        "multisteps-sgd-momentum",
+        "multisteps-sgd",
+        "multisteps-adam",
+    ],  # fmt: skip
+)
+def test_the_family_of_an_injected_transformation_is_that_of_its_factory(build, family):
+    """``optax.inject_hyperparams(optax.sgd)(...)`` is SGD (with its momentum), as
+    ``optax.sgd`` itself is, also inside ``optax.chain`` and ``optax.MultiSteps``."""
+    res = find_lr(_loss, _params(), build(learning_rate=0.1), _data(), num_iter=10, warn=False)
+    assert res.optimizer_family == family and res.options.optimizer_family is None
+
+
+def test_an_injected_sgd_gets_the_suggestions_of_the_sgd_factory():
+    import functools
+
+    kw = {"num_iter": 30, "total_steps": 500, "warn": False}
+    factory = find_lr(_loss, _params(), functools.partial(optax.sgd, momentum=0.9), _data(), **kw)
+    injected = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1, momentum=0.9)
+    res = find_lr(_loss, _params(), injected, _data(), **kw)
+    assert res.optimizer_family == factory.optimizer_family == "momentum"
+    assert (res.suggestion, res.max_lr, res.peak_lr) == (
+        factory.suggestion,
+        factory.max_lr,
+        factory.peak_lr,
+    )
+    # the options' family still wins
+    named = find_lr(_loss, _params(), injected, _data(), optimizer_family="adaptive", **kw)
+    assert named.optimizer_family == "adaptive"

@@ -12,6 +12,7 @@ and the LR range test for a functional training step (``pip install 'lrkit[jax]'
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -477,6 +478,81 @@ def _without_schedule_counts(state: Any) -> Any:
     )
 
 
+def _family(factory: Any, momentum: Any = None) -> str:
+    """The family (:func:`lrkit.finder.optimizer_family`) of an optax optimizer factory: read
+    off its name (a ``functools.partial``'s function; ``optax.inject_hyperparams(optax.sgd)``
+    carries ``optax.sgd``'s) and its momentum (``momentum``, else the partial's keyword)."""
+    base = getattr(factory, "func", factory)
+    if momentum is None:
+        momentum = (getattr(factory, "keywords", None) or {}).get("momentum")
+    return optimizer_family(
+        str(getattr(base, "__name__", "")), momentum=float(np.asarray(momentum or 0.0))
+    )
+
+
+def _is_injected(x: Any) -> bool:
+    """An ``optax.inject_hyperparams`` state (its ``hyperparams`` and ``inner_state``)."""
+    return isinstance(getattr(x, "hyperparams", None), dict) and hasattr(x, "inner_state")
+
+
+def _wrapped_factory(transformation: Any) -> Any:
+    """The factory an ``optax.inject_hyperparams(factory)(...)`` transformation (also inside
+    ``optax.chain``) builds its optimizer with: the one function taking ``learning_rate``
+    that its ``init`` holds (or the ``init`` functions a chain's holds); ``None`` when there
+    is none or more than one."""
+
+    def takes_lr(fn: Any) -> bool:
+        try:
+            return callable(fn) and "learning_rate" in inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            return False
+
+    def held(fn: Any, depth: int) -> list[Any]:
+        try:
+            values = inspect.getclosurevars(fn).nonlocals.values()
+        except TypeError:  # not a Python function
+            return []
+        out = [v for v in values if takes_lr(v)]
+        if not out and depth:  # a chain's init holds those of its transformations
+            for v in values:
+                for f in v if isinstance(v, tuple) else ():
+                    out += held(f, depth - 1) if inspect.isfunction(f) else []
+        return out
+
+    found = held(getattr(transformation, "init", None), 1)
+    return found[0] if len(found) == 1 else None
+
+
+#: the hyperparameters ``optax.inject_hyperparams(optax.sgd)`` injects (``nesterov``, a flag,
+#: is not one)
+_SGD_HYPERPARAMS = frozenset({"learning_rate", "momentum"})
+
+
+def _injected_family(transformation: Any, state: Any) -> str:
+    """The family of an optimizer built with ``optax.inject_hyperparams`` (also inside
+    ``optax.chain`` or ``optax.MultiSteps``), from ``state``, its state: the factory it
+    wraps, read as :func:`_family` reads a factory, and the ``momentum`` it injects; where
+    the factory cannot be found (inside ``optax.MultiSteps``), SGD is one that injects
+    ``learning_rate`` and ``momentum`` only and whose inner state is that of ``optax.sgd``
+    (a momentum trace at most). Any other optimizer counts as adaptive."""
+    found = [
+        x
+        for x in jax.tree_util.tree_leaves(state, is_leaf=_is_injected)
+        if _is_injected(x) and "learning_rate" in x.hyperparams
+    ]
+    if not found:
+        return optimizer_family("")
+    hyper, inner = found[0].hyperparams, found[0].inner_state
+    factory = _wrapped_factory(transformation)
+    if factory is not None:
+        return _family(factory, hyper.get("momentum"))
+    parts = inner if type(inner) is tuple else (inner,)  # optax.chain's state: a plain tuple
+    sgd = set(hyper) <= _SGD_HYPERPARAMS and all(
+        isinstance(p, (optax.EmptyState, optax.TraceState)) for p in parts
+    )
+    return _family(optax.sgd, hyper.get("momentum")) if sgd else optimizer_family("")
+
+
 def _start_state(opt: Any, inner: Any, params: Any, opt_state: Any) -> Any:
     """The sweep's private optimizer state: ``opt.init(params)``, or a copy of ``opt_state``.
     A state of the plain optimizer the factory ``inner`` builds (``optax.adam(1e-3).init``,
@@ -531,8 +607,10 @@ def find_lr(
     ``eval_every`` steps their mean loss is measured and the default rule reads that curve.
     ``val_data`` (a few batches, read once and kept) is a held set of batches never trained
     on instead, as in :func:`lrkit.torch.find_lr`. The optimizer family is read off a
-    factory's name (``optax.sgd`` and its ``momentum`` keyword in a ``functools.partial``);
-    other optimizers count as adaptive unless ``optimizer_family`` says otherwise.
+    factory's name (``optax.sgd`` and its ``momentum`` keyword in a ``functools.partial``),
+    or off the factory and the ``momentum`` an ``optax.inject_hyperparams(optax.sgd)(...)``
+    transformation injects; other optimizers count as adaptive unless ``optimizer_family``
+    says otherwise.
 
     ``probe_data`` (your validation set: an iterable of batches, read once and kept) runs the
     probes after the sweep (:mod:`lrkit.finder.probes`): from the initial params and optimizer
@@ -582,18 +660,14 @@ def find_lr(
     """
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be a callable loss_fn(params, batch), got {loss_fn!r}")
-    base = getattr(optimizer, "func", optimizer)
-    kw = getattr(optimizer, "keywords", None) or {}
-    family = optimizer_family(
-        str(getattr(base, "__name__", "")), momentum=float(kw.get("momentum") or 0.0)
-    )
+    # a factory's family now; a transformation's once its state is built (it is read there)
+    family = None if isinstance(optimizer, optax.GradientTransformation) else _family(optimizer)
     V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
     has_aux = V.flag("has_aux", has_aux)
     jit = V.flag("jit", jit)
     progress = V.flag("progress", progress)
     warn = V.flag("warn", warn)
     sweep = Sweep(options, **sweep_options)
-    sweep.use_family(family)  # read off the optimizer, unless the options name one
     sweep.check_val_data(val_data)
     inner: Any = None  # the plain optimizer a factory builds, for a user's opt_state
     hyper_dtype = _hyper_dtype(params)
@@ -620,6 +694,9 @@ def find_lr(
     work_params = jax.tree_util.tree_map(jnp.array, params)
     _check_params(work_params)
     work_state = _start_state(opt, inner, work_params, opt_state)
+    if family is None:
+        family = _injected_family(opt, work_state)
+    sweep.use_family(family)  # read off the optimizer, unless the options name one
     found = _lr_values(work_state)
     if not found:
         raise ValueError(

@@ -575,6 +575,12 @@ def test_a_budget_warning_names_the_option_that_set_the_budget(capsys):
     assert main([*argv, "--train-steps", "50", "--total-steps", "60"]) == 0
     out = capsys.readouterr().out
     assert "warning: LR range test: --total-steps=60 is below the budgets" in out
+    # the check of 50 steps, shorter than --total-steps, says its own budget's note in the
+    # command's words, not as a Python warning
+    assert main([*argv, "--train-steps", "50", "--total-steps", "300"]) == 0
+    out, err = capsys.readouterr()
+    assert "\n  note: --train-steps=50 is below the budgets the rule was fitted on" in out
+    assert "Warning" not in err and "--total-steps=300 is below" not in out
 
 
 def test_check_runs_on_data_that_runs_out_say_so_in_the_commands_words(user_module, capsys):

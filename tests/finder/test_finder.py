@@ -17,6 +17,7 @@ from lrkit.finder import (
     range_test,
     smooth_ema,
     suggest,
+    suggestions,
 )
 
 
@@ -338,14 +339,19 @@ def test_a_held_loss_that_barely_drifts_did_not_descend(bad):
     r = _flat_then(bad, lambda lr: 2.3915 - 1.5 * lr)
     assert r.stop_reason == ("nan" if math.isnan(bad) else "diverged")
     assert not r.reliable
-    assert len(r.warnings) == 1 and "did not clearly descend" in r.warnings[0]
+    # a NaN is no rise: the curve had not turned up when it came (a divergence is one)
+    *nan, flat = r.warnings
+    assert "did not clearly descend" in flat
+    assert [w.split(" (at")[0] for w in nan] == (["the loss became NaN/inf"] if nan else [])
+    assert len(nan) == math.isnan(bad)
 
 
 @pytest.mark.parametrize("bad", [math.nan, 1e6])
 def test_a_constant_held_loss_did_not_rise_from_the_first_steps(bad):
     r = _flat_then(bad, lambda lr: 2.3915)
     assert not r.reliable
-    assert len(r.warnings) == 1 and "did not clearly descend" in r.warnings[0]
+    *nan, flat = r.warnings
+    assert "did not clearly descend" in flat and len(nan) == math.isnan(bad)
 
 
 def test_a_loss_rising_from_the_start_still_says_so():
@@ -799,3 +805,119 @@ def test_a_sparse_held_curve_does_not_hide_a_clear_descent():
     flat = range_test(lambda lr: float(1.0 + rs.normal(0, 0.05)), evaluate=lambda: 1.0,
                       warn=False, eval_every=25, max_extra_iter=0)  # fmt: skip
     assert any("did not clearly descend" in w for w in flat.warnings)
+
+
+# ----------------------------------------------------------------------------- NaN stops
+def _descent(lr):
+    """Falls from 2 towards 1 around lr = 1e-4 and never rises."""
+    return 1.0 + 1.0 / (1.0 + lr / 1e-4)
+
+
+def test_a_nan_before_the_curve_turned_up_makes_the_suggestions_lower_bounds():
+    def step(lr):
+        return math.nan if lr > 3e-3 else _descent(lr)
+
+    msg = (
+        "the loss became NaN/inf (at {:.2g}) before the curve turned up: the edge of stability "
+        "may lie beyond it, so the suggestions are lower bounds; if a batch or an operation of "
+        "the training step gives the NaN/inf (e.g. the log of 0), fix it and rerun"
+    )
+    with pytest.warns(LRFinderWarning, match=r"^LR range test: the loss became NaN/inf") as got:
+        r = range_test(step, eval_batches=0)
+    assert r.stop_reason == "nan" and r.stop_lr > 3e-3 > r.lrs[-1]
+    assert r.warnings == (msg.format(r.stop_lr),) and not r.reliable
+    assert [str(w.message) for w in got] == [f"LR range test: {r.warnings[0]}"]
+    assert not r._sugg.turned_up and r._sugg.descended and not r._sugg.reliable
+    # the numbers are the rule's, as for the same curve stopped by a divergence
+    same = suggestions(r.lrs, r.losses, stop_reason="diverged")
+    assert same.turned_up and same.reliable
+    assert (r.suggestion, r.max_lr, r.lr_min) == (same.constant, same.max_lr, same.lr_min)
+
+
+def test_a_nan_after_the_curve_turned_up_leaves_the_result_reliable():
+    def step(lr):  # a minimum at 1e-3, risen clearly by 1e-2, NaN past 2e-2
+        return math.nan if lr > 2e-2 else 1.0 + 0.5 * (math.log10(lr) + 3) ** 2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LRFinderWarning)
+        r = range_test(step, eval_batches=0, stop_early=False)
+    assert r.stop_reason == "nan" and r.reliable and r.warnings == ()
+    assert r._sugg.turned_up
+
+
+# ----------------------------------------------------------------------------- one-shot data
+def test_cycle_batches_keeps_a_bounded_number_of_a_generators_batches():
+    import gc
+    import weakref
+    from itertools import islice
+
+    from lrkit.finder import cycle_batches
+    from lrkit.finder.sweep import REPLAY_BATCHES
+
+    class Batch:
+        pass
+
+    alive: weakref.WeakSet[Batch] = weakref.WeakSet()
+
+    def endless():
+        while True:
+            b = Batch()
+            alive.add(b)
+            yield b
+
+    batches = cycle_batches(endless())
+    for _ in islice(batches, 10 * REPLAY_BATCHES):
+        pass
+    gc.collect()
+    assert REPLAY_BATCHES == 64 and len(alive) == REPLAY_BATCHES  # not all 640
+
+
+def test_cycle_batches_replays_a_long_generators_last_batches_with_a_warning():
+    from itertools import islice
+
+    from lrkit.finder import cycle_batches
+    from lrkit.finder.sweep import REPLAY_BATCHES
+
+    n = REPLAY_BATCHES + 36
+    batches = cycle_batches((i for i in range(n)), name="x")
+    assert list(islice(batches, n)) == list(range(n))
+    with pytest.warns(
+        UserWarning,
+        match=r"^x \(a one-shot iterator\) ran out after 100 batches: its last 64 are replayed, "
+        r"the most kept; pass a list or a re-iterable loader to cycle over all 100$",
+    ):
+        again = list(islice(batches, 2 * REPLAY_BATCHES))
+    assert again == 2 * list(range(n - REPLAY_BATCHES, n))
+    # as many as it keeps: replayed whole, without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        short = cycle_batches(iter(range(REPLAY_BATCHES)))
+        assert list(islice(short, 2 * REPLAY_BATCHES)) == 2 * list(range(REPLAY_BATCHES))
+
+
+# ----------------------------------------------------------------------------- budgets
+def test_for_total_steps_below_the_fitted_budgets_says_so_as_the_sweep_does():
+    def step(lr):
+        return 1.0 + 0.5 * (math.log10(lr) + 3) ** 2
+
+    budget = (
+        r"^LR range test: total_steps=50 is below the budgets the rule was fitted on "
+        r"\(100-1930 steps\): the suggestions are those for 100 steps$"
+    )
+    r = range_test(step, eval_batches=0, total_steps=1000)
+    with pytest.warns(LRFinderWarning, match=budget):
+        short = range_test(step, eval_batches=0, total_steps=50)
+    assert r.reliable and not short.reliable
+    with pytest.warns(LRFinderWarning, match=budget):
+        s = r.for_total_steps(50)
+    # what the sweep with total_steps=50 gives: its values (those for 100 steps), its warning
+    assert s == short._sugg and s.warnings == short.warnings and not s.reliable
+    assert (s.constant, s.max_lr) == (short.suggestion, short.max_lr)
+    assert s.constant == r.for_total_steps(100).constant
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert r.for_total_steps(50, warn=False) == s
+        back = short.for_total_steps(1000)  # the budget warning is the sweep's no more
+        assert back == r._sugg and back.reliable and r._sugg.reliable
+    with pytest.raises(ValueError, match=r"^warn must be True or False, got 'no'$"):
+        r.for_total_steps(50, warn="no")

@@ -446,3 +446,32 @@ def test_a_step_that_returns_no_loss_is_a_one_line_error_naming_step(value, got)
     with pytest.raises(ValueError) as info:
         range_test(lambda lr: value)
     assert str(info.value) == f"step must return the loss at lr (a number), got {got}"
+
+
+def test_a_rule_that_does_not_take_lrs_and_losses_is_refused_when_given():
+    """A callable rule is called as rule(lrs, losses): one of another shape is a one-line
+    error when it is given, not after the sweep."""
+    from lrkit.finder import FinderResult
+
+    def one(lrs):
+        return float(lrs[0])
+
+    msg = (
+        r"^rule must be a callable rule\(lrs, losses\) -> lr, taking 2 positional arguments; "
+        r"got one\(lrs\)$"
+    )
+    with pytest.raises(TypeError, match=msg):
+        SweepOptions(rule=one)
+    with pytest.raises(TypeError, match=msg):
+        range_test(bowl, rule=one)
+    r: FinderResult = range_test(bowl, eval_batches=0, warn=False)
+    with pytest.raises(TypeError, match=msg):
+        r.suggest(one)
+    lrs = np.logspace(-7, 1, 100)
+    with pytest.raises(TypeError, match=msg):
+        suggest(lrs, np.array([bowl(v) for v in lrs]), rule=one)
+    with pytest.raises(TypeError, match=r"^rule must be a callable .* got <lambda>\(\)$"):
+        SweepOptions(rule=lambda: 1.0)
+    # two positional arguments, more with defaults or as *args: taken
+    assert r.suggest(lambda x, y, scale=1.0: float(x[0]) * scale) == r.lrs[0]
+    assert r.suggest(lambda *a: float(a[0][0])) == r.lrs[0]

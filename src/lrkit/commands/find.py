@@ -460,11 +460,17 @@ def _check(
     if result.total_steps is not None and result.total_steps != steps:
         # the suggestions above are for --total-steps: a run of --train-steps is checked at
         # the suggestions for its own length, read off the same sweep
-        own = result.for_total_steps(steps)
+        own = result.for_total_steps(steps, warn=False)
         lr = own.constant if result.rule == DEFAULT_RULE else lr
         max_lr = own.max_lr
         budget = (
             f"\n  at the suggestions for {steps} steps (those above are for {result.total_steps})"
+        )
+        # said here, in the check's words, rather than as a Python warning
+        budget += "".join(
+            f"\n  note: {rename(m, names={'total_steps': '--train-steps'})}"
+            for m in own.warnings
+            if m not in result.warnings
         )
     runs = check_runs(lr, max_lr, steps)
     noun = "training step" if steps == 1 else "training steps"

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import _renamed
 from .. import _validate as V
+from .._runtime import caller_level
 from .probes import Probes
 from .rules import (
     DEFAULT_RULE,
     RULES,
     Rule,
     Suggestions,
+    budget_message,
     resolve,
     rule_lr,
     smooth_curve,
@@ -185,14 +188,20 @@ class FinderResult:
         _renamed.attribute("FinderResult", "optimizer", "optimizer_family")
         return self.optimizer_family
 
-    def for_total_steps(self, total_steps: int) -> Suggestions | None:
+    def for_total_steps(self, total_steps: int, *, warn: bool = True) -> Suggestions | None:
         """The default rule's suggestions (``constant``, ``max_lr``, ``peak_lr``) for a run of
-        another length, read off the same sweep; ``None`` if no step ran."""
+        another length, read off the same sweep, as a sweep run with that ``total_steps``
+        would have given them; ``None`` if no step ran. Their ``warnings`` are this result's,
+        with that of a budget below those the rule was fitted on (its suggestions are then
+        those for the lowest, 100 steps) for ``total_steps`` instead of this result's
+        ``total_steps``, and ``reliable`` is ``False`` when there are any; that budget warning
+        is also issued as an :class:`LRFinderWarning` (``warn=False``: not issued)."""
         total_steps = V.integer("total_steps", total_steps, 1)
+        warn = V.flag("warn", warn)
         if self._sugg is None:
             return None
         held = len(self.held_losses) > 0
-        return suggestions(
+        out = suggestions(
             self.lrs,
             self.losses,
             held_lrs=self.held_lrs if held else None,
@@ -202,6 +211,16 @@ class FinderResult:
             stop_reason=self.stop_reason,
             probes=self.probes,
         )
+        own = budget_message(self.total_steps) if self.total_steps is not None else None
+        budget = budget_message(total_steps)
+        msgs = [m for m in self.warnings if m != own]
+        if budget is not None:
+            msgs.append(budget)
+            if warn:
+                warnings.warn(
+                    f"LR range test: {budget}", LRFinderWarning, stacklevel=caller_level()
+                )
+        return replace(out, warnings=tuple(msgs))
 
     def suggest(self, rule: str | Rule | None = None) -> float | None:
         """The constant-rate LR of one rule: a name in ``RULES`` or a callable

@@ -72,6 +72,7 @@ __all__ = [
     "Rule",
     "Suggestions",
     "budget_edge",
+    "budget_message",
     "edge",
     "minimum",
     "optimizer_family",
@@ -243,13 +244,18 @@ class Suggestions:
     (the geometric mean of the training and held curves' edges, see :func:`edge`);
     ``turned_up``: whether the curve rose again after its minimum (if not, ``lr_min`` is
     only a lower bound of the edge, unless ``saturated``: the curve sat on a floor, see
-    :func:`saturated`); ``descended``: whether
+    :func:`saturated`; a sweep stopped by divergence has turned up, one stopped by a NaN/inf
+    loss only when the curve had clearly risen before it); ``descended``: whether
     it fell clearly before it (:attr:`CurveShape.dropped`: by more than its noise and a
     fraction of its loss; where the minimum lies is not considered, unlike
     :attr:`CurveShape.descended`: a minimum at the start is reported as a loss that rose from
     the first steps); ``total_steps``/``optimizer_family``: the budget and optimizer family
     (``"sgd"``, ``"momentum"`` or ``"adaptive"``) the LRs are for; ``noise``: the robust
-    standard deviation of the curve's losses around its smoothing (:func:`noise_level`)."""
+    standard deviation of the curve's losses around its smoothing (:func:`noise_level`);
+    ``warnings``: why these suggestions are unreliable (a finder's result fills them in:
+    ``result.warnings`` for its own, those of ``result.for_total_steps(n)`` for another
+    budget; empty from :func:`suggestions` itself) and ``reliable``: ``True`` when there are
+    none."""
 
     constant: float
     max_lr: float
@@ -261,6 +267,12 @@ class Suggestions:
     total_steps: int
     optimizer_family: str
     noise: float
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the suggestions can be trusted: ``True`` when there are no ``warnings``."""
+        return not self.warnings
 
     @property
     def optimizer(self) -> str:
@@ -276,6 +288,19 @@ def optimizer_family(name: str, *, momentum: float = 0.0) -> str:
     if name.lower() in ("sgd", "nesterov", "sgdw"):
         return "momentum" if momentum else "sgd"
     return "adaptive"
+
+
+def budget_message(total_steps: int) -> str | None:
+    """The warning for suggestions asked for ``total_steps`` optimizer steps, below the budgets
+    the default rule was fitted on (``_coefficients.STEPS_RANGE``), whose suggestions are then
+    those for the lowest of them; ``None`` for a budget within or above them."""
+    lo, hi = C.STEPS_RANGE
+    if total_steps >= lo:
+        return None
+    return (
+        f"total_steps={total_steps} is below the budgets the rule was fitted on "
+        f"({lo}-{hi} steps): the suggestions are those for {lo} steps"
+    )
 
 
 def _points_per_decade(lrs: FloatArray) -> float:
@@ -460,7 +485,8 @@ def suggestions(
         cx, cy = shape_curve(x, y, cx, cy)
     shape = CurveShape.of(cy, smooth_curve(cx, cy))
     few = len(cy) < 5  # too few points to tell a rise or a floor
-    up = stop_reason in ("turned_up", "diverged", "nan") or (not few and shape.turned_up)
+    # a NaN/inf loss is no rise of the curve: it counts only when the curve had risen before
+    up = stop_reason in ("turned_up", "diverged") or (not few and shape.turned_up)
     lo, hi = C.STEPS_RANGE
     t = math.log(min(max(steps, lo), hi) / DEFAULT_TOTAL_STEPS)
     if probes is not None:
@@ -542,6 +568,7 @@ def resolve(rule: str | Rule, name: str = "rule") -> tuple[str, Rule]:
         key = V.choice(name, rule, tuple(RULES))
         return key, RULES[key]
     if callable(rule):
+        V.takes(name, rule, "rule(lrs, losses) -> lr", 2)  # now, not after the sweep
         own = str(getattr(rule, "__name__", "custom"))
         if own in RULES and RULES[own] is not rule:  # a function of the user's named valley:
             own = f"{own} (custom)"  # not the built-in of that name, in to_dict and plots

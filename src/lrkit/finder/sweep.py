@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 import sys
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
@@ -16,7 +17,6 @@ from .. import _renamed
 from .. import _validate as V
 from .._format import failure
 from .._runtime import caller_level
-from . import _coefficients as C
 from .probes import Probes, _loss_of, run_probes
 from .result import FinderResult, LRFinderWarning
 from .rules import (
@@ -26,6 +26,7 @@ from .rules import (
     RISE_FRACTION,
     CurveShape,
     Rule,
+    budget_message,
     resolve,
     saturated,
     shape_curve,
@@ -508,6 +509,7 @@ class Sweep:
                     f"{min(probes.lrs):.3g}: the suggestions sit below them; check the "
                     "training step or lower start_lr"
                 )
+            sugg = replace(sugg, warnings=tuple(msgs))
         res = FinderResult(
             lrs=lrs,
             losses=losses,
@@ -571,12 +573,17 @@ def _messages(sweep: Sweep, s: Any, lrs: np.ndarray, losses: np.ndarray, reason:
             "edge of stability lies beyond it, so the suggestions are lower bounds; rerun the "
             "sweep to the end"
         )
-    lo, hi = C.STEPS_RANGE
-    if s.total_steps < lo and sweep.options.total_steps is not None:
+    elif not s.turned_up and not s.saturated and reason == "nan":
+        at = sweep._stop_lr if sweep._stop_lr is not None else float(sweep._lrs[-1])
         out.append(
-            f"total_steps={s.total_steps} is below the budgets the rule was fitted on "
-            f"({lo}-{hi} steps): the suggestions are those for {lo} steps"
+            f"the loss became NaN/inf (at {at:.2g}) before the curve turned up: the edge of "
+            "stability may lie beyond it, so the suggestions are lower bounds; if a batch or "
+            "an operation of the training step gives the NaN/inf (e.g. the log of 0), fix it "
+            "and rerun"
         )
+    budget = budget_message(s.total_steps) if sweep.options.total_steps is not None else None
+    if budget is not None:
+        out.append(budget)
     m = int(np.argmin(losses)) if len(losses) else 0
     # the curve itself rose: a flat one that ends in NaN, or in a training loss gone off, did
     # not rise "from its first steps"; one that rose all the way to end_lr did
@@ -654,25 +661,41 @@ def range_test(
     return sweep.result(warn=warn, probes=probes)
 
 
+#: the most batches of a one-shot iterator :func:`cycle_batches` keeps to replay
+REPLAY_BATCHES = 64
+
+
 def cycle_batches(data: Iterable[Any], *, name: str = "data") -> Iterator[Any]:
     """Yield batches of ``data`` forever: a re-iterable (list, DataLoader) is iterated again
-    when exhausted; a one-shot iterator (a generator) is replayed from the batches it yielded.
-    Raises ``ValueError`` naming ``name`` when it yields no batch at all, or none on a later
-    pass of a re-iterable."""
+    when exhausted, nothing kept; a one-shot iterator (a generator) is replayed from the
+    batches it yielded, of which the last ``REPLAY_BATCHES`` are kept (an endless generator
+    holds no more than those; one that runs out after more is replayed from its last
+    ``REPLAY_BATCHES``, with a ``UserWarning``). Raises ``ValueError`` naming ``name`` when
+    it yields no batch at all, or none on a later pass of a re-iterable."""
     if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
         raise ValueError(
             f"{name} must be an iterable of batches (a list, a generator, a loader), "
             f"got {type(data).__name__}"
         )
-    if isinstance(data, Iterator):  # one-shot (a generator): remember what it gave
-        seen: list[Any] = []
+    if isinstance(data, Iterator):  # one-shot (a generator): remember its latest batches
+        kept: deque[Any] = deque(maxlen=REPLAY_BATCHES)
+        n = 0
         for b in data:
-            seen.append(b)
+            kept.append(b)
+            n += 1
             yield b
-        if not seen:
+        if not n:
             raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
+        if n > len(kept):
+            warnings.warn(
+                f"{name} (a one-shot iterator) ran out after {n} batches: its last "
+                f"{len(kept)} are replayed, the most kept; pass a list or a re-iterable "
+                f"loader to cycle over all {n}",
+                UserWarning,
+                stacklevel=caller_level(),
+            )
         while True:
-            yield from seen
+            yield from kept
     first = 0  # the batches of the first pass
     while True:
         n = 0
