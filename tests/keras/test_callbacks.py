@@ -889,7 +889,10 @@ class _NeverImproves(keras.callbacks.Callback):
         logs["val_loss"] = 1.0
 
 
-def test_a_second_fit_applies_only_its_own_controllers_cuts():
+def test_a_second_fit_carries_the_cuts_without_applying_them_twice():
+    """The cuts stay with the optimizer (its multiplier, as a schedule's scale): a second fit
+    with the restored controller does not apply them again, a fit without a plateau callback
+    keeps them."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype("float32")
     y = x.sum(1, keepdims=True)
@@ -912,10 +915,11 @@ def test_a_second_fit_applies_only_its_own_controllers_cuts():
     ]
     m.fit(x, y, epochs=3, initial_epoch=2, verbose=0, callbacks=cbs)
     assert log.history[0][1] == np.float32(0.01 * 0.5)  # not 0.01 * 0.5 * 0.5
-    # and a fit without a plateau callback runs at the schedule itself
+    assert ctrl.scale == 0.25  # cut again at the end of that epoch
+    # and a fit without a plateau callback runs at the schedule times the cuts made so far
     log = lk.LRLogger("epoch")
     m.fit(x, y, epochs=4, initial_epoch=3, verbose=0, callbacks=[lk.LRScheduler(sched), log])
-    assert log.history[0][1] == np.float32(0.01)
+    assert log.history[0][1] == np.float32(0.01 * 0.25)
 
 
 def test_scheduler_and_logger_with_gradient_accumulation_count_batches():

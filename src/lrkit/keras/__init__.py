@@ -11,13 +11,15 @@ name below is first used; choose the backend with ``KERAS_BACKEND`` (``jax``, ``
 
 Importing ``lrkit.keras`` imports ``keras`` and registers the schedule classes with
 ``keras.saving`` (package ``"lrkit"``), so ``keras.saving.load_model`` finds them; the callbacks
-and the finder are loaded on first use.
+and the finder are loaded on first use (imports under ``TYPE_CHECKING`` give type checkers
+their real types).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 from .._imports import lazy_exports, require
 
@@ -54,6 +56,14 @@ if int(str(getattr(keras, "__version__", "0")).split(".")[0]) < 3:
 from ._schedule import LRKitSchedule as LRKitSchedule  # noqa: E402
 from ._schedule import ScaledSchedule as ScaledSchedule  # noqa: E402
 from ._schedule import schedule as schedule  # noqa: E402
+
+if TYPE_CHECKING:  # the lazily loaded names of _EXPORTS from their submodules (never run)
+    from ._callbacks import DivergenceGuard as DivergenceGuard
+    from ._callbacks import LRLogger as LRLogger
+    from ._callbacks import LRScheduler as LRScheduler
+    from ._callbacks import ReduceLROnPlateau as ReduceLROnPlateau
+    from ._callbacks import ReduceOnPlateau as ReduceOnPlateau
+    from ._finder import find_lr as find_lr
 
 _EXPORTS: dict[str, str] = {
     "LRKitSchedule": "_schedule",  # imported above: keras.saving finds the classes

@@ -24,7 +24,7 @@ from ..feedback import (
 )
 from ..feedback import ReduceOnPlateau as _PlateauCore
 from ..schedules import Schedule, as_schedule
-from ._schedule import LRKitSchedule, ScaledSchedule
+from ._schedule import LRKitSchedule, ScaledSchedule, forget_traces
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -74,12 +74,102 @@ def _inner_optimizer(
     return opts[0]
 
 
-# Multipliers the lrkit callbacks applied to an optimizer's float learning rate, one per
-# controller: ``{id(controller): (controller, scale)}``; LRScheduler keeps applying their
-# product when it sets the LR (otherwise its next update would undo a plateau cut). A
-# callback registers its controller's scale at train begin, so a run resumed with a restored
-# controller (``controller=`` after ``load_state_dict``) applies the cuts made before.
-_SCALE_ATTR = "_lrkit_lr_scales"
+#: the optimizer attribute holding its :class:`_LRScale` (saved as ``optimizer/_lrkit_lr_scale``)
+_SCALE_ATTR = "_lrkit_lr_scale"
+
+
+def _unpickled_scale(value: float, loaded: bool) -> _LRScale:
+    scale = _LRScale(None)
+    scale.value, scale.loaded = value, loaded
+    return scale
+
+
+class _LRScale(keras.metrics.Metric):  # type: ignore[misc]
+    """The learning-rate multiplier of the lrkit cuts on one optimizer, kept on the optimizer
+    and saved with its state: Keras' saving walks the optimizer's attributes, so
+    ``model.save``, ``save_weights`` and ``keras.callbacks.BackupAndRestore`` write it (as
+    ``optimizer/_lrkit_lr_scale``) and ``load_weights`` (BackupAndRestore's resume) reads it
+    back into the optimizer it is attached to. Every lrkit callback that changes the learning
+    rate attaches it in ``set_model``, before any callback's ``on_train_begin`` (where
+    BackupAndRestore loads).
+
+    What it saves is the optimizer's multiplier: the ``scale`` of a :func:`schedule` or
+    :class:`ScaledSchedule` it holds, else :attr:`value`, the product of the cuts made on a
+    float learning rate (which :class:`LRScheduler` applies to the value it sets). Loading
+    sets that scale again (wrapping a foreign schedule in a ``ScaledSchedule`` when it is not
+    1). ``load_model`` builds a new optimizer without it: there the schedule's scale comes
+    back from its config, a float learning rate's cuts only with restored controllers."""
+
+    def __init__(self, opt: Any) -> None:
+        # a Metric: one of the kinds of object Keras' saving walks into, with no variable of
+        # its own (none is added to the optimizer's, whose saved ones are matched by position)
+        super().__init__(name="lrkit_lr_scale")
+        self._opt = None if opt is None else weakref.ref(opt)  # not walked by Keras' saving
+        #: the product of the cuts on a float learning rate
+        self.value = 1.0
+        #: whether the value came from saved weights (BackupAndRestore's resume)
+        self.loaded = False
+        #: the fit() run that first used it: that run's callbacks apply their controllers'
+        #: scales (restored controllers); later runs carry the value on
+        self.seed_run: Any = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # KerasSaveable pickles (and deep-copies) by saving a whole model: a plain copy here
+        return (_unpickled_scale, (self.value, self.loaded))
+
+    def bind(self, opt: Any) -> _LRScale:
+        if self._opt is None or self._opt() is not opt:
+            self._opt = weakref.ref(opt)
+        return self
+
+    def claim(self, run: Any) -> bool:
+        """Whether ``run`` (a ``fit()``) is the first to use this optimizer's multiplier since
+        it was created (its controllers' restored scales are then applied)."""
+        if self.seed_run is None and not self.loaded:
+            self.seed_run = run
+        return self.seed_run is run and not self.loaded
+
+    def current(self) -> float:
+        """The multiplier to save: the schedule's scale, or the float learning rate's cuts."""
+        opt = None if self._opt is None else self._opt()
+        lr = getattr(opt, "_learning_rate", None)
+        if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
+            return float(lr.scale)
+        return self.value
+
+    def save_own_variables(self, store: Any) -> None:
+        store["scale"] = np.asarray(self.current(), dtype=np.float64)
+
+    def load_own_variables(self, store: Any) -> None:
+        if "scale" not in list(store.keys()):  # saved without it: nothing to restore
+            return
+        value = float(np.asarray(store["scale"]))
+        self.value, self.loaded = value, True
+        opt: Any = None if self._opt is None else self._opt()
+        lr = getattr(opt, "_learning_rate", None)
+        if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
+            lr._rescale(value)  # drops the compiled traces if a step had read the old scale
+        elif lr is not None and not isinstance(lr, keras.Variable) and callable(lr):
+            if value != 1.0:
+                opt._learning_rate = ScaledSchedule(lr, scale=value)
+                forget_traces()  # a compiled step would keep the unwrapped schedule
+
+
+def _lr_scale(opt: Any) -> _LRScale:
+    """The optimizer's :class:`_LRScale`, attached on first use."""
+    held = opt.__dict__.get(_SCALE_ATTR)
+    if not isinstance(held, _LRScale):
+        held = opt.__dict__[_SCALE_ATTR] = _LRScale(opt)  # not setattr: Keras would track it
+    return held.bind(opt)
+
+
+def _attach_lr_scales(model: Any) -> None:
+    """Attach the multiplier to each of the model's optimizers (a callback's ``set_model``:
+    before BackupAndRestore loads the saved state in its ``on_train_begin``)."""
+    if getattr(model, "optimizer", None) is None:
+        return
+    for opt in _optimizers(model):
+        _lr_scale(opt)
 
 
 # The per-batch LRSchedulers following each optimizer's step count, told by a DivergenceGuard
@@ -107,14 +197,6 @@ def _fit_run(model: Any) -> Any:
     """What identifies one ``fit()`` call: the ``History`` that Keras builds for it and sets
     on the model before any callback starts."""
     return getattr(model, "history", None)
-
-
-def _float_lr_scales(opt: Any) -> dict[int, tuple[Any, float, Any]]:
-    """The cuts of the controllers scaling a float LR: id -> (controller, scale, fit run)."""
-    scales = opt.__dict__.get(_SCALE_ATTR)
-    if scales is None:
-        scales = opt.__dict__[_SCALE_ATTR] = {}  # not setattr: Keras would track a copy
-    return scales  # type: ignore[no-any-return]
 
 
 def _write_lr(opt: Any, lr: float) -> None:
@@ -146,23 +228,16 @@ def _settle_lr(model: Any) -> None:
             var.assign(value)
 
 
-def _float_lr_scale(opt: Any, run: Any) -> float:
-    """The product of the cuts of the controllers of the callbacks of the ``fit()`` run
-    ``run`` (a controller of an earlier ``fit()`` of the same model is not one of them)."""
-    entries = opt.__dict__.get(_SCALE_ATTR, {}).values()
-    return float(math.prod(scale for _, scale, r in entries if r is run))
-
-
 class _LRHandle:
     """Multiply a model's learning rates by a factor (each optimizer's, for a
     ``MultiOptimizer``), whatever an optimizer holds: a lrkit schedule (its host-side scale),
     a foreign schedule or callable (wrapped once in :class:`ScaledSchedule`, and the train
     function rebuilt so it sees the wrapper), or a float learning-rate variable (assigned
-    ``lr * factor``, as Keras' callbacks do)."""
+    ``lr * factor``, as Keras' callbacks do, and the optimizer's multiplier with it, which
+    :class:`LRScheduler` applies)."""
 
     def __init__(self, model: Any, controller: Feedback) -> None:
         self.model = model
-        self.key = id(controller)
         run = _fit_run(model)
         #: (optimizer, its scaled schedule or None for a float learning rate)
         self.parts: list[tuple[Any, Any]] = []
@@ -173,12 +248,13 @@ class _LRHandle:
                 if not any(target is lr for _, target in self.parts):  # one schedule shared by
                     self.parts.append((opt, lr))  # two optimizers is scaled once, not twice
             elif isinstance(lr, keras.Variable):
-                # the float LR (saved with the model) already holds the cuts; LRScheduler reads
-                # the controller's scale from here, also after a resume with a restored controller
-                scales = _float_lr_scales(opt)
-                for key in [k for k, (_, _, r) in scales.items() if r is not run]:
-                    del scales[key]  # an earlier fit()'s controllers: not in this run
-                scales[self.key] = (controller, controller.scale, run)
+                # the float LR (saved with the model) already holds the cuts; LRScheduler
+                # applies their product, the optimizer's multiplier. The first fit() of an
+                # optimizer that carries none (new, or from load_model) starts it at the
+                # scales of its controllers (restored ones, passed as controller=)
+                scale = _lr_scale(opt)
+                if scale.claim(run):
+                    scale.value *= controller.scale
                 self.parts.append((opt, None))
             elif callable(lr):
                 opt._learning_rate = ScaledSchedule(lr)
@@ -199,9 +275,7 @@ class _LRHandle:
                 target._rescale(target.scale * factor, retrace=False)
                 retrace = retrace or target.compiled_scale
             else:
-                scales = _float_lr_scales(opt)
-                owner, scale, run = scales[self.key]
-                scales[self.key] = (owner, scale * factor, run)
+                _lr_scale(opt).value *= factor
                 current = keras.ops.convert_to_numpy(opt._learning_rate.value)
                 _write_lr(opt, float(np.asarray(current)) * factor)
         if retrace and getattr(self.model, "train_function", None):
@@ -362,6 +436,10 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         """The LR multiplier from the controller's cuts so far: ``factor`` at each cut, never
         below ``min_scale`` (1.0 for a fresh controller; a restored one's saved scale)."""
         return self.controller.scale
+
+    def set_model(self, model: Any) -> None:
+        super().set_model(model)
+        _attach_lr_scales(model)  # before a BackupAndRestore loads the saved state
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._handle = _LRHandle(self.model, self.controller)
@@ -636,6 +714,10 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         self._pending.clear()
 
     # ------------------------------------------------------------------ hooks
+    def set_model(self, model: Any) -> None:
+        super().set_model(model)
+        _attach_lr_scales(model)  # before a BackupAndRestore loads the saved state
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._handle = _LRHandle(self.model, self.controller)
         self.gave_up = False
@@ -832,6 +914,7 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         self.verbose = _verbose(verbose)
         self.step = 0
         self._start_pending = False
+        self._check_carried = False  # at the first LR set of a run
         self.last_lr: float | None = None
         self._epoch_step = 0  # ``step`` when the epoch began
         self._taken_back = 0  # steps a DivergenceGuard's restores took back in this epoch
@@ -846,21 +929,57 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
                 "LRScheduler needs an optimizer created with a float learning_rate; this one "
                 "holds a schedule (use lrkit.keras.schedule(...) as its learning_rate instead)"
             )
-        lr = (
-            self.feedback.apply(self.schedule, step)
-            if self.feedback is not None
-            else self.schedule(step)
-        )
-        # cuts made by this fit()'s ReduceOnPlateau/DivergenceGuard
-        lr = float(lr) * _float_lr_scale(opt, _fit_run(self.model))
+        scale = _lr_scale(opt)
+        if self._check_carried:
+            self._check_carried = False
+            self._warn_uncarried(opt, scale, step)
+        # the cuts made by ReduceOnPlateau/DivergenceGuard (the optimizer's multiplier)
+        lr = self._value(step) * scale.value
         _write_lr(opt, lr)
         self.last_lr = lr
         self._last_set = step
+
+    def _value(self, step: int) -> float:
+        if self.feedback is not None:
+            return float(self.feedback.apply(self.schedule, step))
+        return float(self.schedule(step))
+
+    def _warn_uncarried(self, opt: Any, scale: _LRScale, step: int) -> None:
+        """The first LR set by a run on an optimizer that trained before and carries no lrkit
+        multiplier (a model from ``load_model``, whose cuts the float LR holds but nothing
+        else): when the LR it holds is not the one this callback would have set at the step
+        before, say that the value set now replaces it (the cuts made before are dropped)."""
+        if step < 1 or scale.loaded or scale.seed_run is not _fit_run(self.model):
+            return
+        if _iterations(opt) == 0:
+            return
+        var = opt._learning_rate
+        held = np.asarray(keras.ops.convert_to_numpy(var.value))
+        before = np.asarray(self._value(step - 1) * scale.value, dtype=held.dtype)
+        if held == before:
+            return
+        at = f"step {step - 1}" if self.per == "batch" else f"epoch {step - 1}"
+        warnings.warn(
+            f"LRScheduler: the optimizer's learning rate {float(held):.6g} is not the "
+            f"schedule's at {at} ({float(before):.6g}), where training stopped; it is replaced "
+            f"by the schedule's values. Cuts made by ReduceOnPlateau/DivergenceGuard before "
+            "the model was saved are lost with keras.saving.load_model unless their "
+            "controllers are restored (controller= after load_state_dict); a schedule in the "
+            "optimizer (lrkit.keras.schedule) keeps them in the model file",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    def set_model(self, model: Any) -> None:
+        super().set_model(model)
+        _attach_lr_scales(model)  # before a BackupAndRestore loads the saved state
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         # the step is read at the first epoch's beginning: a BackupAndRestore placed after
         # this callback restores ``iterations`` in its own on_train_begin
         self._start_pending = True
+        self._check_carried = True
+        _lr_scale(_inner_optimizer(self.model, "LRScheduler")).claim(_fit_run(self.model))
         if self.per == "batch":
             opt = _inner_optimizer(self.model, "LRScheduler")
             _REWIND_LISTENERS.setdefault(opt, weakref.WeakSet()).add(self)

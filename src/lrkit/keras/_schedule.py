@@ -15,7 +15,9 @@ the lrkit callbacks rebuild the train function when they change it (a retrace, o
 change); :meth:`set_scale` / :meth:`multiply` called elsewhere (between two ``fit`` calls, or
 in a callback of your own) drop the compiled traces (``jax.clear_caches()``) once the
 schedule has been traced, so the next step traces again with the new scale. The scale is
-saved in ``get_config()``.
+saved in ``get_config()`` (``model.save``), and with the optimizer's variables once a lrkit
+callback has attached its multiplier to the optimizer (``save_weights``,
+``keras.callbacks.BackupAndRestore``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,236 @@
+"""Resuming with the LR cuts: keras.callbacks.BackupAndRestore, model.save / load_model."""
+
+import copy
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+import lrkit.keras as lk  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+from lrkit.feedback import ReduceOnPlateau as Core  # noqa: E402
+
+SCHED = S.cosine(0.1, total_steps=64)
+X = np.random.default_rng(0).standard_normal((32, 4)).astype("float32")
+Y = X.sum(axis=1, keepdims=True)
+#: the monitored metric per epoch: one cut (patience=0) at the end of epoch 1, none after,
+#: also for a plateau callback that starts afresh at epoch 2
+METRIC = [1.0, 2.0, 0.5, 0.4]
+
+
+class _Metric(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        logs["m"] = METRIC[epoch]
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            raise RuntimeError("interrupted")
+
+
+def _learning_rate(kind):
+    if kind == "lrkit":
+        return lk.schedule(SCHED)
+    if kind == "keras_schedule":
+        return keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=8, decay_rate=0.5)
+    return 0.1  # "float" and "scheduler" (LRScheduler sets it)
+
+
+def _model(kind):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(_learning_rate(kind), momentum=0.9), loss="mse")
+    return model
+
+
+def _callbacks(kind, *, ctrl=None):
+    """The LR callbacks (fresh ones, unless a restored controller is given) and the logger."""
+    log = lk.LRLogger("batch")
+    plateau = (
+        lk.ReduceOnPlateau("m", controller=ctrl)
+        if ctrl is not None
+        else lk.ReduceOnPlateau("m", mode="min", factor=0.5, patience=0)
+    )
+    cbs = [_Metric(), plateau]
+    if kind == "scheduler":
+        cbs.insert(1, lk.LRScheduler(SCHED))
+    return cbs, log
+
+
+def _fit(model, callbacks, *, epochs=4, initial_epoch=0):
+    model.fit(X, Y, batch_size=8, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
+              verbose=0, callbacks=callbacks)  # fmt: skip
+
+
+KINDS = ["scheduler", "lrkit", "keras_schedule", "float"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_backup_and_restore_keeps_a_plateau_cut(kind, tmp_path):
+    """The cut made at the end of epoch 1 is in that epoch's backup (BackupAndRestore listed
+    after the plateau callback): a run resumed with fresh callbacks trains at the cut LR, the
+    same LRs and weights as one uninterrupted run."""
+    whole = _model(kind)
+    cbs, log = _callbacks(kind)
+    _fit(whole, [*cbs, log])
+    ref = log.history
+    assert ref[8][1] < ref[7][1] * 0.75  # the cut, from the epoch-2 steps on
+
+    path = str(tmp_path / "backup")
+    cbs, log = _callbacks(kind)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _fit(_model(kind), [*cbs, keras.callbacks.BackupAndRestore(path), log, _Interrupt()])
+    first = log.history
+    resumed = _model(kind)  # a new process would build the same model
+    cbs, log = _callbacks(kind)
+    _fit(resumed, [*cbs, keras.callbacks.BackupAndRestore(path), log])
+    assert first + log.history == ref
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    lr = resumed.optimizer._learning_rate
+    if kind in ("lrkit", "keras_schedule"):
+        assert isinstance(lr, (lk.LRKitSchedule, lk.ScaledSchedule)) and lr.scale == 0.5
+
+
+@pytest.mark.parametrize("kind", ["scheduler", "lrkit"])
+def test_backup_and_restore_keeps_a_guard_cut(kind, tmp_path):
+    """A DivergenceGuard cut (a NaN batch in epoch 0) is carried by the backup too."""
+    bad = X.copy()
+    bad[8 + 2] = np.nan  # batch 1 of epoch 0
+
+    class Data(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return (bad if self.epoch == 0 else X)[i * 8 : (i + 1) * 8], Y[i * 8 : (i + 1) * 8]
+
+    class Epoch(keras.callbacks.Callback):
+        def __init__(self, data):
+            super().__init__()
+            self.data = data
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.data.epoch = epoch
+
+    def callbacks():
+        cbs = [lk.LRScheduler(SCHED)] if kind == "scheduler" else []
+        return [*cbs, lk.DivergenceGuard(snapshot_every=1)], lk.LRLogger("batch")
+
+    def fit(model, extra):
+        data = Data()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # PyDataset's workers hint
+            model.fit(data, epochs=4, verbose=0, callbacks=[Epoch(data), *extra])
+
+    cbs, log = callbacks()
+    fit(_model(kind), [*cbs, log])
+    ref = log.history
+    assert cbs[-1].restores == 1
+    path = str(tmp_path / "backup")
+    cbs, log = callbacks()
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fit(_model(kind), [*cbs, keras.callbacks.BackupAndRestore(path), log, _Interrupt()])
+    first = log.history
+    cbs, log = callbacks()
+    fit(_model(kind), [*cbs, keras.callbacks.BackupAndRestore(path), log])
+    assert first + log.history == ref
+    want = [float(np.float32(SCHED(t) * 0.5)) for t, _ in log.history]
+    assert [lr for _, lr in log.history] == want  # the resumed epochs: at the cut
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_model_save_and_load_model_round_trip(kind, tmp_path):
+    """A model saved after a cut loads with keras.saving.load_model (nothing to register
+    beyond importing lrkit.keras) without a warning; a schedule comes back with its scale and
+    its config unchanged; loading its weights into a model never trained by lrkit works too."""
+    model = _model(kind)
+    cbs, _ = _callbacks(kind)
+    _fit(model, cbs, epochs=2)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = keras.saving.load_model(path)
+        plain = _model(kind)
+        plain.build((None, 4))
+        plain.optimizer.build(plain.trainable_variables)
+        plain.load_weights(path)
+    for a, b in zip(model.get_weights(), back.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for v, w in zip(model.optimizer.variables, back.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(v.numpy()), np.asarray(w.numpy()))
+    lr, lr2 = model.optimizer._learning_rate, back.optimizer._learning_rate
+    if kind in ("lrkit", "keras_schedule"):
+        assert type(lr2) is type(lr) and lr2.scale == lr.scale == 0.5
+        assert lr2.get_config() == lr.get_config()
+        again = type(lr).from_config(lr2.get_config())
+        assert again.get_config() == lr.get_config()
+    if kind == "lrkit":
+        np.testing.assert_array_equal(lr2.values(np.arange(64)), lr.values(np.arange(64)))
+        assert plain.optimizer._learning_rate.scale == 1.0  # load_weights: no lrkit multiplier
+
+
+def test_weights_saved_without_the_multiplier_load_into_an_optimizer_that_has_it(tmp_path):
+    plain = _model("float")
+    _fit(plain, [], epochs=1)
+    plain.save_weights(tmp_path / "plain.weights.h5")
+    model = _model("scheduler")
+    cbs, _ = _callbacks("scheduler")
+    _fit(model, cbs, epochs=2)  # cut once: the optimizer's multiplier is 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.load_weights(tmp_path / "plain.weights.h5")
+    for a, b in zip(plain.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    scale = model.optimizer._lrkit_lr_scale
+    assert scale.value == 0.5 and not scale.loaded  # nothing saved for it: left as it was
+    # it pickles and copies as a plain object (not as a whole Keras model)
+    for twin in (copy.deepcopy(scale), pickle.loads(pickle.dumps(scale))):
+        assert (type(twin), twin.value, twin.loaded) == (type(scale), 0.5, False)
+
+
+def test_load_model_with_fresh_callbacks_warns_that_float_lr_cuts_are_dropped(tmp_path):
+    """With a float LR the cuts' product is not in what load_model rebuilds: LRScheduler with
+    fresh callbacks replaces the saved (cut) LR by the schedule's and says so; with the
+    restored controller it continues at the cut LR, quietly."""
+    model = _model("scheduler")
+    cbs, _ = _callbacks("scheduler")
+    _fit(model, cbs, epochs=2)
+    state = cbs[2].controller.state_dict()
+    assert state["scale"] == 0.5
+    model.save(tmp_path / "m.keras")
+    held = float(np.float32(SCHED(7) * 0.5))
+    assert float(model.optimizer.learning_rate.numpy()) == held
+
+    back = keras.saving.load_model(tmp_path / "m.keras")
+    cbs, log = _callbacks("scheduler")
+    with pytest.warns(RuntimeWarning) as seen:
+        _fit(back, [*cbs, log], epochs=3, initial_epoch=2)
+    said = [str(w.message) for w in seen if "LRScheduler:" in str(w.message)]
+    assert said == [
+        f"LRScheduler: the optimizer's learning rate {held:.6g} is not the schedule's at step 7 "
+        f"({float(np.float32(SCHED(7))):.6g}), where training stopped; it is replaced by the "
+        "schedule's values. Cuts made by ReduceOnPlateau/DivergenceGuard before the model was "
+        "saved are lost with keras.saving.load_model unless their controllers are restored "
+        "(controller= after load_state_dict); a schedule in the optimizer "
+        "(lrkit.keras.schedule) keeps them in the model file"
+    ]
+    assert log.history[0] == (8, float(np.float32(SCHED(8))))
+
+    back = keras.saving.load_model(tmp_path / "m.keras")
+    ctrl = Core("min", factor=0.5, patience=0)
+    ctrl.load_state_dict(state)
+    cbs, log = _callbacks("scheduler", ctrl=ctrl)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        _fit(back, [*cbs, log], epochs=3, initial_epoch=2)
+    assert log.history[0] == (8, float(np.float32(SCHED(8) * 0.5)))
