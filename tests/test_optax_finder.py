@@ -270,6 +270,12 @@ def _sgd_steps(**kw):
             "momentum",
         ),
         (lambda **kw: optax.inject_hyperparams(optax.adam)(**kw), "adaptive"),
+        (
+            lambda **kw: optax.inject_hyperparams(optax.sgd, static_args=("momentum",))(
+                momentum=0.9, **kw
+            ),
+            "momentum",
+        ),
         (lambda **kw: optax.inject_hyperparams(optax.sign_sgd)(**kw), "adaptive"),
         (lambda **kw: optax.inject_hyperparams(optax.lars)(**kw), "adaptive"),
         (lambda **kw: _sgd_chain(momentum=0.9, **kw), "momentum"),
@@ -289,6 +295,7 @@ def _sgd_steps(**kw):
         "sgd-momentum",
         "sgd-nesterov",
         "adam",
+        "sgd-static-momentum",
         "sign_sgd",
         "lars",
         "chain-sgd-momentum",

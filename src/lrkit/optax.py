@@ -545,12 +545,21 @@ def _injected_family(transformation: Any, state: Any) -> str:
     hyper, inner = found[0].hyperparams, found[0].inner_state
     factory = _wrapped_factory(transformation)
     if factory is not None:
-        return _family(factory, hyper.get("momentum"))
+        momentum = hyper.get("momentum")
+        if momentum is None and _holds_trace(inner):  # momentum a static argument
+            momentum = 1.0  # its value is not in the state; a trace is momentum
+        return _family(factory, momentum)
     parts = inner if type(inner) is tuple else (inner,)  # optax.chain's state: a plain tuple
     sgd = set(hyper) <= _SGD_HYPERPARAMS and all(
         isinstance(p, (optax.EmptyState, optax.TraceState)) for p in parts
     )
     return _family(optax.sgd, hyper.get("momentum")) if sgd else optimizer_family("")
+
+
+def _holds_trace(state: Any) -> bool:
+    """Whether ``state`` holds an ``optax.TraceState`` (``optax.sgd``'s with momentum)."""
+    leaves = jax.tree_util.tree_leaves(state, is_leaf=lambda x: isinstance(x, optax.TraceState))
+    return any(isinstance(x, optax.TraceState) for x in leaves)
 
 
 def _start_state(opt: Any, inner: Any, params: Any, opt_state: Any) -> Any:

@@ -384,7 +384,7 @@ def test_check_runs_shorter_than_total_steps_train_at_their_own_budgets_suggesti
     argv = ["find", "--demo", "--num-iter", "40", "--no-plot", "--quiet", "--json", str(js)]
     assert main([*argv, "--total-steps", "3000", "--train-steps", "30"]) == 0
     text = capsys.readouterr().out
-    assert "at the suggestions for 30 steps (those above are for 3000)" in text
+    assert "at the suggestions for a run of 30 steps (those above are for 3000)" in text
     d = json.loads(js.read_text())
     assert d["total_steps"] == 3000
     own = suggestions(

@@ -217,12 +217,12 @@ def test_load_model_with_fresh_callbacks_warns_that_float_lr_cuts_are_dropped(tm
         _fit(back, [*cbs, log], epochs=3, initial_epoch=2)
     said = [str(w.message) for w in seen if "LRScheduler:" in str(w.message)]
     assert said == [
-        f"LRScheduler: the optimizer's learning rate {held:.6g} is not the schedule's at step 7 "
-        f"({float(np.float32(SCHED(7))):.6g}), where training stopped; it is replaced by the "
-        "schedule's values. Cuts made by ReduceOnPlateau/DivergenceGuard before the model was "
-        "saved are lost with keras.saving.load_model unless their controllers are restored "
-        "(controller= after load_state_dict); a schedule in the optimizer "
-        "(lrkit.keras.schedule) keeps them in the model file"
+        f"LRScheduler: the optimizer's learning rate {held:.6g} is below the schedule's at "
+        f"step 7 ({float(np.float32(SCHED(7))):.6g}), where training stopped; it is replaced "
+        "by the schedule's values. If it holds cuts made by ReduceOnPlateau/DivergenceGuard "
+        "before the model was saved (keras.saving.load_model, or load_weights before fit()), "
+        "pass their restored controllers (controller= after load_state_dict) to keep them; a "
+        "schedule in the optimizer (lrkit.keras.schedule) keeps them in a model file"
     ]
     assert log.history[0] == (8, float(np.float32(SCHED(8))))
 
@@ -234,3 +234,17 @@ def test_load_model_with_fresh_callbacks_warns_that_float_lr_cuts_are_dropped(tm
         warnings.simplefilter("error", RuntimeWarning)
         _fit(back, [*cbs, log], epochs=3, initial_epoch=2)
     assert log.history[0] == (8, float(np.float32(SCHED(8) * 0.5)))
+
+
+def test_a_model_trained_before_at_a_higher_float_lr_takes_the_schedule_quietly():
+    """A model trained first with plain Keras (LR 0.1, above the schedule's): LRScheduler
+    sets the schedule's values with no warning (nothing there is a cut)."""
+    model = _model("scheduler")
+    model.fit(X, Y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    sched = S.cosine(0.05, total_steps=64)
+    log = lk.LRLogger("batch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model.fit(X, Y, batch_size=16, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[lk.LRScheduler(sched), log])  # fmt: skip
+    assert log.history[0] == (2, float(np.float32(sched(2))))

@@ -464,7 +464,8 @@ def _check(
         lr = own.constant if result.rule == DEFAULT_RULE else lr
         max_lr = own.max_lr
         budget = (
-            f"\n  at the suggestions for {steps} steps (those above are for {result.total_steps})"
+            f"\n  at the suggestions for a run of {steps} steps (those above are for "
+            f"{result.total_steps})"
         )
         # said here, in the check's words, rather than as a Python warning
         budget += "".join(

@@ -947,8 +947,9 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
     def _warn_uncarried(self, opt: Any, scale: _LRScale, step: int) -> None:
         """The first LR set by a run on an optimizer that trained before and carries no lrkit
         multiplier (a model from ``load_model``, whose cuts the float LR holds but nothing
-        else): when the LR it holds is not the one this callback would have set at the step
-        before, say that the value set now replaces it (the cuts made before are dropped)."""
+        else): when the LR it holds is below the one this callback would have set at the step
+        before (as a cut leaves it), say that the value set now replaces it (the cuts made
+        before are dropped)."""
         if step < 1 or scale.loaded or scale.seed_run is not _fit_run(self.model):
             return
         if _iterations(opt) == 0:
@@ -956,16 +957,17 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
         var = opt._learning_rate
         held = np.asarray(keras.ops.convert_to_numpy(var.value))
         before = np.asarray(self._value(step - 1) * scale.value, dtype=held.dtype)
-        if held == before:
+        if not held < before:  # a cut lowers the LR; any other value is not one
             return
         at = f"step {step - 1}" if self.per == "batch" else f"epoch {step - 1}"
         warnings.warn(
-            f"LRScheduler: the optimizer's learning rate {float(held):.6g} is not the "
+            f"LRScheduler: the optimizer's learning rate {float(held):.6g} is below the "
             f"schedule's at {at} ({float(before):.6g}), where training stopped; it is replaced "
-            f"by the schedule's values. Cuts made by ReduceOnPlateau/DivergenceGuard before "
-            "the model was saved are lost with keras.saving.load_model unless their "
-            "controllers are restored (controller= after load_state_dict); a schedule in the "
-            "optimizer (lrkit.keras.schedule) keeps them in the model file",
+            "by the schedule's values. If it holds cuts made by ReduceOnPlateau/DivergenceGuard "
+            "before the model was saved (keras.saving.load_model, or load_weights before "
+            "fit()), pass their restored controllers (controller= after load_state_dict) to "
+            "keep them; a schedule in the optimizer (lrkit.keras.schedule) keeps them in a "
+            "model file",
             RuntimeWarning,
             stacklevel=3,
         )
