@@ -329,3 +329,13 @@ def test_an_injected_sgd_gets_the_suggestions_of_the_sgd_factory():
     # the options' family still wins
     named = find_lr(_loss, _params(), injected, _data(), optimizer_family="adaptive", **kw)
     assert named.optimizer_family == "adaptive"
+
+
+def test_a_multisteps_object_is_refused_naming_its_transformation():
+    steps = optax.MultiSteps(optax.inject_hyperparams(optax.sgd)(learning_rate=0.1), 2)
+    with pytest.raises(ValueError) as err:
+        find_lr(_loss, _params(), steps, _data(), num_iter=10, warn=False)
+    assert str(err.value) == (
+        "optimizer: an optax.MultiSteps is passed as its transformation, "
+        "optimizer.gradient_transformation() (with an inject_hyperparams optimizer inside)"
+    )

@@ -693,6 +693,11 @@ def find_lr(
                 "optimizer must be an optax factory accepting learning_rate (e.g. optax.adam) "
                 f"or an optax.inject_hyperparams(...) transformation; calling it failed: {exc}"
             ) from None
+    elif isinstance(optimizer, optax.MultiSteps):
+        raise ValueError(
+            "optimizer: an optax.MultiSteps is passed as its transformation, "
+            "optimizer.gradient_transformation() (with an inject_hyperparams optimizer inside)"
+        )
     else:
         raise ValueError(
             "optimizer must be an optax factory (e.g. optax.adam) or a GradientTransformation "
