@@ -172,6 +172,16 @@ def _attach_lr_scales(model: Any) -> None:
         _lr_scale(opt)
 
 
+class _LRCallback(keras.callbacks.Callback):  # type: ignore[misc]
+    """A callback that changes the model's learning rate: it attaches the optimizer's
+    multiplier (:class:`_LRScale`) when Keras sets the model, before any callback's
+    ``on_train_begin`` (where a BackupAndRestore loads the saved state into it)."""
+
+    def set_model(self, model: Any) -> None:
+        super().set_model(model)
+        _attach_lr_scales(model)
+
+
 # The per-batch LRSchedulers following each optimizer's step count, told by a DivergenceGuard
 # how many steps a restore took back (the optimizer's ``iterations`` rewinds with the state,
 # so the schedule's step must too, as a schedule inside the optimizer does).
@@ -353,7 +363,7 @@ def _metric_mode(model: Any, monitor: str) -> str | None:
 # ----------------------------------------------------------------------------- plateau
 
 
-class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
+class ReduceOnPlateau(_LRCallback):
     """Multiply the learning rate by ``factor`` when ``monitor`` stops improving.
 
     Built on :class:`lrkit.feedback.ReduceOnPlateau` (PyTorch's bookkeeping, sign-correct
@@ -436,10 +446,6 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         """The LR multiplier from the controller's cuts so far: ``factor`` at each cut, never
         below ``min_scale`` (1.0 for a fresh controller; a restored one's saved scale)."""
         return self.controller.scale
-
-    def set_model(self, model: Any) -> None:
-        super().set_model(model)
-        _attach_lr_scales(model)  # before a BackupAndRestore loads the saved state
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._handle = _LRHandle(self.model, self.controller)
@@ -560,7 +566,7 @@ _Snapshot = tuple[list[np.ndarray], list[np.ndarray]]
 _WAIT_S = 600.0  # give up waiting for a batch's loss after this long (a callback failed)
 
 
-class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
+class DivergenceGuard(_LRCallback):
     """Restore the last good state and cut the learning rate when training diverges.
 
     Every batch's loss (recovered exactly from Keras' running mean when batch sizes are equal)
@@ -714,10 +720,6 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
         self._pending.clear()
 
     # ------------------------------------------------------------------ hooks
-    def set_model(self, model: Any) -> None:
-        super().set_model(model)
-        _attach_lr_scales(model)  # before a BackupAndRestore loads the saved state
-
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._handle = _LRHandle(self.model, self.controller)
         self.gave_up = False
@@ -861,7 +863,7 @@ class DivergenceGuard(keras.callbacks.Callback):  # type: ignore[misc]
 # ----------------------------------------------------------------------------- scheduler
 
 
-class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
+class LRScheduler(_LRCallback):
     """Set the optimizer's learning rate from a lrkit schedule, per batch or per epoch
     (the lrkit counterpart of ``keras.callbacks.LearningRateScheduler(fn)``).
 
@@ -972,18 +974,14 @@ class LRScheduler(keras.callbacks.Callback):  # type: ignore[misc]
             stacklevel=3,
         )
 
-    def set_model(self, model: Any) -> None:
-        super().set_model(model)
-        _attach_lr_scales(model)  # before a BackupAndRestore loads the saved state
-
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         # the step is read at the first epoch's beginning: a BackupAndRestore placed after
         # this callback restores ``iterations`` in its own on_train_begin
         self._start_pending = True
         self._check_carried = True
-        _lr_scale(_inner_optimizer(self.model, "LRScheduler")).claim(_fit_run(self.model))
+        opt = _inner_optimizer(self.model, "LRScheduler")
+        _lr_scale(opt).claim(_fit_run(self.model))
         if self.per == "batch":
-            opt = _inner_optimizer(self.model, "LRScheduler")
             _REWIND_LISTENERS.setdefault(opt, weakref.WeakSet()).add(self)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
