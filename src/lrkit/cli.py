@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 COMMANDS: dict[str, str] = {
     "plot": "Plot a schedule given as a spec string (a file, or a curve in the terminal).",
@@ -19,7 +19,8 @@ COMMANDS: dict[str, str] = {
 
 class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line (and exit code 2), pointing at
-    ``--help`` instead of printing the usage block."""
+    ``--help`` instead of printing the usage block, and which keeps the option strings of
+    its arguments (:attr:`option_strings`)."""
 
     #: the parser of each sub-command, by name (set on the top-level parser)
     commands: dict[str, argparse.ArgumentParser]
@@ -27,6 +28,47 @@ class _Parser(argparse.ArgumentParser):
     argv: list[str] | None = None
     #: options of the command line this parser does not know: any error names them
     unknown: list[str] = []
+    #: the option strings of every argument added so far (``-h``, ``--help``, ...), those
+    #: added through an argument group or a mutually exclusive group included
+    option_strings: list[str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.option_strings = []  # before the parser adds -h/--help
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.option_strings += action.option_strings
+        return action
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        return self._recording(super().add_argument_group(*args, **kwargs))
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> Any:
+        return self._recording(super().add_mutually_exclusive_group(**kwargs))
+
+    def _recording(self, group: Any) -> Any:
+        """``group`` (an argument group or a mutually exclusive group of this parser) whose
+        ``add_argument`` records the option strings here too, as do the groups made in it."""
+        add = group.add_argument
+
+        def add_argument(*args: Any, **kwargs: Any) -> argparse.Action:
+            action: argparse.Action = add(*args, **kwargs)
+            self.option_strings += action.option_strings
+            return action
+
+        group.add_argument = add_argument
+        for method in ("add_argument_group", "add_mutually_exclusive_group"):
+            make = getattr(group, method, None)
+            if make is not None:
+                setattr(group, method, self._nested(make))
+        return group
+
+    def _nested(self, make: Any) -> Any:
+        def made(*args: Any, **kwargs: Any) -> Any:
+            return self._recording(make(*args, **kwargs))
+
+        return made
 
     def error(self, message: str) -> NoReturn:
         from ._format import mask_arguments
@@ -105,12 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
-def _unknown_options(sub: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+def _unknown_options(sub: _Parser, argv: Sequence[str]) -> list[str]:
     """The options of ``argv`` that ``sub`` does not know (with the value that follows one,
     as argparse names them), read as argparse reads them: ``--opt=value``, a unique prefix of
     an option, a negative number as a value. Otherwise ``lrkit find --demo --numiter 50``
     takes ``50`` for the target and says the target is not allowed with ``--demo``."""
-    known = [o for o in sub._option_string_actions if o.startswith("--")]
+    known = [o for o in sub.option_strings if o.startswith("--")]
     out: list[str] = []
     for i, a in enumerate(argv):
         if not a.startswith("--") or a == "--":

@@ -125,3 +125,23 @@ def test_an_unknown_option_of_a_torch_command_names_that_command(command, capsys
     assert capsys.readouterr().err.splitlines() == [
         f"lrkit {command}: error: unrecognized arguments: --trails=5 (see: lrkit {command} --help)"
     ]
+
+
+def test_a_parser_keeps_the_option_strings_of_its_arguments_and_groups() -> None:
+    """The options a sub-command knows, for naming the unknown ones: those added to the
+    parser, to an argument group, to a mutually exclusive group (``--demo``) and to one made
+    in a group, in the order they were added (``-h``/``--help`` first)."""
+    from lrkit.cli import _Parser, _unknown_options, build_parser
+
+    p = _Parser(prog="x")
+    p.add_argument("--alpha")
+    group = p.add_argument_group("more")
+    group.add_argument("--beta")
+    group.add_mutually_exclusive_group().add_argument("--gamma", action="store_true")
+    p.add_mutually_exclusive_group().add_argument("-d", "--delta", action="store_true")
+    assert p.option_strings == ["-h", "--help", "--alpha", "--beta", "--gamma", "-d", "--delta"]
+    argv = ["--gamma", "--del", "--alpha=1", "--omega", "3", "--beta", "2", "--zeta=4", "-q"]
+    assert _unknown_options(p, argv) == ["--omega", "3", "--zeta=4"]
+    find = build_parser(["find"]).commands["find"]
+    assert isinstance(find, _Parser)
+    assert {"--demo", "--help", "--seed", "--output", "--json"} <= set(find.option_strings)

@@ -212,6 +212,118 @@ def test_max_trials_caps_the_trials_of_each_run_so_a_rerun_adds_trials() -> None
         assert len(r.study.trials) == expected
 
 
+# ----------------------------------------------------------------------------- timeout
+
+
+class _Clock:
+    """What :func:`tune` reads as ``time.monotonic`` and ``time.sleep``: a clock that stands
+    still but for ``advance`` (a trial or a range test moves it on) and for what is slept."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: Any) -> _Clock:
+    from lrkit.tune import _loop
+
+    c = _Clock()
+    monkeypatch.setattr(_loop, "time", SimpleNamespace(monotonic=c.monotonic, sleep=c.sleep))
+    return c
+
+
+def _timed_task(clock: _Clock, seconds: float, **kw: Any) -> Task:
+    """A task whose every trial takes ``seconds`` on ``clock``."""
+
+    def train(schedule: S.Schedule, report: Any) -> float:
+        clock.advance(seconds)
+        return 1.0
+
+    return Task(train=train, total_steps=20, **kw)
+
+
+def test_timeout_starts_no_trial_once_it_has_passed_and_warns_of_nothing(clock) -> None:
+    """Trials of 100 s and timeout=250: the third trial starts at 200 s and finishes at 300 s;
+    no fourth is started. No warning: a timeout is what was asked for."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = tune(_timed_task(clock, 100.0), n_trials=10, seeding="blind", pruner="none",
+                 timeout=250)  # fmt: skip
+    assert r.stop_reason == "timeout" and not r.reached and r.timeout == 250.0
+    assert r.counts() == {"COMPLETE": 3} and clock.now == 300.0
+    # a timeout that does not pass first changes nothing
+    r = tune(_timed_task(clock, 100.0), n_trials=2, seeding="blind", pruner="none", timeout=250)
+    assert r.stop_reason == "complete" and r.reached and r.counts() == {"COMPLETE": 2}
+
+
+def test_the_range_test_counts_toward_the_timeout(clock) -> None:
+    """A new study's range test runs in the time of the call: one that outlasts timeout leaves
+    the seed trials queued and none run."""
+
+    from lrkit.finder import range_test
+
+    def bowl(lr: float) -> float:  # falls from 1e-4 to 1e-1, blows up beyond
+        x = math.log10(lr)
+        return 2.0 if x < -4 else 2.0 - 0.6 * (x + 4) if x < -1 else 0.2 + 300.0 * (x + 1) ** 2
+
+    found = range_test(bowl, start_lr=1e-7, end_lr=10.0, num_iter=100, warn=False)
+
+    def slow_range_test() -> Any:
+        clock.advance(60.0)
+        return found
+
+    task = _timed_task(clock, 1.0, range_test=slow_range_test)
+    r = tune(task, n_trials=3, seeding="finder", timeout=50)
+    assert r.stop_reason == "timeout" and not r.reached and r.seeding == "finder"
+    assert r.counts() == {"WAITING": 2} and clock.now == 60.0  # the seeds, no trial run
+    queued = [t.system_attrs["fixed_params"]["family"] for t in r.study.trials]
+    assert queued == ["onecycle", "cosine"]
+
+
+def test_a_worker_waiting_for_other_trials_stops_waiting_at_the_timeout(clock) -> None:
+    st = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=st, study_name="w").ask()  # RUNNING: another worker's
+    said: list[str] = []
+    r = tune(_timed_task(clock, 1.0), n_trials=1, storage=st, study_name="w", seeding="blind",
+             poll_interval=0.5, timeout=1.2, log=said.append)  # fmt: skip
+    assert r.stop_reason == "timeout" and not r.reached
+    assert clock.slept == pytest.approx([0.5, 0.5, 0.2])  # the last wait ends at the timeout
+    assert "waiting for 1 running trial(s) to finish" in said
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (0, "timeout must be > 0 (allowed range: (0, inf)), got 0"),
+        (-1.5, "timeout must be > 0 (allowed range: (0, inf)), got -1.5"),
+        (math.inf, "timeout must be a finite real number, got inf"),
+        (math.nan, "timeout must be a finite real number, got nan"),
+        ("60", "timeout must be a finite real number, got '60' (text, not a number)"),
+        (True, "timeout must be a finite real number, got True"),
+    ],
+)
+def test_a_bad_timeout_is_one_line_before_the_storage_is_touched(
+    value: Any, message: str, tmp_path: Path
+) -> None:
+    db = tmp_path / "t.db"
+    with pytest.raises(ValueError) as info:
+        tune(Task(train=_flat, total_steps=20), n_trials=1, seeding="blind",
+             storage=f"sqlite:///{db}", timeout=value)  # fmt: skip
+    assert str(info.value) == message
+    assert not db.exists()
+
+
 # ----------------------------------------------------------------------------- LR interval
 
 
@@ -574,6 +686,96 @@ def nan_module(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
                 return Task(train=train, total_steps=20)
 """
     yield from _task_module(tmp_path, monkeypatch, "studytasks", source)
+
+
+@pytest.fixture
+def timed_module(tmp_path, monkeypatch, clock):  # type: ignore[no-untyped-def]
+    """Targets ``timedtasks:flat`` and ``timedtasks:nan`` (every trial diverges) whose every
+    trial takes 100 s on ``clock``."""
+    source = """
+            from lrkit.tune import Task
+
+            tick = None  # what a trial's time passes through
+
+            def flat():
+                def train(schedule, report):
+                    tick()
+                    return 1.0
+
+                return Task(train=train, total_steps=20)
+
+            def nan():
+                def train(schedule, report):
+                    tick()
+                    return float("nan")
+
+                return Task(train=train, total_steps=20)
+"""
+    for name in _task_module(tmp_path, monkeypatch, "timedtasks", source):
+        import importlib
+
+        importlib.import_module(name).tick = lambda: clock.advance(100.0)
+        yield name
+
+
+def test_cli_timeout_stops_the_search_and_says_so(timed_module: str, clock, capsys) -> None:
+    from lrkit.cli import main
+
+    argv = ["tune", f"{timed_module}:flat", "--trials", "5", "--timeout", "250", "--seeding",
+            "blind", "--pruner", "none", "--storage", "sqlite:///t.db", "--study", "t",
+            "--no-progress", "--plot", "none"]  # fmt: skip
+    assert main(argv) == 1  # as a cap reached first: not the trials asked for
+    out, err = capsys.readouterr()
+    assert "best schedule (full precision):" in out  # the trials that finished are shown
+    assert err.strip().splitlines()[-1] == (
+        "lrkit tune: error: only 3 of 5 trials COMPLETE: this run stopped at its --timeout of "
+        "250 seconds (no new trial is started after it; 0 pruned or diverged, 0 failed in the "
+        "study); run the same command again to add trials to the study, or raise --timeout"
+    )
+    assert main(argv) == 0  # a rerun (its own 250 s) completes the study
+    assert len(optuna.load_study(study_name="t", storage="sqlite:///t.db").trials) == 5
+
+
+def test_cli_timeout_before_any_trial_finished_says_so(timed_module: str, clock, capsys) -> None:
+    from lrkit.cli import main
+
+    argv = ["tune", f"{timed_module}:nan", "--trials", "2", "--timeout", "150", "--seeding",
+            "blind", "--storage", "sqlite:///n.db", "--study", "n", "--no-progress",
+            "--plot", "none"]  # fmt: skip
+    assert main(argv) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "lrkit tune: error: no trial finished: this run stopped at its --timeout of 150 seconds "
+        "(no new trial is started after it; 2 pruned or diverged, 0 failed in the study); run "
+        "the same command again to continue the study, or raise --timeout"
+    )
+
+
+@pytest.mark.parametrize(
+    "value, line",
+    [
+        ("0", "--timeout must be > 0 (allowed range: (0, inf)), got 0.0"),
+        ("-3", "--timeout must be > 0 (allowed range: (0, inf)), got -3.0"),
+        ("inf", "--timeout must be a finite real number, got inf"),
+        ("nan", "--timeout must be a finite real number, got nan"),
+    ],
+)
+def test_cli_a_bad_timeout_is_one_line_exit_code_2(
+    timed_module: str, value: str, line: str, capsys, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from lrkit.cli import main
+
+    argv = ["tune", f"{timed_module}:flat", "--timeout", value, "--seeding", "blind",
+            "--storage", "sqlite:///b.db", "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [f"lrkit tune: error: {line}"]
+    assert not (tmp_path / "b.db").exists()
+    with pytest.raises(SystemExit) as info:  # not a number: argparse's one line
+        main(["tune", f"{timed_module}:flat", "--timeout", "soon"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: argument --timeout: invalid float value: 'soon' "
+        "(see: lrkit tune --help)"
+    ]
 
 
 def test_cli_cap_reached_with_nothing_finished_names_the_cap_and_a_rerun_adds_trials(

@@ -159,6 +159,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "code 1, and running it again starts up to as many more (default: 10x --trials, at "
         "least --trials + 50)",
     )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="start no new trial once SECONDS have passed since the search began (its range "
+        "test included; a running trial finishes, a wait for other workers' trials stops); "
+        "when reached first the command exits with code 1, and running it again continues the "
+        "study (default: no limit)",
+    )
     p.add_argument("--top", type=int, default=5, help="rows of the final table")
     p.add_argument(
         "--plot",
@@ -411,6 +421,8 @@ def _tune(args: argparse.Namespace) -> int:
         V.integer("--top", args.top, 1)
         if args.max_trials is not None:
             V.integer("--max-trials", args.max_trials, args.trials)
+        if args.timeout is not None:
+            V.positive("--timeout", args.timeout)
         if args.seed is not None:
             check_seed(args.seed)
         if study is not None and not study.strip():
@@ -509,6 +521,7 @@ def _tune(args: argparse.Namespace) -> int:
                 grace_period=args.grace,
                 max_retry=args.max_retry,
                 max_trials=args.max_trials,
+                timeout=args.timeout,
                 progress=show_progress(args),  # on a terminal only
                 log=say,
             )
@@ -597,12 +610,22 @@ def _tune(args: argparse.Namespace) -> int:
                 "to --max-trials more, or raise --max-trials / use --pruner none",
                 1,
             )
+        if result.stop_reason == "timeout":
+            return err(
+                f"no trial finished: {_why(result)}; run the same command again to continue "
+                "the study, or raise --timeout",
+                1,
+            )
         return err("no trial finished (all were pruned, diverged or failed)", 1)
     if not result.reached:
+        remedy = (
+            "raise --timeout"
+            if result.stop_reason == "timeout"
+            else "raise --max-trials / use --pruner none"
+        )
         return err(
             f"only {n_done} of {args.trials} trials COMPLETE: {_why(result)}; run the same "
-            "command again to add trials to the study, or raise --max-trials / use "
-            "--pruner none",
+            f"command again to add trials to the study, or {remedy}",
             1,
         )
     return 1 if failed else 0
@@ -647,6 +670,11 @@ def _why(result: Any) -> str:
         return (
             f"this run reached its cap of {result.max_trials} started trials (--max-trials; "
             f"{pruned} pruned or diverged, {failed} failed in the study)"
+        )
+    if result.stop_reason == "timeout":
+        return (
+            f"this run stopped at its --timeout of {result.timeout:g} seconds (no new trial is "
+            f"started after it; {pruned} pruned or diverged, {failed} failed in the study)"
         )
     return f"stopped early ({result.stop_reason})"
 

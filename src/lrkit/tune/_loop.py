@@ -597,6 +597,7 @@ def tune(
     grace_period: int | None = None,
     max_retry: int | None = 3,
     max_trials: int | None = None,
+    timeout: float | None = None,
     poll_interval: float | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
@@ -613,7 +614,15 @@ def tune(
     stops 90% of the trials) are started by this call (the cap is per run: calling again on
     the same study starts up to ``max_trials`` more); when that cap comes first the result
     says so (``TuneResult.reached`` is false, ``stop_reason`` is ``"max_trials"``) and a
-    warning is issued. Several workers
+    warning is issued. ``timeout`` (seconds, ``> 0`` and finite; default ``None``: no limit) is
+    Optuna's ``study.optimize(timeout=...)``: once ``timeout`` seconds have passed since this
+    call began, no new trial is started (a running trial finishes) and a worker waiting for
+    other workers' trials stops waiting; the result then says so (``stop_reason`` is
+    ``"timeout"``; ``TuneResult.reached`` is false unless other workers finish the last
+    trials) and no warning is issued (a limit asked for is no surprise). The time counts from
+    the call, as Optuna's does from ``optimize``: the range test of a new finder-seeded study
+    counts toward it (one that outlasts ``timeout`` leaves the study with its first trials
+    queued and none run). Several workers
     running this with the same ``storage`` URL and ``study_name`` share the study and
     together stop at ``n_trials`` COMPLETE trials (a worker only starts a trial while
     ``complete + running < n_trials``, and waits while others finish). With a database
@@ -677,6 +686,7 @@ def tune(
     :func:`check_range_test`), leaves no study behind, and a new SQLite file that opening the
     storage created is taken away again (an empty one is left empty); a ``KeyboardInterrupt``
     from there carries ``study_created=False`` (on any storage: nothing is left to continue)."""
+    began = time.monotonic()  # what timeout counts from: the range test counts toward it
     optuna = _optuna()
     if not isinstance(task, Task):
         task = as_task(task)
@@ -685,6 +695,8 @@ def tune(
     if max_trials is None:
         max_trials = max(10 * n_trials, n_trials + 50)
     max_trials = V.integer("max_trials", max_trials, n_trials)
+    if timeout is not None:
+        timeout = V.positive("timeout", timeout)
     families = family_names(families)  # "cosine,wsd", as on the command line, too
     SearchSpace(task.total_steps, families=families)  # bad families: fail now
     record = _space_record(families, seeding, task.total_steps, task.name)
@@ -884,6 +896,10 @@ def tune(
                         stacklevel=2,
                     )
                     break
+                left = None if timeout is None else began + timeout - time.monotonic()
+                if left is not None and left <= 0:
+                    stop = "timeout"  # no new trial, no more waiting
+                    break
                 if must_wait:
                     if not waiting:
                         grace = getattr(st, "grace_period", None)
@@ -900,7 +916,8 @@ def tune(
                             say(msg)
                         waiting = True
                     with held.deliverable():
-                        time.sleep(poll)  # others are running the last trials
+                        # others are running the last trials (waited for until the timeout)
+                        time.sleep(poll if left is None else min(poll, left))
                     continue
                 waiting = False
                 n_started += 1
@@ -941,4 +958,5 @@ def tune(
         metric=task.metric,
         stop_reason=stop,
         max_trials=max_trials,
+        timeout=timeout,
     )

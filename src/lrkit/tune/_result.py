@@ -26,10 +26,13 @@ class TuneResult:
     metric: str = "value"
     extra: dict[str, Any] = field(default_factory=dict)
     #: Why this worker stopped: ``"complete"`` (``n_trials`` COMPLETE trials),
-    #: ``"max_trials"`` (the cap on started trials reached first), ``"stop_when"`` or
-    #: ``"study.stop"`` (called by a callback or the task).
+    #: ``"max_trials"`` (the cap on started trials reached first), ``"timeout"`` (the
+    #: ``timeout`` seconds of :func:`tune` passed first), ``"stop_when"`` or ``"study.stop"``
+    #: (called by a callback or the task).
     stop_reason: str = "complete"
     max_trials: int | None = None
+    #: The ``timeout`` of :func:`tune`, in seconds (``None``: none was given).
+    timeout: float | None = None
 
     @property
     def reached(self) -> bool:
