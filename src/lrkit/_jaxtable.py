@@ -4,7 +4,8 @@ closed form rounded once, bit for bit, at every step the table covers.
 
 See :mod:`lrkit.schedules.tables` for what holds past the table's end (``hold``: exact at every
 step; ``periodic``: wrapped index; ``formula``: ``s.values(t, xp=jnp)``, in float64 when
-``jax_enable_x64`` is on, else in float32).
+``jax_enable_x64`` is on, else in float32; ``host``, a schedule holding a Python callable: the
+float64 value computed on the host, ``jax.pure_callback``, only when a step needs it).
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from .schedules import Schedule
-from .schedules.tables import EVALUATIONS, TABLE_LIMIT, ValueTable, value_table
+from .schedules.tables import (
+    EVALUATIONS,
+    TABLE_LIMIT,
+    ValueTable,
+    formula_error,
+    host_values,
+    value_table,
+)
 
 __all__ = ["EVALUATIONS", "check_count", "formula_fn", "lookup_fn", "out_dtype"]
 
@@ -73,7 +81,11 @@ def out_dtype(dtype: Any) -> np.dtype[Any]:
 
 def formula_fn(s: Schedule, dtype: Any, scale: float = 1.0) -> Callable[[Any], jax.Array]:
     """``s.values(t, xp=jnp)`` traced in float64 with ``jax_enable_x64`` (else float32),
-    times ``scale``, cast to ``dtype``."""
+    times ``scale``, cast to ``dtype``; a one-line ``ValueError`` for a schedule with no
+    formula to trace (one holding a Python callable)."""
+    refused = formula_error(s)
+    if refused is not None:
+        raise ValueError(refused)
     odt = out_dtype(dtype)
 
     def fn(t: Any) -> jax.Array:
@@ -93,17 +105,49 @@ def formula_fn(s: Schedule, dtype: Any, scale: float = 1.0) -> Callable[[Any], j
     return fn
 
 
+def host_fn(s: Schedule, dtype: Any, scale: float = 1.0) -> Callable[[Any], jax.Array]:
+    """``dtype(scale * s.values(t))`` computed on the host (``jax.pure_callback``): the
+    float64 value rounded once, NaN at a negative step, for a jax array of steps."""
+    odt = out_dtype(dtype)
+
+    def host(t: Any) -> np.ndarray:
+        return np.asarray(host_values(s, np.asarray(t, dtype=np.float64), dtype=odt, scale=scale))
+
+    def fn(t: Any) -> jax.Array:
+        shape = jax.ShapeDtypeStruct(jnp.shape(t), odt)  # type: ignore[no-untyped-call]
+        out: jax.Array = jax.pure_callback(host, shape, t, vmap_method="expand_dims")
+        return out
+
+    return fn
+
+
 def lookup_fn(
     s: Schedule, dtype: Any, *, scale: float = 1.0, limit: int = TABLE_LIMIT
 ) -> Callable[[Any], jax.Array]:
     """The schedule (times ``scale``) as a jax function of the step, read from its value table:
     integer steps index the table (a constant of the compiled program); past its end the table
     holds, wraps or hands over to :func:`formula_fn`; fractional steps use the formula; negative
-    steps give NaN. Returns a jitted function (also usable inside ``jit``/``vmap``)."""
+    steps give NaN. A schedule holding a Python callable (``"host"`` past its table) has no
+    formula: the steps the table does not give are computed on the host (:func:`host_fn`),
+    only when a call has one. Returns a jitted function (also usable inside ``jit``/``vmap``)."""
     odt = out_dtype(dtype)
     vt: ValueTable = value_table(s, dtype=odt, scale=scale, limit=limit)
     table, n, beyond = vt.values, vt.size, vt.beyond
-    formula = formula_fn(s, odt, scale)
+    if formula_error(s) is not None:  # no formula: the host computes what the table lacks
+        on_host = host_fn(s, odt, scale)
+
+        def formula(t: Any, known: Any, given: Any) -> jax.Array:
+            # ``given`` where every step is ``known``, without a host call (under ``vmap`` the
+            # condition is per element, and both branches run)
+            out: jax.Array = jax.lax.cond(
+                jnp.all(known), lambda: given, lambda: jnp.where(known, given, on_host(t))
+            )
+            return out
+    else:
+        traced = formula_fn(s, odt, scale)
+
+        def formula(t: Any, known: Any, given: Any) -> jax.Array:
+            return jnp.where(known, given, traced(t))
 
     def integer_steps(t: jax.Array) -> jax.Array:
         const = jnp.asarray(table)
@@ -112,8 +156,8 @@ def lookup_fn(
             out = const[jnp.where(t < n, t, wrapped)]
         else:
             out = const[jnp.minimum(t, n - 1)]
-            if beyond == "formula":
-                out = jnp.where(t < n, out, formula(t))
+            if beyond in ("formula", "host"):
+                out = formula(t, t < n, out)
         return jnp.where(t < 0, jnp.asarray(np.nan, odt), out)
 
     def real_steps(t: jax.Array) -> jax.Array:
@@ -122,7 +166,7 @@ def lookup_fn(
         covered = (whole == t) & (t < n) if beyond != "hold" else (whole == t) | (t >= n - 1)
         idx = jnp.clip(whole, 0, n - 1).astype(jnp.int32)
         from_table = jnp.where(t < 0, jnp.asarray(np.nan, odt), jnp.asarray(table)[idx])
-        return jnp.where(covered | (t < 0), from_table, formula(t))
+        return formula(t, covered | (t < 0), from_table)
 
     def fn(count: Any) -> jax.Array:
         t = jnp.asarray(count)

@@ -100,6 +100,11 @@ def schedule(
     ``evaluation="formula"`` traces ``schedule.values(t, xp=jnp)`` (no table; float32 arithmetic
     unless ``jax_enable_x64``, whose relative error grows with the step count and near a value
     of 0; measured in ``docs/compiled.md``).
+
+    A schedule holding a Python callable (:func:`lrkit.schedules.function`) has no formula to
+    trace: ``"table"`` computes the steps its table does not give (past its end, fractional
+    ones) on the host, exactly, with a host call only when a call has one; ``"host"`` works as
+    for any schedule; ``"formula"`` is a one-line ``ValueError``.
     """
     sched = as_schedule(schedule, name="schedule", nonnegative=True)
     evaluation = V.choice("evaluation", evaluation, EVALUATIONS)

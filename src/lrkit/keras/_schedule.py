@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..schedules import as_schedule
-from ..schedules.tables import EVALUATIONS, TABLE_LIMIT, host_values
+from ..schedules.tables import EVALUATIONS, TABLE_LIMIT, formula_error, host_values
 
 __all__ = ["LRKitSchedule", "ScaledSchedule", "schedule", "host_eval"]
 
@@ -152,7 +152,10 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
     on the host (torch: eagerly; TensorFlow: ``tf.numpy_function``).
 
     ``get_config()`` holds ``schedule.to_dict()`` (any family or composite) and the scale; the
-    class is registered with ``keras.saving`` so models saved to ``.keras`` files keep it.
+    class is registered with ``keras.saving`` so models saved to ``.keras`` files keep it. A
+    schedule holding a Python callable (:func:`lrkit.schedules.function`) trains with
+    ``"table"`` (steps past the table, and fractional ones, are computed on the host) and
+    ``"host"``; ``"formula"`` and ``get_config()`` (saving the model) refuse it in one line.
     """
 
     def __init__(
@@ -169,6 +172,9 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         self._scale = V.non_negative("scale", scale)
         self.name = name
         self.evaluation = V.choice("evaluation", evaluation, EVALUATIONS)
+        refused = formula_error(self.schedule) if self.evaluation == "formula" else None
+        if refused is not None:  # a function schedule: no formula to trace
+            raise ValueError(refused)
         self.table_limit = V.integer("table_limit", table_limit, 2)
         self._lookups: dict[tuple[float, bool], Callable[[Any], Any]] = {}
 

@@ -44,6 +44,7 @@ from ._families import (
     Step,
     Warmup,
 )
+from ._function import Function, holds_callable
 from ._spec import SpecError, as_schedule, from_dict, parse
 
 # Lower-case constructors: the names users call (they mirror PyTorch's keyword names).
@@ -63,6 +64,7 @@ inverse_sqrt = InverseSqrt
 piecewise_constant = PiecewiseConstant
 wsd = WSD
 warmup = Warmup
+function = Function  # lr * fn(step): PyTorch's LambdaLR (not writable as a spec or config)
 
 
 def warmup_linear(start_lr: float, *, end_lr: float, warmup_steps: int) -> Warmup:
@@ -132,6 +134,8 @@ __all__ = [
     "piecewise_constant",
     "wsd",
     "warmup",
+    "function",
+    "holds_callable",
     "warmup_linear",
     "warmup_exponential",
     "warmup_cosine",
@@ -158,6 +162,7 @@ __all__ = [
     "PiecewiseConstant",
     "WSD",
     "Warmup",
+    "Function",
     "Join",
     "Product",
     "Sum",

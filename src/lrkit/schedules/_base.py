@@ -12,6 +12,7 @@ no matter how or in which order it is called. Each one offers
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import math
@@ -114,12 +115,28 @@ def _pow(base: float, exp: float) -> float:
 MAX_DEPTH = 100
 
 
+#: set while :func:`structure` reads ``to_dict()``: a schedule holding a Python callable
+#: (:func:`lrkit.schedules.function`), which refuses to be written, then gives its dict with
+#: the callable in it (compared by identity), and so do the composites holding one
+READING = contextvars.ContextVar("lrkit_reading_structure", default=False)
+
+
+def structure(s: Schedule) -> dict[str, Any]:
+    """``s.to_dict()``, with a Python callable held in place rather than refused: what
+    equality, hashing and the nesting check compare (never written anywhere)."""
+    token = READING.set(True)
+    try:
+        return s.to_dict()
+    finally:
+        READING.reset(token)
+
+
 def spec_depth(value: Any) -> int:
     """How deeply ``value`` (a schedule, a list, a number) nests in its spec string."""
     if isinstance(value, Schedule):
         # not cached on the instance: a key added to its __dict__ after __init__ slows every
         # attribute read of the scalar hot path
-        return spec_depth(value.to_dict())
+        return spec_depth(structure(value))
     if isinstance(value, dict):
         return 1 + max((spec_depth(v) for k, v in value.items() if k != "name"), default=0)
     if isinstance(value, (list, tuple)):
@@ -514,10 +531,10 @@ class Schedule(ABC):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Schedule):
             return NotImplemented
-        return self.to_dict() == other.to_dict()
+        return structure(self) == structure(other)
 
     def __hash__(self) -> int:  # consistent with __eq__ (0.0 == -0.0, 1 == 1.0)
-        return hash(_frozen(self.to_dict()))
+        return hash(_frozen(structure(self)))
 
     # ----------------------------------------------------------------- composition
     # The composites (``mul``, ``add``, ``sub``, ``scale``, ``clamp``) and ``constant`` live in

@@ -124,12 +124,32 @@ class _Tok:
         self.kind, self.text, self.pos = kind, text, pos
 
 
+#: what a spec of a function schedule is refused with: it holds a Python callable, which a
+#: spec cannot name (the grammar never imports nor evaluates anything)
+_FUNCTION = (
+    "a function schedule holds a Python callable and cannot be parsed: build it in code with "
+    "lrkit.schedules.function(fn, lr=...), or write it from lrkit's families"
+)
+
+
+def _function_call(text: str, pos: int) -> int | None:
+    """Where ``function(`` begins before ``pos`` in ``text`` (the ``str()`` of a function
+    schedule, ``function(fn=<lambda>, ...)``, stops the tokenizer at ``<``), else ``None``."""
+    found = None
+    for m in re.finditer(r"(?<![A-Za-z0-9_])function\s*\(", text[:pos]):
+        found = m.start()
+    return found
+
+
 def _tokenize(text: str) -> list[_Tok]:
     out: list[_Tok] = []
     pos = 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:
+            at = _function_call(text, pos) if "function" not in REGISTRY else None
+            if at is not None:
+                raise SpecError(_FUNCTION, text, at)
             raise SpecError(f"unexpected character {text[pos]!r}", text, pos)
         kind = m.lastgroup or ""
         if kind != "ws":
@@ -234,6 +254,8 @@ class _Parser:
 
     def call(self, name_tok: _Tok) -> Schedule:
         cls = REGISTRY.get(name_tok.text)
+        if cls is None and name_tok.text == "function":
+            raise SpecError(_FUNCTION, self.text, name_tok.pos)
         if cls is None:
             known = ", ".join(sorted(REGISTRY))
             raise SpecError(

@@ -19,6 +19,10 @@ table for *any* schedule (it only calls ``s.values``) and says what holds past i
 * ``"formula"``: nothing is known past the table (schedules that keep changing, such as
   ``exponential`` with a slow decay, ``inverse_sqrt``, ``inverse_time``, and any family lrkit
   does not know the shape of): steps beyond it must be computed by the formula.
+* ``"host"``: as ``"formula"``, for a schedule that holds a Python callable
+  (:func:`lrkit.schedules.function`, and composites of one), which has no formula to trace:
+  steps beyond the table (and fractional steps) must be computed on the host, where
+  ``s.values`` calls the function (:func:`formula_error` says why it cannot be traced).
 
 Numpy only: the adapters turn the table into a constant of the compiled program.
 """
@@ -33,12 +37,14 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _validate as V
-from ._base import REGISTRY, Schedule
+from ._base import REGISTRY, Schedule, _short_label, structure
+from ._function import holds_callable
 
 __all__ = [
     "EVALUATIONS",
     "TABLE_LIMIT",
     "ValueTable",
+    "formula_error",
     "horizon",
     "host_values",
     "period",
@@ -54,7 +60,7 @@ TABLE_LIMIT = 1 << 20
 #: framework's float dtype
 EVALUATIONS = ("table", "host", "formula")
 
-Beyond = Literal["hold", "periodic", "formula"]
+Beyond = Literal["hold", "periodic", "formula", "host"]
 
 # Parameters a family may gain later with a default that keeps today's shape; any other
 # unknown parameter makes the analysis give up (the table is then still exact, up to its end).
@@ -90,8 +96,8 @@ class ValueTable:
         return int(self.values.shape[0])
 
     def index(self, steps: Any) -> npt.NDArray[np.int64]:
-        """The table index of integer ``steps >= 0`` (numpy; for ``"formula"`` tables the
-        steps past the end map to the last entry, which is not their value)."""
+        """The table index of integer ``steps >= 0`` (numpy; for ``"formula"`` and ``"host"``
+        tables the steps past the end map to the last entry, which is not their value)."""
         t = np.asarray(steps, dtype=np.int64)
         n = self.size
         if self.beyond == "periodic":
@@ -105,7 +111,7 @@ def _known(s: Schedule, *keys: str) -> bool:
     (other than ones at a default that keeps the family's shape)."""
     if type(s) is not REGISTRY.get(s.name):
         return False
-    d = s.to_dict()
+    d = structure(s)  # a composite may hold a function schedule, which to_dict() refuses
     for k, val in d.items():
         if k == "name" or k in keys:
             continue
@@ -315,7 +321,8 @@ def value_table(
     At most ``limit`` entries: a schedule with a known horizon ``h`` (``h + 1 <= limit``) gets
     ``h + 1`` entries and ``"hold"``; a periodic one ``offset + k * period <= limit`` entries
     and ``"periodic"``; any other ``limit`` entries and ``"formula"`` (past the table, compute
-    the value by the formula). Every entry equals the float64 closed form rounded once.
+    the value by the formula; ``"host"`` for one holding a Python callable, computed on the
+    host). Every entry equals the float64 closed form rounded once.
     """
     if not isinstance(s, Schedule):
         raise ValueError(f"s must be a lrkit schedule, got {s!r}")
@@ -340,7 +347,22 @@ def value_table(
         offset, per = p
         n = offset + per * ((limit - offset) // per)
         return ValueTable(_rounded(s, 0, n, np_dtype, scale), "periodic", offset, per)
-    return ValueTable(_rounded(s, 0, limit, np_dtype, scale), "formula")
+    beyond: Beyond = "host" if holds_callable(s) else "formula"
+    return ValueTable(_rounded(s, 0, limit, np_dtype, scale), beyond)
+
+
+def formula_error(s: Schedule) -> str | None:
+    """Why ``s`` cannot be evaluated by its formula traced in a compiled step
+    (``s.values(t, xp=jax.numpy)``, the adapters' ``evaluation="formula"``), in one line, or
+    ``None`` when it can: a schedule holding a Python callable (:func:`lrkit.schedules.function`)
+    has no formula to trace."""
+    if not holds_callable(s):
+        return None
+    return (
+        f'evaluation="formula" traces the schedule\'s formula, but {_short_label(s, 100)} holds '
+        "a Python callable (lrkit.schedules.function), which cannot be traced: use "
+        'evaluation="table" (the default) or "host"'
+    )
 
 
 def host_values(s: Schedule, steps: Any, *, dtype: Any = np.float32, scale: float = 1.0) -> Any:

@@ -28,9 +28,15 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from .. import _validate as V
 from ..feedback import as_metric, check_controllers
-from ..schedules import as_schedule
+from ..schedules import Schedule, as_schedule, holds_callable
 
 __all__ = ["LRKitScheduler", "scheduler"]
+
+
+def _written(s: Schedule) -> dict[str, Any] | None:
+    """``s.to_dict()``, or ``None`` for a schedule holding a Python callable (what a
+    checkpoint keeps of it, as PyTorch's ``LambdaLR`` keeps ``None`` for a lambda)."""
+    return None if holds_callable(s) else s.to_dict()
 
 
 def _schedule_or_list(name: str, value: Any, n_groups: int) -> Any:
@@ -652,9 +658,11 @@ class LRKitScheduler(LRScheduler):
             "_step_count": self._step_count,
             "ratios": list(self.ratios),
             "base_lrs": list(self.base_lrs),
-            "schedules": [s.to_dict() for s in self.schedules],
+            # None for a schedule holding a Python callable (lrkit.schedules.function), which
+            # has no dict (PyTorch's LambdaLR saves no lambda either): the step resumes it
+            "schedules": [_written(s) for s in self.schedules],
             "hyperparams": {
-                k: [x.to_dict() for x in s] if isinstance(s, list) else s.to_dict()
+                k: [_written(x) for x in s] if isinstance(s, list) else _written(s)
                 for k, s in self.hyperparams.items()
             },
             "feedback": self._feedback_state(),
@@ -753,7 +761,7 @@ class LRKitScheduler(LRScheduler):
         ratios = self._float_list(state_dict, "ratios", n)
         base_lrs = self._float_list(state_dict, "base_lrs", n)
         saved = state_dict.get("schedules")
-        if saved is not None and saved != [s.to_dict() for s in self.schedules]:
+        if saved is not None and saved != [_written(s) for s in self.schedules]:
             warnings.warn(
                 "the checkpoint was made with a different schedule; keeping the schedule given "
                 f"to this scheduler ({self.schedules[0]})",

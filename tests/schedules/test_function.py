@@ -1,0 +1,224 @@
+"""``S.function(fn, lr=...)``: ``lr * fn(step)`` (PyTorch's ``LambdaLR``), evaluated exactly on
+both paths, composed and plotted like any schedule, and refused in one line where a callable
+cannot go (a spec, a dict, a traced formula)."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+
+from lrkit import schedules as S
+from lrkit.schedules.tables import formula_error, value_table
+
+
+def warm(step: int) -> float:
+    return min(1.0, (step + 1) / 10)
+
+
+def hf_linear(step: float) -> float:
+    # transformers' get_linear_schedule_with_warmup lambda (10 warmup steps, 50 in all)
+    if step < 10:
+        return float(step) / float(max(1, 10))
+    return max(0.0, float(50 - step) / float(max(1, 50 - 10)))
+
+
+def _bits(x: float) -> int:
+    return int(np.array([x], dtype=np.float64).view(np.int64)[0])
+
+
+def test_value_is_lr_times_fn_and_fn_gets_an_int_for_whole_steps() -> None:
+    seen: list[object] = []
+
+    def fn(step: float) -> float:
+        seen.append(step)
+        return 0.5 * step
+
+    s = S.function(fn, lr=0.1)
+    assert s(3) == 0.1 * 1.5
+    assert s(3.0) == 0.1 * 1.5
+    assert s(np.int64(3)) == 0.1 * 1.5
+    assert s(2.5) == 0.1 * 1.25
+    assert [type(x) for x in seen] == [int, int, int, float]
+    seen.clear()
+    assert s.values(np.array([0, 3, 2.5])).tolist() == [0.0, 0.1 * 1.5, 0.1 * 1.25]
+    assert seen == [0, 3, 2.5] and [type(x) for x in seen] == [int, int, float]
+    assert s.values(np.arange(6).reshape(2, 3)).shape == (2, 3)
+    assert s.length is None and S.function(fn, lr=0.1, length=100).length == 100
+
+
+@pytest.mark.parametrize("fn", [warm, hf_linear, lambda t: np.float32(0.97) ** t, math.cos])
+def test_scalar_and_array_paths_give_the_same_bits(fn: object) -> None:
+    s = S.function(fn, lr=3e-4)  # type: ignore[arg-type]
+    steps = [*range(60), 0.5, 7.25, 2.0**40, 2**53 + 2]
+    arr = s.values(steps)
+    for i, t in enumerate(steps):
+        assert _bits(s(t)) == _bits(s.values([t])[0]) == _bits(arr[i]), t
+
+
+def test_it_composes_with_every_combinator_step_for_step() -> None:
+    f = S.function(warm, lr=0.1)
+    c = S.cosine(0.1, total_steps=40)
+    cases = {
+        "mul": (f * c, lambda t: f(t) * c(t)),
+        "add": (f + c, lambda t: f(t) + c(t)),
+        "sub": (0.5 - f, lambda t: 0.5 - f(t)),
+        "scale": (2.0 * f, lambda t: 2.0 * f(t)),
+        "clamp": (f.clamp(min_lr=0.03, max_lr=0.08), lambda t: min(max(f(t), 0.03), 0.08)),
+        "join": (S.join([c, f], boundaries=[20]), lambda t: c(t) if t < 20 else f(t - 20)),
+        "with_warmup": (
+            S.with_warmup(f, warmup_steps=5),
+            lambda t: S.warmup_linear(0.0, end_lr=f(0), warmup_steps=5)(t) if t < 5 else f(t - 5),
+        ),
+    }
+    for name, (s, expected) in cases.items():
+        got = s.values(np.arange(60))
+        for t in range(60):
+            assert s(t) == expected(t) == got[t], (name, t)
+    assert S.join([f, c], boundaries=[20]).length == 60
+    assert "function(fn=warm, lr=0.1)" in str(S.with_warmup(f, warmup_steps=5))
+
+
+def test_it_plots(tmp_path: object) -> None:
+    pytest.importorskip("matplotlib")
+    import pathlib
+
+    path = pathlib.Path(str(tmp_path)) / "lr.png"
+    ax = S.function(warm, lr=0.1, length=30).plot(path=path)
+    assert path.stat().st_size > 0
+    assert ax.get_lines()[0].get_label() == "function(fn=warm, lr=0.1, length=30)"
+    assert ax.get_lines()[0].get_xdata()[-1] == 30
+
+
+def test_str_and_repr_name_the_callable() -> None:
+    assert str(S.function(warm, lr=0.1)) == "function(fn=warm, lr=0.1)"
+    assert str(S.function(lambda t: 1.0, lr=1)) == "function(fn=<lambda>, lr=1.0)"
+    assert repr(S.function(warm, lr=0.1, length=9)) == (
+        "<lrkit schedule function(fn=warm, lr=0.1, length=9)>"
+    )
+    part = functools.partial(pow, 0.5)
+    assert str(S.function(part, lr=1.0)) == "function(fn=partial(pow), lr=1.0)"
+
+
+def test_equality_and_hash_hold_the_callable_by_identity_without_calling_it() -> None:
+    calls = []
+
+    def fn(t: float) -> float:
+        calls.append(t)
+        return 1.0
+
+    a, b = S.function(fn, lr=0.1), S.function(fn, lr=0.1)
+    assert a == b and hash(a) == hash(b)
+    assert a != S.function(fn, lr=0.2) and a != S.function(fn, lr=0.1, length=5)
+    assert a != S.function(lambda t: 1.0, lr=0.1)
+    assert S.with_warmup(a, warmup_steps=3) == S.with_warmup(b, warmup_steps=3)
+    assert a * S.constant(1.0) != S.function(warm, lr=0.1) * S.constant(1.0)
+    assert len({a, b, a * 2.0}) == 2
+    unhashable = type("Unhashable", (), {"__call__": lambda self, t: 1.0, "__hash__": None})()
+    assert hash(S.function(unhashable, lr=1.0)) == hash(S.function(unhashable, lr=1.0))
+    # with_warmup reads schedule(0) (its end), equality and hashing never call fn
+    assert calls == [0, 0]
+
+
+def test_fn_must_be_a_callable_of_one_step() -> None:
+    with pytest.raises(TypeError, match=r"^fn must be a callable fn\(step\) -> float .*got 0\.1$"):
+        S.function(0.1, lr=1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^fn must be a callable fn\(step\) -> float, taking 1"):
+        S.function(lambda a, b: 1.0, lr=1.0)
+    with pytest.raises(ValueError, match=r"^lr must be >= 0"):
+        S.function(warm, lr=-0.1)
+    with pytest.raises(ValueError, match=r"^length must be an integer in \[1, 2\*\*53\]"):
+        S.function(warm, lr=0.1, length=0)
+    with pytest.raises(TypeError, match="lr"):
+        S.function(warm)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [(float("nan"), "nan"), (math.inf, "inf"), (None, "None"), (True, "True"), ("1", "'1'")],
+)
+def test_a_value_that_is_not_a_finite_real_number_is_a_one_line_error(
+    value: object, shown: str
+) -> None:
+    s = S.function(lambda t: value if t == 3 else 1.0, lr=0.1)  # type: ignore[arg-type, return-value]
+    expected = rf"^fn must return a finite real number, got {shown} at step 3 \(schedule "
+    for evaluate in (lambda: s(3), lambda: s.values([0, 3, 4]), lambda: s.values([3.0])):
+        with pytest.raises(ValueError, match=expected) as info:
+            evaluate()
+        assert "\n" not in str(info.value)
+    assert s(2) == 0.1
+
+
+def test_a_number_of_another_type_is_read_as_a_float() -> None:
+    s = S.function(lambda t: np.float32(0.5) if t else np.array(2), lr=1.0)
+    assert s.values([0, 1]).tolist() == [2.0, 0.5] and s(1) == 0.5
+
+
+def test_fn_raising_is_a_one_line_error_naming_the_step() -> None:
+    s = S.function(lambda t: 1.0 / (t - 2), lr=0.1)
+    with pytest.raises(ValueError, match=r"^fn raised ZeroDivisionError at step 2: ") as info:
+        s.values(range(5))
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+
+
+def test_it_cannot_be_written_as_a_dict_or_spec() -> None:
+    f = S.function(warm, lr=0.1)
+    message = r"^function\(fn=warm, lr=0\.1\) holds a Python callable and cannot be written"
+    for s in (f, S.with_warmup(f, warmup_steps=5), f * 2.0, S.mul(f, S.constant(1.0))):
+        with pytest.raises(TypeError, match=message) as info:
+            s.to_dict()
+        assert "\n" not in str(info.value) and "S.join" in str(info.value)
+        str(s), repr(s)  # labels never raise
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "function(fn=<lambda>, lr=1.0)",
+        str(S.function(warm, lr=0.1)),
+        str(S.with_warmup(S.function(lambda t: 1.0, lr=0.1), warmup_steps=5)),
+        "function(fn=os.system, lr=1.0)",
+    ],
+)
+def test_parsing_its_str_is_a_spec_error(text: str) -> None:
+    with pytest.raises(S.SpecError) as info:
+        S.parse(text)
+    first = str(info.value).splitlines()[0]
+    assert first.endswith(
+        "a function schedule holds a Python callable and cannot be parsed: build it in code "
+        "with lrkit.schedules.function(fn, lr=...), or write it from lrkit's families"
+    )
+    assert info.value.pos == text.index("function(")
+
+
+def test_no_formula_to_trace() -> None:
+    f = S.function(warm, lr=0.1)
+    with pytest.raises(TypeError, match=r"holds a Python callable, which cannot be traced"):
+        f.values(np.arange(3.0), xp=math)
+    assert formula_error(S.cosine(0.1, total_steps=10)) is None
+    assert formula_error(f * 2.0) == (
+        'evaluation="formula" traces the schedule\'s formula, but scale(schedule=function(fn=warm, '
+        "lr=0.1), factor=2.0) holds a Python callable (lrkit.schedules.function), which cannot "
+        'be traced: use evaluation="table" (the default) or "host"'
+    )
+    assert formula_error(S.with_warmup(f, warmup_steps=3)) is not None
+
+
+def test_value_tables_hold_its_values_and_leave_the_rest_to_the_host() -> None:
+    f = S.function(hf_linear, lr=0.1)
+    vt = value_table(f, limit=64)
+    assert vt.beyond == "host" and vt.size == 64
+    assert np.array_equal(vt.values, f.values(np.arange(64)).astype(np.float32))
+    # a function schedule followed by a family that holds: exact at every step
+    held = value_table(S.join([f, S.constant(0.01)], boundaries=[50]))
+    assert held.beyond == "hold" and held.size == 51
+    assert held.values[-1] == np.float32(0.01)
+    assert value_table(2.0 * f, limit=8).beyond == "host"
+
+
+def test_as_schedule_checks_its_sign_like_any_schedule() -> None:
+    s = S.function(lambda t: 1.0 - t / 10, lr=0.1)
+    with pytest.raises(ValueError, match=r"^schedule must be >= 0 at every step .* at step 11"):
+        S.as_schedule(s, nonnegative=True)

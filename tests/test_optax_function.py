@@ -1,0 +1,53 @@
+"""lrkit.optax.schedule of ``S.function(fn, lr=...)``: the host's float64 values rounded once,
+from the table inside the compiled step and from the host past it; no traced formula."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+optax = pytest.importorskip("optax")
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import lrkit.optax as lo  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+
+
+def warm(step: int) -> float:
+    return min(1.0, (step + 1) / 10)
+
+
+F = S.function(warm, lr=3e-4) * S.cosine(1.0, total_steps=80)
+
+
+@pytest.mark.parametrize("evaluation", ["table", "host"])
+def test_values_equal_the_host_values_in_float32(evaluation: str) -> None:
+    sched = lo.schedule(F, evaluation=evaluation, table_limit=32)
+    t = jnp.arange(100, dtype=jnp.int32)
+    ref = F.values(np.arange(100)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(jax.jit(sched)(t)), ref)
+    np.testing.assert_array_equal(np.asarray(jax.vmap(sched)(t)), ref)
+    assert float(sched(50)) == ref[50]  # eager
+    assert np.isnan(float(jax.jit(sched)(jnp.int32(-1))))
+
+
+def test_an_optax_optimizer_steps_with_its_values() -> None:
+    opt = optax.sgd(lo.schedule(F, table_limit=4))
+    params = jnp.zeros(1)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state):
+        updates, state = opt.update(jnp.ones(1), state, params)
+        return optax.apply_updates(params, updates), state
+
+    for _ in range(10):
+        params, state = step(params, state)
+    used = F.values(np.arange(10)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(params), [-np.sum(used)], rtol=1e-6)
+
+
+def test_formula_evaluation_is_refused_in_one_line() -> None:
+    with pytest.raises(ValueError, match=r'^evaluation="formula" traces .* use evaluation="table"'):
+        lo.schedule(F, evaluation="formula")
