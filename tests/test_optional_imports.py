@@ -27,7 +27,14 @@ else:  # pragma: no cover
 
 import lrkit
 from lrkit import _imports
-from lrkit._imports import install_hint, lazy_exports, optional, require
+from lrkit._imports import (
+    install_command,
+    install_hint,
+    install_note,
+    lazy_exports,
+    optional,
+    require,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = Path(lrkit.__file__).resolve().parents[1]
@@ -118,6 +125,16 @@ CASES = {
         "ImportError",
         "lrkit.keras needs keras: pip install 'lrkit[keras]'",
     ),
+    "keras-2": (  # a Keras 2 installed: the extra installs Keras 3
+        set(),
+        [
+            "import sys, types\nk = types.ModuleType('keras')\nk.__version__ = '2.15.0'\n"
+            "sys.modules['keras'] = k",
+            "import lrkit.keras",
+        ],
+        "ImportError",
+        "lrkit.keras needs Keras 3: pip install 'lrkit[keras]' (found keras 2.15.0)",
+    ),
     "tune": (
         {"optuna"},
         ["import lrkit.tune", "lrkit.tune.make_storage()"],
@@ -168,6 +185,16 @@ CASES = {
         ],
         "ImportError",
         "EffectiveLRLogger.plot needs matplotlib: pip install 'lrkit[plot]'",
+    ),
+    "tensorboard": (  # outside lrkit's extras: its own install line
+        {"tensorboard"},
+        [
+            PARAMS + "from lrkit.torch import EffectiveLRLogger\n"
+            "EffectiveLRLogger(torch.optim.Adam(p), tensorboard='auto')\n"  # no error: skipped
+            "EffectiveLRLogger(torch.optim.Adam(p), tensorboard=True)"
+        ],
+        "ImportError",
+        "EffectiveLRLogger(tensorboard=True) needs tensorboard: pip install tensorboard",
     ),
     "schedulefree": (
         {"schedulefree"},
@@ -261,10 +288,51 @@ def test_keras_with_a_missing_backend_package_names_the_backend() -> None:
     name, message, _ = result["error"]  # type: ignore[misc]
     assert name == "ImportError"
     assert message.startswith("lrkit.keras needs Keras 3 and its backend"), message
-    assert "'jax'" in message and "pip install 'lrkit[keras]'" in message
+    assert message.endswith(
+        "Keras is configured for the 'jax' backend (KERAS_BACKEND or ~/.keras/keras.json): "
+        "install it (pip install 'lrkit[keras]'), or set KERAS_BACKEND=torch "
+        "(pip install 'lrkit[torch]') before the first import of keras or lrkit.keras."
+    ), message
+
+
+def test_keras_with_another_missing_backend_names_each_install_line() -> None:
+    _skip_unless_installed("keras")
+    result = _run_hidden(
+        {"tensorflow"},
+        ["import os\nos.environ['KERAS_BACKEND'] = 'tensorflow'\nimport lrkit.keras"],
+    )
+    name, message, _ = result["error"]  # type: ignore[misc]
+    assert name == "ImportError"
+    assert message.endswith(
+        "Keras is configured for the 'tensorflow' backend (KERAS_BACKEND or "
+        "~/.keras/keras.json): install it (pip install tensorflow), or set KERAS_BACKEND=jax "
+        "(pip install 'lrkit[keras]') or KERAS_BACKEND=torch (pip install 'lrkit[torch]') "
+        "before the first import of keras or lrkit.keras."
+    ), message
+    assert "\n" not in message
 
 
 # ----------------------------------------------------------------------------- the helper
+
+
+def test_the_install_line_hint_and_note_share_one_wording() -> None:
+    assert install_command("plot") == "pip install 'lrkit[plot]'"
+    assert install_command(package="tensorboard") == "pip install tensorboard"
+    for bad in ({}, {"extra": "plot", "package": "matplotlib"}):
+        with pytest.raises(TypeError, match="^give one of extra and package"):
+            install_command(**bad)  # type: ignore[arg-type]
+    assert (
+        install_hint("matplotlib", "plot", feature="-o/--output")
+        == "-o/--output needs matplotlib: pip install 'lrkit[plot]'"
+    )
+    assert (
+        install_hint("tensorboard", package="tensorboard", feature="f")
+        == "f needs tensorboard: pip install tensorboard"
+    )
+    assert (
+        install_note("matplotlib", "plot", feature="--plot", skipped="no plot")
+        == "note: no plot (--plot needs matplotlib: pip install 'lrkit[plot]')"
+    )
 
 
 def test_require_returns_the_module() -> None:
@@ -358,20 +426,23 @@ def test_lazy_packages_list_and_resolve_their_names(
 # ----------------------------------------------------------------------------- the extras
 
 
-def _require_calls() -> list[tuple[str, str, str]]:
-    """``(file, module, extra)`` of every ``require(...)`` call in the package."""
-    calls = []
+def _require_calls() -> list[tuple[str, str | None, str]]:
+    """``(file, module, extra)`` of every ``require``, ``install_hint`` and ``install_note``
+    call in the package that names both as constants, and ``(file, None, extra)`` of every
+    ``install_command(extra)``."""
+    calls: list[tuple[str, str | None, str]] = []
     for path in sorted((SRC / "lrkit").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id == "require"
-                and len(node.args) == 2
-                and all(isinstance(a, ast.Constant) for a in node.args)
-            ):
-                module, extra = (a.value for a in node.args)  # type: ignore[attr-defined]
-                calls.append((str(path.relative_to(SRC)), module, extra))
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            args = [a.value for a in node.args if isinstance(a, ast.Constant)]
+            if len(args) != len(node.args):
+                continue
+            where = str(path.relative_to(SRC))
+            if node.func.id in ("require", "install_hint", "install_note") and len(args) == 2:
+                calls.append((where, args[0], args[1]))
+            elif node.func.id == "install_command" and len(args) == 1:
+                calls.append((where, None, args[0]))
     return calls
 
 
@@ -401,11 +472,43 @@ def test_every_hint_names_an_extra_that_installs_the_module() -> None:
     assert len(calls) >= 10, calls
     extras = _extras()
     dists = packages_distributions()
+    assert {(w, e) for w, m, e in calls if m is None} >= {("lrkit/keras/__init__.py", "keras")}
     for where, module, extra in calls:
         assert extra in extras, f"{where}: require({module!r}, {extra!r}): no extra {extra!r}"
+        if module is None:
+            continue
         providers = {re.sub(r"[-_.]+", "-", d).lower() for d in dists.get(module.split(".")[0], [])}
         if providers:  # installed here: the extra must install a distribution providing it
             assert providers & extras[extra], f"{where}: lrkit[{extra}] does not install {module}"
+
+
+def test_install_lines_are_written_by_the_helper_only() -> None:
+    """No message outside ``lrkit._imports`` spells an install line itself (docstrings may)."""
+    found = []
+    for path in sorted((SRC / "lrkit").rglob("*.py")):
+        if path.name == "_imports.py" and path.parent.name == "lrkit":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and re.search(r"pip install|not installed", node.value)
+            ):
+                found.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}")
+    allowed = {  # not an optional package of lrkit: a database driver the URL names
+        "the database driver is not installed (",
+    }
+    assert [f for f in found if not any(a in f for a in allowed)] == []
 
 
 def test_the_all_extra_holds_every_other_extra() -> None:
@@ -413,7 +516,14 @@ def test_the_all_extra_holds_every_other_extra() -> None:
     everything = set().union(*(v for k, v in extras.items() if k not in ("all", "dev", "docs")))
     assert extras["all"] == everything
     assert {"lightning", "hf", "torch", "jax", "keras", "tune", "plot", "lrfree"} <= set(extras)
-    assert _imports.__all__ == ["install_hint", "lazy_exports", "optional", "require"]
+    assert _imports.__all__ == [
+        "install_command",
+        "install_hint",
+        "install_note",
+        "lazy_exports",
+        "optional",
+        "require",
+    ]
 
 
 def _imported_packages(script: Path) -> set[str]:

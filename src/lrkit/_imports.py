@@ -6,6 +6,14 @@ whose one-line message names the extra to install, e.g.::
     torch = require("torch", "torch")
     # ImportError: lrkit.torch needs torch: pip install 'lrkit[torch]'
 
+Every message about a missing optional package is built here, in one wording: who needs
+what, then the exact install line (:func:`install_hint`; ``pip install 'lrkit[extra]'``, or
+``pip install package`` for a package outside lrkit's extras). Where the part that needs it is
+skipped rather than refused (a plot the command line draws by default), the same hint is the
+one-line note of :func:`install_note`::
+
+    note: no plot (-o/--output needs matplotlib: pip install 'lrkit[plot]')
+
 In an adapter module the framework is then imported normally (so type checkers see it)::
 
     from .._imports import require
@@ -29,13 +37,51 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
-__all__ = ["install_hint", "lazy_exports", "optional", "require"]
+__all__ = [
+    "install_command",
+    "install_hint",
+    "install_note",
+    "lazy_exports",
+    "optional",
+    "require",
+]
 
 
-def install_hint(module: str, extra: str, *, feature: str | None = None) -> str:
-    """The one-line message for a missing optional dependency ``module`` of ``feature``."""
+def install_command(extra: str | None = None, *, package: str | None = None) -> str:
+    """The install line: ``pip install 'lrkit[extra]'``, or ``pip install package`` for a
+    package outside lrkit's extras (give one of them)."""
+    if (extra is None) == (package is None):
+        raise TypeError(f"give one of extra and package, got {extra=!r} and {package=!r}")
+    return f"pip install 'lrkit[{extra}]'" if extra is not None else f"pip install {package}"
+
+
+def install_hint(
+    module: str,
+    extra: str | None = None,
+    *,
+    feature: str | None = None,
+    package: str | None = None,
+) -> str:
+    """The one-line message for a missing optional dependency ``module`` of ``feature``:
+    ``{feature} needs {module}: {install line}`` (:func:`install_command` of ``extra`` or
+    ``package``). ``feature`` defaults to the calling lrkit module (see :func:`require`)."""
     who = feature if feature is not None else _caller_package()
-    return f"{who} needs {module}: pip install 'lrkit[{extra}]'"
+    return f"{who} needs {module}: {install_command(extra, package=package)}"
+
+
+def install_note(
+    module: str,
+    extra: str | None = None,
+    *,
+    feature: str,
+    skipped: str,
+    package: str | None = None,
+) -> str:
+    """The one-line note for a missing optional dependency whose use is ``skipped`` rather
+    than an error: ``note: {skipped} ({install_hint})``, e.g. ``note: no plot (-o/--output
+    needs matplotlib: pip install 'lrkit[plot]')``."""
+    hint = install_hint(module, extra, feature=feature, package=package)
+    return f"note: {skipped} ({hint})"
 
 
 def require(module: str, extra: str, *, feature: str | None = None) -> ModuleType:

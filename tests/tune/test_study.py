@@ -1008,9 +1008,20 @@ def test_a_missing_postgresql_driver_names_the_extra_and_masks_the_password() ->
     url = "postgresql://user:s3cret@127.0.0.1:5432/db"
     msg = str(storage_error(ImportError("No module named 'psycopg2'"), url))
     assert "\n" not in msg and "s3cret" not in msg
-    assert "the database driver is not installed (PostgreSQL: pip install 'lrkit[tune]')" in msg
+    assert msg == (
+        "storage postgresql://user:***@127.0.0.1:5432/db: cannot use the database: a PostgreSQL "
+        "storage needs psycopg2: pip install 'lrkit[tune]' (No module named 'psycopg2')"
+    )
+    v3 = ModuleNotFoundError("No module named 'psycopg'", name="psycopg")  # SQLAlchemy >= 2.1
+    assert "a PostgreSQL storage needs psycopg2: pip install 'lrkit[tune]'" in str(
+        storage_error(v3, url)
+    )
     other = str(storage_error(ImportError("No module named 'pymysql'"), "mysql://u@h/db"))
     assert "lrkit[tune]" not in other  # the extra holds the PostgreSQL driver only
+    assert other.endswith("the database driver is not installed (No module named 'pymysql')")
+    asyncpg = ModuleNotFoundError("No module named 'asyncpg'", name="asyncpg")
+    other = str(storage_error(asyncpg, "postgresql+asyncpg://u@h/db"))
+    assert "lrkit[tune]" not in other  # another PostgreSQL driver: not the extra's
 
 
 def _quad(rt: Any = (1e-3, 1.0)) -> Task:

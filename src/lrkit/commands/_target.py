@@ -43,7 +43,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._files import IMAGE_TYPES, check_output, fresh_path, write_new, write_text_whole
-from .._imports import install_hint
+from .._imports import install_hint, install_note
 from ._help import HelpFormatter
 
 
@@ -253,7 +253,7 @@ def write_plot(
         else:
             draw(path)
     except ImportError:
-        say("  (matplotlib not installed: no plot; pip install 'lrkit[plot]')")
+        say("  " + install_note("matplotlib", "plot", feature="-o/--output", skipped="no plot"))
         return False
     except Exception as exc:  # the image could not be written (disk, backend)
         return cannot_write(command, option="-o/--output", path=path, error=exc)
@@ -290,7 +290,7 @@ def check_outputs(args: argparse.Namespace, default_output: str) -> None:
                 args.output = fresh_path(f"{stem}-{n}{ext}")
             args.output_is_default = True  # written by write_plot(default=True)
         elif importlib.util.find_spec("matplotlib") is None:  # looked up, not imported
-            raise ValueError("-o/--output needs matplotlib: pip install 'lrkit[plot]'")
+            raise ValueError(install_hint("matplotlib", "plot", feature="-o/--output"))
         check_output(args.output, option="-o/--output", types=IMAGE_TYPES)
     if args.json is not None:
         check_output(args.json, option="--json", example="results.json")

@@ -28,6 +28,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._format import duration
+from .._imports import install_note
 from .._runtime import one_pass, preserved_rng
 from ..compare import METHODS
 from ..finder.sweep import MAX_ITER, MIN_ITER
@@ -160,10 +161,8 @@ def _compare(args: argparse.Namespace) -> int:
     say = Printer()  # a reader that goes away stops the printing, not the files
     counted = f"{len(methods)} method{'s' if len(methods) != 1 else ''}"
     say(f"lrkit compare: {name}; {counted} x {args.steps} steps, seed {args.seed}")
-    if skipped:
-        needs = ", ".join(f"{m} (needs {module})" for m, (module, _) in skipped.items())
-        extras = " ".join(sorted({f"'lrkit[{extra}]'" for _, extra in skipped.values()}))
-        say(f"  note: skipped, not installed: {needs}; pip install {extras}")
+    for m, (module, extra) in skipped.items():  # one line each, as check_installed says it
+        say("  " + install_note(module, extra, feature=f"method {m!r}", skipped="skipped"))
     interrupt: KeyboardInterrupt | None = None
     try:  # lrkit's checks of what the target returned (a loss that is no tensor): exit 2
         with user_code(target, during="the runs", mistakes=True):

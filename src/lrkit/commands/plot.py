@@ -10,6 +10,7 @@ import argparse
 import re
 from typing import Any
 
+from .._imports import install_hint
 from ._help import HelpFormatter
 from ._target import cannot_write, print_error
 
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             from matplotlib.figure import Figure  # no pyplot: no backend switch
         except ImportError:
-            return err("-o needs matplotlib: pip install 'lrkit[plot]'")
+            return err(install_hint("matplotlib", "plot", feature="-o/--output"))
         fig = Figure(figsize=(8, 4))
         ax = fig.add_subplot()
         ax.plot(steps, lrs, lw=1.5)

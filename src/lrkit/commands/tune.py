@@ -30,6 +30,7 @@ from typing import Any
 from .. import _validate as V
 from .._files import IMAGE_TYPES, check_output, fresh_path, write_new
 from .._format import mask_secrets, mask_url, shorten
+from .._imports import install_hint, install_note
 from ..tune import (
     DEFAULT_STORAGE,
     DEMO_TASK,
@@ -400,8 +401,9 @@ def _tune(args: argparse.Namespace) -> int:
         return err("give either --demo or a target pkg.module:function")
     from importlib.util import find_spec
 
-    if find_spec("optuna") is None:
-        return err("optuna is not installed: pip install 'lrkit[tune]'")
+    if find_spec("optuna") is None:  # worded as lrkit find and compare say it of PyTorch
+        print(install_hint("optuna", "tune", feature="lrkit tune"), file=sys.stderr)
+        return 2
     if args.lr_range is not None and args.seeding is not None:  # refused rather than ignored
         return err(
             "--lr-range gives the interval that --seeding would find: give one of them, got "
@@ -593,7 +595,7 @@ def _tune(args: argparse.Namespace) -> int:
             if not quiet:
                 out(f"plot of the search: {plot}")
         except ImportError:
-            note = "(matplotlib not installed: no plot; pip install 'lrkit[plot]')"
+            note = install_note("matplotlib", "plot", feature="--plot", skipped="no plot")
             if quiet:
                 print(note, file=sys.stderr)
             else:

@@ -21,7 +21,7 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from .._imports import lazy_exports, require
+from .._imports import install_command, install_hint, lazy_exports, require
 
 
 def _configured_backend() -> str:
@@ -36,21 +36,34 @@ def _configured_backend() -> str:
         return "tensorflow"
 
 
+#: the install line of each Keras backend's package
+_BACKENDS = {
+    "jax": install_command("keras"),
+    "torch": install_command("torch"),
+    "tensorflow": install_command(package="tensorflow"),
+}
+
 try:
     keras = require("keras", "keras")
 except (ImportError, ValueError) as exc:  # missing backend package, or an unknown name
     if isinstance(exc, ImportError) and exc.name == "keras":
         raise  # keras itself is not installed: the plain install hint
     cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc  # not the hint
+    backend = _configured_backend()
+    known = f" ({_BACKENDS[backend]})" if backend in _BACKENDS else ""
+    others = " or ".join(
+        f"KERAS_BACKEND={b} ({_BACKENDS[b]})" for b in ("jax", "torch") if b != backend
+    )
     raise ImportError(
         f"lrkit.keras needs Keras 3 and its backend, and importing keras failed ({cause}). "
-        f"Keras is configured for the {_configured_backend()!r} backend (KERAS_BACKEND or "
-        "~/.keras/keras.json): install it, or set KERAS_BACKEND=jax (pip install 'lrkit[keras]') "
-        "or KERAS_BACKEND=torch before the first import of keras or lrkit.keras."
+        f"Keras is configured for the {backend!r} backend (KERAS_BACKEND or "
+        f"~/.keras/keras.json): install it{known}, or set {others} before the first import of "
+        "keras or lrkit.keras."
     ) from exc
 if int(str(getattr(keras, "__version__", "0")).split(".")[0]) < 3:
     raise ImportError(
-        f"lrkit.keras needs Keras 3 (pip install 'keras>=3'), found keras {keras.__version__}"
+        f"{install_hint('Keras 3', 'keras', feature='lrkit.keras')} "
+        f"(found keras {keras.__version__})"
     )
 
 from ._schedule import LRKitSchedule as LRKitSchedule  # noqa: E402

@@ -619,7 +619,7 @@ class Schedule(ABC):
         title: str | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Plot the schedule with matplotlib (``pip install lrkit[plot]``); returns the axes.
+        """Plot the schedule with matplotlib (``pip install 'lrkit[plot]'``); returns the axes.
 
         ``steps`` defaults to the schedule's natural length (or 1000). ``path`` (or a file
         name as the first argument: ``s.plot("lr.png")``) writes the figure, drawn without

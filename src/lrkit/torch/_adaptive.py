@@ -56,7 +56,7 @@ import numpy as np
 
 from .. import _validate as V
 from .._figure import new_axes, resolve
-from .._imports import optional, require
+from .._imports import install_hint, optional, require
 from .._runtime import in_range_test
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
@@ -390,9 +390,12 @@ class EffectiveLRLogger:
             self.writer = _tensorboard_writer(log_dir)
             self._own_writer = self.writer is not None
             if self.writer is None and tensorboard is True:
-                raise ImportError(
-                    "tensorboard=True needs the tensorboard package: pip install tensorboard"
+                hint = install_hint(
+                    "tensorboard",
+                    package="tensorboard",
+                    feature="EffectiveLRLogger(tensorboard=True)",
                 )
+                raise ImportError(hint, name="tensorboard")
         self.steps: list[int] = []
         self.history: dict[str, dict[str, list[float]]] = {
             n: {"median": [], "p5": [], "p95": []} for n in self.names

@@ -21,6 +21,7 @@ from .._format import (
     unencoded_at,
     url_parts,
 )
+from .._imports import install_hint, optional
 from ._task import optuna as _optuna
 
 __all__ = [
@@ -364,8 +365,12 @@ def storage_error(exc: BaseException, url: str) -> ValueError:
     lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
     why = lines[0] if lines else type(orig).__name__
     if isinstance(exc, ImportError):
-        hint = " (PostgreSQL: pip install 'lrkit[tune]')" if "postgres" in url.lower() else ""
-        why = f"the database driver is not installed{hint} ({why})"
+        missing = (exc.name or "").split(".")[0]
+        if "postgres" in url.lower() and missing in ("", "psycopg", "psycopg2"):
+            # the tune extra holds psycopg2, which _with_driver then picks
+            why = f"{install_hint('psycopg2', 'tune', feature='a PostgreSQL storage')} ({why})"
+        else:
+            why = f"the database driver is not installed ({why})"
     return ValueError(
         mask_secrets(f"storage {url}: cannot use the database: {shorten(why, 240)}", url)
     )
@@ -578,8 +583,6 @@ def _not_writable_error(exc: BaseException, url: str) -> ValueError:
 def _with_driver(url: str) -> str:
     """``postgresql://`` means psycopg (v3) to SQLAlchemy >= 2.1; use psycopg2 (the ``tune``
     extra) when psycopg is not installed."""
-    from .._imports import optional
-
     for scheme in ("postgresql://", "postgres://"):
         if url.startswith(scheme) and optional("psycopg") is None and optional("psycopg2"):
             return "postgresql+psycopg2://" + url[len(scheme) :]

@@ -1,0 +1,95 @@
+"""Each command line's message for a missing optional package, with the package hidden as if
+it were not installed: worded by :func:`lrkit._imports.install_hint` (who needs what, then the
+install line), one line, no traceback; a refusal is exit code 2, a skipped plot a note."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lrkit.cli import main
+
+
+def _hide(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """``name`` and its submodules as if not installed (``import`` fails, ``find_spec`` finds
+    none); restored after the test."""
+    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        monkeypatch.setitem(sys.modules, key, None)
+    monkeypatch.setitem(sys.modules, name, None)
+
+
+@pytest.fixture(autouse=True)
+def _folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def test_tune_without_optuna(monkeypatch, capsys) -> None:
+    _hide(monkeypatch, "optuna")
+    assert main(["tune", "--demo"]) == 2
+    assert capsys.readouterr() == ("", "lrkit tune needs optuna: pip install 'lrkit[tune]'\n")
+
+
+def test_plot_output_without_matplotlib(monkeypatch, capsys, tmp_path) -> None:
+    _hide(monkeypatch, "matplotlib")
+    png = tmp_path / "x.png"
+    assert main(["plot", "cosine(0.1, 100)", "-o", str(png)]) == 2
+    assert capsys.readouterr() == (
+        "",
+        "lrkit plot: error: -o/--output needs matplotlib: pip install 'lrkit[plot]'\n",
+    )
+    assert not png.exists()
+
+
+def test_find_output_by_name_without_matplotlib(monkeypatch, capsys, tmp_path) -> None:
+    pytest.importorskip("torch")
+    _hide(monkeypatch, "matplotlib")
+    png = tmp_path / "x.png"
+    assert main(["find", "--demo", "-o", str(png)]) == 2
+    assert capsys.readouterr() == (
+        "",
+        "lrkit find: error: -o/--output needs matplotlib: pip install 'lrkit[plot]'\n",
+    )
+
+
+def test_the_default_plot_without_matplotlib_is_a_note(monkeypatch, tmp_path) -> None:
+    """``lrkit find`` and ``lrkit compare`` skip their default image (the real plot call:
+    :meth:`FinderResult.plot` refuses first)."""
+    from lrkit.commands._target import write_plot
+    from lrkit.finder import range_test
+
+    result = range_test(lambda lr: 1.0 / (1.0 + lr), num_iter=20, warn=False)
+    _hide(monkeypatch, "matplotlib")
+    said: list[str] = []
+    png = tmp_path / "lrkit-find.png"
+    assert write_plot("find", str(png), result.plot, say=said.append, default=True) is False
+    assert said == ["  note: no plot (-o/--output needs matplotlib: pip install 'lrkit[plot]')"]
+    assert not png.exists()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_tune_plot_without_matplotlib_is_a_note(monkeypatch, capsys, tmp_path, quiet) -> None:
+    pytest.importorskip("optuna")
+    (tmp_path / "lrkit_nompl_task.py").write_text(
+        textwrap.dedent(
+            """
+            from lrkit.tune import Task
+
+            def make():
+                return Task(train=lambda schedule, report: schedule(0), total_steps=20)
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lrkit_nompl_task", raising=False)
+    _hide(monkeypatch, "matplotlib")
+    argv = ["tune", "lrkit_nompl_task:make", "--trials", "1", "--seeding", "blind"]
+    argv += ["--storage", f"sqlite:///{tmp_path / 't.db'}", "--no-progress"]
+    argv += ["--plot", str(tmp_path / "search.png"), *(["--quiet"] if quiet else [])]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    note = "note: no plot (--plot needs matplotlib: pip install 'lrkit[plot]')"
+    assert (err if quiet else out).splitlines().count(note) == 1, (out, err)
+    assert "Traceback" not in err and not (tmp_path / "search.png").exists()
