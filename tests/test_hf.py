@@ -414,7 +414,7 @@ def test_the_trainers_own_scheduler_arguments_are_said_to_be_unused(tmp_path: An
         trainer.train()
     messages = [str(w.message) for w in record if "lrkit.hf" in str(w.message)]
     assert messages == [
-        "lrkit.hf: the TrainingArguments' warmup_steps (1 steps), lr_scheduler_type='cosine' "
+        "lrkit.hf: the TrainingArguments' warmup_steps (1 step), lr_scheduler_type='cosine' "
         "are not used: the lrkit schedule sets every LR (put a warmup into it, e.g. "
         "S.with_warmup(schedule, warmup_steps=...))"
     ]
@@ -429,6 +429,15 @@ def test_the_trainers_own_scheduler_arguments_are_said_to_be_unused(tmp_path: An
         warnings.simplefilter("error", UserWarning)
         quiet.create_optimizer()
         quiet.create_scheduler(2)
+    two = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, max_steps=3, warmup_steps=2),
+        train_dataset=Pairs(64, 1),
+        schedule="constant(0.01)",
+    )
+    two.create_optimizer()
+    with pytest.warns(UserWarning, match=r"warmup_steps \(2 steps\) are not used"):
+        two.create_scheduler(3)
 
 
 def _two_eval_sets(tmp_path: Any, monitor: str, epochs: int = 4) -> Any:
@@ -603,3 +612,126 @@ def test_find_lr_with_probe_data_matches_torch_find_lr(tmp_path: Any) -> None:
     res, ref = _beside_by_hand(tmp_path, probe_data=_collated())
     assert res.probes is not None and res.probes == ref.probes
     assert res.losses.tolist() == ref.losses.tolist() and res.suggestion == ref.suggestion
+
+
+# ----------------------------------------------------------------------------- accumulation
+
+
+class Texts(torch.utils.data.Dataset):  # type: ignore[misc]
+    """Token sequences of 3 to 11 tokens, for a causal LM."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        lengths = torch.randint(3, 12, (n,), generator=g).tolist()
+        self.items = [torch.randint(1, 32, (k,), generator=g).tolist() for k in lengths]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return {"input_ids": self.items[i]}
+
+
+def _padded(features: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+    """The collator: right-padded with 0, the padding labelled -100 (not a label token)."""
+    width = max(len(f["input_ids"]) for f in features)
+    ids = torch.tensor([f["input_ids"] + [0] * (width - len(f["input_ids"])) for f in features])
+    mask = torch.tensor(
+        [[1] * len(f["input_ids"]) + [0] * (width - len(f["input_ids"])) for f in features]
+    )
+    return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
+
+
+def _tiny_gpt2() -> Any:
+    """A 2-layer GPT-2 from a config (seeded, no dropout): it accepts loss kwargs."""
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=32, n_embd=16, n_layer=2, n_head=2, n_positions=16,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=1, eos_token_id=1,
+    )  # fmt: skip
+    return transformers.GPT2LMHeadModel(config)
+
+
+class _TokenLM(torch.nn.Module):  # type: ignore[misc]
+    """A token-wise LM whose ``forward`` takes no loss kwargs (no ``**kwargs``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Embedding(32, 8)
+        self.out = torch.nn.Linear(8, 32)
+
+    def forward(self, input_ids: Any, attention_mask: Any = None, labels: Any = None) -> Any:
+        logits = self.out(self.embed(input_ids))
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten())
+        return {"loss": loss, "logits": logits}
+
+
+def _first_window(model: Any, tmp_path: Any) -> tuple[Any, list[Any], list[torch.Tensor]]:
+    """find_lr on a Trainer of ``model`` accumulating 2 batches of :class:`Texts` (no clipping):
+    the Trainer, the two batches of the sweep's first step and the gradients it stepped on."""
+    args = _args(tmp_path, gradient_accumulation_steps=2, max_grad_norm=0.0, max_steps=4)
+    trainer = transformers.Trainer(
+        model=model, args=args, train_dataset=Texts(64, 1), data_collator=_padded
+    )
+    opt = trainer.create_optimizer()
+    grads: list[list[torch.Tensor]] = []
+    hook = opt.register_step_pre_hook(
+        lambda *_: grads.append([p.grad.clone() for p in model.parameters()])
+    )
+    trained: list[Any] = []  # the batches the sweep trains on (the held ones are under no_grad)
+    compute_loss = trainer.compute_loss
+
+    def spy(m: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if torch.is_grad_enabled():
+            trained.append({k: v.clone() for k, v in inputs.items()})
+        return compute_loss(m, inputs, *args, **kwargs)
+
+    trainer.compute_loss = spy
+    find_lr(trainer, num_iter=10, warn=False)
+    trainer.compute_loss = compute_loss
+    hook.remove()
+    return trainer, trained[:2], grads[0]
+
+
+def _training_step_grads(trainer: Any, window: list[Any], items: Any = "counted") -> Any:
+    """The gradients of ``trainer.training_step`` over ``window``, as ``train()`` runs it (the
+    window's ``num_items_in_batch`` from ``get_batch_samples``)."""
+    model = trainer.model
+    if items == "counted":
+        _, items = trainer.get_batch_samples(iter(window), len(window), trainer.args.device)
+    trainer.current_gradient_accumulation_steps = len(window)  # as the training loop sets it
+    model.zero_grad(set_to_none=True)
+    for batch in window:
+        trainer.training_step(model, batch, items)
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    return grads
+
+
+def test_find_lr_weighs_an_accumulation_window_by_its_label_tokens_as_train_does(
+    tmp_path: Any,
+) -> None:
+    """A model that accepts loss kwargs (GPT-2): train() divides each batch's summed token
+    loss by the label tokens of the whole window (num_items_in_batch); so does the sweep."""
+    trainer, window, swept = _first_window(_tiny_gpt2(), tmp_path)
+    assert trainer.model_accepts_loss_kwargs
+    tokens = [int((b["labels"] != -100).sum()) for b in window]
+    assert tokens[0] != tokens[1]  # unequal windows: the weighting matters
+    trained = _training_step_grads(trainer, window)
+    for a, b in zip(swept, trained):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    # not the mean of the two batches' mean losses
+    per_batch = _training_step_grads(trainer, window, items=None)
+    assert not all(torch.allclose(a, b, rtol=1e-3) for a, b in zip(swept, per_batch))
+
+
+def test_find_lr_averages_an_accumulation_window_of_a_model_without_loss_kwargs(
+    tmp_path: Any,
+) -> None:
+    """A model without loss kwargs: train() averages the batches' losses; so does the sweep."""
+    trainer, window, swept = _first_window(_TokenLM(), tmp_path)
+    assert not trainer.model_accepts_loss_kwargs
+    trained = _training_step_grads(trainer, window)
+    for a, b in zip(swept, trained):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)

@@ -1149,3 +1149,36 @@ def test_finder_prepares_each_probe_data_batch_when_a_probe_is_scored() -> None:
     assert scored >= 2
     for x, _ in val:  # not once when drawn: once per scored probe
         assert seen.count(id(x)) == scored
+
+
+class _Counted(Tiny):
+    """:class:`Tiny` counting its ``training_step`` calls."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.steps = 0
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        self.steps += 1
+        return super().training_step(batch, batch_idx)
+
+
+@pytest.mark.parametrize("schedule", [None, lambda r, n: S.onecycle(r.max_lr, total_steps=n)])
+def test_finder_skips_the_sweep_under_fast_dev_run(schedule: Any) -> None:
+    """fast_dev_run: no range test (as Lightning's Tuner.lr_find skips it), said with an
+    LRFinderWarning, the LR as it was and no schedule of the finder's."""
+    from lrkit.finder import LRFinderWarning
+
+    plain = _Counted()
+    _trainer(fast_dev_run=True).fit(plain)
+    model, recorder = _Counted(), LRRecorder()
+    finder = LRFinder(num_iter=10, plot=False, schedule=schedule)
+    with pytest.warns(LRFinderWarning) as rec:
+        _trainer(fast_dev_run=True, callbacks=[finder, recorder]).fit(model)
+    said = [str(w.message) for w in rec if issubclass(w.category, LRFinderWarning)]
+    assert said == [
+        "LRFinder: skipping the learning rate range test since fast_dev_run is enabled; the "
+        "learning rate is unchanged"
+    ]
+    assert model.steps == plain.steps == 1
+    assert finder.result is None and model.lr == 0.05 and recorder.lrs == {0: 0.05}

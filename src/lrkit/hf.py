@@ -137,7 +137,7 @@ def _warn_unused_schedule_args(args: Any, num_training_steps: int) -> None:
     get_warmup = getattr(args, "get_warmup_steps", None)
     warmup = get_warmup(num_training_steps) if callable(get_warmup) else 0
     if warmup:
-        unused.append(f"warmup_steps ({warmup} steps)")
+        unused.append(f"warmup_steps ({warmup} step{'' if warmup == 1 else 's'})")
     field = getattr(type(args), "__dataclass_fields__", {}).get("lr_scheduler_type")
     kind = getattr(args, "lr_scheduler_type", None)
     value = getattr(kind, "value", kind)
@@ -299,7 +299,12 @@ def find_lr(
     groups and weight decay), on the batches of ``get_train_dataloader()`` (train dataset,
     collator, sampler, batch size), with ``trainer.compute_loss``,
     ``args.gradient_accumulation_steps``, ``bf16``/``fp16`` autocast and the gradient clipping
-    of ``args.max_grad_norm`` (1.0 by default, as ``train()`` clips). The sweep options are
+    of ``args.max_grad_norm`` (1.0 by default, as ``train()`` clips). Each sweep step's batches
+    are weighed as ``train()`` weighs an accumulation window: ``compute_loss`` gets the
+    ``num_items_in_batch`` that ``get_batch_samples`` counts over the window (the label tokens,
+    for a model that accepts loss kwargs, e.g. GPT-2, or with a ``compute_loss_func``), and the
+    loss is divided by the accumulation steps only when ``training_step`` divides it (a model
+    without loss kwargs), so the sweep steps on ``train()``'s gradients. The sweep options are
     those of :class:`lrkit.finder.SweepOptions` (keywords or ``options=``); ``total_steps``
     defaults to the optimizer steps ``train()`` will run (``args.max_steps``, else the epochs
     times the batches per epoch). Afterwards the model,
@@ -342,9 +347,12 @@ def find_lr(
         device = next(trainer.model.parameters()).device
         scaler = torch.amp.GradScaler(device.type) if args.fp16 else None
 
-        def step(model: Any, batch: Any) -> Any:
+        def step(model: Any, batch: Any) -> Any:  # a held batch's loss (val_data, probes)
             with trainer.compute_loss_context_manager():
                 return trainer.compute_loss(model, batch)
+
+        def window(batches: list[Any]) -> tuple[list[Any], Callable[[Any, Any], Any]]:
+            return _window_step(trainer, batches, device)
 
         clip = None
         if args.max_grad_norm is not None and args.max_grad_norm > 0:  # as train() clips
@@ -370,6 +378,7 @@ def find_lr(
             callback=callback,
             warn=warn,
             before_step=clip,
+            _window=window,
         )
         return result
     finally:
@@ -379,6 +388,32 @@ def find_lr(
         if prepared is not None and isinstance(registry, list):
             registry[:] = [d for d in registry if d is not prepared]
         torch.set_rng_state(rng)  # (the sweep restores it too; this covers a failure before)
+
+
+def _window_step(
+    trainer: Any, batches: list[Any], device: Any
+) -> tuple[list[Any], Callable[[Any, Any], Any]]:
+    """The batches of one optimizer step and ``step(model, batch)`` giving each one's loss as
+    ``train()`` weighs it: ``compute_loss`` gets the ``num_items_in_batch`` that
+    ``get_batch_samples`` counts over the whole window (the label tokens, for a model that
+    accepts loss kwargs or a ``compute_loss_func``), and the loss is divided by the window's
+    batches only when it is not already scaled for the accumulation (``training_step``'s rule:
+    ``loss_is_scaled_for_ga`` if set, else a model that accepts loss kwargs given
+    ``num_items_in_batch``, or a ``compute_loss_func``)."""
+    batches, items = trainer.get_batch_samples(iter(batches), len(batches), device)
+    scaled = getattr(trainer, "loss_is_scaled_for_ga", None)
+    if scaled is None:
+        scaled = (
+            bool(getattr(trainer, "model_accepts_loss_kwargs", False)) and items is not None
+        ) or getattr(trainer, "compute_loss_func", None) is not None
+    accum = len(batches)
+
+    def step(model: Any, batch: Any) -> Any:
+        with trainer.compute_loss_context_manager():
+            loss = trainer.compute_loss(model, batch, num_items_in_batch=items)
+        return loss if scaled or accum == 1 else loss / accum
+
+    return batches, step
 
 
 def _epoch_steps(args: Any, data: Any) -> int:

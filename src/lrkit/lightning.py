@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from . import _validate as V
 from ._imports import require
 from ._runtime import data_loaders
-from .finder import RULES, FinderResult, Probes, Sweep, SweepOptions
+from .finder import RULES, FinderResult, LRFinderWarning, Probes, Sweep, SweepOptions
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -127,7 +127,10 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     (``on_before_batch_transfer``, ``transfer_batch_to_device``, ``on_after_batch_transfer``,
     of the module or the datamodule; once per batch drawn, ``val_data``'s too),
     ``accumulate_grad_batches`` and gradient clipping (``configure_gradient_clipping``). Each
-    ``fit`` sweeps anew, except one resumed from a checkpoint. Afterwards the module's
+    ``fit`` sweeps anew, except one resumed from a checkpoint, and one with
+    ``Trainer(fast_dev_run=...)``, which skips the sweep with an
+    :class:`lrkit.finder.LRFinderWarning` and leaves the LR as it is (as Lightning's
+    ``Tuner.lr_find`` does). Afterwards the module's
     weights, buffers and grads, the optimizer, the RNGs and the dataloader's generator are
     exactly as before (see :func:`lrkit.torch.find_lr`). The sweep options are those of
     :class:`lrkit.finder.SweepOptions` (``start_lr``, ``num_iter``, ``rule``, ...), as keywords
@@ -217,6 +220,15 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 "it was built: return only the optimizer from configure_optimizers, or pass "
                 "schedule=None to keep yours"
             )
+        if trainer.fast_dev_run:  # a few batches to check the code: no range test, as
+            self._restored = False  # Lightning's own Tuner.lr_find skips it
+            warnings.warn(
+                "LRFinder: skipping the learning rate range test since fast_dev_run is "
+                "enabled; the learning rate is unchanged",
+                LRFinderWarning,
+                stacklevel=2,
+            )
+            return
         # only a fit resumed from a checkpoint reuses the curve it holds (one loaded by a
         # validate or test with ckpt_path, or by an earlier fit, is not this run's)
         resumed = self._restored and getattr(trainer, "ckpt_path", None) is not None

@@ -537,6 +537,13 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 # ----------------------------------------------------------------------------- find_lr
 
 
+#: internal to lrkit's adapters (``lrkit.hf``): given the batches of one optimizer step (on the
+#: device), the batches to train on and ``step(model, batch)`` returning each one's loss already
+#: weighed over the whole window (summed, not divided by the accumulation steps), as a training
+#: loop that counts the window's items (label tokens) weighs it
+_WindowHook = Callable[[list[Any]], tuple[list[Any], Callable[[torch.nn.Module, Any], Any]]]
+
+
 def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float] | None:
     """Each param group's LR during the sweep as a multiple of the swept LR, as
     ``lrkit.torch.scheduler`` reads them (``LRKitScheduler._group_ratios``: a group's
@@ -616,6 +623,7 @@ def find_lr(
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
     before_step: Callable[[torch.optim.Optimizer], None] | None = None,
+    _window: _WindowHook | None = None,
     **sweep_options: Unpack[SweepKwargs],
 ) -> FinderResult:
     """Run the learning-rate range test on a PyTorch model and restore everything afterwards.
@@ -745,16 +753,16 @@ def find_lr(
             model.train()
         sweep_modes = [(m, m.training) for m in model.modules()]
 
-        def batch_loss(batch: Any) -> Any:
+        def batch_loss(batch: Any, by: Callable[[torch.nn.Module, Any], Any] | None = None) -> Any:
             batch = _to(batch, dev)
             if amp_dtype is not None:
                 with torch.autocast(device_type=dev.type, dtype=amp_dtype):
-                    return _forward(batch)
-            return _forward(batch)
+                    return _forward(batch, by or step)
+            return _forward(batch, by or step)
 
-        def _forward(batch: Any) -> Any:
-            if step is not None:
-                return step(model, batch)
+        def _forward(batch: Any, by: Callable[[torch.nn.Module, Any], Any] | None) -> Any:
+            if by is not None:
+                return by(model, batch)
             x, y = check_batch(batch)
             assert loss_fn is not None
             return loss_fn(model(x), y)
@@ -804,12 +812,16 @@ def find_lr(
                 optimizer.zero_grad(set_to_none=True)
                 total: torch.Tensor | None = None
                 done = 0
-                for _ in range(accum):
-                    loss = batch_loss(next(source))
+                window: list[Any] | None = None
+                by: Callable[[torch.nn.Module, Any], Any] | None = None
+                if _window is not None:  # the step's losses are weighed over the whole window
+                    window, by = _window([_to(next(source), dev) for _ in range(accum)])
+                for i in range(accum if window is None else len(window)):
+                    loss = batch_loss(next(source) if window is None else window[i], by)
                     if loss is None and step is not None:  # the step skips this batch
                         continue
                     _check_loss(loss, model, "step" if step is not None else "loss_fn")
-                    back = loss / accum if accum > 1 else loss
+                    back = loss / accum if accum > 1 and by is None else loss
                     if use_scaler:
                         scaler.scale(back).backward()
                     else:
@@ -838,7 +850,8 @@ def find_lr(
                 if scaler.get_scale() >= scale_before or skipped >= max_skipped:
                     break
                 skipped += 1  # the scaler skipped this step: retry this LR on the next batch
-            rec = total / done if done > 1 else total
+            # the window's loss: the mean of its batches', or, weighed by the hook, their sum
+            rec = total / done if done > 1 and _window is None else total
             return all_reduce_mean(rec)
 
         def evaluate() -> float | None:
