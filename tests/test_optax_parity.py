@@ -96,6 +96,7 @@ def _optax_values(fn):
         "linear_onecycle_schedule",
         "sgdr_schedule",
         "sgdr_schedule as cosine_restarts",
+        "sgdr_schedule as cosine_restarts with a fractional T_mult",
     ],
 )
 def test_optax_schedule_rows_of_the_parity_page(name):
@@ -192,6 +193,22 @@ def test_optax_schedule_rows_of_the_parity_page(name):
                 boundaries=[20 + 40 + 80 + 160],
             ),
         ),
+        # cycles 16 * 1.5**i long (16, 24, 36, 54: each a whole number of steps)
+        "sgdr_schedule as cosine_restarts with a fractional T_mult": (
+            optax.sgdr_schedule(
+                [
+                    dict(zip(_CYCLE, (0.0, end + (peak - end) * 0.5**i, 0, 16 * 1.5**i, end)))
+                    for i in range(4)
+                ]
+            ),
+            S.join(
+                [
+                    S.cosine_restarts(peak, T_0=16, T_mult=1.5, eta_min=end, m_mul=0.5),
+                    S.constant(end),
+                ],
+                boundaries=[16 + 24 + 36 + 54],
+            ),
+        ),
     }
     ref_fn, ours = rows[name]
     assert S.parse(str(ours)) == ours
@@ -277,3 +294,26 @@ def test_the_warmup_rows_hold_with_a_warmup_of_0_steps():
         want = np.asarray([float(ref(int(k))) for k in steps])
         np.testing.assert_allclose(ours.values(steps), want, rtol=1e-5, atol=1e-9)
         assert [ours(int(k)) for k in steps] == ours.values(steps).tolist()
+
+
+@pytest.mark.parametrize(
+    "ours",
+    [
+        S.cosine_restarts(0.1, T_0=7.5, T_mult=1.5, eta_min=1e-3, m_mul=0.8),
+        S.cosine_restarts(0.1, T_0=10, T_mult=2.5, m_mul=0.5),
+        S.cosine_restarts(0.1, T_0=12.5),
+    ],
+    ids=str,
+)
+def test_a_fractional_restarts_formula_traced_with_jax(ours):
+    """values(t, xp=jnp) under jit: the float64 formula to float32's rounding (cycles that
+    start on dyadic steps, which float32 places exactly too)."""
+    import jax
+
+    # steps float32 holds exactly (it rounds 2**31 - 1 to 2**31, a multiple of 12.5)
+    steps = np.concatenate([np.arange(0, 2000), [10**5, 10**7 + 1, 2**24 - 3]])
+    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    traced = jax.jit(lambda t: ours.values(t, xp=jnp))(jnp.asarray(steps, dtype))
+    np.testing.assert_allclose(
+        np.asarray(traced, np.float64), ours.values(steps), rtol=2e-5, atol=1e-8
+    )

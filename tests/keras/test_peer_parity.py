@@ -55,6 +55,35 @@ def test_cosine_decay_restarts_m_mul(first, t_mul, m_mul, alpha):
     np.testing.assert_allclose([ours(int(t)) for t in STEPS], ref, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.parametrize(
+    "first,t_mul,m_mul,alpha",
+    [(10, 1.5, 0.5, 0.0), (10, 1.5, 0.9, 0.1), (10, 2.5, 0.7, 0.25), (7, 2.5, 0.8, 0.1)],
+)
+def test_cosine_decay_restarts_fractional_t_mul(first, t_mul, m_mul, alpha):
+    # cycles of first * t_mul**i steps: 10, 15, 22.5, 33.75, ... (a whole step or not)
+    lr = 0.1
+    ref = keras_values(KS.CosineDecayRestarts(lr, first, t_mul=t_mul, m_mul=m_mul, alpha=alpha))
+    ours = S.cosine_restarts(lr, T_0=first, T_mult=t_mul, eta_min=alpha * lr, m_mul=m_mul)
+    assert S.parse(f"cosine_restarts({lr}, {first}, {t_mul}, {alpha * lr}, m_mul={m_mul})") == ours
+    starts = first * (t_mul ** np.arange(12) - 1) / (t_mul - 1)  # exact: dyadic
+    starts = starts[starts < STEPS[-1]]
+    assert len(starts) >= 5  # a few cycles
+    # Keras takes floor(log(...) / log(t_mul)) in float32 (on torch: log(2.25) / log(1.5) < 2),
+    # so a cycle that starts on a whole step can start one step late there (the step gives the
+    # end of the cycle before, alpha * lr); those steps are checked against the formula only
+    whole = [int(x) for x in starts if float(x).is_integer()]
+    same = ~np.isin(STEPS, whole)
+    np.testing.assert_allclose(ours.values(STEPS)[same], ref[same], rtol=1e-5, atol=1e-8)
+    scalar = [ours(int(t)) for t in STEPS]
+    assert scalar == ours.values(STEPS).tolist()
+    # each cycle that starts on a whole step starts at its peak, m_mul ** i above alpha * lr
+    for i, start in enumerate(starts):
+        if float(start).is_integer():
+            peak = alpha * lr + (lr - alpha * lr) * m_mul**i
+            assert ours(int(start)) == pytest.approx(peak, rel=1e-12)
+            assert ref[int(start)] in (pytest.approx(peak, rel=1e-5), pytest.approx(alpha * lr))
+
+
 def _callback_lrs(cb, values, monitor="val_loss"):
     """The learning rate after each epoch end of ``cb`` fed ``values`` as ``monitor``."""
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])

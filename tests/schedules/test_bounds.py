@@ -16,8 +16,6 @@ CASES = [
     (lambda n: S.polynomial(0.1, total_steps=n), "total_steps", 1),
     (lambda n: S.linear(0.1, end_lr=0.0, total_steps=n), "total_steps", 1),
     (lambda n: S.cosine(0.1, total_steps=n), "total_steps", 1),
-    (lambda n: S.cosine_restarts(0.1, T_0=n), "T_0", 1),
-    (lambda n: S.cosine_restarts(0.1, T_0=3, T_mult=n), "T_mult", 1),
     (lambda n: S.onecycle(0.1, total_steps=n), "total_steps", 1),
     (lambda n: S.onecycle_momentum(n), "total_steps", 1),
     (lambda n: S.inverse_sqrt(0.1, warmup_steps=n), "warmup_steps", 0),
@@ -35,6 +33,30 @@ CASES = [
 def test_an_integer_parameter_beyond_2_53_is_a_value_error_naming_it(make, name, low, n):
     with pytest.raises(ValueError, match=rf"^{name} must be an integer in \[{low}, 2\*\*53\], got"):
         make(n)
+
+
+@pytest.mark.parametrize(
+    "make,prefix",
+    [
+        (lambda n: S.cosine_restarts(0.1, T_0=n), "T_0 must be a number of steps"),
+        (lambda n: S.cosine_restarts(0.1, T_0=3, T_mult=n), "T_mult must be a number"),
+    ],
+)
+@pytest.mark.parametrize(
+    "n,shown",
+    [
+        (2**53 + 1, "9007199254740993"),  # compared exactly, not read as the float 2**53
+        (10**20, "100000000000000000000"),
+        (B, "an integer with 401 digits"),
+        (2.0**53 + 2, "9007199254740994.0"),
+        (1e308, "1e+308"),
+    ],
+)
+def test_a_cosine_restarts_count_beyond_2_53_is_a_value_error_naming_it(make, prefix, n, shown):
+    # T_0 and T_mult are numbers (fractional allowed), bounded as the step counts are
+    with pytest.raises(ValueError) as e:
+        make(n)
+    assert str(e.value) == f"{prefix} in [1, 2**53], got {shown}"
 
 
 def test_a_huge_integer_is_named_by_its_digits():

@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import pickle
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -29,6 +30,8 @@ EXAMPLES = [
     S.cosine(0.1, total_steps=100, eta_min=0.001),
     S.cosine_restarts(0.1, T_0=10),
     S.cosine_restarts(0.1, T_0=7, T_mult=3, eta_min=1e-3),
+    S.cosine_restarts(0.1, T_0=100 / 3),
+    S.cosine_restarts(0.1, T_0=7.5, T_mult=1.5, eta_min=1e-3, m_mul=0.8),
     S.cyclic(0.01, max_lr=0.1, step_size_up=10),
     S.cyclic(0.01, max_lr=0.1, step_size_up=10, step_size_down=30, mode="triangular2"),
     S.cyclic(0.01, max_lr=0.1, step_size_up=12.5, mode="exp_range", gamma=0.99),
@@ -368,3 +371,155 @@ def test_onecycle_unrolled_scalar_path_equals_the_phase_loop(
         assert [s(t) for t in steps] == loop  # bit for bit
         for clone in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s)):
             assert [clone(t) for t in steps] == loop
+
+
+# ------------------------------------------- cosine_restarts: fractional T_0, real T_mult >= 1
+def test_restarts_take_a_fractional_period_and_a_real_multiplier() -> None:
+    # cycles of 2.5, 3.75, 5.625, ... steps (dyadic: every start exact): 0, 2.5, 6.25, 11.875
+    r = S.cosine_restarts(1.0, T_0=2.5, T_mult=1.5, m_mul=0.5)
+    assert [r(t) for t in (0, 2.5, 6.25, 11.875)] == [1.0, 0.5, 0.25, 0.125]
+    assert r(4) == 0.5 * 0.5 * (1 + math.cos(math.pi * 1.5 / 3.75))
+    assert r(11) == 0.25 * 0.5 * (1 + math.cos(math.pi * 4.75 / 5.625))
+    h = S.cosine_restarts(1.0, T_0=100 / 3)  # Hugging Face's cosine_with_restarts, 3 cycles
+    assert h(34) == 0.5 * (1 + math.cos(math.pi * (34 - 100 / 3) / (100 / 3)))
+    assert h(70) == 0.5 * (1 + math.cos(math.pi * (70 - 2 * (100 / 3)) / (100 / 3)))
+    assert h(34) == h.values([34])[0] and h(70) == h.values([70])[0]
+
+
+def test_restarts_keep_a_whole_period_and_multiplier_an_integer() -> None:
+    r = S.cosine_restarts(0.1, T_0=10.0, T_mult=np.float64(2.0))
+    assert r.T_0 == 10 and type(r.T_0) is int and r.T_mult == 2 and type(r.T_mult) is int
+    assert r == S.cosine_restarts(0.1, T_0=10, T_mult=2)
+    assert str(r) == "cosine_restarts(lr=0.1, T_0=10, T_mult=2, eta_min=0.0, m_mul=1.0)"
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        S.cosine_restarts(0.1, T_0=100 / 3),
+        S.cosine_restarts(0.1, T_0=7.25, T_mult=1.1, eta_min=1e-4, m_mul=0.9),
+        S.cosine_restarts(0.1, T_0=1, T_mult=1 + 2**-52),
+    ],
+    ids=str,
+)
+def test_restarts_with_a_fractional_period_or_multiplier_round_trip(s: S.Schedule) -> None:
+    assert str(s) == (
+        f"cosine_restarts(lr=0.1, T_0={s.T_0!r}, T_mult={s.T_mult!r}, "
+        f"eta_min={s.eta_min!r}, m_mul={s.m_mul!r})"
+    )
+    for back in (S.parse(str(s)), S.from_dict(json.loads(json.dumps(s.to_dict())))):
+        assert back == s and back.to_dict() == s.to_dict() and hash(back) == hash(s)
+        np.testing.assert_array_equal(back.values(STEPS), s.values(STEPS))
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"T_0": 0.5}, "T_0 must be a number of steps in [1, 2**53], got 0.5"),
+        ({"T_0": 0}, "T_0 must be a number of steps in [1, 2**53], got 0"),
+        ({"T_0": -3.0}, "T_0 must be a number of steps in [1, 2**53], got -3.0"),
+        ({"T_0": math.inf}, "T_0 must be a number of steps in [1, 2**53], got inf"),
+        ({"T_0": math.nan}, "T_0 must be a number of steps in [1, 2**53], got nan"),
+        ({"T_0": 10, "T_mult": 0.99}, "T_mult must be a number in [1, 2**53], got 0.99"),
+        ({"T_0": 10, "T_mult": 0}, "T_mult must be a number in [1, 2**53], got 0"),
+        ({"T_0": 10, "T_mult": math.inf}, "T_mult must be a number in [1, 2**53], got inf"),
+        ({"T_0": 10, "T_mult": -math.inf}, "T_mult must be a number in [1, 2**53], got -inf"),
+        ({"T_0": 10, "T_mult": math.nan}, "T_mult must be a number in [1, 2**53], got nan"),
+        ({"T_0": "3"}, "T_0 must be a finite real number, got '3' (text, not a number)"),
+    ],
+)
+def test_restarts_refuse_a_period_or_multiplier_below_1_or_not_finite(kwargs, message) -> None:
+    with pytest.raises(ValueError) as e:
+        S.cosine_restarts(0.1, **kwargs)
+    assert str(e.value) == message
+
+
+def test_a_restarts_spec_with_a_period_below_1_is_a_spec_error() -> None:
+    with pytest.raises(S.SpecError, match=r"T_0 must be a number of steps in \[1, 2\*\*53\]"):
+        S.parse("cosine_restarts(0.1, 0.5)")
+    with pytest.raises(S.SpecError, match=r"T_mult must be a number in \[1, 2\*\*53\], got 0.5"):
+        S.parse("cosine_restarts(0.1, 10, 0.5)")
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    T0=st.one_of(st.integers(1, 60), st.floats(1, 60), st.sampled_from([100 / 3, 18 / 14])),
+    mult=st.one_of(
+        st.just(1),
+        st.floats(1, 4),
+        st.sampled_from([1 + 2**-52, 1 + 1e-12, 1 + 2**-20, 1.1, 1.5, 2.5]),
+    ),
+    m_mul=st.one_of(st.just(1.0), st.floats(0, 2)),
+    cycles=st.lists(st.integers(0, 40), max_size=4),
+    ts=st.lists(
+        st.one_of(st.integers(0, 10**6), st.floats(0, 1e7), st.integers(0, 2**53)), max_size=6
+    ),
+)
+def test_restarts_scalar_and_vector_paths_agree_bit_for_bit_for_any_period_and_multiplier(
+    T0: float, mult: float, m_mul: float, cycles: list[int], ts: list[float]
+) -> None:
+    s = S.cosine_restarts(0.1, T_0=T0, T_mult=mult, eta_min=1e-3, m_mul=m_mul)
+    # the steps around cycle starts, where the cycle number is corrected
+    m = float(s.T_mult)
+    k = np.array(cycles, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        starts = k * T0 if m == 1 else T0 * (np.power(m, k) - 1) / (m - 1)
+    starts = starts[np.isfinite(starts) & (starts <= 2**53)]
+    steps = [*ts, *starts, *np.floor(starts), *np.ceil(starts), *np.nextafter(starts, 0)]
+    if not steps:
+        return
+    with np.errstate(all="ignore"):
+        vec = s.values(steps)
+        for t, v in zip(steps, vec):
+            x = s(float(t))
+            assert _same(x, float(v)), (str(s), t, x, float(v))
+            assert _same(x, float(s.values([t])[0])) and _same(x, float(s.values(np.float64(t))))
+
+
+@pytest.mark.parametrize(
+    "t", [7744206459135383.0, 7745327927827439.0, 7745407632384959.0, 7759284621102551.0]
+)
+def test_restarts_find_the_cycle_of_a_step_with_a_multiplier_next_to_1(t: float) -> None:
+    # T_mult = 1 + 2**-52: log's estimate of the cycle number is two cycles off here; the
+    # value is that of the cycle n with start(n) <= t < start(n + 1), start(n) computed as
+    # T_0 (T_mult**n - 1) / (T_mult - 1) with numpy's power
+    m = 1 + 2**-52
+    s = S.cosine_restarts(1.0, T_0=1, T_mult=m)
+    est = math.floor(math.log(t * (m - 1) + 1) / math.log(m))
+    k = np.arange(est - 8, est + 9, dtype=np.float64)
+    starts = (np.power(m, k) - 1) / (m - 1)
+    i = int(np.flatnonzero(starts <= t)[-1])
+    assert starts[i] <= t < starts[i + 1]
+    want = 0.0 + (1.0 - 0.0) * 0.5 * (1 + np.cos(np.pi * (t - starts[i]) / np.power(m, k[i])))
+    assert s(t) == s.values([t])[0] == want
+
+
+@pytest.mark.parametrize(("L", "k"), [(18, 14), (27, 21), (50, 22), (54, 21), (100, 6)])
+def test_a_fractional_period_restarts_at_a_whole_step_that_is_a_multiple_of_it(L, k) -> None:
+    # T_0 = L / k held rounded: at a whole step that is j L / k the cycle starts (the value is
+    # lr), as the exact fraction's does, also where t / T_0 rounds below j
+    s = S.cosine_restarts(1.0, T_0=L / k)
+    whole = [j * L // k for j in range(1, k) if j * L % k == 0]
+    assert whole
+    assert [s(t) for t in whole] == s.values(whole).tolist() == [1.0] * len(whole)
+    # every step: the cosine of the exact fraction's place in its cycle
+    exact = [0.5 * (1 + math.cos(math.pi * float(Fraction(t * k, L) % 1))) for t in range(L)]
+    np.testing.assert_allclose(s.values(np.arange(L)), exact, rtol=1e-12, atol=1e-15)
+
+
+def test_a_fractional_period_is_not_taken_for_a_whole_one_by_the_value_tables() -> None:
+    """A value table of ``cosine_restarts`` with a fractional ``T_0`` does not wrap its index
+    (its period is not a whole number of steps): past the table, the formula; a whole
+    ``T_0`` still wraps exactly."""
+    from lrkit.schedules.tables import period, value_table
+
+    frac = S.cosine_restarts(0.1, T_0=100 / 3)
+    assert period(frac) is None
+    table = value_table(frac, limit=64)
+    assert table.beyond == "formula"
+    assert period(S.cosine_restarts(0.1, T_0=33)) == (0, 33)
+    assert value_table(S.cosine_restarts(0.1, T_0=33), limit=64).beyond == "periodic"

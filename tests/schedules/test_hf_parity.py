@@ -27,7 +27,7 @@ CASES = [
     (
         "cosine_with_restarts",
         {"num_cycles": 3},
-        S.with_warmup(S.cosine_restarts(LR, T_0=(TOTAL - WARMUP) // 3), warmup_steps=WARMUP),
+        S.with_warmup(S.cosine_restarts(LR, T_0=(TOTAL - WARMUP) / 3), warmup_steps=WARMUP),
     ),
     (
         "polynomial",
@@ -73,23 +73,27 @@ CASES = [
 ]
 
 
-def _hf_run(name: str, kwargs: dict, *, warmup: int = WARMUP) -> tuple[np.ndarray, Any]:
-    """The LR of each of the TOTAL steps under transformers' scheduler ``name``, and the
-    scheduler, stepped after every step but the last."""
+def _hf_run(
+    name: str, kwargs: dict, *, warmup: int = WARMUP, total: int = TOTAL, steps: int | None = None
+) -> tuple[np.ndarray, Any]:
+    """The LR of each of the first ``steps`` steps (``total``, the run's, by default) under
+    transformers' scheduler ``name``, and the scheduler, stepped after every step but the
+    last."""
+    steps = total if steps is None else steps
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=LR)
     sched = transformers.get_scheduler(
         name,
         opt,
         num_warmup_steps=warmup,
-        num_training_steps=TOTAL,
+        num_training_steps=total,
         scheduler_specific_kwargs=kwargs,
     )
     out = []
-    for i in range(TOTAL):
+    for i in range(steps):
         out.append(opt.param_groups[0]["lr"])
         opt.step()
-        if i < TOTAL - 1:
+        if i < steps - 1:
             sched.step()
     return np.array(out), sched
 
@@ -106,6 +110,35 @@ def test_lr_scheduler_type_has_an_lrkit_schedule_with_its_values(name, kwargs, s
     np.testing.assert_allclose([schedule(int(t)) for t in steps], hf, rtol=1e-12, atol=1e-15 * LR)
     # and the spec string of each reproduces it
     np.testing.assert_array_equal(S.parse(schedule.spec).values(steps), schedule.values(steps))
+
+
+@pytest.mark.parametrize(
+    ("warmup", "total", "cycles"),
+    [
+        (10, 110, 3),  # cycles of 100 / 3 steps
+        (10, 28, 14),  # 18 / 14: steps 9 and 18 of the decay are multiples, 9 / T_0 < 7
+        (10, 60, 22),  # 50 / 22: step 25 is the 11th multiple
+        (0, 54, 21),
+        (7, 107, 6),  # 100 / 6: 50 is the 3rd multiple
+        (3, 20, 13),  # cycles of 17 / 13 steps, a little over 1
+    ],
+)
+def test_cosine_with_restarts_whose_cycles_do_not_divide_the_decay(warmup, total, cycles) -> None:
+    # docs/hf.md: T_0 = (N - W) / k, a fraction of a step when k does not divide N - W
+    hf, _ = _hf_run("cosine_with_restarts", {"num_cycles": cycles}, warmup=warmup, total=total)
+    ours = S.with_warmup(S.cosine_restarts(LR, T_0=(total - warmup) / cycles), warmup_steps=warmup)
+    steps = np.arange(total)
+    np.testing.assert_allclose(ours.values(steps), hf, rtol=1e-12, atol=1e-15 * LR)
+    assert [ours(int(t)) for t in steps] == ours.values(steps).tolist()
+    # HF's is 0 from step N on (the scheduler stepped on past the run): the join holds it
+    after, _ = _hf_run(
+        "cosine_with_restarts", {"num_cycles": cycles}, warmup=warmup, total=total, steps=total + 40
+    )
+    joined = S.join([ours, S.constant(0.0)], boundaries=[total])
+    longer = np.arange(total + 40)
+    np.testing.assert_allclose(joined.values(longer), after, rtol=1e-12, atol=1e-15 * LR)
+    assert after[total:].tolist() == joined.values(longer)[total:].tolist() == [0.0] * 40
+    assert S.parse(str(joined)) == joined
 
 
 ALL_WARMUP = [

@@ -327,7 +327,13 @@ class CosineRestarts(Schedule):
     """SGDR: cosine from ``lr`` to ``eta_min`` over cycles of ``T_0``, ``T_0*T_mult``, ...
     steps (PyTorch ``CosineAnnealingWarmRestarts``). With ``m_mul`` the height above
     ``eta_min`` of cycle ``i`` is ``m_mul ** i`` times the first one (Keras'
-    ``CosineDecayRestarts(m_mul=..., alpha=eta_min / lr)``)."""
+    ``CosineDecayRestarts(m_mul=..., alpha=eta_min / lr)``). ``T_0`` may be a fractional
+    number of steps (Hugging Face's ``cosine_with_restarts`` cycles ``(N - W) / num_cycles``
+    steps) and ``T_mult`` any real number ``>= 1`` (Keras' ``t_mul=1.5``). With ``T_mult=1``
+    and a fractional ``T_0``, a step at most ``2**-51`` of itself below a multiple of ``T_0``
+    (the rounding of a multiple of the fraction ``T_0`` holds) starts that cycle:
+    ``T_0=18 / 14`` (held as ``1.2857142857142858``) restarts at step ``9 = 7 * 18 / 14``,
+    where ``9 / T_0`` is ``6.999999999999999``."""
 
     name = "cosine_restarts"
     params = ("lr", "T_0", "T_mult", "eta_min", "m_mul")
@@ -340,15 +346,25 @@ class CosineRestarts(Schedule):
     }
 
     def __init__(
-        self, lr: float, *, T_0: int, T_mult: int = 1, eta_min: float = 0.0, m_mul: float = 1.0
+        self,
+        lr: float,
+        *,
+        T_0: float,
+        T_mult: float = 1,
+        eta_min: float = 0.0,
+        m_mul: float = 1.0,
     ) -> None:
         self.lr = _lr("lr", lr)
-        self.T_0 = v.integer("T_0", T_0, 1, v.MAX_STEPS)
-        self.T_mult = v.integer("T_mult", T_mult, 1, v.MAX_STEPS)
+        self.T_0 = _int_if_integral(_at_least_one("T_0", T_0, "a number of steps"))
+        self.T_mult = _int_if_integral(_at_least_one("T_mult", T_mult, "a number"))
         self.eta_min = _lr("eta_min", eta_min)
         self.m_mul = v.non_negative("m_mul", m_mul)
+        self._frac_T0 = not float(self.T_0).is_integer()
+        # rounds of the cycle number's correction (see _values)
+        self._rounds = _NEAR_ONE_ROUNDS if 1 < self.T_mult < 1 + _NEAR_ONE else 1
         # the scalar path's powers of T_mult and m_mul at the cycle numbers, computed by the
-        # array routine values() uses (a cycle number of T_mult > 1 stays below 1100)
+        # array routine values() uses (a cycle number of T_mult >= 2 stays below 1100; a
+        # larger one, of a T_mult near 1, takes the generic path)
         k = np.arange(float(_POW_TABLE))
         with np.errstate(over="ignore"):  # inf past float64, as in values()
             self._m_pow = np.power(float(self.T_mult), k).tolist() if self.T_mult > 1 else []
@@ -360,18 +376,26 @@ class CosineRestarts(Schedule):
         if self.T_mult == 1:
             n = float(math.floor(t / T_0))
             t_cur = t - n * T_0
+            if self._frac_T0 and (n + 1.0) * T_0 - t <= _SNAP * t:  # see _values
+                n += 1.0
+                t_cur = 0.0
             t_i = T_0
         else:
             m, mp = float(self.T_mult), self._m_pow
             x = t / T_0 * (m - 1) + 1
             if not x < 1e300:  # past any cycle the table holds: the generic path
                 return Schedule._at(self, t)
-            n = float(math.floor(math.log(x) / math.log(m)))
-            k = int(n)
+            k = math.floor(math.log(x) / math.log(m))
+            if k >= _POW_TABLE - 2:  # (T_mult near 1) past the table: the generic path
+                return Schedule._at(self, t)
             if T_0 * (mp[k] - 1) / (m - 1) > t:
                 k -= 1
             if T_0 * (mp[k + 1] - 1) / (m - 1) <= t:
                 k += 1
+            if self._rounds > 1 and not (
+                T_0 * (mp[k] - 1) / (m - 1) <= t < T_0 * (mp[k + 1] - 1) / (m - 1)
+            ):  # an estimate more than a cycle off: values()' rounds of correction
+                return Schedule._at(self, t)
             n = float(k)
             t_cur = t - T_0 * (mp[k] - 1) / (m - 1)
             t_i = T_0 * mp[k]
@@ -386,15 +410,26 @@ class CosineRestarts(Schedule):
         if self.T_mult == 1:
             n = _floor_div(t, T_0, xp)
             t_cur = t - n * T_0
+            if self._frac_T0:
+                # a fractional T_0 is a fraction rounded (Hugging Face's (N - W) / k), its
+                # multiples too, by at most 2**-52 of themselves: a step that close below
+                # one starts its cycle (there Hugging Face's k * step / (N - W) is whole)
+                end = (n + 1.0) * T_0 - t <= _SNAP * t
+                n = xp.where(end, n + 1.0, n)
+                t_cur = xp.where(end, 0.0, t_cur)
             t_i = T_0
         else:
+            # cycle n starts at T_0 (m**n - 1) / (m - 1): log's estimate of n, then corrected
+            # to the n with start(n) <= t < start(n + 1) (with m near 1 the estimate can be a
+            # few cycles off: more rounds)
             n = xp.floor(xp.log(t / T_0 * (m - 1) + 1) / math.log(m))
 
             def start(k: Any) -> Any:
                 return T_0 * (power(m, k) - 1) / (m - 1)
 
-            n = xp.where(start(n) > t, n - 1, n)
-            n = xp.where(start(n + 1) <= t, n + 1, n)
+            for _ in range(self._rounds):
+                n = xp.where(start(n) > t, n - 1, n)
+                n = xp.where(start(n + 1) <= t, n + 1, n)
             t_cur = t - start(n)
             t_i = T_0 * power(m, n)
         if self.m_mul != 1.0:
@@ -403,9 +438,28 @@ class CosineRestarts(Schedule):
         return self.eta_min + (self.lr - self.eta_min) * 0.5 * (1 + xp.cos(_PI * t_cur / t_i))
 
 
+def _at_least_one(name: str, value: Any, what: str) -> float:
+    """A finite number in ``[1, 2**53]`` (an integer compared exactly: ``2**53 + 1`` is
+    refused, not read as the float ``2**53``)."""
+    x = value.item() if isinstance(value, (np.integer, np.floating)) else value
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and not 1 <= x <= v.MAX_STEPS:
+        got = v.digits(x) if isinstance(x, int) and abs(x) > 10**30 else v.fmt(value)
+        raise ValueError(f"{name} must be {what} in [1, 2**53], got {got}")
+    return v.number(name, value)
+
+
+#: how close below a multiple of a fractional T_0 (relative to the step) a step starts that
+#: cycle: twice the rounding of the multiple (T_0's and the product's, 2**-53 each)
+_SNAP = 2.0**-51
+
 #: entries of CosineRestarts' power tables (T_mult ** n for T_mult >= 2 reaches float64's
 #: largest at n = 1024)
 _POW_TABLE = 1100
+
+#: below ``1 + _NEAR_ONE`` a ``T_mult``'s cycle number takes ``_NEAR_ONE_ROUNDS`` rounds of
+#: correction: log's estimate can miss by more than one cycle there
+_NEAR_ONE = 2.0**-20
+_NEAR_ONE_ROUNDS = 4
 
 
 # ============================================================================ cyclical

@@ -11,11 +11,11 @@ table for *any* schedule (it only calls ``s.values``) and says what holds past i
   clamps; ``exponential``/``step`` once their rounded value has decayed to 0). The table is
   exact at *every* step.
 * ``"periodic"``: the schedule repeats with ``period`` after ``offset`` (``cyclic`` triangular
-  with a whole number of steps per cycle, ``cosine_restarts`` with ``T_mult=1``, and joins
-  ending in one): past the table the index wraps. The table then holds the exact periodic
-  value, while the float64 formula rounds ``t / period`` and so drifts slightly at large
-  steps: the two can differ by a few units in the last place of float32 (at most 3 measured at
-  steps up to 2**31, for a cycle that starts at 0; none for ``cosine_restarts``).
+  with a whole number of steps per cycle, ``cosine_restarts`` with ``T_mult=1`` and a whole
+  ``T_0``, and joins ending in one): past the table the index wraps. The table then holds the
+  exact periodic value, while the float64 formula rounds ``t / period`` and so drifts slightly at
+  large steps: the two can differ by a few units in the last place of float32 (at most 3 measured
+  at steps up to 2**31, for a cycle that starts at 0; none for ``cosine_restarts``).
 * ``"formula"``: nothing is known past the table (schedules that keep changing, such as
   ``exponential`` with a slow decay, ``inverse_sqrt``, ``inverse_time``, and any family lrkit
   does not know the shape of): steps beyond it must be computed by the formula.
@@ -243,7 +243,9 @@ def period(s: Schedule) -> tuple[int, int] | None:
             return 0, int(total)
         return None
     if name == "cosine_restarts" and _known(s, "lr", "T_0", "T_mult", "eta_min") and a.T_mult == 1:
-        return 0, int(a.T_0)
+        if float(a.T_0).is_integer():
+            return 0, int(a.T_0)
+        return None
     if name == "join" and _known(s, "schedules", "boundaries"):
         inner = period(a.schedules[-1])
         if inner is None:
