@@ -735,3 +735,38 @@ def test_find_lr_averages_an_accumulation_window_of_a_model_without_loss_kwargs(
     trained = _training_step_grads(trainer, window)
     for a, b in zip(swept, trained):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_hyperparameter_search_trial_s_lr_reaches_a_schedule_that_reads_it(
+    tmp_path: Any,
+) -> None:
+    """docs/hf.md: the schedule's LRs are absolute; a callable that reads
+    ``trainer.args.learning_rate`` gets the LR each ``hyperparameter_search`` trial sets."""
+    pytest.importorskip("optuna")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trainer: Any = None
+    seen: list[float] = []
+
+    def schedule(n: int) -> Any:
+        seen.append(trainer.args.learning_rate)
+        return S.cosine(trainer.args.learning_rate, total_steps=n)
+
+    trainer = Trainer(
+        model_init=lambda trial=None: tiny_bert(),
+        args=_args(tmp_path, num_train_epochs=1),
+        train_dataset=Pairs(16, 1),
+        eval_dataset=Pairs(16, 2),
+        schedule=schedule,
+    )
+
+    def space(trial: Any) -> dict[str, float]:
+        return {"learning_rate": trial.suggest_float("learning_rate", 1e-3, 1e-2, log=True)}
+
+    trainer.hyperparameter_search(
+        direction="minimize", backend="optuna", n_trials=2, hp_space=space
+    )
+    assert len(seen) == 2 and seen[0] != seen[1] and 0.01 not in seen
+    # the last trial trained at its own LR: the first optimizer step logged it
+    assert _logged_lrs(trainer)[1] == seen[-1]
