@@ -113,3 +113,30 @@ def test_resolve_and_is_path() -> None:
     _figure.check_path(Path("a.png"))
     with pytest.raises(ValueError, match=r"^path must be a file name .* got 3$"):
         _figure.check_path(3)
+
+
+def test_the_grid_is_the_light_grey_of_a_grid_at_alpha_0_3_drawn_opaque() -> None:
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    _figure.draw_grid(ax)
+    _assert_opaque_light_grid(ax)
+
+
+def test_the_grids_of_a_comparison_are_opaque() -> None:
+    fig = _comparison().plot()
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        _assert_opaque_light_grid(ax)
+    plt.close(fig)
+
+
+def _assert_opaque_light_grid(ax: Any) -> None:
+    """``ax``'s grid is drawn, opaque (PostScript draws it: no warning when an ``.eps`` is
+    written), in matplotlib's grid colour (#b0b0b0) at 0.3 over white."""
+    from matplotlib.colors import to_rgba
+
+    line = ax.xaxis.get_gridlines()[0]
+    assert line.get_visible() and line.get_alpha() == 1.0
+    grey = 0.3 * (0xB0 / 255) + 0.7
+    assert to_rgba(line.get_color()) == pytest.approx((grey, grey, grey, 1.0))

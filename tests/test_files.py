@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from lrkit._files import write_new, write_text_whole
+from lrkit._files import write_file_whole, write_new, write_text_whole
 
 
 def test_a_file_is_written_whole_and_keeps_its_permissions(tmp_path: Path) -> None:
@@ -331,3 +332,67 @@ def test_a_device_that_cannot_be_opened_is_refused_before_any_work() -> None:
     else:
         pytest.skip("this process has a controlling terminal: /dev/tty opens")
     assert check_output("/dev/null", option="--json") == "/dev/null"
+
+
+def test_an_image_is_written_whole_under_its_own_name_keeping_the_permissions(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "plot.eps"
+    given: list[str] = []
+
+    def draw(into: str) -> None:
+        given.append(into)
+        Path(into).write_bytes(b"%!PS new")
+
+    write_file_whole(str(path), draw)
+    assert path.read_bytes() == b"%!PS new"
+    assert Path(given[0]).name == "plot.eps"  # the type, and the name stored in the file
+    assert Path(given[0]).parent.parent == tmp_path  # in the same folder: renamed, not copied
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    path.chmod(0o640)
+    write_file_whole(str(path), draw)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plot.eps"]  # no temporary left
+
+
+def test_an_image_that_fails_mid_write_leaves_the_old_file_and_no_partial_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "keep.png"
+    path.write_bytes(b"yesterday's image")
+
+    def draw(into: str) -> None:
+        Path(into).write_bytes(b"half an ima")
+        raise OSError(errno.ENOSPC, "No space left on device", into)
+
+    with pytest.raises(OSError, match="No space left") as info:
+        write_file_whole(str(path), draw)
+    assert info.value.filename == str(path)  # the file asked for, not the temporary one
+    assert path.read_bytes() == b"yesterday's image"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.png"]
+
+    def interrupted(into: str) -> None:
+        Path(into).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # an interruption too
+        write_file_whole(str(path), interrupted)
+    assert path.read_bytes() == b"yesterday's image"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.png"]
+
+
+def test_an_image_through_a_link_replaces_the_file_it_points_to(tmp_path: Path) -> None:
+    target = tmp_path / "real.png"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.png"
+    link.symlink_to(target)
+    write_file_whole(str(link), lambda into: Path(into).write_bytes(b"new"))
+    assert link.is_symlink() and target.read_bytes() == b"new"
+
+
+def test_an_image_into_a_device_is_written_in_place() -> None:
+    given: list[str] = []
+    write_file_whole(os.devnull, given.append)
+    assert given == [os.devnull]

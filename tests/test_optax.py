@@ -191,6 +191,49 @@ def test_reduce_on_plateau_constant_negative_metric_reduces():
     np.testing.assert_allclose(got, ref)
 
 
+def test_reduce_on_plateau_is_exact_through_4096_reductions_then_within_its_bound():
+    """The scale is the float64 controller's, rounded once, bit for bit through reduction 4096
+    (a table); after that, scale_4096 * exp(n * log(factor)) in float32, within a relative
+    2**-23 * ln(scale_4096 / scale) + 2**-22 of the controller's (float32(factor) ** n, which
+    compounds float32's rounding of the factor, drifted 3e-5 by 6000 reductions)."""
+    if jax.config.jax_enable_x64:
+        pytest.skip("the float32 state")
+    vals = np.ones(7000, np.float32)  # patience=0: every update after the first reduces
+    ref, _ = _reference_scales(vals, factor=0.999, patience=0)
+    got, _, (_, ks) = _run_tx(lo.reduce_on_plateau(factor=0.999, patience=0), vals)
+    assert ks.tolist() == list(range(7000))
+    exact = ks <= 4096
+    np.testing.assert_array_equal(got[exact], ref[exact].astype(np.float32))
+    past = ~exact
+    rel = np.abs(got[past].astype(np.float64) / ref[past] - 1)
+    bound = 2.0**-23 * np.log(ref[4096] / ref[past]) + 2.0**-22
+    assert (rel <= bound).all(), float((rel / bound).max())
+    assert (got[past] != ref[past].astype(np.float32)).any()  # no longer bit for bit
+
+
+def test_reduce_on_plateau_runs_under_debug_nans_without_jit():
+    """jax_debug_nans with jax.disable_jit() runs every operation eagerly: no NaN is built
+    (mode="max" compared its first value with -inf * (1 - threshold), NaN for threshold=1)."""
+    vals = [-1.0, -1.0, 2.0, 0.5, 0.5, 0.5, -3.0, 4.0]
+    for cfg in (
+        dict(mode="max", threshold=1.0),
+        dict(),
+        dict(mode="max", threshold_mode="abs", accumulation_size=2),
+    ):
+        tx = lo.reduce_on_plateau(factor=0.5, patience=0, **cfg)
+        state = tx.init(None)
+        scales = []
+        with jax.debug_nans(True), jax.disable_jit():
+            for v in vals:
+                _, state = tx.update(jnp.ones(2), state, None, value=v)
+                scales.append(float(state.scale))
+        acc = int(cfg.pop("accumulation_size", 1))
+        ref, _ = _reference_scales(
+            np.reshape(vals, (-1, acc)).mean(axis=1), factor=0.5, patience=0, **cfg
+        )
+        assert scales[acc - 1 :: acc] == ref.tolist(), cfg
+
+
 def test_reduce_on_plateau_accumulation():
     rng = np.random.default_rng(0)
     vals = (-1.0 + 0.1 * rng.standard_normal(200)).astype(np.float32)

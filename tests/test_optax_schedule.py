@@ -205,9 +205,10 @@ def test_fractional_negative_and_batched_steps():
     ref = s.values(np.asarray(t, np.float64))
     np.testing.assert_array_equal(got[[0, 1, 3, 4, 5]], ref[[0, 1, 3, 4, 5]].astype(np.float32))
     np.testing.assert_allclose(got[2], ref[2], rtol=1e-5)
-    # a negative step is a programming error: NaN, in both integer and float forms
-    assert np.isnan(np.asarray(jax.jit(f)(jnp.int32(-1))))
-    assert np.isnan(np.asarray(jax.jit(f)(jnp.float32(-0.5))))
+    # a negative step reads step 0's value, as optax's own schedules clip their count
+    at0 = np.float32(s.values([0])[0])
+    assert np.asarray(jax.jit(f)(jnp.int32(-1))) == at0
+    assert np.asarray(jax.jit(f)(jnp.float32(-0.5))) == at0
     # any batch shape, vmap, and eager calls give the jitted values
     tb = (jnp.arange(1200, dtype=jnp.int32) * 7).reshape(40, 30)
     expect = s.values(np.asarray(tb)).astype(np.float32)
@@ -442,7 +443,7 @@ def test_a_host_count_beyond_int32_is_a_one_line_error(evaluation, count) -> Non
     ids=lambda s: s.name,
 )
 def test_an_unsigned_device_count_past_int32_is_its_own_step(s) -> None:
-    # a uint32 step counter past 2**31 - 1 read as int32 would wrap to a negative step (NaN)
+    # a uint32 step counter past 2**31 - 1 read as int32 would wrap to a negative step
     f = lo.schedule(s)
     t = np.array([3, 10, 2**31 - 1, 2**31, 2**31 + 7, 2**32 - 1], dtype=np.uint32)
     ref = s.values(t.astype(np.float64)).astype(np.float32)
@@ -502,7 +503,8 @@ def test_an_integer_parameter_beyond_int32_is_one_error_without_x64() -> None:
 @pytest.mark.parametrize("evaluation", ["table", "host", "formula"])
 def test_every_evaluation_composes_in_optax_join_schedules(evaluation) -> None:
     """optax's join_schedules evaluates a later schedule at negative steps and masks the
-    result: every evaluation gives NaN there (the host path raised) and the joined values."""
+    result: every evaluation reads step 0's value there, as optax's own schedules do, and
+    gives the joined values."""
     import optax
 
     warm = optax.linear_schedule(0.0, 0.1, 10)
@@ -516,8 +518,8 @@ def test_every_evaluation_composes_in_optax_join_schedules(evaluation) -> None:
         np.testing.assert_allclose(got, want[[0, 1, 2, 15]], rtol=2e-6)
     batched = np.asarray(jax.vmap(joined)(jnp.asarray(steps)))
     np.testing.assert_allclose(batched, want, rtol=2e-6, atol=1e-8)
-    if evaluation != "formula":  # the formula path evaluates the formula there (documented)
-        assert np.isnan(np.asarray(f(-1))) and np.isnan(np.asarray(jax.jit(f)(jnp.int32(-3))))
+    at0 = np.float32(0.1)
+    assert np.asarray(f(-1)) == at0 and np.asarray(jax.jit(f)(jnp.int32(-3))) == at0
 
 
 def test_values_of_a_traced_array_without_xp_says_what_to_pass() -> None:
@@ -531,3 +533,89 @@ def test_values_of_a_traced_array_without_xp_says_what_to_pass() -> None:
     got = jax.jit(lambda t: s.values(t, xp=jnp))(jnp.arange(3.0))
     np.testing.assert_allclose(np.asarray(got), s.values([0, 1, 2]), rtol=1e-6)
     assert s.values(jnp.arange(3.0)).dtype == np.float64  # a concrete array: read as any other
+
+
+def _warm(step: int) -> float:
+    return min(1.0, (step + 1) / 10)
+
+
+@pytest.mark.parametrize(
+    ("s", "table_limit"),
+    [
+        (S.cosine(0.1, total_steps=100), TABLE_LIMIT),
+        (S.exponential(0.1, gamma=0.9999999), TABLE_LIMIT),
+        (S.exponential(0.1, gamma=0.9999999), 4),  # the traced formula past the table
+        (S.cyclic(0.01, max_lr=0.1, step_size_up=3), 4),  # the wrapped table
+        (S.function(_warm, lr=0.1), 4),  # the host past the table
+    ],
+    ids=["cosine", "exponential", "exponential-formula", "cyclic", "function-host"],
+)
+def test_an_adam_step_runs_under_debug_nans_without_jit(s, table_limit) -> None:
+    """jax_debug_nans (JAX's tool to find where a NaN comes from) with jax.disable_jit() runs
+    every operation eagerly: no NaN constant is built at a valid step."""
+    import optax
+
+    opt = optax.adam(lo.schedule(s, table_limit=table_limit))
+    params = jnp.ones(3)
+    state = opt.init(params)
+    lrs = s.values(np.arange(6)).astype(np.float32)
+    with jax.debug_nans(True), jax.disable_jit():
+        for t in range(6):
+            updates, state = opt.update(jnp.ones(3), state, params)
+            # constant gradients: adam's bias-corrected step is the learning rate (up to
+            # float32's rounding of 1 - b2**t)
+            np.testing.assert_allclose(np.asarray(updates), -lrs[t], rtol=1e-4)
+        assert float(lo.schedule(s, table_limit=table_limit)(jnp.float32(2.5))) > 0
+
+
+def test_optax_join_schedules_of_lrkit_schedules_runs_under_debug_nans() -> None:
+    """optax.join_schedules evaluates the later schedule at negative steps (count - boundary)
+    and discards what it gets: it reads step 0's value there, never a NaN."""
+    import optax
+
+    warm = S.warmup(0.0, end_lr=0.1, warmup_steps=10)
+    cos = S.cosine(0.1, total_steps=100)
+    joined = optax.join_schedules([lo.schedule(warm), lo.schedule(cos)], [10])
+    want = np.concatenate([warm.values(np.arange(10)), cos.values(np.arange(5))])
+    want = want.astype(np.float32)
+    with jax.debug_nans(True):
+        got = [float(joined(jnp.int32(t))) for t in range(15)]
+        np.testing.assert_array_equal(got, want)
+        with jax.disable_jit():
+            np.testing.assert_array_equal([float(joined(t)) for t in range(15)], want)
+        opt = optax.adam(joined)
+        state = opt.init(jnp.ones(2))
+        updates, state = opt.update(jnp.ones(2), state, jnp.ones(2))  # eager, at step 0
+        assert np.asarray(updates).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("evaluation", ["table", "host", "formula"])
+@pytest.mark.parametrize(
+    "s",
+    [
+        S.cosine(0.1, total_steps=100),
+        S.cyclic(0.01, max_lr=0.1, step_size_up=3),
+        S.exponential(0.1, gamma=0.9),
+        S.function(_warm, lr=0.1),
+    ],
+    ids=lambda s: s.name,
+)
+def test_a_negative_step_reads_step_0s_value(s, evaluation) -> None:
+    """As optax's own schedules clip their count at 0: integer and fractional steps, host
+    and device counts, batched, under jit, vmap and eagerly, with every evaluation."""
+    if evaluation == "formula" and s.name == "function":
+        pytest.skip("a function schedule has no formula to trace")
+    f = lo.schedule(s, evaluation=evaluation, table_limit=4)
+    at0 = np.asarray(f(jnp.int32(0)))
+    np.testing.assert_allclose(at0, s.values([0])[0], rtol=1e-6)
+    if evaluation != "formula":
+        assert at0 == np.float32(s.values([0])[0])
+    for t in (jnp.int32(-1), jnp.int32(-7), jnp.float32(-0.5), jnp.float32(-3.0)):
+        assert np.asarray(f(t)) == at0
+        assert np.asarray(jax.jit(f)(t)) == at0
+    assert np.asarray(f(-2)) == at0  # a host count
+    t = jnp.asarray([-5, -1, 0, 1, 6], jnp.int32)
+    for got in (jax.jit(f)(t), jax.vmap(f)(t)):
+        got = np.asarray(got)
+        assert got[0] == got[1] == got[2] == at0
+        np.testing.assert_allclose(got[3:], s.values([1, 6]), rtol=1e-6)

@@ -15,7 +15,19 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["check_path", "is_path", "new_axes", "new_figure", "resolve"]
+__all__ = [
+    "check_path",
+    "draw_grid",
+    "grid_color",
+    "is_path",
+    "new_axes",
+    "new_figure",
+    "resolve",
+]
+
+#: How much of matplotlib's grid colour lrkit's grid lines take over the axes' background
+#: (the look of a grid drawn at ``alpha=0.3``, drawn opaque).
+GRID_STRENGTH = 0.3
 
 
 def is_path(value: Any) -> bool:
@@ -80,3 +92,24 @@ def new_axes(
         return ax.figure, ax
     fig = new_figure(path, figsize=figsize)
     return fig, fig.add_subplot()
+
+
+def grid_color(ax: Any) -> tuple[float, float, float]:
+    """The opaque colour of ``ax``'s grid lines: matplotlib's grid colour
+    (``rcParams["grid.color"]``) mixed at :data:`GRID_STRENGTH` into the axes' background
+    (white where the background is transparent)."""
+    import matplotlib as mpl
+    from matplotlib.colors import to_rgba
+
+    line = to_rgba(mpl.rcParams["grid.color"])
+    back = to_rgba(ax.get_facecolor())
+    if back[3] == 0:
+        back = (1.0, 1.0, 1.0, 1.0)
+    r, g, b = (GRID_STRENGTH * c + (1 - GRID_STRENGTH) * w for c, w in zip(line[:3], back[:3]))
+    return (r, g, b)
+
+
+def draw_grid(ax: Any) -> None:
+    """A light grid on ``ax``, drawn opaque (:func:`grid_color`): no transparency, which
+    PostScript (``.eps``, ``.ps``) cannot draw, so no warning when such a file is written."""
+    ax.grid(True, color=grid_color(ax), alpha=1.0)  # opaque also where a style sets grid.alpha

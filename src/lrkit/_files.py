@@ -6,15 +6,23 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._format import shorten
 
-__all__ = ["IMAGE_TYPES", "check_output", "fresh_path", "write_new", "write_text_whole"]
+__all__ = [
+    "IMAGE_TYPES",
+    "check_output",
+    "fresh_path",
+    "write_file_whole",
+    "write_new",
+    "write_text_whole",
+]
 
 #: Image types matplotlib writes without extra packages or programs (``.pgf`` is left out: it
 #: needs a LaTeX installation).
@@ -50,16 +58,27 @@ def fresh_path(path: str) -> str:
     return f"{stem}-{n}{ext}"
 
 
+@contextlib.contextmanager
+def _scratch(path: str) -> Iterator[str]:
+    """A name to write ``path``'s file under before it is moved into place: in a new hidden
+    folder beside ``path``, with ``path``'s own file name (so the type an image is written in,
+    chosen from the extension, and the name some types store in the file are the ones of
+    ``path``). The folder and whatever is left in it are removed in any case."""
+    folder = tempfile.mkdtemp(prefix=".lrkit-", dir=os.path.dirname(path) or ".")
+    try:
+        yield os.path.join(folder, os.path.basename(path))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def write_new(path: str, draw: Callable[[str], Any]) -> str:
     """Write a file under a *default* name that never replaces one: ``draw(tmp)`` writes it
-    into a temporary file beside ``path`` (same extension), then it is copied to the first of
-    ``path``, ``stem-1.ext``, ``stem-2.ext``, ... that can be created afresh (exclusively: a
-    file that appeared there since the name was chosen, another run's, is left alone).
-    Returns the name written; the temporary file is removed in any case."""
+    into a temporary file beside ``path`` (same name, in a hidden folder), then it is copied
+    to the first of ``path``, ``stem-1.ext``, ``stem-2.ext``, ... that can be created afresh
+    (exclusively: a file that appeared there since the name was chosen, another run's, is left
+    alone). Returns the name written; the temporary file is removed in any case."""
     stem, ext = os.path.splitext(path)
-    fd, tmp = tempfile.mkstemp(prefix=".lrkit-", suffix=ext, dir=os.path.dirname(path) or ".")
-    os.close(fd)
-    try:
+    with _scratch(path) as tmp:
         draw(tmp)
         with open(tmp, "rb") as f:
             data = f.read()
@@ -79,9 +98,60 @@ def write_new(path: str, draw: Callable[[str], Any]) -> str:
                 os.unlink(candidate)  # no partial file under the new name
             raise
         return candidate
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+
+
+def write_file_whole(path: str, draw: Callable[[str], Any]) -> None:
+    """Write a file (an image: ``draw`` is given a file name and writes the whole file there,
+    as matplotlib's ``savefig`` does) to ``path`` whole or not at all, as
+    :func:`write_text_whole` writes text: ``draw`` writes a temporary file in the same folder
+    (with ``path``'s file name, so its extension picks the type), which is then renamed over
+    ``path`` (through a symbolic link, onto the file it points to). A write that fails (a full
+    disk, an interruption, an error of the plotting library) leaves the file that was there as
+    it was and no partial file; the error is raised (an ``OSError`` names ``path``). The file
+    keeps the permissions of the one it replaces (a new file gets the default ones).
+
+    A target that is not a regular file (a standard stream such as ``/dev/stdout``, a FIFO, a
+    device) is given to ``draw`` as it is: written in place, never replaced, after
+    ``sys.stdout`` and ``sys.stderr`` are flushed."""
+    if _stream_fd(path) is not None or not _regular_or_new(path):
+        _flush_std_streams()
+        draw(path)
+        return
+    real = os.path.realpath(path)
+    folder = os.path.dirname(real)
+    scratch = ""
+    try:
+        with _scratch(os.path.join(folder, os.path.basename(path))) as scratch:
+            draw(scratch)
+            os.chmod(scratch, _mode_for(real))
+            os.replace(scratch, real)
+    except OSError as exc:  # named after the file asked for, not the temporary one
+        name = exc.filename
+        ours = isinstance(name, str) and (name == scratch or os.path.dirname(name) == folder)
+        if exc.errno is None or not ours:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, path) from None
+
+
+def _regular_or_new(path: str) -> bool:
+    """Whether ``path`` is a regular file (or a folder) or nothing yet: a file replaced as a
+    whole, never one written in place."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # nothing there (yet): a new regular file
+        return True
+    return stat.S_ISREG(mode) or stat.S_ISDIR(mode)
+
+
+def _mode_for(path: str) -> int:
+    """The permissions of a file that replaces ``path``: those of the file there, else the
+    default ones of a new file (``0o666`` less the umask)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_text_whole(path: str, text: str) -> None:
@@ -190,13 +260,7 @@ def _write_whole(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

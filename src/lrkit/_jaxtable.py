@@ -5,7 +5,10 @@ closed form rounded once, bit for bit, at every step the table covers.
 See :mod:`lrkit.schedules.tables` for what holds past the table's end (``hold``: exact at every
 step; ``periodic``: wrapped index; ``formula``: ``s.values(t, xp=jnp)``, in float64 when
 ``jax_enable_x64`` is on, else in float32; ``host``, a schedule holding a Python callable: the
-float64 value computed on the host, ``jax.pure_callback``, only when a step needs it).
+float64 value computed on the host, ``jax.pure_callback``, only when a step needs it). A
+negative step reads step 0's value on every path, as optax's own schedules clip their count
+at 0 (``optax.join_schedules`` evaluates a later schedule at negative steps and discards the
+result): no NaN is built at any step, so the schedules run under ``jax_debug_nans``.
 """
 
 from __future__ import annotations
@@ -81,8 +84,8 @@ def out_dtype(dtype: Any) -> np.dtype[Any]:
 
 def formula_fn(s: Schedule, dtype: Any, scale: float = 1.0) -> Callable[[Any], jax.Array]:
     """``s.values(t, xp=jnp)`` traced in float64 with ``jax_enable_x64`` (else float32),
-    times ``scale``, cast to ``dtype``; a one-line ``ValueError`` for a schedule with no
-    formula to trace (one holding a Python callable)."""
+    times ``scale``, cast to ``dtype`` (a negative step reads step 0's value); a one-line
+    ``ValueError`` for a schedule with no formula to trace (one holding a Python callable)."""
     refused = formula_error(s)
     if refused is not None:
         raise ValueError(refused)
@@ -90,7 +93,7 @@ def formula_fn(s: Schedule, dtype: Any, scale: float = 1.0) -> Callable[[Any], j
 
     def fn(t: Any) -> jax.Array:
         fdtype = jnp.float64 if x64_enabled() else jnp.float32
-        x = jnp.asarray(t).astype(fdtype)
+        x = jnp.maximum(jnp.asarray(t).astype(fdtype), 0)  # a negative step reads step 0
         try:
             v = s.values(x, xp=jnp)
         except OverflowError:  # an integer parameter beyond int32, which JAX cannot hold
@@ -107,11 +110,12 @@ def formula_fn(s: Schedule, dtype: Any, scale: float = 1.0) -> Callable[[Any], j
 
 def host_fn(s: Schedule, dtype: Any, scale: float = 1.0) -> Callable[[Any], jax.Array]:
     """``dtype(scale * s.values(t))`` computed on the host (``jax.pure_callback``): the
-    float64 value rounded once, NaN at a negative step, for a jax array of steps."""
+    float64 value rounded once, step 0's at a negative step, for a jax array of steps."""
     odt = out_dtype(dtype)
 
     def host(t: Any) -> np.ndarray:
-        return np.asarray(host_values(s, np.asarray(t, dtype=np.float64), dtype=odt, scale=scale))
+        steps = np.maximum(np.asarray(t, dtype=np.float64), 0.0)  # a negative step reads step 0
+        return np.asarray(host_values(s, steps, dtype=odt, scale=scale))
 
     def fn(t: Any) -> jax.Array:
         shape = jax.ShapeDtypeStruct(jnp.shape(t), odt)  # type: ignore[no-untyped-call]
@@ -126,8 +130,11 @@ def lookup_fn(
 ) -> Callable[[Any], jax.Array]:
     """The schedule (times ``scale``) as a jax function of the step, read from its value table:
     integer steps index the table (a constant of the compiled program); past its end the table
-    holds, wraps or hands over to :func:`formula_fn`; fractional steps use the formula; negative
-    steps give NaN. A schedule holding a Python callable (``"host"`` past its table) has no
+    holds, wraps or hands over to :func:`formula_fn`; fractional steps use the formula; a negative
+    step reads step 0's value, as optax's own schedules clip their count at 0 (no NaN is built
+    at any step: the function runs under ``jax_debug_nans``, even with ``jax.disable_jit()``,
+    and inside ``optax.join_schedules``, which evaluates a later schedule at negative steps and
+    discards the result). A schedule holding a Python callable (``"host"`` past its table) has no
     formula: the steps the table does not give are computed on the host (:func:`host_fn`),
     only when a call has one. Returns a jitted function (also usable inside ``jit``/``vmap``)."""
     odt = out_dtype(dtype)
@@ -150,6 +157,7 @@ def lookup_fn(
             return jnp.where(known, given, traced(t))
 
     def integer_steps(t: jax.Array) -> jax.Array:
+        t = jnp.maximum(t, 0)  # a negative step reads step 0
         const = jnp.asarray(table)
         if beyond == "periodic":
             wrapped = vt.offset + (t - vt.offset) % vt.period
@@ -158,15 +166,15 @@ def lookup_fn(
             out = const[jnp.minimum(t, n - 1)]
             if beyond in ("formula", "host"):
                 out = formula(t, t < n, out)
-        return jnp.where(t < 0, jnp.asarray(np.nan, odt), out)
+        return out
 
     def real_steps(t: jax.Array) -> jax.Array:
         # fractional steps: the table where the step is a whole number it covers
+        t = jnp.maximum(t, 0)  # a negative step reads step 0
         whole = jnp.floor(t)
         covered = (whole == t) & (t < n) if beyond != "hold" else (whole == t) | (t >= n - 1)
         idx = jnp.clip(whole, 0, n - 1).astype(jnp.int32)
-        from_table = jnp.where(t < 0, jnp.asarray(np.nan, odt), jnp.asarray(table)[idx])
-        return formula(t, covered | (t < 0), from_table)
+        return formula(t, covered, jnp.asarray(table)[idx])
 
     def fn(count: Any) -> jax.Array:
         t = jnp.asarray(count)

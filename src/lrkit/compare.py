@@ -800,7 +800,7 @@ def plot(results: Sequence[Result], *, path: Any = None, title: str | None = Non
 
     import numpy as np
 
-    from ._figure import check_path, check_title, log_axis_fits, new_figure
+    from ._figure import check_path, check_title, draw_grid, log_axis_fits, new_figure
     from ._imports import require
 
     check_path(path)
@@ -829,7 +829,7 @@ def plot(results: Sequence[Result], *, path: Any = None, title: str | None = Non
     ax_lr.set_ylabel("learning rate (group 0; Prodigy: d*lr)")
     ax_lr.set_xlabel("step")
     for ax in (ax_loss, ax_lr):
-        ax.grid(True, alpha=0.3)
+        draw_grid(ax)
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)

@@ -69,9 +69,8 @@ def test_the_default_plot_without_matplotlib_is_a_note(monkeypatch, tmp_path) ->
     assert not png.exists()
 
 
-@pytest.mark.parametrize("quiet", [False, True])
-def test_tune_plot_without_matplotlib_is_a_note(monkeypatch, capsys, tmp_path, quiet) -> None:
-    pytest.importorskip("optuna")
+def _tune_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The arguments of a quick ``lrkit tune`` run (one trial, a study in ``t.db``)."""
     (tmp_path / "lrkit_nompl_task.py").write_text(
         textwrap.dedent(
             """
@@ -84,12 +83,35 @@ def test_tune_plot_without_matplotlib_is_a_note(monkeypatch, capsys, tmp_path, q
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "lrkit_nompl_task", raising=False)
-    _hide(monkeypatch, "matplotlib")
     argv = ["tune", "lrkit_nompl_task:make", "--trials", "1", "--seeding", "blind"]
-    argv += ["--storage", f"sqlite:///{tmp_path / 't.db'}", "--no-progress"]
+    return argv + ["--storage", f"sqlite:///{tmp_path / 't.db'}", "--no-progress"]
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_tune_plot_by_name_without_matplotlib_is_refused_before_any_work(
+    monkeypatch, capsys, tmp_path, quiet
+) -> None:
+    """As ``lrkit find -o``: the plot asked for by name is refused before the study is made."""
+    pytest.importorskip("optuna")
+    argv = _tune_task(tmp_path, monkeypatch)
+    _hide(monkeypatch, "matplotlib")
     argv += ["--plot", str(tmp_path / "search.png"), *(["--quiet"] if quiet else [])]
+    assert main(argv) == 2
+    assert capsys.readouterr() == (
+        "",
+        "lrkit tune: error: --plot needs matplotlib: pip install 'lrkit[plot]'\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lrkit_nompl_task.py"]  # no study
+    assert "lrkit_nompl_task" not in sys.modules  # the target was not even imported
+
+
+def test_tune_default_plot_without_matplotlib_is_a_note(monkeypatch, capsys, tmp_path) -> None:
+    pytest.importorskip("optuna")
+    argv = _tune_task(tmp_path, monkeypatch)
+    _hide(monkeypatch, "matplotlib")
     assert main(argv) == 0
     out, err = capsys.readouterr()
     note = "note: no plot (--plot needs matplotlib: pip install 'lrkit[plot]')"
-    assert (err if quiet else out).splitlines().count(note) == 1, (out, err)
-    assert "Traceback" not in err and not (tmp_path / "search.png").exists()
+    assert out.splitlines().count(note) == 1, (out, err)
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lrkit_nompl_task.py", "t.db"]

@@ -166,3 +166,23 @@ def test_a_scale_change_between_two_fits_is_used_by_the_next_fit(
     model.fit(x, x, batch_size=1, shuffle=False, verbose=0)
     used = [np.float32(s(t)) for t in range(4)] + [np.float32(s(t)) * 0.25 for t in range(4, 8)]
     np.testing.assert_allclose(model.get_weights()[0], [[-np.sum(used)]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("evaluation", ["table", "host", "formula"])
+def test_runs_under_debug_nans_without_jit_and_a_negative_step_reads_step_0(evaluation):
+    """jax_debug_nans with jax.disable_jit() runs every operation eagerly: no NaN is built at
+    any step; a negative step reads step 0's value, as optax's own schedules do."""
+    s = S.cosine(0.1, total_steps=100)
+    ks = lk.schedule(s, evaluation=evaluation)
+    want = np.float32(s.values([5])[0])
+    with jax.debug_nans(True), jax.disable_jit():
+        got = float(ks(jnp.int32(5)))
+        at0 = float(ks(jnp.int32(-3)))
+    if evaluation == "formula":
+        assert got == pytest.approx(want, rel=1e-6)
+    else:
+        assert got == want
+    assert at0 == float(ks(jnp.int32(0))) == np.float32(0.1)
+    for step in (jnp.int32(-1), jnp.float32(-0.5), -2):
+        assert float(ks(step)) == float(jax.jit(ks)(jnp.asarray(step))) == np.float32(0.1)
+    assert ks.values([-4, 0]).tolist() == [np.float32(0.1)] * 2

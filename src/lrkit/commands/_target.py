@@ -7,7 +7,8 @@
 * :func:`check_seed` checks a ``--seed``.
 * :func:`add_torch_task_parser` declares the arguments ``lrkit find`` and ``lrkit compare``
   share (``--demo`` or a target, ``--seed``, ``-o``, ``--no-plot``, ``--json``, ``--quiet``).
-* :func:`check_outputs` checks ``-o`` and ``--json`` before any work starts;
+* :func:`check_outputs` checks ``-o`` and ``--json`` before any work starts (an image named
+  by the user needs matplotlib: :func:`check_plot_package`);
   :func:`write_json` and :func:`write_plot` write them once the work is done.
 * :func:`run_torch_command` runs a PyTorch command's body inside
   :func:`preserved_global_state` (or says how to install PyTorch), reporting an error of the
@@ -42,7 +43,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .. import _validate as V
-from .._files import IMAGE_TYPES, check_output, fresh_path, write_new, write_text_whole
+from .._files import (
+    IMAGE_TYPES,
+    check_output,
+    fresh_path,
+    write_file_whole,
+    write_new,
+    write_text_whole,
+)
 from .._imports import install_hint, install_note
 from ._help import HelpFormatter
 
@@ -244,14 +252,15 @@ def write_plot(
 ) -> bool:
     """``draw(path)`` writes the ``-o`` image once the work is done: ``say`` tells where, or
     that matplotlib is missing (no plot, not an error); an image that cannot be written is one
-    line on stderr (:func:`cannot_write`). A ``default`` name (not one the user gave) never
+    line on stderr (:func:`cannot_write`). A name the user gave gets the image whole or not at
+    all (:func:`lrkit._files.write_file_whole`). A ``default`` name (not one the user gave) never
     replaces a file that appeared there during the work: the next free ``-N`` name is taken
     (:func:`lrkit._files.write_new`). Returns whether it failed."""
     try:
         if default:
             path = write_new(path, draw)
-        else:
-            draw(path)
+        else:  # whole or not at all: a failed write leaves the file that was there
+            write_file_whole(path, draw)
     except ImportError:
         say("  " + install_note("matplotlib", "plot", feature="-o/--output", skipped="no plot"))
         return False
@@ -289,12 +298,20 @@ def check_outputs(args: argparse.Namespace, default_output: str) -> None:
                 n += 1  # --json took the default image's name: the image takes another
                 args.output = fresh_path(f"{stem}-{n}{ext}")
             args.output_is_default = True  # written by write_plot(default=True)
-        elif importlib.util.find_spec("matplotlib") is None:  # looked up, not imported
-            raise ValueError(install_hint("matplotlib", "plot", feature="-o/--output"))
+        else:
+            check_plot_package("-o/--output")
         check_output(args.output, option="-o/--output", types=IMAGE_TYPES)
     if args.json is not None:
         check_output(args.json, option="--json", example="results.json")
     check_distinct({"-o/--output": None if args.no_plot else args.output, "--json": args.json})
+
+
+def check_plot_package(option: str) -> None:
+    """An image asked for by name with ``option`` needs matplotlib: without it, a one-line
+    ``ValueError`` (:func:`lrkit._imports.install_hint`), raised before any work starts. The
+    package is looked up, not imported."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ValueError(install_hint("matplotlib", "plot", feature=option))
 
 
 def same_file(path: str, *, other: str) -> bool:

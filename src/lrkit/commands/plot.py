@@ -106,7 +106,8 @@ def _title_lines(spec: str, width: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._files import IMAGE_TYPES, check_output
+    from .._figure import draw_grid
+    from .._files import IMAGE_TYPES, check_output, write_file_whole
     from ..textplot import nothing_to_plot, plot_steps, text_plot
 
     def err(msg: str) -> int:
@@ -153,14 +154,15 @@ def run(args: argparse.Namespace) -> int:
         ax.plot(steps, lrs, lw=1.5)
         ax.set_xlabel("step")
         ax.set_ylabel("learning rate")
-        ax.grid(True, alpha=0.3)
+        draw_grid(ax)  # opaque: PostScript draws no transparency
         if args.log:
             ax.set_yscale("log")
         lines = _title_lines(spec, 90)
         ax.set_title("\n".join(lines), fontsize=9 if len(lines) > 1 else 10)
         fig.tight_layout()
         try:
-            fig.savefig(args.output, dpi=120)
+            # whole or not at all: a failed write leaves the file that was there
+            write_file_whole(args.output, lambda path: fig.savefig(path, dpi=120))
         except Exception as exc:  # the image could not be written (disk, link, backend)
             cannot_write("plot", option="-o/--output", path=args.output, error=exc)
             return 1

@@ -28,7 +28,7 @@ import warnings
 from typing import Any
 
 from .. import _validate as V
-from .._files import IMAGE_TYPES, check_output, fresh_path, write_new
+from .._files import IMAGE_TYPES, check_output, fresh_path, write_file_whole, write_new
 from .._format import mask_secrets, mask_url, shorten
 from .._imports import install_hint, install_note
 from ..tune import (
@@ -58,6 +58,7 @@ from ._target import (
     check_batches,
     check_distinct,
     check_loss_fn,
+    check_plot_package,
     check_seed,
     import_function,
     naming,
@@ -452,6 +453,7 @@ def _tune(args: argparse.Namespace) -> int:
             check_output(args.json, option="--json", example="results.json")
         plot = args.plot
         if plot is not None and plot.lower() != "none":
+            check_plot_package("--plot")  # asked for by name: refused (the default: a note)
             check_output(plot, option="--plot", types=IMAGE_TYPES)
         else:
             plot = None
@@ -590,8 +592,8 @@ def _tune(args: argparse.Namespace) -> int:
         try:
             if default:  # never replaces a file that appeared there meanwhile
                 plot = write_new(plot, result.plot)
-            else:
-                result.plot(plot)
+            else:  # whole or not at all: a failed write leaves the file that was there
+                write_file_whole(plot, result.plot)
             if not quiet:
                 out(f"plot of the search: {plot}")
         except ImportError:

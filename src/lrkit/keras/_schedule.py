@@ -149,7 +149,8 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
     every step the table covers, see :func:`lrkit.optax.schedule` for past its end);
     ``"host"`` calls the float64 formula on the host at every step (``jax.pure_callback``);
     ``"formula"`` traces ``schedule.values(t, xp=jnp)`` (float32 arithmetic). Other backends compute
-    on the host (torch: eagerly; TensorFlow: ``tf.numpy_function``).
+    on the host (torch: eagerly; TensorFlow: ``tf.numpy_function``). A negative step reads step
+    0's value on every path; no NaN is built at any step (``jax_debug_nans`` finds none).
 
     ``get_config()`` holds ``schedule.to_dict()`` (any family or composite) and the scale; the
     class is registered with ``keras.saving`` so models saved to ``.keras`` files keep it. A
@@ -179,7 +180,8 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         self._lookups: dict[tuple[float, bool], Callable[[Any], Any]] = {}
 
     def _host(self, t: np.ndarray) -> np.ndarray:
-        out: np.ndarray = host_values(self.schedule, t, dtype=np.float32, scale=self._scale)
+        steps = np.maximum(t, 0.0)  # a negative step reads step 0, as the jax table does
+        out: np.ndarray = host_values(self.schedule, steps, dtype=np.float32, scale=self._scale)
         return out
 
     def _lookup(self) -> Callable[[Any], Any]:

@@ -624,7 +624,7 @@ class Schedule(ABC):
         ``steps`` defaults to the schedule's natural length (or 1000). ``path`` (or a file
         name as the first argument: ``s.plot("lr.png")``) writes the figure, drawn without
         pyplot; ``title`` heads the plot; other keywords go to ``ax.plot``."""
-        from .._figure import new_axes, resolve
+        from .._figure import draw_grid, new_axes, resolve
         from .._imports import require
 
         steps, path = resolve(steps, path, first_name="steps")
@@ -637,7 +637,7 @@ class Schedule(ABC):
         ax.plot(xs, self.values(xs), **kwargs)
         ax.set_xlabel("step")
         ax.set_ylabel("learning rate")
-        ax.grid(True, alpha=0.3)
+        draw_grid(ax)
         if title is not None:
             ax.set_title(title, fontsize=10)
         if path is not None:

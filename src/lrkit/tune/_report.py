@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .._figure import check_path, new_figure
+from .._figure import check_path, draw_grid, new_figure
 from .._format import round_floats, wrap_spec
 from .._imports import require
 from .._runtime import is_rank0
@@ -172,7 +172,7 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
     ax2.set_ylabel(result.metric)
     ax2.set_title("peak LR vs value", pad=12)
     for ax in (ax1, ax2):
-        ax.grid(True, alpha=0.3)
+        draw_grid(ax)
         ax.set_ylim(lo, hi)
     handles, labels = [], []
     for ax in (ax1, ax2):
