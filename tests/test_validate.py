@@ -80,9 +80,10 @@ def test_flag_refuses_what_is_not_a_bool(value):
         ValueError, match=rf"^progress must be True or False, got {re.escape(repr(value))}$"
     ):
         V.flag("progress", value)
-    # in a config or a spec (spelled true or false), a quoted true is said to be text
+    # in a config or a spec (spelled true or false), a quoted true or a word such as no is
+    # said to be text, with what to write (right whether or not it was quoted)
     text = (
-        " (text, not a boolean: write it without quotes)"
+        " (text, not a boolean: write true or false, without quotes)"
         if value in ("false", "no", "True")
         else ""
     )
@@ -90,6 +91,20 @@ def test_flag_refuses_what_is_not_a_bool(value):
         ValueError, match=rf"^cycle must be true or false, got {re.escape(repr(value) + text)}$"
     ):
         V.flag("cycle", value, spelled="true or false")
+
+
+@pytest.mark.parametrize("written", ["yes", "'yes'", "'true'", '"false"'])
+def test_a_spec_boolean_written_as_text_gets_a_hint_right_with_or_without_quotes(written):
+    from lrkit import schedules as S
+
+    word = written.strip("'\"")
+    with pytest.raises(ValueError) as info:
+        S.parse(f"polynomial(0.1, 100, cycle={written})")
+    assert (
+        f"cycle must be true or false, got {word!r} (text, not a boolean: write true or "
+        "false, without quotes)"
+    ) in str(info.value)
+    assert "write it without quotes" not in str(info.value)
 
 
 def test_flag_accepts_bools_and_numpy_bools():

@@ -205,9 +205,12 @@ def flag(name: str, value: Any, *, spelled: str = "True or False") -> bool:
 
     if isinstance(value, np.bool_):
         return bool(value)
-    hint = ""  # a quoted true in a config or spec ("must be true or false, got 'true'")
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
-        hint = " (text, not a boolean: write it without quotes)" if spelled.islower() else ""
+    # in a config or spec, a quoted true or a word such as yes is read as text (it may or may
+    # not have been written in quotes: the hint is right either way)
+    hint = ""
+    words = ("true", "false", "yes", "no")
+    if spelled.islower() and isinstance(value, str) and value.strip().lower() in words:
+        hint = " (text, not a boolean: write true or false, without quotes)"
     raise ValueError(f"{name} must be {spelled}, got {fmt(value)}{hint}")
 
 

@@ -285,3 +285,73 @@ def test_a_spec_error_about_one_of_adds_schedules_points_at_it(
     first, shown, caret = str(info.value).split("\n")
     assert first == f"invalid schedule spec at position {pos}: {message}"
     assert shown == f"  {spec}" and caret == "  " + " " * pos + "^"
+
+
+# ------------------------------------------------------------ mul: a zero factor gives 0
+
+HUGE = S.exponential(0.1, gamma=2.0)  # inf past ~1030 steps
+NAN = HUGE - HUGE  # inf - inf: NaN there
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        HUGE * S.constant(0.0),
+        S.constant(0.0) * HUGE,
+        S.mul(S.constant(0.5), HUGE, S.constant(0.0)),
+        HUGE * S.join([S.constant(1.0), S.constant(0.0)], boundaries=[100]),
+        S.constant(0.0) * NAN,
+    ],
+    ids=str,
+)
+def test_a_product_with_a_zero_factor_is_0_where_another_factor_is_inf_or_nan(s: Any) -> None:
+    steps = [1500, 2000, 3000]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value encountered in multiply"
+        warnings.filterwarnings("ignore", "overflow", RuntimeWarning)  # exponential's, known
+        warnings.filterwarnings("ignore", "invalid value encountered in subtract")  # NAN's
+        got = s.values(steps)
+        for i, t in enumerate(steps):
+            assert s(t) == 0.0 and not math.copysign(1.0, s(t)) < 0, t
+            assert got[i] == 0.0 and not np.signbit(got[i]), t
+    assert (0.0 * HUGE)(2000) == 0.0  # as a scale by 0 does
+
+
+def _product(factors: list[float]) -> float:
+    """The factors multiplied from left to right; 0 where that is NaN and a factor is 0."""
+    out = factors[0]
+    for x in factors[1:]:
+        out = out * x
+    return 0.0 if math.isnan(out) and 0.0 in factors else out
+
+
+PRODUCTS = [
+    S.mul(
+        S.cosine(0.1, total_steps=50), S.constant(0.0), S.warmup(0.0, end_lr=1.0, warmup_steps=9)
+    ),
+    S.constant(0.0) * (S.constant(0.0) - S.constant(0.5)),  # 0 * -0.5: -0.0 stays -0.0
+    S.mul(S.constant(1e-200), S.constant(1e-200), S.exponential(1.0, gamma=1.5)),  # underflow
+    # inf * 0 where the cosine ends: 0 there, and its bits elsewhere
+    S.mul(S.constant(1e200), S.exponential(1e200, gamma=1.1), S.cosine(0.3, total_steps=70)),
+    S.mul(S.linear(0.0, end_lr=3.0, total_steps=30), S.cosine(0.1, total_steps=40)),
+    HUGE * S.constant(0.5),  # inf, no zero: inf
+]
+
+
+@pytest.mark.parametrize("s", PRODUCTS, ids=str)
+def test_a_product_keeps_its_bits_on_both_paths_but_0_for_0_times_inf(s: Any) -> None:
+    steps = np.arange(0, 2100, 7, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        got = s.values(steps)
+        for i, t in enumerate(steps.tolist()):
+            want = _product([p(t) for p in s.schedules])
+            assert np.float64(s(t)).tobytes() == np.float64(want).tobytes(), t
+            assert got[i].tobytes() == np.float64(want).tobytes(), t
+
+
+def test_a_traced_product_with_a_zero_factor_is_0() -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    s = HUGE * S.join([S.constant(1.0), S.constant(0.0)], boundaries=[100])
+    got = np.asarray(s.values(jnp.asarray([50.0, 2000.0]), xp=jnp))
+    assert got[1] == 0.0 and not np.isnan(got).any()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -218,7 +219,120 @@ def test_value_tables_hold_its_values_and_leave_the_rest_to_the_host() -> None:
     assert value_table(2.0 * f, limit=8).beyond == "host"
 
 
-def test_as_schedule_checks_its_sign_like_any_schedule() -> None:
-    s = S.function(lambda t: 1.0 - t / 10, lr=0.1)
+def test_as_schedule_checks_its_sign_within_its_length_and_nowhere_without_one() -> None:
+    seen: list[int] = []
+
+    def fn(t: int) -> float:
+        seen.append(t)
+        return 1.0 - t / 10
+
     with pytest.raises(ValueError, match=r"^schedule must be >= 0 at every step .* at step 11"):
+        S.as_schedule(S.function(fn, lr=0.1, length=20), nonnegative=True)
+    assert max(seen) == 20
+    seen.clear()
+    assert S.as_schedule(S.function(fn, lr=0.1, length=10), nonnegative=True).length == 10
+    assert max(seen) == 10  # the steps 0..length only: fn is >= 0 there
+    seen.clear()
+    # without a length nothing is checked up front: fn may be defined for the run's steps only
+    s = S.function(fn, lr=0.1)
+    assert S.as_schedule(s, nonnegative=True) is s and seen == []
+
+
+def lookup(table: list[float], seen: list[int]) -> Any:
+    """A ``LambdaLR`` lambda that is a lookup table: defined for ``len(table)`` steps only."""
+
+    def fn(t: int) -> float:
+        seen.append(t)
+        return table[t]
+
+    return fn
+
+
+def test_a_check_calls_fn_at_no_step_past_its_length() -> None:
+    seen: list[int] = []
+    fn = lookup([1.0 - i / 300 for i in range(301)], seen)  # a 300-step run: steps 0..300
+    S.as_schedule(S.function(fn, lr=0.1), nonnegative=True)
+    assert seen == []
+    S.as_schedule(S.function(fn, lr=0.1, length=300), nonnegative=True)
+    assert sorted(set(seen)) == list(range(301))  # the plot range: 0..length
+    # composites: fn at its own steps within its length only
+    for s, top in [
+        (S.function(fn, lr=0.1, length=300) * S.cosine(1.0, total_steps=1000), 300),
+        (S.join([S.function(fn, lr=0.1, length=300), S.constant(0.1)], boundaries=[250]), 249),
+        (S.join([S.constant(0.1), S.function(fn, lr=0.1, length=200)], boundaries=[50]), 200),
+        (0.5 * S.function(fn, lr=0.1, length=100), 100),
+        (S.function(fn, lr=0.1, length=100).clamp(max_lr=0.05), 100),
+        (S.constant(0.2) - S.function(fn, lr=0.1, length=100), 100),
+    ]:
+        seen.clear()
         S.as_schedule(s, nonnegative=True)
+        assert max(seen) == top, s
+    seen.clear()
+    S.as_schedule(
+        S.join([S.constant(0.1), S.function(fn, lr=0.1)], boundaries=[50]), nonnegative=True
+    )
+    assert seen == []
+
+
+def test_a_check_still_covers_the_steps_before_a_function_without_length() -> None:
+    seen: list[int] = []
+    first = S.constant(0.1) - S.linear(0.0, end_lr=0.2, total_steps=40)  # negative from 21
+    s = S.join([first, S.function(lookup([1.0] * 10, seen), lr=0.1)], boundaries=[30])
+    with pytest.raises(ValueError, match=r"^schedule must be >= 0 at every step .* at step 21:"):
+        S.as_schedule(s, nonnegative=True)
+    assert seen == []
+
+
+def test_reach_is_the_steps_a_composite_may_evaluate_fn_at() -> None:
+    from lrkit.schedules._function import reach
+
+    f = S.function(warm, lr=0.1, length=100)
+    g = S.function(warm, lr=0.1)
+    c = S.cosine(0.1, total_steps=1000)
+    assert reach(c) == reach(c, table=True) == math.inf
+    assert (reach(f), reach(f, table=True)) == (101, 100)
+    assert (reach(g), reach(g, table=True)) == (0, math.inf)
+    assert reach(f * c) == reach(c + f) == reach(c - f) == reach(2.0 * f) == 101
+    assert reach(S.join([f, c], boundaries=[100])) == math.inf  # f ends before its length
+    assert reach(S.join([f, c], boundaries=[100]), table=True) == math.inf
+    assert reach(S.join([f, c], boundaries=[150])) == 101
+    assert reach(S.join([c, f, c], boundaries=[10, 500])) == 111
+    assert reach(S.join([c, g], boundaries=[10])) == 10
+    assert reach(S.join([c, g], boundaries=[10]), table=True) == math.inf
+
+
+def test_an_exception_in_fn_names_the_step_and_suggests_length() -> None:
+    fn = lookup([1.0] * 301, [])
+    with pytest.raises(ValueError) as info:
+        S.function(fn, lr=0.1).values(np.arange(302))
+    assert str(info.value) == (
+        "fn raised IndexError at step 301: list index out of range (schedule function(fn=fn, "
+        "lr=0.1)); if fn covers a limited range of steps, pass length= (lrkit then calls it up "
+        "front at steps 0..length only)"
+    )
+    with pytest.raises(ValueError) as info:
+        S.function(fn, lr=0.1, length=300)(301)
+    assert str(info.value) == (
+        "fn raised IndexError at step 301: list index out of range (schedule function(fn=fn, "
+        "lr=0.1, length=300))"
+    )
+
+
+def test_value_table_of_a_function_with_length_stops_there() -> None:
+    seen: list[int] = []
+    f = S.function(lookup([1.0 - i / 300 for i in range(300)], seen), lr=0.1, length=300)
+    vt = value_table(f)
+    assert vt.beyond == "host" and vt.size == 300 and max(seen) == 299
+    assert np.array_equal(vt.values, f.values(np.arange(300)).astype(np.float32))
+    assert value_table(f, limit=64).size == 64
+    # a composite: the table stops where fn would pass its length, the host beyond
+    seen.clear()
+    vt = value_table(S.join([S.constant(0.05), f * 2.0], boundaries=[10]))
+    assert vt.beyond == "host" and vt.size == 310 and max(seen) == 299
+    # a join whose function segment ends within its length still holds after it
+    seen.clear()
+    held = value_table(S.join([f, S.constant(0.01)], boundaries=[300]))
+    assert held.beyond == "hold" and held.size == 301 and max(seen) == 299
+    seen.clear()
+    short = value_table(S.join([f, S.constant(0.01)], boundaries=[400]))
+    assert short.beyond == "host" and short.size == 300 and max(seen) == 299

@@ -156,3 +156,65 @@ def test_a_nan_from_fn_stops_the_scheduler_in_one_line() -> None:
         ValueError, match=r"^fn must return a finite real number, got nan at step 1500"
     ):
         sched.step()
+
+
+def _lookup(n: int, seen: list[int]) -> Callable[[int], float]:
+    """A ``LambdaLR`` lambda that is a lookup table, good for an ``n``-step run (the steps
+    ``0..n``, the last one set by the run's last ``step()``)."""
+    factors = [1.0 - i / n for i in range(n + 1)]
+
+    def lr_lambda(step: int) -> float:
+        seen.append(step)
+        return factors[step]
+
+    return lr_lambda
+
+
+def test_a_lookup_table_lambda_is_taken_as_lambdalr_takes_it() -> None:
+    seen: list[int] = []
+    fn = _lookup(300, seen)
+    ref = _run(lambda o: TL.LambdaLR(o, fn), n=300)
+    seen.clear()
+    per_group = [S.function(fn, lr=0.1), S.function(fn, lr=0.004)]
+    got = _run(lambda o: lt.scheduler(o, per_group), n=300)
+    assert got == ref and max(seen) == 300  # steps 0..300, as LambdaLR calls it
+    # at construction: step 0 only, as LambdaLR; with a length, the steps 0..length only
+    seen.clear()
+    lt.scheduler(_opt(), S.function(fn, lr=0.1))
+    assert seen == [0]
+    seen.clear()
+    lt.scheduler(_opt(), S.function(fn, lr=0.1, length=300))
+    assert max(seen) == 300
+
+
+def test_a_negative_lr_from_a_function_without_length_stops_the_step_that_sets_it() -> None:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+    sched = lt.scheduler(opt, S.function(lambda t: 1.0 - t / 10, lr=0.1))  # not checked
+    for _ in range(10):
+        sched.step()
+    assert opt.param_groups[0]["lr"] == 0.0
+    with pytest.raises(
+        ValueError,
+        match=r"^schedule: the learning rate must be >= 0, got -0\.01\d* at step 11 \(the "
+        r"schedule goes negative at a step not checked when the scheduler was built\)$",
+    ):
+        sched.step()
+    assert opt.param_groups[0]["lr"] == 0.0  # the refused step changed nothing
+
+
+def test_group_lrs_with_the_default_optimizer_lr_look_within_the_functions_length() -> None:
+    def opt() -> torch.optim.Optimizer:
+        a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(3))
+        return torch.optim.Adam([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}])
+
+    seen: list[int] = []
+    fn = _lookup(300, seen)
+    with pytest.raises(ValueError, match=r"the schedule, which peaks at 0\.5; pass lr="):
+        lt.scheduler(opt(), S.function(fn, lr=0.5, length=300))
+    assert max(seen) == 300
+    seen.clear()
+    # without a length its peak is not looked for: refused all the same, without one
+    with pytest.raises(ValueError, match=r"10x, 100x the schedule; pass lr= to the optimizer"):
+        lt.scheduler(opt(), S.function(fn, lr=0.5))
+    assert seen == []
+    lt.scheduler(opt(), S.function(fn, lr=1e-3, length=300))  # peaks at the optimizer's lr

@@ -159,10 +159,39 @@ class _Pointwise(Schedule):
 
 @register
 class Product(_Pointwise):
-    """The product of several schedules at the same step."""
+    """The product of several schedules at the same step. A factor that is 0 makes it 0, also
+    where another factor is inf or NaN (not ``0 * inf``, NaN), as ``0 * s`` does; any other
+    product is the factors multiplied from left to right, on both paths."""
 
     name = "mul"
     _op = staticmethod(operator.mul)
+
+    def _at(self, t: float) -> float:
+        schedules = self.schedules
+        out = schedules[0]._at(t)
+        zero = out == 0.0
+        for i in range(1, len(schedules)):
+            x = schedules[i]._at(t)
+            zero = zero or x == 0.0
+            out = out * x
+        if zero and out != out:  # NaN: 0 times inf (or NaN)
+            return 0.0
+        return out
+
+    def _values(self, t: Any, xp: Any) -> Any:
+        out = self.schedules[0]._values(t, xp)
+        zero = out == 0.0
+        for s in self.schedules[1:]:
+            x = s._values(t, xp)
+            zero = zero | (x == 0.0)
+            if xp is np and np.any(zero):
+                with np.errstate(invalid="ignore"):  # 0 * inf, made 0 below
+                    out = out * x
+            else:
+                out = out * x
+        if xp is np and not np.any(zero):
+            return out
+        return xp.where(zero & (out != out), 0.0, out)  # NaN: 0 times inf (or NaN)
 
 
 @register

@@ -24,7 +24,7 @@ from .. import _validate as v
 from .._format import shorten
 from ._base import READING, Schedule, _format, _short_label, structure
 
-__all__ = ["Function", "holds_callable"]
+__all__ = ["Function", "holds_callable", "reach"]
 
 _INF = math.inf
 
@@ -69,7 +69,10 @@ class Function(Schedule):
     passes ``last_epoch``; also from ``values(steps)``, one call per step), the ``float``
     otherwise, and must return a finite real number: anything else (NaN, inf, ``None``, an
     exception) is a one-line ``ValueError`` naming the step. ``length`` (steps, optional) is
-    what ``s.length`` reports (the default plot range; ``None``: no end).
+    what ``s.length`` reports (the default plot range; ``None``: no end), and bounds the steps
+    lrkit calls ``fn`` at up front (:func:`reach`): a plot and the adapters' sign check span
+    steps ``0..length``, a value table ``[0, length)``; without it no check calls ``fn`` up
+    front (the PyTorch scheduler checks each LR when it sets it).
 
     It composes with every combinator and plots; it cannot be written (``to_dict()``, a config,
     a spec string) nor traced (``values(t, xp=jax.numpy)``, ``evaluation="formula"``): those
@@ -128,9 +131,15 @@ class Function(Schedule):
         return out.reshape(steps.shape)
 
     def _raised(self, exc: Exception, step: float) -> ValueError:
+        hint = ""
+        if self._length is None:
+            hint = (
+                "; if fn covers a limited range of steps, pass length= (lrkit then calls it "
+                "up front at steps 0..length only)"
+            )
         return ValueError(
             f"fn raised {type(exc).__name__} at step {step!r}: {shorten(str(exc), 100)} "
-            f"(schedule {self})"
+            f"(schedule {self}){hint}"
         )
 
     def _checked(self, value: Any, step: float) -> float:
@@ -194,3 +203,39 @@ def holds_callable(s: Schedule) -> bool:
         return False
 
     return walk(structure(s))
+
+
+def reach(s: Schedule, *, table: bool = False) -> float:
+    """How many steps from 0 lrkit may evaluate ``s`` at up front: ``n`` such that
+    ``s.values(range(n))`` calls no function schedule inside it at a step past its
+    ``length`` (``math.inf`` for a schedule that holds none).
+
+    A function schedule reaches steps ``0..length`` (``length + 1``: a plot and the sign check
+    end at its length, as for any schedule) and, with ``table=True`` (a value table: the steps
+    of a ``length``-step run), ``[0, length)``; without ``length``, none for a check (``0``) and
+    any for a table (``math.inf``: its ``limit`` bounds it). A join's segment only sees its own
+    steps; the parts of a product, sum, difference, scale or clamp see every step."""
+    from ._compose import Clamp, Difference, Join, Scale, _Pointwise
+
+    if not holds_callable(s):
+        return _INF
+    if isinstance(s, Function):
+        if s.length is None:
+            return _INF if table else 0
+        return s.length if table else s.length + 1
+    if isinstance(s, Join):
+        out = _INF
+        starts = (0, *s.boundaries)
+        ends = (*s.boundaries, _INF)
+        for part, start, end in zip(s.schedules, starts, ends):
+            n = reach(part, table=table)
+            if n < end - start:  # the segment calls fn past its reach before its end
+                out = min(out, start + n)
+        return out
+    if isinstance(s, _Pointwise):
+        return min(reach(p, table=table) for p in s.schedules)
+    if isinstance(s, Difference):
+        return min(reach(s.a, table=table), reach(s.b, table=table))
+    if isinstance(s, (Scale, Clamp)):
+        return reach(s.schedule, table=table)
+    return 0  # a schedule of another kind holding one: nothing known

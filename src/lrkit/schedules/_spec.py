@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import _validate as V
 from ._base import MAX_DEPTH, REGISTRY, Schedule, peer_hint, unknown_params
+from ._function import reach
 
 _TOKEN = re.compile(
     r"""
@@ -445,7 +446,9 @@ def as_schedule(value: Any, *, name: str = "schedule", nonnegative: bool = False
     With ``nonnegative=True`` (a learning rate, a momentum), a schedule that is negative or
     NaN at one of the steps a plot of it evaluates (:func:`lrkit.textplot.plot_steps`: every
     step of its natural length up to 4000, else 4000 evenly spaced ones) is a ``ValueError``
-    naming that step. Every adapter takes schedules through this function."""
+    naming that step; a schedule holding a function schedule is checked only at the steps
+    within the function's ``length`` (none without one: see :func:`first_negative`). Every
+    adapter takes schedules through this function."""
     if isinstance(value, Schedule):
         out = value
     elif isinstance(value, str):
@@ -469,12 +472,20 @@ def as_schedule(value: Any, *, name: str = "schedule", nonnegative: bool = False
 
 def first_negative(schedule: Schedule) -> tuple[int, float] | None:
     """``(step, value)`` of the first step, among those a plot of ``schedule`` evaluates,
-    where it is negative or NaN; ``None`` when there is none."""
+    where it is negative or NaN; ``None`` when there is none.
+
+    A function schedule inside ``schedule`` is never called past its ``length`` (at no step
+    without one), since ``fn`` may be defined only for the steps the run takes (a lookup
+    table): only the steps below ``reach(schedule)`` are checked. The PyTorch scheduler checks
+    the LR of every step when it sets it."""
     import numpy as np
 
     from ..textplot import check_steps
 
     steps = check_steps(schedule)
+    steps = steps[steps < reach(schedule)]
+    if steps.size == 0:
+        return None
     with np.errstate(all="ignore"):
         values = schedule.values(steps)
     bad = np.nonzero(~(values >= 0))[0]

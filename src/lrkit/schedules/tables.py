@@ -22,7 +22,9 @@ table for *any* schedule (it only calls ``s.values``) and says what holds past i
 * ``"host"``: as ``"formula"``, for a schedule that holds a Python callable
   (:func:`lrkit.schedules.function`, and composites of one), which has no formula to trace:
   steps beyond the table (and fractional steps) must be computed on the host, where
-  ``s.values`` calls the function (:func:`formula_error` says why it cannot be traced).
+  ``s.values`` calls the function (:func:`formula_error` says why it cannot be traced). The
+  table of a function schedule with a ``length`` ends there: ``fn`` is called at no step past
+  it up front.
 
 Numpy only: the adapters turn the table into a constant of the compiled program.
 """
@@ -38,7 +40,7 @@ import numpy.typing as npt
 
 from .. import _validate as V
 from ._base import REGISTRY, Schedule, _short_label, structure
-from ._function import holds_callable
+from ._function import holds_callable, reach
 
 __all__ = [
     "EVALUATIONS",
@@ -48,6 +50,7 @@ __all__ = [
     "horizon",
     "host_values",
     "period",
+    "reach",
     "value_table",
 ]
 
@@ -159,7 +162,8 @@ def horizon(s: Schedule) -> int | None:
         if all(h is not None for h in hs):
             return max(h for h in hs if h is not None)
         if name == "mul":  # a factor that holds at exactly 0 from h on: the product does
-            # too, unless another factor can reach inf or NaN (0 * inf is NaN in values())
+            # too when every other factor is known finite (one that may not be is left to the
+            # formula, which gives 0 there as well, its zero's sign not analysed here)
             zeros = [h for p, h in zip(parts, hs) if h is not None and p.values([h])[0] == 0.0]
             if not zeros:
                 return None
@@ -324,7 +328,10 @@ def value_table(
     ``h + 1`` entries and ``"hold"``; a periodic one ``offset + k * period <= limit`` entries
     and ``"periodic"``; any other ``limit`` entries and ``"formula"`` (past the table, compute
     the value by the formula; ``"host"`` for one holding a Python callable, computed on the
-    host). Every entry equals the float64 closed form rounded once.
+    host). A function schedule (:func:`lrkit.schedules.function`) with a ``length`` is called
+    at no step past it: the table covers at most the steps ``[0, length)`` (fewer in a
+    composite that reaches that end sooner), ``"host"`` beyond. Every entry equals the
+    float64 closed form rounded once.
     """
     if not isinstance(s, Schedule):
         raise ValueError(f"s must be a lrkit schedule, got {s!r}")
@@ -338,6 +345,9 @@ def value_table(
         raise ValueError(f"dtype must be a floating dtype, got {dtype!r}")
     scale = V.non_negative("scale", scale)
     limit = V.integer("limit", limit, 2)
+    # a function schedule with a ``length`` is called only at the steps of a run that long:
+    # the table stops there and the host computes the steps past it
+    limit = int(min(limit, max(1, reach(s, table=True))))
     h = horizon(s)
     if h is not None and h + 1 <= limit:
         return ValueTable(_rounded(s, 0, h + 1, np_dtype, scale), "hold")

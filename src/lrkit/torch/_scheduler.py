@@ -29,6 +29,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from .. import _validate as V
 from ..feedback import as_metric, check_controllers
 from ..schedules import Schedule, as_schedule, holds_callable
+from ..schedules.tables import reach
 
 __all__ = ["LRKitScheduler", "scheduler"]
 
@@ -105,7 +106,7 @@ def _check_numeric(i: int, key: str, value: Any) -> None:
 def _negative_lr(lr: float, step: int) -> ValueError:
     return ValueError(
         f"schedule: the learning rate must be >= 0, got {lr!r} at step {step} (the schedule "
-        "goes negative past the steps checked when the scheduler was built)"
+        "goes negative at a step not checked when the scheduler was built)"
     )
 
 
@@ -135,17 +136,22 @@ def _foreign_change(last: Any, groups: Any) -> str:
 def _negative_hp(key: str, value: float, step: int) -> ValueError:
     name = "momentum" if key == "momentum" else f"hyperparams[{key!r}]"
     return ValueError(
-        f"{name} must be >= 0, got {value!r} at step {step} (the schedule goes negative past "
-        "the steps checked when the scheduler was built)"
+        f"{name} must be >= 0, got {value!r} at step {step} (the schedule goes negative at a "
+        "step not checked when the scheduler was built)"
     )
 
 
-def _peak(schedule: Any) -> float:
+def _peak(schedule: Any) -> float | None:
     """The largest value of ``schedule`` over the steps a plot of it evaluates (its natural
-    length, or the first steps of one without)."""
+    length, or the first steps of one without) and a function schedule inside it reaches
+    (within its ``length``); ``None`` when there is no such step."""
     from ..textplot import check_steps
 
-    return float(np.max(schedule.values(check_steps(schedule))))
+    steps = check_steps(schedule)
+    steps = steps[steps < reach(schedule)]
+    if steps.size == 0:
+        return None
+    return float(np.max(schedule.values(steps)))
 
 
 def _is_signature_default(optimizer: torch.optim.Optimizer, value: Any) -> bool:
@@ -412,7 +418,7 @@ class LRKitScheduler(LRScheduler):
         if (
             all(b != d for b in base)
             and _is_signature_default(optimizer, default)
-            and not math.isclose(peak := _peak(schedule), d, rel_tol=1e-9)
+            and ((peak := _peak(schedule)) is None or not math.isclose(peak, d, rel_tol=1e-9))
         ):
             # every group set its own lr and the optimizer's lr is its constructor's default
             # (1e-3 for most), most likely not given, and the schedule is not in its units
@@ -421,10 +427,12 @@ class LRKitScheduler(LRScheduler):
             # that lr was given or not: each group peaks at its own lr.
             lrs = ", ".join(f"{b:g}" for b in base)
             ratios = ", ".join(f"{b / d:g}x" for b in base)
+            # a function schedule without a length is called at no step up front: no peak
+            peaks = "" if peak is None else f", which peaks at {peak:g}"
             raise ValueError(
                 f"optimizer: every param group sets its own lr ({lrs}) and the optimizer's lr is "
                 f"{type(optimizer).__name__}'s default {d:g}, so the groups would follow "
-                f"{ratios} the schedule, which peaks at {peak:g}; pass lr= to the "
+                f"{ratios} the schedule{peaks}; pass lr= to the "
                 "optimizer (the LR the schedule's values stand for, the groups then follow "
                 "lr_group / lr times the schedule; a schedule peaking at that lr is taken as "
                 "given in its units) or pass one schedule per group: "
