@@ -114,8 +114,7 @@ def host_fn(s: Schedule, dtype: Any, scale: float = 1.0) -> Callable[[Any], jax.
     odt = out_dtype(dtype)
 
     def host(t: Any) -> np.ndarray:
-        steps = np.maximum(np.asarray(t, dtype=np.float64), 0.0)  # a negative step reads step 0
-        return np.asarray(host_values(s, steps, dtype=odt, scale=scale))
+        return np.asarray(host_values(s, t, dtype=odt, scale=scale))  # step 0's below 0
 
     def fn(t: Any) -> jax.Array:
         shape = jax.ShapeDtypeStruct(jnp.shape(t), odt)  # type: ignore[no-untyped-call]

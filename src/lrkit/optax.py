@@ -65,10 +65,9 @@ def _host_values(s: Schedule, dtype: Any) -> Callable[[Any], np.ndarray]:
     np_dtype = np.dtype(dtype)
 
     def fn(t: Any) -> np.ndarray:
-        # float64 numpy path, then one rounding to the output dtype; a negative step reads
-        # step 0, as optax's own schedules clip their count
-        steps = np.maximum(np.asarray(t, dtype=np.float64), 0.0)
-        return np.asarray(host_values(s, steps, dtype=np_dtype))
+        # float64 numpy path, then one rounding to the output dtype (a negative step reads
+        # step 0: host_values)
+        return np.asarray(host_values(s, t, dtype=np_dtype))
 
     return fn
 

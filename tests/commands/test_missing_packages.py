@@ -115,3 +115,17 @@ def test_tune_default_plot_without_matplotlib_is_a_note(monkeypatch, capsys, tmp
     assert out.splitlines().count(note) == 1, (out, err)
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lrkit_nompl_task.py", "t.db"]
+
+
+def test_tune_demo_without_torch(monkeypatch, capsys, tmp_path) -> None:
+    """The demo task of ``lrkit tune --demo`` is a PyTorch one: without PyTorch the command
+    says so as ``lrkit find --demo`` does, before a study is made."""
+    pytest.importorskip("optuna")
+    _hide(monkeypatch, "torch")
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", "--demo"]) == 2
+    assert capsys.readouterr() == (
+        "",
+        "lrkit tune --demo needs PyTorch: pip install 'lrkit[torch]'\n",
+    )
+    assert list(tmp_path.iterdir()) == []

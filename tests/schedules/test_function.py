@@ -336,3 +336,24 @@ def test_value_table_of_a_function_with_length_stops_there() -> None:
     seen.clear()
     short = value_table(S.join([f, S.constant(0.01)], boundaries=[400]))
     assert short.beyond == "host" and short.size == 300 and max(seen) == 299
+
+
+def test_a_value_table_refuses_a_negative_lr_of_a_function_without_length() -> None:
+    """Without a ``length`` nothing checks a function schedule's sign up front: the compiled
+    adapters' value table does, at the steps it holds, in one line naming the step."""
+    s = S.function(lambda t: 0.05 - 0.01 * t, lr=1.0)  # negative from step 6 on
+    with pytest.raises(ValueError, match=r"must be >= 0 at every step .* at step 6$") as exc:
+        value_table(s, limit=64)
+    assert "\n" not in str(exc.value)
+    ok = value_table(S.function(lambda t: 0.05 / (1 + t), lr=1.0), limit=64)
+    assert ok.beyond == "host" and len(ok.values) == 64
+
+
+def test_host_values_read_step_0_at_a_negative_step() -> None:
+    """``host_values`` (the adapters' ``evaluation="host"``) reads step 0's value at a
+    negative step, as the compiled table does."""
+    from lrkit.schedules.tables import host_values
+
+    s = S.cosine(0.1, total_steps=10)
+    got = host_values(s, np.array([-3.0, -1.0, 0.0, 5.0]))
+    assert got.tolist() == np.float32([s(0), s(0), s(0), s(5)]).tolist()

@@ -145,18 +145,28 @@ def preserved_global_state() -> Iterator[None]:
             torch.set_num_threads(threads)
 
 
+def torch_missing(feature: str) -> str | None:
+    """Why PyTorch cannot be used by ``feature`` (e.g. ``"lrkit find"``), in one line: not
+    installed (the install line), or installed but failing to import (the install line, then
+    why); ``None`` when it imports."""
+    try:
+        import torch  # noqa: F401
+    except (ImportError, OSError) as exc:  # not installed, or installed but broken
+        message = install_hint("PyTorch", "torch", feature=feature)
+        if not (isinstance(exc, ModuleNotFoundError) and exc.name == "torch"):
+            message += f" ({' '.join(str(exc).split()) or type(exc).__name__})"
+        return message
+    return None
+
+
 def run_torch_command(
     command: str, body: Callable[[argparse.Namespace], int], args: argparse.Namespace
 ) -> int:
     """``body(args)`` inside :func:`preserved_global_state` (an error of the target's code
     reported by :func:`reporting_target_errors`); exit code 2 without PyTorch, or when importing
     it fails (the message then ends with why, as :func:`lrkit._imports.require` says it)."""
-    try:
-        import torch  # noqa: F401
-    except (ImportError, OSError) as exc:  # not installed, or installed but broken
-        message = install_hint("PyTorch", "torch", feature=f"lrkit {command}")
-        if not (isinstance(exc, ModuleNotFoundError) and exc.name == "torch"):
-            message += f" ({' '.join(str(exc).split()) or type(exc).__name__})"
+    message = torch_missing(f"lrkit {command}")
+    if message is not None:
         print(message, file=sys.stderr)
         return 2
     with preserved_global_state():  # RNGs, torch threads, sys.path: as the caller had them

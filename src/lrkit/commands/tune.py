@@ -67,6 +67,7 @@ from ._target import (
     reporting_target_errors,
     same_file,
     show_progress,
+    torch_missing,
     user_code,
     write_json,
 )
@@ -405,6 +406,11 @@ def _tune(args: argparse.Namespace) -> int:
     if find_spec("optuna") is None:  # worded as lrkit find and compare say it of PyTorch
         print(install_hint("optuna", "tune", feature="lrkit tune"), file=sys.stderr)
         return 2
+    if args.demo:  # the demo task is a PyTorch one: said as lrkit find --demo says it
+        missing = torch_missing("lrkit tune --demo")
+        if missing is not None:
+            print(missing, file=sys.stderr)
+            return 2
     if args.lr_range is not None and args.seeding is not None:  # refused rather than ignored
         return err(
             "--lr-range gives the interval that --seeding would find: give one of them, got "

@@ -180,8 +180,8 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         self._lookups: dict[tuple[float, bool], Callable[[Any], Any]] = {}
 
     def _host(self, t: np.ndarray) -> np.ndarray:
-        steps = np.maximum(t, 0.0)  # a negative step reads step 0, as the jax table does
-        out: np.ndarray = host_values(self.schedule, steps, dtype=np.float32, scale=self._scale)
+        # a negative step reads step 0, as the jax table does (host_values)
+        out: np.ndarray = host_values(self.schedule, t, dtype=np.float32, scale=self._scale)
         return out
 
     def _lookup(self) -> Callable[[Any], Any]:

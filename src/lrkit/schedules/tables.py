@@ -359,8 +359,20 @@ def value_table(
         offset, per = p
         n = offset + per * ((limit - offset) // per)
         return ValueTable(_rounded(s, 0, n, np_dtype, scale), "periodic", offset, per)
-    beyond: Beyond = "host" if holds_callable(s) else "formula"
-    return ValueTable(_rounded(s, 0, limit, np_dtype, scale), beyond)
+    if not holds_callable(s):
+        return ValueTable(_rounded(s, 0, limit, np_dtype, scale), "formula")
+    # a function schedule's sign is checked nowhere else without a ``length``: here, at the
+    # steps the table holds (a learning rate must be >= 0; a NaN the function gave is refused
+    # by the function itself)
+    values = _rounded(s, 0, limit, np_dtype, scale)
+    bad = np.flatnonzero(~(values.astype(np.float64) >= 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"{_short_label(s, 100)} must be >= 0 at every step (a learning rate), got "
+            f"{float(s(i))!r} at step {i}"
+        )
+    return ValueTable(values, "host")
 
 
 def formula_error(s: Schedule) -> str | None:
@@ -379,14 +391,12 @@ def formula_error(s: Schedule) -> str | None:
 
 def host_values(s: Schedule, steps: Any, *, dtype: Any = np.float32, scale: float = 1.0) -> Any:
     """``dtype(scale * s.values(steps))``: the float64 closed form rounded once, what the
-    adapters' ``evaluation="host"`` returns, NaN at a negative step as the table gives (a
-    composition such as optax's ``join_schedules`` evaluates a later schedule at negative
-    steps, and masks what it gets there)."""
-    t = np.asarray(steps, dtype=np.float64)
-    negative = t < 0
-    values = s.values(np.where(negative, 0.0, t))
+    adapters' ``evaluation="host"`` returns; a negative step reads step 0's value, as the
+    compiled table does and optax's own schedules clip their count (a composition such as
+    optax's ``join_schedules`` evaluates a later schedule at negative steps)."""
+    t = np.maximum(np.asarray(steps, dtype=np.float64), 0.0)
+    values = s.values(t)
     if scale != 1.0:
         values = values * scale
-    values = np.where(negative, np.nan, values)
     with np.errstate(over="ignore"):
         return np.asarray(values, dtype=dtype)
