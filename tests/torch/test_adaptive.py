@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import warnings
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -456,3 +458,80 @@ def test_the_logger_refuses_complex_parameters_when_built_and_log_checks_its_ste
     assert log.steps == []
     log.log(2.0)
     assert log.steps == [2] and type(log.steps[0]) is int
+
+
+def _unfreezing(logged, add_at=2, steps=6):
+    """Adam on a head, then the backbone added as a param group (progressive unfreezing)."""
+    torch.manual_seed(0)
+    backbone, head = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+    opt = O.Adam(head.parameters(), lr=1e-2)
+    log = EffectiveLRLogger(opt, every=1, sample=None, tensorboard=False) if logged else None
+    x, y = torch.randn(16, 4), torch.randn(16, 2)
+    expected = []
+    for i in range(steps):
+        if i == add_at:
+            opt.add_param_group({"params": backbone.parameters(), "lr": 1e-3})
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(head(backbone(x)), y).backward()
+        opt.step()
+        sizes = effective_lr(opt)
+        expected.append([np.percentile(s.double().numpy().ravel(), [50, 5, 95]) for s in sizes])
+    return backbone, head, log, expected
+
+
+def test_logger_picks_up_a_param_group_added_after_it_was_built():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither an error nor a warning from the step
+        backbone, head, log, expected = _unfreezing(True)
+    b2, h2, _, _ = _unfreezing(False)
+    trained = [*backbone.parameters(), *head.parameters()]
+    for p, q in zip(trained, [*b2.parameters(), *h2.parameters()]):
+        assert torch.equal(p, q)
+    assert log.steps == [1, 2, 3, 4, 5, 6]
+    assert log.names == ["p0[2x4]", "p1[2]", "g1.p0[4x4]", "g1.p1[4]"]
+    for j, name in enumerate(log.names):
+        h = log.history[name]
+        for i in range(6):
+            got = (h["median"][i], h["p5"][i], h["p95"][i])
+            if j >= 2 and i < 2:  # not in the optimizer yet
+                assert all(math.isnan(v) for v in got)
+            else:
+                assert got == tuple(float(v) for v in expected[i][j])
+
+
+def test_logger_names_an_added_parameter_from_the_module_it_was_given():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    opt = O.Adam(model[1].parameters(), lr=1e-2)
+    log = EffectiveLRLogger(opt, names=model, every=1, tensorboard=False)
+    opt.add_param_group({"params": model[0].parameters()})
+    opt.zero_grad()
+    model(torch.randn(8, 4)).sum().backward()
+    opt.step()
+    assert log.names == ["1.weight", "1.bias", "0.weight", "0.bias"]
+    assert all(math.isfinite(log.history[n]["median"][-1]) for n in log.names)
+
+
+def test_logger_stops_with_one_warning_when_a_parameter_leaves_the_optimizer():
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+    opt = O.Adam([{"params": a.parameters()}, {"params": b.parameters()}], lr=1e-2)
+    log = EffectiveLRLogger(opt, every=1, tensorboard=False)
+    x = torch.randn(8, 4)
+
+    def step():
+        opt.zero_grad()
+        b(a(x)).sum().backward()
+        opt.step()
+
+    step()
+    del opt.param_groups[0]
+    with pytest.warns(RuntimeWarning) as caught:
+        step()
+        step()
+    assert [str(w.message) for w in caught] == [
+        "EffectiveLRLogger: automatic logging stopped at step 2 (ValueError: optimizer: 2 of "
+        "the parameters the logger was built on are no longer in it; build a new "
+        "EffectiveLRLogger)"
+    ]
+    assert log.steps == [1]

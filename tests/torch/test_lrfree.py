@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import sys
+import warnings
 
 import pytest
 
@@ -11,6 +13,7 @@ schedulefree = pytest.importorskip("schedulefree")
 prodigyopt = pytest.importorskip("prodigyopt")
 
 import lrkit.torch as lt  # noqa: E402
+from lrkit.finder import LRFinderWarning  # noqa: E402
 from lrkit.torch._lrfree import (  # noqa: E402
     evaluating,
     finalize,
@@ -371,3 +374,110 @@ def test_bad_arguments_are_one_line_value_errors_naming_the_parameter(call, mess
         call(_model().parameters())
     assert "\n" not in str(info.value)
     assert schedule_free(_model().parameters(), lr=torch.tensor(0.5)).param_groups[0]["lr"] == 0.5
+
+
+# --------------------------------------------------------------------- find_lr with LR-free
+
+
+def _groups(opt):
+    """Every param group's entries (the params by identity), in their key order."""
+    return [
+        [(k, [id(p) for p in v] if k == "params" else v) for k, v in g.items()]
+        for g in opt.param_groups
+    ]
+
+
+def _find(model, opt, **kw):
+    return lt.find_lr(
+        model,
+        opt,
+        torch.nn.functional.mse_loss,
+        _data(),
+        num_iter=20,
+        total_steps=200,
+        warn=False,
+        **kw,
+    )
+
+
+def test_find_lr_sweeps_schedule_free_at_the_swept_lr_not_its_warmup_fraction():
+    results, applied = {}, {}
+    for warmup in (0, 1000):
+        model = _model()
+        opt = schedule_free(model.parameters(), kind="adamw", lr=1e-3, warmup_steps=warmup)
+        _train(model, opt, _data(), epochs=1)
+        before = copy.deepcopy(_groups(opt))
+        seen = []
+        hook = opt.register_step_post_hook(
+            lambda o, a, k, seen=seen: seen.append(
+                (o.param_groups[0]["lr"], o.param_groups[0]["scheduled_lr"])
+            )
+        )
+        results[warmup] = _find(model, opt)
+        hook.remove()
+        applied[warmup] = seen
+        assert _groups(opt) == before  # warmup_steps and every other key, in their order
+        assert opt.param_groups[0]["warmup_steps"] == warmup
+    assert all(lr == used for lr, used in applied[1000])  # the swept LR is the one applied
+    assert applied[1000] == applied[0]
+    assert results[1000].suggestion == results[0].suggestion
+
+
+def test_find_lr_says_prodigys_suggestion_is_for_its_lr_multiplier():
+    model = _model()
+    opt = prodigy(model.parameters())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lt.find_lr(model, opt, torch.nn.functional.mse_loss, _data(), num_iter=20, total_steps=200)
+    said = [w for w in caught if "Prodigy" in str(w.message)]
+    assert len(said) == 1 and said[0].category is LRFinderWarning
+    assert str(said[0].message) == (
+        "optimizer: Prodigy estimates its own step size (d) and its lr is a multiplier on "
+        "it, best left at 1.0; the range test's suggestion is for that multiplier"
+    )
+    assert said[0].filename == __file__
+    assert opt.param_groups[0]["lr"] == 1.0 and opt.param_groups[0]["d"] == 1e-6
+
+
+def _eval_mode_sf():
+    model = _model()
+    opt = schedule_free(model.parameters(), kind="adamw", lr=1e-2, warmup_steps=3)
+    _train(model, opt, _data(), epochs=2)
+    finalize(model, opt)  # optimizer.eval(): its weights are x now
+    return model, opt
+
+
+def test_find_lr_puts_an_eval_mode_schedule_free_optimizer_in_train_mode_for_the_sweep_only():
+    model, opt = _eval_mode_sf()
+    ref_model, ref_opt = copy.deepcopy((model, opt))
+    weights = copy.deepcopy(model.state_dict())
+    state = copy.deepcopy(opt.state_dict())
+    result = _find(model, opt)
+    assert result.lrs.size > 1
+    for k, v in weights.items():
+        assert torch.equal(model.state_dict()[k], v), k
+    after = opt.state_dict()
+    assert after["param_groups"] == state["param_groups"]
+    assert after["state"].keys() == state["state"].keys()
+    for i, st in state["state"].items():
+        for k, v in st.items():
+            assert torch.equal(after["state"][i][k], v), (i, k)
+    assert [g["train_mode"] for g in opt.param_groups] == [False]
+    opt.train()
+    ref_opt.train()
+    for p, q in zip(model.parameters(), ref_model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_find_lr_refuses_an_eval_mode_schedule_free_optimizer_with_train_mode_false():
+    model, opt = _eval_mode_sf()
+    weights = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError) as err:
+        _find(model, opt, train_mode=False)
+    assert str(err.value) == (
+        "optimizer: AdamWScheduleFree is in eval mode (optimizer.eval() or "
+        "lrkit.torch.finalize) and train_mode=False: call optimizer.train() before the "
+        "range test, or pass train_mode=True to switch it for the sweep"
+    )
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
+    assert opt.param_groups[0]["train_mode"] is False

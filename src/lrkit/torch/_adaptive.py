@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -56,6 +57,7 @@ import numpy as np
 
 from .. import _validate as V
 from .._figure import new_axes, resolve
+from .._format import failure
 from .._imports import install_hint, optional, require
 from .._runtime import in_range_test
 
@@ -364,20 +366,31 @@ class EffectiveLRLogger:
                 f"writer must have an add_scalar(tag, value, step) method (a TensorBoard "
                 f"SummaryWriter), got {writer!r}"
             )
+        if not isinstance(names, (torch.nn.Module, Mapping, str, bytes)) and hasattr(
+            names, "__iter__"
+        ):
+            names = list(names)  # (named_parameters(): a generator, read twice below)
         self.names = _param_names(optimizer, names)
+        # where the names of parameters added later (add_param_group) are looked up: the
+        # module (read again then) or the pairs given; else they get the default names
+        self._name_source: Any = names if isinstance(names, torch.nn.Module) else None
+        pairs = list(names.items()) if isinstance(names, Mapping) else names
+        if isinstance(pairs, list) and all(isinstance(n, tuple) and len(n) == 2 for n in pairs):
+            self._name_source = {id(p): str(n) for n, p in pairs}
         if sample is not None and (
             isinstance(sample, bool) or not isinstance(sample, int) or sample < 100
         ):
             raise ValueError(f"sample must be an integer >= 100 or None, got {sample!r}")
         self.sample = sample
-        gen = torch.Generator().manual_seed(int(seed))
+        self._gen = torch.Generator().manual_seed(int(seed))
         self._idx: list[torch.Tensor | None] = []
+        self._params: list[torch.Tensor] = []  # the parameters logged, in the order of names
         for g in optimizer.param_groups:
             for p in g["params"]:
                 if torch.is_complex(p):  # refused now, not from inside a later step()
                     raise ValueError("optimizer: complex parameters are not supported")
-                idx = _sample_indices(p.numel(), sample, gen)
-                self._idx.append(None if idx is None else idx.to(p.device))
+                self._params.append(p)
+                self._idx.append(self._draw(p))
         if every is not None and (isinstance(every, bool) or not isinstance(every, int)):
             raise ValueError(f"every must be an integer >= 1 or None, got {every!r}")
         if every is not None and every < 1:
@@ -401,17 +414,70 @@ class EffectiveLRLogger:
             n: {"median": [], "p5": [], "p95": []} for n in self.names
         }
         self._count = 0
+        self._stopped = False
         self._hook: Any = None
         if every is not None:
             self.every = every
             self._hook = optimizer.register_step_post_hook(self._on_step)
 
+    def _draw(self, p: torch.Tensor) -> torch.Tensor | None:
+        idx = _sample_indices(p.numel(), self.sample, self._gen)
+        return None if idx is None else idx.to(p.device)
+
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        if in_range_test():  # a range test's throwaway step (lrkit.torch.find_lr)
+        if in_range_test() or self._stopped:  # a range test's throwaway step (find_lr)
             return
         self._count += 1
         if self._count % self.every == 0:
-            self.log(self._count)
+            try:
+                self.log(self._count)
+            except Exception as exc:  # noqa: BLE001 - a logger never breaks the training step
+                self._stopped = True
+                warnings.warn(
+                    f"EffectiveLRLogger: automatic logging stopped at step {self._count} "
+                    f"({failure(exc)})",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+    def _sync(self) -> list[dict[str, Any]]:
+        """The param group of each logged parameter. Parameters the optimizer got since the
+        logger was built (``add_param_group``) are added to the logged ones: named from
+        ``names`` where it has them (else ``g<j>.p<i>[shape]``), their history NaN before;
+        a parameter no longer in the optimizer is a one-line ValueError."""
+        groups = self.optimizer.param_groups
+        held = [(g, p) for g in groups for p in g["params"]]
+        if len(held) == len(self._params) and all(p is q for (_, p), q in zip(held, self._params)):
+            return [g for g, _ in held]
+        group_of = {id(p): g for g, p in held}
+        gone = sum(id(p) not in group_of for p in self._params)
+        if gone:
+            raise ValueError(
+                f"optimizer: {gone} of the parameters the logger was built on are no longer in "
+                "it; build a new EffectiveLRLogger"
+            )
+        known = {id(p) for p in self._params}
+        lookup = self._name_source
+        if isinstance(lookup, torch.nn.Module):
+            lookup = {id(p): n for n, p in lookup.named_parameters()}
+        for gi, g in enumerate(groups):
+            for pi, p in enumerate(g["params"]):
+                if id(p) in known:
+                    continue
+                if torch.is_complex(p):
+                    raise ValueError("optimizer: complex parameters are not supported")
+                shape = "x".join(str(d) for d in p.shape) or "scalar"
+                base = (lookup or {}).get(id(p)) or f"g{gi}.p{pi}[{shape}]"
+                name, k = base, 2
+                while name in self.history:
+                    name, k = f"{base}#{k}", k + 1
+                nan = [math.nan] * len(self.steps)
+                self.history[name] = {"median": list(nan), "p5": list(nan), "p95": list(nan)}
+                self.names.append(name)
+                self._params.append(p)
+                self._idx.append(self._draw(p))
+                known.add(id(p))
+        return [group_of[id(p)] for p in self._params]
 
     def log(self, step: int | None = None) -> dict[str, tuple[float, float, float]]:
         """Record the summaries at ``step`` (default: the number of logs so far);
@@ -435,12 +501,7 @@ class EffectiveLRLogger:
     def _sizes(self) -> list[torch.Tensor]:
         """The (sampled) step sizes of every parameter, on the CPU (one transfer per device)."""
         opt, kind = self.optimizer, self._kind
-        params = [(g, p) for g in opt.param_groups for p in g["params"]]
-        if len(params) != len(self._idx):
-            raise ValueError(
-                "optimizer: its parameters changed since the logger was built "
-                f"({len(self._idx)} then, {len(params)} now); build a new EffectiveLRLogger"
-            )
+        params = list(zip(self._sync(), self._params))
         sizes = []
         for (g, p), idx in zip(params, self._idx):
             if torch.is_complex(p):

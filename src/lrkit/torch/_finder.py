@@ -32,6 +32,7 @@ from .._runtime import (
 from ..finder import (
     PROBE_STEPS,
     FinderResult,
+    LRFinderWarning,
     Probes,
     Sweep,
     SweepOptions,
@@ -40,6 +41,7 @@ from ..finder import (
     optimizer_family,
 )
 from ._distributed import all_reduce_mean
+from ._lrfree import _is_prodigy, _sf_flags, is_schedule_free
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -602,6 +604,40 @@ def _refuse_closure(optimizer: Any, what: str) -> None:
         )
 
 
+def _check_lrfree(optimizer: torch.optim.Optimizer, *, train_mode: bool, warn: bool) -> bool:
+    """Before the snapshot: a schedule-free ``optimizer`` in eval mode is switched to train mode
+    for the sweep with ``train_mode`` (returns True), else a one-line ``ValueError``; with
+    ``warn``, a Prodigy optimizer gets one :class:`LRFinderWarning` on what its suggestion is."""
+    if warn and _is_prodigy(optimizer):
+        warnings.warn(
+            "optimizer: Prodigy estimates its own step size (d) and its lr is a multiplier on "
+            "it, best left at 1.0; the range test's suggestion is for that multiplier",
+            LRFinderWarning,
+            stacklevel=caller_level(),
+        )
+    if not is_schedule_free(optimizer) or all(_sf_flags(optimizer)):
+        return False
+    if not train_mode:
+        raise ValueError(
+            f"optimizer: {type(optimizer).__name__} is in eval mode (optimizer.eval() or "
+            "lrkit.torch.finalize) and train_mode=False: call optimizer.train() before the "
+            "range test, or pass train_mode=True to switch it for the sweep"
+        )
+    return True
+
+
+def _sweep_lrfree(optimizer: torch.optim.Optimizer, *, to_train: bool) -> None:
+    """After the snapshot (which puts both back): a schedule-free optimizer's warmup off
+    (``warmup_steps=0``: each step applies the swept LR, not a fraction of it) and, with
+    ``to_train``, the optimizer in train mode (``optimizer.train()``)."""
+    if to_train:
+        optimizer.train()  # type: ignore[attr-defined]
+    if is_schedule_free(optimizer):
+        for g in optimizer.param_groups:
+            if "warmup_steps" in g:
+                g["warmup_steps"] = 0
+
+
 def find_lr(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -669,7 +705,13 @@ def find_lr(
     It costs 480 training steps and 8 passes over ``probe_data`` (about 6.5 to 9x a
     default sweep's wall time) and suggests better on the task zoo (``docs/finder.md``).
     ``train_mode=True`` puts the model in train mode
-    for the sweep. Under ``torch.distributed`` the loss is averaged over ranks each step, so
+    for the sweep, and a schedule-free optimizer in eval mode (``optimizer.eval()``,
+    :func:`lrkit.torch.finalize`) in train mode (``train_mode=False`` refuses one in eval mode).
+    A schedule-free optimizer's warmup is off during the sweep (each group's ``warmup_steps``
+    is 0, restored afterwards), so each step applies the swept LR: the suggestions are for its
+    ``lr``, the LR reached after its warmup. Prodigy's ``lr`` multiplies its own step-size
+    estimate: the suggestions are for that multiplier (an :class:`LRFinderWarning` says so).
+    Under ``torch.distributed`` the loss is averaged over ranks each step, so
     every rank sees the same curve, stops together and gets the same suggestions.
 
     Afterwards the model's parameters, buffers (BatchNorm statistics included) and ``.grad``,
@@ -729,6 +771,7 @@ def find_lr(
         raise ValueError(f"amp must be a bool or a torch.dtype, got {amp!r}")
     _check_scaler(scaler)
     ratios = _group_ratios(optimizer)  # may warn: before the snapshot, nothing to restore yet
+    sf_to_train = _check_lrfree(optimizer, train_mode=train_mode, warn=warn)
     use_scaler = scaler is not None and bool(getattr(scaler, "is_enabled", lambda: True)())
     # val_data's generators too: drawing its batches (a shuffled loader) moves them
     snap = _Snapshot(
@@ -751,6 +794,7 @@ def find_lr(
                     check_batch(b, name="probe_data")
         if train_mode:
             model.train()
+        _sweep_lrfree(optimizer, to_train=sf_to_train)  # after the snapshot: undone with it
         sweep_modes = [(m, m.training) for m in model.modules()]
 
         def batch_loss(batch: Any, by: Callable[[torch.nn.Module, Any], Any] | None = None) -> Any:
@@ -880,6 +924,7 @@ def find_lr(
                     snap.reset()
                     if train_mode:
                         model.train()
+                    _sweep_lrfree(optimizer, to_train=sf_to_train)
                     batches = cycle_batches(kept if kept is not None else data)
 
                 def probe_score() -> float:
@@ -901,7 +946,7 @@ def find_lr(
         close = getattr(batches, "close", None)
         if callable(close):  # ends the sweep's pass over data (and its workers) now
             close()
-        snap.restore()
+        snap.restore()  # the schedule-free mode and warmup_steps too (in the groups)
     result = sweep.result(warn=warn, probes=probes)
     if not is_rank0():  # only rank 0 writes files (plots) in a distributed job
         result = dataclasses.replace(result, writes_files=False)

@@ -145,6 +145,18 @@ def _set_sf_flags(optimizer: Any, flags: list[bool]) -> None:
         optimizer.train_mode = flags[0]
 
 
+def _is_prodigy_group(g: Any) -> bool:
+    """A Prodigy param group (also as the base of a ``ScheduleFreeWrapper``): it holds the
+    step-size estimate ``d`` and its start ``d0``."""
+    return "d" in g and "d0" in g
+
+
+def _is_prodigy(optimizer: Any) -> bool:
+    """Whether ``optimizer`` is ``prodigyopt.Prodigy`` (or wraps one), read off its groups."""
+    groups = getattr(optimizer, "param_groups", None) or []
+    return any(isinstance(g, dict) and _is_prodigy_group(g) for g in groups)
+
+
 def _radam_lr(g: dict[str, Any]) -> float:
     """``RAdamScheduleFree``'s LR for its next step: ``lr * rect`` (0 or ``lr`` during its SGD
     phase, by ``silent_sgd_phase``), the package's formula for ``scheduled_lr``."""
@@ -196,7 +208,7 @@ def lrfree_lr(optimizer: torch.optim.Optimizer) -> list[float]:
     out = []
     for g in groups:
         lr = float(g["lr"])
-        if "d" in g and "d0" in g:  # Prodigy (also as the base of a ScheduleFreeWrapper)
+        if _is_prodigy_group(g):  # Prodigy (also as the base of a ScheduleFreeWrapper)
             out.append(_prodigy_lr(groups, g))
         elif "scheduled_lr" in g and "silent_sgd_phase" in g:  # RAdam schedule-free
             out.append(_radam_lr(g))
