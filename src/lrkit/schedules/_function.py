@@ -24,7 +24,7 @@ from .. import _validate as v
 from .._format import shorten
 from ._base import READING, Schedule, _format, _short_label, structure
 
-__all__ = ["Function", "holds_callable", "reach"]
+__all__ = ["Function", "checked_steps", "holds_callable", "reach"]
 
 _INF = math.inf
 
@@ -239,3 +239,14 @@ def reach(s: Schedule, *, table: bool = False) -> float:
     if isinstance(s, (Scale, Clamp)):
         return reach(s.schedule, table=table)
     return 0  # a schedule of another kind holding one: nothing known
+
+
+def checked_steps(s: Schedule) -> Any:
+    """The steps ``s`` is checked at up front (its sign when an adapter takes it, its peak):
+    those a default plot of it evaluates (:func:`lrkit.textplot.check_steps`) below
+    :func:`reach`, so a function inside it is called at no step past its ``length`` (at none
+    without one); possibly none."""
+    from ..textplot import check_steps
+
+    steps = check_steps(s)
+    return steps[steps < reach(s)]

@@ -25,7 +25,7 @@ from typing import Any
 
 from .. import _validate as V
 from ._base import MAX_DEPTH, REGISTRY, Schedule, peer_hint, unknown_params
-from ._function import reach
+from ._function import checked_steps
 
 _TOKEN = re.compile(
     r"""
@@ -480,10 +480,7 @@ def first_negative(schedule: Schedule) -> tuple[int, float] | None:
     the LR of every step when it sets it."""
     import numpy as np
 
-    from ..textplot import check_steps
-
-    steps = check_steps(schedule)
-    steps = steps[steps < reach(schedule)]
+    steps = checked_steps(schedule)
     if steps.size == 0:
         return None
     with np.errstate(all="ignore"):

@@ -40,12 +40,13 @@ import numpy.typing as npt
 
 from .. import _validate as V
 from ._base import REGISTRY, Schedule, _short_label, structure
-from ._function import holds_callable, reach
+from ._function import checked_steps, holds_callable, reach
 
 __all__ = [
     "EVALUATIONS",
     "TABLE_LIMIT",
     "ValueTable",
+    "checked_steps",
     "formula_error",
     "horizon",
     "host_values",

@@ -29,7 +29,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from .. import _validate as V
 from ..feedback import as_metric, check_controllers
 from ..schedules import Schedule, as_schedule, holds_callable
-from ..schedules.tables import reach
+from ..schedules.tables import checked_steps
 
 __all__ = ["LRKitScheduler", "scheduler"]
 
@@ -145,10 +145,7 @@ def _peak(schedule: Any) -> float | None:
     """The largest value of ``schedule`` over the steps a plot of it evaluates (its natural
     length, or the first steps of one without) and a function schedule inside it reaches
     (within its ``length``); ``None`` when there is no such step."""
-    from ..textplot import check_steps
-
-    steps = check_steps(schedule)
-    steps = steps[steps < reach(schedule)]
+    steps = checked_steps(schedule)
     if steps.size == 0:
         return None
     return float(np.max(schedule.values(steps)))
