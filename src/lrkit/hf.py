@@ -378,7 +378,7 @@ def find_lr(
             callback=callback,
             warn=warn,
             before_step=clip,
-            _window=window,
+            window_step=window,
         )
         return result
     finally:

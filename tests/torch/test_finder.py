@@ -217,6 +217,58 @@ def test_gradient_accumulation_consumes_k_batches_and_averages():
     np.testing.assert_allclose(r.losses, [3 * i + 1 for i in range(len(r.losses))])
 
 
+def test_window_step_weighs_each_batch_by_its_share_of_the_whole_window():
+    """Masked items counted over the accumulation window: the step's gradient is that of the
+    window's items taken together (not a mean of the batches' means) and the loss recorded is
+    the window's, as a training loop that counts the window's items (tokens) weighs them."""
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(96, 10, generator=g), torch.randn(96, generator=g)
+    mask = torch.zeros(96, dtype=torch.bool)
+    for i, keep in enumerate([16, 3, 9, 1, 12, 5]):  # a different count of items per batch
+        mask[i * 16 : i * 16 + keep] = True
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y, mask), batch_size=16)
+    torch.manual_seed(0)
+    model = nn.Linear(10, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    twin = copy.deepcopy(model)
+    seen: list[list[torch.Tensor]] = []
+    windows: list[int] = []
+    opt.register_step_pre_hook(lambda *_: seen.append([p.grad.clone() for p in model.parameters()]))
+
+    def window_step(batches):
+        windows.append(len(batches))
+        items = sum(int(b[2].sum()) for b in batches)
+
+        def step(m, b):
+            return ((m(b[0]).squeeze(1) - b[1]) ** 2 * b[2]).sum() / items
+
+        return batches, step
+
+    def held(m, b):  # a held batch's loss (the sweep's own steps use window_step's)
+        return ((m(b[0]).squeeze(1) - b[1]) ** 2)[b[2]].mean()
+
+    r = find_lr(model, opt, None, data, num_iter=10, accumulation_steps=3, eval_batches=0,
+                step=held, window_step=window_step, max_extra_iter=0)  # fmt: skip
+    assert windows == [3] * len(seen) and len(seen) == len(r.losses) >= 2
+    for k in range(2):  # windows 0-2 and 3-5, from the same initial weights each time
+        twin.zero_grad()
+        sel = slice(48 * k, 48 * (k + 1))
+        pred = twin(x[sel]).squeeze(1)
+        whole = ((pred - y[sel]) ** 2)[mask[sel]].mean()
+        whole.backward()
+        for got, want in zip(seen[k], [p.grad for p in twin.parameters()]):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        with torch.no_grad():  # the twin follows the sweep's update to the next window
+            for p, lr in zip(twin.parameters(), [r.lrs[k]] * 2):
+                p -= lr * p.grad
+        if k == 0:
+            np.testing.assert_allclose(r.losses[0], float(whole.detach()), rtol=1e-5)
+    with pytest.raises(TypeError, match=r"^window_step must be a callable window_step\(batches\)"):
+        find_lr(model, opt, None, data, step=held, window_step=1)
+    with pytest.raises(TypeError, match=r"^window_step must return \(batches, step\)"):
+        find_lr(model, opt, None, data, step=held, window_step=lambda b: b)
+
+
 def test_a_step_returning_none_skips_its_batch():
     """None from the step (Lightning's "skip this batch"): no backward for it; the losses of
     the others are averaged; a sweep step whose batches were all skipped is retried."""

@@ -539,10 +539,10 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 # ----------------------------------------------------------------------------- find_lr
 
 
-#: internal to lrkit's adapters (``lrkit.hf``): given the batches of one optimizer step (on the
-#: device), the batches to train on and ``step(model, batch)`` returning each one's loss already
-#: weighed over the whole window (summed, not divided by the accumulation steps), as a training
-#: loop that counts the window's items (label tokens) weighs it
+#: ``find_lr(window_step=)``: given the batches of one optimizer step (on the device), the
+#: batches to train on and ``step(model, batch)`` returning each one's loss already weighed over
+#: the whole window (summed, not divided by the accumulation steps), as a training loop that
+#: counts the window's items (label tokens) weighs it
 _WindowHook = Callable[[list[Any]], tuple[list[Any], Callable[[torch.nn.Module, Any], Any]]]
 
 
@@ -604,6 +604,24 @@ def _refuse_closure(optimizer: Any, what: str) -> None:
         )
 
 
+def _windowed(
+    window_step: _WindowHook, batches: list[Any]
+) -> tuple[list[Any], Callable[[torch.nn.Module, Any], Any]]:
+    """``window_step(batches)``'s batches and step, or a one-line ``TypeError`` naming it."""
+    got = window_step(batches)
+    if (
+        not isinstance(got, tuple)
+        or len(got) != 2
+        or not isinstance(got[0], list)
+        or not callable(got[1])
+    ):
+        raise TypeError(
+            "window_step must return (batches, step): a list of batches and a callable "
+            f"step(model, batch) -> loss, got {type(got).__name__}"
+        )
+    return got
+
+
 def _check_lrfree(optimizer: torch.optim.Optimizer, *, train_mode: bool, warn: bool) -> bool:
     """Before the snapshot: a schedule-free ``optimizer`` in eval mode is switched to train mode
     for the sweep with ``train_mode`` (returns True), else a one-line ``ValueError``; with
@@ -659,7 +677,7 @@ def find_lr(
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
     before_step: Callable[[torch.optim.Optimizer], None] | None = None,
-    _window: _WindowHook | None = None,
+    window_step: _WindowHook | None = None,
     **sweep_options: Unpack[SweepKwargs],
 ) -> FinderResult:
     """Run the learning-rate range test on a PyTorch model and restore everything afterwards.
@@ -682,7 +700,15 @@ def find_lr(
     whose batches were all skipped is retried at the same LR on the next ones (at most
     ``max_skipped`` times in a row). ``before_step(optimizer)``, if given, is called after the
     backward passes and before ``optimizer.step()`` (with a ``scaler``, on unscaled gradients),
-    e.g. to clip gradients as the training loop does. Batches are moved to ``device`` (default:
+    e.g. to clip gradients as the training loop does. ``window_step(batches)``, if given, is
+    called with the ``accumulation_steps`` batches of each optimizer step (moved to ``device``)
+    and returns the batches to run and a ``step(model, batch)`` whose losses are already
+    weighed for the whole window: they are backpropagated and recorded as their sum, not
+    divided by the window's size (held batches and probes are still scored by ``step`` or
+    ``loss_fn``). Use it when a batch's share of the step is not 1 over the
+    window's size, e.g. token losses summed per batch and divided by the window's token
+    count, as Hugging Face's ``Trainer`` weighs them (:func:`lrkit.hf.find_lr` passes that).
+    Batches are moved to ``device`` (default:
     the model's device): tensors, nested in tuples, lists, namedtuples and mappings (a dict, a
     Hugging Face ``BatchEncoding``). The optimizer's own step hooks run on the sweep's steps;
     an :class:`EffectiveLRLogger` leaves them out.
@@ -745,6 +771,7 @@ def find_lr(
     V.optional_callable("step", step, "step(model, batch) -> loss", 2)
     V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
     V.optional_callable("before_step", before_step, "before_step(optimizer)", 1)
+    V.optional_callable("window_step", window_step, "window_step(batches) -> (batches, step)", 1)
     train_mode = V.flag("train_mode", train_mode)
     progress = V.flag("progress", progress)
     warn = V.flag("warn", warn)
@@ -858,8 +885,10 @@ def find_lr(
                 done = 0
                 window: list[Any] | None = None
                 by: Callable[[torch.nn.Module, Any], Any] | None = None
-                if _window is not None:  # the step's losses are weighed over the whole window
-                    window, by = _window([_to(next(source), dev) for _ in range(accum)])
+                if window_step is not None:  # the step's losses are weighed over the whole window
+                    window, by = _windowed(
+                        window_step, [_to(next(source), dev) for _ in range(accum)]
+                    )
                 for i in range(accum if window is None else len(window)):
                     loss = batch_loss(next(source) if window is None else window[i], by)
                     if loss is None and step is not None:  # the step skips this batch
@@ -895,7 +924,7 @@ def find_lr(
                     break
                 skipped += 1  # the scaler skipped this step: retry this LR on the next batch
             # the window's loss: the mean of its batches', or, weighed by the hook, their sum
-            rec = total / done if done > 1 and _window is None else total
+            rec = total / done if done > 1 and window_step is None else total
             return all_reduce_mean(rec)
 
         def evaluate() -> float | None:
