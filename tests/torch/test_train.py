@@ -207,6 +207,29 @@ def test_history_lrs_are_the_lrs_radam_schedule_free_and_prodigy_step_with() -> 
     assert hist.lrs == [pytest.approx(g["d0"] * (1 - 0.999) ** 0.5 / (1 - 0.9), rel=1e-12)]
 
 
+def test_fit_puts_a_schedule_free_optimizer_in_eval_mode_back_in_train_mode() -> None:
+    """Training again after optimizer.eval() (or finalize) trains as if optimizer.train()
+    had been called first (schedulefree itself raises a bare Exception)."""
+    pytest.importorskip("schedulefree")
+    from lrkit.torch import schedule_free
+
+    _, _, loss_fn, data = _task()
+    runs = []
+    for switch in ("fit", "user"):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2)
+        opt = schedule_free(model.parameters(), lr=0.01)
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=3)
+        opt.eval()
+        if switch == "user":
+            opt.train()
+        hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=3)
+        assert all(g["train_mode"] for g in opt.param_groups)
+        runs.append((hist.losses, [p.detach().clone() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
 def test_fit_refuses_a_closure_optimizer_in_one_line():
     model = torch.nn.Linear(3, 1)
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -29,7 +29,7 @@ from .. import _validate as V
 from .._runtime import is_data_factory
 from ..schedules import as_schedule
 from ._finder import _check_loss, _refuse_closure, check_batch
-from ._lrfree import lrfree_lr
+from ._lrfree import _sf_flags, is_schedule_free, lrfree_lr
 from ._scheduler import scheduler as make_scheduler
 
 __all__ = ["History", "evaluate", "fit", "seed_all"]
@@ -130,7 +130,9 @@ def fit(
     where the last call stopped, and one that runs out ends training with a
     ``RuntimeWarning``. Every argument is checked before the model or the optimizer changes,
     the first batch's layout (a tuple or list of two items) included. The model is put in
-    train mode. Returns the :class:`History`.
+    train mode, and a schedule-free optimizer in eval mode (``optimizer.eval()``,
+    :func:`lrkit.torch.finalize`) too (``optimizer.train()``, as Hugging Face's ``Trainer``
+    does). Returns the :class:`History`.
     """
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -191,6 +193,8 @@ def fit(
                 if build:
                     sched = make_scheduler(optimizer, schedule)
                 model.train()
+                if is_schedule_free(optimizer) and not all(_sf_flags(optimizer)):
+                    optimizer.train()  # type: ignore[attr-defined]  # as the model
                 in_train_mode = True
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
