@@ -140,3 +140,50 @@ def _assert_opaque_light_grid(ax: Any) -> None:
     assert line.get_visible() and line.get_alpha() == 1.0
     grey = 0.3 * (0xB0 / 255) + 0.7
     assert to_rgba(line.get_color()) == pytest.approx((grey, grey, grey, 1.0))
+
+
+@pytest.mark.parametrize("kind", sorted(MAKERS))
+@pytest.mark.parametrize("suffix", [".eps", ".ps"])
+def test_a_postscript_file_is_written_without_a_transparency_warning(
+    kind: str, suffix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostScript cannot draw transparency: every lrkit figure is written opaque there
+    (legend frames, faded curves, bands), so matplotlib has nothing to warn about (it logs
+    the warning through ``logging``)."""
+    obj = MAKERS[kind]()
+    target = tmp_path / f"{kind}{suffix}"
+    with caplog.at_level("WARNING"):
+        obj.plot(target)
+    assert target.read_bytes()[:2] == b"%!"
+    assert not [r for r in caplog.records if "transparency" in r.getMessage()]
+
+
+def test_flatten_alpha_draws_each_artist_in_the_colour_it_shows() -> None:
+    """A line, a band, a scatter and a legend frame at alpha < 1 become their colour mixed
+    into the background, opaque; a fully transparent face stays transparent."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    ax.set_facecolor((0.0, 0.0, 0.0))  # over black, the mix is the colour times alpha
+    (line,) = ax.plot([0, 1], [0, 1], color=(1.0, 0.5, 0.0), alpha=0.5, label="a")
+    band = ax.fill_between([0, 1], [0, 0], [1, 1], color=(0.0, 1.0, 0.0), alpha=0.2)
+    dots = ax.scatter([0, 1], [1, 0], color=(0.0, 0.0, 1.0), alpha=0.8, facecolor="none")
+    legend = ax.legend(framealpha=0.5)
+    _figure.flatten_alpha(fig)
+    assert line.get_alpha() is None and to_rgba(line.get_color()) == (0.5, 0.25, 0.0, 1.0)
+    assert band.get_facecolor().tolist() == [pytest.approx([0.0, 0.2, 0.0, 1.0])]
+    assert dots.get_facecolor().size == 0 or dots.get_facecolor()[0][3] == 0
+    assert dots.get_edgecolor().tolist() == [pytest.approx([0.0, 0.0, 0.8, 1.0])]
+    frame = legend.get_frame()
+    assert to_rgba(frame.get_facecolor())[3] == 1.0 and frame.get_alpha() is None
+
+
+def test_a_png_keeps_its_transparency(tmp_path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    (line,) = fig.add_subplot().plot([0, 1], [0, 1], alpha=0.5)
+    _figure.save_figure(fig, tmp_path / "a.png")
+    assert line.get_alpha() == 0.5

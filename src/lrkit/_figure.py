@@ -23,6 +23,7 @@ __all__ = [
     "new_axes",
     "new_figure",
     "resolve",
+    "save_figure",
 ]
 
 #: How much of matplotlib's grid colour lrkit's grid lines take over the axes' background
@@ -107,6 +108,81 @@ def grid_color(ax: Any) -> tuple[float, float, float]:
         back = (1.0, 1.0, 1.0, 1.0)
     r, g, b = (GRID_STRENGTH * c + (1 - GRID_STRENGTH) * w for c, w in zip(line[:3], back[:3]))
     return (r, g, b)
+
+
+def _background(artist: Any) -> tuple[float, float, float]:
+    """What ``artist`` is drawn over: its axes' (else the figure's) colour, white where that
+    is transparent."""
+    from matplotlib.colors import to_rgba
+
+    owner = artist.axes if getattr(artist, "axes", None) is not None else artist.get_figure()
+    back = to_rgba(owner.get_facecolor()) if owner is not None else (1.0, 1.0, 1.0, 1.0)
+    if back[3] == 0:
+        return (1.0, 1.0, 1.0)
+    return (back[0], back[1], back[2])
+
+
+def _mixed(rgba: Any, back: tuple[float, float, float]) -> tuple[float, float, float, float]:
+    """``rgba`` drawn over ``back``, as one opaque colour (fully transparent stays so)."""
+    r, g, b, a = (float(v) for v in rgba)
+    if a == 0 or a == 1:
+        return (r, g, b, a)
+    return (a * r + (1 - a) * back[0], a * g + (1 - a) * back[1], a * b + (1 - a) * back[2], 1.0)
+
+
+def flatten_alpha(fig: Any) -> None:
+    """Every partly transparent line, patch and collection of ``fig`` drawn opaque in the
+    colour it shows over its background (PostScript cannot draw transparency: matplotlib
+    draws such artists at full strength, with a warning)."""
+    from matplotlib.collections import Collection
+    from matplotlib.colors import to_rgba
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    for artist in fig.findobj(lambda a: isinstance(a, (Line2D, Patch, Collection))):
+        back = _background(artist)
+        alpha = artist.get_alpha()
+        if isinstance(artist, Line2D):
+            color = _mixed(to_rgba(artist.get_color(), alpha), back)
+            artist.set_alpha(None)
+            artist.set_color(color)
+            continue
+        faces = [_mixed(c, back) for c in _rgba_list(artist.get_facecolor())]
+        edges = [_mixed(c, back) for c in _rgba_list(artist.get_edgecolor())]
+        artist.set_alpha(None)
+        if isinstance(artist, Patch):
+            if faces:
+                artist.set_facecolor(faces[0])
+            if edges:
+                artist.set_edgecolor(edges[0])
+        else:
+            artist.set_facecolor(faces)
+            artist.set_edgecolor(edges)
+
+
+def _rgba_list(colors: Any) -> list[Any]:
+    """matplotlib's face or edge colour(s) of an artist as a list of RGBA tuples."""
+    import numpy as np
+
+    arr = np.asarray(colors, dtype=float)
+    if arr.size == 0:
+        return []
+    return [tuple(row) for row in arr.reshape(-1, 4)]
+
+
+#: The file suffixes matplotlib writes with its PostScript backend.
+POSTSCRIPT = (".eps", ".ps")
+
+
+def save_figure(fig: Any, path: Any, *, dpi: int = 110) -> None:
+    """Write ``fig`` to ``path`` (every lrkit figure is written through here): for PostScript
+    (``.eps``, ``.ps``), which cannot draw transparency, partly transparent artists are drawn
+    opaque first (:func:`flatten_alpha`), so the file looks as the figure does and matplotlib
+    has nothing to warn about."""
+    name = os.fsdecode(os.fspath(path))
+    if name.lower().endswith(POSTSCRIPT):
+        flatten_alpha(fig)
+    fig.savefig(path, dpi=dpi)
 
 
 def draw_grid(ax: Any) -> None:

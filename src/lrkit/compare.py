@@ -800,7 +800,14 @@ def plot(results: Sequence[Result], *, path: Any = None, title: str | None = Non
 
     import numpy as np
 
-    from ._figure import check_path, check_title, draw_grid, log_axis_fits, new_figure
+    from ._figure import (
+        check_path,
+        check_title,
+        draw_grid,
+        log_axis_fits,
+        new_figure,
+        save_figure,
+    )
     from ._imports import require
 
     check_path(path)
@@ -832,5 +839,5 @@ def plot(results: Sequence[Result], *, path: Any = None, title: str | None = Non
         draw_grid(ax)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
     return fig

@@ -34,6 +34,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from . import _validate as V
+from ._figure import save_figure
 from ._imports import require
 from ._runtime import data_loaders
 from .finder import RULES, FinderResult, LRFinderWarning, Probes, Sweep, SweepOptions
@@ -435,7 +436,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 with open(stem + ".json", "w") as f:
                     json.dump(result.to_dict(), f)
                 if fig is not None:
-                    fig.savefig(stem + ".png", dpi=110)
+                    save_figure(fig, stem + ".png")
 
 
 def _free_stem(stem: str) -> str:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _validate as V
+from .._figure import save_figure
 from .._format import duration
 from ..finder import DEFAULT_RULE, RULES
 from ..finder.sweep import MAX_ITER, MIN_ITER
@@ -412,7 +413,7 @@ def _find(args: argparse.Namespace) -> int:
             fig = Figure(figsize=(9.5, 4.5))
             result.plot(fig.add_subplot(), title=f"LR range test: {name}")
             fig.tight_layout()
-            fig.savefig(path, dpi=110)
+            save_figure(fig, path)
 
         failed = (
             write_plot(

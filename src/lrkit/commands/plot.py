@@ -106,7 +106,7 @@ def _title_lines(spec: str, width: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._figure import draw_grid
+    from .._figure import draw_grid, save_figure
     from .._files import IMAGE_TYPES, check_output, write_file_whole
     from ..textplot import nothing_to_plot, plot_steps, text_plot
 
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         fig.tight_layout()
         try:
             # whole or not at all: a failed write leaves the file that was there
-            write_file_whole(args.output, lambda path: fig.savefig(path, dpi=120))
+            write_file_whole(args.output, lambda path: save_figure(fig, path, dpi=120))
         except Exception as exc:  # the image could not be written (disk, link, backend)
             cannot_write("plot", option="-o/--output", path=args.output, error=exc)
             return 1

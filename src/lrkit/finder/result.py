@@ -304,7 +304,7 @@ class FinderResult:
         as the first argument is the ``path``: ``result.plot("lr.png")``). With ``path`` and no
         ``ax`` the figure is drawn without pyplot, so the caller's matplotlib backend and open
         figures are left untouched."""
-        from .._figure import new_axes, resolve
+        from .._figure import new_axes, resolve, save_figure
         from .._imports import require
 
         ax, path = resolve(ax, path, first_name="ax")
@@ -399,7 +399,7 @@ class FinderResult:
             )
         if path is not None and self.writes_files:
             fig.tight_layout()
-            fig.savefig(path, dpi=110)
+            save_figure(fig, path)
         return ax
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:

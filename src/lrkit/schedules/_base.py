@@ -624,7 +624,7 @@ class Schedule(ABC):
         ``steps`` defaults to the schedule's natural length (or 1000). ``path`` (or a file
         name as the first argument: ``s.plot("lr.png")``) writes the figure, drawn without
         pyplot; ``title`` heads the plot; other keywords go to ``ax.plot``."""
-        from .._figure import draw_grid, new_axes, resolve
+        from .._figure import draw_grid, new_axes, resolve, save_figure
         from .._imports import require
 
         steps, path = resolve(steps, path, first_name="steps")
@@ -642,7 +642,7 @@ class Schedule(ABC):
             ax.set_title(title, fontsize=10)
         if path is not None:
             fig.tight_layout()
-            fig.savefig(path, dpi=110)
+            save_figure(fig, path)
         return ax
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:

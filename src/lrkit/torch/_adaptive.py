@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as V
-from .._figure import new_axes, resolve
+from .._figure import new_axes, resolve, save_figure
 from .._format import failure
 from .._imports import install_hint, optional, require
 from .._runtime import in_range_test
@@ -565,7 +565,7 @@ class EffectiveLRLogger:
             ax.legend(fontsize="small", loc="best")
         if path is not None:
             fig.tight_layout()
-            fig.savefig(path)
+            save_figure(fig, path)
         return ax
 
     def close(self) -> None:

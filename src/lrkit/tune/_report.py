@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .._figure import check_path, draw_grid, new_figure
+from .._figure import check_path, draw_grid, new_figure, save_figure
 from .._format import round_floats, wrap_spec
 from .._imports import require
 from .._runtime import is_rank0
@@ -188,5 +188,5 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
     ax2.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     if path is not None and is_rank0():
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
     return fig
