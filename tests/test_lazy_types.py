@@ -121,3 +121,34 @@ def test_lrkit_keras_loads_the_callbacks_and_the_finder_on_first_use() -> None:
     env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_lrkit_imports_its_schedules_on_first_use_and_mypy_sees_their_types(
+    tmp_path: Path,
+) -> None:
+    """``import lrkit`` (what the command line starts with) imports no numpy; its names load on
+    first use, and type checkers see their real types."""
+    code = (
+        "import sys, lrkit\n"
+        "assert 'numpy' not in sys.modules and 'lrkit.schedules' not in sys.modules\n"
+        "assert lrkit.parse('constant(0.5)')(3) == 0.5\n"
+        "assert lrkit.schedules.Schedule is lrkit.Schedule\n"
+        "assert lrkit.from_dict is lrkit.schedules.from_dict and 'lrkit.schedules' in sys.modules\n"
+        "from lrkit import parse, schedules\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    api = pytest.importorskip("mypy.api")
+    (tmp_path / "check.py").write_text(
+        "import lrkit\nreveal_type(lrkit.parse)\nreveal_type(lrkit.schedules.cosine)\n"
+    )
+    (tmp_path / "mypy.ini").write_text(
+        "[mypy]\nstrict = True\n[mypy-numpy.*,matplotlib.*]\nfollow_imports = skip\n"
+    )
+    out, err, status = api.run(["--config-file", str(tmp_path / "mypy.ini"), "--cache-dir",
+                                str(tmp_path / "cache"), "--no-error-summary",
+                                str(tmp_path / "check.py")])  # fmt: skip
+    assert status == 0, out + err
+    revealed = [line.split('Revealed type is "', 1)[1] for line in out.splitlines()]
+    assert len(revealed) == 2 and "Any" not in " ".join(revealed), out
+    assert revealed[0].endswith('-> lrkit.schedules._base.Schedule"'), revealed[0]

@@ -131,7 +131,8 @@ def lazy_exports(
         __all__ = sorted(_EXPORTS)
         __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-    A submodule that needs a missing optional dependency raises its :func:`require` hint.
+    A name that is its own submodule (``table[n] == n``) is that submodule. A submodule that
+    needs a missing optional dependency raises its :func:`require` hint.
     """
     names = sorted(table)
 
@@ -140,7 +141,8 @@ def lazy_exports(
             sub = table[name]
         except KeyError:
             raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
-        value = getattr(importlib.import_module(f"{package}.{sub}"), name)
+        module = importlib.import_module(f"{package}.{sub}")
+        value = module if sub == name else getattr(module, name)
         importlib.import_module(package).__dict__[name] = value
         return value
 

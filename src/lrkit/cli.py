@@ -111,6 +111,18 @@ def build_parser(argv: Sequence[str] | None = None) -> _Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``lrkit`` command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit
+    status. Ctrl-C at any point, also while the options are parsed and lrkit is imported,
+    ends it with a short note and status 130, no traceback (importing this module imports
+    nothing but the standard library)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before the command ran (it has its own note, with its name)
+        print("\nlrkit: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     if not any(a in COMMANDS for a in argv):  # `lrkit --bogus`: name it, not the command

@@ -269,6 +269,35 @@ def test_find_ctrl_c_is_one_line_and_exit_130(task, monkeypatch, capsys):
     assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is as it was
 
 
+def test_ctrl_c_while_the_command_line_is_read_is_one_line_and_exit_130(monkeypatch, capsys):
+    """Ctrl-C before the command runs (lrkit and the command modules importing, the options
+    parsed): a short note, status 130, no traceback."""
+    import lrkit.cli
+
+    def interrupted(argv=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lrkit.cli, "build_parser", interrupted)
+    assert main(["plot", "cosine(0.1, 10)"]) == 130
+    assert capsys.readouterr().err == "\nlrkit: interrupted\n"
+
+
+def test_the_entry_point_module_imports_only_the_standard_library():
+    """What runs before ``main`` can catch Ctrl-C (the console script's ``from lrkit.cli
+    import main``) imports no numpy and none of lrkit's schedules: a few milliseconds."""
+    import os
+
+    import lrkit
+
+    env = dict(os.environ, PYTHONPATH=str(Path(lrkit.__file__).parents[1]))
+    code = (
+        "import sys; import lrkit.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lrkit', 'numpy')))"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert p.stdout.strip() == "['lrkit', 'lrkit._imports', 'lrkit.cli']", p.stderr
+
+
 def test_find_ctrl_c_during_the_probes_prints_the_sweeps_table(task, monkeypatch, capsys):
     pytest.importorskip("torch")
     import lrkit.torch
