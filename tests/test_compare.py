@@ -146,6 +146,23 @@ def test_validation_data_without_a_batch_is_refused_before_any_method_trains():
     assert [len(r) for r in log] == [1]  # the one check step of a throwaway setup, no run
 
 
+def test_param_groups_a_schedule_cannot_drive_are_refused_before_any_method_trains():
+    """Every group at an lr of its own and the optimizer's lr at its default: the methods
+    drive the optimizer with schedules, so each would fail; refused up front, untrained."""
+    log: list[list[int]] = []
+    inner = _task(log)
+
+    def fn():
+        model, _, loss_fn, train, val = inner()
+        groups = [{"params": model[0].parameters(), "lr": 0.01},
+                  {"params": model[2].parameters(), "lr": 0.1}]  # fmt: skip
+        return model, torch.optim.SGD(groups), loss_fn, train, val
+
+    with pytest.raises(ValueError, match=r"^optimizer: every param group sets its own lr "):
+        C.compare(C.factory(fn, seed=0), methods="fixed,adam", steps=10, finder_iter=10)
+    assert [len(r) for r in log] == [0]  # one throwaway setup, nothing trained
+
+
 def test_callable_data_with_batchnorm_and_schedule_free():
     pytest.importorskip("schedulefree")
 

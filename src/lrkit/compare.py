@@ -396,10 +396,13 @@ def _preflight(make: Callable[[], Setup]) -> None:
     """What would make every run fail, found on one throwaway setup before anything trains:
     one training step through :func:`lrkit.torch.fit` (the data read as every run reads it)
     and the first validation batch through :func:`lrkit.torch.evaluate`; the errors are
-    theirs (a one-line ValueError naming ``data``), or ``val_data`` yielding no batch."""
-    from .torch import evaluate, fit
+    theirs (a one-line ValueError naming ``data``), or ``val_data`` yielding no batch. Param
+    groups whose ratios a schedule cannot keep (:func:`lrkit.torch.group_ratios`) are refused
+    first: the methods drive the optimizer with schedules."""
+    from .torch import evaluate, fit, group_ratios
 
     setup = make()
+    group_ratios(setup.optimizer)
     fit(setup.model, optimizer=setup.optimizer, loss_fn=setup.loss_fn, data=setup.data, steps=1)
     first = first_val_batch(setup.val_data)
     if first is not None:

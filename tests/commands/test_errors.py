@@ -47,6 +47,13 @@ TASK = textwrap.dedent(
                                             torch.nn.Linear(8, 2))
         return model, torch.nn.functional.cross_entropy, data, data
 
+    def make_groups():  # two param groups at lrs of their own, no optimizer lr
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+        opt = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.01},
+                               {"params": model[1].parameters(), "lr": 0.1}])
+        return model, opt, torch.nn.functional.cross_entropy, _data()
+
     def make_nan():
         model, opt, _, data = make()
         return model, opt, (lambda out, y: out.sum() * math.nan), data
@@ -235,6 +242,22 @@ def test_torch_commands_bad_targets(command, target, task, capsys):
     pytest.importorskip("torch")
     assert main([command, target, "--quiet", "--no-plot"]) == 2
     _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("command", ["find", "compare"])
+def test_param_groups_a_schedule_cannot_drive_are_refused_before_any_work(command, task, capsys):
+    """Every group at an lr of its own and the optimizer's lr left at its default: the
+    suggestions and the runs need the lr the groups are relative to; one line, exit 2,
+    before the range test."""
+    argv = [command, f"{task}:make_groups", "--quiet", "--no-plot"]
+    assert main(argv + (["--steps", "10"] if command == "compare" else [])) == 2
+    out = capsys.readouterr()
+    assert "range test" not in out.out and "Traceback" not in out.err
+    lines = [ln for ln in out.err.splitlines() if ln.strip()]
+    assert len(lines) == 1, out.err
+    assert "every param group sets its own lr (0.01, 0.1)" in lines[0]
+    assert "SGD's default 0.001" in lines[0] and "pass lr= to the optimizer" in lines[0]
+    assert "scheduler(" not in lines[0]  # no advice on the Python API
 
 
 def test_find_on_a_nan_loss_still_writes_the_json_asked_for(task, tmp_path, capsys):

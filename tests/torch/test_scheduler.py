@@ -704,6 +704,29 @@ def test_group_lrs_without_a_top_level_lr_are_detected() -> None:
         lt.scheduler(torch.optim.Adam([{"params": [a], "lr": 0.1}]), S.constant(0.1))
 
 
+def test_group_ratios_is_what_the_scheduler_applies_and_refuses_what_it_refuses() -> None:
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    ok = torch.optim.SGD([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}], lr=0.02)
+    assert lt.group_ratios(ok) == [0.5, 5.0] == lt.scheduler(ok, S.constant(0.02)).ratios
+    trap = torch.optim.SGD([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}])
+    with pytest.raises(ValueError) as e:
+        lt.group_ratios(trap)
+    assert str(e.value) == (
+        "optimizer: every param group sets its own lr (0.01, 0.1) and the optimizer's lr is "
+        "SGD's default 0.001, so the groups would follow 10x, 100x a schedule; pass lr= to the "
+        "optimizer (the LR a schedule's values stand for, the groups then follow lr_group / lr "
+        "times the schedule; a schedule peaking at that lr is taken as given in its units)"
+    )
+    # a schedule peaking at the default reads the same with or without it given
+    assert lt.group_ratios(trap, schedule=S.constant(0.001)) == [10.0, 100.0]
+    none = torch.optim.SGD([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}], lr=0.0)
+    with pytest.raises(ValueError, match=r"^optimizer: the param groups set different lrs "):
+        lt.group_ratios(none)
+    with pytest.raises(ValueError, match=r"or pass one schedule per group: scheduler\("):
+        lt.scheduler(none, S.constant(0.1))
+    assert lt.group_ratios(torch.optim.SGD([a, b], lr=0.0)) == [1.0]
+
+
 def test_groups_around_an_lr_equal_to_the_default_follow_a_schedule_peaking_there() -> None:
     # lr=1e-3 given on purpose (AdamW's default too) and a schedule in its units: no trap,
     # each group peaks at its own lr

@@ -311,7 +311,7 @@ def _check_fresh(first: Any, second: Any, target: str) -> None:
 
 
 def _find(args: argparse.Namespace) -> int:
-    from ..torch import find_lr, is_main_process
+    from ..torch import find_lr, group_ratios, is_main_process
 
     rank0 = is_main_process()
     out = Printer()  # a reader that goes away stops the printing, not the files
@@ -327,6 +327,9 @@ def _find(args: argparse.Namespace) -> int:
         with user_code(args.target, during=CHECKING, mistakes=True):
             check_loss_fn(loss_fn)
             check_batches(data, read=False)
+            # the suggestions are in the units of the optimizer's lr, and the check runs
+            # drive it with schedules: param groups at lrs of their own need it given
+            group_ratios(opt)
         if args.probe and val is None:
             raise ValueError(
                 f"--probe scores its runs on validation batches: target {args.target!r} "

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # each name of _EXPORTS from its submodule (``as``: re-export
     from ._lrfree import reestimate_batchnorm as reestimate_batchnorm
     from ._lrfree import schedule_free as schedule_free
     from ._scheduler import LRKitScheduler as LRKitScheduler
+    from ._scheduler import group_ratios as group_ratios
     from ._scheduler import lrkit_schedulers as lrkit_schedulers
     from ._scheduler import report as report
     from ._scheduler import scheduler as scheduler
@@ -50,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "LRKitScheduler": "_scheduler",
     "lrkit_schedulers": "_scheduler",
     "report": "_scheduler",
+    "group_ratios": "_scheduler",
     # range test
     "find_lr": "_finder",
     "data_generators": "_finder",

@@ -548,7 +548,7 @@ _WindowHook = Callable[[list[Any]], tuple[list[Any], Callable[[torch.nn.Module, 
 
 def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float] | None:
     """Each param group's LR during the sweep as a multiple of the swept LR, as
-    ``lrkit.torch.scheduler`` reads them (``LRKitScheduler._group_ratios``: a group's
+    ``lrkit.torch.scheduler`` reads them (:func:`lrkit.torch.group_ratios`: a group's
     ``initial_lr`` or ``lr`` over ``optimizer.defaults['lr']``), so that the sweep's LRs, and
     so its suggestions, are in the units of the optimizer's ``lr``; ``None`` (every group at
     the swept LR, as one group is) when the groups share one LR, or when the scheduler could
@@ -557,13 +557,12 @@ def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float] | None:
     groups = optimizer.param_groups
     if len(groups) < 2:
         return None
-    from ..schedules import constant
-    from ._scheduler import LRKitScheduler
+    from ._scheduler import group_ratios
 
     try:
-        # the sweep has no schedule peaking at the optimizer's lr (a peak of 0 never is):
-        # every group setting its own lr beside a default optimizer lr is not read as ratios
-        ratios = LRKitScheduler._group_ratios(optimizer, constant(0.0))
+        # the sweep has no schedule peaking at the optimizer's lr: every group setting its
+        # own lr beside a default optimizer lr is not read as ratios
+        ratios = group_ratios(optimizer)
     except ValueError:
         lrs = [float(g.get("initial_lr", g["lr"])) for g in groups]
         if len(set(lrs)) == 1:

@@ -169,6 +169,61 @@ def _is_signature_default(optimizer: torch.optim.Optimizer, value: Any) -> bool:
         return False
 
 
+def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> list[float]:
+    """Each param group's LR as a multiple of the optimizer's ``lr``
+    (``optimizer.defaults['lr']``; a group's ``initial_lr``, once a scheduler has set it, else
+    its ``lr``): the factor by which :func:`scheduler` multiplies a schedule for that group
+    and the ratios at which :func:`find_lr` sweeps the groups.
+
+    A one-line ``ValueError`` when they cannot be read: the groups set different LRs and the
+    optimizer has no ``lr`` (or 0), or every group sets its own ``lr`` and the optimizer's is
+    its constructor's default (most likely not given: the groups would follow e.g. 10x and
+    100x a schedule), unless ``schedule`` peaks at that default (it then reads the same
+    whether the ``lr`` was given or not: each group peaks at its own). The message says to
+    pass ``lr=`` to the optimizer.
+    """
+    default = optimizer.defaults.get("lr")
+    base = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
+    lrs = ", ".join(f"{b:g}" for b in base)
+    if default is None or float(default) == 0.0:
+        if len(set(base)) > 1:
+            raise ValueError(
+                f"optimizer: the param groups set different lrs ({lrs}) and the optimizer has "
+                f"no lr (defaults['lr'] is {default!r}), so a schedule cannot keep their "
+                "ratios; pass lr= to the optimizer (the LR a schedule's values stand for: "
+                "each group then follows lr_group / lr times the schedule)"
+            )
+        return [1.0] * len(base)
+    d = float(default)
+    if (
+        all(b != d for b in base)
+        and _is_signature_default(optimizer, default)
+        and (
+            schedule is None
+            or (peak := _peak(schedule)) is None
+            or not math.isclose(peak, d, rel_tol=1e-9)
+        )
+    ):
+        # every group set its own lr and the optimizer's lr is its constructor's default
+        # (1e-3 for most), most likely not given, and the schedule is not in its units (its
+        # peak is not that lr): the groups would silently follow e.g. 10x and 100x the
+        # schedule. A schedule that peaks at the optimizer's lr reads the same whether that
+        # lr was given or not: each group peaks at its own lr.
+        ratios = ", ".join(f"{b / d:g}x" for b in base)
+        # a function schedule without a length is called at no step up front: no peak
+        shown = None if schedule is None else _peak(schedule)
+        peaks = "" if shown is None else f", which peaks at {shown:g}"
+        what = "a schedule" if schedule is None else "the schedule"
+        raise ValueError(
+            f"optimizer: every param group sets its own lr ({lrs}) and the optimizer's lr is "
+            f"{type(optimizer).__name__}'s default {d:g}, so the groups would follow "
+            f"{ratios} {what}{peaks}; pass lr= to the optimizer (the LR a schedule's values "
+            "stand for, the groups then follow lr_group / lr times the schedule; a schedule "
+            "peaking at that lr is taken as given in its units)"
+        )
+    return [b / d for b in base]
+
+
 class LRKitScheduler(LRScheduler):
     """An ``LRScheduler`` whose LR at step ``k`` is ``ratio_g * schedule(k)`` for group ``g``
     (times the feedback controller's scale, when one is given).
@@ -402,40 +457,12 @@ class LRKitScheduler(LRScheduler):
 
     @staticmethod
     def _group_ratios(optimizer: torch.optim.Optimizer, schedule: Any) -> list[float]:
-        default = optimizer.defaults.get("lr")
-        base = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
-        if default is None or float(default) == 0.0:
-            if len(set(base)) > 1:
-                raise ValueError(
-                    "optimizer.defaults['lr'] must be > 0 to scale param groups with different "
-                    "learning rates; pass one schedule per group instead"
-                )
-            return [1.0] * len(base)
-        d = float(default)
-        if (
-            all(b != d for b in base)
-            and _is_signature_default(optimizer, default)
-            and ((peak := _peak(schedule)) is None or not math.isclose(peak, d, rel_tol=1e-9))
-        ):
-            # every group set its own lr and the optimizer's lr is its constructor's default
-            # (1e-3 for most), most likely not given, and the schedule is not in its units
-            # (its peak is not that lr): the groups would silently follow e.g. 10x and 100x
-            # the schedule. A schedule that peaks at the optimizer's lr reads the same whether
-            # that lr was given or not: each group peaks at its own lr.
-            lrs = ", ".join(f"{b:g}" for b in base)
-            ratios = ", ".join(f"{b / d:g}x" for b in base)
-            # a function schedule without a length is called at no step up front: no peak
-            peaks = "" if peak is None else f", which peaks at {peak:g}"
+        try:
+            return group_ratios(optimizer, schedule=schedule)
+        except ValueError as e:
             raise ValueError(
-                f"optimizer: every param group sets its own lr ({lrs}) and the optimizer's lr is "
-                f"{type(optimizer).__name__}'s default {d:g}, so the groups would follow "
-                f"{ratios} the schedule{peaks}; pass lr= to the "
-                "optimizer (the LR the schedule's values stand for, the groups then follow "
-                "lr_group / lr times the schedule; a schedule peaking at that lr is taken as "
-                "given in its units) or pass one schedule per group: "
-                "scheduler(optimizer, [s0, s1, ...])"
-            )
-        return [b / d for b in base]
+                f"{e} or pass one schedule per group: scheduler(optimizer, [s0, s1, ...])"
+            ) from None
 
     # ------------------------------------------------------------------ core
     def _lr_at(self, i: int, step: int) -> float:
