@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 pytest.importorskip("optax")
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402
 
 import lrkit.optax as lo  # noqa: E402
 from lrkit import schedules as S  # noqa: E402
@@ -619,3 +620,19 @@ def test_a_negative_step_reads_step_0s_value(s, evaluation) -> None:
         got = np.asarray(got)
         assert got[0] == got[1] == got[2] == at0
         np.testing.assert_allclose(got[3:], s.values([1, 6]), rtol=1e-6)
+
+
+def test_a_schedule_ending_past_the_table_is_optaxs_float32_there_and_exact_to_its_end():
+    """A cosine over 2**21 steps ends past the default table: from the table's end on it is the
+    traced float32 formula, optax's own values; a table of ``length + 1`` entries is exact."""
+    total = 2**21
+    s = S.cosine(3e-4, total_steps=total)
+    assert value_table(s).beyond == "formula" and value_table(s).size == TABLE_LIMIT
+    steps = jnp.asarray([0, TABLE_LIMIT - 1, TABLE_LIMIT + 5, total - 1000, total - 1, total + 7])
+    ours = jax.jit(lo.schedule(s))(steps)
+    theirs = jax.jit(optax.cosine_decay_schedule(3e-4, total))(steps)
+    np.testing.assert_allclose(np.asarray(ours)[2:], np.asarray(theirs)[2:], rtol=2e-7, atol=0)
+    exact = s.values(np.asarray(steps)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(ours)[:2], exact[:2])
+    full = jax.jit(lo.schedule(s, table_limit=total + 1))(steps)
+    np.testing.assert_array_equal(np.asarray(full), exact)
