@@ -41,6 +41,10 @@ TASK = textwrap.dedent(
         data = _data()
         return (lambda: torch.nn.Linear(4, 2)), torch.nn.functional.cross_entropy, data, data
 
+    def tuple_instance():  # a model where its factory belongs
+        data = _data()
+        return torch.nn.Linear(4, 2), torch.nn.functional.cross_entropy, data, data
+
     def tuple_mlp():
         data = _data()
         model = lambda: torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(),
@@ -1317,3 +1321,18 @@ def test_a_mistyped_option_after_demo_is_named_not_taken_for_the_target(argv, na
     assert err == (
         f"lrkit {argv[0]}: error: unrecognized arguments: {named} (see: lrkit {argv[0]} --help)\n"
     )
+
+
+def test_tune_names_the_target_whose_tuple_holds_a_model_instead_of_its_factory(
+    task, tmp_path, capsys
+):
+    pytest.importorskip("optuna")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    argv = ["tune", f"{task}:tuple_instance", "--trials", "2", "--storage", url, "--plot", "none"]
+    assert main(argv) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith(
+        f"lrkit tune: error: target '{task}:tuple_instance': model_factory must be a "
+        "zero-argument callable"
+    ), line
+    assert not (tmp_path / "s.db").exists()  # refused before the study was made

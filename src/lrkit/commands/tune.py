@@ -500,8 +500,11 @@ def _tune(args: argparse.Namespace) -> int:
                 _check_torch_tuple(value, args.target)
             try:
                 task = as_task(value, epochs=epochs, name=args.target, target=args.target)
-            except ValueError as exc:
-                raise rename(exc, names={"epochs": "--epochs"}) from None
+            except ValueError as exc:  # what the target returned: named, as the others
+                text = str(rename(exc, names={"epochs": "--epochs"}))
+                # (one that leads with an option of the command is the command line's)
+                shown = text if text.startswith("--") else naming(args.target, text)
+                raise ValueError(shown) from None
             study = study or _slug(args.target)
         if args.plot is None and not quiet:  # the default plot, written after the search
             try:
