@@ -217,11 +217,27 @@ def test_too_many_positional_arguments(make, message: str) -> None:  # type: ign
     assert str(info.value) == message
 
 
-def test_other_argument_errors_stay_pythons() -> None:
-    with pytest.raises(TypeError, match=r"^Cosine.__init__\(\) missing 1 required"):
+def test_missing_and_doubled_arguments_name_the_schedule_and_its_parameters() -> None:
+    """As a spec or a dict is told (one message), not ``Cosine.__init__()``."""
+    with pytest.raises(TypeError) as info:
         S.cosine(0.1)  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match=r"^Cosine.__init__\(\) got multiple values for"):
+    assert str(info.value) == (
+        "cosine() missing required parameter 'total_steps' (parameters: lr, total_steps, eta_min)"
+    )
+    with pytest.raises(S.SpecError) as spec:
+        S.parse("cosine(0.1)")  # the spec's message ends with the same words
+    assert str(spec.value).splitlines()[0].endswith(str(info.value))
+    with pytest.raises(TypeError) as info:
+        S.function(lambda t: 1.0)  # type: ignore[call-arg]
+    assert (
+        str(info.value) == "function() missing required parameter 'lr' (parameters: fn, lr, length)"
+    )
+    with pytest.raises(TypeError) as info:
         S.cosine(0.1, lr=0.2, total_steps=10)  # type: ignore[misc]
+    assert str(info.value) == (
+        "cosine() got parameter 'lr' twice, by position and by keyword "
+        "(parameters: lr, total_steps, eta_min)"
+    )
 
 
 class _Halved(S.Schedule):

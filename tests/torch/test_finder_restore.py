@@ -561,6 +561,15 @@ def test_metric_states_the_sweep_updates_go_back(before):
         ({"step": 3}, TypeError, r"^step must be a callable step\(model, batch\) -> loss"),
         ({"device": "gpu"}, ValueError, r"^device must be a torch.device or a device string"),
         ({"device": 3.5}, ValueError, r"^device must be a torch.device or a device string"),
+        ({"device": "meta"}, ValueError, r"^device must be a device that holds data, got 'meta'"),
+        pytest.param(
+            {"device": "cuda"},
+            ValueError,
+            r"^device 'cuda' is not available here \(Torch not compiled with CUDA enabled\)$",
+            marks=pytest.mark.skipif(
+                torch.backends.cuda.is_built(), reason="this torch is built with CUDA"
+            ),
+        ),
     ],
 )
 def test_arguments_are_checked_before_the_sweep_and_named(kwargs, error, match):

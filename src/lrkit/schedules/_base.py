@@ -357,8 +357,8 @@ def _call_error(
         if unknown:
             return unknown_params(cls, unknown, params)
     positional = [p.name for p in sig if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    name = getattr(cls, "name", cls.__name__)
     if P.VAR_POSITIONAL not in kinds and len(args) > len(positional):
-        name = getattr(cls, "name", cls.__name__)
         n = len(positional)
         which = f" ({', '.join(positional)})" if positional else ""
         rest = "; give the others by keyword" if set(params) - set(positional) else ""
@@ -366,7 +366,29 @@ def _call_error(
             f"{name}: takes {n} positional argument{'' if n == 1 else 's'}{which} but "
             f"{len(args)} were given{rest} (parameters: {', '.join(params)})"
         )
+    by_position = positional[: len(args)]
+    twice = [n for n in by_position if n in kwargs]
+    if twice:
+        return (
+            f"{name}() got parameter {twice[0]!r} twice, by position and by keyword "
+            f"(parameters: {', '.join(params)})"
+        )
+    given = set(by_position) | set(kwargs)
+    missing = [
+        p.name for p in sig if p.name in params and p.default is P.empty and p.name not in given
+    ]
+    if missing:
+        return missing_params(name, missing, params)
     return None
+
+
+def missing_params(name: str, missing: Sequence[str], params: Sequence[str]) -> str:
+    """``"cosine() missing required parameter 'total_steps' (parameters: lr, total_steps,
+    eta_min)"``: the one-line error for a schedule family ``name`` built without its
+    required ``missing`` parameters (a Python call, a spec, a dict)."""
+    names = ", ".join(repr(n) for n in missing)
+    plural = "s" if len(missing) > 1 else ""
+    return f"{name}() missing required parameter{plural} {names} (parameters: {', '.join(params)})"
 
 
 def _immutable(s: Schedule, attr: str, verb: str) -> AttributeError:

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import _validate as V
-from ._base import MAX_DEPTH, REGISTRY, Schedule, peer_hint, unknown_params
+from ._base import MAX_DEPTH, REGISTRY, Schedule, missing_params, peer_hint, unknown_params
 from ._function import checked_steps
 
 _TOKEN = re.compile(
@@ -75,12 +75,7 @@ def _missing(cls: type[Schedule], given: Mapping[str, Any]) -> str | None:
     missing = [n for n in _required(cls) if n not in given]
     if not missing:
         return None
-    names = ", ".join(repr(n) for n in missing)
-    plural = "s" if len(missing) > 1 else ""
-    return (
-        f"{cls.name}() missing required parameter{plural} {names} "
-        f"(parameters: {', '.join(_arg_names(cls))})"
-    )
+    return missing_params(cls.name, missing, _arg_names(cls))
 
 
 #: how much of a long spec the message shows on each side of the error's position

@@ -378,12 +378,23 @@ def _device(device: Any) -> torch.device:
     """``device`` as a ``torch.device``, or a one-line error naming it (torch's own lists
     every device type it knows, without the parameter's name)."""
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise ValueError(
             "device must be a torch.device or a device string ('cpu', 'cuda', 'cuda:0', "
             f"'mps', ...), got {device!r}"
         ) from None
+    if dev.type == "meta":
+        raise ValueError(
+            "device must be a device that holds data, got 'meta' (a batch moved there has "
+            "none): pass the device the model is on, or leave device=None for it"
+        )
+    try:  # a device this machine has (torch says so in a multi-line AssertionError otherwise)
+        torch.empty(0, device=dev)
+    except (AssertionError, RuntimeError) as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0]
+        raise ValueError(f"device {str(dev)!r} is not available here ({why})") from None
+    return dev
 
 
 class BatchLayoutError(ValueError):
