@@ -729,7 +729,7 @@ def test_cli_timeout_stops_the_search_and_says_so(timed_module: str, clock, caps
     assert "best schedule (full precision):" in out  # the trials that finished are shown
     assert err.strip().splitlines()[-1] == (
         "lrkit tune: error: only 3 of 5 trials COMPLETE: this run stopped at its --timeout of "
-        "250 seconds (no new trial is started after it; 0 pruned or diverged, 0 failed in the "
+        "250 seconds (no new trial is started after it; 0 pruned, 0 diverged, 0 failed in the "
         "study); run the same command again to add trials to the study, or raise --timeout"
     )
     assert main(argv) == 0  # a rerun (its own 250 s) completes the study
@@ -745,7 +745,7 @@ def test_cli_timeout_before_any_trial_finished_says_so(timed_module: str, clock,
     assert main(argv) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "lrkit tune: error: no trial finished: this run stopped at its --timeout of 150 seconds "
-        "(no new trial is started after it; 2 pruned or diverged, 0 failed in the study); run "
+        "(no new trial is started after it; 0 pruned, 2 diverged, 0 failed in the study); run "
         "the same command again to continue the study, or raise --timeout"
     )
 
@@ -790,11 +790,12 @@ def test_cli_cap_reached_with_nothing_finished_names_the_cap_and_a_rerun_adds_tr
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == (
         "lrkit tune: error: no trial finished: this run reached its cap of 3 started trials "
-        "(--max-trials; 3 pruned or diverged, 0 failed in the study); run the same command "
-        "again to start up to --max-trials more, or raise --max-trials / use --pruner none"
+        "(--max-trials; 0 pruned, 3 diverged, 0 failed in the study); run the same command "
+        "again to start up to --max-trials more, or raise --max-trials, or lower the top of "
+        "--lr-range (every pruned trial diverged: a pruner setting keeps none of them)"
     )
     assert main(argv) == 1
-    assert "cap of 3 started trials (--max-trials; 6 pruned" in capsys.readouterr().err
+    assert "cap of 3 started trials (--max-trials; 0 pruned, 6 diverged" in capsys.readouterr().err
     assert len(optuna.load_study(study_name="c", storage="sqlite:///cap.db").trials) == 6
 
 
@@ -838,8 +839,9 @@ def test_cli_quiet_with_nothing_finished_is_one_line_not_a_traceback(
     assert out == ""  # no best schedule to print
     assert err.strip().splitlines() == [
         "lrkit tune: error: no trial finished: this run reached its cap of 2 started trials "
-        "(--max-trials; 2 pruned or diverged, 0 failed in the study); run the same command "
-        "again to start up to --max-trials more, or raise --max-trials / use --pruner none"
+        "(--max-trials; 0 pruned, 2 diverged, 0 failed in the study); run the same command "
+        "again to start up to --max-trials more, or raise --max-trials, or lower the top of "
+        "--lr-range (every pruned trial diverged: a pruner setting keeps none of them)"
     ]
     assert json.loads((tmp_path / "quiet.json").read_text())["best"] is None
 

@@ -620,7 +620,7 @@ def _tune(args: argparse.Namespace) -> int:
         if result.stop_reason == "max_trials":
             return err(
                 f"no trial finished: {_why(result)}; run the same command again to start up "
-                "to --max-trials more, or raise --max-trials / use --pruner none",
+                f"to --max-trials more, or {_cap_remedy(result)}",
                 1,
             )
         if result.stop_reason == "timeout":
@@ -634,7 +634,7 @@ def _tune(args: argparse.Namespace) -> int:
         remedy = (
             "raise --timeout"
             if result.stop_reason == "timeout"
-            else "raise --max-trials / use --pruner none"
+            else _cap_remedy(result)
         )
         return err(
             f"only {n_done} of {args.trials} trials COMPLETE: {_why(result)}; run the same "
@@ -676,20 +676,40 @@ def _check_not_the_database(storage: str, outputs: dict[str, str | None]) -> Non
             )
 
 
+def _diverged(result: Any) -> int:
+    """The trials of the study that diverged (a NaN/inf metric; Optuna records them as
+    PRUNED, whatever the pruner)."""
+    return sum(1 for t in result.study.trials if t.user_attrs.get("diverged"))
+
+
 def _why(result: Any) -> str:
     counts = result.counts()
     pruned, failed = counts.get("PRUNED", 0), counts.get("FAIL", 0)
+    diverged = _diverged(result)
+    tally = f"{pruned - diverged} pruned, {diverged} diverged, {failed} failed in the study"
     if result.stop_reason == "max_trials":
         return (
             f"this run reached its cap of {result.max_trials} started trials (--max-trials; "
-            f"{pruned} pruned or diverged, {failed} failed in the study)"
+            f"{tally})"
         )
     if result.stop_reason == "timeout":
         return (
             f"this run stopped at its --timeout of {result.timeout:g} seconds (no new trial is "
-            f"started after it; {pruned} pruned or diverged, {failed} failed in the study)"
+            f"started after it; {tally})"
         )
     return f"stopped early ({result.stop_reason})"
+
+
+def _cap_remedy(result: Any) -> str:
+    """What to change when the --max-trials cap stopped the search short: the cap, or the
+    pruner; when every pruned trial diverged (which no pruner setting keeps), the LR range."""
+    pruned = result.counts().get("PRUNED", 0)
+    if pruned and _diverged(result) == pruned:
+        return (
+            "raise --max-trials, or lower the top of --lr-range (every pruned trial diverged: "
+            "a pruner setting keeps none of them)"
+        )
+    return "raise --max-trials / use --pruner none"
 
 
 def _print(result: Any, study: str, where: str, top: int, *, say: Any = print) -> None:
