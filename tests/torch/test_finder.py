@@ -679,10 +679,16 @@ class _Stop(Exception):
     pass
 
 
-def test_mapping_batches_of_any_type_are_moved_to_the_device():
+def test_mapping_batches_of_any_type_are_moved_to_the_device(monkeypatch):
     # a Hugging Face collator returns a BatchEncoding (a UserDict, not a dict): its tensors
     # go to the device as a dict's do, and the batch keeps its type
     from collections import UserDict, defaultdict
+
+    import lrkit.torch._finder as F
+
+    # the meta device stands for another device than the CPU (find_lr refuses it otherwise:
+    # a batch there holds no data)
+    monkeypatch.setattr(F, "_device", torch.device)
 
     x, y = make_data(64)
     kinds = [dict, UserDict, lambda d: defaultdict(list, d)]

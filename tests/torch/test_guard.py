@@ -480,6 +480,39 @@ def test_guard_refuses_a_scheduler_with_per_group_feedback():
         DivergenceGuard(model, optimizer=opt, scheduler=sched)
 
 
+def test_guard_refuses_a_scheduler_of_another_optimizer_and_takes_one_through_a_wrapper():
+    """Two optimizers (a GAN, an encoder/decoder): the cut must reach the guarded one."""
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    other = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    sched = lt.scheduler(other, "constant(0.1)")
+    with pytest.raises(ValueError) as info:
+        DivergenceGuard(model, optimizer=opt, scheduler=sched)
+    assert str(info.value) == (
+        "scheduler drives another optimizer (a SGD that is not the guard's optimizer): the "
+        "guard's cuts would set that one's LRs; pass the scheduler built on the guarded "
+        "optimizer"
+    )
+    assert sched.feedback is None  # left as it was
+
+    class Wrapped(torch.optim.Optimizer):  # as accelerate's AcceleratedOptimizer holds one
+        def __init__(self, inner: torch.optim.Optimizer) -> None:
+            self.optimizer = inner
+            self.param_groups = inner.param_groups
+            self.defaults = inner.defaults
+            self.state = inner.state
+
+        def state_dict(self) -> Any:
+            return self.optimizer.state_dict()
+
+        def load_state_dict(self, state: Any) -> None:
+            self.optimizer.load_state_dict(state)
+
+    own = lt.scheduler(opt, "constant(0.1)")
+    guard = DivergenceGuard(model, optimizer=Wrapped(opt), scheduler=own)
+    assert guard.scheduler is own and own.feedback is guard.feedback
+
+
 def test_exported():
     from lrkit.feedback import DivergenceDetector
 

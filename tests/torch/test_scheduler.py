@@ -1167,7 +1167,20 @@ def test_report_reaches_every_lrkit_scheduler_once_per_controller() -> None:
     lt.report(chained, value=2.0, seen=seen)  # the same observation: no second update
     assert shared.scale == 0.5 and seen == [shared]
     assert opt_a.param_groups[0]["lr"] == 0.5
-    assert lt.report(warm, value=1.0) == []
+    with pytest.warns(RuntimeWarning) as caught:  # a stock scheduler: the metric is not used
+        assert lt.report(warm, value=1.0) == []
+    assert len(caught) == 1 and caught[0].filename == __file__
+    assert str(caught[0].message) == (
+        "report: no lrkit scheduler with a feedback controller in sched (a LinearLR): the "
+        "metric is not used; build one with lrkit.torch.scheduler(optimizer, schedule, "
+        "feedback=...)"
+    )
+    with pytest.warns(RuntimeWarning, match=r"in sched \(a LRKitScheduler\)"):
+        assert lt.report(lt.scheduler(opt_b, S.constant(1.0)), value=1.0) == []
+    with pytest.raises(ValueError, match=r"^sched must be a learning-rate scheduler .*got str$"):
+        lt.report("x", value=1.0)
+    with pytest.raises(ValueError):  # not a real number, whatever the scheduler
+        lt.report(warm, value="1.0")
 
 
 def test_report_sets_the_lrs_only_through_the_current_sequential_phase() -> None:

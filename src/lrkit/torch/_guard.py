@@ -73,6 +73,17 @@ def _clone(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
+def _unwrapped(optimizer: Any) -> Any:
+    """The optimizer a wrapper holds as ``.optimizer`` (accelerate's ``AcceleratedOptimizer``,
+    Lightning's ``LightningOptimizer``), unwrapped to the innermost one."""
+    for _ in range(8):
+        inner = getattr(optimizer, "optimizer", None)
+        if not isinstance(inner, torch.optim.Optimizer) or inner is optimizer:
+            break
+        optimizer = inner
+    return optimizer
+
+
 class DivergenceGuard:
     """Restore the last good snapshot and cut the LR when the loss diverges.
 
@@ -169,6 +180,13 @@ class DivergenceGuard:
             raise ValueError(
                 "scheduler must be an lrkit.torch.scheduler(...) (with a feedback chain), got "
                 f"{type(scheduler).__name__}"
+            )
+        driven = getattr(scheduler, "optimizer", None)
+        if driven is not None and _unwrapped(driven) is not _unwrapped(self.optimizer):
+            raise ValueError(
+                f"scheduler drives another optimizer (a {type(driven).__name__} that is not "
+                "the guard's optimizer): the guard's cuts would set that one's LRs; pass the "
+                "scheduler built on the guarded optimizer"
             )
         fb = scheduler.feedback
         if isinstance(fb, list):

@@ -24,7 +24,7 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 
 import numpy as np
 import torch
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
 from ..feedback import as_metric, check_controllers
@@ -897,10 +897,32 @@ def report(sched: Any, *, value: Any, seen: list[Any] | None = None) -> list[LRK
     controller shared by several of them, or already in ``seen`` (a list this call extends,
     to share one observation across calls), is updated once; in a ``SequentialLR`` only the
     current phase sets the LRs (an ended phase's controller learns the value, its LRs are no
-    longer in use). Returns the schedulers reached (empty: none has a feedback controller).
-    What ``ReportMetric`` of Lightning and Hugging Face does after each validation."""
+    longer in use). Returns the schedulers reached; when none has a feedback controller (a
+    stock PyTorch scheduler, one built without ``feedback=``) the metric is not used, and a
+    ``RuntimeWarning`` says so, as ``ReportMetric`` of Lightning and Hugging Face does (what
+    they call after each validation). ``sched`` that is no scheduler, composite, wrapper or
+    list of them is a one-line ``ValueError``; so is a ``value`` that is no real number."""
+    if not (
+        sched is None
+        or isinstance(sched, (LRScheduler, ReduceLROnPlateau, list, tuple))
+        or hasattr(sched, "scheduler")
+    ):
+        raise ValueError(
+            "sched must be a learning-rate scheduler (lrkit.torch.scheduler's, a SequentialLR "
+            "or ChainedScheduler holding one, accelerate's wrapper) or a list of them, got "
+            f"{type(sched).__name__}"
+        )
+    value = as_metric(value)
     seen = [] if seen is None else seen
     reached = [(s, charge) for s, charge in _walk(sched) if s.feedback is not None]
+    if not reached:
+        warnings.warn(
+            f"report: no lrkit scheduler with a feedback controller in sched (a "
+            f"{type(sched).__name__}): the metric is not used; build one with "
+            "lrkit.torch.scheduler(optimizer, schedule, feedback=...)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     for s, charge in reached:
         s._observe(value, seen, in_charge=charge)
     return [s for s, _ in reached]
