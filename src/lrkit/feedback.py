@@ -429,6 +429,14 @@ class _OnPlateau(Feedback):
     def in_cooldown(self) -> bool:
         return self._plateau.cooldown_counter > 0
 
+    def reset_plateau(self) -> None:
+        """Forget the best metric, the count of updates without improvement and the cooldown,
+        keeping the scale (the cuts made so far): a new watch for a plateau, as Keras'
+        ``ReduceLROnPlateau`` begins every ``fit()``."""
+        self._plateau.best = None
+        self._plateau.num_bad = 0
+        self._plateau.cooldown_counter = 0
+
     def _observe(self, value: Any, step: Any) -> tuple[bool, int | None]:
         """Validate ``value``/``step`` and feed the detector: (plateau detected, step)."""
         x = as_metric(value)

@@ -153,6 +153,60 @@ def test_the_keras_named_callback_has_keras_arguments_and_timing(seed, patience,
     assert ReduceLROnPlateau.__mro__[1] is ReduceOnPlateau
 
 
+@pytest.mark.parametrize(
+    "seed,patience,cooldown,min_lr", [(0, 2, 0, 0.0), (1, 1, 2, 0.125), (2, 3, 1, 0.0625)]
+)
+def test_the_keras_named_callback_begins_a_new_watch_at_every_fit_as_keras(
+    seed, patience, cooldown, min_lr
+):
+    """Several fit() calls with one callback: Keras forgets the best value, the wait and the
+    cooldown at each one (the LR cut stays), and writes each epoch's LR into the logs."""
+    from lrkit.keras import ReduceLROnPlateau
+
+    rng = np.random.default_rng(seed)
+    values = np.cumsum(rng.choice([-0.5, -0.25, 0.0, 0.0, 0.25, 0.5], size=60)) + 40.0
+    kw = dict(factor=0.5, patience=patience, cooldown=cooldown, min_delta=0.25, min_lr=min_lr)
+    runs = []
+    for cb in (keras.callbacks.ReduceLROnPlateau(**kw), ReduceLROnPlateau(**kw)):
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+        cb.set_model(model)
+        lrs, logged = [], []
+        for fit in range(4):  # 15 epochs each
+            cb.on_train_begin()
+            for epoch in range(15):
+                logs = {"val_loss": float(values[fit * 15 + epoch])}
+                cb.on_epoch_end(epoch, logs)
+                logged.append(logs["learning_rate"])
+                lrs.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+            cb.on_train_end()
+        runs.append((lrs, logged))
+    assert runs[1] == runs[0]
+    assert min(runs[0][0]) < 1.0  # the streams do reach plateaus
+
+
+def test_min_lr_is_read_against_the_lr_an_lrscheduler_trains_at():
+    """The LR given to compile is replaced by lrkit's LRScheduler: Keras' floor, min_lr, is
+    on the LR the run trains at (0.1 here), whatever compile was given."""
+    from lrkit import schedules as S
+    from lrkit.keras import LRLogger, LRScheduler, ReduceLROnPlateau
+
+    x, y = np.zeros((8, 2), "float32"), np.zeros((8, 1), "float32")
+
+    class Stalled(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = 1.0
+
+    for compiled in (0.01, 0.1, 1.0):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(compiled), loss="mse")
+        log = LRLogger("epoch")
+        plateau = ReduceLROnPlateau(patience=1, factor=0.1, min_lr=0.05)
+        model.fit(x, y, epochs=5, verbose=0,
+                  callbacks=[LRScheduler(S.constant(0.1)), Stalled(), plateau, log])  # fmt: skip
+        assert [round(lr, 6) for _, lr in log.history] == [0.1, 0.1, 0.05, 0.05, 0.05], compiled
+
+
 def test_the_keras_named_callback_refuses_min_lr_beside_a_schedule():
     from lrkit.keras import ReduceLROnPlateau
     from lrkit.keras import schedule as keras_schedule

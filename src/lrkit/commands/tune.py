@@ -631,11 +631,7 @@ def _tune(args: argparse.Namespace) -> int:
             )
         return err("no trial finished (all were pruned, diverged or failed)", 1)
     if not result.reached:
-        remedy = (
-            "raise --timeout"
-            if result.stop_reason == "timeout"
-            else _cap_remedy(result)
-        )
+        remedy = "raise --timeout" if result.stop_reason == "timeout" else _cap_remedy(result)
         return err(
             f"only {n_done} of {args.trials} trials COMPLETE: {_why(result)}; run the same "
             f"command again to add trials to the study, or {remedy}",

@@ -502,11 +502,16 @@ class ReduceLROnPlateau(ReduceOnPlateau):
     ``min_lr``. It is :class:`ReduceOnPlateau` with Keras' settings translated
     (``patience=max(P, 1) - 1, cooldown=max(C - 1, 0), threshold=min_delta,
     threshold_mode="abs"``), so a schedule in the optimizer is scaled too, where Keras' own
-    raises. ``min_lr`` reads the optimizers' float learning rate when training first begins
-    (``min_scale = min_lr / lr``, Keras' floor); with a schedule in an optimizer, a
-    ``min_lr`` above 0 is a one-line ``ValueError`` at train begin (give
-    :class:`ReduceOnPlateau` a ``min_scale``). Exact ties at ``min_delta`` may be decided
-    differently from Keras (float64 here, float32 there; see ``docs/parity.md``)."""
+    raises. As Keras' own, every ``fit()`` begins a new watch for a plateau (the best value,
+    the wait and the cooldown are forgotten; the cuts made stay), and each epoch's
+    ``logs["learning_rate"]`` is the optimizer's learning rate before the epoch's cut (unless
+    another callback, such as :class:`LRScheduler`, has written it). ``min_lr`` is read
+    against the optimizers' float learning rate at the end of the first epoch, before any
+    cut (``min_scale = min_lr / lr``, Keras' floor): the learning rate the run trains at,
+    also when an :class:`LRScheduler` writes it over the one given to ``compile``. With a
+    schedule in an optimizer, a ``min_lr`` above 0 is a one-line ``ValueError`` at train
+    begin (give :class:`ReduceOnPlateau` a ``min_scale``). Exact ties at ``min_delta`` may be
+    decided differently from Keras (float64 here, float32 there; see ``docs/parity.md``)."""
 
     def __init__(
         self,
@@ -537,8 +542,8 @@ class ReduceLROnPlateau(ReduceOnPlateau):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         super().on_train_begin(logs)
+        self.controller.reset_plateau()  # as Keras' own at every fit()
         if self.min_lr > 0 and not self._floor_set:
-            lrs = []
             for opt in _optimizers(self.model):
                 lr = opt._learning_rate
                 if not isinstance(lr, keras.Variable):
@@ -547,10 +552,23 @@ class ReduceLROnPlateau(ReduceOnPlateau):
                         f"(as Keras' ReduceLROnPlateau), got {type(lr).__name__}: with a "
                         "schedule, pass min_scale= to lrkit.keras.ReduceOnPlateau"
                     )
-                lrs.append(float(keras.ops.convert_to_numpy(lr)) / self.controller.scale)
-            if lrs and max(lrs) > 0:
-                self.controller.min_scale = self.min_lr / max(lrs)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        lrs = [
+            float(keras.ops.convert_to_numpy(opt._learning_rate))
+            for opt in _optimizers(self.model)
+            if isinstance(opt._learning_rate, keras.Variable)
+        ]
+        if self.min_lr > 0 and not self._floor_set:
+            # the LR the run trains at (an LRScheduler has written it by now), before any cut
+            scale = self.controller.scale
+            base = [lr / scale for lr in lrs] if scale > 0 else []
+            if base and max(base) > 0:
+                self.controller.min_scale = self.min_lr / max(base)
             self._floor_set = True
+        if logs is not None and lrs and "learning_rate" not in logs:
+            logs["learning_rate"] = lrs[0]  # as Keras' own: the epoch's LR, before the cut
+        super().on_epoch_end(epoch, logs)
 
 
 # ----------------------------------------------------------------------------- guard
