@@ -991,8 +991,9 @@ class Chain(Feedback):
                 and state.get("type") == type(first).__name__ != "Chain"
             ):  # a divergence guard appended its Multiplier to a scheduler saved without one
                 raise ValueError(
-                    f"{exc}: the checkpoint was saved without the divergence guard whose "
-                    "Multiplier ends this chain; load it before adding the guard (build the "
+                    f"{exc}: it holds this chain's first controller alone; if the Multiplier "
+                    "that ends the chain is a divergence guard's, the checkpoint was saved "
+                    "without the guard: load it before adding the guard (build the "
                     "DivergenceGuard after load_state_dict)"
                 ) from None
             raise

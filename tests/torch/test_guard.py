@@ -801,9 +801,10 @@ def test_a_guardless_checkpoint_into_a_guarded_scheduler_says_to_load_it_first()
         sched.load_state_dict(state)
     assert str(info.value) == (
         "state['type'] must be 'Chain' (a state_dict() of the same controller type), got "
-        "'ReduceOnPlateau': the checkpoint was saved without the divergence guard whose "
-        "Multiplier ends this chain; load it before adding the guard (build the "
-        "DivergenceGuard after load_state_dict)"
+        "'ReduceOnPlateau': it holds this chain's first controller alone; if the Multiplier "
+        "that ends the chain is a divergence guard's, the checkpoint was saved without the "
+        "guard: load it before adding the guard (build the DivergenceGuard after "
+        "load_state_dict)"
     )
     assert sched.state_dict() == before
     # what the hint says works: load first, then build the guard
