@@ -323,6 +323,16 @@ def test_finder_rejects_bad_options() -> None:
         LRFinder(num_iter=1)
     with pytest.raises(ValueError, match="schedule"):
         LRFinder(schedule="cosine")  # type: ignore[arg-type]
+    # held data that is no iterable of batches: refused now, not when fit starts
+    for name in ("val_data", "probe_data"):
+        with pytest.raises(ValueError) as info:
+            LRFinder(**{name: 5})  # type: ignore[arg-type]
+        assert str(info.value) == (
+            f"{name} must be an iterable of batches (a list, a generator, a loader, or None), "
+            "got int"
+        )
+    with pytest.raises(ValueError, match=r"^val_data is given but eval_batches=0"):
+        LRFinder(val_data=[(torch.zeros(1), torch.zeros(1))], eval_batches=0)
 
 
 def test_finder_state_resumes_without_a_second_sweep(tmp_path: Any) -> None:

@@ -37,7 +37,15 @@ from . import _validate as V
 from ._figure import save_figure
 from ._imports import require
 from ._runtime import data_loaders
-from .finder import RULES, FinderResult, LRFinderWarning, Probes, Sweep, SweepOptions
+from .finder import (
+    RULES,
+    FinderResult,
+    LRFinderWarning,
+    Probes,
+    Sweep,
+    SweepOptions,
+    check_batches_type,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -204,6 +212,9 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         self.attr_name = attr_name
         self.schedule = schedule
         self.plot = V.flag("plot", plot)
+        check_batches_type(val_data, name="val_data", none=True)  # now, not when fit starts
+        check_batches_type(probe_data, name="probe_data", none=True)
+        Sweep(self.options).check_val_data(val_data)
         self.val_data = val_data
         self.probe_data = probe_data
         self.progress = V.flag("progress", progress)

@@ -739,6 +739,19 @@ def check_scored(
         ) from exc
 
 
+def check_batches_type(data: Any, *, name: str, none: bool = False) -> None:
+    """A one-line ``ValueError`` naming ``name`` when ``data`` is not an iterable of batches
+    (``None`` too, with ``none``), without reading it: what every finder checks of its
+    ``val_data`` and ``probe_data`` before anything runs."""
+    if none and data is None:
+        return
+    if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
+        kinds = "a list, a generator, a loader" + (", or None" if none else "")
+        raise ValueError(
+            f"{name} must be an iterable of batches ({kinds}), got {type(data).__name__}"
+        )
+
+
 def held_batches(
     data: Iterable[Any], *, name: str = "val_data", warn_many: bool = True
 ) -> list[Any]:
@@ -747,11 +760,7 @@ def held_batches(
     ``data`` is not an iterable of batches or yields none; with ``warn_many``, warns
     (``UserWarning``) when it holds more than ``MANY_HELD_BATCHES``, all of which the sweep
     evaluates every ``eval_every`` steps."""
-    if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
-        raise ValueError(
-            f"{name} must be an iterable of batches (a list, a generator, a loader), "
-            f"got {type(data).__name__}"
-        )
+    check_batches_type(data, name=name)
     out = list(data)
     if not out:
         raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
