@@ -16,9 +16,11 @@ from lrkit.finder import (
     SweepOptions,
     range_test,
     smooth_ema,
+    smooth_seeded,
     suggest,
     suggestions,
 )
+from lrkit.finder import rules as R
 
 
 def replay(losses, **kw):
@@ -167,30 +169,38 @@ def test_progress_bar_counts_the_steps_and_closes_also_on_an_error(capsys, monke
 # ----------------------------------------------------------------------------- rules, exact
 
 
-# beta=0 makes the smoothed curve equal to the raw one; exp mode makes ln(lr) equally spaced
+# The peers' rules read the losses smoothed as those tools smooth them; beta=0 (fastai's) and
+# smooth_f=1 (torch-lr-finder's) make the smoothed curve the raw one, for exact hand checks.
+# exp mode makes ln(lr) equally spaced.
 HAND = [5.0, 5.0, 4.9, 4.0, 2.0, 1.5, 1.4, 1.3, 2.0, 6.0]
 
 
 def hand_result():
-    return replay(
-        HAND, beta=0.0, num_iter=10, start_lr=1e-3, end_lr=1.0, diverge_th=10.0, warn=False
-    )
+    return replay(HAND, num_iter=10, start_lr=1e-3, end_lr=1.0, diverge_th=10.0, warn=False)
 
 
 def test_minimum_rule_exact():
     r = hand_result()
     # fastai trims the curve to [num_iter // 10 : -5] before every rule: indices 1..4 here,
     # whose minimum is at index 4 (the whole curve's, at index 7, is not read)
-    assert r.suggest("minimum") == pytest.approx(r.lrs[4] / 10, rel=1e-12)
+    got = R.minimum(r.lrs, r.losses, beta=0.0, num_iter=10)
+    assert got == pytest.approx(r.lrs[4] / 10, rel=1e-12)
 
 
 def test_steepest_rule_exact():
     r = hand_result()
-    # np.gradient (central differences) of HAND up to the minimum (index 7): index 3 has
-    # (2.0 - 4.9) / 2 = -1.45, steeper than index 4: (1.5 - 4.0) / 2 = -1.25
+    # a curve too short for torch-lr-finder's trim (10 first, 5 last): read whole up to its
+    # minimum (index 7); np.gradient there: index 3 has (2.0 - 4.9) / 2 = -1.45, steeper
+    # than index 4: (1.5 - 4.0) / 2 = -1.25
     g = np.gradient(np.array(HAND))
     assert int(np.argmin(g[:8])) == 3
-    assert r.suggest("steepest") == pytest.approx(r.lrs[3], rel=1e-12)
+    assert R.steepest(r.lrs, r.losses, smooth_f=1.0) == pytest.approx(r.lrs[3], rel=1e-12)
+    # a long one: its [10:-5] window, the lowest np.gradient there, past the minimum too
+    long = [5.0] * 10 + [4.0, 3.9, 3.0, 2.9, 2.8, 5.0, 1.0, 1.1, 1.2] + [9.0] * 5
+    lrs = np.geomspace(1e-4, 1.0, len(long))
+    window = np.array(long[10:-5])
+    assert int(np.argmin(np.gradient(window))) == 6  # (1.1 - 5.0) / 2, past a minimum
+    assert R.steepest(lrs, long, smooth_f=1.0) == lrs[16]
 
 
 def test_valley_rule_exact():
@@ -198,15 +208,14 @@ def test_valley_rule_exact():
     # trimmed to indices 1..4 (5, 4.9, 4, 2): one strictly decreasing run, lds = 4 at its
     # last point (max_end = 3), max_start = 3 - 4 = -1 (fastai's), sections = 4/3; the index
     # is -1 + 1 + 0 = 0: the window's first point, index 1
-    assert r.suggest("valley") == pytest.approx(r.lrs[1], rel=1e-12)
+    assert R.valley(r.lrs, r.losses, beta=0.0, num_iter=10) == pytest.approx(r.lrs[1], rel=1e-12)
     # a longer curve, untrimmed by the window's edges: the run 1..7 of the raw curve
     long = [5.0] * 3 + HAND + [9.0] * 7  # 20 points: trimmed to [2:15]
-    lr = replay(long, beta=0.0, num_iter=20, start_lr=1e-3, end_lr=1.0, diverge_th=100.0,
-                stop_early=False, warn=False)  # fmt: skip
+    lrs = np.geomspace(1e-3, 1.0, 20)
     # window values 5,5,5,4.9,4,2,1.5,1.4,1.3,2,6,9,9 (indices 2..14): the longest decreasing
     # run ends at window index 8 (1.3) with lds 7 (5 -> 1.3): max_start = 1, sections = 7/3,
     # index 1 + 2 + 1 = 4 (the window's), index 6 of the curve
-    assert lr.suggest("valley") == pytest.approx(lr.lrs[6], rel=1e-12)
+    assert R.valley(lrs, long, beta=0.0, num_iter=20) == pytest.approx(lrs[6], rel=1e-12)
 
 
 def test_valley_never_reads_the_last_point_for_a_short_first_descent():
@@ -220,9 +229,9 @@ def test_valley_never_reads_the_last_point_for_a_short_first_descent():
 
 def test_slide_rule_exact():
     losses = list(np.linspace(4.0, 1.0, 45)) + [1.0] * 15
-    r = replay(losses, beta=0.0, num_iter=60, start_lr=1e-4, end_lr=1.0, warn=False)
+    lrs_all = np.geomspace(1e-4, 1.0, 60)
     # fastai's window: [60 // 10 : -5]
-    lrs, g = r.lrs[6:55], np.gradient(np.array(losses[6:55]))
+    lrs, g = lrs_all[6:55], np.gradient(np.array(losses[6:55]))
     # from the right, l = r - 15 slides left while |g[r] - g[l]| > 0.005 (and l in the window)
     r_idx, l_idx = -1, -16
     local = lrs[l_idx]
@@ -230,16 +239,100 @@ def test_slide_rule_exact():
         local = lrs[l_idx]
         r_idx -= 1
         l_idx -= 1
-    assert r.suggest("slide") == pytest.approx(local, rel=1e-12)
+    assert R.slide(lrs_all, losses, beta=0.0, num_iter=60) == pytest.approx(local, rel=1e-12)
     # the gradient is flat (0) on the right and -3/44 on the left: the slide stops once its
     # right end reaches the slope (index 43); its left end, 14 points before: index 29
-    assert local == r.lrs[29]
+    assert local == lrs_all[29]
+
+
+def _noisy_curve(seed):
+    """A range test's raw losses: a descent, a floor, a rise, batch noise."""
+    rng = np.random.default_rng(seed)
+    lrs = np.geomspace(1e-7, 10.0, 100)
+    c, w, noise = rng.uniform(-5, -1), rng.uniform(0.5, 2), rng.uniform(0.005, 0.1)
+    x = np.log10(lrs)
+    raw = 2.0 - np.tanh((x - c) / w) + np.maximum(0.0, x - c - 1) ** 2
+    return lrs, raw + noise * rng.standard_normal(100)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_steepest_is_torch_lr_finders_own_suggestion(seed):
+    """torch-lr-finder's range_test history (smooth_f=0.05, stop at 5x the best) and its own
+    plot(suggest_lr=True): lrkit's "steepest" on the same raw losses gives the same LR."""
+    tlf = pytest.importorskip("torch_lr_finder")
+    pytest.importorskip("matplotlib")
+    import contextlib
+    import io
+
+    import matplotlib.pyplot as plt
+
+    lrs, raw = _noisy_curve(seed)
+    history: dict[str, list[float]] = {"lr": [], "loss": []}
+    best = math.inf
+    for i, (lr, v) in enumerate(zip(lrs, raw)):  # LRFinder.range_test's bookkeeping
+        loss = float(v) if i == 0 else 0.05 * float(v) + 0.95 * history["loss"][-1]
+        best = min(best, loss)
+        history["lr"].append(float(lr))
+        history["loss"].append(loss)
+        if loss > 5 * best:
+            break
+    finder = tlf.LRFinder.__new__(tlf.LRFinder)
+    finder.history = history
+    with contextlib.redirect_stdout(io.StringIO()):
+        _, theirs = finder.plot(suggest_lr=True)
+    plt.close("all")
+    n = len(history["lr"])
+    assert R.steepest(lrs[:n], raw[:n]) == theirs
+
+
+def _fastai(lrs, raw, num_it):
+    """fastai 2.7's lr_find on recorded raw losses: Recorder's SmoothenValue(0.98), the
+    [num_it // 10 : -5] window, then valley, slide and minimum as fastai writes them."""
+    mov, smooth = 0.0, []
+    for n, v in enumerate(raw, 1):
+        mov = 0.98 * mov + (1 - 0.98) * v
+        smooth.append(mov / (1 - 0.98**n))
+    x, y = np.asarray(lrs)[num_it // 10 : -5], np.asarray(smooth)[num_it // 10 : -5]
+    n = len(y)
+    lds, max_start, max_end = [1] * n, 0, 0
+    for i in range(1, n):
+        for j in range(0, i):
+            if (y[i] < y[j]) and (lds[i] < lds[j] + 1):
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    valley = float(x[max_start + int(sections) + int(sections / 2)])
+    g = np.gradient(y)
+    r_idx, l_idx = -1, -16
+    slide = float(x[l_idx])
+    while l_idx >= -len(y) and abs(g[r_idx] - g[l_idx]) > 0.005:
+        slide = float(x[l_idx])
+        r_idx -= 1
+        l_idx -= 1
+    return {"valley": valley, "slide": slide, "minimum": float(x[int(np.argmin(y))]) / 10}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fastais_rules_are_fastais_on_a_sweep_of_any_beta(seed):
+    """A sweep's result, whatever its own beta (its divergence test and plot), gives fastai's
+    valley, slide and minimum on its raw losses."""
+    lrs, raw = _noisy_curve(seed)
+    want = _fastai(lrs, raw, 100)
+    for beta in (0.0, 0.9, 0.98):
+        r = replay(list(raw), num_iter=100, start_lr=1e-7, end_lr=10.0, beta=beta,
+                   diverge_th=1e9, stop_early=False, warn=False)  # fmt: skip
+        np.testing.assert_allclose(r.lrs, lrs, rtol=1e-12)
+        for rule in ("valley", "slide", "minimum"):
+            assert r.suggest(rule) == pytest.approx(want[rule], rel=1e-12), (rule, beta)
 
 
 def test_suggest_function_matches_result_methods():
     r = hand_result()
     for m in METHODS:
-        assert suggest(r.lrs, r.losses, m, beta=0.0, stop_reason=r.stop_reason) == r.suggest(m)
+        got = suggest(r.lrs, r.losses, rule=m, stop_reason=r.stop_reason, num_iter=10)
+        assert got == r.suggest(m)
 
 
 # ----------------------------------------------------------------------------- known answers
@@ -630,23 +723,22 @@ def test_steepest_skips_the_first_10_and_last_5_points_as_torch_lr_finder():
     losses = 2.0 - 1.5 / (1 + np.exp(-(x + 3) * 2)) + 0.3 * np.maximum(0, x + 0.5) ** 2
     losses[0] = 6.0
     assert suggest(lrs, losses, rule="steepest") != lrs[0]
-    s = smooth_ema(losses, beta=0.9)[10:95]
-    m = int(np.argmin(s))
-    expected = lrs[10:95][int(np.argmin(np.gradient(s, np.log(lrs[10:95]))[: m + 1]))]
-    assert suggest(lrs, losses, rule="steepest") == expected
-    # the untrimmed rule would have picked start_lr
-    full = smooth_ema(losses, beta=0.9)
-    assert int(np.argmin(np.gradient(full, np.log(lrs))[: int(np.argmin(full)) + 1])) == 0
+    s = smooth_seeded(losses)[10:95]
+    assert suggest(lrs, losses, rule="steepest") == lrs[10:95][int(np.argmin(np.gradient(s)))]
+    # the untrimmed curve's steepest point would have been start_lr
+    assert int(np.argmin(np.gradient(smooth_seeded(losses)))) == 0
 
 
-def test_steepest_reads_a_curve_whose_minimum_is_in_the_first_10_points_whole():
-    # trimming would leave only the rise: the suggestion must stay on the descent
+def test_steepest_reads_only_torch_lr_finders_window():
+    # as torch-lr-finder: a minimum within the first 10 points is not read, the window after
+    # them (here only the rise) is; a curve too short for the window is read whole, up to
+    # its minimum
     lrs = np.logspace(-5, 0, 40)
-    # the descent is steepest at its start (no ties for rounding to break)
     losses = np.r_[2.0 * 0.8 ** np.arange(8), 0.5 * np.exp(np.linspace(0, 3, 32))]
-    r = suggest(lrs, losses, rule="steepest", beta=0.0)
-    assert r <= lrs[int(np.argmin(losses))]
-    assert r == lrs[0]
+    window = smooth_seeded(losses)[10:35]
+    assert suggest(lrs, losses, rule="steepest") == lrs[10 + int(np.argmin(np.gradient(window)))]
+    short = losses[:16]
+    assert suggest(lrs[:16], short, rule="steepest", smooth_f=1.0) == lrs[0]
 
 
 def test_an_interrupted_sweep_that_never_turned_up_is_unreliable():

@@ -204,9 +204,9 @@ def check_options(args: argparse.Namespace) -> None:
 
 NOTES = {
     DEFAULT_RULE: "default rule: constant LR for total_steps",
-    "steepest": "steepest descent of the smoothed loss",
+    "steepest": "torch-lr-finder's steepest descent",
     "valley": "fastai's valley",
-    "minimum": "LR at the minimum loss / 10",
+    "minimum": "fastai's minimum (LR at the minimum / 10)",
     "slide": "fastai's slide",
 }
 

@@ -42,7 +42,7 @@ from .rules import (
     suggest,
     suggestions,
 )
-from .smoothing import robust_smooth, smooth_ema
+from .smoothing import robust_smooth, smooth_ema, smooth_seeded
 from .sweep import (
     MODES,
     STOP_REASONS,
@@ -87,6 +87,7 @@ __all__ = [
     "run_probes",
     "robust_smooth",
     "smooth_ema",
+    "smooth_seeded",
     "suggest",
     "suggestions",
 ]

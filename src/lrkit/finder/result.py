@@ -225,8 +225,9 @@ class FinderResult:
     def suggest(self, rule: str | Rule | None = None) -> float | None:
         """The constant-rate LR of one rule: a name in ``RULES`` or a callable
         ``rule(lrs, losses) -> lr`` (``None``: the sweep's rule). The default rule reads
-        ``curve``; the fastai-style rules read the training losses, as those tools do; a
-        callable gets ``curve``. ``None`` if no step ran."""
+        ``curve``; torch-lr-finder's and fastai's rules read the training losses, smoothed
+        as those tools smooth them (not with the sweep's ``beta``); a callable gets
+        ``curve``. ``None`` if no step ran."""
         name, fn = resolve(self.options.rule if rule is None else rule)
         if len(self.losses) == 0:
             return None
@@ -238,7 +239,6 @@ class FinderResult:
                 fn(
                     self.lrs,
                     self.losses,
-                    beta=self.beta,
                     stop_reason=self.stop_reason,
                     num_iter=self.options.num_iter,
                 )

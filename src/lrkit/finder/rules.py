@@ -28,12 +28,14 @@ passes them; a user rule receives the two arrays only.
     are fitted on the task zoo (``benchmarks/zoo/fit_rule.py``, grouped cross-validation;
     ``docs/finder.md``) and live in :mod:`lrkit.finder._coefficients`.
 ``"steepest"``
-    ``lrs[i*]`` with ``i* = argmin_i ds/d(ln lr)`` over the points up to the minimum of the
-    EMA-smoothed curve ``s``, skipping its first 10 and last 5 points as torch-lr-finder does
-    (see :func:`steepest`).
-fastai's rules (``"valley"``, ``"minimum"``, ``"slide"``) read ``s`` as fastai trims it:
-without its first ``num_iter // 10`` points (``num_iter``: the sweep's planned steps) and
-its last 5 (whole when fewer than 3 points would be left).
+    torch-lr-finder's rule: the losses smoothed as its ``range_test`` smooths them
+    (:func:`smooth_seeded`, ``smooth_f=0.05``), without their first 10 and last 5 points,
+    and ``lrs[argmin numpy.gradient(s)]`` on what is left, as its ``plot(suggest_lr=True)``
+    does (see :func:`steepest`).
+fastai's rules (``"valley"``, ``"minimum"``, ``"slide"``) read the losses smoothed as
+fastai's ``Recorder`` smooths them (:func:`smooth_ema`, ``beta=0.98``), trimmed as
+``lr_find`` trims them: without the first ``num_iter // 10`` points (``num_iter``: the
+sweep's planned steps) and the last 5 (whole when fewer than 3 points would be left).
 ``"valley"``
     fastai's rule: the longest strictly decreasing subsequence of the trimmed ``s`` ends at
     ``b`` and has ``k`` points; with ``a = b - k`` (fastai's) and ``t = (b - a) / 3`` the
@@ -60,7 +62,7 @@ from .. import _renamed
 from .. import _validate as V
 from . import _coefficients as C
 from .probes import Probes
-from .smoothing import FloatArray, noise_level, robust_smooth, smooth_ema
+from .smoothing import FloatArray, noise_level, robust_smooth, smooth_ema, smooth_seeded
 
 __all__ = [
     "CurveShape",
@@ -188,44 +190,68 @@ def _slide_on(lrs: FloatArray, s: FloatArray, lr_diff: int = 15, thresh: float =
 
 
 STEEPEST_SKIP = (10, 5)  # points torch-lr-finder's steepest rule skips at the start / end
+#: torch-lr-finder's ``range_test(smooth_f=...)`` default, the smoothing its rule reads
+TLF_SMOOTH_F = 0.05
+#: fastai's ``Recorder`` smooths the loss with this bias-corrected EMA factor
+FASTAI_BETA = 0.98
 
 
-def steepest(lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, **_: Any) -> float:
-    """The LR of the steepest descent of the EMA-smoothed curve, up to its minimum, skipping
-    the first 10 and the last 5 points as torch-lr-finder does (whose first points are the
-    noisiest); a curve too short for that (under 20 points), or whose minimum lies within
-    the first 10 points, is read whole up to its minimum."""
+def steepest(
+    lrs: npt.ArrayLike, losses: npt.ArrayLike, *, smooth_f: float = TLF_SMOOTH_F, **_: Any
+) -> float:
+    """torch-lr-finder's suggestion: the losses smoothed as its ``range_test`` does
+    (:func:`smooth_seeded`), without their first 10 and last 5 points, and the LR where
+    ``numpy.gradient`` of what is left is lowest, as its ``plot(suggest_lr=True)`` reads it.
+    A curve too short for that trim (under 17 points, where torch-lr-finder gives no
+    suggestion) is read whole, up to its minimum."""
     x, y = _check(lrs, losses)
-    s = smooth_ema(y, beta=beta)
+    s = smooth_seeded(y, smooth_f=smooth_f)
     first, last = STEEPEST_SKIP
-    if len(s) >= 2 * first and int(np.argmin(s[: len(s) - last])) > first:
-        x, s = x[first : len(s) - last], s[first : len(s) - last]
+    if len(s) - first - last >= 2:
+        xs, ss = x[first : len(s) - last], s[first : len(s) - last]
+        return float(xs[int(np.argmin(np.gradient(ss)))])
     return _steepest_on(x, s)
 
 
 def valley(
-    lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, num_iter: Any = None, **_: Any
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
+    *,
+    beta: float = FASTAI_BETA,
+    num_iter: Any = None,
+    **_: Any,
 ) -> float:
-    """fastai's ``valley`` on the EMA-smoothed curve, trimmed as fastai trims it (the first
+    """fastai's ``valley`` on the losses smoothed as fastai's ``Recorder`` does
+    (:func:`smooth_ema`, ``beta=0.98``), trimmed as fastai trims them (the first
     ``num_iter // 10`` points and the last 5; ``num_iter``: the sweep's planned steps)."""
     x, y = _check(lrs, losses)
     return _valley_on(*_fastai_trim(x, smooth_ema(y, beta=beta), num_iter))
 
 
 def minimum(
-    lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, num_iter: Any = None, **_: Any
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
+    *,
+    beta: float = FASTAI_BETA,
+    num_iter: Any = None,
+    **_: Any,
 ) -> float:
-    """fastai's ``minimum``: the LR of the minimum of the EMA-smoothed curve (trimmed as
-    fastai trims it, see :func:`valley`), divided by 10."""
+    """fastai's ``minimum``: the LR of the minimum of the smoothed losses (smoothed and trimmed
+    as fastai does, see :func:`valley`), divided by 10."""
     x, y = _check(lrs, losses)
     tx, ty = _fastai_trim(x, smooth_ema(y, beta=beta), num_iter)
     return float(tx[int(np.argmin(ty))]) / 10.0
 
 
 def slide(
-    lrs: npt.ArrayLike, losses: npt.ArrayLike, *, beta: float = 0.9, num_iter: Any = None, **_: Any
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
+    *,
+    beta: float = FASTAI_BETA,
+    num_iter: Any = None,
+    **_: Any,
 ) -> float:
-    """fastai's ``slide`` on the EMA-smoothed curve, trimmed as fastai trims it (see
+    """fastai's ``slide`` on the losses smoothed and trimmed as fastai does (see
     :func:`valley`)."""
     x, y = _check(lrs, losses)
     return _slide_on(*_fastai_trim(x, smooth_ema(y, beta=beta), num_iter))

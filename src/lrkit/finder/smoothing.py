@@ -1,5 +1,6 @@
-"""Smoothing of range-test curves: the bias-corrected EMA (what fastai and torch-lr-finder
-plot) and the zero-lag robust smoothing the default rule reads."""
+"""Smoothing of range-test curves: the bias-corrected EMA (what fastai plots and its rules
+read), torch-lr-finder's EMA seeded with the first loss, and the zero-lag robust smoothing
+the default rule reads."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy.typing as npt
 
 from .. import _validate as V
 
-__all__ = ["FloatArray", "noise_level", "robust_smooth", "smooth_ema"]
+__all__ = ["FloatArray", "noise_level", "robust_smooth", "smooth_ema", "smooth_seeded"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -23,6 +24,18 @@ def smooth_ema(losses: npt.ArrayLike, *, beta: float = 0.9) -> FloatArray:
     for i, v in enumerate(x):
         avg = beta * avg + (1.0 - beta) * float(v)
         out[i] = avg / (1.0 - beta ** (i + 1))
+    return out
+
+
+def smooth_seeded(losses: npt.ArrayLike, *, smooth_f: float = 0.05) -> FloatArray:
+    """torch-lr-finder's smoothing (``range_test(smooth_f=0.05)``): ``s_0 = x_0``,
+    ``s_i = smooth_f x_i + (1 - smooth_f) s_{i-1}``, an EMA seeded with the first loss and
+    not bias-corrected."""
+    smooth_f = V.in_range("smooth_f", smooth_f, 0.0, 1.0, low_open=True)
+    x = np.asarray(losses, dtype=np.float64)
+    out = np.empty_like(x)
+    for i, v in enumerate(x):
+        out[i] = float(v) if i == 0 else smooth_f * float(v) + (1.0 - smooth_f) * out[i - 1]
     return out
 
 

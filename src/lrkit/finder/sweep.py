@@ -92,9 +92,10 @@ class SweepOptions:
       measured) and the training curve have both clearly turned up, each ``RISEN_DECADES``
       decades of LR past its minimum (:func:`risen`): later steps would barely change the
       suggestions. ``False`` runs on to ``end_lr`` or divergence.
-    * ``beta``: EMA factor of the smoothed training loss (divergence test, plots, the
-      fastai-style rules); ``diverge_th``: the sweep stops when that EMA exceeds this multiple
-      of its best value (or when the held-batch loss does).
+    * ``beta``: EMA factor of the smoothed training loss (divergence test, plots; the
+      rules of torch-lr-finder and fastai smooth as those tools do); ``diverge_th``: the
+      sweep stops when that EMA exceeds this multiple of its best value (or when the
+      held-batch loss does).
     * ``eval_every``, ``eval_batches``: every ``eval_every`` steps the loss on
       ``eval_batches`` fixed held batches is measured (eval mode, no gradient; every
       ``2 * eval_every`` steps while that loss is still within ``FLAT_TOL`` of its first
