@@ -281,6 +281,11 @@ with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as f:
     json.dump({"lr": trainer.optimizers[0].param_groups[0]["lr"],
                "scale": sched.feedback.scale,
                "weight": model.net.weight.detach().double().sum().item()}, f)
+# a process group left to interpreter exit may abort in gloo's teardown ("terminate called
+# without an active exception") on a loaded machine: end it in step on both ranks
+if torch.distributed.is_initialized():
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 """
 
 
