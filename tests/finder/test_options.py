@@ -438,7 +438,8 @@ def test_a_users_rule_named_like_a_built_in_keeps_its_own_name():
 
 
 @pytest.mark.parametrize(
-    "value, got", [(None, "NoneType"), ("x", "str"), ([1.0, 2.0], "[1.0, 2.0]")]
+    "value, got",
+    [(None, "NoneType"), ("x", "str"), ("1.0", "str"), (True, "True"), ([1.0, 2.0], "[1.0, 2.0]")],
 )
 def test_a_step_that_returns_no_loss_is_a_one_line_error_naming_step(value, got):
     from lrkit.finder import range_test
@@ -446,6 +447,11 @@ def test_a_step_that_returns_no_loss_is_a_one_line_error_naming_step(value, got)
     with pytest.raises(ValueError) as info:
         range_test(lambda lr: value)
     assert str(info.value) == f"step must return the loss at lr (a number), got {got}"
+    if value is None:  # evaluate's None: no held loss this time
+        return
+    with pytest.raises(ValueError) as info:  # the held loss as well
+        range_test(lambda lr: 1.0, evaluate=lambda: value)
+    assert str(info.value) == f"evaluate must return the held loss (a number), got {got}"
 
 
 def test_a_rule_that_does_not_take_lrs_and_losses_is_refused_when_given():

@@ -620,3 +620,38 @@ def test_requires_grad_flags_are_restored_when_the_step_changes_them(error):
     with pytest.raises(error, match="boom"):
         find_lr(model, opt, None, data, step=step, num_iter=20, warn=False)
     assert [p.requires_grad for p in model.parameters()] == [True, True, True, False]
+
+
+def test_a_submodule_the_sweep_builds_or_replaces_is_undone():
+    """A head built on first use (as lazily made models do) is removed afterwards, and a
+    submodule a step replaces goes back as the same object: state_dict keys, parameters
+    and attributes as before."""
+
+    class LazyHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Linear(6, 8)
+            self.head = None
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            if self.head is None:
+                self.head = nn.Linear(8, 2)
+            return self.head(self.act(self.body(x)))
+
+    torch.manual_seed(0)
+    model = LazyHead()
+    act = model.act
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    keys, params = list(model.state_dict()), list(model.parameters())
+
+    def step(m, batch):
+        m.act = nn.Tanh()  # a step that swaps a submodule
+        x, y = batch
+        return nn.functional.cross_entropy(m(x), y)
+
+    find_lr(model, opt, None, data(), step=step, num_iter=20, warn=False)
+    assert model.head is None and model.act is act
+    assert list(model.state_dict()) == keys
+    assert all(a is b for a, b in zip(model.parameters(), params))
+    assert len(list(model.parameters())) == len(params)

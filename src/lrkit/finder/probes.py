@@ -211,7 +211,10 @@ def _blown_above(first: float) -> float:
 def _loss_of(value: Any, name: str = "step", what: str = "the loss at lr") -> float:
     """What a ``step(lr)`` (or ``score()``) returned, as a float, else a one-line ValueError
     naming it (``None``, a string, an array of several values)."""
+    text_or_flag = isinstance(value, (str, bytes, bool, np.bool_))
     try:
+        if text_or_flag:  # float("1.0") and float(True) would pass
+            raise TypeError
         return float(value)
     except (TypeError, ValueError):
         got = type(value).__name__ if value is None or isinstance(value, str) else repr(value)

@@ -435,7 +435,8 @@ class Sweep:
             for i, lr in enumerate(self):
                 loss = _loss_of(step(lr))
                 held = evaluate() if evaluate is not None and self.eval_due else None
-                held = None if held is None else float(held)  # None: no held loss this time
+                # None: no held loss this time
+                held = None if held is None else _loss_of(held, "evaluate", "the held loss")
                 self.record(loss, held=held)
                 if callback is not None:
                     callback(i, lr, loss)

@@ -122,10 +122,20 @@ class _Snapshot:
         self.metrics = [(m, _metric_attributes(m)) for m in modules if _is_metric(m)]
         self.opt_called = optimizer.__dict__.get("_opt_called", _MISSING)
         self.scaler_state = copy.deepcopy(scaler.__dict__) if scaler is not None else None
-        # each module's parameter and buffer slots (the tensor objects, by name): tensors
-        # replaced, added or resized during the sweep go back to these
+        # each module's parameter, buffer and submodule slots (the objects, by name):
+        # tensors replaced, added or resized during the sweep go back to these, and so do
+        # submodules (one a step builds on first use, e.g. a lazily made head, is removed)
         self.slots = [
-            (m, dict(m._parameters), dict(m._buffers), set(m._non_persistent_buffers_set))
+            (
+                m,
+                dict(m._parameters),
+                dict(m._buffers),
+                set(m._non_persistent_buffers_set),
+                dict(m._modules),
+                # plain attributes, which assigning a module, parameter or buffer of that
+                # name removes (``self.head = None`` until a head is built)
+                {k: v for k, v in vars(m).items() if not k.startswith("_")},
+            )
             for m in modules
         ]
         # every tensor to restore, once: the model's parameters and buffers, and tensors the
@@ -141,7 +151,7 @@ class _Snapshot:
                 self.tensors_list.append(t)
                 self.names.append(name)
 
-        for (prefix, _), (_, params, buffers, _) in zip(named, self.slots):
+        for (prefix, _), (_, params, buffers, _, _, _) in zip(named, self.slots):
             for k, t in (*params.items(), *buffers.items()):
                 add(t, f"{prefix}.{k}" if prefix else k)
         for g in optimizer.param_groups:
@@ -240,9 +250,14 @@ class _Snapshot:
             )
 
     def _restore_slots(self) -> None:
-        for m, params, buffers, non_persistent in self.slots:
+        for m, params, buffers, non_persistent, submodules, attributes in self.slots:
             # same objects under the same names, in the same order; slots added during the
-            # sweep are removed
+            # sweep are removed, and a plain attribute one of them replaced comes back
+            m._modules.clear()
+            m._modules.update(submodules)
+            for k, v in attributes.items():
+                if k not in vars(m) and not (k in submodules or k in params or k in buffers):
+                    vars(m)[k] = v
             m._parameters.clear()
             m._parameters.update(params)
             m._buffers.clear()
@@ -757,7 +772,9 @@ def find_lr(
     ``torch.Generator`` of the DataLoader or its sampler; a sampler's own numpy or Python
     generator is not restored) are exactly as before, bit for bit, also when the step raises or
     on ``KeyboardInterrupt``. Parameters and buffers go back under their names as the same
-    tensor objects, also one the sweep resized, replaced or added; a DataLoader with persistent
+    tensor objects, also one the sweep resized, replaced or added, and submodules as the same
+    module objects (one the sweep added, e.g. a head built on first use, is removed); a
+    DataLoader with persistent
     workers gets its own iterator back (the sweep's is shut down), so the next epoch's order
     is the one it would have had. Should a part fail to restore, the rest is restored first and
     a one-line ``RuntimeError`` names it. ``snapshot="disk"`` keeps the copy in a temporary
