@@ -252,11 +252,21 @@ def test_tune_finder_seed_enqueues_onecycle_and_cosine() -> None:
     assert (first.params["family"], second.params["family"]) == ("onecycle", "cosine")
     assert first.params["lr"] == second.params["lr"] == pytest.approx(lr0)
     assert result.seeding == "finder"
-    assert result.finder is not None and result.finder["min_loss_lr"] == res.lr_min
+    assert result.finder is not None and result.finder["lr_min"] == res.lr_min
     # families without onecycle/cosine: the first family is seeded
     r2 = tune(_quadratic_task(rt=res), n_trials=2, seed=0, families=("step", "wsd"))
     assert r2.study.trials[0].params["family"] == "step"
     assert len(r2.study.trials) == 2
+
+
+def test_the_seeds_read_the_edge_under_its_name_and_its_former_one() -> None:
+    """A study's stored range test names the edge ``lr_min`` (as ``FinderResult.to_dict()``);
+    one lrkit 0.1 stored names it ``min_loss_lr``: both seed at a third of it."""
+    from lrkit.tune._loop import _seed_points
+
+    for key in ("lr_min", "min_loss_lr"):
+        (family, lr), *_ = _seed_points({key: 0.3}, (1e-6, 10.0), ("onecycle",))
+        assert family == "onecycle" and lr == pytest.approx(0.1, rel=1e-12)
 
 
 def test_tune_blind_and_given_ranges() -> None:

@@ -339,7 +339,8 @@ def _seed_points(
     """The first trials of a finder-seeded study: one-cycle and warmup-cosine peaking at a
     third of the LR at the range test's loss minimum (Smith's one-cycle rule), within
     ``rng``; the other parameters are sampled."""
-    lr_min = info.get("min_loss_lr") or info.get("max_lr")
+    # ("min_loss_lr": the edge's former name, in studies lrkit 0.1 made)
+    lr_min = info.get("lr_min") or info.get("min_loss_lr") or info.get("max_lr")
     if not lr_min:
         return []
     lr = min(max(float(lr_min) / 3.0, rng[0]), rng[1])
@@ -459,7 +460,7 @@ def _range_from_test(
         "suggestion": getattr(result, "suggestion", None),
         "max_lr": getattr(result, "max_lr", None),
         "base_lr": getattr(result, "base_lr", None),
-        "min_loss_lr": getattr(result, "lr_min", None),
+        "lr_min": getattr(result, "lr_min", None),
         "stop_reason": getattr(result, "stop_reason", None),
         "steps": int(getattr(result, "steps", 0)),
     }
