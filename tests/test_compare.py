@@ -163,6 +163,66 @@ def test_param_groups_a_schedule_cannot_drive_are_refused_before_any_method_trai
     assert [len(r) for r in log] == [0]  # one throwaway setup, nothing trained
 
 
+def test_one_generator_handed_to_every_run_is_refused_and_a_fresh_one_each_time_is_taken():
+    """A generator built once (at import) would give each run the batches the runs before it
+    left: refused before any method trains; one built on every call reads from its start."""
+    x = torch.arange(64.0).reshape(64, 1).repeat(1, 4) / 64
+    y = torch.arange(64) % 3
+
+    def batches():
+        for _ in range(3):  # 12 batches: enough for 10 steps
+            for i in range(0, 64, 16):
+                yield x[i : i + 16], y[i : i + 16]
+
+    shared = batches()
+
+    def make(data):
+        model = torch.nn.Linear(4, 3)
+        return (
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            torch.nn.functional.cross_entropy,
+            data,
+        )
+
+    with pytest.raises(C.NotFreshError) as info:
+        C.compare(C.factory(lambda: make(shared), seed=0), methods="fixed", steps=10,
+                  finder_iter=10)  # fmt: skip
+    assert "returned the first run's data again, a one-shot iterator (generator)" in str(info.value)
+    fresh = C.compare(C.factory(lambda: make(batches()), seed=0), methods="fixed,cosine",
+                      steps=10, finder_iter=10)  # fmt: skip
+    first = [r.losses[0] for r in fresh.results]
+    assert first[0] == first[1]  # the same first batch, from the same weights
+
+
+def test_adams_range_test_sweeps_the_parameters_its_runs_train():
+    """A head fine-tuned with the body left out of the optimizer: Adam's suggestion comes from
+    a sweep of the head alone, as its run trains the head alone."""
+    import warnings
+
+    from lrkit.torch import find_lr, seed_all
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(512, 8, generator=g)
+    y = (x[:, 0] > 0).long()
+    data = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 512, 32)]
+
+    def fn():
+        body = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.ReLU())
+        model = torch.nn.Sequential(body, torch.nn.Linear(64, 2))
+        opt = torch.optim.SGD(model[1].parameters(), lr=0.1)
+        return model, opt, torch.nn.functional.cross_entropy, data
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = C.compare(C.factory(fn, seed=0), methods="adam", steps=50, finder_iter=50)
+    seed_all(0)
+    model, _, loss_fn, batches = fn()
+    head = torch.optim.Adam(model[1].parameters(), lr=1e-3)
+    alone = find_lr(model, head, loss_fn, batches, num_iter=50, total_steps=50, warn=False)
+    assert report.lrs.adam == alone.suggestion
+
+
 def test_callable_data_with_batchnorm_and_schedule_free():
     pytest.importorskip("schedulefree")
 

@@ -187,3 +187,17 @@ def test_a_png_keeps_its_transparency(tmp_path: Path) -> None:
     (line,) = fig.add_subplot().plot([0, 1], [0, 1], alpha=0.5)
     _figure.save_figure(fig, tmp_path / "a.png")
     assert line.get_alpha() == 0.5
+
+
+@pytest.mark.parametrize("kind", sorted(MAKERS))
+def test_a_folder_as_the_path_is_a_one_line_error_and_nothing_is_written(
+    kind: str, tmp_path: Path
+) -> None:
+    """matplotlib would write ``<folder>.png`` beside the folder."""
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    with pytest.raises(ValueError) as info:
+        MAKERS[kind]().plot(str(folder))
+    assert str(info.value).startswith(f"path {str(folder)!r} is a folder: give a file name")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plots"] and not list(folder.iterdir())
+    plt.close("all")

@@ -175,11 +175,17 @@ POSTSCRIPT = (".eps", ".ps")
 
 
 def save_figure(fig: Any, path: Any, *, dpi: int = 110) -> None:
-    """Write ``fig`` to ``path`` (every lrkit figure is written through here): for PostScript
+    """Write ``fig`` to ``path`` (every lrkit figure is written through here; a folder is a
+    one-line ``ValueError``, where matplotlib would write ``<folder>.png``): for PostScript
     (``.eps``, ``.ps``), which cannot draw transparency, partly transparent artists are drawn
     opaque first (:func:`flatten_alpha`), so the file looks as the figure does and matplotlib
     has nothing to warn about."""
     name = os.fsdecode(os.fspath(path))
+    seps = tuple(sep for sep in (os.sep, os.altsep) if sep)
+    if os.path.isdir(name) or name.endswith(seps):  # matplotlib would write "<folder>.png"
+        raise ValueError(
+            f"path {name!r} is a folder: give a file name, e.g. {os.path.join(name, 'plot.png')!r}"
+        )
     if name.lower().endswith(POSTSCRIPT):
         flatten_alpha(fig)
     fig.savefig(path, dpi=dpi)

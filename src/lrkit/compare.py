@@ -231,6 +231,35 @@ def _same_batches(setup: Setup, states: dict[int, tuple[Any, Any]]) -> None:
             states[id(g)] = (g, g.get_state())
 
 
+def _same_stream(setup: Setup, seen: list[Any]) -> None:
+    """Record (weak references to) the one-shot iterators (generators) a setup's ``data`` and
+    ``val_data`` are; one returned again by a later call is a ValueError: an earlier run has
+    read from it, so the runs would not see the same batches."""
+    import weakref
+
+    for name, data in (("data", setup.data), ("val_data", setup.val_data)):
+        if data is None or not hasattr(data, "__next__"):
+            continue  # re-iterable (a list, a DataLoader) or a function returning one
+        if any(ref() is data for ref in seen):
+            raise NotFreshError(
+                f"make() must give every run the same batches from their start; it returned "
+                f"the first run's {name} again, a one-shot iterator "
+                f"({type(data).__name__}) that run has read from: return a list or a "
+                "DataLoader, or build the iterator inside the function"
+            )
+        try:
+            seen.append(weakref.ref(data))
+        except TypeError:  # an iterator without weak references: kept itself
+            seen.append(lambda data=data: data)
+
+
+def _trained_params(setup: Setup) -> list[Any]:
+    """The parameters a run trains: those of the base optimizer's groups (all of the model's,
+    or only a head's when the rest is frozen by leaving it out), in their order. The Adam and
+    LR-free runs, and Adam's range test, train these."""
+    return [p for g in setup.optimizer.param_groups for p in g["params"]]
+
+
 def _setups(make: Any) -> Callable[[], Setup]:
     """``make`` checked: a callable whose every call returns a :class:`Setup`, else a one-line
     TypeError that says to wrap a function returning a tuple with :func:`factory`; the first
@@ -242,6 +271,7 @@ def _setups(make: Any) -> Callable[[], Setup]:
     first: list[Any] = []
     first_opt: list[Any] = []
     generators: dict[int, tuple[Any, Any]] = {}
+    streams: list[Any] = []
 
     def checked() -> Setup:
         setup = make()
@@ -254,6 +284,7 @@ def _setups(make: Any) -> Callable[[], Setup]:
         _same_start(setup.model, first)
         _same_optimizer(setup.optimizer, first_opt)
         _same_batches(setup, generators)
+        _same_stream(setup, streams)
         return setup
 
     return checked
@@ -463,7 +494,8 @@ def find_lrs(
 
     def sweep(adam: bool, fallback: float) -> tuple[float, float, float]:
         s = make()
-        opt = torch.optim.Adam(s.model.parameters(), lr=1e-3) if adam else s.optimizer
+        # Adam's sweep over the parameters its runs train: the base optimizer's
+        opt = torch.optim.Adam(_trained_params(s), lr=1e-3) if adam else s.optimizer
         label = "Adam" if adam else type(opt).__name__
         try:
             r = find_lr(s.model, opt, s.loss_fn, s.data, num_iter=num_iter,
@@ -496,7 +528,7 @@ def _plan(method: str, setup: Setup, lrs: LRs, steps: int) -> tuple[Any, Any, An
     from .feedback import ReduceOnPlateau
     from .torch import prodigy, schedule_free, scheduler
 
-    params = [p for g in setup.optimizer.param_groups for p in g["params"]]
+    params = _trained_params(setup)
     opt = setup.optimizer
     lr, mx, mn = lrs.base, lrs.base_max, lrs.base_min
     if method == "fixed":
@@ -562,7 +594,8 @@ def run_method(
 
     def on_step(k: int, value: float) -> None:
         window.append(value)
-        if fb is not None and k % report_every == 0:
+        # no report after the last step: a cut there would apply to no step
+        if fb is not None and k % report_every == 0 and k < steps:
             if setup.val_data is not None:
                 # starting the validation loader draws from the global RNGs, which the
                 # training loader's next shuffle also draws from: put them back
