@@ -15,6 +15,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from ._files import names_folder
+
 __all__ = [
     "check_path",
     "draw_grid",
@@ -103,23 +105,26 @@ def grid_color(ax: Any) -> tuple[float, float, float]:
     from matplotlib.colors import to_rgba
 
     line = to_rgba(mpl.rcParams["grid.color"])
-    back = to_rgba(ax.get_facecolor())
-    if back[3] == 0:
-        back = (1.0, 1.0, 1.0, 1.0)
-    r, g, b = (GRID_STRENGTH * c + (1 - GRID_STRENGTH) * w for c, w in zip(line[:3], back[:3]))
+    r, g, b, _ = _mixed((*line[:3], GRID_STRENGTH), _backdrop(ax))
     return (r, g, b)
+
+
+def _backdrop(owner: Any) -> tuple[float, float, float]:
+    """The colour of ``owner``'s background (axes or figure; ``None``: none), white where it
+    is transparent."""
+    from matplotlib.colors import to_rgba
+
+    back = to_rgba(owner.get_facecolor()) if owner is not None else (1.0, 1.0, 1.0, 0.0)
+    if back[3] == 0:
+        return (1.0, 1.0, 1.0)
+    return (back[0], back[1], back[2])
 
 
 def _background(artist: Any) -> tuple[float, float, float]:
     """What ``artist`` is drawn over: its axes' (else the figure's) colour, white where that
     is transparent."""
-    from matplotlib.colors import to_rgba
-
-    owner = artist.axes if getattr(artist, "axes", None) is not None else artist.get_figure()
-    back = to_rgba(owner.get_facecolor()) if owner is not None else (1.0, 1.0, 1.0, 1.0)
-    if back[3] == 0:
-        return (1.0, 1.0, 1.0)
-    return (back[0], back[1], back[2])
+    axes = getattr(artist, "axes", None)
+    return _backdrop(axes if axes is not None else artist.get_figure())
 
 
 def _mixed(rgba: Any, back: tuple[float, float, float]) -> tuple[float, float, float, float]:
@@ -181,8 +186,7 @@ def save_figure(fig: Any, path: Any, *, dpi: int = 110) -> None:
     opaque first (:func:`flatten_alpha`), so the file looks as the figure does and matplotlib
     has nothing to warn about."""
     name = os.fsdecode(os.fspath(path))
-    seps = tuple(sep for sep in (os.sep, os.altsep) if sep)
-    if os.path.isdir(name) or name.endswith(seps):  # matplotlib would write "<folder>.png"
+    if names_folder(name):  # matplotlib would write "<folder>.png"
         raise ValueError(
             f"path {name!r} is a folder: give a file name, e.g. {os.path.join(name, 'plot.png')!r}"
         )

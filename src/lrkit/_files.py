@@ -19,6 +19,7 @@ __all__ = [
     "IMAGE_TYPES",
     "check_output",
     "fresh_path",
+    "names_folder",
     "write_file_whole",
     "write_new",
     "write_text_whole",
@@ -276,6 +277,13 @@ def _name_max(folder: str) -> int:
         return 255
 
 
+def names_folder(path: str) -> bool:
+    """Whether ``path`` names a folder: an existing one, or one by its trailing separator
+    (``"out/"``, existing or not)."""
+    seps = tuple(sep for sep in (os.sep, os.altsep) if sep)
+    return os.path.isdir(path) or path.endswith(seps)
+
+
 def check_output(
     path: str, *, option: str, types: tuple[str, ...] | None = None, example: str | None = None
 ) -> str:
@@ -293,8 +301,7 @@ def check_output(
     name, the file would be emptied)."""
     if not isinstance(path, str) or not path.strip():
         raise ValueError(f"{option} must be a file name, got {path!r}")
-    seps = tuple(sep for sep in (os.sep, os.altsep) if sep)
-    if os.path.isdir(path) or path.endswith(seps):  # "out/" names a folder, existing or not
+    if names_folder(path):
         name = example or (f"name.{types[0]}" if types else "")
         hint = f", e.g. {os.path.join(path, name)!r}" if name else ""
         raise ValueError(f"{option} {path!r} is a folder: give a file name{hint}")

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import errno
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -67,24 +65,14 @@ def test_tune_plot_that_fails_mid_write_leaves_the_old_image(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     full_disk: None,
+    tune_task_module: Any,
 ) -> None:
     pytest.importorskip("optuna")
-    (tmp_path / "lrkit_image_task.py").write_text(
-        textwrap.dedent(
-            """
-            from lrkit.tune import Task
-
-            def make():
-                return Task(train=lambda schedule, report: schedule(0), total_steps=20)
-            """
-        )
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "lrkit_image_task", raising=False)
+    target = tune_task_module("lrkit_image_task")
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "keep.png"
     path.write_bytes(OLD)
-    argv = ["tune", "lrkit_image_task:make", "--trials", "1", "--seeding", "blind", "--quiet"]
+    argv = ["tune", target, "--trials", "1", "--seeding", "blind", "--quiet"]
     argv += ["--storage", "sqlite:///t.db", "--plot", str(path)]
     assert main(argv) == 1
     err = capsys.readouterr().err

@@ -5,7 +5,7 @@ install line), one line, no traceback; a refusal is exit code 2, a skipped plot 
 from __future__ import annotations
 
 import sys
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -69,31 +69,20 @@ def test_the_default_plot_without_matplotlib_is_a_note(monkeypatch, tmp_path) ->
     assert not png.exists()
 
 
-def _tune_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The arguments of a quick ``lrkit tune`` run (one trial, a study in ``t.db``)."""
-    (tmp_path / "lrkit_nompl_task.py").write_text(
-        textwrap.dedent(
-            """
-            from lrkit.tune import Task
-
-            def make():
-                return Task(train=lambda schedule, report: schedule(0), total_steps=20)
-            """
-        )
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "lrkit_nompl_task", raising=False)
-    argv = ["tune", "lrkit_nompl_task:make", "--trials", "1", "--seeding", "blind"]
+def _tune_task(tmp_path: Path, write: Callable[[str], str]) -> list[str]:
+    """The arguments of a quick ``lrkit tune`` run (one trial, a study in ``t.db``) of the
+    target ``write`` (the ``tune_task_module`` fixture) makes."""
+    argv = ["tune", write("lrkit_nompl_task"), "--trials", "1", "--seeding", "blind"]
     return argv + ["--storage", f"sqlite:///{tmp_path / 't.db'}", "--no-progress"]
 
 
 @pytest.mark.parametrize("quiet", [False, True])
 def test_tune_plot_by_name_without_matplotlib_is_refused_before_any_work(
-    monkeypatch, capsys, tmp_path, quiet
+    monkeypatch, capsys, tmp_path, quiet, tune_task_module
 ) -> None:
     """As ``lrkit find -o``: the plot asked for by name is refused before the study is made."""
     pytest.importorskip("optuna")
-    argv = _tune_task(tmp_path, monkeypatch)
+    argv = _tune_task(tmp_path, tune_task_module)
     _hide(monkeypatch, "matplotlib")
     argv += ["--plot", str(tmp_path / "search.png"), *(["--quiet"] if quiet else [])]
     assert main(argv) == 2
@@ -105,9 +94,11 @@ def test_tune_plot_by_name_without_matplotlib_is_refused_before_any_work(
     assert "lrkit_nompl_task" not in sys.modules  # the target was not even imported
 
 
-def test_tune_default_plot_without_matplotlib_is_a_note(monkeypatch, capsys, tmp_path) -> None:
+def test_tune_default_plot_without_matplotlib_is_a_note(
+    monkeypatch, capsys, tmp_path, tune_task_module
+) -> None:
     pytest.importorskip("optuna")
-    argv = _tune_task(tmp_path, monkeypatch)
+    argv = _tune_task(tmp_path, tune_task_module)
     _hide(monkeypatch, "matplotlib")
     assert main(argv) == 0
     out, err = capsys.readouterr()
