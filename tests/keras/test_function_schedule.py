@@ -1,6 +1,6 @@
 """lrkit.keras.schedule of ``S.function(fn, lr=...)`` on the JAX backend: the value table inside
 the compiled step, the host past its end (exact, and only when a step needs it), and one-line
-refusals of the traced formula and of saving the callable."""
+refusal of the traced formula (saving it: test_function_schedule_saving.py)."""
 
 import numpy as np
 import pytest
@@ -77,19 +77,3 @@ def test_formula_evaluation_is_refused_in_one_line() -> None:
         lk.schedule(S.with_warmup(F, warmup_steps=5), evaluation="formula")
     host = lk.schedule(F, evaluation="host")
     assert float(jax.jit(host)(jnp.int32(30))) == np.float32(F(30))
-
-
-def test_saving_is_a_one_line_error(tmp_path, const_grad_model, mean_pred_loss) -> None:
-    ks = lk.schedule(F)
-    with pytest.raises(
-        TypeError, match=r"^function\(fn=hf_linear, lr=0\.1\) holds a Python callable"
-    ):
-        ks.get_config()
-    opt = keras.optimizers.SGD(learning_rate=ks)
-    with pytest.raises(TypeError, match=r"holds a Python callable and cannot be written") as info:
-        opt.get_config()
-    assert "\n" not in str(info.value)
-    model = const_grad_model()
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=ks), loss=mean_pred_loss)
-    with pytest.raises(TypeError, match=r"holds a Python callable and cannot be written"):
-        model.save(tmp_path / "model.keras")

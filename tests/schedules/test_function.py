@@ -5,6 +5,7 @@ cannot go (a spec, a dict, a traced formula)."""
 from __future__ import annotations
 
 import functools
+import json
 import math
 from typing import Any
 
@@ -172,6 +173,63 @@ def test_it_cannot_be_written_as_a_dict_or_spec() -> None:
             s.to_dict()
         assert "\n" not in str(info.value) and "S.join" in str(info.value)
         str(s), repr(s)  # labels never raise
+
+
+def test_to_dict_with_writes_each_fn_by_the_given_writer_and_reads_it_back() -> None:
+    f = S.function(warm, lr=0.1, length=20)
+    g = S.function(hf_linear, lr=0.5)
+    table = {"warm": warm, "hf_linear": hf_linear}
+    written: list[object] = []
+
+    def write(fn: Any) -> dict[str, str]:
+        written.append(fn)
+        return {"ref": fn.__name__}  # a mapping, as Keras' serializer writes one
+
+    def read(config: Any) -> Any:
+        return table[config["ref"]]
+
+    for s in (
+        f,
+        S.join([f, S.cosine(0.1, total_steps=30)], boundaries=[20]),
+        S.with_warmup(g, warmup_steps=5) * 2.0,
+        S.clamp(S.mul(f, g), min_lr=1e-4, max_lr=0.2),
+        S.cosine(0.1, total_steps=30),  # no callable: to_dict() itself
+    ):
+        written.clear()
+        d = S.to_dict_with(s, write=write)
+        assert json.loads(json.dumps(d)) == d  # JSON-able once fn is written
+        assert all(x is warm or x is hf_linear for x in written)  # only the fns
+        back = S.from_dict_with(d, read=read)
+        assert back == s
+        steps = np.arange(60)
+        assert [_bits(x) for x in back.values(steps)] == [_bits(x) for x in s.values(steps)]
+    assert (
+        S.to_dict_with(S.cosine(0.1, total_steps=30), write=write)
+        == S.cosine(0.1, total_steps=30).to_dict()
+    )
+    # a callable already in place is taken as is (the reader is not called)
+    assert S.from_dict_with({"name": "function", "fn": warm, "lr": 0.1}, read=read) == S.function(
+        warm, lr=0.1
+    )
+
+
+@pytest.mark.parametrize(
+    ("d", "message"),
+    [
+        ({"name": "function", "lr": 0.1}, r"^function\(\) missing required parameter 'fn'"),
+        ({"name": "function", "fn": {"ref": "warm"}, "lr": 0.1, "decay": 1}, r"unknown parame"),
+        ({"name": "function", "fn": {"ref": "x"}, "lr": 0.1}, r"^function: fn must be a callable"),
+        ({"name": "function", "fn": {"ref": "warm"}, "lr": -1.0}, r"^lr must be >= 0"),
+        (
+            {"name": "join", "schedules": [1], "boundaries": []},
+            r"^schedules\[0\] must be a schedule",
+        ),
+    ],
+)
+def test_from_dict_with_refuses_bad_entries_in_one_line(d: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        S.from_dict_with(d, read=lambda c: {"warm": warm}.get(c["ref"], 3))
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize(

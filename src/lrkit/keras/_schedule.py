@@ -22,14 +22,15 @@ callback has attached its multiplier to the optimizer (``save_weights``,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
 import numpy as np
 
 from .. import _validate as V
-from ..schedules import as_schedule
+from .._format import shorten
+from ..schedules import as_schedule, from_dict_with, holds_callable, to_dict_with
 from ..schedules.tables import EVALUATIONS, TABLE_LIMIT, formula_error, host_values
 
 __all__ = ["LRKitSchedule", "ScaledSchedule", "schedule", "host_eval"]
@@ -156,7 +157,10 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
     class is registered with ``keras.saving`` so models saved to ``.keras`` files keep it. A
     schedule holding a Python callable (:func:`lrkit.schedules.function`) trains with
     ``"table"`` (steps past the table, and fractional ones, are computed on the host) and
-    ``"host"``; ``"formula"`` and ``get_config()`` (saving the model) refuse it in one line.
+    ``"host"``; ``"formula"`` refuses it in one line. ``get_config()`` (saving the model)
+    writes its ``fn`` as Keras writes a function (``keras.saving.serialize_keras_object``: a
+    registered function by name, a lambda by its code, which loads only with
+    ``safe_mode=False``); a callable Keras cannot write is a one-line ``TypeError``.
     """
 
     def __init__(
@@ -227,7 +231,7 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         ``to_dict()``), ``scale`` and ``name``, and ``evaluation`` and ``table_limit`` when not
         the defaults; :meth:`from_config` rebuilds the schedule from it."""
         config: dict[str, Any] = {
-            "schedule": self.schedule.to_dict(),
+            "schedule": _schedule_config(self.schedule),
             "scale": self._scale,
             "name": self.name,
         }
@@ -242,13 +246,38 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
     def from_config(cls, config: dict[str, Any]) -> LRKitSchedule:
         """Rebuild a schedule from the dict :meth:`get_config` returns."""
         config = dict(config)
-        return cls(config.pop("schedule"), **config)
+        schedule = config.pop("schedule")
+        if isinstance(schedule, Mapping):  # a function schedule's fn as Keras wrote it
+            schedule = from_dict_with(schedule, read=keras.saving.deserialize_keras_object)
+        return cls(schedule, **config)
 
     def __repr__(self) -> str:
         extra = "" if self._scale == 1.0 else f", scale={self._scale!r}"
         if self.evaluation != "table":
             extra += f", evaluation={self.evaluation!r}"
         return f"<lrkit.keras.schedule {self.schedule}{extra}>"
+
+
+def _schedule_config(schedule: Any) -> dict[str, Any]:
+    """``schedule.to_dict()``, with the ``fn`` of a function schedule inside it written by
+    Keras' own serializer of Python functions (as a ``Lambda`` layer's: a registered or
+    named function by name, a lambda by its code, read back only with ``safe_mode=False``)."""
+    if not holds_callable(schedule):
+        out: dict[str, Any] = schedule.to_dict()
+        return out
+
+    def write(fn: Any) -> Any:
+        try:
+            return keras.saving.serialize_keras_object(fn)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"the function schedule {schedule} cannot be saved: Keras cannot serialize "
+                f"its fn ({shorten(str(exc).splitlines()[0], 120)}); pass a function "
+                "defined with def (registered with keras.saving.register_keras_serializable) "
+                "or a lambda, or save the weights only (model.save_weights)"
+            ) from None
+
+    return to_dict_with(schedule, write=write)
 
 
 @keras.saving.register_keras_serializable(package="lrkit")

@@ -44,7 +44,7 @@ from ._families import (
     Step,
     Warmup,
 )
-from ._function import Function, holds_callable
+from ._function import Function, from_dict_with, holds_callable, to_dict_with
 from ._spec import SpecError, as_schedule, from_dict, parse
 
 # Lower-case constructors: the names users call (they mirror PyTorch's keyword names).
@@ -136,6 +136,8 @@ __all__ = [
     "warmup",
     "function",
     "holds_callable",
+    "to_dict_with",
+    "from_dict_with",
     "warmup_linear",
     "warmup_exponential",
     "warmup_cosine",
