@@ -409,6 +409,41 @@ def test_a_loader_with_its_own_generator_gives_every_run_the_same_batches():
     assert all(torch.equal(firsts[0], b) for b in firsts[1:])
 
 
+def test_a_loaders_own_generator_is_left_as_found_by_every_entry_point():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    gen = torch.Generator().manual_seed(5)
+    list(DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True, generator=gen))  # moved
+    loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True, generator=gen)
+
+    def task():
+        model = torch.nn.Linear(4, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return model, opt, torch.nn.functional.cross_entropy, loader
+
+    make = C.factory(task, seed=0)
+    before = gen.get_state()
+    report = C.compare(make, methods="fixed,cosine", steps=10, finder_iter=10)
+    assert [r.error for r in report.results] == ["", ""]
+    assert torch.equal(gen.get_state(), before)
+    lrs = C.find_lrs(make, methods="fixed", num_iter=10)
+    assert torch.equal(gen.get_state(), before)
+    C.run_method("fixed", make=make, lrs=lrs, steps=10)
+    assert torch.equal(gen.get_state(), before)
+    with pytest.raises(RuntimeError, match="boom"):  # also when a run fails
+
+        def failing(n):
+            raise RuntimeError("boom")
+
+        C.run_method("fixed", make=make, lrs=lrs, steps=10, tick=failing)
+    assert torch.equal(gen.get_state(), before)
+
+
+def test_the_tasks_name_must_be_text():
+    with pytest.raises(TypeError, match=r"^name must be a string \(the task's name\) or None"):
+        C.compare(C.factory(_task([]), seed=0), methods="fixed", steps=10, name=5)
+
+
 def test_ctrl_c_propagates_with_the_methods_that_finished(monkeypatch):
     """Ctrl-C is not swallowed (a loop of comparisons stops), but the finished methods are
     not lost: the exception carries them as ``.comparison``, marked interrupted."""

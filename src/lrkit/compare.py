@@ -5,12 +5,13 @@
 >>> report = compare.compare(compare.demo_factory(seed=0), steps=400)   # doctest: +SKIP
 >>> print(report.table())                                               # doctest: +SKIP
 
-Every method starts from the same initial weights and sees the same batches (a DataLoader
-with a ``generator=`` of its own, shared by the runs, is put back to its first state before
-each run; the same optimizer returned again with state or other LRs is refused): ``make()``
-builds a fresh :class:`Setup` for each run (:func:`factory` wraps a function returning
-``(model, optimizer, loss_fn, data[, val_data])``; :func:`demo_factory` is the built-in digits
-task). Methods that need a learning rate start from the range test's suggestion
+Every method starts from the same initial weights and sees the same batches (a DataLoader with a
+``generator=`` of its own, shared by the runs, is put back to its first state before each run,
+and left in that state at the end, also after a failure; the same optimizer returned again with
+state or other LRs is refused): ``make()`` builds a fresh :class:`Setup` for each run
+(:func:`factory` wraps a function returning ``(model, optimizer, loss_fn, data[, val_data])``;
+:func:`demo_factory` is the built-in digits task). Methods that need a learning rate start from
+the range test's suggestion
 (``lrkit.torch.find_lr``; one sweep for the base optimizer, one for Adam): ``fixed``,
 ``step``, ``exponential``, ``cosine``, ``plateau`` use ``suggestion``; ``cyclic`` runs
 between ``base_lr`` and ``max_lr``; ``onecycle`` peaks at ``max_lr``. The base optimizer is
@@ -260,7 +261,38 @@ def _trained_params(setup: Setup) -> list[Any]:
     return [p for g in setup.optimizer.param_groups for p in g["params"]]
 
 
-def _setups(make: Any) -> Callable[[], Setup]:
+class _Setups:
+    """``make`` checked: each call returns a :class:`Setup`, checked as the docstring of
+    :func:`_setups` says; :meth:`restore` puts every DataLoader generator the setups held back
+    to the state it had when first seen (the runs leave it where the last one stopped)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+        self.first: list[Any] = []
+        self.first_opt: list[Any] = []
+        self.generators: dict[int, tuple[Any, Any]] = {}
+        self.streams: list[Any] = []
+
+    def __call__(self) -> Setup:
+        setup = self.make()
+        if not isinstance(setup, Setup):
+            raise TypeError(
+                f"make() must return a lrkit.compare.Setup, got {type(setup).__name__}: wrap "
+                "a function returning (model, optimizer, loss_fn, data[, val_data]) with "
+                "lrkit.compare.factory(fn, seed=0), which also seeds every run alike"
+            )
+        _same_start(setup.model, self.first)
+        _same_optimizer(setup.optimizer, self.first_opt)
+        _same_batches(setup, self.generators)
+        _same_stream(setup, self.streams)
+        return setup
+
+    def restore(self) -> None:
+        for g, state in self.generators.values():
+            g.set_state(state)
+
+
+def _setups(make: Any) -> _Setups:
     """``make`` checked: a callable whose every call returns a :class:`Setup`, else a one-line
     TypeError that says to wrap a function returning a tuple with :func:`factory`; the first
     model returned again with other weights is a one-line ValueError (it would go on training
@@ -268,26 +300,7 @@ def _setups(make: Any) -> Callable[[], Setup]:
     if not callable(make):
         raise TypeError(f"make must be callable make() -> Setup, got {type(make).__name__}")
     V.takes("make", make, "make() -> Setup", 0)
-    first: list[Any] = []
-    first_opt: list[Any] = []
-    generators: dict[int, tuple[Any, Any]] = {}
-    streams: list[Any] = []
-
-    def checked() -> Setup:
-        setup = make()
-        if not isinstance(setup, Setup):
-            raise TypeError(
-                f"make() must return a lrkit.compare.Setup, got {type(setup).__name__}: wrap "
-                "a function returning (model, optimizer, loss_fn, data[, val_data]) with "
-                "lrkit.compare.factory(fn, seed=0), which also seeds every run alike"
-            )
-        _same_start(setup.model, first)
-        _same_optimizer(setup.optimizer, first_opt)
-        _same_batches(setup, generators)
-        _same_stream(setup, streams)
-        return setup
-
-    return checked
+    return _Setups(make)
 
 
 def _same_start(model: Any, first: list[Any]) -> None:
@@ -490,34 +503,37 @@ def find_lrs(
     if total_steps is not None:
         total_steps = V.integer("total_steps", total_steps, 1)
     make = _setups(make)
-    notes: list[str] = []
+    try:
+        notes: list[str] = []
 
-    def sweep(adam: bool, fallback: float) -> tuple[float, float, float]:
-        s = make()
-        # Adam's sweep over the parameters its runs train: the base optimizer's
-        opt = torch.optim.Adam(_trained_params(s), lr=1e-3) if adam else s.optimizer
-        label = "Adam" if adam else type(opt).__name__
-        try:
-            r = find_lr(s.model, opt, s.loss_fn, s.data, num_iter=num_iter,
-                        total_steps=total_steps, warn=False)  # fmt: skip
-            sug, mx, mn = r.suggestion, r.max_lr, r.base_lr
-        except (ValueError, RuntimeError) as e:
-            sug = mx = mn = None
-            notes.append(f"range test for {label} failed ({e})")
-        if sug is None or not math.isfinite(sug):
-            notes.append(f"no reliable suggestion for {label}: using lr={fallback:g}")
-            return fallback, fallback * 3, fallback / 3
-        mx = float(mx) if mx is not None else float(sug) * 3
-        mn = float(mn) if mn is not None else float(sug) / 3
-        return float(sug), max(mx, float(sug)), min(mn, mx)
+        def sweep(adam: bool, fallback: float) -> tuple[float, float, float]:
+            s = make()
+            # Adam's sweep over the parameters its runs train: the base optimizer's
+            opt = torch.optim.Adam(_trained_params(s), lr=1e-3) if adam else s.optimizer
+            label = "Adam" if adam else type(opt).__name__
+            try:
+                r = find_lr(s.model, opt, s.loss_fn, s.data, num_iter=num_iter,
+                            total_steps=total_steps, warn=False)  # fmt: skip
+                sug, mx, mn = r.suggestion, r.max_lr, r.base_lr
+            except (ValueError, RuntimeError) as e:
+                sug = mx = mn = None
+                notes.append(f"range test for {label} failed ({e})")
+            if sug is None or not math.isfinite(sug):
+                notes.append(f"no reliable suggestion for {label}: using lr={fallback:g}")
+                return fallback, fallback * 3, fallback / 3
+            mx = float(mx) if mx is not None else float(sug) * 3
+            mn = float(mn) if mn is not None else float(sug) / 3
+            return float(sug), max(mx, float(sug)), min(mn, mx)
 
-    base = base_max = base_min = math.nan
-    if any(m in NEEDS_BASE_LR for m in methods):
-        base, base_max, base_min = sweep(False, 0.01)
-    adam = math.nan
-    if any(m in ("adam", "schedulefree") for m in methods):
-        adam = sweep(True, 1e-3)[0]
-    return LRs(base, base_max=base_max, base_min=base_min, adam=adam, notes=notes)
+        base = base_max = base_min = math.nan
+        if any(m in NEEDS_BASE_LR for m in methods):
+            base, base_max, base_min = sweep(False, 0.01)
+        adam = math.nan
+        if any(m in ("adam", "schedulefree") for m in methods):
+            adam = sweep(True, 1e-3)[0]
+        return LRs(base, base_max=base_max, base_min=base_min, adam=adam, notes=notes)
+    finally:
+        make.restore()
 
 
 def _plan(method: str, setup: Setup, lrs: LRs, steps: int) -> tuple[Any, Any, Any, str]:
@@ -584,53 +600,57 @@ def run_method(
     method = V.choice("method", method, METHODS)
     steps = V.integer("steps", steps, 1, V.MAX_STEPS)
     make = _setups(make)
-    t0 = time.perf_counter()
-    setup = make()
-    opt, sched, fb, desc = _plan(method, setup, lrs, steps)
-    setup.optimizer = opt
-    report_every = max(1, steps // 20)
-    window: list[float] = []
-    ticked = [0]
+    try:
+        t0 = time.perf_counter()
+        setup = make()
+        opt, sched, fb, desc = _plan(method, setup, lrs, steps)
+        setup.optimizer = opt
+        report_every = max(1, steps // 20)
+        window: list[float] = []
+        ticked = [0]
 
-    def on_step(k: int, value: float) -> None:
-        window.append(value)
-        # no report after the last step: a cut there would apply to no step
-        if fb is not None and k % report_every == 0 and k < steps:
-            if setup.val_data is not None:
-                # starting the validation loader draws from the global RNGs, which the
-                # training loader's next shuffle also draws from: put them back
-                with preserved_rng(import_torch=True):
-                    metric = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val_data)[0]
-            else:
-                metric = sum(window) / len(window)
-            sched.report(metric)
-            window.clear()
-        if tick is not None and k % 10 == 0:
-            tick(10)
-            ticked[0] += 10
+        def on_step(k: int, value: float) -> None:
+            window.append(value)
+            # no report after the last step: a cut there would apply to no step
+            if fb is not None and k % report_every == 0 and k < steps:
+                if setup.val_data is not None:
+                    # starting the validation loader draws from the global RNGs, which the
+                    # training loader's next shuffle also draws from: put them back
+                    with preserved_rng(import_torch=True):
+                        val = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val_data)
+                    metric = val[0]
+                else:
+                    metric = sum(window) / len(window)
+                sched.report(metric)
+                window.clear()
+            if tick is not None and k % 10 == 0:
+                tick(10)
+                ticked[0] += 10
 
-    hist = fit(
-        setup.model,
-        optimizer=opt,
-        loss_fn=setup.loss_fn,
-        data=setup.data,
-        steps=steps,
-        schedule=sched,
-        on_step=on_step,
-    )
-    if tick is not None and steps > ticked[0]:
-        tick(steps - ticked[0])
-    res = Result(method=method, optimizer=type(opt).__name__, lr=desc)
-    res.losses, res.lrs, res.diverged = hist.losses, hist.lrs, hist.diverged
-    res.final_loss = hist.final_loss()
-    if not res.diverged:
-        res.val_loss, res.val_acc = _evaluate(setup)
-    res.seconds = time.perf_counter() - t0
-    if fb is not None:
-        res.note = f"{len(fb.reductions)} reductions"
-    if method == "prodigy":
-        res.note = f"final d*lr {lrfree_lr(opt)[0]:.3g}"
-    return res
+        hist = fit(
+            setup.model,
+            optimizer=opt,
+            loss_fn=setup.loss_fn,
+            data=setup.data,
+            steps=steps,
+            schedule=sched,
+            on_step=on_step,
+        )
+        if tick is not None and steps > ticked[0]:
+            tick(steps - ticked[0])
+        res = Result(method=method, optimizer=type(opt).__name__, lr=desc)
+        res.losses, res.lrs, res.diverged = hist.losses, hist.lrs, hist.diverged
+        res.final_loss = hist.final_loss()
+        if not res.diverged:
+            res.val_loss, res.val_acc = _evaluate(setup)
+        res.seconds = time.perf_counter() - t0
+        if fb is not None:
+            res.note = f"{len(fb.reductions)} reductions"
+        if method == "prodigy":
+            res.note = f"final d*lr {lrfree_lr(opt)[0]:.3g}"
+        return res
+    finally:
+        make.restore()
 
 
 @dataclass
@@ -748,51 +768,56 @@ def compare(
     finder_iter = V.integer("finder_iter", finder_iter, MIN_ITER, MAX_ITER)
     setups = _setups(make)
     results: list[Result] = []
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a string (the task's name) or None, got {V.fmt(name)}")
     label = name if name is not None else str(getattr(make, "name", "task"))
-    with preserved_rng(import_torch=True):
-        with preserved_rng(import_torch=True):  # the check draws nothing the runs would see
-            _preflight(setups)
-        lrs = find_lrs(setups, methods=methods, num_iter=finder_iter, total_steps=steps)
-        bar: Any = None
-        if progress:
-            from tqdm.auto import tqdm
+    try:
+        with preserved_rng(import_torch=True):
+            with preserved_rng(import_torch=True):  # the check draws nothing the runs would see
+                _preflight(setups)
+            lrs = find_lrs(setups, methods=methods, num_iter=finder_iter, total_steps=steps)
+            bar: Any = None
+            if progress:
+                from tqdm.auto import tqdm
 
-            bar = tqdm(total=steps * len(methods), desc="compare", unit="step", leave=False)
-        try:
-            for m in methods:
-                if bar is not None:
-                    bar.set_postfix_str(m)
-                tick = bar.update if bar else None
-                try:
-                    results.append(run_method(m, make=setups, lrs=lrs, steps=steps, tick=tick))
-                except NotFreshError:
-                    raise
-                except Exception as e:  # kept as a failed row: the other runs are not lost
-                    msg = " ".join(f"{type(e).__name__}: {e}".split())
-                    results.append(
-                        Result(m, optimizer="-", lr="-", error=msg, note=f"failed: {msg}")
-                    )
-        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: stop, keeping what finished
-            done = list(results)
-            partial = Comparison(
-                done,
-                lrs=lrs,
-                name=label,
-                steps=steps,
-                seconds=time.perf_counter() - t0,
-                interrupted=True,
-                not_run=methods[len(done) :],
-            )
-            exc.comparison = partial  # type: ignore[attr-defined]
-            if hasattr(exc, "add_note"):  # Python 3.11+: said under the traceback
-                exc.add_note(
-                    f"lrkit.compare: interrupted after {len(done)} of {len(methods)} methods; "
-                    "the finished ones are in this exception's .comparison"
+                bar = tqdm(total=steps * len(methods), desc="compare", unit="step", leave=False)
+            try:
+                for m in methods:
+                    if bar is not None:
+                        bar.set_postfix_str(m)
+                    tick = bar.update if bar else None
+                    try:
+                        results.append(run_method(m, make=setups, lrs=lrs, steps=steps, tick=tick))
+                    except NotFreshError:
+                        raise
+                    except Exception as e:  # kept as a failed row: the other runs are not lost
+                        msg = " ".join(f"{type(e).__name__}: {e}".split())
+                        results.append(
+                            Result(m, optimizer="-", lr="-", error=msg, note=f"failed: {msg}")
+                        )
+            except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: stop, keeping what finished
+                done = list(results)
+                partial = Comparison(
+                    done,
+                    lrs=lrs,
+                    name=label,
+                    steps=steps,
+                    seconds=time.perf_counter() - t0,
+                    interrupted=True,
+                    not_run=methods[len(done) :],
                 )
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
+                exc.comparison = partial  # type: ignore[attr-defined]
+                if hasattr(exc, "add_note"):  # Python 3.11+: said under the traceback
+                    exc.add_note(
+                        f"lrkit.compare: interrupted after {len(done)} of {len(methods)} methods; "
+                        "the finished ones are in this exception's .comparison"
+                    )
+                raise
+            finally:
+                if bar is not None:
+                    bar.close()
+    finally:  # a DataLoader's own generator: back where the user left it
+        setups.restore()
     return Comparison(results, lrs=lrs, name=label, steps=steps, seconds=time.perf_counter() - t0)
 
 
