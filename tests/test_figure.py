@@ -171,13 +171,60 @@ def test_flatten_alpha_draws_each_artist_in_the_colour_it_shows() -> None:
     band = ax.fill_between([0, 1], [0, 0], [1, 1], color=(0.0, 1.0, 0.0), alpha=0.2)
     dots = ax.scatter([0, 1], [1, 0], color=(0.0, 0.0, 1.0), alpha=0.8, facecolor="none")
     legend = ax.legend(framealpha=0.5)
-    _figure.flatten_alpha(fig)
+    restore = _figure.flatten_alpha(fig)
     assert line.get_alpha() is None and to_rgba(line.get_color()) == (0.5, 0.25, 0.0, 1.0)
     assert band.get_facecolor().tolist() == [pytest.approx([0.0, 0.2, 0.0, 1.0])]
     assert dots.get_facecolor().size == 0 or dots.get_facecolor()[0][3] == 0
     assert dots.get_edgecolor().tolist() == [pytest.approx([0.0, 0.0, 0.8, 1.0])]
     frame = legend.get_frame()
     assert to_rgba(frame.get_facecolor())[3] == 1.0 and frame.get_alpha() is None
+    restore()  # every artist as it was
+    assert line.get_alpha() == 0.5 and to_rgba(line.get_color()) == (1.0, 0.5, 0.0, 1.0)
+    assert band.get_alpha() == 0.2
+    assert band.get_facecolor().tolist() == [pytest.approx([0.0, 1.0, 0.0, 0.2])]
+    assert dots.get_edgecolor().tolist() == [pytest.approx([0.0, 0.0, 1.0, 0.8])]
+    assert frame.get_alpha() == 0.5 and to_rgba(frame.get_facecolor())[3] == 0.5
+
+
+def test_writing_postscript_leaves_the_callers_figure_as_it_was(tmp_path: Path) -> None:
+    """A plot drawn on the caller's axes (``ax=``) and written to .eps leaves every artist of
+    that figure, the caller's own included, with its colours and alpha, so a later .png of it
+    is transparent as before."""
+    from matplotlib.figure import Figure
+
+    from lrkit import schedules as S
+
+    fig = Figure()
+    mine, theirs = fig.subplots(1, 2)
+    (line,) = mine.plot([0, 1], [0, 1], color="red", alpha=0.3)
+    band = mine.fill_between([0, 1], [0, 0], [1, 1], color="blue", alpha=0.2)
+    dots = mine.scatter([0, 1], [1, 0], c=[0.0, 1.0], alpha=0.5)  # colour-mapped
+
+    def state() -> list[object]:
+        return [
+            line.get_alpha(),
+            line.get_color(),
+            band.get_alpha(),
+            band.get_facecolor().tolist(),
+            band.get_edgecolor().tolist(),
+            dots.get_alpha(),
+            dots.get_array().tolist(),
+        ]
+
+    before = state()
+    S.cosine(0.1, total_steps=100).plot(ax=theirs, path=tmp_path / "out.eps")
+    assert (tmp_path / "out.eps").read_bytes()[:2] == b"%!"
+    assert state() == before
+
+
+@pytest.mark.parametrize("path", ["", "  ", "out/"])
+def test_a_path_naming_no_file_is_a_one_line_error(tmp_path: Path, monkeypatch, path) -> None:
+    from lrkit import schedules as S
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"^path must name a file, e.g. 'plot.png', got "):
+        S.cosine(0.1, total_steps=10).plot(path)
+    assert list(tmp_path.iterdir()) == []  # no ".png" written
 
 
 def test_a_png_keeps_its_transparency(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._files import names_folder
@@ -135,25 +135,33 @@ def _mixed(rgba: Any, back: tuple[float, float, float]) -> tuple[float, float, f
     return (a * r + (1 - a) * back[0], a * g + (1 - a) * back[1], a * b + (1 - a) * back[2], 1.0)
 
 
-def flatten_alpha(fig: Any) -> None:
+def flatten_alpha(fig: Any) -> Callable[[], None]:
     """Every partly transparent line, patch and collection of ``fig`` drawn opaque in the
     colour it shows over its background (PostScript cannot draw transparency: matplotlib
-    draws such artists at full strength, with a warning)."""
+    draws such artists at full strength, with a warning). Returns the function that puts
+    every artist's colours and alpha back as they were (a colour-mapped collection, whose
+    colours come from its data, is left as it is)."""
     from matplotlib.collections import Collection
     from matplotlib.colors import to_rgba
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
+    undo: list[Callable[[], None]] = []
     for artist in fig.findobj(lambda a: isinstance(a, (Line2D, Patch, Collection))):
+        if isinstance(artist, Collection) and artist.get_array() is not None:
+            continue  # its colours come from its data at each draw
         back = _background(artist)
         alpha = artist.get_alpha()
         if isinstance(artist, Line2D):
             color = _mixed(to_rgba(artist.get_color(), alpha), back)
+            undo.append(_restorer(artist, alpha, color=artist.get_color()))
             artist.set_alpha(None)
             artist.set_color(color)
             continue
-        faces = [_mixed(c, back) for c in _rgba_list(artist.get_facecolor())]
-        edges = [_mixed(c, back) for c in _rgba_list(artist.get_edgecolor())]
+        face, edge = artist.get_facecolor(), artist.get_edgecolor()
+        undo.append(_restorer(artist, alpha, facecolor=face, edgecolor=edge))
+        faces = [_mixed(c, back) for c in _rgba_list(face)]
+        edges = [_mixed(c, back) for c in _rgba_list(edge)]
         artist.set_alpha(None)
         if isinstance(artist, Patch):
             if faces:
@@ -163,6 +171,24 @@ def flatten_alpha(fig: Any) -> None:
         else:
             artist.set_facecolor(faces)
             artist.set_edgecolor(edges)
+
+    def restore() -> None:
+        for fn in reversed(undo):
+            fn()
+
+    return restore
+
+
+def _restorer(artist: Any, alpha: Any, **colors: Any) -> Callable[[], None]:
+    """What puts ``artist``'s alpha and ``colors`` (its setters' names without ``set_``, the
+    values as its getters gave them) back."""
+
+    def restore() -> None:
+        artist.set_alpha(alpha)
+        for name, value in colors.items():
+            getattr(artist, f"set_{name}")(value)
+
+    return restore
 
 
 def _rgba_list(colors: Any) -> list[Any]:
@@ -183,16 +209,23 @@ def save_figure(fig: Any, path: Any, *, dpi: int = 110) -> None:
     """Write ``fig`` to ``path`` (every lrkit figure is written through here; a folder is a
     one-line ``ValueError``, where matplotlib would write ``<folder>.png``): for PostScript
     (``.eps``, ``.ps``), which cannot draw transparency, partly transparent artists are drawn
-    opaque first (:func:`flatten_alpha`), so the file looks as the figure does and matplotlib
-    has nothing to warn about."""
+    opaque for the file (:func:`flatten_alpha`, undone afterwards), so the file looks as the
+    figure does and matplotlib has nothing to warn about."""
     name = os.fsdecode(os.fspath(path))
+    if not os.path.basename(name).strip():  # matplotlib would write ".png"
+        raise ValueError(f"path must name a file, e.g. 'plot.png', got {name!r}")
     if names_folder(name):  # matplotlib would write "<folder>.png"
         raise ValueError(
             f"path {name!r} is a folder: give a file name, e.g. {os.path.join(name, 'plot.png')!r}"
         )
-    if name.lower().endswith(POSTSCRIPT):
-        flatten_alpha(fig)
-    fig.savefig(path, dpi=dpi)
+    if not name.lower().endswith(POSTSCRIPT):
+        fig.savefig(path, dpi=dpi)
+        return
+    restore = flatten_alpha(fig)
+    try:
+        fig.savefig(path, dpi=dpi)
+    finally:  # the figure (maybe the caller's, through ax=) as it was
+        restore()
 
 
 def draw_grid(ax: Any) -> None:

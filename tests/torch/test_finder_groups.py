@@ -116,6 +116,32 @@ def test_one_group_and_groups_at_one_lr_are_swept_as_before_bit_for_bit():
     assert r1.max_lr == r2.max_lr == r3.max_lr
 
 
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda m: _sgd(m, (1e-4, 1e-3), lr=1e-4),  # a head at 10x
+        lambda m: _sgd(m, (0.2, 0.2), lr=0.1),  # groups at one LR that is not the optimizer's
+        lambda m: _sgd(m, (0.01, 0.03), lr=0.02),
+        lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
+    ],
+)
+def test_the_scheduler_trains_each_group_at_the_lr_the_sweep_measured_for_a_suggestion(build):
+    """The LR the sweep records as x set each group's lr to what scheduler(opt, constant(x))
+    sets it to: a suggestion fed back into the scheduler trains at the LRs it was read at."""
+    model = _model()
+    opt = build(model)
+    if len(opt.param_groups) == 1:
+        opt.param_groups[0]["lr"] = 0.01  # changed by hand after construction
+    _, swept, seen = _sweep(model, opt)
+    for x, group_lrs in list(zip(swept, seen))[::5]:
+        fresh = _model()
+        other = build(fresh)
+        if len(other.param_groups) == 1:
+            other.param_groups[0]["lr"] = 0.01
+        lrkit_scheduler(other, f"constant({x!r})")
+        assert [g["lr"] for g in other.param_groups] == pytest.approx(group_lrs, rel=1e-12)
+
+
 def _recorded_warnings(fn):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -673,10 +673,13 @@ def test_load_state_dict_refuses_another_schedulers_state(peer: Any) -> None:
 
 def test_an_optimizer_from_a_one_cycle_run_follows_one_schedule_per_group() -> None:
     # OneCycleLR writes its starting LR as initial_lr, which a scheduler reads as the base LR
-    # (as PyTorch's do); one schedule per group is followed as it is (docs/pytorch.md)
+    # (as PyTorch's do): groups that all start at it follow the schedule itself; one
+    # schedule per group is followed as it is (docs/pytorch.md)
     opt = _opt(0.1)
     torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=100)
-    assert lt.scheduler(opt, S.constant(0.05)).ratios == [opt.param_groups[0]["initial_lr"] / 0.1]
+    assert opt.param_groups[0]["initial_lr"] != 0.1
+    assert lt.scheduler(opt, S.constant(0.05)).ratios == [1.0] * len(opt.param_groups)
+    assert [g["lr"] for g in opt.param_groups] == [0.05] * len(opt.param_groups)
     opt = _opt(0.1)
     torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=100)
     s = S.cosine(0.05, total_steps=10)
@@ -699,9 +702,33 @@ def test_group_lrs_without_a_top_level_lr_are_detected() -> None:
     ok = torch.optim.SGD([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}], lr=0.01)
     sch = lt.scheduler(ok, S.cosine(0.01, total_steps=100))
     assert sch.ratios == [1.0, pytest.approx(10.0)]
-    # a single group at its own lr is the same trap
-    with pytest.raises(ValueError, match="optimizer: every param group"):
-        lt.scheduler(torch.optim.Adam([{"params": [a], "lr": 0.1}]), S.constant(0.1))
+    # a single group at its own lr, or groups at one, is no trap: the schedule is their LR
+    one = torch.optim.Adam([{"params": [a], "lr": 0.1}])
+    lt.scheduler(one, S.constant(0.2))
+    assert one.param_groups[0]["lr"] == 0.2
+    same = torch.optim.SGD([{"params": [a], "lr": 0.1}, {"params": [b], "lr": 0.1}])
+    assert lt.group_ratios(same) == [1.0, 1.0]
+
+
+def test_groups_at_one_lr_follow_the_schedule_itself_and_a_group_added_later_keeps_its_ratio():
+    """One group, or groups that start at one LR other than the optimizer's lr (set by hand,
+    or left by another scheduler), follow the schedule's values; a group added later is read
+    against that LR, so a head added at 10x it follows 10x the schedule."""
+    a, b, c = (torch.nn.Parameter(torch.zeros(1)) for _ in range(3))
+    opt = torch.optim.SGD([a, b], lr=0.1)
+    for g in opt.param_groups:
+        g["lr"] = 0.01  # changed by hand after construction
+    assert lt.group_ratios(opt) == [1.0]
+    s = S.cosine(0.05, total_steps=10)
+    sch = lt.scheduler(opt, s)
+    assert opt.param_groups[0]["lr"] == s(0)
+    opt.add_param_group({"params": [c], "lr": 0.1})  # 10x the groups' LR
+    opt.step()
+    sch.step()
+    assert [g["lr"] for g in opt.param_groups] == [s(1), pytest.approx(10 * s(1), rel=1e-12)]
+    # groups at different LRs keep their ratios against the optimizer's lr, as before
+    two = torch.optim.SGD([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}], lr=0.05)
+    assert lt.group_ratios(two) == [pytest.approx(0.2), pytest.approx(2.0)]
 
 
 def test_group_ratios_is_what_the_scheduler_applies_and_refuses_what_it_refuses() -> None:
@@ -725,6 +752,18 @@ def test_group_ratios_is_what_the_scheduler_applies_and_refuses_what_it_refuses(
     with pytest.raises(ValueError, match=r"or pass one schedule per group: scheduler\("):
         lt.scheduler(none, S.constant(0.1))
     assert lt.group_ratios(torch.optim.SGD([a, b], lr=0.0)) == [1.0]
+
+
+def test_group_ratios_takes_the_schedules_scheduler_takes_and_refuses_others_in_one_line():
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}])
+    spec = "cosine(lr=0.001, total_steps=100)"  # peaks at Adam's default lr: taken as given
+    assert lt.group_ratios(opt, schedule=spec) == [pytest.approx(10.0), pytest.approx(100.0)]
+    assert lt.group_ratios(opt, schedule=S.parse(spec).to_dict()) == lt.scheduler(opt, spec).ratios
+    with pytest.raises(ValueError, match=r"^schedule must be a lrkit schedule, a spec string"):
+        lt.group_ratios(opt, schedule=0.1)
+    with pytest.raises(ValueError, match=r"^optimizer must be a torch.optim.Optimizer, got str$"):
+        lt.group_ratios("adam")
 
 
 def test_groups_around_an_lr_equal_to_the_default_follow_a_schedule_peaking_there() -> None:

@@ -577,22 +577,19 @@ def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float] | None:
     ``lrkit.torch.scheduler`` reads them (:func:`lrkit.torch.group_ratios`: a group's
     ``initial_lr`` or ``lr`` over ``optimizer.defaults['lr']``), so that the sweep's LRs, and
     so its suggestions, are in the units of the optimizer's ``lr``; ``None`` (every group at
-    the swept LR, as one group is) when the groups share one LR, or when the scheduler could
-    not read their ratios (every group sets its own lr and the optimizer's is its default, or
-    none): then one ``UserWarning`` says that the groups are swept at one LR."""
+    the swept LR) when every ratio is 1 (one group, or groups that share one LR), or when the
+    scheduler could not read their ratios (every group sets its own lr and the optimizer's is
+    its default, or none): then one ``UserWarning`` says that the groups are swept at one
+    LR."""
     groups = optimizer.param_groups
-    if len(groups) < 2:
-        return None
     from ._scheduler import group_ratios
 
     try:
         # the sweep has no schedule peaking at the optimizer's lr: every group setting its
         # own lr beside a default optimizer lr is not read as ratios
         ratios = group_ratios(optimizer)
-    except ValueError:
+    except ValueError:  # groups at different LRs (one LR reads as ratios of 1)
         lrs = [float(g.get("initial_lr", g["lr"])) for g in groups]
-        if len(set(lrs)) == 1:
-            return None
         default = optimizer.defaults.get("lr")
         name = type(optimizer).__name__
         why = (
@@ -610,7 +607,7 @@ def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float] | None:
             stacklevel=caller_level(),
         )
         return None
-    if all(r == ratios[0] for r in ratios):
+    if all(r == 1.0 for r in ratios):
         return None
     return ratios
 

@@ -173,7 +173,8 @@ def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> l
     """Each param group's LR as a multiple of the optimizer's ``lr``
     (``optimizer.defaults['lr']``; a group's ``initial_lr``, once a scheduler has set it, else
     its ``lr``): the factor by which :func:`scheduler` multiplies a schedule for that group
-    and the ratios at which :func:`find_lr` sweeps the groups.
+    and the ratios at which :func:`find_lr` sweeps the groups. One group, or groups that all
+    start at one LR (whatever the optimizer's ``lr``), get 1 each: the schedule is their LR.
 
     A one-line ``ValueError`` when they cannot be read: the groups set different LRs and the
     optimizer has no ``lr`` (or 0), or every group sets its own ``lr`` and the optimizer's is
@@ -182,18 +183,24 @@ def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> l
     whether the ``lr`` was given or not: each group peaks at its own). The message says to
     pass ``lr=`` to the optimizer.
     """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(
+            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+        )
+    if schedule is not None:  # a spec string or a to_dict() dict, as scheduler() takes it
+        schedule = as_schedule(schedule)
     default = optimizer.defaults.get("lr")
     base = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
     lrs = ", ".join(f"{b:g}" for b in base)
-    if default is None or float(default) == 0.0:
-        if len(set(base)) > 1:
-            raise ValueError(
-                f"optimizer: the param groups set different lrs ({lrs}) and the optimizer has "
-                f"no lr (defaults['lr'] is {default!r}), so a schedule cannot keep their "
-                "ratios; pass lr= to the optimizer (the LR a schedule's values stand for: "
-                "each group then follows lr_group / lr times the schedule)"
-            )
+    if len(set(base)) == 1:  # one group, or groups at one LR: the schedule is their LR
         return [1.0] * len(base)
+    if default is None or float(default) == 0.0:
+        raise ValueError(
+            f"optimizer: the param groups set different lrs ({lrs}) and the optimizer has "
+            f"no lr (defaults['lr'] is {default!r}), so a schedule cannot keep their "
+            "ratios; pass lr= to the optimizer (the LR a schedule's values stand for: "
+            "each group then follows lr_group / lr times the schedule)"
+        )
     d = float(default)
     if (
         all(b != d for b in base)
@@ -517,7 +524,8 @@ class LRKitScheduler(LRScheduler):
         """Param groups added to the optimizer since the scheduler was built (e.g. layers
         unfrozen during fine-tuning) follow the schedule like the others: a new group's ``lr``
         when it is first seen is its base LR (``initial_lr``), its ratio to the schedule is
-        ``initial_lr / optimizer.defaults["lr"]``, as at construction."""
+        ``initial_lr / optimizer.defaults["lr"]``, as at construction (over the groups' one
+        base LR when they all started at one, and so follow the schedule itself)."""
         groups = self.optimizer.param_groups
         n_old = len(self._ratios)
         if len(groups) < n_old:
@@ -548,6 +556,11 @@ class LRKitScheduler(LRScheduler):
         shared = self.optimizer.defaults.get("lr")
         default = getattr(self, "_default_lr", None if shared is None else float(shared))
         d = default if default is not None and default != 0.0 else None
+        old = set(self.base_lrs[:n_old])
+        if len(old) == 1 and all(r == 1.0 for r in self._ratios) and 0.0 not in old:
+            # groups that started at one LR follow the schedule itself (group_ratios): a new
+            # group is read against that LR
+            d = old.pop()
         ratios = [*self._ratios]
         for g in groups[n_old:]:
             lr = g["lr"]
