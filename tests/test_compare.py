@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from lrkit import compare as C  # noqa: E402
+from lrkit.torch import BatchLayoutError  # noqa: E402
 
 
 def _task(log: list[list[int]]):
@@ -437,6 +438,26 @@ def test_a_loaders_own_generator_is_left_as_found_by_every_entry_point():
 
         C.run_method("fixed", make=make, lrs=lrs, steps=10, tick=failing)
     assert torch.equal(gen.get_state(), before)
+
+
+def test_a_batch_met_later_that_is_no_pair_stops_the_comparison():
+    """Every method reads the same batches: a bad one is raised once, not kept as a failed
+    row per method (nor turned into a range-test note)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    good = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 64, 8)]
+
+    def task():
+        model = torch.nn.Linear(4, 2)
+        data = (b for b in [*good, (x[:8], y[:8], y[:8])])  # a fresh generator per call
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return model, opt, torch.nn.functional.cross_entropy, data
+
+    make = C.factory(task, seed=0)
+    with pytest.raises(BatchLayoutError, match=r"got a tuple of 3 items"):
+        C.compare(make, methods="fixed,adam", steps=20, finder_iter=10)
+    with pytest.raises(BatchLayoutError):
+        C.find_lrs(make, methods="fixed", num_iter=10)
 
 
 def test_the_tasks_name_must_be_text():

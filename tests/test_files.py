@@ -94,6 +94,26 @@ def test_a_path_ending_with_a_separator_is_a_folder_even_if_missing(tmp_path: Pa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_folder_no_file_can_be_created_in_is_refused_even_when_os_access_says_yes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root, ``os.access`` says every folder is writable (a read-only file system's too):
+    the check creates a file there and removes it, leaving the folder as it was."""
+    from lrkit import _files
+    from lrkit._files import check_output
+
+    assert check_output(str(tmp_path / "ok.json"), option="--json") == str(tmp_path / "ok.json")
+    assert list(tmp_path.iterdir()) == []  # the trial file is gone
+
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_files.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(_files.os, "access", lambda *a, **k: True)
+    with pytest.raises(ValueError, match=r"^--json '.*r\.json': the folder '.*' is not writable$"):
+        check_output(str(tmp_path / "r.json"), option="--json")
+
+
 def test_check_output_refuses_a_file_name_too_long_for_the_folder(tmp_path) -> None:
     from lrkit._files import check_output
 

@@ -200,6 +200,12 @@ def _fd_name(path: str) -> int | None:
     return int(m["fd"])
 
 
+def names_stdout(path: Any) -> bool:
+    """Whether ``path`` names this process's standard output (``/dev/stdout``, ``/dev/fd/1``,
+    ``-`` is not a path here): what a command writes there must come last."""
+    return isinstance(path, str) and _stream_fd(path) == 1
+
+
 def _stream_fd(path: str) -> int | None:
     """The file descriptor of this process that ``path`` names (``/dev/stdout``,
     ``/dev/fd/N``, ``/proc/self/fd/N``, or a symbolic link to one of them), else ``None``."""
@@ -324,11 +330,25 @@ def check_output(
             f"{option} {shorten(path, 80)!r}: the file name is too long ({size} bytes; the "
             f"folder takes at most {longest})"
         )
-    if not os.access(parent, os.W_OK):
+    if not os.access(parent, os.W_OK) or not _can_create_in(parent):
         raise ValueError(f"{option} {path!r}: the folder {parent!r} is not writable")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise ValueError(f"{option} {path!r}: the file is not writable")
     return path
+
+
+def _can_create_in(folder: str) -> bool:
+    """Whether a file can be created in ``folder``: a temporary one is made and removed (as
+    root, ``os.access`` says yes to every folder, a read-only file system's and ``/proc``'s
+    included; the outputs are written through a temporary file beside the target)."""
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".lrkit-check-")
+    except OSError:
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return True
 
 
 def _check_in_place(path: str, *, option: str, image: bool) -> bool:

@@ -496,7 +496,7 @@ def find_lrs(
     with a note, when one fails)."""
     import torch
 
-    from .torch import find_lr
+    from .torch import BatchLayoutError, find_lr
 
     methods = parse_methods(methods)
     num_iter = V.integer("num_iter", num_iter, MIN_ITER, MAX_ITER)
@@ -515,6 +515,8 @@ def find_lrs(
                 r = find_lr(s.model, opt, s.loss_fn, s.data, num_iter=num_iter,
                             total_steps=total_steps, warn=False)  # fmt: skip
                 sug, mx, mn = r.suggestion, r.max_lr, r.base_lr
+            except BatchLayoutError:  # the data: every run would fail on it too
+                raise
             except (ValueError, RuntimeError) as e:
                 sug = mx = mn = None
                 notes.append(f"range test for {label} failed ({e})")
@@ -743,7 +745,9 @@ def compare(
     trains, and so is training or validation data that is not batches or yields none (a
     ``ValueError``). A method whose run fails later is kept as a row with its ``error`` (and
     no scores) while the others run; when every method fails, the comparison holds only
-    such rows (``best`` is ``None``).
+    such rows (``best`` is ``None``). A batch met later that is not an ``(x, y)`` pair
+    (:class:`lrkit.torch.BatchLayoutError`, in a range test or a run) stops the comparison:
+    every method reads the same batches and would fail on it.
 
     ``KeyboardInterrupt`` (Ctrl-C) while the methods run is not swallowed: it propagates, so
     that a script or a loop of comparisons stops, but the methods that had finished are not
@@ -760,6 +764,7 @@ def compare(
     import time
 
     from ._runtime import preserved_rng
+    from .torch import BatchLayoutError
 
     t0 = time.perf_counter()
     methods = available_methods() if methods is None else check_installed(methods)
@@ -788,7 +793,7 @@ def compare(
                     tick = bar.update if bar else None
                     try:
                         results.append(run_method(m, make=setups, lrs=lrs, steps=steps, tick=tick))
-                    except NotFreshError:
+                    except (NotFreshError, BatchLayoutError):  # every method would fail
                         raise
                     except Exception as e:  # kept as a failed row: the other runs are not lost
                         msg = " ".join(f"{type(e).__name__}: {e}".split())

@@ -162,6 +162,22 @@ TASK = textwrap.dedent(
         from lrkit.tune import Task
 
         return Task(train=lambda schedule, report: "0.5", total_steps=20)
+
+    def tune_too_long():
+        from lrkit.tune import Task
+
+        return Task(train=lambda schedule, report: 0.5, total_steps=10**17)
+
+    def make_bad_val():
+        return (*make(), [(1, 2, 3)])
+
+    def make_empty_val():
+        return (*make(), [])
+
+    def make_bad_later():
+        model, opt, loss_fn, data = make()
+        batches = list(data)
+        return model, opt, loss_fn, (b for b in [*batches, (*batches[0], batches[0][1])])
     """
 )
 USER_LINE = next(i for i, ln in enumerate(TASK.splitlines(), 1) if "# USER LINE" in ln)
@@ -903,6 +919,68 @@ def test_tune_demo_task_is_named_as_the_option(tmp_path, monkeypatch, capsys):
     assert main(["tune", "--demo", "--demo-task", "foo", "--no-progress"]) == 2
     _one_line_error(capsys, "--demo-task must be one of", "digits_mlp_sgd")
     assert not list(tmp_path.iterdir())
+
+
+def test_tune_refuses_a_run_too_long_for_a_schedule_before_any_study(
+    task, tmp_path, capsys
+) -> None:
+    pytest.importorskip("optuna")
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    common = ["--trials", "1", "--no-progress", "--plot", "none", "--storage", storage]
+    assert main(["tune", "--demo", "--epochs", str(10**15), *common]) == 2
+    _one_line_error(capsys, "--epochs x steps_per_epoch", "must be in [10, 2**53]")
+    # a Task built by the target's code: lrkit's error for the target's call (exit code 1)
+    assert main(["tune", f"{task}:tune_too_long", *common]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "total_steps must be an integer in [10, 2**53]" in err and "tune_too_long" in err
+    assert not (tmp_path / "s.db").exists()  # no study created
+
+
+def test_tune_refuses_a_url_given_as_the_study_name_without_showing_its_password(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    pytest.importorskip("optuna")
+    monkeypatch.chdir(tmp_path)
+    url = "postgresql://alice:s3cret@h/db"
+    assert main(["tune", "--demo", "--study", url, "--no-progress", "--json", "r.json"]) == 2
+    line = _one_line_error(capsys, "--study is the study's name", "alice:***@h/db")
+    assert "s3cret" not in line
+    assert not list(tmp_path.iterdir())
+
+
+def test_tune_refuses_an_empty_demo_task(tmp_path, monkeypatch, capsys) -> None:
+    pytest.importorskip("optuna")
+    pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", "--demo", "--demo-task", "", "--no-progress"]) == 2
+    _one_line_error(capsys, "--demo-task must be one of", "got ''")
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [("make_bad_val", "got a tuple of 3 items"), ("make_empty_val", "at least one batch")],
+)
+def test_find_checks_val_data_also_with_no_train(task, capsys, target, words) -> None:
+    args = ["find", f"{task}:{target}", "--quiet", "--no-plot", "--num-iter", "20", "--no-train"]
+    assert main(args) == 2
+    _one_line_error(capsys, "val_data must yield", words)
+
+
+def test_compare_stops_at_a_batch_that_is_no_pair_in_one_line(task, capsys) -> None:
+    args = ["compare", f"{task}:make_bad_later", "--quiet", "--steps", "10", "--no-plot"]
+    assert main([*args, "--finder-iter", "10", "--methods", "fixed,adam"]) == 2
+    line = _one_line_error(capsys, "data must yield (x, y) batches", "got a tuple of 3 items")
+    assert "step=" not in line and "lambda" not in line  # no Python-only advice
+
+
+def test_json_on_stdout_comes_last(tmp_path, monkeypatch, capfd) -> None:
+    pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
+    args = ["find", "--demo", "--quiet", "--num-iter", "20", "--no-train", "--no-plot"]
+    assert main([*args, "--json", "/dev/stdout"]) == 0
+    out = capfd.readouterr().out
+    assert json.loads(out[out.index("\n{") :])["steps"] > 0
 
 
 def test_compare_methods_message_names_the_option(task, tmp_path, capsys):

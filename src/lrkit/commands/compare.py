@@ -27,6 +27,7 @@ import sys
 from typing import Any
 
 from .. import _validate as V
+from .._files import names_stdout
 from .._format import duration
 from .._imports import install_note
 from .._runtime import one_pass, preserved_rng
@@ -209,7 +210,7 @@ def _compare(args: argparse.Namespace) -> int:
     failed = False
     if args.json:
         failed = write_json("compare", args.json, report.to_dict() | {"seed": args.seed}, out=say)
-        if not failed:
+        if not failed and not names_stdout(args.json):  # the JSON comes last on stdout
             say(f"  results written to {args.json}")
     if not args.no_plot:
         failed = (

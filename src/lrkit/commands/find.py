@@ -30,6 +30,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._figure import save_figure
+from .._files import names_stdout
 from .._format import duration
 from ..finder import DEFAULT_RULE, RULES
 from ..finder.sweep import MAX_ITER, MIN_ITER
@@ -340,14 +341,15 @@ def _find(args: argparse.Namespace) -> int:
 
             with user_code(args.target, during=CHECKING, mistakes=True):
                 val = held_batches(val, name="val_data", warn_many=False)
-        if not args.no_train:  # the check runs score on it: refused now, not after the sweep
-            from .._runtime import GlobalRNGState, preserved_rng
+        from .._runtime import GlobalRNGState, preserved_rng
 
-            # its first batch is read (a list or tuple: every batch is checked): the first
-            # call's val_data, which no check run reads
-            with preserved_rng(import_torch=True):
-                with user_code(args.target, during=CHECKING, mistakes=True):
-                    check_batches(val, name="val_data", none=True)
+        # the check runs score on it: refused now, not after the sweep (also with
+        # --no-train, as documented). Its first batch is read (a list or tuple: every batch
+        # is checked): the first call's val_data, which no check run reads
+        with preserved_rng(import_torch=True):
+            with user_code(args.target, during=CHECKING, mistakes=True):
+                check_batches(val, name="val_data", none=True)
+        if not args.no_train:
             if task is None:
                 # a target's second call, the first check run's, made now: a target that
                 # returns its first model again is refused before anything trains. The RNGs
@@ -406,7 +408,7 @@ def _find(args: argparse.Namespace) -> int:
     failed = False
     if args.json and rank0:
         failed = write_json("find", args.json, result.to_dict(), out=out)
-        if not failed:
+        if not failed and not names_stdout(args.json):  # the JSON comes last on stdout
             say(f"\n  results written to {args.json}")
     if rank0 and not args.no_plot:
 

@@ -28,7 +28,14 @@ import warnings
 from typing import Any
 
 from .. import _validate as V
-from .._files import IMAGE_TYPES, check_output, fresh_path, write_file_whole, write_new
+from .._files import (
+    IMAGE_TYPES,
+    check_output,
+    fresh_path,
+    names_stdout,
+    write_file_whole,
+    write_new,
+)
 from .._format import mask_secrets, mask_url, shorten
 from .._imports import install_hint, install_note
 from ..tune import (
@@ -436,6 +443,11 @@ def _tune(args: argparse.Namespace) -> int:
             check_seed(args.seed)
         if study is not None and not study.strip():
             raise ValueError("--study must be a non-empty name, got ''")
+        if study is not None and "://" in study:  # a URL given to the wrong option
+            raise ValueError(
+                "--study is the study's name; a database URL goes to --storage, got --study "
+                f"{mask_url(study)!r}"
+            )
         if study is not None and len(study) > MAX_STUDY_NAME:
             raise ValueError(
                 f"--study must be at most {MAX_STUDY_NAME} characters (what Optuna stores), "
@@ -476,8 +488,13 @@ def _tune(args: argparse.Namespace) -> int:
             from ..torch.demo import TASKS
             from ..tune import demo_task
 
-            name = V.choice("--demo-task", args.demo_task or DEMO_TASK, TASKS)
-            task = demo_task(name, epochs=4 if args.epochs is None else args.epochs)
+            name = V.choice(
+                "--demo-task", DEMO_TASK if args.demo_task is None else args.demo_task, TASKS
+            )
+            try:
+                task = demo_task(name, epochs=4 if args.epochs is None else args.epochs)
+            except ValueError as exc:
+                raise rename(exc, names={"epochs": "--epochs"}) from None
             study = study or f"lrkit-demo-{name}"
         else:
             if args.demo_task is not None:
@@ -613,7 +630,7 @@ def _tune(args: argparse.Namespace) -> int:
                 out(note)
         except Exception as exc:  # the image could not be written (disk, backend)
             failed = cannot_write("tune", option="--plot", path=plot, error=exc)
-    if json_written and not quiet:
+    if json_written and not quiet and not names_stdout(args.json):  # the JSON comes last
         out(f"results written to {args.json}")
     out.check()  # the reader went away: exit code 141, the files written all the same
     if not n_done:

@@ -102,7 +102,7 @@ def build_schedule(family: str, *, lr: float, total_steps: int, **params: Any) -
     """
     family = V.choice("family", family, FAMILIES)
     lr = V.positive("lr", lr)
-    total = V.integer("total_steps", total_steps, MIN_TOTAL_STEPS)
+    total = V.integer("total_steps", total_steps, MIN_TOTAL_STEPS, V.MAX_STEPS)
     unknown = set(params) - {p.name for p in PARAMS[family]}
     if unknown:
         names = ", ".join(p.name for p in PARAMS[family]) or "none"
@@ -166,7 +166,7 @@ class SearchSpace:
     fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        V.integer("total_steps", self.total_steps, MIN_TOTAL_STEPS)
+        V.integer("total_steps", self.total_steps, MIN_TOTAL_STEPS, V.MAX_STEPS)
         lo, hi = _check_range(self.lr_range)
         object.__setattr__(self, "lr_range", (lo, hi))
         fams = family_names(self.families)

@@ -47,7 +47,7 @@ class Task:
                 f"train must be a callable train(schedule, report), got {self.train!r}"
             )
         V.takes("train", self.train, "train(schedule, report)", 2)
-        self.total_steps = V.integer("total_steps", self.total_steps, MIN_TOTAL_STEPS)
+        self.total_steps = V.integer("total_steps", self.total_steps, MIN_TOTAL_STEPS, V.MAX_STEPS)
         self.direction = V.choice("direction", self.direction, ("minimize", "maximize"))
         if self.range_test is not None and not callable(self.range_test):
             raise ValueError(f"range_test must be callable or None, got {self.range_test!r}")
