@@ -153,14 +153,16 @@ def test_the_keras_named_callback_has_keras_arguments_and_timing(seed, patience,
     assert ReduceLROnPlateau.__mro__[1] is ReduceOnPlateau
 
 
+@pytest.mark.parametrize("set_between", [False, True])
 @pytest.mark.parametrize(
     "seed,patience,cooldown,min_lr", [(0, 2, 0, 0.0), (1, 1, 2, 0.125), (2, 3, 1, 0.0625)]
 )
 def test_the_keras_named_callback_begins_a_new_watch_at_every_fit_as_keras(
-    seed, patience, cooldown, min_lr
+    seed, patience, cooldown, min_lr, set_between
 ):
     """Several fit() calls with one callback: Keras forgets the best value, the wait and the
-    cooldown at each one (the LR cut stays), and writes each epoch's LR into the logs."""
+    cooldown at each one (the LR cut stays), and writes each epoch's LR into the logs; an LR
+    set between two fit() calls is cut down to min_lr again, as Keras' own does."""
     from lrkit.keras import ReduceLROnPlateau
 
     rng = np.random.default_rng(seed)
@@ -173,6 +175,8 @@ def test_the_keras_named_callback_begins_a_new_watch_at_every_fit_as_keras(
         cb.set_model(model)
         lrs, logged = [], []
         for fit in range(4):  # 15 epochs each
+            if set_between and fit in (1, 3):
+                model.optimizer.learning_rate = 2.0 if fit == 1 else 0.5
             cb.on_train_begin()
             for epoch in range(15):
                 logs = {"val_loss": float(values[fit * 15 + epoch])}

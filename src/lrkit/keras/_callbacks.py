@@ -506,9 +506,10 @@ class ReduceLROnPlateau(ReduceOnPlateau):
     the wait and the cooldown are forgotten; the cuts made stay), and each epoch's
     ``logs["learning_rate"]`` is the optimizer's learning rate before the epoch's cut (unless
     another callback, such as :class:`LRScheduler`, has written it). ``min_lr`` is read
-    against the optimizers' float learning rate at the end of the first epoch, before any
-    cut (``min_scale = min_lr / lr``, Keras' floor): the learning rate the run trains at,
-    also when an :class:`LRScheduler` writes it over the one given to ``compile``. With a
+    against the optimizers' float learning rate at the end of the first epoch of each
+    ``fit()``, the cuts made before taken out (``min_scale = min_lr * scale / lr``, Keras'
+    floor): the learning rate the run trains at, also when an :class:`LRScheduler` writes it
+    over the one given to ``compile``, or when you set it between two ``fit()`` calls. With a
     schedule in an optimizer, a ``min_lr`` above 0 is a one-line ``ValueError`` at train
     begin (give :class:`ReduceOnPlateau` a ``min_scale``). Exact ties at ``min_delta`` may be
     decided differently from Keras (float64 here, float32 there; see ``docs/parity.md``)."""
@@ -543,7 +544,10 @@ class ReduceLROnPlateau(ReduceOnPlateau):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         super().on_train_begin(logs)
         self.controller.reset_plateau()  # as Keras' own at every fit()
-        if self.min_lr > 0 and not self._floor_set:
+        # the floor is read again in each fit(): an LR set between two fit() calls is the
+        # one min_lr is measured against (Keras compares min_lr with the LR itself)
+        self._floor_set = False
+        if self.min_lr > 0:
             for opt in _optimizers(self.model):
                 lr = opt._learning_rate
                 if not isinstance(lr, keras.Variable):
