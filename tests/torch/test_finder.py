@@ -267,6 +267,18 @@ def test_window_step_weighs_each_batch_by_its_share_of_the_whole_window():
         find_lr(model, opt, None, data, step=held, window_step=1)
     with pytest.raises(TypeError, match=r"^window_step must return \(batches, step\)"):
         find_lr(model, opt, None, data, step=held, window_step=lambda b: b)
+    # each mistake named as what it is, never as loss_fn's or step's
+    mse = nn.functional.mse_loss
+    for hook, error, message in [
+        (lambda b: (tuple(b), held), TypeError, r"must return its batches as a list, got a tuple"),
+        (lambda b: ([], held), ValueError, r"^window_step returned no batches"),
+        (lambda b: (b, 3), TypeError, r"must return a callable step\(model, batch\) -> loss "),
+        (lambda b: (b, lambda m, x: None), ValueError, r"^window_step's step must return the lo"),
+        (lambda b: (b, lambda m, x: 1.0), ValueError, r"^window_step's step .* got float$"),
+    ]:
+        for kw in ({"step": held}, {}):
+            with pytest.raises(error, match=message):
+                find_lr(model, opt, mse, data, num_iter=10, window_step=hook, **kw)
 
 
 def test_a_step_returning_none_skips_its_batch():

@@ -631,15 +631,22 @@ def _windowed(
 ) -> tuple[list[Any], Callable[[torch.nn.Module, Any], Any]]:
     """``window_step(batches)``'s batches and step, or a one-line ``TypeError`` naming it."""
     got = window_step(batches)
-    if (
-        not isinstance(got, tuple)
-        or len(got) != 2
-        or not isinstance(got[0], list)
-        or not callable(got[1])
-    ):
+    if not isinstance(got, tuple) or len(got) != 2:
+        what = f"a tuple of {len(got)} items" if isinstance(got, tuple) else type(got).__name__
         raise TypeError(
             "window_step must return (batches, step): a list of batches and a callable "
-            f"step(model, batch) -> loss, got {type(got).__name__}"
+            f"step(model, batch) -> loss, got {what}"
+        )
+    if not isinstance(got[0], list):
+        raise TypeError(
+            f"window_step must return its batches as a list, got a {type(got[0]).__name__}"
+        )
+    if not got[0]:
+        raise ValueError("window_step returned no batches for an optimizer step: return them")
+    if not callable(got[1]):
+        raise TypeError(
+            "window_step must return a callable step(model, batch) -> loss beside its "
+            f"batches, got {type(got[1]).__name__}"
         )
     return got
 
@@ -724,12 +731,13 @@ def find_lr(
     backward passes and before ``optimizer.step()`` (with a ``scaler``, on unscaled gradients),
     e.g. to clip gradients as the training loop does. ``window_step(batches)``, if given, is
     called with the ``accumulation_steps`` batches of each optimizer step (moved to ``device``)
-    and returns the batches to run and a ``step(model, batch)`` whose losses are already
-    weighed for the whole window: they are backpropagated and recorded as their sum, not
-    divided by the window's size (held batches and probes are still scored by ``step`` or
-    ``loss_fn``). Use it when a batch's share of the step is not 1 over the
-    window's size, e.g. token losses summed per batch and divided by the window's token
-    count, as Hugging Face's ``Trainer`` weighs them (:func:`lrkit.hf.find_lr` passes that).
+    and returns the batches to run (a non-empty list) and a ``step(model, batch)`` whose
+    losses (tensors: ``None`` skips no batch here) are already weighed for the whole window:
+    they are backpropagated and recorded as their sum, not divided by the window's size (held
+    batches and probes are still scored by ``step`` or ``loss_fn``). Use it when a batch's
+    share of the step is not 1 over the window's size, e.g. token losses summed per batch and
+    divided by the window's token count, as Hugging Face's ``Trainer`` weighs them
+    (:func:`lrkit.hf.find_lr` passes that).
     Batches are moved to ``device`` (default:
     the model's device): tensors, nested in tuples, lists, namedtuples and mappings (a dict, a
     Hugging Face ``BatchEncoding``). The optimizer's own step hooks run on the sweep's steps;
@@ -903,6 +911,7 @@ def find_lr(
             skipped = 0
             source = batches  # (a probe's reset starts it again)
             assert source is not None
+            step_name = "step" if step is not None else "loss_fn"
             while True:
                 optimizer.zero_grad(set_to_none=True)
                 total: torch.Tensor | None = None
@@ -915,9 +924,10 @@ def find_lr(
                     )
                 for i in range(accum if window is None else len(window)):
                     loss = batch_loss(next(source) if window is None else window[i], by)
-                    if loss is None and step is not None:  # the step skips this batch
+                    if loss is None and step is not None and by is None:  # step skips it
                         continue
-                    _check_loss(loss, model, "step" if step is not None else "loss_fn")
+                    who = "window_step's step" if by is not None else step_name
+                    _check_loss(loss, model, who)
                     back = loss / accum if accum > 1 and by is None else loss
                     if use_scaler:
                         scaler.scale(back).backward()
