@@ -44,8 +44,8 @@ from ._families import (
     Step,
     Warmup,
 )
-from ._function import Function, from_dict_with, holds_callable, to_dict_with
-from ._spec import SpecError, as_schedule, from_dict, parse
+from ._function import Function, holds_callable, to_dict_with
+from ._spec import SpecError, as_schedule, from_dict, from_dict_with, parse
 
 # Lower-case constructors: the names users call (they mirror PyTorch's keyword names).
 constant = Constant

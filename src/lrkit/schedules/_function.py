@@ -10,14 +10,14 @@ JSON writer (the callable has no spec; PyTorch's ``LambdaLR`` does not save a la
 :func:`lrkit.schedules.parse` of its ``str()``, and ``values(t, xp=jax.numpy)`` (the adapters'
 ``evaluation="formula"``). A framework with its own writer of Python functions (Keras'
 ``serialize_keras_object``) writes one through :func:`to_dict_with` and reads it back through
-:func:`from_dict_with`.
+:func:`lrkit.schedules.from_dict_with`.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,20 +25,16 @@ import numpy as np
 from .. import _validate as v
 from .._format import shorten
 from ._base import (
-    MAX_DEPTH,
     READING,
     Schedule,
     _format,
     _short_label,
-    missing_params,
     structure,
-    unknown_params,
 )
 
 __all__ = [
     "Function",
     "checked_steps",
-    "from_dict_with",
     "holds_callable",
     "reach",
     "to_dict_with",
@@ -226,9 +222,9 @@ def holds_callable(s: Schedule) -> bool:
 def to_dict_with(s: Schedule, *, write: Callable[[Any], Any]) -> dict[str, Any]:
     """``s.to_dict()`` with the ``fn`` of every function schedule inside ``s`` written as
     ``write(fn)`` (a framework's own serializer of Python functions, e.g. Keras'
-    ``serialize_keras_object``) rather than refused; :func:`from_dict_with` with the matching
-    reader rebuilds an equal schedule. For a schedule holding no callable it is
-    ``s.to_dict()``."""
+    ``serialize_keras_object``) rather than refused; :func:`lrkit.schedules.from_dict_with`
+    with the matching reader rebuilds an equal schedule. For a schedule holding no callable it
+    is ``s.to_dict()``."""
 
     def walk(x: Any) -> Any:
         if isinstance(x, _Same):
@@ -241,37 +237,6 @@ def to_dict_with(s: Schedule, *, write: Callable[[Any], Any]) -> dict[str, Any]:
 
     out: dict[str, Any] = walk(structure(s))
     return out
-
-
-def from_dict_with(d: Any, *, read: Callable[[Any], Any]) -> Schedule:
-    """:func:`lrkit.schedules.from_dict` of what :func:`to_dict_with` wrote: the ``fn`` of
-    every ``"function"`` entry that is not already a callable is read back as ``read(fn)``
-    (the serializer's counterpart, e.g. Keras' ``deserialize_keras_object``)."""
-    from ._spec import from_dict
-
-    def walk(x: Any, depth: int) -> Any:
-        if depth > MAX_DEPTH:  # from_dict refuses it in one line
-            return x
-        if isinstance(x, Mapping):
-            if x.get("name") == Function.name:  # built here: no spec or dict names it
-                extra = set(x) - {"name", *Function.params}
-                if extra:
-                    raise ValueError(unknown_params(Function, extra))
-                missing = [p for p in ("fn", "lr") if p not in x]
-                if missing:
-                    raise ValueError(missing_params(Function.name, missing, Function.params))
-                fn = x["fn"] if callable(x["fn"]) else read(x["fn"])
-                try:
-                    return Function(fn, lr=x["lr"], length=x.get("length"))
-                except (TypeError, OverflowError) as exc:  # as from_dict words them
-                    raise ValueError(f"{Function.name}: {exc}") from None
-            return {k: walk(y, depth + 1) for k, y in x.items()}
-        if isinstance(x, Sequence) and not isinstance(x, (str, bytes)):
-            return [walk(y, depth + 1) for y in x]
-        return x
-
-    out = walk(d, 0)
-    return out if isinstance(out, Function) else from_dict(out)
 
 
 def reach(s: Schedule, *, table: bool = False) -> float:

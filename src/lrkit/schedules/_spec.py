@@ -20,12 +20,12 @@ import functools
 import inspect
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import _validate as V
 from ._base import MAX_DEPTH, REGISTRY, Schedule, missing_params, peer_hint, unknown_params
-from ._function import checked_steps
+from ._function import Function, checked_steps
 
 _TOKEN = re.compile(
     r"""
@@ -484,3 +484,33 @@ def first_negative(schedule: Schedule) -> tuple[int, float] | None:
     if len(bad) == 0:
         return None
     return int(steps[bad[0]]), float(values[bad[0]])
+
+
+def from_dict_with(d: Any, *, read: Callable[[Any], Any]) -> Schedule:
+    """:func:`from_dict` of what :func:`lrkit.schedules.to_dict_with` wrote: the ``fn`` of
+    every ``"function"`` entry that is not already a callable is read back as ``read(fn)``
+    (the serializer's counterpart, e.g. Keras' ``deserialize_keras_object``)."""
+
+    def walk(x: Any, depth: int) -> Any:
+        if depth > MAX_DEPTH:  # from_dict refuses it in one line
+            return x
+        if isinstance(x, Mapping):
+            if x.get("name") == Function.name:  # built here: no spec or dict names it
+                extra = set(x) - {"name", *Function.params}
+                if extra:
+                    raise ValueError(unknown_params(Function, extra))
+                missing = [p for p in ("fn", "lr") if p not in x]
+                if missing:
+                    raise ValueError(missing_params(Function.name, missing, Function.params))
+                fn = x["fn"] if callable(x["fn"]) else read(x["fn"])
+                try:
+                    return Function(fn, lr=x["lr"], length=x.get("length"))
+                except (TypeError, OverflowError) as exc:  # as from_dict words them
+                    raise ValueError(f"{Function.name}: {exc}") from None
+            return {k: walk(y, depth + 1) for k, y in x.items()}
+        if isinstance(x, Sequence) and not isinstance(x, (str, bytes)):
+            return [walk(y, depth + 1) for y in x]
+        return x
+
+    out = walk(d, 0)
+    return out if isinstance(out, Function) else from_dict(out)

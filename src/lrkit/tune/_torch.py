@@ -77,9 +77,10 @@ def torch_task(
             raise ValueError("steps_per_epoch must be given when train_data has no len()") from None
     spe = V.integer("steps_per_epoch", steps_per_epoch, 1)
     if not MIN_TOTAL_STEPS <= epochs * spe <= V.MAX_STEPS:  # the steps its schedule spans
+        bound = f"at least {MIN_TOTAL_STEPS}" if epochs * spe < MIN_TOTAL_STEPS else "at most 2**53"
         raise ValueError(
             f"epochs x steps_per_epoch (the steps a trial trains, which its schedule spans) "
-            f"must be in [{MIN_TOTAL_STEPS}, 2**53], got {epochs} x {spe} = {epochs * spe}"
+            f"must be {bound}, got {epochs} x {spe} = {epochs * spe}"
         )
     threads = None if num_threads is None else V.integer("num_threads", num_threads, 1)
 
