@@ -248,3 +248,67 @@ def test_a_model_trained_before_at_a_higher_float_lr_takes_the_schedule_quietly(
         model.fit(X, Y, batch_size=16, epochs=1, shuffle=False, verbose=0,
                   callbacks=[lk.LRScheduler(sched), log])  # fmt: skip
     assert log.history[0] == (2, float(np.float32(sched(2))))
+
+
+def _guard_run(bad: set[int], every: int, tmp_path, *, split: bool):
+    """8 batches an epoch for 10 epochs, a NaN target at each global batch in ``bad``: in one
+    fit, or 5 epochs + model.save + guard.state_dict() (through JSON) + a new model and guard
+    for the other 5."""
+    import json
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = rng.normal(size=(64, 1)).astype("float32")
+
+    def batches(k):
+        while True:
+            i = k % 8
+            yb = y[i * 8 : (i + 1) * 8].copy()
+            if k in bad:
+                yb[:] = np.nan
+            yield x[i * 8 : (i + 1) * 8], yb
+            k += 1
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)]
+    )
+    sched = lk.schedule(S.cosine(0.05, total_steps=80))
+    model.compile(optimizer=keras.optimizers.SGD(sched, momentum=0.9), loss="mse")
+    guard = lk.DivergenceGuard(snapshot_every=every)
+    fit = dict(steps_per_epoch=8, verbose=0)
+    if not split:
+        model.fit(batches(0), epochs=10, callbacks=[guard], **fit)
+        return model, guard.restored_at
+    model.fit(batches(0), epochs=5, callbacks=[guard], **fit)
+    model.save(tmp_path / "m.keras")
+    state = json.loads(json.dumps(guard.state_dict()))
+    first = list(guard.restored_at)
+    model = keras.saving.load_model(tmp_path / "m.keras")
+    guard = lk.DivergenceGuard(snapshot_every=every)
+    guard.load_state_dict(state)
+    model.fit(batches(40), epochs=10, initial_epoch=5, callbacks=[guard], **fit)
+    return model, first + guard.restored_at
+
+
+@pytest.mark.parametrize(("bad", "every"), [({70}, 6), ({12, 70}, 4), ({30, 70}, 5), ({70}, 50)])
+def test_a_guard_resumed_from_its_state_dict_restores_what_one_run_restores(bad, every, tmp_path):
+    """The snapshots after a resume fall on the checks they fall on in one run (the saved
+    ``good`` count), so a later divergence restores the same state: same weights, steps and
+    restore checks as one uninterrupted run."""
+    whole, at = _guard_run(bad, every, tmp_path, split=False)
+    resumed, at_resumed = _guard_run(bad, every, tmp_path, split=True)
+    assert at == at_resumed and len(at) == len(bad)
+    assert int(whole.optimizer.iterations) == int(resumed.optimizer.iterations)
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_guard_state_dict_is_checked_in_one_line():
+    guard = lk.DivergenceGuard()
+    assert guard.state_dict()["good"] == 0
+    with pytest.raises(ValueError, match=r"^state_dict must be a DivergenceGuard.state_dict\(\)"):
+        guard.load_state_dict({"good": 1})
+    state = guard.state_dict()
+    with pytest.raises(ValueError, match=r"state_dict\['good'\] must be"):
+        guard.load_state_dict({**state, "good": -1})

@@ -7,6 +7,7 @@ import threading
 import time
 import warnings
 import weakref
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -676,6 +677,9 @@ class DivergenceGuard(_LRCallback):
         self._cond = threading.Condition()
         self._inbox: dict[int, float | None] = {}  # end step -> Keras' running-mean loss
         self._floor = 0  # losses of batches before this one are stale (before a restore)
+        # after load_state_dict: good checks since the newest snapshot, as saved, put back
+        # once the next run has snapshotted the state it starts from
+        self._resume_good: int | None = None
         self._reset_run()
 
     def _reset_run(self) -> None:
@@ -685,7 +689,9 @@ class DivergenceGuard(_LRCallback):
         self._batch_id = 0
         self._n = 0  # batches in Keras' running loss mean
         self._prev_mean = 0.0
-        self._step = 0
+        # the checks go on from the controller's count (a loaded controller's too), so the
+        # steps of restores and events count from the start of training, across fit() calls
+        self._step = self.controller.num_checks
         self._final_restore = False
         # the state training starts from is taken when training actually starts (the first
         # epoch or batch begins): a BackupAndRestore placed after this callback loads the state
@@ -750,6 +756,34 @@ class DivergenceGuard(_LRCallback):
     def _start(self) -> None:
         self._start_pending = False
         self._book.add(self._take())  # the state training starts from
+        if self._resume_good is not None:  # the next snapshot falls where it would have
+            self._book.good, self._resume_good = self._resume_good, None
+
+    # ------------------------------------------------------------------ resume
+    def state_dict(self) -> dict[str, Any]:
+        """The decision state, as ``lrkit.torch.DivergenceGuard.state_dict()`` (not the
+        snapshots, which live in memory only): the detector's (``controller``) and when the
+        next snapshot is due (``good``: good checks since the newest snapshot). A plain dict
+        (json/pickle it)."""
+        good = self._book.good if self._resume_good is None else self._resume_good
+        return {"controller": self.controller.state_dict(), "good": good}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` before the next ``fit()``: the detector's state, and
+        the snapshot timing, so that after the snapshot of the state the resumed run starts
+        from, the snapshots fall on the checks they would have fallen on without the
+        interruption (a divergence before the first of them restores that starting state)."""
+        if not isinstance(state_dict, Mapping) or set(state_dict) != {"controller", "good"}:
+            keys = sorted(state_dict) if isinstance(state_dict, Mapping) else None
+            raise ValueError(
+                "state_dict must be a DivergenceGuard.state_dict() (keys 'controller', "
+                f"'good'), got {type(state_dict).__name__}"
+                + ("" if keys is None else f" with keys {keys}")
+            )
+        good = V.integer("state_dict['good']", state_dict["good"], 0)
+        self.controller.load_state_dict(state_dict["controller"])
+        self._resume_good = good
+        self._step = self.controller.num_checks
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._start_pending:
