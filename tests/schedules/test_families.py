@@ -386,6 +386,27 @@ def test_restarts_take_a_fractional_period_and_a_real_multiplier() -> None:
     assert h(34) == h.values([34])[0] and h(70) == h.values([70])[0]
 
 
+def test_restarts_with_a_decimal_multiplier_restart_on_the_whole_step_their_cycle_starts() -> None:
+    """A cycle that starts on a whole step (in exact decimal arithmetic) restarts there on
+    both paths, though its float64 start can round just above the step
+    (T_0=10, T_mult=1.9: 10.000000000000002); every such start of a grid of periods and
+    decimal multipliers is checked."""
+    from fractions import Fraction
+
+    checked = 0
+    for T_0 in (1, 7, 10, 100, 125, 500, 1000, 1999):
+        for hundredths in range(105, 355, 5):
+            m = Fraction(hundredths, 100)
+            r = S.cosine_restarts(0.1, T_0=T_0, T_mult=hundredths / 100, m_mul=0.5)
+            starts = [T_0 * (m**n - 1) / (m - 1) for n in range(1, 30)]
+            whole = [(n, int(x)) for n, x in enumerate(starts, 1) if x.denominator == 1]
+            for n, t in (w for w in whole if w[1] < 10**7):
+                want = 0.1 * 0.5**n  # the restart: the cycle's full height
+                assert r(t) == want and r.values([t])[0] == want, (T_0, hundredths, t)
+                checked += 1
+    assert checked > 100
+
+
 def test_restarts_keep_a_whole_period_and_multiplier_an_integer() -> None:
     r = S.cosine_restarts(0.1, T_0=10.0, T_mult=np.float64(2.0))
     assert r.T_0 == 10 and type(r.T_0) is int and r.T_mult == 2 and type(r.T_mult) is int

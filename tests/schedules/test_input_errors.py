@@ -132,7 +132,17 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             lambda: S.exponential(0.1, decay_steps=10, decay_rate=0.5),
             "exponential: unknown parameter(s) ['decay_rate', 'decay_steps'] "
             "(parameters: lr, gamma); "
-            "for decay_rate and decay_steps use gamma (= decay_rate ** (1 / decay_steps))",
+            "for decay_rate and decay_steps use gamma (= decay_rate ** (1 / decay_steps), "
+            "decay_steps being optax's transition_steps; staircase=True is step(lr, "
+            "step_size=decay_steps, gamma=decay_rate))",
+        ),
+        (  # optax's names of the same, and Keras' staircase
+            lambda: S.exponential(init_value=0.1, transition_steps=10, decay_rate=0.5),
+            "exponential: unknown parameter(s) ['decay_rate', 'init_value', 'transition_steps'] "
+            "(parameters: lr, gamma); for decay_rate and transition_steps use gamma "
+            "(= decay_rate ** (1 / decay_steps), decay_steps being optax's transition_steps; "
+            "staircase=True is step(lr, step_size=decay_steps, gamma=decay_rate)), "
+            "for init_value use lr",
         ),
         (
             lambda: S.step(0.1, step_size=10, decay_rate=0.5),
@@ -168,6 +178,7 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
         "cosine_restarts-keras",
         "polynomial-keras",
         "exponential-keras",
+        "exponential-optax",
         "step-decay_rate",
         "linear-end_value",
         "onecycle-epochs",

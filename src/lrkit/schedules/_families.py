@@ -131,8 +131,15 @@ class Exponential(Schedule):
     # Keras' ExponentialDecay: decay_rate every decay_steps
     peer_names = {
         **_LR_PEERS,
-        "decay_rate": ("gamma", "decay_rate ** (1 / decay_steps)"),
-        "decay_steps": ("gamma", "decay_rate ** (1 / decay_steps)"),
+        # Keras' decay_steps is optax's transition_steps; a staircase is lrkit's step()
+        **dict.fromkeys(
+            ("decay_rate", "decay_steps", "transition_steps", "staircase"),
+            (
+                "gamma",
+                "decay_rate ** (1 / decay_steps), decay_steps being optax's transition_steps; "
+                "staircase=True is step(lr, step_size=decay_steps, gamma=decay_rate)",
+            ),
+        ),
     }
 
     def __init__(self, lr: float, *, gamma: float) -> None:
@@ -333,7 +340,10 @@ class CosineRestarts(Schedule):
     and a fractional ``T_0``, a step at most ``2**-51`` of itself below a multiple of ``T_0``
     (the rounding of a multiple of the fraction ``T_0`` holds) starts that cycle:
     ``T_0=18 / 14`` (held as ``1.2857142857142858``) restarts at step ``9 = 7 * 18 / 14``,
-    where ``9 / T_0`` is ``6.999999999999999``."""
+    where ``9 / T_0`` is ``6.999999999999999``. With ``T_mult > 1`` a step below ``2**43`` at
+    most ``2**-44`` of itself below a cycle's float64 start starts that cycle: ``T_0=10,
+    T_mult=1.9`` restarts at step ``10``, where ``T_0 (T_mult - 1) / (T_mult - 1)`` is
+    ``10.000000000000002``."""
 
     name = "cosine_restarts"
     params = ("lr", "T_0", "T_mult", "eta_min", "m_mul")
@@ -396,8 +406,13 @@ class CosineRestarts(Schedule):
                 T_0 * (mp[k] - 1) / (m - 1) <= t < T_0 * (mp[k + 1] - 1) / (m - 1)
             ):  # an estimate more than a cycle off: values()' rounds of correction
                 return Schedule._at(self, t)
+            gap = T_0 * (mp[k + 1] - 1) / (m - 1) - t
+            if gap <= _RESTART_SNAP * t and t < _RESTART_SNAP_BELOW:  # see _values
+                k += 1
+                t_cur = 0.0
+            else:
+                t_cur = t - T_0 * (mp[k] - 1) / (m - 1)
             n = float(k)
-            t_cur = t - T_0 * (mp[k] - 1) / (m - 1)
             t_i = T_0 * mp[k]
         if self.m_mul != 1.0:
             mul = self._mul_pow[int(n)] if n < _POW_TABLE else _pow(self.m_mul, n)
@@ -430,7 +445,11 @@ class CosineRestarts(Schedule):
             for _ in range(self._rounds):
                 n = xp.where(start(n) > t, n - 1, n)
                 n = xp.where(start(n + 1) <= t, n + 1, n)
-            t_cur = t - start(n)
+            # a step a few roundings below the next start starts that cycle: a start on a
+            # whole step (T_0=10, T_mult=1.9: step 10) computes as 10.000000000000002
+            restart = (start(n + 1) - t <= _RESTART_SNAP * t) & (t < _RESTART_SNAP_BELOW)
+            n = xp.where(restart, n + 1, n)
+            t_cur = xp.where(restart, 0.0, t - start(n))
             t_i = T_0 * power(m, n)
         if self.m_mul != 1.0:
             height = (self.lr - self.eta_min) * power(self.m_mul, n)
@@ -451,6 +470,15 @@ def _at_least_one(name: str, value: Any, what: str) -> float:
 #: how close below a multiple of a fractional T_0 (relative to the step) a step starts that
 #: cycle: twice the rounding of the multiple (T_0's and the product's, 2**-53 each)
 _SNAP = 2.0**-51
+
+#: how close below the start of a cycle of a ``T_mult > 1`` (relative to the step) a step
+#: starts that cycle: the float64 start ``T_0 (T_mult**n - 1) / (T_mult - 1)`` of a cycle that
+#: starts on a whole step (``T_0=10, T_mult=1.9``: step 10) can round a few units of 2**-52
+#: above it (``10.000000000000002``), and the restart would come a step late
+_RESTART_SNAP = 2.0**-44
+#: ... below this step only, where that margin is under half a step (further on, with a
+#: T_mult next to 1, a cycle can be shorter than the margin)
+_RESTART_SNAP_BELOW = 0.5 / _RESTART_SNAP
 
 #: entries of CosineRestarts' power tables (T_mult ** n for T_mult >= 2 reaches float64's
 #: largest at n = 1024)
