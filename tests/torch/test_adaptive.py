@@ -274,6 +274,33 @@ def test_logger_exact_mode_equals_numpy_percentiles():
         assert got[name] == tuple(float(v) for v in want)  # bit for bit
 
 
+def test_an_infinite_step_size_shows_in_the_percentiles_it_reaches():
+    """An overflow (float16 Adam, tiny second moments) is what the logger is for: the
+    percentiles it reaches read inf (numpy's would be NaN), the others stay numpy's."""
+    import numpy as np
+
+    from lrkit.torch._adaptive import _summaries
+
+    inf = math.inf
+    rows = [torch.tensor([1.0, 2.0, 3.0, inf]), torch.tensor([inf] * 3), torch.tensor([4.0])]
+    rows.append(torch.tensor([math.nan, 1.0, inf]))
+    got = _summaries(rows)
+    assert got[0] == (2.5, float(np.percentile([1.0, 2.0, 3.0, 4.0], 5)), inf)
+    assert got[1] == (inf, inf, inf) and got[2] == (4.0, 4.0, 4.0)
+    assert got[3] == (inf, inf, inf)  # NaN skipped; between 1 and inf, any weight on inf: inf
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(1000, dtype=torch.float16))
+    opt = O.Adam([w], lr=1e-3)
+    log = EffectiveLRLogger(opt, tensorboard=False)
+    g = torch.randn(1000) * 1e-2
+    g[:200] *= 1e-3
+    w.grad = g.half()
+    opt.step()
+    assert torch.isinf(effective_lr(opt)[0].float()).float().mean() > 0.5
+    median, p5, p95 = log.log()["p0[1000]"]
+    assert median == inf and p95 == inf and math.isfinite(p5)
+
+
 def test_logger_sampled_percentiles_within_the_documented_rank_tolerance():
     """Default sample of 4096 elements: each logged percentile is a value whose rank in the
     whole tensor is within SAMPLE_RANK_TOLERANCE of the percentile asked for; tensors with

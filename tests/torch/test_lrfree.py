@@ -69,6 +69,49 @@ def test_constructors():
 
 
 @pytest.mark.parametrize(
+    ("make", "kwargs", "message"),
+    [
+        (schedule_free, {"betas": (0.9,)}, r"^betas must be a pair \(beta1, beta2\) in \[0, 1\)"),
+        (schedule_free, {"betas": 0.9}, r"^betas must be a pair"),
+        (schedule_free, {"betas": (0.9, 1.5)}, r"^betas\[1\] must be in \[0.0, 1.0\), got 1.5"),
+        (schedule_free, {"eps": -1.0}, r"^eps must be >= 0"),
+        (schedule_free, {"weight_decay": -0.1}, r"^weight_decay must be >= 0"),
+        (schedule_free, {"warmup_steps": -5}, r"^warmup_steps must be an integer >= 0"),
+        (schedule_free, {"warmup_steps": 2.5}, r"^warmup_steps must be an integer >= 0"),
+        (prodigy, {"betas": (0.9,)}, r"^betas must be a pair"),
+    ],
+)
+def test_the_values_torch_checks_are_checked_in_one_line(make, kwargs, message):
+    """The packages check none of them: a bad one failed inside them later (an unpacking
+    error at train()), or trained silently (a beta2 of 1.5, a negative eps)."""
+    with pytest.raises(ValueError, match=message) as info:
+        make(_model().parameters(), **kwargs)
+    assert "\n" not in str(info.value)
+    sgd = schedule_free(_model().parameters(), kind="sgd", momentum=0.9)
+    assert sgd.param_groups[0]["momentum"] == 0.9
+    with pytest.raises(ValueError, match=r"^momentum must be in \[0.0, 1.0\)"):
+        schedule_free(_model().parameters(), kind="sgd", momentum=1.0)
+
+
+def test_evaluating_finalize_and_reestimate_check_the_model_and_the_optimizer():
+    m = _model()
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    message = r"^model must be a torch.nn.Module, got str$"
+    with pytest.raises(ValueError, match=message):
+        with evaluating("model", opt):
+            pass
+    with pytest.raises(ValueError, match=message):
+        lt.finalize("model", opt)
+    with pytest.raises(ValueError, match=message):
+        lt.reestimate_batchnorm("model", [torch.zeros(2, 4)])
+    with pytest.raises(ValueError, match=r"^optimizer must be a torch optimizer .* got str$"):
+        with evaluating(m, "opt"):
+            pass
+    with pytest.raises(ValueError, match=r"^optimizer must be a torch optimizer .* got int$"):
+        lt.finalize(m, 3)
+
+
+@pytest.mark.parametrize(
     "package, make", [("schedulefree", schedule_free), ("prodigyopt", prodigy)]
 )
 def test_missing_package_error(monkeypatch, package, make):

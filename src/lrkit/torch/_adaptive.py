@@ -32,7 +32,9 @@ and steps by ``lr * b``: the value returned is the weight of the current gradien
 a gradient that persists is amplified up to ``1 / (1 - momentum)`` times over later steps.
 
 Parameters without state (before their first step, or Adagrad at ``step == 0``) get a tensor
-of NaN: their step size depends on a gradient not seen yet. Summaries skip NaNs.
+of NaN: their step size depends on a gradient not seen yet. Summaries skip NaNs; an
+infinite step size (an overflow, e.g. in float16) counts, and a percentile that reaches one
+is ``inf``.
 
 :class:`EffectiveLRLogger` summarises each parameter by percentiles of its step sizes. By
 default (``sample=4096``) they are computed on a fixed uniform random sample of at most 4096
@@ -226,8 +228,10 @@ _Q = (0.5, 0.05, 0.95)  # median, p5, p95
 
 
 def _percentiles(a: np.ndarray) -> np.ndarray:
-    """numpy's default (linear) ``quantile(a, _Q, axis=1)`` of a 2-d array without NaN/inf,
-    with the same float operations (bit for bit), from one partition of all rows."""
+    """numpy's default (linear) ``quantile(a, _Q, axis=1)`` of a 2-d array without NaN, with
+    the same float operations (bit for bit), from one partition of all rows. An infinite
+    element reached by the interpolation gives an infinite quantile (numpy's would be NaN:
+    ``inf - inf``), as for a finite one the value between its two neighbours."""
     n = a.shape[1]
     vi = [(n - 1) * q for q in _Q]
     lo = [min(math.floor(v), n - 1) for v in vi]
@@ -240,25 +244,31 @@ def _percentiles(a: np.ndarray) -> np.ndarray:
             out[:, j] = part[:, n - 1]
             continue
         t = v - i0
-        d = x1 - x0
-        out[:, j] = x1 - d * (1 - t) if t >= 0.5 else x0 + d * t
+        with np.errstate(invalid="ignore"):  # inf - inf: replaced below
+            d = x1 - x0
+            val = x1 - d * (1 - t) if t >= 0.5 else x0 + d * t
+        # an infinite end: the quantile is that end (the only value between a finite one and
+        # inf, at t > 0, is inf); finite ends keep numpy's bits
+        val = np.where(np.isinf(x0), x0, val)
+        out[:, j] = np.where(np.isinf(x1) & ~np.isinf(x0), x1 if t > 0 else x0, val)
     return out
 
 
 def _summaries(rows: list[torch.Tensor]) -> list[tuple[float, float, float]]:
-    """``(median, p5, p95)`` of the finite values of each 1-d CPU tensor (NaN when it has
-    none), as ``numpy.percentile`` computes them. Rows of one length without NaN/inf are
-    done together (one partition)."""
+    """``(median, p5, p95)`` of the values other than NaN of each 1-d CPU tensor (NaN when it
+    has none), as ``numpy.percentile`` computes them; an infinite step size counts (a
+    percentile that reaches one is ``inf``: :func:`_percentiles`). Rows of one length without
+    NaN are done together (one partition)."""
     out: list[tuple[float, float, float]] = [(math.nan, math.nan, math.nan)] * len(rows)
     groups: dict[int, list[int]] = {}
     arrays = [r.numpy() if r.dtype == torch.float64 else r.double().numpy() for r in rows]
     for i, a in enumerate(arrays):
-        if a.size and np.isfinite(a).all():
+        if a.size and not np.isnan(a).any():
             groups.setdefault(a.size, []).append(i)
-        else:  # NaN/inf elements skipped: a row of its own length
-            fin = a[np.isfinite(a)]
-            if fin.size:
-                out[i] = tuple(_percentiles(fin[None, :])[0].tolist())  # type: ignore[assignment]
+        else:  # NaN elements skipped: a row of its own length
+            kept = a[~np.isnan(a)]
+            if kept.size:
+                out[i] = tuple(_percentiles(kept[None, :])[0].tolist())  # type: ignore[assignment]
     for idx in groups.values():
         vals = _percentiles(np.stack([arrays[i] for i in idx]))
         for i, v in zip(idx, vals.tolist()):
@@ -324,7 +334,8 @@ class EffectiveLRLogger:
     """Record per-layer summaries of :func:`effective_lr` over training.
 
     ``log(step)`` stores, for every parameter, the median and the 5th/95th percentiles of its
-    per-element step sizes (NaN elements skipped), computed on a fixed random sample of
+    per-element step sizes (NaN elements skipped; infinite ones count: a percentile that
+    reaches one is ``inf``), computed on a fixed random sample of
     ``sample`` elements per parameter (see the module docstring for the tolerance; its cost
     at ``every=10``, against the bare training step, is measured by
     ``benchmarks/helpers_overhead.py``: ``docs/overhead.md``), or over all elements with

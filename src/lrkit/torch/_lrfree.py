@@ -102,7 +102,10 @@ def prodigy(params: Any, *, lr: float = 1.0, **kwargs: Any) -> torch.optim.Optim
 
 def _check_kwargs(cls: Any, kwargs: dict[str, Any], where: str = "") -> None:
     """Every keyword a parameter of ``cls``'s constructor, else a one-line ValueError naming
-    the first unknown one and listing the allowed ones."""
+    the first unknown one and listing the allowed ones; the values of those torch's own
+    optimizers check (``betas``, ``eps``, ``weight_decay``, ``momentum``, ``warmup_steps``)
+    checked as torch checks them, in one line (the packages check none: a bad one fails
+    later inside them, or trains silently)."""
     accepted = inspect.signature(cls).parameters
     unknown = [k for k in kwargs if k not in accepted or k == "params"]
     if unknown:
@@ -110,6 +113,19 @@ def _check_kwargs(cls: Any, kwargs: dict[str, Any], where: str = "") -> None:
         raise ValueError(
             f"{unknown[0]} is not a parameter of {cls.__name__}{where}; allowed: {names}"
         )
+    if "betas" in kwargs:
+        betas = kwargs["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2) in [0, 1), got {V.fmt(betas)}")
+        for i, b in enumerate(betas):
+            V.in_range(f"betas[{i}]", b, 0.0, 1.0, high_open=True)
+    for name in ("eps", "weight_decay"):
+        if name in kwargs:
+            V.non_negative(name, kwargs[name])
+    if "momentum" in kwargs:
+        V.in_range("momentum", kwargs["momentum"], 0.0, 1.0, high_open=True)
+    if "warmup_steps" in kwargs:
+        V.integer("warmup_steps", kwargs["warmup_steps"], 0)
 
 
 def _flag_in_groups(optimizer: Any) -> bool:
@@ -300,6 +316,19 @@ def _reestimate(
     return used
 
 
+def _check_model(model: Any, optimizer: Any = None) -> None:
+    """A one-line ``ValueError`` unless ``model`` is a ``torch.nn.Module`` and ``optimizer``
+    is ``None`` or an optimizer (anything with ``param_groups``: torch's, a schedule-free
+    wrapper, accelerate's)."""
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if optimizer is not None and not isinstance(getattr(optimizer, "param_groups", None), list):
+        raise ValueError(
+            f"optimizer must be a torch optimizer (with param_groups) or None, got "
+            f"{type(optimizer).__name__}"
+        )
+
+
 def reestimate_batchnorm(
     model: torch.nn.Module,
     data: Iterable[Any] | Callable[[], Iterable[Any]],
@@ -318,6 +347,7 @@ def reestimate_batchnorm(
     ``model(**batch)`` for dicts, ``model(batch)`` otherwise. Returns the number of batches
     used (0 when the model has no BatchNorm).
     """
+    _check_model(model)
     if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
         raise ValueError(f"num_batches must be an integer >= 1, got {num_batches!r}")
     V.optional_callable("forward", forward, "forward(model, batch)")
@@ -366,6 +396,7 @@ def evaluating(
     their previous values back and every module its previous train/eval flag; the global RNGs
     and the generators of ``bn_data`` are as they were.
     """
+    _check_model(model, optimizer)
     _check_bn_args(bn_data, num_batches, forward)
     modes = {m: m.training for m in model.modules()}
     sf = optimizer is not None and is_schedule_free(optimizer)
@@ -419,6 +450,7 @@ def finalize(
     (e.g. ``bn_data`` yields nothing), the weights, the optimizer's mode and the BatchNorm
     statistics are left exactly as they were. Call ``optimizer.train()`` to continue training
     later."""
+    _check_model(model, optimizer)
     _check_bn_args(bn_data, num_batches, forward)
     sf = optimizer is not None and is_schedule_free(optimizer)
     if bn_data is None:
