@@ -248,3 +248,48 @@ def test_a_folder_as_the_path_is_a_one_line_error_and_nothing_is_written(
     assert str(info.value).startswith(f"path {str(folder)!r} is a folder: give a file name")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plots"] and not list(folder.iterdir())
     plt.close("all")
+
+
+def test_a_single_finite_point_is_drawn_over_the_whole_range(tmp_path: Path) -> None:
+    """A line of one point draws nothing: it gets a marker, and the x axis spans every step
+    asked for (a schedule whose values overflow after step 0, a plot of 1 step)."""
+    fig = plt.figure()
+    ax = fig.add_subplot()
+    S.exponential(1e300, gamma=1e10).plot(ax=ax)
+    (line,) = ax.get_lines()
+    assert line.get_marker() == "o"
+    assert ax.get_xlim() == (0.0, 999.0)
+    plt.close(fig)
+    ax = S.constant(0.1).plot(1)
+    assert ax.get_lines()[0].get_marker() == "o"
+    plt.close(ax.figure)
+    ax = S.cosine(0.1, total_steps=50).plot()  # many points: no marker, as before
+    assert ax.get_lines()[0].get_marker() in ("None", None, "")
+    plt.close(ax.figure)
+
+
+def test_the_plots_take_the_axes_by_position_and_by_keyword() -> None:
+    torch = pytest.importorskip("torch")
+    import lrkit.torch as lt
+
+    fig = plt.figure()
+    a, b = fig.subplots(1, 2)
+    assert S.cosine(0.1, total_steps=10).plot(a) is a  # as the other plots take it
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.Adam([p], lr=0.1)
+    log = lt.EffectiveLRLogger(opt, tensorboard=False)
+    p.grad = torch.ones(3)
+    opt.step()
+    log.log()
+    assert log.plot(ax=b) is b
+    with pytest.raises(ValueError, match=r"^ax: the axes are given twice"):
+        log.plot(a, ax=b)
+    plt.close(fig)
+
+
+def test_a_flat_range_test_is_framed_readably() -> None:
+    r = range_test(lambda lr: 2.5, num_iter=30, warn=False)
+    ax = r.plot()
+    lo, hi = ax.get_ylim()
+    assert lo < 2.5 < hi and hi - lo > 0.01  # not a 1e-12 frame with 1e-13 offsets
+    plt.close(ax.figure)

@@ -59,6 +59,22 @@ def resolve(first: Any, path: Any, *, first_name: str) -> tuple[Any, Any]:
     return first, path
 
 
+def draw_curve(ax: Any, xs: Any, ys: Any, **kwargs: Any) -> Any:
+    """``ax.plot(xs, ys, **kwargs)``, visible also where a single point is finite (a line of
+    one point draws nothing: it gets a marker) and over the whole range of ``xs`` (matplotlib
+    would span the finite points only). Returns the line."""
+    import numpy as np
+
+    x = np.asarray(xs, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    if int(np.isfinite(y).sum()) == 1 and "marker" not in kwargs:
+        kwargs["marker"] = "o"
+    (line,) = ax.plot(x, y, **kwargs)
+    if x.size > 1 and np.isfinite(x).all() and x.min() < x.max():
+        ax.set_xlim(x.min(), x.max())
+    return line
+
+
 def new_figure(path: Any, *, figsize: tuple[float, float]) -> Any:
     """A figure to draw on: a bare ``Figure`` when it is written to ``path``, else pyplot's."""
     if path is not None:
@@ -82,6 +98,11 @@ def check_title(title: Any) -> None:
         raise ValueError(f"title must be a string or None, got {title!r}")
 
 
+def is_axes(value: Any) -> bool:
+    """Whether ``value`` is (drawn on as) a matplotlib Axes: a ``plot`` method and a figure."""
+    return callable(getattr(value, "plot", None)) and getattr(value, "figure", None) is not None
+
+
 def new_axes(
     ax: Any, path: Any, *, figsize: tuple[float, float], title: Any = None
 ) -> tuple[Any, Any]:
@@ -90,7 +111,7 @@ def new_axes(
     ``None``; both are checked before anything is drawn."""
     check_title(title)
     if ax is not None:
-        if not callable(getattr(ax, "plot", None)) or getattr(ax, "figure", None) is None:
+        if not is_axes(ax):
             raise ValueError(f"ax must be a matplotlib Axes or None, got {ax!r}")
         return ax.figure, ax
     fig = new_figure(path, figsize=figsize)

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 COMMANDS: dict[str, str] = {
@@ -115,11 +116,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     status. Ctrl-C at any point, also while the options are parsed and lrkit is imported,
     ends it with a short note and status 130, no traceback (importing this module imports
     nothing but the standard library)."""
+    undo = _escape_unencodable()
     try:
         return _main(argv)
     except KeyboardInterrupt:  # before the command ran (it has its own note, with its name)
         print("\nlrkit: interrupted", file=sys.stderr)
         return 130
+    finally:
+        undo()
+
+
+def _escape_unencodable() -> Callable[[], None]:
+    """Standard output writes what its encoding cannot (a file name in ``é`` on an ASCII or
+    cp1252 console) as backslash escapes, as Python's standard error does, rather than
+    failing after the work is done. Returns what puts the stream's error handler back (the
+    command line may run inside a Python process)."""
+    stream = sys.stdout
+    reconfigure = getattr(stream, "reconfigure", None)
+    errors = getattr(stream, "errors", None)
+    if not callable(reconfigure) or errors != "strict":
+        return lambda: None
+    try:
+        reconfigure(errors="backslashreplace")
+    except (ValueError, OSError):  # a closed or detached stream: left as it is
+        return lambda: None
+
+    def undo() -> None:
+        with contextlib.suppress(ValueError, OSError):
+            reconfigure(errors=errors)
+
+    return undo
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -374,3 +374,32 @@ def test_an_image_with_nothing_to_plot_is_refused_as_the_terminal_says_it(
     assert not out.exists()
     assert main(["plot", spec, *extra, "--steps", "3"]) == 0  # the terminal: its note
     assert f"(nothing to plot: {why.split(';')[0]})" in capsys.readouterr().out
+
+
+def test_a_name_the_console_cannot_encode_is_escaped_not_a_traceback(tmp_path) -> None:
+    """An ASCII (or cp1252) standard output and a file name outside it: the work is done,
+    the line says where, escaped as standard error escapes, exit code 0."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "\u00e9.png"
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        [sys.executable, "-m", "lrkit", "plot", "cosine(0.1, 100)", "-o", str(target)],
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"Traceback" not in done.stderr and b"\\xe9.png" in done.stdout
+    assert target.stat().st_size > 0
+
+
+def test_the_command_line_leaves_the_callers_stdout_error_handler(capsys) -> None:
+    import sys
+
+    before = getattr(sys.stdout, "errors", None)
+    assert main(["plot", "cosine(0.1, 100)", "--height", "4"]) == 0
+    assert getattr(sys.stdout, "errors", None) == before

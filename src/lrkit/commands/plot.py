@@ -106,7 +106,7 @@ def _title_lines(spec: str, width: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._figure import draw_grid, save_figure
+    from .._figure import draw_curve, draw_grid, save_figure
     from .._files import IMAGE_TYPES, check_output, write_file_whole
     from ..textplot import nothing_to_plot, plot_steps, text_plot
 
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             return err(install_hint("matplotlib", "plot", feature="-o/--output"))
         fig = Figure(figsize=(8, 4))
         ax = fig.add_subplot()
-        ax.plot(steps, lrs, lw=1.5)
+        draw_curve(ax, steps, lrs, lw=1.5)  # one finite point too
         ax.set_xlabel("step")
         ax.set_ylabel("learning rate")
         draw_grid(ax)  # opaque: PostScript draws no transparency

@@ -349,7 +349,9 @@ class FinderResult:
             lo = float(min(np.min(self.losses), np.min(self.smoothed)))
             half = max(1, len(self.smoothed) // 2)
             hi = float(max(np.max(self.smoothed[:half]), self.smoothed[0]))
-            span = max(hi - lo, 1e-12)
+            # a flat or very short curve (hi == lo) gets a frame of 5% of its level: readable
+            # ticks, not matplotlib's 1e-13 offsets
+            span = max(hi - lo, 0.05 * max(abs(hi), abs(lo)), 1e-12)
             top = hi + 0.3 * span
             ax.set_ylim(lo - 0.05 * span, top)
             x = self.stop_lr if self.stop_lr is not None else float(self.lrs[-1])

@@ -645,10 +645,13 @@ class Schedule(ABC):
 
         ``steps`` defaults to the schedule's natural length (or 1000). ``path`` (or a file
         name as the first argument: ``s.plot("lr.png")``) writes the figure, drawn without
-        pyplot; ``title`` heads the plot; other keywords go to ``ax.plot``."""
-        from .._figure import draw_grid, new_axes, resolve, save_figure
+        pyplot; ``ax`` (or a matplotlib Axes as the first argument: ``s.plot(ax)``) draws on
+        the caller's axes; ``title`` heads the plot; other keywords go to ``ax.plot``."""
+        from .._figure import draw_curve, draw_grid, is_axes, new_axes, resolve, save_figure
         from .._imports import require
 
+        if ax is None and is_axes(steps):  # s.plot(ax), as the other plots take it
+            steps, ax = None, steps
         steps, path = resolve(steps, path, first_name="steps")
         require("matplotlib", "plot", feature="Schedule.plot")
         from ..textplot import plot_steps  # bounded: at most textplot.MAX_POINTS points
@@ -656,7 +659,7 @@ class Schedule(ABC):
         xs = plot_steps(self, steps=steps)
         fig, ax = new_axes(ax, path, figsize=(7, 3.5), title=title)
         kwargs.setdefault("label", _short_label(self))
-        ax.plot(xs, self.values(xs), **kwargs)
+        draw_curve(ax, xs, self.values(xs), **kwargs)
         ax.set_xlabel("step")
         ax.set_ylabel("learning rate")
         draw_grid(ax)

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as V
-from .._figure import new_axes, resolve, save_figure
+from .._figure import is_path, new_axes, resolve, save_figure
 from .._format import failure
 from .._imports import install_hint, optional, require
 from .._runtime import in_range_test
@@ -536,6 +536,7 @@ class EffectiveLRLogger:
         self,
         path_or_ax: Any = None,
         *,
+        ax: Any = None,
         path: Any = None,
         layers: Sequence[str] | None = None,
         title: str | None = None,
@@ -543,10 +544,13 @@ class EffectiveLRLogger:
         """Plot median (line) and p5-p95 (band) per layer on a log scale.
 
         ``path_or_ax``: a file name (the figure is drawn without pyplot and written), a
-        matplotlib Axes, or None (a new figure); ``path=`` is the same as a file name there.
-        ``title`` replaces the default heading. Returns the Axes.
+        matplotlib Axes, or None (a new figure); ``path=`` is the same as a file name there,
+        ``ax=`` as an Axes there. ``title`` replaces the default heading. Returns the Axes.
         """
-        ax, path = resolve(path_or_ax, path, first_name="path_or_ax")
+        if ax is not None and path_or_ax is not None and not is_path(path_or_ax):
+            raise ValueError("ax: the axes are given twice (as the first argument and as ax=)")
+        first, path = resolve(path_or_ax, path, first_name="path_or_ax")
+        ax = first if ax is None else ax
         require("matplotlib", "plot", feature="EffectiveLRLogger.plot")
         names = list(layers) if layers is not None else self.names
         for n in names:
