@@ -403,3 +403,11 @@ def test_the_command_line_leaves_the_callers_stdout_error_handler(capsys) -> Non
     before = getattr(sys.stdout, "errors", None)
     assert main(["plot", "cosine(0.1, 100)", "--height", "4"]) == 0
     assert getattr(sys.stdout, "errors", None) == before
+
+
+def test_a_schedule_longer_than_a_plot_says_where_it_ends(capsys) -> None:
+    n = 9_000_000_000_000_000
+    spec = f"join([cosine(0.1, {n}), cosine(0.1, {n})], [{n}])"
+    assert main(["plot", spec, "--height", "4", "--width", "30"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.endswith(f"; the schedule runs to step {2 * n}, a plot to 2**53 - 1")

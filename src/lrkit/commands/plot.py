@@ -108,7 +108,7 @@ def _title_lines(spec: str, width: int) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from .._figure import draw_curve, draw_grid, save_figure
     from .._files import IMAGE_TYPES, check_output, write_file_whole
-    from ..textplot import nothing_to_plot, plot_steps, text_plot
+    from ..textplot import MAX_STEP, natural_steps, nothing_to_plot, plot_steps, text_plot
 
     def err(msg: str) -> int:
         print_error("plot", msg, args)
@@ -184,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
         if len(steps) == int(steps[-1]) + 1
         else f" ({len(steps)} of {int(steps[-1]) + 1} steps drawn)"
     )
+    if args.steps is None and natural_steps(schedule) > MAX_STEP:  # longer than a plot goes
+        sampled += f"; the schedule runs to step {natural_steps(schedule) - 1}, a plot to 2**53 - 1"
     print(f"lr: start {lrs[0]:.4g}, {_extremes(lrs)}, end {lrs[-1]:.4g}" + sampled)
     return 0
 
