@@ -40,6 +40,7 @@ from ..finder import (
     held_batches,
     optimizer_family,
 )
+from ._checks import check_module, check_optimizer
 from ._distributed import all_reduce_mean
 from ._lrfree import _is_prodigy, _sf_flags, is_schedule_free
 
@@ -788,12 +789,8 @@ def find_lr(
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
     ``.suggest(rule)``, ``.plot()``, ...).
     """
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(
-            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
-        )
+    check_module(model)
+    check_optimizer(optimizer)
     _refuse_closure(optimizer, "the range test")
     check_materialized(model, optimizer)
     check_optimizer_of(model, optimizer)

@@ -48,6 +48,7 @@ import torch
 
 from .. import _validate as V
 from ..feedback import Chain, DetectorKwargs, DivergenceDetector, GuardBook, Multiplier, as_metric
+from ._checks import check_module, check_optimizer
 from ._distributed import all_reduce_mean, get_world_size
 
 if TYPE_CHECKING:
@@ -135,12 +136,8 @@ class DivergenceGuard:
         check_grads: bool = True,
         **detector: Unpack[DetectorKwargs],
     ) -> None:
-        if not isinstance(model, torch.nn.Module):
-            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise ValueError(
-                f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
-            )
+        check_module(model)
+        check_optimizer(optimizer)
         unknown = sorted(set(detector) - set(DetectorKwargs.__annotations__))
         if unknown:
             allowed = ", ".join(

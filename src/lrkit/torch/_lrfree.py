@@ -29,6 +29,7 @@ from typing import Any
 from .. import _validate as V
 from .._imports import require
 from .._runtime import GlobalRNGState, is_data_factory, one_pass
+from ._checks import check_module
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
 
@@ -320,8 +321,7 @@ def _check_model(model: Any, optimizer: Any = None) -> None:
     """A one-line ``ValueError`` unless ``model`` is a ``torch.nn.Module`` and ``optimizer``
     is ``None`` or an optimizer (anything with ``param_groups``: torch's, a schedule-free
     wrapper, accelerate's)."""
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     if optimizer is not None and not isinstance(getattr(optimizer, "param_groups", None), list):
         raise ValueError(
             f"optimizer must be a torch optimizer (with param_groups) or None, got "

@@ -30,6 +30,7 @@ from .. import _validate as V
 from ..feedback import as_metric, check_controllers
 from ..schedules import Schedule, as_schedule, holds_callable
 from ..schedules.tables import checked_steps
+from ._checks import check_optimizer
 
 __all__ = ["LRKitScheduler", "scheduler"]
 
@@ -183,10 +184,7 @@ def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> l
     whether the ``lr`` was given or not: each group peaks at its own). The message says to
     pass ``lr=`` to the optimizer.
     """
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(
-            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
-        )
+    check_optimizer(optimizer)
     if schedule is not None:  # a spec string or a to_dict() dict, as scheduler() takes it
         schedule = as_schedule(schedule)
     default = optimizer.defaults.get("lr")
@@ -260,10 +258,7 @@ class LRKitScheduler(LRScheduler):
         momentum: Any = None,
         hyperparams: Mapping[str, Any] | None = None,
     ) -> None:
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise ValueError(
-                f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
-            )
+        check_optimizer(optimizer)
         self.optimizer = optimizer
         groups = optimizer.param_groups
         if isinstance(schedule, (list, tuple)):

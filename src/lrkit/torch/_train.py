@@ -28,6 +28,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from .. import _validate as V
 from .._runtime import is_data_factory
 from ..schedules import as_schedule
+from ._checks import check_module
 from ._finder import _check_loss, _refuse_closure, check_batch
 from ._lrfree import _sf_flags, is_schedule_free, lrfree_lr
 from ._scheduler import scheduler as make_scheduler
@@ -134,8 +135,7 @@ def fit(
     :func:`lrkit.torch.finalize`) too (``optimizer.train()``, as Hugging Face's ``Trainer``
     does). Returns the :class:`History`.
     """
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     if steps is None and epochs is None:
         raise ValueError("steps or epochs must be given, got neither")
     total = math.inf if steps is None else V.integer("steps", steps, 1)
@@ -242,8 +242,7 @@ def evaluate(
     afterwards. The loss is ``inf`` when it is not finite; the accuracy (argmax of 2-d outputs
     against integer labels) is NaN unless every batch is a classification batch. ``data``
     that yields no example is a ValueError (there is no score to give)."""
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {loss_fn!r}")
     if not hasattr(data, "__iter__"):

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from .. import _validate as V
+from ._checks import check_module
 
 __all__ = [
     "TASKS",
@@ -165,8 +166,7 @@ def evaluate(model: nn.Module, *, task: DemoTask) -> tuple[float, float]:
     """Validation ``(loss, accuracy)`` in eval mode (accuracy ``nan`` for regression). The
     model's train/eval flags are restored afterwards."""
     _check_task(task)
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:

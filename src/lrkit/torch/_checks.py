@@ -1,0 +1,26 @@
+"""The one-line checks of the PyTorch objects lrkit's functions take (a model, an optimizer),
+shared by every function that takes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._imports import require
+
+require("torch", "torch")  # without PyTorch: the one-line install hint
+
+import torch
+
+
+def check_module(model: Any) -> None:
+    """A one-line ``ValueError`` unless ``model`` is a ``torch.nn.Module``."""
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+
+
+def check_optimizer(optimizer: Any) -> None:
+    """A one-line ``ValueError`` unless ``optimizer`` is a ``torch.optim.Optimizer``."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(
+            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+        )
