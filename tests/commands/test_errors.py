@@ -974,13 +974,32 @@ def test_compare_stops_at_a_batch_that_is_no_pair_in_one_line(task, capsys) -> N
     assert "step=" not in line and "lambda" not in line  # no Python-only advice
 
 
-def test_json_on_stdout_comes_last(tmp_path, monkeypatch, capfd) -> None:
+@pytest.mark.parametrize("plot", [[], ["-o", "f.png"]])
+def test_json_on_stdout_comes_last(tmp_path, monkeypatch, capfd, plot) -> None:
+    """After every line, the plot's included, so that what follows the table is JSON."""
     pytest.importorskip("torch")
+    if plot:
+        pytest.importorskip("matplotlib")
     monkeypatch.chdir(tmp_path)
-    args = ["find", "--demo", "--quiet", "--num-iter", "20", "--no-train", "--no-plot"]
+    args = ["find", "--demo", "--quiet", "--num-iter", "20", "--no-train"]
+    assert main([*args, *(plot or ["--no-plot"]), "--json", "/dev/stdout"]) == 0
+    out = capfd.readouterr().out
+    start = 0 if out.startswith("{") else out.index("\n{") + 1
+    assert json.loads(out[start:])["steps"] > 0
+    assert not plot or (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_tune_json_on_stdout_comes_after_the_summary_and_the_plot(tmp_path, monkeypatch, capfd):
+    pytest.importorskip("optuna")
+    pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    args = ["tune", "--demo", "--trials", "1", "--epochs", "1", "--no-progress"]
+    args += ["--storage", f"sqlite:///{tmp_path / 's.db'}", "--plot", "t.png"]
     assert main([*args, "--json", "/dev/stdout"]) == 0
     out = capfd.readouterr().out
-    assert json.loads(out[out.index("\n{") :])["steps"] > 0
+    assert "plot of the search: t.png" in out
+    assert json.loads(out[out.index("\n{") + 1 :])["study"] == "lrkit-demo-digits_mlp_sgd"
 
 
 def test_compare_methods_message_names_the_option(task, tmp_path, capsys):

@@ -87,6 +87,9 @@ def test_the_values_torch_checks_are_checked_in_one_line(make, kwargs, message):
     with pytest.raises(ValueError, match=message) as info:
         make(_model().parameters(), **kwargs)
     assert "\n" not in str(info.value)
+    tensors = (torch.tensor(0.9), torch.tensor(0.999))  # taken, as torch's optimizers take them
+    assert schedule_free(_model().parameters(), betas=tensors).param_groups[0]["betas"] == tensors
+    prodigy(_model().parameters(), betas=tensors, weight_decay=torch.tensor(0.01))
     sgd = schedule_free(_model().parameters(), kind="sgd", momentum=0.9)
     assert sgd.param_groups[0]["momentum"] == 0.9
     with pytest.raises(ValueError, match=r"^momentum must be in \[0.0, 1.0\)"):

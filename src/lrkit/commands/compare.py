@@ -207,22 +207,26 @@ def _compare(args: argparse.Namespace) -> int:
             f"  interrupted after {done} of {done + len(report.not_run)} methods; not run: "
             f"{cut} (stopped while training)" + "".join(f", {m}" for m in rest)
         )
-    failed = False
-    if args.json:
+
+    def json_file() -> bool:
+        if not args.json:
+            return False
         failed = write_json("compare", args.json, report.to_dict() | {"seed": args.seed}, out=say)
         if not failed and not names_stdout(args.json):  # the JSON comes last on stdout
             say(f"  results written to {args.json}")
-    if not args.no_plot:
-        failed = (
-            write_plot(
-                "compare",
-                args.output,
-                report.plot,
-                say=say,
-                default=getattr(args, "output_is_default", False),
-            )
-            or failed
-        )
+        return failed
+
+    def plot_file() -> bool:
+        if args.no_plot:
+            return False
+        default = getattr(args, "output_is_default", False)
+        return write_plot("compare", args.output, report.plot, say=say, default=default)
+
+    # JSON on standard output comes last, after the plot's line
+    order = (plot_file, json_file) if names_stdout(args.json) else (json_file, plot_file)
+    failed = False
+    for write in order:
+        failed = write() or failed
     if interrupt is not None:  # the one line and exit code of an interrupt (130, 143)
         raise interrupt
     say.check()  # the reader went away: exit code 141, the files written all the same

@@ -405,12 +405,18 @@ def _find(args: argparse.Namespace) -> int:
         names["total_steps"] = "--train-steps"
     for msg in result.warnings:  # in the options of this command (--start-lr, not start_lr)
         say(f"\n  warning: LR range test: {rename(msg, names=names)}")
-    failed = False
-    if args.json and rank0:
+
+    def json_file() -> bool:
+        if not (args.json and rank0):
+            return False
         failed = write_json("find", args.json, result.to_dict(), out=out)
         if not failed and not names_stdout(args.json):  # the JSON comes last on stdout
             say(f"\n  results written to {args.json}")
-    if rank0 and not args.no_plot:
+        return failed
+
+    def plot_file() -> bool:
+        if not rank0 or args.no_plot:
+            return False
 
         def draw(path: str) -> None:
             from matplotlib.figure import Figure  # no pyplot: the caller's backend is untouched
@@ -420,16 +426,14 @@ def _find(args: argparse.Namespace) -> int:
             fig.tight_layout()
             save_figure(fig, path)
 
-        failed = (
-            write_plot(
-                "find",
-                args.output,
-                draw,
-                say=say,
-                default=getattr(args, "output_is_default", False),
-            )
-            or failed
-        )
+        default = getattr(args, "output_is_default", False)
+        return write_plot("find", args.output, draw, say=say, default=default)
+
+    # JSON on standard output comes last, after the plot's line
+    order = (plot_file, json_file) if names_stdout(args.json) else (json_file, plot_file)
+    failed = False
+    for write in order:
+        failed = write() or failed
     out.check()  # the reader went away (exit code 141): the files are written, the rest is text
     if result.suggestion is None:
         print(

@@ -599,10 +599,16 @@ def _tune(args: argparse.Namespace) -> int:
     n_done = len(result.complete_trials)
     failed = json_written = False
     out = Printer()  # a reader that goes away stops the printing, not the plot
-    if args.json:
+
+    def json_file() -> bool:
         failed = write_json(
             "tune", args.json, _results(result, study, mask_url(args.storage)), out=out
         )
+        return failed
+
+    json_last = names_stdout(args.json)  # JSON on standard output comes after every line
+    if args.json and not json_last:
+        failed = json_file()
         json_written = not failed
     if n_done and quiet:
         out(result.best_spec)
@@ -630,8 +636,10 @@ def _tune(args: argparse.Namespace) -> int:
                 out(note)
         except Exception as exc:  # the image could not be written (disk, backend)
             failed = cannot_write("tune", option="--plot", path=plot, error=exc)
-    if json_written and not quiet and not names_stdout(args.json):  # the JSON comes last
+    if json_written and not quiet:
         out(f"results written to {args.json}")
+    if args.json and json_last:
+        failed = json_file() or failed
     out.check()  # the reader went away: exit code 141, the files written all the same
     if not n_done:
         if result.stop_reason == "max_trials":

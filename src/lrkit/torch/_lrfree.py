@@ -59,9 +59,7 @@ _SF_WARMUP = ("adamw", "sgd")
 
 def _lr(value: Any) -> float:
     """``lr`` as a float > 0 (a one-element tensor is read), else a one-line ValueError."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    return V.positive("lr", value)
+    return V.positive("lr", _scalar(value))
 
 
 def schedule_free(
@@ -101,6 +99,14 @@ def prodigy(params: Any, *, lr: float = 1.0, **kwargs: Any) -> torch.optim.Optim
     return po.Prodigy(params, lr=lr, **kwargs)  # type: ignore[no-any-return]
 
 
+def _scalar(value: Any) -> Any:
+    """A one-element tensor's number (torch's optimizers take tensor hyperparameters), else
+    ``value`` as it is."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return value
+
+
 def _check_kwargs(cls: Any, kwargs: dict[str, Any], where: str = "") -> None:
     """Every keyword a parameter of ``cls``'s constructor, else a one-line ValueError naming
     the first unknown one and listing the allowed ones; the values of those torch's own
@@ -119,12 +125,12 @@ def _check_kwargs(cls: Any, kwargs: dict[str, Any], where: str = "") -> None:
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2) in [0, 1), got {V.fmt(betas)}")
         for i, b in enumerate(betas):
-            V.in_range(f"betas[{i}]", b, 0.0, 1.0, high_open=True)
+            V.in_range(f"betas[{i}]", _scalar(b), 0.0, 1.0, high_open=True)
     for name in ("eps", "weight_decay"):
         if name in kwargs:
-            V.non_negative(name, kwargs[name])
+            V.non_negative(name, _scalar(kwargs[name]))
     if "momentum" in kwargs:
-        V.in_range("momentum", kwargs["momentum"], 0.0, 1.0, high_open=True)
+        V.in_range("momentum", _scalar(kwargs["momentum"]), 0.0, 1.0, high_open=True)
     if "warmup_steps" in kwargs:
         V.integer("warmup_steps", kwargs["warmup_steps"], 0)
 
