@@ -639,3 +639,15 @@ def test_one_element_arrays_are_their_value_and_larger_ones_name_the_shape() -> 
         )
     with pytest.raises(ValueError, match=r"^loss must be one value .*shape \(2,\)$"):
         DivergenceDetector().check(np.ones(2))
+
+
+def test_a_chain_refuses_one_controller_given_twice():
+    """It would take every metric twice (a cut on the first metric alone) and scale twice."""
+    from lrkit.feedback import Chain, ReduceOnPlateau
+
+    a = ReduceOnPlateau(factor=0.5, patience=0)
+    for build in (lambda: a & a, lambda: Chain(a, ReduceOnPlateau(), a), lambda: (a & a) & a):
+        with pytest.raises(ValueError, match=r"^controllers: one controller is given twice"):
+            build()
+    chain = a & ReduceOnPlateau(factor=0.5, patience=0)  # two of them: each takes it once
+    assert [chain.update(x) for x in (1.0, 2.0)] == [1.0, 0.25] and a.num_updates == 2

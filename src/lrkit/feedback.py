@@ -943,6 +943,7 @@ class Chain(Feedback):
     ``scale`` is the product of the members' scales; ``apply`` nests (the first member is the
     outermost, so ``Chain(RestartOnPlateau(), ReduceOnPlateau())`` restarts the schedule and
     scales it); ``update`` feeds the same metric to every member and returns the product.
+    One controller given twice is a ``ValueError`` (it would take every metric twice).
     """
 
     def __init__(self, *controllers: Feedback) -> None:
@@ -955,6 +956,12 @@ class Chain(Feedback):
             items.extend(c.controllers if isinstance(c, Chain) else (c,))
         if not items:
             raise ValueError("controllers must contain at least one Feedback, got none")
+        twice = next((c for i, c in enumerate(items) if any(c is d for d in items[:i])), None)
+        if twice is not None:  # it would take every metric twice and apply its scale twice
+            raise ValueError(
+                f"controllers: one controller is given twice ({type(twice).__name__}): it would "
+                "take every metric twice and scale twice; build one for each place"
+            )
         self.controllers: tuple[Feedback, ...] = tuple(items)
 
     @property
