@@ -296,7 +296,10 @@ def _setups(make: Any) -> _Setups:
     """``make`` checked: a callable whose every call returns a :class:`Setup`, else a one-line
     TypeError that says to wrap a function returning a tuple with :func:`factory`; the first
     model returned again with other weights is a one-line ValueError (it would go on training
-    where the last run left it)."""
+    where the last run left it). One already checked is returned as it is (its checks are
+    not made twice)."""
+    if isinstance(make, _Setups):  # compare() hands its own to find_lrs and run_method
+        return make
     if not callable(make):
         raise TypeError(f"make must be callable make() -> Setup, got {type(make).__name__}")
     V.takes("make", make, "make() -> Setup", 0)

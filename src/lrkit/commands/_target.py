@@ -47,6 +47,7 @@ from .._files import (
     IMAGE_TYPES,
     check_output,
     fresh_path,
+    names_stdout,
     write_file_whole,
     write_new,
     write_text_whole,
@@ -278,6 +279,20 @@ def write_plot(
         return cannot_write(command, option="-o/--output", path=path, error=exc)
     say(f"  plot written to {path}")
     return False
+
+
+def write_outputs(
+    json_path: Any, json_file: Callable[[], bool], plot_file: Callable[[], bool]
+) -> bool:
+    """Write a command's ``--json`` file and its plot (each a function that returns whether
+    it failed): the JSON first, or last when it goes to standard output (``json_path``
+    ``/dev/stdout``), after the plot's line, so that what follows the printed text is JSON.
+    Returns whether one of them failed."""
+    order = (plot_file, json_file) if names_stdout(json_path) else (json_file, plot_file)
+    failed = False
+    for write in order:
+        failed = write() or failed
+    return failed
 
 
 def add_traceback_option(p: argparse.ArgumentParser) -> None:

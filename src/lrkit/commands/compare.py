@@ -52,6 +52,7 @@ from ._target import (
     show_progress,
     user_code,
     write_json,
+    write_outputs,
     write_plot,
 )
 
@@ -222,11 +223,7 @@ def _compare(args: argparse.Namespace) -> int:
         default = getattr(args, "output_is_default", False)
         return write_plot("compare", args.output, report.plot, say=say, default=default)
 
-    # JSON on standard output comes last, after the plot's line
-    order = (plot_file, json_file) if names_stdout(args.json) else (json_file, plot_file)
-    failed = False
-    for write in order:
-        failed = write() or failed
+    failed = write_outputs(args.json, json_file, plot_file)
     if interrupt is not None:  # the one line and exit code of an interrupt (130, 143)
         raise interrupt
     say.check()  # the reader went away: exit code 141, the files written all the same

@@ -52,6 +52,7 @@ from ._target import (
     show_progress,
     user_code,
     write_json,
+    write_outputs,
     write_plot,
 )
 
@@ -429,11 +430,7 @@ def _find(args: argparse.Namespace) -> int:
         default = getattr(args, "output_is_default", False)
         return write_plot("find", args.output, draw, say=say, default=default)
 
-    # JSON on standard output comes last, after the plot's line
-    order = (plot_file, json_file) if names_stdout(args.json) else (json_file, plot_file)
-    failed = False
-    for write in order:
-        failed = write() or failed
+    failed = write_outputs(args.json, json_file, plot_file)
     out.check()  # the reader went away (exit code 141): the files are written, the rest is text
     if result.suggestion is None:
         print(

@@ -184,8 +184,9 @@ def run(args: argparse.Namespace) -> int:
         if len(steps) == int(steps[-1]) + 1
         else f" ({len(steps)} of {int(steps[-1]) + 1} steps drawn)"
     )
-    if args.steps is None and natural_steps(schedule) > MAX_STEP:  # longer than a plot goes
-        sampled += f"; the schedule runs to step {natural_steps(schedule) - 1}, a plot to 2**53 - 1"
+    natural = natural_steps(schedule)
+    if args.steps is None and natural > MAX_STEP:  # longer than a plot goes
+        sampled += f"; the schedule runs to step {natural - 1}, a plot to 2**53 - 1"
     print(f"lr: start {lrs[0]:.4g}, {_extremes(lrs)}, end {lrs[-1]:.4g}" + sampled)
     return 0
 

@@ -601,10 +601,9 @@ def _tune(args: argparse.Namespace) -> int:
     out = Printer()  # a reader that goes away stops the printing, not the plot
 
     def json_file() -> bool:
-        failed = write_json(
+        return write_json(
             "tune", args.json, _results(result, study, mask_url(args.storage)), out=out
         )
-        return failed
 
     json_last = names_stdout(args.json)  # JSON on standard output comes after every line
     if args.json and not json_last:

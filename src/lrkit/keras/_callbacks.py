@@ -782,8 +782,7 @@ class DivergenceGuard(_LRCallback):
             )
         good = V.integer("state_dict['good']", state_dict["good"], 0)
         self.controller.load_state_dict(state_dict["controller"])
-        self._resume_good = good
-        self._step = self.controller.num_checks
+        self._resume_good = good  # the checks count on from the controller's at the next fit()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._start_pending:
