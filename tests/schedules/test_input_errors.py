@@ -161,7 +161,39 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "three_phase); for epochs and steps_per_epoch use total_steps "
             "(= epochs * steps_per_epoch)",
         ),
+        (  # Hugging Face's get_wsd_schedule
+            lambda: S.wsd(
+                0.1,
+                num_warmup_steps=10,
+                num_decay_steps=20,
+                num_stable_steps=70,
+                min_lr_ratio=0.1,
+                decay_type="cosine",
+            ),
+            "wsd: unknown parameter(s) ['decay_type', 'min_lr_ratio', 'num_decay_steps', "
+            "'num_stable_steps', 'num_warmup_steps'] (parameters: lr, total_steps, "
+            "warmup_steps, decay_steps, decay, min_lr, init_lr); for decay_type use decay, "
+            "for min_lr_ratio use min_lr (= min_lr_ratio * lr), for num_decay_steps use "
+            "decay_steps, for num_stable_steps use total_steps (= num_warmup_steps + "
+            "num_stable_steps + num_decay_steps), for num_warmup_steps use warmup_steps",
+        ),
+        (  # Hugging Face's get_polynomial_decay_schedule_with_warmup
+            lambda: S.polynomial(0.1, num_training_steps=100, lr_end=1e-7),
+            "polynomial: unknown parameter(s) ['lr_end', 'num_training_steps'] (parameters: "
+            "lr, total_steps, power, end_lr, cycle); for lr_end use end_lr, "
+            "for num_training_steps use total_steps",
+        ),
+        (
+            lambda: S.warmup(0.0, end_lr=0.1, num_warmup_steps=10),
+            "warmup: unknown parameter(s) ['num_warmup_steps'] (parameters: start_lr, end_lr, "
+            "warmup_steps, mode); for num_warmup_steps use warmup_steps",
+        ),
         # a peer's name of a parameter this family does not have: no hint
+        (
+            lambda: S.cosine(0.1, total_steps=100, num_warmup_steps=10),
+            "cosine: unknown parameter(s) ['num_warmup_steps'] (parameters: lr, total_steps, "
+            "eta_min)",
+        ),
         (
             lambda: S.warmup(0.0, end_lr=0.1, warmup_steps=10, alpha=0.1),
             "warmup: unknown parameter(s) ['alpha'] (parameters: start_lr, end_lr, "
@@ -182,6 +214,10 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
         "step-decay_rate",
         "linear-end_value",
         "onecycle-epochs",
+        "wsd-hf",
+        "polynomial-hf",
+        "warmup-hf",
+        "cosine-hf-no-hint",
         "warmup-no-hint",
         "join-no-hint",
     ],

@@ -41,6 +41,10 @@ _LR_PEERS = {
     "learning_rate": ("lr", ""),
 }
 
+#: Hugging Face's names of ``total_steps`` and ``warmup_steps`` (``get_*_schedule_with_warmup``)
+_HF_TOTAL = {"num_training_steps": ("total_steps", "")}
+_HF_WARMUP = {"num_warmup_steps": ("warmup_steps", "")}
+
 
 # ============================================================================ basic decays
 @register
@@ -197,6 +201,8 @@ class Polynomial(Schedule):
         "total_iters": ("total_steps", ""),
         "end_learning_rate": ("end_lr", ""),
         "end_value": ("end_lr", ""),
+        "lr_end": ("end_lr", ""),
+        **_HF_TOTAL,
     }
 
     def __init__(
@@ -271,6 +277,7 @@ class Linear(Schedule):
         "total_iters": ("total_steps", ""),
         "start_factor": ("start_lr", "lr * start_factor"),
         "end_factor": ("end_lr", "lr * end_factor"),
+        **_HF_TOTAL,
     }
 
     def __init__(self, start_lr: float, *, end_lr: float, total_steps: int) -> None:
@@ -303,6 +310,7 @@ class Cosine(Schedule):
         "T_max": ("total_steps", ""),
         "alpha": ("eta_min", "alpha * lr"),
         "end_value": ("eta_min", ""),
+        **_HF_TOTAL,
     }
 
     def __init__(self, lr: float, *, total_steps: int, eta_min: float = 0.0) -> None:
@@ -754,6 +762,7 @@ class OneCycle(_Phased):
         "steps_per_epoch": ("total_steps", "epochs * steps_per_epoch"),
         "peak_value": ("max_lr", ""),
         "transition_steps": ("total_steps", ""),
+        **_HF_TOTAL,
     }
 
     def __init__(
@@ -841,7 +850,7 @@ class InverseSqrt(Schedule):
 
     name = "inverse_sqrt"
     params = ("lr", "warmup_steps", "timescale")
-    peer_names = _LR_PEERS
+    peer_names = {**_LR_PEERS, **_HF_WARMUP}
 
     def __init__(self, lr: float, *, warmup_steps: int = 0, timescale: float | None = None) -> None:
         self.lr = _lr("lr", lr)
@@ -941,6 +950,7 @@ class Warmup(Schedule):
         "end_value": ("end_lr", ""),
         "peak_value": ("end_lr", ""),
         "warmup_target": ("end_lr", ""),
+        **_HF_WARMUP,
     }
 
     def __init__(
@@ -1001,7 +1011,18 @@ class WSD(Schedule):
 
     name = "wsd"
     params = ("lr", "total_steps", "warmup_steps", "decay_steps", "decay", "min_lr", "init_lr")
-    peer_names = _LR_PEERS
+    peer_names = {
+        **_LR_PEERS,
+        **_HF_TOTAL,
+        **_HF_WARMUP,
+        "num_decay_steps": ("decay_steps", ""),
+        "num_stable_steps": (
+            "total_steps",
+            "num_warmup_steps + num_stable_steps + num_decay_steps",
+        ),
+        "decay_type": ("decay", ""),
+        "min_lr_ratio": ("min_lr", "min_lr_ratio * lr"),
+    }
 
     def __init__(
         self,
