@@ -590,6 +590,38 @@ def test_optax_join_schedules_of_lrkit_schedules_runs_under_debug_nans() -> None
         assert np.asarray(updates).tolist() == [0.0, 0.0]
 
 
+@pytest.mark.parametrize("evaluation", ["table", "formula"])
+@pytest.mark.parametrize(
+    "s",
+    [
+        # 0 where gamma ** t overflows: the amplitude is 0 (max_lr == base_lr)
+        S.cyclic(0.1, max_lr=0.1, step_size_up=10, mode="exp_range", gamma=1.01),
+        S.mul(S.constant(0.0), S.exponential(1.0, gamma=1.01)),  # 0 times inf
+        S.mul(S.exponential(1e-3, gamma=2.0), S.exponential(1e-3, gamma=0.5)),  # inf times 0
+        # a segment that overflows (inf - inf) only past the steps it serves
+        S.join(
+            [S.exponential(1.0, gamma=2.0) - S.exponential(0.5, gamma=2.0), S.constant(0.1)],
+            boundaries=[5],
+        ),
+    ],
+    ids=["cyclic-exp_range-flat", "zero-times-overflow", "overflow-times-zero", "join-overflow"],
+)
+def test_a_zero_times_an_overflow_builds_no_nan_without_jit(s, evaluation: str) -> None:
+    """The formula (in a table's place, or past a short table) computes no 0 * inf and reads
+    no segment past its own steps: jax_debug_nans finds nothing, with or without jit."""
+    steps = np.array([0, 3, 5, 2000, 9000, 20000])
+    want = s.values(steps).astype(np.float32)
+    assert not np.isnan(want).any()
+    f = lo.schedule(s, evaluation=evaluation, table_limit=16)
+    with jax.debug_nans(True):
+        np.testing.assert_allclose(np.asarray(jax.jit(f)(jnp.asarray(steps))), want, rtol=1e-6)
+        with jax.disable_jit():
+            got = np.asarray(f(jnp.asarray(steps, dtype=jnp.int32)))
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+            frac = np.asarray(f(jnp.asarray(steps, dtype=jnp.float32)))
+            np.testing.assert_allclose(frac, want, rtol=1e-6)
+
+
 @pytest.mark.parametrize("evaluation", ["table", "host", "formula"])
 @pytest.mark.parametrize(
     "s",

@@ -89,7 +89,10 @@ class Join(Schedule):
         )
         offsets = (0, *self.boundaries)
         for i in range(len(self.schedules) - 2, -1, -1):
-            seg = self.schedules[i]._values(xp.maximum(t - offsets[i], 0.0), xp)
+            # read within the segment's own steps: one that grows without bound is not
+            # taken past its end, where it could overflow (an inf - inf would build a NaN)
+            span = float(self.boundaries[i] - offsets[i])
+            seg = self.schedules[i]._values(xp.clip(t - offsets[i], 0.0, span), xp)
             out = xp.where(t < self.boundaries[i], seg, out)
         return out
 
@@ -184,12 +187,16 @@ class Product(_Pointwise):
         for s in self.schedules[1:]:
             x = s._values(t, xp)
             zero = zero | (x == 0.0)
-            if xp is np and np.any(zero):
+            if xp is not np:
+                # traced (jax): no 0 * inf is computed, so no NaN is built
+                # (``jax_debug_nans``); where a factor is 0 both sides are 0
+                out = xp.where(zero, 0.0, out) * xp.where(zero, 0.0, x)
+            elif np.any(zero):
                 with np.errstate(invalid="ignore"):  # 0 * inf, made 0 below
                     out = out * x
             else:
                 out = out * x
-        if xp is np and not np.any(zero):
+        if xp is not np or not np.any(zero):
             return out
         return xp.where(zero & (out != out), 0.0, out)  # NaN: 0 times inf (or NaN)
 

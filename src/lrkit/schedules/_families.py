@@ -576,7 +576,8 @@ class Cyclic(Schedule):
             return self.base_lr + height
         if self.mode == "triangular2":
             return self.base_lr + height * power(0.5, cycle - 1)
-        return self.base_lr + xp.where(height == 0, 0.0, height * growth(self.gamma, t, xp))
+        # 0 where the height is 0, also where gamma ** t overflows: no 0 * inf is computed
+        return self.base_lr + height * xp.where(height == 0, 0.0, growth(self.gamma, t, xp))
 
 
 def _int_if_integral(x: float) -> float:
