@@ -403,6 +403,28 @@ def test_use_family_fills_in_a_family_the_options_do_not_name():
         Sweep(num_iter=10).use_family("lion")
 
 
+def test_a_sparse_held_curve_moves_neither_the_edge_nor_the_shape():
+    """A held curve of fewer than SHAPE_POINTS points (eval_every=16 on a default sweep): its
+    one descended point smoothed with a diverged one reads as a flat curve whose edge is the
+    flat start, decades below the training curve's; the training curve alone is read."""
+    from lrkit.finder import suggestions
+    from lrkit.finder.rules import SHAPE_POINTS
+
+    lrs = np.geomspace(1e-7, 0.3, 85)
+    y = 2.36 - 0.6 / (1 + np.exp(-3 * (np.log10(lrs) + 2.5)))
+    y = y + np.where(lrs > 0.05, 3 * np.log10(np.maximum(lrs, 0.05) / 0.05), 0.0)
+    hx = np.array([1e-07, 1.963e-06, 3.854e-05, 1.485e-02, 2.915e-01])
+    hy = np.array([2.36, 2.36, 2.358, 1.779, 3.757])
+    assert len(hy) < SHAPE_POINTS
+    alone = suggestions(lrs, y)
+    assert suggestions(lrs, y, held_lrs=hx, held_losses=hy) == alone
+    assert alone.lr_min > 1e-2  # the training curve's edge, not the held curve's 3.9e-5
+    # from SHAPE_POINTS points on, the held curve counts
+    dense_x = np.geomspace(1e-7, 0.3, SHAPE_POINTS)
+    dense_y = np.interp(np.log(dense_x), np.log(lrs), y) * 0.9
+    assert suggestions(lrs, y, held_lrs=dense_x, held_losses=dense_y) != alone
+
+
 def test_suggestions_name_the_held_curve_in_their_errors():
     from lrkit.finder import suggestions
 

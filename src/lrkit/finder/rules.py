@@ -13,8 +13,9 @@ passes them; a user rule receives the two arrays only.
     over +-0.3 decades, the vertex of a parabola through the lowest point and its
     neighbours); on a curve that did not clearly descend, at the onset of its rise instead
     (:func:`edge`). ``lr_min`` is their geometric mean (the training curve alone when no held
-    loss was measured). The two measurements err independently (batch noise, coarse held
-    cadence), so their mean moves less from seed to seed. The LR to train with sits below
+    loss was measured, or fewer than ``SHAPE_POINTS`` held points). The two measurements err
+    independently (batch noise, coarse held cadence), so their mean moves less from seed to
+    seed. The LR to train with sits below
     that edge by a factor that depends on how long the run is (the longer, the more a
     too-large step costs) and on the optimizer (plain SGD, momentum, adaptive):
     ``ln(lr / lr_min) = a[schedule, optimizer] + b[schedule] * ln(total_steps / 1000)``
@@ -98,9 +99,9 @@ MOVED_FRACTION = 0.002  # ... and than this fraction of the loss: less has not m
 FLOOR_NOISE = 3.0  # a flat curve's floor: within this many noise units of its minimum ...
 FLOOR_FRACTION = 0.02  # ... plus this fraction of the minimum's loss
 HELD_WEIGHT = 0.5  # lr_min = train_edge**(1 - w) * held_edge**w: the geometric mean
-#: a held curve of fewer points is too sparse for its shape (descent, rise, floor) to be read
-#: against its noise: the training curve's shape is read instead (its edge still counts;
-#: :func:`shape_curve`)
+#: a held curve of fewer points is too sparse for its shape (descent, rise, floor) or its edge
+#: to be read against its noise (one descended point smoothed with a diverged one reads as a
+#: flat curve): the training curve's shape and edge are read instead (:func:`shape_curve`)
 SHAPE_POINTS = 8
 SMOOTH_DECADES = 0.3  # half-width of the default rule's smoothing, in decades of LR
 EDGE_CAP = 0.5  # no suggestion above half the edge: a rate trained at must be stable
@@ -505,10 +506,10 @@ def suggestions(
     cx, cy = x, y
     if held_losses is not None and len(np.asarray(held_losses)) >= 3:
         assert held_lrs is not None  # checked above: both or neither
-        cx, cy = _check(held_lrs, held_losses, ("held_lrs", "held_losses"))
-        w = HELD_WEIGHT
-        lr_min = math.exp((1 - w) * math.log(lr_min) + w * math.log(edge(cx, cy, held=True)))
-        cx, cy = shape_curve(x, y, cx, cy)
+        hx, hy = _check(held_lrs, held_losses, ("held_lrs", "held_losses"))
+        if len(hy) >= SHAPE_POINTS:  # enough points to read its edge and shape (shape_curve)
+            cx, cy, w = hx, hy, HELD_WEIGHT
+            lr_min = math.exp((1 - w) * math.log(lr_min) + w * math.log(edge(cx, cy, held=True)))
     shape = CurveShape.of(cy, smooth_curve(cx, cy))
     few = len(cy) < 5  # too few points to tell a rise or a floor
     # a NaN/inf loss is no rise of the curve: it counts only when the curve had risen before
