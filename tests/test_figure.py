@@ -199,6 +199,9 @@ def test_writing_postscript_leaves_the_callers_figure_as_it_was(tmp_path: Path) 
     (line,) = mine.plot([0, 1], [0, 1], color="red", alpha=0.3)
     band = mine.fill_between([0, 1], [0, 0], [1, 1], color="blue", alpha=0.2)
     dots = mine.scatter([0, 1], [1, 0], c=[0.0, 1.0], alpha=0.5)  # colour-mapped
+    bars = mine.bar([0, 1, 2], [1, 2, 3], alpha=0.5)  # no edge: drawn "none"
+    hist = mine.hist([0.1, 0.2, 0.2, 0.7], alpha=0.4)[2]
+    plain = mine.scatter([0, 1], [0, 1], color="green", edgecolors="black", alpha=0.6)
 
     def state() -> list[object]:
         return [
@@ -209,6 +212,10 @@ def test_writing_postscript_leaves_the_callers_figure_as_it_was(tmp_path: Path) 
             band.get_edgecolor().tolist(),
             dots.get_alpha(),
             dots.get_array().tolist(),
+            [(b.get_alpha(), b.get_facecolor(), b.get_edgecolor()) for b in bars],
+            [(h.get_alpha(), h.get_facecolor(), h.get_edgecolor()) for h in hist],
+            plain.get_facecolor().tolist(),
+            plain.get_edgecolor().tolist(),
         ]
 
     before = state()
@@ -258,7 +265,8 @@ def test_a_single_finite_point_is_drawn_over_the_whole_range(tmp_path: Path) -> 
     S.exponential(1e300, gamma=1e10).plot(ax=ax)
     (line,) = ax.get_lines()
     assert line.get_marker() == "o"
-    assert ax.get_xlim() == (0.0, 999.0)
+    lo, hi = ax.get_xlim()
+    assert lo <= 0.0 and hi >= 999.0 and ax.get_autoscalex_on()
     plt.close(fig)
     ax = S.constant(0.1).plot(1)
     assert ax.get_lines()[0].get_marker() == "o"
@@ -293,3 +301,18 @@ def test_a_flat_range_test_is_framed_readably() -> None:
     lo, hi = ax.get_ylim()
     assert lo < 2.5 < hi and hi - lo > 0.01  # not a 1e-12 frame with 1e-13 offsets
     plt.close(ax.figure)
+
+
+def test_curves_drawn_on_one_axes_each_keep_their_range() -> None:
+    """The axes grow to hold every curve drawn on them, as ``ax.plot`` makes them: a shorter
+    schedule drawn after a longer one, or a user's own line drawn after a schedule, hides
+    nothing."""
+    fig = plt.figure()
+    ax = fig.add_subplot()
+    S.cosine(0.1, total_steps=3000).plot(ax=ax)
+    S.cosine(0.2, total_steps=500).plot(ax=ax)
+    lo, hi = ax.get_xlim()
+    assert lo <= 0.0 and hi >= 2999.0
+    ax.plot([0, 5000], [0.1, 0.1])
+    assert ax.get_xlim()[1] >= 5000.0
+    plt.close(fig)

@@ -62,7 +62,8 @@ def resolve(first: Any, path: Any, *, first_name: str) -> tuple[Any, Any]:
 def draw_curve(ax: Any, xs: Any, ys: Any, **kwargs: Any) -> Any:
     """``ax.plot(xs, ys, **kwargs)``, visible also where a single point is finite (a line of
     one point draws nothing: it gets a marker) and over the whole range of ``xs`` (matplotlib
-    would span the finite points only). Returns the line."""
+    would span the finite points only): the axes' data limits take that range in, their
+    autoscaling stays on, so what else is drawn on them keeps its room. Returns the line."""
     import numpy as np
 
     x = np.asarray(xs, dtype=float)
@@ -71,7 +72,8 @@ def draw_curve(ax: Any, xs: Any, ys: Any, **kwargs: Any) -> Any:
         kwargs["marker"] = "o"
     (line,) = ax.plot(x, y, **kwargs)
     if x.size > 1 and np.isfinite(x).all() and x.min() < x.max():
-        ax.set_xlim(x.min(), x.max())
+        ax.update_datalim([(x.min(), 0.0), (x.max(), 0.0)], updatey=False)
+        ax.autoscale_view()
     return line
 
 
@@ -180,7 +182,17 @@ def flatten_alpha(fig: Any) -> Callable[[], None]:
             artist.set_color(color)
             continue
         face, edge = artist.get_facecolor(), artist.get_edgecolor()
-        undo.append(_restorer(artist, alpha, facecolor=face, edgecolor=edge))
+        # put back as the caller gave them (matplotlib keeps them: a patch's default edge is
+        # None, drawn "none"; the RGBA it shows has the alpha applied, which setting it back
+        # with the alpha would apply again: an invisible edge would show)
+        undo.append(
+            _restorer(
+                artist,
+                alpha,
+                facecolor=getattr(artist, "_original_facecolor", face),
+                edgecolor=getattr(artist, "_original_edgecolor", edge),
+            )
+        )
         faces = [_mixed(c, back) for c in _rgba_list(face)]
         edges = [_mixed(c, back) for c in _rgba_list(edge)]
         artist.set_alpha(None)
