@@ -974,18 +974,21 @@ def test_compare_stops_at_a_batch_that_is_no_pair_in_one_line(task, capsys) -> N
     assert "step=" not in line and "lambda" not in line  # no Python-only advice
 
 
+@pytest.mark.parametrize("train", [["--no-train"], ["--train-steps", "20"]])
 @pytest.mark.parametrize("plot", [[], ["-o", "f.png"]])
-def test_json_on_stdout_comes_last(tmp_path, monkeypatch, capfd, plot) -> None:
-    """After every line, the plot's included, so that what follows the table is JSON."""
+def test_json_on_stdout_comes_last(tmp_path, monkeypatch, capfd, plot, train) -> None:
+    """After every line, the plot's and the check runs' table included, so that what follows
+    the text is JSON (a text file: it ends its last line)."""
     pytest.importorskip("torch")
     if plot:
         pytest.importorskip("matplotlib")
     monkeypatch.chdir(tmp_path)
-    args = ["find", "--demo", "--quiet", "--num-iter", "20", "--no-train"]
+    args = ["find", "--demo", "--quiet", "--num-iter", "20", *train]
     assert main([*args, *(plot or ["--no-plot"]), "--json", "/dev/stdout"]) == 0
     out = capfd.readouterr().out
     start = 0 if out.startswith("{") else out.index("\n{") + 1
-    assert json.loads(out[start:])["steps"] > 0
+    assert json.loads(out[start:])["steps"] > 0 and out.endswith("}\n")
+    assert ("check:" in out[:start]) == (train != ["--no-train"])
     assert not plot or (tmp_path / "f.png").stat().st_size > 0
 
 

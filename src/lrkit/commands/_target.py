@@ -245,7 +245,7 @@ def write_json(command: str, path: str, data: Any, *, out: Printer) -> bool:
     import json
 
     try:  # whole or not at all: a failed write leaves the file that was there
-        write_text_whole(path, json.dumps(data, indent=1))
+        write_text_whole(path, json.dumps(data, indent=1) + "\n")  # a text file: ends a line
     except BrokenPipeError:
         out.closed = True
     except OSError as exc:

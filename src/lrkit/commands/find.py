@@ -430,8 +430,11 @@ def _find(args: argparse.Namespace) -> int:
         default = getattr(args, "output_is_default", False)
         return write_plot("find", args.output, draw, say=say, default=default)
 
-    failed = write_outputs(args.json, json_file, plot_file)
+    # JSON on standard output comes after everything printed, the check runs' table too
+    json_last = names_stdout(args.json)
+    failed = write_outputs(args.json, (lambda: False) if json_last else json_file, plot_file)
     out.check()  # the reader went away (exit code 141): the files are written, the rest is text
+    code = 0
     if result.suggestion is None:
         print(
             f"lrkit find: no suggestion: the sweep stopped ({result.stop_reason}) before the "
@@ -440,16 +443,18 @@ def _find(args: argparse.Namespace) -> int:
             + "try a lower --start-lr or check the task",
             file=sys.stderr,
         )
-        return 1
-    if not args.no_train:
+        code = 1
+    elif not args.no_train:
         try:
             with user_code(args.target, during="the check runs", mistakes=True):
                 _check(args, make, result, say, prepared=prepared)
         except TargetMistake as e:
             print_error("find", e, args)
-            return 2
+            code = 2
         out.check()
-    return 1 if failed else 0
+    if json_last:
+        failed = json_file() or failed
+    return code or (1 if failed else 0)
 
 
 def _check(
