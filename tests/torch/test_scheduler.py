@@ -731,6 +731,22 @@ def test_groups_at_one_lr_follow_the_schedule_itself_and_a_group_added_later_kee
     assert lt.group_ratios(two) == [pytest.approx(0.2), pytest.approx(2.0)]
 
 
+@pytest.mark.parametrize("optimizer_lr", [0.1, None])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_groups_frozen_at_lr_0_stay_at_0_as_pytorchs_schedulers_keep_them(optimizer_lr, groups):
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(groups)]
+    kw = {} if optimizer_lr is None else {"lr": optimizer_lr}
+    opt = torch.optim.SGD([{"params": [p], "lr": 0.0} for p in params], **kw)
+    assert lt.group_ratios(opt) == [0.0] * groups
+    sch = lt.scheduler(opt, S.cosine(0.1, total_steps=20))
+    peer_opt = torch.optim.SGD([{"params": [p], "lr": 0.0} for p in params], **kw)
+    peer = torch.optim.lr_scheduler.CosineAnnealingLR(peer_opt, T_max=20)
+    for _ in range(5):
+        assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in peer_opt.param_groups]
+        assert [g["lr"] for g in opt.param_groups] == [0.0] * groups
+        opt.step(), peer_opt.step(), sch.step(), peer.step()
+
+
 def test_group_ratios_is_what_the_scheduler_applies_and_refuses_what_it_refuses() -> None:
     a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
     ok = torch.optim.SGD([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}], lr=0.02)
