@@ -1183,6 +1183,30 @@ def test_target_error_round_trips_through_pickle():
     assert type(back.error) is ValueError
 
 
+@pytest.mark.parametrize("show_traceback", [False, True])
+def test_an_error_of_the_users_code_has_the_typed_password_masked(capsys, show_traceback):
+    """A target's error that echoes the storage URL it was given (``could not reach ...``)
+    shows no password, in the one line and in the traceback (``--traceback``)."""
+    import argparse
+
+    from lrkit.commands._target import TargetError, report_target_error
+
+    url = "postgresql://alice:hunter2xyz@127.0.0.1:5432/lrkit"
+    try:
+        raise RuntimeError(f"could not reach {url}")
+    except RuntimeError as exc:
+        err = TargetError("m:f", error=exc, during="a trial")
+    args = argparse.Namespace(storage=url, traceback=show_traceback)
+    assert report_target_error("tune", err=err, show_traceback=show_traceback, args=args) == 1
+    text = capsys.readouterr().err
+    assert "hunter2xyz" not in text
+    assert text.count("postgresql://alice:***@127.0.0.1:5432/lrkit") == 1 + show_traceback
+    assert text.splitlines()[-1].startswith(
+        "lrkit tune: error in target 'm:f' during a trial: RuntimeError: could not reach "
+        "postgresql://alice:***@127.0.0.1:5432/lrkit (at "
+    )
+
+
 # ----------------------------------------------------------------------------- tune outputs
 @pytest.mark.parametrize(
     "argv, words",

@@ -616,6 +616,12 @@ def test_other_optuna_value_errors_still_propagate(monkeypatch) -> None:
         ({"study_name": 123}, r"^study_name must be a non-empty string or None, got 123$"),
         ({"sampler": 5}, r"^sampler must be None \(TPE\) or an Optuna sampler, got int$"),
         ({"families": "cosine,sgdr"}, r"^families must be one of .* got 'sgdr'$"),
+        (
+            {"families": None},
+            r"^families must be a sequence of names or a comma-separated "
+            r"string of constant, cosine, .*, got NoneType None$",
+        ),
+        ({"families": 5}, r"^families must be a sequence of names .*, got int 5$"),
     ],
 )
 def test_bad_arguments_are_one_line_before_the_storage_is_touched(

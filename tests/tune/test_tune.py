@@ -377,6 +377,11 @@ def test_tune_errors() -> None:
         tune(_quadratic_task(), n_trials=1, storage="not-a-url")
     with pytest.raises(ValueError, match="direction"):
         Task(train=lambda s, r: 0.0, total_steps=10, direction="up")
+    # the name is stored with the study's search space; the metric labels the results
+    for field, bad in (("name", ""), ("name", "  "), ("name", 3), ("metric", ""), ("metric", None)):
+        with pytest.raises(ValueError) as err:
+            Task(train=lambda s, r: 0.0, total_steps=10, **{field: bad})
+        assert str(err.value) == f"{field} must be a non-empty string, got {bad!r}"
 
 
 def test_user_objective_exception_propagates_and_marks_fail() -> None:

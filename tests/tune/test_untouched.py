@@ -291,6 +291,30 @@ def test_a_new_studys_range_test_that_raises_creates_no_file(tmp_path: Path) -> 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_a_new_file_another_worker_stored_a_study_in_meanwhile_stays(
+    tmp_path: Path, exc: type
+) -> None:
+    """Workers started together on a new SQLite file: one whose range test fails (or is
+    interrupted) leaves the file, with the study and trials another worker stored in it
+    meanwhile, as it is."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+
+    def range_test() -> Any:
+        other = optuna.create_study(storage=url, study_name="other")
+        other.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))
+        raise exc("stopped")
+
+    task = Task(train=lambda s, r: 1.0, total_steps=100, range_test=range_test)
+    with pytest.raises(exc):
+        tune(task, storage=url, study_name="mine", n_trials=1)
+    study = optuna.load_study(study_name="other", storage=url)
+    assert [t.value for t in study.trials] == [0.5]
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["other"]
+
+
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit])
 def test_a_new_studys_range_test_interrupted_creates_no_file(tmp_path: Path, exc: type) -> None:
     def range_test() -> Any:

@@ -182,7 +182,7 @@ def reporting_target_errors(
     try:
         return body(args)
     except TargetError as exc:
-        return report_target_error(command, err=exc, show_traceback=args.traceback)
+        return report_target_error(command, err=exc, show_traceback=args.traceback, args=args)
 
 
 def add_torch_task_parser(
@@ -610,14 +610,24 @@ def cannot_write(command: str, *, option: str, path: str, error: BaseException) 
     return True
 
 
-def report_target_error(command: str, *, err: TargetError, show_traceback: bool) -> int:
+def report_target_error(
+    command: str,
+    *,
+    err: TargetError,
+    show_traceback: bool,
+    args: argparse.Namespace | None = None,
+) -> int:
     """Print an error of the user's code: its traceback with ``--traceback``, then one line
     ``lrkit COMMAND: error in target 'pkg.mod:fn' (during ...): Type: message (at file:line in
-    function)``. Returns exit code 1."""
-    from .._format import shorten
+    function)``; the secrets of what the user typed (``args``: a storage URL's password) are
+    masked in both, as in every error of a command (the user's code may echo them). Returns
+    exit code 1."""
+    from .._format import mask_arguments, shorten
 
+    said = typed(args)
     if show_traceback:
-        traceback.print_exception(err.error, file=sys.stderr)
+        lines = traceback.format_exception(err.error)
+        print(mask_arguments("".join(lines), said), end="", file=sys.stderr)
     during = f" during {err.during}" if err.during else ""
     where = _where(err.error)
     tail = [f"at {where}"] if where else []
@@ -627,9 +637,7 @@ def report_target_error(command: str, *, err: TargetError, show_traceback: bool)
     # state dict's "Error(s) in loading", its missing keys on the next)
     text = " / ".join(ln.strip() for ln in str(err.error).strip().splitlines() if ln.strip())
     what = f"{type(err.error).__name__}: {text}" if text else type(err.error).__name__
-    print(
-        f"lrkit {command}: error in target {err.target!r}{during}: {shorten(what, 300)}"
-        + (f" ({'; '.join(tail)})" if tail else ""),
-        file=sys.stderr,
-    )
+    what = mask_arguments(what, said)
+    line = f"lrkit {command}: error in target {err.target!r}{during}: {shorten(what, 300)}"
+    print(line + (f" ({'; '.join(tail)})" if tail else ""), file=sys.stderr)
     return 1

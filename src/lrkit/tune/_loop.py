@@ -483,7 +483,14 @@ def _new_file(storage: Any) -> dict[str, bool] | None:
 
 def _take_back(storage: Any, made: dict[str, bool]) -> None:
     """Undo what opening ``storage`` wrote to a new SQLite file (:func:`_new_file`): the files
-    it created are removed, an empty file it filled is empty again."""
+    it created are removed, an empty file it filled is empty again; unless a study is in it
+    now (another worker, started together on the new file, created one meanwhile) or it
+    cannot be read: then it stays as it is."""
+    try:
+        if storage.get_all_studies():
+            return
+    except Exception:  # unreadable: nothing is removed that may hold someone's trials
+        return
     engine = getattr(storage, "engine", None)
     if engine is not None:
         engine.dispose()  # its connections closed: the files can go

@@ -7,7 +7,7 @@ any object offering Optuna's ``suggest_float`` / ``suggest_int`` / ``suggest_cat
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
@@ -147,6 +147,11 @@ def family_names(families: str | Sequence[str]) -> tuple[str, ...]:
     (``"cosine,wsd"``, as on the command line)."""
     if isinstance(families, str):
         return tuple(f.strip() for f in families.split(",") if f.strip())
+    if isinstance(families, (bytes, Mapping)) or not isinstance(families, Iterable):
+        raise ValueError(
+            f"families must be a sequence of names or a comma-separated string of "
+            f"{', '.join(FAMILIES)}, got {type(families).__name__} {families!r}"
+        )
     return tuple(families)
 
 

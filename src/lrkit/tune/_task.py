@@ -52,6 +52,11 @@ class Task:
         if self.range_test is not None and not callable(self.range_test):
             raise ValueError(f"range_test must be callable or None, got {self.range_test!r}")
         V.optional_callable("range_test", self.range_test, "range_test()", 0)
+        # the name is stored with the study's search space, the metric labels its value
+        for field_name in ("name", "metric"):
+            value = getattr(self, field_name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{field_name} must be a non-empty string, got {value!r}")
 
 
 def check_metric(value: Any) -> float:
