@@ -454,10 +454,12 @@ def test_a_batch_met_later_that_is_no_pair_stops_the_comparison():
         return model, opt, torch.nn.functional.cross_entropy, data
 
     make = C.factory(task, seed=0)
-    with pytest.raises(BatchLayoutError, match=r"got a tuple of 3 items"):
+    with pytest.raises(BatchLayoutError, match=r"got a tuple of 3 items$") as info:
         C.compare(make, methods="fixed,adam", steps=20, finder_iter=10)
-    with pytest.raises(BatchLayoutError):
+    assert "step=" not in str(info.value)  # find_lr's advice: compare takes no step
+    with pytest.raises(BatchLayoutError, match=r"got a tuple of 3 items$") as info:
         C.find_lrs(make, methods="fixed", num_iter=10)
+    assert "step=" not in str(info.value)
 
 
 def test_the_tasks_name_must_be_text():

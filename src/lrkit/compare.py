@@ -488,6 +488,12 @@ class LRs:
     notes: list[str] = field(default_factory=list)
 
 
+def _no_step_advice(error: Any) -> Any:
+    """A :class:`lrkit.torch.BatchLayoutError` raised inside a comparison, without the advice
+    of ``find_lr``/``fit`` (``step=``, which ``compare`` does not take): the problem alone."""
+    return type(error)(error.problem)
+
+
 def find_lrs(
     make: Callable[[], Setup],
     *,
@@ -518,8 +524,8 @@ def find_lrs(
                 r = find_lr(s.model, opt, s.loss_fn, s.data, num_iter=num_iter,
                             total_steps=total_steps, warn=False)  # fmt: skip
                 sug, mx, mn = r.suggestion, r.max_lr, r.base_lr
-            except BatchLayoutError:  # the data: every run would fail on it too
-                raise
+            except BatchLayoutError as e:  # the data: every run would fail on it too
+                raise _no_step_advice(e) from None
             except (ValueError, RuntimeError) as e:
                 sug = mx = mn = None
                 notes.append(f"range test for {label} failed ({e})")
@@ -796,8 +802,10 @@ def compare(
                     tick = bar.update if bar else None
                     try:
                         results.append(run_method(m, make=setups, lrs=lrs, steps=steps, tick=tick))
-                    except (NotFreshError, BatchLayoutError):  # every method would fail
+                    except NotFreshError:  # every method would fail
                         raise
+                    except BatchLayoutError as e:  # the data: every method would fail
+                        raise _no_step_advice(e) from None
                     except Exception as e:  # kept as a failed row: the other runs are not lost
                         msg = " ".join(f"{type(e).__name__}: {e}".split())
                         results.append(

@@ -6,6 +6,7 @@ import copy
 import sys
 import warnings
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -90,6 +91,12 @@ def test_the_values_torch_checks_are_checked_in_one_line(make, kwargs, message):
     tensors = (torch.tensor(0.9), torch.tensor(0.999))  # taken, as torch's optimizers take them
     assert schedule_free(_model().parameters(), betas=tensors).param_groups[0]["betas"] == tensors
     prodigy(_model().parameters(), betas=tensors, weight_decay=torch.tensor(0.01))
+    for pair in (np.array([0.9, 0.999]), torch.tensor([0.9, 0.999]), [0.9, 0.999]):  # as torch
+        torch.optim.Adam(_model().parameters(), betas=pair)
+        assert schedule_free(_model().parameters(), betas=pair).param_groups[0]["betas"] is pair
+        prodigy(_model().parameters(), betas=pair)
+    with pytest.raises(ValueError, match=r"^betas must be a pair"):
+        schedule_free(_model().parameters(), betas="ab")
     sgd = schedule_free(_model().parameters(), kind="sgd", momentum=0.9)
     assert sgd.param_groups[0]["momentum"] == 0.9
     with pytest.raises(ValueError, match=r"^momentum must be in \[0.0, 1.0\)"):
