@@ -250,10 +250,10 @@ def test_a_model_trained_before_at_a_higher_float_lr_takes_the_schedule_quietly(
     assert log.history[0] == (2, float(np.float32(sched(2))))
 
 
-def _guard_run(bad: set[int], every: int, tmp_path, *, split: bool):
+def _guard_run(bad: set[int], every: int, tmp_path, *, split: bool | str):
     """8 batches an epoch for 10 epochs, a NaN target at each global batch in ``bad``: in one
     fit, or 5 epochs + model.save + guard.state_dict() (through JSON) + a new model and guard
-    for the other 5."""
+    for the other 5 (``split="same"``: the same model and guard go on in a second fit)."""
     import json
 
     rng = np.random.default_rng(0)
@@ -281,6 +281,9 @@ def _guard_run(bad: set[int], every: int, tmp_path, *, split: bool):
         model.fit(batches(0), epochs=10, callbacks=[guard], **fit)
         return model, guard.restored_at
     model.fit(batches(0), epochs=5, callbacks=[guard], **fit)
+    if split == "same":
+        model.fit(batches(40), epochs=10, initial_epoch=5, callbacks=[guard], **fit)
+        return model, guard.restored_at
     model.save(tmp_path / "m.keras")
     state = json.loads(json.dumps(guard.state_dict()))
     first = list(guard.restored_at)
@@ -291,13 +294,17 @@ def _guard_run(bad: set[int], every: int, tmp_path, *, split: bool):
     return model, first + guard.restored_at
 
 
+@pytest.mark.parametrize("split", [True, "same"])
 @pytest.mark.parametrize(("bad", "every"), [({70}, 6), ({12, 70}, 4), ({30, 70}, 5), ({70}, 50)])
-def test_a_guard_resumed_from_its_state_dict_restores_what_one_run_restores(bad, every, tmp_path):
+def test_a_guard_resumed_from_its_state_dict_restores_what_one_run_restores(
+    bad, every, split, tmp_path
+):
     """The snapshots after a resume fall on the checks they fall on in one run (the saved
-    ``good`` count), so a later divergence restores the same state: same weights, steps and
-    restore checks as one uninterrupted run."""
+    ``good`` count; the same guard in a second ``fit()`` keeps its own), so a later divergence
+    restores the same state: same weights, steps and restore checks as one uninterrupted
+    run."""
     whole, at = _guard_run(bad, every, tmp_path, split=False)
-    resumed, at_resumed = _guard_run(bad, every, tmp_path, split=True)
+    resumed, at_resumed = _guard_run(bad, every, tmp_path, split=split)
     assert at == at_resumed and len(at) == len(bad)
     assert int(whole.optimizer.iterations) == int(resumed.optimizer.iterations)
     for a, b in zip(whole.get_weights(), resumed.get_weights()):

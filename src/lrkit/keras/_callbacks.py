@@ -751,6 +751,10 @@ class DivergenceGuard(_LRCallback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._handle = _LRHandle(self.model, self.controller)
         self.gave_up = False
+        if self._resume_good is None:
+            # the same guard in the next fit(): its snapshot timing goes on, as from its own
+            # state_dict() (a loaded one's is put back instead)
+            self._resume_good = self._book.good
         self._reset_run()
 
     def _start(self) -> None:
