@@ -4,6 +4,7 @@ only with ``safe_mode=False``; a callable Keras cannot write is a one-line error
 backend."""
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -87,3 +88,29 @@ def test_a_callable_keras_cannot_write_is_a_one_line_error() -> None:
     ) as info:
         ks.get_config()
     assert "\n" not in str(info.value) and "save_weights" in str(info.value)
+
+
+class _Decay:
+    def at(self, step: float) -> float:
+        return 1.0 / (1.0 + step)
+
+
+@pytest.mark.parametrize(
+    ("fn", "kind"),
+    [
+        (_Decay().at, "method"),  # Keras would write a name it cannot read back
+        (math.exp, "builtin_function_or_method"),
+        (np.exp, "ufunc"),  # Keras' serializer fails on it with an AttributeError
+        (np.vectorize(lambda t: 1.0 / (1.0 + t)), "vectorize"),
+    ],
+)
+def test_what_is_no_python_function_is_refused_as_it_is_saved(fn, kind) -> None:
+    """Not only what Keras' serializer refuses: a callable it would write but never read back
+    (a bound method, a builtin) is refused too, in the same one line."""
+    ks = lk.schedule(S.function(fn, lr=0.1, length=10))
+    with pytest.raises(TypeError) as info:
+        ks.get_config()
+    text = str(info.value)
+    assert "\n" not in text and "cannot be saved: Keras cannot serialize its fn (" in text
+    if kind != "vectorize":
+        assert f"a {kind} is no Python function" in text

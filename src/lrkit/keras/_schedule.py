@@ -22,6 +22,7 @@ callback has attached its multiplier to the optimizer (``save_weights``,
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -266,16 +267,24 @@ def _schedule_config(schedule: Any) -> dict[str, Any]:
         out: dict[str, Any] = schedule.to_dict()
         return out
 
+    def refuse(why: str) -> TypeError:
+        return TypeError(
+            f"the function schedule {schedule} cannot be saved: Keras cannot serialize "
+            f"its fn ({shorten(why, 120)}); pass a function "
+            "defined with def (registered with keras.saving.register_keras_serializable) "
+            "or a lambda, or save the weights only (model.save_weights)"
+        )
+
     def write(fn: Any) -> Any:
+        # a Python function, or an object Keras writes through its get_config(); anything
+        # else (a bound method, a builtin, a numpy ufunc, a jitted function) Keras writes as
+        # a name it cannot read back, or fails on
+        if not isinstance(fn, types.FunctionType) and not hasattr(fn, "get_config"):
+            raise refuse(f"a {type(fn).__name__} is no Python function")
         try:
             return keras.saving.serialize_keras_object(fn)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"the function schedule {schedule} cannot be saved: Keras cannot serialize "
-                f"its fn ({shorten(str(exc).splitlines()[0], 120)}); pass a function "
-                "defined with def (registered with keras.saving.register_keras_serializable) "
-                "or a lambda, or save the weights only (model.save_weights)"
-            ) from None
+        except Exception as exc:
+            raise refuse((str(exc).splitlines() or [type(exc).__name__])[0]) from None
 
     return to_dict_with(schedule, write=write)
 
