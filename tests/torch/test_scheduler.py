@@ -1316,3 +1316,21 @@ def test_cycliclr_momentum_with_base_above_max_is_a_sum(mode: str) -> None:
     spec = f"add([constant({m!r}), cyclic(0, {b - m!r}, {up}, {down}, mode={mode}, gamma=0.9)])"
     ours = S.parse(spec)
     assert ours.values(range(40)).tolist() == want
+
+
+@pytest.mark.parametrize("groups", [1, 2])  # the one-group hot path, and _apply
+def test_steps_past_2_53_read_the_schedule_as_its_call_reads_them(groups):
+    """Past 2**53 a step is read as the nearest float64, as ``s(step)`` and ``s.values``
+    read it (the scheduler passed the int on: another value at 2**53 + 1)."""
+    s = S.join([S.constant(0.1), S.cosine_restarts(0.1, T_0=7.5, T_mult=1.3)], boundaries=[10])
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(groups)]
+    opt = torch.optim.SGD([{"params": [p]} for p in params], lr=1.0)
+    sch = lt.scheduler(opt, s)
+    big = 2**53 + 1
+    sch.load_state_dict(dict(sch.state_dict(), last_epoch=big, _step_count=big + 1))
+    assert s(big) != s._at(big)  # the int and its float64 read other values here
+    assert [g["lr"] for g in opt.param_groups] == [s(big)] * groups
+    opt.step()
+    sch.step()
+    assert [g["lr"] for g in opt.param_groups] == [s(big + 1)] * groups
+    assert s(big + 1) == s.values([big + 1])[0]

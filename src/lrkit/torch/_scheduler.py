@@ -170,6 +170,12 @@ def _is_signature_default(optimizer: torch.optim.Optimizer, value: Any) -> bool:
         return False
 
 
+def _as_read(step: int) -> float:
+    """``step`` as a schedule's call and ``values()`` read it: an int up to 2**53
+    (``MAX_STEPS``, float64 holds each exactly), the nearest float64 past it."""
+    return step if step <= V.MAX_STEPS else float(step)
+
+
 def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> list[float]:
     """Each param group's LR as a multiple of the optimizer's ``lr``
     (``optimizer.defaults['lr']``; a group's ``initial_lr``, once a scheduler has set it, else
@@ -483,7 +489,7 @@ class LRKitScheduler(LRScheduler):
         return s._at(step)
 
     def _apply(self) -> None:
-        t = self.last_epoch
+        t = _as_read(self.last_epoch)
         groups = self.optimizer.param_groups
         if len(groups) != len(self.ratios):
             # only the groups this scheduler has adopted (after a load, groups added since the
@@ -630,11 +636,12 @@ class LRKitScheduler(LRScheduler):
                 raise
             return
         at, at_hp, kind, key = hot  # the hot path (see _update_hot_path)
-        lr = at(t)
+        x = t if t <= V.MAX_STEPS else float(t)  # as _as_read, inline on the hot path
+        lr = at(x)
         if not lr >= 0:
             raise _negative_lr(lr, t)
         if at_hp is not None:
-            hp = at_hp(t)
+            hp = at_hp(x)
             if not hp >= 0:
                 raise _negative_hp(key, hp, t)
         self.last_epoch = t
