@@ -479,7 +479,7 @@ class LRKitScheduler(LRScheduler):
             ) from None
 
     # ------------------------------------------------------------------ core
-    def _lr_at(self, i: int, step: int) -> float:
+    def _lr_at(self, i: int, step: float) -> float:
         s = self.schedules[i]
         fb = self._feedback
         if fb is not None:
@@ -489,23 +489,24 @@ class LRKitScheduler(LRScheduler):
         return s._at(step)
 
     def _apply(self) -> None:
-        t = _as_read(self.last_epoch)
+        t = self.last_epoch
+        x = _as_read(t)
         groups = self.optimizer.param_groups
         if len(groups) != len(self.ratios):
             # only the groups this scheduler has adopted (after a load, groups added since the
             # save are adopted at the next step, as they were in the run that saved)
             groups = groups[: len(self.ratios)]
         if self._fast:  # one schedule, no controller, float lrs: the hot path
-            lr = self._at0(t)
+            lr = self._at0(x)
             lrs = [r * lr for r in self.ratios]
         else:
-            lrs = [r * self._lr_at(i, t) for i, r in enumerate(self.ratios)]
+            lrs = [r * self._lr_at(i, x) for i, r in enumerate(self.ratios)]
         for v in lrs:
             if not v >= 0:
                 raise _negative_lr(v, t)
         # every value is checked before any is set: a refused step changes nothing
-        hps = [(key, kind, at(t)) for at, key, kind in self._hp]
-        hp_groups = [(key, kind, [at(t) for at in ats]) for ats, key, kind in self._hp_groups]
+        hps = [(key, kind, at(x)) for at, key, kind in self._hp]
+        hp_groups = [(key, kind, [at(x) for at in ats]) for ats, key, kind in self._hp_groups]
         for key, _, val in hps:
             if not val >= 0:
                 raise _negative_hp(key, val, t)
