@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 import lrkit.torch as lt  # noqa: E402
 from lrkit import schedules as S  # noqa: E402
 from lrkit.feedback import ReduceOnPlateau  # noqa: E402
+from lrkit.finder import LRFinderWarning  # noqa: E402
 from lrkit.lightning import LRFinder, ReportMetric  # noqa: E402
 
 pytestmark = [
@@ -356,6 +357,37 @@ def test_finder_state_resumes_without_a_second_sweep(tmp_path: Any) -> None:
     assert finder2.result.suggestion == finder.result.suggestion
     assert finder2.result.losses.tolist() == finder.result.losses.tolist()
     assert rec2.lrs == {k: v for k, v in rec.lrs.items() if k >= BATCHES_PER_EPOCH}
+
+
+def test_a_fit_resumed_from_a_checkpoint_without_the_curve_keeps_its_lr(tmp_path: Any) -> None:
+    """The checkpoint's optimizer state (its LRs) is loaded after on_fit_start, over any LR the
+    finder set: no sweep, a warning, and the run trains at the checkpoint's LR, as the module
+    says (a sweep's suggestion was set on the module and logged, and never trained at)."""
+    torch.manual_seed(0)
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=1, callbacks=[ckpt], enable_checkpointing=True).fit(Tiny(lr=0.02))
+    steps: list[int] = []
+    finder = LRFinder(num_iter=20, callback=lambda i, lr, loss: steps.append(i))
+    rec = LRRecorder()
+    module = Tiny(lr=0.02)
+    with pytest.warns(LRFinderWarning, match="saved without LRFinder's range test"):
+        _trainer(max_epochs=2, callbacks=[finder, rec]).fit(
+            module, ckpt_path=str(tmp_path / "epoch=0-step=4.ckpt")
+        )
+    assert steps == [] and finder.result is None and module.lr == 0.02
+    assert set(rec.lrs.values()) == {0.02}
+
+
+def test_a_bad_schedule_returned_changes_nothing_and_names_the_callable() -> None:
+    module = Tiny(lr=0.02)
+    finder = LRFinder(num_iter=20, schedule=lambda r, n: 42)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=r"^LRFinder\(schedule=...\): what it returned: "):
+            _trainer(max_epochs=1, callbacks=[finder]).fit(module)
+    assert module.lr == 0.02
 
 
 def test_a_curve_loaded_by_validate_is_not_reused_by_the_next_new_fit(tmp_path: Any) -> None:

@@ -46,6 +46,7 @@ from .finder import (
     SweepOptions,
     check_batches_type,
 )
+from .schedules import as_schedule
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -243,7 +244,20 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             return
         # only a fit resumed from a checkpoint reuses the curve it holds (one loaded by a
         # validate or test with ckpt_path, or by an earlier fit, is not this run's)
-        resumed = self._restored and getattr(trainer, "ckpt_path", None) is not None
+        ckpt = getattr(trainer, "ckpt_path", None)
+        resumed = self._restored and ckpt is not None
+        later = bool(getattr(trainer.strategy, "restore_checkpoint_after_setup", False))
+        if ckpt is not None and not self._restored and not later:
+            # a checkpoint saved without this callback's curve: its optimizer state (the
+            # LRs it trained at) is loaded after this hook, over any LR set here
+            warnings.warn(
+                "LRFinder: this fit resumes from a checkpoint saved without LRFinder's range "
+                "test; the learning rate and schedule the checkpoint holds are kept (no range "
+                "test: it would set an LR the checkpoint's optimizer state overwrites)",
+                LRFinderWarning,
+                stacklevel=2,
+            )
+            return
         if self.result is None or not resumed:
             self.result = self._sweep(trainer, pl_module)
             self._log(trainer)
@@ -268,12 +282,19 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                     "schedule=None"
                 )
             total = int(planned)
+        built = None
+        if self.schedule is not None:  # built and checked before the module's LR changes
+            made = self.schedule(self.result, total)
+            try:
+                built = as_schedule(made)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"LRFinder(schedule=...): what it returned: {e}") from None
         if attr is not None:
             _parsing.lightning_setattr(pl_module, attr, lr)
             trainer.strategy.setup_optimizers(trainer)
-        if self.schedule is not None:
+        if built is not None:
             optimizer = _single_optimizer(trainer)
-            sched = LRKitScheduler(optimizer, self.schedule(self.result, total))
+            sched = LRKitScheduler(optimizer, built)
             trainer.strategy.lr_scheduler_configs = [
                 _types.LRSchedulerConfig(sched, name="lrkit", interval="step", frequency=1)
             ]
