@@ -210,6 +210,25 @@ def test_lr_scheduler_callback(per, const_grad_model, mean_pred_loss):
         assert cb2.last_lr == s(6)
 
 
+def test_lr_scheduler_initial_step_is_read_once_and_later_fits_count_on():
+    """``initial_step`` starts the count in the first fit(); the same callback in a later
+    fit() goes on from the batches it trained (it started over at each fit())."""
+    x = np.random.default_rng(0).random((64, 4)).astype("float32")
+    y = x.sum(1, keepdims=True)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # iterations 2: not the count
+    s = S.linear(1.0, end_lr=0.0, total_steps=10)
+    cb = lk.LRScheduler(s, initial_step=0)
+    seen = []
+    for _ in range(3):
+        log = lk.LRLogger("batch")
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[cb, log])
+        seen += [float(v) for v in log.lrs]
+    np.testing.assert_allclose(seen, [float(np.float32(s(t))) for t in range(6)], rtol=1e-7)
+    assert cb.step == 6
+
+
 def test_lr_scheduler_with_feedback_and_errors(const_grad_model, mean_pred_loss):
     fb = Core(mode="max", factor=0.5, patience=0)
     model = const_grad_model()

@@ -787,6 +787,8 @@ class DivergenceGuard(_LRCallback):
         good = V.integer("state_dict['good']", state_dict["good"], 0)
         self.controller.load_state_dict(state_dict["controller"])
         self._resume_good = good  # the checks count on from the controller's at the next fit()
+        # the record of the run so far: a restore (or the give-up's restore) at each event
+        self.restored_at = [int(e["step"]) for e in self.controller.events]
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._start_pending:
@@ -927,8 +929,9 @@ class LRScheduler(_LRCallback):
     (the lrkit counterpart of ``keras.callbacks.LearningRateScheduler(fn)``).
 
     ``per="batch"``: before each batch the LR is ``schedule(step)`` where ``step`` counts the
-    batches trained by this callback, starting at ``initial_step`` (default: the optimizer's
-    ``iterations`` at the start of training, so a resumed run continues where it stopped).
+    batches trained by this callback, starting at ``initial_step`` in its first ``fit()``
+    (a later ``fit()`` counts on) (default: the optimizer's ``iterations`` at the start of
+    each ``fit()``, so a resumed run continues where it stopped).
     When a :class:`DivergenceGuard` restores a state (``iterations`` included), ``step`` goes
     back by the steps it took back and the LR is set again at once, as a schedule inside the
     optimizer rewinds with ``iterations``. With ``steps_per_execution=n`` Keras calls the
@@ -978,6 +981,7 @@ class LRScheduler(_LRCallback):
         self._check_carried = False  # at the first LR set of a run
         self.last_lr: float | None = None
         self._epoch_step = 0  # ``step`` when the epoch began
+        self._initial_taken = False  # initial_step read by a fit() (a later one counts on)
         self._taken_back = 0  # steps a DivergenceGuard's restores took back in this epoch
         # the batches Keras reported done in this epoch (appended from its worker threads,
         # in any order)
@@ -1058,10 +1062,11 @@ class LRScheduler(_LRCallback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._start_pending:
             self._start_pending = False
-            if self.initial_step is not None:
-                self.step = self.initial_step
-            else:
+            if self.initial_step is None:
                 self.step = _iterations(_inner_optimizer(self.model, "LRScheduler"))
+            elif not self._initial_taken:  # the first fit(); a later one counts on
+                self._initial_taken = True
+                self.step = self.initial_step
         self._epoch_step = self.step
         self._taken_back = 0
         self._ends = []
