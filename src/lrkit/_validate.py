@@ -7,12 +7,20 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._format import shorten
+
+#: the longest ``repr`` an error message shows whole; a longer one is cut (``... (N
+#: characters)``), so that a message stays one readable line whatever was given
+FMT_LIMIT = 200
+
 
 def fmt(value: Any) -> str:
     """``repr(value)`` for an error message (an integer too long for ``str``, or a container
-    holding one, described instead of raising Python's own ``ValueError``)."""
+    holding one, described instead of raising Python's own ``ValueError``; cut to
+    :data:`FMT_LIMIT` characters)."""
     try:
-        return repr(value)
+        text = repr(value)
+        return text if len(text) <= FMT_LIMIT else shorten(text, FMT_LIMIT)
     except ValueError:  # an integer beyond Python's limit for str (4300 digits), or holding one
         if isinstance(value, int):
             return digits(value)

@@ -331,3 +331,28 @@ def test_a_spec_string_with_a_peers_parameter_name_gets_the_hint_python_gets() -
     with pytest.raises(S.SpecError) as info:
         S.parse("cosine(0.1, 100, foo=1)")
     assert str(info.value).splitlines()[0].endswith("(parameters: lr, total_steps, eta_min)")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda big: S.parse("cosine(0.1, 100 " + big + ")"),  # a token
+        lambda big: S.parse(big + "(0.1)"),  # a schedule name
+        lambda big: S.parse("cosine(0.1, 100, " + big + "=1)"),  # a keyword
+        lambda big: S.parse('cosine(0.1, 100, "' + big + '")'),  # a value
+        lambda big: S.parse("cosine(0.1, [" + ", ".join(["1"] * 30000) + "])"),
+        lambda big: S.cosine(0.1, total_steps=1, **{big: 1}),
+        lambda big: S.from_dict({"name": "cosine", "lr": big, "total_steps": 1}),
+        lambda big: S.from_dict({"name": "cosine", "lr": 0.1, "total_steps": 1, big: 1}),
+        lambda big: S.cosine(0.1, total_steps=list(range(100_000))),
+    ],
+    ids=["token", "name", "keyword", "value", "list", "kwarg", "dict-value", "dict-key", "steps"],
+)
+def test_an_error_stays_short_whatever_the_input(make) -> None:
+    """A value shown in an error is cut (``... (N characters)``): a 100,000-character input
+    gives a message of a few hundred characters, not the input again."""
+    with pytest.raises((ValueError, TypeError)) as info:
+        make("k" * 100_000)
+    first = str(info.value).splitlines()[0]
+    assert len(first) < 600, len(first)
+    assert "characters)" in first

@@ -317,7 +317,7 @@ def unknown_params(
     name = getattr(cls, "name", cls.__name__)
     params = tuple(getattr(cls, "params", ()) if params is None else params)
     names = sorted(set(unknown), key=repr)
-    text = f"{name}: unknown parameter(s) {names} (parameters: {', '.join(params)})"
+    text = f"{name}: unknown parameter(s) {V.fmt(names)} (parameters: {', '.join(params)})"
     hint = peer_hint(cls, names, params)
     return f"{text}; {hint}" if hint else text
 

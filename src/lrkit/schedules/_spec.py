@@ -172,7 +172,7 @@ class _Parser:
 
     def fail(self, message: str, tok: _Tok | None = None) -> SpecError:
         tok = tok or self.peek()
-        found = "end of input" if tok.kind == "eof" else repr(tok.text)
+        found = "end of input" if tok.kind == "eof" else V.fmt(tok.text)
         return SpecError(f"{message}, found {found}", self.text, tok.pos)
 
     def expect(self, text: str) -> _Tok:
@@ -255,7 +255,7 @@ class _Parser:
         if cls is None:
             known = ", ".join(sorted(REGISTRY))
             raise SpecError(
-                f"unknown schedule {name_tok.text!r} (known: {known})", self.text, name_tok.pos
+                f"unknown schedule {V.fmt(name_tok.text)} (known: {known})", self.text, name_tok.pos
             )
         self.expect("(")
         order = _arg_names(cls)
@@ -275,13 +275,13 @@ class _Parser:
                     # a peer's name (T_max, alpha, ...) gets the hint Python's callers get
                     hint = peer_hint(cls, [tok.text], cls.params)
                     raise SpecError(
-                        f"{cls.name}() has no parameter {tok.text!r} "
+                        f"{cls.name}() has no parameter {V.fmt(tok.text)} "
                         f"(parameters: {', '.join(cls.params)})" + (f"; {hint}" if hint else ""),
                         self.text,
                         tok.pos,
                     )
                 if tok.text in kwargs:
-                    raise SpecError(f"parameter {tok.text!r} given twice", self.text, tok.pos)
+                    raise SpecError(f"parameter {V.fmt(tok.text)} given twice", self.text, tok.pos)
                 where[tok.text] = self.peek().pos
                 kwargs[tok.text] = self.value()
             else:
@@ -297,8 +297,8 @@ class _Parser:
                 if len(args) >= len(order) and not variadic and order == ("schedules",):
                     raise SpecError(
                         f"{cls.name}() takes schedules, as a list or one by one; its first "
-                        f"argument, {args[0]!r}, is not a schedule (write a number as "
-                        f"constant({args[0]!r}))"
+                        f"argument, {V.fmt(args[0])}, is not a schedule (write a number as "
+                        f"constant({V.fmt(args[0])}))"
                         if not isinstance(args[0], list)
                         else f"{cls.name}() takes its schedules as one list or one by one, "
                         "not a list and more",
@@ -324,7 +324,7 @@ class _Parser:
             one_by_one = spots
         for name, value in zip(order, args):
             if name in kwargs:
-                raise SpecError(f"parameter {name!r} given twice", self.text, name_tok.pos)
+                raise SpecError(f"parameter {V.fmt(name)} given twice", self.text, name_tok.pos)
             kwargs[name] = value
         missing = _missing(cls, kwargs)
         if missing:
