@@ -170,10 +170,15 @@ def _is_signature_default(optimizer: torch.optim.Optimizer, value: Any) -> bool:
         return False
 
 
+#: integer steps float64 holds exactly (``MAX_STEPS``); a schedule reads a later one as the
+#: nearest float64
+_EXACT_STEPS = V.MAX_STEPS
+
+
 def _as_read(step: int) -> float:
-    """``step`` as a schedule's call and ``values()`` read it: an int up to 2**53
-    (``MAX_STEPS``, float64 holds each exactly), the nearest float64 past it."""
-    return step if step <= V.MAX_STEPS else float(step)
+    """``step`` as a schedule's call and ``values()`` read it: an int up to 2**53, the
+    nearest float64 past it."""
+    return step if step <= _EXACT_STEPS else float(step)
 
 
 def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> list[float]:
@@ -637,7 +642,7 @@ class LRKitScheduler(LRScheduler):
                 raise
             return
         at, at_hp, kind, key = hot  # the hot path (see _update_hot_path)
-        x = t if t <= V.MAX_STEPS else float(t)  # as _as_read, inline on the hot path
+        x = t if t <= _EXACT_STEPS else float(t)  # as _as_read, inline on the hot path
         lr = at(x)
         if not lr >= 0:
             raise _negative_lr(lr, t)
