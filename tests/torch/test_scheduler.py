@@ -731,20 +731,27 @@ def test_groups_at_one_lr_follow_the_schedule_itself_and_a_group_added_later_kee
     assert lt.group_ratios(two) == [pytest.approx(0.2), pytest.approx(2.0)]
 
 
-@pytest.mark.parametrize("optimizer_lr", [0.1, None])
-@pytest.mark.parametrize("groups", [1, 2])
-def test_groups_frozen_at_lr_0_stay_at_0_as_pytorchs_schedulers_keep_them(optimizer_lr, groups):
-    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(groups)]
-    kw = {} if optimizer_lr is None else {"lr": optimizer_lr}
-    opt = torch.optim.SGD([{"params": [p], "lr": 0.0} for p in params], **kw)
-    assert lt.group_ratios(opt) == [0.0] * groups
-    sch = lt.scheduler(opt, S.cosine(0.1, total_steps=20))
-    peer_opt = torch.optim.SGD([{"params": [p], "lr": 0.0} for p in params], **kw)
-    peer = torch.optim.lr_scheduler.CosineAnnealingLR(peer_opt, T_max=20)
-    for _ in range(5):
-        assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in peer_opt.param_groups]
-        assert [g["lr"] for g in opt.param_groups] == [0.0] * groups
-        opt.step(), peer_opt.step(), sch.step(), peer.step()
+def test_a_group_frozen_at_lr_0_beside_others_stays_at_0_and_groups_all_at_0_follow():
+    """Its ratio to the optimizer's lr is 0, as PyTorch's schedulers keep it at 0; groups that
+    all start at 0 (an optimizer built with lr=0, or left at 0 by CyclicLR(base_lr=0)) are
+    groups at one LR: the schedule drives them."""
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([{"params": [a], "lr": 0.0}, {"params": [b]}], lr=0.1)
+    s = S.cosine(0.1, total_steps=20)
+    sch = lt.scheduler(opt, s)
+    assert lt.group_ratios(opt) == [0.0, 1.0]
+    for t in range(3):
+        assert [g["lr"] for g in opt.param_groups] == [0.0, s(t)]
+        opt.step()
+        sch.step()
+    cyc_opt = torch.optim.SGD([a, b], lr=0.1)
+    cyc = torch.optim.lr_scheduler.CyclicLR(cyc_opt, base_lr=0.0, max_lr=0.1, step_size_up=10)
+    for _ in range(3):
+        cyc_opt.step()
+        cyc.step()
+    assert lt.group_ratios(cyc_opt) == [1.0]
+    lt.scheduler(cyc_opt, s)
+    assert cyc_opt.param_groups[0]["lr"] == s(0)
 
 
 def test_group_ratios_is_what_the_scheduler_applies_and_refuses_what_it_refuses() -> None:

@@ -186,9 +186,8 @@ def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> l
     (``optimizer.defaults['lr']``; a group's ``initial_lr``, once a scheduler has set it, else
     its ``lr``): the factor by which :func:`scheduler` multiplies a schedule for that group
     and the ratios at which :func:`find_lr` sweeps the groups. One group, or groups that all
-    start at one LR (whatever the optimizer's ``lr``), get 1 each: the schedule is their LR
-    (0 each when they set ``lr=0`` and the optimizer's ``lr`` is not 0: frozen groups stay at
-    0, as PyTorch's schedulers keep them).
+    start at one LR (whatever the optimizer's ``lr``, and 0 too), get 1 each: the schedule is
+    their LR; a group at ``lr=0`` beside groups at other LRs keeps its ratio, 0 (frozen).
 
     A one-line ``ValueError`` when they cannot be read: the groups set different LRs and the
     optimizer has no ``lr`` (or 0), or every group sets its own ``lr`` and the optimizer's is
@@ -203,12 +202,10 @@ def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> l
     default = optimizer.defaults.get("lr")
     base = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
     lrs = ", ".join(f"{b:g}" for b in base)
-    if len(set(base)) == 1:  # one group, or groups at one LR: the schedule is their LR ...
-        # ... unless the groups set lr=0 against an optimizer lr that is not 0: frozen, they
-        # stay at 0, as PyTorch's schedulers keep them (an optimizer built with lr=0 for the
-        # schedule to drive follows it)
-        frozen = base[0] == 0.0 and default is not None and float(default) != 0.0
-        return [0.0 if frozen else 1.0] * len(base)
+    if len(set(base)) == 1:  # one group, or groups at one LR (0 too): the schedule is their LR
+        # (an optimizer built with lr=0, or left at 0 by CyclicLR(base_lr=0), for the schedule
+        # to drive; a group frozen at lr=0 beside groups at other LRs keeps its ratio, 0)
+        return [1.0] * len(base)
     if default is None or float(default) == 0.0:
         raise ValueError(
             f"optimizer: the param groups set different lrs ({lrs}) and the optimizer has "
