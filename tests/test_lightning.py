@@ -380,14 +380,55 @@ def test_a_fit_resumed_from_a_checkpoint_without_the_curve_keeps_its_lr(tmp_path
     assert set(rec.lrs.values()) == {0.02}
 
 
-def test_a_bad_schedule_returned_changes_nothing_and_names_the_callable() -> None:
+@pytest.mark.parametrize(
+    "made",
+    [
+        lambda r, n: 42,
+        lambda r, n: f"linear(0.1, end_lr=-0.1, total_steps={n})",  # a spec's own error
+        lambda r, n: S.constant(0.1) - S.linear(0.0, end_lr=0.2, total_steps=10),  # < 0 later
+    ],
+    ids=["not-a-schedule", "bad-spec", "negative"],
+)
+def test_a_bad_schedule_returned_changes_nothing_and_names_the_callable(made) -> None:
     module = Tiny(lr=0.02)
-    finder = LRFinder(num_iter=20, schedule=lambda r, n: 42)
+    finder = LRFinder(num_iter=20, schedule=made)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match=r"^LRFinder\(schedule=...\): what it returned: "):
             _trainer(max_epochs=1, callbacks=[finder]).fit(module)
     assert module.lr == 0.02
+
+
+def test_a_schedule_per_group_returned_is_taken() -> None:
+    module = Tiny(lr=0.02)
+    rec = LRRecorder()
+    finder = LRFinder(num_iter=20, schedule=lambda r, n: [S.constant(0.005)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=1, callbacks=[finder, rec]).fit(module)
+    assert set(rec.lrs.values()) == {0.005}
+
+
+@pytest.mark.parametrize("kw", [{"set_lr": False}, {"schedule": "constant(0.005)"}])
+def test_a_fit_resumed_without_the_curve_sweeps_where_nothing_it_sets_is_overwritten(
+    tmp_path: Any, kw: dict[str, Any]
+) -> None:
+    """set_lr=False sets no LR; a schedule= sets it at every step, after the checkpoint's
+    optimizer state is loaded: these sweep as a new fit does."""
+    torch.manual_seed(0)
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=1, callbacks=[ckpt], enable_checkpointing=True).fit(Tiny(lr=0.02))
+        spec = kw.get("schedule")
+        finder = LRFinder(num_iter=20, **({"schedule": lambda r, n: spec} if spec else kw))
+        rec = LRRecorder()
+        _trainer(max_epochs=2, callbacks=[finder, rec]).fit(
+            Tiny(lr=0.02), ckpt_path=str(tmp_path / "epoch=0-step=4.ckpt")
+        )
+    assert finder.result is not None
+    if spec:
+        assert rec.lrs[max(rec.lrs)] == 0.005
 
 
 def test_a_curve_loaded_by_validate_is_not_reused_by_the_next_new_fit(tmp_path: Any) -> None:

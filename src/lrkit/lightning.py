@@ -247,17 +247,19 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         ckpt = getattr(trainer, "ckpt_path", None)
         resumed = self._restored and ckpt is not None
         later = bool(getattr(trainer.strategy, "restore_checkpoint_after_setup", False))
-        if ckpt is not None and not self._restored and not later:
-            # a checkpoint saved without this callback's curve: its optimizer state (the
-            # LRs it trained at) is loaded after this hook, over any LR set here
-            warnings.warn(
-                "LRFinder: this fit resumes from a checkpoint saved without LRFinder's range "
-                "test; the learning rate and schedule the checkpoint holds are kept (no range "
-                "test: it would set an LR the checkpoint's optimizer state overwrites)",
-                LRFinderWarning,
-                stacklevel=2,
-            )
-            return
+        if ckpt is not None and not self._restored and not later and attr is not None:
+            if self.schedule is None:
+                # a checkpoint saved without this callback's curve: its optimizer state (the
+                # LRs it trained at) is loaded after this hook, over the LR it would set (a
+                # schedule= sets the LR at every step, after that load; set_lr=False sets none)
+                warnings.warn(
+                    "LRFinder: this fit resumes from a checkpoint saved without LRFinder's "
+                    "range test; the learning rate the checkpoint holds is kept (no range "
+                    "test: the checkpoint's optimizer state would overwrite the LR it sets)",
+                    LRFinderWarning,
+                    stacklevel=2,
+                )
+                return
         if self.result is None or not resumed:
             self.result = self._sweep(trainer, pl_module)
             self._log(trainer)
@@ -282,13 +284,17 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                     "schedule=None"
                 )
             total = int(planned)
-        built = None
+        built: Any = None
         if self.schedule is not None:  # built and checked before the module's LR changes
             made = self.schedule(self.result, total)
-            try:
-                built = as_schedule(made)
+            try:  # one schedule, or one per param group, as LRKitScheduler takes them
+                if isinstance(made, (list, tuple)):
+                    built = [as_schedule(m, nonnegative=True) for m in made]
+                else:
+                    built = as_schedule(made, nonnegative=True)
             except (TypeError, ValueError) as e:
-                raise type(e)(f"LRFinder(schedule=...): what it returned: {e}") from None
+                kind = ValueError if isinstance(e, ValueError) else TypeError
+                raise kind(f"LRFinder(schedule=...): what it returned: {e}") from None
         if attr is not None:
             _parsing.lightning_setattr(pl_module, attr, lr)
             trainer.strategy.setup_optimizers(trainer)
