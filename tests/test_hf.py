@@ -770,3 +770,24 @@ def test_a_hyperparameter_search_trial_s_lr_reaches_a_schedule_that_reads_it(
     assert len(seen) == 2 and seen[0] != seen[1] and 0.01 not in seen
     # the last trial trained at its own LR: the first optimizer step logged it
     assert _logged_lrs(trainer)[1] == seen[-1]
+
+
+@pytest.mark.parametrize("decay", ["cosine", "linear", "1-sqrt"])
+def test_the_hint_for_get_wsd_schedules_names_followed_gives_its_values(decay: str) -> None:
+    """``S.wsd(..., num_warmup_steps=...)`` is refused with lrkit's names; the schedule they
+    name (min_lr and init_lr at min_lr_ratio * lr) is Hugging Face's."""
+    hf = {"num_warmup_steps": 20, "num_decay_steps": 50, "num_training_steps": 200}
+    with pytest.raises(TypeError) as info:
+        S.wsd(0.1, **hf, min_lr_ratio=0.1, decay_type=decay)
+    assert "for min_lr_ratio use min_lr (= min_lr_ratio * lr, and init_lr = min_lr_ratio" in str(
+        info.value
+    )
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    theirs = transformers.get_wsd_schedule(opt, **hf, min_lr_ratio=0.1, decay_type=decay)
+    ours = S.wsd(0.1, total_steps=200, warmup_steps=20, decay_steps=50, decay=decay,
+                 min_lr=0.1 * 0.1, init_lr=0.1 * 0.1)  # fmt: skip
+    for t in range(200):
+        assert opt.param_groups[0]["lr"] == pytest.approx(ours(t), rel=1e-12, abs=1e-15), t
+        opt.step()
+        theirs.step()

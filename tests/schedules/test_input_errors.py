@@ -173,9 +173,16 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "wsd: unknown parameter(s) ['decay_type', 'min_lr_ratio', 'num_decay_steps', "
             "'num_stable_steps', 'num_warmup_steps'] (parameters: lr, total_steps, "
             "warmup_steps, decay_steps, decay, min_lr, init_lr); for decay_type use decay, "
-            "for min_lr_ratio use min_lr (= min_lr_ratio * lr), for num_decay_steps use "
+            "for min_lr_ratio use min_lr (= min_lr_ratio * lr, and init_lr = min_lr_ratio * lr), "
+            "for num_decay_steps use "
             "decay_steps, for num_stable_steps use total_steps (= num_warmup_steps + "
             "num_stable_steps + num_decay_steps), for num_warmup_steps use warmup_steps",
+        ),
+        (  # Hugging Face's cosine_with_restarts
+            lambda: S.cosine_restarts(0.1, num_training_steps=100, num_cycles=3),
+            "cosine_restarts: unknown parameter(s) ['num_cycles', 'num_training_steps'] "
+            "(parameters: lr, T_0, T_mult, eta_min, m_mul); for num_cycles and "
+            "num_training_steps use T_0 (= (num_training_steps - num_warmup_steps) / num_cycles)",
         ),
         (  # Hugging Face's get_polynomial_decay_schedule_with_warmup
             lambda: S.polynomial(0.1, num_training_steps=100, lr_end=1e-7),
@@ -215,6 +222,7 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
         "linear-end_value",
         "onecycle-epochs",
         "wsd-hf",
+        "cosine_restarts-hf",
         "polynomial-hf",
         "warmup-hf",
         "cosine-hf-no-hint",

@@ -95,8 +95,9 @@ def test_the_values_torch_checks_are_checked_in_one_line(make, kwargs, message):
         torch.optim.Adam(_model().parameters(), betas=pair)
         assert schedule_free(_model().parameters(), betas=pair).param_groups[0]["betas"] is pair
         prodigy(_model().parameters(), betas=pair)
-    with pytest.raises(ValueError, match=r"^betas must be a pair"):
-        schedule_free(_model().parameters(), betas="ab")
+    for bad in ("ab", np.array(0.9), torch.tensor(0.9)):
+        with pytest.raises(ValueError, match=r"^betas must be a pair"):
+            schedule_free(_model().parameters(), betas=bad)
     sgd = schedule_free(_model().parameters(), kind="sgd", momentum=0.9)
     assert sgd.param_groups[0]["momentum"] == 0.9
     with pytest.raises(ValueError, match=r"^momentum must be in \[0.0, 1.0\)"):

@@ -360,6 +360,9 @@ class CosineRestarts(Schedule):
         **_LR_PEERS,
         "first_decay_steps": ("T_0", ""),
         "t_mul": ("T_mult", ""),
+        # Hugging Face's cosine_with_restarts: num_cycles equal cycles after the warmup
+        "num_cycles": ("T_0", "(num_training_steps - num_warmup_steps) / num_cycles"),
+        "num_training_steps": ("T_0", "(num_training_steps - num_warmup_steps) / num_cycles"),
         "alpha": ("eta_min", "alpha * lr"),
     }
 
@@ -1022,7 +1025,8 @@ class WSD(Schedule):
             "num_warmup_steps + num_stable_steps + num_decay_steps",
         ),
         "decay_type": ("decay", ""),
-        "min_lr_ratio": ("min_lr", "min_lr_ratio * lr"),
+        # Hugging Face's warmup starts at min_lr_ratio * lr too
+        "min_lr_ratio": ("min_lr", "min_lr_ratio * lr, and init_lr = min_lr_ratio * lr"),
     }
 
     def __init__(

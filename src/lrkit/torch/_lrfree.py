@@ -124,7 +124,11 @@ def _check_kwargs(cls: Any, kwargs: dict[str, Any], where: str = "") -> None:
         betas = kwargs["betas"]
         # any pair torch takes: a tuple, a list, a numpy array, a tensor of two numbers
         pair = not isinstance(betas, (str, bytes, dict)) and hasattr(betas, "__getitem__")
-        if not pair or not hasattr(betas, "__len__") or len(betas) != 2:
+        try:  # a 0-d array or tensor has __len__ and raises
+            pair = pair and len(betas) == 2
+        except TypeError:
+            pair = False
+        if not pair:
             raise ValueError(f"betas must be a pair (beta1, beta2) in [0, 1), got {V.fmt(betas)}")
         for i, b in enumerate(betas):
             V.in_range(f"betas[{i}]", _scalar(b), 0.0, 1.0, high_open=True)
