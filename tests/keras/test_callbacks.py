@@ -865,6 +865,40 @@ def test_a_ready_controller_against_the_metrics_direction_warns(monitor, control
         model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y), callbacks=[cb])
 
 
+@pytest.mark.parametrize(
+    ("monitor", "controller_mode", "warns"),
+    [("val_accuracy", "min", True), ("val_accuracy", "max", False), ("val_loss", "max", True)],
+)
+def test_lr_scheduler_feedback_against_the_metrics_direction_warns(monitor, controller_mode, warns):
+    """As ``lk.ReduceOnPlateau`` warns: a feedback that minimises an accuracy would cut the LR
+    while it improves (also inside a chain)."""
+    from lrkit.feedback import RestartOnPlateau
+
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 2)).astype("float32")
+    y = (x[:, :1] > 0.5).astype("float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy",
+                  metrics=["accuracy"])  # fmt: skip
+    for feedback in (Core(controller_mode), RestartOnPlateau(controller_mode) & Core("max")):
+        cb = lk.LRScheduler(S.constant(0.1), feedback=feedback, monitor=monitor)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            for _ in range(2):  # said once
+                model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y), callbacks=[cb])
+        said = [str(w.message) for w in seen if "feedback= has mode" in str(w.message)]
+        other = "max" if controller_mode == "min" else "min"
+        assert said == (
+            [
+                f"LRScheduler: {monitor!r} is a metric to {other}imize but the feedback= has "
+                f"mode={controller_mode!r}: it would cut the learning rate while the metric "
+                f"improves; build the controller with mode={other!r}"
+            ]
+            if warns
+            else []
+        )
+
+
 @pytest.mark.parametrize("distributed", [False, True])
 def test_lr_scheduler_writes_are_exact_and_leave_a_usable_optimizer(
     distributed, tmp_path, const_grad_model, mean_pred_loss

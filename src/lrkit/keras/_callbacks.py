@@ -343,6 +343,27 @@ def _resolve_mode(mode: str, monitor: str) -> str:
     return mode
 
 
+def _warn_against_metric(
+    who: str, arg: str, model: Any, monitor: str, controller: Any, *, keep: str = ""
+) -> None:
+    """A ``RuntimeWarning`` when a plateau controller (``controller``, given as ``arg``; each
+    member of a chain) minimises a metric Keras maximises, or the other way round: it would
+    cut the learning rate while ``monitor`` improves."""
+    mode = _metric_mode(model, monitor) or _resolve_mode("auto", monitor)
+    members = getattr(controller, "controllers", None) or [controller]
+    for c in members:
+        theirs = getattr(c, "mode", None)
+        if theirs in ("min", "max") and theirs != mode:
+            warnings.warn(
+                f"{who}: {monitor!r} is a metric to {mode}imize but the {arg} has "
+                f"mode={theirs!r}: it would cut the learning rate while the metric improves; "
+                f"build the controller with mode={mode!r}{keep}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return
+
+
 def _metric_mode(model: Any, monitor: str) -> str | None:
     """The direction of the compiled metric ``monitor`` names (``"val_"`` prefix or not), as
     Keras' own callbacks read it for ``mode="auto"``: ``"min"`` for the loss, ``"max"`` for a
@@ -458,16 +479,14 @@ class ReduceOnPlateau(_LRCallback):
                 self.controller.load_state_dict({**state, "mode": mode})
         if self._check_mode:
             self._check_mode = False
-            mode = _metric_mode(self.model, self.monitor) or _resolve_mode("auto", self.monitor)
-            if mode != self.controller.mode:
-                warnings.warn(
-                    f"ReduceOnPlateau: {self.monitor!r} is a metric to {mode}imize but the "
-                    f"controller= has mode={self.controller.mode!r}: it would cut the learning "
-                    f"rate while the metric improves; build the controller with mode={mode!r} "
-                    f"(or pass mode={self.controller.mode!r} here to keep it)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            _warn_against_metric(
+                "ReduceOnPlateau",
+                "controller=",
+                self.model,
+                self.monitor,
+                self.controller,
+                keep=f" (or pass mode={self.controller.mode!r} here to keep it)",
+            )
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         _settle_lr(self.model)
@@ -982,6 +1001,7 @@ class LRScheduler(_LRCallback):
         self.last_lr: float | None = None
         self._epoch_step = 0  # ``step`` when the epoch began
         self._initial_taken = False  # initial_step read by a fit() (a later one counts on)
+        self._mode_checked = False  # the feedback's mode against the metric's, in one fit()
         self._taken_back = 0  # steps a DivergenceGuard's restores took back in this epoch
         # the batches Keras reported done in this epoch (appended from its worker threads,
         # in any order)
@@ -1038,6 +1058,10 @@ class LRScheduler(_LRCallback):
         )
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self.feedback is not None and not self._mode_checked:  # once, as ReduceOnPlateau
+            self._mode_checked = True
+            _warn_against_metric("LRScheduler", "feedback=", self.model, self.monitor,
+                                 self.feedback)  # fmt: skip
         # the step is read at the first epoch's beginning: a BackupAndRestore placed after
         # this callback restores ``iterations`` in its own on_train_begin
         self._start_pending = True
