@@ -651,3 +651,20 @@ def test_a_chain_refuses_one_controller_given_twice():
             build()
     chain = a & ReduceOnPlateau(factor=0.5, patience=0)  # two of them: each takes it once
     assert [chain.update(x) for x in (1.0, 2.0)] == [1.0, 0.25] and a.num_updates == 2
+
+
+def test_a_chain_refusing_a_members_state_is_left_as_it_was_and_names_the_member():
+    """All or nothing: the members loaded before the one that refuses its state are put back
+    (the chain was left half-loaded)."""
+    from lrkit.feedback import ReduceOnPlateau, RestartOnPlateau
+
+    chain = ReduceOnPlateau(factor=0.5, patience=0) & RestartOnPlateau(patience=0)
+    other = ReduceOnPlateau(factor=0.5, patience=0) & ReduceOnPlateau(factor=0.5, patience=0)
+    for v in (1.0, 2.0, 3.0):
+        other.update(v)
+    chain.update(5.0)
+    before = chain.state_dict()
+    with pytest.raises(ValueError) as info:
+        chain.load_state_dict(other.state_dict())
+    assert str(info.value).startswith("state['controllers'][1]: state['type'] must be ")
+    assert chain.state_dict() == before

@@ -1010,8 +1010,16 @@ class Chain(Feedback):
                 f"state['controllers'] must have {len(self.controllers)} entries (one per "
                 f"member of this Chain), got {len(subs)}"
             )
-        for c, s in zip(self.controllers, subs):
-            c.load_state_dict(s)
+        # all or nothing: a member that refuses its state leaves the members loaded before it
+        # as they were; the error names the member
+        before = [c.state_dict() for c in self.controllers]
+        for i, (c, s) in enumerate(zip(self.controllers, subs)):
+            try:
+                c.load_state_dict(s)
+            except (TypeError, ValueError) as exc:
+                for done, saved in zip(self.controllers[:i], before):
+                    done.load_state_dict(saved)
+                raise type(exc)(f"state['controllers'][{i}]: {exc}") from None
 
     def __getitem__(self, i: int) -> Feedback:
         return self.controllers[i]
