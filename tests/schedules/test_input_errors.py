@@ -364,3 +364,26 @@ def test_an_error_stays_short_whatever_the_input(make) -> None:
     first = str(info.value).splitlines()[0]
     assert len(first) < 600, len(first)
     assert "characters)" in first
+
+
+def test_the_nesting_depth_read_once_per_schedule_stays_right_when_ids_are_reused() -> None:
+    """Each schedule's depth is kept by id while it lives: a schedule made after another is
+    gone (CPython may give it the same id) reads its own depth."""
+    import gc
+
+    from lrkit.schedules._base import spec_depth
+
+    for depth in range(1, 30):
+        s = S.constant(0.1)
+        for _ in range(depth):
+            s = S.scale(s, factor=0.5)
+        assert spec_depth(s) == 1 + depth
+        del s
+        gc.collect()
+        flat = S.constant(0.2)
+        assert spec_depth(flat) == 1
+    c = S.constant(0.001)
+    long_sum = c
+    for _ in range(300):  # term by term: every sum is one level above its terms
+        long_sum = long_sum + c
+    assert spec_depth(long_sum) == 3 and len(long_sum.schedules) == 301

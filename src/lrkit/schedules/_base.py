@@ -18,6 +18,7 @@ import inspect
 import math
 import operator
 import sys
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -131,12 +132,24 @@ def structure(s: Schedule) -> dict[str, Any]:
         READING.reset(token)
 
 
+#: a schedule's nesting depth by ``id`` (a schedule is immutable), with a weak reference that
+#: drops the entry when the schedule goes: a composite built term by term (``s = s + c``)
+#: reads each term's depth once, not its whole structure at every new sum
+_DEPTHS: dict[int, tuple[weakref.ref[Any], int]] = {}
+
+
 def spec_depth(value: Any) -> int:
     """How deeply ``value`` (a schedule, a list, a number) nests in its spec string."""
     if isinstance(value, Schedule):
         # not cached on the instance: a key added to its __dict__ after __init__ slows every
         # attribute read of the scalar hot path
-        return spec_depth(structure(value))
+        key = id(value)
+        hit = _DEPTHS.get(key)
+        if hit is not None and hit[0]() is value:
+            return hit[1]
+        depth = spec_depth(structure(value))
+        _DEPTHS[key] = (weakref.ref(value, lambda _, k=key: _DEPTHS.pop(k, None)), depth)
+        return depth
     if isinstance(value, dict):
         return 1 + max((spec_depth(v) for k, v in value.items() if k != "name"), default=0)
     if isinstance(value, (list, tuple)):
