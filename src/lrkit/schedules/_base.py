@@ -138,6 +138,10 @@ def structure(s: Schedule) -> dict[str, Any]:
 _DEPTHS: dict[int, tuple[weakref.ref[Any], int]] = {}
 
 
+def _forget_depth(key: int, _ref: Any) -> None:
+    _DEPTHS.pop(key, None)
+
+
 def spec_depth(value: Any) -> int:
     """How deeply ``value`` (a schedule, a list, a number) nests in its spec string."""
     if isinstance(value, Schedule):
@@ -148,7 +152,7 @@ def spec_depth(value: Any) -> int:
         if hit is not None and hit[0]() is value:
             return hit[1]
         depth = spec_depth(structure(value))
-        _DEPTHS[key] = (weakref.ref(value, lambda _, k=key: _DEPTHS.pop(k, None)), depth)
+        _DEPTHS[key] = (weakref.ref(value, functools.partial(_forget_depth, key)), depth)
         return depth
     if isinstance(value, dict):
         return 1 + max((spec_depth(v) for k, v in value.items() if k != "name"), default=0)
