@@ -820,6 +820,25 @@ def test_settings_beside_a_ready_controller_are_refused_not_ignored():
     assert (ready.factor, ready.max_restores) == (0.3, 5)
 
 
+def _against(who: str, arg: str, monitor: str, mode: str) -> str:
+    """The warning for a controller of ``mode`` on a metric that goes the other way."""
+    other = "max" if mode == "min" else "min"
+    return (
+        f"{who}: {monitor!r} is a metric to {other}imize but the {arg} has mode={mode!r}: it "
+        f"would cut the learning rate while the metric improves; build the controller with "
+        f"mode={other!r}"
+    )
+
+
+def _binary_task() -> tuple[Any, Any, Any]:
+    """16 samples of 2 features, a sigmoid unit compiled with an accuracy metric."""
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 2)).astype("float32")
+    y = (x[:, :1] > 0.5).astype("float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    return x, y, model
+
+
 @pytest.mark.parametrize(
     "monitor, controller_mode, warns",
     [
@@ -830,10 +849,7 @@ def test_settings_beside_a_ready_controller_are_refused_not_ignored():
     ],
 )
 def test_a_ready_controller_against_the_metrics_direction_warns(monitor, controller_mode, warns):
-    rng = np.random.default_rng(0)
-    x = rng.random((16, 2)).astype("float32")
-    y = (x[:, :1] > 0.5).astype("float32")
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    x, y, model = _binary_task()
     model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy"])
     ctl = Core(controller_mode)
     with warnings.catch_warnings(record=True) as seen:
@@ -847,17 +863,9 @@ def test_a_ready_controller_against_the_metrics_direction_warns(monitor, control
             callbacks=[lk.ReduceOnPlateau(monitor, controller=ctl)],
         )
     said = [str(w.message) for w in seen if "controller= has mode" in str(w.message)]
-    other = "max" if controller_mode == "min" else "min"
-    assert said == (
-        [
-            f"ReduceOnPlateau: {monitor!r} is a metric to {other}imize but the controller= has "
-            f"mode={controller_mode!r}: it would cut the learning rate while the metric "
-            f"improves; build the controller with mode={other!r} (or pass "
-            f"mode={controller_mode!r} here to keep it)"
-        ]
-        if warns
-        else []
-    )
+    keep = f" (or pass mode={controller_mode!r} here to keep it)"
+    want = _against("ReduceOnPlateau", "controller=", monitor, controller_mode) + keep
+    assert said == ([want] if warns else [])
     assert ctl.mode == controller_mode  # never changed behind the user's back
     with warnings.catch_warnings():  # the mode given explicitly: the user's choice, no warning
         warnings.simplefilter("error", RuntimeWarning)
@@ -874,10 +882,7 @@ def test_lr_scheduler_feedback_against_the_metrics_direction_warns(monitor, cont
     while it improves (also inside a chain)."""
     from lrkit.feedback import RestartOnPlateau
 
-    rng = np.random.default_rng(0)
-    x = rng.random((16, 2)).astype("float32")
-    y = (x[:, :1] > 0.5).astype("float32")
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    x, y, model = _binary_task()
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy",
                   metrics=["accuracy"])  # fmt: skip
     for feedback in (Core(controller_mode), RestartOnPlateau(controller_mode) & Core("max")):
@@ -887,16 +892,8 @@ def test_lr_scheduler_feedback_against_the_metrics_direction_warns(monitor, cont
             for _ in range(2):  # said once
                 model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y), callbacks=[cb])
         said = [str(w.message) for w in seen if "feedback= has mode" in str(w.message)]
-        other = "max" if controller_mode == "min" else "min"
-        assert said == (
-            [
-                f"LRScheduler: {monitor!r} is a metric to {other}imize but the feedback= has "
-                f"mode={controller_mode!r}: it would cut the learning rate while the metric "
-                f"improves; build the controller with mode={other!r}"
-            ]
-            if warns
-            else []
-        )
+        want = _against("LRScheduler", "feedback=", monitor, controller_mode)
+        assert said == ([want] if warns else [])
 
 
 @pytest.mark.parametrize("distributed", [False, True])
