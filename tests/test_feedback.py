@@ -668,3 +668,30 @@ def test_a_chain_refusing_a_members_state_is_left_as_it_was_and_names_the_member
         chain.load_state_dict(other.state_dict())
     assert str(info.value).startswith("state['controllers'][1]: state['type'] must be ")
     assert chain.state_dict() == before
+
+
+def test_a_chain_names_a_refusing_member_whatever_its_error_class_takes():
+    """A member's own error class may take other arguments than a message: the chain says it
+    as a plain error of the same kind, the member named, the members before it put back."""
+    from lrkit.feedback import Feedback, ReduceOnPlateau
+
+    class OwnError(ValueError):
+        def __init__(self, message: str, where: int) -> None:
+            super().__init__(f"{message} (at {where})")
+
+    class Picky(ReduceOnPlateau):
+        def load_state_dict(self, state):  # type: ignore[no-untyped-def]
+            raise OwnError("not this one", 3)
+
+    first = ReduceOnPlateau(factor=0.5, patience=0)
+    chain = first & Picky()
+    assert isinstance(chain.controllers[1], Feedback)
+    first.update(1.0)
+    before = chain.state_dict()
+    other = ReduceOnPlateau(factor=0.5, patience=0) & ReduceOnPlateau()
+    for x in (2.0, 3.0):
+        other.update(x)
+    with pytest.raises(ValueError) as info:
+        chain.load_state_dict(other.state_dict())
+    assert str(info.value) == "state['controllers'][1]: not this one (at 3)"
+    assert chain.state_dict() == before

@@ -27,6 +27,15 @@ def fmt(value: Any) -> str:
         return f"a {type(value).__name__} holding an integer too long to print"
 
 
+def prefixed(prefix: str, error: BaseException) -> Exception:
+    """``error`` (a ``ValueError`` or ``TypeError`` about some part) said of the whole: the same
+    kind of error, its message after ``prefix`` (``"state['controllers'][1]: "``). Built as a
+    plain ``ValueError`` or ``TypeError``: an error class of its own may take other arguments
+    (a spec error takes its text and position)."""
+    kind = ValueError if isinstance(error, ValueError) else TypeError
+    return kind(f"{prefix}{error}")
+
+
 def digits(value: int) -> str:
     """``value`` described by its number of digits (``str`` refuses more than 4300)."""
     try:

@@ -35,7 +35,7 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 from . import _renamed
@@ -56,6 +56,7 @@ __all__ = [
     "as_metric",
     "check_controllers",
     "from_state_dict",
+    "load_states",
 ]
 
 Mode = Literal["min", "max"]
@@ -109,6 +110,30 @@ Action = Literal["ok", "restore", "give_up"]
 #: torch's dtypes that hold no real number (``float()`` reads True as 1.0 and drops an
 #: imaginary part)
 _NOT_REAL = frozenset({"torch.bool", "torch.complex32", "torch.complex64", "torch.complex128"})
+
+
+def load_states(
+    controllers: Sequence[Feedback], states: Sequence[Any], *, name: str | None = None
+) -> None:
+    """``controllers[i].load_state_dict(states[i])`` for each ``i``, all or nothing: when one
+    refuses its state, those loaded before it get their own states back, so a bad checkpoint
+    leaves every controller as it was. A controller at several places (one shared by param
+    groups) loads at its first only. With ``name``, a ``ValueError``/``TypeError`` names the
+    entry refused (``"name[i]: ..."``)."""
+    loaded: list[tuple[Feedback, Any]] = []
+    for i, (c, st) in enumerate(zip(controllers, states)):
+        if any(c is o for o, _ in loaded):
+            continue
+        before = c.state_dict()
+        try:
+            c.load_state_dict(st)
+        except Exception as exc:
+            for o, saved in reversed(loaded):
+                o.load_state_dict(saved)
+            if name is not None and isinstance(exc, (TypeError, ValueError)):
+                raise v.prefixed(f"{name}[{i}]: ", exc) from None
+            raise
+        loaded.append((c, before))
 
 
 def check_controllers(feedback: Any, *, groups: int | None = None) -> None:
@@ -1010,16 +1035,7 @@ class Chain(Feedback):
                 f"state['controllers'] must have {len(self.controllers)} entries (one per "
                 f"member of this Chain), got {len(subs)}"
             )
-        # all or nothing: a member that refuses its state leaves the members loaded before it
-        # as they were; the error names the member
-        before = [c.state_dict() for c in self.controllers]
-        for i, (c, s) in enumerate(zip(self.controllers, subs)):
-            try:
-                c.load_state_dict(s)
-            except (TypeError, ValueError) as exc:
-                for done, saved in zip(self.controllers[:i], before):
-                    done.load_state_dict(saved)
-                raise type(exc)(f"state['controllers'][{i}]: {exc}") from None
+        load_states(self.controllers, subs, name="state['controllers']")
 
     def __getitem__(self, i: int) -> Feedback:
         return self.controllers[i]

@@ -293,8 +293,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 else:
                     built = as_schedule(made, nonnegative=True)
             except (TypeError, ValueError) as e:
-                kind = ValueError if isinstance(e, ValueError) else TypeError
-                raise kind(f"LRFinder(schedule=...): what it returned: {e}") from None
+                raise V.prefixed("LRFinder(schedule=...): what it returned: ", e) from None
         if attr is not None:
             _parsing.lightning_setattr(pl_module, attr, lr)
             trainer.strategy.setup_optimizers(trainer)

@@ -27,7 +27,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
-from ..feedback import as_metric, check_controllers
+from ..feedback import as_metric, check_controllers, load_states
 from ..schedules import Schedule, as_schedule, holds_callable
 from ..schedules.tables import checked_steps
 from ._checks import check_optimizer
@@ -836,19 +836,7 @@ class LRKitScheduler(LRScheduler):
                         "state_dict['feedback'] must hold one controller state per param group "
                         f"({len(self._feedback)}), as this scheduler has a list of controllers"
                     )
-                # each controller's load is all or nothing; undo the ones loaded before a
-                # failure, so a bad checkpoint leaves every controller as it was
-                loaded: list[tuple[Any, Any]] = []
-                try:
-                    for c, st in zip(self._feedback, fb):
-                        if not any(c is o for o, _ in loaded):
-                            before = c.state_dict()
-                            c.load_state_dict(st)
-                            loaded.append((c, before))
-                except Exception:
-                    for c, before in reversed(loaded):
-                        c.load_state_dict(before)
-                    raise
+                load_states(self._feedback, fb)  # all or nothing
             else:
                 if isinstance(fb, list):
                     raise ValueError(
