@@ -432,7 +432,7 @@ def _find(args: argparse.Namespace) -> int:
 
     # JSON on standard output comes after everything printed, the check runs' table too
     json_last = names_stdout(args.json)
-    failed = write_outputs(args.json, (lambda: False) if json_last else json_file, plot_file)
+    failed = plot_file() if json_last else write_outputs(args.json, json_file, plot_file)
     out.check()  # the reader went away (exit code 141): the files are written, the rest is text
     code = 0
     if result.suggestion is None:

@@ -458,6 +458,11 @@ def edge(lrs: FloatArray, losses: FloatArray, *, held: bool) -> float:
     return float(lrs[j])
 
 
+def _held_readable(held_losses: npt.ArrayLike) -> bool:
+    """Whether a held curve has the ``SHAPE_POINTS`` points its edge and shape are read from."""
+    return len(np.asarray(held_losses)) >= SHAPE_POINTS
+
+
 def shape_curve(
     lrs: npt.ArrayLike, losses: npt.ArrayLike, held_lrs: npt.ArrayLike, held_losses: npt.ArrayLike
 ) -> tuple[FloatArray, FloatArray]:
@@ -465,7 +470,7 @@ def shape_curve(
     unless it has fewer than ``SHAPE_POINTS`` points (measured sparsely: e.g. ``eval_every``
     of 16 or more on a 100-step sweep), too few to tell a descent from its noise; then the
     training curve."""
-    if len(np.asarray(held_losses)) >= SHAPE_POINTS:
+    if _held_readable(held_losses):
         return np.asarray(held_lrs, dtype=np.float64), np.asarray(held_losses, dtype=np.float64)
     return np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
 
@@ -507,7 +512,7 @@ def suggestions(
     if held_losses is not None and len(np.asarray(held_losses)) >= 3:
         assert held_lrs is not None  # checked above: both or neither
         hx, hy = _check(held_lrs, held_losses, ("held_lrs", "held_losses"))
-        if len(hy) >= SHAPE_POINTS:  # enough points to read its edge and shape (shape_curve)
+        if _held_readable(hy):  # its edge and shape are read (as shape_curve reads it)
             cx, cy, w = hx, hy, HELD_WEIGHT
             lr_min = math.exp((1 - w) * math.log(lr_min) + w * math.log(edge(cx, cy, held=True)))
     shape = CurveShape.of(cy, smooth_curve(cx, cy))
