@@ -691,7 +691,6 @@ class DivergenceGuard(_LRCallback):
         self.keep = self._book.keep
         self.verbose = _verbose(verbose)
         self.gave_up = False
-        self.restored_at: list[int] = []
         self._handle: _LRHandle | None = None
         self._cond = threading.Condition()
         self._inbox: dict[int, float | None] = {}  # end step -> Keras' running-mean loss
@@ -721,6 +720,14 @@ class DivergenceGuard(_LRCallback):
     def scale(self) -> float:
         """The LR multiplier from all cuts so far."""
         return self.controller.scale
+
+    @property
+    def restored_at(self) -> list[int]:
+        """The check (counted from the start of training, across ``fit()`` calls) whose loss
+        diverged, for each restore (the give-up's last restore too): the steps of the
+        controller's events, so a guard loaded from a ``state_dict()`` holds the restores made
+        before it was saved."""
+        return [int(e["step"]) for e in self.controller.events]
 
     @property
     def restores(self) -> int:
@@ -806,8 +813,6 @@ class DivergenceGuard(_LRCallback):
         good = V.integer("state_dict['good']", state_dict["good"], 0)
         self.controller.load_state_dict(state_dict["controller"])
         self._resume_good = good  # the checks count on from the controller's at the next fit()
-        # the record of the run so far: a restore (or the give-up's restore) at each event
-        self.restored_at = [int(e["step"]) for e in self.controller.events]
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._start_pending:
@@ -918,7 +923,6 @@ class DivergenceGuard(_LRCallback):
     def _diverged(self, action: str, loss: float, old_scale: float) -> None:
         self._restore()
         self._book.good = 0
-        self.restored_at.append(self._step)
         if action == "give_up":
             self.gave_up = True
             self._final_restore = True
