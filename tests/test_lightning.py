@@ -386,8 +386,10 @@ def test_a_fit_resumed_from_a_checkpoint_without_the_curve_keeps_its_lr(tmp_path
         lambda r, n: 42,
         lambda r, n: f"linear(0.1, end_lr=-0.1, total_steps={n})",  # a spec's own error
         lambda r, n: S.constant(0.1) - S.linear(0.0, end_lr=0.2, total_steps=10),  # < 0 later
+        lambda r, n: [S.constant(0.1)] * 2,  # one param group
+        lambda r, n: [],
     ],
-    ids=["not-a-schedule", "bad-spec", "negative"],
+    ids=["not-a-schedule", "bad-spec", "negative", "two-for-one-group", "empty-list"],
 )
 def test_a_bad_schedule_returned_changes_nothing_and_names_the_callable(made) -> None:
     module = Tiny(lr=0.02)
@@ -429,6 +431,47 @@ def test_a_fit_resumed_without_the_curve_sweeps_where_nothing_it_sets_is_overwri
     assert finder.result is not None
     if spec:
         assert rec.lrs[max(rec.lrs)] == 0.005
+
+
+class TwoGroups(Tiny):
+    """The first layer at the module's LR, the last at 10x it."""
+
+    def configure_optimizers(self) -> Any:
+        groups = [
+            {"params": self.net[0].parameters()},
+            {"params": self.net[2].parameters(), "lr": 10 * self.lr},
+        ]
+        return torch.optim.SGD(groups, lr=self.lr)
+
+
+def test_a_schedule_on_a_fit_resumed_without_the_curve_runs_over_the_steps_it_trains(
+    tmp_path: Any,
+) -> None:
+    """The checkpoint's LRs and step are loaded after on_fit_start: the schedule is built again
+    for the steps left and sets the first resumed step's LRs too, at the groups' ratios."""
+    torch.manual_seed(0)
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1)
+    lrs: dict[int, list[float]] = {}
+
+    class Both(pl.Callback):  # type: ignore[misc,name-defined]
+        def on_train_batch_start(self, trainer: Any, *args: Any) -> None:
+            lrs[trainer.global_step] = [g["lr"] for g in trainer.optimizers[0].param_groups]
+
+    ns: list[int] = []
+
+    def linear(r: Any, n: int) -> Any:
+        ns.append(n)
+        return S.linear(1.0, end_lr=0.0, total_steps=n)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=1, callbacks=[ckpt], enable_checkpointing=True).fit(TwoGroups(0.02))
+        finder = LRFinder(num_iter=20, schedule=linear)
+        _trainer(max_epochs=2, callbacks=[finder, Both()]).fit(
+            TwoGroups(0.02), ckpt_path=str(tmp_path / "epoch=0-step=4.ckpt")
+        )
+    assert ns == [2 * BATCHES_PER_EPOCH, BATCHES_PER_EPOCH]  # checked first, then built
+    assert lrs == {4: [1.0, 10.0], 5: [0.75, 7.5], 6: [0.5, 5.0], 7: [0.25, 2.5]}
 
 
 def test_a_curve_loaded_by_validate_is_not_reused_by_the_next_new_fit(tmp_path: Any) -> None:

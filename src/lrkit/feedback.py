@@ -56,6 +56,7 @@ __all__ = [
     "as_metric",
     "check_controllers",
     "from_state_dict",
+    "guard_hint",
     "load_states",
 ]
 
@@ -278,8 +279,25 @@ class Feedback(ABC):
         if kind != type(self).__name__:
             raise ValueError(
                 f"state['type'] must be {type(self).__name__!r} (a state_dict() of the same "
-                f"controller type), got {kind!r}"
+                f"controller type), got {kind!r}{guard_hint(state)}"
             )
+
+
+def guard_hint(state: Any) -> str:
+    """``": it ends with a Multiplier; ..."``: the hint for a controller state that a
+    divergence guard's ``Multiplier`` ends (alone, or last in a chain), loaded where there is
+    none: the guard had joined the scheduler that saved it (``""`` for any other state)."""
+    last = state
+    if isinstance(state, Mapping) and state.get("type") == "Chain":
+        subs = state.get("controllers")
+        last = subs[-1] if isinstance(subs, (list, tuple)) and subs else None
+    if not (isinstance(last, Mapping) and last.get("type") == "Multiplier"):
+        return ""
+    return (
+        ": it ends with a Multiplier; if that is a divergence guard's, the checkpoint was saved "
+        "with the guard: add the guard before loading it (build the DivergenceGuard before "
+        "load_state_dict)"
+    )
 
 
 class _Plateau:

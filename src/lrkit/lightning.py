@@ -221,9 +221,13 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         self.progress = V.flag("progress", progress)
         self.result: FinderResult | None = None
         self._restored = False  # result loaded from a checkpoint, for the fit that resumes
+        # the schedule's group ratios, when it is built again at train start (a fit resumed
+        # from a checkpoint without the curve)
+        self._rebuild: list[float] | None = None
 
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self._rebuild = None
         attr = self._lr_attr(pl_module)
         if self.schedule is not None and trainer.lr_scheduler_configs:
             names = ", ".join(type(c.scheduler).__name__ for c in trainer.lr_scheduler_configs)
@@ -286,14 +290,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             total = int(planned)
         built: Any = None
         if self.schedule is not None:  # built and checked before the module's LR changes
-            made = self.schedule(self.result, total)
-            try:  # one schedule, or one per param group, as LRKitScheduler takes them
-                if isinstance(made, (list, tuple)):
-                    built = [as_schedule(m, nonnegative=True) for m in made]
-                else:
-                    built = as_schedule(made, nonnegative=True)
-            except (TypeError, ValueError) as e:
-                raise V.prefixed("LRFinder(schedule=...): what it returned: ", e) from None
+            built = self._build(len(_single_optimizer(trainer).param_groups), total)
         if attr is not None:
             _parsing.lightning_setattr(pl_module, attr, lr)
             trainer.strategy.setup_optimizers(trainer)
@@ -303,6 +300,44 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             trainer.strategy.lr_scheduler_configs = [
                 _types.LRSchedulerConfig(sched, name="lrkit", interval="step", frequency=1)
             ]
+            if ckpt is not None and not resumed and not later:
+                # the checkpoint's optimizer state (its LRs) and step are loaded after this
+                # hook: the schedule is built again for the steps left once they are
+                self._rebuild = [*sched.ratios]
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        ratios, self._rebuild = self._rebuild, None
+        if ratios is None:
+            return
+        # a fit resumed from a checkpoint without this callback's curve: the schedule starts
+        # at the resumed step, over the steps this fit trains, at the group ratios it was built
+        # with (the optimizer now holds the checkpoint's LRs)
+        left = max(int(trainer.estimated_stepping_batches) - int(trainer.global_step), 1)
+        optimizer = _single_optimizer(trainer)
+        built = self._build(len(optimizer.param_groups), left)
+        sched = LRKitScheduler(optimizer, built)
+        if not isinstance(built, list):
+            sched.ratios = ratios
+            sched.refresh()
+        trainer.strategy.lr_scheduler_configs = [
+            _types.LRSchedulerConfig(sched, name="lrkit", interval="step", frequency=1)
+        ]
+
+    def _build(self, groups: int, total: int) -> Any:
+        """``schedule(result, total)``, checked as :class:`LRKitScheduler` checks it: one
+        schedule, or one per param group (of ``groups``)."""
+        assert self.schedule is not None and self.result is not None
+        made = self.schedule(self.result, total)
+        try:
+            if isinstance(made, (list, tuple)):
+                if len(made) != groups:
+                    raise ValueError(
+                        f"a list needs one schedule per param group ({groups}), got {len(made)}"
+                    )
+                return [as_schedule(m, nonnegative=True) for m in made]
+            return as_schedule(made, nonnegative=True)
+        except (TypeError, ValueError) as e:
+            raise V.prefixed("LRFinder(schedule=...): what it returned: ", e) from None
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if stage != "fit":  # a validate/test/predict that loaded a checkpoint resumes nothing

@@ -992,6 +992,30 @@ def test_json_on_stdout_comes_last(tmp_path, monkeypatch, capfd, plot, train) ->
     assert not plot or (tmp_path / "f.png").stat().st_size > 0
 
 
+@pytest.mark.parametrize(("error", "code"), [(RuntimeError("boom"), 1), (KeyboardInterrupt(), 130)])
+def test_json_on_stdout_is_written_when_the_check_runs_fail(
+    tmp_path, monkeypatch, capfd, error, code
+) -> None:
+    """The range test's result reaches standard output as it reaches a file, also when a check
+    run fails or is interrupted."""
+    pytest.importorskip("torch")
+    from lrkit.commands import find as find_command
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(find_command, "_check", fail)
+    monkeypatch.chdir(tmp_path)
+    args = ["find", "--demo", "--quiet", "--num-iter", "20", "--train-steps", "20", "--no-plot"]
+    if code == 130:
+        assert main([*args, "--json", "/dev/stdout"]) == code
+    else:  # raised on (a target's error is reported by the target's wrapper, not here)
+        with pytest.raises(RuntimeError, match="boom"):
+            main([*args, "--json", "/dev/stdout"])
+    out = capfd.readouterr().out
+    assert json.loads(out[out.index("\n{") + 1 :])["steps"] > 0 and out.endswith("}\n")
+
+
 def test_tune_json_on_stdout_comes_after_the_summary_and_the_plot(tmp_path, monkeypatch, capfd):
     pytest.importorskip("optuna")
     pytest.importorskip("torch")

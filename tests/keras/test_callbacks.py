@@ -135,6 +135,30 @@ def test_guard_restores_last_good_state_exactly_and_stops():
         np.testing.assert_array_equal(np.asarray(va.numpy()), np.asarray(vb.numpy()))
 
 
+def test_a_guard_that_gives_up_has_the_epoch_validated_on_the_restored_state():
+    """Keras runs the batch begun when the guard gave up; the epoch's validation, which comes
+    before on_epoch_end, sees the restored state, not that batch's."""
+    x, y = _data_with_bad_batch(bad=5, value=1e20)
+    x[5 * 4 :] = 1e20  # every batch from the fifth on diverges
+    model = _small()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    seen = []
+
+    class Validated(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            seen.append([np.isfinite(w).all() for w in self.model.get_weights()])
+
+    guard = lk.DivergenceGuard(max_restores=0, snapshot_every=1)
+    with pytest.warns(RuntimeWarning, match="stopped training"):
+        history = model.fit(
+            x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard, Validated()],
+            validation_data=(x[:8], y[:8]),
+        )  # fmt: skip
+    assert guard.gave_up and seen == [[True, True]]
+    assert np.isfinite(history.history["val_loss"]).all()
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
 def test_guard_restores_cuts_lr_and_continues():
     x, y = _data_with_bad_batch(bad=6, n=10)
     model = _small()

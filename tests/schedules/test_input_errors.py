@@ -195,11 +195,42 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "warmup: unknown parameter(s) ['num_warmup_steps'] (parameters: start_lr, end_lr, "
             "warmup_steps, mode); for num_warmup_steps use warmup_steps",
         ),
-        # a peer's name of a parameter this family does not have: no hint
+        # Hugging Face's warmup before a family: with_warmup, the family's steps after it
         (
             lambda: S.cosine(0.1, total_steps=100, num_warmup_steps=10),
             "cosine: unknown parameter(s) ['num_warmup_steps'] (parameters: lr, total_steps, "
-            "eta_min)",
+            "eta_min); for num_warmup_steps use lrkit.schedules.with_warmup(cosine(...), "
+            "warmup_steps=num_warmup_steps), the schedule's total_steps = num_training_steps - "
+            "num_warmup_steps",
+        ),
+        (
+            lambda: S.linear(0.1, end_lr=0.0, num_training_steps=100, num_warmup_steps=10),
+            "linear: unknown parameter(s) ['num_training_steps', 'num_warmup_steps'] "
+            "(parameters: start_lr, end_lr, total_steps); for num_training_steps use total_steps "
+            "(= num_training_steps - num_warmup_steps), for num_warmup_steps use "
+            "lrkit.schedules.with_warmup(linear(...), warmup_steps=num_warmup_steps)",
+        ),
+        (
+            lambda: S.constant(0.1, num_warmup_steps=10),
+            "constant: unknown parameter(s) ['num_warmup_steps'] (parameters: lr); for "
+            "num_warmup_steps use lrkit.schedules.with_warmup(constant(...), "
+            "warmup_steps=num_warmup_steps)",
+        ),
+        (
+            lambda: S.cosine_restarts(
+                0.1, num_training_steps=100, num_cycles=3, num_warmup_steps=5
+            ),
+            "cosine_restarts: unknown parameter(s) ['num_cycles', 'num_training_steps', "
+            "'num_warmup_steps'] (parameters: lr, T_0, T_mult, eta_min, m_mul); for num_cycles "
+            "and num_training_steps use T_0 (= (num_training_steps - num_warmup_steps) / "
+            "num_cycles), for num_warmup_steps use "
+            "lrkit.schedules.with_warmup(cosine_restarts(...), warmup_steps=num_warmup_steps)",
+        ),
+        # a peer's name of a parameter this family does not have: no hint
+        (
+            lambda: S.onecycle(0.1, total_steps=100, num_warmup_steps=10),
+            "onecycle: unknown parameter(s) ['num_warmup_steps'] (parameters: max_lr, "
+            "total_steps, pct_start, anneal_strategy, div_factor, final_div_factor, three_phase)",
         ),
         (
             lambda: S.warmup(0.0, end_lr=0.1, warmup_steps=10, alpha=0.1),
@@ -225,7 +256,11 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
         "cosine_restarts-hf",
         "polynomial-hf",
         "warmup-hf",
-        "cosine-hf-no-hint",
+        "cosine-hf-warmup",
+        "linear-hf-warmup-total",
+        "constant-hf-warmup",
+        "cosine_restarts-hf-warmup",
+        "onecycle-hf-no-hint",
         "warmup-no-hint",
         "join-no-hint",
     ],

@@ -1071,3 +1071,43 @@ def test_a_restore_keeps_group_entries_added_after_the_snapshot() -> None:
     opt2.load_state_dict(opt.state_dict())
     resumed = torch.optim.lr_scheduler.StepLR(opt2, step_size=10, gamma=0.5, last_epoch=3)
     assert resumed.base_lrs == sched.base_lrs == [0.1]
+
+
+@pytest.mark.parametrize("feedback", [None, "plateau"])
+def test_a_guarded_checkpoint_into_an_unguarded_scheduler_says_to_add_the_guard_first(
+    feedback: Any,
+) -> None:
+    def build() -> tuple[Any, Any, Any]:
+        model = torch.nn.Linear(2, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        fb = None if feedback is None else ReduceOnPlateau(patience=0)
+        return model, opt, lt.scheduler(opt, "cosine(0.1, 100)", feedback=fb)
+
+    model, opt, saved = build()
+    DivergenceGuard(model, optimizer=opt, scheduler=saved)
+    saved.step()
+    state = saved.state_dict()
+    model, opt, sched = build()
+    before = sched.state_dict()
+    with pytest.raises(ValueError) as info:
+        sched.load_state_dict(state)
+    assert str(info.value).endswith(
+        ": it ends with a Multiplier; if that is a divergence guard's, the checkpoint was saved "
+        "with the guard: add the guard before loading it (build the DivergenceGuard before "
+        "load_state_dict)"
+    )
+    assert "\n" not in str(info.value) and sched.state_dict() == before
+    # what the hint says works
+    DivergenceGuard(model, optimizer=opt, scheduler=sched)
+    sched.load_state_dict(state)
+    assert sched.state_dict() == state
+
+
+def test_a_stock_scheduler_is_refused_naming_what_the_guard_takes() -> None:
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    stock = torch.optim.lr_scheduler.StepLR(opt, 10)
+    with pytest.raises(ValueError, match=r"^scheduler must be an lrkit.torch.scheduler\(...\) "
+                       r"\(with or without feedback=: the guard adds its own controller\), "
+                       r"got StepLR$"):  # fmt: skip
+        DivergenceGuard(model, optimizer=opt, scheduler=stock)

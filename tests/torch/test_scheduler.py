@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -1337,7 +1338,38 @@ def test_steps_past_2_53_read_the_schedule_as_its_call_reads_them(groups):
     sch.load_state_dict(dict(sch.state_dict(), last_epoch=big, _step_count=big + 1))
     assert s(big) != s._at(big)  # the int and its float64 read other values here
     assert [g["lr"] for g in opt.param_groups] == [s(big)] * groups
+    assert sch.get_lr() == [s(big)] * groups  # PyTorch's closed form reads it so too
     opt.step()
     sch.step()
     assert [g["lr"] for g in opt.param_groups] == [s(big + 1)] * groups
     assert s(big + 1) == s.values([big + 1])[0]
+
+
+def test_refresh_under_a_chained_scheduler_reads_a_step_past_2_53_as_the_call():
+    """Scaled by a ``ChainedScheduler`` partner, ``refresh`` multiplies the LR by the change of
+    this scheduler's LR, read at the step as ``s(step)`` reads it: no change, no new LR."""
+    s = S.join([S.constant(0.1), S.cosine_restarts(0.1, T_0=3)], boundaries=[10])
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    ours = lt.scheduler(opt, s)
+    big = 2**53 + 1
+    ours.load_state_dict(dict(ours.state_dict(), last_epoch=big, _step_count=big + 1))
+    assert s(big) != s._at(big)  # the int reads another value
+    opt.param_groups[0]["lr"] *= 3.0  # another scheduler's factor (stepped after this one)
+    ours.refresh()
+    assert opt.param_groups[0]["lr"] == s(big) * 3.0
+
+
+@pytest.mark.parametrize(
+    "epoch", [10**400, int(sys.float_info.max) + 1], ids=["10**400", "float64 max + 1"]
+)
+def test_a_step_beyond_float64_is_a_one_line_error(epoch):
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    sch = lt.scheduler(opt, S.cosine(0.1, total_steps=100))
+    with pytest.raises(ValueError, match=r"^epoch must be an integer >= 0 .*beyond float64\)$"):
+        sch.step(epoch)
+    state = sch.state_dict()
+    with pytest.raises(ValueError, match=r"^state_dict\['last_epoch'\] must be an integer >= -1"):
+        sch.load_state_dict(dict(state, last_epoch=epoch))
+    assert sch.last_epoch == 0 and opt.param_groups[0]["lr"] == 0.1

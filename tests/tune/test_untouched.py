@@ -315,6 +315,31 @@ def test_a_new_file_another_worker_stored_a_study_in_meanwhile_stays(
     assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["other"]
 
 
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_a_new_file_another_worker_opened_before_storing_its_study_stays(
+    tmp_path: Path, exc: type
+) -> None:
+    """Workers started together on a new SQLite file: another worker that opened it (Optuna's
+    tables made) and is still in its own range test stores its study there after this one's
+    range test failed: the file is created only once a range test has given an interval."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    other: list[Any] = []
+
+    def range_test() -> Any:
+        other.append(optuna.storages.RDBStorage(url))  # the other worker opens the file
+        raise exc("stopped")
+
+    task = Task(train=lambda s, r: 1.0, total_steps=100, range_test=range_test)
+    with pytest.raises(exc):
+        tune(task, storage=url, study_name="mine", n_trials=1)
+    study = optuna.create_study(storage=other[0], study_name="theirs")  # its range test ended
+    study.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["theirs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.db"]  # no probe left
+
+
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit])
 def test_a_new_studys_range_test_interrupted_creates_no_file(tmp_path: Path, exc: type) -> None:
     def range_test() -> Any:

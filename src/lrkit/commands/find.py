@@ -435,25 +435,29 @@ def _find(args: argparse.Namespace) -> int:
     failed = plot_file() if json_last else write_outputs(args.json, json_file, plot_file)
     out.check()  # the reader went away (exit code 141): the files are written, the rest is text
     code = 0
-    if result.suggestion is None:
-        print(
-            f"lrkit find: no suggestion: the sweep stopped ({result.stop_reason}) before the "
-            "loss fell; "
-            + ("" if args.no_plot else "see the plot, ")
-            + "try a lower --start-lr or check the task",
-            file=sys.stderr,
-        )
-        code = 1
-    elif not args.no_train:
-        try:
-            with user_code(args.target, during="the check runs", mistakes=True):
-                _check(args, make, result, say, prepared=prepared)
-        except TargetMistake as e:
-            print_error("find", e, args)
-            code = 2
-        out.check()
-    if json_last:
-        failed = json_file() or failed
+    try:
+        if result.suggestion is None:
+            print(
+                f"lrkit find: no suggestion: the sweep stopped ({result.stop_reason}) before "
+                "the loss fell; "
+                + ("" if args.no_plot else "see the plot, ")
+                + "try a lower --start-lr or check the task",
+                file=sys.stderr,
+            )
+            code = 1
+        elif not args.no_train:
+            try:
+                with user_code(args.target, during="the check runs", mistakes=True):
+                    _check(args, make, result, say, prepared=prepared)
+            except TargetMistake as e:
+                print_error("find", e, args)
+                code = 2
+            out.check()
+    finally:
+        # the range test's result reaches standard output as it reaches a file, also when the
+        # check runs fail or are interrupted
+        if json_last:
+            failed = json_file() or failed
     return code or (1 if failed else 0)
 
 

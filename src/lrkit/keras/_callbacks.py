@@ -856,16 +856,23 @@ class DivergenceGuard(_LRCallback):
         # fit validates before on_epoch_end: the epoch's last batches are judged first, so
         # that a diverged state is restored before it is validated (its val_loss would reach
         # the logs, and a plateau controller on it would cut on top of the guard's cut)
-        if self._begins and not self.gave_up:
+        if self.gave_up:
+            self._undo_after_giving_up()  # the epoch is validated on the restored state
+        elif self._begins:
             self._judge(upto=len(self._begins))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.gave_up:
-            if self._final_restore:  # the batch run after giving up: back to the good state
-                self._final_restore = False
-                self._restore(again=True)
+            self._undo_after_giving_up()
             return
         self._judge(upto=len(self._begins))  # Keras has waited for every batch by now
+
+    def _undo_after_giving_up(self) -> None:
+        """Keras runs the batch begun when the guard gave up (it reads ``stop_training``
+        after it): back to the good state, once."""
+        if self._final_restore:
+            self._final_restore = False
+            self._restore(again=True)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         _settle_lr(self.model)

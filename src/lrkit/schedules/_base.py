@@ -346,14 +346,34 @@ def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]
     # one hint per lrkit parameter: "for decay_rate and decay_steps use gamma (= ...)"
     hints: dict[tuple[str, str], list[str]] = {}
     peers = getattr(cls, "peer_names", {})
-    for n in sorted(set(unknown), key=repr):
+    names = sorted(set(unknown), key=repr)
+    # Hugging Face's warmup comes before the family's own steps: its schedule spans the rest
+    warmup = (
+        getattr(cls, "hf_warmup", False)
+        and "num_warmup_steps" in names
+        and "warmup_steps" not in params
+    )
+    for n in names:
         target = peers.get(n) if isinstance(n, str) and n not in params else None
         if target is not None and target[0] in params:
+            if warmup and n == "num_training_steps" and not target[1]:
+                target = (target[0], "num_training_steps - num_warmup_steps")
             hints.setdefault(target, []).append(n)
     said = [
         f"for {' and '.join(given)} use {p}" + (f" (= {formula})" if formula else "")
         for (p, formula), given in hints.items()
     ]
+    if warmup:
+        name = getattr(cls, "name", cls.__name__)
+        said.append(
+            "for num_warmup_steps use lrkit.schedules.with_warmup"
+            f"({name}(...), warmup_steps=num_warmup_steps)"
+            + (
+                ", the schedule's total_steps = num_training_steps - num_warmup_steps"
+                if "total_steps" in params and "num_training_steps" not in names
+                else ""
+            )
+        )
     return ", ".join(said)
 
 
@@ -444,6 +464,9 @@ class Schedule(ABC):
     #: a peer's (Keras, optax, PyTorch) name of a parameter -> ``(parameter, formula)``: the
     #: hint an unknown parameter of that name gets (``"alpha": ("eta_min", "alpha * lr")``)
     peer_names: ClassVar[Mapping[str, tuple[str, str]]] = {}
+    #: whether Hugging Face puts a warmup before this family (``get_*_schedule_with_warmup``):
+    #: its ``num_warmup_steps`` then hints at :func:`lrkit.schedules.with_warmup`
+    hf_warmup: ClassVar[bool] = False
 
     # ----------------------------------------------------------------- evaluation
     def __call__(self, step: float) -> float:

@@ -53,6 +53,7 @@ class Constant(Schedule):
 
     name = "constant"
     params = ("lr",)
+    hf_warmup = True
     peer_names = _LR_PEERS
 
     def __init__(self, lr: float) -> None:
@@ -194,6 +195,7 @@ class Polynomial(Schedule):
     name = "polynomial"
     params = ("lr", "total_steps", "power", "end_lr", "cycle")
     # Keras' PolynomialDecay, optax's polynomial_schedule, PyTorch's PolynomialLR
+    hf_warmup = True
     peer_names = {
         **_LR_PEERS,
         "decay_steps": ("total_steps", ""),
@@ -270,6 +272,7 @@ class Linear(Schedule):
     name = "linear"
     params = ("start_lr", "end_lr", "total_steps")
     # optax's linear_schedule, PyTorch's LinearLR
+    hf_warmup = True
     peer_names = {
         "init_value": ("start_lr", ""),
         "end_value": ("end_lr", ""),
@@ -304,6 +307,7 @@ class Cosine(Schedule):
     name = "cosine"
     params = ("lr", "total_steps", "eta_min")
     # Keras' CosineDecay, optax's cosine_decay_schedule, PyTorch's CosineAnnealingLR
+    hf_warmup = True
     peer_names = {
         **_LR_PEERS,
         "decay_steps": ("total_steps", ""),
@@ -356,6 +360,7 @@ class CosineRestarts(Schedule):
     name = "cosine_restarts"
     params = ("lr", "T_0", "T_mult", "eta_min", "m_mul")
     # Keras' CosineDecayRestarts
+    hf_warmup = True
     peer_names = {
         **_LR_PEERS,
         "first_decay_steps": ("T_0", ""),

@@ -175,7 +175,8 @@ class DivergenceGuard:
         """Make ``scheduler`` (an lrkit scheduler) include the guard's LR multiplier."""
         if not hasattr(scheduler, "feedback") or not hasattr(scheduler, "report"):
             raise ValueError(
-                "scheduler must be an lrkit.torch.scheduler(...) (with a feedback chain), got "
+                "scheduler must be an lrkit.torch.scheduler(...) (with or without feedback=: "
+                "the guard adds its own controller), got "
                 f"{type(scheduler).__name__}"
             )
         driven = getattr(scheduler, "optimizer", None)

@@ -13,6 +13,7 @@ import bisect
 import inspect
 import math
 import numbers
+import sys
 import warnings
 import weakref
 from collections.abc import Mapping, Sized
@@ -27,7 +28,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
-from ..feedback import as_metric, check_controllers, load_states
+from ..feedback import as_metric, check_controllers, guard_hint, load_states
 from ..schedules import Schedule, as_schedule, holds_callable
 from ..schedules.tables import checked_steps
 from ._checks import check_optimizer
@@ -179,6 +180,18 @@ def _as_read(step: int) -> float:
     """``step`` as a schedule's call and ``values()`` read it: an int up to 2**53, the
     nearest float64 past it."""
     return step if step <= _EXACT_STEPS else float(step)
+
+
+#: the last step a float64 holds at all: a later one is refused as a schedule's call refuses it
+_MAX_EPOCH = int(sys.float_info.max)
+
+
+def _epoch_error(name: str, value: int, minimum: int = 0) -> ValueError:
+    shown = V.digits(value) + " (beyond float64)" if value > _MAX_EPOCH else repr(value)
+    return ValueError(
+        f"{name} must be an integer >= {minimum} and at most float64's largest value (about "
+        f"1.8e308), got {shown}"
+    )
 
 
 def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> list[float]:
@@ -461,7 +474,8 @@ class LRKitScheduler(LRScheduler):
         if self._lrkit_lrs():
             self._apply()
             return
-        new = [r * self._lr_at(i, t) for i, r in enumerate(self.ratios)]
+        x = _as_read(t)
+        new = [r * self._lr_at(i, x) for i, r in enumerate(self.ratios)]
         for v in new:
             if not v >= 0:
                 raise _negative_lr(v, t)
@@ -609,8 +623,8 @@ class LRKitScheduler(LRScheduler):
                     "step(epoch + i / iters), count the schedule in batches (T_0 * iters) and "
                     "call step() once per batch"
                 )
-            if epoch < 0:
-                raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+            if not 0 <= epoch <= _MAX_EPOCH:
+                raise _epoch_error("epoch", epoch)
             t = epoch
         hot = self._hot
         # LRs changed since its last step by another hand: warned once. Float LRs only (a
@@ -699,7 +713,8 @@ class LRKitScheduler(LRScheduler):
         return self.last_epoch
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
-        return [r * self._lr_at(i, self.last_epoch) for i, r in enumerate(self.ratios)]
+        x = _as_read(self.last_epoch)
+        return [r * self._lr_at(i, x) for i, r in enumerate(self.ratios)]
 
     def _get_closed_form_lr(self) -> list[float]:
         return self.get_lr()
@@ -804,6 +819,8 @@ class LRKitScheduler(LRScheduler):
         # (and the optimizer's LRs) as they were
         # -1: a scheduler of a SequentialLR whose phase has not begun
         last_epoch = V.integer("state_dict['last_epoch']", state_dict["last_epoch"], -1)
+        if last_epoch > _MAX_EPOCH:
+            raise _epoch_error("state_dict['last_epoch']", last_epoch, -1)
         owns = state_dict.get("owns_lrs", True)
         if not isinstance(owns, bool):
             raise ValueError(f"state_dict['owns_lrs'] must be True or False, got {owns!r}")
@@ -828,7 +845,7 @@ class LRKitScheduler(LRScheduler):
             if self.feedback is None:
                 raise ValueError(
                     "state_dict holds a feedback controller's state but this scheduler has "
-                    "none: pass feedback=... when constructing it"
+                    "none: pass feedback=... when constructing it" + guard_hint(fb)
                 )
             if isinstance(self._feedback, list):
                 if not isinstance(fb, list) or len(fb) != len(self._feedback):

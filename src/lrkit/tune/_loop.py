@@ -481,6 +481,49 @@ def _new_file(storage: Any) -> dict[str, bool] | None:
     return {f: os.path.exists(f) for f in (path, *(path + x for x in _SIDE_FILES))}
 
 
+def _probe_url(storage: str, made: dict[str, bool]) -> str | None:
+    """An SQLite URL for a probe file beside the new file ``storage`` names, with the same
+    options; ``None`` where that file cannot be made there (a missing or read-only folder, a
+    read-only empty file, an SQLite URI: opening ``storage`` itself then refuses it, creating
+    nothing) or the path is not written as it is read."""
+    path = next(iter(made))
+    head, sep, rest = storage.partition(":///")
+    raw, _, query = rest.partition("?")
+    folder = os.path.dirname(path) or "."
+    if (
+        not sep
+        or raw != path  # percent-encoded, or an SQLite URI (file:...)
+        or not os.path.isdir(folder)
+        or not os.access(folder, os.W_OK | os.X_OK)
+        or (os.path.exists(path) and not os.access(path, os.W_OK))
+    ):
+        return None
+    name = f".{os.path.basename(path)}.lrkit-probe-{os.getpid()}-{time.monotonic_ns()}"
+    return f"{head}:///{os.path.join(os.path.dirname(path), name)}" + (f"?{query}" if query else "")
+
+
+def _probe(url: str, storage: str, **options: Any) -> None:
+    """Open the probe file ``url`` as ``storage`` would be opened (:func:`make_storage`,
+    :func:`check_writable`), and remove it: what would refuse ``storage`` is refused now, in
+    its name, and ``storage``'s file itself is created only once the range test has given an
+    interval (another worker started together on it may be storing its study there)."""
+    probe = sqlite_file(url)
+    assert probe is not None
+    st = None
+    try:
+        st = make_storage(url, **options)
+        check_writable(st, url=url)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace(url, storage)) from None
+    finally:
+        engine = getattr(st, "engine", None)
+        if engine is not None:
+            engine.dispose()
+        for f in (probe, *(probe + x for x in _SIDE_FILES)):
+            with contextlib.suppress(OSError):
+                os.remove(f)
+
+
 def _take_back(storage: Any, made: dict[str, bool]) -> None:
     """Undo what opening ``storage`` wrote to a new SQLite file (:func:`_new_file`): the files
     it created are removed, an empty file it filled is empty again; unless a study is in it
@@ -691,8 +734,9 @@ def tune(
     grants) is refused with one (:func:`check_writable`) before the range test and any trial.
     A new study's range test runs before the study is created: one that raises (or is
     interrupted), or returns something that is no interval (a one-line ``ValueError``,
-    :func:`check_range_test`), leaves no study behind, and a new SQLite file that opening the
-    storage created is taken away again (an empty one is left empty); a ``KeyboardInterrupt``
+    :func:`check_range_test`), leaves no study behind and no new SQLite file (it is created
+    after the range test, a probe file beside it checked and removed before; an empty one is
+    left empty); a ``KeyboardInterrupt``
     from there carries ``study_created=False`` (on any storage: nothing is left to continue)."""
     began = time.monotonic()  # what timeout counts from: the range test counts toward it
     optuna = _optuna()
@@ -749,29 +793,41 @@ def tune(
     V.optional_callable("log", log, "(message: str) -> None", 1)
     say = log or (lambda msg: None)
     # A new study's range test runs before the study is created, so that one that fails or
-    # returns no interval leaves nothing behind (a new SQLite file, which opening the storage
-    # created, is taken away again).
+    # returns no interval leaves nothing behind: a new SQLite file is opened (created) after
+    # it, a probe beside it before it; where no probe can be made, opening the file refuses
+    # it (or, for an SQLite URI or a percent-encoded path, the file opened is taken back).
     finder_test = record["seeding"] == "finder" and task.range_test is not None
     made = _new_file(storage)
-    st = make_storage(
-        storage,
-        heartbeat_interval=heartbeat_interval,
-        grace_period=grace_period,
-        max_retry=max_retry,
-    )
-    # a database this run could read but not write (a read-only file or folder, a user
-    # without write grants) is refused now, not as the first trial is stored
-    check_writable(st, url=storage if isinstance(storage, str) else None)
+    options = {
+        "heartbeat_interval": heartbeat_interval,
+        "grace_period": grace_period,
+        "max_retry": max_retry,
+    }
+    probe = None
+    if finder_test and made is not None and isinstance(storage, str):
+        probe = _probe_url(storage, made)
+    st = None
+    if probe is not None:
+        assert isinstance(storage, str)
+        _probe(probe, storage, **options)
+    else:
+        st = make_storage(storage, **options)
+        # a database this run could read but not write (a read-only file or folder, a user
+        # without write grants) is refused now, not as the first trial is stored
+        check_writable(st, url=storage if isinstance(storage, str) else None)
     tested = None
-    if finder_test and _no_such_study(st, study_name):
+    if finder_test and (st is None or _no_such_study(st, study_name)):
         try:
             tested = _range_from_test(task, say, stacklevel=3)
         except BaseException as exc:
-            if made is not None:
+            if made is not None and st is not None:
                 _take_back(st, made)
             if isinstance(exc, KeyboardInterrupt):
                 exc.study_created = False  # type: ignore[attr-defined]
             raise
+    if st is None:
+        st = make_storage(storage, **options)
+        check_writable(st, url=storage)
     hb = getattr(st, "heartbeat_interval", None)
     poll = poll_interval if poll_interval is not None else (min(float(hb), 2.0) if hb else 0.5)
     try:
