@@ -265,6 +265,45 @@ def test_a_method_failing_late_is_a_row_with_its_error_and_the_others_are_kept(m
     assert alone.to_dict()["results"][0]["error"] == failed.error
 
 
+def test_a_range_test_reads_data_given_as_a_function_and_raises_what_it_meets():
+    """``data`` as fit takes it (a function called for each pass) is swept too; an error in
+    the sweep is raised, not replaced by a default LR."""
+    log: list[list[int]] = []
+    task = _task(log)
+
+    def as_function():
+        model, opt, loss_fn, train, val = task()
+        return model, opt, loss_fn, lambda: iter(train), val
+
+    lrs = C.find_lrs(C.factory(as_function, seed=0), methods="fixed", num_iter=20)
+    same = C.find_lrs(C.factory(task, seed=0), methods="fixed", num_iter=20)
+    assert lrs.notes == [] and lrs.base == same.base
+
+    def broken():
+        model, opt, loss_fn, train, val = task()
+
+        def loss(out, t):
+            raise RuntimeError("the loss broke")
+
+        return model, opt, loss, train, val
+
+    with pytest.raises(RuntimeError, match="^the loss broke$"):
+        C.find_lrs(C.factory(broken, seed=0), methods="fixed", num_iter=20)
+
+
+def test_a_failed_row_shows_the_error_a_wrapper_only_restates():
+    from lrkit.compare import _failure
+
+    try:
+        try:
+            raise ValueError("bad\nvalue")
+        except ValueError as inner:
+            raise RuntimeError(f"ValueError: {inner}") from inner
+    except RuntimeError as outer:
+        assert _failure(outer) == "ValueError: bad value"
+    assert _failure(KeyError("k")) == "KeyError: 'k'"
+
+
 def _kept_model_task():
     """The trap: one model and optimizer created once and returned by every call."""
     torch.manual_seed(0)

@@ -1,5 +1,6 @@
 """lrkit.optax.find_lr: what it accepts and the one-line errors for what it cannot use."""
 
+import itertools
 import warnings
 
 import numpy as np
@@ -339,3 +340,77 @@ def test_a_multisteps_object_is_refused_naming_its_transformation():
         "optimizer: an optax.MultiSteps is passed as its transformation, "
         "optimizer.gradient_transformation() (with an inject_hyperparams optimizer inside)"
     )
+
+
+def _two_part_params():
+    return {
+        "enc": {"w": np.full((4, 3), 0.2, np.float32)},
+        "head": {"w": np.ones((3, 1), np.float32)},
+    }
+
+
+def _two_part_loss(p, batch):
+    x, y = batch
+    return jnp.mean(
+        (jnp.tanh(jnp.asarray(x) @ p["enc"]["w"]) @ p["head"]["w"] - jnp.asarray(y)) ** 2
+    )
+
+
+def _two_parts(enc_lr, head_lr=1e-3):
+    inj = optax.inject_hyperparams(optax.sgd)
+    return optax.multi_transform(
+        {"enc": inj(learning_rate=enc_lr), "head": inj(learning_rate=head_lr)},
+        {"enc": "enc", "head": "head"},
+    )
+
+
+def test_parts_at_other_lrs_are_swept_at_their_ratios_to_the_largest():
+    """As the PyTorch finder sweeps param groups: a part at a tenth of the head's LR is swept
+    at a tenth of the swept LR, a part at 0 stays frozen; the suggestions are for the largest."""
+    params, data = _two_part_params(), _data()
+
+    def by_hand(lrs, ratio):
+        """Plain SGD at the swept LRs, the encoder at ``ratio`` of them."""
+        p = jax.tree_util.tree_map(jnp.array, params)
+        losses = []
+        for lr, batch in zip(lrs, itertools.chain(data[1:], itertools.cycle(data))):
+            loss, g = jax.value_and_grad(_two_part_loss)(p, batch)
+            losses.append(float(loss))
+            p = {
+                "enc": {"w": p["enc"]["w"] - np.float32(lr * ratio) * g["enc"]["w"]},
+                "head": {"w": p["head"]["w"] - np.float32(lr) * g["head"]["w"]},
+            }
+        return losses
+
+    for enc_lr, ratio in [(0.0, 0.0), (1e-4, 0.1), (1e-3, 1.0)]:
+        res = find_lr(_two_part_loss, params, _two_parts(enc_lr), data, num_iter=20)
+        np.testing.assert_allclose(res.losses[:8], by_hand(res.lrs, ratio)[:8], rtol=1e-5)
+    same = find_lr(_two_part_loss, params, _two_parts(1e-3), data, num_iter=20)
+    plain = optax.inject_hyperparams(optax.sgd)(learning_rate=1.0)
+    assert (
+        same.losses.tolist()
+        == find_lr(_two_part_loss, params, plain, data, num_iter=20).losses.tolist()
+    )
+
+
+def test_a_factory_keeps_its_other_arguments_static_under_jit():
+    """A factory's arguments that are no float stay Python values: adafactor's flags and
+    sizes, a partial's int."""
+    import functools
+
+    res = find_lr(_loss, _params(), optax.adafactor, _data(), num_iter=20)
+    assert res.steps > 0 and np.isfinite(res.losses).all()
+    warm = functools.partial(optax.contrib.schedule_free_adamw, warmup_steps=10)
+    assert find_lr(_loss, _params(), warm, _data(), num_iter=20).steps > 0
+
+
+def test_torch_tensors_of_a_dataloader_reach_the_compiled_step():
+    torch = pytest.importorskip("torch")
+    x = np.concatenate([b[0] for b in _data()])
+    y = np.concatenate([b[1] for b in _data()])
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=32
+    )
+    compiled = find_lr(_loss, _params(), optax.adam, loader, num_iter=20)
+    eager = find_lr(_loss, _params(), optax.adam, _data(), num_iter=20, jit=False)
+    np.testing.assert_allclose(compiled.losses, eager.losses, rtol=1e-5)

@@ -73,6 +73,25 @@ def one_pass(data: Any) -> Any:
     return data() if is_data_factory(data) else data
 
 
+class Passes:
+    """The batches of the data factory ``factory`` (:func:`is_data_factory`), called again for
+    each pass: an iterable, for what reads batches as one (a range test)."""
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.factory())
+
+
+def from_torch(leaf: Any) -> Any:
+    """A torch tensor (e.g. of a DataLoader's batch) as a numpy array, on the host; anything
+    else as it is (torch is not imported)."""
+    if type(leaf).__module__.split(".")[0] == "torch" and hasattr(leaf, "detach"):
+        return leaf.detach().cpu().numpy()
+    return leaf
+
+
 def in_range_test() -> bool:
     """Whether the current step is a range test's: lrkit's step hooks ignore such steps."""
     return _RANGE_TEST.get()

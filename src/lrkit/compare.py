@@ -14,7 +14,10 @@ state or other LRs is refused): ``make()`` builds a fresh :class:`Setup` for eac
 the range test's suggestion
 (``lrkit.torch.find_lr``; one sweep for the base optimizer, one for Adam): ``fixed``,
 ``step``, ``exponential``, ``cosine``, ``plateau`` use ``suggestion``; ``cyclic`` runs
-between ``base_lr`` and ``max_lr``; ``onecycle`` peaks at ``max_lr``. The base optimizer is
+between ``base_lr`` and ``max_lr``; ``onecycle`` peaks at ``max_lr`` (the LR only: the
+optimizer's momentum stays as given, where PyTorch's ``OneCycleLR`` cycles it by default; a
+run of your own adds ``momentum=S.onecycle_momentum(steps)`` to ``lrkit.torch.scheduler``).
+The base optimizer is
 the one ``make()`` returns. ``adam`` is Adam at its own suggestion; ``schedulefree`` is
 schedule-free AdamW at Adam's suggestion (5% warmup, evaluated at its averaged weights);
 ``prodigy`` needs no LR. ``schedulefree`` and ``prodigy`` need ``pip install 'lrkit[lrfree]'``
@@ -38,7 +41,7 @@ from typing import Any
 
 from . import _renamed
 from . import _validate as V
-from ._runtime import data_generators
+from ._runtime import Passes, data_generators, is_data_factory
 from .finder.sweep import MAX_ITER, MIN_ITER
 
 __all__ = [
@@ -494,6 +497,16 @@ def _no_step_advice(error: Any) -> Any:
     return type(error)(error.problem)
 
 
+def _failure(error: BaseException) -> str:
+    """``"RuntimeError: boom"``: what a failed run's row says of ``error`` (an error that only
+    restates its cause, as a command's wrapper of the task's error does, is shown as its
+    cause)."""
+    cause = error.__cause__
+    if cause is not None and str(error) == f"{type(cause).__name__}: {cause}":
+        error = cause
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
 def find_lrs(
     make: Callable[[], Setup],
     *,
@@ -502,7 +515,7 @@ def find_lrs(
     total_steps: int | None = None,
 ) -> LRs:
     """The range tests the ``methods`` need, for runs of ``total_steps`` steps (a fallback LR,
-    with a note, when one fails)."""
+    with a note, when one gives no suggestion; an error raised in one is raised)."""
     import torch
 
     from .torch import BatchLayoutError, find_lr
@@ -520,15 +533,16 @@ def find_lrs(
             # Adam's sweep over the parameters its runs train: the base optimizer's
             opt = torch.optim.Adam(_trained_params(s), lr=1e-3) if adam else s.optimizer
             label = "Adam" if adam else type(opt).__name__
+            # data given as a function (fit's form): called again for each pass, as fit calls it
+            data = Passes(s.data) if is_data_factory(s.data) else s.data
+            # an error of the task's code (or a check of what it returned) is raised: a
+            # fallback LR would hide it, and every run would meet it too
             try:
-                r = find_lr(s.model, opt, s.loss_fn, s.data, num_iter=num_iter,
+                r = find_lr(s.model, opt, s.loss_fn, data, num_iter=num_iter,
                             total_steps=total_steps, warn=False)  # fmt: skip
-                sug, mx, mn = r.suggestion, r.max_lr, r.base_lr
             except BatchLayoutError as e:  # the data: every run would fail on it too
                 raise _no_step_advice(e) from None
-            except (ValueError, RuntimeError) as e:
-                sug = mx = mn = None
-                notes.append(f"range test for {label} failed ({e})")
+            sug, mx, mn = r.suggestion, r.max_lr, r.base_lr
             if sug is None or not math.isfinite(sug):
                 notes.append(f"no reliable suggestion for {label}: using lr={fallback:g}")
                 return fallback, fallback * 3, fallback / 3
@@ -756,7 +770,10 @@ def compare(
     no scores) while the others run; when every method fails, the comparison holds only
     such rows (``best`` is ``None``). A batch met later that is not an ``(x, y)`` pair
     (:class:`lrkit.torch.BatchLayoutError`, in a range test or a run) stops the comparison:
-    every method reads the same batches and would fail on it.
+    every method reads the same batches and would fail on it. So does an error raised in a
+    range test (the task's code, or lrkit's check of what it returned): the runs that follow
+    would need its LR; a range test that gives no suggestion is replaced by a default LR, with
+    a note in ``lrs.notes``.
 
     ``KeyboardInterrupt`` (Ctrl-C) while the methods run is not swallowed: it propagates, so
     that a script or a loop of comparisons stops, but the methods that had finished are not
@@ -807,7 +824,7 @@ def compare(
                     except BatchLayoutError as e:  # the data: every method would fail
                         raise _no_step_advice(e) from None
                     except Exception as e:  # kept as a failed row: the other runs are not lost
-                        msg = " ".join(f"{type(e).__name__}: {e}".split())
+                        msg = _failure(e)
                         results.append(
                             Result(m, optimizer="-", lr="-", error=msg, note=f"failed: {msg}")
                         )

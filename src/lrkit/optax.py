@@ -30,7 +30,7 @@ import optax
 
 from . import _validate as V
 from ._jaxtable import EVALUATIONS, check_count, formula_fn, lookup_fn, out_dtype, x64_enabled
-from ._runtime import GlobalRNGState
+from ._runtime import GlobalRNGState, from_torch
 from .feedback import PLATEAU_HINTS, PlateauKwargs, ReduceOnPlateau
 from .finder import (
     FinderResult,
@@ -355,6 +355,42 @@ def _lr_values(state: Any) -> list[Any]:
     return [v for _, v in optax.tree_utils.tree_get_all_with_path(state, "learning_rate")]
 
 
+def _other_args(factory: Any) -> tuple[str, ...]:
+    """The parameters of the optimizer factory ``factory`` that ``optax.inject_hyperparams``
+    is to keep static: all but ``learning_rate`` and those whose value (a default, or a
+    ``functools.partial``'s) is a float, which it injects as the training loop's
+    ``factory(...)`` would compute with them. A flag or a size (``optax.adafactor``'s) traced
+    under ``jit`` would break the factory's Python code."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: optax injects what it finds
+        return ()
+    return tuple(
+        p.name
+        for p in params
+        if p.name != "learning_rate"
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and not (isinstance(p.default, float) or _is_float_array(p.default))
+    )
+
+
+def _is_float_array(x: Any) -> bool:
+    return _is_leaf_array(x) and np.issubdtype(np.asarray(x).dtype, np.floating)
+
+
+def _lr_ratios(state: Any) -> list[tuple[Any, float]] | None:
+    """Each injected ``learning_rate`` of ``state`` (its path) and its ratio to the largest of
+    them, when they differ (``optax.multi_transform`` of parts at other LRs: each is swept at
+    its ratio, a part at 0 stays at 0); ``None`` when there is one LR, or all are equal or 0
+    (each is set to the swept LR)."""
+    found = optax.tree_utils.tree_get_all_with_path(state, "learning_rate")
+    values = [float(np.asarray(v)) for _, v in found]
+    top = max(values, default=0.0)
+    if len(set(values)) <= 1 or not top > 0:
+        return None
+    return [(path, v / top) for (path, _), v in zip(found, values)]
+
+
 def _is_number(path: Any, value: Any) -> bool:
     return _is_leaf_array(value) or isinstance(value, (int, float))
 
@@ -664,11 +700,13 @@ def find_lr(
 
     ``optimizer`` is either an optax optimizer *factory* taking ``learning_rate`` (``optax.adam``,
     ``functools.partial(optax.adamw, weight_decay=1e-4)``), which is wrapped with
-    ``optax.inject_hyperparams``, or a transformation built with
+    ``optax.inject_hyperparams`` (its arguments that are no float, flags and sizes, kept
+    static), or a transformation built with
     ``optax.inject_hyperparams(factory)(learning_rate=<a number>)`` (also inside
-    ``optax.chain`` or ``optax.MultiSteps``): the sweep writes the ``learning_rate``
-    hyperparameter of its state (an integer one, ``learning_rate=1``, is held as a float in the
-    sweep's private state).
+    ``optax.chain``, ``optax.multi_transform`` or ``optax.MultiSteps``): the sweep writes the
+    ``learning_rate`` hyperparameter of its state (an integer one, ``learning_rate=1``, is
+    held as a float in the sweep's private state); several at other values are swept at their
+    ratios to the largest, the suggestions being for it.
     ``opt_state`` (optional) is the state to start from (e.g. mid-training): a state of
     ``optimizer`` or, when ``optimizer`` is a factory, also the state of the plain optimizer
     it builds (``optax.adam(1e-3).init(params)``, what a training loop holds); by default
@@ -707,9 +745,11 @@ def find_lr(
         opt = optimizer
     elif callable(optimizer):
         try:  # the hyperparameters in hyper_dtype, not in the params' own (bfloat16)
-            opt = optax.inject_hyperparams(optimizer, hyperparam_dtype=hyper_dtype)(
-                learning_rate=sweep.start_lr
-            )
+            # its float arguments are injected, the others kept static (a flag or a size
+            # traced under jit, such as adafactor's, would break the factory's code)
+            opt = optax.inject_hyperparams(
+                optimizer, static_args=_other_args(optimizer), hyperparam_dtype=hyper_dtype
+            )(learning_rate=sweep.start_lr)
             inner = optimizer(learning_rate=sweep.start_lr)
         except TypeError as exc:
             raise ValueError(
@@ -756,8 +796,17 @@ def find_lr(
             work_state, _is_number, learning_rate=jnp.asarray(sweep.start_lr, lr_dtype)
         )
 
+    ratios = _lr_ratios(work_state)
+
     def train_step(p: Any, st: Any, batch: Any, lr: Any) -> tuple[Any, Any, Any]:
-        st = optax.tree_utils.tree_set(st, _is_number, learning_rate=lr.astype(lr_dtype))
+        if ratios is None:
+            st = optax.tree_utils.tree_set(st, _is_number, learning_rate=lr.astype(lr_dtype))
+        for path, ratio in ratios or ():  # each part at its ratio to the largest LR
+            st = optax.tree_utils.tree_set(
+                st,
+                lambda at, value, want=path: at == want,
+                learning_rate=(lr * ratio).astype(lr_dtype),
+            )
         out, grads = jax.value_and_grad(loss_fn, has_aux=has_aux)(p, batch)
         loss = out[0] if has_aux else out
         try:
@@ -768,9 +817,10 @@ def find_lr(
             needed = str(exc).rsplit(":", 1)[-1].strip(" '")  # "... argument: 'value'"
             raise ValueError(
                 f"optimizer: a transformation in it needs update(..., {needed}=...), which the "
-                "range test does not pass (lrkit.optax.reduce_on_plateau needs value=); run the "
-                "range test with the optimizer without it: its cuts would move the LR the sweep "
-                "records"
+                "range test does not pass: the range test sets the LR alone, so a "
+                "transformation that reads the loss (lrkit.optax.reduce_on_plateau, whose cuts "
+                "would move the LR the sweep records) is left out of the optimizer swept; an "
+                "optimizer that needs it for its own step (optax.contrib.momo) is not swept"
             ) from None
         return optax.apply_updates(p, updates), st, loss
 
@@ -778,8 +828,17 @@ def find_lr(
         out = loss_fn(p, batch)
         return out[0] if has_aux else out
 
-    step_fn = jax.jit(train_step) if jit else train_step
-    eval_fn = jax.jit(held_loss) if jit else held_loss
+    step_fn: Callable[..., Any] = train_step
+    eval_fn: Callable[..., Any] = held_loss
+    if jit:  # torch tensors (a DataLoader's batches) reach the compiled step as numpy arrays
+        jit_step, jit_eval = jax.jit(train_step), jax.jit(held_loss)
+
+        def step_fn(p: Any, st: Any, batch: Any, lr: Any) -> tuple[Any, Any, Any]:
+            return jit_step(p, st, jax.tree_util.tree_map(from_torch, batch), lr)  # type: ignore[no-any-return]
+
+        def eval_fn(p: Any, batch: Any) -> Any:
+            return jit_eval(p, jax.tree_util.tree_map(from_torch, batch))
+
     accumulating = _updates_made(work_state) is not None  # optax.MultiSteps
     if accumulating:
         work_state = _accumulation_start(work_state)

@@ -66,6 +66,10 @@ TASK = textwrap.dedent(
         model = Late(3, 1)
         return model, torch.optim.SGD(model.parameters(), lr=0.1), loss, data
 
+    def make_bad_batch():  # a batch of the wrong width: the range test meets it
+        model, opt, loss, data = make_linear()
+        return model, opt, loss, [data[0], (data[1][0][:, :2], data[1][1])]
+
     def bad():
         return 42
     """
@@ -320,6 +324,42 @@ def test_every_method_failing_still_writes_the_table_json_and_plot(task_module, 
     rows = json.loads(js.read_text())["results"]
     assert [r["error"] for r in rows] == ["KeyError: 'late failure'"] * 2
     assert png.stat().st_size > 0
+
+
+def test_a_method_failing_is_exit_1_naming_it_and_the_others_are_written(
+    task_module, tmp_path, capsys, monkeypatch
+):
+    pytest.importorskip("prodigyopt")
+    import lrkit.torch
+
+    def broken(params, **kwargs):
+        raise RuntimeError("no prodigy today")
+
+    monkeypatch.setattr(lrkit.torch, "prodigy", broken)
+    js = tmp_path / "one.json"
+    argv = ["compare", f"{task_module}:make_linear", "--methods", "fixed,prodigy", "--steps", "10"]
+    rc = main([*argv, "--finder-iter", "10", "--no-plot", "--json", str(js), "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "* best" in out and "failed: RuntimeError: no prodigy today" in out
+    assert err == (
+        "lrkit compare: error: 1 method failed (prodigy; first: RuntimeError: no prodigy "
+        "today): the table and files hold the others\n"
+    )
+    rows = json.loads(js.read_text())["results"]
+    assert [r["error"] for r in rows] == ["", "RuntimeError: no prodigy today"]
+
+
+def test_an_error_in_a_range_test_ends_the_command_as_in_find(task_module, capsys):
+    """No default LR in its place: the runs would meet the same error."""
+    argv = ["compare", f"{task_module}:make_bad_batch", "--methods", "fixed", "--steps", "10"]
+    rc = main([*argv, "--finder-iter", "10", "--no-plot", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "range test suggestions" not in out
+    assert err.startswith(
+        f"lrkit compare: error in target '{task_module}:make_bad_batch' during the runs: "
+        "RuntimeError: mat1 and mat2 shapes cannot be multiplied"
+    )
+    assert err.count("\n") == 1
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._files import names_stdout
-from .._format import duration
+from .._format import duration, shorten
 from .._imports import install_note
 from .._runtime import one_pass, preserved_rng
 from ..compare import METHODS
@@ -231,6 +231,16 @@ def _compare(args: argparse.Namespace) -> int:
         print(
             "lrkit compare: error: no method ended with a finite loss (all diverged or failed): "
             "there is no best method; the table shows each one's loss and note",
+            file=sys.stderr,
+        )
+        return 1
+    broken = [r for r in report.results if r.error]
+    if broken:  # the others' results stand, but the comparison asked for is not complete
+        names = ", ".join(r.method for r in broken)
+        print(
+            f"lrkit compare: error: {len(broken)} method{'s' if len(broken) != 1 else ''} "
+            f"failed ({names}; first: {shorten(broken[0].error, 200)}): the table and files "
+            "hold the others",
             file=sys.stderr,
         )
         return 1

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from .. import _validate as V
-from .._runtime import GlobalRNGState
+from .._runtime import GlobalRNGState, from_torch
 from ..finder import (
     PROBE_STEPS,
     FinderResult,
@@ -194,10 +194,7 @@ def _array_batches(
 
 def _host(leaf: Any) -> Any:
     # torch tensors (e.g. from a DataLoader) go to numpy unless the backend is torch itself
-    if type(leaf).__module__.split(".")[0] == "torch" and hasattr(leaf, "detach"):
-        if keras.backend.backend() != "torch":
-            return leaf.detach().cpu().numpy()
-    return leaf
+    return leaf if keras.backend.backend() == "torch" else from_torch(leaf)
 
 
 def _unpack(batch: Any) -> tuple[Any, Any, Any]:
