@@ -467,11 +467,21 @@ def test_a_schedule_on_a_fit_resumed_without_the_curve_runs_over_the_steps_it_tr
         warnings.simplefilter("ignore")
         _trainer(max_epochs=1, callbacks=[ckpt], enable_checkpointing=True).fit(TwoGroups(0.02))
         finder = LRFinder(num_iter=20, schedule=linear)
-        _trainer(max_epochs=2, callbacks=[finder, Both()]).fit(
+        later = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "2", save_top_k=-1)
+        _trainer(max_epochs=3, callbacks=[finder, Both(), later], enable_checkpointing=True).fit(
             TwoGroups(0.02), ckpt_path=str(tmp_path / "epoch=0-step=4.ckpt")
         )
-    assert ns == [2 * BATCHES_PER_EPOCH, BATCHES_PER_EPOCH]  # checked first, then built
-    assert lrs == {4: [1.0, 10.0], 5: [0.75, 7.5], 6: [0.5, 5.0], 7: [0.25, 2.5]}
+        assert ns == [3 * BATCHES_PER_EPOCH, 2 * BATCHES_PER_EPOCH]  # checked first, then built
+        first = dict(lrs)
+        assert {k: v[0] for k, v in first.items()} == {4 + i: 1 - i / 8 for i in range(8)}
+        assert all(v[1] == 10 * v[0] for v in first.values())
+        # a resume of that fit builds the schedule it saved the state of (over 8 steps)
+        lrs.clear()
+        _trainer(max_epochs=3, callbacks=[LRFinder(num_iter=20, schedule=linear), Both()]).fit(
+            TwoGroups(0.02), ckpt_path=str(tmp_path / "2" / "epoch=1-step=8.ckpt")
+        )
+    assert ns[2:] == [2 * BATCHES_PER_EPOCH]
+    assert lrs == {k: v for k, v in first.items() if k >= 8}
 
 
 def test_a_curve_loaded_by_validate_is_not_reused_by_the_next_new_fit(tmp_path: Any) -> None:

@@ -393,6 +393,14 @@ def test_parts_at_other_lrs_are_swept_at_their_ratios_to_the_largest():
     )
 
 
+def test_integer_lrs_of_parts_keep_their_ratios():
+    """Integer LRs are swept as floats, their ratios read before."""
+    params, data = _two_part_params(), _data()
+    ints = find_lr(_two_part_loss, params, _two_parts(1, 10), data, num_iter=20)
+    floats = find_lr(_two_part_loss, params, _two_parts(0.1, 1.0), data, num_iter=20)
+    assert ints.losses.tolist() == floats.losses.tolist()
+
+
 def test_a_factory_keeps_its_other_arguments_static_under_jit():
     """A factory's arguments that are no float stay Python values: adafactor's flags and
     sizes, a partial's int."""

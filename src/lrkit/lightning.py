@@ -224,10 +224,16 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         # the schedule's group ratios, when it is built again at train start (a fit resumed
         # from a checkpoint without the curve)
         self._rebuild: list[float] | None = None
+        # the steps the schedule was built for (saved with the curve: a resumed fit builds the
+        # same schedule, whose state the checkpoint restores), and the ones a checkpoint held
+        self._total: int | None = None
+        self._saved_total: int | None = None
 
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._rebuild = None
+        self._total = None
+        saved_total, self._saved_total = self._saved_total, None
         attr = self._lr_attr(pl_module)
         if self.schedule is not None and trainer.lr_scheduler_configs:
             names = ", ".join(type(c.scheduler).__name__ for c in trainer.lr_scheduler_configs)
@@ -288,6 +294,9 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                     "schedule=None"
                 )
             total = int(planned)
+            if resumed and saved_total is not None:
+                total = saved_total  # the schedule the checkpoint's state is of
+            self._total = total
         built: Any = None
         if self.schedule is not None:  # built and checked before the module's LR changes
             built = self._build(len(_single_optimizer(trainer).param_groups), total)
@@ -313,6 +322,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         # at the resumed step, over the steps this fit trains, at the group ratios it was built
         # with (the optimizer now holds the checkpoint's LRs)
         left = max(int(trainer.estimated_stepping_batches) - int(trainer.global_step), 1)
+        self._total = left
         optimizer = _single_optimizer(trainer)
         built = self._build(len(optimizer.param_groups), left)
         sched = LRKitScheduler(optimizer, built)
@@ -344,13 +354,20 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             self._restored = False
 
     def state_dict(self) -> dict[str, Any]:
-        return {} if self.result is None else {"result": self.result.to_dict()}
+        if self.result is None:
+            return {}
+        state: dict[str, Any] = {"result": self.result.to_dict()}
+        if self._total is not None and self.schedule is not None:
+            state["total_steps"] = self._total
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved = state_dict.get("result")
         if saved is not None:
             self.result = _replay(saved, rule=self.options.rule)
             self._restored = True  # the fit resuming from the checkpoint does not sweep
+            total = state_dict.get("total_steps")
+            self._saved_total = None if total is None else V.integer("total_steps", total, 1)
 
     # ------------------------------------------------------------------ parts
     def _lr_attr(self, pl_module: Any) -> str | None:

@@ -786,6 +786,7 @@ def find_lr(
             "optimizer's learning_rate must be a number, not a schedule: the sweep sets it at "
             "every step (build it with optax.inject_hyperparams(...)(learning_rate=1e-3))"
         )
+    ratios = _lr_ratios(work_state)  # read before an integer LR is set to a float below
     lr_dtype = jnp.result_type(*[jnp.asarray(v).dtype for v in found])
     if not jnp.issubdtype(lr_dtype, jnp.floating):
         # an integer hyperparameter (learning_rate=1) would round every swept LR to an
@@ -795,8 +796,6 @@ def find_lr(
         work_state = optax.tree_utils.tree_set(
             work_state, _is_number, learning_rate=jnp.asarray(sweep.start_lr, lr_dtype)
         )
-
-    ratios = _lr_ratios(work_state)
 
     def train_step(p: Any, st: Any, batch: Any, lr: Any) -> tuple[Any, Any, Any]:
         if ratios is None:

@@ -340,6 +340,32 @@ def test_a_new_file_another_worker_opened_before_storing_its_study_stays(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.db"]  # no probe left
 
 
+@pytest.mark.parametrize("kind", ["folder", "folder/", "dangling link"])
+def test_a_path_sqlite_cannot_open_is_refused_before_the_range_test(
+    tmp_path: Path, monkeypatch: Any, kind: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "dangling.db").symlink_to(tmp_path / "nowhere" / "x.db")
+    name = {"folder": "folder", "folder/": "folder/", "dangling link": "dangling.db"}[kind]
+    calls: list[str] = []
+    with pytest.raises(ValueError, match=f"^storage sqlite:///{name}: cannot use the database"):
+        tune(_task(calls), storage=f"sqlite:///{name}", study_name="s", n_trials=1)
+    assert calls == []  # the range test did not run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.db", "folder"]
+
+
+def test_a_new_file_of_a_long_name_is_created_after_the_range_test(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The probe's own name is short: a database name near the file system's limit works."""
+    monkeypatch.chdir(tmp_path)
+    name = "L" * 240 + ".db"
+    calls: list[str] = []
+    tune(_task(calls), storage=f"sqlite:///{name}", study_name="s", n_trials=1, seed=0)
+    assert calls[0] == "range_test" and [p.name for p in tmp_path.iterdir()] == [name]
+
+
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit])
 def test_a_new_studys_range_test_interrupted_creates_no_file(tmp_path: Path, exc: type) -> None:
     def range_test() -> Any:

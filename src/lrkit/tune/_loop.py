@@ -483,9 +483,9 @@ def _new_file(storage: Any) -> dict[str, bool] | None:
 
 def _probe_url(storage: str, made: dict[str, bool]) -> str | None:
     """An SQLite URL for a probe file beside the new file ``storage`` names, with the same
-    options; ``None`` where that file cannot be made there (a missing or read-only folder, a
-    read-only empty file, an SQLite URI: opening ``storage`` itself then refuses it, creating
-    nothing) or the path is not written as it is read."""
+    options; ``None`` where no probe stands for the file (a missing or read-only folder, a
+    read-only empty file, a folder or a link at the path: opening ``storage`` itself then
+    refuses it, creating nothing; an SQLite URI, a percent-encoded path)."""
     path = next(iter(made))
     head, sep, rest = storage.partition(":///")
     raw, _, query = rest.partition("?")
@@ -493,12 +493,17 @@ def _probe_url(storage: str, made: dict[str, bool]) -> str | None:
     if (
         not sep
         or raw != path  # percent-encoded, or an SQLite URI (file:...)
+        or not os.path.basename(path)  # a folder's path ("sub/")
+        or os.path.isdir(path)
+        or os.path.islink(path)  # a link, perhaps to nowhere: opening it says what it is
         or not os.path.isdir(folder)
         or not os.access(folder, os.W_OK | os.X_OK)
         or (os.path.exists(path) and not os.access(path, os.W_OK))
     ):
         return None
-    name = f".{os.path.basename(path)}.lrkit-probe-{os.getpid()}-{time.monotonic_ns()}"
+    # a short name of its own: a long database name plus a suffix could pass the file system's
+    # limit on a name
+    name = f".lrkit-probe-{os.getpid()}-{time.monotonic_ns() % 10**12}.db"
     return f"{head}:///{os.path.join(os.path.dirname(path), name)}" + (f"?{query}" if query else "")
 
 
