@@ -256,6 +256,50 @@ def _finder_beside_reference(**kw: Any) -> tuple[Any, LRFinder, bool]:
     return ref, finder, _same(before, _state(model))
 
 
+class _Draws(Tiny):
+    """Draws from torch's RNG in on_fit_start and in validation (the sanity check's too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drawn: list[float] = []
+
+    def on_fit_start(self) -> None:
+        self.drawn.append(float(torch.randn(())))
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.drawn.append(float(torch.randn(())))
+        super().validation_step(batch, batch_idx)
+
+
+@pytest.mark.parametrize("num_sanity_val_steps", [0, 2])
+def test_set_lr_false_trains_exactly_as_without_the_finder(num_sanity_val_steps: int) -> None:
+    """What runs after the finder's on_fit_start (the module's, the sanity check) draws from
+    the RNG as it would without it, and so does training."""
+
+    def run(callbacks: list[Any]) -> tuple[list[float], dict[str, torch.Tensor]]:
+        torch.manual_seed(0)
+        model = _Draws()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _trainer(max_epochs=2, num_sanity_val_steps=num_sanity_val_steps,
+                     callbacks=callbacks).fit(model)  # fmt: skip
+        return model.drawn, _state(model)
+
+    drawn, weights = run([])
+    finder = LRFinder(num_iter=20, set_lr=False, plot=False)
+    drawn_with, weights_with = run([finder])
+    assert drawn_with == drawn and _same(weights_with, weights) and finder.result is not None
+
+
+def test_limit_train_batches_0_skips_the_sweep_with_a_warning() -> None:
+    from lrkit.finder import LRFinderWarning
+
+    model, finder = Tiny(), LRFinder(num_iter=10, plot=False)
+    with pytest.warns(LRFinderWarning, match="since limit_train_batches=0 trains nothing; "):
+        _trainer(max_epochs=1, limit_train_batches=0, callbacks=[finder]).fit(model)
+    assert finder.result is None and model.lr == 0.05
+
+
 def test_finder_with_val_data_equals_find_lr_with_it() -> None:
     ref, finder, _ = _finder_beside_reference(val_data=_two_batches())
     res = finder.result
@@ -595,6 +639,18 @@ class SharedController(Tiny):
         first, second = self.net[0].parameters(), self.net[2].parameters()
         opts = [torch.optim.SGD(first, lr=0.04), torch.optim.SGD(second, lr=0.04)]
         return opts, [lt.scheduler(o, "constant(0.04)", feedback=self.plateau) for o in opts]
+
+
+def test_report_metric_warns_when_no_validation_ran_in_the_fit() -> None:
+    model = Tiny(spec="constant(0.04)", patience=0)
+    with pytest.warns(RuntimeWarning, match="^ReportMetric: no validation ran in this fit "):
+        _trainer(max_epochs=2, limit_val_batches=0, callbacks=[ReportMetric()]).fit(model)
+    with warnings.catch_warnings():  # a fit that validated: no such warning
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.filterwarnings("ignore", message="^(?!ReportMetric)")
+        _trainer(max_epochs=1, callbacks=[ReportMetric()]).fit(
+            Tiny(spec="constant(0.04)", patience=0)
+        )
 
 
 def test_report_metric_updates_a_shared_controller_once_per_validation() -> None:

@@ -231,6 +231,25 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
 
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        # the training data, set up here for the sweep (or to count the steps), is set up again
+        # where fit sets it up, from the RNG as it was: what runs between (the module's and
+        # later callbacks' on_fit_start, the sanity check) and training draw what they would
+        # draw without this callback (setting up the data draws a loader iterator's seed)
+        loop = trainer.fit_loop
+        fresh = getattr(loop, "_combined_loader", None) is None
+        rng = torch.get_rng_state()
+        try:
+            self._fit_start(trainer, pl_module)
+        finally:
+            if fresh and getattr(loop, "_combined_loader", None) is not None:
+                fetcher = getattr(loop, "_data_fetcher", None)
+                if fetcher is not None:
+                    fetcher.teardown()  # the sweep's pass over the data ends here
+                loop._data_fetcher = None  # fit makes its own (and tears down only that)
+                loop._combined_loader = None
+                torch.set_rng_state(rng)
+
+    def _fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._rebuild = None
         self._total = None
         saved_total, self._saved_total = self._saved_total, None
@@ -243,13 +262,20 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 "it was built: return only the optimizer from configure_optimizers, or pass "
                 "schedule=None to keep yours"
             )
-        if trainer.fast_dev_run:  # a few batches to check the code: no range test, as
-            self._restored = False  # Lightning's own Tuner.lr_find skips it
+        skip = (
+            "fast_dev_run is enabled"  # a few batches to check the code: no range test, as
+            if trainer.fast_dev_run  # Lightning's own Tuner.lr_find skips it
+            else "limit_train_batches=0 trains nothing"
+            if trainer.limit_train_batches == 0
+            else ""
+        )
+        if skip:
+            self._restored = False
             warnings.warn(
-                "LRFinder: skipping the learning rate range test since fast_dev_run is "
-                "enabled; the learning rate is unchanged",
+                f"LRFinder: skipping the learning rate range test since {skip}; the "
+                "learning rate is unchanged",
                 LRFinderWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             return
         # only a fit resumed from a checkpoint reuses the curve it holds (one loaded by a
@@ -401,11 +427,10 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 "with manual optimization run lrkit.torch.find_lr with your own step"
             )
         optimizer = _single_optimizer(trainer, pl_module)
-        # the sweep sees the RNG as fit() found it; preparing the data (which draws from it)
-        # happens here instead of at the first epoch, and training gets the RNG it would have
+        # the sweep sees the RNG as fit() found it (setting up the data draws from it; it is
+        # set up again where fit sets it up, see on_fit_start)
         rng = torch.get_rng_state()
         trainer.fit_loop.setup_data()
-        rng_after = torch.get_rng_state()
         torch.set_rng_state(rng)
         data = trainer.train_dataloader
         if data is None:
@@ -489,7 +514,6 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             )
             return result
         finally:
-            torch.set_rng_state(rng_after)
             for name, value in muted.items():
                 if value is _MISSING:
                     pl_module.__dict__.pop(name, None)
@@ -663,7 +687,9 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
     once: pass ``monitor`` there). A missing
     metric is skipped with a warning. Under DDP every rank reports the metric's mean over the
     ranks (a metric logged without ``sync_dist=True`` differs by rank), so the replicas keep
-    one LR. The report runs before ``ModelCheckpoint`` saves (Lightning
+    one LR. A fit that trains without any validation run (``limit_val_batches=0``, no
+    ``val_dataloader``) warns at its end that the controllers received no metric. The report
+    runs before ``ModelCheckpoint`` saves (Lightning
     orders checkpoint callbacks last), so a checkpoint holds the controller's state after it and a
     resumed run continues exactly.
 
@@ -677,11 +703,38 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
             raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
         self.monitor = monitor
         self._manual_warned = False
+        self._validations = 0  # the validation runs of this fit
+
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self._validations = 0
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        # a fit that trained without a validation run (limit_val_batches=0, no val_dataloader)
+        # gave its controllers no metric: said, as Lightning refuses its own plateau scheduler
+        trained = int(getattr(trainer, "global_step", 0)) > 0
+        if trained and self._validations == 0 and self._controlled(trainer):
+            warnings.warn(
+                "ReportMetric: no validation ran in this fit (limit_val_batches=0, no "
+                "val_dataloader, or check_val_every_n_epoch past max_epochs): the feedback "
+                "controllers received no metric",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    @staticmethod
+    def _controlled(trainer: Any) -> bool:
+        """Whether an lrkit scheduler of the trainer has a feedback controller."""
+        return any(
+            s.feedback is not None
+            for config in trainer.lr_scheduler_configs
+            for s in lrkit_schedulers(config.scheduler)
+        )
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         # only the validation runs of fit: trainer.validate() changes no LR
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
+        self._validations += 1
         found = False
         seen: list[Any] = []  # one validation, one observation per controller
         for config in trainer.lr_scheduler_configs:
