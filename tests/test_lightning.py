@@ -9,6 +9,7 @@ import os
 import warnings
 from typing import Any
 
+import numpy as np
 import pytest
 
 pl = pytest.importorskip("pytorch_lightning")
@@ -257,11 +258,24 @@ def _finder_beside_reference(**kw: Any) -> tuple[Any, LRFinder, bool]:
 
 
 class _Draws(Tiny):
-    """Draws from torch's RNG in on_fit_start and in validation (the sanity check's too)."""
+    """Draws from torch's RNG in on_fit_start and in validation (the sanity check's too); its
+    train loader shuffles with torch's RNG, its own generator, or a numpy permutation."""
 
-    def __init__(self) -> None:
+    def __init__(self, loader: str = "global") -> None:
         super().__init__()
         self.drawn: list[float] = []
+        self.loader = loader
+        self.generator = torch.Generator().manual_seed(1)
+
+    def train_dataloader(self) -> DataLoader:
+        x, y = _data()
+        if self.loader == "generator":
+            data = TensorDataset(x, y)
+            return DataLoader(data, batch_size=16, shuffle=True, generator=self.generator)
+        if self.loader == "numpy":
+            keep = np.random.permutation(64)[:48]
+            return DataLoader(TensorDataset(x[keep], y[keep]), batch_size=16, shuffle=True)
+        return super().train_dataloader()
 
     def on_fit_start(self) -> None:
         self.drawn.append(float(torch.randn(())))
@@ -271,14 +285,18 @@ class _Draws(Tiny):
         super().validation_step(batch, batch_idx)
 
 
+@pytest.mark.parametrize("loader", ["global", "generator", "numpy"])
 @pytest.mark.parametrize("num_sanity_val_steps", [0, 2])
-def test_set_lr_false_trains_exactly_as_without_the_finder(num_sanity_val_steps: int) -> None:
+def test_set_lr_false_trains_exactly_as_without_the_finder(
+    num_sanity_val_steps: int, loader: str
+) -> None:
     """What runs after the finder's on_fit_start (the module's, the sanity check) draws from
     the RNG as it would without it, and so does training."""
 
     def run(callbacks: list[Any]) -> tuple[list[float], dict[str, torch.Tensor]]:
         torch.manual_seed(0)
-        model = _Draws()
+        np.random.seed(0)
+        model = _Draws(loader)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _trainer(max_epochs=2, num_sanity_val_steps=num_sanity_val_steps,
@@ -1374,3 +1392,18 @@ def test_finder_skips_the_sweep_under_fast_dev_run(schedule: Any) -> None:
     ]
     assert model.steps == plain.steps == 1
     assert finder.result is None and model.lr == 0.05 and recorder.lrs == {0: 0.05}
+
+
+def test_report_metric_does_not_warn_after_a_resumed_fit_that_trains_nothing(tmp_path: Any) -> None:
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=1, callbacks=[ReportMetric(), ckpt], enable_checkpointing=True).fit(
+            Tiny(spec="constant(0.04)", patience=0)
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.filterwarnings("ignore", message="^(?!ReportMetric)")
+        _trainer(max_epochs=1, callbacks=[ReportMetric()]).fit(
+            Tiny(spec="constant(0.04)", patience=0), ckpt_path=str(tmp_path / "last.ckpt")
+        )

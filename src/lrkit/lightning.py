@@ -228,26 +228,33 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         # same schedule, whose state the checkpoint restores), and the ones a checkpoint held
         self._total: int | None = None
         self._saved_total: int | None = None
+        self._draws = 0  # the loader seed draws to make at on_train_start (see on_fit_start)
+        # torch's RNG before and after the sweep set the training data up
+        self._set_up: tuple[Any, Any] | None = None
 
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
-        # the training data, set up here for the sweep (or to count the steps), is set up again
-        # where fit sets it up, from the RNG as it was: what runs between (the module's and
-        # later callbacks' on_fit_start, the sanity check) and training draw what they would
-        # draw without this callback (setting up the data draws a loader iterator's seed)
-        loop = trainer.fit_loop
-        fresh = getattr(loop, "_combined_loader", None) is None
-        rng = torch.get_rng_state()
+        # The sweep sets the training data up here instead of where fit sets it up (after the
+        # module's and later callbacks' on_fit_start and the sanity check). Setting it up draws
+        # each loader iterator's seed from torch's RNG (a loader without its own generator):
+        # those draws are made again at on_train_start, where fit would have made them, so
+        # what runs between and training draw what they would draw without this callback.
+        # Draws this cannot replay leave the RNG after them.
+        self._draws = 0
+        self._set_up = None
         try:
             self._fit_start(trainer, pl_module)
         finally:
-            if fresh and getattr(loop, "_combined_loader", None) is not None:
-                fetcher = getattr(loop, "_data_fetcher", None)
-                if fetcher is not None:
-                    fetcher.teardown()  # the sweep's pass over the data ends here
-                loop._data_fetcher = None  # fit makes its own (and tears down only that)
-                loop._combined_loader = None
+            if self._set_up is not None:
+                (rng, after), self._set_up = self._set_up, None
+                draws = _seed_draws(trainer.fit_loop)
                 torch.set_rng_state(rng)
+                _draw_seeds(draws)
+                if draws and torch.equal(torch.get_rng_state(), after):
+                    torch.set_rng_state(rng)
+                    self._draws = draws  # made at on_train_start
+                else:
+                    torch.set_rng_state(after)
 
     def _fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._rebuild = None
@@ -341,6 +348,8 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 self._rebuild = [*sched.ratios]
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        draws, self._draws = self._draws, 0
+        _draw_seeds(draws)  # where fit sets up its data: see on_fit_start
         ratios, self._rebuild = self._rebuild, None
         if ratios is None:
             return
@@ -427,10 +436,11 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 "with manual optimization run lrkit.torch.find_lr with your own step"
             )
         optimizer = _single_optimizer(trainer, pl_module)
-        # the sweep sees the RNG as fit() found it (setting up the data draws from it; it is
-        # set up again where fit sets it up, see on_fit_start)
+        # the sweep sees the RNG as fit() found it (setting up the data draws from it: see
+        # on_fit_start)
         rng = torch.get_rng_state()
         trainer.fit_loop.setup_data()
+        self._set_up = (rng, torch.get_rng_state())
         torch.set_rng_state(rng)
         data = trainer.train_dataloader
         if data is None:
@@ -639,6 +649,33 @@ def _mute(*args: Any, **kwargs: Any) -> None:
 _MISSING = object()
 
 
+def _seed_draws(loop: Any) -> int:
+    """How many seeds setting up ``loop``'s training data drew from torch's global RNG: per
+    DataLoader without its own generator, its iterator's base seed, and with workers (which
+    are handed their first indices at once) its ``RandomSampler``'s seed."""
+    combined = getattr(loop, "_combined_loader", None)
+    loaders = getattr(combined, "flattened", None) or []
+    n = 0
+    for dl in loaders:
+        if not isinstance(dl, torch.utils.data.DataLoader):
+            continue
+        n += dl.generator is None
+        sampler = getattr(dl.batch_sampler, "sampler", dl.sampler)
+        if (
+            dl.num_workers > 0
+            and isinstance(sampler, torch.utils.data.RandomSampler)
+            and sampler.generator is None
+        ):
+            n += 1
+    return n
+
+
+def _draw_seeds(n: int) -> None:
+    """Draw ``n`` seeds from torch's global RNG, as a DataLoader iterator draws its own."""
+    for _ in range(n):
+        torch.empty((), dtype=torch.int64).random_()
+
+
 def _single_optimizer(trainer: Any, module: Any = None) -> Any:
     optimizers = trainer.optimizers
     if len(optimizers) != 1:
@@ -704,14 +741,20 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
         self.monitor = monitor
         self._manual_warned = False
         self._validations = 0  # the validation runs of this fit
+        self._first_step: int | None = None  # the step this fit's training began at
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._validations = 0
+        self._first_step = None
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self._first_step = int(trainer.global_step)  # a resumed fit's: the checkpoint's
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         # a fit that trained without a validation run (limit_val_batches=0, no val_dataloader)
         # gave its controllers no metric: said, as Lightning refuses its own plateau scheduler
-        trained = int(getattr(trainer, "global_step", 0)) > 0
+        first = self._first_step
+        trained = first is not None and int(trainer.global_step) > first
         if trained and self._validations == 0 and self._controlled(trainer):
             warnings.warn(
                 "ReportMetric: no validation ran in this fit (limit_val_batches=0, no "

@@ -1373,3 +1373,55 @@ def test_a_step_beyond_float64_is_a_one_line_error(epoch):
     with pytest.raises(ValueError, match=r"^state_dict\['last_epoch'\] must be an integer >= -1"):
         sch.load_state_dict(dict(state, last_epoch=epoch))
     assert sch.last_epoch == 0 and opt.param_groups[0]["lr"] == 0.1
+
+
+@pytest.mark.parametrize("before", ["linear_lr", "lrkit_phase"])
+def test_a_tensor_lr_shared_by_groups_keeps_their_ratios_after_schedulers_set_it(before):
+    """A tensor ``lr`` given to the constructor is the very object of each group without an
+    lr of its own, which schedulers set in place: the ratios are read off that group's
+    ``initial_lr``, as with a float ``lr``."""
+
+    def lrs_per_step(lr: Any, head: Any) -> list[list[float]]:
+        w, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+        opt = torch.optim.AdamW([{"params": [w]}, {"params": [b], "lr": head}], lr=lr)
+        if before == "linear_lr":
+            first: Any = TL.LinearLR(opt, start_factor=0.1, total_iters=3)
+        else:
+            first = lt.scheduler(opt, S.linear(0.01, end_lr=0.1, total_steps=3))
+        seq = TL.SequentialLR(opt, [first, lt.scheduler(opt, S.cosine(0.1, total_steps=6))],
+                              milestones=[3])  # fmt: skip
+        out = []
+        for _ in range(6):
+            out.append([float(g["lr"]) for g in opt.param_groups])
+            opt.step()
+            seq.step()
+        return out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tensor = lrs_per_step(torch.tensor(0.1), torch.tensor(0.01))
+        floats = lrs_per_step(0.1, 0.01)
+    np.testing.assert_allclose(tensor, floats, rtol=1e-6)  # float32 tensors
+
+
+def test_a_checkpoint_of_other_momentum_schedules_warns_and_keeps_the_given_ones():
+    model = torch.nn.Linear(2, 1)
+
+    def build(momentum: Any) -> Any:
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        return opt, lt.scheduler(opt, S.onecycle(0.1, total_steps=10), momentum=momentum)
+
+    opt, saved = build(S.onecycle_momentum(10))
+    for _ in range(3):
+        opt.step()
+        saved.step()
+    state = saved.state_dict()
+    opt2, other = build(None)
+    with pytest.warns(UserWarning, match=r"^the checkpoint was made with other momentum or "
+                      r"hyperparameter schedules \(momentum\); keeping the ones given to this "
+                      r"scheduler \(none\)$"):  # fmt: skip
+        other.load_state_dict(state)
+    assert opt2.param_groups[0]["momentum"] == 0.9
+    with warnings.catch_warnings():  # the same schedules: no warning
+        warnings.simplefilter("error")
+        build(S.onecycle_momentum(10))[1].load_state_dict(state)

@@ -6,6 +6,7 @@ both from Python and from ``lrkit tune``."""
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import sys
 import textwrap
@@ -340,19 +341,30 @@ def test_a_new_file_another_worker_opened_before_storing_its_study_stays(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.db"]  # no probe left
 
 
-@pytest.mark.parametrize("kind", ["folder", "folder/", "dangling link"])
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("folder", "'folder' is a folder; name a database file in it, e.g. "
+                   "sqlite:///folder/lrkit-tune.db"),
+        ("folder/", "'folder/' is a folder; name a database file in it"),
+        ("folder/new/", "'folder/new/' is a folder; name a database file in it"),
+        ("dangling.db", "'dangling.db' is a link to '"),
+    ],
+)  # fmt: skip
 def test_a_path_sqlite_cannot_open_is_refused_before_the_range_test(
-    tmp_path: Path, monkeypatch: Any, kind: str
+    tmp_path: Path, monkeypatch: Any, name: str, why: str
 ) -> None:
+    """Refused in one line before the range test, and nothing is created or removed (the
+    link stays a link)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "folder").mkdir()
     (tmp_path / "dangling.db").symlink_to(tmp_path / "nowhere" / "x.db")
-    name = {"folder": "folder", "folder/": "folder/", "dangling link": "dangling.db"}[kind]
     calls: list[str] = []
-    with pytest.raises(ValueError, match=f"^storage sqlite:///{name}: cannot use the database"):
+    with pytest.raises(ValueError, match="^" + re.escape(f"storage sqlite:///{name}: {why}")):
         tune(_task(calls), storage=f"sqlite:///{name}", study_name="s", n_trials=1)
     assert calls == []  # the range test did not run
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.db", "folder"]
+    assert (tmp_path / "dangling.db").is_symlink() and list((tmp_path / "folder").iterdir()) == []
 
 
 def test_a_new_file_of_a_long_name_is_created_after_the_range_test(

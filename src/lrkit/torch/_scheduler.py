@@ -227,6 +227,13 @@ def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> l
             "each group then follows lr_group / lr times the schedule)"
         )
     d = float(default)
+    for g, b in zip(optimizer.param_groups, base):
+        if isinstance(default, torch.Tensor) and g["lr"] is default:
+            # a tensor lr given to the constructor is the very object of each group without an
+            # lr of its own: schedulers set it in place, so its value now may be a schedule's;
+            # that group's initial_lr holds what it was
+            d = b
+            break
     if (
         all(b != d for b in base)
         and _is_signature_default(optimizer, default)
@@ -838,6 +845,16 @@ class LRKitScheduler(LRScheduler):
             warnings.warn(
                 "the checkpoint was made with a different schedule; keeping the schedule given "
                 f"to this scheduler ({self.schedules[0]})",
+                stacklevel=2,
+            )
+        saved_hp = state_dict.get("hyperparams")
+        mine = self.state_dict()["hyperparams"]
+        if isinstance(saved_hp, Mapping) and dict(saved_hp) != mine:
+            keys = sorted(set(saved_hp) | set(mine))
+            warnings.warn(
+                "the checkpoint was made with other momentum or hyperparameter schedules "
+                f"({', '.join(keys)}); keeping the ones given to this scheduler "
+                f"({', '.join(sorted(mine)) or 'none'})",
                 stacklevel=2,
             )
         fb = state_dict.get("feedback")

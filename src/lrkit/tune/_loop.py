@@ -27,6 +27,7 @@ from ._space import (
 )
 from ._storage import (
     MAX_STUDY_NAME,
+    check_storage,
     check_writable,
     database_error,
     database_errors,
@@ -484,8 +485,8 @@ def _new_file(storage: Any) -> dict[str, bool] | None:
 def _probe_url(storage: str, made: dict[str, bool]) -> str | None:
     """An SQLite URL for a probe file beside the new file ``storage`` names, with the same
     options; ``None`` where no probe stands for the file (a missing or read-only folder, a
-    read-only empty file, a folder or a link at the path: opening ``storage`` itself then
-    refuses it, creating nothing; an SQLite URI, a percent-encoded path)."""
+    read-only empty file, a folder at the path: opening ``storage`` itself then refuses it,
+    creating nothing; an SQLite URI, a percent-encoded path)."""
     path = next(iter(made))
     head, sep, rest = storage.partition(":///")
     raw, _, query = rest.partition("?")
@@ -493,9 +494,7 @@ def _probe_url(storage: str, made: dict[str, bool]) -> str | None:
     if (
         not sep
         or raw != path  # percent-encoded, or an SQLite URI (file:...)
-        or not os.path.basename(path)  # a folder's path ("sub/")
         or os.path.isdir(path)
-        or os.path.islink(path)  # a link, perhaps to nowhere: opening it says what it is
         or not os.path.isdir(folder)
         or not os.access(folder, os.W_OK | os.X_OK)
         or (os.path.exists(path) and not os.access(path, os.W_OK))
@@ -814,6 +813,7 @@ def tune(
     st = None
     if probe is not None:
         assert isinstance(storage, str)
+        check_storage(storage)  # what is wrong with the URL itself, in its own words
         _probe(probe, storage, **options)
     else:
         st = make_storage(storage, **options)

@@ -259,6 +259,15 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
             f"({shorten(uri, 120)}); in this URL SQLAlchemy would ignore {them}"
         )
     path = sqlite_file(storage)
+    if path is not None and (path.endswith(("/", os.sep)) or os.path.isdir(path)):
+        raise ValueError(
+            f"{name} {shown}: {path!r} is a folder; name a database file in it, e.g. "
+            f"sqlite:///{os.path.join(path, 'lrkit-tune.db')}"
+        )
+    if path is not None and os.path.islink(path) and not os.path.exists(path):
+        raise ValueError(
+            f"{name} {shown}: {path!r} is a link to {os.readlink(path)!r}, which does not exist"
+        )
     if path is not None and not os.path.exists(path):  # SQLite would create it there
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
