@@ -272,8 +272,12 @@ class _Draws(Tiny):
         if self.loader == "generator":
             data = TensorDataset(x, y)
             return DataLoader(data, batch_size=16, shuffle=True, generator=self.generator)
-        if self.loader == "numpy":
-            keep = np.random.permutation(64)[:48]
+        if self.loader in ("numpy", "torch"):  # a subset drawn as the loader is made
+            keep = (
+                np.random.permutation(64)[:48]
+                if self.loader == "numpy"
+                else torch.randperm(64)[:48]
+            )
             return DataLoader(TensorDataset(x[keep], y[keep]), batch_size=16, shuffle=True)
         return super().train_dataloader()
 
@@ -285,7 +289,7 @@ class _Draws(Tiny):
         super().validation_step(batch, batch_idx)
 
 
-@pytest.mark.parametrize("loader", ["global", "generator", "numpy"])
+@pytest.mark.parametrize("loader", ["global", "generator", "numpy", "torch"])
 @pytest.mark.parametrize("num_sanity_val_steps", [0, 2])
 def test_set_lr_false_trains_exactly_as_without_the_finder(
     num_sanity_val_steps: int, loader: str

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from . import _validate as V
 from ._figure import save_figure
 from ._imports import require
-from ._runtime import data_loaders
+from ._runtime import GlobalRNGState, data_loaders
 from .finder import (
     RULES,
     FinderResult,
@@ -230,7 +230,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         self._saved_total: int | None = None
         self._draws = 0  # the loader seed draws to make at on_train_start (see on_fit_start)
         # torch's RNG before and after the sweep set the training data up
-        self._set_up: tuple[Any, Any] | None = None
+        self._set_up: tuple[Any, Any, Any] | None = None
 
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
@@ -239,22 +239,25 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         # each loader iterator's seed from torch's RNG (a loader without its own generator):
         # those draws are made again at on_train_start, where fit would have made them, so
         # what runs between and training draw what they would draw without this callback.
-        # Draws this cannot replay leave the RNG after them.
+        # Where setting it up drew otherwise from torch's RNG (a random_split in
+        # train_dataloader(), an IterableDataset's first batch), the data is set up again
+        # where fit sets it up, from the RNG states as they were.
         self._draws = 0
         self._set_up = None
         try:
             self._fit_start(trainer, pl_module)
         finally:
             if self._set_up is not None:
-                (rng, after), self._set_up = self._set_up, None
+                (before, rng, after), self._set_up = self._set_up, None
                 draws = _seed_draws(trainer.fit_loop)
                 torch.set_rng_state(rng)
                 _draw_seeds(draws)
-                if draws and torch.equal(torch.get_rng_state(), after):
+                if torch.equal(torch.get_rng_state(), after):
                     torch.set_rng_state(rng)
                     self._draws = draws  # made at on_train_start
                 else:
-                    torch.set_rng_state(after)
+                    _set_up_again(trainer.fit_loop)
+                    before.restore()
 
     def _fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._rebuild = None
@@ -438,9 +441,12 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         optimizer = _single_optimizer(trainer, pl_module)
         # the sweep sees the RNG as fit() found it (setting up the data draws from it: see
         # on_fit_start)
+        before = GlobalRNGState()
         rng = torch.get_rng_state()
+        fresh = getattr(trainer.fit_loop, "_combined_loader", None) is None
         trainer.fit_loop.setup_data()
-        self._set_up = (rng, torch.get_rng_state())
+        if fresh:  # set up here, not already by fit (estimated_stepping_batches reads it)
+            self._set_up = (before, rng, torch.get_rng_state())
         torch.set_rng_state(rng)
         data = trainer.train_dataloader
         if data is None:
@@ -668,6 +674,16 @@ def _seed_draws(loop: Any) -> int:
         ):
             n += 1
     return n
+
+
+def _set_up_again(loop: Any) -> None:
+    """Have ``fit`` set its training data up again (its fetcher torn down: the workers of the
+    set-up made for the sweep end)."""
+    fetcher = getattr(loop, "_data_fetcher", None)
+    if fetcher is not None:
+        fetcher.teardown()
+    loop._data_fetcher = None  # fit makes its own, and tears down only that
+    loop._combined_loader = None
 
 
 def _draw_seeds(n: int) -> None:
