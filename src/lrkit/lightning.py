@@ -229,8 +229,8 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         self._total: int | None = None
         self._saved_total: int | None = None
         self._draws = 0  # the loader seed draws to make at on_train_start (see on_fit_start)
-        # torch's RNG before and after the sweep set the training data up
-        self._set_up: tuple[Any, Any, Any] | None = None
+        # the RNG states before, and torch's after, the sweep set the training data up
+        self._set_up: tuple[GlobalRNGState, Any] | None = None
 
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
@@ -248,12 +248,12 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             self._fit_start(trainer, pl_module)
         finally:
             if self._set_up is not None:
-                (before, rng, after), self._set_up = self._set_up, None
+                (before, after), self._set_up = self._set_up, None
                 draws = _seed_draws(trainer.fit_loop)
-                torch.set_rng_state(rng)
+                torch.set_rng_state(before.torch)
                 _draw_seeds(draws)
                 if torch.equal(torch.get_rng_state(), after):
-                    torch.set_rng_state(rng)
+                    torch.set_rng_state(before.torch)
                     self._draws = draws  # made at on_train_start
                 else:
                     _set_up_again(trainer.fit_loop)
@@ -342,9 +342,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         if built is not None:
             optimizer = _single_optimizer(trainer)
             sched = LRKitScheduler(optimizer, built)
-            trainer.strategy.lr_scheduler_configs = [
-                _types.LRSchedulerConfig(sched, name="lrkit", interval="step", frequency=1)
-            ]
+            _install(trainer, sched)
             if ckpt is not None and not resumed and not later:
                 # the checkpoint's optimizer state (its LRs) and step are loaded after this
                 # hook: the schedule is built again for the steps left once they are
@@ -367,9 +365,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         if not isinstance(built, list):
             sched.ratios = ratios
             sched.refresh()
-        trainer.strategy.lr_scheduler_configs = [
-            _types.LRSchedulerConfig(sched, name="lrkit", interval="step", frequency=1)
-        ]
+        _install(trainer, sched)
 
     def _build(self, groups: int, total: int) -> Any:
         """``schedule(result, total)``, checked as :class:`LRKitScheduler` checks it: one
@@ -442,12 +438,11 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         # the sweep sees the RNG as fit() found it (setting up the data draws from it: see
         # on_fit_start)
         before = GlobalRNGState()
-        rng = torch.get_rng_state()
         fresh = getattr(trainer.fit_loop, "_combined_loader", None) is None
         trainer.fit_loop.setup_data()
         if fresh:  # set up here, not already by fit (estimated_stepping_batches reads it)
-            self._set_up = (before, rng, torch.get_rng_state())
-        torch.set_rng_state(rng)
+            self._set_up = (before, torch.get_rng_state())
+        torch.set_rng_state(before.torch)
         data = trainer.train_dataloader
         if data is None:
             raise ValueError(
@@ -655,6 +650,13 @@ def _mute(*args: Any, **kwargs: Any) -> None:
 _MISSING = object()
 
 
+def _install(trainer: Any, sched: LRKitScheduler) -> None:
+    """Make ``sched`` the trainer's one LR scheduler, stepped every optimizer step."""
+    trainer.strategy.lr_scheduler_configs = [
+        _types.LRSchedulerConfig(sched, name="lrkit", interval="step", frequency=1)
+    ]
+
+
 def _seed_draws(loop: Any) -> int:
     """How many seeds setting up ``loop``'s training data drew from torch's global RNG: per
     DataLoader without its own generator, its iterator's base seed, and with workers (which
@@ -771,7 +773,8 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
         # gave its controllers no metric: said, as Lightning refuses its own plateau scheduler
         first = self._first_step
         trained = first is not None and int(trainer.global_step) > first
-        if trained and self._validations == 0 and self._controlled(trainer):
+        controlled = any(self._controlled(c) for c in trainer.lr_scheduler_configs)
+        if trained and self._validations == 0 and controlled:
             warnings.warn(
                 "ReportMetric: no validation ran in this fit (limit_val_batches=0, no "
                 "val_dataloader, or check_val_every_n_epoch past max_epochs): the feedback "
@@ -781,13 +784,10 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
             )
 
     @staticmethod
-    def _controlled(trainer: Any) -> bool:
-        """Whether an lrkit scheduler of the trainer has a feedback controller."""
-        return any(
-            s.feedback is not None
-            for config in trainer.lr_scheduler_configs
-            for s in lrkit_schedulers(config.scheduler)
-        )
+    def _controlled(config: Any) -> bool:
+        """Whether an lrkit scheduler of the scheduler config ``config`` has a feedback
+        controller."""
+        return any(s.feedback is not None for s in lrkit_schedulers(config.scheduler))
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         # only the validation runs of fit: trainer.validate() changes no LR
@@ -797,7 +797,7 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
         found = False
         seen: list[Any] = []  # one validation, one observation per controller
         for config in trainer.lr_scheduler_configs:
-            if not any(s.feedback is not None for s in lrkit_schedulers(config.scheduler)):
+            if not self._controlled(config):
                 continue
             found = True
             key = self.monitor or config.monitor or "val_loss"

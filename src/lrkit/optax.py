@@ -351,8 +351,9 @@ def _is_leaf_array(x: Any) -> bool:
     return isinstance(x, (np.ndarray, jax.Array, np.generic))
 
 
-def _lr_values(state: Any) -> list[Any]:
-    return [v for _, v in optax.tree_utils.tree_get_all_with_path(state, "learning_rate")]
+def _lr_found(state: Any) -> list[tuple[Any, Any]]:
+    """The injected ``learning_rate`` hyperparameters of ``state``: ``(path, value)`` pairs."""
+    return optax.tree_utils.tree_get_all_with_path(state, "learning_rate")  # type: ignore[no-any-return]
 
 
 def _other_args(factory: Any) -> tuple[str, ...]:
@@ -378,12 +379,11 @@ def _is_float_array(x: Any) -> bool:
     return _is_leaf_array(x) and np.issubdtype(np.asarray(x).dtype, np.floating)
 
 
-def _lr_ratios(state: Any) -> list[tuple[Any, float]] | None:
-    """Each injected ``learning_rate`` of ``state`` (its path) and its ratio to the largest of
-    them, when they differ (``optax.multi_transform`` of parts at other LRs: each is swept at
-    its ratio, a part at 0 stays at 0); ``None`` when there is one LR, or all are equal or 0
-    (each is set to the swept LR)."""
-    found = optax.tree_utils.tree_get_all_with_path(state, "learning_rate")
+def _lr_ratios(found: list[tuple[Any, Any]]) -> list[tuple[Any, float]] | None:
+    """Each injected ``learning_rate`` of ``found`` (``(path, value)`` pairs of a state) and
+    its ratio to the largest of them, when they differ (``optax.multi_transform`` of parts at
+    other LRs: each is swept at its ratio, a part at 0 stays at 0); ``None`` when there is one
+    LR, or all are equal or 0 (each is set to the swept LR)."""
     values = [float(np.asarray(v)) for _, v in found]
     top = max(values, default=0.0)
     if len(set(values)) <= 1 or not top > 0:
@@ -774,7 +774,8 @@ def find_lr(
     if family is None:
         family = _injected_family(opt, work_state)
     sweep.use_family(family)  # read off the optimizer, unless the options name one
-    found = _lr_values(work_state)
+    found_at = _lr_found(work_state)
+    found = [v for _, v in found_at]
     if not found:
         raise ValueError(
             "optimizer must expose a learning_rate hyperparameter in its state: build it with "
@@ -786,7 +787,7 @@ def find_lr(
             "optimizer's learning_rate must be a number, not a schedule: the sweep sets it at "
             "every step (build it with optax.inject_hyperparams(...)(learning_rate=1e-3))"
         )
-    ratios = _lr_ratios(work_state)  # read before an integer LR is set to a float below
+    ratios = _lr_ratios(found_at)  # read before an integer LR is set to a float below
     lr_dtype = jnp.result_type(*[jnp.asarray(v).dtype for v in found])
     if not jnp.issubdtype(lr_dtype, jnp.floating):
         # an integer hyperparameter (learning_rate=1) would round every swept LR to an

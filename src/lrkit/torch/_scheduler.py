@@ -739,12 +739,16 @@ class LRKitScheduler(LRScheduler):
             # None for a schedule holding a Python callable (lrkit.schedules.function), which
             # has no dict (PyTorch's LambdaLR saves no lambda either): the step resumes it
             "schedules": [_written(s) for s in self.schedules],
-            "hyperparams": {
-                k: [_written(x) for x in s] if isinstance(s, list) else _written(s)
-                for k, s in self.hyperparams.items()
-            },
+            "hyperparams": self._written_hyperparams(),
             "feedback": self._feedback_state(),
             "owns_lrs": self._owns_lrs(),
+        }
+
+    def _written_hyperparams(self) -> dict[str, Any]:
+        """The momentum and hyperparameter schedules as :meth:`state_dict` writes them."""
+        return {
+            k: [_written(x) for x in s] if isinstance(s, list) else _written(s)
+            for k, s in self.hyperparams.items()
         }
 
     def _owns_lrs(self) -> bool:
@@ -848,7 +852,7 @@ class LRKitScheduler(LRScheduler):
                 stacklevel=2,
             )
         saved_hp = state_dict.get("hyperparams")
-        mine = self.state_dict()["hyperparams"]
+        mine = self._written_hyperparams()
         if isinstance(saved_hp, Mapping) and dict(saved_hp) != mine:
             keys = sorted(set(saved_hp) | set(mine))
             warnings.warn(

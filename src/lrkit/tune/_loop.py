@@ -479,14 +479,20 @@ def _new_file(storage: Any) -> dict[str, bool] | None:
     path = sqlite_file(storage)
     if path is None or (os.path.isfile(path) and os.path.getsize(path) > 0):
         return None
-    return {f: os.path.exists(f) for f in (path, *(path + x for x in _SIDE_FILES))}
+    return {f: os.path.exists(f) for f in _sqlite_files(path)}
+
+
+def _sqlite_files(path: str) -> tuple[str, ...]:
+    """The database file ``path`` and the files SQLite keeps beside it while it writes it."""
+    return (path, *(path + x for x in _SIDE_FILES))
 
 
 def _probe_url(storage: str, made: dict[str, bool]) -> str | None:
     """An SQLite URL for a probe file beside the new file ``storage`` names, with the same
     options; ``None`` where no probe stands for the file (a missing or read-only folder, a
-    read-only empty file, a folder at the path: opening ``storage`` itself then refuses it,
-    creating nothing; an SQLite URI, a percent-encoded path)."""
+    read-only empty file: opening ``storage`` itself then refuses it, creating nothing; an
+    SQLite URI, a percent-encoded path). A folder at the path is refused by
+    :func:`check_storage` first."""
     path = next(iter(made))
     head, sep, rest = storage.partition(":///")
     raw, _, query = rest.partition("?")
@@ -494,7 +500,6 @@ def _probe_url(storage: str, made: dict[str, bool]) -> str | None:
     if (
         not sep
         or raw != path  # percent-encoded, or an SQLite URI (file:...)
-        or os.path.isdir(path)
         or not os.path.isdir(folder)
         or not os.access(folder, os.W_OK | os.X_OK)
         or (os.path.exists(path) and not os.access(path, os.W_OK))
@@ -523,7 +528,7 @@ def _probe(url: str, storage: str, **options: Any) -> None:
         engine = getattr(st, "engine", None)
         if engine is not None:
             engine.dispose()
-        for f in (probe, *(probe + x for x in _SIDE_FILES)):
+        for f in _sqlite_files(probe):
             with contextlib.suppress(OSError):
                 os.remove(f)
 
@@ -810,16 +815,21 @@ def tune(
     probe = None
     if finder_test and made is not None and isinstance(storage, str):
         probe = _probe_url(storage, made)
+
+    def opened() -> Any:
+        st = make_storage(storage, **options)
+        # a database this run could read but not write (a read-only file or folder, a user
+        # without write grants) is refused now, not as the first trial is stored
+        check_writable(st, url=storage if isinstance(storage, str) else None)
+        return st
+
     st = None
     if probe is not None:
         assert isinstance(storage, str)
         check_storage(storage)  # what is wrong with the URL itself, in its own words
         _probe(probe, storage, **options)
     else:
-        st = make_storage(storage, **options)
-        # a database this run could read but not write (a read-only file or folder, a user
-        # without write grants) is refused now, not as the first trial is stored
-        check_writable(st, url=storage if isinstance(storage, str) else None)
+        st = opened()
     tested = None
     if finder_test and (st is None or _no_such_study(st, study_name)):
         try:
@@ -831,8 +841,7 @@ def tune(
                 exc.study_created = False  # type: ignore[attr-defined]
             raise
     if st is None:
-        st = make_storage(storage, **options)
-        check_writable(st, url=storage)
+        st = opened()
     hb = getattr(st, "heartbeat_interval", None)
     poll = poll_interval if poll_interval is not None else (min(float(hb), 2.0) if hb else 0.5)
     try:
