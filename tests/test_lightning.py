@@ -425,6 +425,51 @@ def test_finder_state_resumes_without_a_second_sweep(tmp_path: Any) -> None:
     assert rec2.lrs == {k: v for k, v in rec.lrs.items() if k >= BATCHES_PER_EPOCH}
 
 
+def test_a_resume_that_plans_other_steps_keeps_the_saved_schedule_and_says_so(
+    tmp_path: Any,
+) -> None:
+    """The checkpoint holds the state of the schedule built for the run's planned steps: a
+    resume with a larger max_epochs keeps that schedule (its LRs end at its end) and warns; a
+    resume with the same plan does not warn."""
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1)
+    ns: list[int] = []
+
+    def cosine(r: Any, n: int) -> Any:
+        ns.append(n)
+        return S.cosine(r.suggestion, total_steps=n)
+
+    torch.manual_seed(0)
+    rec = LRRecorder()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=3, callbacks=[LRFinder(num_iter=30, schedule=cosine), rec, ckpt],
+                 enable_checkpointing=True).fit(Tiny())  # fmt: skip
+    path = str(tmp_path / "epoch=0-step=4.ckpt")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _trainer(max_epochs=3, callbacks=[LRFinder(num_iter=30, schedule=cosine)]).fit(
+            Tiny(), ckpt_path=path
+        )
+    assert not [w for w in said if issubclass(w.category, LRFinderWarning)]
+    rec2 = LRRecorder()
+    with pytest.warns(LRFinderWarning) as said:
+        _trainer(max_epochs=5, callbacks=[LRFinder(num_iter=30, schedule=cosine), rec2]).fit(
+            Tiny(), ckpt_path=path
+        )
+    ours = [str(w.message) for w in said if issubclass(w.category, LRFinderWarning)]
+    assert ours == [
+        "LRFinder: this fit plans 20 steps in all, the run it resumes planned 12: the "
+        "schedule is the one built for that run (12 steps), whose state the checkpoint "
+        "holds; past its end the LR stays at its last value (start a new fit, or resume with "
+        "the run's max_epochs/max_steps)"
+    ]
+    assert ns == [12, 12, 12]
+    assert {k: v for k, v in rec2.lrs.items() if k < 12} == {
+        k: v for k, v in rec.lrs.items() if k >= BATCHES_PER_EPOCH
+    }
+    assert {v for k, v in rec2.lrs.items() if k >= 12} == {0.0}
+
+
 def test_a_fit_resumed_from_a_checkpoint_without_the_curve_keeps_its_lr(tmp_path: Any) -> None:
     """The checkpoint's optimizer state (its LRs) is loaded after on_fit_start, over any LR the
     finder set: no sweep, a warning, and the run trains at the checkpoint's LR, as the module

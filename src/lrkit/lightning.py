@@ -228,6 +228,10 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         # same schedule, whose state the checkpoint restores), and the ones a checkpoint held
         self._total: int | None = None
         self._saved_total: int | None = None
+        # the steps the whole run planned when it was built (estimated_stepping_batches), and
+        # the ones a checkpoint held: a resume that plans others is told its schedule stays
+        self._planned: int | None = None
+        self._saved_planned: int | None = None
         self._draws = 0  # the loader seed draws to make at on_train_start (see on_fit_start)
         # the RNG states before, and torch's after, the sweep set the training data up
         self._set_up: tuple[GlobalRNGState, Any] | None = None
@@ -262,7 +266,9 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     def _fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._rebuild = None
         self._total = None
+        self._planned = None
         saved_total, self._saved_total = self._saved_total, None
+        saved_planned, self._saved_planned = self._saved_planned, None
         attr = self._lr_attr(pl_module)
         if self.schedule is not None and trainer.lr_scheduler_configs:
             names = ", ".join(type(c.scheduler).__name__ for c in trainer.lr_scheduler_configs)
@@ -332,7 +338,18 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             total = int(planned)
             if resumed and saved_total is not None:
                 total = saved_total  # the schedule the checkpoint's state is of
+                if saved_planned is not None and saved_planned != int(planned):
+                    warnings.warn(
+                        f"LRFinder: this fit plans {int(planned)} steps in all, the run it "
+                        f"resumes planned {saved_planned}: the schedule is the one built for "
+                        f"that run ({saved_total} steps), whose state the checkpoint holds; "
+                        "past its end the LR stays at its last value (start a new fit, or "
+                        "resume with the run's max_epochs/max_steps)",
+                        LRFinderWarning,
+                        stacklevel=2,
+                    )
             self._total = total
+            self._planned = int(planned)
         built: Any = None
         if self.schedule is not None:  # built and checked before the module's LR changes
             built = self._build(len(_single_optimizer(trainer).param_groups), total)
@@ -357,8 +374,10 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         # a fit resumed from a checkpoint without this callback's curve: the schedule starts
         # at the resumed step, over the steps this fit trains, at the group ratios it was built
         # with (the optimizer now holds the checkpoint's LRs)
-        left = max(int(trainer.estimated_stepping_batches) - int(trainer.global_step), 1)
+        planned = int(trainer.estimated_stepping_batches)
+        left = max(planned - int(trainer.global_step), 1)
         self._total = left
+        self._planned = planned
         optimizer = _single_optimizer(trainer)
         built = self._build(len(optimizer.param_groups), left)
         sched = LRKitScheduler(optimizer, built)
@@ -393,6 +412,8 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         state: dict[str, Any] = {"result": self.result.to_dict()}
         if self._total is not None and self.schedule is not None:
             state["total_steps"] = self._total
+            if self._planned is not None:
+                state["planned_steps"] = self._planned
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -402,6 +423,10 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             self._restored = True  # the fit resuming from the checkpoint does not sweep
             total = state_dict.get("total_steps")
             self._saved_total = None if total is None else V.integer("total_steps", total, 1)
+            planned = state_dict.get("planned_steps")
+            self._saved_planned = (
+                None if planned is None else V.integer("planned_steps", planned, 1)
+            )
 
     # ------------------------------------------------------------------ parts
     def _lr_attr(self, pl_module: Any) -> str | None:
