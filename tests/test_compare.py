@@ -164,6 +164,31 @@ def test_param_groups_a_schedule_cannot_drive_are_refused_before_any_method_trai
     assert [len(r) for r in log] == [0]  # one throwaway setup, nothing trained
 
 
+def test_groups_at_other_lrs_are_noted_beside_the_lr_they_are_ratios_of():
+    """The LR column is the schedule's value (the optimizer's lr); each group trains at its
+    ratio of it, which the row says."""
+    log: list[list[int]] = []
+    inner = _task(log)
+
+    def fn():
+        model, _, loss_fn, train, val = inner()
+        groups = [{"params": model[0].parameters(), "lr": 0.01},
+                  {"params": model[2].parameters()}]  # fmt: skip
+        return model, torch.optim.SGD(groups, lr=0.1), loss_fn, train, val
+
+    report = C.compare(C.factory(fn, seed=0), methods="fixed,plateau,adam", steps=10,
+                       finder_iter=10)  # fmt: skip
+    fixed, plateau, adam = report.results
+    assert fixed.note == "groups at x0.1, x1 the LR"
+    assert plateau.note.endswith(" reductions; groups at x0.1, x1 the LR")
+    assert adam.note == ""  # its own optimizer, one group
+    assert fixed.lrs[0] == pytest.approx(0.1 * report.lrs.base)  # group 0's, plotted
+    assert fixed.lr == f"{report.lrs.base:.3g}"
+    # one group: no note
+    plain = C.compare(C.factory(_task([]), seed=0), methods="fixed", steps=10, finder_iter=10)
+    assert plain.results[0].note == ""
+
+
 def test_one_generator_handed_to_every_run_is_refused_and_a_fresh_one_each_time_is_taken():
     """A generator built once (at import) would give each run the batches the runs before it
     left: refused before any method trains; one built on every call reads from its start."""

@@ -17,6 +17,9 @@ the range test's suggestion
 between ``base_lr`` and ``max_lr``; ``onecycle`` peaks at ``max_lr`` (the LR only: the
 optimizer's momentum stays as given, where PyTorch's ``OneCycleLR`` cycles it by default; a
 run of your own adds ``momentum=S.onecycle_momentum(steps)`` to ``lrkit.torch.scheduler``).
+With param groups at different LRs the LR of a row is the optimizer's ``lr`` (the
+schedule's value; each group follows its ratio of it, :func:`lrkit.torch.group_ratios`, which
+the row's note gives) and the plot shows group 0's.
 The base optimizer is
 the one ``make()`` returns. ``adam`` is Adam at its own suggestion; ``schedulefree`` is
 schedule-free AdamW at Adam's suggestion (5% warmup, evaluated at its averaged weights);
@@ -669,10 +672,17 @@ def run_method(
         if not res.diverged:
             res.val_loss, res.val_acc = _evaluate(setup)
         res.seconds = time.perf_counter() - t0
+        notes = []
         if fb is not None:
-            res.note = f"{len(fb.reductions)} reductions"
+            notes.append(f"{len(fb.reductions)} reductions")
         if method == "prodigy":
-            res.note = f"final d*lr {lrfree_lr(opt)[0]:.3g}"
+            notes.append(f"final d*lr {lrfree_lr(opt)[0]:.3g}")
+        if sched is not None and len(set(sched.ratios)) > 1:
+            # the LR column is the schedule's value, the optimizer's lr: each group trains at
+            # its ratio of it (the plot shows group 0's LR)
+            ratios = ", ".join(f"x{r:.3g}" for r in sched.ratios)
+            notes.append(f"groups at {ratios} the LR")
+        res.note = "; ".join(notes)
         return res
     finally:
         make.restore()
