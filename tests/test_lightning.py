@@ -712,6 +712,16 @@ def test_report_metric_warns_when_no_validation_ran_in_the_fit() -> None:
     model = Tiny(spec="constant(0.04)", patience=0)
     with pytest.warns(RuntimeWarning, match="^ReportMetric: no validation ran in this fit "):
         _trainer(max_epochs=2, limit_val_batches=0, callbacks=[ReportMetric()]).fit(model)
+    # a run that ends at max_steps before its first validation
+    with pytest.warns(RuntimeWarning) as said:
+        _trainer(max_steps=2, callbacks=[ReportMetric()]).fit(
+            Tiny(spec="constant(0.04)", patience=0)
+        )
+    assert [str(w.message) for w in said if "ReportMetric" in str(w.message)] == [
+        "ReportMetric: no validation ran in this fit (limit_val_batches=0, no val_dataloader, "
+        "a check_val_every_n_epoch or val_check_interval the run ended before, e.g. at "
+        "max_steps): the feedback controllers received no metric"
+    ]
     with warnings.catch_warnings():  # a fit that validated: no such warning
         warnings.simplefilter("error", RuntimeWarning)
         warnings.filterwarnings("ignore", message="^(?!ReportMetric)")

@@ -239,6 +239,19 @@ def test_a_chain_whose_update_needs_a_value_is_a_value_error_naming_the_optimize
     assert res.steps > 0
 
 
+def test_an_optimizer_needing_several_update_arguments_names_each_of_them():
+    with pytest.raises(ValueError) as e:
+        find_lr(_loss, _params(), optax.lbfgs, _data(), num_iter=10)
+    assert str(e.value) == (
+        "optimizer: a transformation in it needs update(..., value=..., grad=..., "
+        "value_fn=...), which the range test does not pass (it sets the LR alone): sweep the "
+        "optimizer without a transformation that reads the loss "
+        "(lrkit.optax.reduce_on_plateau, whose cuts would move the LR the sweep records); an "
+        "optimizer that needs it for its own step (optax.contrib.momo, optax.lbfgs) cannot be "
+        "swept"
+    )
+
+
 def test_the_family_is_read_off_the_factory_unless_the_options_name_one():
     import functools
 

@@ -802,8 +802,8 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
         if trained and self._validations == 0 and controlled:
             warnings.warn(
                 "ReportMetric: no validation ran in this fit (limit_val_batches=0, no "
-                "val_dataloader, or check_val_every_n_epoch past max_epochs): the feedback "
-                "controllers received no metric",
+                "val_dataloader, a check_val_every_n_epoch or val_check_interval the run "
+                "ended before, e.g. at max_steps): the feedback controllers received no metric",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -814,13 +815,15 @@ def find_lr(
         except TypeError as exc:  # raised while tracing, before any step runs
             if "required keyword-only argument" not in str(exc):
                 raise
-            needed = str(exc).rsplit(":", 1)[-1].strip(" '")  # "... argument: 'value'"
+            # "... arguments: 'value', 'grad', and 'value_fn'"
+            names = re.findall(r"'(\w+)'", str(exc).rsplit(":", 1)[-1]) or ["value"]
+            needed = ", ".join(f"{n}=..." for n in names)
             raise ValueError(
-                f"optimizer: a transformation in it needs update(..., {needed}=...), which the "
-                "range test does not pass: the range test sets the LR alone, so a "
-                "transformation that reads the loss (lrkit.optax.reduce_on_plateau, whose cuts "
-                "would move the LR the sweep records) is left out of the optimizer swept; an "
-                "optimizer that needs it for its own step (optax.contrib.momo) is not swept"
+                f"optimizer: a transformation in it needs update(..., {needed}), which the "
+                "range test does not pass (it sets the LR alone): sweep the optimizer without "
+                "a transformation that reads the loss (lrkit.optax.reduce_on_plateau, whose "
+                "cuts would move the LR the sweep records); an optimizer that needs it for its "
+                "own step (optax.contrib.momo, optax.lbfgs) cannot be swept"
             ) from None
         return optax.apply_updates(p, updates), st, loss
 
