@@ -96,6 +96,54 @@ def test_backup_and_restore_keeps_a_plateau_cut(kind, tmp_path):
         assert isinstance(lr, (lk.LRKitSchedule, lk.ScaledSchedule)) and lr.scale == 0.5
 
 
+def test_backup_and_restore_keeps_an_lr_schedulers_feedback_controller(tmp_path):
+    """The feedback= controller of lk.LRScheduler is saved with the optimizer's multiplier:
+    a run resumed with fresh callbacks goes on from its cuts and bookkeeping, the same LRs
+    and weights as one uninterrupted run (it went back to the uncut schedule)."""
+    from lrkit.feedback import RestartOnPlateau
+
+    metric = [1.0, 1.0, 1.0, 1.0]  # never improves: a cut at every epoch end
+
+    class Flat(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["m"] = metric[epoch]
+
+    def callbacks():
+        fb = Core(mode="min", factor=0.5, patience=0)
+        return [Flat(), lk.LRScheduler(SCHED, feedback=fb, monitor="m")], lk.LRLogger("batch")
+
+    whole = _model("float")
+    wcbs, log = callbacks()
+    _fit(whole, [*wcbs, log])
+    ref = log.history
+    assert wcbs[1].feedback.scale == 0.5**3  # the first epoch sets the best value
+    path = str(tmp_path / "backup")
+    cbs, log = callbacks()
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _fit(_model("float"), [*cbs, keras.callbacks.BackupAndRestore(path), log, _Interrupt()])
+    first = log.history
+    resumed = _model("float")
+    cbs, log = callbacks()
+    _fit(resumed, [*cbs, keras.callbacks.BackupAndRestore(path), log])
+    assert first + log.history == ref
+    assert cbs[1].feedback.state_dict() == wcbs[1].feedback.state_dict()
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # a controller of another kind cannot take the saved state: said, and it goes on afresh
+    cbs, log = callbacks()
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _fit(_model("float"), [*cbs, keras.callbacks.BackupAndRestore(path), _Interrupt()])
+    other = lk.LRScheduler(SCHED, feedback=RestartOnPlateau(patience=0), monitor="m")
+    with pytest.warns(RuntimeWarning) as said:
+        _fit(_model("float"), [Flat(), other, keras.callbacks.BackupAndRestore(path)])
+    assert other.feedback.restarts == [16]  # its first epoch (2) set its best value
+    assert [str(w.message) for w in said if "LRScheduler" in str(w.message)] == [
+        "LRScheduler: the weights loaded hold a feedback controller's state this callback's "
+        "feedback= cannot take (it holds a ReduceOnPlateau's, not a RestartOnPlateau's); it "
+        "goes on from its own state"
+    ]
+
+
 @pytest.mark.parametrize("kind", ["scheduler", "lrkit"])
 def test_backup_and_restore_keeps_a_guard_cut(kind, tmp_path):
     """A DivergenceGuard cut (a NaN batch in epoch 0) is carried by the backup too."""

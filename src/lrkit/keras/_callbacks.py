@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -113,6 +114,10 @@ class _LRScale(keras.metrics.Metric):  # type: ignore[misc]
         #: the fit() run that first used it: that run's callbacks apply their controllers'
         #: scales (restored controllers); later runs carry the value on
         self.seed_run: Any = None
+        #: the LRScheduler whose ``feedback=`` controller is saved with the multiplier (a weak
+        #: reference), and the controller state loaded with it, for that callback to take
+        self.feedback_owner: Any = None
+        self.saved_feedback: dict[str, Any] | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # KerasSaveable pickles (and deep-copies) by saving a whole model: a plain copy here
@@ -140,12 +145,22 @@ class _LRScale(keras.metrics.Metric):  # type: ignore[misc]
 
     def save_own_variables(self, store: Any) -> None:
         store["scale"] = np.asarray(self.current(), dtype=np.float64)
+        owner = None if self.feedback_owner is None else self.feedback_owner()
+        feedback = getattr(owner, "feedback", None)
+        if feedback is not None:  # an LRScheduler's feedback= controller: its whole state
+            text = json.dumps({"type": type(feedback).__name__, "state": feedback.state_dict()})
+            store["feedback"] = np.frombuffer(text.encode(), dtype=np.uint8).copy()
 
     def load_own_variables(self, store: Any) -> None:
-        if "scale" not in list(store.keys()):  # saved without it: nothing to restore
+        keys = list(store.keys())
+        if "scale" not in keys:  # saved without it: nothing to restore
             return
         value = float(np.asarray(store["scale"]))
         self.value, self.loaded = value, True
+        self.saved_feedback = None
+        if "feedback" in keys:
+            raw = np.asarray(store["feedback"], dtype=np.uint8).tobytes()
+            self.saved_feedback = json.loads(raw.decode())
         opt: Any = None if self._opt is None else self._opt()
         lr = getattr(opt, "_learning_rate", None)
         if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
@@ -969,7 +984,9 @@ class LRScheduler(_LRCallback):
     and ``step`` advances by all ``n``.
     ``per="epoch"``: before each epoch the LR is ``schedule(epoch)``. With ``feedback`` (any
     :class:`lrkit.feedback.Feedback`) the LR is ``feedback.apply(schedule, step)`` and the
-    metric ``monitor`` is fed to ``feedback.update`` at every epoch end. Cuts made by
+    metric ``monitor`` is fed to ``feedback.update`` at every epoch end; the controller's
+    state is saved with the optimizer's weights (``BackupAndRestore``, ``save_weights``) and
+    taken back by this callback at the first epoch after they are loaded. Cuts made by
     :class:`ReduceOnPlateau` and :class:`DivergenceGuard` on the same optimizer are kept (the
     value set is multiplied by them). The optimizer must hold a float learning rate; for an
     optimizer-side schedule (free per batch, saved with the model) use
@@ -1078,9 +1095,33 @@ class LRScheduler(_LRCallback):
         self._start_pending = True
         self._check_carried = True
         opt = _inner_optimizer(self.model, "LRScheduler")
-        _lr_scale(opt).claim(_fit_run(self.model))
+        scale = _lr_scale(opt)
+        scale.claim(_fit_run(self.model))
+        if self.feedback is not None:  # saved with the optimizer's multiplier
+            scale.feedback_owner = weakref.ref(self)
         if self.per == "batch":
             _REWIND_LISTENERS.setdefault(opt, weakref.WeakSet()).add(self)
+
+    def _take_saved_feedback(self) -> None:
+        """The ``feedback=`` controller's state saved with the optimizer's multiplier, when
+        weights were loaded since (a ``BackupAndRestore`` resume, ``load_weights``): the
+        controller goes on from it, as its cuts and bookkeeping were when they were saved."""
+        scale = _lr_scale(_inner_optimizer(self.model, "LRScheduler"))
+        saved, scale.saved_feedback = scale.saved_feedback, None
+        if saved is None or self.feedback is None:
+            return
+        kind = type(self.feedback).__name__
+        try:
+            if saved.get("type") != kind:
+                raise ValueError(f"it holds a {saved.get('type')}'s, not a {kind}'s")
+            self.feedback.load_state_dict(saved["state"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            warnings.warn(
+                f"LRScheduler: the weights loaded hold a feedback controller's state this "
+                f"callback's feedback= cannot take ({exc}); it goes on from its own state",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         for listeners in _REWIND_LISTENERS.values():
@@ -1097,6 +1138,7 @@ class LRScheduler(_LRCallback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._start_pending:
             self._start_pending = False
+            self._take_saved_feedback()  # loaded by a BackupAndRestore's on_train_begin
             if self.initial_step is None:
                 self.step = _iterations(_inner_optimizer(self.model, "LRScheduler"))
             elif not self._initial_taken:  # the first fit(); a later one counts on
