@@ -172,6 +172,22 @@ def test_validation(kwargs, name):
         ReduceOnPlateau(**kwargs)
 
 
+def test_a_plateau_keyword_given_to_the_divergence_detector_names_its_options():
+    with pytest.raises(TypeError) as e:
+        DivergenceDetector(0.5, patience=3)
+    assert str(e.value) == (
+        "patience is not an option of DivergenceDetector (a non-finite loss or a spike is "
+        "acted on at once; max_restores caps the restores); options: factor, max_restores, "
+        "min_history, min_scale, quantile, spike_factor, spike_floor, window"
+    )
+    with pytest.raises(TypeError, match=r"^windw is not an option of DivergenceDetector; "):
+        DivergenceDetector(windw=5)
+    d = DivergenceDetector(0.25, window=5, min_history=3)  # built right: as before
+    d.update(1.0)
+    for clone in (copy.deepcopy(d), pickle.loads(pickle.dumps(d))):
+        assert type(clone) is DivergenceDetector and clone.state_dict() == d.state_dict()
+
+
 @pytest.mark.parametrize("cls", [ReduceOnPlateau, RestartOnPlateau])
 @pytest.mark.parametrize(
     ("kwargs", "hint"),

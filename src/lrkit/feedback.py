@@ -76,6 +76,14 @@ PLATEAU_HINTS = {
 }
 
 
+#: the plateau options users reach for with a divergence detector, and what it has instead
+_DETECTOR_HINTS = {
+    "patience": "a non-finite loss or a spike is acted on at once; max_restores caps the restores",
+    "threshold": "a spike is a loss above spike_factor times the reference",
+    "min_lr": "use min_scale, a fraction of the learning rate: min_scale=min_lr / lr",
+}
+
+
 class PlateauKwargs(TypedDict, total=False):
     """The plateau arguments after ``mode``, by keyword, as every plateau controller takes
     them (:class:`ReduceOnPlateau`, :class:`RestartOnPlateau`, ``lrkit.keras.ReduceOnPlateau``,
@@ -277,9 +285,16 @@ class Feedback(ABC):
             raise ValueError(f"state must be a dict from state_dict(), got {type(state).__name__}")
         kind = state.get("type")
         if kind != type(self).__name__:
+            hint = guard_hint(state)
+            if hint and _ends_with_multiplier(self):  # the guard is here: the others differ
+                hint = (
+                    f": the checkpoint's controllers are {_described(state)}, this "
+                    f"scheduler's {_described(self.state_dict())}: build it with the "
+                    "feedback= the checkpoint was saved with"
+                )
             raise ValueError(
                 f"state['type'] must be {type(self).__name__!r} (a state_dict() of the same "
-                f"controller type), got {kind!r}{guard_hint(state)}"
+                f"controller type), got {kind!r}{hint}"
             )
 
 
@@ -298,6 +313,23 @@ def guard_hint(state: Any) -> str:
         "with the guard: add the guard before loading it (build the DivergenceGuard before "
         "load_state_dict)"
     )
+
+
+def _ends_with_multiplier(controller: Feedback) -> bool:
+    """Whether ``controller`` is a :class:`Multiplier` or a chain that ends with one (where a
+    divergence guard puts its own)."""
+    last = controller.controllers[-1] if isinstance(controller, Chain) else controller
+    return isinstance(last, Multiplier)
+
+
+def _described(state: Any) -> str:
+    """The controller types of a state: ``"Chain(ReduceOnPlateau, Multiplier)"``."""
+    if not isinstance(state, Mapping):
+        return type(state).__name__
+    subs = state.get("controllers")
+    if state.get("type") == "Chain" and isinstance(subs, (list, tuple)):
+        return f"Chain({', '.join(_described(c) for c in subs)})"
+    return str(state.get("type"))
 
 
 class _Plateau:
@@ -736,6 +768,14 @@ class DivergenceDetector(Feedback):
     ``lrkit.keras.DivergenceGuard``) hold one as their ``controller`` and keep the snapshots of
     weights and optimizer state; this class holds no framework objects.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # a keyword of a plateau controller (patience, threshold, ...) gets the options and a
+        # pointer to the one meant, where Python's own error only calls it unexpected
+        names = _init_keywords(cls)
+        if not kwargs.keys() <= names:
+            v.options(cls.__name__, kwargs, sorted(names), _DETECTOR_HINTS)
+        return super().__new__(cls)
 
     def __init__(
         self,

@@ -629,6 +629,16 @@ def test_unknown_options_name_the_parameter_the_option_meant_and_the_options():
     )
     with pytest.raises(TypeError, match=r"^foo is not an option of lrkit.keras.DivergenceGuard; "):
         lk.DivergenceGuard(0.5, foo=1)
+    # Keras' own ReduceLROnPlateau ignores unknown keywords (Keras 2's epsilon too)
+    with pytest.raises(TypeError) as info:
+        lk.ReduceLROnPlateau(epsilon=1e-3)
+    assert str(info.value) == (
+        "epsilon is not an option of lrkit.keras.ReduceLROnPlateau (Keras 2's name of "
+        "min_delta); options: cooldown, factor, min_delta, min_lr, mode, monitor, patience, "
+        "verbose"
+    )
+    with pytest.raises(TypeError, match=r"^min_scale is not an option .*takes min_scale\); "):
+        lk.ReduceLROnPlateau("val_loss", min_scale=0.1)
 
 
 _MANY_STEPS_PER_CALL = pytest.mark.skipif(

@@ -1103,6 +1103,35 @@ def test_a_guarded_checkpoint_into_an_unguarded_scheduler_says_to_add_the_guard_
     assert sched.state_dict() == state
 
 
+@pytest.mark.parametrize("saved_plateau", [True, False])
+def test_a_guarded_checkpoint_with_other_controllers_names_both_not_the_guard(
+    saved_plateau: bool,
+) -> None:
+    """The guard is built before loading, as said, but feedback= differs from the
+    checkpoint's: the message names both sets of controllers (not "add the guard")."""
+
+    def build(plateau: bool) -> Any:
+        model = torch.nn.Linear(2, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        fb = ReduceOnPlateau() if plateau else None
+        sched = lt.scheduler(opt, S.cosine(0.1, total_steps=100), feedback=fb)
+        DivergenceGuard(model, optimizer=opt, scheduler=sched)
+        return sched
+
+    state = build(saved_plateau).state_dict()
+    sched = build(not saved_plateau)
+    before = sched.state_dict()
+    with pytest.raises(ValueError) as info:
+        sched.load_state_dict(state)
+    one, two = "Chain(ReduceOnPlateau, Multiplier)", "Multiplier"
+    saved, here = (one, two) if saved_plateau else (two, one)
+    assert str(info.value).endswith(
+        f": the checkpoint's controllers are {saved}, this scheduler's {here}: build it with "
+        "the feedback= the checkpoint was saved with"
+    )
+    assert "\n" not in str(info.value) and sched.state_dict() == before
+
+
 def test_a_stock_scheduler_is_refused_naming_what_the_guard_takes() -> None:
     model = torch.nn.Linear(2, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

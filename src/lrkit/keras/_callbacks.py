@@ -530,6 +530,17 @@ class ReduceOnPlateau(_LRCallback):
                 )
 
 
+_KERAS_PLATEAU_OPTIONS = ("monitor", "factor", "patience", "verbose", "mode", "min_delta",
+                          "cooldown", "min_lr")  # fmt: skip
+_KERAS_PLATEAU_HINTS = {
+    "epsilon": "Keras 2's name of min_delta",
+    "threshold": "use min_delta",
+    "min_scale": "use min_lr, or lrkit.keras.ReduceOnPlateau, which takes min_scale",
+    "threshold_mode": "min_delta is absolute, as Keras'; lrkit.keras.ReduceOnPlateau takes "
+    "threshold_mode",
+}
+
+
 class ReduceLROnPlateau(ReduceOnPlateau):
     """Keras' ``keras.callbacks.ReduceLROnPlateau``, with its arguments, defaults and timing: a
     cut on the ``patience``-th epoch without an improvement of more than ``min_delta``
@@ -560,7 +571,11 @@ class ReduceLROnPlateau(ReduceOnPlateau):
         min_delta: float = 1e-4,
         cooldown: int = 0,
         min_lr: float = 0.0,
+        **unknown: Any,
     ) -> None:
+        # Keras 3's own ignores unknown keywords; a Keras 2 name gets a pointer to its option
+        V.options("lrkit.keras.ReduceLROnPlateau", unknown, _KERAS_PLATEAU_OPTIONS,
+                  _KERAS_PLATEAU_HINTS)  # fmt: skip
         patience = V.integer("patience", patience, 0)
         cooldown = V.integer("cooldown", cooldown, 0)
         self.min_lr = V.non_negative("min_lr", min_lr)
