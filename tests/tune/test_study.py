@@ -690,6 +690,16 @@ def nan_module(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
                     return 1.0
 
                 return Task(train=train, total_steps=20)
+
+            def every_other():
+                calls = []
+
+                def train(schedule, report):
+                    calls.append(1)
+                    report(0, 2.0)
+                    return 1.0 if len(calls) % 2 else float("nan")
+
+                return Task(train=train, total_steps=20)
 """
     yield from _task_module(tmp_path, monkeypatch, "studytasks", source)
 
@@ -797,8 +807,9 @@ def test_cli_cap_reached_with_nothing_finished_names_the_cap_and_a_rerun_adds_tr
     assert err == (
         "lrkit tune: error: no trial finished: this run reached its cap of 3 started trials "
         "(--max-trials; 0 pruned, 3 diverged, 0 failed in the study); run the same command "
-        "again to start up to --max-trials more, or raise --max-trials, or lower the top of "
-        "--lr-range (every pruned trial diverged: a pruner setting keeps none of them)"
+        "again to start up to --max-trials more, or raise --max-trials, or search lower LRs "
+        "with a lower top of --lr-range (every pruned trial diverged, which no pruner setting "
+        "changes)"
     )
     assert main(argv) == 1
     assert "cap of 3 started trials (--max-trials; 0 pruned, 6 diverged" in capsys.readouterr().err
@@ -846,10 +857,29 @@ def test_cli_quiet_with_nothing_finished_is_one_line_not_a_traceback(
     assert err.strip().splitlines() == [
         "lrkit tune: error: no trial finished: this run reached its cap of 2 started trials "
         "(--max-trials; 0 pruned, 2 diverged, 0 failed in the study); run the same command "
-        "again to start up to --max-trials more, or raise --max-trials, or lower the top of "
-        "--lr-range (every pruned trial diverged: a pruner setting keeps none of them)"
+        "again to start up to --max-trials more, or raise --max-trials, or search lower LRs "
+        "with a lower top of --lr-range (every pruned trial diverged, which no pruner setting "
+        "changes)"
     ]
     assert json.loads((tmp_path / "quiet.json").read_text())["best"] is None
+
+
+def test_cli_json_marks_the_diverged_trials(nan_module: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from lrkit.cli import main
+
+    argv = ["tune", f"{nan_module}:every_other", "--trials", "2", "--seeding", "blind",
+            "--storage", "sqlite:///odd.db", "--study", "o", "--no-progress", "--quiet",
+            "--plot", "none", "--json", "odd.json"]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    trials = json.loads(Path("odd.json").read_text())["trials"]
+    assert [(t["state"], t["value"], t["diverged"]) for t in trials] == [
+        ("COMPLETE", 1.0, False),
+        ("PRUNED", 2.0, True),  # its last finite report
+        ("COMPLETE", 1.0, False),
+    ]
 
 
 def test_cli_a_trial_failed_by_another_worker_is_a_note_not_an_error(

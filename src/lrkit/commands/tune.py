@@ -726,8 +726,8 @@ def _cap_remedy(result: Any) -> str:
     pruned = result.counts().get("PRUNED", 0)
     if pruned and _diverged(result) == pruned:
         return (
-            "raise --max-trials, or lower the top of --lr-range (every pruned trial diverged: "
-            "a pruner setting keeps none of them)"
+            "raise --max-trials, or search lower LRs with a lower top of --lr-range (every "
+            "pruned trial diverged, which no pruner setting changes)"
         )
     return "raise --max-trials / use --pruner none"
 
@@ -761,6 +761,9 @@ def _results(result: Any, study: str, where: str) -> dict[str, Any]:
             "value": num(t.value),
             "params": {k: num(v) for k, v in t.params.items()},
             "schedule": t.user_attrs.get("schedule"),
+            # a pruned trial's value is its last reported one; a diverged trial's metric was
+            # NaN or inf
+            "diverged": bool(t.user_attrs.get("diverged", False)),
         }
         for t in result.study.get_trials(deepcopy=False)
     ]
