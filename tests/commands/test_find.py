@@ -465,6 +465,14 @@ def test_the_users_own_warnings_reach_the_user_once_and_the_finders_are_printed(
     assert not any(issubclass(w.category, LRFinderWarning) for w in seen)
     assert "reliable: NO (see the warnings below)" in out
     assert "\n  warning: LR range test: the loss never turned up" in out
+    # with the check runs (every step of each warns too): still once
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("default")
+        assert main([*argv, "--train-steps", "20", "--no-plot", "--quiet"]) == 0
+    capsys.readouterr()
+    assert [(w.category, str(w.message)) for w in seen] == [
+        (UserWarning, "lrkit test: this loss warns")
+    ]
 
 
 @pytest.mark.parametrize(

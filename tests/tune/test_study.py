@@ -691,6 +691,16 @@ def nan_module(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 
                 return Task(train=train, total_steps=20)
 
+            def warns():
+                import warnings
+
+                def train(schedule, report):
+                    warnings.warn("task: a runtime warning", RuntimeWarning)
+                    warnings.warn("task: a user warning", UserWarning)
+                    return 1.0
+
+                return Task(train=train, total_steps=20)
+
             def every_other():
                 calls = []
 
@@ -880,6 +890,24 @@ def test_cli_json_marks_the_diverged_trials(nan_module: str, capsys) -> None:  #
         ("PRUNED", 2.0, True),  # its last finite report
         ("COMPLETE", 1.0, False),
     ]
+
+
+def test_cli_shows_the_tasks_own_warnings_as_python_does_once_each(nan_module: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    import warnings
+
+    from lrkit.cli import main
+
+    argv = ["tune", f"{nan_module}:warns", "--trials", "3", "--seeding", "blind", "--storage",
+            "sqlite:///w.db", "--study", "w", "--no-progress", "--plot", "none"]  # fmt: skip
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("default")
+        assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert sorted((w.category.__name__, str(w.message)) for w in seen) == [
+        ("RuntimeWarning", "task: a runtime warning"),
+        ("UserWarning", "task: a user warning"),
+    ]
+    assert "task:" not in out + err  # not one of lrkit's notes
 
 
 def test_cli_a_trial_failed_by_another_worker_is_a_note_not_an_error(

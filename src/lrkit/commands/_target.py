@@ -39,6 +39,7 @@ import inspect
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -561,6 +562,25 @@ def _is_users(filename: str) -> bool:
     }
     name = os.path.abspath(filename)
     return not (_is_lrkit(name) or any(name.startswith(p) for p in installed))
+
+
+def show_warnings(caught: Iterable[Any], *, shown: set[tuple[Any, ...]]) -> None:
+    """Show warnings recorded while a command ran (``catch_warnings(record=True)``) as Python
+    shows them, each once: a warning of the same text, category and place already in
+    ``shown`` (the keys of those shown before, which this adds to) is left out, as Python's
+    default filter leaves out a warning repeated at one place (a check run of 300 steps
+    records the user's loss warning 300 times). The user's filters still apply."""
+    for w in caught:
+        key = (str(w.message), w.category, w.filename, w.lineno)
+        if key not in shown:
+            shown.add(key)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def warned_by_lrkit(w: Any) -> bool:
+    """Whether a recorded warning's place is lrkit's own code (its notes), not the user's
+    or an installed package's."""
+    return _is_lrkit(w.filename)
 
 
 def raised_by_lrkit(error: BaseException) -> bool:

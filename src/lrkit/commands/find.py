@@ -50,6 +50,7 @@ from ._target import (
     print_error,
     run_torch_command,
     show_progress,
+    show_warnings,
     user_code,
     write_json,
     write_outputs,
@@ -370,8 +371,16 @@ def _find(args: argparse.Namespace) -> int:
     else:
         total_steps = None if args.no_train else args.train_steps
     t0 = time.perf_counter()
+    # the warnings of the user's code and the libraries it calls, shown once each over the
+    # sweep and the check runs (a loss that warns at every step warns once)
+    shown: set[tuple[Any, ...]] = set()
+    caught: list[Any] = []
     try:  # lrkit's checks of what the target returned (a loss that is no tensor): exit 2
-        with user_code(args.target, during="the range test", mistakes=True):
+        with (
+            user_code(args.target, during="the range test", mistakes=True),
+            warnings.catch_warnings(record=True) as caught,
+        ):
+            warnings.simplefilter("always")
             result = find_lr(
                 model,
                 opt,
@@ -395,6 +404,8 @@ def _find(args: argparse.Namespace) -> int:
             say(f"range test: {kept.steps} steps, interrupted during the probes")
             say(_table(kept))
         raise
+    finally:
+        show_warnings(caught, shown=shown)
     del model, opt, loss_fn, data, val  # the sweep's task: the check runs train their own
     probes = result.probes
     runs = "" if probes is None else f" and {len(probes.lrs)} probes of {probes.steps} steps"
@@ -448,7 +459,7 @@ def _find(args: argparse.Namespace) -> int:
         elif not args.no_train:
             try:
                 with user_code(args.target, during="the check runs", mistakes=True):
-                    _check(args, make, result, say, prepared=prepared)
+                    _check(args, make, result, say, prepared=prepared, shown=shown)
             except TargetMistake as e:
                 print_error("find", e, args)
                 code = 2
@@ -462,12 +473,19 @@ def _find(args: argparse.Namespace) -> int:
 
 
 def _check(
-    args: argparse.Namespace, make: Any, result: Any, say: Any, *, prepared: Any = None
+    args: argparse.Namespace,
+    make: Any,
+    result: Any,
+    say: Any,
+    *,
+    prepared: Any = None,
+    shown: set[tuple[Any, ...]] | None = None,
 ) -> None:
     """Train twice from the same initial weights: at the constant ``suggestion`` and with
     ``onecycle(max_lr)``; print the final loss (and accuracy) of each. ``prepared``: the
     first run's task, made before the sweep, and the RNG states its call left (``None``:
-    ``make`` is called for each run)."""
+    ``make`` is called for each run). ``shown``: the warnings shown before (each is shown
+    once)."""
     from ..torch import evaluate, fit
 
     steps = args.train_steps
@@ -498,6 +516,7 @@ def _check(
 
         bar = tqdm(total=2 * steps, desc="check", unit="step", leave=False)
     rows = []
+    shown = set() if shown is None else shown
     try:
         for label, peak, lr, sched in runs:
             if bar is not None:
@@ -519,13 +538,15 @@ def _check(
                     schedule=sched,
                     on_step=(lambda k, v: bar.update(1)) if bar is not None else None,
                 )
+            others = []
             for w in caught:  # the data running out: in this command's words; others as raised
                 text = str(w.message)
                 if issubclass(w.category, RuntimeWarning) and text.startswith(RAN_OUT):
                     text = text[len("fit: ") :].replace(f"steps={steps}", f"--train-steps {steps}")
                     say(f"\n  warning: {label} check run: {text.replace('pass a', 'return a')}")
                 else:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                    others.append(w)
+            show_warnings(others, shown=shown)  # once each, over both runs
             if bar is not None and hist.steps < steps:
                 bar.update(steps - hist.steps)
             if val is not None and not hist.diverged:

@@ -74,8 +74,10 @@ from ._target import (
     reporting_target_errors,
     same_file,
     show_progress,
+    show_warnings,
     torch_missing,
     user_code,
+    warned_by_lrkit,
     write_json,
 )
 from .signals import TERMINATED_EXIT, Terminated
@@ -559,9 +561,13 @@ def _tune(args: argparse.Namespace) -> int:
         finder = {
             "seeding='finder'": "--seeding finder" + ("" if args.seeding else " (the default)")
         }
-        for w in caught:
+        for w in caught:  # lrkit's notes, in this command's words
+            if not warned_by_lrkit(w):
+                continue
             if w.category is UserWarning and "max_trials" not in str(w.message):
                 say(f"note: {rename(str(w.message), names=finder)}")
+        # the task's own warnings (its code's, torch's), as Python shows them, each once
+        show_warnings([w for w in caught if not warned_by_lrkit(w)], shown=set())
     except StudySpaceError as exc:
         was = ", ".join(_option(k, a) for k, (a, _) in exc.conflicts.items())
         now = ", ".join(_option(k, b) for k, (_, b) in exc.conflicts.items())
