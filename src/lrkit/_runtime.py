@@ -231,6 +231,44 @@ def caller_level() -> int:
     return level
 
 
+@contextlib.contextmanager
+def kept_interrupts() -> Iterator[None]:
+    """While the block runs (in the main thread), SIGINT and SIGTERM are delivered as their
+    handlers deliver them, and the exception a handler raised (``KeyboardInterrupt``, a
+    command's own) is kept: a block that then ends without an exception lost it where Python
+    drops exceptions (raised inside a garbage-collection callback, as during a lazy import,
+    "Exception ignored in ..."), and it is raised on leaving the block. Where a handler is not
+    Python's (the default action, ignored), nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept: list[BaseException] = []
+    installed: dict[int, tuple[Any, Any]] = {}
+    for name in HeldSignals.SIGNALS:
+        sig = getattr(signal, name, None)
+        previous = None if sig is None else signal.getsignal(sig)
+        if sig is None or not callable(previous):
+            continue
+
+        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+            try:
+                previous(signum, frame)
+            except BaseException as exc:
+                kept.append(exc)
+                raise
+
+        installed[sig] = (previous, handler)
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, (previous, handler) in installed.items():
+            if signal.getsignal(sig) == handler:  # one that reset itself stays
+                signal.signal(sig, previous)
+    if kept:  # delivered, and dropped where it was raised
+        raise kept[0]
+
+
 class HeldSignals:
     """While active (a ``with`` block in the main thread), SIGINT and SIGTERM are delivered
     as their handlers would (``KeyboardInterrupt``, the handler a command installed, or the

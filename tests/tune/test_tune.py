@@ -1192,6 +1192,34 @@ def test_study_stop_from_a_callback_or_the_task_ends_the_search() -> None:
     assert [t.state for t in r.study.trials] == [TS.COMPLETE]
 
 
+def test_a_ctrl_c_dropped_inside_the_range_test_still_stops_the_search(tmp_path: Any) -> None:
+    """Python drops a KeyboardInterrupt raised in a garbage-collection callback (as in a
+    lazy import's clean-up): the range test then ends normally, and the search ran to its
+    end. The interrupt is raised as the range test ends; nothing is stored."""
+    import signal
+    import weakref
+
+    class Collected:
+        pass
+
+    def range_test() -> Any:
+        held = Collected()
+        ref = weakref.ref(held, lambda _: signal.raise_signal(signal.SIGINT))
+        del held  # the callback runs here: its KeyboardInterrupt is dropped
+        assert ref() is None
+        return (1e-3, 1.0)
+
+    trained: list[int] = []
+    task = Task(train=lambda s, r: trained.append(1) or 1.0, total_steps=100,
+                range_test=range_test)  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'kept.db'}"
+    with pytest.raises(KeyboardInterrupt) as info:
+        tune(task, n_trials=3, storage=url)
+    assert info.value.study_created is False  # type: ignore[attr-defined]
+    assert trained == [] and not (tmp_path / "kept.db").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_new_studys_range_test_interrupted_says_no_study_was_created() -> None:
     def range_test() -> Any:
         raise KeyboardInterrupt

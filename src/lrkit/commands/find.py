@@ -32,6 +32,7 @@ from .. import _validate as V
 from .._figure import save_figure
 from .._files import names_stdout
 from .._format import duration
+from .._runtime import kept_interrupts
 from ..finder import DEFAULT_RULE, RULES
 from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
@@ -378,6 +379,7 @@ def _find(args: argparse.Namespace) -> int:
     try:  # lrkit's checks of what the target returned (a loss that is no tensor): exit 2
         with (
             user_code(args.target, during="the range test", mistakes=True),
+            kept_interrupts(),  # a Ctrl-C dropped by Python (in a lazy import) stops it too
             warnings.catch_warnings(record=True) as caught,
         ):
             warnings.simplefilter("always")

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._format import shorten
-from .._runtime import HeldSignals
+from .._runtime import HeldSignals, kept_interrupts
 from ._load import as_task
 from ._result import TuneResult
 from ._space import (
@@ -446,7 +446,9 @@ def _range_from_test(
     warning, ``stacklevel`` above this function) when a FinderResult gives no usable one."""
     assert task.range_test is not None
     log("running the LR range test to bound the search ...")
-    result = check_range_test(task.range_test())
+    with kept_interrupts():  # a Ctrl-C there is not lost (in a lazy import's clean-up)
+        tested = task.range_test()
+    result = check_range_test(tested)
     if not hasattr(result, "lrs"):  # a (low, high) pair
         return result, "finder", None
     try:
