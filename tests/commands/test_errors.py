@@ -472,6 +472,27 @@ def test_tune_checks_the_default_plot_before_any_trial(task, tmp_path, capsys, m
     assert not list(db.iterdir())  # refused before the study was created
 
 
+@pytest.mark.parametrize("command", ["find", "compare"])
+def test_the_default_plot_in_a_read_only_folder_says_it_is_the_default(
+    command, tmp_path, capsys, monkeypatch
+):
+    import os
+
+    real = os.access
+    here = os.path.realpath(tmp_path)  # the working folder, where the default plot goes
+
+    def access(path, mode, **kw):  # the working folder is read-only (root writes anywhere)
+        if mode == os.W_OK and os.path.realpath(path) == here:
+            return False
+        return real(path, mode, **kw)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "access", access)
+    assert main([command, "--demo", "--quiet"]) == 2
+    line = _one_line_error(capsys, f"-o/--output 'lrkit_{command}.png'", "is not writable")
+    assert line.endswith("(the default plot; -o names another, --no-plot writes none)")
+
+
 def test_tune_never_prints_the_password(task, tmp_path, capsys):
     pytest.importorskip("optuna")
     pytest.importorskip("psycopg2")

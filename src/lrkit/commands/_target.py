@@ -324,9 +324,15 @@ def check_outputs(args: argparse.Namespace, default_output: str) -> None:
                 n += 1  # --json took the default image's name: the image takes another
                 args.output = fresh_path(f"{stem}-{n}{ext}")
             args.output_is_default = True  # written by write_plot(default=True)
+            try:
+                check_output(args.output, option="-o/--output", types=IMAGE_TYPES)
+            except ValueError as exc:  # an option not typed: what it is and how to avoid it
+                raise ValueError(
+                    f"{exc} (the default plot; -o names another, --no-plot writes none)"
+                ) from None
         else:
             check_plot_package("-o/--output")
-        check_output(args.output, option="-o/--output", types=IMAGE_TYPES)
+            check_output(args.output, option="-o/--output", types=IMAGE_TYPES)
     if args.json is not None:
         check_output(args.json, option="--json", example="results.json")
     check_distinct({"-o/--output": None if args.no_plot else args.output, "--json": args.json})
