@@ -755,6 +755,12 @@ def test_study_space_error_round_trips_through_pickle() -> None:
         ("postgresql://a:pw@localhost:notaport/db",
          "storage postgresql://a:***@localhost:notaport/db: the port must be an integer "
          "(e.g. postgresql://user@host:5432/db), got 'notaport'"),
+        ("postgresql://a:pw@[::1/db",
+         "storage postgresql://a:***@[::1/db: an IPv6 host must be written in brackets, "
+         "e.g. postgresql://user@[::1]:5432/db"),
+        ("postgresql://a:pw@::1/db",
+         "storage postgresql://a:***@::1/db: an IPv6 host must be written in brackets, "
+         "e.g. postgresql://user@[::1]:5432/db"),
         ("not-a-url", "storage must be a database URL such as sqlite:///lrkit-tune.db or "
          "postgresql://user@host:5432/db, got 'not-a-url'"),
         ("postgresql://a:p/w@x@h/db",

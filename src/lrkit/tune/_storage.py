@@ -227,7 +227,13 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
         raise ValueError(
             f"{name} {shown}: the user name or password holds an unencoded '@'; write it as %40"
         )
-    port = (url_parts(storage) or {}).get("port")
+    parts = url_parts(storage) or {}
+    host, port = parts.get("ipv4host") or "", parts.get("port")
+    if "[" in host or (port and ":" in port):  # an IPv6 address, not written as [addr]:port
+        raise ValueError(
+            f"{name} {shown}: an IPv6 host must be written in brackets, "
+            "e.g. postgresql://user@[::1]:5432/db"
+        )
     if port and not port.strip().isdigit():
         raise ValueError(
             f"{name} {shown}: the port must be an integer (e.g. postgresql://user@host:5432/db), "
