@@ -180,7 +180,8 @@ def test_a_plateau_keyword_given_to_the_divergence_detector_names_its_options():
         "acted on at once; max_restores caps the restores); options: factor, max_restores, "
         "min_history, min_scale, quantile, spike_factor, spike_floor, window"
     )
-    with pytest.raises(TypeError, match=r"^windw is not an option of DivergenceDetector; "):
+    with pytest.raises(TypeError, match=r"^windw is not an option of DivergenceDetector \(did "
+                       r"you mean window\?\); "):  # fmt: skip
         DivergenceDetector(windw=5)
     d = DivergenceDetector(0.25, window=5, min_history=3)  # built right: as before
     d.update(1.0)
@@ -195,7 +196,8 @@ def test_a_plateau_keyword_given_to_the_divergence_detector_names_its_options():
         ({"min_lr": 1e-5}, "min_scale=min_lr / lr"),
         ({"min_delta": 0.01}, 'threshold_mode="abs"'),
         ({"eps": 1e-8}, "every cut is applied"),
-        ({"patienc": 3}, None),
+        ({"patienc": 3}, "did you mean patience?"),
+        ({"frobnicate": 3}, None),
     ],
 )
 def test_another_librarys_keyword_names_the_option_meant(cls, kwargs, hint):

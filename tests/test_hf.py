@@ -791,3 +791,12 @@ def test_the_hint_for_get_wsd_schedules_names_followed_gives_its_values(decay: s
         assert opt.param_groups[0]["lr"] == pytest.approx(ours(t), rel=1e-12, abs=1e-15), t
         opt.step()
         theirs.step()
+
+
+def test_a_keyword_read_off_the_training_arguments_says_so() -> None:
+    with pytest.raises(TypeError) as e:
+        find_lr(None, amp=True)  # type: ignore[arg-type,call-arg]
+    assert str(e.value).startswith(
+        "amp is not an option of lrkit.hf.find_lr (read off the TrainingArguments: bf16=, "
+        "fp16=); options: "
+    )

@@ -385,6 +385,17 @@ def test_finder_refuses_the_placeholder_optimizer_of_a_module_without_one() -> N
             _trainer(max_epochs=0, callbacks=[LRFinder(num_iter=10)]).fit(NoOptimizer())
 
 
+def test_lightnings_own_finder_keywords_point_to_lrkits() -> None:
+    with pytest.raises(TypeError) as info:
+        LRFinder(update_attr=True)  # type: ignore[call-arg]
+    assert str(info.value).startswith(
+        "update_attr is not an option of lrkit.lightning.LRFinder (use set_lr; attr_name names "
+        "the attribute); options: attr_name, beta, callback, "
+    )
+    with pytest.raises(TypeError, match=r"^num_training_steps is not an option .*\(use num_iter"):
+        LRFinder(num_training_steps=50)  # type: ignore[call-arg]
+
+
 def test_finder_rejects_bad_options() -> None:
     with pytest.raises(ValueError, match="num_iter"):
         LRFinder(num_iter=1)

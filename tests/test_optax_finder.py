@@ -435,3 +435,12 @@ def test_torch_tensors_of_a_dataloader_reach_the_compiled_step():
     compiled = find_lr(_loss, _params(), optax.adam, loader, num_iter=20)
     eager = find_lr(_loss, _params(), optax.adam, _data(), num_iter=20, jit=False)
     np.testing.assert_allclose(compiled.losses, eager.losses, rtol=1e-5)
+
+
+def test_a_torch_finder_keyword_says_what_the_optax_finder_has_instead():
+    with pytest.raises(TypeError) as e:
+        find_lr(_loss, _params(), optax.adam, _data(), accumulation_steps=4)
+    assert str(e.value).startswith(
+        "accumulation_steps is not an option of lrkit.optax.find_lr (use "
+        "optax.MultiSteps(...).gradient_transformation() as the optimizer); options: beta, "
+    )

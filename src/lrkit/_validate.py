@@ -287,6 +287,11 @@ def options(
     bad = sorted(set(given) - set(allowed))
     if bad:
         hint = (hints or {}).get(bad[0])
+        if hint is None:  # a misspelling of an option (probe_date for probe_data)
+            import difflib
+
+            close = difflib.get_close_matches(bad[0], list(allowed), n=1, cutoff=0.8)
+            hint = f"did you mean {close[0]}?" if close else None
         raise TypeError(
             f"{bad[0]} is not an option of {where}"
             + (f" ({hint})" if hint else "")

@@ -28,6 +28,7 @@ from . import _validate as V
 from ._imports import require
 from .feedback import check_controllers
 from .finder import FinderResult, SweepOptions
+from .finder.sweep import check_finder_kwargs
 from .schedules import Schedule, SpecError, as_schedule
 
 if TYPE_CHECKING:
@@ -280,6 +281,14 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
 # ----------------------------------------------------------------------------- finder
 
 
+#: the keywords of lrkit.torch.find_lr that this finder reads off the Trainer instead
+_HF_HINTS = {
+    "amp": "read off the TrainingArguments: bf16=, fp16=",
+    "accumulation_steps": "read off the TrainingArguments: gradient_accumulation_steps=",
+    "max_grad_norm": "read off the TrainingArguments: max_grad_norm=",
+}
+
+
 def find_lr(
     trainer: Any,
     *,
@@ -324,6 +333,7 @@ def find_lr(
     schedule:
     ``lrkit.hf.Trainer(..., schedule=lambda n: S.onecycle(result.max_lr, total_steps=n))``.
     """
+    check_finder_kwargs("lrkit.hf.find_lr", sweep_options, finder=find_lr, hints=_HF_HINTS)
     if not isinstance(trainer, transformers.Trainer):
         raise ValueError(f"trainer must be a transformers.Trainer, got {type(trainer).__name__}")
     options = SweepOptions.build(options, **sweep_options)  # validated before anything is built

@@ -46,6 +46,7 @@ from .finder import (
     SweepOptions,
     check_batches_type,
 )
+from .finder.sweep import check_finder_kwargs
 from .schedules import as_schedule
 
 if TYPE_CHECKING:
@@ -126,6 +127,14 @@ def _replay(state: Mapping[str, Any], *, rule: Any = None) -> FinderResult:
     return sweep.result(warn=False, probes=None if probes is None else Probes.from_dict(probes))
 
 
+#: the keywords of Lightning's LearningRateFinder and Tuner.lr_find, and the ones meant
+_LIGHTNING_HINTS = {
+    "update_attr": "use set_lr; attr_name names the attribute",
+    "num_training_steps": "use num_iter",
+    "num_training": "use num_iter",
+}
+
+
 class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     """Run the LR range test when ``fit`` starts, on the module's own training step.
 
@@ -194,6 +203,8 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         **sweep_options: Unpack[SweepKwargs],
     ) -> None:
         super().__init__()
+        check_finder_kwargs("lrkit.lightning.LRFinder", sweep_options, finder=LRFinder,
+                            hints=_LIGHTNING_HINTS)  # fmt: skip
         # validates every sweep option now, not when fit starts
         self.options = SweepOptions.build(options, **sweep_options)
         self.snapshot = V.choice("snapshot", snapshot, ("memory", "disk"))

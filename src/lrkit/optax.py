@@ -43,6 +43,7 @@ from .finder import (
     held_batches,
     optimizer_family,
 )
+from .finder.sweep import check_finder_kwargs
 from .schedules import Schedule, as_schedule
 from .schedules.tables import TABLE_LIMIT, host_values
 
@@ -648,6 +649,14 @@ def _start_state(opt: Any, inner: Any, params: Any, opt_state: Any) -> Any:
     )
 
 
+#: the keywords of the other finders, and what this one has instead
+_OPTAX_HINTS = {
+    "snapshot": "lrkit.torch.find_lr's; this finder leaves params and opt_state as given "
+    "(it trains copies)",
+    "accumulation_steps": "use optax.MultiSteps(...).gradient_transformation() as the optimizer",
+}
+
+
 def find_lr(
     loss_fn: Callable[..., Any],
     params: Any,
@@ -729,6 +738,7 @@ def find_lr(
     ``.base_lr``, ``.suggest(rule)``, ``.plot()``, ``.to_dict()``). ``progress=True`` shows a
     progress bar; ``callback(i, lr, loss)`` is called after each sweep step.
     """
+    check_finder_kwargs("lrkit.optax.find_lr", sweep_options, finder=find_lr, hints=_OPTAX_HINTS)
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be a callable loss_fn(params, batch), got {loss_fn!r}")
     # a factory's family now; a transformation's once its state is built (it is read there)

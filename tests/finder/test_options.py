@@ -303,7 +303,7 @@ def test_noise_on_a_flat_start_does_not_stop_the_sweep() -> None:
     [
         ("stop_div", "the sweep always stops on divergence; diverge_th sets where"),
         ("show_plot", "use result.plot()"),
-        ("val_loader", "use val_data, an argument of lrkit.torch.find_lr"),
+        ("val_loader", "use val_data, an argument of every find_lr"),
         ("update_attr", "set the learning rate from result.suggestion"),
     ],
 )

@@ -537,3 +537,16 @@ def test_val_data_as_a_list_of_a_dict_of_arrays_and_the_targets(regression):
     ref = run(({"a": x[:64]}, y[:64]))
     assert len(ref[2]) > 0
     assert run([{"a": x[:64]}, y[:64]]) == ref
+
+
+def test_a_torch_finder_keyword_says_what_the_keras_finder_has_instead():
+    with pytest.raises(TypeError) as e:
+        lk.find_lr(None, None, snapshot="disk")
+    assert str(e.value).startswith(
+        "snapshot is not an option of lrkit.keras.find_lr (lrkit.torch.find_lr's; this finder "
+        "keeps the model's and optimizer's variables in memory); options: batch_size, beta, "
+    )
+    with pytest.raises(TypeError, match=r"\(build the optimizer with gradient_accumulation_"):
+        lk.find_lr(None, None, accumulation_steps=4)
+    with pytest.raises(TypeError, match=r"^vall_data is not an option .*\(did you mean val_data"):
+        lk.find_lr(None, None, vall_data=None)

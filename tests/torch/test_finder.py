@@ -752,3 +752,17 @@ def test_a_scaler_that_is_not_a_grad_scaler_instance_is_refused_by_name(scaler):
     assert str(info.value) == (
         f"scaler must be a torch.amp.GradScaler instance or None, got {scaler!r}"
     )
+
+
+def test_an_unknown_keyword_names_the_finders_own_options_and_the_one_meant() -> None:
+    """Checked first (before the model is looked at): a misspelling of an argument of the
+    function itself points to it, and every keyword it takes is listed."""
+    with pytest.raises(TypeError) as e:
+        find_lr(None, None, None, None, probe_date=[])  # type: ignore[arg-type,call-arg]
+    msg = str(e.value)
+    assert msg.startswith("probe_date is not an option of lrkit.torch.find_lr (did you mean ")
+    assert "probe_data?); options: accumulation_steps, amp, " in msg
+    assert ", snapshot, start_lr, step, stop_early, total_steps, train_mode, val_data, " in msg
+    with pytest.raises(TypeError, match=r"^min_lr is not an option of lrkit.torch.find_lr \(use "
+                       r"start_lr\); "):  # fmt: skip
+        find_lr(None, None, None, None, min_lr=1e-5)  # type: ignore[arg-type,call-arg]

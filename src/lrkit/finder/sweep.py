@@ -7,7 +7,7 @@ import math
 import sys
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -72,9 +72,30 @@ _SWEEP_HINTS = {
     "suggest_funcs": "use rule",
     "stop_div": "the sweep always stops on divergence; diverge_th sets where",
     "show_plot": "use result.plot()",
-    "val_loader": "use val_data, an argument of lrkit.torch.find_lr",
+    "val_loader": "use val_data, an argument of every find_lr",
     "update_attr": "set the learning rate from result.suggestion",
 }
+
+
+def check_finder_kwargs(
+    where: str, given: Mapping[str, Any], *, finder: Any, hints: Mapping[str, str] | None = None
+) -> None:
+    """A ``TypeError`` for a keyword a finder function or class (``finder``, named ``where``)
+    does not take: it names the keyword, the option meant (``hints`` of this finder, then the
+    peers' names every finder shares, then a close spelling) and every keyword it takes, its
+    own (``val_data``, ``probe_data``, ...) and the sweep options."""
+    import inspect
+
+    target = finder.__init__ if inspect.isclass(finder) else finder
+    params = list(inspect.signature(target).parameters.values())
+    own = [
+        p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+    ]
+    allowed = sorted({*own, *(f.name for f in fields(SweepOptions))})
+    rest = {k: v for k, v in given.items() if k != "method"}  # rule's alias
+    V.options(where, rest, allowed, {**_SWEEP_HINTS, **(hints or {})})
 
 
 DEFAULT_EXTRA_ITER = 50  # the extension's step cap, at least (see SweepOptions)

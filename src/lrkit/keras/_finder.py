@@ -23,6 +23,7 @@ from ..finder import (
     held_batches,
     optimizer_family,
 )
+from ..finder.sweep import check_finder_kwargs
 from ._callbacks import _inner_optimizer, _optimizers, _values
 from ._schedule import forget_traces, host_eval
 
@@ -357,6 +358,15 @@ def _no_loss(model: Any) -> bool:
     )
 
 
+#: the keywords of the other finders, and what this one has instead
+_KERAS_HINTS = {
+    "snapshot": "lrkit.torch.find_lr's; this finder keeps the model's and optimizer's "
+    "variables in memory",
+    "accumulation_steps": "build the optimizer with gradient_accumulation_steps=",
+    "amp": "set a mixed-precision policy (keras.mixed_precision.set_global_policy)",
+}
+
+
 def find_lr(
     model: Any,
     x: Any,
@@ -433,6 +443,7 @@ def find_lr(
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
     ``.suggest(rule)``, ``.plot()``, ``.to_dict()``).
     """
+    check_finder_kwargs("lrkit.keras.find_lr", sweep_options, finder=find_lr, hints=_KERAS_HINTS)
     if not isinstance(model, keras.Model):
         raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):

@@ -40,6 +40,7 @@ from ..finder import (
     held_batches,
     optimizer_family,
 )
+from ..finder.sweep import check_finder_kwargs
 from ._checks import check_module, check_optimizer
 from ._distributed import all_reduce_mean
 from ._lrfree import _is_prodigy, _sf_flags, is_schedule_free
@@ -789,6 +790,7 @@ def find_lr(
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
     ``.suggest(rule)``, ``.plot()``, ...).
     """
+    check_finder_kwargs("lrkit.torch.find_lr", sweep_options, finder=find_lr)
     check_module(model)
     check_optimizer(optimizer)
     _refuse_closure(optimizer, "the range test")
