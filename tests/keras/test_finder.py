@@ -550,3 +550,17 @@ def test_a_torch_finder_keyword_says_what_the_keras_finder_has_instead():
         lk.find_lr(None, None, accumulation_steps=4)
     with pytest.raises(TypeError, match=r"^vall_data is not an option .*\(did you mean val_data"):
         lk.find_lr(None, None, vall_data=None)
+
+
+def test_a_subclass_of_sgd_is_read_as_sgd(regression):
+    """The family is read as the PyTorch finder reads it: a subclass of SGD is SGD."""
+    x, y = regression
+
+    class MySGD(keras.optimizers.SGD):
+        pass
+
+    for opt, family in [(MySGD(1e-3, momentum=0.9), "momentum"), (MySGD(1e-3), "sgd")]:
+        model = _model()
+        model.compile(optimizer=opt, loss="mse")
+        res = _find(model, x, y, batch_size=32, num_iter=10)
+        assert res.optimizer_family == family

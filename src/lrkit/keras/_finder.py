@@ -472,7 +472,7 @@ def find_lr(
     inner = _swept_optimizer(model) if _optimizers(model) else model.optimizer
     momentum = getattr(inner, "momentum", 0.0)
     family = optimizer_family(
-        type(inner).__name__,
+        "sgd" if isinstance(inner, keras.optimizers.SGD) else type(inner).__name__,  # subclasses
         momentum=float(momentum) if isinstance(momentum, (int, float)) else 0.0,
     )
     sweep = Sweep(options, **sweep_options)
