@@ -111,11 +111,14 @@ def test_api_index_lists_every_public_package() -> None:
         "lrkit.lightning",
         "lrkit.hf",
         "lrkit.torch.demo",
+        "lrkit.schedules.tables",
+        "lrkit.textplot",
     ]
     guides = {"lrkit.lightning": "lightning.md", "lrkit.hf": "hf.md"}
     for package, page in guides.items():  # their reference is on their guide page
         assert f"::: {package}." in (ROOT / "docs" / page).read_text()
-    assert "::: lrkit.torch.demo\n" in index
+    for module in ("lrkit.torch.demo", "lrkit", "lrkit.schedules.tables", "lrkit.textplot"):
+        assert f"::: {module}\n" in index
 
 
 def test_schedules_page_states_the_cyclic_step_sizes_the_code_accepts() -> None:
