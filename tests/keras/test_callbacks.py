@@ -609,6 +609,18 @@ def test_resume_with_a_restored_plateau_controller_is_exact(tmp_path, kind):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("cls", [lk.ReduceOnPlateau, lk.ReduceLROnPlateau])
+def test_a_mode_given_as_the_monitor_is_refused_naming_both(cls):
+    """lrkit.feedback.ReduceOnPlateau takes its mode first; the Keras callbacks their metric,
+    as Keras' own: "min" there would watch a metric of that name, never logged."""
+    with pytest.raises(ValueError) as info:
+        cls("min")
+    assert str(info.value) == (
+        "monitor must be the name of a logged metric (as Keras', the first argument here), "
+        "got 'min', a mode: pass mode='min' and the metric as monitor= (e.g. 'val_loss')"
+    )
+
+
 def test_unknown_options_name_the_parameter_the_option_meant_and_the_options():
     with pytest.raises(TypeError) as info:
         lk.ReduceOnPlateau("val_loss", min_lr=1e-6)

@@ -456,6 +456,12 @@ class ReduceOnPlateau(_LRCallback):
         super().__init__()
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
+        if monitor in ("min", "max", "auto"):  # lrkit.feedback's first argument is its mode
+            raise ValueError(
+                f"monitor must be the name of a logged metric (as Keras', the first argument "
+                f"here), got {monitor!r}, a mode: pass mode={monitor!r} and the metric as "
+                "monitor= (e.g. 'val_loss')"
+            )
         self.monitor = monitor
         self._auto = False  # mode="auto": read the metric's direction at train begin
         self._check_mode = False
