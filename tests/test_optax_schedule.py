@@ -411,12 +411,14 @@ def test_table_path_equals_the_rounded_closed_form_on_random_composites(s, limit
 
 @pytest.mark.parametrize("evaluation", ["table", "formula"])
 @pytest.mark.parametrize(
-    "count", [2**31, 2**31 + 5, np.int64(2**32), np.int64(2**40), np.array([3, 2**33]), 2**70]
-)
+    "count",
+    [2**31, 2**31 + 5, np.int64(2**32), np.int64(2**40), np.array([3, 2**33]), 2**70,
+     [np.int64(2**32 + 3)], (np.int64(2**32 + 3),), [[1, 2], [3, 2**40]]],
+)  # fmt: skip
 def test_a_host_count_beyond_int32_is_a_one_line_error(evaluation, count) -> None:
     # JAX reads np.int64(2**32) as step 0 and raises a multi-line OverflowError for 2**31
     f = lo.schedule(S.cosine(0.1, total_steps=100), evaluation=evaluation)
-    big = int(np.max(count))
+    big = int(np.max(np.asarray(count)))
     with pytest.raises(
         ValueError,
         match=rf"^count must be an integer in \[0, 2\*\*31 - 1\] without jax_enable_x64 "
@@ -429,6 +431,8 @@ def test_a_host_count_beyond_int32_is_a_one_line_error(evaluation, count) -> Non
         S.cosine(0.1, total_steps=100)(5)
     )
     assert float(jax.jit(f)(jnp.int32(5))) == float(f(5))
+    assert f([1, 2]).tolist() == f(np.array([1, 2])).tolist()  # a list of host integers
+    assert f([jnp.int32(5)]).tolist() == [float(f(5))]  # of device arrays: passed on
     host = lo.schedule(S.cosine(0.1, total_steps=100), evaluation="host")
     assert float(host(big)) == 0.0
 

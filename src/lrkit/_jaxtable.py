@@ -41,12 +41,32 @@ def x64_enabled() -> bool:
 _INT32_MAX = 2**31 - 1
 
 
+def _host_integers(items: Any) -> bool:
+    """Whether a (nested) list or tuple holds Python or numpy integers only, and at least one
+    (bools, floats, arrays of any kind: no)."""
+    leaves: list[Any] = []
+    stack = [items]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        else:
+            leaves.append(item)
+    return bool(leaves) and all(
+        isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) for x in leaves
+    )
+
+
 def check_count(count: Any, *, name: str = "count") -> None:
     """A host integer step (a Python or numpy integer, a numpy array) beyond int32 without
     ``jax_enable_x64``: JAX would wrap it (``np.int64(2**32)`` reads as step 0) or raise its
     own multi-line ``OverflowError``; this says so in one line naming ``name``. Nothing is
-    read back from a device array (already int32 without x64)."""
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer, np.ndarray)):
+    read back from a device array (already int32 without x64); a list or tuple is checked
+    when it holds host integers only (nested lists too)."""
+    if isinstance(count, (list, tuple)):
+        if not _host_integers(count):
+            return  # device arrays, tracers: nothing to read back
+    elif isinstance(count, bool) or not isinstance(count, (int, np.integer, np.ndarray)):
         return
     if x64_enabled():
         return
