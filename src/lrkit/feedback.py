@@ -436,20 +436,29 @@ def _init_keywords(cls: type) -> frozenset[str]:
     return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
-class _OnPlateau(Feedback):
+class _Hinted(Feedback):
+    """A controller whose unknown keyword (another library's name for one of its options:
+    ``min_lr``, ``min_delta``, a plateau's ``patience`` given to a divergence detector) gets
+    its options and a pointer to the one meant (``_HINTS``), where Python's own error only
+    calls it unexpected. The check is in ``__new__``: each subclass's ``__init__`` keeps its
+    own signature."""
+
+    _HINTS: Mapping[str, str] = {}
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        names = _init_keywords(cls)
+        if not kwargs.keys() <= names:
+            v.options(cls.__name__, kwargs, sorted(names), cls._HINTS)
+        return super().__new__(cls)
+
+
+class _OnPlateau(_Hinted):
     """What :class:`ReduceOnPlateau` and :class:`RestartOnPlateau` share: the plateau detector,
     ``factor`` (validated on ``[0, 1)``, or ``[0, 1]`` when :attr:`_FACTOR_MAY_BE_ONE`),
     ``min_scale``, the scale, and the common part of their state dicts."""
 
     _FACTOR_MAY_BE_ONE = False
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        # a keyword of another library's plateau scheduler (min_lr, min_delta, ...) gets a
-        # pointer to the option meant, where Python's own error only calls it unexpected
-        names = _init_keywords(cls)
-        if not kwargs.keys() <= names:
-            v.options(cls.__name__, kwargs, sorted(names), PLATEAU_HINTS)
-        return super().__new__(cls)
+    _HINTS = PLATEAU_HINTS
 
     def _setup(
         self,
@@ -739,7 +748,7 @@ class Multiplier(Feedback):
         self._scale = v.non_negative("state['scale']", state["scale"])
 
 
-class DivergenceDetector(Feedback):
+class DivergenceDetector(_Hinted):
     """Decide, from a stream of training losses, whether training has diverged.
 
     :meth:`check` returns
@@ -769,13 +778,7 @@ class DivergenceDetector(Feedback):
     weights and optimizer state; this class holds no framework objects.
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        # a keyword of a plateau controller (patience, threshold, ...) gets the options and a
-        # pointer to the one meant, where Python's own error only calls it unexpected
-        names = _init_keywords(cls)
-        if not kwargs.keys() <= names:
-            v.options(cls.__name__, kwargs, sorted(names), _DETECTOR_HINTS)
-        return super().__new__(cls)
+    _HINTS = _DETECTOR_HINTS
 
     def __init__(
         self,

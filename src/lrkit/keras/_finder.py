@@ -360,6 +360,7 @@ def _no_loss(model: Any) -> bool:
 
 #: the keywords of the other finders, and what this one has instead
 _KERAS_HINTS = {
+    "optimizer": "the model's compiled optimizer is swept; optimizer_family names its family",
     "snapshot": "lrkit.torch.find_lr's; this finder keeps the model's and optimizer's "
     "variables in memory",
     "accumulation_steps": "build the optimizer with gradient_accumulation_steps=",

@@ -229,7 +229,7 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
         )
     parts = url_parts(storage) or {}
     host, port = parts.get("ipv4host") or "", parts.get("port")
-    if "[" in host or (port and ":" in port):  # an IPv6 address, not written as [addr]:port
+    if "[" in host or (not host and port and ":" in port):  # IPv6, not written as [addr]:port
         raise ValueError(
             f"{name} {shown}: an IPv6 host must be written in brackets, "
             "e.g. postgresql://user@[::1]:5432/db"
