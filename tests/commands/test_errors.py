@@ -450,21 +450,28 @@ def test_tune_bad_values(argv, words, task, tmp_path, capsys):
     assert not list(tmp_path.glob("*.db"))
 
 
-def test_tune_checks_the_default_plot_before_any_trial(task, tmp_path, capsys, monkeypatch):
-    pytest.importorskip("optuna")
+@pytest.fixture
+def read_only_cwd(tmp_path, monkeypatch):
+    """The working folder (tmp_path), where the default plots go, reads as not writable
+    (root writes anywhere: os.access is what the commands ask)."""
     import os
 
-    db = tmp_path / "store"
-    db.mkdir()
     real = os.access
-    here = os.path.realpath(tmp_path)  # the working folder, where the default plot goes
+    here = os.path.realpath(tmp_path)
 
-    def access(path, mode, **kw):  # the working folder is read-only (root writes anywhere)
+    def access(path, mode, **kw):
         if mode == os.W_OK and os.path.realpath(path) == here:
             return False
         return real(path, mode, **kw)
 
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(os, "access", access)
+
+
+def test_tune_checks_the_default_plot_before_any_trial(task, tmp_path, capsys, read_only_cwd):
+    pytest.importorskip("optuna")
+    db = tmp_path / "store"
+    db.mkdir()
     rc = main(["tune", f"{task}:tune_task", "--no-progress", "--seeding", "blind",
                "--storage", f"sqlite:///{db / 's.db'}"])  # fmt: skip
     assert rc == 2
@@ -474,20 +481,8 @@ def test_tune_checks_the_default_plot_before_any_trial(task, tmp_path, capsys, m
 
 @pytest.mark.parametrize("command", ["find", "compare"])
 def test_the_default_plot_in_a_read_only_folder_says_it_is_the_default(
-    command, tmp_path, capsys, monkeypatch
+    command, capsys, read_only_cwd
 ):
-    import os
-
-    real = os.access
-    here = os.path.realpath(tmp_path)  # the working folder, where the default plot goes
-
-    def access(path, mode, **kw):  # the working folder is read-only (root writes anywhere)
-        if mode == os.W_OK and os.path.realpath(path) == here:
-            return False
-        return real(path, mode, **kw)
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(os, "access", access)
     assert main([command, "--demo", "--quiet"]) == 2
     line = _one_line_error(capsys, f"-o/--output 'lrkit_{command}.png'", "is not writable")
     assert line.endswith("(the default plot; -o names another, --no-plot writes none)")
