@@ -183,6 +183,16 @@ def test_a_plateau_keyword_given_to_the_divergence_detector_names_its_options():
     with pytest.raises(TypeError, match=r"^windw is not an option of DivergenceDetector \(did "
                        r"you mean window\?\); "):  # fmt: skip
         DivergenceDetector(windw=5)
+
+    # a subclass passing keywords on to it takes them, and is checked against them too
+    class Verbose(DivergenceDetector):
+        def __init__(self, *args, verbose=False, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.verbose = verbose
+
+    assert Verbose(verbose=True, factor=0.3).factor == 0.3
+    with pytest.raises(TypeError, match=r"^patience is not an option of Verbose .*, verbose, "):
+        Verbose(patience=3)
     d = DivergenceDetector(0.25, window=5, min_history=3)  # built right: as before
     d.update(1.0)
     for clone in (copy.deepcopy(d), pickle.loads(pickle.dumps(d))):

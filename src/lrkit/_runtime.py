@@ -235,14 +235,23 @@ def caller_level() -> int:
 def kept_interrupts() -> Iterator[None]:
     """While the block runs (in the main thread), SIGINT and SIGTERM are delivered as their
     handlers deliver them, and the exception a handler raised (``KeyboardInterrupt``, a
-    command's own) is kept: a block that then ends without an exception lost it where Python
-    drops exceptions (raised inside a garbage-collection callback, as during a lazy import,
-    "Exception ignored in ..."), and it is raised on leaving the block. Where a handler is not
-    Python's (the default action, ignored), nothing changes."""
+    command's own) is watched: where Python drops it (raised inside a garbage-collection
+    callback, as during a lazy import: "Exception ignored in ...", through
+    ``sys.unraisablehook``), it is raised again on leaving the block. One that code in the
+    block caught and handled stays handled. Where a handler is not Python's (the default
+    action, ignored), nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     kept: list[BaseException] = []
+    dropped: list[BaseException] = []
+    previous_hook = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if any(unraisable.exc_value is exc for exc in kept):
+            dropped.append(unraisable.exc_value)
+        previous_hook(unraisable)  # said as before ("Exception ignored in ...")
+
     installed: dict[int, tuple[Any, Any]] = {}
     for name in HeldSignals.SIGNALS:
         sig = getattr(signal, name, None)
@@ -259,14 +268,17 @@ def kept_interrupts() -> Iterator[None]:
 
         installed[sig] = (previous, handler)
         signal.signal(sig, handler)
+    sys.unraisablehook = hook
     try:
         yield
     finally:
+        if sys.unraisablehook is hook:
+            sys.unraisablehook = previous_hook
         for sig, (previous, handler) in installed.items():
             if signal.getsignal(sig) == handler:  # one that reset itself stays
                 signal.signal(sig, previous)
-    if kept:  # delivered, and dropped where it was raised
-        raise kept[0]
+    if dropped:  # delivered, and dropped where it was raised
+        raise dropped[0]
 
 
 class HeldSignals:

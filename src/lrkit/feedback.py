@@ -58,6 +58,7 @@ __all__ = [
     "from_state_dict",
     "guard_hint",
     "load_states",
+    "settings_differ",
 ]
 
 Mode = Literal["min", "max"]
@@ -332,6 +333,28 @@ def _described(state: Any) -> str:
     return str(state.get("type"))
 
 
+def settings_differ(controller: Feedback, state: Any) -> list[str]:
+    """The settings (the arguments it is built with: ``factor``, ``patience``, ``mode``, ...)
+    in which a controller state (a ``state_dict()``) differs from ``controller``: ``[]`` when
+    it is a state of the same kind of controller built alike (its progress, ``scale``
+    included, aside), ``["type"]`` for another kind; a chain's members are compared in order
+    (``"1.patience"``)."""
+    if not isinstance(state, Mapping) or state.get("type") != type(controller).__name__:
+        return ["type"]
+    if isinstance(controller, Chain):
+        subs = state.get("controllers")
+        if not isinstance(subs, (list, tuple)) or len(subs) != len(controller.controllers):
+            return ["controllers"]
+        return [
+            f"{i}.{name}"
+            for i, (c, sub) in enumerate(zip(controller.controllers, subs))
+            for name in settings_differ(c, sub)
+        ]
+    mine = controller.state_dict()
+    names = (_init_keywords(type(controller)) or frozenset()) - {"scale"}
+    return sorted(n for n in names if n in mine and n in state and mine[n] != state[n])
+
+
 class _Plateau:
     """Plateau detection with exactly the bookkeeping of ``torch.optim.lr_scheduler.
     ReduceLROnPlateau``, but a sign-correct relative threshold and non-finite values ignored."""
@@ -428,12 +451,21 @@ class _Plateau:
 
 
 @functools.cache
-def _init_keywords(cls: type) -> frozenset[str]:
-    """The keyword names ``cls.__init__`` accepts."""
-    # __init__'s own: the class's signature is __new__'s on Python < 3.11
-    init = cls.__init__  # type: ignore[misc]  # the class's own, whichever subclass it is
-    params = list(inspect.signature(init).parameters.values())[1:]
-    return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+def _init_keywords(cls: type) -> frozenset[str] | None:
+    """The keyword names ``cls.__init__`` accepts: its own, and where it takes ``**kwargs``
+    (a subclass passing them on), those of the ``__init__`` of the classes it inherits from,
+    up to one without ``**kwargs``; ``None`` when every one takes any keyword."""
+    # the __init__s' own: the class's signature is __new__'s on Python < 3.11
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = list(inspect.signature(init).parameters.values())[1:]
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return frozenset(names)
+    return None
 
 
 class _Hinted(Feedback):
@@ -447,7 +479,7 @@ class _Hinted(Feedback):
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         names = _init_keywords(cls)
-        if not kwargs.keys() <= names:
+        if names is not None and not kwargs.keys() <= names:
             v.options(cls.__name__, kwargs, sorted(names), cls._HINTS)
         return super().__new__(cls)
 

@@ -465,6 +465,15 @@ def test_the_users_own_warnings_reach_the_user_once_and_the_finders_are_printed(
     assert not any(issubclass(w.category, LRFinderWarning) for w in seen)
     assert "reliable: NO (see the warnings below)" in out
     assert "\n  warning: LR range test: the loss never turned up" in out
+    # a filter of the user's that makes it an error: an error in the target, in one line
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="lrkit test: this loss warns")
+        assert main([*argv, "--no-train", "--no-plot", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"lrkit find: error in target '{user_module}:make_warns' during the range test: "
+        "UserWarning: lrkit test: this loss warns"
+    )
     # with the check runs (every step of each warns too): still once
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("default")

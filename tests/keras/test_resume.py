@@ -142,6 +142,45 @@ def test_backup_and_restore_keeps_an_lr_schedulers_feedback_controller(tmp_path)
         "feedback= cannot take (it holds a ReduceOnPlateau's, not a RestartOnPlateau's); it "
         "goes on from its own state"
     ]
+    # one built with other settings neither (said): it is not the controller that was saved
+    cbs, log = callbacks()
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _fit(_model("float"), [*cbs, keras.callbacks.BackupAndRestore(path), _Interrupt()])
+    other = lk.LRScheduler(SCHED, feedback=Core(mode="min", factor=0.9, patience=5), monitor="m")
+    with pytest.warns(RuntimeWarning) as said:
+        _fit(_model("float"), [Flat(), other, keras.callbacks.BackupAndRestore(path)])
+    assert [str(w.message) for w in said if "LRScheduler" in str(w.message)] == [
+        "LRScheduler: the weights loaded hold a feedback controller's state this callback's "
+        "feedback= cannot take (built with other factor, patience); it goes on from its own "
+        "state"
+    ]
+    assert other.feedback.scale == 1.0 and other.feedback.factor == 0.9
+
+
+def test_weights_loaded_before_a_new_fit_leave_its_feedback_controller_as_built(tmp_path):
+    """A new stage (load_weights of an earlier run's best weights, then a fit with a fresh
+    LRScheduler) keeps the controller it is given: only a fit's own BackupAndRestore resume
+    takes the saved state."""
+    metric = [1.0, 1.0, 1.0, 1.0]
+
+    class Flat(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["m"] = metric[epoch]
+
+    model = _model("float")
+    first = lk.LRScheduler(SCHED, feedback=Core(factor=0.5, patience=0), monitor="m")
+    path = str(tmp_path / "best.weights.h5")
+    _fit(model, [Flat(), first, keras.callbacks.ModelCheckpoint(path, save_weights_only=True)])
+    assert first.feedback.scale == 0.125
+    model.load_weights(path)
+    for fb in (Core(factor=0.5, patience=0), Core(factor=0.9, patience=5)):  # alike or not
+        second = lk.LRScheduler(SCHED, feedback=fb, monitor="m")
+        log = lk.LRLogger("batch")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            _fit(model, [Flat(), second, log], epochs=1)
+        assert log.history[0] == (log.history[0][0], float(np.float32(SCHED(log.history[0][0]))))
+        assert second.feedback.scale == 1.0
 
 
 @pytest.mark.parametrize("kind", ["scheduler", "lrkit"])

@@ -697,6 +697,8 @@ def nan_module(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
                 def train(schedule, report):
                     warnings.warn("task: a runtime warning", RuntimeWarning)
                     warnings.warn("task: a user warning", UserWarning)
+                    # placed in the caller (lrkit's code): still the task's warning
+                    warnings.warn("task: one level up", RuntimeWarning, stacklevel=2)
                     return 1.0
 
                 return Task(train=train, total_steps=20)
@@ -905,9 +907,18 @@ def test_cli_shows_the_tasks_own_warnings_as_python_does_once_each(nan_module: s
     out, err = capsys.readouterr()
     assert sorted((w.category.__name__, str(w.message)) for w in seen) == [
         ("RuntimeWarning", "task: a runtime warning"),
+        ("RuntimeWarning", "task: one level up"),
         ("UserWarning", "task: a user warning"),
     ]
     assert "task:" not in out + err  # not one of lrkit's notes
+    # a filter of the user's that makes one an error: the trials fail on it, as in Python
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="task: a user warning")
+        argv = ["tune", f"{nan_module}:warns", "--trials", "2", "--max-trials", "2", "--seeding",
+                "blind", "--storage", "sqlite:///w.db", "--study", "w2", "--no-progress",
+                "--plot", "none"]  # fmt: skip
+        assert main(argv) == 1
+    assert "UserWarning: task: a user warning" in capsys.readouterr().err
 
 
 def test_cli_a_trial_failed_by_another_worker_is_a_note_not_an_error(

@@ -1225,6 +1225,18 @@ def test_a_ctrl_c_dropped_inside_the_range_test_still_stops_the_search(tmp_path:
     assert trained == [] and not (tmp_path / "kept.db").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
+    # a Ctrl-C the range test caught and handled (its own choice) stays handled
+    def handled() -> Any:
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass
+        return (1e-3, 1.0)
+
+    task = Task(train=lambda s, r: trained.append(1) or 1.0, total_steps=100, range_test=handled)
+    assert tune(task, n_trials=1, storage=url).best_value == 1.0
+    assert trained == [1]
+
 
 def test_a_new_studys_range_test_interrupted_says_no_study_was_created() -> None:
     def range_test() -> Any:

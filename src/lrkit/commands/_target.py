@@ -583,12 +583,6 @@ def show_warnings(caught: Iterable[Any], *, shown: set[tuple[Any, ...]]) -> None
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def warned_by_lrkit(w: Any) -> bool:
-    """Whether a recorded warning's place is lrkit's own code (its notes), not the user's
-    or an installed package's."""
-    return _is_lrkit(w.filename)
-
-
 def raised_by_lrkit(error: BaseException) -> bool:
     """Whether ``error`` was raised by lrkit's own code and never went through the user's: its
     innermost frame is lrkit's, and no frame of its traceback, nor of the exceptions it was

@@ -380,9 +380,8 @@ def _find(args: argparse.Namespace) -> int:
         with (
             user_code(args.target, during="the range test", mistakes=True),
             kept_interrupts(),  # a Ctrl-C dropped by Python (in a lazy import) stops it too
-            warnings.catch_warnings(record=True) as caught,
+            warnings.catch_warnings(record=True) as caught,  # under the user's filters
         ):
-            warnings.simplefilter("always")
             result = find_lr(
                 model,
                 opt,
@@ -529,8 +528,7 @@ def _check(
                 rng.restore()
             else:
                 model, opt, loss_fn, data, val = make(lr)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+            with warnings.catch_warnings(record=True) as caught:  # under the user's filters
                 hist = fit(
                     model,
                     optimizer=opt,

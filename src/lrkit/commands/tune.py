@@ -38,12 +38,14 @@ from .._files import (
 )
 from .._format import mask_secrets, mask_url, shorten
 from .._imports import install_hint, install_note
+from ..finder import LRFinderWarning
 from ..tune import (
     DEFAULT_STORAGE,
     DEMO_TASK,
     FAMILIES,
     MAX_HEARTBEAT,
     MAX_STUDY_NAME,
+    TuneWarning,
     check_metric,
     check_range_test,
     check_storage,
@@ -77,7 +79,6 @@ from ._target import (
     show_warnings,
     torch_missing,
     user_code,
-    warned_by_lrkit,
     write_json,
 )
 from .signals import TERMINATED_EXIT, Terminated
@@ -538,8 +539,8 @@ def _tune(args: argparse.Namespace) -> int:
             raise rename(exc, names=OPTIONS) from None
         task = _guarded(task, None if args.demo else args.target, lrkit_trains=lrkit_trains)
         searching = True  # an interrupt from here on leaves a study to continue
+        # recorded under the user's warning filters (an "error" filter raises where it would)
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
             result = tune(
                 task,
                 n_trials=args.trials,
@@ -561,13 +562,13 @@ def _tune(args: argparse.Namespace) -> int:
         finder = {
             "seeding='finder'": "--seeding finder" + ("" if args.seeding else " (the default)")
         }
-        for w in caught:  # lrkit's notes, in this command's words
-            if not warned_by_lrkit(w):
-                continue
-            if w.category is UserWarning and "max_trials" not in str(w.message):
+        for w in caught:  # tune()'s notes on the search, in this command's words
+            if issubclass(w.category, TuneWarning) and "max_trials" not in str(w.message):
                 say(f"note: {rename(str(w.message), names=finder)}")
-        # the task's own warnings (its code's, torch's), as Python shows them, each once
-        show_warnings([w for w in caught if not warned_by_lrkit(w)], shown=set())
+        # the others (the task's code's, torch's), as Python shows them, each once; the range
+        # test's own, whose interval the first lines give, are left out
+        others = (TuneWarning, LRFinderWarning)
+        show_warnings([w for w in caught if not issubclass(w.category, others)], shown=set())
     except StudySpaceError as exc:
         was = ", ".join(_option(k, a) for k, (a, _) in exc.conflicts.items())
         now = ", ".join(_option(k, b) for k, (_, b) in exc.conflicts.items())

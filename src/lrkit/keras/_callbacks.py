@@ -23,6 +23,7 @@ from ..feedback import (
     GuardBook,
     PlateauKwargs,
     as_metric,
+    settings_differ,
 )
 from ..feedback import ReduceOnPlateau as _PlateauCore
 from ..schedules import Schedule, as_schedule
@@ -114,10 +115,14 @@ class _LRScale(keras.metrics.Metric):  # type: ignore[misc]
         #: the fit() run that first used it: that run's callbacks apply their controllers'
         #: scales (restored controllers); later runs carry the value on
         self.seed_run: Any = None
-        #: the LRScheduler whose ``feedback=`` controller is saved with the multiplier (a weak
-        #: reference), and the controller state loaded with it, for that callback to take
+        #: the LRScheduler whose ``feedback=`` controller is saved with the multiplier while
+        #: its fit() runs (a weak reference), and the controller state loaded with it
         self.feedback_owner: Any = None
         self.saved_feedback: dict[str, Any] | None = None
+        #: set from a fit()'s set-up to its first epoch (where a BackupAndRestore loads the
+        #: backup): only a state loaded then is taken, by that fit's LRScheduler
+        self.armed = False
+        self.saved_in_fit = False
 
     def __reduce__(self) -> tuple[Any, ...]:
         # KerasSaveable pickles (and deep-copies) by saving a whole model: a plain copy here
@@ -161,6 +166,7 @@ class _LRScale(keras.metrics.Metric):  # type: ignore[misc]
         if "feedback" in keys:
             raw = np.asarray(store["feedback"], dtype=np.uint8).tobytes()
             self.saved_feedback = json.loads(raw.decode())
+            self.saved_in_fit = self.armed
         opt: Any = None if self._opt is None else self._opt()
         lr = getattr(opt, "_learning_rate", None)
         if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
@@ -1006,8 +1012,10 @@ class LRScheduler(_LRCallback):
     ``per="epoch"``: before each epoch the LR is ``schedule(epoch)``. With ``feedback`` (any
     :class:`lrkit.feedback.Feedback`) the LR is ``feedback.apply(schedule, step)`` and the
     metric ``monitor`` is fed to ``feedback.update`` at every epoch end; the controller's
-    state is saved with the optimizer's weights (``BackupAndRestore``, ``save_weights``) and
-    taken back by this callback at the first epoch after they are loaded. Cuts made by
+    state is saved with the optimizer's weights while the fit runs (``BackupAndRestore``,
+    ``ModelCheckpoint``), and a fit resumed by ``BackupAndRestore`` goes on from it when its
+    controller is built alike (weights loaded outside a fit leave the controller as given).
+    Cuts made by
     :class:`ReduceOnPlateau` and :class:`DivergenceGuard` on the same optimizer are kept (the
     value set is multiplied by them). The optimizer must hold a float learning rate; for an
     optimizer-side schedule (free per batch, saved with the model) use
@@ -1123,18 +1131,30 @@ class LRScheduler(_LRCallback):
         if self.per == "batch":
             _REWIND_LISTENERS.setdefault(opt, weakref.WeakSet()).add(self)
 
+    def set_model(self, model: Any) -> None:
+        super().set_model(model)
+        if self.feedback is not None and getattr(model, "optimizer", None) is not None:
+            # a fit() begins: a backup loaded before its first epoch is this run's to resume
+            _lr_scale(_inner_optimizer(model, "LRScheduler")).armed = True
+
     def _take_saved_feedback(self) -> None:
-        """The ``feedback=`` controller's state saved with the optimizer's multiplier, when
-        weights were loaded since (a ``BackupAndRestore`` resume, ``load_weights``): the
-        controller goes on from it, as its cuts and bookkeeping were when they were saved."""
+        """The ``feedback=`` controller's state saved with the optimizer's multiplier, when a
+        fit's set-up loaded weights (a ``BackupAndRestore`` resume): the controller goes on
+        from it, as its cuts and bookkeeping were when they were saved. A state loaded outside
+        a fit (``load_weights`` before a new stage) is not taken, nor one of a controller
+        built otherwise (said)."""
         scale = _lr_scale(_inner_optimizer(self.model, "LRScheduler"))
         saved, scale.saved_feedback = scale.saved_feedback, None
-        if saved is None or self.feedback is None:
+        in_fit, scale.saved_in_fit, scale.armed = scale.saved_in_fit, False, False
+        if saved is None or self.feedback is None or not in_fit:
             return
-        kind = type(self.feedback).__name__
         try:
-            if saved.get("type") != kind:
+            differ = settings_differ(self.feedback, saved.get("state"))
+            if differ == ["type"]:
+                kind = type(self.feedback).__name__
                 raise ValueError(f"it holds a {saved.get('type')}'s, not a {kind}'s")
+            if differ:
+                raise ValueError(f"built with other {', '.join(differ)}")
             self.feedback.load_state_dict(saved["state"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             warnings.warn(
@@ -1147,6 +1167,10 @@ class LRScheduler(_LRCallback):
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         for listeners in _REWIND_LISTENERS.values():
             listeners.discard(self)
+        scale = _lr_scale(_inner_optimizer(self.model, "LRScheduler"))
+        if scale.feedback_owner is not None and scale.feedback_owner() is self:
+            scale.feedback_owner = None  # saved while its fit() runs only
+        scale.armed = False
         _settle_lr(self.model)
 
     def _rewound(self, steps: int) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .._imports import lazy_exports
 from ._load import as_task, is_torch_tuple, load_target
-from ._loop import ForeignStudyError, StudySpaceError, check_range_test, tune
+from ._loop import ForeignStudyError, StudySpaceError, TuneWarning, check_range_test, tune
 from ._result import TuneResult
 from ._space import (
     BLIND_LR_RANGE,
@@ -52,6 +52,7 @@ __all__ = [
     "StudySpaceError",
     "Task",
     "TuneResult",
+    "TuneWarning",
     "as_task",
     "build_schedule",
     "check_metric",

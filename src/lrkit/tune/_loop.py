@@ -40,7 +40,7 @@ from ._storage import (
 from ._task import Reporter, Task, check_metric
 from ._task import optuna as _optuna
 
-__all__ = ["StudySpaceError", "check_range_test", "tune"]
+__all__ = ["StudySpaceError", "TuneWarning", "check_range_test", "tune"]
 
 #: Study user attrs written by :func:`tune`.
 ATTR_RANGE = "lrkit.lr_range"
@@ -49,6 +49,12 @@ ATTR_FINDER = "lrkit.finder"
 ATTR_TOTAL_STEPS = "lrkit.total_steps"
 #: The search space a study was created with (``families``, ``seeding``, ``total_steps``).
 ATTR_SPACE = "lrkit.space"
+
+
+class TuneWarning(UserWarning):
+    """A note of :func:`tune` on the search itself: the interval searched instead of the range
+    test's, a run stopped at ``max_trials``, a trial another worker had failed. ``lrkit tune``
+    prints these as ``note:`` lines and every other warning as Python shows it."""
 
 
 class StudySpaceError(ValueError):
@@ -415,6 +421,7 @@ def _resolve_range(
         warnings.warn(
             "seeding='finder' but the task has no range_test: searching the blind interval "
             f"{BLIND_LR_RANGE}",
+            TuneWarning,
             stacklevel=3,
         )
         return BLIND_LR_RANGE, "blind", None
@@ -456,6 +463,7 @@ def _range_from_test(
     except ValueError as exc:
         warnings.warn(
             f"the range test gave no usable interval ({exc}); searching {BLIND_LR_RANGE}",
+            TuneWarning,
             stacklevel=stacklevel,
         )
         return BLIND_LR_RANGE, "blind", None
@@ -973,6 +981,7 @@ def tune(
                         f"stopped after this run started max_trials={max_trials} trials, with "
                         f"{complete} of {n_trials} COMPLETE in the study (the others were pruned, "
                         "diverged or failed); running again starts up to max_trials more",
+                        TuneWarning,
                         stacklevel=2,
                     )
                     break
@@ -1020,6 +1029,7 @@ def tune(
                         f"trial {number} finished here after another worker had marked it FAIL "
                         "(its heartbeat had stopped, e.g. while this process was paused); its "
                         "result is not stored, the retried copy of the trial carries on",
+                        TuneWarning,
                         stacklevel=2,
                     )
                 if stopped:
