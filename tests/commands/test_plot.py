@@ -411,3 +411,26 @@ def test_a_schedule_longer_than_a_plot_says_where_it_ends(capsys) -> None:
     assert main(["plot", spec, "--height", "4", "--width", "30"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.endswith(f"; the schedule runs to step {2 * n}, a plot to 2**53 - 1")
+
+
+def test_an_image_on_a_log_axis_leaves_out_the_zeros_and_counts_them(tmp_path, monkeypatch):
+    """As the terminal plot: a value of 0 has no place on a log axis (it was drawn as a fall
+    to the frame's bottom, like a tiny LR)."""
+    pytest.importorskip("matplotlib")
+    import lrkit._figure
+
+    drawn = []
+    real = lrkit._figure.save_figure
+    monkeypatch.setattr(lrkit._figure, "save_figure", lambda fig, *a, **k: drawn.append(fig)
+                        or real(fig, *a, **k))  # fmt: skip
+    spec = "join([warmup(0, 0.1, 100), cosine(0.1, 900)], [100])"
+    assert main(["plot", spec, "-o", str(tmp_path / "j.png"), "--log"]) == 0
+    (ax,) = drawn[0].axes
+    y = ax.lines[0].get_ydata()
+    assert int(np.isnan(y).sum()) == 2 and np.nanmin(y) > 0
+    assert [t.get_text() for t in ax.texts] == ["2 values <= 0 not drawn on the log axis"]
+    # on a linear axis every value is drawn, and nothing is said
+    drawn.clear()
+    assert main(["plot", spec, "-o", str(tmp_path / "k.png")]) == 0
+    assert not np.isnan(drawn[0].axes[0].lines[0].get_ydata()).any()
+    assert list(drawn[0].axes[0].texts) == []

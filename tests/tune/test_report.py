@@ -38,3 +38,14 @@ def test_the_edge_marker_is_in_the_legend_only_when_a_trial_is_drawn_at_the_edge
              pruner="none", seed=0, progress=False)  # fmt: skip
     fig = r.plot(None)
     assert EDGE in _legend(fig)  # 100.0 is beyond the detailed range: a triangle at the edge
+
+
+def test_a_title_that_is_no_text_is_refused_as_every_plot_refuses_it(tmp_path: Any) -> None:
+    pytest.importorskip("matplotlib")
+    r = tune(Task(lambda s, rep: 1.0, total_steps=10), n_trials=2, seeding="blind",
+             pruner="none", seed=0, progress=False)  # fmt: skip
+    for title in (5, ["a"]):
+        with pytest.raises(ValueError, match=r"^title must be a string or None, got "):
+            r.plot(str(tmp_path / "t.png"), title=title)  # type: ignore[arg-type]
+    assert not (tmp_path / "t.png").exists()
+    assert r.plot(str(tmp_path / "t.png"), title="search").texts[0].get_text() == "search"

@@ -106,6 +106,8 @@ def _title_lines(spec: str, width: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .._figure import draw_curve, draw_grid, save_figure
     from .._files import IMAGE_TYPES, check_output, write_file_whole
     from ..textplot import MAX_STEP, natural_steps, nothing_to_plot, plot_steps, text_plot
@@ -151,7 +153,17 @@ def run(args: argparse.Namespace) -> int:
             return err(install_hint("matplotlib", "plot", feature="-o/--output"))
         fig = Figure(figsize=(8, 4))
         ax = fig.add_subplot()
-        draw_curve(ax, steps, lrs, lw=1.5)  # one finite point too
+        drawn = np.asarray(lrs, dtype=float)
+        hidden = 0
+        if args.log:  # a value <= 0 has no place on a log axis: left out and counted
+            below = drawn <= 0
+            hidden = int(below.sum())
+            drawn = np.where(below, np.nan, drawn)
+        draw_curve(ax, steps, drawn, lw=1.5)  # one finite point too
+        if hidden:
+            s = "" if hidden == 1 else "s"
+            ax.text(0.99, 0.02, f"{hidden} value{s} <= 0 not drawn on the log axis",
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=8)  # fmt: skip
         ax.set_xlabel("step")
         ax.set_ylabel("learning rate")
         draw_grid(ax)  # opaque: PostScript draws no transparency

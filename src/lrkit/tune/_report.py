@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .._figure import check_path, draw_grid, new_figure, save_figure
+from .._figure import check_path, check_title, draw_grid, new_figure, save_figure
 from .._format import round_floats, wrap_spec
 from .._imports import require
 from .._runtime import is_rank0
@@ -72,6 +72,7 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
     open circles at their last reported value (at the edge when worse) and diverged trials as
     crosses at the edge, so every trial stays visible."""
     check_path(path)
+    check_title(title)
     require("matplotlib", "plot", feature="TuneResult.plot")
     from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
