@@ -193,6 +193,9 @@ def test_spec_positional_and_bare_words() -> None:
         ("cosine(0.1, 100) extra", 17, "expected end of input"),
         ("cosine(0.1, tmax=100)", 12, "no parameter 'tmax'"),
         ("cosine(0.1; 100)", 10, "unexpected character ';'"),
+        ('cosine(0.1, 100, eta_min="x)', 25, 'unterminated string: the " is never closed'),
+        # given by position and by keyword: at the keyword's value
+        ("cosine(0.1, 10, eta_min=0.05, total_steps=20)", 42, "'total_steps' given twice"),
         ("cosine(lr=0.1, 100)", 15, "positional argument after keyword"),
         ("[1, 2]", 0, "schedule name"),
         # a bad argument: the error points at its value

@@ -146,6 +146,8 @@ def _tokenize(text: str) -> list[_Tok]:
             at = _function_call(text, pos) if "function" not in REGISTRY else None
             if at is not None:
                 raise SpecError(_FUNCTION, text, at)
+            if text[pos] in "\"'":  # a quote that no string token matched: never closed
+                raise SpecError(f"unterminated string: the {text[pos]} is never closed", text, pos)
             raise SpecError(f"unexpected character {text[pos]!r}", text, pos)
         kind = m.lastgroup or ""
         if kind != "ws":
@@ -323,8 +325,9 @@ class _Parser:
             args = [args]  # add(a, b, ...) as add([a, b, ...])
             one_by_one = spots
         for name, value in zip(order, args):
-            if name in kwargs:
-                raise SpecError(f"parameter {V.fmt(name)} given twice", self.text, name_tok.pos)
+            if name in kwargs:  # by position and by keyword: at the keyword's value
+                at = where.get(name, name_tok.pos)
+                raise SpecError(f"parameter {V.fmt(name)} given twice", self.text, at)
             kwargs[name] = value
         missing = _missing(cls, kwargs)
         if missing:
