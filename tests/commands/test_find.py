@@ -608,3 +608,14 @@ def test_check_runs_on_data_that_runs_out_say_so_in_the_commands_words(user_modu
                          for ln in lines)  # fmt: skip
     assert "--train-steps 20 asked for more" in lines[0] and "return a list" in lines[0]
     assert "RuntimeWarning" not in err and "find.py" not in err
+    # said whatever the user's warning filters are: it is the command's own diagnostic
+    import warnings
+
+    for action in ("ignore", "error"):
+        with warnings.catch_warnings():
+            warnings.simplefilter(action)
+            assert (
+                main(["find", f"{user_module}:make_gen", "--train-steps", "20", "--no-plot"]) == 0
+            )
+        again = [ln for ln in capsys.readouterr().out.splitlines() if "data ran out" in ln]
+        assert again == lines

@@ -429,6 +429,14 @@ def test_an_image_on_a_log_axis_leaves_out_the_zeros_and_counts_them(tmp_path, m
     y = ax.lines[0].get_ydata()
     assert int(np.isnan(y).sum()) == 2 and np.nanmin(y) > 0
     assert [t.get_text() for t in ax.texts] == ["2 values <= 0 not drawn on the log axis"]
+    assert len(ax.lines) == 1  # no point stands alone
+    # points between values left out join no line: drawn as dots
+    drawn.clear()
+    assert main(["plot", "cyclic(0, 0.1, 1)", "--steps", "12", "--log", "-o",
+                 str(tmp_path / "c.png")]) == 0  # fmt: skip
+    curve, dots = drawn[0].axes[0].lines
+    assert dots.get_xdata().tolist() == [1, 3, 5, 7, 9, 11]
+    assert dots.get_ydata().tolist() == [0.1] * 6
     # on a linear axis every value is drawn, and nothing is said
     drawn.clear()
     assert main(["plot", spec, "-o", str(tmp_path / "k.png")]) == 0

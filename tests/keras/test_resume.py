@@ -157,6 +157,27 @@ def test_backup_and_restore_keeps_an_lr_schedulers_feedback_controller(tmp_path)
     assert other.feedback.scale == 1.0 and other.feedback.factor == 0.9
 
 
+def test_an_lr_scheduler_without_feedback_beside_one_with_it_leaves_it_the_state(tmp_path):
+    metric = [1.0, 1.0, 1.0, 1.0]
+
+    class Flat(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["m"] = metric[epoch]
+
+    def callbacks():
+        fb = lk.LRScheduler(SCHED, feedback=Core(factor=0.5, patience=0), monitor="m")
+        return [Flat(), lk.LRScheduler(SCHED, per="epoch"), fb]
+
+    whole = callbacks()
+    _fit(_model("float"), whole)
+    path = str(tmp_path / "backup")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _fit(_model("float"), [*callbacks(), keras.callbacks.BackupAndRestore(path), _Interrupt()])
+    resumed = callbacks()
+    _fit(_model("float"), [*resumed, keras.callbacks.BackupAndRestore(path)])
+    assert resumed[2].feedback.state_dict() == whole[2].feedback.state_dict()
+
+
 def test_weights_loaded_before_a_new_fit_leave_its_feedback_controller_as_built(tmp_path):
     """A new stage (load_weights of an earlier run's best weights, then a fit with a fresh
     LRScheduler) keeps the controller it is given: only a fit's own BackupAndRestore resume
@@ -172,9 +193,10 @@ def test_weights_loaded_before_a_new_fit_leave_its_feedback_controller_as_built(
     path = str(tmp_path / "best.weights.h5")
     _fit(model, [Flat(), first, keras.callbacks.ModelCheckpoint(path, save_weights_only=True)])
     assert first.feedback.scale == 0.125
-    model.load_weights(path)
     for fb in (Core(factor=0.5, patience=0), Core(factor=0.9, patience=5)):  # alike or not
         second = lk.LRScheduler(SCHED, feedback=fb, monitor="m")
+        model.evaluate(X, Y, verbose=0, callbacks=[second])  # its set-up is no fit's
+        model.load_weights(path)
         log = lk.LRLogger("batch")
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)

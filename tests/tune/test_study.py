@@ -876,6 +876,22 @@ def test_cli_quiet_with_nothing_finished_is_one_line_not_a_traceback(
     assert json.loads((tmp_path / "quiet.json").read_text())["best"] is None
 
 
+def test_cli_says_its_notes_under_a_users_error_filter(nan_module: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    """lrkit's notes on the search are the command's to say: an "error" warning filter (a
+    CI's PYTHONWARNINGS=error) does not turn them into a traceback."""
+    import warnings
+
+    from lrkit.cli import main
+
+    argv = ["tune", f"{nan_module}:every_other", "--trials", "1", "--storage", "sqlite:///e.db",
+            "--study", "e", "--no-progress", "--plot", "none"]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "note: --seeding finder (the default) but the task has no range_test" in out + err
+
+
 def test_cli_json_marks_the_diverged_trials(nan_module: str, capsys) -> None:  # type: ignore[no-untyped-def]
     import json
 

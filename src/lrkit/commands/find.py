@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 import time
 import warnings
@@ -528,7 +529,9 @@ def _check(
                 rng.restore()
             else:
                 model, opt, loss_fn, data, val = make(lr)
-            with warnings.catch_warnings(record=True) as caught:  # under the user's filters
+            with warnings.catch_warnings(record=True) as caught:  # under the user's filters,
+                # but the data running out, which this command says in its words
+                warnings.filterwarnings("always", re.escape(RAN_OUT), RuntimeWarning)
                 hist = fit(
                     model,
                     optimizer=opt,

@@ -159,8 +159,15 @@ def run(args: argparse.Namespace) -> int:
             below = drawn <= 0
             hidden = int(below.sum())
             drawn = np.where(below, np.nan, drawn)
-        draw_curve(ax, steps, drawn, lw=1.5)  # one finite point too
-        if hidden:
+        line = draw_curve(ax, steps, drawn, lw=1.5)  # one finite point too
+        if hidden:  # a point between two left out joins no line: drawn as a dot
+            ok = np.isfinite(drawn)
+            before = np.concatenate([[False], ok[:-1]])
+            after = np.concatenate([ok[1:], [False]])
+            alone = ok & ~before & ~after
+            if alone.any() and int(ok.sum()) > 1:
+                ax.plot(np.asarray(steps)[alone], drawn[alone], "o", ms=3,
+                        color=line.get_color())  # fmt: skip
             s = "" if hidden == 1 else "s"
             ax.text(0.99, 0.02, f"{hidden} value{s} <= 0 not drawn on the log axis",
                     transform=ax.transAxes, ha="right", va="bottom", fontsize=8)  # fmt: skip

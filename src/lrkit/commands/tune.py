@@ -539,8 +539,11 @@ def _tune(args: argparse.Namespace) -> int:
             raise rename(exc, names=OPTIONS) from None
         task = _guarded(task, None if args.demo else args.target, lrkit_trains=lrkit_trains)
         searching = True  # an interrupt from here on leaves a study to continue
-        # recorded under the user's warning filters (an "error" filter raises where it would)
+        # recorded under the user's warning filters (an "error" filter raises where it would),
+        # lrkit's own notes whatever they are: this command says them in its words
         with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TuneWarning)
+            warnings.simplefilter("ignore", LRFinderWarning)  # the first lines give the interval
             result = tune(
                 task,
                 n_trials=args.trials,
@@ -565,10 +568,8 @@ def _tune(args: argparse.Namespace) -> int:
         for w in caught:  # tune()'s notes on the search, in this command's words
             if issubclass(w.category, TuneWarning) and "max_trials" not in str(w.message):
                 say(f"note: {rename(str(w.message), names=finder)}")
-        # the others (the task's code's, torch's), as Python shows them, each once; the range
-        # test's own, whose interval the first lines give, are left out
-        others = (TuneWarning, LRFinderWarning)
-        show_warnings([w for w in caught if not issubclass(w.category, others)], shown=set())
+        # the others (the task's code's, torch's), as Python shows them, each once
+        show_warnings([w for w in caught if not issubclass(w.category, TuneWarning)], shown=set())
     except StudySpaceError as exc:
         was = ", ".join(_option(k, a) for k, (a, _) in exc.conflicts.items())
         now = ", ".join(_option(k, b) for k, (_, b) in exc.conflicts.items())

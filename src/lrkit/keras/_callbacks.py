@@ -119,10 +119,11 @@ class _LRScale(keras.metrics.Metric):  # type: ignore[misc]
         #: its fit() runs (a weak reference), and the controller state loaded with it
         self.feedback_owner: Any = None
         self.saved_feedback: dict[str, Any] | None = None
-        #: set from a fit()'s set-up to its first epoch (where a BackupAndRestore loads the
-        #: backup): only a state loaded then is taken, by that fit's LRScheduler
-        self.armed = False
-        self.saved_in_fit = False
+        #: the model (a weak reference, set by an LRScheduler) and the fit() that was running
+        #: when a controller state was loaded (a BackupAndRestore's resume): only that fit's
+        #: LRScheduler takes it, not a later one (``load_weights`` before a new stage)
+        self.model_ref: Any = None
+        self.saved_run: Any = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # KerasSaveable pickles (and deep-copies) by saving a whole model: a plain copy here
@@ -153,7 +154,13 @@ class _LRScale(keras.metrics.Metric):  # type: ignore[misc]
         owner = None if self.feedback_owner is None else self.feedback_owner()
         feedback = getattr(owner, "feedback", None)
         if feedback is not None:  # an LRScheduler's feedback= controller: its whole state
-            text = json.dumps({"type": type(feedback).__name__, "state": feedback.state_dict()})
+            text = json.dumps(
+                {
+                    "type": type(feedback).__name__,
+                    "monitor": getattr(owner, "monitor", None),
+                    "state": feedback.state_dict(),
+                }
+            )
             store["feedback"] = np.frombuffer(text.encode(), dtype=np.uint8).copy()
 
     def load_own_variables(self, store: Any) -> None:
@@ -166,7 +173,8 @@ class _LRScale(keras.metrics.Metric):  # type: ignore[misc]
         if "feedback" in keys:
             raw = np.asarray(store["feedback"], dtype=np.uint8).tobytes()
             self.saved_feedback = json.loads(raw.decode())
-            self.saved_in_fit = self.armed
+            model = None if self.model_ref is None else self.model_ref()
+            self.saved_run = None if model is None else _fit_run(model)
         opt: Any = None if self._opt is None else self._opt()
         lr = getattr(opt, "_learning_rate", None)
         if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
@@ -1134,8 +1142,8 @@ class LRScheduler(_LRCallback):
     def set_model(self, model: Any) -> None:
         super().set_model(model)
         if self.feedback is not None and getattr(model, "optimizer", None) is not None:
-            # a fit() begins: a backup loaded before its first epoch is this run's to resume
-            _lr_scale(_inner_optimizer(model, "LRScheduler")).armed = True
+            # the fit() a state is loaded in (a BackupAndRestore's) is read off the model
+            _lr_scale(_inner_optimizer(model, "LRScheduler")).model_ref = weakref.ref(model)
 
     def _take_saved_feedback(self) -> None:
         """The ``feedback=`` controller's state saved with the optimizer's multiplier, when a
@@ -1144,10 +1152,15 @@ class LRScheduler(_LRCallback):
         a fit (``load_weights`` before a new stage) is not taken, nor one of a controller
         built otherwise (said)."""
         scale = _lr_scale(_inner_optimizer(self.model, "LRScheduler"))
-        saved, scale.saved_feedback = scale.saved_feedback, None
-        in_fit, scale.saved_in_fit, scale.armed = scale.saved_in_fit, False, False
-        if saved is None or self.feedback is None or not in_fit:
+        saved = scale.saved_feedback
+        if saved is None or self.feedback is None:
             return
+        run = _fit_run(self.model)
+        if run is None or scale.saved_run is not run:  # loaded outside this fit: not its own
+            return
+        if saved.get("monitor", self.monitor) != self.monitor:  # another LRScheduler's
+            return
+        scale.saved_feedback = scale.saved_run = None
         try:
             differ = settings_differ(self.feedback, saved.get("state"))
             if differ == ["type"]:
@@ -1170,7 +1183,6 @@ class LRScheduler(_LRCallback):
         scale = _lr_scale(_inner_optimizer(self.model, "LRScheduler"))
         if scale.feedback_owner is not None and scale.feedback_owner() is self:
             scale.feedback_owner = None  # saved while its fit() runs only
-        scale.armed = False
         _settle_lr(self.model)
 
     def _rewound(self, steps: int) -> None:
