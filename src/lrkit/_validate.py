@@ -278,6 +278,14 @@ def sorted_ints(
     return out
 
 
+def keywords(fn: Any) -> tuple[list[str], bool]:
+    """The names ``fn`` takes by keyword (``self`` left out), and whether it also takes
+    ``**kwargs``: what :func:`options` checks a call's keywords against."""
+    params = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+    named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return named, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
 def options(
     where: str, given: Any, allowed: Sequence[str], hints: Mapping[str, str] | None = None
 ) -> None:

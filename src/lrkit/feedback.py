@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import inspect
 import math
 import warnings
 from abc import ABC, abstractmethod
@@ -461,9 +460,9 @@ def _init_keywords(cls: type) -> frozenset[str] | None:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
-        params = list(inspect.signature(init).parameters.values())[1:]
-        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
+        named, more = v.keywords(init)
+        names.update(named)
+        if not more:
             return frozenset(names)
     return None
 

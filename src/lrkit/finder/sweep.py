@@ -86,13 +86,7 @@ def check_finder_kwargs(
     own (``val_data``, ``probe_data``, ...) and the sweep options."""
     import inspect
 
-    target = finder.__init__ if inspect.isclass(finder) else finder
-    params = list(inspect.signature(target).parameters.values())
-    own = [
-        p.name
-        for p in params
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
-    ]
+    own, _ = V.keywords(finder.__init__ if inspect.isclass(finder) else finder)
     allowed = sorted({*own, *(f.name for f in fields(SweepOptions))})
     rest = {k: v for k, v in given.items() if k != "method"}  # rule's alias
     V.options(where, rest, allowed, {**_SWEEP_HINTS, **(hints or {})})

@@ -550,8 +550,6 @@ class ReduceOnPlateau(_LRCallback):
                 )
 
 
-_KERAS_PLATEAU_OPTIONS = ("monitor", "factor", "patience", "verbose", "mode", "min_delta",
-                          "cooldown", "min_lr")  # fmt: skip
 _KERAS_PLATEAU_HINTS = {
     "epsilon": "Keras 2's name of min_delta",
     "threshold": "use min_delta",
@@ -594,8 +592,8 @@ class ReduceLROnPlateau(ReduceOnPlateau):
         **unknown: Any,
     ) -> None:
         # Keras 3's own ignores unknown keywords; a Keras 2 name gets a pointer to its option
-        V.options("lrkit.keras.ReduceLROnPlateau", unknown, _KERAS_PLATEAU_OPTIONS,
-                  _KERAS_PLATEAU_HINTS)  # fmt: skip
+        named, _ = V.keywords(ReduceLROnPlateau.__init__)  # its own: Keras' arguments
+        V.options("lrkit.keras.ReduceLROnPlateau", unknown, named, _KERAS_PLATEAU_HINTS)
         patience = V.integer("patience", patience, 0)
         cooldown = V.integer("cooldown", cooldown, 0)
         self.min_lr = V.non_negative("min_lr", min_lr)
