@@ -499,6 +499,8 @@ def test_warning_is_emitted_for_unusable_curve():
         ({"rule": "nope"}, "rule"),
         ({"total_steps": 0}, "total_steps"),
         ({"amp": "yes"}, "amp"),
+        ({"amp": torch.int8}, r"^amp must be True, False, torch.float16 or torch.bfloat16 "),
+        ({"amp": torch.float32}, r"^amp must be True, False, torch.float16 or torch.bfloat16 "),
     ],
 )
 def test_bad_arguments(kw, param):

@@ -175,6 +175,33 @@ def test_groups_with_lrs_of_their_own_and_no_optimizer_lr_are_swept_at_one_lr_wi
     assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-2]
 
 
+@pytest.mark.parametrize("lr", [None, 0.0])
+def test_a_group_frozen_at_lr_0_stays_frozen_when_the_ratios_cannot_be_read(lr):
+    """A frozen backbone (lr=0) beside a head at its own lr, without the optimizer's lr: the
+    frozen group's ratio, 0, does not depend on that lr, so it is kept (and, the other group
+    being alone at its LR, there is nothing to warn of); beside two groups at different LRs
+    the warning stays and the frozen group is still not trained."""
+    model = _model()
+    opt = _sgd(model, (0.0, 1e-2), **({} if lr is None else {"lr": lr}))
+    frozen = [p.detach().clone() for p in model[0].parameters()]
+    (_, swept, seen), caught = _recorded_warnings(lambda: _sweep(model, opt))
+    assert caught == []
+    assert seen == [[0.0, lr] for lr in swept]
+    assert [g["lr"] for g in opt.param_groups] == [0.0, 1e-2]
+
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
+    groups = [
+        {"params": model[i].parameters(), "lr": v} for i, v in zip((0, 2, 4), (0.0, 1e-4, 1e-2))
+    ]
+    opt = torch.optim.SGD(groups, **({} if lr is None else {"lr": lr}))
+    frozen = [p.detach().clone() for p in model[0].parameters()]
+    (_, swept, seen), caught = _recorded_warnings(lambda: _sweep(model, opt))
+    assert len(caught) == 1
+    assert "sweeps every group not frozen at lr=0 at one LR" in str(caught[0].message)
+    assert seen == [[0.0, lr, lr] for lr in swept]
+    assert all(torch.equal(p, f) for p, f in zip(model[0].parameters(), frozen))
+
+
 @pytest.mark.parametrize("lrs", [(1e-4, 1e-3), (0.02, 0.02)])
 def test_groups_whose_ratios_are_read_give_no_warning(lrs):
     """Under SGD's default lr (1e-3): a group at it gives the ratios (1e-4 is 0.1x); groups at

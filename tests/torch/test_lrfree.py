@@ -259,6 +259,20 @@ def _bn_state(model):
             bn.momentum)  # fmt: skip
 
 
+def test_a_forward_taking_other_arguments_is_refused_before_the_statistics_change():
+    model = _model()
+    _train(model, torch.optim.SGD(model.parameters(), lr=0.01), _data(), epochs=1)
+    before = _bn_state(model)
+    message = r"^forward must be a callable forward\(model, batch\), taking 2 positional "
+    with pytest.raises(TypeError, match=message + r"arguments; got <lambda>\(batch\)$"):
+        reestimate_batchnorm(model, _data(), forward=lambda batch: batch)
+    assert _same_bn(_bn_state(model), before)
+    opt = schedule_free(model.parameters(), lr=0.05)
+    with pytest.raises(TypeError, match=message):
+        finalize(model, opt, bn_data=_data(), forward=lambda batch: batch)
+    assert _same_bn(_bn_state(model), before)
+
+
 def _same_bn(a, b):
     return all(torch.equal(x, y) for x, y in zip(a[:3], b[:3])) and a[3] == b[3]
 

@@ -161,6 +161,12 @@ def test_no_batch_is_drawn_and_dropped() -> None:
         ({"data": 5}, ValueError, r"^data must be an iterable"),
         ({"on_step": 5}, TypeError, r"^on_step must be a callable"),
         ({"on_epoch": "x"}, TypeError, r"^on_epoch must be a callable"),
+        ({"on_step": lambda loss: None}, TypeError,
+         r"^on_step must be a callable on_step\(step, loss\), taking 2 positional arguments; "
+         r"got <lambda>\(loss\)$"),
+        ({"on_epoch": lambda: None}, TypeError,
+         r"^on_epoch must be a callable on_epoch\(epoch\), taking 1 positional argument; "),
+        ({"loss_fn": lambda out: out}, TypeError, r"^loss_fn must be a callable loss_fn\(output, "),
         ({"optimizer": None}, ValueError, r"^optimizer must be a torch optimizer"),
         ({"loss_fn": 3}, TypeError, r"^loss_fn must be a callable"),
         ({"stop_on_nonfinite": "no"}, ValueError, r"^stop_on_nonfinite must be True or False"),

@@ -582,7 +582,8 @@ def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float] | None:
     the swept LR) when every ratio is 1 (one group, or groups that share one LR), or when the
     scheduler could not read their ratios (every group sets its own lr and the optimizer's is
     its default, or none): then one ``UserWarning`` says that the groups are swept at one
-    LR."""
+    LR. A group frozen at ``lr=0`` keeps its ratio, 0, either way (no warning when the
+    other groups share one LR)."""
     groups = optimizer.param_groups
     from ._scheduler import group_ratios
 
@@ -592,6 +593,12 @@ def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float] | None:
         ratios = group_ratios(optimizer)
     except ValueError:  # groups at different LRs (one LR reads as ratios of 1)
         lrs = [float(g.get("initial_lr", g["lr"])) for g in groups]
+        # a group frozen at lr=0 stays frozen whatever the swept LR stands for: its ratio, 0,
+        # does not depend on the optimizer's lr
+        kept = [0.0 if v == 0.0 else 1.0 for v in lrs]
+        frozen = 0.0 in kept
+        if len({v for v in lrs if v != 0.0}) <= 1:  # the others share one LR: swept at it
+            return kept if frozen else None
         default = optimizer.defaults.get("lr")
         name = type(optimizer).__name__
         why = (
@@ -601,14 +608,15 @@ def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float] | None:
         )
         warnings.warn(
             f"optimizer: every param group sets its own lr ({', '.join(f'{v:g}' for v in lrs)}) "
-            f"and {why}, so the range test sweeps every group at one LR, not keeping their "
+            f"and {why}, so the range test sweeps every group"
+            f"{' not frozen at lr=0' if frozen else ''} at one LR, not keeping their "
             "ratios; pass lr= to the optimizer (e.g. the first group's lr) to keep them: each "
             "group is then swept at its lr / that lr times the swept LR, as "
             "lrkit.torch.scheduler applies a schedule",
             UserWarning,
             stacklevel=caller_level(),
         )
-        return None
+        return kept if frozen else None
     if all(r == 1.0 for r in ratios):
         return None
     return ratios
@@ -745,10 +753,11 @@ def find_lr(
     Hugging Face ``BatchEncoding``). The optimizer's own step hooks run on the sweep's steps;
     an :class:`EffectiveLRLogger` leaves them out.
 
-    ``amp=True`` (or a dtype) runs the forward pass under ``torch.autocast`` (float16 on CUDA,
-    bfloat16 elsewhere by default); with a ``torch.amp.GradScaler`` as ``scaler`` the loss is
-    scaled, and a step the scaler skips (inf/NaN gradients) is retried at the same LR on the
-    next batch (at most ``max_skipped`` times in a row). Every ``eval_every`` steps the mean
+    ``amp=True`` (or ``torch.float16`` / ``torch.bfloat16``) runs the forward pass under
+    ``torch.autocast`` (float16 on CUDA, bfloat16 elsewhere by default); with a
+    ``torch.amp.GradScaler`` as ``scaler`` the loss is scaled, and a step the scaler skips
+    (inf/NaN gradients) is retried at the same LR on the next batch (at most ``max_skipped``
+    times in a row). Every ``eval_every`` steps the mean
     loss on a fixed set of held batches is measured (eval mode, no grad): ``val_data`` (a few
     batches, kept in memory) or, without it, the first ``eval_batches`` batches of ``data``
     (taken before the sweep; trained on again only if ``data`` runs out and repeats); the
@@ -798,7 +807,7 @@ def find_lr(
     check_optimizer_of(model, optimizer)
     if step is None and loss_fn is None:
         raise ValueError("loss_fn must be a callable loss_fn(output, target) when step is None")
-    V.optional_callable("loss_fn", loss_fn, "loss_fn(output, target)")
+    V.optional_callable("loss_fn", loss_fn, "loss_fn(output, target)", 2)
     V.optional_callable("step", step, "step(model, batch) -> loss", 2)
     V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
     V.optional_callable("before_step", before_step, "before_step(optimizer)", 1)
@@ -823,10 +832,13 @@ def find_lr(
         amp_dtype: torch.dtype | None = torch.float16 if dev.type == "cuda" else torch.bfloat16
     elif amp is False or amp is None:
         amp_dtype = None
-    elif isinstance(amp, torch.dtype):
+    elif amp in (torch.float16, torch.bfloat16):  # the dtypes torch.autocast runs in
         amp_dtype = amp
     else:
-        raise ValueError(f"amp must be a bool or a torch.dtype, got {amp!r}")
+        raise ValueError(
+            "amp must be True, False, torch.float16 or torch.bfloat16 (the dtypes "
+            f"torch.autocast runs in), got {amp!r}"
+        )
     _check_scaler(scaler)
     ratios = _group_ratios(optimizer)  # may warn: before the snapshot, nothing to restore yet
     sf_to_train = _check_lrfree(optimizer, train_mode=train_mode, warn=warn)

@@ -151,8 +151,9 @@ def fit(
     _refuse_closure(optimizer, "fit")
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {loss_fn!r}")
-    V.optional_callable("on_step", on_step, "on_step(step, loss)")
-    V.optional_callable("on_epoch", on_epoch, "on_epoch(epoch)")
+    V.takes("loss_fn", loss_fn, "loss_fn(output, target)", 2)
+    V.optional_callable("on_step", on_step, "on_step(step, loss)", 2)
+    V.optional_callable("on_epoch", on_epoch, "on_epoch(epoch)", 1)
     V.flag("stop_on_nonfinite", stop_on_nonfinite)
     if isinstance(schedule, ReduceLROnPlateau):
         raise ValueError(
@@ -245,6 +246,7 @@ def evaluate(
     check_module(model)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {loss_fn!r}")
+    V.takes("loss_fn", loss_fn, "loss_fn(output, target)", 2)
     if not hasattr(data, "__iter__"):
         raise ValueError(
             f"data must be an iterable of (input, target) batches, got {type(data).__name__}"
