@@ -409,6 +409,10 @@ def test_finder_rejects_bad_options() -> None:
             f"{name} must be an iterable of batches (a list, a generator, a loader, or None), "
             "got int"
         )
+        for empty in ([], ()):
+            with pytest.raises(ValueError) as info:
+                LRFinder(**{name: empty})
+            assert str(info.value) == f"{name} must yield at least one batch, got an empty iterable"
     with pytest.raises(ValueError, match=r"^val_data is given but eval_batches=0"):
         LRFinder(val_data=[(torch.zeros(1), torch.zeros(1))], eval_batches=0)
 

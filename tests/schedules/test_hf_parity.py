@@ -141,6 +141,27 @@ def test_cosine_with_restarts_whose_cycles_do_not_divide_the_decay(warmup, total
     assert S.parse(str(joined)) == joined
 
 
+@pytest.mark.parametrize(
+    ("warmup", "total", "cycles", "missed"),
+    [(0, 50, 50, [29]), (0, 44, 22, [30]), (0, 1000, 50, [580]), (100, 1100, 50, [680])],
+)
+def test_cosine_with_restarts_where_transformers_rounds_past_a_restart(
+    warmup, total, cycles, missed
+) -> None:
+    """docs/hf.md: with many cycles, transformers' ``(num_cycles * progress) % 1`` can round to
+    just below 1 at a step where a cycle ends (29 * 50 / 50 reads 0.99999...); it gives that
+    step the cycle's end, 0, where ``cosine_restarts`` restarts at ``lr``. Every other step
+    agrees."""
+    hf, _ = _hf_run("cosine_with_restarts", {"num_cycles": cycles}, warmup=warmup, total=total)
+    ours = S.with_warmup(S.cosine_restarts(LR, T_0=(total - warmup) / cycles), warmup_steps=warmup)
+    values = ours.values(np.arange(total))
+    differ = np.nonzero(~np.isclose(values, hf, rtol=1e-12, atol=1e-15 * LR))[0].tolist()
+    assert differ == missed
+    for t in missed:  # a whole number of cycles: a restart, read by HF as the end of one
+        assert ((t - warmup) * cycles) % (total - warmup) == 0
+        assert hf[t] == 0.0 and values[t] == LR
+
+
 ALL_WARMUP = [
     ("linear", {}),
     ("cosine", {}),

@@ -759,7 +759,8 @@ def check_scored(
 def check_batches_type(data: Any, *, name: str, none: bool = False) -> None:
     """A one-line ``ValueError`` naming ``name`` when ``data`` is not an iterable of batches
     (``None`` too, with ``none``), without reading it: what every finder checks of its
-    ``val_data`` and ``probe_data`` before anything runs."""
+    ``val_data`` and ``probe_data`` before anything runs; an empty list or tuple too (what
+    :func:`held_batches` would refuse when it reads it)."""
     if none and data is None:
         return
     if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
@@ -767,6 +768,8 @@ def check_batches_type(data: Any, *, name: str, none: bool = False) -> None:
         raise ValueError(
             f"{name} must be an iterable of batches ({kinds}), got {type(data).__name__}"
         )
+    if isinstance(data, (list, tuple)) and not data:
+        raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
 
 
 def held_batches(
