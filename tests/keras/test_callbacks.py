@@ -202,6 +202,51 @@ def test_a_divergence_in_an_epochs_last_batch_is_restored_before_validation():
     assert np.isfinite(h.history["val_loss"][0]) and np.isfinite(seen).all()
 
 
+class _BlowUp(keras.callbacks.Callback):
+    """Multiplies the first kernel by 1e4 as batch ``batch`` of epoch ``epoch`` begins, and
+    records each batch's logged loss (Keras' running mean over the epoch's batches)."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at, self.epoch, self.means = (epoch, batch), -1, {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            kernel = self.model.layers[0].kernel
+            kernel.assign(kernel * 1e4)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.means[self.epoch, batch] = float(logs["loss"])
+
+
+@pytest.mark.parametrize("validate", [False, True])
+@pytest.mark.parametrize("bad", [6, 7])
+def test_a_divergence_judged_at_the_epochs_end_leaves_its_loss_out_of_the_logs(bad, validate):
+    """A divergence in an epoch's last two batches is judged once Keras has read the epoch's
+    training loss, which holds the diverged batches: the callbacks after the guard (a plateau
+    controller on the loss, History) see the mean loss of the batches checked good before
+    it, as after a restore within the epoch, and the plateau controller does not cut on top
+    of the guard's cut."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 8)).astype("float32")
+    y = (x @ rng.standard_normal((8, 1)).astype("float32")).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    blow = _BlowUp(epoch=1, batch=bad)
+    guard = lk.DivergenceGuard(snapshot_every=2)
+    plateau = lk.ReduceOnPlateau("loss", patience=0, factor=0.5)
+    extra = {"validation_data": (x[:32], y[:32])} if validate else {}
+    h = model.fit(x, y, batch_size=32, epochs=3, verbose=0, shuffle=False,
+                  callbacks=[blow, guard, plateau], **extra)  # fmt: skip
+    assert guard.restores == 1 and guard.scale == 0.5
+    assert h.history["loss"][1] == blow.means[1, bad - 1]  # batches 0 .. bad - 1
+    assert np.isfinite(h.history["loss"]).all() and plateau.controller.reductions == []
+
+
 def test_guard_detects_a_spike_through_the_running_mean():
     x, y = _data_with_bad_batch(bad=7, n=10, value=300.0)
     model = _small()

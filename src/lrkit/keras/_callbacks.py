@@ -672,8 +672,10 @@ class DivergenceGuard(_LRCallback):
     Cost and timing: the callback never makes Keras wait for a step's result (it is
     ``async_safe``: Keras keeps dispatching the next step while the loss is read). The loss of
     batch ``k`` is judged when batch ``k + 2`` is about to start (or at the end of the epoch,
-    before ``fit`` validates the epoch's weights: a diverged state is restored first); on a
-    divergence batch ``k + 1``, already run, is discarded with the diverged state. A
+    before ``fit`` validates the epoch's weights: a diverged state is restored first, and the
+    epoch's ``logs["loss"]``, read by Keras before, becomes the mean loss of the epoch's
+    batches checked good, for the callbacks after the guard); on a divergence batch ``k + 1``,
+    already run, is discarded with the diverged state. A
     snapshot (a host copy of every variable) is taken every ``snapshot_every`` good batches;
     it becomes the one restored once the loss of the batch trained from it is checked good.
     What ``snapshot_every=50`` gives up: a restore goes back up to about ``snapshot_every + 2``
@@ -755,6 +757,11 @@ class DivergenceGuard(_LRCallback):
         self._batch_id = 0
         self._n = 0  # batches in Keras' running loss mean
         self._prev_mean = 0.0
+        # Keras' running loss mean over the batches checked good before the last divergence
+        # (None: none since the metrics were last reset), and whether that divergence was
+        # judged once the epoch's batches had run (its logs then hold the discarded batches)
+        self._good_mean: float | None = None
+        self._end_restored = False
         # the checks go on from the controller's count (a loaded controller's too), so the
         # steps of restores and events count from the start of training, across fit() calls
         self._step = self.controller.num_checks
@@ -867,6 +874,7 @@ class DivergenceGuard(_LRCallback):
             self._start()
         self._n = 0
         self._prev_mean = 0.0
+        self._end_restored = False
         self._begins.clear()
         with self._cond:
             self._inbox.clear()
@@ -906,14 +914,22 @@ class DivergenceGuard(_LRCallback):
         # the logs, and a plateau controller on it would cut on top of the guard's cut)
         if self.gave_up:
             self._undo_after_giving_up()  # the epoch is validated on the restored state
-        elif self._begins:
-            self._judge(upto=len(self._begins))
+        elif self._begins and self._judge(upto=len(self._begins)):
+            self._end_restored = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.gave_up:
             self._undo_after_giving_up()
-            return
-        self._judge(upto=len(self._begins))  # Keras has waited for every batch by now
+        elif self._judge(upto=len(self._begins)):  # Keras has waited for every batch by now
+            self._end_restored = True
+        if self._end_restored:
+            # Keras read the epoch's training metrics before the guard judged its last
+            # batches: its loss holds the discarded ones. The callbacks after the guard (and
+            # History, which Keras adds last) see the loss of the batches checked good
+            # instead, as after a restore within the epoch (the metrics are reset there)
+            self._end_restored = False
+            if logs is not None and "loss" in logs and self._good_mean is not None:
+                logs["loss"] = self._good_mean
 
     def _undo_after_giving_up(self) -> None:
         """Keras runs the batch begun when the guard gave up (it reads ``stop_training``
@@ -963,6 +979,7 @@ class DivergenceGuard(_LRCallback):
             loss = (
                 mean if n == 1 or not math.isfinite(mean) else n * mean - (n - 1) * self._prev_mean
             )
+            good_mean = self._prev_mean if n > 1 else None  # the batches before this one
             self._n, self._prev_mean = n, mean
             self._step += 1
             old = self.controller.scale
@@ -971,6 +988,7 @@ class DivergenceGuard(_LRCallback):
                 while self._pending and self._pending[0][0] <= bid:
                     self._book.add(self._pending.pop(0)[1])  # checked good
                 continue
+            self._good_mean = good_mean
             self._diverged(action, loss, old)
             return True
         return False
