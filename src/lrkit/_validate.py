@@ -213,6 +213,15 @@ def optional_callable(name: str, value: Any, signature: str, args: int | None = 
     return value
 
 
+def optional_text(name: str, value: Any, *, meaning: str = "") -> str | None:
+    """``value`` if it is ``None`` or a string, else a one-line ``TypeError`` naming ``name``
+    (``meaning``, e.g. ``"the task's name"``, is said in parentheses)."""
+    if value is not None and not isinstance(value, str):
+        said = f" ({meaning})" if meaning else ""
+        raise TypeError(f"{name} must be a string{said} or None, got {fmt(value)}")
+    return value
+
+
 def flag(name: str, value: Any, *, spelled: str = "True or False") -> bool:
     """``value`` if it is a bool (numpy's included), else a ``ValueError`` naming ``name``: a
     string such as ``"false"`` from a config file is truthy, and must not switch a flag on."""

@@ -809,8 +809,7 @@ def compare(
     finder_iter = V.integer("finder_iter", finder_iter, MIN_ITER, MAX_ITER)
     setups = _setups(make)
     results: list[Result] = []
-    if name is not None and not isinstance(name, str):
-        raise TypeError(f"name must be a string (the task's name) or None, got {V.fmt(name)}")
+    V.optional_text("name", name, meaning="the task's name")
     label = name if name is not None else str(getattr(make, "name", "task"))
     try:
         with preserved_rng(import_torch=True):

@@ -77,6 +77,22 @@ def test_config_round_trip_and_serialization():
         ks.set_scale(-1.0)
 
 
+@pytest.mark.parametrize("cls", [lk.LRKitSchedule, lk.ScaledSchedule])
+def test_a_config_without_a_schedule_and_a_name_that_is_no_text_are_refused_in_one_line(cls):
+    for config, got in [({"scale": 1.0}, "a dict with keys ['scale']"), (5, "int")]:
+        with pytest.raises(ValueError) as info:
+            cls.from_config(config)
+        assert str(info.value) == (
+            f"config must be a get_config() dict with a 'schedule' key, got {got}"
+        )
+    inner = "cosine(0.1, 100)" if cls is lk.LRKitSchedule else lk.schedule("cosine(0.1, 100)")
+    with pytest.raises(TypeError) as info:
+        cls(inner, name=3)
+    assert str(info.value) == "name must be a string or None, got 3"
+    named = cls(inner, name="lr")
+    assert cls.from_config(named.get_config()).name == "lr"
+
+
 def test_optimizer_applies_exact_values_and_save_load(tmp_path, const_grad_model, mean_pred_loss):
     s = S.with_warmup(S.cosine(0.05, total_steps=20), warmup_steps=5)
     model = const_grad_model()

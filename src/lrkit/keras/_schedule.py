@@ -176,7 +176,7 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         super().__init__()
         self.schedule = as_schedule(schedule, nonnegative=True)
         self._scale = V.non_negative("scale", scale)
-        self.name = name
+        self.name = V.optional_text("name", name)
         self.evaluation = V.choice("evaluation", evaluation, EVALUATIONS)
         refused = formula_error(self.schedule) if self.evaluation == "formula" else None
         if refused is not None:  # a function schedule: no formula to trace
@@ -246,7 +246,7 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LRKitSchedule:
         """Rebuild a schedule from the dict :meth:`get_config` returns."""
-        config = dict(config)
+        config = _config_with_schedule(config)
         schedule = config.pop("schedule")
         if isinstance(schedule, Mapping):  # a function schedule's fn as Keras wrote it
             schedule = from_dict_with(schedule, read=keras.saving.deserialize_keras_object)
@@ -257,6 +257,19 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         if self.evaluation != "table":
             extra += f", evaluation={self.evaluation!r}"
         return f"<lrkit.keras.schedule {self.schedule}{extra}>"
+
+
+def _config_with_schedule(config: Any) -> dict[str, Any]:
+    """A copy of a ``get_config()`` dict, or a one-line ``ValueError`` when it is no dict
+    holding ``"schedule"`` (a key Python's ``KeyError`` would name alone)."""
+    if not isinstance(config, Mapping) or "schedule" not in config:
+        got = (
+            f"a dict with keys {sorted(map(str, config))}"
+            if isinstance(config, Mapping)
+            else type(config).__name__
+        )
+        raise ValueError(f"config must be a get_config() dict with a 'schedule' key, got {got}")
+    return dict(config)
 
 
 def _schedule_config(schedule: Any) -> dict[str, Any]:
@@ -308,7 +321,7 @@ class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule): 
             )
         self.inner = schedule
         self._scale = V.non_negative("scale", scale)
-        self.name = name
+        self.name = V.optional_text("name", name)
 
     def _factor(self, t: np.ndarray) -> np.ndarray:
         return np.full(np.shape(t), self._scale, dtype=np.float32)
@@ -337,7 +350,7 @@ class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule): 
     def from_config(cls, config: dict[str, Any]) -> ScaledSchedule:
         """Rebuild the wrapper from the dict :meth:`get_config` returns, deserializing the
         inner schedule."""
-        config = dict(config)
+        config = _config_with_schedule(config)
         return cls(config.pop("schedule"), **config)
 
 
