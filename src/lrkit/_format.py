@@ -32,6 +32,12 @@ def failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+def counted(n: int, noun: str) -> str:
+    """``"1 item"``, ``"3 items"``: ``n`` and ``noun``, made plural with an ``s`` unless ``n``
+    is 1."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def duration(seconds: float) -> str:
     """``0.042`` -> ``"42 ms"``, ``3.456`` -> ``"3.46 s"``, ``754`` -> ``"12 min 34 s"``."""
     s = float(seconds)

@@ -167,13 +167,23 @@ def _main(argv: Sequence[str] | None) -> int:
             f"unrecognized arguments: {' '.join(extras)}"
         )
     module = importlib.import_module(f"lrkit.commands.{args.command}")
+    from .commands import OutputFailed
     from .commands.signals import TERMINATED_EXIT, Terminated, sigterm_as_interrupt
 
     try:
         with sigterm_as_interrupt():
             code = int(module.run(args) or 0)
-        sys.stdout.flush()  # a closed pipe shows here, not as an error at exit
+        try:
+            sys.stdout.flush()  # a closed pipe shows here, not as an error at exit
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # a full disk: buffered text is written here
+            raise OutputFailed(exc) from exc
         return code
+    except OutputFailed as exc:  # one line, as for a file that cannot be written
+        print(f"lrkit {args.command}: error: {exc}", file=sys.stderr)
+        _drop_stdout()  # the text left in the buffer is not written again at exit
+        return 1
     except Terminated:  # SIGTERM: as Ctrl-C
         print(f"\nlrkit {args.command}: terminated (SIGTERM)", file=sys.stderr)
         return TERMINATED_EXIT

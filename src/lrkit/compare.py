@@ -58,6 +58,7 @@ __all__ = [
     "Setup",
     "available_methods",
     "check_installed",
+    "checked",
     "compare",
     "demo_factory",
     "factory",
@@ -296,6 +297,17 @@ class _Setups:
     def restore(self) -> None:
         for g, state in self.generators.values():
             g.set_state(state)
+
+
+def checked(make: Callable[[], Any]) -> Callable[[], Setup]:
+    """``make`` checked on every call as :func:`compare` checks it, for runs made one after
+    the other by other means (``lrkit find``'s check runs): each call must return a
+    :class:`Setup` (wrap a function returning a tuple with :func:`factory`); a DataLoader
+    generator of its own, seen at an earlier call, is put back to the state it had when first
+    seen (the runs draw the same batches); a one-shot iterator, a trained model or an
+    optimizer with state returned again is a :class:`NotFreshError`. The result's
+    ``restore()`` puts those generators back to their first states."""
+    return _setups(make)
 
 
 def _setups(make: Any) -> _Setups:

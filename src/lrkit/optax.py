@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ._format import counted
 from ._imports import require
 
 require("jax", "jax")  # without JAX or optax: the one-line install hint
@@ -463,7 +464,7 @@ def _check_scored(
 
 def _describe_output(out: Any) -> str:
     if isinstance(out, (tuple, list)):
-        return f"a {type(out).__name__} of {len(out)} items"
+        return f"a {type(out).__name__} of {counted(len(out), 'item')}"
     shape = getattr(out, "shape", None)
     if shape is not None:
         return f"an array of shape {tuple(shape)}"

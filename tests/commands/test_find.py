@@ -99,6 +99,37 @@ USER_MODULE = textwrap.dedent(
     def make_no_loss():
         model, opt, _, data = make()
         return model, opt, None, data
+
+    _X = torch.randn(256, 5)
+    _LOADER = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(_X, torch.arange(256)),
+        batch_size=32,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(5),
+    )
+    FIRST_BATCHES = []  # the first batch each training run (each call's loss) sees
+
+    def make_shared_loader():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        seen = []
+        FIRST_BATCHES.append(seen)
+
+        def loss(out, index):
+            if model.training:
+                seen.append(index.tolist())
+            return nn.functional.cross_entropy(out, (_X[index, 0] > 0).long())
+
+        return model, opt, loss, _LOADER
+
+    _STREAM = (b for _ in range(1000) for b in make()[3])
+
+    MODEL = nn.Linear(5, 2)
+
+    def make_shared_stream():
+        model, opt, loss_fn, _ = make()
+        return model, opt, loss_fn, _STREAM
     """
 )
 WARN_LINE = next(i for i, ln in enumerate(USER_MODULE.splitlines(), 1) if "# WARN LINE" in ln)
@@ -196,6 +227,28 @@ def test_user_function_trains_twice_from_fresh_copies(user_module, tmp_path, cap
     assert text.count(" val ") == 2
 
 
+def test_the_check_runs_draw_the_batches_of_a_loader_built_once_from_its_start(user_module, capsys):
+    """A DataLoader built at import with a generator of its own: the second check run draws
+    the batches the first drew (its generator is put back to its first state), as lrkit
+    compare's runs do; a one-shot iterator shared by the calls is refused before anything
+    trains (the second run would read on where the first stopped)."""
+    argv = ["--train-steps", "10", "--num-iter", "30", "--no-plot", "--quiet"]
+    assert main(["find", f"{user_module}:make_shared_loader", *argv]) == 0
+    import lrkit_user_task_mod as mod
+
+    _, first, second = mod.FIRST_BATCHES  # the sweep's, and the check runs'
+    assert len(first) == len(second) == 10 and first == second
+    capsys.readouterr()
+    assert main(["find", f"{user_module}:make_shared_stream", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"lrkit find: error: target '{user_module}:make_shared_stream' must give every run "
+        "the same batches from their start; it returned the first run's data again, a "
+        "one-shot iterator (generator) that run has read from: return a list or a "
+        "DataLoader, or build the iterator inside the function\n"
+    )
+
+
 @pytest.mark.parametrize(
     "target,msg",
     [
@@ -203,6 +256,7 @@ def test_user_function_trains_twice_from_fresh_copies(user_module, tmp_path, cap
         ("a:b:c", "package.module:function"),
         ("lrkit_user_task_mod:missing", "no callable"),
         ("lrkit_user_task_mod:bad", "must return"),
+        ("lrkit_user_task_mod:MODEL", "; it is a model (Linear): name the function that builds it"),
         ("lrkit_no_such_module_xyz:f", "lrkit_no_such_module_xyz"),
     ],
 )

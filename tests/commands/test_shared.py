@@ -79,3 +79,44 @@ def test_json_to_a_closed_standard_output_ends_the_command_quietly(tmp_path) -> 
     finally:
         os.close(write)
     assert (p.returncode, p.stderr) == (141, "")
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="no /dev/full here")
+@pytest.mark.parametrize("command", ["plot", "find"])
+def test_a_standard_output_that_cannot_be_written_is_one_line_and_the_files_are_written(
+    tmp_path, command
+) -> None:
+    """Standard output on a full disk (``/dev/full``): one line on stderr, exit code 1, no
+    traceback; ``lrkit find`` still writes the ``--json`` it was asked for."""
+    import subprocess
+    import sys
+
+    argv = {
+        "plot": ["plot", "cosine(0.1, 10)"],
+        "find": [
+            "find",
+            "--demo",
+            "--no-train",
+            "--no-plot",
+            "--num-iter",
+            "20",
+            "--json",
+            "r.json",
+        ],
+    }[command]
+    with open("/dev/full", "w") as full:
+        p = subprocess.run(
+            [sys.executable, "-m", "lrkit", *argv],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
+    assert (p.returncode, p.stderr) == (
+        1,
+        f"lrkit {command}: error: cannot write to the standard output: [Errno 28] No space "
+        "left on device\n",
+    )
+    if command == "find":
+        assert json.loads((tmp_path / "r.json").read_text())["suggestion"] > 0

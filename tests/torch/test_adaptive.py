@@ -249,6 +249,43 @@ def test_logger_history_writer_and_hook(tmp_path):
         log.plot(str(tmp_path / "x.png"), layers=["nope"])
 
 
+def test_a_resumed_logger_counts_on_from_its_initial_step_and_plot_checks_its_arguments(
+    tmp_path,
+):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    opt = O.Adam(model.parameters(), lr=0.01)
+    w = _Writer()
+    log = EffectiveLRLogger(opt, names=model, every=10, initial_step=50, writer=w)
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    for _ in range(25):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    assert log.steps == [60, 70]  # the first run's cadence, on from its 50 steps
+    assert sorted({step for _, _, step in w.calls}) == [60, 70]
+    for bad in (-1, 1.5, "5"):
+        with pytest.raises(ValueError, match=r"^initial_step must be an integer >= 0"):
+            EffectiveLRLogger(opt, every=10, initial_step=bad, tensorboard=False)
+    one = tmp_path / "one.png"
+    log.plot(str(one), layers="weight")  # one layer's name, not its characters
+    assert one.stat().st_size > 1000
+    with pytest.raises(ValueError) as info:
+        log.plot(3)
+    assert str(info.value) == "path_or_ax must be a file name, a matplotlib Axes or None, got 3"
+    log.close()
+
+
+def test_lrfree_lr_of_something_that_is_no_optimizer_is_one_line():
+    from lrkit.torch import lrfree_lr
+
+    with pytest.raises(ValueError) as info:
+        lrfree_lr(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
+    assert str(info.value) == (
+        "optimizer must be a torch optimizer (with param_groups), got Sequential"
+    )
+
+
 def _adam_with_state(shapes, seed=0):
     g = torch.Generator().manual_seed(seed)
     ps = [torch.nn.Parameter(torch.randn(*s, generator=g)) for s in shapes]

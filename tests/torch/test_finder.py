@@ -592,7 +592,7 @@ def test_check_batch_returns_the_pair(batch):
     [
         ({"x": 1}, {}, f"data {LAYOUT} a dict", STEP),
         ((1, 2, 3), {"advice": ""}, f"data {LAYOUT} a tuple of 3 items", ""),
-        ([1], {"name": "val_data"}, f"val_data {LAYOUT} a list of 1 items", STEP),
+        ([1], {"name": "val_data"}, f"val_data {LAYOUT} a list of 1 item", STEP),
         # a tensor of data, with advice: as often inputs alone, which the advice covers
         (torch.zeros(2), {}, f"data {LAYOUT} a Tensor", STEP),
         (

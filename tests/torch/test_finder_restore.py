@@ -77,7 +77,7 @@ def check_unchanged(before, model, opt):
     "batches,match",
     [
         ([torch.randn(16, 6)] * 4, r"^data must yield \(x, y\) batches .* got a Tensor; .*step="),
-        ([(torch.randn(16, 6),)] * 4, r"^data must yield \(x, y\) batches .* a tuple of 1 items"),
+        ([(torch.randn(16, 6),)] * 4, r"^data must yield \(x, y\) batches .* a tuple of 1 item"),
         (
             [(torch.randn(16, 6), torch.zeros(16, dtype=torch.long), torch.ones(16))] * 4,
             r"a tuple of 3 items",

@@ -289,7 +289,7 @@ def test_a_loss_that_is_not_one_number_is_a_one_line_error() -> None:
     ("batch", "kind"),
     [
         ({"x": torch.zeros(4, 3), "y": torch.zeros(4, 1)}, "a dict"),
-        ((torch.zeros(4, 3),), "a tuple of 1 items"),
+        ((torch.zeros(4, 3),), "a tuple of 1 item"),
         ((torch.zeros(4, 3), torch.zeros(4, 1), torch.zeros(4)), "a tuple of 3 items"),
         (torch.zeros(4, 2, 3), "a Tensor"),  # was read as sample 0 -> sample 1
     ],

@@ -57,15 +57,26 @@ from .._imports import install_hint, install_note
 from ._help import HelpFormatter
 
 
+class OutputFailed(Exception):
+    """The standard output could not be written (a full disk, an I/O error): ``lrkit.cli.main``
+    says so in one line, with exit code 1. ``error`` is the ``OSError``."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(f"cannot write to the standard output: {error}")
+        self.error = error
+
+
 class Printer:
     """``print`` to the standard output until its reader goes away (``lrkit compare ... |
-    head -1``): from then on nothing more is printed, but the command goes on, so that the
-    files it was asked for (``--json``, the plot) are still written; :meth:`check`, called
-    once they are, raises the ``BrokenPipeError`` (exit code 141, see :func:`main`)."""
+    head -1``) or a write fails (a full disk): from then on nothing more is printed, but the
+    command goes on, so that the files it was asked for (``--json``, the plot) are still
+    written; :meth:`check`, called once they are, raises the ``BrokenPipeError`` (exit code
+    141, see :func:`main`) or :class:`OutputFailed` (exit code 1)."""
 
     def __init__(self) -> None:
-        #: whether the reader of the standard output went away
+        #: whether the reader of the standard output went away, or a write failed
         self.closed = False
+        self.error: OSError | None = None  # the failed write's (not a closed pipe's)
 
     def __call__(self, *args: Any, **kwargs: Any) -> None:
         if self.closed:
@@ -74,9 +85,14 @@ class Printer:
             print(*args, **kwargs)
         except BrokenPipeError:
             self.closed = True
+        except OSError as exc:
+            self.closed, self.error = True, exc
 
     def check(self) -> None:
-        """Raise ``BrokenPipeError`` when the reader went away (the command stops there)."""
+        """Raise ``BrokenPipeError`` when the reader went away, :class:`OutputFailed` when a
+        write failed (the command stops there)."""
+        if self.error is not None:
+            raise OutputFailed(self.error)
         if self.closed:
             raise BrokenPipeError(errno.EPIPE, "the reader of the standard output went away")
 
@@ -536,7 +552,14 @@ def import_function(target: str) -> Callable[..., Any]:
 
 def call_target(fn: Callable[..., Any], *, target: str, returns: str) -> Any:
     """``fn()``: a ``ValueError`` (a mistake in the command line) when ``fn`` cannot be called
-    without arguments, a :class:`TargetError` when it raises."""
+    without arguments (or is a model: a ``torch.nn.Module``, whose signature reads as any
+    arguments, is called with its forward pass's), a :class:`TargetError` when it raises."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(fn, torch.nn.Module):
+        raise ValueError(
+            f"target {target!r} must be a function called with no arguments that returns "
+            f"{returns}; it is a model ({type(fn).__name__}): name the function that builds it"
+        )
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):  # no signature to read (some built-ins): just call it

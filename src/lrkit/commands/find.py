@@ -258,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
 def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
     """``(make, name, task)``: ``make()`` builds ``(model, optimizer, loss_fn, data, val)``
     afresh (after seeding); ``task`` is the demo task or ``None``."""
-    from ..compare import factory
+    from ..compare import checked, factory
     from ..torch import seed_all
 
     if args.demo:
@@ -278,10 +278,15 @@ def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
         name = f"demo: {task.name} ({len(task.x_train)} train / {len(task.x_val)} val)"
         return make_demo, name, task
     fn = import_function(args.target)
-    make = factory(
-        lambda: call_target(fn, target=args.target, returns=RETURNS),
-        seed=args.seed,
-        name=f"target {args.target!r}",
+    # every check run draws the batches the sweep drew (a DataLoader's own generator, built
+    # once, put back to its first state; a one-shot iterator returned again refused), as
+    # lrkit compare's runs do
+    make = checked(
+        factory(
+            lambda: call_target(fn, target=args.target, returns=RETURNS),
+            seed=args.seed,
+            name=f"target {args.target!r}",
+        )
     )
 
     def make_user(lr: float | None = None) -> Any:
@@ -360,7 +365,8 @@ def _find(args: argparse.Namespace) -> int:
                 # stay as each call left them: the sweep starts where the first left them,
                 # the first check run where the second did (as when it is called after)
                 sweep_rng = GlobalRNGState(import_torch=True)
-                second = make()
+                with user_code(args.target, during=CHECKING, mistakes=True):
+                    second = make()  # the first's one-shot iterator again: refused
                 prepared = (second, GlobalRNGState(import_torch=True))
                 sweep_rng.restore()
                 _check_fresh(model, second[0], args.target)

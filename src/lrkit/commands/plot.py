@@ -12,7 +12,7 @@ from typing import Any
 
 from .._imports import install_hint
 from ._help import HelpFormatter
-from ._target import cannot_write, print_error
+from ._target import Printer, cannot_write, print_error
 
 #: Longest spec string accepted on the command line (a spec is a short expression).
 MAX_SPEC = 20_000
@@ -185,10 +185,13 @@ def run(args: argparse.Namespace) -> int:
         except Exception as exc:  # the image could not be written (disk, link, backend)
             cannot_write("plot", option="-o/--output", path=args.output, error=exc)
             return 1
-        print(f"wrote {args.output}")
+        say = Printer()
+        say(f"wrote {args.output}")
+        say.check()
         return 0
     lines = _title_lines(spec, max(args.width, 40))
-    print(
+    say = Printer()
+    say(
         text_plot(
             steps,
             lrs,
@@ -206,7 +209,8 @@ def run(args: argparse.Namespace) -> int:
     natural = natural_steps(schedule)
     if args.steps is None and natural > MAX_STEP:  # longer than a plot goes
         sampled += f"; the schedule runs to step {natural - 1}, a plot to 2**53 - 1"
-    print(f"lr: start {lrs[0]:.4g}, {_extremes(lrs)}, end {lrs[-1]:.4g}" + sampled)
+    say(f"lr: start {lrs[0]:.4g}, {_extremes(lrs)}, end {lrs[-1]:.4g}" + sampled)
+    say.check()  # the reader went away (exit code 141), or a write failed (1)
     return 0
 
 

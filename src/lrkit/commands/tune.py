@@ -25,6 +25,7 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from .. import _validate as V
@@ -45,6 +46,7 @@ from ..tune import (
     FAMILIES,
     MAX_HEARTBEAT,
     MAX_STUDY_NAME,
+    Task,
     TuneWarning,
     check_metric,
     check_range_test,
@@ -445,7 +447,7 @@ def _tune(args: argparse.Namespace) -> int:
         if args.seed is not None:
             check_seed(args.seed)
         if study is not None and not study.strip():
-            raise ValueError("--study must be a non-empty name, got ''")
+            raise ValueError(f"--study must be a non-empty name, got {study!r}")
         if study is not None and "://" in study:  # a URL given to the wrong option
             raise ValueError(
                 "--study is the study's name; a database URL goes to --storage, got --study "
@@ -507,12 +509,13 @@ def _tune(args: argparse.Namespace) -> int:
                 )
             fn = import_function(args.target)
             value = call_target(fn, target=args.target, returns=RETURNS)
-            if args.epochs is not None and not isinstance(value, tuple):
+            if args.epochs is not None and isinstance(value, (Task, Mapping)):
+                # (what it may not return at all is said below, by the check of it)
                 raise ValueError(
                     "--epochs sets the epochs of --demo and of a target that returns "
                     "(model_factory, loss_fn, train_data, val_data); a Task sets its own "
                     f"total_steps, got --epochs {args.epochs} and a target {args.target!r} "
-                    f"that returns a {type(value).__name__}"
+                    f"returning {'a Task' if isinstance(value, Task) else 'a dict of its fields'}"
                 )
             epochs = 5 if args.epochs is None else args.epochs
             lrkit_trains = is_torch_tuple(value)

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from .. import _validate as V
+from .._format import counted
 from .._runtime import GlobalRNGState, from_torch
 from ..finder import (
     PROBE_STEPS,
@@ -209,7 +210,7 @@ def _unpack(batch: Any) -> tuple[Any, Any, Any]:
             return batch[0], batch[1], batch[2]
         raise ValueError(
             f"each batch must be x, (x,), (x, y) or (x, y, sample_weight), got a tuple of "
-            f"{len(batch)} items"
+            f"{counted(len(batch), 'item')}"
         )
     return batch, None, None
 

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as V
-from .._figure import is_path, new_axes, resolve, save_figure
+from .._figure import is_axes, is_path, new_axes, resolve, save_figure
 from .._format import failure
 from .._imports import install_hint, optional, require
 from .._runtime import in_range_test
@@ -351,6 +351,9 @@ class EffectiveLRLogger:
         every: log automatically after every ``every``-th ``optimizer.step()`` (a step post-hook,
             removed by :meth:`close`; the steps of a range test are not counted); None: call
             :meth:`log` yourself.
+        initial_step: the optimizer steps taken before the logger was built (a resumed run):
+            the automatic count goes on from it, so that the steps logged (and TensorBoard's)
+            continue the first run's rather than start again from 0.
         log_dir: TensorBoard log directory (default: ``runs/...`` as SummaryWriter chooses).
         sample: elements per parameter the percentiles are computed on (an integer >= 100;
             parameters with fewer elements are summarised exactly); None: all elements.
@@ -363,6 +366,7 @@ class EffectiveLRLogger:
         *,
         names: Any = None,
         every: int | None = None,
+        initial_step: int = 0,
         tensorboard: bool | str = "auto",
         log_dir: str | None = None,
         writer: Any = None,
@@ -424,7 +428,7 @@ class EffectiveLRLogger:
         self.history: dict[str, dict[str, list[float]]] = {
             n: {"median": [], "p5": [], "p95": []} for n in self.names
         }
-        self._count = 0
+        self._count = V.integer("initial_step", initial_step, 0)
         self._stopped = False
         self._hook: Any = None
         if every is not None:
@@ -550,8 +554,14 @@ class EffectiveLRLogger:
         if ax is not None and path_or_ax is not None and not is_path(path_or_ax):
             raise ValueError("ax: the axes are given twice (as the first argument and as ax=)")
         first, path = resolve(path_or_ax, path, first_name="path_or_ax")
+        if first is not None and not is_axes(first):
+            raise ValueError(
+                f"path_or_ax must be a file name, a matplotlib Axes or None, got {first!r}"
+            )
         ax = first if ax is None else ax
         require("matplotlib", "plot", feature="EffectiveLRLogger.plot")
+        if isinstance(layers, str):  # one layer's name, not its characters
+            layers = [layers]
         names = list(layers) if layers is not None else self.names
         for n in names:
             if n not in self.history:

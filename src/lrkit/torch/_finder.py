@@ -20,7 +20,7 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 import torch
 
 from .. import _validate as V
-from .._format import failure
+from .._format import counted, failure
 from .._runtime import (
     GlobalRNGState,
     caller_level,
@@ -449,7 +449,7 @@ def check_batch(
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]
     kind = (
-        f"a {type(batch).__name__} of {len(batch)} items"
+        f"a {type(batch).__name__} of {counted(len(batch), 'item')}"
         if isinstance(batch, (tuple, list))
         else f"a {type(batch).__name__}"
     )
@@ -642,7 +642,11 @@ def _windowed(
     """``window_step(batches)``'s batches and step, or a one-line ``TypeError`` naming it."""
     got = window_step(batches)
     if not isinstance(got, tuple) or len(got) != 2:
-        what = f"a tuple of {len(got)} items" if isinstance(got, tuple) else type(got).__name__
+        what = (
+            f"a tuple of {counted(len(got), 'item')}"
+            if isinstance(got, tuple)
+            else type(got).__name__
+        )
         raise TypeError(
             "window_step must return (batches, step): a list of batches and a callable "
             f"step(model, batch) -> loss, got {what}"

@@ -231,7 +231,8 @@ def lrfree_lr(optimizer: torch.optim.Optimizer) -> list[float]:
     groups = getattr(optimizer, "param_groups", None)
     if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
         raise ValueError(
-            f"optimizer must be a torch optimizer (with param_groups), got {optimizer!r}"
+            "optimizer must be a torch optimizer (with param_groups), got "
+            f"{type(optimizer).__name__}"
         )
     paper = _is_paper(optimizer)
     out = []

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from .._format import counted
 from ._task import Task
 
 __all__ = ["as_task", "load_target"]
@@ -72,7 +73,7 @@ def as_task(value: Any, *, epochs: int = 5, name: str = "task", target: str | No
         )
     got = type(value).__name__
     if isinstance(value, (tuple, list)):
-        got = f"a {got} of {len(value)} items"
+        got = f"a {got} of {counted(len(value), 'item')}"
         if find_form:
             # (model, optimizer, loss_fn, data[, val_data]): the form of find and compare
             got += (
