@@ -426,6 +426,73 @@ def test_feedback_assigned_later_takes_effect() -> None:
         sch.feedback = 3.0
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.*")  # torch's compiler's own
+@pytest.mark.parametrize("tensor", [True, False])
+def test_step_inside_a_compiled_function_runs_outside_the_graph(tensor) -> None:
+    """A train step compiled with the scheduler's step() inside: as many graphs as with
+    PyTorch's own scheduler there (traced, each step's LR was a constant of the graph and the
+    step was compiled again at every step), at the schedule's LRs."""
+    import torch._dynamo
+
+    def graphs(make_scheduler: Callable[[Any], Any]) -> tuple[int, list[float]]:
+        torch._dynamo.reset()
+        torch.manual_seed(0)
+        compiled = [0]
+
+        def backend(gm: Any, example: Any) -> Any:
+            compiled[0] += 1
+            return gm.forward
+
+        model = torch.nn.Linear(4, 2)
+        lr = torch.tensor(0.01) if tensor else 0.01
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        sched = make_scheduler(opt)
+
+        @torch.compile(backend=backend)
+        def train_step(x: Any) -> Any:
+            loss = model(x).pow(2).mean()
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            sched.step()
+            return loss
+
+        lrs = []
+        for _ in range(12):
+            train_step(torch.randn(8, 4))
+            lrs.append(float(opt.param_groups[0]["lr"]))
+        return compiled[0], lrs
+
+    theirs, _ = graphs(lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, 30))
+    ours, lrs = graphs(lambda opt: lt.scheduler(opt, S.cosine(0.01, total_steps=30)))
+    assert ours == theirs <= 3
+    expected = [S.cosine(0.01, total_steps=30)(t) for t in range(1, 13)]
+    if tensor:  # a float32 tensor holds each value rounded once
+        expected = [float(np.float32(v)) for v in expected]
+    assert lrs == expected
+    torch._dynamo.reset()
+
+
+def test_an_integer_tensor_lr_is_refused_before_anything_changes() -> None:
+    """An integer tensor holds every LR set in it cut to an integer (0.1 as 0): the weights
+    would never move while get_last_lr() reported the schedule's values."""
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=torch.tensor(1))
+    message = (
+        "optimizer: param group 0's lr is a tensor of torch.int64, which holds every LR set in "
+        "it cut to an integer; give a floating-point tensor (torch.tensor(1.0))"
+    )
+    for make in (
+        lambda: lt.scheduler(opt, S.cosine(0.1, total_steps=10)),
+        lambda: lt.find_lr(model, opt, torch.nn.functional.mse_loss, [(torch.ones(1, 2),) * 2]),
+        lambda: lt.DivergenceGuard(model, optimizer=opt),
+    ):
+        with pytest.raises(ValueError) as info:
+            make()
+        assert str(info.value) == message
+        assert opt.param_groups[0]["lr"].item() == 1 and "initial_lr" not in opt.param_groups[0]
+
+
 def test_report_takes_scalars_and_tensors_and_rejects_the_rest() -> None:
     import numpy as np
 

@@ -19,8 +19,18 @@ def check_module(model: Any) -> None:
 
 
 def check_optimizer(optimizer: Any) -> None:
-    """A one-line ``ValueError`` unless ``optimizer`` is a ``torch.optim.Optimizer``."""
+    """A one-line ``ValueError`` unless ``optimizer`` is a ``torch.optim.Optimizer`` whose
+    tensor LRs, if any, are floating-point (an integer tensor would hold every LR set in it
+    cut to an integer: 0.1 as 0)."""
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ValueError(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
         )
+    for i, group in enumerate(optimizer.param_groups):
+        lr = group.get("lr")
+        if isinstance(lr, torch.Tensor) and not lr.is_floating_point():
+            raise ValueError(
+                f"optimizer: param group {i}'s lr is a tensor of {lr.dtype}, which holds every "
+                "LR set in it cut to an integer; give a floating-point tensor "
+                f"(torch.tensor({float(lr)!r}))"
+            )

@@ -263,6 +263,19 @@ def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> l
     return [b / d for b in base]
 
 
+#: the functions run outside the graph of a compiled function (:func:`_outside_graph`)
+_EAGER: dict[Any, Any] = {}
+
+
+def _outside_graph(fn: Any) -> Any:
+    """``fn`` wrapped by ``torch.compiler.disable`` (made once: it imports the compiler, which
+    a run that never compiles does not load)."""
+    out = _EAGER.get(fn)
+    if out is None:
+        out = _EAGER[fn] = torch.compiler.disable(fn)  # type: ignore[no-untyped-call]
+    return out
+
+
 class LRKitScheduler(LRScheduler):
     """An ``LRScheduler`` whose LR at step ``k`` is ``ratio_g * schedule(k)`` for group ``g``
     (times the feedback controller's scale, when one is given).
@@ -614,7 +627,15 @@ class LRKitScheduler(LRScheduler):
     def step(self, epoch: int | None = None) -> None:
         """Advance one step (or jump to step ``epoch``) and set the LRs of that step. Param
         groups added to the optimizer since the last step are adopted first (see
-        :meth:`_adopt_new_groups`)."""
+        :meth:`_adopt_new_groups`). Called inside a compiled function (``torch.compile``), it
+        runs outside the graph, as PyTorch's own schedulers do: traced, each step's LR would
+        be a constant of the graph, compiled again at every step."""
+        if torch.compiler.is_compiling():
+            _outside_graph(LRKitScheduler._step)(self, epoch)
+            return
+        self._step(epoch)
+
+    def _step(self, epoch: int | None) -> None:
         groups = self.optimizer.param_groups
         if epoch is None:
             t = self.last_epoch + 1
