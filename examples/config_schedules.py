@@ -1,6 +1,6 @@
 """Schedules in YAML and Hydra configs, as spec strings or as dicts.
 
-    python examples/config_schedules.py      # pip install pyyaml hydra-core
+    python examples/config_schedules.py      # pip install 'lrkit[torch]' pyyaml hydra-core
 
 A spec string is what ``str(schedule)`` prints; lrkit's own grammar reads it back (never
 ``eval``). A dict is what ``schedule.to_dict()`` returns. Both go straight into

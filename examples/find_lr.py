@@ -1,7 +1,7 @@
 """Find a learning rate with the range test, then train with it: constant, one-cycle and
 warmup-cosine.
 
-python examples/find_lr.py
+    python examples/find_lr.py      # pip install 'lrkit[torch]'
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The range test with probe runs: after the sweep, 8 short runs at constant LRs around its
 edge, scored on the validation set, place the suggestions (about 6.5 to 9x the sweep's time).
 
-python examples/find_lr_probes.py
+    python examples/find_lr_probes.py      # pip install 'lrkit[torch]'
 """
 
 from __future__ import annotations

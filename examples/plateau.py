@@ -1,6 +1,6 @@
 """Annealing by feedback: a cosine schedule x ReduceOnPlateau, with a divergence guard.
 
-    python examples/plateau.py
+    python examples/plateau.py      # pip install 'lrkit[torch]'
 
 The LR at step t is ``cosine(t) * plateau.scale * guard.scale``; the validation loss is
 reported once per epoch; at step 150 (counted from 0; the guard's event counts it as check

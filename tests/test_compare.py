@@ -352,6 +352,32 @@ def test_a_model_kept_between_runs_is_refused_not_trained_on():
     )
 
 
+def test_checked_without_weights_keeps_no_copy_of_the_model_and_checks_the_rest():
+    """compare.checked(make, weights=False), for a caller that checks its models otherwise
+    (lrkit find): no host copy of the first model's weights (a large model's memory); the
+    default compares them, refusing a model kept between runs."""
+    fn, model = _kept_model_task()
+
+    def fn_setup() -> C.Setup:  # a factory of its own each call: only checked() compares
+        return C.factory(fn, seed=0)()
+
+    light = C.checked(fn_setup, weights=False)
+    light()
+    assert light.first == []  # type: ignore[attr-defined]  # nothing recorded
+    with torch.no_grad():
+        model.weight.add_(1.0)  # what a run does to it
+    light()  # not compared
+    full = C.checked(fn_setup)
+    full()
+    assert len(full.first) == 1  # type: ignore[attr-defined]
+    with torch.no_grad():
+        model.weight.add_(1.0)  # what a run does to it
+    with pytest.raises(ValueError, match=r"^make\(\) must build a fresh model for every run"):
+        full()
+    with pytest.raises(ValueError, match=r"^weights must be True or False"):
+        C.checked(fn_setup, weights="no")
+
+
 def test_fresh_models_with_the_same_weights_pass_the_start_check():
     calls: list[list[int]] = []
     make = C._setups(C.factory(_task(calls), seed=0))

@@ -198,3 +198,18 @@ def test_a_callable_is_checked_for_the_arguments_lrkit_calls_it_with() -> None:
         V.optional_callable("cb", two, "cb(i)", 1)
     with pytest.raises(TypeError, match="cb must be a callable cb\\(i\\) or None, got 3"):
         V.optional_callable("cb", 3, "cb(i)", 1)
+
+
+def test_a_multi_line_repr_is_said_on_one_line() -> None:
+    np = pytest.importorskip("numpy")
+
+    class Module:
+        def __repr__(self) -> str:
+            return "Sequential(\n  (0): Linear()\n  (1): ReLU()\n)"
+
+    assert V.fmt(np.zeros((2, 2))) == "array([[0., 0.], [0., 0.]])"
+    assert V.fmt(Module()) == "Sequential( (0): Linear() (1): ReLU() )"
+    assert V.fmt("a\nb") == "'a\\nb'"  # a string's repr is one line already
+    with pytest.raises(ValueError) as info:
+        V.integer("steps", np.ones((2, 2)), 1)
+    assert "\n" not in str(info.value)

@@ -15,11 +15,14 @@ FMT_LIMIT = 200
 
 
 def fmt(value: Any) -> str:
-    """``repr(value)`` for an error message (an integer too long for ``str``, or a container
-    holding one, described instead of raising Python's own ``ValueError``; cut to
+    """``repr(value)`` for an error message, on one line (a multi-line repr, an array's or a
+    module's, has its lines joined by single spaces; an integer too long for ``str``, or a
+    container holding one, described instead of raising Python's own ``ValueError``; cut to
     :data:`FMT_LIMIT` characters)."""
     try:
         text = repr(value)
+        if "\n" in text:
+            text = " ".join(text.split())
         return text if len(text) <= FMT_LIMIT else shorten(text, FMT_LIMIT)
     except ValueError:  # an integer beyond Python's limit for str (4300 digits), or holding one
         if isinstance(value, int):

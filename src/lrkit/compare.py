@@ -252,7 +252,8 @@ def _same_stream(setup: Setup, seen: list[Any]) -> None:
             raise NotFreshError(
                 f"make() must give every run the same batches from their start; it returned "
                 f"the first run's {name} again, a one-shot iterator "
-                f"({type(data).__name__}) that run has read from: return a list or a "
+                f"({type(data).__name__}), which each run would read on from where the last "
+                "stopped: return a list or a "
                 "DataLoader, or build the iterator inside the function"
             )
         try:
@@ -273,8 +274,9 @@ class _Setups:
     :func:`_setups` says; :meth:`restore` puts every DataLoader generator the setups held back
     to the state it had when first seen (the runs leave it where the last one stopped)."""
 
-    def __init__(self, make: Callable[[], Any]) -> None:
+    def __init__(self, make: Callable[[], Any], *, weights: bool = True) -> None:
         self.make = make
+        self.check_start = weights  # (False: no host copy of the first model's weights)
         self.first: list[Any] = []
         self.first_opt: list[Any] = []
         self.generators: dict[int, tuple[Any, Any]] = {}
@@ -288,7 +290,8 @@ class _Setups:
                 "a function returning (model, optimizer, loss_fn, data[, val_data]) with "
                 "lrkit.compare.factory(fn, seed=0), which also seeds every run alike"
             )
-        _same_start(setup.model, self.first)
+        if self.check_start:
+            _same_start(setup.model, self.first)
         _same_optimizer(setup.optimizer, self.first_opt)
         _same_batches(setup, self.generators)
         _same_stream(setup, self.streams)
@@ -299,15 +302,19 @@ class _Setups:
             g.set_state(state)
 
 
-def checked(make: Callable[[], Any]) -> Callable[[], Setup]:
+def checked(make: Callable[[], Any], *, weights: bool = True) -> Callable[[], Setup]:
     """``make`` checked on every call as :func:`compare` checks it, for runs made one after
     the other by other means (``lrkit find``'s check runs): each call must return a
     :class:`Setup` (wrap a function returning a tuple with :func:`factory`); a DataLoader
     generator of its own, seen at an earlier call, is put back to the state it had when first
     seen (the runs draw the same batches); a one-shot iterator, a trained model or an
-    optimizer with state returned again is a :class:`NotFreshError`. The result's
-    ``restore()`` puts those generators back to their first states."""
-    return _setups(make)
+    optimizer with state returned again is a :class:`NotFreshError`. ``weights=False`` leaves
+    out the comparison of the first model's weights, and the host copy of them it keeps, for
+    a caller that checks its models otherwise (``lrkit find`` refuses models sharing a
+    trainable parameter). The result's ``restore()`` puts those generators back to their
+    first states."""
+    V.flag("weights", weights)
+    return _Setups(_setups(make).make, weights=weights)
 
 
 def _setups(make: Any) -> _Setups:

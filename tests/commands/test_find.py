@@ -244,7 +244,8 @@ def test_the_check_runs_draw_the_batches_of_a_loader_built_once_from_its_start(u
     assert err == (
         f"lrkit find: error: target '{user_module}:make_shared_stream' must give every run "
         "the same batches from their start; it returned the first run's data again, a "
-        "one-shot iterator (generator) that run has read from: return a list or a "
+        "one-shot iterator (generator), which each run would read on from where the last "
+        "stopped: return a list or a "
         "DataLoader, or build the iterator inside the function\n"
     )
 

@@ -364,3 +364,21 @@ def test_every_line_of_the_targets_error_is_on_the_one_line(folder, capsys):
         "RuntimeError: Error(s) in loading state_dict for Linear: / Missing key(s) in "
         'state_dict: "bias". (at lrkit_tgt_tasks.py:2 in make' in err[0]
     )
+
+
+@pytest.mark.parametrize("command", ["find", "compare", "tune"])
+def test_a_model_named_as_the_target_is_a_command_line_mistake(folder, capsys, command):
+    """A model at module level (a torch module, a Keras model), named where the function
+    that builds the task goes: its signature reads as any arguments, and calling it ran its
+    forward pass (the error was the target's, exit code 1)."""
+    pytest.importorskip("torch")
+    if command == "tune":
+        pytest.importorskip("optuna")
+    (folder / "lrkit_tgt_tasks.py").write_text("import torch\n\nMODEL = torch.nn.Linear(3, 1)\n")
+    extra = {"find": ["--no-plot", "--no-train"], "compare": ["--no-plot"],
+             "tune": ["--plot", "none"]}[command]  # fmt: skip
+    assert main([command, "lrkit_tgt_tasks:MODEL", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lrkit {command}: error: target 'lrkit_tgt_tasks:MODEL' must be a ")
+    assert err.endswith("; it is a model (Linear): name the function that builds it\n")
+    assert not (folder / "lrkit-tune.db").exists()

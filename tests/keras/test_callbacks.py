@@ -247,6 +247,27 @@ def test_a_divergence_judged_at_the_epochs_end_leaves_its_loss_out_of_the_logs(b
     assert np.isfinite(h.history["loss"]).all() and plateau.controller.reductions == []
 
 
+def test_an_epoch_with_no_batch_checked_good_logs_the_latest_loss_checked_good():
+    """Two batches an epoch, the first of epoch 1 diverging: no batch of that epoch is
+    checked good before the divergence, so its logged loss is the latest loss checked good
+    (epoch 0's last batch, recovered from Keras' running mean), not the diverged one."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 8)).astype("float32")
+    y = (x @ rng.standard_normal((8, 1)).astype("float32")).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    blow = _BlowUp(epoch=1, batch=0)
+    guard = lk.DivergenceGuard(snapshot_every=1)
+    plateau = lk.ReduceOnPlateau("loss", patience=0, factor=0.5)
+    h = model.fit(x, y, batch_size=32, epochs=3, verbose=0, shuffle=False,
+                  callbacks=[blow, guard, plateau])  # fmt: skip
+    assert guard.restores == 1
+    first, mean = blow.means[0, 0], blow.means[0, 1]
+    assert h.history["loss"][1] == 2 * mean - first  # the loss of epoch 0's second batch
+    assert 1 not in plateau.controller.reductions  # no cut on top of the guard's at epoch 1
+
+
 def test_guard_detects_a_spike_through_the_running_mean():
     x, y = _data_with_bad_batch(bad=7, n=10, value=300.0)
     model = _small()

@@ -273,6 +273,12 @@ def test_a_resumed_logger_counts_on_from_its_initial_step_and_plot_checks_its_ar
     with pytest.raises(ValueError) as info:
         log.plot(3)
     assert str(info.value) == "path_or_ax must be a file name, a matplotlib Axes or None, got 3"
+    with pytest.raises(ValueError) as info:
+        log.plot(torch.zeros(2, 2))
+    assert str(info.value) == (
+        "path_or_ax must be a file name, a matplotlib Axes or None, got "
+        "tensor([[0., 0.], [0., 0.]])"
+    )
     log.close()
 
 

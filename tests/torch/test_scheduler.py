@@ -491,6 +491,14 @@ def test_an_integer_tensor_lr_is_refused_before_anything_changes() -> None:
             make()
         assert str(info.value) == message
         assert opt.param_groups[0]["lr"].item() == 1 and "initial_lr" not in opt.param_groups[0]
+    # no lr at all (Adafactor with relative_step=True sets its own step size)
+    opt.param_groups[0]["lr"] = None
+    with pytest.raises(ValueError) as info:
+        lt.scheduler(opt, S.cosine(0.1, total_steps=10))
+    assert str(info.value).startswith(
+        "optimizer: param group 0 has no lr (None: an optimizer that sets its own step size, "
+        "such as Adafactor with relative_step=True); "
+    )
 
 
 def test_report_takes_scalars_and_tensors_and_rejects_the_rest() -> None:
@@ -1119,8 +1127,9 @@ def test_a_change_of_the_lr_between_steps_is_warned_once() -> None:
     with pytest.warns(
         UserWarning,
         match=r"^the optimizer's param group 1's LR changed .*\(0\.0998459 set, 0\.5 found\)",
-    ):
+    ) as rec:
         sched.step()
+    assert rec[0].filename == __file__  # the line that stepped, not lrkit's
     assert opt.param_groups[1]["lr"] == S.cosine(0.1, total_steps=40)(2)
     opt.param_groups[1]["lr"] = 0.5
     with warnings.catch_warnings():

@@ -552,10 +552,12 @@ def import_function(target: str) -> Callable[..., Any]:
 
 def call_target(fn: Callable[..., Any], *, target: str, returns: str) -> Any:
     """``fn()``: a ``ValueError`` (a mistake in the command line) when ``fn`` cannot be called
-    without arguments (or is a model: a ``torch.nn.Module``, whose signature reads as any
-    arguments, is called with its forward pass's), a :class:`TargetError` when it raises."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(fn, torch.nn.Module):
+    without arguments (or is a model: a ``torch.nn.Module`` or a Keras layer, whose signature
+    reads as any arguments), a :class:`TargetError` when it raises."""
+    torch, keras = sys.modules.get("torch"), sys.modules.get("keras")
+    if (torch is not None and isinstance(fn, torch.nn.Module)) or (
+        keras is not None and isinstance(fn, keras.layers.Layer)
+    ):
         raise ValueError(
             f"target {target!r} must be a function called with no arguments that returns "
             f"{returns}; it is a model ({type(fn).__name__}): name the function that builds it"

@@ -280,13 +280,14 @@ def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
     fn = import_function(args.target)
     # every check run draws the batches the sweep drew (a DataLoader's own generator, built
     # once, put back to its first state; a one-shot iterator returned again refused), as
-    # lrkit compare's runs do
+    # lrkit compare's runs do; the models are checked by _check_fresh (no host copy of them)
     make = checked(
         factory(
             lambda: call_target(fn, target=args.target, returns=RETURNS),
             seed=args.seed,
             name=f"target {args.target!r}",
-        )
+        ),
+        weights=False,
     )
 
     def make_user(lr: float | None = None) -> Any:

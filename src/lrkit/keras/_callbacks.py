@@ -674,7 +674,8 @@ class DivergenceGuard(_LRCallback):
     batch ``k`` is judged when batch ``k + 2`` is about to start (or at the end of the epoch,
     before ``fit`` validates the epoch's weights: a diverged state is restored first, and the
     epoch's ``logs["loss"]``, read by Keras before, becomes the mean loss of the epoch's
-    batches checked good, for the callbacks after the guard); on a divergence batch ``k + 1``,
+    batches checked good, or the latest loss checked good when none is, for the callbacks
+    after the guard); on a divergence batch ``k + 1``,
     already run, is discarded with the diverged state. A
     snapshot (a host copy of every variable) is taken every ``snapshot_every`` good batches;
     it becomes the one restored once the loss of the batch trained from it is checked good.
@@ -758,9 +759,11 @@ class DivergenceGuard(_LRCallback):
         self._n = 0  # batches in Keras' running loss mean
         self._prev_mean = 0.0
         # Keras' running loss mean over the batches checked good before the last divergence
-        # (None: none since the metrics were last reset), and whether that divergence was
-        # judged once the epoch's batches had run (its logs then hold the discarded batches)
+        # (none since the metrics were last reset: the latest loss checked good, the state
+        # training goes on from), and whether that divergence was judged once the epoch's
+        # batches had run (its logs then hold the discarded batches)
         self._good_mean: float | None = None
+        self._last_good: float | None = None
         self._end_restored = False
         # the checks go on from the controller's count (a loaded controller's too), so the
         # steps of restores and events count from the start of training, across fit() calls
@@ -979,12 +982,14 @@ class DivergenceGuard(_LRCallback):
             loss = (
                 mean if n == 1 or not math.isfinite(mean) else n * mean - (n - 1) * self._prev_mean
             )
-            good_mean = self._prev_mean if n > 1 else None  # the batches before this one
+            # the batches before this one (none: the latest loss checked good)
+            good_mean = self._prev_mean if n > 1 else self._last_good
             self._n, self._prev_mean = n, mean
             self._step += 1
             old = self.controller.scale
             action = self._book.check(loss, step=self._step)
             if action == "ok":
+                self._last_good = loss
                 while self._pending and self._pending[0][0] <= bid:
                     self._book.add(self._pending.pop(0)[1])  # checked good
                 continue

@@ -556,7 +556,8 @@ class EffectiveLRLogger:
         first, path = resolve(path_or_ax, path, first_name="path_or_ax")
         if first is not None and not is_axes(first):
             raise ValueError(
-                f"path_or_ax must be a file name, a matplotlib Axes or None, got {first!r}"
+                "path_or_ax must be a file name, a matplotlib Axes or None, got "
+                f"{V.fmt(first)}"
             )
         ax = first if ax is None else ax
         require("matplotlib", "plot", feature="EffectiveLRLogger.plot")

@@ -20,14 +20,21 @@ def check_module(model: Any) -> None:
 
 def check_optimizer(optimizer: Any) -> None:
     """A one-line ``ValueError`` unless ``optimizer`` is a ``torch.optim.Optimizer`` whose
-    tensor LRs, if any, are floating-point (an integer tensor would hold every LR set in it
-    cut to an integer: 0.1 as 0)."""
+    groups have an ``lr`` (not ``None``) and whose tensor LRs, if any, are floating-point (an
+    integer tensor would hold every LR set in it cut to an integer: 0.1 as 0)."""
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ValueError(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
         )
     for i, group in enumerate(optimizer.param_groups):
         lr = group.get("lr")
+        if lr is None:
+            raise ValueError(
+                f"optimizer: param group {i} has no lr (None: an optimizer that sets its own "
+                "step size, such as Adafactor with relative_step=True); a schedule, a range "
+                "test or a guard drives a numeric lr: give one (Adafactor: lr=..., "
+                "relative_step=False)"
+            )
         if isinstance(lr, torch.Tensor) and not lr.is_floating_point():
             raise ValueError(
                 f"optimizer: param group {i}'s lr is a tensor of {lr.dtype}, which holds every "

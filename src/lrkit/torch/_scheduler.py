@@ -28,6 +28,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
+from .._runtime import caller_level
 from ..feedback import as_metric, check_controllers, guard_hint, load_states
 from ..schedules import Schedule, as_schedule, holds_callable
 from ..schedules.tables import checked_steps
@@ -667,7 +668,7 @@ class LRKitScheduler(LRScheduler):
             and not self._lrkit_lrs()
         ):
             self._foreign_warned = True
-            warnings.warn(_foreign_change(self._last_lr, groups), stacklevel=2)
+            warnings.warn(_foreign_change(self._last_lr, groups), stacklevel=caller_level())
         if hot is None or len(groups) != 1:
             if len(groups) != self._n_groups:
                 self._adopt_new_groups()
