@@ -76,11 +76,31 @@ class _Parser(argparse.ArgumentParser):
 
         if self.unknown and not message.startswith("unrecognized arguments"):
             message = f"unrecognized arguments: {' '.join(self.unknown)}"
+        if message.startswith("unrecognized arguments: "):
+            # an option of another command: how this one spells it
+            table = _SPELLED_HERE.get(self.prog.split()[-1], {})
+            typed = message[len("unrecognized arguments: ") :].split()
+            said = [
+                f"{name} here is {table[name]}"
+                for name in dict.fromkeys(t.split("=", 1)[0] for t in typed)
+                if name in table
+            ]
+            if said:
+                message += f" ({'; '.join(said)})"
         # an error echoes what was typed (an unrecognized argument, a value): a database URL
         # given in the wrong place shows without its password (as every command's error:
         # lrkit.commands._target.print_error)
         message = mask_arguments(message, sys.argv[1:] if self.argv is None else self.argv)
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
+#: the output options of one command given to another, as that one spells them
+_OUTPUTS_OF_FIND = {"--plot": "-o/--output PATH or --no-plot", "--no-progress": "--quiet"}
+_SPELLED_HERE: dict[str, dict[str, str]] = {
+    "tune": {"-o": "--plot PATH", "--output": "--plot PATH", "--no-plot": "--plot none"},
+    "find": _OUTPUTS_OF_FIND,
+    "compare": _OUTPUTS_OF_FIND,
+}
 
 
 def build_parser(argv: Sequence[str] | None = None) -> _Parser:

@@ -127,6 +127,30 @@ def test_an_unknown_option_of_a_torch_command_names_that_command(command, capsys
     ]
 
 
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["tune", "--demo", "--output=x.png", "--no-plot"],
+         "--output=x.png --no-plot (--output here is --plot PATH; --no-plot here is --plot none)"),
+        (["find", "--demo", "--plot", "x.png"],
+         "--plot x.png (--plot here is -o/--output PATH or --no-plot)"),
+        (["compare", "--demo", "--no-progress"], "--no-progress (--no-progress here is --quiet)"),
+    ],
+)  # fmt: skip
+def test_an_output_option_of_another_command_says_how_this_one_spells_it(argv, said, capsys):
+    """find and compare write their plot with -o and stay quiet with --quiet; tune writes it
+    with --plot (none: no plot) and has --no-progress: given to the other, each is named
+    with this command's spelling."""
+    from lrkit.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"lrkit {argv[0]}: error: unrecognized arguments: {said} (see: lrkit {argv[0]} --help)"
+    ]
+
+
 def test_a_parser_keeps_the_option_strings_of_its_arguments_and_groups() -> None:
     """The options a sub-command knows, for naming the unknown ones: those added to the
     parser, to an argument group, to a mutually exclusive group (``--demo``) and to one made
