@@ -43,7 +43,7 @@ def test_every_method_trains_on_the_same_batches_and_the_rngs_are_left_alone():
     random.seed(7)
     before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
     methods = ["fixed", "plateau", "cosine", "adam"]
-    C.compare(C.factory(_task(log), seed=0), methods=methods, steps=40, finder_iter=10)
+    C.compare(C.factory(_task(log), seed=0), methods=methods, steps=40, num_iter=10)
     runs = log[-len(methods) :]
     assert all(len(r) == 40 for r in runs)
     assert all(r == runs[0] for r in runs)  # plateau evaluates mid-run, yet the same order
@@ -61,7 +61,7 @@ def test_the_up_front_check_draws_nothing_the_runs_see(monkeypatch):
 
     def run():
         torch.manual_seed(0)
-        r = C.compare(unseeded, methods=["fixed", "cosine"], steps=10, finder_iter=10)
+        r = C.compare(unseeded, methods=["fixed", "cosine"], steps=10, num_iter=10)
         return r.lrs.base, [x.val_loss for x in r.results]
 
     with_check = run()
@@ -86,8 +86,8 @@ def test_the_up_front_check_draws_nothing_the_runs_see(monkeypatch):
          r"^num_iter must be an integer in \[10, 100000\]"),
         (lambda: C.find_lrs(lambda: None, methods=["fixed"], num_iter=200_000), ValueError,
          r"^num_iter must be an integer in \[10, 100000\]"),
-        (lambda: C.compare(lambda: None, methods=["fixed"], finder_iter=200_000), ValueError,
-         r"^finder_iter must be an integer in \[10, 100000\]"),
+        (lambda: C.compare(lambda: None, methods=["fixed"], num_iter=200_000), ValueError,
+         r"^num_iter must be an integer in \[10, 100000\]"),
         (lambda: C.find_lrs(lambda: None, methods="adamx"), ValueError, r"^methods must be"),
         (lambda: C.run_method("nope", make=lambda: None, lrs=None, steps=10), ValueError,
          r"^method must be one of 'fixed'"),
@@ -119,10 +119,10 @@ def test_methods_whose_package_is_missing_are_left_out_by_default_and_refused_by
     }
     assert C.available_methods() == [m for m in C.METHODS if m not in C.PACKAGES]
     with pytest.raises(ImportError) as info:
-        C.compare(make, methods="fixed,prodigy", steps=10, finder_iter=10)
+        C.compare(make, methods="fixed,prodigy", steps=10, num_iter=10)
     assert str(info.value) == "method 'prodigy' needs prodigyopt: pip install 'lrkit[lrfree]'"
     assert calls == []  # refused before anything trained
-    report = C.compare(make, steps=10, finder_iter=10)
+    report = C.compare(make, steps=10, num_iter=10)
     assert [r.method for r in report.results] == C.available_methods()
 
 
@@ -143,7 +143,7 @@ def test_validation_data_without_a_batch_is_refused_before_any_method_trains():
         return model, opt, loss_fn, train, []
 
     with pytest.raises(ValueError, match=r"^val_data must yield at least one batch, got none$"):
-        C.compare(C.factory(fn, seed=0), methods="fixed,adam", steps=10, finder_iter=10)
+        C.compare(C.factory(fn, seed=0), methods="fixed,adam", steps=10, num_iter=10)
     assert [len(r) for r in log] == [1]  # the one check step of a throwaway setup, no run
 
 
@@ -160,7 +160,7 @@ def test_param_groups_a_schedule_cannot_drive_are_refused_before_any_method_trai
         return model, torch.optim.SGD(groups), loss_fn, train, val
 
     with pytest.raises(ValueError, match=r"^optimizer: every param group sets its own lr "):
-        C.compare(C.factory(fn, seed=0), methods="fixed,adam", steps=10, finder_iter=10)
+        C.compare(C.factory(fn, seed=0), methods="fixed,adam", steps=10, num_iter=10)
     assert [len(r) for r in log] == [0]  # one throwaway setup, nothing trained
 
 
@@ -177,7 +177,7 @@ def test_groups_at_other_lrs_are_noted_beside_the_lr_they_are_ratios_of():
         return model, torch.optim.SGD(groups, lr=0.1), loss_fn, train, val
 
     report = C.compare(C.factory(fn, seed=0), methods="fixed,plateau,adam", steps=10,
-                       finder_iter=10)  # fmt: skip
+                       num_iter=10)  # fmt: skip
     fixed, plateau, adam = report.results
     assert fixed.note == "groups at x0.1, x1 the LR"
     assert plateau.note.endswith(" reductions; groups at x0.1, x1 the LR")
@@ -185,7 +185,7 @@ def test_groups_at_other_lrs_are_noted_beside_the_lr_they_are_ratios_of():
     assert fixed.lrs[0] == pytest.approx(0.1 * report.lrs.base)  # group 0's, plotted
     assert fixed.lr == f"{report.lrs.base:.3g}"
     # one group: no note
-    plain = C.compare(C.factory(_task([]), seed=0), methods="fixed", steps=10, finder_iter=10)
+    plain = C.compare(C.factory(_task([]), seed=0), methods="fixed", steps=10, num_iter=10)
     assert plain.results[0].note == ""
 
 
@@ -213,10 +213,10 @@ def test_one_generator_handed_to_every_run_is_refused_and_a_fresh_one_each_time_
 
     with pytest.raises(C.NotFreshError) as info:
         C.compare(C.factory(lambda: make(shared), seed=0), methods="fixed", steps=10,
-                  finder_iter=10)  # fmt: skip
+                  num_iter=10)  # fmt: skip
     assert "returned the first run's data again, a one-shot iterator (generator)" in str(info.value)
     fresh = C.compare(C.factory(lambda: make(batches()), seed=0), methods="fixed,cosine",
-                      steps=10, finder_iter=10)  # fmt: skip
+                      steps=10, num_iter=10)  # fmt: skip
     first = [r.losses[0] for r in fresh.results]
     assert first[0] == first[1]  # the same first batch, from the same weights
 
@@ -241,7 +241,7 @@ def test_adams_range_test_sweeps_the_parameters_its_runs_train():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = C.compare(C.factory(fn, seed=0), methods="adam", steps=50, finder_iter=50)
+        report = C.compare(C.factory(fn, seed=0), methods="adam", steps=50, num_iter=50)
     seed_all(0)
     model, _, loss_fn, batches = fn()
     head = torch.optim.Adam(model[1].parameters(), lr=1e-3)
@@ -262,7 +262,7 @@ def test_callable_data_with_batchnorm_and_schedule_free():
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         return model, opt, torch.nn.functional.cross_entropy, lambda: iter(loader), [(x, y)]
 
-    report = C.compare(C.factory(fn, seed=0), methods="schedulefree", steps=10, finder_iter=10)
+    report = C.compare(C.factory(fn, seed=0), methods="schedulefree", steps=10, num_iter=10)
     (r,) = report.results
     assert not r.error and np.isfinite(r.val_loss) and report.best is r
 
@@ -277,14 +277,14 @@ def test_a_method_failing_late_is_a_row_with_its_error_and_the_others_are_kept(m
     monkeypatch.setattr(lrkit.torch, "prodigy", broken)
     log: list[list[int]] = []
     make = C.factory(_task(log), seed=0)
-    report = C.compare(make, methods="fixed,prodigy,adam", steps=10, finder_iter=10)
+    report = C.compare(make, methods="fixed,prodigy,adam", steps=10, num_iter=10)
     fixed, failed, adam = report.results
     assert failed.error == "RuntimeError: no prodigy today" and "failed:" in failed.note
     assert not fixed.error and not adam.error and len(fixed.losses) == len(adam.losses) == 10
     assert report.best in (fixed, adam) and "RuntimeError: no prodigy today" in report.table()
     assert report.to_dict()["results"][1]["error"] == failed.error
     # every method failed: the rows are kept (the table, JSON and plot still say why)
-    alone = C.compare(make, methods="prodigy", steps=10, finder_iter=10)
+    alone = C.compare(make, methods="prodigy", steps=10, num_iter=10)
     assert alone.best is None and [r.error for r in alone.results] == [failed.error]
     assert "RuntimeError: no prodigy today" in alone.table()
     assert alone.to_dict()["results"][0]["error"] == failed.error
@@ -343,13 +343,28 @@ def _kept_model_task():
 def test_a_model_kept_between_runs_is_refused_not_trained_on():
     fn, model = _kept_model_task()
     with pytest.raises(ValueError) as info:
-        C.compare(C.factory(fn, seed=0), methods="fixed,cosine", steps=10, finder_iter=10)
+        C.compare(C.factory(fn, seed=0), methods="fixed,cosine", steps=10, num_iter=10)
     assert str(info.value) == (
         "make() must build a fresh model for every run; it returned the first run's model "
         "again, or a layer of it, already trained (it would go on training where the last run "
         "left it): create the model inside the function (lrkit.compare.factory(fn, seed=0) "
         "seeds every call)"
     )
+
+
+def test_compare_takes_num_iter_as_find_lrs_does_and_finder_iter_with_a_warning():
+    calls: list[list[int]] = []
+    make = C.factory(_task(calls), seed=0)
+    with pytest.warns(DeprecationWarning) as rec:
+        old = C.compare(make, methods="fixed", steps=10, finder_iter=12)
+    assert [str(w.message) for w in rec] == [
+        "lrkit.compare.compare(): the argument finder_iter= was renamed num_iter="
+    ]
+    assert rec[0].filename == __file__
+    new = C.compare(C.factory(_task([]), seed=0), methods="fixed", steps=10, num_iter=12)
+    assert old.lrs.base == new.lrs.base and old.lrs.base is not None
+    with pytest.raises(TypeError, match=r"^lrkit.compare.compare\(\) got both num_iter= and "):
+        C.compare(make, methods="fixed", steps=10, num_iter=20, finder_iter=12)
 
 
 def test_checked_without_weights_keeps_no_copy_of_the_model_and_checks_the_rest():
@@ -431,7 +446,7 @@ def test_a_model_reset_in_place_to_its_first_weights_passes():
         _, _, loss_fn, data = fn()
         return model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn, data
 
-    r = C.compare(C.factory(reset, seed=0), methods="fixed,cosine", steps=10, finder_iter=10)
+    r = C.compare(C.factory(reset, seed=0), methods="fixed,cosine", steps=10, num_iter=10)
     assert [x.method for x in r.results if not x.error] == ["fixed", "cosine"]
 
 
@@ -454,9 +469,9 @@ def test_a_layer_shared_by_the_models_is_refused_once_trained_and_passes_when_re
         return fn
 
     with pytest.raises(C.NotFreshError, match=r"the first run's model again, or a layer of it"):
-        C.compare(C.factory(task(False), seed=0), methods="fixed,cosine", steps=10, finder_iter=10)
+        C.compare(C.factory(task(False), seed=0), methods="fixed,cosine", steps=10, num_iter=10)
     body.load_state_dict(start)
-    r = C.compare(C.factory(task(True), seed=0), methods="fixed,cosine", steps=10, finder_iter=10)
+    r = C.compare(C.factory(task(True), seed=0), methods="fixed,cosine", steps=10, num_iter=10)
     assert [x.method for x in r.results if not x.error] == ["fixed", "cosine"]
 
 
@@ -473,7 +488,7 @@ def test_an_optimizer_kept_between_runs_is_refused():
         return model, opt, loss_fn, data
 
     with pytest.raises(ValueError, match=r"^make\(\) must build a fresh optimizer for every run"):
-        C.compare(C.factory(reset, seed=0), methods="fixed,cosine", steps=10, finder_iter=10)
+        C.compare(C.factory(reset, seed=0), methods="fixed,cosine", steps=10, num_iter=10)
 
 
 def test_a_loader_with_its_own_generator_gives_every_run_the_same_batches():
@@ -514,7 +529,7 @@ def test_a_loaders_own_generator_is_left_as_found_by_every_entry_point():
 
     make = C.factory(task, seed=0)
     before = gen.get_state()
-    report = C.compare(make, methods="fixed,cosine", steps=10, finder_iter=10)
+    report = C.compare(make, methods="fixed,cosine", steps=10, num_iter=10)
     assert [r.error for r in report.results] == ["", ""]
     assert torch.equal(gen.get_state(), before)
     lrs = C.find_lrs(make, methods="fixed", num_iter=10)
@@ -545,7 +560,7 @@ def test_a_batch_met_later_that_is_no_pair_stops_the_comparison():
 
     make = C.factory(task, seed=0)
     with pytest.raises(BatchLayoutError, match=r"got a tuple of 3 items$") as info:
-        C.compare(make, methods="fixed,adam", steps=20, finder_iter=10)
+        C.compare(make, methods="fixed,adam", steps=20, num_iter=10)
     assert "step=" not in str(info.value)  # find_lr's advice: compare takes no step
     with pytest.raises(BatchLayoutError, match=r"got a tuple of 3 items$") as info:
         C.find_lrs(make, methods="fixed", num_iter=10)
@@ -572,7 +587,7 @@ def test_ctrl_c_propagates_with_the_methods_that_finished(monkeypatch):
     before = torch.get_rng_state()
     make = C.factory(_task([]), seed=0)
     with pytest.raises(KeyboardInterrupt) as info:
-        C.compare(make, methods="fixed,adam,cosine,plateau", steps=10, finder_iter=10)
+        C.compare(make, methods="fixed,adam,cosine,plateau", steps=10, num_iter=10)
     report = info.value.comparison
     assert isinstance(report, C.Comparison)
     assert report.interrupted and report.not_run == ["cosine", "plateau"]
@@ -584,7 +599,7 @@ def test_ctrl_c_propagates_with_the_methods_that_finished(monkeypatch):
     assert [r["method"] for r in data["results"]] == ["fixed", "adam"]
     assert torch.equal(torch.get_rng_state(), before)  # the caller's RNGs, as ever
     # a comparison that ran to its end says so too
-    done = C.compare(make, methods="fixed", steps=10, finder_iter=10).to_dict()
+    done = C.compare(make, methods="fixed", steps=10, num_iter=10).to_dict()
     assert done["interrupted"] is False and done["not_run"] == []
 
 
@@ -594,7 +609,7 @@ def test_ctrl_c_in_the_range_tests_carries_no_comparison(monkeypatch):
 
     monkeypatch.setattr(C, "find_lrs", interrupted)
     with pytest.raises(KeyboardInterrupt) as info:
-        C.compare(C.factory(_task([]), seed=0), methods="fixed", steps=10, finder_iter=10)
+        C.compare(C.factory(_task([]), seed=0), methods="fixed", steps=10, num_iter=10)
     assert not hasattr(info.value, "comparison")
 
 
@@ -665,7 +680,7 @@ def test_a_setup_pickled_by_lrkit_010_loads_with_its_val_data():
 
 
 def test_a_comparison_reads_no_deprecated_name(recwarn):
-    C.compare(C.factory(_task([]), seed=0), methods="plateau", steps=10, finder_iter=10)
+    C.compare(C.factory(_task([]), seed=0), methods="plateau", steps=10, num_iter=10)
     said = [str(w.message) for w in recwarn if issubclass(w.category, DeprecationWarning)]
     assert not [m for m in said if "Setup" in m]
 

@@ -22,14 +22,16 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
-def keyword(where: str, old: str, new: str, old_value: Any, new_value: Any) -> Any:
+def keyword(
+    where: str, old: str, new: str, old_value: Any, new_value: Any, *, default: Any = None
+) -> Any:
     """The value of an argument of ``where`` renamed ``old`` -> ``new``: ``new_value`` when
     ``old`` was not passed, else ``old_value`` with a ``DeprecationWarning`` naming ``new``;
-    both given (``new_value`` not ``None``): a one-line ``TypeError``, as Python's own for an
-    argument given twice."""
+    both given (``new_value`` not its ``default``): a one-line ``TypeError``, as Python's own
+    for an argument given twice."""
     if old_value is UNSET:
         return new_value
-    if new_value is not None:
+    if new_value is not default and new_value != default:
         raise TypeError(
             f"{where} got both {new}= and {old}= ({old} is the former name of {new}): "
             f"pass {new} only"

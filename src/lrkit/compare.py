@@ -781,11 +781,16 @@ def compare(
     *,
     methods: str | Sequence[str] | None = None,
     steps: int = 400,
-    finder_iter: int = 100,
+    num_iter: int = 100,
     progress: bool = False,
     name: str | None = None,
+    finder_iter: int = _renamed.UNSET,
 ) -> Comparison:
     """Range tests, then every method in turn, each for ``steps`` steps from ``make()``.
+
+    The range tests run ``num_iter`` steps each (``lrkit.torch.find_lr``'s ``num_iter``, as
+    :func:`find_lrs` takes it; the command's ``--finder-iter``); ``finder_iter`` is its
+    deprecated former name.
 
     ``make()`` returns a fresh :class:`Setup` for each run, from the same initial weights:
     wrap a function that returns ``(model, optimizer, loss_fn, data[, val_data])`` with
@@ -825,7 +830,10 @@ def compare(
     methods = available_methods() if methods is None else check_installed(methods)
     steps = V.integer("steps", steps, 10, V.MAX_STEPS)
     progress = V.flag("progress", progress)
-    finder_iter = V.integer("finder_iter", finder_iter, MIN_ITER, MAX_ITER)
+    num_iter = _renamed.keyword(
+        "lrkit.compare.compare()", "finder_iter", "num_iter", finder_iter, num_iter, default=100
+    )
+    num_iter = V.integer("num_iter", num_iter, MIN_ITER, MAX_ITER)
     setups = _setups(make)
     results: list[Result] = []
     V.optional_text("name", name, meaning="the task's name")
@@ -834,7 +842,7 @@ def compare(
         with preserved_rng(import_torch=True):
             with preserved_rng(import_torch=True):  # the check draws nothing the runs would see
                 _preflight(setups)
-            lrs = find_lrs(setups, methods=methods, num_iter=finder_iter, total_steps=steps)
+            lrs = find_lrs(setups, methods=methods, num_iter=num_iter, total_steps=steps)
             bar: Any = None
             if progress:
                 from tqdm.auto import tqdm

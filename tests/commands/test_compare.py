@@ -236,11 +236,11 @@ def test_compare_of_a_make_returning_a_tuple_says_to_use_factory():
         return model, opt, torch.nn.functional.cross_entropy, [(x, y)]
 
     with pytest.raises(TypeError, match=r"lrkit\.compare\.factory\(fn") as info:
-        C.compare(make, methods="fixed", steps=10, finder_iter=10)
+        C.compare(make, methods="fixed", steps=10, num_iter=10)
     assert "\n" not in str(info.value) and "got tuple" in str(info.value)
     with pytest.raises(TypeError, match="callable"):
         C.compare(42, methods="fixed", steps=10)  # type: ignore[arg-type]
-    report = C.compare(C.factory(make), methods="fixed", steps=10, finder_iter=10)
+    report = C.compare(C.factory(make), methods="fixed", steps=10, num_iter=10)
     assert [r.method for r in report.results] == ["fixed"]
 
 

@@ -1207,8 +1207,8 @@ def test_a_value_error_while_the_target_module_imports_is_the_targets(tmp_path, 
 
 def test_the_value_the_user_typed_is_quoted_as_typed(capsys):
     pytest.importorskip("torch")
-    assert main(["compare", "--demo", "--methods", "steps,finder_iter", "--no-plot"]) == 2
-    line = _one_line_error(capsys, "--methods must be", "got 'steps,finder_iter'")
+    assert main(["compare", "--demo", "--methods", "steps,num_iter", "--no-plot"]) == 2
+    line = _one_line_error(capsys, "--methods must be", "got 'steps,num_iter'")
     assert "--steps" not in line and "--finder-iter" not in line
 
 

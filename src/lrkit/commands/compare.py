@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: ``lrkit.compare.compare``'s parameters -> the options of this command.
-OPTIONS = {"methods": "--methods", "steps": "--steps", "finder_iter": "--finder-iter"}
+OPTIONS = {"methods": "--methods", "steps": "--steps", "num_iter": "--finder-iter"}
 
 
 def _check_returned(make: Any, target: str) -> None:
@@ -172,7 +172,7 @@ def _compare(args: argparse.Namespace) -> int:
                 make,
                 methods=methods,
                 steps=args.steps,
-                finder_iter=args.finder_iter,
+                num_iter=args.finder_iter,
                 progress=show_progress(args),  # on a terminal only
                 name=name,
             )
