@@ -191,12 +191,13 @@ def tables(feats: list[dict[str, Any]], res: dict[str, Any]) -> dict[str, Any]:
     results = [r for f in feats for r in f["results"]]
     ext = [r.extended for r in results if r.extended]
     out["sweeps"] = {
-        "columns": ["sweeps", "reliable", "stopped: diverged / nan / completed", "extended",
+        "columns": ["sweeps", "reliable", "stopped: diverged / nan / turned up / completed",
+                    "extended",
                     "mean extra steps when extended"],
         "rows": [[
             len(results), sum(r.reliable for r in results),
             " / ".join(str(sum(r.stop_reason == k for r in results))
-                       for k in ("diverged", "nan", "completed")),
+                       for k in ("diverged", "nan", "turned_up", "completed")),
             len(ext), round(sum(ext) / len(ext), 1) if ext else 0,
         ]],
     }  # fmt: skip

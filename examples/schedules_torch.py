@@ -1,6 +1,6 @@
 """Drive a PyTorch optimizer with an lrkit schedule, checkpoint mid-run and resume exactly.
 
-    python examples/schedules_torch.py      # pip install 'lrkit[torch]'
+python examples/schedules_torch.py      # pip install 'lrkit[torch]'
 """
 
 import io

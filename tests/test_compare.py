@@ -391,6 +391,16 @@ def test_checked_without_weights_keeps_no_copy_of_the_model_and_checks_the_rest(
         full()
     with pytest.raises(ValueError, match=r"^weights must be True or False"):
         C.checked(fn_setup, weights="no")
+    assert C.checked(full) is full  # already checked: its records kept
+    # the factory's own comparison, and its copy, left out the same way
+    fn, model = _kept_model_task()
+    light_factory, full_factory = C.factory(fn, weights=False), C.factory(fn)
+    light_factory(), full_factory()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    light_factory()
+    with pytest.raises(ValueError, match=r"^make\(\) must build a fresh model for every run"):
+        full_factory()
 
 
 def test_fresh_models_with_the_same_weights_pass_the_start_check():

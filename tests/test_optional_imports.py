@@ -8,6 +8,7 @@ named by the hints exist in ``pyproject.toml`` and install the module they name.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import json
 import os
@@ -15,7 +16,7 @@ import re
 import subprocess
 import sys
 import types
-from importlib.metadata import packages_distributions
+from importlib.metadata import PackageNotFoundError, packages_distributions, requires
 from pathlib import Path
 
 import pytest
@@ -538,9 +539,9 @@ def _imported_packages(script: Path) -> set[str]:
 
 
 def test_examples_name_extras_that_install_what_they_import() -> None:
-    """An example's ``pip install 'lrkit[...]'`` line names extras that install every package it
-    imports (besides lrkit's own dependencies): scikit-learn's digits need ``demo`` with Keras
-    and optax."""
+    """An example's ``pip install 'lrkit[...]' [packages]`` line names extras (and packages
+    beside them) that install every package it imports (besides lrkit's own dependencies):
+    scikit-learn's digits need ``demo`` with Keras and optax."""
     extras = _extras()
     core = {
         re.sub(r"[-_.]+", "-", re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0]).lower()
@@ -550,10 +551,18 @@ def test_examples_name_extras_that_install_what_they_import() -> None:
     checked = []
     for path in sorted((ROOT / "examples").glob("*.py")):
         doc = ast.get_docstring(ast.parse(path.read_text(), str(path))) or ""
-        named = re.search(r"pip install 'lrkit\[([\w,-]+)\]'", doc)
+        named = re.search(r"pip install 'lrkit\[([\w,-]+)\]'((?:[ \t]+[A-Za-z][\w.-]*)*)", doc)
         if named is None:
             continue
-        installed = core.union(*(extras[e] for e in named.group(1).split(",")))
+        beside = {re.sub(r"[-_.]+", "-", p).lower() for p in named.group(2).split()}
+        for package in list(beside):  # and what they install (hydra-core: omegaconf)
+            with contextlib.suppress(PackageNotFoundError):
+                beside |= {
+                    re.sub(r"[-_.]+", "-", re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0]).lower()
+                    for r in requires(package) or []
+                    if "extra ==" not in r
+                }
+        installed = core.union(beside, *(extras[e] for e in named.group(1).split(",")))
         for module in sorted(_imported_packages(path)):
             providers = {re.sub(r"[-_.]+", "-", d).lower() for d in dists.get(module, [])}
             if providers:  # installed here: one of the named extras installs it

@@ -1,7 +1,7 @@
 """Replay range tests from the zoo cache and score suggested LRs against the grid oracles.
 
 A cached raw sweep holds, for every step of a sweep from 1e-7 at the default density, the
-training-batch loss and the eval-mode loss of 8 fixed held batches. :func:`replay` turns it
+training-batch loss and the eval-mode loss of 4 fixed held batches. :func:`replay` turns it
 into what a finder with given options would have recorded (where it stops, which held
 evaluations it makes, how far it extends), through the real :class:`lrkit.finder.Sweep`, so
 the suggestion comes from the shipped code. :func:`score` reads the oracle's loss at a
@@ -56,9 +56,10 @@ def sweep_lr(i: int) -> float:
 
 def replay(rec: dict[str, Any], seed: int, **options: Any) -> Any:
     """The :class:`lrkit.finder.FinderResult` a finder with ``options`` (those of
-    :class:`lrkit.finder.SweepOptions`; ``eval_batches`` <= 8) would have returned on this
-    task's sweep ``seed``. The sweep must use the cache's LR sequence (the defaults
-    ``start_lr=1e-7, end_lr=10, num_iter=100``, exponential)."""
+    :class:`lrkit.finder.SweepOptions`; ``eval_batches`` at most the held batches cached, 4)
+    would have returned on this task's sweep ``seed`` (more is a ValueError). The sweep must
+    use the cache's LR sequence (the defaults ``start_lr=1e-7, end_lr=10, num_iter=100``,
+    exponential)."""
     from lrkit.finder import Sweep, SweepOptions
 
     sw = rec["sweeps"][seed]
@@ -66,6 +67,8 @@ def replay(rec: dict[str, Any], seed: int, **options: Any) -> Any:
     opts = SweepOptions(**{"optimizer_family": optimizer_kind(rec), **options})
     sweep = Sweep(opts)
     nb = max(1, opts.eval_batches)
+    if nb > len(held[0]):  # an average of fewer batches than asked for would pass unseen
+        raise ValueError(f"eval_batches={nb}: the cache holds {len(held[0])} held batches")
     i = 0
     for lr in sweep:
         if i >= len(train):  # the cached sweep ended: non-finite loss

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from . import _validate as V
 from ._files import names_folder
 
 __all__ = [
@@ -41,7 +42,7 @@ def is_path(value: Any) -> bool:
 def check_path(path: Any) -> None:
     """``path`` is ``None`` or a file name, else a one-line ``ValueError``."""
     if path is not None and not is_path(path):
-        raise ValueError(f"path must be a file name (str or os.PathLike), got {path!r}")
+        raise ValueError(f"path must be a file name (str or os.PathLike), got {V.fmt(path)}")
 
 
 def resolve(first: Any, path: Any, *, first_name: str) -> tuple[Any, Any]:
@@ -97,7 +98,7 @@ def log_axis_fits(values: Iterable[float]) -> bool:
 def check_title(title: Any) -> None:
     """A plot's ``title``: a string or ``None``, else a one-line ``ValueError`` naming it."""
     if title is not None and not isinstance(title, str):
-        raise ValueError(f"title must be a string or None, got {title!r}")
+        raise ValueError(f"title must be a string or None, got {V.fmt(title)}")
 
 
 def is_axes(value: Any) -> bool:
@@ -114,7 +115,7 @@ def new_axes(
     check_title(title)
     if ax is not None:
         if not is_axes(ax):
-            raise ValueError(f"ax must be a matplotlib Axes or None, got {ax!r}")
+            raise ValueError(f"ax must be a matplotlib Axes or None, got {V.fmt(ax)}")
         return ax.figure, ax
     fig = new_figure(path, figsize=figsize)
     return fig, fig.add_subplot()
@@ -246,7 +247,7 @@ def save_figure(fig: Any, path: Any, *, dpi: int = 110) -> None:
     figure does and matplotlib has nothing to warn about."""
     name = os.fsdecode(os.fspath(path))
     if not os.path.basename(name).strip():  # matplotlib would write ".png"
-        raise ValueError(f"path must name a file, e.g. 'plot.png', got {name!r}")
+        raise ValueError(f"path must name a file, e.g. 'plot.png', got {V.fmt(name)}")
     if names_folder(name):  # matplotlib would write "<folder>.png"
         raise ValueError(
             f"path {name!r} is a folder: give a file name, e.g. {os.path.join(name, 'plot.png')!r}"

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from . import _validate as V
 from ._format import shorten
 
 __all__ = [
@@ -306,7 +307,7 @@ def check_output(
     ``.svgz``, ``.eps``, ``.ps``), and never through a stream that is a regular file (opened by
     name, the file would be emptied)."""
     if not isinstance(path, str) or not path.strip():
-        raise ValueError(f"{option} must be a file name, got {path!r}")
+        raise ValueError(f"{option} must be a file name, got {V.fmt(path)}")
     if names_folder(path):
         name = example or (f"name.{types[0]}" if types else "")
         hint = f", e.g. {os.path.join(path, name)!r}" if name else ""

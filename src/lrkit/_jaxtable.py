@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _validate as V
 from .schedules import Schedule
 from .schedules.tables import (
     EVALUATIONS,
@@ -96,9 +97,9 @@ def out_dtype(dtype: Any) -> np.dtype[Any]:
     try:
         d = jnp.dtype(dtype)
     except TypeError:
-        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}") from None
+        raise ValueError(f"dtype must be a floating dtype, got {V.fmt(dtype)}") from None
     if not jnp.issubdtype(d, jnp.floating):
-        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}")
+        raise ValueError(f"dtype must be a floating dtype, got {V.fmt(dtype)}")
     return np.dtype(jax.dtypes.canonicalize_dtype(d))
 
 

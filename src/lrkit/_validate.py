@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,8 +22,8 @@ def fmt(value: Any) -> str:
     :data:`FMT_LIMIT` characters)."""
     try:
         text = repr(value)
-        if "\n" in text:
-            text = " ".join(text.split())
+        if "\n" in text:  # a line break and the indentation after it read as one space
+            text = re.sub(r"\s*\n\s*", " ", text)
         return text if len(text) <= FMT_LIMIT else shorten(text, FMT_LIMIT)
     except ValueError:  # an integer beyond Python's limit for str (4300 digits), or holding one
         if isinstance(value, int):

@@ -178,26 +178,31 @@ def as_setup(value: Any, *, name: str = "task") -> Setup:
     return Setup(model, optimizer=opt, loss_fn=loss_fn, data=data, val_data=val_data)
 
 
-def factory(fn: Callable[[], Any], *, seed: int = 0, name: str = "task") -> Callable[[], Setup]:
+def factory(
+    fn: Callable[[], Any], *, seed: int = 0, name: str = "task", weights: bool = True
+) -> Callable[[], Setup]:
     """A ``make()`` that seeds every RNG with ``seed`` and calls ``fn()`` afresh for each run
     (``fn`` returns ``(model, optimizer, loss_fn, data[, val_data])``); ``fn`` returning the
     first call's model again with other weights (it would go on training where the last run
-    left it) is a one-line ValueError."""
+    left it) is a one-line ValueError. ``weights=False`` leaves that comparison out, and the
+    host copy of the first model's weights it keeps (as :func:`checked`)."""
     from .torch import seed_all
 
     if not callable(fn):
         raise TypeError(
             f"fn must be a callable fn() -> (model, optimizer, loss_fn, data[, val_data]), "
-            f"got {fn!r}"
+            f"got {V.fmt(fn)}"
         )
     V.takes("fn", fn, "fn() -> (model, optimizer, loss_fn, data[, val_data])", 0)
     seed = V.seed("seed", seed)
+    weights = V.flag("weights", weights)
     first: list[Any] = []
 
     def make() -> Setup:
         seed_all(seed)
         setup = as_setup(fn(), name=name)
-        _same_start(setup.model, first)
+        if weights:
+            _same_start(setup.model, first)
         return setup
 
     return make
@@ -311,10 +316,15 @@ def checked(make: Callable[[], Any], *, weights: bool = True) -> Callable[[], Se
     optimizer with state returned again is a :class:`NotFreshError`. ``weights=False`` leaves
     out the comparison of the first model's weights, and the host copy of them it keeps, for
     a caller that checks its models otherwise (``lrkit find`` refuses models sharing a
-    trainable parameter). The result's ``restore()`` puts those generators back to their
-    first states."""
-    V.flag("weights", weights)
-    return _Setups(_setups(make).make, weights=weights)
+    trainable parameter; pass it to :func:`factory` too). The result's ``restore()`` puts
+    those generators back to their first states. A make already checked is returned as it
+    is, with what it has recorded."""
+    weights = V.flag("weights", weights)
+    if isinstance(make, _Setups):
+        return make
+    setups = _setups(make)
+    setups.check_start = weights
+    return setups
 
 
 def _setups(make: Any) -> _Setups:
@@ -409,12 +419,14 @@ def parse_methods(spec: str | Sequence[str]) -> list[str]:
     elif isinstance(spec, Sequence) and all(isinstance(m, str) for m in spec):
         items = list(spec)
     else:
-        raise ValueError(f"methods must be {allowed} (a string or a list of names), got {spec!r}")
+        raise ValueError(
+            f"methods must be {allowed} (a string or a list of names), got {V.fmt(spec)}"
+        )
     out = [m.strip().lower() for m in items if m.strip()]
     bad = [m for m in out if m not in METHODS]
     if bad or not out:
         raise ValueError(
-            f"methods must be a comma-separated subset of {', '.join(METHODS)}, got {spec!r}"
+            f"methods must be a comma-separated subset of {', '.join(METHODS)}, got {V.fmt(spec)}"
         )
     return list(dict.fromkeys(out))
 
@@ -626,7 +638,7 @@ def _plan(method: str, setup: Setup, lrs: LRs, steps: int) -> tuple[Any, Any, An
         return sf, None, None, f"{lrs.adam:.3g} (x avg)"
     if method == "prodigy":
         return prodigy(params), None, None, "d estimated"
-    raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    raise ValueError(f"method must be one of {', '.join(METHODS)}, got {V.fmt(method)}")
 
 
 def run_method(

@@ -79,7 +79,7 @@ class LRKitMixin:
             if not callable(schedule):
                 raise ValueError(
                     "schedule must be an lrkit schedule, a spec string, a dict or a callable "
-                    f"schedule(num_training_steps), got {schedule!r}"
+                    f"schedule(num_training_steps), got {V.fmt(schedule)}"
                 )
             V.takes("schedule", schedule, "schedule(num_training_steps)", 1)  # now, not at train()
         check_controllers(feedback)  # now, as a bad schedule, not when train() starts
@@ -190,7 +190,7 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
 
     def __init__(self, monitor: str | None = None) -> None:
         if monitor is not None and (not isinstance(monitor, str) or not monitor):
-            raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
+            raise ValueError(f"monitor must be the name of a logged metric, got {V.fmt(monitor)}")
         self.monitor = monitor
         # set from the end of a step or an epoch until the next one begins: the training loop
         # evaluates there exactly when it has decided to (``control.should_evaluate``, read

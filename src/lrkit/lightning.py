@@ -214,12 +214,14 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         if schedule is not None and not callable(schedule):
             raise ValueError(
                 f"schedule must be a callable schedule(result, total_steps) returning an lrkit "
-                f"schedule, a spec string or a dict, got {schedule!r}"
+                f"schedule, a spec string or a dict, got {V.fmt(schedule)}"
             )
         if schedule is not None:  # now, not after the sweep
             V.takes("schedule", schedule, "schedule(result, total_steps)", 2)
         if attr_name is not None and (not isinstance(attr_name, str) or not attr_name):
-            raise ValueError(f"attr_name must be a non-empty attribute name, got {attr_name!r}")
+            raise ValueError(
+                f"attr_name must be a non-empty attribute name, got {V.fmt(attr_name)}"
+            )
         self.set_lr = V.flag("set_lr", set_lr)
         self.attr_name = attr_name
         self.schedule = schedule
@@ -791,7 +793,7 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
     def __init__(self, monitor: str | None = None) -> None:
         super().__init__()
         if monitor is not None and (not isinstance(monitor, str) or not monitor):
-            raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
+            raise ValueError(f"monitor must be the name of a logged metric, got {V.fmt(monitor)}")
         self.monitor = monitor
         self._manual_warned = False
         self._validations = 0  # the validation runs of this fit

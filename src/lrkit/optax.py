@@ -214,7 +214,8 @@ def reduce_on_plateau(
     """
     if isinstance(mode, (int, float)) and not isinstance(mode, bool):
         raise ValueError(
-            f"mode must be one of 'min', 'max', got {mode!r} (optax.contrib.reduce_on_plateau's "
+            f"mode must be one of 'min', 'max', got {V.fmt(mode)} "
+            "(optax.contrib.reduce_on_plateau's "
             f"first argument is factor; here pass factor={mode!r})"
         )
     allowed = ("mode", "accumulation_size", *PlateauKwargs.__annotations__)
@@ -741,7 +742,7 @@ def find_lr(
     """
     check_finder_kwargs("lrkit.optax.find_lr", sweep_options, finder=find_lr, hints=_OPTAX_HINTS)
     if not callable(loss_fn):
-        raise ValueError(f"loss_fn must be a callable loss_fn(params, batch), got {loss_fn!r}")
+        raise ValueError(f"loss_fn must be a callable loss_fn(params, batch), got {V.fmt(loss_fn)}")
     # a factory's family now; a transformation's once its state is built (it is read there)
     family = None if isinstance(optimizer, optax.GradientTransformation) else _family(optimizer)
     V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
@@ -776,7 +777,7 @@ def find_lr(
     else:
         raise ValueError(
             "optimizer must be an optax factory (e.g. optax.adam) or a GradientTransformation "
-            f"built with optax.inject_hyperparams, got {optimizer!r}"
+            f"built with optax.inject_hyperparams, got {V.fmt(optimizer)}"
         )
     # private copies: jnp.array copies numpy and jax inputs alike, so nothing of the caller's
     # is ever aliased by what the sweep produces

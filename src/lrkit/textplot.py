@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _validate as V
+
 __all__ = [
     "MAX_POINTS",
     "check_steps",
@@ -50,12 +52,12 @@ def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX
         total = min(natural_steps(schedule), MAX_STEP)
     else:
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+            raise ValueError(f"steps must be an integer >= 1, got {V.fmt(steps)}")
         total = int(steps)
     if total > MAX_STEP:
         raise ValueError(f"steps must be at most 2**53 to plot, got {total}")
     if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2:
-        raise ValueError(f"max_points must be an integer >= 2, got {max_points!r}")
+        raise ValueError(f"max_points must be an integer >= 2, got {V.fmt(max_points)}")
     if total <= max_points:
         return np.arange(total, dtype=np.int64)
     xs = np.round(np.linspace(0.0, float(total - 1), max_points)).astype(np.int64)
@@ -109,9 +111,9 @@ def text_plot(
 ) -> str:
     """Render ``ys`` against ``xs`` as a character plot with labelled axes."""
     if isinstance(width, bool) or not isinstance(width, int) or not 10 <= width <= 1000:
-        raise ValueError(f"width must be an integer in [10, 1000], got {width!r}")
+        raise ValueError(f"width must be an integer in [10, 1000], got {V.fmt(width)}")
     if isinstance(height, bool) or not isinstance(height, int) or not 3 <= height <= 500:
-        raise ValueError(f"height must be an integer in [3, 500], got {height!r}")
+        raise ValueError(f"height must be an integer in [3, 500], got {V.fmt(height)}")
     x = np.asarray(xs, dtype=np.float64)
     y = np.asarray(ys, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or x.size == 0:

@@ -382,3 +382,16 @@ def test_a_model_named_as_the_target_is_a_command_line_mistake(folder, capsys, c
     assert err.startswith(f"lrkit {command}: error: target 'lrkit_tgt_tasks:MODEL' must be a ")
     assert err.endswith("; it is a model (Linear): name the function that builds it\n")
     assert not (folder / "lrkit-tune.db").exists()
+
+
+def test_a_keras_model_named_as_the_target_is_a_command_line_mistake(folder, capsys, monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setenv("KERAS_BACKEND", __import__("os").environ.get("KERAS_BACKEND", "jax"))
+    pytest.importorskip("keras")
+    (folder / "lrkit_tgt_tasks.py").write_text(
+        "import keras\n\nMODEL = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])\n"
+    )
+    assert main(["find", "lrkit_tgt_tasks:MODEL", "--no-plot", "--no-train"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "; it is a model (Sequential): name the function that builds it\n"
+    )

@@ -266,6 +266,13 @@ def test_an_epoch_with_no_batch_checked_good_logs_the_latest_loss_checked_good()
     first, mean = blow.means[0, 0], blow.means[0, 1]
     assert h.history["loss"][1] == 2 * mean - first  # the loss of epoch 0's second batch
     assert 1 not in plateau.controller.reductions  # no cut on top of the guard's at epoch 1
+    # a second fit whose first batch diverges: the latest loss checked good is the first
+    # fit's (its last epoch's second batch)
+    again = _BlowUp(epoch=0, batch=0)
+    h2 = model.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=False,
+                   callbacks=[again, guard, plateau])  # fmt: skip
+    assert guard.restores == 2
+    assert h2.history["loss"][0] == 2 * blow.means[2, 1] - blow.means[2, 0]
 
 
 def test_guard_detects_a_spike_through_the_running_mean():

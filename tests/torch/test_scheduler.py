@@ -473,6 +473,26 @@ def test_step_inside_a_compiled_function_runs_outside_the_graph(tensor) -> None:
     torch._dynamo.reset()
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.*")  # torch's compiler's own
+def test_a_warning_of_a_step_inside_a_compiled_function_points_at_the_users_line() -> None:
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    opt = _opt(0.1)
+    sched = lt.scheduler(opt, S.cosine(0.1, total_steps=100))
+
+    @torch.compile(backend="eager")
+    def step() -> None:
+        sched.step()
+
+    step()
+    opt.param_groups[0]["lr"] = 0.5  # a hand edit between two steps
+    with pytest.warns(UserWarning, match="LR changed between two steps") as rec:
+        step()
+    assert rec[0].filename == __file__  # the compiled function's line, not torch's wrapper
+    torch._dynamo.reset()
+
+
 def test_an_integer_tensor_lr_is_refused_before_anything_changes() -> None:
     """An integer tensor holds every LR set in it cut to an integer (0.1 as 0): the weights
     would never move while get_last_lr() reported the schedule's values."""
@@ -491,6 +511,14 @@ def test_an_integer_tensor_lr_is_refused_before_anything_changes() -> None:
             make()
         assert str(info.value) == message
         assert opt.param_groups[0]["lr"].item() == 1 and "initial_lr" not in opt.param_groups[0]
+    # a group added later with an integer tensor: refused at the step that adopts it
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = lt.scheduler(opt, S.cosine(0.1, total_steps=10))
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": torch.tensor(1)})
+    with pytest.raises(ValueError) as info:
+        sched.step()
+    assert str(info.value) == message.replace("group 0", "group 1")
+    assert sched.last_epoch == 0 and len(sched.base_lrs) == 1
     # no lr at all (Adafactor with relative_step=True sets its own step size)
     opt.param_groups[0]["lr"] = None
     with pytest.raises(ValueError) as info:

@@ -203,7 +203,7 @@ def check_options(args: argparse.Namespace) -> None:
         except ValueError:
             raise ValueError(
                 f"--train-steps must be an integer >= {low} (allowed range: [{low}, 2**53]), "
-                f"got {args.train_steps!r}"
+                f"got {V.fmt(args.train_steps)}"
             ) from None
 
 
@@ -286,6 +286,7 @@ def _task(args: argparse.Namespace) -> tuple[Any, str, Any]:
             lambda: call_target(fn, target=args.target, returns=RETURNS),
             seed=args.seed,
             name=f"target {args.target!r}",
+            weights=False,
         ),
         weights=False,
     )

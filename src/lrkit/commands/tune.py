@@ -447,7 +447,7 @@ def _tune(args: argparse.Namespace) -> int:
         if args.seed is not None:
             check_seed(args.seed)
         if study is not None and not study.strip():
-            raise ValueError(f"--study must be a non-empty name, got {study!r}")
+            raise ValueError(f"--study must be a non-empty name, got {V.fmt(study)}")
         if study is not None and "://" in study:  # a URL given to the wrong option
             raise ValueError(
                 "--study is the study's name; a database URL goes to --storage, got --study "

@@ -165,7 +165,7 @@ def run_probes(
     ``progress=True`` shows a tqdm bar ("lrkit probes"). The caller restores the initial
     state afterwards."""
     if not (isinstance(lr_min, (int, float)) and math.isfinite(lr_min) and lr_min > 0):
-        raise ValueError(f"lr_min must be a finite number > 0, got {lr_min!r}")
+        raise ValueError(f"lr_min must be a finite number > 0, got {V.fmt(lr_min)}")
     for name, fn in (("reset", reset), ("step", step), ("score", score)):
         if not callable(fn):
             raise TypeError(f"{name} must be a callable, got {type(fn).__name__}")

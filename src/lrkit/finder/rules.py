@@ -126,11 +126,11 @@ def _check(
     bad = np.flatnonzero(~(np.isfinite(x) & (x > 0)))
     if bad.size:  # a sweep records none of these
         i = int(bad[0])
-        raise ValueError(f"{xn} must be finite and > 0, got {float(x[i])!r} at index {i}")
+        raise ValueError(f"{xn} must be finite and > 0, got {V.fmt(float(x[i]))} at index {i}")
     bad = np.flatnonzero(~np.isfinite(y))
     if bad.size:  # a sweep stops at a non-finite loss, without recording it
         i = int(bad[0])
-        raise ValueError(f"{yn} must be finite, got {float(y[i])!r} at index {i}")
+        raise ValueError(f"{yn} must be finite, got {V.fmt(float(y[i]))} at index {i}")
     return x, y
 
 
@@ -590,7 +590,7 @@ def rule_lr(name: str, value: Any) -> float:
     except (TypeError, ValueError):
         lr = math.nan
     if not (math.isfinite(lr) and lr > 0) or isinstance(value, (bool, np.bool_, str, bytes)):
-        raise ValueError(f"rule {name!r} must return a learning rate > 0, got {value!r}")
+        raise ValueError(f"rule {name!r} must return a learning rate > 0, got {V.fmt(value)}")
     return lr
 
 
@@ -606,7 +606,7 @@ def resolve(rule: str | Rule, name: str = "rule") -> tuple[str, Rule]:
             own = f"{own} (custom)"  # not the built-in of that name, in to_dict and plots
         return own, rule
     raise ValueError(f"{name} must be one of {', '.join(map(repr, RULES))} or a callable "
-                     f"rule(lrs, losses) -> lr, got {rule!r}")  # fmt: skip
+                     f"rule(lrs, losses) -> lr, got {V.fmt(rule)}")  # fmt: skip
 
 
 @_renamed.keyword_only(2)

@@ -162,7 +162,7 @@ class SweepOptions:
         if self.mode == "exp" and not math.isfinite(self.end_lr / self.start_lr):
             raise ValueError(
                 f"end_lr / start_lr must be a ratio float64 holds (the sweep's LRs grow by "
-                f"it): raise start_lr or lower end_lr, got {self.end_lr!r} / "
+                f"it): raise start_lr or lower end_lr, got {V.fmt(self.end_lr)} / "
                 f"{self.start_lr!r} (inf)"
             )
         put("beta", V.in_range("beta", self.beta, 0.0, 1.0, high_open=True))
@@ -176,7 +176,7 @@ class SweepOptions:
             if self.max_end_lr < self.end_lr:
                 raise ValueError(
                     f"max_end_lr must be >= end_lr (allowed range: [{self.end_lr}, inf)), "
-                    f"got {self.max_end_lr!r}"
+                    f"got {V.fmt(self.max_end_lr)}"
                 )
         put("stop_early", V.flag("stop_early", self.stop_early))
         resolve(self.rule)
@@ -650,7 +650,7 @@ def range_test(
     order back to their state before the sweep, ``score()`` returns the loss on validation
     data; the caller restores its state afterwards, as after the sweep."""
     if not callable(step):
-        raise ValueError(f"step must be a callable step(lr) -> loss, got {step!r}")
+        raise ValueError(f"step must be a callable step(lr) -> loss, got {V.fmt(step)}")
     V.takes("step", step, "step(lr) -> loss", 1)
     V.optional_callable("evaluate", evaluate, "evaluate() -> held loss", 0)
     V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)

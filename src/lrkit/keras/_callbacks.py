@@ -469,11 +469,11 @@ class ReduceOnPlateau(_LRCallback):
         )
         super().__init__()
         if not isinstance(monitor, str) or not monitor:
-            raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
+            raise ValueError(f"monitor must be the name of a logged metric, got {V.fmt(monitor)}")
         if monitor in ("min", "max", "auto"):  # lrkit.feedback's first argument is its mode
             raise ValueError(
                 f"monitor must be the name of a logged metric (as Keras', the first argument "
-                f"here), got {monitor!r}, a mode: pass mode={monitor!r} and the metric as "
+                f"here), got {V.fmt(monitor)}, a mode: pass mode={monitor!r} and the metric as "
                 "monitor= (e.g. 'val_loss')"
             )
         self.monitor = monitor
@@ -485,7 +485,7 @@ class ReduceOnPlateau(_LRCallback):
             self._auto = mode == "auto"
         elif not isinstance(controller, _PlateauCore):
             raise ValueError(
-                f"controller must be a lrkit.feedback.ReduceOnPlateau, got {controller!r}"
+                f"controller must be a lrkit.feedback.ReduceOnPlateau, got {V.fmt(controller)}"
             )
         else:
             given = sorted(plateau) + ([] if mode in ("auto", controller.mode) else ["mode"])
@@ -749,6 +749,7 @@ class DivergenceGuard(_LRCallback):
         # after load_state_dict: good checks since the newest snapshot, as saved, put back
         # once the next run has snapshotted the state it starts from
         self._resume_good: int | None = None
+        self._last_good: float | None = None  # the latest loss checked good, across fit()s
         self._reset_run()
 
     def _reset_run(self) -> None:
@@ -763,7 +764,6 @@ class DivergenceGuard(_LRCallback):
         # training goes on from), and whether that divergence was judged once the epoch's
         # batches had run (its logs then hold the discarded batches)
         self._good_mean: float | None = None
-        self._last_good: float | None = None
         self._end_restored = False
         # the checks go on from the controller's count (a loaded controller's too), so the
         # steps of restores and events count from the start of training, across fit() calls
@@ -1072,10 +1072,10 @@ class LRScheduler(_LRCallback):
         self.schedule = as_schedule(schedule, nonnegative=True)
         self.per = V.choice("per", per, ("batch", "epoch"))
         if feedback is not None and not isinstance(feedback, Feedback):
-            raise ValueError(f"feedback must be a lrkit.feedback.Feedback, got {feedback!r}")
+            raise ValueError(f"feedback must be a lrkit.feedback.Feedback, got {V.fmt(feedback)}")
         self.feedback = feedback
         if not isinstance(monitor, str) or not monitor:
-            raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
+            raise ValueError(f"monitor must be the name of a logged metric, got {V.fmt(monitor)}")
         self.monitor = monitor
         self.initial_step = (
             None if initial_step is None else V.integer("initial_step", initial_step, 0)
@@ -1303,7 +1303,7 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
         super().__init__()
         self.per = V.choice("per", per, ("batch", "epoch"))
         if not isinstance(key, str) or not key:
-            raise ValueError(f"key must be a non-empty string, got {key!r}")
+            raise ValueError(f"key must be a non-empty string, got {V.fmt(key)}")
         self.key = key
         self.history: list[tuple[int, float]] = []
         # (batch, iteration, lr or schedule, scale) when a call of the train function began

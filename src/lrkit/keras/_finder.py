@@ -456,7 +456,7 @@ def find_lr(
             seed = V.seed("seed", seed)
         except ValueError:
             raise ValueError(
-                f"seed must be an integer in [0, {V.SEED_MAX}] or None, got {seed!r}"
+                f"seed must be an integer in [0, {V.SEED_MAX}] or None, got {V.fmt(seed)}"
             ) from None
     if "optimizer" in sweep_options:  # the model's own optimizer is swept
         raise TypeError(

@@ -317,7 +317,7 @@ class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule): 
         if not callable(schedule):
             raise ValueError(
                 "schedule must be a Keras LearningRateSchedule or a learning-rate callable, "
-                f"got {schedule!r}"
+                f"got {V.fmt(schedule)}"
             )
         self.inner = schedule
         self._scale = V.non_negative("scale", scale)

@@ -11,6 +11,7 @@ True
 from __future__ import annotations
 
 from .. import _validate
+from .. import _validate as V
 from ._base import REGISTRY, Schedule, register
 from ._compose import (
     Clamp,
@@ -90,7 +91,7 @@ def with_warmup(
     ``warmup_steps=0`` (Hugging Face's ``num_warmup_steps=0``) is no ramp: ``schedule``
     alone, as a ``join`` of one segment."""
     if not isinstance(schedule, Schedule):
-        raise ValueError(f"schedule must be a lrkit schedule, got {schedule!r}")
+        raise ValueError(f"schedule must be a lrkit schedule, got {V.fmt(schedule)}")
     steps = _validate.integer("warmup_steps", warmup_steps, 0, _validate.MAX_STEPS)
     end = schedule(0)  # the ramp's end; its own end_lr is not a parameter given here
     if not end >= 0:

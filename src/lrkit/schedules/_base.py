@@ -41,7 +41,7 @@ def register(cls: type[Schedule]) -> type[Schedule]:
     ``ValueError`` (lrkit's own names cannot be taken over)."""
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
-        raise ValueError(f"a registered schedule needs a class attribute name, got {name!r}")
+        raise ValueError(f"a registered schedule needs a class attribute name, got {V.fmt(name)}")
     old = REGISTRY.get(name)
     if old is not None and not (
         old.__module__ == cls.__module__
@@ -541,7 +541,7 @@ class Schedule(ABC):
                 if x is None or isinstance(x, (str, bytes)):
                     raise TypeError(
                         "steps must be an array-like of numbers: a step must be a number "
-                        f"(an int, or a float for fractional steps), got {x!r}"
+                        f"(an int, or a float for fractional steps), got {V.fmt(x)}"
                     )
         try:
             t = np.asarray(steps, dtype=np.float64)

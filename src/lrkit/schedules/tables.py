@@ -335,15 +335,15 @@ def value_table(
     float64 closed form rounded once.
     """
     if not isinstance(s, Schedule):
-        raise ValueError(f"s must be a lrkit schedule, got {s!r}")
+        raise ValueError(f"s must be a lrkit schedule, got {V.fmt(s)}")
     try:
         np_dtype = np.dtype(dtype)
     except TypeError:
-        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}") from None
+        raise ValueError(f"dtype must be a floating dtype, got {V.fmt(dtype)}") from None
     # numpy's floats, and the extra float types of ml_dtypes (bfloat16, float8_*) that JAX uses
     extra_float = np_dtype.name.startswith(("bfloat16", "float8"))
     if not (np.issubdtype(np_dtype, np.floating) or extra_float):
-        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}")
+        raise ValueError(f"dtype must be a floating dtype, got {V.fmt(dtype)}")
     scale = V.non_negative("scale", scale)
     limit = V.integer("limit", limit, 2)
     # a function schedule with a ``length`` is called only at the steps of a run that long:

@@ -379,7 +379,7 @@ class EffectiveLRLogger:
         if writer is not None and not callable(getattr(writer, "add_scalar", None)):
             raise TypeError(
                 f"writer must have an add_scalar(tag, value, step) method (a TensorBoard "
-                f"SummaryWriter), got {writer!r}"
+                f"SummaryWriter), got {V.fmt(writer)}"
             )
         if not isinstance(names, (torch.nn.Module, Mapping, str, bytes)) and hasattr(
             names, "__iter__"
@@ -395,7 +395,7 @@ class EffectiveLRLogger:
         if sample is not None and (
             isinstance(sample, bool) or not isinstance(sample, int) or sample < 100
         ):
-            raise ValueError(f"sample must be an integer >= 100 or None, got {sample!r}")
+            raise ValueError(f"sample must be an integer >= 100 or None, got {V.fmt(sample)}")
         self.sample = sample
         self._gen = torch.Generator().manual_seed(int(seed))
         self._idx: list[torch.Tensor | None] = []
@@ -407,11 +407,11 @@ class EffectiveLRLogger:
                 self._params.append(p)
                 self._idx.append(self._draw(p))
         if every is not None and (isinstance(every, bool) or not isinstance(every, int)):
-            raise ValueError(f"every must be an integer >= 1 or None, got {every!r}")
+            raise ValueError(f"every must be an integer >= 1 or None, got {V.fmt(every)}")
         if every is not None and every < 1:
-            raise ValueError(f"every must be an integer >= 1 or None, got {every!r}")
+            raise ValueError(f"every must be an integer >= 1 or None, got {V.fmt(every)}")
         if tensorboard not in (True, False, "auto"):
-            raise ValueError(f"tensorboard must be True, False or 'auto', got {tensorboard!r}")
+            raise ValueError(f"tensorboard must be True, False or 'auto', got {V.fmt(tensorboard)}")
         self.writer = writer
         self._own_writer = False
         if writer is None and tensorboard:
@@ -556,8 +556,7 @@ class EffectiveLRLogger:
         first, path = resolve(path_or_ax, path, first_name="path_or_ax")
         if first is not None and not is_axes(first):
             raise ValueError(
-                "path_or_ax must be a file name, a matplotlib Axes or None, got "
-                f"{V.fmt(first)}"
+                f"path_or_ax must be a file name, a matplotlib Axes or None, got {V.fmt(first)}"
             )
         ax = first if ax is None else ax
         require("matplotlib", "plot", feature="EffectiveLRLogger.plot")

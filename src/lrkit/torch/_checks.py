@@ -26,7 +26,13 @@ def check_optimizer(optimizer: Any) -> None:
         raise ValueError(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
         )
-    for i, group in enumerate(optimizer.param_groups):
+    check_group_lrs(optimizer.param_groups)
+
+
+def check_group_lrs(groups: list[dict[str, Any]], start: int = 0) -> None:
+    """A one-line ``ValueError`` when a param group (from index ``start`` on: groups added
+    since) has no ``lr`` or an integer tensor as its ``lr`` (:func:`check_optimizer`)."""
+    for i, group in enumerate(groups[start:], start):
         lr = group.get("lr")
         if lr is None:
             raise ValueError(

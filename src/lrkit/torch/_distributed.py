@@ -65,7 +65,7 @@ def main_process_only(fn: Callable[..., T]) -> Callable[..., T | None]:
     ``main_process_only(result.plot)(path="find.png")`` or ``main_process_only(torch.save)``.
     No collective call happens inside, so the other ranks do not wait for it."""
     if not callable(fn):
-        raise ValueError(f"fn must be callable, got {fn!r}")
+        raise ValueError(f"fn must be callable, got {V.fmt(fn)}")
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T | None:
@@ -108,7 +108,7 @@ def all_reduce_mean(value: float | torch.Tensor) -> float:
                 f"dtype {value.dtype}"
             )
     elif isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"value must be a number or a one-element tensor, got {value!r}")
+        raise ValueError(f"value must be a number or a one-element tensor, got {V.fmt(value)}")
     if not _active():  # one process: the value itself (a float holds any tensor's exactly)
         return float(value.item() if isinstance(value, torch.Tensor) else value)
     t = (

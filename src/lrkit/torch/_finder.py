@@ -388,7 +388,9 @@ def _check_scaler(scaler: Any) -> None:
     if scaler is not None and (
         isinstance(scaler, type) or not all(callable(getattr(scaler, m, None)) for m in methods)
     ):
-        raise ValueError(f"scaler must be a torch.amp.GradScaler instance or None, got {scaler!r}")
+        raise ValueError(
+            f"scaler must be a torch.amp.GradScaler instance or None, got {V.fmt(scaler)}"
+        )
 
 
 def _device(device: Any) -> torch.device:
@@ -399,7 +401,7 @@ def _device(device: Any) -> torch.device:
     except (RuntimeError, TypeError, ValueError):
         raise ValueError(
             "device must be a torch.device or a device string ('cpu', 'cuda', 'cuda:0', "
-            f"'mps', ...), got {device!r}"
+            f"'mps', ...), got {V.fmt(device)}"
         ) from None
     if dev.type == "meta":
         raise ValueError(
@@ -841,7 +843,7 @@ def find_lr(
     else:
         raise ValueError(
             "amp must be True, False, torch.float16 or torch.bfloat16 (the dtypes "
-            f"torch.autocast runs in), got {amp!r}"
+            f"torch.autocast runs in), got {V.fmt(amp)}"
         )
     _check_scaler(scaler)
     ratios = _group_ratios(optimizer)  # may warn: before the snapshot, nothing to restore yet

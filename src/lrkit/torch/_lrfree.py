@@ -362,7 +362,7 @@ def reestimate_batchnorm(
     """
     _check_model(model)
     if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
-        raise ValueError(f"num_batches must be an integer >= 1, got {num_batches!r}")
+        raise ValueError(f"num_batches must be an integer >= 1, got {V.fmt(num_batches)}")
     V.optional_callable("forward", forward, "forward(model, batch)", 2)
     batches = _one_pass(data, "data")
     return _reestimate(model, batches, name="data", num_batches=num_batches, forward=forward)
@@ -379,7 +379,7 @@ def _bn_buffers(model: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor
 
 def _check_bn_args(bn_data: Any, num_batches: Any, forward: Any) -> None:
     if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
-        raise ValueError(f"num_batches must be an integer >= 1, got {num_batches!r}")
+        raise ValueError(f"num_batches must be an integer >= 1, got {V.fmt(num_batches)}")
     V.optional_callable("forward", forward, "forward(model, batch)", 2)
     if bn_data is not None and not is_data_factory(bn_data) and not hasattr(bn_data, "__iter__"):
         raise ValueError(

@@ -32,7 +32,7 @@ from .._runtime import caller_level
 from ..feedback import as_metric, check_controllers, guard_hint, load_states
 from ..schedules import Schedule, as_schedule, holds_callable
 from ..schedules.tables import checked_steps
-from ._checks import check_optimizer
+from ._checks import check_group_lrs, check_optimizer
 
 __all__ = ["LRKitScheduler", "scheduler"]
 
@@ -108,7 +108,7 @@ def _check_numeric(i: int, key: str, value: Any) -> None:
 
 def _negative_lr(lr: float, step: int) -> ValueError:
     return ValueError(
-        f"schedule: the learning rate must be >= 0, got {lr!r} at step {step} (the schedule "
+        f"schedule: the learning rate must be >= 0, got {V.fmt(lr)} at step {step} (the schedule "
         "goes negative at a step not checked when the scheduler was built)"
     )
 
@@ -139,7 +139,7 @@ def _foreign_change(last: Any, groups: Any) -> str:
 def _negative_hp(key: str, value: float, step: int) -> ValueError:
     name = "momentum" if key == "momentum" else f"hyperparams[{key!r}]"
     return ValueError(
-        f"{name} must be >= 0, got {value!r} at step {step} (the schedule goes negative at a "
+        f"{name} must be >= 0, got {V.fmt(value)} at step {step} (the schedule goes negative at a "
         "step not checked when the scheduler was built)"
     )
 
@@ -273,7 +273,11 @@ def _outside_graph(fn: Any) -> Any:
     a run that never compiles does not load)."""
     out = _EAGER.get(fn)
     if out is None:
-        out = _EAGER[fn] = torch.compiler.disable(fn)  # type: ignore[no-untyped-call]
+        out = _EAGER[fn] = torch.compiler.disable(  # type: ignore[no-untyped-call]
+            fn,
+            reason="lrkit's scheduler step runs outside the graph, as PyTorch's schedulers "
+            "do: call it outside a torch.compile(fullgraph=True) function",
+        )
     return out
 
 
@@ -578,6 +582,7 @@ class LRKitScheduler(LRScheduler):
                 f"optimizer: it has {len(groups)} param groups, the scheduler was built for "
                 f"{n_old}; param groups cannot be removed from a scheduled optimizer"
             )
+        check_group_lrs(groups, n_old)
         per_group = (
             not self._shared
             or getattr(self, "_per_group", False)
@@ -631,12 +636,9 @@ class LRKitScheduler(LRScheduler):
         :meth:`_adopt_new_groups`). Called inside a compiled function (``torch.compile``), it
         runs outside the graph, as PyTorch's own schedulers do: traced, each step's LR would
         be a constant of the graph, compiled again at every step."""
-        if torch.compiler.is_compiling():
-            _outside_graph(LRKitScheduler._step)(self, epoch)
+        if torch.compiler.is_compiling():  # (run outside the graph, it is not compiling)
+            _outside_graph(LRKitScheduler.step)(self, epoch)
             return
-        self._step(epoch)
-
-    def _step(self, epoch: int | None) -> None:
         groups = self.optimizer.param_groups
         if epoch is None:
             t = self.last_epoch + 1
@@ -645,7 +647,7 @@ class LRKitScheduler(LRScheduler):
                 epoch = int(epoch)  # numpy integers too
             if not isinstance(epoch, int) or isinstance(epoch, bool):
                 raise ValueError(
-                    f"step() takes no metric or fractional epoch, got {epoch!r}: report a "
+                    f"step() takes no metric or fractional epoch, got {V.fmt(epoch)}: report a "
                     "metric with .report(value) on a scheduler built with feedback=... (in "
                     "Lightning keep 'interval': 'step' without 'reduce_on_plateau' and add "
                     "lrkit.lightning.ReportMetric() to the Trainer's callbacks); for "
@@ -807,7 +809,7 @@ class LRKitScheduler(LRScheduler):
             return None
         name = f"state_dict[{key!r}]"
         if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__len__"):
-            raise ValueError(f"{name} must be a list of {n} numbers, got {values!r}")
+            raise ValueError(f"{name} must be a list of {n} numbers, got {V.fmt(values)}")
         if len(values) != n:
             raise ValueError(
                 f"{name} must have one entry per param group ({n}), got {len(values)} "
@@ -856,7 +858,7 @@ class LRKitScheduler(LRScheduler):
             raise _epoch_error("state_dict['last_epoch']", last_epoch, -1)
         owns = state_dict.get("owns_lrs", True)
         if not isinstance(owns, bool):
-            raise ValueError(f"state_dict['owns_lrs'] must be True or False, got {owns!r}")
+            raise ValueError(f"state_dict['owns_lrs'] must be True or False, got {V.fmt(owns)}")
         step_count = state_dict.get("_step_count")
         step_count = (
             last_epoch + 1

@@ -150,7 +150,7 @@ def fit(
         )
     _refuse_closure(optimizer, "fit")
     if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {loss_fn!r}")
+        raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {V.fmt(loss_fn)}")
     V.takes("loss_fn", loss_fn, "loss_fn(output, target)", 2)
     V.optional_callable("on_step", on_step, "on_step(step, loss)", 2)
     V.optional_callable("on_epoch", on_epoch, "on_epoch(epoch)", 1)
@@ -245,7 +245,7 @@ def evaluate(
     that yields no example is a ValueError (there is no score to give)."""
     check_module(model)
     if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {loss_fn!r}")
+        raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {V.fmt(loss_fn)}")
     V.takes("loss_fn", loss_fn, "loss_fn(output, target)", 2)
     if not hasattr(data, "__iter__"):
         raise ValueError(

@@ -129,7 +129,7 @@ class DemoTask:
 def _check_task(task: Any) -> None:
     if not isinstance(task, DemoTask):
         raise ValueError(
-            f"task must be a DemoTask (make_task(name) or digits_task()), got {task!r}"
+            f"task must be a DemoTask (make_task(name) or digits_task()), got {V.fmt(task)}"
         )
 
 
@@ -287,4 +287,4 @@ def make_task(name: str, *, seed: int = 0, batch_size: int = 32) -> DemoTask:
             batch_size=batch_size,
             seed=seed,
         )
-    raise ValueError(f"name must be one of {', '.join(repr(t) for t in TASKS)}, got {name!r}")
+    raise ValueError(f"name must be one of {', '.join(repr(t) for t in TASKS)}, got {V.fmt(name)}")

@@ -772,7 +772,7 @@ def tune(
     SearchSpace(task.total_steps, families=families)  # bad families: fail now
     record = _space_record(families, seeding, task.total_steps, task.name)
     if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
-        raise ValueError(f"study_name must be a non-empty string or None, got {study_name!r}")
+        raise ValueError(f"study_name must be a non-empty string or None, got {V.fmt(study_name)}")
     if study_name is not None and len(study_name) > MAX_STUDY_NAME:
         raise ValueError(
             f"study_name must be at most {MAX_STUDY_NAME} characters (what Optuna stores), got "
@@ -794,7 +794,9 @@ def tune(
     callbacks = list(callbacks)
     for i, cb in enumerate(callbacks):
         if not callable(cb):
-            raise TypeError(f"callbacks[{i}] must be a callable (study, trial) -> None, got {cb!r}")
+            raise TypeError(
+                f"callbacks[{i}] must be a callable (study, trial) -> None, got {V.fmt(cb)}"
+            )
     if seed is not None:  # what numpy (Optuna's TPE) accepts
         seed = V.seed("seed", seed)
     if startup_trials is not None:

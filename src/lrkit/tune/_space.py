@@ -181,7 +181,7 @@ class SearchSpace:
             V.choice("families", f, FAMILIES)
         repeated = sorted({f for f in fams if fams.count(f) > 1})
         if repeated:
-            raise ValueError(f"families must name each family once, got {repeated[0]!r} twice")
+            raise ValueError(f"families must name each family once, got {V.fmt(repeated[0])} twice")
         object.__setattr__(self, "families", fams)
 
     def sample(self, trial: _Trial) -> Schedule:
@@ -203,7 +203,7 @@ class SearchSpace:
     def build(self, params: Mapping[str, Any]) -> Schedule:
         """The schedule of an Optuna params dict (e.g. ``study.best_params``)."""
         if "lr" not in params or "family" not in params:
-            raise ValueError(f"params must hold 'lr' and 'family', got {dict(params)!r}")
+            raise ValueError(f"params must hold 'lr' and 'family', got {V.fmt(dict(params))}")
         family = str(params["family"])
         prefix = family + "."
         rest = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
@@ -217,14 +217,14 @@ SearchSpace.__init__ = _renamed.keyword_only(2)(SearchSpace.__init__)  # type: i
 def _check_range(value: Any, *, name: str = "lr_range") -> tuple[float, float]:
     """``(low, high)`` with ``0 < low < high``, else a one-line ``ValueError`` naming ``name``."""
     if isinstance(value, (str, bytes)):
-        raise ValueError(f"{name} must be a pair (low, high), got {value!r}")
+        raise ValueError(f"{name} must be a pair (low, high), got {V.fmt(value)}")
     try:
         lo, hi = value
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (low, high), got {value!r}") from None
+        raise ValueError(f"{name} must be a pair (low, high), got {V.fmt(value)}") from None
     lo, hi = V.positive(f"{name}[0]", lo), V.positive(f"{name}[1]", hi)
     if hi <= lo:
-        raise ValueError(f"{name}[1] must be > {name}[0]={lo!r}, got {hi!r}")
+        raise ValueError(f"{name}[1] must be > {name}[0]={lo!r}, got {V.fmt(hi)}")
     return lo, hi
 
 

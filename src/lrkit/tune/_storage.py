@@ -215,7 +215,7 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
         shown = shorten(_mask_non_url(storage), 120) if isinstance(storage, str) else storage
         raise ValueError(
             f"{name} must be a database URL such as sqlite:///lrkit-tune.db or "
-            f"postgresql://user@host:5432/db, got {shown!r}"
+            f"postgresql://user@host:5432/db, got {V.fmt(shown)}"
         )
     shown = shorten(mask_url(storage), 200)
     if _sqlite_in_memory(storage):
@@ -237,7 +237,7 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
     if port and not port.strip().isdigit():
         raise ValueError(
             f"{name} {shown}: the port must be an integer (e.g. postgresql://user@host:5432/db), "
-            f"got {shorten(port, 40)!r}"
+            f"got {V.fmt(shorten(port, 40))}"
         )
     try:
         from sqlalchemy.engine import make_url
@@ -623,7 +623,7 @@ def make_pruner(pruner: Any) -> Any:
     if not isinstance(pruner, str):  # None too: Optuna's default is neither lrkit's nor none
         raise ValueError(
             f"pruner must be one of {', '.join(map(repr, PRUNERS))} (no pruning: 'none') or an "
-            f"optuna.pruners.BasePruner, got {pruner!r}"
+            f"optuna.pruners.BasePruner, got {V.fmt(pruner)}"
         )
     name = V.choice("pruner", pruner, PRUNERS)
     if name == "percentile":

@@ -44,19 +44,19 @@ class Task:
     def __post_init__(self) -> None:
         if not callable(self.train):
             raise ValueError(
-                f"train must be a callable train(schedule, report), got {self.train!r}"
+                f"train must be a callable train(schedule, report), got {V.fmt(self.train)}"
             )
         V.takes("train", self.train, "train(schedule, report)", 2)
         self.total_steps = V.integer("total_steps", self.total_steps, MIN_TOTAL_STEPS, V.MAX_STEPS)
         self.direction = V.choice("direction", self.direction, ("minimize", "maximize"))
         if self.range_test is not None and not callable(self.range_test):
-            raise ValueError(f"range_test must be callable or None, got {self.range_test!r}")
+            raise ValueError(f"range_test must be callable or None, got {V.fmt(self.range_test)}")
         V.optional_callable("range_test", self.range_test, "range_test()", 0)
         # the name is stored with the study's search space, the metric labels its value
         for field_name in ("name", "metric"):
             value = getattr(self, field_name)
             if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{field_name} must be a non-empty string, got {value!r}")
+                raise ValueError(f"{field_name} must be a non-empty string, got {V.fmt(value)}")
 
 
 def check_metric(value: Any) -> float:
