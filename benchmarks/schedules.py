@@ -58,6 +58,9 @@ def main() -> None:
     ap.add_argument("--values-repeat", type=int, default=3, help="runs of each side of 2.")
     ap.add_argument("--json", metavar="PATH", help="write the tables as JSON")
     args = ap.parse_args()
+    for name in ("steps", "per_step", "repeat", "values_repeat"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1")
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     total = max(args.steps, args.per_step) + 1

@@ -363,8 +363,9 @@ def test_compare_takes_num_iter_as_find_lrs_does_and_finder_iter_with_a_warning(
     assert rec[0].filename == __file__
     new = C.compare(C.factory(_task([]), seed=0), methods="fixed", steps=10, num_iter=12)
     assert old.lrs.base == new.lrs.base and old.lrs.base is not None
-    with pytest.raises(TypeError, match=r"^lrkit.compare.compare\(\) got both num_iter= and "):
-        C.compare(make, methods="fixed", steps=10, num_iter=20, finder_iter=12)
+    for given in (20, 100):  # 100 too: the default's value, but passed
+        with pytest.raises(TypeError, match=r"^lrkit.compare.compare\(\) got both num_iter="):
+            C.compare(make, methods="fixed", steps=10, num_iter=given, finder_iter=12)
 
 
 def test_checked_without_weights_keeps_no_copy_of_the_model_and_checks_the_rest():
@@ -392,6 +393,8 @@ def test_checked_without_weights_keeps_no_copy_of_the_model_and_checks_the_rest(
     with pytest.raises(ValueError, match=r"^weights must be True or False"):
         C.checked(fn_setup, weights="no")
     assert C.checked(full) is full  # already checked: its records kept
+    with pytest.raises(ValueError, match=r"^make is already checked with weights=True, got "):
+        C.checked(full, weights=False)
     # the factory's own comparison, and its copy, left out the same way
     fn, model = _kept_model_task()
     light_factory, full_factory = C.factory(fn, weights=False), C.factory(fn)

@@ -125,3 +125,27 @@ def test_an_ignored_signal_stays_ignored() -> None:
             signal.raise_signal(signal.SIGTERM)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_warning_points_at_user_code_under_a_folder_named_like_torchs_compiler(tmp_path):
+    """caller_level passes over torch's compiler's own folder (the disable wrapper of a
+    compiled step), not any folder whose path reads torch/_dynamo (a user's checkout)."""
+    import importlib.util
+    import warnings
+
+    pytest.importorskip("torch")
+    import torch._dynamo  # noqa: F401 - loaded, as when something was compiled
+
+    folder = tmp_path / "torch" / "_dynamo"
+    folder.mkdir(parents=True)
+    (folder / "userfn.py").write_text(
+        "from lrkit import _renamed\n\n\ndef go():\n    _renamed.warn('lrkit test: renamed')\n"
+    )
+    spec = importlib.util.spec_from_file_location("lrkit_test_userfn", folder / "userfn.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module.go()
+    assert [(w.filename, w.lineno) for w in caught] == [(str(folder / "userfn.py"), 5)]

@@ -210,6 +210,13 @@ def test_a_multi_line_repr_is_said_on_one_line() -> None:
     assert V.fmt(np.zeros((2, 2))) == "array([[0., 0.], [0., 0.]])"
     assert V.fmt(Module()) == "Sequential( (0): Linear() (1): ReLU() )"
     assert V.fmt("a\nb") == "'a\\nb'"  # a string's repr is one line already
+    assert V.fmt(["x   y"]) == "['x   y']"  # spaces inside a value kept
+
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    assert V.fmt(Broken()) == "a Broken (its repr raised RuntimeError)"
     with pytest.raises(ValueError) as info:
         V.integer("steps", np.ones((2, 2)), 1)
     assert "\n" not in str(info.value)

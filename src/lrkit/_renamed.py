@@ -22,16 +22,27 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
+class _DefaultInt(int):
+    """An integer default that :func:`keyword` tells from the same value passed (by identity):
+    it shows as the number in a signature."""
+
+
+def default_int(value: int) -> int:
+    """``value`` as the default of a renamed keyword's new name (see :func:`keyword`)."""
+    return _DefaultInt(value)
+
+
 def keyword(
     where: str, old: str, new: str, old_value: Any, new_value: Any, *, default: Any = None
 ) -> Any:
     """The value of an argument of ``where`` renamed ``old`` -> ``new``: ``new_value`` when
     ``old`` was not passed, else ``old_value`` with a ``DeprecationWarning`` naming ``new``;
-    both given (``new_value`` not its ``default``): a one-line ``TypeError``, as Python's own
-    for an argument given twice."""
+    both given (``new_value`` not its ``default``, ``None`` or one made by
+    :func:`default_int`, told apart from the same value passed): a one-line ``TypeError``, as
+    Python's own for an argument given twice."""
     if old_value is UNSET:
         return new_value
-    if new_value is not default and new_value != default:
+    if new_value is not default:
         raise TypeError(
             f"{where} got both {new}= and {old}= ({old} is the former name of {new}): "
             f"pass {new} only"

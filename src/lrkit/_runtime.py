@@ -222,20 +222,23 @@ def is_rank0() -> bool:
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-#: frames passed over as lrkit's own: the wrapper of ``torch.compiler.disable``, through which
-#: a compiled function calls lrkit's scheduler step (it is no caller of the user's)
-_PASSED = (os.sep + os.path.join("torch", "_dynamo") + os.sep,)
+def _passed_over() -> tuple[str, ...]:
+    """Folders whose frames count as lrkit's own: lrkit's, and torch's compiler's once loaded
+    (the wrapper of ``torch.compiler.disable``, through which a compiled function calls
+    lrkit's scheduler step, is no caller of the user's)."""
+    compiler = getattr(sys.modules.get("torch._dynamo"), "__file__", None)
+    if compiler is None:
+        return (_PACKAGE_DIR,)
+    return (_PACKAGE_DIR, os.path.dirname(os.path.abspath(compiler)) + os.sep)
 
 
 def caller_level() -> int:
     """The ``stacklevel`` that points a warning, issued by the function that calls this, at
     the first frame outside lrkit (the user's call, however deep inside lrkit it was made;
     the wrapper of ``torch.compiler.disable`` around a lrkit function is passed over too)."""
+    passed = _passed_over()
     level, frame = 2, sys._getframe(2)  # 2: the caller of the function that warns
-    while frame is not None and (
-        frame.f_code.co_filename.startswith(_PACKAGE_DIR)
-        or any(p in frame.f_code.co_filename for p in _PASSED)
-    ):
+    while frame is not None and frame.f_code.co_filename.startswith(passed):
         frame, level = frame.f_back, level + 1  # type: ignore[assignment]
     return level
 

@@ -29,6 +29,8 @@ def fmt(value: Any) -> str:
         if isinstance(value, int):
             return digits(value)
         return f"a {type(value).__name__} holding an integer too long to print"
+    except Exception as exc:  # noqa: BLE001 - a repr that fails: the message is ours to give
+        return f"a {type(value).__name__} (its repr raised {type(exc).__name__})"
 
 
 def prefixed(prefix: str, error: BaseException) -> Exception:

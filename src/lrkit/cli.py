@@ -80,11 +80,8 @@ class _Parser(argparse.ArgumentParser):
             # an option of another command: how this one spells it
             table = _SPELLED_HERE.get(self.prog.split()[-1], {})
             typed = message[len("unrecognized arguments: ") :].split()
-            said = [
-                f"{name} here is {table[name]}"
-                for name in dict.fromkeys(t.split("=", 1)[0] for t in typed)
-                if name in table
-            ]
+            found = (_spelled(t.split("=", 1)[0], table) for t in typed)
+            said = [f"{name} here is {table[name]}" for name in dict.fromkeys(found) if name]
             if said:
                 message += f" ({'; '.join(said)})"
         # an error echoes what was typed (an unrecognized argument, a value): a database URL
@@ -101,6 +98,20 @@ _SPELLED_HERE: dict[str, dict[str, str]] = {
     "find": _OUTPUTS_OF_FIND,
     "compare": _OUTPUTS_OF_FIND,
 }
+
+
+def _spelled(typed: str, table: dict[str, str]) -> str | None:
+    """The option of ``table`` that ``typed`` names, as argparse reads an option: in full, a
+    unique prefix of a long option (``--out``), or a short one with its value attached
+    (``-ox.png``)."""
+    if typed in table:
+        return typed
+    if typed.startswith("--"):
+        matches = [k for k in table if k.startswith(typed)]
+        return matches[0] if len(matches) == 1 else None
+    if not typed.startswith("--") and len(typed) > 2 and typed[:2] in table:
+        return typed[:2]
+    return None
 
 
 def build_parser(argv: Sequence[str] | None = None) -> _Parser:

@@ -318,9 +318,14 @@ def checked(make: Callable[[], Any], *, weights: bool = True) -> Callable[[], Se
     a caller that checks its models otherwise (``lrkit find`` refuses models sharing a
     trainable parameter; pass it to :func:`factory` too). The result's ``restore()`` puts
     those generators back to their first states. A make already checked is returned as it
-    is, with what it has recorded."""
+    is, with what it has recorded (given another ``weights=``: a one-line ``ValueError``)."""
     weights = V.flag("weights", weights)
     if isinstance(make, _Setups):
+        if make.check_start != weights:
+            raise ValueError(
+                f"make is already checked with weights={make.check_start}, got "
+                f"weights={weights}: check the make itself once, with the weights= wanted"
+            )
         return make
     setups = _setups(make)
     setups.check_start = weights
@@ -788,12 +793,16 @@ class Comparison:
         return comparison_bundle(self)
 
 
+#: compare()'s default range-test length (told from 100 passed: finder_iter= beside it)
+_NUM_ITER = _renamed.default_int(100)
+
+
 def compare(
     make: Callable[[], Setup],
     *,
     methods: str | Sequence[str] | None = None,
     steps: int = 400,
-    num_iter: int = 100,
+    num_iter: int = _NUM_ITER,
     progress: bool = False,
     name: str | None = None,
     finder_iter: int = _renamed.UNSET,
@@ -843,7 +852,12 @@ def compare(
     steps = V.integer("steps", steps, 10, V.MAX_STEPS)
     progress = V.flag("progress", progress)
     num_iter = _renamed.keyword(
-        "lrkit.compare.compare()", "finder_iter", "num_iter", finder_iter, num_iter, default=100
+        "lrkit.compare.compare()",
+        "finder_iter",
+        "num_iter",
+        finder_iter,
+        num_iter,
+        default=_NUM_ITER,
     )
     num_iter = V.integer("num_iter", num_iter, MIN_ITER, MAX_ITER)
     setups = _setups(make)

@@ -135,6 +135,10 @@ def test_an_unknown_option_of_a_torch_command_names_that_command(command, capsys
         (["find", "--demo", "--plot", "x.png"],
          "--plot x.png (--plot here is -o/--output PATH or --no-plot)"),
         (["compare", "--demo", "--no-progress"], "--no-progress (--no-progress here is --quiet)"),
+        (["compare", "--demo", "--no-prog"], "--no-prog (--no-progress here is --quiet)"),
+        (["find", "--demo", "--pl", "x.png"],
+         "--pl x.png (--plot here is -o/--output PATH or --no-plot)"),
+        (["tune", "--demo", "-ox.png"], "-ox.png (-o here is --plot PATH)"),
     ],
 )  # fmt: skip
 def test_an_output_option_of_another_command_says_how_this_one_spells_it(argv, said, capsys):

@@ -191,6 +191,12 @@ def test_in_memory_refusal_masks_the_password() -> None:
     assert msg.startswith("--storage 'sqlite:///:memory:?password=***' is an in-memory")
 
 
+def test_a_url_given_as_bytes_is_refused_without_its_password() -> None:
+    with pytest.raises(ValueError) as info:
+        check_storage(b"postgresql://u:Secret123@h/db")
+    assert str(info.value).endswith(", got bytes 'postgresql://u:***@h/db'")
+
+
 def test_sqlite_files_are_still_accepted(tmp_path) -> None:
     for url in (f"sqlite:///{tmp_path / 'a.db'}", f"sqlite+pysqlite:///{tmp_path / 'b.db'}",
                 f"sqlite:///file:{tmp_path / 'c.db'}?mode=rwc&uri=true"):  # fmt: skip

@@ -212,10 +212,16 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
     URL SQLAlchemy cannot read, or an argument only an SQLite URI reads in a plain SQLite URL
     (``sqlite:///x.db?mode=ro``, which SQLAlchemy would drop: :func:`_sqlite_uri_only`)."""
     if not isinstance(storage, str) or "://" not in storage:
-        shown = shorten(_mask_non_url(storage), 120) if isinstance(storage, str) else storage
+        if isinstance(storage, (bytes, bytearray)):  # a URL as bytes: its password masked too
+            text = bytes(storage).decode("utf-8", "replace")
+            got = f"bytes {shorten(mask_url(text), 120)!r}"
+        elif isinstance(storage, str):
+            got = repr(shorten(_mask_non_url(storage), 120))
+        else:
+            got = V.fmt(storage)
         raise ValueError(
             f"{name} must be a database URL such as sqlite:///lrkit-tune.db or "
-            f"postgresql://user@host:5432/db, got {V.fmt(shown)}"
+            f"postgresql://user@host:5432/db, got {got}"
         )
     shown = shorten(mask_url(storage), 200)
     if _sqlite_in_memory(storage):
