@@ -222,6 +222,17 @@ class _BlowUp(keras.callbacks.Callback):
         self.means[self.epoch, batch] = float(logs["loss"])
 
 
+def _regression(n):
+    """``n`` samples of a linear regression and a two-layer model on them, SGD at 0.01."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 8)).astype("float32")
+    y = (x @ rng.standard_normal((8, 1)).astype("float32")).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    return x, y, model
+
+
 @pytest.mark.parametrize("validate", [False, True])
 @pytest.mark.parametrize("bad", [6, 7])
 def test_a_divergence_judged_at_the_epochs_end_leaves_its_loss_out_of_the_logs(bad, validate):
@@ -230,12 +241,7 @@ def test_a_divergence_judged_at_the_epochs_end_leaves_its_loss_out_of_the_logs(b
     controller on the loss, History) see the mean loss of the batches checked good before
     it, as after a restore within the epoch, and the plateau controller does not cut on top
     of the guard's cut."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((256, 8)).astype("float32")
-    y = (x @ rng.standard_normal((8, 1)).astype("float32")).astype("float32")
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    x, y, model = _regression(256)
     blow = _BlowUp(epoch=1, batch=bad)
     guard = lk.DivergenceGuard(snapshot_every=2)
     plateau = lk.ReduceOnPlateau("loss", patience=0, factor=0.5)
@@ -251,12 +257,7 @@ def test_an_epoch_with_no_batch_checked_good_logs_the_latest_loss_checked_good()
     """Two batches an epoch, the first of epoch 1 diverging: no batch of that epoch is
     checked good before the divergence, so its logged loss is the latest loss checked good
     (epoch 0's last batch, recovered from Keras' running mean), not the diverged one."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((64, 8)).astype("float32")
-    y = (x @ rng.standard_normal((8, 1)).astype("float32")).astype("float32")
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    x, y, model = _regression(64)
     blow = _BlowUp(epoch=1, batch=0)
     guard = lk.DivergenceGuard(snapshot_every=1)
     plateau = lk.ReduceOnPlateau("loss", patience=0, factor=0.5)
