@@ -213,10 +213,15 @@ def test_a_multi_line_repr_is_said_on_one_line() -> None:
     assert V.fmt(["x   y"]) == "['x   y']"  # spaces inside a value kept
 
     class Broken:
-        def __repr__(self) -> str:
-            raise RuntimeError("no")
+        def __init__(self, error: type[Exception]) -> None:
+            self.error = error
 
-    assert V.fmt(Broken()) == "a Broken (its repr raised RuntimeError)"
+        def __repr__(self) -> str:
+            raise self.error("no")
+
+    assert V.fmt(Broken(RuntimeError)) == "a Broken (its repr raised RuntimeError)"
+    assert V.fmt(Broken(ValueError)) == "a Broken (its repr raised ValueError)"
+    assert V.fmt([10**5000]) == "a list holding an integer too long to print"
     with pytest.raises(ValueError) as info:
         V.integer("steps", np.ones((2, 2)), 1)
     assert "\n" not in str(info.value)

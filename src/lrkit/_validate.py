@@ -25,10 +25,12 @@ def fmt(value: Any) -> str:
         if "\n" in text:  # a line break and the indentation after it read as one space
             text = re.sub(r"\s*\n\s*", " ", text)
         return text if len(text) <= FMT_LIMIT else shorten(text, FMT_LIMIT)
-    except ValueError:  # an integer beyond Python's limit for str (4300 digits), or holding one
+    except ValueError as exc:  # an integer beyond Python's limit for str (4300 digits)?
         if isinstance(value, int):
             return digits(value)
-        return f"a {type(value).__name__} holding an integer too long to print"
+        if "integer string conversion" in str(exc):  # a container holding one
+            return f"a {type(value).__name__} holding an integer too long to print"
+        return f"a {type(value).__name__} (its repr raised ValueError)"
     except Exception as exc:  # noqa: BLE001 - a repr that fails: the message is ours to give
         return f"a {type(value).__name__} (its repr raised {type(exc).__name__})"
 

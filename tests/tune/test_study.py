@@ -191,10 +191,19 @@ def test_in_memory_refusal_masks_the_password() -> None:
     assert msg.startswith("--storage 'sqlite:///:memory:?password=***' is an in-memory")
 
 
-def test_a_url_given_as_bytes_is_refused_without_its_password() -> None:
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        (b"postgresql://u:Secret123@h/db", "bytes 'postgresql://u:***@h/db'"),
+        (bytearray(b"postgresql://u:Secret123@h/db"), "bytearray 'postgresql://u:***@h/db'"),
+        (b"u:Secret123@h/db", "bytes '***@h/db'"),  # as the same text given as a string
+        (b"host=h password=Secret123", "bytes 'host=h password=***'"),
+    ],
+)
+def test_a_url_given_as_bytes_is_refused_without_its_password(given, shown) -> None:
     with pytest.raises(ValueError) as info:
-        check_storage(b"postgresql://u:Secret123@h/db")
-    assert str(info.value).endswith(", got bytes 'postgresql://u:***@h/db'")
+        check_storage(given)
+    assert str(info.value).endswith(f", got {shown}")
 
 
 def test_sqlite_files_are_still_accepted(tmp_path) -> None:

@@ -212,9 +212,10 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
     URL SQLAlchemy cannot read, or an argument only an SQLite URI reads in a plain SQLite URL
     (``sqlite:///x.db?mode=ro``, which SQLAlchemy would drop: :func:`_sqlite_uri_only`)."""
     if not isinstance(storage, str) or "://" not in storage:
-        if isinstance(storage, (bytes, bytearray)):  # a URL as bytes: its password masked too
+        if isinstance(storage, (bytes, bytearray)):  # as text would be: its password masked
             text = bytes(storage).decode("utf-8", "replace")
-            got = f"bytes {shorten(mask_url(text), 120)!r}"
+            masked = mask_url(text) if "://" in text else _mask_non_url(text)
+            got = f"{type(storage).__name__} {shorten(masked, 120)!r}"
         elif isinstance(storage, str):
             got = repr(shorten(_mask_non_url(storage), 120))
         else:
