@@ -109,7 +109,7 @@ def _spelled(typed: str, table: dict[str, str]) -> str | None:
     if typed.startswith("--"):
         matches = [k for k in table if k.startswith(typed)]
         return matches[0] if len(matches) == 1 else None
-    if not typed.startswith("--") and len(typed) > 2 and typed[:2] in table:
+    if len(typed) > 2 and typed[:2] in table:
         return typed[:2]
     return None
 
@@ -198,7 +198,7 @@ def _main(argv: Sequence[str] | None) -> int:
             f"unrecognized arguments: {' '.join(extras)}"
         )
     module = importlib.import_module(f"lrkit.commands.{args.command}")
-    from .commands import OutputFailed
+    from .commands import OutputFailed, print_error
     from .commands.signals import TERMINATED_EXIT, Terminated, sigterm_as_interrupt
 
     try:
@@ -212,7 +212,7 @@ def _main(argv: Sequence[str] | None) -> int:
             raise OutputFailed(exc) from exc
         return code
     except OutputFailed as exc:  # one line, as for a file that cannot be written
-        print(f"lrkit {args.command}: error: {exc}", file=sys.stderr)
+        print_error(args.command, exc, args)
         _drop_stdout()  # the text left in the buffer is not written again at exit
         return 1
     except Terminated:  # SIGTERM: as Ctrl-C

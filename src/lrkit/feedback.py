@@ -38,7 +38,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 from . import _renamed
-from . import _validate as V
 from . import _validate as v
 from ._runtime import caller_level
 
@@ -184,14 +183,14 @@ def as_metric(value: Any, *, name: str = "value") -> float:
     naming ``name``, the caller's parameter. Every controller reads the metrics and losses it
     is given through this function, and so do the framework guards."""
     if isinstance(value, (bool, str, bytes)):  # float() would read a string's digits
-        raise ValueError(f"{name} must be a real number, got {V.fmt(value)}")
+        raise ValueError(f"{name} must be a real number, got {v.fmt(value)}")
     dtype = getattr(value, "dtype", None)  # numpy, JAX and torch: a bool or complex dtype
     # numpy's (and JAX's) kinds that hold no real number: bools, complex numbers, strings,
     # bytes, dates and times (JAX's bfloat16 is "V"); an object array's element is judged
     # as itself, below
     kind = getattr(dtype, "kind", "")
     if dtype is not None and (kind in ("b", "c", "U", "S", "M", "m") or str(dtype) in _NOT_REAL):
-        raise ValueError(f"{name} must be a real number, got {V.fmt(value)} (dtype {dtype})")
+        raise ValueError(f"{name} must be a real number, got {v.fmt(value)} (dtype {dtype})")
     shape = getattr(value, "shape", None)  # numpy, JAX and torch arrays (and numpy scalars)
     if dtype is not None and isinstance(shape, tuple) and len(shape) > 0:
         size = math.prod(shape)
@@ -206,7 +205,7 @@ def as_metric(value: Any, *, name: str = "value") -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {V.fmt(value)}") from None
+        raise ValueError(f"{name} must be a real number, got {v.fmt(value)}") from None
     except OverflowError:  # an int beyond float64
         raise ValueError(
             f"{name} must be a real number a float holds, got an int of {len(str(value))} digits"
@@ -295,7 +294,7 @@ class Feedback(ABC):
                 )
             raise ValueError(
                 f"state['type'] must be {type(self).__name__!r} (a state_dict() of the same "
-                f"controller type), got {V.fmt(kind)}{hint}"
+                f"controller type), got {v.fmt(kind)}{hint}"
             )
 
 
@@ -1003,7 +1002,7 @@ class GuardBook(Generic[Snap]):
     ) -> None:
         if not isinstance(controller, DivergenceDetector):
             raise ValueError(
-                f"controller must be a lrkit.feedback.DivergenceDetector, got {V.fmt(controller)}"
+                f"controller must be a lrkit.feedback.DivergenceDetector, got {v.fmt(controller)}"
             )
         self.controller = controller
         self.snapshot_every = v.integer("snapshot_every", snapshot_every, 1)
@@ -1163,12 +1162,12 @@ def from_state_dict(state: Mapping[str, Any]) -> Feedback:
         if not isinstance(subs, (list, tuple)) or not subs:
             raise ValueError(
                 "state['controllers'] must be a non-empty list of controller states (a Chain's "
-                f"state_dict()), got {V.fmt(subs)}"
+                f"state_dict()), got {v.fmt(subs)}"
             )
         return Chain(*(from_state_dict(s) for s in subs))
     if kind not in _TYPES:
         allowed = ", ".join(repr(k) for k in [*_TYPES, "Chain"])
-        raise ValueError(f"state['type'] must be one of {allowed}, got {V.fmt(kind)}")
+        raise ValueError(f"state['type'] must be one of {allowed}, got {v.fmt(kind)}")
     obj = _TYPES[kind]()
     obj.load_state_dict(state)
     return obj

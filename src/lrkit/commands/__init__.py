@@ -1,5 +1,5 @@
 """The ``lrkit`` commands, one module each (``plot``, ``find``, ``compare``, ``tune``)."""
 
-from ._target import OutputFailed
+from ._target import OutputFailed, print_error
 
-__all__ = ["OutputFailed"]
+__all__ = ["OutputFailed", "print_error"]

@@ -116,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
         print_error("plot", msg, args)
         return 2
 
+    # the reader going away ends it with exit code 141, a failed write (a full disk) with 1
+    say = Printer()
+
     sized = [f"--{k}" for k in ("width", "height") if getattr(args, k) is not None]
     if args.output is not None and sized:
         return err(
@@ -185,12 +188,10 @@ def run(args: argparse.Namespace) -> int:
         except Exception as exc:  # the image could not be written (disk, link, backend)
             cannot_write("plot", option="-o/--output", path=args.output, error=exc)
             return 1
-        say = Printer()
         say(f"wrote {args.output}")
         say.check()
         return 0
     lines = _title_lines(spec, max(args.width, 40))
-    say = Printer()
     say(
         text_plot(
             steps,
@@ -210,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is None and natural > MAX_STEP:  # longer than a plot goes
         sampled += f"; the schedule runs to step {natural - 1}, a plot to 2**53 - 1"
     say(f"lr: start {lrs[0]:.4g}, {_extremes(lrs)}, end {lrs[-1]:.4g}" + sampled)
-    say.check()  # the reader went away (exit code 141), or a write failed (1)
+    say.check()
     return 0
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import _validate as V
 from .. import _validate as v
 from ._base import Schedule, check_depth, register
 
@@ -30,10 +29,10 @@ def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
     try:
         out = tuple(items)
     except TypeError:
-        raise ValueError(f"{name} must be a list of schedules, got {V.fmt(items)}") from None
+        raise ValueError(f"{name} must be a list of schedules, got {v.fmt(items)}") from None
     for i, s in enumerate(out):
         if not isinstance(s, Schedule):
-            raise ValueError(f"{name}[{i}] must be a schedule, got {V.fmt(s)}")
+            raise ValueError(f"{name}[{i}] must be a schedule, got {v.fmt(s)}")
         check_depth(f"{name}[{i}]", s, 2)  # the composite's call and its list
     if len(out) < minimum:
         raise ValueError(f"{name} must hold at least {minimum} schedule(s), got {len(out)}")
@@ -42,7 +41,7 @@ def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
 
 def _one(name: str, value: Any) -> Schedule:
     if not isinstance(value, Schedule):
-        raise ValueError(f"{name} must be a schedule, got {V.fmt(value)}")
+        raise ValueError(f"{name} must be a schedule, got {v.fmt(value)}")
     check_depth(name, value, 1)
     return value
 

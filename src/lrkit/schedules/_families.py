@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import _validate as V
 from .. import _validate as v
 from ._base import Schedule, _pow, _pow_of, growth, power, register
 
@@ -938,7 +937,7 @@ def _as_list(name: str, value: Any) -> list[Any]:
     try:
         return list(value)
     except TypeError:
-        raise ValueError(f"{name} must be a list of numbers, got {V.fmt(value)}") from None
+        raise ValueError(f"{name} must be a list of numbers, got {v.fmt(value)}") from None
 
 
 _WARMUP_MODES = ("linear", "exponential", "cosine")

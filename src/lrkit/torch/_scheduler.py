@@ -10,6 +10,7 @@ optimizer's current LR and the order of ``optimizer.step()``/``scheduler.step()`
 from __future__ import annotations
 
 import bisect
+import functools
 import inspect
 import math
 import numbers
@@ -264,21 +265,15 @@ def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> l
     return [b / d for b in base]
 
 
-#: the functions run outside the graph of a compiled function (:func:`_outside_graph`)
-_EAGER: dict[Any, Any] = {}
-
-
+@functools.cache
 def _outside_graph(fn: Any) -> Any:
-    """``fn`` wrapped by ``torch.compiler.disable`` (made once: it imports the compiler, which
-    a run that never compiles does not load)."""
-    out = _EAGER.get(fn)
-    if out is None:
-        out = _EAGER[fn] = torch.compiler.disable(  # type: ignore[no-untyped-call]
-            fn,
-            reason="lrkit's scheduler step runs outside the graph, as PyTorch's schedulers "
-            "do: call it outside a torch.compile(fullgraph=True) function",
-        )
-    return out
+    """``fn`` wrapped by ``torch.compiler.disable`` (made once, on first use: it imports the
+    compiler, which a run that never compiles does not load)."""
+    return torch.compiler.disable(  # type: ignore[no-untyped-call]
+        fn,
+        reason="lrkit's scheduler step runs outside the graph, as PyTorch's schedulers do: "
+        "call it outside a torch.compile(fullgraph=True) function",
+    )
 
 
 class LRKitScheduler(LRScheduler):
