@@ -312,11 +312,15 @@ def options(
     bad = sorted(set(given) - set(allowed))
     if bad:
         hint = (hints or {}).get(bad[0])
-        if hint is None:  # a misspelling of an option (probe_date for probe_data)
-            import difflib
+        if hint is None:  # a misspelling of an option (probe_date for probe_data), or of a
+            import difflib  # name a hint is for
 
-            close = difflib.get_close_matches(bad[0], list(allowed), n=1, cutoff=0.8)
-            hint = f"did you mean {close[0]}?" if close else None
+            names = [*allowed, *(k for k in hints or {} if k not in allowed)]
+            close = difflib.get_close_matches(bad[0], names, n=1, cutoff=0.8)
+            if close and close[0] not in allowed:
+                hint = (hints or {})[close[0]]
+            else:
+                hint = f"did you mean {close[0]}?" if close else None
         raise TypeError(
             f"{bad[0]} is not an option of {where}"
             + (f" ({hint})" if hint else "")

@@ -202,6 +202,8 @@ def as_metric(value: Any, *, name: str = "value") -> float:
         value = value.reshape(())  # a one-element array of any shape: its single value
     if kind == "O" and hasattr(value, "item"):  # its element: a number, a string...
         return as_metric(value.item(), name=name)
+    if getattr(value, "requires_grad", False) and hasattr(value, "detach"):
+        value = value.detach()  # a loss still in its graph (torch): its value, without a warning
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -773,6 +775,9 @@ class Multiplier(Feedback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"type": type(self).__name__, "scale": self._scale}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scale={self._scale!r})"
 
     def _load_state(self, state: Mapping[str, Any]) -> None:
         self._check_type(state)

@@ -709,6 +709,95 @@ def _named(name, value):
     return rule
 
 
+def _zero_division(lrs, losses):
+    return 1 / 0
+
+
+@pytest.mark.parametrize(
+    "rule, said",
+    [
+        (_named("bad", None), r"rule 'bad' must return a learning rate > 0, got None"),
+        (
+            _named("bad", np.array([1e-3])),
+            r"rule 'bad' must return a learning rate > 0, got array\(\[0\.001\]\)",
+        ),
+        (_zero_division, r"rule '_zero_division' raised ZeroDivisionError: division by zero"),
+    ],
+)
+def test_a_sweep_rule_that_gives_no_lr_keeps_the_curve(rule, said, tmp_path):
+    def step(lr):
+        return 2.0 - lr if lr < 1 else 10.0
+
+    with pytest.warns(LRFinderWarning, match=said + r": suggestion is None"):
+        r = range_test(step, num_iter=50, rule=rule)
+    reference = range_test(step, num_iter=50, warn=False)
+    assert r.suggestion is None and not r.reliable and r.warnings[-1].startswith("rule ")
+    np.testing.assert_array_equal(r.losses, reference.losses)
+    saved = json.loads(json.dumps(r.to_dict()))
+    assert saved["suggestion"] is None and saved["losses"] == reference.to_dict()["losses"]
+    assert saved["max_lr"] == reference.max_lr
+    r.plot(path=tmp_path / "f.png")
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises((ValueError, ZeroDivisionError)):  # asked for by name: raised
+        r.suggest(rule)
+
+
+def test_a_rule_gets_copies_of_the_curve():
+    def scribble(lrs, losses):
+        lrs[:] = 99.0
+        losses[:] = -1.0
+        return 1e-3
+
+    r = range_test(lambda lr: 2.0 - lr if lr < 1 else 10.0, num_iter=50, warn=False)
+    before = r.to_dict()
+    assert r.suggest(scribble) == 1e-3
+    assert r.to_dict() == before
+
+
+def test_suggest_refuses_a_keyword_no_rule_reads():
+    lrs = np.logspace(-6, 0, 80)
+    losses = np.concatenate([np.linspace(2, 0.3, 60), np.linspace(0.3, 4, 20)])
+    assert suggest(lrs, losses, total_steps=1900) != suggest(lrs, losses)
+    with pytest.raises(
+        TypeError,
+        match=r"^total_step is not an option of suggest\(\) \(did you mean total_steps\?\)",
+    ):
+        suggest(lrs, losses, total_step=1900)
+    with pytest.raises(TypeError, match=r"^optimizer_fam is not an option of suggest\(\)"):
+        suggest(lrs, losses, rule="valley", optimizer_fam="sgd")
+
+
+@pytest.mark.parametrize(
+    "keyword, said",
+    [
+        ("evalute", r"\(did you mean evaluate\?\)"),
+        ("probe_date", r"\(use reset= and score=, which run the probes\)"),
+        ("val_data", r"\(use evaluate=, a function returning the loss on your held batches\)"),
+    ],
+)
+def test_range_test_names_its_own_keywords(keyword, said):
+    with pytest.raises(
+        TypeError,
+        match=rf"^{keyword} is not an option of the range test {said}; "
+        r"options: .*\bcallback\b.*\bevaluate\b.*\breset\b",
+    ):
+        range_test(lambda lr: 1.0, **{keyword: 1})
+
+
+@pytest.mark.parametrize("value", ["1.0", True, None, np.array([1.0, 2.0])])
+def test_sweep_record_checks_its_losses_as_range_test_does(value):
+    with pytest.raises(
+        ValueError, match=r"^loss must be the loss of the current step \(a number\), got "
+    ):
+        Sweep().record(value)
+    if value is None:  # held=None: no held loss this step
+        return
+    with pytest.raises(ValueError, match=r"^held must be the held-batch loss \(a number\), got "):
+        Sweep().record(1.0, held=value)
+    sweep = Sweep()
+    assert sweep.record(np.float32(1.5), held=np.array(1.25)) is True
+
+
 def test_the_warning_says_ended_when_the_sweep_was_not_extended():
     rng = np.random.default_rng(0)
     with pytest.warns(LRFinderWarning, match=r"never turned up \(sweep ended at 10\)"):

@@ -480,6 +480,30 @@ def test_guard_refuses_a_scheduler_with_per_group_feedback():
         DivergenceGuard(model, optimizer=opt, scheduler=sched)
 
 
+def test_feedback_assigned_after_the_guard_joined_keeps_the_guard_s_cut():
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = lt.scheduler(opt, S.constant(0.1))
+    guard = DivergenceGuard(model, optimizer=opt, scheduler=sched)
+    plateau = ReduceOnPlateau(patience=0)
+    sched.feedback = plateau
+    assert sched.feedback.controllers == (plateau, guard.feedback)
+    assert guard.check(torch.tensor(float("nan"))) is False
+    assert opt.param_groups[0]["lr"] == 0.05
+    sched.step()
+    assert opt.param_groups[0]["lr"] == 0.05
+    sched.feedback = None
+    assert sched.feedback is guard.feedback
+    sched.feedback = plateau & guard.feedback  # given with it: not added twice
+    assert sched.feedback.controllers == (plateau, guard.feedback)
+    sched.step()
+    assert opt.param_groups[0]["lr"] == 0.05
+    assert repr(guard.feedback) == "Multiplier(scale=0.5)"
+    with pytest.raises(ValueError, match=r"^feedback: a DivergenceGuard joined this scheduler"):
+        sched.feedback = [ReduceOnPlateau()]
+    assert sched.feedback.controllers == (plateau, guard.feedback)
+
+
 def test_guard_refuses_a_scheduler_of_another_optimizer_and_takes_one_through_a_wrapper():
     """Two optimizers (a GAN, an encoder/decoder): the cut must reach the guarded one."""
     model = torch.nn.Linear(2, 2)

@@ -567,6 +567,21 @@ def test_report_takes_a_one_element_array_of_numpy_jax_or_torch() -> None:
         assert opt.param_groups[0]["lr"] == 0.05 and plateau.num_updates == 2
 
 
+def test_report_reads_a_loss_still_in_its_graph_without_a_warning() -> None:
+    from lrkit.feedback import ReduceOnPlateau
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sch = lt.scheduler(opt, S.constant(0.1), feedback=ReduceOnPlateau(patience=0, factor=0.5))
+    loss = model(torch.ones(3, 2)).pow(2).mean()
+    loss.backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sch.report(loss)
+        assert sch.report(loss) == 0.5
+    assert loss.requires_grad and loss.grad_fn is not None  # the caller's tensor as it was
+
+
 # ---------------------------------------------------------------- peers' cases, expressible
 def _two_group_sgd(lrs: tuple[float, float], momentum: float = 0.9) -> torch.optim.Optimizer:
     a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))

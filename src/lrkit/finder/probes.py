@@ -208,14 +208,18 @@ def _blown_above(first: float) -> float:
     return first + (BLOWN - 1) * max(abs(first), 1e-3)
 
 
-def _loss_of(value: Any, name: str = "step", what: str = "the loss at lr") -> float:
+def _loss_of(
+    value: Any, name: str = "step", what: str = "the loss at lr", *, returned: bool = True
+) -> float:
     """What a ``step(lr)`` (or ``score()``) returned, as a float, else a one-line ValueError
-    naming it (``None``, a string, an array of several values)."""
+    naming it (``None``, a string, an array of several values); ``returned=False``: a value
+    given to ``name`` (``Sweep.record``'s loss), not returned by it."""
     text_or_flag = isinstance(value, (str, bytes, bool, np.bool_))
     try:
         if text_or_flag:  # float("1.0") and float(True) would pass
             raise TypeError
         return float(value)
     except (TypeError, ValueError):
-        got = type(value).__name__ if value is None or isinstance(value, str) else repr(value)
-        raise ValueError(f"{name} must return {what} (a number), got {got}") from None
+        got = type(value).__name__ if value is None or isinstance(value, str) else V.fmt(value)
+        verb = "return" if returned else "be"
+        raise ValueError(f"{name} must {verb} {what} (a number), got {got}") from None

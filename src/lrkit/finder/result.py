@@ -70,6 +70,9 @@ class FinderResult:
     optimizer_family: str | None = None
     warnings: tuple[str, ...] = ()
     _sugg: Suggestions | None = field(default=None, repr=False, compare=False)
+    #: why the sweep's rule (a user's callable) gave no learning rate on this curve, if it
+    #: did not: ``suggestion`` is then ``None`` and ``warnings`` says why
+    _rule_failed: str | None = field(default=None, repr=False, compare=False)
     #: False on the non-zero ranks of a distributed job: ``plot(path=...)`` then writes nothing
     writes_files: bool = field(default=True, repr=False, compare=False)
     #: the probe runs around the edge (:mod:`lrkit.finder.probes`), when the finder ran them
@@ -149,7 +152,11 @@ class FinderResult:
 
     @property
     def suggestion(self) -> float | None:
-        """The learning rate to train with at a constant rate (by the sweep's rule)."""
+        """The learning rate to train with at a constant rate (by the sweep's rule; ``None``
+        when no step ran, or when the sweep's rule, a callable, raised or returned no learning
+        rate on this curve: ``warnings`` then says why)."""
+        if self._rule_failed is not None:
+            return None
         return self.suggest()
 
     @property
@@ -244,7 +251,7 @@ class FinderResult:
                 )
             )
         x, y = self.curve
-        return rule_lr(name, fn(x, y))
+        return rule_lr(name, fn(x.copy(), y.copy()))  # copies: the result's curve stays as is
 
     def suggestions(self) -> dict[str, float | None]:
         """Every built-in rule's suggestion, by name."""

@@ -609,6 +609,10 @@ def resolve(rule: str | Rule, name: str = "rule") -> tuple[str, Rule]:
                      f"rule(lrs, losses) -> lr, got {V.fmt(rule)}")  # fmt: skip
 
 
+#: the keyword context :func:`suggest` passes on to the built-in rules
+SUGGEST_CONTEXT = ("beta", "num_iter", "optimizer_family", "smooth_f", "stop_reason", "total_steps")
+
+
 @_renamed.keyword_only(2)
 def suggest(
     lrs: npt.ArrayLike,
@@ -619,8 +623,10 @@ def suggest(
 ) -> float:
     """Apply a rule (a name in ``RULES`` or a callable ``rule(lrs, losses) -> lr``) to a curve
     (``losses`` raw, in sweep order). ``context`` (``beta``, ``total_steps``,
-    ``optimizer_family``, ``stop_reason``) goes to the built-in rules only (``optimizer``, the
-    deprecated former name of ``optimizer_family``, is still read)."""
+    ``optimizer_family``, ``stop_reason``; ``num_iter`` and ``smooth_f`` for the peers' rules)
+    goes to the built-in rules only (``optimizer``, the deprecated former name of
+    ``optimizer_family``, is still read); any other keyword is a ``TypeError``."""
+    V.options("suggest()", context, (*SUGGEST_CONTEXT, "optimizer", "rule"))
     if "optimizer" in context:
         context["optimizer_family"] = _renamed.keyword(
             "lrkit.finder.suggest()",

@@ -24,6 +24,7 @@ from .rules import (
     MOVED_FRACTION,
     OPTIMIZERS,
     RISE_FRACTION,
+    RULES,
     CurveShape,
     Rule,
     budget_message,
@@ -382,8 +383,10 @@ class Sweep:
             raise RuntimeError("the sweep has stopped; call result()")
         i = len(self._losses)
         lr = self.lr_at(i)
-        loss = float(loss)
-        if not math.isfinite(loss) or (held is not None and not math.isfinite(float(held))):
+        loss = _loss_of(loss, "loss", "the loss of the current step", returned=False)
+        if held is not None:
+            held = _loss_of(held, "held", "the held-batch loss", returned=False)
+        if not math.isfinite(loss) or (held is not None and not math.isfinite(held)):
             self._stop, self._stop_lr = "nan", lr
             return False
         self._avg = self.beta * self._avg + (1.0 - self.beta) * loss
@@ -392,7 +395,7 @@ class Sweep:
         self._losses.append(loss)
         self._smoothed.append(sm)
         if held is not None:
-            h = float(held)
+            h = held
             self._held_lrs.append(lr)
             self._held.append(h)
             if len(self._held) > 1 and h > self.diverge_th * self._best_held > 0:
@@ -542,10 +545,37 @@ class Sweep:
             _sugg=sugg,
             probes=probes,
         )
+        failed = _rule_failure(res)
+        if failed is not None:  # the curve is kept: to_dict(), plot() and the rest still work
+            msgs.append(failed)
+            sugg = None if sugg is None else replace(sugg, warnings=tuple(msgs))
+            res = replace(res, warnings=tuple(msgs), _sugg=sugg, _rule_failed=failed)
         if warn:
             for msg in msgs:
                 warnings.warn(f"LR range test: {msg}", LRFinderWarning, stacklevel=caller_level())
         return res
+
+
+def _rule_failure(res: FinderResult) -> str | None:
+    """Why the sweep's own rule, a callable of the user's, gives no learning rate on this
+    curve (it raised, or returned no finite number > 0); ``None`` when it gives one (or no
+    step ran, or the rule is a built-in one)."""
+    name, fn = resolve(res.options.rule)
+    if fn in RULES.values() or len(res.losses) == 0:
+        return None
+    try:
+        res.suggest()
+    except Exception as exc:  # noqa: BLE001 - the user's rule: reported, the curve kept
+        what = (
+            str(exc)
+            if isinstance(exc, ValueError) and str(exc).startswith("rule ")
+            else (f"rule {name!r} raised {failure(exc)}")
+        )
+        return (
+            f"{what}: suggestion is None (result.suggest(name) applies a built-in rule to "
+            "the same curve)"
+        )
+    return None
 
 
 def _flat(held: list[float]) -> bool:
@@ -619,6 +649,13 @@ def _messages(sweep: Sweep, s: Any, lrs: np.ndarray, losses: np.ndarray, reason:
     return out
 
 
+#: the framework finders' data arguments, and what the framework-free range test takes instead
+_RANGE_TEST_HINTS = {
+    name: "use evaluate=, a function returning the loss on your held batches"
+    for name in ("val_data", "val_loader")
+} | {"probe_data": "use reset= and score=, which run the probes"}
+
+
 def range_test(
     step: Callable[[float], float],
     *,
@@ -649,6 +686,7 @@ def range_test(
     (:func:`lrkit.finder.probes.run_probes`): ``reset()`` puts the model, optimizer and data
     order back to their state before the sweep, ``score()`` returns the loss on validation
     data; the caller restores its state afterwards, as after the sweep."""
+    check_finder_kwargs("the range test", kwargs, finder=range_test, hints=_RANGE_TEST_HINTS)
     if not callable(step):
         raise ValueError(f"step must be a callable step(lr) -> loss, got {V.fmt(step)}")
     V.takes("step", step, "step(lr) -> loss", 1)

@@ -195,6 +195,10 @@ class DivergenceGuard:
         members = fb.controllers if isinstance(fb, Chain) else (fb,)
         if not any(m is self.feedback for m in members):
             scheduler.feedback = self.feedback if fb is None else Chain(fb, self.feedback)
+        if not any(c is self.feedback for c in getattr(scheduler, "_held_feedback", ())):
+            hold = getattr(scheduler, "_hold_feedback", None)  # an lrkit scheduler keeps it
+            if hold is not None:  # through a later ``scheduler.feedback = ...``
+                hold(self.feedback)
         self.scheduler = scheduler
 
     # ------------------------------------------------------------------ snapshots

@@ -30,7 +30,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
 from .._runtime import caller_level
-from ..feedback import as_metric, check_controllers, guard_hint, load_states
+from ..feedback import Chain, as_metric, check_controllers, guard_hint, load_states
 from ..schedules import Schedule, as_schedule, holds_callable
 from ..schedules.tables import checked_steps
 from ._checks import check_group_lrs, check_optimizer
@@ -473,8 +473,24 @@ class LRKitScheduler(LRScheduler):
     @feedback.setter
     def feedback(self, value: Any) -> None:
         self._check_feedback(value)
+        held = getattr(self, "_held_feedback", ())
+        if held and isinstance(value, (list, tuple)):
+            raise ValueError(
+                "feedback: a DivergenceGuard joined this scheduler, whose cuts need one "
+                "controller for all param groups (or None), got a list of per-group controllers"
+            )
+        members = value.controllers if isinstance(value, Chain) else (value,)
+        missing = [c for c in held if not any(c is m for m in members)]
+        if missing:  # a guard's cut stays part of every LR set, whatever else is assigned
+            value = Chain(*missing) if value is None else Chain(value, *missing)
+            value = value.controllers[0] if len(value.controllers) == 1 else value
         self._feedback = list(value) if isinstance(value, (list, tuple)) else value
         self._update_fast_path()
+
+    def _hold_feedback(self, controller: Any) -> None:
+        """Keep ``controller`` (a :class:`DivergenceGuard`'s multiplier, already in
+        ``feedback``) in ``feedback`` through later assignments."""
+        self._held_feedback = (*getattr(self, "_held_feedback", ()), controller)
 
     def refresh(self) -> None:
         """Set the LRs of the current step again (after a controller changed its scale);
