@@ -60,6 +60,25 @@ def resolve(first: Any, path: Any, *, first_name: str) -> tuple[Any, Any]:
     return first, path
 
 
+#: the magnitude an image's axes span up to (not included): matplotlib's margins and ticks
+#: overflow float64 near its largest value (a constant 1e307 on a log axis cannot be drawn)
+MAX_DRAWN = 1e307
+
+
+def check_drawable(ys: Any, *, what: str = "the values") -> None:
+    """A one-line ``ValueError`` for values beyond what matplotlib's axes can span
+    (``MAX_DRAWN``), where it would fail deep inside its layout."""
+    import numpy as np
+
+    y = np.abs(np.asarray(ys, dtype=float))
+    y = y[np.isfinite(y)]
+    if y.size and y.max() >= MAX_DRAWN:
+        raise ValueError(
+            f"{what} reach {y.max():.4g}, beyond what an image's axes can span (magnitudes "
+            f"below {MAX_DRAWN:g}): the text plot (lrkit.textplot.text_plot) draws them"
+        )
+
+
 def draw_curve(ax: Any, xs: Any, ys: Any, **kwargs: Any) -> Any:
     """``ax.plot(xs, ys, **kwargs)``, visible also where a single point is finite (a line of
     one point draws nothing: it gets a marker) and over the whole range of ``xs`` (matplotlib
@@ -69,6 +88,7 @@ def draw_curve(ax: Any, xs: Any, ys: Any, **kwargs: Any) -> Any:
 
     x = np.asarray(xs, dtype=float)
     y = np.asarray(ys, dtype=float)
+    check_drawable(y)
     if int(np.isfinite(y).sum()) == 1 and "marker" not in kwargs:
         kwargs["marker"] = "o"
     (line,) = ax.plot(x, y, **kwargs)

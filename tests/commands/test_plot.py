@@ -42,6 +42,32 @@ def test_plot_sizes_of_the_terminal_beside_an_image_are_refused(tmp_path: Path, 
     assert max(len(ln) for ln in lines[:-1]) <= 40 + 12  # the plot and its axis labels
 
 
+@pytest.mark.parametrize("spec", ["constant(1e308)", "constant(1e307)", "cosine(1.7e308, 100)"])
+def test_values_beyond_an_image_s_axes_are_one_line(tmp_path: Path, capsys, spec) -> None:
+    out = tmp_path / "x.png"
+    assert main(["plot", spec, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lrkit plot: error: the schedule's values reach ")
+    assert err.count("\n") == 1 and "beyond what an image's axes can span" in err
+    assert not out.exists()
+    with pytest.raises(ValueError, match=r"^the schedule's values reach .*text_plot\) draws them$"):
+        S.parse(spec).plot(path=tmp_path / "y.png")
+    assert not (tmp_path / "y.png").exists()
+    assert main(["plot", spec]) == 0  # the terminal plot draws them
+
+
+def test_a_log_image_of_huge_values_is_drawn_without_numpy_s_warnings(tmp_path) -> None:
+    import warnings
+
+    out = tmp_path / "e.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["plot", "exponential(0.1, gamma=2.0)", "--steps", "5000", "--log",
+                     "-o", str(out)]) == 0  # fmt: skip
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot", "constant(9.9e306)", "--log", "-o", str(out)]) == 0
+
+
 def test_plot_bad_spec_reports_position(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plot", "cosine(0.1, 100"]) == 2
     err = capsys.readouterr().err

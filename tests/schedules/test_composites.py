@@ -101,8 +101,8 @@ def test_join_given_one_schedule_dict_instead_of_a_list_names_what_was_written()
         S.from_dict({"name": "join", "schedules": cos, "boundaries": []})
     msg = str(info.value)
     assert msg == (
-        "schedules must be a list of schedules, got one schedule (a dict in a config): "
-        "write it as a list: [cosine(lr=0.1, total_steps=900, eta_min=0.0)]"
+        "schedules must be a list of schedules, got one schedule (in a config, a dict where a "
+        "list of them belongs): write it as a list: [cosine(lr=0.1, total_steps=900, eta_min=0.0)]"
     )
     assert "<lrkit schedule" not in msg and "\n" not in msg
     # as a list it is what the error asks for

@@ -422,3 +422,52 @@ def test_the_nesting_depth_read_once_per_schedule_stays_right_when_ids_are_reuse
     for _ in range(300):  # term by term: every sum is one level above its terms
         long_sum = long_sum + c
     assert spec_depth(long_sum) == 3 and len(long_sum.schedules) == 301
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda a, b: S.join([a, b], [100]),
+            r"^join: takes 1 positional argument \(schedules\) but 2 were given; give the others by keyword \(parameters: schedules, boundaries\)$",  # noqa: E501
+        ),
+        (
+            lambda a, b: S.join([a, b], milestones=[5]),
+            r"^join: unknown parameter\(s\) \['milestones'\] \(parameters: schedules, boundaries\); for milestones use boundaries$",  # noqa: E501
+        ),
+        (lambda a, b: S.Join([a, b], milestones=[5]), r"; for milestones use boundaries$"),
+        (
+            lambda a, b: S.clamp(a, min=0),
+            r"^clamp: unknown parameter\(s\) \['min'\] \(parameters: schedule, min_lr, max_lr\); for min use min_lr$",  # noqa: E501
+        ),
+        (
+            lambda a, b: S.scale(a, 2),
+            r"^scale: takes 1 positional argument \(schedule\) but 2 were given",
+        ),
+        (lambda a, b: S.sub(a, b), r"^sub: takes 1 positional argument \(a\) but 2 were given"),
+        (
+            lambda a, b: S.warmup_linear(0, 1, 10),
+            r"^warmup_linear: takes 1 positional argument \(start_lr\) but 3 were given; give the others by keyword \(parameters: start_lr, end_lr, warmup_steps\)$",  # noqa: E501
+        ),
+        (
+            lambda a, b: S.with_warmup(a, 10),
+            r"^with_warmup: takes 1 positional argument \(schedule\) but 2 were given",
+        ),
+        (
+            lambda a, b: S.warmup_cosine(0, end_lr=1),
+            r"^warmup_cosine\(\) missing required parameter 'warmup_steps'",
+        ),
+    ],
+)
+def test_the_helper_functions_say_what_their_classes_say(call, message):
+    with pytest.raises(TypeError, match=message):
+        call(S.constant(0.1), S.constant(0.2))
+
+
+def test_one_schedule_where_join_takes_a_list_is_not_called_a_config_dict():
+    with pytest.raises(
+        ValueError,
+        match=r"^schedules must be a list of schedules, got one schedule \(in a config, a dict where a list of them belongs\): write it as a list: \[constant\(lr=0\.2\)\]$",  # noqa: E501
+    ):
+        S.join(S.constant(0.2), boundaries=[])
+    assert S.join([S.constant(0.2), S.constant(0.1)], boundaries=[3])(3) == 0.1

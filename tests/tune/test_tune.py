@@ -667,6 +667,80 @@ def test_grace_period_must_outlast_the_heartbeat(tmp_path) -> None:
     make_storage(url, heartbeat_interval=10, grace_period=11)
 
 
+def test_the_workers_of_a_study_share_its_heartbeat(tmp_path, monkeypatch, capsys) -> None:
+    """A worker with a shorter grace period would fail the others' live trials: the study's
+    heartbeat is recorded, used by a worker given none, and another one is refused."""
+    from lrkit.cli import main
+    from lrkit.tune import StudySpaceError, Task, _loop, tune
+
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    train = lambda spec, report: 1.0  # noqa: E731
+    task = Task(name="hb", train=train, total_steps=20)
+    tune(task, n_trials=1, storage=url, study_name="s", seeding="blind",
+         heartbeat_interval=5, grace_period=20)  # fmt: skip
+    recorded = optuna.load_study(study_name="s", storage=url).user_attrs["lrkit.heartbeat"]
+    assert recorded == {"heartbeat_interval": 5, "grace_period": 20}
+    opened = []
+    real = _loop.make_storage
+
+    def spy(storage: Any, **options: Any) -> Any:
+        st = real(storage, **options)
+        opened.append((st.heartbeat_interval, st.grace_period))
+        return st
+
+    monkeypatch.setattr(_loop, "make_storage", spy)
+    tune(task, n_trials=2, storage=url, study_name="s", seeding="blind")
+    assert opened[-1] == (5, 20)  # the study's, not the defaults (10, 30)
+    tune(task, n_trials=3, storage=url, study_name="s", seeding="blind",
+         heartbeat_interval=5, grace_period=20)  # fmt: skip
+    with pytest.raises(StudySpaceError) as info:
+        tune(task, n_trials=4, storage=url, study_name="s", seeding="blind",
+             heartbeat_interval=1, grace_period=2)  # fmt: skip
+    assert info.value.conflicts == {"heartbeat_interval": (5, 1), "grace_period": (20, 2)}
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 3
+    tune(task, n_trials=1, storage=url, study_name="new", seeding="blind")
+    recorded = optuna.load_study(study_name="new", storage=url).user_attrs["lrkit.heartbeat"]
+    assert recorded == {"heartbeat_interval": 10, "grace_period": 30}  # a new study: its own
+    assert main(["tune", "--demo", "--storage", url, "--study", "s", "--grace", "60"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"lrkit tune: error: study 's' ({url}) was created with --heartbeat 5, --grace 20, not "
+        "--heartbeat 10, --grace 60: "
+        "pass --study NAME for a new study, or the same options to continue it (or leave out "
+        "--heartbeat and --grace)"
+    )
+
+
+def test_probe_files_a_killed_run_left_are_removed(tmp_path) -> None:
+    """A run killed (SIGKILL) while it probed the folder leaves its probe file: the next run
+    removes those of this machine's processes that are gone, older than a probe lives."""
+    import os
+    import subprocess
+    import time
+
+    from lrkit.tune import Task, _loop, tune
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process that ran and is gone: its pid no longer runs
+    host = _loop._HOST
+    old = time.time() - 2 * _loop.STALE_PROBE_SECONDS
+    names = {
+        "stale": f".lrkit-probe-{host}-{gone.pid}-123.db",
+        "stale_journal": f".lrkit-probe-{host}-{gone.pid}-123.db-journal",
+        "alive": f".lrkit-probe-{host}-{os.getpid()}-124.db",
+        "recent": f".lrkit-probe-{host}-{gone.pid}-125.db",
+        "other_host": f".lrkit-probe-{'0' * 8 if host != '0' * 8 else '1' * 8}-{gone.pid}-1.db",
+        "yours": "lrkit-probe.db",
+    }
+    for key, name in names.items():
+        (tmp_path / name).write_bytes(b"x")
+        if key != "recent":
+            os.utime(tmp_path / name, (old, old))
+    task = Task(train=lambda s, r: 1.0, total_steps=20, range_test=lambda: (1e-4, 1.0))
+    tune(task, n_trials=1, storage=f"sqlite:///{tmp_path / 'p.db'}", study_name="p")
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"p.db"} | {names[k] for k in ("alive", "recent", "other_host", "yours")}
+
+
 def test_a_study_keeps_its_direction(tmp_path) -> None:
     from lrkit.tune import StudySpaceError, Task, tune
 

@@ -108,7 +108,7 @@ def _title_lines(spec: str, width: int) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .._figure import draw_curve, draw_grid, save_figure
+    from .._figure import check_drawable, draw_curve, draw_grid, save_figure
     from .._files import IMAGE_TYPES, check_output, write_file_whole
     from ..textplot import MAX_STEP, natural_steps, nothing_to_plot, plot_steps, text_plot
 
@@ -154,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
             from matplotlib.figure import Figure  # no pyplot: no backend switch
         except ImportError:
             return err(install_hint("matplotlib", "plot", feature="-o/--output"))
+        try:
+            check_drawable(lrs, what="the schedule's values")
+        except ValueError as exc:
+            return err(f"{exc}; leave out -o ({args.output!r} not written)")
         fig = Figure(figsize=(8, 4))
         ax = fig.add_subplot()
         drawn = np.asarray(lrs, dtype=float)
@@ -178,13 +182,17 @@ def run(args: argparse.Namespace) -> int:
         ax.set_ylabel("learning rate")
         draw_grid(ax)  # opaque: PostScript draws no transparency
         if args.log:
-            ax.set_yscale("log")
+            with np.errstate(over="ignore", invalid="ignore"):  # ticks over huge values
+                ax.set_yscale("log")
         lines = _title_lines(spec, 90)
         ax.set_title("\n".join(lines), fontsize=9 if len(lines) > 1 else 10)
-        fig.tight_layout()
+        # a log axis over huge values: matplotlib's ticks overflow, harmlessly, as it lays out
+        with np.errstate(over="ignore", invalid="ignore"):
+            fig.tight_layout()
         try:
             # whole or not at all: a failed write leaves the file that was there
-            write_file_whole(args.output, lambda path: save_figure(fig, path, dpi=120))
+            with np.errstate(over="ignore", invalid="ignore"):
+                write_file_whole(args.output, lambda path: save_figure(fig, path, dpi=120))
         except Exception as exc:  # the image could not be written (disk, link, backend)
             cannot_write("plot", option="-o/--output", path=args.output, error=exc)
             return 1

@@ -157,13 +157,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=None, help="TPE sampler seed, one worker (default: random)"
     )
-    p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval, seconds")
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=None,
+        help="heartbeat interval, seconds (default: the study's, 10 for a new study)",
+    )
     p.add_argument(
         "--grace",
         type=int,
         default=None,
         help="seconds without heartbeat before a trial fails; longer than --heartbeat "
-        "(default: 3 x --heartbeat)",
+        "(default: the study's, 3 x --heartbeat for a new study)",
     )
     p.add_argument("--max-retry", type=int, default=3, help="retries of a killed trial")
     p.add_argument(
@@ -273,7 +278,11 @@ def _option(name: str, value: Any) -> str:
         return f"direction {value!r}"
     if name == "task":  # demo:NAME (--demo, --demo-task) or the target pkg.module:function
         return f"task {value!r}"
-    return f"{name}={value!r}"  # pragma: no cover - tune checks only the five above
+    if name == "heartbeat_interval":  # the study's workers share one heartbeat
+        return f"--heartbeat {value}"
+    if name == "grace_period":
+        return f"--grace {value}"
+    return f"{name}={value!r}"  # pragma: no cover - tune checks only the seven above
 
 
 def _guarded(task: Any, target: str | None, *, lrkit_trains: bool = False) -> Any:
@@ -461,7 +470,9 @@ def _tune(args: argparse.Namespace) -> int:
         families = parse_families(args.families)
         if args.epochs is not None:
             V.integer("--epochs", args.epochs, 1)
-        heartbeat = V.integer("--heartbeat", args.heartbeat, 1, MAX_HEARTBEAT)
+        heartbeat = 10  # make_storage's default
+        if args.heartbeat is not None:
+            heartbeat = V.integer("--heartbeat", args.heartbeat, 1, MAX_HEARTBEAT)
         if args.grace is not None:
             V.integer("--grace", args.grace, 1)
             if args.grace <= heartbeat:
@@ -583,9 +594,11 @@ def _tune(args: argparse.Namespace) -> int:
             if "direction" in exc.conflicts
             else ""
         )
+        heart = {"heartbeat_interval", "grace_period"} & set(exc.conflicts)
         return err(
             f"study {exc.study_name!r} ({mask_url(args.storage)}) was created with {was}, not "
             f"{now}{steps}: pass --study NAME for a new study, or the same options to continue it"
+            + (" (or leave out --heartbeat and --grace)" if heart else "")
         )
     except TargetMistake as exc:  # what the target returned, seen once it was used
         return err(naming(args.target, exc))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .. import _validate
 from .. import _validate as V
-from ._base import REGISTRY, Schedule, register
+from ._base import REGISTRY, Schedule, builds, register
 from ._compose import (
     Clamp,
     Difference,
@@ -68,21 +68,25 @@ warmup = Warmup
 function = Function  # lr * fn(step): PyTorch's LambdaLR (not writable as a spec or config)
 
 
+@builds(Warmup)
 def warmup_linear(start_lr: float, *, end_lr: float, warmup_steps: int) -> Warmup:
     """Linear ramp from ``start_lr`` to ``end_lr`` over ``warmup_steps``, then ``end_lr``."""
     return Warmup(start_lr, end_lr=end_lr, warmup_steps=warmup_steps, mode="linear")
 
 
+@builds(Warmup)
 def warmup_exponential(start_lr: float, *, end_lr: float, warmup_steps: int) -> Warmup:
     """Geometric ramp ``start_lr * (end_lr / start_lr) ** (step / warmup_steps)``."""
     return Warmup(start_lr, end_lr=end_lr, warmup_steps=warmup_steps, mode="exponential")
 
 
+@builds(Warmup)
 def warmup_cosine(start_lr: float, *, end_lr: float, warmup_steps: int) -> Warmup:
     """Half-cosine ramp from ``start_lr`` to ``end_lr`` over ``warmup_steps``."""
     return Warmup(start_lr, end_lr=end_lr, warmup_steps=warmup_steps, mode="cosine")
 
 
+@builds(Warmup)
 def with_warmup(
     schedule: Schedule, *, warmup_steps: int, start_lr: float = 0.0, mode: str = "linear"
 ) -> Join:

@@ -21,7 +21,7 @@ import sys
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -324,14 +324,19 @@ def _building(init: Callable[..., None]) -> Callable[..., None]:
 
 
 def unknown_params(
-    cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str] | None = None
+    cls: type[Schedule],
+    unknown: Iterable[Any],
+    params: Sequence[str] | None = None,
+    *,
+    name: str | None = None,
 ) -> str:
     """``"cosine: unknown parameter(s) ['alpha'] (parameters: lr, total_steps, eta_min);
     for alpha use eta_min (= alpha * lr)"``: the one-line error for parameters ``unknown``
     that the schedule family ``cls`` (whose parameters are ``params``, by default
     ``cls.params``) does not take, with a hint for each that is a peer's (Keras, optax,
-    PyTorch) name of one of its parameters (:func:`peer_hint`)."""
-    name = getattr(cls, "name", cls.__name__)
+    PyTorch) name of one of its parameters (:func:`peer_hint`). ``name``: the function
+    called, when it is not the family's own name."""
+    name = name or getattr(cls, "name", cls.__name__)
     params = tuple(getattr(cls, "params", ()) if params is None else params)
     names = sorted(set(unknown), key=repr)
     text = f"{name}: unknown parameter(s) {V.fmt(names)} (parameters: {', '.join(params)})"
@@ -377,13 +382,50 @@ def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]
     return ", ".join(said)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def builds(cls: type[Schedule]) -> Callable[[F], F]:
+    """A decorator for a function that builds a ``cls`` (``join`` for :class:`Join`): a call
+    with a keyword it does not take, too many positional arguments or a missing one is the
+    one-line ``TypeError`` the class's constructor gives (named after the function, with the
+    peers' names of ``cls``'s parameters pointed to), not Python's own."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except TypeError as exc:
+                tb = exc.__traceback__  # raised by the call itself: this frame only
+                better = (
+                    _call_error(cls, fn, args, kwargs, bound=False, name=fn.__name__)
+                    if tb and not tb.tb_next
+                    else None
+                )
+                if better is None:
+                    raise
+                raise TypeError(better) from None
+
+        return cast(F, call)
+
+    return wrap
+
+
 def _call_error(
-    cls: type[Schedule], init: Callable[..., None], args: tuple[Any, ...], kwargs: dict[str, Any]
+    cls: type[Schedule],
+    init: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    bound: bool = True,
+    name: str | None = None,
 ) -> str | None:
-    """The one-line message for a call of the constructor ``init`` (of ``cls``) with a keyword
-    it does not take or too many positional arguments; ``None`` for any other TypeError."""
+    """The one-line message for a call of the constructor ``init`` (of ``cls``; ``bound=False``:
+    a function building one, called ``name``) with a keyword it does not take or too many
+    positional arguments; ``None`` for any other TypeError."""
     try:
-        sig = list(inspect.signature(init).parameters.values())[1:]  # without ``self``
+        sig = list(inspect.signature(init).parameters.values())[1 if bound else 0 :]
     except (TypeError, ValueError):  # pragma: no cover - a constructor without a signature
         return None
     kinds = {p.kind for p in sig}
@@ -392,9 +434,9 @@ def _call_error(
     if P.VAR_KEYWORD not in kinds:
         unknown = [k for k in kwargs if k not in params]
         if unknown:
-            return unknown_params(cls, unknown, params)
+            return unknown_params(cls, unknown, params, name=name)
     positional = [p.name for p in sig if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
-    name = getattr(cls, "name", cls.__name__)
+    name = str(name or getattr(cls, "name", cls.__name__))
     if P.VAR_POSITIONAL not in kinds and len(args) > len(positional):
         n = len(positional)
         which = f" ({', '.join(positional)})" if positional else ""
@@ -687,7 +729,15 @@ class Schedule(ABC):
         name as the first argument: ``s.plot("lr.png")``) writes the figure, drawn without
         pyplot; ``ax`` (or a matplotlib Axes as the first argument: ``s.plot(ax)``) draws on
         the caller's axes; ``title`` heads the plot; other keywords go to ``ax.plot``."""
-        from .._figure import draw_curve, draw_grid, is_axes, new_axes, resolve, save_figure
+        from .._figure import (
+            check_drawable,
+            draw_curve,
+            draw_grid,
+            is_axes,
+            new_axes,
+            resolve,
+            save_figure,
+        )
         from .._imports import require
 
         if ax is None and is_axes(steps):  # s.plot(ax), as the other plots take it
@@ -697,9 +747,11 @@ class Schedule(ABC):
         from ..textplot import plot_steps  # bounded: at most textplot.MAX_POINTS points
 
         xs = plot_steps(self, steps=steps)
+        ys = self.values(xs)
+        check_drawable(ys, what="the schedule's values")  # before a figure is made
         fig, ax = new_axes(ax, path, figsize=(7, 3.5), title=title)
         kwargs.setdefault("label", _short_label(self))
-        draw_curve(ax, xs, self.values(xs), **kwargs)
+        draw_curve(ax, xs, ys, **kwargs)
         ax.set_xlabel("step")
         ax.set_ylabel("learning rate")
         draw_grid(ax)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as v
-from ._base import Schedule, check_depth, register
+from ._base import Schedule, builds, check_depth, register
 
 
 def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
@@ -22,8 +22,8 @@ def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
         from .._format import shorten
 
         raise ValueError(
-            f"{name} must be a list of schedules, got one schedule (a dict in a config): "
-            f"write it as a list: [{shorten(str(items), 100)}]"
+            f"{name} must be a list of schedules, got one schedule (in a config, a dict where "
+            f"a list of them belongs): write it as a list: [{shorten(str(items), 100)}]"
         )
     v.listed(name, items, "schedules")  # a string or a mapping
     try:
@@ -53,6 +53,7 @@ class Join(Schedule):
 
     name = "join"
     params = ("schedules", "boundaries")
+    peer_names = {"milestones": ("boundaries", "")}  # PyTorch's SequentialLR
 
     def __init__(self, schedules: Any, *, boundaries: Any) -> None:
         self.schedules = _schedules("schedules", schedules, 1)
@@ -265,6 +266,7 @@ class Clamp(Schedule):
 
     name = "clamp"
     params = ("schedule", "min_lr", "max_lr")
+    peer_names = {"min": ("min_lr", ""), "max": ("max_lr", "")}  # numpy's and torch's clip
 
     def __init__(
         self, schedule: Schedule, *, min_lr: float | None = None, max_lr: float | None = None
@@ -300,6 +302,7 @@ class Clamp(Schedule):
         return x
 
 
+@builds(Join)
 def join(schedules: Any, *, boundaries: Any) -> Join:
     """Join schedules in time; segment ``i`` starts at ``boundaries[i-1]`` and sees its own
     step counted from 0 there (optax's step shifting)."""
@@ -342,16 +345,19 @@ def add(*args: Any, schedules: Any = ()) -> Sum:
     return Sum(_terms("add", args, schedules))
 
 
+@builds(Difference)
 def sub(a: Schedule, *, b: Schedule) -> Difference:
     """The step-wise difference ``a - b`` (also written ``a - b``)."""
     return Difference(a, b=b)
 
 
+@builds(Scale)
 def scale(schedule: Schedule, *, factor: float) -> Scale:
     """``factor * schedule`` (also ``factor * s``)."""
     return Scale(schedule, factor=factor)
 
 
+@builds(Clamp)
 def clamp(schedule: Schedule, *, min_lr: float | None = None, max_lr: float | None = None) -> Clamp:
     """``schedule`` clipped into ``[min_lr, max_lr]``."""
     return Clamp(schedule, min_lr=min_lr, max_lr=max_lr)

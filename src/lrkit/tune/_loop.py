@@ -6,8 +6,11 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
+import socket
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -49,6 +52,8 @@ ATTR_FINDER = "lrkit.finder"
 ATTR_TOTAL_STEPS = "lrkit.total_steps"
 #: The search space a study was created with (``families``, ``seeding``, ``total_steps``).
 ATTR_SPACE = "lrkit.space"
+#: the heartbeat the study's workers share: ``{"heartbeat_interval": s, "grace_period": s}``
+ATTR_HEARTBEAT = "lrkit.heartbeat"
 
 
 class TuneWarning(UserWarning):
@@ -62,8 +67,9 @@ class StudySpaceError(ValueError):
 
     ``conflicts`` maps each differing parameter of :func:`tune` (``"families"``,
     ``"seeding"``: ``"finder"``, ``"blind"`` or a ``[low, high]`` interval, ``"total_steps"``,
-    ``"task"``: the task's ``name``, ``"direction"``)
-    to ``(stored, requested)``. Raised before any trial runs; the study is left as it was."""
+    ``"task"``: the task's ``name``, ``"direction"``; ``"heartbeat_interval"`` and
+    ``"grace_period"``, which the study's workers share) to ``(stored, requested)``. Raised
+    before any trial runs; the study is left as it was."""
 
     def __init__(self, study_name: str, *, conflicts: dict[str, tuple[Any, Any]]) -> None:
         self.study_name = study_name
@@ -517,8 +523,46 @@ def _probe_url(storage: str, made: dict[str, bool]) -> str | None:
         return None
     # a short name of its own: a long database name plus a suffix could pass the file system's
     # limit on a name
-    name = f".lrkit-probe-{os.getpid()}-{time.monotonic_ns() % 10**12}.db"
+    _remove_stale_probes(folder)
+    name = f".lrkit-probe-{_HOST}-{os.getpid()}-{time.monotonic_ns() % 10**12}.db"
     return f"{head}:///{os.path.join(os.path.dirname(path), name)}" + (f"?{query}" if query else "")
+
+
+#: this machine, in probe files' names: a probe's process is looked for on its own machine only
+_HOST = format(zlib.crc32(socket.gethostname().encode()), "08x")
+_PROBE = re.compile(rf"\.lrkit-probe-{_HOST}-(\d+)-\d+\.db(?:-journal|-wal|-shm)?")
+STALE_PROBE_SECONDS = 600  # a probe lives for a fraction of a second: older is a killed run's
+
+
+def _remove_stale_probes(folder: str) -> None:
+    """Remove the probe files (:func:`_probe_url`) a run killed while it probed left in
+    ``folder`` (SIGKILL skips the removal): those made on this machine, by a process no longer
+    running, more than ``STALE_PROBE_SECONDS`` ago. Where a process cannot be looked for
+    without signalling it (not POSIX), none is removed."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            m = _PROBE.fullmatch(entry.name)
+            if m is None or not entry.is_file(follow_symlinks=False):
+                continue
+            with contextlib.suppress(OSError):
+                if time.time() - entry.stat().st_mtime < STALE_PROBE_SECONDS:
+                    continue
+                if _running(int(m.group(1))):
+                    continue
+                os.remove(entry.path)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this (POSIX) machine."""
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, the process is only looked for
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # another user's, or not to be judged: left alone
+    return True
 
 
 def _probe(url: str, storage: str, **options: Any) -> None:
@@ -604,6 +648,40 @@ def _record(
     if info is not None or not started:
         study.set_user_attr(ATTR_FINDER, info)
     study.set_user_attr(ATTR_TOTAL_STEPS, record["total_steps"])
+
+
+def _heartbeat_of(st: Any) -> dict[str, Any]:
+    return {"heartbeat_interval": st.heartbeat_interval, "grace_period": st.grace_period}
+
+
+def _shared_heartbeat(
+    st: Any,
+    study_name: str | None,
+    heartbeat_interval: int | None,
+    grace_period: int | None,
+    *,
+    reopens: bool,
+) -> dict[str, Any] | None:
+    """The heartbeat recorded on an existing study (:data:`ATTR_HEARTBEAT`), when it is not
+    the one ``st`` was opened with and this worker was given neither option: the storage is
+    to be opened again with it (``None``: as it is; ``reopens``: whether it can be, from its
+    URL). A worker given another one, or one whose storage object has another, is refused
+    (:class:`StudySpaceError`): a shorter ``grace_period`` would fail the live trials of the
+    workers that keep the study's, and their results would be lost to the retried copies."""
+    if study_name is None or getattr(st, "heartbeat_interval", None) is None:
+        return None  # a new study, or no heartbeat (in memory, a storage without one)
+    try:
+        study_id = st.get_study_id_from_name(study_name)
+    except KeyError:
+        return None  # a new study: this worker's heartbeat is recorded as it is created
+    recorded = st.get_study_user_attrs(study_id).get(ATTR_HEARTBEAT)
+    own = _heartbeat_of(st)
+    if not isinstance(recorded, dict) or recorded == own:
+        return None
+    if heartbeat_interval is None and grace_period is None and reopens:
+        return {k: recorded[k] for k in own}
+    conflicts = {k: (recorded[k], own[k]) for k in own if recorded.get(k) != own[k]}
+    raise StudySpaceError(study_name, conflicts=conflicts)
 
 
 def _recorded_meanwhile(before: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
@@ -701,7 +779,11 @@ def tune(
     then runs; one killed while Optuna was still sampling the trial's parameters (before its
     first heartbeat) is failed after ``2 * grace_period`` seconds, and a copy of it re-queued
     if it was an enqueued (finder-seeded) trial. A run stopped by Ctrl-C fails its running
-    trial; the next run queues an enqueued one again (the seeds are not lost).
+    trial; the next run queues an enqueued one again (the seeds are not lost). The study
+    records the ``heartbeat_interval`` and ``grace_period`` of the worker that created it
+    (user attr ``"lrkit.heartbeat"``): a worker given neither uses the study's, one given
+    others is refused (:class:`StudySpaceError`), since a shorter ``grace_period`` would fail
+    the live trials of the workers that keep the study's.
 
     ``seeding="finder"`` (default) runs ``task.range_test()`` once per study and searches the
     peak LR in the interval it supports (:func:`lr_range_from_finder`), and enqueues the
@@ -854,6 +936,15 @@ def tune(
             raise
     if st is None:
         st = opened()
+    shared = _shared_heartbeat(
+        st, study_name, heartbeat_interval, grace_period, reopens=isinstance(storage, str)
+    )
+    if shared is not None:  # the study's own, this worker given none: the study's
+        options.update(shared)
+        engine = getattr(st, "engine", None)
+        if engine is not None:
+            engine.dispose()
+        st = opened()
     hb = getattr(st, "heartbeat_interval", None)
     poll = poll_interval if poll_interval is not None else (min(float(hb), 2.0) if hb else 0.5)
     try:
@@ -884,6 +975,8 @@ def tune(
                 group=True,
                 constant_liar=True,
             )
+    if hb is not None and ATTR_HEARTBEAT not in study.user_attrs:
+        study.set_user_attr(ATTR_HEARTBEAT, _heartbeat_of(st))
     before = dict(study.user_attrs)
     started = _started(study)
     families = _check_space(study, record, task.direction, started=started)
