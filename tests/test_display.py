@@ -186,3 +186,37 @@ def test_compare_displays_draw_a_negative_loss_on_a_linear_axis(tmp_path: Any) -
     assert fig.axes[0].get_yscale() == "linear"
     fig = C.plot([_run("cosine", 0.1, 0.5)], path=str(tmp_path / "b.png"))
     assert fig.axes[0].get_yscale() == "log"
+
+
+@pytest.mark.parametrize("spec", ["exponential(0.1, gamma=3.0)", "constant(1e308)"])
+def test_a_schedule_no_image_can_span_displays_its_table(spec: str) -> None:
+    s = S.parse(spec)
+    bundle = s._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"}  # no image, no traceback
+    assert htmllib.escape(str(s)) in bundle["text/html"] and "<table>" in bundle["text/html"]
+
+
+def test_a_finder_result_no_image_can_span_displays_its_table() -> None:
+    from lrkit.finder import range_test
+
+    losses = iter([1.0] * 29 + [1.7e308])
+    r = range_test(lambda lr: next(losses), num_iter=40, warn=False, max_extra_iter=0)
+    with pytest.raises(ValueError, match=r"^the losses reach 1\.7e\+308, beyond what an image"):
+        r.plot(path="never.png")
+    assert set(r._repr_mimebundle_()) == {"text/plain", "text/html"}
+
+
+def test_the_comparison_tables_show_the_numbers_alike() -> None:
+    from lrkit.compare import Comparison, table
+
+    good, bad = _run("constant", 0.05, 0.7), _run("onecycle", 0.1, 0.4)
+    good.val_acc = 0.7
+    bad.final_loss, bad.val_loss, bad.val_acc = math.inf, math.nan, math.nan
+    text = table([good, bad])
+    html = Comparison([good, bad], lrs=None, name="t")._repr_mimebundle_()["text/html"]
+    cells = re.findall(r"<td style='text-align:left'>([^<]*)</td>", html)
+    for shown in ("70.00%", "diverged"):
+        assert shown in text and shown in cells
+    assert "inf" not in cells and "nan" not in cells and cells.count("-") == 2
+    one = bad._repr_mimebundle_()["text/html"]
+    assert "diverged" in one and ">nan<" not in one

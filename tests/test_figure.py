@@ -316,3 +316,34 @@ def test_curves_drawn_on_one_axes_each_keep_their_range() -> None:
     ax.plot([0, 5000], [0.1, 0.1])
     assert ax.get_xlim()[1] >= 5000.0
     plt.close(fig)
+
+
+@pytest.mark.parametrize("kind", ["schedule", "finder", "logger"])
+def test_a_plot_on_the_caller_s_axes_leaves_their_layout(tmp_path: Path, kind: str) -> None:
+    fig, axes = plt.subplots(1, 2)
+    try:
+        fig.subplots_adjust(left=0.3, right=0.95, wspace=0.5)
+        before = [a.get_position().bounds for a in axes]
+        path = tmp_path / "x.png"
+        if kind == "schedule":
+            S.cosine(0.1, total_steps=100).plot(ax=axes[0], path=path)
+        elif kind == "finder":
+            _finder().plot(axes[0], path=path)
+        else:
+            _logger().plot(ax=axes[0], path=path)
+        assert path.read_bytes()[:4] == b"\x89PNG"
+        assert [a.get_position().bounds for a in axes] == before
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("suffix, magic", [(".pdf", b"%PDF"), (".svg", b"<?xml")])
+def test_a_bytes_path_writes_the_format_its_suffix_names(tmp_path, suffix, magic) -> None:
+    path = os.fsencode(tmp_path / f"plot{suffix}")
+    S.cosine(0.1, total_steps=50).plot(path)
+    with open(path, "rb") as f:
+        assert f.read(len(magic)) == magic
+    with pytest.raises(
+        ValueError, match=r"^path must be a file name \(str, bytes or os.PathLike\)"
+    ):
+        S.cosine(0.1, total_steps=50).plot(path=3)

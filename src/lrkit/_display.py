@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._figure import log_axis_fits
+from ._format import accuracy_cell, loss_cell
 
 __all__ = ["mimebundle"]
 
@@ -62,6 +63,10 @@ def grid(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+#: what a plot raises for values no image can span (:func:`lrkit._figure.check_drawable`)
+UNDRAWABLE = (ValueError,)
+
+
 def _figure_png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
@@ -75,7 +80,10 @@ def png_from_axes(draw: Callable[[Any], Any], figsize: tuple[float, float]) -> b
     except ImportError:
         return None
     fig = Figure(figsize=figsize)
-    draw(fig.add_subplot())
+    try:
+        draw(fig.add_subplot())
+    except UNDRAWABLE:  # values no image can span: the table alone, as without matplotlib
+        return None
     fig.tight_layout()
     return _figure_png(fig)
 
@@ -89,7 +97,10 @@ def png_from_path(draw: Callable[[str], Any]) -> bytes | None:
         return None
     with tempfile.TemporaryDirectory(prefix="lrkit_display_") as tmp:
         path = os.path.join(tmp, "plot.png")
-        draw(path)
+        try:
+            draw(path)
+        except UNDRAWABLE:  # values no image can span: the table alone
+            return None
         if not os.path.exists(path):
             return None
         with open(path, "rb") as f:
@@ -191,9 +202,9 @@ def compare_bundle(r: Any) -> dict[str, Any]:
     rows: list[tuple[str, Any]] = [
         ("optimizer", r.optimizer),
         ("learning rate", r.lr),
-        ("final train loss", r.final_loss),
-        ("val loss", r.val_loss),
-        ("val accuracy", r.val_acc),
+        ("final train loss", loss_cell(r.final_loss)),
+        ("val loss", loss_cell(r.val_loss)),
+        ("val accuracy", accuracy_cell(r.val_acc)),
         ("diverged", str(r.diverged)),
     ]
     if r.note:
@@ -222,9 +233,9 @@ def comparison_bundle(c: Any) -> dict[str, Any]:
             ("* " if r is best else "") + r.method,
             r.optimizer,
             r.lr,
-            r.final_loss,
-            r.val_loss,
-            r.val_acc,
+            loss_cell(r.final_loss),
+            loss_cell(r.val_loss),
+            accuracy_cell(r.val_acc),
             r.note,
         )
         for r in c.results

@@ -42,7 +42,9 @@ def is_path(value: Any) -> bool:
 def check_path(path: Any) -> None:
     """``path`` is ``None`` or a file name, else a one-line ``ValueError``."""
     if path is not None and not is_path(path):
-        raise ValueError(f"path must be a file name (str or os.PathLike), got {V.fmt(path)}")
+        raise ValueError(
+            f"path must be a file name (str, bytes or os.PathLike), got {V.fmt(path)}"
+        )
 
 
 def resolve(first: Any, path: Any, *, first_name: str) -> tuple[Any, Any]:
@@ -272,12 +274,14 @@ def save_figure(fig: Any, path: Any, *, dpi: int = 110) -> None:
         raise ValueError(
             f"path {name!r} is a folder: give a file name, e.g. {os.path.join(name, 'plot.png')!r}"
         )
+    # the decoded name: matplotlib reads the format off a str's suffix, not off bytes
+    target = name if isinstance(os.fspath(path), bytes) else path
     if not name.lower().endswith(POSTSCRIPT):
-        fig.savefig(path, dpi=dpi)
+        fig.savefig(target, dpi=dpi)
         return
     restore = flatten_alpha(fig)
     try:
-        fig.savefig(path, dpi=dpi)
+        fig.savefig(target, dpi=dpi)
     finally:  # the figure (maybe the caller's, through ax=) as it was
         restore()
 

@@ -6,6 +6,7 @@ used for what is written to JSON (that keeps full precision).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 
@@ -30,6 +31,20 @@ def failure(exc: BaseException) -> str:
     one-line error quotes the error it stands for."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def loss_cell(x: float) -> str:
+    """A comparison's loss as its tables show it: 4 significant digits, ``"diverged"`` for
+    inf, ``"-"`` for nan (not measured)."""
+    if math.isfinite(x):
+        return f"{x:.4g}"
+    return "diverged" if x == math.inf else "-"
+
+
+def accuracy_cell(x: float) -> str:
+    """A comparison's accuracy as its tables show it: a percentage, ``"-"`` when not
+    measured (nan)."""
+    return f"{x:.2%}" if math.isfinite(x) else "-"
 
 
 def counted(n: int, noun: str) -> str:

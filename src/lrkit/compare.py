@@ -917,17 +917,11 @@ def compare(
 
 
 # ----------------------------------------------------------------------------- output
-def _num(x: float) -> str:
-    if math.isfinite(x):
-        return f"{x:.4g}"
-    return "diverged" if x == math.inf else "-"
-
-
 def table(results: Sequence[Result], *, val: bool = True) -> str:
     """One row per method: optimizer, LR, final training loss, validation loss and accuracy
     (4 significant digits), wall time; ``*`` marks the best (validation, else training)
     loss."""
-    from ._format import duration
+    from ._format import accuracy_cell, duration, loss_cell
 
     lines = [
         f"  {'method':<13}{'optimizer':<19}{'LR':<22}{'train loss':>11}{'val loss':>10}"
@@ -937,11 +931,11 @@ def table(results: Sequence[Result], *, val: bool = True) -> str:
     keys = [r.val_loss if val else r.final_loss for r in results]
     best = min((x for x in keys if math.isfinite(x)), default=math.nan)
     for r, key in zip(results, keys):
-        acc = f"{r.val_acc:8.2%}" if math.isfinite(r.val_acc) else "       -"
         mark = "*" if math.isfinite(key) and key == best else " "
         lines.append(
             f" {mark}{r.method:<13}{r.optimizer[:18]:<19}{r.lr[:21]:<22}"
-            f"{_num(r.final_loss):>11}{_num(r.val_loss):>10}{acc:>9}"
+            f"{loss_cell(r.final_loss):>11}{loss_cell(r.val_loss):>10}"
+            f"{accuracy_cell(r.val_acc):>9}"
             f"{duration(r.seconds):>9}  {r.note}".rstrip()
         )
     return "\n".join(lines)

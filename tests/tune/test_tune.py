@@ -710,6 +710,50 @@ def test_the_workers_of_a_study_share_its_heartbeat(tmp_path, monkeypatch, capsy
     )
 
 
+def test_a_refused_worker_records_no_heartbeat_and_a_racing_one_is_refused(
+    tmp_path, monkeypatch
+) -> None:
+    """The heartbeat is recorded once the study's checks passed; a worker that finds another
+    recorded meanwhile (started together on the new study) is refused; a storage object's
+    grace period left to Optuna (None: twice the interval) is recorded as that."""
+    from lrkit.tune import StudySpaceError, Task, tune
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    task = Task(name="hb", train=lambda spec, report: 1.0, total_steps=20)
+    tune(task, n_trials=1, storage=url, study_name="old", seeding="blind", families="cosine")
+    study = optuna.load_study(study_name="old", storage=url)
+    study.set_user_attr("lrkit.heartbeat", None)  # a study from before the heartbeat was kept
+    with pytest.raises(StudySpaceError, match="families"):
+        tune(task, n_trials=2, storage=url, study_name="old", seeding="blind",
+             families="onecycle", heartbeat_interval=60)  # fmt: skip
+    assert optuna.load_study(study_name="old", storage=url).user_attrs["lrkit.heartbeat"] is None
+    tune(task, n_trials=2, storage=url, study_name="old", seeding="blind", families="cosine")
+    recorded = optuna.load_study(study_name="old", storage=url).user_attrs["lrkit.heartbeat"]
+    assert recorded == {"heartbeat_interval": 10, "grace_period": 30}
+
+    real = optuna.create_study
+
+    def racing(*args: Any, **kwargs: Any) -> Any:  # another worker records first
+        study = real(*args, **kwargs)
+        study.set_user_attr("lrkit.heartbeat", {"heartbeat_interval": 60, "grace_period": 180})
+        return study
+
+    monkeypatch.setattr(optuna, "create_study", racing)
+    with pytest.raises(StudySpaceError) as info:
+        tune(task, n_trials=1, storage=url, study_name="new", seeding="blind")
+    assert info.value.conflicts == {"heartbeat_interval": (60, 10), "grace_period": (180, 30)}
+    assert len(optuna.load_study(study_name="new", storage=url).trials) == 0
+    monkeypatch.setattr(optuna, "create_study", real)
+    tune(task, n_trials=1, storage=url, study_name="new", seeding="blind")  # run again: joins
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's heartbeat is experimental
+        st = optuna.storages.RDBStorage(url, heartbeat_interval=5)
+    tune(task, n_trials=1, storage=st, study_name="obj", seeding="blind")
+    recorded = optuna.load_study(study_name="obj", storage=url).user_attrs["lrkit.heartbeat"]
+    assert recorded == {"heartbeat_interval": 5, "grace_period": 10}
+
+
 def test_probe_files_a_killed_run_left_are_removed(tmp_path) -> None:
     """A run killed (SIGKILL) while it probed the folder leaves its probe file: the next run
     removes those of this machine's processes that are gone, older than a probe lives."""

@@ -311,12 +311,14 @@ class FinderResult:
         as the first argument is the ``path``: ``result.plot("lr.png")``). With ``path`` and no
         ``ax`` the figure is drawn without pyplot, so the caller's matplotlib backend and open
         figures are left untouched."""
-        from .._figure import new_axes, resolve, save_figure
+        from .._figure import check_drawable, new_axes, resolve, save_figure
         from .._imports import require
 
         ax, path = resolve(ax, path, first_name="ax")
         require("matplotlib", "plot", feature="FinderResult.plot")
         show_raw = V.flag("show_raw", show_raw)
+        check_drawable(np.concatenate([self.losses, self.held_losses]), what="the losses")
+        own = ax is None  # a figure of its own: laid out here; the caller's is left as laid out
         fig, ax = new_axes(ax, path, figsize=(9.5, 4.5), title=title)
         if len(self.lrs):
             if show_raw:
@@ -407,7 +409,8 @@ class FinderResult:
                 borderaxespad=0,
             )
         if path is not None and self.writes_files:
-            fig.tight_layout()
+            if own:
+                fig.tight_layout()
             save_figure(fig, path)
         return ax
 

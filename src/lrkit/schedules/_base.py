@@ -749,6 +749,7 @@ class Schedule(ABC):
         xs = plot_steps(self, steps=steps)
         ys = self.values(xs)
         check_drawable(ys, what="the schedule's values")  # before a figure is made
+        own = ax is None  # a figure of its own: laid out here; the caller's is left as laid out
         fig, ax = new_axes(ax, path, figsize=(7, 3.5), title=title)
         kwargs.setdefault("label", _short_label(self))
         draw_curve(ax, xs, ys, **kwargs)
@@ -758,7 +759,8 @@ class Schedule(ABC):
         if title is not None:
             ax.set_title(title, fontsize=10)
         if path is not None:
-            fig.tight_layout()
+            if own:
+                fig.tight_layout()
             save_figure(fig, path)
         return ax
 

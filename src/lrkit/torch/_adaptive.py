@@ -566,6 +566,7 @@ class EffectiveLRLogger:
         for n in names:
             if n not in self.history:
                 raise ValueError(f"layers: unknown layer {n!r} (known: {self.names[:5]}...)")
+        own = ax is None  # a figure of its own: laid out here; the caller's is left as laid out
         fig, ax = new_axes(ax, path, figsize=(8, 4.5), title=title)
         for n in names:
             h = self.history[n]
@@ -589,7 +590,8 @@ class EffectiveLRLogger:
         if names:
             ax.legend(fontsize="small", loc="best")
         if path is not None:
-            fig.tight_layout()
+            if own:
+                fig.tight_layout()
             save_figure(fig, path)
         return ax
 

@@ -651,7 +651,25 @@ def _record(
 
 
 def _heartbeat_of(st: Any) -> dict[str, Any]:
-    return {"heartbeat_interval": st.heartbeat_interval, "grace_period": st.grace_period}
+    """The heartbeat a storage with one runs: its interval and grace period (``None``, which
+    Optuna reads as twice the interval, as that)."""
+    hb = st.heartbeat_interval
+    grace = st.grace_period if st.grace_period is not None else 2 * hb
+    return {"heartbeat_interval": hb, "grace_period": grace}
+
+
+def _join_heartbeat(study: Any, st: Any) -> None:
+    """Record this worker's heartbeat on ``study`` when it has none (a new study, or one from
+    before it was recorded); one recorded meanwhile by a worker started together on the new
+    study with another heartbeat refuses this one (:class:`StudySpaceError`; run again, it
+    takes the study's)."""
+    own = _heartbeat_of(st)
+    recorded = study.user_attrs.get(ATTR_HEARTBEAT)
+    if not isinstance(recorded, dict):
+        study.set_user_attr(ATTR_HEARTBEAT, own)
+    elif recorded != own:
+        conflicts = {k: (recorded.get(k), own[k]) for k in own if recorded.get(k) != own[k]}
+        raise StudySpaceError(study.study_name, conflicts=conflicts)
 
 
 def _shared_heartbeat(
@@ -679,8 +697,8 @@ def _shared_heartbeat(
     if not isinstance(recorded, dict) or recorded == own:
         return None
     if heartbeat_interval is None and grace_period is None and reopens:
-        return {k: recorded[k] for k in own}
-    conflicts = {k: (recorded[k], own[k]) for k in own if recorded.get(k) != own[k]}
+        return {k: recorded.get(k) for k in own}
+    conflicts = {k: (recorded.get(k), own[k]) for k in own if recorded.get(k) != own[k]}
     raise StudySpaceError(study_name, conflicts=conflicts)
 
 
@@ -975,8 +993,6 @@ def tune(
                 group=True,
                 constant_liar=True,
             )
-    if hb is not None and ATTR_HEARTBEAT not in study.user_attrs:
-        study.set_user_attr(ATTR_HEARTBEAT, _heartbeat_of(st))
     before = dict(study.user_attrs)
     started = _started(study)
     families = _check_space(study, record, task.direction, started=started)
@@ -988,6 +1004,8 @@ def tune(
         started = True
         families = _check_space(study, record, task.direction, started=True)
         rng, how, info = _resolve_range(study, task, seeding, say, started=True, tested=tested)
+    if hb is not None:  # the checks passed: this worker joins the study with its heartbeat
+        _join_heartbeat(study, st)
     space = SearchSpace(task.total_steps, lr_range=rng, families=tuple(families))
     record["families"] = list(space.families)
     _record(study, record, rng, how, info, started=started)
