@@ -42,9 +42,7 @@ def is_path(value: Any) -> bool:
 def check_path(path: Any) -> None:
     """``path`` is ``None`` or a file name, else a one-line ``ValueError``."""
     if path is not None and not is_path(path):
-        raise ValueError(
-            f"path must be a file name (str, bytes or os.PathLike), got {V.fmt(path)}"
-        )
+        raise ValueError(f"path must be a file name (str, bytes or os.PathLike), got {V.fmt(path)}")
 
 
 def resolve(first: Any, path: Any, *, first_name: str) -> tuple[Any, Any]:
