@@ -248,10 +248,10 @@ def kept_interrupts() -> Iterator[None]:
     """While the block runs (in the main thread), SIGINT and SIGTERM are delivered as their
     handlers deliver them, and the exception a handler raised (``KeyboardInterrupt``, a
     command's own) is watched: where Python drops it (raised inside a garbage-collection
-    callback, as during a lazy import: "Exception ignored in ...", through
-    ``sys.unraisablehook``), it is raised again on leaving the block. One that code in the
-    block caught and handled stays handled. Where a handler is not Python's (the default
-    action, ignored), nothing changes."""
+    callback, as during a lazy import, through ``sys.unraisablehook``), it is raised again on
+    leaving the block, without Python's "Exception ignored in ..." traceback (a command ends
+    with its one line). One that code in the block caught and handled stays handled. Where a
+    handler is not Python's (the default action, ignored), nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -262,7 +262,8 @@ def kept_interrupts() -> Iterator[None]:
     def hook(unraisable: Any) -> None:
         if any(unraisable.exc_value is exc for exc in kept):
             dropped.append(unraisable.exc_value)
-        previous_hook(unraisable)  # said as before ("Exception ignored in ...")
+            return  # raised again on leaving the block: not said here too
+        previous_hook(unraisable)  # anything else, said as before ("Exception ignored in ...")
 
     installed: dict[int, tuple[Any, Any]] = {}
     for name in HeldSignals.SIGNALS:
