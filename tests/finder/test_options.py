@@ -503,3 +503,24 @@ def test_a_rule_that_does_not_take_lrs_and_losses_is_refused_when_given():
     # two positional arguments, more with defaults or as *args: taken
     assert r.suggest(lambda x, y, scale=1.0: float(x[0]) * scale) == r.lrs[0]
     assert r.suggest(lambda *a: float(a[0][0])) == r.lrs[0]
+
+
+def test_sweep_options_built_directly_name_the_option_meant() -> None:
+    import copy
+    import pickle
+
+    with pytest.raises(
+        TypeError,
+        match=r"^total_step is not an option of SweepOptions\(\) \(did you mean total_steps\?\); options: beta, ",  # noqa: E501
+    ):
+        SweepOptions(total_step=1)
+    with pytest.raises(
+        TypeError, match=r"^smooth_f is not an option of SweepOptions\(\) \(use beta, "
+    ):
+        SweepOptions(smooth_f=0.05)
+    with pytest.raises(
+        TypeError, match=r"^SweepOptions takes keyword arguments only, got 1 positional$"
+    ):
+        SweepOptions(1e-6)
+    o = SweepOptions(num_iter=50)
+    assert pickle.loads(pickle.dumps(o)) == o == copy.deepcopy(o)

@@ -147,6 +147,16 @@ class SweepOptions:
     total_steps: int | None = None
     optimizer_family: str | None = None
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> SweepOptions:
+        # a keyword it does not take: the one-line error every finder gives, with the option
+        # meant (dataclass' own __init__ would name the keyword only)
+        if args:
+            raise TypeError(
+                f"SweepOptions takes keyword arguments only, got {len(args)} positional"
+            )
+        V.options("SweepOptions()", kwargs, [f.name for f in fields(cls)], _SWEEP_HINTS)
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
