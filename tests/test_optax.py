@@ -577,3 +577,55 @@ def test_multisteps_that_skip_updates_end_the_sweep_as_the_loss_says() -> None:
     bounded = lo.find_lr(quad, params, multisteps(large), batches, **opts)
     assert bounded.stop_reason in ("diverged", "completed", "turned_up")
     assert len(bounded.lrs) > 10
+
+
+def test_reduce_on_plateau_counts_only_the_reductions_the_controller_makes() -> None:
+    p = {"w": jnp.ones(())}
+    for kw in (
+        {"factor": 0.999, "patience": 0, "min_scale": 1e-3},  # past the table's 4096 cuts
+        {"factor": 0.5, "patience": 0, "min_scale": 0.3},  # within the table
+    ):
+        tx = lo.reduce_on_plateau(**kw)
+
+        def step(s: Any, v: Any, tx: Any = tx) -> Any:
+            return tx.update(p, s, p, value=v)[1], None
+
+        state, _ = jax.lax.scan(step, tx.init(p), jnp.ones(10_000))
+        c = ReduceOnPlateau(**kw)
+        for _ in range(10_000):
+            c.update(1.0)
+        assert int(state.num_reductions) == len(c.reductions)
+        assert float(state.scale) == np.float32(c.scale)
+
+
+def test_reduce_on_plateau_refuses_counts_its_int32_state_cannot_hold() -> None:
+    for kw, said in (
+        ({"patience": 10**12}, r"^patience must be an integer in \[0, 2147483647\], got 10+$"),
+        ({"cooldown": 2**31}, r"^cooldown must be an integer in \[0, 2147483647\]"),
+        ({"accumulation_size": 2**31}, r"^accumulation_size must be an integer in \[1, 2147483647"),
+    ):
+        with pytest.raises(ValueError, match=said):
+            lo.reduce_on_plateau(**kw)
+    p = {"w": jnp.ones(())}
+    tx = lo.reduce_on_plateau(patience=2**31 - 1)  # a plateau never cut
+    assert float(tx.update(p, tx.init(p), p, value=1.0)[1].scale) == 1.0
+
+
+def test_reduce_on_plateau_takes_optax_contribs_0d_array_arguments() -> None:
+    p = {"w": jnp.ones(())}
+    arrays = lo.reduce_on_plateau(
+        patience=jnp.asarray(0), factor=jnp.asarray(0.5), accumulation_size=jnp.asarray(2)
+    )
+    numbers = lo.reduce_on_plateau(patience=0, factor=0.5, accumulation_size=2)
+    a, b = arrays.init(p), numbers.init(p)
+    for v in (1.0, 1.0, 2.0, 2.0, 3.0, 3.0):
+        a = arrays.update(p, a, p, value=v)[1]
+        b = numbers.update(p, b, p, value=v)[1]
+    assert float(a.scale) == float(b.scale) == 0.25
+
+    @jax.jit
+    def traced(patience: Any) -> Any:
+        return lo.reduce_on_plateau(patience=patience)
+
+    with pytest.raises(ValueError, match=r"^patience must be a concrete number, got a traced"):
+        traced(jnp.asarray(3))

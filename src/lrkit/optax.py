@@ -176,6 +176,24 @@ class ReduceOnPlateauState(NamedTuple):
     num_reductions: jax.Array  # int32: reductions applied
 
 
+_INT32_MAX = 2**31 - 1  # the plateau state's counters are int32
+
+
+def _concrete(name: str, value: Any) -> Any:
+    """A 0-d JAX array given for a plateau argument (``optax.contrib`` types them as arrays)
+    as the Python number it holds; a traced one is refused in one line; anything else as is
+    (the controller checks it)."""
+    if not isinstance(value, jax.Array) or value.ndim != 0:
+        return value
+    try:
+        return value.item()
+    except jax.errors.ConcretizationTypeError:
+        raise ValueError(
+            f"{name} must be a concrete number, got a traced JAX value: build the "
+            "transformation outside jit"
+        ) from None
+
+
 def reduce_on_plateau(
     mode: str = "min",
     *,
@@ -221,9 +239,16 @@ def reduce_on_plateau(
     allowed = ("mode", "accumulation_size", *PlateauKwargs.__annotations__)
     # optax.contrib.reduce_on_plateau's names point to lrkit's
     V.options("lrkit.optax.reduce_on_plateau", plateau, allowed, PLATEAU_HINTS)
+    # optax.contrib's arguments may be 0-d JAX arrays: read as the numbers they hold
+    plateau = {k: _concrete(k, v) for k, v in plateau.items()}  # type: ignore[assignment]
+    accumulation_size = _concrete("accumulation_size", accumulation_size)
     # the arguments, their defaults and their validation are the framework-free controller's
     ref = ReduceOnPlateau(mode, **plateau)  # type: ignore[arg-type]
-    acc_n = V.integer("accumulation_size", accumulation_size, 1)
+    # the counters are int32 in the state: a count beyond it is refused now, not by JAX's
+    # overflow at the first update (2**31 - 1 steps of patience is a plateau never cut)
+    for name in ("patience", "cooldown"):
+        V.integer(name, getattr(ref, name), 0, _INT32_MAX)
+    acc_n = V.integer("accumulation_size", accumulation_size, 1, _INT32_MAX)
     f, th, pat, cd, ms = ref.factor, ref.threshold, ref.patience, ref.cooldown, ref.min_scale
     is_min, is_rel = ref.mode == "min", ref.threshold_mode == "rel"
     fdtype = jnp.float64 if x64_enabled() else jnp.float32
@@ -297,7 +322,9 @@ def reduce_on_plateau(
         cdc = jnp.where(plateau, cd, cdc)
         num_bad = jnp.where(plateau, 0, num_bad)
         k = st.num_reductions
-        can = (k < last) if saturated else jnp.asarray(True)
+        # a reduction that changes nothing (the scale at its floor) is not counted, as the
+        # controller's: through the table, until its end; past it, while the scale falls
+        can = (k < last) if saturated else scale_of(k + 1) < scale_of(k)
         reduce = plateau & can
         k = k + reduce.astype(jnp.int32)
         return st._replace(
