@@ -196,14 +196,35 @@ def test_a_schedule_no_image_can_span_displays_its_table(spec: str) -> None:
     assert htmllib.escape(str(s)) in bundle["text/html"] and "<table>" in bundle["text/html"]
 
 
-def test_a_finder_result_no_image_can_span_displays_its_table() -> None:
+def test_a_range_test_s_divergence_beyond_an_image_s_axes_is_left_out_of_its_frame(
+    tmp_path: Any,
+) -> None:
+    """A loss no axes can span after the curve (a divergence) is out of the plot's frame
+    anyway: left out, the plot is drawn; a curve whose frame itself cannot be drawn is
+    refused in one line, and its display is its table."""
     from lrkit.finder import range_test
 
     losses = iter([1.0] * 29 + [1.7e308])
     r = range_test(lambda lr: next(losses), num_iter=40, warn=False, max_extra_iter=0)
-    with pytest.raises(ValueError, match=r"^the losses reach 1\.7e\+308, beyond what an image"):
-        r.plot(path="never.png")
-    assert set(r._repr_mimebundle_()) == {"text/plain", "text/html"}
+    r.plot(path=tmp_path / "d.png")
+    assert (tmp_path / "d.png").read_bytes().startswith(PNG)
+    _check(r._repr_mimebundle_())
+    huge = range_test(lambda lr: 1.5e308, num_iter=20, warn=False, max_extra_iter=0)
+    with pytest.raises(ValueError, match=r"^the losses reach 1\.5.*e\+308, beyond what an image"):
+        huge.plot(path=tmp_path / "never.png")
+    assert not (tmp_path / "never.png").exists()
+    assert set(huge._repr_mimebundle_()) == {"text/plain", "text/html"}
+
+
+def test_a_display_shows_a_plot_s_own_error() -> None:
+    """Only values no image can span leave the image out: any other error of a plot is
+    raised, not hidden."""
+    from unittest import mock
+
+    s = S.cosine(0.1, total_steps=10)
+    with mock.patch.object(type(s), "plot", side_effect=ValueError("a bug")):
+        with pytest.raises(ValueError, match="^a bug$"):
+            s._repr_mimebundle_()
 
 
 def test_the_comparison_tables_show_the_numbers_alike() -> None:

@@ -347,3 +347,18 @@ def test_a_bytes_path_writes_the_format_its_suffix_names(tmp_path, suffix, magic
         ValueError, match=r"^path must be a file name \(str, bytes or os.PathLike\)"
     ):
         S.cosine(0.1, total_steps=50).plot(path=3)
+
+
+def test_a_range_test_on_the_caller_s_axes_is_written_with_its_legend(tmp_path: Path) -> None:
+    from PIL import Image
+
+    fig, ax = plt.subplots()
+    try:
+        path = tmp_path / "ax.png"
+        _finder().plot(ax, path=path)
+        fig.canvas.draw()
+        legend = ax.get_legend().get_window_extent()
+        width = Image.open(path).size[0] / 110  # inches, at save_figure's dpi
+        assert width >= (legend.x1 - ax.get_window_extent().x0) / fig.dpi
+    finally:
+        plt.close(fig)

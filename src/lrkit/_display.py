@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._figure import log_axis_fits
+from ._figure import UndrawableError, log_axis_fits
 from ._format import accuracy_cell, loss_cell
 
 __all__ = ["mimebundle"]
@@ -63,10 +63,6 @@ def grid(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-#: what a plot raises for values no image can span (:func:`lrkit._figure.check_drawable`)
-UNDRAWABLE = (ValueError,)
-
-
 def _figure_png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
@@ -82,7 +78,7 @@ def png_from_axes(draw: Callable[[Any], Any], figsize: tuple[float, float]) -> b
     fig = Figure(figsize=figsize)
     try:
         draw(fig.add_subplot())
-    except UNDRAWABLE:  # values no image can span: the table alone, as without matplotlib
+    except UndrawableError:  # values no image can span: the table alone, as without matplotlib
         return None
     fig.tight_layout()
     return _figure_png(fig)
@@ -99,7 +95,7 @@ def png_from_path(draw: Callable[[str], Any]) -> bytes | None:
         path = os.path.join(tmp, "plot.png")
         try:
             draw(path)
-        except UNDRAWABLE:  # values no image can span: the table alone
+        except UndrawableError:  # values no image can span: the table alone
             return None
         if not os.path.exists(path):
             return None

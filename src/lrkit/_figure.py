@@ -65,18 +65,33 @@ def resolve(first: Any, path: Any, *, first_name: str) -> tuple[Any, Any]:
 MAX_DRAWN = 1e307
 
 
+class UndrawableError(ValueError):
+    """Values no image's axes can span (:func:`check_drawable`): a notebook display shows its
+    table without the image; any other error of a plot is raised as it is."""
+
+
 def check_drawable(ys: Any, *, what: str = "the values") -> None:
-    """A one-line ``ValueError`` for values beyond what matplotlib's axes can span
-    (``MAX_DRAWN``), where it would fail deep inside its layout."""
+    """A one-line :class:`UndrawableError` (a ``ValueError``) for values beyond what
+    matplotlib's axes can span (``MAX_DRAWN``), where it would fail deep inside its layout."""
     import numpy as np
 
     y = np.abs(np.asarray(ys, dtype=float))
     y = y[np.isfinite(y)]
     if y.size and y.max() >= MAX_DRAWN:
-        raise ValueError(
+        raise UndrawableError(
             f"{what} reach {y.max():.4g}, beyond what an image's axes can span (magnitudes "
             f"below {MAX_DRAWN:g}): the text plot (lrkit.textplot.text_plot) draws them"
         )
+
+
+def off_frame(values: Any) -> Any:
+    """``values`` as a float array with those no axes can span (magnitude ``MAX_DRAWN`` or
+    more) left out (NaN): for a plot whose frame is set from other values (a range test's
+    divergence, drawn out of the frame), where matplotlib would fail on them."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    return np.where(np.abs(v) < MAX_DRAWN, v, np.nan)
 
 
 def draw_curve(ax: Any, xs: Any, ys: Any, **kwargs: Any) -> Any:
@@ -259,12 +274,14 @@ def _rgba_list(colors: Any) -> list[Any]:
 POSTSCRIPT = (".eps", ".ps")
 
 
-def save_figure(fig: Any, path: Any, *, dpi: int = 110) -> None:
+def save_figure(fig: Any, path: Any, *, dpi: int = 110, whole: bool = False) -> None:
     """Write ``fig`` to ``path`` (every lrkit figure is written through here; a folder is a
     one-line ``ValueError``, where matplotlib would write ``<folder>.png``): for PostScript
     (``.eps``, ``.ps``), which cannot draw transparency, partly transparent artists are drawn
     opaque for the file (:func:`flatten_alpha`, undone afterwards), so the file looks as the
-    figure does and matplotlib has nothing to warn about."""
+    figure does and matplotlib has nothing to warn about. ``whole``: the image is widened to
+    everything drawn (``bbox_inches="tight"``), for a caller's figure on which lrkit drew
+    beside its axes (a legend), which the caller's layout does not leave room for."""
     name = os.fsdecode(os.fspath(path))
     if not os.path.basename(name).strip():  # matplotlib would write ".png"
         raise ValueError(f"path must name a file, e.g. 'plot.png', got {V.fmt(name)}")
@@ -274,12 +291,13 @@ def save_figure(fig: Any, path: Any, *, dpi: int = 110) -> None:
         )
     # the decoded name: matplotlib reads the format off a str's suffix, not off bytes
     target = name if isinstance(os.fspath(path), bytes) else path
+    box = {"bbox_inches": "tight"} if whole else {}
     if not name.lower().endswith(POSTSCRIPT):
-        fig.savefig(target, dpi=dpi)
+        fig.savefig(target, dpi=dpi, **box)
         return
     restore = flatten_alpha(fig)
     try:
-        fig.savefig(target, dpi=dpi)
+        fig.savefig(target, dpi=dpi, **box)
     finally:  # the figure (maybe the caller's, through ax=) as it was
         restore()
 

@@ -739,7 +739,7 @@ def test_a_refused_worker_records_no_heartbeat_and_a_racing_one_is_refused(
         return study
 
     monkeypatch.setattr(optuna, "create_study", racing)
-    with pytest.raises(StudySpaceError) as info:
+    with pytest.raises(StudySpaceError, match=r"recorded its heartbeat first: run again") as info:
         tune(task, n_trials=1, storage=url, study_name="new", seeding="blind")
     assert info.value.conflicts == {"heartbeat_interval": (60, 10), "grace_period": (180, 30)}
     assert len(optuna.load_study(study_name="new", storage=url).trials) == 0
@@ -752,6 +752,38 @@ def test_a_refused_worker_records_no_heartbeat_and_a_racing_one_is_refused(
     tune(task, n_trials=1, storage=st, study_name="obj", seeding="blind")
     recorded = optuna.load_study(study_name="obj", storage=url).user_attrs["lrkit.heartbeat"]
     assert recorded == {"heartbeat_interval": 5, "grace_period": 10}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = optuna.storages.RDBStorage(url, heartbeat_interval=10, grace_period=30)
+    with pytest.raises(
+        StudySpaceError, match=r"build it with heartbeat_interval=5, grace_period=10$"
+    ):
+        tune(task, n_trials=2, storage=other, study_name="obj", seeding="blind")
+
+
+@pytest.mark.parametrize(
+    "record, kept",
+    [
+        ({"heartbeat_interval": 10, "grace_period": 30, "more": 1}, True),  # the pair is read
+        ({}, False),  # no pair: this worker's replaces it
+        ({"heartbeat_interval": 60, "grace_period": 60}, False),  # a pair no worker can run
+        ({"heartbeat_interval": "x", "grace_period": 30}, False),
+        ("10/30", False),
+    ],
+)
+def test_a_heartbeat_record_that_is_no_pair_does_not_lock_the_study(
+    tmp_path: Any, record: Any, kept: bool
+) -> None:
+    from lrkit.tune import Task, tune
+
+    url = f"sqlite:///{tmp_path / 'odd.db'}"
+    task = Task(name="hb", train=lambda spec, report: 1.0, total_steps=20)
+    tune(task, n_trials=1, storage=url, study_name="s", seeding="blind")
+    optuna.load_study(study_name="s", storage=url).set_user_attr("lrkit.heartbeat", record)
+    tune(task, n_trials=2, storage=url, study_name="s", seeding="blind")
+    attrs = optuna.load_study(study_name="s", storage=url).user_attrs
+    assert attrs["lrkit.heartbeat"] == (record if kept else {"heartbeat_interval": 10,
+                                                              "grace_period": 30})  # fmt: skip
 
 
 def test_probe_files_a_killed_run_left_are_removed(tmp_path) -> None:

@@ -595,10 +595,12 @@ def _tune(args: argparse.Namespace) -> int:
             else ""
         )
         heart = {"heartbeat_interval", "grace_period"} & set(exc.conflicts)
+        advice = "pass --study NAME for a new study, or the same options to continue it" + (
+            " (or leave out --heartbeat and --grace)" if heart else ""
+        )
         return err(
             f"study {exc.study_name!r} ({mask_url(args.storage)}) was created with {was}, not "
-            f"{now}{steps}: pass --study NAME for a new study, or the same options to continue it"
-            + (" (or leave out --heartbeat and --grace)" if heart else "")
+            f"{now}{steps}: {exc.advice or advice}"
         )
     except TargetMistake as exc:  # what the target returned, seen once it was used
         return err(naming(args.target, exc))

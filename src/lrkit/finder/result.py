@@ -311,26 +311,32 @@ class FinderResult:
         as the first argument is the ``path``: ``result.plot("lr.png")``). With ``path`` and no
         ``ax`` the figure is drawn without pyplot, so the caller's matplotlib backend and open
         figures are left untouched."""
-        from .._figure import check_drawable, new_axes, resolve, save_figure
+        from .._figure import check_drawable, new_axes, off_frame, resolve, save_figure
         from .._imports import require
 
         ax, path = resolve(ax, path, first_name="ax")
         require("matplotlib", "plot", feature="FinderResult.plot")
         show_raw = V.flag("show_raw", show_raw)
-        check_drawable(np.concatenate([self.losses, self.held_losses]), what="the losses")
-        own = ax is None  # a figure of its own: laid out here; the caller's is left as laid out
+        frame = self._frame()
+        if frame is not None:  # what the frame spans must be drawable; beyond it, left out
+            check_drawable(frame, what="the losses")
+        own = ax is None  # a figure of its own: laid out here
         fig, ax = new_axes(ax, path, figsize=(9.5, 4.5), title=title)
         if len(self.lrs):
             if show_raw:
-                ax.plot(self.lrs, self.losses, color="0.75", lw=1, label="loss (raw)")
+                ax.plot(self.lrs, off_frame(self.losses), color="0.75", lw=1, label="loss (raw)")
             ax.plot(
-                self.lrs, self.smoothed, color="C0", lw=1.5, label=f"loss (EMA, beta={self.beta})"
+                self.lrs,
+                off_frame(self.smoothed),
+                color="C0",
+                lw=1.5,
+                label=f"loss (EMA, beta={self.beta})",
             )
             cx, cy = self.curve
             which = "held batches" if len(self.held_losses) else "lag-free"
             ax.plot(
                 cx,
-                smooth_curve(cx, cy),
+                off_frame(smooth_curve(cx, cy)),
                 color="C3",
                 lw=2,
                 alpha=0.8,
@@ -353,16 +359,9 @@ class FinderResult:
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
-        if len(self.losses):
-            # from the lowest raw loss to a bit above the plateau: divergence leaves the frame
-            lo = float(min(np.min(self.losses), np.min(self.smoothed)))
-            half = max(1, len(self.smoothed) // 2)
-            hi = float(max(np.max(self.smoothed[:half]), self.smoothed[0]))
-            # a flat or very short curve (hi == lo) gets a frame of 5% of its level: readable
-            # ticks, not matplotlib's 1e-13 offsets
-            span = max(hi - lo, 0.05 * max(abs(hi), abs(lo)), 1e-12)
-            top = hi + 0.3 * span
-            ax.set_ylim(lo - 0.05 * span, top)
+        if frame is not None:
+            bottom, top, span = frame
+            ax.set_ylim(bottom, top)
             x = self.stop_lr if self.stop_lr is not None else float(self.lrs[-1])
             y = min(float(self.smoothed[-1]), top - 0.03 * span)  # keep the marker in view
             ax.plot([x], [y], "kx", ms=9, mew=2, label=f"stop: {self.stop_reason}")
@@ -381,8 +380,9 @@ class FinderResult:
         handles, labels = ax.get_legend_handles_labels()
         if self.probes is not None and len(self.losses):
             # their validation losses on an axis of their own (another scale than training's)
-            px = [lr for lr, v in zip(self.probes.lrs, self.probes.losses) if np.isfinite(v)]
-            py = [v for v in self.probes.losses if np.isfinite(v)]
+            kept = [(lr, v) for lr, v in zip(self.probes.lrs, off_frame(self.probes.losses))
+                    if np.isfinite(v)]  # fmt: skip
+            px, py = [lr for lr, _ in kept], [v for _, v in kept]
             twin = ax.twinx()
             twin.plot(px, py, "D", color="C8", ms=5, label=f"probes ({self.probes.steps} steps)")
             if not self.probes.diverged:
@@ -408,11 +408,25 @@ class FinderResult:
                 bbox_to_anchor=(1.13 if self.probes is not None else 1.02, 1.0),
                 borderaxespad=0,
             )
+        if own:  # the legend beside the axes, in the figure
+            fig.tight_layout()
         if path is not None and self.writes_files:
-            if own:
-                fig.tight_layout()
-            save_figure(fig, path)
+            # on the caller's figure, as laid out, widened to the legend drawn beside the axes
+            save_figure(fig, path, whole=not own)
         return ax
+
+    def _frame(self) -> tuple[float, float, float] | None:
+        """``(bottom, top, span)`` of the plot's loss axis: from the lowest raw loss to a bit
+        above the plateau (a divergence leaves the frame); ``None`` without a loss."""
+        if not len(self.losses):
+            return None
+        lo = float(min(np.min(self.losses), np.min(self.smoothed)))
+        half = max(1, len(self.smoothed) // 2)
+        hi = float(max(np.max(self.smoothed[:half]), self.smoothed[0]))
+        # a flat or very short curve (hi == lo) gets a frame of 5% of its level: readable
+        # ticks, not matplotlib's 1e-13 offsets
+        span = max(hi - lo, 0.05 * max(abs(hi), abs(lo)), 1e-12)
+        return lo - 0.05 * span, hi + 0.3 * span, span
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Rich display in notebooks (summary table and plot)."""

@@ -29,6 +29,7 @@ from ._space import (
     lr_range_from_finder,
 )
 from ._storage import (
+    MAX_HEARTBEAT,
     MAX_STUDY_NAME,
     check_storage,
     check_writable,
@@ -71,19 +72,31 @@ class StudySpaceError(ValueError):
     ``"grace_period"``, which the study's workers share) to ``(stored, requested)``. Raised
     before any trial runs; the study is left as it was."""
 
-    def __init__(self, study_name: str, *, conflicts: dict[str, tuple[Any, Any]]) -> None:
+    def __init__(
+        self,
+        study_name: str,
+        *,
+        conflicts: dict[str, tuple[Any, Any]],
+        advice: str | None = None,
+    ) -> None:
         self.study_name = study_name
         self.conflicts = conflicts
+        #: what to do instead of the usual advice (another study_name, or the same options)
+        self.advice = advice
         what = ", ".join(f"{k}={a!r} (asked: {b!r})" for k, (a, b) in conflicts.items())
-        super().__init__(
-            f"study {study_name!r} was created with {what}: give another study_name for a "
-            f"new study, or the same {' and '.join(conflicts)} to continue this one"
+        usual = (
+            f"give another study_name for a new study, or the same {' and '.join(conflicts)} "
+            "to continue this one"
         )
+        super().__init__(f"study {study_name!r} was created with {what}: {advice or usual}")
 
     def __reduce__(self) -> Any:  # picklable (e.g. across a process pool)
         import functools
 
-        return (functools.partial(StudySpaceError, self.study_name, conflicts=self.conflicts), ())
+        made = functools.partial(
+            StudySpaceError, self.study_name, conflicts=self.conflicts, advice=self.advice
+        )
+        return (made, ())
 
 
 def _space_record(
@@ -658,18 +671,57 @@ def _heartbeat_of(st: Any) -> dict[str, Any]:
     return {"heartbeat_interval": hb, "grace_period": grace}
 
 
-def _join_heartbeat(study: Any, st: Any) -> None:
+def _recorded_heartbeat(attrs: Mapping[str, Any]) -> dict[str, int] | None:
+    """The heartbeat a study records (:data:`ATTR_HEARTBEAT`): an interval in ``[1,
+    MAX_HEARTBEAT]`` and a longer grace period, as :func:`make_storage` takes them; ``None``
+    when there is none, or what is there is no such pair (then this worker's replaces it)."""
+    rec = attrs.get(ATTR_HEARTBEAT)
+    if not isinstance(rec, dict):
+        return None
+    hb, grace = rec.get("heartbeat_interval"), rec.get("grace_period")
+    if not isinstance(hb, int) or not isinstance(grace, int) or isinstance(hb, bool):
+        return None
+    if isinstance(grace, bool) or not (1 <= hb <= MAX_HEARTBEAT and grace > hb):
+        return None
+    return {"heartbeat_interval": hb, "grace_period": grace}
+
+
+def _heartbeat_conflict(
+    study_name: str, recorded: dict[str, Any], own: dict[str, Any], *, advice: str | None
+) -> StudySpaceError:
+    conflicts = {k: (recorded[k], own[k]) for k in own if recorded[k] != own[k]}
+    return StudySpaceError(study_name, conflicts=conflicts, advice=advice)
+
+
+def _join_heartbeat(study: Any, st: Any, *, given: bool, reopens: bool) -> None:
     """Record this worker's heartbeat on ``study`` when it has none (a new study, or one from
     before it was recorded); one recorded meanwhile by a worker started together on the new
-    study with another heartbeat refuses this one (:class:`StudySpaceError`; run again, it
-    takes the study's)."""
+    study with another heartbeat refuses this one (:class:`StudySpaceError`; one given
+    neither option, from a URL, takes the study's when run again). Workers that both read
+    the study before either recorded join with their own: the record is not atomic (docs:
+    start the workers of one study with the same options)."""
     own = _heartbeat_of(st)
-    recorded = study.user_attrs.get(ATTR_HEARTBEAT)
-    if not isinstance(recorded, dict):
+    recorded = _recorded_heartbeat(study.user_attrs)
+    if recorded is None:
         study.set_user_attr(ATTR_HEARTBEAT, own)
     elif recorded != own:
-        conflicts = {k: (recorded.get(k), own[k]) for k in own if recorded.get(k) != own[k]}
-        raise StudySpaceError(study.study_name, conflicts=conflicts)
+        advice = None
+        if not given and reopens:
+            advice = (
+                "another worker started together on this new study recorded its heartbeat "
+                "first: run again to use it"
+            )
+        elif not reopens:
+            advice = _storage_advice(recorded)
+        raise _heartbeat_conflict(study.study_name, recorded, own, advice=advice)
+
+
+def _storage_advice(recorded: Mapping[str, Any]) -> str:
+    return (
+        "the storage object runs its own heartbeat (heartbeat_interval and grace_period of "
+        "tune() are for a URL): build it with heartbeat_interval="
+        f"{recorded['heartbeat_interval']}, grace_period={recorded['grace_period']}"
+    )
 
 
 def _shared_heartbeat(
@@ -692,14 +744,14 @@ def _shared_heartbeat(
         study_id = st.get_study_id_from_name(study_name)
     except KeyError:
         return None  # a new study: this worker's heartbeat is recorded as it is created
-    recorded = st.get_study_user_attrs(study_id).get(ATTR_HEARTBEAT)
+    recorded = _recorded_heartbeat(st.get_study_user_attrs(study_id))
     own = _heartbeat_of(st)
-    if not isinstance(recorded, dict) or recorded == own:
+    if recorded is None or recorded == own:
         return None
     if heartbeat_interval is None and grace_period is None and reopens:
-        return {k: recorded.get(k) for k in own}
-    conflicts = {k: (recorded.get(k), own[k]) for k in own if recorded.get(k) != own[k]}
-    raise StudySpaceError(study_name, conflicts=conflicts)
+        return dict(recorded)
+    advice = None if reopens else _storage_advice(recorded)
+    raise _heartbeat_conflict(study_name, recorded, own, advice=advice)
 
 
 def _recorded_meanwhile(before: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
@@ -1005,7 +1057,8 @@ def tune(
         families = _check_space(study, record, task.direction, started=True)
         rng, how, info = _resolve_range(study, task, seeding, say, started=True, tested=tested)
     if hb is not None:  # the checks passed: this worker joins the study with its heartbeat
-        _join_heartbeat(study, st)
+        given = heartbeat_interval is not None or grace_period is not None
+        _join_heartbeat(study, st, given=given, reopens=isinstance(storage, str))
     space = SearchSpace(task.total_steps, lr_range=rng, families=tuple(families))
     record["families"] = list(space.families)
     _record(study, record, rng, how, info, started=started)
