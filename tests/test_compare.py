@@ -52,12 +52,15 @@ def test_every_method_trains_on_the_same_batches_and_the_rngs_are_left_alone():
 
 
 def test_the_up_front_check_draws_nothing_the_runs_see(monkeypatch):
-    # a make() that does not seed itself: the check's extra setup and step must not move the
-    # global RNG the range tests and the runs draw from
+    # a make() that leaves the global RNG alone (its model seeded on a forked RNG) while the
+    # loaders shuffle from it: the check's extra setup and step must not move the global RNG
+    # the range tests and the runs draw from
     fn = _task([])
 
     def unseeded():
-        return C.as_setup(fn())
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            return C.as_setup(fn())
 
     def run():
         torch.manual_seed(0)
@@ -347,8 +350,8 @@ def test_a_model_kept_between_runs_is_refused_not_trained_on():
     assert str(info.value) == (
         "make() must build a fresh model for every run; it returned the first run's model "
         "again, or a layer of it, already trained (it would go on training where the last run "
-        "left it): create the model inside the function (lrkit.compare.factory(fn, seed=0) "
-        "seeds every call)"
+        "left it; its weights are put back as first returned): create the model inside the "
+        "function (lrkit.compare.factory(fn, seed=0) seeds every call)"
     )
 
 
@@ -385,7 +388,7 @@ def test_checked_without_weights_keeps_no_copy_of_the_model_and_checks_the_rest(
     light()  # not compared
     full = C.checked(fn_setup)
     full()
-    assert len(full.first) == 1  # type: ignore[attr-defined]
+    assert len(full.first) == 2  # type: ignore[attr-defined]  # the weights, the models seen
     with torch.no_grad():
         model.weight.add_(1.0)  # what a run does to it
     with pytest.raises(ValueError, match=r"^make\(\) must build a fresh model for every run"):
@@ -732,3 +735,56 @@ def test_plot_smooths_from_the_first_finite_loss_and_refuses_a_title_that_is_not
         C.plot([r], path=str(tmp_path / "t.png"), title=123)  # type: ignore[arg-type]
     assert str(info.value) == "title must be a string or None, got 123"
     assert not (tmp_path / "t.png").exists()
+
+
+def test_a_make_whose_models_start_from_other_weights_is_refused():
+    """Every method must start from the same initial weights: an unseeded make() returning
+    Setups is refused before its second model trains."""
+    x, y = torch.randn(32, 8), torch.randint(0, 2, (32,))
+
+    def make():
+        m = torch.nn.Linear(8, 2)  # unseeded: other weights at every call
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        return C.Setup(m, optimizer=opt, loss_fn=torch.nn.functional.cross_entropy,
+                       data=[(x, y)])  # fmt: skip
+
+    with pytest.raises(C.NotFreshError, match=r"^make\(\) must give every run the same initial"):
+        C.compare(make, steps=10, num_iter=10, methods="fixed,cosine")
+
+
+def test_the_user_s_model_returned_again_is_refused_as_it_was():
+    model = torch.nn.Linear(4, 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def same_model():
+        return _tiny(model)  # the same model, a fresh optimizer, at every call
+
+    with pytest.raises(C.NotFreshError, match=r"weights are put back as first returned"):
+        C.compare(C.factory(same_model, seed=0), steps=10, num_iter=10, methods="fixed")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+
+
+def test_plateau_refuses_a_one_shot_val_data_naming_it():
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+
+    def fn():
+        model = torch.nn.Linear(4, 2)
+        val = ((x[i : i + 32], y[i : i + 32]) for i in range(0, 64, 32))
+        return _tiny(model) + (val,)
+
+    r = C.compare(C.factory(fn, seed=0), steps=20, num_iter=10, methods="plateau,fixed")
+    plateau, fixed = r.results
+    assert plateau.error is not None and plateau.error.startswith(
+        "ValueError: val_data must be a list, a tuple or a DataLoader for plateau"
+    )
+    assert not fixed.error
+
+
+def test_the_module_table_marks_the_best_training_loss_without_validation():
+    def run(method, loss):
+        r = C.Result(method, optimizer="SGD", lr="0.1")
+        r.final_loss = loss
+        return r
+
+    lines = C.table([run("a", 0.5), run("b", 0.25)]).splitlines()
+    assert lines[2].startswith("  a") and lines[3].startswith(" *b")

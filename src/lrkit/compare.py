@@ -29,7 +29,8 @@ schedule-free AdamW at Adam's suggestion (5% warmup, evaluated at its averaged w
 before anything trains. The range tests are for a run of ``steps`` steps (``total_steps``).
 ``plateau`` reports the validation loss (the mean training loss of the last interval without
 validation data) to ``ReduceOnPlateau(factor=0.5, patience=2)`` every ``max(1, steps //
-20)`` steps (20 times per run when ``steps`` is a multiple of 20 from 20 on); the
+20)`` steps but after the last (19 times per run when ``steps`` is a multiple of 20 from 20
+on: a cut after the last step would apply to none); the
 evaluation draws nothing from the global RNGs that the training batches depend on. Every
 run trains through :func:`lrkit.torch.fit`; :func:`compare` leaves the global RNGs (Python,
 numpy, torch) as it found them.
@@ -38,7 +39,7 @@ numpy, torch) as it found them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
@@ -350,10 +351,12 @@ def _same_start(model: Any, first: list[Any]) -> None:
     """Record the first model's parameters (weak references) and their weights in ``first``;
     a later model holding one of those parameters (the first model returned again, or a layer
     built once and shared by the models) with other weights is a ValueError (the run would go
-    on training where the last run left it). A model or layer reset in place to its first
-    weights passes; parameters not yet initialized (lazy modules) are not compared. A model
-    with a parameter or buffer on the ``meta`` device (no data to copy) is a one-line
-    ValueError naming ``model``."""
+    on training where the last run left it; the weights are put back first). A model or layer
+    reset in place to its first weights passes; a fresh model of the same make-up with other
+    weights (an unseeded initialisation) is a ValueError too: the runs would start from other
+    weights. Parameters not yet initialized (lazy modules) are not compared. A model with a
+    parameter or buffer on the ``meta`` device (no data to copy) is a one-line ValueError
+    naming ``model``."""
     import weakref
 
     import torch
@@ -370,20 +373,63 @@ def _same_start(model: Any, first: list[Any]) -> None:
     ]
     if not first:  # kept in host memory: no second copy of the weights on the accelerator
         first.append({id(p): (weakref.ref(p), p.detach().to("cpu", copy=True)) for p in now})
+        first.append([weakref.ref(model)])  # every model seen: one returned again is known
         return
-    recorded = first[0]
+    recorded, seen = first[0], first[1]
+    starts = [start for _, start in recorded.values()]
+    alike = len(now) == len(starts) and all(p.shape == s.shape for p, s in zip(now, starts))
+    shared = shared_changed = False
     for p in now:
         ref, start = recorded.get(id(p), (None, None))
         if ref is None or ref() is not p:
             continue  # a parameter of its own: a fresh model (or layer)
-        if p.shape == start.shape and torch.equal(p.detach().cpu(), start):
-            continue
+        shared = True
+        if not (p.shape == start.shape and torch.equal(p.detach().cpu(), start)):
+            shared_changed = True
+    # a model seen at an earlier call (with the first weights then), returned again: its
+    # parameters may have been replaced since
+    same_model = any(ref() is model for ref in seen)
+    if not same_model:
+        seen.append(weakref.ref(model))
+    if shared_changed or (same_model and (not alike or _differ(now, starts))):
+        _put_back(recorded, now if same_model and alike else ())  # as make() first gave it
         raise NotFreshError(
             "make() must build a fresh model for every run; it returned the first run's model "
             "again, or a layer of it, already trained (it would go on training where the last "
-            "run left it): create the model inside the function (lrkit.compare.factory(fn, "
-            "seed=0) seeds every call)"
+            "run left it; its weights are put back as first returned): create the model "
+            "inside the function (lrkit.compare.factory(fn, seed=0) seeds every call)"
         )
+    if shared or same_model or not alike:
+        return  # reset in place, or a model of another make-up: no weights to compare
+    if _differ(now, starts):
+        raise NotFreshError(
+            "make() must give every run the same initial weights; it returned a fresh model "
+            "whose weights differ from the first one's (an unseeded initialisation): each "
+            "method would start from other weights. Seed inside the function "
+            "(lrkit.compare.factory(fn, seed=0) seeds every call)"
+        )
+
+
+def _differ(params: Sequence[Any], starts: Sequence[Any]) -> bool:
+    """Whether ``params`` hold other weights than the host copies ``starts`` (in order)."""
+    import torch
+
+    return not all(torch.equal(p.detach().cpu(), s) for p, s in zip(params, starts))
+
+
+def _put_back(recorded: Mapping[int, tuple[Any, Any]], params: Sequence[Any] = ()) -> None:
+    """The parameters recorded by :func:`_same_start` that are still alive set back to their
+    recorded weights; ``params``: the first model's parameters now, in order (they may have
+    been replaced since), set back to them in order."""
+    import torch
+
+    with torch.no_grad():
+        for ref, start in recorded.values():
+            p = ref()
+            if p is not None and p.shape == start.shape:
+                p.copy_(start.to(p.device))
+        for p, (_, start) in zip(params, recorded.values()):
+            p.copy_(start.to(p.device))
 
 
 def demo_factory(*, seed: int = 0) -> Callable[[], Setup]:
@@ -496,6 +542,22 @@ def _preflight(make: Callable[[], Setup]) -> None:
     first = first_val_batch(setup.val_data)
     if first is not None:
         evaluate(setup.model, loss_fn=setup.loss_fn, data=first)
+
+
+#: the methods that score the model on ``val_data`` while they train, not only at the end
+READS_VAL_DATA_AGAIN = ("plateau",)
+
+
+def check_rereadable(method: str, val: Any) -> None:
+    """A one-line ``ValueError`` naming ``val_data`` when ``method`` (one that scores the
+    model on it while it trains, :data:`READS_VAL_DATA_AGAIN`) would read a one-shot
+    iterator (a generator) more than once: empty from its second reading on."""
+    if val is not None and hasattr(val, "__next__"):
+        raise ValueError(
+            f"val_data must be a list, a tuple or a DataLoader for {method}, which scores the "
+            f"model on it while it trains, got a one-shot iterator ({type(val).__name__}): it "
+            "would be empty from its second reading on"
+        )
 
 
 def first_val_batch(val: Any) -> list[Any] | None:
@@ -668,6 +730,8 @@ def run_method(
         t0 = time.perf_counter()
         setup = make()
         opt, sched, fb, desc = _plan(method, setup, lrs, steps)
+        if fb is not None:
+            check_rereadable(method, setup.val_data)
         setup.optimizer = opt
         report_every = max(1, steps // 20)
         window: list[float] = []
@@ -816,8 +880,12 @@ def compare(
     ``make()`` returns a fresh :class:`Setup` for each run, from the same initial weights:
     wrap a function that returns ``(model, optimizer, loss_fn, data[, val_data])`` with
     :func:`factory` (which seeds every RNG before each call); anything else raises a
-    ``TypeError`` that says so, and one model object returned by every call (it would go on
-    training where the last run left it) a ``ValueError``. ``methods=None`` runs every
+    ``TypeError`` that says so, one model object returned by every call (it would go on
+    training where the last run left it; its weights are put back as first returned) a
+    ``ValueError``, and so does a fresh model whose weights differ from the first one's (an
+    unseeded initialisation: the methods would start from other weights). A one-shot iterator
+    (a generator) as ``val_data`` fails ``plateau``'s run, which scores on it while it trains
+    (``lrkit compare`` refuses it before anything trains). ``methods=None`` runs every
     method whose package is installed (:func:`available_methods`); a method named in
     ``methods`` whose package is missing is a one-line ``ImportError`` before anything
     trains, and so is training or validation data that is not batches or yields none (a
@@ -929,6 +997,8 @@ def table(results: Sequence[Result], *, val: bool = True) -> str:
         "  " + "-" * 100,
     ]
     keys = [r.val_loss if val else r.final_loss for r in results]
+    if not any(math.isfinite(x) for x in keys):  # no validation loss: the training loss
+        keys = [r.final_loss for r in results]
     best = min((x for x in keys if math.isfinite(x)), default=math.nan)
     for r, key in zip(results, keys):
         mark = "*" if math.isfinite(key) and key == best else " "

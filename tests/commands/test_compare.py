@@ -72,6 +72,23 @@ TASK = textwrap.dedent(
 
     def bad():
         return 42
+
+    _X = torch.randn(64, 4, generator=torch.Generator().manual_seed(3))
+    _Y = (_X[:, 0] > 0).long()
+    GEN = torch.Generator().manual_seed(7)  # the loader's own, built once: the runs share it
+    LOADER = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(_X, _Y), batch_size=16, shuffle=True, generator=GEN
+    )
+
+    def make_own_generator():
+        model = torch.nn.Linear(4, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return model, opt, torch.nn.functional.cross_entropy, LOADER
+
+    def make_one_shot_val():
+        model, opt, loss, data = make_linear()
+        val = (b for b in data)  # a fresh generator at each call: read once
+        return model, opt, loss, data, val
     """
 )
 
@@ -480,3 +497,35 @@ def test_a_target_with_validation_data_is_read_without_a_deprecated_name(
     assert not [m for m in said if "Setup" in m]
     if command == "compare":
         assert math.isfinite(json.loads(js.read_text())["results"][0]["val_loss"])
+
+
+def test_the_command_s_check_leaves_a_loader_s_own_generator_as_the_api_finds_it(
+    task_module, tmp_path, capsys
+):
+    """The check reads the loader's first batch: its generator is put back, so the command's
+    runs draw what compare() of the same target draws."""
+    import importlib
+    import json
+
+    from lrkit import compare as C
+
+    out = tmp_path / "c.json"
+    argv = ["compare", f"{task_module}:make_own_generator", "--steps", "10", "--finder-iter",
+            "10", "--methods", "fixed,cosine", "--no-plot", "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    cli = [r["val_loss"] if r["val_loss"] is not None else r["final_loss"]
+           for r in json.loads(out.read_text())["results"]]  # fmt: skip
+    mod = importlib.import_module(task_module)
+    mod.GEN.manual_seed(7)  # the module as a fresh process imports it
+    api = C.compare(C.factory(mod.make_own_generator, seed=0), steps=10, num_iter=10,
+                    methods="fixed,cosine")  # fmt: skip
+    assert cli == [r.final_loss for r in api.results]
+
+
+def test_plateau_on_a_one_shot_val_data_is_a_one_line_mistake_naming_it(task_module, capsys):
+    argv = ["compare", f"{task_module}:make_one_shot_val", "--steps", "10", "--finder-iter",
+            "10", "--methods", "plateau,fixed", "--no-plot"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "val_data must be a list, a tuple or a DataLoader for " in err
+    assert main([*argv[:-2], "fixed", "--no-plot"]) == 0  # read once, at the end: fine

@@ -527,7 +527,15 @@ def check_batches(
     if isinstance(data, (list, tuple)):
         batches: Any = data
     elif read:
-        batches = list(itertools.islice(data, 1))
+        from .._runtime import data_generators
+
+        # a loader's own generator back where it was: the runs read from its first state
+        saved = [(g, g.get_state()) for g in data_generators(data)]
+        try:
+            batches = list(itertools.islice(data, 1))
+        finally:
+            for g, state in saved:
+                g.set_state(state)
     else:
         return
     if not batches:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from .. import _validate as V
@@ -95,17 +96,22 @@ def run(args: argparse.Namespace) -> int:
 OPTIONS = {"methods": "--methods", "steps": "--steps", "num_iter": "--finder-iter"}
 
 
-def _check_returned(make: Any, target: str) -> None:
+def _check_returned(make: Any, target: str, methods: Sequence[str]) -> None:
     """What the runs need of what ``target`` returns, checked on calls of their own before
     anything trains (``make`` calls the target afresh): a callable ``loss_fn``; ``(x, y)``
     batches in ``data`` (a zero-argument callable returning them is called) and in
     ``val_data`` (``None``, or at least one batch): a list or tuple: every batch, else the
     first (a one-shot iterator only when the second call built another: one built once, at
     import, is the runs'). Whether each run starts from the same weights (a fresh model, or
-    one reset in place) is checked by the runs themselves. A one-line ValueError; run it
-    under ``user_code(target, mistakes=True)`` and ``preserved_rng``."""
+    one reset in place) is checked by the runs themselves; a ``val_data`` that ``methods``
+    read while they train (plateau) must be re-readable. A one-line ValueError; run it under
+    ``user_code(target, mistakes=True)`` and ``preserved_rng``."""
+    from ..compare import READS_VAL_DATA_AGAIN, check_rereadable
+
     first = make()
     data, val = one_pass(first.data), first.val_data
+    for method in set(methods) & set(READS_VAL_DATA_AGAIN):
+        check_rereadable(method, val)
     check_loss_fn(first.loss_fn)
     check_batches(data, read=not hasattr(data, "__next__"))
     check_batches(val, name="val_data", none=True, read=not hasattr(val, "__next__"))
@@ -153,7 +159,7 @@ def _compare(args: argparse.Namespace) -> int:
             name = args.target
             with preserved_rng(import_torch=True):  # draws nothing the runs would see
                 with user_code(args.target, during=CHECKING, mistakes=True):
-                    _check_returned(make, args.target)
+                    _check_returned(make, args.target, methods)
     except TargetMistake as e:
         print_error("compare", naming(str(target), e), args)
         return 2
