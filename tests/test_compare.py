@@ -388,7 +388,7 @@ def test_checked_without_weights_keeps_no_copy_of_the_model_and_checks_the_rest(
     light()  # not compared
     full = C.checked(fn_setup)
     full()
-    assert len(full.first) == 2  # type: ignore[attr-defined]  # the weights, the models seen
+    assert len(full.first) == 3  # type: ignore[attr-defined]  # weights, models seen, names
     with torch.no_grad():
         model.weight.add_(1.0)  # what a run does to it
     with pytest.raises(ValueError, match=r"^make\(\) must build a fresh model for every run"):
@@ -788,3 +788,45 @@ def test_the_module_table_marks_the_best_training_loss_without_validation():
 
     lines = C.table([run("a", 0.5), run("b", 0.25)]).splitlines()
     assert lines[2].startswith("  a") and lines[3].startswith(" *b")
+
+
+def test_a_model_with_a_lazy_layer_reset_in_place_passes_and_names_not_order_are_compared():
+    torch.manual_seed(0)
+    kept = torch.nn.Sequential(torch.nn.LazyLinear(8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+
+    saved = {k: v.clone() for k, v in kept[2].state_dict().items()}
+
+    def reset():  # the layer made at the start back to its first weights
+        kept[2].load_state_dict(saved)
+        return (
+            kept,
+            torch.optim.SGD(kept.parameters(), lr=0.1),
+            torch.nn.functional.cross_entropy,
+            [(x, y)],
+        )
+
+    make = C.checked(C.factory(reset, seed=0))
+    make()
+    kept(x)  # the first run's forward pass makes the lazy layer
+    make()  # reset in place (the lazy layer made since is not among the first weights)
+
+    class Two(torch.nn.Module):
+        def __init__(self, swap):
+            super().__init__()
+            first, second = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+            if swap:  # registered in the other order, each under its own name
+                self.b, self.a = second, first
+            else:
+                self.a, self.b = first, second
+
+    calls = []
+
+    def two():
+        calls.append(1)
+        m = Two(swap=len(calls) > 1)
+        return m, torch.optim.SGD(m.parameters(), lr=0.1), torch.nn.functional.mse_loss, [(x, x)]
+
+    make = C.checked(C.factory(two, seed=0))
+    make()
+    make()

@@ -358,7 +358,9 @@ def test_a_range_test_on_the_caller_s_axes_is_written_with_its_legend(tmp_path: 
         _finder().plot(ax, path=path)
         fig.canvas.draw()
         legend = ax.get_legend().get_window_extent()
-        width = Image.open(path).size[0] / 110  # inches, at save_figure's dpi
+        width, height = (n / 110 for n in Image.open(path).size)  # inches, at its dpi
         assert width >= (legend.x1 - ax.get_window_extent().x0) / fig.dpi
+        w, h = fig.get_size_inches()  # widened, never cropped: the caller's layout whole
+        assert width >= w - 0.02 and abs(height - h) < 0.02
     finally:
         plt.close(fig)

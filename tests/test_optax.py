@@ -629,3 +629,19 @@ def test_reduce_on_plateau_takes_optax_contribs_0d_array_arguments() -> None:
 
     with pytest.raises(ValueError, match=r"^patience must be a concrete number, got a traced"):
         traced(jnp.asarray(3))
+
+
+def test_reduce_on_plateau_keeps_cutting_with_a_factor_float32_cannot_tell_from_1() -> None:
+    p = {"w": jnp.ones(())}
+    for factor in (0.99999999, 0.99999996):
+        tx = lo.reduce_on_plateau(factor=factor, patience=0)
+
+        def step(s: Any, v: Any, tx: Any = tx) -> Any:
+            return tx.update(p, s, p, value=v)[1], None
+
+        state, _ = jax.lax.scan(step, tx.init(p), jnp.ones(2000))
+        c = ReduceOnPlateau(factor=factor, patience=0)
+        for _ in range(2000):
+            c.update(1.0)
+        assert int(state.num_reductions) == len(c.reductions) == 1999
+        assert abs(float(state.scale) / c.scale - 1) < 1.1e-5

@@ -75,12 +75,13 @@ def check_drawable(ys: Any, *, what: str = "the values") -> None:
     matplotlib's axes can span (``MAX_DRAWN``), where it would fail deep inside its layout."""
     import numpy as np
 
-    y = np.abs(np.asarray(ys, dtype=float))
+    y = np.asarray(ys, dtype=float).ravel()
     y = y[np.isfinite(y)]
-    if y.size and y.max() >= MAX_DRAWN:
+    if y.size and np.abs(y).max() >= MAX_DRAWN:
         raise UndrawableError(
-            f"{what} reach {y.max():.4g}, beyond what an image's axes can span (magnitudes "
-            f"below {MAX_DRAWN:g}): the text plot (lrkit.textplot.text_plot) draws them"
+            f"{what} reach {y[np.argmax(np.abs(y))]:.4g}, beyond what an image's axes can span "
+            f"(magnitudes below {MAX_DRAWN:g}): the text plot (lrkit.textplot.text_plot) draws "
+            "them"
         )
 
 
@@ -291,7 +292,11 @@ def save_figure(fig: Any, path: Any, *, dpi: int = 110, whole: bool = False) -> 
         )
     # the decoded name: matplotlib reads the format off a str's suffix, not off bytes
     target = name if isinstance(os.fspath(path), bytes) else path
-    box = {"bbox_inches": "tight"} if whole else {}
+    box: dict[str, Any] = {}
+    if whole:  # the figure as laid out, widened (never cropped) to what is drawn beyond it
+        from matplotlib.transforms import Bbox
+
+        box["bbox_inches"] = Bbox.union([fig.bbox_inches, fig.get_tightbbox()])
     if not name.lower().endswith(POSTSCRIPT):
         fig.savefig(target, dpi=dpi, **box)
         return

@@ -366,18 +366,23 @@ def _same_start(model: Any, first: list[Any]) -> None:
     from .torch import check_materialized
 
     check_materialized(model, lazy=False, before="training it")
-    now = [
-        p
-        for p in model.parameters()
+    named = {
+        name: p
+        for name, p in model.named_parameters()
         if not isinstance(p, torch.nn.parameter.UninitializedParameter)
-    ]
+    }
+    now = list(named.values())
     if not first:  # kept in host memory: no second copy of the weights on the accelerator
         first.append({id(p): (weakref.ref(p), p.detach().to("cpu", copy=True)) for p in now})
         first.append([weakref.ref(model)])  # every model seen: one returned again is known
+        first.append(list(named))  # the parameters' names, in the order of the weights
         return
-    recorded, seen = first[0], first[1]
-    starts = [start for _, start in recorded.values()]
-    alike = len(now) == len(starts) and all(p.shape == s.shape for p, s in zip(now, starts))
+    recorded, seen, names = first[0], first[1], first[2]
+    # the first model's weights by name; a model of the same names and shapes is compared
+    # with them (one of another make-up, or with a lazy layer made since, is not)
+    starts = dict(zip(names, (start for _, start in recorded.values())))
+    alike = set(named) == set(starts) and all(named[k].shape == starts[k].shape for k in starts)
+    pairs = [(named[k], starts[k]) for k in starts] if alike else []
     shared = shared_changed = False
     for p in now:
         ref, start = recorded.get(id(p), (None, None))
@@ -391,8 +396,8 @@ def _same_start(model: Any, first: list[Any]) -> None:
     same_model = any(ref() is model for ref in seen)
     if not same_model:
         seen.append(weakref.ref(model))
-    if shared_changed or (same_model and (not alike or _differ(now, starts))):
-        _put_back(recorded, now if same_model and alike else ())  # as make() first gave it
+    if shared_changed or (same_model and alike and _differ(pairs)):
+        _put_back(recorded, pairs if same_model else ())  # as make() first gave it
         raise NotFreshError(
             "make() must build a fresh model for every run; it returned the first run's model "
             "again, or a layer of it, already trained (it would go on training where the last "
@@ -401,7 +406,7 @@ def _same_start(model: Any, first: list[Any]) -> None:
         )
     if shared or same_model or not alike:
         return  # reset in place, or a model of another make-up: no weights to compare
-    if _differ(now, starts):
+    if _differ(pairs):
         raise NotFreshError(
             "make() must give every run the same initial weights; it returned a fresh model "
             "whose weights differ from the first one's (an unseeded initialisation): each "
@@ -410,17 +415,19 @@ def _same_start(model: Any, first: list[Any]) -> None:
         )
 
 
-def _differ(params: Sequence[Any], starts: Sequence[Any]) -> bool:
-    """Whether ``params`` hold other weights than the host copies ``starts`` (in order)."""
+def _differ(pairs: Sequence[tuple[Any, Any]]) -> bool:
+    """Whether any parameter of ``(parameter, host copy)`` pairs holds other weights."""
     import torch
 
-    return not all(torch.equal(p.detach().cpu(), s) for p, s in zip(params, starts))
+    return not all(torch.equal(p.detach().cpu(), start) for p, start in pairs)
 
 
-def _put_back(recorded: Mapping[int, tuple[Any, Any]], params: Sequence[Any] = ()) -> None:
+def _put_back(
+    recorded: Mapping[int, tuple[Any, Any]], pairs: Sequence[tuple[Any, Any]] = ()
+) -> None:
     """The parameters recorded by :func:`_same_start` that are still alive set back to their
-    recorded weights; ``params``: the first model's parameters now, in order (they may have
-    been replaced since), set back to them in order."""
+    recorded weights; ``pairs``: a model's parameters now (they may have been replaced since)
+    with the first weights of their names, set back to them."""
     import torch
 
     with torch.no_grad():
@@ -428,7 +435,7 @@ def _put_back(recorded: Mapping[int, tuple[Any, Any]], params: Sequence[Any] = (
             p = ref()
             if p is not None and p.shape == start.shape:
                 p.copy_(start.to(p.device))
-        for p, (_, start) in zip(params, recorded.values()):
+        for p, start in pairs:
             p.copy_(start.to(p.device))
 
 

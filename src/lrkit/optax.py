@@ -179,6 +179,24 @@ class ReduceOnPlateauState(NamedTuple):
 _INT32_MAX = 2**31 - 1  # the plateau state's counters are int32
 
 
+def _reductions_past(scale: float, factor: float, min_scale: float) -> int:
+    """How many more reductions ``ReduceOnPlateau`` makes from ``scale`` (``max(scale * factor,
+    min_scale)`` while that falls): by the closed form down to float64's normal range, then
+    step by step, as the controller's float64 arithmetic goes (subnormal scales do not fall
+    geometrically), for at most 100 000 steps (beyond: the closed form, within one)."""
+    target = max(min_scale, 2.2250738585072014e-308)
+    n = 0
+    if scale * factor > target:  # geometric while normal: jump to just above the target
+        n = max(0, math.floor(math.log(target / scale) / math.log(factor)) - 1)
+        scale *= factor**n
+    for _ in range(100_000):
+        new = max(scale * factor, min_scale)
+        if not new < scale:
+            return n
+        scale, n = new, n + 1
+    return n + max(0, math.ceil(math.log(max(min_scale, 5e-324) / scale) / math.log(factor)))
+
+
 def _concrete(name: str, value: Any) -> Any:
     """A 0-d JAX array given for a plateau argument (``optax.contrib`` types them as arrays)
     as the Python number it holds; a traced one is refused in one line; anything else as is
@@ -300,6 +318,11 @@ def reduce_on_plateau(
     last = len(table) - 1
     log_f = 0.0 if saturated else math.log(f)  # 0 < factor < 1 when the table does not end
 
+    # the reductions the controller makes in all: the table's, or, past it, until its float64
+    # scale reaches min_scale (0: the smallest float64 above 0) from the table's last
+    # (within one of the controller's count, beyond int32: capped), whatever float32 holds
+    k_floor = last if saturated else min(last + _reductions_past(table_list[-1], f, ms), _INT32_MAX)
+
     def scale_of(k: jax.Array) -> jax.Array:
         base = jnp.asarray(table)[jnp.minimum(k, last)]
         if saturated:
@@ -323,8 +346,8 @@ def reduce_on_plateau(
         num_bad = jnp.where(plateau, 0, num_bad)
         k = st.num_reductions
         # a reduction that changes nothing (the scale at its floor) is not counted, as the
-        # controller's: through the table, until its end; past it, while the scale falls
-        can = (k < last) if saturated else scale_of(k + 1) < scale_of(k)
+        # controller's
+        can = k < k_floor
         reduce = plateau & can
         k = k + reduce.astype(jnp.int32)
         return st._replace(

@@ -524,3 +524,16 @@ def test_sweep_options_built_directly_name_the_option_meant() -> None:
         SweepOptions(1e-6)
     o = SweepOptions(num_iter=50)
     assert pickle.loads(pickle.dumps(o)) == o == copy.deepcopy(o)
+
+
+def test_a_subclass_of_sweep_options_with_its_own_init_builds() -> None:
+    import dataclasses
+
+    class Fast(SweepOptions):
+        def __init__(self, preset: str = "fast", **kw: object) -> None:
+            super().__init__(num_iter=50 if preset == "fast" else 100, **kw)
+
+    assert Fast(preset="fast", end_lr=1.0).num_iter == 50
+    with pytest.raises(TypeError, match=r"^method is not an option of SweepOptions\(\) \(use rule"):
+        SweepOptions(method="valley")
+    assert dataclasses.replace(SweepOptions(), num_iter=60).num_iter == 60

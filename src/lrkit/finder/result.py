@@ -319,7 +319,7 @@ class FinderResult:
         show_raw = V.flag("show_raw", show_raw)
         frame = self._frame()
         if frame is not None:  # what the frame spans must be drawable; beyond it, left out
-            check_drawable(frame, what="the losses")
+            check_drawable(frame[:2], what="the losses (the plot's frame)")
         own = ax is None  # a figure of its own: laid out here
         fig, ax = new_axes(ax, path, figsize=(9.5, 4.5), title=title)
         if len(self.lrs):

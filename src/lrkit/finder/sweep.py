@@ -150,11 +150,14 @@ class SweepOptions:
     def __new__(cls, *args: Any, **kwargs: Any) -> SweepOptions:
         # a keyword it does not take: the one-line error every finder gives, with the option
         # meant (dataclass' own __init__ would name the keyword only)
-        if args:
+        own, any_keyword = V.keywords(cls.__init__)  # a subclass's own __init__ included
+        if args and cls is SweepOptions:
             raise TypeError(
                 f"SweepOptions takes keyword arguments only, got {len(args)} positional"
             )
-        V.options("SweepOptions()", kwargs, [f.name for f in fields(cls)], _SWEEP_HINTS)
+        if not any_keyword:
+            hints = {**_SWEEP_HINTS, "method": "use rule (method is its alias in the finders)"}
+            V.options(f"{cls.__name__}()", kwargs, own, hints)
         return super().__new__(cls)
 
     def __post_init__(self) -> None:
