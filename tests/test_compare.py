@@ -388,7 +388,7 @@ def test_checked_without_weights_keeps_no_copy_of_the_model_and_checks_the_rest(
     light()  # not compared
     full = C.checked(fn_setup)
     full()
-    assert len(full.first) == 3  # type: ignore[attr-defined]  # weights, models seen, names
+    assert len(full.first) == 4  # type: ignore[attr-defined]  # weights, models, names, buffers
     with torch.no_grad():
         model.weight.add_(1.0)  # what a run does to it
     with pytest.raises(ValueError, match=r"^make\(\) must build a fresh model for every run"):
@@ -830,3 +830,35 @@ def test_a_model_with_a_lazy_layer_reset_in_place_passes_and_names_not_order_are
     make = C.checked(C.factory(two, seed=0))
     make()
     make()
+
+
+def test_a_frozen_backbone_built_once_is_shared_alike_by_every_run():
+    """A backbone built once (frozen; its BatchNorm in train mode): each run starts from its
+    first statistics, which are put back at the end; an unseeded head on it is refused."""
+    torch.manual_seed(0)
+    backbone = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8))
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    data, val = [(x[:32], y[:32]), (x[32:], y[32:])], [(x, y)]
+
+    def with_head():
+        head = torch.nn.Linear(8, 2)
+        model = torch.nn.Sequential(backbone, head)
+        opt = torch.optim.SGD(head.parameters(), lr=0.1)
+        return model, opt, torch.nn.functional.cross_entropy, data, val
+
+    def run():
+        r = C.compare(C.factory(with_head, seed=0), steps=10, num_iter=10, methods="fixed,cosine")
+        return [res.val_loss for res in r.results]
+
+    assert run() == run()  # the backbone's statistics as first seen, for every run
+    assert all(torch.equal(backbone.state_dict()[k], v) for k, v in before.items())
+
+    def unseeded():
+        torch.seed()  # a seed drawn from the clock: the head starts elsewhere at every call
+        return with_head()
+
+    with pytest.raises(C.NotFreshError, match=r"^make\(\) must give every run the same initial"):
+        C.compare(C.factory(unseeded, seed=0), steps=10, num_iter=10, methods="fixed,cosine")

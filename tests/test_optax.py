@@ -645,3 +645,21 @@ def test_reduce_on_plateau_keeps_cutting_with_a_factor_float32_cannot_tell_from_
             c.update(1.0)
         assert int(state.num_reductions) == len(c.reductions) == 1999
         assert abs(float(state.scale) / c.scale - 1) < 1.1e-5
+
+
+def test_the_plateau_count_past_the_table_follows_the_controller_s_float64() -> None:
+    from lrkit.optax import _reductions_past
+
+    def exact(scale: float, factor: float, floor: float) -> int:
+        n = 0
+        while True:
+            new = max(scale * factor, floor)
+            if not new < scale:
+                return n
+            scale, n = new, n + 1
+
+    for factor, floor in ((0.9, 0.0), (0.999, 0.0), (0.999, 1e-300), (0.97, 1e-320)):
+        start = factor**4096
+        assert _reductions_past(start, factor, floor) == exact(start, factor, floor)
+    start = 0.9999**4096  # a subnormal tail beyond 100 000 steps: an estimate, near
+    assert abs(_reductions_past(start, 0.9999, 0.0) / exact(start, 0.9999, 0.0) - 1) < 1e-3

@@ -306,6 +306,8 @@ class _Setups:
     def restore(self) -> None:
         for g, state in self.generators.values():
             g.set_state(state)
+        if len(self.first) > 3:  # the buffers of a module shared by the runs, as first seen
+            _put_back(self.first[3])
 
 
 def checked(make: Callable[[], Any], *, weights: bool = True) -> Callable[[], Setup]:
@@ -372,12 +374,19 @@ def _same_start(model: Any, first: list[Any]) -> None:
         if not isinstance(p, torch.nn.parameter.UninitializedParameter)
     }
     now = list(named.values())
+    buffers = [
+        b for b in model.buffers() if not isinstance(b, torch.nn.parameter.UninitializedBuffer)
+    ]
     if not first:  # kept in host memory: no second copy of the weights on the accelerator
         first.append({id(p): (weakref.ref(p), p.detach().to("cpu", copy=True)) for p in now})
         first.append([weakref.ref(model)])  # every model seen: one returned again is known
         first.append(list(named))  # the parameters' names, in the order of the weights
+        # its buffers (BatchNorm statistics): a module shared by the runs (a frozen backbone
+        # built once) gets them back before each run, as its parameters stay as they were
+        first.append({id(b): (weakref.ref(b), b.detach().to("cpu", copy=True)) for b in buffers})
         return
-    recorded, seen, names = first[0], first[1], first[2]
+    recorded, seen, names, kept = first[0], first[1], first[2], first[3]
+    _put_back(kept, ())  # the shared modules' buffers as first seen, whatever ran since
     # the first model's weights by name; a model of the same names and shapes is compared
     # with them (one of another make-up, or with a lazy layer made since, is not)
     starts = dict(zip(names, (start for _, start in recorded.values())))
@@ -385,9 +394,9 @@ def _same_start(model: Any, first: list[Any]) -> None:
     pairs = [(named[k], starts[k]) for k in starts] if alike else []
     shared = shared_changed = False
     for p in now:
-        ref, start = recorded.get(id(p), (None, None))
-        if ref is None or ref() is not p:
+        if not _recorded(recorded, p):
             continue  # a parameter of its own: a fresh model (or layer)
+        start = recorded[id(p)][1]
         shared = True
         if not (p.shape == start.shape and torch.equal(p.detach().cpu(), start)):
             shared_changed = True
@@ -404,15 +413,27 @@ def _same_start(model: Any, first: list[Any]) -> None:
             "run left it; its weights are put back as first returned): create the model "
             "inside the function (lrkit.compare.factory(fn, seed=0) seeds every call)"
         )
-    if shared or same_model or not alike:
+    if same_model or not alike:
         return  # reset in place, or a model of another make-up: no weights to compare
-    if _differ(pairs):
+    # the parameters of its own (beside layers shared with the first model, such as a frozen
+    # backbone built once) must hold the first model's weights of their names
+    own = [(p, start) for p, start in pairs if not _recorded(recorded, p)]
+    if shared and not own:
+        return
+    if _differ(own if shared else pairs):
         raise NotFreshError(
             "make() must give every run the same initial weights; it returned a fresh model "
             "whose weights differ from the first one's (an unseeded initialisation): each "
             "method would start from other weights. Seed inside the function "
             "(lrkit.compare.factory(fn, seed=0) seeds every call)"
         )
+
+
+def _recorded(recorded: Mapping[int, tuple[Any, Any]], t: Any) -> bool:
+    """Whether tensor ``t`` is one recorded by :func:`_same_start` (the object itself, not
+    another that took its id)."""
+    ref = recorded.get(id(t), (None, None))[0]
+    return ref is not None and ref() is t
 
 
 def _differ(pairs: Sequence[tuple[Any, Any]]) -> bool:

@@ -183,7 +183,9 @@ def _reductions_past(scale: float, factor: float, min_scale: float) -> int:
     """How many more reductions ``ReduceOnPlateau`` makes from ``scale`` (``max(scale * factor,
     min_scale)`` while that falls): by the closed form down to float64's normal range, then
     step by step, as the controller's float64 arithmetic goes (subnormal scales do not fall
-    geometrically), for at most 100 000 steps (beyond: the closed form, within one)."""
+    geometrically), for at most 100 000 steps; beyond, a closed form down to where a subnormal
+    scale times ``factor`` rounds back to itself (an estimate, near only: millions of cuts in
+    float64's subnormal range, with ``min_scale`` 0 or subnormal)."""
     target = max(min_scale, 2.2250738585072014e-308)
     n = 0
     if scale * factor > target:  # geometric while normal: jump to just above the target
@@ -194,7 +196,9 @@ def _reductions_past(scale: float, factor: float, min_scale: float) -> int:
         if not new < scale:
             return n
         scale, n = new, n + 1
-    return n + max(0, math.ceil(math.log(max(min_scale, 5e-324) / scale) / math.log(factor)))
+    # a subnormal scale of m units (5e-324) falls while m * (1 - factor) rounds to a unit
+    stop = max(min_scale, 5e-324 * (0.5 / (1.0 - factor)))
+    return n + max(0, math.ceil(math.log(stop / scale) / math.log(factor)))
 
 
 def _concrete(name: str, value: Any) -> Any:
@@ -319,8 +323,8 @@ def reduce_on_plateau(
     log_f = 0.0 if saturated else math.log(f)  # 0 < factor < 1 when the table does not end
 
     # the reductions the controller makes in all: the table's, or, past it, until its float64
-    # scale reaches min_scale (0: the smallest float64 above 0) from the table's last
-    # (within one of the controller's count, beyond int32: capped), whatever float32 holds
+    # scale stops falling (at min_scale, or where a subnormal one rounds back to itself), from
+    # the table's last (:func:`_reductions_past`; beyond int32: capped), whatever float32 holds
     k_floor = last if saturated else min(last + _reductions_past(table_list[-1], f, ms), _INT32_MAX)
 
     def scale_of(k: jax.Array) -> jax.Array:
