@@ -26,7 +26,7 @@ import random
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -244,19 +244,26 @@ def caller_level() -> int:
 
 
 @contextlib.contextmanager
-def kept_interrupts() -> Iterator[None]:
+def kept_interrupts() -> Iterator[Callable[[], None]]:
     """While the block runs (in the main thread), SIGINT and SIGTERM are delivered as their
     handlers deliver them, and the exception a handler raised (``KeyboardInterrupt``, a
     command's own) is watched: where Python drops it (raised inside a garbage-collection
     callback, as during a lazy import, through ``sys.unraisablehook``), it is raised again on
     leaving the block, without Python's "Exception ignored in ..." traceback (a command ends
     with its one line). One that code in the block caught and handled stays handled. Where a
-    handler is not Python's (the default action, ignored), nothing changes."""
+    handler is not Python's (the default action, ignored), nothing changes. The block gets a
+    function that raises a dropped one at once, for a loop to call where an interrupt may be
+    raised (between two trials)."""
+    dropped: list[BaseException] = []
+
+    def raise_dropped() -> None:
+        if dropped:
+            raise dropped.pop(0)
+
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield raise_dropped
         return
     kept: list[BaseException] = []
-    dropped: list[BaseException] = []
     previous_hook = sys.unraisablehook
 
     def hook(unraisable: Any) -> None:
@@ -283,7 +290,7 @@ def kept_interrupts() -> Iterator[None]:
         signal.signal(sig, handler)
     sys.unraisablehook = hook
     try:
-        yield
+        yield raise_dropped
     finally:
         if sys.unraisablehook is hook:
             sys.unraisablehook = previous_hook

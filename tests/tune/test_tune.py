@@ -1393,6 +1393,33 @@ def test_a_ctrl_c_dropped_inside_the_range_test_still_stops_the_search(
     assert trained == [1]
 
 
+def test_a_ctrl_c_dropped_inside_a_trial_stops_the_search(tmp_path: Any) -> None:
+    """An interrupt Python drops during a trial (raised in a clean-up callback, as inside the
+    database's code) stops the search at the next trial instead of being lost."""
+    import signal
+    import weakref
+
+    class Collected:
+        pass
+
+    trained: list[int] = []
+
+    def train(spec: Any, report: Any) -> float:
+        trained.append(1)
+        if len(trained) == 1:
+            held = Collected()
+            ref = weakref.ref(held, lambda _: signal.raise_signal(signal.SIGINT))
+            del held  # the callback runs here: its KeyboardInterrupt is dropped
+            assert ref() is None
+        return 1.0
+
+    task = Task(train=train, total_steps=100)
+    with pytest.raises(KeyboardInterrupt):
+        tune(task, n_trials=5, storage=f"sqlite:///{tmp_path / 'drop.db'}", seeding="blind")
+    assert trained == [1]  # stopped before the second trial
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_new_studys_range_test_interrupted_says_no_study_was_created() -> None:
     def range_test() -> Any:
         raise KeyboardInterrupt

@@ -1121,9 +1121,12 @@ def tune(
 
     study.stop = stop_study
     try:
-        with held:  # a signal held at the end is delivered on leaving
+        # an interrupt Python drops (raised in a clean-up callback inside Optuna's or the
+        # database's code) is raised at the next trial, as a held one is
+        with kept_interrupts() as raise_dropped, held:
             while True:
                 held.deliver_pending()
+                raise_dropped()
                 with _experimental_ok():
                     optuna.storages.fail_stale_trials(study)
                 if _fail_unstarted(study, getattr(st, "grace_period", None)):
