@@ -31,7 +31,7 @@ from .schedules.tables import (
     value_table,
 )
 
-__all__ = ["EVALUATIONS", "check_count", "formula_fn", "lookup_fn", "out_dtype"]
+__all__ = ["EVALUATIONS", "INT32_MAX", "check_count", "formula_fn", "lookup_fn", "out_dtype"]
 
 
 def x64_enabled() -> bool:
@@ -39,7 +39,7 @@ def x64_enabled() -> bool:
     return bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]
 
 
-_INT32_MAX = 2**31 - 1
+INT32_MAX = 2**31 - 1
 
 
 def _host_integers(items: Any) -> bool:
@@ -81,9 +81,9 @@ def check_count(count: Any, *, name: str = "count") -> None:
         return
     if a.dtype.kind == "O":  # Python ints beyond int64 (numbers of other types pass on)
         a = np.asarray([x if isinstance(x, int) else 0 for x in a.flat], dtype=object)
-        over = np.asarray([not -_INT32_MAX - 1 <= x <= _INT32_MAX for x in a.flat])
+        over = np.asarray([not -INT32_MAX - 1 <= x <= INT32_MAX for x in a.flat])
     else:
-        over = (a > _INT32_MAX) | (a < -_INT32_MAX - 1)
+        over = (a > INT32_MAX) | (a < -INT32_MAX - 1)
     if over.any():
         bad = int(np.asarray(a).reshape(-1)[np.flatnonzero(over)[0]])
         raise ValueError(

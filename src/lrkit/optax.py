@@ -31,7 +31,15 @@ import numpy as np
 import optax
 
 from . import _validate as V
-from ._jaxtable import EVALUATIONS, check_count, formula_fn, lookup_fn, out_dtype, x64_enabled
+from ._jaxtable import (
+    EVALUATIONS,
+    INT32_MAX,  # the plateau state's counters are int32, as JAX holds integer steps
+    check_count,
+    formula_fn,
+    lookup_fn,
+    out_dtype,
+    x64_enabled,
+)
 from ._runtime import GlobalRNGState, from_torch
 from .feedback import PLATEAU_HINTS, PlateauKwargs, ReduceOnPlateau
 from .finder import (
@@ -176,9 +184,6 @@ class ReduceOnPlateauState(NamedTuple):
     num_reductions: jax.Array  # int32: reductions applied
 
 
-_INT32_MAX = 2**31 - 1  # the plateau state's counters are int32
-
-
 def _reductions_past(scale: float, factor: float, min_scale: float) -> int:
     """How many more reductions ``ReduceOnPlateau`` makes from ``scale`` (``max(scale * factor,
     min_scale)`` while that falls): by the closed form down to float64's normal range, then
@@ -269,8 +274,8 @@ def reduce_on_plateau(
     # the counters are int32 in the state: a count beyond it is refused now, not by JAX's
     # overflow at the first update (2**31 - 1 steps of patience is a plateau never cut)
     for name in ("patience", "cooldown"):
-        V.integer(name, getattr(ref, name), 0, _INT32_MAX)
-    acc_n = V.integer("accumulation_size", accumulation_size, 1, _INT32_MAX)
+        V.integer(name, getattr(ref, name), 0, INT32_MAX)
+    acc_n = V.integer("accumulation_size", accumulation_size, 1, INT32_MAX)
     f, th, pat, cd, ms = ref.factor, ref.threshold, ref.patience, ref.cooldown, ref.min_scale
     is_min, is_rel = ref.mode == "min", ref.threshold_mode == "rel"
     fdtype = jnp.float64 if x64_enabled() else jnp.float32
@@ -325,7 +330,7 @@ def reduce_on_plateau(
     # the reductions the controller makes in all: the table's, or, past it, until its float64
     # scale stops falling (at min_scale, or where a subnormal one rounds back to itself), from
     # the table's last (:func:`_reductions_past`; beyond int32: capped), whatever float32 holds
-    k_floor = last if saturated else min(last + _reductions_past(table_list[-1], f, ms), _INT32_MAX)
+    k_floor = last if saturated else min(last + _reductions_past(table_list[-1], f, ms), INT32_MAX)
 
     def scale_of(k: jax.Array) -> jax.Array:
         base = jnp.asarray(table)[jnp.minimum(k, last)]
