@@ -141,10 +141,12 @@ class GlobalRNGState:
 
 
 @contextlib.contextmanager
-def preserved_rng(*, import_torch: bool = False) -> Iterator[GlobalRNGState]:
-    """Save the global RNG states on entry and restore them on exit, also after an
-    exception (see :class:`GlobalRNGState`)."""
-    state = GlobalRNGState(import_torch=import_torch)
+def preserved_rng(
+    *, import_torch: bool = False, data: tuple[Any, ...] = ()
+) -> Iterator[GlobalRNGState]:
+    """Save the global RNG states (and ``data``'s loaders' own generators) on entry and
+    restore them on exit, also after an exception (see :class:`GlobalRNGState`)."""
+    state = GlobalRNGState(import_torch=import_torch, data=data)
     try:
         yield state
     finally:

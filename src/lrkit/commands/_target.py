@@ -527,15 +527,11 @@ def check_batches(
     if isinstance(data, (list, tuple)):
         batches: Any = data
     elif read:
-        from .._runtime import data_generators
+        from .._runtime import preserved_rng
 
         # a loader's own generator back where it was: the runs read from its first state
-        saved = [(g, g.get_state()) for g in data_generators(data)]
-        try:
+        with preserved_rng(data=(data,)):
             batches = list(itertools.islice(data, 1))
-        finally:
-            for g, state in saved:
-                g.set_state(state)
     else:
         return
     if not batches:
