@@ -1391,6 +1391,50 @@ def test_report_sets_the_lrs_only_through_the_current_sequential_phase() -> None
     assert opt.param_groups[0]["lr"] == 0.5
 
 
+def test_a_report_to_an_ended_phase_is_not_applied_by_a_resume() -> None:
+    """A warmup phase with a controller hands over to StepLR at the same LR; a report after
+    the handover cuts the ended phase's scale, not the LR. A checkpoint taken then says the
+    LRs are not the warmup's (though they equal the last it set), so a resume keeps StepLR's
+    LR and the run goes on as the uninterrupted one."""
+    import io
+
+    from lrkit.feedback import ReduceOnPlateau
+
+    def build():
+        opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+        warm = lt.scheduler(opt, S.warmup(0.0, end_lr=0.1, warmup_steps=5),
+                            feedback=ReduceOnPlateau(factor=0.5, patience=0))  # fmt: skip
+        return opt, warm, TL.SequentialLR(opt, [warm, TL.StepLR(opt, 10, 0.5)], milestones=[8])
+
+    def run(opt, seq, steps):
+        out = []
+        for i in steps:
+            opt.step()
+            seq.step()
+            if i in (9, 10):
+                lt.report(seq, value=1.0)
+            out.append(opt.param_groups[0]["lr"])
+        return out
+
+    opt, _, seq = build()
+    whole = run(opt, seq, range(16))
+    opt, warm, seq = build()
+    resumed = run(opt, seq, range(12))
+    assert warm.feedback.scale == 0.5 and opt.param_groups[0]["lr"] == 0.1
+    assert warm.state_dict()["owns_lrs"] is False
+    buf = io.BytesIO()
+    torch.save({"opt": opt.state_dict(), "seq": seq.state_dict()}, buf)
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=False)
+    opt, warm, seq = build()
+    opt.load_state_dict(saved["opt"])
+    seq.load_state_dict(saved["seq"])
+    assert opt.param_groups[0]["lr"] == 0.1
+    assert warm.state_dict()["owns_lrs"] is False  # still StepLR's after the load
+    resumed += run(opt, seq, range(12, 16))
+    assert resumed == whole
+
+
 def test_groups_sharing_one_lr_tensor_each_get_their_own_values() -> None:
     """torch hands every group without its own lr the defaults' one lr tensor: each group
     gets its own copy, so per-group schedules hold (the last group's value was everyone's),

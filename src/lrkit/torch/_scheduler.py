@@ -295,6 +295,10 @@ class LRKitScheduler(LRScheduler):
     """
 
     _foreign_warned = False
+    # a controller changed its scale while another scheduler held the LRs (an ended
+    # SequentialLR phase): the optimizer's LRs are not this scheduler's, even where they
+    # equal the last ones it set (cleared when it sets them again)
+    _scale_unapplied = False
 
     def __init__(
         self,
@@ -520,6 +524,7 @@ class LRKitScheduler(LRScheduler):
             if before > 0 and after != before:
                 _set(g, "lr", float(g["lr"]) * (after / before))
         self._last_lr = [*new]
+        self._scale_unapplied = False
 
     @staticmethod
     def _group_ratios(optimizer: torch.optim.Optimizer, schedule: Any) -> list[float]:
@@ -579,6 +584,7 @@ class LRKitScheduler(LRScheduler):
             for g, val in zip(groups, vals):
                 _set_hp(g, key, kind, val)
         self._last_lr = [*lrs]
+        self._scale_unapplied = False
 
     def _adopt_new_groups(self) -> None:
         """Param groups added to the optimizer since the scheduler was built (e.g. layers
@@ -747,6 +753,8 @@ class LRKitScheduler(LRScheduler):
                 scales.append(float(c.update(value, step=step)))
         if in_charge:
             self.refresh()  # param groups added since the last step included
+        elif scales and self.last_epoch >= 0:
+            self._scale_unapplied = True
         return scales
 
     @property
@@ -790,6 +798,8 @@ class LRKitScheduler(LRScheduler):
         """Whether the optimizer's LRs are the ones this scheduler set last (not another
         scheduler's: ``SequentialLR`` outside this scheduler's phase, a scheduler stepped after
         it in a ``ChainedScheduler``, or a hand-edit)."""
+        if self._scale_unapplied:
+            return False
         groups = self.optimizer.param_groups
         last = cast("list[float]", self._last_lr)
         if len(groups) != len(last):  # groups added since the last step: adopted at the next
@@ -928,6 +938,7 @@ class LRKitScheduler(LRScheduler):
         else:  # the optimizer's LRs are another scheduler's: kept
             if last_epoch >= 0:
                 self._last_lr = [*self.get_lr()]
+                self._scale_unapplied = True  # still not this scheduler's, whatever they read
             else:
                 self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
 
