@@ -406,6 +406,39 @@ def test_a_persistent_iterator_the_loader_already_had_is_left_alone():
     assert after == _epoch_order(ref)
 
 
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_disk_snapshot_that_cannot_be_written_leaves_no_file_and_the_iterator(
+    error, tmp_path, monkeypatch
+):
+    """A full disk (or a Ctrl-C) while the snapshot is written: no partial copy is left in the
+    temporary folder, the loader keeps the iterator it had, and a disk error is one line."""
+    import tempfile
+
+    def full(*args, **kwargs):
+        with open(args[1], "wb") as f:
+            f.write(b"partial")
+        raise error
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(torch, "save", full)
+    dl = _shuffled()
+    mine = object()
+    dl._iterator = mine  # a persistent-worker loader's, after an epoch
+    model = nn.Linear(1, 2)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    kind = RuntimeError if isinstance(error, Exception) else KeyboardInterrupt
+    with pytest.raises(kind) as info:
+        find_lr(model, opt, nn.CrossEntropyLoss(), dl, num_iter=10, snapshot="disk")
+    if kind is RuntimeError:
+        message = str(info.value)
+        assert "\n" not in message and message.startswith("snapshot='disk' could not write")
+        assert "No space left on device" in message and "snapshot='memory'" in message
+    assert list(tmp_path.glob("lrkit_find_*")) == []
+    assert dl._iterator is mine
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
 # ----------------------------------------------------------------------------- batches
 
 

@@ -111,14 +111,7 @@ class _Snapshot:
         modules = [m for _, m in named]
         self.modes = [(m, m.training) for m in modules]
         self.rngs = GlobalRNGState(data=data)  # the loaders' own generators too
-        # a DataLoader with persistent workers keeps its iterator (and workers) between
-        # epochs: the sweep gets its own, the user's goes back afterwards, so the next
-        # iter(loader) is the one it would have been
-        self.iterators: list[tuple[Any, Any]] = []
-        for d in data_loaders(*data):
-            if isinstance(d, torch.utils.data.DataLoader) and "_iterator" in vars(d):
-                self.iterators.append((d, d._iterator))
-                d._iterator = None
+        self.iterators: list[tuple[Any, Any]] = []  # set aside last, below
         # metrics inside the model (torchmetrics: a module with a ``metric_state``) that the
         # sweep's steps update: their accumulated state and counts go back as they were
         self.metrics = [(m, _metric_attributes(m)) for m in modules if _is_metric(m)]
@@ -197,11 +190,28 @@ class _Snapshot:
         if where == "disk":
             self.tmpdir = tempfile.mkdtemp(prefix="lrkit_find_")
             self.path = os.path.join(self.tmpdir, "snapshot.pt")
-            torch.save(tensors, self.path)
+            try:
+                torch.save(tensors, self.path)
+            except BaseException as exc:  # a full disk, a Ctrl-C: no partial copy left behind
+                self.cleanup()
+                if not isinstance(exc, Exception):
+                    raise
+                raise RuntimeError(
+                    f"snapshot='disk' could not write the copy of the weights to "
+                    f"{os.path.dirname(self.path)} ({failure(exc)}); nothing was changed: free "
+                    "space there (the folder is TMPDIR's) or use snapshot='memory'"
+                ) from exc
             del tensors
             self.tensors: dict[str, Any] | None = None
         else:
             self.tensors = tensors
+        # a DataLoader with persistent workers keeps its iterator (and workers) between
+        # epochs: the sweep gets its own, the user's goes back afterwards, so the next
+        # iter(loader) is the one it would have been (set aside once nothing here can fail)
+        for d in data_loaders(*data):
+            if isinstance(d, torch.utils.data.DataLoader) and "_iterator" in vars(d):
+                self.iterators.append((d, d._iterator))
+                d._iterator = None
 
     def restore(self) -> None:
         """Put everything back. Each part is restored even when another fails; what could not
@@ -800,7 +810,9 @@ def find_lr(
     workers gets its own iterator back (the sweep's is shut down), so the next epoch's order
     is the one it would have had. Should a part fail to restore, the rest is restored first and
     a one-line ``RuntimeError`` names it. ``snapshot="disk"`` keeps the copy in a temporary
-    directory (removed afterwards) instead of memory, for models too big to copy.
+    directory (removed afterwards) instead of memory, for models too big to copy; when the copy
+    cannot be written (a full disk), a one-line ``RuntimeError`` says so before anything
+    changed, and no partial copy is left behind (nor after a Ctrl-C while it is written).
 
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
     ``.suggest(rule)``, ``.plot()``, ...).
