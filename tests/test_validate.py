@@ -19,6 +19,25 @@ def test_options_names_the_unknown_option_the_hint_and_the_accepted_ones() -> No
         V.options("f", {"zz": 1}, ("a",))
 
 
+def test_a_misspelling_as_close_to_two_names_names_both() -> None:
+    """One letter from two names (an option and a hint's, or two hints'): both are named with
+    what each means, none guessed; one closest name is still the one suggested."""
+    hints = {"min_lr": "use start_lr", "max_lr": "use end_lr"}
+    allowed = ("start_lr", "end_lr", "probe_data")
+    with pytest.raises(TypeError) as e:
+        V.options("f", {"man_lr": 1}, allowed, hints)
+    assert str(e.value) == (
+        "man_lr is not an option of f (as close to max_lr (use end_lr) as to min_lr (use "
+        "start_lr)); options: end_lr, probe_data, start_lr"
+    )
+    with pytest.raises(TypeError, match=r"^mun_lr is not an option of f \(use start_lr\);"):
+        V.options("f", {"mun_lr": 1}, allowed, hints)
+    with pytest.raises(TypeError, match=r"^probe_date is .* \(did you mean probe_data\?\);"):
+        V.options("f", {"probe_date": 1}, allowed, hints)
+    with pytest.raises(TypeError, match=r"\(as close to end_lr as to end_lx\)"):
+        V.options("f", {"end_lt": 1}, ("end_lr", "end_lx"))
+
+
 def test_seed_is_what_numpy_torch_and_python_all_accept() -> None:
     import numpy as np
 

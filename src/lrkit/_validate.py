@@ -316,11 +316,18 @@ def options(
             import difflib  # name a hint is for
 
             names = [*allowed, *(k for k in hints or {} if k not in allowed)]
-            close = difflib.get_close_matches(bad[0], names, n=1, cutoff=0.8)
-            if close and close[0] not in allowed:
-                hint = (hints or {})[close[0]]
-            else:
-                hint = f"did you mean {close[0]}?" if close else None
+            close = difflib.get_close_matches(bad[0], names, n=len(names), cutoff=0.8)
+
+            def ratio(name: str) -> float:
+                return difflib.SequenceMatcher(None, bad[0], name).ratio()
+
+            # as close to several (man_lr: max_lr and min_lr): each is named, none is guessed
+            tied = sorted(n for n in close if ratio(n) == ratio(close[0]))
+            said = [n if n in allowed else f"{n} ({(hints or {})[n]})" for n in tied]
+            if len(tied) > 1:
+                hint = f"as close to {' as to '.join(said)}"
+            elif tied:
+                hint = f"did you mean {tied[0]}?" if tied[0] in allowed else (hints or {})[tied[0]]
         raise TypeError(
             f"{bad[0]} is not an option of {where}"
             + (f" ({hint})" if hint else "")
