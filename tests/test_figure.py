@@ -350,17 +350,27 @@ def test_a_bytes_path_writes_the_format_its_suffix_names(tmp_path, suffix, magic
 
 
 def test_a_range_test_on_the_caller_s_axes_is_written_with_its_legend(tmp_path: Path) -> None:
+    """On the caller's Axes the legend sits inside them (a neighbouring panel stays clear);
+    the figure is written as laid out, never cropped. In a figure of its own, beside them."""
     from PIL import Image
 
-    fig, ax = plt.subplots()
+    fig, (ax, right) = plt.subplots(1, 2)
     try:
         path = tmp_path / "ax.png"
         _finder().plot(ax, path=path)
         fig.canvas.draw()
-        legend = ax.get_legend().get_window_extent()
+        legend, box = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert box.x0 <= legend.x0 and legend.x1 <= box.x1
+        assert legend.x1 < right.get_window_extent().x0
         width, height = (n / 110 for n in Image.open(path).size)  # inches, at its dpi
-        assert width >= (legend.x1 - ax.get_window_extent().x0) / fig.dpi
-        w, h = fig.get_size_inches()  # widened, never cropped: the caller's layout whole
+        w, h = fig.get_size_inches()  # never cropped: the caller's layout whole
         assert width >= w - 0.02 and abs(height - h) < 0.02
     finally:
         plt.close(fig)
+    own = _finder().plot()
+    try:
+        own.figure.canvas.draw()
+        legend, box = own.get_legend().get_window_extent(), own.get_window_extent()
+        assert legend.x0 > box.x1  # beside the axes
+    finally:
+        plt.close(own.figure)

@@ -399,7 +399,7 @@ class FinderResult:
         import textwrap
 
         ax.set_title(textwrap.fill(title or "LR range test", 70), fontsize=10)
-        if handles:
+        if handles and own:  # beside the axes, in a figure of its own
             ax.legend(
                 handles,
                 labels,
@@ -408,6 +408,8 @@ class FinderResult:
                 bbox_to_anchor=(1.13 if self.probes is not None else 1.02, 1.0),
                 borderaxespad=0,
             )
+        elif handles:  # inside the caller's axes, clear of a neighbouring panel
+            ax.legend(handles, labels, fontsize=8, loc="best")
         if own:  # the legend beside the axes, in the figure
             fig.tight_layout()
         if path is not None and self.writes_files:
