@@ -291,6 +291,10 @@ def names_folder(path: str) -> bool:
     return os.path.isdir(path) or path.endswith(seps)
 
 
+#: Files of code an output never replaces (what a target's ``module:function`` is read from).
+SOURCE_SUFFIXES = (".py", ".pyw", ".pyi", ".ipynb")
+
+
 def check_output(
     path: str, *, option: str, types: tuple[str, ...] | None = None, example: str | None = None
 ) -> str:
@@ -305,7 +309,8 @@ def check_output(
     FIFO or device writable; a socket is refused (it cannot be opened as a file). An image
     (``types`` given) goes into a pipe only as a type written without seeking (``.svg``,
     ``.svgz``, ``.eps``, ``.ps``), and never through a stream that is a regular file (opened by
-    name, the file would be emptied)."""
+    name, the file would be emptied). An existing file of code (:data:`SOURCE_SUFFIXES`,
+    through a link too) is refused: results written there would replace a user's module."""
     if not isinstance(path, str) or not path.strip():
         raise ValueError(f"{option} must be a file name, got {V.fmt(path)}")
     if names_folder(path):
@@ -321,6 +326,13 @@ def check_output(
             raise ValueError(f"{option} {path!r}: unknown file type .{ext} (allowed: {allowed})")
     if _check_in_place(path, option=option, image=types is not None):
         return path
+    source = os.path.splitext(os.path.realpath(path))[1].lower() in SOURCE_SUFFIXES
+    if source and os.path.isfile(path):  # a target's module given where its results go
+        instead = f", e.g. {example!r}" if example else ""
+        raise ValueError(
+            f"{option} {path!r} is a file of code (a Python module or notebook): writing there "
+            f"would replace it; give another file name{instead}"
+        )
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise ValueError(f"{option} {path!r}: the folder {parent!r} does not exist")

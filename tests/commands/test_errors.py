@@ -256,6 +256,23 @@ def test_torch_commands_bad_values(command, argv, option, task, tmp_path, capsys
     assert _calls(tmp_path) == 0
 
 
+@pytest.mark.parametrize("command", ["find", "compare", "tune"])
+@pytest.mark.parametrize("name", ["lrkit_err_task.py", "notes.ipynb", "link.json"])
+def test_json_over_a_file_of_code_is_refused_before_any_work(command, name, task, tmp_path, capsys):
+    """``--json`` naming the target's own module (the arguments mixed up), a notebook, or a
+    link to the module: one line, exit 2, the file as it was, nothing run."""
+    pytest.importorskip("optuna")
+    (tmp_path / "notes.ipynb").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "lrkit_err_task.py")
+    before = (tmp_path / name).read_bytes()
+    extra = ["--trials", "1", "--plot", "none"] if command == "tune" else ["--no-plot"]
+    assert main([command, f"{task}:make", "--quiet", *extra, "--json", name]) == 2
+    _one_line_error(capsys, "--json", "a file of code", "give another file name")
+    assert (tmp_path / name).read_bytes() == before
+    assert _calls(tmp_path) == 0
+    assert not list(tmp_path.glob("*.db"))
+
+
 @pytest.mark.parametrize("command", ["find", "compare"])
 @pytest.mark.parametrize("target", ["not_a_target", "lrkit_err_task:missing", "no_such_mod:f"])
 def test_torch_commands_bad_targets(command, target, task, capsys):
