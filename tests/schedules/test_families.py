@@ -99,6 +99,9 @@ def test_exact_formulas() -> None:
     assert S.inverse_time(0.1, decay_steps=10, decay_rate=0.5, staircase=True)(15) == 0.1 / (
         1 + 0.5 * 1
     )
+    for staircase in (False, True):  # no decay, also where step / decay_steps overflows
+        flat = S.inverse_time(0.1, decay_steps=1e-300, decay_rate=0.0, staircase=staircase)
+        assert flat(10**9) == 0.1 and flat.values([0, 10**9]).tolist() == [0.1, 0.1]
     assert S.polynomial(0.1, total_steps=100, power=2.0)(30) == 0.1 * (1 - 30 / 100) ** 2
     assert S.polynomial(0.1, total_steps=100, power=2.0)(300) == 0.0
     assert S.linear(0.01, end_lr=0.1, total_steps=50)(20) == 0.01 + (0.1 - 0.01) * 20 / 50

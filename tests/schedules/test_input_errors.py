@@ -226,6 +226,20 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "num_cycles), for num_warmup_steps use "
             "lrkit.schedules.with_warmup(cosine_restarts(...), warmup_steps=num_warmup_steps)",
         ),
+        # Keras' CosineDecay warmup: the target is the cosine's lr, the ramp starts at lr
+        (
+            lambda: S.cosine(0.1, total_steps=100, warmup_target=0.2, warmup_steps=10),
+            "cosine: unknown parameter(s) ['warmup_steps', 'warmup_target'] (parameters: lr, "
+            "total_steps, eta_min); for warmup_steps and warmup_target (Keras' warmup) use "
+            "lrkit.schedules.with_warmup(cosine(warmup_target, ...), warmup_steps=warmup_steps, "
+            "start_lr=lr)",
+        ),
+        (
+            lambda: S.cosine(0.1, total_steps=100, warmup_steps=10),
+            "cosine: unknown parameter(s) ['warmup_steps'] (parameters: lr, total_steps, "
+            "eta_min); for warmup_steps use lrkit.schedules.with_warmup(cosine(...), "
+            "warmup_steps=warmup_steps)",
+        ),
         # a peer's name of a parameter this family does not have: no hint
         (
             lambda: S.onecycle(0.1, total_steps=100, num_warmup_steps=10),
@@ -260,6 +274,8 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
         "linear-hf-warmup-total",
         "constant-hf-warmup",
         "cosine_restarts-hf-warmup",
+        "cosine-keras-warmup",
+        "cosine-warmup_steps",
         "onecycle-hf-no-hint",
         "warmup-no-hint",
         "join-no-hint",

@@ -379,6 +379,16 @@ def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]
                 else ""
             )
         )
+    keras = sorted({"warmup_target", "warmup_steps"} & {n for n in names if isinstance(n, str)})
+    if getattr(cls, "keras_warmup", False) and keras and "warmup_steps" not in params:
+        name = getattr(cls, "name", cls.__name__)
+        said.append(
+            f"for {' and '.join(keras)} (Keras' warmup) use lrkit.schedules.with_warmup"
+            f"({name}(warmup_target, ...), warmup_steps=warmup_steps, start_lr=lr)"
+            if "warmup_target" in keras
+            else f"for warmup_steps use lrkit.schedules.with_warmup({name}(...), "
+            "warmup_steps=warmup_steps)"
+        )
     return ", ".join(said)
 
 
@@ -509,6 +519,9 @@ class Schedule(ABC):
     #: whether Hugging Face puts a warmup before this family (``get_*_schedule_with_warmup``):
     #: its ``num_warmup_steps`` then hints at :func:`lrkit.schedules.with_warmup`
     hf_warmup: ClassVar[bool] = False
+    #: Keras' ``warmup_target`` and ``warmup_steps`` (``CosineDecay``) hint at
+    #: :func:`lrkit.schedules.with_warmup` too
+    keras_warmup: ClassVar[bool] = False
 
     # ----------------------------------------------------------------- evaluation
     def __call__(self, step: float) -> float:

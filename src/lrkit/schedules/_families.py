@@ -180,6 +180,8 @@ class InverseTime(Schedule):
         self.staircase = v.flag("staircase", staircase, spelled="true or false")
 
     def _values(self, t: Any, xp: Any) -> Any:
+        if not self.decay_rate:  # no decay, also where step / decay_steps overflows (0 * inf)
+            return self.lr + 0.0 * t
         p = _floor_div(t, self.decay_steps, xp) if self.staircase else t / self.decay_steps
         return self.lr / (1.0 + self.decay_rate * p)
 
@@ -308,6 +310,7 @@ class Cosine(Schedule):
     params = ("lr", "total_steps", "eta_min")
     # Keras' CosineDecay, optax's cosine_decay_schedule, PyTorch's CosineAnnealingLR
     hf_warmup = True
+    keras_warmup = True  # CosineDecay's warmup_target and warmup_steps
     peer_names = {
         **_LR_PEERS,
         "decay_steps": ("total_steps", ""),
