@@ -295,10 +295,11 @@ class LRKitScheduler(LRScheduler):
     """
 
     _foreign_warned = False
-    # a controller changed its scale while another scheduler held the LRs (an ended
-    # SequentialLR phase): the optimizer's LRs are not this scheduler's, even where they
-    # equal the last ones it set (cleared when it sets them again)
-    _scale_unapplied = False
+    # reported to while another scheduler holds the LRs (an ended SequentialLR phase, whose
+    # controller may have changed its scale since its last step): the optimizer's LRs are not
+    # this scheduler's, even where they equal the last ones it set (cleared when it sets
+    # them again)
+    _handed_over = False
 
     def __init__(
         self,
@@ -524,7 +525,7 @@ class LRKitScheduler(LRScheduler):
             if before > 0 and after != before:
                 _set(g, "lr", float(g["lr"]) * (after / before))
         self._last_lr = [*new]
-        self._scale_unapplied = False
+        self._handed_over = False
 
     @staticmethod
     def _group_ratios(optimizer: torch.optim.Optimizer, schedule: Any) -> list[float]:
@@ -584,7 +585,7 @@ class LRKitScheduler(LRScheduler):
             for g, val in zip(groups, vals):
                 _set_hp(g, key, kind, val)
         self._last_lr = [*lrs]
-        self._scale_unapplied = False
+        self._handed_over = False
 
     def _adopt_new_groups(self) -> None:
         """Param groups added to the optimizer since the scheduler was built (e.g. layers
@@ -753,8 +754,8 @@ class LRKitScheduler(LRScheduler):
                 scales.append(float(c.update(value, step=step)))
         if in_charge:
             self.refresh()  # param groups added since the last step included
-        elif scales and self.last_epoch >= 0:
-            self._scale_unapplied = True
+        elif self.last_epoch >= 0:  # an ended phase (a future one is at -1)
+            self._handed_over = True
         return scales
 
     @property
@@ -798,7 +799,7 @@ class LRKitScheduler(LRScheduler):
         """Whether the optimizer's LRs are the ones this scheduler set last (not another
         scheduler's: ``SequentialLR`` outside this scheduler's phase, a scheduler stepped after
         it in a ``ChainedScheduler``, or a hand-edit)."""
-        if self._scale_unapplied:
+        if self._handed_over:
             return False
         groups = self.optimizer.param_groups
         last = cast("list[float]", self._last_lr)
@@ -938,7 +939,7 @@ class LRKitScheduler(LRScheduler):
         else:  # the optimizer's LRs are another scheduler's: kept
             if last_epoch >= 0:
                 self._last_lr = [*self.get_lr()]
-                self._scale_unapplied = True  # still not this scheduler's, whatever they read
+                self._handed_over = True  # still not this scheduler's, whatever they read
             else:
                 self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
 
