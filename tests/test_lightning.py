@@ -417,6 +417,28 @@ def test_finder_rejects_bad_options() -> None:
         LRFinder(val_data=[(torch.zeros(1), torch.zeros(1))], eval_batches=0)
 
 
+def test_a_finder_s_schedule_is_logged_under_lightning_s_own_name() -> None:
+    """LearningRateMonitor logs the LRs of LRFinder(schedule=...) as it logs those of a
+    scheduler from configure_optimizers (lr-SGD), each the LR its step ran at."""
+    torch.manual_seed(0)
+    finder = LRFinder(num_iter=30, schedule=lambda r, n: S.cosine(r.suggestion, total_steps=n))
+    logger = MemoryLogger()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(
+            max_epochs=2,
+            callbacks=[finder, pl.callbacks.LearningRateMonitor(logging_interval="step")],
+            logger=logger,
+            log_every_n_steps=1,
+            limit_val_batches=0,
+        ).fit(Tiny())
+    keys = {k for _, m in logger.metrics for k in m if k.startswith("lr") and "finder" not in k}
+    assert keys == {"lr-SGD"}
+    s = S.cosine(finder.result.suggestion, total_steps=2 * BATCHES_PER_EPOCH)
+    logged = [m["lr-SGD"] for _, m in logger.metrics if "lr-SGD" in m]
+    assert logged == [s(k) for k in range(2 * BATCHES_PER_EPOCH)]
+
+
 def test_finder_state_resumes_without_a_second_sweep(tmp_path: Any) -> None:
     torch.manual_seed(0)
     finder = LRFinder(num_iter=30, schedule=lambda r, n: S.cosine(r.suggestion, total_steps=n))

@@ -691,7 +691,7 @@ _MISSING = object()
 def _install(trainer: Any, sched: LRKitScheduler) -> None:
     """Make ``sched`` the trainer's one LR scheduler, stepped every optimizer step."""
     trainer.strategy.lr_scheduler_configs = [
-        _types.LRSchedulerConfig(sched, name="lrkit", interval="step", frequency=1)
+        _types.LRSchedulerConfig(sched, interval="step", frequency=1)
     ]
 
 
