@@ -344,6 +344,19 @@ def test_an_infinite_step_size_shows_in_the_percentiles_it_reaches():
     assert median == inf and p95 == inf and math.isfinite(p5)
 
 
+def test_float16_adam_with_large_gradients_reads_the_step_it_takes():
+    """v / bc2 past float16's largest value (gradients above about 256): the step size is
+    computed in torch's order, square roots first, and reads the step Adam took, not 0."""
+    p = torch.nn.Parameter(torch.zeros(4, dtype=torch.float16))
+    opt = O.Adam([p], lr=1e-3, foreach=False)
+    p.grad = torch.tensor([300.0, 10.0, 1.0, 1000.0], dtype=torch.float16)
+    opt.step()
+    taken = -p.detach().float() / (opt.state[p]["exp_avg"].float() / 0.1)  # m / (1 - 0.9)
+    got = effective_lr(opt)[0].float()
+    assert torch.all(got > 0)
+    assert torch.allclose(got, taken, rtol=2e-2)  # float16 rounding of the step taken
+
+
 def test_logger_sampled_percentiles_within_the_documented_rank_tolerance():
     """Default sample of 4096 elements: each logged percentile is a value whose rank in the
     whole tensor is within SAMPLE_RANK_TOLERANCE of the percentile asked for; tensors with

@@ -132,7 +132,9 @@ def _step_size(
             ) ** 0.5
             sqrt_bc2: float = bc2**0.5
             return lr * rect * sqrt_bc2 / (v.sqrt() + eps)
-        return lr / ((v / bc2).sqrt() + eps)
+        if kind == "adam":  # square roots first, as torch's Adam: v / bc2 may overflow float16
+            return lr / (v.sqrt() / math.sqrt(bc2) + eps)
+        return lr / ((v / bc2).sqrt() + eps)  # NAdam divides first, as torch's does
     if kind == "adamax":
         exp_inf: torch.Tensor = state["exp_inf"]
         return lr / exp_inf

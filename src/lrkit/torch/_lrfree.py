@@ -207,15 +207,17 @@ def _radam_lr(g: dict[str, Any]) -> float:
 def _prodigy_lr(groups: list[dict[str, Any]], g: dict[str, Any]) -> float:
     """Prodigy's step size for its next step: ``d * lr`` times its bias correction
     ``sqrt(1 - beta2**(k+1)) / (1 - beta1**(k+1))`` with ``use_bias_correction`` (read from
-    the first group, as the package does); 0 for a group with ``lr == 0``."""
+    the first group, as the package does). ``lr`` is the largest of the groups': the package
+    moves every group by that one step size, a group at ``lr == 0`` too (its weight decay and
+    momentum; only its gradient no longer feeds ``d``)."""
     first = groups[0]
     bc = 1.0
     if first.get("use_bias_correction"):
         beta1, beta2 = first["betas"]
         k = int(first["k"])
         bc = ((1 - beta2 ** (k + 1)) ** 0.5) / (1 - beta1 ** (k + 1))
-    lr = float(g["lr"])
-    return float(g["d"]) * lr * bc if lr != 0.0 else 0.0
+    lr = max(float(x["lr"]) for x in groups)
+    return float(g["d"]) * lr * bc
 
 
 def lrfree_lr(optimizer: torch.optim.Optimizer) -> list[float]:
