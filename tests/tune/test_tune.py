@@ -1071,6 +1071,50 @@ def test_a_torch_task_trains_exactly_the_steps_its_schedule_spans() -> None:
     )
 
 
+def test_a_torch_task_with_a_seed_repeats_its_range_test_and_trials() -> None:
+    """seed (0 by default): the range test and every trial start from the same weights and
+    batch order, so two searches with one sampler seed agree trial for trial; the global RNG
+    states are as they were. seed=None: each trial draws its own weights."""
+    import random
+
+    torch = pytest.importorskip("torch")
+
+    from lrkit.tune import torch_task
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 4, generator=g)
+    y = x @ torch.randn(4, 1, generator=g)
+    batches = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 96, 16)]
+
+    def task(seed: Any = 0) -> Any:
+        def model() -> Any:
+            return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(),
+                                       torch.nn.Linear(8, 1))  # fmt: skip
+
+        return torch_task(model, loss_fn=torch.nn.functional.mse_loss, train_data=batches,
+                          val_data=batches, epochs=2, seed=seed)  # fmt: skip
+
+    def search() -> Any:
+        r = tune(task(), n_trials=3, seed=0, progress=False)
+        return r.lr_range, [(t.params, t.value) for t in r.study.trials]
+
+    torch.manual_seed(123)
+    states = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    first = search()
+    assert torch.equal(torch.get_rng_state(), states[0])
+    assert (np.random.get_state()[1] == states[1]).all() and random.getstate() == states[2]
+    torch.manual_seed(7)  # another global state: the same search
+    assert search() == first
+    sched = S.constant(0.05)
+    unseeded = task(None)
+    values = {unseeded.train(sched, lambda e, v: None) for _ in range(2)}
+    assert len(values) == 2
+    seeded = task(3)
+    assert len({seeded.train(sched, lambda e, v: None) for _ in range(2)}) == 1
+    with pytest.raises(ValueError, match=r"^seed must be an integer"):
+        task(-1)
+
+
 def test_a_target_in_the_form_of_find_and_compare_is_named_as_such() -> None:
     torch = pytest.importorskip("torch")
     from lrkit.tune import as_task, is_torch_tuple

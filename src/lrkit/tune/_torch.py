@@ -33,6 +33,7 @@ def torch_task(
     name: str = "torch",
     range_test_kwargs: dict[str, Any] | None = None,
     num_threads: int | None = None,
+    seed: int | None = 0,
 ) -> Task:
     """A :class:`Task` that trains ``model_factory()`` for ``epochs`` epochs over
     ``train_data`` (``(x, y)`` batches; a re-iterable or a zero-argument factory of one),
@@ -43,11 +44,17 @@ def torch_task(
     0.9. The range test is
     :func:`lrkit.torch.find_lr` on a fresh model (``range_test_kwargs`` go to it).
     ``num_threads`` sets torch's intra-op threads while a trial or the range test runs (the
-    previous setting is restored afterwards); 1 is much faster for tiny models on busy CPUs."""
+    previous setting is restored afterwards); 1 is much faster for tiny models on busy CPUs.
+    ``seed``: the range test and every trial build and train their model after
+    :func:`lrkit.torch.seed_all` (``seed``), so every trial starts from the same weights and
+    batch order (trials differ by their schedule only, a retried trial repeats its run, and
+    a search with the same sampler seed is the same search); the global RNG states are put
+    back afterwards. ``None``: the RNGs are left as they are (each trial draws its own)."""
     torch = require("torch", "torch", feature="lrkit.tune.torch_task")
 
+    from .._runtime import preserved_rng
     from ..torch import evaluate as evaluate_batches
-    from ..torch import find_lr, fit, scheduler
+    from ..torch import find_lr, fit, scheduler, seed_all
 
     if isinstance(model_factory, torch.nn.Module) or not callable(model_factory):
         what = (
@@ -83,18 +90,22 @@ def torch_task(
             f"must be {bound}, got {epochs} x {spe} = {epochs * spe}"
         )
     threads = None if num_threads is None else V.integer("num_threads", num_threads, 1)
+    seed = None if seed is None else V.seed("seed", seed)
 
-    def threaded(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if threads is None:
-            return fn
-
+    def set_up(fn: Callable[..., Any]) -> Callable[..., Any]:
         def run(*args: Any) -> Any:
             before = torch.get_num_threads()
-            torch.set_num_threads(threads)
+            if threads is not None:
+                torch.set_num_threads(threads)
             try:
-                return fn(*args)
+                if seed is None:
+                    return fn(*args)
+                with preserved_rng(import_torch=True):
+                    seed_all(seed)
+                    return fn(*args)
             finally:
-                torch.set_num_threads(before)
+                if threads is not None:
+                    torch.set_num_threads(before)
 
         return run
 
@@ -137,9 +148,9 @@ def torch_task(
         return find_lr(model, opt, loss_fn, one_pass(train_data), **kwargs)
 
     return Task(
-        train=threaded(train),
+        train=set_up(train),
         total_steps=epochs * spe,
-        range_test=threaded(range_test),
+        range_test=set_up(range_test),
         name=name,
         metric="val_loss",
     )
