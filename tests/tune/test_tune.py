@@ -703,11 +703,49 @@ def test_the_workers_of_a_study_share_its_heartbeat(tmp_path, monkeypatch, capsy
     assert recorded == {"heartbeat_interval": 10, "grace_period": 30}  # a new study: its own
     assert main(["tune", "--demo", "--storage", url, "--study", "s", "--grace", "60"]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"lrkit tune: error: study 's' ({url}) was created with --heartbeat 5, --grace 20, not "
-        "--heartbeat 10, --grace 60: "
+        f"lrkit tune: error: study 's' ({url}) was created with --grace 20, not --grace 60: "
         "pass --study NAME for a new study, or the same options to continue it (or leave out "
         "--heartbeat and --grace)"
     )
+
+
+def test_one_heartbeat_option_takes_the_study_s_value_for_the_other(tmp_path, capsys) -> None:
+    """Given alone, --heartbeat or --grace is compared with the study's own (the other from
+    the study, not the new-study default): the study's value is accepted, another one is
+    named alone; a grace period alone is checked against the study's interval, and against
+    the default one (10 s) for a new study, before its range test."""
+    from lrkit.cli import main
+    from lrkit.tune import StudySpaceError, Task, tune
+
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    tested = []
+
+    def range_test() -> Any:
+        tested.append(1)
+        return (1e-3, 1e-1)
+
+    task = Task(name="hb", train=lambda spec, report: 1.0, total_steps=20, range_test=range_test)
+    tune(task, n_trials=1, storage=url, study_name="s", heartbeat_interval=1, grace_period=3)
+    n = 1
+    for given in ({"heartbeat_interval": 1}, {"grace_period": 3}):
+        n += 1
+        tune(task, n_trials=n, storage=url, study_name="s", **given)
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 3
+    with pytest.raises(StudySpaceError) as info:
+        tune(task, n_trials=4, storage=url, study_name="s", grace_period=4)
+    assert info.value.conflicts == {"grace_period": (3, 4)}
+    assert tested == [1]  # the study's range test only
+    with pytest.raises(ValueError) as err:
+        tune(task, n_trials=1, storage=url, study_name="new", grace_period=3)
+    assert str(err.value).endswith(": grace_period 3 <= heartbeat_interval 10 (the default)")
+    assert tested == [1]  # refused before the new study's range test
+    assert "new" not in optuna.get_all_study_names(url)
+    for option in (["--heartbeat", "1"], ["--grace", "3"]):
+        assert main(["tune", "--demo", "--storage", url, "--study", "d", "--trials", "1",
+                     "--plot", "none", "--heartbeat", "1", "--grace", "3"]) == 0  # fmt: skip
+        capsys.readouterr()
+        assert main(["tune", "--demo", "--storage", url, "--study", "d", "--trials", "2",
+                     "--plot", "none", *option]) == 0  # fmt: skip
 
 
 def test_a_refused_worker_records_no_heartbeat_and_a_racing_one_is_refused(

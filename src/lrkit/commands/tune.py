@@ -470,16 +470,16 @@ def _tune(args: argparse.Namespace) -> int:
         families = parse_families(args.families)
         if args.epochs is not None:
             V.integer("--epochs", args.epochs, 1)
-        heartbeat = 10  # make_storage's default
         if args.heartbeat is not None:
-            heartbeat = V.integer("--heartbeat", args.heartbeat, 1, MAX_HEARTBEAT)
+            V.integer("--heartbeat", args.heartbeat, 1, MAX_HEARTBEAT)
         if args.grace is not None:
             V.integer("--grace", args.grace, 1)
-            if args.grace <= heartbeat:
+            # given alone, it is checked against the study's heartbeat (or a new study's 10)
+            if args.heartbeat is not None and args.grace <= args.heartbeat:
                 raise ValueError(
                     f"--grace must be longer than --heartbeat (a running trial renews its "
                     f"heartbeat every --heartbeat seconds), got --grace {args.grace} <= "
-                    f"--heartbeat {heartbeat}"
+                    f"--heartbeat {args.heartbeat}"
                 )
         if args.max_retry is not None:
             V.integer("--max-retry", args.max_retry, 0)
@@ -609,7 +609,8 @@ def _tune(args: argparse.Namespace) -> int:
             raise  # not a mistake in the command line: Optuna's own error, with its traceback
         if isinstance(exc, ForeignStudyError):  # a study lrkit leaves alone: its options
             return err(str(rename(exc, names={"study_name": "--study", "storage": "--storage"})))
-        return err(str(exc))
+        heart = {"heartbeat_interval": "--heartbeat", "grace_period": "--grace"}
+        return err(str(rename(exc, names=heart)))
     except KeyboardInterrupt as exc:
         how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         kept = (

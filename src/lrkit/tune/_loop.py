@@ -733,11 +733,12 @@ def _shared_heartbeat(
     reopens: bool,
 ) -> dict[str, Any] | None:
     """The heartbeat recorded on an existing study (:data:`ATTR_HEARTBEAT`), when it is not
-    the one ``st`` was opened with and this worker was given neither option: the storage is
-    to be opened again with it (``None``: as it is; ``reopens``: whether it can be, from its
-    URL). A worker given another one, or one whose storage object has another, is refused
-    (:class:`StudySpaceError`): a shorter ``grace_period`` would fail the live trials of the
-    workers that keep the study's, and their results would be lost to the retried copies."""
+    the one ``st`` was opened with and what this worker was given agrees with it (an option
+    left out takes the study's value): the storage is to be opened again with it (``None``: as
+    it is; ``reopens``: whether it can be, from its URL). A worker given another value, or one
+    whose storage object has another, is refused (:class:`StudySpaceError`, naming what it was
+    given): a shorter ``grace_period`` would fail the live trials of the workers that keep the
+    study's, and their results would be lost to the retried copies."""
     if study_name is None or getattr(st, "heartbeat_interval", None) is None:
         return None  # a new study, or no heartbeat (in memory, a storage without one)
     try:
@@ -746,12 +747,21 @@ def _shared_heartbeat(
         return None  # a new study: this worker's heartbeat is recorded as it is created
     recorded = _recorded_heartbeat(st.get_study_user_attrs(study_id))
     own = _heartbeat_of(st)
-    if recorded is None or recorded == own:
+    if recorded is None:
         return None
-    if heartbeat_interval is None and grace_period is None and reopens:
-        return dict(recorded)
-    advice = None if reopens else _storage_advice(recorded)
-    raise _heartbeat_conflict(study_name, recorded, own, advice=advice)
+    if reopens:
+        given = {
+            k: v
+            for k, v in (("heartbeat_interval", heartbeat_interval), ("grace_period", grace_period))
+            if v is not None
+        }
+        asked = {**recorded, **given}
+        if asked != recorded:
+            raise _heartbeat_conflict(study_name, recorded, asked, advice=None)
+        return None if own == recorded else dict(recorded)
+    if own != recorded:
+        raise _heartbeat_conflict(study_name, recorded, own, advice=_storage_advice(recorded))
+    return None
 
 
 def _recorded_meanwhile(before: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
@@ -971,9 +981,13 @@ def tune(
     # it (or, for an SQLite URI or a percent-encoded path, the file opened is taken back).
     finder_test = record["seeding"] == "finder" and task.range_test is not None
     made = _new_file(storage)
+    # a grace period given alone is checked against the study's heartbeat, which is read from
+    # the storage first (opened with the defaults: a grace period the study's interval allows
+    # may be refused next to the default one); a new study's is checked before its range test
+    alone = isinstance(storage, str) and heartbeat_interval is None and grace_period is not None
     options = {
         "heartbeat_interval": heartbeat_interval,
-        "grace_period": grace_period,
+        "grace_period": None if alone and made is None else grace_period,
         "max_retry": max_retry,
     }
     probe = None
@@ -987,6 +1001,13 @@ def tune(
         check_writable(st, url=storage if isinstance(storage, str) else None)
         return st
 
+    def reopened(st: Any, heartbeat: Mapping[str, Any]) -> Any:
+        options.update(heartbeat)
+        engine = getattr(st, "engine", None)
+        if engine is not None:
+            engine.dispose()
+        return opened()
+
     st = None
     if probe is not None:
         assert isinstance(storage, str)
@@ -994,6 +1015,8 @@ def tune(
         _probe(probe, storage, **options)
     else:
         st = opened()
+        if options["grace_period"] != grace_period and _no_such_study(st, study_name):
+            st = reopened(st, {"grace_period": grace_period})  # a new study: the one asked for
     tested = None
     if finder_test and (st is None or _no_such_study(st, study_name)):
         try:
@@ -1009,12 +1032,10 @@ def tune(
     shared = _shared_heartbeat(
         st, study_name, heartbeat_interval, grace_period, reopens=isinstance(storage, str)
     )
-    if shared is not None:  # the study's own, this worker given none: the study's
-        options.update(shared)
-        engine = getattr(st, "engine", None)
-        if engine is not None:
-            engine.dispose()
-        st = opened()
+    if shared is None and options["grace_period"] != grace_period:
+        shared = {"grace_period": grace_period}  # a study without a recorded heartbeat
+    if shared is not None:  # the study's own (what this worker was given agrees with it)
+        st = reopened(st, shared)
     hb = getattr(st, "heartbeat_interval", None)
     poll = poll_interval if poll_interval is not None else (min(float(hb), 2.0) if hb else 0.5)
     try:

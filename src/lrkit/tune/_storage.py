@@ -72,8 +72,8 @@ def make_storage(
     if grace <= hb:
         raise ValueError(
             f"grace_period must be longer than heartbeat_interval (a running trial renews its "
-            f"heartbeat every heartbeat_interval seconds), got grace_period {grace} <= "
-            f"heartbeat_interval {hb}"
+            f"heartbeat every heartbeat_interval seconds): grace_period {grace} <= "
+            f"heartbeat_interval {hb}" + (" (the default)" if heartbeat_interval is None else "")
         )
     if max_retry is not None:
         max_retry = V.integer("max_retry", max_retry, 0)
