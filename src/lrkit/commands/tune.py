@@ -609,8 +609,8 @@ def _tune(args: argparse.Namespace) -> int:
             raise  # not a mistake in the command line: Optuna's own error, with its traceback
         if isinstance(exc, ForeignStudyError):  # a study lrkit leaves alone: its options
             return err(str(rename(exc, names={"study_name": "--study", "storage": "--storage"})))
-        heart = {"heartbeat_interval": "--heartbeat", "grace_period": "--grace"}
-        return err(str(rename(exc, names=heart)))
+        options = {"heartbeat_interval": "--heartbeat", "grace_period": "--grace"}
+        return err(str(rename(exc, names=options)))
     except KeyboardInterrupt as exc:
         how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         kept = (
