@@ -24,6 +24,7 @@ from lrkit.tune import (
     ForeignStudyError,
     StudySpaceError,
     Task,
+    TuneWarning,
     check_storage,
     tune,
 )
@@ -1180,12 +1181,26 @@ def test_a_queued_seed_outside_the_new_space_is_dropped_not_run(tmp_path: Any) -
     url = f"sqlite:///{tmp_path / 'moved.db'}"
     study = optuna.create_study(study_name="s", storage=url)
     study.enqueue_trial({"lr": 0.01, "family": "onecycle"})
-    for _ in range(2):  # the second run queues nothing again
-        tune(_quad(), n_trials=2, storage=url, study_name="s", seeding="blind",
-             families="step,wsd", pruner="none")  # fmt: skip
+    for run in range(2):  # the second run queues nothing again
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tune(_quad(), n_trials=2, storage=url, study_name="s", seeding="blind",
+                 families="step,wsd", pruner="none")  # fmt: skip
+        said = [str(w.message) for w in caught if issubclass(w.category, TuneWarning)]
+        # said once, naming the trial, what it was queued with and the space it left
+        assert said == (
+            [
+                "trial 0, queued with lr=0.01, family='onecycle', lies outside the search space "
+                "(lr in [1e-06, 10], families step, wsd): dropped (PRUNED; its parameters in "
+                "user attr 'queued_params')"
+            ]
+            if run == 0
+            else []
+        )
     trials = optuna.load_study(study_name="s", storage=url).trials
     assert trials[0].state == TS.PRUNED
     assert trials[0].user_attrs["dropped"] == "outside the search space"
+    assert trials[0].user_attrs["queued_params"] == {"lr": 0.01, "family": "onecycle"}
     assert [t.params["family"] in ("step", "wsd") for t in trials[1:]] == [True] * 2
     assert len(trials) == 3
 

@@ -312,6 +312,13 @@ def _fits(space: SearchSpace, fixed: Mapping[str, Any]) -> bool:
     return True
 
 
+def _shown(params: Mapping[str, Any]) -> str:
+    """Queued parameters as a warning quotes them: ``lr=0.5, family='constant'``."""
+    return ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in params.items()
+    )
+
+
 def _duplicate_seed(trials: Sequence[Any], number: int, fixed: Mapping[str, Any]) -> bool:
     """Whether trial ``number``, enqueued with the parameters ``fixed``, is a copy of an
     earlier one: the same fixed parameters in a trial before it that did not fail (workers
@@ -881,24 +888,25 @@ def tune(
     ``MaxTrialsCallback``) or by the task's code ends this worker's loop after that trial
     (``stop_reason`` ``"study.stop"``).
 
-    The search space (``families``, ``seeding``, ``task.total_steps``, ``task.name``: a
-    study holds the trials of one task, so a task of another name is refused rather than mixed
-    in; a study from before the name was stored is not checked for it) and the LR interval
-    searched (user attrs ``"lrkit.space"``, ``"lrkit.lr_range"``) are stored on the study
-    when its search starts; continuing a study in which a trial has started with another
-    search space raises :class:`StudySpaceError` before any trial runs (the study is left
-    unchanged), and a continued finder-seeded study searches its stored interval without a
-    new range test. A study in which no trial has started takes the options of the run; a
-    trial it had queued outside the new search space is dropped (PRUNED, user attr
-    ``"dropped"``) rather than run. A study lrkit did not create is refused with a one-line
-    ``ValueError`` naming ``study_name`` and the storage (password masked), before the range
-    test and any trial, and nothing is written to it: a study of several objectives, or one
-    without lrkit's record of its search space that holds a trial lrkit does not run (a
-    COMPLETE trial without both ``lr`` and ``family``, a trial with parameters of other names
-    or without ``lr``; a study of lrkit 0.1.0 holds none). Workers started together on a new
-    study search the search space and interval recorded first (each may have run its own range
-    test, and a model's random initialisation moves it); a seed trial two of them queued runs
-    once.
+    The search space (``families``, ``seeding``, ``task.total_steps``, ``task.name``: a study
+    holds the trials of one task, so a task of another name is refused rather than mixed in; a
+    study from before the name was stored is not checked for it) and the LR interval searched
+    (user attrs ``"lrkit.space"``, ``"lrkit.lr_range"``) are stored on the study when its search
+    starts; continuing a study in which a trial has started with another search space raises
+    :class:`StudySpaceError` before any trial runs (the study is left unchanged), and a
+    continued finder-seeded study searches its stored interval without a new range test. A study
+    in which no trial has started takes the options of the run; a trial it had queued outside
+    the new search space is dropped (PRUNED, user attr ``"dropped"``) rather than run, as is one
+    queued by hand (``study.enqueue_trial``) outside the study's space: a :class:`TuneWarning`
+    names it, and its parameters stay in user attr ``"queued_params"`` (a dropped trial holds
+    none). A study lrkit did not create is refused with a one-line ``ValueError`` naming
+    ``study_name`` and the storage (password masked), before the range test and any trial, and
+    nothing is written to it: a study of several objectives, or one without lrkit's record of
+    its search space that holds a trial lrkit does not run (a COMPLETE trial without both ``lr``
+    and ``family``, a trial with parameters of other names or without ``lr``; a study of lrkit
+    0.1.0 holds none). Workers started together on a new study search the search space and
+    interval recorded first (each may have run its own range test, and a model's random
+    initialisation moves it); a seed trial two of them queued runs once.
 
     ``seed`` (an integer in ``[0, 2**32 - 1]``) seeds the TPE sampler (not used with a
     ``sampler`` of your own): on a new study with ``seed`` itself, so the same call searches
@@ -1104,8 +1112,17 @@ def tune(
             (t.system_attrs.get("fixed_params") for t in trials if t.number == trial.number),
             None,
         )
-        if fixed and not _fits(space, fixed):  # queued by a run with another search space
+        if fixed and not _fits(space, fixed):  # queued with another search space, or by hand
             trial.set_user_attr("dropped", "outside the search space")
+            trial.set_user_attr("queued_params", dict(fixed))  # the trial itself holds none
+            lo, hi = space.lr_range
+            warnings.warn(
+                f"trial {trial.number}, queued with {_shown(fixed)}, lies outside the search "
+                f"space (lr in [{lo:.3g}, {hi:.3g}], families {', '.join(space.families)}): "
+                "dropped (PRUNED; its parameters in user attr 'queued_params')",
+                TuneWarning,
+                stacklevel=2,
+            )
             raise optuna.TrialPruned("a queued trial outside the search space: dropped")
         if fixed and _duplicate_seed(trials, trial.number, fixed):
             trial.set_user_attr("dropped", "a copy of an earlier queued trial")
