@@ -174,7 +174,7 @@ def test_the_compare_sample_in_the_cli_page_is_the_commands_output(
         return [" ".join(ln.split()) for ln in masked.splitlines()]
 
     shown = untimed(block.group(2))
-    assert any(ln.startswith("prodigy Prodigy d estimated 0.1194 0.3958 ") for ln in shown)
+    assert any(ln.startswith("prodigy Prodigy d estimated ") for ln in shown)
     printed = untimed(capsys.readouterr().out)
     assert len(printed) == len(shown)
     for got, want in zip(printed, shown):  # the words as shown, the numbers to 2%: a CPU's
