@@ -255,6 +255,18 @@ def lrfree_lr(optimizer: torch.optim.Optimizer) -> list[float]:
     return out
 
 
+def first_lr_reader(optimizer: torch.optim.Optimizer) -> Callable[[], float]:
+    """A function returning ``lrfree_lr(optimizer)[0]``, the LR of the first param group's
+    next step, made once for a training loop that reads it at every step: a plain optimizer's
+    is its first group's ``lr`` read directly (an LR-free one goes through
+    :func:`lrfree_lr`)."""
+    groups = optimizer.param_groups
+    first = groups[0] if groups else {}
+    if _is_prodigy_group(first) or "scheduled_lr" in first:
+        return lambda: lrfree_lr(optimizer)[0]
+    return lambda: float(optimizer.param_groups[0]["lr"])
+
+
 def _is_paper(optimizer: Any) -> bool:
     """Whether ``optimizer`` is ``schedulefree.AdamWScheduleFreePaper`` (whose LR carries the
     second moment's bias correction); never imports the package."""

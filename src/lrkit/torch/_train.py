@@ -30,7 +30,7 @@ from .._runtime import is_data_factory
 from ..schedules import as_schedule
 from ._checks import check_module
 from ._finder import _check_loss, _refuse_closure, check_batch
-from ._lrfree import _sf_flags, is_schedule_free, lrfree_lr
+from ._lrfree import _sf_flags, first_lr_reader, is_schedule_free
 from ._scheduler import scheduler as make_scheduler
 
 __all__ = ["History", "evaluate", "fit", "seed_all"]
@@ -178,6 +178,7 @@ def fit(
         else:
             schedule = as_schedule(schedule)
     hist = History()
+    read_lr = first_lr_reader(optimizer)  # lrfree_lr(optimizer)[0], looked up once
     in_train_mode = False  # set once the first batch is drawn and checked
     t0 = time.perf_counter()
     k = 0
@@ -200,8 +201,8 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
             _check_loss(loss, model, "loss_fn", "training")  # a one-line error, not torch's
-            value = float(loss.detach())
-            hist.lrs.append(lrfree_lr(optimizer)[0])
+            value = loss.item()
+            hist.lrs.append(read_lr())
             hist.losses.append(value)
             if stop_on_nonfinite and not math.isfinite(value):
                 hist.diverged = True
