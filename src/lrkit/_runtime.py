@@ -370,6 +370,19 @@ class HeldSignals:
             self._deliver(signum, None)
 
     @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Inside a :meth:`deliverable` block, a block in which signals are held again (a
+        database write the user's code makes through lrkit, such as a trial's report); one
+        that came meanwhile is delivered at its end."""
+        inside, self._inside = self._inside, 0
+        try:
+            yield
+        finally:
+            self._inside = inside
+            if inside:
+                self.deliver_pending()
+
+    @contextlib.contextmanager
     def deliverable(self) -> Iterator[None]:
         """A block in which signals are delivered at once (one held before it is, first)."""
         self.deliver_pending()

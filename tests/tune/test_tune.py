@@ -1502,6 +1502,36 @@ def test_a_ctrl_c_dropped_inside_a_trial_stops_the_search(tmp_path: Any) -> None
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_ctrl_c_during_a_report_s_write_lands_once_the_write_is_done(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """Ctrl-C while a report writes the intermediate value to the study: the write completes
+    (the value is stored), then the interrupt stops the trial (FAIL) and the search."""
+    import signal
+
+    real = optuna.trial.Trial.report
+
+    def report(self: Any, value: float, step: int) -> None:
+        signal.raise_signal(signal.SIGINT)  # arrives in the middle of the database write
+        real(self, value, step)
+
+    monkeypatch.setattr(optuna.trial.Trial, "report", report)
+    after: list[int] = []
+
+    def train(spec: Any, report: Any) -> float:
+        report(0, 0.5)
+        after.append(1)  # the interrupt lands at the report's end, before this line
+        return 1.0
+
+    url = f"sqlite:///{tmp_path / 'rep.db'}"
+    with pytest.raises(KeyboardInterrupt):
+        tune(Task(train=train, total_steps=100), n_trials=3, storage=url, study_name="s",
+             seeding="blind")  # fmt: skip
+    (trial,) = optuna.load_study(study_name="s", storage=url).trials
+    assert trial.intermediate_values == {0: 0.5} and after == []
+    assert trial.state == optuna.trial.TrialState.FAIL
+
+
 def test_a_new_studys_range_test_interrupted_says_no_study_was_created() -> None:
     def range_test() -> Any:
         raise KeyboardInterrupt

@@ -312,6 +312,21 @@ def _fits(space: SearchSpace, fixed: Mapping[str, Any]) -> bool:
     return True
 
 
+class _HeldReporter(Reporter):
+    """The trial's :class:`Reporter`, whose writes to the study (the intermediate value, the
+    pruner's question) are not cut by Ctrl-C or SIGTERM: one that comes during them is
+    delivered once they are done (cut inside the database's code, the write could hold its
+    lock, and failing the trial then reads as a lost connection)."""
+
+    def __init__(self, trial: Any, held: HeldSignals) -> None:
+        super().__init__(trial)
+        self._held = held
+
+    def __call__(self, epoch: int, value: float) -> None:
+        with self._held.holding():
+            super().__call__(epoch, value)
+
+
 def _shown(params: Mapping[str, Any]) -> str:
     """Queued parameters as a warning quotes them: ``lr=0.5, family='constant'``."""
     return ", ".join(
@@ -1130,7 +1145,7 @@ def tune(
         schedule = space.sample(trial)
         trial.set_user_attr("schedule", str(schedule))
         with held.deliverable():  # the task's own code: Ctrl-C stops it (the trial FAILs)
-            value = check_metric(task.train(schedule, Reporter(trial)))
+            value = check_metric(task.train(schedule, _HeldReporter(trial, held)))
         if not math.isfinite(value):
             trial.set_user_attr("diverged", True)
             raise optuna.TrialPruned(f"metric is {value} (diverged)")
