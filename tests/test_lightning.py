@@ -417,6 +417,24 @@ def test_finder_rejects_bad_options() -> None:
         LRFinder(val_data=[(torch.zeros(1), torch.zeros(1))], eval_batches=0)
 
 
+def test_load_state_dict_refuses_what_no_lr_finder_saved() -> None:
+    """As the schedulers and controllers do: one line naming what it got (it raised Python's
+    own AttributeError or KeyError, or took another object's state without a word)."""
+    from lrkit.feedback import ReduceOnPlateau
+
+    head = r"^state_dict must be a dict from LRFinder\.state_dict\(\) .*, got "
+    for bad, got in ((None, "NoneType"), ("x", "str"),
+                     (ReduceOnPlateau().state_dict(), "a dict with keys \\['best', ")):  # fmt: skip
+        with pytest.raises(ValueError, match=head + got):
+            LRFinder().load_state_dict(bad)
+    for bad, got in (("x", "str"), ({}, "a dict without \\['held_losses'")):
+        with pytest.raises(ValueError, match=r"^state_dict\['result'\] must be .*, got " + got):
+            LRFinder().load_state_dict({"result": bad})
+    finder = LRFinder()
+    finder.load_state_dict({})  # saved before the sweep ran: nothing to restore
+    assert finder.result is None
+
+
 def test_a_finder_s_schedule_is_logged_under_lightning_s_own_name() -> None:
     """LearningRateMonitor logs the LRs of LRFinder(schedule=...) as it logs those of a
     scheduler from configure_optimizers (lr-SGD), each the LR its step ran at."""

@@ -277,7 +277,7 @@ def test_reduce_on_plateau_value_must_be_one_real_number():
         lambda v: tx.update(grads, st, params, value=v),
         lambda v: step(grads, st, params, v),
     ):
-        with pytest.raises(ValueError, match=r"^value must be a scalar metric .*shape \(3,\)"):
+        with pytest.raises(ValueError, match=r"^value must be one value .*shape \(3,\)"):
             update(jnp.array([1.0, 2.0, 3.0]))
         with pytest.raises(
             ValueError, match=r"^value must be a real number, got an array of dtype bool"
@@ -285,6 +285,12 @@ def test_reduce_on_plateau_value_must_be_one_real_number():
             update(jnp.asarray(True))
         u, new = update(jnp.array([1.0]))
         assert u["b"].shape == () and new[1].scale.shape == ()
+    # what no array holds (None from metrics.get, a string from a config): as
+    # lrkit.feedback's controllers say it, not as jnp.asarray does
+    for bad, shown in ((None, "None"), ("0.5", "'0.5'"), (True, "True")):
+        with pytest.raises(ValueError) as info:
+            tx.update(grads, st, params, value=bad)
+        assert str(info.value) == f"value must be a real number, got {shown}"
 
 
 @pytest.mark.parametrize(

@@ -430,7 +430,30 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # a dict of its own (or an empty one: a checkpoint saved before the sweep ran)
+        if not isinstance(state_dict, Mapping) or not (
+            set(state_dict) <= {"result", "total_steps", "planned_steps"}
+        ):
+            got = (
+                f"a dict with keys {sorted(map(str, state_dict))}"
+                if isinstance(state_dict, Mapping)
+                else type(state_dict).__name__
+            )
+            raise ValueError(
+                "state_dict must be a dict from LRFinder.state_dict() (keys 'result', "
+                f"'total_steps', 'planned_steps'), got {got}"
+            )
         saved = state_dict.get("result")
+        needed = {"options", "lrs", "losses", "held_lrs", "held_losses", "stop_reason"}
+        if saved is not None and not (isinstance(saved, Mapping) and needed <= set(saved)):
+            got = (
+                f"a dict without {sorted(needed - set(saved))}"
+                if isinstance(saved, Mapping)
+                else type(saved).__name__
+            )
+            raise ValueError(
+                f"state_dict['result'] must be a dict from FinderResult.to_dict(), got {got}"
+            )
         if saved is not None:
             self.result = _replay(saved, rule=self.options.rule)
             self._restored = True  # the fit resuming from the checkpoint does not sweep

@@ -378,11 +378,14 @@ def reduce_on_plateau(
         **extra_args: Any,
     ) -> tuple[Any, ReduceOnPlateauState]:
         del params, extra_args
+        if value is None or isinstance(value, (str, bytes, bool, complex)):
+            # what no array holds: said as lrkit.feedback says it, not as jnp.asarray does
+            raise ValueError(f"value must be a real number, got {value!r}")
         x = jnp.asarray(value)  # its shape and dtype are static under jit: checked when traced
         if x.size != 1:
             raise ValueError(
-                "value must be a scalar metric (e.g. the mean loss), got an array of shape "
-                f"{tuple(x.shape)}"
+                "value must be one value (a number or a one-element array), got an array of "
+                f"shape {tuple(x.shape)}"
             )
         if x.dtype.kind in ("b", "c"):
             raise ValueError(f"value must be a real number, got an array of dtype {x.dtype}")

@@ -439,6 +439,23 @@ def test_a_disk_snapshot_that_cannot_be_written_leaves_no_file_and_the_iterator(
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
+def test_a_disk_snapshot_whose_folder_cannot_be_made_is_the_same_one_line(monkeypatch):
+    import tempfile
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", full)
+    dl = _shuffled()
+    mine = object()
+    dl._iterator = mine
+    model = nn.Linear(1, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RuntimeError, match=r"^snapshot='disk' could not write .*No space left"):
+        find_lr(model, opt, nn.CrossEntropyLoss(), dl, num_iter=10, snapshot="disk")
+    assert dl._iterator is mine
+
+
 # ----------------------------------------------------------------------------- batches
 
 

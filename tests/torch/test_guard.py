@@ -790,10 +790,26 @@ def test_an_unknown_keyword_names_the_guard_and_what_it_takes():
     with pytest.raises(TypeError) as info:  # before: DivergenceDetector.__init__() got ...
         DivergenceGuard(model, optimizer=opt, spike=5.0)
     assert str(info.value) == (
-        "DivergenceGuard got an unexpected keyword argument 'spike' (allowed: model, optimizer, "
-        "scheduler, factor, snapshot_every, keep, check_grads, max_restores, spike_factor, "
-        "window, min_history, min_scale, quantile, spike_floor)"
+        "spike is not an option of lrkit.torch.DivergenceGuard; options: check_grads, factor, "
+        "keep, max_restores, min_history, min_scale, model, optimizer, quantile, scheduler, "
+        "snapshot_every, spike_factor, spike_floor, window"
     )
+    with pytest.raises(TypeError) as info:  # as the Keras guard and the detector say it
+        DivergenceGuard(model, optimizer=opt, max_restore=1)
+    assert str(info.value).startswith(
+        "max_restore is not an option of lrkit.torch.DivergenceGuard (did you mean max_restores?)"
+    )
+
+
+def test_load_state_dict_of_none_or_of_another_object_says_what_it_got() -> None:
+    model, _, _ = _problem()
+    guard = DivergenceGuard(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match=r"DivergenceGuard.state_dict\(\) .*, got NoneType$"):
+        guard.load_state_dict(None)
+    with pytest.raises(ValueError, match=r", got a dict with keys \['scale'\]$"):
+        guard.load_state_dict({"scale": 0.5})
+    with pytest.raises(TypeError, match=r"missing 1 required argument: 'state_dict'$"):
+        guard.load_state_dict()
 
 
 def test_guard_refuses_a_factor_of_zero_or_less() -> None:

@@ -1149,6 +1149,15 @@ def test_a_torch_task_with_a_seed_repeats_its_range_test_and_trials() -> None:
     assert len(values) == 2
     seeded = task(3)
     assert len({seeded.train(sched, lambda e, v: None) for _ in range(2)}) == 1
+    # a shuffling DataLoader with a generator of its own (PyTorch's recipe for a repeatable
+    # order): put back after each trial, so every trial draws the same batches
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True,
+        generator=torch.Generator().manual_seed(1),
+    )  # fmt: skip
+    own = torch_task(lambda: torch.nn.Linear(4, 1), loss_fn=torch.nn.functional.mse_loss,
+                     train_data=loader, val_data=batches, epochs=2)  # fmt: skip
+    assert len({own.train(sched, lambda e, v: None) for _ in range(3)}) == 1
     with pytest.raises(ValueError, match=r"^seed must be an integer"):
         task(-1)
 

@@ -305,7 +305,8 @@ class FinderResult:
         default rule reads, each rule's suggestion, ``max_lr`` and the stop point; with
         ``probes``, their losses on ``probe_data`` (on a second y axis) and the best probe's LR.
         ``title`` (e.g. the task's name) heads the plot; the legend sits beside the axes, off
-        the curve.
+        the curve, in a figure of its own, and inside ``ax`` (``loc="best"``) on yours, clear
+        of a neighbouring panel.
 
         Returns the matplotlib ``Axes``; writes the figure to ``path`` when given (a file name
         as the first argument is the ``path``: ``result.plot("lr.png")``). With ``path`` and no
@@ -413,7 +414,7 @@ class FinderResult:
         if own:  # the legend beside the axes, in the figure
             fig.tight_layout()
         if path is not None and self.writes_files:
-            # on the caller's figure, as laid out, widened to the legend drawn beside the axes
+            # on the caller's figure, as laid out, widened to whatever is drawn outside it
             save_figure(fig, path, whole=not own)
         return ax
 

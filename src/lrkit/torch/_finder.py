@@ -188,17 +188,17 @@ class _Snapshot:
         ]
         self.n_groups = len(optimizer.param_groups)
         if where == "disk":
-            self.tmpdir = tempfile.mkdtemp(prefix="lrkit_find_")
-            self.path = os.path.join(self.tmpdir, "snapshot.pt")
             try:
+                self.tmpdir = tempfile.mkdtemp(prefix="lrkit_find_")
+                self.path = os.path.join(self.tmpdir, "snapshot.pt")
                 torch.save(tensors, self.path)
             except BaseException as exc:  # a full disk, a Ctrl-C: no partial copy left behind
                 self.cleanup()
                 if not isinstance(exc, Exception):
                     raise
                 raise RuntimeError(
-                    f"snapshot='disk' could not write the copy of the weights to "
-                    f"{os.path.dirname(self.path)} ({failure(exc)}); nothing was changed: free "
+                    "snapshot='disk' could not write the copy of the weights to "
+                    f"{tempfile.gettempdir()} ({failure(exc)}); nothing was changed: free "
                     "space there (the folder is TMPDIR's) or use snapshot='memory'"
                 ) from exc
             del tensors

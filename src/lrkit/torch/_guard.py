@@ -138,16 +138,12 @@ class DivergenceGuard:
     ) -> None:
         check_module(model)
         check_optimizer(optimizer)
-        unknown = sorted(set(detector) - set(DetectorKwargs.__annotations__))
-        if unknown:
-            allowed = ", ".join(
-                ["model", "optimizer", "scheduler", "factor", "snapshot_every", "keep"]
-                + ["check_grads", *DetectorKwargs.__annotations__]
-            )
-            raise TypeError(
-                f"DivergenceGuard got an unexpected keyword argument {unknown[0]!r} "
-                f"(allowed: {allowed})"
-            )
+        V.options(  # as the Keras guard and the detector say it: the option meant, if close
+            "lrkit.torch.DivergenceGuard",
+            detector,
+            ["model", "optimizer", "scheduler", "factor", "snapshot_every", "keep"]
+            + ["check_grads", *DetectorKwargs.__annotations__],
+        )
         self._book: GuardBook[dict[str, Any]] = GuardBook(
             DivergenceDetector(factor, **detector), snapshot_every=snapshot_every, keep=keep
         )
@@ -449,7 +445,7 @@ class DivergenceGuard:
         }
 
     def load_state_dict(
-        self, state_dict: dict[str, Any] | None = None, *, state: Any = _renamed.UNSET
+        self, state_dict: Any = _renamed.UNSET, *, state: Any = _renamed.UNSET
     ) -> None:
         """Restore a :meth:`state_dict` (also one saved before the ``controller`` rename); the
         check count goes on from the saved one. The snapshots taken before (of the state the
@@ -461,9 +457,14 @@ class DivergenceGuard:
         The argument is named ``state_dict``, as in PyTorch's own ``load_state_dict``
         methods; ``state=`` (its name in lrkit 0.1.0) still works but is deprecated."""
         state_dict = _renamed.keyword(
-            "DivergenceGuard.load_state_dict()", "state", "state_dict", state, state_dict
+            "DivergenceGuard.load_state_dict()",
+            "state",
+            "state_dict",
+            state,
+            state_dict,
+            default=_renamed.UNSET,
         )
-        if state_dict is None:
+        if state_dict is _renamed.UNSET:
             raise TypeError(
                 "DivergenceGuard.load_state_dict() missing 1 required argument: 'state_dict'"
             )
@@ -472,9 +473,14 @@ class DivergenceGuard:
             or "feedback" not in state_dict
             or ("controller" not in state_dict and "core" not in state_dict)
         ):
+            got = (
+                f"a dict with keys {sorted(map(str, state_dict))}"
+                if isinstance(state_dict, dict)
+                else type(state_dict).__name__
+            )
             raise ValueError(
                 "state_dict must be a dict from DivergenceGuard.state_dict() (keys 'controller' "
-                "and 'feedback')"
+                f"and 'feedback'), got {got}"
             )
         good = V.integer("state_dict['good']", state_dict.get("good", 0), 0)
         groups = state_dict.get("groups")

@@ -100,7 +100,8 @@ def torch_task(
             try:
                 if seed is None:
                     return fn(*args)
-                with preserved_rng(import_torch=True):
+                # a loader's own generator too: every trial draws the same batches
+                with preserved_rng(import_torch=True, data=(train_data, val_data)):
                     seed_all(seed)
                     return fn(*args)
             finally:
