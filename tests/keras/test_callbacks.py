@@ -327,6 +327,23 @@ def test_lr_scheduler_initial_step_is_read_once_and_later_fits_count_on():
     assert cb.step == 6
 
 
+def test_lr_scheduler_refuses_a_feedback_that_is_no_controller_as_torch_does():
+    """In the words of lrkit.torch.scheduler and lrkit.hf (feedback.check_controllers); a list
+    is refused (a Keras optimizer has one learning rate)."""
+    torch = pytest.importorskip("torch")
+    import lrkit.torch as lt
+
+    opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+    for bad in (Core, "plateau", 3):
+        with pytest.raises(ValueError) as keras_error:
+            lk.LRScheduler("cosine(0.1, 100)", feedback=bad)
+        with pytest.raises(ValueError) as torch_error:
+            lt.scheduler(opt, "cosine(0.1, 100)", feedback=bad)
+        assert str(keras_error.value) == str(torch_error.value)
+    with pytest.raises(ValueError, match=r"^feedback must be one lrkit.feedback controller"):
+        lk.LRScheduler("cosine(0.1, 100)", feedback=[Core()])
+
+
 def test_lr_scheduler_with_feedback_and_errors(const_grad_model, mean_pred_loss):
     fb = Core(mode="max", factor=0.5, patience=0)
     model = const_grad_model()

@@ -23,6 +23,7 @@ from ..feedback import (
     GuardBook,
     PlateauKwargs,
     as_metric,
+    check_controllers,
     settings_differ,
 )
 from ..feedback import ReduceOnPlateau as _PlateauCore
@@ -1071,8 +1072,12 @@ class LRScheduler(_LRCallback):
         super().__init__()
         self.schedule = as_schedule(schedule, nonnegative=True)
         self.per = V.choice("per", per, ("batch", "epoch"))
-        if feedback is not None and not isinstance(feedback, Feedback):
-            raise ValueError(f"feedback must be a lrkit.feedback.Feedback, got {V.fmt(feedback)}")
+        if isinstance(feedback, (list, tuple)):
+            raise ValueError(
+                "feedback must be one lrkit.feedback controller (a Keras optimizer has one "
+                f"learning rate, no param groups), got a {type(feedback).__name__}"
+            )
+        check_controllers(feedback)  # in the words of lrkit.torch.scheduler and lrkit.hf
         self.feedback = feedback
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be the name of a logged metric, got {V.fmt(monitor)}")
