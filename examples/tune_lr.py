@@ -36,7 +36,7 @@ def make_task():  # the target of `lrkit tune examples.tune_lr:make_task`
     return torch_task(
         model,
         loss_fn=nn.functional.cross_entropy,
-        train_data=train,
+        data=train,
         val_data=val,
         epochs=4,
         num_threads=1,

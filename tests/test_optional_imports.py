@@ -146,7 +146,7 @@ CASES = {
         {"torch"},
         [
             "import lrkit.tune",
-            "lrkit.tune.torch_task(None, loss_fn=None, train_data=[], val_data=None)",
+            "lrkit.tune.torch_task(None, loss_fn=None, data=[], val_data=None)",
         ],
         "ImportError",
         "lrkit.tune.torch_task needs torch: pip install 'lrkit[torch]'",

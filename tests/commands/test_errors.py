@@ -1133,7 +1133,7 @@ def test_tune_refuses_to_continue_a_study_with_another_task(task, tmp_path, caps
 
 
 def test_tune_refuses_to_continue_a_study_with_another_tuple_target(task, tmp_path, capsys):
-    """A (model_factory, loss_fn, train_data, val_data) target records its own name too."""
+    """A (model_factory, loss_fn, data, val_data) target records its own name too."""
     optuna = pytest.importorskip("optuna")
     url = f"sqlite:///{tmp_path / 's.db'}"
     argv = ["tune", "--no-progress", "--plot", "none", "--seed", "0", "--storage", url,

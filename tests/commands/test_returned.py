@@ -1,5 +1,5 @@
 """What a target returns is lrkit's to check: ``lrkit tune`` (a ``(model_factory, loss_fn,
-train_data, val_data)`` tuple, which lrkit trains) and ``lrkit compare`` refuse what cannot be
+data, val_data)`` tuple, which lrkit trains) and ``lrkit compare`` refuse what cannot be
 used with one line naming the target, exit code 2, before any work starts, as ``lrkit find``
 does; an error the user's code raises meanwhile stays the target's (exit code 1). Messages and
 notes name the options of the command, not the parameters of the Python API."""
@@ -38,7 +38,7 @@ TASKS = textwrap.dedent(
         return nn.Linear(4, 2)
 
 
-    # lrkit tune: (model_factory, loss_fn, train_data, val_data)
+    # lrkit tune: (model_factory, loss_fn, data, val_data)
     def tup_triples():
         return model, F, triples, data
 
@@ -180,21 +180,21 @@ DATA = "(a list, a DataLoader, or a function returning one)"
 @pytest.mark.parametrize(
     "target, message",
     [
-        ("tup_triples", f"train_data {BATCHES}"),
-        ("tup_triples_factory", f"train_data {BATCHES}"),
+        ("tup_triples", f"data {BATCHES}"),
+        ("tup_triples_factory", f"data {BATCHES}"),
         ("tup_val_triples", f"val_data {BATCHES}"),
         ("tup_no_loss", "loss_fn must be a callable loss_fn(output, target), got NoneType"),
         ("tup_empty_val", "val_data must yield at least one batch, got none"),
         (
             "tup_unsized",
-            "train_data must have a len() (a list, or a DataLoader over a sized dataset): a "
+            "data must have a len() (a list, or a DataLoader over a sized dataset): a "
             "trial trains --epochs x its batches, got a list_iterator without one",
         ),
-        ("tup_empty_train", "train_data must yield at least one batch, got none"),
+        ("tup_empty_train", "data must yield at least one batch, got none"),
         ("tup_no_val", f"val_data must be an iterable of (x, y) batches {DATA}, got NoneType"),
         (
             "tup_train_number",
-            f"train_data must be an iterable of (x, y) batches {DATA}, got int",
+            f"data must be an iterable of (x, y) batches {DATA}, got int",
         ),
     ],
 )

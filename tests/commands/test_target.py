@@ -86,7 +86,7 @@ def test_tune_refuses_options_a_target_would_silently_ignore(folder, capsys):
     assert main([*argv, "--epochs", "3"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "lrkit tune: error: --epochs sets the epochs of --demo and of a target that returns "
-        "(model_factory, loss_fn, train_data, val_data); a Task sets its own total_steps, "
+        "(model_factory, loss_fn, data, val_data); a Task sets its own total_steps, "
         "got --epochs 3 and a target 'lrkit_tgt_tasks:make' returning a Task"
     ]
     assert main([*argv, "--demo-task", "digits_mlp_adam"]) == 2

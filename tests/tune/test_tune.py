@@ -1090,18 +1090,18 @@ def test_a_torch_task_trains_exactly_the_steps_its_schedule_spans() -> None:
         return opt
 
     ce = torch.nn.functional.cross_entropy
-    task = torch_task(lambda: torch.nn.Linear(4, 2), loss_fn=ce, train_data=batches,
+    task = torch_task(lambda: torch.nn.Linear(4, 2), loss_fn=ce, data=batches,
                       val_data=batches, epochs=4, optimizer=optimizer)  # fmt: skip
     assert task.total_steps == 12  # 4 epochs x 3 batches, not rounded up
     assert task.name == "torch"  # the default
-    named = torch_task(lambda: torch.nn.Linear(4, 2), loss_fn=ce, train_data=batches,
+    named = torch_task(lambda: torch.nn.Linear(4, 2), loss_fn=ce, data=batches,
                        val_data=batches, epochs=4, name="my_experiment")  # fmt: skip
     assert named.name == "my_experiment"
     sched = S.onecycle(0.1, total_steps=task.total_steps)
     task.train(sched, lambda epoch, value: None)
     assert seen == [sched(k) for k in range(12)]
     with pytest.raises(ValueError) as info:
-        torch_task(lambda: torch.nn.Linear(4, 2), loss_fn=ce, train_data=batches[:1],
+        torch_task(lambda: torch.nn.Linear(4, 2), loss_fn=ce, data=batches[:1],
                    val_data=batches, epochs=4)  # fmt: skip
     assert str(info.value) == (
         "epochs x steps_per_epoch (the steps a trial trains, which its schedule spans) must "
@@ -1129,7 +1129,7 @@ def test_a_torch_task_with_a_seed_repeats_its_range_test_and_trials() -> None:
             return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(),
                                        torch.nn.Linear(8, 1))  # fmt: skip
 
-        return torch_task(model, loss_fn=torch.nn.functional.mse_loss, train_data=batches,
+        return torch_task(model, loss_fn=torch.nn.functional.mse_loss, data=batches,
                           val_data=batches, epochs=2, seed=seed)  # fmt: skip
 
     def search() -> Any:
@@ -1156,10 +1156,30 @@ def test_a_torch_task_with_a_seed_repeats_its_range_test_and_trials() -> None:
         generator=torch.Generator().manual_seed(1),
     )  # fmt: skip
     own = torch_task(lambda: torch.nn.Linear(4, 1), loss_fn=torch.nn.functional.mse_loss,
-                     train_data=loader, val_data=batches, epochs=2)  # fmt: skip
+                     data=loader, val_data=batches, epochs=2)  # fmt: skip
     assert len({own.train(sched, lambda e, v: None) for _ in range(3)}) == 1
     with pytest.raises(ValueError, match=r"^seed must be an integer"):
         task(-1)
+
+
+def test_torch_task_takes_data_as_fit_and_find_lr_name_it() -> None:
+    """data= (the name of find_lr, fit and compare's Setup); train_data= still works with a
+    DeprecationWarning, both at once or neither is a one-line TypeError."""
+    torch = pytest.importorskip("torch")
+
+    from lrkit.tune import torch_task
+
+    batches = [(torch.randn(8, 4), torch.randn(8, 1)) for _ in range(5)]
+    loss, model = torch.nn.functional.mse_loss, lambda: torch.nn.Linear(4, 1)
+    new = torch_task(model, loss_fn=loss, data=batches, val_data=batches, epochs=2)
+    with pytest.warns(DeprecationWarning, match=r"train_data= was renamed data="):
+        old = torch_task(model, loss_fn=loss, train_data=batches, val_data=batches, epochs=2)
+    sched = S.constant(0.01)
+    assert old.train(sched, lambda e, v: None) == new.train(sched, lambda e, v: None)
+    with pytest.raises(TypeError, match=r"got both data= and train_data="):
+        torch_task(model, loss_fn=loss, data=batches, train_data=batches, val_data=batches)
+    with pytest.raises(TypeError, match=r"missing 1 required keyword-only argument: 'data'$"):
+        torch_task(model, loss_fn=loss, val_data=batches)
 
 
 def test_a_target_in_the_form_of_find_and_compare_is_named_as_such() -> None:
@@ -1336,13 +1356,13 @@ def test_a_torch_task_refuses_a_model_instance_and_data_read_once() -> None:
     data = [(torch.randn(4, 2), torch.randn(4, 1))] * 5
     loss = torch.nn.functional.mse_loss
     with pytest.raises(ValueError) as info:
-        torch_task(torch.nn.Linear(2, 1), loss_fn=loss, train_data=data, val_data=data)
+        torch_task(torch.nn.Linear(2, 1), loss_fn=loss, data=data, val_data=data)
     assert str(info.value) == (
         "model_factory must be a zero-argument callable that builds a fresh model (every trial "
         "trains its own), got a Linear instance: pass e.g. lambda: MyModel()"
     )
-    with pytest.raises(ValueError, match=r"^train_data must be re-iterable .* got a list_iterator"):
-        torch_task(lambda: torch.nn.Linear(2, 1), loss_fn=loss, train_data=iter(data),
+    with pytest.raises(ValueError, match=r"^data must be re-iterable .* got a list_iterator"):
+        torch_task(lambda: torch.nn.Linear(2, 1), loss_fn=loss, data=iter(data),
                    val_data=data, steps_per_epoch=5, epochs=2)  # fmt: skip
 
 
@@ -1393,7 +1413,7 @@ def test_a_task_that_is_none_of_the_forms_is_named_as_the_argument_it_came_in() 
         tune(42, n_trials=1, progress=False)  # type: ignore[arg-type]
     assert str(e.value) == (
         "task must be a lrkit.tune.Task, a dict of its fields or a tuple "
-        "(model_factory, loss_fn, train_data, val_data), got int"
+        "(model_factory, loss_fn, data, val_data), got int"
     )
     with pytest.raises(ValueError) as e:
         as_task(42, target="pkg.mod:make")

@@ -5,11 +5,11 @@
         --storage postgresql://user@host:5432/db --study exp1   # same command on every worker
 
 ``pkg.module:function`` is imported (never eval'd) and called with no arguments; it returns a
-``lrkit.tune.Task`` (or a dict of its fields, or ``(model_factory, loss_fn, train_data,
+``lrkit.tune.Task`` (or a dict of its fields, or ``(model_factory, loss_fn, data,
 val_data)`` for PyTorch). See ``lrkit.tune.load_target``.
 
 The tuple is lrkit's to train (``lrkit.tune.torch_task``), so what it holds is checked before
-the range test and any trial: a callable ``loss_fn``, and ``(x, y)`` batches in ``train_data``
+the range test and any trial: a callable ``loss_fn``, and ``(x, y)`` batches in ``data``
 and ``val_data``, at least one. Anything else is a command-line mistake (exit code 2, one line
 naming the target), also when it shows only in use (a ``loss_fn`` that returns no tensor). A
 ``Task``'s own ``train`` and ``range_test`` are the user's code: their errors are the target's
@@ -103,7 +103,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         nargs="?",
         metavar="MODULE:FUNCTION",
         help="function returning a lrkit.tune.Task (or dict, or "
-        "(model_factory, loss_fn, train_data, val_data))",
+        "(model_factory, loss_fn, data, val_data))",
     )
     p.add_argument("--demo", action="store_true", help="tune the built-in demo task")
     p.add_argument(
@@ -246,7 +246,7 @@ OPTIONS = {
 
 #: What a target of ``lrkit tune`` returns.
 RETURNS = (
-    "a lrkit.tune.Task, a dict of its fields or (model_factory, loss_fn, train_data, val_data)"
+    "a lrkit.tune.Task, a dict of its fields or (model_factory, loss_fn, data, val_data)"
 )
 
 
@@ -357,28 +357,28 @@ def _sized(data: Any) -> bool:
 
 
 def _check_torch_tuple(value: Any, target: str) -> None:
-    """What lrkit's training of a target's ``(model_factory, loss_fn, train_data, val_data)``
+    """What lrkit's training of a target's ``(model_factory, loss_fn, data, val_data)``
     needs of it, checked before the range test or any trial: a callable ``loss_fn``, and
-    ``train_data`` and ``val_data`` (the metric of every trial) yielding ``(x, y)`` batches, at
+    ``data`` and ``val_data`` (the metric of every trial) yielding ``(x, y)`` batches, at
     least one (a function returning them is called; a list or tuple: every batch is checked,
     else the first). A one-shot iterator (a generator) is not read: ``as_task`` refuses it. A
     one-line ValueError naming the target; an error of the user's code (a loader, a data
     function) is a :class:`TargetError`."""
     from .._runtime import one_pass, preserved_rng
 
-    _, loss_fn, train_data, val_data = value
+    _, loss_fn, data, val_data = value
     try:
         with preserved_rng(import_torch=True):  # a shuffled loader draws nothing the trials see
             with user_code(target, during=CHECKING, mistakes=True):
                 check_loss_fn(loss_fn)
-                for name, data in (("train_data", train_data), ("val_data", val_data)):
-                    if not hasattr(data, "__next__"):
-                        batches = one_pass(data)
+                for name, source in (("data", data), ("val_data", val_data)):
+                    if not hasattr(source, "__next__"):
+                        batches = one_pass(source)
                         check_batches(batches, name=name, kinds=TUPLE_DATA)
-                        if name == "train_data" and not _sized(batches):
+                        if name == "data" and not _sized(batches):
                             # an epoch's steps are its len(): the command line cannot give them
                             raise TargetMistake(
-                                "train_data must have a len() (a list, or a DataLoader over a "
+                                "data must have a len() (a list, or a DataLoader over a "
                                 "sized dataset): a trial trains --epochs x its batches, got "
                                 f"a {type(batches).__name__} without one"
                             )
@@ -524,7 +524,7 @@ def _tune(args: argparse.Namespace) -> int:
                 # (what it may not return at all is said below, by the check of it)
                 raise ValueError(
                     "--epochs sets the epochs of --demo and of a target that returns "
-                    "(model_factory, loss_fn, train_data, val_data); a Task sets its own "
+                    "(model_factory, loss_fn, data, val_data); a Task sets its own "
                     f"total_steps, got --epochs {args.epochs} and a target {args.target!r} "
                     f"returning {'a Task' if isinstance(value, Task) else 'a dict of its fields'}"
                 )

@@ -18,7 +18,7 @@ def load_target(target: str, *, epochs: int = 5) -> Task:
 
     * a :class:`Task`;
     * a mapping with :class:`Task`'s fields (``train``, ``total_steps``, ...);
-    * a 4-tuple ``(model_factory, loss_fn, train_data, val_data)`` (PyTorch): trained with
+    * a 4-tuple ``(model_factory, loss_fn, data, val_data)`` (PyTorch): trained with
       :func:`lrkit.tune.torch_task` (SGD with momentum 0.9) for ``epochs`` epochs, metric
       the validation loss.
 
@@ -30,7 +30,7 @@ def load_target(target: str, *, epochs: int = 5) -> Task:
 
 
 def is_torch_tuple(value: Any) -> bool:
-    """Whether ``value`` is the ``(model_factory, loss_fn, train_data, val_data)`` tuple that
+    """Whether ``value`` is the ``(model_factory, loss_fn, data, val_data)`` tuple that
     :func:`as_task` trains with :func:`lrkit.tune.torch_task` (not the ``(model, optimizer,
     loss_fn, data)`` of ``lrkit find`` and ``lrkit compare``, whose second item is an
     optimizer)."""
@@ -39,7 +39,7 @@ def is_torch_tuple(value: Any) -> bool:
 
 def as_task(value: Any, *, epochs: int = 5, name: str = "task", target: str | None = None) -> Task:
     """Coerce a :class:`Task`, a mapping of its fields or a ``(model_factory, loss_fn,
-    train_data, val_data)`` tuple into a :class:`Task`. ``name`` names a task that has no name
+    data, val_data)`` tuple into a :class:`Task`. ``name`` names a task that has no name
     of its own (a ``Task`` with the default name ``"task"`` gets it too: ``lrkit tune`` names
     a target's task after the target, and a study keeps the name of its task). ``target``:
     the ``"pkg.module:function"`` that returned ``value``, named in the error if it is none
@@ -62,11 +62,11 @@ def as_task(value: Any, *, epochs: int = 5, name: str = "task", target: str | No
     if is_torch_tuple(value):
         from ._torch import torch_task
 
-        model_factory, loss_fn, train_data, val_data = value
+        model_factory, loss_fn, data, val_data = value
         return torch_task(
             model_factory,
             loss_fn=loss_fn,
-            train_data=train_data,
+            data=data,
             val_data=val_data,
             epochs=epochs,
             name=name,
@@ -83,5 +83,5 @@ def as_task(value: Any, *, epochs: int = 5, name: str = "task", target: str | No
     must = "task must be" if target is None else f"target {target!r} must return"
     raise ValueError(
         f"{must} a lrkit.tune.Task, a dict of its fields or a tuple "
-        f"(model_factory, loss_fn, train_data, val_data), got {got}"
+        f"(model_factory, loss_fn, data, val_data), got {got}"
     )

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from .. import _renamed
 from .. import _validate as V
 from .._imports import require
 from .._runtime import one_pass
@@ -24,8 +25,8 @@ def torch_task(
     model_factory: Callable[[], Any],
     *,
     loss_fn: Callable[..., Any],
-    train_data: Any,
-    val_data: Any,
+    data: Any = _renamed.UNSET,
+    val_data: Any = _renamed.UNSET,
     epochs: int = 5,
     optimizer: Callable[[Any, float], Any] | None = None,
     steps_per_epoch: int | None = None,
@@ -34,9 +35,12 @@ def torch_task(
     range_test_kwargs: dict[str, Any] | None = None,
     num_threads: int | None = None,
     seed: int | None = 0,
+    train_data: Any = _renamed.UNSET,
 ) -> Task:
     """A :class:`Task` that trains ``model_factory()`` for ``epochs`` epochs over
-    ``train_data`` (``(x, y)`` batches; a re-iterable or a zero-argument factory of one),
+    ``data`` (``(x, y)`` batches; a re-iterable or a zero-argument factory of one; the name
+    :func:`lrkit.torch.find_lr` and :func:`lrkit.torch.fit` give it, ``train_data=`` still works
+    with a ``DeprecationWarning``),
     stepping an :func:`lrkit.torch.scheduler` once per batch, and reports the validation loss
     (mean of ``loss_fn(model(x), y)`` over ``val_data``, or ``evaluate(model)``) after each
     epoch. A trial trains ``epochs x steps_per_epoch`` steps (at least 10), the
@@ -68,20 +72,26 @@ def torch_task(
         )
     V.takes("model_factory", model_factory, "model_factory() -> model", 0)
     V.optional_callable("optimizer", optimizer, "optimizer(params, lr) -> optimizer", 2)
-    for what, data in (("train_data", train_data), ("val_data", val_data)):
-        if hasattr(data, "__next__"):  # an iterator (a generator): read once, then empty
+    data = _renamed.keyword(
+        "lrkit.tune.torch_task()", "train_data", "data", train_data, data, default=_renamed.UNSET
+    )
+    for what, given in (("data", data), ("val_data", val_data)):
+        if given is _renamed.UNSET:
+            raise TypeError(f"torch_task() missing 1 required keyword-only argument: {what!r}")
+    for what, source in (("data", data), ("val_data", val_data)):
+        if hasattr(source, "__next__"):  # an iterator (a generator): read once, then empty
             raise ValueError(
                 f"{what} must be re-iterable (a list, a DataLoader) or a zero-argument factory "
-                f"of one, got a {type(data).__name__}, which can be read only once (every "
+                f"of one, got a {type(source).__name__}, which can be read only once (every "
                 "epoch of every trial reads the data again)"
             )
     epochs = V.integer("epochs", epochs, 1)
     make_opt = optimizer or (lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9))
     if steps_per_epoch is None:
         try:
-            steps_per_epoch = len(one_pass(train_data))  # type: ignore[arg-type]
+            steps_per_epoch = len(one_pass(data))  # type: ignore[arg-type]
         except TypeError:
-            raise ValueError("steps_per_epoch must be given when train_data has no len()") from None
+            raise ValueError("steps_per_epoch must be given when data has no len()") from None
     spe = V.integer("steps_per_epoch", steps_per_epoch, 1)
     if not MIN_TOTAL_STEPS <= epochs * spe <= V.MAX_STEPS:  # the steps its schedule spans
         bound = f"at least {MIN_TOTAL_STEPS}" if epochs * spe < MIN_TOTAL_STEPS else "at most 2**53"
@@ -101,7 +111,7 @@ def torch_task(
                 if seed is None:
                     return fn(*args)
                 # a loader's own generator too: every trial draws the same batches
-                with preserved_rng(import_torch=True, data=(train_data, val_data)):
+                with preserved_rng(import_torch=True, data=(data, val_data)):
                     seed_all(seed)
                     return fn(*args)
             finally:
@@ -131,7 +141,7 @@ def torch_task(
                 model,
                 optimizer=opt,
                 loss_fn=loss_fn,
-                data=lambda: one_pass(train_data),
+                data=lambda: one_pass(data),
                 epochs=epochs,
                 steps_per_epoch=spe,
                 schedule=scheduler(opt, schedule),
@@ -146,7 +156,7 @@ def torch_task(
         opt = make_opt(model.parameters(), 1e-3)
         kwargs: dict[str, Any] = {"start_lr": 1e-7, "end_lr": 10.0, "num_iter": 100, "warn": False}
         kwargs.update(range_test_kwargs or {})
-        return find_lr(model, opt, loss_fn, one_pass(train_data), **kwargs)
+        return find_lr(model, opt, loss_fn, one_pass(data), **kwargs)
 
     return Task(
         train=set_up(train),
@@ -184,7 +194,7 @@ def demo_task(
     return torch_task(
         t.make_model,
         loss_fn=t.loss_fn,
-        train_data=lambda: t.train_batches(),
+        data=lambda: t.train_batches(),
         val_data=t.val_batches,
         epochs=epochs,
         optimizer=lambda p, lr: t.optimizer_fn(p, lr),
