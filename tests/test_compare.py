@@ -51,6 +51,26 @@ def test_every_method_trains_on_the_same_batches_and_the_rngs_are_left_alone():
     assert np.array_equal(np.random.get_state()[1], before[1]) and random.getstate() == before[2]
 
 
+def test_a_make_that_does_not_seed_still_gives_every_run_the_same_batches():
+    """A make() returning a Setup itself (weights loaded from a fixed state, nothing seeded):
+    each run starts from the same global RNG state, so a shuffled loader without a generator
+    of its own deals every method the same batches (it dealt each a different order)."""
+    log: list[list[int]] = []
+    build = _task(log)
+    torch.manual_seed(0)
+    fixed = build()[0].state_dict()
+
+    def make():
+        model, opt, loss_fn, train, val = build()
+        model.load_state_dict(fixed)
+        return C.Setup(model, optimizer=opt, loss_fn=loss_fn, data=train, val_data=val)
+
+    methods = ["fixed", "cosine", "adam"]
+    C.compare(make, methods=methods, steps=20, num_iter=10)
+    runs = log[-len(methods) :]
+    assert all(len(r) == 20 for r in runs) and all(r == runs[0] for r in runs)
+
+
 def test_the_up_front_check_draws_nothing_the_runs_see(monkeypatch):
     # a make() that leaves the global RNG alone (its model seeded on a forked RNG) while the
     # loaders shuffle from it: the check's extra setup and step must not move the global RNG

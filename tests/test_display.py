@@ -149,6 +149,27 @@ def test_comparison_display() -> None:
     assert bundle["text/plain"] == "Comparison('digits', best='onecycle', runs=2)"
 
 
+def test_a_comparison_display_marks_the_rows_its_table_marks_and_says_it_was_interrupted():
+    """A tie for best: both rows marked, as table() marks them; the time column and the key
+    are there; an interrupted comparison says so and names what did not run."""
+    from lrkit.compare import Comparison, LRs
+
+    runs = [_run("fixed", 0.05, 0.5), _run("plateau", 0.05, 0.5)]
+    runs[0].seconds = 0.0119
+    comparison = Comparison(runs, lrs=LRs(0.05, base_max=0.1, base_min=0.01, adam=1e-3),
+                            name="tie", interrupted=True, not_run=["cosine", "adam"])  # fmt: skip
+    html = _check(comparison._repr_mimebundle_())
+    text_marked = [ln[1] == "*" for ln in comparison.table().splitlines()[2:]]
+    assert text_marked == comparison.best_marks() == [True, True]
+    for method in ("fixed", "plateau"):
+        assert f"<td style='text-align:left'>* {method}</td>" in html
+    assert "<th style='text-align:left'>time</th>" in html and "11.9 ms" in html
+    assert "* best val loss; interrupted after 2 of 4 methods; not run: cosine, adam" in html
+    assert comparison._repr_mimebundle_()["text/plain"] == (
+        "Comparison('tie', best='fixed', runs=2, interrupted, not run: cosine, adam)"
+    )
+
+
 def test_display_module_is_core() -> None:
     import subprocess
     import sys

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._figure import UndrawableError, log_axis_fits
-from ._format import accuracy_cell, loss_cell
+from ._format import accuracy_cell, duration, loss_cell
 
 __all__ = ["mimebundle"]
 
@@ -226,17 +226,27 @@ def comparison_bundle(c: Any) -> dict[str, Any]:
     best = c.best
     rows = [
         (
-            ("* " if r is best else "") + r.method,
+            ("* " if marked else "") + r.method,
             r.optimizer,
             r.lr,
             loss_cell(r.final_loss),
             loss_cell(r.val_loss),
             accuracy_cell(r.val_acc),
+            duration(r.seconds),
             r.note,
         )
-        for r in c.results
+        for r, marked in zip(c.results, c.best_marks())
     ]
-    header = ["method", "optimizer", "LR", "train loss", "val loss", "val acc", "note"]
+    header = ["method", "optimizer", "LR", "train loss", "val loss", "val acc", "time", "note"]
     png = png_from_path(lambda p: c.plot(path=p)) if any(r.losses for r in c.results) else None
-    text = f"Comparison({c.name!r}, best={best.method if best else None!r}, runs={len(rows)})"
-    return mimebundle(f"lrkit compare: {c.name}", grid(header, rows), png, text)
+    said = "* best val loss" if c.has_val else "* best train loss"
+    if c.interrupted:  # as the command says it
+        done = len(c.results)
+        said += (
+            f"; interrupted after {done} of {done + len(c.not_run)} methods; not run: "
+            + ", ".join(c.not_run)
+        )
+    body = grid(header, rows) + f"<p>{html.escape(said)}</p>"
+    text = f"Comparison({c.name!r}, best={best.method if best else None!r}, runs={len(rows)}"
+    text += f", interrupted, not run: {', '.join(c.not_run)})" if c.interrupted else ")"
+    return mimebundle(f"lrkit compare: {c.name}", body, png, text)

@@ -7,8 +7,9 @@
 
 Every method starts from the same initial weights and sees the same batches (a DataLoader with a
 ``generator=`` of its own, shared by the runs, is put back to its first state before each run,
-and left in that state at the end, also after a failure; the same optimizer returned again with
-state or other LRs is refused): ``make()`` builds a fresh :class:`Setup` for each run
+and left in that state at the end, also after a failure; every run starts from the same global
+RNG states, so a ``make()`` that seeds nothing deals each the same shuffles and dropout; the
+same optimizer returned again with state or other LRs is refused): ``make()`` builds a fresh :class:`Setup` for each run
 (:func:`factory` wraps a function returning ``(model, optimizer, loss_fn, data[, val_data])``;
 :func:`demo_factory` is the built-in digits task). Methods that need a learning rate start from
 the range test's suggestion
@@ -853,6 +854,10 @@ class Comparison:
         """The text table :func:`table` prints."""
         return table(self.results, val=self.has_val)
 
+    def best_marks(self) -> list[bool]:
+        """Which rows :meth:`table` marks best (see :func:`best_marks`)."""
+        return best_marks(self.results, val=self.has_val)
+
     def plot(self, path: Any = None, *, title: str | None = None) -> Any:
         """The loss curves and the LR of every method (see :func:`plot`); the title of an
         interrupted comparison says how many methods finished."""
@@ -940,7 +945,7 @@ def compare(
     An interrupt during the range tests, before any method started, carries none."""
     import time
 
-    from ._runtime import preserved_rng
+    from ._runtime import GlobalRNGState, preserved_rng
     from .torch import BatchLayoutError
 
     t0 = time.perf_counter()
@@ -965,6 +970,7 @@ def compare(
             with preserved_rng(import_torch=True):  # the check draws nothing the runs would see
                 _preflight(setups)
             lrs = find_lrs(setups, methods=methods, num_iter=num_iter, total_steps=steps)
+            start = GlobalRNGState(import_torch=True)
             bar: Any = None
             if progress:
                 from tqdm.auto import tqdm
@@ -975,6 +981,9 @@ def compare(
                     if bar is not None:
                         bar.set_postfix_str(m)
                     tick = bar.update if bar else None
+                    # every run from the same global RNG state: a make() that does not seed
+                    # (factory() does) still gives each run the same batches and dropout
+                    start.restore()
                     try:
                         results.append(run_method(m, make=setups, lrs=lrs, steps=steps, tick=tick))
                     except NotFreshError:  # every method would fail
@@ -1013,6 +1022,17 @@ def compare(
 
 
 # ----------------------------------------------------------------------------- output
+def best_marks(results: Sequence[Result], *, val: bool = True) -> list[bool]:
+    """Which rows a table marks best: those at the lowest finite validation loss (the
+    training loss where no row has one), every one of a tie. The text table and the
+    notebook's HTML mark the same rows."""
+    keys = [r.val_loss if val else r.final_loss for r in results]
+    if not any(math.isfinite(x) for x in keys):  # no validation loss: the training loss
+        keys = [r.final_loss for r in results]
+    best = min((x for x in keys if math.isfinite(x)), default=math.nan)
+    return [math.isfinite(key) and key == best for key in keys]
+
+
 def table(results: Sequence[Result], *, val: bool = True) -> str:
     """One row per method: optimizer, LR, final training loss, validation loss and accuracy
     (4 significant digits), wall time; ``*`` marks the best (validation, else training)
@@ -1024,12 +1044,8 @@ def table(results: Sequence[Result], *, val: bool = True) -> str:
         f"{'val acc':>9}{'time':>9}  note",
         "  " + "-" * 100,
     ]
-    keys = [r.val_loss if val else r.final_loss for r in results]
-    if not any(math.isfinite(x) for x in keys):  # no validation loss: the training loss
-        keys = [r.final_loss for r in results]
-    best = min((x for x in keys if math.isfinite(x)), default=math.nan)
-    for r, key in zip(results, keys):
-        mark = "*" if math.isfinite(key) and key == best else " "
+    for r, marked in zip(results, best_marks(results, val=val)):
+        mark = "*" if marked else " "
         lines.append(
             f" {mark}{r.method:<13}{r.optimizer[:18]:<19}{r.lr[:21]:<22}"
             f"{loss_cell(r.final_loss):>11}{loss_cell(r.val_loss):>10}"
