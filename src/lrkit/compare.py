@@ -9,33 +9,30 @@ Every method starts from the same initial weights and sees the same batches (a D
 ``generator=`` of its own, shared by the runs, is put back to its first state before each run,
 and left in that state at the end, also after a failure; every run starts from the same global
 RNG states, so a ``make()`` that seeds nothing deals each the same shuffles and dropout; the
-same optimizer returned again with state or other LRs is refused): ``make()`` builds a fresh :class:`Setup` for each run
-(:func:`factory` wraps a function returning ``(model, optimizer, loss_fn, data[, val_data])``;
-:func:`demo_factory` is the built-in digits task). Methods that need a learning rate start from
-the range test's suggestion
-(``lrkit.torch.find_lr``; one sweep for the base optimizer, one for Adam): ``fixed``,
-``step``, ``exponential``, ``cosine``, ``plateau`` use ``suggestion``; ``cyclic`` runs
-between ``base_lr`` and ``max_lr``; ``onecycle`` peaks at ``max_lr`` (the LR only: the
-optimizer's momentum stays as given, where PyTorch's ``OneCycleLR`` cycles it by default; a
-run of your own adds ``momentum=S.onecycle_momentum(steps)`` to ``lrkit.torch.scheduler``).
-With param groups at different LRs the LR of a row is the optimizer's ``lr`` (the
-schedule's value; each group follows its ratio of it, :func:`lrkit.torch.group_ratios`, which
-the row's note gives) and the plot shows group 0's.
-The base optimizer is
-the one ``make()`` returns. ``adam`` is Adam at its own suggestion; ``schedulefree`` is
-schedule-free AdamW at Adam's suggestion (5% warmup, evaluated at its averaged weights);
-``prodigy`` needs no LR. ``schedulefree`` and ``prodigy`` need ``pip install 'lrkit[lrfree]'``
-(:data:`PACKAGES`): by default :func:`compare` runs every method whose package is installed
-(:func:`available_methods`); asking for one whose package is missing is an ``ImportError``
-before anything trains. The range tests are for a run of ``steps`` steps (``total_steps``).
-``plateau`` reports the validation loss (the mean training loss of the last interval without
-validation data) to ``ReduceOnPlateau(factor=0.5, patience=2)`` every ``max(1, steps //
-20)`` steps but after the last (19 times per run when ``steps`` is a multiple of 20 from 20
-on: a cut after the last step would apply to none); the
-evaluation draws nothing from the global RNGs that the training batches depend on. Every
-run trains through :func:`lrkit.torch.fit`; :func:`compare` leaves the global RNGs (Python,
-numpy, torch) as it found them.
-"""
+same optimizer returned again with state or other LRs is refused): ``make()`` builds a fresh
+:class:`Setup` for each run (:func:`factory` wraps a function returning ``(model, optimizer,
+loss_fn, data[, val_data])``; :func:`demo_factory` is the built-in digits task). Methods that
+need a learning rate start from the range test's suggestion (``lrkit.torch.find_lr``; one sweep
+for the base optimizer, one for Adam): ``fixed``, ``step``, ``exponential``, ``cosine``,
+``plateau`` use ``suggestion``; ``cyclic`` runs between ``base_lr`` and ``max_lr``; ``onecycle``
+peaks at ``max_lr`` (the LR only: the optimizer's momentum stays as given, where PyTorch's
+``OneCycleLR`` cycles it by default; a run of your own adds
+``momentum=S.onecycle_momentum(steps)`` to ``lrkit.torch.scheduler``). With param groups at
+different LRs the LR of a row is the optimizer's ``lr`` (the schedule's value; each group
+follows its ratio of it, :func:`lrkit.torch.group_ratios`, which the row's note gives) and the
+plot shows group 0's. The base optimizer is the one ``make()`` returns. ``adam`` is Adam at its
+own suggestion; ``schedulefree`` is schedule-free AdamW at Adam's suggestion (5% warmup,
+evaluated at its averaged weights); ``prodigy`` needs no LR. ``schedulefree`` and ``prodigy``
+need ``pip install 'lrkit[lrfree]'`` (:data:`PACKAGES`): by default :func:`compare` runs every
+method whose package is installed (:func:`available_methods`); asking for one whose package is
+missing is an ``ImportError`` before anything trains. The range tests are for a run of ``steps``
+steps (``total_steps``). ``plateau`` reports the validation loss (the mean training loss of the
+last interval without validation data) to ``ReduceOnPlateau(factor=0.5, patience=2)`` every
+``max(1, steps // 20)`` steps but after the last (19 times per run when ``steps`` is a multiple
+of 20 from 20 on: a cut after the last step would apply to none); the evaluation draws nothing
+from the global RNGs that the training batches depend on. Every run trains through
+:func:`lrkit.torch.fit`; :func:`compare` leaves the global RNGs (Python, numpy, torch) as it
+found them. """
 
 from __future__ import annotations
 
