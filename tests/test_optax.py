@@ -291,6 +291,13 @@ def test_reduce_on_plateau_value_must_be_one_real_number():
         with pytest.raises(ValueError) as info:
             tx.update(grads, st, params, value=bad)
         assert str(info.value) == f"value must be a real number, got {shown}"
+    with pytest.raises(ValueError, match=r"^value must be a real number, got array\('0.5'"):
+        tx.update(grads, st, params, value=np.array("0.5"))
+    # what lrkit.feedback reads, read alike: an object array's number, a tensor with a graph
+    torch = pytest.importorskip("torch")
+    for host in (np.array(1.0, dtype=object), torch.tensor(1.0, requires_grad=True)):
+        _, new = tx.update(grads, st, params, value=host)
+        assert float(new[1].best) == 1.0
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ from ._jaxtable import (
     x64_enabled,
 )
 from ._runtime import GlobalRNGState, from_torch
-from .feedback import PLATEAU_HINTS, PlateauKwargs, ReduceOnPlateau
+from .feedback import PLATEAU_HINTS, PlateauKwargs, ReduceOnPlateau, as_metric
 from .finder import (
     FinderResult,
     Probes,
@@ -378,9 +378,10 @@ def reduce_on_plateau(
         **extra_args: Any,
     ) -> tuple[Any, ReduceOnPlateauState]:
         del params, extra_args
-        if value is None or isinstance(value, (str, bytes, bool, complex)):
-            # what no array holds: said as lrkit.feedback says it, not as jnp.asarray does
-            raise ValueError(f"value must be a real number, got {value!r}")
+        if not isinstance(value, jax.Array):  # a tracer is one: checked below, when traced
+            # a value from the host (a number, a numpy array, a torch tensor): read as
+            # lrkit.feedback reads it, or refused in its words, not in jnp.asarray's
+            value = as_metric(value, name="value")
         x = jnp.asarray(value)  # its shape and dtype are static under jit: checked when traced
         if x.size != 1:
             raise ValueError(
