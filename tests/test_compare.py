@@ -212,6 +212,25 @@ def test_groups_at_other_lrs_are_noted_beside_the_lr_they_are_ratios_of():
     assert plain.results[0].note == ""
 
 
+def test_a_group_frozen_at_lr_0_stays_frozen_in_every_row():
+    """A layer frozen with lr=0 in the base optimizer: the schedules keep it at 0, and the
+    rows with an optimizer of their own (adam) leave it out, so every row trains the same
+    layers (adam trained it)."""
+    log: list[list[int]] = []
+    inner = _task(log)
+    frozen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def fn():
+        model, _, loss_fn, train, val = inner()
+        frozen.append((model[0].weight, model[0].weight.detach().clone()))
+        groups = [{"params": model[0].parameters(), "lr": 0.0},
+                  {"params": model[2].parameters()}]  # fmt: skip
+        return model, torch.optim.SGD(groups, lr=0.1), loss_fn, train, val
+
+    C.compare(C.factory(fn, seed=0), methods="fixed,adam", steps=10, num_iter=10)
+    assert len(frozen) >= 2 and all(torch.equal(w, start) for w, start in frozen[-2:])
+
+
 def test_one_generator_handed_to_every_run_is_refused_and_a_fresh_one_each_time_is_taken():
     """A generator built once (at import) would give each run the batches the runs before it
     left: refused before any method trains; one built on every call reads from its start."""

@@ -268,9 +268,12 @@ def _same_stream(setup: Setup, seen: list[Any]) -> None:
 
 def _trained_params(setup: Setup) -> list[Any]:
     """The parameters a run trains: those of the base optimizer's groups (all of the model's,
-    or only a head's when the rest is frozen by leaving it out), in their order. The Adam and
-    LR-free runs, and Adam's range test, train these."""
-    return [p for g in setup.optimizer.param_groups for p in g["params"]]
+    or only a head's when the rest is frozen by leaving it out), in their order, less those of
+    a group frozen at ``lr=0`` (the schedules keep it at 0 too; unless every group is). The
+    Adam and LR-free runs, and Adam's range test, train these."""
+    groups = setup.optimizer.param_groups
+    live = [g for g in groups if float(g["lr"]) != 0.0] or groups
+    return [p for g in live for p in g["params"]]
 
 
 class _Setups:
