@@ -32,7 +32,7 @@ last interval without validation data) to ``ReduceOnPlateau(factor=0.5, patience
 of 20 from 20 on: a cut after the last step would apply to none); the evaluation draws nothing
 from the global RNGs that the training batches depend on. Every run trains through
 :func:`lrkit.torch.fit`; :func:`compare` leaves the global RNGs (Python, numpy, torch) as it
-found them. """
+found them."""
 
 from __future__ import annotations
 

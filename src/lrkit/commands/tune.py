@@ -245,9 +245,7 @@ OPTIONS = {
 }
 
 #: What a target of ``lrkit tune`` returns.
-RETURNS = (
-    "a lrkit.tune.Task, a dict of its fields or (model_factory, loss_fn, data, val_data)"
-)
+RETURNS = "a lrkit.tune.Task, a dict of its fields or (model_factory, loss_fn, data, val_data)"
 
 
 def parse_families(text: str | None) -> tuple[str, ...]:
