@@ -47,7 +47,7 @@ from .finder import (
     check_batches_type,
 )
 from .finder.sweep import check_finder_kwargs
-from .schedules import as_schedule
+from .schedules import as_schedule, is_schedule_list
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -405,7 +405,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         assert self.schedule is not None and self.result is not None
         made = self.schedule(self.result, total)
         try:
-            if isinstance(made, (list, tuple)):
+            if is_schedule_list(made):
                 if len(made) != groups:
                     raise ValueError(
                         f"a list needs one schedule per param group ({groups}), got {len(made)}"

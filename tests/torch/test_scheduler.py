@@ -1391,6 +1391,35 @@ def test_report_sets_the_lrs_only_through_the_current_sequential_phase() -> None
     assert opt.param_groups[0]["lr"] == 0.5
 
 
+def test_a_list_from_a_config_is_one_schedule_per_group() -> None:
+    """Any sequence that is no string is one schedule per param group, as a list is: an
+    OmegaConf ListConfig from a Hydra config (it was read as one schedule and refused), and
+    momentum= and fit(schedule=) alike."""
+    from collections import UserList
+
+    lists = [UserList(["cosine(0.1, 100)", {"name": "constant", "lr": 0.01}])]
+    try:  # the list a Hydra config holds, where OmegaConf is installed
+        from omegaconf import OmegaConf
+    except ImportError:
+        OmegaConf = None  # noqa: N806
+    if OmegaConf is not None:
+        cfg = OmegaConf.create(
+            {"per_group": ["cosine(0.1, 100)", {"name": "constant", "lr": 0.01}]}
+        )
+        lists.append(cfg.per_group)
+    for per_group in lists:
+        a, b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+        opt = torch.optim.SGD([{"params": a.parameters()}, {"params": b.parameters()}], lr=0.1,
+                              momentum=0.9)  # fmt: skip
+        sch = lt.scheduler(opt, per_group, momentum=UserList(["constant(0.9)", "constant(0.8)"]))
+        assert [g["lr"] for g in opt.param_groups] == [0.1, 0.01]
+        assert [g["momentum"] for g in opt.param_groups] == [0.9, 0.8]
+        assert sch.state_dict()["schedules"] == [S.parse("cosine(0.1, 100)").to_dict(),
+                                                 S.constant(0.01).to_dict()]  # fmt: skip
+    assert S.is_schedule_list(UserList([])) and not S.is_schedule_list("cosine(0.1, 10)")
+    assert not S.is_schedule_list(S.constant(0.1)) and not S.is_schedule_list({"name": "x"})
+
+
 def test_a_report_to_an_ended_phase_is_not_applied_by_a_resume() -> None:
     """A warmup phase with a controller hands over to StepLR at the same LR; a report after
     the handover cuts the ended phase's scale, not the LR. A checkpoint taken then says the

@@ -46,7 +46,7 @@ from ._families import (
     Warmup,
 )
 from ._function import Function, holds_callable, to_dict_with
-from ._spec import SpecError, as_schedule, from_dict, from_dict_with, parse
+from ._spec import SpecError, as_schedule, from_dict, from_dict_with, is_schedule_list, parse
 
 # Lower-case constructors: the names users call (they mirror PyTorch's keyword names).
 constant = Constant
@@ -121,6 +121,7 @@ __all__ = [
     "parse",
     "from_dict",
     "as_schedule",
+    "is_schedule_list",
     "register",
     "names",
     "constant",

@@ -436,6 +436,14 @@ def _from_dict(d: Any, depth: int) -> Schedule:
         raise ValueError(f"{name}: {exc}") from None
 
 
+def is_schedule_list(value: Any) -> bool:
+    """Whether ``value`` is a list of schedules (one per param group) rather than one: a list,
+    a tuple or any other sequence that is no string (an OmegaConf ``ListConfig`` from a Hydra
+    config), as :func:`from_dict` reads the lists inside a dict. Every adapter that takes one
+    schedule per group tells the two apart with this function."""
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes, Schedule))
+
+
 def as_schedule(value: Any, *, name: str = "schedule", nonnegative: bool = False) -> Schedule:
     """``value`` as a schedule: a :class:`Schedule` is returned as is, a spec string goes
     through :func:`parse`, a dict (``to_dict()`` output) through :func:`from_dict`.

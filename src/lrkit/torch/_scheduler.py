@@ -31,7 +31,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from .. import _validate as V
 from .._runtime import caller_level
 from ..feedback import Chain, as_metric, check_controllers, guard_hint, load_states
-from ..schedules import Schedule, as_schedule, holds_callable
+from ..schedules import Schedule, as_schedule, holds_callable, is_schedule_list
 from ..schedules.tables import checked_steps
 from ._checks import check_group_lrs, check_optimizer
 
@@ -46,7 +46,7 @@ def _written(s: Schedule) -> dict[str, Any] | None:
 
 def _schedule_or_list(name: str, value: Any, n_groups: int) -> Any:
     """A schedule, or (for a list) one schedule per param group."""
-    if isinstance(value, (list, tuple)):
+    if is_schedule_list(value):
         if len(value) != n_groups:
             raise ValueError(
                 f"{name}: a list needs one schedule per param group ({n_groups}), got {len(value)}"
@@ -313,7 +313,8 @@ class LRKitScheduler(LRScheduler):
         check_optimizer(optimizer)
         self.optimizer = optimizer
         groups = optimizer.param_groups
-        if isinstance(schedule, (list, tuple)):
+        per_group = is_schedule_list(schedule)
+        if per_group:
             if len(schedule) != len(groups):
                 raise ValueError(
                     f"schedule: a list needs one schedule per param group "
@@ -328,7 +329,7 @@ class LRKitScheduler(LRScheduler):
             self.schedules = [as_schedule(schedule, nonnegative=True)] * len(groups)
         # a list is one schedule per group, even of one group or of the same schedule twice:
         # a group added later has none of its own (not silently given another group's)
-        self._per_group = isinstance(schedule, (list, tuple))
+        self._per_group = per_group
         if not self._per_group:
             self.ratios = self._group_ratios(optimizer, self.schedules[0])
         self._feedback: Any = None

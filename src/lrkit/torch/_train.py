@@ -27,7 +27,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
 from .._runtime import is_data_factory
-from ..schedules import as_schedule
+from ..schedules import as_schedule, is_schedule_list
 from ._checks import check_module
 from ._finder import _check_loss, _refuse_closure, check_batch
 from ._lrfree import _sf_flags, first_lr_reader, is_schedule_free
@@ -173,7 +173,7 @@ def fit(
     sched = schedule if schedule is None or isinstance(schedule, LRScheduler) else None
     build = sched is None and schedule is not None
     if build:  # parsed now: a bad schedule is refused before any batch is drawn
-        if isinstance(schedule, (list, tuple)):
+        if is_schedule_list(schedule):
             schedule = [as_schedule(one) for one in schedule]
         else:
             schedule = as_schedule(schedule)
