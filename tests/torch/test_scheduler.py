@@ -1420,6 +1420,24 @@ def test_a_list_from_a_config_is_one_schedule_per_group() -> None:
     assert not S.is_schedule_list(S.constant(0.1)) and not S.is_schedule_list({"name": "x"})
 
 
+def test_a_bad_schedule_among_several_is_named_by_where_it_was_given() -> None:
+    """One of several schedules from a config (a group's, momentum's, a hyperparameter's)
+    fails with the place it was given in front of the reason."""
+    a, b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD([{"params": a.parameters()}, {"params": b.parameters()}], lr=0.1,
+                          momentum=0.9, weight_decay=0.1)  # fmt: skip
+    text = {"name": "cosine", "lr": "1e-3", "total_steps": 100}  # YAML's text, not a number
+    for kwargs, where in (
+        ({"schedule": ["cosine(0.1, 100)", text]}, "schedule[1]"),
+        ({"schedule": "cosine(0.1, 100)", "hyperparams": {"weight_decay": text}},
+         "hyperparams['weight_decay']"),
+        ({"schedule": "cosine(0.1, 100)", "momentum": text}, "momentum"),
+    ):  # fmt: skip
+        with pytest.raises(ValueError) as info:
+            lt.scheduler(opt, **kwargs)
+        assert str(info.value).startswith(f"{where}: lr must be a finite real number, got '1e-3'")
+
+
 def test_a_report_to_an_ended_phase_is_not_applied_by_a_resume() -> None:
     """A warmup phase with a controller hands over to StepLR at the same LR; a report after
     the handover cuts the ended phase's scale, not the LR. A checkpoint taken then says the

@@ -460,7 +460,13 @@ def as_schedule(value: Any, *, name: str = "schedule", nonnegative: bool = False
     elif isinstance(value, str):
         out = parse(value)
     elif isinstance(value, Mapping):
-        out = from_dict(dict(value))
+        try:
+            out = from_dict(dict(value))
+        except (TypeError, ValueError) as exc:
+            if name == "schedule" or isinstance(exc, SpecError):
+                raise
+            # one of several (momentum, hyperparams['weight_decay'], schedule[1]): named
+            raise V.prefixed(f"{name}: ", exc) from None
     else:
         raise ValueError(
             f"{name} must be a lrkit schedule, a spec string or a to_dict() dict, "
