@@ -164,7 +164,10 @@ def test_a_comparison_display_marks_the_rows_its_table_marks_and_says_it_was_int
     for method in ("fixed", "plateau"):
         assert f"<td style='text-align:left'>* {method}</td>" in html
     assert "<th style='text-align:left'>time</th>" in html and "11.9 ms" in html
-    assert "* best val loss; interrupted after 2 of 4 methods; not run: cosine, adam" in html
+    assert (
+        "* best val loss; interrupted after 2 of 4 methods; not run: cosine (stopped while "
+        "training), adam" in html
+    )
     assert comparison._repr_mimebundle_()["text/plain"] == (
         "Comparison('tie', best='fixed', runs=2, interrupted, not run: cosine, adam)"
     )

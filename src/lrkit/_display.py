@@ -241,11 +241,7 @@ def comparison_bundle(c: Any) -> dict[str, Any]:
     png = png_from_path(lambda p: c.plot(path=p)) if any(r.losses for r in c.results) else None
     said = "* best val loss" if c.has_val else "* best train loss"
     if c.interrupted:  # as the command says it
-        done = len(c.results)
-        said += (
-            f"; interrupted after {done} of {done + len(c.not_run)} methods; not run: "
-            + ", ".join(c.not_run)
-        )
+        said += f"; {c.interruption()}"
     body = grid(header, rows) + f"<p>{html.escape(said)}</p>"
     text = f"Comparison({c.name!r}, best={best.method if best else None!r}, runs={len(rows)}"
     text += f", interrupted, not run: {', '.join(c.not_run)})" if c.interrupted else ")"

@@ -44,6 +44,14 @@ def prefixed(prefix: str, error: BaseException) -> Exception:
     return kind(f"{prefix}{error}")
 
 
+def dict_given(value: Any) -> str:
+    """What an error says of ``value`` given where a dict of known keys belongs: ``"a dict with
+    keys ['a', 'b']"`` for a mapping, else its type's name."""
+    if isinstance(value, Mapping):
+        return f"a dict with keys {sorted(map(str, value))}"
+    return type(value).__name__
+
+
 def digits(value: int) -> str:
     """``value`` described by its number of digits (``str`` refuses more than 4300)."""
     try:
@@ -322,7 +330,8 @@ def options(
                 return difflib.SequenceMatcher(None, bad[0], name).ratio()
 
             # as close to several (man_lr: max_lr and min_lr): each is named, none is guessed
-            tied = sorted(n for n in close if ratio(n) == ratio(close[0]))
+            top = ratio(close[0]) if close else None
+            tied = sorted(n for n in close if ratio(n) == top)
             said = [n if n in allowed else f"{n} ({(hints or {})[n]})" for n in tied]
             if len(tied) > 1:
                 hint = f"as close to {' as to '.join(said)}"

@@ -858,6 +858,16 @@ class Comparison:
         """Which rows :meth:`table` marks best (see :func:`best_marks`)."""
         return best_marks(self.results, val=self.has_val)
 
+    def interruption(self) -> str:
+        """How an interrupted comparison says so under its table (``lrkit compare``, the
+        notebook display): ``"interrupted after 1 of 3 methods; not run: cosine (stopped while
+        training), adam"``; ``""`` when every method ran."""
+        if not self.interrupted:
+            return ""
+        done, rest = len(self.results), self.not_run
+        cut = [f"{rest[0]} (stopped while training)", *rest[1:]] if rest else []
+        return f"interrupted after {done} of {done + len(rest)} methods; not run: " + ", ".join(cut)
+
     def plot(self, path: Any = None, *, title: str | None = None) -> Any:
         """The loss curves and the LR of every method (see :func:`plot`); the title of an
         interrupted comparison says how many methods finished."""

@@ -434,14 +434,9 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         if not isinstance(state_dict, Mapping) or not (
             set(state_dict) <= {"result", "total_steps", "planned_steps"}
         ):
-            got = (
-                f"a dict with keys {sorted(map(str, state_dict))}"
-                if isinstance(state_dict, Mapping)
-                else type(state_dict).__name__
-            )
             raise ValueError(
                 "state_dict must be a dict from LRFinder.state_dict() (keys 'result', "
-                f"'total_steps', 'planned_steps'), got {got}"
+                f"'total_steps', 'planned_steps'), got {V.dict_given(state_dict)}"
             )
         saved = state_dict.get("result")
         needed = {"options", "lrs", "losses", "held_lrs", "held_losses", "stop_reason"}

@@ -209,11 +209,7 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         say(f"\n  total {duration(report.seconds)}; no method ended with a finite loss")
     if interrupt is not None:
-        done, cut, rest = len(report.results), report.not_run[0], report.not_run[1:]
-        say(
-            f"  interrupted after {done} of {done + len(report.not_run)} methods; not run: "
-            f"{cut} (stopped while training)" + "".join(f", {m}" for m in rest)
-        )
+        say(f"  {report.interruption()}")
 
     def json_file() -> bool:
         if not args.json:

@@ -263,12 +263,9 @@ def _config_with_schedule(config: Any) -> dict[str, Any]:
     """A copy of a ``get_config()`` dict, or a one-line ``ValueError`` when it is no dict
     holding ``"schedule"`` (a key Python's ``KeyError`` would name alone)."""
     if not isinstance(config, Mapping) or "schedule" not in config:
-        got = (
-            f"a dict with keys {sorted(map(str, config))}"
-            if isinstance(config, Mapping)
-            else type(config).__name__
+        raise ValueError(
+            f"config must be a get_config() dict with a 'schedule' key, got {V.dict_given(config)}"
         )
-        raise ValueError(f"config must be a get_config() dict with a 'schedule' key, got {got}")
     return dict(config)
 
 

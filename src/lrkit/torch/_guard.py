@@ -473,14 +473,9 @@ class DivergenceGuard:
             or "feedback" not in state_dict
             or ("controller" not in state_dict and "core" not in state_dict)
         ):
-            got = (
-                f"a dict with keys {sorted(map(str, state_dict))}"
-                if isinstance(state_dict, dict)
-                else type(state_dict).__name__
-            )
             raise ValueError(
                 "state_dict must be a dict from DivergenceGuard.state_dict() (keys 'controller' "
-                f"and 'feedback'), got {got}"
+                f"and 'feedback'), got {V.dict_given(state_dict)}"
             )
         good = V.integer("state_dict['good']", state_dict.get("good", 0), 0)
         groups = state_dict.get("groups")
