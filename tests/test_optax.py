@@ -325,6 +325,53 @@ def test_reduce_on_plateau_given_optax_contribs_first_argument_says_so():
     )
 
 
+def test_reduce_on_plateau_inside_inject_hyperparams_as_optax_contribs():
+    """optax.inject_hyperparams reads the factory's signature: the plateau arguments are
+    there by name, with the controller's defaults."""
+    import inspect
+
+    sig = inspect.signature(lo.reduce_on_plateau).parameters
+    assert [(n, p.default) for n, p in sig.items()] == [
+        ("mode", "min"),
+        ("accumulation_size", 1),
+        ("factor", 0.1),
+        ("patience", 10),
+        ("threshold", 1e-4),
+        ("threshold_mode", "rel"),
+        ("cooldown", 0),
+        ("min_scale", 0.0),
+    ]
+    p = jnp.ones(())
+    metrics = [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
+    # eager: the hyperparameters in the state, the scales those of the plain transform
+    injected = optax.inject_hyperparams(lo.reduce_on_plateau)(factor=0.5, patience=1)
+    state = injected.init(p)
+    assert float(state.hyperparams["factor"]) == 0.5 and int(state.hyperparams["patience"]) == 1
+    plain = lo.reduce_on_plateau(factor=0.5, patience=1)
+    plain_state = plain.init(p)
+    for v in metrics:
+        u, state = injected.update(jnp.ones(()), state, p, value=v)
+        w, plain_state = plain.update(jnp.ones(()), plain_state, p, value=v)
+        assert float(u) == float(w)
+    assert float(plain_state.scale) == 0.25
+    # under jit the numeric arguments are traced: named in one line, static_args works
+    with pytest.raises(ValueError) as info:
+        jax.jit(lambda s: injected.update(jnp.ones(()), s, p, value=1.0))(state)
+    names = ("accumulation_size", "cooldown", "factor", "min_scale", "patience", "threshold")
+    assert str(info.value) == (
+        f"{', '.join(names)} must be concrete numbers, got traced JAX values: build the "
+        "transformation outside jit (with optax.inject_hyperparams, which traces numeric "
+        f"arguments in update: static_args={names!r})"
+    )
+    static = optax.inject_hyperparams(lo.reduce_on_plateau, static_args=names)
+    tx = static(factor=0.5, patience=1)
+    state = tx.init(p)
+    step = jax.jit(lambda s, v: tx.update(jnp.ones(()), s, p, value=v))
+    for v in metrics:
+        u, state = step(state, v)
+    assert float(u) == 0.25
+
+
 def test_a_plateau_cut_applies_to_the_update_its_observation_arrives_with():
     # docs/jax.md: the update that completes an observation is already scaled
     tx = lo.reduce_on_plateau(factor=0.5, patience=0, accumulation_size=2)

@@ -221,6 +221,17 @@ def _concrete(name: str, value: Any) -> Any:
         ) from None
 
 
+def _traced(value: Any) -> bool:
+    """Whether ``value`` is a JAX value traced under ``jit`` (no concrete number to read)."""
+    if not isinstance(value, jax.Array):
+        return False
+    try:
+        value.item() if value.ndim == 0 else None
+    except jax.errors.ConcretizationTypeError:
+        return True
+    return False
+
+
 def reduce_on_plateau(
     mode: str = "min",
     *,
@@ -267,6 +278,19 @@ def reduce_on_plateau(
     # optax.contrib.reduce_on_plateau's names point to lrkit's
     V.options("lrkit.optax.reduce_on_plateau", plateau, allowed, PLATEAU_HINTS)
     # optax.contrib's arguments may be 0-d JAX arrays: read as the numbers they hold
+    given = {"accumulation_size": accumulation_size, **plateau}
+    traced = [k for k, v in given.items() if _traced(v)]
+    if traced:
+        what = (
+            "must be a concrete number, got a traced JAX value"
+            if len(traced) == 1
+            else "must be concrete numbers, got traced JAX values"
+        )
+        raise ValueError(
+            f"{', '.join(traced)} {what}: build the transformation outside jit (with "
+            "optax.inject_hyperparams, which traces numeric arguments in update: "
+            f"static_args={tuple(traced)!r})"
+        )
     plateau = {k: _concrete(k, v) for k, v in plateau.items()}  # type: ignore[assignment]
     accumulation_size = _concrete("accumulation_size", accumulation_size)
     # the arguments, their defaults and their validation are the framework-free controller's
@@ -409,6 +433,23 @@ def reduce_on_plateau(
         return updates, state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _named_plateau_arguments(fn: Any) -> None:
+    """Show ``fn``'s plateau arguments by name in its signature (their defaults are the
+    controller's), as ``optax.contrib.reduce_on_plateau`` shows its own: wrappers that read a
+    factory's signature, such as ``optax.inject_hyperparams``, then pass them by name."""
+    own = inspect.signature(fn)
+    controller = inspect.signature(ReduceOnPlateau).parameters
+    named = [
+        controller[name].replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for name in PlateauKwargs.__annotations__
+    ]
+    kept = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    fn.__signature__ = own.replace(parameters=[*kept, *named])
+
+
+_named_plateau_arguments(reduce_on_plateau)
 
 
 # ============================================================================ find_lr

@@ -270,6 +270,39 @@ lrs = st.floats(1e-6, 10.0)
 steps = st.integers(0, 5000)
 
 
+class _Traced:
+    """numpy under another name: the formula a traced namespace (jax, keras) evaluates."""
+
+    where = staticmethod(np.where)
+    maximum = staticmethod(np.maximum)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cuts=st.lists(st.integers(0, 400), min_size=0, max_size=30, unique=True),
+    gamma=st.floats(0.05, 2.0),
+    ts=st.lists(st.floats(0, 450, allow_subnormal=False) | st.integers(0, 450), max_size=40),
+)
+def test_step_schedules_read_the_count_of_boundaries_passed(
+    cuts: list[int], gamma: float, ts: list[float]
+) -> None:
+    """piecewise_constant and multistep count the boundaries passed (by a search, not one pass
+    per boundary): every path gives the definition's value, bit for bit."""
+    bounds = sorted(cuts)
+    vals = [0.1 * 0.9**i for i in range(len(bounds) + 1)]
+    p = S.piecewise_constant(bounds, values=vals)
+    m = S.multistep(0.1, milestones=bounds, gamma=gamma)
+    steps = np.asarray(ts, dtype=np.float64)
+    want_p = [vals[sum(b < t for b in bounds)] for t in ts]
+    want_m = [m(t) for t in ts]
+    assert [p(t) for t in ts] == want_p
+    assert p.values(steps).tolist() == want_p
+    assert p.values(steps, xp=_Traced).tolist() == want_p  # the formula jax and keras trace
+    assert [0.1 * gamma ** sum(b <= t for b in bounds) for t in ts] == pytest.approx(want_m)
+    assert m.values(steps).tolist() == want_m
+    assert m.values(steps, xp=_Traced).tolist() == want_m
+
+
 @settings(max_examples=60, deadline=None)
 @given(lr=lrs, total=st.integers(1, 2000), frac=st.floats(0, 1), t=steps)
 def test_cosine_bounded_and_monotone(lr: float, total: int, frac: float, t: int) -> None:

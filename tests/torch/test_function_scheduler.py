@@ -202,6 +202,20 @@ def test_a_negative_lr_from_a_function_without_length_stops_the_step_that_sets_i
     assert opt.param_groups[0]["lr"] == 0.0  # the refused step changed nothing
 
 
+def test_a_scheduler_refused_at_step_0_leaves_the_param_groups_as_they_were() -> None:
+    a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.Adam([{"params": [a]}, {"params": [b]}], lr=torch.tensor(0.01))
+    shared = opt.param_groups[0]["lr"]
+    assert opt.param_groups[1]["lr"] is shared  # torch gives both groups the defaults' tensor
+    with pytest.raises(ValueError) as info:
+        lt.scheduler(opt, S.function(lambda t: -1.0, lr=0.1))
+    # built at step 0: no word of steps left unchecked
+    assert str(info.value) == "schedule: the learning rate must be >= 0, got -0.1 at step 0"
+    for g in opt.param_groups:
+        assert g["lr"] is shared and "initial_lr" not in g
+    assert shared.item() == pytest.approx(0.01)
+
+
 def test_group_lrs_with_the_default_optimizer_lr_look_within_the_functions_length() -> None:
     def opt() -> torch.optim.Optimizer:
         a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(3))

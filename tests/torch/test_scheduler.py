@@ -511,6 +511,23 @@ def test_an_integer_tensor_lr_is_refused_before_anything_changes() -> None:
             make()
         assert str(info.value) == message
         assert opt.param_groups[0]["lr"].item() == 1 and "initial_lr" not in opt.param_groups[0]
+    # a tensor that requires grad (an LR learned by gradients, differentiable=True): the steps
+    # would set it in place
+    learned = torch.tensor(0.01, requires_grad=True)
+    opt = torch.optim.SGD(model.parameters(), lr=learned, differentiable=True)
+    for make in (
+        lambda: lt.scheduler(opt, S.cosine(0.1, total_steps=10)),
+        lambda: lt.find_lr(model, opt, torch.nn.functional.mse_loss, [(torch.ones(1, 2),) * 2]),
+        lambda: lt.DivergenceGuard(model, optimizer=opt),
+    ):
+        with pytest.raises(ValueError) as info:
+            make()
+        assert str(info.value) == (
+            "optimizer: param group 0's lr is a tensor that requires grad (an LR learned by "
+            "gradients); a schedule, a range test or a guard sets the lr in place: give one "
+            "without requires_grad (torch.tensor(0.009999999776482582))"
+        )
+        assert opt.param_groups[0]["lr"] is learned and "initial_lr" not in opt.param_groups[0]
     # a group added later with an integer tensor: refused at the step that adopts it
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = lt.scheduler(opt, S.cosine(0.1, total_steps=10))
@@ -998,14 +1015,18 @@ def test_param_groups_added_later_follow_the_schedule() -> None:
     assert [g["lr"] for g in opt.param_groups] == [s(2), ratio * s(2)]
 
 
+@pytest.mark.parametrize("rebuilt_with_both_groups", [False, True])
 @pytest.mark.parametrize("optimizer_first", [True, False])
 def test_a_checkpoint_saved_between_add_param_group_and_the_next_step_resumes_exactly(
-    optimizer_first: bool,
+    optimizer_first: bool, rebuilt_with_both_groups: bool
 ) -> None:
-    def build() -> tuple[torch.nn.Module, torch.nn.Module, Any, Any]:
+    def build(both: bool = False) -> tuple[torch.nn.Module, torch.nn.Module, Any, Any]:
         torch.manual_seed(0)
         a, b = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
-        opt = torch.optim.SGD(a.parameters(), lr=0.1, momentum=0.9)
+        groups: list[dict[str, Any]] = [{"params": list(a.parameters())}]
+        if both:  # the resumed run builds its optimizer with the added group from the start
+            groups.append({"params": list(b.parameters()), "lr": 0.01, "momentum": 0.5})
+        opt = torch.optim.SGD(groups, lr=0.1, momentum=0.9)
         return a, b, opt, lt.scheduler(opt, "cosine(0.1, 20)", momentum=S.constant(0.8))
 
     x = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
@@ -1029,16 +1050,19 @@ def test_a_checkpoint_saved_between_add_param_group_and_the_next_step_resumes_ex
     assert saved["sch"]["ratios"] == [1.0]  # the new group is adopted at the next step
     # the first step after the save trains the new group at its own lr and momentum
     expected = train(a, b, opt, sch, 6)
-    a2, b2, opt2, sch2 = build()
-    opt2.add_param_group({"params": list(b2.parameters()), "lr": 0.01, "momentum": 0.5})
+    a2, b2, opt2, sch2 = build(rebuilt_with_both_groups)
+    if not rebuilt_with_both_groups:
+        opt2.add_param_group({"params": list(b2.parameters()), "lr": 0.01, "momentum": 0.5})
     a2.load_state_dict(saved["a"])
     b2.load_state_dict(saved["b"])
-    if optimizer_first:
-        opt2.load_state_dict(saved["opt"])
-        sch2.load_state_dict(saved["sch"])
-    else:
-        sch2.load_state_dict(saved["sch"])
-        opt2.load_state_dict(saved["opt"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same schedule: no warning of another one
+        if optimizer_first:
+            opt2.load_state_dict(saved["opt"])
+            sch2.load_state_dict(saved["sch"])
+        else:
+            sch2.load_state_dict(saved["sch"])
+            opt2.load_state_dict(saved["opt"])
     assert [(g["lr"], g["momentum"]) for g in opt2.param_groups] == [
         (S.cosine(0.1, total_steps=20)(5), 0.8),
         (0.01, 0.5),

@@ -122,6 +122,9 @@ class MultiStep(Schedule):
         count = t * 0.0
         if not self.lr:
             return count
+        if xp is np:  # a search, not one pass per milestone
+            count = np.searchsorted(self.milestones, t, side="right").astype(np.float64)
+            return self.lr * self.gamma**count
         for m in self.milestones:
             count = count + xp.where(t >= m, 1.0, 0.0)
         return self.lr * self.gamma**count
@@ -924,7 +927,14 @@ class PiecewiseConstant(Schedule):
             f"values={_format(list(self.values_))})"
         )
 
+    def _at(self, t: float) -> float:
+        # the number of boundaries below the step (a boundary step keeps the earlier value)
+        return self.values_[bisect.bisect_left(self.boundaries, t)]
+
     def _values(self, t: Any, xp: Any) -> Any:
+        if xp is np:  # a search, not one pass per boundary
+            table = np.asarray(self.values_, dtype=np.float64)
+            return table[np.searchsorted(self.boundaries, t, side="left")]
         out = t * 0.0 + self.values_[-1]
         for b, val in zip(reversed(self.boundaries), reversed(self.values_[:-1])):
             out = xp.where(t <= b, val, out)

@@ -31,7 +31,8 @@ def check_optimizer(optimizer: Any) -> None:
 
 def check_group_lrs(groups: list[dict[str, Any]], start: int = 0) -> None:
     """A one-line ``ValueError`` when a param group (from index ``start`` on: groups added
-    since) has no ``lr`` or an integer tensor as its ``lr`` (:func:`check_optimizer`)."""
+    since) has no ``lr``, an integer tensor or one that requires grad as its ``lr``
+    (:func:`check_optimizer`)."""
     for i, group in enumerate(groups[start:], start):
         lr = group.get("lr")
         if lr is None:
@@ -40,6 +41,12 @@ def check_group_lrs(groups: list[dict[str, Any]], start: int = 0) -> None:
                 "step size, such as Adafactor with relative_step=True); a schedule, a range "
                 "test or a guard drives a numeric lr: give one (Adafactor: lr=..., "
                 "relative_step=False)"
+            )
+        if isinstance(lr, torch.Tensor) and lr.requires_grad:
+            raise ValueError(
+                f"optimizer: param group {i}'s lr is a tensor that requires grad (an LR learned "
+                "by gradients); a schedule, a range test or a guard sets the lr in place: give "
+                f"one without requires_grad (torch.tensor({float(lr)!r}))"
             )
         if isinstance(lr, torch.Tensor) and not lr.is_floating_point():
             raise ValueError(

@@ -107,10 +107,17 @@ def _check_numeric(i: int, key: str, value: Any) -> None:
         )
 
 
+def _unchecked(step: int) -> str:
+    # step 0 is the step the scheduler sets when it is built
+    return " (the schedule goes negative at a step not checked when the scheduler was built)" * (
+        step > 0
+    )
+
+
 def _negative_lr(lr: float, step: int) -> ValueError:
     return ValueError(
-        f"schedule: the learning rate must be >= 0, got {V.fmt(lr)} at step {step} (the schedule "
-        "goes negative at a step not checked when the scheduler was built)"
+        f"schedule: the learning rate must be >= 0, got {V.fmt(lr)} at step {step}"
+        + _unchecked(step)
     )
 
 
@@ -139,10 +146,7 @@ def _foreign_change(last: Any, groups: Any) -> str:
 
 def _negative_hp(key: str, value: float, step: int) -> ValueError:
     name = "momentum" if key == "momentum" else f"hyperparams[{key!r}]"
-    return ValueError(
-        f"{name} must be >= 0, got {V.fmt(value)} at step {step} (the schedule goes negative at a "
-        "step not checked when the scheduler was built)"
-    )
+    return ValueError(f"{name} must be >= 0, got {V.fmt(value)} at step {step}" + _unchecked(step))
 
 
 def _peak(schedule: Any) -> float | None:
@@ -363,22 +367,32 @@ class LRKitScheduler(LRScheduler):
                 if key != "momentum":
                     _check_numeric(i, key, g[key])
         self.hyperparams = extra
-        _own_lr_tensors(groups, set())
         default = optimizer.defaults.get("lr")
         #: the optimizer's default LR as the scheduler found it (a tensor default is also the
         #: first group's LR, which the steps change): a group added later is read against it
         self._default_lr = None if default is None else float(default)
-        for g in groups:
-            lr = g["lr"]
-            g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
-        self.base_lrs = [float(g["initial_lr"]) for g in groups]
-        self._shared = all(s is self.schedules[0] for s in self.schedules)
-        self._tensor_lr = any(isinstance(g["lr"], torch.Tensor) for g in groups)
-        self._bind()
-        self.last_epoch = 0
-        self._step_count = 1
-        self._foreign_warned = False  # warned once that another hand changed the LRs
-        self._apply()
+        # a scheduler that cannot be built (its schedule is refused at step 0) leaves the
+        # groups as they were: their LR objects, and no initial_lr of its making
+        found = [(g, g["lr"], "initial_lr" in g) for g in groups]
+        try:
+            _own_lr_tensors(groups, set())
+            for g in groups:
+                lr = g["lr"]
+                g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
+            self.base_lrs = [float(g["initial_lr"]) for g in groups]
+            self._shared = all(s is self.schedules[0] for s in self.schedules)
+            self._tensor_lr = any(isinstance(g["lr"], torch.Tensor) for g in groups)
+            self._bind()
+            self.last_epoch = 0
+            self._step_count = 1
+            self._foreign_warned = False  # warned once that another hand changed the LRs
+            self._apply()
+        except BaseException:
+            for g, lr, had in found:
+                g["lr"] = lr
+                if not had:
+                    g.pop("initial_lr", None)
+            raise
         _attach(self)
 
     def _bind(self) -> None:
@@ -588,6 +602,16 @@ class LRKitScheduler(LRScheduler):
         self._last_lr = [*lrs]
         self._handed_over = False
 
+    def _adopts_groups(self) -> bool:
+        """Whether a param group added later follows this scheduler (one schedule and one
+        controller for every group), rather than being refused."""
+        return not (
+            not self._shared
+            or getattr(self, "_per_group", False)
+            or isinstance(self._feedback, list)
+            or any(isinstance(v, list) for v in self.hyperparams.values())
+        )
+
     def _adopt_new_groups(self) -> None:
         """Param groups added to the optimizer since the scheduler was built (e.g. layers
         unfrozen during fine-tuning) follow the schedule like the others: a new group's ``lr``
@@ -602,13 +626,7 @@ class LRKitScheduler(LRScheduler):
                 f"{n_old}; param groups cannot be removed from a scheduled optimizer"
             )
         check_group_lrs(groups, n_old)
-        per_group = (
-            not self._shared
-            or getattr(self, "_per_group", False)
-            or isinstance(self._feedback, list)
-            or any(isinstance(v, list) for v in self.hyperparams.values())
-        )
-        if per_group:
+        if not self._adopts_groups():
             raise ValueError(
                 f"optimizer: param groups were added ({n_old} -> {len(groups)}) to an optimizer "
                 "whose scheduler has one schedule or controller per group; build the scheduler "
@@ -889,10 +907,15 @@ class LRKitScheduler(LRScheduler):
             else V.integer("state_dict['_step_count']", step_count, 0)
         )
         n = self._n_groups
+        if saved_n is not None and 0 < saved_n < n and self._adopts_groups():
+            # saved between add_param_group and the step that adopts the new groups, resumed
+            # into a scheduler built with them: they are adopted at the next step, as in the
+            # run that saved (until then they keep the LRs the optimizer's checkpoint holds)
+            n = saved_n
         ratios = self._float_list(state_dict, "ratios", n)
         base_lrs = self._float_list(state_dict, "base_lrs", n)
         saved = state_dict.get("schedules")
-        if saved is not None and saved != [_written(s) for s in self.schedules]:
+        if saved is not None and saved != [_written(s) for s in self.schedules[:n]]:
             warnings.warn(
                 "the checkpoint was made with a different schedule; keeping the schedule given "
                 f"to this scheduler ({self.schedules[0]})",
@@ -931,6 +954,10 @@ class LRKitScheduler(LRScheduler):
                 self.feedback.load_state_dict(fb)
         self.last_epoch = last_epoch
         self._step_count = step_count
+        if n < self._n_groups:
+            self.schedules = self.schedules[:n]
+            self.base_lrs = self.base_lrs[:n]
+            self.ratios = self.ratios[:n]
         if ratios is not None:
             self.ratios = ratios
         if base_lrs is not None:
