@@ -227,6 +227,26 @@ def test_another_librarys_keyword_names_the_option_meant(cls, kwargs, hint):
         assert type(clone) is cls and clone.state_dict() == c.state_dict()
 
 
+def test_a_shallow_copy_of_a_controller_is_a_controller_of_its_own() -> None:
+    """copy.copy (as PyTorch's ReduceLROnPlateau copies): stepping the copy leaves the
+    original's counters and loss window as they were."""
+    plateau = ReduceOnPlateau(patience=2)
+    plateau.update(1.0)
+    detector = DivergenceDetector(min_history=3)
+    for _ in range(5):
+        detector.update(1.0)
+    chain = Chain(RestartOnPlateau(patience=1), ReduceOnPlateau(patience=1))
+    chain.update(1.0)
+    for original, bad in ((plateau, 5.0), (detector, 2.0), (chain, 5.0)):
+        before = json.dumps(original.state_dict())
+        clone = copy.copy(original)
+        assert type(clone) is type(original) and json.dumps(clone.state_dict()) == before
+        for _ in range(3):
+            clone.update(bad)
+        assert json.dumps(clone.state_dict()) != before
+        assert json.dumps(original.state_dict()) == before
+
+
 def test_bad_metric_and_step():
     c = ReduceOnPlateau()
     with pytest.raises(ValueError, match="value"):

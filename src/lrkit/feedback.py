@@ -29,6 +29,7 @@ a controller restored from a state dict continues exactly as the original would.
 from __future__ import annotations
 
 import bisect
+import copy
 import functools
 import math
 import warnings
@@ -477,6 +478,11 @@ class _Hinted(Feedback):
     own signature."""
 
     _HINTS: Mapping[str, str] = {}
+
+    def __copy__(self) -> Any:
+        # a copy is a controller of its own: its counters and loss window are not shared
+        # with the original's (stepping one leaves the other as it was)
+        return copy.deepcopy(self)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         names = _init_keywords(cls)
@@ -1067,6 +1073,10 @@ class Chain(Feedback):
     scales it); ``update`` feeds the same metric to every member and returns the product.
     One controller given twice is a ``ValueError`` (it would take every metric twice).
     """
+
+    def __copy__(self) -> Any:
+        # copies of the members, as a copy of one controller is a controller of its own
+        return copy.deepcopy(self)
 
     def __init__(self, *controllers: Feedback) -> None:
         items: list[Feedback] = []

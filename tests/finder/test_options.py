@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from lrkit.finder import (
     DEFAULT_RULE,
     RULES,
+    FinderResult,
     Sweep,
     SweepOptions,
     optimizer_family,
@@ -88,10 +89,19 @@ def test_held_loss_measured_every_eval_every_steps_and_read_by_the_rule():
     np.testing.assert_array_equal(r.held_lrs, r.lrs[::3])
     np.testing.assert_array_equal(r.held_losses, [2.0 + i for i in range(7)])
     assert r.curve[0] is r.held_lrs
-    # eval_batches=0: never evaluated, the rule reads the training losses
+    # eval_batches=0 turns the held measurement off: an evaluate given with it is refused
+    # before any step (as val_data is by the framework finders), and without it the rule
+    # reads the training losses
     calls.clear()
-    r = range_test(bowl, num_iter=20, eval_batches=0, evaluate=evaluate, warn=False)
-    assert calls == [] and len(r.held_losses) == 0 and r.curve[0] is r.lrs
+    with pytest.raises(ValueError) as info:
+        range_test(bowl, num_iter=20, eval_batches=0, evaluate=evaluate, warn=False)
+    assert str(info.value) == (
+        "evaluate is given but eval_batches=0 turns the held measurement off: give "
+        "eval_batches >= 1 (the default) to measure with evaluate, or drop evaluate"
+    )
+    assert calls == []
+    r = range_test(bowl, num_iter=20, eval_batches=0, warn=False)
+    assert len(r.held_losses) == 0 and r.curve[0] is r.lrs
 
 
 def test_held_loss_divergence_stops_the_sweep():
@@ -99,6 +109,39 @@ def test_held_loss_divergence_stops_the_sweep():
     r = range_test(lambda lr: 1.0, num_iter=30, eval_every=1, evaluate=lambda: next(held),
                    warn=False)  # fmt: skip
     assert r.stop_reason == "diverged" and len(r.losses) == 4
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_a_loss_below_0_diverges_as_the_same_curve_above_0_does(held: bool) -> None:
+    """A negative log-likelihood's best loss is below 0: the sweep stops when the loss has
+    risen above it by (diverge_th - 1) times its size, as it stops at diverge_th times a
+    positive best."""
+
+    def curve(shift: float) -> Callable[[float], float]:
+        def f(lr: float) -> float:
+            base = 1.0 - 0.1 * math.log10(lr / 1e-7) if lr < 1e-2 else 0.5
+            return base + (0.0 if lr < 1e-2 else (lr / 1e-2) ** 3 - 1) + shift
+
+        return f
+
+    def run(shift: float) -> FinderResult:
+        if held:  # the same curve measured on held batches; the training loss is flat
+            last = {"lr": 1e-7}
+
+            def step(lr: float) -> float:
+                last["lr"] = lr
+                return 1.0
+
+            return range_test(step, evaluate=lambda: curve(shift)(last["lr"]), eval_every=1,
+                              stop_early=False, warn=False)  # fmt: skip
+        return range_test(curve(shift), stop_early=False, warn=False)
+
+    up = run(10.0)  # best 10.5: stops above 52.5
+    down = run(-3.0)  # best -2.5: stops above -2.5 + 4 * 2.5 = 7.5
+    assert up.stop_reason == down.stop_reason == "diverged"
+    assert down.steps <= up.steps < 100
+    values = down.held_losses if held else down.smoothed
+    assert values[-1] > -2.5 + 4 * 2.5 >= max(values[:-1])
 
 
 def test_extension_stops_when_the_curve_turns_up():
@@ -386,6 +429,15 @@ def test_every_rule_refuses_non_finite_losses_and_lrs_not_above_0(rule) -> None:
         x[i] = bad
         with pytest.raises(ValueError, match=rf"^lrs must be finite and > 0, got {bad!r} at "):
             suggest(x, losses, rule=rule)
+    # reversed, or two sweeps one after the other: not a sweep's order
+    with pytest.raises(ValueError) as info:
+        suggest(lrs[::-1], losses[::-1], rule=rule)
+    assert str(info.value) == (
+        "lrs must be increasing (the LRs of a sweep, in order), got 1.2915496650148828 at index "
+        "1 after 10.0"
+    )
+    with pytest.raises(ValueError, match=r"^lrs must be increasing .* at index 10 after 10\.0$"):
+        suggest(np.concatenate([lrs, lrs]), losses * 2, rule=rule)
 
 
 def test_use_family_fills_in_a_family_the_options_do_not_name():
@@ -479,7 +531,6 @@ def test_a_step_that_returns_no_loss_is_a_one_line_error_naming_step(value, got)
 def test_a_rule_that_does_not_take_lrs_and_losses_is_refused_when_given():
     """A callable rule is called as rule(lrs, losses): one of another shape is a one-line
     error when it is given, not after the sweep."""
-    from lrkit.finder import FinderResult
 
     def one(lrs):
         return float(lrs[0])

@@ -135,6 +135,35 @@ def test_guard_restores_last_good_state_exactly_and_stops():
         np.testing.assert_array_equal(np.asarray(va.numpy()), np.asarray(vb.numpy()))
 
 
+def test_a_guard_deep_copies_and_pickles_as_keras_callbacks_do():
+    """KerasTuner deep-copies the callbacks of every trial: a copy (or an unpickled guard)
+    is a guard of its own, with its own lock, that restores exactly as a fresh one does."""
+    import copy
+    import pickle
+
+    x, y = _data_with_bad_batch(bad=5)
+    a, b = _small(), _small()
+    b.set_weights(a.get_weights())
+    for m in (a, b):
+        m.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    a.fit(x[:16], y[:16], batch_size=4, shuffle=False, verbose=0)
+    original = lk.DivergenceGuard(max_restores=0, snapshot_every=1)
+    for guard in (copy.deepcopy(original), pickle.loads(pickle.dumps(original))):
+        assert guard is not original and guard.snapshot_every == 1
+    guard = copy.deepcopy(original)
+    with pytest.warns(RuntimeWarning, match="stopped training"):
+        b.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
+    assert guard.gave_up and guard.restored_at == [6] and original.restored_at == []
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    # after a fit, too (the callbacks of one trial copied for the next; Keras copies the
+    # model the guard holds, and says its optimizer's variables were not built yet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        again = copy.deepcopy(guard)
+    assert again.restored_at == [6] and again.gave_up
+
+
 def test_a_guard_that_gives_up_has_the_epoch_validated_on_the_restored_state():
     """Keras runs the batch begun when the guard gave up; the epoch's validation, which comes
     before on_epoch_end, sees the restored state, not that batch's."""

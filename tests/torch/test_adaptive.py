@@ -208,6 +208,53 @@ class _Writer:
         self.calls.append((tag, value, step))
 
 
+@pytest.mark.parametrize("how", ["deepcopy", "pickle", "torch.save"])
+def test_a_copied_logger_logs_the_steps_of_the_optimizer_it_holds(how: str) -> None:
+    """An optimizer leaves its step hooks behind when copied: the copy of a logger (copied
+    with its model and optimizer, or from a whole-object checkpoint) hooks itself onto the
+    copied optimizer, and the original keeps logging its own."""
+    import copy
+    import io
+    import pickle
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    opt = O.Adam(model.parameters(), lr=1e-3)
+    log = EffectiveLRLogger(opt, names=model, every=1, tensorboard=False)
+    x = torch.randn(3, 4)
+
+    def train(m: torch.nn.Module, o: torch.optim.Optimizer, n: int) -> None:
+        for _ in range(n):
+            o.zero_grad()
+            m(x).sum().backward()
+            o.step()
+
+    train(model, opt, 3)
+    if how == "deepcopy":
+        model2, opt2, log2 = copy.deepcopy((model, opt, log))
+    elif how == "pickle":
+        model2, opt2, log2 = pickle.loads(pickle.dumps((model, opt, log)))
+    else:
+        buf = io.BytesIO()
+        torch.save((model, opt, log), buf)
+        buf.seek(0)
+        model2, opt2, log2 = torch.load(buf, weights_only=False)
+    assert log2.optimizer is opt2
+    train(model2, opt2, 2)
+    assert log2.steps == [1, 2, 3, 4, 5] and log.steps == [1, 2, 3]
+    train(model, opt, 1)
+    assert log.steps == [1, 2, 3, 4] and log2.steps == [1, 2, 3, 4, 5]
+    log2.close()  # the copy's hook, not the original's
+    train(model2, opt2, 1)
+    train(model, opt, 1)
+    assert log2.steps == [1, 2, 3, 4, 5] and log.steps == [1, 2, 3, 4, 5]
+    # a logger without a hook (every=None, logging when called) stays without one
+    plain = EffectiveLRLogger(opt, every=None, tensorboard=False)
+    model3, opt3, plain3 = copy.deepcopy((model, opt, plain))
+    train(model3, opt3, 1)
+    assert plain3.steps == []
+
+
 def test_logger_history_writer_and_hook(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 1))

@@ -127,6 +127,13 @@ def _check(
     if bad.size:  # a sweep records none of these
         i = int(bad[0])
         raise ValueError(f"{xn} must be finite and > 0, got {V.fmt(float(x[i]))} at index {i}")
+    bad = np.flatnonzero(np.diff(x) <= 0)
+    if bad.size:  # a sweep's LRs grow from step to step; the rules read them in that order
+        i = int(bad[0]) + 1
+        raise ValueError(
+            f"{xn} must be increasing (the LRs of a sweep, in order), got {V.fmt(float(x[i]))} "
+            f"at index {i} after {V.fmt(float(x[i - 1]))}"
+        )
     bad = np.flatnonzero(~np.isfinite(y))
     if bad.size:  # a sweep stops at a non-finite loss, without recording it
         i = int(bad[0])

@@ -111,7 +111,8 @@ class SweepOptions:
     * ``beta``: EMA factor of the smoothed training loss (divergence test, plots; the
       rules of torch-lr-finder and fastai smooth as those tools do); ``diverge_th``: the
       sweep stops when that EMA exceeds this multiple of its best value (or when the
-      held-batch loss does).
+      held-batch loss does; a best value below 0, such as a negative log-likelihood's: when
+      it has risen above it by ``diverge_th - 1`` times its size).
     * ``eval_every``, ``eval_batches``: every ``eval_every`` steps the loss on
       ``eval_batches`` fixed held batches is measured (eval mode, no gradient; every
       ``2 * eval_every`` steps while that loss is still within ``FLAT_TOL`` of its first
@@ -350,13 +351,14 @@ class Sweep:
         """Why the sweep stopped, one of ``STOP_REASONS``; ``None`` while it runs."""
         return self._stop
 
-    def check_val_data(self, val_data: Any) -> None:
-        """A one-line error when ``val_data`` is given but ``eval_batches=0`` turns the held
-        measurement off (it would be read and never evaluated)."""
+    def check_val_data(self, val_data: Any, name: str = "val_data") -> None:
+        """A one-line error when ``val_data`` (the held batches, or what measures them:
+        ``name``) is given but ``eval_batches=0`` turns the held measurement off (it would be
+        read and never evaluated)."""
         if val_data is not None and self.options.eval_batches == 0:
             raise ValueError(
-                "val_data is given but eval_batches=0 turns the held measurement off: give "
-                "eval_batches >= 1 (the default) to measure on val_data, or drop val_data"
+                f"{name} is given but eval_batches=0 turns the held measurement off: give "
+                f"eval_batches >= 1 (the default) to measure with {name}, or drop {name}"
             )
 
     @property
@@ -389,6 +391,13 @@ class Sweep:
             return np.asarray(self._held_lrs), np.asarray(self._held)
         return np.asarray(self._lrs), np.asarray(self._losses)
 
+    def _diverged(self, value: float, best: float) -> bool:
+        """Whether ``value`` is ``diverge_th`` times ``best`` (a best loss below 0, such as
+        a negative log-likelihood's: risen above it by ``diverge_th - 1`` times its size)."""
+        if best > 0:
+            return value > self.diverge_th * best
+        return best < 0 and math.isfinite(best) and value > best - (self.diverge_th - 1) * best
+
     def record(self, loss: float, *, held: float | None = None) -> bool:
         """Record the loss of the current step (and the held-batch loss when ``eval_due``);
         return ``True`` while the sweep continues."""
@@ -411,11 +420,11 @@ class Sweep:
             h = held
             self._held_lrs.append(lr)
             self._held.append(h)
-            if len(self._held) > 1 and h > self.diverge_th * self._best_held > 0:
+            if len(self._held) > 1 and self._diverged(h, self._best_held):
                 self._stop, self._stop_lr = "diverged", lr
                 return False
             self._best_held = min(self._best_held, h)
-        if i > 0 and sm > self.diverge_th * self._best and self._best > 0:
+        if i > 0 and self._diverged(sm, self._best):
             self._stop, self._stop_lr = "diverged", lr
             return False
         self._best = min(self._best, sm)
@@ -720,6 +729,7 @@ def range_test(
         kwargs.get("optimizer_family"),
     )
     sweep = Sweep(options, **kwargs)
+    sweep.check_val_data(evaluate, "evaluate")
     if optimizer is not _renamed.UNSET and family is not None:  # named as the caller did
         sweep.use_family(V.choice("optimizer", family, OPTIMIZERS))
     sweep.run(step, evaluate=evaluate, callback=callback, progress=progress)

@@ -753,6 +753,17 @@ class DivergenceGuard(_LRCallback):
         self._last_good: float | None = None  # the latest loss checked good, across fit()s
         self._reset_run()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a lock is not copied (KerasTuner deep-copies the callbacks of every trial): each
+        # copy or unpickled guard gets its own
+        state = self.__dict__.copy()
+        state.pop("_cond", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cond = threading.Condition()
+
     def _reset_run(self) -> None:
         self._book.clear()
         self._pending: list[tuple[int, _Snapshot]] = []

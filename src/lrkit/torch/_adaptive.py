@@ -437,6 +437,18 @@ class EffectiveLRLogger:
             self.every = every
             self._hook = optimizer.register_step_post_hook(self._on_step)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # an optimizer leaves its step hooks behind when copied or pickled: a copy of this
+        # logger (with its copy of the optimizer) hooks itself onto the optimizer it holds
+        state = self.__dict__.copy()
+        state["_hook"] = self._hook is not None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        hooked = state.pop("_hook", False)
+        self.__dict__.update(state)
+        self._hook = self.optimizer.register_step_post_hook(self._on_step) if hooked else None
+
     def _draw(self, p: torch.Tensor) -> torch.Tensor | None:
         idx = _sample_indices(p.numel(), self.sample, self._gen)
         return None if idx is None else idx.to(p.device)
