@@ -1425,6 +1425,35 @@ def test_finder_state_round_trips_lr_min_and_the_family_and_reads_a_010_state() 
     assert older.result.to_dict() == res.to_dict()
 
 
+@pytest.mark.parametrize("held", [False, True])
+def test_a_checkpoint_keeps_its_curve_where_this_versions_stops_would_cut_it(held: bool) -> None:
+    """A saved curve is replayed as it was recorded, its stops not judged again: a sweep whose
+    rules ran on where this version's stop (a checkpoint of another version, or of other
+    options) comes back whole, with its own stop reason and stop LR."""
+    from lrkit.finder import range_test
+
+    def loss(lr: float) -> float:  # a negative log-likelihood that rises at large LRs
+        return -1.0 - 2.0 * min(lr, 1e-2) ** 0.1 + (lr / 1e-2) ** 2
+
+    evaluate = (lambda: -1.5) if held else None
+    saved = range_test(loss, evaluate=evaluate, stop_early=False, diverge_th=1e6,
+                       max_extra_iter=0, warn=False)  # fmt: skip
+    state = json.loads(json.dumps(saved.to_dict()))
+    state["options"]["diverge_th"] = state["diverge_th"] = 5.0  # these stop the curve earlier
+    stopped = range_test(loss, evaluate=evaluate, stop_early=False, diverge_th=5.0,
+                         max_extra_iter=0, warn=False)  # fmt: skip
+    assert stopped.stop_reason == "diverged" and len(stopped.losses) < len(saved.losses)
+    finder = LRFinder()
+    finder.load_state_dict({"result": state})
+    res = finder.result
+    assert res is not None and res.stop_reason == saved.stop_reason == "completed"
+    assert res.stop_lr == saved.stop_lr
+    np.testing.assert_array_equal(res.losses, saved.losses)
+    np.testing.assert_array_equal(res.smoothed, saved.smoothed)
+    np.testing.assert_array_equal(res.held_losses, saved.held_losses)
+    assert json.loads(json.dumps(res.to_dict())) == state
+
+
 def test_finder_with_probe_data_equals_find_lr_with_it_and_a_checkpoint_keeps_the_probes() -> None:
     from lrkit.lightning import _replay
 

@@ -182,8 +182,10 @@ def _escape_unencodable() -> Callable[[], None]:
 def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
-    if not any(a in COMMANDS for a in argv):  # `lrkit --bogus`: name it, not the command
-        unknown = [a for a in argv if a.startswith("-") and a not in ("-h", "--help", "--version")]
+    # `lrkit --bogus`: name it, not the command (a word that is no command, `lrkit fnd
+    # --demo`, is named by argparse as the command mistyped)
+    if not any(a in COMMANDS or not a.startswith("-") for a in argv):
+        unknown = [a for a in argv if not _top_level_option(a)]
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     at = next((i for i, a in enumerate(argv) if a in COMMANDS), None)
@@ -205,7 +207,10 @@ def _main(argv: Sequence[str] | None) -> int:
         with sigterm_as_interrupt():
             code = int(module.run(args) or 0)
         try:
-            sys.stdout.flush()  # a closed pipe shows here, not as an error at exit
+            # a closed pipe shows here, not as an error at exit (a standard output closed
+            # before the start, `>&-`, is None: Python drops what is printed to it)
+            if sys.stdout is not None:
+                sys.stdout.flush()
         except BrokenPipeError:
             raise
         except OSError as exc:  # a full disk: buffered text is written here
@@ -224,6 +229,14 @@ def _main(argv: Sequence[str] | None) -> int:
     except BrokenPipeError:  # the reader went away (`lrkit plot ... | head`): stop quietly
         _drop_stdout()
         return 141
+
+
+def _top_level_option(arg: str) -> bool:
+    """Whether ``arg`` is an option of ``lrkit`` itself (``-h``, or ``--help``, ``--version``
+    or a prefix of one, as argparse reads them)."""
+    return arg == "-h" or (
+        len(arg) > 2 and any(name.startswith(arg) for name in ("--help", "--version"))
+    )
 
 
 def _unknown_options(sub: _Parser, argv: Sequence[str]) -> list[str]:

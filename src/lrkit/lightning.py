@@ -116,13 +116,12 @@ def _replay(state: Mapping[str, Any], *, rule: Any = None) -> FinderResult:
     sweep = Sweep(SweepOptions(**options))
     # the family the sweep's rule read (saved as "optimizer" by lrkit 0.1.0)
     sweep.use_family(state.get("optimizer_family", state.get("optimizer")))
-    held = dict(zip(state["held_lrs"], state["held_losses"]))
-    for lr, loss in zip(state["lrs"], state["losses"]):
-        sweep.record(loss, held=held.get(lr) if sweep.eval_due else None)
-    if state["stop_reason"] == "nan":
-        sweep.record(math.nan)
-    elif not sweep.done:
-        sweep.interrupt()
+    sweep.replay(
+        state["losses"],
+        held=dict(zip(state["held_lrs"], state["held_losses"])),
+        stop_reason=state["stop_reason"],
+        stop_lr=state.get("stop_lr"),
+    )
     probes = state.get("probes")  # (absent before probe_data, None without it)
     return sweep.result(warn=False, probes=None if probes is None else Probes.from_dict(probes))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import pytest
 
@@ -102,6 +103,11 @@ def test_help_is_plain_text_and_json_reads_the_same_everywhere(command: str) -> 
         (["plot", "--bogus", "cosine(0.1,100)", "extra"], "lrkit plot: error: unrecognized "
          "arguments: --bogus extra (see: lrkit plot --help)"),
         (["--bogus"], "lrkit: error: unrecognized arguments: --bogus (see: lrkit --help)"),
+        # a mistyped command before an option: the command is named, not the option
+        (["fnd", "--demo"], "lrkit: error: argument COMMAND: invalid choice: 'fnd' (choose "
+         "from 'plot', 'find', 'compare', 'tune') (see: lrkit --help)"),
+        (["plt", "cosine(0.1,10)", "--log"], "lrkit: error: argument COMMAND: invalid choice: "
+         "'plt' (choose from 'plot', 'find', 'compare', 'tune') (see: lrkit --help)"),
     ],
 )  # fmt: skip
 def test_an_unknown_option_is_named_by_the_command_it_was_given_to(argv, line, capsys) -> None:
@@ -173,3 +179,34 @@ def test_a_parser_keeps_the_option_strings_of_its_arguments_and_groups() -> None
     find = build_parser(["find"]).commands["find"]
     assert isinstance(find, _Parser)
     assert {"--demo", "--help", "--seed", "--output", "--json"} <= set(find.option_strings)
+
+
+def test_a_prefix_of_version_is_read_as_argparse_reads_it(capsys) -> None:
+    from lrkit.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--vers"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith("lrkit ")
+
+
+def test_a_standard_output_closed_before_the_start_is_no_traceback(tmp_path) -> None:
+    """`lrkit ... >&-`: Python drops what is printed to a closed standard output; the command
+    runs, and a usage mistake keeps exit code 2."""
+    import subprocess
+    import sys
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lrkit", *argv],
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            close_fds=True,
+            preexec_fn=lambda: os.close(1),
+        )
+
+    ok = run("plot", "cosine(0.1, 10)", "--height", "3")
+    assert ok.returncode == 0 and ok.stderr == ""
+    bad = run("plot", "cosin(1,1)")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("lrkit plot: error: invalid schedule spec at position 0: ")

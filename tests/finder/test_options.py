@@ -144,6 +144,22 @@ def test_a_loss_below_0_diverges_as_the_same_curve_above_0_does(held: bool) -> N
     assert values[-1] > -2.5 + 4 * 2.5 >= max(values[:-1])
 
 
+def test_a_loss_that_crosses_0_on_its_way_down_is_not_judged_by_a_best_close_to_0() -> None:
+    """A negative log-likelihood's zero is where its constant terms put it: just past it, a
+    bump of the loss is not a divergence (the loss's size is its first value's, 0.5 here);
+    the rise at the end is."""
+    steps = iter(range(1000))
+
+    def loss(lr: float) -> float:
+        i = next(steps)
+        bump = 1.0 if 38 <= i < 41 else 0.0  # the smoothed loss is at -0.04 when it comes
+        return 0.5 - 1.5 * min(i, 80) / 80 + bump + (0.0 if i < 80 else 3.0 ** (i - 80) - 1)
+
+    r = range_test(loss, stop_early=False, warn=False)
+    assert min(r.smoothed[:38]) < 0 < max(r.smoothed[38:42])
+    assert r.stop_reason == "diverged" and len(r.losses) > 80
+
+
 def test_extension_stops_when_the_curve_turns_up():
     # the bowl's bottom is at 1e-2; with end_lr=1e-3 the sweep must extend past it
     r = range_test(bowl, start_lr=1e-7, end_lr=1e-3, num_iter=50, warn=False)

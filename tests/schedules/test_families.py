@@ -301,6 +301,14 @@ def test_step_schedules_read_the_count_of_boundaries_passed(
     assert [0.1 * gamma ** sum(b <= t for b in bounds) for t in ts] == pytest.approx(want_m)
     assert m.values(steps).tolist() == want_m
     assert m.values(steps, xp=_Traced).tolist() == want_m
+    # numpy as the namespace, on steps of another type: the formula's type and values
+    for kind in (np.float32, np.int64):
+        for s in (p, m):
+            got, formula = (
+                s.values(steps.astype(kind), xp=np),
+                s.values(steps.astype(kind), xp=_Traced),
+            )
+            assert got.dtype == formula.dtype and got.tolist() == formula.tolist()
 
 
 @settings(max_examples=60, deadline=None)

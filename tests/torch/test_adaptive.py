@@ -248,6 +248,23 @@ def test_a_copied_logger_logs_the_steps_of_the_optimizer_it_holds(how: str) -> N
     train(model2, opt2, 1)
     train(model, opt, 1)
     assert log2.steps == [1, 2, 3, 4, 5] and log.steps == [1, 2, 3, 4, 5]
+    # copy.copy: a second logger of the same optimizer, with a history of its own
+    shallow = copy.copy(log)
+    train(model, opt, 1)
+    assert log.steps == [1, 2, 3, 4, 5, 6] and shallow.steps == [1, 2, 3, 4, 5, 6]
+    assert len(log.history["weight"]["median"]) == 6
+    shallow.close()
+    train(model, opt, 1)
+    assert log.steps == [1, 2, 3, 4, 5, 6, 7] and shallow.steps == [1, 2, 3, 4, 5, 6]
+    # names given as pairs: a group added to the copied optimizer is named from them
+    net = torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.Linear(2, 1))
+    first = O.Adam(net[0].parameters(), lr=1e-3)
+    paired = EffectiveLRLogger(first, names=list(net.named_parameters()), every=1,
+                               tensorboard=False)  # fmt: skip
+    net2, first2, paired2 = copy.deepcopy((net, first, paired))
+    first2.add_param_group({"params": list(net2[1].parameters())})
+    train(net2, first2, 1)
+    assert paired2.names == ["0.weight", "0.bias", "1.weight", "1.bias"]
     # a logger without a hook (every=None, logging when called) stays without one
     plain = EffectiveLRLogger(opt, every=None, tensorboard=False)
     model3, opt3, plain3 = copy.deepcopy((model, opt, plain))

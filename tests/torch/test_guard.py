@@ -279,6 +279,31 @@ def test_spike_and_nonfinite_grad_count_as_divergence():
     assert not guard.check(1.0)
     assert guard.restores == 2
     assert model[0].weight.grad is None
+    # the event holds the loss as it was, and says the gradients were not finite
+    assert guard.events[-1] == {
+        "step": 6,
+        "loss": 1.0,
+        "action": "restore",
+        "reference": guard.events[-1]["reference"],
+        "scale": 0.25,
+        "gradients": "not finite",
+    }
+    again = DivergenceGuard(model, optimizer=opt, spike_factor=5.0, min_history=3, window=3)
+    again.load_state_dict(json.loads(json.dumps(guard.state_dict())))
+    assert again.events == guard.events
+    # giving up on them: the error names the loss and the gradients, and check_grads
+    last = DivergenceGuard(model, optimizer=opt, max_restores=0)
+    model[0].weight.grad = torch.full_like(model[0].weight, math.inf)
+    with pytest.raises(DivergenceError) as info:
+        last.check(0.5)
+    assert str(info.value).startswith(
+        "training diverged (loss 0.5 with non-finite gradients at check 1) after 0 restore(s)"
+    )
+    assert str(info.value).endswith(
+        "or raise max_restores (with a GradScaler, whose skipped steps have non-finite "
+        "gradients: check_grads=False)."
+    )
+    assert last.events == [{"step": 1, "loss": 0.5, "action": "give_up", "gradients": "not finite"}]
     off = DivergenceGuard(model, optimizer=opt, check_grads=False)
     model[0].weight.grad = torch.full_like(model[0].weight, math.nan)
     assert off.check(1.0)

@@ -7,7 +7,7 @@ import math
 import sys
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -112,7 +112,8 @@ class SweepOptions:
       rules of torch-lr-finder and fastai smooth as those tools do); ``diverge_th``: the
       sweep stops when that EMA exceeds this multiple of its best value (or when the
       held-batch loss does; a best value below 0, such as a negative log-likelihood's: when
-      it has risen above it by ``diverge_th - 1`` times its size).
+      it has risen above it by ``diverge_th - 1`` times the larger of its size and the first
+      value's).
     * ``eval_every``, ``eval_batches``: every ``eval_every`` steps the loss on
       ``eval_batches`` fixed held batches is measured (eval mode, no gradient; every
       ``2 * eval_every`` steps while that loss is still within ``FLAT_TOL`` of its first
@@ -391,12 +392,51 @@ class Sweep:
             return np.asarray(self._held_lrs), np.asarray(self._held)
         return np.asarray(self._lrs), np.asarray(self._losses)
 
-    def _diverged(self, value: float, best: float) -> bool:
-        """Whether ``value`` is ``diverge_th`` times ``best`` (a best loss below 0, such as
-        a negative log-likelihood's: risen above it by ``diverge_th - 1`` times its size)."""
+    def _book(self, i: int, lr: float, loss: float, held: float | None) -> float:
+        """Write step ``i``'s losses into the curves; returns the smoothed training loss."""
+        self._avg = self.beta * self._avg + (1.0 - self.beta) * loss
+        sm = self._avg / (1.0 - self.beta ** (i + 1))
+        self._lrs.append(lr)
+        self._losses.append(loss)
+        self._smoothed.append(sm)
+        if held is not None:
+            self._held_lrs.append(lr)
+            self._held.append(held)
+        return sm
+
+    def replay(
+        self,
+        losses: Sequence[float],
+        *,
+        held: Mapping[float, float] | None = None,
+        stop_reason: str,
+        stop_lr: float | None = None,
+    ) -> None:
+        """Record a saved curve (``FinderResult.to_dict()``: a checkpoint's) as the sweep that
+        made it recorded it, without judging the stops again (that sweep judged them, maybe
+        by other rules): ``losses`` in order, ``held`` the held losses by the LR they were
+        measured at; the sweep then stops for ``stop_reason`` (``stop_lr``: where), and
+        :meth:`result` reads the curve as this version's rules read it."""
+        if self._lrs or self.done:
+            raise RuntimeError("replay() takes a fresh sweep (this one has recorded steps)")
+        V.choice("stop_reason", stop_reason, STOP_REASONS)
+        held = {} if held is None else held
+        for loss in losses:
+            i = len(self._losses)
+            lr = self.lr_at(i)
+            self._book(i, lr, float(loss), held.get(lr) if self.eval_due else None)
+        self._stop, self._stop_lr = stop_reason, stop_lr
+
+    def _diverged(self, value: float, best: float, first: float) -> bool:
+        """Whether ``value`` is above ``diverge_th`` times ``best``. A loss without a natural
+        zero (a negative log-likelihood, whose constant terms place it) has a best below 0:
+        then whether it has risen above it by ``diverge_th - 1`` times the loss's size, the
+        larger of the best's and the ``first`` value's (a loss that crosses 0 on its way down
+        is not judged by a best that is close to 0)."""
         if best > 0:
             return value > self.diverge_th * best
-        return best < 0 and math.isfinite(best) and value > best - (self.diverge_th - 1) * best
+        size = max(-best, abs(first))
+        return best < 0 and math.isfinite(size) and value > best + (self.diverge_th - 1) * size
 
     def record(self, loss: float, *, held: float | None = None) -> bool:
         """Record the loss of the current step (and the held-batch loss when ``eval_due``);
@@ -411,20 +451,14 @@ class Sweep:
         if not math.isfinite(loss) or (held is not None and not math.isfinite(held)):
             self._stop, self._stop_lr = "nan", lr
             return False
-        self._avg = self.beta * self._avg + (1.0 - self.beta) * loss
-        sm = self._avg / (1.0 - self.beta ** (i + 1))
-        self._lrs.append(lr)
-        self._losses.append(loss)
-        self._smoothed.append(sm)
+        sm = self._book(i, lr, loss, held)
         if held is not None:
             h = held
-            self._held_lrs.append(lr)
-            self._held.append(h)
-            if len(self._held) > 1 and self._diverged(h, self._best_held):
+            if len(self._held) > 1 and self._diverged(h, self._best_held, self._held[0]):
                 self._stop, self._stop_lr = "diverged", lr
                 return False
             self._best_held = min(self._best_held, h)
-        if i > 0 and self._diverged(sm, self._best):
+        if i > 0 and self._diverged(sm, self._best, self._smoothed[0]):
             self._stop, self._stop_lr = "diverged", lr
             return False
         self._best = min(self._best, sm)

@@ -123,7 +123,9 @@ class MultiStep(Schedule):
         if not self.lr:
             return count
         if xp is np:  # a search, not one pass per milestone
-            count = np.searchsorted(self.milestones, t, side="right").astype(np.float64)
+            count = np.searchsorted(self.milestones, t, side="right")
+            # the formula's float type: the steps' without milestones, float64's with
+            count = count.astype(np.result_type(t, 0.0) if not self.milestones else np.float64)
             return self.lr * self.gamma**count
         for m in self.milestones:
             count = count + xp.where(t >= m, 1.0, 0.0)
@@ -932,8 +934,8 @@ class PiecewiseConstant(Schedule):
         return self.values_[bisect.bisect_left(self.boundaries, t)]
 
     def _values(self, t: Any, xp: Any) -> Any:
-        if xp is np:  # a search, not one pass per boundary
-            table = np.asarray(self.values_, dtype=np.float64)
+        if xp is np:  # a search, not one pass per boundary (in the steps' float type)
+            table = np.asarray(self.values_, dtype=np.result_type(t, 0.0))
             return table[np.searchsorted(self.boundaries, t, side="left")]
         out = t * 0.0 + self.values_[-1]
         for b, val in zip(reversed(self.boundaries), reversed(self.values_[:-1])):

@@ -49,6 +49,7 @@ element (exact, at a cost of a sort of every parameter at each log).
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import warnings
@@ -393,7 +394,9 @@ class EffectiveLRLogger:
         self._name_source: Any = names if isinstance(names, torch.nn.Module) else None
         pairs = list(names.items()) if isinstance(names, Mapping) else names
         if isinstance(pairs, list) and all(isinstance(n, tuple) and len(n) == 2 for n in pairs):
-            self._name_source = {id(p): str(n) for n, p in pairs}
+            # the parameters themselves, not their ids: a copy of the logger (with its
+            # optimizer) looks up the copied parameters
+            self._name_source = [(str(n), p) for n, p in pairs]
         if sample is not None and (
             isinstance(sample, bool) or not isinstance(sample, int) or sample < 100
         ):
@@ -449,6 +452,17 @@ class EffectiveLRLogger:
         self.__dict__.update(state)
         self._hook = self.optimizer.register_step_post_hook(self._on_step) if hooked else None
 
+    def __copy__(self) -> EffectiveLRLogger:
+        # a second logger of the same optimizer (and writer): its own history, sampling
+        # generator and hook, so that neither logs into the other's
+        state = self.__getstate__()
+        for key in ("steps", "history", "names", "_gen"):
+            state[key] = copy.deepcopy(state[key])
+        state["_params"] = list(state["_params"])  # the same parameters, a list of its own
+        new = object.__new__(type(self))
+        new.__setstate__(state)
+        return new
+
     def _draw(self, p: torch.Tensor) -> torch.Tensor | None:
         idx = _sample_indices(p.numel(), self.sample, self._gen)
         return None if idx is None else idx.to(p.device)
@@ -486,9 +500,9 @@ class EffectiveLRLogger:
                 "it; build a new EffectiveLRLogger"
             )
         known = {id(p) for p in self._params}
-        lookup = self._name_source
-        if isinstance(lookup, torch.nn.Module):
-            lookup = {id(p): n for n, p in lookup.named_parameters()}
+        source = self._name_source
+        pairs = source.named_parameters() if isinstance(source, torch.nn.Module) else source
+        lookup = {id(p): n for n, p in pairs or ()}
         for gi, g in enumerate(groups):
             for pi, p in enumerate(g["params"]):
                 if id(p) in known:
@@ -496,7 +510,7 @@ class EffectiveLRLogger:
                 if torch.is_complex(p):
                     raise ValueError("optimizer: complex parameters are not supported")
                 shape = "x".join(str(d) for d in p.shape) or "scalar"
-                base = (lookup or {}).get(id(p)) or f"g{gi}.p{pi}[{shape}]"
+                base = lookup.get(id(p)) or f"g{gi}.p{pi}[{shape}]"
                 name, k = base, 2
                 while name in self.history:
                     name, k = f"{base}#{k}", k + 1

@@ -383,11 +383,18 @@ class DivergenceGuard:
             # the next snapshot falls where it would have without the interruption
             self._book.good, self._saved_groups = self._resume
         self.num_checks += 1
-        if self.check_grads and math.isfinite(value) and not self._grads_finite():
+        # a finite loss with non-finite gradients is judged as a NaN loss (the step would
+        # write them into the weights); the events and the error say which it was
+        bad_grads = self.check_grads and math.isfinite(value) and not self._grads_finite()
+        loss_value = value
+        if bad_grads:
             value = math.nan
         if get_world_size() > 1:
             value = all_reduce_mean(value)  # every rank judges one number: they restore together
+        events = len(self.controller.events)
         action = self._book.check(value, step=self.num_checks)
+        if bad_grads and len(self.controller.events) > events:
+            self.controller.events[-1].update(loss=loss_value, gradients="not finite")
         if action == "ok":
             # due, or param groups added since the last snapshot (layers unfrozen): now
             if self._book.due() or len(self.optimizer.param_groups) != self._groups():
@@ -397,12 +404,21 @@ class DivergenceGuard:
         self._book.to_restore()  # drops the state restored last time if it diverged at once
         self.restore()
         if action == "give_up":
+            what = (
+                f"loss {loss_value!r} with non-finite gradients" if bad_grads else f"loss {value!r}"
+            )
+            hint = (
+                " (with a GradScaler, whose skipped steps have non-finite gradients: "
+                "check_grads=False)"
+                if bad_grads
+                else ""
+            )
             raise DivergenceError(
-                f"training diverged (loss {value!r} at check {self.num_checks}) after "
+                f"training diverged ({what} at check {self.num_checks}) after "
                 f"{self.controller.restores} restore(s) with the LR cut to "
                 f"{self.controller.scale:g}x; the model and optimizer were restored to their last "
                 f"good state (from check {self.snapshot_check}). Lower the learning rate, "
-                "or raise max_restores."
+                f"or raise max_restores{hint}."
             )
         return False
 
@@ -426,7 +442,9 @@ class DivergenceGuard:
         check it happened at), ``loss`` (a non-finite one as a string: ``"nan"``, ``"inf"``,
         ``"-inf"``), ``action`` (``"restore"`` or ``"give_up"``) and, for a restore, the
         ``reference`` loss it was judged against (None before any good loss) and the LR
-        ``scale`` after the cut; as ``lrkit.keras.DivergenceGuard.events``."""
+        ``scale`` after the cut; as ``lrkit.keras.DivergenceGuard.events``. A check whose
+        loss was finite and whose gradients were not (``check_grads``) has that loss and
+        ``gradients="not finite"``."""
         return self.controller.events
 
     def state_dict(self) -> dict[str, Any]:
