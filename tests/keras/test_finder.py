@@ -566,3 +566,39 @@ def test_a_subclass_of_sgd_is_read_as_sgd(regression):
         model.compile(optimizer=opt, loss="mse")
         res = _find(model, x, y, batch_size=32, num_iter=10)
         assert res.optimizer_family == family
+
+
+@pytest.mark.parametrize("max_skipped", [10, 0])
+def test_a_step_the_loss_scale_optimizer_skips_is_retried_at_the_same_lr(max_skipped) -> None:
+    """mixed_float16: a step whose scaled gradients overflow cuts the loss scale and makes no
+    update; it is retried at the same LR on the next batch (as a GradScaler's in the PyTorch
+    finder), so every point of the curve is a step that updated the model."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(512, 8)).astype("float32")
+        y = (100 * x @ rng.normal(size=(8, 1))).astype("float32")  # large: overflows at first
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1, dtype="float32")]
+        )
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+        seen: list[int] = []
+
+        def updates(i: int, lr: float, loss: float) -> None:
+            seen.append(int(np.asarray(model.optimizer.iterations)))
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LRFinderWarning)
+            lk.find_lr(model, x, y, num_iter=40, total_steps=1000, callback=updates,
+                       max_skipped=max_skipped)  # fmt: skip
+        assert float(np.asarray(model.optimizer.dynamic_scale)) == 32768.0  # restored
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    moved = [b > a for a, b in zip([0, *seen], seen)]
+    if max_skipped:
+        assert all(moved)
+    else:  # no retry: the skipped steps are points of the curve, as before
+        assert not all(moved)
+    with pytest.raises(ValueError, match=r"^max_skipped must be an integer >= 0 \(allowed"):
+        lk.find_lr(model, x, y, max_skipped=-1)

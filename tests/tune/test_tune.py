@@ -336,6 +336,17 @@ def test_surplus_rule() -> None:
     assert not _surplus(trials, b.number, 3)
     study.tell(a, state=TS.FAIL)
     assert not _surplus(study.get_trials(deepcopy=False), b.number, 2)
+    # a copy queued (WAITING) before a new trial was made keeps the last slot: the new one
+    # gives way, and the copy is the next trial asked for
+    study.tell(b, state=TS.FAIL)
+    study.enqueue_trial({"x": 0.5})  # trial 3, as a stopped worker's trial re-queued
+    # trial 4, made by a worker that had not seen the copy yet (in the race)
+    study.add_trial(optuna.trial.create_trial(state=TS.RUNNING, params={}, distributions={}))
+    number = study.get_trials(deepcopy=False)[-1].number
+    trials = study.get_trials(deepcopy=False)
+    assert number == 4 and _surplus(trials, number, 2)
+    assert not _surplus(trials, number, 3)
+    assert study.ask().number == 3
 
 
 def test_tune_waits_for_running_trials_of_other_workers() -> None:

@@ -367,6 +367,31 @@ def test_a_path_sqlite_cannot_open_is_refused_before_the_range_test(
     assert (tmp_path / "dangling.db").is_symlink() and list((tmp_path / "folder").iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["pkg/__init__.py", "notes.ipynb", "link.db"])
+def test_a_file_of_code_is_never_made_a_study_database(
+    tmp_path: Path, monkeypatch: Any, name: str
+) -> None:
+    """An empty package __init__.py (an empty file is otherwise a new database), a notebook,
+    a link to a module: refused in one line before the range test, left as they were."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "notes.ipynb").write_text("{}")
+    (tmp_path / "link.db").symlink_to(tmp_path / "pkg" / "__init__.py")
+    calls: list[str] = []
+    with pytest.raises(ValueError) as info:
+        tune(_task(calls), storage=f"sqlite:///{name}", study_name="s", n_trials=1)
+    assert str(info.value) == (
+        f"storage sqlite:///{name}: {name!r} is a file of code (a Python module or notebook): "
+        "a study database there would replace it; name another file, e.g. "
+        "sqlite:///lrkit-tune.db"
+    )
+    assert calls == []
+    assert (tmp_path / "pkg" / "__init__.py").read_text() == ""
+    assert (tmp_path / "notes.ipynb").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.db", "notes.ipynb", "pkg"]
+
+
 def test_a_new_file_of_a_long_name_is_created_after_the_range_test(
     tmp_path: Path, monkeypatch: Any
 ) -> None:

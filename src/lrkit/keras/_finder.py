@@ -326,6 +326,11 @@ def _accumulation(opt: Any) -> tuple[Any, int]:
     return opt, 1
 
 
+def _loss_scale(opt: Any) -> float:
+    """A ``LossScaleOptimizer``'s current loss scale (cut when it skips a step)."""
+    return float(np.asarray(keras.ops.convert_to_numpy(opt.dynamic_scale)))
+
+
 def _start_accumulation(opt: Any) -> int:
     """Start the sweep on an accumulation boundary (the snapshot puts the optimizer's counter
     and accumulators back afterwards): the micro-batch counter is rounded down to the last
@@ -381,6 +386,7 @@ def find_lr(
     options: SweepOptions | None = None,
     val_data: Any = None,
     probe_data: Any = None,
+    max_skipped: int = 10,
     progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
@@ -426,7 +432,11 @@ def find_lr(
     same learning rate, and the loss recorded is their mean (as ``accumulation_steps`` in
     :func:`lrkit.torch.find_lr`); the sweep starts on an accumulation boundary. The learning
     rate swept is one optimizer's: a ``keras.optimizers.MultiOptimizer`` of several optimizers
-    is a one-line ``ValueError`` (as for :class:`lrkit.keras.LRScheduler`).
+    is a one-line ``ValueError`` (as for :class:`lrkit.keras.LRScheduler`). Under a
+    ``LossScaleOptimizer`` (``mixed_float16``), a step it skips (non-finite scaled gradients:
+    its loss scale is cut, no update is made) is retried at the same learning rate on the next
+    batch, at most ``max_skipped`` times in a row, as :func:`lrkit.torch.find_lr` retries a
+    ``GradScaler``'s.
 
     Afterwards every model variable (``model.variables``: weights, non-trainable state such as
     BatchNorm statistics, seed generators), every optimizer variable (iterations and learning
@@ -464,6 +474,7 @@ def find_lr(
             "optimizer is swept; to name its family pass optimizer_family=)"
         )
     V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
+    max_skipped = V.integer("max_skipped", max_skipped, 0)
     shuffle = V.flag("shuffle", shuffle)
     progress = V.flag("progress", progress)
     warn = V.flag("warn", warn)
@@ -540,9 +551,10 @@ def find_lr(
             accum = _start_accumulation(snap.opt)
             reset = _keeps_running_means()
             pending: list[tuple[Any, Any, Any]] = [first]
+            lso = keras.optimizers.LossScaleOptimizer
+            scaled = model.optimizer if isinstance(model.optimizer, lso) else None
 
-            def one_step(lr: float) -> float:
-                lr_obj.lr = lr
+            def one_update() -> float:
                 total = 0.0
                 for _ in range(accum):  # one optimizer update: ``accum`` micro-batches
                     bx, by, bw = pending.pop() if pending else next(batches)
@@ -559,6 +571,17 @@ def find_lr(
                         raise ValueError(_NO_LOSS)
                     total += loss
                 return total / accum
+
+            def one_step(lr: float) -> float:
+                lr_obj.lr = lr
+                if scaled is None:
+                    return one_update()
+                for _ in range(max_skipped + 1):
+                    before = _loss_scale(scaled)
+                    loss = one_update()
+                    if _loss_scale(scaled) >= before:
+                        break  # updated (a cut scale: skipped, this LR on the next batch)
+                return loss
 
             def evaluate(scored: list[tuple[Any, Any, Any]] | None = None) -> float:
                 scored = held if scored is None else scored

@@ -397,13 +397,15 @@ def _seed_points(
 
 
 def _surplus(trials: Sequence[Any], number: int, n_trials: int) -> bool:
-    """Whether trial ``number`` is one too many: the COMPLETE trials plus the trials still
-    RUNNING that were started before it already make ``n_trials`` (two workers raced for
-    the last slot; the later one gives way)."""
+    """Whether trial ``number`` is one too many: the COMPLETE trials plus the trials ahead
+    of it already make ``n_trials`` (two workers raced for the last slot; the later one gives
+    way). Ahead: those still RUNNING that were started before it, and those queued (WAITING)
+    before it was made (a stopped worker's trial re-queued while another worker was making
+    a new one: the copy, which the next trial asked for takes, keeps its slot)."""
     optuna = _optuna()
     ts = optuna.trial.TrialState
     complete = sum(1 for t in trials if t.state == ts.COMPLETE)
-    ahead = sum(1 for t in trials if t.state == ts.RUNNING and t.number < number)
+    ahead = sum(1 for t in trials if t.state in (ts.RUNNING, ts.WAITING) and t.number < number)
     return complete + ahead >= n_trials
 
 
