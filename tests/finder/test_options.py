@@ -604,3 +604,32 @@ def test_a_subclass_of_sweep_options_with_its_own_init_builds() -> None:
     with pytest.raises(TypeError, match=r"^method is not an option of SweepOptions\(\) \(use rule"):
         SweepOptions(method="valley")
     assert dataclasses.replace(SweepOptions(), num_iter=60).num_iter == 60
+
+
+def test_replay_records_a_saved_curve_as_it_was_and_refuses_what_no_sweep_records() -> None:
+    """Sweep.replay: the curve of a result rebuilt exactly (its stops not judged again); a
+    non-finite loss, a curve longer than the options sweep, a sweep already run and an
+    unknown stop reason are one-line errors."""
+    r = range_test(lambda lr: 1.0 / (1.0 + lr) + lr**2, evaluate=lambda: 0.5, warn=False)
+    again = Sweep(r.options)
+    again.replay(
+        r.losses, held=dict(zip(r.held_lrs, r.held_losses)), stop_reason=r.stop_reason,
+        stop_lr=r.stop_lr,
+    )  # fmt: skip
+    assert again.result(warn=False).to_dict() == r.to_dict()
+    cases = [
+        (Sweep(), [1.0] * 10, {1e-7: math.inf}, "completed",
+         "held[1e-07] must be finite (a sweep that met a NaN or inf stopped before it: "
+         "stop_reason='nan'), got inf"),
+        (Sweep(), [1.0, math.nan], None, "completed", "losses[1] must be finite"),
+        (Sweep(num_iter=10), [1.0] * 61, None, "completed",
+         "losses: 61 steps, more than these options sweep (60: num_iter 10 and at most 50 "
+         "more); replay a curve with the options it was recorded with"),
+        (again, [1.0], None, "completed",
+         "replay() takes a fresh sweep (this one has recorded steps)"),
+        (Sweep(), [1.0], None, "done", "stop_reason must be one of 'completed', "),
+    ]  # fmt: skip
+    for sweep, losses, held, reason, message in cases:
+        with pytest.raises((ValueError, RuntimeError)) as info:
+            sweep.replay(losses, held=held, stop_reason=reason)
+        assert str(info.value).startswith(message)

@@ -421,6 +421,24 @@ class Sweep:
             raise RuntimeError("replay() takes a fresh sweep (this one has recorded steps)")
         V.choice("stop_reason", stop_reason, STOP_REASONS)
         held = {} if held is None else held
+        losses = [float(x) for x in losses]
+        limit = self.num_iter + self.options.extra_iter
+        if len(losses) > limit:
+            raise ValueError(
+                f"losses: {len(losses)} steps, more than these options sweep ({limit}: num_iter "
+                f"{self.num_iter} and at most {self.options.extra_iter} more); replay a curve "
+                "with the options it was recorded with"
+            )
+        given: list[tuple[str, Any, float]] = [
+            *(("losses", i, x) for i, x in enumerate(losses)),
+            *(("held", lr, float(x)) for lr, x in held.items()),
+        ]
+        for name, key, x in given:
+            if not math.isfinite(x):  # a sweep stops at a non-finite loss, without recording it
+                raise ValueError(
+                    f"{name}[{key!r}] must be finite (a sweep that met a NaN or inf stopped "
+                    f"before it: stop_reason='nan'), got {x!r}"
+                )
         for loss in losses:
             i = len(self._losses)
             lr = self.lr_at(i)

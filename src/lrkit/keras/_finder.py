@@ -433,10 +433,10 @@ def find_lr(
     :func:`lrkit.torch.find_lr`); the sweep starts on an accumulation boundary. The learning
     rate swept is one optimizer's: a ``keras.optimizers.MultiOptimizer`` of several optimizers
     is a one-line ``ValueError`` (as for :class:`lrkit.keras.LRScheduler`). Under a
-    ``LossScaleOptimizer`` (``mixed_float16``), a step it skips (non-finite scaled gradients:
-    its loss scale is cut, no update is made) is retried at the same learning rate on the next
-    batch, at most ``max_skipped`` times in a row, as :func:`lrkit.torch.find_lr` retries a
-    ``GradScaler``'s.
+    ``LossScaleOptimizer`` (``mixed_float16``), a batch whose gradients it drops (non-finite
+    scaled gradients: its loss scale is cut, nothing is applied or accumulated) is replaced
+    by the next batch at the same learning rate, at most ``max_skipped`` times in a row, as
+    :func:`lrkit.torch.find_lr` retries a ``GradScaler``'s skipped step.
 
     Afterwards every model variable (``model.variables``: weights, non-trainable state such as
     BatchNorm statistics, seed generators), every optimizer variable (iterations and learning
@@ -556,8 +556,10 @@ def find_lr(
 
             def one_update() -> float:
                 total = 0.0
-                for _ in range(accum):  # one optimizer update: ``accum`` micro-batches
+                done = skipped = 0
+                while done < accum:  # one optimizer update: ``accum`` micro-batches
                     bx, by, bw = pending.pop() if pending else next(batches)
+                    scale = None if scaled is None else _loss_scale(scaled)
                     if reset:  # each call's own loss, not a mean since the first call
                         model.reset_metrics()
                     try:
@@ -569,19 +571,18 @@ def find_lr(
                     loss = float(np.asarray(logs["loss"]))
                     if loss == 0.0 and no_loss:  # the JAX backend: a loss of 0
                         raise ValueError(_NO_LOSS)
+                    if scale is not None and skipped < max_skipped and _loss_scale(scaled) < scale:
+                        # the LossScaleOptimizer cut its scale: this batch's gradients were
+                        # dropped (no update, no micro-batch counted); the next batch, at this LR
+                        skipped += 1
+                        continue
                     total += loss
+                    done += 1
                 return total / accum
 
             def one_step(lr: float) -> float:
                 lr_obj.lr = lr
-                if scaled is None:
-                    return one_update()
-                for _ in range(max_skipped + 1):
-                    before = _loss_scale(scaled)
-                    loss = one_update()
-                    if _loss_scale(scaled) >= before:
-                        break  # updated (a cut scale: skipped, this LR on the next batch)
-                return loss
+                return one_update()
 
             def evaluate(scored: list[tuple[Any, Any, Any]] | None = None) -> float:
                 scored = held if scored is None else scored
