@@ -1015,6 +1015,55 @@ def test_param_groups_added_later_follow_the_schedule() -> None:
     assert [g["lr"] for g in opt.param_groups] == [s(2), ratio * s(2)]
 
 
+@pytest.mark.parametrize("own_lr", [False, True])
+def test_a_tensor_lr_group_added_before_the_save_resumes_into_an_optimizer_built_with_it(
+    own_lr: bool,
+) -> None:
+    """The optimizer's checkpoint sets the added group's lr to what the saving run held (the
+    shared default tensor, moved by the steps): the group is adopted with the base LR the
+    resumed scheduler read when it was built, as the saving run adopted it."""
+
+    def build(with_head: bool) -> tuple[torch.nn.Module, Any, Any]:
+        torch.manual_seed(0)
+        body, head = torch.nn.Linear(3, 3), torch.nn.Linear(3, 1)
+        opt = torch.optim.AdamW(body.parameters(), lr=torch.tensor(1e-2))
+        if with_head:
+            opt.add_param_group(group(head))
+        return head, opt, lt.scheduler(opt, "cosine(1.0, total_steps=20)")
+
+    def group(head: torch.nn.Module) -> dict[str, Any]:
+        extra = {"lr": torch.tensor(2e-2)} if own_lr else {}  # else the defaults' tensor
+        return {"params": list(head.parameters()), **extra}
+
+    def lrs(opt: Any) -> list[float]:
+        return [float(g["lr"]) for g in opt.param_groups]
+
+    head, opt, sch = build(False)
+    for _ in range(5):
+        opt.step()
+        sch.step()
+    opt.add_param_group(group(head))
+    saved = copy.deepcopy((opt.state_dict(), sch.state_dict()))
+    expected = []
+    for _ in range(3):
+        opt.step()
+        sch.step()
+        expected.append(lrs(opt))
+    _, opt2, sch2 = build(True)
+    opt2.load_state_dict(saved[0])
+    sch2.load_state_dict(saved[1])
+    got = []
+    for _ in range(3):
+        opt2.step()
+        sch2.step()
+        got.append(lrs(opt2))
+    assert got == expected
+    assert sch2.state_dict()["base_lrs"] == sch.state_dict()["base_lrs"]
+    assert [float(g["initial_lr"]) for g in opt2.param_groups] == [
+        float(g["initial_lr"]) for g in opt.param_groups
+    ]
+
+
 @pytest.mark.parametrize("rebuilt_with_both_groups", [False, True])
 @pytest.mark.parametrize("optimizer_first", [True, False])
 def test_a_checkpoint_saved_between_add_param_group_and_the_next_step_resumes_exactly(

@@ -649,6 +649,8 @@ class LRKitScheduler(LRScheduler):
             # group is read against that LR
             d = old.pop()
         ratios = [*self._ratios]
+        pending: list[tuple[float, float]] = getattr(self, "_pending", [])
+        self._pending: list[tuple[float, float]] = []
         for g in groups[n_old:]:
             lr = g["lr"]
             if isinstance(lr, torch.Tensor) and lr is shared and default is not None:
@@ -656,13 +658,19 @@ class LRKitScheduler(LRScheduler):
                 # have set to the current LR; its base LR is the default as it was
                 g["lr"] = torch.full_like(g["lr"], default)
         _own_lr_tensors(groups[n_old:], {id(g["lr"]) for g in groups[:n_old]})
-        for g in groups[n_old:]:
+        for k, g in enumerate(groups[n_old:]):
             lr = g["lr"]
-            g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
-            base = float(g["initial_lr"])
+            if k < len(pending):  # read when this scheduler was built (load_state_dict)
+                base, ratio = pending[k]
+                known = torch.full_like(lr, base) if isinstance(lr, torch.Tensor) else base
+                g.setdefault("initial_lr", known)
+            else:
+                g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
+                base = float(g["initial_lr"])
+                ratio = base / d if d is not None else 1.0
             self.base_lrs.append(base)
             self.schedules.append(self.schedules[0])
-            ratios.append(base / d if d is not None else 1.0)
+            ratios.append(ratio)
         self._tensor_lr = any(isinstance(g["lr"], torch.Tensor) for g in groups)
         self._update_fast_path()
         self.ratios = ratios
@@ -955,9 +963,15 @@ class LRKitScheduler(LRScheduler):
         self.last_epoch = last_epoch
         self._step_count = step_count
         if n < self._n_groups:
+            # the groups past the checkpoint's are adopted at the next step with the base LRs
+            # and ratios this scheduler read when it was built (the optimizer's checkpoint has
+            # since set their lr to what the saving run held, not what they were given)
+            self._pending = [(float(b), r) for b, r in zip(self.base_lrs[n:], self.ratios[n:])]
             self.schedules = self.schedules[:n]
             self.base_lrs = self.base_lrs[:n]
             self.ratios = self.ratios[:n]
+        else:
+            self._pending = []
         if ratios is not None:
             self.ratios = ratios
         if base_lrs is not None:
