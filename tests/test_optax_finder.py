@@ -444,3 +444,64 @@ def test_a_torch_finder_keyword_says_what_the_optax_finder_has_instead():
         "accumulation_steps is not an option of lrkit.optax.find_lr (use "
         "optax.MultiSteps(...).gradient_transformation() as the optimizer); options: beta, "
     )
+
+
+def test_a_step_apply_if_finite_skips_is_retried_at_the_same_lr() -> None:
+    """A finite loss with non-finite gradients: optax.apply_if_finite makes no update; the
+    sweep retries that LR on the next batch (as MultiSteps' should_skip_update_fn's skips,
+    a GradScaler's in the PyTorch finder), so both wrappers give the same curve."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype("float32")
+    y = x @ rng.normal(size=(4,)).astype("float32")
+    batches = [{"x": x, "y": y, "bad": np.float32(i % 2 == 1)} for i in range(8)]
+
+    def loss_fn(p, b):
+        base = jnp.mean((b["x"] @ p["w"] - b["y"]) ** 2)
+        u = jnp.sum(p["w"] - p["w"]) * b["bad"] + (1 - b["bad"])
+        return base + 0.0 * jnp.sqrt(u)  # its value finite, its gradient NaN on a bad batch
+
+    inner = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    opts = dict(total_steps=1000, num_iter=40, eval_batches=0, warn=False)
+    guarded = optax.apply_if_finite(inner, max_consecutive_errors=100)
+    multi = optax.MultiSteps(
+        inner, every_k_schedule=1, should_skip_update_fn=optax.skip_not_finite
+    ).gradient_transformation()
+    results = [
+        find_lr(loss_fn, {"w": jnp.zeros(4)}, opt, batches, **opts) for opt in (guarded, multi)
+    ]
+    # (the two wrappers compute the same update by other float paths)
+    np.testing.assert_allclose(results[0].losses, results[1].losses, rtol=1e-5)
+    assert len(set(results[0].losses.tolist())) == len(results[0].losses)  # each one updated
+    # max_skipped=0: the skipped steps are points of the curve (their next loss repeats)
+    plain = find_lr(loss_fn, {"w": jnp.zeros(4)}, guarded, batches, max_skipped=0, **opts)
+    assert len(set(plain.losses.tolist())) < len(plain.losses)
+    with pytest.raises(ValueError, match=r"^max_skipped must be an integer >= 0"):
+        find_lr(loss_fn, {"w": jnp.zeros(4)}, guarded, batches, max_skipped=-1, **opts)
+
+
+def test_jit_false_reads_a_torch_dataloader_as_jit_does() -> None:
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x = np.concatenate([b[0] for b in _data()])
+    y = np.concatenate([b[1] for b in _data()])
+
+    def loader() -> object:
+        g = torch.Generator().manual_seed(0)
+        ds = TensorDataset(torch.tensor(np.asarray(x)), torch.tensor(np.asarray(y)))
+        return DataLoader(ds, batch_size=32, shuffle=True, generator=g)
+
+    runs = [
+        find_lr(
+            _loss,
+            _params(),
+            optax.adam,
+            loader(),
+            total_steps=1000,
+            num_iter=20,
+            warn=False,
+            jit=jit,
+        )  # fmt: skip
+        for jit in (True, False)
+    ]
+    np.testing.assert_allclose(runs[0].losses, runs[1].losses, rtol=1e-5)

@@ -603,9 +603,22 @@ def _micro_batches_counted(state: Any) -> list[tuple[int, int]]:
     return [(int(x.gradient_step), int(x.mini_step)) for x in found]
 
 
-#: micro-batches in a row that ``optax.MultiSteps``' ``should_skip_update_fn`` may skip before
-#: a sweep step ends without an update (as ``max_skipped`` in :func:`lrkit.torch.find_lr`)
+#: the default ``max_skipped`` of :func:`find_lr`: steps in a row that make no update
+#: (``optax.apply_if_finite``, or micro-batches ``optax.MultiSteps``' ``should_skip_update_fn``
+#: skips) before a sweep step is recorded all the same (as in :func:`lrkit.torch.find_lr`)
 MAX_SKIPPED = 10
+
+
+def _steps_not_finite(state: Any) -> int | None:
+    """The steps the ``optax.apply_if_finite`` inside ``state`` skipped so far (summed), or
+    ``None`` when there is none."""
+    kind = optax.ApplyIfFiniteState
+    found = [
+        x
+        for x in jax.tree_util.tree_leaves(state, is_leaf=lambda x: isinstance(x, kind))
+        if isinstance(x, kind)
+    ]
+    return sum(int(x.total_notfinite) for x in found) if found else None
 
 
 def _accumulation_start(state: Any) -> Any:
@@ -775,6 +788,7 @@ def find_lr(
     jit: bool = True,
     val_data: Iterable[Any] | None = None,
     probe_data: Iterable[Any] | None = None,
+    max_skipped: int = MAX_SKIPPED,
     progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
@@ -834,7 +848,14 @@ def find_lr(
     With gradient accumulation (``optax.MultiSteps(...).gradient_transformation()``), a sweep
     step is one optimizer update: the ``every_k_schedule`` micro-batches it accumulates, at the
     same learning rate, and the loss recorded is their mean (as ``accumulation_steps`` in
-    :func:`lrkit.torch.find_lr`); the sweep starts on an accumulation boundary.
+    :func:`lrkit.torch.find_lr`); the sweep starts on an accumulation boundary. A step that
+    makes no update, a micro-batch its ``should_skip_update_fn`` skipped or a step
+    ``optax.apply_if_finite`` skipped (a finite loss, non-finite gradients), is retried at the
+    same learning rate on the next batch, at most ``max_skipped`` times in a row, as
+    :func:`lrkit.torch.find_lr` retries a ``GradScaler``'s skipped step.
+
+    ``jit=True`` compiles the step and the held loss with ``jax.jit``; ``jit=False`` runs them
+    eagerly (to debug ``loss_fn``), on the same batches (torch tensors as numpy arrays).
 
     The sweep runs on private copies: the caller's ``params`` and ``opt_state`` are never
     modified (no buffer donation; numpy inputs are copied before use). The global RNGs
@@ -850,6 +871,7 @@ def find_lr(
     # a factory's family now; a transformation's once its state is built (it is read there)
     family = None if isinstance(optimizer, optax.GradientTransformation) else _family(optimizer)
     V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
+    max_skipped = V.integer("max_skipped", max_skipped, 0)
     has_aux = V.flag("has_aux", has_aux)
     jit = V.flag("jit", jit)
     progress = V.flag("progress", progress)
@@ -947,16 +969,16 @@ def find_lr(
         out = loss_fn(p, batch)
         return out[0] if has_aux else out
 
-    step_fn: Callable[..., Any] = train_step
-    eval_fn: Callable[..., Any] = held_loss
-    if jit:  # torch tensors (a DataLoader's batches) reach the compiled step as numpy arrays
-        jit_step, jit_eval = jax.jit(train_step), jax.jit(held_loss)
+    run_step, run_eval = (
+        (jax.jit(train_step), jax.jit(held_loss)) if jit else (train_step, held_loss)
+    )
 
-        def step_fn(p: Any, st: Any, batch: Any, lr: Any) -> tuple[Any, Any, Any]:
-            return jit_step(p, st, jax.tree_util.tree_map(from_torch, batch), lr)  # type: ignore[no-any-return]
+    # torch tensors (a DataLoader's batches) reach the step as numpy arrays, compiled or not
+    def step_fn(p: Any, st: Any, batch: Any, lr: Any) -> tuple[Any, Any, Any]:
+        return run_step(p, st, jax.tree_util.tree_map(from_torch, batch), lr)  # type: ignore[no-any-return]
 
-        def eval_fn(p: Any, batch: Any) -> Any:
-            return jit_eval(p, jax.tree_util.tree_map(from_torch, batch))
+    def eval_fn(p: Any, batch: Any) -> Any:
+        return run_eval(p, jax.tree_util.tree_map(from_torch, batch))
 
     accumulating = _updates_made(work_state) is not None  # optax.MultiSteps
     if accumulating:
@@ -999,8 +1021,16 @@ def find_lr(
             )
             return float(loss)
 
+        guarded = _steps_not_finite(state[1]) is not None  # optax.apply_if_finite
+
         def one_step(lr: float) -> float:
             if not accumulating:
+                for _ in range(max_skipped if guarded else 0):
+                    before = _steps_not_finite(state[1])
+                    loss = micro_step(lr)
+                    if before is None or _steps_not_finite(state[1]) == before:
+                        return loss  # (a non-finite loss stops the sweep)
+                    # optax.apply_if_finite skipped it: no update, this LR on the next batch
                 return micro_step(lr)
             # one optimizer update: the micro-batches optax.MultiSteps accumulates, at one LR
             made, total, n, skipped = _updates_made(state[1]), 0.0, 0, 0
@@ -1016,9 +1046,9 @@ def find_lr(
                 if not math.isfinite(loss):  # the sweep stops on it (a skip_not_finite
                     return loss  # MultiSteps would skip every later micro-batch)
                 # a micro-batch its should_skip_update_fn skipped counts nothing: after
-                # MAX_SKIPPED in a row the step ends without an update, the sweep goes on
+                # max_skipped in a row the step ends without an update, the sweep goes on
                 skipped = skipped + 1 if _micro_batches_counted(state[1]) == counted else 0
-                if skipped > MAX_SKIPPED:
+                if skipped > max_skipped:
                     break
             return total / n
 
