@@ -394,6 +394,13 @@ def test_lightnings_own_finder_keywords_point_to_lrkits() -> None:
     )
     with pytest.raises(TypeError, match=r"^num_training_steps is not an option .*\(use num_iter"):
         LRFinder(num_training_steps=50)  # type: ignore[call-arg]
+    # a value spelled as Lightning spells it
+    with pytest.raises(ValueError) as err:
+        LRFinder(mode="exponential")
+    assert str(err.value) == (
+        "mode must be one of 'exp', 'linear', got 'exponential' (Lightning's 'exponential' is "
+        "'exp' here)"
+    )
 
 
 def test_finder_rejects_bad_options() -> None:

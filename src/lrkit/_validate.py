@@ -256,12 +256,18 @@ def flag(name: str, value: Any, *, spelled: str = "True or False") -> bool:
     raise ValueError(f"{name} must be {spelled}, got {fmt(value)}{hint}")
 
 
-def choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+def choice(
+    name: str, value: Any, allowed: Sequence[str], hints: Mapping[str, str] | None = None
+) -> str:
     """``value`` if it is one of the strings ``allowed``, else a ``ValueError`` naming ``name``
-    (compared as a string only: an array or another object is refused, not compared)."""
+    (compared as a string only: an array or another object is refused, not compared);
+    ``hints`` maps another library's spelling of a value to a pointer at the one meant."""
     if not isinstance(value, str) or value not in allowed:
         options = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"{name} must be one of {options}, got {fmt(value)}")
+        hint = (hints or {}).get(value) if isinstance(value, str) else None
+        raise ValueError(
+            f"{name} must be one of {options}, got {fmt(value)}" + (f" ({hint})" if hint else "")
+        )
     return str(value)
 
 

@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 MODES: tuple[str, ...] = ("exp", "linear")
+#: other libraries' names of the sweep's modes (Lightning's LRFinder says "exponential")
+_MODE_HINTS = {"exponential": "Lightning's 'exponential' is 'exp' here"}
 STOP_REASONS: tuple[str, ...] = ("completed", "turned_up", "diverged", "nan", "interrupted")
 MIN_ITER = 10
 MAX_ITER = 100_000  # the most num_iter, max_extra_iter and eval_batches: far beyond any need
@@ -174,7 +176,7 @@ class SweepOptions:
                 f"got end_lr={self.end_lr!r}"
             )
         put("num_iter", V.integer("num_iter", self.num_iter, MIN_ITER, MAX_ITER))
-        put("mode", V.choice("mode", self.mode, MODES))
+        put("mode", V.choice("mode", self.mode, MODES, _MODE_HINTS))
         if self.mode == "exp" and not math.isfinite(self.end_lr / self.start_lr):
             raise ValueError(
                 f"end_lr / start_lr must be a ratio float64 holds (the sweep's LRs grow by "
