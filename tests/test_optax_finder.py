@@ -505,3 +505,21 @@ def test_jit_false_reads_a_torch_dataloader_as_jit_does() -> None:
         for jit in (True, False)
     ]
     np.testing.assert_allclose(runs[0].losses, runs[1].losses, rtol=1e-5)
+
+
+def test_a_nan_loss_stops_the_sweep_under_apply_if_finite_too() -> None:
+    """A NaN loss (its gradients NaN too) is no skipped step to retry: the sweep stops on it,
+    as without the wrapper and as under MultiSteps' skip_not_finite."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype("float32")
+    y = x @ rng.normal(size=(4,)).astype("float32")
+    batches = [{"x": x, "y": y, "bad": np.float32(i == 7)} for i in range(12)]
+
+    def loss_fn(p, b):
+        return jnp.mean((b["x"] @ p["w"] - b["y"]) ** 2) + jnp.sqrt(-b["bad"]) * jnp.sum(p["w"])
+
+    inner = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    opts = dict(total_steps=1000, num_iter=30, eval_batches=0, warn=False)
+    for opt in (inner, optax.apply_if_finite(inner, max_consecutive_errors=100)):
+        res = find_lr(loss_fn, {"w": jnp.zeros(4)}, opt, batches, **opts)
+        assert res.stop_reason == "nan" and len(res.losses) == 7

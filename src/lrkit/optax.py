@@ -1028,7 +1028,7 @@ def find_lr(
                 for _ in range(max_skipped if guarded else 0):
                     before = _steps_not_finite(state[1])
                     loss = micro_step(lr)
-                    if before is None or _steps_not_finite(state[1]) == before:
+                    if not math.isfinite(loss) or _steps_not_finite(state[1]) == before:
                         return loss  # (a non-finite loss stops the sweep)
                     # optax.apply_if_finite skipped it: no update, this LR on the next batch
                 return micro_step(lr)

@@ -606,3 +606,32 @@ def test_a_step_the_loss_scale_optimizer_skips_is_retried_at_the_same_lr(
         assert 0 in moved
     with pytest.raises(ValueError, match=r"^max_skipped must be an integer >= 0 \(allowed"):
         lk.find_lr(model, x, y, max_skipped=-1)
+
+
+def test_max_skipped_counts_dropped_batches_in_a_row_and_keeps_updates_whole() -> None:
+    """Two batches dropped in one accumulated update, not in a row: with max_skipped=1 both
+    are replaced, and every point of the curve is one whole update of 3 micro-batches."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        rng = np.random.default_rng(0)
+        n = 16
+        x = rng.normal(size=(64 * n, 8)).astype("float32")
+        y = x.sum(1, keepdims=True).astype("float32")
+        for b in (1, 3):  # two overflowing micro-batches of the first update
+            y[b * n : (b + 1) * n] = 1e6
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1, dtype="float32")]
+        )
+        inner = keras.optimizers.SGD(0.01, gradient_accumulation_steps=3)
+        model.compile(keras.optimizers.LossScaleOptimizer(inner, initial_scale=1024.0), "mse")
+        counts: list[int] = []
+
+        def count(i: int, lr: float, loss: float) -> None:
+            counts.append(int(model.optimizer.iterations))
+
+        lk.find_lr(model, x, y, batch_size=n, shuffle=False, num_iter=10, eval_batches=0,
+                   max_skipped=1, warn=False, stop_early=False, callback=count)  # fmt: skip
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert counts == list(range(1, 11))  # one update per point, from the first

@@ -1015,9 +1015,10 @@ def test_param_groups_added_later_follow_the_schedule() -> None:
     assert [g["lr"] for g in opt.param_groups] == [s(2), ratio * s(2)]
 
 
+@pytest.mark.parametrize("loads", [1, 2])
 @pytest.mark.parametrize("own_lr", [False, True])
 def test_a_tensor_lr_group_added_before_the_save_resumes_into_an_optimizer_built_with_it(
-    own_lr: bool,
+    own_lr: bool, loads: int
 ) -> None:
     """The optimizer's checkpoint sets the added group's lr to what the saving run held (the
     shared default tensor, moved by the steps): the group is adopted with the base LR the
@@ -1050,8 +1051,9 @@ def test_a_tensor_lr_group_added_before_the_save_resumes_into_an_optimizer_built
         sch.step()
         expected.append(lrs(opt))
     _, opt2, sch2 = build(True)
-    opt2.load_state_dict(saved[0])
-    sch2.load_state_dict(saved[1])
+    for _ in range(loads):  # loading twice is loading once
+        opt2.load_state_dict(saved[0])
+        sch2.load_state_dict(saved[1])
     got = []
     for _ in range(3):
         opt2.step()
@@ -1062,6 +1064,50 @@ def test_a_tensor_lr_group_added_before_the_save_resumes_into_an_optimizer_built
     assert [float(g["initial_lr"]) for g in opt2.param_groups] == [
         float(g["initial_lr"]) for g in opt.param_groups
     ]
+
+
+@pytest.mark.parametrize("head_lr", [0.02, None])
+@pytest.mark.parametrize("loads", [1, 2])
+def test_a_group_added_before_the_save_is_read_against_the_groups_lr_as_the_saving_run_did(
+    head_lr: float | None, loads: int
+) -> None:
+    """Fine-tuning: a body group at its own LR (not the optimizer's), a head added later. The
+    saving run adopted the head against the body's LR; a resumed scheduler built with the head
+    reads it the same way (not against optimizer.defaults), also when loaded twice."""
+
+    def build(with_head: bool) -> tuple[torch.nn.Module, Any, Any]:
+        torch.manual_seed(0)
+        body, head = torch.nn.Linear(3, 3), torch.nn.Linear(3, 1)
+        opt = torch.optim.SGD([{"params": list(body.parameters()), "lr": 0.05}], lr=0.01)
+        if with_head:
+            opt.add_param_group(group(head))
+        return head, opt, lt.scheduler(opt, "cosine(1.0, total_steps=20)")
+
+    def group(head: torch.nn.Module) -> dict[str, Any]:
+        return {"params": list(head.parameters()), **({"lr": head_lr} if head_lr else {})}
+
+    head, opt, sch = build(False)
+    for _ in range(5):
+        opt.step()
+        sch.step()
+    opt.add_param_group(group(head))
+    saved = copy.deepcopy((opt.state_dict(), sch.state_dict()))
+    expected = []
+    for _ in range(3):
+        opt.step()
+        sch.step()
+        expected.append([g["lr"] for g in opt.param_groups])
+    _, opt2, sch2 = build(True)
+    for _ in range(loads):
+        opt2.load_state_dict(saved[0])
+        sch2.load_state_dict(saved[1])
+    got = []
+    for _ in range(3):
+        opt2.step()
+        sch2.step()
+        got.append([g["lr"] for g in opt2.param_groups])
+    assert got == expected
+    assert sch2.ratios == sch.ratios == [1.0, (head_lr or 0.01) / 0.05]
 
 
 @pytest.mark.parametrize("rebuilt_with_both_groups", [False, True])

@@ -571,11 +571,15 @@ def find_lr(
                     loss = float(np.asarray(logs["loss"]))
                     if loss == 0.0 and no_loss:  # the JAX backend: a loss of 0
                         raise ValueError(_NO_LOSS)
-                    if scale is not None and skipped < max_skipped and _loss_scale(scaled) < scale:
+                    if scale is not None and _loss_scale(scaled) < scale:
                         # the LossScaleOptimizer cut its scale: this batch's gradients were
                         # dropped (no update, no micro-batch counted); the next batch, at this LR
                         skipped += 1
+                        if skipped > max_skipped:  # the update ends with what it holds, and
+                            _start_accumulation(snap.opt)  # the next starts on a boundary
+                            return (total + loss) / (done + 1)
                         continue
+                    skipped = 0  # (dropped batches in a row)
                     total += loss
                     done += 1
                 return total / accum

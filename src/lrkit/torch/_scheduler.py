@@ -649,8 +649,8 @@ class LRKitScheduler(LRScheduler):
             # group is read against that LR
             d = old.pop()
         ratios = [*self._ratios]
-        pending: list[tuple[float, float]] = getattr(self, "_pending", [])
-        self._pending: list[tuple[float, float]] = []
+        pending: list[float] = getattr(self, "_pending", [])
+        self._pending: list[float] = []
         for g in groups[n_old:]:
             lr = g["lr"]
             if isinstance(lr, torch.Tensor) and lr is shared and default is not None:
@@ -661,16 +661,15 @@ class LRKitScheduler(LRScheduler):
         for k, g in enumerate(groups[n_old:]):
             lr = g["lr"]
             if k < len(pending):  # read when this scheduler was built (load_state_dict)
-                base, ratio = pending[k]
+                base = pending[k]
                 known = torch.full_like(lr, base) if isinstance(lr, torch.Tensor) else base
                 g.setdefault("initial_lr", known)
             else:
                 g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
                 base = float(g["initial_lr"])
-                ratio = base / d if d is not None else 1.0
             self.base_lrs.append(base)
             self.schedules.append(self.schedules[0])
-            ratios.append(ratio)
+            ratios.append(base / d if d is not None else 1.0)
         self._tensor_lr = any(isinstance(g["lr"], torch.Tensor) for g in groups)
         self._update_fast_path()
         self.ratios = ratios
@@ -963,15 +962,14 @@ class LRKitScheduler(LRScheduler):
         self.last_epoch = last_epoch
         self._step_count = step_count
         if n < self._n_groups:
-            # the groups past the checkpoint's are adopted at the next step with the base LRs
-            # and ratios this scheduler read when it was built (the optimizer's checkpoint has
-            # since set their lr to what the saving run held, not what they were given)
-            self._pending = [(float(b), r) for b, r in zip(self.base_lrs[n:], self.ratios[n:])]
+            # the groups past the checkpoint's are adopted at the next step, as in the run
+            # that saved, from the base LRs this scheduler read when it was built (the
+            # optimizer's checkpoint has since set their lr to what the saving run held, not
+            # what they were given); kept until then, also through another load
+            self._pending = [float(b) for b in self.base_lrs[n:]]
             self.schedules = self.schedules[:n]
             self.base_lrs = self.base_lrs[:n]
             self.ratios = self.ratios[:n]
-        else:
-            self._pending = []
         if ratios is not None:
             self.ratios = ratios
         if base_lrs is not None:
