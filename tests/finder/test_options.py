@@ -144,6 +144,28 @@ def test_a_loss_below_0_diverges_as_the_same_curve_above_0_does(held: bool) -> N
     assert values[-1] > -2.5 + 4 * 2.5 >= max(values[:-1])
 
 
+def test_a_best_loss_of_exactly_0_diverges_by_the_first_losss_size() -> None:
+    """The held loss (read as measured, not smoothed) reaches exactly 0: a rise above it by
+    4 x the first held loss's size (1.0) is a divergence."""
+    last = {"lr": 0.0}
+
+    def step(lr: float) -> float:
+        last["lr"] = lr
+        return 1.0
+
+    def held() -> float:  # 1 at first, 0 from 1e-4 on, then a steep rise
+        lr = last["lr"]
+        return (1.0 if lr < 1e-4 else 0.0) + max(0.0, lr - 1e-2) * 1e6
+
+    r = range_test(step, evaluate=held, eval_every=1, stop_early=False, warn=False)
+    assert min(r.held_losses) == 0.0 and r.stop_reason == "diverged"
+    assert r.held_losses[-1] > 4.0 >= max(r.held_losses[1:-1])
+    # a loss that is 0 from the first step has no size to judge a rise by: it runs on
+    flat = range_test(lambda lr: max(0.0, lr - 1e-2) * 1e6, start_lr=1e-6, stop_early=False,
+                      max_extra_iter=0, warn=False)  # fmt: skip
+    assert flat.stop_reason == "completed"
+
+
 def test_a_loss_that_crosses_0_on_its_way_down_is_not_judged_by_a_best_close_to_0() -> None:
     """A negative log-likelihood's zero is where its constant terms put it: just past it, a
     bump of the loss is not a divergence (the loss's size is its first value's, 0.5 here);

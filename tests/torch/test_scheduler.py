@@ -525,9 +525,17 @@ def test_an_integer_tensor_lr_is_refused_before_anything_changes() -> None:
         assert str(info.value) == (
             "optimizer: param group 0's lr is a tensor that requires grad (an LR learned by "
             "gradients); a schedule, a range test or a guard sets the lr in place: give one "
-            "without requires_grad (torch.tensor(0.009999999776482582))"
+            "without requires_grad (torch.tensor(0.01))"
         )
         assert opt.param_groups[0]["lr"] is learned and "initial_lr" not in opt.param_groups[0]
+    # a group added later: the guard refuses it at its next check, before anything changes
+    opt = torch.optim.SGD(model.parameters(), lr=torch.tensor(0.01))
+    guard = lt.DivergenceGuard(model, optimizer=opt)
+    assert guard.check(1.0)
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": learned})
+    with pytest.raises(ValueError, match=r"^optimizer: param group 1's lr is a tensor that"):
+        guard.check(float("nan"))  # (a restore would set the learned lr in place)
+    assert guard.num_checks == 1 and guard.restores == 0
     # a group added later with an integer tensor: refused at the step that adopts it
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = lt.scheduler(opt, S.cosine(0.1, total_steps=10))

@@ -113,9 +113,9 @@ class SweepOptions:
     * ``beta``: EMA factor of the smoothed training loss (divergence test, plots; the
       rules of torch-lr-finder and fastai smooth as those tools do); ``diverge_th``: the
       sweep stops when that EMA exceeds this multiple of its best value (or when the
-      held-batch loss does; a best value below 0, such as a negative log-likelihood's: when
-      it has risen above it by ``diverge_th - 1`` times the larger of its size and the first
-      value's).
+      held-batch loss does; a best value of 0 or below, such as a negative
+      log-likelihood's: when it has risen above it by ``diverge_th - 1`` times the larger of
+      its size and the first value's).
     * ``eval_every``, ``eval_batches``: every ``eval_every`` steps the loss on
       ``eval_batches`` fixed held batches is measured (eval mode, no gradient; every
       ``2 * eval_every`` steps while that loss is still within ``FLAT_TOL`` of its first
@@ -452,11 +452,12 @@ class Sweep:
         zero (a negative log-likelihood, whose constant terms place it) has a best below 0:
         then whether it has risen above it by ``diverge_th - 1`` times the loss's size, the
         larger of the best's and the ``first`` value's (a loss that crosses 0 on its way down
-        is not judged by a best that is close to 0)."""
+        is not judged by a best that is close to 0); a best of exactly 0 likewise, by the
+        first value's size (never when that is 0 too)."""
         if best > 0:
             return value > self.diverge_th * best
-        size = max(-best, abs(first))
-        return best < 0 and math.isfinite(size) and value > best + (self.diverge_th - 1) * size
+        size = max(-best, abs(first))  # (a best of exactly 0: the first value's size)
+        return 0 < size < math.inf and value > best + (self.diverge_th - 1) * size
 
     def record(self, loss: float, *, held: float | None = None) -> bool:
         """Record the loss of the current step (and the held-batch loss when ``eval_due``);

@@ -43,10 +43,12 @@ def check_group_lrs(groups: list[dict[str, Any]], start: int = 0) -> None:
                 "relative_step=False)"
             )
         if isinstance(lr, torch.Tensor) and lr.requires_grad:
+            value = float(lr.detach())  # (its digits as the tensor's float type holds them)
+            shown = repr(value) if lr.dtype == torch.float64 else f"{value:.7g}"
             raise ValueError(
                 f"optimizer: param group {i}'s lr is a tensor that requires grad (an LR learned "
                 "by gradients); a schedule, a range test or a guard sets the lr in place: give "
-                f"one without requires_grad (torch.tensor({float(lr)!r}))"
+                f"one without requires_grad (torch.tensor({shown}))"
             )
         if isinstance(lr, torch.Tensor) and not lr.is_floating_point():
             raise ValueError(

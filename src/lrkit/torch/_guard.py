@@ -48,7 +48,7 @@ import torch
 
 from .. import _validate as V
 from ..feedback import Chain, DetectorKwargs, DivergenceDetector, GuardBook, Multiplier, as_metric
-from ._checks import check_module, check_optimizer
+from ._checks import check_group_lrs, check_module, check_optimizer
 from ._distributed import all_reduce_mean, get_world_size
 
 if TYPE_CHECKING:
@@ -382,6 +382,9 @@ class DivergenceGuard:
             self.snapshot()
             # the next snapshot falls where it would have without the interruption
             self._book.good, self._saved_groups = self._resume
+        groups = self.optimizer.param_groups
+        if len(groups) > self._groups():  # added since the newest snapshot: lrs it can restore
+            check_group_lrs(groups, self._groups())
         self.num_checks += 1
         # a finite loss with non-finite gradients is judged as a NaN loss (the step would
         # write them into the weights); the events and the error say which it was
