@@ -536,6 +536,14 @@ def test_an_integer_tensor_lr_is_refused_before_anything_changes() -> None:
     with pytest.raises(ValueError, match=r"^optimizer: param group 1's lr is a tensor that"):
         guard.check(float("nan"))  # (a restore would set the learned lr in place)
     assert guard.num_checks == 1 and guard.restores == 0
+    with pytest.raises(ValueError, match=r"^optimizer: param group 1's lr is a tensor that"):
+        guard.snapshot()  # what the guard asks for after the groups change: refused too
+    # the lr as typed, in its own float type
+    half = torch.tensor(1e-3, dtype=torch.float16, requires_grad=True)
+    with pytest.raises(
+        ValueError, match=r"give one without requires_grad \(torch\.tensor\(0\.001\)\)$"
+    ):
+        lt.scheduler(torch.optim.SGD(model.parameters(), lr=half), S.constant(0.1))
     # a group added later with an integer tensor: refused at the step that adopts it
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = lt.scheduler(opt, S.cosine(0.1, total_steps=10))

@@ -43,8 +43,7 @@ def check_group_lrs(groups: list[dict[str, Any]], start: int = 0) -> None:
                 "relative_step=False)"
             )
         if isinstance(lr, torch.Tensor) and lr.requires_grad:
-            value = float(lr.detach())  # (its digits as the tensor's float type holds them)
-            shown = repr(value) if lr.dtype == torch.float64 else f"{value:.7g}"
+            shown = _as_typed(lr.detach())
             raise ValueError(
                 f"optimizer: param group {i}'s lr is a tensor that requires grad (an LR learned "
                 "by gradients); a schedule, a range test or a guard sets the lr in place: give "
@@ -56,3 +55,14 @@ def check_group_lrs(groups: list[dict[str, Any]], start: int = 0) -> None:
                 "LR set in it cut to an integer; give a floating-point tensor "
                 f"(torch.tensor({float(lr)!r}))"
             )
+
+
+def _as_typed(value: torch.Tensor) -> str:
+    """The shortest decimal that the float tensor ``value`` (one element) reads back as in its
+    own dtype: the number as typed (``torch.tensor(1e-3, dtype=torch.float16)``: ``0.001``)."""
+    x = float(value)
+    for digits in range(1, 18):
+        text = f"{x:.{digits}g}"
+        if torch.tensor(float(text), dtype=value.dtype) == value:
+            return text
+    return repr(x)

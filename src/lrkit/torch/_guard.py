@@ -213,6 +213,13 @@ class DivergenceGuard:
 
     def snapshot(self) -> None:
         """Take a snapshot of the model and the optimizer now (done automatically)."""
+        snaps = self._book.snapshots
+        # param groups added since the newest snapshot: lrs a restore can set (one that
+        # requires grad cannot be set in place)
+        check_group_lrs(
+            self.optimizer.param_groups,
+            len(snaps[-1]["optimizer"]["param_groups"]) if snaps else 0,
+        )
         model_state = self.model.state_dict()
         self._book.add(
             {
