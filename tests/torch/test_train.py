@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -172,6 +173,13 @@ def test_no_batch_is_drawn_and_dropped() -> None:
         ({"stop_on_nonfinite": "no"}, ValueError, r"^stop_on_nonfinite must be True or False"),
         ({"plateau": True}, ValueError,
          r"^schedule must not be a ReduceLROnPlateau: .*lrkit.feedback.ReduceOnPlateau"),
+        ({"data": lambda a: []}, TypeError,
+         r"^data must be a callable data\(\) -> batches \(a zero-argument callable\), taking 0 "),
+        ({"data": lambda: 5}, ValueError,
+         r"^data must be an iterable .*; the callable returned int$"),
+        ({"schedule": ["constant(0.1)"] * 2}, ValueError,
+         r"^schedule: a list needs one schedule per param group \(1\), got 2$"),
+        ({"copy": True}, ValueError, r"^optimizer holds none of the parameters of model "),
     ],
 )  # fmt: skip
 def test_arguments_are_checked_before_the_model_changes(kwargs, error, message) -> None:
@@ -180,6 +188,8 @@ def test_arguments_are_checked_before_the_model_changes(kwargs, error, message) 
     args = {"optimizer": opt, "loss_fn": loss_fn, "data": data, "steps": 2}
     if kwargs.pop("plateau", False):
         kwargs["schedule"] = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    if kwargs.pop("copy", False):  # an optimizer built for a copy of the model
+        kwargs["optimizer"] = torch.optim.SGD(copy.deepcopy(model).parameters(), lr=0.1)
     with pytest.raises(error, match=message) as info:
         fit(model, **(args | kwargs))
     assert "\n" not in str(info.value)
@@ -347,6 +357,29 @@ def test_a_failed_fit_leaves_the_optimizer_as_it_was(data) -> None:  # type: ign
     assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == before
     with pytest.raises(ValueError, match="schedule"):  # a bad schedule: before any batch
         fit(model, optimizer=opt, loss_fn=loss_fn, data=iter([]), steps=3, schedule="nope(1)")
+
+
+def test_a_loss_fn_that_fails_on_the_first_batch_leaves_the_optimizer_and_modes() -> None:
+    model, opt, _, data = _task()
+    model.eval()
+    before = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+
+    def per_example(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(out, y, reduction="none")
+
+    with pytest.raises(ValueError):
+        fit(model, optimizer=opt, loss_fn=per_example, data=data, steps=3,
+            schedule="constant(0.5)")  # fmt: skip
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == before
+    assert not model.training
+
+
+def test_history_final_loss_checks_its_fraction() -> None:
+    hist = History(losses=[4.0, 3.0, 2.0, 1.0])
+    assert hist.final_loss(0.5) == 1.5 and hist.final_loss(1) == 2.5
+    for bad in (0, -1, 5, math.nan):
+        with pytest.raises(ValueError, match=r"^fraction must be "):
+            hist.final_loss(bad)
 
 
 def test_evaluate_names_what_is_wrong_in_one_line() -> None:

@@ -29,7 +29,7 @@ from .. import _validate as V
 from .._runtime import is_data_factory
 from ..schedules import as_schedule, is_schedule_list
 from ._checks import check_module
-from ._finder import _check_loss, _refuse_closure, check_batch
+from ._finder import _check_loss, _refuse_closure, check_batch, check_optimizer_of
 from ._lrfree import _sf_flags, first_lr_reader, is_schedule_free
 from ._scheduler import scheduler as make_scheduler
 
@@ -67,6 +67,7 @@ class History:
     def final_loss(self, fraction: float = 0.1) -> float:
         """Mean training loss over the last ``fraction`` of the steps; ``inf`` when diverged,
         ``nan`` when nothing ran."""
+        fraction = V.in_range("fraction", fraction, 0.0, 1.0, low_open=True)
         if self.diverged:
             return math.inf
         if not self.losses:
@@ -77,7 +78,18 @@ class History:
 
 def _passes(data: Any) -> Callable[[], Iterable[Any]]:
     if is_data_factory(data):
-        return data  # type: ignore[no-any-return]
+        V.takes("data", data, "data() -> batches (a zero-argument callable)", 0)
+
+        def one_pass() -> Iterable[Any]:
+            batches = data()
+            if not hasattr(batches, "__iter__"):
+                raise ValueError(
+                    "data must be an iterable of (input, target) batches or a zero-argument "
+                    f"callable returning one; the callable returned {type(batches).__name__}"
+                )
+            return batches  # type: ignore[no-any-return]
+
+        return one_pass
     if not hasattr(data, "__iter__"):
         raise ValueError(
             "data must be an iterable of (input, target) batches or a zero-argument callable "
@@ -149,6 +161,7 @@ def fit(
             f"got {type(optimizer).__name__}"
         )
     _refuse_closure(optimizer, "fit")
+    check_optimizer_of(model, optimizer)  # (built for a copy: it would train nothing)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {V.fmt(loss_fn)}")
     V.takes("loss_fn", loss_fn, "loss_fn(output, target)", 2)
@@ -169,11 +182,18 @@ def fit(
         )
     passes = _passes(data)
     # an lrkit schedule sets the LR of step 0 when its scheduler is built: built once the
-    # first batch is drawn and checked, so a failed call leaves the optimizer as it was
+    # first batch is drawn and its loss computed, so a failed call leaves the optimizer (and
+    # the model's train/eval modes) as they were
     sched = schedule if schedule is None or isinstance(schedule, LRScheduler) else None
     build = sched is None and schedule is not None
     if build:  # parsed now: a bad schedule is refused before any batch is drawn
         if is_schedule_list(schedule):
+            n_groups = len(optimizer.param_groups)
+            if len(schedule) != n_groups:
+                raise ValueError(
+                    f"schedule: a list needs one schedule per param group ({n_groups}), got "
+                    f"{len(schedule)}"
+                )
             schedule = [as_schedule(one) for one in schedule]
         else:
             schedule = as_schedule(schedule)
@@ -192,15 +212,26 @@ def fit(
                 break
             x, y = check_batch(batch, advice=_OTHER_LAYOUT)
             if not in_train_mode:
-                if build:
-                    sched = make_scheduler(optimizer, schedule)
+                modes = [(m, m.training) for m in model.modules()]
                 model.train()
-                if is_schedule_free(optimizer) and not all(_sf_flags(optimizer)):
+                sf_train = is_schedule_free(optimizer) and not all(_sf_flags(optimizer))
+                if sf_train:
                     optimizer.train()  # type: ignore[attr-defined]  # as the model
+            try:
+                loss = loss_fn(model(x), y)
+                _check_loss(loss, model, "loss_fn", "training")  # a one-line error, not torch's
+            except BaseException:
+                if not in_train_mode:  # the first step: the model as it was, no LR set
+                    if sf_train:
+                        optimizer.eval()  # type: ignore[attr-defined]
+                    for m, mode in modes:
+                        m.train(mode)
+                raise
+            if not in_train_mode:
+                if build:  # sets the LR of step 0 (the loss above does not read it)
+                    sched = make_scheduler(optimizer, schedule)
                 in_train_mode = True
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
-            _check_loss(loss, model, "loss_fn", "training")  # a one-line error, not torch's
             value = loss.item()
             hist.lrs.append(read_lr())
             hist.losses.append(value)
