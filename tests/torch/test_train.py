@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import pytest
 
@@ -372,6 +373,25 @@ def test_a_loss_fn_that_fails_on_the_first_batch_leaves_the_optimizer_and_modes(
             schedule="constant(0.5)")  # fmt: skip
     assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == before
     assert not model.training
+
+
+def test_the_first_step_reads_the_schedules_lr_and_a_sequence_factory_is_data() -> None:
+    """The scheduler sets the LR of step 0 before the first forward (a loss that reads it
+    sees the schedule's); a factory may return a sequence read by __getitem__."""
+    model, opt, loss_fn, data = _task()
+    seen: list[float] = []
+
+    def reading(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        seen.append(opt.param_groups[0]["lr"])
+        return loss_fn(out, y)
+
+    class Batches:  # the old sequence protocol: __getitem__ until IndexError
+        def __getitem__(self, i: int) -> Any:
+            return data[i]
+
+    hist = fit(model, optimizer=opt, loss_fn=reading, data=lambda: Batches(), steps=3,
+               schedule="cosine(0.5, 3)")  # fmt: skip
+    assert seen == hist.lrs == [S.cosine(0.5, total_steps=3)(t) for t in range(3)]
 
 
 def test_history_final_loss_checks_its_fraction() -> None:

@@ -82,12 +82,13 @@ def _passes(data: Any) -> Callable[[], Iterable[Any]]:
 
         def one_pass() -> Iterable[Any]:
             batches = data()
-            if not hasattr(batches, "__iter__"):
+            try:
+                return iter(batches)  # type: ignore[no-any-return]  # (a __getitem__ sequence too)
+            except TypeError:
                 raise ValueError(
                     "data must be an iterable of (input, target) batches or a zero-argument "
                     f"callable returning one; the callable returned {type(batches).__name__}"
-                )
-            return batches  # type: ignore[no-any-return]
+                ) from None
 
         return one_pass
     if not hasattr(data, "__iter__"):
@@ -96,6 +97,32 @@ def _passes(data: Any) -> Callable[[], Iterable[Any]]:
             f"returning one, got {type(data).__name__}"
         )
     return lambda: data  # type: ignore[no-any-return]
+
+
+def _params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for g in optimizer.param_groups for p in g["params"]]
+
+
+def _group_values(group: dict[str, Any]) -> dict[str, Any]:
+    """A param group's settings (not its parameters), tensors copied: what :func:`_put_back`
+    restores."""
+    return {
+        k: (v, v.detach().clone()) if isinstance(v, torch.Tensor) else (v, None)
+        for k, v in group.items()
+        if k != "params"
+    }
+
+
+def _put_back(group: dict[str, Any], values: dict[str, Any]) -> None:
+    """The settings :func:`_group_values` read, put back (a tensor is the same object, with
+    its value; a key added since, such as a scheduler's ``initial_lr``, is removed)."""
+    for k in [k for k in group if k != "params" and k not in values]:
+        del group[k]
+    for k, (v, copy) in values.items():
+        if copy is not None:
+            with torch.no_grad():
+                v.copy_(copy)
+        group[k] = v
 
 
 _END = object()
@@ -182,8 +209,8 @@ def fit(
         )
     passes = _passes(data)
     # an lrkit schedule sets the LR of step 0 when its scheduler is built: built once the
-    # first batch is drawn and its loss computed, so a failed call leaves the optimizer (and
-    # the model's train/eval modes) as they were
+    # first batch is drawn and checked; a failure of the first loss puts the optimizer's
+    # settings (and the train/eval modes) back
     sched = schedule if schedule is None or isinstance(schedule, LRScheduler) else None
     build = sched is None and schedule is not None
     if build:  # parsed now: a bad schedule is refused before any batch is drawn
@@ -211,26 +238,33 @@ def fit(
             if batch is _END:
                 break
             x, y = check_batch(batch, advice=_OTHER_LAYOUT)
-            if not in_train_mode:
+            first = not in_train_mode
+            if first:  # what a failure of the first loss puts back
                 modes = [(m, m.training) for m in model.modules()]
-                model.train()
+                groups = [_group_values(g) for g in optimizer.param_groups]
                 sf_train = is_schedule_free(optimizer) and not all(_sf_flags(optimizer))
+                weights = [p.detach().clone() for p in _params(optimizer)] if sf_train else []
+                if build:  # sets the LR of step 0, which the step (and the loss) may read
+                    sched = make_scheduler(optimizer, schedule)
+                model.train()
                 if sf_train:
                     optimizer.train()  # type: ignore[attr-defined]  # as the model
+                in_train_mode = True
             try:
                 loss = loss_fn(model(x), y)
                 _check_loss(loss, model, "loss_fn", "training")  # a one-line error, not torch's
             except BaseException:
-                if not in_train_mode:  # the first step: the model as it was, no LR set
+                if first:  # the optimizer's LRs and modes and the model's modes as they were
                     if sf_train:
                         optimizer.eval()  # type: ignore[attr-defined]
+                        with torch.no_grad():  # (train() and eval() round the weights)
+                            for p, w in zip(_params(optimizer), weights):
+                                p.copy_(w)
+                    for g, values in zip(optimizer.param_groups, groups):
+                        _put_back(g, values)
                     for m, mode in modes:
                         m.train(mode)
                 raise
-            if not in_train_mode:
-                if build:  # sets the LR of step 0 (the loss above does not read it)
-                    sched = make_scheduler(optimizer, schedule)
-                in_train_mode = True
             optimizer.zero_grad(set_to_none=True)
             value = loss.item()
             hist.lrs.append(read_lr())
