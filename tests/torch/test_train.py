@@ -393,6 +393,14 @@ def test_the_first_step_reads_the_schedules_lr_and_a_sequence_factory_is_data() 
                schedule="cosine(0.5, 3)")  # fmt: skip
     assert seen == hist.lrs == [S.cosine(0.5, total_steps=3)(t) for t in range(3)]
 
+    class Broken:  # a loader whose own iteration fails: its error, not fit's
+        def __iter__(self) -> Any:
+            return iter(sorted(None))  # type: ignore[call-overload]
+
+    for given in (Broken(), lambda: Broken()):
+        with pytest.raises(TypeError, match=r"^'NoneType' object is not iterable$"):
+            fit(model, optimizer=opt, loss_fn=loss_fn, data=given, steps=1)
+
 
 def test_history_final_loss_checks_its_fraction() -> None:
     hist = History(losses=[4.0, 3.0, 2.0, 1.0])

@@ -82,21 +82,27 @@ def _passes(data: Any) -> Callable[[], Iterable[Any]]:
 
         def one_pass() -> Iterable[Any]:
             batches = data()
-            try:
-                return iter(batches)  # type: ignore[no-any-return]  # (a __getitem__ sequence too)
-            except TypeError:
+            if not _iterable(batches):
                 raise ValueError(
                     "data must be an iterable of (input, target) batches or a zero-argument "
                     f"callable returning one; the callable returned {type(batches).__name__}"
-                ) from None
+                )
+            return batches  # type: ignore[no-any-return]
 
         return one_pass
-    if not hasattr(data, "__iter__"):
+    if not hasattr(data, "__iter__"):  # (a map-style Dataset: samples, not batches)
         raise ValueError(
             "data must be an iterable of (input, target) batches or a zero-argument callable "
             f"returning one, got {type(data).__name__}"
         )
     return lambda: data  # type: ignore[no-any-return]
+
+
+def _iterable(data: Any) -> bool:
+    """Whether a for loop reads ``data`` (``__iter__``, or the sequence protocol's
+    ``__getitem__``: what a data callable returns is read as a for loop reads it); what its
+    iteration raises is its own error, not hidden."""
+    return hasattr(data, "__iter__") or hasattr(data, "__getitem__")
 
 
 def _params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
