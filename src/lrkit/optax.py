@@ -206,19 +206,13 @@ def _reductions_past(scale: float, factor: float, min_scale: float) -> int:
     return n + max(0, math.ceil(math.log(stop / scale) / math.log(factor)))
 
 
-def _concrete(name: str, value: Any) -> Any:
+def _concrete(value: Any) -> Any:
     """A 0-d JAX array given for a plateau argument (``optax.contrib`` types them as arrays)
-    as the Python number it holds; a traced one is refused in one line; anything else as is
-    (the controller checks it)."""
+    as the Python number it holds (a traced one is refused before, :func:`_traced`);
+    anything else as is (the controller checks it)."""
     if not isinstance(value, jax.Array) or value.ndim != 0:
         return value
-    try:
-        return value.item()
-    except jax.errors.ConcretizationTypeError:
-        raise ValueError(
-            f"{name} must be a concrete number, got a traced JAX value: build the "
-            "transformation outside jit"
-        ) from None
+    return value.item()
 
 
 def _traced(value: Any) -> bool:
@@ -291,8 +285,8 @@ def reduce_on_plateau(
             "optax.inject_hyperparams, which traces numeric arguments in update: "
             f"static_args={tuple(traced)!r})"
         )
-    plateau = {k: _concrete(k, v) for k, v in plateau.items()}  # type: ignore[assignment]
-    accumulation_size = _concrete("accumulation_size", accumulation_size)
+    plateau = {k: _concrete(v) for k, v in plateau.items()}  # type: ignore[assignment]
+    accumulation_size = _concrete(accumulation_size)
     # the arguments, their defaults and their validation are the framework-free controller's
     ref = ReduceOnPlateau(mode, **plateau)  # type: ignore[arg-type]
     # the counters are int32 in the state: a count beyond it is refused now, not by JAX's

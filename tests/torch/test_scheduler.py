@@ -1031,6 +1031,44 @@ def test_param_groups_added_later_follow_the_schedule() -> None:
     assert [g["lr"] for g in opt.param_groups] == [s(2), ratio * s(2)]
 
 
+def _resumed_after_add_param_group(
+    make: Any, head_group: Any, loads: int
+) -> tuple[tuple[Any, Any], tuple[Any, Any], list[list[float]], list[list[float]]]:
+    """A run: 5 steps, the head's group added (``head_group(head)``), saved, 3 more steps; a
+    resumed run built with the head from the start, the checkpoint loaded ``loads`` times,
+    3 steps. ``make(body)`` builds the optimizer. Returns both runs' (optimizer, scheduler)
+    and the LRs of their 3 last steps."""
+
+    def build(with_head: bool) -> tuple[torch.nn.Module, Any, Any]:
+        torch.manual_seed(0)
+        body, head = torch.nn.Linear(3, 3), torch.nn.Linear(3, 1)
+        opt = make(body)
+        if with_head:
+            opt.add_param_group(head_group(head))
+        return head, opt, lt.scheduler(opt, "cosine(1.0, total_steps=20)")
+
+    def steps(opt: Any, sch: Any) -> list[list[float]]:
+        lrs = []
+        for _ in range(3):
+            opt.step()
+            sch.step()
+            lrs.append([float(g["lr"]) for g in opt.param_groups])
+        return lrs
+
+    head, opt, sch = build(False)
+    for _ in range(5):
+        opt.step()
+        sch.step()
+    opt.add_param_group(head_group(head))
+    saved = copy.deepcopy((opt.state_dict(), sch.state_dict()))
+    expected = steps(opt, sch)
+    _, opt2, sch2 = build(True)
+    for _ in range(loads):  # loading twice is loading once
+        opt2.load_state_dict(saved[0])
+        sch2.load_state_dict(saved[1])
+    return (opt, sch), (opt2, sch2), expected, steps(opt2, sch2)
+
+
 @pytest.mark.parametrize("loads", [1, 2])
 @pytest.mark.parametrize("own_lr", [False, True])
 def test_a_tensor_lr_group_added_before_the_save_resumes_into_an_optimizer_built_with_it(
@@ -1040,41 +1078,13 @@ def test_a_tensor_lr_group_added_before_the_save_resumes_into_an_optimizer_built
     shared default tensor, moved by the steps): the group is adopted with the base LR the
     resumed scheduler read when it was built, as the saving run adopted it."""
 
-    def build(with_head: bool) -> tuple[torch.nn.Module, Any, Any]:
-        torch.manual_seed(0)
-        body, head = torch.nn.Linear(3, 3), torch.nn.Linear(3, 1)
-        opt = torch.optim.AdamW(body.parameters(), lr=torch.tensor(1e-2))
-        if with_head:
-            opt.add_param_group(group(head))
-        return head, opt, lt.scheduler(opt, "cosine(1.0, total_steps=20)")
-
     def group(head: torch.nn.Module) -> dict[str, Any]:
         extra = {"lr": torch.tensor(2e-2)} if own_lr else {}  # else the defaults' tensor
         return {"params": list(head.parameters()), **extra}
 
-    def lrs(opt: Any) -> list[float]:
-        return [float(g["lr"]) for g in opt.param_groups]
-
-    head, opt, sch = build(False)
-    for _ in range(5):
-        opt.step()
-        sch.step()
-    opt.add_param_group(group(head))
-    saved = copy.deepcopy((opt.state_dict(), sch.state_dict()))
-    expected = []
-    for _ in range(3):
-        opt.step()
-        sch.step()
-        expected.append(lrs(opt))
-    _, opt2, sch2 = build(True)
-    for _ in range(loads):  # loading twice is loading once
-        opt2.load_state_dict(saved[0])
-        sch2.load_state_dict(saved[1])
-    got = []
-    for _ in range(3):
-        opt2.step()
-        sch2.step()
-        got.append(lrs(opt2))
+    (opt, sch), (opt2, sch2), expected, got = _resumed_after_add_param_group(
+        lambda body: torch.optim.AdamW(body.parameters(), lr=torch.tensor(1e-2)), group, loads
+    )
     assert got == expected
     assert sch2.state_dict()["base_lrs"] == sch.state_dict()["base_lrs"]
     assert [float(g["initial_lr"]) for g in opt2.param_groups] == [
@@ -1091,37 +1101,14 @@ def test_a_group_added_before_the_save_is_read_against_the_groups_lr_as_the_savi
     saving run adopted the head against the body's LR; a resumed scheduler built with the head
     reads it the same way (not against optimizer.defaults), also when loaded twice."""
 
-    def build(with_head: bool) -> tuple[torch.nn.Module, Any, Any]:
-        torch.manual_seed(0)
-        body, head = torch.nn.Linear(3, 3), torch.nn.Linear(3, 1)
-        opt = torch.optim.SGD([{"params": list(body.parameters()), "lr": 0.05}], lr=0.01)
-        if with_head:
-            opt.add_param_group(group(head))
-        return head, opt, lt.scheduler(opt, "cosine(1.0, total_steps=20)")
-
     def group(head: torch.nn.Module) -> dict[str, Any]:
         return {"params": list(head.parameters()), **({"lr": head_lr} if head_lr else {})}
 
-    head, opt, sch = build(False)
-    for _ in range(5):
-        opt.step()
-        sch.step()
-    opt.add_param_group(group(head))
-    saved = copy.deepcopy((opt.state_dict(), sch.state_dict()))
-    expected = []
-    for _ in range(3):
-        opt.step()
-        sch.step()
-        expected.append([g["lr"] for g in opt.param_groups])
-    _, opt2, sch2 = build(True)
-    for _ in range(loads):
-        opt2.load_state_dict(saved[0])
-        sch2.load_state_dict(saved[1])
-    got = []
-    for _ in range(3):
-        opt2.step()
-        sch2.step()
-        got.append([g["lr"] for g in opt2.param_groups])
+    (_, sch), (_, sch2), expected, got = _resumed_after_add_param_group(
+        lambda body: torch.optim.SGD([{"params": list(body.parameters()), "lr": 0.05}], lr=0.01),
+        group,
+        loads,
+    )
     assert got == expected
     assert sch2.ratios == sch.ratios == [1.0, (head_lr or 0.01) / 0.05]
 

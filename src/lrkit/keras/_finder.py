@@ -554,7 +554,8 @@ def find_lr(
             lso = keras.optimizers.LossScaleOptimizer
             scaled = model.optimizer if isinstance(model.optimizer, lso) else None
 
-            def one_update() -> float:
+            def one_step(lr: float) -> float:
+                lr_obj.lr = lr
                 total = 0.0
                 done = skipped = 0
                 while done < accum:  # one optimizer update: ``accum`` micro-batches
@@ -583,10 +584,6 @@ def find_lr(
                     total += loss
                     done += 1
                 return total / accum
-
-            def one_step(lr: float) -> float:
-                lr_obj.lr = lr
-                return one_update()
 
             def evaluate(scored: list[tuple[Any, Any, Any]] | None = None) -> float:
                 scored = held if scored is None else scored

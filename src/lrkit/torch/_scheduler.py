@@ -319,15 +319,7 @@ class LRKitScheduler(LRScheduler):
         groups = optimizer.param_groups
         per_group = is_schedule_list(schedule)
         if per_group:
-            if len(schedule) != len(groups):
-                raise ValueError(
-                    f"schedule: a list needs one schedule per param group "
-                    f"({len(groups)}), got {len(schedule)}"
-                )
-            self.schedules = [
-                as_schedule(s, name=f"schedule[{i}]", nonnegative=True)
-                for i, s in enumerate(schedule)
-            ]
+            self.schedules: list[Schedule] = _schedule_or_list("schedule", schedule, len(groups))
             self.ratios = [1.0] * len(groups)
         else:
             self.schedules = [as_schedule(schedule, nonnegative=True)] * len(groups)

@@ -31,6 +31,7 @@ from ..schedules import as_schedule, is_schedule_list
 from ._checks import check_module
 from ._finder import _check_loss, _refuse_closure, check_batch, check_optimizer_of
 from ._lrfree import _sf_flags, first_lr_reader, is_schedule_free
+from ._scheduler import _schedule_or_list
 from ._scheduler import scheduler as make_scheduler
 
 __all__ = ["History", "evaluate", "fit", "seed_all"]
@@ -220,14 +221,8 @@ def fit(
     sched = schedule if schedule is None or isinstance(schedule, LRScheduler) else None
     build = sched is None and schedule is not None
     if build:  # parsed now: a bad schedule is refused before any batch is drawn
-        if is_schedule_list(schedule):
-            n_groups = len(optimizer.param_groups)
-            if len(schedule) != n_groups:
-                raise ValueError(
-                    f"schedule: a list needs one schedule per param group ({n_groups}), got "
-                    f"{len(schedule)}"
-                )
-            schedule = [as_schedule(one) for one in schedule]
+        if is_schedule_list(schedule):  # (one per param group, as the scheduler reads it)
+            schedule = _schedule_or_list("schedule", schedule, len(optimizer.param_groups))
         else:
             schedule = as_schedule(schedule)
     hist = History()
