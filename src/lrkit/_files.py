@@ -295,6 +295,14 @@ def names_folder(path: str) -> bool:
 SOURCE_SUFFIXES = (".py", ".pyw", ".pyi", ".ipynb")
 
 
+def is_code_file(path: str) -> bool:
+    """Whether ``path`` is an existing file of code (:data:`SOURCE_SUFFIXES`, through a link
+    too), which no output or database may replace."""
+    return os.path.splitext(os.path.realpath(path))[
+        1
+    ].lower() in SOURCE_SUFFIXES and os.path.isfile(path)
+
+
 def check_output(
     path: str, *, option: str, types: tuple[str, ...] | None = None, example: str | None = None
 ) -> str:
@@ -326,8 +334,7 @@ def check_output(
             raise ValueError(f"{option} {path!r}: unknown file type .{ext} (allowed: {allowed})")
     if _check_in_place(path, option=option, image=types is not None):
         return path
-    source = os.path.splitext(os.path.realpath(path))[1].lower() in SOURCE_SUFFIXES
-    if source and os.path.isfile(path):  # a target's module given where its results go
+    if is_code_file(path):  # a target's module given where its results go
         instead = f", e.g. {example!r}" if example else ""
         raise ValueError(
             f"{option} {path!r} is a file of code (a Python module or notebook): writing there "

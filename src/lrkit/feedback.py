@@ -470,6 +470,12 @@ def _init_keywords(cls: type) -> frozenset[str] | None:
     return None
 
 
+def _own_copy(self: Any) -> Any:
+    """``copy.copy`` of a controller: a controller of its own, whose counters and loss window
+    are not shared with the original's (stepping one leaves the other as it was)."""
+    return copy.deepcopy(self)
+
+
 class _Hinted(Feedback):
     """A controller whose unknown keyword (another library's name for one of its options:
     ``min_lr``, ``min_delta``, a plateau's ``patience`` given to a divergence detector) gets
@@ -479,10 +485,7 @@ class _Hinted(Feedback):
 
     _HINTS: Mapping[str, str] = {}
 
-    def __copy__(self) -> Any:
-        # a copy is a controller of its own: its counters and loss window are not shared
-        # with the original's (stepping one leaves the other as it was)
-        return copy.deepcopy(self)
+    __copy__ = _own_copy
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         names = _init_keywords(cls)
@@ -1074,9 +1077,7 @@ class Chain(Feedback):
     One controller given twice is a ``ValueError`` (it would take every metric twice).
     """
 
-    def __copy__(self) -> Any:
-        # copies of the members, as a copy of one controller is a controller of its own
-        return copy.deepcopy(self)
+    __copy__ = _own_copy  # (copies of the members)
 
     def __init__(self, *controllers: Feedback) -> None:
         items: list[Feedback] = []

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import _validate as V
-from .._files import SOURCE_SUFFIXES
+from .._files import is_code_file
 from .._format import (
     MASK,
     mask_keywords,
@@ -279,11 +279,8 @@ def check_storage(storage: str, *, name: str = "storage") -> str:
             f"{name} {shown}: {path!r} is a folder; name a database file in it, e.g. "
             f"sqlite:///{os.path.join(path, 'lrkit-tune.db')}"
         )
-    if (
-        path is not None
-        and os.path.isfile(path)
-        and os.path.splitext(os.path.realpath(path))[1].lower() in SOURCE_SUFFIXES
-    ):  # (an empty one too: a package's __init__.py) a target's module where the study goes
+    if path is not None and is_code_file(path):
+        # (an empty one too: a package's __init__.py) a target's module where the study goes
         raise ValueError(
             f"{name} {shown}: {path!r} is a file of code (a Python module or notebook): a "
             "study database there would replace it; name another file, e.g. "
@@ -550,9 +547,7 @@ def check_optuna_file(storage: str, *, url: str | None = None) -> None:
     or a path mistyped), which Optuna would add its tables to. The file is only read. A new
     path, an empty file, an Optuna study database and any other database URL pass."""
     path = sqlite_file(storage)
-    if path is None or not os.path.isfile(path):
-        return
-    if os.path.getsize(path) == 0:
+    if path is None or not os.path.isfile(path) or os.path.getsize(path) == 0:
         return
     shown = url if url is not None else storage
     with _file_engine(storage, shown) as engine:
