@@ -402,6 +402,27 @@ def test_the_first_step_reads_the_schedules_lr_and_a_sequence_factory_is_data() 
             fit(model, optimizer=opt, loss_fn=loss_fn, data=given, steps=1)
 
 
+def test_a_map_style_dataset_is_refused_given_or_returned() -> None:
+    """A map-style Dataset's items are samples: refused as data and as what a data callable
+    returns, alike (read as batches, it trained one sample per step); a sequence read by
+    __getitem__ that is not a Dataset is batches either way."""
+    model, opt, loss_fn, data = _task()
+    ds = torch.utils.data.TensorDataset(*(torch.cat(t) for t in zip(*data, strict=True)))
+    before = [p.detach().clone() for p in model.parameters()]
+    for given, said in ((ds, "got TensorDataset"), (lambda: ds, "returned TensorDataset")):
+        with pytest.raises(ValueError, match=rf"^data must be .*{said} \(a map-style Dataset "
+                           r"holds samples: wrap it in a DataLoader\)$"):  # fmt: skip
+            fit(model, optimizer=opt, loss_fn=loss_fn, data=given, steps=2)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+    class Batches:  # the old sequence protocol: __getitem__ until IndexError
+        def __getitem__(self, i: int) -> Any:
+            return data[i]
+
+    for given in (Batches(), lambda: Batches()):
+        assert fit(model, optimizer=opt, loss_fn=loss_fn, data=given, steps=2).steps == 2
+
+
 def test_history_final_loss_checks_its_fraction() -> None:
     hist = History(losses=[4.0, 3.0, 2.0, 1.0])
     assert hist.final_loss(0.5) == 1.5 and hist.final_loss(1) == 2.5

@@ -87,23 +87,33 @@ def _passes(data: Any) -> Callable[[], Iterable[Any]]:
                 raise ValueError(
                     "data must be an iterable of (input, target) batches or a zero-argument "
                     f"callable returning one; the callable returned {type(batches).__name__}"
+                    + _samples_hint(batches)
                 )
             return batches  # type: ignore[no-any-return]
 
         return one_pass
-    if not hasattr(data, "__iter__"):  # (a map-style Dataset: samples, not batches)
+    if not _iterable(data):
         raise ValueError(
             "data must be an iterable of (input, target) batches or a zero-argument callable "
-            f"returning one, got {type(data).__name__}"
+            f"returning one, got {type(data).__name__}" + _samples_hint(data)
         )
     return lambda: data  # type: ignore[no-any-return]
 
 
+def _samples_hint(data: Any) -> str:
+    if isinstance(data, torch.utils.data.Dataset):
+        return " (a map-style Dataset holds samples: wrap it in a DataLoader)"
+    return ""
+
+
 def _iterable(data: Any) -> bool:
-    """Whether a for loop reads ``data`` (``__iter__``, or the sequence protocol's
-    ``__getitem__``: what a data callable returns is read as a for loop reads it); what its
-    iteration raises is its own error, not hidden."""
-    return hasattr(data, "__iter__") or hasattr(data, "__getitem__")
+    """Whether ``data`` is read as batches: what a for loop reads (``__iter__``, or the
+    sequence protocol's ``__getitem__``), except a map-style ``Dataset``, whose items are
+    samples, not batches (wrap it in a ``DataLoader``); what its iteration raises is its
+    own error, not hidden."""
+    if hasattr(data, "__iter__"):
+        return True
+    return hasattr(data, "__getitem__") and not isinstance(data, torch.utils.data.Dataset)
 
 
 def _params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
