@@ -164,6 +164,37 @@ def test_a_guard_deep_copies_and_pickles_as_keras_callbacks_do():
     assert again.restored_at == [6] and again.gave_up
 
 
+def test_copy_copy_of_a_callback_is_one_of_its_own(const_grad_model, mean_pred_loss):
+    """copy.copy of a callback that holds a controller (as copy.copy of a controller) gives
+    it a controller of its own: the copy's cuts leave the original's LR as it was; the model
+    it was set on is shared, not copied."""
+    import copy
+
+    def run(cb, epochs):
+        model = const_grad_model()
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=mean_pred_loss)
+        _fit(model, epochs, [cb])
+        return model
+
+    plateau = lk.ReduceOnPlateau(**_never_improves())
+    sched = lk.LRScheduler(S.constant(0.1), feedback=Core(mode="max", factor=0.5, patience=0),
+                           monitor="loss", per="epoch")  # fmt: skip
+    guard = lk.DivergenceGuard()
+    for cb, ctrl in ((plateau, "controller"), (sched, "feedback"), (guard, "controller")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            model = run(cb, 1)
+        twin = copy.copy(cb)
+        assert twin.model is model and getattr(twin, ctrl) is not getattr(cb, ctrl)
+        before = getattr(cb, ctrl).state_dict()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # mode="max" on a loss: as meant
+            run(twin, 4)
+        assert getattr(cb, ctrl).state_dict() == before
+        assert getattr(twin, ctrl).state_dict() != before
+    assert plateau.scale == 1.0 and sched.feedback.scale == 1.0
+
+
 def test_a_guard_that_gives_up_has_the_epoch_validated_on_the_restored_state():
     """Keras runs the batch begun when the guard gave up; the epoch's validation, which comes
     before on_epoch_end, sees the restored state, not that batch's."""

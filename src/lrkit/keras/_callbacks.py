@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import threading
@@ -211,6 +212,14 @@ class _LRCallback(keras.callbacks.Callback):  # type: ignore[misc]
     def set_model(self, model: Any) -> None:
         super().set_model(model)
         _attach_lr_scales(model)
+
+    def __copy__(self) -> Any:
+        """``copy.copy``: a callback of its own, whose controllers and counters are not
+        shared with the original's (as ``copy.copy`` of a controller); the model it was set
+        on is shared (Keras sets each callback's model again when ``fit()`` starts)."""
+        model = self.__dict__.get("_model")
+        keep = {} if model is None else {id(model): model}
+        return copy.deepcopy(self, keep)
 
 
 # The per-batch LRSchedulers following each optimizer's step count, told by a DivergenceGuard
