@@ -354,3 +354,88 @@ def test_guard_ranks_restore_together(tmp_path: Path) -> None:
     assert r0["oks"] == r1["oks"] == [True] * 10 + [False, True]
     assert r0["scale"] == r1["scale"] == 0.5 and r0["lr"] == r1["lr"] == 0.05
     assert r0["weights"] == r1["weights"]
+
+
+ZERO_SCRIPT = r"""
+import json, os, sys, warnings
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.optim import ZeroRedundancyOptimizer
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+import lrkit.torch as LT
+from lrkit.finder import LRFinderWarning
+
+torch.set_num_threads(1)
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+g = torch.Generator().manual_seed(7 + rank)
+data = [(torch.randn(8, 4, generator=g), torch.randn(8, 1, generator=g)) for _ in range(8)]
+mse = nn.functional.mse_loss
+out = {}
+
+# a ZeroRedundancyOptimizer's state (this rank's shard, in the Adam it wraps) comes back
+weights, said = [], []
+for sweep in (False, True):
+    torch.manual_seed(0)
+    model = DDP(nn.Linear(4, 1))
+    opt = ZeroRedundancyOptimizer(model.parameters(), optimizer_class=torch.optim.Adam, lr=0.01)
+    for x, y in data[:3]:
+        opt.zero_grad()
+        mse(model(x), y).backward()
+        opt.step()
+    if sweep:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = LT.find_lr(model, opt, mse, data, num_iter=30, end_lr=1e-3)
+        said = [str(w.message) for w in caught if issubclass(w.category, LRFinderWarning)]
+        out["result_warnings"] = len(res.warnings)
+        out["steps_after"] = [float(s["step"]) for s in opt.optim.state.values()]
+    x, y = data[3]
+    opt.zero_grad()
+    mse(model(x), y).backward()
+    opt.step()
+    weights.append([p.detach().double().flatten().tolist() for p in model.parameters()])
+out["same_after_sweep"] = weights[0] == weights[1]
+out["said"] = len(said)
+try:
+    LT.DivergenceGuard(model, optimizer=opt)
+    out["guard"] = "built"
+except ValueError as exc:
+    out["guard"] = str(exc)
+
+# fit: rank 1 alone draws an inf loss at its 4th batch; both ranks stop there
+torch.manual_seed(0)
+model = DDP(nn.Linear(4, 1))
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+batches = list(data)
+if rank == 1:
+    batches[3] = (batches[3][0], torch.full((8, 1), float("inf")))
+hist = LT.fit(model, optimizer=opt, loss_fn=mse, data=batches, steps=6)
+out["fit"] = [hist.steps, hist.diverged]
+dist.barrier()
+with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as f:
+    json.dump(out, f)
+dist.destroy_process_group()
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def test_zero_optimizer_fit_and_warnings_across_ranks(tmp_path: Path) -> None:
+    """find_lr restores a ZeroRedundancyOptimizer's state (each rank's shard, in the
+    optimizer it wraps) and warns on rank 0 only; the guard refuses it in one line; fit
+    stops every rank where one rank's loss is not finite (a rank left alone would wait in
+    the next gradient all-reduce)."""
+    script = tmp_path / "zero_ddp.py"
+    script.write_text(ZERO_SCRIPT)
+    out = tmp_path / "out"
+    out.mkdir()
+    r0, r1 = _launch(script, out)
+    for r in (r0, r1):
+        assert r["same_after_sweep"] and r["steps_after"] == [3.0]
+        assert r["result_warnings"] >= 1
+        assert r["guard"].startswith("optimizer: a ZeroRedundancyOptimizer keeps each rank's")
+        assert r["fit"] == [3, True]
+    assert (r0["said"], r1["said"]) == (r0["result_warnings"], 0)

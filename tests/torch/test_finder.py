@@ -471,6 +471,25 @@ def test_validation_loss_value_is_the_mean_over_held_batches():
     assert r.held_losses[0] == pytest.approx(expected0, rel=1e-5)
 
 
+def test_a_one_element_loss_of_shape_1_is_a_loss_like_its_scalar():
+    """A loss of shape (1,) is a usable loss (as fit, evaluate and the guard take it): the
+    sweep, its held batches and gradient accumulation read it as the scalar it holds."""
+    x, y = make_data()
+    data = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 256, 32)]
+
+    def run(loss_fn, **kw):
+        torch.manual_seed(0)
+        model = nn.Linear(10, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return find_lr(model, opt, loss_fn, data, num_iter=30, val_data=data[:2], **kw)
+
+    ce = nn.functional.cross_entropy
+    for kw in ({}, {"accumulation_steps": 2}):
+        a, b = run(ce, **kw), run(lambda out, t: ce(out, t).reshape(1), **kw)
+        assert np.array_equal(a.losses, b.losses) and np.array_equal(a.held_losses, b.held_losses)
+        assert a.suggestion == b.suggestion and a.suggestion is not None
+
+
 def test_warning_is_emitted_for_unusable_curve():
     x, y = make_data()
     model = bn_model()

@@ -29,6 +29,15 @@ def check_optimizer(optimizer: Any) -> None:
     check_group_lrs(optimizer.param_groups)
 
 
+def inner_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer | None:
+    """The optimizer a ``ZeroRedundancyOptimizer`` wraps (``.optim``): it holds this rank's
+    shard of the state, the wrapper's own ``state`` stays empty; ``None`` for others."""
+    inner = getattr(optimizer, "optim", None)
+    if isinstance(inner, torch.optim.Optimizer) and inner is not optimizer:
+        return inner
+    return None
+
+
 def check_group_lrs(groups: list[dict[str, Any]], start: int = 0) -> None:
     """A one-line ``ValueError`` when a param group (from index ``start`` on: groups added
     since) has no ``lr``, an integer tensor or one that requires grad as its ``lr``

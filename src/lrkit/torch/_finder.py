@@ -41,7 +41,7 @@ from ..finder import (
     optimizer_family,
 )
 from ..finder.sweep import check_finder_kwargs
-from ._checks import check_module, check_optimizer
+from ._checks import check_module, check_optimizer, inner_optimizer
 from ._distributed import all_reduce_mean
 from ._lrfree import _is_prodigy, _sf_flags, is_schedule_free
 
@@ -152,23 +152,38 @@ class _Snapshot:
         for g in optimizer.param_groups:
             for p in g["params"]:
                 add(p, "a tensor the optimizer steps outside the model")
+        # a ZeroRedundancyOptimizer's state lives in the optimizer it wraps (this rank's
+        # shard); its groups' settings are copied from the wrapper's at each step
+        self.inner = inner_optimizer(optimizer)
+        holders = [optimizer] if self.inner is None else [optimizer, self.inner]
         with torch.no_grad():
             tensors: dict[str, Any] = {
                 "values": [t.detach().clone() for t in self.tensors_list],
                 "grads": [
                     None if t.grad is None else t.grad.detach().clone() for t in self.tensors_list
                 ],
-                "opt_state": {
-                    id(p): {
-                        k: (v.detach().clone() if torch.is_tensor(v) else copy.deepcopy(v))
-                        for k, v in st.items()
+                "opt_state": [
+                    {
+                        id(p): {
+                            k: (v.detach().clone() if torch.is_tensor(v) else copy.deepcopy(v))
+                            for k, v in st.items()
+                        }
+                        for p, st in o.state.items()
                     }
-                    for p, st in optimizer.state.items()
-                },
+                    for o in holders
+                ],
             }
         # which tensors train (a step that freezes or unfreezes a layer is undone)
         self.requires_grad = [t.requires_grad for t in self.tensors_list]
-        self.param_by_id = {id(p): p for p in optimizer.state}
+        self.param_by_id = {id(p): p for o in holders for p in o.state}
+        self.inner_groups = (
+            []
+            if self.inner is None
+            else [
+                {k: copy.deepcopy(v) for k, v in g.items() if k != "params"}
+                for g in self.inner.param_groups
+            ]
+        )
         # each group: the dict, its params list (object and contents), the other entries
         # (in the group's key order, "params" where it stood)
         self.groups: list[tuple[dict[str, Any], Any, list[Any], dict[str, Any]]] = [
@@ -313,10 +328,14 @@ class _Snapshot:
                 for k, t in live.items():
                     t.copy_(saved[k])
                     g[k] = t
-        optimizer.state.clear()
-        if tensors is not None:
-            for pid, st in tensors["opt_state"].items():
-                optimizer.state[self.param_by_id[pid]] = st
+        holders = [optimizer] if self.inner is None else [optimizer, self.inner]
+        for holder, saved_state in zip(holders, tensors["opt_state"] if tensors else [{}, {}]):
+            holder.state.clear()
+            for pid, st in saved_state.items():
+                holder.state[self.param_by_id[pid]] = st
+        if self.inner is not None:
+            for g, saved_settings in zip(self.inner.param_groups, self.inner_groups):
+                g.update(copy.deepcopy(saved_settings) if fresh else saved_settings)
         if self.opt_called is _MISSING:
             optimizer.__dict__.pop("_opt_called", None)
         else:
@@ -360,13 +379,16 @@ def _copied(tensors: dict[str, Any]) -> dict[str, Any]:
         return {
             "values": [t.clone() for t in tensors["values"]],
             "grads": [None if g is None else g.clone() for g in tensors["grads"]],
-            "opt_state": {
-                pid: {
-                    k: (v.clone() if torch.is_tensor(v) else copy.deepcopy(v))
-                    for k, v in st.items()
+            "opt_state": [
+                {
+                    pid: {
+                        k: (v.clone() if torch.is_tensor(v) else copy.deepcopy(v))
+                        for k, v in st.items()
+                    }
+                    for pid, st in held.items()
                 }
-                for pid, st in tensors["opt_state"].items()
-            },
+                for held in tensors["opt_state"]
+            ],
         }
 
 
@@ -795,7 +817,10 @@ def find_lr(
     ``lr``, the LR reached after its warmup. Prodigy's ``lr`` multiplies its own step-size
     estimate: the suggestions are for that multiplier (an :class:`LRFinderWarning` says so).
     Under ``torch.distributed`` the loss is averaged over ranks each step, so
-    every rank sees the same curve, stops together and gets the same suggestions.
+    every rank sees the same curve, stops together and gets the same suggestions; rank 0
+    alone shows the progress bar and the :class:`LRFinderWarning` (``result.warnings`` holds
+    it on every rank). A ``ZeroRedundancyOptimizer``'s state (each rank's shard, in the
+    optimizer it wraps) is restored as a plain optimizer's is.
 
     Afterwards the model's parameters, buffers (BatchNorm statistics included) and ``.grad``,
     the optimizer's state and param groups (the same dicts and params lists, keys in their
@@ -832,7 +857,7 @@ def find_lr(
     V.optional_callable("window_step", window_step, "window_step(batches) -> (batches, step)", 1)
     train_mode = V.flag("train_mode", train_mode)
     progress = V.flag("progress", progress)
-    warn = V.flag("warn", warn)
+    warn = V.flag("warn", warn) and is_rank0()  # (said once, by rank 0, as it draws the bar)
     accum = V.integer("accumulation_steps", accumulation_steps, 1)
     max_skipped = V.integer("max_skipped", max_skipped, 0)
     snapshot = V.choice("snapshot", snapshot, ("memory", "disk"))
@@ -910,7 +935,7 @@ def find_lr(
                     loss = batch_loss(b)
                     if loss is None and step is not None:  # the step skips this batch
                         continue
-                    total += loss.detach().double()
+                    total += loss.detach().double().reshape(())
                     counted += 1
             for m, flag in sweep_modes:
                 m.training = flag
@@ -962,7 +987,7 @@ def find_lr(
                         scaler.scale(back).backward()
                     else:
                         back.backward()  # type: ignore[no-untyped-call]
-                    d = loss.detach().float()
+                    d = loss.detach().float().reshape(())
                     total = d if total is None else total + d
                     done += 1
                 if total is None:  # every batch skipped: no update, this LR on the next ones

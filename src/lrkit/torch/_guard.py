@@ -48,7 +48,7 @@ import torch
 
 from .. import _validate as V
 from ..feedback import Chain, DetectorKwargs, DivergenceDetector, GuardBook, Multiplier, as_metric
-from ._checks import check_group_lrs, check_module, check_optimizer
+from ._checks import check_group_lrs, check_module, check_optimizer, inner_optimizer
 from ._distributed import all_reduce_mean, get_world_size
 
 if TYPE_CHECKING:
@@ -138,6 +138,14 @@ class DivergenceGuard:
     ) -> None:
         check_module(model)
         check_optimizer(optimizer)
+        if inner_optimizer(optimizer) is not None:
+            raise ValueError(
+                f"optimizer: a {type(optimizer).__name__} keeps each rank's shard of the state "
+                "in the optimizer it wraps, and its state_dict() only after "
+                "consolidate_state_dict() on every rank; DivergenceGuard snapshots and restores "
+                "whole optimizer states: guard a plain optimizer (under DDP, each rank holds "
+                "the whole state)"
+            )
         V.options(  # as the Keras guard and the detector say it: the option meant, if close
             "lrkit.torch.DivergenceGuard",
             detector,

@@ -10,7 +10,6 @@ optimizer's current LR and the order of ``optimizer.step()``/``scheduler.step()`
 from __future__ import annotations
 
 import bisect
-import functools
 import inspect
 import math
 import numbers
@@ -269,15 +268,21 @@ def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> l
     return [b / d for b in base]
 
 
-@functools.cache
+_OUTSIDE: dict[Any, Any] = {}  # fn -> fn wrapped by torch.compiler.disable
+
+
 def _outside_graph(fn: Any) -> Any:
     """``fn`` wrapped by ``torch.compiler.disable`` (made once, on first use: it imports the
-    compiler, which a run that never compiles does not load)."""
-    return torch.compiler.disable(  # type: ignore[no-untyped-call]
-        fn,
-        reason="lrkit's scheduler step runs outside the graph, as PyTorch's schedulers do: "
-        "call it outside a torch.compile(fullgraph=True) function",
-    )
+    compiler, which a run that never compiles does not load; kept in a plain dict, which the
+    compiler reads without the warning a ``functools`` cache draws)."""
+    wrapped = _OUTSIDE.get(fn)
+    if wrapped is None:
+        wrapped = _OUTSIDE[fn] = torch.compiler.disable(  # type: ignore[no-untyped-call]
+            fn,
+            reason="lrkit's scheduler step runs outside the graph, as PyTorch's schedulers do: "
+            "call it outside a torch.compile(fullgraph=True) function",
+        )
+    return wrapped
 
 
 class LRKitScheduler(LRScheduler):

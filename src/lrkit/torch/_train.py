@@ -29,6 +29,7 @@ from .. import _validate as V
 from .._runtime import is_data_factory
 from ..schedules import as_schedule, is_schedule_list
 from ._checks import check_module
+from ._distributed import all_reduce_mean, get_world_size
 from ._finder import _check_loss, _refuse_closure, check_batch, check_optimizer_of
 from ._lrfree import _sf_flags, first_lr_reader, is_schedule_free
 from ._scheduler import _schedule_or_list
@@ -181,7 +182,8 @@ def fit(
         on_epoch: ``on_epoch(epoch)`` after each pass, also a last one cut short by
             ``steps`` (``epoch`` counts from 0).
         stop_on_nonfinite: stop at the first NaN/inf loss, before its update
-            (``History.diverged``).
+            (``History.diverged``); under ``torch.distributed``, on every rank at the step
+            where any rank's loss is NaN/inf.
 
     Batches are drawn only as they are trained on: a shared iterator (a generator) continues
     where the last call stopped, and one that runs out ends training with a
@@ -280,7 +282,11 @@ def fit(
             value = loss.item()
             hist.lrs.append(read_lr())
             hist.losses.append(value)
-            if stop_on_nonfinite and not math.isfinite(value):
+            if stop_on_nonfinite and not math.isfinite(
+                # under torch.distributed: stopped on every rank together (a rank left alone
+                # would wait in the next gradient all-reduce)
+                value if get_world_size() == 1 else all_reduce_mean(value)
+            ):
                 hist.diverged = True
                 break
             loss.backward()  # type: ignore[no-untyped-call]
