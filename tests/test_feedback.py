@@ -253,6 +253,10 @@ def test_bad_metric_and_step():
         c.update("low")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="step"):
         c.update(1.0, step=-1)
+    # an int beyond what str() writes (4300 digits) is described by its size
+    with pytest.raises(ValueError, match=r"^value must be a real number a float holds, got an "
+                       r"integer with 5001 digits$"):  # fmt: skip
+        c.update(10**5000)
 
 
 def _resume_check(make, values, cut, steps=True):

@@ -32,6 +32,7 @@ import bisect
 import copy
 import functools
 import math
+import sys
 import warnings
 from abc import ABC, abstractmethod
 from collections import deque
@@ -211,7 +212,7 @@ def as_metric(value: Any, *, name: str = "value") -> float:
         raise ValueError(f"{name} must be a real number, got {v.fmt(value)}") from None
     except OverflowError:  # an int beyond float64
         raise ValueError(
-            f"{name} must be a real number a float holds, got an int of {len(str(value))} digits"
+            f"{name} must be a real number a float holds, got {v.digits(value)}"
         ) from None
 
 
@@ -1020,7 +1021,7 @@ class GuardBook(Generic[Snap]):
             )
         self.controller = controller
         self.snapshot_every = v.integer("snapshot_every", snapshot_every, 1)
-        self.keep = v.integer("keep", keep, 1)
+        self.keep = v.integer("keep", keep, 1, sys.maxsize)  # (a deque's longest)
         self.snapshots: deque[Snap] = deque(maxlen=self.keep)
         #: good checks since the last snapshot was taken
         self.good = 0

@@ -543,6 +543,27 @@ def test_lr_logger_logs_the_lr_of_the_epochs_last_step_for_every_driver(
         assert h2.history["learning_rate"] == last
 
 
+def test_a_long_epoch_keeps_the_logger_and_scheduler_state_small(const_grad_model, mean_pred_loss):
+    """LRLogger("epoch") logs one LR an epoch: a long epoch does not keep a record per batch
+    (nor do LRScheduler and LRLogger keep one finished batch index per batch), and the LR
+    logged is the epoch's last step's."""
+    sched = lk.LRScheduler(S.cosine(0.01, total_steps=2000))
+    logger = lk.LRLogger()
+    sizes = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch % 100 == 99:
+                sizes.append((len(logger._records), len(logger._ends), len(sched._ends)))
+
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=mean_pred_loss)
+    h = _fit(model, 1, [sched, logger, Probe()], batches=1000)
+    assert max(r for r, _, _ in sizes) <= 2 and max(max(e, f) for _, e, f in sizes) <= 257
+    assert logger.history == [(0, float(np.float32(S.cosine(0.01, total_steps=2000)(999))))]
+    assert h.history["learning_rate"] == [logger.history[0][1]]
+
+
 def test_lr_logger_follows_a_plateau_cut_and_a_guard_restore(const_grad_model):
     """A cut of a lrkit schedule's scale mid-run and the iterations rewound by a restore are
     both seen: the per-batch history is the LR each step really used."""

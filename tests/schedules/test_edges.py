@@ -157,7 +157,11 @@ def test_numpy_scalar_steps_give_the_float64_value_without_warnings(step):
         assert s(step) == s(float(step)) == s.values([float(step)])[0]
 
 
-@pytest.mark.parametrize("bad", ["3", None, [1], 1 + 2j, True, b"3", np.array(True), np.bool_(1)])
+@pytest.mark.parametrize(
+    "bad",
+    ["3", None, [1], 1 + 2j, True, b"3", np.array(True), np.bool_(1), np.complex128(1 + 5j),
+     np.array(1 + 0j)],
+)  # fmt: skip
 def test_a_step_that_is_not_a_number_is_a_type_error_naming_step(bad):
     with pytest.raises(TypeError, match=r"^step must be a number \(an int, or a float"):
         S.cosine(0.1, total_steps=100)(bad)
@@ -188,6 +192,32 @@ def test_steps_that_are_not_numbers_are_a_type_error_naming_steps(bad):
 def test_a_one_element_array_is_not_one_step(one):
     with pytest.raises(TypeError, match=r"^step must be a number"):
         S.cosine(0.1, total_steps=100)(one)
+
+
+def test_values_reads_tensors_as_the_scalar_path_reads_them():
+    """values() of a torch tensor (bfloat16, one that requires grad) or a JAX bfloat16 array:
+    the values of its steps, as the scalar path reads each; bool and complex ones refused."""
+    torch = pytest.importorskip("torch")
+    s = S.exponential(0.1, gamma=0.97)
+    want = s.values([2.0, 3.0])
+    for steps in (
+        torch.tensor([2.0, 3.0], dtype=torch.bfloat16),
+        torch.tensor([2.0, 3.0], requires_grad=True),
+        torch.tensor([2, 3]),
+    ):
+        got = s.values(steps)
+        assert got.dtype == np.float64 and np.array_equal(got, want)
+        assert [s(t) for t in steps] == want.tolist()
+    jnp = pytest.importorskip("jax.numpy")
+    assert np.array_equal(s.values(jnp.asarray([2, 3], jnp.bfloat16)), want)
+    for bad in (torch.tensor([True]), torch.tensor([1 + 1j])):
+        with pytest.raises(TypeError, match=r"^steps must be an array-like of numbers, got tensor"):
+            s.values(bad)
+
+
+def test_a_step_of_negative_zero_is_step_0() -> None:
+    s = S.inverse_sqrt(0.1, warmup_steps=10)
+    assert math.copysign(1.0, s(-0.0)) == math.copysign(1.0, s.values([-0.0])[0]) == 1.0
 
 
 def test_a_one_element_tensor_is_not_one_step_either():

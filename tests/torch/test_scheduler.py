@@ -796,6 +796,14 @@ def test_feedback_class_hyperparams_list_and_numpy_epoch() -> None:
     assert opt.param_groups[0]["lr"] == S.cosine(0.1, total_steps=100)(7)
     with pytest.raises(ValueError, match="step\\(\\) takes no metric"):
         sch.step(np.float64(0.5))
+    # a 0-d integer tensor, as torch's own schedulers take it; float, bool and 1-d are not
+    for k, epoch in ((9, torch.tensor(9)), (11, torch.tensor(11, dtype=torch.uint8))):
+        sch.step(epoch)
+        assert sch.last_epoch == k and type(sch.last_epoch) is int
+        assert opt.param_groups[0]["lr"] == S.cosine(0.1, total_steps=100)(sch.last_epoch)
+    for bad in (torch.tensor(5.0), torch.tensor(True), torch.tensor([5])):
+        with pytest.raises(ValueError, match="step\\(\\) takes no metric"):
+            sch.step(bad)
 
 
 def test_load_state_dict_accepts_an_integral_float_step() -> None:

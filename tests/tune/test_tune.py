@@ -126,6 +126,11 @@ def test_space_validation() -> None:
         SearchSpace(100, families=("cosine", "wsd", "cosine"))
     with pytest.raises(ValueError, match="total_steps"):
         SearchSpace(3)
+    # kept as the Python int it names, as Task keeps it (in its repr too)
+    for given in (np.int64(1000), 1000.0):
+        space = SearchSpace(given)
+        assert type(space.total_steps) is int and space == SearchSpace(1000)
+        assert repr(space).startswith("SearchSpace(total_steps=1000,")
 
 
 # ----------------------------------------------------------------------------- finder range
@@ -1358,6 +1363,13 @@ def test_report_names_itself_for_a_value_that_is_not_a_number() -> None:
         with pytest.raises(ValueError) as info:
             tune(Task(train, total_steps=20), n_trials=1, seeding="blind", progress=False)
         assert str(info.value) == f"report(epoch, value): value must be a real number, got {bad!r}"
+
+    def beyond(schedule: Any, report: Any) -> float:
+        report(2**63, 0.5)  # (an SQLite INTEGER holds at most 2**63 - 1)
+        return 1.0
+
+    with pytest.raises(ValueError, match=r"^epoch must be an integer in \[0, 2\*\*53\]"):
+        tune(Task(beyond, total_steps=20), n_trials=1, seeding="blind", progress=False)
 
 
 def test_a_torch_task_refuses_a_model_instance_and_data_read_once() -> None:

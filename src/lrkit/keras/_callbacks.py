@@ -344,6 +344,14 @@ def _batches_done(params: dict[str, Any] | None, ends: list[int], moved: int | N
     return min(done, moved) if moved is not None else done
 
 
+def _compacted(ends: list[int]) -> list[int]:
+    """The batch indices Keras reported done, of which only the largest is ever read
+    (:func:`_batches_done`): kept as one once there are many (a long epoch would otherwise
+    hold one per batch). An index appended to the old list meanwhile, by a worker thread, is
+    one the next batches' outdo."""
+    return [max(ends)] if len(ends) > 256 else ends
+
+
 def _counter_moved(model: Any, opt: Any, start: int, params: dict[str, Any] | None) -> int | None:
     """How far ``opt``'s counter moved since ``start`` (read at the epoch's beginning), when
     the epoch's length is unknown (data without a length: Keras' JAX loop then begins one
@@ -442,8 +450,9 @@ class ReduceOnPlateau(_LRCallback):
     ``ReduceOnPlateau(patience=max(P, 1) - 1, cooldown=max(C - 1, 0), threshold=d,
     threshold_mode="abs")``, except at exact ties: Keras tests the improvement in float32,
     lrkit in float64, so a change of exactly ``min_delta`` between values not exact in binary
-    (accuracy 0.08 -> 0.10 with ``min_delta=0.02``) may be decided differently; dyadic values
-    and changes not equal to ``min_delta`` decide the same.
+    (accuracy 0.08 -> 0.10 with ``min_delta=0.02``), or one above ``min_delta`` by less than
+    half a float32 spacing at the metric's size (about 6e-5 for a loss near 1000), may be
+    decided differently; other changes decide the same.
 
     The plateau arguments (``factor=0.1``, ``patience=10``, ``threshold=1e-4``,
     ``threshold_mode="rel"``, ``cooldown=0``, ``min_scale=0.0``, by keyword:
@@ -1262,10 +1271,12 @@ class LRScheduler(_LRCallback):
             # ``batch``: the epoch's first batch of this call (one call per steps_per_execution)
             self.step = self._epoch_step + batch - self._taken_back
             self._set(self.step)
+            self._ends = _compacted(self._ends)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         # may run in one of Keras' worker threads, in any order: only record the batch
-        self._ends.append(batch)
+        if self.per == "batch":
+            self._ends.append(batch)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.per == "batch" and self._ends:  # Keras has waited for every batch by now
@@ -1374,6 +1385,11 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
         else:
             scale = float(getattr(lr, "scale", 1.0))
             self._records.append((batch, self._it_base + batch, lr, scale))
+        if self.per == "epoch" and len(self._records) > 2:
+            # the epoch's last LR is all it logs: the call that ran last, and one begun after
+            # it that may not run (a long epoch would otherwise hold a record per batch)
+            del self._records[:-2]
+        self._ends = _compacted(self._ends)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         # may run in one of Keras' worker threads, in any order: only record the batch

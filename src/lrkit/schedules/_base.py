@@ -196,7 +196,9 @@ def _as_step(step: Any, name: str = "step") -> float:
     as a Python number; anything that is not a real number is a ``TypeError``."""
     dtype = getattr(step, "dtype", None)  # a 0-d numpy array or torch tensor of bools
     boolean = dtype is not None and (
-        getattr(dtype, "kind", "") == "b" or str(dtype) == "torch.bool"
+        getattr(dtype, "kind", None) in ("b", "c")  # bools; complex numbers (float() drops i)
+        or str(dtype) == "torch.bool"
+        or getattr(dtype, "is_complex", False) is True
     )
     # one step: a 0-d array/tensor at most (a 1-element one is ``values()``'s business)
     shaped = getattr(step, "ndim", 0) != 0
@@ -578,6 +580,12 @@ class Schedule(ABC):
                 "xp=jax.numpy to evaluate the formula on it, or give optax "
                 "lrkit.optax.schedule(schedule)"
             )
+        given = steps
+        if type(steps).__module__.split(".")[0] == "torch" and hasattr(steps, "detach"):
+            # a tensor as the scalar path reads one: its values (not the graph it is part of),
+            # a float type numpy lacks (bfloat16) widened
+            steps = steps.detach().cpu()
+            steps = (steps.double() if steps.is_floating_point() else steps).numpy()
         try:
             kind = (
                 np.asarray(steps).dtype.kind
@@ -589,8 +597,13 @@ class Schedule(ABC):
                 "steps must be an array-like of numbers with rows of equal length, got "
                 f"{_brief(steps)}"
             ) from None
+        if kind == "V" and np.asarray(steps).dtype.names is None:  # not a record: a float
+            try:  # type of ml_dtypes (JAX's bfloat16)
+                steps, kind = np.asarray(steps).astype(np.float64), "f"
+            except (TypeError, ValueError):
+                pass
         if steps is None or kind not in "iufO" or _has_bool(steps):
-            raise TypeError(f"steps must be an array-like of numbers, got {_brief(steps)}")
+            raise TypeError(f"steps must be an array-like of numbers, got {_brief(given)}")
         if kind == "O":  # None (numpy would read it as NaN) or another non-number
             for x in np.asarray(steps, dtype=object).flat:
                 if x is None or isinstance(x, (str, bytes)):

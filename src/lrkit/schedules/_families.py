@@ -882,8 +882,9 @@ class InverseSqrt(Schedule):
         decay = self.lr * xp.sqrt(self._ts / (xp.maximum(t - w, 0.0) + self._ts))
         if self.warmup_steps == 0:
             return decay
-        # the ramp at the steps it serves only (past them ``lr * t`` may overflow)
-        return xp.where(t < w, self.lr * xp.minimum(t, w) / w, decay)
+        # the ramp at the steps it serves only (past them ``lr * t`` may overflow); + 0.0:
+        # a step of -0.0 is step 0 (a negative zero LR written into an optimizer otherwise)
+        return xp.where(t < w, self.lr * (xp.minimum(t, w) + 0.0) / w, decay)
 
 
 @register
@@ -1092,13 +1093,16 @@ class WSD(Schedule):
 
     def _values(self, t: Any, xp: Any) -> Any:
         p = xp.minimum(xp.maximum(t - self._decay_start, 0.0) / self.decay_steps, 1.0)
-        span = self.lr - self.min_lr
         if self.decay == "linear":
-            out = self.lr - span * p
+            q = p
         elif self.decay == "cosine":
-            out = self.min_lr + span * 0.5 * (1 + xp.cos(_PI * p))
+            q = 0.5 * (1 - xp.cos(_PI * p))
         else:
-            out = self.min_lr + span * (1 - xp.sqrt(p))
+            q = xp.sqrt(p)
+        # the share q of the way down: q = 0 is lr and q = 1 is min_lr, both exactly, and
+        # never below min_lr on the way (``lr - span`` can miss min_lr by a rounding)
+        span = self.lr - self.min_lr
+        out = xp.where(q >= 1.0, self.min_lr, xp.maximum(self.lr - span * q, self.min_lr))
         if self.warmup_steps:
             w = float(self.warmup_steps)
             # the ramp at the steps it serves only (past them it may overflow)

@@ -171,7 +171,8 @@ class SearchSpace:
     fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        V.integer("total_steps", self.total_steps, MIN_TOTAL_STEPS, V.MAX_STEPS)
+        total = V.integer("total_steps", self.total_steps, MIN_TOTAL_STEPS, V.MAX_STEPS)
+        object.__setattr__(self, "total_steps", total)  # a Python int, as Task keeps it
         lo, hi = _check_range(self.lr_range)
         object.__setattr__(self, "lr_range", (lo, hi))
         fams = family_names(self.families)

@@ -88,7 +88,7 @@ class Reporter:
         self.history: list[tuple[int, float]] = []
 
     def __call__(self, epoch: int, value: float) -> None:
-        epoch = V.integer("epoch", epoch, 0)
+        epoch = V.integer("epoch", epoch, 0, V.MAX_STEPS)
         value = as_metric(value, name="report(epoch, value): value")
         self.history.append((epoch, value))
         if not math.isfinite(value):
