@@ -37,7 +37,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, Literal, TypedDict, TypeVar
+from typing import Any, Generic, Literal, SupportsFloat, TypeAlias, TypedDict, TypeVar
 
 from . import _renamed
 from . import _validate as v
@@ -50,6 +50,7 @@ __all__ = [
     "DivergenceDetector",
     "Feedback",
     "GuardBook",
+    "Metric",
     "Multiplier",
     "PlateauKwargs",
     "ReduceOnPlateau",
@@ -178,6 +179,11 @@ def check_controllers(feedback: Any, *, groups: int | None = None) -> None:
                 )
 
 
+#: What a controller reads as a metric (:func:`as_metric`): a number, a numpy scalar, or a
+#: one-element numpy, JAX or torch array (each has ``__float__``).
+Metric: TypeAlias = SupportsFloat
+
+
 def as_metric(value: Any, *, name: str = "value") -> float:
     """``value`` as a float: a Python number, a numpy scalar or a one-element array of any
     shape (numpy, JAX or torch). A bool, of any type, a complex number, an array of more than
@@ -235,7 +241,7 @@ class Feedback(ABC):
         """The current LR multiplier (1.0 at start)."""
 
     @abstractmethod
-    def update(self, value: float, *, step: int | None = None) -> float:
+    def update(self, value: Metric, *, step: int | None = None) -> float:
         """Feed a measured metric (``step``: the training step it was measured at, if known).
 
         Returns the new :attr:`scale`.
@@ -652,7 +658,7 @@ class ReduceOnPlateau(_OnPlateau):
         self.reductions: list[int] = []
 
     @_renamed.keyword_only(2)
-    def update(self, value: float, *, step: int | None = None) -> float:
+    def update(self, value: Metric, *, step: int | None = None) -> float:
         """Feed a metric; returns the current LR multiplier."""
         plateau, at = self._observe(value, step)
         self.num_updates += 1
@@ -718,7 +724,7 @@ class RestartOnPlateau(_OnPlateau):
         return float(schedule(max(0, int(step) - self.restart_step))) * self._scale
 
     @_renamed.keyword_only(2)
-    def update(self, value: float, *, step: int | None = None) -> float:
+    def update(self, value: Metric, *, step: int | None = None) -> float:
         plateau, at = self._observe(value, step)
         capped = self.max_restarts is not None and len(self.restarts) >= self.max_restarts
         if plateau and not capped:
@@ -780,7 +786,7 @@ class Multiplier(Feedback):
         return self._scale
 
     @_renamed.keyword_only(2)
-    def update(self, value: float, *, step: int | None = None) -> float:
+    def update(self, value: Metric, *, step: int | None = None) -> float:
         return self._scale
 
     def state_dict(self) -> dict[str, Any]:
@@ -913,7 +919,7 @@ class DivergenceDetector(_Hinted):
         return x > ref + (self.spike_factor - 1.0) * abs(ref)
 
     @_renamed.keyword_only(2)
-    def check(self, loss: float, *, step: int | None = None) -> Action:
+    def check(self, loss: Metric, *, step: int | None = None) -> Action:
         """Classify ``loss`` (see the class docstring) and update the state accordingly."""
         x = loss if type(loss) is float else as_metric(loss, name="loss")
         if step is not None:
@@ -944,7 +950,7 @@ class DivergenceDetector(_Hinted):
         return "restore"
 
     @_renamed.keyword_only(2)
-    def update(self, value: float, *, step: int | None = None) -> float:
+    def update(self, value: Metric, *, step: int | None = None) -> float:
         self.check(value, step=step)
         return self._scale
 
@@ -1106,7 +1112,7 @@ class Chain(Feedback):
         return s
 
     @_renamed.keyword_only(2)
-    def update(self, value: float, *, step: int | None = None) -> float:
+    def update(self, value: Metric, *, step: int | None = None) -> float:
         for c in self.controllers:
             c.update(value, step=step)
         return self.scale

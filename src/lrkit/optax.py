@@ -16,7 +16,7 @@ import inspect
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._format import counted
@@ -84,7 +84,7 @@ def _host_values(s: Schedule, dtype: Any) -> Callable[[Any], np.ndarray]:
 
 
 def schedule(
-    schedule: Schedule | str | dict[str, Any],
+    schedule: Schedule | str | Mapping[str, Any],
     *,
     evaluation: str = "table",
     dtype: Any = jnp.float32,

@@ -1090,7 +1090,7 @@ class LRScheduler(_LRCallback):
 
     def __init__(
         self,
-        schedule: Schedule | str | dict[str, Any],
+        schedule: Schedule | str | Mapping[str, Any],
         *,
         per: str = "batch",
         feedback: Feedback | None = None,

@@ -21,7 +21,7 @@ import sys
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, SupportsFloat, TypeVar, cast, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -526,8 +526,9 @@ class Schedule(ABC):
     keras_warmup: ClassVar[bool] = False
 
     # ----------------------------------------------------------------- evaluation
-    def __call__(self, step: float) -> float:
-        """The learning rate at ``step`` (an int, or a float for fractional steps)."""
+    def __call__(self, step: SupportsFloat) -> float:
+        """The learning rate at ``step`` (an int, or a float for fractional steps; a numpy
+        scalar or a 0-d array or tensor is read as the number it holds)."""
         if type(step) is not int and type(step) is not float:
             step = _as_step(step)
         if not 0 <= step <= _MAX_STEP:  # negative, NaN, inf, an int beyond float64
@@ -560,6 +561,12 @@ class Schedule(ABC):
     @abstractmethod
     def _values(self, t: Any, xp: Any) -> Any:
         """Vectorized formula over the array ``t`` using the array namespace ``xp``."""
+
+    @overload
+    def values(self, steps: Any, *, xp: None = None) -> FloatArray: ...
+
+    @overload
+    def values(self, steps: Any, *, xp: Any) -> Any: ...
 
     @_renamed.keyword_only(2)
     def values(self, steps: Any, *, xp: Any = None) -> Any:

@@ -29,7 +29,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
 from .._runtime import caller_level
-from ..feedback import Chain, as_metric, check_controllers, guard_hint, load_states
+from ..feedback import Chain, Metric, as_metric, check_controllers, guard_hint, load_states
 from ..schedules import Schedule, as_schedule, holds_callable, is_schedule_list
 from ..schedules.tables import checked_steps
 from ._checks import check_group_lrs, check_optimizer
@@ -764,7 +764,7 @@ class LRKitScheduler(LRScheduler):
         # what SequentialLR calls at this scheduler's milestone: a step, hyperparameters too
         self.step(epoch)
 
-    def report(self, value: float) -> float | list[float]:
+    def report(self, value: Metric) -> float | list[float]:
         """Feed a measured metric (e.g. validation loss) to the feedback controller; the LRs
         change at once. Returns the controller's scale (a list of scales, one per group, when
         ``feedback`` is a list)."""

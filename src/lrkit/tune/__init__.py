@@ -12,6 +12,8 @@ every trial is an lrkit schedule whose spec string is stored on the trial
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._imports import lazy_exports
 from ._load import as_task, is_torch_tuple, load_target
 from ._loop import ForeignStudyError, StudySpaceError, TuneWarning, check_range_test, tune
@@ -71,6 +73,11 @@ __all__ = [
     "tune",
 ]
 
+
+if TYPE_CHECKING:  # the torch-backed helpers' real types for type checkers (never run)
+    from ._torch import DEMO_TASK as DEMO_TASK
+    from ._torch import demo_task as demo_task
+    from ._torch import torch_task as torch_task
 
 # torch-backed helpers, imported on first use
 __getattr__, _dir = lazy_exports(
