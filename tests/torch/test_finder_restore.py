@@ -324,6 +324,27 @@ def test_a_tensor_lr_is_restored_in_place():
     assert torch.equal(lr, torch.tensor(0.01))
 
 
+def test_the_optimizer_state_comes_back_in_its_own_dicts_and_tensors():
+    """A compiled optimizer step guards on the state's tensors: they come back holding the
+    values from before the sweep, the same objects (new ones compiled the step again)."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(0.01))
+    data, _ = _loader()
+    for x, y in list(data)[:3]:
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    dicts = {p: opt.state[p] for p in model.parameters()}
+    held = {p: dict(st) for p, st in dicts.items()}
+    values = {p: {k: v.clone() for k, v in st.items()} for p, st in dicts.items()}
+    find_lr(model, opt, nn.functional.mse_loss, data, num_iter=20, warn=False)
+    for p in model.parameters():
+        assert opt.state[p] is dicts[p]
+        assert all(opt.state[p][k] is t for k, t in held[p].items())
+        assert all(torch.equal(opt.state[p][k], v) for k, v in values[p].items())
+
+
 def test_param_groups_keep_their_dicts_lists_and_key_order():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 4), nn.Linear(4, 2))

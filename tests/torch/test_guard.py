@@ -138,6 +138,44 @@ def test_a_restore_puts_back_non_persistent_buffers_in_place():
     assert "centre" not in model.state_dict()
 
 
+def test_a_restore_keeps_the_optimizers_state_objects_and_a_compiled_step_compiled():
+    """The optimizer state comes back into the mapping, dicts and tensors it held (a compiled
+    optimizer step guards on them: new tensors compiled it again at every restore)."""
+    import torch._dynamo
+
+    model, x, y = _problem()
+    opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(0.01))
+    graphs = [0]
+
+    def backend(gm: Any, example: Any) -> Any:
+        graphs[0] += 1
+        return gm.forward
+
+    torch._dynamo.reset()
+    step = torch.compile(opt.step, backend=backend)
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=1)
+    held: dict[int, Any] = {}
+    for i in range(8):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        if guard.check(loss * math.inf if i in (4, 6) else loss):
+            kept = _state(model, opt)  # what this check's snapshot holds
+            step()
+        if i == 2:
+            held = {id(p): dict(opt.state[p]) for p in model.parameters()}
+            mapping, dicts = opt.state, [opt.state[p] for p in model.parameters()]
+        if i in (4, 6):  # restored: the last good step's values, in the same objects
+            _equal_state(_state(model, opt), kept)
+    assert guard.restores == 2 and opt.state is mapping
+    assert all(opt.state[p] is d for p, d in zip(model.parameters(), dicts, strict=True))
+    for p in model.parameters():
+        assert all(opt.state[p][k] is t for k, t in held[id(p)].items())
+    once = graphs[0]
+    torch._dynamo.reset()
+    assert once == 1  # (a restore that replaced the state tensors: one graph more each)
+
+
 def test_a_restore_puts_back_what_the_optimizer_steps_outside_the_model():
     """A learnable loss temperature, stepped by the optimizer but owned by no module: its
     value and its momentum come back with the model's (it stayed at the blown-up value, and

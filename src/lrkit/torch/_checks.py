@@ -3,6 +3,7 @@ shared by every function that takes them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .._imports import require
@@ -36,6 +37,33 @@ def inner_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer |
     if isinstance(inner, torch.optim.Optimizer) and inner is not optimizer:
         return inner
     return None
+
+
+def keep_state_objects(optimizer: torch.optim.Optimizer, before: Mapping[Any, Any]) -> None:
+    """After ``optimizer.state`` was refilled with saved copies (``load_state_dict``, a
+    restore): the values go back into the objects the state held before (``before``: each
+    parameter's dict then), the dict and each tensor that matches in shape, dtype and device,
+    so code holding them (a compiled optimizer step, which would compile again for new
+    tensors) stays connected."""
+    state = optimizer.state
+    with torch.no_grad():
+        for p, saved in list(state.items()):
+            old = before.get(p)
+            if old is None or old is saved:
+                continue
+            for k, v in saved.items():
+                o = old.get(k)
+                if (
+                    torch.is_tensor(v)
+                    and torch.is_tensor(o)
+                    and o is not v
+                    and (o.shape, o.dtype, o.device) == (v.shape, v.dtype, v.device)
+                ):
+                    o.copy_(v)
+                    saved[k] = o
+            old.clear()
+            old.update(saved)
+            state[p] = old
 
 
 def check_group_lrs(groups: list[dict[str, Any]], start: int = 0) -> None:

@@ -41,7 +41,7 @@ from ..finder import (
     optimizer_family,
 )
 from ..finder.sweep import check_finder_kwargs
-from ._checks import check_module, check_optimizer, inner_optimizer
+from ._checks import check_module, check_optimizer, inner_optimizer, keep_state_objects
 from ._distributed import all_reduce_mean
 from ._lrfree import _is_prodigy, _sf_flags, is_schedule_free
 
@@ -330,9 +330,11 @@ class _Snapshot:
                     g[k] = t
         holders = [optimizer] if self.inner is None else [optimizer, self.inner]
         for holder, saved_state in zip(holders, tensors["opt_state"] if tensors else [{}, {}]):
+            before = dict(holder.state)
             holder.state.clear()
             for pid, st in saved_state.items():
                 holder.state[self.param_by_id[pid]] = st
+            keep_state_objects(holder, before)  # the tensors a compiled step holds stay
         if self.inner is not None:
             for g, saved_settings in zip(self.inner.param_groups, self.inner_groups):
                 g.update(copy.deepcopy(saved_settings) if fresh else saved_settings)

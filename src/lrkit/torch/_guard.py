@@ -48,7 +48,13 @@ import torch
 
 from .. import _validate as V
 from ..feedback import Chain, DetectorKwargs, DivergenceDetector, GuardBook, Multiplier, as_metric
-from ._checks import check_group_lrs, check_module, check_optimizer, inner_optimizer
+from ._checks import (
+    check_group_lrs,
+    check_module,
+    check_optimizer,
+    inner_optimizer,
+    keep_state_objects,
+)
 from ._distributed import all_reduce_mean, get_world_size
 
 if TYPE_CHECKING:
@@ -317,7 +323,13 @@ class DivergenceGuard:
         groups, group_dicts = opt.param_groups, list(opt.param_groups)
         lrs = [g["lr"] for g in group_dicts]  # the objects (a tensor LR stays the same tensor)
         values = [lr.clone() if isinstance(lr, torch.Tensor) else lr for lr in lrs]
+        state = opt.state  # the mapping, its dicts and tensors: refilled in place below
+        before = dict(state)
         opt.load_state_dict(self._optimizer_state(snap))
+        keep_state_objects(opt, before)
+        state.clear()
+        state.update(opt.state)
+        opt.state = state
         # load_state_dict() builds new group dicts and a new list: put the values back into the
         # user's objects, so references held to them (or to the list) stay live. The snapshot's
         # entries come back; an entry added since (``initial_lr``, set by a scheduler built
