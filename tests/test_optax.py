@@ -246,6 +246,26 @@ def test_reduce_on_plateau_accumulation():
     assert changes and all(i % 10 == 9 for i in changes)
 
 
+def test_reduce_on_plateau_state_can_be_donated():
+    """Each counter of a fresh state is an array of its own: a jitted step that donates the
+    optimizer state runs (the same buffer donated twice failed), as with optax.contrib's."""
+    opt = optax.chain(optax.adam(1e-2), lo.reduce_on_plateau(patience=2, accumulation_size=2))
+    params = {"w": jnp.zeros(4)}
+    st = opt.init(params)
+    leaves = jax.tree_util.tree_leaves(st)
+    assert len({id(x) for x in leaves}) == len(leaves)
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(p: Any, st: Any) -> Any:
+        loss, g = jax.value_and_grad(lambda p: jnp.sum((p["w"] - 1.0) ** 2))(p)
+        u, st = opt.update(g, st, p, value=loss)
+        return optax.apply_updates(p, u), st
+
+    for _ in range(4):
+        params, st = step(params, st)
+    assert int(st[1].num_updates) == 2
+
+
 def test_reduce_on_plateau_in_chain_and_validation():
     tx = optax.chain(optax.sgd(0.1), lo.reduce_on_plateau(factor=0.5, patience=0))
     params = jnp.ones(2)

@@ -93,6 +93,23 @@ def test_value_table_kind_size_and_exact_entries(name):
         assert _ulps(vt.values[vt.index(t)], s.values(t)) <= 1
 
 
+@pytest.mark.parametrize("evaluation", ["table", "formula"])
+def test_the_derivative_with_respect_to_a_real_step_is_the_formulas(evaluation):
+    """jax.grad with respect to the step: the formula's derivative, also at whole steps the
+    table holds (its constants gave 0 there without a word), as optax's own schedule; a
+    schedule holding a Python callable has none, said in one line."""
+    ours = lo.schedule(S.cosine(1e-3, total_steps=100), evaluation=evaluation)
+    theirs = optax.cosine_decay_schedule(1e-3, 100)
+    for t in (30.0, 30.5, 77.0):
+        assert float(jax.grad(ours)(t)) == pytest.approx(float(jax.grad(theirs)(t)), rel=1e-5)
+        assert float(jax.grad(ours)(t)) < 0
+    if evaluation == "table":  # the value is still the table's, rounded once
+        assert float(ours(30.0)) == float(np.float32(S.cosine(1e-3, total_steps=100)(30)))
+        fn = lo.schedule(S.function(lambda t: 0.5, lr=1e-3, length=100))
+        with pytest.raises(ValueError, match=r"holds a Python callable, which has no derivative"):
+            jax.grad(fn)(3.0)
+
+
 def test_value_table_scale_dtype_limit_and_errors():
     s = S.cosine(0.1, total_steps=100)
     vt = value_table(s, scale=0.25, dtype=np.float64)

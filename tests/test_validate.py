@@ -244,3 +244,24 @@ def test_a_multi_line_repr_is_said_on_one_line() -> None:
     with pytest.raises(ValueError) as info:
         V.integer("steps", np.ones((2, 2)), 1)
     assert "\n" not in str(info.value)
+
+
+def test_a_number_may_be_a_zero_d_array_of_a_real_dtype() -> None:
+    """A 0-d numpy, JAX or torch array of a real dtype is the number it holds (as a numpy
+    scalar is); bool, complex, shaped and record ones are refused, and a value traced by JAX
+    is refused with what to do instead."""
+    import numpy as np
+
+    assert V.number("lr", np.array(1e-3)) == 1e-3 and V.number("lr", np.array(3)) == 3.0
+    for bad in (np.array(True), np.array(1 + 0j), np.array([1e-3]), np.zeros((), "V8")):
+        with pytest.raises(ValueError, match=r"^lr must be a finite real number, got "):
+            V.number("lr", bad)
+    torch = pytest.importorskip("torch")
+    assert V.number("lr", torch.tensor(0.5)) == 0.5
+    with pytest.raises(ValueError, match=r"^lr must be a finite real number, got tensor\(True\)"):
+        V.number("lr", torch.tensor(True))
+    jax = pytest.importorskip("jax")
+    assert V.number("lr", jax.numpy.asarray(0.5)) == 0.5
+    traced = r"^lr must be a concrete real number, got a value traced by JAX \(\w+\): "
+    with pytest.raises(ValueError, match=traced + r".*multiply a schedule of peak 1 by it\)"):
+        jax.vmap(lambda lr: V.number("lr", lr))(jax.numpy.asarray([0.5, 0.25]))

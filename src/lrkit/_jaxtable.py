@@ -160,6 +160,7 @@ def lookup_fn(
     odt = out_dtype(dtype)
     vt: ValueTable = value_table(s, dtype=odt, scale=scale, limit=limit)
     table, n, beyond = vt.values, vt.size, vt.beyond
+    derivative: Callable[[Any], jax.Array] | None = None
     if formula_error(s) is not None:  # no formula: the host computes what the table lacks
         on_host = host_fn(s, odt, scale)
 
@@ -171,7 +172,7 @@ def lookup_fn(
             )
             return out
     else:
-        traced = formula_fn(s, odt, scale)
+        traced = derivative = formula_fn(s, odt, scale)
 
         def formula(t: Any, known: Any, given: Any) -> jax.Array:
             return jnp.where(known, given, traced(t))
@@ -188,13 +189,27 @@ def lookup_fn(
                 out = formula(t, t < n, out)
         return out
 
-    def real_steps(t: jax.Array) -> jax.Array:
+    def real_values(t: jax.Array) -> jax.Array:
         # fractional steps: the table where the step is a whole number it covers
         t = jnp.maximum(t, 0)  # a negative step reads step 0
         whole = jnp.floor(t)
         covered = (whole == t) & (t < n) if beyond != "hold" else (whole == t) | (t >= n - 1)
         idx = jnp.clip(whole, 0, n - 1).astype(jnp.int32)
         return formula(t, covered, jnp.asarray(table)[idx])
+
+    # the derivative with respect to a real step is the formula's, also where the value is
+    # read from the table (whose constants would give 0 there, without a word)
+    real_steps = jax.custom_jvp(real_values)
+
+    @real_steps.defjvp  # type: ignore[untyped-decorator,misc]
+    def _real_steps_jvp(primals: Any, tangents: Any) -> tuple[jax.Array, jax.Array]:
+        (t,), (dt,) = primals, tangents
+        if derivative is None:
+            raise ValueError(
+                f"schedule: {s} holds a Python callable, which has no derivative with "
+                "respect to the step: build it from lrkit's families to differentiate it"
+            )
+        return real_values(t), jax.jvp(derivative, (t,), (dt,))[1]
 
     def fn(count: Any) -> jax.Array:
         t = jnp.asarray(count)

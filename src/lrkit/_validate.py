@@ -86,20 +86,48 @@ def _text_hint(value: Any) -> str:
     return " (text, not a number)"
 
 
-def number(name: str, value: Any) -> float:
-    """Return ``value`` as a finite float, or raise ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            import numpy as np
+def _real_dtype(dtype: Any) -> bool:
+    """Whether ``dtype`` (numpy's, JAX's or torch's) holds real numbers: integers or floats,
+    not bools or complex numbers."""
+    if hasattr(dtype, "is_floating_point") and hasattr(dtype, "is_complex"):  # torch's
+        return not dtype.is_complex and str(dtype) != "torch.bool"
+    import numpy as np
 
-            if isinstance(value, np.generic) and np.issubdtype(type(value), np.number):
-                value = value.item()
-            else:
-                raise TypeError
-        except TypeError:
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        return False
+    if d.kind == "V" and d.names is None:  # a float type of ml_dtypes (JAX's bfloat16)
+        return bool(d.itemsize <= 8)
+    return d.kind in "iuf"
+
+
+def number(name: str, value: Any) -> float:
+    """Return ``value`` as a finite float, or raise ``ValueError`` naming ``name``. A numpy
+    scalar, or a 0-d numpy, JAX or torch array of real numbers, is the number it holds; a
+    value traced by JAX (inside ``jit`` or ``vmap``) is refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if "Tracer" in type(value).__name__ and type(value).__module__.startswith("jax"):
+            raise ValueError(
+                f"{name} must be a concrete real number, got a value traced by JAX "
+                f"({type(value).__name__}): a schedule's parameters are fixed when it is built "
+                "(to vary a peak LR under jit or vmap, multiply a schedule of peak 1 by it)"
+            )
+        dtype = getattr(value, "dtype", None)
+        if (
+            dtype is not None
+            and getattr(value, "ndim", None) == 0
+            and not isinstance(value, (str, bytes))
+            and _real_dtype(dtype)
+        ):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):  # a void dtype that is no float type after all
+                raise ValueError(f"{name} must be a finite real number, got {fmt(value)}") from None
+        else:
             raise ValueError(
                 f"{name} must be a finite real number, got {fmt(value)}{_text_hint(value)}"
-            ) from None
+            )
     try:
         v = float(value)
     except OverflowError:  # an int beyond float64

@@ -300,17 +300,20 @@ def reduce_on_plateau(
 
     def init_fn(params: Any) -> ReduceOnPlateauState:
         del params
-        z = jnp.asarray(0, jnp.int32)
+
+        def zero() -> jax.Array:  # an array of its own per field: a state can be donated
+            return jnp.zeros((), jnp.int32)
+
         return ReduceOnPlateauState(
             scale=jnp.asarray(1.0, fdtype),
             best=jnp.asarray(jnp.inf if is_min else -jnp.inf, fdtype),
             has_best=jnp.asarray(False),
-            num_bad=z,
-            cooldown_counter=z,
-            acc_count=z,
+            num_bad=zero(),
+            cooldown_counter=zero(),
+            acc_count=zero(),
             acc_total=jnp.asarray(0.0, fdtype),
-            num_updates=z,
-            num_reductions=z,
+            num_updates=zero(),
+            num_reductions=zero(),
         )
 
     def is_better(a: jax.Array, best: jax.Array) -> jax.Array:
@@ -415,9 +418,10 @@ def reduce_on_plateau(
             total = state.acc_total + x
             count = state.acc_count + 1
             full = count >= acc_n
-            observed = observe(state, total / acc_n)
-            state = jax.tree_util.tree_map(
-                lambda a, b: jnp.where(full, a, b), observed, state
+            # the controller's step only when the window is full (one branch runs; under
+            # vmap both do, selected per element)
+            state = jax.lax.cond(
+                full, lambda st: observe(st, total / acc_n), lambda st: st, state
             )._replace(
                 acc_total=jnp.where(full, 0.0, total).astype(fdtype),
                 acc_count=jnp.where(full, 0, count).astype(jnp.int32),
