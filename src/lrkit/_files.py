@@ -46,6 +46,30 @@ IMAGE_TYPES: tuple[str, ...] = (
 _STREAM_TYPES: tuple[str, ...] = ("svg", "svgz", "eps", "ps")
 
 
+def starting_folder() -> str | None:
+    """The working folder, read when the output options are checked (``None`` when it is
+    gone): :func:`back_to` returns to it before the outputs are written."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+def back_to(folder: str | None) -> None:
+    """Return to ``folder`` (from :func:`starting_folder`) when the command's target moved
+    the process elsewhere (``os.chdir`` in a task's code): relative output paths are written
+    where they were checked, and the messages that name them stay true."""
+    if folder is None:
+        return
+    try:
+        here: str | None = os.getcwd()
+    except OSError:  # the folder the target moved to is gone
+        here = None
+    if here != folder:
+        with contextlib.suppress(OSError):  # gone since: the write names what fails
+            os.chdir(folder)
+
+
 def fresh_path(path: str) -> str:
     """``path`` if nothing exists there, else the first free ``stem-N.ext`` (N = 1, 2, ...).
 
@@ -321,6 +345,11 @@ def check_output(
     through a link too) is refused: results written there would replace a user's module."""
     if not isinstance(path, str) or not path.strip():
         raise ValueError(f"{option} must be a file name, got {V.fmt(path)}")
+    if path == "-":  # many tools' name for standard output: here it would be a file named -
+        raise ValueError(
+            f"{option} '-' would be a file named '-': give a file name, or /dev/stdout for "
+            "standard output"
+        )
     if names_folder(path):
         name = example or (f"name.{types[0]}" if types else "")
         hint = f", e.g. {os.path.join(path, name)!r}" if name else ""

@@ -266,6 +266,21 @@ def optional_text(name: str, value: Any, *, meaning: str = "") -> str | None:
     return value
 
 
+def utf8_text(name: str, value: str) -> str:
+    """``value`` if UTF-8 can write it, else a one-line ``ValueError`` naming ``name``: text
+    Python read from bytes it could not decode (an argument given in an ASCII locale holds
+    them as lone surrogates) cannot be stored or shown."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        raise ValueError(
+            f"{name} must be text UTF-8 can write, got '{shown}' (bytes the locale could not "
+            "decode: run with a UTF-8 locale, e.g. LC_ALL=C.UTF-8, or PYTHONUTF8=1)"
+        ) from None
+    return value
+
+
 def flag(name: str, value: Any, *, spelled: str = "True or False") -> bool:
     """``value`` if it is a bool (numpy's included), else a ``ValueError`` naming ``name``: a
     string such as ``"false"`` from a config file is truthy, and must not switch a flag on."""

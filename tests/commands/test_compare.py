@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import sys
 import textwrap
 
@@ -35,6 +36,13 @@ TASK = textwrap.dedent(
 
     def make_noval():
         return make()[:4]
+
+    def make_moves():  # a task that moves the process to another folder (os.chdir)
+        import os
+
+        os.makedirs("moved", exist_ok=True)
+        os.chdir("moved")
+        return make()
 
     def make_linear():
         g = torch.Generator().manual_seed(1)
@@ -480,6 +488,58 @@ def test_the_files_are_written_when_the_reader_of_stdout_goes_away(
     assert main([*argv, *outputs]) == 141
     assert isinstance(json.loads(js.read_text()), dict)
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+MOVING_TUNE_TASK = """
+import os
+from lrkit.tune import Task
+
+def train(schedule, report):
+    os.makedirs("moved", exist_ok=True)
+    os.chdir("moved")
+    return schedule(0)
+
+def make():
+    return Task(train=train, total_steps=20)
+"""
+
+
+@pytest.mark.parametrize("command", ["compare", "find", "tune"])
+def test_relative_outputs_land_where_they_were_checked_when_the_target_moves(
+    task_module, tmp_path, monkeypatch, capsys, command
+):
+    """A target that changes folder (os.chdir): --json and the plot, given as relative
+    paths, are written in the folder they were checked in, as the messages name them."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    if command == "compare":
+        argv = ["compare", f"{task_module}:make_moves", "--methods", "fixed", "--steps", "10",
+                "--finder-iter", "10", "-o", "out/p.png"]  # fmt: skip
+    elif command == "find":
+        argv = ["find", f"{task_module}:make_moves", "--num-iter", "10", "--no-train"]
+        argv += ["-o", "out/p.png"]
+    else:
+        pytest.importorskip("optuna")
+        (tmp_path / "moving_tune_mod.py").write_text(MOVING_TUNE_TASK)
+        monkeypatch.delitem(sys.modules, "moving_tune_mod", raising=False)
+        argv = ["tune", "moving_tune_mod:make", "--trials", "1", "--lr-range", "1e-3", "1e-1",
+                "--no-progress", "--storage", f"sqlite:///{tmp_path / 't.db'}",
+                "--plot", "out/p.png"]  # fmt: skip
+    assert main([*argv, "--json", "out/r.json"]) == 0, capsys.readouterr().err
+    assert isinstance(json.loads((tmp_path / "out" / "r.json").read_text()), dict)
+    assert (tmp_path / "out" / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "moved" / "out").exists() and os.getcwd() == str(tmp_path)
+
+
+@pytest.mark.parametrize("command", ["compare", "find", "tune"])
+def test_a_dash_for_an_output_is_refused_naming_standard_output(capsys, command):
+    argv = {"compare": ["compare", "--demo"], "find": ["find", "--demo"],
+            "tune": ["tune", "--demo"]}[command]  # fmt: skip
+    assert main([*argv, "--json", "-"]) == 2
+    assert capsys.readouterr().err == (
+        f"lrkit {command}: error: --json '-' would be a file named '-': give a file name, or "
+        "/dev/stdout for standard output\n"
+    )
 
 
 @pytest.mark.parametrize("command", ["compare", "find"])

@@ -1549,6 +1549,24 @@ def test_a_study_name_optuna_cannot_store_is_refused_before_any_work(tmp_path) -
     assert not (tmp_path / "n.db").exists()
 
 
+def test_a_study_name_utf8_cannot_write_is_refused_before_any_work(tmp_path, capsys) -> None:
+    """A name read in an ASCII locale holds the bytes it could not decode as lone
+    surrogates: refused in one line naming it, before the range test or any file."""
+    from lrkit.cli import main
+
+    undecodable = "\udcc3\udca9tude"  # "étude" read as ASCII
+    with pytest.raises(ValueError, match=r"^study_name must be text UTF-8 can write, got "):
+        tune(_flat_task(), storage=None, n_trials=1, seeding="blind", study_name=undecodable)
+    db = tmp_path / "u.db"
+    assert main(["tune", "--demo", "--study", undecodable, "--storage", f"sqlite:///{db}"]) == 2
+    assert capsys.readouterr().err == (
+        "lrkit tune: error: --study must be text UTF-8 can write, got '\\udcc3\\udca9tude' "
+        "(bytes the locale could not decode: run with a UTF-8 locale, e.g. LC_ALL=C.UTF-8, or "
+        "PYTHONUTF8=1)\n"
+    )
+    assert not db.exists()
+
+
 def test_the_default_plot_name_of_a_long_study_stays_short(tmp_path, monkeypatch) -> None:
     from lrkit.commands.tune import _default_plot
 

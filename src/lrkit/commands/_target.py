@@ -49,6 +49,7 @@ from .._files import (
     check_output,
     fresh_path,
     names_stdout,
+    starting_folder,
     write_file_whole,
     write_new,
     write_text_whole,
@@ -326,6 +327,7 @@ def check_outputs(args: argparse.Namespace, default_output: str) -> None:
     ``--no-plot``) and ``--json`` before any work starts; a ValueError names the option. An
     image asked for by name needs matplotlib (the default one is skipped with a note when it
     is missing)."""
+    args.start_folder = starting_folder()  # relative outputs are written from there
     if args.no_plot and args.output is not None:  # refused rather than ignored
         raise ValueError(
             f"-o/--output names the plot that --no-plot turns off: give one of them, got "

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import _validate as V
-from .._files import names_stdout
+from .._files import back_to, names_stdout
 from .._format import duration, shorten
 from .._imports import install_note
 from .._runtime import one_pass, preserved_rng
@@ -225,6 +225,7 @@ def _compare(args: argparse.Namespace) -> int:
         default = getattr(args, "output_is_default", False)
         return write_plot("compare", args.output, report.plot, say=say, default=default)
 
+    back_to(args.start_folder)  # where the outputs were checked (a target may have moved)
     failed = write_outputs(args.json, json_file, plot_file)
     if interrupt is not None:  # the one line and exit code of an interrupt (130, 143)
         raise interrupt

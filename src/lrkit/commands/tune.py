@@ -31,9 +31,11 @@ from typing import Any
 from .. import _validate as V
 from .._files import (
     IMAGE_TYPES,
+    back_to,
     check_output,
     fresh_path,
     names_stdout,
+    starting_folder,
     write_file_whole,
     write_new,
 )
@@ -444,6 +446,12 @@ def _tune(args: argparse.Namespace) -> int:
 
     study = args.study
     searching = False
+    start = starting_folder()  # relative outputs are written from there
+    if study is not None:
+        try:
+            V.utf8_text("--study", study)
+        except ValueError as exc:
+            return err(str(exc))
     try:
         V.integer("--trials", args.trials, 1)
         V.integer("--top", args.top, 1)
@@ -621,6 +629,7 @@ def _tune(args: argparse.Namespace) -> int:
         )
         print(f"\nlrkit tune: {how}{kept}", file=sys.stderr)
         return TERMINATED_EXIT if isinstance(exc, Terminated) else 130
+    back_to(start)  # where the outputs were checked (a target may have moved)
     n_done = len(result.complete_trials)
     failed = json_written = False
     out = Printer()  # a reader that goes away stops the printing, not the plot

@@ -960,6 +960,8 @@ def tune(
     record = _space_record(families, seeding, task.total_steps, task.name)
     if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
         raise ValueError(f"study_name must be a non-empty string or None, got {V.fmt(study_name)}")
+    if study_name is not None:
+        V.utf8_text("study_name", study_name)
     if study_name is not None and len(study_name) > MAX_STUDY_NAME:
         raise ValueError(
             f"study_name must be at most {MAX_STUDY_NAME} characters (what Optuna stores), got "
