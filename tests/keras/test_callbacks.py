@@ -186,6 +186,7 @@ def test_copy_copy_of_a_callback_is_one_of_its_own(const_grad_model, mean_pred_l
             model = run(cb, 1)
         twin = copy.copy(cb)
         assert twin.model is model and getattr(twin, ctrl) is not getattr(cb, ctrl)
+        assert getattr(twin, "_handle", None) is None  # (it holds the optimizer: not copied)
         before = getattr(cb, ctrl).state_dict()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # mode="max" on a loss: as meant
@@ -193,6 +194,29 @@ def test_copy_copy_of_a_callback_is_one_of_its_own(const_grad_model, mean_pred_l
         assert getattr(cb, ctrl).state_dict() == before
         assert getattr(twin, ctrl).state_dict() != before
     assert plateau.scale == 1.0 and sched.feedback.scale == 1.0
+
+
+def test_a_guard_on_data_of_unknown_length_does_not_wait_for_the_batch_never_run(monkeypatch):
+    """Keras begins one batch more than it runs on data of unknown length: at the epoch's
+    end (every batch has ended) the guard does not wait for that batch's loss (it waited
+    for _WAIT_S, 600 s, then warned)."""
+    from lrkit.keras import _callbacks
+
+    monkeypatch.setattr(_callbacks, "_WAIT_S", 3.0)
+    x, y = _data_with_bad_batch(bad=5)
+
+    def batches():
+        for i in range(0, len(x), 4):
+            yield x[i : i + 4], y[i : i + 4]
+
+    model = _small()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    guard = lk.DivergenceGuard(snapshot_every=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(batches(), epochs=1, verbose=0, callbacks=[guard])
+    assert guard.restored_at == [6]
+    assert not [w for w in caught if "no loss arrived" in str(w.message)]
 
 
 def test_a_guard_that_gives_up_has_the_epoch_validated_on_the_restored_state():

@@ -439,3 +439,55 @@ def test_zero_optimizer_fit_and_warnings_across_ranks(tmp_path: Path) -> None:
         assert r["guard"].startswith("optimizer: a ZeroRedundancyOptimizer keeps each rank's")
         assert r["fit"] == [3, True]
     assert (r0["said"], r1["said"]) == (r0["result_warnings"], 0)
+
+
+POST_LOCAL_SGD_SCRIPT = r"""
+import json, os, sys
+import torch
+import torch.distributed as dist
+from torch.distributed.algorithms.model_averaging.averagers import PeriodicModelAverager
+from torch.distributed.optim import PostLocalSGDOptimizer
+
+import lrkit.torch as LT
+
+torch.set_num_threads(1)
+dist.init_process_group("gloo")
+torch.manual_seed(0)
+model = torch.nn.Linear(4, 1)
+inner = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+opt = PostLocalSGDOptimizer(optim=inner, averager=PeriodicModelAverager(period=2, warmup_steps=0))
+x = torch.randn(8, 4)
+before = [p.detach().clone() for p in model.parameters()]
+res = LT.find_lr(model, opt, torch.nn.functional.mse_loss, [(x, x[:, :1])] * 4, num_iter=20,
+                 warn=False)
+restored = all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+guard = LT.DivergenceGuard(model, optimizer=opt, snapshot_every=1)
+oks = []
+for k in range(4):
+    opt.zero_grad()
+    loss = torch.nn.functional.mse_loss(model(x), x[:, :1])
+    loss.backward()
+    ok = guard.check(loss * float("nan") if k == 2 else loss)
+    oks.append(ok)
+    if ok:
+        opt.step()
+with open(os.path.join(sys.argv[1], f"rank{dist.get_rank()}.json"), "w") as f:
+    json.dump({"oks": oks, "restores": guard.restores, "restored": restored,
+               "suggested": res.suggestion is not None}, f)
+dist.destroy_process_group()
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def test_a_wrapper_sharing_its_inner_optimizers_state_is_guarded(tmp_path: Path) -> None:
+    """PostLocalSGDOptimizer's state is its inner optimizer's (not sharded, as
+    ZeroRedundancyOptimizer's): the guard restores it as a plain optimizer's, and the range
+    test reads the LR its inner optimizer defaults to (it has no defaults of its own)."""
+    script = tmp_path / "post_local_sgd.py"
+    script.write_text(POST_LOCAL_SGD_SCRIPT)
+    out = tmp_path / "out"
+    out.mkdir()
+    (r0,) = _launch(script, out, world=1)
+    assert r0 == {"oks": [True, True, False, True], "restores": 1, "restored": True,
+                  "suggested": True}  # fmt: skip

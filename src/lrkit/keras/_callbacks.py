@@ -218,7 +218,10 @@ class _LRCallback(keras.callbacks.Callback):  # type: ignore[misc]
         shared with the original's (as ``copy.copy`` of a controller); the model it was set
         on is shared (Keras sets each callback's model again when ``fit()`` starts)."""
         model = self.__dict__.get("_model")
-        keep = {} if model is None else {id(model): model}
+        keep: dict[int, Any] = {} if model is None else {id(model): model}
+        handle = self.__dict__.get("_handle")
+        if handle is not None:  # it holds the model's optimizer: built again at fit()
+            keep[id(handle)] = None
         return copy.deepcopy(self, keep)
 
 
@@ -947,13 +950,13 @@ class DivergenceGuard(_LRCallback):
         # the logs, and a plateau controller on it would cut on top of the guard's cut)
         if self.gave_up:
             self._undo_after_giving_up()  # the epoch is validated on the restored state
-        elif self._begins and self._judge(upto=len(self._begins)):
+        elif self._begins and self._judge(upto=len(self._begins), settled=True):
             self._end_restored = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.gave_up:
             self._undo_after_giving_up()
-        elif self._judge(upto=len(self._begins)):  # Keras has waited for every batch by now
+        elif self._judge(upto=len(self._begins), settled=True):  # every batch has ended
             self._end_restored = True
         if self._end_restored:
             # Keras read the epoch's training metrics before the guard judged its last
@@ -975,12 +978,19 @@ class DivergenceGuard(_LRCallback):
         _settle_lr(self.model)
 
     # ------------------------------------------------------------------ judging
-    def _loss(self, begin: int, end: int) -> float | None:
+    def _loss(self, begin: int, end: int, *, settled: bool = False) -> float | None:
         """The running-mean loss Keras logged for the batch that began at ``begin`` (its
-        ``on_train_batch_end`` step lies in ``[begin, end)``), waiting for it if needed."""
+        ``on_train_batch_end`` step lies in ``[begin, end)``), waiting for it if needed.
+        ``settled``: Keras has waited for every batch (the epoch ended): a loss not there
+        belongs to a batch begun but never run (data of unknown length ends so), ``None``."""
         with self._cond:  # usually there already, under its own step (one step per batch)
             if begin in self._inbox:
                 return self._inbox.pop(begin)
+            if settled:
+                for k in self._inbox:
+                    if begin <= k < end:
+                        return self._inbox.pop(k)
+                return None
         deadline = time.monotonic() + _WAIT_S
         with self._cond:
             while True:
@@ -997,15 +1007,16 @@ class DivergenceGuard(_LRCallback):
                     return None
                 self._cond.wait(min(left, 1.0))
 
-    def _judge(self, upto: int) -> bool:
+    def _judge(self, upto: int, *, settled: bool = False) -> bool:
         """Check the losses of the first ``upto`` unjudged batches, in order; True when one
-        diverged (the state has then been restored and the LR cut)."""
+        diverged (the state has then been restored and the LR cut). ``settled``: every batch
+        has ended (:meth:`_loss`)."""
         if upto <= 0:
             return False
         todo, self._begins = self._begins[:upto], self._begins[upto:]
         nxt = [b for _, b in todo[1:]] + [self._begins[0][1] if self._begins else 1 << 62]
         for (bid, begin), end in zip(todo, nxt):
-            mean = self._loss(begin, end)
+            mean = self._loss(begin, end, settled=settled)
             if mean is None:
                 continue
             n = self._n + 1

@@ -1099,10 +1099,12 @@ class WSD(Schedule):
             q = 0.5 * (1 - xp.cos(_PI * p))
         else:
             q = xp.sqrt(p)
-        # the share q of the way down: q = 0 is lr and q = 1 is min_lr, both exactly, and
-        # never below min_lr on the way (``lr - span`` can miss min_lr by a rounding)
+        # the share q of the way: q = 0 is lr and q = 1 is min_lr, both exactly, and never
+        # past min_lr on the way (``lr - span`` can miss min_lr by a rounding); a min_lr above
+        # lr is a rise, as Hugging Face's min_lr_ratio > 1 gives
         span = self.lr - self.min_lr
-        out = xp.where(q >= 1.0, self.min_lr, xp.maximum(self.lr - span * q, self.min_lr))
+        bound = xp.maximum if span >= 0 else xp.minimum
+        out = xp.where(q >= 1.0, self.min_lr, bound(self.lr - span * q, self.min_lr))
         if self.warmup_steps:
             w = float(self.warmup_steps)
             # the ramp at the steps it serves only (past them it may overflow)

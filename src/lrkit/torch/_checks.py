@@ -34,9 +34,25 @@ def inner_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer |
     """The optimizer a ``ZeroRedundancyOptimizer`` wraps (``.optim``): it holds this rank's
     shard of the state, the wrapper's own ``state`` stays empty; ``None`` for others."""
     inner = getattr(optimizer, "optim", None)
-    if isinstance(inner, torch.optim.Optimizer) and inner is not optimizer:
+    if (
+        isinstance(inner, torch.optim.Optimizer)
+        and inner is not optimizer
+        # ZeRO's mark: a wrapper whose state is its inner optimizer's (PostLocalSGDOptimizer)
+        # is read as a plain optimizer
+        and hasattr(optimizer, "consolidate_state_dict")
+    ):
         return inner
     return None
+
+
+def default_lr(optimizer: Any) -> Any:
+    """The optimizer's default ``lr`` (``optimizer.defaults["lr"]``), read from the optimizer
+    a wrapper without ``defaults`` of its own wraps (``PostLocalSGDOptimizer``'s ``optim``);
+    ``None`` when there is none."""
+    defaults = getattr(optimizer, "defaults", None)
+    if defaults is None:
+        defaults = getattr(getattr(optimizer, "optim", None), "defaults", None)
+    return (defaults or {}).get("lr")
 
 
 def keep_state_objects(optimizer: torch.optim.Optimizer, before: Mapping[Any, Any]) -> None:

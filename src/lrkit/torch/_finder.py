@@ -41,7 +41,13 @@ from ..finder import (
     optimizer_family,
 )
 from ..finder.sweep import check_finder_kwargs
-from ._checks import check_module, check_optimizer, inner_optimizer, keep_state_objects
+from ._checks import (
+    check_module,
+    check_optimizer,
+    default_lr,
+    inner_optimizer,
+    keep_state_objects,
+)
 from ._distributed import all_reduce_mean
 from ._lrfree import _is_prodigy, _sf_flags, is_schedule_free
 
@@ -635,7 +641,7 @@ def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float] | None:
         frozen = 0.0 in kept
         if len({v for v in lrs if v != 0.0}) <= 1:  # the others share one LR: swept at it
             return kept if frozen else None
-        default = optimizer.defaults.get("lr")
+        default = default_lr(optimizer)
         name = type(optimizer).__name__
         why = (
             f"the optimizer's lr is {name}'s default {float(default):g}"

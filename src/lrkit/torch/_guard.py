@@ -35,6 +35,7 @@ it undoes up to 50 updates rather than only the last one, after which the loss w
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from typing import TYPE_CHECKING, Any
@@ -327,9 +328,12 @@ class DivergenceGuard:
         before = dict(state)
         opt.load_state_dict(self._optimizer_state(snap))
         keep_state_objects(opt, before)
-        state.clear()
-        state.update(opt.state)
-        opt.state = state
+        if opt.state is not state:
+            fresh = dict(opt.state)
+            state.clear()
+            state.update(fresh)
+            with contextlib.suppress(AttributeError):  # a wrapper whose state is read-only
+                opt.state = state  # (PostLocalSGDOptimizer's, its inner optimizer's)
         # load_state_dict() builds new group dicts and a new list: put the values back into the
         # user's objects, so references held to them (or to the list) stay live. The snapshot's
         # entries come back; an entry added since (``initial_lr``, set by a scheduler built

@@ -32,7 +32,7 @@ from .._runtime import caller_level
 from ..feedback import Chain, Metric, as_metric, check_controllers, guard_hint, load_states
 from ..schedules import Schedule, as_schedule, holds_callable, is_schedule_list
 from ..schedules.tables import checked_steps
-from ._checks import check_group_lrs, check_optimizer
+from ._checks import check_group_lrs, check_optimizer, default_lr
 
 __all__ = ["LRKitScheduler", "scheduler"]
 
@@ -217,7 +217,7 @@ def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> l
     check_optimizer(optimizer)
     if schedule is not None:  # a spec string or a to_dict() dict, as scheduler() takes it
         schedule = as_schedule(schedule)
-    default = optimizer.defaults.get("lr")
+    default = default_lr(optimizer)
     base = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
     lrs = ", ".join(f"{b:g}" for b in base)
     if len(set(base)) == 1:  # one group, or groups at one LR (0 too): the schedule is their LR
@@ -377,7 +377,7 @@ class LRKitScheduler(LRScheduler):
                 if key != "momentum":
                     _check_numeric(i, key, g[key])
         self.hyperparams = extra
-        default = optimizer.defaults.get("lr")
+        default = default_lr(optimizer)
         #: the optimizer's default LR as the scheduler found it (a tensor default is also the
         #: first group's LR, which the steps change): a group added later is read against it
         self._default_lr = None if default is None else float(default)
@@ -650,7 +650,7 @@ class LRKitScheduler(LRScheduler):
                     raise ValueError(f"hyperparams: param group {i} has no key {key!r}")
                 if key != "momentum":
                     _check_numeric(i, key, g[key])
-        shared = self.optimizer.defaults.get("lr")
+        shared = default_lr(self.optimizer)
         default = getattr(self, "_default_lr", None if shared is None else float(shared))
         d = default if default is not None and default != 0.0 else None
         old = set(self.base_lrs[:n_old])
