@@ -238,6 +238,7 @@ def fit(
         else:
             schedule = as_schedule(schedule)
     hist = History()
+    ranks = get_world_size()  # under torch.distributed, the NaN check is made by all ranks
     read_lr = first_lr_reader(optimizer)  # lrfree_lr(optimizer)[0], looked up once
     in_train_mode = False  # set once the first batch is drawn and checked
     t0 = time.perf_counter()
@@ -285,7 +286,7 @@ def fit(
             if stop_on_nonfinite and not math.isfinite(
                 # under torch.distributed: stopped on every rank together (a rank left alone
                 # would wait in the next gradient all-reduce)
-                value if get_world_size() == 1 else all_reduce_mean(value)
+                all_reduce_mean(value) if ranks > 1 else value
             ):
                 hist.diverged = True
                 break
