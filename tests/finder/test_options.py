@@ -566,6 +566,20 @@ def test_a_step_that_returns_no_loss_is_a_one_line_error_naming_step(value, got)
     assert str(info.value) == f"evaluate must return the held loss (a number), got {got}"
 
 
+def test_a_one_element_array_is_a_loss_as_a_one_element_tensor_is():
+    """A step returning a numpy or JAX array of one element (shape (1,), (1, 1)) gives the
+    loss it holds, as a torch tensor of one element does (it was refused)."""
+    from lrkit.finder import range_test
+
+    def curve(lr):
+        return (np.log10(lr) + 2) ** 2 + 1
+
+    want = range_test(curve, warn=False)
+    for wrap in (lambda v: np.array([v]), lambda v: np.array([[v]])):
+        got = range_test(lambda lr, wrap=wrap: wrap(curve(lr)), warn=False)
+        assert np.array_equal(got.losses, want.losses) and got.suggestion == want.suggestion
+
+
 def test_a_rule_that_does_not_take_lrs_and_losses_is_refused_when_given():
     """A callable rule is called as rule(lrs, losses): one of another shape is a one-line
     error when it is given, not after the sweep."""

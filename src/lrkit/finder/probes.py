@@ -218,6 +218,8 @@ def _loss_of(
     try:
         if text_or_flag:  # float("1.0") and float(True) would pass
             raise TypeError
+        if getattr(value, "ndim", 0) and getattr(value, "size", None) == 1:
+            value = value.reshape(())  # a one-element array (numpy, JAX), as a tensor reads
         return float(value)
     except (TypeError, ValueError):
         got = type(value).__name__ if value is None or isinstance(value, str) else V.fmt(value)
