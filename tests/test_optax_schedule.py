@@ -103,6 +103,11 @@ def test_the_derivative_with_respect_to_a_real_step_is_the_formulas(evaluation):
     for t in (30.0, 30.5, 77.0):
         assert float(jax.grad(ours)(t)) == pytest.approx(float(jax.grad(theirs)(t)), rel=1e-5)
         assert float(jax.grad(ours)(t)) < 0
+    # a warmup-stable-decay's 1-sqrt decay: no NaN where the decay has not begun (sqrt at 0)
+    wsd = lo.schedule(S.wsd(1e-2, total_steps=300, warmup_steps=20, decay_steps=50),
+                      evaluation=evaluation)  # fmt: skip
+    assert [float(jax.grad(wsd)(t)) for t in (5.0, 100.0)] == pytest.approx([5e-4, 0.0])
+    assert float(jax.grad(wsd)(260.0)) < 0
     if evaluation == "table":  # the value is still the table's, rounded once
         assert float(ours(30.0)) == float(np.float32(S.cosine(1e-3, total_steps=100)(30)))
         fn = lo.schedule(S.function(lambda t: 0.5, lr=1e-3, length=100))

@@ -253,15 +253,27 @@ def test_a_number_may_be_a_zero_d_array_of_a_real_dtype() -> None:
     import numpy as np
 
     assert V.number("lr", np.array(1e-3)) == 1e-3 and V.number("lr", np.array(3)) == 3.0
+    got = V.integer("total_steps", np.array(100), 1)
+    assert got == 100 and type(got) is int
     for bad in (np.array(True), np.array(1 + 0j), np.array([1e-3]), np.zeros((), "V8")):
         with pytest.raises(ValueError, match=r"^lr must be a finite real number, got "):
             V.number("lr", bad)
     torch = pytest.importorskip("torch")
     assert V.number("lr", torch.tensor(0.5)) == 0.5
+    assert type(V.integer("patience", torch.tensor(3))) is int
+    from lrkit import schedules as S
+
+    s = S.cosine(1e-2, total_steps=torch.tensor(10))
+    assert s == S.cosine(1e-2, total_steps=10) and type(s.total_steps) is int
+    assert s * torch.tensor(2.0) == s * 2.0 == np.array(2.0) * s and s + np.float32(1) == s + 1
     with pytest.raises(ValueError, match=r"^lr must be a finite real number, got tensor\(True\)"):
         V.number("lr", torch.tensor(True))
     jax = pytest.importorskip("jax")
     assert V.number("lr", jax.numpy.asarray(0.5)) == 0.5
+    with pytest.raises(ValueError, match=r"must be a concrete real number, got a value traced"):
+        jax.jit(lambda lr: (s * lr)(3))(0.5)  # an operator names what it refuses too
     traced = r"^lr must be a concrete real number, got a value traced by JAX \(\w+\): "
-    with pytest.raises(ValueError, match=traced + r".*multiply a schedule of peak 1 by it\)"):
+    with pytest.raises(
+        ValueError, match=traced + r".*lrkit\.optax\.schedule\(s\)\(count\) \* lr\)"
+    ):
         jax.vmap(lambda lr: V.number("lr", lr))(jax.numpy.asarray([0.5, 0.25]))

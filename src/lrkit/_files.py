@@ -55,19 +55,23 @@ def starting_folder() -> str | None:
         return None
 
 
-def back_to(folder: str | None) -> None:
+def back_to(folder: str | None) -> bool:
     """Return to ``folder`` (from :func:`starting_folder`) when the command's target moved
     the process elsewhere (``os.chdir`` in a task's code): relative output paths are written
-    where they were checked, and the messages that name them stay true."""
+    where they were checked, and the messages that name them stay true. False when it cannot
+    (the folder is gone since): nothing is to be written elsewhere under its names."""
     if folder is None:
-        return
+        return True
     try:
         here: str | None = os.getcwd()
     except OSError:  # the folder the target moved to is gone
         here = None
     if here != folder:
-        with contextlib.suppress(OSError):  # gone since: the write names what fails
+        try:
             os.chdir(folder)
+        except OSError:
+            return False
+    return True
 
 
 def fresh_path(path: str) -> str:
@@ -346,10 +350,8 @@ def check_output(
     if not isinstance(path, str) or not path.strip():
         raise ValueError(f"{option} must be a file name, got {V.fmt(path)}")
     if path == "-":  # many tools' name for standard output: here it would be a file named -
-        raise ValueError(
-            f"{option} '-' would be a file named '-': give a file name, or /dev/stdout for "
-            "standard output"
-        )
+        stdout = "" if types is not None else ", or /dev/stdout for standard output"
+        raise ValueError(f"{option} '-' would be a file named '-': give a file name{stdout}")
     if names_folder(path):
         name = example or (f"name.{types[0]}" if types else "")
         hint = f", e.g. {os.path.join(path, name)!r}" if name else ""

@@ -86,7 +86,7 @@ def _text_hint(value: Any) -> str:
     return " (text, not a number)"
 
 
-def _real_dtype(dtype: Any) -> bool:
+def real_dtype(dtype: Any) -> bool:
     """Whether ``dtype`` (numpy's, JAX's or torch's) holds real numbers: integers or floats,
     not bools or complex numbers."""
     if hasattr(dtype, "is_floating_point") and hasattr(dtype, "is_complex"):  # torch's
@@ -111,14 +111,15 @@ def number(name: str, value: Any) -> float:
             raise ValueError(
                 f"{name} must be a concrete real number, got a value traced by JAX "
                 f"({type(value).__name__}): a schedule's parameters are fixed when it is built "
-                "(to vary a peak LR under jit or vmap, multiply a schedule of peak 1 by it)"
+                "(to vary a peak LR under jit or vmap, build the schedule with peak 1 and "
+                "multiply its compiled value by it: lrkit.optax.schedule(s)(count) * lr)"
             )
         dtype = getattr(value, "dtype", None)
         if (
             dtype is not None
             and getattr(value, "ndim", None) == 0
             and not isinstance(value, (str, bytes))
-            and _real_dtype(dtype)
+            and real_dtype(dtype)
         ):
             try:
                 value = float(value)
@@ -195,6 +196,15 @@ def integer(name: str, value: Any, minimum: int = 0, maximum: int | None = None)
     >= ``minimum`` (and <= ``maximum`` when given, e.g. :data:`MAX_STEPS`)."""
     flag = isinstance(value, bool)  # an int to Python, not a count to a user
     import numpy as np
+
+    if (
+        getattr(value, "ndim", None) == 0
+        and not isinstance(value, np.generic)
+        and hasattr(value, "item")
+        and "Tracer" not in type(value).__name__
+        and real_dtype(getattr(value, "dtype", None))
+    ):
+        value = value.item()  # a 0-d numpy, JAX or torch array: the number it holds
 
     if isinstance(value, np.floating) and not isinstance(value, float):
         value = float(value)  # np.float32, np.float16: as a Python float (exactly)

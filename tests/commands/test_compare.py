@@ -37,6 +37,25 @@ TASK = textwrap.dedent(
     def make_noval():
         return make()[:4]
 
+    def make_leaves_a_gone_start():  # moves elsewhere, and the folder it started in is gone
+        import os
+        import shutil
+
+        start = os.getcwd()
+        os.makedirs(os.path.join(start, "..", "elsewhere"), exist_ok=True)
+        os.chdir(os.path.join(start, "..", "elsewhere"))
+        shutil.rmtree(start)
+        return make()
+
+    def fails_in_a_gone_folder():
+        import os
+        import tempfile
+
+        gone = tempfile.mkdtemp()
+        os.chdir(gone)
+        os.rmdir(gone)
+        raise RuntimeError("boom")
+
     def make_moves():  # a task that moves the process to another folder (os.chdir)
         import os
 
@@ -531,6 +550,34 @@ def test_relative_outputs_land_where_they_were_checked_when_the_target_moves(
     assert not (tmp_path / "moved" / "out").exists() and os.getcwd() == str(tmp_path)
 
 
+@pytest.mark.parametrize("command", ["find"])  # (compare calls its target once per method)
+def test_outputs_are_not_written_elsewhere_when_the_starting_folder_is_gone(
+    task_module, tmp_path, monkeypatch, capsys, command
+):
+    """A target that moves away and removes the folder the command started in: the outputs
+    are not written under their names in another folder; one line says why (exit code 1).
+    A target failing in a folder gone since is named in one line, without a traceback."""
+    start = tmp_path / "start"
+    start.mkdir()
+    monkeypatch.chdir(start)
+    extra = (["--methods", "fixed", "--steps", "10", "--finder-iter", "10"]
+             if command == "compare" else ["--num-iter", "10", "--no-train"])  # fmt: skip
+    argv = [command, f"{task_module}:make_leaves_a_gone_start", *extra, "--json", "r.json"]
+    try:
+        assert main([*argv, "-o", "p.png", "--quiet"]) == 1
+        err = capsys.readouterr().err.splitlines()[-1]
+        assert err == (
+            f"lrkit {command}: error: the folder the command started in ({start}) is gone: "
+            "the output files were not written"
+        )
+        assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == []
+        assert main([command, f"{task_module}:fails_in_a_gone_folder", *extra]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "RuntimeError: boom" in err
+    finally:
+        os.chdir(tmp_path)
+
+
 @pytest.mark.parametrize("command", ["compare", "find", "tune"])
 def test_a_dash_for_an_output_is_refused_naming_standard_output(capsys, command):
     argv = {"compare": ["compare", "--demo"], "find": ["find", "--demo"],
@@ -539,6 +586,11 @@ def test_a_dash_for_an_output_is_refused_naming_standard_output(capsys, command)
     assert capsys.readouterr().err == (
         f"lrkit {command}: error: --json '-' would be a file named '-': give a file name, or "
         "/dev/stdout for standard output\n"
+    )
+    image = "--plot" if command == "tune" else "-o/--output"  # (an image needs a type)
+    assert main([*argv, image.split("/")[0], "-"]) == 2
+    assert capsys.readouterr().err == (
+        f"lrkit {command}: error: {image} '-' would be a file named '-': give a file name\n"
     )
 
 

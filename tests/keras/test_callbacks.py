@@ -203,20 +203,46 @@ def test_a_guard_on_data_of_unknown_length_does_not_wait_for_the_batch_never_run
     from lrkit.keras import _callbacks
 
     monkeypatch.setattr(_callbacks, "_WAIT_S", 3.0)
+    monkeypatch.setattr(_callbacks, "_GRACE_S", 0.5)
     x, y = _data_with_bad_batch(bad=5)
 
     def batches():
         for i in range(0, len(x), 4):
             yield x[i : i + 4], y[i : i + 4]
 
+    for validation in (None, (x[:8], y[:8])):  # validation begins before the epoch's end
+        model = _small()
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+        guard = lk.DivergenceGuard(snapshot_every=1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(batches(), epochs=1, verbose=0, callbacks=[guard],
+                      validation_data=validation)  # fmt: skip
+        assert guard.restored_at == [6]
+        assert not [w for w in caught if "no loss arrived" in str(w.message)]
+
+
+def test_a_divergence_in_the_last_batch_is_restored_before_validation_with_a_slow_callback():
+    """A slow callback before the guard (a remote logger) delays the last batches' losses
+    past the start of validation: the guard waits for them there (Keras hands every loss
+    over only by the epoch's end), and validation sees the restored state."""
+    import time
+
+    class SlowLogger(keras.callbacks.Callback):
+        async_safe = True
+
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(0.2)
+
+    x, y = _data_with_bad_batch(bad=7)  # the last of 8 batches
     model = _small()
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
     guard = lk.DivergenceGuard(snapshot_every=1)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model.fit(batches(), epochs=1, verbose=0, callbacks=[guard])
-    assert guard.restored_at == [6]
-    assert not [w for w in caught if "no loss arrived" in str(w.message)]
+    h = model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[SlowLogger(), guard], validation_data=(x[:8], y[:8]))  # fmt: skip
+    assert guard.restored_at == [8]
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert np.isfinite(h.history["val_loss"][0])
 
 
 def test_a_guard_that_gives_up_has_the_epoch_validated_on_the_restored_state():

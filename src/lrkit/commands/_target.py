@@ -46,6 +46,7 @@ from typing import Any
 from .. import _validate as V
 from .._files import (
     IMAGE_TYPES,
+    back_to,
     check_output,
     fresh_path,
     names_stdout,
@@ -641,10 +642,26 @@ def _where(error: BaseException) -> str:
             continue
         if frame.filename.startswith("<"):
             continue
-        name = os.path.abspath(frame.filename)
-        shown = os.path.relpath(name) if name.startswith(os.getcwd() + os.sep) else name
+        here = starting_folder()  # None: the target left the process in a folder gone since
+        name = frame.filename
+        if not os.path.isabs(name) and here is not None:
+            name = os.path.join(here, name)
+        shown = os.path.relpath(name, here) if here and name.startswith(here + os.sep) else name
         return f"{shown}:{frame.lineno} in {frame.name}"
     return ""
+
+
+def back_to_start(command: str, folder: str | None) -> bool:
+    """Return to the folder the outputs were checked in (:func:`lrkit._files.back_to`); when
+    it is gone, one line on stderr and False: the outputs are not written (elsewhere)."""
+    if back_to(folder):
+        return True
+    print(
+        f"lrkit {command}: error: the folder the command started in ({folder}) is gone: the "
+        "output files were not written",
+        file=sys.stderr,
+    )
+    return False
 
 
 def cannot_write(command: str, *, option: str, path: str, error: BaseException) -> bool:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import _validate as V
-from .._files import back_to, names_stdout
+from .._files import names_stdout
 from .._format import duration, shorten
 from .._imports import install_note
 from .._runtime import one_pass, preserved_rng
@@ -41,6 +41,7 @@ from ._target import (
     Printer,
     TargetMistake,
     add_torch_task_parser,
+    back_to_start,
     call_target,
     check_batches,
     check_loss_fn,
@@ -225,7 +226,8 @@ def _compare(args: argparse.Namespace) -> int:
         default = getattr(args, "output_is_default", False)
         return write_plot("compare", args.output, report.plot, say=say, default=default)
 
-    back_to(args.start_folder)  # where the outputs were checked (a target may have moved)
+    if not back_to_start("compare", args.start_folder):  # where the outputs were checked
+        return 1
     failed = write_outputs(args.json, json_file, plot_file)
     if interrupt is not None:  # the one line and exit code of an interrupt (130, 143)
         raise interrupt

@@ -31,7 +31,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._figure import save_figure
-from .._files import back_to, names_stdout
+from .._files import names_stdout
 from .._format import duration
 from .._runtime import kept_interrupts
 from ..finder import DEFAULT_RULE, RULES
@@ -43,6 +43,7 @@ from ._target import (
     Printer,
     TargetMistake,
     add_torch_task_parser,
+    back_to_start,
     call_target,
     check_batches,
     check_loss_fn,
@@ -451,7 +452,8 @@ def _find(args: argparse.Namespace) -> int:
         default = getattr(args, "output_is_default", False)
         return write_plot("find", args.output, draw, say=say, default=default)
 
-    back_to(args.start_folder)  # where the outputs were checked (a target may have moved)
+    if not back_to_start("find", args.start_folder):  # where the outputs were checked
+        return 1
     # JSON on standard output comes after everything printed, the check runs' table too
     json_last = names_stdout(args.json)
     failed = plot_file() if json_last else write_outputs(args.json, json_file, plot_file)

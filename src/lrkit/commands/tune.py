@@ -31,7 +31,6 @@ from typing import Any
 from .. import _validate as V
 from .._files import (
     IMAGE_TYPES,
-    back_to,
     check_output,
     fresh_path,
     names_stdout,
@@ -66,6 +65,7 @@ from ._target import (
     TargetMistake,
     add_json_option,
     add_traceback_option,
+    back_to_start,
     call_target,
     cannot_write,
     check_batches,
@@ -629,7 +629,8 @@ def _tune(args: argparse.Namespace) -> int:
         )
         print(f"\nlrkit tune: {how}{kept}", file=sys.stderr)
         return TERMINATED_EXIT if isinstance(exc, Terminated) else 130
-    back_to(start)  # where the outputs were checked (a target may have moved)
+    if not back_to_start("tune", start):  # where the outputs were checked
+        return 1
     n_done = len(result.complete_trials)
     failed = json_written = False
     out = Printer()  # a reader that goes away stops the printing, not the plot

@@ -676,6 +676,9 @@ def _values(variables: list[Any]) -> list[np.ndarray]:
 _Snapshot = tuple[list[np.ndarray], list[np.ndarray]]
 
 _WAIT_S = 600.0  # give up waiting for a batch's loss after this long (a callback failed)
+# when validation begins on data of unknown length, how long the last begun batch's loss is
+# waited for before it is left to the epoch's end (the batch may never have run)
+_GRACE_S = 2.0
 
 
 class DivergenceGuard(_LRCallback):
@@ -950,14 +953,23 @@ class DivergenceGuard(_LRCallback):
         # the logs, and a plateau controller on it would cut on top of the guard's cut)
         if self.gave_up:
             self._undo_after_giving_up()  # the epoch is validated on the restored state
-        elif self._begins and self._judge(upto=len(self._begins), settled=True):
-            self._end_restored = True
+        elif self._begins:
+            # not settled: Keras has not handed over every batch's loss yet, so each is waited
+            # for; but on data of unknown length the last batch begun may never have run: its
+            # loss is given a moment, else it is left to the epoch's end (settled there)
+            upto = len(self._begins)
+            if not (self.params or {}).get("steps") and not self._arrives(
+                self._begins[-1][1], _GRACE_S
+            ):
+                upto -= 1
+            if self._judge(upto=upto):
+                self._end_restored = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.gave_up:
             self._undo_after_giving_up()
-        elif self._judge(upto=len(self._begins), settled=True):  # every batch has ended
-            self._end_restored = True
+        elif self._judge(upto=len(self._begins), settled=True):  # Keras has handed over
+            self._end_restored = True  # every batch's loss by its epoch's end
         if self._end_restored:
             # Keras read the epoch's training metrics before the guard judged its last
             # batches: its loss holds the discarded ones. The callbacks after the guard (and
@@ -1006,6 +1018,18 @@ class DivergenceGuard(_LRCallback):
                     )
                     return None
                 self._cond.wait(min(left, 1.0))
+
+    def _arrives(self, begin: int, seconds: float) -> bool:
+        """Whether a loss of the batch that began at ``begin`` (or of one after it) is in,
+        or comes within ``seconds``; it stays in for :meth:`_loss`."""
+        deadline = time.monotonic() + seconds
+        with self._cond:
+            while not any(k >= begin for k in self._inbox):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
 
     def _judge(self, upto: int, *, settled: bool = False) -> bool:
         """Check the losses of the first ``upto`` unjudged batches, in order; True when one

@@ -812,8 +812,12 @@ _SUBTRACTED_FROM = "the number a schedule is subtracted from"
 
 
 def _is_number(x: object) -> bool:
-    """A real number an arithmetic operator takes with a schedule (a bool is not one)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    """A real number an arithmetic operator takes with a schedule (a bool is not one): a
+    Python or numpy number, or a 0-d numpy, JAX or torch array of one (a value traced by JAX
+    too, which the operator then refuses in words)."""
+    if isinstance(x, (int, float)):
+        return not isinstance(x, bool)
+    return getattr(x, "ndim", None) == 0 and V.real_dtype(getattr(x, "dtype", None))
 
 
 def _short_label(s: Schedule, limit: int = 60) -> str:

@@ -1097,8 +1097,8 @@ class WSD(Schedule):
             q = p
         elif self.decay == "cosine":
             q = 0.5 * (1 - xp.cos(_PI * p))
-        else:
-            q = xp.sqrt(p)
+        else:  # (sqrt at p > 0 only: its slope at 0 would make a derivative NaN)
+            q = xp.where(p > 0, xp.sqrt(xp.where(p > 0, p, 1.0)), 0.0)
         # the share q of the way: q = 0 is lr and q = 1 is min_lr, both exactly, and never
         # past min_lr on the way (``lr - span`` can miss min_lr by a rounding); a min_lr above
         # lr is a rise, as Hugging Face's min_lr_ratio > 1 gives

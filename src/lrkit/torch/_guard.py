@@ -326,7 +326,12 @@ class DivergenceGuard:
         values = [lr.clone() if isinstance(lr, torch.Tensor) else lr for lr in lrs]
         state = opt.state  # the mapping, its dicts and tensors: refilled in place below
         before = dict(state)
+        # a wrapper sharing its inner optimizer's groups (PostLocalSGDOptimizer): loading
+        # rebinds the inner optimizer's list, which must stay the wrapper's
+        inner: Any = getattr(opt, "optim", None)
+        shared = isinstance(inner, torch.optim.Optimizer) and inner.param_groups is groups
         opt.load_state_dict(self._optimizer_state(snap))
+        loaded = inner.param_groups if shared else opt.param_groups
         keep_state_objects(opt, before)
         if opt.state is not state:
             fresh = dict(opt.state)
@@ -338,10 +343,12 @@ class DivergenceGuard:
         # user's objects, so references held to them (or to the list) stay live. The snapshot's
         # entries come back; an entry added since (``initial_lr``, set by a scheduler built
         # after the snapshot) stays as it is: resuming that scheduler needs it
-        for old, new in zip(group_dicts, opt.param_groups):
+        for old, new in zip(group_dicts, loaded):
             old.update(new)
         groups[:] = group_dicts
         opt.param_groups = groups
+        if shared:
+            inner.param_groups = groups
         for p in self.model.parameters():
             p.grad = None
         for p, _ in snap["outside"]:
