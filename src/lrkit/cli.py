@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -148,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ends it with a short note and status 130, no traceback (importing this module imports
     nothing but the standard library)."""
     undo = _escape_unencodable()
+    start = _working_folder()
     try:
         return _main(argv)
     except KeyboardInterrupt:  # before the command ran (it has its own note, with its name)
@@ -155,6 +157,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         undo()
+        # a target that moved the process elsewhere (os.chdir): the caller's folder again,
+        # for a command run inside a Python process
+        if start is not None and _working_folder() != start:
+            with contextlib.suppress(OSError):
+                os.chdir(start)
+
+
+def _working_folder() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # removed since
+        return None
 
 
 def _escape_unencodable() -> Callable[[], None]:

@@ -56,6 +56,15 @@ TASK = textwrap.dedent(
         os.rmdir(gone)
         raise RuntimeError("boom")
 
+    def fails_relative_in_a_gone_folder():  # code whose file name is relative
+        import os
+        import tempfile
+
+        gone = tempfile.mkdtemp()
+        os.chdir(gone)
+        os.rmdir(gone)
+        exec(compile("raise RuntimeError('boom')", "rel/task.py", "exec"))
+
     def make_moves():  # a task that moves the process to another folder (os.chdir)
         import os
 
@@ -571,9 +580,10 @@ def test_outputs_are_not_written_elsewhere_when_the_starting_folder_is_gone(
             "the output files were not written"
         )
         assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == []
-        assert main([command, f"{task_module}:fails_in_a_gone_folder", *extra]) == 1
-        err = capsys.readouterr().err
-        assert "Traceback" not in err and "RuntimeError: boom" in err
+        for target in ("fails_in_a_gone_folder", "fails_relative_in_a_gone_folder"):
+            assert main([command, f"{task_module}:{target}", *extra]) == 1
+            err = capsys.readouterr().err
+            assert "Traceback" not in err and "RuntimeError: boom" in err
     finally:
         os.chdir(tmp_path)
 

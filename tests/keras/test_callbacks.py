@@ -222,6 +222,40 @@ def test_a_guard_on_data_of_unknown_length_does_not_wait_for_the_batch_never_run
         assert not [w for w in caught if "no loss arrived" in str(w.message)]
 
 
+def test_a_restore_as_the_batch_past_unknown_data_begins_survives_the_epochs_end(monkeypatch):
+    """A divergence in the second-to-last batch of data of unknown length is restored as the
+    next batch begins, one Keras never runs; Keras then writes its last step's state back
+    over the variables. The restored state is assigned again: the epoch ends (and is
+    validated) as on data of known length."""
+    from lrkit.keras import _callbacks
+
+    monkeypatch.setattr(_callbacks, "_GRACE_S", 0.5)
+    x, y = _data_with_bad_batch(bad=6)
+
+    def batches():
+        for i in range(0, len(x), 4):
+            yield x[i : i + 4], y[i : i + 4]
+
+    for validation in (None, (x[:8], y[:8])):
+        runs = []
+        for data in (batches(), x):
+            model = _small()
+            model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+            guard = lk.DivergenceGuard(snapshot_every=1)
+            kw = {"batch_size": 4, "shuffle": False} if data is x else {}
+            h = model.fit(data, None if data is not x else y, epochs=1, verbose=0,
+                          callbacks=[guard], validation_data=validation, **kw)  # fmt: skip
+            assert guard.restored_at == [7]
+            runs.append((model.get_weights(), h.history))
+        (unknown, hu), (known, hk) = runs
+        assert all(np.isfinite(w).all() for w in unknown)
+        for a, b in zip(unknown, known):
+            np.testing.assert_array_equal(a, b)
+        assert hu["loss"] == hk["loss"]
+        if validation is not None:  # (validated in batches of another size: a rounding apart)
+            assert hu["val_loss"] == pytest.approx(hk["val_loss"], rel=1e-6)
+
+
 def test_a_divergence_in_the_last_batch_is_restored_before_validation_with_a_slow_callback():
     """A slow callback before the guard (a remote logger) delays the last batches' losses
     past the start of validation: the guard waits for them there (Keras hands every loss

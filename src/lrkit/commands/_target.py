@@ -587,7 +587,8 @@ def call_target(fn: Callable[..., Any], *, target: str, returns: str) -> Any:
 
 def _is_lrkit(filename: str) -> bool:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.path.abspath(filename).startswith(root + os.sep)
+    name = _absolute(filename)  # (lrkit's own files have absolute names)
+    return os.path.isabs(name) and name.startswith(root + os.sep)
 
 
 def _is_users(filename: str) -> bool:
@@ -596,10 +597,20 @@ def _is_users(filename: str) -> bool:
     import sysconfig
 
     installed = {
-        os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "purelib", "platlib")
+        os.path.normpath(sysconfig.get_paths()[k]) + os.sep
+        for k in ("stdlib", "purelib", "platlib")
     }
-    name = os.path.abspath(filename)
+    name = _absolute(filename)
     return not (_is_lrkit(name) or any(name.startswith(p) for p in installed))
+
+
+def _absolute(filename: str) -> str:
+    """``filename`` made absolute against the working folder, as given when that folder is
+    gone (a target may have left the process in one removed since)."""
+    if os.path.isabs(filename):
+        return os.path.normpath(filename)
+    here = starting_folder()
+    return filename if here is None else os.path.normpath(os.path.join(here, filename))
 
 
 def show_warnings(caught: Iterable[Any], *, shown: set[tuple[Any, ...]]) -> None:
@@ -643,9 +654,7 @@ def _where(error: BaseException) -> str:
         if frame.filename.startswith("<"):
             continue
         here = starting_folder()  # None: the target left the process in a folder gone since
-        name = frame.filename
-        if not os.path.isabs(name) and here is not None:
-            name = os.path.join(here, name)
+        name = _absolute(frame.filename)
         shown = os.path.relpath(name, here) if here and name.startswith(here + os.sep) else name
         return f"{shown}:{frame.lineno} in {frame.name}"
     return ""

@@ -768,6 +768,9 @@ class DivergenceGuard(_LRCallback):
         self.verbose = _verbose(verbose)
         self.gave_up = False
         self._handle: _LRHandle | None = None
+        self._assigned: Any = None  # the state the newest restore assigned
+        # the batch the newest restore was made for as it began, until its loss arrives
+        self._restored_begin: int | None = None
         self._cond = threading.Condition()
         self._inbox: dict[int, float | None] = {}  # end step -> Keras' running-mean loss
         self._floor = 0  # losses of batches before this one are stale (before a restore)
@@ -854,10 +857,7 @@ class DivergenceGuard(_LRCallback):
             for opt in _optimizers(model)
             if (listeners := _REWIND_LISTENERS.get(opt))
         ]
-        for v, x in zip(model.variables, mvals):
-            v.assign(x)
-        for v, x in zip(self._opt_variables(), ovals):
-            v.assign(x)
+        self._assign(mvals, ovals)
         for opt, listeners, before in followed:
             taken_back = before - _iterations(opt)
             for scheduler in list(listeners):
@@ -866,6 +866,23 @@ class DivergenceGuard(_LRCallback):
         self._n = 0
         self._prev_mean = 0.0
         self._pending.clear()
+
+    def _assign(self, mvals: Any, ovals: Any) -> None:
+        for v, x in zip(self.model.variables, mvals):
+            v.assign(x)
+        for v, x in zip(self._opt_variables(), ovals):
+            v.assign(x)
+        self._assigned = (mvals, ovals)
+
+    def _restore_again_if_not_run(self) -> None:
+        """A restore made as a batch began that never ran (the batch Keras begins past the
+        end of data of unknown length): Keras then writes the state of its last step back
+        over the variables, so the restored state is assigned once more (the counts and the
+        schedulers already follow it)."""
+        if self._restored_begin is not None and self._assigned is not None:
+            self._assign(*self._assigned)
+            self._end_restored = True  # the epoch's loss: that of the batches checked good
+        self._restored_begin = None
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -914,6 +931,7 @@ class DivergenceGuard(_LRCallback):
         self._n = 0
         self._prev_mean = 0.0
         self._end_restored = False
+        self._restored_begin = None
         self._begins.clear()
         with self._cond:
             self._inbox.clear()
@@ -939,6 +957,7 @@ class DivergenceGuard(_LRCallback):
         # judge every batch but the one still running (the previous one)
         if self._judge(upto=len(self._begins) - 2) and not self.gave_up:
             self._begins = [(self._begins[-1][0], batch)]  # the restored state trains from here
+            self._restored_begin = batch
             with self._cond:
                 self._floor = batch
                 self._inbox = {k: v for k, v in self._inbox.items() if k >= batch}
@@ -964,12 +983,16 @@ class DivergenceGuard(_LRCallback):
                 upto -= 1
             if self._judge(upto=upto):
                 self._end_restored = True
+            elif upto < len(self._begins) and self._restored_begin == self._begins[-1][1]:
+                self._restore_again_if_not_run()  # validated on the restored state
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.gave_up:
             self._undo_after_giving_up()
         elif self._judge(upto=len(self._begins), settled=True):  # Keras has handed over
             self._end_restored = True  # every batch's loss by its epoch's end
+        else:
+            self._restore_again_if_not_run()
         if self._end_restored:
             # Keras read the epoch's training metrics before the guard judged its last
             # batches: its loss holds the discarded ones. The callbacks after the guard (and
@@ -1041,6 +1064,12 @@ class DivergenceGuard(_LRCallback):
         nxt = [b for _, b in todo[1:]] + [self._begins[0][1] if self._begins else 1 << 62]
         for (bid, begin), end in zip(todo, nxt):
             mean = self._loss(begin, end, settled=settled)
+            if (
+                mean is not None
+                and self._restored_begin is not None
+                and begin >= self._restored_begin
+            ):
+                self._restored_begin = None  # it ran, from the restored state
             if mean is None:
                 continue
             n = self._n + 1
