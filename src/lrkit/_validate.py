@@ -86,10 +86,14 @@ def _text_hint(value: Any) -> str:
     return " (text, not a number)"
 
 
-def real_dtype(dtype: Any) -> bool:
-    """Whether ``dtype`` (numpy's, JAX's or torch's) holds real numbers: integers or floats,
-    not bools or complex numbers."""
+def real_dtype(dtype: Any, *, integer: bool = False) -> bool:
+    """Whether ``dtype`` (numpy's, JAX's or torch's) holds real numbers: integers or floats
+    (``integer=True``: integers only), not bools or complex numbers (nor no dtype)."""
+    if dtype is None:  # (numpy would read None as float64)
+        return False
     if hasattr(dtype, "is_floating_point") and hasattr(dtype, "is_complex"):  # torch's
+        if integer and dtype.is_floating_point:
+            return False
         return not dtype.is_complex and str(dtype) != "torch.bool"
     import numpy as np
 
@@ -98,8 +102,8 @@ def real_dtype(dtype: Any) -> bool:
     except TypeError:
         return False
     if d.kind == "V" and d.names is None:  # a float type of ml_dtypes (JAX's bfloat16)
-        return bool(d.itemsize <= 8)
-    return d.kind in "iuf"
+        return not integer and bool(d.itemsize <= 8)
+    return d.kind in ("iu" if integer else "iuf")
 
 
 def number(name: str, value: Any) -> float:

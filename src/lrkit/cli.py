@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -149,8 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ends it with a short note and status 130, no traceback (importing this module imports
     nothing but the standard library)."""
     undo = _escape_unencodable()
-    start = _working_folder()
+    start: str | None = None
+    back: Callable[[str | None], bool] | None = None
     try:
+        from ._files import back_to, starting_folder
+
+        back, start = back_to, starting_folder()
         return _main(argv)
     except KeyboardInterrupt:  # before the command ran (it has its own note, with its name)
         print("\nlrkit: interrupted", file=sys.stderr)
@@ -159,16 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         undo()
         # a target that moved the process elsewhere (os.chdir): the caller's folder again,
         # for a command run inside a Python process
-        if start is not None and _working_folder() != start:
-            with contextlib.suppress(OSError):
-                os.chdir(start)
-
-
-def _working_folder() -> str | None:
-    try:
-        return os.getcwd()
-    except OSError:  # removed since
-        return None
+        if back is not None:
+            back(start)
 
 
 def _escape_unencodable() -> Callable[[], None]:

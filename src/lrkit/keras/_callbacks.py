@@ -768,7 +768,6 @@ class DivergenceGuard(_LRCallback):
         self.verbose = _verbose(verbose)
         self.gave_up = False
         self._handle: _LRHandle | None = None
-        self._assigned: Any = None  # the state the newest restore assigned
         # the batch the newest restore was made for as it began, until its loss arrives
         self._restored_begin: int | None = None
         self._cond = threading.Condition()
@@ -872,15 +871,15 @@ class DivergenceGuard(_LRCallback):
             v.assign(x)
         for v, x in zip(self._opt_variables(), ovals):
             v.assign(x)
-        self._assigned = (mvals, ovals)
 
     def _restore_again_if_not_run(self) -> None:
         """A restore made as a batch began that never ran (the batch Keras begins past the
         end of data of unknown length): Keras then writes the state of its last step back
         over the variables, so the restored state is assigned once more (the counts and the
-        schedulers already follow it)."""
-        if self._restored_begin is not None and self._assigned is not None:
-            self._assign(*self._assigned)
+        schedulers already follow it). It is the newest snapshot still: none is taken before
+        a batch after the restore is checked good."""
+        if self._restored_begin is not None:
+            self._assign(*self._book.snapshots[-1])
             self._end_restored = True  # the epoch's loss: that of the batches checked good
         self._restored_begin = None
 
@@ -1018,22 +1017,18 @@ class DivergenceGuard(_LRCallback):
         ``on_train_batch_end`` step lies in ``[begin, end)``), waiting for it if needed.
         ``settled``: Keras has waited for every batch (the epoch ended): a loss not there
         belongs to a batch begun but never run (data of unknown length ends so), ``None``."""
-        with self._cond:  # usually there already, under its own step (one step per batch)
-            if begin in self._inbox:
-                return self._inbox.pop(begin)
-            if settled:
-                for k in self._inbox:
-                    if begin <= k < end:
-                        return self._inbox.pop(k)
-                return None
-        deadline = time.monotonic() + _WAIT_S
+        deadline = time.monotonic() + (0.0 if settled else _WAIT_S)
         with self._cond:
             while True:
+                if begin in self._inbox:  # usually there already, under its own step
+                    return self._inbox.pop(begin)
                 for k in self._inbox:
                     if begin <= k < end:
                         return self._inbox.pop(k)
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    if settled:
+                        return None
                     warnings.warn(
                         f"DivergenceGuard: no loss arrived for batch {begin}; not checked",
                         RuntimeWarning,

@@ -30,18 +30,22 @@ def check_optimizer(optimizer: Any) -> None:
     check_group_lrs(optimizer.param_groups)
 
 
+def wrapped_optimizer(optimizer: Any) -> torch.optim.Optimizer | None:
+    """The optimizer a wrapper holds as ``.optim`` (``ZeroRedundancyOptimizer``,
+    ``PostLocalSGDOptimizer``); ``None`` for a plain optimizer."""
+    inner = getattr(optimizer, "optim", None)
+    if isinstance(inner, torch.optim.Optimizer) and inner is not optimizer:
+        return inner
+    return None
+
+
 def inner_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer | None:
     """The optimizer a ``ZeroRedundancyOptimizer`` wraps (``.optim``): it holds this rank's
-    shard of the state, the wrapper's own ``state`` stays empty; ``None`` for others."""
-    inner = getattr(optimizer, "optim", None)
-    if (
-        isinstance(inner, torch.optim.Optimizer)
-        and inner is not optimizer
-        # ZeRO's mark: a wrapper whose state is its inner optimizer's (PostLocalSGDOptimizer)
-        # is read as a plain optimizer
-        and hasattr(optimizer, "consolidate_state_dict")
-    ):
-        return inner
+    shard of the state, the wrapper's own ``state`` stays empty; ``None`` for others (a
+    wrapper whose state is its inner optimizer's, ``PostLocalSGDOptimizer``, is read as a
+    plain optimizer)."""
+    if hasattr(optimizer, "consolidate_state_dict"):  # ZeRO's mark
+        return wrapped_optimizer(optimizer)
     return None
 
 
@@ -51,7 +55,7 @@ def default_lr(optimizer: Any) -> Any:
     ``None`` when there is none."""
     defaults = getattr(optimizer, "defaults", None)
     if defaults is None:
-        defaults = getattr(getattr(optimizer, "optim", None), "defaults", None)
+        defaults = getattr(wrapped_optimizer(optimizer), "defaults", None)
     return (defaults or {}).get("lr")
 
 

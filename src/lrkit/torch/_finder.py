@@ -161,7 +161,8 @@ class _Snapshot:
         # a ZeroRedundancyOptimizer's state lives in the optimizer it wraps (this rank's
         # shard); its groups' settings are copied from the wrapper's at each step
         self.inner = inner_optimizer(optimizer)
-        holders = [optimizer] if self.inner is None else [optimizer, self.inner]
+        #: the optimizers whose ``state`` holds the optimizer's state
+        self.holders = [optimizer] if self.inner is None else [optimizer, self.inner]
         with torch.no_grad():
             tensors: dict[str, Any] = {
                 "values": [t.detach().clone() for t in self.tensors_list],
@@ -176,12 +177,12 @@ class _Snapshot:
                         }
                         for p, st in o.state.items()
                     }
-                    for o in holders
+                    for o in self.holders
                 ],
             }
         # which tensors train (a step that freezes or unfreezes a layer is undone)
         self.requires_grad = [t.requires_grad for t in self.tensors_list]
-        self.param_by_id = {id(p): p for o in holders for p in o.state}
+        self.param_by_id = {id(p): p for o in self.holders for p in o.state}
         self.inner_groups = (
             []
             if self.inner is None
@@ -334,8 +335,8 @@ class _Snapshot:
                 for k, t in live.items():
                     t.copy_(saved[k])
                     g[k] = t
-        holders = [optimizer] if self.inner is None else [optimizer, self.inner]
-        for holder, saved_state in zip(holders, tensors["opt_state"] if tensors else [{}, {}]):
+        saved = tensors["opt_state"] if tensors is not None else [{} for _ in self.holders]
+        for holder, saved_state in zip(self.holders, saved):
             before = dict(holder.state)
             holder.state.clear()
             for pid, st in saved_state.items():

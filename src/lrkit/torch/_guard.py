@@ -55,6 +55,7 @@ from ._checks import (
     check_optimizer,
     inner_optimizer,
     keep_state_objects,
+    wrapped_optimizer,
 )
 from ._distributed import all_reduce_mean, get_world_size
 
@@ -328,10 +329,10 @@ class DivergenceGuard:
         before = dict(state)
         # a wrapper sharing its inner optimizer's groups (PostLocalSGDOptimizer): loading
         # rebinds the inner optimizer's list, which must stay the wrapper's
-        inner: Any = getattr(opt, "optim", None)
-        shared = isinstance(inner, torch.optim.Optimizer) and inner.param_groups is groups
+        inner = wrapped_optimizer(opt)
+        shared = inner is not None and inner.param_groups is groups
         opt.load_state_dict(self._optimizer_state(snap))
-        loaded = inner.param_groups if shared else opt.param_groups
+        loaded = inner.param_groups if inner is not None and shared else opt.param_groups
         keep_state_objects(opt, before)
         if opt.state is not state:
             fresh = dict(opt.state)
@@ -347,7 +348,7 @@ class DivergenceGuard:
             old.update(new)
         groups[:] = group_dicts
         opt.param_groups = groups
-        if shared:
+        if inner is not None and shared:
             inner.param_groups = groups
         for p in self.model.parameters():
             p.grad = None

@@ -268,19 +268,6 @@ def group_ratios(optimizer: torch.optim.Optimizer, *, schedule: Any = None) -> l
     return [b / d for b in base]
 
 
-def _integer_scalar(value: Any) -> bool:
-    """A 0-d integer tensor or array (torch, JAX, numpy), not a boolean one."""
-    dtype = getattr(value, "dtype", None)
-    if getattr(value, "ndim", None) != 0 or dtype is None:
-        return False
-    if isinstance(dtype, torch.dtype):
-        return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
-    try:
-        return np.dtype(dtype).kind in "iu"
-    except TypeError:
-        return False
-
-
 _OUTSIDE: dict[Any, Any] = {}  # fn -> fn wrapped by torch.compiler.disable
 
 
@@ -699,7 +686,9 @@ class LRKitScheduler(LRScheduler):
         else:
             if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool):
                 epoch = int(epoch)  # numpy integers too
-            elif _integer_scalar(epoch):
+            elif getattr(epoch, "ndim", None) == 0 and V.real_dtype(
+                getattr(epoch, "dtype", None), integer=True
+            ):
                 epoch = int(epoch)  # a 0-d integer tensor (torch, JAX), as torch's own take it
             if not isinstance(epoch, int) or isinstance(epoch, bool):
                 raise ValueError(
