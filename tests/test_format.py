@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -111,8 +112,6 @@ def test_a_password_is_masked_as_a_token_never_inside_words_hosts_or_numbers() -
 def test_the_password_is_found_where_sqlalchemy_finds_it(user: str, secret: str, port: int):
     from urllib.parse import unquote
 
-    import pytest
-
     make_url = pytest.importorskip("sqlalchemy.engine").make_url
     url = f"postgresql://{user}:{secret}@localhost:{port}/db"
     parts = url_parts(url)
@@ -141,3 +140,26 @@ def test_mask_url_examples() -> None:
     assert mask_secrets(msg, url) == (
         "could not connect to server db.internal port 5432 for database studies (***)"
     )
+
+
+def test_mask_url_query_value_with_hash() -> None:
+    # SQLAlchemy reads a query value up to the next "&", a "#" included: all of it is masked
+    make_url = pytest.importorskip("sqlalchemy.engine").make_url
+    url = "postgresql://bob@h/db?sslmode=require&password=abc#defSECRET&a=b"
+    assert make_url(url).query["password"] == "abc#defSECRET"
+    assert mask_url(url) == "postgresql://bob@h/db?sslmode=require&password=***&a=b"
+    line = f"connection to {url} failed: password abc#defSECRET rejected"
+    assert "SECRET" not in mask_secrets(line, url)
+    odbc = "mssql+pyodbc://@h/db?odbc_connect=DRIVER%3Dx%3BPWD%3Dab#cdSECRET&x=1"
+    assert mask_url(odbc) == "mssql+pyodbc://@h/db?odbc_connect=***&x=1"
+
+
+@given(
+    value=st.text(alphabet="ab#?:/;=%!$", min_size=1, max_size=12).filter(lambda t: "%" not in t)
+)
+def test_mask_url_hides_every_secret_query_value(value: str) -> None:
+    make_url = pytest.importorskip("sqlalchemy.engine").make_url
+    url = f"postgresql://bob@h/db?password={value}SECRET&sslmode=require"
+    assert make_url(url).query["password"] == f"{value}SECRET"
+    assert "SECRET" not in mask_url(url)
+    assert "SECRET" not in mask_secrets(f"x {value}SECRET y {url}", url)

@@ -442,6 +442,48 @@ def test_load_state_dict_refuses_what_no_lr_finder_saved() -> None:
     assert finder.result is None
 
 
+def _edited(state: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(state)
+    if key.startswith("options."):
+        out["options"][key.split(".", 1)[1]] = value
+    else:
+        out[key] = value
+    return out
+
+
+def test_load_state_dict_names_the_field_of_a_damaged_result() -> None:
+    """A hand-edited or truncated result is refused in one line naming its field (it raised
+    Python's own messages, or replayed a truncated curve into another suggestion)."""
+    from lrkit.finder import range_test
+
+    res = range_test(lambda lr: (math.log10(lr) + 3) ** 2 + 1, evaluate=lambda: 1.0, warn=False)
+    state = json.loads(json.dumps(res.to_dict()))
+    n = len(state["lrs"])
+    assert len(state["held_lrs"]) > 1
+    where = r"state_dict\['result'\]"
+    cases = [
+        ("options", "x", rf"^{where}\['options'\] must be a dict from SweepOptions"),
+        ("losses", [None] * n, rf"^{where}\['losses'\]\[0\] must be a finite real number"),
+        ("losses", state["losses"][:3],
+         rf"^{where}\['losses'\] must have one value per LR of {where}\['lrs'\] \({n}\), got 3"),
+        ("lrs", "abc", rf"^{where}\['lrs'\] must be a list of numbers, got a string"),
+        ("lrs", state["lrs"][::-1], rf"^{where}\['lrs'\] are not the LRs its options sweep"),
+        ("held_losses", 5, rf"^{where}\['held_losses'\] must be a list of numbers, got 5"),
+        ("held_losses", state["held_losses"][1:],
+         rf"^{where}\['held_losses'\] must have one value per LR of {where}\['held_lrs'\]"),
+        ("options.bogus", 1, rf"^{where}\['options'\]: bogus is not an option of the range"),
+        ("options.num_iter", "x", rf"^{where}\['options'\]: num_iter must be an integer"),
+    ]  # fmt: skip
+    for key, value, message in cases:
+        finder = LRFinder()
+        with pytest.raises(ValueError, match=message):
+            finder.load_state_dict({"result": _edited(state, key, value)})
+        assert finder.result is None
+    finder = LRFinder()
+    finder.load_state_dict({"result": state})
+    assert finder.result is not None and finder.result.to_dict() == res.to_dict()
+
+
 def test_a_finder_s_schedule_is_logged_under_lightning_s_own_name() -> None:
     """LearningRateMonitor logs the LRs of LRFinder(schedule=...) as it logs those of a
     scheduler from configure_optimizers (lr-SGD), each the LR its step ran at."""

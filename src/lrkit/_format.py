@@ -153,10 +153,10 @@ def _secret_span(url: str) -> tuple[int, int] | None:
 #: those)
 #: the words that make a name a secret's (a query argument, a ``keyword=value``)
 SECRET_WORDS = "pass|pwd|secret|token|credential|key"
-_SECRET_QUERY = re.compile(rf"(?i)([?&][^=&#]*(?:{SECRET_WORDS})[^=&#]*=)[^&#]*")
+_SECRET_QUERY = re.compile(rf"(?i)([?&][^=&]*(?:{SECRET_WORDS})[^=&]*=)[^&]*")
 #: any query argument (name=, value): one whose value holds a connection string with a
 #: password (SQLAlchemy's ``odbc_connect=...PWD%3D...``) is masked whole
-_QUERY_ARG = re.compile(r"([?&][^=&#]*=)([^&#]*)")
+_QUERY_ARG = re.compile(r"([?&][^=&]*=)([^&]*)")
 _SECRET_IN_VALUE = re.compile(r"(?i)(?:^|[;\s])\s*(?:pwd|password|passwd)\s*=")
 _VALUE_PASSWORD = re.compile(r"(?i)(?:^|[;\s])\s*(?:pwd|password|passwd)\s*=\s*(\{[^}]*\}|[^;]*)")
 

@@ -96,7 +96,28 @@ def _replay(state: Mapping[str, Any], *, rule: Any = None) -> FinderResult:
 
     A checkpoint stores a callable rule by its name only: the callable comes from ``rule``
     (the resuming :class:`LRFinder`'s), with a warning when its name is not the saved one."""
+    where = "state_dict['result']"
+    if not isinstance(state["options"], Mapping):
+        raise ValueError(
+            f"{where}['options'] must be a dict from SweepOptions.to_dict(), got "
+            f"{V.dict_given(state['options'])}"
+        )
     options = dict(state["options"])
+    curves = {}
+    for key in ("lrs", "losses", "held_lrs", "held_losses"):
+        values = V.listed(f"{where}[{key!r}]", state[key], "numbers")
+        try:
+            curves[key] = [V.number(f"{where}[{key!r}][{i}]", x) for i, x in enumerate(values)]
+        except TypeError:  # not a sequence
+            raise ValueError(
+                f"{where}[{key!r}] must be a list of numbers, got {V.fmt(values)}"
+            ) from None
+    for a, b in (("lrs", "losses"), ("held_lrs", "held_losses")):
+        if len(curves[a]) != len(curves[b]):
+            raise ValueError(
+                f"{where}[{b!r}] must have one value per LR of {where}[{a!r}] "
+                f"({len(curves[a])}), got {len(curves[b])}"
+            )
     saved = options.get("rule")
     if callable(rule):
         name = getattr(rule, "__name__", "custom")
@@ -113,15 +134,24 @@ def _replay(state: Mapping[str, Any], *, rule: Any = None) -> FinderResult:
             f"the checkpoint's sweep used the callable rule {saved!r}, which a checkpoint "
             f"does not hold: resume with LRFinder(rule={saved}) (the same callable)"
         )
-    sweep = Sweep(SweepOptions(**options))
+    try:
+        sweep = Sweep(SweepOptions.build(None, **options))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}['options']: {exc}") from None
     # the family the sweep's rule read (saved as "optimizer" by lrkit 0.1.0)
     sweep.use_family(state.get("optimizer_family", state.get("optimizer")))
     sweep.replay(
-        state["losses"],
-        held=dict(zip(state["held_lrs"], state["held_losses"])),
+        curves["losses"],
+        held=dict(zip(curves["held_lrs"], curves["held_losses"])),
         stop_reason=state["stop_reason"],
         stop_lr=state.get("stop_lr"),
     )
+    swept = [sweep.lr_at(i) for i in range(len(curves["losses"]))]
+    if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(swept, curves["lrs"])):
+        raise ValueError(
+            f"{where}['lrs'] are not the LRs its options sweep (start_lr, end_lr, num_iter, "
+            "mode): a saved result is replayed with the options it was recorded with"
+        )
     probes = state.get("probes")  # (absent before probe_data, None without it)
     return sweep.result(warn=False, probes=None if probes is None else Probes.from_dict(probes))
 

@@ -501,6 +501,42 @@ def test_a_study_lrkit_did_not_create_is_refused_and_left_as_it_was(
     assert (tmp_path / "theirs.db").read_bytes() == db  # bit for bit
 
 
+DAMAGED = [
+    ("lrkit.space", "abc"),
+    ("lrkit.space", ["constant", "cosine"]),
+    ("lrkit.space", {"families": 5, "seeding": "blind", "total_steps": 20, "task": "t"}),
+    ("lrkit.space", {"families": "constant,cosine"}),
+    ("lrkit.space", {"families": ["constant", "linear"]}),
+    ("lrkit.space", {"families": ["constant"], "total_steps": "20"}),
+    ("lrkit.space", {"families": ["constant"], "seeding": [2.0, 1.0]}),
+    ("lrkit.lr_range", "abc"),
+    ("lrkit.lr_range", [2.0, 1.0]),
+    ("lrkit.seeding", 3),
+    ("lrkit.total_steps", True),
+]
+
+
+@pytest.mark.parametrize("attr, value", DAMAGED, ids=[f"{a}={v!r}" for a, v in DAMAGED])
+def test_a_study_with_a_damaged_record_is_refused_in_one_line(
+    tmp_path: Path, attr: str, value: Any
+) -> None:
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    task = Task(train=lambda s, rep: 1.0, total_steps=20)
+    tune(task, n_trials=2, storage=url, study_name="s", seeding="blind", seed=0)
+    optuna.load_study(study_name="s", storage=url).set_user_attr(attr, value)
+    before = _kept(url, "s")
+    with pytest.raises(ForeignStudyError) as info:
+        tune(task, n_trials=3, storage=url, study_name="s", seeding="blind", seed=0)
+    msg = str(info.value)
+    assert msg.startswith(f"study_name 's' in storage {url} holds a user attr {attr!r} (")
+    assert msg.endswith(
+        "that is not lrkit's record; lrkit leaves this study as it is: give another "
+        "study_name for a new study"
+    )
+    assert "\n" not in msg
+    assert _kept(url, "s") == before
+
+
 def test_a_refused_study_shows_its_storage_without_the_password() -> None:
     from lrkit.tune._storage import shown_storage
 

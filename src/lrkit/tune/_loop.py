@@ -182,7 +182,15 @@ def _check_own(study: Any, storage: Any) -> None:
             f"{', '.join(d.name.lower() for d in directions)}); lrkit tunes one metric and "
             "leaves this study as it is",
         )
-    if isinstance(study.user_attrs.get(ATTR_SPACE), dict):
+    damaged = _damaged_record(study.user_attrs)
+    if damaged is not None:
+        raise ForeignStudyError(
+            study.study_name,
+            storage=where,
+            reason=f"holds a user attr {damaged} that is not lrkit's record; lrkit leaves "
+            "this study as it is",
+        )
+    if ATTR_SPACE in study.user_attrs:
         return
     for t in study.get_trials(deepcopy=False):
         if not _foreign_trial(t):
@@ -195,6 +203,44 @@ def _check_own(study: Any, storage: Any) -> None:
             reason=f"holds trials lrkit did not run (trial {t.number} has {has}, not lrkit's "
             "lr and family); lrkit leaves this study as it is",
         )
+
+
+def _damaged_record(attrs: Mapping[str, Any]) -> str | None:
+    """The first of lrkit's study records (:data:`ATTR_SPACE`, :data:`ATTR_RANGE`,
+    :data:`ATTR_SEEDING`, :data:`ATTR_TOTAL_STEPS`) that is not as :func:`tune` writes it
+    (edited by hand, or another program's), named with its value; ``None`` when all are."""
+
+    def steps(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    def interval(v: Any) -> bool:
+        try:
+            _check_range(v)
+        except ValueError:
+            return False
+        return isinstance(v, list)
+
+    space_checks: dict[str, Callable[[Any], bool]] = {
+        "families": lambda v: isinstance(v, list) and bool(v) and all(f in FAMILIES for f in v),
+        "seeding": lambda v: v in ("finder", "blind") or interval(v),
+        "total_steps": steps,
+        "task": lambda v: isinstance(v, str),
+    }
+    for name, check in (
+        (ATTR_RANGE, interval),
+        (ATTR_SEEDING, lambda v: v in ("finder", "blind", "given")),
+        (ATTR_TOTAL_STEPS, steps),
+    ):
+        if name in attrs and not check(attrs[name]):
+            return f"{name!r} ({shorten(repr(attrs[name]), 60)})"
+    if ATTR_SPACE in attrs:
+        space = attrs[ATTR_SPACE]
+        bad = not isinstance(space, dict) or any(
+            k in space and not check(space[k]) for k, check in space_checks.items()
+        )
+        if bad:
+            return f"{ATTR_SPACE!r} ({shorten(repr(space), 60)})"
+    return None
 
 
 def _started(study: Any) -> bool:
