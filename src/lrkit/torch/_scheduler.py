@@ -137,9 +137,11 @@ def _foreign_change(last: Any, groups: Any) -> str:
     return (
         f"the optimizer's {where}LR changed between two steps of the lrkit scheduler "
         f"({was:g} set, {now:g} found): it sets the LR of each step from the schedule, so what "
-        "changed it (a recursive scheduler such as LinearLR, ConstantLR or ExponentialLR in a "
-        "ChainedScheduler with it, a hand edit) is overwritten or applied once per step instead "
-        "of compounding; write such products as S.mul(...) and phases as S.join(...)"
+        "changed it (ReduceLROnPlateau on the same optimizer, a recursive scheduler such as "
+        "LinearLR, ConstantLR or ExponentialLR in a ChainedScheduler with it, a hand edit) is "
+        "overwritten or applied once per step instead of compounding; for cuts on a metric give "
+        "the scheduler feedback=lrkit.feedback.ReduceOnPlateau(...) and call "
+        "scheduler.report(metric), write products as S.mul(...) and phases as S.join(...)"
     )
 
 
@@ -637,14 +639,13 @@ class LRKitScheduler(LRScheduler):
                     raise ValueError(f"hyperparams: param group {i} has no key {key!r}")
                 if key != "momentum":
                     _check_numeric(i, key, g[key])
-        shared = default_lr(self.optimizer)
-        default = getattr(self, "_default_lr", None if shared is None else float(shared))
+        shared, default = self._defaults_lr()
         d = default if default is not None and default != 0.0 else None
         old = set(self.base_lrs[:n_old])
         if len(old) == 1 and all(r == 1.0 for r in self._ratios) and 0.0 not in old:
             # groups that started at one LR follow the schedule itself (group_ratios): a new
             # group is read against that LR
-            d = old.pop()
+            d = float(old.pop())
         ratios = [*self._ratios]
         pending: list[float] = getattr(self, "_pending", [])
         self._pending: list[float] = []
@@ -670,6 +671,30 @@ class LRKitScheduler(LRScheduler):
         self._tensor_lr = any(isinstance(g["lr"], torch.Tensor) for g in groups)
         self._update_fast_path()
         self.ratios = ratios
+
+    def _defaults_lr(self) -> tuple[Any, float | None]:
+        """The optimizer's default LR (a tensor the groups may share) and its value as this
+        scheduler found it when built (the steps have since set a shared tensor)."""
+        shared = default_lr(self.optimizer)
+        return shared, getattr(self, "_default_lr", None if shared is None else float(shared))
+
+    def _added_base_lrs(self) -> list[float]:
+        """The base LRs that the param groups added since the last step will be adopted with
+        (:meth:`_adopt_new_groups`): what a checkpoint made before that step keeps for them
+        (the optimizer's checkpoint holds a shared tensor's current value instead)."""
+        groups = self.optimizer.param_groups[len(self._ratios) :]
+        pending: list[float] = getattr(self, "_pending", [])
+        shared, default = self._defaults_lr()
+        bases = []
+        for k, g in enumerate(groups):
+            lr = g["lr"]
+            if k < len(pending):
+                bases.append(pending[k])
+            elif isinstance(lr, torch.Tensor) and lr is shared and default is not None:
+                bases.append(float(g.get("initial_lr", default)))
+            else:
+                bases.append(float(g.get("initial_lr", lr)))
+        return bases
 
     def step(self, epoch: int | None = None) -> None:
         """Advance one step (or jump to step ``epoch``) and set the LRs of that step. Param
@@ -797,12 +822,26 @@ class LRKitScheduler(LRScheduler):
     def _get_closed_form_lr(self) -> list[float]:
         return self.get_lr()
 
-    def get_last_lr(self) -> list[float]:  # type: ignore[override]
-        return list(cast("list[float]", self._last_lr))
+    def get_last_lr(self) -> list[float | torch.Tensor]:
+        """The LRs of the last step, one per param group, each of the type of its
+        ``group["lr"]``, as PyTorch's schedulers return them: a float, or for a tensor LR a
+        new tensor of its dtype and device holding the value set."""
+        last = cast("list[float]", self._last_lr)
+        if not self._tensor_lr:
+            return list(last)
+        return [
+            torch.tensor(v, dtype=g["lr"].dtype, device=g["lr"].device)
+            if isinstance(g["lr"], torch.Tensor)
+            else v
+            for g, v in zip(self.optimizer.param_groups, last)
+        ]
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
+        added = self._added_base_lrs() if self._adopts_groups() else []
         return {
+            # param groups added since the last step: the base LRs they will be adopted with
+            **({"added_base_lrs": added} if added else {}),
             "last_epoch": self.last_epoch,
             "_step_count": self._step_count,
             "ratios": list(self.ratios),
@@ -922,6 +961,15 @@ class LRKitScheduler(LRScheduler):
             n = saved_n
         ratios = self._float_list(state_dict, "ratios", n)
         base_lrs = self._float_list(state_dict, "base_lrs", n)
+        added = state_dict.get("added_base_lrs")
+        if added is not None:
+            if not isinstance(added, (list, tuple)):
+                raise ValueError(
+                    f"state_dict['added_base_lrs'] must be a list of numbers, got {V.fmt(added)}"
+                )
+            added = [
+                V.non_negative(f"state_dict['added_base_lrs'][{i}]", x) for i, x in enumerate(added)
+            ]
         saved = state_dict.get("schedules")
         if saved is not None and saved != [_written(s) for s in self.schedules[:n]]:
             warnings.warn(
@@ -967,10 +1015,12 @@ class LRKitScheduler(LRScheduler):
             # that saved, from the base LRs this scheduler read when it was built (the
             # optimizer's checkpoint has since set their lr to what the saving run held, not
             # what they were given); kept until then, also through another load
-            self._pending = [float(b) for b in self.base_lrs[n:]]
+            self._pending = added or [float(b) for b in self.base_lrs[n:]]
             self.schedules = self.schedules[:n]
             self.base_lrs = self.base_lrs[:n]
             self.ratios = self.ratios[:n]
+        elif added:  # added to the optimizer after this scheduler was built: the next step
+            self._pending = added
         if ratios is not None:
             self.ratios = ratios
         if base_lrs is not None:
