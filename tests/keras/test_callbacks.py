@@ -51,6 +51,51 @@ def test_plateau_scales_the_lr_the_optimizer_really_uses(kind, const_grad_model,
         assert isinstance(model.optimizer._learning_rate, lk.ScaledSchedule)
 
 
+@pytest.mark.parametrize("make", ["plateau", "guard", "both"])
+def test_a_keras_schedule_is_wrapped_only_at_the_first_cut_so_a_model_saved_before_loads_anywhere(
+    make, tmp_path
+):
+    """A plateau callback or guard that never acted leaves the optimizer's own schedule: the
+    saved model names Keras' class only and loads in a process that never imports lrkit."""
+    import json
+    import subprocess
+    import sys
+    import zipfile
+
+    lr = keras.optimizers.schedules.CosineDecay(0.01, decay_steps=100)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="mse")
+    callbacks: list[Any] = []
+    if make in ("plateau", "both"):
+        callbacks.append(lk.ReduceOnPlateau("loss", patience=100))
+    if make in ("guard", "both"):
+        callbacks.append(lk.DivergenceGuard())
+    log = lk.LRLogger("batch")
+    _fit(model, 3, [*callbacks, log], batches=2)
+    assert model.optimizer._learning_rate is lr
+    np.testing.assert_allclose(log.lrs, [float(lr(k)) for k in range(6)], rtol=1e-6)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as z:
+        config = json.loads(z.read("config.json"))
+    assert "lrkit" not in json.dumps(config)
+    code = (
+        "import sys, keras; m = keras.saving.load_model(sys.argv[1], compile=True); "
+        "assert not any(k.startswith('lrkit') for k in sys.modules); "
+        "print(type(m.optimizer._learning_rate).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert (out.returncode, out.stdout.strip()) == (0, "CosineDecay"), out.stderr[-2000:]
+    # the first cut wraps it (a plateau that never improves, both callbacks on one wrapper)
+    cuts = [lk.ReduceOnPlateau(**_never_improves())]
+    if make != "plateau":
+        cuts.append(lk.DivergenceGuard())
+    _fit(model, 3, cuts)
+    wrapped = model.optimizer._learning_rate
+    assert isinstance(wrapped, lk.ScaledSchedule) and wrapped.inner is lr
+    assert wrapped.scale == 0.25
+
+
 def test_keras_own_plateau_fails_with_a_schedule_ours_does_not(const_grad_model, mean_pred_loss):
     model = const_grad_model()
     model.compile(

@@ -284,17 +284,19 @@ def _settle_lr(model: Any) -> None:
 class _LRHandle:
     """Multiply a model's learning rates by a factor (each optimizer's, for a
     ``MultiOptimizer``), whatever an optimizer holds: a lrkit schedule (its host-side scale),
-    a foreign schedule or callable (wrapped once in :class:`ScaledSchedule`, and the train
-    function rebuilt so it sees the wrapper), or a float learning-rate variable (assigned
-    ``lr * factor``, as Keras' callbacks do, and the optimizer's multiplier with it, which
-    :class:`LRScheduler` applies)."""
+    a foreign schedule or callable (wrapped in :class:`ScaledSchedule` at its first factor
+    other than 1, and the train function rebuilt so it sees the wrapper: until a cut, the
+    optimizer holds its own schedule, and a model saved then loads without lrkit), or a float
+    learning-rate variable (assigned ``lr * factor``, as Keras' callbacks do, and the
+    optimizer's multiplier with it, which :class:`LRScheduler` applies)."""
 
     def __init__(self, model: Any, controller: Feedback) -> None:
         self.model = model
         run = _fit_run(model)
         #: (optimizer, its scaled schedule or None for a float learning rate)
         self.parts: list[tuple[Any, Any]] = []
-        wrapped = False
+        #: the optimizers holding a foreign schedule or callable, not wrapped yet
+        self.foreign: list[Any] = []
         for opt in _optimizers(model):
             lr = opt._learning_rate
             if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
@@ -310,18 +312,22 @@ class _LRHandle:
                     scale.value *= controller.scale
                 self.parts.append((opt, None))
             elif callable(lr):
-                opt._learning_rate = ScaledSchedule(lr)
-                self.parts.append((opt, opt._learning_rate))
-                wrapped = True
+                self.foreign.append(opt)
             else:  # pragma: no cover - keras always holds one of the above
                 raise ValueError(f"unsupported learning rate {lr!r} in the optimizer")
-        if wrapped and getattr(model, "train_function", None) is not None:
-            model.make_train_function(force=True)  # retrace with the wrapper
 
     def multiply(self, factor: float) -> None:
         if factor == 1.0:
             return
         retrace = False
+        for opt in self.foreign:
+            lr = opt._learning_rate
+            if not isinstance(lr, (LRKitSchedule, ScaledSchedule)):  # (another callback's)
+                opt._learning_rate = lr = ScaledSchedule(lr)
+                retrace = True  # the train function holds the foreign schedule
+            if not any(target is lr for _, target in self.parts):
+                self.parts.append((opt, lr))
+        self.foreign = []
         for opt, target in self.parts:
             if target is not None:
                 # no global retrace: this model's train function is rebuilt below
@@ -442,7 +448,8 @@ class ReduceOnPlateau(_LRCallback):
     relative threshold: see there). The metric is read from the epoch logs at every epoch end.
     Unlike ``keras.callbacks.ReduceLROnPlateau`` it also works when the optimizer holds a
     schedule: an lrkit schedule (``lrkit.keras.schedule``) is scaled in place, any other
-    Keras schedule is wrapped once in :class:`lrkit.keras.ScaledSchedule`; a float learning
+    Keras schedule is wrapped in :class:`lrkit.keras.ScaledSchedule` at the first cut (until
+    then the optimizer, and a model saved from it, holds its own schedule); a float learning
     rate is multiplied like Keras does, and a learning-rate callable is wrapped like a
     schedule. With a ``keras.optimizers.MultiOptimizer`` every optimizer's learning rate is
     scaled. Multipliers of several callbacks compose.
@@ -710,7 +717,9 @@ class DivergenceGuard(_LRCallback):
     again at once it is dropped and the next older one is restored. The first snapshot (the
     state training starts from) is taken when the first epoch begins, so the guard may come
     before or after a ``keras.callbacks.BackupAndRestore``: a resumed run starts from the
-    state that callback loaded.
+    state that callback loaded. With ``steps_per_execution=n`` Keras calls callbacks once per
+    ``n`` batches: the guard then judges calls (the mean loss of ``n`` batches), and its
+    snapshots, ``restored_at`` and ``events`` count calls.
 
     The detector arguments after ``factor`` (``max_restores``, ``spike_factor``, ``window``,
     ``min_history``, ``min_scale``, ``quantile``, ``spike_floor``:
