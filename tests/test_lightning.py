@@ -473,6 +473,7 @@ def test_load_state_dict_names_the_field_of_a_damaged_result() -> None:
          rf"^{where}\['held_losses'\] must have one value per LR of {where}\['held_lrs'\]"),
         ("options.bogus", 1, rf"^{where}\['options'\]: bogus is not an option of the range"),
         ("options.num_iter", "x", rf"^{where}\['options'\]: num_iter must be an integer"),
+        ("options.rule", 5, rf"^{where}\['options'\]\['rule'\] must be a rule's name, got 5"),
     ]  # fmt: skip
     for key, value, message in cases:
         finder = LRFinder()
@@ -962,7 +963,11 @@ def test_finder_with_a_callable_rule_reloads_from_its_state() -> None:
     with pytest.warns(RuntimeWarning, match="'_middle'.*'renamed'"):
         other.load_state_dict(state)
     assert other.result.suggestion == res.suggestion
-    with pytest.raises(ValueError, match=r"callable rule '_middle'.*LRFinder\(rule=_middle\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^the checkpoint's sweep used the rule '_middle', not one of lrkit.finder.RULES "
+        r"\('budget_edge', .*\): a callable rule.*: resume with LRFinder\(rule=_middle\)",
+    ):
         LRFinder(num_iter=20).load_state_dict(state)
 
 

@@ -129,10 +129,13 @@ def _replay(state: Mapping[str, Any], *, rule: Any = None) -> FinderResult:
                 stacklevel=3,
             )
         options["rule"] = rule
+    elif not isinstance(saved, str) or not saved:
+        raise ValueError(f"{where}['options']['rule'] must be a rule's name, got {V.fmt(saved)}")
     elif saved not in RULES:
         raise ValueError(
-            f"the checkpoint's sweep used the callable rule {saved!r}, which a checkpoint "
-            f"does not hold: resume with LRFinder(rule={saved}) (the same callable)"
+            f"the checkpoint's sweep used the rule {saved!r}, not one of lrkit.finder.RULES "
+            f"({', '.join(map(repr, RULES))}): a callable rule, which a checkpoint holds by its "
+            f"name only: resume with LRFinder(rule={saved}) (the same callable)"
         )
     try:
         sweep = Sweep(SweepOptions.build(None, **options))
