@@ -51,3 +51,26 @@ def test_an_optax_optimizer_steps_with_its_values() -> None:
 def test_formula_evaluation_is_refused_in_one_line() -> None:
     with pytest.raises(ValueError, match=r'^evaluation="formula" traces .* use evaluation="table"'):
         lo.schedule(F, evaluation="formula")
+
+
+def test_fn_raising_past_the_table_is_the_schedules_one_line_error_on_an_eager_call() -> None:
+    """Past the table the host calls fn: when it raises, an eager call gets the schedule's
+    own ValueError naming the step (JAX's callback error, a traceback in its text, before);
+    under jit the error reaches the caller inside JAX's, whose text holds the same line."""
+    table = list(np.linspace(1.0, 0.1, 101))
+
+    def lr_lambda(step: int) -> float:
+        return float(table[step])
+
+    s = lo.schedule(S.function(lr_lambda, lr=0.1, length=100))
+    assert float(s(100)) == np.float32(0.1 * table[100])
+    line = (
+        "fn raised IndexError at step 101: list index out of range (schedule "
+        "function(fn=lr_lambda, lr=0.1, length=100))"
+    )
+    with pytest.raises(ValueError) as info:
+        s(101)
+    assert str(info.value).startswith(line)
+    assert "\n" not in str(info.value) and info.value.__suppress_context__
+    with pytest.raises(Exception, match="fn raised IndexError at step 101"):
+        jax.jit(s)(jnp.int32(101)).block_until_ready()

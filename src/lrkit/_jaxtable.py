@@ -156,7 +156,9 @@ def lookup_fn(
     and inside ``optax.join_schedules``, which evaluates a later schedule at negative steps and
     discards the result). A schedule holding a Python callable (``"host"`` past its table) has no
     formula: the steps the table does not give are computed on the host (:func:`host_fn`),
-    only when a call has one. Returns a jitted function (also usable inside ``jit``/``vmap``)."""
+    only when a call has one; an error of that host computation (``fn`` raised) reaches an
+    eager call as the schedule's own one-line ``ValueError`` (under ``jit``, inside JAX's
+    callback error). Returns a jitted function (also usable inside ``jit``/``vmap``)."""
     odt = out_dtype(dtype)
     vt: ValueTable = value_table(s, dtype=odt, scale=scale, limit=limit)
     table, n, beyond = vt.values, vt.size, vt.beyond
@@ -231,4 +233,23 @@ def lookup_fn(
             return jnp.where(big, large, small)
         return integer_steps(t.astype(signed))
 
-    return jax.jit(fn)
+    jitted = jax.jit(fn)
+    if derivative is not None:
+        return jitted
+
+    def called(count: Any) -> jax.Array:
+        try:
+            out: jax.Array = jitted(count)
+        except Exception:
+            if isinstance(count, jax.core.Tracer):
+                raise
+            # a concrete step: the host's own error (fn raised, or returned no number), in
+            # one line, instead of JAX's callback error around it
+            try:
+                host_values(s, np.asarray(count), dtype=odt, scale=scale)
+            except ValueError as exc:
+                raise exc from None
+            raise
+        return out
+
+    return called

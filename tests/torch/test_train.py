@@ -375,6 +375,31 @@ def test_a_loss_fn_that_fails_on_the_first_batch_leaves_the_optimizer_and_modes(
     assert not model.training
 
 
+@pytest.mark.parametrize("where", ["backward", "optimizer step"])
+def test_a_first_step_that_fails_after_its_loss_leaves_the_optimizer_and_modes(where: str) -> None:
+    """An error in the first backward (an in-place op autograd needs) or optimizer step puts
+    back what a failing loss does: the LRs (no initial_lr left) and the modules' modes."""
+    model, opt, loss_fn, data = _task()
+    model.eval()
+    before = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+
+    def broken_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = torch.sigmoid(out)
+        h += 1  # in place on a value sigmoid's backward needs: fails in backward()
+        return loss_fn(h, y)
+
+    def failing_step(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("optimizer step failed")
+
+    if where == "optimizer step":
+        opt.step = failing_step  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="modified by an inplace|optimizer step failed"):
+        fit(model, optimizer=opt, loss_fn=broken_loss if where == "backward" else loss_fn,
+            data=data, steps=3, schedule="cosine(0.1, 3)")  # fmt: skip
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == before
+    assert not model.training
+
+
 def test_the_first_step_reads_the_schedules_lr_and_a_sequence_factory_is_data() -> None:
     """The scheduler sets the LR of step 0 before the first forward (a loss that reads it
     sees the schedule's); a factory may return a sequence read by __getitem__."""

@@ -188,7 +188,9 @@ def fit(
     Batches are drawn only as they are trained on: a shared iterator (a generator) continues
     where the last call stopped, and one that runs out ends training with a
     ``RuntimeWarning``. Every argument is checked before the model or the optimizer changes,
-    the first batch's layout (a tuple or list of two items) included. The model is put in
+    the first batch's layout (a tuple or list of two items) included; an error of the first
+    step (its loss, backward or optimizer step) puts the optimizer's LRs and settings and the
+    modules' train/eval modes back as they were before it is raised. The model is put in
     train mode, and a schedule-free optimizer in eval mode (``optimizer.eval()``,
     :func:`lrkit.torch.finalize`) too (``optimizer.train()``, as Hugging Face's ``Trainer``
     does). Returns the :class:`History`.
@@ -228,7 +230,7 @@ def fit(
         )
     passes = _passes(data)
     # an lrkit schedule sets the LR of step 0 when its scheduler is built: built once the
-    # first batch is drawn and checked; a failure of the first loss puts the optimizer's
+    # first batch is drawn and checked; a failure of the first step puts the optimizer's
     # settings (and the train/eval modes) back
     sched = schedule if schedule is None or isinstance(schedule, LRScheduler) else None
     build = sched is None and schedule is not None
@@ -253,7 +255,7 @@ def fit(
                 break
             x, y = check_batch(batch, advice=_OTHER_LAYOUT)
             first = not in_train_mode
-            if first:  # what a failure of the first loss puts back
+            if first:  # what a failure of the first step puts back
                 modes = [(m, m.training) for m in model.modules()]
                 groups = [_group_values(g) for g in optimizer.param_groups]
                 sf_train = is_schedule_free(optimizer) and not all(_sf_flags(optimizer))
@@ -267,8 +269,22 @@ def fit(
             try:
                 loss = loss_fn(model(x), y)
                 _check_loss(loss, model, "loss_fn", "training")  # a one-line error, not torch's
+                optimizer.zero_grad(set_to_none=True)
+                value = loss.item()
+                hist.lrs.append(read_lr())
+                hist.losses.append(value)
+                if stop_on_nonfinite and not math.isfinite(
+                    # under torch.distributed: stopped on every rank together (a rank left
+                    # alone would wait in the next gradient all-reduce)
+                    all_reduce_mean(value) if ranks > 1 else value
+                ):
+                    hist.diverged = True
+                    break
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
             except BaseException:
-                if first:  # the optimizer's LRs and modes and the model's modes as they were
+                if first:  # a failed first step (its loss, backward or optimizer step): the
+                    # optimizer's LRs and modes and the model's modes as they were
                     if sf_train:
                         optimizer.eval()  # type: ignore[attr-defined]
                         with torch.no_grad():  # (train() and eval() round the weights)
@@ -279,19 +295,6 @@ def fit(
                     for m, mode in modes:
                         m.train(mode)
                 raise
-            optimizer.zero_grad(set_to_none=True)
-            value = loss.item()
-            hist.lrs.append(read_lr())
-            hist.losses.append(value)
-            if stop_on_nonfinite and not math.isfinite(
-                # under torch.distributed: stopped on every rank together (a rank left alone
-                # would wait in the next gradient all-reduce)
-                all_reduce_mean(value) if ranks > 1 else value
-            ):
-                hist.diverged = True
-                break
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
             if sched is not None:
                 sched.step()
             n += 1
