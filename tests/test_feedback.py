@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
+from lrkit import schedules as S
 from lrkit.feedback import (
     Chain,
     DivergenceDetector,
@@ -20,6 +21,8 @@ from lrkit.feedback import (
     ReduceOnPlateau,
     RestartOnPlateau,
     from_state_dict,
+    load_states,
+    settings_differ,
 )
 
 
@@ -747,3 +750,43 @@ def test_a_chain_names_a_refusing_member_whatever_its_error_class_takes():
         chain.load_state_dict(other.state_dict())
     assert str(info.value) == "state['controllers'][1]: not this one (at 3)"
     assert chain.state_dict() == before
+
+
+def test_reset_plateau_forgets_the_cooldown_but_keeps_the_scale():
+    c = ReduceOnPlateau(patience=0, cooldown=5)
+    c.update(1.0)
+    c.update(2.0)
+    assert c.scale == 0.1 and c.in_cooldown
+    c.reset_plateau()
+    assert not c.in_cooldown and c.scale == 0.1
+    c.update(1.0)
+    c.update(2.0)  # no cooldown left to skip it: a second cut
+    assert c.scale == 0.1 * 0.1 and c.reductions == [2, 4]
+
+
+def test_a_restart_reads_the_schedule_from_its_step_0_before_the_restart_step():
+    cosine = S.cosine(0.1, total_steps=100)
+    r = RestartOnPlateau(patience=0)
+    r.update(1.0, step=49)
+    r.update(1.0, step=50)
+    assert r.restart_step == 50
+    assert r.apply(cosine, 10) == cosine(0) == 0.1
+    assert r.apply(cosine, 60) == cosine(10)
+
+
+def test_settings_differ_leaves_the_scale_aside():
+    assert settings_differ(Multiplier(), Multiplier(0.5).state_dict()) == []
+    chain = ReduceOnPlateau() & Multiplier()
+    assert settings_differ(chain, (ReduceOnPlateau() & Multiplier(0.5)).state_dict()) == []
+    other = (ReduceOnPlateau(patience=3) & Multiplier(0.5)).state_dict()
+    assert settings_differ(chain, other) == ["0.patience"]
+
+
+def test_load_states_refused_at_one_controller_leaves_those_before_it_as_they_were():
+    first, second = ReduceOnPlateau(), ReduceOnPlateau()
+    before = first.state_dict()
+    good = ReduceOnPlateau(patience=2, factor=0.5).state_dict()
+    bad = {**ReduceOnPlateau().state_dict(), "factor": 2.0}
+    with pytest.raises(ValueError, match=r"^feedback\[1\]: state\['factor'\] must be in"):
+        load_states([first, second], [good, bad], name="feedback")
+    assert first.state_dict() == before and first.patience == 10 and first.factor == 0.1

@@ -92,3 +92,13 @@ def test_spike_floor_is_a_fraction() -> None:
     for bad in (-0.1, 1.5, float("nan"), "0.1"):
         with pytest.raises(ValueError, match=r"^spike_floor must be"):
             DivergenceDetector(spike_floor=bad)
+
+
+def test_a_loss_at_the_spike_floor_is_no_spike():
+    # the reference is 0.5 and 10.0 is above 10 * 0.5, but not above spike_floor * peak = 10.0
+    d = DivergenceDetector(spike_floor=1.0, quantile=0.5, min_history=2, window=5)
+    assert [d.check(x) for x in (10.0, 0.5, 0.5, 0.5)] == ["ok"] * 4
+    assert d.reference == 0.5
+    assert d.check(10.0) == "ok"
+    half = DivergenceDetector(spike_floor=0.5, quantile=0.5, min_history=2, window=5)
+    assert [half.check(x) for x in (10.0, 0.5, 0.5, 0.5, 5.01)][-1] == "restore"

@@ -1103,3 +1103,98 @@ def test_for_total_steps_below_the_fitted_budgets_says_so_as_the_sweep_does():
         assert back == r._sugg and back.reliable and r._sugg.reliable
     with pytest.raises(ValueError, match=r"^warn must be True or False, got 'no'$"):
         r.for_total_steps(50, warn="no")
+
+
+def _synthetic_curve():
+    lrs = np.logspace(-6, 0, 100)
+    x = np.log10(lrs)
+    noise = np.random.default_rng(1).normal(0, 0.05, 100)
+    loss = 2.3 - 1.5 / (1 + np.exp(-(x + 4) * 3)) + np.where(x > -1.7, (x + 1.7) ** 2 * 8, 0)
+    return lrs, loss + noise
+
+
+def test_no_suggestion_is_above_half_the_edge():
+    lrs, loss = _synthetic_curve()
+    from lrkit.finder import _coefficients as C
+
+    s = suggestions(lrs, loss, total_steps=100)
+
+    def fitted(schedule: str) -> float:  # the coefficients' factor for 100 steps, adaptive
+        a, b = C.INTERCEPT[schedule]["adaptive"], C.BUDGET_SLOPE[schedule]
+        return math.exp(a + b * math.log(100 / 1000))
+
+    # one-cycle and warmup-cosine at 100 steps would go above half the edge: held at half
+    assert fitted("onecycle") > 0.5 and fitted("warmup_cosine") > 0.5
+    assert s.max_lr == 0.5 * s.lr_min and s.peak_lr == 0.5 * s.lr_min
+    assert fitted("constant") < 0.5
+    assert s.constant == pytest.approx(s.lr_min * fitted("constant"), rel=1e-12)
+
+
+def test_budget_message_starts_below_the_fitted_budgets():
+    assert R.budget_message(100) is None and R.budget_message(5000) is None
+    assert R.budget_message(99) == (
+        "total_steps=99 is below the budgets the rule was fitted on (100-1930 steps): "
+        "the suggestions are those for 100 steps"
+    )
+
+
+def test_a_repeated_lr_is_refused():
+    with pytest.raises(
+        ValueError,
+        match=r"^lrs must be increasing \(the LRs of a sweep, in order\), got 0\.01 at index 2 "
+        r"after 0\.01$",
+    ):
+        R.steepest([1e-3, 1e-2, 1e-2, 1e-1], [1.0, 2.0, 3.0, 4.0])
+
+
+@pytest.mark.parametrize(
+    ("name", "momentum", "family"),
+    [
+        ("SGD", 0.0, "sgd"),
+        ("sgd", 0.9, "momentum"),
+        ("Nesterov", 0.9, "momentum"),
+        ("SGDW", 0.0, "sgd"),
+        ("SGDW", 0.9, "momentum"),
+        ("Adam", 0.9, "adaptive"),
+        ("AdamW", 0.0, "adaptive"),
+    ],
+)
+def test_optimizer_family_of_a_name_and_momentum(name, momentum, family):
+    assert R.optimizer_family(name, momentum=momentum) == family
+
+
+@pytest.mark.parametrize(("m", "descended"), [(5, False), (6, True)])
+def test_a_descent_needs_its_minimum_past_the_first_tenth(m, descended):
+    r = np.r_[[2.0] * m, 0.5, [3.0] * (49 - m)]  # 50 points: the first tenth is indices 0-5
+    shape = R.CurveShape.of(r, r)
+    assert shape.m == m and shape.dropped
+    assert shape.descended is descended
+
+
+def test_steepest_trims_a_curve_of_17_points_and_reads_one_of_16_whole():
+    losses = [5.0, 4.0, 1.0, 0.5] + [1.0 + 0.5 * i for i in range(13)]
+    lrs = np.geomspace(1e-4, 1.0, 17)
+    # 17 points: the window is points 10 and 11, one gradient for both: the first
+    assert R.steepest(lrs, losses, smooth_f=1.0) == lrs[10]
+    # 16: up to the minimum (index 3), the steepest at index 1: (1.0 - 5.0) / 2
+    assert R.steepest(lrs[:16], losses[:16], smooth_f=1.0) == lrs[1]
+
+
+@pytest.mark.parametrize(("width", "saturated"), [(29, False), (31, True)])
+def test_a_floor_saturates_past_one_and_a_half_decades(width, saturated):
+    lrs = np.logspace(-6, 0, 121)  # 20 points a decade: a floor of 29 steps is 1.45 decades
+    r = np.r_[[2.0] * 40, [0.5] * (width + 1), [3.0] * (80 - width)]
+    shape = R.CurveShape.of(r, r)
+    assert shape.descended and shape.saturated(lrs) is saturated
+
+
+def test_lr_min_is_the_geometric_mean_of_the_training_and_held_edges():
+    lrs, loss = _synthetic_curve()
+    x = np.log10(lrs)
+    held = 2.3 - 1.5 / (1 + np.exp(-(x + 3) * 3)) + np.where(x > -1.0, (x + 1.0) ** 2 * 8, 0)
+    held_lrs, held_losses = lrs[::4], held[::4]
+    train_edge = R.edge(lrs, loss, held=False)
+    held_edge = R.edge(held_lrs, held_losses, held=True)
+    assert held_edge > 5 * train_edge
+    s = suggestions(lrs, loss, held_lrs=held_lrs, held_losses=held_losses, total_steps=100)
+    assert s.lr_min == pytest.approx(train_edge**0.5 * held_edge**0.5, rel=1e-12)

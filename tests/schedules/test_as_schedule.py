@@ -103,3 +103,11 @@ def test_an_error_in_a_nested_schedule_of_a_config_says_where_it_is() -> None:
     # the top level's own errors read as before
     with pytest.raises(ValueError, match=r"^lr must be >= 0"):
         S.from_dict({"name": "cosine", "lr": -0.1, "total_steps": 10})
+
+
+def test_nonnegative_refuses_a_nan_step() -> None:
+    big = S.exponential(1e300, gamma=10.0)
+    with pytest.raises(
+        ValueError, match=r"^schedule must be >= 0 at every step .*, got nan at step 9: sub\("
+    ):
+        S.as_schedule(big - big, nonnegative=True)

@@ -355,3 +355,19 @@ def test_a_traced_product_with_a_zero_factor_is_0() -> None:
     s = HUGE * S.join([S.constant(1.0), S.constant(0.0)], boundaries=[100])
     got = np.asarray(s.values(jnp.asarray([50.0, 2000.0]), xp=jnp))
     assert got[1] == 0.0 and not np.isnan(got).any()
+
+
+def test_a_combination_lasts_as_long_as_its_longest_part() -> None:
+    s = S.cosine(0.1, total_steps=1000) - S.linear(0.0, end_lr=0.05, total_steps=100)
+    assert s.length == 1000
+    # the difference turns negative past step 500, beyond the shorter part's length
+    with pytest.raises(ValueError, match=r"^schedule must be >= 0 at every step .* at step 501: "):
+        S.as_schedule(s, nonnegative=True)
+
+
+def test_a_join_ending_in_an_open_ended_schedule_lasts_a_quarter_past_its_last_boundary() -> None:
+    open_end = S.join([S.cosine(0.1, total_steps=100), S.constant(0.2)], boundaries=[40])
+    assert open_end.length == int(40 * 1.25) + 1 == 51
+    assert S.join([S.constant(0.1)], boundaries=[]).length is None
+    closed = S.join([S.constant(0.1), S.cosine(0.1, total_steps=100)], boundaries=[40])
+    assert closed.length == 140

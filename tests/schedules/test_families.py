@@ -591,3 +591,22 @@ def test_a_fractional_period_is_not_taken_for_a_whole_one_by_the_value_tables() 
     assert table.beyond == "formula"
     assert period(S.cosine_restarts(0.1, T_0=33)) == (0, 33)
     assert value_table(S.cosine_restarts(0.1, T_0=33), limit=64).beyond == "periodic"
+
+
+def test_step_and_multistep_default_gamma_is_pytorchs_0_1() -> None:
+    steps = range(50)
+    step, multi = S.step(0.1, step_size=10), S.multistep(0.1, milestones=[5, 20])
+    for t in steps:
+        assert step(t) == pytest.approx(0.1 * 0.1 ** (t // 10), rel=1e-12)
+        assert multi(t) == pytest.approx(0.1 * 0.1 ** ((t >= 5) + (t >= 20)), rel=1e-12)
+    torch = pytest.importorskip("torch")
+    for make, ours in (
+        (lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=10), step),
+        (lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[5, 20]), multi),
+    ):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        sched = make(opt)
+        for t in steps:
+            assert ours(t) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+            opt.step()
+            sched.step()

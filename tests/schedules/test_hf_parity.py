@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -190,3 +191,13 @@ def test_warmup_of_the_whole_run(name: str, kwargs: dict, warmup: int) -> None:
     np.testing.assert_allclose(schedule.values(steps), hf, rtol=1e-12, atol=1e-15 * LR)
     with pytest.raises(ValueError, match="total_steps must be an integer"):
         S.cosine(LR, total_steps=TOTAL - warmup)
+
+
+def test_inverse_sqrt_without_warmup_has_transformers_timescale_of_10000() -> None:
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=LR)
+    sched = transformers.get_inverse_sqrt_schedule(opt, num_warmup_steps=0)
+    ours = S.inverse_sqrt(LR)
+    for t in (0, 1000, 10000, 50000):
+        assert ours(t) == pytest.approx(LR * sched.lr_lambdas[0](t), rel=1e-12)
+    assert ours(10000) == pytest.approx(LR * math.sqrt(0.5), rel=1e-12)

@@ -487,3 +487,50 @@ def test_one_schedule_where_join_takes_a_list_is_not_called_a_config_dict():
     ):
         S.join(S.constant(0.2), boundaries=[])
     assert S.join([S.constant(0.2), S.constant(0.1)], boundaries=[3])(3) == 0.1
+
+
+def test_join_refuses_a_repeated_boundary() -> None:
+    parts = [S.constant(0.1), S.constant(0.2), S.constant(0.3)]
+    with pytest.raises(
+        ValueError,
+        match=r"^boundaries must be strictly increasing, but boundaries\[1\]=10 follows "
+        r"boundaries\[0\]=10$",
+    ):
+        S.join(parts, boundaries=[10, 10])
+    assert S.join(parts, boundaries=[10, 11])(10) == 0.2
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: S.warmup(0.1, end_lr=0.0, warmup_steps=10, mode="exponential"),
+            r"^start_lr and end_lr must be > 0 for mode='exponential' .*end_lr=0\.0$",
+        ),
+        (
+            lambda: S.inverse_time(0.1, decay_steps=10, decay_rate=-0.5),
+            r"^decay_rate must be >= 0 .*got -0\.5$",
+        ),
+    ],
+    ids=["warmup-exponential-to-0", "inverse_time-negative-rate"],
+)
+def test_a_value_outside_a_familys_range_is_refused(make, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_a_spec_keyword_given_twice_is_a_spec_error_at_the_second() -> None:
+    with pytest.raises(
+        S.SpecError, match=r"^invalid schedule spec at position 32: parameter 'lr' given twice\n"
+    ):
+        S.parse("cosine(lr=0.1, total_steps=100, lr=0.5)")
+
+
+def test_a_spec_null_is_none() -> None:
+    s = S.parse("clamp(cosine(0.1, 10), min_lr=null)")
+    assert s.min_lr is None and s == S.clamp(S.cosine(0.1, total_steps=10))
+
+
+def test_a_spec_string_escape_stands_for_the_character_after_the_backslash() -> None:
+    s = S.parse('warmup(0.0, end_lr=0.1, warmup_steps=10, mode="lin\\ear")')
+    assert s.mode == "linear"

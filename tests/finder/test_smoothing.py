@@ -1,0 +1,35 @@
+"""The smoothings of lrkit.finder.smoothing on small curves worked out by hand from their
+definitions: a running median over 2k+1 points, then a triangular-weighted centred mean,
+and the noise as 1.4826 times the median absolute deviation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lrkit.finder.smoothing import noise_level, robust_smooth
+
+
+def test_robust_smooth_of_50_points_keeps_a_pair_through_a_3_point_median():
+    # n = 50: k = 50 // 33 = 1 (a median of 3 keeps two adjacent 1s), h = 50 // 20 = 2
+    # (weights 1, 2, 3, 2, 1 over 9)
+    y = np.zeros(50)
+    y[20] = y[21] = 1.0
+    want = np.zeros(50)
+    want[18:24] = np.array([1, 3, 5, 5, 3, 1]) / 9
+    np.testing.assert_allclose(robust_smooth(y), want, rtol=1e-15, atol=0)
+
+
+def test_robust_smooth_median_removes_a_lone_spike_and_the_mean_is_triangular():
+    # width=2: h = 2, k = 1; the spike at index 2 is no median of 3, the step is kept
+    y = np.array([0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    # the half-width shrinks to what fits at each end: 0 at the ends, 1 next to them
+    want = np.array([0, 0, 0, 0, 1 / 9, 3 / 9, 6 / 9, 8 / 9, 1.0, 1.0])
+    np.testing.assert_allclose(robust_smooth(y, width=2), want, rtol=1e-15, atol=0)
+
+
+def test_noise_level_is_1_4826_times_the_median_absolute_deviation():
+    losses = [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert noise_level(losses, [1.0] * 5) == 2.0 * 1.4826  # |deviations| 0, 1, 2, 3, 4
+    assert noise_level([], []) == 0.0
+    assert noise_level([1.0, 1.5], [1.0, 1.0]) == pytest.approx(0.25 * 1.4826, rel=1e-15)
