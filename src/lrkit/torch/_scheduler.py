@@ -658,7 +658,10 @@ class LRKitScheduler(LRScheduler):
         _own_lr_tensors(groups[n_old:], {id(g["lr"]) for g in groups[:n_old]})
         for k, g in enumerate(groups[n_old:]):
             lr = g["lr"]
-            if k < len(pending):  # read when this scheduler was built (load_state_dict)
+            if k < len(pending) and "initial_lr" not in g:
+                # read when this scheduler was built or kept by its checkpoint
+                # (load_state_dict); a group another scheduler of this optimizer (an earlier
+                # phase of a SequentialLR) has adopted since keeps the base it gave it
                 base = pending[k]
                 known = torch.full_like(lr, base) if isinstance(lr, torch.Tensor) else base
                 g.setdefault("initial_lr", known)
@@ -688,12 +691,14 @@ class LRKitScheduler(LRScheduler):
         bases = []
         for k, g in enumerate(groups):
             lr = g["lr"]
-            if k < len(pending):
+            if "initial_lr" in g:  # adopted already by another scheduler of this optimizer
+                bases.append(float(g["initial_lr"]))
+            elif k < len(pending):
                 bases.append(pending[k])
             elif isinstance(lr, torch.Tensor) and lr is shared and default is not None:
-                bases.append(float(g.get("initial_lr", default)))
+                bases.append(default)
             else:
-                bases.append(float(g.get("initial_lr", lr)))
+                bases.append(float(lr))
         return bases
 
     def step(self, epoch: int | None = None) -> None:

@@ -1,0 +1,69 @@
+"""lrkit.torch.scheduler: resuming exactly with param groups added between the save and the
+step that adopts them, inside PyTorch's composites."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import lrkit.torch as lt  # noqa: E402
+from lrkit import schedules as S  # noqa: E402
+
+TL = torch.optim.lr_scheduler
+
+
+def _build(first: str, *, tensor: bool, added: bool) -> tuple[Any, Any, Any]:
+    torch.manual_seed(0)
+    a, b = torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(3))
+    opt = torch.optim.SGD([a], lr=torch.tensor(0.01) if tensor else 0.01, momentum=0.9)
+    if added:
+        opt.add_param_group({"params": [b]})
+    if first == "warmup":
+        p1 = lt.scheduler(opt, S.linear(0.001, end_lr=0.01, total_steps=4))
+    else:
+        p1 = lt.scheduler(opt, S.constant(0.005))
+    seq = TL.SequentialLR(opt, [p1, lt.scheduler(opt, S.cosine(0.01, total_steps=12))], [4])
+    return b, opt, seq
+
+
+def _run(opt: Any, seq: Any, steps: int) -> list[list[float]]:
+    out = []
+    for _ in range(steps):
+        opt.step()
+        seq.step()
+        out.append([float(g["lr"]) for g in opt.param_groups])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("first", "tensor", "order"),
+    list(itertools.product(["warmup", "constant"], [True, False], ["optimizer", "scheduler"])),
+)
+def test_a_group_added_in_the_first_phase_of_a_sequential_lr_resumes_exactly(
+    first: str, tensor: bool, order: str
+) -> None:
+    """The first phase adopts a group added without its own lr (its initial_lr, the default);
+    the later phase, built when the shared tensor held the warmup's LR, takes that initial_lr
+    at the milestone, in the run that saved and in the resumed one alike."""
+    b, opt, seq = _build(first, tensor=tensor, added=False)
+    _run(opt, seq, 1)
+    opt.add_param_group({"params": [b]})
+    buf = io.BytesIO()
+    torch.save({"opt": opt.state_dict(), "seq": seq.state_dict()}, buf)
+    expected = _run(opt, seq, 6)
+    assert all(row[0] == row[1] for row in expected)  # ratio 1: the default, 0.01
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=True)
+    _, opt2, seq2 = _build(first, tensor=tensor, added=True)
+    if order == "optimizer":
+        opt2.load_state_dict(saved["opt"])
+        seq2.load_state_dict(saved["seq"])
+    else:
+        seq2.load_state_dict(saved["seq"])
+        opt2.load_state_dict(saved["opt"])
+    assert _run(opt2, seq2, 6) == expected
