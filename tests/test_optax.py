@@ -743,3 +743,18 @@ def test_the_plateau_count_past_the_table_follows_the_controller_s_float64() -> 
         assert _reductions_past(start, factor, floor) == exact(start, factor, floor)
     start = 0.9999**4096  # a subnormal tail beyond 100 000 steps: an estimate, near
     assert abs(_reductions_past(start, 0.9999, 0.0) / exact(start, 0.9999, 0.0) - 1) < 1e-3
+
+
+def test_reduce_on_plateau_keeps_the_dtype_of_bfloat16_updates_as_optax_contribs() -> None:
+    """The scaled updates keep their dtype: bfloat16 updates cut by 0.5 are optax.contrib's
+    bit for bit, in bfloat16."""
+    updates = {"w": jnp.array([1.0, 3.0], jnp.bfloat16)}
+    ours = lo.reduce_on_plateau(patience=0, factor=0.5)
+    theirs = optax.contrib.reduce_on_plateau(patience=0, factor=0.5)
+    state, ref_state = ours.init(updates), theirs.init(updates)
+    for value in (1.0, 2.0):  # no improvement on the second, patience 0: one cut
+        out, state = ours.update(updates, state, value=value)
+        ref, ref_state = theirs.update(updates, ref_state, value=value)
+    assert float(state.scale) == 0.5
+    assert out["w"].dtype == ref["w"].dtype == jnp.bfloat16
+    assert out["w"].tolist() == ref["w"].tolist() == [0.5, 1.5]

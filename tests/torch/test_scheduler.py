@@ -1854,3 +1854,60 @@ def test_a_checkpoint_of_other_momentum_schedules_warns_and_keeps_the_given_ones
     with warnings.catch_warnings():  # the same schedules: no warning
         warnings.simplefilter("error")
         build(S.onecycle_momentum(10))[1].load_state_dict(state)
+
+
+def test_step_count_after_each_step_is_pytorchs():
+    """One group at ratio 1, float LRs, no controller: ``_step_count`` (also in the
+    checkpoint) counts construction and every step, as PyTorch's schedulers count them."""
+    opt, ref_opt = _opt(0.1), _opt(0.1)
+    sch = lt.scheduler(opt, S.cosine(0.1, total_steps=10))
+    ref = TL.LambdaLR(ref_opt, lambda k: 1.0)
+    assert sch._step_count == ref._step_count == 1
+    for _ in range(3):
+        opt.step()
+        sch.step()
+        ref_opt.step()
+        ref.step()
+        assert sch._step_count == ref._step_count
+        assert sch.state_dict()["_step_count"] == ref.state_dict()["_step_count"]
+    assert sch._step_count == 4
+
+
+def test_a_checkpoint_without_step_count_resumes_the_count_of_its_step():
+    """A checkpoint holding no ``_step_count`` resumes at ``last_epoch + 1``, the count of a
+    scheduler stepped to that step."""
+    opt = _opt(0.1)
+    stepped = lt.scheduler(opt, S.cosine(0.1, total_steps=10))
+    for _ in range(4):
+        opt.step()
+        stepped.step()
+    state = stepped.state_dict()
+    del state["_step_count"]
+    resumed = lt.scheduler(_opt(0.1), S.cosine(0.1, total_steps=10))
+    resumed.load_state_dict(state)
+    assert resumed.last_epoch == 4
+    assert resumed._step_count == stepped._step_count == 5
+    assert resumed.state_dict() == stepped.state_dict()
+
+
+def test_resume_restores_the_base_lrs_a_group_added_later_is_read_against():
+    """The base LRs come from the checkpoint, whatever the resuming optimizer was built with:
+    a param group added after the resume is adopted at the ratio the saving run gives it."""
+    schedule = S.cosine(0.1, total_steps=10)
+    opt = _opt(0.1)
+    sch = lt.scheduler(opt, schedule)
+    for _ in range(2):
+        opt.step()
+        sch.step()
+    state = sch.state_dict()
+    opt2 = _opt(0.5)
+    sch2 = lt.scheduler(opt2, schedule)
+    sch2.load_state_dict(state)
+    assert sch2.base_lrs == [0.1]
+    assert sch2.state_dict()["base_lrs"] == state["base_lrs"] == [0.1]
+    for o, s in ((opt, sch), (opt2, sch2)):
+        o.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.01})
+        s.step()
+    assert sch2.ratios == sch.ratios == [1.0, 0.01 / 0.1]
+    assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]
+    assert opt2.param_groups[1]["lr"] == pytest.approx(0.1 * schedule(3), rel=REL)
