@@ -9,6 +9,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from lrkit._format import (
+    accuracy_cell,
+    counted,
     duration,
     mask_secrets,
     mask_url,
@@ -163,3 +165,40 @@ def test_mask_url_hides_every_secret_query_value(value: str) -> None:
     assert make_url(url).query["password"] == f"{value}SECRET"
     assert "SECRET" not in mask_url(url)
     assert "SECRET" not in mask_secrets(f"x {value}SECRET y {url}", url)
+
+
+def test_an_hour_or_more_is_written_in_hours_and_minutes() -> None:
+    assert duration(3599.4) == "59 min 59 s"
+    assert duration(3600) == "1 h 0 min"
+    assert duration(5430) == "1 h 30 min"
+
+
+def test_shorten_keeps_a_text_of_exactly_the_limit_whole() -> None:
+    text = "a" * 200
+    assert shorten(text) == text
+    assert shorten("a" * 201) == "a" * 170 + " ... (201 characters)"
+
+
+def test_counted_is_singular_for_one_only() -> None:
+    assert counted(1, "trial") == "1 trial"
+    assert counted(0, "trial") == "0 trials"
+    assert counted(2, "trial") == "2 trials"
+
+
+def test_an_accuracy_cell_is_a_percentage_with_two_decimals() -> None:
+    assert accuracy_cell(0.12345) == "12.35%"
+    assert accuracy_cell(1.0) == "100.00%"
+    assert accuracy_cell(math.nan) == "-"
+
+
+def test_a_three_character_password_is_masked_outside_the_url_only_after_a_keyword() -> None:
+    url = "postgresql://u:abc@h/db"
+    assert mask_secrets(f"{url}: user u with abc refused", url) == (
+        "postgresql://u:***@h/db: user u with abc refused"
+    )
+    assert mask_secrets("connect failed: password abc refused", url) == (
+        "connect failed: password *** refused"
+    )
+    # four characters and more: masked wherever it stands as a token of its own
+    url4 = "postgresql://u:abcd@h/db"
+    assert mask_secrets("user u with abcd refused", url4) == "user u with *** refused"

@@ -468,3 +468,12 @@ def test_an_image_on_a_log_axis_leaves_out_the_zeros_and_counts_them(tmp_path, m
     assert main(["plot", spec, "-o", str(tmp_path / "k.png")]) == 0
     assert not np.isnan(drawn[0].axes[0].lines[0].get_ydata()).any()
     assert list(drawn[0].axes[0].texts) == []
+
+
+def test_plot_steps_needs_at_least_two_points_and_keeps_both_ends() -> None:
+    from lrkit.textplot import plot_steps
+
+    with pytest.raises(ValueError, match=r"^max_points must be an integer >= 2, got 1$"):
+        plot_steps(S.constant(0.1), steps=10, max_points=1)
+    assert plot_steps(S.constant(0.1), steps=10, max_points=2).tolist() == [0, 9]
+    assert plot_steps(S.constant(0.1), steps=10, max_points=10).tolist() == list(range(10))

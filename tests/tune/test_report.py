@@ -49,3 +49,65 @@ def test_a_title_that_is_no_text_is_refused_as_every_plot_refuses_it(tmp_path: A
             r.plot(str(tmp_path / "t.png"), title=title)  # type: ignore[arg-type]
     assert not (tmp_path / "t.png").exists()
     assert r.plot(str(tmp_path / "t.png"), title="search").texts[0].get_text() == "search"
+
+
+def _result(direction: str, values: list[float], spec: Any = None, n_trials: int = 0) -> Any:
+    """A TuneResult over a study holding one COMPLETE constant-schedule trial per value."""
+    optuna = pytest.importorskip("optuna")
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from lrkit.tune import SearchSpace, TuneResult
+
+    study = optuna.create_study(direction=direction)
+    dists = {
+        "lr": FloatDistribution(1e-6, 10.0, log=True),
+        "family": CategoricalDistribution(["constant"]),
+    }
+    for i, v in enumerate(values):
+        lr = 0.0012345678 * (i + 1)
+        attrs = {"schedule": spec if spec is not None else f"constant(lr={lr!r})"}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": lr, "family": "constant"},
+                distributions=dists,
+                value=v,
+                user_attrs=attrs,
+            )
+        )
+    return TuneResult(study, space=SearchSpace(100), n_trials=n_trials or len(values),
+                      seeding="blind")  # fmt: skip
+
+
+def test_top_puts_the_highest_values_first_when_maximizing() -> None:
+    r = _result("maximize", [0.5, 0.9, 0.1, 0.7, 0.3, 0.8, 0.2])
+    assert [t.value for t in r.top(3)] == [0.9, 0.8, 0.7]
+    assert [t.value for t in r.top()] == [0.9, 0.8, 0.7, 0.5, 0.3]  # 5 by default
+    assert [t.value for t in _result("minimize", [0.5, 0.1, 0.3]).top(2)] == [0.1, 0.3]
+
+
+def test_reached_holds_from_exactly_n_trials_complete() -> None:
+    assert _result("minimize", [1.0, 2.0], n_trials=2).reached
+    assert not _result("minimize", [1.0, 2.0], n_trials=3).reached
+
+
+def test_the_table_shows_numbers_and_specs_at_four_significant_digits() -> None:
+    r = _result("minimize", [1.23456, 2.5])
+    assert r.table(2) == (
+        "rank  trial  value  peak lr   family    schedule\n"
+        "----  -----  -----  --------  --------  --------\n"
+        "1     0      1.235  0.001235  constant  constant(lr=0.001235)\n"
+        "2     1      2.5    0.002469  constant  constant(lr=0.002469)"
+    )
+    assert r.top(1)[0].user_attrs["schedule"] == "constant(lr=0.0012345678)"  # kept whole
+
+
+def test_a_table_narrower_than_its_columns_still_gives_the_spec_30_characters() -> None:
+    spec = 'wsd(lr=0.1, total_steps=100, warmup_steps=5, decay_steps=20, decay="1-sqrt")'
+    lines = _result("minimize", [1.0], spec=spec).table(1, width=60).splitlines()
+    assert lines[2:] == [
+        "1     0      1      0.001235  constant  wsd(lr=0.1, total_steps=100,",
+        "                                        warmup_steps=5,",
+        "                                        decay_steps=20,",
+        '                                        decay="1-sqrt")',
+    ]
+    assert all(len(line) - 40 <= 30 for line in lines[2:])  # 40: the columns before it

@@ -65,6 +65,25 @@ def test_build_schedule_exact_specs() -> None:
         assert parse(str(s)) == s
 
 
+def test_a_warmup_of_one_step_is_kept() -> None:
+    """``w = round(warmup_frac * total_steps)``: plain cosine only when ``w == 0``."""
+    assert build_schedule("cosine", lr=0.1, total_steps=20, warmup_frac=0.05) == S.with_warmup(
+        S.cosine(0.1, total_steps=19), warmup_steps=1
+    )
+    assert build_schedule("cosine", lr=0.1, total_steps=20, warmup_frac=0.02) == S.cosine(
+        0.1, total_steps=20
+    )
+
+
+def test_wsd_defaults_and_a_decay_cut_to_the_steps_after_warmup() -> None:
+    assert build_schedule("wsd", lr=0.1, total_steps=100) == S.wsd(
+        0.1, total_steps=100, warmup_steps=5, decay_steps=20, decay="1-sqrt"
+    )
+    assert build_schedule("wsd", lr=0.1, total_steps=20, warmup_frac=0.5, decay_frac=1.0) == S.wsd(
+        0.1, total_steps=20, warmup_steps=10, decay_steps=10, decay="1-sqrt"
+    )
+
+
 def test_build_schedule_errors() -> None:
     with pytest.raises(ValueError, match="family"):
         build_schedule("linear", lr=0.1, total_steps=100)
@@ -157,6 +176,25 @@ def test_lr_range_from_finder_bounds_the_fall() -> None:
         lr_range_from_finder(range_test(lambda lr: 1.0, num_iter=10, warn=False))
     with pytest.raises(ValueError, match="min_ratio"):
         lr_range_from_finder(res, min_ratio=0.5)
+
+
+def test_lr_range_from_finder_widens_to_exactly_min_ratio_when_narrower() -> None:
+    res = range_test(_bowl_loss, start_lr=1e-7, end_lr=10.0, num_iter=100, warn=False)
+    lo, hi = lr_range_from_finder(res, min_ratio=1.0001)
+    ratio = hi / lo
+    assert ratio > 10
+    assert lr_range_from_finder(res, min_ratio=ratio * 0.999) == (lo, hi)
+    lo2, hi2 = lr_range_from_finder(res, min_ratio=ratio * 1.001)
+    assert hi2 == hi and hi2 / lo2 == pytest.approx(ratio * 1.001)
+
+
+def test_lr_range_from_finder_high_is_never_below_the_lr_of_the_minimum() -> None:
+    lrs = np.logspace(-5, 0, 50)
+    losses = np.concatenate([np.full(20, 2.0), np.linspace(2.0, 1.0, 10), np.full(20, 1.0)])
+    res = SimpleNamespace(lrs=lrs, losses=losses, curve=None, stop_reason="diverged", stop_lr=1e-4)
+    lo, hi = lr_range_from_finder(res)
+    m = int(np.argmin(losses))
+    assert hi >= lrs[m] and hi / lo >= 10
 
 
 def test_lr_range_from_finder_refuses_a_curve_that_only_drifts() -> None:

@@ -23,7 +23,9 @@ def _fmt(v: Any) -> str:
 def trials_table(trials: Sequence[Any], *, metric: str = "value", width: int | None = None) -> str:
     """Rank, trial number, metric, peak LR, family and schedule spec of each trial; numbers
     at 4 significant digits (the stored spec keeps full precision). With ``width``, a long
-    spec is wrapped onto further lines under its column so no line is longer."""
+    spec is wrapped onto further lines under its column so no line is longer, the spec
+    keeping at least 30 characters a line (a ``width`` the other columns leave less of is
+    exceeded by what that needs)."""
     header = ["rank", "trial", metric, "peak lr", "family", "schedule"]
     rows = []
     for i, t in enumerate(trials, 1):

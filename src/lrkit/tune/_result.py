@@ -130,7 +130,8 @@ class TuneResult:
 
     def table(self, k: int = 5, *, width: int | None = None) -> str:
         """A text table of the ``k`` best trials (numbers at 4 significant digits; with
-        ``width``, long specs wrapped so that no line is longer)."""
+        ``width``, long specs wrapped so that no line is longer, each spec line keeping at
+        least 30 characters: a ``width`` the other columns leave less of is exceeded)."""
         from ._report import trials_table
 
         return trials_table(self.top(k), metric=self.metric, width=width)
