@@ -204,7 +204,7 @@ def text_plot(
     lines.append(" " * lw + " +" + "-" * width)
     left, right = fmt(x0, logx), "" if one_x else fmt(x1, logx)
     mid = f"{xlabel}{' (log)' if logx else ''}"
-    gap = max(1, width - len(left) - len(right) - len(mid))
+    gap = max(2, width - len(left) - len(right) - len(mid))  # a space on each side of mid
     lines.append(" " * (lw + 2) + left + " " * (gap // 2) + mid + " " * (gap - gap // 2) + right)
     if hidden:
         s = "" if hidden == 1 else "s"

@@ -477,3 +477,9 @@ def test_plot_steps_needs_at_least_two_points_and_keeps_both_ends() -> None:
         plot_steps(S.constant(0.1), steps=10, max_points=1)
     assert plot_steps(S.constant(0.1), steps=10, max_points=2).tolist() == [0, 9]
     assert plot_steps(S.constant(0.1), steps=10, max_points=10).tolist() == list(range(10))
+
+
+def test_the_x_axis_name_keeps_a_space_from_each_label_when_they_fill_the_width() -> None:
+    text = text_plot([0, 99999], [1.0, 2.0], width=10, height=4)
+    axis = text.splitlines()[-1].split()
+    assert axis == ["0", "step", "99999"]
