@@ -74,3 +74,14 @@ def test_fn_raising_past_the_table_is_the_schedules_one_line_error_on_an_eager_c
     assert "\n" not in str(info.value) and info.value.__suppress_context__
     with pytest.raises(Exception, match="fn raised IndexError at step 101"):
         jax.jit(s)(jnp.int32(101)).block_until_ready()
+
+
+def test_an_error_that_is_not_fn_s_reaches_the_caller_as_jax_raised_it() -> None:
+    """Only fn's own error is read back on the host: a count that is no number keeps the
+    error the compiled function gave for it."""
+    s = lo.schedule(S.function(lambda t: 1.0 / (1.0 + t), lr=0.1, length=100))
+    for bad in ("abc", None):
+        with pytest.raises(Exception) as info:
+            s(bad)
+        assert "steps must be finite" not in str(info.value)
+        assert "could not convert string" not in str(info.value)

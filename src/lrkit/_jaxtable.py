@@ -241,12 +241,13 @@ def lookup_fn(
         try:
             out: jax.Array = jitted(count)
         except Exception:
-            if isinstance(count, jax.core.Tracer):
-                raise
-            # a concrete step: the host's own error (fn raised, or returned no number), in
+            steps = None if isinstance(count, jax.core.Tracer) else np.asarray(count)
+            if steps is None or steps.dtype.kind not in "biuf":
+                raise  # traced, or no steps at all: not the host's error
+            # concrete steps: the host's own error (fn raised, or returned no number), in
             # one line, instead of JAX's callback error around it
             try:
-                host_values(s, np.asarray(count), dtype=odt, scale=scale)
+                host_values(s, steps, dtype=odt, scale=scale)
             except ValueError as exc:
                 raise exc from None
             raise

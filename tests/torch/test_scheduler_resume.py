@@ -67,3 +67,38 @@ def test_a_group_added_in_the_first_phase_of_a_sequential_lr_resumes_exactly(
         seq2.load_state_dict(saved["seq"])
         opt2.load_state_dict(saved["opt"])
     assert _run(opt2, seq2, 6) == expected
+
+
+@pytest.mark.parametrize("order", ["optimizer", "scheduler"])
+def test_a_second_added_group_saved_before_its_adopting_step_resumes_exactly(order: str) -> None:
+    """One group added and adopted, a second added without its own lr and saved before the
+    step that adopts it: resumed into a scheduler built before both were added, the second
+    starts from the default as in the run that saved (0.945x before), in either load order."""
+
+    def fresh() -> tuple[Any, Any, Any, Any]:
+        torch.manual_seed(0)
+        a, b, c = (torch.nn.Parameter(torch.randn(3)) for _ in range(3))
+        opt = torch.optim.Adam([a], lr=torch.tensor(0.01))
+        return b, c, opt, lt.scheduler(opt, S.cosine(0.01, total_steps=20))
+
+    b, c, opt, sch = fresh()
+    _run(opt, sch, 2)
+    opt.add_param_group({"params": [b]})
+    _run(opt, sch, 1)
+    opt.add_param_group({"params": [c]})
+    buf = io.BytesIO()
+    torch.save({"opt": opt.state_dict(), "sch": sch.state_dict()}, buf)
+    expected = _run(opt, sch, 3)
+    assert all(row[0] == row[1] == row[2] for row in expected)
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=True)
+    b2, c2, opt2, sch2 = fresh()
+    opt2.add_param_group({"params": [b2]})
+    opt2.add_param_group({"params": [c2]})
+    if order == "optimizer":
+        opt2.load_state_dict(saved["opt"])
+        sch2.load_state_dict(saved["sch"])
+    else:
+        sch2.load_state_dict(saved["sch"])
+        opt2.load_state_dict(saved["opt"])
+    assert _run(opt2, sch2, 3) == expected

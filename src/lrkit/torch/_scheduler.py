@@ -938,6 +938,9 @@ class LRKitScheduler(LRScheduler):
             )
         saved_groups = state_dict.get("ratios")
         saved_n = len(saved_groups) if isinstance(saved_groups, Sized) else None
+        # the groups without an initial_lr before an adoption here (what it writes on a group
+        # the checkpoint leaves to the next step is taken back below)
+        unadopted = [id(g) for g in self.optimizer.param_groups if "initial_lr" not in g]
         if len(self.optimizer.param_groups) != self._n_groups and saved_n != self._n_groups:
             # param groups added since the last step, which the checkpoint has adopted (or a
             # checkpoint without ratios); a checkpoint saved before its run adopted them
@@ -1021,6 +1024,9 @@ class LRKitScheduler(LRScheduler):
             # optimizer's checkpoint has since set their lr to what the saving run held, not
             # what they were given); kept until then, also through another load
             self._pending = added or [float(b) for b in self.base_lrs[n:]]
+            for g in self.optimizer.param_groups[n:]:
+                if id(g) in unadopted:  # adopted at the next step, from the pending base
+                    g.pop("initial_lr", None)
             self.schedules = self.schedules[:n]
             self.base_lrs = self.base_lrs[:n]
             self.ratios = self.ratios[:n]
