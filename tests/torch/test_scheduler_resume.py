@@ -102,3 +102,38 @@ def test_a_second_added_group_saved_before_its_adopting_step_resumes_exactly(ord
         sch2.load_state_dict(saved["sch"])
         opt2.load_state_dict(saved["opt"])
     assert _run(opt2, sch2, 3) == expected
+
+
+@pytest.mark.parametrize("tensor", [True, False])
+def test_a_refused_checkpoint_leaves_groups_added_since_the_last_step_as_they_were(
+    tensor: bool,
+) -> None:
+    """Refused after the groups added since the last step were read (a checkpoint with a
+    controller's state, resumed without feedback=): the optimizer's groups (their lr and no
+    initial_lr) and the scheduler's state are as before the load."""
+    from lrkit.feedback import ReduceOnPlateau
+
+    def build(feedback: bool) -> tuple[Any, Any]:
+        torch.manual_seed(0)
+        a, b = torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(3))
+        opt = torch.optim.SGD([a], lr=torch.tensor(0.01) if tensor else 0.01)
+        sch = lt.scheduler(opt, S.cosine(0.01, total_steps=30),
+                           feedback=ReduceOnPlateau() if feedback else None)  # fmt: skip
+        _run(opt, sch, 2)
+        opt.add_param_group({"params": [b]})
+        return opt, sch
+
+    opt, sch = build(True)
+    _run(opt, sch, 1)
+    saved = sch.state_dict()
+    opt2, sch2 = build(False)
+    before = [{k: v for k, v in g.items() if k != "params"} for g in opt2.param_groups]
+    lr_objects = [g["lr"] for g in opt2.param_groups]
+    state = sch2.state_dict()
+    with pytest.raises(ValueError, match=r"^state_dict holds a feedback controller's state"):
+        sch2.load_state_dict(saved)
+    after = [{k: v for k, v in g.items() if k != "params"} for g in opt2.param_groups]
+    assert after == before and "initial_lr" not in opt2.param_groups[1]
+    assert all(g["lr"] is lr for g, lr in zip(opt2.param_groups, lr_objects))
+    assert sch2.state_dict() == state
+    assert _run(opt2, sch2, 2) == _run(*build(False), 2)  # steps on as it would have

@@ -917,7 +917,24 @@ class LRKitScheduler(LRScheduler):
         When the optimizer's LRs were not this scheduler's at the save (another scheduler of a
         ``SequentialLR`` or ``ChainedScheduler`` set them since, or its phase has not begun:
         ``last_epoch`` is -1), the LRs and hyperparameters are left as the optimizer holds
-        them (its own checkpoint has them), so the composite resumes exactly."""
+        them (its own checkpoint has them), so the composite resumes exactly. A checkpoint
+        refused (a ``ValueError``) leaves this scheduler and the optimizer's param groups as
+        they were, groups added since the last step included."""
+        groups = [(g, dict(g)) for g in self.optimizer.param_groups]
+        kept = {k: getattr(self, k) for k in _ADOPTED if hasattr(self, k)}
+        kept = {k: [*v] if isinstance(v, list) else v for k, v in kept.items()}
+        try:
+            self._load_state_dict(state_dict)
+        except BaseException:
+            for g, before in groups:  # what adopting the groups added since the last step wrote
+                g.clear()
+                g.update(before)
+            for k, v in kept.items():
+                setattr(self, k, v)
+            self._update_fast_path()
+            raise
+
+    def _load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if not isinstance(state_dict, Mapping):
             raise ValueError(
                 "state_dict must be a dict from LRKitScheduler.state_dict(), "
@@ -1044,6 +1061,10 @@ class LRKitScheduler(LRScheduler):
                 self._handed_over = True  # still not this scheduler's, whatever they read
             else:
                 self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
+
+
+#: what adopting param groups added since the last step changes in a scheduler
+_ADOPTED = ("base_lrs", "schedules", "_ratios", "_n_groups", "_pending", "_tensor_lr")
 
 
 def _walk(sched: Any) -> list[tuple[LRKitScheduler, bool]]:
