@@ -647,7 +647,7 @@ class LRKitScheduler(LRScheduler):
             # group is read against that LR
             d = float(old.pop())
         ratios = [*self._ratios]
-        pending: list[float] = getattr(self, "_pending", [])
+        bases = self._added_base_lrs()  # read before the shared tensors are replaced below
         self._pending: list[float] = []
         for g in groups[n_old:]:
             lr = g["lr"]
@@ -656,18 +656,14 @@ class LRKitScheduler(LRScheduler):
                 # have set to the current LR; its base LR is the default as it was
                 g["lr"] = torch.full_like(g["lr"], default)
         _own_lr_tensors(groups[n_old:], {id(g["lr"]) for g in groups[:n_old]})
-        for k, g in enumerate(groups[n_old:]):
+        for g, base in zip(groups[n_old:], bases):
             lr = g["lr"]
-            if k < len(pending) and "initial_lr" not in g:
-                # read when this scheduler was built or kept by its checkpoint
-                # (load_state_dict); a group another scheduler of this optimizer (an earlier
-                # phase of a SequentialLR) has adopted since keeps the base it gave it
-                base = pending[k]
-                known = torch.full_like(lr, base) if isinstance(lr, torch.Tensor) else base
-                g.setdefault("initial_lr", known)
-            else:
-                g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
-                base = float(g["initial_lr"])
+            if "initial_lr" not in g:  # its base, in the type of its lr
+                tensor = isinstance(lr, torch.Tensor)
+                if float(lr) == base:
+                    g["initial_lr"] = lr.clone() if tensor else lr
+                else:  # a pending base (read when built, or kept by a checkpoint)
+                    g["initial_lr"] = torch.full_like(lr, base) if tensor else base
             self.base_lrs.append(base)
             self.schedules.append(self.schedules[0])
             ratios.append(base / d if d is not None else 1.0)
@@ -683,8 +679,12 @@ class LRKitScheduler(LRScheduler):
 
     def _added_base_lrs(self) -> list[float]:
         """The base LRs that the param groups added since the last step will be adopted with
-        (:meth:`_adopt_new_groups`): what a checkpoint made before that step keeps for them
-        (the optimizer's checkpoint holds a shared tensor's current value instead)."""
+        (:meth:`_adopt_new_groups` reads them here): a group's ``initial_lr`` when another
+        scheduler of this optimizer (an earlier phase of a ``SequentialLR``) has adopted it
+        already, else the base read when this scheduler was built or kept by its checkpoint,
+        else the default for a group holding the shared default tensor, else its ``lr``. What
+        a checkpoint made before that step keeps for them (the optimizer's checkpoint holds a
+        shared tensor's current value instead)."""
         groups = self.optimizer.param_groups[len(self._ratios) :]
         pending: list[float] = getattr(self, "_pending", [])
         shared, default = self._defaults_lr()
