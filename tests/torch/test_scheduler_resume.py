@@ -7,6 +7,7 @@ import io
 import itertools
 from typing import Any
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -40,6 +41,61 @@ def _run(opt: Any, seq: Any, steps: int) -> list[list[float]]:
     return out
 
 
+def _saved(opt: Any, sched: Any) -> dict[str, Any]:
+    """The optimizer's and the scheduler's states through ``torch.save`` and a
+    ``weights_only`` load, as a checkpoint file holds them."""
+    buf = io.BytesIO()
+    torch.save({"opt": opt.state_dict(), "sched": sched.state_dict()}, buf)
+    buf.seek(0)
+    saved: dict[str, Any] = torch.load(buf, weights_only=True)
+    return saved
+
+
+def _load(order: str, opt: Any, sched: Any, saved: dict[str, Any]) -> None:
+    """Load ``saved`` into both, the scheduler first when ``order`` says so."""
+    if order.startswith("scheduler"):
+        sched.load_state_dict(saved["sched"])
+        opt.load_state_dict(saved["opt"])
+    else:
+        opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"])
+
+
+@pytest.mark.parametrize("order", ["optimizer first", "scheduler first", "built with both"])
+@pytest.mark.parametrize("tensor", [True, False])
+def test_a_group_added_without_lr_then_saved_before_the_next_step_resumes_exactly(
+    order: str, tensor: bool
+) -> None:
+    """The checkpoint of a tensor-LR optimizer holds the shared tensor's current value for a
+    group added without its own lr; the scheduler's keeps the base it will be adopted with
+    (the default), so the resumed run trains it as the run that saved did (at 0.79x before)."""
+
+    def build(both: bool = False) -> tuple[Any, Any, Any]:
+        torch.manual_seed(0)
+        a, b = torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(3))
+        opt = torch.optim.Adam([a], lr=torch.tensor(0.01) if tensor else 0.01, foreach=False)
+        if both:
+            opt.add_param_group({"params": [b]})
+        return b, opt, lt.scheduler(opt, S.cosine(0.01, total_steps=10))
+
+    b, opt, sch = build()
+    _run(opt, sch, 3)
+    opt.add_param_group({"params": [b]})
+    saved = _saved(opt, sch)
+    expected = _run(opt, sch, 4)
+    assert expected[0][0] == expected[0][1]
+    assert saved["sched"]["added_base_lrs"] == [float(np.float32(0.01)) if tensor else 0.01]
+    b2, opt2, sch2 = build(both=order == "built with both")
+    if order != "built with both":
+        opt2.add_param_group({"params": [b2]})
+    _load(order, opt2, sch2, saved)
+    assert _run(opt2, sch2, 4) == expected
+    assert sch2.ratios == sch.ratios == [1.0, 1.0]
+    assert sch2.state_dict() == sch.state_dict()
+    with pytest.raises(ValueError, match=r"^state_dict\['added_base_lrs'\] must be a list"):
+        sch2.load_state_dict({**saved["sched"], "added_base_lrs": 0.01})
+
+
 @pytest.mark.parametrize(
     ("first", "tensor", "order"),
     list(itertools.product(["warmup", "constant"], [True, False], ["optimizer", "scheduler"])),
@@ -53,19 +109,11 @@ def test_a_group_added_in_the_first_phase_of_a_sequential_lr_resumes_exactly(
     b, opt, seq = _build(first, tensor=tensor, added=False)
     _run(opt, seq, 1)
     opt.add_param_group({"params": [b]})
-    buf = io.BytesIO()
-    torch.save({"opt": opt.state_dict(), "seq": seq.state_dict()}, buf)
+    saved = _saved(opt, seq)
     expected = _run(opt, seq, 6)
     assert all(row[0] == row[1] for row in expected)  # ratio 1: the default, 0.01
-    buf.seek(0)
-    saved = torch.load(buf, weights_only=True)
     _, opt2, seq2 = _build(first, tensor=tensor, added=True)
-    if order == "optimizer":
-        opt2.load_state_dict(saved["opt"])
-        seq2.load_state_dict(saved["seq"])
-    else:
-        seq2.load_state_dict(saved["seq"])
-        opt2.load_state_dict(saved["opt"])
+    _load(order, opt2, seq2, saved)
     assert _run(opt2, seq2, 6) == expected
 
 
@@ -86,21 +134,13 @@ def test_a_second_added_group_saved_before_its_adopting_step_resumes_exactly(ord
     opt.add_param_group({"params": [b]})
     _run(opt, sch, 1)
     opt.add_param_group({"params": [c]})
-    buf = io.BytesIO()
-    torch.save({"opt": opt.state_dict(), "sch": sch.state_dict()}, buf)
+    saved = _saved(opt, sch)
     expected = _run(opt, sch, 3)
     assert all(row[0] == row[1] == row[2] for row in expected)
-    buf.seek(0)
-    saved = torch.load(buf, weights_only=True)
     b2, c2, opt2, sch2 = fresh()
     opt2.add_param_group({"params": [b2]})
     opt2.add_param_group({"params": [c2]})
-    if order == "optimizer":
-        opt2.load_state_dict(saved["opt"])
-        sch2.load_state_dict(saved["sch"])
-    else:
-        sch2.load_state_dict(saved["sch"])
-        opt2.load_state_dict(saved["opt"])
+    _load(order, opt2, sch2, saved)
     assert _run(opt2, sch2, 3) == expected
 
 
