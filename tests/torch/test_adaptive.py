@@ -682,3 +682,22 @@ def test_logger_stops_with_one_warning_when_a_parameter_leaves_the_optimizer():
         "EffectiveLRLogger)"
     ]
     assert log.steps == [1]
+
+
+def test_an_automatic_logger_does_not_count_the_steps_of_a_range_test() -> None:
+    """find_lr's throwaway steps are neither logged nor counted: the next training step is
+    still step 1."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = O.Adam(model.parameters(), lr=0.01)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=g)
+    data = [(x[i : i + 16], (x[i : i + 16, 0] > 0).long()) for i in range(0, 64, 16)]
+    logger = EffectiveLRLogger(opt, every=1, tensorboard=False)
+    lt.find_lr(model, opt, torch.nn.functional.cross_entropy, data, num_iter=10, warn=False)
+    assert logger.steps == [] and not opt.state
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(model(data[0][0]), data[0][1]).backward()
+    opt.step()
+    assert logger.steps == [1]
+    logger.close()

@@ -1243,3 +1243,113 @@ def test_a_stock_scheduler_is_refused_naming_what_the_guard_takes() -> None:
                        r"\(with or without feedback=: the guard adds its own controller\), "
                        r"got StepLR$"):  # fmt: skip
         DivergenceGuard(model, optimizer=opt, scheduler=stock)
+
+
+def test_a_restore_keeps_the_optimizer_state_of_a_group_added_since_the_snapshot() -> None:
+    """A group added (and stepped) after the newest snapshot keeps its momentum buffers as
+    they are when a restore follows before the next good check."""
+    torch.manual_seed(0)
+    body, head = torch.nn.Linear(4, 4), torch.nn.Linear(4, 1)
+    model = torch.nn.Sequential(body, torch.nn.Tanh(), head)
+    opt = torch.optim.SGD(head.parameters(), lr=0.01, momentum=0.9)
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=50)
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    opt.zero_grad()
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    assert guard.check(1.0)
+    opt.add_param_group({"params": body.parameters(), "lr": 0.001})
+    opt.step()
+    kept = [opt.state[p]["momentum_buffer"].clone() for p in body.parameters()]
+    assert guard.check(math.nan) is False
+    for p, k in zip(body.parameters(), kept):
+        assert torch.equal(opt.state[p]["momentum_buffer"], k)
+    assert all(p not in opt.state or not opt.state[p] for p in head.parameters())
+
+
+def test_a_nan_loss_with_nan_gradients_is_recorded_as_a_nan_loss() -> None:
+    """A loss that is itself not finite is the reason given, whatever the gradients: its
+    event holds the loss as "nan", without a gradients entry, and so does the error."""
+    model, x, y = _problem(seed=4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    guard = DivergenceGuard(model, optimizer=opt, max_restores=1)
+    for i in range(2):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y) * math.nan
+        loss.backward()
+        assert not guard._grads_finite()
+        if i == 0:
+            assert guard.check(loss) is False
+        else:
+            with pytest.raises(DivergenceError) as err:
+                guard.check(loss)
+    assert guard.events == [
+        {"step": 1, "loss": "nan", "reference": None, "action": "restore", "scale": 0.5},
+        {"step": 2, "loss": "nan", "action": "give_up"},
+    ]
+    assert str(err.value).startswith("training diverged (loss nan at check 2) after 1 restore(s)")
+    assert "gradients" not in str(err.value)
+
+
+def test_an_empty_loss_tensor_is_refused_in_one_line() -> None:
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    guard = DivergenceGuard(model, optimizer=opt)
+    with pytest.raises(
+        ValueError, match=r"^loss must be a number or a one-element tensor, got shape \(0,\)$"
+    ):
+        guard.check(torch.zeros(0))
+    assert guard.num_checks == 0 and guard.restores == 0
+
+
+def test_by_default_a_restored_state_that_diverges_at_once_falls_back_to_the_older_one() -> None:
+    """The default keeps two snapshots: when the state just restored diverges again at once,
+    the one before it comes back."""
+    model, x, y = _problem(seed=5)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=1)
+    weights = []
+    for _ in range(2):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        assert guard.check(1.0)
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+        opt.step()
+    assert guard.check(math.nan) is False
+    assert guard.snapshot_check == 2
+    assert all(torch.equal(v, weights[1][k]) for k, v in model.state_dict().items())
+    assert guard.check(math.nan) is False
+    assert guard.snapshot_check == 1
+    assert all(torch.equal(v, weights[0][k]) for k, v in model.state_dict().items())
+
+
+def test_the_give_up_error_names_the_check_of_the_snapshot_restored() -> None:
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    guard = DivergenceGuard(model, optimizer=opt, max_restores=0)
+    assert guard.check(1.0) and guard.check(1.0)
+    with pytest.raises(DivergenceError) as err:
+        guard.check(math.inf)
+    assert str(err.value) == (
+        "training diverged (loss inf at check 3) after 0 restore(s) with the LR cut to 1x; "
+        "the model and optimizer were restored to their last good state (from check 0). "
+        "Lower the learning rate, or raise max_restores."
+    )
+
+
+def test_a_nan_in_a_sparse_gradient_is_a_divergence() -> None:
+    """An embedding's sparse gradient (uncoalesced, one index twice) is screened as well."""
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(10, 3, sparse=True)
+    opt = torch.optim.SGD(emb.parameters(), lr=0.1)
+    guard = DivergenceGuard(emb, optimizer=opt)
+    loss = emb(torch.tensor([1, 2, 2])).sum()
+    loss.backward()
+    assert emb.weight.grad.layout == torch.sparse_coo and guard.check(loss)
+    emb.weight.grad = torch.sparse_coo_tensor(
+        torch.tensor([[1, 1]]),
+        torch.tensor([[1.0, math.nan, 1.0], [1.0, 1.0, 1.0]]),
+        (10, 3),
+        check_invariants=True,
+    )
+    assert guard.check(loss) is False
+    assert guard.events[-1]["gradients"] == "not finite" and emb.weight.grad is None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 from typing import Any
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -470,3 +472,68 @@ def test_evaluate_names_what_is_wrong_in_one_line() -> None:
         evaluate(None, loss_fn=loss_fn, data=data)  # type: ignore[arg-type]
     loss, acc = evaluate(model, loss_fn=loss_fn, data=data)
     assert math.isfinite(loss) and 0.0 <= acc <= 1.0
+
+
+def test_fit_with_stop_on_nonfinite_false_trains_through_a_nan_loss() -> None:
+    model, opt, _, data = _task()
+    calls = []
+
+    def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        value = torch.nn.functional.cross_entropy(out, y)
+        return value * (math.nan if len(calls) == 2 else 1.0)
+
+    steps: list[int] = []
+    hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=4,
+               stop_on_nonfinite=False, on_step=lambda k, v: steps.append(k))  # fmt: skip
+    assert not hist.diverged and hist.steps == 4 and len(hist.losses) == 4
+    assert math.isnan(hist.losses[1]) and steps == [1, 2, 3, 4]
+    assert all(torch.isnan(p).all() for p in model.parameters())
+
+
+def test_a_failed_first_step_puts_a_tensor_lr_back_in_the_same_tensor() -> None:
+    """A tensor LR the schedule wrote into is the same object afterwards, with its value."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    lr = torch.tensor(0.1)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+
+    def failing(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        assert float(opt.param_groups[0]["lr"]) == 0.5  # the schedule's LR of step 0
+        raise RuntimeError("loss failed")
+
+    x, y = torch.zeros(2, 3), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(RuntimeError, match="^loss failed$"):
+        fit(model, optimizer=opt, loss_fn=failing, data=[(x, y)], steps=2,
+            schedule="constant(0.5)")  # fmt: skip
+    assert opt.param_groups[0]["lr"] is lr and float(lr) == pytest.approx(0.1)
+    assert "initial_lr" not in opt.param_groups[0]
+
+
+def test_history_final_loss_of_a_short_run_is_its_last_loss() -> None:
+    """A fraction of fewer steps than one still takes the last loss."""
+    hist = History(losses=[4.0, 3.0, 2.0])
+    assert hist.final_loss() == 2.0 and hist.final_loss(0.3) == 2.0
+    assert hist.final_loss(0.7) == 2.5
+    assert math.isnan(History().final_loss())
+
+
+def test_evaluate_reports_a_nonfinite_loss_as_inf() -> None:
+    model, _, _, data = _task()
+
+    def nan_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(out, y) * math.nan
+
+    loss, acc = evaluate(model, loss_fn=nan_loss, data=data)
+    assert loss == math.inf and 0.0 <= acc <= 1.0
+
+
+def test_seed_all_seeds_torch_numpy_and_python_random() -> None:
+    def draws() -> tuple[float, float, float]:
+        return random.random(), float(np.random.rand()), float(torch.rand(()))
+
+    seed_all(123)
+    first = draws()
+    random.random(), np.random.rand(), torch.rand(())
+    seed_all(123)
+    assert draws() == first
