@@ -1,0 +1,150 @@
+"""Tests of FinderResult (lrkit.finder.result): the suggestions of another budget, the rules'
+reading of a sweep that stopped early, and the dict summary read back."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from lrkit.finder import Probes, Sweep, range_test
+from lrkit.finder import rules as R
+
+
+class _Quadratic:
+    """Gradient descent on 0.5 * sum(h w^2), with the state a probe puts back."""
+
+    def __init__(self):
+        self.h = np.linspace(0.5, 2.0, 20)
+        self.reset()
+
+    def reset(self):
+        self.w = np.ones(20)
+
+    def step(self, lr):
+        self.w = self.w - lr * self.h * self.w
+        return self.loss()
+
+    def loss(self):
+        return float(0.5 * np.sum(self.h * self.w * self.w))
+
+    def score(self):
+        return self.loss() + 0.01
+
+
+def _probed_sgd_result():
+    task = _Quadratic()
+    result = range_test(
+        task.step,
+        start_lr=1e-4,
+        end_lr=10.0,
+        num_iter=60,
+        total_steps=500,
+        optimizer_family="sgd",
+        evaluate=task.loss,
+        reset=task.reset,
+        score=task.score,
+        warn=False,
+    )
+    assert result.probes is not None and len(result.held_losses) == 15
+    assert result.stop_reason == "diverged" and result.warnings == ()
+    return result
+
+
+def test_for_total_steps_of_the_own_budget_reads_the_held_curve_probes_and_family():
+    result = _probed_sgd_result()
+    own = R.suggestions(
+        result.lrs,
+        result.losses,
+        held_lrs=result.held_lrs,
+        held_losses=result.held_losses,
+        total_steps=500,
+        optimizer_family="sgd",
+        stop_reason="diverged",
+        probes=result.probes,
+    )
+    same = result.for_total_steps(500)
+    assert same == result._sugg == own
+    assert (same.constant, same.max_lr) == (result.suggestion, result.max_lr)
+    assert same.optimizer_family == "sgd"
+    # the family and the probes both move the suggestions: neither is left out
+    unprobed = R.suggestions(
+        result.lrs,
+        result.losses,
+        held_lrs=result.held_lrs,
+        held_losses=result.held_losses,
+        total_steps=500,
+        optimizer_family="sgd",
+        stop_reason="diverged",
+    )
+    adaptive = R.suggestions(
+        result.lrs,
+        result.losses,
+        held_lrs=result.held_lrs,
+        held_losses=result.held_losses,
+        total_steps=500,
+        stop_reason="diverged",
+        probes=result.probes,
+    )
+    assert unprobed.constant != same.constant
+    assert adaptive.constant != same.constant
+
+
+def test_to_dict_reads_back_through_json_with_its_probes_and_counts():
+    result = _probed_sgd_result()
+    d = json.loads(json.dumps(result.to_dict()))
+    assert d["steps"] == len(result.losses) == 57
+    assert d["extended"] == 0
+    assert d["stop_reason"] == "diverged"
+    assert d["stop_lr"] == result.stop_lr == result.lrs[-1]
+    assert d["optimizer_family"] == d["optimizer"] == "sgd"
+    assert d["total_steps"] == d["options"]["total_steps"] == 500
+    assert d["base_lr"] == d["max_lr"] / 10.0 == result.base_lr
+    assert d["suggestion"] == result.suggestion and d["lr_min"] == result.lr_min
+    assert d["held_lrs"] == result.held_lrs.tolist()
+    assert d["held_losses"] == result.held_losses.tolist()
+    assert d["reliable"] is True and d["warnings"] == []
+    assert Probes.from_dict(d["probes"]) == result.probes
+    # the saved curve, replayed, gives the same suggestions
+    sweep = Sweep(**d["options"])
+    sweep.replay(
+        d["losses"],
+        held=dict(zip(d["held_lrs"], d["held_losses"])),
+        stop_reason=d["stop_reason"],
+        stop_lr=d["stop_lr"],
+    )
+    again = sweep.result(warn=False, probes=Probes.from_dict(d["probes"]))
+    assert again.lrs.tolist() == d["lrs"]
+    assert again.held_losses.tolist() == d["held_losses"]
+    assert again.suggestion == result.suggestion
+    assert again.max_lr == result.max_lr
+
+
+def test_to_dict_counts_the_nan_step_and_keeps_its_lr():
+    values = iter([3.0, 2.9, 2.8, 2.7, 2.6, 2.5, math.nan])
+    result = range_test(lambda lr: next(values), start_lr=1e-4, end_lr=1.0, num_iter=20, warn=False)
+    d = result.to_dict()
+    assert d["steps"] == result.steps == 7
+    assert len(d["losses"]) == 6
+    assert d["stop_reason"] == "nan"
+    assert d["stop_lr"] == result.stop_lr == pytest.approx(1e-4 * 1e4 ** (6 / 19), rel=1e-15)
+    assert d["reliable"] is False
+
+
+def _v_shaped_step(lr):
+    x = math.log10(lr) + 2.0
+    return 1.0 + 0.5 * x * x if x > 0 else 1.0 - 0.3 * x
+
+
+def test_fastais_rules_trim_by_the_planned_num_iter_of_a_sweep_that_stopped_early():
+    result = range_test(
+        _v_shaped_step, start_lr=1e-6, end_lr=1.0, num_iter=100, eval_batches=0, warn=False
+    )
+    assert result.stop_reason == "turned_up" and len(result.losses) == 81
+    planned = R.RULES["valley"](result.lrs, result.losses, stop_reason="turned_up", num_iter=100)
+    recorded = R.RULES["valley"](result.lrs, result.losses, stop_reason="turned_up", num_iter=81)
+    assert planned != recorded  # the first 10 points are trimmed, not the first 8
+    assert result.suggest("valley") == planned
+    assert result.suggestions()["valley"] == planned
