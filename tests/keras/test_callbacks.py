@@ -1473,3 +1473,168 @@ def test_verbose_is_0_1_or_a_bool_in_every_callback() -> None:
         for bad in ("0", 2, -1, 0.5, None):
             with pytest.raises(ValueError, match=r"^verbose must be an integer in \[0, 1\]"):
                 make(bad)
+
+
+def test_a_backup_resume_with_a_restored_plateau_controller_applies_its_cut_once(tmp_path):
+    """A run resumed by keras.callbacks.BackupAndRestore loads the optimizer's multiplier (the
+    cut saved with the backup); a restored plateau controller passed beside it does not cut
+    the learning rate a second time, whatever callback first touched the multiplier."""
+    sched = S.cosine(0.1, total_steps=64)
+    x = np.random.default_rng(0).standard_normal((32, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    metric = [1.0, 2.0, 0.5, 0.4]  # one cut (patience=0) at the end of epoch 1
+
+    class Metric(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["m"] = metric[epoch]
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise RuntimeError("interrupted")
+
+    def model():
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        return m
+
+    path = str(tmp_path / "backup")
+    plateau = lk.ReduceOnPlateau("m", mode="min", factor=0.5, patience=0)
+    first_log = lk.LRLogger("batch")
+    cbs = [Metric(), lk.LRScheduler(sched), plateau, keras.callbacks.BackupAndRestore(path)]
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model().fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0,
+                    callbacks=[*cbs, first_log, Interrupt()])  # fmt: skip
+    assert plateau.scale == 0.5
+    restored = Core("min", factor=0.5, patience=0)
+    restored.load_state_dict(plateau.controller.state_dict())
+    log = lk.LRLogger("batch")
+    resumed = model()
+    cbs = [
+        Metric(),
+        lk.LRScheduler(sched),
+        keras.callbacks.BackupAndRestore(path),
+        lk.ReduceOnPlateau("m", controller=restored),
+    ]
+    resumed.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0, callbacks=[*cbs, log])
+    assert [it for it, _ in log.history] == list(range(8, 16))
+    want = [float(np.float32(sched(t) * 0.5)) for t in range(8, 16)]
+    assert log.lrs.tolist() == want
+
+
+def test_keras_named_plateau_keeps_a_learning_rate_another_callback_logged(
+    const_grad_model, mean_pred_loss
+):
+    """ReduceLROnPlateau writes the epoch's learning rate into the logs only where no callback
+    before it has written one; without such a callback it logs the optimizer's LR."""
+
+    class Writes(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["learning_rate"] = 100.0 + epoch
+
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=mean_pred_loss)
+    plateau = lk.ReduceLROnPlateau("loss", mode="max", factor=0.5, patience=1)
+    h = _fit(model, 3, [Writes(), plateau])
+    assert h.history["learning_rate"] == [100.0, 101.0, 102.0]
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=mean_pred_loss)
+    plateau = lk.ReduceLROnPlateau("loss", mode="max", factor=0.5, patience=1)
+    h = _fit(model, 3, [plateau])
+    assert h.history["learning_rate"] == [0.5, 0.5, 0.25]
+
+
+def test_guard_detects_a_spike_the_running_mean_of_a_long_epoch_dilutes():
+    """Late in an epoch Keras' running-mean loss hardly moves for one bad batch; the guard
+    judges the batch's own loss, recovered from the running mean, and restores."""
+    x, y = _data_with_bad_batch(bad=30, n=34, value=12.0)
+    model = _small()
+    model.set_weights([np.full((3, 1), 0.5, "float32"), np.zeros(1, "float32")])  # any backend
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    guard = lk.DivergenceGuard(spike_factor=10.0, min_history=3, window=10, snapshot_every=1)
+    model.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
+    assert guard.restored_at == [31]
+    assert [e["action"] for e in guard.events] == ["restore"]
+    assert guard.events[0]["loss"] == pytest.approx(77.08, abs=0.01)  # not the epoch's mean
+
+
+def test_guard_counts_good_checks_for_the_next_snapshot_from_the_restore():
+    """After a restore the next snapshot is due ``snapshot_every`` good checks later: the
+    count of good checks (state_dict()["good"]) starts again at the restore."""
+    x, y = _data_with_bad_batch(bad=6, n=10)
+    model = _small()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    guard = lk.DivergenceGuard(snapshot_every=50)
+    model.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
+    assert guard.restored_at == [7]
+    assert guard.state_dict()["good"] == 2  # batches 8 and 9, checked after the restore
+
+
+def test_guard_state_dict_returns_a_loaded_state_before_the_next_fit():
+    """A guard loaded from a state_dict() hands the same state back until it trains: saving
+    it again before the next fit() keeps when the next snapshot is due."""
+    state = {"controller": lk.DivergenceGuard().controller.state_dict(), "good": 7}
+    guard = lk.DivergenceGuard()
+    guard.load_state_dict(state)
+    assert guard.state_dict() == state
+
+
+def test_a_backup_resume_leaves_a_feedback_on_another_metric_its_own_state(tmp_path):
+    """The feedback= state saved with a BackupAndRestore backup belongs to the LRScheduler
+    that monitored its metric: a resumed LRScheduler whose feedback watches another metric
+    goes on from its own (fresh) state, quietly."""
+    sched = S.cosine(0.1, total_steps=64)
+    x = np.random.default_rng(0).standard_normal((32, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+
+    class Flat(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["m"] = logs["n"] = 1.0  # never improves: a cut at every epoch but the first
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise RuntimeError("interrupted")
+
+    def fit(callbacks):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        model.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0, callbacks=callbacks)
+
+    path = str(tmp_path / "backup")
+    first = lk.LRScheduler(sched, feedback=Core("min", factor=0.5, patience=0), monitor="m")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fit([Flat(), first, keras.callbacks.BackupAndRestore(path), Interrupt()])
+    assert first.feedback.scale == 0.5
+    other = lk.LRScheduler(sched, feedback=Core("min", factor=0.5, patience=0), monitor="n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fit([Flat(), other, keras.callbacks.BackupAndRestore(path)])
+    # its own state: epoch 2 sets its best value, epoch 3 cuts once
+    assert other.feedback.scale == 0.5
+    assert other.feedback.num_updates == 2
+
+
+def test_a_guard_that_gave_up_guards_the_next_fit_again():
+    """gave_up describes one fit(): the next fit() of the same guard judges its batches again
+    and restores a divergence."""
+    x, y = _data_with_bad_batch(bad=5)
+    model = _small()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    guard = lk.DivergenceGuard(max_restores=1, snapshot_every=1)
+    with pytest.warns(RuntimeWarning, match="stopped training"):
+        model.fit(x, y, batch_size=4, shuffle=False, verbose=0, epochs=2, callbacks=[guard])
+    assert guard.gave_up and [e["action"] for e in guard.events] == ["restore", "give_up"]
+    clean, _ = _data_with_bad_batch(bad=5, value=0.0)
+    model.fit(clean, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
+    assert not guard.gave_up
+    with pytest.warns(RuntimeWarning, match="stopped training"):
+        model.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
+    assert guard.gave_up and [e["action"] for e in guard.events] == [
+        "restore",
+        "give_up",
+        "give_up",
+    ]
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())

@@ -279,3 +279,57 @@ def test_a_host_step_beyond_int32_is_never_read_as_another_step() -> None:
     assert float(host(big)) == want == float(host(2**40)) == 0.0
     assert float(host(7)) == np.float32(S.cosine(0.1, total_steps=10)(7))
     assert float(host(-1)) == np.float32(0.1)  # a negative step reads step 0, as the table
+
+
+@pytest.mark.parametrize("cls", [lk.LRKitSchedule, lk.ScaledSchedule])
+def test_multiply_returns_the_new_scale_and_compounds(cls) -> None:
+    inner = "constant(0.1)" if cls is lk.LRKitSchedule else lk.schedule("constant(0.1)")
+    sched = cls(inner, scale=0.5)
+    assert sched.multiply(0.5) == 0.25
+    assert sched.scale == 0.25
+    assert sched.multiply(0.2) == 0.05
+    assert sched.scale == 0.05
+    with pytest.raises(ValueError, match="factor"):
+        sched.multiply(-1.0)
+    assert sched.scale == 0.05
+
+
+@pytest.mark.parametrize("cls", [lk.LRKitSchedule, lk.ScaledSchedule])
+def test_from_config_leaves_the_config_dict_unchanged(cls) -> None:
+    """A get_config() dict can be read twice: from_config does not take keys out of it."""
+    inner = "cosine(0.1, 100)" if cls is lk.LRKitSchedule else lk.schedule("cosine(0.1, 100)")
+    config = cls(inner, scale=0.25, name="lr").get_config()
+    keys = sorted(config)
+    first = cls.from_config(config)
+    assert sorted(config) == keys
+    second = cls.from_config(config)
+    for back in (first, second):
+        assert isinstance(back, cls)
+        assert (back.scale, back.name) == (0.25, "lr")
+        assert float(keras.ops.convert_to_numpy(back(10))) == float(
+            np.float32(S.cosine(0.1, total_steps=100)(10) * 0.25)
+        )
+
+
+def test_repr_names_the_scale_and_evaluation_only_when_not_the_defaults() -> None:
+    s = S.cosine(0.1, total_steps=100)
+    ks = lk.schedule(s)
+    assert repr(ks) == f"<lrkit.keras.schedule {s}>"
+    ks.set_scale(0.5)
+    assert repr(ks) == f"<lrkit.keras.schedule {s}, scale=0.5>"
+    ks.set_scale(1.0)
+    assert repr(ks) == f"<lrkit.keras.schedule {s}>"
+    host = lk.schedule(s, evaluation="host")
+    assert repr(host) == f"<lrkit.keras.schedule {s}, evaluation='host'>"
+
+
+@pytest.mark.parametrize("cls", [lk.LRKitSchedule, lk.ScaledSchedule])
+def test_a_negative_or_non_numeric_scale_is_refused_at_construction(cls) -> None:
+    inner = "constant(0.1)" if cls is lk.LRKitSchedule else lk.schedule("constant(0.1)")
+    with pytest.raises(ValueError) as info:
+        cls(inner, scale=-0.5)
+    assert str(info.value) == "scale must be >= 0 (allowed range: [0, inf)), got -0.5"
+    with pytest.raises(ValueError) as info:
+        cls(inner, scale="a")
+    assert str(info.value) == "scale must be a finite real number, got 'a'"
+    assert cls(inner, scale=0).scale == 0.0
