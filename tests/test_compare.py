@@ -901,3 +901,303 @@ def test_a_frozen_backbone_built_once_is_shared_alike_by_every_run():
 
     with pytest.raises(C.NotFreshError, match=r"^make\(\) must give every run the same initial"):
         C.compare(C.factory(unseeded, seed=0), steps=10, num_iter=10, methods="fixed,cosine")
+
+
+# ----------------------------------------------------------------------------- behaviours
+def _linear_task(val: bool = True):
+    """A linear classifier on fixed batches (with one validation batch when ``val``)."""
+
+    def fn():
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(64, 4, generator=g)
+        y = (x[:, 0] > 0).long()
+        model = torch.nn.Linear(4, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+        return (model, opt, torch.nn.functional.cross_entropy, data) + ((data[:1],) if val else ())
+
+    return fn
+
+
+_LRS = C.LRs(0.1, base_max=0.3, base_min=0.03, adam=0.01)
+
+
+def test_the_step_exponential_and_cyclic_rows_follow_their_documented_curves():
+    """10 steps: step cuts x0.1 every ceil(10/3)=4 steps; exponential ends near x0.01;
+    cyclic goes base_min..base_max in steps // 4 = 2 steps, halving each cycle."""
+    make = C.factory(_linear_task(), seed=0)
+    step = C.run_method("step", make=make, lrs=_LRS, steps=10)
+    assert step.lr == "0.1 x0.1/4"
+    assert step.lrs == pytest.approx([0.1] * 4 + [0.01] * 4 + [0.001] * 2)
+    exp = C.run_method("exponential", make=make, lrs=_LRS, steps=10)
+    assert exp.lr == "0.1 ->x0.01"
+    assert exp.lrs == pytest.approx([0.1 * 0.01 ** (k / 10) for k in range(10)])
+    cyc = C.run_method("cyclic", make=make, lrs=_LRS, steps=10)
+    assert cyc.lr == "0.03..0.3"
+    assert cyc.lrs == pytest.approx(
+        [0.03, 0.165, 0.3, 0.165, 0.03, 0.0975, 0.165, 0.0975, 0.03, 0.06375]
+    )
+
+
+def test_plateau_halves_the_lr_after_three_reports_without_improvement():
+    """An LR too small to move the loss: every report is a plateau, so the LR halves on the
+    3rd, 6th, ... of the 19 reports of a 20-step run (patience 2, factor 0.5)."""
+    lrs = C.LRs(1e-12, base_max=1e-12, base_min=1e-12, adam=1e-3)
+    r = C.run_method("plateau", make=C.factory(_linear_task(), seed=0), lrs=lrs, steps=20)
+    assert r.note == "6 reductions"
+    halvings = [0] * 4 + [n for n in range(1, 6) for _ in range(3)] + [6]
+    assert r.lrs == [1e-12 * 0.5**n for n in halvings]
+
+
+def _recording_plateau(monkeypatch) -> list:
+    """ReduceOnPlateau made by the plateau row, recording every metric it is given."""
+    import lrkit.feedback
+
+    made: list = []
+
+    class Recording(lrkit.feedback.ReduceOnPlateau):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.values: list[float] = []
+            made.append(self)
+
+        def update(self, value, *args, **kwargs):
+            self.values.append(float(value))
+            return super().update(value, *args, **kwargs)
+
+    monkeypatch.setattr(lrkit.feedback, "ReduceOnPlateau", Recording)
+    return made
+
+
+def test_plateau_without_validation_reports_each_intervals_mean_training_loss(monkeypatch):
+    """40 steps: a report every 2 steps, but none after the last (19 reports), each the mean
+    training loss of the 2 steps since the one before."""
+    made = _recording_plateau(monkeypatch)
+    r = C.run_method("plateau", make=C.factory(_linear_task(val=False), seed=0), lrs=_LRS,
+                     steps=40)  # fmt: skip
+    (fb,) = made
+    assert len(r.losses) == 40
+    assert fb.values == [(r.losses[i] + r.losses[i + 1]) / 2 for i in range(0, 38, 2)]
+
+
+def test_plateau_reports_the_validation_loss_not_the_accuracy(monkeypatch):
+    import lrkit.torch
+
+    made = _recording_plateau(monkeypatch)
+    scores: list[tuple[float, float]] = []
+    real = lrkit.torch.evaluate
+
+    def evaluate(*args, **kwargs):
+        out = real(*args, **kwargs)
+        scores.append((float(out[0]), float(out[1])))
+        return out
+
+    monkeypatch.setattr(lrkit.torch, "evaluate", evaluate)
+    r = C.run_method("plateau", make=C.factory(_linear_task(), seed=0), lrs=_LRS, steps=20)
+    (fb,) = made
+    assert len(scores) == 20  # 19 reports, then the final score
+    assert fb.values == [loss for loss, _ in scores[:19]]
+    assert (r.val_loss, r.val_acc) == scores[-1]
+
+
+def test_tick_is_told_of_every_step_also_past_the_last_ten():
+    ticks: list[int] = []
+    C.run_method("fixed", make=C.factory(_linear_task(), seed=0), lrs=_LRS, steps=25,
+                 tick=ticks.append)  # fmt: skip
+    assert ticks == [10, 10, 5]
+
+
+def test_a_diverged_run_has_no_validation_scores():
+    def loss(out, t):
+        return torch.nn.functional.cross_entropy(out, t) + out.pow(2).mean()
+
+    def fn():
+        model, opt, _, data, val = _linear_task()()
+        return model, opt, loss, data, val
+
+    huge = C.LRs(1e3, base_max=1e3, base_min=1e3, adam=1e-3)
+    r = C.run_method("fixed", make=C.factory(fn, seed=0), lrs=huge, steps=20)
+    assert r.diverged and r.final_loss == float("inf") and len(r.losses) < 20
+    assert np.isnan(r.val_loss) and np.isnan(r.val_acc)
+
+
+def test_schedule_free_warms_up_a_twentieth_of_the_steps_and_scores_with_training_batchnorm(
+    monkeypatch,
+):
+    """Its 5% warmup (2 of 40 steps) at Adam's suggestion; scored at its averaged weights
+    with the BatchNorm statistics recomputed from the training data."""
+    pytest.importorskip("schedulefree")
+    import lrkit.torch
+
+    bn_data: list = []
+    real = lrkit.torch.evaluating
+
+    def evaluating(model, optimizer, **kwargs):
+        bn_data.append(kwargs.get("bn_data"))
+        return real(model, optimizer, **kwargs)
+
+    monkeypatch.setattr(lrkit.torch, "evaluating", evaluating)
+    made = C.factory(_linear_task(), seed=0)
+    setups: list = []
+
+    def make():
+        setups.append(made())
+        return setups[-1]
+
+    r = C.run_method("schedulefree", make=make, lrs=_LRS, steps=40)
+    assert r.lr == "0.01 (x avg)" and r.lrs[:3] == pytest.approx([0.005, 0.01, 0.01])
+    assert bn_data == [setups[-1].data]
+    C.run_method("adam", make=make, lrs=_LRS, steps=10)
+    assert bn_data[-1] is None  # other optimizers: the statistics training left
+
+
+def test_the_range_tests_fall_back_to_default_lrs_and_keep_the_cyclic_range_around_the_suggestion(
+    monkeypatch,
+):
+    from types import SimpleNamespace
+
+    import lrkit.torch
+
+    found: dict = {}
+    monkeypatch.setattr(
+        lrkit.torch, "find_lr", lambda model, opt, *a, **k: found[type(opt).__name__]
+    )
+    make = C.factory(_task([]), seed=0)
+    none = SimpleNamespace(suggestion=None, max_lr=None, base_lr=None)
+    found.update(SGD=none, Adam=SimpleNamespace(suggestion=float("nan"), max_lr=1.0, base_lr=0.1))
+    lrs = C.find_lrs(make, methods="cyclic,schedulefree", num_iter=10)
+    assert lrs == C.LRs(0.01, base_max=0.01 * 3, base_min=0.01 / 3, adam=1e-3, notes=[
+        "no reliable suggestion for SGD: using lr=0.01",
+        "no reliable suggestion for Adam: using lr=0.001",
+    ])  # fmt: skip
+    # a suggestion above the range's top: the range reaches up to it (and its bottom under it)
+    found["SGD"] = SimpleNamespace(suggestion=0.2, max_lr=0.1, base_lr=0.5)
+    got = C.find_lrs(make, methods="cyclic", num_iter=10)
+    assert (got.base, got.base_max, got.base_min, got.notes) == (0.2, 0.2, 0.1, [])
+    found["SGD"] = SimpleNamespace(suggestion=0.2, max_lr=None, base_lr=None)
+    got = C.find_lrs(make, methods="fixed", num_iter=10)
+    assert (got.base, got.base_max, got.base_min) == (0.2, 0.2 * 3, 0.2 / 3)
+
+
+def test_method_names_are_case_blind_and_each_runs_once():
+    assert C.parse_methods("Fixed, cosine,,fixed,COSINE") == ["fixed", "cosine"]
+    assert C.parse_methods(["adam", "adam"]) == ["adam"]
+
+
+def _row(method: str, *, val_loss: float, final_loss: float = 1.0, error: str = "") -> C.Result:
+    return C.Result(method, optimizer="SGD", lr="0.1", val_loss=val_loss, final_loss=final_loss,
+                    error=error)  # fmt: skip
+
+
+def test_the_best_row_is_the_lowest_validation_loss_of_the_rows_that_ran():
+    rows = [
+        _row("fixed", val_loss=0.5),
+        _row("cosine", val_loss=0.25),
+        _row("adam", val_loss=0.75),
+        _row("prodigy", val_loss=0.1, error="KeyError: 'x'"),
+    ]
+    report = C.Comparison(rows, lrs=_LRS)
+    assert report.best is rows[1]  # a failed row is never the best
+    assert C.Comparison(rows[:3], lrs=_LRS).best_marks() == [False, True, False]
+
+
+def test_the_table_marks_the_row_best_names_and_never_a_failed_one():
+    rows = [_row("fixed", val_loss=0.5), _row("prodigy", val_loss=0.1, error="KeyError: 'x'")]
+    report = C.Comparison(rows, lrs=_LRS)
+    assert report.best is rows[0] and report.best_marks() == [True, False]
+    assert [line.lstrip().startswith("*") for line in report.table().splitlines()[2:]] == [
+        True,
+        False,
+    ]
+    # no validation loss anywhere: the training loss decides, for best as for the marks
+    nan = float("nan")
+    rows = [_row("fixed", val_loss=nan, final_loss=0.5), _row("cosine", val_loss=nan,
+            final_loss=0.25), _row("adam", val_loss=nan, final_loss=0.1, error="E")]  # fmt: skip
+    report = C.Comparison(rows, lrs=_LRS)
+    assert report.best is rows[1] and report.best_marks() == [False, True, False]
+    failed = C.Comparison([_row("adam", val_loss=0.1, error="E")], lrs=_LRS)
+    assert failed.best is None and failed.best_marks() == [False]
+
+
+def test_an_interrupted_comparison_says_how_many_methods_ran_in_its_plot_title_and_json():
+    pytest.importorskip("matplotlib")
+    lrs = C.LRs(0.1, base_max=0.3, base_min=0.03, adam=float("nan"), notes=["a note"])
+    rows = [C.Result("fixed", optimizer="SGD", lr="0.1", losses=[1.0, 0.5], lrs=[0.1, 0.1])]
+    report = C.Comparison(rows, lrs=lrs, name="t", steps=2, interrupted=True,
+                          not_run=["cosine", "adam"])  # fmt: skip
+    assert report.plot().axes[0].get_title() == "lrkit compare: t (interrupted: 1 of 3 methods ran)"
+    assert report.interruption() == (
+        "interrupted after 1 of 3 methods; not run: cosine (stopped while training), adam"
+    )
+    assert report.to_dict()["lrs"] == {
+        "base": 0.1, "base_max": 0.3, "base_min": 0.03, "adam": None, "notes": ["a note"]
+    }  # fmt: skip
+
+
+def test_a_failed_row_names_the_wrapping_error_when_it_says_more_than_its_cause():
+    from lrkit.compare import _failure
+
+    try:
+        try:
+            raise ValueError("bad value")
+        except ValueError as inner:
+            raise RuntimeError("while loading the batches") from inner
+    except RuntimeError as outer:
+        assert _failure(outer) == "RuntimeError: while loading the batches"
+
+
+def test_the_first_optimizer_returned_again_with_other_lrs_is_refused():
+    """No state (plain SGD) but the LR the last run's schedule left: refused; the same
+    optimizer untouched (the model reset in place) passes."""
+    fn, model = _kept_model_task()
+    _, opt, loss_fn, data = fn()
+    make = C.checked(C.factory(lambda: (model, opt, loss_fn, data), seed=0))
+    make()
+    make()  # untouched: passes
+    opt.param_groups[0]["lr"] = 0.05
+    with pytest.raises(C.NotFreshError, match=r"^make\(\) must build a fresh optimizer"):
+        make()
+
+
+def test_one_generator_handed_to_every_run_as_val_data_is_refused_naming_it():
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    shared = (b for b in [(x, y)])
+    make = C.checked(C.factory(lambda: _tiny(torch.nn.Linear(4, 2)) + (shared,), seed=0))
+    make()
+    with pytest.raises(C.NotFreshError) as info:
+        make()
+    assert "returned the first run's val_data again, a one-shot iterator (generator)" in str(
+        info.value
+    )
+
+
+def test_a_module_shared_by_the_runs_gets_its_first_batchnorm_statistics_back():
+    """Before each run and by restore() (after the last)."""
+    torch.manual_seed(0)
+    backbone = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8))
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+
+    def with_head():
+        head = torch.nn.Linear(8, 2)
+        model, _, loss_fn, data = _tiny(torch.nn.Sequential(backbone, head))
+        return model, torch.optim.SGD(head.parameters(), lr=0.1), loss_fn, data
+
+    make = C.checked(C.factory(with_head, seed=0))
+    make()
+    for restore in (make, make.restore):  # type: ignore[attr-defined]
+        with torch.no_grad():
+            backbone[1].running_mean.add_(1.0)  # what a run in training mode does to it
+        restore()
+        assert all(torch.equal(backbone.state_dict()[k], v) for k, v in before.items())
+
+
+def test_the_first_model_returned_with_a_replaced_parameter_gets_its_first_weights_back():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    first = model.weight.detach().clone()
+    make = C.checked(C.factory(lambda: _tiny(model), seed=0))
+    make()
+    model.weight = torch.nn.Parameter(first + 1.0)  # a run that swapped in other weights
+    with pytest.raises(C.NotFreshError, match=r"weights are put back as first returned"):
+        make()
+    assert torch.equal(model.weight.detach(), first)

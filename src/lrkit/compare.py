@@ -841,14 +841,10 @@ class Comparison:
 
     @property
     def best(self) -> Result | None:
-        """The method with the lowest validation loss (training loss without validation)."""
-        key = [
-            (r.val_loss if self.has_val else r.final_loss, i)
-            for i, r in enumerate(self.results)
-            if not r.error
-        ]
-        finite = [(v, i) for v, i in key if math.isfinite(v)]
-        return self.results[min(finite)[1]] if finite else None
+        """The method with the lowest validation loss (training loss without validation), the
+        first row :meth:`best_marks` marks; ``None`` when no row that ran has a finite one."""
+        marks = self.best_marks()
+        return self.results[marks.index(True)] if True in marks else None
 
     def table(self) -> str:
         """The text table :func:`table` prints."""
@@ -1034,11 +1030,12 @@ def compare(
 # ----------------------------------------------------------------------------- output
 def best_marks(results: Sequence[Result], *, val: bool = True) -> list[bool]:
     """Which rows a table marks best: those at the lowest finite validation loss (the
-    training loss where no row has one), every one of a tie. The text table and the
-    notebook's HTML mark the same rows."""
-    keys = [r.val_loss if val else r.final_loss for r in results]
+    training loss where no row has one), every one of a tie; a row that failed (``error``)
+    is never marked. The text table, the notebook's HTML and :attr:`Comparison.best` (the
+    first row marked) agree."""
+    keys = [math.nan if r.error else r.val_loss if val else r.final_loss for r in results]
     if not any(math.isfinite(x) for x in keys):  # no validation loss: the training loss
-        keys = [r.final_loss for r in results]
+        keys = [math.nan if r.error else r.final_loss for r in results]
     best = min((x for x in keys if math.isfinite(x)), default=math.nan)
     return [math.isfinite(key) and key == best for key in keys]
 

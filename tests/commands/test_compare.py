@@ -651,3 +651,134 @@ def test_plateau_on_a_one_shot_val_data_is_a_one_line_mistake_naming_it(task_mod
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "val_data must be a list, a tuple or a DataLoader for " in err
     assert main([*argv[:-2], "fixed", "--no-plot"]) == 0  # read once, at the end: fine
+
+
+def test_the_header_range_test_line_and_json_say_what_ran(task_module, tmp_path, capsys):
+    """One method (singular), the cyclic range from its bottom to its top, and the seed in
+    the JSON."""
+    js = tmp_path / "c.json"
+    argv = ["compare", f"{task_module}:make_linear", "--methods", "cyclic", "--steps", "10",
+            "--finder-iter", "10", "--seed", "3", "--no-plot", "--json", str(js)]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    data = json.loads(js.read_text())
+    lrs = data["lrs"]
+    assert lines[0] == f"lrkit compare: {task_module}:make_linear; 1 method x 10 steps, seed 3"
+    assert lines[1] == (
+        f"range test suggestions: base {lrs['base']:.3g} "
+        f"(cyclic {lrs['base_min']:.3g}..{lrs['base_max']:.3g})"
+    )
+    assert lrs["base_min"] < lrs["base_max"]
+    assert data["seed"] == 3 and data["steps"] == 10
+
+
+def test_a_range_test_without_a_suggestion_is_a_note_under_the_suggestions(
+    task_module, capsys, monkeypatch
+):
+    from types import SimpleNamespace
+
+    import lrkit.torch
+
+    none = SimpleNamespace(suggestion=None, max_lr=None, base_lr=None)
+    monkeypatch.setattr(lrkit.torch, "find_lr", lambda *a, **k: none)
+    argv = ["compare", f"{task_module}:make_linear", "--methods", "fixed", "--steps", "10",
+            "--finder-iter", "10", "--no-plot"]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:3] == [
+        "range test suggestions: base 0.01 (cyclic 0.00333..0.03)",
+        "  note: no reliable suggestion for SGD: using lr=0.01",
+    ]
+
+
+def test_two_methods_failing_are_counted_and_named_in_the_error(task_module, capsys, monkeypatch):
+    pytest.importorskip("prodigyopt")
+    pytest.importorskip("schedulefree")
+    import lrkit.torch
+
+    def broken(params, **kwargs):
+        raise RuntimeError("not today")
+
+    monkeypatch.setattr(lrkit.torch, "prodigy", broken)
+    monkeypatch.setattr(lrkit.torch, "schedule_free", broken)
+    argv = ["compare", f"{task_module}:make_linear", "--methods", "fixed,schedulefree,prodigy",
+            "--steps", "10", "--finder-iter", "10", "--no-plot", "--quiet"]  # fmt: skip
+    assert main(argv) == 1
+    assert capsys.readouterr().err == (
+        "lrkit compare: error: 2 methods failed (schedulefree, prodigy; first: RuntimeError: "
+        "not today): the table and files hold the others\n"
+    )
+
+
+def test_an_unknown_method_is_one_line_naming_the_option(task_module, capsys):
+    argv = ["compare", f"{task_module}:make", "--methods", "fixed,sgdr", "--no-plot"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"lrkit compare: error: --methods must be a comma-separated subset of "
+        f"{', '.join(C.METHODS)}, got 'fixed,sgdr'\n"
+    )
+
+
+def test_json_on_standard_output_comes_last_without_a_line_naming_it(task_module, capfd):
+    argv = ["compare", f"{task_module}:make_linear", "--methods", "fixed", "--steps", "10",
+            "--finder-iter", "10", "--no-plot", "--json", "/dev/stdout"]  # fmt: skip
+    assert main(argv) == 0
+    out = capfd.readouterr().out
+    assert "results written to" not in out
+    text = out[out.index("\n{") + 1 :]
+    assert json.loads(text)["results"][0]["method"] == "fixed"
+
+
+def test_a_plot_that_cannot_be_written_is_exit_1(task_module, tmp_path, capsys, monkeypatch):
+    def no_disk(self, path=None, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(C.Comparison, "plot", no_disk)
+    png, js = tmp_path / "c.png", tmp_path / "c.json"
+    argv = ["compare", f"{task_module}:make_linear", "--methods", "fixed", "--steps", "10",
+            "--finder-iter", "10", "-o", str(png), "--json", str(js), "--quiet"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "-o/--output" in err
+    assert not png.exists() and json.loads(js.read_text())["results"][0]["error"] == ""
+
+
+BAD_BATCHES_TASK = """
+import torch
+
+def _parts():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 3, generator=g)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    return model, opt, torch.nn.functional.mse_loss, x, x.sum(1, keepdim=True)
+
+def make_bad_val():
+    model, opt, loss, x, y = _parts()
+    return model, opt, loss, [(x, y)], [(x,)]
+
+def make_bad_stream():
+    model, opt, loss, x, y = _parts()
+    return model, opt, loss, (b for b in [(x,), (x,)])
+"""
+
+
+@pytest.mark.parametrize(
+    "target, name", [("make_bad_val", "val_data"), ("make_bad_stream", "data")]
+)
+def test_batches_that_are_no_pairs_are_refused_before_any_work_naming_the_data(
+    tmp_path, monkeypatch, capsys, target, name
+):
+    """Validation batches, and a one-shot iterator built afresh at each call, are read by
+    the check before the runs: one line naming the data, nothing printed."""
+    (tmp_path / "cmp_bad_batches_mod.py").write_text(BAD_BATCHES_TASK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["compare", f"cmp_bad_batches_mod:{target}", "--methods", "fixed", "--steps", "10",
+            "--finder-iter", "10", "--no-plot"]  # fmt: skip
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"lrkit compare: error: target 'cmp_bad_batches_mod:{target}': {name} must yield (x, y) "
+        "batches for loss_fn(model(x), y), got a tuple of 1 item\n"
+    )
