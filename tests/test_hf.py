@@ -800,3 +800,134 @@ def test_a_keyword_read_off_the_training_arguments_says_so() -> None:
         "amp is not an option of lrkit.hf.find_lr (read off the TrainingArguments: bf16=, "
         "fp16=); options: "
     )
+
+
+def test_a_schedule_beside_a_scheduler_of_ones_own_is_refused(tmp_path: Any) -> None:
+    model = tiny_bert()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(ValueError) as info:
+        Trainer(
+            model=model,
+            args=_args(tmp_path),
+            schedule="constant(0.01)",
+            optimizers=(opt, lt.scheduler(opt, "constant(0.01)")),
+        )
+    assert str(info.value) == (
+        "schedule and optimizers=(..., lr_scheduler) both set the scheduler: pass one"
+    )
+    own = Trainer(
+        model=model, args=_args(tmp_path), schedule="constant(0.01)", optimizers=(opt, None)
+    )
+    assert own.lrkit_schedule == S.constant(0.01)
+
+
+def test_create_scheduler_called_again_keeps_the_scheduler_it_made(tmp_path: Any) -> None:
+    """As the stock Trainer's: a second create_scheduler returns the scheduler already made,
+    its step and its controller's state as they are."""
+    fb = ReduceOnPlateau(factor=0.5, patience=0)
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, max_steps=8),
+        schedule=lambda n: S.linear(0.01, end_lr=0.0, total_steps=n),
+        feedback=fb,
+    )
+    trainer.create_optimizer()
+    sched = trainer.create_scheduler(8)
+    for _ in range(3):
+        sched.step()
+    sched.report(1.0)
+    sched.report(1.0)
+    state = copy.deepcopy(sched.state_dict())
+    assert fb.scale == 0.5
+    assert trainer.create_scheduler(8) is sched
+    assert sched.state_dict() == state and fb.scale == 0.5
+
+
+@pytest.mark.parametrize("name", ["score", "eval_score"])
+def test_report_metric_reports_metric_for_best_model_with_or_without_its_prefix(
+    tmp_path: Any, name: str
+) -> None:
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, num_train_epochs=1, eval_strategy="epoch", metric_for_best_model=name),
+        train_dataset=Pairs(32, 1),  # 4 steps per epoch
+        eval_dataset=Pairs(16, 2),
+        schedule="constant(0.004)",
+        feedback=ReduceOnPlateau(factor=0.5, patience=1),
+        callbacks=[ReportMetric()],
+    )
+    trainer.compute_metrics = lambda p: {"score": 0.25}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "metric is not in" warning
+        trainer.train()
+    assert trainer.lrkit_feedback.num_updates == 1 and trainer.lrkit_feedback.best == 0.25
+
+
+class _DrawingTrainer(transformers.Trainer):  # type: ignore[misc]
+    """A Trainer whose get_train_dataloader draws from torch's global RNG."""
+
+    def get_train_dataloader(self) -> Any:
+        torch.randn(())
+        return super().get_train_dataloader()
+
+
+def test_find_lr_sweeps_from_the_callers_rng_when_building_the_loader_draws(
+    tmp_path: Any,
+) -> None:
+    """The sweep (the model's dropout) sees the RNG as the caller left it, whatever building
+    the train dataloader drew; the caller's RNG is as before afterwards."""
+    results = []
+    for kind in (transformers.Trainer, _DrawingTrainer):
+        trainer = kind(model=tiny_bert(), args=_args(tmp_path), train_dataset=Pairs(64, 1))
+        torch.manual_seed(3)
+        rng = torch.get_rng_state()
+        results.append(find_lr(trainer, num_iter=10, warn=False))
+        assert torch.equal(torch.get_rng_state(), rng)
+    plain, drawing = results
+    assert drawing.losses.tolist() == plain.losses.tolist()
+
+
+def test_find_lr_leaves_no_loader_of_its_own_in_the_accelerator(tmp_path: Any) -> None:
+    """The train dataloader the sweep prepared is not left registered with the Trainer's
+    accelerator (whose save_state and free_memory go over every loader it prepared)."""
+    trainer = transformers.Trainer(
+        model=tiny_bert(), args=_args(tmp_path), train_dataset=Pairs(64, 1)
+    )
+    before = list(trainer.accelerator._dataloaders)
+    find_lr(trainer, num_iter=10, warn=False)
+    assert trainer.accelerator._dataloaders == before
+
+
+def test_report_metric_reports_nothing_from_train_begin_to_the_first_step_end(
+    tmp_path: Any,
+) -> None:
+    """An evaluation between on_train_begin and the first step's end (eval_on_start's) is not
+    reported, even after a round that a train() of a stock Trainer left open when it raised."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.004)
+    sched = lt.scheduler(opt, "constant(0.004)", feedback=ReduceOnPlateau(patience=0))
+    args, state = _args(tmp_path), transformers.TrainerState()
+    control = transformers.TrainerControl()
+    report = ReportMetric("eval_score")
+    report.on_step_end(args, state, control)  # the round a raising train() left open
+    report.on_train_begin(args, state, control)
+    report.on_evaluate(args, state, control, metrics={"eval_score": 1.0}, lr_scheduler=sched)
+    assert sched.feedback.num_updates == 0
+    report.on_step_end(args, state, control)
+    report.on_evaluate(args, state, control, metrics={"eval_score": 1.0}, lr_scheduler=sched)
+    assert sched.feedback.num_updates == 1
+
+
+def test_the_trainers_own_lr_scheduler_kwargs_are_said_to_be_unused(tmp_path: Any) -> None:
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, max_steps=3, lr_scheduler_kwargs={"num_cycles": 2}),
+        schedule="constant(0.01)",
+    )
+    trainer.create_optimizer()
+    with pytest.warns(UserWarning) as record:
+        trainer.create_scheduler(3)
+    assert [str(w.message) for w in record if "lrkit.hf" in str(w.message)] == [
+        "lrkit.hf: the TrainingArguments' lr_scheduler_kwargs={'num_cycles': 2} are not used: "
+        "the lrkit schedule sets every LR (put a warmup into it, e.g. "
+        "S.with_warmup(schedule, warmup_steps=...))"
+    ]

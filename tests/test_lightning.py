@@ -1604,3 +1604,219 @@ def test_report_metric_does_not_warn_after_a_resumed_fit_that_trains_nothing(tmp
         _trainer(max_epochs=1, callbacks=[ReportMetric()]).fit(
             Tiny(spec="constant(0.04)", patience=0), ckpt_path=str(tmp_path / "last.ckpt")
         )
+
+
+def test_a_second_sweep_in_the_same_log_dir_writes_the_next_free_files(tmp_path: Any) -> None:
+    """The first sweep writes lr_finder.*, the next one in the same folder lr_finder-1.*."""
+    for _ in range(2):
+        torch.manual_seed(0)
+        finder = LRFinder(num_iter=20, total_steps=200, set_lr=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _trainer(max_epochs=0, callbacks=[finder], logger=MemoryLogger(str(tmp_path))).fit(
+                Tiny()
+            )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "lr_finder-1.json",
+        "lr_finder-1.png",
+        "lr_finder.json",
+        "lr_finder.png",
+    ]
+
+
+class _UnevenLoaders(Tiny):
+    """Two train loaders of 4 and 2 batches (no shuffling); training_step records the first
+    row of each batch of the longer one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.firsts: list[float] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        a, b = batch["a"], batch["b"]
+        self.firsts.append(float(a[0][0, 0]))
+        x, y = torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]])
+        return F.mse_loss(self.net(x), y)
+
+    def train_dataloader(self) -> Any:
+        x, y = _data()
+        a = DataLoader(TensorDataset(x, y), batch_size=16)
+        b = DataLoader(TensorDataset(x[:32], y[:32]), batch_size=16)
+        return {"a": a, "b": b}
+
+
+def test_finder_cycles_the_shorter_train_loader_as_fit_does() -> None:
+    """Loaders of different lengths are combined in "max_size_cycle" mode: the sweep draws
+    every batch of the longer loader, the shorter one cycling."""
+    torch.manual_seed(0)
+    model = _UnevenLoaders()
+    finder = LRFinder(num_iter=10, total_steps=200, set_lr=False, plot=False)
+    _trained(model, finder, max_epochs=0)
+    x, _ = _data()
+    assert finder.result is not None and finder.result.steps >= 4
+    assert set(model.firsts) == {float(x[16 * i, 0]) for i in range(4)}
+
+
+def test_a_finder_given_a_curve_by_hand_sweeps_in_a_fit_without_a_checkpoint() -> None:
+    """Only a fit resuming from a checkpoint reuses a loaded curve: one loaded by hand with
+    load_state_dict is not this run's, and the fit sweeps."""
+    torch.manual_seed(0)
+    first = LRFinder(num_iter=20, total_steps=200, set_lr=False, plot=False)
+    _trained(Tiny(), first, max_epochs=0)
+    state = json.loads(json.dumps(first.state_dict()))
+    steps: list[int] = []
+    finder = LRFinder(num_iter=20, total_steps=200, plot=False,
+                      callback=lambda i, lr, loss: steps.append(i))  # fmt: skip
+    finder.load_state_dict(state)
+    loaded = finder.result
+    module = Tiny(lr=0.123)
+    _trained(module, finder, max_epochs=0)
+    assert steps == list(range(len(finder.result.lrs)))
+    assert finder.result is not loaded and module.lr == finder.result.suggestion
+
+
+def test_a_curve_loaded_by_validate_is_not_reused_by_a_fit_resumed_without_one(
+    tmp_path: Any,
+) -> None:
+    """A validate that loads a checkpoint's curve leaves nothing for the next fit: one that
+    resumes from a checkpoint saved without the curve keeps that checkpoint's LR, and says
+    so, as a finder that never validated does."""
+    torch.manual_seed(0)
+    with_curve = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "a", save_top_k=-1)
+    without = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "b", save_top_k=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=1, callbacks=[LRFinder(num_iter=20), with_curve],
+                 enable_checkpointing=True).fit(Tiny())  # fmt: skip
+        _trainer(max_epochs=1, callbacks=[without], enable_checkpointing=True).fit(Tiny(lr=0.02))
+        finder = LRFinder(num_iter=20)
+        path = str(tmp_path / "a" / "epoch=0-step=4.ckpt")
+        _trainer(max_epochs=1, callbacks=[finder]).validate(Tiny(), ckpt_path=path)
+    assert finder.result is not None
+    module, rec = Tiny(lr=0.02), LRRecorder()
+    with pytest.warns(LRFinderWarning, match="saved without LRFinder's range test"):
+        _trainer(max_epochs=2, callbacks=[finder, rec], limit_val_batches=0).fit(
+            module, ckpt_path=str(tmp_path / "b" / "epoch=0-step=4.ckpt")
+        )
+    assert module.lr == 0.02 and set(rec.lrs.values()) == {0.02}
+
+
+def test_finder_budget_defaults_to_the_steps_the_fit_trains() -> None:
+    """Without total_steps the sweep's budget is trainer.estimated_stepping_batches."""
+    torch.manual_seed(0)
+    finder = LRFinder(num_iter=20, set_lr=False, plot=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=3, callbacks=[finder], limit_val_batches=0).fit(Tiny())
+    assert finder.result is not None
+    assert finder.result.total_steps == 3 * BATCHES_PER_EPOCH
+    assert finder.result.to_dict()["options"]["total_steps"] == 3 * BATCHES_PER_EPOCH
+
+
+class _SkipsOnce(Tiny):
+    """training_step(batch, batch_idx) recording each batch_idx; its third call returns
+    None, Lightning's "skip this batch"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.indices: list[int] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        self.indices.append(batch_idx)
+        if len(self.indices) == 3:
+            return None
+        return super().training_step(batch, batch_idx)
+
+
+def test_finder_counts_a_skipped_batch_in_batch_idx_as_fit_does() -> None:
+    torch.manual_seed(0)
+    model = _SkipsOnce()
+    finder = LRFinder(num_iter=10, total_steps=200, set_lr=False, plot=False)
+    _trained(model, finder, max_epochs=0)
+    assert finder.result is not None and len(model.indices) > 3
+    assert model.indices == list(range(len(model.indices)))
+
+
+def test_finder_accumulates_gradients_as_fit_does() -> None:
+    """accumulate_grad_batches=2: each sweep step accumulates two batches, as
+    lrkit.torch.find_lr(accumulation_steps=2) does."""
+    torch.manual_seed(0)
+    model = Tiny()
+    ref = _reference(copy.deepcopy(model), seed=7, accumulation_steps=2)
+    plain = _reference(copy.deepcopy(model), seed=7)
+    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False)
+    torch.manual_seed(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=0, callbacks=[finder], accumulate_grad_batches=2).fit(model)
+    res = finder.result
+    assert res is not None and res.losses.tolist() == ref.losses.tolist()
+    assert res.losses.tolist() != plain.losses.tolist()
+
+
+class _NeverSteps(Tiny):
+    """Manual optimization whose training_step never steps the optimizer: the fit makes no
+    optimizer step."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.automatic_optimization = False
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        return None
+
+
+def test_report_metric_does_not_warn_after_a_fit_that_made_no_step() -> None:
+    """A fit that ran its training loop without a single optimizer step trained nothing: no
+    "no validation ran" warning."""
+    model = _NeverSteps(spec="constant(0.04)", patience=0)
+    trainer = _trainer(max_epochs=1, limit_val_batches=0, callbacks=[ReportMetric()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.filterwarnings("ignore", message="^(?!ReportMetric)")
+        trainer.fit(model)
+    assert trainer.global_step == 0
+
+
+class _CountedLoader(Tiny):
+    """Counts its train_dataloader() calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaders = 0
+
+    def train_dataloader(self) -> DataLoader:
+        self.loaders += 1
+        return super().train_dataloader()
+
+
+def test_finder_sets_the_train_data_up_once_and_trains_as_without_it() -> None:
+    """The train data the sweep set up is the one fit trains on (train_dataloader() called
+    once, as without the finder), and training draws from the RNG as without it."""
+    runs = []
+    for finder in (None, LRFinder(num_iter=20, set_lr=False, plot=False)):
+        torch.manual_seed(0)
+        model = _CountedLoader()
+        runs.append((model, _trained(model, finder, max_epochs=2)))
+    (plain, plain_state), (swept, swept_state) = runs
+    assert plain.loaders == swept.loaders == 1
+    assert _same(plain_state, swept_state)
+
+
+def test_load_state_dict_refuses_a_step_count_that_is_not_a_positive_integer() -> None:
+    from lrkit.finder import range_test
+
+    res = range_test(lambda lr: (math.log10(lr) + 3) ** 2 + 1, evaluate=lambda: 1.0, warn=False)
+    saved = json.loads(json.dumps(res.to_dict()))
+    for key in ("total_steps", "planned_steps"):
+        for bad in (0, -3, 2.5):
+            with pytest.raises(ValueError) as info:
+                LRFinder().load_state_dict({"result": saved, key: bad})
+            assert str(info.value) == (
+                f"{key} must be an integer >= 1 (allowed range: [1, inf)), got {bad!r}"
+            )
+        with pytest.raises(ValueError, match=rf"^{key} must be an integer >= 1 .*, got '12'"):
+            LRFinder().load_state_dict({"result": saved, key: "12"})
+    finder = LRFinder()
+    finder.load_state_dict({"result": saved, "total_steps": 12, "planned_steps": 12})
+    assert finder.result is not None and finder.result.to_dict() == res.to_dict()
