@@ -674,3 +674,171 @@ def test_check_runs_on_data_that_runs_out_say_so_in_the_commands_words(user_modu
             )
         again = [ln for ln in capsys.readouterr().out.splitlines() if "data ran out" in ln]
         assert again == lines
+
+
+SHUFFLED_MODULE = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    CALLS = []
+    SEEN = []  # the indices of the batches each call's training run read, one list per call
+
+    _X = torch.randn(128, 5, generator=torch.Generator().manual_seed(1))
+
+    def _make(draws):
+        model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2))
+        torch.rand(draws)  # what the call draws from the global RNG after building the model
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(_X, torch.arange(128)), batch_size=16, shuffle=True
+        )  # no generator of its own: it shuffles with torch's global RNG
+        seen = []
+        SEEN.append(seen)
+
+        def loss(out, index):
+            if model.training:
+                seen.append(index.tolist())
+            return nn.functional.cross_entropy(out, (_X[index, 0] > 0).long())
+
+        return model, opt, loss, loader
+
+    def make():
+        CALLS.append(1)
+        return _make(1)
+
+    def make_drawing_more_each_call():
+        CALLS.append(1)
+        return _make(len(CALLS))
+    """
+)
+
+
+@pytest.fixture()
+def shuffled_module(tmp_path, monkeypatch):
+    """A target whose DataLoader shuffles with torch's global RNG (importable, not imported)."""
+    import sys
+
+    (tmp_path / "lrkit_shuffled_task_mod.py").write_text(SHUFFLED_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "lrkit_shuffled_task_mod"
+    sys.modules.pop("lrkit_shuffled_task_mod", None)
+
+
+def test_each_check_run_starts_from_the_rng_state_its_own_call_left(shuffled_module, capsys):
+    """A loader shuffled by torch's global RNG, a target that draws more at each call: each
+    check run reads first the batch the loader draws right after the run's own (seeded)
+    call, the first run's too, though its call was made before the range test."""
+    import sys
+
+    import torch
+
+    target = f"{shuffled_module}:make_drawing_more_each_call"
+    argv = ["find", target, "--num-iter", "10", "--train-steps", "12", "--no-plot", "--quiet"]
+    assert main(argv) == 0, capsys.readouterr().err
+    mod = sys.modules[shuffled_module]
+    firsts = [seen[0] for seen in mod.SEEN]
+    assert len(firsts) == 3  # the sweep's, and the check runs'
+    mod.CALLS.clear()
+    expected = []
+    with torch.random.fork_rng(devices=[]):
+        for _ in range(3):
+            torch.manual_seed(0)  # --seed's default, set before every call
+            loader = mod.make_drawing_more_each_call()[3]
+            expected.append(next(iter(loader))[1].tolist())
+    assert len({str(e) for e in expected}) == 3  # each call leaves the RNG elsewhere
+    assert firsts[1:] == expected[1:]
+
+
+def test_the_range_test_draws_the_same_batches_with_and_without_the_check_runs(
+    shuffled_module, tmp_path, capsys
+):
+    """The target's second call (the first check run's, made before the sweep) draws more
+    from the global RNG than its first: the sweep still starts from the RNG state the first
+    call left, so it reads the batches (and finds the curve) it finds with --no-train."""
+    import sys
+
+    target = f"{shuffled_module}:make_drawing_more_each_call"
+    js = tmp_path / "r.json"
+    argv = ["find", target, "--num-iter", "10", "--no-plot", "--quiet", "--json", str(js)]
+    assert main([*argv, "--no-train", "--total-steps", "12"]) == 0, capsys.readouterr().err
+    mod = sys.modules[shuffled_module]
+    alone, curve = mod.SEEN[0], json.loads(js.read_text())
+    mod.CALLS.clear()
+    mod.SEEN.clear()
+    assert main([*argv, "--train-steps", "12"]) == 0, capsys.readouterr().err
+    assert len(mod.SEEN) == 3
+    assert mod.SEEN[0] == alone
+    checked = json.loads(js.read_text())
+    assert checked["lrs"] == curve["lrs"] and checked["losses"] == curve["losses"]
+
+
+def test_the_check_runs_train_300_steps_by_default(user_module, tmp_path, capsys):
+    """Without --train-steps each check run is 300 steps long, and the suggestions are for
+    300 steps (a generator of 8 batches ends each run early: the runs say so)."""
+    js = tmp_path / "r.json"
+    argv = ["find", f"{user_module}:make_gen", "--num-iter", "10", "--no-plot", "--quiet"]
+    assert main([*argv, "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    assert "\n  check: 300 training steps from the same initial weights\n" in out
+    ran_out = [ln for ln in out.splitlines() if "data ran out" in ln]
+    assert len(ran_out) == 2 and all("--train-steps 300 asked for more" in ln for ln in ran_out)
+    assert json.loads(js.read_text())["total_steps"] == 300
+
+
+def test_a_rule_other_than_the_default_is_checked_at_its_own_suggestion_for_any_budget(
+    user_module, tmp_path, capsys
+):
+    """Only the default rule's constant LR depends on the run's length: a check run shorter
+    than --total-steps trains at the chosen rule's suggestion shown in the table, and at the
+    max_lr for its own length."""
+    from lrkit.finder import suggestions
+
+    js = tmp_path / "r.json"
+    argv = ["find", f"{user_module}:make", "--num-iter", "30", "--no-plot", "--quiet"]
+    argv += ["--rule", "valley", "--json", str(js)]
+    assert main([*argv, "--total-steps", "3000", "--train-steps", "30"]) == 0
+    text = capsys.readouterr().out
+    d = json.loads(js.read_text())
+    assert d["rule"] == "valley" and d["total_steps"] == 3000
+    own = suggestions(
+        d["lrs"],
+        d["losses"],
+        held_lrs=d["held_lrs"],
+        held_losses=d["held_losses"],
+        total_steps=30,
+        optimizer_family=d["optimizer_family"],
+        stop_reason=d["stop_reason"],
+    )
+    assert f"{own.constant:.3g}" != f"{d['suggestion']:.3g}"
+    assert _check_lrs(text) == (f"{d['suggestion']:.3g}", f"{own.max_lr:.3g}")
+
+
+def test_a_range_test_warning_is_not_repeated_as_a_note_of_a_shorter_check(user_module, capsys):
+    """A check run shorter than --total-steps notes what its own budget adds (here: below the
+    budgets the rule was fitted on); the range test's warnings, said above, are not noted
+    again."""
+    argv = ["find", f"{user_module}:make", "--end-lr", "1e-3", "--num-iter", "10"]
+    argv += ["--total-steps", "3000", "--train-steps", "30", "--no-plot", "--quiet"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("the loss never turned up") == 1
+    assert "\n  warning: LR range test: the loss never turned up" in out
+    assert [ln for ln in out.splitlines() if ln.startswith("  note: ")] == [
+        "  note: --train-steps=30 is below the budgets the rule was fitted on (100-1930 "
+        "steps): the suggestions are those for 100 steps"
+    ]
+
+
+def test_json_named_like_the_next_free_default_image_moves_the_image_further(
+    user_module, tmp_path, monkeypatch
+):
+    """The default image is taken (lrkit_find.png) and --json names the next free name
+    (lrkit_find-1.png): the image takes the one after, nothing is overwritten."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lrkit_find.png").write_bytes(b"an earlier plot")
+    argv = ["find", f"{user_module}:make", "--no-train", "--num-iter", "10", "--quiet"]
+    assert main([*argv, "--json", "lrkit_find-1.png"]) == 0
+    assert json.loads((tmp_path / "lrkit_find-1.png").read_text())["num_iter"] == 10
+    assert (tmp_path / "lrkit_find-2.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "lrkit_find.png").read_bytes() == b"an earlier plot"

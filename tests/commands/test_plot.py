@@ -483,3 +483,25 @@ def test_the_x_axis_name_keeps_a_space_from_each_label_when_they_fill_the_width(
     text = text_plot([0, 99999], [1.0, 2.0], width=10, height=4)
     axis = text.splitlines()[-1].split()
     assert axis == ["0", "step", "99999"]
+
+
+def test_a_spec_of_the_longest_length_accepted_is_drawn_and_one_longer_is_refused(capsys):
+    from lrkit.commands.plot import MAX_SPEC
+
+    spec = "constant(0.1)" + " " * (MAX_SPEC - len("constant(0.1)"))
+    assert len(spec) == MAX_SPEC
+    assert main(["plot", spec, "--steps", "5"]) == 0
+    assert "lr: start 0.1, max 0.1, min 0.1, end 0.1" in capsys.readouterr().out
+    assert main(["plot", spec + " ", "--steps", "5"]) == 2
+    assert capsys.readouterr().err == (
+        f"lrkit plot: error: spec is {MAX_SPEC + 1} characters long (at most {MAX_SPEC}): a "
+        "spec is a short expression such as 'cosine(0.1, 1000)'\n"
+    )
+
+
+def test_a_bad_spec_shows_its_end_without_a_mark_of_more_after_it(capsys):
+    assert main(["plot", "cosine(0.1, 1000) ^ 2"]) == 2
+    assert capsys.readouterr().err == (
+        "lrkit plot: error: invalid schedule spec at position 18: unexpected character '^' "
+        "(near: cosine(0.1, 1000) <here> ^ 2)\n"
+    )

@@ -396,3 +396,51 @@ def test_a_keras_model_named_as_the_target_is_a_command_line_mistake(folder, cap
     assert capsys.readouterr().err.endswith(
         "; it is a model (Sequential): name the function that builds it\n"
     )
+
+
+SMALL_TASK = """
+import torch
+
+def make():
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = (x[:, 0] > 0).long()
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+    return model, opt, torch.nn.functional.cross_entropy, data
+"""
+
+
+@pytest.mark.parametrize("command", ["find", "compare"])
+def test_the_command_leaves_sys_argv_as_its_caller_had_it(folder, capsys, monkeypatch, command):
+    """The target's module is imported and its function called with ``sys.argv`` as its own;
+    a command run inside a Python process gives the caller's ``sys.argv`` back."""
+    pytest.importorskip("torch")
+    (folder / "lrkit_tgt_tasks.py").write_text(SMALL_TASK)
+    monkeypatch.setattr(sys, "argv", ["caller.py", "--its-own-option"])
+    argv = [command, "lrkit_tgt_tasks:make", "--no-plot", "--quiet"]
+    if command == "find":
+        argv += ["--no-train", "--num-iter", "10"]
+    else:
+        argv += ["--methods", "fixed", "--steps", "10", "--finder-iter", "10"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert sys.argv == ["caller.py", "--its-own-option"]
+
+
+def test_compare_json_on_standard_output_comes_after_the_plots_line(folder, capfd):
+    """``--json /dev/stdout``: the plot is written first and its line printed, so that what
+    follows the printed text is the JSON alone."""
+    pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    import json
+
+    (folder / "lrkit_tgt_tasks.py").write_text(SMALL_TASK)
+    argv = ["compare", "lrkit_tgt_tasks:make", "--methods", "fixed", "--steps", "10"]
+    argv += ["--finder-iter", "10", "--quiet", "-o", "c.png", "--json", "/dev/stdout"]
+    assert main(argv) == 0
+    out = capfd.readouterr().out
+    start = out.index("\n{") + 1
+    assert "  plot written to c.png\n" in out[:start]
+    assert out.endswith("}\n") and json.loads(out[start:])
+    assert (folder / "c.png").read_bytes()[:4] == b"\x89PNG"
