@@ -505,3 +505,22 @@ def test_a_bad_spec_shows_its_end_without_a_mark_of_more_after_it(capsys):
         "lrkit plot: error: invalid schedule spec at position 18: unexpected character '^' "
         "(near: cosine(0.1, 1000) <here> ^ 2)\n"
     )
+
+
+@pytest.mark.parametrize(("pieces", "cut"), [(6, False), (7, True)])
+def test_a_title_of_six_lines_is_shown_whole_and_a_longer_one_is_cut_at_six(
+    pieces: int, cut: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = str(
+        S.join(
+            [S.constant(0.1 * (i + 1)) for i in range(pieces)],
+            boundaries=[10 * (i + 1) for i in range(pieces - 1)],
+        )
+    )
+    assert main(["plot", spec, "--width", "40", "--height", "4", "--steps", "70"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    title = out[: out.index(next(line for line in out if line.rstrip().endswith("*")))]
+    if cut:
+        assert len(title) == 6 and title[-1].endswith(f" ... ({len(spec)} characters)")
+    else:
+        assert len(title) == 6 and title[-1] == "boundaries=[10, 20, 30, 40, 50])"
