@@ -333,3 +333,136 @@ def test_an_interrupt_during_the_probes_carries_the_sweeps_result():
     assert kept.probes is None and kept.stop_reason == plain.stop_reason
     assert np.array_equal(kept.lrs, plain.lrs) and np.array_equal(kept.losses, plain.losses)
     assert kept.suggestion == plain.suggestion
+
+
+def _counting_probe(losses_of_step):
+    """``(reset, step, calls)``: ``step(lr)`` returns ``losses_of_step(lr, n)`` for its n-th
+    call since the last ``reset()`` (n from 1), and ``calls`` counts the steps of each probe."""
+    calls: list[int] = []
+
+    def reset():
+        calls.append(0)
+
+    def step(lr):
+        calls[-1] += 1
+        return losses_of_step(lr, calls[-1])
+
+    return reset, step, calls
+
+
+def test_each_probe_trains_sixty_steps_as_documented():
+    reset, step, calls = _counting_probe(lambda lr, n: 1.0)
+    p = run_probes(0.01, reset=reset, step=step, score=lambda: 1.0)
+    assert PROBE_STEPS == 60
+    assert calls == [60] * 8 and p.steps == 60
+
+
+def test_a_probe_is_blown_above_twenty_times_its_first_loss_not_at_or_below_it():
+    assert BLOWN == 20.0
+
+    def loss(lr, n):  # 1.0 first; then 15x, 20x (at the bound) or 20.5x it, by probe
+        if n == 1:
+            return 1.0
+        return 20.5 if lr > 0.015 else 20.0 if lr > 0.009 else 15.0
+
+    reset, step, calls = _counting_probe(loss)
+    p = run_probes(0.01, reset=reset, step=step, score=lambda: 2.0)
+    assert p.losses == (INF, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0)
+    assert calls == [2, 60, 60, 60, 60, 60, 60, 60]  # the blown probe stopped at once
+
+
+def test_a_probe_is_blown_against_its_first_loss_not_the_previous_one():
+    """A loss that grows 1.1x a step stays within BLOWN of the step before but passes BLOWN
+    times the first on step 33 (1.1**32 > 20): the probe has diverged. A loss that falls from
+    100 to 100/29 and then rises to 80 (23x its low) stays under BLOWN times the first: it
+    trains on."""
+
+    def growing(lr, n):
+        return 1.1 ** (n - 1) if lr > 0.009 else 100.0 / n if n < 30 else 80.0
+
+    reset, step, calls = _counting_probe(growing)
+    p = run_probes(0.01, reset=reset, step=step, score=lambda: 2.0)
+    assert p.losses[:2] == (INF, INF) and p.losses[2:] == (2.0,) * 6
+    assert calls[:2] == [33, 33] and calls[2:] == [60] * 6
+
+
+def test_a_tiny_first_loss_is_blown_only_above_twenty_thousandths():
+    """A first loss near 0 (a task trained to nearly nothing): the probe diverges above
+    ``BLOWN * 1e-3`` = 0.02, not above 20 times that tiny loss."""
+
+    def loss(lr, n):
+        if n == 1:
+            return 1e-6
+        return 0.03 if lr > 0.009 else 0.019
+
+    reset, step, calls = _counting_probe(loss)
+    p = run_probes(0.01, reset=reset, step=step, score=lambda: 2.0)
+    assert p.losses[:2] == (INF, INF) and p.losses[2:] == (2.0,) * 6
+    assert calls == [2, 2] + [60] * 6
+
+
+def test_best_offset_refines_through_the_losses_when_one_of_three_is_not_positive():
+    """The best probe's loss is negative and its neighbours' positive: the parabola goes
+    through the losses themselves (vertex -1.4 - 0.7 * 0.5 / 5 = -1.47), not their logs."""
+    losses = [3.0, 2.0, 1.0, -0.5, 0.5, 2.0, 3.0, 4.0]
+    assert best_offset(losses) == pytest.approx(-1.47, abs=1e-12)
+    # the lowest loss at 0 (one not positive) between positive neighbours: the same rule
+    zero = [3.0, 2.0, 1.0, 0.0, 0.5, 2.0, 3.0, 4.0]  # vertex -1.4 - 0.7 * 0.5 / 3
+    assert best_offset(zero) == pytest.approx(-1.4 - 0.7 * 0.5 / 3.0, abs=1e-12)
+
+
+def test_best_offset_of_a_flat_bottom_is_the_best_probes_own_offset():
+    """Neighbours whose log-losses equal the best probe's (a flat bottom): no parabola to
+    refine by, the best probe's offset itself (finite)."""
+    low = 1e6
+    losses = [4e6, 3e6, float(np.nextafter(low, 2 * low)), low, low, 2e6, 3e6, 4e6]
+    assert best_offset(losses) == -1.4
+
+
+def test_from_dict_refuses_fewer_losses_than_lrs_in_one_line():
+    p = Probes(lr_min=0.02, lrs=probe_lrs(0.02), losses=(1.0,) * 8)
+    d = {**p.to_dict(), "losses": [1.0] * 7}
+    want = r"^probes must hold 8 lrs and losses, got 8 lrs and 7 losses$"
+    with pytest.raises(ValueError, match=want):
+        Probes.from_dict(d)
+
+
+def test_a_negative_first_loss_is_blown_nineteen_times_its_size_above_it():
+    """From -5 (a negative log-likelihood) the bound is -5 + 19 * 5 = 90: 92 has diverged,
+    88 trains on."""
+
+    def loss(lr, n):
+        return -5.0 if n == 1 else 92.0 if lr > 0.009 else 88.0
+
+    reset, step, calls = _counting_probe(loss)
+    p = run_probes(0.01, reset=reset, step=step, score=lambda: 1.0)
+    assert p.losses[:2] == (INF, INF) and p.losses[2:] == (1.0,) * 6
+    assert calls == [2, 2] + [60] * 6
+
+
+def test_a_validation_loss_that_is_nan_scores_the_probe_inf():
+    p = run_probes(0.01, reset=lambda: None, step=lambda lr: 1.0, score=lambda: math.nan)
+    assert p.losses == (INF,) * 8 and p.diverged
+    assert p.to_dict()["losses"] == [None] * 8
+
+
+def test_probes_whose_losses_are_all_nan_have_diverged():
+    """NaN losses (from a JSON summary that holds NaN) are no finite probe either."""
+    d = {**Probes(lr_min=0.02, lrs=probe_lrs(0.02), losses=(1.0,) * 8).to_dict()}
+    d["losses"] = [math.nan] * 8
+    p = Probes.from_dict(d)
+    assert p.diverged and p.offset == -4.2
+
+
+@pytest.mark.parametrize(("value", "got"), [(True, "True"), (np.True_, "np.True_"), ("1.0", "str")])
+def test_a_step_returning_a_flag_or_text_is_refused_in_one_line(value, got):
+    want = rf"^step must return the loss at lr \(a number\), got {got}$"
+    with pytest.raises(ValueError, match=want):
+        run_probes(0.01, reset=lambda: None, step=lambda lr: value, score=lambda: 1.0)
+
+
+def test_from_dict_refuses_lrs_a_millionth_off_the_placed_ones():
+    p = Probes(lr_min=0.02, lrs=probe_lrs(0.02), losses=(1.0,) * 8)
+    d = {**p.to_dict(), "lrs": [v * (1 + 1e-6) for v in probe_lrs(0.02)]}
+    with pytest.raises(ValueError, match=r"probes' lrs must be those placed around lr_min=0.02"):
+        Probes.from_dict(d)

@@ -787,3 +787,207 @@ def test_an_unknown_keyword_names_the_finders_own_options_and_the_one_meant() ->
     with pytest.raises(TypeError, match=r"^min_lr is not an option of lrkit.torch.find_lr \(use "
                        r"start_lr\); "):  # fmt: skip
         find_lr(None, None, None, None, min_lr=1e-5)  # type: ignore[arg-type,call-arg]
+
+
+def test_a_param_group_the_step_adds_during_the_sweep_is_removed_afterwards():
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    extra = nn.Parameter(torch.zeros(3))
+    before = capture(model, opt)
+
+    def step(m, b):
+        if len(opt.param_groups) == 1:  # a head unfrozen on first use, as a new group
+            opt.add_param_group({"params": [extra], "lr": 0.5})
+        return nn.functional.cross_entropy(m(b[0]), b[1]) + (extra**2).sum()
+
+    find_lr(model, opt, None, loader(x, y), num_iter=10, step=step, eval_batches=0)
+    assert len(opt.param_groups) == 1
+    assert_same(before, model, opt)
+
+
+def test_a_params_list_the_step_changes_in_place_gets_its_contents_back():
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    plist = opt.param_groups[0]["params"]
+    contents = list(plist)
+
+    def step(m, b):
+        if len(plist) == 2:  # the step stops training the bias by dropping it from the list
+            plist.pop()
+        return nn.functional.cross_entropy(m(b[0]), b[1])
+
+    find_lr(model, opt, None, loader(x, y), num_iter=10, step=step, eval_batches=0)
+    assert opt.param_groups[0]["params"] is plist
+    assert len(plist) == 2 and all(a is b for a, b in zip(plist, contents))
+
+
+def test_each_probe_trains_in_train_mode_when_the_model_was_in_eval_mode():
+    x, y = make_data()
+    model = nn.Sequential(nn.Linear(10, 8), nn.Dropout(0.1), nn.Linear(8, 2))
+    model.eval()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    trained: list[bool] = []
+
+    def step(m, b):
+        if torch.is_grad_enabled():  # a training step (held and probe batches: no grad)
+            trained.append(m.training)
+        return nn.functional.cross_entropy(m(b[0]), b[1])
+
+    r = find_lr(model, opt, None, loader(x, y), step=step, probe_data=[(x[:64], y[:64])],
+                num_iter=10, end_lr=1e-2, eval_batches=0, max_extra_iter=0)  # fmt: skip
+    assert r.probes is not None and len(trained) >= 10 + 60
+    assert all(trained) and not model.training
+
+
+def test_probes_on_one_shot_data_with_accumulation_share_the_batches_of_a_whole_probe():
+    """A generator: each probe trains on the same accumulation_steps x 60 batches that follow
+    the sweep's, not on fewer ones repeated."""
+    x, y = make_data(n=32)
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen: list[int] = []
+
+    def step(m, b):
+        i, bx, by = b
+        if torch.is_grad_enabled():
+            seen.append(int(i))
+        return nn.functional.cross_entropy(m(bx), by)
+
+    data = ((torch.tensor(i), x, y) for i in range(10_000))
+    r = find_lr(model, opt, None, data, step=step, probe_data=[(0, x, y)], num_iter=10,
+                end_lr=1e-2, accumulation_steps=2, eval_batches=0, max_extra_iter=0)  # fmt: skip
+    assert r.probes is not None and all(np.isfinite(r.probes.losses))
+    sweep, probes = seen[:20], seen[20:]
+    assert sweep == list(range(20)) and len(probes) == 8 * 120
+    for k in range(8):
+        assert probes[k * 120 : (k + 1) * 120] == list(range(20, 140)), k
+
+
+def test_accumulated_gradients_are_the_mean_over_the_accumulation_steps():
+    x, y = make_data(n=64)
+    batches = [(x[:32], y[:32]), (x[32:], y[32:])]
+    torch.manual_seed(0)
+    model = nn.Linear(10, 2)
+    twin = copy.deepcopy(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen: list[list[torch.Tensor]] = []
+    opt.register_step_pre_hook(lambda *_: seen.append([p.grad.clone() for p in model.parameters()]))
+    loss = nn.functional.cross_entropy
+    find_lr(model, opt, loss, batches, num_iter=10, accumulation_steps=2, eval_batches=0,
+            max_extra_iter=0)  # fmt: skip
+    ((loss(twin(x[:32]), y[:32]) + loss(twin(x[32:]), y[32:])) / 2).backward()
+    for got, want in zip(seen[0], [p.grad for p in twin.parameters()]):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_a_step_the_scaler_keeps_skipping_is_taken_after_max_skipped_retries():
+    """Every scaler step skipped (inf gradients) for the first three calls: with
+    max_skipped=2 the first sweep step retries twice, then moves on (3 batches), so the
+    sweep draws 3 + 11 batches for its 12 steps."""
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = FakeScaler(skip_at={1, 2, 3})
+    drawn = []
+
+    def step(m, b):
+        if torch.is_grad_enabled():
+            drawn.append(scaler.calls)
+        return nn.functional.cross_entropy(m(b[0]), b[1])
+
+    r = find_lr(model, opt, None, loader(x, y), step=step, num_iter=12, scaler=scaler,
+                end_lr=1e-2, max_extra_iter=0, eval_batches=0, max_skipped=2)  # fmt: skip
+    assert len(r.losses) == 12
+    assert drawn == list(range(14))  # one batch per scaler call: 3 for the first step
+
+
+def test_before_step_sees_unscaled_gradients_with_a_grad_scaler():
+    x, y = make_data(n=64)
+    batches = [(x[:32], y[:32]), (x[32:], y[32:])]
+    torch.manual_seed(0)
+    model = nn.Linear(10, 2)
+    twin = copy.deepcopy(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen: list[list[torch.Tensor]] = []
+
+    def hook(o):
+        seen.append([p.grad.clone() for p in model.parameters()])
+
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    find_lr(model, opt, nn.functional.cross_entropy, batches, num_iter=10, scaler=scaler,
+            before_step=hook, eval_batches=0, max_extra_iter=0)  # fmt: skip
+    nn.functional.cross_entropy(twin(x[:32]), y[:32]).backward()
+    for got, want in zip(seen[0], [p.grad for p in twin.parameters()]):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_a_tensor_lr_is_filled_with_each_swept_lr_during_the_sweep():
+    """Code holding the tensor lr (a compiled step) sees the sweep's LR: the group keeps the
+    same tensor, filled in place at each step."""
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    lr = torch.tensor(0.01)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    seen: list[tuple[bool, float]] = []
+    opt.register_step_pre_hook(
+        lambda o, *_: seen.append((o.param_groups[0]["lr"] is lr, float(lr)))
+    )
+    r = find_lr(model, opt, nn.functional.cross_entropy, loader(x, y), num_iter=10,
+                eval_batches=0, max_extra_iter=0)  # fmt: skip
+    assert [s[0] for s in seen] == [True] * len(r.lrs)
+    np.testing.assert_allclose([s[1] for s in seen], r.lrs, rtol=1e-6)
+    assert opt.param_groups[0]["lr"] is lr and float(lr) == pytest.approx(0.01)
+
+
+def test_a_held_batch_the_step_skips_is_left_out_of_the_held_mean():
+    x, y = make_data()
+    torch.manual_seed(0)
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    val = [(x[:16], y[:16]), (x[16:32], y[16:32]), (x[32:48], y[32:48])]
+    skip = val[2][0]
+
+    def step(m, b):
+        return None if b[0] is skip else nn.functional.cross_entropy(m(b[0]), b[1])
+
+    with torch.no_grad():
+        expected0 = np.mean([nn.functional.cross_entropy(model(a), b).item() for a, b in val[:2]])
+    r = find_lr(model, opt, None, loader(x, y), step=step, num_iter=10, val_data=val,
+                start_lr=1e-9, end_lr=1e-8)  # fmt: skip
+    assert r.held_losses[0] == pytest.approx(expected0, rel=1e-5)
+
+
+def test_each_probe_runs_a_schedule_free_optimizer_in_train_mode_without_warmup():
+    sf = pytest.importorskip("schedulefree")
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = sf.SGDScheduleFree(model.parameters(), lr=0.01, warmup_steps=100)
+    opt.eval()  # as after lrkit.torch.finalize
+    seen: list[tuple[bool, int]] = []
+
+    def step(m, b):
+        if torch.is_grad_enabled():
+            g = opt.param_groups[0]
+            seen.append((g["train_mode"], g["warmup_steps"]))
+        return nn.functional.cross_entropy(m(b[0]), b[1])
+
+    r = find_lr(model, opt, None, loader(x, y), step=step, probe_data=[(x[:64], y[:64])],
+                num_iter=10, end_lr=1e-2, eval_batches=0, max_extra_iter=0)  # fmt: skip
+    assert r.probes is not None and len(seen) > 10 + 60
+    assert set(seen) == {(True, 0)}
+    g = opt.param_groups[0]
+    assert g["train_mode"] is False and g["warmup_steps"] == 100
+
+
+def test_a_probe_data_loaders_own_generator_is_left_as_it_was():
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe_loader = loader(x[:64], y[:64], seed=5)  # shuffled by a generator of its own
+    before = probe_loader.generator.get_state().clone()
+    r = find_lr(model, opt, nn.functional.cross_entropy, loader(x, y), probe_data=probe_loader,
+                num_iter=10, end_lr=1e-2, eval_batches=0, max_extra_iter=0)  # fmt: skip
+    assert r.probes is not None
+    assert torch.equal(probe_loader.generator.get_state(), before)
