@@ -416,3 +416,80 @@ def test_an_image_into_a_device_is_written_in_place() -> None:
     given: list[str] = []
     write_file_whole(os.devnull, given.append)
     assert given == [os.devnull]
+
+
+def test_a_default_name_takes_the_first_free_number_from_one(tmp_path: Path) -> None:
+    from lrkit._files import fresh_path
+
+    (tmp_path / "lrkit_find.png").write_bytes(b"user data")
+    assert fresh_path(str(tmp_path / "lrkit_find.png")) == str(tmp_path / "lrkit_find-1.png")
+    (tmp_path / "results").write_text("user data")
+    assert fresh_path(str(tmp_path / "results")) == str(tmp_path / "results-1")
+
+
+def test_a_default_name_whose_write_fails_leaves_no_empty_file_and_the_users_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image is drawn, but copying it under its new name fails (a full disk): the name
+    created for it is removed again, and the user's file under the plain name is untouched."""
+    path = tmp_path / "a.png"
+    path.write_bytes(b"the user's image")
+
+    def full_disk(fd: int, *args: object, **kwargs: object) -> object:
+        os.close(fd)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_new(str(path), lambda into: Path(into).write_bytes(b"new image"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+    assert path.read_bytes() == b"the user's image"
+
+
+def test_check_output_takes_a_file_name_exactly_as_long_as_the_folder_allows(tmp_path) -> None:
+    from lrkit._files import _name_max, check_output
+
+    longest = _name_max(str(tmp_path))
+    path = str(tmp_path / ("x" * (longest - 4) + ".png"))
+    assert check_output(path, option="--plot", types=("png",)) == path
+    too_long = str(tmp_path / ("x" * (longest - 3) + ".png"))
+    with pytest.raises(ValueError, match=rf"the file name is too long \({longest + 1} bytes; "):
+        check_output(too_long, option="--plot", types=("png",))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_output_reads_an_image_extension_in_any_case(tmp_path: Path) -> None:
+    from lrkit._files import check_output
+
+    for name in ("plot.PNG", "plot.Svg", "plot.JPEG"):
+        path = str(tmp_path / name)
+        assert check_output(path, option="--plot", types=("png", "svg", "jpeg")) == path
+    with pytest.raises(ValueError) as info:
+        check_output(str(tmp_path / "plot.GIF"), option="--plot", types=("png", "svg"))
+    assert str(info.value) == (
+        f"--plot {str(tmp_path / 'plot.GIF')!r}: unknown file type .gif (allowed: .png, .svg)"
+    )
+
+
+def test_check_output_refuses_a_file_of_code_whose_suffix_is_in_capitals(tmp_path: Path) -> None:
+    from lrkit._files import check_output
+
+    for name in ("Task.PY", "notes.IPYNB"):
+        path = tmp_path / name
+        path.write_text("x = 1\n")
+        with pytest.raises(ValueError) as info:
+            check_output(str(path), option="--json", example="results.json")
+        assert str(info.value) == (
+            f"--json {str(path)!r} is a file of code (a Python module or notebook): writing "
+            "there would replace it; give another file name, e.g. 'results.json'"
+        )
+        assert path.read_text() == "x = 1\n"
+
+
+@needs_posix
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_a_file_descriptor_of_another_process_is_not_this_ones_stream() -> None:
+    from lrkit._files import names_stdout
+
+    assert names_stdout(f"/proc/{os.getpid()}/fd/1")
+    assert not names_stdout("/proc/4194305/fd/1")  # above any pid Linux gives out

@@ -1518,3 +1518,44 @@ def test_tune_names_the_target_whose_tuple_holds_a_model_instead_of_its_factory(
         "zero-argument callable"
     ), line
     assert not (tmp_path / "s.db").exists()  # refused before the study was made
+
+
+def test_a_double_dash_alone_is_named_as_an_unrecognized_argument(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == (
+        "lrkit: error: unrecognized arguments: -- (see: lrkit --help)\n"
+    )
+
+
+def test_sigterm_interrupts_once_and_the_handler_before_is_put_back(capsys):
+    """While a command runs, the first SIGTERM raises ``Terminated`` and puts the handler that
+    was there back at once (a second SIGTERM acts as it did); after the block, and after a
+    command run through ``main``, the handler before is in place again."""
+    import signal
+
+    from lrkit.commands.signals import Terminated, sigterm_as_interrupt
+
+    seen = []
+
+    def before(signum, frame):
+        seen.append(signum)
+
+    old = signal.signal(signal.SIGTERM, before)
+    try:
+        with sigterm_as_interrupt():
+            assert signal.getsignal(signal.SIGTERM) is not before
+            with pytest.raises(Terminated):
+                signal.raise_signal(signal.SIGTERM)
+            assert signal.getsignal(signal.SIGTERM) is before
+            signal.raise_signal(signal.SIGTERM)
+        assert seen == [signal.SIGTERM]
+        with sigterm_as_interrupt():
+            assert signal.getsignal(signal.SIGTERM) is not before
+        assert signal.getsignal(signal.SIGTERM) is before
+        assert main(["plot", "cosine(0.1, 10)"]) == 0
+        assert signal.getsignal(signal.SIGTERM) is before
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    capsys.readouterr()
