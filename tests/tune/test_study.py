@@ -1612,3 +1612,343 @@ def test_the_default_plot_name_of_a_long_study_stays_short(tmp_path, monkeypatch
     assert len(name) < 120 and name.startswith("lrkit-tune-" + "a" * 80 + "-")
     assert name != _default_plot("a" * 299)  # a digest of the whole name tells them apart
     assert _default_plot("my study") == "lrkit-tune-my-study.png"
+
+
+# ----------------------------------------------------------------------------- records kept
+
+
+def test_a_trial_that_never_began_is_failed_only_after_twice_the_grace_period() -> None:
+    """A RUNNING trial that has not begun its objective is left alone up to ``2 * grace``
+    seconds after it was created, and failed after that."""
+    import datetime
+
+    from lrkit.tune._loop import _fail_unstarted
+
+    study = optuna.create_study(study_name="aged")
+    young, old = study.ask(), study.ask()
+    now = datetime.datetime.now()
+    created = {
+        young.number: now - datetime.timedelta(seconds=15),
+        old.number: now - datetime.timedelta(seconds=25),
+    }
+
+    class Aged:  # the study as a worker reads it: its trials created 15 s and 25 s ago
+        def get_trials(self, deepcopy: bool, states: Any) -> list[Any]:
+            trials = study.get_trials(deepcopy=True, states=states)
+            for t in trials:
+                t.datetime_start = created[t.number]
+            return trials
+
+        def tell(self, number: int, state: Any) -> Any:
+            return study.tell(number, state=state)
+
+    assert _fail_unstarted(Aged(), 10) is True
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states == {young.number: "RUNNING", old.number: "FAIL"}
+    assert _fail_unstarted(Aged(), 10) is False  # nothing else to fail
+
+
+def test_a_seeded_rerun_samples_as_a_new_study_seeded_with_the_seed_and_its_trial_count() -> None:
+    """The second run of a seeded search on a study of 3 trials draws the LRs a new study
+    seeded with ``SeedSequence((seed, 3))`` draws, not those of its first run again."""
+    from lrkit.tune._loop import _sampler_seed
+
+    kw: dict[str, Any] = {
+        "seeding": "blind",
+        "pruner": "none",
+        "families": ("constant",),
+        "startup_trials": 50,
+    }
+    st = _shared("again")
+    first = tune(Task(train=_flat, total_steps=20), n_trials=3, storage=st, study_name="again",
+                 seed=7, **kw)  # fmt: skip
+    old = _lrs(first)
+    second = tune(Task(train=_flat, total_steps=20), n_trials=6, storage=st, study_name="again",
+                  seed=7, **kw)  # fmt: skip
+    fresh = tune(Task(train=_flat, total_steps=20), n_trials=3, seed=_sampler_seed(7, 3), **kw)
+    assert _lrs(second)[:3] == old
+    assert _lrs(second)[3:] == _lrs(fresh)
+    assert _lrs(fresh) != old
+
+
+def test_a_new_study_records_its_space_interval_seeding_and_total_steps() -> None:
+    task = Task(train=_flat, total_steps=20, name="flat")
+    r = tune(task, n_trials=2, seeding=(0.01, 0.1), families=("constant",), seed=0)
+    assert r.study.user_attrs == {
+        "lrkit.space": {
+            "families": ["constant"],
+            "seeding": [0.01, 0.1],
+            "total_steps": 20,
+            "task": "flat",
+        },
+        "lrkit.lr_range": [0.01, 0.1],
+        "lrkit.seeding": "given",
+        "lrkit.finder": None,
+        "lrkit.total_steps": 20,
+    }
+
+
+@pytest.mark.parametrize("value", [0, -3])
+def test_a_study_recording_no_positive_total_steps_is_refused(tmp_path: Path, value: int) -> None:
+    url = f"sqlite:///{tmp_path / 'z.db'}"
+    task = Task(train=lambda s, rep: 1.0, total_steps=20)
+    tune(task, n_trials=1, storage=url, study_name="z", seeding="blind", seed=0)
+    optuna.load_study(study_name="z", storage=url).set_user_attr("lrkit.total_steps", value)
+    with pytest.raises(ForeignStudyError) as info:
+        tune(task, n_trials=2, storage=url, study_name="z", seeding="blind", seed=0)
+    assert str(info.value) == (
+        f"study_name 'z' in storage {url} holds a user attr 'lrkit.total_steps' ({value}) that "
+        "is not lrkit's record; lrkit leaves this study as it is: give another study_name for "
+        "a new study"
+    )
+    assert len(optuna.load_study(study_name="z", storage=url).trials) == 1
+
+
+def test_the_default_cap_on_started_trials_is_ten_times_n_trials_or_fifty_more() -> None:
+    """Every trial diverging, a run starts ``max(10 * n_trials, n_trials + 50)`` trials."""
+    task = Task(train=lambda s, rep: math.nan, total_steps=20)
+    with pytest.warns(TuneWarning, match=r"max_trials=52 trials"):
+        r = tune(task, n_trials=2, seeding="blind", pruner="none", seed=0)
+    assert r.max_trials == 52 and r.stop_reason == "max_trials"
+    assert len(r.study.trials) == 52
+    assert tune(_flat_task(), n_trials=6, seeding="blind", seed=0).max_trials == 60
+
+
+def test_a_started_study_keeps_its_blind_fallback_though_no_trial_sampled_an_lr() -> None:
+    """A study whose one started trial was dropped (queued outside its space: no parameters
+    sampled) has started: a later run searches its blind fallback interval, no range test."""
+    st = _shared("dropped")
+    optuna.load_study(study_name="dropped", storage=st).enqueue_trial({"lr": 0.5, "family": "wsd"})
+    first = Task(train=_flat, total_steps=20, range_test=lambda: _NoCurve())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r1 = tune(first, n_trials=1, max_trials=1, storage=st, study_name="dropped",
+                  families=("constant",), seed=0)  # fmt: skip
+    notes = [str(w.message) for w in caught]
+    assert any("no usable interval" in n for n in notes)
+    assert any("queued with lr=0.5, family='wsd', lies outside" in n for n in notes)
+    assert [(t.state.name, t.params) for t in r1.study.trials] == [("PRUNED", {})]
+    ran: list[int] = []
+    works = Task(train=_flat, total_steps=20, range_test=lambda: ran.append(1) or (1e-3, 1.0))
+    r2 = tune(works, n_trials=1, storage=st, study_name="dropped", families=("constant",), seed=0)
+    assert ran == []
+    assert r2.lr_range == BLIND_LR_RANGE and r2.seeding == "blind"
+    assert r2.study.trials[-1].distributions["lr"].low == BLIND_LR_RANGE[0]
+
+
+@pytest.mark.parametrize("name, url", [("a b.db", "sqlite:///{d}/a%20b.db"),
+                                       ("u.db", "sqlite:///file:{d}/u.db?uri=true")])  # fmt: skip
+def test_an_empty_file_opened_before_a_range_test_that_raises_is_left_empty(
+    tmp_path: Path, name: str, url: str
+) -> None:
+    """A percent-encoded path or an SQLite URI (no probe file stands for them) is opened
+    before the range test: when the test raises, the empty file is empty again."""
+
+    def range_test() -> Any:
+        raise RuntimeError("out of memory")
+
+    (tmp_path / name).write_bytes(b"")
+    url = url.format(d=tmp_path)
+    task = Task(train=_flat, total_steps=20, range_test=range_test)
+    with pytest.raises(RuntimeError, match="^out of memory$"):
+        tune(task, storage=url, study_name="s", n_trials=1)
+    assert [(p.name, p.stat().st_size) for p in tmp_path.iterdir()] == [(name, 0)]
+
+
+def test_a_table_creation_race_is_tried_six_times_then_one_line(tmp_path, monkeypatch) -> None:
+    from lrkit.tune import _storage
+
+    real = optuna.storages.RDBStorage
+    calls: list[str] = []
+    waits: list[float] = []
+
+    def loses(times: int) -> Any:
+        def create(*a: Any, **k: Any) -> Any:
+            calls.append("create")
+            if len(calls) <= times:
+                raise _operational("table studies already exists")
+            return real(*a, **k)
+
+        return create
+
+    monkeypatch.setattr(_storage, "time", SimpleNamespace(sleep=waits.append))
+    monkeypatch.setattr(optuna.storages, "RDBStorage", loses(5))
+    st = _storage.make_storage(f"sqlite:///{tmp_path / 'five.db'}")
+    assert isinstance(st, real) and len(calls) == 6 and len(waits) == 5
+    calls.clear()
+    monkeypatch.setattr(optuna.storages, "RDBStorage", loses(6))
+    url = f"sqlite:///{tmp_path / 'six.db'}"
+    with pytest.raises(ValueError) as info:
+        _storage.make_storage(url)
+    assert str(info.value) == (
+        f"storage {url}: cannot use the database: table studies already exists"
+    )
+    assert len(calls) == 6
+
+
+def test_the_default_number_of_random_startup_trials_is_a_fifth_of_n_trials_at_least_three() -> (
+    None
+):
+    kw: dict[str, Any] = {"seeding": "blind", "pruner": "none", "families": ("constant",)}
+
+    def lrs(**more: Any) -> list[float]:
+        return _lrs(tune(Task(train=_flat, total_steps=20), n_trials=5, seed=3, **kw, **more))
+
+    default = lrs()
+    assert default == lrs(startup_trials=3)
+    assert default != lrs(startup_trials=2)
+
+
+def test_a_url_typo_whose_password_holds_an_at_is_shown_from_its_last_at() -> None:
+    with pytest.raises(ValueError) as info:
+        check_storage("postgresql:/alice:pa@ss@dbhost:5432/db")
+    assert str(info.value) == (
+        "storage must be a database URL such as sqlite:///lrkit-tune.db or "
+        "postgresql://user@host:5432/db, got '***@dbhost:5432/db'"
+    )
+
+
+@pytest.mark.parametrize("error", ["IntegrityError", "ProgrammingError"])
+def test_a_duplicate_key_or_table_while_creating_tables_is_retried(
+    tmp_path, monkeypatch, error: str
+) -> None:
+    """Another worker created Optuna's tables or their first rows first (PostgreSQL: a
+    duplicate key, a relation that already exists): tried again."""
+    import sqlalchemy.exc
+
+    from lrkit.tune import _storage
+
+    real = optuna.storages.RDBStorage
+    calls: list[str] = []
+
+    def first_loses_the_race(*a: Any, **k: Any) -> Any:
+        calls.append("create")
+        if len(calls) == 1:
+            raise getattr(sqlalchemy.exc, error)("CREATE TABLE studies", {}, Exception("dup"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", first_loses_the_race)
+    monkeypatch.setattr(_storage, "time", SimpleNamespace(sleep=lambda s: None))
+    st = _storage.make_storage(f"sqlite:///{tmp_path / 'dup.db'}")
+    assert isinstance(st, real) and calls == ["create", "create"]
+
+
+@pytest.mark.parametrize("flag", ["true", "1", "on", "yes"])
+def test_an_sqlite_uri_flagged_by_any_true_value_keeps_its_mode(tmp_path, flag: str) -> None:
+    url = f"sqlite:///file:{tmp_path / 'x.db'}?mode=ro&uri={flag}"
+    assert check_storage(url) == url
+    with pytest.raises(ValueError, match=r"SQLite reads mode=ro only in its URI form"):
+        check_storage(f"sqlite:///file:{tmp_path / 'x.db'}?mode=ro&uri=0")
+
+
+def test_a_new_sqlite_file_in_a_folder_that_cannot_be_written_is_refused(
+    tmp_path, monkeypatch
+) -> None:
+    import os
+
+    real = os.access
+    folder = str(tmp_path / "ro")
+    os.mkdir(folder)
+    monkeypatch.setattr(os, "access", lambda p, m, **k: p != folder and real(p, m, **k))
+    url = f"sqlite:///{folder}/x.db"
+    with pytest.raises(ValueError) as info:
+        check_storage(url)
+    assert str(info.value) == f"storage {url}: the folder {folder!r} is not writable"
+    assert check_storage(f"sqlite:///{tmp_path}/x.db") == f"sqlite:///{tmp_path}/x.db"
+
+
+def test_a_database_complaint_of_several_lines_is_shown_by_its_first(tmp_path, monkeypatch) -> None:
+    from lrkit.tune import _storage
+
+    def locked(*a: Any, **k: Any) -> Any:
+        raise _operational("database is locked\n\n  while opening the study tables\n")
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", locked)
+    url = f"sqlite:///{tmp_path / 'locked.db'}"
+    with pytest.raises(ValueError) as info:
+        _storage.make_storage(url)
+    assert str(info.value) == f"storage {url}: cannot use the database: database is locked"
+
+
+def test_a_database_that_cannot_be_written_says_what_sqlite_needs_unless_it_is_locked() -> None:
+    from lrkit.tune._storage import _not_writable_error
+
+    url = "sqlite:///x.db"
+    assert str(_not_writable_error(_operational("database is locked"), url)) == (
+        "storage sqlite:///x.db: cannot use the database: it cannot be written (database is locked)"
+    )
+    assert str(_not_writable_error(_operational("attempt to write a readonly database"), url)) == (
+        "storage sqlite:///x.db: cannot use the database: it cannot be written (attempt to "
+        "write a readonly database); SQLite needs write access to the file and to its folder "
+        "(for its journal)"
+    )
+    ro = "sqlite:///file:x.db?mode=ro&uri=true"
+    assert str(_not_writable_error(_operational("attempt to write a readonly database"), ro)) == (
+        f"storage {ro}: cannot use the database: it cannot be written (attempt to write a "
+        "readonly database); the URL opens it read-only (mode=ro)"
+    )
+
+
+def test_sqlite_waits_a_minute_for_a_lock_and_a_server_connection_is_checked_first() -> None:
+    from lrkit.tune._storage import _engine_kwargs
+
+    assert _engine_kwargs("sqlite:///x.db") == {"connect_args": {"timeout": 60}}
+    assert _engine_kwargs("postgresql+psycopg2://u@h/db") == {"pool_pre_ping": True}
+
+
+def _sqlite_db(path: Path, *statements: str) -> str:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    for s in statements:
+        con.execute(s)
+    con.commit()
+    con.close()
+    return f"sqlite:///{path}"
+
+
+def test_a_file_with_a_studies_table_but_no_optuna_version_is_not_a_study_database(
+    tmp_path: Path,
+) -> None:
+    from lrkit.tune._storage import check_optuna_file
+
+    url = _sqlite_db(
+        tmp_path / "app.db",
+        "CREATE TABLE studies (study_id INTEGER PRIMARY KEY, study_name TEXT)",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT)",
+        "INSERT INTO users (name) VALUES ('ann')",
+    )
+    with pytest.raises(ValueError) as info:
+        check_optuna_file(url)
+    assert str(info.value) == (
+        f"storage {url}: the file is not an Optuna study database (it holds tables that are "
+        "not Optuna's: users); lrkit leaves it as it is: choose another file for the study (a "
+        "new one, or an Optuna study database)"
+    )
+
+
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("sha", "SuccessiveHalvingPruner"),
+        ("successive_halving", "SuccessiveHalvingPruner"),
+        ("median", "MedianPruner"),
+        ("percentile", "PercentilePruner"),
+        ("none", "NopPruner"),
+    ],
+)
+def test_each_pruner_name_makes_its_optuna_pruner(name: str, kind: str) -> None:
+    from lrkit.tune._storage import make_pruner
+
+    assert type(make_pruner(name)) is getattr(optuna.pruners, kind)
+
+
+def test_the_progress_bar_of_a_study_already_past_n_trials_shows_it_full(capsys) -> None:
+    st = _shared("past")
+    kw: dict[str, Any] = {"storage": st, "study_name": "past", "seeding": "blind", "seed": 0}
+    tune(Task(train=_flat, total_steps=20), n_trials=5, **kw)
+    capsys.readouterr()
+    r = tune(Task(train=_flat, total_steps=20), n_trials=3, progress=True, **kw)
+    err = capsys.readouterr().err
+    assert len(r.study.trials) == 5
+    assert "lrkit tune: 100%" in err and "3/3" in err and "5/3" not in err

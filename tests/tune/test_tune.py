@@ -1630,3 +1630,76 @@ def test_a_new_studys_range_test_interrupted_says_no_study_was_created() -> None
     with pytest.raises(KeyboardInterrupt) as info:
         tune(task, n_trials=1)  # in memory: not a file the command line could look into
     assert info.value.study_created is False  # type: ignore[attr-defined]
+
+
+def test_the_seed_trials_peak_at_a_third_of_the_minimums_lr_kept_inside_the_interval() -> None:
+    from lrkit.tune._loop import _seed_points
+
+    assert _seed_points({"lr_min": 0.3}, (1e-3, 1.0), FAMILIES) == [
+        ("onecycle", pytest.approx(0.1)),
+        ("cosine", pytest.approx(0.1)),
+    ]
+    assert _seed_points({"lr_min": 3.0}, (1e-3, 0.5), FAMILIES) == [
+        ("onecycle", 0.5),
+        ("cosine", 0.5),
+    ]
+    assert _seed_points({"lr_min": 1e-5}, (1e-3, 0.5), ("wsd", "cosine")) == [("cosine", 1e-3)]
+    assert _seed_points({"max_lr": 0.03}, (1e-3, 0.5), ("wsd", "step")) == [
+        ("wsd", pytest.approx(0.01))
+    ]
+    assert _seed_points({"lr_min": None}, (1e-3, 0.5), FAMILIES) == []
+
+
+def _pruned_at(pruner: str, value: float, step: int) -> bool:
+    """Whether ``pruner`` stops a trial reporting ``value`` at ``step`` in a study of five
+    finished trials that reported 1, 2, 3, 4 and 5 at steps 0 and 1."""
+    from lrkit.tune._storage import make_pruner
+
+    study = optuna.create_study(pruner=make_pruner(pruner))
+    for v in (1.0, 2.0, 3.0, 4.0, 5.0):
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=v, params={}, distributions={}, intermediate_values={0: v, 1: v}
+            )
+        )
+    trial = study.ask()
+    trial.report(value, step)
+    return bool(trial.should_prune())
+
+
+def test_the_percentile_pruner_stops_the_worst_quarter_from_the_second_report_on() -> None:
+    assert _pruned_at("percentile", 3.5, 1) is False  # worse than the median, best 3/4
+    assert _pruned_at("percentile", 4.5, 1) is True
+    assert _pruned_at("percentile", 100.0, 0) is False  # the first report is never judged
+
+
+def test_the_median_pruner_stops_the_worse_half_from_the_second_report_on() -> None:
+    assert _pruned_at("median", 2.5, 1) is False
+    assert _pruned_at("median", 3.5, 1) is True
+    assert _pruned_at("median", 100.0, 0) is False
+
+
+def test_a_worker_waiting_on_a_study_in_memory_looks_again_every_half_second(
+    monkeypatch,
+) -> None:
+    import time
+
+    from lrkit.tune import _loop
+
+    slept: list[float] = []
+    clock = SimpleNamespace(
+        sleep=slept.append, monotonic=time.monotonic, monotonic_ns=time.monotonic_ns, time=time.time
+    )
+    monkeypatch.setattr(_loop, "time", clock)
+    study = optuna.create_study(study_name="poll")
+    study.ask()  # RUNNING, never finished
+    calls = [0]
+
+    def stop(_: object) -> bool:
+        calls[0] += 1
+        return calls[0] > 2
+
+    r = tune(_quadratic_task(), n_trials=1, storage=study._storage, study_name="poll",
+             seeding="blind", stop_when=stop)  # fmt: skip
+    assert r.stop_reason == "stop_when"
+    assert slept == [0.5, 0.5]
