@@ -758,3 +758,134 @@ def test_reduce_on_plateau_keeps_the_dtype_of_bfloat16_updates_as_optax_contribs
     assert float(state.scale) == 0.5
     assert out["w"].dtype == ref["w"].dtype == jnp.bfloat16
     assert out["w"].tolist() == ref["w"].tolist() == [0.5, 1.5]
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize("threshold_mode", ["rel", "abs"])
+def test_reduce_on_plateau_an_equal_metric_is_no_improvement_with_threshold_0(
+    mode: str, threshold_mode: str
+) -> None:
+    """With threshold=0 a metric equal to the best is not an improvement (strictly below for
+    "min", above for "max"), as the controller's: a constant metric is cut every patience + 1
+    updates."""
+    cfg = dict(factor=0.5, patience=1, threshold=0.0, threshold_mode=threshold_mode, mode=mode)
+    vals = np.full(7, 2.0, np.float32)
+    got, _, (state, _) = _run_tx(lo.reduce_on_plateau(**cfg), vals)
+    ref, ctl = _reference_scales(vals, **cfg)
+    assert got.tolist() == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.125]
+    assert got.tolist() == ref.tolist()
+    assert int(state.num_reductions) == len(ctl.reductions) == 3
+
+
+def test_reduce_on_plateau_an_empty_value_is_refused_eagerly_and_under_jit() -> None:
+    """An empty array (no metric at all) is refused in one line naming its shape, eagerly and
+    when traced, and the state stays unchanged."""
+    tx = lo.reduce_on_plateau(factor=0.5, patience=0)
+    state = tx.init(None)
+    step = jax.jit(lambda s, v: tx.update(jnp.ones(2), s, value=v))
+    for update in (lambda v: tx.update(jnp.ones(2), state, value=v), lambda v: step(state, v)):
+        with pytest.raises(ValueError, match=r"^value must be one value .*shape \(0,\)"):
+            update(jnp.zeros((0,), jnp.float32))
+    with pytest.raises(ValueError, match=r"^value must be one value .*shape \(0,\)"):
+        tx.update(jnp.ones(2), state, value=np.zeros((0,), np.float32))
+    assert int(state.num_updates) == 0
+
+
+@pytest.mark.parametrize("evaluation", ["table", "formula"])
+def test_host_counts_at_the_int32_bounds_are_read_and_one_past_them_refused(evaluation):
+    """Without jax_enable_x64 a host count is accepted through int32's whole range (-2**31
+    reads step 0's value, 2**31 - 1 the last step); one past either end is a one-line error
+    naming the first such count, also among Python integers beyond int64."""
+    if jax.config.jax_enable_x64:
+        pytest.skip("int32 steps")
+    f = lo.schedule(S.cosine(0.1, total_steps=100), evaluation=evaluation)
+    assert float(f(np.int64(-(2**31)))) == float(f(0)) == np.float32(0.1)
+    assert f(np.asarray([-(2**31), 2**31 - 1], np.int64)).tolist() == [np.float32(0.1), 0.0]
+    said = (
+        "count must be an integer in [0, 2**31 - 1] without jax_enable_x64 (JAX reads steps "
+        'as int32), got {}; use evaluation="host" or enable jax_enable_x64'
+    )
+    for count, bad in (
+        (np.int64(-(2**31) - 1), -(2**31) - 1),
+        (np.int64(2**31), 2**31),
+        ([2**31 - 1, 2**70], 2**70),
+        ([-(2**31), -(2**70)], -(2**70)),
+    ):
+        with pytest.raises(ValueError) as e:
+            f(count)
+        assert str(e.value) == said.format(bad)
+
+
+def _up_after_int32(step: float) -> float:
+    return 0.1 if step <= 2**31 - 1 else 0.2
+
+
+def test_a_uint32_count_at_int32s_largest_step_reads_that_step_not_the_next() -> None:
+    """A uint32 count of 2**31 - 1 (the last step int32 holds) is read at that very step, as
+    the int32 count is; 2**31 is the next step (float32 rounds 2**31 - 1 to 2**31)."""
+    s = S.function(_up_after_int32, lr=1.0)
+    f = lo.schedule(s, table_limit=16)
+    counts = jnp.asarray([2**31 - 1, 2**31], jnp.uint32)
+    assert f(counts).tolist() == [np.float32(0.1), np.float32(0.2)]
+    assert jax.jit(f)(counts).tolist() == [np.float32(0.1), np.float32(0.2)]
+    assert float(f(jnp.int32(2**31 - 1))) == np.float32(0.1)
+
+
+def _halving(step: float) -> float:
+    return 0.5**step
+
+
+@pytest.mark.parametrize(
+    "s",
+    [S.exponential(0.1, gamma=0.5), S.function(_halving, lr=0.1)],
+    ids=["formula", "function"],
+)
+def test_a_whole_real_step_at_the_end_of_the_table_reads_that_step(s) -> None:
+    """A real count equal to table_limit, the first step past the table, is that step's value
+    (the formula's, or the host's), as the integer count is: not the table's last entry."""
+    f = lo.schedule(s, table_limit=16)
+    for g in (f, jax.jit(f)):
+        assert float(g(jnp.float32(16.0))) == float(g(16))
+        assert float(g(jnp.float32(15.0))) == float(g(15))
+        assert float(g(jnp.float32(16.0))) != float(g(15))
+    assert float(f(16)) == pytest.approx(0.1 * 0.5**16, rel=1e-6)
+
+
+def test_reduce_on_plateau_0d_array_arguments_out_of_range_are_named_with_their_number() -> None:
+    """A 0-d JAX array argument out of range (optax.contrib's types) is refused in the
+    controller's words, with the number it holds."""
+    for kw, said in (
+        ({"factor": jnp.asarray(1.5)}, r"^factor must be in \[0\.0, 1\.0\), got 1\.5$"),
+        ({"min_scale": jnp.asarray(-1.0)}, r"^min_scale must be >= 0 .*, got -1\.0$"),
+        ({"patience": jnp.asarray(-1)}, r"^patience must be an integer >= 0 .*, got -1$"),
+    ):
+        with pytest.raises(ValueError, match=said):
+            lo.reduce_on_plateau(**kw)
+
+
+class _CountingWarmup:
+    """A warmup to 1.0 over 10 steps that counts the steps it is called for."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, step: float) -> float:
+        self.calls += 1
+        return min(1.0, (step + 1) / 10)
+
+
+def test_a_callable_schedule_calls_the_host_only_for_steps_past_its_table() -> None:
+    """Steps its value table holds are read from the table alone: the Python callable is not
+    called again for them, eagerly or under jit; a step past the table calls it."""
+    fn = _CountingWarmup()
+    f = lo.schedule(S.function(fn, lr=0.1) * S.cosine(1.0, total_steps=1000), table_limit=32)
+    first = float(f(3))
+    built = fn.calls
+    assert built > 0
+    within = jnp.arange(32, dtype=jnp.int32)
+    assert float(f(3)) == first
+    jax.jit(f)(within).block_until_ready()
+    f(within).block_until_ready()
+    assert fn.calls == built
+    f(jnp.asarray([5, 40], jnp.int32)).block_until_ready()
+    assert fn.calls > built

@@ -523,3 +523,184 @@ def test_a_nan_loss_stops_the_sweep_under_apply_if_finite_too() -> None:
     for opt in (inner, optax.apply_if_finite(inner, max_consecutive_errors=100)):
         res = find_lr(loss_fn, {"w": jnp.zeros(4)}, opt, batches, **opts)
         assert res.stop_reason == "nan" and len(res.losses) == 7
+
+
+def _skipped_every_step_loss(p, b):
+    """A finite loss of 1000 minus the batch's index, with NaN gradients: every step skipped."""
+    u = jnp.sum(p["w"] - p["w"])
+    return 1000.0 - b["i"] + 0.0 * jnp.sqrt(u)
+
+
+@pytest.mark.parametrize("max_skipped", [1, 2])
+def test_apply_if_finite_retries_a_skipped_lr_max_skipped_times_then_records_it(max_skipped):
+    """Under optax.apply_if_finite each sweep step takes at most max_skipped retries on the
+    next batches and records the loss of its last batch: the step k reads batches
+    k * (max_skipped + 1) ... (k + 1) * (max_skipped + 1) - 1."""
+    batches = [{"i": np.float32(i)} for i in range(60)]
+    inner = optax.inject_hyperparams(optax.sgd)(learning_rate=1e-3)
+    guarded = optax.apply_if_finite(inner, max_consecutive_errors=1000)
+    res = find_lr(
+        _skipped_every_step_loss,
+        {"w": jnp.zeros(2)},
+        guarded,
+        batches,
+        total_steps=1000,
+        num_iter=10,
+        eval_batches=0,
+        max_skipped=max_skipped,
+        warn=False,
+    )
+    per = max_skipped + 1
+    assert len(res.losses) >= 10
+    assert res.losses.tolist() == [1000.0 - (k + 1) * per + 1 for k in range(len(res.losses))]
+
+
+@pytest.mark.parametrize("max_skipped", [1, 2])
+def test_multisteps_ends_a_step_after_max_skipped_skipped_micro_batches_in_a_row(max_skipped):
+    """Under optax.MultiSteps with skip_not_finite, a sweep step whose micro-batches are all
+    skipped ends after max_skipped + 1 of them and records their mean loss."""
+    batches = [{"i": np.float32(i)} for i in range(60)]
+    inner = optax.inject_hyperparams(optax.sgd)(learning_rate=1e-3)
+    multi = optax.MultiSteps(
+        inner, every_k_schedule=1, should_skip_update_fn=optax.skip_not_finite
+    ).gradient_transformation()
+    res = find_lr(
+        _skipped_every_step_loss,
+        {"w": jnp.zeros(2)},
+        multi,
+        batches,
+        total_steps=1000,
+        num_iter=10,
+        eval_batches=0,
+        max_skipped=max_skipped,
+        warn=False,
+    )
+    per = max_skipped + 1
+    assert len(res.losses) >= 10
+    expected = [1000.0 - (k * per + (per - 1) / 2) for k in range(len(res.losses))]
+    assert res.losses.tolist() == expected
+
+
+class _ShuffledEachPass:
+    """Batches in a new order on each pass, drawn from numpy's global RNG (a numpy pipeline);
+    the orders drawn are kept."""
+
+    def __init__(self, batches):
+        self.batches = batches
+        self.orders = []
+
+    def __iter__(self):
+        order = np.random.permutation(len(self.batches)).tolist()
+        self.orders.append(order)
+        return iter([self.batches[i] for i in order])
+
+
+def test_every_probe_draws_the_shuffled_orders_the_sweep_started_with():
+    """The global RNGs are put back before each probe: a pipeline shuffling with numpy's
+    global RNG gives every probe the orders it gave the sweep from its start, pass by pass,
+    and numpy's RNG is as before the run afterwards."""
+    data = _ShuffledEachPass(_data(n=128))
+    sweep_passes = []
+    np.random.seed(3)
+    before = np.random.get_state()[1].copy()
+    find_lr(
+        _loss,
+        _params(),
+        optax.adam,
+        data,
+        probe_data=_data(n=64, seed=1),
+        num_iter=20,
+        total_steps=500,
+        warn=False,
+        callback=lambda i, lr, loss: sweep_passes.append(len(data.orders)),
+    )
+    assert np.array_equal(np.random.get_state()[1], before)
+    probed = data.orders[sweep_passes[-1] :]
+    k = len(probed) // 8
+    assert k > 1 and len(probed) == 8 * k
+    swept = data.orders[: sweep_passes[-1]]
+    assert len({tuple(o) for o in swept}) > 1  # the passes differ from each other
+    # each of the 8 probes draws the orders the sweep drew from its start, pass by pass
+    chunks = [probed[j * k : (j + 1) * k] for j in range(8)]
+    assert chunks == [chunks[0]] * 8
+    assert chunks[0][: len(swept)] == swept
+
+
+def _skipped_on_even_batches_loss(p, b):
+    """A finite loss of 1000 minus the batch's index; NaN gradients on the even batches."""
+    bad = b["i"] % 2 == 0
+    u = jnp.where(bad, jnp.sum(p["w"] - p["w"]), 1.0)
+    return 1000.0 - b["i"] + 0.0 * jnp.sqrt(u)
+
+
+def test_a_counted_micro_batch_restarts_the_count_of_skipped_ones_in_a_row():
+    """max_skipped counts the skipped micro-batches in a row: one MultiSteps counts resets
+    it, so a step of every_k_schedule=2 alternating skipped and counted micro-batches
+    takes 4 of them (their mean loss recorded) with max_skipped=1."""
+    batches = [{"i": np.float32(i)} for i in range(80)]
+    inner = optax.inject_hyperparams(optax.sgd)(learning_rate=1e-3)
+    multi = optax.MultiSteps(
+        inner, every_k_schedule=2, should_skip_update_fn=optax.skip_not_finite
+    ).gradient_transformation()
+    res = find_lr(
+        _skipped_on_even_batches_loss,
+        {"w": jnp.zeros(2)},
+        multi,
+        batches,
+        total_steps=1000,
+        num_iter=10,
+        eval_batches=0,
+        max_skipped=1,
+        warn=False,
+    )
+    assert len(res.losses) >= 10
+    assert res.losses.tolist() == [1000.0 - (4 * k + 1.5) for k in range(len(res.losses))]
+
+
+def test_a_multisteps_state_mid_accumulation_starts_the_sweep_on_a_boundary():
+    """An opt_state caught mid-accumulation (a micro-batch counted, its gradients summed with
+    use_grad_mean=False) gives the sweep of a fresh state: the sweep's private state starts
+    on an accumulation boundary, with nothing accumulated."""
+    inner = optax.inject_hyperparams(optax.sgd)(learning_rate=1e-3)
+    multi = optax.MultiSteps(inner, every_k_schedule=2, use_grad_mean=False)
+    opt = multi.gradient_transformation()
+    params = _params()
+    mid = opt.init(params)._replace(
+        mini_step=jnp.asarray(1, jnp.int32),
+        acc_grads=jax.tree_util.tree_map(lambda x: jnp.full(x.shape, 50.0, x.dtype), params),
+    )
+    opts = dict(total_steps=1000, num_iter=20, eval_batches=1, warn=False)
+    fresh = find_lr(_loss, _params(), opt, _data(), **opts)
+    resumed = find_lr(_loss, _params(), opt, _data(), opt_state=mid, **opts)
+    assert _curve(resumed) == _curve(fresh)
+    assert int(mid.mini_step) == 1 and float(mid.acc_grads["w"][0, 0]) == 50.0
+
+
+def test_a_loss_fn_returning_three_items_with_has_aux_is_a_one_line_value_error():
+    """has_aux=True needs a (loss, aux) pair: a tuple of 3 items is named before any step."""
+    with pytest.raises(ValueError) as e:
+        find_lr(lambda p, b: (_loss(p, b), 1.0, 2.0), _params(), optax.adam, _data(), has_aux=True)
+    assert str(e.value) == (
+        "loss_fn must return a (loss, aux) pair with has_aux=True, got a tuple of 3 items"
+    )
+
+
+def test_a_factory_sweeps_float64_params_with_float64_learning_rates():
+    """With float64 params (jax_enable_x64) a factory's injected LR is held in float64: each
+    LR is applied exactly as recorded, not rounded to float32."""
+    if not hasattr(jax, "enable_x64"):
+        pytest.skip("jax.enable_x64 is not available")
+    with jax.enable_x64(True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = find_lr(
+            lambda p, b: jnp.sum(p["w"] * b),  # gradient 1: each SGD step subtracts the lr
+            {"w": np.zeros((), np.float64)},
+            optax.sgd,
+            [np.ones((), np.float64)],
+            eval_batches=0,
+            num_iter=10,
+            stop_early=False,
+            max_extra_iter=0,
+        )
+    assert res.losses[1] == -res.lrs[0]
+    assert res.losses[2] == -(res.lrs[0] + res.lrs[1])
