@@ -782,3 +782,58 @@ def test_batches_that_are_no_pairs_are_refused_before_any_work_naming_the_data(
         f"lrkit compare: error: target 'cmp_bad_batches_mod:{target}': {name} must yield (x, y) "
         "batches for loss_fn(model(x), y), got a tuple of 1 item\n"
     )
+
+
+UNFIT_PARTS_TASK = """
+import torch
+
+def _parts():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 3, generator=g)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    return model, opt, torch.nn.functional.mse_loss, x, x.sum(1, keepdim=True)
+
+def make_list_of_singles():
+    model, opt, loss, x, y = _parts()
+    return model, opt, loss, [(x,), (x,)]
+
+def make_int_data():
+    model, opt, loss, x, y = _parts()
+    return model, opt, loss, 5
+
+def make_no_loss():
+    model, opt, loss, x, y = _parts()
+    return model, opt, None, [(x, y)]
+"""
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        (
+            "make_list_of_singles",
+            "data must yield (x, y) batches for loss_fn(model(x), y), got a tuple of 1 item",
+        ),
+        (
+            "make_int_data",
+            "data must be an iterable of (x, y) batches (a list, a generator, a loader), got int",
+        ),
+        ("make_no_loss", "loss_fn must be a callable loss_fn(output, target), got NoneType"),
+    ],
+    ids=["list_of_singles", "int_data", "no_loss"],
+)
+def test_the_command_refuses_unfit_training_data_or_loss_before_printing_anything(
+    tmp_path, monkeypatch, capsys, target, message
+):
+    """`lrkit compare` checks the training batches (a re-readable list read, not only its
+    type) and the loss function of what the target returns up front: exit 2 with one line
+    naming them, and not even the header on standard output."""
+    (tmp_path / "cmp_unfit_parts_mod.py").write_text(UNFIT_PARTS_TASK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["compare", f"cmp_unfit_parts_mod:{target}", "--methods", "fixed", "--steps", "10",
+            "--finder-iter", "10", "--no-plot"]  # fmt: skip
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"lrkit compare: error: target 'cmp_unfit_parts_mod:{target}': {message}\n"
