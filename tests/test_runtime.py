@@ -6,11 +6,21 @@ import random
 import signal
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 
-from lrkit._runtime import GlobalRNGState, HeldSignals, is_rank0, preserved_rng
+from lrkit._runtime import (
+    GlobalRNGState,
+    HeldSignals,
+    data_generators,
+    data_loaders,
+    is_data_factory,
+    is_rank0,
+    one_pass,
+    preserved_rng,
+)
 
 
 def _draw() -> tuple[float, float]:
@@ -149,3 +159,63 @@ def test_a_warning_points_at_user_code_under_a_folder_named_like_torchs_compiler
         warnings.simplefilter("always")
         module.go()
     assert [(w.filename, w.lineno) for w in caught] == [(str(folder / "userfn.py"), 5)]
+
+
+def test_a_callable_that_is_also_iterable_is_batches_not_a_factory() -> None:
+    class Batches:
+        def __iter__(self):
+            return iter([1, 2])
+
+        def __call__(self):
+            raise AssertionError("not to be called")
+
+    batches = Batches()
+    assert is_data_factory(batches) is False
+    assert one_pass(batches) is batches
+    assert is_data_factory(lambda: [1, 2]) is True
+    assert one_pass(lambda: [1, 2]) == [1, 2]
+
+
+def test_the_generator_of_a_batch_samplers_sampler_is_found() -> None:
+    torch = pytest.importorskip("torch")
+    data = torch.utils.data.TensorDataset(torch.arange(8.0))
+    gen = torch.Generator().manual_seed(3)
+    batches = torch.utils.data.BatchSampler(
+        torch.utils.data.RandomSampler(data, generator=gen), batch_size=2, drop_last=False
+    )
+    loader = torch.utils.data.DataLoader(data, batch_sampler=batches)
+    assert data_generators(loader) == [gen]
+    state = GlobalRNGState(data=(loader,))
+    first = [x.tolist() for (x,) in loader]
+    state.restore()
+    assert [x.tolist() for (x,) in loader] == first
+
+
+def test_the_loaders_of_a_combined_loaders_flattened_list_are_found() -> None:
+    torch = pytest.importorskip("torch")
+    data = torch.utils.data.TensorDataset(torch.arange(8.0))
+    gen = torch.Generator().manual_seed(4)
+    inner = torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, generator=gen)
+    combined = types.SimpleNamespace(flattened=[inner])
+    assert data_loaders(combined) == [combined, inner]
+    assert data_generators(combined) == [gen]
+
+
+def test_a_loader_given_twice_is_listed_once() -> None:
+    torch = pytest.importorskip("torch")
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(4.0)))
+    assert data_loaders(loader, loader) == [loader]
+    both = [loader]
+    assert data_loaders(loader, both) == [loader, both]
+
+
+def test_only_rank_0_of_an_initialized_process_group_is_rank0(monkeypatch) -> None:
+    for rank, expected in ((0, True), (1, False), (2, False)):
+        dist = types.SimpleNamespace(
+            is_available=lambda: True, is_initialized=lambda: True, get_rank=lambda r=rank: r
+        )
+        monkeypatch.setitem(sys.modules, "torch.distributed", dist)
+        assert is_rank0() is expected
+    uninitialized = types.SimpleNamespace(is_available=lambda: True, is_initialized=lambda: False)
+    monkeypatch.setitem(sys.modules, "torch.distributed", uninitialized)
+    assert is_rank0() is True

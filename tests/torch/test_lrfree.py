@@ -571,3 +571,83 @@ def test_find_lr_refuses_an_eval_mode_schedule_free_optimizer_with_train_mode_fa
     )
     assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
     assert opt.param_groups[0]["train_mode"] is False
+
+
+@pytest.mark.parametrize("make", [schedule_free, prodigy])
+def test_betas_of_three_numbers_are_refused_as_not_a_pair(make):
+    with pytest.raises(ValueError, match=r"^betas must be a pair \(beta1, beta2\) in \[0, 1\)"):
+        make(_model().parameters(), betas=(0.9, 0.99, 0.5))
+
+
+def test_prodigy_bias_correction_reads_the_first_groups_betas_for_every_group():
+    """Prodigy computes its bias correction once, from the first group's betas and step
+    count: a second group with betas of its own gets the same correction."""
+    torch.manual_seed(0)
+    body, head = torch.nn.Linear(3, 3).double(), torch.nn.Linear(3, 2).double()
+    opt = prodigy(
+        [{"params": body.parameters()}, {"params": head.parameters(), "betas": (0.5, 0.6)}],
+        use_bias_correction=True,
+        d0=1e-2,
+    )
+    for x, y in _data(3):
+        x, y = x.double(), torch.cat([y, y], 1).double()
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(head(body(x)), y).backward()
+        opt.step()
+    first, second = opt.param_groups
+    beta1, beta2 = first["betas"]
+    k = int(first["k"])
+    bc = ((1 - beta2 ** (k + 1)) ** 0.5) / (1 - beta1 ** (k + 1))
+    assert lrfree_lr(opt) == [
+        float(first["d"]) * float(first["lr"]) * bc,
+        float(second["d"]) * float(second["lr"]) * bc,
+    ]
+
+
+def test_first_lr_reader_follows_the_schedule_free_warmup():
+    from lrkit.torch._lrfree import first_lr_reader
+
+    model = _model()
+    opt = schedule_free(model.parameters(), lr=0.1, warmup_steps=4)
+    read = first_lr_reader(opt)
+    assert read() == lrfree_lr(opt)[0] == 0.1 * 1 / 4
+    _train(model, opt, _data(2), epochs=1)
+    assert read() == lrfree_lr(opt)[0] == 0.1 * 3 / 4
+    plain = torch.optim.SGD(model.parameters(), lr=0.3)
+    assert first_lr_reader(plain)() == 0.3
+
+
+def test_evaluating_puts_back_the_train_flag_of_each_group():
+    torch.manual_seed(0)
+    body, head = torch.nn.Linear(3, 3), torch.nn.Linear(3, 1)
+    model = torch.nn.Sequential(body, head)
+    opt = schedule_free([{"params": body.parameters()}, {"params": head.parameters()}], lr=0.05)
+    opt.param_groups[1]["train_mode"] = False
+    with evaluating(model, opt):
+        assert [g["train_mode"] for g in opt.param_groups] == [False, False]
+    assert [g["train_mode"] for g in opt.param_groups] == [True, False]
+
+
+def test_evaluating_leaves_a_schedule_free_wrapper_in_eval_mode_in_eval_mode():
+    m, w = _wrapped()
+    w.eval()
+    x = [p.detach().clone() for p in m.parameters()]
+    with evaluating(m, w):
+        assert not w.train_mode
+    assert w.train_mode is False
+    assert all(torch.equal(p, e) for p, e in zip(m.parameters(), x))
+
+
+def test_bn_data_that_is_not_batches_is_refused_saying_none_is_allowed():
+    model = _model()
+    opt = schedule_free(model.parameters(), lr=0.05)
+    message = (
+        "bn_data must be an iterable of batches (or a zero-argument callable returning one) "
+        "with at least one batch, or None, got int"
+    )
+    with pytest.raises(ValueError) as info:
+        finalize(model, opt, bn_data=5)
+    assert str(info.value) == message
+    with pytest.raises(ValueError) as info, evaluating(model, opt, bn_data=5):
+        pass
+    assert str(info.value) == message
