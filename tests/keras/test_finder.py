@@ -9,7 +9,7 @@ keras = pytest.importorskip("keras")
 
 import lrkit.keras as lk  # noqa: E402
 from lrkit import schedules as S  # noqa: E402
-from lrkit.finder import FinderResult, LRFinderWarning  # noqa: E402
+from lrkit.finder import PROBE_STEPS, FinderResult, LRFinderWarning  # noqa: E402
 
 
 def _model(seed=0):
@@ -635,3 +635,197 @@ def test_max_skipped_counts_dropped_batches_in_a_row_and_keeps_updates_whole() -
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert counts == list(range(1, 11))  # one update per point, from the first
+
+
+def _zero_linear(n_in=8, dtype=None):
+    """Dense(1) without bias, kernel zeros: every prediction is 0 before training, so a batch's
+    mse is the mean of its squared targets."""
+    return keras.Sequential(
+        [
+            keras.Input((n_in,)),
+            keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros", dtype=dtype),
+        ]
+    )
+
+
+def test_shuffled_batches_follow_the_private_generator_seeded_by_seed():
+    """shuffle=True: the first batch is the first ``batch_size`` indices of
+    ``default_rng(seed).permutation(n)``; shuffle=False: the first samples in order."""
+    x = np.ones((64, 8), dtype="float32")
+    y = np.arange(64, dtype="float32").reshape(-1, 1)
+    for shuffle, seed in [(True, 3), (True, 11), (False, 3)]:
+        model = _zero_linear()
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+        res = _find(model, x, y, batch_size=8, shuffle=shuffle, seed=seed, eval_batches=0,
+                    num_iter=10, start_lr=1e-9, end_lr=1e-8, stop_early=False)  # fmt: skip
+        idx = np.random.default_rng(seed).permutation(64)[:8] if shuffle else np.arange(8)
+        assert res.losses[0] == pytest.approx(float(np.mean(y[idx] ** 2)), rel=1e-6)
+
+
+def test_val_data_arrays_keep_their_last_partial_batch():
+    """val_data arrays of 5 samples in batches of 2 are three batches (2, 2, 1): the held loss
+    is the mean of the three batch losses."""
+    x = np.ones((32, 8), dtype="float32")
+    y = np.zeros((32, 1), dtype="float32")
+    xv = np.zeros((5, 8), dtype="float32")  # predictions 0 whatever the weights
+    yv = np.arange(1, 6, dtype="float32").reshape(-1, 1)
+    model = _zero_linear()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    res = _find(model, x, y, batch_size=2, val_data=(xv, yv), num_iter=10, eval_every=2,
+                stop_early=False)  # fmt: skip
+    expected = (2.5 + 12.5 + 25.0) / 3
+    assert len(res.held_losses) >= 1
+    np.testing.assert_allclose(res.held_losses, expected, rtol=1e-6)
+
+
+def test_a_never_evaluated_model_has_no_test_function_after_the_sweep(regression):
+    """The held evaluation compiles a test step; a model that had none has none afterwards."""
+    x, y = regression
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    assert model.test_function is None
+    res = _find(model, x, y, batch_size=32, num_iter=10, eval_every=2)
+    assert len(res.held_losses) >= 1
+    assert model.test_function is None
+
+
+def test_stop_training_set_during_the_sweep_is_put_back(regression):
+    """A callback that sets ``model.stop_training`` (as an EarlyStopping would) does not leave
+    it set after the sweep."""
+    x, y = regression
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    assert model.stop_training is False
+
+    def stop(i, lr, loss):
+        model.stop_training = True
+
+    _find(model, x, y, batch_size=32, num_iter=10, callback=stop)
+    assert model.stop_training is False
+
+
+def test_keras_global_seed_state_drawn_during_the_sweep_is_put_back(regression):
+    """Unseeded keras.random draws during the sweep (here in the callback) move Keras' global
+    SeedGenerator; afterwards it is the same object with its state as before, bit for bit."""
+    x, y = regression
+    keras.utils.set_random_seed(0)
+    keras.random.normal((2,))  # creates the global generator
+    gen = _global_seed_generator()
+    state = np.array(keras.ops.convert_to_numpy(gen.state.value))
+    model = _zero_linear()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    moved = []
+
+    def draw(i, lr, loss):
+        keras.random.normal((2,))
+        moved.append(np.array(keras.ops.convert_to_numpy(gen.state.value)))
+
+    _find(model, x, y, batch_size=32, num_iter=10, eval_batches=0, callback=draw)
+    assert moved and not np.array_equal(moved[-1], state)
+    assert _global_seed_generator() is gen
+    after = np.array(keras.ops.convert_to_numpy(gen.state.value))
+    assert after.dtype == state.dtype and np.array_equal(after, state)
+
+
+def test_an_update_still_dropped_after_max_skipped_records_that_batchs_loss():
+    """max_skipped=0: a batch whose scaled gradients overflow is not replaced; its point of
+    the curve is that batch's loss (predictions 0: the mean of its squared targets)."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        x = np.ones((64, 8), dtype="float32")
+        y = np.ones((64, 1), dtype="float32")
+        y[:8] = 1e6  # the first batch overflows in float16
+        model = _zero_linear()
+        inner = keras.optimizers.SGD(1e-6)
+        model.compile(keras.optimizers.LossScaleOptimizer(inner, initial_scale=1024.0), "mse")
+        res = _find(model, x, y, batch_size=8, shuffle=False, eval_batches=0, num_iter=10,
+                    max_skipped=0, start_lr=1e-9, end_lr=1e-8, stop_early=False)  # fmt: skip
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert res.losses[0] == pytest.approx(1e12, rel=1e-6)
+    assert res.losses[1] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_each_probe_starts_on_an_accumulation_boundary():
+    """An optimizer stopped mid-accumulation (one micro-batch held in its accumulator): each
+    probe, as the sweep, starts on a boundary with empty accumulators, so its updates are the
+    stream's micro-batches in pairs from the first."""
+    x = np.array([[0.5], [1.0], [0.25], [0.75]], dtype="float32")
+    y = np.zeros_like(x)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01, gradient_accumulation_steps=2),
+                  loss="mse")  # fmt: skip
+    model.build((None, 1))
+    model.optimizer.build(model.trainable_variables)
+    model.set_weights([np.ones((1, 1), dtype="float32")])
+    model.train_on_batch(np.array([[3.0]], dtype="float32"), np.zeros((1, 1), "float32"))
+    assert model.get_weights()[0][0, 0] == 1.0  # held in the accumulator, not applied
+    probe = (np.ones((1, 1), dtype="float32"), np.zeros((1, 1), dtype="float32"))
+    res = _find(model, x, y, batch_size=1, shuffle=False, probe_data=probe, start_lr=1e-3,
+                end_lr=10.0, num_iter=30, total_steps=300)  # fmt: skip
+    assert res.probes is not None
+    checked = 0
+    for lr, loss in zip(res.probes.lrs, res.probes.losses):
+        k = 1.0
+        for s in range(PROBE_STEPS):  # d/dk (k x)^2 = 2 k x^2, the mean over the pair
+            a, b = float(x[(2 * s) % 4, 0]), float(x[(2 * s + 1) % 4, 0])
+            k -= lr * (2 * k * a * a + 2 * k * b * b) / 2
+        if np.isfinite(loss) and abs(k) < 1e3:
+            assert loss == pytest.approx(k * k, rel=1e-4, abs=1e-12)
+            checked += 1
+    assert checked >= 2
+
+
+def test_each_probe_starts_from_the_keras_global_seed_state_the_sweep_started_from():
+    """A layer drawing unseeded noise moves Keras' global SeedGenerator while it trains (on
+    the torch backend; the JAX train step draws in a stateless scope): the generator is put
+    back before each probe, so every probe's first step sees the state the sweep's first
+    step saw."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 8)).astype("float32")
+    y = x.sum(1, keepdims=True).astype("float32")
+    keras.utils.set_random_seed(0)
+    keras.random.normal((2,))  # creates the global generator
+    gen = _global_seed_generator()
+    model = keras.Sequential(
+        [keras.Input((8,)), _Noise(), keras.layers.Dense(1, kernel_initializer="zeros")]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse",
+                  run_eagerly=keras.backend.backend() == "jax")  # fmt: skip
+    model.build((None, 8))
+    model.optimizer.build(model.trainable_variables)
+    initial = [np.array(w) for w in model.get_weights()]
+    firsts = []
+    train_on_batch = model.train_on_batch
+
+    def record(*args, **kw):
+        if all(np.array_equal(a, b) for a, b in zip(model.get_weights(), initial)):
+            firsts.append(np.array(keras.ops.convert_to_numpy(gen.state.value)))
+        return train_on_batch(*args, **kw)
+
+    model.train_on_batch = record
+    res = _find(model, x, y, batch_size=16, eval_batches=0, probe_data=(x[:16], y[:16]),
+                start_lr=1e-4, end_lr=10.0, num_iter=10, total_steps=100)  # fmt: skip
+    assert res.probes is not None
+    assert len(firsts) == 1 + len(res.probes.lrs)  # the sweep's first step, then each probe
+    for s in firsts[1:]:
+        assert np.array_equal(s, firsts[0])
+
+
+def test_a_built_model_with_an_unbuilt_optimizer_is_left_with_a_fresh_optimizer(regression):
+    """A model built but never trained (its optimizer not built): the optimizer is built before
+    the snapshot, so afterwards its counter and slots are those of a freshly built optimizer
+    and the weights are untouched."""
+    x, y = regression
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.build((None, 8))
+    assert model.built and not model.optimizer.built
+    weights = [np.array(w) for w in model.get_weights()]
+    _find(model, x, y, batch_size=32, num_iter=10)
+    assert model.optimizer.built
+    assert int(np.asarray(model.optimizer.iterations)) == 0
+    slots = [v for v in model.optimizer.variables if "momentum" in v.path or "velocity" in v.path]
+    assert slots and not any(np.any(np.array(v.numpy())) for v in slots)
+    for a, b in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
