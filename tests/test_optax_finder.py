@@ -531,25 +531,23 @@ def _skipped_every_step_loss(p, b):
     return 1000.0 - b["i"] + 0.0 * jnp.sqrt(u)
 
 
+def _sweep_skipped_every_step(opt, max_skipped):
+    """A 10-step sweep of :func:`_skipped_every_step_loss` over batches 0, 1, 2, ... (a
+    batch's loss is 1000 minus its number) under ``opt``."""
+    batches = [{"i": np.float32(i)} for i in range(60)]
+    return find_lr(_skipped_every_step_loss, {"w": jnp.zeros(2)}, opt, batches,
+                   total_steps=1000, num_iter=10, eval_batches=0, max_skipped=max_skipped,
+                   warn=False)  # fmt: skip
+
+
 @pytest.mark.parametrize("max_skipped", [1, 2])
 def test_apply_if_finite_retries_a_skipped_lr_max_skipped_times_then_records_it(max_skipped):
     """Under optax.apply_if_finite each sweep step takes at most max_skipped retries on the
     next batches and records the loss of its last batch: the step k reads batches
     k * (max_skipped + 1) ... (k + 1) * (max_skipped + 1) - 1."""
-    batches = [{"i": np.float32(i)} for i in range(60)]
     inner = optax.inject_hyperparams(optax.sgd)(learning_rate=1e-3)
     guarded = optax.apply_if_finite(inner, max_consecutive_errors=1000)
-    res = find_lr(
-        _skipped_every_step_loss,
-        {"w": jnp.zeros(2)},
-        guarded,
-        batches,
-        total_steps=1000,
-        num_iter=10,
-        eval_batches=0,
-        max_skipped=max_skipped,
-        warn=False,
-    )
+    res = _sweep_skipped_every_step(guarded, max_skipped)
     per = max_skipped + 1
     assert len(res.losses) >= 10
     assert res.losses.tolist() == [1000.0 - (k + 1) * per + 1 for k in range(len(res.losses))]
@@ -559,22 +557,11 @@ def test_apply_if_finite_retries_a_skipped_lr_max_skipped_times_then_records_it(
 def test_multisteps_ends_a_step_after_max_skipped_skipped_micro_batches_in_a_row(max_skipped):
     """Under optax.MultiSteps with skip_not_finite, a sweep step whose micro-batches are all
     skipped ends after max_skipped + 1 of them and records their mean loss."""
-    batches = [{"i": np.float32(i)} for i in range(60)]
     inner = optax.inject_hyperparams(optax.sgd)(learning_rate=1e-3)
     multi = optax.MultiSteps(
         inner, every_k_schedule=1, should_skip_update_fn=optax.skip_not_finite
     ).gradient_transformation()
-    res = find_lr(
-        _skipped_every_step_loss,
-        {"w": jnp.zeros(2)},
-        multi,
-        batches,
-        total_steps=1000,
-        num_iter=10,
-        eval_batches=0,
-        max_skipped=max_skipped,
-        warn=False,
-    )
+    res = _sweep_skipped_every_step(multi, max_skipped)
     per = max_skipped + 1
     assert len(res.losses) >= 10
     expected = [1000.0 - (k * per + (per - 1) / 2) for k in range(len(res.losses))]

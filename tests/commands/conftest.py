@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +18,28 @@ def make():
 
 
 @pytest.fixture
-def tune_task_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], str]:
-    """``write(name)``: the module ``name`` holding :data:`TUNE_TASK` in ``tmp_path``,
-    importable (and not yet imported); returns its target, ``"name:make"``."""
+def write_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str, str], str]]:
+    """``write(name, source)``: the module ``name`` holding ``source`` in ``tmp_path``,
+    importable and not yet imported (taken out of ``sys.modules`` again after the test);
+    returns ``name``."""
+    written: list[str] = []
 
-    def write(name: str) -> str:
-        (tmp_path / f"{name}.py").write_text(TUNE_TASK)
+    def write(name: str, source: str) -> str:
+        (tmp_path / f"{name}.py").write_text(source)
         monkeypatch.syspath_prepend(str(tmp_path))
-        monkeypatch.delitem(sys.modules, name, raising=False)
-        return f"{name}:make"
+        sys.modules.pop(name, None)
+        written.append(name)
+        return name
 
-    return write
+    yield write
+    for name in written:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def tune_task_module(write_module: Callable[[str, str], str]) -> Callable[[str], str]:
+    """``write(name)``: the module ``name`` holding :data:`TUNE_TASK` (see
+    :func:`write_module`); returns its target, ``"name:make"``."""
+    return lambda name: f"{write_module(name, TUNE_TASK)}:make"

@@ -130,10 +130,8 @@ TASK = textwrap.dedent(
 
 
 @pytest.fixture
-def task_module(tmp_path, monkeypatch):
-    (tmp_path / "cmp_task_mod.py").write_text(TASK)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return "cmp_task_mod"
+def task_module(write_module):
+    return write_module("cmp_task_mod", TASK)
 
 
 def test_user_task_all_methods(task_module, tmp_path, capsys):
@@ -743,7 +741,7 @@ def test_a_plot_that_cannot_be_written_is_exit_1(task_module, tmp_path, capsys, 
     assert not png.exists() and json.loads(js.read_text())["results"][0]["error"] == ""
 
 
-BAD_BATCHES_TASK = """
+UNFIT_PARTS_TASK = """
 import torch
 
 def _parts():
@@ -760,39 +758,6 @@ def make_bad_val():
 def make_bad_stream():
     model, opt, loss, x, y = _parts()
     return model, opt, loss, (b for b in [(x,), (x,)])
-"""
-
-
-@pytest.mark.parametrize(
-    "target, name", [("make_bad_val", "val_data"), ("make_bad_stream", "data")]
-)
-def test_batches_that_are_no_pairs_are_refused_before_any_work_naming_the_data(
-    tmp_path, monkeypatch, capsys, target, name
-):
-    """Validation batches, and a one-shot iterator built afresh at each call, are read by
-    the check before the runs: one line naming the data, nothing printed."""
-    (tmp_path / "cmp_bad_batches_mod.py").write_text(BAD_BATCHES_TASK)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    argv = ["compare", f"cmp_bad_batches_mod:{target}", "--methods", "fixed", "--steps", "10",
-            "--finder-iter", "10", "--no-plot"]  # fmt: skip
-    assert main(argv) == 2
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err == (
-        f"lrkit compare: error: target 'cmp_bad_batches_mod:{target}': {name} must yield (x, y) "
-        "batches for loss_fn(model(x), y), got a tuple of 1 item\n"
-    )
-
-
-UNFIT_PARTS_TASK = """
-import torch
-
-def _parts():
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(64, 3, generator=g)
-    model = torch.nn.Linear(3, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    return model, opt, torch.nn.functional.mse_loss, x, x.sum(1, keepdim=True)
 
 def make_list_of_singles():
     model, opt, loss, x, y = _parts()
@@ -807,33 +772,34 @@ def make_no_loss():
     return model, opt, None, [(x, y)]
 """
 
+_NO_PAIRS = "must yield (x, y) batches for loss_fn(model(x), y), got a tuple of 1 item"
+
 
 @pytest.mark.parametrize(
     "target, message",
     [
-        (
-            "make_list_of_singles",
-            "data must yield (x, y) batches for loss_fn(model(x), y), got a tuple of 1 item",
-        ),
+        ("make_bad_val", f"val_data {_NO_PAIRS}"),
+        ("make_bad_stream", f"data {_NO_PAIRS}"),
+        ("make_list_of_singles", f"data {_NO_PAIRS}"),
         (
             "make_int_data",
             "data must be an iterable of (x, y) batches (a list, a generator, a loader), got int",
         ),
         ("make_no_loss", "loss_fn must be a callable loss_fn(output, target), got NoneType"),
     ],
-    ids=["list_of_singles", "int_data", "no_loss"],
+    ids=["bad_val", "bad_stream", "list_of_singles", "int_data", "no_loss"],
 )
-def test_the_command_refuses_unfit_training_data_or_loss_before_printing_anything(
-    tmp_path, monkeypatch, capsys, target, message
+def test_the_command_refuses_unfit_data_or_loss_before_printing_anything(
+    write_module, capsys, target, message
 ):
-    """`lrkit compare` checks the training batches (a re-readable list read, not only its
-    type) and the loss function of what the target returns up front: exit 2 with one line
-    naming them, and not even the header on standard output."""
-    (tmp_path / "cmp_unfit_parts_mod.py").write_text(UNFIT_PARTS_TASK)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    argv = ["compare", f"cmp_unfit_parts_mod:{target}", "--methods", "fixed", "--steps", "10",
+    """`lrkit compare` checks what the target returns up front: the training batches (a
+    re-readable list read, not only its type; a one-shot iterator built afresh at each call),
+    the validation batches and the loss function. Exit 2 with one line naming them, and not
+    even the header on standard output."""
+    module = write_module("cmp_unfit_parts_mod", UNFIT_PARTS_TASK)
+    argv = ["compare", f"{module}:{target}", "--methods", "fixed", "--steps", "10",
             "--finder-iter", "10", "--no-plot"]  # fmt: skip
     assert main(argv) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == f"lrkit compare: error: target 'cmp_unfit_parts_mod:{target}': {message}\n"
+    assert err == f"lrkit compare: error: target '{module}:{target}': {message}\n"

@@ -136,13 +136,8 @@ WARN_LINE = next(i for i, ln in enumerate(USER_MODULE.splitlines(), 1) if "# WAR
 
 
 @pytest.fixture()
-def user_module(tmp_path, monkeypatch):
-    (tmp_path / "lrkit_user_task_mod.py").write_text(USER_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield "lrkit_user_task_mod"
-    import sys
-
-    sys.modules.pop("lrkit_user_task_mod", None)
+def user_module(write_module):
+    return write_module("lrkit_user_task_mod", USER_MODULE)
 
 
 def test_demo_end_to_end(tmp_path, capsys):
@@ -715,14 +710,9 @@ SHUFFLED_MODULE = textwrap.dedent(
 
 
 @pytest.fixture()
-def shuffled_module(tmp_path, monkeypatch):
+def shuffled_module(write_module):
     """A target whose DataLoader shuffles with torch's global RNG (importable, not imported)."""
-    import sys
-
-    (tmp_path / "lrkit_shuffled_task_mod.py").write_text(SHUFFLED_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield "lrkit_shuffled_task_mod"
-    sys.modules.pop("lrkit_shuffled_task_mod", None)
+    return write_module("lrkit_shuffled_task_mod", SHUFFLED_MODULE)
 
 
 def test_each_check_run_starts_from_the_rng_state_its_own_call_left(shuffled_module, capsys):

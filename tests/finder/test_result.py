@@ -55,39 +55,20 @@ def _probed_sgd_result():
 
 def test_for_total_steps_of_the_own_budget_reads_the_held_curve_probes_and_family():
     result = _probed_sgd_result()
-    own = R.suggestions(
-        result.lrs,
-        result.losses,
-        held_lrs=result.held_lrs,
-        held_losses=result.held_losses,
-        total_steps=500,
-        optimizer_family="sgd",
-        stop_reason="diverged",
-        probes=result.probes,
-    )
+
+    def read(**kw):  # the result's own curves, read at its budget
+        return R.suggestions(result.lrs, result.losses, held_lrs=result.held_lrs,
+                             held_losses=result.held_losses, total_steps=500,
+                             stop_reason="diverged", **kw)  # fmt: skip
+
+    own = read(optimizer_family="sgd", probes=result.probes)
     same = result.for_total_steps(500)
     assert same == result._sugg == own
     assert (same.constant, same.max_lr) == (result.suggestion, result.max_lr)
     assert same.optimizer_family == "sgd"
     # the family and the probes both move the suggestions: neither is left out
-    unprobed = R.suggestions(
-        result.lrs,
-        result.losses,
-        held_lrs=result.held_lrs,
-        held_losses=result.held_losses,
-        total_steps=500,
-        optimizer_family="sgd",
-        stop_reason="diverged",
-    )
-    adaptive = R.suggestions(
-        result.lrs,
-        result.losses,
-        held_lrs=result.held_lrs,
-        held_losses=result.held_losses,
-        total_steps=500,
-        stop_reason="diverged",
-        probes=result.probes,
-    )
+    unprobed = read(optimizer_family="sgd")
+    adaptive = read(probes=result.probes)
     assert unprobed.constant != same.constant
     assert adaptive.constant != same.constant
 

@@ -865,21 +865,30 @@ def test_probes_on_one_shot_data_with_accumulation_share_the_batches_of_a_whole_
         assert probes[k * 120 : (k + 1) * 120] == list(range(20, 140)), k
 
 
-def test_accumulated_gradients_are_the_mean_over_the_accumulation_steps():
+def _two_batches_and_twin_models():
+    """Two batches of 32, a linear model, its exact copy and SGD on the model."""
     x, y = make_data(n=64)
     batches = [(x[:32], y[:32]), (x[32:], y[32:])]
     torch.manual_seed(0)
     model = nn.Linear(10, 2)
     twin = copy.deepcopy(model)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    return x, y, batches, model, twin, torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def _assert_grads_equal(grads, model):
+    for got, want in zip(grads, [p.grad for p in model.parameters()], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_accumulated_gradients_are_the_mean_over_the_accumulation_steps():
+    x, y, batches, model, twin, opt = _two_batches_and_twin_models()
     seen: list[list[torch.Tensor]] = []
     opt.register_step_pre_hook(lambda *_: seen.append([p.grad.clone() for p in model.parameters()]))
     loss = nn.functional.cross_entropy
     find_lr(model, opt, loss, batches, num_iter=10, accumulation_steps=2, eval_batches=0,
             max_extra_iter=0)  # fmt: skip
     ((loss(twin(x[:32]), y[:32]) + loss(twin(x[32:]), y[32:])) / 2).backward()
-    for got, want in zip(seen[0], [p.grad for p in twin.parameters()]):
-        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+    _assert_grads_equal(seen[0], twin)
 
 
 def test_a_step_the_scaler_keeps_skipping_is_taken_after_max_skipped_retries():
@@ -904,12 +913,7 @@ def test_a_step_the_scaler_keeps_skipping_is_taken_after_max_skipped_retries():
 
 
 def test_before_step_sees_unscaled_gradients_with_a_grad_scaler():
-    x, y = make_data(n=64)
-    batches = [(x[:32], y[:32]), (x[32:], y[32:])]
-    torch.manual_seed(0)
-    model = nn.Linear(10, 2)
-    twin = copy.deepcopy(model)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y, batches, model, twin, opt = _two_batches_and_twin_models()
     seen: list[list[torch.Tensor]] = []
 
     def hook(o):
@@ -919,8 +923,7 @@ def test_before_step_sees_unscaled_gradients_with_a_grad_scaler():
     find_lr(model, opt, nn.functional.cross_entropy, batches, num_iter=10, scaler=scaler,
             before_step=hook, eval_batches=0, max_extra_iter=0)  # fmt: skip
     nn.functional.cross_entropy(twin(x[:32]), y[:32]).backward()
-    for got, want in zip(seen[0], [p.grad for p in twin.parameters()]):
-        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+    _assert_grads_equal(seen[0], twin)
 
 
 def test_a_tensor_lr_is_filled_with_each_swept_lr_during_the_sweep():
