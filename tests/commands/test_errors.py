@@ -185,13 +185,10 @@ LRKIT_CALL = next(i for i, ln in enumerate(TASK.splitlines(), 1) if "# LRKIT CAL
 
 
 @pytest.fixture
-def task(tmp_path, monkeypatch):
+def task(tmp_path, monkeypatch, write_module):
     pytest.importorskip("torch")  # the task module trains a PyTorch model
-    (tmp_path / "lrkit_err_task.py").write_text(TASK)
-    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    yield "lrkit_err_task"
-    sys.modules.pop("lrkit_err_task", None)
+    return write_module("lrkit_err_task", TASK)
 
 
 def _calls(tmp_path: Path) -> int:
@@ -1213,12 +1210,12 @@ def test_tune_plot_that_cannot_be_written_is_one_line_after_the_results(
     assert lines[0].startswith("lrkit tune: error: --plot") and "could not write" in lines[0]
 
 
-def test_a_value_error_while_the_target_module_imports_is_the_targets(tmp_path, capsys,
-                                                                     monkeypatch):  # fmt: skip
+def test_a_value_error_while_the_target_module_imports_is_the_targets(
+    tmp_path, capsys, monkeypatch, write_module
+):
     pytest.importorskip("torch")  # lrkit find trains a PyTorch model
-    (tmp_path / "lrkit_badmod.py").write_text('raise ValueError("boom at import")\n')
+    write_module("lrkit_badmod", 'raise ValueError("boom at import")\n')
     monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["find", "lrkit_badmod:make", "--no-plot"]) == 1
     _target_error(capsys, "find", "lrkit_badmod:make", "ValueError: boom at import")
 

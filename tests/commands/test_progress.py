@@ -40,12 +40,9 @@ TASK = textwrap.dedent(
 
 
 @pytest.fixture
-def task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    (tmp_path / "lrkit_progress_task.py").write_text(TASK)
-    monkeypatch.syspath_prepend(str(tmp_path))
+def task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_module) -> str:
     monkeypatch.chdir(tmp_path)
-    yield "lrkit_progress_task"
-    sys.modules.pop("lrkit_progress_task", None)
+    return write_module("lrkit_progress_task", TASK)
 
 
 def _argv(command: str, task: str) -> list[str]:

@@ -6,7 +6,6 @@ notes name the options of the command, not the parameters of the Python API."""
 
 from __future__ import annotations
 
-import sys
 import textwrap
 
 import pytest
@@ -148,12 +147,10 @@ LOADER_LINE = next(i for i, ln in enumerate(TASKS.splitlines(), 1) if "# LOADER 
 
 
 @pytest.fixture
-def folder(tmp_path, monkeypatch):
-    (tmp_path / f"{MODULE}.py").write_text(TASKS)
+def folder(tmp_path, monkeypatch, write_module):
+    write_module(MODULE, TASKS)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield tmp_path
-    sys.modules.pop(MODULE, None)
+    return tmp_path
 
 
 def _tune(target: str, *argv: str) -> list[str]:
