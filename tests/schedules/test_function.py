@@ -415,3 +415,26 @@ def test_host_values_read_step_0_at_a_negative_step() -> None:
     s = S.cosine(0.1, total_steps=10)
     got = host_values(s, np.array([-3.0, -1.0, 0.0, 5.0]))
     assert got.tolist() == np.float32([s(0), s(0), s(0), s(5)]).tolist()
+
+
+def test_a_value_that_is_not_finite_suggests_length_too() -> None:
+    def grow(t: int) -> float:
+        return 1.0 if t < 500 else math.inf
+
+    hint = (
+        "; if fn covers a limited range of steps, pass length= (lrkit then calls it up front "
+        "at steps 0..length only)"
+    )
+    with pytest.raises(ValueError) as info:
+        S.function(grow, lr=0.1).values(np.arange(501))
+    assert str(info.value) == (
+        "fn must return a finite real number, got inf at step 500 (schedule function(fn=grow, "
+        "lr=0.1))" + hint
+    )
+    with pytest.raises(ValueError) as info:
+        S.function(grow, lr=0.1, length=400)(500)
+    assert str(info.value) == (
+        "fn must return a finite real number, got inf at step 500 (schedule function(fn=grow, "
+        "lr=0.1, length=400))"
+    )
+    assert S.function(grow, lr=0.1, length=400).values(np.arange(400)).tolist() == [0.1] * 400

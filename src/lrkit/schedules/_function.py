@@ -144,16 +144,20 @@ class Function(Schedule):
             out[i] = lr * value
         return out.reshape(steps.shape)
 
+    def _hint(self) -> str:
+        """The end of an error about ``fn`` at one step: without ``length``, how to keep the
+        up-front value tables from calling it past the steps it covers."""
+        if self._length is not None:
+            return ""
+        return (
+            "; if fn covers a limited range of steps, pass length= (lrkit then calls it "
+            "up front at steps 0..length only)"
+        )
+
     def _raised(self, exc: Exception, step: float) -> ValueError:
-        hint = ""
-        if self._length is None:
-            hint = (
-                "; if fn covers a limited range of steps, pass length= (lrkit then calls it "
-                "up front at steps 0..length only)"
-            )
         return ValueError(
             f"fn raised {type(exc).__name__} at step {step!r}: {shorten(str(exc), 100)} "
-            f"(schedule {self}){hint}"
+            f"(schedule {self}){self._hint()}"
         )
 
     def _checked(self, value: Any, step: float) -> float:
@@ -162,7 +166,7 @@ class Function(Schedule):
         if x is None or not math.isfinite(x):
             raise ValueError(
                 f"fn must return a finite real number, got {shorten(repr(value), 60)} at step "
-                f"{step!r} (schedule {self})"
+                f"{step!r} (schedule {self}){self._hint()}"
             )
         return x
 
