@@ -1319,6 +1319,25 @@ def test_cli_heartbeat_beyond_a_day_is_a_one_line_error(capsys) -> None:
         make_storage("sqlite:///x.db", heartbeat_interval=MAX_HEARTBEAT + 1)
 
 
+def test_a_grace_period_beyond_30_days_is_a_one_line_error(tmp_path, capsys, monkeypatch) -> None:
+    from lrkit.cli import main
+    from lrkit.tune import MAX_GRACE, make_storage
+
+    monkeypatch.chdir(tmp_path)
+    assert MAX_GRACE == 30 * 86400
+    for given in ("2592001", "100000000000000"):
+        assert main(["tune", "--demo", "--grace", given]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"lrkit tune: error: --grace must be an integer in [1, 2592000], got {given}"
+    with pytest.raises(ValueError, match=r"^grace_period must be an integer in \[1, 2592000\]"):
+        make_storage("sqlite:///x.db", grace_period=MAX_GRACE + 1)
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    with pytest.raises(ValueError, match=r"^grace_period must be an integer in \[1, 2592000\]"):
+        tune(_flat_task(), storage=url, n_trials=1, seeding="blind", grace_period=10**14)
+    assert list(tmp_path.iterdir()) == []  # refused before any database was made
+    make_storage("sqlite:///x.db", grace_period=MAX_GRACE)
+
+
 def _flat_task() -> Task:
     return Task(name="flat", train=_flat, total_steps=100)
 

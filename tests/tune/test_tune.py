@@ -859,6 +859,8 @@ def test_a_refused_worker_records_no_heartbeat_and_a_racing_one_is_refused(
         ({"heartbeat_interval": 10, "grace_period": 30, "more": 1}, True),  # the pair is read
         ({}, False),  # no pair: this worker's replaces it
         ({"heartbeat_interval": 60, "grace_period": 60}, False),  # a pair no worker can run
+        ({"heartbeat_interval": 10, "grace_period": 30 * 86400}, True),
+        ({"heartbeat_interval": 10, "grace_period": 10**14}, False),  # Optuna's check overflows
         ({"heartbeat_interval": "x", "grace_period": 30}, False),
         ("10/30", False),
     ],

@@ -45,6 +45,7 @@ from ..tune import (
     DEFAULT_STORAGE,
     DEMO_TASK,
     FAMILIES,
+    MAX_GRACE,
     MAX_HEARTBEAT,
     MAX_STUDY_NAME,
     Task,
@@ -169,8 +170,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--grace",
         type=int,
         default=None,
-        help="seconds without heartbeat before a trial fails; longer than --heartbeat "
-        "(default: the study's, 3 x --heartbeat for a new study)",
+        help="seconds without heartbeat before a trial fails; longer than --heartbeat, at "
+        "most 30 days (default: the study's, 3 x --heartbeat for a new study)",
     )
     p.add_argument("--max-retry", type=int, default=3, help="retries of a killed trial")
     p.add_argument(
@@ -479,7 +480,7 @@ def _tune(args: argparse.Namespace) -> int:
         if args.heartbeat is not None:
             V.integer("--heartbeat", args.heartbeat, 1, MAX_HEARTBEAT)
         if args.grace is not None:
-            V.integer("--grace", args.grace, 1)
+            V.integer("--grace", args.grace, 1, MAX_GRACE)
             # given alone, it is checked against the study's heartbeat (or a new study's 10)
             if args.heartbeat is not None and args.grace <= args.heartbeat:
                 raise ValueError(

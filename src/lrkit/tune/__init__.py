@@ -29,6 +29,7 @@ from ._space import (
 )
 from ._storage import (
     DEFAULT_STORAGE,
+    MAX_GRACE,
     MAX_HEARTBEAT,
     MAX_STUDY_NAME,
     check_storage,
@@ -43,6 +44,7 @@ from ._task import Reporter, Task, check_metric
 __all__ = [
     "BLIND_LR_RANGE",
     "DEFAULT_STORAGE",
+    "MAX_GRACE",
     "MAX_HEARTBEAT",
     "MAX_STUDY_NAME",
     "FAMILIES",

@@ -29,6 +29,7 @@ from ._space import (
     lr_range_from_finder,
 )
 from ._storage import (
+    MAX_GRACE,
     MAX_HEARTBEAT,
     MAX_STUDY_NAME,
     check_storage,
@@ -751,7 +752,7 @@ def _recorded_heartbeat(attrs: Mapping[str, Any]) -> dict[str, int] | None:
     hb, grace = rec.get("heartbeat_interval"), rec.get("grace_period")
     if not isinstance(hb, int) or not isinstance(grace, int) or isinstance(hb, bool):
         return None
-    if isinstance(grace, bool) or not (1 <= hb <= MAX_HEARTBEAT and grace > hb):
+    if isinstance(grace, bool) or not (1 <= hb <= MAX_HEARTBEAT and hb < grace <= MAX_GRACE):
         return None
     return {"heartbeat_interval": hb, "grace_period": grace}
 

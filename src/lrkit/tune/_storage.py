@@ -42,6 +42,9 @@ DEFAULT_STORAGE = "sqlite:///lrkit-tune.db"
 #: the longest heartbeat interval, seconds (a day; a thread cannot wait much longer than
 #: ``threading.TIMEOUT_MAX``, and a longer one would leave a killed trial unnoticed for days)
 MAX_HEARTBEAT = 86_400
+#: the longest grace period, seconds (30 days; a killed trial is failed and re-queued only
+#: after it, and Optuna subtracts it from the current time, which a far longer one overflows)
+MAX_GRACE = 30 * 86_400
 
 
 def make_storage(
@@ -69,7 +72,9 @@ def make_storage(
         if heartbeat_interval is None
         else V.integer("heartbeat_interval", heartbeat_interval, 1, MAX_HEARTBEAT)
     )
-    grace = 3 * hb if grace_period is None else V.integer("grace_period", grace_period, 1)
+    grace = (
+        3 * hb if grace_period is None else V.integer("grace_period", grace_period, 1, MAX_GRACE)
+    )
     if grace <= hb:
         raise ValueError(
             f"grace_period must be longer than heartbeat_interval (a running trial renews its "
