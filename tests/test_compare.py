@@ -1201,3 +1201,45 @@ def test_the_first_model_returned_with_a_replaced_parameter_gets_its_first_weigh
     with pytest.raises(C.NotFreshError, match=r"weights are put back as first returned"):
         make()
     assert torch.equal(model.weight.detach(), first)
+
+
+def test_data_that_runs_out_ends_a_run_with_a_note_and_a_warning_at_the_callers_line():
+    """A fresh generator of 8 batches for a 10-step run: each method trains 8 steps; its row
+    says so, and one warning per method names the method and the steps asked for."""
+    import sys
+    import warnings
+
+    from lrkit.torch import DataRanOutWarning
+
+    x = torch.arange(64.0).reshape(64, 1).repeat(1, 4) / 64
+    y = torch.arange(64) % 3
+
+    def make():
+        model = torch.nn.Linear(4, 3)
+        data = ((x[i : i + 8], y[i : i + 8]) for i in range(0, 64, 8))
+        return (
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            torch.nn.functional.cross_entropy,
+            data,
+        )
+
+    make_setup = C.factory(make, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = C.compare(make_setup, methods="fixed,adam", steps=10, num_iter=10)
+        lrs = report.lrs
+        line = sys._getframe().f_lineno + 1
+        alone = C.run_method("cosine", make=make_setup, lrs=lrs, steps=10)
+    ran_out = [w for w in caught if issubclass(w.category, DataRanOutWarning)]
+    assert [str(w.message) for w in ran_out] == [
+        f"compare: method {m!r}: data ran out after 8 of steps=10 steps: a one-shot iterator (a "
+        "generator) yields its batches once; give the data as a list, a DataLoader or a "
+        "function returning a new iterator"
+        for m in ("fixed", "adam", "cosine")
+    ]
+    assert {w.filename for w in ran_out} == {__file__}  # the caller's line, not lrkit's
+    assert ran_out[-1].lineno == line
+    for r in [*report.results, alone]:
+        assert len(r.losses) == 8 and r.note.startswith("data ran out after 8 of 10 steps")
+    assert "data ran out after 8 of 10 steps" in report.table()

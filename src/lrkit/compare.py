@@ -37,13 +37,14 @@ found them."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from . import _renamed
 from . import _validate as V
-from ._runtime import Passes, data_generators, is_data_factory
+from ._runtime import Passes, caller_level, data_generators, is_data_factory
 from .finder.sweep import MAX_ITER, MIN_ITER
 
 __all__ = [
@@ -746,11 +747,13 @@ def run_method(
     tick: Callable[[int], None] | None = None,
 ) -> Result:
     """Train one method for ``steps`` steps from a fresh setup; returns its curves and scores.
-    ``tick(n)`` is called as steps are done (for a progress bar)."""
+    ``tick(n)`` is called as steps are done (for a progress bar). Data that runs out first
+    (a one-shot iterator) ends the run there, with a note on the row and a
+    :class:`lrkit.torch.DataRanOutWarning`."""
     import time
 
     from ._runtime import preserved_rng
-    from .torch import evaluate, fit, lrfree_lr
+    from .torch import DataRanOutWarning, evaluate, fit, lrfree_lr
 
     method = V.choice("method", method, METHODS)
     steps = V.integer("steps", steps, 1, V.MAX_STEPS)
@@ -784,15 +787,17 @@ def run_method(
                 tick(10)
                 ticked[0] += 10
 
-        hist = fit(
-            setup.model,
-            optimizer=opt,
-            loss_fn=setup.loss_fn,
-            data=setup.data,
-            steps=steps,
-            schedule=sched,
-            on_step=on_step,
-        )
+        with warnings.catch_warnings():  # said below, in this function's terms
+            warnings.simplefilter("ignore", DataRanOutWarning)
+            hist = fit(
+                setup.model,
+                optimizer=opt,
+                loss_fn=setup.loss_fn,
+                data=setup.data,
+                steps=steps,
+                schedule=sched,
+                on_step=on_step,
+            )
         if tick is not None and steps > ticked[0]:
             tick(steps - ticked[0])
         res = Result(method=method, optimizer=type(opt).__name__, lr=desc)
@@ -802,6 +807,15 @@ def run_method(
             res.val_loss, res.val_acc = _evaluate(setup)
         res.seconds = time.perf_counter() - t0
         notes = []
+        if not hist.diverged and hist.steps < steps:
+            notes.append(f"data ran out after {hist.steps} of {steps} steps")
+            warnings.warn(
+                f"compare: method {method!r}: data ran out after {hist.steps} of steps={steps} "
+                "steps: a one-shot iterator (a generator) yields its batches once; give the "
+                "data as a list, a DataLoader or a function returning a new iterator",
+                DataRanOutWarning,
+                stacklevel=caller_level(),
+            )
         if fb is not None:
             notes.append(f"{len(fb.reductions)} reductions")
         if method == "prodigy":

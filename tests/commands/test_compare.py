@@ -121,6 +121,10 @@ TASK = textwrap.dedent(
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         return model, opt, torch.nn.functional.cross_entropy, LOADER
 
+    def make_one_shot():  # a fresh generator of 8 batches at each call
+        model, opt, loss, data = make_linear()
+        return model, opt, loss, (b for _ in range(4) for b in data)
+
     def make_one_shot_val():
         model, opt, loss, data = make_linear()
         val = (b for b in data)  # a fresh generator at each call: read once
@@ -649,6 +653,23 @@ def test_plateau_on_a_one_shot_val_data_is_a_one_line_mistake_naming_it(task_mod
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "val_data must be a list, a tuple or a DataLoader for " in err
     assert main([*argv[:-2], "fixed", "--no-plot"]) == 0  # read once, at the end: fine
+
+
+def test_data_that_runs_out_is_a_warning_line_per_method_naming_steps(task_module, capsys):
+    argv = ["compare", f"{task_module}:make_one_shot", "--steps", "10", "--finder-iter", "10",
+            "--methods", "fixed,adam", "--no-plot"]  # fmt: skip
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert err == ""  # no Python warning pointing into lrkit
+    lines = out.splitlines()
+    assert lines[1:3] == [
+        f"  warning: method {m!r}: data ran out after 8 of --steps 10 steps: a one-shot iterator "
+        "(a generator) yields its batches once; return a list, a DataLoader or a function "
+        "returning a new iterator"
+        for m in ("fixed", "adam")
+    ]
+    rows = [ln for ln in lines if ln.lstrip(" *").startswith(("fixed ", "adam "))]
+    assert len(rows) == 2 and all(ln.endswith("data ran out after 8 of 10 steps") for ln in rows)
 
 
 def test_the_header_range_test_line_and_json_say_what_ran(task_module, tmp_path, capsys):

@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 from lrkit import schedules as S  # noqa: E402
 from lrkit.torch import (  # noqa: E402
     BatchLayoutError,
+    DataRanOutWarning,
     History,
     evaluate,
     fit,
@@ -341,6 +342,8 @@ def test_a_one_shot_iterator_that_runs_out_ends_training_with_a_warning() -> Non
     model, opt, loss_fn, data = _task()
     with pytest.warns(RuntimeWarning) as caught:
         hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=iter(data), steps=10)
+    assert caught[0].category is DataRanOutWarning
+    assert issubclass(DataRanOutWarning, RuntimeWarning)  # as before it had its own class
     assert str(caught[0].message) == (
         "fit: data ran out after 4 steps (1 passes; steps=10 asked for more): a one-shot "
         "iterator (a generator) yields its batches once; pass a list, a DataLoader or a "

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -126,6 +127,7 @@ def _compare(args: argparse.Namespace) -> int:
     import torch
 
     from .. import compare as C
+    from ..torch import DataRanOutWarning
 
     target = None if args.demo else args.target
     try:
@@ -173,8 +175,19 @@ def _compare(args: argparse.Namespace) -> int:
     for m, (module, extra) in skipped.items():  # one line each, as check_installed says it
         say("  " + install_note(module, extra, feature=f"method {m!r}", skipped="skipped"))
     interrupt: KeyboardInterrupt | None = None
+    show = warnings.showwarning
+
+    def ran_out(message: Any, category: Any, *where: Any, **kw: Any) -> None:
+        """The data running out, in this command's words (a line each run); others as shown."""
+        if not issubclass(category, DataRanOutWarning):
+            return show(message, category, *where, **kw)
+        text = str(message).removeprefix("compare: ").replace("give the data as", "return")
+        say(f"  warning: {text.replace(f'steps={args.steps}', f'--steps {args.steps}')}")
+
     try:  # lrkit's checks of what the target returned (a loss that is no tensor): exit 2
-        with user_code(target, during="the runs", mistakes=True):
+        with user_code(target, during="the runs", mistakes=True), warnings.catch_warnings():
+            warnings.simplefilter("always", DataRanOutWarning)
+            warnings.showwarning = ran_out
             report = C.compare(
                 make,
                 methods=methods,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 import time
 import warnings
@@ -135,10 +134,6 @@ WARNING_NAMES = {
     "end_lr or max_end_lr": "--end-lr",
     ", more held batches (eval_batches) or a larger batch": " or a larger batch",
 }
-
-
-#: how the training loop says a one-shot iterator ran out (``lrkit.torch.fit``)
-RAN_OUT = "fit: data ran out"
 
 
 def check_runs(lr: float, max_lr: float, steps: int) -> list[tuple[str, str, float, Any]]:
@@ -499,7 +494,7 @@ def _check(
     first run's task, made before the sweep, and the RNG states its call left (``None``:
     ``make`` is called for each run). ``shown``: the warnings shown before (each is shown
     once)."""
-    from ..torch import evaluate, fit
+    from ..torch import DataRanOutWarning, evaluate, fit
 
     steps = args.train_steps
     lr, max_lr = float(result.suggestion), float(result.max_lr)
@@ -542,7 +537,7 @@ def _check(
                 model, opt, loss_fn, data, val = make(lr)
             with warnings.catch_warnings(record=True) as caught:  # under the user's filters,
                 # but the data running out, which this command says in its words
-                warnings.filterwarnings("always", re.escape(RAN_OUT), RuntimeWarning)
+                warnings.simplefilter("always", DataRanOutWarning)
                 hist = fit(
                     model,
                     optimizer=opt,
@@ -555,7 +550,7 @@ def _check(
             others = []
             for w in caught:  # the data running out: in this command's words; others as raised
                 text = str(w.message)
-                if issubclass(w.category, RuntimeWarning) and text.startswith(RAN_OUT):
+                if issubclass(w.category, DataRanOutWarning):
                     text = text[len("fit: ") :].replace(f"steps={steps}", f"--train-steps {steps}")
                     say(f"\n  warning: {label} check run: {text.replace('pass a', 'return a')}")
                 else:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # each name of _EXPORTS from its submodule (``as``: re-export
     from ._scheduler import lrkit_schedulers as lrkit_schedulers
     from ._scheduler import report as report
     from ._scheduler import scheduler as scheduler
+    from ._train import DataRanOutWarning as DataRanOutWarning
     from ._train import History as History
     from ._train import evaluate as evaluate
     from ._train import fit as fit
@@ -80,6 +81,7 @@ _EXPORTS: dict[str, str] = {
     # the training loop of the workflows (compare, tune, demo, CLI)
     "fit": "_train",
     "History": "_train",
+    "DataRanOutWarning": "_train",
     "evaluate": "_train",
     "seed_all": "_train",
 }

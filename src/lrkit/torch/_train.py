@@ -49,6 +49,11 @@ def seed_all(seed: int) -> None:
     random.seed(seed)
 
 
+class DataRanOutWarning(RuntimeWarning):
+    """:func:`fit`'s data (a one-shot iterator, such as a generator) ran out before the
+    ``steps`` or ``epochs`` asked for: training stopped there."""
+
+
 @dataclass
 class History:
     """What :func:`fit` recorded: the loss and the LR (group 0; Prodigy: ``d * lr``; a
@@ -311,7 +316,7 @@ def fit(
                 f"{'steps=' + str(steps) if steps is not None else 'epochs=' + str(epochs)} "
                 "asked for more): a one-shot iterator (a generator) yields its batches once; "
                 "pass a list, a DataLoader or a function returning a new iterator",
-                RuntimeWarning,
+                DataRanOutWarning,
                 stacklevel=2,
             )
             break
