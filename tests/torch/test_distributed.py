@@ -473,7 +473,7 @@ for k in range(4):
         opt.step()
 with open(os.path.join(sys.argv[1], f"rank{dist.get_rank()}.json"), "w") as f:
     json.dump({"oks": oks, "restores": guard.restores, "restored": restored,
-               "suggested": res.suggestion is not None,
+               "suggested": res.suggestion is not None, "family": res.optimizer_family,
                "connected": opt.param_groups is inner.param_groups,
                "lrs": [opt.param_groups[0]["lr"], inner.param_groups[0]["lr"]]}, f)
 dist.destroy_process_group()
@@ -493,4 +493,5 @@ def test_a_wrapper_sharing_its_inner_optimizers_state_is_guarded(tmp_path: Path)
     (r0,) = _launch(script, out, world=1)
     # the inner optimizer keeps the wrapper's groups: it steps at the cut LR
     assert r0 == {"oks": [True, True, False, True], "restores": 1, "restored": True,
-                  "suggested": True, "connected": True, "lrs": [0.005, 0.005]}  # fmt: skip
+                  "suggested": True, "family": "momentum", "connected": True,
+                  "lrs": [0.005, 0.005]}  # fmt: skip

@@ -708,6 +708,44 @@ def test_the_family_is_read_off_the_optimizer_unless_the_options_name_one():
     assert named.to_dict()["optimizer_family"] == "adaptive"
 
 
+def test_a_wrapped_optimizers_family_is_the_one_it_wraps():
+    """A wrapper holding the optimizer as ``.optimizer`` (accelerate's, Lightning's) gets the
+    suggestions of the SGD it wraps: the same curve, the same family."""
+
+    class Wrapped(torch.optim.Optimizer):
+        def __init__(self, inner: torch.optim.Optimizer) -> None:
+            self.optimizer = inner
+            self.param_groups = inner.param_groups
+            self.defaults = inner.defaults
+            self.state = inner.state
+
+        def state_dict(self):  # type: ignore[no-untyped-def]
+            return self.optimizer.state_dict()
+
+        def load_state_dict(self, state):  # type: ignore[no-untyped-def]
+            self.optimizer.load_state_dict(state)
+
+        def zero_grad(self, set_to_none: bool = True) -> None:
+            self.optimizer.zero_grad(set_to_none)
+
+        def step(self, closure=None):  # type: ignore[no-untyped-def]
+            return self.optimizer.step(closure)
+
+    x, y = make_data()
+    results = []
+    for wrap in (False, True):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(10, 2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        results.append(find_lr(model, Wrapped(Wrapped(opt)) if wrap else opt,
+                               nn.functional.cross_entropy, loader(x, y), num_iter=30,
+                               warn=False))  # fmt: skip
+    plain, wrapped = results
+    assert wrapped.losses.tolist() == plain.losses.tolist()
+    assert wrapped.optimizer_family == plain.optimizer_family == "momentum"
+    assert (wrapped.suggestion, wrapped.max_lr) == (plain.suggestion, plain.max_lr)
+
+
 class _Stop(Exception):
     pass
 

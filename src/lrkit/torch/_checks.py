@@ -39,6 +39,21 @@ def wrapped_optimizer(optimizer: Any) -> torch.optim.Optimizer | None:
     return None
 
 
+def innermost_optimizer(optimizer: Any) -> Any:
+    """The optimizer a wrapper holds, unwrapped to the innermost one: as ``.optimizer``
+    (accelerate's ``AcceleratedOptimizer``, Lightning's ``LightningOptimizer``) or as
+    ``.optim`` (``ZeroRedundancyOptimizer``, ``PostLocalSGDOptimizer``); a plain optimizer
+    itself."""
+    for _ in range(8):
+        inner = getattr(optimizer, "optimizer", None)
+        if not isinstance(inner, torch.optim.Optimizer) or inner is optimizer:
+            inner = wrapped_optimizer(optimizer)
+        if inner is None or inner is optimizer:
+            break
+        optimizer = inner
+    return optimizer
+
+
 def inner_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer | None:
     """The optimizer a ``ZeroRedundancyOptimizer`` wraps (``.optim``): it holds this rank's
     shard of the state, the wrapper's own ``state`` stays empty; ``None`` for others (a

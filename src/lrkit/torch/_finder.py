@@ -46,6 +46,7 @@ from ._checks import (
     check_optimizer,
     default_lr,
     inner_optimizer,
+    innermost_optimizer,
     keep_state_objects,
 )
 from ._distributed import all_reduce_mean
@@ -870,10 +871,11 @@ def find_lr(
     accum = V.integer("accumulation_steps", accumulation_steps, 1)
     max_skipped = V.integer("max_skipped", max_skipped, 0)
     snapshot = V.choice("snapshot", snapshot, ("memory", "disk"))
+    inner = innermost_optimizer(optimizer)  # a wrapper's family is its optimizer's
     family = optimizer_family(
-        "sgd" if isinstance(optimizer, torch.optim.SGD) else type(optimizer).__name__,
+        "sgd" if isinstance(inner, torch.optim.SGD) else type(inner).__name__,
         momentum=max(
-            (float(g.get("momentum", 0.0) or 0.0) for g in optimizer.param_groups), default=0.0
+            (float(g.get("momentum", 0.0) or 0.0) for g in inner.param_groups), default=0.0
         ),
     )
     sweep = Sweep(options, **sweep_options)

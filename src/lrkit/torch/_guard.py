@@ -54,6 +54,7 @@ from ._checks import (
     check_module,
     check_optimizer,
     inner_optimizer,
+    innermost_optimizer,
     keep_state_objects,
     wrapped_optimizer,
 )
@@ -80,17 +81,6 @@ def _clone(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return tuple(_clone(v) for v in obj)
     return copy.deepcopy(obj)
-
-
-def _unwrapped(optimizer: Any) -> Any:
-    """The optimizer a wrapper holds as ``.optimizer`` (accelerate's ``AcceleratedOptimizer``,
-    Lightning's ``LightningOptimizer``), unwrapped to the innermost one."""
-    for _ in range(8):
-        inner = getattr(optimizer, "optimizer", None)
-        if not isinstance(inner, torch.optim.Optimizer) or inner is optimizer:
-            break
-        optimizer = inner
-    return optimizer
 
 
 class DivergenceGuard:
@@ -192,7 +182,8 @@ class DivergenceGuard:
                 f"{type(scheduler).__name__}"
             )
         driven = getattr(scheduler, "optimizer", None)
-        if driven is not None and _unwrapped(driven) is not _unwrapped(self.optimizer):
+        inner = innermost_optimizer(self.optimizer)
+        if driven is not None and innermost_optimizer(driven) is not inner:
             raise ValueError(
                 f"scheduler drives another optimizer (a {type(driven).__name__} that is not "
                 "the guard's optimizer): the guard's cuts would set that one's LRs; pass the "
