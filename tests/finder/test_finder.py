@@ -770,6 +770,37 @@ def test_suggest_refuses_a_keyword_no_rule_reads():
 
 
 @pytest.mark.parametrize(
+    "rule, keyword, value, said",
+    [
+        ("valley", "num_iter", -50, r"num_iter must be an integer >= 1 .*, got -50"),
+        ("valley", "num_iter", "100", r"num_iter must be an integer >= 1 .*, got '100' \(text, not a number\)"),
+        ("slide", "num_iter", 2.5, r"num_iter must be an integer >= 1 .*, got 2.5"),
+        ("minimum", "num_iter", True, r"num_iter must be an integer >= 1 .*, got True"),
+        ("valley", "beta", 1.0, r"beta must be in \[0.0, 1.0\), got 1.0"),
+        ("budget_edge", "beta", "x", r"beta must be a finite real number, got 'x'"),
+        (
+            "budget_edge",
+            "stop_reason",
+            "bogus",
+            r"stop_reason must be one of 'completed', "
+            r"'turned_up', 'diverged', 'nan', 'interrupted', got 'bogus'",
+        ),  # fmt: skip
+    ],
+)
+def test_suggest_checks_the_keywords_it_takes(rule, keyword, value, said):
+    lrs = np.logspace(-6, 0, 80)
+    losses = np.concatenate([np.linspace(2, 0.3, 60), np.linspace(0.3, 4, 20)])
+    with pytest.raises(ValueError, match=rf"^{said}$"):
+        suggest(lrs, losses, rule=rule, **{keyword: value})
+    with pytest.raises(ValueError, match=r"^stop_reason must be one of 'completed'"):
+        suggestions(lrs, losses, stop_reason="bogus")
+    assert suggest(lrs, losses, rule="valley", num_iter=None) == suggest(lrs, losses, rule="valley")
+    assert suggest(lrs, losses, rule="valley", num_iter=np.int64(300)) == suggest(
+        lrs, losses, rule="valley", num_iter=300
+    )
+
+
+@pytest.mark.parametrize(
     "keyword, said",
     [
         ("evalute", r"\(did you mean evaluate\?\)"),

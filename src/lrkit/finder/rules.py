@@ -506,6 +506,7 @@ def suggestions(
     family = _renamed.keyword(
         "lrkit.finder.suggestions()", "optimizer", "optimizer_family", optimizer, optimizer_family
     )
+    stop_reason = V.choice("stop_reason", stop_reason, STOP_REASONS)
     x, y = _check(lrs, losses)
     if (held_lrs is None) != (held_losses is None):
         given, missing = (
@@ -617,6 +618,8 @@ def resolve(rule: str | Rule, name: str = "rule") -> tuple[str, Rule]:
 
 
 #: the keyword context :func:`suggest` passes on to the built-in rules
+#: why a sweep stopped (``FinderResult.stop_reason``)
+STOP_REASONS: tuple[str, ...] = ("completed", "turned_up", "diverged", "nan", "interrupted")
 SUGGEST_CONTEXT = ("beta", "num_iter", "optimizer_family", "smooth_f", "stop_reason", "total_steps")
 
 
@@ -642,6 +645,12 @@ def suggest(
             context.pop("optimizer"),
             context.get("optimizer_family"),
         )
+    if "beta" in context:
+        context["beta"] = V.in_range("beta", context["beta"], 0.0, 1.0, high_open=True)
+    if context.get("num_iter") is not None:
+        context["num_iter"] = V.integer("num_iter", context["num_iter"], 1)
+    if "stop_reason" in context:
+        context["stop_reason"] = V.choice("stop_reason", context["stop_reason"], STOP_REASONS)
     name, fn = resolve(rule)
     x, y = _check(lrs, losses)
     if fn in RULES.values():

@@ -25,6 +25,7 @@ from .rules import (
     OPTIMIZERS,
     RISE_FRACTION,
     RULES,
+    STOP_REASONS,
     CurveShape,
     Rule,
     budget_message,
@@ -53,7 +54,6 @@ __all__ = [
 MODES: tuple[str, ...] = ("exp", "linear")
 #: other libraries' names of the sweep's modes (Lightning's LRFinder says "exponential")
 _MODE_HINTS = {"exponential": "Lightning's 'exponential' is 'exp' here"}
-STOP_REASONS: tuple[str, ...] = ("completed", "turned_up", "diverged", "nan", "interrupted")
 MIN_ITER = 10
 MAX_ITER = 100_000  # the most num_iter, max_extra_iter and eval_batches: far beyond any need
 FLAT_TOL = MOVED_FRACTION  # the held loss "has not moved": within this fraction of its first
