@@ -82,10 +82,15 @@ def test_finder_result_display() -> None:
     html = _check(r._repr_mimebundle_())
     assert f"{r.suggestion:.4g}" in html and f"{r.max_lr:.4g}" in html
     assert f"{r.stop_reason} after {r.steps} steps" in html
-    assert r._repr_mimebundle_()["text/plain"] == (
-        f"FinderResult(suggestion={r.suggestion:.4g}, max_lr={r.max_lr:.4g}, "
-        f"base_lr={r.base_lr:.4g}, stop_reason={r.stop_reason!r}, steps={r.steps})"
-    )
+    assert (
+        r._repr_mimebundle_()["text/plain"]
+        == repr(r)
+        == str(r)
+        == (
+            f"FinderResult(suggestion={r.suggestion:.4g}, max_lr={r.max_lr:.4g}, "
+            f"base_lr={r.base_lr:.4g}, stop_reason={r.stop_reason!r}, steps={r.steps})"
+        )
+    )  # one line, not the curves: print(result) in a script shows this
 
 
 def test_ipython_shows_html_png_and_plain_text() -> None:
@@ -99,8 +104,10 @@ def test_empty_finder_result_has_no_plot() -> None:
     bundle = r._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "text/html"}
     assert "no step completed" in bundle["text/html"]
-    assert bundle["text/plain"] == (
-        "FinderResult(suggestion=None, max_lr=None, base_lr=None, stop_reason='nan', steps=1)"
+    assert (
+        bundle["text/plain"]
+        == repr(r)
+        == ("FinderResult(suggestion=None, max_lr=None, base_lr=None, stop_reason='nan', steps=1)")
     )
 
 
@@ -130,8 +137,14 @@ def _run(method: str, peak: float, val: float) -> Any:
 
 
 def test_compare_result_display() -> None:
-    html = _check(_run("onecycle", 0.1, 0.5)._repr_mimebundle_())
+    run = _run("onecycle", 0.1, 0.5)
+    html = _check(run._repr_mimebundle_())
     assert "onecycle(0.1, 50)" in html and "0.6" in html
+    assert (
+        run._repr_mimebundle_()["text/plain"]
+        == repr(run)
+        == ("Result(method='onecycle', lr='onecycle(0.1, 50)', val_loss=0.6)")
+    )
 
 
 def test_comparison_display() -> None:
@@ -146,7 +159,11 @@ def test_comparison_display() -> None:
     html = _check(bundle)
     assert "<td style='text-align:left'>* onecycle</td>" in html  # the best run is marked
     assert "<td style='text-align:left'>constant</td>" in html
-    assert bundle["text/plain"] == "Comparison('digits', best='onecycle', runs=2)"
+    assert (
+        bundle["text/plain"]
+        == repr(comparison)
+        == ("Comparison('digits', best='onecycle', runs=2)")
+    )
 
 
 def test_a_comparison_display_marks_the_rows_its_table_marks_and_says_it_was_interrupted():
@@ -168,8 +185,10 @@ def test_a_comparison_display_marks_the_rows_its_table_marks_and_says_it_was_int
         "* best val loss; interrupted after 2 of 4 methods; not run: cosine (stopped while "
         "training), adam" in html
     )
-    assert comparison._repr_mimebundle_()["text/plain"] == (
-        "Comparison('tie', best='fixed', runs=2, interrupted, not run: cosine, adam)"
+    assert (
+        comparison._repr_mimebundle_()["text/plain"]
+        == repr(comparison)
+        == ("Comparison('tie', best='fixed', runs=2, interrupted, not run: cosine, adam)")
     )
 
 

@@ -147,6 +147,14 @@ def schedule_bundle(s: Any) -> dict[str, Any]:
     return mimebundle(type(s).__name__, table(rows), png, repr(s))
 
 
+def finder_text(r: Any) -> str:
+    """A range test in one line: its ``repr`` and its notebook display's ``text/plain``."""
+    return (
+        f"FinderResult(suggestion={_txt(r.suggestion)}, max_lr={_txt(r.max_lr)}, "
+        f"base_lr={_txt(r.base_lr)}, stop_reason={r.stop_reason!r}, steps={r.steps})"
+    )
+
+
 def finder_bundle(r: Any) -> dict[str, Any]:
     """A range test: the suggestions, how it stopped, its warnings, and the plot."""
     rows: list[tuple[str, Any]] = [
@@ -158,11 +166,7 @@ def finder_bundle(r: Any) -> dict[str, Any]:
     rows += [(f"rule {m}", v) for m, v in r.suggestions().items() if m != r.method]
     rows += [("warning", w) for w in r.warnings]
     png = png_from_path(lambda p: r.plot(path=p)) if len(r.lrs) else None
-    text = (
-        f"FinderResult(suggestion={_txt(r.suggestion)}, max_lr={_txt(r.max_lr)}, "
-        f"base_lr={_txt(r.base_lr)}, stop_reason={r.stop_reason!r}, steps={r.steps})"
-    )
-    return mimebundle(f"LR range test ({r.method})", table(rows), png, text)
+    return mimebundle(f"LR range test ({r.method})", table(rows), png, finder_text(r))
 
 
 def tune_bundle(r: Any) -> dict[str, Any]:
@@ -193,6 +197,19 @@ def tune_bundle(r: Any) -> dict[str, Any]:
     return mimebundle("lrkit tune", body, png, text)
 
 
+def result_text(r: Any) -> str:
+    """One run of a comparison in one line: its ``repr`` and its display's ``text/plain``."""
+    return f"Result(method={r.method!r}, lr={r.lr!r}, val_loss={_txt(r.val_loss)})"
+
+
+def comparison_text(c: Any) -> str:
+    """A comparison in one line: its ``repr`` and its display's ``text/plain``."""
+    best = c.best
+    text = f"Comparison({c.name!r}, best={best.method if best else None!r}, "
+    text += f"runs={len(c.results)}"
+    return text + (f", interrupted, not run: {', '.join(c.not_run)})" if c.interrupted else ")")
+
+
 def compare_bundle(r: Any) -> dict[str, Any]:
     """One run of a comparison: its numbers and its loss and LR curves."""
     rows: list[tuple[str, Any]] = [
@@ -217,13 +234,11 @@ def compare_bundle(r: Any) -> dict[str, Any]:
         lr_ax.set_ylabel("learning rate", color="C1")
 
     png = png_from_axes(draw, (6, 3)) if r.losses else None
-    text = f"Result(method={r.method!r}, lr={r.lr!r}, val_loss={_txt(r.val_loss)})"
-    return mimebundle(f"compare: {r.method}", table(rows), png, text)
+    return mimebundle(f"compare: {r.method}", table(rows), png, result_text(r))
 
 
 def comparison_bundle(c: Any) -> dict[str, Any]:
     """A comparison: one row per method (the best marked) and the loss and LR curves."""
-    best = c.best
     rows = [
         (
             ("* " if marked else "") + r.method,
@@ -243,6 +258,4 @@ def comparison_bundle(c: Any) -> dict[str, Any]:
     if c.interrupted:  # as the command says it
         said += f"; {c.interruption()}"
     body = grid(header, rows) + f"<p>{html.escape(said)}</p>"
-    text = f"Comparison({c.name!r}, best={best.method if best else None!r}, runs={len(rows)}"
-    text += f", interrupted, not run: {', '.join(c.not_run)})" if c.interrupted else ")"
-    return mimebundle(f"lrkit compare: {c.name}", body, png, text)
+    return mimebundle(f"lrkit compare: {c.name}", body, png, comparison_text(c))

@@ -145,6 +145,13 @@ class Result:
             if k not in ("losses", "lrs")
         } | {"losses": _finite(self.losses), "lrs": _finite(self.lrs)}
 
+    def __repr__(self) -> str:
+        """One line: the method, its LR and validation loss (the curves are in the
+        attributes)."""
+        from ._display import result_text
+
+        return result_text(self)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Rich display in notebooks (summary table and plot)."""
         from ._display import compare_bundle
@@ -902,6 +909,12 @@ class Comparison:
             },
             "results": [r.to_dict() for r in self.results],
         }
+
+    def __repr__(self) -> str:
+        """One line: the task, the best method and the runs (the rows are ``results``)."""
+        from ._display import comparison_text
+
+        return comparison_text(self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Rich display in notebooks (summary table and plot)."""

@@ -773,7 +773,12 @@ def test_suggest_refuses_a_keyword_no_rule_reads():
     "rule, keyword, value, said",
     [
         ("valley", "num_iter", -50, r"num_iter must be an integer >= 1 .*, got -50"),
-        ("valley", "num_iter", "100", r"num_iter must be an integer >= 1 .*, got '100' \(text, not a number\)"),
+        (
+            "valley",
+            "num_iter",
+            "100",
+            r"num_iter must be an integer >= 1 .*, got '100' \(text, not a number\)",
+        ),
         ("slide", "num_iter", 2.5, r"num_iter must be an integer >= 1 .*, got 2.5"),
         ("minimum", "num_iter", True, r"num_iter must be an integer >= 1 .*, got True"),
         ("valley", "beta", 1.0, r"beta must be in \[0.0, 1.0\), got 1.0"),

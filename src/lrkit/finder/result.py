@@ -431,6 +431,13 @@ class FinderResult:
         span = max(hi - lo, 0.05 * max(abs(hi), abs(lo)), 1e-12)
         return lo - 0.05 * span, hi + 0.3 * span, span
 
+    def __repr__(self) -> str:
+        """One line: the suggestions, why the sweep stopped and its steps (the curves are in
+        the attributes)."""
+        from .._display import finder_text
+
+        return finder_text(self)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Rich display in notebooks (summary table and plot)."""
         from .._display import finder_bundle
