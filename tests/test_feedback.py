@@ -526,10 +526,22 @@ def test_plateau_arguments_one_definition_keyword_only_after_mode() -> None:
         assert params[0].name == "mode" and params[0].default == "min"
         assert [p.name for p in params[1:7]] == names
         assert all(p.kind is p.KEYWORD_ONLY for p in params[1:])
-    with pytest.raises(TypeError):
-        ReduceOnPlateau("min", 0.5)  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        RestartOnPlateau("min", 0.5)  # type: ignore[misc]
+    plateau = "mode, factor, patience, threshold, threshold_mode, cooldown, min_scale"
+    for call, said in [
+        (lambda: ReduceOnPlateau("min", 0.5, 3), f"ReduceOnPlateau: takes 1 positional argument "
+         f"(mode) but 3 were given; give the others by keyword (parameters: {plateau})"),
+        (lambda: RestartOnPlateau("min", 0.5), f"RestartOnPlateau: takes 1 positional argument "
+         f"(mode) but 2 were given; give the others by keyword (parameters: {plateau}, "
+         "max_restarts)"),
+        (lambda: DivergenceDetector(0.5, 3), "DivergenceDetector: takes 1 positional argument "
+         "(factor) but 2 were given; give the others by keyword (parameters: factor, "
+         "max_restores, spike_factor, window, min_history, min_scale, quantile, spike_floor)"),
+    ]:  # fmt: skip
+        with pytest.raises(TypeError) as info:  # PyTorch's ReduceLROnPlateau(opt, "min", 0.5, 3)
+            call()
+        assert str(info.value) == said
+    assert ReduceOnPlateau("max").mode == RestartOnPlateau("max").mode == "max"
+    assert DivergenceDetector(0.25).factor == 0.25
     with pytest.raises(ValueError, match="factor"):
         ReduceOnPlateau(factor=1.5)
 
@@ -790,3 +802,15 @@ def test_load_states_refused_at_one_controller_leaves_those_before_it_as_they_we
     with pytest.raises(ValueError, match=r"^feedback\[1\]: state\['factor'\] must be in"):
         load_states([first, second], [good, bad], name="feedback")
     assert first.state_dict() == before and first.patience == 10 and first.factor == 0.1
+
+
+def test_a_fractional_step_reads_the_schedule_there_after_a_restart_too() -> None:
+    s = S.linear(1.0, end_lr=0.0, total_steps=10)
+    for c in (ReduceOnPlateau(), RestartOnPlateau(), Multiplier()):
+        assert c.apply(s, 3.5) == s(3.5) == 0.65
+    r = RestartOnPlateau(patience=0)
+    r.apply(s, 4)
+    r.update(1.0)
+    r.update(2.0)  # no improvement: restarts at the last step applied
+    assert r.restart_step == 4 and r.scale == 1.0  # RestartOnPlateau's factor: 1
+    assert r.apply(s, 6.5) == s(2.5)

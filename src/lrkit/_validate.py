@@ -374,6 +374,20 @@ def keywords(fn: Any) -> tuple[list[str], bool]:
     return named, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
+def too_many_positional(
+    where: str, positional: Sequence[str], params: Sequence[str], given: int
+) -> str:
+    """The one-line message for a call of ``where`` with ``given`` positional arguments where
+    it takes only ``positional`` (``params``: all it takes, which the message lists)."""
+    n = len(positional)
+    which = f" ({', '.join(positional)})" if positional else ""
+    rest = "; give the others by keyword" if set(params) - set(positional) else ""
+    return (
+        f"{where}: takes {n} positional argument{'' if n == 1 else 's'}{which} but "
+        f"{given} were given{rest} (parameters: {', '.join(params)})"
+    )
+
+
 def options(
     where: str, given: Any, allowed: Sequence[str], hints: Mapping[str, str] | None = None
 ) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 import copy
 import functools
+import inspect
 import math
 import sys
 import warnings
@@ -498,6 +499,16 @@ class _Hinted(Feedback):
         names = _init_keywords(cls)
         if names is not None and not kwargs.keys() <= names:
             v.options(cls.__name__, kwargs, sorted(names), cls._HINTS)
+        params = [
+            p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"
+        ]
+        P = inspect.Parameter
+        if all(p.kind is not P.VAR_POSITIONAL for p in params):
+            positional = [p.name for p in params if p.kind is P.POSITIONAL_OR_KEYWORD]
+            if len(args) > len(positional):  # PyTorch's ReduceLROnPlateau(opt, "min", 0.5)
+                named = [p.name for p in params if p.kind is not P.VAR_KEYWORD]
+                message = v.too_many_positional(cls.__name__, positional, named, len(args))
+                raise TypeError(message)
         return super().__new__(cls)
 
 
@@ -720,8 +731,8 @@ class RestartOnPlateau(_OnPlateau):
         self._last_step = 0
 
     def apply(self, schedule: Callable[[int], float], step: int) -> float:
-        self._last_step = int(step)
-        return float(schedule(max(0, int(step) - self.restart_step))) * self._scale
+        self._last_step = int(step)  # a restart starts the schedule again at a whole step
+        return float(schedule(max(0, step - self.restart_step))) * self._scale
 
     @_renamed.keyword_only(2)
     def update(self, value: Metric, *, step: int | None = None) -> float:

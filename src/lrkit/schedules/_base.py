@@ -450,13 +450,7 @@ def _call_error(
     positional = [p.name for p in sig if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
     name = str(name or getattr(cls, "name", cls.__name__))
     if P.VAR_POSITIONAL not in kinds and len(args) > len(positional):
-        n = len(positional)
-        which = f" ({', '.join(positional)})" if positional else ""
-        rest = "; give the others by keyword" if set(params) - set(positional) else ""
-        return (
-            f"{name}: takes {n} positional argument{'' if n == 1 else 's'}{which} but "
-            f"{len(args)} were given{rest} (parameters: {', '.join(params)})"
-        )
+        return V.too_many_positional(name, positional, params, len(args))
     by_position = positional[: len(args)]
     twice = [n for n in by_position if n in kwargs]
     if twice:
