@@ -569,3 +569,26 @@ def test_examples_name_extras_that_install_what_they_import() -> None:
                 assert providers & installed, f"{path.name}: {named.group(0)} misses {module}"
         checked.append(path.name)
     assert {"keras_schedule.py", "optax_schedule.py", "tune_lr.py"} <= set(checked), checked
+
+
+@pytest.mark.parametrize("module", ["lrkit.lightning", "lrkit.hf"])
+def test_a_package_blocked_with_none_in_sys_modules_gives_the_hint_too(module: str) -> None:
+    """``sys.modules[name] = None`` (how a test hides a package) reads as missing."""
+    import subprocess
+    import sys
+
+    if module == "lrkit.lightning" and importlib.util.find_spec("lightning") is not None:
+        pytest.skip("the lightning package would stand in for pytorch_lightning")
+    code = (
+        "import sys\n"
+        "for name in ('pytorch_lightning', 'transformers'):\n"
+        "    sys.modules[name] = None\n"
+        f"import {module}\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    extra = module.split(".")[1]
+    assert re.fullmatch(
+        rf"ImportError: lrkit\.{extra} needs [\w.]+: pip install 'lrkit\[{extra}\]'", last
+    ), last

@@ -58,7 +58,8 @@ __all__ = ["LRFinder", "ReportMetric"]
 
 
 def _lightning() -> ModuleType:
-    if "pytorch_lightning" in sys.modules and "lightning.pytorch" not in sys.modules:
+    # the package already imported (None there: blocked, as a test blocks a package)
+    if sys.modules.get("pytorch_lightning") is not None and "lightning.pytorch" not in sys.modules:
         return sys.modules["pytorch_lightning"]
     try:
         return importlib.import_module("lightning.pytorch")

@@ -134,6 +134,36 @@ def test_space_sample_and_build_agree() -> None:
     assert [c[0] for c in trial.calls[2:]] == [f"cyclic.{p.name}" for p in PARAMS["cyclic"]]
 
 
+def test_fixed_parameters_are_taken_as_given_and_left_out_of_the_search() -> None:
+    fixed = {"lr": 0.05, "cyclic.cycles": 4, "cyclic.mode": "triangular"}
+    space = SearchSpace(200, lr_range=(1e-3, 1.0), families=("cyclic", "wsd"), fixed=fixed)
+    trial = _FixedTrial({"family": "cyclic", "cyclic.ratio": 5.0})
+    s = space.sample(trial)
+    assert s == S.cyclic(base_lr=0.01, max_lr=0.05, step_size_up=25)
+    assert [c[0] for c in trial.calls] == ["family", "cyclic.ratio"]  # the others: not drawn
+    assert space.build({"family": "cyclic", "cyclic.ratio": 5.0}) == s
+    assert space.build({"lr": 0.2, "family": "cyclic", "cyclic.ratio": 5.0}).max_lr == 0.2
+    one = SearchSpace(200, families=("cosine", "wsd"), fixed={"family": "cosine"})
+    trial = _FixedTrial({"lr": 0.1, "cosine.warmup_frac": 0.1})
+    assert one.sample(trial) == SearchSpace(200, families=("cosine",)).build(
+        {"lr": 0.1, "family": "cosine", "cosine.warmup_frac": 0.1}
+    )
+    assert [c[0] for c in trial.calls] == ["lr", "cosine.warmup_frac"]
+    for bad, said in [
+        ({"no_such": 1}, "fixed names a parameter this space does not search, 'no_such'; its "
+         "parameters: lr, family, cyclic.cycles, cyclic.ratio, cyclic.mode, wsd.warmup_frac, "
+         "wsd.decay_frac, wsd.decay$"),
+        ({"cyclic.ratio": 50.0}, r"fixed\['cyclic.ratio'\] must be in \[3.0, 30.0\], got 50.0"),
+        ({"family": "cosine"}, r"fixed\['family'\] must be one of 'cyclic', 'wsd', got 'cosine'"),
+        ({"lr": 0}, r"fixed\['lr'\] must be > 0"),
+        ({"family": "wsd", "cyclic.cycles": 2}, r"fixed\['cyclic.cycles'\] is a parameter of "
+         r"another family than fixed\['family'\]='wsd'"),
+        ("lr=0.1", "fixed must be a dict of parameter names to values, got 'lr=0.1'"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match=f"^{said}"):
+            SearchSpace(200, families=("cyclic", "wsd"), fixed=bad)
+
+
 def test_space_validation() -> None:
     with pytest.raises(ValueError, match="lr_range"):
         SearchSpace(100, lr_range=(1.0, 0.1))

@@ -162,7 +162,10 @@ class SearchSpace:
     ``total_steps`` is the number of optimizer steps of one training run (the schedules are
     built for it). Optuna parameter names: ``"lr"``, ``"family"`` and
     ``"<family>.<param>"`` (see :data:`PARAMS`). ``families``: a sequence of names or one
-    comma-separated string (``"cosine,wsd"``), as :func:`lrkit.tune.tune` takes them."""
+    comma-separated string (``"cosine,wsd"``), as :func:`lrkit.tune.tune` takes them.
+    ``fixed``: parameters left out of the search, by those names (``{"lr": 0.1,
+    "cosine.warmup_frac": 0.05}``): :meth:`sample` takes them as given and draws the others,
+    :meth:`build` adds them to the params it is given; each is checked against its range."""
 
     total_steps: int
     _: KW_ONLY
@@ -184,16 +187,60 @@ class SearchSpace:
         if repeated:
             raise ValueError(f"families must name each family once, got {V.fmt(repeated[0])} twice")
         object.__setattr__(self, "families", fams)
+        object.__setattr__(self, "fixed", self._checked_fixed())
+
+    def _checked_fixed(self) -> dict[str, Any]:
+        """``fixed`` as a dict whose every name is a parameter of this space and every value
+        within that parameter's range, else a one-line ``ValueError`` naming it."""
+        if not isinstance(self.fixed, Mapping):
+            raise ValueError(f"fixed must be a dict of parameter names to values, got "
+                             f"{V.fmt(self.fixed)}")  # fmt: skip
+        params = {f"{f}.{p.name}": p for f in self.families for p in PARAMS[f]}
+        out: dict[str, Any] = {}
+        for key, value in self.fixed.items():
+            name = f"fixed[{key!r}]"
+            if key == "lr":
+                out[key] = V.positive(name, value)
+            elif key == "family":
+                out[key] = V.choice(name, value, self.families)
+            elif key in params:
+                p = params[key]
+                if p.kind == "float":
+                    out[key] = V.in_range(name, value, p.low, p.high)
+                elif p.kind == "int":
+                    out[key] = V.integer(name, value, int(p.low), int(p.high))
+                else:
+                    out[key] = V.choice(name, value, p.choices)
+            else:
+                known = ", ".join(["lr", "family", *params])
+                raise ValueError(
+                    f"fixed names a parameter this space does not search, {key!r}; its "
+                    f"parameters: {known}"
+                )
+        family = out.get("family")
+        stray = [k for k in out if family is not None and "." in k and k.split(".")[0] != family]
+        if stray:
+            raise ValueError(f"fixed[{stray[0]!r}] is a parameter of another family than "
+                             f"fixed['family']={family!r}")  # fmt: skip
+        return out
 
     def sample(self, trial: _Trial) -> Schedule:
-        """Draw one schedule with ``trial`` (an ``optuna.Trial``)."""
+        """Draw one schedule with ``trial`` (an ``optuna.Trial``); the ``fixed`` parameters are
+        taken as given (they are not Optuna parameters of the trial)."""
         lo, hi = self.lr_range
-        lr = float(trial.suggest_float("lr", lo, hi, log=True))
-        family = str(trial.suggest_categorical("family", list(self.families)))
+        fixed = self.fixed
+        lr = fixed["lr"] if "lr" in fixed else float(trial.suggest_float("lr", lo, hi, log=True))
+        family = (
+            fixed["family"]
+            if "family" in fixed
+            else str(trial.suggest_categorical("family", list(self.families)))
+        )
         params: dict[str, Any] = {}
         for p in PARAMS[family]:
             key = f"{family}.{p.name}"
-            if p.kind == "float":
+            if key in fixed:
+                params[p.name] = fixed[key]
+            elif p.kind == "float":
                 params[p.name] = float(trial.suggest_float(key, p.low, p.high, log=p.log))
             elif p.kind == "int":
                 params[p.name] = int(trial.suggest_int(key, int(p.low), int(p.high)))
@@ -202,7 +249,9 @@ class SearchSpace:
         return build_schedule(family, lr=lr, total_steps=self.total_steps, **params)
 
     def build(self, params: Mapping[str, Any]) -> Schedule:
-        """The schedule of an Optuna params dict (e.g. ``study.best_params``)."""
+        """The schedule of an Optuna params dict (e.g. ``study.best_params``), with the
+        ``fixed`` parameters added."""
+        params = {**self.fixed, **params}
         if "lr" not in params or "family" not in params:
             raise ValueError(f"params must hold 'lr' and 'family', got {V.fmt(dict(params))}")
         family = str(params["family"])
