@@ -1147,6 +1147,36 @@ def test_cli_database_lost_after_the_run_is_the_same_line(
     )
 
 
+def test_cli_database_lost_during_the_run_is_the_same_line(
+    nan_module: str, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Optuna's write at a trial's end fails (the server went away): one line, exit code 1,
+    however Optuna's clean-up failed on top of it."""
+    import sqlalchemy.exc
+    from optuna.storages import RDBStorage
+
+    real, calls = RDBStorage.set_trial_state_values, []
+
+    def failing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) > 2:
+            raise sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("server has gone away"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(RDBStorage, "set_trial_state_values", failing)
+    from lrkit.cli import main
+
+    rc = main(["tune", f"{nan_module}:nan", "--trials", "3", "--seeding", "blind",
+               "--storage", "sqlite:///during.db", "--no-progress", "--plot", "none"])  # fmt: skip
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.splitlines()[-1] == (
+        "lrkit tune: error: storage sqlite:///during.db: lost the database connection: server "
+        "has gone away; the trials already finished stay in the study: run the same command "
+        "to continue"
+    )
+
+
 def test_a_missing_postgresql_driver_names_the_extra_and_masks_the_password() -> None:
     from lrkit.tune._storage import storage_error
 
@@ -1971,3 +2001,87 @@ def test_the_progress_bar_of_a_study_already_past_n_trials_shows_it_full(capsys)
     err = capsys.readouterr().err
     assert len(r.study.trials) == 5
     assert "lrkit tune: 100%" in err and "3/3" in err and "5/3" not in err
+
+
+def test_a_database_lost_during_the_run_is_one_value_error_naming_it(tmp_path, monkeypatch) -> None:
+    """Optuna's own write fails mid-run (the server went away): one ValueError saying so, with
+    the database's complaint, whatever Optuna's clean-up raised on top of it."""
+    import sqlalchemy.exc
+
+    from lrkit.tune import make_storage
+
+    url = f"sqlite:///{tmp_path / 'lost.db'}"
+    st = make_storage(url)
+    real, calls = st.set_trial_state_values, []
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) > 2:  # the second trial's end
+            raise sqlalchemy.exc.OperationalError(
+                "UPDATE trials", {}, Exception("server closed the connection unexpectedly")
+            )
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(st, "set_trial_state_values", failing)
+    with pytest.raises(ValueError) as info:
+        tune(_flat_task(), storage=st, n_trials=3, seeding="blind", study_name="s")
+    assert str(info.value) == (
+        f"storage {url}: lost the database connection: server closed the connection "
+        "unexpectedly; the trials already finished stay in the study: run tune() again to "
+        "continue"
+    )
+    assert isinstance(info.value.__cause__, sqlalchemy.exc.OperationalError)
+    done = optuna.load_study(study_name="s", storage=url).trials
+    assert [t.state.name for t in done][:1] == ["COMPLETE"]  # what finished is kept
+
+
+def test_a_heartbeat_thread_ended_by_the_database_is_one_warning_line(capsys) -> None:
+    """Optuna's heartbeat thread meets the database gone: inside tune() that is a TuneWarning,
+    not Python's traceback of the thread; another error of that thread, or of another thread,
+    goes to the hook there was."""
+    import threading
+
+    import sqlalchemy.exc
+    from optuna.storages._heartbeat import HeartbeatThread
+
+    from lrkit.tune import TuneWarning
+    from lrkit.tune._loop import heartbeat_errors_warned
+
+    class Gone:
+        def __init__(self, error: BaseException) -> None:
+            self.error = error
+
+        def get_heartbeat_interval(self) -> int:
+            return 1
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            raise self.error
+
+    def lost() -> BaseException:
+        return sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("connection refused"))
+
+    seen: list[str] = []
+    before = threading.excepthook
+
+    def mine(args: Any) -> None:
+        seen.append(type(args.exc_value).__name__)
+
+    threading.excepthook = mine
+    try:
+        with warnings.catch_warnings(record=True) as caught, heartbeat_errors_warned():
+            warnings.simplefilter("always")
+            for error in (lost(), KeyError("other")):
+                beat = HeartbeatThread(0, Gone(error))  # type: ignore[arg-type]
+                beat.start()
+                beat.join()
+            other = threading.Thread(target=lambda: (_ for _ in ()).throw(lost()))
+            other.start()
+            other.join()
+        assert threading.excepthook is mine  # put back
+    finally:
+        threading.excepthook = before
+    assert [str(w.message) for w in caught if w.category is TuneWarning] == [
+        "the heartbeat of a running trial stopped: the database did not answer (connection "
+        "refused); another worker may fail and re-queue the trial"
+    ]
+    assert seen == ["KeyError", "OperationalError"]

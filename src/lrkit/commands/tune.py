@@ -48,6 +48,7 @@ from ..tune import (
     MAX_GRACE,
     MAX_HEARTBEAT,
     MAX_STUDY_NAME,
+    DatabaseLostError,
     Task,
     TuneWarning,
     check_metric,
@@ -57,6 +58,7 @@ from ..tune import (
     database_error,
     database_errors,
     is_torch_tuple,
+    lost_connection,
     sqlite_file,
 )
 from ._help import HelpFormatter, rename
@@ -395,13 +397,7 @@ def _run(args: argparse.Namespace) -> int:
         if lost is None:
             raise
         # the database stopped answering (during or after the run)
-        url = args.storage if isinstance(args.storage, str) else None
-        msg = (
-            f"storage {mask_url(args.storage)}: lost the database connection: "
-            f"{_first_line(lost)}; the trials already finished stay in the study: run the "
-            "same command to continue"
-        )
-        print_error("tune", mask_secrets(msg, url), args)
+        print_error("tune", lost_connection(lost, args.storage, again="run the same command"), args)
         return 1
 
 
@@ -611,6 +607,10 @@ def _tune(args: argparse.Namespace) -> int:
         )
     except TargetMistake as exc:  # what the target returned, seen once it was used
         return err(naming(args.target, exc))
+    except DatabaseLostError as exc:  # the database stopped answering during the run
+        print_error("tune", lost_connection(exc.lost, args.storage, again="run the same command"),
+                    args)  # fmt: skip
+        return 1
     except (ValueError, ImportError) as exc:  # bad options, target, storage or package
         if _raised_by_optuna(exc):
             raise  # not a mistake in the command line: Optuna's own error, with its traceback
@@ -698,13 +698,6 @@ def _tune(args: argparse.Namespace) -> int:
             1,
         )
     return 1 if failed else 0
-
-
-def _first_line(exc: BaseException) -> str:
-    """The database driver's first line of complaint (SQLAlchemy adds SQL and a link)."""
-    orig = getattr(exc, "orig", None) or exc
-    lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
-    return shorten(lines[0] if lines else type(orig).__name__, 240)
 
 
 def _raised_by_optuna(exc: BaseException) -> bool:

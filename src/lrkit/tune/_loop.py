@@ -36,6 +36,8 @@ from ._storage import (
     check_writable,
     database_error,
     database_errors,
+    first_line,
+    lost_connection,
     make_pruner,
     make_storage,
     shown_storage,
@@ -62,6 +64,46 @@ class TuneWarning(UserWarning):
     """A note of :func:`tune` on the search itself: the interval searched instead of the range
     test's, a run stopped at ``max_trials``, a trial another worker had failed. ``lrkit tune``
     prints these as ``note:`` lines and every other warning as Python shows it."""
+
+
+@contextlib.contextmanager
+def heartbeat_errors_warned() -> Iterator[None]:
+    """While it lasts, an Optuna heartbeat thread that ends with a database error (the
+    database went away during a trial) is said in one ``TuneWarning`` line rather than
+    Python's traceback of the thread: the run itself meets the same database and says it.
+    Other threads' errors are left to the hook there was."""
+    import threading
+
+    before = threading.excepthook
+
+    def hook(args: Any) -> None:
+        lost = database_error(args.exc_value) if args.exc_value is not None else None
+        if lost is None or not _in_heartbeat(args.exc_traceback):
+            before(args)
+            return
+        warnings.warn(
+            f"the heartbeat of a running trial stopped: the database did not answer "
+            f"({first_line(lost)}); another worker may fail and re-queue the trial",
+            TuneWarning,
+            stacklevel=1,
+        )
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        if threading.excepthook is hook:
+            threading.excepthook = before
+
+
+def _in_heartbeat(tb: Any) -> bool:
+    """Whether traceback ``tb`` runs through Optuna's heartbeat loop."""
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "_record_heartbeat" and "optuna" in code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 class StudySpaceError(ValueError):
@@ -1227,7 +1269,7 @@ def tune(
     try:
         # an interrupt Python drops (raised in a clean-up callback inside Optuna's or the
         # database's code) is raised at the next trial, as a held one is
-        with kept_interrupts() as raise_dropped, held:
+        with kept_interrupts() as raise_dropped, held, heartbeat_errors_warned():
             while True:
                 held.deliver_pending()
                 raise_dropped()
@@ -1308,6 +1350,11 @@ def tune(
                 if stopped:
                     stop = "study.stop"
                     break
+    except Exception as exc:
+        lost = database_error(exc)  # behind Optuna's clean-up errors too (UnboundLocalError)
+        if lost is None:
+            raise
+        raise lost_connection(lost, storage, again="run tune() again") from lost
     finally:
         del study.stop  # Optuna's own again
         if bar is not None:

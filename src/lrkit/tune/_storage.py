@@ -394,6 +394,34 @@ def database_error(exc: BaseException) -> BaseException | None:
     return None
 
 
+def first_line(exc: BaseException) -> str:
+    """The database driver's first line of complaint (SQLAlchemy adds SQL and a link)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
+    return shorten(lines[0] if lines else type(orig).__name__, 240)
+
+
+class DatabaseLostError(ValueError):
+    """The study's database stopped answering during :func:`lrkit.tune.tune`: the message
+    says so in one line (the password masked); ``lost`` is the database's error. The trials
+    that finished are in the study."""
+
+    def __init__(self, message: str, lost: BaseException) -> None:
+        super().__init__(message)
+        self.lost = lost
+
+
+def lost_connection(lost: BaseException, storage: Any, *, again: str) -> DatabaseLostError:
+    """The one-line error for a database that stopped answering during a run (``lost``: its
+    error, :func:`database_error`), password masked; ``again``: how to go on."""
+    url = storage if isinstance(storage, str) else getattr(storage, "url", None)
+    msg = (
+        f"storage {shown_storage(storage)}: lost the database connection: {first_line(lost)}; "
+        f"the trials already finished stay in the study: {again} to continue"
+    )
+    return DatabaseLostError(mask_secrets(msg, url) if isinstance(url, str) else msg, lost)
+
+
 def storage_error(exc: BaseException, url: str) -> ValueError:
     """A one-line ``ValueError`` for a storage that cannot be used: the database's first
     line of complaint, with the URL's password masked everywhere."""
