@@ -1459,6 +1459,41 @@ def test_a_torch_task_refuses_a_model_instance_and_data_read_once() -> None:
                    val_data=data, steps_per_epoch=5, epochs=2)  # fmt: skip
 
 
+def test_a_torch_task_checks_its_loss_and_names_empty_validation_data() -> None:
+    torch = pytest.importorskip("torch")
+    from lrkit.tune import torch_task
+
+    data = [(torch.randn(4, 2), torch.randn(4, 1))] * 5
+    loss = torch.nn.functional.mse_loss
+
+    def model() -> Any:
+        return torch.nn.Linear(2, 1)
+
+    with pytest.raises(
+        TypeError, match=r"^loss_fn must be a callable loss_fn\(output, target\), got None$"
+    ):
+        torch_task(model, loss_fn=None, data=data, val_data=data, epochs=2)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^loss_fn must be a callable loss_fn\(output, target\)"):
+        torch_task(model, loss_fn=lambda out: out, data=data, val_data=data, epochs=2)
+    for empty in ([], ()):
+        with pytest.raises(ValueError) as info:
+            torch_task(model, loss_fn=loss, data=data, val_data=empty, epochs=2)
+        kind = type(empty).__name__
+        assert (
+            str(info.value) == f"val_data must hold at least one (x, y) batch, got an empty {kind}"
+        )
+    with pytest.raises(ValueError, match=r"^data must hold at least one \(x, y\) batch"):
+        torch_task(model, loss_fn=loss, data=[], val_data=data, steps_per_epoch=5, epochs=2)
+    # a factory of validation batches that gives none: said of val_data when a trial meets it
+    task = torch_task(model, loss_fn=loss, data=data, val_data=lambda: [], epochs=2)
+    with pytest.raises(ValueError, match=r"^val_data must yield at least one"):
+        tune(task, n_trials=1, seeding="blind", progress=False)
+    # scored by evaluate(model): no validation batches needed
+    scored = torch_task(model, loss_fn=loss, data=data, val_data=None, evaluate=lambda m: 1.0,
+                        epochs=2)  # fmt: skip
+    assert tune(scored, n_trials=1, seeding="blind", progress=False).best_value == 1.0
+
+
 def test_the_plots_lr_axis_has_one_label_per_decade_from_four_decades_on() -> None:
     pytest.importorskip("matplotlib")
     from matplotlib.backends.backend_agg import FigureCanvasAgg

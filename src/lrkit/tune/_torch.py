@@ -71,7 +71,11 @@ def torch_task(
             f"trial trains its own), got {what}: pass e.g. lambda: MyModel()"
         )
     V.takes("model_factory", model_factory, "model_factory() -> model", 0)
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {V.fmt(loss_fn)}")
+    V.takes("loss_fn", loss_fn, "loss_fn(output, target)", 2)
     V.optional_callable("optimizer", optimizer, "optimizer(params, lr) -> optimizer", 2)
+    V.optional_callable("evaluate", evaluate, "evaluate(model) -> float", 1)
     data = _renamed.keyword(
         "lrkit.tune.torch_task()", "train_data", "data", train_data, data, default=_renamed.UNSET
     )
@@ -79,12 +83,17 @@ def torch_task(
         if given is _renamed.UNSET:
             raise TypeError(f"torch_task() missing 1 required keyword-only argument: {what!r}")
     for what, source in (("data", data), ("val_data", val_data)):
+        if what == "val_data" and evaluate is not None and source is None:
+            continue  # evaluate(model) scores the trials: no validation batches needed
         if hasattr(source, "__next__"):  # an iterator (a generator): read once, then empty
             raise ValueError(
                 f"{what} must be re-iterable (a list, a DataLoader) or a zero-argument factory "
                 f"of one, got a {type(source).__name__}, which can be read only once (every "
                 "epoch of every trial reads the data again)"
             )
+        if isinstance(source, (list, tuple)) and not source:  # (a loader may not know its len)
+            raise ValueError(f"{what} must hold at least one (x, y) batch, got an empty "
+                             f"{type(source).__name__}")  # fmt: skip
     epochs = V.integer("epochs", epochs, 1)
     make_opt = optimizer or (lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9))
     if steps_per_epoch is None:
@@ -123,7 +132,12 @@ def torch_task(
     def val_loss(model: Any) -> float:
         if evaluate is not None:
             return float(evaluate(model))
-        return float(evaluate_batches(model, loss_fn=loss_fn, data=one_pass(val_data))[0])
+        try:
+            return float(evaluate_batches(model, loss_fn=loss_fn, data=one_pass(val_data))[0])
+        except ValueError as exc:  # about the batches it was given: val_data's
+            if str(exc).startswith("data "):
+                raise ValueError(f"val_data {str(exc)[len('data ') :]}") from None
+            raise
 
     def train(schedule: Schedule, report: Callable[[int, float], None]) -> float:
         model = model_factory()
