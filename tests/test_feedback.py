@@ -814,3 +814,16 @@ def test_a_fractional_step_reads_the_schedule_there_after_a_restart_too() -> Non
     r.update(2.0)  # no improvement: restarts at the last step applied
     assert r.restart_step == 4 and r.scale == 1.0  # RestartOnPlateau's factor: 1
     assert r.apply(s, 6.5) == s(2.5)
+
+
+def test_a_subclass_may_take_its_own_arguments_by_position() -> None:
+    class Tracked(ReduceOnPlateau):
+        def __init__(self, metric: str, /, **kwargs: object) -> None:
+            super().__init__(**kwargs)  # type: ignore[arg-type]
+            self.metric = metric
+
+    t = Tracked("val_loss", patience=2)
+    assert (t.metric, t.patience) == ("val_loss", 2)
+    with pytest.raises(TypeError) as info:
+        Tracked("val_loss", "min")  # type: ignore[call-arg]
+    assert str(info.value).startswith("Tracked: takes 1 positional argument (metric) but 2 were")

@@ -504,7 +504,9 @@ class _Hinted(Feedback):
         ]
         P = inspect.Parameter
         if all(p.kind is not P.VAR_POSITIONAL for p in params):
-            positional = [p.name for p in params if p.kind is P.POSITIONAL_OR_KEYWORD]
+            positional = [
+                p.name for p in params if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)
+            ]
             if len(args) > len(positional):  # PyTorch's ReduceLROnPlateau(opt, "min", 0.5)
                 named = [p.name for p in params if p.kind is not P.VAR_KEYWORD]
                 message = v.too_many_positional(cls.__name__, positional, named, len(args))

@@ -783,6 +783,8 @@ def test_suggest_refuses_a_keyword_no_rule_reads():
         ("minimum", "num_iter", True, r"num_iter must be an integer >= 1 .*, got True"),
         ("valley", "beta", 1.0, r"beta must be in \[0.0, 1.0\), got 1.0"),
         ("budget_edge", "beta", "x", r"beta must be a finite real number, got 'x'"),
+        ("valley", "smooth_f", 5, r"smooth_f must be in \(0.0, 1.0\], got 5"),
+        ("budget_edge", "smooth_f", 0.0, r"smooth_f must be in \(0.0, 1.0\], got 0.0"),
         (
             "budget_edge",
             "stop_reason",

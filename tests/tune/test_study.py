@@ -2085,3 +2085,62 @@ def test_a_heartbeat_thread_ended_by_the_database_is_one_warning_line(capsys) ->
         "refused); another worker may fail and re-queue the trial"
     ]
     assert seen == ["KeyError", "OperationalError"]
+
+
+def test_a_database_error_of_the_tasks_own_code_is_the_tasks(tmp_path) -> None:
+    """The task's own database (not the study's) raising inside a trial: its error, as it
+    was raised, not a lost study database; the study's database error, pickled, keeps its
+    message and cause."""
+    import pickle
+
+    import sqlalchemy
+    import sqlalchemy.exc
+
+    from lrkit.tune import DatabaseLostError
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'own.db'}")
+
+    def train(schedule: Any, report: Any) -> float:
+        with engine.connect() as conn:
+            return float(conn.execute(sqlalchemy.text("SELECT loss FROM no_such_table")).scalar())
+
+    task = Task(name="own", train=train, total_steps=100)
+    for storage in (None, f"sqlite:///{tmp_path / 'study.db'}"):
+        with pytest.raises(sqlalchemy.exc.OperationalError, match="no such table"):
+            tune(task, n_trials=1, seeding="blind", progress=False, storage=storage)
+    lost = sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("server has gone away"))
+    error = DatabaseLostError("storage x: lost the database connection", lost)
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is DatabaseLostError and str(again) == str(error)
+    assert str(again.lost) == str(lost)
+
+
+def test_runs_overlapping_in_threads_put_the_first_hook_back() -> None:
+    import threading
+
+    from lrkit.tune._loop import heartbeat_errors_warned
+
+    before = threading.excepthook
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    hooks: list[Any] = []
+
+    def first() -> None:
+        with heartbeat_errors_warned():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        with heartbeat_errors_warned():
+            second_in.set()
+            first_out.wait(10)
+            hooks.append(threading.excepthook)  # the first run ended: still in place
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert hooks and hooks[0] is not before
+    assert threading.excepthook is before

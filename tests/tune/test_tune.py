@@ -155,7 +155,8 @@ def test_fixed_parameters_are_taken_as_given_and_left_out_of_the_search() -> Non
          "wsd.decay_frac, wsd.decay$"),
         ({"cyclic.ratio": 50.0}, r"fixed\['cyclic.ratio'\] must be in \[3.0, 30.0\], got 50.0"),
         ({"family": "cosine"}, r"fixed\['family'\] must be one of 'cyclic', 'wsd', got 'cosine'"),
-        ({"lr": 0}, r"fixed\['lr'\] must be > 0"),
+        ({"lr": 0}, r"fixed\['lr'\] must be in \[1e-06, 10.0\], got 0"),
+        ({"lr": 100.0}, r"fixed\['lr'\] must be in \[1e-06, 10.0\], got 100.0"),
         ({"family": "wsd", "cyclic.cycles": 2}, r"fixed\['cyclic.cycles'\] is a parameter of "
          r"another family than fixed\['family'\]='wsd'"),
         ("lr=0.1", "fixed must be a dict of parameter names to values, got 'lr=0.1'"),
@@ -1488,10 +1489,23 @@ def test_a_torch_task_checks_its_loss_and_names_empty_validation_data() -> None:
     task = torch_task(model, loss_fn=loss, data=data, val_data=lambda: [], epochs=2)
     with pytest.raises(ValueError, match=r"^val_data must yield at least one"):
         tune(task, n_trials=1, seeding="blind", progress=False)
-    # scored by evaluate(model): no validation batches needed
-    scored = torch_task(model, loss_fn=loss, data=data, val_data=None, evaluate=lambda m: 1.0,
-                        epochs=2)  # fmt: skip
-    assert tune(scored, n_trials=1, seeding="blind", progress=False).best_value == 1.0
+    with pytest.raises(ValueError) as info:
+        torch_task(model, loss_fn=loss, data=data, val_data=None, epochs=2)
+    assert str(info.value) == (
+        "val_data must be the validation (x, y) batches that score every epoch, or pass "
+        "evaluate=, a function evaluate(model) -> float, got None"
+    )
+    # scored by evaluate(model): val_data is not read
+    for unread in (None, []):
+        scored = torch_task(model, loss_fn=loss, data=data, val_data=unread,
+                            evaluate=lambda m: 1.0, epochs=2)  # fmt: skip
+        assert tune(scored, n_trials=1, seeding="blind", progress=False).best_value == 1.0
+    # validation batches of another layout: the range test's own error type, as before
+    from lrkit.torch import BatchLayoutError
+
+    odd = torch_task(model, loss_fn=loss, data=data, val_data=[{"x": 1, "y": 2}], epochs=2)
+    with pytest.raises(BatchLayoutError):
+        tune(odd, n_trials=1, seeding="blind", progress=False)
 
 
 def test_the_plots_lr_axis_has_one_label_per_decade_from_four_decades_on() -> None:

@@ -617,9 +617,9 @@ def resolve(rule: str | Rule, name: str = "rule") -> tuple[str, Rule]:
                      f"rule(lrs, losses) -> lr, got {V.fmt(rule)}")  # fmt: skip
 
 
-#: the keyword context :func:`suggest` passes on to the built-in rules
 #: why a sweep stopped (``FinderResult.stop_reason``)
 STOP_REASONS: tuple[str, ...] = ("completed", "turned_up", "diverged", "nan", "interrupted")
+#: the keyword context :func:`suggest` passes on to the built-in rules
 SUGGEST_CONTEXT = ("beta", "num_iter", "optimizer_family", "smooth_f", "stop_reason", "total_steps")
 
 
@@ -647,6 +647,8 @@ def suggest(
         )
     if "beta" in context:
         context["beta"] = V.in_range("beta", context["beta"], 0.0, 1.0, high_open=True)
+    if "smooth_f" in context:
+        context["smooth_f"] = V.in_range("smooth_f", context["smooth_f"], 0.0, 1.0, low_open=True)
     if context.get("num_iter") is not None:
         context["num_iter"] = V.integer("num_iter", context["num_iter"], 1)
     if "stop_reason" in context:

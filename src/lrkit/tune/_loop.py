@@ -8,6 +8,7 @@ import math
 import os
 import re
 import socket
+import threading
 import time
 import warnings
 import zlib
@@ -66,43 +67,65 @@ class TuneWarning(UserWarning):
     prints these as ``note:`` lines and every other warning as Python shows it."""
 
 
+#: the hook :func:`heartbeat_errors_warned` put in place and the one it replaced, and how many
+#: runs (threads running ``tune()``) are inside it: the first installs it, the last one out
+#: puts the one before back
+_HOOK: dict[str, Any] = {"users": 0, "hook": None, "before": None}
+_HOOK_LOCK = threading.Lock()
+
+
+def _heartbeat_hook(args: Any) -> None:
+    """``threading.excepthook`` while a run lasts (see :func:`heartbeat_errors_warned`)."""
+    lost = database_error(args.exc_value) if args.exc_value is not None else None
+    if lost is None or not _runs_through(args.exc_traceback, "_record_heartbeat"):
+        before = _HOOK["before"] or threading.__excepthook__
+        before(args)
+        return
+    warnings.warn(
+        f"the heartbeat of a running trial stopped: the database did not answer "
+        f"({first_line(lost)}); another worker may fail and re-queue the trial",
+        TuneWarning,
+        stacklevel=1,
+    )
+
+
 @contextlib.contextmanager
 def heartbeat_errors_warned() -> Iterator[None]:
     """While it lasts, an Optuna heartbeat thread that ends with a database error (the
     database went away during a trial) is said in one ``TuneWarning`` line rather than
     Python's traceback of the thread: the run itself meets the same database and says it.
-    Other threads' errors are left to the hook there was."""
-    import threading
-
-    before = threading.excepthook
-
-    def hook(args: Any) -> None:
-        lost = database_error(args.exc_value) if args.exc_value is not None else None
-        if lost is None or not _in_heartbeat(args.exc_traceback):
-            before(args)
-            return
-        warnings.warn(
-            f"the heartbeat of a running trial stopped: the database did not answer "
-            f"({first_line(lost)}); another worker may fail and re-queue the trial",
-            TuneWarning,
-            stacklevel=1,
-        )
-
-    threading.excepthook = hook
+    Other threads' errors go to the hook there was, which is put back when the last run in
+    the process ends (runs in several threads overlap)."""
+    with _HOOK_LOCK:
+        if _HOOK["users"] == 0:
+            _HOOK["before"] = threading.excepthook
+            threading.excepthook = _heartbeat_hook
+        _HOOK["users"] += 1
     try:
         yield
     finally:
-        if threading.excepthook is hook:
-            threading.excepthook = before
+        with _HOOK_LOCK:
+            _HOOK["users"] -= 1
+            if _HOOK["users"] == 0:
+                if threading.excepthook is _heartbeat_hook:  # (else: replaced since; kept)
+                    threading.excepthook = _HOOK["before"]
+                _HOOK["before"] = None
 
 
-def _in_heartbeat(tb: Any) -> bool:
-    """Whether traceback ``tb`` runs through Optuna's heartbeat loop."""
+def _codes(tb: Any) -> Iterator[Any]:
+    """The code objects of the frames of traceback ``tb``."""
     while tb is not None:
-        code = tb.tb_frame.f_code
-        if code.co_name == "_record_heartbeat" and "optuna" in code.co_filename:
-            return True
+        yield tb.tb_frame.f_code
         tb = tb.tb_next
+
+
+def _runs_through(tb: Any, where: str) -> bool:
+    """Whether traceback ``tb`` runs through Optuna's code: its function ``where``, or, with
+    ``where="storages"``, any code of its storages (a database call Optuna made)."""
+    for code in _codes(tb):
+        parts = code.co_filename.replace("\\", "/").split("/")
+        if "optuna" in parts and (code.co_name == where or where in parts):
+            return True
     return False
 
 
@@ -1353,6 +1376,11 @@ def tune(
     except Exception as exc:
         lost = database_error(exc)  # behind Optuna's clean-up errors too (UnboundLocalError)
         if lost is None:
+            raise
+        # a database error raised inside the task's code, not by a call of Optuna's storage
+        # (report() makes one), is the task's own (a database of its own)
+        tasks = objective.__code__ in set(_codes(lost.__traceback__))
+        if tasks and not _runs_through(lost.__traceback__, "storages"):
             raise
         raise lost_connection(lost, storage, again="run tune() again") from lost
     finally:

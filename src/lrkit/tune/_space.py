@@ -200,7 +200,7 @@ class SearchSpace:
         for key, value in self.fixed.items():
             name = f"fixed[{key!r}]"
             if key == "lr":
-                out[key] = V.positive(name, value)
+                out[key] = V.in_range(name, value, *self.lr_range)
             elif key == "family":
                 out[key] = V.choice(name, value, self.families)
             elif key in params:

@@ -410,6 +410,9 @@ class DatabaseLostError(ValueError):
         super().__init__(message)
         self.lost = lost
 
+    def __reduce__(self) -> Any:  # picklable (e.g. across a process pool)
+        return (type(self), (str(self), self.lost))
+
 
 def lost_connection(lost: BaseException, storage: Any, *, again: str) -> DatabaseLostError:
     """The one-line error for a database that stopped answering during a run (``lost``: its

@@ -82,9 +82,14 @@ def torch_task(
     for what, given in (("data", data), ("val_data", val_data)):
         if given is _renamed.UNSET:
             raise TypeError(f"torch_task() missing 1 required keyword-only argument: {what!r}")
+    if val_data is None and evaluate is None:
+        raise ValueError(
+            "val_data must be the validation (x, y) batches that score every epoch, or pass "
+            "evaluate=, a function evaluate(model) -> float, got None"
+        )
     for what, source in (("data", data), ("val_data", val_data)):
-        if what == "val_data" and evaluate is not None and source is None:
-            continue  # evaluate(model) scores the trials: no validation batches needed
+        if what == "val_data" and evaluate is not None:
+            continue  # evaluate(model) scores the trials: val_data is not read
         if hasattr(source, "__next__"):  # an iterator (a generator): read once, then empty
             raise ValueError(
                 f"{what} must be re-iterable (a list, a DataLoader) or a zero-argument factory "
@@ -134,8 +139,8 @@ def torch_task(
             return float(evaluate(model))
         try:
             return float(evaluate_batches(model, loss_fn=loss_fn, data=one_pass(val_data))[0])
-        except ValueError as exc:  # about the batches it was given: val_data's
-            if str(exc).startswith("data "):
+        except ValueError as exc:  # no batch at all: said of val_data (fit's data is "data")
+            if type(exc) is ValueError and str(exc).startswith("data must yield at least one"):
                 raise ValueError(f"val_data {str(exc)[len('data ') :]}") from None
             raise
 
