@@ -1302,7 +1302,7 @@ def test_every_argument_is_checked_with_a_study_in_memory_too() -> None:
     task = _quadratic_task()
     for bad, match in (
         (dict(heartbeat_interval=-5), r"^heartbeat_interval must be an integer in \[1, 86400\]"),
-        (dict(grace_period="x"), r"^grace_period must be an integer >= 1"),
+        (dict(grace_period="x"), r"^grace_period must be an integer in \[1, 2592000\], got 'x'"),
         (dict(max_retry=-3), r"^max_retry must be an integer >= 0"),
         (dict(heartbeat_interval=10, grace_period=10), r"^grace_period must be longer"),
     ):
