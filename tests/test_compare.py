@@ -427,7 +427,8 @@ def test_checked_without_weights_keeps_no_copy_of_the_model_and_checks_the_rest(
     light()  # not compared
     full = C.checked(fn_setup)
     full()
-    assert len(full.first) == 4  # type: ignore[attr-defined]  # weights, models, names, buffers
+    # weights, models, names, buffers, those of a model reset in place
+    assert len(full.first) == 5  # type: ignore[attr-defined]
     with torch.no_grad():
         model.weight.add_(1.0)  # what a run does to it
     with pytest.raises(ValueError, match=r"^make\(\) must build a fresh model for every run"):
@@ -1243,3 +1244,51 @@ def test_data_that_runs_out_ends_a_run_with_a_note_and_a_warning_at_the_callers_
     for r in [*report.results, alone]:
         assert len(r.losses) == 8 and r.note.startswith("data ran out after 8 of 10 steps")
     assert "data ran out after 8 of 10 steps" in report.table()
+
+
+def test_a_model_reset_in_place_ends_as_its_last_run_left_it_buffers_too():
+    """make() loads the first weights into a kept model with BatchNorm: after the runs the
+    model is the last run's, its BatchNorm statistics with its weights (what that row
+    scored), not the last weights over the first statistics."""
+    import copy
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 6, generator=g), torch.randint(0, 3, (64,), generator=g)
+    data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8),
+                                torch.nn.Linear(8, 3))  # fmt: skip
+    first = copy.deepcopy(model.state_dict())
+
+    def make():
+        model.load_state_dict(first)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return model, opt, torch.nn.functional.cross_entropy, data, data[:1]
+
+    report = C.compare(C.factory(make, seed=0), methods="fixed,adam", steps=10, num_iter=10)
+    now = model.state_dict()
+    assert int(now["1.num_batches_tracked"]) == 10  # the last run's 10 steps
+    assert not torch.equal(now["1.running_mean"], first["1.running_mean"])
+    model.eval()
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(model(data[0][0]), data[0][1]).item()
+    assert loss == pytest.approx(report.results[-1].val_loss, rel=1e-6)
+
+
+def test_validation_batches_of_another_layout_are_said_of_val_data():
+    """(x_val, y_val) given as val_data itself: its first 'batch' is a tensor; the error names
+    val_data (data is a right list of batches), as the command says it."""
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    data = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 32, 8)]
+
+    def make():
+        model = torch.nn.Linear(4, 3)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return model, opt, torch.nn.functional.cross_entropy, data, (x, y)
+
+    with pytest.raises(BatchLayoutError) as info:
+        C.compare(C.factory(make, seed=0), methods="fixed", steps=10, num_iter=10)
+    assert str(info.value) == (
+        "val_data must yield (x, y) batches for loss_fn(model(x), y), got a Tensor (one batch "
+        "as val_data: a list of it, [(x, y)])"
+    )

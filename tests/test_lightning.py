@@ -385,6 +385,30 @@ def test_finder_refuses_the_placeholder_optimizer_of_a_module_without_one() -> N
             _trainer(max_epochs=0, callbacks=[LRFinder(num_iter=10)]).fit(NoOptimizer())
 
 
+def test_max_skipped_reaches_the_range_test_and_is_checked(monkeypatch: Any) -> None:
+    import lrkit.lightning as LL
+
+    seen: dict[str, Any] = {}
+    real = LL.find_lr
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(LL, "find_lr", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=0, callbacks=[LRFinder(num_iter=10, max_skipped=3)]).fit(Tiny())
+    assert seen["max_skipped"] == 3
+    assert LRFinder(num_iter=10).max_skipped == 10  # lrkit.torch.find_lr's default
+    with pytest.raises(ValueError, match=r"^max_skipped must be an integer >= 0"):
+        LRFinder(max_skipped=-1)
+    for name, said in (("accumulation_steps", "accumulate_grad_batches="), ("amp", "precision=")):
+        with pytest.raises(TypeError, match=rf"^{name} is not an option of lrkit.lightning"
+                           rf".LRFinder \(read off the Trainer: {said}\)"):  # fmt: skip
+            LRFinder(**{name: 2})
+
+
 def test_lightnings_own_finder_keywords_point_to_lrkits() -> None:
     with pytest.raises(TypeError) as info:
         LRFinder(update_attr=True)  # type: ignore[call-arg]

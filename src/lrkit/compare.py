@@ -316,7 +316,8 @@ class _Setups:
         for g, state in self.generators.values():
             g.set_state(state)
         if len(self.first) > 3:  # the buffers of a module shared by the runs, as first seen
-            _put_back(self.first[3])
+            own = self.first[4]  # (a model reset in place keeps its last run's, as its weights)
+            _put_back({k: v for k, v in self.first[3].items() if k not in own})
 
 
 def checked(make: Callable[[], Any], *, weights: bool = True) -> Callable[[], Setup]:
@@ -393,6 +394,7 @@ def _same_start(model: Any, first: list[Any]) -> None:
         # its buffers (BatchNorm statistics): a module shared by the runs (a frozen backbone
         # built once) gets them back before each run, as its parameters stay as they were
         first.append({id(b): (weakref.ref(b), b.detach().to("cpu", copy=True)) for b in buffers})
+        first.append(set())  # the buffers of a model reset in place: left as its last run left
         return
     recorded, seen, names, kept = first[0], first[1], first[2], first[3]
     _put_back(kept, ())  # the shared modules' buffers as first seen, whatever ran since
@@ -422,6 +424,8 @@ def _same_start(model: Any, first: list[Any]) -> None:
             "run left it; its weights are put back as first returned): create the model "
             "inside the function (lrkit.compare.factory(fn, seed=0) seeds every call)"
         )
+    if same_model:  # reset in place: it ends as its last run leaves it, buffers with weights
+        first[4].update(id(b) for b in buffers)
     if same_model or not alike:
         return  # reset in place, or a model of another make-up: no weights to compare
     # the parameters of its own (beside layers shared with the first model, such as a frozen
@@ -571,13 +575,14 @@ def _preflight(make: Callable[[], Setup]) -> None:
     theirs (a one-line ValueError naming ``data``), or ``val_data`` yielding no batch. Param
     groups whose ratios a schedule cannot keep (:func:`lrkit.torch.group_ratios`) are refused
     first: the methods drive the optimizer with schedules."""
-    from .torch import evaluate, fit, group_ratios
+    from .torch import check_batch, evaluate, fit, group_ratios
 
     setup = make()
     group_ratios(setup.optimizer)
     fit(setup.model, optimizer=setup.optimizer, loss_fn=setup.loss_fn, data=setup.data, steps=1)
     first = first_val_batch(setup.val_data)
     if first is not None:
+        check_batch(first[0], name="val_data", advice="")  # another layout: val_data's
         evaluate(setup.model, loss_fn=setup.loss_fn, data=first)
 
 

@@ -285,6 +285,7 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
 _HF_HINTS = {
     "amp": "read off the TrainingArguments: bf16=, fp16=",
     "accumulation_steps": "read off the TrainingArguments: gradient_accumulation_steps=",
+    "gradient_accumulation_steps": "read off the TrainingArguments",
     "max_grad_norm": "read off the TrainingArguments: max_grad_norm=",
 }
 
@@ -299,6 +300,7 @@ def find_lr(
     progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
+    max_skipped: int = 10,
     **sweep_options: Unpack[SweepKwargs],
 ) -> FinderResult:
     """Run the LR range test on a ``transformers.Trainer`` and restore everything.
@@ -325,9 +327,11 @@ def find_lr(
     collator's format, e.g. ``list(trainer.get_eval_dataloader())``) runs the probe runs after
     the sweep, scored on it, and the suggestions follow them (see
     :func:`lrkit.torch.find_lr`). ``progress=True`` shows a progress bar;
-    ``callback(i, lr, loss)`` is called after each sweep step; ``snapshot`` and
-    ``warn`` are those of :func:`lrkit.torch.find_lr` (``"disk"``: the copy of the model and
-    optimizer in a temporary directory; ``False``: no :class:`lrkit.finder.LRFinderWarning`).
+    ``callback(i, lr, loss)`` is called after each sweep step; ``snapshot``, ``warn`` and
+    ``max_skipped`` are those of :func:`lrkit.torch.find_lr` (``"disk"``: the copy of the
+    model and optimizer in a temporary directory; ``False``: no
+    :class:`lrkit.finder.LRFinderWarning`; how many steps in a row the fp16 gradient scaler may
+    skip before the sweep gives up).
 
     Use the result with ``args.learning_rate = result.suggestion`` (before ``train()``) or a
     schedule:
@@ -340,6 +344,7 @@ def find_lr(
     V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
     progress = V.flag("progress", progress)
     warn = V.flag("warn", warn)
+    max_skipped = V.integer("max_skipped", max_skipped, 0)
     args = trainer.args
     rng = torch.get_rng_state()
     created = trainer.optimizer is None
@@ -387,6 +392,7 @@ def find_lr(
             progress=progress,
             callback=callback,
             warn=warn,
+            max_skipped=max_skipped,
             before_step=clip,
             window_step=window,
         )

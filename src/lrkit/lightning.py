@@ -165,6 +165,9 @@ _LIGHTNING_HINTS = {
     "update_attr": "use set_lr; attr_name names the attribute",
     "num_training_steps": "use num_iter",
     "num_training": "use num_iter",
+    "accumulation_steps": "read off the Trainer: accumulate_grad_batches=",
+    "gradient_accumulation_steps": "read off the Trainer: accumulate_grad_batches=",
+    "amp": "read off the Trainer: precision=",
 }
 
 
@@ -193,7 +196,9 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     runs after the sweep, scored on it, and the suggestions follow them (see
     :func:`lrkit.torch.find_lr`; the checkpoint keeps them too); ``progress=True`` shows a
     progress bar on rank 0.
-    ``snapshot``, ``callback`` and ``warn`` are those of :func:`lrkit.torch.find_lr`:
+    ``snapshot``, ``callback``, ``warn`` and ``max_skipped`` are those of
+    :func:`lrkit.torch.find_lr` (``max_skipped``: how many steps in a row a mixed-precision
+    gradient scaler may skip before the sweep gives up):
     ``snapshot="disk"`` keeps the copy of the model and optimizer in a temporary directory
     instead of memory, ``callback(i, lr, loss)`` is called after each sweep step (on every
     rank), and ``warn=False`` leaves the :class:`lrkit.finder.LRFinderWarning` of an
@@ -233,6 +238,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         snapshot: str = "memory",
         callback: Callable[[int, float, float], None] | None = None,
         warn: bool = True,
+        max_skipped: int = 10,
         **sweep_options: Unpack[SweepKwargs],
     ) -> None:
         super().__init__()
@@ -244,6 +250,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
         self.callback = callback
         self.warn = V.flag("warn", warn)
+        self.max_skipped = V.integer("max_skipped", max_skipped, 0)
         if schedule is not None and not callable(schedule):
             raise ValueError(
                 f"schedule must be a callable schedule(result, total_steps) returning an lrkit "
@@ -609,6 +616,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 snapshot=self.snapshot,
                 callback=self.callback,
                 warn=self.warn,
+                max_skipped=self.max_skipped,
                 options=options,
                 before_step=clip,
             )
