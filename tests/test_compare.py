@@ -322,6 +322,7 @@ def test_a_method_failing_late_is_a_row_with_its_error_and_the_others_are_kept(m
     report = C.compare(make, methods="fixed,prodigy,adam", steps=10, num_iter=10)
     fixed, failed, adam = report.results
     assert failed.error == "RuntimeError: no prodigy today" and "failed:" in failed.note
+    assert failed.seconds > 0  # the time it took to fail, not 0 ms in the table
     assert not fixed.error and not adam.error and len(fixed.losses) == len(adam.losses) == 10
     assert report.best in (fixed, adam) and "RuntimeError: no prodigy today" in report.table()
     assert report.to_dict()["results"][1]["error"] == failed.error
@@ -1292,3 +1293,22 @@ def test_validation_batches_of_another_layout_are_said_of_val_data():
         "val_data must yield (x, y) batches for loss_fn(model(x), y), got a Tensor (one batch "
         "as val_data: a list of it, [(x, y)])"
     )
+
+
+def test_a_refused_make_leaves_the_optimizer_and_gradients_as_given():
+    """make() returning the same model and optimizer every call is refused at its second call:
+    the weights, the optimizer's state and the gradients are as make() gave them (the check
+    step before the runs took one step with them)."""
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    data = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 32, 8)]
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def make():
+        return model, opt, torch.nn.functional.cross_entropy, data
+
+    with pytest.raises(C.NotFreshError):
+        C.compare(C.factory(make, seed=0), methods="fixed", steps=10, num_iter=10)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert len(opt.state) == 0 and all(p.grad is None for p in model.parameters())

@@ -575,11 +575,24 @@ def _preflight(make: Callable[[], Setup]) -> None:
     theirs (a one-line ValueError naming ``data``), or ``val_data`` yielding no batch. Param
     groups whose ratios a schedule cannot keep (:func:`lrkit.torch.group_ratios`) are refused
     first: the methods drive the optimizer with schedules."""
+    import copy
+
     from .torch import check_batch, evaluate, fit, group_ratios
 
     setup = make()
     group_ratios(setup.optimizer)
-    fit(setup.model, optimizer=setup.optimizer, loss_fn=setup.loss_fn, data=setup.data, steps=1)
+    # the optimizer's state and the gradients as make() gave them, put back after the check
+    # step: a make() that returns its objects again is refused at the next call, its weights
+    # put back there, and must not keep a step's momentum either
+    opt, params = setup.optimizer, list(setup.model.parameters())
+    state = copy.deepcopy(opt.state_dict())
+    grads = [None if p.grad is None else p.grad.detach().clone() for p in params]
+    try:
+        fit(setup.model, optimizer=opt, loss_fn=setup.loss_fn, data=setup.data, steps=1)
+    finally:
+        opt.load_state_dict(state)
+        for p, g in zip(params, grads):
+            p.grad = g
     first = first_val_batch(setup.val_data)
     if first is not None:
         check_batch(first[0], name="val_data", advice="")  # another layout: val_data's
@@ -829,7 +842,8 @@ def run_method(
                 stacklevel=caller_level(),
             )
         if fb is not None:
-            notes.append(f"{len(fb.reductions)} reductions")
+            n = len(fb.reductions)
+            notes.append(f"{n} reduction{'' if n == 1 else 's'}")
         if method == "prodigy":
             notes.append(f"final d*lr {lrfree_lr(opt)[0]:.3g}")
         if sched is not None and len(set(sched.ratios)) > 1:
@@ -1022,6 +1036,7 @@ def compare(
                     # every run from the same global RNG state: a make() that does not seed
                     # (factory() does) still gives each run the same batches and dropout
                     start.restore()
+                    began = time.perf_counter()
                     try:
                         results.append(run_method(m, make=setups, lrs=lrs, steps=steps, tick=tick))
                     except NotFreshError:  # every method would fail
@@ -1031,7 +1046,14 @@ def compare(
                     except Exception as e:  # kept as a failed row: the other runs are not lost
                         msg = _failure(e)
                         results.append(
-                            Result(m, optimizer="-", lr="-", error=msg, note=f"failed: {msg}")
+                            Result(
+                                m,
+                                optimizer="-",
+                                lr="-",
+                                error=msg,
+                                note=f"failed: {msg}",
+                                seconds=time.perf_counter() - began,
+                            )  # fmt: skip
                         )
             except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: stop, keeping what finished
                 done = list(results)
