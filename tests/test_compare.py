@@ -947,6 +947,9 @@ def test_plateau_halves_the_lr_after_three_reports_without_improvement():
     lrs = C.LRs(1e-12, base_max=1e-12, base_min=1e-12, adam=1e-3)
     r = C.run_method("plateau", make=C.factory(_linear_task(), seed=0), lrs=lrs, steps=20)
     assert r.note == "6 reductions"
+    for wrong in (None, 0.1, {"base": 0.1}):
+        with pytest.raises(TypeError, match=r"^lrs must be a lrkit.compare.LRs \(what find_lrs"):
+            C.run_method("plateau", make=C.factory(_linear_task(), seed=0), lrs=wrong, steps=20)
     halvings = [0] * 4 + [n for n in range(1, 6) for _ in range(3)] + [6]
     assert r.lrs == [1e-12 * 0.5**n for n in halvings]
 

@@ -782,6 +782,9 @@ def run_method(
 
     method = V.choice("method", method, METHODS)
     steps = V.integer("steps", steps, 1, V.MAX_STEPS)
+    if not isinstance(lrs, LRs):
+        raise TypeError(f"lrs must be a lrkit.compare.LRs (what find_lrs returns), got "
+                        f"{V.fmt(lrs)}")  # fmt: skip
     make = _setups(make)
     try:
         t0 = time.perf_counter()
