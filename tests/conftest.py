@@ -4,6 +4,7 @@ docs sources, CI script and benchmarks), the tests that read those parts skip an
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,3 +37,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if not REPOSITORY_ONLY[part].exists():
                 reason = f"reads the repository's {part}, which the sdist leaves out"
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``spy(module, name)``: ``module.name`` replaced by a wrapper that records the keywords
+    of its last call (the returned dict) and calls the original."""
+
+    def on(module: Any, name: str) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        real = getattr(module, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            seen.update(kwargs)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+        return seen
+
+    return on

@@ -793,17 +793,10 @@ def test_the_hint_for_get_wsd_schedules_names_followed_gives_its_values(decay: s
         theirs.step()
 
 
-def test_max_skipped_reaches_the_range_test_and_is_checked(tmp_path: Any, monkeypatch: Any) -> None:
+def test_max_skipped_reaches_the_range_test_and_is_checked(tmp_path: Any, spy: Any) -> None:
     import lrkit.hf as H
 
-    seen: dict[str, Any] = {}
-    real = H._torch_find_lr
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.update(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(H, "_torch_find_lr", spy)
+    seen = spy(H, "_torch_find_lr")
     trainer = Trainer(model=tiny_bert(), args=_args(tmp_path), train_dataset=Pairs(32, 1))
     find_lr(trainer, num_iter=10, warn=False, max_skipped=3)
     assert seen["max_skipped"] == 3

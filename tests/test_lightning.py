@@ -385,17 +385,10 @@ def test_finder_refuses_the_placeholder_optimizer_of_a_module_without_one() -> N
             _trainer(max_epochs=0, callbacks=[LRFinder(num_iter=10)]).fit(NoOptimizer())
 
 
-def test_max_skipped_reaches_the_range_test_and_is_checked(monkeypatch: Any) -> None:
+def test_max_skipped_reaches_the_range_test_and_is_checked(spy: Any) -> None:
     import lrkit.lightning as LL
 
-    seen: dict[str, Any] = {}
-    real = LL.find_lr
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.update(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(LL, "find_lr", spy)
+    seen = spy(LL, "find_lr")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _trainer(max_epochs=0, callbacks=[LRFinder(num_iter=10, max_skipped=3)]).fit(Tiny())
