@@ -694,3 +694,12 @@ def test_a_schedule_ending_past_the_table_is_optaxs_float32_there_and_exact_to_i
     np.testing.assert_array_equal(np.asarray(ours)[:2], exact[:2])
     full = jax.jit(lo.schedule(s, table_limit=total + 1))(steps)
     np.testing.assert_array_equal(np.asarray(full), exact)
+
+
+def test_an_unknown_keyword_names_the_option_meant() -> None:
+    with pytest.raises(TypeError) as info:
+        lo.schedule("constant(0.1)", evalution="host")  # type: ignore[call-arg]
+    assert str(info.value) == (
+        "evalution is not an option of lrkit.optax.schedule() (did you mean evaluation?); "
+        "options: dtype, evaluation, schedule, table_limit"
+    )

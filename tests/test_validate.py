@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -277,3 +278,23 @@ def test_a_number_may_be_a_zero_d_array_of_a_real_dtype() -> None:
         ValueError, match=traced + r".*lrkit\.optax\.schedule\(s\)\(count\) \* lr\)"
     ):
         jax.vmap(lambda lr: V.number("lr", lr))(jax.numpy.asarray([0.5, 0.25]))
+
+
+def test_checked_keywords_names_the_option_meant_and_leaves_kwargs_functions_alone() -> None:
+    @V.checked_keywords("f()", hints={"lr_min": "use min_lr"})
+    def f(a: int, *, min_lr: float = 0.0, max_lr: float = 1.0) -> float:
+        return a + min_lr + max_lr
+
+    assert f(1, min_lr=2.0) == 4.0 and f.__name__ == "f"
+    with pytest.raises(TypeError) as info:
+        f(1, lr_min=2.0)  # type: ignore[call-arg]
+    assert (
+        str(info.value) == "lr_min is not an option of f() (use min_lr); options: a, max_lr, min_lr"
+    )
+    with pytest.raises(TypeError, match=r"^man_lr is not an option of f\(\) \(as close to max_lr"):
+        f(1, man_lr=2.0)  # type: ignore[call-arg]
+
+    def g(**kwargs: Any) -> dict[str, Any]:
+        return kwargs
+
+    assert V.checked_keywords("g()")(g) is g  # takes any keyword: nothing to check

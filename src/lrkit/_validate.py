@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ._format import shorten
 
@@ -372,6 +373,31 @@ def keywords(fn: Any) -> tuple[list[str], bool]:
     params = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
     named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     return named, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def checked_keywords(where: str, hints: Mapping[str, str] | None = None) -> Callable[[_F], _F]:
+    """A decorator for a function (or an ``__init__``) without ``**kwargs``: a keyword it does
+    not take is the one-line ``TypeError`` of :func:`options` (the option meant, from
+    ``hints`` or a close spelling, and the options), not Python's own."""
+
+    def wrap(fn: _F) -> _F:
+        names, more = keywords(fn)
+        if more:
+            return fn
+        allowed = frozenset(names)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not kwargs.keys() <= allowed:
+                options(where, kwargs, names, hints)
+            return fn(*args, **kwargs)
+
+        return call  # type: ignore[return-value]
+
+    return wrap
 
 
 def too_many_positional(

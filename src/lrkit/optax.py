@@ -83,6 +83,7 @@ def _host_values(s: Schedule, dtype: Any) -> Callable[[Any], np.ndarray]:
     return fn
 
 
+@V.checked_keywords("lrkit.optax.schedule()")
 def schedule(
     schedule: Schedule | str | Mapping[str, Any],
     *,

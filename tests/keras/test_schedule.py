@@ -333,3 +333,20 @@ def test_a_negative_or_non_numeric_scale_is_refused_at_construction(cls) -> None
         cls(inner, scale="a")
     assert str(info.value) == "scale must be a finite real number, got 'a'"
     assert cls(inner, scale=0).scale == 0.0
+
+
+def test_an_unknown_keyword_names_the_option_meant() -> None:
+    for call, said in [
+        (lambda: lk.schedule("constant(0.1)", evalution="host"),
+         "evalution is not an option of lrkit.keras.schedule() (did you mean evaluation?)"),
+        (lambda: lk.LRKitSchedule("constant(0.1)", scael=2.0),
+         "scael is not an option of lrkit.keras.LRKitSchedule (did you mean scale?)"),
+        (lambda: lk.LRScheduler("constant(0.1)", pr="epoch"),
+         "pr is not an option of lrkit.keras.LRScheduler (did you mean per?)"),
+        (lambda: lk.LRLogger(kye="lr"), "kye is not an option of lrkit.keras.LRLogger; "),
+    ]:  # fmt: skip
+        with pytest.raises(TypeError) as info:
+            call()
+        assert str(info.value).startswith(said) and "options: " in str(info.value)
+    s = lk.LRKitSchedule("constant(0.1)", scale=0.5)  # the config round trip is unchanged
+    assert lk.LRKitSchedule.from_config(s.get_config()).get_config() == s.get_config()

@@ -1859,3 +1859,21 @@ def test_resume_restores_the_base_lrs_a_group_added_later_is_read_against():
     assert sch2.ratios == sch.ratios == [1.0, 0.01 / 0.1]
     assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]
     assert opt2.param_groups[1]["lr"] == pytest.approx(0.1 * schedule(3), rel=REL)
+
+
+def test_an_unknown_keyword_names_the_option_meant() -> None:
+    opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+    options = "feedback, hyperparams, momentum, optimizer, schedule"
+    for make, where in ((lt.scheduler, "lrkit.torch.scheduler()"),
+                        (lt.LRKitScheduler, "LRKitScheduler")):  # fmt: skip
+        with pytest.raises(TypeError) as info:
+            make(opt, "constant(0.1)", last_epoch=5)  # type: ignore[call-arg]
+        assert str(info.value) == (
+            f"last_epoch is not an option of {where} (to resume, build it and "
+            f"load_state_dict(state): the saved step's LRs are set); options: {options}"
+        )
+        with pytest.raises(TypeError, match=r"^feedbak is not an option .*did you mean feedback"):
+            make(opt, "constant(0.1)", feedbak=None)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"^evry is not an option of EffectiveLRLogger \(did you"):
+        lt.EffectiveLRLogger(opt, evry=3)  # type: ignore[call-arg]
+    assert opt.param_groups[0]["lr"] == 0.1  # nothing built

@@ -1156,6 +1156,7 @@ class LRScheduler(_LRCallback):
 
     async_safe = True  # on_train_batch_end only records the batch index (Keras' worker thread)
 
+    @V.checked_keywords("lrkit.keras.LRScheduler")
     def __init__(
         self,
         schedule: Schedule | str | Mapping[str, Any],
@@ -1403,6 +1404,7 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
 
     async_safe = True  # on_train_batch_end only records the batch index (Keras' worker thread)
 
+    @V.checked_keywords("lrkit.keras.LRLogger")
     def __init__(self, per: str = "epoch", *, key: str = "learning_rate") -> None:
         super().__init__()
         self.per = V.choice("per", per, ("batch", "epoch"))

@@ -164,6 +164,7 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
     ``safe_mode=False``); a callable Keras cannot write is a one-line ``TypeError``.
     """
 
+    @V.checked_keywords("lrkit.keras.LRKitSchedule")
     def __init__(
         self,
         schedule: Any,
@@ -351,6 +352,7 @@ class ScaledSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule): 
         return cls(config.pop("schedule"), **config)
 
 
+@V.checked_keywords("lrkit.keras.schedule()")
 def schedule(
     schedule: Any,
     *,

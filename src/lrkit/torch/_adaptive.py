@@ -363,6 +363,7 @@ class EffectiveLRLogger:
         seed: seed of the logger's own generator that draws the sample.
     """
 
+    @V.checked_keywords("EffectiveLRLogger")
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,

@@ -287,6 +287,12 @@ def _outside_graph(fn: Any) -> Any:
     return wrapped
 
 
+#: PyTorch's keyword for a resumed scheduler, and what does it here
+_RESUME_HINT = {
+    "last_epoch": "to resume, build it and load_state_dict(state): the saved step's LRs are set",
+}
+
+
 class LRKitScheduler(LRScheduler):
     """An ``LRScheduler`` whose LR at step ``k`` is ``ratio_g * schedule(k)`` for group ``g``
     (times the feedback controller's scale, when one is given).
@@ -312,6 +318,7 @@ class LRKitScheduler(LRScheduler):
     # them again)
     _handed_over = False
 
+    @V.checked_keywords("LRKitScheduler", hints=_RESUME_HINT)
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
@@ -1148,6 +1155,7 @@ def report(sched: Any, *, value: Any, seen: list[Any] | None = None) -> list[LRK
     return [s for s, _ in reached]
 
 
+@V.checked_keywords("lrkit.torch.scheduler()", hints=_RESUME_HINT)
 def scheduler(
     optimizer: torch.optim.Optimizer,
     schedule: Any,
