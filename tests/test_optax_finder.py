@@ -2,6 +2,7 @@
 
 import itertools
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -163,16 +164,18 @@ def test_a_factory_sweeps_bfloat16_params_with_float32_hyperparameters():
     assert res.suggestion is not None
 
 
-def test_a_float64_learning_rate_is_applied_exactly_as_recorded():
+def _assert_float64_lrs_applied_as_recorded(make_opt: Any) -> None:
+    """A float64 sweep of SGD on a loss of gradient 1 (each step subtracts its lr) with the
+    optimizer ``make_opt()`` builds: each recorded loss is minus the sum of the LRs before it,
+    exactly (no float32 rounding on the way)."""
     if not hasattr(jax, "enable_x64"):
         pytest.skip("jax.enable_x64 is not available")
     with jax.enable_x64(True), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        opt = optax.inject_hyperparams(optax.sgd)(learning_rate=jnp.asarray(1.0, jnp.float64))
         res = find_lr(
-            lambda p, b: jnp.sum(p["w"] * b),  # gradient 1: each SGD step subtracts the lr
+            lambda p, b: jnp.sum(p["w"] * b),
             {"w": np.zeros((), np.float64)},
-            opt,
+            make_opt(),
             [np.ones((), np.float64)],
             eval_batches=0,
             num_iter=10,
@@ -181,6 +184,12 @@ def test_a_float64_learning_rate_is_applied_exactly_as_recorded():
         )
     assert res.losses[1] == -res.lrs[0]
     assert res.losses[2] == -(res.lrs[0] + res.lrs[1])
+
+
+def test_a_float64_learning_rate_is_applied_exactly_as_recorded():
+    _assert_float64_lrs_applied_as_recorded(
+        lambda: optax.inject_hyperparams(optax.sgd)(learning_rate=jnp.asarray(1.0, jnp.float64))
+    )
 
 
 def test_progress_and_callback_follow_every_step(capsys):
@@ -675,19 +684,4 @@ def test_a_loss_fn_returning_three_items_with_has_aux_is_a_one_line_value_error(
 def test_a_factory_sweeps_float64_params_with_float64_learning_rates():
     """With float64 params (jax_enable_x64) a factory's injected LR is held in float64: each
     LR is applied exactly as recorded, not rounded to float32."""
-    if not hasattr(jax, "enable_x64"):
-        pytest.skip("jax.enable_x64 is not available")
-    with jax.enable_x64(True), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = find_lr(
-            lambda p, b: jnp.sum(p["w"] * b),  # gradient 1: each SGD step subtracts the lr
-            {"w": np.zeros((), np.float64)},
-            optax.sgd,
-            [np.ones((), np.float64)],
-            eval_batches=0,
-            num_iter=10,
-            stop_early=False,
-            max_extra_iter=0,
-        )
-    assert res.losses[1] == -res.lrs[0]
-    assert res.losses[2] == -(res.lrs[0] + res.lrs[1])
+    _assert_float64_lrs_applied_as_recorded(lambda: optax.sgd)
