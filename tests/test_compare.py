@@ -345,7 +345,8 @@ def test_a_range_test_reads_data_given_as_a_function_and_raises_what_it_meets():
 
     lrs = C.find_lrs(C.factory(as_function, seed=0), methods="fixed", num_iter=20)
     same = C.find_lrs(C.factory(task, seed=0), methods="fixed", num_iter=20)
-    assert lrs.notes == [] and lrs.base == same.base
+    assert lrs.notes == same.notes and lrs.base == same.base
+    assert not any(n.startswith("no reliable suggestion") for n in lrs.notes)  # no fallback
 
     def broken():
         model, opt, loss_fn, train, val = task()
@@ -1082,6 +1083,17 @@ def test_the_range_tests_fall_back_to_default_lrs_and_keep_the_cyclic_range_arou
     found["SGD"] = SimpleNamespace(suggestion=0.2, max_lr=None, base_lr=None)
     got = C.find_lrs(make, methods="fixed", num_iter=10)
     assert (got.base, got.base_max, got.base_min) == (0.2, 0.2 * 3, 0.2 / 3)
+    # an unreliable suggestion (a lower bound, a flat curve) is used, and the note says why
+    found["SGD"] = SimpleNamespace(
+        suggestion=1876.3, max_lr=None, base_lr=None, reliable=False,
+        warnings=("the loss never turned up (sweep extended to 9.8e+03): the edge lies "
+                  "beyond it", "the loss did not clearly descend (noise 0): flat"),
+    )  # fmt: skip
+    got = C.find_lrs(make, methods="fixed", num_iter=10)
+    assert (got.base, got.notes) == (1876.3, [
+        "unreliable suggestion for SGD: the loss never turned up (sweep extended to 9.8e+03); "
+        "using lr=1.88e+03"
+    ])  # fmt: skip
 
 
 def test_method_names_are_case_blind_and_each_runs_once():

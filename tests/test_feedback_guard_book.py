@@ -45,10 +45,10 @@ def test_bad_arguments_are_one_line_value_errors() -> None:
     with pytest.raises(ValueError, match="snapshot_every must be an integer >= 1"):
         GuardBook(DivergenceDetector(), snapshot_every=0)
     with pytest.raises(
-        ValueError, match=r"keep must be an integer in \[1, 9223372036854775807\], got True"
+        ValueError, match=r"keep must be an integer in \[1, sys.maxsize\], got True"
     ):
         GuardBook(DivergenceDetector(), keep=True)
-    with pytest.raises(ValueError, match=r"^keep must be an integer in \[1, 9223372036854775807\]"):
+    with pytest.raises(ValueError, match=r"^keep must be an integer in \[1, sys.maxsize\]"):
         GuardBook(DivergenceDetector(), keep=2**63)  # (a deque's longest is 2**63 - 1)
     with pytest.raises(ValueError, match="controller must be a lrkit.feedback.DivergenceDetector"):
         GuardBook(object())  # type: ignore[arg-type]

@@ -139,6 +139,24 @@ def test_schedule_from_the_step_count_and_bad_arguments(tmp_path: Any) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "kwargs, says",
+    [
+        ({"metric_for_best_model": "score"},
+         "(use monitor=; without it, args.metric_for_best_model is read)"),
+        ({"metric": "eval_score"}, "(use monitor=, the name of the metric)"),
+        ({"monitr": "eval_score"}, "(did you mean monitor?)"),
+    ],
+)  # fmt: skip
+def test_report_metric_names_the_option_meant_for_an_unknown_keyword(kwargs, says) -> None:
+    with pytest.raises(TypeError) as info:
+        ReportMetric(**kwargs)
+    assert str(info.value) == (
+        f"{next(iter(kwargs))} is not an option of lrkit.hf.ReportMetric {says}; options: monitor"
+    )
+    assert ReportMetric(monitor="eval_score").monitor == "eval_score"
+
+
 def test_a_bad_feedback_is_refused_when_the_trainer_is_made(tmp_path: Any) -> None:
     """The one-line error lrkit.torch.scheduler gives, when the Trainer is made (as for a bad
     schedule), not when train() starts."""

@@ -897,6 +897,24 @@ def test_report_metric_warns_on_a_missing_metric() -> None:
         ReportMetric("")
 
 
+@pytest.mark.parametrize(
+    "kwargs, says",
+    [
+        ({"metric": "val_acc"}, "(use monitor=, the name of the metric)"),
+        ({"monitr": "val_acc"}, "(did you mean monitor?)"),
+        ({"mode": "max"}, "(a controller's mode is its own: lrkit.feedback.ReduceOnPlateau(mode))"),
+    ],
+)
+def test_report_metric_names_the_option_meant_for_an_unknown_keyword(kwargs, says) -> None:
+    with pytest.raises(TypeError) as info:
+        ReportMetric(**kwargs)
+    assert str(info.value) == (
+        f"{next(iter(kwargs))} is not an option of lrkit.lightning.ReportMetric {says}; "
+        "options: monitor"
+    )
+    assert ReportMetric(monitor="val_acc").monitor == "val_acc"
+
+
 # ----------------------------------------------------------------------------- finder data
 
 

@@ -45,6 +45,30 @@ def test_an_integer_leaf_in_params_is_a_value_error_naming_it():
 
 
 @pytest.mark.parametrize(
+    "params, message",
+    [
+        (optax.adam,  # torch's order: find_lr(model, optimizer, ...)
+         r"^params must be a tree of floating-point arrays \(the first argument of loss_fn\), "
+         r"got <function adam at 0x\w+> \(the arguments are find_lr\(loss_fn, params, "
+         r"optimizer, data\), in the order of a JAX training step\)$"),
+        ("w", r"^params must be a tree of floating-point arrays \(the first argument of "
+              r"loss_fn\), got 'w'$"),
+        ({"w": np.zeros(2), "f": print},
+         r"^params must be a tree of floating-point arrays \(the first argument of loss_fn\), "
+         r"got <built-in function print> at params\['f'\]$"),
+        (None, r"^params must be the parameters loss_fn\(params, batch\) differentiates, a tree "
+               r"of floating-point arrays, got None, which holds none$"),
+        ({}, r", got \{\}, which holds none$"),
+    ],
+)  # fmt: skip
+def test_params_that_hold_no_arrays_are_a_value_error_naming_params(params, message):
+    called = []
+    with pytest.raises(ValueError, match=message):
+        find_lr(lambda p, b: called.append(1) or 0.0, params, optax.adam, _data())
+    assert called == []  # before anything ran (JAX's own error came from deep inside)
+
+
+@pytest.mark.parametrize(
     "fn,has_aux,expected",
     [
         (

@@ -6,6 +6,7 @@ import functools
 import inspect
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -193,6 +194,8 @@ MAX_STEPS = 2**53
 
 
 def _bound(value: float) -> str:
+    if value == sys.maxsize:  # the longest a container can be (a deque's maxlen)
+        return "sys.maxsize"
     return "2**53" if value == MAX_STEPS else repr(value)
 
 

@@ -702,6 +702,13 @@ def find_lrs(
             if sug is None or not math.isfinite(sug):
                 notes.append(f"no reliable suggestion for {label}: using lr={fallback:g}")
                 return fallback, fallback * 3, fallback / 3
+            if getattr(r, "reliable", True) is False:  # kept, and the row says why
+                why = [str(w).split(":")[0] for w in getattr(r, "warnings", ())]
+                notes.append(
+                    f"unreliable suggestion for {label}"
+                    + (f": {why[0]}" if why else "")
+                    + f"; using lr={float(sug):.3g}"
+                )
             mx = float(mx) if mx is not None else float(sug) * 3
             mn = float(mn) if mn is not None else float(sug) / 3
             return float(sug), max(mx, float(sug)), min(mn, mx)
@@ -984,7 +991,9 @@ def compare(
     every method reads the same batches and would fail on it. So does an error raised in a
     range test (the task's code, or lrkit's check of what it returned): the runs that follow
     would need its LR; a range test that gives no suggestion is replaced by a default LR, with
-    a note in ``lrs.notes``.
+    a note in ``lrs.notes``, and an unreliable one (``FinderResult.reliable`` False: e.g. a
+    loss that never turned up, whose suggestion is a lower bound) is used with a note there
+    that says why.
 
     ``KeyboardInterrupt`` (Ctrl-C) while the methods run is not swallowed: it propagates, so
     that a script or a loop of comparisons stops, but the methods that had finished are not

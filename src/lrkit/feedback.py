@@ -45,7 +45,10 @@ from . import _validate as v
 from ._runtime import caller_level
 
 __all__ = [
+    "DEFAULT_GUARD_FACTOR",
+    "DETECTOR_HINTS",
     "PLATEAU_HINTS",
+    "REPORT_HINTS",
     "Chain",
     "DetectorKwargs",
     "DivergenceDetector",
@@ -59,8 +62,10 @@ __all__ = [
     "as_metric",
     "check_controllers",
     "from_state_dict",
+    "guard_detector",
     "guard_hint",
     "load_states",
+    "refuse_beside_controller",
     "settings_differ",
 ]
 
@@ -80,8 +85,17 @@ PLATEAU_HINTS = {
 }
 
 
-#: the plateau options users reach for with a divergence detector, and what it has instead
-_DETECTOR_HINTS = {
+#: the names users reach for to tell a metric reporter (the glues' ``ReportMetric``) which
+#: metric to report, and the option meant
+REPORT_HINTS = {
+    "metric": "use monitor=, the name of the metric",
+    "mode": "a controller's mode is its own: lrkit.feedback.ReduceOnPlateau(mode)",
+}
+
+
+#: the plateau options users reach for with a divergence detector (or a guard), and what it has
+#: instead (the hints of the detector's and the guards' unknown-option errors)
+DETECTOR_HINTS = {
     "patience": "a non-finite loss or a spike is acted on at once; max_restores caps the restores",
     "threshold": "a spike is a loss above spike_factor times the reference",
     "min_lr": "use min_scale, a fraction of the learning rate: min_scale=min_lr / lr",
@@ -307,6 +321,39 @@ class Feedback(ABC):
                 f"state['type'] must be {type(self).__name__!r} (a state_dict() of the same "
                 f"controller type), got {v.fmt(kind)}{hint}"
             )
+
+
+def refuse_beside_controller(given: Sequence[str]) -> None:
+    """A ready ``controller`` holds its own settings: settings given beside it (``given``, their
+    names) would be ignored, so they are a one-line ``ValueError`` instead."""
+    if given:
+        raise ValueError(
+            f"controller= holds its own settings; pass {', '.join(given)} to the controller "
+            "you build, or leave controller out"
+        )
+
+
+class _Default(float):
+    """A default value that can be told from the same value passed explicitly (``is``)."""
+
+
+#: the divergence guards' default ``factor``: an explicit ``factor=0.5`` beside a ready
+#: controller is a setting the controller would ignore, the default is not
+DEFAULT_GUARD_FACTOR: float = _Default(0.5)
+
+
+def guard_detector(
+    factor: float, controller: DivergenceDetector | None, detector: Mapping[str, Any]
+) -> DivergenceDetector:
+    """The :class:`DivergenceDetector` a divergence guard acts through: ``controller``, a ready
+    one (nothing given beside it: ``factor`` left at :data:`DEFAULT_GUARD_FACTOR`, no
+    ``detector`` keywords; its type is checked by :class:`GuardBook`), or one built from
+    ``factor`` and ``detector``."""
+    if controller is None:
+        return DivergenceDetector(0.5 if factor is DEFAULT_GUARD_FACTOR else factor, **detector)
+    given = [] if factor is DEFAULT_GUARD_FACTOR else ["factor"]  # factor=0.5 given too
+    refuse_beside_controller(sorted([*detector, *given]))
+    return controller
 
 
 def guard_hint(state: Any) -> str:
@@ -843,7 +890,7 @@ class DivergenceDetector(_Hinted):
     weights and optimizer state; this class holds no framework objects.
     """
 
-    _HINTS = _DETECTOR_HINTS
+    _HINTS = DETECTOR_HINTS
 
     def __init__(
         self,

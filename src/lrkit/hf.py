@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _validate as V
 from ._imports import require
-from .feedback import check_controllers
+from .feedback import REPORT_HINTS, check_controllers
 from .finder import FinderResult, SweepOptions
 from .finder.sweep import check_finder_kwargs
 from .schedules import Schedule, SpecError, as_schedule
@@ -167,6 +167,13 @@ class Trainer(LRKitMixin, transformers.Trainer):  # type: ignore[misc,name-defin
 # ----------------------------------------------------------------------------- feedback
 
 
+#: the names users reach for in ReportMetric, and the option meant
+_REPORT_HINTS = {
+    **REPORT_HINTS,
+    "metric_for_best_model": "use monitor=; without it, args.metric_for_best_model is read",
+}
+
+
 class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defined]
     """Feed an evaluation metric to the lrkit scheduler's feedback controller after each
     evaluation of ``train()`` (``on_evaluate``), before the checkpoint of that step is saved.
@@ -188,6 +195,7 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
     controller shared by several of them is updated once per evaluation.
     """
 
+    @V.checked_keywords("lrkit.hf.ReportMetric", hints=_REPORT_HINTS)
     def __init__(self, monitor: str | None = None) -> None:
         if monitor is not None and (not isinstance(monitor, str) or not monitor):
             raise ValueError(f"monitor must be the name of a logged metric, got {V.fmt(monitor)}")

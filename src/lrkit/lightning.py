@@ -37,6 +37,7 @@ from . import _validate as V
 from ._figure import save_figure
 from ._imports import require
 from ._runtime import GlobalRNGState, data_loaders
+from .feedback import REPORT_HINTS
 from .finder import (
     RULES,
     FinderResult,
@@ -849,6 +850,7 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
     the schedule advances every step, the metric arrives here.
     """
 
+    @V.checked_keywords("lrkit.lightning.ReportMetric", hints=REPORT_HINTS)
     def __init__(self, monitor: str | None = None) -> None:
         super().__init__()
         if monitor is not None and (not isinstance(monitor, str) or not monitor):

@@ -504,11 +504,31 @@ def _is_number(path: Any, value: Any) -> bool:
 
 def _check_params(params: Any) -> None:
     """Every leaf of ``params`` is differentiated: a one-line ``ValueError`` naming the first
-    leaf that is not a floating-point array (an integer counter, a boolean flag)."""
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        dtype = jnp.asarray(leaf).dtype
+    leaf that is not a floating-point array (an integer counter, a boolean flag, something that
+    is no array at all), or saying that there is none."""
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    if not leaves:
+        raise ValueError(
+            "params must be the parameters loss_fn(params, batch) differentiates, a tree of "
+            f"floating-point arrays, got {V.fmt(params)}, which holds none"
+        )
+    for path, leaf in leaves:
+        where = jax.tree_util.keystr(path) or "(the root)"
+        try:
+            dtype = jnp.asarray(leaf).dtype
+        except (TypeError, ValueError):  # a function, a string, an object
+            order = (
+                " (the arguments are find_lr(loss_fn, params, optimizer, data), in the order "
+                "of a JAX training step)"
+                if callable(leaf) and not path
+                else ""
+            )
+            at = f" at params{jax.tree_util.keystr(path)}" if path else ""
+            raise ValueError(
+                "params must be a tree of floating-point arrays (the first argument of "
+                f"loss_fn), got {V.fmt(leaf)}{at}{order}"
+            ) from None
         if not jnp.issubdtype(dtype, jnp.inexact):
-            where = jax.tree_util.keystr(path) or "(the root)"
             raise ValueError(
                 "params must hold floating-point arrays only (the range test differentiates "
                 f"every leaf), got {dtype} at params{where}; keep integer or boolean state "
@@ -878,6 +898,7 @@ def find_lr(
     sweep = Sweep(options, **sweep_options)
     sweep.check_val_data(val_data)
     inner: Any = None  # the plain optimizer a factory builds, for a user's opt_state
+    _check_params(params)
     hyper_dtype = _hyper_dtype(params)
     if isinstance(optimizer, optax.GradientTransformation):
         opt = optimizer
@@ -907,7 +928,6 @@ def find_lr(
     # private copies: jnp.array copies numpy and jax inputs alike, so nothing of the caller's
     # is ever aliased by what the sweep produces
     work_params = jax.tree_util.tree_map(jnp.array, params)
-    _check_params(work_params)
     work_state = _start_state(opt, inner, work_params, opt_state)
     if family is None:
         family = _injected_family(opt, work_state)

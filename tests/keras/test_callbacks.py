@@ -942,6 +942,15 @@ def test_unknown_options_name_the_parameter_the_option_meant_and_the_options():
     )
     with pytest.raises(TypeError, match=r"^foo is not an option of lrkit.keras.DivergenceGuard; "):
         lk.DivergenceGuard(0.5, foo=1)
+    # the plateau options users reach for: the detector's hints, as it and the torch guard say
+    with pytest.raises(TypeError) as info:
+        lk.DivergenceGuard(min_lr=1e-5)
+    assert str(info.value).startswith(
+        "min_lr is not an option of lrkit.keras.DivergenceGuard (use min_scale, a fraction of "
+        "the learning rate: min_scale=min_lr / lr); options: "
+    )
+    with pytest.raises(TypeError, match=r" \(a non-finite loss or a spike is acted on at "):
+        lk.DivergenceGuard(patience=3)
     # Keras' own ReduceLROnPlateau ignores unknown keywords (Keras 2's epsilon too)
     with pytest.raises(TypeError) as info:
         lk.ReduceLROnPlateau(epsilon=1e-3)

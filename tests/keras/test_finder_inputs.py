@@ -20,6 +20,48 @@ def test_model_compiled_without_a_loss_is_a_value_error(regression):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), b)
 
 
+@pytest.mark.parametrize("built", [False, True])
+def test_arrays_without_targets_name_y(regression, built):
+    """find_lr(model, x) with the targets forgotten: one line naming y, where Keras' own
+    error (model.fit(x)'s too) reads "None is not a valid value for jnp.array"."""
+    x, y = regression
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    if built:
+        model.fit(x, y, epochs=1, verbose=0)
+    before = [keras.ops.convert_to_numpy(v) for v in model.variables]
+    iterations = int(model.optimizer.iterations)
+    with pytest.raises(ValueError) as info:
+        lk.find_lr(model, x, num_iter=10)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith("y: the loss could not be computed on x's first batch without targets (")
+    assert msg.endswith("); pass the targets as y (find_lr(model, x, y)), or x as batches (x, y)")
+    for v, b in zip(model.variables, before, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), b)
+    assert int(model.optimizer.iterations) == iterations
+
+
+def test_a_model_whose_loss_needs_no_targets_sweeps_on_x_alone(regression):
+    x, _ = regression
+
+    class AutoEncoder(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = keras.layers.Dense(8)
+
+        def call(self, inputs):
+            return self.d(inputs)
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            return keras.ops.mean(keras.ops.square(y_pred - keras.ops.convert_to_tensor(x)))
+
+    model = AutoEncoder()
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    res = lk.find_lr(model, x, num_iter=10, end_lr=1.0, max_extra_iter=0, warn=False)
+    assert len(res.losses) == 10 and np.all(np.isfinite(res.losses))
+
+
 def test_add_loss_only_model_still_runs(regression):
     x, y = regression
 

@@ -519,6 +519,41 @@ def test_a_value_outside_a_familys_range_is_refused(make, message: str) -> None:
         make()
 
 
+@pytest.mark.parametrize("warmup_steps", [5, 0])
+def test_with_warmup_says_an_exponential_ramps_ends_in_its_own_terms(warmup_steps) -> None:
+    """with_warmup has no end_lr: the ramp's end is schedule(0), and its start_lr defaults
+    to 0, which a geometric ramp cannot start from."""
+    to_zero = S.linear(0.0, end_lr=0.1, total_steps=10)
+    with pytest.raises(ValueError) as info:
+        S.with_warmup(to_zero, warmup_steps=warmup_steps, start_lr=0.01, mode="exponential")
+    assert str(info.value) == (
+        "schedule must start above 0 for mode='exponential' (a geometric ramp cannot reach 0), "
+        "got schedule(0) = 0.0"
+    )
+    with pytest.raises(ValueError) as info:
+        S.with_warmup(S.constant(0.1), warmup_steps=warmup_steps, mode="exponential")
+    assert str(info.value) == (
+        "start_lr must be > 0 for mode='exponential' (allowed range: (0, inf)), got 0.0"
+    )
+    ramp = S.with_warmup(S.constant(0.1), warmup_steps=2, start_lr=0.001, mode="exponential")
+    assert [ramp(k) for k in range(3)] == pytest.approx([0.001, 0.01, 0.1], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("make", "hint"),
+    [  # Hugging Face's cosine_with_min_lr names
+        (lambda: S.cosine(0.1, total_steps=100, min_lr=1e-5), "for min_lr use eta_min"),
+        (lambda: S.cosine(0.1, total_steps=100, min_lr_rate=0.1),
+         "for min_lr_rate use eta_min (= min_lr_rate * lr)"),
+        (lambda: S.cosine_restarts(0.1, T_0=10, min_lr=1e-5), "for min_lr use eta_min"),
+    ],
+)  # fmt: skip
+def test_hugging_faces_names_of_the_cosine_floor_point_to_eta_min(make, hint) -> None:
+    with pytest.raises(TypeError) as info:
+        make()
+    assert str(info.value).endswith("; " + hint)
+
+
 def test_a_spec_keyword_given_twice_is_a_spec_error_at_the_second() -> None:
     with pytest.raises(
         S.SpecError, match=r"^invalid schedule spec at position 32: parameter 'lr' given twice\n"

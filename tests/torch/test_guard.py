@@ -853,15 +853,99 @@ def test_an_unknown_keyword_names_the_guard_and_what_it_takes():
     with pytest.raises(TypeError) as info:  # before: DivergenceDetector.__init__() got ...
         DivergenceGuard(model, optimizer=opt, spike=5.0)
     assert str(info.value) == (
-        "spike is not an option of lrkit.torch.DivergenceGuard; options: check_grads, factor, "
-        "keep, max_restores, min_history, min_scale, model, optimizer, quantile, scheduler, "
-        "snapshot_every, spike_factor, spike_floor, window"
+        "spike is not an option of lrkit.torch.DivergenceGuard; options: check_grads, "
+        "controller, factor, keep, max_restores, min_history, min_scale, model, optimizer, "
+        "quantile, scheduler, snapshot_every, spike_factor, spike_floor, window"
     )
     with pytest.raises(TypeError) as info:  # as the Keras guard and the detector say it
         DivergenceGuard(model, optimizer=opt, max_restore=1)
     assert str(info.value).startswith(
         "max_restore is not an option of lrkit.torch.DivergenceGuard (did you mean max_restores?)"
     )
+    # the plateau options users reach for: the detector's hints, as it gives them
+    with pytest.raises(TypeError) as info:
+        DivergenceGuard(model, optimizer=opt, min_lr=1e-5)
+    assert str(info.value).startswith(
+        "min_lr is not an option of lrkit.torch.DivergenceGuard (use min_scale, a fraction of "
+        "the learning rate: min_scale=min_lr / lr); options: "
+    )
+    with pytest.raises(TypeError, match=r" \(a non-finite loss or a spike is acted on at "):
+        DivergenceGuard(model, optimizer=opt, patience=3)
+
+
+def test_a_ready_controller_as_the_keras_guard_takes_it_and_its_record():
+    from lrkit.feedback import DivergenceDetector
+
+    model, x, y = _problem(seed=2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    ready = DivergenceDetector(0.25, max_restores=1)
+    for kwargs, named in (({"factor": 0.5}, "factor"), ({"window": 5}, "window")):
+        with pytest.raises(ValueError) as info:  # settings it would ignore: refused
+            DivergenceGuard(model, optimizer=opt, controller=ready, **kwargs)
+        assert str(info.value) == (
+            f"controller= holds its own settings; pass {named} to the controller you build, "
+            "or leave controller out"
+        )
+    with pytest.raises(ValueError, match=r"^controller must be a lrkit.feedback.Divergence"):
+        DivergenceGuard(model, optimizer=opt, controller="nan")
+    guard = DivergenceGuard(model, optimizer=opt, controller=ready, keep=3)
+    assert guard.controller is ready and guard._book.keep == 3
+    assert (guard.gave_up, guard.restored_at) == (False, [])
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    assert guard.check(loss) and guard.check(loss.item())
+    assert guard.check(float("nan")) is False
+    assert (guard.gave_up, guard.restored_at, guard.scale) == (False, [3], 0.25)
+    assert opt.param_groups[0]["lr"] == 0.01 * 0.25
+    with pytest.raises(DivergenceError):
+        guard.check(float("inf"))
+    assert (guard.gave_up, guard.restored_at) == (True, [3, 4])
+    # both survive a resume: the record is the controller's
+    fresh = DivergenceGuard(model, optimizer=opt)
+    fresh.load_state_dict(guard.state_dict())
+    assert (fresh.gave_up, fresh.restored_at) == (True, [3, 4])
+
+
+@pytest.mark.parametrize("with_scheduler", [False, True])
+def test_a_used_controller_goes_on_with_its_cuts_and_checks(with_scheduler):
+    """A detector restored from a checkpoint and given as controller= (the Keras guard's
+    resume): the guard's multiplier starts at its scale and its checks count on, so the next
+    cut is one factor, not the saved cuts again."""
+    from lrkit.feedback import DivergenceDetector
+
+    def step(guard, model, opt, bad=False):
+        opt.zero_grad()
+        loss = model(torch.ones(1, 2)).sum()
+        loss.backward()
+        if guard.check(float("nan") if bad else loss):
+            opt.step()
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    guard = DivergenceGuard(model, optimizer=opt)
+    for bad in (False, True, False, True):
+        step(guard, model, opt, bad)
+    assert (opt.param_groups[0]["lr"], guard.scale, guard.restored_at) == (0.025, 0.25, [2, 4])
+    saved = (model.state_dict(), opt.state_dict(), guard.controller.state_dict())
+
+    model2 = torch.nn.Linear(2, 1)
+    opt2 = torch.optim.SGD(model2.parameters(), lr=0.1)
+    model2.load_state_dict(saved[0])
+    sched = None
+    if with_scheduler:  # a fresh lrkit scheduler: the guard's multiplier sets the cut LR
+        sched = lt.scheduler(opt2, S.constant(0.1))
+    else:
+        opt2.load_state_dict(saved[1])  # the optimizer's LR holds the cuts
+    ready = DivergenceDetector()
+    ready.load_state_dict(saved[2])
+    resumed = DivergenceGuard(model2, optimizer=opt2, scheduler=sched, controller=ready)
+    assert (resumed.scale, resumed.num_checks) == (0.25, 4)
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.025)
+    step(resumed, model2, opt2)
+    step(resumed, model2, opt2, bad=True)
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.0125)  # one more cut of 0.5
+    assert (resumed.scale, resumed.restored_at) == (0.125, [2, 4, 6])
 
 
 def test_load_state_dict_of_none_or_of_another_object_says_what_it_got() -> None:

@@ -450,10 +450,6 @@ def test_a_prodigy_group_frozen_at_lr_0_reads_0():
          r"^kind must be one of 'adamw', 'sgd', 'radam', got \['sgd'\]$"),
         (lambda ps: schedule_free(ps, kind="radam", warmup_steps=10),
          r"^warmup_steps is taken by kind 'adamw' and 'sgd' only, got kind='radam'"),
-        (lambda ps: schedule_free(ps, kind="sgd", betas=(0.9, 0.99)),
-         r"^betas is not a parameter of SGDScheduleFree"),
-        (lambda ps: prodigy(ps, decoupled=True),
-         r"^decoupled is not a parameter of Prodigy; allowed: lr, betas, .*decouple"),
     ],
 )  # fmt: skip
 def test_bad_arguments_are_one_line_value_errors_naming_the_parameter(call, message):
@@ -461,6 +457,37 @@ def test_bad_arguments_are_one_line_value_errors_naming_the_parameter(call, mess
         call(_model().parameters())
     assert "\n" not in str(info.value)
     assert schedule_free(_model().parameters(), lr=torch.tensor(0.5)).param_groups[0]["lr"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "call, message, some",
+    [
+        (lambda ps: schedule_free(ps, knd="sgd"),
+         "knd is not an option of lrkit.torch.schedule_free(kind='adamw') for AdamWScheduleFree "
+         "(did you mean kind?)", {"kind", "lr", "betas", "warmup_steps"}),
+        (lambda ps: schedule_free(ps, kind="sgd", betas=(0.9, 0.99)),
+         "betas is not an option of lrkit.torch.schedule_free(kind='sgd') for SGDScheduleFree",
+         {"kind", "lr", "momentum", "warmup_steps"}),
+    ],
+)  # fmt: skip
+def test_an_unknown_keyword_is_a_type_error_naming_the_option_meant(call, message, some):
+    with pytest.raises(TypeError) as info:  # as Python's own for a keyword not taken
+        call(_model().parameters())
+    said, options = str(info.value).split("; options: ")
+    assert said == message
+    names = options.split(", ")  # the function's and the class's, each once, sorted
+    assert some <= set(names) and names == sorted(set(names)) and "params" not in names
+
+
+def test_prodigy_names_the_option_meant_for_an_unknown_keyword():
+    with pytest.raises(TypeError) as info:
+        prodigy(_model().parameters(), decoupled=True)
+    msg = str(info.value)
+    assert msg.startswith(
+        "decoupled is not an option of lrkit.torch.prodigy() for Prodigy (did you mean "
+        "decouple?); options: "
+    )
+    assert {"lr", "decouple", "betas", "d0"} <= set(msg.split("options: ")[1].split(", "))
 
 
 # --------------------------------------------------------------------- find_lr with LR-free

@@ -17,6 +17,8 @@ import numpy as np
 
 from .. import _validate as V
 from ..feedback import (
+    DEFAULT_GUARD_FACTOR,
+    DETECTOR_HINTS,
     PLATEAU_HINTS,
     DetectorKwargs,
     DivergenceDetector,
@@ -25,6 +27,8 @@ from ..feedback import (
     PlateauKwargs,
     as_metric,
     check_controllers,
+    guard_detector,
+    refuse_beside_controller,
     settings_differ,
 )
 from ..feedback import ReduceOnPlateau as _PlateauCore
@@ -373,25 +377,6 @@ def _counter_moved(model: Any, opt: Any, start: int, params: dict[str, Any] | No
     return _iterations(opt) - start
 
 
-def _refuse_beside_controller(given: list[str]) -> None:
-    """A ready ``controller`` holds its own settings: settings given beside it would be
-    ignored, so they are a one-line error instead."""
-    if given:
-        raise ValueError(
-            f"controller= holds its own settings; pass {', '.join(given)} to the controller "
-            "you build, or leave controller out"
-        )
-
-
-class _Default(float):
-    """A default value that can be told from the same value passed explicitly (``is``)."""
-
-
-#: DivergenceGuard's default ``factor``: an explicit ``factor=0.5`` beside a ready controller is
-#: a setting the controller would ignore, the default is not
-_DEFAULT_FACTOR = _Default(0.5)
-
-
 def _resolve_mode(mode: str, monitor: str) -> str:
     mode = V.choice("mode", mode, ("auto", "min", "max"))
     if mode == "auto":
@@ -518,7 +503,7 @@ class ReduceOnPlateau(_LRCallback):
             )
         else:
             given = sorted(plateau) + ([] if mode in ("auto", controller.mode) else ["mode"])
-            _refuse_beside_controller(given)
+            refuse_beside_controller(given)
             # no mode given: the controller's own is used; checked against the metric's
             # direction when training begins (a controller built with the default "min" on
             # an accuracy would cut the LR while the model improves)
@@ -736,7 +721,7 @@ class DivergenceGuard(_LRCallback):
 
     def __init__(
         self,
-        factor: float = _DEFAULT_FACTOR,
+        factor: float = DEFAULT_GUARD_FACTOR,
         *,
         snapshot_every: int = 50,
         keep: int = 2,
@@ -756,18 +741,13 @@ class DivergenceGuard(_LRCallback):
                 *DetectorKwargs.__annotations__,
             ),
             {
+                **DETECTOR_HINTS,
                 "check_grads": "Keras hands no gradients to callbacks: a non-finite gradient "
-                "shows as a non-finite loss one batch later"
+                "shows as a non-finite loss one batch later",
             },
         )
         super().__init__()
-        if controller is None:
-            controller = DivergenceDetector(
-                0.5 if factor is _DEFAULT_FACTOR else factor, **detector
-            )
-        else:
-            given = [] if factor is _DEFAULT_FACTOR else ["factor"]  # factor=0.5 given too
-            _refuse_beside_controller(sorted([*detector, *given]))
+        controller = guard_detector(factor, controller, detector)
         self._book: GuardBook[_Snapshot] = GuardBook(
             controller, snapshot_every=snapshot_every, keep=keep
         )

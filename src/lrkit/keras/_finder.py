@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from .. import _validate as V
-from .._format import counted
+from .._format import counted, failure
 from .._runtime import GlobalRNGState, from_torch
 from ..finder import (
     PROBE_STEPS,
@@ -274,6 +274,27 @@ def _val_batches(
     return [_unpack(b) for b in held_batches(val_data, name=name, warn_many=warn_many)]
 
 
+def _no_targets(exc: BaseException) -> ValueError:
+    """The one-line error for ``x``'s arrays given without ``y`` to a model whose loss needs
+    targets (``model.fit(x)`` says ``None is not a valid value for jnp.array``)."""
+    return ValueError(
+        f"y: the loss could not be computed on x's first batch without targets "
+        f"({failure(exc)}); pass the targets as y (find_lr(model, x, y)), or x as batches (x, y)"
+    )
+
+
+def _check_targets(model: Any, batch: tuple[Any, Any, Any]) -> None:
+    """``x``'s arrays given without ``y``, to a built model: :func:`_no_targets` when its loss
+    cannot be computed on ``x``'s first batch (a model that computes its loss from ``x``
+    alone passes). The caller puts back what the call changes (the metric variables)."""
+    if _keeps_running_means():
+        model.reset_metrics()
+    try:
+        model.test_on_batch(batch[0], None, sample_weight=batch[2], return_dict=True)
+    except Exception as exc:  # noqa: BLE001 - reported with its type and first line
+        raise _no_targets(exc) from exc
+
+
 def _check_scored(
     model: Any, batch: tuple[Any, Any, Any], reference: tuple[Any, Any, Any], name: str
 ) -> None:
@@ -524,7 +545,13 @@ def find_lr(
                 first = next(batches)
             else:
                 held = []
-        _build(model, first)
+        untargeted = arrays and y is None  # x's arrays without y: targets forgotten?
+        try:
+            _build(model, first)
+        except Exception as exc:
+            if untargeted:
+                raise _no_targets(exc) from exc
+            raise
         snap = _Snapshot(model, _swept_optimizer(model))
         no_loss = _no_loss(model)
         lr_obj = _SweepLR(sweep.start_lr)
@@ -535,9 +562,11 @@ def find_lr(
                 ("val_data", held if val_data is not None else None),
                 ("probe_data", probe_batches),
             )
-            if any(scored for _, scored in checked):
+            if untargeted or any(scored for _, scored in checked):
                 rngs_now, seed_now = GlobalRNGState(), _KerasGlobalSeed()
                 try:
+                    if untargeted:
+                        _check_targets(model, first)
                     for name, scored in checked:
                         if scored:
                             _check_scored(model, scored[0], first, name)

@@ -102,6 +102,17 @@ def with_warmup(
         raise ValueError(
             f"schedule must start at a learning rate >= 0 to warm up to, got schedule(0) = {end!r}"
         )
+    if isinstance(mode, str) and mode == "exponential":  # said in with_warmup's terms
+        if not end > 0:  # the ramp's end is schedule(0)
+            raise ValueError(
+                "schedule must start above 0 for mode='exponential' (a geometric ramp cannot "
+                f"reach 0), got schedule(0) = {end!r}"
+            )
+        if V.number("start_lr", start_lr) <= 0:  # (the default 0 is for mode='linear')
+            raise ValueError(
+                "start_lr must be > 0 for mode='exponential' (allowed range: (0, inf)), got "
+                + V.fmt(start_lr)
+            )
     if steps == 0:
         # the ramp's other arguments are still checked, as they are with a ramp
         Warmup(start_lr, end_lr=end, warmup_steps=1, mode=mode)

@@ -322,6 +322,9 @@ class Cosine(Schedule):
         "T_max": ("total_steps", ""),
         "alpha": ("eta_min", "alpha * lr"),
         "end_value": ("eta_min", ""),
+        # Hugging Face's cosine_with_min_lr
+        "min_lr": ("eta_min", ""),
+        "min_lr_rate": ("eta_min", "min_lr_rate * lr"),
         **_HF_TOTAL,
     }
 
@@ -377,6 +380,8 @@ class CosineRestarts(Schedule):
         "num_cycles": ("T_0", "(num_training_steps - num_warmup_steps) / num_cycles"),
         "num_training_steps": ("T_0", "(num_training_steps - num_warmup_steps) / num_cycles"),
         "alpha": ("eta_min", "alpha * lr"),
+        "min_lr": ("eta_min", ""),
+        "min_lr_rate": ("eta_min", "min_lr_rate * lr"),
     }
 
     def __init__(

@@ -48,7 +48,17 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 import torch
 
 from .. import _validate as V
-from ..feedback import Chain, DetectorKwargs, DivergenceDetector, GuardBook, Multiplier, as_metric
+from ..feedback import (
+    DEFAULT_GUARD_FACTOR,
+    DETECTOR_HINTS,
+    Chain,
+    DetectorKwargs,
+    DivergenceDetector,
+    GuardBook,
+    Multiplier,
+    as_metric,
+    guard_detector,
+)
 from ._checks import (
     check_group_lrs,
     check_module,
@@ -98,6 +108,9 @@ class DivergenceGuard:
             LR it finds (``StepLR``, ``ExponentialLR``) keeps it, one that recomputes the LR
             from its base LRs (``LambdaLR``, ``OneCycleLR``) overwrites it at its next step.
         factor: LR multiplier applied at each restore (0 < factor < 1).
+        controller: optional, a ready :class:`lrkit.feedback.DivergenceDetector`, which holds
+            its own settings (as ``lrkit.keras.DivergenceGuard``'s): giving ``factor`` or a
+            detector argument beside it is a one-line ``ValueError``.
         **detector: by keyword, the :class:`lrkit.feedback.DivergenceDetector` arguments
             (:class:`lrkit.feedback.DetectorKwargs`, with the detector's defaults):
         max_restores: restores allowed; the next divergence raises :class:`DivergenceError`.
@@ -128,9 +141,10 @@ class DivergenceGuard:
         *,
         optimizer: torch.optim.Optimizer,
         scheduler: Any = None,
-        factor: float = 0.5,
+        factor: float = DEFAULT_GUARD_FACTOR,
         snapshot_every: int = 50,
         keep: int = 2,
+        controller: DivergenceDetector | None = None,
         check_grads: bool = True,
         **detector: Unpack[DetectorKwargs],
     ) -> None:
@@ -147,23 +161,26 @@ class DivergenceGuard:
         V.options(  # as the Keras guard and the detector say it: the option meant, if close
             "lrkit.torch.DivergenceGuard",
             detector,
-            ["model", "optimizer", "scheduler", "factor", "snapshot_every", "keep"]
+            ["model", "optimizer", "scheduler", "factor", "snapshot_every", "keep", "controller"]
             + ["check_grads", *DetectorKwargs.__annotations__],
+            DETECTOR_HINTS,
         )
         self._book: GuardBook[dict[str, Any]] = GuardBook(
-            DivergenceDetector(factor, **detector), snapshot_every=snapshot_every, keep=keep
+            guard_detector(factor, controller, detector), snapshot_every=snapshot_every, keep=keep
         )
         self.controller = self._book.controller
         self.model = model
         self.optimizer = optimizer
         self.snapshot_every = self._book.snapshot_every
         self.check_grads = V.flag("check_grads", check_grads)
-        self.feedback = Multiplier(1.0)
+        # a ready controller's cuts and checks go on (fresh: scale 1, no checks), as after
+        # load_state_dict; the optimizer's LRs (its own checkpoint's) include those cuts
+        self.feedback = Multiplier(self.controller.scale)
         self.scheduler = None
         if scheduler is not None:
             self.attach(scheduler)
-        self.num_checks = 0
-        self._lr_scale = 1.0  # the multiplier the optimizer's LRs include (no lrkit scheduler)
+        self.num_checks = self.controller.num_checks
+        self._lr_scale = self.controller.scale  # the multiplier the optimizer's LRs include
         self._resnapshot = False  # after load_state_dict: the first check snapshots afresh
         # after load_state_dict: what decides when the next snapshot is due, as saved (good
         # checks since the newest snapshot; param groups that snapshot held), put back once
@@ -203,6 +220,8 @@ class DivergenceGuard:
             if hold is not None:  # through a later ``scheduler.feedback = ...``
                 hold(self.feedback)
         self.scheduler = scheduler
+        if self.feedback.scale != 1.0 and hasattr(scheduler, "refresh"):
+            scheduler.refresh()  # a ready controller's cuts: in the LRs from now on
 
     # ------------------------------------------------------------------ snapshots
     def _outside_model(self) -> list[torch.Tensor]:
@@ -468,6 +487,21 @@ class DivergenceGuard:
     def scale(self) -> float:
         """The LR multiplier from all cuts so far."""
         return self.feedback.scale
+
+    @property
+    def gave_up(self) -> bool:
+        """Whether the guard has given up (a divergence after ``max_restores`` restores: the
+        :class:`DivergenceError` raised), as ``lrkit.keras.DivergenceGuard.gave_up``; a loaded
+        :meth:`state_dict` brings it back."""
+        return any(e["action"] == "give_up" for e in self.controller.events)
+
+    @property
+    def restored_at(self) -> list[int]:
+        """The check whose loss (or gradients) diverged, for each restore (the give-up's
+        restore too): the steps of :attr:`events`, counted from the start of training (a
+        loaded :meth:`state_dict` holds the restores made before it was saved), as
+        ``lrkit.keras.DivergenceGuard.restored_at``."""
+        return [int(e["step"]) for e in self.controller.events]
 
     @property
     def events(self) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ import inspect
 import itertools
 import math
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .. import _validate as V
@@ -83,7 +83,7 @@ def schedule_free(
         )
     sf = require("schedulefree", "lrfree", feature="lrkit.torch.schedule_free")
     cls = getattr(sf, _SF_KINDS[kind])
-    _check_kwargs(cls, kwargs, f" (kind={kind!r})")
+    _check_kwargs(cls, kwargs, f"lrkit.torch.schedule_free(kind={kind!r})", ("kind", "lr"))
     opt = cls(params, **kwargs) if lr is None else cls(params, lr=lr, **kwargs)
     opt.train()
     return opt  # type: ignore[no-any-return]
@@ -95,7 +95,7 @@ def prodigy(params: Any, *, lr: float = 1.0, **kwargs: Any) -> torch.optim.Optim
     ``weight_decay`` with ``decouple=True`` (the default) for AdamW-style decay."""
     lr = _lr(lr)
     po = require("prodigyopt", "lrfree", feature="lrkit.torch.prodigy")
-    _check_kwargs(po.Prodigy, kwargs)
+    _check_kwargs(po.Prodigy, kwargs, "lrkit.torch.prodigy()", ("lr",))
     return po.Prodigy(params, lr=lr, **kwargs)  # type: ignore[no-any-return]
 
 
@@ -107,19 +107,15 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def _check_kwargs(cls: Any, kwargs: dict[str, Any], where: str = "") -> None:
-    """Every keyword a parameter of ``cls``'s constructor, else a one-line ValueError naming
-    the first unknown one and listing the allowed ones; the values of those torch's own
+def _check_kwargs(cls: Any, kwargs: dict[str, Any], where: str, own: Sequence[str]) -> None:
+    """Every keyword a parameter of ``cls``'s constructor, else the one-line ``TypeError`` of
+    an unknown option of ``where`` (the function, whose ``own`` keywords are options too: the
+    option meant, if close, and the options); the values of those torch's own
     optimizers check (``betas``, ``eps``, ``weight_decay``, ``momentum``, ``warmup_steps``)
     checked as torch checks them, in one line (the packages check none: a bad one fails
     later inside them, or trains silently)."""
-    accepted = inspect.signature(cls).parameters
-    unknown = [k for k in kwargs if k not in accepted or k == "params"]
-    if unknown:
-        names = ", ".join(p for p in accepted if p not in ("self", "params"))
-        raise ValueError(
-            f"{unknown[0]} is not a parameter of {cls.__name__}{where}; allowed: {names}"
-        )
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "params")]
+    V.options(f"{where} for {cls.__name__}", kwargs, list(dict.fromkeys([*own, *accepted])))
     if "betas" in kwargs:
         betas = kwargs["betas"]
         # any pair torch takes: a tuple, a list, a numpy array, a tensor of two numbers
