@@ -222,6 +222,37 @@ def test_plateau_cuts_after_patience_plus_one_bad_evaluations_and_resumes(tmp_pa
     assert resumed.lr_scheduler.state_dict() == trainer.lr_scheduler.state_dict()
 
 
+@resumes
+def test_a_resume_with_another_step_count_warns_as_the_scheduler_does(tmp_path: Any) -> None:
+    """transformers loads the scheduler's state inside catch_warnings and drops a
+    UserWarning: the lrkit scheduler's warning for another schedule is issued again."""
+
+    def trainer(epochs: int, out: Any) -> Any:
+        args = _args(out, num_train_epochs=epochs, save_strategy="epoch")
+        return Trainer(
+            model=tiny_bert(), args=args, train_dataset=Pairs(32, 1),  # 4 steps an epoch
+            schedule=lambda n: S.cosine(0.004, total_steps=n),
+        )  # fmt: skip
+
+    trainer(2, tmp_path).train()
+    longer = trainer(4, tmp_path / "longer")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        longer.train(resume_from_checkpoint=str(tmp_path / "checkpoint-4"))
+    said = [str(w.message) for w in caught if "different schedule" in str(w.message)]
+    assert said == [
+        "the checkpoint was made with a different schedule (cosine(lr=0.004, total_steps=8, "
+        "eta_min=0.0)); keeping the schedule given to this scheduler (cosine(lr=0.004, "
+        "total_steps=16, eta_min=0.0))"
+    ]
+    assert _logged_lrs(longer)[5] == pytest.approx(S.cosine(0.004, total_steps=16)(4))
+    same = trainer(2, tmp_path / "same")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        same.train(resume_from_checkpoint=str(tmp_path / "checkpoint-4"))
+    assert not [w for w in caught if "different schedule" in str(w.message)]
+
+
 def test_a_second_train_starts_the_feedback_afresh(tmp_path: Any) -> None:
     trainer = _plateau_trainer(tmp_path)
     fb = trainer.lrkit_feedback

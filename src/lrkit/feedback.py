@@ -35,6 +35,7 @@ import inspect
 import math
 import sys
 import warnings
+import weakref
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -61,6 +62,7 @@ __all__ = [
     "RestartOnPlateau",
     "as_metric",
     "check_controllers",
+    "claim_detector",
     "from_state_dict",
     "guard_detector",
     "guard_hint",
@@ -342,18 +344,48 @@ class _Default(float):
 DEFAULT_GUARD_FACTOR: float = _Default(0.5)
 
 
+#: each ready detector given to a guard -> that guard (weakly): a detector shared by two live
+#: guards would count one's restores against the other's and cut both LRs
+_GUARDED: weakref.WeakKeyDictionary[Any, weakref.ref[Any]] = weakref.WeakKeyDictionary()
+
+
 def guard_detector(
-    factor: float, controller: DivergenceDetector | None, detector: Mapping[str, Any]
+    factor: float,
+    controller: DivergenceDetector | None,
+    detector: Mapping[str, Any],
+    *,
+    guard: Any,
 ) -> DivergenceDetector:
-    """The :class:`DivergenceDetector` a divergence guard acts through: ``controller``, a ready
-    one (nothing given beside it: ``factor`` left at :data:`DEFAULT_GUARD_FACTOR`, no
-    ``detector`` keywords; its type is checked by :class:`GuardBook`), or one built from
-    ``factor`` and ``detector``."""
+    """The :class:`DivergenceDetector` that ``guard`` (a divergence guard being built) acts
+    through: ``controller``, a ready one (nothing given beside it: ``factor`` left at
+    :data:`DEFAULT_GUARD_FACTOR`, no ``detector`` keywords; not the controller of another
+    guard still alive), or one built from ``factor`` and ``detector``. The guard, once built,
+    records it with :func:`claim_detector`."""
     if controller is None:
         return DivergenceDetector(0.5 if factor is DEFAULT_GUARD_FACTOR else factor, **detector)
+    if not isinstance(controller, DivergenceDetector):
+        raise ValueError(
+            f"controller must be a lrkit.feedback.DivergenceDetector, got {v.fmt(controller)}"
+        )
     given = [] if factor is DEFAULT_GUARD_FACTOR else ["factor"]  # factor=0.5 given too
     refuse_beside_controller(sorted([*detector, *given]))
+    held = _GUARDED.get(controller)
+    other = None if held is None else held()
+    if other is not None and other is not guard:
+        kind, other = type(other).__name__, None  # the error's frame keeps no guard alive
+        raise ValueError(
+            f"controller is the controller of another {kind} (a detector "
+            "counts the restores and cuts of one guard): build one for each guard, or give "
+            "this one a copy (copy.deepcopy(controller)) or a detector loaded from its "
+            "state_dict()"
+        )
     return controller
+
+
+def claim_detector(detector: DivergenceDetector, guard: Any) -> None:
+    """Record that ``guard``, now built, acts through ``detector`` (see
+    :func:`guard_detector`, which refuses it to another guard while this one is alive)."""
+    _GUARDED[detector] = weakref.ref(guard)
 
 
 def guard_hint(state: Any) -> str:

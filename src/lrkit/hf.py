@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _validate as V
 from ._imports import require
+from ._runtime import caller_level
 from .feedback import REPORT_HINTS, check_controllers
 from .finder import FinderResult, SweepOptions
 from .finder.sweep import check_finder_kwargs
@@ -121,6 +122,18 @@ class LRKitMixin:
             _warn_unused_schedule_args(self.args, num_training_steps)  # type: ignore[attr-defined]
             self._created_lr_scheduler = True
         return self.lr_scheduler
+
+    def _load_optimizer_and_scheduler(self, checkpoint: Any) -> None:
+        """transformers' own load, then the warnings of the lrkit schedulers' loads issued
+        again: transformers loads the scheduler's state inside ``catch_warnings`` and issues
+        no ``UserWarning`` again, so a resume with another schedule (another ``max_steps``,
+        ``num_train_epochs`` or data size) would change the LRs without a word."""
+        for s in lrkit_schedulers(getattr(self, "lr_scheduler", None)):
+            s.load_warnings = ()  # only those of this load
+        super()._load_optimizer_and_scheduler(checkpoint)  # type: ignore[misc]
+        for s in lrkit_schedulers(getattr(self, "lr_scheduler", None)):
+            for message in s.load_warnings:
+                warnings.warn(message, stacklevel=caller_level())
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
         try:

@@ -1,5 +1,6 @@
 """lrkit.keras callbacks: plateau and guard on scheduled optimizers, scheduler, logger."""
 
+import copy
 import warnings
 from typing import Any
 
@@ -1174,6 +1175,11 @@ def test_settings_beside_a_ready_controller_are_refused_not_ignored():
     g = lk.DivergenceGuard(controller=ready, snapshot_every=5, keep=3)  # the guard's own
     assert g.controller is ready and (g.snapshot_every, g.keep) == (5, 3)
     assert (ready.factor, ready.max_restores) == (0.3, 5)
+    with pytest.raises(ValueError, match=r"^controller is the controller of another Diverg"):
+        lk.DivergenceGuard(controller=ready)  # a second live guard would take its cuts
+    assert lk.DivergenceGuard(controller=copy.deepcopy(ready)).controller is not ready
+    with pytest.raises(ValueError, match=r"^controller must be a lrkit.feedback.Divergence"):
+        lk.DivergenceGuard(controller=Core(), factor=0.3)  # the type first, not "beside"
 
 
 def _against(who: str, arg: str, monitor: str, mode: str) -> str:

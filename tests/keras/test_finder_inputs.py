@@ -35,11 +35,19 @@ def test_arrays_without_targets_name_y(regression, built):
         lk.find_lr(model, x, num_iter=10)
     msg = str(info.value)
     assert "\n" not in msg
-    assert msg.startswith("y: the loss could not be computed on x's first batch without targets (")
-    assert msg.endswith("); pass the targets as y (find_lr(model, x, y)), or x as batches (x, y)")
+    assert msg.startswith("y: the loss could not be computed on the first batch without targets (")
+    assert msg.endswith("); pass the targets (find_lr(model, x, y) for arrays, or batches (x, y))")
     for v, b in zip(model.variables, before, strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), b)
     assert int(model.optimizer.iterations) == iterations
+    # batches without targets (bare x, or (x,)) are named the same way
+    for batches in ([x[i : i + 16] for i in range(0, 64, 16)], [(x[:16],), (x[16:32],)]):
+        with pytest.raises(ValueError, match=r"^y: the loss could not be computed on the first"):
+            lk.find_lr(model, batches, num_iter=10)
+    # inputs the model cannot take: the model's own error, not a word about y
+    with pytest.raises(ValueError) as info:
+        lk.find_lr(model, x[:, :3], num_iter=10)
+    assert not str(info.value).startswith("y:") and ", 3)" in str(info.value)  # x's shape
 
 
 def test_a_model_whose_loss_needs_no_targets_sweeps_on_x_alone(regression):

@@ -288,6 +288,45 @@ def test_model_save_and_load_model_round_trip(kind, tmp_path):
         assert plain.optimizer._learning_rate.scale == 1.0  # load_weights: no lrkit multiplier
 
 
+@pytest.mark.parametrize("kind", ["scheduler", "lrkit", "float"])
+@pytest.mark.parametrize("saved_as", ["weights", "model"])
+def test_a_resume_from_saved_weights_or_model_with_the_restored_controller_is_exact(
+    kind, saved_as, tmp_path
+):
+    """ModelCheckpoint(save_weights_only=True)'s resume: a new model, its weights loaded
+    (before any lrkit callback met its optimizer: no scale comes back with them), and the
+    restored controller given as controller=. The schedule in the optimizer takes the
+    controller's cut as a float LR's multiplier does; a model from load_model, whose schedule
+    holds the cut already, is not cut twice."""
+    whole = _model(kind)
+    cbs, log = _callbacks(kind)
+    _fit(whole, [*cbs, log])
+    ref = log.history
+
+    first = _model(kind)
+    ctrl = Core("min", factor=0.5, patience=0)
+    cbs, log = _callbacks(kind, ctrl=ctrl)
+    _fit(first, [*cbs, log], epochs=2)  # the cut at the end of epoch 1
+    assert ctrl.scale == 0.5
+    if saved_as == "weights":
+        first.save_weights(tmp_path / "w.weights.h5")
+        resumed = _model(kind)
+        resumed.optimizer.build(resumed.trainable_variables)
+        resumed.load_weights(tmp_path / "w.weights.h5")
+    else:
+        first.save(tmp_path / "m.keras")
+        resumed = keras.saving.load_model(tmp_path / "m.keras")
+    back = Core()
+    back.load_state_dict(ctrl.state_dict())
+    cbs, log2 = _callbacks(kind, ctrl=back)
+    _fit(resumed, [*cbs, log2], initial_epoch=2)
+    assert log.history + log2.history == ref
+    for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    if kind == "lrkit":
+        assert resumed.optimizer._learning_rate.scale == 0.5
+
+
 def test_weights_saved_without_the_multiplier_load_into_an_optimizer_that_has_it(tmp_path):
     plain = _model("float")
     _fit(plain, [], epochs=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
@@ -904,6 +905,32 @@ def test_a_ready_controller_as_the_keras_guard_takes_it_and_its_record():
     fresh = DivergenceGuard(model, optimizer=opt)
     fresh.load_state_dict(guard.state_dict())
     assert (fresh.gave_up, fresh.restored_at) == (True, [3, 4])
+
+
+def test_a_detector_acts_for_one_guard_and_not_through_the_scheduler_too():
+    from lrkit.feedback import DivergenceDetector
+
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    det = DivergenceDetector()
+    sched = lt.scheduler(opt, S.constant(0.1), feedback=det)
+    with pytest.raises(ValueError, match=r"^scheduler: its feedback holds the guard's "
+                       r"controller .* would cut the LR twice"):  # fmt: skip
+        DivergenceGuard(model, optimizer=opt, scheduler=sched, controller=det)
+    assert sched.feedback is det  # left as it was
+    # the failed guard holds no claim on it: a guard without that scheduler takes it
+    first = DivergenceGuard(model, optimizer=opt, controller=det)
+    with pytest.raises(ValueError) as info:  # a second live guard would take its cuts
+        DivergenceGuard(model, optimizer=opt, controller=det)
+    assert str(info.value) == (
+        "controller is the controller of another DivergenceGuard (a detector counts the "
+        "restores and cuts of one guard): build one for each guard, or give this one a copy "
+        "(copy.deepcopy(controller)) or a detector loaded from its state_dict()"
+    )
+    assert first.controller is det
+    del first
+    gc.collect()
+    assert DivergenceGuard(model, optimizer=opt, controller=det).controller is det  # now free
 
 
 @pytest.mark.parametrize("with_scheduler", [False, True])

@@ -1781,6 +1781,41 @@ def test_a_tensor_lr_shared_by_groups_keeps_their_ratios_after_schedulers_set_it
     np.testing.assert_allclose(tensor, floats, rtol=1e-6)  # float32 tensors
 
 
+def test_a_checkpoint_of_another_schedule_warns_at_the_callers_line_naming_both():
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    saved = lt.scheduler(opt, S.cosine(0.1, total_steps=100))
+    saved.step()
+    state = saved.state_dict()
+    assert saved.load_warnings == ()
+    opt2 = torch.optim.SGD(model.parameters(), lr=0.1)
+    longer = lt.scheduler(opt2, S.cosine(0.1, total_steps=200))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        longer.load_state_dict(state)  # the line the warning points at
+    [w] = caught
+    message = (
+        "the checkpoint was made with a different schedule (cosine(lr=0.1, total_steps=100, "
+        "eta_min=0.0)); keeping the schedule given to this scheduler (cosine(lr=0.1, "
+        "total_steps=200, eta_min=0.0))"
+    )
+    assert (str(w.message), w.category, w.filename) == (message, UserWarning, __file__)
+    assert longer.load_warnings == (message,)  # for a trainer that silences warnings
+    assert longer.get_last_lr() == [S.cosine(0.1, total_steps=200)(1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        longer.load_state_dict(longer.state_dict())  # its own: no warning, none kept
+    assert longer.load_warnings == ()
+    # one schedule per param group: the group that differs is named
+    groups = [{"params": [model.weight]}, {"params": [model.bias]}]
+    per_group = lt.scheduler(torch.optim.SGD(groups, lr=0.1), [S.constant(0.1), S.constant(0.2)])
+    other = lt.scheduler(torch.optim.SGD(groups, lr=0.1), [S.constant(0.1), S.constant(0.3)])
+    with pytest.warns(UserWarning, match=r"^the checkpoint was made with a different schedule "
+                      r"of param group 1 \(constant\(lr=0.2\)\); keeping the schedule given "
+                      r"to this scheduler \(constant\(lr=0.3\)\)$"):  # fmt: skip
+        other.load_state_dict(per_group.state_dict())
+
+
 def test_a_checkpoint_of_other_momentum_schedules_warns_and_keeps_the_given_ones():
     model = torch.nn.Linear(2, 1)
 

@@ -27,6 +27,7 @@ from ..feedback import (
     PlateauKwargs,
     as_metric,
     check_controllers,
+    claim_detector,
     guard_detector,
     refuse_beside_controller,
     settings_differ,
@@ -130,6 +131,9 @@ class _LRScale(keras.metrics.Metric):  # type: ignore[misc]
         #: LRScheduler takes it, not a later one (``load_weights`` before a new stage)
         self.model_ref: Any = None
         self.saved_run: Any = None
+        #: the scale of the lrkit schedule the optimizer held when the fit() that claimed the
+        #: multiplier began (1.0: never cut, so restored controllers' scales apply)
+        self.schedule_start: float | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # KerasSaveable pickles (and deep-copies) by saving a whole model: a plain copy here
@@ -301,11 +305,25 @@ class _LRHandle:
         self.parts: list[tuple[Any, Any]] = []
         #: the optimizers holding a foreign schedule or callable, not wrapped yet
         self.foreign: list[Any] = []
+        rescaled = False
         for opt in _optimizers(model):
             lr = opt._learning_rate
             if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
                 if not any(target is lr for _, target in self.parts):  # one schedule shared by
                     self.parts.append((opt, lr))  # two optimizers is scaled once, not twice
+                    # a schedule never cut when the first fit() of this optimizer begins (a
+                    # new model whose weights were loaded by load_weights, which brings back
+                    # no scale without an lrkit callback attached) takes the scales of its
+                    # controllers (restored ones, passed as controller=), as a float LR's
+                    # multiplier does; one that holds a scale (load_model's, from its
+                    # config) already holds their cuts
+                    scale = _lr_scale(opt)
+                    if scale.claim(run):
+                        if scale.schedule_start is None:
+                            scale.schedule_start = float(lr.scale)
+                        if scale.schedule_start == 1.0 and controller.scale != 1.0:
+                            lr._rescale(lr.scale * controller.scale)
+                            rescaled = rescaled or lr.compiled_scale
             elif isinstance(lr, keras.Variable):
                 # the float LR (saved with the model) already holds the cuts; LRScheduler
                 # applies their product, the optimizer's multiplier. The first fit() of an
@@ -319,6 +337,8 @@ class _LRHandle:
                 self.foreign.append(opt)
             else:  # pragma: no cover - keras always holds one of the above
                 raise ValueError(f"unsupported learning rate {lr!r} in the optimizer")
+        if rescaled and getattr(model, "train_function", None):
+            model.make_train_function(force=True)  # the scale is a compiled constant
 
     def multiply(self, factor: float) -> None:
         if factor == 1.0:
@@ -747,7 +767,7 @@ class DivergenceGuard(_LRCallback):
             },
         )
         super().__init__()
-        controller = guard_detector(factor, controller, detector)
+        controller = guard_detector(factor, controller, detector, guard=self)
         self._book: GuardBook[_Snapshot] = GuardBook(
             controller, snapshot_every=snapshot_every, keep=keep
         )
@@ -767,6 +787,7 @@ class DivergenceGuard(_LRCallback):
         self._resume_good: int | None = None
         self._last_good: float | None = None  # the latest loss checked good, across fit()s
         self._reset_run()
+        claim_detector(controller, self)  # built: no other guard may act through it
 
     def __getstate__(self) -> dict[str, Any]:
         # a lock is not copied (KerasTuner deep-copies the callbacks of every trial): each

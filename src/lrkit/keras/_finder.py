@@ -274,25 +274,35 @@ def _val_batches(
     return [_unpack(b) for b in held_batches(val_data, name=name, warn_many=warn_many)]
 
 
-def _no_targets(exc: BaseException) -> ValueError:
-    """The one-line error for ``x``'s arrays given without ``y`` to a model whose loss needs
-    targets (``model.fit(x)`` says ``None is not a valid value for jnp.array``)."""
+def _no_targets(model: Any, batch: tuple[Any, Any, Any], exc: BaseException) -> Exception:
+    """What to raise when the loss failed on ``batch``, the first batch, which has no targets:
+    the one-line error naming ``y`` when the model itself runs on its ``x`` (the loss needs
+    the targets: ``model.fit(x)`` says ``None is not a valid value for jnp.array``), else
+    ``exc`` itself (the inputs are at fault, not the missing targets)."""
+    try:
+        model(batch[0], training=False)
+    except Exception:  # noqa: BLE001 - the model fails on x: its own error says why
+        return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
     return ValueError(
-        f"y: the loss could not be computed on x's first batch without targets "
-        f"({failure(exc)}); pass the targets as y (find_lr(model, x, y)), or x as batches (x, y)"
+        f"y: the loss could not be computed on the first batch without targets "
+        f"({failure(exc)}); pass the targets (find_lr(model, x, y) for arrays, or batches "
+        "(x, y))"
     )
 
 
 def _check_targets(model: Any, batch: tuple[Any, Any, Any]) -> None:
-    """``x``'s arrays given without ``y``, to a built model: :func:`_no_targets` when its loss
-    cannot be computed on ``x``'s first batch (a model that computes its loss from ``x``
-    alone passes). The caller puts back what the call changes (the metric variables)."""
+    """A first batch without targets, for a built model: :func:`_no_targets` when its loss
+    cannot be computed on it (a model that computes its loss from ``x`` alone passes). The
+    caller puts back what the calls change (the metric variables)."""
     if _keeps_running_means():
         model.reset_metrics()
     try:
         model.test_on_batch(batch[0], None, sample_weight=batch[2], return_dict=True)
     except Exception as exc:  # noqa: BLE001 - reported with its type and first line
-        raise _no_targets(exc) from exc
+        error = _no_targets(model, batch, exc)
+        if error is exc:
+            raise
+        raise error from exc
 
 
 def _check_scored(
@@ -545,13 +555,14 @@ def find_lr(
                 first = next(batches)
             else:
                 held = []
-        untargeted = arrays and y is None  # x's arrays without y: targets forgotten?
+        untargeted = first[1] is None  # no targets (x's arrays without y, batches of x)
         try:
             _build(model, first)
         except Exception as exc:
-            if untargeted:
-                raise _no_targets(exc) from exc
-            raise
+            error = _no_targets(model, first, exc) if untargeted else exc
+            if error is exc:
+                raise
+            raise error from exc
         snap = _Snapshot(model, _swept_optimizer(model))
         no_loss = _no_loss(model)
         lr_obj = _SweepLR(sweep.start_lr)

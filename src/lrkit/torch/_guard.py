@@ -57,6 +57,7 @@ from ..feedback import (
     GuardBook,
     Multiplier,
     as_metric,
+    claim_detector,
     guard_detector,
 )
 from ._checks import (
@@ -166,7 +167,9 @@ class DivergenceGuard:
             DETECTOR_HINTS,
         )
         self._book: GuardBook[dict[str, Any]] = GuardBook(
-            guard_detector(factor, controller, detector), snapshot_every=snapshot_every, keep=keep
+            guard_detector(factor, controller, detector, guard=self),
+            snapshot_every=snapshot_every,
+            keep=keep,
         )
         self.controller = self._book.controller
         self.model = model
@@ -188,6 +191,7 @@ class DivergenceGuard:
         self._resume: tuple[int, int | None] = (0, None)
         self._saved_groups: int | None = None  # until the next snapshot: the saved count
         self.snapshot()
+        claim_detector(self.controller, self)  # built: no other guard may act through it
 
     # ------------------------------------------------------------------ scheduler
     def attach(self, scheduler: Any) -> None:
@@ -213,6 +217,13 @@ class DivergenceGuard:
                 "for all param groups (or none), got one with per-group feedback=[...]"
             )
         members = fb.controllers if isinstance(fb, Chain) else (fb,)
+        if any(m is self.controller for m in members):
+            raise ValueError(
+                "scheduler: its feedback holds the guard's controller (the DivergenceDetector "
+                "given as controller=), which would cut the LR twice, once through the "
+                "scheduler and once through the guard: give the guard a detector of its own "
+                "and leave it out of the scheduler's feedback"
+            )
         if not any(m is self.feedback for m in members):
             scheduler.feedback = self.feedback if fb is None else Chain(fb, self.feedback)
         if not any(c is self.feedback for c in getattr(scheduler, "_held_feedback", ())):
@@ -491,8 +502,9 @@ class DivergenceGuard:
     @property
     def gave_up(self) -> bool:
         """Whether the guard has given up (a divergence after ``max_restores`` restores: the
-        :class:`DivergenceError` raised), as ``lrkit.keras.DivergenceGuard.gave_up``; a loaded
-        :meth:`state_dict` brings it back."""
+        :class:`DivergenceError` raised), read off :attr:`events`, so a loaded
+        :meth:`state_dict` brings it back (``lrkit.keras.DivergenceGuard.gave_up`` says
+        whether that guard stopped the current ``fit()``)."""
         return any(e["action"] == "give_up" for e in self.controller.events)
 
     @property

@@ -43,6 +43,19 @@ def _written(s: Schedule) -> dict[str, Any] | None:
     return None if holds_callable(s) else s.to_dict()
 
 
+def _shown(written: Any) -> str:
+    """A schedule as a checkpoint holds it (:func:`_written`), as its spec string, for a
+    message: ``"a function schedule"`` for ``None``, the dict itself if it does not load."""
+    if written is None:
+        return "a function schedule"
+    from ..schedules import from_dict
+
+    try:
+        return str(from_dict(written))
+    except Exception:  # noqa: BLE001 - a state from another lrkit: shown as it was saved
+        return V.fmt(written)
+
+
 def _schedule_or_list(name: str, value: Any, n_groups: int) -> Any:
     """A schedule, or (for a list) one schedule per param group."""
     if is_schedule_list(value):
@@ -373,6 +386,8 @@ class LRKitScheduler(LRScheduler):
                 if key != "momentum":
                     _check_numeric(i, key, g[key])
         self.hyperparams = extra
+        #: the warnings the last :meth:`load_state_dict` gave (their messages), or ``()``
+        self.load_warnings: tuple[str, ...] = ()
         default = default_lr(optimizer)
         #: the optimizer's default LR as the scheduler found it (a tensor default is also the
         #: first group's LR, which the steps change): a group added later is read against it
@@ -926,12 +941,18 @@ class LRKitScheduler(LRScheduler):
         ``last_epoch`` is -1), the LRs and hyperparameters are left as the optimizer holds
         them (its own checkpoint has them), so the composite resumes exactly. A checkpoint
         refused (a ``ValueError``) leaves this scheduler and the optimizer's param groups as
-        they were, groups added since the last step included."""
+        they were, groups added since the last step included.
+
+        A checkpoint made with another schedule (e.g. another ``total_steps``) or other
+        momentum or hyperparameter schedules loads, keeps the ones given to this scheduler and
+        warns, naming the checkpoint's; :attr:`load_warnings` holds the messages of the last
+        load (a trainer that silences warnings while it loads, as Hugging Face's does, can
+        issue them again)."""
         groups = [(g, dict(g)) for g in self.optimizer.param_groups]
         kept = {k: getattr(self, k) for k in _ADOPTED if hasattr(self, k)}
         kept = {k: [*v] if isinstance(v, list) else v for k, v in kept.items()}
         try:
-            self._load_state_dict(state_dict)
+            said = self._load_state_dict(state_dict)
         except BaseException:
             for g, before in groups:  # what adopting the groups added since the last step wrote
                 g.clear()
@@ -940,8 +961,13 @@ class LRKitScheduler(LRScheduler):
                 setattr(self, k, v)
             self._update_fast_path()
             raise
+        self.load_warnings = tuple(said)
+        for message in said:
+            warnings.warn(message, stacklevel=caller_level())
 
-    def _load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def _load_state_dict(self, state_dict: dict[str, Any]) -> list[str]:
+        """Load ``state_dict``; the warnings it gives (a schedule other than the checkpoint's),
+        for the caller to issue once the load has succeeded."""
         if not isinstance(state_dict, Mapping):
             raise ValueError(
                 "state_dict must be a dict from LRKitScheduler.state_dict(), "
@@ -1002,22 +1028,28 @@ class LRKitScheduler(LRScheduler):
             added = [
                 V.non_negative(f"state_dict['added_base_lrs'][{i}]", x) for i, x in enumerate(added)
             ]
+        said: list[str] = []  # the warnings of this load: load_warnings, once it is done
         saved = state_dict.get("schedules")
-        if saved is not None and saved != [_written(s) for s in self.schedules[:n]]:
-            warnings.warn(
-                "the checkpoint was made with a different schedule; keeping the schedule given "
-                f"to this scheduler ({self.schedules[0]})",
-                stacklevel=2,
+        mine_lr = [_written(s) for s in self.schedules[:n]]
+        if saved is not None and saved != mine_lr:
+            which = next(
+                (i for i, (a, b) in enumerate(zip(saved, mine_lr)) if a != b), 0
+            ) if isinstance(saved, list) else 0  # fmt: skip
+            was = _shown(saved[which] if isinstance(saved, list) and saved else saved)
+            per_group = len({id(x) for x in self.schedules[:n]}) > 1  # one schedule a group
+            group = f" of param group {which}" if per_group else ""
+            said.append(
+                f"the checkpoint was made with a different schedule{group} ({was}); keeping "
+                f"the schedule given to this scheduler ({self.schedules[which]})"
             )
         saved_hp = state_dict.get("hyperparams")
         mine = self._written_hyperparams()
         if isinstance(saved_hp, Mapping) and dict(saved_hp) != mine:
             keys = sorted(set(saved_hp) | set(mine))
-            warnings.warn(
+            said.append(
                 "the checkpoint was made with other momentum or hyperparameter schedules "
                 f"({', '.join(keys)}); keeping the ones given to this scheduler "
-                f"({', '.join(sorted(mine)) or 'none'})",
-                stacklevel=2,
+                f"({', '.join(sorted(mine)) or 'none'})"
             )
         fb = state_dict.get("feedback")
         if fb is not None:
@@ -1068,6 +1100,7 @@ class LRKitScheduler(LRScheduler):
                 self._handed_over = True  # still not this scheduler's, whatever they read
             else:
                 self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
+        return said
 
 
 #: what adopting param groups added since the last step changes in a scheduler
