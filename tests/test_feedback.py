@@ -827,3 +827,33 @@ def test_a_subclass_may_take_its_own_arguments_by_position() -> None:
     with pytest.raises(TypeError) as info:
         Tracked("val_loss", "min")  # type: ignore[call-arg]
     assert str(info.value).startswith("Tracked: takes 1 positional argument (metric) but 2 were")
+
+
+def test_every_controller_loads_its_state_by_either_name_as_the_schedulers_do():
+    """load_state_dict(state_dict=...) as PyTorch names it (lrkit.torch.scheduler's and the
+    guards' load_state_dict), or state=; both, or neither, is a one-line TypeError."""
+    from lrkit.feedback import (
+        Chain,
+        DivergenceDetector,
+        Multiplier,
+        ReduceOnPlateau,
+        RestartOnPlateau,
+    )
+
+    def chain():
+        return Chain(ReduceOnPlateau(), Multiplier(1.0))
+
+    for make in (ReduceOnPlateau, RestartOnPlateau, DivergenceDetector, Multiplier, chain):
+        used = make()
+        used.update(1.0, step=0)
+        used.update(2.0, step=1)
+        saved = used.state_dict()
+        for kwargs in ({"state_dict": saved}, {"state": saved}):
+            fresh = make()
+            fresh.load_state_dict(**kwargs)
+            assert fresh.state_dict() == saved
+        name = type(used).__name__
+        with pytest.raises(TypeError, match=rf"^{name}.load_state_dict\(\) got both state and "):
+            make().load_state_dict(state=saved, state_dict=saved)
+        with pytest.raises(TypeError, match=rf"^{name}.load_state_dict\(\) missing 1 required"):
+            make().load_state_dict()

@@ -272,10 +272,24 @@ class Feedback(ABC):
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly, as plain JSON-able Python types."""
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(
+        self, state: Any = _renamed.UNSET, *, state_dict: Any = _renamed.UNSET
+    ) -> None:
         """Restore a state produced by :meth:`state_dict` of the same controller type. A
         malformed state raises ``ValueError`` (naming a missing key) and leaves this controller
-        as it was (its own state is put back)."""
+        as it was (its own state is put back). By keyword it is ``state=`` or, as PyTorch's
+        ``load_state_dict`` methods (the schedulers' and the guards') name it, ``state_dict=``."""
+        if state is _renamed.UNSET and state_dict is _renamed.UNSET:
+            raise TypeError(
+                f"{type(self).__name__}.load_state_dict() missing 1 required argument: 'state'"
+            )
+        if state is not _renamed.UNSET and state_dict is not _renamed.UNSET:
+            raise TypeError(
+                f"{type(self).__name__}.load_state_dict() got both state and state_dict (two "
+                "names of one argument): pass one"
+            )
+        if state is _renamed.UNSET:
+            state = state_dict
         saved = self.state_dict()
         try:
             self._load_state(state)

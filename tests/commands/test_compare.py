@@ -37,6 +37,17 @@ TASK = textwrap.dedent(
     def make_noval():
         return make()[:4]
 
+    def make_warns():  # a loss that warns at every call, on the training and the val batches
+        import warnings
+
+        model, opt, loss_fn, data, val = make()
+
+        def loss(out, y):
+            warnings.warn("cmp test: this loss warns", UserWarning)
+            return loss_fn(out, y)
+
+        return model, opt, loss, data, val
+
     def make_leaves_a_gone_start():  # moves elsewhere, and the folder it started in is gone
         import os
         import shutil
@@ -136,6 +147,19 @@ TASK = textwrap.dedent(
 @pytest.fixture
 def task_module(write_module):
     return write_module("cmp_task_mod", TASK)
+
+
+def test_a_warning_of_the_users_code_is_shown_once_over_every_method(task_module, capsys):
+    import warnings
+
+    argv = ["compare", f"{task_module}:make_warns", "--steps", "10", "--finder-iter", "10"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("default")
+        rc = main([*argv, "--methods", "fixed,cosine,adam,onecycle", "--no-plot", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    assert [(w.category, str(w.message)) for w in seen] == [
+        (UserWarning, "cmp test: this loss warns")
+    ]
 
 
 def test_user_task_all_methods(task_module, tmp_path, capsys):

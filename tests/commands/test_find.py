@@ -51,6 +51,10 @@ USER_MODULE = textwrap.dedent(
 
         return model, opt, loss, data
 
+    def make_warns_val():  # the check runs score val_data with the warning loss too
+        model, opt, loss, data = make_warns()
+        return model, opt, loss, data, data[:2]
+
     def make_val_text():
         return (*make(), "abc")
 
@@ -525,6 +529,15 @@ def test_the_users_own_warnings_reach_the_user_once_and_the_finders_are_printed(
         "UserWarning: lrkit test: this loss warns"
     )
     # with the check runs (every step of each warns too): still once
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("default")
+        assert main([*argv, "--train-steps", "20", "--no-plot", "--quiet"]) == 0
+    capsys.readouterr()
+    assert [(w.category, str(w.message)) for w in seen] == [
+        (UserWarning, "lrkit test: this loss warns")
+    ]
+    # and with val_data, which each check run is scored on
+    argv[1] = f"{user_module}:make_warns_val"
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("default")
         assert main([*argv, "--train-steps", "20", "--no-plot", "--quiet"]) == 0

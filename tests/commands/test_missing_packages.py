@@ -43,6 +43,28 @@ def test_plot_output_without_matplotlib(monkeypatch, capsys, tmp_path) -> None:
     assert not png.exists()
 
 
+@pytest.mark.parametrize("command", [["plot", "cosine(0.1, 100)"], ["find", "--demo"]])
+def test_a_backend_matplotlib_does_not_know_is_one_line_before_any_work(command, tmp_path):
+    """MPLBACKEND is read when matplotlib is first imported (a fresh process): an unknown one
+    is named in one line, exit code 2, before the range test or the plot runs."""
+    import os
+    import subprocess
+
+    if command[0] == "find":
+        pytest.importorskip("torch")
+    png = tmp_path / "x.png"
+    env = {**os.environ, "MPLBACKEND": "bogus"}
+    out = subprocess.run([sys.executable, "-m", "lrkit", *command, "-o", str(png)], env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr == (
+        f"lrkit {command[0]}: error: MPLBACKEND='bogus' is not a backend matplotlib knows, and "
+        "-o/--output draws with matplotlib: unset MPLBACKEND, or set it to one (e.g. "
+        "MPLBACKEND=agg)\n"
+    )
+    assert not png.exists()
+
+
 def test_find_output_by_name_without_matplotlib(monkeypatch, capsys, tmp_path) -> None:
     pytest.importorskip("torch")
     _hide(monkeypatch, "matplotlib")

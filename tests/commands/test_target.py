@@ -286,6 +286,43 @@ def test_find_refuses_models_sharing_a_trainable_layer_built_at_import(folder, c
     assert _same_weights(kept.body, start)
 
 
+UNSEEDED = """
+import numpy as np
+import torch
+
+x = torch.randn(64, 4)
+y = (x[:, 0] > 0).long()
+data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+
+def make():
+    model = torch.nn.Linear(4, 2)
+    with torch.no_grad():  # numpy's own generator, unseeded: --seed does not reach it
+        model.weight.copy_(torch.as_tensor(np.random.default_rng().normal(size=(2, 4))))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    return model, opt, torch.nn.functional.cross_entropy, data
+"""
+
+
+def test_find_refuses_a_target_whose_calls_start_from_other_weights(folder, capsys):
+    """The check runs start from the weights the sweep started from, as lrkit compare's runs
+    do: a target whose initialisation --seed does not reach is refused before any training
+    (compare refuses it too)."""
+    pytest.importorskip("torch")
+    (folder / "lrkit_tgt_unseeded.py").write_text(UNSEEDED)
+    rc = main(["find", "lrkit_tgt_unseeded:make", "--no-plot", "--quiet", "--train-steps", "20"])
+    out, err = capsys.readouterr()
+    assert (rc, out) == (2, "")
+    assert err.splitlines() == [
+        "lrkit find: error: target 'lrkit_tgt_unseeded:make' must build the same initial "
+        "weights on every call (the sweep and each check run start from them): the models of "
+        "its first two calls differ in 'weight' (an initialisation --seed does not reach, such "
+        "as numpy.random.default_rng() without a seed); seed it inside the function, or pass "
+        "--no-train"
+    ]
+    argv = ["find", "lrkit_tgt_unseeded:make", "--no-plot", "--quiet", "--no-train"]
+    assert main([*argv, "--num-iter", "10"]) == 0  # one call, no check runs: nothing to compare
+
+
 def test_find_lets_models_share_a_frozen_layer(folder, capsys):
     # a frozen backbone loaded once, a fresh head on every call: nothing shared is trained
     pytest.importorskip("torch")

@@ -1182,6 +1182,21 @@ def test_settings_beside_a_ready_controller_are_refused_not_ignored():
         lk.DivergenceGuard(controller=Core(), factor=0.3)  # the type first, not "beside"
 
 
+def test_both_guards_keep_the_same_record_under_the_same_names():
+    torch = pytest.importorskip("torch")
+    import lrkit.torch as lt
+
+    record = ("controller", "keep", "snapshot_every", "num_checks", "restores", "restored_at",
+              "events", "scale", "gave_up", "state_dict", "load_state_dict")  # fmt: skip
+    model = torch.nn.Linear(2, 1)
+    torch_guard = lt.DivergenceGuard(model, optimizer=torch.optim.SGD(model.parameters()), keep=3)
+    keras_guard = lk.DivergenceGuard(keep=3)
+    for guard in (torch_guard, keras_guard):
+        missing = [name for name in record if not hasattr(guard, name)]
+        assert missing == [], type(guard).__module__
+        assert (guard.keep, guard.num_checks, guard.restored_at, guard.gave_up) == (3, 0, [], False)
+
+
 def _against(who: str, arg: str, monitor: str, mode: str) -> str:
     """The warning for a controller of ``mode`` on a metric that goes the other way."""
     other = "max" if mode == "min" else "min"

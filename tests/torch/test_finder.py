@@ -1032,3 +1032,29 @@ def test_a_probe_data_loaders_own_generator_is_left_as_it_was():
                 num_iter=10, end_lr=1e-2, eval_batches=0, max_extra_iter=0)  # fmt: skip
     assert r.probes is not None
     assert torch.equal(probe_loader.generator.get_state(), before)
+
+
+def test_data_as_fit_takes_it_a_function_returning_the_batches_is_swept_alike():
+    """data, val_data and probe_data as lrkit.torch.fit takes data: a zero-argument function
+    returning the batches, called for each pass (the held sets once)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randn(64, 1)
+    batches = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 64, 8)]
+    held = [(x[:8], y[:8])]
+    results = []
+    calls = []
+    for data, val in ((batches, held), (lambda: calls.append(1) or iter(batches), lambda: held)):
+        model = nn.Linear(4, 1)
+        torch.nn.init.zeros_(model.weight)
+        torch.nn.init.zeros_(model.bias)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        results.append(find_lr(model, opt, nn.MSELoss(), data, val_data=val, num_iter=20,
+                               warn=False))  # fmt: skip
+    a, b = results
+    assert (a.lrs.tolist(), a.losses.tolist(), a.held_losses.tolist(), a.suggestion) == (
+        b.lrs.tolist(),
+        b.losses.tolist(),
+        b.held_losses.tolist(),
+        b.suggestion,
+    )
+    assert len(calls) >= 2  # 20 steps over 8 batches: a pass each time they run out

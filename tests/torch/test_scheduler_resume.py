@@ -177,3 +177,39 @@ def test_a_refused_checkpoint_leaves_groups_added_since_the_last_step_as_they_we
     assert all(g["lr"] is lr for g, lr in zip(opt2.param_groups, lr_objects))
     assert sch2.state_dict() == state
     assert _run(opt2, sch2, 2) == _run(*build(False), 2)  # steps on as it would have
+
+
+@pytest.mark.parametrize("per_group", [False, True])
+def test_a_controller_built_with_other_settings_takes_the_checkpoints_and_says_so(
+    per_group: bool,
+) -> None:
+    """As PyTorch's ReduceLROnPlateau.load_state_dict, the settings come with the state; a
+    warning names them (Keras' BackupAndRestore keeps its own and warns too)."""
+    import warnings
+
+    from lrkit.feedback import ReduceOnPlateau
+
+    def build(**settings: Any) -> Any:
+        opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+        fb = [ReduceOnPlateau(**settings)] if per_group else ReduceOnPlateau(**settings)
+        return lt.scheduler(opt, "constant(0.1)", feedback=fb)
+
+    saved = build(patience=1, factor=0.1)
+    for value in (1.0, 2.0, 2.0):
+        saved.report(value)
+    state = saved.state_dict()
+    other = build(patience=5, factor=0.3)
+    with pytest.warns(UserWarning) as caught:
+        other.load_state_dict(state)
+    group = " (group 0)" if per_group else ""
+    assert [str(w.message) for w in caught] == [
+        f"the checkpoint's feedback controller was built with other factor{group}, "
+        f"patience{group}: its settings are loaded with its state (as PyTorch's "
+        "ReduceLROnPlateau loads them), replacing those given to this scheduler's controller"
+    ]
+    loaded = other.feedback[0] if per_group else other.feedback
+    assert (loaded.patience, loaded.factor, loaded.scale) == (1, 0.1, 0.1)
+    assert other.load_warnings == tuple(str(w.message) for w in caught)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # built alike: no warning
+        build(patience=1, factor=0.1).load_state_dict(state)

@@ -345,7 +345,7 @@ def test_a_one_shot_iterator_that_runs_out_ends_training_with_a_warning() -> Non
     assert caught[0].category is DataRanOutWarning
     assert issubclass(DataRanOutWarning, RuntimeWarning)  # as before it had its own class
     assert str(caught[0].message) == (
-        "fit: data ran out after 4 steps (1 passes; steps=10 asked for more): a one-shot "
+        "fit: data ran out after 4 steps (1 pass; steps=10 asked for more): a one-shot "
         "iterator (a generator) yields its batches once; pass a list, a DataLoader or a "
         "function returning a new iterator"
     )
@@ -475,6 +475,22 @@ def test_evaluate_names_what_is_wrong_in_one_line() -> None:
         evaluate(None, loss_fn=loss_fn, data=data)  # type: ignore[arg-type]
     loss, acc = evaluate(model, loss_fn=loss_fn, data=data)
     assert math.isfinite(loss) and 0.0 <= acc <= 1.0
+
+
+def test_evaluate_takes_the_data_fit_takes_and_the_advice_its_error_gives() -> None:
+    """The batch-layout error's advice (data=lambda: ((b['x'], b['y']) for b in loader))
+    is fit's form of data: evaluate takes it too."""
+    model, _, loss_fn, data = _task()
+    loader = [{"x": x, "y": y} for x, y in data]
+    with pytest.raises(BatchLayoutError) as info:
+        evaluate(model, loss_fn=loss_fn, data=loader)
+    assert "data=lambda: ((b['x'], b['y']) for b in loader)" in str(info.value)
+    mapped = evaluate(model, loss_fn=loss_fn, data=lambda: ((b["x"], b["y"]) for b in loader))
+    assert mapped == evaluate(model, loss_fn=loss_fn, data=data)
+    with pytest.raises(ValueError, match=r"^data must be an iterable of \(input, target\) "
+                       r"batches or a zero-argument callable returning one; the callable "
+                       r"returned int$"):  # fmt: skip
+        evaluate(model, loss_fn=loss_fn, data=lambda: 3)
 
 
 def test_fit_with_stop_on_nonfinite_false_trains_through_a_nan_loss() -> None:

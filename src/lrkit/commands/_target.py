@@ -344,6 +344,7 @@ def check_outputs(args: argparse.Namespace, default_output: str) -> None:
                 args.output = fresh_path(f"{stem}-{n}{ext}")
             args.output_is_default = True  # written by write_plot(default=True)
             try:
+                check_backend("the default plot")
                 check_output(args.output, option="-o/--output", types=IMAGE_TYPES)
             except ValueError as exc:  # an option not typed: what it is and how to avoid it
                 raise ValueError(
@@ -363,6 +364,23 @@ def check_plot_package(option: str) -> None:
     package is looked up, not imported."""
     if importlib.util.find_spec("matplotlib") is None:
         raise ValueError(install_hint("matplotlib", "plot", feature=option))
+    check_backend(option)
+
+
+def check_backend(option: str) -> None:
+    """A ``MPLBACKEND`` matplotlib does not know fails its import (a traceback, after the
+    work): a one-line ``ValueError`` naming it, before any work starts. Without
+    ``MPLBACKEND`` (or matplotlib) there is nothing to check and nothing is imported."""
+    backend = os.environ.get("MPLBACKEND")
+    if not backend or importlib.util.find_spec("matplotlib") is None:
+        return
+    try:
+        import matplotlib  # noqa: F401 - its import reads MPLBACKEND
+    except ValueError:
+        raise ValueError(
+            f"MPLBACKEND={backend!r} is not a backend matplotlib knows, and {option} draws "
+            "with matplotlib: unset MPLBACKEND, or set it to one (e.g. MPLBACKEND=agg)"
+        ) from None
 
 
 def same_file(path: str, *, other: str) -> bool:

@@ -176,10 +176,17 @@ def _compare(args: argparse.Namespace) -> int:
         say("  " + install_note(module, extra, feature=f"method {m!r}", skipped="skipped"))
     interrupt: KeyboardInterrupt | None = None
     show = warnings.showwarning
+    shown: set[tuple[Any, ...]] = set()
 
     def ran_out(message: Any, category: Any, *where: Any, **kw: Any) -> None:
-        """The data running out, in this command's words (a line each run); others as shown."""
+        """The data running out, in this command's words (a line each run); others as shown,
+        once each over the whole comparison (each method's run starts Python's record of the
+        warnings shown afresh)."""
         if not issubclass(category, DataRanOutWarning):
+            key = (str(message), category, *where[:2])
+            if key in shown:
+                return None
+            shown.add(key)
             return show(message, category, *where, **kw)
         text = str(message).removeprefix("compare: ").replace("give the data as", "return")
         say(f"  warning: {text.replace(f'steps={args.steps}', f'--steps {args.steps}')}")

@@ -305,6 +305,7 @@ def _check_fresh(first: Any, second: Any, target: str) -> None:
         mine = {id(p) for p in first.parameters() if p.requires_grad}
         shared = sum(1 for p in second.parameters() if p.requires_grad and id(p) in mine)
         if not shared:
+            _check_same_start(first, second, target)
             return
         noun = "parameter" if shared == 1 else "parameters"
         how = (
@@ -316,6 +317,32 @@ def _check_fresh(first: Any, second: Any, target: str) -> None:
         f"its own from the same initial weights): {how}; create the model inside the "
         "function, or pass --no-train"
     )
+
+
+def _check_same_start(first: Any, second: Any, target: str) -> None:
+    """The fresh models of the target's first two calls, neither trained yet: a one-line
+    ValueError when they are of one make-up (the same parameter names and shapes) and their
+    weights differ (an initialisation ``--seed`` does not reach): the check runs would start
+    from other weights than the sweep. Parameters not yet initialized (lazy modules, the
+    ``meta`` device) are not compared; nothing is copied."""
+    import torch
+
+    a, b = list(first.named_parameters()), list(second.named_parameters())
+    if [(n, p.shape) for n, p in a] != [(n, p.shape) for n, p in b]:
+        return  # another make-up: nothing to compare
+    for (name, p), (_, q) in zip(a, b):
+        if isinstance(p, torch.nn.parameter.UninitializedParameter) or p.is_meta or q.is_meta:
+            continue
+        with torch.no_grad():
+            same = p.device == q.device and torch.equal(p, q)
+        if not same and p.device == q.device:
+            raise ValueError(
+                f"target {target!r} must build the same initial weights on every call (the "
+                "sweep and each check run start from them): the models of its first two "
+                f"calls differ in {name!r} (an initialisation --seed does not reach, such as "
+                "numpy.random.default_rng() without a seed); seed it inside the function, or "
+                "pass --no-train"
+            )
 
 
 def _find(args: argparse.Namespace) -> int:
@@ -559,7 +586,9 @@ def _check(
             if bar is not None and hist.steps < steps:
                 bar.update(steps - hist.steps)
             if val is not None and not hist.diverged:
-                loss, acc = evaluate(model, loss_fn=loss_fn, data=val)
+                with warnings.catch_warnings(record=True) as caught:  # shown once, as above
+                    loss, acc = evaluate(model, loss_fn=loss_fn, data=val)
+                show_warnings(caught, shown=shown)
                 kind = "val"
             else:
                 loss, acc, kind = hist.final_loss(), math.nan, "train"

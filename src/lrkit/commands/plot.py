@@ -12,7 +12,7 @@ from typing import Any
 
 from .._imports import install_hint
 from ._help import HelpFormatter
-from ._target import Printer, cannot_write, print_error
+from ._target import Printer, cannot_write, check_backend, print_error
 
 #: Longest spec string accepted on the command line (a spec is a short expression).
 MAX_SPEC = 20_000
@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.output is not None:
             check_output(args.output, option="-o/--output", types=IMAGE_TYPES)
+            check_backend("-o/--output")
         else:
             text_plot([0.0], [0.0], width=args.width, height=args.height)  # checks the sizes
         schedule = _parse(args.spec)

@@ -828,6 +828,13 @@ class DivergenceGuard(_LRCallback):
         return self.controller.scale
 
     @property
+    def num_checks(self) -> int:
+        """The batches (calls, with ``steps_per_execution``) judged so far, counted from the
+        start of training across ``fit()`` calls (the controller's count, which a loaded
+        ``state_dict()`` brings back), as ``lrkit.torch.DivergenceGuard.num_checks``."""
+        return self.controller.num_checks
+
+    @property
     def restored_at(self) -> list[int]:
         """The check (counted from the start of training, across ``fit()`` calls) whose loss
         diverged, for each restore (the give-up's last restore too): the steps of the

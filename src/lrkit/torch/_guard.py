@@ -500,6 +500,11 @@ class DivergenceGuard:
         return self.feedback.scale
 
     @property
+    def keep(self) -> int:
+        """The snapshots kept (``keep=``), as ``lrkit.keras.DivergenceGuard.keep``."""
+        return self._book.keep
+
+    @property
     def gave_up(self) -> bool:
         """Whether the guard has given up (a divergence after ``max_restores`` restores: the
         :class:`DivergenceError` raised), read off :attr:`events`, so a loaded

@@ -29,7 +29,15 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
 from .._runtime import caller_level
-from ..feedback import Chain, Metric, as_metric, check_controllers, guard_hint, load_states
+from ..feedback import (
+    Chain,
+    Metric,
+    as_metric,
+    check_controllers,
+    guard_hint,
+    load_states,
+    settings_differ,
+)
 from ..schedules import Schedule, as_schedule, holds_callable, is_schedule_list
 from ..schedules.tables import checked_steps
 from ._checks import check_group_lrs, check_optimizer, default_lr
@@ -41,6 +49,18 @@ def _written(s: Schedule) -> dict[str, Any] | None:
     """``s.to_dict()``, or ``None`` for a schedule holding a Python callable (what a
     checkpoint keeps of it, as PyTorch's ``LambdaLR`` keeps ``None`` for a lambda)."""
     return None if holds_callable(s) else s.to_dict()
+
+
+def _settings_loaded(differ: list[str]) -> list[str]:
+    """The warning of a load whose feedback controller state was saved by a controller built
+    with other settings (``differ``: their names), which it brings along."""
+    if not differ:
+        return []
+    return [
+        f"the checkpoint's feedback controller was built with other {', '.join(differ)}: "
+        "its settings are loaded with its state (as PyTorch's ReduceLROnPlateau loads "
+        "them), replacing those given to this scheduler's controller"
+    ]
 
 
 def _shown(written: Any) -> str:
@@ -1064,14 +1084,21 @@ class LRKitScheduler(LRScheduler):
                         "state_dict['feedback'] must hold one controller state per param group "
                         f"({len(self._feedback)}), as this scheduler has a list of controllers"
                     )
+                differ = sorted(
+                    {f"{n} (group {i})" for i, (c, f) in enumerate(zip(self._feedback, fb))
+                     for n in settings_differ(c, f) if n != "type"}
+                )  # fmt: skip
                 load_states(self._feedback, fb)  # all or nothing
+                said.extend(_settings_loaded(differ))
             else:
                 if isinstance(fb, list):
                     raise ValueError(
                         "state_dict['feedback'] holds one controller per param group, but this "
                         "scheduler has a single controller: pass feedback=[...] (one per group)"
                     )
+                differ = [n for n in settings_differ(self.feedback, fb) if n != "type"]
                 self.feedback.load_state_dict(fb)
+                said.extend(_settings_loaded(differ))
         self.last_epoch = last_epoch
         self._step_count = step_count
         if n < self._n_groups:

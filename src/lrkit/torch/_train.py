@@ -311,8 +311,9 @@ def fit(
         if n == 0 and k == 0:
             raise ValueError("data must yield at least one (input, target) batch, got none")
         if n == 0:  # a later pass drew nothing: a one-shot iterator ran out
+            ran = f"{hist.epochs} pass{'' if hist.epochs == 1 else 'es'}"
             warnings.warn(
-                f"fit: data ran out after {k} steps ({hist.epochs} passes; "
+                f"fit: data ran out after {k} steps ({ran}; "
                 f"{'steps=' + str(steps) if steps is not None else 'epochs=' + str(epochs)} "
                 "asked for more): a one-shot iterator (a generator) yields its batches once; "
                 "pass a list, a DataLoader or a function returning a new iterator",
@@ -334,15 +335,13 @@ def evaluate(
     ``data``, in eval mode and without gradients; every module's train/eval flag is restored
     afterwards. The loss is ``inf`` when it is not finite; the accuracy (argmax of 2-d outputs
     against integer labels) is NaN unless every batch is a classification batch. ``data``
-    that yields no example is a ValueError (there is no score to give)."""
+    that yields no example is a ValueError (there is no score to give). As for :func:`fit`,
+    ``data`` may be a zero-argument function returning the batches (called once)."""
     check_module(model)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {V.fmt(loss_fn)}")
     V.takes("loss_fn", loss_fn, "loss_fn(output, target)", 2)
-    if not hasattr(data, "__iter__"):
-        raise ValueError(
-            f"data must be an iterable of (input, target) batches, got {type(data).__name__}"
-        )
+    data = _passes(data)()  # the batches, or those a zero-argument callable returns
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     tot, cnt, correct, classification = 0.0, 0, 0, True
