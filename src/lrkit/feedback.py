@@ -194,6 +194,18 @@ def check_controllers(feedback: Any, *, groups: int | None = None) -> None:
                     f"{name} must be an lrkit.feedback controller (with .{attr}()), "
                     f"got {type(fb).__name__}"
                 )
+        members = fb.controllers if isinstance(fb, Chain) else (fb,)
+        for member in members:
+            held = _GUARDED.get(member) if isinstance(member, DivergenceDetector) else None
+            guard = None if held is None else held()
+            if guard is not None:
+                kind, guard = type(guard).__name__, None  # the error's frame keeps no guard
+                raise ValueError(
+                    f"{name} holds the controller of a live {kind} (its "
+                    "DivergenceDetector), which would count this scheduler's reports as its "
+                    "checks and cut the LR twice: give the scheduler a controller of its own "
+                    "(the guard joins an lrkit.torch scheduler through scheduler=)"
+                )
 
 
 #: What a controller reads as a metric (:func:`as_metric`): a number, a numpy scalar, or a

@@ -321,6 +321,16 @@ def test_find_refuses_a_target_whose_calls_start_from_other_weights(folder, caps
     ]
     argv = ["find", "lrkit_tgt_unseeded:make", "--no-plot", "--quiet", "--no-train"]
     assert main([*argv, "--num-iter", "10"]) == 0  # one call, no check runs: nothing to compare
+    capsys.readouterr()
+    # a lazy module (no shape yet) is not compared: the range test's own check names it
+    (folder / "lrkit_tgt_lazy.py").write_text(UNSEEDED.replace(
+        "model = torch.nn.Linear(4, 2)", "model = torch.nn.Sequential(torch.nn.LazyLinear(2))"
+    ).replace("model.weight.copy_", "len"))  # fmt: skip
+    rc = main(["find", "lrkit_tgt_lazy:make", "--no-plot", "--quiet", "--train-steps", "20"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(
+        "lrkit find: error: model: parameter '0.weight' of LazyLinear is not initialized yet"
+    )
 
 
 def test_find_lets_models_share_a_frozen_layer(folder, capsys):

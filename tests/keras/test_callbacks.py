@@ -1178,6 +1178,8 @@ def test_settings_beside_a_ready_controller_are_refused_not_ignored():
     with pytest.raises(ValueError, match=r"^controller is the controller of another Diverg"):
         lk.DivergenceGuard(controller=ready)  # a second live guard would take its cuts
     assert lk.DivergenceGuard(controller=copy.deepcopy(ready)).controller is not ready
+    with pytest.raises(ValueError, match=r"^feedback holds the controller of a live Divergence"):
+        lk.LRScheduler(S.constant(0.1), feedback=ready)  # its reports: the guard's checks
     with pytest.raises(ValueError, match=r"^controller must be a lrkit.feedback.Divergence"):
         lk.DivergenceGuard(controller=Core(), factor=0.3)  # the type first, not "beside"
 

@@ -288,7 +288,7 @@ def test_model_save_and_load_model_round_trip(kind, tmp_path):
         assert plain.optimizer._learning_rate.scale == 1.0  # load_weights: no lrkit multiplier
 
 
-@pytest.mark.parametrize("kind", ["scheduler", "lrkit", "float"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("saved_as", ["weights", "model"])
 def test_a_resume_from_saved_weights_or_model_with_the_restored_controller_is_exact(
     kind, saved_as, tmp_path

@@ -1034,27 +1034,19 @@ def test_a_probe_data_loaders_own_generator_is_left_as_it_was():
     assert torch.equal(probe_loader.generator.get_state(), before)
 
 
-def test_data_as_fit_takes_it_a_function_returning_the_batches_is_swept_alike():
-    """data, val_data and probe_data as lrkit.torch.fit takes data: a zero-argument function
-    returning the batches, called for each pass (the held sets once)."""
-    torch.manual_seed(0)
-    x, y = torch.randn(64, 4), torch.randn(64, 1)
-    batches = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 64, 8)]
-    held = [(x[:8], y[:8])]
-    results = []
-    calls = []
-    for data, val in ((batches, held), (lambda: calls.append(1) or iter(batches), lambda: held)):
-        model = nn.Linear(4, 1)
-        torch.nn.init.zeros_(model.weight)
-        torch.nn.init.zeros_(model.bias)
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        results.append(find_lr(model, opt, nn.MSELoss(), data, val_data=val, num_iter=20,
-                               warn=False))  # fmt: skip
-    a, b = results
-    assert (a.lrs.tolist(), a.losses.tolist(), a.held_losses.tolist(), a.suggestion) == (
-        b.lrs.tolist(),
-        b.losses.tolist(),
-        b.held_losses.tolist(),
-        b.suggestion,
-    )
-    assert len(calls) >= 2  # 20 steps over 8 batches: a pass each time they run out
+def test_a_function_returning_the_batches_is_refused_saying_why():
+    """fit's form of data: the range test reads the batches themselves (it puts a
+    DataLoader's own generator back, which it cannot see inside a function)."""
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for kwargs, name in (({}, "data"), ({"val_data": lambda: [(x, y)]}, "val_data")):
+        data = (lambda: [(x, y)]) if name == "data" else [(x, y)]
+        with pytest.raises(ValueError) as info:
+            find_lr(model, opt, nn.MSELoss(), data, num_iter=10, **kwargs)
+        assert str(info.value).startswith(f"{name} must be an iterable of batches (a list, ")
+        assert str(info.value).endswith(
+            "got function (a function returning the batches is lrkit.torch.fit's form: the "
+            "range test reads the batches themselves, so that it can put a DataLoader's own "
+            "generator back afterwards; pass the loader, a list or a generator of batches)"
+        )

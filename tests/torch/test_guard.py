@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import math
@@ -928,7 +929,16 @@ def test_a_detector_acts_for_one_guard_and_not_through_the_scheduler_too():
         "(copy.deepcopy(controller)) or a detector loaded from its state_dict()"
     )
     assert first.controller is det
-    del first
+    # nor through a scheduler built after the guard: its reports would count as checks
+    with pytest.raises(ValueError, match=r"^feedback holds the controller of a live "
+                       r"DivergenceGuard \(its DivergenceDetector\)"):  # fmt: skip
+        lt.scheduler(opt, S.constant(0.1), feedback=ReduceOnPlateau() & det)
+    # a copy of the guard acts through its own copy of the detector, claimed as well
+    twin = copy.deepcopy(first)
+    assert twin.controller is not det
+    with pytest.raises(ValueError, match=r"^controller is the controller of another"):
+        DivergenceGuard(model, optimizer=opt, controller=twin.controller)
+    del first, twin
     gc.collect()
     assert DivergenceGuard(model, optimizer=opt, controller=det).controller is det  # now free
 

@@ -327,11 +327,15 @@ def _check_same_start(first: Any, second: Any, target: str) -> None:
     ``meta`` device) are not compared; nothing is copied."""
     import torch
 
-    a, b = list(first.named_parameters()), list(second.named_parameters())
-    if [(n, p.shape) for n, p in a] != [(n, p.shape) for n, p in b]:
+    lazy = torch.nn.parameter.UninitializedParameter  # no shape, no values yet
+
+    def make_up(model: Any) -> list[tuple[str, Any]]:
+        return [(n, None if isinstance(p, lazy) else p.shape) for n, p in model.named_parameters()]
+
+    if make_up(first) != make_up(second):
         return  # another make-up: nothing to compare
-    for (name, p), (_, q) in zip(a, b):
-        if isinstance(p, torch.nn.parameter.UninitializedParameter) or p.is_meta or q.is_meta:
+    for (name, p), (_, q) in zip(first.named_parameters(), second.named_parameters()):
+        if isinstance(p, lazy) or isinstance(q, lazy) or p.is_meta or q.is_meta:
             continue
         with torch.no_grad():
             same = p.device == q.device and torch.equal(p, q)

@@ -16,7 +16,7 @@ import numpy as np
 from .. import _renamed
 from .. import _validate as V
 from .._format import failure
-from .._runtime import Passes, caller_level, is_data_factory, one_pass
+from .._runtime import caller_level
 from .probes import Probes, _loss_of, run_probes
 from .result import FinderResult, LRFinderWarning
 from .rules import (
@@ -804,14 +804,11 @@ def cycle_batches(data: Iterable[Any], *, name: str = "data") -> Iterator[Any]:
     batches it yielded, of which the last ``REPLAY_BATCHES`` are kept (an endless generator
     holds no more than those; one that runs out after more is replayed from its last
     ``REPLAY_BATCHES``, with a ``UserWarning``). Raises ``ValueError`` naming ``name`` when
-    it yields no batch at all, or none on a later pass of a re-iterable. A zero-argument
-    function returning the batches (:func:`lrkit.torch.fit`'s form) is called for each pass."""
-    if is_data_factory(data):
-        data = Passes(data)
+    it yields no batch at all, or none on a later pass of a re-iterable."""
     if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
         raise ValueError(
             f"{name} must be an iterable of batches (a list, a generator, a loader), "
-            f"got {type(data).__name__}"
+            f"got {type(data).__name__}{_factory_hint(data)}"
         )
     if isinstance(data, Iterator):  # one-shot (a generator): remember its latest batches
         kept: deque[Any] = deque(maxlen=REPLAY_BATCHES)
@@ -875,18 +872,30 @@ def check_scored(
         ) from exc
 
 
+def _factory_hint(data: Any) -> str:
+    """For a function given as batches (``lrkit.torch.fit``'s form of ``data``): why the range
+    test takes the batches themselves."""
+    if not callable(data):
+        return ""
+    return (
+        " (a function returning the batches is lrkit.torch.fit's form: the range test reads "
+        "the batches themselves, so that it can put a DataLoader's own generator back "
+        "afterwards; pass the loader, a list or a generator of batches)"
+    )
+
+
 def check_batches_type(data: Any, *, name: str, none: bool = False) -> None:
     """A one-line ``ValueError`` naming ``name`` when ``data`` is not an iterable of batches
     (``None`` too, with ``none``), without reading it: what every finder checks of its
     ``val_data`` and ``probe_data`` before anything runs; an empty list or tuple too (what
-    :func:`held_batches` would refuse when it reads it). A zero-argument function returning
-    the batches (:func:`lrkit.torch.fit`'s form) passes: it is called when they are read."""
-    if none and data is None or is_data_factory(data):
+    :func:`held_batches` would refuse when it reads it)."""
+    if none and data is None:
         return
     if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
         kinds = "a list, a generator, a loader" + (", or None" if none else "")
         raise ValueError(
             f"{name} must be an iterable of batches ({kinds}), got {type(data).__name__}"
+            + _factory_hint(data)
         )
     if isinstance(data, (list, tuple)) and not data:
         raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
@@ -899,10 +908,9 @@ def held_batches(
     finder's ``val_data``, ``probe_data``). Raises ``ValueError`` naming ``name`` when
     ``data`` is not an iterable of batches or yields none; with ``warn_many``, warns
     (``UserWarning``) when it holds more than ``MANY_HELD_BATCHES``, all of which the sweep
-    evaluates every ``eval_every`` steps. A zero-argument function returning the batches is
-    called once."""
+    evaluates every ``eval_every`` steps."""
     check_batches_type(data, name=name)
-    out = list(one_pass(data))
+    out = list(data)
     if not out:
         raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
     if warn_many and len(out) > MANY_HELD_BATCHES:

@@ -334,11 +334,23 @@ class _LRHandle:
                     scale.value *= controller.scale
                 self.parts.append((opt, None))
             elif callable(lr):
+                # a foreign schedule is never cut (the first cut wraps it): the first fit()
+                # of its optimizer wraps it at once when restored controllers hold cuts
+                scale = _lr_scale(opt)
+                if scale.claim(run):
+                    if scale.schedule_start is None:
+                        scale.schedule_start = 1.0
+                    if controller.scale != 1.0:
+                        opt._learning_rate = lr = ScaledSchedule(lr, scale=controller.scale)
+                        self.parts.append((opt, lr))
+                        rescaled = True  # the train function holds the foreign schedule
+                        continue
                 self.foreign.append(opt)
             else:  # pragma: no cover - keras always holds one of the above
                 raise ValueError(f"unsupported learning rate {lr!r} in the optimizer")
         if rescaled and getattr(model, "train_function", None):
-            model.make_train_function(force=True)  # the scale is a compiled constant
+            forget_traces()  # a compiled step holds the scale (or the unwrapped schedule)
+            model.make_train_function(force=True)
 
     def multiply(self, factor: float) -> None:
         if factor == 1.0:
@@ -799,6 +811,7 @@ class DivergenceGuard(_LRCallback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._cond = threading.Condition()
+        claim_detector(self.controller, self)  # a copy acts through its own detector copy
 
     def _reset_run(self) -> None:
         self._book.clear()

@@ -193,6 +193,11 @@ class DivergenceGuard:
         self.snapshot()
         claim_detector(self.controller, self)  # built: no other guard may act through it
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a copy (copy.deepcopy, pickle) acts through its own copy of the detector
+        self.__dict__.update(state)
+        claim_detector(self.controller, self)
+
     # ------------------------------------------------------------------ scheduler
     def attach(self, scheduler: Any) -> None:
         """Make ``scheduler`` (an lrkit scheduler) include the guard's LR multiplier."""
