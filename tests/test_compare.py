@@ -779,6 +779,32 @@ def test_plot_smooths_from_the_first_finite_loss_and_refuses_a_title_that_is_not
     assert not (tmp_path / "t.png").exists()
 
 
+def test_a_comparison_draws_on_a_pair_of_axes_of_yours_as_the_other_plots_take_ax(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    r = C.Result("fixed", optimizer="SGD", lr="0.1", losses=[1.0, 0.5, 0.25], lrs=[0.1] * 3)
+    lrs = C.LRs(0.1, base_max=0.3, base_min=0.03, adam=float("nan"))
+    report = C.Comparison([r], lrs=lrs, name="t", steps=3)
+    own = report.plot()
+    for given in (lambda f: f.subplots(2, 1, sharex=True), lambda f: list(f.subplots(1, 2))):
+        fig = Figure()
+        pair = given(fig)
+        assert report.plot(pair) is fig and report.plot(ax=pair, path=tmp_path / "p.png") is fig
+        first, second = fig.axes[:2]
+        assert first.get_lines()[0].get_ydata().tolist() == (
+            own.axes[0].get_lines()[0].get_ydata().tolist()
+        )
+        assert second.get_lines()[0].get_ydata().tolist() == [0.1] * 3
+    assert (tmp_path / "p.png").stat().st_size > 0
+    report.plot(str(tmp_path / "first.png"))  # a file name first is the path, as before
+    assert (tmp_path / "first.png").exists()
+    fig = Figure()
+    for bad in (fig.add_subplot(), [fig.add_subplot()], 3, [1, 2]):
+        with pytest.raises(ValueError, match=r"^ax must be a pair of matplotlib Axes \(the "):
+            report.plot(ax=bad)
+
+
 def test_a_make_whose_models_start_from_other_weights_is_refused():
     """Every method must start from the same initial weights: an unseeded make() returning
     Setups is refused before its second model trains."""

@@ -914,15 +914,20 @@ class Comparison:
         cut = [f"{rest[0]} (stopped while training)", *rest[1:]] if rest else []
         return f"interrupted after {done} of {done + len(rest)} methods; not run: " + ", ".join(cut)
 
-    def plot(self, path: Any = None, *, title: str | None = None) -> Any:
-        """The loss curves and the LR of every method (see :func:`plot`); the title of an
+    def plot(self, ax: Any = None, *, path: Any = None, title: str | None = None) -> Any:
+        """The loss curves and the LR of every method (see :func:`plot`): on ``ax``, a pair of
+        Axes (the loss's and the LR's), or in a figure of its own; a file name as the first
+        argument is the ``path`` (``comparison.plot("cmp.png")``). The title of an
         interrupted comparison says how many methods finished."""
+        from ._figure import resolve
+
+        ax, path = resolve(ax, path, first_name="ax")
         if title is None:
             title = f"lrkit compare: {self.name}"
             if self.interrupted:
                 done = len(self.results)
                 title += f" (interrupted: {done} of {done + len(self.not_run)} methods ran)"
-        return plot(self.results, path=path, title=title)
+        return plot(self.results, path=path, title=title, ax=ax)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, full precision (non-finite numbers as ``None``); ``interrupted``
@@ -1128,11 +1133,15 @@ def table(results: Sequence[Result], *, val: bool = True) -> str:
     return "\n".join(lines)
 
 
-def plot(results: Sequence[Result], *, path: Any = None, title: str | None = None) -> Any:
+def plot(
+    results: Sequence[Result], *, path: Any = None, title: str | None = None, ax: Any = None
+) -> Any:
     """Two panels sharing the step axis: the training loss (EMA 0.9, log scale) and the LR of
     every method. ``title`` heads the loss panel; ``None`` (the default) or ``""`` heads it
-    "lrkit compare". Writes ``path`` when given (without pyplot: the caller's backend is
-    untouched). Returns the matplotlib figure."""
+    "lrkit compare". ``ax``: a pair of Axes to draw on (the loss's and the LR's, e.g.
+    ``fig.subplots(2, 1, sharex=True)``; your figure's layout is left to you), else a figure
+    of its own. Writes ``path`` when given (the figure of ``ax`` when given; without pyplot,
+    so the caller's backend is untouched). Returns the matplotlib figure."""
     import textwrap
 
     import numpy as np
@@ -1149,9 +1158,14 @@ def plot(results: Sequence[Result], *, path: Any = None, title: str | None = Non
 
     check_path(path)
     check_title(title)
+    pair = None if ax is None else _axes_pair(ax)
     require("matplotlib", "plot", feature="lrkit.compare.plot")
-    fig = new_figure(path, figsize=(10, 8))
-    ax_loss, ax_lr = fig.subplots(2, 1, sharex=True)
+    if pair is None:
+        fig = new_figure(path, figsize=(10, 8))
+        ax_loss, ax_lr = fig.subplots(2, 1, sharex=True)
+    else:
+        ax_loss, ax_lr = pair
+        fig = ax_loss.figure
     for r in results:
         y = np.asarray(r.losses, dtype=float)
         if y.size:
@@ -1172,9 +1186,27 @@ def plot(results: Sequence[Result], *, path: Any = None, title: str | None = Non
     ax_lr.set_yscale("log")
     ax_lr.set_ylabel("learning rate (group 0; Prodigy: d*lr)")
     ax_lr.set_xlabel("step")
-    for ax in (ax_loss, ax_lr):
-        draw_grid(ax)
-    fig.tight_layout()
+    for each in (ax_loss, ax_lr):
+        draw_grid(each)
+    if pair is None:  # a figure of its own: laid out here (yours is left as you lay it out)
+        fig.tight_layout()
     if path is not None:
         save_figure(fig, path)
     return fig
+
+
+def _axes_pair(ax: Any) -> tuple[Any, Any]:
+    """``ax`` as ``(loss axes, LR axes)``: two matplotlib Axes (a list, a tuple, or the array
+    ``fig.subplots(2, 1)`` returns), else a one-line ``ValueError`` naming ``ax``."""
+    from ._figure import is_axes
+
+    try:
+        pair = tuple(ax.ravel() if hasattr(ax, "ravel") else ax)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or not all(is_axes(a) for a in pair):
+        raise ValueError(
+            "ax must be a pair of matplotlib Axes (the loss's and the LR's, e.g. "
+            f"fig.subplots(2, 1, sharex=True)) or None, got {V.fmt(ax)}"
+        )
+    return pair[0], pair[1]
