@@ -389,10 +389,11 @@ def test_a_model_kept_between_runs_is_refused_not_trained_on():
     with pytest.raises(ValueError) as info:
         C.compare(C.factory(fn, seed=0), methods="fixed,cosine", steps=10, num_iter=10)
     assert str(info.value) == (
-        "make() must build a fresh model for every run; it returned the first run's model "
-        "again, or a layer of it, already trained (it would go on training where the last run "
-        "left it; its weights are put back as first returned): create the model inside the "
-        "function (lrkit.compare.factory(fn, seed=0) seeds every call)"
+        "make() must build a fresh model for every run; it returned the first call's model "
+        "again, or a layer of it, whose weights have changed since (trained: it would go on "
+        "training where the last run left it; its weights are put back as first returned): "
+        "create the model inside the function (lrkit.compare.factory(fn, seed=0) seeds every "
+        "call)"
     )
 
 
@@ -526,7 +527,7 @@ def test_a_layer_shared_by_the_models_is_refused_once_trained_and_passes_when_re
 
         return fn
 
-    with pytest.raises(C.NotFreshError, match=r"the first run's model again, or a layer of it"):
+    with pytest.raises(C.NotFreshError, match=r"the first call's model again, or a layer of it"):
         C.compare(C.factory(task(False), seed=0), methods="fixed,cosine", steps=10, num_iter=10)
     body.load_state_dict(start)
     r = C.compare(C.factory(task(True), seed=0), methods="fixed,cosine", steps=10, num_iter=10)

@@ -419,10 +419,11 @@ def _same_start(model: Any, first: list[Any]) -> None:
     if shared_changed or (same_model and alike and _differ(pairs)):
         _put_back(recorded, pairs if same_model else ())  # as make() first gave it
         raise NotFreshError(
-            "make() must build a fresh model for every run; it returned the first run's model "
-            "again, or a layer of it, already trained (it would go on training where the last "
-            "run left it; its weights are put back as first returned): create the model "
-            "inside the function (lrkit.compare.factory(fn, seed=0) seeds every call)"
+            "make() must build a fresh model for every run; it returned the first call's "
+            "model again, or a layer of it, whose weights have changed since (trained: it "
+            "would go on training where the last run left it; its weights are put back as "
+            "first returned): create the model inside the function "
+            "(lrkit.compare.factory(fn, seed=0) seeds every call)"
         )
     if same_model:  # reset in place: it ends as its last run leaves it, buffers with weights
         first[4].update(id(b) for b in buffers)

@@ -305,10 +305,9 @@ def test_compare_a_model_kept_by_later_calls_is_a_mistake_in_the_commands_words(
     assert main(["compare", f"{MODULE}:make_kept_later", *COMPARE, "--quiet"]) == 2
     assert capsys.readouterr().err == (
         f"lrkit compare: error: target '{MODULE}:make_kept_later' must build a fresh model for "
-        "every run; it returned the first run's model again, or a layer of it, already trained "
-        "(it would go on training where the last run left it; its weights are put back as "
-        "first returned): create the model inside the "
-        "function\n"
+        "every run; it returned the first call's model again, or a layer of it, whose weights "
+        "have changed since (trained: it would go on training where the last run left it; its "
+        "weights are put back as first returned): create the model inside the function\n"
     )
 
 

@@ -169,9 +169,9 @@ def test_compare_refuses_a_target_returning_one_model_when_the_next_run_starts(f
     assert main([*argv, "--methods", "fixed,cosine", "--no-plot", "--quiet"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "lrkit compare: error: target 'lrkit_tgt_kept:make' must build a fresh model for every "
-        "run; it returned the first run's model again, or a layer of it, already trained (it "
-        "would go on training where the last run left it; its weights are put back as first "
-        "returned): create the model inside the function"
+        "run; it returned the first call's model again, or a layer of it, whose weights have "
+        "changed since (trained: it would go on training where the last run left it; its "
+        "weights are put back as first returned): create the model inside the function"
     ]
 
 
