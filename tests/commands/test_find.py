@@ -172,6 +172,32 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert d["num_iter"] == 40 and d["start_lr"] == 1e-7 and d["suggestion"] > 0
 
 
+def test_a_budget_longer_than_the_rule_knows_is_said_as_it_is_read(capsys):
+    """The default rule reads a budget past the longest it was fitted on as that one
+    (finder.md): the table says so, where it read as if the budget itself were used."""
+    import numpy as np
+
+    from lrkit.finder import FITTED_STEPS, suggest
+
+    argv = ["find", "--demo", "--num-iter", "40", "--no-train", "--no-plot", "--quiet"]
+    assert main([*argv, "--total-steps", "1000000"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"  for 1000000 training steps (read as {FITTED_STEPS[1]}, the longest budget the rule "
+        "was fitted on); reliable: yes"
+    )
+    assert main([*argv, "--total-steps", str(FITTED_STEPS[1])]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"  for {FITTED_STEPS[1]} training steps; reliable: yes"
+    )
+    # what it reads: the same suggestion as for the longest fitted budget
+    lrs, losses = (
+        np.geomspace(1e-4, 1.0, 60),
+        np.r_[np.linspace(1.0, 0.2, 45), np.geomspace(0.2, 5, 15)],
+    )
+    at = [suggest(lrs, losses, total_steps=n) for n in (FITTED_STEPS[1], 10**6)]
+    assert at[0] == at[1]
+
+
 @pytest.mark.parametrize("option", ["--rule", "--method"])  # --method: the name before --rule
 def test_user_function_no_train(user_module, tmp_path, capsys, option):
     out = tmp_path / "p.png"

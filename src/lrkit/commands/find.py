@@ -33,7 +33,7 @@ from .._figure import save_figure
 from .._files import names_stdout
 from .._format import duration
 from .._runtime import kept_interrupts
-from ..finder import DEFAULT_RULE, RULES
+from ..finder import DEFAULT_RULE, FITTED_STEPS, RULES
 from ..finder.sweep import MAX_ITER, MIN_ITER
 from ._help import rename
 from ._target import (
@@ -238,9 +238,17 @@ def _table(result: Any) -> str:
             f"  probes: {len(p.lrs)} x {p.steps} steps, {max(p.lrs):.3g} -> {min(p.lrs):.3g}; "
             f"best near {p.best_lr:.3g}: the suggestions follow it"
         )
+    most = FITTED_STEPS[1]
+    longer = result.total_steps is not None and result.total_steps > most
+    read = (  # the default rule reads a longer budget as the longest it was fitted on
+        f" (read as {most}, the longest budget the rule was fitted on)"
+        if longer and result.rule == DEFAULT_RULE
+        else ""
+    )
     lines.append(
         f"  for {result.total_steps or 'an assumed 1000'} training "
         + ("step" if result.total_steps == 1 else "steps")
+        + read
         + "; reliable: "
         + ("yes" if result.reliable else "NO (see the warnings below)")
     )

@@ -92,6 +92,10 @@ DEFAULT_RULE = "budget_edge"
 #: optimizer families the default rule distinguishes
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adaptive")
 DEFAULT_TOTAL_STEPS = 1000
+
+#: the budgets (optimizer steps) the default rule was fitted on, ``(fewest, most)``: a budget
+#: outside them is read as the nearest (below the fewest, with a warning)
+FITTED_STEPS: tuple[int, int] = C.STEPS_RANGE
 DEFAULT_OPTIMIZER = "adaptive"
 DESCENT_NOISE = 3.0  # a clear descent: deeper than this many noise units ...
 MOVED_FRACTION = 0.002  # ... and than this fraction of the loss: less has not moved (a loss
