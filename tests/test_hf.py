@@ -253,6 +253,26 @@ def test_a_resume_with_another_step_count_warns_as_the_scheduler_does(tmp_path: 
     assert not [w for w in caught if "different schedule" in str(w.message)]
 
 
+def test_feedback_without_a_report_metric_callback_warns_when_training_starts(
+    tmp_path: Any,
+) -> None:
+    """The Trainer's own reduce_lr_on_plateau steps itself; an lrkit controller is fed by
+    ReportMetric: without it, it would never cut, silently."""
+    args = _args(tmp_path, max_steps=2, eval_strategy="no")
+    bare = Trainer(model=tiny_bert(), args=args, train_dataset=Pairs(16, 1),
+                   schedule="constant(0.01)", feedback=ReduceOnPlateau())  # fmt: skip
+    said = r"^feedback= is set but the Trainer has no lrkit.hf.ReportMetric callback: the "
+    with pytest.warns(UserWarning, match=said + "controller receives no metric"):
+        bare.train()
+    fed = Trainer(model=tiny_bert(), args=args, train_dataset=Pairs(16, 1),
+                  schedule="constant(0.01)", feedback=ReduceOnPlateau(),
+                  callbacks=[ReportMetric("eval_score")])  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fed.train()
+    assert not [w for w in caught if "ReportMetric callback" in str(w.message)]
+
+
 def test_a_second_train_starts_the_feedback_afresh(tmp_path: Any) -> None:
     trainer = _plateau_trainer(tmp_path)
     fb = trainer.lrkit_feedback

@@ -165,11 +165,13 @@ def load_states(
         loaded.append((c, before))
 
 
-def check_controllers(feedback: Any, *, groups: int | None = None) -> None:
+def check_controllers(feedback: Any, *, groups: int | None = None, owner: Any = None) -> None:
     """``feedback`` as the adapters take it: ``None``, a controller instance, or a list of
     them (``groups`` of them, one per param group, when ``groups`` is given). Anything else
     (a class, an object without the controller methods, a list of another length) is a
-    one-line ``ValueError`` naming ``feedback`` or ``feedback[i]``."""
+    one-line ``ValueError`` naming ``feedback`` or ``feedback[i]``; so is a live divergence
+    guard's detector. ``owner``: the scheduler (or callback) taking ``feedback``, recorded
+    as the holder of its divergence detectors, which no guard may then take while it lives."""
     if feedback is None:
         return
     if isinstance(feedback, (list, tuple)):
@@ -206,6 +208,8 @@ def check_controllers(feedback: Any, *, groups: int | None = None) -> None:
                     "checks and cut the LR twice: give the scheduler a controller of its own "
                     "(the guard joins an lrkit.torch scheduler through scheduler=)"
                 )
+            if owner is not None and isinstance(member, DivergenceDetector):
+                _FED[member] = weakref.ref(owner)
 
 
 #: What a controller reads as a metric (:func:`as_metric`): a number, a numpy scalar, or a
@@ -373,6 +377,9 @@ DEFAULT_GUARD_FACTOR: float = _Default(0.5)
 #: each ready detector given to a guard -> that guard (weakly): a detector shared by two live
 #: guards would count one's restores against the other's and cut both LRs
 _GUARDED: weakref.WeakKeyDictionary[Any, weakref.ref[Any]] = weakref.WeakKeyDictionary()
+#: each detector a scheduler's (or a callback's) ``feedback`` holds -> that scheduler (weakly):
+#: a guard taking it would count the scheduler's reports as its checks and cut twice
+_FED: weakref.WeakKeyDictionary[Any, weakref.ref[Any]] = weakref.WeakKeyDictionary()
 
 
 def guard_detector(
@@ -395,6 +402,15 @@ def guard_detector(
         )
     given = [] if factor is DEFAULT_GUARD_FACTOR else ["factor"]  # factor=0.5 given too
     refuse_beside_controller(sorted([*detector, *given]))
+    fed = _FED.get(controller)
+    scheduler = None if fed is None else fed()
+    if scheduler is not None:
+        kind, scheduler = type(scheduler).__name__, None  # the error's frame keeps none alive
+        raise ValueError(
+            f"controller is in the feedback of a live {kind}, which would count its reports "
+            "as the guard's checks and cut the LR twice: give the guard a detector of its "
+            "own and leave it out of the scheduler's feedback"
+        )
     held = _GUARDED.get(controller)
     other = None if held is None else held()
     if other is not None and other is not guard:
@@ -408,9 +424,14 @@ def guard_detector(
     return controller
 
 
-def claim_detector(detector: DivergenceDetector, guard: Any) -> None:
+def claim_detector(detector: DivergenceDetector, guard: Any, *, if_free: bool = False) -> None:
     """Record that ``guard``, now built, acts through ``detector`` (see
-    :func:`guard_detector`, which refuses it to another guard while this one is alive)."""
+    :func:`guard_detector`, which refuses it to another guard while this one is alive).
+    ``if_free``: only when no other live guard holds it (a shallow copy of a guard, which
+    shares its detector, leaves the claim with the original)."""
+    held = _GUARDED.get(detector)
+    if if_free and held is not None and held() is not None:
+        return
     _GUARDED[detector] = weakref.ref(guard)
 
 

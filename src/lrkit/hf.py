@@ -120,6 +120,7 @@ class LRKitMixin:
                 c.load_state_dict(copy.deepcopy(start))
             self.lr_scheduler = scheduler(opt, spec, feedback=self.lrkit_feedback)
             _warn_unused_schedule_args(self.args, num_training_steps)  # type: ignore[attr-defined]
+            _warn_unreported(self.lrkit_feedback, self.callback_handler.callbacks)  # type: ignore[attr-defined]
             self._created_lr_scheduler = True
         return self.lr_scheduler
 
@@ -142,6 +143,23 @@ class LRKitMixin:
             for callback in self.callback_handler.callbacks:  # type: ignore[attr-defined]
                 if isinstance(callback, ReportMetric):
                     callback._disarm()
+
+
+def _warn_unreported(feedback: Any, callbacks: Iterable[Any]) -> None:
+    """A ``feedback=`` controller with no :class:`ReportMetric` among the Trainer's callbacks
+    would receive no metric (the Trainer's own ``reduce_lr_on_plateau`` steps itself; an
+    lrkit controller is fed by the callback): a ``UserWarning`` saying so, when training
+    starts."""
+    if feedback is None or any(isinstance(c, ReportMetric) for c in callbacks):
+        return
+    warnings.warn(
+        "feedback= is set but the Trainer has no lrkit.hf.ReportMetric callback: the "
+        "controller receives no metric and never cuts the LR; add "
+        "callbacks=[ReportMetric('eval_loss')] (or report the metric yourself with "
+        "lrkit.torch.report(trainer.lr_scheduler, value=...))",
+        UserWarning,
+        stacklevel=caller_level(),
+    )
 
 
 def _warn_unused_schedule_args(args: Any, num_training_steps: int) -> None:

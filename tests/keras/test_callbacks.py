@@ -1180,6 +1180,11 @@ def test_settings_beside_a_ready_controller_are_refused_not_ignored():
     assert lk.DivergenceGuard(controller=copy.deepcopy(ready)).controller is not ready
     with pytest.raises(ValueError, match=r"^feedback holds the controller of a live Divergence"):
         lk.LRScheduler(S.constant(0.1), feedback=ready)  # its reports: the guard's checks
+    fed = DivergenceDetector()
+    scheduler = lk.LRScheduler(S.constant(0.1), feedback=fed)  # the other order: refused too
+    with pytest.raises(ValueError, match=r"^controller is in the feedback of a live LRSched"):
+        lk.DivergenceGuard(controller=fed)
+    assert scheduler.feedback is fed
     with pytest.raises(ValueError, match=r"^controller must be a lrkit.feedback.Divergence"):
         lk.DivergenceGuard(controller=Core(), factor=0.3)  # the type first, not "beside"
 

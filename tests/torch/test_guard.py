@@ -915,11 +915,14 @@ def test_a_detector_acts_for_one_guard_and_not_through_the_scheduler_too():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     det = DivergenceDetector()
     sched = lt.scheduler(opt, S.constant(0.1), feedback=det)
-    with pytest.raises(ValueError, match=r"^scheduler: its feedback holds the guard's "
-                       r"controller .* would cut the LR twice"):  # fmt: skip
-        DivergenceGuard(model, optimizer=opt, scheduler=sched, controller=det)
+    for joined in (sched, None):  # whether the guard joins that scheduler or not
+        fed = r"^controller is in the feedback of a live LRKitScheduler, which would count "
+        with pytest.raises(ValueError, match=fed + "its reports as the guard's checks"):
+            DivergenceGuard(model, optimizer=opt, scheduler=joined, controller=det)
     assert sched.feedback is det  # left as it was
-    # the failed guard holds no claim on it: a guard without that scheduler takes it
+    del sched
+    gc.collect()
+    # the failed guards hold no claim on it, nor the scheduler once gone: a guard takes it
     first = DivergenceGuard(model, optimizer=opt, controller=det)
     with pytest.raises(ValueError) as info:  # a second live guard would take its cuts
         DivergenceGuard(model, optimizer=opt, controller=det)
@@ -938,6 +941,11 @@ def test_a_detector_acts_for_one_guard_and_not_through_the_scheduler_too():
     assert twin.controller is not det
     with pytest.raises(ValueError, match=r"^controller is the controller of another"):
         DivergenceGuard(model, optimizer=opt, controller=twin.controller)
+    shallow = copy.copy(first)  # shares the detector: the claim stays with the original
+    del shallow
+    gc.collect()
+    with pytest.raises(ValueError, match=r"^controller is the controller of another"):
+        DivergenceGuard(model, optimizer=opt, controller=det)
     del first, twin
     gc.collect()
     assert DivergenceGuard(model, optimizer=opt, controller=det).controller is det  # now free

@@ -811,7 +811,7 @@ class DivergenceGuard(_LRCallback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._cond = threading.Condition()
-        claim_detector(self.controller, self)  # a copy acts through its own detector copy
+        claim_detector(self.controller, self, if_free=True)  # a copy: its own detector copy
 
     def _reset_run(self) -> None:
         self._book.clear()
@@ -1196,7 +1196,7 @@ class LRScheduler(_LRCallback):
                 "feedback must be one lrkit.feedback controller (a Keras optimizer has one "
                 f"learning rate, no param groups), got a {type(feedback).__name__}"
             )
-        check_controllers(feedback)  # in the words of lrkit.torch.scheduler and lrkit.hf
+        check_controllers(feedback, owner=self)  # in lrkit.torch.scheduler's words
         self.feedback = feedback
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be the name of a logged metric, got {V.fmt(monitor)}")

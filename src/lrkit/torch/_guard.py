@@ -194,9 +194,10 @@ class DivergenceGuard:
         claim_detector(self.controller, self)  # built: no other guard may act through it
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # a copy (copy.deepcopy, pickle) acts through its own copy of the detector
+        # a deep copy (copy.deepcopy, pickle) acts through its own copy of the detector; a
+        # shallow one (copy.copy) shares the original's, whose claim stays with the original
         self.__dict__.update(state)
-        claim_detector(self.controller, self)
+        claim_detector(self.controller, self, if_free=True)
 
     # ------------------------------------------------------------------ scheduler
     def attach(self, scheduler: Any) -> None:

@@ -471,7 +471,7 @@ class LRKitScheduler(LRScheduler):
         _attach(self)
 
     def _check_feedback(self, feedback: Any) -> None:
-        check_controllers(feedback, groups=len(self.optimizer.param_groups))
+        check_controllers(feedback, groups=len(self.optimizer.param_groups), owner=self)
 
     def _controllers(self) -> list[Any]:
         """The distinct controllers (one, or one per group with repeats removed)."""
