@@ -198,10 +198,8 @@ def check_controllers(feedback: Any, *, groups: int | None = None, owner: Any = 
                 )
         members = fb.controllers if isinstance(fb, Chain) else (fb,)
         for member in members:
-            held = _GUARDED.get(member) if isinstance(member, DivergenceDetector) else None
-            guard = None if held is None else held()
-            if guard is not None:
-                kind, guard = type(guard).__name__, None  # the error's frame keeps no guard
+            kind = _holder(_GUARDED, member, unless=None)
+            if kind is not None:
                 raise ValueError(
                     f"{name} holds the controller of a live {kind} (its "
                     "DivergenceDetector), which would count this scheduler's reports as its "
@@ -402,19 +400,15 @@ def guard_detector(
         )
     given = [] if factor is DEFAULT_GUARD_FACTOR else ["factor"]  # factor=0.5 given too
     refuse_beside_controller(sorted([*detector, *given]))
-    fed = _FED.get(controller)
-    scheduler = None if fed is None else fed()
-    if scheduler is not None:
-        kind, scheduler = type(scheduler).__name__, None  # the error's frame keeps none alive
+    kind = _holder(_FED, controller, unless=None)
+    if kind is not None:
         raise ValueError(
             f"controller is in the feedback of a live {kind}, which would count its reports "
             "as the guard's checks and cut the LR twice: give the guard a detector of its "
             "own and leave it out of the scheduler's feedback"
         )
-    held = _GUARDED.get(controller)
-    other = None if held is None else held()
-    if other is not None and other is not guard:
-        kind, other = type(other).__name__, None  # the error's frame keeps no guard alive
+    kind = _holder(_GUARDED, controller, unless=guard)
+    if kind is not None:
         raise ValueError(
             f"controller is the controller of another {kind} (a detector "
             "counts the restores and cuts of one guard): build one for each guard, or give "
@@ -429,10 +423,21 @@ def claim_detector(detector: DivergenceDetector, guard: Any, *, if_free: bool = 
     :func:`guard_detector`, which refuses it to another guard while this one is alive).
     ``if_free``: only when no other live guard holds it (a shallow copy of a guard, which
     shares its detector, leaves the claim with the original)."""
-    held = _GUARDED.get(detector)
-    if if_free and held is not None and held() is not None:
+    if if_free and _holder(_GUARDED, detector, unless=None) is not None:
         return
     _GUARDED[detector] = weakref.ref(guard)
+
+
+def _holder(registry: weakref.WeakKeyDictionary[Any, Any], key: Any, *, unless: Any) -> str | None:
+    """The type name of the live object ``registry`` records for ``key`` (a guard, a
+    scheduler), other than ``unless``; ``None`` when there is none. Only the name is kept, so
+    an error raised with it keeps no guard or scheduler alive."""
+    try:
+        ref = registry.get(key)
+    except TypeError:  # not weakly referable (not a detector): nothing recorded
+        return None
+    holder = None if ref is None else ref()
+    return None if holder is None or holder is unless else type(holder).__name__
 
 
 def guard_hint(state: Any) -> str:
