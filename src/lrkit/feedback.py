@@ -400,7 +400,7 @@ def guard_detector(
         )
     given = [] if factor is DEFAULT_GUARD_FACTOR else ["factor"]  # factor=0.5 given too
     refuse_beside_controller(sorted([*detector, *given]))
-    kind = _holder(_FED, controller, unless=None)
+    kind = _holder(_FED, controller, unless=None, holding=True)
     if kind is not None:
         raise ValueError(
             f"controller is in the feedback of a live {kind}, which would count its reports "
@@ -428,16 +428,28 @@ def claim_detector(detector: DivergenceDetector, guard: Any, *, if_free: bool = 
     _GUARDED[detector] = weakref.ref(guard)
 
 
-def _holder(registry: weakref.WeakKeyDictionary[Any, Any], key: Any, *, unless: Any) -> str | None:
+def _holder(
+    registry: weakref.WeakKeyDictionary[Any, Any], key: Any, *, unless: Any, holding: bool = False
+) -> str | None:
     """The type name of the live object ``registry`` records for ``key`` (a guard, a
-    scheduler), other than ``unless``; ``None`` when there is none. Only the name is kept, so
-    an error raised with it keeps no guard or scheduler alive."""
+    scheduler), other than ``unless``; ``None`` when there is none, or, with ``holding``,
+    when its ``feedback`` no longer holds ``key`` (a scheduler given another controller
+    since). Only the name is kept, so an error raised with it keeps no guard or scheduler
+    alive."""
     try:
         ref = registry.get(key)
     except TypeError:  # not weakly referable (not a detector): nothing recorded
         return None
     holder = None if ref is None else ref()
-    return None if holder is None or holder is unless else type(holder).__name__
+    if holder is None or holder is unless:
+        return None
+    if holding:
+        fb = getattr(holder, "feedback", None)
+        items = fb if isinstance(fb, (list, tuple)) else [fb]
+        members = [m for c in items for m in (c.controllers if isinstance(c, Chain) else (c,))]
+        if not any(m is key for m in members):
+            return None
+    return type(holder).__name__
 
 
 def guard_hint(state: Any) -> str:

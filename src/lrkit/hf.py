@@ -155,8 +155,7 @@ def _warn_unreported(feedback: Any, callbacks: Iterable[Any]) -> None:
     warnings.warn(
         "feedback= is set but the Trainer has no lrkit.hf.ReportMetric callback: the "
         "controller receives no metric and never cuts the LR; add "
-        "callbacks=[ReportMetric('eval_loss')] (or report the metric yourself with "
-        "lrkit.torch.report(trainer.lr_scheduler, value=...))",
+        "callbacks=[ReportMetric('eval_loss')]",
         UserWarning,
         stacklevel=caller_level(),
     )

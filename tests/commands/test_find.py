@@ -185,6 +185,9 @@ def test_a_budget_longer_than_the_rule_knows_is_said_as_it_is_read(capsys):
         f"  for 1000000 training steps (read as {FITTED_STEPS[1]}, the longest budget the rule "
         "was fitted on); reliable: yes"
     )
+    # whichever rule is marked: the budget rows are the default rule's
+    assert main([*argv, "--total-steps", "1000000", "--rule", "steepest"]) == 0
+    assert "(read as 1930, the longest budget" in capsys.readouterr().out.splitlines()[-1]
     assert main([*argv, "--total-steps", str(FITTED_STEPS[1])]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == (
         f"  for {FITTED_STEPS[1]} training steps; reliable: yes"

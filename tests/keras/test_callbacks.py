@@ -1185,6 +1185,17 @@ def test_settings_beside_a_ready_controller_are_refused_not_ignored():
     with pytest.raises(ValueError, match=r"^controller is in the feedback of a live LRSched"):
         lk.DivergenceGuard(controller=fed)
     assert scheduler.feedback is fed
+    scheduler.feedback = None  # let go of: a guard may take it
+    lk.DivergenceGuard(controller=fed)
+    later = lk.LRScheduler(S.constant(0.1))
+    later.feedback = DivergenceDetector()
+    guarded = lk.DivergenceGuard(controller=later.feedback)  # assigned, then trained: refused
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x = np.zeros((4, 2), "float32")
+    with pytest.raises(ValueError, match=r"^feedback holds the controller of a live Divergence"):
+        model.fit(x, x[:, :1], epochs=1, verbose=0, callbacks=[later])
+    assert guarded.controller is later.feedback
     with pytest.raises(ValueError, match=r"^controller must be a lrkit.feedback.Divergence"):
         lk.DivergenceGuard(controller=Core(), factor=0.3)  # the type first, not "beside"
 

@@ -920,7 +920,12 @@ def test_a_detector_acts_for_one_guard_and_not_through_the_scheduler_too():
         with pytest.raises(ValueError, match=fed + "its reports as the guard's checks"):
             DivergenceGuard(model, optimizer=opt, scheduler=joined, controller=det)
     assert sched.feedback is det  # left as it was
-    del sched
+    twin = copy.deepcopy(sched)  # a copy holds its own copy of the detector, recorded too
+    with pytest.raises(ValueError, match=fed):
+        DivergenceGuard(model, optimizer=opt, controller=twin.feedback)
+    sched.feedback = ReduceOnPlateau()  # let go of: a guard may take it
+    DivergenceGuard(model, optimizer=opt, controller=det)
+    del sched, twin
     gc.collect()
     # the failed guards hold no claim on it, nor the scheduler once gone: a guard takes it
     first = DivergenceGuard(model, optimizer=opt, controller=det)

@@ -240,10 +240,9 @@ def _table(result: Any) -> str:
         )
     most = FITTED_STEPS[1]
     longer = result.total_steps is not None and result.total_steps > most
-    read = (  # the default rule reads a longer budget as the longest it was fitted on
-        f" (read as {most}, the longest budget the rule was fitted on)"
-        if longer and result.rule == DEFAULT_RULE
-        else ""
+    read = (  # the default rule (its rows are shown whichever rule is marked) reads a
+        # longer budget as the longest it was fitted on
+        f" (read as {most}, the longest budget the rule was fitted on)" if longer else ""
     )
     lines.append(
         f"  for {result.total_steps or 'an assumed 1000'} training "

@@ -1268,6 +1268,9 @@ class LRScheduler(_LRCallback):
         )
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # feedback= as built, or assigned since: checked (a live guard's detector refused)
+        # and recorded as this callback's
+        check_controllers(self.feedback, owner=self)
         if self.feedback is not None and not self._mode_checked:  # once, as ReduceOnPlateau
             self._mode_checked = True
             _warn_against_metric("LRScheduler", "feedback=", self.model, self.monitor,

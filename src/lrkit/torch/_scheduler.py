@@ -469,6 +469,8 @@ class LRKitScheduler(LRScheduler):
         self.__dict__.update(state)
         self._bind()
         _attach(self)
+        if self._feedback is not None:  # a copy holds its own controllers: recorded as such
+            check_controllers(self._feedback, owner=self)
 
     def _check_feedback(self, feedback: Any) -> None:
         check_controllers(feedback, groups=len(self.optimizer.param_groups), owner=self)
