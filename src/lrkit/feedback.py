@@ -67,6 +67,7 @@ __all__ = [
     "guard_detector",
     "guard_hint",
     "load_states",
+    "members_of",
     "refuse_beside_controller",
     "settings_differ",
 ]
@@ -165,6 +166,15 @@ def load_states(
         loaded.append((c, before))
 
 
+def members_of(feedback: Any) -> list[Any]:
+    """The controllers ``feedback`` holds, as the adapters take it: none for ``None``, a
+    :class:`Chain`'s members, each of a per-param-group list (and their chains' members)."""
+    items = feedback if isinstance(feedback, (list, tuple)) else [feedback]
+    return [
+        m for c in items if c is not None for m in (c.controllers if isinstance(c, Chain) else (c,))
+    ]
+
+
 def check_controllers(feedback: Any, *, groups: int | None = None, owner: Any = None) -> None:
     """``feedback`` as the adapters take it: ``None``, a controller instance, or a list of
     them (``groups`` of them, one per param group, when ``groups`` is given). Anything else
@@ -196,8 +206,7 @@ def check_controllers(feedback: Any, *, groups: int | None = None, owner: Any = 
                     f"{name} must be an lrkit.feedback controller (with .{attr}()), "
                     f"got {type(fb).__name__}"
                 )
-        members = fb.controllers if isinstance(fb, Chain) else (fb,)
-        for member in members:
+        for member in members_of(fb):
             kind = _holder(_GUARDED, member, unless=None)
             if kind is not None:
                 raise ValueError(
@@ -443,12 +452,8 @@ def _holder(
     holder = None if ref is None else ref()
     if holder is None or holder is unless:
         return None
-    if holding:
-        fb = getattr(holder, "feedback", None)
-        items = fb if isinstance(fb, (list, tuple)) else [fb]
-        members = [m for c in items for m in (c.controllers if isinstance(c, Chain) else (c,))]
-        if not any(m is key for m in members):
-            return None
+    if holding and not any(m is key for m in members_of(getattr(holder, "feedback", None))):
+        return None
     return type(holder).__name__
 
 

@@ -513,26 +513,25 @@ def _check_params(params: Any) -> None:
             f"floating-point arrays, got {V.fmt(params)}, which holds none"
         )
     for path, leaf in leaves:
-        where = jax.tree_util.keystr(path) or "(the root)"
+        where = jax.tree_util.keystr(path)  # "" at the root
         try:
             dtype = jnp.asarray(leaf).dtype
         except (TypeError, ValueError):  # a function, a string, an object
             order = (
                 " (the arguments are find_lr(loss_fn, params, optimizer, data), in the order "
                 "of a JAX training step)"
-                if callable(leaf) and not path
+                if callable(leaf) and not where
                 else ""
             )
-            at = f" at params{jax.tree_util.keystr(path)}" if path else ""
             raise ValueError(
                 "params must be a tree of floating-point arrays (the first argument of "
-                f"loss_fn), got {V.fmt(leaf)}{at}{order}"
+                f"loss_fn), got {V.fmt(leaf)}{f' at params{where}' if where else ''}{order}"
             ) from None
         if not jnp.issubdtype(dtype, jnp.inexact):
             raise ValueError(
                 "params must hold floating-point arrays only (the range test differentiates "
-                f"every leaf), got {dtype} at params{where}; keep integer or boolean state "
-                "out of params (in loss_fn's closure or the batch)"
+                f"every leaf), got {dtype} at params{where or '(the root)'}; keep integer or "
+                "boolean state out of params (in loss_fn's closure or the batch)"
             )
 
 

@@ -342,11 +342,9 @@ def _check_same_start(first: Any, second: Any, target: str) -> None:
     if make_up(first) != make_up(second):
         return  # another make-up: nothing to compare
     for (name, p), (_, q) in zip(first.named_parameters(), second.named_parameters()):
-        if isinstance(p, lazy) or isinstance(q, lazy) or p.is_meta or q.is_meta:
-            continue
-        with torch.no_grad():
-            same = p.device == q.device and torch.equal(p, q)
-        if not same and p.device == q.device:
+        if isinstance(p, lazy) or isinstance(q, lazy) or p.is_meta or p.device != q.device:
+            continue  # nothing to compare (another device: not compared, nothing copied)
+        if not torch.equal(p.detach(), q.detach()):
             raise ValueError(
                 f"target {target!r} must build the same initial weights on every call (the "
                 "sweep and each check run start from them): the models of its first two "

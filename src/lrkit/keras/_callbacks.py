@@ -289,6 +289,22 @@ def _settle_lr(model: Any) -> None:
             var.assign(value)
 
 
+def _takes_restored_cut(opt: Any, scale_now: float, run: Any, controller: Feedback) -> bool:
+    """Whether the schedule ``opt`` holds (its scale ``scale_now``; 1 for a foreign one) takes
+    ``controller``'s cuts as this ``fit()`` begins: in the first ``fit()`` of the optimizer
+    (its multiplier claimed by ``run``), when the schedule was never cut as that ``fit()``
+    began (a new model whose weights ``load_weights`` loaded, which brings back no scale
+    without an lrkit callback attached) and the controller (a restored one, passed as
+    ``controller=``) holds cuts, as a float LR's multiplier takes them. One that held a scale
+    then (``load_model``'s, from its config) holds their cuts already."""
+    scale = _lr_scale(opt)
+    if not scale.claim(run):
+        return False
+    if scale.schedule_start is None:  # as the first controller of this fit() found it
+        scale.schedule_start = scale_now
+    return scale.schedule_start == 1.0 and controller.scale != 1.0
+
+
 class _LRHandle:
     """Multiply a model's learning rates by a factor (each optimizer's, for a
     ``MultiOptimizer``), whatever an optimizer holds: a lrkit schedule (its host-side scale),
@@ -311,19 +327,9 @@ class _LRHandle:
             if isinstance(lr, (LRKitSchedule, ScaledSchedule)):
                 if not any(target is lr for _, target in self.parts):  # one schedule shared by
                     self.parts.append((opt, lr))  # two optimizers is scaled once, not twice
-                    # a schedule never cut when the first fit() of this optimizer begins (a
-                    # new model whose weights were loaded by load_weights, which brings back
-                    # no scale without an lrkit callback attached) takes the scales of its
-                    # controllers (restored ones, passed as controller=), as a float LR's
-                    # multiplier does; one that holds a scale (load_model's, from its
-                    # config) already holds their cuts
-                    scale = _lr_scale(opt)
-                    if scale.claim(run):
-                        if scale.schedule_start is None:
-                            scale.schedule_start = float(lr.scale)
-                        if scale.schedule_start == 1.0 and controller.scale != 1.0:
-                            lr._rescale(lr.scale * controller.scale)
-                            rescaled = rescaled or lr.compiled_scale
+                    if _takes_restored_cut(opt, float(lr.scale), run, controller):
+                        lr._rescale(lr.scale * controller.scale)
+                        rescaled = rescaled or lr.compiled_scale
             elif isinstance(lr, keras.Variable):
                 # the float LR (saved with the model) already holds the cuts; LRScheduler
                 # applies their product, the optimizer's multiplier. The first fit() of an
@@ -334,17 +340,13 @@ class _LRHandle:
                     scale.value *= controller.scale
                 self.parts.append((opt, None))
             elif callable(lr):
-                # a foreign schedule is never cut (the first cut wraps it): the first fit()
-                # of its optimizer wraps it at once when restored controllers hold cuts
-                scale = _lr_scale(opt)
-                if scale.claim(run):
-                    if scale.schedule_start is None:
-                        scale.schedule_start = 1.0
-                    if controller.scale != 1.0:
-                        opt._learning_rate = lr = ScaledSchedule(lr, scale=controller.scale)
-                        self.parts.append((opt, lr))
-                        rescaled = True  # the train function holds the foreign schedule
-                        continue
+                # a foreign schedule is never cut (the first cut wraps it): wrapped at once
+                # when restored controllers hold cuts
+                if _takes_restored_cut(opt, 1.0, run, controller):
+                    opt._learning_rate = lr = ScaledSchedule(lr, scale=controller.scale)
+                    self.parts.append((opt, lr))
+                    rescaled = True  # the train function holds the foreign schedule
+                    continue
                 self.foreign.append(opt)
             else:  # pragma: no cover - keras always holds one of the above
                 raise ValueError(f"unsupported learning rate {lr!r} in the optimizer")

@@ -274,24 +274,26 @@ def _val_batches(
     return [_unpack(b) for b in held_batches(val_data, name=name, warn_many=warn_many)]
 
 
-def _no_targets(model: Any, batch: tuple[Any, Any, Any], exc: BaseException) -> Exception:
-    """What to raise when the loss failed on ``batch``, the first batch, which has no targets:
-    the one-line error naming ``y`` when the model itself runs on its ``x`` (the loss needs
-    the targets: ``model.fit(x)`` says ``None is not a valid value for jnp.array``), else
-    ``exc`` itself (the inputs are at fault, not the missing targets)."""
+def _raise_if_targets_missing(model: Any, batch: tuple[Any, Any, Any], exc: Exception) -> None:
+    """The loss failed (``exc``) on ``batch``, the first batch, which has no targets: the
+    one-line error naming ``y`` when the model itself runs on its ``x`` (the loss needs the
+    targets: ``model.fit(x)`` says ``None is not a valid value for jnp.array``). Returns
+    when the model fails on ``x`` too: the inputs are at fault, and the caller raises
+    ``exc`` as it is."""
     try:
         model(batch[0], training=False)
     except Exception:  # noqa: BLE001 - the model fails on x: its own error says why
-        return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
-    return ValueError(
+        return
+    raise ValueError(
         f"y: the loss could not be computed on the first batch without targets "
         f"({failure(exc)}); pass the targets (find_lr(model, x, y) for arrays, or batches "
         "(x, y))"
-    )
+    ) from exc
 
 
 def _check_targets(model: Any, batch: tuple[Any, Any, Any]) -> None:
-    """A first batch without targets, for a built model: :func:`_no_targets` when its loss
+    """A first batch without targets, for a built model: :func:`_raise_if_targets_missing`
+    when its loss
     cannot be computed on it (a model that computes its loss from ``x`` alone passes). The
     caller puts back what the calls change (the metric variables)."""
     if _keeps_running_means():
@@ -299,10 +301,8 @@ def _check_targets(model: Any, batch: tuple[Any, Any, Any]) -> None:
     try:
         model.test_on_batch(batch[0], None, sample_weight=batch[2], return_dict=True)
     except Exception as exc:  # noqa: BLE001 - reported with its type and first line
-        error = _no_targets(model, batch, exc)
-        if error is exc:
-            raise
-        raise error from exc
+        _raise_if_targets_missing(model, batch, exc)
+        raise
 
 
 def _check_scored(
@@ -559,10 +559,9 @@ def find_lr(
         try:
             _build(model, first)
         except Exception as exc:
-            error = _no_targets(model, first, exc) if untargeted else exc
-            if error is exc:
-                raise
-            raise error from exc
+            if untargeted:
+                _raise_if_targets_missing(model, first, exc)
+            raise
         snap = _Snapshot(model, _swept_optimizer(model))
         no_loss = _no_loss(model)
         lr_obj = _SweepLR(sweep.start_lr)

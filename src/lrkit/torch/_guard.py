@@ -59,6 +59,7 @@ from ..feedback import (
     as_metric,
     claim_detector,
     guard_detector,
+    members_of,
 )
 from ._checks import (
     check_group_lrs,
@@ -222,15 +223,9 @@ class DivergenceGuard:
                 "scheduler: a DivergenceGuard needs a scheduler with one feedback controller "
                 "for all param groups (or none), got one with per-group feedback=[...]"
             )
-        members = fb.controllers if isinstance(fb, Chain) else (fb,)
-        if any(m is self.controller for m in members):
-            raise ValueError(
-                "scheduler: its feedback holds the guard's controller (the DivergenceDetector "
-                "given as controller=), which would cut the LR twice, once through the "
-                "scheduler and once through the guard: give the guard a detector of its own "
-                "and leave it out of the scheduler's feedback"
-            )
-        if not any(m is self.feedback for m in members):
+        # (a scheduler whose feedback holds the guard's detector is refused when the guard
+        # takes it, or when the scheduler does: feedback.guard_detector, check_controllers)
+        if not any(m is self.feedback for m in members_of(fb)):
             scheduler.feedback = self.feedback if fb is None else Chain(fb, self.feedback)
         if not any(c is self.feedback for c in getattr(scheduler, "_held_feedback", ())):
             hold = getattr(scheduler, "_hold_feedback", None)  # an lrkit scheduler keeps it

@@ -36,6 +36,7 @@ from ..feedback import (
     check_controllers,
     guard_hint,
     load_states,
+    members_of,
     settings_differ,
 )
 from ..schedules import Schedule, as_schedule, holds_callable, is_schedule_list
@@ -542,8 +543,7 @@ class LRKitScheduler(LRScheduler):
                 "feedback: a DivergenceGuard joined this scheduler, whose cuts need one "
                 "controller for all param groups (or None), got a list of per-group controllers"
             )
-        members = value.controllers if isinstance(value, Chain) else (value,)
-        missing = [c for c in held if not any(c is m for m in members)]
+        missing = [c for c in held if not any(c is m for m in members_of(value))]
         if missing:  # a guard's cut stays part of every LR set, whatever else is assigned
             value = Chain(*missing) if value is None else Chain(value, *missing)
             value = value.controllers[0] if len(value.controllers) == 1 else value
