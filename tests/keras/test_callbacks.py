@@ -1686,3 +1686,40 @@ def test_a_guard_that_gave_up_guards_the_next_fit_again():
         "give_up",
     ]
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_lr_logger_under_a_loss_scale_optimizer_logs_the_steps_it_applied():
+    """mixed_float16: the steps a LossScaleOptimizer skips (overflowing gradients) use no
+    learning rate and do not move the schedule's step; the logger's steps are those applied,
+    and the epoch's LR is the one its last applied step used."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(256, 8)).astype("float32")
+        y = rng.normal(size=(256, 1)).astype("float32")
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1, dtype="float32")]
+        )
+        sched = S.linear(0.1, end_lr=0.0, total_steps=40)
+        opt = keras.optimizers.SGD(lk.schedule(sched))
+        model.compile(keras.optimizers.LossScaleOptimizer(opt, initial_scale=2.0**30), "mse")
+        per_epoch, per_batch = lk.LRLogger("epoch"), lk.LRLogger("batch")
+        counts = []
+
+        class Count(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):  # type: ignore[no-untyped-def]
+                counts.append(int(keras.ops.convert_to_numpy(opt.iterations)))
+
+        h = model.fit(x, y, batch_size=32, epochs=3, verbose=0,
+                      callbacks=[per_epoch, Count(), per_batch])  # fmt: skip
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    applied = counts[-1]
+    assert 0 < applied < 24  # steps were skipped
+    assert [it for it, _ in per_batch.history] == list(range(applied))
+    assert per_batch.lrs.tolist() == [float(np.float32(sched(t))) for t in range(applied)]
+    ran = [e for e, (a, b) in enumerate(zip([0, *counts], counts)) if b > a]
+    assert [e for e, _ in per_epoch.history] == ran
+    assert per_epoch.lrs.tolist() == [float(np.float32(sched(counts[e] - 1))) for e in ran]
+    assert h.history["learning_rate"][-1] == float(np.float32(sched(applied - 1)))

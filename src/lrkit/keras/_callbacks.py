@@ -1444,7 +1444,7 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
         # in any order)
         self._ends: list[int] = []
         self._opt: Any = None
-        self._it_base = 0
+        self._it_base = self._it_epoch = 0
         self._lr = math.nan
 
     def _host_value(self, variable: Any) -> Any:
@@ -1463,7 +1463,7 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
         self._opt = _inner_optimizer(self.model, "LRLogger")  # synced at epoch boundaries
         self._records = []
         self._ends = []
-        self._it_base = _iterations(self._opt)
+        self._it_base = self._it_epoch = _iterations(self._opt)
         if isinstance(self._opt._learning_rate, keras.Variable):
             self._lr = float(np.asarray(self._host_value(self._opt._learning_rate)))
 
@@ -1507,6 +1507,17 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
             for (batch, it, sched, scale), end in zip(recs, ends)
             for k in range(max(end - batch, 1))
         ]
+        if isinstance(getattr(self.model, "optimizer", None), keras.optimizers.LossScaleOptimizer):
+            # its counter (synced at the epoch's end) leaves out the steps it skipped, which
+            # used no learning rate: the epoch's last steps ran, up to that counter (a
+            # counter that went back, restored by a guard, tells only where they ended)
+            it_end = _iterations(self._opt)
+            moved = it_end - self._it_epoch
+            ran = min(moved if moved >= 0 else len(runs), it_end)
+            kept = runs[len(runs) - min(ran, len(runs)) :] if ran else []
+            runs = [
+                (it_end - len(kept) + k, sched, scale) for k, (_, sched, scale) in enumerate(kept)
+            ]
         out: list[tuple[int, float]] = []
         i = 0
         while i < len(runs):
