@@ -18,7 +18,7 @@ grid oracle (2 seeds; constant, one-cycle, warmup-cosine). For each method and t
 * ``torch-lr-finder``: its smoothing (``smooth_f=0.05``), stop (``diverge_th=5``) and
   suggestion (steepest gradient after skipping 10 first / 5 last points) on the same sweep's
   training losses;
-* ``fastai valley/slide/minimum/steepest``: fastai's smoothing (debiased EMA, beta 0.98),
+* ``fastai valley/slide/minimum/steep``: fastai's smoothing (debiased EMA, beta 0.98),
   stop (4x the best smoothed loss) and trimming (``num_it // 10`` first, 5 last points).
 
 torch-lr-finder's and fastai's LR is used for every schedule, as their users do. A method's
@@ -49,7 +49,7 @@ import fit_rule  # noqa: E402
 from replay import SCHEDULES, load, score  # noqa: E402
 
 from lrkit.finder import smooth_ema  # noqa: E402
-from lrkit.finder.rules import _fastai_trim, _slide_on, _steepest_on, _valley_on  # noqa: E402
+from lrkit.finder.rules import _fastai_trim, _slide_on, _steep_on, _valley_on  # noqa: E402
 from lrkit.finder.smoothing import robust_smooth  # noqa: E402
 
 SCHED_NAMES = {"constant": "constant", "onecycle": "one-cycle", "wcos": "warmup-cosine"}
@@ -90,7 +90,7 @@ def fastai(train: list[float]) -> dict[str, float]:
         "valley": _valley_on(x, y),
         "slide": _slide_on(x, y),
         "minimum": float(x[int(np.argmin(y))]) / 10,
-        "steepest": _steepest_on(x, y),
+        "steep": _steep_on(x, y),
     }
 
 
@@ -116,7 +116,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Per method, schedule and task: the score dict."""
     methods = ["lrkit", PROBED, "lrkit 0.x rule", "torch-lr-finder"] + [
-        f"fastai {r}" for r in ("valley", "slide", "minimum", "steepest")
+        f"fastai {r}" for r in ("valley", "slide", "minimum", "steep")
     ]
     out: dict[str, dict[str, list[dict[str, float]]]] = {
         m: {s: [] for s in SCHEDULES} for m in methods
@@ -133,7 +133,7 @@ def evaluate(
             oi = 0 if sched == "constant" else 1
             out["lrkit 0.x rule"][sched].append(score(rec, sched, [o[oi] for o in old]))
             out["torch-lr-finder"][sched].append(score(rec, sched, tlf))
-            for r in ("valley", "slide", "minimum", "steepest"):
+            for r in ("valley", "slide", "minimum", "steep"):
                 out[f"fastai {r}"][sched].append(score(rec, sched, [d[r] for d in fa]))
     return out
 

@@ -446,7 +446,14 @@ def test_find_lr_optax_factory_and_params_untouched():
     assert res.steps >= 10 and res.stop_reason in ("completed", "turned_up", "diverged", "nan")
     assert 1e-5 <= res.suggestion <= 10.0 and res.max_lr is not None and res.base_lr is not None
     assert res.base_lr < res.max_lr
-    assert set(res.suggestions()) == {"budget_edge", "steepest", "valley", "minimum", "slide"}
+    assert set(res.suggestions()) == {
+        "budget_edge",
+        "steepest",
+        "valley",
+        "minimum",
+        "slide",
+        "steep",
+    }
     assert res.to_dict()["steps"] == res.steps
     # the caller's params: same objects, same values, still usable (not donated/deleted)
     assert jax.tree_util.tree_map(id, params) == ids

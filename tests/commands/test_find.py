@@ -164,7 +164,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     )
     text = capsys.readouterr().out
     assert rc == 0
-    for word in ("lrkit", "steepest", "valley", "minimum", "slide", "max_lr", "base_lr"):
+    for word in ("lrkit", "steepest", "valley", "minimum", "slide", "steep ", "max_lr", "base_lr"):
         assert word in text
     assert "constant" in text and "one-cycle" in text and "val" in text
     assert out.exists() and out.stat().st_size > 1000

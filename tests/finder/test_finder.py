@@ -22,6 +22,7 @@ from lrkit.finder import (
     suggestions,
 )
 from lrkit.finder import rules as R
+from lrkit.finder.smoothing import robust_smooth
 
 
 def replay(losses, **kw):
@@ -288,7 +289,7 @@ def test_steepest_is_torch_lr_finders_own_suggestion(seed):
 
 def _fastai(lrs, raw, num_it):
     """fastai 2.7's lr_find on recorded raw losses: Recorder's SmoothenValue(0.98), the
-    [num_it // 10 : -5] window, then valley, slide and minimum as fastai writes them."""
+    [num_it // 10 : -5] window, then valley, slide, minimum and steep as fastai writes them."""
     mov, smooth = 0.0, []
     for n, v in enumerate(raw, 1):
         mov = 0.98 * mov + (1 - 0.98) * v
@@ -312,20 +313,27 @@ def _fastai(lrs, raw, num_it):
         slide = float(x[l_idx])
         r_idx -= 1
         l_idx -= 1
-    return {"valley": valley, "slide": slide, "minimum": float(x[int(np.argmin(y))]) / 10}
+    grads = (y[1:] - y[:-1]) / (np.log(x[1:]) - np.log(x[:-1]))
+    steep = float(x[int(np.argmin(grads))])
+    return {
+        "valley": valley,
+        "slide": slide,
+        "minimum": float(x[int(np.argmin(y))]) / 10,
+        "steep": steep,
+    }
 
 
 @pytest.mark.parametrize("seed", range(12))
 def test_fastais_rules_are_fastais_on_a_sweep_of_any_beta(seed):
     """A sweep's result, whatever its own beta (its divergence test and plot), gives fastai's
-    valley, slide and minimum on its raw losses."""
+    valley, slide, minimum and steep on its raw losses."""
     lrs, raw = _noisy_curve(seed)
     want = _fastai(lrs, raw, 100)
     for beta in (0.0, 0.9, 0.98):
         r = replay(list(raw), num_iter=100, start_lr=1e-7, end_lr=10.0, beta=beta,
                    diverge_th=1e9, stop_early=False, warn=False)  # fmt: skip
         np.testing.assert_allclose(r.lrs, lrs, rtol=1e-12)
-        for rule in ("valley", "slide", "minimum"):
+        for rule in ("valley", "slide", "minimum", "steep"):
             assert r.suggest(rule) == pytest.approx(want[rule], rel=1e-12), (rule, beta)
 
 
@@ -1236,3 +1244,80 @@ def test_lr_min_is_the_geometric_mean_of_the_training_and_held_edges():
     assert held_edge > 5 * train_edge
     s = suggestions(lrs, loss, held_lrs=held_lrs, held_losses=held_losses, total_steps=100)
     assert s.lr_min == pytest.approx(train_edge**0.5 * held_edge**0.5, rel=1e-12)
+
+
+def test_fastai_rules_trim_a_curve_that_leaves_exactly_3_points():
+    # 8 points, num_iter=8: no point off the start, 5 off the end: 3 points are left, read
+    # alone; the minimum of a falling curve is then the third point, not the last
+    lrs = np.logspace(-6, 0, 8)
+    losses = [8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
+    assert suggest(lrs, losses, rule="minimum", num_iter=8) == lrs[2] / 10
+
+
+def test_slide_reads_the_first_trimmed_point_when_the_gradient_never_levels_off():
+    # a parabola: numpy.gradient 15 points apart differs by far more than 0.005 everywhere,
+    # so the walk left reaches the first point of the trimmed curve (index 40 // 10 = 4)
+    lrs = np.logspace(-6, 0, 40)
+    losses = [float(i * i) for i in range(40)]
+    assert R.slide(lrs, losses) == lrs[4]
+
+
+def test_a_rise_small_against_a_high_loss_has_not_turned_up():
+    # descends by 0.1 to 10.0, then rises by 0.2: less than RISE_FRACTION of the loss (0.5)
+    lrs = np.logspace(-5, 0, 100)
+    losses = np.array(
+        [10.1 - 0.1 * i / 50 if i <= 50 else 10.0 + 0.2 * (i - 50) / 49 for i in range(100)]
+    )
+    assert R.turned_up(lrs, losses) is False
+    assert suggestions(lrs, losses).turned_up is False
+
+
+def test_held_edge_lies_at_the_vertex_between_grid_points():
+    # a parabola in ln(lr) with its vertex 30% of a step past lrs[30]: the held edge is
+    # refined between grid points, not the grid point itself
+    lrs = np.logspace(-5, 0, 51)
+    c = math.log(lrs[30]) + 0.3 * (math.log(lrs[31]) - math.log(lrs[30]))
+    losses = np.array([(math.log(x) - c) ** 2 + 1 for x in lrs])
+    e = R.edge(lrs, losses, held=True)
+    assert lrs[30] < e < lrs[31]
+    assert e == pytest.approx(math.exp(c), rel=5e-3)
+
+
+def test_edge_of_a_flat_curve_allows_floor_fraction_of_the_loss_above_its_minimum():
+    # flat at 10.0, then rising by 0.01 a step from index 60: the floor reaches
+    # 10.0 + FLOOR_FRACTION * 10.0 = 10.2, at index 80
+    lrs = np.logspace(-5, 0, 100)
+    losses = np.array([10.0 if i < 60 else 10.0 + 0.01 * (i - 60) for i in range(100)])
+    assert R.edge(lrs, losses, held=False) == lrs[80]
+
+
+def test_a_curve_of_4_points_is_never_read_as_saturated():
+    lrs = np.array([1e-6, 1e-4, 1e-2, 1.0])
+    s = suggestions(lrs, [3.0, 1.0, 1.0, 1.0])
+    assert s.descended is True
+    assert s.saturated is False
+
+
+def test_a_user_rule_returning_zero_is_refused_with_the_rules_name():
+    def zero(lrs, losses):
+        return 0.0
+
+    lrs = np.logspace(-6, 0, 20)
+    with pytest.raises(ValueError, match=r"^rule 'zero' must return a learning rate > 0, got 0"):
+        suggest(lrs, np.linspace(3.0, 1.0, 20), rule=zero)
+
+
+def test_default_smoothing_spans_three_tenths_of_a_decade_by_points_per_decade():
+    # 9 points over one decade: 8 steps a decade, so +-0.3 decades is 2.4 steps: width 2
+    lrs = np.logspace(-3, -2, 9)
+    y = np.array([5.0, 1.0, 4.0, 0.0, 6.0, 2.0, 7.0, 3.0, 8.0])
+    out = R.smooth_curve(lrs, y)
+    assert np.array_equal(out, robust_smooth(y, width=2))
+    assert not np.allclose(out, robust_smooth(y, width=3))
+
+
+def test_steepest_on_a_short_curve_reads_the_gradient_at_its_minimum_too():
+    # 5 points, read whole up to the minimum (index 3) inclusive: the central gradient there,
+    # (0.1 - 6.0) / 2, is steeper than any before it
+    lrs = np.logspace(-4, 0, 5)
+    assert R.steepest(lrs, [5.0, 4.0, 6.0, 0.0, 0.1], smooth_f=1.0) == lrs[3]

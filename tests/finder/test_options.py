@@ -269,7 +269,7 @@ def test_result_follows_total_steps_and_optimizer_family():
 
 
 def test_rules_are_public_and_suggest_takes_a_name_or_a_callable():
-    assert set(RULES) == {DEFAULT_RULE, "steepest", "valley", "minimum", "slide"}
+    assert set(RULES) == {DEFAULT_RULE, "steepest", "valley", "minimum", "slide", "steep"}
     lrs = np.logspace(-7, 1, 100)
     y = np.array([bowl(v) for v in lrs])
 
@@ -451,7 +451,7 @@ def test_an_extension_near_float64_s_limit_records_no_infinite_lr() -> None:
         assert r.suggestion is None or math.isfinite(r.suggestion)
 
 
-@pytest.mark.parametrize("rule", ["budget_edge", "steepest", "valley", "minimum", "slide"])
+@pytest.mark.parametrize("rule", ["budget_edge", "steepest", "valley", "minimum", "slide", "steep"])
 def test_every_rule_refuses_non_finite_losses_and_lrs_not_above_0(rule) -> None:
     from lrkit.finder import suggest
 

@@ -33,3 +33,11 @@ def test_noise_level_is_1_4826_times_the_median_absolute_deviation():
     assert noise_level(losses, [1.0] * 5) == 2.0 * 1.4826  # |deviations| 0, 1, 2, 3, 4
     assert noise_level([], []) == 0.0
     assert noise_level([1.0, 1.5], [1.0, 1.0]) == pytest.approx(0.25 * 1.4826, rel=1e-15)
+
+
+def test_robust_smooth_width_2_keeps_a_pair_through_a_3_point_median():
+    # width=2: h=2 and k=1, a 3-point median that keeps the pair; the triangular mean of
+    # half-width 2 (weights 1, 2, 3, 2, 1) then spreads it
+    y = [0.0, 0.0, 0.0, 5.0, 5.0, 0.0, 0.0, 0.0]
+    out = robust_smooth(y, width=2)
+    assert out == pytest.approx([0.0, 0.0, 15 / 9, 25 / 9, 25 / 9, 15 / 9, 0.0, 0.0], abs=1e-12)

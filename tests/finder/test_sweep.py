@@ -228,3 +228,36 @@ def test_a_minimum_at_the_second_step_of_a_short_sweep_says_the_loss_rose_from_t
         "the loss rose from the first steps: start_lr is already too large; lower start_lr "
         "(e.g. by 100x)",
     )
+
+
+def test_a_held_loss_that_moved_and_came_back_is_measured_at_the_full_rate_until_it_stays():
+    # first 1.0, then 2.0 (moved), then 1.0 again: the last two measurements must both be
+    # within FLAT_TOL of the first before the cadence halves
+    sweep = Sweep(start_lr=1e-4, end_lr=1.0, num_iter=40, max_extra_iter=0, stop_early=False)
+    values = iter([1.0, 2.0] + [1.0] * 20)
+    measured = []
+    for i, _ in enumerate(sweep):
+        held = next(values) if sweep.eval_due else None
+        if held is not None:
+            measured.append(i)
+        sweep.record(2.0, held=held)
+    assert sweep.stop_reason == "completed"
+    assert measured == [0, 4, 8, 12, 16, 24, 32]
+
+
+def test_a_held_loss_back_within_rise_fraction_of_its_best_does_not_stop_the_sweep():
+    # descends to 1.0 at step 40, then rises; at step 51 the held loss is 1.01, within
+    # RISE_FRACTION of its best: the sweep stops at the next step instead
+    def run(dip):
+        sweep = Sweep(start_lr=1e-6, end_lr=1.0, num_iter=100, eval_every=1, max_extra_iter=0)
+        for i, _ in enumerate(sweep):
+            v = 1.01 if i == dip else (3.0 - 2.0 * i / 40 if i <= 40 else 1.0 + 0.1 * (i - 40))
+            sweep.record(v, held=v if sweep.eval_due else None)
+        return sweep
+
+    plain = run(dip=None)
+    assert plain.stop_reason == "turned_up" and len(plain.result(warn=False).losses) == 52
+    dipped = run(dip=51)
+    assert dipped.stop_reason == "turned_up"
+    assert len(dipped.result(warn=False).losses) == 53
+    assert dipped.result(warn=False).stop_lr == dipped.lr_at(52)

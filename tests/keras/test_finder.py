@@ -66,6 +66,7 @@ def test_find_lr_arrays_restores_everything(regression, lr):
         "valley",
         "minimum",
         "slide",
+        "steep",
     }
     _assert_same(before, _state(model))
     assert model.optimizer._learning_rate is lr_obj and model.train_function is train_fn

@@ -1050,3 +1050,22 @@ def test_a_function_returning_the_batches_is_refused_saying_why():
             "range test reads the batches themselves, so that it can put a DataLoader's own "
             "generator back afterwards; pass the loader, a list or a generator of batches)"
         )
+
+
+def test_without_val_data_the_first_eval_batches_of_data_are_the_held_set():
+    x, y = make_data(n=160)
+    batches = [(x[i : i + 16], y[i : i + 16], i // 16) for i in range(0, 160, 16)]
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    held, trained = [], []
+
+    def step(model, batch):
+        xb, yb, k = batch
+        (trained if model.training else held).append(k)
+        return nn.functional.cross_entropy(model(xb), yb)
+
+    r = find_lr(model, opt, None, batches, step=step, num_iter=10, eval_batches=3,
+                max_extra_iter=0, stop_early=False)  # fmt: skip
+    assert len(r.held_losses) >= 2
+    assert held == [0, 1, 2] * len(r.held_losses)
+    assert trained[:7] == [3, 4, 5, 6, 7, 8, 9]

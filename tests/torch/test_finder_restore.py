@@ -726,3 +726,77 @@ def test_a_submodule_the_sweep_builds_or_replaces_is_undone():
     assert list(model.state_dict()) == keys
     assert all(a is b for a, b in zip(model.parameters(), params))
     assert len(list(model.parameters())) == len(params)
+
+
+def test_a_scheduler_stepped_before_the_first_optimizer_step_still_warns_after_find_lr():
+    # find_lr's own optimizer steps are not the user's: torch's check that the scheduler
+    # follows optimizer.step() sees an optimizer that has not stepped yet
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1)
+    find_lr(model, opt, nn.functional.cross_entropy, data(), num_iter=10, end_lr=1.0)
+    with pytest.warns(UserWarning, match=r"before `optimizer.step\(\)`"):
+        sched.step()
+
+
+class GainOnFirstUse(nn.Module):
+    """A module that registers a parameter on its first training forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 2)
+
+    def forward(self, x):
+        if self.training and "gain" not in self._parameters:
+            self.register_parameter("gain", nn.Parameter(torch.ones(2)))
+        out = self.lin(x)
+        return out * self.gain if "gain" in self._parameters else out
+
+
+def test_a_parameter_the_sweep_registers_is_removed_afterwards():
+    torch.manual_seed(0)
+    model = GainOnFirstUse()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    names = [n for n, _ in model.named_parameters()]
+    keys = list(model.state_dict())
+    find_lr(model, opt, nn.CrossEntropyLoss(), data(), num_iter=10, end_lr=1.0, train_mode=True)
+    assert [n for n, _ in model.named_parameters()] == names == ["lin.weight", "lin.bias"]
+    assert list(model.state_dict()) == keys
+    assert "gain" not in model._parameters
+
+
+class LazyTally(nn.Module):
+    """A metric in torchmetrics' form (a ``metric_state`` property and ``reset``) whose state
+    ``total`` is made on its first update."""
+
+    @property
+    def metric_state(self):
+        return {"total": self.__dict__["total"]} if "total" in self.__dict__ else {"total": None}
+
+    def reset(self):
+        self.__dict__.pop("total", None)
+
+    def update(self, x):
+        self.__dict__["total"] = self.__dict__.get("total", torch.zeros(())) + x.sum().detach()
+
+
+class Tallied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 2)
+        self.tally = LazyTally()
+
+    def forward(self, x):
+        self.tally.update(x)
+        return self.lin(x)
+
+
+def test_a_metric_state_made_during_the_sweep_is_removed_afterwards():
+    torch.manual_seed(0)
+    model = Tallied()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    find_lr(model, opt, nn.functional.cross_entropy, data(), num_iter=10, end_lr=1.0)
+    assert "total" not in vars(model.tally)
+    model(data()[0][0])  # and it is made again on the next update
+    assert torch.equal(vars(model.tally)["total"], data()[0][0].sum())

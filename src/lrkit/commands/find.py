@@ -209,6 +209,7 @@ NOTES = {
     "valley": "fastai's valley",
     "minimum": "fastai's minimum (LR at the minimum / 10)",
     "slide": "fastai's slide",
+    "steep": "fastai's steep",
 }
 
 

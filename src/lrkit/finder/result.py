@@ -343,7 +343,7 @@ class FinderResult:
                 alpha=0.8,
                 label=f"loss ({which}, {DEFAULT_RULE})",
             )
-        colors = {"steepest": "C1", "valley": "C2", "minimum": "C4", "slide": "C5"}
+        colors = {"steepest": "C1", "valley": "C2", "minimum": "C4", "slide": "C5", "steep": "C7"}
         lines = dict(self.suggestions())
         if self.rule not in lines:  # a rule of the user's: its suggestion, drawn solid
             lines[self.rule] = self.suggestion

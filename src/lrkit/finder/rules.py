@@ -33,7 +33,7 @@ passes them; a user rule receives the two arrays only.
     (:func:`smooth_seeded`, ``smooth_f=0.05``), without their first 10 and last 5 points,
     and ``lrs[argmin numpy.gradient(s)]`` on what is left, as its ``plot(suggest_lr=True)``
     does (see :func:`steepest`).
-fastai's rules (``"valley"``, ``"minimum"``, ``"slide"``) read the losses smoothed as
+fastai's rules (``"valley"``, ``"minimum"``, ``"slide"``, ``"steep"``) read the losses smoothed as
 fastai's ``Recorder`` smooths them (:func:`smooth_ema`, ``beta=0.98``), trimmed as
 ``lr_find`` trims them: without the first ``num_iter // 10`` points (``num_iter``: the
 sweep's planned steps) and the last 5 (whole when fewer than 3 points would be left).
@@ -47,6 +47,10 @@ sweep's planned steps) and the last 5 (whole when fewer than 3 points would be l
 ``"slide"``
     fastai's rule: walking left from the end of the trimmed ``s``, the first ``lrs[l]`` where
     ``|g[r] - g[l]| <= 0.005`` with ``l = r - 15`` and ``g = numpy.gradient(s)``.
+``"steep"``
+    fastai's rule: ``lrs[i]`` for the ``i`` where ``(s[i + 1] - s[i]) / (ln lrs[i + 1] -
+    ln lrs[i])`` is lowest, over the trimmed ``s`` (not torch-lr-finder's ``"steepest"``,
+    which smooths and trims otherwise and reads a central gradient per point).
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ __all__ = [
     "optimizer_family",
     "saturated",
     "slide",
+    "steep",
     "steepest",
     "suggest",
     "suggestions",
@@ -154,6 +159,13 @@ def _steepest_on(lrs: FloatArray, s: FloatArray) -> float:
     m = int(np.argmin(s))
     g = np.gradient(s, np.log(lrs))
     return float(lrs[int(np.argmin(g[: m + 1]))])
+
+
+def _steep_on(lrs: FloatArray, s: FloatArray) -> float:
+    if len(s) < 2:
+        return float(lrs[0])
+    g = np.diff(s) / np.diff(np.log(lrs))
+    return float(lrs[int(np.argmin(g))])
 
 
 def _fastai_trim(lrs: FloatArray, s: FloatArray, num_iter: Any = None) -> tuple[Any, Any]:
@@ -267,6 +279,21 @@ def slide(
     :func:`valley`)."""
     x, y = _check(lrs, losses)
     return _slide_on(*_fastai_trim(x, smooth_ema(y, beta=beta), num_iter))
+
+
+def steep(
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
+    *,
+    beta: float = FASTAI_BETA,
+    num_iter: Any = None,
+    **_: Any,
+) -> float:
+    """fastai's ``steep`` on the losses smoothed and trimmed as fastai does (see
+    :func:`valley`): the LR where the loss falls fastest per unit of ``ln(lr)``, the left end
+    of the steepest step between two points."""
+    x, y = _check(lrs, losses)
+    return _steep_on(*_fastai_trim(x, smooth_ema(y, beta=beta), num_iter))
 
 
 # ----------------------------------------------------------------------------- default rule
@@ -591,6 +618,7 @@ RULES: dict[str, Rule] = {
     "valley": valley,
     "minimum": minimum,
     "slide": slide,
+    "steep": steep,
 }
 
 
