@@ -22,7 +22,7 @@ CASES = [
     (lambda n: S.warmup(0.0, end_lr=0.1, warmup_steps=n), "warmup_steps", 0),
     (lambda n: S.wsd(0.1, total_steps=n), "total_steps", 1),
     (lambda n: S.wsd(0.1, total_steps=10, warmup_steps=n), "warmup_steps", 0),
-    (lambda n: S.wsd(0.1, total_steps=10, decay_steps=n), "decay_steps", 1),
+    (lambda n: S.wsd(0.1, total_steps=10, decay_steps=n), "decay_steps", 0),
     (lambda n: S.join([C, C], boundaries=[n]), r"boundaries\[0\]", 0),
     (lambda n: S.with_warmup(C, warmup_steps=n), "warmup_steps", 0),
 ]

@@ -71,6 +71,44 @@ CASES = [
         {"num_decay_steps": 30, "decay_type": "linear"},
         S.wsd(LR, total_steps=TOTAL, warmup_steps=WARMUP, decay_steps=30, decay="linear"),
     ),
+    (
+        "warmup_stable_decay",
+        {"num_decay_steps": 20, "warmup_type": "cosine", "min_lr_ratio": 0.1},
+        S.wsd(
+            LR,
+            total_steps=TOTAL,
+            warmup_steps=WARMUP,
+            decay_steps=20,
+            decay="cosine",
+            warmup="cosine",
+            min_lr=0.1 * LR,
+            init_lr=0.1 * LR,
+        ),  # fmt: skip
+    ),
+    (
+        "warmup_stable_decay",
+        {"num_decay_steps": 20, "warmup_type": "1-sqrt", "decay_type": "1-sqrt"},
+        S.wsd(
+            LR,
+            total_steps=TOTAL,
+            warmup_steps=WARMUP,
+            decay_steps=20,
+            decay="1-sqrt",
+            warmup="1-sqrt",
+        ),  # fmt: skip
+    ),
+    (  # no decay phase: min_lr from the run's end on
+        "warmup_stable_decay",
+        {"num_decay_steps": 0, "min_lr_ratio": 0.2},
+        S.wsd(
+            LR,
+            total_steps=TOTAL,
+            warmup_steps=WARMUP,
+            decay_steps=0,
+            min_lr=0.2 * LR,
+            init_lr=0.2 * LR,
+        ),  # fmt: skip
+    ),
 ]
 
 
@@ -201,3 +239,28 @@ def test_inverse_sqrt_without_warmup_has_transformers_timescale_of_10000() -> No
     for t in (0, 1000, 10000, 50000):
         assert ours(t) == pytest.approx(LR * sched.lr_lambdas[0](t), rel=1e-12)
     assert ours(10000) == pytest.approx(LR * math.sqrt(0.5), rel=1e-12)
+
+
+@pytest.mark.parametrize(("warmup", "decay"), [(WARMUP, 0), (TOTAL, 0), (0, 0), (WARMUP, 1)])
+def test_wsd_without_a_decay_phase_is_min_lr_from_the_runs_end_as_hugging_faces(warmup, decay):
+    """get_wsd_schedule(num_decay_steps=0): the LR drops to min_lr_ratio * lr once the warmup
+    and stable steps are done (a warmup of the whole run included), as wsd(decay_steps=0)."""
+    kwargs = {"num_decay_steps": decay, "min_lr_ratio": 0.25, "warmup_type": "cosine"}
+    hf, _ = _hf_run("warmup_stable_decay", kwargs, warmup=warmup, steps=TOTAL + 5)
+    ours = S.wsd(LR, total_steps=TOTAL, warmup_steps=warmup, decay_steps=decay,
+                 min_lr=0.25 * LR, init_lr=0.25 * LR, warmup="cosine")  # fmt: skip
+    steps = np.arange(TOTAL + 5)
+    np.testing.assert_allclose(ours.values(steps), hf, rtol=1e-12, atol=1e-15 * LR)
+    assert ours(TOTAL) == ours(TOTAL + 4) == 0.25 * LR
+    assert S.parse(ours.spec) == ours and S.from_dict(ours.to_dict()) == ours
+
+
+def test_wsd_warmup_of_the_whole_run_needs_decay_steps_said():
+    """The default decay (20% of the run) needs a step after the warmup; decay_steps=0 says
+    there is none."""
+    with pytest.raises(ValueError, match=r"^warmup_steps must be < total_steps \(allowed range"):
+        S.wsd(LR, total_steps=10, warmup_steps=10)
+    with pytest.raises(ValueError, match=r"^warmup_steps must be <= total_steps \(allowed range"):
+        S.wsd(LR, total_steps=10, warmup_steps=11, decay_steps=0)
+    with pytest.raises(ValueError, match=r"^warmup must be one of 'linear', 'cosine', '1-sqrt'"):
+        S.wsd(LR, total_steps=10, warmup="exponential")

@@ -169,14 +169,17 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
                 num_stable_steps=70,
                 min_lr_ratio=0.1,
                 decay_type="cosine",
+                warmup_type="cosine",
             ),
             "wsd: unknown parameter(s) ['decay_type', 'min_lr_ratio', 'num_decay_steps', "
-            "'num_stable_steps', 'num_warmup_steps'] (parameters: lr, total_steps, "
-            "warmup_steps, decay_steps, decay, min_lr, init_lr); for decay_type use decay, "
+            "'num_stable_steps', 'num_warmup_steps', 'warmup_type'] (parameters: lr, "
+            "total_steps, warmup_steps, decay_steps, decay, min_lr, init_lr, warmup); for "
+            "decay_type use decay, "
             "for min_lr_ratio use min_lr (= min_lr_ratio * lr, and init_lr = min_lr_ratio * lr), "
             "for num_decay_steps use "
             "decay_steps, for num_stable_steps use total_steps (= num_warmup_steps + "
-            "num_stable_steps + num_decay_steps), for num_warmup_steps use warmup_steps",
+            "num_stable_steps + num_decay_steps), for num_warmup_steps use warmup_steps, "
+            "for warmup_type use warmup",
         ),
         (  # Hugging Face's cosine_with_restarts
             lambda: S.cosine_restarts(0.1, num_training_steps=100, num_cycles=3),
@@ -255,6 +258,66 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             lambda: S.Join([C], boundaries=[], decay_steps=5),
             "join: unknown parameter(s) ['decay_steps'] (parameters: schedules, boundaries)",
         ),
+        (  # optax's cosine_onecycle_schedule is not PyTorch's OneCycleLR: no renaming gives it
+            lambda: S.onecycle(0.1, transition_steps=100, peak_value=0.1),
+            "onecycle: unknown parameter(s) ['peak_value', 'transition_steps'] (parameters: "
+            "max_lr, total_steps, pct_start, anneal_strategy, div_factor, final_div_factor, "
+            "three_phase); optax's cosine_onecycle_schedule(transition_steps=T, peak_value=p, "
+            "pct_start=c, div_factor=d, final_div_factor=f) is join([warmup(p / d, p, k, "
+            "mode='cosine'), cosine(p, T - k, eta_min=p / d / f)], [k]) with k = int(c * T) "
+            "(onecycle is PyTorch's OneCycleLR, whose phases end a step earlier)",
+        ),
+        (  # optax's decay_steps count the warmup: not total_steps
+            lambda: S.cosine(0.0, peak_value=0.1, warmup_steps=10, decay_steps=100, end_value=1e-3),
+            "cosine: unknown parameter(s) ['decay_steps', 'end_value', 'peak_value', "
+            "'warmup_steps'] (parameters: lr, total_steps, eta_min); optax's "
+            "warmup_cosine_decay_schedule(init_value=i, peak_value=p, warmup_steps=w, "
+            "decay_steps=n, end_value=e) is join([warmup(i, p, w), cosine(p, n - w, "
+            "eta_min=e)], [w]) (its decay_steps count the warmup; exponent 1 only)",
+        ),
+        (
+            lambda: S.onecycle(0.1, total_steps=100, base_momentum=0.85, max_momentum=0.95),
+            "onecycle: unknown parameter(s) ['base_momentum', 'max_momentum'] (parameters: "
+            "max_lr, total_steps, pct_start, anneal_strategy, div_factor, final_div_factor, "
+            "three_phase); PyTorch's cycled momentum is onecycle_momentum(total_steps, "
+            "base_momentum=, max_momentum=), given to lrkit.torch.scheduler as momentum=",
+        ),
+        (
+            lambda: S.cyclic(0.01, max_lr=0.1, cycle_momentum=True),
+            "cyclic: unknown parameter(s) ['cycle_momentum'] (parameters: base_lr, max_lr, "
+            "step_size_up, step_size_down, mode, gamma); PyTorch's cycled momentum "
+            "(base_momentum=b, max_momentum=m) is sub(constant(m), cyclic(0, m - b, "
+            "step_size_up, step_size_down, mode=mode, gamma=gamma)), given to "
+            "lrkit.torch.scheduler as momentum=",
+        ),
+        (
+            lambda: S.exponential(
+                0.1, transition_steps=10, decay_rate=0.5, transition_begin=5, end_value=0.01
+            ),
+            "exponential: unknown parameter(s) ['decay_rate', 'end_value', 'transition_begin', "
+            "'transition_steps'] (parameters: lr, gamma); optax's exponential_decay("
+            "init_value=i, transition_steps=k, decay_rate=r, transition_begin=b, end_value=e) "
+            "is join([constant(i), clamp(exponential(i, r ** (1 / k)), min_lr=e)], [b]) "
+            "(max_lr=e where r > 1), for decay_rate and transition_steps use gamma (= "
+            "decay_rate ** (1 / decay_steps), decay_steps being optax's transition_steps; "
+            "staircase=True is step(lr, step_size=decay_steps, gamma=decay_rate))",
+        ),
+        (
+            lambda: S.piecewise_constant(init_value=0.1, boundaries_and_scales={10: 0.5}),
+            "piecewise_constant: unknown parameter(s) ['boundaries_and_scales', 'init_value'] "
+            "(parameters: boundaries, values); optax's piecewise_constant_schedule("
+            "init_value=i, boundaries_and_scales={b1: s1, b2: s2}) is piecewise_constant("
+            "[b1 - 1, b2 - 1], [i, i * s1, i * s1 * s2]) at whole steps (optax changes the "
+            "value at a boundary step, lrkit after it)",
+        ),
+        (
+            lambda: S.linear(0.1, end_value=0.0, transition_steps=10, transition_begin=5),
+            "linear: unknown parameter(s) ['end_value', 'transition_begin', "
+            "'transition_steps'] (parameters: start_lr, end_lr, total_steps); optax's "
+            "linear_schedule(init_value=i, end_value=e, transition_steps=n, "
+            "transition_begin=b) is join([constant(i), linear(i, e, n)], [b]), for end_value "
+            "use end_lr, for transition_steps use total_steps",
+        ),
     ],
     ids=[
         "cosine-alpha",
@@ -279,6 +342,13 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
         "onecycle-hf-no-hint",
         "warmup-no-hint",
         "join-no-hint",
+        "onecycle-optax",
+        "cosine-optax-warmup",
+        "onecycle-momentum",
+        "cyclic-momentum",
+        "exponential-optax-begin",
+        "piecewise-optax",
+        "linear-optax-begin",
     ],
 )
 def test_an_unknown_keyword_names_the_schedule_and_its_parameters(make, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -354,6 +354,12 @@ def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]
     hints: dict[tuple[str, str], list[str]] = {}
     peers = getattr(cls, "peer_names", {})
     names = sorted(set(unknown), key=repr)
+    calls: list[str] = []
+    covered: set[str] = set()
+    for given, covers, hint in getattr(cls, "peer_calls", ()):
+        if any(n in given and n not in params for n in names if isinstance(n, str)):
+            calls.append(hint)
+            covered.update(covers)
     # Hugging Face's warmup comes before the family's own steps: its schedule spans the rest
     warmup = (
         getattr(cls, "hf_warmup", False)
@@ -361,12 +367,13 @@ def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]
         and "warmup_steps" not in params
     )
     for n in names:
-        target = peers.get(n) if isinstance(n, str) and n not in params else None
+        free = isinstance(n, str) and n not in params and n not in covered
+        target = peers.get(n) if free else None
         if target is not None and target[0] in params:
             if warmup and n == "num_training_steps" and not target[1]:
                 target = (target[0], "num_training_steps - num_warmup_steps")
             hints.setdefault(target, []).append(n)
-    said = [
+    said = calls + [
         f"for {' and '.join(given)} use {p}" + (f" (= {formula})" if formula else "")
         for (p, formula), given in hints.items()
     ]
@@ -382,7 +389,12 @@ def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]
             )
         )
     keras = sorted({"warmup_target", "warmup_steps"} & {n for n in names if isinstance(n, str)})
-    if getattr(cls, "keras_warmup", False) and keras and "warmup_steps" not in params:
+    if (
+        getattr(cls, "keras_warmup", False)
+        and keras
+        and "warmup_steps" not in params
+        and "warmup_steps" not in covered
+    ):
         name = getattr(cls, "name", cls.__name__)
         said.append(
             f"for {' and '.join(keras)} (Keras' warmup) use lrkit.schedules.with_warmup"
@@ -518,6 +530,11 @@ class Schedule(ABC):
     #: Keras' ``warmup_target`` and ``warmup_steps`` (``CosineDecay``) hint at
     #: :func:`lrkit.schedules.with_warmup` too
     keras_warmup: ClassVar[bool] = False
+    #: a peer's call that no renaming of its parameters gives (optax's
+    #: ``cosine_onecycle_schedule`` is not PyTorch's ``OneCycleLR``): ``(names, covered,
+    #: hint)``, the hint given when any of ``names`` is, in place of the renaming hints for
+    #: ``covered``
+    peer_calls: ClassVar[tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...]] = ()
 
     # ----------------------------------------------------------------- evaluation
     def __call__(self, step: SupportsFloat) -> float:

@@ -45,6 +45,15 @@ _LR_PEERS = {
 _HF_TOTAL = {"num_training_steps": ("total_steps", "")}
 _HF_WARMUP = {"num_warmup_steps": ("warmup_steps", "")}
 
+#: PyTorch's OneCycleLR and CyclicLR cycle the momentum too: another schedule in lrkit
+_MOMENTUM_NAMES = ("base_momentum", "max_momentum", "cycle_momentum")
+_MOMENTUM_CALL = (
+    _MOMENTUM_NAMES,
+    _MOMENTUM_NAMES,
+    "PyTorch's cycled momentum is onecycle_momentum(total_steps, base_momentum=, "
+    "max_momentum=), given to lrkit.torch.scheduler as momentum=",
+)
+
 
 # ============================================================================ basic decays
 @register
@@ -151,6 +160,15 @@ class Exponential(Schedule):
             ),
         ),
     }
+    peer_calls = (
+        (
+            ("transition_begin", "end_value"),
+            ("transition_begin", "end_value"),
+            "optax's exponential_decay(init_value=i, transition_steps=k, decay_rate=r, "
+            "transition_begin=b, end_value=e) is join([constant(i), clamp(exponential(i, "
+            "r ** (1 / k)), min_lr=e)], [b]) (max_lr=e where r > 1)",
+        ),
+    )
 
     def __init__(self, lr: float, *, gamma: float) -> None:
         self.lr = _lr("lr", lr)
@@ -213,6 +231,15 @@ class Polynomial(Schedule):
         "lr_end": ("end_lr", ""),
         **_HF_TOTAL,
     }
+    peer_calls = (
+        (
+            ("transition_begin",),
+            ("transition_begin",),
+            "optax's polynomial_schedule(init_value=i, end_value=e, power=p, "
+            "transition_steps=n, transition_begin=b) is join([constant(i), polynomial(i, n, "
+            "p, e)], [b])",
+        ),
+    )
 
     def __init__(
         self,
@@ -289,6 +316,14 @@ class Linear(Schedule):
         "end_factor": ("end_lr", "lr * end_factor"),
         **_HF_TOTAL,
     }
+    peer_calls = (
+        (
+            ("transition_begin",),
+            ("transition_begin",),
+            "optax's linear_schedule(init_value=i, end_value=e, transition_steps=n, "
+            "transition_begin=b) is join([constant(i), linear(i, e, n)], [b])",
+        ),
+    )
 
     def __init__(self, start_lr: float, *, end_lr: float, total_steps: int) -> None:
         self.start_lr = _lr("start_lr", start_lr)
@@ -321,12 +356,20 @@ class Cosine(Schedule):
         "decay_steps": ("total_steps", ""),
         "T_max": ("total_steps", ""),
         "alpha": ("eta_min", "alpha * lr"),
-        "end_value": ("eta_min", ""),
         # Hugging Face's cosine_with_min_lr
         "min_lr": ("eta_min", ""),
         "min_lr_rate": ("eta_min", "min_lr_rate * lr"),
         **_HF_TOTAL,
     }
+    peer_calls = (
+        (
+            ("peak_value", "end_value"),
+            ("init_value", "peak_value", "warmup_steps", "decay_steps", "end_value", "exponent"),
+            "optax's warmup_cosine_decay_schedule(init_value=i, peak_value=p, warmup_steps=w, "
+            "decay_steps=n, end_value=e) is join([warmup(i, p, w), cosine(p, n - w, "
+            "eta_min=e)], [w]) (its decay_steps count the warmup; exponent 1 only)",
+        ),
+    )
 
     def __init__(self, lr: float, *, total_steps: int, eta_min: float = 0.0) -> None:
         self.lr = _lr("lr", lr)
@@ -531,6 +574,15 @@ class Cyclic(Schedule):
 
     name = "cyclic"
     params = ("base_lr", "max_lr", "step_size_up", "step_size_down", "mode", "gamma")
+    peer_calls = (
+        (
+            _MOMENTUM_NAMES,
+            _MOMENTUM_NAMES,
+            "PyTorch's cycled momentum (base_momentum=b, max_momentum=m) is "
+            "sub(constant(m), cyclic(0, m - b, step_size_up, step_size_down, mode=mode, "
+            "gamma=gamma)), given to lrkit.torch.scheduler as momentum=",
+        ),
+    )
 
     def __init__(
         self,
@@ -778,14 +830,23 @@ class OneCycle(_Phased):
         "final_div_factor",
         "three_phase",
     )
-    # PyTorch's OneCycleLR(epochs=, steps_per_epoch=), optax's cosine_onecycle_schedule
+    # PyTorch's OneCycleLR(epochs=, steps_per_epoch=)
     peer_names = {
         "epochs": ("total_steps", "epochs * steps_per_epoch"),
         "steps_per_epoch": ("total_steps", "epochs * steps_per_epoch"),
-        "peak_value": ("max_lr", ""),
-        "transition_steps": ("total_steps", ""),
         **_HF_TOTAL,
     }
+    peer_calls = (
+        (
+            ("peak_value", "transition_steps"),
+            ("peak_value", "transition_steps"),
+            "optax's cosine_onecycle_schedule(transition_steps=T, peak_value=p, pct_start=c, "
+            "div_factor=d, final_div_factor=f) is join([warmup(p / d, p, k, mode='cosine'), "
+            "cosine(p, T - k, eta_min=p / d / f)], [k]) with k = int(c * T) (onecycle is "
+            "PyTorch's OneCycleLR, whose phases end a step earlier)",
+        ),
+        _MOMENTUM_CALL,
+    )
 
     def __init__(
         self,
@@ -899,6 +960,15 @@ class PiecewiseConstant(Schedule):
 
     name = "piecewise_constant"
     params = ("boundaries", "values")
+    peer_calls = (
+        (
+            ("boundaries_and_scales", "init_value"),
+            ("boundaries_and_scales", "init_value"),
+            "optax's piecewise_constant_schedule(init_value=i, boundaries_and_scales={b1: s1, "
+            "b2: s2}) is piecewise_constant([b1 - 1, b2 - 1], [i, i * s1, i * s1 * s2]) at "
+            "whole steps (optax changes the value at a boundary step, lrkit after it)",
+        ),
+    )
 
     def __init__(self, boundaries: Any, *, values: Any) -> None:
         b = [
@@ -1031,16 +1101,29 @@ _WSD_DECAYS = ("linear", "cosine", "1-sqrt")
 
 @register
 class WSD(Schedule):
-    """Warmup-stable-decay: linear warmup from ``init_lr`` to ``lr`` over ``warmup_steps``,
+    """Warmup-stable-decay: a warmup from ``init_lr`` to ``lr`` over ``warmup_steps``,
     ``lr`` until ``total_steps - decay_steps``, then a decay to ``min_lr`` at ``total_steps``
     (held after): ``linear`` ``lr - (lr - min_lr) p``, ``cosine``
     ``min_lr + (lr - min_lr)(1 + cos(pi p))/2`` or ``1-sqrt``
     ``min_lr + (lr - min_lr)(1 - sqrt(p))``
-    with ``p`` the fraction of the decay phase done. ``decay_steps`` defaults to 20% of
-    ``total_steps`` (Hägele et al. 2024)."""
+    with ``p`` the fraction of the decay phase done (``decay_steps=0``: ``min_lr`` from
+    ``total_steps`` on). ``decay_steps`` defaults to 20% of ``total_steps`` (Hägele et al.
+    2024). The warmup's shape (``warmup``, Hugging Face's ``warmup_type``) is ``linear``
+    ``init_lr + (lr - init_lr) w``, ``cosine`` ``init_lr + (lr - init_lr)(1 - cos(pi w))/2``
+    or ``1-sqrt`` ``init_lr + (lr - init_lr)(1 - sqrt(1 - w))``, ``w`` the fraction of the
+    warmup done."""
 
     name = "wsd"
-    params = ("lr", "total_steps", "warmup_steps", "decay_steps", "decay", "min_lr", "init_lr")
+    params = (
+        "lr",
+        "total_steps",
+        "warmup_steps",
+        "decay_steps",
+        "decay",
+        "min_lr",
+        "init_lr",
+        "warmup",
+    )
     peer_names = {
         **_LR_PEERS,
         **_HF_TOTAL,
@@ -1051,6 +1134,7 @@ class WSD(Schedule):
             "num_warmup_steps + num_stable_steps + num_decay_steps",
         ),
         "decay_type": ("decay", ""),
+        "warmup_type": ("warmup", ""),
         # Hugging Face's warmup starts at min_lr_ratio * lr too
         "min_lr_ratio": ("min_lr", "min_lr_ratio * lr, and init_lr = min_lr_ratio * lr"),
     }
@@ -1065,29 +1149,37 @@ class WSD(Schedule):
         decay: str = "1-sqrt",
         min_lr: float = 0.0,
         init_lr: float = 0.0,
+        warmup: str = "linear",
     ) -> None:
         self.lr = _lr("lr", lr)
         self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
         self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0, v.MAX_STEPS)
-        if self.warmup_steps >= self.total_steps:  # the decay needs a step
+        if self.warmup_steps > self.total_steps or (
+            decay_steps is None and self.warmup_steps == self.total_steps
+        ):
             raise ValueError(
                 f"warmup_steps must be < total_steps (allowed range: [0, "
                 f"{self.total_steps - 1}]; the decay needs at least 1 step), got "
                 f"warmup_steps={self.warmup_steps}, total_steps={self.total_steps}"
+                if decay_steps is None
+                else f"warmup_steps must be <= total_steps (allowed range: [0, "
+                f"{self.total_steps}]), got warmup_steps={self.warmup_steps}, "
+                f"total_steps={self.total_steps}"
             )
         if decay_steps is None:  # 20% of the run, at most the steps after the warmup
             decay_steps = min(
                 max(1, round(0.2 * self.total_steps)), self.total_steps - self.warmup_steps
             )
-        self.decay_steps = v.integer("decay_steps", decay_steps, 1, v.MAX_STEPS)
+        self.decay_steps = v.integer("decay_steps", decay_steps, 0, v.MAX_STEPS)
         if self.warmup_steps + self.decay_steps > self.total_steps:
             raise ValueError(
                 "warmup_steps + decay_steps must be <= total_steps "
-                f"(allowed range for decay_steps: [1, {self.total_steps - self.warmup_steps}]), "
+                f"(allowed range for decay_steps: [0, {self.total_steps - self.warmup_steps}]), "
                 f"got warmup_steps={self.warmup_steps}, decay_steps={self.decay_steps}, "
                 f"total_steps={self.total_steps}"
             )
         self.decay = v.choice("decay", decay, _WSD_DECAYS)
+        self.warmup = v.choice("warmup", warmup, _WSD_DECAYS)
         self.min_lr = _lr("min_lr", min_lr)
         self.init_lr = _lr("init_lr", init_lr)
         self._decay_start = self.total_steps - self.decay_steps
@@ -1097,7 +1189,10 @@ class WSD(Schedule):
         return self.total_steps
 
     def _values(self, t: Any, xp: Any) -> Any:
-        p = xp.minimum(xp.maximum(t - self._decay_start, 0.0) / self.decay_steps, 1.0)
+        if self.decay_steps:
+            p = xp.minimum(xp.maximum(t - self._decay_start, 0.0) / self.decay_steps, 1.0)
+        else:  # no decay phase: min_lr from total_steps on
+            p = xp.where(t >= self._decay_start, 1.0, 0.0)
         if self.decay == "linear":
             q = p
         elif self.decay == "cosine":
@@ -1113,6 +1208,12 @@ class WSD(Schedule):
         if self.warmup_steps:
             w = float(self.warmup_steps)
             # the ramp at the steps it serves only (past them it may overflow)
-            ramp = self.init_lr + (self.lr - self.init_lr) * (xp.minimum(t, w) / w)
+            f = xp.minimum(t, w) / w
+            if self.warmup == "cosine":
+                f = 0.5 * (1 - xp.cos(_PI * f))
+            elif self.warmup == "1-sqrt":  # (sqrt above 0 only, as the decay's)
+                g = 1.0 - f
+                f = 1.0 - xp.where(g > 0, xp.sqrt(xp.where(g > 0, g, 1.0)), 0.0)
+            ramp = self.init_lr + (self.lr - self.init_lr) * f
             out = xp.where(t < w, ramp, out)
         return out

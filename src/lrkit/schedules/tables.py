@@ -68,7 +68,7 @@ Beyond = Literal["hold", "periodic", "formula", "host"]
 
 # Parameters a family may gain later with a default that keeps today's shape; any other
 # unknown parameter makes the analysis give up (the table is then still exact, up to its end).
-_NEUTRAL_DEFAULTS: dict[str, Any] = {"cycle": False, "m_mul": 1.0}
+_NEUTRAL_DEFAULTS: dict[str, Any] = {"cycle": False, "m_mul": 1.0, "warmup": "linear"}
 _ONECYCLE = (
     "max_lr",
     "total_steps",
@@ -80,7 +80,7 @@ _ONECYCLE = (
     "base_momentum",
     "max_momentum",
 )
-_WSD = ("lr", "total_steps", "warmup_steps", "decay_steps", "decay", "min_lr", "init_lr")
+_WSD = ("lr", "total_steps", "warmup_steps", "decay_steps", "decay", "min_lr", "init_lr", "warmup")
 _WRAPPERS = ("schedules", "schedule", "factor", "min_lr", "max_lr")
 _CYCLIC = ("base_lr", "max_lr", "step_size_up", "step_size_down", "mode", "gamma")
 
