@@ -286,3 +286,20 @@ def test_the_comparison_tables_show_the_numbers_alike() -> None:
     assert "inf" not in cells and "nan" not in cells and cells.count("-") == 2
     one = bad._repr_mimebundle_()["text/html"]
     assert "diverged" in one and ">nan<" not in one
+
+
+def test_a_tune_result_prints_as_its_one_line_summary() -> None:
+    """print(result) in a script shows what a notebook's text/plain does, not the study
+    object and every field."""
+    pytest.importorskip("optuna")
+    from lrkit.tune import Task, tune
+
+    values = iter([3.0, 1.0, 2.0])
+    r = tune(Task(train=lambda s, rep: next(values), total_steps=10), n_trials=3,
+             seeding="blind", seed=0, pruner="none")  # fmt: skip
+    text = r._repr_mimebundle_()["text/plain"]
+    assert repr(r) == str(r) == text
+    assert text == (
+        f"TuneResult(trials={{'COMPLETE': 3}}, best_value=1, best_spec={r.best_spec!r})"
+    )
+    assert "optuna" not in text and "\n" not in text

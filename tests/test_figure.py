@@ -374,3 +374,63 @@ def test_a_range_test_on_the_caller_s_axes_is_written_with_its_legend(tmp_path: 
         assert legend.x0 > box.x1  # beside the axes
     finally:
         plt.close(own.figure)
+
+
+def test_pyplot_given_as_the_axes_is_refused_before_anything_is_drawn() -> None:
+    """``ax=plt`` (the module, a common slip) is not an Axes: one line that says what to pass,
+    and no line left on the current figure."""
+    fig = plt.figure()
+    try:
+        ax = fig.add_subplot()
+        for draw in (
+            lambda: S.cosine(0.1, total_steps=10).plot(ax=plt),
+            lambda: _finder().plot(ax=plt),
+        ):
+            with pytest.raises(ValueError, match=r"^ax must be a matplotlib Axes or None, got "):
+                draw()
+        assert not ax.lines
+        with pytest.raises(ValueError, match=r"\(pyplot itself: pass plt.gca\(\)\)$"):
+            S.cosine(0.1, total_steps=10).plot(ax=plt)
+    finally:
+        plt.close(fig)
+
+
+def test_a_schedule_plot_given_axes_then_a_file_name_draws_there_and_writes_it(
+    tmp_path: Path,
+) -> None:
+    fig = plt.figure()
+    try:
+        ax = fig.add_subplot()
+        with pytest.warns(DeprecationWarning):
+            assert S.cosine(0.1, total_steps=10).plot(ax, str(tmp_path / "lr.png")) is ax
+        assert len(ax.lines) == 1 and (tmp_path / "lr.png").stat().st_size > 0
+    finally:
+        plt.close(fig)
+
+
+def test_the_step_size_legend_sits_beside_the_axes_inside_the_image(tmp_path: Path) -> None:
+    """Many parameters (22 here): the legend is drawn beside the axes, in columns of at most
+    20, and the saved figure holds all of it."""
+    torch = pytest.importorskip("torch")
+    from lrkit.torch import EffectiveLRLogger
+
+    torch.manual_seed(0)
+    layers: list[Any] = []
+    for _ in range(10):
+        layers += [torch.nn.Linear(4, 4), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(4, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    log = EffectiveLRLogger(opt, names=model, every=1, tensorboard=False)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(8, 4)).pow(2).mean().backward()
+        opt.step()
+    ax = log.plot(tmp_path / "eff.png")
+    fig = ax.figure
+    renderer = fig._get_renderer()
+    legend = ax.get_legend()
+    box = legend.get_window_extent(renderer)
+    assert len(legend.get_texts()) == 22 and legend._ncols == 2
+    assert box.x0 >= ax.get_window_extent(renderer).x1  # beside the axes, not over the curves
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1
+    assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1

@@ -191,10 +191,15 @@ def tune_bundle(r: Any) -> dict[str, Any]:
     ]
     body = table(rows) + grid(["rank", "trial", r.metric, "peak lr", "family", "schedule"], lines)
     png = png_from_path(lambda p: r.plot(path=p)) if top else None
-    text = f"TuneResult(trials={r.counts()}" + (
+    return mimebundle("lrkit tune", body, png, tune_text(r))
+
+
+def tune_text(r: Any) -> str:
+    """A tuning study in one line: its ``repr`` and its display's ``text/plain``."""
+    top = bool(r.complete_trials)
+    return f"TuneResult(trials={r.counts()}" + (
         f", best_value={r.best_value:.4g}, best_spec={r.best_spec!r})" if top else ")"
     )
-    return mimebundle("lrkit tune", body, png, text)
 
 
 def result_text(r: Any) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -138,8 +139,14 @@ def check_title(title: Any) -> None:
 
 
 def is_axes(value: Any) -> bool:
-    """Whether ``value`` is (drawn on as) a matplotlib Axes: a ``plot`` method and a figure."""
-    return callable(getattr(value, "plot", None)) and getattr(value, "figure", None) is not None
+    """Whether ``value`` is (drawn on as) a matplotlib Axes: ``plot`` and ``get_xlim``
+    methods and a figure (not pyplot, a module with functions of those names)."""
+    return (
+        not isinstance(value, types.ModuleType)
+        and callable(getattr(value, "plot", None))
+        and callable(getattr(value, "get_xlim", None))
+        and getattr(value, "figure", None) is not None
+    )
 
 
 def new_axes(
@@ -151,7 +158,8 @@ def new_axes(
     check_title(title)
     if ax is not None:
         if not is_axes(ax):
-            raise ValueError(f"ax must be a matplotlib Axes or None, got {V.fmt(ax)}")
+            hint = " (pyplot itself: pass plt.gca())" if isinstance(ax, types.ModuleType) else ""
+            raise ValueError(f"ax must be a matplotlib Axes or None, got {V.fmt(ax)}{hint}")
         return ax.figure, ax
     fig = new_figure(path, figsize=figsize)
     return fig, fig.add_subplot()

@@ -13,6 +13,7 @@ import numpy as np
 from . import _validate as V
 
 __all__ = [
+    "ENVELOPE_STEPS",
     "MAX_POINTS",
     "check_steps",
     "natural_steps",
@@ -25,6 +26,14 @@ __all__ = [
 MAX_POINTS = 4000
 #: The largest step a plot can place exactly (float64 holds every integer up to 2**53).
 MAX_STEP = 2**53
+#: Up to this many steps, a plot of more than :data:`MAX_POINTS` steps reads every step's
+#: value and draws, for each of ``MAX_POINTS // 2`` runs of steps, the step of the run's
+#: lowest value and the step of its highest: a cycle shorter than a run is drawn as the band
+#: it fills, and the curve's extremes are its own (evenly spaced steps would meet the cycle
+#: at one phase, and draw a flat line or a false pattern). Longer schedules, and schedules
+#: holding a Python function, are drawn at ``MAX_POINTS`` evenly spaced steps.
+ENVELOPE_STEPS = 1 << 22
+_CHUNK = 1 << 18  # steps evaluated at once while reading every step
 
 
 def natural_steps(schedule: Any) -> int:
@@ -44,8 +53,10 @@ def check_steps(schedule: Any) -> Any:
 
 def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX_POINTS) -> Any:
     """The integer steps at which to draw ``schedule`` over ``[0, steps)``: every step when
-    there are at most ``max_points``, else ``max_points`` evenly spaced steps including the
-    first and the last (so a plot of ``cosine(0.1, 10**12)`` costs what one of 4000 steps
+    there are at most ``max_points``; else, up to :data:`ENVELOPE_STEPS` steps, the first,
+    the last and the steps of the lowest and highest value of each of ``max_points // 2 - 1``
+    runs of steps (at most ``max_points``); else ``max_points`` evenly spaced steps including
+    the first and the last (so a plot of ``cosine(0.1, 10**12)`` costs what one of 4000 steps
     does). ``steps`` defaults to the schedule's natural length + 1 (its ``length``
     attribute), or 1000 when it has none. Returns an ``int64`` array."""
     if steps is None:  # a schedule of the longest length (2**53 steps) is drawn to its end
@@ -60,8 +71,49 @@ def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX
         raise ValueError(f"max_points must be an integer >= 2, got {V.fmt(max_points)}")
     if total <= max_points:
         return np.arange(total, dtype=np.int64)
+    if total <= ENVELOPE_STEPS:
+        extremes = _extreme_steps(schedule, total, max_points)
+        if extremes is not None:
+            return extremes
     xs = np.round(np.linspace(0.0, float(total - 1), max_points)).astype(np.int64)
     return np.unique(xs)
+
+
+def _extreme_steps(schedule: Any, total: int, max_points: int) -> Any:
+    """The first and last step, and the steps of the lowest and highest value of each of
+    ``max_points // 2 - 1`` runs of steps over ``[0, total)`` (NaN read as neither); ``None``
+    for a schedule that cannot give every step's value at once (one holding a Python
+    function, or not an lrkit schedule)."""
+    from .schedules import Schedule
+    from .schedules._function import holds_callable
+
+    if not isinstance(schedule, Schedule) or holds_callable(schedule):
+        return None
+    runs = max_points // 2 - 1
+    if runs < 1:
+        return None
+    width = -(-total // runs)
+    rows = max(1, _CHUNK // width)
+    picks = [np.array([0, total - 1], dtype=np.int64)]
+    try:
+        with np.errstate(all="ignore"):
+            for first in range(0, runs, rows):
+                start = first * width
+                stop = min((first + rows) * width, total)
+                if start >= stop:
+                    break
+                y = np.asarray(schedule.values(np.arange(start, stop, dtype=np.int64)), float)
+                n = -(-(stop - start) // width)
+                y = np.concatenate([y, np.full(n * width - (stop - start), np.nan)])
+                y = y.reshape(n, width)
+                nan = np.isnan(y)
+                base = start + np.arange(n, dtype=np.int64) * width
+                picks.append(base + np.where(nan, np.inf, y).argmin(axis=1))
+                picks.append(base + np.where(nan, -np.inf, y).argmax(axis=1))
+    except (ArithmeticError, ValueError):
+        return None  # left to the caller's evaluation, which reports it
+    xs = np.concatenate(picks)
+    return np.unique(xs[xs < total])
 
 
 def _drawable(x: np.ndarray, y: np.ndarray, *, logx: bool, logy: bool) -> tuple[np.ndarray, str]:

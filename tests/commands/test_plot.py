@@ -524,3 +524,52 @@ def test_a_title_of_six_lines_is_shown_whole_and_a_longer_one_is_cut_at_six(
         assert len(title) == 6 and title[-1].endswith(f" ... ({len(spec)} characters)")
     else:
         assert len(title) == 6 and title[-1] == "boundaries=[10, 20, 30, 40, 50])"
+
+
+@pytest.mark.parametrize("period", [200, 333, 1000])
+def test_a_long_cyclic_schedule_is_drawn_by_each_runs_extremes_not_an_alias(period) -> None:
+    """A cycle shorter than a column, over up to 2**22 steps: the steps drawn are each run's
+    lowest and highest, so every plot (and the min/max it reports) spans the band; evenly
+    spaced steps would meet the cycle at one phase."""
+    from lrkit import schedules as S
+    from lrkit.textplot import ENVELOPE_STEPS, MAX_POINTS, plot_steps
+
+    s = S.cyclic(0.001, max_lr=0.1, step_size_up=period // 2)
+    n = 3999 * period + 1  # evenly spaced steps would all be multiples of the period
+    xs = plot_steps(s, steps=n)
+    assert xs[0] == 0 and xs[-1] == n - 1 and len(xs) <= MAX_POINTS
+    assert np.all(np.diff(xs) > 0) and xs.dtype == np.int64
+    every = s.values(np.arange(n))
+    assert s.values(xs).max() == every.max() == 0.1 and s.values(xs).min() == every.min()
+    # each run's own extremes: the runs of ceil(n / 1999) steps, every one of them
+    width = -(-n // (MAX_POINTS // 2 - 1))
+    for k in (0, 700, (n - 1) // width):
+        run = every[k * width : (k + 1) * width]
+        got = s.values(xs[(xs >= k * width) & (xs < (k + 1) * width)])
+        assert got.max() == run.max() and got.min() == run.min()
+    assert n <= ENVELOPE_STEPS
+    out = plot_cli_text(str(s), n)
+    assert "max 0.1, min 0.001" in out
+
+
+def plot_cli_text(spec: str, steps: int) -> str:
+    import contextlib
+    import io
+
+    from lrkit.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["plot", spec, "--steps", str(steps)]) == 0
+    return buf.getvalue()
+
+
+def test_past_the_envelope_limit_and_for_a_function_the_steps_are_evenly_spaced() -> None:
+    from lrkit import schedules as S
+    from lrkit.textplot import ENVELOPE_STEPS, MAX_POINTS, plot_steps
+
+    even = np.unique(np.round(np.linspace(0.0, ENVELOPE_STEPS, MAX_POINTS)).astype(np.int64))
+    s = S.cyclic(0.001, max_lr=0.1, step_size_up=100)
+    assert plot_steps(s, steps=ENVELOPE_STEPS + 1).tolist() == even.tolist()
+    f = S.Function(lambda t: 1.0, lr=0.1, length=10**6)
+    assert len(plot_steps(f, steps=10**6)) == MAX_POINTS

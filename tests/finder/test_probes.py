@@ -466,3 +466,23 @@ def test_from_dict_refuses_lrs_a_millionth_off_the_placed_ones():
     d = {**p.to_dict(), "lrs": [v * (1 + 1e-6) for v in probe_lrs(0.02)]}
     with pytest.raises(ValueError, match=r"probes' lrs must be those placed around lr_min=0.02"):
         Probes.from_dict(d)
+
+
+def test_the_probes_axis_leaves_pyplot_on_the_callers_axes_and_the_legend_on_top():
+    """Drawn on the caller's axes, the probes' twin axes do not become pyplot's current axes
+    (the user's next plt.ylabel labels their own panel), and the curves' axes, with the
+    legend, are drawn over the probes' markers."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    state, step, reset = _descent()
+    r = range_test(step, reset=reset, score=lambda: state["w"] ** 2 + 1.0, warn=False)
+    fig, (left, right) = plt.subplots(1, 2)
+    try:
+        assert plt.gca() is right
+        assert r.plot(left) is left
+        assert plt.gca() is right
+        (twin,) = [a for a in fig.axes if a not in (left, right)]
+        assert left.get_zorder() > twin.get_zorder() and not left.patch.get_visible()
+    finally:
+        plt.close(fig)

@@ -1,7 +1,7 @@
 """``lrkit plot SPEC --steps N [-o file.png]``: draw a schedule given as a spec string.
 
-However long the schedule, it is evaluated at no more than ``lrkit.textplot.MAX_POINTS``
-evenly spaced steps (first and last included).
+However long the schedule, it is drawn at no more than ``lrkit.textplot.MAX_POINTS`` steps
+(first and last included; see :func:`lrkit.textplot.plot_steps`).
 """
 
 from __future__ import annotations

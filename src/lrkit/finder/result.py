@@ -384,7 +384,12 @@ class FinderResult:
             kept = [(lr, v) for lr, v in zip(self.probes.lrs, off_frame(self.probes.losses))
                     if np.isfinite(v)]  # fmt: skip
             px, py = [lr for lr, _ in kept], [v for _, v in kept]
+            current = ax.figure.gca()  # pyplot's current axes stay the caller's
             twin = ax.twinx()
+            ax.figure.sca(current)
+            # the curves' axes (and their legend) drawn over the probes' markers
+            ax.set_zorder(twin.get_zorder() + 1)
+            ax.patch.set_visible(False)
             twin.plot(px, py, "D", color="C8", ms=5, label=f"probes ({self.probes.steps} steps)")
             if not self.probes.diverged:
                 twin.axvline(

@@ -778,6 +778,7 @@ class Schedule(ABC):
             draw_curve,
             draw_grid,
             is_axes,
+            is_path,
             new_axes,
             resolve,
             save_figure,
@@ -786,6 +787,8 @@ class Schedule(ABC):
 
         if ax is None and is_axes(steps):  # s.plot(ax), as the other plots take it
             steps, ax = None, steps
+        elif is_axes(steps) and is_path(ax) and path is None:  # s.plot(ax, "lr.png")
+            steps, ax, path = None, steps, ax
         steps, path = resolve(steps, path, first_name="steps")
         require("matplotlib", "plot", feature="Schedule.plot")
         from ..textplot import plot_steps  # bounded: at most textplot.MAX_POINTS points

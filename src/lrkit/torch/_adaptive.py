@@ -596,7 +596,9 @@ class EffectiveLRLogger:
             if n not in self.history:
                 raise ValueError(f"layers: unknown layer {n!r} (known: {self.names[:5]}...)")
         own = ax is None  # a figure of its own: laid out here; the caller's is left as laid out
-        fig, ax = new_axes(ax, path, figsize=(8, 4.5), title=title)
+        # in a figure of its own the legend sits beside the axes, a column per 20 layers
+        ncol = max(1, math.ceil(len(names) / 20))
+        fig, ax = new_axes(ax, path, figsize=(8 + 1.8 * ncol, 4.5), title=title)
         for n in names:
             h = self.history[n]
             (line,) = ax.plot(self.steps, h["median"], label=n)
@@ -616,11 +618,14 @@ class EffectiveLRLogger:
         ax.set_xlabel("step")
         ax.set_ylabel("effective step size (median, p5-p95)")
         ax.set_title(title or f"{type(self.optimizer).__name__}: per-element step size")
-        if names:
+        if names and own:
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                      borderaxespad=0, ncol=ncol)  # fmt: skip
+        elif names:  # inside the caller's axes, as laid out
             ax.legend(fontsize="small", loc="best")
+        if own:
+            fig.tight_layout()
         if path is not None:
-            if own:
-                fig.tight_layout()
             save_figure(fig, path)
         return ax
 

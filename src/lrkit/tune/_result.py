@@ -144,6 +144,12 @@ class TuneResult:
 
         return plot_search(self, path=path, title=title)
 
+    def __repr__(self) -> str:
+        """One line: trial counts, and the best value and schedule when a trial completed."""
+        from .._display import tune_text
+
+        return tune_text(self)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Rich display in notebooks (summary table and plot)."""
         from .._display import tune_bundle
