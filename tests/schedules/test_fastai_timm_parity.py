@@ -133,3 +133,28 @@ def test_timm_cycle_decay_with_a_floor_is_not_m_mul():
     want = _timm_cosine(20, base=0.1, t_initial=20, lr_min=0.01, cycle_decay=0.5, cycle_limit=9)
     ours = S.cosine_restarts(0.1, T_0=20, eta_min=0.01, m_mul=0.5)(20)
     assert want == pytest.approx(0.05) and ours == pytest.approx(0.055)
+
+
+def test_timm_step_scheduler_is_step():
+    """timm's StepLRScheduler._get_lr: ``base * decay_rate ** (t // decay_t)``."""
+    steps = np.arange(200)
+    want = [0.1 * 0.5 ** (int(t) // 30) for t in steps]
+    np.testing.assert_allclose(S.step(0.1, step_size=30, gamma=0.5).values(steps), want,
+                               rtol=1e-15)  # fmt: skip
+
+
+def test_timm_arguments_are_answered_with_the_expression_that_gives_them():
+    with pytest.raises(TypeError) as info:
+        S.cosine_restarts(0.1, t_initial=20, cycle_mul=2, cycle_limit=3)
+    assert str(info.value).endswith(
+        "timm's CosineLRScheduler(t_initial=n, lr_min=m) is cosine(lr, n, eta_min=m) (its "
+        "cycle_limit=1); with cycle_mul=r, cycle_decay=g, cycle_limit=c it is "
+        "join([cosine_restarts(lr, n, r, m, g), constant(m)], [n * (1 + r + ... + r ** "
+        "(c - 1))]) where m = 0 or g = 1 (timm's g scales the peak, m_mul the height above "
+        "m); warmup_t=w, warmup_lr_init=a with warmup_prefix=True is with_warmup(..., "
+        "warmup_steps=w, start_lr=a) (warmup_prefix=False and k_decay have no counterpart)"
+    )
+    with pytest.raises(TypeError, match=r"for lr_min use eta_min$"):
+        S.cosine(0.1, total_steps=10, lr_min=0.001)
+    with pytest.raises(TypeError, match=r"for decay_rate use gamma, for decay_t use step_size$"):
+        S.step(0.1, decay_t=30, decay_rate=0.5)

@@ -45,6 +45,29 @@ _LR_PEERS = {
 _HF_TOTAL = {"num_training_steps": ("total_steps", "")}
 _HF_WARMUP = {"num_warmup_steps": ("warmup_steps", "")}
 
+#: timm's CosineLRScheduler: one cosine by default (cycle_limit=1), restarts with a limit
+_TIMM_NAMES = (
+    "t_initial",
+    "lr_min",
+    "cycle_mul",
+    "cycle_decay",
+    "cycle_limit",
+    "warmup_t",
+    "warmup_lr_init",
+    "warmup_prefix",
+    "k_decay",
+)
+_TIMM_CALL = (
+    ("t_initial", "cycle_mul", "cycle_decay", "cycle_limit", "warmup_t", "warmup_lr_init"),
+    _TIMM_NAMES,
+    "timm's CosineLRScheduler(t_initial=n, lr_min=m) is cosine(lr, n, eta_min=m) (its "
+    "cycle_limit=1); with cycle_mul=r, cycle_decay=g, cycle_limit=c it is "
+    "join([cosine_restarts(lr, n, r, m, g), constant(m)], [n * (1 + r + ... + r ** (c - 1))]) "
+    "where m = 0 or g = 1 (timm's g scales the peak, m_mul the height above m); "
+    "warmup_t=w, warmup_lr_init=a with warmup_prefix=True is with_warmup(..., "
+    "warmup_steps=w, start_lr=a) (warmup_prefix=False and k_decay have no counterpart)",
+)
+
 #: PyTorch's OneCycleLR and CyclicLR cycle the momentum too: another schedule in lrkit
 _MOMENTUM_NAMES = ("base_momentum", "max_momentum", "cycle_momentum")
 _MOMENTUM_CALL = (
@@ -88,6 +111,8 @@ class Step(Schedule):
         "decay_steps": ("step_size", ""),
         "transition_steps": ("step_size", ""),
         "decay_rate": ("gamma", ""),
+        # timm's StepLRScheduler
+        "decay_t": ("step_size", ""),
     }
 
     def __init__(self, lr: float, *, step_size: int, gamma: float = 0.1) -> None:
@@ -356,6 +381,7 @@ class Cosine(Schedule):
         "decay_steps": ("total_steps", ""),
         "T_max": ("total_steps", ""),
         "alpha": ("eta_min", "alpha * lr"),
+        "lr_min": ("eta_min", ""),  # timm's
         # Hugging Face's cosine_with_min_lr
         "min_lr": ("eta_min", ""),
         "min_lr_rate": ("eta_min", "min_lr_rate * lr"),
@@ -369,6 +395,7 @@ class Cosine(Schedule):
             "decay_steps=n, end_value=e) is join([warmup(i, p, w), cosine(p, n - w, "
             "eta_min=e)], [w]) (its decay_steps count the warmup; exponent 1 only)",
         ),
+        _TIMM_CALL,
     )
 
     def __init__(self, lr: float, *, total_steps: int, eta_min: float = 0.0) -> None:
@@ -424,8 +451,10 @@ class CosineRestarts(Schedule):
         "num_training_steps": ("T_0", "(num_training_steps - num_warmup_steps) / num_cycles"),
         "alpha": ("eta_min", "alpha * lr"),
         "min_lr": ("eta_min", ""),
+        "lr_min": ("eta_min", ""),  # timm's
         "min_lr_rate": ("eta_min", "min_lr_rate * lr"),
     }
+    peer_calls = (_TIMM_CALL,)
 
     def __init__(
         self,
