@@ -318,6 +318,14 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "transition_begin=b) is join([constant(i), linear(i, e, n)], [b]), for end_value "
             "use end_lr, for transition_steps use total_steps",
         ),
+        (
+            lambda: S.cosine(0.1, total_steps=10, num_cycles=1.5),
+            "cosine: unknown parameter(s) ['num_cycles'] (parameters: lr, total_steps, "
+            "eta_min); Hugging Face's num_cycles=0.5 (its default) is cosine itself; other "
+            "values (the LR rising again within the run) have no counterpart; "
+            "cosine_with_restarts' num_cycles=k is cosine_restarts(lr, T_0=(num_training_steps "
+            "- num_warmup_steps) / k)",
+        ),
     ],
     ids=[
         "cosine-alpha",
@@ -349,6 +357,7 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
         "exponential-optax-begin",
         "piecewise-optax",
         "linear-optax-begin",
+        "cosine-hf-num_cycles",
     ],
 )
 def test_an_unknown_keyword_names_the_schedule_and_its_parameters(make, message: str) -> None:  # type: ignore[no-untyped-def]

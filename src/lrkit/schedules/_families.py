@@ -389,6 +389,14 @@ class Cosine(Schedule):
     }
     peer_calls = (
         (
+            ("num_cycles",),
+            ("num_cycles",),
+            "Hugging Face's num_cycles=0.5 (its default) is cosine itself; other values (the "
+            "LR rising again within the run) have no counterpart; cosine_with_restarts' "
+            "num_cycles=k is cosine_restarts(lr, T_0=(num_training_steps - num_warmup_steps) "
+            "/ k)",
+        ),
+        (
             ("peak_value", "end_value"),
             ("init_value", "peak_value", "warmup_steps", "decay_steps", "end_value", "exponent"),
             "optax's warmup_cosine_decay_schedule(init_value=i, peak_value=p, warmup_steps=w, "
