@@ -389,8 +389,12 @@ def test_pyplot_given_as_the_axes_is_refused_before_anything_is_drawn() -> None:
             with pytest.raises(ValueError, match=r"^ax must be a matplotlib Axes or None, got "):
                 draw()
         assert not ax.lines
-        with pytest.raises(ValueError, match=r"\(pyplot itself: pass plt.gca\(\)\)$"):
-            S.cosine(0.1, total_steps=10).plot(ax=plt)
+        for draw in (
+            lambda: S.cosine(0.1, total_steps=10).plot(ax=plt),
+            lambda: S.cosine(0.1, total_steps=10).plot(plt),
+        ):
+            with pytest.raises(ValueError, match=r"\(pyplot itself: pass plt.gca\(\)\)$"):
+                draw()
     finally:
         plt.close(fig)
 

@@ -204,10 +204,11 @@ def text_plot(
     grid = [[" "] * width for _ in range(height)]
     cols = _cells(tx, x0, x1, width)
     rows = _cells(ty, y0, y1, height)
-    # connect consecutive points column by column so steep drops stay visible
+    # connect consecutive points in the same or the next column so steep drops stay visible
+    # (and a cycle drawn by each column's lowest and highest value fills its band)
     prev: tuple[int, int] | None = None
     for c, r in zip(cols.tolist(), rows.tolist()):
-        if prev is not None and prev[0] == c - 1 and abs(prev[1] - r) > 1:
+        if prev is not None and c - 1 <= prev[0] <= c and abs(prev[1] - r) > 1:
             lo, hi = sorted((prev[1], r))
             for rr in range(lo + 1, hi):
                 grid[height - 1 - rr][c] = "|" if grid[height - 1 - rr][c] == " " else "*"

@@ -334,9 +334,9 @@ def test_a_curve_spanning_more_than_float64s_range_is_drawn_without_overflow(
     out = capsys.readouterr().out.splitlines()
     assert out[4:11] == [
         " 1.7e+308 |************************      ",
-        "          |                              ",
-        "        0 |                              ",
-        "          |                              ",
+        "          |                       |      ",
+        "        0 |                       |      ",
+        "          |                       |      ",
         "-1.7e+308 |                       *******",
         "          +------------------------------",
         "           0           step           626",
@@ -573,3 +573,17 @@ def test_past_the_envelope_limit_and_for_a_function_the_steps_are_evenly_spaced(
     assert plot_steps(s, steps=ENVELOPE_STEPS + 1).tolist() == even.tolist()
     f = S.Function(lambda t: 1.0, lr=0.1, length=10**6)
     assert len(plot_steps(f, steps=10**6)) == MAX_POINTS
+
+
+def test_the_terminal_curve_of_a_short_cycle_fills_every_columns_band(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each column holds a run of steps drawn by its lowest and highest value: the two are
+    joined in the column, so the band has no empty column."""
+    assert main(["plot", "cyclic(0.001, max_lr=0.1, step_size_up=50)", "--steps", "1000000",
+                 "--height", "8", "--width", "40"]) == 0  # fmt: skip
+    rows = [ln.split("|", 1)[1] for ln in capsys.readouterr().out.splitlines() if "|" in ln]
+    rows = rows[:8]
+    for c in range(40):
+        column = "".join(r[c] for r in rows)
+        assert column.strip(" ") == column and set(column) <= {"*", "|"}, (c, column)

@@ -1723,3 +1723,33 @@ def test_lr_logger_under_a_loss_scale_optimizer_logs_the_steps_it_applied():
     assert [e for e, _ in per_epoch.history] == ran
     assert per_epoch.lrs.tolist() == [float(np.float32(sched(counts[e] - 1))) for e in ran]
     assert h.history["learning_rate"][-1] == float(np.float32(sched(applied - 1)))
+
+
+@pytest.mark.parametrize("per", ["batch", "epoch"])
+def test_lr_logger_under_a_loss_scale_optimizer_after_a_guard_restore_logs_as_without_it(per):
+    """A LossScaleOptimizer that skips no step, a DivergenceGuard that restores a state: the
+    logger's steps and LRs are those of the same run without the LossScaleOptimizer (the
+    counter went back with the restore: no step was skipped)."""
+
+    def run(scaled: bool) -> list[tuple[int, float]]:
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(320, 4)).astype("float32")
+        y = (x @ np.ones((4, 1))).astype("float32")
+        y[32 * 7 : 32 * 8] *= 1e4  # batch 7: a loss spike
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        opt: Any = keras.optimizers.SGD(0.01)
+        if scaled:
+            opt = keras.optimizers.LossScaleOptimizer(opt, initial_scale=1.0)
+        model.compile(opt, "mse")
+        log = lk.LRLogger(per)
+        guard = lk.DivergenceGuard(snapshot_every=1, min_history=3, window=5)
+        sched = lk.LRScheduler(S.linear(0.01, end_lr=0.0, total_steps=100))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False,
+                      callbacks=[sched, guard, log])  # fmt: skip
+        assert [e["action"] for e in guard.events] == ["restore"]
+        return log.history
+
+    assert run(True) == run(False)

@@ -308,7 +308,8 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "(parameters: boundaries, values); optax's piecewise_constant_schedule("
             "init_value=i, boundaries_and_scales={b1: s1, b2: s2}) is piecewise_constant("
             "[b1 - 1, b2 - 1], [i, i * s1, i * s1 * s2]) at whole steps (optax changes the "
-            "value at a boundary step, lrkit after it)",
+            "value at a boundary step, lrkit after it; a boundary at 0 scales i itself: start "
+            "the values at i * s1 without it)",
         ),
         (
             lambda: S.linear(0.1, end_value=0.0, transition_steps=10, transition_begin=5),

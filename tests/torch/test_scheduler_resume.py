@@ -213,3 +213,38 @@ def test_a_controller_built_with_other_settings_takes_the_checkpoints_and_says_s
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # built alike: no warning
         build(patience=1, factor=0.1).load_state_dict(state)
+
+
+def test_a_checkpoint_from_before_a_family_gained_a_parameter_loads_without_a_warning():
+    """A checkpoint holding a schedule written before its family gained a parameter (``wsd``'s
+    ``warmup``, at its default; nested in a join, and as a momentum schedule) is the same
+    schedule: it loads silently, and the LRs go on as from the uninterrupted scheduler."""
+    import copy
+    import warnings
+
+    lr = S.join([S.wsd(0.1, total_steps=100, warmup_steps=10), S.constant(0.0)], boundaries=[100])
+    mom = S.wsd(0.9, total_steps=100, warmup_steps=10)
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0, momentum=0.9)
+    sched = lt.scheduler(opt, lr, momentum=mom)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    state = copy.deepcopy(sched.state_dict())
+    state["schedules"][0]["schedules"][0].pop("warmup")  # as written before
+    state["hyperparams"]["momentum"].pop("warmup")
+    p2 = torch.nn.Parameter(torch.zeros(1))
+    opt2 = torch.optim.SGD([p2], lr=1.0, momentum=0.9)
+    opt2.load_state_dict(opt.state_dict())
+    again = lt.scheduler(opt2, lr, momentum=mom)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again.load_state_dict(state)
+    assert again.load_warnings == ()
+    for _ in range(3):
+        opt.step()
+        opt2.step()
+        sched.step()
+        again.step()
+        assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+        assert opt2.param_groups[0]["momentum"] == opt.param_groups[0]["momentum"]

@@ -235,8 +235,9 @@ class _LRCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
 # The per-batch LRSchedulers following each optimizer's step count, told by a DivergenceGuard
 # how many steps a restore took back (the optimizer's ``iterations`` rewinds with the state,
-# so the schedule's step must too, as a schedule inside the optimizer does).
-_REWIND_LISTENERS: weakref.WeakKeyDictionary[Any, weakref.WeakSet[LRScheduler]] = (
+# so the schedule's step must too, as a schedule inside the optimizer does), and the
+# LRLoggers, which then know the counter went back.
+_REWIND_LISTENERS: weakref.WeakKeyDictionary[Any, weakref.WeakSet[Any]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -1445,6 +1446,7 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
         self._ends: list[int] = []
         self._opt: Any = None
         self._it_base = self._it_epoch = 0
+        self._unread = self._went_back = False
         self._lr = math.nan
 
     def _host_value(self, variable: Any) -> Any:
@@ -1458,12 +1460,23 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._opt = _inner_optimizer(self.model, "LRLogger")
+        _REWIND_LISTENERS.setdefault(self._opt, weakref.WeakSet()).add(self)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        for listeners in _REWIND_LISTENERS.values():
+            listeners.discard(self)
+
+    def _rewound(self, steps: int) -> None:
+        # a DivergenceGuard restored a state: the counter went back
+        self._went_back = True
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._opt = _inner_optimizer(self.model, "LRLogger")  # synced at epoch boundaries
         self._records = []
         self._ends = []
         self._it_base = self._it_epoch = _iterations(self._opt)
+        self._unread = False  # whether a batch of this epoch could not read the counter
+        self._went_back = False  # whether a DivergenceGuard rewound it in this epoch
         if isinstance(self._opt._learning_rate, keras.Variable):
             self._lr = float(np.asarray(self._host_value(self._opt._learning_rate)))
 
@@ -1472,6 +1485,8 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
         it = self._host_value(_counter(opt))
         if it is not None:
             self._it_base = int(it) - batch  # a restore may have rewound it
+        else:
+            self._unread = True
         lr = opt._learning_rate
         if isinstance(lr, keras.Variable):
             value = self._host_value(lr)
@@ -1508,16 +1523,23 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
             for k in range(max(end - batch, 1))
         ]
         if isinstance(getattr(self.model, "optimizer", None), keras.optimizers.LossScaleOptimizer):
-            # its counter (synced at the epoch's end) leaves out the steps it skipped, which
-            # used no learning rate: the epoch's last steps ran, up to that counter (a
-            # counter that went back, restored by a guard, tells only where they ended)
+            # its counter leaves out the steps it skipped, which used no learning rate
             it_end = _iterations(self._opt)
-            moved = it_end - self._it_epoch
-            ran = min(moved if moved >= 0 else len(runs), it_end)
-            kept = runs[len(runs) - min(ran, len(runs)) :] if ran else []
-            runs = [
-                (it_end - len(kept) + k, sched, scale) for k, (_, sched, scale) in enumerate(kept)
-            ]
+            if not self._unread:  # read at every batch: a skipped step is a batch the next
+                # one's counter did not move past (the epoch's last: the counter ended there)
+                runs = [
+                    r for r, nxt in zip(runs, runs[1:] + [None]) if nxt is None or nxt[0] != r[0]
+                ]
+                while runs and runs[-1][0] >= it_end:
+                    runs.pop()
+            elif not self._went_back:  # not read, never rewound: the steps that ran are
+                # its last ones counted, up to the counter synced at the epoch's end
+                ran = max(it_end - self._it_epoch, 0)
+                kept = runs[len(runs) - min(ran, len(runs)) :] if ran else []
+                runs = [
+                    (it_end - len(kept) + k, sched, scale)
+                    for k, (_, sched, scale) in enumerate(kept)
+                ]
         out: list[tuple[int, float]] = []
         i = 0
         while i < len(runs):

@@ -18,6 +18,7 @@ import inspect
 import math
 import operator
 import sys
+import types
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -785,8 +786,8 @@ class Schedule(ABC):
         )
         from .._imports import require
 
-        if ax is None and is_axes(steps):  # s.plot(ax), as the other plots take it
-            steps, ax = None, steps
+        if ax is None and (is_axes(steps) or isinstance(steps, types.ModuleType)):
+            steps, ax = None, steps  # s.plot(ax), as the other plots take it (pyplot: refused)
         elif is_axes(steps) and is_path(ax) and path is None:  # s.plot(ax, "lr.png")
             steps, ax, path = None, steps, ax
         steps, path = resolve(steps, path, first_name="steps")

@@ -1003,7 +1003,8 @@ class PiecewiseConstant(Schedule):
             ("boundaries_and_scales", "init_value"),
             "optax's piecewise_constant_schedule(init_value=i, boundaries_and_scales={b1: s1, "
             "b2: s2}) is piecewise_constant([b1 - 1, b2 - 1], [i, i * s1, i * s1 * s2]) at "
-            "whole steps (optax changes the value at a boundary step, lrkit after it)",
+            "whole steps (optax changes the value at a boundary step, lrkit after it; a "
+            "boundary at 0 scales i itself: start the values at i * s1 without it)",
         ),
     )
 

@@ -64,6 +64,25 @@ def _settings_loaded(differ: list[str]) -> list[str]:
     ]
 
 
+def _as_now(written: Any) -> Any:
+    """A schedule as a checkpoint holds it (:func:`_written`; a list of them, or a dict of
+    those), as this lrkit writes the schedule it loads into: a checkpoint from before a family
+    gained a parameter (at its default) equals the same schedule written now. What does not
+    load is kept as it was."""
+    if isinstance(written, list):
+        return [_as_now(x) for x in written]
+    if not isinstance(written, Mapping):
+        return written
+    if "name" not in written:  # hyperparameter schedules by key
+        return {k: _as_now(v) for k, v in written.items()}
+    from ..schedules import from_dict
+
+    try:
+        return from_dict(dict(written)).to_dict()
+    except Exception:  # noqa: BLE001 - a state from another lrkit: compared as it was saved
+        return written
+
+
 def _shown(written: Any) -> str:
     """A schedule as a checkpoint holds it (:func:`_written`), as its spec string, for a
     message: ``"a function schedule"`` for ``None``, the dict itself if it does not load."""
@@ -1051,7 +1070,7 @@ class LRKitScheduler(LRScheduler):
                 V.non_negative(f"state_dict['added_base_lrs'][{i}]", x) for i, x in enumerate(added)
             ]
         said: list[str] = []  # the warnings of this load: load_warnings, once it is done
-        saved = state_dict.get("schedules")
+        saved = _as_now(state_dict.get("schedules"))
         mine_lr = [_written(s) for s in self.schedules[:n]]
         if saved is not None and saved != mine_lr:
             which = next(
@@ -1064,7 +1083,7 @@ class LRKitScheduler(LRScheduler):
                 f"the checkpoint was made with a different schedule{group} ({was}); keeping "
                 f"the schedule given to this scheduler ({self.schedules[which]})"
             )
-        saved_hp = state_dict.get("hyperparams")
+        saved_hp = _as_now(state_dict.get("hyperparams"))
         mine = self._written_hyperparams()
         if isinstance(saved_hp, Mapping) and dict(saved_hp) != mine:
             keys = sorted(set(saved_hp) | set(mine))
