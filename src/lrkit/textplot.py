@@ -82,12 +82,13 @@ def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX
 def _extreme_steps(schedule: Any, total: int, max_points: int) -> Any:
     """The first and last step, and the steps of the lowest and highest value of each of
     ``max_points // 2 - 1`` runs of steps over ``[0, total)`` (NaN read as neither); ``None``
-    for a schedule that cannot give every step's value at once (one holding a Python
-    function, or not an lrkit schedule)."""
-    from .schedules import Schedule
-    from .schedules._function import holds_callable
-
-    if not isinstance(schedule, Schedule) or holds_callable(schedule):
+    for a schedule that cannot give every step's value at once: one that cannot be written
+    as a dict (it holds a Python function, evaluated step by step), or without ``values``."""
+    if not callable(getattr(schedule, "values", None)):
+        return None
+    try:
+        schedule.to_dict()  # refused for a schedule holding a Python function
+    except Exception:  # noqa: BLE001 - any refusal: drawn at evenly spaced steps
         return None
     runs = max_points // 2 - 1
     if runs < 1:
