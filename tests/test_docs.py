@@ -232,3 +232,27 @@ def test_parity_page_gives_the_add_and_sub_spec_forms_that_parse() -> None:
     assert str(S.parse("sub(constant(0.95), constant(0.1))")) == (
         "sub(a=constant(lr=0.95), b=constant(lr=0.1))"
     )
+
+
+def _modules_with_examples() -> list[str]:
+    """The modules of the package whose docstrings hold ``>>>`` examples."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    found = []
+    for path in sorted((src / "lrkit").rglob("*.py")):
+        if ">>>" in path.read_text(encoding="utf-8"):
+            parts = path.relative_to(src).with_suffix("").parts
+            found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return found
+
+
+@pytest.mark.parametrize("module", _modules_with_examples())
+def test_the_docstring_examples_give_what_they_say(module: str) -> None:
+    """``help()`` shows these first: each example runs as written and prints what it says
+    (the ones too long for a test are marked ``+SKIP``)."""
+    import doctest
+    import importlib
+
+    if module.startswith("lrkit.tune"):
+        pytest.importorskip("optuna")
+    result = doctest.testmod(importlib.import_module(module), verbose=False)
+    assert result.failed == 0 and result.attempted > 0

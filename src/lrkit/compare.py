@@ -976,7 +976,8 @@ def compare(
 
     The range tests run ``num_iter`` steps each (``lrkit.torch.find_lr``'s ``num_iter``, as
     :func:`find_lrs` takes it; the command's ``--finder-iter``); ``finder_iter`` is its
-    deprecated former name.
+    deprecated former name. ``progress=True`` shows a progress bar per range test and run;
+    ``name`` (e.g. the task's) heads the comparison's table and plot.
 
     ``make()`` returns a fresh :class:`Setup` for each run, from the same initial weights:
     wrap a function that returns ``(model, optimizer, loss_fn, data[, val_data])`` with

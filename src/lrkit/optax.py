@@ -881,7 +881,9 @@ def find_lr(
     ``data`` or ``val_data`` are put back afterwards, as the other finders do. Returns the same
     :class:`lrkit.finder.FinderResult` as every lrkit finder (``.suggestion``, ``.max_lr``,
     ``.base_lr``, ``.suggest(rule)``, ``.plot()``, ``.to_dict()``). ``progress=True`` shows a
-    progress bar; ``callback(i, lr, loss)`` is called after each sweep step.
+    progress bar; ``callback(i, lr, loss)`` is called after each sweep step; ``warn=False``
+    issues no :class:`~lrkit.finder.LRFinderWarning` for an unreliable result
+    (``result.warnings`` and ``result.reliable`` still say why).
     """
     check_finder_kwargs("lrkit.optax.find_lr", sweep_options, finder=find_lr, hints=_OPTAX_HINTS)
     if not callable(loss_fn):

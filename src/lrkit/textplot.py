@@ -56,8 +56,8 @@ def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX
     there are at most ``max_points``; else, up to :data:`ENVELOPE_STEPS` steps, the first,
     the last and the steps of the lowest and highest value of each of ``max_points // 2 - 1``
     runs of steps (at most ``max_points``); else ``max_points`` evenly spaced steps including
-    the first and the last (so a plot of ``cosine(0.1, 10**12)`` costs what one of 4000 steps
-    does). ``steps`` defaults to the schedule's natural length + 1 (its ``length``
+    the first and the last (so a plot of ``cosine(0.1, total_steps=10**12)`` costs what one
+    of 4000 steps does). ``steps`` defaults to the schedule's natural length + 1 (its ``length``
     attribute), or 1000 when it has none. Returns an ``int64`` array."""
     if steps is None:  # a schedule of the longest length (2**53 steps) is drawn to its end
         total = min(natural_steps(schedule), MAX_STEP)

@@ -152,7 +152,8 @@ def test_timm_arguments_are_answered_with_the_expression_that_gives_them():
         "join([cosine_restarts(lr, n, r, m, g), constant(m)], [n * (1 + r + ... + r ** "
         "(c - 1))]) where m = 0 or g = 1 (timm's g scales the peak, m_mul the height above "
         "m); warmup_t=w, warmup_lr_init=a with warmup_prefix=True is with_warmup(..., "
-        "warmup_steps=w, start_lr=a) (warmup_prefix=False and k_decay have no counterpart)"
+        "warmup_steps=w, start_lr=a) (warmup_prefix=False and k_decay have no counterpart) "
+        "(these expressions are spec strings: lrkit.schedules.parse reads them as written)"
     )
     with pytest.raises(TypeError, match=r"for lr_min use eta_min$"):
         S.cosine(0.1, total_steps=10, lr_min=0.001)

@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lrkit import schedules as S
-from lrkit.schedules._base import REGISTRY
+from lrkit.schedules._base import REGISTRY, SPEC_FORMS
+
+SPEC = f" ({SPEC_FORMS})"
 
 C = S.cosine(0.1, total_steps=100)
 
@@ -265,7 +267,7 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "three_phase); optax's cosine_onecycle_schedule(transition_steps=T, peak_value=p, "
             "pct_start=c, div_factor=d, final_div_factor=f) is join([warmup(p / d, p, k, "
             "mode='cosine'), cosine(p, T - k, eta_min=p / d / f)], [k]) with k = int(c * T) "
-            "(onecycle is PyTorch's OneCycleLR, whose phases end a step earlier)",
+            "(onecycle is PyTorch's OneCycleLR, whose phases end a step earlier)" + SPEC,
         ),
         (  # optax's decay_steps count the warmup: not total_steps
             lambda: S.cosine(0.0, peak_value=0.1, warmup_steps=10, decay_steps=100, end_value=1e-3),
@@ -273,14 +275,14 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "'warmup_steps'] (parameters: lr, total_steps, eta_min); optax's "
             "warmup_cosine_decay_schedule(init_value=i, peak_value=p, warmup_steps=w, "
             "decay_steps=n, end_value=e) is join([warmup(i, p, w), cosine(p, n - w, "
-            "eta_min=e)], [w]) (its decay_steps count the warmup; exponent 1 only)",
+            "eta_min=e)], [w]) (its decay_steps count the warmup; exponent 1 only)" + SPEC,
         ),
         (
             lambda: S.onecycle(0.1, total_steps=100, base_momentum=0.85, max_momentum=0.95),
             "onecycle: unknown parameter(s) ['base_momentum', 'max_momentum'] (parameters: "
             "max_lr, total_steps, pct_start, anneal_strategy, div_factor, final_div_factor, "
             "three_phase); PyTorch's cycled momentum is onecycle_momentum(total_steps, "
-            "base_momentum=, max_momentum=), given to lrkit.torch.scheduler as momentum=",
+            "base_momentum=, max_momentum=), given to lrkit.torch.scheduler as momentum=" + SPEC,
         ),
         (
             lambda: S.cyclic(0.01, max_lr=0.1, cycle_momentum=True),
@@ -288,7 +290,7 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "step_size_up, step_size_down, mode, gamma); PyTorch's cycled momentum "
             "(base_momentum=b, max_momentum=m) is sub(constant(m), cyclic(0, m - b, "
             "step_size_up, step_size_down, mode=mode, gamma=gamma)), given to "
-            "lrkit.torch.scheduler as momentum=",
+            "lrkit.torch.scheduler as momentum=" + SPEC,
         ),
         (
             lambda: S.exponential(
@@ -300,7 +302,7 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "is join([constant(i), clamp(exponential(i, r ** (1 / k)), min_lr=e)], [b]) "
             "(max_lr=e where r > 1), for decay_rate and transition_steps use gamma (= "
             "decay_rate ** (1 / decay_steps), decay_steps being optax's transition_steps; "
-            "staircase=True is step(lr, step_size=decay_steps, gamma=decay_rate))",
+            "staircase=True is step(lr, step_size=decay_steps, gamma=decay_rate))" + SPEC,
         ),
         (
             lambda: S.piecewise_constant(init_value=0.1, boundaries_and_scales={10: 0.5}),
@@ -309,7 +311,7 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "init_value=i, boundaries_and_scales={b1: s1, b2: s2}) is piecewise_constant("
             "[b1 - 1, b2 - 1], [i, i * s1, i * s1 * s2]) at whole steps (optax changes the "
             "value at a boundary step, lrkit after it; a boundary at 0 scales i itself: start "
-            "the values at i * s1 without it)",
+            "the values at i * s1 without it)" + SPEC,
         ),
         (
             lambda: S.linear(0.1, end_value=0.0, transition_steps=10, transition_begin=5),
@@ -317,7 +319,7 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "'transition_steps'] (parameters: start_lr, end_lr, total_steps); optax's "
             "linear_schedule(init_value=i, end_value=e, transition_steps=n, "
             "transition_begin=b) is join([constant(i), linear(i, e, n)], [b]), for end_value "
-            "use end_lr, for transition_steps use total_steps",
+            "use end_lr, for transition_steps use total_steps" + SPEC,
         ),
         (
             lambda: S.cosine(0.1, total_steps=10, num_cycles=1.5),
@@ -325,7 +327,7 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "eta_min); Hugging Face's num_cycles=0.5 (its default) is cosine itself; other "
             "values (the LR rising again within the run) have no counterpart; "
             "cosine_with_restarts' num_cycles=k is cosine_restarts(lr, T_0=(num_training_steps "
-            "- num_warmup_steps) / k)",
+            "- num_warmup_steps) / k)" + SPEC,
         ),
     ],
     ids=[

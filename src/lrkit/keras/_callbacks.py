@@ -492,6 +492,8 @@ class ReduceOnPlateau(_LRCallback):
     AUC, precision, recall, ...), ``"min"`` for one that goes down; for a name Keras does not
     know, ``"max"`` when it contains ``"acc"``, else ``"min"``.
 
+    ``verbose=1`` prints a line when the scale changes (as Keras' callback does).
+
     ``controller`` (optional) is a ready :class:`lrkit.feedback.ReduceOnPlateau` (e.g. restored
     with ``load_state_dict``), which holds its own settings: giving ``mode`` or a plateau
     argument beside it is a one-line ``ValueError``; without ``mode``, a controller whose mode
@@ -750,6 +752,7 @@ class DivergenceGuard(_LRCallback):
     ``ValueError``. The arguments and defaults are those of
     ``lrkit.torch.DivergenceGuard`` except ``check_grads``: Keras does not hand gradients to
     callbacks (a non-finite gradient shows up as a non-finite loss one batch later).
+    ``verbose=1`` prints a line at each restore.
     """
 
     async_safe = True  # on_train_batch_end only records the loss (from Keras' worker thread)
@@ -1175,7 +1178,8 @@ class LRScheduler(_LRCallback):
     state back to the model variables: a few percent of a sub-millisecond step in wall time,
     more in CPU time). At each epoch end ``logs["learning_rate"]`` is
     the LR the epoch's last step used (the last LR set), the meaning :class:`LRLogger`
-    documents.
+    documents. ``verbose=1`` prints the LR set at each epoch's start with
+    ``per="epoch"`` (as Keras' ``LearningRateScheduler`` does).
     """
 
     async_safe = True  # on_train_batch_end only records the batch index (Keras' worker thread)

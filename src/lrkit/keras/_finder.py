@@ -481,7 +481,8 @@ def find_lr(
     model does (one shuffle order fewer drawn from NumPy's global RNG than a ``fit`` that builds).
 
     ``progress=True`` shows a progress bar; ``callback(i, lr, loss)`` is called after each
-    sweep step.
+    sweep step; ``warn=False`` issues no :class:`~lrkit.finder.LRFinderWarning` for an
+    unreliable result (``result.warnings`` and ``result.reliable`` still say why).
 
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
     ``.suggest(rule)``, ``.plot()``, ``.to_dict()``).

@@ -4,6 +4,7 @@
 >>> ramp = S.warmup(0.0, end_lr=0.1, warmup_steps=100)
 >>> s = S.join([ramp, S.cosine(0.1, total_steps=900)], boundaries=[100])
 >>> s(50), s.values([0, 100, 1000])
+(0.05, array([0. , 0.1, 0. ]))
 >>> S.parse(str(s)) == s
 True
 """

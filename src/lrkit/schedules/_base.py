@@ -404,7 +404,14 @@ def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]
             else f"for warmup_steps use lrkit.schedules.with_warmup({name}(...), "
             "warmup_steps=warmup_steps)"
         )
-    return ", ".join(said)
+    text = ", ".join(said)
+    if calls:  # positional forms, as str(schedule) prints them: Python takes them by keyword
+        text += f" ({SPEC_FORMS})"
+    return text
+
+
+#: what a peer call's hint says of the expressions it gives
+SPEC_FORMS = "these expressions are spec strings: lrkit.schedules.parse reads them as written"
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -212,10 +212,10 @@ class Sum(_Pointwise):
 
 @register
 class Difference(Schedule):
-    """``a(step) - b(step)`` (also ``a - b``; ``0.95 - s`` is ``sub(constant(0.95), s)``), e.g.
-    a momentum that moves against an LR wave, as PyTorch's ``CyclicLR`` cycles it. Nothing
-    clips the result: ``clamp(sub(a, b), min_lr=0)`` keeps it ``>= 0`` where ``b`` can exceed
-    ``a``."""
+    """``a(step) - b(step)`` (also ``a - b``; ``0.95 - s`` is ``sub(constant(0.95), b=s)``),
+    e.g. a momentum that moves against an LR wave, as PyTorch's ``CyclicLR`` cycles it.
+    Nothing clips the result: ``clamp(sub(a, b=b), min_lr=0)`` keeps it ``>= 0`` where ``b``
+    can exceed ``a``."""
 
     name = "sub"
     params = ("a", "b")

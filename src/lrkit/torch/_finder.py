@@ -849,6 +849,10 @@ def find_lr(
     cannot be written (a full disk), a one-line ``RuntimeError`` says so before anything
     changed, and no partial copy is left behind (nor after a Ctrl-C while it is written).
 
+    ``progress=True`` shows a progress bar (on rank 0); ``callback(i, lr, loss)`` is called
+    after each sweep step; ``warn=False`` issues no :class:`~lrkit.finder.LRFinderWarning`
+    for an unreliable result (``result.warnings`` and ``result.reliable`` still say why).
+
     Returns a :class:`lrkit.finder.FinderResult` (``.suggestion``, ``.max_lr``, ``.base_lr``,
     ``.suggest(rule)``, ``.plot()``, ...).
     """

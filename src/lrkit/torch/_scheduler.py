@@ -1245,10 +1245,15 @@ def scheduler(
     momentum: Any = None,
     hyperparams: Mapping[str, Any] | None = None,
 ) -> LRKitScheduler:
-    """Return an ``LRScheduler`` that drives ``optimizer`` with ``schedule``.
+    """Return an ``LRScheduler`` that drives ``optimizer`` with ``schedule`` (an lrkit
+    schedule, spec string or dict; ``scheduler.step()`` after each ``optimizer.step()``).
 
     A group whose initial lr is ``r`` times ``optimizer.defaults['lr']`` follows
-    ``r * schedule``; a list of schedules gives one per group. See :class:`LRKitScheduler`.
+    ``r * schedule``; a list of schedules gives one per group. ``feedback``: a controller of
+    :mod:`lrkit.feedback` (e.g. ``ReduceOnPlateau``), whose scale multiplies the schedule
+    (``scheduler.report(value)`` feeds it); ``momentum``: a schedule for SGD's ``momentum``
+    or Adam's ``beta1`` (e.g. ``onecycle_momentum(total_steps)``); ``hyperparams``: other
+    group keys to drive, ``{"weight_decay": schedule}``. See :class:`LRKitScheduler`.
     """
     return LRKitScheduler(
         optimizer, schedule, feedback=feedback, momentum=momentum, hyperparams=hyperparams

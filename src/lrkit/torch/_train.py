@@ -173,6 +173,10 @@ def fit(
 
     Args:
         model: the ``torch.nn.Module`` to train (anything else is a one-line ``ValueError``).
+        optimizer: a ``torch.optim.Optimizer`` over ``model``'s parameters, stepped once
+            per batch.
+        loss_fn: ``loss_fn(output, target) -> loss`` (a scalar tensor), e.g.
+            ``torch.nn.CrossEntropyLoss()``.
         data: ``(x, y)`` batches (the loss is ``loss_fn(model(x), y)``): a re-iterable (a
             ``DataLoader``, a list) iterated again for each pass, or a zero-argument callable
             returning one (called at each pass).

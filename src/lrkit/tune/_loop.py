@@ -1037,6 +1037,15 @@ def tune(
     interval recorded first (each may have run its own range test, and a model's random
     initialisation moves it); a seed trial two of them queued runs once.
 
+    ``startup_trials``: the TPE sampler's random trials before it models the results
+    (default ``min(10, max(3, n_trials // 5))``; not used with a ``sampler`` of your own).
+    ``max_retry`` (default 3; ``None``: no limit): how many times in all an enqueued
+    (finder-seeded) trial that failed is queued again. ``poll_interval`` (seconds; default
+    the heartbeat interval up to 2 s, else 0.5 s): how often a worker waiting for other
+    workers' trials looks again. ``progress=True`` shows a progress bar of COMPLETE trials;
+    ``log(message)`` receives the run's few lines of news (the LR range searched, a wait for
+    other workers), as ``lrkit tune`` prints them.
+
     ``seed`` (an integer in ``[0, 2**32 - 1]``) seeds the TPE sampler (not used with a
     ``sampler`` of your own): on a new study with ``seed`` itself, so the same call searches
     the same way; on a study that already holds ``n`` trials with ``seed`` combined with
@@ -1047,7 +1056,7 @@ def tune(
     warns and carries on: the retried copy of the trial runs in its place. Every argument is
     checked before the storage is touched; an SQLite file that is not an Optuna study database
     (it holds tables of something else) is refused with a one-line ``ValueError``
-    (:func:`check_optuna_file`) before anything is written to it, and a database storage that
+    before anything is written to it, and a database storage that
     can be read but not written (a read-only SQLite file or folder, a user without write
     grants) is refused with one (:func:`check_writable`) before the range test and any trial.
     A new study's range test runs before the study is created: one that raises (or is
