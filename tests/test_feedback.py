@@ -857,3 +857,50 @@ def test_every_controller_loads_its_state_by_either_name_as_the_schedulers_do():
             make().load_state_dict(state=saved, state_dict=saved)
         with pytest.raises(TypeError, match=rf"^{name}.load_state_dict\(\) missing 1 required"):
             make().load_state_dict()
+
+
+def test_reduce_on_plateau_state_dict_is_a_snapshot_that_later_cuts_leave_alone():
+    """The reductions list of a saved state is a copy: cuts made after state_dict() do not
+    appear in it, and editing the saved list leaves the controller's own as it was."""
+    c = ReduceOnPlateau(patience=0, factor=0.5)
+    c.update(1.0)
+    c.update(1.0)
+    saved = c.state_dict()
+    assert saved["reductions"] == [2]
+    c.update(1.0)
+    assert c.reductions == [2, 3]
+    assert saved["reductions"] == [2]
+    saved["reductions"].append(99)
+    assert c.reductions == [2, 3]
+
+
+def test_chain_of_two_restarts_nests_the_second_in_the_first_ones_clock():
+    """Chain(a, b) with a first (outermost): b sees the steps a has shifted, so b's restart,
+    taken at the last step applied, starts the schedule again at that real step."""
+    a = RestartOnPlateau(patience=0, max_restarts=1)
+    b = RestartOnPlateau(patience=3)
+    c = Chain(a, b)
+    lrs = []
+    for t in range(40):
+        lrs.append(c.apply(lambda s: float(s), t))
+        if t % 5 == 4:
+            c.update(1.0)
+    assert a.restarts == [9] and b.restarts == [15]
+    expected = [float(t if t < 10 else t - 9 if t < 25 else t - 24) for t in range(40)]
+    assert lrs == expected
+
+
+def test_load_states_loads_a_shared_controller_from_its_first_entry_only():
+    """One controller at several places (shared by param groups) takes the state of its first
+    place; the later entries for it are not loaded over it."""
+    first = ReduceOnPlateau(patience=0)
+    first.update(1.0)
+    first.update(2.0)
+    later = ReduceOnPlateau(patience=0)
+    for x in (1.0, 2.0, 3.0, 4.0):
+        later.update(x)
+    other_state = ReduceOnPlateau(patience=5).state_dict()
+    shared, other = ReduceOnPlateau(patience=0), ReduceOnPlateau(patience=5)
+    load_states([shared, shared, other], [first.state_dict(), later.state_dict(), other_state])
+    assert shared.state_dict() == first.state_dict()
+    assert other.state_dict() == other_state

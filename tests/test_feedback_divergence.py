@@ -102,3 +102,64 @@ def test_a_loss_at_the_spike_floor_is_no_spike():
     assert d.check(10.0) == "ok"
     half = DivergenceDetector(spike_floor=0.5, quantile=0.5, min_history=2, window=5)
     assert [half.check(x) for x in (10.0, 0.5, 0.5, 0.5, 5.01)][-1] == "restore"
+
+
+def test_reference_at_an_exact_half_interpolates_as_numpy_does():
+    """At a position halfway between two losses the reference is numpy's b - d * 0.5, which
+    differs in the last bit from a + d * 0.5 for 0.1 and 0.7."""
+    d = DivergenceDetector(spike_factor=None, window=2, min_history=1, quantile=0.5)
+    d.check(0.1)
+    d.check(0.7)
+    assert d.reference == float(np.quantile([0.1, 0.7], 0.5)) == 0.39999999999999997
+
+
+def test_a_zero_reference_counts_only_non_finite_losses_as_divergent():
+    """With a reference of 0 no finite loss is a spike, however large; NaN still is."""
+    d = DivergenceDetector(window=3, min_history=1)
+    assert d.check(0.0) == "ok"
+    assert d.reference == 0.0
+    assert not d.is_divergent(5.0)
+    assert d.check(5.0) == "ok"
+    z = DivergenceDetector(window=3, min_history=1)
+    z.check(0.0)
+    assert z.check(math.nan) == "restore"
+
+
+def test_events_record_the_step_given_to_check_else_the_check_count():
+    """A restore or give_up event names the step passed to check(), and the number of checks
+    made when no step is given."""
+    d = DivergenceDetector(max_restores=1, window=4, min_history=1)
+    assert d.check(1.0, step=100) == "ok"
+    assert d.check(math.nan, step=117) == "restore"
+    assert d.check(math.inf) == "give_up"
+    assert d.events == [
+        {"step": 117, "loss": "nan", "reference": 1.0, "action": "restore", "scale": 0.5},
+        {"step": 3, "loss": "inf", "action": "give_up"},
+    ]
+
+
+def test_a_state_saved_before_the_quantile_loads_with_the_median_reference():
+    """A state without 'quantile' (saved when the reference was the median) loads with
+    quantile 0.5, so its reference is the median of its window."""
+    a = DivergenceDetector(window=5, min_history=1)
+    for x in (1.0, 2.0, 3.0, 4.0, 10.0):
+        a.check(x)
+    old = {k: v for k, v in a.state_dict().items() if k != "quantile"}
+    b = DivergenceDetector()
+    b.load_state_dict(old)
+    assert b.quantile == 0.5
+    assert b.reference == 3.0
+
+
+def test_detector_state_dict_is_a_snapshot_that_later_checks_leave_alone():
+    """The events list of a saved state is a copy: restores after state_dict() do not appear
+    in it."""
+    d = DivergenceDetector(window=4, min_history=1)
+    d.check(1.0)
+    d.check(math.nan)
+    saved = d.state_dict()
+    assert len(saved["events"]) == 1
+    d.check(math.nan)
+    assert len(d.events) == 2
+    assert len(saved["events"]) == 1
+    assert from_state_dict(saved).state_dict() == saved
