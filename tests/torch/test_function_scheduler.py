@@ -196,7 +196,7 @@ def test_a_negative_lr_from_a_function_without_length_stops_the_step_that_sets_i
     with pytest.raises(
         ValueError,
         match=r"^schedule: the learning rate must be >= 0, got -0\.01\d* at step 11 \(the "
-        r"schedule goes negative at a step not checked when the scheduler was built\)$",
+        r"schedule is negative at a step not checked when the scheduler was built\)$",
     ):
         sched.step()
     assert opt.param_groups[0]["lr"] == 0.0  # the refused step changed nothing

@@ -1912,3 +1912,141 @@ def test_an_unknown_keyword_names_the_option_meant() -> None:
     with pytest.raises(TypeError, match=r"^evry is not an option of EffectiveLRLogger \(did you"):
         lt.EffectiveLRLogger(opt, evry=3)  # type: ignore[call-arg]
     assert opt.param_groups[0]["lr"] == 0.1  # nothing built
+
+
+def test_hyperparams_refuse_the_lr_key_and_leave_the_optimizer_as_it_was() -> None:
+    """The LR is the schedule's to drive: ``hyperparams={"lr": ...}`` is a one-line error,
+    and the optimizer is left untouched."""
+    opt = _opt(0.1)
+    with pytest.raises(ValueError) as info:
+        lt.scheduler(opt, S.constant(0.1), hyperparams={"lr": S.constant(0.01)})
+    assert str(info.value) == "hyperparams must not contain 'lr': pass it as schedule"
+    assert opt.param_groups[0]["lr"] == 0.1 and "initial_lr" not in opt.param_groups[0]
+
+
+def test_a_hyperparameter_holding_an_integer_tensor_is_refused() -> None:
+    """A driven key must hold a floating-point number: an integer tensor (which an in-place
+    fill would truncate) is refused at construction, naming the group and the key."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, weight_decay=0.01)
+    opt.param_groups[0]["weight_decay"] = torch.tensor(0)
+    with pytest.raises(ValueError) as info:
+        lt.scheduler(opt, S.constant(0.1), hyperparams={"weight_decay": S.constant(0.01)})
+    assert str(info.value) == (
+        "hyperparams: param group 0 key 'weight_decay' holds tensor(0), not a number; "
+        "a schedule drives numeric keys only"
+    )
+    assert opt.param_groups[0]["weight_decay"].dtype == torch.int64
+    opt.param_groups[0]["weight_decay"] = torch.tensor(0.0)  # a float tensor is driven
+    lt.scheduler(opt, S.constant(0.1), hyperparams={"weight_decay": S.constant(0.01)})
+    assert float(opt.param_groups[0]["weight_decay"]) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("n_groups", [1, 2])
+def test_a_momentum_schedule_reaching_nan_past_the_checked_steps_stops_the_step(
+    n_groups: int,
+) -> None:
+    """A momentum schedule whose value becomes NaN at a step not checked when the scheduler
+    was built (``inf - inf``) is refused as a negative one is, on the one-group short path
+    and on the general path alike: nothing is set and the step is not taken."""
+    s = S.constant(0.9) + (S.exponential(1.0, gamma=2.0) - S.exponential(1.0, gamma=2.0))
+    with np.errstate(invalid="ignore", over="ignore"):
+        first = int(np.argmax(np.isnan(s.values(np.arange(3000)))))
+    assert first == 1024
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(n_groups)]
+    opt = torch.optim.SGD([{"params": [p]} for p in params], lr=0.1, momentum=0.5)
+    sch = lt.scheduler(opt, S.constant(0.1), momentum=s)
+    sch.step(first - 1)
+    assert [g["momentum"] for g in opt.param_groups] == [0.9] * n_groups
+    with np.errstate(invalid="ignore", over="ignore"), pytest.raises(ValueError) as info:
+        sch.step()
+    assert str(info.value) == (
+        f"momentum must be >= 0, got nan at step {first} (the schedule is NaN at a "
+        "step not checked when the scheduler was built)"
+    )
+    assert [g["momentum"] for g in opt.param_groups] == [0.9] * n_groups
+    assert sch.last_epoch == first - 1 and sch._step_count == 2
+
+
+def test_a_checkpoints_ratio_of_a_single_group_holds_through_the_following_steps() -> None:
+    """The group ratio a checkpoint holds is applied at the load and at every later step,
+    one group at a float LR included."""
+    s = S.cosine(0.1, total_steps=10)
+    opt = _opt(0.1)
+    sch = lt.scheduler(opt, s)
+    state = {**sch.state_dict(), "last_epoch": 3, "_step_count": 4, "ratios": [0.5]}
+    sch.load_state_dict(state)
+    assert opt.param_groups[0]["lr"] == 0.5 * s(3)
+    for k in (4, 5):
+        opt.step()
+        sch.step()
+        assert opt.param_groups[0]["lr"] == 0.5 * s(k)
+        assert sch.get_last_lr() == [0.5 * s(k)]
+    assert sch.ratios == [0.5] and sch.state_dict()["ratios"] == [0.5]
+
+
+@pytest.mark.parametrize("added_lr", [None, 0.05])
+def test_groups_added_to_an_optimizer_built_at_lr_zero_follow_the_schedule(
+    added_lr: float | None,
+) -> None:
+    """An optimizer built with ``lr=0`` has no LR a new group can be read against: a param
+    group added later follows the schedule itself (ratio 1), whatever its own lr."""
+    s = S.cosine(0.1, total_steps=10)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
+    sch = lt.scheduler(opt, s)
+    assert opt.param_groups[0]["lr"] == s(0)
+    opt.step()
+    sch.step()
+    group: dict[str, Any] = {"params": [torch.nn.Parameter(torch.zeros(1))]}
+    if added_lr is not None:
+        group["lr"] = added_lr
+    opt.add_param_group(group)
+    opt.step()
+    sch.step()
+    assert sch.ratios == [1.0, 1.0]
+    assert [g["lr"] for g in opt.param_groups] == [s(2), s(2)]
+    assert sch.base_lrs == [0.0, 0.0 if added_lr is None else added_lr]
+
+
+def test_refresh_from_a_zero_lr_keeps_the_lr_another_hand_set() -> None:
+    """The scheduler set LR 0 (its controller's scale was 0) and a hand then set another LR:
+    a refresh after the scale changes has no factor to apply to it and keeps it (no
+    division by zero); a later change of scale multiplies it."""
+    from lrkit.feedback import Multiplier
+
+    m = Multiplier(0.0)
+    opt = _opt(0.1)
+    sch = lt.scheduler(opt, S.constant(0.1), feedback=m)
+    assert opt.param_groups[0]["lr"] == 0.0 and sch.get_last_lr() == [0.0]
+    opt.param_groups[0]["lr"] = 0.05
+    m.set_scale(1.0)
+    sch.refresh()
+    assert opt.param_groups[0]["lr"] == 0.05
+    assert sch.get_last_lr() == [0.1] and sch.state_dict()["owns_lrs"] is False
+    m.set_scale(0.5)
+    sch.refresh()
+    assert opt.param_groups[0]["lr"] == 0.025 and sch.get_last_lr() == [0.05]
+
+
+def test_a_report_at_a_sequential_milestone_sets_the_lrs_through_the_phase_begun() -> None:
+    """At the very step of a ``SequentialLR`` milestone the later phase is in charge: a report
+    there sets its LRs (not the ended phase's), and the ended phase no longer owns them."""
+    from lrkit.feedback import ReduceOnPlateau
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    first, second = (ReduceOnPlateau(factor=0.5, patience=0) for _ in range(2))
+    a = lt.scheduler(opt, S.constant(1.0), feedback=first)
+    b = lt.scheduler(opt, S.constant(0.25), feedback=second)
+    seq = TL.SequentialLR(opt, [a, b], milestones=[2])
+    for _ in range(2):
+        opt.step()
+        seq.step()
+    assert seq.last_epoch == 2 and opt.param_groups[0]["lr"] == 0.25
+    assert lt.report(seq, value=1.0) == [a, b]
+    assert opt.param_groups[0]["lr"] == 0.25
+    assert lt.report(seq, value=1.0) == [a, b]
+    assert first.scale == second.scale == 0.5
+    assert opt.param_groups[0]["lr"] == 0.125
+    assert a.state_dict()["owns_lrs"] is False and b.state_dict()["owns_lrs"] is True
+    opt.step()
+    seq.step()
+    assert opt.param_groups[0]["lr"] == 0.125
