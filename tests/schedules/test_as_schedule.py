@@ -111,3 +111,31 @@ def test_nonnegative_refuses_a_nan_step() -> None:
         ValueError, match=r"^schedule must be >= 0 at every step .*, got nan at step 9: sub\("
     ):
         S.as_schedule(big - big, nonnegative=True)
+
+
+def test_a_bad_dict_given_for_a_named_parameter_is_prefixed_with_its_name() -> None:
+    with pytest.raises(ValueError) as err:
+        S.as_schedule({"name": "cosine", "lr": 0.1}, name="momentum")
+    assert str(err.value) == (
+        "momentum: cosine: cosine() missing required parameter 'total_steps' "
+        "(parameters: lr, total_steps, eta_min)"
+    )
+    with pytest.raises(ValueError) as err:
+        S.as_schedule({"name": "cosine", "lr": 0.1})
+    assert str(err.value).startswith("cosine: cosine() missing required parameter")
+
+
+def test_a_dict_of_nine_keys_without_a_name_lists_eight_and_counts_them() -> None:
+    with pytest.raises(ValueError) as err:
+        S.from_dict({f"k{i}": i for i in range(9)})
+    assert str(err.value) == (
+        "d must be a dict with a 'name' key, got a dict with keys 'k0', 'k1', 'k2', 'k3', "
+        "'k4', 'k5', 'k6', 'k7', ... (9 keys)"
+    )
+    with pytest.raises(ValueError, match=r"keys 'k0', .*'k7'$"):
+        S.from_dict({f"k{i}": i for i in range(8)})
+
+
+def test_parse_returns_a_schedule_given_to_it_as_is() -> None:
+    s = S.cosine(0.1, total_steps=10)
+    assert S.parse(s) is s

@@ -371,3 +371,31 @@ def test_a_join_ending_in_an_open_ended_schedule_lasts_a_quarter_past_its_last_b
     assert S.join([S.constant(0.1)], boundaries=[]).length is None
     closed = S.join([S.constant(0.1), S.cosine(0.1, total_steps=100)], boundaries=[40])
     assert closed.length == 140
+
+
+def test_a_traced_join_switches_segment_at_the_boundary_step_itself() -> None:
+    """On a traced namespace, as on numpy and the scalar path, a boundary step belongs to the
+    segment that starts there (at its own step 0)."""
+    jnp = pytest.importorskip("jax.numpy")
+    s = S.join(
+        [S.constant(0.1), S.linear(0.2, end_lr=0.4, total_steps=10), S.constant(0.5)],
+        boundaries=[3, 8],
+    )
+    steps = [0.0, 2.0, 3.0, 4.0, 7.0, 8.0, 9.0]
+    want = [0.1, 0.1, 0.2, 0.22, 0.28, 0.5, 0.5]
+    assert [s(t) for t in steps] == pytest.approx(want, rel=1e-15)
+    got = np.asarray(s.values(jnp.asarray(steps), xp=jnp))  # float32 without jax_enable_x64
+    assert got.tolist() == pytest.approx(want, rel=1e-6)
+
+
+def test_a_traced_join_reads_a_segment_only_within_its_own_steps() -> None:
+    """A segment that overflows past its end (``inf - inf`` is NaN) is never evaluated
+    there on a traced namespace: no NaN is built, even in a branch not taken."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    grow = S.exponential(1.0, gamma=2.0) - S.exponential(1.0, gamma=2.0)
+    s = S.join([grow, S.constant(0.5)], boundaries=[50])
+    with jax.debug_nans(True):
+        got = s.values(jnp.asarray([0.0, 49.0, 50.0, 300.0]), xp=jnp)
+        assert np.asarray(got).tolist() == [0.0, 0.0, 0.5, 0.5]

@@ -318,3 +318,30 @@ def test_a_warmup_of_0_steps_is_end_lr_from_step_0() -> None:
             assert S.parse(str(w)) == w
     with pytest.raises(ValueError, match=r"^warmup_steps must be an integer in \[0, 2\*\*53\]"):
         S.warmup(0.5, end_lr=2.0, warmup_steps=-1)
+
+
+def test_a_compiled_step_schedule_drops_at_every_multiple_of_its_step_size() -> None:
+    """Under ``jax.jit`` in float32, ``t / 41`` is computed as ``t * (1 / 41)`` and lands just
+    below the whole quotient at 41, 82, 164, ...: the decay still comes at those steps."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    s = S.step(1.0, step_size=41, gamma=0.5)
+    steps = [0.0, 40.0, 41.0, 82.0, 164.0, 287.0]
+    got = jax.jit(lambda t: s.values(t, xp=jnp))(jnp.asarray(steps, dtype=jnp.float32))
+    assert np.asarray(got).tolist() == s.values(steps).tolist()
+    assert s.values(steps).tolist() == [1.0, 1.0, 0.5, 0.25, 0.0625, 0.0078125]
+
+
+def test_a_compiled_polynomial_is_exactly_end_lr_from_total_steps_on() -> None:
+    """Under ``jax.jit`` in float32, ``1 - 25 / 25`` computes as ``1 - 25 * (1 / 25)``, a
+    hair above 0; a square-root decay still reaches exactly ``end_lr`` at and after the end."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    s = S.polynomial(0.1, total_steps=25, power=0.5)
+    got = jax.jit(lambda t: s.values(t, xp=jnp))(jnp.asarray([25.0, 30.0], dtype=jnp.float32))
+    assert np.asarray(got).tolist() == [0.0, 0.0]
+    s = S.polynomial(0.1, total_steps=25, power=0.5, end_lr=0.25)
+    got = jax.jit(lambda t: s.values(t, xp=jnp))(jnp.asarray([25.0, 1e6], dtype=jnp.float32))
+    assert np.asarray(got).tolist() == [np.float32(0.25)] * 2

@@ -610,3 +610,36 @@ def test_step_and_multistep_default_gamma_is_pytorchs_0_1() -> None:
             assert ours(t) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
             opt.step()
             sched.step()
+
+
+def test_polynomial_default_power_is_1_a_straight_line() -> None:
+    s = S.polynomial(1.0, total_steps=10)
+    assert s.power == 1.0
+    assert [s(t) for t in (0, 5, 8, 10, 12)] == [1.0, 0.5, 0.19999999999999996, 0.0, 0.0]
+    assert s.values([5, 10]).tolist() == [0.5, 0.0]
+    assert s == S.polynomial(1.0, total_steps=10, power=1)
+
+
+def test_restarts_with_a_fractional_period_restart_at_exactly_the_rounding_margin() -> None:
+    """A step exactly ``2**-51`` of itself below a multiple of ``T_0`` (``2 * 1.5000000000000007``
+    is ``3 + 3 * 2**-51``) starts that cycle, on both paths."""
+    s = S.cosine_restarts(0.1, T_0=1.5000000000000007)
+    assert 2 * s.T_0 - 3 == 3 * 2.0**-51
+    assert s(3) == s.values([3])[0] == 0.1
+    assert s(3.0) == 0.1
+
+
+def test_wsd_with_min_lr_above_lr_rises_over_the_decay_phase() -> None:
+    """A ``min_lr`` above ``lr`` (Hugging Face's ``min_lr_ratio > 1``): ``lr`` through the
+    stable phase, then a rise that reaches ``min_lr`` at ``total_steps`` and holds it."""
+    s = S.wsd(0.1, total_steps=10, decay_steps=4, decay="linear", min_lr=0.2)
+    want = [0.1] * 7 + [0.125, 0.15000000000000002, 0.17500000000000002, 0.2, 0.2]
+    assert [s(t) for t in range(12)] == want
+    assert s.values(np.arange(12)).tolist() == want
+
+
+def test_clamp_with_equal_bounds_is_that_constant() -> None:
+    s = S.clamp(S.cosine(1.0, total_steps=10), min_lr=0.3, max_lr=0.3)
+    assert [s(t) for t in (0, 5, 10, 12)] == [0.3, 0.3, 0.3, 0.3]
+    assert s.values([0, 5, 10, 12]).tolist() == [0.3, 0.3, 0.3, 0.3]
+    assert S.parse(str(s)) == s

@@ -651,3 +651,23 @@ def test_a_spec_null_is_none() -> None:
 def test_a_spec_string_escape_stands_for_the_character_after_the_backslash() -> None:
     s = S.parse('warmup(0.0, end_lr=0.1, warmup_steps=10, mode="lin\\ear")')
     assert s.mode == "linear"
+
+
+def test_polynomial_cycle_paths_agree_where_the_previous_cycle_end_rounds_onto_the_step() -> None:
+    """Above 2**53 the float64 end of the previous cycle, ``(k - 1) * total_steps``, can equal
+    the step itself: the step closes that cycle (``end_lr``) on both paths."""
+    t = 2.6484386846717743e19
+    s = S.polynomial(1.0, total_steps=382160, cycle=True)
+    k = float(-(-t // 382160))
+    assert (k - 1.0) * 382160 == t
+    assert s(t) == s.values([t])[0] == 0.0
+
+
+def test_piecewise_constant_refuses_a_repeated_boundary() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^boundaries must be strictly increasing, but boundaries\[1\]=10(\.0)? follows "
+        r"boundaries\[0\]=10(\.0)?$",
+    ):
+        S.piecewise_constant([10, 10], values=[0.1, 0.2, 0.3])
+    assert S.piecewise_constant([10, 11], values=[0.1, 0.2, 0.3])(11) == 0.2

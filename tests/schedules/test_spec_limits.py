@@ -107,3 +107,40 @@ def test_a_chain_of_plus_or_times_is_one_composite_with_the_same_values() -> Non
     for _ in range(3 * MAX_DEPTH):
         s = s + S.constant(0.001) + 0.0
     assert spec_depth(s) == 3 and S.parse(str(s)) == s
+
+
+def test_a_spec_number_may_carry_an_explicit_plus_sign() -> None:
+    assert S.parse("cosine(+0.1, total_steps=+100, eta_min=+1e-3)") == S.cosine(
+        0.1, total_steps=100, eta_min=1e-3
+    )
+    assert S.parse("step(lr=1e+0, step_size=+7)") == S.step(1.0, step_size=7)
+
+
+def _scales(depth: int) -> str:
+    return "scale(" * (depth - 1) + "constant(0.1)" + ", factor=2)" * (depth - 1)
+
+
+def test_a_spec_one_level_past_the_limit_is_refused_at_the_call_that_goes_past_it() -> None:
+    assert S.parse(_scales(MAX_DEPTH))(0) == pytest.approx(0.1 * 2.0 ** (MAX_DEPTH - 1))
+    spec = _scales(MAX_DEPTH + 1)
+    with pytest.raises(S.SpecError) as err:
+        S.parse(spec)
+    assert err.value.pos == spec.index("constant") == 6 * MAX_DEPTH
+    assert str(err.value).splitlines()[0] == (
+        f"invalid schedule spec at position {6 * MAX_DEPTH}: schedules and lists nested more "
+        f"than {MAX_DEPTH} deep, found 'constant'"
+    )
+
+
+def _scale_dicts(depth: int) -> dict:
+    d: dict = {"name": "constant", "lr": 0.1}
+    for _ in range(depth - 1):
+        d = {"name": "scale", "schedule": d, "factor": 2}
+    return d
+
+
+def test_a_dict_one_level_past_the_limit_is_refused_in_one_line() -> None:
+    assert S.from_dict(_scale_dicts(MAX_DEPTH))(0) == pytest.approx(0.1 * 2.0 ** (MAX_DEPTH - 1))
+    with pytest.raises(ValueError) as err:
+        S.from_dict(_scale_dicts(MAX_DEPTH + 1))
+    assert str(err.value) == f"d: schedules and lists nested more than {MAX_DEPTH} deep"
