@@ -896,3 +896,58 @@ def test_a_callable_schedule_calls_the_host_only_for_steps_past_its_table() -> N
     assert fn.calls == built
     f(jnp.asarray([5, 40], jnp.int32)).block_until_ready()
     assert fn.calls > built
+
+
+def test_a_table_limit_below_2_is_refused_naming_its_range() -> None:
+    """table_limit=1 (a table of one step) is a one-line ValueError with the allowed range;
+    2 is the smallest table accepted."""
+    s = S.cosine(0.1, total_steps=100)
+    with pytest.raises(ValueError) as e:
+        lo.schedule(s, table_limit=1)
+    assert str(e.value) == "table_limit must be an integer >= 2 (allowed range: [2, inf)), got 1"
+    f = lo.schedule(s, table_limit=2)
+    assert float(f(5)) == float(np.float32(s(5)))
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("evaluation", ["formula", "table", "host"])
+def test_every_evaluation_returns_the_dtype_asked_for(evaluation: str, dtype: Any) -> None:
+    """dtype= is the output dtype of each evaluation, eagerly and under jit: the float32 value
+    rounded once to bfloat16 or float16."""
+    s = S.cosine(0.1, total_steps=10)
+    f = lo.schedule(s, evaluation=evaluation, dtype=dtype)
+    for out in (f(3), jax.jit(f)(jnp.asarray(3, jnp.int32))):
+        assert out.dtype == dtype
+        assert float(out) == float(jnp.asarray(np.float32(s(3))).astype(dtype))
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_reduce_on_plateau_a_bool_mode_is_refused_as_a_mode_not_as_a_factor(mode: bool) -> None:
+    """A bool is no factor given first by mistake: the one-line error is the controller's,
+    naming the modes, with no hint about optax.contrib's factor."""
+    with pytest.raises(ValueError) as e:
+        lo.reduce_on_plateau(mode)  # type: ignore[arg-type]
+    assert str(e.value) == f"mode must be one of 'min', 'max', got {mode}"
+
+
+def test_reduce_on_plateau_stops_counting_at_a_min_scale_the_cuts_reach_exactly() -> None:
+    """A min_scale equal to the float64 scale after 4127 cuts (past the table's 4096): the
+    controller makes 4127 reductions and no more, as does the transformation."""
+    factor, cuts = 0.999, 4127
+    floor = 1.0
+    for _ in range(cuts):
+        floor *= factor
+    kw = {"factor": factor, "patience": 0, "min_scale": floor}
+    tx = lo.reduce_on_plateau(**kw)
+    p = {"w": jnp.ones(())}
+
+    def step(s: Any, v: Any) -> Any:
+        return tx.update(p, s, p, value=v)[1], None
+
+    state, _ = jax.lax.scan(step, tx.init(p), jnp.ones(cuts + 100))
+    c = ReduceOnPlateau(**kw)
+    for _ in range(cuts + 100):
+        c.update(1.0)
+    assert len(c.reductions) == cuts
+    assert int(state.num_reductions) == cuts
+    assert float(state.scale) == np.float32(floor)

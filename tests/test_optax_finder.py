@@ -1,5 +1,6 @@
 """lrkit.optax.find_lr: what it accepts and the one-line errors for what it cannot use."""
 
+import functools
 import itertools
 import warnings
 from typing import Any
@@ -40,7 +41,7 @@ def test_an_integer_leaf_in_params_is_a_value_error_naming_it():
         find_lr(_loss, params, optax.adam, _data())
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith("params must hold floating-point arrays only")
+    assert msg.startswith("params must hold floating-point (or complex) arrays only")
     assert "got int32 at params['count']" in msg
 
 
@@ -336,6 +337,13 @@ def _sgd_steps(**kw):
             ).gradient_transformation(),
             "adaptive",
         ),
+        (
+            lambda **kw: optax.MultiSteps(
+                optax.inject_hyperparams(optax.sgd, static_args=("momentum",))(momentum=0.9, **kw),
+                2,
+            ).gradient_transformation(),
+            "momentum",
+        ),
     ],
     ids=[
         "sgd",
@@ -351,6 +359,7 @@ def _sgd_steps(**kw):
         "multisteps-sgd-momentum",
         "multisteps-sgd",
         "multisteps-adam",
+        "multisteps-sgd-static-momentum",
     ],  # fmt: skip
 )
 def test_the_family_of_an_injected_transformation_is_that_of_its_factory(build, family):
@@ -709,3 +718,52 @@ def test_a_factory_sweeps_float64_params_with_float64_learning_rates():
     """With float64 params (jax_enable_x64) a factory's injected LR is held in float64: each
     LR is applied exactly as recorded, not rounded to float32."""
     _assert_float64_lrs_applied_as_recorded(lambda: optax.sgd)
+
+
+def test_complex_params_are_swept_and_left_as_given():
+    """Complex leaves are inexact, differentiated as JAX does: the sweep runs on them (the
+    first recorded loss is that of the initial params) and the caller's params are unchanged."""
+    w = np.asarray([1 + 1j, 2 - 1j], np.complex64)
+    params = {"w": w.copy()}
+    target = np.asarray([0.5, 0.1j], np.complex64)
+
+    def loss(p, b):
+        return jnp.sum(jnp.abs(p["w"] - b) ** 2)
+
+    res = find_lr(loss, params, optax.sgd, [target] * 3, num_iter=10, total_steps=1000, warn=False)
+    assert len(res.lrs) > 1 and res.lrs[0] == pytest.approx(res.options.start_lr)
+    assert res.losses[0] == pytest.approx(float(np.sum(np.abs(w - target) ** 2)), rel=1e-6)
+    assert params["w"].tolist() == w.tolist()
+
+
+def test_a_float_array_argument_of_a_factory_is_injected_as_a_float_one_is():
+    """A factory's float argument given as a 0-d float64 array (functools.partial(optax.sgd,
+    momentum=np.asarray(0.9))) is injected in the sweep's hyperparameter dtype, as the Python
+    float 0.9 is: under jax_enable_x64 with float32 params both sweeps are the same, bit for
+    bit (kept static, the float64 momentum made the trace float64)."""
+    if not hasattr(jax, "enable_x64"):
+        pytest.skip("jax.enable_x64 is not available")
+    opts = dict(num_iter=30, total_steps=1000, warn=False)
+    with jax.enable_x64(True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        array_sgd = functools.partial(optax.sgd, momentum=np.asarray(0.9))
+        array = find_lr(_loss, _params(), array_sgd, _data(), **opts)
+        float_sgd = functools.partial(optax.sgd, momentum=0.9)
+        number = find_lr(_loss, _params(), float_sgd, _data(), **opts)
+    assert _curve(array) == _curve(number)
+
+
+def test_the_generator_of_a_shuffled_probe_data_loader_is_put_back():
+    """probe_data read from a shuffled torch DataLoader draws from its own generator: after the
+    run the generator is as before, so the loader's next pass is the one it would have made."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x = np.concatenate([b[0] for b in _data(n=64, seed=1)])
+    y = np.concatenate([b[1] for b in _data(n=64, seed=1)])
+    g = torch.Generator().manual_seed(0)
+    ds = TensorDataset(torch.tensor(x), torch.tensor(y))
+    probe = DataLoader(ds, batch_size=32, shuffle=True, generator=g)
+    before = g.get_state().clone()
+    find_lr(_loss, _params(), optax.adam, _data(), probe_data=probe, num_iter=10, warn=False)
+    assert torch.equal(g.get_state(), before)

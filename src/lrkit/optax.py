@@ -529,7 +529,8 @@ def _check_params(params: Any) -> None:
             ) from None
         if not jnp.issubdtype(dtype, jnp.inexact):
             raise ValueError(
-                "params must hold floating-point arrays only (the range test differentiates "
+                "params must hold floating-point (or complex) arrays only (the range test "
+                "differentiates "
                 f"every leaf), got {dtype} at params{where or '(the root)'}; keep integer or "
                 "boolean state out of params (in loss_fn's closure or the batch)"
             )
@@ -741,17 +742,17 @@ def _injected_family(transformation: Any, state: Any) -> str:
     if not found:
         return optimizer_family("")
     hyper, inner = found[0].hyperparams, found[0].inner_state
+    momentum = hyper.get("momentum")
+    if momentum is None and _holds_trace(inner):  # momentum a static argument
+        momentum = 1.0  # its value is not in the state; a trace is momentum
     factory = _wrapped_factory(transformation)
     if factory is not None:
-        momentum = hyper.get("momentum")
-        if momentum is None and _holds_trace(inner):  # momentum a static argument
-            momentum = 1.0  # its value is not in the state; a trace is momentum
         return _family(factory, momentum)
     parts = inner if type(inner) is tuple else (inner,)  # optax.chain's state: a plain tuple
     sgd = set(hyper) <= _SGD_HYPERPARAMS and all(
         isinstance(p, (optax.EmptyState, optax.TraceState)) for p in parts
     )
-    return _family(optax.sgd, hyper.get("momentum")) if sgd else optimizer_family("")
+    return _family(optax.sgd, momentum) if sgd else optimizer_family("")
 
 
 def _holds_trace(state: Any) -> bool:
@@ -858,8 +859,8 @@ def find_lr(
     ``opt_state`` (optional) is the state to start from (e.g. mid-training): a state of
     ``optimizer`` or, when ``optimizer`` is a factory, also the state of the plain optimizer
     it builds (``optax.adam(1e-3).init(params)``, what a training loop holds); by default
-    ``optimizer.init(params)``. ``params`` must hold floating-point leaves only (each is
-    differentiated), and ``loss_fn`` must return a scalar float loss (with ``has_aux=True``,
+    ``optimizer.init(params)``. ``params`` must hold floating-point (or complex) leaves only (each
+    is differentiated), and ``loss_fn`` must return a scalar float loss (with ``has_aux=True``,
     a ``(loss, aux)`` pair): both are checked before the first step (``loss_fn`` is traced
     once with ``jax.eval_shape``), with a one-line ``ValueError`` naming what is wrong.
 
