@@ -180,6 +180,16 @@ def _fastai_trim(lrs: FloatArray, s: FloatArray, num_iter: Any = None) -> tuple[
     return lrs[lo:hi], s[lo:hi]
 
 
+def _fastai_curve(
+    lrs: npt.ArrayLike, losses: npt.ArrayLike, beta: float, num_iter: Any
+) -> tuple[Any, Any]:
+    """What fastai's rules read of a sweep: the losses checked, smoothed as its ``Recorder``
+    smooths them (:func:`smooth_ema`) and trimmed as ``lr_find`` trims them
+    (:func:`_fastai_trim`)."""
+    x, y = _check(lrs, losses)
+    return _fastai_trim(x, smooth_ema(y, beta=beta), num_iter)
+
+
 def _valley_on(x: FloatArray, y: FloatArray) -> float:
     n = len(y)
     if n < 2:
@@ -248,8 +258,7 @@ def valley(
     """fastai's ``valley`` on the losses smoothed as fastai's ``Recorder`` does
     (:func:`smooth_ema`, ``beta=0.98``), trimmed as fastai trims them (the first
     ``num_iter // 10`` points and the last 5; ``num_iter``: the sweep's planned steps)."""
-    x, y = _check(lrs, losses)
-    return _valley_on(*_fastai_trim(x, smooth_ema(y, beta=beta), num_iter))
+    return _valley_on(*_fastai_curve(lrs, losses, beta, num_iter))
 
 
 def minimum(
@@ -262,8 +271,7 @@ def minimum(
 ) -> float:
     """fastai's ``minimum``: the LR of the minimum of the smoothed losses (smoothed and trimmed
     as fastai does, see :func:`valley`), divided by 10."""
-    x, y = _check(lrs, losses)
-    tx, ty = _fastai_trim(x, smooth_ema(y, beta=beta), num_iter)
+    tx, ty = _fastai_curve(lrs, losses, beta, num_iter)
     return float(tx[int(np.argmin(ty))]) / 10.0
 
 
@@ -277,8 +285,7 @@ def slide(
 ) -> float:
     """fastai's ``slide`` on the losses smoothed and trimmed as fastai does (see
     :func:`valley`)."""
-    x, y = _check(lrs, losses)
-    return _slide_on(*_fastai_trim(x, smooth_ema(y, beta=beta), num_iter))
+    return _slide_on(*_fastai_curve(lrs, losses, beta, num_iter))
 
 
 def steep(
@@ -292,8 +299,7 @@ def steep(
     """fastai's ``steep`` on the losses smoothed and trimmed as fastai does (see
     :func:`valley`): the LR where the loss falls fastest per unit of ``ln(lr)``, the left end
     of the steepest step between two points."""
-    x, y = _check(lrs, losses)
-    return _steep_on(*_fastai_trim(x, smooth_ema(y, beta=beta), num_iter))
+    return _steep_on(*_fastai_curve(lrs, losses, beta, num_iter))
 
 
 # ----------------------------------------------------------------------------- default rule

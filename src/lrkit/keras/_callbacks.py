@@ -400,14 +400,18 @@ def _compacted(ends: list[int]) -> list[int]:
     return [max(ends)] if len(ends) > 256 else ends
 
 
+def _skips_steps(model: Any) -> bool:
+    """Whether ``model``'s optimizer is a ``LossScaleOptimizer``, whose counter leaves out the
+    steps it drops (overflowing gradients)."""
+    return isinstance(getattr(model, "optimizer", None), keras.optimizers.LossScaleOptimizer)
+
+
 def _counter_moved(model: Any, opt: Any, start: int, params: dict[str, Any] | None) -> int | None:
     """How far ``opt``'s counter moved since ``start`` (read at the epoch's beginning), when
     the epoch's length is unknown (data without a length: Keras' JAX loop then begins one
     batch more than it runs, and reports its last call as full); ``None`` when the length is
-    known, or with a ``LossScaleOptimizer``, whose counter skips the steps it drops."""
-    if (params or {}).get("steps") or isinstance(
-        getattr(model, "optimizer", None), keras.optimizers.LossScaleOptimizer
-    ):
+    known, or with a ``LossScaleOptimizer`` (:func:`_skips_steps`)."""
+    if (params or {}).get("steps") or _skips_steps(model):
         return None
     return _iterations(opt) - start
 
@@ -1526,8 +1530,7 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
             for (batch, it, sched, scale), end in zip(recs, ends)
             for k in range(max(end - batch, 1))
         ]
-        if isinstance(getattr(self.model, "optimizer", None), keras.optimizers.LossScaleOptimizer):
-            # its counter leaves out the steps it skipped, which used no learning rate
+        if _skips_steps(self.model):  # the steps it skipped used no learning rate
             it_end = _iterations(self._opt)
             if not self._unread:  # read at every batch: a skipped step is a batch the next
                 # one's counter did not move past (the epoch's last: the counter ended there)

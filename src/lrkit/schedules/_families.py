@@ -1192,17 +1192,14 @@ class WSD(Schedule):
         self.lr = _lr("lr", lr)
         self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
         self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0, v.MAX_STEPS)
-        if self.warmup_steps > self.total_steps or (
-            decay_steps is None and self.warmup_steps == self.total_steps
-        ):
+        # the default decay needs a step after the warmup; decay_steps=0 lets it fill the run
+        most = self.total_steps - (decay_steps is None)
+        if self.warmup_steps > most:
             raise ValueError(
-                f"warmup_steps must be < total_steps (allowed range: [0, "
-                f"{self.total_steps - 1}]; the decay needs at least 1 step), got "
-                f"warmup_steps={self.warmup_steps}, total_steps={self.total_steps}"
-                if decay_steps is None
-                else f"warmup_steps must be <= total_steps (allowed range: [0, "
-                f"{self.total_steps}]), got warmup_steps={self.warmup_steps}, "
-                f"total_steps={self.total_steps}"
+                f"warmup_steps must be {'<' if decay_steps is None else '<='} total_steps "
+                f"(allowed range: [0, {most}]"
+                + ("; the decay needs at least 1 step" if decay_steps is None else "")
+                + f"), got warmup_steps={self.warmup_steps}, total_steps={self.total_steps}"
             )
         if decay_steps is None:  # 20% of the run, at most the steps after the warmup
             decay_steps = min(
