@@ -46,19 +46,25 @@ def natural_steps(schedule: Any) -> int:
 
 
 def check_steps(schedule: Any) -> Any:
-    """The steps a schedule is checked at (its sign when an adapter takes it, its peak): those
-    a default plot of it evaluates, over its natural length (at most 2**53 steps)."""
-    return plot_steps(schedule)
+    """The steps a schedule is checked at (its sign when an adapter takes it, its peak), over
+    its natural length (at most 2**53 steps): every step up to :data:`MAX_POINTS` steps, else
+    that many evenly spaced ones. An adapter is built at the start of a run (a Keras callback
+    at each ``fit()``): reading every step of a long schedule there, as a plot does, would
+    cost up to a second."""
+    return plot_steps(schedule, extremes=False)
 
 
-def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX_POINTS) -> Any:
+def plot_steps(
+    schedule: Any, *, steps: int | None = None, max_points: int = MAX_POINTS, extremes: bool = True
+) -> Any:
     """The integer steps at which to draw ``schedule`` over ``[0, steps)``: every step when
     there are at most ``max_points``; else, up to :data:`ENVELOPE_STEPS` steps, the first,
     the last and the steps of the lowest and highest value of each of ``max_points // 2 - 1``
     runs of steps (at most ``max_points``); else ``max_points`` evenly spaced steps including
     the first and the last (so a plot of ``cosine(0.1, total_steps=10**12)`` costs what one
-    of 4000 steps does). ``steps`` defaults to the schedule's natural length + 1 (its ``length``
-    attribute), or 1000 when it has none. Returns an ``int64`` array."""
+    of 4000 steps does); ``extremes=False``: evenly spaced steps at any length. ``steps``
+    defaults to the schedule's natural length + 1 (its ``length`` attribute), or 1000 when it
+    has none. Returns an ``int64`` array."""
     if steps is None:  # a schedule of the longest length (2**53 steps) is drawn to its end
         total = min(natural_steps(schedule), MAX_STEP)
     else:
@@ -71,7 +77,7 @@ def plot_steps(schedule: Any, *, steps: int | None = None, max_points: int = MAX
         raise ValueError(f"max_points must be an integer >= 2, got {V.fmt(max_points)}")
     if total <= max_points:
         return np.arange(total, dtype=np.int64)
-    if total <= ENVELOPE_STEPS:
+    if extremes and total <= ENVELOPE_STEPS:
         extremes = _extreme_steps(schedule, total, max_points)
         if extremes is not None:
             return extremes

@@ -587,3 +587,18 @@ def test_the_terminal_curve_of_a_short_cycle_fills_every_columns_band(
     for c in range(40):
         column = "".join(r[c] for r in rows)
         assert column.strip(" ") == column and set(column) <= {"*", "|"}, (c, column)
+
+
+def test_an_adapters_check_reads_evenly_spaced_steps_of_a_long_schedule() -> None:
+    """The steps an adapter checks a schedule at when it is built are not every step: the
+    plot's per-run extremes are for plots only."""
+    from lrkit.textplot import MAX_POINTS, check_steps, natural_steps, plot_steps
+
+    s = S.cyclic(0.001, max_lr=0.1, step_size_up=100, step_size_down=100)
+    s = S.join([s, S.constant(0.001)], boundaries=[10**6])
+    last = natural_steps(s) - 1
+    assert last > MAX_POINTS
+    even = np.unique(np.round(np.linspace(0.0, last, MAX_POINTS)).astype(np.int64))
+    assert check_steps(s).tolist() == even.tolist()
+    assert plot_steps(s, extremes=False).tolist() == even.tolist()
+    assert plot_steps(s).tolist() != even.tolist()

@@ -281,7 +281,7 @@ def reach(s: Schedule, *, table: bool = False) -> float:
 
 def checked_steps(s: Schedule) -> Any:
     """The steps ``s`` is checked at up front (its sign when an adapter takes it, its peak):
-    those a default plot of it evaluates (:func:`lrkit.textplot.check_steps`) below
+    those of :func:`lrkit.textplot.check_steps` below
     :func:`reach`, so a function inside it is called at no step past its ``length`` (at none
     without one); possibly none."""
     from ..textplot import check_steps

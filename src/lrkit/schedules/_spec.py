@@ -450,9 +450,8 @@ def as_schedule(value: Any, *, name: str = "schedule", nonnegative: bool = False
 
     Anything else raises ``ValueError`` naming the parameter ``name`` and the accepted types.
     With ``nonnegative=True`` (a learning rate, a momentum), a schedule that is negative or
-    NaN at one of the steps a plot of it evaluates (:func:`lrkit.textplot.plot_steps`: every
-    step of its natural length up to 4000; up to 2**22 steps, each run of steps' lowest and
-    highest; else 4000 evenly spaced ones) is a ``ValueError``
+    NaN at one of the steps it is checked at (:func:`lrkit.textplot.check_steps`: every step
+    of its natural length up to 4000, else 4000 evenly spaced ones) is a ``ValueError``
     naming that step; a schedule holding a function schedule is checked only at the steps
     within the function's ``length`` (none without one: see :func:`first_negative`). Every
     adapter takes schedules through this function."""
