@@ -22,8 +22,10 @@ from lrkit import schedules as S
 from lrkit.tune import (
     BLIND_LR_RANGE,
     ForeignStudyError,
+    SearchSpace,
     StudySpaceError,
     Task,
+    TuneResult,
     TuneWarning,
     check_storage,
     tune,
@@ -2144,3 +2146,111 @@ def test_runs_overlapping_in_threads_put_the_first_hook_back() -> None:
         t.join()
     assert hooks and hooks[0] is not before
     assert threading.excepthook is before
+
+
+def _complete_result(direction: str, values: list[float]) -> TuneResult:
+    """A TuneResult over a study holding one COMPLETE constant-schedule trial per value."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    study = optuna.create_study(direction=direction)
+    dists = {
+        "lr": FloatDistribution(1e-6, 10.0, log=True),
+        "family": CategoricalDistribution(["constant"]),
+    }
+    for i, v in enumerate(values):
+        lr = 0.001 * (i + 1)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": lr, "family": "constant"},
+                distributions=dists,
+                value=v,
+                user_attrs={"schedule": f"constant(lr={lr!r})"},
+            )
+        )
+    return TuneResult(study, space=SearchSpace(100), n_trials=len(values), seeding="blind")
+
+
+@pytest.mark.parametrize(
+    ("direction", "ylim"), [("minimize", (0.2, 11.4)), ("maximize", (1.2, 12.4))]
+)
+def test_the_plot_shows_the_best_80_percent_of_the_values_in_detail(
+    direction: str, ylim: tuple[float, float]
+) -> None:
+    """Values 1..10: minimizing, from the best (1) to the 80th percentile (9), widened by 10%
+    of that span below and 30% above; maximizing, from the 20th percentile (2) to the best."""
+    pytest.importorskip("matplotlib")
+    fig = _complete_result(direction, [float(v) for v in range(1, 11)]).plot(None)
+    for ax in fig.axes[:2]:
+        assert ax.get_ylim() == pytest.approx(ylim, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("lr", "kept"),
+    [(1e-3 * (1 - 1e-12), True), (1.0 * (1 + 1e-12), True), (1e-3 * (1 - 1e-6), False)],
+)
+def test_a_queued_trial_at_the_interval_edge_up_to_rounding_is_run_not_dropped(
+    lr: float, kept: bool
+) -> None:
+    """A queued LR beyond the searched interval by a rounding error (a relative 1e-12) is run
+    as queued; one beyond it by more (1e-6) is dropped (PRUNED, its parameters kept)."""
+    study = optuna.create_study(study_name="edge")
+    study.enqueue_trial({"lr": lr, "family": "constant"})
+    seen: list[float] = []
+
+    def train(schedule: S.Schedule, report: Any) -> float:
+        seen.append(float(schedule(0)))
+        return 1.0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna: the fixed value is outside its distribution
+        r = tune(Task(train=train, total_steps=20), n_trials=1, storage=study._storage,
+                 study_name="edge", seeding=(1e-3, 1.0), families="constant",
+                 pruner="none")  # fmt: skip
+    first = r.study.trials[0]
+    if kept:
+        assert first.state == TS.COMPLETE and first.params == {"lr": lr, "family": "constant"}
+        assert seen == [lr]
+    else:
+        assert first.state == TS.PRUNED and first.params == {}
+        assert first.user_attrs["dropped"] == "outside the search space"
+        assert first.user_attrs["queued_params"] == {"lr": lr, "family": "constant"}
+        assert len(seen) == 1 and seen != [lr]
+
+
+def test_a_blind_fallback_before_any_trial_gives_way_to_a_later_range_test() -> None:
+    """A range test that gave no interval leaves the blind one on the study; while no trial
+    has started there, the next run's range test that gives one is searched instead."""
+    storage = _shared("fallback")
+    flat = SimpleNamespace(lrs=np.logspace(-5, 0, 10), losses=np.ones(10), curve=None)
+    first = Task(train=_flat, total_steps=20, range_test=lambda: flat)
+    with pytest.warns(TuneWarning, match="the range test gave no usable interval"):
+        r = tune(first, n_trials=1, storage=storage, study_name="fallback", timeout=1e-9)
+    assert r.stop_reason == "timeout" and r.study.trials == []
+    assert (r.seeding, r.lr_range) == ("blind", BLIND_LR_RANGE)
+    second = Task(train=_flat, total_steps=20, range_test=lambda: (1e-3, 1.0))
+    r = tune(second, n_trials=1, storage=storage, study_name="fallback", families="constant")
+    assert (r.seeding, r.lr_range) == ("finder", (1e-3, 1.0))
+    assert r.study.user_attrs["lrkit.lr_range"] == [1e-3, 1.0]
+
+
+def test_a_study_database_marked_by_alembic_alone_keeps_its_other_tables(tmp_path: Path) -> None:
+    """Optuna's ``studies`` with alembic's ``alembic_version`` (no ``version_info``) is an
+    Optuna study database: a table of its own beside them is left alone, not refused."""
+    import sqlite3
+
+    from lrkit.tune import check_writable
+
+    path = tmp_path / "alembic.db"
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        con.execute("CREATE TABLE studies (study_id INTEGER PRIMARY KEY, study_name TEXT)")
+        con.execute("CREATE TABLE alembic_version (version_num TEXT)")
+        con.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
+        con.commit()
+    check_writable(f"sqlite:///{path}")
+    path.unlink()
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        con.execute("CREATE TABLE studies (study_id INTEGER PRIMARY KEY, study_name TEXT)")
+        con.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
+        con.commit()
+    with pytest.raises(ValueError, match=r"tables that are not Optuna's: notes\)"):
+        check_writable(f"sqlite:///{path}")

@@ -1784,3 +1784,44 @@ def test_a_worker_waiting_on_a_study_in_memory_looks_again_every_half_second(
              seeding="blind", stop_when=stop)  # fmt: skip
     assert r.stop_reason == "stop_when"
     assert slept == [0.5, 0.5]
+
+
+def test_onecycle_warmup_is_at_least_two_steps_of_the_run() -> None:
+    """A ``pct_start`` shorter than two steps is raised to ``2 / total_steps``."""
+    assert build_schedule(
+        "onecycle", lr=0.2, total_steps=100, pct_start=0.01, div_factor=25.0
+    ) == S.onecycle(max_lr=0.2, total_steps=100, pct_start=0.02, div_factor=25.0)
+    assert build_schedule(
+        "onecycle", lr=0.2, total_steps=100, pct_start=0.03, div_factor=25.0
+    ) == S.onecycle(max_lr=0.2, total_steps=100, pct_start=0.03, div_factor=25.0)
+
+
+def test_an_lr_range_whose_ends_are_equal_is_a_one_line_error() -> None:
+    with pytest.raises(ValueError, match=r"^lr_range\[1\] must be > lr_range\[0\]=0\.1, got 0\.1$"):
+        SearchSpace(100, lr_range=(0.1, 0.1))
+
+
+def test_lr_range_from_finder_low_is_where_the_loss_fell_by_a_tenth_of_its_drop() -> None:
+    """Flat at 2.0, down to 1.0, up to 3.0: the smoothed curve's minimum is 1.059 (drop
+    0.941); it is first at or below 2.0 - 0.0941 at index 22 (1.891; index 21 is 1.934), and
+    first back above 2.0 at index 50, which bounds the interval above."""
+    lrs = np.logspace(-5, 0, 60)
+    losses = np.concatenate(
+        [np.full(20, 2.0), np.linspace(2.0, 1.0, 20), np.linspace(1.0, 3.0, 20)]
+    )
+    res = SimpleNamespace(lrs=lrs, losses=losses, curve=None, stop_reason="done", stop_lr=None)
+    assert lr_range_from_finder(res) == (float(lrs[22]), float(lrs[50]))
+
+
+@pytest.mark.parametrize(("stop_reason", "high"), [("nan", 0.5), ("diverged", 0.5), ("done", 0.1)])
+def test_lr_range_from_finder_high_is_the_lr_that_stopped_a_nan_or_diverged_sweep(
+    stop_reason: str, high: float
+) -> None:
+    """A loss still falling at the sweep's end: the interval ends at the LR that stopped the
+    sweep on a NaN or a divergence, else at the sweep's last LR."""
+    lrs = np.logspace(-5, -1, 40)
+    losses = np.concatenate([np.full(20, 2.0), np.linspace(2.0, 1.0, 20)])
+    res = SimpleNamespace(lrs=lrs, losses=losses, curve=None, stop_reason=stop_reason, stop_lr=0.5)
+    lo, hi = lr_range_from_finder(res)
+    assert hi == pytest.approx(high, rel=1e-12)
+    assert lo == lr_range_from_finder(SimpleNamespace(lrs=lrs, losses=losses, curve=None))[0]
