@@ -1753,3 +1753,46 @@ def test_lr_logger_under_a_loss_scale_optimizer_after_a_guard_restore_logs_as_wi
         return log.history
 
     assert run(True) == run(False)
+
+
+@pytest.mark.parametrize(
+    ("monitor", "expected"),
+    [("fmeasure", "max"), ("fmeasure_macro", "max"), ("val_fmeasure", "max"), ("val_f1", "min")],
+)
+def test_plateau_auto_mode_of_a_metric_keras_does_not_know_follows_its_name(monitor, expected):
+    """mode="auto" on a metric name Keras does not know: "max" for a name starting with
+    "fmeasure" (or holding "acc") after Keras' "val_" prefix, "min" otherwise."""
+    assert lk.ReduceOnPlateau(monitor).controller.mode == expected
+    assert lk.ReduceLROnPlateau(monitor).controller.mode == expected
+
+
+def test_a_guard_that_gives_up_stops_a_fit_of_several_epochs_in_the_restored_state():
+    """Giving up sets ``model.stop_training``: a fit of three epochs ends after the first,
+    in the last good state (that of a model trained on the batches before the divergence)."""
+    x, y = _data_with_bad_batch(bad=5)
+    a, b = _small(), _small()
+    b.set_weights(a.get_weights())
+    for m in (a, b):
+        m.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    a.fit(x[:16], y[:16], batch_size=4, shuffle=False, verbose=0)
+    guard = lk.DivergenceGuard(max_restores=0, snapshot_every=1)
+    with pytest.warns(RuntimeWarning, match="stopped training"):
+        hist = b.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0, callbacks=[guard])
+    assert guard.gave_up and b.stop_training is True
+    assert hist.epoch == [0]
+    assert int(np.asarray(b.optimizer.iterations)) == 4
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_lr_logger_writes_the_epochs_lr_under_the_key_it_was_given(
+    const_grad_model, mean_pred_loss
+):
+    """``key=`` names the entry of the epoch logs (and so of History) the logger writes."""
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.25), loss=mean_pred_loss)
+    log = lk.LRLogger(key="lr_used")
+    sched = lk.LRScheduler(S.constant(0.125), per="epoch")
+    hist = _fit(model, 2, [sched, log])
+    assert hist.history["lr_used"] == [0.125, 0.125]
+    assert log.history == [(0, 0.125), (1, 0.125)]

@@ -419,7 +419,8 @@ def _counter_moved(model: Any, opt: Any, start: int, params: dict[str, Any] | No
 def _resolve_mode(mode: str, monitor: str) -> str:
     mode = V.choice("mode", mode, ("auto", "min", "max"))
     if mode == "auto":
-        return "max" if ("acc" in monitor or monitor.startswith("fmeasure")) else "min"
+        name = monitor.removeprefix("val_")  # Keras' name of a validation metric
+        return "max" if ("acc" in name or name.startswith("fmeasure")) else "min"
     return mode
 
 
@@ -494,7 +495,8 @@ class ReduceOnPlateau(_LRCallback):
     ``mode="auto"`` reads the direction of the monitored metric as Keras does, when training
     begins: ``"min"`` for the loss, ``"max"`` for a compiled metric that goes up (accuracy,
     AUC, precision, recall, ...), ``"min"`` for one that goes down; for a name Keras does not
-    know, ``"max"`` when it contains ``"acc"``, else ``"min"``.
+    know, ``"max"`` when it contains ``"acc"`` or starts with ``"fmeasure"`` (after a
+    ``"val_"`` prefix), else ``"min"``.
 
     ``verbose=1`` prints a line when the scale changes (as Keras' callback does).
 
