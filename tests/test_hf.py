@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 
 import lrkit.torch as lt  # noqa: E402
 from lrkit import schedules as S  # noqa: E402
-from lrkit.feedback import ReduceOnPlateau  # noqa: E402
+from lrkit.feedback import Feedback, ReduceOnPlateau  # noqa: E402
 from lrkit.hf import ReportMetric, Trainer, find_lr  # noqa: E402
 
 #: transformers resumes a checkpoint (optimizer, scheduler) through torch.load, which it allows
@@ -1011,3 +1011,183 @@ def test_the_trainers_own_lr_scheduler_kwargs_are_said_to_be_unused(tmp_path: An
         "the lrkit schedule sets every LR (put a warmup into it, e.g. "
         "S.with_warmup(schedule, warmup_steps=...))"
     ]
+
+
+def test_a_spec_that_goes_below_0_is_refused_when_the_trainer_is_made(tmp_path: Any) -> None:
+    """A spec string or dict whose LR goes below 0 at some step is refused when the Trainer
+    is made, not when train() starts."""
+    below = S.constant(0.1) - S.linear(0.0, end_lr=0.2, total_steps=10)
+    for spec in (str(below), below.to_dict()):
+        with pytest.raises(ValueError) as info:
+            Trainer(model=tiny_bert(), args=_args(tmp_path), schedule=spec)
+        assert str(info.value) == (
+            "schedule: schedule must be >= 0 at every step (a learning rate or hyperparameter), "
+            "got -0.01999999999999999 at step 6: sub(a=constant(lr=0.1), "
+            "b=linear(start_lr=0.0, end_lr=0.2, total_steps=10))"
+        )
+
+
+def test_report_metric_refuses_an_empty_or_non_string_monitor() -> None:
+    for bad, shown in (("", "''"), (3, "3")):
+        with pytest.raises(ValueError) as info:
+            ReportMetric(bad)  # type: ignore[arg-type]
+        assert str(info.value) == f"monitor must be the name of a logged metric, got {shown}"
+
+
+def _round_parts(tmp_path: Any) -> tuple[Any, Any, Any]:
+    """What the Trainer passes to a callback's hooks: (args, state, control)."""
+    return _args(tmp_path), transformers.TrainerState(), transformers.TrainerControl()
+
+
+def test_report_metric_reports_once_per_round_when_two_evaluations_have_the_metric(
+    tmp_path: Any,
+) -> None:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.004)
+    sched = lt.scheduler(opt, "constant(0.004)", feedback=ReduceOnPlateau(patience=0))
+    args, state, control = _round_parts(tmp_path)
+    report = ReportMetric("eval_score")
+    report.on_step_end(args, state, control)
+    for value in (1.0, 2.0):  # the second evaluation of the round is not reported
+        report.on_evaluate(args, state, control, metrics={"eval_score": value}, lr_scheduler=sched)
+    assert sched.feedback.num_updates == 1 and sched.feedback.best == 1.0
+    report.on_step_begin(args, state, control)
+    report.on_step_end(args, state, control)
+    report.on_evaluate(args, state, control, metrics={"eval_score": 3.0}, lr_scheduler=sched)
+    assert sched.feedback.num_updates == 2
+
+
+def test_report_metric_reports_nothing_after_a_round_ended_without_an_evaluation(
+    tmp_path: Any,
+) -> None:
+    """A round ends at the next step, epoch or the end of train(), evaluated or not: an
+    evaluate() after it (e.g. a stock Trainer's, after train()) changes no LR."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.004)
+    sched = lt.scheduler(opt, "constant(0.004)", feedback=ReduceOnPlateau(patience=0))
+    args, state, control = _round_parts(tmp_path)
+    for end in ("on_train_end", "on_step_begin", "on_epoch_begin"):
+        report = ReportMetric("eval_score")
+        report.on_step_end(args, state, control)
+        getattr(report, end)(args, state, control)
+        report.on_evaluate(args, state, control, metrics={"eval_score": 1.0}, lr_scheduler=sched)
+        assert sched.feedback.num_updates == 0, end
+
+
+def test_report_metric_warns_once_per_round_of_a_scheduler_without_feedback(
+    tmp_path: Any,
+) -> None:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.004)
+    sched = lt.scheduler(opt, "constant(0.004)")
+    args, state, control = _round_parts(tmp_path)
+    report = ReportMetric("eval_score")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):  # a round of two eval datasets, twice
+            report.on_step_end(args, state, control)
+            for name in ("a", "b"):
+                report.on_evaluate(
+                    args, state, control, metrics={f"eval_{name}_score": 1.0}, lr_scheduler=sched
+                )
+    assert [str(w.message) for w in caught] == [
+        "ReportMetric: the Trainer's scheduler is not an lrkit scheduler with a feedback "
+        "controller (lrkit.hf.Trainer(schedule=..., feedback=...))"
+    ] * 2
+
+
+@pytest.mark.parametrize(
+    "flags, amp, scaled",
+    [
+        ({}, False, False),
+        ({"bf16": True}, torch.bfloat16, False),
+        ({"fp16": True}, torch.float16, True),
+    ],
+)
+def test_find_lr_sweeps_under_the_autocast_dtype_of_the_training_arguments(
+    tmp_path: Any, monkeypatch: Any, flags: dict[str, Any], amp: Any, scaled: bool
+) -> None:
+    import lrkit.hf as H
+
+    seen: dict[str, Any] = {}
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return "result"
+
+    monkeypatch.setattr(H, "_torch_find_lr", recorded)
+    trainer = transformers.Trainer(
+        model=tiny_bert(), args=_args(tmp_path, **flags), train_dataset=Pairs(32, 1)
+    )
+    assert find_lr(trainer, num_iter=10) == "result"
+    assert seen["amp"] is amp and (seen["scaler"] is not None) is scaled
+    assert seen["accumulation_steps"] == 1 and trainer.optimizer is None
+
+
+class _LiveState(Feedback):
+    """A controller of one's own whose state_dict() is its live state (loaded in place)."""
+
+    def __init__(self) -> None:
+        self.state = {"type": "_LiveState", "scale": 1.0}
+
+    @property
+    def scale(self) -> float:
+        return self.state["scale"]
+
+    def update(self, value: Any, *, step: int | None = None) -> float:
+        self.state["scale"] *= 0.5
+        return self.scale
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.state
+
+    def load_state_dict(self, state: Any) -> None:  # type: ignore[override]
+        self.state.clear()
+        self.state.update(state)
+
+
+def test_each_scheduler_starts_a_controller_from_its_state_when_the_trainer_was_made(
+    tmp_path: Any,
+) -> None:
+    """The state a controller had when the Trainer was made is kept apart from it: a
+    controller whose state_dict() is its live state also starts afresh in the next train()."""
+    fb = _LiveState()
+    trainer = Trainer(
+        model=tiny_bert(), args=_args(tmp_path, max_steps=4), schedule="constant(0.01)", feedback=fb
+    )
+    trainer.create_optimizer()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # no ReportMetric callback: said
+        sched = trainer.create_scheduler(4)
+        sched.report(1.0)
+        assert fb.scale == 0.5
+        trainer.lr_scheduler = None  # as a second train() or a hyperparameter_search trial
+        again = trainer.create_scheduler(4)
+    assert again is not sched and fb.scale == 1.0
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [0.01, 0.01]
+
+
+def test_a_checkpoint_without_scheduler_state_repeats_no_earlier_load_warning(
+    tmp_path: Any,
+) -> None:
+    """Only the warnings of the scheduler's load from this checkpoint are issued: one without a
+    scheduler state (optimizer only) leaves the scheduler alone and says nothing of an earlier
+    load's other schedule."""
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, max_steps=4),
+        schedule=lambda n: S.cosine(0.004, total_steps=n),
+    )
+    opt = trainer.create_optimizer()
+    sched = trainer.create_scheduler(4)
+    other = lt.scheduler(
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.004), "cosine(0.004, 8)"
+    )
+    with pytest.warns(UserWarning, match="different schedule"):
+        sched.load_state_dict(other.state_dict())
+    state = copy.deepcopy(sched.state_dict())
+    checkpoint = tmp_path / "optimizer-only"
+    checkpoint.mkdir()
+    torch.save(opt.state_dict(), checkpoint / "optimizer.pt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer._load_optimizer_and_scheduler(str(checkpoint))
+    assert not [w for w in caught if "different schedule" in str(w.message)]
+    assert sched.state_dict() == state

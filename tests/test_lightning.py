@@ -1855,3 +1855,107 @@ def test_load_state_dict_refuses_a_step_count_that_is_not_a_positive_integer() -
     finder = LRFinder()
     finder.load_state_dict({"result": saved, "total_steps": 12, "planned_steps": 12})
     assert finder.result is not None and finder.result.to_dict() == res.to_dict()
+
+
+def test_finder_refuses_an_empty_attr_name_when_it_is_made() -> None:
+    for bad, shown in (("", "''"), (5, "5")):
+        with pytest.raises(ValueError) as info:
+            LRFinder(attr_name=bad)  # type: ignore[arg-type]
+        assert str(info.value) == f"attr_name must be a non-empty attribute name, got {shown}"
+
+
+class _DropsThird(Tiny):
+    """on_before_batch_transfer turns the third batch drawn into None (fit skips it, and
+    counts it in batch_idx); training_step records each batch_idx it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drawn = 0
+        self.indices: list[int] = []
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        self.drawn += 1
+        return None if self.drawn == 3 else batch
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        self.indices.append(batch_idx)
+        return super().training_step(batch, batch_idx)
+
+
+def test_finder_counts_a_batch_the_hooks_turn_into_none_in_batch_idx_as_fit_does() -> None:
+    torch.manual_seed(0)
+    fitted = _DropsThird()
+    _trained(fitted, None, max_steps=3)  # fit alone: the None batch is skipped and counted
+    assert fitted.indices == [0, 1, 3]
+    torch.manual_seed(0)
+    swept = _DropsThird()
+    finder = LRFinder(num_iter=10, total_steps=200, set_lr=False, plot=False)
+    _trained(swept, finder, max_epochs=0)
+    assert finder.result is not None and len(swept.indices) > 3
+    assert 2 not in swept.indices
+    assert swept.indices == [i for i in range(len(swept.indices) + 1) if i != 2]
+
+
+def test_report_metric_used_for_a_second_fit_warns_when_that_fit_validates_nothing() -> None:
+    """The validation runs are counted per fit: one that validated does not hide that the
+    next fit, with the same callback, gave its controllers no metric."""
+    report = ReportMetric()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=1, callbacks=[report]).fit(Tiny(spec="constant(0.04)", patience=0))
+    with pytest.warns(RuntimeWarning) as said:
+        _trainer(max_epochs=1, limit_val_batches=0, callbacks=[report]).fit(
+            Tiny(spec="constant(0.04)", patience=0)
+        )
+    assert [str(w.message) for w in said if "ReportMetric" in str(w.message)] == [
+        "ReportMetric: no validation ran in this fit (limit_val_batches=0, no val_dataloader, "
+        "a check_val_every_n_epoch or val_check_interval the run ended before, e.g. at "
+        "max_steps): the feedback controllers received no metric"
+    ]
+
+
+def test_finder_logs_the_suggestion_max_lr_and_base_lr_through_every_logger() -> None:
+    torch.manual_seed(0)
+    finder = LRFinder(num_iter=30, total_steps=200, set_lr=False, plot=False)
+    loggers = [MemoryLogger(), MemoryLogger()]
+    torch.manual_seed(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=0, callbacks=[finder], logger=loggers).fit(Tiny())
+    res = finder.result
+    assert res is not None and None not in (res.suggestion, res.max_lr, res.base_lr)
+    expected = {
+        "lr_finder/suggestion": res.suggestion,
+        "lr_finder/max_lr": res.max_lr,
+        "lr_finder/base_lr": res.base_lr,
+    }
+    for logger in loggers:
+        assert [(s, m) for s, m in logger.metrics if any("lr_finder" in k for k in m)] == [
+            (0, expected)
+        ]
+
+
+def test_a_curve_loaded_by_hand_is_not_reused_after_a_fit_that_skipped_the_sweep(
+    tmp_path: Any,
+) -> None:
+    """A fit that skips the range test (limit_train_batches=0) ends the loaded curve's claim:
+    a later fit resuming from a checkpoint saved without the curve keeps that checkpoint's LR,
+    and says so."""
+    torch.manual_seed(0)
+    first = LRFinder(num_iter=20, total_steps=200, set_lr=False, plot=False)
+    _trained(Tiny(), first, max_epochs=0)
+    without = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_top_k=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=1, callbacks=[without], enable_checkpointing=True).fit(Tiny(lr=0.02))
+    finder = LRFinder(num_iter=20, plot=False)
+    finder.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    with pytest.warns(LRFinderWarning, match="limit_train_batches=0 trains nothing"):
+        _trainer(max_epochs=1, limit_train_batches=0, limit_val_batches=0,
+                 callbacks=[finder]).fit(Tiny(lr=0.02))  # fmt: skip
+    module, rec = Tiny(lr=0.02), LRRecorder()
+    with pytest.warns(LRFinderWarning, match="saved without LRFinder's range test"):
+        _trainer(max_epochs=2, callbacks=[finder, rec], limit_val_batches=0).fit(
+            module, ckpt_path=str(tmp_path / "epoch=0-step=4.ckpt")
+        )
+    assert module.lr == 0.02 and set(rec.lrs.values()) == {0.02}
