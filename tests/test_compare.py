@@ -1354,3 +1354,93 @@ def test_a_refused_make_leaves_the_optimizer_and_gradients_as_given():
         C.compare(C.factory(make, seed=0), methods="fixed", steps=10, num_iter=10)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert len(opt.state) == 0 and all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("spec", [",", " , ", "", []])
+def test_methods_naming_no_method_are_refused_before_anything_runs(spec):
+    """A methods string of separators alone (or an empty list) names no method: a one-line
+    ValueError, from parse_methods as from compare() before any setup is made."""
+    message = f"methods must be a comma-separated subset of {', '.join(C.METHODS)}, got {spec!r}"
+    with pytest.raises(ValueError) as info:
+        C.parse_methods(spec)
+    assert str(info.value) == message
+    calls: list[int] = []
+
+    def make():
+        calls.append(1)
+        raise AssertionError("make() called")
+
+    with pytest.raises(ValueError) as info:
+        C.compare(make, methods=spec, steps=10, num_iter=10)
+    assert str(info.value) == message and calls == []
+
+
+def test_the_plateau_row_counts_its_reductions_in_words():
+    """Every report an improvement (an LR that trains): "0 reductions"; an LR too small to
+    move the loss for 5 steps (4 reports, patience 2): one halving, "1 reduction"."""
+    make = C.factory(_linear_task(), seed=0)
+    r = C.run_method("plateau", make=make, lrs=_LRS, steps=10)
+    assert r.note == "0 reductions" and r.lrs == [0.1] * 10
+    tiny = C.LRs(1e-12, base_max=1e-12, base_min=1e-12, adam=1e-3)
+    r = C.run_method("plateau", make=make, lrs=tiny, steps=5)
+    assert r.note == "1 reduction"
+    assert r.lrs == [1e-12] * 4 + [0.5e-12]
+
+
+def test_data_one_batch_short_of_the_steps_is_noted_and_warned():
+    """A one-shot iterator of 9 batches for a 10-step run: the run ends after 9 steps, and
+    its row and a DataRanOutWarning say so."""
+    from lrkit.torch import DataRanOutWarning
+
+    x = torch.arange(72.0).reshape(72, 1).repeat(1, 4) / 72
+    y = torch.arange(72) % 3
+
+    def fn():
+        model = torch.nn.Linear(4, 3)
+        data = ((x[i : i + 8], y[i : i + 8]) for i in range(0, 72, 8))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return model, opt, torch.nn.functional.cross_entropy, data
+
+    with pytest.warns(DataRanOutWarning) as caught:
+        r = C.run_method("fixed", make=C.factory(fn, seed=0), lrs=_LRS, steps=10)
+    assert len(r.losses) == 9 and r.note == "data ran out after 9 of 10 steps"
+    assert [str(w.message) for w in caught] == [
+        "compare: method 'fixed': data ran out after 9 of steps=10 steps: a one-shot iterator "
+        "(a generator) yields its batches once; give the data as a list, a DataLoader or a "
+        "function returning a new iterator"
+    ]
+
+
+def test_a_loaders_own_generator_is_left_as_found_when_the_check_before_the_runs_fails():
+    """The check before the range tests takes a training step (drawing from the loader's own
+    generator), then meets validation data without a batch: the ValueError leaves the
+    generator where the caller had it."""
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    gen = torch.Generator().manual_seed(5)
+    loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True, generator=gen)
+
+    def task():
+        model = torch.nn.Linear(4, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return model, opt, torch.nn.functional.cross_entropy, loader, []
+
+    before = gen.get_state()
+    with pytest.raises(ValueError, match=r"^val_data must yield at least one batch, got none$"):
+        C.compare(C.factory(task, seed=0), methods="fixed", steps=10, num_iter=10)
+    assert torch.equal(gen.get_state(), before)
+
+
+def test_a_results_json_form_has_no_non_finite_number_in_its_curves():
+    """Losses and LRs that are infinite or NaN (a diverged run) are None in to_dict(), in the
+    row's and the comparison's, so that the JSON is standard."""
+    import json
+
+    inf, nan = float("inf"), float("nan")
+    row = C.Result("fixed", optimizer="SGD", lr="0.1", losses=[1.5, inf, nan],
+                   lrs=[0.1, nan, 0.05], final_loss=inf, diverged=True)  # fmt: skip
+    d = row.to_dict()
+    assert d["losses"] == [1.5, None, None] and d["lrs"] == [0.1, None, 0.05]
+    assert d["final_loss"] is None and d["val_loss"] is None and d["diverged"] is True
+    text = json.dumps(C.Comparison([row], lrs=_LRS).to_dict(), allow_nan=False)
+    assert json.loads(text)["results"][0]["losses"] == [1.5, None, None]

@@ -853,3 +853,35 @@ def test_the_command_refuses_unfit_data_or_loss_before_printing_anything(
     out, err = capsys.readouterr()
     assert out == ""
     assert err == f"lrkit compare: error: target '{module}:{target}': {message}\n"
+
+
+def test_a_failed_methods_error_is_quoted_up_to_200_characters(task_module, capsys, monkeypatch):
+    """The error line quotes the first failure on one line: a message of up to 200 characters
+    whole, a longer one cut there with its length; the table's note keeps it whole."""
+    import lrkit.schedules
+
+    words = "the cosine schedule could not be built for this optimizer " * 5
+    message = f"RuntimeError: {words.strip()}"
+    assert 200 < len(message)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(words)
+
+    monkeypatch.setattr(lrkit.schedules, "cosine", broken)
+    argv = ["compare", f"{task_module}:make_linear", "--methods", "fixed,cosine", "--steps",
+            "10", "--finder-iter", "10", "--no-plot"]  # fmt: skip
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert f"failed: {message}" in out
+    assert err == (
+        f"lrkit compare: error: 1 method failed (cosine; first: {message[:170]} ... "
+        f"({len(message)} characters)): the table and files hold the others\n"
+    )
+    words = "no cosine here, " * 8
+    message = f"RuntimeError: {words.strip()}"
+    assert 30 < len(message) <= 200
+    assert main(argv) == 1
+    assert capsys.readouterr().err == (
+        f"lrkit compare: error: 1 method failed (cosine; first: {message}): the table and "
+        "files hold the others\n"
+    )
