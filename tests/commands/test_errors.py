@@ -1556,3 +1556,66 @@ def test_sigterm_interrupts_once_and_the_handler_before_is_put_back(capsys):
     finally:
         signal.signal(signal.SIGTERM, old)
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["plot", "--widht=30", "cosine(0.1, 100)", "--steps", "abc"], "--widht=30"),
+        (["find", "--demo", "--numiter=50", "pkg.mod:fn"], "--numiter=50"),
+    ],
+)
+def test_a_mistyped_option_with_its_value_attached_names_only_itself(argv, named, capsys):
+    """``--opt=value``: the word after it is no value of it (the spec, the target), and is
+    not named with it, whatever other mistake the command line holds."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"lrkit {argv[0]}: error: unrecognized arguments: {named} (see: lrkit {argv[0]} --help)\n"
+    )
+
+
+def test_an_abbreviated_option_is_known_and_the_real_mistake_is_named(capsys):
+    """``--wid`` is ``--width`` as argparse reads it: the error is that of ``--steps``, not an
+    unrecognized ``--wid``."""
+    with pytest.raises(SystemExit) as info:
+        main(["plot", "cosine(0.1, 100)", "--wid", "30", "--steps", "abc"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == (
+        "lrkit plot: error: argument --steps: invalid int value: 'abc' (see: lrkit plot --help)\n"
+    )
+
+
+def test_plot_imports_no_other_command():
+    """``lrkit plot`` imports its own command module only (not find, compare or tune, with
+    what they import)."""
+    code = (
+        "import sys\n"
+        "from lrkit.cli import main\n"
+        "assert main(['plot', 'cosine(0.1, 10)', '--height', '3']) == 0\n"
+        "print(sorted(m for m in ('lrkit.commands.find', 'lrkit.commands.compare',"
+        " 'lrkit.commands.tune', 'lrkit.commands.plot') if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "['lrkit.commands.plot']\n"
+
+
+def test_find_json_on_stdout_is_written_when_the_plot_cannot_be(task, tmp_path, monkeypatch, capfd):
+    """The plot failing (exit code 1) does not keep the JSON asked for on standard output
+    from being written, after the plot's error."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    def fails(self, *a, **k):
+        raise RuntimeError("the backend needs a program that is not installed")
+
+    monkeypatch.setattr(Figure, "savefig", fails)
+    argv = ["find", f"{task}:make", "--quiet", "--no-train", "--num-iter", "10"]
+    assert main([*argv, "-o", str(tmp_path / "p.png"), "--json", "/dev/stdout"]) == 1
+    captured = capfd.readouterr()
+    out = captured.out
+    assert json.loads(out[out.index("\n{") + 1 :])["num_iter"] == 10 and out.endswith("}\n")
+    assert "could not write the file" in captured.err
+    assert not (tmp_path / "p.png").exists()

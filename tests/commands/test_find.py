@@ -868,3 +868,81 @@ def test_json_named_like_the_next_free_default_image_moves_the_image_further(
     assert json.loads((tmp_path / "lrkit_find-1.png").read_text())["num_iter"] == 10
     assert (tmp_path / "lrkit_find-2.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "lrkit_find.png").read_bytes() == b"an earlier plot"
+
+
+def test_a_budget_of_one_step_is_said_in_the_singular(capsys):
+    argv = ["find", "--demo", "--num-iter", "40", "--no-train", "--no-plot", "--quiet"]
+    assert main([*argv, "--total-steps", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "  for 1 training step; reliable: NO (see the warnings below)" in out
+
+
+DIVERGES_IN_CHECKS = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    STEPS = []
+
+    def make():
+        torch.manual_seed(0)
+        x = torch.randn(128, 5)
+        y = (x[:, 0] > 0).long()
+        model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 128, 16)]
+
+        def loss(out, target):
+            value = nn.functional.cross_entropy(out, target)
+            if torch.is_grad_enabled():
+                STEPS.append(1)
+                if len(STEPS) > 12:  # every training step after the range test's
+                    return value * float("nan")
+            return value
+
+        return model, opt, loss, data, data[:2]
+    """
+)
+
+
+def test_a_check_run_that_diverges_is_not_scored_on_the_validation_batches(write_module, capsys):
+    """A diverged check run is reported as diverged on its training loss, without an
+    accuracy: its model is not scored on val_data."""
+    name = write_module("lrkit_find_diverges", DIVERGES_IN_CHECKS)
+    argv = ["find", f"{name}:make", "--num-iter", "10", "--train-steps", "20"]
+    assert main([*argv, "--no-plot", "--quiet"]) == 0
+    rows = [ln.split() for ln in capsys.readouterr().out.splitlines()]
+    checks = [r for r in rows if r and r[0] in ("constant", "one-cycle")]
+    assert [(r[0], r[3], r[4], r[5]) for r in checks] == [
+        ("constant", "train", "diverged", "-"),
+        ("one-cycle", "train", "diverged", "-"),
+    ]
+
+
+NAN_FROM_THE_FIRST_STEP = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    def make():
+        torch.manual_seed(0)
+        x = torch.randn(64, 4)
+        y = (x[:, 0] > 0).long()
+        model = nn.Linear(4, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+
+        def loss(out, target):
+            value = nn.functional.cross_entropy(out, target)
+            return value * float("nan") if torch.is_grad_enabled() else value
+
+        return model, opt, loss, data
+    """
+)
+
+
+def test_a_range_test_of_one_step_is_said_in_the_singular(write_module, capsys):
+    name = write_module("lrkit_find_nan_first", NAN_FROM_THE_FIRST_STEP)
+    main(["find", f"{name}:make", "--no-plot", "--quiet", "--no-train"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("range test: 1 step in "), lines[1]

@@ -602,3 +602,90 @@ def test_an_adapters_check_reads_evenly_spaced_steps_of_a_long_schedule() -> Non
     assert check_steps(s).tolist() == even.tolist()
     assert plot_steps(s, extremes=False).tolist() == even.tolist()
     assert plot_steps(s).tolist() != even.tolist()
+
+
+def test_a_number_of_101_digits_is_refused_and_one_of_100_is_read(capsys) -> None:
+    assert main(["plot", "constant(0." + "1" * 101 + ")", "--steps", "3"]) == 2
+    assert capsys.readouterr().err == (
+        "lrkit plot: error: invalid schedule spec at position 11: a number with 101 digits "
+        "(at most 100)\n"
+    )
+    assert main(["plot", "constant(0." + "1" * 100 + ")", "--steps", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "lr: start 0.1111, max 0.1111, min 0.1111, end 0.1111"
+    )
+
+
+def test_a_bad_spec_shows_the_30_characters_before_the_place_it_fails(capsys) -> None:
+    spec = "cosine(lr=0.1, total_steps=1000, final_lr=0.0, warmup=10) ^ 2"
+    assert main(["plot", spec]) == 2
+    assert capsys.readouterr().err == (
+        "lrkit plot: error: invalid schedule spec at position 58: unexpected character '^' "
+        "(near: ...000, final_lr=0.0, warmup=10) <here> ^ 2)\n"
+    )
+
+
+def test_a_schedule_longer_than_a_plot_drawn_over_given_steps_says_nothing_of_its_end(
+    capsys,
+) -> None:
+    """With ``--steps`` the plot draws the steps asked for: no note on where the schedule
+    ends beyond what a plot can draw."""
+    n = 9_000_000_000_000_000
+    spec = f"join([cosine(0.1, {n}), cosine(0.1, {n})], [{n}])"
+    assert main(["plot", spec, "--height", "4", "--width", "30", "--steps", "100"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == "lr: start 0.1, max 0.1, min 0.1, end 0.1"
+
+
+def test_the_summary_line_of_one_finite_value_says_value_not_values(capsys) -> None:
+    assert main(["plot", "exponential(1e308, gamma=10)", "--steps", "3", "--height", "3",
+                 "--width", "10"]) == 0  # fmt: skip
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        "(2 non-finite values (inf or nan) not drawn)",
+        "lr: start 1e+308, max 1e+308, min 1e+308 (of the 1 finite value), end inf",
+    ]
+
+
+def test_an_image_on_a_log_axis_with_one_positive_value_draws_it_once(tmp_path, monkeypatch):
+    """One value > 0 and one left out: the curve's own marker draws the single point; no
+    second dot is drawn over it, and the note says "1 value"."""
+    pytest.importorskip("matplotlib")
+    import lrkit._figure
+
+    drawn = []
+    real = lrkit._figure.save_figure
+    monkeypatch.setattr(lrkit._figure, "save_figure", lambda fig, *a, **k: drawn.append(fig)
+                        or real(fig, *a, **k))  # fmt: skip
+    assert main(["plot", "cyclic(0, 0.1, 1)", "--steps", "2", "--log", "-o",
+                 str(tmp_path / "one.png")]) == 0  # fmt: skip
+    (ax,) = drawn[0].axes
+    assert len(ax.lines) == 1
+    assert ax.lines[0].get_ydata()[1] == 0.1 and np.isnan(ax.lines[0].get_ydata()[0])
+    assert [t.get_text() for t in ax.texts] == ["1 value <= 0 not drawn on the log axis"]
+
+
+def test_a_title_over_a_narrow_terminal_plot_is_wrapped_at_40_characters(capsys) -> None:
+    spec = "join([cosine(0.1, 1000, eta_min=0.001), constant(0.001)], [1000])"
+    assert main(["plot", spec, "--width", "20", "--height", "3", "--steps", "5"]) == 0
+    assert capsys.readouterr().out.splitlines()[:3] == [
+        "join(schedules=[cosine(lr=0.1,",
+        "total_steps=1000, eta_min=0.001),",
+        "constant(lr=0.001)], boundaries=[1000])",
+    ]
+
+
+def test_an_image_title_of_several_lines_is_set_smaller_than_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import lrkit._figure
+
+    drawn = []
+    real = lrkit._figure.save_figure
+    monkeypatch.setattr(lrkit._figure, "save_figure", lambda fig, *a, **k: drawn.append(fig)
+                        or real(fig, *a, **k))  # fmt: skip
+    long = "join([constant(0.1), constant(0.2), constant(0.3), constant(0.4)], [10, 20, 30])"
+    for spec, lines, size in (("cosine(0.1, 100)", 1, 10.0), (long, 2, 9.0)):
+        drawn.clear()
+        assert main(["plot", spec, "--steps", "60", "-o", str(tmp_path / "t.png")]) == 0
+        (ax,) = drawn[0].axes
+        assert len(ax.get_title().splitlines()) == lines
+        assert ax.title.get_fontsize() == size

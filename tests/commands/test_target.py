@@ -491,3 +491,63 @@ def test_compare_json_on_standard_output_comes_after_the_plots_line(folder, capf
     assert "  plot written to c.png\n" in out[:start]
     assert out.endswith("}\n") and json.loads(out[start:])
     assert (folder / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_target_that_changes_folder_and_fails_leaves_the_caller_in_its_folder(folder, capsys):
+    """The command ends in the folder it started in, also when the target moved the process
+    elsewhere (``os.chdir``) and then raised."""
+    import os
+
+    (folder / "elsewhere").mkdir()
+    (folder / "lrkit_tgt_tasks.py").write_text(
+        "import os\n\ndef make():\n    os.chdir('elsewhere')\n    raise RuntimeError('moved')\n"
+    )
+    assert main(["find", "lrkit_tgt_tasks:make", "--no-plot"]) == 1
+    assert "RuntimeError: moved" in capsys.readouterr().err
+    assert os.getcwd() == str(folder)
+
+
+def test_find_names_one_shared_trainable_parameter_in_the_singular(folder, capsys):
+    pytest.importorskip("torch")
+    source = KEPT_LAYER.replace("torch.nn.Linear(4, 8)", "torch.nn.Linear(4, 8, bias=False)")
+    (folder / "lrkit_tgt_kept.py").write_text(source)
+    rc = main(["find", "lrkit_tgt_kept:make", "--no-plot", "--quiet", "--train-steps", "20"])
+    assert rc == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit find: error: target 'lrkit_tgt_kept:make' must build a fresh model on every "
+        "call (each check run trains its own from the same initial weights): the models of "
+        "its first two calls share 1 trainable parameter (a layer built once, at import?); "
+        "create the model inside the function, or pass --no-train"
+    ]
+
+
+def test_find_never_replaces_a_file_that_took_the_default_plots_name_during_the_work(
+    folder, capsys
+):
+    """The default plot's name is chosen before the work; a file written there meanwhile
+    (here by the target) is kept, and the plot takes the next free name."""
+    pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    source = SMALL_TASK.replace(
+        "def make():\n", "def make():\n    open('lrkit_find.png', 'w').write('mine')\n"
+    )
+    (folder / "lrkit_tgt_tasks.py").write_text(source)
+    argv = ["find", "lrkit_tgt_tasks:make", "--no-train", "--num-iter", "10", "--quiet"]
+    assert main(argv) == 0
+    assert "  plot written to lrkit_find-1.png\n" in capsys.readouterr().out
+    assert (folder / "lrkit_find.png").read_text() == "mine"
+    assert (folder / "lrkit_find-1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_find_does_not_compare_the_weights_of_models_of_another_make_up(folder, capsys):
+    """Models of other parameter shapes from the target's first two calls: nothing to compare,
+    the check runs train them."""
+    pytest.importorskip("torch")
+    source = SMALL_TASK.replace(
+        "    model = torch.nn.Linear(4, 2)\n",
+        "    CALLS.append(1)\n    model = torch.nn.Linear(4, 2 if len(CALLS) == 1 else 3)\n",
+    )
+    (folder / "lrkit_tgt_tasks.py").write_text("CALLS = []\n" + source)
+    argv = ["find", "lrkit_tgt_tasks:make", "--num-iter", "10", "--train-steps", "20"]
+    assert main([*argv, "--no-plot", "--quiet"]) == 0, capsys.readouterr().err
+    assert "check: 20 training steps from the same initial weights" in capsys.readouterr().out
