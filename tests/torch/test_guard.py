@@ -1487,3 +1487,58 @@ def test_a_nan_in_a_sparse_gradient_is_a_divergence() -> None:
     )
     assert guard.check(loss) is False
     assert guard.events[-1]["gradients"] == "not finite" and emb.weight.grad is None
+
+
+def test_a_restore_puts_back_a_non_persistent_buffer_whose_dtype_changed_since() -> None:
+    """A non-persistent buffer replaced by one of another dtype after the snapshot comes back
+    as the snapshot held it: its dtype and its values."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(_RunningCentre())
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=1)
+    opt.zero_grad()
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    assert guard.check(loss)
+    kept = model[0].centre.clone()  # this check's snapshot holds the buffer as it is now
+    opt.step()
+    model[0].centre = torch.full((4,), 7.0, dtype=torch.float64)
+    assert guard.check(math.nan) is False
+    assert model[0].centre.dtype == torch.float32
+    assert torch.equal(model[0].centre, kept)
+
+
+@pytest.mark.parametrize("loss", [1.0, math.nan])
+def test_a_group_added_with_a_learned_lr_is_refused_before_the_check_counts(loss: float) -> None:
+    """A param group added with an LR tensor that requires grad is refused in one line at the
+    next check, before that check is judged: nothing counted, nothing restored."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    opt = torch.optim.SGD(model[2].parameters(), lr=0.01)
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=1)
+    assert guard.check(1.0)
+    opt.add_param_group({"params": model[0].parameters(), "lr": torch.tensor(0.1).requires_grad_()})
+    message = "optimizer: param group 1's lr is a tensor that requires grad"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        guard.check(loss)
+    assert guard.num_checks == 1 and guard.controller.num_checks == 1
+    assert guard.restores == 0 and guard.events == []
+
+
+def test_a_loaded_state_is_saved_again_as_loaded_until_the_next_check() -> None:
+    """Saved again before any check, a loaded guard state is the one loaded (its snapshot
+    count and its param groups), whatever groups the optimizer has at the resume."""
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(model[2].parameters(), lr=0.1)
+    g = DivergenceGuard(model, optimizer=opt, snapshot_every=10)
+    for _ in range(3):
+        g.check(1.0)
+    sd = json.loads(json.dumps(g.state_dict()))
+    assert (sd["good"], sd["groups"]) == (3, 1)
+    model2, _, _ = _problem()
+    opt2 = torch.optim.SGD(model2[2].parameters(), lr=0.1)
+    opt2.add_param_group({"params": model2[0].parameters(), "lr": 0.01})
+    h = DivergenceGuard(model2, optimizer=opt2, snapshot_every=10)
+    h.load_state_dict(sd)
+    assert h.state_dict() == sd

@@ -556,3 +556,65 @@ def test_seed_all_seeds_torch_numpy_and_python_random() -> None:
     random.random(), np.random.rand(), torch.rand(())
     seed_all(123)
     assert draws() == first
+
+
+def test_evaluate_gives_no_accuracy_for_two_column_outputs_against_float_targets() -> None:
+    """Two-column outputs scored against float targets (a regression that reads the first
+    column) are not classification batches, even with targets that look like class indices:
+    the accuracy is NaN, the loss the mean over the examples."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    x = torch.randn(8, 3)
+    y = torch.tensor([0.0, 1.0] * 4)
+
+    def first_column(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(out[:, 0], y)
+
+    loss, acc = evaluate(model, loss_fn=first_column, data=[(x, y)])
+    with torch.no_grad():
+        expected = float(first_column(model(x), y))
+    assert loss == expected and math.isnan(acc)
+
+
+def test_evaluate_counts_a_batch_with_a_zero_dimensional_target_as_one_example() -> None:
+    """A batch whose target is a 0-d tensor is one example: the loss is the mean over such
+    batches."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    data = [(torch.randn(3), torch.tensor(float(i))) for i in range(3)]
+
+    def squared(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (out.sum() - y) ** 2
+
+    loss, acc = evaluate(model, loss_fn=squared, data=data)
+    with torch.no_grad():
+        expected = sum(float(squared(model(x), y)) for x, y in data) / 3
+    assert loss == expected and math.isnan(acc)
+
+
+def test_a_failed_first_step_puts_a_schedule_free_optimizer_back_in_eval_mode() -> None:
+    """A schedule-free optimizer in eval mode whose first step fails is put back in eval mode
+    with the model's weights exactly as they were (optimizer.train() moved them)."""
+    pytest.importorskip("schedulefree")
+    from lrkit.torch import schedule_free
+
+    model, _, loss_fn, data = _task()
+    opt = schedule_free(model.parameters(), lr=0.1)
+    fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=3)
+    opt.eval()
+    before = [p.detach().clone() for p in model.parameters()]
+
+    def failing_step(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("optimizer step failed")
+
+    opt.step = failing_step  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="optimizer step failed"):
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=3)
+    assert not any(g["train_mode"] for g in opt.param_groups)
+    assert all(torch.equal(p.detach(), b) for p, b in zip(model.parameters(), before))
+
+
+def test_fit_refuses_zero_epochs_in_one_line() -> None:
+    model, opt, loss_fn, data = _task()
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=data, epochs=0)
