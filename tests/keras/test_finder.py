@@ -830,3 +830,132 @@ def test_a_built_model_with_an_unbuilt_optimizer_is_left_with_a_fresh_optimizer(
     assert slots and not any(np.any(np.array(v.numpy())) for v in slots)
     for a, b in zip(weights, model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_each_pass_over_the_arrays_is_shuffled_in_a_new_order():
+    """shuffle=True: every pass over the arrays takes the next permutation of the same private
+    generator (``default_rng(seed)``), not the first pass's order again."""
+    x = np.ones((16, 8), dtype="float32")
+    y = np.arange(1, 17, dtype="float32").reshape(-1, 1)
+    model = _zero_linear()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    res = _find(model, x, y, batch_size=8, shuffle=True, seed=7, eval_batches=0, num_iter=10,
+                start_lr=1e-12, end_lr=1e-11, stop_early=False, max_extra_iter=0)  # fmt: skip
+    assert res.steps == 10
+    rng = np.random.default_rng(7)
+    expected = []
+    for _ in range(5):  # five passes of two batches
+        order = rng.permutation(16)
+        expected += [float(np.mean(y[order[i : i + 8]] ** 2)) for i in (0, 8)]
+    np.testing.assert_allclose(res.losses, expected, rtol=1e-5)
+
+
+def test_val_data_sample_weight_weighs_the_held_loss():
+    """val_data ``(x, y, sample_weight)``: each held batch's loss is its weighted loss (Keras'
+    mean over the batch of weight times loss), and the held loss their mean."""
+    x = np.ones((32, 8), dtype="float32")
+    y = np.zeros((32, 1), dtype="float32")
+    xv = np.zeros((4, 8), dtype="float32")  # predictions 0 whatever the weights
+    yv = np.array([[1.0], [2.0], [3.0], [4.0]], dtype="float32")
+    wv = np.array([0.0, 1.0, 2.0, 1.0], dtype="float32")
+    model = _zero_linear()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    res = _find(model, x, y, batch_size=2, val_data=(xv, yv, wv), num_iter=10, eval_every=2,
+                stop_early=False)  # fmt: skip
+    expected = ((0.0 * 1 + 1.0 * 4) / 2 + (2.0 * 9 + 1.0 * 16) / 2) / 2
+    assert len(res.held_losses) == 5
+    np.testing.assert_allclose(res.held_losses, expected, rtol=1e-6)
+
+
+def test_an_accumulated_update_cut_short_after_max_skipped_records_its_mean_and_starts_fresh():
+    """gradient_accumulation_steps=3, max_skipped=0: the update whose second micro-batch
+    overflows ends there, its point the mean loss of the two batches it ran; the next update
+    starts on a boundary with empty accumulators, so its gradient is the mean of its own three
+    micro-batches (the first update's held gradient is dropped)."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        n = 4
+        means = [1.0, 1e6, 3.0, 4.0, 5.0] + [1.0] * 15  # one target value per batch
+        x = np.ones((n * len(means), 1), dtype="float32")
+        y = np.repeat(np.array(means, dtype="float32"), n).reshape(-1, 1)
+        model = _zero_linear(1)
+        inner = keras.optimizers.SGD(1e-3, gradient_accumulation_steps=3)
+        model.compile(keras.optimizers.LossScaleOptimizer(inner, initial_scale=1024.0), "mse")
+        kernels: list[float] = []
+
+        def record(i: int, lr: float, loss: float) -> None:
+            kernels.append(float(np.asarray(model.layers[0].kernel.numpy()).ravel()[0]))
+
+        res = _find(model, x, y, batch_size=n, shuffle=False, eval_batches=0, num_iter=10,
+                    max_skipped=0, start_lr=1e-3, end_lr=2e-3, stop_early=False,
+                    max_extra_iter=0, callback=record)  # fmt: skip
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert res.losses[0] == pytest.approx((1.0 + 1e12) / 2, rel=1e-3)
+    assert kernels[0] == 0.0  # nothing applied
+    # the kernel k = 0 before the second update: d/dk mean((k - t)^2) = -2 t for each batch
+    expected = float(res.lrs[1]) * 2 * (3.0 + 4.0 + 5.0) / 3
+    assert kernels[1] == pytest.approx(expected, rel=1e-2)
+
+
+def test_each_probe_starts_from_the_keras_global_seed_state_even_after_sweep_draws():
+    """Unseeded keras.random draws during the sweep (here in the callback) move Keras' global
+    SeedGenerator; it is put back before each probe, so every probe's first step sees the
+    state the sweep's first step saw."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 8)).astype("float32")
+    y = x.sum(1, keepdims=True).astype("float32")
+    keras.utils.set_random_seed(0)
+    keras.random.normal((2,))  # creates the global generator
+    gen = _global_seed_generator()
+    model = _zero_linear()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    model.build((None, 8))
+    model.optimizer.build(model.trainable_variables)
+    firsts = []
+    train_on_batch = model.train_on_batch
+
+    def record(*args, **kw):
+        if not np.any(model.get_weights()[0]):  # the first step of the sweep or of a probe
+            firsts.append(np.array(keras.ops.convert_to_numpy(gen.state.value)))
+        return train_on_batch(*args, **kw)
+
+    def draw(i, lr, loss):
+        keras.random.normal((2,))
+
+    model.train_on_batch = record
+    res = _find(model, x, y, batch_size=16, eval_batches=0, probe_data=(x[:16], y[:16]),
+                start_lr=1e-4, end_lr=10.0, num_iter=10, total_steps=100,
+                callback=draw)  # fmt: skip
+    assert res.probes is not None
+    assert len(firsts) == 1 + len(res.probes.lrs)
+    for s in firsts[1:]:
+        assert np.array_equal(s, firsts[0])
+
+
+class _NumpyShift(keras.layers.Layer):
+    """Adds a constant drawn from NumPy's global RNG when its call is traced."""
+
+    def call(self, x):
+        return x + np.float32(np.random.standard_normal())
+
+
+def test_scoring_val_data_before_the_sweep_leaves_the_global_rngs_as_the_sweep_found_them():
+    """The one-batch check of val_data traces a test step (here a layer draws from NumPy's
+    global RNG when traced); the RNGs are put back before the sweep, so the sweep is the one
+    run with the same batches placed first in the data as the held set (bit for bit)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 8)).astype("float32")
+    y = x.sum(1, keepdims=True).astype("float32")
+    xv, yv, xt, yt = x[:32], y[:32], x[32:], y[32:]
+    train = [(xt[i : i + 8], yt[i : i + 8]) for i in range(0, len(xt), 8)]
+
+    def run(data, **kw):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), _NumpyShift(), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+        r = _find(model, data, num_iter=10, max_extra_iter=0, eval_every=2, **kw)
+        return r.losses.tolist(), r.held_losses.tolist()
+
+    ref = run([(xv, yv), *train], eval_batches=1)
+    assert run(train, val_data=(xv, yv), batch_size=32) == ref

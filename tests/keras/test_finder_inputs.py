@@ -136,3 +136,46 @@ def test_a_pydataset_is_replayed_in_order_and_its_epoch_state_left_alone(regress
         results[weight] = res
     # the sample weights reach the loss: twice the weight, twice the first step's loss
     assert results[2.0].losses[0] == pytest.approx(2.0 * results[1.0].losses[0], rel=1e-5)
+
+
+def _zero_linear():
+    """Dense(1) without bias, kernel zeros: every prediction is 0 before training."""
+    return keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+    )
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_array_sample_weight_follows_its_samples_into_each_batch(shuffle):
+    """sample_weight with arrays: each batch carries the weights of its own samples (the same
+    indices as x and y, shuffled or not), so the first loss is that batch's weighted mse."""
+    x = np.ones((32, 8), dtype="float32")
+    y = np.arange(1, 33, dtype="float32").reshape(-1, 1)
+    w = np.linspace(0.0, 3.0, 32).astype("float32")
+    model = _zero_linear()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    res = lk.find_lr(model, x, y, sample_weight=w, batch_size=8, shuffle=shuffle, seed=4,
+                     eval_batches=0, num_iter=10, start_lr=1e-12, end_lr=1e-11,
+                     stop_early=False, warn=False)  # fmt: skip
+    idx = np.random.default_rng(4).permutation(32)[:8] if shuffle else np.arange(8)
+    expected = float(np.mean(w[idx] * y[idx, 0] ** 2))
+    assert res.losses[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_y_and_sample_weight_must_have_as_many_samples_as_x(regression):
+    """A y or sample_weight with more or fewer samples than x is a one-line ValueError naming
+    it and both counts, before any step; the model is left untouched."""
+    x, y = regression
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    model.build((None, 8))
+    before = [keras.ops.convert_to_numpy(v) for v in model.variables]
+    longer = np.concatenate([y, y[:4]])
+    with pytest.raises(ValueError, match=r"^y must have as many samples as x \(256\), got 260$"):
+        lk.find_lr(model, x, longer, num_iter=10)
+    for w, n in ((np.ones(10, "float32"), 10), (np.ones(300, "float32"), 300)):
+        message = rf"^sample_weight must have as many samples as x \(256\), got {n}$"
+        with pytest.raises(ValueError, match=message):
+            lk.find_lr(model, x, y, sample_weight=w, num_iter=10)
+    for v, b in zip(model.variables, before, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), b)
