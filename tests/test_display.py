@@ -303,3 +303,169 @@ def test_a_tune_result_prints_as_its_one_line_summary() -> None:
         f"TuneResult(trials={{'COMPLETE': 3}}, best_value=1, best_spec={r.best_spec!r})"
     )
     assert "optuna" not in text and "\n" not in text
+
+
+def test_a_schedule_display_lists_the_lr_at_its_last_step() -> None:
+    s = S.cosine(0.1, total_steps=99)
+    html = _check(s._repr_mimebundle_())
+    heads = re.findall(r"<th style='text-align:left'>([^<]*)</th>", html)
+    steps = [h for h in heads if h.startswith("lr at step ")]
+    assert steps == [f"lr at step {p}" for p in (0, 25, 50, 75, 99)]
+    assert f"lr at step 99</th><td style='text-align:left'>{float(s(99)):.4g}<" in html
+
+
+def test_a_range_test_display_lists_the_other_rules_but_not_its_own() -> None:
+    r = range_test(lambda lr: 1.0 / (1.0 + lr) + lr * lr, num_iter=30, warn=False)
+    html = _check(r._repr_mimebundle_())
+    heads = re.findall(r"<th style='text-align:left'>([^<]*)</th>", html)
+    rules = [h for h in heads if h.startswith("rule ")]
+    assert rules == [f"rule {m}" for m in r.suggestions() if m != r.method]
+    assert f"rule {r.method}" not in heads and len(rules) == len(r.suggestions()) - 1
+
+
+def test_the_text_plot_joins_a_jump_of_two_rows_in_adjacent_columns() -> None:
+    from lrkit.textplot import text_plot
+
+    out = text_plot(list(range(10)), [0.0] * 5 + [2.0] * 5, width=10, height=3)
+    rows = out.splitlines()
+    assert rows[0].endswith("|     *****")
+    assert rows[1].endswith("|     |    ")
+    assert rows[2].endswith("|*****     ")
+
+
+def test_the_text_plot_labels_steps_below_a_million_as_integers() -> None:
+    from lrkit.textplot import text_plot
+
+    out = text_plot([0, 500000], [1.0, 2.0], width=30, height=5)
+    axis = out.splitlines()[-1]
+    assert axis.split() == ["0", "step", "500000"]
+    big = text_plot([0, 1000000], [1.0, 2.0], width=30, height=5)
+    assert big.splitlines()[-1].split() == ["0", "step", "1e+06"]
+
+
+def test_a_log_x_text_plot_spans_the_positive_steps_only() -> None:
+    from lrkit.textplot import text_plot
+
+    out = text_plot([0, 1, 10, 100], [1.0, 2.0, 3.0, 4.0], width=20, height=4, logx=True)
+    assert out.splitlines() == [
+        "   4 |                   *",
+        "     |          *         ",
+        "2.67 |                    ",
+        "   2 |*                   ",
+        "     +--------------------",
+        "      1   step (log)   100",
+    ]
+
+
+def test_a_flat_text_plot_is_framed_five_percent_around_its_value() -> None:
+    from lrkit.textplot import text_plot
+
+    out = text_plot([0, 1, 2], [2.0, 2.0, 2.0], width=10, height=5)
+    assert out.splitlines() == [
+        "2.1 |          ",
+        "    |          ",
+        "  2 |*   *    *",
+        "    |          ",
+        "1.9 |          ",
+        "    +----------",
+        "     0  step  2",
+    ]
+    zero = text_plot([0, 1, 2], [0.0, 0.0, 0.0], width=10, height=5).splitlines()
+    assert [line.split("|")[0].strip() for line in zero[:5]] == ["1", "", "0", "", "-1"]
+
+
+def test_an_empty_range_test_shows_a_dash_for_each_missing_suggestion() -> None:
+    r = range_test(lambda lr: math.nan, num_iter=10, warn=False)
+    html = r._repr_mimebundle_()["text/html"]
+    cell = "</th><td style='text-align:left'>"
+    for key in ("suggestion", "max_lr (one-cycle)", "base_lr"):
+        assert f"{key}{cell}-<" in html
+    assert "None" not in html
+
+
+def test_a_table_escapes_its_keys_and_values() -> None:
+    from lrkit._display import table
+
+    assert table([("a<b", "x&y"), ("n", 0.123456), ("none", None)]) == (
+        "<table><tr><th style='text-align:left'>a&lt;b</th>"
+        "<td style='text-align:left'>x&amp;y</td></tr>"
+        "<tr><th style='text-align:left'>n</th><td style='text-align:left'>0.1235</td></tr>"
+        "<tr><th style='text-align:left'>none</th><td style='text-align:left'>-</td></tr>"
+        "</table>"
+    )
+
+
+def test_a_tune_display_lists_the_five_best_trials() -> None:
+    pytest.importorskip("optuna")
+    from lrkit.tune import Task, tune
+
+    values = iter([6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 7.0])
+    r = tune(Task(train=lambda s, rep: next(values), total_steps=10), n_trials=7,
+             seeding="blind", seed=0, pruner="none")  # fmt: skip
+    html = _check(r._repr_mimebundle_())
+    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    ranks = re.findall(r"<tr><td style='text-align:left'>(\d+)</td>", body)
+    values_shown = re.findall(r"<tr>(?:<td style='text-align:left'>[^<]*</td>){2}"
+                              r"<td style='text-align:left'>([^<]*)</td>", body)  # fmt: skip
+    assert ranks == ["1", "2", "3", "4", "5"]
+    assert values_shown == ["1", "2", "3", "4", "5"]
+
+
+def test_a_connector_through_a_drawn_point_leaves_the_point_shown() -> None:
+    from lrkit.textplot import text_plot
+
+    out = text_plot([0, 0, 0, 1], [1.0, 0.0, 2.0, 0.0], width=10, height=3)
+    assert [line.split("|", 1)[1][0] for line in out.splitlines()[:3]] == ["*", "*", "*"]
+
+
+def test_the_text_plot_joins_no_points_across_a_skipped_column() -> None:
+    from lrkit.textplot import text_plot
+
+    out = text_plot([0, 2, 9], [0.0, 2.0, 2.0], width=10, height=3)
+    assert out.splitlines()[:3] == [
+        "2 |  *      *",
+        "1 |          ",
+        "0 |*         ",
+    ]
+
+
+def test_a_flat_log_text_plot_is_framed_half_a_decade_around_its_value() -> None:
+    from lrkit.textplot import text_plot
+
+    out = text_plot([0, 1], [1.0, 1.0], width=10, height=5, logy=True).splitlines()
+    assert [line.split("|")[0].strip() for line in out[:5]] == ["3.16", "", "1", "", "0.316"]
+
+
+def test_a_compare_result_display_draws_a_negative_loss_on_a_linear_axis() -> None:
+    from unittest import mock
+
+    from lrkit import _display
+
+    figures: list[Any] = []
+    real = _display._figure_png
+
+    def keep(fig: Any) -> bytes:
+        figures.append(fig)
+        return real(fig)
+
+    with mock.patch.object(_display, "_figure_png", side_effect=keep):
+        _check(_run("onecycle", 0.1, -1.5)._repr_mimebundle_())
+        _check(_run("cosine", 0.1, 0.5)._repr_mimebundle_())
+    assert [f.axes[0].get_yscale() for f in figures] == ["linear", "log"]
+
+
+def test_a_plot_that_writes_no_file_displays_the_table_alone() -> None:
+    from unittest import mock
+
+    r = range_test(lambda lr: 1.0 / (1.0 + lr) + lr * lr, num_iter=30, warn=False)
+    with mock.patch.object(type(r), "plot", return_value=None):
+        bundle = r._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"} and "<img" not in bundle["text/html"]
+
+
+def test_a_comparison_display_escapes_its_name_in_the_title() -> None:
+    from lrkit.compare import Comparison
+
+    c = Comparison([_run("cosine", 0.1, 0.5)], lrs=None, name="a<b & c")
+    html = _check(c._repr_mimebundle_())
+    assert html.startswith("<div><b>lrkit compare: a&lt;b &amp; c</b>")

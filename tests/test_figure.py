@@ -438,3 +438,104 @@ def test_the_step_size_legend_sits_beside_the_axes_inside_the_image(tmp_path: Pa
     assert box.x0 >= ax.get_window_extent(renderer).x1  # beside the axes, not over the curves
     assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1
     assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+
+
+def test_values_reaching_1e307_are_refused_as_undrawable() -> None:
+    _figure.check_drawable([1.0, 9.99e306, float("inf"), float("nan")])
+    with pytest.raises(_figure.UndrawableError, match=r"^the values reach -1e\+307, beyond"):
+        _figure.check_drawable([1.0, -1e307])
+    with pytest.raises(ValueError, match=r"^the losses reach 1e\+307, beyond"):
+        _figure.check_drawable([1e307], what="the losses")
+
+
+def test_a_log_axis_fits_positive_values_only() -> None:
+    assert _figure.log_axis_fits([0.5, 2.0, float("nan"), float("inf")])
+    assert not _figure.log_axis_fits([0.0, 1.0])
+    assert not _figure.log_axis_fits([1.0, -0.5])
+
+
+def test_flatten_alpha_leaves_a_fully_transparent_artist_invisible() -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    (hidden,) = ax.plot([0, 1], [0, 1], color=(0.2, 0.4, 0.6), alpha=0.0)
+    restore = _figure.flatten_alpha(fig)
+    assert hidden.get_color() == (0.2, 0.4, 0.6, 0.0)
+    restore()
+    assert hidden.get_alpha() == 0.0 and hidden.get_color() == (0.2, 0.4, 0.6)
+    assert _figure._mixed((0.2, 0.4, 0.6, 0.0), (1.0, 1.0, 1.0)) == (0.2, 0.4, 0.6, 0.0)
+
+
+def test_an_upper_case_postscript_suffix_is_written_without_a_transparency_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The suffix is read whatever its case: ``plot.EPS`` is PostScript, drawn opaque."""
+    target = tmp_path / "finder.EPS"
+    with caplog.at_level("WARNING"):
+        _finder().plot(target)
+    assert target.read_bytes()[:2] == b"%!"
+    assert not [r for r in caplog.records if "transparency" in r.getMessage()]
+
+
+def test_off_frame_leaves_out_values_of_magnitude_1e307_or_more() -> None:
+    import numpy as np
+
+    out = _figure.off_frame([1.0, -9.99e306, 1e307, -1e307, float("inf"), 2e307])
+    assert out[:2].tolist() == [1.0, -9.99e306]
+    assert np.isnan(out[2:]).all()
+
+
+def test_flatten_alpha_leaves_a_colour_mapped_collection_as_it_is() -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    dots = ax.scatter([0, 1, 2], [0, 1, 2], c=[0.0, 0.5, 1.0], alpha=0.5)
+    before = dots.get_facecolor().copy()
+    restore = _figure.flatten_alpha(fig)
+    assert dots.get_alpha() == 0.5 and dots.get_array() is not None
+    assert (dots.get_facecolor() == before).all()
+    restore()
+    assert dots.get_alpha() == 0.5
+
+
+def test_a_single_finite_point_keeps_the_marker_the_caller_gives() -> None:
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    line = _figure.draw_curve(ax, [0, 1, 2], [float("nan"), 1.0, float("nan")], marker="x")
+    assert line.get_marker() == "x"
+    dot = _figure.draw_curve(ax, [0, 1, 2], [float("nan"), 1.0, float("nan")])
+    assert dot.get_marker() == "o"
+
+
+def test_new_axes_refuses_a_title_that_is_not_a_string() -> None:
+    with pytest.raises(ValueError, match=r"^title must be a string or None, got 3$"):
+        _figure.new_axes(None, "a.png", figsize=(2, 2), title=3)
+
+
+def test_the_grid_over_a_transparent_background_is_mixed_into_white() -> None:
+    from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    ax.set_facecolor("none")
+    line = to_rgba(plt.rcParams["grid.color"])
+    expected = tuple(0.3 * c + 0.7 for c in line[:3])
+    assert _figure.grid_color(ax) == pytest.approx(expected)
+
+
+def test_flatten_alpha_draws_a_patch_s_faded_edge_opaque() -> None:
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    box = Rectangle((0, 0), 1, 1, facecolor=(0, 0, 1, 0.5), edgecolor=(0, 0, 0, 0.5))
+    ax.add_patch(box)
+    restore = _figure.flatten_alpha(fig)
+    assert tuple(box.get_edgecolor()) == pytest.approx((0.5, 0.5, 0.5, 1.0))
+    assert tuple(box.get_facecolor()) == pytest.approx((0.5, 0.5, 1.0, 1.0))
+    restore()
+    assert tuple(box.get_edgecolor()) == pytest.approx((0.0, 0.0, 0.0, 0.5))
