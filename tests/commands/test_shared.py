@@ -3,11 +3,29 @@ goes away, and the name the compare demo gives its task."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import random
+import sys
+import warnings
 
 import pytest
 
-from lrkit.commands._target import Printer, write_json
+from lrkit.commands._target import (
+    OutputFailed,
+    Printer,
+    TargetError,
+    cannot_write,
+    check_distinct,
+    naming,
+    preserved_global_state,
+    print_error,
+    report_target_error,
+    show_progress,
+    show_warnings,
+    typed,
+    write_json,
+)
 
 
 def test_write_json_writes_full_precision_and_says_once_when_it_cannot(tmp_path, capsys) -> None:
@@ -120,3 +138,138 @@ def test_a_standard_output_that_cannot_be_written_is_one_line_and_the_files_are_
     )
     if command == "find":
         assert json.loads((tmp_path / "r.json").read_text())["suggestion"] > 0
+
+
+class _Terminal:
+    """A standard error that reads as a terminal (or fails to say, when ``fails``)."""
+
+    def __init__(self, fails: bool = False) -> None:
+        self.fails = fails
+
+    def isatty(self) -> bool:
+        if self.fails:
+            raise ValueError("I/O operation on closed file")
+        return True
+
+
+def test_progress_bars_only_on_a_terminal_without_quiet_or_no_progress(monkeypatch) -> None:
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    assert show_progress(argparse.Namespace(quiet=False, no_progress=False)) is True
+    assert show_progress(argparse.Namespace(quiet=False, no_progress=True)) is False
+    assert show_progress(argparse.Namespace(quiet=True, no_progress=False)) is False
+    assert show_progress(argparse.Namespace()) is True  # a command without the options
+    monkeypatch.setattr(sys, "stderr", _Terminal(fails=True))
+    assert show_progress(argparse.Namespace(quiet=False, no_progress=False)) is False
+
+
+def test_write_json_writes_an_indented_text_file_ending_a_line(tmp_path) -> None:
+    path = tmp_path / "r.json"
+    assert write_json("tune", str(path), {"a": [1, None]}, out=Printer()) is False
+    assert path.read_text() == '{\n "a": [\n  1,\n  null\n ]\n}\n'
+
+
+def test_write_json_to_a_reader_gone_away_marks_the_output_closed(monkeypatch) -> None:
+    from lrkit.commands import _target
+
+    def gone(path, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(_target, "write_text_whole", gone)
+    out = Printer()
+    assert write_json("tune", "/dev/stdout", {"a": 1}, out=out) is False
+    assert out.closed is True
+    with pytest.raises(BrokenPipeError):
+        out.check()
+
+
+def test_a_printer_whose_write_fails_stops_printing_and_says_why(monkeypatch, capsys) -> None:
+    out = Printer()
+    out("first")
+    out.check()  # nothing went wrong: nothing raised
+    assert capsys.readouterr().out == "first\n"
+    calls = []
+
+    def full(*args, **kwargs):
+        calls.append(args)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("builtins.print", full)
+    out("second")
+    out("third")  # not tried again
+    assert calls == [("second",)]
+    with pytest.raises(OutputFailed, match=r"^cannot write to the standard output: \[Errno 28\]"):
+        out.check()
+
+
+def test_warnings_already_shown_are_left_out(recwarn) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            warnings.warn_explicit("loss is big", UserWarning, "task.py", 7)
+        warnings.warn_explicit("loss is big", UserWarning, "task.py", 8)
+    shown: set = set()
+    show_warnings(caught, shown=shown)
+    assert [(str(w.message), w.lineno) for w in recwarn] == [("loss is big", 7), ("loss is big", 8)]
+    assert shown == {
+        ("loss is big", UserWarning, "task.py", 7),
+        ("loss is big", UserWarning, "task.py", 8),
+    }
+    show_warnings(caught, shown=shown)  # shown before: none again
+    assert len(recwarn) == 2
+
+
+def test_check_distinct_compares_every_pair_of_outputs(tmp_path) -> None:
+    check_distinct({"--json": "a.json", "--plot": None, "-o": "b.png"})
+    said = "--json 'a.json' and -o 'a.json' are the same file: give each its own"
+    for outputs in (
+        {"--json": "a.json", "--plot": "b.png", "-o": "a.json"},
+        {"--plot": "b.png", "--json": "a.json", "-o": "a.json"},
+    ):
+        with pytest.raises(ValueError) as info:
+            check_distinct(outputs)
+        assert str(info.value) == said
+
+
+def test_cannot_write_names_the_option_the_file_and_the_errors_first_line(capsys) -> None:
+    assert cannot_write("tune", option="--plot", path="a.png", error=OSError("full\nmore")) is True
+    assert cannot_write("find", option="--json", path="r.json", error=RuntimeError("")) is True
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: --plot 'a.png': could not write the file: OSError: full",
+        "lrkit find: error: --json 'r.json': could not write the file: RuntimeError",
+    ]
+
+
+def test_an_error_of_the_target_is_one_line_with_every_line_of_its_message(capsys) -> None:
+    err = TargetError("m:f", error=ValueError("line one\n  line two\n"), during="a trial")
+    assert report_target_error("tune", err=err, show_traceback=False) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error in target 'm:f' during a trial: ValueError: line one / line two "
+        "(--traceback shows the full traceback)"
+    ]
+
+
+def test_the_errors_of_a_command_mask_the_password_typed(capsys) -> None:
+    url = "postgresql://u:secretpw@h/db"
+    args = argparse.Namespace(storage=url, lr_range=[0.1, 1.0], other=["x", url])
+    print_error("tune", f"cannot open {url}", args)
+    assert capsys.readouterr().err == "lrkit tune: error: cannot open postgresql://u:***@h/db\n"
+    assert typed(argparse.Namespace(a="x", b=["y", 1], c=("z",), d=3)) == ["x", "y", "z"]
+
+
+def test_a_message_that_names_the_target_is_not_led_by_it_again() -> None:
+    assert naming("m:f", "x") == "target 'm:f': x"
+    assert naming("m:f", ValueError("target 'm:f': x")) == "target 'm:f': x"
+
+
+def test_the_global_state_a_command_changed_is_put_back(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    path = list(sys.path)
+    random.seed(1)
+    expected = random.random()
+    random.seed(1)
+    with preserved_global_state():
+        sys.path.insert(0, str(tmp_path))
+        torch.set_num_threads(threads + 1)
+        random.random()
+    assert (sys.path, torch.get_num_threads(), random.random()) == (path, threads, expected)

@@ -4,6 +4,7 @@ error (exit code 1)."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -551,3 +552,189 @@ def test_find_does_not_compare_the_weights_of_models_of_another_make_up(folder, 
     argv = ["find", "lrkit_tgt_tasks:make", "--num-iter", "10", "--train-steps", "20"]
     assert main([*argv, "--no-plot", "--quiet"]) == 0, capsys.readouterr().err
     assert "check: 20 training steps from the same initial weights" in capsys.readouterr().out
+
+
+def test_tune_without_demo_or_target_says_to_give_one(folder, capsys):
+    pytest.importorskip("optuna")
+    assert main(["tune", "--trials", "1", "--no-progress", "--plot", "none"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: give either --demo or a target pkg.module:function"
+    ]
+    assert not (folder / "lrkit-tune.db").exists()
+
+
+def test_tune_refuses_families_that_name_no_family(folder, capsys):
+    pytest.importorskip("optuna")
+    (folder / "lrkit_tgt_tasks.py").write_text(TUNE_TASK)
+    argv = ["tune", "lrkit_tgt_tasks:make", "--plot", "none", "--no-progress"]
+    assert main([*argv, "--families", " , "]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: --families must be a comma-separated list of one or more of "
+        "constant,cosine,onecycle,step,cyclic,wsd, got ' , '"
+    ]
+    assert "lrkit_tgt_tasks" not in sys.modules  # refused before the target was imported
+
+
+def test_tune_refuses_a_grace_period_equal_to_the_heartbeat(folder, capsys):
+    pytest.importorskip("optuna")
+    (folder / "lrkit_tgt_tasks.py").write_text(TUNE_TASK)
+    argv = ["tune", "lrkit_tgt_tasks:make", "--plot", "none", "--no-progress"]
+    assert main([*argv, "--grace", "10", "--heartbeat", "10"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: --grace must be longer than --heartbeat (a running trial renews "
+        "its heartbeat every --heartbeat seconds), got --grace 10 <= --heartbeat 10"
+    ]
+    assert not (folder / "lrkit-tune.db").exists()
+
+
+def test_tune_takes_a_study_name_as_long_as_optuna_stores(folder, capsys):
+    optuna = pytest.importorskip("optuna")
+    (folder / "lrkit_tgt_tasks.py").write_text(TUNE_TASK)
+    study = "s" * 512
+    argv = ["tune", "lrkit_tgt_tasks:make", "--no-progress", "--seeding", "blind", "--quiet"]
+    assert main([*argv, "--trials", "1", "--seed", "0", "--study", study]) == 0
+    assert optuna.get_all_study_names("sqlite:///lrkit-tune.db") == [study]
+
+
+def test_tune_cuts_the_default_plot_name_of_a_long_study_name(folder, capsys):
+    import hashlib
+
+    pytest.importorskip("optuna")
+    pytest.importorskip("matplotlib")
+    (folder / "lrkit_tgt_tasks.py").write_text(TUNE_TASK)
+    study = "s" * 101
+    argv = ["tune", "lrkit_tgt_tasks:make", "--no-progress", "--seeding", "blind"]
+    assert main([*argv, "--trials", "1", "--seed", "0", "--study", study]) == 0
+    digest = hashlib.sha1(study.encode()).hexdigest()[:10]
+    plot = f"lrkit-tune-{'s' * 80}-{digest}.png"
+    assert capsys.readouterr().out.splitlines()[-1] == f"plot of the search: {plot}"
+    assert (folder / plot).is_file()
+
+
+def test_tune_trains_a_tuple_for_five_epochs_without_epochs(folder, capsys):
+    pytest.importorskip("optuna")
+    pytest.importorskip("torch")
+    (folder / "lrkit_tgt_tasks.py").write_text(TUPLE_TASK)
+    assert main(["tune", "lrkit_tgt_tasks:make", "--plot", "none", "--no-progress"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: --epochs x steps_per_epoch (the steps a trial trains, which its "
+        "schedule spans) must be at least 10, got 5 x 1 = 5"
+    ]
+    assert not (folder / "lrkit-tune.db").exists()
+
+
+def test_tune_names_its_default_plot_after_the_study_in_file_name_characters(folder, capsys):
+    pytest.importorskip("optuna")
+    pytest.importorskip("matplotlib")
+    (folder / "lrkit_tgt_tasks.py").write_text(TUNE_TASK)
+    argv = ["tune", "lrkit_tgt_tasks:make", "--no-progress", "--seeding", "blind"]
+    assert main([*argv, "--trials", "1", "--seed", "0", "--study", " exp 1! "]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "study ' exp 1! ' (sqlite:///lrkit-tune.db): complete 1"
+    assert out[-1] == "plot of the search: lrkit-tune-exp-1.png"
+    assert (folder / "lrkit-tune-exp-1.png").is_file()
+
+
+def test_tune_quiet_with_no_retries_prints_only_the_best_schedule(folder, capsys):
+    optuna = pytest.importorskip("optuna")
+    (folder / "lrkit_tgt_tasks.py").write_text(TUNE_TASK)
+    argv = ["tune", "lrkit_tgt_tasks:make", "--no-progress", "--seeding", "blind", "--quiet"]
+    assert main([*argv, "--trials", "1", "--seed", "0", "--max-retry", "0"]) == 0
+    out, err = capsys.readouterr()
+    study = optuna.load_study(study_name="lrkit_tgt_tasks-make", storage="sqlite:///lrkit-tune.db")
+    assert (out, err) == (study.best_trial.user_attrs["schedule"] + "\n", "")
+    assert not list(folder.glob("*.png"))  # quiet: no default plot
+
+
+DIVERGING_TASK = """
+from lrkit.tune import Task
+
+def train(schedule, report):
+    report(1, float("inf"))
+    return float("inf")
+
+def make():
+    return Task(train=train, total_steps=20)
+"""
+
+
+def test_tune_cap_reached_by_diverged_trials_counts_them_and_names_the_lr_range(folder, capsys):
+    pytest.importorskip("optuna")
+    (folder / "lrkit_tgt_tasks.py").write_text(DIVERGING_TASK)
+    argv = ["tune", "lrkit_tgt_tasks:make", "--no-progress", "--seeding", "blind", "--quiet"]
+    rc = main([*argv, "--trials", "1", "--max-trials", "1", "--plot", "none", "--json", "r.json"])
+    assert rc == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: no trial finished: this run reached its cap of 1 started trials "
+        "(--max-trials; 0 pruned, 1 diverged, 0 failed in the study); run the same command "
+        "again to start up to --max-trials more, or raise --max-trials, or search lower LRs "
+        "with a lower top of --lr-range (every pruned trial diverged, which no pruner setting "
+        "changes)"
+    ]
+    data = json.loads((folder / "r.json").read_text())
+    assert (data["complete"], data["reached"], data["best"]) == (0, False, None)
+    assert [(t["state"], t["value"], t["diverged"]) for t in data["trials"]] == [
+        ("PRUNED", None, True)
+    ]
+
+
+def test_tune_interrupted_before_its_database_file_exists_says_nothing_was_stored(
+    folder, capsys, monkeypatch
+):
+    pytest.importorskip("optuna")
+    import lrkit.tune
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lrkit.tune, "tune", interrupted)
+    (folder / "lrkit_tgt_tasks.py").write_text(TUNE_TASK)
+    argv = ["tune", "lrkit_tgt_tasks:make", "--no-progress", "--seeding", "blind"]
+    assert main([*argv, "--plot", "none", "--study", "s"]) == 130
+    assert capsys.readouterr().err == (
+        "\nlrkit tune: interrupted before the search began (nothing was stored)\n"
+    )
+    assert not (folder / "lrkit-tune.db").exists()
+
+
+FAILED_ELSEWHERE_TASK = """
+import optuna
+from lrkit.tune import Task
+
+def train(schedule, report):
+    # another worker fails this trial (its heartbeat stopped, say) while it trains
+    storage = optuna.load_study(study_name="f", storage="sqlite:///f.db")._storage
+    sid = storage.get_study_id_from_name("f")
+    (mine,) = storage.get_all_trials(sid, states=(optuna.trial.TrialState.RUNNING,))
+    storage.set_trial_state_values(mine._trial_id, optuna.trial.TrialState.FAIL)
+    return 1.0
+
+def make():
+    return Task(train=train, total_steps=20)
+"""
+
+
+def test_tune_cap_reached_with_failed_trials_only_names_the_cap_and_the_pruner(folder, capsys):
+    pytest.importorskip("optuna")
+    (folder / "lrkit_tgt_tasks.py").write_text(FAILED_ELSEWHERE_TASK)
+    argv = ["tune", "lrkit_tgt_tasks:make", "--no-progress", "--seeding", "blind", "--quiet"]
+    argv += ["--storage", "sqlite:///f.db", "--study", "f", "--plot", "none"]
+    assert main([*argv, "--trials", "1", "--max-trials", "1"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: no trial finished: this run reached its cap of 1 started trials "
+        "(--max-trials; 0 pruned, 0 diverged, 1 failed in the study); run the same command "
+        "again to start up to --max-trials more, or raise --max-trials / use --pruner none"
+    ]
+
+
+def test_tune_puts_back_the_optuna_log_level_its_caller_had(folder, capsys):
+    optuna = pytest.importorskip("optuna")
+    (folder / "lrkit_tgt_tasks.py").write_text(TUNE_TASK)
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    try:
+        argv = ["tune", "lrkit_tgt_tasks:make", "--no-progress", "--seeding", "blind"]
+        assert main([*argv, "--trials", "1", "--quiet", "--plot", "none"]) == 0
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+    finally:
+        optuna.logging.set_verbosity(before)
