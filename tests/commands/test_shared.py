@@ -273,3 +273,26 @@ def test_the_global_state_a_command_changed_is_put_back(tmp_path) -> None:
         torch.set_num_threads(threads + 1)
         random.random()
     assert (sys.path, torch.get_num_threads(), random.random()) == (path, threads, expected)
+
+
+def test_an_error_raised_in_code_the_target_execs_is_placed_at_the_target_s_line(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """A frame of code given to ``exec`` has no file: the place shown is the innermost
+    frame of the target's own file, relative to the folder the command runs in."""
+    import importlib.util
+
+    (tmp_path / "task_exec.py").write_text("def f():\n    exec(\"raise ValueError('x')\")\n")
+    spec = importlib.util.spec_from_file_location("task_exec", tmp_path / "task_exec.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError) as caught:
+        module.f()
+    err = TargetError("task_exec:f", error=caught.value, during="")
+    assert report_target_error("find", err=err, show_traceback=False) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit find: error in target 'task_exec:f': ValueError: x "
+        "(at task_exec.py:2 in f; --traceback shows the full traceback)"
+    ]
