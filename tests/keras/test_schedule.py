@@ -350,3 +350,43 @@ def test_an_unknown_keyword_names_the_option_meant() -> None:
         assert str(info.value).startswith(said) and "options: " in str(info.value)
     s = lk.LRKitSchedule("constant(0.1)", scale=0.5)  # the config round trip is unchanged
     assert lk.LRKitSchedule.from_config(s.get_config()).get_config() == s.get_config()
+
+
+def test_an_eager_read_between_two_fits_does_not_keep_the_old_scale(
+    const_grad_model, mean_pred_loss
+) -> None:
+    """Reading the learning rate eagerly after a compiled fit (as a logger does) leaves the
+    schedule marked as compiled: a later set_scale is still used by the next fit."""
+    if keras.backend.backend() != "jax":
+        pytest.skip("the scale is a compiled constant on the JAX backend only")
+    s = S.linear(0.04, end_lr=0.01, total_steps=10)
+    ks = lk.schedule(s)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=ks), loss=mean_pred_loss)
+    x = np.ones((4, 1), "float32")
+    model.fit(x, x, batch_size=1, shuffle=False, verbose=0)
+    assert float(keras.ops.convert_to_numpy(ks(model.optimizer.iterations))) == np.float32(s(4))
+    ks.set_scale(0.25)
+    model.fit(x, x, batch_size=1, shuffle=False, verbose=0)
+    used = [np.float32(s(t)) for t in range(4)] + [np.float32(s(t)) * 0.25 for t in range(4, 8)]
+    np.testing.assert_allclose(model.get_weights()[0], [[-np.sum(used)]], rtol=1e-6)
+
+
+def test_a_scaled_constant_learning_rate_callable_uses_a_new_scale_in_the_next_fit(
+    const_grad_model, mean_pred_loss
+) -> None:
+    """ScaledSchedule around a no-argument callable returning a float32 array (a constant of the
+    compiled step, the step its only traced input): a scale change between two fits is still
+    used by the next fit."""
+    if keras.backend.backend() != "jax":
+        pytest.skip("the scale is a compiled constant on the JAX backend only")
+    rate = jnp.float32(0.04)
+    sc = lk.ScaledSchedule(lambda: rate)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=sc), loss=mean_pred_loss)
+    x = np.ones((4, 1), "float32")
+    model.fit(x, x, batch_size=1, shuffle=False, verbose=0)
+    sc.set_scale(0.5)
+    model.fit(x, x, batch_size=1, shuffle=False, verbose=0)
+    used = [np.float32(0.04)] * 4 + [np.float32(0.04) * np.float32(0.5)] * 4
+    np.testing.assert_allclose(model.get_weights()[0], [[-np.sum(used)]], rtol=1e-6)
