@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -9,6 +10,23 @@ import pytest
 from lrkit import schedules as S
 from lrkit.cli import main
 from lrkit.textplot import text_plot
+
+
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The figures ``lrkit plot`` saves, in order (each is still written to its file)."""
+    pytest.importorskip("matplotlib")
+    import lrkit._figure
+
+    figures: list[Any] = []
+    real = lrkit._figure.save_figure
+
+    def save(fig: Any, *args: Any, **kwargs: Any) -> Any:
+        figures.append(fig)
+        return real(fig, *args, **kwargs)
+
+    monkeypatch.setattr(lrkit._figure, "save_figure", save)
+    return figures
 
 
 def test_plot_in_terminal(capsys: pytest.CaptureFixture[str]) -> None:
@@ -439,16 +457,9 @@ def test_a_schedule_longer_than_a_plot_says_where_it_ends(capsys) -> None:
     assert last.endswith(f"; the schedule runs to step {2 * n}, a plot to 2**53 - 1")
 
 
-def test_an_image_on_a_log_axis_leaves_out_the_zeros_and_counts_them(tmp_path, monkeypatch):
+def test_an_image_on_a_log_axis_leaves_out_the_zeros_and_counts_them(tmp_path, drawn):
     """As the terminal plot: a value of 0 has no place on a log axis (it was drawn as a fall
     to the frame's bottom, like a tiny LR)."""
-    pytest.importorskip("matplotlib")
-    import lrkit._figure
-
-    drawn = []
-    real = lrkit._figure.save_figure
-    monkeypatch.setattr(lrkit._figure, "save_figure", lambda fig, *a, **k: drawn.append(fig)
-                        or real(fig, *a, **k))  # fmt: skip
     spec = "join([warmup(0, 0.1, 100), cosine(0.1, 900)], [100])"
     assert main(["plot", spec, "-o", str(tmp_path / "j.png"), "--log"]) == 0
     (ax,) = drawn[0].axes
@@ -646,16 +657,9 @@ def test_the_summary_line_of_one_finite_value_says_value_not_values(capsys) -> N
     ]
 
 
-def test_an_image_on_a_log_axis_with_one_positive_value_draws_it_once(tmp_path, monkeypatch):
+def test_an_image_on_a_log_axis_with_one_positive_value_draws_it_once(tmp_path, drawn):
     """One value > 0 and one left out: the curve's own marker draws the single point; no
     second dot is drawn over it, and the note says "1 value"."""
-    pytest.importorskip("matplotlib")
-    import lrkit._figure
-
-    drawn = []
-    real = lrkit._figure.save_figure
-    monkeypatch.setattr(lrkit._figure, "save_figure", lambda fig, *a, **k: drawn.append(fig)
-                        or real(fig, *a, **k))  # fmt: skip
     assert main(["plot", "cyclic(0, 0.1, 1)", "--steps", "2", "--log", "-o",
                  str(tmp_path / "one.png")]) == 0  # fmt: skip
     (ax,) = drawn[0].axes
@@ -674,14 +678,7 @@ def test_a_title_over_a_narrow_terminal_plot_is_wrapped_at_40_characters(capsys)
     ]
 
 
-def test_an_image_title_of_several_lines_is_set_smaller_than_one_line(tmp_path, monkeypatch):
-    pytest.importorskip("matplotlib")
-    import lrkit._figure
-
-    drawn = []
-    real = lrkit._figure.save_figure
-    monkeypatch.setattr(lrkit._figure, "save_figure", lambda fig, *a, **k: drawn.append(fig)
-                        or real(fig, *a, **k))  # fmt: skip
+def test_an_image_title_of_several_lines_is_set_smaller_than_one_line(tmp_path, drawn):
     long = "join([constant(0.1), constant(0.2), constant(0.3), constant(0.4)], [10, 20, 30])"
     for spec, lines, size in (("cosine(0.1, 100)", 1, 10.0), (long, 2, 9.0)):
         drawn.clear()

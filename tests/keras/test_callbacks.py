@@ -159,14 +159,19 @@ def _small(seed=0):
     return model
 
 
-def test_guard_restores_last_good_state_exactly_and_stops():
-    x, y = _data_with_bad_batch(bad=5)
+def _twins(make_optimizer):
+    """Two of :func:`_small`'s models with the same weights, each compiled (``"mse"``) with
+    its own optimizer from ``make_optimizer()``."""
     a, b = _small(), _small()
     b.set_weights(a.get_weights())
     for m in (a, b):
-        m.compile(
-            optimizer=keras.optimizers.Adam(lk.schedule(S.cosine(0.01, total_steps=50))), loss="mse"
-        )
+        m.compile(optimizer=make_optimizer(), loss="mse")
+    return a, b
+
+
+def test_guard_restores_last_good_state_exactly_and_stops():
+    x, y = _data_with_bad_batch(bad=5)
+    a, b = _twins(lambda: keras.optimizers.Adam(lk.schedule(S.cosine(0.01, total_steps=50))))
     # batch 5 is NaN: the state it was computed on is not confirmed good, so the restored
     # state is the newest one checked good, the one batch 4 trained from (after 4 batches).
     # The loss of batch 5 is judged when batch 7 starts; batches 6 and 7 run but are undone.
@@ -188,10 +193,7 @@ def test_a_guard_deep_copies_and_pickles_as_keras_callbacks_do():
     import pickle
 
     x, y = _data_with_bad_batch(bad=5)
-    a, b = _small(), _small()
-    b.set_weights(a.get_weights())
-    for m in (a, b):
-        m.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    a, b = _twins(lambda: keras.optimizers.Adam(0.01))
     a.fit(x[:16], y[:16], batch_size=4, shuffle=False, verbose=0)
     original = lk.DivergenceGuard(max_restores=0, snapshot_every=1)
     for guard in (copy.deepcopy(original), pickle.loads(pickle.dumps(original))):
@@ -794,13 +796,7 @@ def test_guard_default_restores_the_promised_snapshot():
     50 more good losses were judged, and kept once batch j's loss is judged good. Batch 55 is
     NaN: the state restored is the one batch 51 trained from (51 batches trained)."""
     x, y = _data_with_bad_batch(bad=55, n=60)
-    a, b = _small(), _small()
-    b.set_weights(a.get_weights())
-    for m in (a, b):
-        m.compile(
-            optimizer=keras.optimizers.Adam(lk.schedule(S.cosine(0.01, total_steps=100))),
-            loss="mse",
-        )
+    a, b = _twins(lambda: keras.optimizers.Adam(lk.schedule(S.cosine(0.01, total_steps=100))))
     a.fit(x[: 51 * 4], y[: 51 * 4], batch_size=4, shuffle=False, verbose=0)
     guard = lk.DivergenceGuard(max_restores=0)
     assert guard.snapshot_every == 50 and guard.keep == 2
@@ -1770,10 +1766,7 @@ def test_a_guard_that_gives_up_stops_a_fit_of_several_epochs_in_the_restored_sta
     """Giving up sets ``model.stop_training``: a fit of three epochs ends after the first,
     in the last good state (that of a model trained on the batches before the divergence)."""
     x, y = _data_with_bad_batch(bad=5)
-    a, b = _small(), _small()
-    b.set_weights(a.get_weights())
-    for m in (a, b):
-        m.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    a, b = _twins(lambda: keras.optimizers.SGD(0.01))
     a.fit(x[:16], y[:16], batch_size=4, shuffle=False, verbose=0)
     guard = lk.DivergenceGuard(max_restores=0, snapshot_every=1)
     with pytest.warns(RuntimeWarning, match="stopped training"):

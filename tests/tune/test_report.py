@@ -111,3 +111,17 @@ def test_a_table_narrower_than_its_columns_still_gives_the_spec_30_characters() 
         '                                        decay="1-sqrt")',
     ]
     assert all(len(line) - 40 <= 30 for line in lines[2:])  # 40: the columns before it
+
+
+@pytest.mark.parametrize(
+    ("direction", "ylim"), [("minimize", (0.2, 11.4)), ("maximize", (1.2, 12.4))]
+)
+def test_the_plot_shows_the_best_80_percent_of_the_values_in_detail(
+    direction: str, ylim: tuple[float, float]
+) -> None:
+    """Values 1..10: minimizing, from the best (1) to the 80th percentile (9), widened by 10%
+    of that span below and 30% above; maximizing, from the 20th percentile (2) to the best."""
+    pytest.importorskip("matplotlib")
+    fig = _result(direction, [float(v) for v in range(1, 11)]).plot(None)
+    for ax in fig.axes[:2]:
+        assert ax.get_ylim() == pytest.approx(ylim, rel=1e-12)

@@ -22,10 +22,8 @@ from lrkit import schedules as S
 from lrkit.tune import (
     BLIND_LR_RANGE,
     ForeignStudyError,
-    SearchSpace,
     StudySpaceError,
     Task,
-    TuneResult,
     TuneWarning,
     check_storage,
     tune,
@@ -2146,42 +2144,6 @@ def test_runs_overlapping_in_threads_put_the_first_hook_back() -> None:
         t.join()
     assert hooks and hooks[0] is not before
     assert threading.excepthook is before
-
-
-def _complete_result(direction: str, values: list[float]) -> TuneResult:
-    """A TuneResult over a study holding one COMPLETE constant-schedule trial per value."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution
-
-    study = optuna.create_study(direction=direction)
-    dists = {
-        "lr": FloatDistribution(1e-6, 10.0, log=True),
-        "family": CategoricalDistribution(["constant"]),
-    }
-    for i, v in enumerate(values):
-        lr = 0.001 * (i + 1)
-        study.add_trial(
-            optuna.trial.create_trial(
-                params={"lr": lr, "family": "constant"},
-                distributions=dists,
-                value=v,
-                user_attrs={"schedule": f"constant(lr={lr!r})"},
-            )
-        )
-    return TuneResult(study, space=SearchSpace(100), n_trials=len(values), seeding="blind")
-
-
-@pytest.mark.parametrize(
-    ("direction", "ylim"), [("minimize", (0.2, 11.4)), ("maximize", (1.2, 12.4))]
-)
-def test_the_plot_shows_the_best_80_percent_of_the_values_in_detail(
-    direction: str, ylim: tuple[float, float]
-) -> None:
-    """Values 1..10: minimizing, from the best (1) to the 80th percentile (9), widened by 10%
-    of that span below and 30% above; maximizing, from the 20th percentile (2) to the best."""
-    pytest.importorskip("matplotlib")
-    fig = _complete_result(direction, [float(v) for v in range(1, 11)]).plot(None)
-    for ax in fig.axes[:2]:
-        assert ax.get_ylim() == pytest.approx(ylim, rel=1e-12)
 
 
 @pytest.mark.parametrize(
