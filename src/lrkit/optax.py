@@ -530,9 +530,8 @@ def _check_params(params: Any) -> None:
         if not jnp.issubdtype(dtype, jnp.inexact):
             raise ValueError(
                 "params must hold floating-point (or complex) arrays only (the range test "
-                "differentiates "
-                f"every leaf), got {dtype} at params{where or '(the root)'}; keep integer or "
-                "boolean state out of params (in loss_fn's closure or the batch)"
+                f"differentiates every leaf), got {dtype} at params{where or '(the root)'}; "
+                "keep integer or boolean state out of params (in loss_fn's closure or the batch)"
             )
 
 
