@@ -173,9 +173,16 @@ def test_the_compare_sample_in_the_cli_page_is_the_commands_output(
         masked = re.sub(r"\b\d+(\.\d+)? (ms|s)\b", "TIME", text)
         return [" ".join(ln.split()) for ln in masked.splitlines()]
 
+    def steady(lines: list[str]) -> list[str]:
+        # Prodigy's losses hang on the last bits of the CPU's float kernels (docs/cli.md)
+        prodigy = re.compile(r"^(prodigy Prodigy d estimated) \S+ \S+ \S+ (TIME final d\*lr \S+)$")
+        return [prodigy.sub(r"\1 \2", ln) for ln in lines]
+
     shown = untimed(block.group(2))
     assert any(ln.startswith("prodigy Prodigy d estimated ") for ln in shown)
-    printed = untimed(capsys.readouterr().out)
+    assert sum(ln != s for ln, s in zip(shown, steady(shown))) == 1
+    shown = steady(shown)
+    printed = steady(untimed(capsys.readouterr().out))
     assert len(printed) == len(shown)
     for got, want in zip(printed, shown):  # the words as shown, the numbers to 2%: a CPU's
         assert _same_numbers(got, want), (got, want)  # own float kernels move the last digit

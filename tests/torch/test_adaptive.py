@@ -191,8 +191,105 @@ def test_current_lr_and_tensor_lr():
 
 
 def test_unsupported_optimizer():
-    with pytest.raises(ValueError, match="optimizer"):
+    with pytest.raises(ValueError) as info:
         effective_lr(O.LBFGS(torch.nn.Linear(2, 2).parameters()))
+    assert str(info.value) == (
+        "optimizer must be one of torch.optim.Adam, AdamW, NAdam, RAdam, Adamax, RMSprop, "
+        "Adagrad, SGD (or a subclass), got LBFGS"
+    )
+
+
+def test_effective_lr_refuses_complex_parameters():
+    z = torch.nn.Parameter(torch.randn(3, dtype=torch.complex64))
+    opt = O.Adam([z], lr=0.1)
+    z.grad = torch.ones_like(z)
+    opt.step()
+    with pytest.raises(ValueError, match="^optimizer: complex parameters are not supported$"):
+        effective_lr(opt)
+
+
+def test_radam_at_rho_t_exactly_5_takes_the_plain_lr_step():
+    """Rectification needs rho_t > 5: at rho_t == 5.0 exactly (beta2 chosen so at step 6)
+    torch steps by lr * m_hat, and the step size reads lr."""
+    b1, b2 = 0.9, 0.8397685748659791
+    t = 6.0
+    rho_inf = 2.0 / (1.0 - b2) - 1.0
+    assert rho_inf - 2.0 * t * b2**t / (1.0 - b2**t) == 5.0
+    w = torch.nn.Parameter(torch.linspace(-1, 1, 5, dtype=torch.float64))
+    opt = O.RAdam([w], lr=0.01, betas=(b1, b2))
+    g = torch.Generator().manual_seed(0)
+    for _ in range(6):
+        before = w.detach().clone()
+        w.grad = torch.randn(5, generator=g, dtype=torch.float64)
+        opt.step()
+    (s,) = effective_lr(opt)
+    assert torch.equal(s, torch.full_like(s, 0.01))
+    m_hat = opt.state[w]["exp_avg"] / (1 - b1**t)
+    assert torch.allclose(before - w.detach(), 0.01 * m_hat, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("foreach", "steps"),
+    [
+        (False, [False, True, True, False]),
+        (None, [False, True, True, False]),  # on the CPU, torch's default is one at a time
+        (True, [True, True, True, True]),
+    ],
+)
+def test_float16_nadam_reads_the_step_it_takes(foreach, steps):
+    """NAdam one tensor at a time divides v by bc2 before the square root: past float16's
+    largest value (gradients above about 256) its step is 0, and so is the step size. Its
+    foreach path takes the square roots first and steps: so does the step size, in
+    ``effective_lr`` and in the logger."""
+    p = torch.nn.Parameter(torch.zeros(4, dtype=torch.float16))
+    opt = O.NAdam([p], lr=1e-3, foreach=foreach)
+    p.grad = torch.tensor([300.0, 10.0, 1.0, 1000.0], dtype=torch.float16)
+    opt.step()
+    (got,) = effective_lr(opt)
+    assert torch.equal(p.detach() != 0, torch.tensor(steps))
+    assert torch.equal(got > 0, torch.tensor(steps))
+    assert torch.all(torch.isfinite(got))
+    ((_, p5, p95),) = EffectiveLRLogger(opt, every=None, tensorboard=False).log().values()
+    assert (p5 > 0) == all(steps)
+    assert p95 == pytest.approx(float(np.percentile(got.double().numpy(), 95)), rel=1e-12)
+
+
+def test_nadam_on_the_foreach_path_takes_the_square_roots_first():
+    """In float32 both of torch's NAdam paths step alike, and the step size of each is its
+    own rounding: sqrt(v) / sqrt(bc2) on the foreach path, sqrt(v / bc2) one at a time."""
+    for foreach in (False, True):
+        torch.manual_seed(0)
+        p = torch.nn.Parameter(torch.zeros(64))
+        opt = O.NAdam([p], lr=1e-3, betas=(0.9, 0.97), foreach=foreach)
+        for _ in range(3):
+            p.grad = torch.randn(64)
+            opt.step()
+        v, lr, eps = opt.state[p]["exp_avg_sq"], 1e-3, 1e-8
+        bc2 = 1.0 - 0.97**3
+        want = lr / (v.sqrt() / math.sqrt(bc2) + eps) if foreach else lr / ((v / bc2).sqrt() + eps)
+        (got,) = effective_lr(opt)
+        assert torch.equal(got, want)
+
+
+def test_nadams_default_path_is_read_from_its_parameters_devices(monkeypatch):
+    """With ``foreach=None`` torch takes the foreach path when every parameter is on a device
+    with foreach kernels (CUDA and the like) and ``differentiable`` is off: the step size
+    follows (here with the CPU counted as such a device)."""
+    from lrkit.torch import _adaptive
+
+    monkeypatch.setattr(_adaptive, "_FOREACH_DEVICES", frozenset({"cpu"}))
+    p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float16))
+    group = {"params": [p], "foreach": None, "differentiable": False}
+    assert _adaptive._foreach(group)
+    assert not _adaptive._foreach(dict(group, differentiable=True))
+    assert not _adaptive._foreach(dict(group, foreach=False))
+    meta = torch.empty(2, device="meta")
+    assert not _adaptive._foreach(dict(group, params=[p, meta]))
+    assert _adaptive._foreach(dict(group, params=[meta], foreach=True))
+    opt = O.NAdam([p], lr=1e-3)
+    p.grad = torch.tensor([300.0, 1.0], dtype=torch.float16)
+    opt.step()
+    assert torch.all(effective_lr(opt)[0] > 0)  # sqrt(v) / sqrt(bc2): no overflow
 
 
 def test_exported_lazily():
@@ -381,6 +478,17 @@ def test_logger_exact_mode_equals_numpy_percentiles():
         assert got[name] == tuple(float(v) for v in want)  # bit for bit
 
 
+def test_a_percentile_halfway_between_two_values_has_numpys_bits():
+    """At weight 0.5 numpy interpolates down from the upper value: 0.7 - 0.6 * 0.5 is
+    0.39999999999999997, where 0.1 + 0.6 * 0.5 would be 0.4."""
+    from lrkit.torch._adaptive import _summaries
+
+    row = [0.0, 0.0, 0.1, 0.7, 2.0, 2.0]
+    ((median, p5, p95),) = _summaries([torch.tensor(row, dtype=torch.float64)])
+    assert median == float(np.percentile(row, 50)) == 0.39999999999999997
+    assert (p5, p95) == tuple(float(v) for v in np.percentile(row, [5, 95]))
+
+
 def test_an_infinite_step_size_shows_in_the_percentiles_it_reaches():
     """An overflow (float16 Adam, tiny second moments) is what the logger is for: the
     percentiles it reaches read inf (numpy's would be NaN), the others stay numpy's."""
@@ -395,6 +503,9 @@ def test_an_infinite_step_size_shows_in_the_percentiles_it_reaches():
     assert got[0] == (2.5, float(np.percentile([1.0, 2.0, 3.0, 4.0], 5)), inf)
     assert got[1] == (inf, inf, inf) and got[2] == (4.0, 4.0, 4.0)
     assert got[3] == (inf, inf, inf)  # NaN skipped; between 1 and inf, any weight on inf: inf
+    # the median of [1, 2, inf] is 2 exactly (no weight on inf; numpy's would be NaN)
+    got = _summaries([torch.tensor([1.0, 2.0, inf])])
+    assert got[0] == (2.0, float(np.percentile([1.0, 2.0, 3.0], 5)), inf)
     torch.manual_seed(0)
     w = torch.nn.Parameter(torch.randn(1000, dtype=torch.float16))
     opt = O.Adam([w], lr=1e-3)
@@ -451,6 +562,26 @@ def test_logger_sampled_percentiles_within_the_documented_rank_tolerance():
     assert EffectiveLRLogger(opt, seed=1, tensorboard=False).log() != got
     with pytest.raises(ValueError, match="sample"):
         EffectiveLRLogger(opt, sample=10, tensorboard=False)
+
+
+@pytest.mark.parametrize("name, make", CASES, ids=[c[0] for c in CASES])
+def test_logger_sampled_percentiles_are_those_of_the_sampled_elements(name, make):
+    """Each optimizer's state is read at the sampled elements only: the logged summary is
+    numpy's percentiles of effective_lr at the indices the logger's generator draws."""
+    from lrkit.torch._adaptive import _sample_indices
+
+    w = torch.nn.Parameter(torch.randn(100, 100, dtype=torch.float64))
+    opt = make([w])
+    g = torch.Generator().manual_seed(0)
+    for _ in range(7):  # RAdam rectified from step 6 on
+        w.grad = torch.randn(100, 100, generator=g, dtype=torch.float64)
+        w.grad *= torch.rand(100, 100, generator=g, dtype=torch.float64) ** 4
+        opt.step()
+    log = EffectiveLRLogger(opt, tensorboard=False)
+    idx = _sample_indices(w.numel(), 4096, torch.Generator().manual_seed(0))
+    (s,) = effective_lr(opt)
+    want = np.percentile(s.reshape(-1)[idx].numpy(), [50, 5, 95])
+    assert log.log()["p0[100x100]"] == tuple(float(v) for v in want)
 
 
 def test_logger_names_and_validation():
@@ -531,6 +662,10 @@ def test_logger_plot_to_file_keeps_the_matplotlib_backend(tmp_path, monkeypatch)
         ({"seed": 2**64}, ValueError, r"^seed must be an integer in \[0, 4294967295\], got "),
         ({"names": 5}, ValueError, r"^names must be a module, \(name, param\) pairs"),
         ({"writer": 5}, TypeError, r"^writer must have an add_scalar\(tag, value, step\) method"),
+        ({"sample": 99}, ValueError, r"^sample must be an integer >= 100 or None, got 99$"),
+        ({"sample": 500.5}, ValueError, r"^sample must be an integer >= 100 or None, got 500.5$"),
+        ({"every": True}, ValueError, r"^every must be an integer >= 1 or None, got True$"),
+        ({"every": 2.0}, ValueError, r"^every must be an integer >= 1 or None, got 2.0$"),
     ],
 )
 def test_effective_lr_logger_bad_inputs_name_the_parameter(kw, error, message):
@@ -538,6 +673,70 @@ def test_effective_lr_logger_bad_inputs_name_the_parameter(kw, error, message):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     with pytest.raises(error, match=message):
         lt.EffectiveLRLogger(opt, tensorboard=False, **kw)
+
+
+def test_logger_takes_the_smallest_sample_it_documents():
+    opt = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=1e-3)
+    assert EffectiveLRLogger(opt, sample=100, tensorboard=False).sample == 100
+
+
+def test_logger_names_it_refuses_say_why():
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with pytest.raises(ValueError) as info:
+        EffectiveLRLogger(opt, names="wb", tensorboard=False)  # a string, not two names
+    assert str(info.value) == (
+        "names must be a module, (name, param) pairs or one string per parameter, got 'wb'"
+    )
+    with pytest.raises(ValueError) as info:
+        EffectiveLRLogger(opt, names=[1, 2], tensorboard=False)
+    assert str(info.value) == (
+        "names must be a module, (name, parameter) pairs, or 2 strings (one per optimizer "
+        "parameter), got 2 entries"
+    )
+    many = torch.optim.Adam([torch.nn.Parameter(torch.ones(2)) for _ in range(7)])
+    with pytest.raises(ValueError) as info:
+        EffectiveLRLogger(many, names=model, tensorboard=False)
+    assert str(info.value) == (
+        "names: no name for the optimizer's parameter(s) [0, 1, 2, 3, 4] (pass the model whose "
+        "parameters the optimizer holds, or model.named_parameters())"
+    )
+
+
+def test_logger_names_from_a_mapping_follow_the_optimizer_not_the_mapping_order():
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    backwards = dict(reversed(list(model.named_parameters())))
+    assert list(backwards) == ["bias", "weight"]
+    log = EffectiveLRLogger(opt, names=backwards, tensorboard=False)
+    assert log.names == ["weight", "bias"]
+
+
+def test_logger_default_names_of_scalar_parameters():
+    a, b = torch.nn.Parameter(torch.tensor(1.0)), torch.nn.Parameter(torch.ones(3))
+    opt = O.Adam([a, b], lr=0.1)
+    log = EffectiveLRLogger(opt, every=1, tensorboard=False)
+    assert log.names == ["p0[scalar]", "p1[3]"]
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.tensor(2.0))]})
+    log.log()
+    assert log.names == ["p0[scalar]", "p1[3]", "g1.p0[scalar]"]
+
+
+def test_logger_tensorboard_setting_decides_whether_it_makes_a_writer(monkeypatch):
+    from lrkit.torch import _adaptive
+
+    opt = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=1e-3)
+    made = []
+    monkeypatch.setattr(_adaptive, "_tensorboard_writer", lambda log_dir: made.append(log_dir))
+    assert EffectiveLRLogger(opt, tensorboard=False).writer is None
+    assert made == []
+    # tensorboard not installed (no writer made): "auto" goes without, True says what to install
+    assert EffectiveLRLogger(opt, tensorboard="auto", log_dir="runs/x").writer is None
+    assert made == ["runs/x"]
+    with pytest.raises(ImportError) as info:
+        EffectiveLRLogger(opt, tensorboard=True)
+    assert str(info.value).startswith("EffectiveLRLogger(tensorboard=True) needs tensorboard: ")
+    assert info.value.name == "tensorboard"
 
 
 def test_logger_refuses_one_name_for_two_parameters():
@@ -701,3 +900,82 @@ def test_an_automatic_logger_does_not_count_the_steps_of_a_range_test() -> None:
     opt.step()
     assert logger.steps == [1]
     logger.close()
+
+
+def test_a_shallow_copy_of_a_logger_names_a_group_added_later_on_its_own():
+    import copy
+
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+    opt = O.Adam(b.parameters(), lr=1e-2)
+    log = EffectiveLRLogger(opt, every=1, sample=None, tensorboard=False)
+    twin = copy.copy(log)
+    opt.add_param_group({"params": a.parameters()})
+    b(a(torch.randn(8, 4))).sum().backward()
+    opt.step()
+    names = ["p0[2x4]", "p1[2]", "g1.p0[4x4]", "g1.p1[4]"]
+    assert log.names == names and twin.names == names
+    assert log.to_dict() == twin.to_dict()
+    assert all(math.isfinite(v) for h in log.history.values() for v in h["median"])
+    log.close()
+    twin.close()
+
+
+def test_logger_an_added_parameter_whose_default_name_is_taken_gets_a_suffix():
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+    opt = O.Adam(b.parameters(), lr=1e-2)
+    log = EffectiveLRLogger(opt, names=["g1.p0[4x4]", "g1.p1[4]"], tensorboard=False)
+    log.log()
+    opt.add_param_group({"params": a.parameters()})
+    log.log()
+    assert log.names == ["g1.p0[4x4]", "g1.p1[4]", "g1.p0[4x4]#2", "g1.p1[4]#2"]
+    assert all(len(log.history[n]["median"]) == 2 for n in log.names)
+
+
+def test_logger_log_counts_its_logs_and_writes_tags_tensorboard_accepts():
+    opt = O.Adam(torch.nn.Linear(3, 2).parameters(), lr=1e-3)
+    w = _Writer()
+    log = EffectiveLRLogger(opt, writer=w)
+    log.log()
+    log.log()
+    assert log.steps == [0, 1]
+    assert sorted({tag for tag, _, _ in w.calls}) == [
+        f"effective_lr/{layer}/{key}"
+        for layer in ("p0_2x3_", "p1_2_")
+        for key in ("median", "p5", "p95")
+    ]
+    d = log.to_dict()  # a copy: changing it leaves the logger's history as it is
+    d["steps"].append(2)
+    d["layers"]["p1[2]"]["median"].append(0.0)
+    assert log.steps == [0, 1] and len(log.history["p1[2]"]["median"]) == 2
+
+
+def test_logger_as_a_context_manager_stops_logging_on_exit():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = O.Adam(model.parameters(), lr=1e-3)
+    w = _ClosableWriter()
+    with EffectiveLRLogger(opt, every=1, writer=w) as log:
+        model(torch.randn(4, 3)).sum().backward()
+        opt.step()
+    opt.step()
+    assert log.steps == [1] and w.flushed == 1 and w.closed == 0
+
+
+def test_logger_plot_title_axes_given_twice_and_zero_step_sizes():
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    model = torch.nn.Linear(3, 2)
+    opt = O.SGD(model.parameters(), lr=0.0)  # a frozen model: every step size is 0
+    log = EffectiveLRLogger(opt, tensorboard=False)
+    log.log()
+    ax = Figure().subplots()
+    assert log.plot(ax, title="frozen run") is ax and ax.get_title() == "frozen run"
+    assert ax.get_yscale() == "linear"  # 0 has no place on a log axis
+    ax2 = Figure().subplots()
+    assert log.plot(ax=ax2).get_title() == "SGD: per-element step size"
+    with pytest.raises(ValueError) as info:
+        log.plot(ax, ax=ax2)
+    assert str(info.value) == "ax: the axes are given twice (as the first argument and as ax=)"

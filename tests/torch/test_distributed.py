@@ -78,6 +78,15 @@ matplotlib.use("Agg")
 res.plot(path=os.path.join(out_dir, f"find_rank{rank}.png"))  # written by rank 0 only
 spec = LT.broadcast_object("cosine(lr=0.1, total_steps=10)" if rank == 0 else None)
 mean_rank = LT.all_reduce_mean(float(rank))
+spec_src1 = LT.broadcast_object(f"from rank {rank}", src=1)
+try:
+    LT.broadcast_object(1, src=world)
+    src_error = None
+except ValueError as exc:
+    src_error = str(exc)
+own = torch.tensor(float(rank + 1), dtype=torch.float64)  # a float64 tensor left as it is
+means = [LT.all_reduce_mean(3.0 * rank + 1), LT.all_reduce_mean(0.1), LT.all_reduce_mean(own),
+         LT.all_reduce_mean(torch.tensor(2.0**24 if rank == 0 else 1.0))]  # float32: 2**24 + 1
 
 with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
     json.dump({
@@ -86,6 +95,7 @@ with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         "steps": res.steps, "suggestion": res.suggestion, "max_lr": res.max_lr,
         "base_lr": res.base_lr, "suggestions": res.suggestions(), "restored": restored,
         "is_main": LT.is_main_process(), "spec": spec, "mean_rank": mean_rank,
+        "spec_src1": spec_src1, "src_error": src_error, "means": means, "own": own.item(),
         "world_helper": LT.get_world_size(), "rank_helper": LT.get_rank(),
     }, f)
 dist.barrier()
@@ -176,6 +186,11 @@ def test_ddp_two_ranks_gloo(tmp_path: Path) -> None:
     assert (r0["is_main"], r1["is_main"]) == (True, False)
     assert r0["spec"] == r1["spec"] == "cosine(lr=0.1, total_steps=10)"
     assert r0["mean_rank"] == r1["mean_rank"] == 0.5
+    assert r0["spec_src1"] == r1["spec_src1"] == "from rank 1"
+    assert r0["src_error"] == r1["src_error"] == "src must be a rank in [0, 2), got 2"
+    # float64 sums: 2**24 + 1 is exact, 0.1 comes back as 0.1; the input tensor is unchanged
+    assert r0["means"] == r1["means"] == [2.5, 0.1, 1.5, (2**24 + 1) / 2]
+    assert (r0["own"], r1["own"]) == (1.0, 2.0)
 
 
 def test_helpers_in_one_process(tmp_path: Path) -> None:
@@ -192,7 +207,21 @@ def test_helpers_in_one_process(tmp_path: Path) -> None:
         LT.main_process_only(42)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", ["x", None, True, torch.ones(2)])
+def test_main_process_only_keeps_the_functions_name_and_doc():
+    import lrkit.torch as LT
+
+    def save(path):
+        """Write the report."""
+
+    wrapped = LT.main_process_only(save)
+    assert (wrapped.__name__, wrapped.__doc__, wrapped.__wrapped__) == (
+        "save",
+        "Write the report.",
+        save,
+    )
+
+
+@pytest.mark.parametrize("bad", ["x", None, True, torch.ones(2), torch.ones(0)])
 def test_all_reduce_mean_names_what_it_takes(bad):
     import lrkit.torch as LT
 
@@ -216,8 +245,10 @@ def test_broadcast_object_checks_src():
     import lrkit.torch as LT
 
     assert LT.broadcast_object(1, src=0) == 1
-    with pytest.raises(ValueError, match=r"^src must be a rank in \[0, 1\)"):
-        LT.broadcast_object(1, src=5)
+    for src in (1, 5):
+        with pytest.raises(ValueError) as info:
+            LT.broadcast_object(1, src=src)
+        assert str(info.value) == f"src must be a rank in [0, 1) (one process), got {src}"
     with pytest.raises(ValueError, match=r"^src must be an integer >= 0"):
         LT.broadcast_object(1, src=-1)
 

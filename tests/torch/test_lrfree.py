@@ -678,3 +678,130 @@ def test_bn_data_that_is_not_batches_is_refused_saying_none_is_allowed():
     with pytest.raises(ValueError) as info, evaluating(model, opt, bn_data=5):
         pass
     assert str(info.value) == message
+
+
+def test_one_element_tensors_are_read_as_the_numbers_they_hold():
+    """As torch's optimizers take them: a tensor of shape (1,) too, not only a 0-d one."""
+    one = torch.tensor([0.5])
+    assert schedule_free(_model().parameters(), lr=one).param_groups[0]["lr"] == 0.5
+    assert prodigy(_model().parameters(), lr=one).param_groups[0]["lr"] == 0.5
+    betas = (torch.tensor([0.9]), torch.tensor([0.999]))
+    schedule_free(_model().parameters(), betas=betas, eps=torch.tensor([1e-8]))
+    with pytest.raises(ValueError) as info:
+        schedule_free(_model().parameters(), lr=torch.tensor([-1.0]))
+    assert str(info.value) == "lr must be > 0 (allowed range: (0, inf)), got -1.0"
+    with pytest.raises(ValueError, match=r"^betas\[1\] must be in \[0.0, 1.0\), got 1.5"):
+        prodigy(_model().parameters(), betas=(torch.tensor([0.9]), torch.tensor([1.5])))
+
+
+def test_is_schedule_free_needs_train_and_eval_methods_and_the_flag():
+    opt = torch.optim.SGD(_model().parameters(), lr=0.1)
+    opt.param_groups[0]["train_mode"] = True
+    opt.train = lambda: None  # no eval(): not schedule-free
+    assert not is_schedule_free(opt)
+    opt.eval = lambda: None
+    assert is_schedule_free(opt)
+
+
+def test_lrfree_lr_refuses_param_groups_that_are_not_dicts():
+    class Fake:
+        param_groups = [0.1]
+
+    with pytest.raises(ValueError) as info:
+        lrfree_lr(Fake())
+    assert str(info.value) == "optimizer must be a torch optimizer (with param_groups), got Fake"
+
+
+def test_first_lr_reader_gives_prodigys_step_size_and_a_changed_lr():
+    from lrkit.torch._lrfree import first_lr_reader
+
+    model = _model()
+    opt = prodigy(model.parameters(), lr=0.5)
+    read = first_lr_reader(opt)
+    _train(model, opt, _data(2), epochs=1)
+    assert read() == lrfree_lr(opt)[0] == opt.param_groups[0]["d"] * 0.5 != 0.5
+    plain = torch.optim.SGD(model.parameters(), lr=0.3)
+    read = first_lr_reader(plain)
+    plain.param_groups[0]["lr"] = 0.07  # a scheduler's change is read at the next call
+    assert read() == 0.07
+
+
+class _KeywordModel(torch.nn.Module):
+    """The BatchNorm model of ``_model()``, called with keywords."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = _model()
+
+    def forward(self, inputs):
+        return self.net(inputs)
+
+
+def test_dict_batches_are_passed_as_keywords():
+    model = _KeywordModel()
+    data = _data(3)
+    assert reestimate_batchnorm(model, [{"inputs": x} for x, _ in data]) == 3
+    with torch.no_grad():
+        mean = torch.stack([model.net[0](x).mean(0) for x, _ in data]).mean(0)
+    assert torch.allclose(model.net[1].running_mean, mean, atol=1e-6)
+
+
+def _interrupted(n=2):
+    yield from _data(n)
+    raise KeyboardInterrupt
+
+
+def test_an_interrupted_pass_puts_the_statistics_the_weights_and_the_mode_back():
+    model = _model()
+    _train(model, torch.optim.SGD(model.parameters(), lr=0.01), _data(), epochs=1)
+    before = _bn_state(model)
+    with pytest.raises(KeyboardInterrupt):
+        reestimate_batchnorm(model, _interrupted())
+    assert _same_bn(_bn_state(model), before)
+    opt = schedule_free(model.parameters(), lr=0.05)
+    _train(model, opt, _data(), epochs=1)
+    weights = [p.detach().clone() for p in model.parameters()]
+    before = _bn_state(model)
+    with pytest.raises(KeyboardInterrupt):
+        finalize(model, opt, bn_data=_interrupted())
+    assert _same_bn(_bn_state(model), before) and opt.param_groups[0]["train_mode"]
+    assert all(torch.equal(p, w) for p, w in zip(model.parameters(), weights))
+
+
+@pytest.mark.parametrize("bad", [True, 2.0])
+def test_num_batches_must_be_an_integer_not_a_bool(bad):
+    model = _model()
+    opt = schedule_free(model.parameters(), lr=0.05)
+    message = rf"^num_batches must be an integer >= 1, got {bad}$"
+    with pytest.raises(ValueError, match=message):
+        reestimate_batchnorm(model, _data(), num_batches=bad)
+    with pytest.raises(ValueError, match=message):
+        finalize(model, opt, bn_data=_data(), num_batches=bad)
+    with pytest.raises(ValueError, match=message), evaluating(model, opt, num_batches=bad):
+        pass
+
+
+def test_bn_data_given_as_a_callable_leaves_the_rngs_and_its_loader_as_they_were():
+    """The callable draws from the global RNG when called, and its loader from a generator
+    of its own: both are as they were after the block."""
+    model, gen = _model(), torch.Generator().manual_seed(3)
+
+    def factory():
+        ds = torch.utils.data.TensorDataset(torch.randn(32, 3), torch.randn(32, 1))
+        return torch.utils.data.DataLoader(ds, batch_size=8, shuffle=True, generator=gen)
+
+    opt = schedule_free(model.parameters(), lr=0.05)
+    rng, g_state = torch.get_rng_state(), gen.get_state()
+    with evaluating(model, opt, bn_data=factory, num_batches=2):
+        assert int(model[1].num_batches_tracked) == 2
+    assert torch.equal(torch.get_rng_state(), rng) and torch.equal(gen.get_state(), g_state)
+    assert finalize(model, opt, bn_data=factory, num_batches=3) is model
+    assert int(model[1].num_batches_tracked) == 3 and not model.training
+
+
+def test_finalize_without_bn_data_puts_the_model_in_eval_mode_and_returns_it():
+    model = _model()
+    opt = schedule_free(model.parameters(), lr=0.05)
+    _train(model, opt, _data(), epochs=1)
+    assert finalize(model, opt) is model
+    assert not model.training and not opt.param_groups[0]["train_mode"]

@@ -13,8 +13,8 @@ optimizer   step size (returned)                                 direction
 ==========  ===================================================  ============================
 Adam/AdamW  ``lr / (sqrt(v / bc2) + eps)``; with ``amsgrad``     ``m / (1 - beta1**t)``
             ``v`` is ``max_exp_avg_sq``
-NAdam       ``lr / (sqrt(v / bc2) + eps)``                       Nesterov mix
-                                                                 ``(1-mu_t)/(1-P_t) g +
+NAdam       ``lr / (sqrt(v / bc2) + eps)``; on torch's foreach   Nesterov mix
+            path, ``lr / (sqrt(v) / sqrt(bc2) + eps)``           ``(1-mu_t)/(1-P_t) g +
                                                                  mu_{t+1}/(1-P_{t+1}) m``
                                                                  (``P``: ``mu_product``)
 RAdam       ``rho_t > 5``: ``lr * r_t * sqrt(bc2) / (sqrt(v) +   ``m / (1 - beta1**t)``
@@ -30,6 +30,13 @@ SGD         ``lr`` everywhere                                    ``g`` (or momen
 RMSprop with ``momentum > 0`` adds ``g / (sqrt(v) + eps)`` to a buffer ``b = momentum*b + ...``
 and steps by ``lr * b``: the value returned is the weight of the current gradient in this step;
 a gradient that persists is amplified up to ``1 / (1 - momentum)`` times over later steps.
+
+Where torch's two implementations of an optimizer round differently, the step size follows the
+one that runs: NAdam one tensor at a time divides ``v`` by ``bc2`` before the square root,
+its multi-tensor (foreach) path takes the square roots first. In float16 the first overflows
+(step 0) where the second still steps. The foreach path is the one taken with
+``foreach=True``, or with the default ``foreach=None`` when every parameter of the group is
+on a device torch has foreach kernels for (CUDA, XPU, MTIA) and ``differentiable`` is off.
 
 Parameters without state (before their first step, or Adagrad at ``step == 0``) get a tensor
 of NaN: their step size depends on a gradient not seen yet. Summaries skip NaNs; an
@@ -105,9 +112,32 @@ def _nan_like(p: torch.Tensor) -> torch.Tensor:
     return torch.full_like(p, math.nan, memory_format=torch.contiguous_format).detach()
 
 
+#: the devices torch's optimizers run their multi-tensor (foreach) path on by default
+_FOREACH_DEVICES = frozenset({"cuda", "xpu", "mtia", "privateuseone"})
+
+
+def _foreach(group: Mapping[str, Any]) -> bool:
+    """Whether torch steps ``group`` on its multi-tensor (foreach) path: ``foreach=True``, or
+    the default ``None`` with every parameter on a device of :data:`_FOREACH_DEVICES` and
+    ``differentiable`` off (as torch's optimizers decide the default)."""
+    foreach = group.get("foreach")
+    if foreach is not None:
+        return bool(foreach)
+    if group.get("differentiable", False):
+        return False
+    return all(p.device.type in _FOREACH_DEVICES for p in group["params"])
+
+
 def _step_size(
-    kind: str, group: Mapping[str, Any], state: Mapping[str, Any], p: torch.Tensor
+    kind: str,
+    group: Mapping[str, Any],
+    state: Mapping[str, Any],
+    p: torch.Tensor,
+    *,
+    foreach: bool = False,
 ) -> torch.Tensor:
+    """The step size of ``p`` (module docstring); ``foreach``: whether torch steps the group
+    on its multi-tensor path (:func:`_foreach`), which rounds NAdam's differently."""
     lr = _f(group["lr"])
     if kind == "sgd":
         return torch.full_like(p, lr, memory_format=torch.contiguous_format).detach()
@@ -133,9 +163,9 @@ def _step_size(
             ) ** 0.5
             sqrt_bc2: float = bc2**0.5
             return lr * rect * sqrt_bc2 / (v.sqrt() + eps)
-        if kind == "adam":  # square roots first, as torch's Adam: v / bc2 may overflow float16
-            return lr / (v.sqrt() / math.sqrt(bc2) + eps)
-        return lr / ((v / bc2).sqrt() + eps)  # NAdam divides first, as torch's does
+        if kind == "adam" or foreach:  # square roots first, as torch's Adam and foreach NAdam
+            return lr / (v.sqrt() / math.sqrt(bc2) + eps)  # (v / bc2 may overflow float16)
+        return lr / ((v / bc2).sqrt() + eps)  # NAdam one tensor at a time divides first
     if kind == "adamax":
         exp_inf: torch.Tensor = state["exp_inf"]
         return lr / exp_inf
@@ -166,10 +196,11 @@ def effective_lr(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     kind = _kind(optimizer)
     out: list[torch.Tensor] = []
     for group in optimizer.param_groups:
+        foreach = kind == "nadam" and _foreach(group)
         for p in group["params"]:
             if torch.is_complex(p):
                 raise ValueError("optimizer: complex parameters are not supported")
-            s = _step_size(kind, group, optimizer.state.get(p, {}), p)
+            s = _step_size(kind, group, optimizer.state.get(p, {}), p, foreach=foreach)
             out.append(s.detach())
     return out
 
@@ -314,15 +345,17 @@ def _sampled_step_size(
     state: Mapping[str, Any],
     p: torch.Tensor,
     idx: torch.Tensor | None,
+    *,
+    foreach: bool = False,
 ) -> torch.Tensor:
     """:func:`_step_size` on the elements ``idx`` of ``p`` only (all of them for None)."""
     if idx is None:
-        return _step_size(kind, group, state, p)
+        return _step_size(kind, group, state, p, foreach=foreach)
     sub = dict(state)
     for k in _STATE_KEYS.get(kind, ()):
         if k in sub:
             sub[k] = sub[k].take(idx)
-    return _step_size(kind, group, sub, p.detach().take(idx))
+    return _step_size(kind, group, sub, p.detach().take(idx), foreach=foreach)
 
 
 def _tensorboard_writer(log_dir: str | None) -> Any:
@@ -546,13 +579,14 @@ class EffectiveLRLogger:
         """The (sampled) step sizes of every parameter, on the CPU (one transfer per device)."""
         opt, kind = self.optimizer, self._kind
         params = list(zip(self._sync(), self._params))
+        foreach = {id(g): kind == "nadam" and _foreach(g) for g in opt.param_groups}
         sizes = []
         for (g, p), idx in zip(params, self._idx):
             if torch.is_complex(p):
                 raise ValueError("optimizer: complex parameters are not supported")
-            sizes.append(
-                _sampled_step_size(kind, g, opt.state.get(p, {}), p, idx).reshape(-1).double()
-            )
+            state = opt.state.get(p, {})
+            size = _sampled_step_size(kind, g, state, p, idx, foreach=foreach[id(g)])
+            sizes.append(size.reshape(-1).double())
         if len({s.device for s in sizes}) == 1 and sizes[0].device.type != "cpu":
             flat = torch.cat(sizes).cpu()  # one device-to-host copy
             return list(torch.split(flat, [s.numel() for s in sizes]))
