@@ -454,7 +454,9 @@ def test_probes_whose_losses_are_all_nan_have_diverged():
     assert p.diverged and p.offset == -4.2
 
 
-@pytest.mark.parametrize(("value", "got"), [(True, "True"), (np.True_, "np.True_"), ("1.0", "str")])
+@pytest.mark.parametrize(
+    ("value", "got"), [(True, "True"), (np.True_, "np.True_"), ("1.0", "str"), (b"1.0", "b'1.0'")]
+)
 def test_a_step_returning_a_flag_or_text_is_refused_in_one_line(value, got):
     want = rf"^step must return the loss at lr \(a number\), got {got}$"
     with pytest.raises(ValueError, match=want):
@@ -486,3 +488,117 @@ def test_the_probes_axis_leaves_pyplot_on_the_callers_axes_and_the_legend_on_top
         assert left.get_zorder() > twin.get_zorder() and not left.patch.get_visible()
     finally:
         plt.close(fig)
+
+
+def test_best_offset_passes_over_a_nan_loss_to_the_lowest_finite_one():
+    """A NaN loss (a probe read back from a summary that holds NaN) is no finite probe: the
+    best is the lowest finite loss, at the second probe (offset 0)."""
+    assert best_offset([math.nan, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]) == 0.0
+    assert best_offset([5.0, 4.0, 3.0, 2.0, 3.0, 4.0, 5.0, math.nan]) == pytest.approx(-1.4)
+
+
+def test_best_offset_next_to_a_diverged_probe_is_not_refined():
+    """The highest probe diverged and the next is the best: no parabola through the diverged
+    one, the best probe's own offset."""
+    assert best_offset([INF, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]) == 0.0
+    assert best_offset([4.0, 3.0, INF, 1.0, 2.0, 3.0, 4.0, 5.0]) == -1.4
+
+
+def test_probes_with_some_diverged_have_not_all_diverged():
+    p = Probes(lr_min=0.02, lrs=probe_lrs(0.02), losses=(INF, INF, 3.0, 2.0, 3.0, 4.0, 5.0, 6.0))
+    assert not p.diverged and p.offset == pytest.approx(-1.4)
+
+
+def _probes_summary(**changes):
+    """The summary of probes around ``lr_min=0.02`` (30 steps each), with ``changes``."""
+    losses = (3.0, INF, 1.0, 0.5, 0.7, 2.0, 2.5, 3.0)
+    p = Probes(lr_min=0.02, lrs=probe_lrs(0.02), losses=losses, steps=30)
+    return p, {**p.to_dict(), **changes}
+
+
+def test_the_summary_holds_the_steps_and_the_derived_rates():
+    p, d = _probes_summary()
+    assert d["steps"] == 30 and Probes.from_dict(d).steps == 30
+    assert d["lr_min"] == 0.02 and d["offset"] == p.offset
+    assert d["best_lr"] == 0.02 * math.exp(p.offset)
+    assert d["edge"] == 0.02 * math.exp(PROBE_WEIGHT * p.offset)
+
+
+@pytest.mark.parametrize(
+    ("summary", "why"),
+    [
+        (None, r"NoneType: TypeError: 'NoneType' object is not subscriptable"),
+        ({"lr_min": "abc"}, r"dict: ValueError: could not convert string to float: 'abc'"),
+        ({"steps": None}, r"dict: TypeError: int\(\) argument must be"),
+    ],
+)
+def test_from_dict_refuses_what_is_not_a_summary_in_one_line(summary, why):
+    d = summary if summary is None else _probes_summary(**summary)[1]
+    want = r"^probes must be a dict of Probes.to_dict\(\) \(lr_min, lrs, losses, steps\), got "
+    with pytest.raises(ValueError, match=want + why):
+        Probes.from_dict(d)
+
+
+def test_from_dict_refuses_seven_probes_and_one_misplaced_lr():
+    _, d = _probes_summary()
+    short = {**d, "lrs": d["lrs"][:7], "losses": d["losses"][:7]}
+    with pytest.raises(ValueError, match=r"^probes must hold 8 lrs and losses, got 7 lrs and 7 "):
+        Probes.from_dict(short)
+    one_off = {**d, "lrs": [*d["lrs"][:7], d["lrs"][7] * 2]}
+    with pytest.raises(ValueError, match=r"probes' lrs must be those placed around lr_min=0.02"):
+        Probes.from_dict(one_off)
+
+
+@pytest.mark.parametrize(
+    ("lr_min", "bad", "err", "want"),
+    [
+        (math.inf, None, ValueError, r"^lr_min must be a finite number > 0, got inf$"),
+        (math.nan, None, ValueError, r"^lr_min must be a finite number > 0, got nan$"),
+        (0.1, "reset", TypeError, r"^reset must be a callable, got int$"),
+        (0.1, "step", TypeError, r"^step must be a callable, got int$"),
+    ],
+)
+def test_run_probes_refuses_an_edge_or_callback_it_cannot_use(lr_min, bad, err, want):
+    calls: list[str] = []
+    fns = {
+        "reset": lambda: calls.append("reset"),
+        "step": lambda lr: calls.append("step") or 1.0,
+        "score": lambda: 1.0,
+    }
+    if bad is not None:
+        fns[bad] = 3
+    with pytest.raises(err, match=want):
+        run_probes(lr_min, **fns)
+    assert calls == []  # refused before any probe
+
+
+def test_progress_shows_the_probes_bar_only_when_asked(capsys):
+    ok = {"reset": lambda: None, "step": lambda lr: 1.0, "score": lambda: 1.0}
+    run_probes(0.01, **ok)
+    assert capsys.readouterr().err == ""
+    run_probes(0.01, progress=True, **ok)
+    assert "lrkit probes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("first", [0.0, 5e-4, -5e-4])
+def test_a_first_loss_below_a_thousandth_is_blown_nineteen_thousandths_above_it(first):
+    """From a first loss of size below 1e-3 (0, positive or negative) the bound is
+    ``first + 19 * 1e-3``: it moves with the first loss, with no jump at 0."""
+    bound = first + 0.019
+
+    def loss(lr, n):
+        return first if n == 1 else bound + 4e-4 if lr > 0.009 else bound - 4e-4
+
+    reset, step, calls = _counting_probe(loss)
+    p = run_probes(0.01, reset=reset, step=step, score=lambda: 1.0)
+    assert p.losses[:2] == (INF, INF) and p.losses[2:] == (1.0,) * 6
+    assert calls == [2, 2] + [60] * 6
+
+
+def test_one_element_arrays_are_read_as_the_loss():
+    """A step or score returning a one-element array (numpy, as a JAX step may) gives its
+    value."""
+    p = run_probes(
+        0.01, reset=lambda: None, step=lambda lr: np.array([1.0]), score=lambda: np.array([[2.5]])
+    )
+    assert p.losses == (2.5,) * 8

@@ -233,3 +233,32 @@ def test_an_interrupt_during_the_probes_restores_everything_and_keeps_the_sweep(
     kept = info.value.result
     assert whole.probes is not None and kept.probes is None
     assert np.array_equal(kept.losses, plain.losses) and kept.suggestion == plain.suggestion
+
+
+def test_a_probe_that_blows_up_early_leaves_the_next_probes_the_same_batches():
+    """A generator: the first probe diverges on its fourth step; every later probe still
+    trains on the 60 batches that follow the sweep's, from the first of them."""
+    model, _, val = task()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = val[0]
+    seen: list[int] = []
+
+    def step(m, batch):
+        i, bx, by = batch
+        loss = CE(m(bx), by)
+        if torch.is_grad_enabled():  # a training step (probe_data is scored without grad)
+            seen.append(int(i))
+            if len(seen) == 10 + 4:  # the first probe's fourth step
+                return loss * 0 + 1e6
+        return loss
+
+    data = ((torch.tensor(i), x, y) for i in range(10_000))
+    r = find_lr(model, opt, None, data, step=step, probe_data=[(torch.tensor(-1), x, y)],
+                num_iter=10, end_lr=1e-2, eval_batches=0, max_extra_iter=0)  # fmt: skip
+    assert r.probes is not None and r.steps == 10
+    assert r.probes.losses[0] == np.inf and all(np.isfinite(r.probes.losses[1:]))
+    assert seen[:14] == list(range(14))
+    rest = seen[14:]
+    assert len(rest) == 7 * PROBE_STEPS
+    for k in range(7):
+        assert rest[k * PROBE_STEPS : (k + 1) * PROBE_STEPS] == list(range(10, 70)), k

@@ -13,7 +13,8 @@ then scaled from ``lr_min * exp(PROBE_WEIGHT * o*)`` with coefficients fitted fo
 (``_coefficients.PROBED_INTERCEPT``, ``PROBED_BUDGET_SLOPE``; ``benchmarks/zoo/fit_rule.py``).
 
 A probe whose training loss turns non-finite or exceeds ``BLOWN`` times its first loss has
-diverged: its score is ``inf``. The probes cost ``len(PROBE_OFFSETS) * PROBE_STEPS`` training
+diverged (``(BLOWN - 1) * max(|first|, 1e-3)`` above a first loss below 1e-3 or below 0): its
+score is ``inf``. The probes cost ``len(PROBE_OFFSETS) * PROBE_STEPS`` training
 steps (480) and as many validation passes as there are probes: with the sweep, about 6.5 to 9
 times a default sweep's wall time on the demo tasks (``benchmarks/finder_speed.py``).
 
@@ -201,10 +202,9 @@ def run_probes(
 
 def _blown_above(first: float) -> float:
     """The training loss above which a probe that started at ``first`` has diverged:
-    ``BLOWN`` times it (at least ``BLOWN * 1e-3``); for a loss that may be negative (a
-    negative log-likelihood), as far above it as that is above a positive one."""
-    if first > 0:
-        return BLOWN * max(first, 1e-3)
+    ``BLOWN`` times a first loss of at least 1e-3; ``(BLOWN - 1) * max(|first|, 1e-3)`` above
+    a smaller one or one below 0 (a negative log-likelihood): the bound moves with ``first``
+    without a jump at 0 or at 1e-3."""
     return first + (BLOWN - 1) * max(abs(first), 1e-3)
 
 
