@@ -211,6 +211,42 @@ print("after", file=stream)
 """
 
 
+# Python's streams buffered as they are by default, so a missing flush shows
+_BUFFERED = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+_PRINT_THEN_DRAW = """
+import sys
+from lrkit._files import write_file_whole
+stream = getattr(sys, sys.argv[2])
+print("the table printed before", file=stream)  # still in Python's buffer: flushed first
+
+
+def draw(into):
+    with open(into, "ab") as f:
+        f.write(b"<svg/>\\n")
+
+
+write_file_whole(sys.argv[1], draw)
+print("after", file=stream)
+"""
+
+
+@needs_posix
+@pytest.mark.parametrize("name", ["/dev/stdout", "/dev/stderr"])
+def test_an_image_into_a_standard_stream_comes_after_what_was_printed(name: str) -> None:
+    import subprocess
+    import sys
+
+    if not os.path.exists(name):
+        pytest.skip(f"no {name} here")
+    stream = name.rsplit("/", 1)[1]
+    cmd = [sys.executable, "-c", _PRINT_THEN_DRAW, name, stream]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=_BUFFERED)
+    out, other = (p.stdout, p.stderr) if stream == "stdout" else (p.stderr, p.stdout)
+    assert (p.returncode, other) == (0, "")
+    assert out == "the table printed before\n<svg/>\nafter\n"
+
+
 @needs_posix
 @pytest.mark.parametrize(
     "name",
@@ -228,15 +264,29 @@ def test_a_standard_stream_keeps_what_was_printed_before(
     stream = "stderr" if name.endswith(("stderr", "/2")) else "stdout"
     cmd = [sys.executable, "-c", _PRINT_THEN_WRITE, name, stream]
     if into == "pipe":
-        p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=_BUFFERED)
         out, other = (p.stdout, p.stderr) if stream == "stdout" else (p.stderr, p.stdout)
     else:  # `> log.txt` (`2> log.txt`)
         log = tmp_path / "log.txt"
         with open(log, "w") as f:
             if stream == "stdout":
-                p = subprocess.run(cmd, stdout=f, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                p = subprocess.run(
+                    cmd,
+                    stdout=f,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    cwd=tmp_path,
+                    env=_BUFFERED,
+                )
             else:
-                p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True, cwd=tmp_path)
+                p = subprocess.run(
+                    cmd,
+                    stdout=subprocess.PIPE,
+                    stderr=f,
+                    text=True,
+                    cwd=tmp_path,
+                    env=_BUFFERED,
+                )
         out = log.read_text()
         other = p.stderr if stream == "stdout" else p.stdout
     assert (p.returncode, other) == (0, "")
@@ -493,3 +543,183 @@ def test_a_file_descriptor_of_another_process_is_not_this_ones_stream() -> None:
 
     assert names_stdout(f"/proc/{os.getpid()}/fd/1")
     assert not names_stdout("/proc/4194305/fd/1")  # above any pid Linux gives out
+
+
+def test_a_default_name_goes_past_every_taken_number(tmp_path: Path) -> None:
+    from lrkit._files import fresh_path
+
+    path = tmp_path / "lrkit_find.png"
+    assert fresh_path(str(path)) == str(path)  # free: used as it is
+    for name in ("lrkit_find.png", "lrkit_find-1.png", "lrkit_find-2.png"):
+        (tmp_path / name).write_bytes(b"user data")
+    assert fresh_path(str(path)) == str(tmp_path / "lrkit_find-3.png")
+
+
+def _new_file_mode(umask: int, write: object) -> int:
+    """The permissions ``write()`` gives a new file under ``umask``."""
+    previous = os.umask(umask)
+    try:
+        path = write()
+    finally:
+        os.umask(previous)
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_a_new_file_gets_the_permissions_the_umask_gives(tmp_path: Path) -> None:
+    def text() -> Path:
+        write_text_whole(str(tmp_path / "out.json"), "{}")
+        return tmp_path / "out.json"
+
+    def image() -> Path:
+        write_file_whole(str(tmp_path / "plot.png"), lambda into: Path(into).write_bytes(b"x"))
+        return tmp_path / "plot.png"
+
+    def default_name() -> str:
+        return write_new(str(tmp_path / "a.png"), lambda into: Path(into).write_bytes(b"x"))
+
+    assert _new_file_mode(0o027, text) == 0o640
+    assert _new_file_mode(0o027, image) == 0o640
+    assert _new_file_mode(0o002, default_name) == 0o664
+
+
+def test_outputs_are_written_from_the_folder_the_command_started_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lrkit._files import back_to, starting_folder
+
+    monkeypatch.chdir(tmp_path)
+    start = starting_folder()
+    assert start == str(tmp_path.resolve())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.chdir(elsewhere)  # the target moved the process
+    assert back_to(start) is True and os.getcwd() == start
+    assert back_to(start) is True and os.getcwd() == start  # already there
+    assert back_to(None) is True and os.getcwd() == start  # no folder was read: stays
+    os.chdir(elsewhere)
+    assert back_to(str(tmp_path / "gone")) is False and os.getcwd() == str(elsewhere.resolve())
+
+
+def test_an_error_of_the_plotting_library_about_another_file_keeps_its_name(
+    tmp_path: Path,
+) -> None:
+    font = str(tmp_path.parent / "fonts" / "missing.ttf")
+
+    def draw(into: str) -> None:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", font)
+
+    with pytest.raises(FileNotFoundError) as info:
+        write_file_whole(str(tmp_path / "plot.png"), draw)
+    assert info.value.filename == font
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_posix
+def test_only_standard_output_is_standard_output(tmp_path: Path) -> None:
+    from lrkit._files import names_stdout
+
+    assert names_stdout("/dev/stdout") and names_stdout("/dev/fd/1")
+    assert not names_stdout("/dev/stderr") and not names_stdout("/dev/fd/2")
+    assert not names_stdout(str(tmp_path / "out.json")) and not names_stdout(None)
+    fds = tmp_path / "fds"
+    fds.symlink_to("/dev/fd")  # a folder linked to /dev/fd: its entries are still streams
+    assert names_stdout(str(fds / "1")) and not names_stdout(str(fds / "2"))
+
+
+def test_check_output_refuses_every_kind_of_code_file_also_through_a_link(
+    tmp_path: Path,
+) -> None:
+    from lrkit._files import check_output
+
+    (tmp_path / "tasks.py").write_text("x = 1\n")
+    (tmp_path / "to-tasks.json").symlink_to(tmp_path / "tasks.py")
+    for name in ("tool.pyw", "types.pyi", "to-tasks.json"):
+        path = tmp_path / name
+        if not path.exists():
+            path.write_text("x = 1\n")
+        with pytest.raises(ValueError) as info:
+            check_output(str(path), option="--json")
+        assert str(info.value) == (
+            f"--json {str(path)!r} is a file of code (a Python module or notebook): writing "
+            "there would replace it; give another file name"
+        )
+        assert path.read_text() == "x = 1\n"
+
+
+def test_check_output_names_what_is_wrong_with_a_path(tmp_path: Path) -> None:
+    from lrkit._files import IMAGE_TYPES, check_output
+
+    def refused(path: str, **kwargs: object) -> str:
+        with pytest.raises(ValueError) as info:
+            check_output(path, option="--plot", **kwargs)  # type: ignore[arg-type]
+        return str(info.value)
+
+    assert refused("  ") == "--plot must be a file name, got '  '"
+    assert refused("-") == (
+        "--plot '-' would be a file named '-': give a file name, or /dev/stdout for standard output"
+    )
+    assert refused("-", types=("png",)) == "--plot '-' would be a file named '-': give a file name"
+    folder = str(tmp_path)
+    assert refused(folder, types=("png", "svg")) == (
+        f"--plot {folder!r} is a folder: give a file name, e.g. "
+        f"{os.path.join(folder, 'name.png')!r}"
+    )
+    plot = str(tmp_path / "plot")
+    assert refused(plot, types=("png", "svg")) == (
+        f"--plot {plot!r} has no extension: end it with one of .png, .svg"
+    )
+    missing = tmp_path / "missing" / "plot.png"
+    assert refused(str(missing), types=IMAGE_TYPES) == (
+        f"--plot {str(missing)!r}: the folder {str(missing.parent)!r} does not exist"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_output_takes_every_image_type(tmp_path: Path) -> None:
+    from lrkit._files import IMAGE_TYPES, check_output
+
+    for ext in ("png", "svg", "pdf", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp", "svgz"):
+        path = str(tmp_path / f"plot.{ext}")
+        assert check_output(path, option="--plot", types=IMAGE_TYPES) == path
+
+
+@needs_posix
+def test_check_output_refuses_a_file_or_fifo_that_is_not_writable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``os.access`` answers for the user running the command (root may write anywhere)."""
+    from lrkit import _files
+    from lrkit._files import check_output
+
+    kept = tmp_path / "kept.json"
+    kept.write_text("the user's results")
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    read_only = {str(kept), str(fifo)}
+    real_access = os.access
+    monkeypatch.setattr(
+        _files.os, "access", lambda p, mode: str(p) not in read_only and real_access(p, mode)
+    )
+    for path in (kept, fifo):
+        with pytest.raises(ValueError) as info:
+            check_output(str(path), option="--json")
+        assert str(info.value) == f"--json {str(path)!r}: the file is not writable"
+    assert kept.read_text() == "the user's results" and stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_an_image_through_a_link_that_fails_mid_write_leaves_the_file_it_points_to(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "real.png"
+    target.write_bytes(b"yesterday's image")
+    link = tmp_path / "link.png"
+    link.symlink_to(target)
+
+    def draw(into: str) -> None:
+        Path(into).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", into)
+
+    with pytest.raises(OSError, match="No space left"):
+        write_file_whole(str(link), draw)
+    assert link.is_symlink() and target.read_bytes() == b"yesterday's image"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png", "real.png"]

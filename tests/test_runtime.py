@@ -219,3 +219,141 @@ def test_only_rank_0_of_an_initialized_process_group_is_rank0(monkeypatch) -> No
     uninitialized = types.SimpleNamespace(is_available=lambda: True, is_initialized=lambda: False)
     monkeypatch.setitem(sys.modules, "torch.distributed", uninitialized)
     assert is_rank0() is True
+
+
+def test_a_warning_from_deep_inside_lrkit_points_at_the_users_call() -> None:
+    import os
+    import warnings
+
+    from lrkit import _runtime
+
+    inner = os.path.join(os.path.dirname(_runtime.__file__), "_deep_example.py")
+    code = "from lrkit import _renamed\n\ndef outer():\n    inner()\n\ndef inner():\n"
+    code += "    _renamed.warn('lrkit test: renamed')\n"
+    namespace: dict[str, object] = {}
+    exec(compile(code, inner, "exec"), namespace)  # two frames that count as lrkit's
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        namespace["outer"]()  # type: ignore[operator]
+        line = sys._getframe().f_lineno - 1
+    assert [(w.filename, w.lineno) for w in caught] == [(__file__, line)]
+
+
+def test_range_test_steps_are_marked_only_inside_the_block_also_after_an_error() -> None:
+    from lrkit._runtime import in_range_test, range_test_steps
+
+    assert in_range_test() is False
+    with pytest.raises(KeyError), range_test_steps():
+        assert in_range_test() is True
+        raise KeyError("boom")
+    assert in_range_test() is False
+
+
+def test_only_torch_tensors_are_converted_from_torch() -> None:
+    from lrkit._runtime import from_torch
+
+    class Detachable:
+        def detach(self):
+            raise AssertionError("not a torch tensor: left as it is")
+
+    leaf = Detachable()
+    assert from_torch(leaf) is leaf
+    torch = pytest.importorskip("torch")
+    got = from_torch(torch.arange(3.0))
+    assert isinstance(got, np.ndarray) and got.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_missing_data_source_is_skipped_not_the_ones_after_it() -> None:
+    first, second = types.SimpleNamespace(), types.SimpleNamespace()
+    assert data_loaders(None, first, None, second) == [first, second]
+
+
+def test_a_handler_set_inside_held_signals_stays() -> None:
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with HeldSignals():
+            signal.signal(signal.SIGTERM, mine)
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.usefixtures("python_sigint")
+def test_a_signal_held_by_holding_is_delivered_at_its_end() -> None:
+    with HeldSignals() as held, held.deliverable():
+        with pytest.raises(KeyboardInterrupt):
+            with held.holding():
+                signal.raise_signal(signal.SIGINT)  # a database write: held
+                reached = True
+        assert reached  # the write was not cut
+    with HeldSignals() as held:
+        with held.holding():  # outside a deliverable block: held until a safe point
+            signal.raise_signal(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            held.deliver_pending()
+
+
+@pytest.fixture
+def python_sigint():
+    """SIGINT raises ``KeyboardInterrupt`` (Python's own handler) during the test."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+class _InterruptedCleanUp:
+    """An object whose clean-up is interrupted: Python drops the ``KeyboardInterrupt``."""
+
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+@pytest.mark.usefixtures("python_sigint")
+def test_an_interrupt_python_dropped_is_raised_once_by_the_block_function() -> None:
+    from lrkit._runtime import kept_interrupts
+
+    try:
+        with kept_interrupts() as raise_dropped:
+            _InterruptedCleanUp()
+            with pytest.raises(KeyboardInterrupt):
+                raise_dropped()
+            raise_dropped()  # once only
+    except KeyboardInterrupt:
+        pytest.fail("the dropped interrupt was raised again")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.usefixtures("python_sigint")
+def test_an_interrupt_python_dropped_is_raised_on_leaving_the_block() -> None:
+    from lrkit._runtime import kept_interrupts
+
+    with pytest.raises(KeyboardInterrupt), kept_interrupts():
+        _InterruptedCleanUp()
+        reached = True
+    assert reached
+
+
+@pytest.mark.usefixtures("python_sigint")
+def test_other_dropped_errors_are_reported_as_before_and_a_new_handler_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lrkit._runtime import kept_interrupts
+
+    reported: list[BaseException] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_value))
+
+    class FailingCleanUp:
+        def __del__(self) -> None:
+            raise ValueError("in a clean-up")
+
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    with kept_interrupts():
+        FailingCleanUp()
+        signal.signal(signal.SIGINT, mine)
+    assert [str(e) for e in reported] == ["in a clean-up"]
+    assert signal.getsignal(signal.SIGINT) is mine
