@@ -8,6 +8,14 @@ from typing import Any
 
 import pytest
 
+try:  # property tests: no per-example time limit (a busy machine is no failure)
+    from hypothesis import settings
+
+    settings.register_profile("lrkit", deadline=None)
+    settings.load_profile("lrkit")
+except ImportError:  # pragma: no cover - the dev extra installs it
+    pass
+
 ROOT = Path(__file__).resolve().parents[1]
 #: the parts of the repository the sdist leaves out (see MANIFEST.in)
 REPOSITORY_ONLY = {

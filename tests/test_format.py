@@ -12,10 +12,15 @@ from lrkit._format import (
     accuracy_cell,
     counted,
     duration,
+    failure,
+    loss_cell,
+    mask_arguments,
+    mask_keywords,
     mask_secrets,
     mask_url,
     round_floats,
     shorten,
+    unencoded_at,
     url_parts,
     wrap_spec,
 )
@@ -202,3 +207,107 @@ def test_a_three_character_password_is_masked_outside_the_url_only_after_a_keywo
     # four characters and more: masked wherever it stands as a token of its own
     url4 = "postgresql://u:abcd@h/db"
     assert mask_secrets("user u with abcd refused", url4) == "user u with *** refused"
+
+
+def test_failure_quotes_the_type_and_the_first_line() -> None:
+    assert failure(ValueError("  bad value\nsecond line")) == "ValueError: bad value"
+    assert failure(ValueError("\nonly line")) == "ValueError: only line"
+    assert failure(KeyError()) == "KeyError"
+
+
+def test_a_loss_cell_has_four_significant_digits_or_a_word() -> None:
+    assert loss_cell(0.123456) == "0.1235"
+    assert loss_cell(math.inf) == "diverged"
+    assert loss_cell(math.nan) == "-"
+    assert loss_cell(-math.inf) == "-inf"  # measured: not shown as missing
+
+
+def test_a_duration_of_nothing_is_zero_and_not_a_number_is_a_dash() -> None:
+    assert duration(0) == "0 ms"
+    assert duration(math.nan) == "-"
+
+
+def test_round_floats_leaves_integers_words_and_versions_as_written() -> None:
+    text = "seed=12345678901234567890 v2.0.1 w_0.123456789 1.234567.5"
+    assert round_floats(text) == text
+    # a number whose short form is no shorter stays as written
+    assert round_floats("lr=1.e-5, warmup=10.e3") == "lr=1.e-5, warmup=10.e3"
+
+
+def test_wrap_spec_keeps_a_line_of_exactly_the_width() -> None:
+    assert wrap_spec("f(a, b)", 7) == ["f(a, b)"]
+    assert wrap_spec("f(a, b)", 6) == ["f(a,", "b)"]
+
+
+def test_mask_url_masks_every_kind_of_secret_query_argument() -> None:
+    url = "postgresql://u@h/db?api_key=abc&Token=x&X_SECRET=1&PASSWORD=2&sslmode=require"
+    assert mask_url(url) == (
+        "postgresql://u@h/db?api_key=***&Token=***&X_SECRET=***&PASSWORD=***&sslmode=require"
+    )
+    # with a password in the URL too
+    assert mask_url("postgresql://u:pw@h/db?sslpassword=abc&x=1") == (
+        "postgresql://u:***@h/db?sslpassword=***&x=1"
+    )
+    odbc = "mssql+pyodbc://@h/db?odbc_connect=DRIVER%3Dx%3BPASSWD%3Ds3cretpw&x=1"
+    assert mask_url(odbc) == "mssql+pyodbc://@h/db?odbc_connect=***&x=1"
+    assert mask_secrets("bad password s3cretpw", odbc) == "bad password ***"
+    assert mask_url(None) is None  # type: ignore[arg-type]
+
+
+def test_mask_secrets_finds_the_passwords_of_a_connection_string() -> None:
+    url = "mssql+pyodbc://@h/db?odbc_connect=DRIVER%3Dx%3BPWD%3D%7Bs3cretpw%7D&x=1"
+    assert mask_secrets("login failed: s3cretpw", url) == "login failed: ***"
+    # the longer secret is masked whole before a shorter one inside it
+    url = "postgresql://u:abcd@h/db?password=abcd-efgh"
+    assert mask_secrets("rejected abcd-efgh", url) == "rejected ***"
+
+
+def test_mask_secrets_masks_only_whole_tokens() -> None:
+    url = "postgresql://postgres:postgres@h/db"
+    assert mask_secrets("the postgresql server: mypostgres postgres", url) == (
+        "the postgresql server: mypostgres ***"
+    )
+    url = "postgresql://u:t@h/db"
+    assert mask_secrets('password "t" rejected', url) == 'password "***" rejected'
+    assert mask_secrets("x", "") == "x" and mask_secrets("x", None) == "x"
+
+
+def test_the_pieces_of_a_password_with_an_unencoded_at_are_masked() -> None:
+    url = "postgresql://u:abc@defg@h/db"
+    assert mask_secrets("no host abc, defg", url) == "no host ***, ***"
+    url = "postgresql://u:abc:xyz@qrs@h/db"
+    assert mask_secrets("host qrs user abc xyz", url) == "host *** user *** ***"
+
+
+def test_unencoded_at_counts_the_at_signs_of_the_credentials_only() -> None:
+    assert unencoded_at("postgresql://u:a@b@h/db")
+    assert unencoded_at("postgresql://u:a/b@c@h/db")  # a "/" in the password
+    assert not unencoded_at("postgresql://u:pw@h?x=a@b")  # an "@" in the query
+    assert not unencoded_at("postgresql://u:pw@h/db")
+
+
+def test_mask_keywords_masks_each_secret_value() -> None:
+    text = "host=h password='a b' sslpassword=\"x y\" api_key={p q} token=v;w user=u"
+    assert mask_keywords(text) == (
+        "host=h password=*** sslpassword=*** api_key=*** token=*** user=u"
+    )
+    # an unclosed quote or brace: the rest is the value
+    assert mask_keywords("host=h password='unclosed rest") == "host=h password=***"
+    assert mask_keywords("password={open rest") == "password=***"
+    assert mask_keywords("PWD=abc;UID=u") == "PWD=***"
+
+
+def test_mask_arguments_masks_what_each_argument_echoes() -> None:
+    arg = "host=h password=s3cret"
+    assert mask_arguments(f"bad argument: {arg}", [3, None, "", arg]) == (
+        "bad argument: host=h password=***"
+    )
+    assert mask_arguments(f'cannot parse "{arg}"', [arg]) == 'cannot parse "host=h password=***"'
+    assert mask_arguments('cannot parse "host=h password=s3cr..."', [arg]) == (
+        'cannot parse "host=h password=***'
+    )
+    # a URL argument: its own secrets, and nothing else of the message
+    url = "postgresql://u:pw12@h/db?password=x9"
+    assert mask_arguments(f"bad {url}: see token=abc", [url]) == (
+        "bad postgresql://u:***@h/db?password=***: see token=abc"
+    )

@@ -35,10 +35,11 @@ def failure(exc: BaseException) -> str:
 
 def loss_cell(x: float) -> str:
     """A comparison's loss as its tables show it: 4 significant digits, ``"diverged"`` for
-    inf, ``"-"`` for nan (not measured)."""
+    inf, ``"-inf"`` for -inf (a loss unbounded below, e.g. a negative log-likelihood whose
+    variance collapsed: measured, not missing), ``"-"`` for nan (not measured)."""
     if math.isfinite(x):
         return f"{x:.4g}"
-    return "diverged" if x == math.inf else "-"
+    return "-" if math.isnan(x) else "diverged" if x > 0 else "-inf"
 
 
 def accuracy_cell(x: float) -> str:
@@ -75,7 +76,8 @@ _FLOAT = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![
 def round_floats(text: str, digits: int = 4) -> str:
     """``text`` with every number that has more than ``digits`` significant digits written
     with ``digits`` (``"cosine(lr=0.0012345678, total_steps=100)"`` ->
-    ``"cosine(lr=0.001235, total_steps=100)"``); integers stay as they are."""
+    ``"cosine(lr=0.001235, total_steps=100)"``); integers stay as they are, and so does a
+    number whose rounded form would not be shorter (``"1.2345E-7"``, not ``"1.235e-07"``)."""
 
     def short(m: re.Match[str]) -> str:
         tok = m.group(0)
