@@ -435,7 +435,8 @@ def test_table_path_equals_the_rounded_closed_form_on_random_composites(s, limit
 @pytest.mark.parametrize(
     "count",
     [2**31, 2**31 + 5, np.int64(2**32), np.int64(2**40), np.array([3, 2**33]), 2**70,
-     [np.int64(2**32 + 3)], (np.int64(2**32 + 3),), [[1, 2], [3, 2**40]]],
+     [np.int64(2**32 + 3)], (np.int64(2**32 + 3),), [[1, 2], [3, 2**40]],
+     np.uint64(2**40)],
 )  # fmt: skip
 def test_a_host_count_beyond_int32_is_a_one_line_error(evaluation, count) -> None:
     # JAX reads np.int64(2**32) as step 0 and raises a multi-line OverflowError for 2**31
@@ -457,6 +458,28 @@ def test_a_host_count_beyond_int32_is_a_one_line_error(evaluation, count) -> Non
     assert f([jnp.int32(5)]).tolist() == [float(f(5))]  # of device arrays: passed on
     host = lo.schedule(S.cosine(0.1, total_steps=100), evaluation="host")
     assert float(host(big)) == 0.0
+
+
+def test_the_traced_formula_is_scaled() -> None:
+    from lrkit._jaxtable import formula_fn
+
+    s = S.cosine(0.1, total_steps=100)
+    f = formula_fn(s, np.float32, scale=0.5)
+    np.testing.assert_allclose(
+        np.asarray(f(jnp.arange(5, 8))), 0.5 * s.values(np.arange(5, 8)), rtol=1e-6
+    )
+
+
+def test_a_host_count_beyond_int32_names_its_first_step_and_the_argument() -> None:
+    from lrkit._jaxtable import check_count
+
+    f = lo.schedule(S.cosine(0.1, total_steps=100))
+    with pytest.raises(ValueError, match=r"^count must be .*, got 8589934592; use "):
+        f(np.array([3, 2**33, 2**40]))
+    with pytest.raises(ValueError, match=r"^count must be .*, got -1099511627776; use "):
+        f(np.int64(-(2**40)))  # below int32 too
+    with pytest.raises(ValueError, match=r"^step must be an integer in \[0, 2\*\*31 - 1\] "):
+        check_count(2**40, name="step")
 
 
 @pytest.mark.parametrize(

@@ -357,6 +357,38 @@ def test_require_names_the_extra_and_the_caller(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ImportError, match=r"^lrkit\.adapter needs lrkit_missing_dep: "):
         fake.f()
 
+    # called from outside lrkit: the message names lrkit
+    outside = types.ModuleType("user_code")
+    exec(
+        "from lrkit._imports import require\ndef f():\n    require('lrkit_missing_dep', 'x')",
+        outside.__dict__,
+    )
+    with pytest.raises(ImportError) as info:
+        outside.f()
+    assert str(info.value) == "lrkit needs lrkit_missing_dep: pip install 'lrkit[x]'"
+
+
+def test_require_of_a_submodule_whose_package_is_missing_gives_the_plain_hint() -> None:
+    with pytest.raises(ImportError) as info:
+        require("lrkit_not_installed_anywhere.sub", "extra", feature="f")
+    assert str(info.value) == (
+        "f needs lrkit_not_installed_anywhere.sub: pip install 'lrkit[extra]'"
+    )
+    assert info.value.name == "lrkit_not_installed_anywhere"
+
+
+def test_require_of_a_package_missing_its_own_submodule_gives_the_plain_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "lrkit_dep_pkg").mkdir()
+    (tmp_path / "lrkit_dep_pkg" / "__init__.py").write_text("import lrkit_dep_pkg.absent\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportError) as info:
+        require("lrkit_dep_pkg", "extra", feature="f")
+    assert str(info.value) == "f needs lrkit_dep_pkg: pip install 'lrkit[extra]'"
+    assert info.value.name == "lrkit_dep_pkg.absent"
+    monkeypatch.delitem(sys.modules, "lrkit_dep_pkg", raising=False)
+
 
 def test_require_reports_a_missing_dependency_of_the_module(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -390,6 +422,14 @@ def test_optional(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModuleNotFoundError):  # installed but broken: not hidden as "absent"
         optional("lrkit_dep_outer2")
+    # a missing module whose name only starts like the requested one is not the requested one
+    (tmp_path / "lrkit_dep_abc.py").write_text("import lrkit_dep_ab\n")
+    with pytest.raises(ModuleNotFoundError, match="lrkit_dep_ab"):
+        optional("lrkit_dep_abc")
+    # a module raising ModuleNotFoundError without a module name is broken, not absent
+    (tmp_path / "lrkit_dep_nameless.py").write_text("raise ModuleNotFoundError('no backend')\n")
+    with pytest.raises(ModuleNotFoundError, match="^no backend$"):
+        optional("lrkit_dep_nameless")
 
 
 def test_lazy_exports(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -406,6 +446,23 @@ def test_lazy_exports(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dir_() == ["value"]
     with pytest.raises(AttributeError, match="module 'lrkit_lazy_pkg' has no attribute 'nope'"):
         pkg.nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_lazy_exports_of_submodules_and_of_names_listed_sorted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pkg = types.ModuleType("lrkit_lazy_pkg2")
+    impl = types.ModuleType("lrkit_lazy_pkg2._impl")
+    impl.impl = object()  # type: ignore[attr-defined]
+    tools = types.ModuleType("lrkit_lazy_pkg2.tools")
+    monkeypatch.setitem(sys.modules, "lrkit_lazy_pkg2", pkg)
+    monkeypatch.setitem(sys.modules, "lrkit_lazy_pkg2._impl", impl)
+    monkeypatch.setitem(sys.modules, "lrkit_lazy_pkg2.tools", tools)
+    getattr_, dir_ = lazy_exports("lrkit_lazy_pkg2", {"tools": "tools", "impl": "_impl"})
+    pkg.__getattr__ = getattr_  # type: ignore[attr-defined]
+    assert pkg.tools is tools  # type: ignore[attr-defined]  # its own submodule
+    assert pkg.impl is impl.impl  # type: ignore[attr-defined]  # a name in _impl
+    assert dir_() == ["impl", "tools"]
 
 
 @pytest.mark.parametrize("package", ["lrkit.torch", "lrkit.keras"])

@@ -4,6 +4,7 @@ the same values, and a ``DeprecationWarning`` that names the new one."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import json
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 import lrkit.finder as F
+from lrkit import _renamed
 from lrkit.finder import (
     FinderResult,
     Suggestions,
@@ -204,6 +206,19 @@ def test_a_result_pickled_by_lrkit_010_loads_with_its_family(result: FinderResul
     assert back.for_total_steps(300) == result._sugg and back.to_dict() == result.to_dict()
     again = pickle.loads(pickle.dumps(result))
     assert again.optimizer_family == "momentum" and again.lr_min == result.lr_min
+    # the former field is not kept beside the new one
+    assert set(vars(back)) == set(vars(result))
+    assert set(vars(back._sugg)) == set(vars(result._sugg))
+
+
+def test_copying_a_result_of_lrkit_010_leaves_the_original_as_it_was(
+    result: FinderResult,
+) -> None:
+    old = _as_in_010(result._sugg)
+    before = dict(vars(old))
+    new = copy.copy(old)
+    assert new == result._sugg
+    assert vars(old) == before
 
 
 def test_the_dataclasses_take_the_former_field_name_with_a_warning(
@@ -219,6 +234,12 @@ def test_the_dataclasses_take_the_former_field_name_with_a_warning(
     kept["optimizer"] = kept.pop("optimizer_family")
     with _deprecated(r"^FinderResult\(\): the argument optimizer= was renamed"):
         r = FinderResult(**kept)
+    with pytest.raises(TypeError) as info:
+        Suggestions(**fields, optimizer_family="sgd")
+    assert str(info.value) == (
+        "Suggestions() got both optimizer_family= and optimizer= (optimizer is the former name "
+        "of optimizer_family): pass optimizer_family only"
+    )
     assert r.optimizer_family == "momentum"
     assert dataclasses.replace(result, optimizer_family="sgd").optimizer_family == "sgd"
 
@@ -227,3 +248,46 @@ def test_sweep_options_to_dict_rebuilds_the_options() -> None:
     o = SweepOptions(num_iter=50, rule="valley", optimizer_family="sgd", total_steps=300)
     d = json.loads(json.dumps(o.to_dict()))
     assert SweepOptions(**d) == o and d["rule"] == "valley"
+
+
+# ----------------------------------------------------------------------------- the helpers
+
+
+def test_the_former_keyword_shows_as_unset_in_the_signature() -> None:
+    param = inspect.signature(suggestions).parameters["optimizer"]
+    assert str(param).endswith("= <unset>")
+
+
+def test_a_new_name_passed_with_the_value_of_its_default_is_still_given_twice() -> None:
+    default = _renamed.default_int(100)
+    with _deprecated(r"^f\(\): the argument old= was renamed new=$"):
+        assert _renamed.keyword("f()", "old", "new", 5, default, default=default) == 5
+    with pytest.raises(TypeError, match=r"^f\(\) got both new= and old= "):
+        _renamed.keyword("f()", "old", "new", 5, 100, default=default)
+
+
+class _Options:
+    @_renamed.keyword_only(2)
+    def __init__(self, a: int, *, first: int = 0, second: int = 0) -> None:
+        self.got = (a, first, second)
+
+
+def test_options_taken_by_position_are_moved_to_their_keywords_with_a_warning() -> None:
+    with _deprecated(r"^_Options\(\): pass first= by keyword \(taking it by position is "):
+        assert _Options(1, 2).got == (1, 2, 0)
+    with _deprecated(r"^_Options\(\): pass first=, second= by keyword \("):
+        assert _Options(1, 2, 3).got == (1, 2, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _Options(1, second=3).got == (1, 0, 3)
+    with pytest.raises(TypeError) as info:
+        _Options(1, 2, 3, 4)
+    assert str(info.value) == "_Options() takes 2 positional arguments but 5 were given"
+    with pytest.raises(TypeError) as info:
+        _Options(1, 2, first=3)
+    assert str(info.value) == "_Options() got multiple values for argument 'first'"
+
+
+def test_suggest_takes_its_rule_by_position_with_a_warning() -> None:
+    with _deprecated(r"^suggest\(\): pass rule= by keyword"):
+        assert suggest(LRS, LOSSES, "valley") == suggest(LRS, LOSSES, rule="valley")
