@@ -726,3 +726,13 @@ def test_an_unknown_keyword_names_the_option_meant() -> None:
         "evalution is not an option of lrkit.optax.schedule() (did you mean evaluation?); "
         "options: dtype, evaluation, schedule, table_limit"
     )
+
+
+def test_a_whole_float_step_at_the_tables_end_reads_the_formula_as_the_integer_step():
+    s = S.exponential(0.1, gamma=0.999)
+    vt = value_table(s, limit=600)
+    assert vt.beyond == "formula"
+    f = jax.jit(lo.schedule(s, table_limit=600))
+    n = vt.size
+    at_end = float(f(jnp.int32(n)))
+    assert float(f(jnp.float32(n))) == at_end != float(f(jnp.int32(n - 1)))
