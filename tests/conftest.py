@@ -7,14 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
-try:  # property tests: no per-example time limit (a busy machine is no failure)
-    from hypothesis import settings
-
-    settings.register_profile("lrkit", deadline=None)
-    settings.load_profile("lrkit")
-except ImportError:  # pragma: no cover - the dev extra installs it
-    pass
+# property tests: no per-example time limit (a busy machine is no failure)
+settings.register_profile("lrkit", deadline=None)
+settings.load_profile("lrkit")
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the parts of the repository the sdist leaves out (see MANIFEST.in)

@@ -491,6 +491,19 @@ def _global_seed_generator():
     return global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
 
 
+def _seeded_global_generator():
+    """Keras seeded with 0 and its global SeedGenerator created (by an unseeded draw)."""
+    keras.utils.set_random_seed(0)
+    keras.random.normal((2,))
+    return _global_seed_generator()
+
+
+def _sum_data():
+    """64 samples of 8 features; the target is their sum."""
+    x = np.random.default_rng(0).standard_normal((64, 8)).astype("float32")
+    return x, x.sum(1, keepdims=True).astype("float32")
+
+
 @pytest.mark.parametrize("existing", [True, False])
 def test_keras_global_seed_generator_is_put_back(regression, existing):
     """An unseeded keras.random call in a layer draws from Keras' global SeedGenerator: after
@@ -709,9 +722,7 @@ def test_keras_global_seed_state_drawn_during_the_sweep_is_put_back(regression):
     """Unseeded keras.random draws during the sweep (here in the callback) move Keras' global
     SeedGenerator; afterwards it is the same object with its state as before, bit for bit."""
     x, y = regression
-    keras.utils.set_random_seed(0)
-    keras.random.normal((2,))  # creates the global generator
-    gen = _global_seed_generator()
+    gen = _seeded_global_generator()
     state = np.array(keras.ops.convert_to_numpy(gen.state.value))
     model = _zero_linear()
     model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
@@ -782,12 +793,8 @@ def test_each_probe_starts_from_the_keras_global_seed_state_the_sweep_started_fr
     the torch backend; the JAX train step draws in a stateless scope): the generator is put
     back before each probe, so every probe's first step sees the state the sweep's first
     step saw."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((64, 8)).astype("float32")
-    y = x.sum(1, keepdims=True).astype("float32")
-    keras.utils.set_random_seed(0)
-    keras.random.normal((2,))  # creates the global generator
-    gen = _global_seed_generator()
+    x, y = _sum_data()
+    gen = _seeded_global_generator()
     model = keras.Sequential(
         [keras.Input((8,)), _Noise(), keras.layers.Dense(1, kernel_initializer="zeros")]
     )
@@ -902,12 +909,8 @@ def test_each_probe_starts_from_the_keras_global_seed_state_even_after_sweep_dra
     """Unseeded keras.random draws during the sweep (here in the callback) move Keras' global
     SeedGenerator; it is put back before each probe, so every probe's first step sees the
     state the sweep's first step saw."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((64, 8)).astype("float32")
-    y = x.sum(1, keepdims=True).astype("float32")
-    keras.utils.set_random_seed(0)
-    keras.random.normal((2,))  # creates the global generator
-    gen = _global_seed_generator()
+    x, y = _sum_data()
+    gen = _seeded_global_generator()
     model = _zero_linear()
     model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
     model.build((None, 8))
