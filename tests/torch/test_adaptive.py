@@ -292,6 +292,29 @@ def test_nadams_default_path_is_read_from_its_parameters_devices(monkeypatch):
     assert torch.all(effective_lr(opt)[0] > 0)  # sqrt(v) / sqrt(bc2): no overflow
 
 
+def test_nadams_default_path_is_read_from_the_parameters_torch_steps(monkeypatch):
+    """torch decides the default path from the parameters that have a gradient at that step
+    (all of them where none has, as after ``zero_grad()``), and takes the foreach path
+    only for plain tensors."""
+    from lrkit.torch import _adaptive
+
+    class Marked(torch.Tensor):
+        pass
+
+    monkeypatch.setattr(_adaptive, "_FOREACH_DEVICES", frozenset({"cpu"}))
+    p = torch.nn.Parameter(torch.zeros(2))
+    meta = torch.nn.Parameter(torch.empty(2, device="meta"))
+    group = {"params": [p, meta], "foreach": None, "differentiable": False}
+    assert not _adaptive._foreach(group)
+    p.grad = torch.zeros(2)
+    assert _adaptive._foreach(group)
+    meta.grad = torch.empty(2, device="meta")
+    assert not _adaptive._foreach(group)
+    marked = torch.zeros(2).as_subclass(Marked)
+    marked.grad = torch.zeros(2)
+    assert not _adaptive._foreach(dict(group, params=[p, marked]))
+
+
 def test_exported_lazily():
     assert lt.effective_lr is effective_lr
     assert lt.EffectiveLRLogger is EffectiveLRLogger

@@ -118,14 +118,20 @@ _FOREACH_DEVICES = frozenset({"cuda", "xpu", "mtia", "privateuseone"})
 
 def _foreach(group: Mapping[str, Any]) -> bool:
     """Whether torch steps ``group`` on its multi-tensor (foreach) path: ``foreach=True``, or
-    the default ``None`` with every parameter on a device of :data:`_FOREACH_DEVICES` and
-    ``differentiable`` off (as torch's optimizers decide the default)."""
+    the default ``None`` with ``differentiable`` off and every parameter torch steps (those
+    with a gradient; all of them where none has one, as after ``zero_grad()``) a plain
+    tensor on a device of :data:`_FOREACH_DEVICES` (as torch's optimizers decide the
+    default)."""
     foreach = group.get("foreach")
     if foreach is not None:
         return bool(foreach)
     if group.get("differentiable", False):
         return False
-    return all(p.device.type in _FOREACH_DEVICES for p in group["params"])
+    params = [p for p in group["params"] if p.grad is not None] or list(group["params"])
+    return all(
+        type(p) in (torch.Tensor, torch.nn.Parameter) and p.device.type in _FOREACH_DEVICES
+        for p in params
+    )
 
 
 def _step_size(
