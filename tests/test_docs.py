@@ -188,6 +188,33 @@ def test_the_compare_sample_in_the_cli_page_is_the_commands_output(
         assert _same_numbers(got, want), (got, want)  # own float kernels move the last digit
 
 
+def test_the_schedules_in_the_cli_pages_tune_sample_print_as_the_table_prints_them() -> None:
+    """Each schedule of docs/cli.md's ``lrkit tune`` sample (its table rows, wrapped, and the
+    best one at full precision) is what the command prints for it today: read back, the
+    table's form (4 significant digits) and the full-precision form give the same text."""
+    from lrkit import schedules as S
+    from lrkit._format import round_floats
+
+    page = (ROOT / "docs" / "cli.md").read_text()
+    block = re.search(r"```text\n\$ lrkit tune [^\n]*\n(.*?)```", page, re.S)
+    assert block is not None
+    lines = block.group(1).splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("----"))
+    rows: list[str] = []
+    for ln in lines[start + 1 :]:
+        if not ln.strip():
+            break
+        if ln[0].isdigit():
+            rows.append(ln.split(None, 5)[5])
+        else:  # a wrapped row goes on under its schedule column
+            rows[-1] += " " + ln.strip()
+    assert len(rows) == 5
+    for spec in rows:
+        assert round_floats(str(S.parse(spec)), 4) == spec
+    best = lines[lines.index("best schedule (full precision):") + 1]
+    assert str(S.parse(best)) == best
+
+
 def _number(token: str) -> float | None:
     try:
         return float(token.rstrip("%"))

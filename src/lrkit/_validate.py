@@ -404,13 +404,21 @@ def checked_keywords(where: str, hints: Mapping[str, str] | None = None) -> Call
 
 
 def too_many_positional(
-    where: str, positional: Sequence[str], params: Sequence[str], given: int
+    where: str,
+    positional: Sequence[str],
+    params: Sequence[str],
+    given: int,
+    *,
+    example: str | None = None,
 ) -> str:
     """The one-line message for a call of ``where`` with ``given`` positional arguments where
-    it takes only ``positional`` (``params``: all it takes, which the message lists)."""
+    it takes only ``positional`` (``params``: all it takes, which the message lists;
+    ``example``: the call as it reads with keywords)."""
     n = len(positional)
     which = f" ({', '.join(positional)})" if positional else ""
     rest = "; give the others by keyword" if set(params) - set(positional) else ""
+    if rest and example:
+        rest += f", as in {example}"
     return (
         f"{where}: takes {n} positional argument{'' if n == 1 else 's'}{which} but "
         f"{given} were given{rest} (parameters: {', '.join(params)})"

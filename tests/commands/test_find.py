@@ -645,7 +645,7 @@ def test_probe_scores_runs_on_the_targets_val_data_and_prints_them(user_module, 
     assert len(probes["lrs"]) == len(probes["losses"]) == 8 and probes["steps"] == 60
     assert probes["lr_min"] == doc["lr_min"]
     assert "and 8 probes of 60 steps in" in out
-    assert f"best near {probes['best_lr']:.3g}: the suggestions follow it" in out
+    assert f"best after 60 steps near {probes['best_lr']:.3g}; the suggestions below" in out
     assert main([*argv, "--json", str(js)]) == 0  # without --probe: none
     plain = json.loads(js.read_text())
     assert plain["probes"] is None and "probes" not in capsys.readouterr().out

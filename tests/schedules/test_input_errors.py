@@ -390,7 +390,7 @@ def test_every_peer_name_hints_at_a_parameter_of_its_family() -> None:
         (
             lambda: S.cosine(0.1, 1000),
             "cosine: takes 1 positional argument (lr) but 2 were given; give the others by "
-            "keyword (parameters: lr, total_steps, eta_min)",
+            "keyword, as in cosine(0.1, total_steps=1000) (parameters: lr, total_steps, eta_min)",
         ),
         (
             lambda: S.Product(C, C),
@@ -527,7 +527,7 @@ def test_the_nesting_depth_read_once_per_schedule_stays_right_when_ids_are_reuse
     [
         (
             lambda a, b: S.join([a, b], [100]),
-            r"^join: takes 1 positional argument \(schedules\) but 2 were given; give the others by keyword \(parameters: schedules, boundaries\)$",  # noqa: E501
+            r"^join: takes 1 positional argument \(schedules\) but 2 were given; give the others by keyword, as in join\(\[constant\(lr=0\.1\), constant\(lr=0\.2\)\], boundaries=\[100\]\) \(parameters: schedules, boundaries\)$",  # noqa: E501
         ),
         (
             lambda a, b: S.join([a, b], milestones=[5]),
@@ -545,7 +545,7 @@ def test_the_nesting_depth_read_once_per_schedule_stays_right_when_ids_are_reuse
         (lambda a, b: S.sub(a, b), r"^sub: takes 1 positional argument \(a\) but 2 were given"),
         (
             lambda a, b: S.warmup_linear(0, 1, 10),
-            r"^warmup_linear: takes 1 positional argument \(start_lr\) but 3 were given; give the others by keyword \(parameters: start_lr, end_lr, warmup_steps\)$",  # noqa: E501
+            r"^warmup_linear: takes 1 positional argument \(start_lr\) but 3 were given; give the others by keyword, as in warmup_linear\(0, end_lr=1, warmup_steps=10\) \(parameters: start_lr, end_lr, warmup_steps\)$",  # noqa: E501
         ),
         (
             lambda a, b: S.with_warmup(a, 10),

@@ -4,6 +4,7 @@ rest by keyword; spec strings still map positional arguments onto the declared o
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 import pytest
@@ -64,6 +65,34 @@ def test_keywords_build_the_same_schedule_as_a_positional_spec() -> None:
     assert S.parse("join([constant(1), constant(2)], [5])") == S.join(
         [S.constant(1), S.constant(2)], boundaries=[5]
     )
+
+
+@pytest.mark.parametrize(
+    "call, spec",
+    [
+        (lambda: S.cosine(0.1, 1000), "cosine(0.1, 1000)"),
+        (lambda: S.cosine(0.1, 1000, 0.001), "cosine(0.1, 1000, 0.001)"),
+        (lambda: S.step(0.1, 10, gamma=0.5), "step(0.1, 10, gamma=0.5)"),
+        (
+            lambda: S.piecewise_constant([10, 20], [0.1, 0.01, 0.001]),
+            "piecewise_constant([10, 20], [0.1, 0.01, 0.001])",
+        ),
+        (lambda: S.onecycle(0.1, 100, 0.25, "linear"), "onecycle(0.1, 100, 0.25, linear)"),
+        (
+            lambda: S.join([S.constant(0.1), S.constant(0.2)], [5]),
+            "join([constant(0.1), constant(0.2)], [5])",
+        ),
+    ],
+    ids=["cosine", "cosine-3", "step", "piecewise_constant", "onecycle", "join"],
+)
+def test_a_python_call_with_spec_positions_is_shown_with_keywords(call: Any, spec: str) -> None:
+    """A Python call given a spec's positional arguments is refused; the error shows the call
+    with keywords, which builds the schedule that spec string builds."""
+    with pytest.raises(TypeError) as info:
+        call()
+    shown = re.search(r"give the others by keyword, as in (.+) \(parameters: ", str(info.value))
+    assert shown is not None, str(info.value)
+    assert S.parse(shown.group(1)) == S.parse(spec)
 
 
 def test_positional_spec_arguments_follow_each_constructors_declared_order() -> None:

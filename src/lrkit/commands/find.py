@@ -237,7 +237,8 @@ def _table(result: Any) -> str:
         p = result.probes
         lines.append(
             f"  probes: {len(p.lrs)} x {p.steps} steps, {max(p.lrs):.3g} -> {min(p.lrs):.3g}; "
-            f"best near {p.best_lr:.3g}: the suggestions follow it"
+            f"best after {p.steps} steps near {p.best_lr:.3g}; the suggestions below are "
+            "scaled from it for the budget (lower for a longer run)"
         )
     most = FITTED_STEPS[1]
     longer = result.total_steps is not None and result.total_steps > most

@@ -470,7 +470,15 @@ def _call_error(
     positional = [p.name for p in sig if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
     name = str(name or getattr(cls, "name", cls.__name__))
     if P.VAR_POSITIONAL not in kinds and len(args) > len(positional):
-        return V.too_many_positional(name, positional, params, len(args))
+        named = params[len(positional) : len(args)]
+        example = None
+        if len(args) <= len(params) and not set(named) & set(kwargs):
+            # the call with keywords, read in the order a spec string reads its arguments
+            shown = [_short(a) for a in args[: len(positional)]]
+            shown += [f"{n}={_short(a)}" for n, a in zip(named, args[len(positional) :])]
+            shown += [f"{k}={_short(v)}" for k, v in kwargs.items()]
+            example = f"{name}({', '.join(shown)})"
+        return V.too_many_positional(name, positional, params, len(args), example=example)
     by_position = positional[: len(args)]
     twice = [n for n in by_position if n in kwargs]
     if twice:
@@ -485,6 +493,18 @@ def _call_error(
     if missing:
         return missing_params(name, missing, params)
     return None
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A value as a call shows it (a schedule by its spec, a list of them as a list of
+    specs, anything else by its ``repr``), cut to ``limit`` characters."""
+    if isinstance(value, Schedule):
+        text = str(value)
+    elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Schedule) for v in value):
+        text = "[" + ", ".join(str(v) for v in value) + "]"
+    else:
+        text = V.fmt(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def missing_params(name: str, missing: Sequence[str], params: Sequence[str]) -> str:
