@@ -4,6 +4,7 @@ alone, and bad inputs are one-line errors naming the parameter."""
 from __future__ import annotations
 
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -1121,6 +1122,35 @@ def test_the_range_tests_fall_back_to_default_lrs_and_keep_the_cyclic_range_arou
         "unreliable suggestion for SGD: the loss never turned up (sweep extended to 9.8e+03); "
         "using lr=1.88e+03"
     ])  # fmt: skip
+
+
+def test_compares_notes_on_its_range_tests_are_warnings_at_the_call_unless_warn_is_false(
+    monkeypatch,
+):
+    import inspect
+    from types import SimpleNamespace
+
+    import lrkit.torch
+    from lrkit.finder import LRFinderWarning
+
+    none = SimpleNamespace(suggestion=None, max_lr=None, base_lr=None)
+    monkeypatch.setattr(lrkit.torch, "find_lr", lambda *a, **k: none)
+    make = C.factory(_task([]), seed=0)
+    note = "no reliable suggestion for SGD: using lr=0.01"
+    with pytest.warns(LRFinderWarning) as said:
+        line = inspect.currentframe().f_lineno + 1
+        report = C.compare(make, methods="fixed", steps=10)
+    ours = [w for w in said if issubclass(w.category, LRFinderWarning)]
+    assert [(str(w.message), w.filename, w.lineno) for w in ours] == [
+        (f"compare: {note}", __file__, line)
+    ]
+    assert report.lrs.notes == [note]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LRFinderWarning)
+        quiet = C.compare(make, methods="fixed", steps=10, warn=False)
+    assert quiet.lrs.notes == [note]
+    with pytest.raises(ValueError, match="^warn must be True or False, got 1$"):
+        C.compare(make, methods="fixed", steps=10, warn=1)
 
 
 def test_method_names_are_case_blind_and_each_runs_once():

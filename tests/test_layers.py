@@ -4,7 +4,8 @@ Layers, arrows only downward::
 
     core        lrkit, schedules, feedback, finder, textplot and the shared private modules
                 (_validate, _files, _imports, _runtime, ...): numpy and the standard library
-    adapters    torch, keras, optax (lightning and hf on torch; _jaxtable for keras and optax)
+    adapters    torch, keras, optax (lightning, hf and demo on torch; _jaxtable for keras and
+                optax)
     workflows   tune, compare
     commands    commands, cli, __main__
 
@@ -57,6 +58,7 @@ LAYERS: dict[str, int] = {
     "optax": ADAPTER,
     "lightning": ADAPTER,
     "hf": ADAPTER,
+    "demo": ADAPTER,  # the former name of lrkit.torch.demo
     "_jaxtable": ADAPTER,
     "tune": WORKFLOW,
     "compare": WORKFLOW,
@@ -69,6 +71,7 @@ LAYERS: dict[str, int] = {
 ADAPTER_BASES: dict[str, set[str]] = {
     "lightning": {"torch"},
     "hf": {"torch"},
+    "demo": {"torch"},
     "keras": {"_jaxtable"},
     "optax": {"_jaxtable"},
 }

@@ -317,9 +317,10 @@ def test_limit_train_batches_0_skips_the_sweep_with_a_warning() -> None:
     from lrkit.finder import LRFinderWarning
 
     model, finder = Tiny(), LRFinder(num_iter=10, plot=False)
-    with pytest.warns(LRFinderWarning, match="since limit_train_batches=0 trains nothing; "):
+    with pytest.warns(LRFinderWarning, match="since limit_train_batches=0 trains nothing; ") as rec:
         _trainer(max_epochs=1, limit_train_batches=0, callbacks=[finder]).fit(model)
     assert finder.result is None and model.lr == 0.05
+    assert rec[0].filename == __file__  # the user's fit(), not Lightning's caller of the hook
 
 
 def test_finder_with_val_data_equals_find_lr_with_it() -> None:

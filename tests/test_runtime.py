@@ -357,3 +357,33 @@ def test_other_dropped_errors_are_reported_as_before_and_a_new_handler_stays(
         signal.signal(signal.SIGINT, mine)
     assert [str(e) for e in reported] == ["in a clean-up"]
     assert signal.getsignal(signal.SIGINT) is mine
+
+
+def test_a_warning_from_lrkit_code_a_library_runs_points_at_the_users_call() -> None:
+    """lrkit code that torch runs from its own (an optimizer hook, as lrkit's loggers use)
+    warns at the user's ``opt.step()`` line, not inside torch."""
+    import inspect
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    from lrkit import _renamed
+
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([p], lr=0.1)
+    from lrkit import _runtime
+
+    # a hook whose code reads as lrkit's own (as a logger's is), run by torch's step()
+    code = compile(
+        "def hook(*_):\n    warn('lrkit test: renamed')\n",
+        _runtime._PACKAGE_DIR + "hook.py",
+        "exec",
+    )
+    space = {"warn": _renamed.warn}
+    exec(code, space)
+    opt.register_step_post_hook(space["hook"])
+    p.grad = torch.ones(2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
+        opt.step()
+    assert [(w.filename, w.lineno) for w in caught] == [(__file__, line)]

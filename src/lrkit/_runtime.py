@@ -224,24 +224,57 @@ def is_rank0() -> bool:
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
+#: the libraries that run lrkit's code from their own (a trainer's callbacks and hooks, a
+#: compiled or traced step, a scheduler's constructor, a study's objective): a warning
+#: passes over their frames to the user's call that started them (``trainer.fit(...)``)
+_RUNNERS = (
+    "torch",
+    "pytorch_lightning",
+    "lightning",
+    "lightning_fabric",
+    "transformers",
+    "accelerate",
+    "keras",
+    "jax",
+    "optax",
+    "optuna",
+)
+
+
 def _passed_over() -> tuple[str, ...]:
-    """Folders whose frames count as lrkit's own: lrkit's, and torch's compiler's once loaded
-    (the wrapper of ``torch.compiler.disable``, through which a compiled function calls
-    lrkit's scheduler step, is no caller of the user's)."""
-    compiler = getattr(sys.modules.get("torch._dynamo"), "__file__", None)
-    if compiler is None:
-        return (_PACKAGE_DIR,)
-    return (_PACKAGE_DIR, os.path.dirname(os.path.abspath(compiler)) + os.sep)
+    """Folders whose frames count as lrkit's own: lrkit's, and those of the libraries of
+    :data:`_RUNNERS` that are loaded (the folder each was imported from, not any folder
+    of that name)."""
+    dirs = [_PACKAGE_DIR]
+    for name in _RUNNERS:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path is not None:
+            dirs.append(os.path.dirname(os.path.abspath(path)) + os.sep)
+    return tuple(dirs)
+
+
+def _import_machinery(frame: Any) -> bool:
+    """Whether ``frame`` is one of Python's import machinery, which ``warnings`` passes over
+    without counting it in a ``stacklevel``."""
+    name = frame.f_code.co_filename
+    return "importlib" in name and "_bootstrap" in name
 
 
 def caller_level() -> int:
     """The ``stacklevel`` that points a warning, issued by the function that calls this, at
-    the first frame outside lrkit (the user's call, however deep inside lrkit it was made;
-    the wrapper of ``torch.compiler.disable`` around a lrkit function is passed over too)."""
+    the first frame outside lrkit and the libraries that run it (:data:`_RUNNERS`): the
+    user's call, however deep inside them it was made (a module's import: the ``import``
+    line)."""
     passed = _passed_over()
-    level, frame = 2, sys._getframe(2)  # 2: the caller of the function that warns
-    while frame is not None and frame.f_code.co_filename.startswith(passed):
-        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    level = 2
+    frame: Any = sys._getframe(2)  # 2: the caller of the function that warns
+    while frame is not None:
+        if _import_machinery(frame):
+            frame = frame.f_back
+        elif frame.f_code.co_filename.startswith(passed):
+            frame, level = frame.f_back, level + 1
+        else:
+            break
     return level
 
 

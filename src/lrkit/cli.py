@@ -84,11 +84,26 @@ class _Parser(argparse.ArgumentParser):
             said = [f"{name} here is {table[name]}" for name in dict.fromkeys(found) if name]
             if said:
                 message += f" ({'; '.join(said)})"
+        message = _nearest_choice(message)
         # an error echoes what was typed (an unrecognized argument, a value): a database URL
         # given in the wrong place shows without its password (as every command's error:
         # lrkit.commands._target.print_error)
         message = mask_arguments(message, sys.argv[1:] if self.argv is None else self.argv)
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
+def _nearest_choice(message: str) -> str:
+    """argparse's ``invalid choice: 'plto' (choose from 'plot', ...)`` with the choice
+    nearest to what was typed, when one is near: ``...; did you mean 'plot'?``."""
+    import difflib
+    import re
+
+    found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    if found is None:
+        return message
+    choices = [c.strip().strip("'") for c in found.group(2).split(",")]  # quoted or not
+    near = difflib.get_close_matches(found.group(1), choices, n=1)
+    return f"{message}; did you mean {near[0]!r}?" if near else message
 
 
 #: the output options of one command given to another, as that one spells them

@@ -45,6 +45,7 @@ from typing import Any
 from . import _renamed
 from . import _validate as V
 from ._runtime import Passes, caller_level, data_generators, is_data_factory
+from .finder import LRFinderWarning
 from .finder.sweep import MAX_ITER, MIN_ITER
 
 __all__ = [
@@ -970,6 +971,7 @@ def compare(
     num_iter: int = _NUM_ITER,
     progress: bool = False,
     name: str | None = None,
+    warn: bool = True,
     finder_iter: int = _renamed.UNSET,
 ) -> Comparison:
     """Range tests, then every method in turn, each for ``steps`` steps from ``make()``.
@@ -1000,7 +1002,8 @@ def compare(
     would need its LR; a range test that gives no suggestion is replaced by a default LR, with
     a note in ``lrs.notes``, and an unreliable one (``FinderResult.reliable`` False: e.g. a
     loss that never turned up, whose suggestion is a lower bound) is used with a note there
-    that says why.
+    that says why. Each note is also an :class:`lrkit.finder.LRFinderWarning` at the call
+    (``warn=False``: in ``lrs.notes`` only, as ``lrkit compare`` prints them).
 
     ``KeyboardInterrupt`` (Ctrl-C) while the methods run is not swallowed: it propagates, so
     that a script or a loop of comparisons stops, but the methods that had finished are not
@@ -1023,6 +1026,7 @@ def compare(
     methods = available_methods() if methods is None else check_installed(methods)
     steps = V.integer("steps", steps, 10, V.MAX_STEPS)
     progress = V.flag("progress", progress)
+    warn = V.flag("warn", warn)
     num_iter = _renamed.keyword(
         "lrkit.compare.compare()",
         "finder_iter",
@@ -1041,6 +1045,9 @@ def compare(
             with preserved_rng(import_torch=True):  # the check draws nothing the runs would see
                 _preflight(setups)
             lrs = find_lrs(setups, methods=methods, num_iter=num_iter, total_steps=steps)
+            if warn:
+                for note in lrs.notes:
+                    warnings.warn(f"compare: {note}", LRFinderWarning, stacklevel=caller_level())
             start = GlobalRNGState(import_torch=True)
             bar: Any = None
             if progress:

@@ -1363,7 +1363,7 @@ def __getattr__(name: str) -> Any:
             "lrkit.feedback.DivergenceGuard was renamed DivergenceDetector (the framework "
             "guards lrkit.torch.DivergenceGuard / lrkit.keras.DivergenceGuard wrap one)",
             DeprecationWarning,
-            stacklevel=2,
+            stacklevel=caller_level(),
         )
         return DivergenceDetector
     raise AttributeError(f"module 'lrkit.feedback' has no attribute {name!r}")

@@ -186,7 +186,7 @@ def _warn_unused_schedule_args(args: Any, num_training_steps: int) -> None:
             "schedule sets every LR (put a warmup into it, e.g. S.with_warmup(schedule, "
             "warmup_steps=...))",
             UserWarning,
-            stacklevel=3,
+            stacklevel=caller_level(),
         )
 
 
@@ -257,7 +257,7 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
                 f"ReportMetric: metric {key!r} is not in the evaluation metrics (available: "
                 f"{sorted(keys)}); feedback skipped",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=caller_level(),
             )
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -301,7 +301,7 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
                 "ReportMetric: the Trainer's scheduler is not an lrkit scheduler with a feedback "
                 "controller (lrkit.hf.Trainer(schedule=..., feedback=...))",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=caller_level(),
             )
             return
         key = self._key(args)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from . import _validate as V
 from ._figure import save_figure
 from ._imports import require
-from ._runtime import GlobalRNGState, data_loaders
+from ._runtime import GlobalRNGState, caller_level, data_loaders
 from .feedback import REPORT_HINTS
 from .finder import (
     RULES,
@@ -128,7 +128,7 @@ def _replay(state: Mapping[str, Any], *, rule: Any = None) -> FinderResult:
                 f"LRFinder: the checkpoint's sweep used the rule {saved!r}, this LRFinder's "
                 f"rule is {name!r}: the suggestion follows {name!r}",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=caller_level(),
             )
         options["rule"] = rule
     elif not isinstance(saved, str) or not saved:
@@ -345,7 +345,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 f"LRFinder: skipping the learning rate range test since {skip}; the "
                 "learning rate is unchanged",
                 LRFinderWarning,
-                stacklevel=3,
+                stacklevel=caller_level(),
             )
             return
         # only a fit resumed from a checkpoint reuses the curve it holds (one loaded by a
@@ -363,7 +363,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                     "range test; the learning rate the checkpoint holds is kept (no range "
                     "test: the checkpoint's optimizer state would overwrite the LR it sets)",
                     LRFinderWarning,
-                    stacklevel=2,
+                    stacklevel=caller_level(),
                 )
                 return
         if self.result is None or not resumed:
@@ -375,7 +375,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
             warnings.warn(
                 "LRFinder: the range test gave no suggestion; the learning rate is unchanged",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=caller_level(),
             )
             return
         total = 0
@@ -400,7 +400,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                         "past its end the LR stays at its last value (start a new fit, or "
                         "resume with the run's max_epochs/max_steps)",
                         LRFinderWarning,
-                        stacklevel=2,
+                        stacklevel=caller_level(),
                     )
             self._total = total
             self._planned = int(planned)
@@ -879,7 +879,7 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
                 "val_dataloader, a check_val_every_n_epoch or val_check_interval the run "
                 "ended before, e.g. at max_steps): the feedback controllers received no metric",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=caller_level(),
             )
 
     @staticmethod
@@ -912,7 +912,7 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
                     "config's 'monitor'; reporting 'val_loss' (pass ReportMetric(monitor=...) "
                     "to report another metric)",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=caller_level(),
                 )
             value = trainer.callback_metrics.get(key)
             if get_world_size() > 1:
@@ -926,7 +926,7 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
                     f"ReportMetric: metric {key!r} is not logged (available: "
                     f"{sorted(trainer.callback_metrics)}); feedback skipped",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=caller_level(),
                 )
                 continue
             # the composite itself: in a SequentialLR only the current phase sets the LRs
@@ -936,5 +936,5 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
                 "ReportMetric: no lrkit scheduler with a feedback controller among the "
                 "trainer's LR schedulers (lrkit.torch.scheduler(opt, schedule, feedback=...))",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=caller_level(),
             )

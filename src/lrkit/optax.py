@@ -109,7 +109,9 @@ def schedule(
     result; no NaN is built at any step, so ``jax_debug_nans`` finds none, with or without
     ``jax.disable_jit()``); a host integer count beyond int32 without ``jax_enable_x64`` (which
     JAX would wrap) is a ``ValueError``; a device ``uint32`` count is read at its own step past
-    2**31 - 1.
+    2**31 - 1. A schedule with an integer parameter beyond int32 is a ``ValueError`` too
+    without ``jax_enable_x64`` (``"table"`` and ``"formula"``), at the first call, which builds
+    its table or traces its formula under the setting of that time.
     Costs and accuracy: ``docs/compiled.md``.
 
     ``evaluation="host"`` evaluates the float64 numpy formula on the host through

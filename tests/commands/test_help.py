@@ -105,9 +105,13 @@ def test_help_is_plain_text_and_json_reads_the_same_everywhere(command: str) -> 
         (["--bogus"], "lrkit: error: unrecognized arguments: --bogus (see: lrkit --help)"),
         # a mistyped command before an option: the command is named, not the option
         (["fnd", "--demo"], "lrkit: error: argument COMMAND: invalid choice: 'fnd' (choose "
-         "from 'plot', 'find', 'compare', 'tune') (see: lrkit --help)"),
+         "from 'plot', 'find', 'compare', 'tune'); did you mean 'find'? (see: lrkit --help)"),
         (["plt", "cosine(0.1,10)", "--log"], "lrkit: error: argument COMMAND: invalid choice: "
-         "'plt' (choose from 'plot', 'find', 'compare', 'tune') (see: lrkit --help)"),
+         "'plt' (choose from 'plot', 'find', 'compare', 'tune'); did you mean 'plot'? (see: "
+         "lrkit --help)"),
+        (["find", "--rule", "zzz"], "lrkit find: error: argument --rule: invalid choice: 'zzz' "
+         "(choose from 'budget_edge', 'steepest', 'valley', 'minimum', 'slide', 'steep') (see: "
+         "lrkit find --help)"),
     ],
 )  # fmt: skip
 def test_an_unknown_option_is_named_by_the_command_it_was_given_to(argv, line, capsys) -> None:

@@ -154,7 +154,7 @@ def test_add_and_sub_specs_parse_by_position_list_and_keyword_and_round_trip() -
         (lambda f: f([A, 0.1]), ValueError, "schedules[1] must be a schedule, got 0.1"),
         (lambda f: f(A, 0.1), ValueError, "schedules[1] must be a schedule, got 0.1"),
         (lambda f: f(0.1), ValueError, "schedules[0] must be a schedule, got 0.1"),
-        (lambda f: f("ab"), ValueError, "schedules[0] must be a schedule, got 'ab'"),
+        (lambda f: f(b"ab"), ValueError, "schedules[0] must be a schedule, got b'ab'"),
         (lambda f: f([A]), ValueError, "schedules must hold at least 2 schedule(s), got 1"),
         (lambda f: f(A), ValueError, "schedules must hold at least 2 schedule(s), got 1"),
         (lambda f: f(), ValueError, "schedules must hold at least 2 schedule(s), got 0"),
@@ -189,6 +189,22 @@ def test_add_and_mul_refuse_a_wrong_argument_in_one_line(
         call(fn)
     assert type(info.value) is kind
     assert str(info.value) == message.format(op=op)
+
+
+def test_the_composites_and_with_warmup_take_spec_strings_and_dicts_as_the_adapters_do() -> None:
+    cos, flat = S.cosine(0.1, total_steps=10), S.constant(0.05)
+    spec, config = str(cos), flat.to_dict()
+    assert S.join([spec, config], boundaries=[10]) == S.join([cos, flat], boundaries=[10])
+    assert S.add(spec, config) == S.add(cos, flat) and S.mul([spec, flat]) == S.mul(cos, flat)
+    assert S.sub(spec, b=config) == S.sub(cos, b=flat)
+    assert S.scale(spec, factor=2) == S.scale(cos, factor=2)
+    assert S.clamp(config, max_lr=0.01) == S.clamp(flat, max_lr=0.01)
+    assert S.with_warmup(spec, warmup_steps=3) == S.with_warmup(cos, warmup_steps=3)
+    assert S.with_warmup(config, warmup_steps=3)(1) == S.with_warmup(flat, warmup_steps=3)(1)
+    with pytest.raises(S.SpecError, match="unknown schedule 'cos'"):
+        S.join(["cos(0.1, 10)"], boundaries=[])
+    with pytest.raises(ValueError, match=r"^schedule must be a lrkit schedule, a spec string or"):
+        S.with_warmup(0.1, warmup_steps=3)
 
 
 # ------------------------------------------------------------ arithmetic with a number

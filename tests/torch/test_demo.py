@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -114,3 +116,37 @@ def test_the_demo_helpers_name_a_bad_argument() -> None:
     ):
         with pytest.raises(ValueError, match=r"^task must be a DemoTask"):
             call()
+
+
+def test_the_former_names_still_work_with_a_deprecation_warning_at_the_users_line() -> None:
+    """``lrkit.demo`` (now ``lrkit.torch.demo``) imports with a warning at the ``import``
+    line, and ``train(lr_schedule=)`` (now ``schedule=``) trains as ``schedule=`` does."""
+    import sys
+
+    from lrkit import schedules as S
+
+    sys.modules.pop("lrkit.demo", None)
+    with pytest.warns(
+        DeprecationWarning, match=r"^lrkit\.demo was renamed lrkit\.torch\.demo"
+    ) as rec:
+        import lrkit.demo as former
+    assert rec[0].filename == __file__
+    assert former.digits_task is demo.digits_task and former.__all__ == demo.__all__
+    task = demo.digits_task(seed=1, batch_size=64)
+    sched = S.cosine(0.01, total_steps=5)
+    runs = []
+    for kwargs in ({"schedule": sched}, {"lr_schedule": sched}):
+        model = task.make_model()
+        opt = task.make_optimizer(model, lr=1e-3)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            runs.append(demo.train(model, optimizer=opt, task=task, steps=5, **kwargs))
+        said = [str(w.message) for w in caught if w.category is DeprecationWarning]
+        assert said == (
+            ["lrkit.torch.demo.train(): the argument lr_schedule= was renamed schedule="]
+            if "lr_schedule" in kwargs
+            else []
+        )
+    assert runs[0] == runs[1] and runs[0]["lr"] == [sched(k) for k in range(5)]
+    with pytest.raises(TypeError, match=r"got both schedule= and lr_schedule="):
+        demo.train(model, optimizer=opt, task=task, steps=5, schedule=sched, lr_schedule=sched)

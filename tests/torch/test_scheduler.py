@@ -1909,6 +1909,14 @@ def test_an_unknown_keyword_names_the_option_meant() -> None:
         )
         with pytest.raises(TypeError, match=r"^feedbak is not an option .*did you mean feedback"):
             make(opt, "constant(0.1)", feedbak=None)  # type: ignore[call-arg]
+        for peer in ("cycle_momentum", "base_momentum", "max_momentum"):  # OneCycleLR's
+            with pytest.raises(TypeError) as info:
+                make(opt, "onecycle(0.1, 10)", **{peer: 0.9})
+            assert str(info.value) == (
+                f"{peer} is not an option of {where} (to cycle the momentum (beta1 for Adam), "
+                "pass momentum=lrkit.schedules.onecycle_momentum(total_steps, base_momentum=..., "
+                f"max_momentum=...), or any schedule of it); options: {options}"
+            )
     with pytest.raises(TypeError, match=r"^evry is not an option of EffectiveLRLogger \(did you"):
         lt.EffectiveLRLogger(opt, evry=3)  # type: ignore[call-arg]
     assert opt.param_groups[0]["lr"] == 0.1  # nothing built

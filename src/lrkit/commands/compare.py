@@ -202,6 +202,7 @@ def _compare(args: argparse.Namespace) -> int:
                 num_iter=args.finder_iter,
                 progress=show_progress(args),  # on a terminal only
                 name=name,
+                warn=False,  # its notes are printed below, with the range test's LRs
             )
     except TargetMistake as e:
         print_error("compare", naming(str(target), e), args)

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from .. import _validate as V
+from .._runtime import caller_level
 from ..feedback import (
     DEFAULT_GUARD_FACTOR,
     DETECTOR_HINTS,
@@ -440,7 +441,7 @@ def _warn_against_metric(
                 f"mode={theirs!r}: it would cut the learning rate while the metric improves; "
                 f"build the controller with mode={mode!r}{keep}",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=caller_level(),
             )
             return
 
@@ -591,7 +592,7 @@ class ReduceOnPlateau(_LRCallback):
                 f"ReduceOnPlateau: metric {self.monitor!r} is not in the logs (available: "
                 f"{', '.join(sorted(logs))}); skipping",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=caller_level(),
             )
             return
         if self._handle is None:  # registered before the controller moves
@@ -1074,7 +1075,7 @@ class DivergenceGuard(_LRCallback):
                     warnings.warn(
                         f"DivergenceGuard: no loss arrived for batch {begin}; not checked",
                         RuntimeWarning,
-                        stacklevel=3,
+                        stacklevel=caller_level(),
                     )
                     return None
                 self._cond.wait(min(left, 1.0))
@@ -1140,7 +1141,7 @@ class DivergenceGuard(_LRCallback):
                 f"DivergenceGuard: training diverged again after {self.controller.restores} "
                 "restore(s); restored the last good state and stopped training",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=caller_level(),
             )
             return
         assert self._handle is not None
@@ -1277,7 +1278,7 @@ class LRScheduler(_LRCallback):
             "keep them; a schedule in the optimizer (lrkit.keras.schedule) keeps them in a "
             "model file",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=caller_level(),
         )
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -1335,7 +1336,7 @@ class LRScheduler(_LRCallback):
                 f"LRScheduler: the weights loaded hold a feedback controller's state this "
                 f"callback's feedback= cannot take ({exc}); it goes on from its own state",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=caller_level(),
             )
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
@@ -1401,7 +1402,7 @@ class LRScheduler(_LRCallback):
                 warnings.warn(
                     f"LRScheduler: metric {self.monitor!r} is not in the logs; feedback skipped",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=caller_level(),
                 )
             else:
                 # the step of the schedule that trains next (a restart begins the schedule

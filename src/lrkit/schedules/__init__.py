@@ -11,6 +11,9 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from .. import _validate
 from .. import _validate as V
 from ._base import REGISTRY, Schedule, builds, register
@@ -89,14 +92,18 @@ def warmup_cosine(start_lr: float, *, end_lr: float, warmup_steps: int) -> Warmu
 
 @builds(Warmup)
 def with_warmup(
-    schedule: Schedule, *, warmup_steps: int, start_lr: float = 0.0, mode: str = "linear"
+    schedule: Schedule | str | Mapping[str, Any],
+    *,
+    warmup_steps: int,
+    start_lr: float = 0.0,
+    mode: str = "linear",
 ) -> Join:
     """Prepend a warmup ramp from ``start_lr`` to ``schedule(0)``; the schedule then starts
     at its own step 0 (``join`` step shifting), as Hugging Face's ``*_with_warmup`` do.
+    ``schedule``: a schedule, a spec string or a ``to_dict()`` dict.
     ``warmup_steps=0`` (Hugging Face's ``num_warmup_steps=0``) is no ramp: ``schedule``
     alone, as a ``join`` of one segment."""
-    if not isinstance(schedule, Schedule):
-        raise ValueError(f"schedule must be a lrkit schedule, got {V.fmt(schedule)}")
+    schedule = as_schedule(schedule, name="schedule")
     steps = _validate.integer("warmup_steps", warmup_steps, 0, _validate.MAX_STEPS)
     end = schedule(0)  # the ramp's end; its own end_lr is not a parameter given here
     if not end >= 0:

@@ -33,6 +33,10 @@ from .. import _validate as V
 FloatArray = npt.NDArray[np.float64]
 
 REGISTRY: dict[str, type[Schedule]] = {}
+#: how a spec string or a ``to_dict()`` dict becomes a schedule (``as_schedule``, added by the
+#: module that defines it): the composites read their parts with it, below the parser that
+#: builds them
+SPEC_READER: list[Callable[..., Schedule]] = []
 
 
 def register(cls: type[Schedule]) -> type[Schedule]:

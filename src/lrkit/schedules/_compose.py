@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as v
-from ._base import Schedule, builds, check_depth, register
+from ._base import SPEC_READER, Schedule, builds, check_depth, register
 
 
 def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
@@ -30,20 +30,28 @@ def _schedules(name: str, items: Any, minimum: int) -> tuple[Schedule, ...]:
         out = tuple(items)
     except TypeError:
         raise ValueError(f"{name} must be a list of schedules, got {v.fmt(items)}") from None
+    out = tuple(_as_part(f"{name}[{i}]", s) for i, s in enumerate(out))
     for i, s in enumerate(out):
-        if not isinstance(s, Schedule):
-            raise ValueError(f"{name}[{i}] must be a schedule, got {v.fmt(s)}")
         check_depth(f"{name}[{i}]", s, 2)  # the composite's call and its list
     if len(out) < minimum:
         raise ValueError(f"{name} must hold at least {minimum} schedule(s), got {len(out)}")
     return out
 
 
-def _one(name: str, value: Any) -> Schedule:
+def _as_part(name: str, value: Any) -> Schedule:
+    """A part of a composite: a schedule, or a spec string or ``to_dict()`` dict read as one
+    (as the adapters take schedules); anything else a one-line ``ValueError`` naming it."""
+    if isinstance(value, (str, Mapping)):
+        return SPEC_READER[0](value, name=name)
     if not isinstance(value, Schedule):
         raise ValueError(f"{name} must be a schedule, got {v.fmt(value)}")
-    check_depth(name, value, 1)
     return value
+
+
+def _one(name: str, value: Any) -> Schedule:
+    part = _as_part(name, value)
+    check_depth(name, part, 1)
+    return part
 
 
 @register

@@ -24,7 +24,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import _validate as V
-from ._base import MAX_DEPTH, REGISTRY, Schedule, missing_params, peer_hint, unknown_params
+from ._base import (
+    MAX_DEPTH,
+    REGISTRY,
+    SPEC_READER,
+    Schedule,
+    missing_params,
+    peer_hint,
+    unknown_params,
+)
 from ._function import Function, checked_steps
 
 _TOKEN = re.compile(
@@ -531,3 +539,6 @@ def from_dict_with(d: Any, *, read: Callable[[Any], Any]) -> Schedule:
 
     out = walk(d, 0)
     return out if isinstance(out, Function) else from_dict(out)
+
+
+SPEC_READER.append(as_schedule)

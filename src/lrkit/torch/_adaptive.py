@@ -69,7 +69,7 @@ from .. import _validate as V
 from .._figure import is_axes, is_path, new_axes, resolve, save_figure
 from .._format import failure
 from .._imports import install_hint, optional, require
-from .._runtime import in_range_test
+from .._runtime import caller_level, in_range_test
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
 
@@ -520,7 +520,7 @@ class EffectiveLRLogger:
                     f"EffectiveLRLogger: automatic logging stopped at step {self._count} "
                     f"({failure(exc)})",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=caller_level(),
                 )
 
     def _sync(self) -> list[dict[str, Any]]:

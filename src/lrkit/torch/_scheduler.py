@@ -343,9 +343,16 @@ def _outside_graph(fn: Any) -> Any:
     return wrapped
 
 
-#: PyTorch's keyword for a resumed scheduler, and what does it here
+#: PyTorch's keywords lrkit's scheduler does not take (a resumed scheduler's, OneCycleLR's and
+#: CyclicLR's momentum cycling), and what does it here
 _RESUME_HINT = {
     "last_epoch": "to resume, build it and load_state_dict(state): the saved step's LRs are set",
+    **dict.fromkeys(
+        ("cycle_momentum", "base_momentum", "max_momentum"),
+        "to cycle the momentum (beta1 for Adam), pass "
+        "momentum=lrkit.schedules.onecycle_momentum(total_steps, base_momentum=..., "
+        "max_momentum=...), or any schedule of it",
+    ),
 }
 
 
@@ -1232,7 +1239,7 @@ def report(sched: Any, *, value: Any, seen: list[Any] | None = None) -> list[LRK
             f"{type(sched).__name__}): the metric is not used; build one with "
             "lrkit.torch.scheduler(optimizer, schedule, feedback=...)",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=caller_level(),
         )
     for s, charge in reached:
         s._observe(value, seen, in_charge=charge)

@@ -26,7 +26,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
-from .._runtime import is_data_factory
+from .._runtime import caller_level, is_data_factory
 from ..schedules import as_schedule, is_schedule_list
 from ._checks import check_module
 from ._distributed import all_reduce_mean, get_world_size
@@ -322,7 +322,7 @@ def fit(
                 "asked for more): a one-shot iterator (a generator) yields its batches once; "
                 "pass a list, a DataLoader or a function returning a new iterator",
                 DataRanOutWarning,
-                stacklevel=2,
+                stacklevel=caller_level(),
             )
             break
         if on_epoch is not None:

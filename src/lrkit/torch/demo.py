@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _renamed
 from .._imports import require
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
@@ -141,15 +142,20 @@ def train(
     steps: int,
     schedule: Any = None,
     seed: int | None = None,
+    lr_schedule: Any = _renamed.UNSET,
 ) -> dict[str, list[float]]:
     """Train for ``steps`` optimizer steps on shuffled batches (epochs repeat as needed), with
     :func:`lrkit.torch.fit` (the LR driven by :func:`lrkit.torch.scheduler`).
 
     ``schedule`` (an lrkit schedule, spec string or dict) gives the LR of step ``k``;
-    ``None`` keeps the optimizer's LR. Returns ``{"loss": [...], "lr": [...]}`` per step.
-    Stops early (keeping what ran) at the first NaN/inf loss."""
+    ``None`` keeps the optimizer's LR (``lr_schedule`` is its former name). Returns
+    ``{"loss": [...], "lr": [...]}`` per step. Stops early (keeping what ran) at the first
+    NaN/inf loss."""
     from ._train import fit
 
+    schedule = _renamed.keyword(
+        "lrkit.torch.demo.train()", "lr_schedule", "schedule", lr_schedule, schedule
+    )
     _check_task(task)
     hist = fit(
         model,

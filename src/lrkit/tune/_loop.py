@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._format import shorten
-from .._runtime import HeldSignals, kept_interrupts
+from .._runtime import HeldSignals, caller_level, kept_interrupts
 from ._load import as_task
 from ._result import TuneResult
 from ._space import (
@@ -577,12 +577,12 @@ def _resolve_range(
             "seeding='finder' but the task has no range_test: searching the blind interval "
             f"{BLIND_LR_RANGE}",
             TuneWarning,
-            stacklevel=3,
+            stacklevel=caller_level(),
         )
         return BLIND_LR_RANGE, "blind", None
     if tested is not None:  # run before the study was created (see tune)
         return tested
-    return _range_from_test(task, log, stacklevel=4)
+    return _range_from_test(task, log)
 
 
 def check_range_test(result: Any) -> Any:
@@ -601,11 +601,11 @@ def check_range_test(result: Any) -> Any:
 
 
 def _range_from_test(
-    task: Task, log: Callable[[str], None], *, stacklevel: int
+    task: Task, log: Callable[[str], None]
 ) -> tuple[tuple[float, float], str, dict[str, Any] | None]:
     """Run ``task.range_test()`` and read the LR interval off what it returns
     (:func:`check_range_test`): ``(interval, "finder", info)``, or the blind interval (with a
-    warning, ``stacklevel`` above this function) when a FinderResult gives no usable one."""
+    warning) when a FinderResult gives no usable one."""
     assert task.range_test is not None
     log("running the LR range test to bound the search ...")
     with kept_interrupts():  # a Ctrl-C there is not lost (in a lazy import's clean-up)
@@ -619,7 +619,7 @@ def _range_from_test(
         warnings.warn(
             f"the range test gave no usable interval ({exc}); searching {BLIND_LR_RANGE}",
             TuneWarning,
-            stacklevel=stacklevel,
+            stacklevel=caller_level(),
         )
         return BLIND_LR_RANGE, "blind", None
     info = {
@@ -1168,7 +1168,7 @@ def tune(
     tested = None
     if finder_test and (st is None or _no_such_study(st, study_name)):
         try:
-            tested = _range_from_test(task, say, stacklevel=3)
+            tested = _range_from_test(task, say)
         except BaseException as exc:
             if made is not None and st is not None:
                 _take_back(st, made)
@@ -1261,7 +1261,7 @@ def tune(
                 f"space (lr in [{lo:.3g}, {hi:.3g}], families {', '.join(space.families)}): "
                 "dropped (PRUNED; its parameters in user attr 'queued_params')",
                 TuneWarning,
-                stacklevel=2,
+                stacklevel=caller_level(),
             )
             raise optuna.TrialPruned("a queued trial outside the search space: dropped")
         if fixed and _duplicate_seed(trials, trial.number, fixed):
@@ -1329,7 +1329,7 @@ def tune(
                         f"{complete} of {n_trials} COMPLETE in the study (the others were pruned, "
                         "diverged or failed); running again starts up to max_trials more",
                         TuneWarning,
-                        stacklevel=2,
+                        stacklevel=caller_level(),
                     )
                     break
                 left = None if timeout is None else began + timeout - time.monotonic()
@@ -1377,7 +1377,7 @@ def tune(
                         "(its heartbeat had stopped, e.g. while this process was paused); its "
                         "result is not stored, the retried copy of the trial carries on",
                         TuneWarning,
-                        stacklevel=2,
+                        stacklevel=caller_level(),
                     )
                 if stopped:
                     stop = "study.stop"
