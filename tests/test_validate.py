@@ -298,3 +298,173 @@ def test_checked_keywords_names_the_option_meant_and_leaves_kwargs_functions_alo
         return kwargs
 
     assert V.checked_keywords("g()")(g) is g  # takes any keyword: nothing to check
+
+
+def test_fmt_shows_a_repr_of_the_limits_length_whole_and_describes_a_huge_integer() -> None:
+    at_limit = "x  y" + "z" * (V.FMT_LIMIT - 6)  # spaces inside kept as given
+    assert V.fmt(at_limit) == repr(at_limit) and len(repr(at_limit)) == V.FMT_LIMIT
+    assert V.fmt(10**5000) == "an integer with 5001 digits"
+    assert V.digits(10**5000) == "an integer with 5001 digits"
+    assert V.digits(-(10**12)) == "an integer with 13 digits"
+
+
+def test_prefixed_keeps_the_kind_of_error_and_dict_given_sorts_the_keys() -> None:
+    for kind in (ValueError, TypeError):
+        error = V.prefixed("state['a'][1]: ", kind("bad"))
+        assert type(error) is kind and str(error) == "state['a'][1]: bad"
+    assert V.dict_given({"b": 1, "a": 2}) == "a dict with keys ['a', 'b']"
+    assert V.dict_given([1]) == "list"
+
+
+def test_real_dtype_tells_integers_from_floats_and_refuses_no_dtype() -> None:
+    import numpy as np
+
+    assert V.real_dtype(None) is False
+    assert V.real_dtype(np.float32) and not V.real_dtype(np.float32, integer=True)
+    assert V.real_dtype(np.int8, integer=True) and V.real_dtype(np.uint8)
+    assert not V.real_dtype(np.bool_) and not V.real_dtype(np.complex64)
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    assert V.real_dtype(ml_dtypes.bfloat16)
+    assert not V.real_dtype(ml_dtypes.bfloat16, integer=True)
+    torch = pytest.importorskip("torch")
+    assert V.real_dtype(torch.float32) and not V.real_dtype(torch.float32, integer=True)
+    assert V.real_dtype(torch.int64, integer=True)
+    assert not V.real_dtype(torch.bool) and not V.real_dtype(torch.complex64)
+
+
+@pytest.mark.parametrize("bad", [True, False, float("inf"), -float("inf"), float("nan")])
+def test_number_refuses_a_bool_and_what_is_not_finite(bad: Any) -> None:
+    with pytest.raises(ValueError) as info:
+        V.number("lr", bad)
+    assert str(info.value) == f"lr must be a finite real number, got {bad!r}"
+
+
+def test_the_bounds_of_positive_non_negative_steps_and_ranges() -> None:
+    with pytest.raises(ValueError) as info:
+        V.positive("lr", 0)
+    assert str(info.value) == "lr must be > 0 (allowed range: (0, inf)), got 0"
+    assert V.positive("lr", 1e-300) == 1e-300
+    assert V.non_negative("lr", 0) == 0.0
+    with pytest.raises(
+        ValueError, match=r"^lr must be >= 0 \(allowed range: \[0, inf\)\), got -1$"
+    ):
+        V.non_negative("lr", -1)
+    assert V.step_count("warmup", 0, 0) == 0.0 and V.step_count("warmup", 2**53, 0) == 2**53
+    for bad in (-0.5, 2**53 + 2):
+        with pytest.raises(ValueError) as info:
+            V.step_count("warmup", bad, 0)
+        assert str(info.value) == f"warmup must be a number of steps in [0, 2**53], got {bad!r}"
+    assert V.in_range("f", 1.0, 1.0, 2.0) == 1.0 and V.in_range("f", 2.0, 1.0, 2.0) == 2.0
+    with pytest.raises(ValueError, match=r"^f must be in \(1\.0, 2\.0\], got 1\.0$"):
+        V.in_range("f", 1.0, 1.0, 2.0, low_open=True)
+    with pytest.raises(ValueError, match=r"^f must be in \[1\.0, 2\.0\), got 2\.0$"):
+        V.in_range("f", 2.0, 1.0, 2.0, high_open=True)
+
+
+def test_an_integer_bound_is_shown_by_name_and_a_huge_integer_by_its_digits() -> None:
+    import sys
+
+    assert V.MAX_STEPS == 2**53
+    assert V.integer("total_steps", 2**53, 1, V.MAX_STEPS) == 2**53
+    with pytest.raises(ValueError) as info:
+        V.integer("total_steps", 2**53 + 1, 1, V.MAX_STEPS)
+    assert str(info.value) == f"total_steps must be an integer in [1, 2**53], got {2**53 + 1}"
+    with pytest.raises(ValueError) as info:
+        V.integer("maxlen", sys.maxsize + 1, 0, sys.maxsize)
+    assert (
+        str(info.value) == f"maxlen must be an integer in [0, sys.maxsize], got {sys.maxsize + 1}"
+    )
+    with pytest.raises(ValueError) as info:
+        V.integer("n", 10**40, 1, 10)
+    assert str(info.value) == "n must be an integer in [1, 10], got an integer with 41 digits"
+
+
+def test_optional_text_takes_a_string_or_none_and_says_what_the_text_means() -> None:
+    assert V.optional_text("name", None) is None and V.optional_text("name", "a") == "a"
+    with pytest.raises(TypeError) as info:
+        V.optional_text("name", 3, meaning="the task's name")
+    assert str(info.value) == "name must be a string (the task's name) or None, got 3"
+    with pytest.raises(TypeError, match=r"^name must be a string or None, got b'a'$"):
+        V.optional_text("name", b"a")
+
+
+def test_utf8_text_refuses_undecodable_bytes_with_what_to_do() -> None:
+    assert V.utf8_text("path", "caf\u00e9") == "caf\u00e9"
+    with pytest.raises(ValueError) as info:
+        V.utf8_text("path", "a\udcff")
+    assert str(info.value).startswith(
+        "path must be text UTF-8 can write, got 'a\\udcff' (bytes the locale could not decode"
+    )
+
+
+def test_choice_points_at_the_value_meant_for_another_librarys_spelling() -> None:
+    hints = {"triangular2": "use cyclic(..., decay=0.5)"}
+    assert V.choice("mode", "a", ("a", "b"), hints) == "a"
+    with pytest.raises(ValueError) as info:
+        V.choice("mode", "triangular2", ("a", "b"), hints)
+    assert str(info.value) == (
+        "mode must be one of 'a', 'b', got 'triangular2' (use cyclic(..., decay=0.5))"
+    )
+    with pytest.raises(ValueError, match=r"^mode must be one of 'a', 'b', got 'c'$"):
+        V.choice("mode", "c", ("a", "b"), hints)
+
+
+def test_listed_refuses_a_string_or_a_mapping_and_cuts_a_long_one() -> None:
+    assert V.listed("milestones", [1, 2], "integers") == [1, 2]
+    with pytest.raises(ValueError) as info:
+        V.listed("milestones", {"a": 1}, "integers")
+    assert str(info.value) == "milestones must be a list of integers, got a mapping: {'a': 1}"
+    long = "1" * 80
+    with pytest.raises(ValueError) as info:
+        V.listed("milestones", long, "integers")
+    shown = repr(long)[:57] + "..."
+    assert str(info.value) == f"milestones must be a list of integers, got a string: {shown}"
+
+
+def test_sorted_ints_allows_repeats_unless_strict_and_names_the_entry_refused() -> None:
+    assert V.sorted_ints("milestones", [1, 1, 2]) == (1, 1, 2)
+    assert V.sorted_ints("milestones", range(3), strict=True) == (0, 1, 2)
+    with pytest.raises(ValueError) as info:
+        V.sorted_ints("milestones", [1, 1, 2], strict=True)
+    assert str(info.value) == (
+        "milestones must be strictly increasing, but milestones[1]=1 follows milestones[0]=1"
+    )
+    with pytest.raises(ValueError) as info:
+        V.sorted_ints("milestones", [2, 1])
+    assert str(info.value) == (
+        "milestones must be sorted in non-decreasing order, but milestones[1]=1 follows "
+        "milestones[0]=2"
+    )
+    with pytest.raises(ValueError) as info:
+        V.sorted_ints("milestones", [1, -1])
+    assert str(info.value) == (
+        "milestones[1] must be an integer >= 0 (allowed range: [0, inf)), got -1"
+    )
+
+
+def test_keywords_leave_out_self_and_tell_whether_any_keyword_is_taken() -> None:
+    class Task:
+        @V.checked_keywords("Task()")
+        def __init__(self, a: int, *, b: int = 0) -> None:
+            self.total = a + b
+
+    assert V.keywords(Task.__init__) == (["a", "b"], False)
+    assert V.keywords(lambda x, *args, y, **kw: 0) == (["x", "y"], True)
+    assert Task(1, b=2).total == 3
+    with pytest.raises(TypeError) as info:
+        Task(1, c=2)  # type: ignore[call-arg]
+    assert str(info.value) == "c is not an option of Task(); options: a, b"
+
+
+def test_a_name_only_loosely_like_an_option_gets_no_guess() -> None:
+    with pytest.raises(TypeError) as info:
+        V.options("f", {"total": 1}, ("total_steps",))
+    assert str(info.value) == "total is not an option of f; options: total_steps"
+
+
+def test_an_integer_traced_by_jax_is_refused_in_one_line() -> None:
+    jax = pytest.importorskip("jax")
+    with pytest.raises(
+        ValueError, match=r"^n must be an integer >= 1 \(allowed range: \[1, inf\)\)"
+    ):
+        jax.jit(lambda n: V.integer("n", n, 1))(3)

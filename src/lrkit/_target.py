@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -47,16 +48,18 @@ def import_target(spec: Any) -> Callable[..., Any]:
     if not isinstance(spec, str) or spec.count(":") != 1:
         raise TargetSpecError(f"{FORMAT}, got {_show(spec)}")
     mod_name, attr = spec.split(":")
-    if not all(p.isidentifier() for p in mod_name.split(".")) or not all(
-        p.isidentifier() for p in attr.split(".")
-    ):
+    names_attr = all(p.isidentifier() for p in attr.split("."))
+    if names_attr and mod_name.endswith(".py"):
+        # a file name (pkg/tasks.py, .\\tasks.py): the module it holds, when it names one
+        # (importing "tasks.py" would run tasks.py first, as the import of a package "tasks")
+        folders = [p for p in re.split(r"[\\/]", mod_name[: -len(".py")]) if p not in ("", ".")]
+        if folders and all(p.isidentifier() for p in folders):
+            raise TargetSpecError(
+                f"target {_show(spec)}: name the module, not its file: "
+                f"{'.'.join(folders)}:{attr} (run from the folder that holds it)"
+            )
+    if not names_attr or not all(p.isidentifier() for p in mod_name.split(".")):
         raise TargetSpecError(f"{FORMAT}, got {_show(spec)}")
-    if mod_name.endswith(".py"):  # a file name: importing "spy" of spy.py would run it first
-        module_name = mod_name[: -len(".py")].replace(os.sep, ".")
-        raise TargetSpecError(
-            f"target {spec!r}: name the module, not its file: {module_name}:{attr} (run from "
-            "the folder that holds it)"
-        )
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)  # as `python -m` does; the command line takes it out again

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from lrkit._target import TargetNotFoundError, import_target
+from lrkit._target import TargetNotFoundError, TargetSpecError, import_target
 from lrkit.cli import main
 
 
@@ -38,6 +38,76 @@ def test_a_missing_module_or_package_of_the_target_is_not_found(folder):
         import_target("lrkit_tgt_pkg.nosub:make")
     with pytest.raises(TargetNotFoundError, match="no module named 'lrkit_tgt_nopkg'"):
         import_target("lrkit_tgt_nopkg.sub:make")
+
+
+def test_a_missing_module_names_the_missing_one_on_the_error(folder):
+    with pytest.raises(TargetNotFoundError) as info:
+        import_target("lrkit_tgt_nopkg.sub:make")
+    assert info.value.name == "lrkit_tgt_nopkg"
+    assert str(info.value) == (
+        "target 'lrkit_tgt_nopkg.sub:make': no module named 'lrkit_tgt_nopkg' (run from the "
+        "folder that holds it, or install it)"
+    )
+
+
+def test_a_dotted_attribute_path_names_a_callable_and_anything_else_is_refused(folder):
+    (folder / "lrkit_tgt_tasks.py").write_text(
+        "value = 3\nnothing = None\n\nclass Task:\n    @staticmethod\n    def make():\n"
+        "        return 'made'\n"
+    )
+    assert import_target("lrkit_tgt_tasks:Task.make")() == "made"
+    for attr in ("value", "missing", "nothing.__class__", "Task.missing"):
+        with pytest.raises(TargetSpecError) as info:
+            import_target(f"lrkit_tgt_tasks:{attr}")
+        assert str(info.value) == (
+            f"target 'lrkit_tgt_tasks:{attr}': module 'lrkit_tgt_tasks' has no callable {attr!r}"
+        )
+
+
+def test_a_malformed_target_is_quoted_short_with_its_password_masked():
+    with pytest.raises(TargetSpecError) as info:
+        import_target("tasks.make")
+    assert str(info.value) == "target must look like 'package.module:function', got 'tasks.make'"
+    with pytest.raises(TargetSpecError) as info:
+        import_target("postgresql://user:s3cret@host/db")
+    assert "s3cret" not in str(info.value)
+    assert str(info.value).endswith("got 'postgresql://user:***@host/db'")
+    with pytest.raises(TargetSpecError) as info:
+        import_target("x" * 100)
+    shown = "'" + "x" * 74 + "...'"
+    assert str(info.value) == f"target must look like 'package.module:function', got {shown}"
+
+
+def test_the_working_folder_is_put_first_on_the_path_when_it_is_missing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    (tmp_path / "lrkit_tgt_tasks.py").write_text("def make():\n    return 1\n")
+    try:
+        assert import_target("lrkit_tgt_tasks:make")() == 1
+        assert sys.path[0] == str(tmp_path)
+    finally:
+        sys.modules.pop("lrkit_tgt_tasks", None)
+
+
+@pytest.mark.parametrize(
+    "spec, said",
+    [
+        ("pkg/tasks.py:make", "pkg.tasks:make"),
+        ("./pkg/sub/tasks.py:make", "pkg.sub.tasks:make"),
+        ("tasks.py:Task.build", "tasks:Task.build"),
+        ("../tasks.py:make", None),  # a file above the folder: no module name from here
+        ("my-tasks.py:make", None),
+    ],
+)
+def test_a_file_path_as_the_target_is_told_the_module_it_names(spec, said):
+    with pytest.raises(TargetSpecError) as info:
+        import_target(spec)
+    assert str(info.value) == (
+        f"target {spec!r}: name the module, not its file: {said} (run from the folder that "
+        "holds it)"
+        if said
+        else f"target must look like 'package.module:function', got {spec!r}"
+    )
 
 
 @pytest.mark.parametrize("command", ["find", "compare", "tune"])

@@ -988,13 +988,14 @@ def test_a_held_batch_the_step_skips_is_left_out_of_the_held_mean():
     model = nn.Linear(10, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     val = [(x[:16], y[:16]), (x[16:32], y[16:32]), (x[32:48], y[32:48])]
-    skip = val[2][0]
+    skip = val[1][0]  # the batches after it are still scored
 
     def step(m, b):
         return None if b[0] is skip else nn.functional.cross_entropy(m(b[0]), b[1])
 
     with torch.no_grad():
-        expected0 = np.mean([nn.functional.cross_entropy(model(a), b).item() for a, b in val[:2]])
+        kept = (val[0], val[2])
+        expected0 = np.mean([nn.functional.cross_entropy(model(a), b).item() for a, b in kept])
     r = find_lr(model, opt, None, loader(x, y), step=step, num_iter=10, val_data=val,
                 start_lr=1e-9, end_lr=1e-8)  # fmt: skip
     assert r.held_losses[0] == pytest.approx(expected0, rel=1e-5)
@@ -1069,3 +1070,148 @@ def test_without_val_data_the_first_eval_batches_of_data_are_the_held_set():
     assert len(r.held_losses) >= 2
     assert held == [0, 1, 2] * len(r.held_losses)
     assert trained[:7] == [3, 4, 5, 6, 7, 8, 9]
+
+
+def test_without_step_a_loss_fn_is_required_and_named():
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError) as info:
+        find_lr(model, opt, None, loader(x, y), num_iter=10)
+    assert str(info.value) == (
+        "loss_fn must be a callable loss_fn(output, target) when step is None"
+    )
+    assert opt.state_dict()["state"] == {}
+
+
+def test_a_scaler_without_get_scale_is_refused_by_name():
+    class NoGetScale:
+        def scale(self, loss):
+            return loss
+
+        def step(self, opt):
+            opt.step()
+
+        def update(self):
+            pass
+
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = NoGetScale()
+    with pytest.raises(ValueError) as info:
+        find_lr(model, opt, nn.functional.cross_entropy, loader(x, y), scaler=scaler)
+    assert str(info.value) == (
+        f"scaler must be a torch.amp.GradScaler instance or None, got {scaler!r}"
+    )
+
+
+def test_an_attribute_the_scaler_gains_during_the_sweep_is_removed():
+    class NotingScaler(FakeScaler):
+        def update(self):
+            super().update()
+            self.last_scale = self.scale_value
+
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = NotingScaler(skip_at={2})
+    before = dict(vars(scaler))
+    find_lr(model, opt, nn.functional.cross_entropy, loader(x, y), num_iter=10, scaler=scaler,
+            eval_batches=0)  # fmt: skip
+    assert vars(scaler) == before and not hasattr(scaler, "last_scale")
+
+
+def test_the_skipped_batches_counted_in_the_error_include_every_accumulation_step():
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError) as info:
+        find_lr(model, opt, None, loader(x, y), num_iter=10, step=lambda m, b: None,
+                accumulation_steps=3, eval_batches=0, max_skipped=1)  # fmt: skip
+    assert str(info.value) == (
+        "step returned None (skip the batch) for 6 batches in a row (max_skipped=1): "
+        "nothing to train on"
+    )
+
+
+def test_max_skipped_0_retries_no_step():
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"^step returned None \(skip the batch\) for 1 batches"):
+        find_lr(model, opt, None, loader(x, y), num_iter=10, step=lambda m, b: None,
+                eval_batches=0, max_skipped=0)  # fmt: skip
+    with pytest.raises(ValueError, match=r"^max_skipped must be"):
+        find_lr(model, opt, nn.functional.cross_entropy, loader(x, y), max_skipped=-1)
+
+
+def test_a_window_step_returning_more_than_batches_and_step_is_refused():
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = nn.functional.cross_entropy
+
+    def step(m, batch):
+        return loss(m(batch[0]), batch[1])
+
+    with pytest.raises(TypeError) as info:
+        find_lr(model, opt, loss, loader(x, y), num_iter=10, window_step=lambda b: (b, step, 1))
+    assert str(info.value) == (
+        "window_step must return (batches, step): a list of batches and a callable "
+        "step(model, batch) -> loss, got a tuple of 3 items"
+    )
+
+
+def test_warn_false_issues_no_warning_and_a_non_zero_rank_neither_warns_nor_writes(
+    monkeypatch, tmp_path
+):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    import lrkit.torch._finder as F
+
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    flat = {"start_lr": 1e-9, "end_lr": 1e-8, "num_iter": 20}  # an unusable curve
+    loss = nn.functional.cross_entropy
+    for kw, rank0 in (({"warn": False}, True), ({}, False)):
+        monkeypatch.setattr(F, "is_rank0", lambda rank0=rank0: rank0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", LRFinderWarning)
+            r = find_lr(model, opt, loss, loader(x, y), **flat, **kw)
+        assert not r.reliable and r.warnings
+        r.plot(path=str(tmp_path / f"{rank0}.png"))
+        plt.close("all")
+        assert (tmp_path / f"{rank0}.png").exists() == rank0
+
+
+def test_the_sweeps_pass_over_data_is_ended_when_the_step_raises():
+    """The pass the sweep was drawing from is closed before the error reaches the caller
+    (a loader's workers, a file a batch source holds), even while the traceback is kept."""
+
+    class Batches:
+        def __init__(self, batches):
+            self.batches, self.open = batches, 0
+
+        def __iter__(self):
+            self.open += 1
+            try:
+                yield from self.batches
+            finally:
+                self.open -= 1
+
+    x, y = make_data()
+    data = Batches([(x[i : i + 32], y[i : i + 32]) for i in range(0, 256, 32)])
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    calls = []
+
+    def step(m, b):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("boom")
+        return nn.functional.cross_entropy(m(b[0]), b[1])
+
+    with pytest.raises(RuntimeError, match="boom") as info:
+        find_lr(model, opt, None, data, step=step, num_iter=10, eval_batches=0)
+    assert info.value is not None and data.open == 0

@@ -229,3 +229,22 @@ def test_tensor_lrs_are_filled_at_their_ratio_and_restored_in_place():
     assert all(s[1] == pytest.approx(10 * s[0], rel=1e-6) for s in seen)
     assert all(g["lr"] is t for g, t in zip(opt.param_groups, lrs))
     assert [float(t) for t in lrs] == [float(torch.tensor(1e-4)), float(torch.tensor(1e-3))]
+
+
+def test_a_group_added_during_the_sweep_is_swept_at_the_swept_lr_itself():
+    """A group the step adds (a head unfrozen on first use) has no ratio of its own: from the
+    next step on it is at the swept LR, beside the others at theirs, and it is gone after."""
+    model = _model()
+    opt = _sgd(model, (1e-4, 1e-3), lr=1e-4)
+    extra = nn.Parameter(torch.zeros(3))
+
+    def step(m, b):
+        if len(opt.param_groups) == 2:
+            opt.add_param_group({"params": [extra], "lr": 0.5})
+        return F(m(b[0]), b[1]) + (extra**2).sum()
+
+    _, swept, seen = _sweep(model, opt, step=step)
+    assert len(seen) == len(swept) > 10 and seen[0][2] == 0.5  # added after the first LRs
+    assert [s[2] for s in seen[1:]] == swept[1:]
+    assert all(s[1] == pytest.approx(10 * s[0], rel=1e-12) for s in seen)
+    assert len(opt.param_groups) == 2

@@ -800,3 +800,113 @@ def test_a_metric_state_made_during_the_sweep_is_removed_afterwards():
     assert "total" not in vars(model.tally)
     model(data()[0][0])  # and it is made again on the next update
     assert torch.equal(vars(model.tally)["total"], data()[0][0].sum())
+
+
+def test_the_weights_come_back_in_their_own_storage():
+    """A view of a parameter (weights tied through shared storage, parameters that are views
+    of one flat buffer) holds the weights from before the sweep afterwards."""
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    view = model.weight.detach()
+    ptr, w0 = model.weight.data_ptr(), view.clone()
+    find_lr(model, opt, nn.functional.cross_entropy, data(), num_iter=20, end_lr=1.0, warn=False)
+    assert model.weight.data_ptr() == ptr
+    assert torch.equal(view, w0) and torch.equal(model.weight.detach(), w0)
+
+
+class Sharded(torch.optim.Optimizer):
+    """A ZeroRedundancyOptimizer's form: the optimizer it wraps (``optim``) holds the state,
+    and each step copies the wrapper's group settings into that optimizer's groups."""
+
+    def __init__(self, params, lr):
+        self.optim = torch.optim.SGD(params, lr=lr, momentum=0.9)
+        self.defaults = dict(self.optim.defaults)
+        self.param_groups = [
+            {**{k: v for k, v in g.items() if k != "params"}, "params": list(g["params"])}
+            for g in self.optim.param_groups
+        ]
+        self.state = {}
+
+    def consolidate_state_dict(self, to=0):
+        pass
+
+    def zero_grad(self, set_to_none=True):
+        self.optim.zero_grad(set_to_none)
+
+    def step(self, closure=None):
+        for mine, inner in zip(self.param_groups, self.optim.param_groups):
+            inner.update({k: v for k, v in mine.items() if k != "params"})
+        return self.optim.step(closure)
+
+
+def test_the_wrapped_optimizers_groups_and_state_of_a_sharded_optimizer_go_back():
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2)
+    opt = Sharded(model.parameters(), lr=0.01)
+    find_lr(model, opt, nn.functional.cross_entropy, data()[:3], num_iter=10, warn=False)
+    assert opt.optim.state == {} or all(len(s) == 0 for s in opt.optim.state.values())
+    inner = opt.optim.param_groups[0]
+    assert inner["lr"] == 0.01 and opt.param_groups[0]["lr"] == 0.01
+
+
+def test_every_part_that_cannot_be_restored_is_named_in_the_one_line(monkeypatch):
+    from lrkit.torch import _finder
+
+    def broken(self, **_):
+        raise OSError("gone")
+
+    monkeypatch.setattr(_finder._Snapshot, "_restore_scaler", broken)
+    monkeypatch.setattr(_finder._Snapshot, "_restore_metrics", broken)
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RuntimeError) as info:
+        find_lr(model, opt, nn.CrossEntropyLoss(), data(), num_iter=10, end_lr=1.0)
+    assert str(info.value) == (
+        "find_lr restored everything else but could not restore the GradScaler "
+        "(OSError: gone); the metrics' states (OSError: gone)"
+    )
+
+
+def test_an_epoch_in_progress_on_a_persistent_loader_goes_on_where_it_was():
+    """An iterator the user is part way through keeps its place: the sweep draws from an
+    iterator of its own, not from the one the loader keeps."""
+
+    def rest_of_epoch(sweep: bool) -> list[int]:
+        torch.manual_seed(0)
+        dl = _shuffled(num_workers=1, persistent_workers=True)
+        it = iter(dl)
+        next(it)
+        if sweep:
+            model = nn.Linear(1, 2)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            find_lr(model, opt, nn.CrossEntropyLoss(), dl, num_iter=10, warn=False)
+        return [int(v) for x, _ in it for v in x.flatten()]
+
+    assert rest_of_epoch(True) == rest_of_epoch(False)
+
+
+class Restat(nn.Module):
+    """A module whose training step registers its running statistic again as a buffer kept
+    out of the state dict."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 2)
+        self.register_buffer("running", torch.zeros(2))
+
+    def forward(self, x):
+        if self.training:
+            self.register_buffer("running", self.running + 1.0, persistent=False)
+        return self.lin(x)
+
+
+def test_a_buffer_the_sweep_makes_non_persistent_is_in_the_state_dict_again():
+    torch.manual_seed(0)
+    model = Restat()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    keys = list(model.state_dict())
+    find_lr(model, opt, nn.CrossEntropyLoss(), data(), num_iter=10, end_lr=1.0, warn=False)
+    assert list(model.state_dict()) == keys == ["running", "lin.weight", "lin.bias"]
+    assert torch.equal(model.state_dict()["running"], torch.zeros(2))

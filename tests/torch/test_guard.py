@@ -8,6 +8,7 @@ import json
 import math
 import re
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -176,6 +177,50 @@ def test_a_restore_keeps_the_optimizers_state_objects_and_a_compiled_step_compil
     once = graphs[0]
     torch._dynamo.reset()
     assert once == 1  # (a restore that replaced the state tensors: one graph more each)
+
+
+def _restored_after_state_edit(edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """The first parameter's optimizer state after a restore, ``edit`` having changed it in
+    place between the good check (its snapshot) and the diverged one."""
+    model, x, y = _problem()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=1)
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    opt.step()
+    assert guard.check(loss)
+    p = next(model.parameters())
+    kept = {k: v.clone() for k, v in opt.state[p].items()}
+    edit(opt.state[p])
+    assert not guard.check(math.nan) and guard.restores == 1
+    assert opt.state[p].keys() == kept.keys()
+    for k, v in kept.items():
+        assert opt.state[p][k].dtype == v.dtype and torch.equal(opt.state[p][k], v)
+    return opt.state[p]
+
+
+def test_a_restore_drops_a_state_entry_added_after_the_snapshot():
+    """The optimizer state after a restore is the snapshot's: an entry added since is gone."""
+    _restored_after_state_edit(lambda state: state.update(note=torch.ones(1)))
+
+
+def test_a_restore_brings_back_a_state_tensor_of_another_dtype_as_it_was():
+    """A state tensor replaced by one of the same shape in another dtype comes back in the
+    snapshot's dtype (its values are not cast into the replacing tensor)."""
+
+    def to_double(state: dict[str, Any]) -> None:
+        state["exp_avg"] = state["exp_avg"].double() * 3
+
+    _restored_after_state_edit(to_double)
+
+
+def test_the_guard_refuses_what_is_not_a_module_in_one_line():
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for bad, kind in (("model", "str"), (None, "NoneType"), (model.state_dict(), "OrderedDict")):
+        with pytest.raises(ValueError) as info:
+            DivergenceGuard(bad, optimizer=opt)
+        assert str(info.value) == f"model must be a torch.nn.Module, got {kind}"
 
 
 def test_a_restore_puts_back_what_the_optimizer_steps_outside_the_model():

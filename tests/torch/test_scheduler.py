@@ -550,6 +550,21 @@ def test_an_integer_tensor_lr_is_refused_before_anything_changes() -> None:
         ValueError, match=r"give one without requires_grad \(torch\.tensor\(0\.001\)\)$"
     ):
         lt.scheduler(torch.optim.SGD(model.parameters(), lr=half), S.constant(0.1))
+    # a bfloat16 lr is shown as typed too (0.3, not the 0.301 it holds)
+    coarse = torch.tensor(0.3, dtype=torch.bfloat16, requires_grad=True)
+    with pytest.raises(
+        ValueError, match=r"give one without requires_grad \(torch\.tensor\(0\.3\)\)$"
+    ):
+        lt.scheduler(torch.optim.SGD(model.parameters(), lr=coarse), S.constant(0.1))
+    # a later group of an optimizer given with an integer tensor is the one named
+    mixed = torch.optim.SGD(
+        [{"params": [torch.nn.Parameter(torch.zeros(1))]}, {"params": model.parameters()}],
+        lr=0.1,
+    )
+    mixed.param_groups[1]["lr"] = torch.tensor(1)
+    with pytest.raises(ValueError) as info:
+        lt.scheduler(mixed, S.cosine(0.1, total_steps=10))
+    assert str(info.value) == message.replace("group 0", "group 1")
     # a group added later with an integer tensor: refused at the step that adopts it
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = lt.scheduler(opt, S.cosine(0.1, total_steps=10))
@@ -895,6 +910,24 @@ def test_groups_at_one_lr_follow_the_schedule_itself_and_a_group_added_later_kee
     # groups at different LRs keep their ratios against the optimizer's lr, as before
     two = torch.optim.SGD([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}], lr=0.05)
     assert lt.group_ratios(two) == [pytest.approx(0.2), pytest.approx(2.0)]
+
+
+def test_a_wrapper_without_defaults_of_its_own_reads_the_lr_of_the_optimizer_it_wraps():
+    """A wrapper holding its optimizer as ``.optim`` and sharing its groups, without
+    ``defaults`` of its own (as PostLocalSGDOptimizer): the groups' ratios are read against
+    the wrapped optimizer's lr."""
+
+    class Wrapper(torch.optim.Optimizer):
+        def __init__(self, optim: torch.optim.Optimizer) -> None:  # no super().__init__
+            self.optim = optim
+            self.param_groups = optim.param_groups
+            self.state = optim.state
+
+    a, b = (torch.nn.Parameter(torch.zeros(1)) for _ in range(2))
+    inner = torch.optim.SGD([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.1}], lr=0.05)
+    wrapper = Wrapper(inner)
+    assert not hasattr(wrapper, "defaults")
+    assert lt.group_ratios(wrapper) == [pytest.approx(0.2), pytest.approx(2.0)]
 
 
 def test_a_group_frozen_at_lr_0_beside_others_stays_at_0_and_groups_all_at_0_follow():
