@@ -542,6 +542,13 @@ def test_plateau_arguments_one_definition_keyword_only_after_mode() -> None:
         assert str(info.value) == said
     assert ReduceOnPlateau("max").mode == RestartOnPlateau("max").mode == "max"
     assert DivergenceDetector(0.25).factor == 0.25
+    for cls in (ReduceOnPlateau, RestartOnPlateau):  # a factor where mode goes: said so
+        with pytest.raises(ValueError) as info:
+            cls(0.5)  # type: ignore[arg-type]
+        assert str(info.value) == (
+            "mode must be one of 'min', 'max', got 0.5 (the first argument is mode, as in "
+            "PyTorch's ReduceLROnPlateau after its optimizer; here pass factor=0.5)"
+        )
     with pytest.raises(ValueError, match="factor"):
         ReduceOnPlateau(factor=1.5)
 

@@ -853,6 +853,18 @@ def test_report_metric_warns_when_no_validation_ran_in_the_fit() -> None:
         )
 
 
+def test_report_metric_without_a_controller_to_feed_says_so_once_per_fit() -> None:
+    said = "ReportMetric: no lrkit scheduler with a feedback controller among the trainer's LR "
+    said += "schedulers (lrkit.torch.scheduler(opt, schedule, feedback=...))"
+    report = ReportMetric()
+    for _ in range(2):  # three validations in each fit, one warning each fit
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _trainer(max_epochs=3, callbacks=[report]).fit(Tiny(spec="constant(0.04)"))
+        ours = [w for w in caught if str(w.message).startswith("ReportMetric")]
+        assert [(str(w.message), w.filename) for w in ours] == [(said, __file__)]
+
+
 def test_report_metric_updates_a_shared_controller_once_per_validation() -> None:
     model = SharedController()
     _trainer(max_epochs=2, callbacks=[ReportMetric()]).fit(model)

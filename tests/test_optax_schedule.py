@@ -736,3 +736,16 @@ def test_a_whole_float_step_at_the_tables_end_reads_the_formula_as_the_integer_s
     n = vt.size
     at_end = float(f(jnp.int32(n)))
     assert float(f(jnp.float32(n))) == at_end != float(f(jnp.int32(n - 1)))
+
+
+def test_a_growing_schedule_builds_its_table_without_a_warning_and_reads_inf_where_it_overflows():
+    """``exponential(gamma > 1)`` overflows far out in its value table: no numpy warning for
+    steps nobody asked for; the steps asked for read their float32 values, inf past float32."""
+    import warnings
+
+    growing = S.exponential(0.01, gamma=1.6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fn = lo.schedule(growing)
+        assert float(fn(3)) == np.float32(0.01 * 1.6**3)
+        assert float(fn(2000)) == np.inf

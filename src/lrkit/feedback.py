@@ -525,6 +525,12 @@ class _Plateau:
         threshold_mode: str,
         cooldown: Any,
     ) -> None:
+        if isinstance(mode, (int, float)) and not isinstance(mode, bool):  # factor meant?
+            raise ValueError(
+                f"mode must be one of 'min', 'max', got {v.fmt(mode)} (the first argument is "
+                f"mode, as in PyTorch's ReduceLROnPlateau after its optimizer; here pass "
+                f"factor={mode!r})"
+            )
         self.mode = v.choice("mode", mode, ("min", "max"))
         self.patience = v.integer("patience", patience, minimum=0)
         self.threshold = v.non_negative("threshold", threshold)

@@ -332,13 +332,13 @@ def find_lr(
     trainer: Any,
     *,
     options: SweepOptions | None = None,
-    snapshot: str = "memory",
     val_data: Iterable[Any] | None = None,
     probe_data: Iterable[Any] | None = None,
+    snapshot: str = "memory",
+    max_skipped: int = 10,
     progress: bool = False,
     callback: Callable[[int, float, float], None] | None = None,
     warn: bool = True,
-    max_skipped: int = 10,
     **sweep_options: Unpack[SweepKwargs],
 ) -> FinderResult:
     """Run the LR range test on a ``transformers.Trainer`` and restore everything.

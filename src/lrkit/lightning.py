@@ -235,11 +235,11 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         plot: bool = True,
         val_data: Iterable[Any] | None = None,
         probe_data: Iterable[Any] | None = None,
-        progress: bool = False,
         snapshot: str = "memory",
+        max_skipped: int = 10,
+        progress: bool = False,
         callback: Callable[[int, float, float], None] | None = None,
         warn: bool = True,
-        max_skipped: int = 10,
         **sweep_options: Unpack[SweepKwargs],
     ) -> None:
         super().__init__()
@@ -858,11 +858,13 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
         self.monitor = monitor
         self._manual_warned = False
         self._validations = 0  # the validation runs of this fit
+        self._none_warned = False  # no controller to feed: said once per fit
         self._first_step: int | None = None  # the step this fit's training began at
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._validations = 0
         self._first_step = None
+        self._none_warned = False  # no controller to feed: said once per fit
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self._first_step = int(trainer.global_step)  # a resumed fit's: the checkpoint's
@@ -931,7 +933,8 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
                 continue
             # the composite itself: in a SequentialLR only the current phase sets the LRs
             report(config.scheduler, value=value, seen=seen)
-        if not found:
+        if not found and not self._none_warned:
+            self._none_warned = True
             warnings.warn(
                 "ReportMetric: no lrkit scheduler with a feedback controller among the "
                 "trainer's LR schedulers (lrkit.torch.scheduler(opt, schedule, feedback=...))",

@@ -97,6 +97,27 @@ def test_a_keras_schedule_is_wrapped_only_at_the_first_cut_so_a_model_saved_befo
     assert wrapped.scale == 0.25
 
 
+def test_plateau_logs_the_epochs_learning_rate_before_its_cut_as_keras_own_does(
+    const_grad_model, mean_pred_loss
+):
+    runs = []
+    for cb in (
+        keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=10.0),
+        lk.ReduceOnPlateau("loss", factor=0.5, patience=0, threshold=10.0, threshold_mode="abs"),
+    ):
+        model = const_grad_model()
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss=mean_pred_loss)
+        runs.append(_fit(model, 3, [cb]).history["learning_rate"])
+    # the first epoch sets the best; each later one, never better by 10, is cut at its end
+    assert runs[1] == runs[0] == [float(np.float32(v)) for v in (0.1, 0.1, 0.05)]
+    model = const_grad_model()  # a schedule in the optimizer: no float LR to log
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=lk.schedule(S.constant(0.1))),
+        loss=mean_pred_loss,
+    )
+    assert "learning_rate" not in _fit(model, 2, [lk.ReduceOnPlateau(**_never_improves())]).history
+
+
 def test_keras_own_plateau_fails_with_a_schedule_ours_does_not(const_grad_model, mean_pred_loss):
     model = const_grad_model()
     model.compile(

@@ -77,3 +77,22 @@ def test_formula_evaluation_is_refused_in_one_line() -> None:
         lk.schedule(S.with_warmup(F, warmup_steps=5), evaluation="formula")
     host = lk.schedule(F, evaluation="host")
     assert float(jax.jit(host)(jnp.int32(30))) == np.float32(F(30))
+
+
+def test_the_lr_scheduler_refuses_a_negative_lr_at_the_step_it_would_set(
+    const_grad_model, mean_pred_loss
+) -> None:
+    """A function schedule without ``length`` is not checked up front: the callback checks
+    each LR it sets, as lrkit's PyTorch scheduler does, and trains none of it."""
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), loss=mean_pred_loss)
+    falling = S.function(lambda k: 0.1 - 0.05 * k, lr=1.0)
+    x = np.ones((8, 1), "float32")
+    with pytest.raises(ValueError) as info:
+        model.fit(x, x, batch_size=1, shuffle=False, verbose=0, callbacks=[lk.LRScheduler(falling)])
+    assert str(info.value) == (
+        f"schedule: the learning rate must be >= 0, got {0.1 - 0.05 * 3!r} at step 3 (the "
+        "schedule is negative at a step not checked when the LRScheduler was built)"
+    )
+    used = [0.1 - 0.05 * k for k in range(3)]  # steps 0-2 trained; step 3 never ran
+    np.testing.assert_allclose(model.get_weights()[0], [[-np.sum(used)]], rtol=1e-6)

@@ -671,3 +671,28 @@ def test_piecewise_constant_refuses_a_repeated_boundary() -> None:
     ):
         S.piecewise_constant([10, 10], values=[0.1, 0.2, 0.3])
     assert S.piecewise_constant([10, 11], values=[0.1, 0.2, 0.3])(11) == 0.2
+
+
+def test_a_misspelled_parameter_is_told_the_one_meant_in_python_and_in_a_spec() -> None:
+    params = "max_lr, total_steps, pct_start, anneal_strategy, div_factor, final_div_factor, "
+    params += "three_phase"
+    with pytest.raises(TypeError) as info:
+        S.onecycle(0.1, total_steps=10, pct_strt=0.3)  # type: ignore[call-arg]
+    assert str(info.value) == (
+        f"onecycle: unknown parameter(s) ['pct_strt'] (parameters: {params}); did you mean "
+        "pct_start?"
+    )
+    with pytest.raises(TypeError) as info:
+        S.cosine(0.1, total_steps=10, eta_mn=0.0, zzz=1)  # type: ignore[call-arg]
+    assert str(info.value).endswith("; did you mean eta_min (for eta_mn)?")
+    with pytest.raises(S.SpecError) as spec_info:
+        S.parse("cosine(0.1, total_stps=10)")
+    assert str(spec_info.value).splitlines()[0] == (
+        "invalid schedule spec at position 12: cosine() has no parameter 'total_stps' "
+        "(parameters: lr, total_steps, eta_min); did you mean total_steps?"
+    )
+    with pytest.raises(TypeError) as info:  # nothing near: no guess
+        S.cosine(0.1, total_steps=10, zzz=1)  # type: ignore[call-arg]
+    assert str(info.value) == (
+        "cosine: unknown parameter(s) ['zzz'] (parameters: lr, total_steps, eta_min)"
+    )

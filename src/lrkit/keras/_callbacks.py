@@ -467,6 +467,15 @@ def _metric_mode(model: Any, monitor: str) -> str | None:
 # ----------------------------------------------------------------------------- plateau
 
 
+def _float_lrs(model: Any) -> list[float]:
+    """The float learning rates of ``model``'s optimizers (none for one holding a schedule)."""
+    return [
+        float(keras.ops.convert_to_numpy(opt._learning_rate))
+        for opt in _optimizers(model)
+        if isinstance(opt._learning_rate, keras.Variable)
+    ]
+
+
 class ReduceOnPlateau(_LRCallback):
     """Multiply the learning rate by ``factor`` when ``monitor`` stops improving.
 
@@ -497,7 +506,10 @@ class ReduceOnPlateau(_LRCallback):
     begins: ``"min"`` for the loss, ``"max"`` for a compiled metric that goes up (accuracy,
     AUC, precision, recall, ...), ``"min"`` for one that goes down; for a name Keras does not
     know, ``"max"`` when it contains ``"acc"`` or starts with ``"fmeasure"`` (after a
-    ``"val_"`` prefix), else ``"min"``.
+    ``"val_"`` prefix), else ``"min"``. With a float learning rate, each epoch's
+    ``logs["learning_rate"]`` is the optimizer's learning rate before the epoch's cut, as
+    Keras' own callback writes it (unless another callback, such as :class:`LRScheduler`,
+    has written it).
 
     ``verbose=1`` prints a line when the scale changes (as Keras' callback does).
 
@@ -585,6 +597,10 @@ class ReduceOnPlateau(_LRCallback):
         _settle_lr(self.model)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is not None and "learning_rate" not in logs:
+            lrs = _float_lrs(self.model)
+            if lrs:  # as Keras' own: the epoch's LR, before the cut
+                logs["learning_rate"] = lrs[0]
         logs = logs if logs is not None else {}
         value = logs.get(self.monitor)
         if value is None:
@@ -684,11 +700,7 @@ class ReduceLROnPlateau(ReduceOnPlateau):
                     )
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        lrs = [
-            float(keras.ops.convert_to_numpy(opt._learning_rate))
-            for opt in _optimizers(self.model)
-            if isinstance(opt._learning_rate, keras.Variable)
-        ]
+        lrs = _float_lrs(self.model)
         if self.min_lr > 0 and not self._floor_set:
             # the LR the run trains at (an LRScheduler has written it by now), before any cut
             scale = self.controller.scale
@@ -696,8 +708,6 @@ class ReduceLROnPlateau(ReduceOnPlateau):
             if base and max(base) > 0:
                 self.controller.min_scale = self.min_lr / max(base)
             self._floor_set = True
-        if logs is not None and lrs and "learning_rate" not in logs:
-            logs["learning_rate"] = lrs[0]  # as Keras' own: the epoch's LR, before the cut
         super().on_epoch_end(epoch, logs)
 
 
@@ -1244,6 +1254,10 @@ class LRScheduler(_LRCallback):
             self._warn_uncarried(opt, scale, step)
         # the cuts made by ReduceOnPlateau/DivergenceGuard (the optimizer's multiplier)
         lr = self._value(step) * scale.value
+        if not lr >= 0:  # a function schedule's steps are not all checked up front
+            raise V.negative_at_step(
+                "schedule: the learning rate", lr, step, built_at=None, what="LRScheduler"
+            )
         _write_lr(opt, lr)
         self.last_lr = lr
         self._last_set = step

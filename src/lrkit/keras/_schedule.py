@@ -283,7 +283,8 @@ def _schedule_config(schedule: Any) -> dict[str, Any]:
             f"the function schedule {schedule} cannot be saved: Keras cannot serialize "
             f"its fn ({shorten(why, 120)}); pass a function "
             "defined with def (registered with keras.saving.register_keras_serializable) "
-            "or a lambda, or save the weights only (model.save_weights)"
+            "or a lambda, or save the weights only (model.save_weights); in model.save, "
+            "Keras has emptied the file it was writing by now"
         )
 
     def write(fn: Any) -> Any:

@@ -347,8 +347,28 @@ def unknown_params(
     params = tuple(getattr(cls, "params", ()) if params is None else params)
     names = sorted(set(unknown), key=repr)
     text = f"{name}: unknown parameter(s) {V.fmt(names)} (parameters: {', '.join(params)})"
-    hint = peer_hint(cls, names, params)
+    hint = param_hint(cls, names, params)
     return f"{text}; {hint}" if hint else text
+
+
+def param_hint(cls: type[Schedule], unknown: Sequence[Any], params: Sequence[str]) -> str:
+    """What to use for parameters ``unknown`` that the schedule family ``cls`` does not take:
+    the hints for a peer's names (:func:`peer_hint`), else the parameter each misspells
+    (``"did you mean pct_start?"`` for ``pct_strt``); ``""`` when there is neither."""
+    hint = peer_hint(cls, unknown, params)
+    if hint:
+        return hint
+    import difflib
+
+    near = {
+        n: found[0]
+        for n in unknown
+        if isinstance(n, str) and (found := difflib.get_close_matches(n, params, n=1))
+    }
+    if len(unknown) == 1 and near:
+        return f"did you mean {next(iter(near.values()))}?"
+    said = ", ".join(f"{m} (for {n})" for n, m in near.items())
+    return f"did you mean {said}?" if said else ""
 
 
 def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]) -> str:

@@ -30,7 +30,7 @@ from ._base import (
     SPEC_READER,
     Schedule,
     missing_params,
-    peer_hint,
+    param_hint,
     unknown_params,
 )
 from ._function import Function, checked_steps
@@ -283,7 +283,7 @@ class _Parser:
                 self.take()
                 if tok.text not in cls.params:
                     # a peer's name (T_max, alpha, ...) gets the hint Python's callers get
-                    hint = peer_hint(cls, [tok.text], cls.params)
+                    hint = param_hint(cls, [tok.text], cls.params)
                     raise SpecError(
                         f"{cls.name}() has no parameter {V.fmt(tok.text)} "
                         f"(parameters: {', '.join(cls.params)})" + (f"; {hint}" if hint else ""),

@@ -288,10 +288,12 @@ def _decays_below(s: Schedule, log_threshold: float) -> float | None:
 
 
 def _rounded(s: Schedule, start: int, stop: int, dtype: np.dtype[Any], scale: float) -> Any:
-    values = s.values(np.arange(start, stop, dtype=np.float64))
-    if scale != 1.0:
-        values = values * scale
+    # a value that overflows at a step the table holds (exponential(gamma > 1) far out) is
+    # inf there, as the formula gives it at that step; no warning for steps never asked for
     with np.errstate(over="ignore"):
+        values = s.values(np.arange(start, stop, dtype=np.float64))
+        if scale != 1.0:
+            values = values * scale
         return values.astype(dtype)
 
 

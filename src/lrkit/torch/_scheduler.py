@@ -159,19 +159,9 @@ def _check_numeric(i: int, key: str, value: Any) -> None:
         )
 
 
-def _unchecked(step: int, value: float = -1.0) -> str:
-    # step 0 is the step the scheduler sets when it is built
-    what = "NaN" if math.isnan(value) else "negative"
-    return f" (the schedule is {what} at a step not checked when the scheduler was built)" * (
-        step > 0
-    )
-
-
 def _negative_lr(lr: float, step: int) -> ValueError:
-    return ValueError(
-        f"schedule: the learning rate must be >= 0, got {V.fmt(lr)} at step {step}"
-        + _unchecked(step, lr)
-    )
+    # step 0 is the step the scheduler sets when it is built
+    return V.negative_at_step("schedule: the learning rate", lr, step, built_at=0, what="scheduler")
 
 
 #: the lrkit schedulers of each optimizer: LRs one of them set are not another hand's change
@@ -201,9 +191,7 @@ def _foreign_change(last: Any, groups: Any) -> str:
 
 def _negative_hp(key: str, value: float, step: int) -> ValueError:
     name = "momentum" if key == "momentum" else f"hyperparams[{key!r}]"
-    return ValueError(
-        f"{name} must be >= 0, got {V.fmt(value)} at step {step}" + _unchecked(step, value)
-    )
+    return V.negative_at_step(name, value, step, built_at=0, what="scheduler")
 
 
 def _peak(schedule: Any) -> float | None:
