@@ -275,6 +275,18 @@ def test_a_scheduler_of_another_optimizer_is_refused_before_the_model_changes() 
     assert sched.current_step == 0 and opt.param_groups[0]["lr"] == 0.1
 
 
+def test_a_schedule_of_no_form_fit_takes_is_refused_naming_every_form() -> None:
+    model, opt, loss_fn, data = _task()
+    for bad in (42, torch.optim.lr_scheduler.StepLR):  # a number, a scheduler class
+        with pytest.raises(ValueError) as info:
+            fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=2, schedule=bad)
+        assert str(info.value) == (
+            "schedule must be a lrkit schedule, a spec string, a to_dict() dict, a list of "
+            f"them (one per param group) or an LRScheduler built on optimizer, got {bad!r}"
+        )
+    assert opt.param_groups[0]["lr"] == 0.1 and "initial_lr" not in opt.param_groups[0]
+
+
 def test_a_loss_that_is_not_one_number_is_a_one_line_error() -> None:
     model, opt, _, data = _task()
     before = [p.detach().clone() for p in model.parameters()]

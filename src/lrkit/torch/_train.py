@@ -14,7 +14,7 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .. import _validate as V
 from .._runtime import caller_level, is_data_factory
-from ..schedules import as_schedule, is_schedule_list
+from ..schedules import Schedule, as_schedule, is_schedule_list
 from ._checks import check_module
 from ._distributed import all_reduce_mean, get_world_size
 from ._finder import _check_loss, _refuse_closure, check_batch, check_optimizer_of
@@ -246,8 +246,14 @@ def fit(
     if build:  # parsed now: a bad schedule is refused before any batch is drawn
         if is_schedule_list(schedule):  # (one per param group, as the scheduler reads it)
             schedule = _schedule_or_list("schedule", schedule, len(optimizer.param_groups))
-        else:
+        elif isinstance(schedule, (Schedule, str, Mapping)):
             schedule = as_schedule(schedule)
+        else:  # every form fit takes, named
+            raise ValueError(
+                "schedule must be a lrkit schedule, a spec string, a to_dict() dict, a list of "
+                "them (one per param group) or an LRScheduler built on optimizer, got "
+                + V.fmt(schedule)
+            )
     hist = History()
     ranks = get_world_size()  # under torch.distributed, the NaN check is made by all ranks
     read_lr = first_lr_reader(optimizer)  # lrfree_lr(optimizer)[0], looked up once
