@@ -363,7 +363,7 @@ def find_lr(
     ``list(itertools.islice(trainer.get_eval_dataloader(), 4))``) is the held set instead of
     the first training batch, as in :func:`lrkit.torch.find_lr`. ``probe_data`` (batches in the
     collator's format, e.g. ``list(trainer.get_eval_dataloader())``) runs the probe runs after
-    the sweep, scored on it, and the suggestions follow them (see
+    the sweep, scored on it, and the suggestions are scaled from the best (see
     :func:`lrkit.torch.find_lr`). ``progress=True`` shows a progress bar;
     ``callback(i, lr, loss)`` is called after each sweep step; ``snapshot``, ``warn`` and
     ``max_skipped`` are those of :func:`lrkit.torch.find_lr` (``"disk"``: the copy of the

@@ -194,7 +194,7 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     steps the run will train for. ``val_data`` (a few batches, never trained on, e.g. some of
     the validation loader's) is the held set instead of the first training batch, as in
     :func:`lrkit.torch.find_lr`; ``probe_data`` (e.g. the validation loader) runs the probe
-    runs after the sweep, scored on it, and the suggestions follow them (see
+    runs after the sweep, scored on it, and the suggestions are scaled from the best (see
     :func:`lrkit.torch.find_lr`; the checkpoint keeps them too); ``progress=True`` shows a
     progress bar on rank 0.
     ``snapshot``, ``callback``, ``warn`` and ``max_skipped`` are those of

@@ -834,10 +834,10 @@ def find_lr(
     probes after the sweep (:mod:`lrkit.finder.probes`): from the initial params and optimizer
     state before each, ``PROBE_STEPS`` (60) training steps at each of 8 constant LRs around
     the sweep's edge (same batches, same RNG), each scored by the mean of
-    ``loss_fn(params, batch)`` over ``probe_data``; the suggestions then follow the best probe
-    (``result.probes``). It costs 480 training steps and 8 passes over ``probe_data`` (with
-    the sweep, about 6.6 times a default sweep's steps) and suggests better on the task zoo
-    (``docs/finder.md``).
+    ``loss_fn(params, batch)`` over ``probe_data``; the suggestions are then scaled from the
+    best probe's rate for the budget (``result.probes``). It costs 480 training steps and 8
+    passes over ``probe_data`` (with the sweep, about 6.6 times a default sweep's steps) and
+    suggests better on the task zoo (``docs/finder.md``).
     The first batch of ``val_data`` and of ``probe_data`` is scored once before the sweep (on
     the initial params; the global RNGs are put back): one ``loss_fn`` cannot score while it
     scores ``data``'s (a dict, a batch without the target) is a one-line ``ValueError`` naming

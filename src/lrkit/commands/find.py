@@ -103,7 +103,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "--probe",
             action="store_true",
             help="after the sweep, train 8 short runs around its edge and score them on the "
-            "validation batches; the suggestions follow the best (about 6.5 to 9x the sweep's "
+            "validation batches; the suggestions are scaled from the best for the budget (about "
+            "6.5 to 9x the sweep's "
             "time)",
         )
 

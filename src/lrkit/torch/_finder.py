@@ -816,7 +816,8 @@ def find_lr(
     probes after the sweep (:mod:`lrkit.finder.probes`): from the initial state, restored
     before each, ``PROBE_STEPS`` (60) training steps at each of 8 constant LRs around the
     sweep's edge (same batches, same RNG), each scored by the mean loss over ``probe_data``
-    (eval mode, no grad); the suggestions then follow the best probe (``result.probes``).
+    (eval mode, no grad); the suggestions are then scaled from the best probe's rate for the
+    budget (``result.probes``).
     It costs 480 training steps and 8 passes over ``probe_data`` (about 6.5 to 9x a
     default sweep's wall time) and suggests better on the task zoo (``docs/finder.md``).
     ``train_mode=True`` puts the model in train mode
