@@ -102,6 +102,30 @@ def test_without_a_path_the_plot_is_a_pyplot_figure() -> None:
         plt.close("all")
 
 
+def test_a_schedules_own_figure_is_headed_by_its_spec_and_the_callers_axes_are_not(
+    tmp_path: Path,
+) -> None:
+    """As ``lrkit plot -o`` heads its image: the spec, wrapped; on the caller's axes the
+    title stays the caller's; a ``title=`` given heads it either way."""
+    from lrkit._format import title_lines
+
+    s = S.join([S.warmup(0.0, end_lr=0.1, warmup_steps=10), S.cosine(0.1, total_steps=90)],
+               boundaries=[10])  # fmt: skip
+    ax = s.plot(str(tmp_path / "s.png"))
+    assert ax.get_title() == "\n".join(title_lines(str(s), 90)) and "\n" in ax.get_title()
+    assert S.cosine(0.1, total_steps=50).plot(str(tmp_path / "c.png")).get_title() == str(
+        S.cosine(0.1, total_steps=50)
+    )
+    fig, mine = plt.subplots()
+    try:
+        mine.set_title("mine")
+        s.plot(ax=mine)
+        assert mine.get_title() == "mine"
+    finally:
+        plt.close(fig)
+    assert s.plot(str(tmp_path / "t.png"), title="warmup").get_title() == "warmup"
+
+
 def test_resolve_and_is_path() -> None:
     assert _figure.is_path("a.png") and _figure.is_path(Path("a.png")) and _figure.is_path(b"a")
     assert not _figure.is_path(None) and not _figure.is_path(3)
@@ -539,3 +563,39 @@ def test_flatten_alpha_draws_a_patch_s_faded_edge_opaque() -> None:
     assert tuple(box.get_facecolor()) == pytest.approx((0.5, 0.5, 1.0, 1.0))
     restore()
     assert tuple(box.get_edgecolor()) == pytest.approx((0.0, 0.0, 0.0, 0.5))
+
+
+def _visible_labels(axis: Any, lo: float, hi: float) -> list[str]:
+    ticks = [v for v in axis.get_major_locator().tick_values(lo, hi) if lo <= v <= hi]
+    return [axis.get_major_formatter()(v, 0) for v in ticks]
+
+
+def test_a_log_axis_over_few_decades_is_labelled_between_its_powers_of_ten() -> None:
+    fig, ax = plt.subplots()
+    try:
+        ax.set_yscale("log")
+        _figure.label_log_axis(ax.yaxis, 0.05, 0.05)  # one value: 1, 2, 3, 5, 7 per decade
+        assert _visible_labels(ax.yaxis, 0.01, 0.1) == [
+            "0.01",
+            "0.02",
+            "0.03",
+            "0.05",
+            "0.07",
+            "0.1",
+        ]
+        _figure.label_log_axis(ax.yaxis, 1e-3, 0.04)  # 1.6 decades: 1, 2, 5
+        assert _visible_labels(ax.yaxis, 1e-3, 0.04) == ["0.001", "0.002", "0.005", "0.01", "0.02"]
+        ax.set_xscale("log")
+        before = type(ax.xaxis.get_major_formatter())
+        _figure.label_log_axis(ax.xaxis, 1e-7, 10.0)  # 8 decades: matplotlib's own
+        assert type(ax.xaxis.get_major_formatter()) is before
+    finally:
+        plt.close(fig)
+    narrow = range_test(lambda lr: 1.0 / (1.0 + lr), start_lr=1e-3, end_lr=0.04, num_iter=30,
+                        max_extra_iter=0, warn=False)  # fmt: skip
+    ax = narrow.plot()
+    try:  # the range test's LR axis over its 1.6 decades reads 0.002, 0.005, ...
+        lo, hi = ax.get_xlim()
+        assert "0.005" in _visible_labels(ax.xaxis, lo, hi)
+    finally:
+        plt.close(ax.figure)

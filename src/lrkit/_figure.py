@@ -319,3 +319,21 @@ def draw_grid(ax: Any) -> None:
     """A light grid on ``ax``, drawn opaque (:func:`grid_color`): no transparency, which
     PostScript (``.eps``, ``.ps``) cannot draw, so no warning when such a file is written."""
     ax.grid(True, color=grid_color(ax), alpha=1.0)  # opaque also where a style sets grid.alpha
+
+
+def label_log_axis(axis: Any, lo: float, hi: float) -> None:
+    """Ticks a log ``axis`` (``ax.xaxis``, ``ax.yaxis``) showing values from ``lo`` to ``hi``
+    can be read by: over 3 decades or less, at 1, 2 and 5 times each power of ten (1, 2, 3, 5
+    and 7 over 1.5 decades or less), labelled as plain numbers (``0.05``), where matplotlib
+    labels only the powers of ten, one or two of them; over more, matplotlib's own."""
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
+        return
+    decades = math.log10(hi / lo)
+    if decades > 3:
+        return
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    subs = (1.0, 2.0, 5.0) if decades > 1.5 else (1.0, 2.0, 3.0, 5.0, 7.0)
+    axis.set_major_locator(LogLocator(base=10.0, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+    axis.set_minor_formatter(NullFormatter())

@@ -18,6 +18,7 @@ __all__ = [
     "mask_url",
     "round_floats",
     "shorten",
+    "title_lines",
     "unencoded_at",
     "url_parts",
     "wrap_spec",
@@ -323,6 +324,16 @@ def unencoded_at(url: str) -> bool:
     after = m.end("password") if m.group("password") is not None else start
     ends = [i for i in (url.find("/", after), url.find("?", after)) if i != -1]
     return url.count("@", start, min(ends, default=len(url))) > 1
+
+
+def title_lines(spec: str, width: int) -> list[str]:
+    """A spec as a plot's title: wrapped to ``width``, at most 6 lines; a longer one ends with
+    a mark saying it was cut and how long it is (in an image and on the terminal alike)."""
+    lines = wrap_spec(spec, width)
+    if len(lines) > 6:
+        mark = f" ... ({len(spec)} characters)"
+        lines = [*lines[:5], lines[5][: max(width - len(mark), 10)] + mark]
+    return lines
 
 
 def wrap_spec(spec: str, width: int) -> list[str]:

@@ -1159,6 +1159,7 @@ def plot(
         check_path,
         check_title,
         draw_grid,
+        label_log_axis,
         log_axis_fits,
         new_figure,
         save_figure,
@@ -1193,6 +1194,9 @@ def plot(
     if ax_loss.get_legend_handles_labels()[0]:  # none when every method failed
         ax_loss.legend(fontsize="small", ncol=2)
     ax_lr.set_yscale("log")
+    drawn = [v for r in results for v in r.lrs if math.isfinite(v) and v > 0]
+    if drawn:
+        label_log_axis(ax_lr.yaxis, min(drawn), max(drawn))
     ax_lr.set_ylabel("learning rate (group 0; Prodigy: d*lr)")
     ax_lr.set_xlabel("step")
     for each in (ax_loss, ax_lr):

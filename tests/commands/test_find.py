@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -946,3 +947,29 @@ def test_a_range_test_of_one_step_is_said_in_the_singular(write_module, capsys):
     main(["find", f"{name}:make", "--no-plot", "--quiet", "--no-train"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("range test: 1 step in "), lines[1]
+
+
+def test_the_image_is_the_results_own_figure_with_its_legend_beside_the_curve(
+    user_module, tmp_path, monkeypatch, capsys
+):
+    """``lrkit find -o`` draws what ``FinderResult.plot(path)`` draws (its legend beside the
+    axes), headed by the target's name."""
+    pytest.importorskip("matplotlib")
+    from lrkit.finder import FinderResult
+
+    calls = []
+    plot = FinderResult.plot
+
+    def recorded(self, *args, **kwargs):
+        calls.append((args, kwargs))
+        return plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(FinderResult, "plot", recorded)
+    out = tmp_path / "f.png"
+    argv = ["find", f"{user_module}:make_val", "--no-train", "--quiet", "-o", str(out)]
+    assert main(argv) == 0
+    [(args, kwargs)] = calls
+    assert args == () and set(kwargs) == {"path", "title"}  # no axes of the command's own
+    assert kwargs["title"] == f"LR range test: {user_module}:make_val"
+    assert Path(kwargs["path"]).name == "f.png"  # written beside it first, then moved there
+    assert out.read_bytes().startswith(b"\x89PNG")

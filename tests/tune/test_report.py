@@ -20,8 +20,8 @@ def test_the_edge_marker_is_in_the_legend_only_when_a_trial_is_drawn_at_the_edge
 
     def pruned_once(schedule: Any, report: Any) -> float:
         lr = float(schedule(0))
-        if lr > 0.05:  # a trial cut short by the pruner: drawn as an open circle
-            report(0, 1.0 + lr)
+        if lr > 0.05:  # a trial cut short inside the range shown: drawn as an open circle
+            report(0, 1.0)
             import optuna
 
             raise optuna.TrialPruned()
@@ -38,6 +38,44 @@ def test_the_edge_marker_is_in_the_legend_only_when_a_trial_is_drawn_at_the_edge
              pruner="none", seed=0, progress=False)  # fmt: skip
     fig = r.plot(None)
     assert EDGE in _legend(fig)  # 100.0 is beyond the detailed range: a triangle at the edge
+
+
+def test_a_pruned_trial_beyond_the_detailed_range_is_a_triangle_at_the_edge() -> None:
+    """A pruned trial whose last value lies beyond the range shown is drawn at the edge as an
+    open triangle (said in the legend), not as an open circle that reads as a value there."""
+    pytest.importorskip("matplotlib")
+    import itertools
+
+    values = (1.0 + 0.1 * k for k in itertools.count())
+
+    def one_far_off(schedule: Any, report: Any) -> float:
+        if float(schedule(0)) > 0.2:  # cut short far above every complete trial
+            report(0, 100.0)
+            import optuna
+
+            raise optuna.TrialPruned()
+        return next(values)
+
+    r = tune(Task(one_far_off, total_steps=10), n_trials=12, seeding=(1e-3, 1.0),
+             pruner="none", seed=0, progress=False)  # fmt: skip
+    far = [t for t in r.study.trials if t.state.name == "PRUNED"]
+    assert far and all(float(t.params["lr"]) > 0.2 for t in far)
+    fig = r.plot(None)
+    assert EDGE in _legend(fig)
+    top = fig.axes[0].get_ylim()[1]
+    open_markers = [
+        c
+        for c in fig.axes[0].collections
+        if len(c.get_facecolors()) == 0  # no fill: pruned
+    ]
+    ys = [y for c in open_markers for _, y in c.get_offsets()]
+    assert sorted(ys) == [top] * len(far)  # at the edge
+    from matplotlib.markers import MarkerStyle
+
+    up = MarkerStyle("^")
+    triangle = up.get_path().transformed(up.get_transform()).vertices
+    for c in open_markers:  # the edge's triangle, as a complete trial's there
+        assert c.get_paths()[0].vertices.tolist() == triangle.tolist()
 
 
 def test_a_title_that_is_no_text_is_refused_as_every_plot_refuses_it(tmp_path: Any) -> None:

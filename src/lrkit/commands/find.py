@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _validate as V
-from .._figure import save_figure
 from .._files import names_stdout
 from .._format import duration
 from .._runtime import kept_interrupts
@@ -476,12 +475,9 @@ def _find(args: argparse.Namespace) -> int:
             return False
 
         def draw(path: str) -> None:
-            from matplotlib.figure import Figure  # no pyplot: the caller's backend is untouched
-
-            fig = Figure(figsize=(9.5, 4.5))
-            result.plot(fig.add_subplot(), title=f"LR range test: {name}")
-            fig.tight_layout()
-            save_figure(fig, path)
+            # the result's own figure (no pyplot: the caller's backend is untouched), its
+            # legend beside the curve
+            result.plot(path=path, title=f"LR range test: {name}")
 
         default = getattr(args, "output_is_default", False)
         return write_plot("find", args.output, draw, say=say, default=default)

@@ -93,23 +93,12 @@ def _parse(spec: str) -> Any:
         raise ValueError(_spec_error(exc, spec)) from None
 
 
-def _title_lines(spec: str, width: int) -> list[str]:
-    """The spec wrapped to ``width``, at most 6 lines; a longer one ends with a mark saying
-    it was cut and how long it is (in the image and on the terminal alike)."""
-    from .._format import wrap_spec
-
-    lines = wrap_spec(spec, width)
-    if len(lines) > 6:
-        mark = f" ... ({len(spec)} characters)"
-        lines = [*lines[:5], lines[5][: max(width - len(mark), 10)] + mark]
-    return lines
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .._figure import check_drawable, draw_curve, draw_grid, save_figure
     from .._files import IMAGE_TYPES, check_output, write_file_whole
+    from .._format import title_lines
     from ..textplot import MAX_STEP, natural_steps, nothing_to_plot, plot_steps, text_plot
 
     def err(msg: str) -> int:
@@ -185,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         if args.log:
             with np.errstate(over="ignore", invalid="ignore"):  # ticks over huge values
                 ax.set_yscale("log")
-        lines = _title_lines(spec, 90)
+        lines = title_lines(spec, 90)
         ax.set_title("\n".join(lines), fontsize=9 if len(lines) > 1 else 10)
         # a log axis over huge values: matplotlib's ticks overflow, harmlessly, as it lays out
         with np.errstate(over="ignore", invalid="ignore"):
@@ -200,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"wrote {args.output}")
         say.check()
         return 0
-    lines = _title_lines(spec, max(args.width, 40))
+    lines = title_lines(spec, max(args.width, 40))
     say(
         text_plot(
             steps,

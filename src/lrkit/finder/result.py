@@ -312,7 +312,14 @@ class FinderResult:
         as the first argument is the ``path``: ``result.plot("lr.png")``). With ``path`` and no
         ``ax`` the figure is drawn without pyplot, so the caller's matplotlib backend and open
         figures are left untouched."""
-        from .._figure import check_drawable, new_axes, off_frame, resolve, save_figure
+        from .._figure import (
+            check_drawable,
+            label_log_axis,
+            new_axes,
+            off_frame,
+            resolve,
+            save_figure,
+        )
         from .._imports import require
 
         ax, path = resolve(ax, path, first_name="ax")
@@ -358,6 +365,8 @@ class FinderResult:
         if self.max_lr is not None:
             ax.axvline(self.max_lr, color="C3", ls=":", lw=1.5, label=f"max_lr: {self.max_lr:.2e}")
         ax.set_xscale("log")
+        if len(self.lrs):
+            label_log_axis(ax.xaxis, float(np.min(self.lrs)), float(np.max(self.lrs)))
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
         if frame is not None:

@@ -824,7 +824,8 @@ class Schedule(ABC):
         ``steps`` defaults to the schedule's natural length (or 1000). ``path`` (or a file
         name as the first argument: ``s.plot("lr.png")``) writes the figure, drawn without
         pyplot; ``ax`` (or a matplotlib Axes as the first argument: ``s.plot(ax)``) draws on
-        the caller's axes; ``title`` heads the plot; other keywords go to ``ax.plot``."""
+        the caller's axes; ``title`` heads the plot (in a figure of its own, by default the
+        schedule's spec, as ``lrkit plot -o`` heads it); other keywords go to ``ax.plot``."""
         from .._figure import (
             check_drawable,
             draw_curve,
@@ -855,7 +856,12 @@ class Schedule(ABC):
         ax.set_xlabel("step")
         ax.set_ylabel("learning rate")
         draw_grid(ax)
-        if title is not None:
+        if title is None and own:  # a figure of its own says which schedule it shows
+            from .._format import title_lines
+
+            lines = title_lines(str(self), 90)
+            ax.set_title("\n".join(lines), fontsize=9 if len(lines) > 1 else 10)
+        elif title is not None:
             ax.set_title(title, fontsize=10)
         if path is not None:
             if own:

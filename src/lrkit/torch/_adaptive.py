@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as V
-from .._figure import is_axes, is_path, new_axes, resolve, save_figure
+from .._figure import is_axes, is_path, label_log_axis, new_axes, resolve, save_figure
 from .._format import failure
 from .._imports import install_hint, optional, require
 from .._runtime import caller_level, in_range_test
@@ -652,6 +652,7 @@ class EffectiveLRLogger:
         ]
         if shown:
             ax.set_yscale("log")
+            label_log_axis(ax.yaxis, min(shown), max(shown))
         else:  # nothing to draw on a log axis: no log yet, or no step taken yet (all NaN)
             ax.text(0.5, 0.5, "no finite step size logged yet", transform=ax.transAxes,
                     ha="center", va="center")  # fmt: skip

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .._figure import check_path, check_title, draw_grid, new_figure, save_figure
+from .._figure import check_path, check_title, draw_grid, label_log_axis, new_figure, save_figure
 from .._format import round_floats, wrap_spec
 from .._imports import require
 from .._runtime import is_rank0
@@ -71,12 +71,12 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
     """Two panels: the value of every trial (best so far as a line; integer trial axis) and
     peak LR against value (log LR axis, labelled). The y-axis shows the best 80% of the
     COMPLETE trials in detail; worse ones are drawn at the edge as triangles, pruned trials as
-    open circles at their last reported value (at the edge when worse) and diverged trials as
-    crosses at the edge, so every trial stays visible."""
+    open circles at their last reported value (open triangles at the edge when worse) and
+    diverged trials as crosses at the edge, so every trial stays visible."""
     check_path(path)
     check_title(title)
     require("matplotlib", "plot", feature="TuneResult.plot")
-    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+    from matplotlib.ticker import MaxNLocator
 
     fig = new_figure(path, figsize=(12, 4.5))  # with a path: no pyplot
     ax1, ax2 = fig.subplots(1, 2)
@@ -121,22 +121,29 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
                     clip_on=False,
                     label=None if shown else fam,
                 )
+    pruned_out = False  # a pruned trial's last value beyond the edge: an open triangle there
     if pruned:
-        last = [
-            (t, clip(float(t.intermediate_values[max(t.intermediate_values)]))[0]) for t in pruned
-        ]
+        last = [(t, clip(float(t.intermediate_values[max(t.intermediate_values)]))) for t in pruned]
+        pruned_out = any(out for _, (_, out) in last)
         for ax, xs in ((ax1, "number"), (ax2, "lr")):
-            ax.scatter(
-                [t.number if xs == "number" else t.params["lr"] for t, _ in last],
-                [y for _, y in last],
-                facecolors="none",
-                edgecolors="0.55",
-                s=22,
-                lw=0.8,
-                zorder=2,
-                clip_on=False,
-                label="pruned (last value)",
-            )
+            label: str | None = "pruned (last value)"
+            for beyond in (False, True):
+                part = [(t, y) for t, (y, out) in last if out is beyond]
+                if not part:
+                    continue
+                ax.scatter(
+                    [t.number if xs == "number" else t.params["lr"] for t, _ in part],
+                    [y for _, y in part],
+                    marker=("v" if maximize else "^") if beyond else "o",
+                    facecolors="none",
+                    edgecolors="0.55",
+                    s=22,
+                    lw=0.8,
+                    zorder=2,
+                    clip_on=False,
+                    label=label,
+                )
+                label = None
     if diverged:
         for ax, xs in ((ax1, "number"), (ax2, "lr")):
             ax.scatter(
@@ -164,13 +171,7 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
     lo_lr, hi_lr = result.lr_range
     ax2.axvspan(lo_lr, hi_lr, color="0.92", zorder=0, label=f"searched ({result.seeding})")
     ax2.set_xlim(lo_lr / 1.25, hi_lr * 1.25)
-    decades = math.log10(hi_lr / lo_lr) if lo_lr > 0 else 10.0
-    subs = (
-        (1.0,) if decades > 3 else (1.0, 2.0, 5.0) if decades > 1.5 else (1.0, 2.0, 3.0, 5.0, 7.0)
-    )
-    ax2.xaxis.set_major_locator(LogLocator(base=10.0, subs=subs))
-    ax2.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
-    ax2.xaxis.set_minor_formatter(NullFormatter())
+    label_log_axis(ax2.xaxis, lo_lr, hi_lr)
     ax2.set_xlabel("peak learning rate (log scale)")
     ax2.set_ylabel(result.metric)
     ax2.set_title("peak LR vs value", pad=12)
@@ -183,7 +184,7 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    if any(clip(v)[1] for v in vals):  # the triangles: complete trials beyond the edge
+    if pruned_out or any(clip(v)[1] for v in vals):  # the triangles: trials beyond the edge
         labels.append("worse: drawn at the edge")
         from matplotlib.lines import Line2D
 
