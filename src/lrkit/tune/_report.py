@@ -95,6 +95,7 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
     vals = [float(t.value) for t in trials]
     lo, hi = _edges(vals, maximize) if vals else (0.0, 1.0)
     bad_edge = lo if maximize else hi  # where worse-than-shown values are drawn
+    edge_marker = "v" if maximize else "^"  # and how: pointing the way they lie
 
     def clip(v: float) -> tuple[float, bool]:
         out = v < lo if maximize else v > hi
@@ -115,7 +116,7 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
                 ax.scatter(
                     *zip(*edge),
                     color=colors[fam],
-                    marker="^" if not maximize else "v",
+                    marker=edge_marker,
                     s=40,
                     zorder=3,
                     clip_on=False,
@@ -134,7 +135,7 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
                 ax.scatter(
                     [t.number if xs == "number" else t.params["lr"] for t, _ in part],
                     [y for _, y in part],
-                    marker=("v" if maximize else "^") if beyond else "o",
+                    marker=edge_marker if beyond else "o",
                     facecolors="none",
                     edgecolors="0.55",
                     s=22,
@@ -188,7 +189,7 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
         labels.append("worse: drawn at the edge")
         from matplotlib.lines import Line2D
 
-        handles.append(Line2D([], [], ls="none", marker="^" if not maximize else "v", color="0.3"))
+        handles.append(Line2D([], [], ls="none", marker=edge_marker, color="0.3"))
     ax2.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     if path is not None and is_rank0():
