@@ -599,3 +599,38 @@ def test_a_log_axis_over_few_decades_is_labelled_between_its_powers_of_ten() -> 
         assert "0.005" in _visible_labels(ax.xaxis, lo, hi)
     finally:
         plt.close(ax.figure)
+
+
+def test_rules_that_suggest_the_same_lr_share_one_line_named_by_both(monkeypatch) -> None:
+    result = _finder()
+    same = {"budget_edge": result.suggestion, "steepest": 0.02, "valley": 0.02, "minimum": 0.005}
+    monkeypatch.setattr(type(result), "suggestions", lambda self: list(same.items()))
+    ax = result.plot()
+    try:
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "steepest, valley: 2.00e-02" in legend
+        assert not any(t.startswith(("steepest:", "valley:")) for t in legend)
+        at = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
+        assert sorted(at) == [0.005, 0.02]  # one dashed line each
+    finally:
+        plt.close(ax.figure)
+
+
+def test_a_family_keeps_its_colour_in_the_tuning_plot_whatever_families_were_searched() -> None:
+    pytest.importorskip("optuna")
+    from lrkit.tune import Task, tune
+
+    def colour(families: list[str]) -> Any:
+        values = iter(range(1, 100))
+        r = tune(Task(train=lambda s, rep: float(next(values)), total_steps=50), n_trials=8,
+                 families=families, seeding="blind", seed=0, pruner="none")  # fmt: skip
+        fig = r.plot(None)
+        try:
+            for c in fig.axes[0].collections:
+                if c.get_label() == "wsd":
+                    return tuple(c.get_facecolors()[0])
+        finally:
+            plt.close(fig)
+        raise AssertionError("no wsd trial drawn")
+
+    assert colour(["wsd"]) == colour(["constant", "cosine", "wsd"])

@@ -355,12 +355,19 @@ class FinderResult:
         if self.rule not in lines:  # a rule of the user's: its suggestion, drawn solid
             lines[self.rule] = self.suggestion
             colors[self.rule] = "C6"
+        at: dict[float, list[str]] = {}  # rules that suggest the same LR: one line, named so
         for name, lr in lines.items():
-            if lr is None:
-                continue
-            style = "-" if name == self.rule else "--"
+            if lr is not None:
+                at.setdefault(lr, []).append(name)
+        for lr, names in at.items():
+            first = self.rule if self.rule in names else names[0]
+            style = "-" if first == self.rule else "--"
             ax.axvline(
-                lr, color=colors.get(name, "C3"), ls=style, lw=1.5, label=f"{name}: {lr:.2e}"
+                lr,
+                color=colors.get(first, "C3"),
+                ls=style,
+                lw=1.5,
+                label=f"{', '.join(names)}: {lr:.2e}",
             )
         if self.max_lr is not None:
             ax.axvline(self.max_lr, color="C3", ls=":", lw=1.5, label=f"max_lr: {self.max_lr:.2e}")

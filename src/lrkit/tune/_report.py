@@ -10,6 +10,7 @@ from .._figure import check_path, check_title, draw_grid, label_log_axis, new_fi
 from .._format import round_floats, wrap_spec
 from .._imports import require
 from .._runtime import is_rank0
+from ._space import FAMILIES
 
 __all__ = ["is_rank0", "plot_search", "trials_table"]
 
@@ -102,7 +103,9 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
         return (bad_edge, True) if out or not math.isfinite(v) else (v, False)
 
     families = sorted({str(t.params.get("family", "?")) for t in trials})
-    colors = {f: f"C{i}" for i, f in enumerate(families)}
+    # a family keeps its colour from one study to the next: its place among all families
+    order = [*FAMILIES, *(f for f in families if f not in FAMILIES)]
+    colors = {f: f"C{order.index(f) % 10}" for f in families}
     for fam in families:
         sel = [t for t in trials if str(t.params.get("family", "?")) == fam]
         inside = [(t, clip(float(t.value))) for t in sel]
