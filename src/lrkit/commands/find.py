@@ -103,8 +103,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             action="store_true",
             help="after the sweep, train 8 short runs around its edge and score them on the "
             "validation batches; the suggestions are scaled from the best for the budget (about "
-            "6.5 to 9x the sweep's "
-            "time)",
+            "6.5 to 9x the sweep's time)",
         )
 
     return add_torch_task_parser(

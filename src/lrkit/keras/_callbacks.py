@@ -700,11 +700,10 @@ class ReduceLROnPlateau(ReduceOnPlateau):
                     )
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        lrs = _float_lrs(self.model)
         if self.min_lr > 0 and not self._floor_set:
             # the LR the run trains at (an LRScheduler has written it by now), before any cut
             scale = self.controller.scale
-            base = [lr / scale for lr in lrs] if scale > 0 else []
+            base = [lr / scale for lr in _float_lrs(self.model)] if scale > 0 else []
             if base and max(base) > 0:
                 self.controller.min_scale = self.min_lr / max(base)
             self._floor_set = True

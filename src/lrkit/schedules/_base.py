@@ -893,8 +893,7 @@ def _is_number(x: object) -> bool:
 
 
 def _short_label(s: Schedule, limit: int = 60) -> str:
-    text = str(s)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return _short(s, limit)
 
 
 def isclose_int(x: float) -> bool:
