@@ -318,11 +318,18 @@ def flag(name: str, value: Any, *, spelled: str = "True or False") -> bool:
 
 
 def choice(
-    name: str, value: Any, allowed: Sequence[str], hints: Mapping[str, str] | None = None
+    name: str,
+    value: Any,
+    allowed: Sequence[str],
+    hints: Mapping[str, str] | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> str:
     """``value`` if it is one of the strings ``allowed``, else a ``ValueError`` naming ``name``
     (compared as a string only: an array or another object is refused, not compared);
-    ``hints`` maps another library's spelling of a value to a pointer at the one meant."""
+    ``hints`` maps another library's spelling of a value to a pointer at the one meant;
+    ``aliases`` maps a second spelling to the allowed one it stands for (returned instead)."""
+    if isinstance(value, str) and aliases and value in aliases:
+        value = aliases[value]
     if not isinstance(value, str) or value not in allowed:
         options = ", ".join(repr(a) for a in allowed)
         hint = (hints or {}).get(value) if isinstance(value, str) else None

@@ -205,3 +205,19 @@ def test_a_family_registered_again_replaces_itself_and_no_other() -> None:
         assert REGISTRY["cosine"].__module__.startswith("lrkit.")
     finally:
         REGISTRY.pop("lrkit_test_half_life", None)
+
+
+def test_cos_and_cosine_are_one_shape_in_every_family_that_names_it() -> None:
+    pytorch = S.onecycle(0.1, total_steps=100, anneal_strategy="cos")
+    spelled = S.onecycle(0.1, total_steps=100, anneal_strategy="cosine")
+    steps = np.arange(101)
+    assert np.array_equal(spelled.values(steps), pytorch.values(steps))
+    assert spelled.to_dict() == pytorch.to_dict()  # saved as PyTorch's spelling
+    assert S.parse("onecycle_momentum(100, anneal_strategy='cosine')").anneal_strategy == "cos"
+    wsd = S.wsd(0.1, total_steps=100, warmup_steps=10, decay="cos", warmup="cos")
+    assert (wsd.decay, wsd.warmup) == ("cosine", "cosine")
+    assert wsd.to_dict() == S.wsd(0.1, total_steps=100, warmup_steps=10, decay="cosine",
+                                  warmup="cosine").to_dict()  # fmt: skip
+    assert S.warmup(0.0, end_lr=0.1, warmup_steps=10, mode="cos").mode == "cosine"
+    with pytest.raises(ValueError, match=r"^anneal_strategy must be one of 'cos', 'linear', got"):
+        S.onecycle(0.1, total_steps=100, anneal_strategy="cosin")

@@ -696,6 +696,7 @@ def _int_if_integral(x: float) -> float:
 
 # ============================================================================ one-cycle
 _ANNEAL = ("cos", "linear")
+_ANNEAL_ALIASES = {"cosine": "cos"}  # the spelling of warmup's and wsd's modes
 
 
 def _phased_at(
@@ -899,7 +900,9 @@ class OneCycle(_Phased):
         self.max_lr = v.positive("max_lr", max_lr)
         self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
         self.pct_start = v.in_range("pct_start", pct_start, 0.0, 1.0)
-        self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy, _ANNEAL)
+        self.anneal_strategy = v.choice(
+            "anneal_strategy", anneal_strategy, _ANNEAL, aliases=_ANNEAL_ALIASES
+        )
         self.div_factor = v.positive("div_factor", div_factor)
         self.final_div_factor = v.positive("final_div_factor", final_div_factor)
         self.three_phase = v.flag("three_phase", three_phase, spelled="true or false")
@@ -945,7 +948,9 @@ class OneCycleMomentum(_Phased):
     ) -> None:
         self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
         self.pct_start = v.in_range("pct_start", pct_start, 0.0, 1.0)
-        self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy, _ANNEAL)
+        self.anneal_strategy = v.choice(
+            "anneal_strategy", anneal_strategy, _ANNEAL, aliases=_ANNEAL_ALIASES
+        )
         self.base_momentum = v.in_range("base_momentum", base_momentum, 0.0, 1.0)
         self.max_momentum = v.in_range("max_momentum", max_momentum, 0.0, 1.0)
         self.three_phase = v.flag("three_phase", three_phase, spelled="true or false")
@@ -1070,6 +1075,7 @@ def _as_list(name: str, value: Any) -> list[Any]:
 
 
 _WARMUP_MODES = ("linear", "exponential", "cosine")
+_COS_ALIASES = {"cos": "cosine"}  # the spelling of onecycle's anneal_strategy (PyTorch's)
 
 
 @register
@@ -1097,7 +1103,7 @@ class Warmup(Schedule):
         self.start_lr = _lr("start_lr", start_lr)
         self.end_lr = _lr("end_lr", end_lr)
         self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0, v.MAX_STEPS)
-        self.mode = v.choice("mode", mode, _WARMUP_MODES)
+        self.mode = v.choice("mode", mode, _WARMUP_MODES, aliases=_COS_ALIASES)
         if self.mode == "exponential" and (self.start_lr <= 0 or self.end_lr <= 0):
             raise ValueError(
                 "start_lr and end_lr must be > 0 for mode='exponential' "
@@ -1213,8 +1219,8 @@ class WSD(Schedule):
                 f"got warmup_steps={self.warmup_steps}, decay_steps={self.decay_steps}, "
                 f"total_steps={self.total_steps}"
             )
-        self.decay = v.choice("decay", decay, _WSD_DECAYS)
-        self.warmup = v.choice("warmup", warmup, _WSD_DECAYS)
+        self.decay = v.choice("decay", decay, _WSD_DECAYS, aliases=_COS_ALIASES)
+        self.warmup = v.choice("warmup", warmup, _WSD_DECAYS, aliases=_COS_ALIASES)
         self.min_lr = _lr("min_lr", min_lr)
         self.init_lr = _lr("init_lr", init_lr)
         self._decay_start = self.total_steps - self.decay_steps
