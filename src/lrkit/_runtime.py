@@ -156,7 +156,9 @@ def preserved_rng(
 def data_loaders(*sources: Any) -> list[Any]:
     """The data sources and the torch DataLoaders inside them, each once: a dict's values, the
     loaders of a list or tuple, a combined loader's ``flattened`` list (Lightning's
-    ``CombinedLoader``). Without torch loaded, the sources themselves."""
+    ``CombinedLoader``), the loaders a Python generator holds in its frame (its arguments and
+    the names it reads from an enclosing function: ``def batches(loader): for b in loader:
+    yield ...``). Without torch loaded, the sources themselves."""
     torch = sys.modules.get("torch")
     loader = None if torch is None else torch.utils.data.DataLoader
     found: list[Any] = []
@@ -169,6 +171,9 @@ def data_loaders(*sources: Any) -> list[Any]:
             inner = getattr(data, "flattened", None)
         if loader is not None and (isinstance(inner, (list, tuple)) or isinstance(data, Mapping)):
             found.extend(d for d in inner if isinstance(d, loader))
+        frame = getattr(data, "gi_frame", None)
+        if loader is not None and frame is not None:
+            found.extend(d for d in frame.f_locals.values() if isinstance(d, loader))
     out: list[Any] = []
     seen: set[int] = set()
     for d in found:  # each once (data and val_data may be the same loader)
@@ -176,6 +181,21 @@ def data_loaders(*sources: Any) -> list[Any]:
             seen.add(id(d))
             out.append(d)
     return out
+
+
+def started_loader(data: Any) -> bool:
+    """Whether ``data`` is a Python generator that already holds a torch DataLoader's
+    iterator: a generator expression over a loader (``(f(b) for b in loader)``) makes it when
+    the expression is written, and making it draws from the loader's random generator (or
+    torch's global one), before any code given the generator can save that state."""
+    frame = getattr(data, "gi_frame", None)
+    if sys.modules.get("torch") is None or frame is None:
+        return False
+    return any(
+        type(v).__module__ == "torch.utils.data.dataloader"
+        and type(v).__name__.endswith("DataLoaderIter")
+        for v in frame.f_locals.values()
+    )
 
 
 def data_generators(*sources: Any) -> list[Any]:

@@ -375,6 +375,27 @@ def test_find_ctrl_c_during_the_probes_prints_the_sweeps_table(task, monkeypatch
     assert err.strip() == "lrkit find: interrupted"
 
 
+def test_find_ctrl_c_during_the_sweep_prints_the_table_of_the_steps_run(task, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    import lrkit.torch
+
+    real = lrkit.torch.find_lr
+
+    def interrupted(*a, **k):
+        def stop(i, lr, loss):
+            if i == 40:
+                raise KeyboardInterrupt
+
+        return real(*a, **k, callback=stop)
+
+    monkeypatch.setattr(lrkit.torch, "find_lr", interrupted)
+    assert main(["find", f"{task}:make", "--no-plot"]) == 130
+    out, err = capsys.readouterr()
+    assert "range test: 41 steps, interrupted during the sweep" in out
+    assert "reliable: NO" in out
+    assert err.strip() == "lrkit find: interrupted"
+
+
 # ----------------------------------------------------------------------------- plot
 DEEP = "mul(" * 3000 + "constant(0.1)" + ")" * 3000
 

@@ -168,6 +168,38 @@ def test_progress_bar_counts_the_steps_and_closes_also_on_an_error(capsys, monke
     assert capsys.readouterr().err == ""
 
 
+def test_ctrl_c_in_the_sweep_carries_the_result_of_the_steps_run() -> None:
+    def curve(lr: float) -> float:
+        return (math.log10(lr) + 2.0) ** 2 + 1.0
+
+    full = range_test(curve, warn=False)
+
+    def step(lr: float) -> float:
+        if len(seen) == 30:
+            raise KeyboardInterrupt
+        seen.append(lr)
+        return curve(lr)
+
+    seen: list[float] = []
+    with pytest.raises(KeyboardInterrupt) as info:
+        range_test(step, warn=False)
+    kept = info.value.result  # type: ignore[attr-defined]
+    assert kept.stop_reason == "interrupted" and not kept.reliable
+    assert kept.steps == 30 and np.array_equal(kept.lrs, full.lrs[:30])
+    assert np.array_equal(kept.losses, full.losses[:30])
+    assert any("interrupted" in w for w in kept.warnings)
+    # interrupted before any step: nothing to carry
+    seen = [0.0] * 30
+    with pytest.raises(KeyboardInterrupt) as info:
+        range_test(step, warn=False)
+    assert not hasattr(info.value, "result")
+    # another exception is the caller's: it carries nothing
+    with pytest.raises(RuntimeError) as err:
+        range_test(lambda lr: (_ for _ in ()).throw(RuntimeError("x")), warn=False)
+    assert not hasattr(err.value, "result")
+
+
+# ----------------------------------------------------------------------------- rules, exact
 # ----------------------------------------------------------------------------- rules, exact
 
 

@@ -415,3 +415,24 @@ def test_a_traced_join_reads_a_segment_only_within_its_own_steps() -> None:
     with jax.debug_nans(True):
         got = s.values(jnp.asarray([0.0, 49.0, 50.0, 300.0]), xp=jnp)
         assert np.asarray(got).tolist() == [0.0, 0.0, 0.5, 0.5]
+
+
+def test_with_warmup_is_a_spec_and_dict_form_that_builds_its_join() -> None:
+    made = S.with_warmup(S.cosine(0.1, total_steps=900), warmup_steps=100, start_lr=0.01)
+    for spec in (
+        "with_warmup(cosine(0.1, 900), warmup_steps=100, start_lr=0.01)",
+        "with_warmup(cosine(0.1, 900), 100, 0.01)",  # by position, as every spec takes them
+        {"name": "with_warmup", "schedule": "cosine(0.1, 900)", "warmup_steps": 100,
+         "start_lr": 0.01},
+    ):  # fmt: skip
+        built = S.parse(spec) if isinstance(spec, str) else S.from_dict(spec)
+        assert built.to_dict() == made.to_dict() and S.parse(str(built)).to_dict() == made.to_dict()
+    assert "with_warmup" in S.names()
+    with pytest.raises(S.SpecError, match=r"has no parameter 'num_warmup_steps' .*; for "
+                       r"num_warmup_steps use warmup_steps") as info:  # fmt: skip
+        S.parse("with_warmup(cosine(0.1, 900), num_warmup_steps=5)")
+    assert info.value.pos == 30
+    with pytest.raises(S.SpecError, match=r"with_warmup\(\): warmup_steps must be an integer"):
+        S.parse("with_warmup(cosine(0.1, 900), warmup_steps=-1)")
+    with pytest.raises(S.SpecError, match=r"missing required parameter 'warmup_steps'"):
+        S.parse("with_warmup(cosine(0.1, 900))")

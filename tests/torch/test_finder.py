@@ -150,9 +150,21 @@ def test_restore_after_exception_in_user_step(exc):
         return nn.functional.cross_entropy(m(batch[0]), batch[1])
 
     before = capture(model, opt)
-    with pytest.raises(exc, match="boom"):
+    with pytest.raises(exc, match="boom") as info:
         find_lr(model, opt, None, loader(x, y), num_iter=20, step=step)
     assert_same(before, model, opt)
+    # Ctrl-C keeps the steps measured (the sweep's own result: 4 steps, the held batches'
+    # evaluations made the other calls), another error is the user's
+    kept = getattr(info.value, "result", None)
+    if exc is KeyboardInterrupt:
+        assert kept.steps == 4 and kept.stop_reason == "interrupted" and not kept.reliable
+        calls.clear()
+        full = find_lr(model, opt, None, loader(x, y), num_iter=20, step=lambda m, b: (
+            nn.functional.cross_entropy(m(b[0]), b[1])), max_extra_iter=0)  # fmt: skip
+        assert np.array_equal(kept.lrs, full.lrs[:4])
+        assert np.array_equal(kept.losses, full.losses[:4])
+    else:
+        assert kept is None
 
 
 def test_data_cycled_and_custom_step_with_dict_batches():
@@ -1049,7 +1061,8 @@ def test_a_function_returning_the_batches_is_refused_saying_why():
         assert str(info.value).endswith(
             "got function (a function returning the batches is lrkit.torch.fit's form: the "
             "range test reads the batches themselves, so that it can put a DataLoader's own "
-            "generator back afterwards; pass the loader, a list or a generator of batches)"
+            "generator back afterwards; pass the loader (with step=lambda model, batch: loss "
+            "for another batch layout), a list or a generator of batches)"
         )
 
 

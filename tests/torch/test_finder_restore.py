@@ -399,6 +399,67 @@ def test_the_next_epoch_order_is_the_one_without_the_sweep(kw):
     assert orders(True) == orders(False)
 
 
+def test_a_generator_function_over_a_loader_keeps_the_loaders_next_epoch_order():
+    def batches(loader):  # the loader as an argument, or read from the enclosing function
+        for x, y in loader:
+            yield x, y.clone()
+
+    def closure(loader):
+        def gen():
+            for x, y in loader:
+                yield x, y.clone()
+
+        return gen()
+
+    for make in (batches, closure):
+
+        def orders(sweep: bool) -> list[list[int]]:
+            torch.manual_seed(0)
+            dl = _shuffled()
+            model = nn.Linear(1, 2)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            if sweep:
+                find_lr(model, opt, nn.CrossEntropyLoss(), make(dl), num_iter=10)  # noqa: B023
+            return [_epoch_order(dl), _epoch_order(dl)]
+
+        assert orders(True) == orders(False)
+
+
+def test_a_generator_expression_over_a_loader_is_said_to_move_its_order():
+    from lrkit.finder import LRFinderWarning
+
+    torch.manual_seed(0)
+    dl = _shuffled()
+    model = nn.Linear(1, 2)
+    with pytest.warns(LRFinderWarning, match=r"^data: a generator over a DataLoader") as rec:
+        find_lr(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            nn.CrossEntropyLoss(),
+            ((x, y) for x, y in dl),
+            num_iter=10,
+        )
+    assert [w.filename for w in rec if "generator over" in str(w.message)] == [__file__]
+    # the loader itself, or a generator that is not over a loader: nothing said
+    import warnings
+
+    for data in (dl, ((x, y) for x, y in [(torch.ones(4, 1), torch.zeros(4).long())] * 20)):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            find_lr(
+                model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), data,
+                num_iter=10, warn=True,
+            )  # fmt: skip
+        assert not [w for w in rec if "generator over" in str(w.message)]
+    with warnings.catch_warnings(record=True) as rec:  # warn=False: not said
+        warnings.simplefilter("always")
+        find_lr(
+            model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+            ((x, y) for x, y in dl), num_iter=10, warn=False,
+        )  # fmt: skip
+    assert not [w for w in rec if "generator over" in str(w.message)]
+
+
 def test_a_persistent_iterator_the_loader_already_had_is_left_alone():
     torch.manual_seed(0)
     dl = _shuffled(num_workers=1, persistent_workers=True)

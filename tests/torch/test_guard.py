@@ -1587,3 +1587,44 @@ def test_a_loaded_state_is_saved_again_as_loaded_until_the_next_check() -> None:
     h = DivergenceGuard(model2, optimizer=opt2, snapshot_every=10)
     h.load_state_dict(sd)
     assert h.state_dict() == sd
+
+
+def _unattached_messages(rec: Any) -> list[str]:
+    return [str(w.message) for w in rec if str(w.message).startswith("DivergenceGuard: an lrkit")]
+
+
+def test_a_guard_without_the_lrkit_scheduler_of_its_optimizer_says_its_cuts_are_lost() -> None:
+    # built after the scheduler: said at once, at the user's line
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = lt.scheduler(opt, "constant(0.1)")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        guard = DivergenceGuard(model, optimizer=opt)
+        assert not guard.check(float("nan"))  # a restore: said once only
+    (msg,) = _unattached_messages(rec)
+    assert "build the guard with scheduler=<that scheduler>" in msg
+    assert rec[0].filename == __file__
+    sched.step()
+    assert opt.param_groups[0]["lr"] == 0.1  # what the warning says: the cut is gone
+    # built before the scheduler: said at the first restore
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        guard = DivergenceGuard(model, optimizer=opt)
+        sched = lt.scheduler(opt, "constant(0.1)")
+        assert not _unattached_messages(rec)
+        assert not guard.check(float("nan"))
+        assert not guard.check(float("nan"))
+    assert len(_unattached_messages(rec)) == 1
+    # attached, or no lrkit scheduler at all: nothing said
+    for make in (
+        lambda o: DivergenceGuard(model, optimizer=o, scheduler=lt.scheduler(o, "constant(0.1)")),
+        lambda o: DivergenceGuard(model, optimizer=o),
+    ):
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            guard = make(opt)
+            assert not guard.check(float("nan"))
+        assert not _unattached_messages(rec)

@@ -441,10 +441,11 @@ def _find(args: argparse.Namespace) -> int:
     except TargetMistake as e:
         print_error("find", e, args)
         return 2
-    except KeyboardInterrupt as exc:  # during the probes: the sweep's result is kept
+    except KeyboardInterrupt as exc:  # the sweep's result so far is kept
         kept = getattr(exc, "result", None)
         if kept is not None:
-            say(f"range test: {kept.steps} steps, interrupted during the probes")
+            during = "sweep" if kept.stop_reason == "interrupted" else "probes"
+            say(f"range test: {kept.steps} steps, interrupted during the {during}")
             say(_table(kept))
         raise
     finally:

@@ -520,7 +520,8 @@ class Sweep:
         after each step. ``progress=True`` shows a tqdm bar ("lrkit find", the step's LR and loss),
         closed when the sweep ends. If ``step`` raises (``KeyboardInterrupt`` included) the sweep is
         marked interrupted and the exception propagates, so the caller's ``finally`` can restore its
-        state."""
+        state; a ``KeyboardInterrupt`` after at least one step carries the result of the steps
+        run (``stop_reason="interrupted"``) as its ``result`` attribute."""
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -538,6 +539,11 @@ class Sweep:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(lr=f"{lr:.1e}", loss=f"{loss:.4g}", refresh=False)
+        except KeyboardInterrupt as exc:
+            self.interrupt()
+            if self._lrs:  # the curve measured so far, not lost with the exception
+                exc.result = self.result(warn=False)  # type: ignore[attr-defined]
+            raise
         except BaseException:
             self.interrupt()
             raise
@@ -880,7 +886,8 @@ def _factory_hint(data: Any) -> str:
     return (
         " (a function returning the batches is lrkit.torch.fit's form: the range test reads "
         "the batches themselves, so that it can put a DataLoader's own generator back "
-        "afterwards; pass the loader, a list or a generator of batches)"
+        "afterwards; pass the loader (with step=lambda model, batch: loss for another batch "
+        "layout), a list or a generator of batches)"
     )
 
 

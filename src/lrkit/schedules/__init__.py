@@ -50,7 +50,15 @@ from ._families import (
     Warmup,
 )
 from ._function import Function, holds_callable, to_dict_with
-from ._spec import SpecError, as_schedule, from_dict, from_dict_with, is_schedule_list, parse
+from ._spec import (
+    FORMS,
+    SpecError,
+    as_schedule,
+    from_dict,
+    from_dict_with,
+    is_schedule_list,
+    parse,
+)
 
 # Lower-case constructors: the names users call (they mirror PyTorch's keyword names).
 constant = Constant
@@ -129,9 +137,27 @@ def with_warmup(
     return Join([ramp, schedule], boundaries=[ramp.warmup_steps])
 
 
+class _WithWarmupForm:
+    """``with_warmup(schedule, warmup_steps=..., start_lr=..., mode=...)`` in spec strings and
+    dicts: the ``join`` :func:`with_warmup` builds."""
+
+    name = "with_warmup"
+    params = ("schedule", "warmup_steps", "start_lr", "mode")
+    peer_names = Warmup.peer_names
+
+    def __new__(  # type: ignore[misc]
+        cls, schedule: Schedule, *, warmup_steps: int, start_lr: float = 0.0, mode: str = "linear"
+    ) -> Join:
+        return with_warmup(schedule, warmup_steps=warmup_steps, start_lr=start_lr, mode=mode)
+
+
+FORMS["with_warmup"] = _WithWarmupForm
+
+
 def names() -> list[str]:
-    """The registered schedule names usable in spec strings and dicts."""
-    return sorted(REGISTRY)
+    """The names usable in spec strings and dicts: the schedule families, and
+    ``with_warmup`` (which builds a ``join``)."""
+    return sorted([*REGISTRY, *FORMS])
 
 
 __all__ = [

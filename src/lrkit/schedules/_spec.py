@@ -58,6 +58,16 @@ _KEYWORDS: dict[str, Any] = {
 }
 
 
+#: names that spec strings and dicts accept beside the families: each builds another
+#: schedule (``with_warmup(...)`` a ``join``), with the family's ``name``, ``params`` and
+#: ``peer_names`` and a constructor that returns what it builds
+FORMS: dict[str, Any] = {}
+
+
+def _known() -> str:
+    return ", ".join(sorted([*REGISTRY, *FORMS]))
+
+
 @functools.cache
 def _arg_names(cls: type[Schedule]) -> tuple[str, ...]:
     """The constructor's parameter names in declared order: a spec's positional arguments map
@@ -259,11 +269,11 @@ class _Parser:
         return items
 
     def call(self, name_tok: _Tok) -> Schedule:
-        cls = REGISTRY.get(name_tok.text)
+        cls = REGISTRY.get(name_tok.text) or FORMS.get(name_tok.text)
         if cls is None and name_tok.text == "function":
             raise SpecError(_FUNCTION, self.text, name_tok.pos)
         if cls is None:
-            known = ", ".join(sorted(REGISTRY))
+            known = _known()
             raise SpecError(
                 f"unknown schedule {V.fmt(name_tok.text)} (known: {known})", self.text, name_tok.pos
             )
@@ -418,9 +428,9 @@ def _from_dict(d: Any, depth: int) -> Schedule:
         raise ValueError(f"d must be a dict with a 'name' key, got {V.fmt(d)}")
     d = dict(d)
     name = d["name"]
-    cls = REGISTRY.get(name) if isinstance(name, str) else None
+    cls = (REGISTRY.get(name) or FORMS.get(name)) if isinstance(name, str) else None
     if cls is None:
-        known = ", ".join(sorted(REGISTRY))
+        known = _known()
         raise ValueError(f"unknown schedule name {V.fmt(name)} (known: {known})")
     extra = set(d) - {"name"} - set(cls.params)
     if extra:

@@ -28,6 +28,7 @@ from .._runtime import (
     data_loaders,
     is_rank0,
     range_test_steps,
+    started_loader,
 )
 from ..finder import (
     PROBE_STEPS,
@@ -709,6 +710,22 @@ def _windowed(
     return got
 
 
+def _warn_started_loaders(**sources: Any) -> None:
+    """One :class:`LRFinderWarning` per source that is a generator over a DataLoader iterator
+    made before the call: its draw from the loader's random generator cannot be put back."""
+    for name, data in sources.items():
+        if started_loader(data):
+            warnings.warn(
+                f"{name}: a generator over a DataLoader (such as (f(b) for b in loader)) "
+                "iterates a loader iterator made when the generator was, which drew from the "
+                "loader's random generator before the range test could save it: the loader's "
+                "next epoch will not have the order it would have had; to keep it, pass the "
+                "loader itself (for another batch layout with step=lambda model, batch: loss)",
+                LRFinderWarning,
+                stacklevel=caller_level(),
+            )
+
+
 def _check_lrfree(optimizer: torch.optim.Optimizer, *, train_mode: bool, warn: bool) -> bool:
     """Before the snapshot: a schedule-free ``optimizer`` in eval mode is switched to train mode
     for the sweep with ``train_mode`` (returns True), else a one-line ``ValueError``; with
@@ -901,6 +918,8 @@ def find_lr(
     _check_scaler(scaler)
     ratios = _group_ratios(optimizer)  # may warn: before the snapshot, nothing to restore yet
     sf_to_train = _check_lrfree(optimizer, train_mode=train_mode, warn=warn)
+    if warn:
+        _warn_started_loaders(data=data, val_data=val_data, probe_data=probe_data)
     use_scaler = scaler is not None and bool(getattr(scaler, "is_enabled", lambda: True)())
     # val_data's generators too: drawing its batches (a shuffled loader) moves them
     snap = _Snapshot(

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from .. import _renamed
@@ -48,6 +49,7 @@ require("torch", "torch")  # without PyTorch: the one-line install hint
 import torch
 
 from .. import _validate as V
+from .._runtime import caller_level
 from ..feedback import (
     DEFAULT_GUARD_FACTOR,
     DETECTOR_HINTS,
@@ -71,6 +73,7 @@ from ._checks import (
     wrapped_optimizer,
 )
 from ._distributed import all_reduce_mean, get_world_size
+from ._scheduler import schedulers_of
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -181,8 +184,11 @@ class DivergenceGuard:
         # load_state_dict; the optimizer's LRs (its own checkpoint's) include those cuts
         self.feedback = Multiplier(self.controller.scale)
         self.scheduler = None
+        self._unattached_warned = False  # the warning for an lrkit scheduler not attached
         if scheduler is not None:
             self.attach(scheduler)
+        else:
+            self._warn_unattached()
         self.num_checks = self.controller.num_checks
         self._lr_scale = self.controller.scale  # the multiplier the optimizer's LRs include
         self._resnapshot = False  # after load_state_dict: the first check snapshots afresh
@@ -201,6 +207,22 @@ class DivergenceGuard:
         claim_detector(self.controller, self, if_free=True)
 
     # ------------------------------------------------------------------ scheduler
+    def _warn_unattached(self) -> None:
+        """Warn, once, when an lrkit scheduler drives the optimizer without the guard's cuts:
+        its next ``step()`` sets the schedule's LR again, without them."""
+        if self._unattached_warned or self.scheduler is not None:
+            return
+        if not schedulers_of(self.optimizer):
+            return
+        self._unattached_warned = True
+        warnings.warn(
+            "DivergenceGuard: an lrkit.torch.scheduler(...) drives this optimizer and the guard "
+            "was built without scheduler=: the scheduler's next step() sets the schedule's LR "
+            "again, without the guard's cuts; build the guard with scheduler=<that scheduler> "
+            "(or call guard.attach(scheduler)) so its cuts compose with the schedule",
+            stacklevel=caller_level(),
+        )
+
     def attach(self, scheduler: Any) -> None:
         """Make ``scheduler`` (an lrkit scheduler) include the guard's LR multiplier."""
         if not hasattr(scheduler, "feedback") or not hasattr(scheduler, "report"):
@@ -381,6 +403,7 @@ class DivergenceGuard:
                 g["lr"] = lr.copy_(v) if isinstance(lr, torch.Tensor) else v
             self.scheduler.refresh()  # the scheduler's LR (schedule x feedback incl. the cut)
             return
+        self._warn_unattached()  # one built after the guard
         # no lrkit scheduler: the LRs as they are now (whatever set them since the snapshot),
         # cut by the cuts made since they were last scaled (a stock scheduler that recomputes
         # the LR from its base LRs, LambdaLR or OneCycleLR, writes the uncut value back at its

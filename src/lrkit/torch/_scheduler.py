@@ -172,6 +172,11 @@ def _attach(sched: Any) -> None:
     _ATTACHED.setdefault(sched.optimizer, weakref.WeakSet()).add(sched)
 
 
+def schedulers_of(optimizer: Any) -> list[Any]:
+    """The lrkit schedulers built on ``optimizer`` that are still alive."""
+    return list(_ATTACHED.get(optimizer, ()))
+
+
 def _foreign_change(last: Any, groups: Any) -> str:
     """The warning for LRs changed between two steps by something other than the scheduler."""
     i, was, now = next(
@@ -182,7 +187,8 @@ def _foreign_change(last: Any, groups: Any) -> str:
         f"the optimizer's {where}LR changed between two steps of the lrkit scheduler "
         f"({was:g} set, {now:g} found): it sets the LR of each step from the schedule, so what "
         "changed it (ReduceLROnPlateau on the same optimizer, a recursive scheduler such as "
-        "LinearLR, ConstantLR or ExponentialLR in a ChainedScheduler with it, a hand edit) is "
+        "LinearLR, ConstantLR or ExponentialLR in a ChainedScheduler with it, a "
+        "DivergenceGuard built without scheduler=, a hand edit) is "
         "overwritten or applied once per step instead of compounding; for cuts on a metric give "
         "the scheduler feedback=lrkit.feedback.ReduceOnPlateau(...) and call "
         "scheduler.report(metric), write products as S.mul(...) and phases as S.join(...)"
