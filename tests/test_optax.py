@@ -951,3 +951,20 @@ def test_reduce_on_plateau_stops_counting_at_a_min_scale_the_cuts_reach_exactly(
     assert len(c.reductions) == cuts
     assert int(state.num_reductions) == cuts
     assert float(state.scale) == np.float32(floor)
+
+
+def test_plateau_arguments_given_in_optax_contribs_order_get_the_call_with_keywords() -> None:
+    from lrkit.optax import reduce_on_plateau
+
+    with pytest.raises(TypeError) as info:
+        reduce_on_plateau(0.5, 3)
+    assert str(info.value) == (
+        "lrkit.optax.reduce_on_plateau: takes 1 positional argument (mode) but 2 were given; "
+        "give the others by keyword, as in reduce_on_plateau(factor=0.5, patience=3) "
+        "(parameters: mode, accumulation_size, factor, patience, threshold, threshold_mode, "
+        "cooldown, min_scale)"
+    )
+    with pytest.raises(TypeError, match=r"but 3 were given; give the others by keyword \("):
+        reduce_on_plateau(0.5, 3, 1e-4)  # rtol has no lrkit name of its own: no call shown
+    with pytest.raises(ValueError, match=r"here pass factor=0.5\)$"):
+        reduce_on_plateau(0.5)

@@ -387,14 +387,14 @@ def test_an_injected_sgd_gets_the_suggestions_of_the_sgd_factory():
     assert named.optimizer_family == "adaptive"
 
 
-def test_a_multisteps_object_is_refused_naming_its_transformation():
+def test_a_multisteps_object_sweeps_as_its_transformation():
     steps = optax.MultiSteps(optax.inject_hyperparams(optax.sgd)(learning_rate=0.1), 2)
-    with pytest.raises(ValueError) as err:
-        find_lr(_loss, _params(), steps, _data(), num_iter=10, warn=False)
-    assert str(err.value) == (
-        "optimizer: an optax.MultiSteps is passed as its transformation, "
-        "optimizer.gradient_transformation() (with an inject_hyperparams optimizer inside)"
-    )
+    kw = {"num_iter": 10, "warn": False}
+    res = find_lr(_loss, _params(), steps, _data(), **kw)
+    same = find_lr(_loss, _params(), steps.gradient_transformation(), _data(), **kw)
+    assert np.array_equal(res.lrs, same.lrs) and np.array_equal(res.losses, same.losses)
+    assert res.steps == same.steps and res.suggestion == same.suggestion
+    assert res.optimizer_family == same.optimizer_family == "sgd"
 
 
 def _two_part_params():

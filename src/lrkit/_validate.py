@@ -410,6 +410,55 @@ def checked_keywords(where: str, hints: Mapping[str, str] | None = None) -> Call
     return wrap
 
 
+def keyword_only(
+    where: str, *, peer_order: Sequence[str] = (), accepted: Sequence[str] = ()
+) -> Callable[[_F], _F]:
+    """A decorator for a function (or an ``__init__``) that takes its first parameters by
+    position and the others by keyword: more positional arguments are the one-line
+    ``TypeError`` of :func:`too_many_positional`, not Python's own. ``peer_order``: the
+    positional order of the peer library whose call it mirrors (Keras'
+    ``ReduceLROnPlateau(monitor, factor, patience, ...)``); the message then shows the call
+    with keywords, when every argument given maps onto a name it takes (its parameters and
+    ``accepted``, the names its ``**kwargs`` take)."""
+
+    def wrap(fn: _F) -> _F:
+        P = inspect.Parameter
+        params = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+        method = next(iter(inspect.signature(fn).parameters), None) == "self"
+        positional = [
+            p.name for p in params if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)
+        ]
+        named = [p.name for p in params if p.kind not in (P.VAR_POSITIONAL, P.VAR_KEYWORD)]
+        takes = set(named) | set(accepted)
+        short = where.rsplit(".", 1)[-1]
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            given = args[1:] if method else args
+            if len(given) > len(positional):
+                shown = []
+                for i, a in enumerate(given):
+                    name = peer_order[i] if i < len(peer_order) else None
+                    if i < len(positional) and name in (None, positional[i]):
+                        shown.append(fmt(a))
+                    elif name in takes and name not in kwargs:
+                        shown.append(f"{name}={fmt(a)}")
+                    else:
+                        shown = []
+                        break
+                shown += [f"{k}={fmt(v)}" for k, v in kwargs.items()] if shown else []
+                example = f"{short}({', '.join(shown)})" if shown else None
+                listed = named + [n for n in accepted if n not in named]
+                raise TypeError(
+                    too_many_positional(where, positional, listed, len(given), example=example)
+                )
+            return fn(*args, **kwargs)
+
+        return call  # type: ignore[return-value]
+
+    return wrap
+
+
 def negative_at_step(
     name: str, value: float, step: int, *, built_at: int | None, what: str
 ) -> ValueError:

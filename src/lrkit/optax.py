@@ -229,6 +229,11 @@ def _traced(value: Any) -> bool:
     return False
 
 
+@V.keyword_only(
+    "lrkit.optax.reduce_on_plateau",
+    peer_order=("factor", "patience", "rtol", "atol", "cooldown", "accumulation_size"),
+    accepted=tuple(PlateauKwargs.__annotations__),
+)
 def reduce_on_plateau(
     mode: str = "min",
     *,
@@ -890,6 +895,8 @@ def find_lr(
     check_finder_kwargs("lrkit.optax.find_lr", sweep_options, finder=find_lr, hints=_OPTAX_HINTS)
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be a callable loss_fn(params, batch), got {V.fmt(loss_fn)}")
+    if isinstance(optimizer, optax.MultiSteps):  # its transformation: the same init/update
+        optimizer = optimizer.gradient_transformation()
     # a factory's family now; a transformation's once its state is built (it is read there)
     family = None if isinstance(optimizer, optax.GradientTransformation) else _family(optimizer)
     V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
@@ -918,11 +925,6 @@ def find_lr(
                 "optimizer must be an optax factory accepting learning_rate (e.g. optax.adam) "
                 f"or an optax.inject_hyperparams(...) transformation; calling it failed: {exc}"
             ) from None
-    elif isinstance(optimizer, optax.MultiSteps):
-        raise ValueError(
-            "optimizer: an optax.MultiSteps is passed as its transformation, "
-            "optimizer.gradient_transformation() (with an inject_hyperparams optimizer inside)"
-        )
     else:
         raise ValueError(
             "optimizer must be an optax factory (e.g. optax.adam) or a GradientTransformation "

@@ -1810,3 +1810,41 @@ def test_lr_logger_writes_the_epochs_lr_under_the_key_it_was_given(
     hist = _fit(model, 2, [sched, log])
     assert hist.history["lr_used"] == [0.125, 0.125]
     assert log.history == [(0, 0.125), (1, 0.125)]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: lk.ReduceOnPlateau("loss"),
+        lambda: lk.ReduceLROnPlateau("loss"),
+        lambda: lk.LRScheduler("cosine(0.01, 100)"),
+        lambda: lk.DivergenceGuard(),
+        lambda: lk.LRLogger(),
+    ],
+)
+def test_a_callback_reads_the_backends_values_without_numpys_deprecation_warning(make) -> None:
+    # numpy 2 warns when Keras' convert_to_numpy hands it a torch tensor or a Keras variable
+    # (np.array of an object whose __array__ takes no copy=): a user's fit under
+    # -W error::DeprecationWarning must not fail in lrkit's callbacks
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    x = np.random.default_rng(0).random((64, 8), dtype=np.float32)
+    y = np.random.default_rng(1).random((64, 1), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[make()])
+
+
+def test_keras_plateau_arguments_by_position_get_the_call_with_keywords() -> None:
+    with pytest.raises(TypeError) as info:
+        lk.ReduceLROnPlateau("val_loss", 0.2, 5)
+    assert str(info.value) == (
+        "lrkit.keras.ReduceLROnPlateau: takes 1 positional argument (monitor) but 3 were given; "
+        "give the others by keyword, as in ReduceLROnPlateau('val_loss', factor=0.2, "
+        "patience=5) (parameters: monitor, factor, patience, verbose, mode, min_delta, "
+        "cooldown, min_lr)"
+    )
+    with pytest.raises(TypeError, match=r"as in ReduceOnPlateau\('loss', factor=0.5, mode='min'\)"):
+        lk.ReduceOnPlateau("loss", 0.5, mode="min")
+    made = lk.ReduceLROnPlateau("loss", factor=0.2, patience=5)  # the call shown works
+    assert (made.monitor, made.min_lr) == ("loss", 0.0)

@@ -35,7 +35,7 @@ from ..feedback import (
 )
 from ..feedback import ReduceOnPlateau as _PlateauCore
 from ..schedules import Schedule, as_schedule
-from ._schedule import LRKitSchedule, ScaledSchedule, forget_traces
+from ._schedule import LRKitSchedule, ScaledSchedule, forget_traces, to_host
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -253,7 +253,7 @@ def _counter(opt: Any) -> Any:
 
 def _iterations(opt: Any) -> int:
     var = _counter(opt)
-    return int(np.asarray(keras.ops.convert_to_numpy(getattr(var, "value", var))))
+    return int(to_host(var))
 
 
 def _fit_run(model: Any) -> Any:
@@ -375,7 +375,7 @@ class _LRHandle:
                 retrace = retrace or target.compiled_scale
             else:
                 _lr_scale(opt).value *= factor
-                current = keras.ops.convert_to_numpy(opt._learning_rate.value)
+                current = to_host(opt._learning_rate)
                 _write_lr(opt, float(np.asarray(current)) * factor)
         if retrace and getattr(self.model, "train_function", None):
             self.model.make_train_function(force=True)  # the scale is a compiled constant
@@ -470,7 +470,7 @@ def _metric_mode(model: Any, monitor: str) -> str | None:
 def _float_lrs(model: Any) -> list[float]:
     """The float learning rates of ``model``'s optimizers (none for one holding a schedule)."""
     return [
-        float(keras.ops.convert_to_numpy(opt._learning_rate))
+        float(to_host(opt._learning_rate))
         for opt in _optimizers(model)
         if isinstance(opt._learning_rate, keras.Variable)
     ]
@@ -522,6 +522,11 @@ class ReduceOnPlateau(_LRCallback):
     :class:`LRScheduler`, so the resumed run's learning rates equal an uninterrupted run's.
     """
 
+    @V.keyword_only(
+        "lrkit.keras.ReduceOnPlateau",
+        peer_order=("monitor", "factor", "patience", "verbose", "mode"),
+        accepted=tuple(PlateauKwargs.__annotations__),
+    )
     def __init__(
         self,
         monitor: str = "val_loss",
@@ -624,6 +629,10 @@ class ReduceOnPlateau(_LRCallback):
                 )
 
 
+#: the positional order of Keras' ReduceLROnPlateau, which the lrkit callbacks take by keyword
+_KERAS_PLATEAU_ORDER = (
+    "monitor", "factor", "patience", "verbose", "mode", "min_delta", "cooldown", "min_lr"
+)  # fmt: skip
 _KERAS_PLATEAU_HINTS = {
     "epsilon": "Keras 2's name of min_delta",
     "threshold": "use min_delta",
@@ -652,6 +661,7 @@ class ReduceLROnPlateau(ReduceOnPlateau):
     begin (give :class:`ReduceOnPlateau` a ``min_scale``). Exact ties at ``min_delta`` may be
     decided differently from Keras (float64 here, float32 there; see ``docs/parity.md``)."""
 
+    @V.keyword_only("lrkit.keras.ReduceLROnPlateau", peer_order=_KERAS_PLATEAU_ORDER)
     def __init__(
         self,
         monitor: str = "val_loss",
@@ -714,7 +724,7 @@ class ReduceLROnPlateau(ReduceOnPlateau):
 
 
 def _values(variables: list[Any]) -> list[np.ndarray]:
-    return [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in variables]
+    return [np.array(to_host(v), copy=True) for v in variables]
 
 
 #: a guard's snapshot: the values of the model's and of the optimizer's variables
@@ -1277,7 +1287,7 @@ class LRScheduler(_LRCallback):
         if _iterations(opt) == 0:
             return
         var = opt._learning_rate
-        held = np.asarray(keras.ops.convert_to_numpy(var.value))
+        held = to_host(var)
         before = np.asarray(self._value(step - 1) * scale.value, dtype=held.dtype)
         if not held < before:  # a cut lowers the LR; any other value is not one
             return
@@ -1480,7 +1490,7 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
         value = getattr(variable, "_value", variable)
         if value is None:
             return None
-        return np.asarray(keras.ops.convert_to_numpy(value))
+        return to_host(value)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._opt = _inner_optimizer(self.model, "LRLogger")
@@ -1608,11 +1618,11 @@ def _schedule_values(sched: Any, scale: float, steps: np.ndarray) -> list[float]
         sched = ScaledSchedule(sched.inner, scale=scale)
     if not isinstance(sched, keras.optimizers.schedules.LearningRateSchedule):
         # a learning-rate callable: Keras' optimizers call it with no arguments
-        return [float(np.asarray(keras.ops.convert_to_numpy(sched())))] * len(steps)
+        return [float(to_host(sched()))] * len(steps)
     try:  # Keras' schedules are elementwise: all steps in one call
-        vals = np.asarray(keras.ops.convert_to_numpy(sched(steps)), dtype=np.float64)
+        vals = np.asarray(to_host(sched(steps)), dtype=np.float64)
         if vals.shape == steps.shape:
             return vals.tolist()  # type: ignore[no-any-return]
     except Exception:  # noqa: BLE001 - a schedule written for scalar steps only
         pass
-    return [float(np.asarray(keras.ops.convert_to_numpy(sched(int(t))))) for t in steps]
+    return [float(to_host(sched(int(t)))) for t in steps]

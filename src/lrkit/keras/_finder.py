@@ -26,7 +26,7 @@ from ..finder import (
 )
 from ..finder.sweep import check_finder_kwargs
 from ._callbacks import _inner_optimizer, _optimizers, _values
-from ._schedule import forget_traces, host_eval
+from ._schedule import forget_traces, host_eval, to_host
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -359,7 +359,7 @@ def _accumulation(opt: Any) -> tuple[Any, int]:
 
 def _loss_scale(opt: Any) -> float:
     """A ``LossScaleOptimizer``'s current loss scale (cut when it skips a step)."""
-    return float(np.asarray(keras.ops.convert_to_numpy(opt.dynamic_scale)))
+    return float(to_host(opt.dynamic_scale))
 
 
 def _start_accumulation(opt: Any) -> int:
@@ -370,7 +370,7 @@ def _start_accumulation(opt: Any) -> int:
     accumulation)."""
     acc, steps = _accumulation(opt)
     if steps > 1:
-        it = int(np.asarray(keras.ops.convert_to_numpy(acc._iterations)))
+        it = int(to_host(acc._iterations))
         acc._iterations.assign(it - it % steps)
         for g in getattr(acc, "_accumulated_gradients", None) or []:
             if g is not None:

@@ -69,8 +69,24 @@ def host_eval(fn: _HostFn, step: Any) -> Any:
         out.set_shape(x.shape)
         return out
     # torch, numpy (and anything eager): plain host computation
-    t = np.asarray(keras.ops.convert_to_numpy(step), dtype=np.float64)
+    t = np.asarray(to_host(step), dtype=np.float64)
     return keras.ops.convert_to_tensor(fn(t), dtype="float32")
+
+
+def to_host(x: Any) -> np.ndarray:
+    """``x`` (a Keras variable, a backend tensor or array, a number) as a numpy array on the
+    host. A torch tensor is read with ``.numpy()`` (bfloat16 through float32, exactly) rather
+    than Keras' ``convert_to_numpy``, whose ``np.array(tensor)`` numpy 2 answers with a
+    ``DeprecationWarning`` at every call; a variable is read through its ``value``."""
+    x = getattr(x, "value", x)
+    if type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach"):
+        t = x.detach().cpu()
+        if str(t.dtype) == "torch.bfloat16":
+            import ml_dtypes
+
+            return np.asarray(t.float().numpy()).astype(ml_dtypes.bfloat16)
+        return np.asarray(t.numpy())
+    return np.asarray(keras.ops.convert_to_numpy(x))
 
 
 def forget_traces() -> None:
