@@ -509,6 +509,38 @@ def test_the_trainers_own_scheduler_arguments_are_said_to_be_unused(tmp_path: An
         two.create_scheduler(3)
 
 
+def test_a_schedule_shorter_than_the_run_is_said_to_train_the_rest_at_lr_0(tmp_path: Any) -> None:
+    def made(spec: Any, steps: int) -> Any:
+        trainer = Trainer(
+            model=tiny_bert(), args=_args(tmp_path, max_steps=steps), train_dataset=Pairs(64, 1),
+            schedule=spec,
+        )  # fmt: skip
+        trainer.create_optimizer()
+        return trainer
+
+    short = made("cosine(1e-3, 10)", 30)
+    with pytest.warns(UserWarning) as record:
+        short.create_scheduler(30)
+    assert [str(w.message) for w in record] == [
+        "the schedule is 0 from step 10 on: 20 of the 30 steps the Trainer runs train at LR 0 "
+        "(a schedule written for fewer steps?); write it for the run's length, or pass a "
+        "function of it: schedule=lambda n: S.cosine(1e-3, total_steps=n)"
+    ]
+    assert record[0].filename == __file__
+    # written for the run, a warmup from 0, a schedule holding its last value: nothing said
+    for spec in (
+        "cosine(1e-3, 30)",
+        lambda n: S.cosine(1e-3, total_steps=n),
+        "with_warmup(cosine(1e-3, 25), warmup_steps=5)",
+        "warmup(0.0, 1e-3, 10)",
+        "onecycle(1e-3, 10)",
+    ):
+        trainer = made(spec, 30)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            trainer.create_scheduler(30)
+
+
 def _two_eval_sets(tmp_path: Any, monitor: str, epochs: int = 4) -> Any:
     """A plateau Trainer evaluating two datasets each epoch: ``a`` scores 0.0 every time,
     ``b`` scores ``VALS`` in turn (Trainer.evaluate runs one evaluation per dataset, in order)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "duration",
@@ -53,6 +53,15 @@ def counted(n: int, noun: str) -> str:
     """``"1 item"``, ``"3 items"``: ``n`` and ``noun``, made plural with an ``s`` unless ``n``
     is 1."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def group_ratios_text(ratios: Sequence[float]) -> str | None:
+    """``"x0.01, x0.1"``: param groups' LRs as multiples of the LR shown (the optimizer's
+    ``lr``, which a schedule or a range test's suggestion sets); ``None`` when the groups all
+    train at it."""
+    if len(set(ratios)) <= 1:
+        return None
+    return ", ".join(f"x{r:.3g}" for r in ratios)
 
 
 def duration(seconds: float) -> str:

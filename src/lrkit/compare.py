@@ -44,6 +44,7 @@ from typing import Any
 
 from . import _renamed
 from . import _validate as V
+from ._format import group_ratios_text
 from ._runtime import Passes, caller_level, data_generators, is_data_factory
 from .finder import LRFinderWarning
 from .finder.sweep import MAX_ITER, MIN_ITER
@@ -858,10 +859,10 @@ def run_method(
             notes.append(f"{n} reduction{'' if n == 1 else 's'}")
         if method == "prodigy":
             notes.append(f"final d*lr {lrfree_lr(opt)[0]:.3g}")
-        if sched is not None and len(set(sched.ratios)) > 1:
+        ratios = None if sched is None else group_ratios_text(sched.ratios)
+        if ratios is not None:
             # the LR column is the schedule's value, the optimizer's lr: each group trains at
             # its ratio of it (the plot shows group 0's LR)
-            ratios = ", ".join(f"x{r:.3g}" for r in sched.ratios)
             notes.append(f"groups at {ratios} the LR")
         res.note = "; ".join(notes)
         return res

@@ -24,6 +24,8 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from . import _validate as V
 from ._imports import require
 from ._runtime import caller_level
@@ -120,6 +122,7 @@ class LRKitMixin:
                 c.load_state_dict(copy.deepcopy(start))
             self.lr_scheduler = scheduler(opt, spec, feedback=self.lrkit_feedback)
             _warn_unused_schedule_args(self.args, num_training_steps)  # type: ignore[attr-defined]
+            _warn_ends_early(self.lr_scheduler, num_training_steps)
             _warn_unreported(self.lrkit_feedback, self.callback_handler.callbacks)  # type: ignore[attr-defined]
             self._created_lr_scheduler = True
         return self.lr_scheduler
@@ -143,6 +146,27 @@ class LRKitMixin:
             for callback in self.callback_handler.callbacks:  # type: ignore[attr-defined]
                 if isinstance(callback, ReportMetric):
                     callback._disarm()
+
+
+def _warn_ends_early(sched: Any, num_training_steps: int) -> None:
+    """A ``UserWarning`` when the schedule falls to 0 before the run's last step: a schedule
+    written for fewer steps than the Trainer runs (``cosine(1e-3, 10)`` in a run of 30)
+    trains the rest at LR 0."""
+    steps = np.arange(1, max(int(num_training_steps), 1))
+    for schedule in sched.schedules[:1]:  # the groups follow ratios of the first
+        lrs = schedule.values(steps)
+        zero = (lrs == 0) & (np.maximum.accumulate(lrs) > 0)  # 0 after it was above 0
+        if not zero.any():
+            return
+        first = int(steps[int(np.argmax(zero))])
+        warnings.warn(
+            f"the schedule is 0 from step {first} on: {int(zero.sum())} of the "
+            f"{num_training_steps} steps the Trainer runs train at LR 0 (a schedule written "
+            "for fewer steps?); write it for the run's length, or pass a function of it: "
+            "schedule=lambda n: S.cosine(1e-3, total_steps=n)",
+            UserWarning,
+            stacklevel=caller_level(),
+        )
 
 
 def _warn_unreported(feedback: Any, callbacks: Iterable[Any]) -> None:

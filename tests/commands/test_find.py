@@ -973,3 +973,38 @@ def test_the_image_is_the_results_own_figure_with_its_legend_beside_the_curve(
     assert kwargs["title"] == f"LR range test: {user_module}:make_val"
     assert Path(kwargs["path"]).name == "f.png"  # written beside it first, then moved there
     assert out.read_bytes().startswith(b"\x89PNG")
+
+
+GROUPS_MODULE = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    def make(groups=True):
+        torch.manual_seed(0)
+        x = torch.randn(128, 5)
+        y = (x[:, 0] > 0).long()
+        model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2))
+        params = [{"params": model[0].parameters(), "lr": 0.001},
+                  {"params": model[2].parameters(), "lr": 0.01}]
+        opt = torch.optim.SGD(params if groups else model.parameters(), lr=0.1)
+        data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 128, 16)]
+        return model, opt, nn.functional.cross_entropy, data, data[:2]
+
+    def make_one():
+        return make(groups=False)
+    """
+)
+
+
+def test_find_says_the_lrs_are_in_units_of_the_optimizers_lr_for_groups_of_their_own(
+    write_module, capsys
+) -> None:
+    mod = write_module("lrkit_groups_task", GROUPS_MODULE)
+    assert main(["find", f"{mod}:make", "--no-plot", "--train-steps", "5"]) == 0
+    out = capsys.readouterr().out
+    line = "  param groups train at x0.01, x0.1 these LRs (the optimizer's lr is their unit)"
+    assert out.count(line + "\n") == 2  # under the table and in the check's header
+    assert out.index(line) < out.index("check: 5 training steps") < out.rindex(line)
+    assert main(["find", f"{mod}:make_one", "--no-plot", "--no-train"]) == 0
+    assert "param groups train at" not in capsys.readouterr().out

@@ -28,6 +28,7 @@ from lrkit.tune import (
     check_storage,
     tune,
 )
+from lrkit.tune._loop import SEED_ATTR
 
 optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -1231,13 +1232,26 @@ def test_a_seed_queued_twice_runs_once(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path / 'twice.db'}"
     study = optuna.create_study(study_name="s", storage=url)
     for _ in range(2):
-        study.enqueue_trial({"lr": 0.01, "family": "cosine"})
+        study.enqueue_trial({"lr": 0.01, "family": "cosine"}, user_attrs={SEED_ATTR: True})
     tune(_quad(), n_trials=2, storage=url, study_name="s", seeding="blind", pruner="none")
     trials = optuna.load_study(study_name="s", storage=url).trials
     assert [t.state for t in trials[:2]] == [TS.COMPLETE, TS.PRUNED]
     assert trials[1].user_attrs["dropped"] == "a copy of an earlier queued trial"
     assert "schedule" not in trials[1].user_attrs  # never trained
     assert sum(t.state == TS.COMPLETE for t in trials) == 2
+
+
+def test_a_point_the_user_queues_twice_runs_twice_as_optuna_runs_it(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'user.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+    for _ in range(3):  # to measure the noise at one point
+        study.enqueue_trial({"lr": 0.05, "family": "constant"})
+    tune(_quad(), n_trials=3, storage=url, study_name="s", seeding="blind", pruner="none",
+         families="constant")  # fmt: skip
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert [t.state for t in trials] == [TS.COMPLETE] * 3
+    assert [t.params for t in trials] == [{"lr": 0.05, "family": "constant"}] * 3
+    assert not any("dropped" in t.user_attrs for t in trials)
 
 
 def test_a_queued_seed_outside_the_new_space_is_dropped_not_run(tmp_path: Any) -> None:

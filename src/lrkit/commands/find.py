@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import _validate as V
 from .._files import names_stdout
-from .._format import duration
+from .._format import duration, group_ratios_text
 from .._runtime import kept_interrupts
 from ..finder import DEFAULT_RULE, FITTED_STEPS, RULES
 from ..finder.sweep import MAX_ITER, MIN_ITER
@@ -212,7 +212,15 @@ NOTES = {
 }
 
 
-def _table(result: Any) -> str:
+def _groups_line(ratios: str | None) -> list[str]:
+    """The line saying that the LRs shown are the optimizer's ``lr``, which param groups at
+    LRs of their own train at multiples of."""
+    if ratios is None:
+        return []
+    return [f"  param groups train at {ratios} these LRs (the optimizer's lr is their unit)"]
+
+
+def _table(result: Any, groups: str | None = None) -> str:
     rows = result.suggestions()
     w = max(10, *(len(m) for m in rows))
     lines = ["", f"  {'rule':<{w}}  learning rate   use", "  " + "-" * (w + 52)]
@@ -252,7 +260,7 @@ def _table(result: Any) -> str:
         + "; reliable: "
         + ("yes" if result.reliable else "NO (see the warnings below)")
     )
-    return "\n".join(lines)
+    return "\n".join(lines + _groups_line(groups))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -362,6 +370,7 @@ def _find(args: argparse.Namespace) -> int:
     out = Printer()  # a reader that goes away stops the printing, not the files
     say: Callable[..., None] = out if rank0 else (lambda *a, **k: None)
     prepared: Any = None  # the first check run's task, made before the sweep
+    groups: str | None = None  # the param groups' ratios to the optimizer's lr, if they differ
     try:
         check_options(args)
         make, name, task = _task(args)
@@ -374,7 +383,7 @@ def _find(args: argparse.Namespace) -> int:
             check_batches(data, read=False)
             # the suggestions are in the units of the optimizer's lr, and the check runs
             # drive it with schedules: param groups at lrs of their own need it given
-            group_ratios(opt)
+            groups = group_ratios_text(group_ratios(opt))
         if args.probe and val is None:
             raise ValueError(
                 f"--probe scores its runs on validation batches: target {args.target!r} "
@@ -446,7 +455,7 @@ def _find(args: argparse.Namespace) -> int:
         if kept is not None:
             during = "sweep" if kept.stop_reason == "interrupted" else "probes"
             say(f"range test: {kept.steps} steps, interrupted during the {during}")
-            say(_table(kept))
+            say(_table(kept, groups))
         raise
     finally:
         show_warnings(caught, shown=shown)
@@ -455,7 +464,7 @@ def _find(args: argparse.Namespace) -> int:
     runs = "" if probes is None else f" and {len(probes.lrs)} probes of {probes.steps} steps"
     steps = f"{result.steps} step{'s' if result.steps != 1 else ''}"
     say(f"range test: {steps}{runs} in {duration(time.perf_counter() - t0)}")
-    say(_table(result))
+    say(_table(result, groups))
     names = dict(WARNING_NAMES)
     if args.total_steps is None and total_steps is not None:  # the default: --train-steps
         names["total_steps"] = "--train-steps"
@@ -502,7 +511,7 @@ def _find(args: argparse.Namespace) -> int:
         elif not args.no_train:
             try:
                 with user_code(args.target, during="the check runs", mistakes=True):
-                    _check(args, make, result, say, prepared=prepared, shown=shown)
+                    _check(args, make, result, say, prepared=prepared, shown=shown, groups=groups)
             except TargetMistake as e:
                 print_error("find", e, args)
                 code = 2
@@ -523,12 +532,13 @@ def _check(
     *,
     prepared: Any = None,
     shown: set[tuple[Any, ...]] | None = None,
+    groups: str | None = None,
 ) -> None:
     """Train twice from the same initial weights: at the constant ``suggestion`` and with
     ``onecycle(max_lr)``; print the final loss (and accuracy) of each. ``prepared``: the
     first run's task, made before the sweep, and the RNG states its call left (``None``:
     ``make`` is called for each run). ``shown``: the warnings shown before (each is shown
-    once)."""
+    once). ``groups``: the param groups' ratios to the LRs shown, when they differ."""
     from ..torch import DataRanOutWarning, evaluate, fit
 
     steps = args.train_steps
@@ -553,6 +563,8 @@ def _check(
     runs = check_runs(lr, max_lr, steps)
     noun = "training step" if steps == 1 else "training steps"
     say(f"\n  check: {steps} {noun} from the same initial weights{budget}")
+    for line in _groups_line(groups):
+        say(line)
     bar: Any = None
     if show_progress(args):
         from tqdm.auto import tqdm

@@ -447,8 +447,8 @@ def _shown(params: Mapping[str, Any]) -> str:
 
 
 def _duplicate_seed(trials: Sequence[Any], number: int, fixed: Mapping[str, Any]) -> bool:
-    """Whether trial ``number``, enqueued with the parameters ``fixed``, is a copy of an
-    earlier one: the same fixed parameters in a trial before it that did not fail (workers
+    """Whether trial ``number``, a seed enqueued with the parameters ``fixed``, is a copy of
+    an earlier one: the same fixed parameters in a trial before it that did not fail (workers
     that started a new study together each queued the seeds; a failed seed's re-queued copy is
     no duplicate)."""
     optuna = _optuna()
@@ -486,8 +486,14 @@ def _requeue_interrupted(
         )
         if max_retry is not None and failures > max_retry:
             continue  # retried max_retry times already
-        study.enqueue_trial(dict(fixed))
+        seeded = {SEED_ATTR: True} if t.user_attrs.get(SEED_ATTR) else None
+        study.enqueue_trial(dict(fixed), user_attrs=seeded)
 
+
+#: The user attr marking a trial lrkit queued from the range test (and its re-queued copies):
+#: only such a trial is dropped as a copy of an earlier one (workers starting a new study
+#: together each queue the seeds); a trial the user queues runs as queued, copies too.
+SEED_ATTR = "finder_seed"
 
 #: Families of the enqueued finder-seeded first trials, in order.
 SEED_FAMILIES: tuple[str, ...] = ("onecycle", "cosine")
@@ -1233,7 +1239,9 @@ def tune(
     _record(study, record, rng, how, info, started=started)
     if how == "finder" and info is not None and not started:
         for fam, lr in _seed_points(info, rng, space.families):
-            study.enqueue_trial({"lr": lr, "family": fam}, skip_if_exists=True)
+            study.enqueue_trial(
+                {"lr": lr, "family": fam}, user_attrs={SEED_ATTR: True}, skip_if_exists=True
+            )
     _requeue_interrupted(study, space, max_retry=max_retry, n_trials=n_trials)
     say(
         f"searching peak LR in [{rng[0]:.3g}, {rng[1]:.3g}] ({how}), families: "
@@ -1264,7 +1272,11 @@ def tune(
                 stacklevel=caller_level(),
             )
             raise optuna.TrialPruned("a queued trial outside the search space: dropped")
-        if fixed and _duplicate_seed(trials, trial.number, fixed):
+        if (
+            fixed
+            and trial.user_attrs.get(SEED_ATTR)
+            and _duplicate_seed(trials, trial.number, fixed)
+        ):
             trial.set_user_attr("dropped", "a copy of an earlier queued trial")
             raise optuna.TrialPruned("a copy of an earlier queued trial: dropped")
         schedule = space.sample(trial)
