@@ -527,18 +527,31 @@ def test_a_schedule_shorter_than_the_run_is_said_to_train_the_rest_at_lr_0(tmp_p
         "function of it: schedule=lambda n: S.cosine(1e-3, total_steps=n)"
     ]
     assert record[0].filename == __file__
-    # written for the run, a warmup from 0, a schedule holding its last value: nothing said
+    # written for the run, a warmup from 0, a schedule holding its last value, restarts or
+    # cycles that touch 0 on the way, a function (called only at the steps it trains):
+    # nothing said
+    calls: list[int] = []
+
+    def fn(t: Any) -> float:
+        calls.append(1)
+        return 1.0 if t < 10 else 0.0
+
     for spec in (
         "cosine(1e-3, 30)",
         lambda n: S.cosine(1e-3, total_steps=n),
         "with_warmup(cosine(1e-3, 25), warmup_steps=5)",
         "warmup(0.0, 1e-3, 10)",
         "onecycle(1e-3, 10)",
+        "join([with_warmup(cosine(1e-3, 10), warmup_steps=5), "
+        "with_warmup(cosine(1e-3, 10), warmup_steps=5)], [15])",
+        "cyclic(0.0, max_lr=1e-3, step_size_up=7)",
+        S.function(fn, lr=1e-3),
     ):
         trainer = made(spec, 30)
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
             trainer.create_scheduler(30)
+    assert len(calls) <= 2  # the scheduler's first step, not the run's 30
 
 
 def _two_eval_sets(tmp_path: Any, monitor: str, epochs: int = 4) -> Any:

@@ -968,3 +968,5 @@ def test_plateau_arguments_given_in_optax_contribs_order_get_the_call_with_keywo
         reduce_on_plateau(0.5, 3, 1e-4)  # rtol has no lrkit name of its own: no call shown
     with pytest.raises(ValueError, match=r"here pass factor=0.5\)$"):
         reduce_on_plateau(0.5)
+    with pytest.raises(TypeError, match=r"but 2 were given; give the others by keyword \("):
+        reduce_on_plateau("min", 0.5)  # lrkit's own order: not read as optax's factor

@@ -441,6 +441,9 @@ def keyword_only(
                     name = peer_order[i] if i < len(peer_order) else None
                     if i < len(positional) and name in (None, positional[i]):
                         shown.append(fmt(a))
+                    elif i < len(positional) and isinstance(a, str):
+                        shown = []  # text where the peer takes a number: its own order, a
+                        break  # string for its own first parameter (mode='min')
                     elif name in takes and name not in kwargs:
                         shown.append(f"{name}={fmt(a)}")
                     else:

@@ -32,7 +32,7 @@ from ._runtime import caller_level
 from .feedback import REPORT_HINTS, check_controllers
 from .finder import FinderResult, SweepOptions
 from .finder.sweep import check_finder_kwargs
-from .schedules import Schedule, SpecError, as_schedule
+from .schedules import Schedule, SpecError, as_schedule, holds_callable
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -122,7 +122,9 @@ class LRKitMixin:
                 c.load_state_dict(copy.deepcopy(start))
             self.lr_scheduler = scheduler(opt, spec, feedback=self.lrkit_feedback)
             _warn_unused_schedule_args(self.args, num_training_steps)  # type: ignore[attr-defined]
-            _warn_ends_early(self.lr_scheduler, num_training_steps)
+            _warn_ends_early(
+                self.lr_scheduler, num_training_steps, per_group=isinstance(spec, list)
+            )
             _warn_unreported(self.lrkit_feedback, self.callback_handler.callbacks)  # type: ignore[attr-defined]
             self._created_lr_scheduler = True
         return self.lr_scheduler
@@ -148,25 +150,35 @@ class LRKitMixin:
                     callback._disarm()
 
 
-def _warn_ends_early(sched: Any, num_training_steps: int) -> None:
-    """A ``UserWarning`` when the schedule falls to 0 before the run's last step: a schedule
-    written for fewer steps than the Trainer runs (``cosine(1e-3, 10)`` in a run of 30)
-    trains the rest at LR 0."""
-    steps = np.arange(1, max(int(num_training_steps), 1))
-    for schedule in sched.schedules[:1]:  # the groups follow ratios of the first
-        lrs = schedule.values(steps)
-        zero = (lrs == 0) & (np.maximum.accumulate(lrs) > 0)  # 0 after it was above 0
-        if not zero.any():
-            return
-        first = int(steps[int(np.argmax(zero))])
+def _warn_ends_early(sched: Any, num_training_steps: int, *, per_group: bool) -> None:
+    """A ``UserWarning`` when a schedule is 0 over the last steps of the run (two or more): a
+    schedule written for fewer steps than the Trainer runs (``cosine(1e-3, 10)`` in a run of
+    30) trains the rest at LR 0. A schedule holding a Python function is not read (its
+    function is called only at the steps it trains)."""
+    n = int(num_training_steps)
+    # one schedule: each group follows a multiple of it (a frozen group at 0 aside)
+    for g, schedule in enumerate(sched.schedules if per_group else sched.schedules[:1]):
+        last = n - 1
+        if n < 3 or holds_callable(schedule) or schedule(last) != 0 or schedule(last - 1) != 0:
+            continue
+        lo, gap = last - 1, 1  # back by doubling gaps to a step above 0 (or step 0) ...
+        while lo > 0 and schedule(lo) == 0:
+            gap *= 2
+            lo = max(last - gap, 0)
+        lrs = schedule.values(np.arange(lo, n))  # ... then the steps from there, each read
+        above = np.flatnonzero(lrs != 0)
+        if not above.size:  # 0 from step 0 on: a schedule that never trains, not one cut short
+            continue
+        first = lo + int(above[-1]) + 1
+        whose = f"param group {g}'s schedule" if per_group else "the schedule"
         warnings.warn(
-            f"the schedule is 0 from step {first} on: {int(zero.sum())} of the "
-            f"{num_training_steps} steps the Trainer runs train at LR 0 (a schedule written "
-            "for fewer steps?); write it for the run's length, or pass a function of it: "
-            "schedule=lambda n: S.cosine(1e-3, total_steps=n)",
+            f"{whose} is 0 from step {first} on: {n - first} of the {n} steps the Trainer runs "
+            "train at LR 0 (a schedule written for fewer steps?); write it for the run's "
+            "length, or pass a function of it: schedule=lambda n: S.cosine(1e-3, total_steps=n)",
             UserWarning,
             stacklevel=caller_level(),
         )
+        return
 
 
 def _warn_unreported(feedback: Any, callbacks: Iterable[Any]) -> None:

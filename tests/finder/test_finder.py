@@ -193,6 +193,18 @@ def test_ctrl_c_in_the_sweep_carries_the_result_of_the_steps_run() -> None:
     with pytest.raises(KeyboardInterrupt) as info:
         range_test(step, warn=False)
     assert not hasattr(info.value, "result")
+    # a Ctrl-C between two appends of a step's record: the KeyboardInterrupt as it came
+    sweep = Sweep(num_iter=20)
+
+    def torn(lr: float) -> float:
+        if len(sweep._lrs) == 5:
+            sweep._lrs.append(lr)
+            raise KeyboardInterrupt
+        return 1.0
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        sweep.run(torn)
+    assert not hasattr(info.value, "result")
     # another exception is the caller's: it carries nothing
     with pytest.raises(RuntimeError) as err:
         range_test(lambda lr: (_ for _ in ()).throw(RuntimeError("x")), warn=False)

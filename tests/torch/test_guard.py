@@ -1601,7 +1601,8 @@ def test_a_guard_without_the_lrkit_scheduler_of_its_optimizer_says_its_cuts_are_
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         guard = DivergenceGuard(model, optimizer=opt)
-        assert not guard.check(float("nan"))  # a restore: said once only
+        assert not _unattached_messages(rec)  # guard.attach(sched) may follow
+        assert not guard.check(float("nan"))  # the first check, a restore: said once only
     (msg,) = _unattached_messages(rec)
     assert "build the guard with scheduler=<that scheduler>" in msg
     assert rec[0].filename == __file__
@@ -1617,10 +1618,29 @@ def test_a_guard_without_the_lrkit_scheduler_of_its_optimizer_says_its_cuts_are_
         assert not guard.check(float("nan"))
         assert not guard.check(float("nan"))
     assert len(_unattached_messages(rec)) == 1
-    # attached, or no lrkit scheduler at all: nothing said
+
+    # attached (when built, or by attach() after it), no lrkit scheduler at all, or one whose
+    # phase of a SequentialLR has ended: nothing said
+    def attached_later(o: Any) -> DivergenceGuard:
+        s = lt.scheduler(o, "constant(0.1)")
+        g = DivergenceGuard(model, optimizer=o)
+        g.attach(s)
+        return g
+
+    def phase_ended(o: Any) -> DivergenceGuard:
+        first = lt.scheduler(o, "constant(0.1)")
+        seq = torch.optim.lr_scheduler.SequentialLR(
+            o, [first, torch.optim.lr_scheduler.ConstantLR(o, factor=0.5, total_iters=100)], [1]
+        )
+        o.step()
+        seq.step()
+        return DivergenceGuard(model, optimizer=o)
+
     for make in (
         lambda o: DivergenceGuard(model, optimizer=o, scheduler=lt.scheduler(o, "constant(0.1)")),
+        attached_later,
         lambda o: DivergenceGuard(model, optimizer=o),
+        phase_ended,
     ):
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         with warnings.catch_warnings(record=True) as rec:

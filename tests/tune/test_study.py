@@ -28,7 +28,7 @@ from lrkit.tune import (
     check_storage,
     tune,
 )
-from lrkit.tune._loop import SEED_ATTR
+from lrkit.tune._loop import REQUEUED_ATTR, SEED_ATTR
 
 optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -1239,6 +1239,19 @@ def test_a_seed_queued_twice_runs_once(tmp_path: Any) -> None:
     assert trials[1].user_attrs["dropped"] == "a copy of an earlier queued trial"
     assert "schedule" not in trials[1].user_attrs  # never trained
     assert sum(t.state == TS.COMPLETE for t in trials) == 2
+
+
+def test_a_copy_lrkit_requeued_twice_runs_once(tmp_path: Any) -> None:
+    """Two workers restarting together each re-queue the failed trial a killed worker left:
+    the copies carry lrkit's mark, and the later one is dropped."""
+    url = f"sqlite:///{tmp_path / 'requeued.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+    for _ in range(2):
+        study.enqueue_trial({"lr": 0.01, "family": "cosine"}, user_attrs={REQUEUED_ATTR: 0})
+    tune(_quad(), n_trials=2, storage=url, study_name="s", seeding="blind", pruner="none")
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert [t.state for t in trials[:2]] == [TS.COMPLETE, TS.PRUNED]
+    assert trials[1].user_attrs["dropped"] == "a copy of an earlier queued trial"
 
 
 def test_a_point_the_user_queues_twice_runs_twice_as_optuna_runs_it(tmp_path: Any) -> None:

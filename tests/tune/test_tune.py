@@ -719,9 +719,10 @@ def test_a_seed_trial_stopped_by_ctrl_c_is_queued_again_by_the_next_run(tmp_path
     assert len(again) == 1 and again[0].state == TS.COMPLETE
     assert {k: again[0].params[k] for k in fixed} == fixed
     # the seeds carry lrkit's mark (a copy of one is dropped), and the copy keeps it
-    from lrkit.tune._loop import SEED_ATTR
+    from lrkit.tune._loop import REQUEUED_ATTR, SEED_ATTR
 
     assert seed.user_attrs[SEED_ATTR] is True and again[0].user_attrs[SEED_ATTR] is True
+    assert again[0].user_attrs[REQUEUED_ATTR] == seed.number
     assert not any(t.user_attrs.get(SEED_ATTR) for t in trials[2:] if t is not again[0])
     # both seeds ran, each once: a second rerun queues nothing new
     n = len(trials)

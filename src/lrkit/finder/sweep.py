@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import warnings
@@ -542,7 +543,10 @@ class Sweep:
         except KeyboardInterrupt as exc:
             self.interrupt()
             if self._lrs:  # the curve measured so far, not lost with the exception
-                exc.result = self.result(warn=False)  # type: ignore[attr-defined]
+                # (a Ctrl-C between two appends of a step's record leaves no result: the
+                # KeyboardInterrupt goes on as it came)
+                with contextlib.suppress(Exception):
+                    exc.result = self.result(warn=False)  # type: ignore[attr-defined]
             raise
         except BaseException:
             self.interrupt()
@@ -761,7 +765,8 @@ def range_test(
     shows a progress bar; ``warn=False`` leaves the :class:`LRFinderWarning` of an unreliable
     result unsaid (``result.warnings`` still holds it). A
     ``KeyboardInterrupt`` inside ``step`` stops the sweep and propagates after the caller's
-    cleanup (the partial curve is lost). ``optimizer_family`` (a sweep option) tells the
+    cleanup, carrying the result of the steps run as its ``result`` attribute (once a step
+    completed). ``optimizer_family`` (a sweep option) tells the
     default rule the optimizer family; ``optimizer`` is its deprecated former name (read only
     when the options name no family).
 

@@ -801,7 +801,7 @@ class Schedule(ABC):
         return NotImplemented
 
     def scale(self, factor: float) -> Schedule:
-        """This schedule multiplied by a constant ``factor`` (> 0)."""
+        """This schedule multiplied by a constant ``factor`` (>= 0)."""
         return _composite("scale")(self, factor=factor)
 
     def clamp(self, *, min_lr: float | None = None, max_lr: float | None = None) -> Schedule:

@@ -73,7 +73,7 @@ from ._checks import (
     wrapped_optimizer,
 )
 from ._distributed import all_reduce_mean, get_world_size
-from ._scheduler import schedulers_of
+from ._scheduler import driving
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -184,11 +184,12 @@ class DivergenceGuard:
         # load_state_dict; the optimizer's LRs (its own checkpoint's) include those cuts
         self.feedback = Multiplier(self.controller.scale)
         self.scheduler = None
-        self._unattached_warned = False  # the warning for an lrkit scheduler not attached
+        # the warning for an lrkit scheduler that drives the optimizer without the guard's
+        # cuts: given once; asked at the first check and before each restore
+        self._unattached_warned = False
+        self._unattached_asked = False
         if scheduler is not None:
             self.attach(scheduler)
-        else:
-            self._warn_unattached()
         self.num_checks = self.controller.num_checks
         self._lr_scale = self.controller.scale  # the multiplier the optimizer's LRs include
         self._resnapshot = False  # after load_state_dict: the first check snapshots afresh
@@ -209,10 +210,14 @@ class DivergenceGuard:
     # ------------------------------------------------------------------ scheduler
     def _warn_unattached(self) -> None:
         """Warn, once, when an lrkit scheduler drives the optimizer without the guard's cuts:
-        its next ``step()`` sets the schedule's LR again, without them."""
-        if self._unattached_warned or self.scheduler is not None:
+        its next ``step()`` sets the schedule's LR again, without them. Asked at the first
+        check (after a ``guard.attach(scheduler)`` that follows the guard's construction) and
+        before a restore."""
+        self._unattached_asked = True
+        # (a guard saved by a version without the flag: not warned yet)
+        if getattr(self, "_unattached_warned", False) or self.scheduler is not None:
             return
-        if not schedulers_of(self.optimizer):
+        if not driving(self.optimizer):
             return
         self._unattached_warned = True
         warnings.warn(
@@ -352,6 +357,7 @@ class DivergenceGuard:
         other entry of the param groups the snapshot holds comes back (``momentum``,
         ``weight_decay``, ...); an entry added to a group since (``initial_lr``, set by a
         PyTorch scheduler built after the guard) stays, and so do groups added since."""
+        self._warn_unattached()  # an lrkit scheduler built since the first check
         snap = self._book.snapshots[-1]
         with torch.no_grad():
             self.model.load_state_dict(snap["model"])
@@ -403,7 +409,6 @@ class DivergenceGuard:
                 g["lr"] = lr.copy_(v) if isinstance(lr, torch.Tensor) else v
             self.scheduler.refresh()  # the scheduler's LR (schedule x feedback incl. the cut)
             return
-        self._warn_unattached()  # one built after the guard
         # no lrkit scheduler: the LRs as they are now (whatever set them since the snapshot),
         # cut by the cuts made since they were last scaled (a stock scheduler that recomputes
         # the LR from its base LRs, LambdaLR or OneCycleLR, writes the uncut value back at its
@@ -447,6 +452,8 @@ class DivergenceGuard:
         all-reduce of a number per check), so all ranks restore and cut together and the
         replicas stay identical.
         """
+        if not getattr(self, "_unattached_asked", True):
+            self._warn_unattached()
         if isinstance(loss, torch.Tensor):
             if loss.numel() != 1:
                 raise ValueError(

@@ -41,7 +41,7 @@ from ..feedback import (
 )
 from ..schedules import Schedule, as_schedule, holds_callable, is_schedule_list
 from ..schedules.tables import checked_steps
-from ._checks import check_group_lrs, check_optimizer, default_lr
+from ._checks import check_group_lrs, check_optimizer, default_lr, innermost_optimizer
 
 __all__ = ["LRKitScheduler", "scheduler"]
 
@@ -172,9 +172,18 @@ def _attach(sched: Any) -> None:
     _ATTACHED.setdefault(sched.optimizer, weakref.WeakSet()).add(sched)
 
 
-def schedulers_of(optimizer: Any) -> list[Any]:
-    """The lrkit schedulers built on ``optimizer`` that are still alive."""
-    return list(_ATTACHED.get(optimizer, ()))
+def driving(optimizer: Any) -> list[Any]:
+    """The live lrkit schedulers that set the LRs ``optimizer`` holds now: built on it, on
+    an optimizer it wraps or on one wrapping it (compared by the innermost optimizer), and
+    the last to set them (not one whose phase of a ``SequentialLR`` has ended)."""
+    inner = innermost_optimizer(optimizer)
+    return [
+        s
+        for opt, scheds in list(_ATTACHED.items())
+        if innermost_optimizer(opt) is inner
+        for s in list(scheds)
+        if s._owns_lrs()
+    ]
 
 
 def _foreign_change(last: Any, groups: Any) -> str:

@@ -486,14 +486,20 @@ def _requeue_interrupted(
         )
         if max_retry is not None and failures > max_retry:
             continue  # retried max_retry times already
-        seeded = {SEED_ATTR: True} if t.user_attrs.get(SEED_ATTR) else None
-        study.enqueue_trial(dict(fixed), user_attrs=seeded)
+        marks: dict[str, Any] = {REQUEUED_ATTR: t.number}  # a copy lrkit queued: run once
+        if t.user_attrs.get(SEED_ATTR):
+            marks[SEED_ATTR] = True
+        study.enqueue_trial(dict(fixed), user_attrs=marks)
 
 
 #: The user attr marking a trial lrkit queued from the range test (and its re-queued copies):
-#: only such a trial is dropped as a copy of an earlier one (workers starting a new study
-#: together each queue the seeds); a trial the user queues runs as queued, copies too.
+#: only such a trial, or a copy lrkit re-queued, is dropped as a copy of an earlier one
+#: (workers starting a new study together each queue the seeds); a trial the user queues
+#: runs as queued, copies too.
 SEED_ATTR = "finder_seed"
+#: The user attr of a copy lrkit re-queued (the number of the failed trial it repeats): run
+#: once too (workers restarting together each re-queue it)
+REQUEUED_ATTR = "requeued_from"
 
 #: Families of the enqueued finder-seeded first trials, in order.
 SEED_FAMILIES: tuple[str, ...] = ("onecycle", "cosine")
@@ -1272,11 +1278,8 @@ def tune(
                 stacklevel=caller_level(),
             )
             raise optuna.TrialPruned("a queued trial outside the search space: dropped")
-        if (
-            fixed
-            and trial.user_attrs.get(SEED_ATTR)
-            and _duplicate_seed(trials, trial.number, fixed)
-        ):
+        ours = trial.user_attrs.get(SEED_ATTR) or REQUEUED_ATTR in trial.user_attrs
+        if fixed and ours and _duplicate_seed(trials, trial.number, fixed):
             trial.set_user_attr("dropped", "a copy of an earlier queued trial")
             raise optuna.TrialPruned("a copy of an earlier queued trial: dropped")
         schedule = space.sample(trial)
