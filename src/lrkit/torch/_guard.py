@@ -140,6 +140,10 @@ class DivergenceGuard:
             next older snapshot is restored.
     """
 
+    # a guard unpickled from a version without these flags: asked before restores only
+    _unattached_asked = True
+    _unattached_warned = False
+
     def __init__(
         self,
         model: torch.nn.Module,
@@ -214,8 +218,7 @@ class DivergenceGuard:
         check (after a ``guard.attach(scheduler)`` that follows the guard's construction) and
         before a restore."""
         self._unattached_asked = True
-        # (a guard saved by a version without the flag: not warned yet)
-        if getattr(self, "_unattached_warned", False) or self.scheduler is not None:
+        if self._unattached_warned or self.scheduler is not None:
             return
         if not driving(self.optimizer):
             return
@@ -452,7 +455,7 @@ class DivergenceGuard:
         all-reduce of a number per check), so all ranks restore and cut together and the
         replicas stay identical.
         """
-        if not getattr(self, "_unattached_asked", True):
+        if not self._unattached_asked:
             self._warn_unattached()
         if isinstance(loss, torch.Tensor):
             if loss.numel() != 1:
