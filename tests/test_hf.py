@@ -527,6 +527,10 @@ def test_a_schedule_shorter_than_the_run_is_said_to_train_the_rest_at_lr_0(tmp_p
         "function of it: schedule=lambda n: S.cosine(1e-3, total_steps=n)"
     ]
     assert record[0].filename == __file__
+    # one schedule per group, as a tuple a function of the run's length returns: each read
+    groups = made(lambda n: (S.cosine(1e-3, total_steps=n), S.cosine(1e-3, total_steps=10)), 30)
+    with pytest.warns(UserWarning, match=r"^param group 1's schedule is 0 from step 10 on: 20 "):
+        groups.create_scheduler(30)
     # written for the run, a warmup from 0, a schedule holding its last value, restarts or
     # cycles that touch 0 on the way, a function (called only at the steps it trains):
     # nothing said

@@ -32,7 +32,7 @@ from ._runtime import caller_level
 from .feedback import REPORT_HINTS, check_controllers
 from .finder import FinderResult, SweepOptions
 from .finder.sweep import check_finder_kwargs
-from .schedules import Schedule, SpecError, as_schedule, holds_callable
+from .schedules import Schedule, SpecError, as_schedule, holds_callable, is_schedule_list
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -123,7 +123,7 @@ class LRKitMixin:
             self.lr_scheduler = scheduler(opt, spec, feedback=self.lrkit_feedback)
             _warn_unused_schedule_args(self.args, num_training_steps)  # type: ignore[attr-defined]
             _warn_ends_early(
-                self.lr_scheduler, num_training_steps, per_group=isinstance(spec, list)
+                self.lr_scheduler, num_training_steps, per_group=is_schedule_list(spec)
             )
             _warn_unreported(self.lrkit_feedback, self.callback_handler.callbacks)  # type: ignore[attr-defined]
             self._created_lr_scheduler = True

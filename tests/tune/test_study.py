@@ -1254,6 +1254,36 @@ def test_a_copy_lrkit_requeued_twice_runs_once(tmp_path: Any) -> None:
     assert trials[1].user_attrs["dropped"] == "a copy of an earlier queued trial"
 
 
+def test_lrkits_copy_of_a_failed_queued_point_runs_beside_its_completed_runs(
+    tmp_path: Any,
+) -> None:
+    """The user queues a point twice; the second run is stopped (FAIL): the next run re-queues
+    it, and the copy runs although the first copy of the point completed."""
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+    for _ in range(2):
+        study.enqueue_trial({"lr": 0.05, "family": "constant"})
+    task = _quad()
+    train, runs = task.train, []
+
+    def stopped_second(schedule: S.Schedule, report: Any) -> float:
+        runs.append(1)
+        if len(runs) == 2:
+            raise KeyboardInterrupt
+        return train(schedule, report)
+
+    task.train = stopped_second  # type: ignore[misc]
+    with pytest.raises(KeyboardInterrupt):
+        tune(task, n_trials=2, storage=url, study_name="s", seeding="blind", pruner="none",
+             families="constant")  # fmt: skip
+    tune(task, n_trials=2, storage=url, study_name="s", seeding="blind", pruner="none",
+         families="constant")  # fmt: skip
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert [t.state for t in trials] == [TS.COMPLETE, TS.FAIL, TS.COMPLETE]
+    assert trials[2].user_attrs[REQUEUED_ATTR] == 1 and "dropped" not in trials[2].user_attrs
+    assert trials[2].user_attrs["schedule"] == trials[0].user_attrs["schedule"]
+
+
 def test_a_point_the_user_queues_twice_runs_twice_as_optuna_runs_it(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path / 'user.db'}"
     study = optuna.create_study(study_name="s", storage=url)

@@ -227,7 +227,8 @@ class DivergenceGuard:
             "DivergenceGuard: an lrkit.torch.scheduler(...) drives this optimizer and the guard "
             "was built without scheduler=: the scheduler's next step() sets the schedule's LR "
             "again, without the guard's cuts; build the guard with scheduler=<that scheduler> "
-            "(or call guard.attach(scheduler)) so its cuts compose with the schedule",
+            "(or call guard.attach(scheduler)) so its cuts compose with the schedule (with "
+            "lrkit.torch.fit, build it with lrkit.torch.scheduler and pass it as schedule=)",
             stacklevel=caller_level(),
         )
 

@@ -177,13 +177,14 @@ def driving(optimizer: Any) -> list[Any]:
     an optimizer it wraps or on one wrapping it (compared by the innermost optimizer), and
     the last to set them (not one whose phase of a ``SequentialLR`` has ended)."""
     inner = innermost_optimizer(optimizer)
-    return [
-        s
-        for opt, scheds in list(_ATTACHED.items())
-        if innermost_optimizer(opt) is inner
-        for s in list(scheds)
-        if s._owns_lrs()
-    ]
+    found = []
+    for opt, scheds in list(_ATTACHED.items()):
+        try:  # another optimizer's wrapper may fail to unwrap: not this one's scheduler
+            same = opt is optimizer or innermost_optimizer(opt) is inner
+        except Exception:  # noqa: BLE001
+            same = False
+        found += [s for s in list(scheds) if same and s._owns_lrs()]
+    return found
 
 
 def _foreign_change(last: Any, groups: Any) -> str:
