@@ -531,6 +531,13 @@ class _Plateau:
                 f"mode, as in PyTorch's ReduceLROnPlateau after its optimizer; here pass "
                 f"factor={mode!r})"
             )
+        if hasattr(mode, "param_groups"):  # PyTorch's ReduceLROnPlateau(optimizer, ...)
+            raise ValueError(
+                f"mode must be one of 'min', 'max', got a {type(mode).__name__} optimizer (a "
+                "controller takes no optimizer, as PyTorch's ReduceLROnPlateau does: give it to "
+                "the scheduler, lrkit.torch.scheduler(opt, schedule, "
+                "feedback=ReduceOnPlateau(...)))"
+            )
         self.mode = v.choice("mode", mode, ("min", "max"))
         self.patience = v.integer("patience", patience, minimum=0)
         self.threshold = v.non_negative("threshold", threshold)

@@ -1648,3 +1648,22 @@ def test_a_guard_without_the_lrkit_scheduler_of_its_optimizer_says_its_cuts_are_
             guard = make(opt)
             assert not guard.check(float("nan"))
         assert not _unattached_messages(rec)
+
+
+def test_pytorch_style_positional_calls_say_what_to_give_by_keyword() -> None:
+    from lrkit.feedback import ReduceOnPlateau
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"^lrkit.torch.DivergenceGuard: takes 1 positional "
+                       r"argument \(model\) but 2 were given; give the others by keyword "
+                       r"\(parameters: model, optimizer, "):  # fmt: skip
+        DivergenceGuard(model, opt)
+    sched = lt.scheduler(opt, "constant(0.1)", feedback=ReduceOnPlateau())
+    with pytest.raises(TypeError, match=r"^lrkit.torch.report: takes 1 positional argument "
+                       r"\(sched\) but 2 were given; give the others by keyword"):  # fmt: skip
+        lt.report(sched, 0.5)
+    with pytest.raises(ValueError, match=r"^mode must be one of 'min', 'max', got a SGD "
+                       r"optimizer \(a controller takes no optimizer"):  # fmt: skip
+        ReduceOnPlateau(opt)
+    assert lt.report(sched, value=0.5) == [sched]

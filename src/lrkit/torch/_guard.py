@@ -144,6 +144,7 @@ class DivergenceGuard:
     _unattached_asked = True
     _unattached_warned = False
 
+    @V.keyword_only("lrkit.torch.DivergenceGuard", accepted=tuple(DetectorKwargs.__annotations__))
     def __init__(
         self,
         model: torch.nn.Module,

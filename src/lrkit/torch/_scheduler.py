@@ -1213,6 +1213,7 @@ def lrkit_schedulers(sched: Any) -> list[LRKitScheduler]:
     return [s for s, _ in _walk(sched)]
 
 
+@V.keyword_only("lrkit.torch.report")
 def report(sched: Any, *, value: Any, seen: list[Any] | None = None) -> list[LRKitScheduler]:
     """Feed one observation of a metric to every lrkit scheduler with ``feedback`` in
     ``sched`` (what :func:`lrkit_schedulers` finds there) and set the LRs again: a feedback
