@@ -1848,3 +1848,27 @@ def test_keras_plateau_arguments_by_position_get_the_call_with_keywords() -> Non
         lk.ReduceOnPlateau("loss", 0.5, mode="min")
     made = lk.ReduceLROnPlateau("loss", factor=0.2, patience=5)  # the call shown works
     assert (made.monitor, made.min_lr) == ("loss", 0.0)
+
+
+def test_one_controller_fed_by_two_callbacks_of_a_fit_is_refused_and_one_per_fit_is_not() -> None:
+    class Metric(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs["val_loss"] = 1.0
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x, y = np.zeros((16, 2), np.float32), np.zeros((16, 1), np.float32)
+    c = Core(factor=0.5, patience=0)
+    both = [Metric(), lk.LRScheduler(S.constant(0.1), feedback=c),
+            lk.ReduceOnPlateau("val_loss", controller=c)]  # fmt: skip
+    with pytest.raises(ValueError, match=r"^controller: one ReduceOnPlateau is fed by two "
+                       r"callbacks of this fit \(LRScheduler and ReduceOnPlateau\)"):  # fmt: skip
+        model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=both)
+    assert c.num_updates == 1  # the second callback refused before it fed the metric
+    # the same controller in a new callback for each fit (a notebook cell run again): fed once
+    # an epoch, as by one callback
+    c = Core(factor=0.5, patience=0)
+    for _ in range(2):
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0,
+                  callbacks=[Metric(), lk.LRScheduler(S.constant(0.1), feedback=c)])  # fmt: skip
+    assert c.num_updates == 4

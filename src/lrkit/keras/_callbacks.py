@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -30,6 +31,7 @@ from ..feedback import (
     check_controllers,
     claim_detector,
     guard_detector,
+    members_of,
     refuse_beside_controller,
     settings_differ,
 )
@@ -254,6 +256,30 @@ def _counter(opt: Any) -> Any:
 def _iterations(opt: Any) -> int:
     var = _counter(opt)
     return int(to_host(var))
+
+
+#: each plateau controller a Keras callback fed: the fit run, the epoch and the callback
+_FED: weakref.WeakKeyDictionary[Any, tuple[Any, int, Any]] = weakref.WeakKeyDictionary()
+
+
+def _feed_once(controllers: list[Any], callback: Any, epoch: int) -> None:
+    """A one-line ``ValueError`` when another callback fed one of ``controllers`` in this
+    epoch of the same ``fit()``: a controller held by two callbacks (``LRScheduler(feedback=
+    c)`` and ``ReduceOnPlateau(controller=c)``) would count every metric twice and cut twice."""
+    run = _fit_run(callback.model)
+    if run is None:
+        return
+    for c in controllers:
+        with contextlib.suppress(TypeError):  # a controller that takes no weak reference
+            seen = _FED.get(c)
+            same = seen is not None and seen[0]() is run and seen[1] == epoch
+            if same and seen is not None and seen[2]() is not callback:
+                raise ValueError(
+                    f"controller: one {type(c).__name__} is fed by two callbacks of this fit "
+                    f"({type(seen[2]()).__name__} and {type(callback).__name__}): it would "
+                    "count every metric twice and cut twice; give it to one of them"
+                )
+            _FED[c] = (weakref.ref(run), epoch, weakref.ref(callback))
 
 
 def _fit_run(model: Any) -> Any:
@@ -618,6 +644,7 @@ class ReduceOnPlateau(_LRCallback):
             return
         if self._handle is None:  # registered before the controller moves
             self._handle = _LRHandle(self.model, self.controller)
+        _feed_once([self.controller], self, epoch)
         old = self.controller.scale
         new = self.controller.update(as_metric(value), step=epoch)
         if new != old:
@@ -1431,6 +1458,7 @@ class LRScheduler(_LRCallback):
                 # the step of the schedule that trains next (a restart begins the schedule
                 # again there): the next batch, or the next epoch
                 nxt = self.step if self.per == "batch" else epoch + 1
+                _feed_once(members_of(self.feedback), self, epoch)
                 self.feedback.update(as_metric(value), step=nxt)
         if self.last_lr is not None:
             logs["learning_rate"] = self.last_lr
