@@ -532,12 +532,7 @@ class _Plateau:
                 f"factor={mode!r})"
             )
         if hasattr(mode, "param_groups"):  # PyTorch's ReduceLROnPlateau(optimizer, ...)
-            raise ValueError(
-                f"mode must be one of 'min', 'max', got a {type(mode).__name__} optimizer (a "
-                "controller takes no optimizer, as PyTorch's ReduceLROnPlateau does: give it to "
-                "the scheduler, lrkit.torch.scheduler(opt, schedule, "
-                "feedback=ReduceOnPlateau(...)))"
-            )
+            raise _optimizer_given(mode)
         self.mode = v.choice("mode", mode, ("min", "max"))
         self.patience = v.integer("patience", patience, minimum=0)
         self.threshold = v.non_negative("threshold", threshold)
@@ -645,6 +640,17 @@ def _own_copy(self: Any) -> Any:
     return copy.deepcopy(self)
 
 
+def _optimizer_given(opt: Any) -> ValueError:
+    """The error for a PyTorch optimizer given as a controller's first argument (PyTorch's
+    ``ReduceLROnPlateau(optimizer, ...)``): it goes to the scheduler."""
+    return ValueError(
+        f"mode must be one of 'min', 'max', got a {type(opt).__name__} optimizer (a "
+        "controller takes no optimizer, as PyTorch's ReduceLROnPlateau does: give it to "
+        "the scheduler, lrkit.torch.scheduler(opt, schedule, "
+        "feedback=ReduceOnPlateau(...)))"
+    )
+
+
 class _Hinted(Feedback):
     """A controller whose unknown keyword (another library's name for one of its options:
     ``min_lr``, ``min_delta``, a plateau's ``patience`` given to a divergence detector) gets
@@ -657,6 +663,8 @@ class _Hinted(Feedback):
     __copy__ = _own_copy
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if args and "mode" in kwargs and hasattr(args[0], "param_groups"):
+            raise _optimizer_given(args[0])  # ReduceOnPlateau(opt, mode="min")
         names = _init_keywords(cls)
         if names is not None and not kwargs.keys() <= names:
             v.options(cls.__name__, kwargs, sorted(names), cls._HINTS)

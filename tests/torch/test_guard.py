@@ -1666,4 +1666,6 @@ def test_pytorch_style_positional_calls_say_what_to_give_by_keyword() -> None:
     with pytest.raises(ValueError, match=r"^mode must be one of 'min', 'max', got a SGD "
                        r"optimizer \(a controller takes no optimizer"):  # fmt: skip
         ReduceOnPlateau(opt)
+    with pytest.raises(ValueError, match=r"^mode must be one of 'min', 'max', got a SGD "):
+        ReduceOnPlateau(opt, mode="min")  # not Python's "multiple values for 'mode'"
     assert lt.report(sched, value=0.5) == [sched]
