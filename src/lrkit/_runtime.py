@@ -171,9 +171,8 @@ def data_loaders(*sources: Any) -> list[Any]:
             inner = getattr(data, "flattened", None)
         if loader is not None and (isinstance(inner, (list, tuple)) or isinstance(data, Mapping)):
             found.extend(d for d in inner if isinstance(d, loader))
-        frame = getattr(data, "gi_frame", None)
-        if loader is not None and frame is not None:
-            found.extend(d for d in frame.f_locals.values() if isinstance(d, loader))
+        if loader is not None:
+            found.extend(d for d in _generator_locals(data) if isinstance(d, loader))
     out: list[Any] = []
     seen: set[int] = set()
     for d in found:  # each once (data and val_data may be the same loader)
@@ -188,14 +187,20 @@ def started_loader(data: Any) -> bool:
     iterator: a generator expression over a loader (``(f(b) for b in loader)``) makes it when
     the expression is written, and making it draws from the loader's random generator (or
     torch's global one), before any code given the generator can save that state."""
-    frame = getattr(data, "gi_frame", None)
-    if sys.modules.get("torch") is None or frame is None:
+    if sys.modules.get("torch") is None:
         return False
     return any(
         type(v).__module__ == "torch.utils.data.dataloader"
         and type(v).__name__.endswith("DataLoaderIter")
-        for v in frame.f_locals.values()
+        for v in _generator_locals(data)
     )
+
+
+def _generator_locals(data: Any) -> list[Any]:
+    """The values a Python generator's frame holds (its arguments, its locals, the names it
+    reads from an enclosing function); none for anything else, or a generator that ended."""
+    frame = getattr(data, "gi_frame", None)
+    return [] if frame is None else list(frame.f_locals.values())
 
 
 def data_generators(*sources: Any) -> list[Any]:

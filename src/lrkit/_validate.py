@@ -423,8 +423,9 @@ def keyword_only(
 
     def wrap(fn: _F) -> _F:
         P = inspect.Parameter
-        params = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
-        method = next(iter(inspect.signature(fn).parameters), None) == "self"
+        every = list(inspect.signature(fn).parameters.values())
+        method = bool(every) and every[0].name == "self"
+        params = [p for p in every if p.name != "self"]
         positional = [
             p.name for p in params if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)
         ]

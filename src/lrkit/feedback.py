@@ -531,8 +531,6 @@ class _Plateau:
                 f"mode, as in PyTorch's ReduceLROnPlateau after its optimizer; here pass "
                 f"factor={mode!r})"
             )
-        if hasattr(mode, "param_groups"):  # PyTorch's ReduceLROnPlateau(optimizer, ...)
-            raise _optimizer_given(mode)
         self.mode = v.choice("mode", mode, ("min", "max"))
         self.patience = v.integer("patience", patience, minimum=0)
         self.threshold = v.non_negative("threshold", threshold)
@@ -663,8 +661,6 @@ class _Hinted(Feedback):
     __copy__ = _own_copy
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        if args and "mode" in kwargs and hasattr(args[0], "param_groups"):
-            raise _optimizer_given(args[0])  # ReduceOnPlateau(opt, mode="min")
         names = _init_keywords(cls)
         if names is not None and not kwargs.keys() <= names:
             v.options(cls.__name__, kwargs, sorted(names), cls._HINTS)
@@ -680,6 +676,10 @@ class _Hinted(Feedback):
                 named = [p.name for p in params if p.kind is not P.VAR_KEYWORD]
                 message = v.too_many_positional(cls.__name__, positional, named, len(args))
                 raise TypeError(message)
+        if params and params[0].name == "mode":  # PyTorch's ReduceLROnPlateau(optimizer, ...),
+            mode = args[0] if args else kwargs.get("mode")  # also with mode= given
+            if hasattr(mode, "param_groups"):
+                raise _optimizer_given(mode)
         return super().__new__(cls)
 
 

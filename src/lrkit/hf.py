@@ -156,10 +156,12 @@ def _warn_ends_early(sched: Any, num_training_steps: int, *, per_group: bool) ->
     30) trains the rest at LR 0. A schedule holding a Python function is not read (its
     function is called only at the steps it trains)."""
     n = int(num_training_steps)
+    last = n - 1
+    if n < 3:
+        return
     # one schedule: each group follows a multiple of it (a frozen group at 0 aside)
     for g, schedule in enumerate(sched.schedules if per_group else sched.schedules[:1]):
-        last = n - 1
-        if n < 3 or holds_callable(schedule) or schedule(last) != 0 or schedule(last - 1) != 0:
+        if holds_callable(schedule) or schedule(last) != 0 or schedule(last - 1) != 0:
             continue
         lo, gap = last - 1, 1  # back by doubling gaps to a step above 0 (or step 0) ...
         while lo > 0 and schedule(lo) == 0:

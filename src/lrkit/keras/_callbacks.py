@@ -272,8 +272,12 @@ def _feed_once(controllers: list[Any], callback: Any, epoch: int) -> None:
     for c in controllers:
         with contextlib.suppress(TypeError):  # a controller that takes no weak reference
             seen = _FED.get(c)
-            same = seen is not None and seen[0]() is run and seen[1] == epoch
-            if same and seen is not None and seen[2]() is not callback:
+            if (
+                seen is not None
+                and seen[0]() is run
+                and seen[1] == epoch
+                and seen[2]() is not callback
+            ):
                 raise ValueError(
                     f"controller: one {type(c).__name__} is fed by two callbacks of this fit "
                     f"({type(seen[2]()).__name__} and {type(callback).__name__}): it would "
@@ -401,8 +405,7 @@ class _LRHandle:
                 retrace = retrace or target.compiled_scale
             else:
                 _lr_scale(opt).value *= factor
-                current = to_host(opt._learning_rate)
-                _write_lr(opt, float(np.asarray(current)) * factor)
+                _write_lr(opt, float(to_host(opt._learning_rate)) * factor)
         if retrace and getattr(self.model, "train_function", None):
             self.model.make_train_function(force=True)  # the scale is a compiled constant
 

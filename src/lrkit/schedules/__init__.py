@@ -16,7 +16,8 @@ from typing import Any
 
 from .. import _validate
 from .. import _validate as V
-from ._base import REGISTRY, Schedule, builds, register
+from ._base import REGISTRY as REGISTRY  # the families by name
+from ._base import Schedule, builds, register
 from ._compose import (
     Clamp,
     Difference,
@@ -58,6 +59,7 @@ from ._spec import (
     from_dict_with,
     is_schedule_list,
     parse,
+    spec_names,
 )
 
 # Lower-case constructors: the names users call (they mirror PyTorch's keyword names).
@@ -157,7 +159,7 @@ FORMS["with_warmup"] = _WithWarmupForm
 def names() -> list[str]:
     """The names usable in spec strings and dicts: the schedule families, and
     ``with_warmup`` (which builds a ``join``)."""
-    return sorted([*REGISTRY, *FORMS])
+    return spec_names()
 
 
 __all__ = [

@@ -64,8 +64,13 @@ _KEYWORDS: dict[str, Any] = {
 FORMS: dict[str, Any] = {}
 
 
+def spec_names() -> list[str]:
+    """The names usable in spec strings and dicts: the families and the :data:`FORMS`."""
+    return sorted([*REGISTRY, *FORMS])
+
+
 def _known() -> str:
-    return ", ".join(sorted([*REGISTRY, *FORMS]))
+    return ", ".join(spec_names())
 
 
 @functools.cache

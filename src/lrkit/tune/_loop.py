@@ -446,18 +446,21 @@ def _shown(params: Mapping[str, Any]) -> str:
     )
 
 
-def _duplicate_seed(
-    trials: Sequence[Any], number: int, fixed: Mapping[str, Any], origin: Any = None
-) -> bool:
-    """Whether trial ``number``, a seed enqueued with the parameters ``fixed``, is a copy of
-    an earlier one: the same fixed parameters in a trial before it that did not fail (workers
-    that started a new study together each queued the seeds; a failed seed's re-queued copy is
-    no duplicate). ``origin``: for a copy lrkit re-queued of a trial that is no seed, the
-    failed trial's number; only another copy of that trial counts (workers restarting
-    together each re-queued it), not a run of the same point the user queued."""
+def _duplicate_copy(trials: Sequence[Any], trial: Any, fixed: Mapping[str, Any]) -> bool:
+    """Whether ``trial``, enqueued with the parameters ``fixed``, is a copy lrkit queued of an
+    earlier one. A seed (user attr ``SEED_ATTR``): the same fixed parameters in a trial before
+    it that did not fail (workers that started a new study together each queued the seeds; a
+    failed seed's re-queued copy is no duplicate). Another trial lrkit re-queued (user attr
+    ``REQUEUED_ATTR``, the failed trial's number): only another copy of that trial counts
+    (workers restarting together each re-queued it), not a run of the same point the user
+    queued. A trial the user queued is never one: it runs as queued."""
+    seed = bool(trial.user_attrs.get(SEED_ATTR))
+    origin = None if seed else trial.user_attrs.get(REQUEUED_ATTR)
+    if not seed and origin is None:
+        return False
     optuna = _optuna()
     return any(
-        t.number < number
+        t.number < trial.number
         and t.state != optuna.trial.TrialState.FAIL
         and t.system_attrs.get("fixed_params") == fixed
         and (origin is None or t.user_attrs.get(REQUEUED_ATTR) == origin)
@@ -1283,14 +1286,7 @@ def tune(
                 stacklevel=caller_level(),
             )
             raise optuna.TrialPruned("a queued trial outside the search space: dropped")
-        seed = bool(trial.user_attrs.get(SEED_ATTR))
-        origin = trial.user_attrs.get(REQUEUED_ATTR)
-        ours = seed or origin is not None
-        if (
-            fixed
-            and ours
-            and _duplicate_seed(trials, trial.number, fixed, None if seed else origin)
-        ):
+        if fixed and _duplicate_copy(trials, trial, fixed):
             trial.set_user_attr("dropped", "a copy of an earlier queued trial")
             raise optuna.TrialPruned("a copy of an earlier queued trial: dropped")
         schedule = space.sample(trial)

@@ -106,11 +106,20 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
     # a family keeps its colour from one study to the next: its place among all families
     order = [*FAMILIES, *(f for f in families if f not in FAMILIES)]
     colors = {f: f"C{order.index(f) % 10}" for f in families}
+
+    # each panel's x of a trial: its number, its peak LR
+    def number(t: Any) -> Any:
+        return t.number
+
+    def peak_lr(t: Any) -> Any:
+        return t.params["lr"]
+
+    panels = ((ax1, number), (ax2, peak_lr))
     for fam in families:
         sel = [t for t in trials if str(t.params.get("family", "?")) == fam]
         inside = [(t, clip(float(t.value))) for t in sel]
-        for ax, xs in ((ax1, "number"), (ax2, "lr")):
-            pts = [(t.number if xs == "number" else t.params["lr"], y, c) for t, (y, c) in inside]
+        for ax, x_of in panels:
+            pts = [(x_of(t), y, c) for t, (y, c) in inside]
             shown = [(x, y) for x, y, c in pts if not c]
             edge = [(x, y) for x, y, c in pts if c]
             if shown:
@@ -129,14 +138,14 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
     if pruned:
         last = [(t, clip(float(t.intermediate_values[max(t.intermediate_values)]))) for t in pruned]
         pruned_out = any(out for _, (_, out) in last)
-        for ax, xs in ((ax1, "number"), (ax2, "lr")):
+        for ax, x_of in panels:
             label: str | None = "pruned (last value)"
             for beyond in (False, True):
                 part = [(t, y) for t, (y, out) in last if out is beyond]
                 if not part:
                     continue
                 ax.scatter(
-                    [t.number if xs == "number" else t.params["lr"] for t, _ in part],
+                    [x_of(t) for t, _ in part],
                     [y for _, y in part],
                     marker=edge_marker if beyond else "o",
                     facecolors="none",
@@ -149,9 +158,9 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
                 )
                 label = None
     if diverged:
-        for ax, xs in ((ax1, "number"), (ax2, "lr")):
+        for ax, x_of in panels:
             ax.scatter(
-                [t.number if xs == "number" else t.params["lr"] for t in diverged],
+                [x_of(t) for t in diverged],
                 [bad_edge] * len(diverged),
                 marker="x",
                 color="C3",
