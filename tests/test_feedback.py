@@ -911,3 +911,25 @@ def test_load_states_loads_a_shared_controller_from_its_first_entry_only():
     load_states([shared, shared, other], [first.state_dict(), later.state_dict(), other_state])
     assert shared.state_dict() == first.state_dict()
     assert other.state_dict() == other_state
+
+
+def test_schedule_step_is_where_apply_reads_the_schedule() -> None:
+    from lrkit.feedback import Chain, Multiplier, ReduceOnPlateau, RestartOnPlateau
+
+    seen: list[float] = []
+
+    def sched(t: float) -> float:
+        seen.append(t)
+        return 1.0
+
+    r1, r2 = RestartOnPlateau(patience=0), RestartOnPlateau(patience=0)
+    r1.update(1.0, step=0)
+    r1.update(2.0, step=10)
+    r2.update(1.0, step=0)
+    r2.update(2.0, step=4)
+    for c in (ReduceOnPlateau(), Multiplier(0.5), r1, Chain(r1, r2), Chain(r2, Multiplier(2.0))):
+        for step in (0, 3, 10, 17, 25.0):
+            seen.clear()
+            c.apply(sched, step)
+            assert seen == [c.schedule_step(step)], (c, step)
+    assert Chain(r1, r2).schedule_step(17) == 3 and r1.schedule_step(3) == 0

@@ -291,6 +291,14 @@ class Feedback(ABC):
         """The learning rate at ``step``: ``schedule(step) * scale`` by default."""
         return float(schedule(step)) * self.scale
 
+    def schedule_step(self, step: Any) -> Any:
+        """The step at which :meth:`apply` reads the schedule at training step ``step``: the
+        step itself, unless the controller starts the schedule again
+        (:class:`RestartOnPlateau`). The PyTorch scheduler reads its ``momentum=`` and
+        ``hyperparams=`` schedules there, so they start again with the LR; a controller
+        whose :meth:`apply` reads the schedule at another step overrides this too."""
+        return step
+
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly, as plain JSON-able Python types."""
@@ -905,6 +913,9 @@ class RestartOnPlateau(_OnPlateau):
         self._last_step = int(step)  # a restart starts the schedule again at a whole step
         return float(schedule(max(0, step - self.restart_step))) * self._scale
 
+    def schedule_step(self, step: Any) -> Any:
+        return max(0, step - self.restart_step)
+
     @_renamed.keyword_only(2)
     def update(self, value: Metric, *, step: int | None = None) -> float:
         plateau, at = self._observe(value, step)
@@ -1304,6 +1315,11 @@ class Chain(Feedback):
         for c in reversed(self.controllers):
             fn = _bind(c, fn)
         return float(fn(step))
+
+    def schedule_step(self, step: Any) -> Any:
+        for c in self.controllers:  # the first member is the outermost: its step is read first
+            step = c.schedule_step(step)
+        return step
 
     def state_dict(self) -> dict[str, Any]:
         return {"type": "Chain", "controllers": [c.state_dict() for c in self.controllers]}

@@ -2092,3 +2092,79 @@ def test_a_report_at_a_sequential_milestone_sets_the_lrs_through_the_phase_begun
     opt.step()
     seq.step()
     assert opt.param_groups[0]["lr"] == 0.125
+
+
+def _restart_at(sch: Any, at: int) -> None:
+    """Step to ``at`` with improving metrics, then report a worse one (patience 0)."""
+    while sch.last_epoch < at:
+        sch.step()
+    sch.report(3.0)
+
+
+def test_a_restart_starts_the_momentum_and_hyperparameter_schedules_again() -> None:
+    from lrkit.feedback import ReduceOnPlateau, RestartOnPlateau
+
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.1)
+    lr, m = S.onecycle(0.1, total_steps=100), S.onecycle_momentum(100)
+    wd = S.linear(0.1, end_lr=0.0, total_steps=100)
+    fb = RestartOnPlateau(patience=0, factor=0.5) & ReduceOnPlateau(patience=100)
+    sch = lt.scheduler(opt, lr, momentum=m, hyperparams={"weight_decay": wd}, feedback=fb)
+    sch.report(2.0)
+    _restart_at(sch, 40)
+    assert fb.controllers[0].restarts == [40]
+    g = opt.param_groups[0]
+    for t in range(40, 60):  # the LR, the momentum and the weight decay all start again at 40
+        assert g["lr"] == lr(t - 40) * 0.5
+        assert g["momentum"] == m(t - 40) and g["weight_decay"] == wd(t - 40)
+        sch.step()
+    state = copy.deepcopy(sch.state_dict())
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1, momentum=0.9)
+    opt2.param_groups[0]["weight_decay"] = 0.1
+    fb2 = RestartOnPlateau(patience=0, factor=0.5) & ReduceOnPlateau(patience=100)
+    sch2 = lt.scheduler(opt2, lr, momentum=m, hyperparams={"weight_decay": wd}, feedback=fb2)
+    sch2.load_state_dict(state)  # resumed: the momentum goes on from the restart, exactly
+    for _ in range(5):
+        sch.step()
+        sch2.step()
+        assert opt2.param_groups[0] == {**g, "params": opt2.param_groups[0]["params"]}
+
+
+def test_per_group_controllers_restart_each_group_s_momentum_alone() -> None:
+    from lrkit.feedback import RestartOnPlateau
+
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.Adam([{"params": [a]}, {"params": [b], "lr": 0.02}], lr=0.01)
+    lr, m = S.cosine(0.01, total_steps=100), S.onecycle_momentum(100)
+    fbs = [RestartOnPlateau(patience=0), RestartOnPlateau(patience=1000)]
+    sch = lt.scheduler(opt, lr, momentum=[m, S.constant(0.9)], feedback=fbs)
+    sch.report(2.0)
+    _restart_at(sch, 30)
+    sch.step(35)
+    g0, g1 = opt.param_groups
+    assert g0["betas"] == (m(5), 0.999) and g0["lr"] == lr(5)
+    assert g1["betas"] == (0.9, 0.999) and g1["lr"] == 2 * lr(35)
+    shared = lt.scheduler(  # one momentum schedule for both groups, read at each group's step
+        torch.optim.Adam([{"params": [a]}, {"params": [b]}], lr=0.01),
+        lr,
+        momentum=m,
+        feedback=[RestartOnPlateau(patience=0), RestartOnPlateau(patience=1000)],
+    )
+    shared.report(2.0)
+    _restart_at(shared, 30)
+    shared.step(35)
+    assert [g["betas"][0] for g in shared.optimizer.param_groups] == [m(5), m(35)]
+
+
+def test_a_plateau_cut_leaves_the_momentum_schedule_where_it_was() -> None:
+    from lrkit.feedback import ReduceOnPlateau
+
+    opt = _opt(0.1)
+    m = S.onecycle_momentum(100)
+    sch = lt.scheduler(opt, S.constant(0.1), momentum=m, feedback=ReduceOnPlateau(patience=0))
+    sch.report(2.0)
+    _restart_at(sch, 20)
+    sch.step(25)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01) and opt.param_groups[0][
+        "momentum"
+    ] == m(25)

@@ -375,7 +375,9 @@ class LRKitScheduler(LRScheduler):
             ``beta1``), e.g. ``schedules.onecycle_momentum(total_steps)``, or a list with one
             per param group.
         hyperparams: other group keys to drive, ``{"weight_decay": schedule, ...}`` (a value
-            may also be a list with one schedule per param group).
+            may also be a list with one schedule per param group). These and ``momentum``
+            are read at ``controller.schedule_step(step)``: a restart starts them again with
+            the LR; a controller's scale applies to the LR alone.
     """
 
     _foreign_warned = False
@@ -654,8 +656,18 @@ class LRKitScheduler(LRScheduler):
             if not v >= 0:
                 raise _negative_lr(v, t)
         # every value is checked before any is set: a refused step changes nothing
-        hps = [(key, kind, at(x)) for at, key, kind in self._hp]
-        hp_groups = [(key, kind, [at(x) for at in ats]) for ats, key, kind in self._hp_groups]
+        fb = self._feedback
+        if fb is None or not (self._hp or self._hp_groups):
+            hps = [(key, kind, at(x)) for at, key, kind in self._hp]
+            hp_groups = [(key, kind, [at(x) for at in ats]) for ats, key, kind in self._hp_groups]
+        else:  # read where the controller reads the LR schedule (a restart starts them again)
+            xs = [c.schedule_step(x) for c in (fb if isinstance(fb, list) else [fb] * len(lrs))]
+            hps = []
+            hp_groups = [(key, kind, [at(xi) for xi in xs]) for at, key, kind in self._hp]
+            hp_groups += [
+                (key, kind, [at(xi) for at, xi in zip(ats, xs)])
+                for ats, key, kind in self._hp_groups
+            ]
         for key, _, val in hps:
             if not val >= 0:
                 raise _negative_hp(key, val, t)
