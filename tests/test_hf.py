@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 
 import lrkit.torch as lt  # noqa: E402
 from lrkit import schedules as S  # noqa: E402
-from lrkit.feedback import Feedback, ReduceOnPlateau  # noqa: E402
+from lrkit.feedback import Feedback, ReduceOnPlateau, RestartOnPlateau  # noqa: E402
 from lrkit.hf import ReportMetric, Trainer, find_lr  # noqa: E402
 
 #: transformers resumes a checkpoint (optimizer, scheduler) through torch.load, which it allows
@@ -982,7 +982,7 @@ def test_report_metric_reports_metric_for_best_model_with_or_without_its_prefix(
         train_dataset=Pairs(32, 1),  # 4 steps per epoch
         eval_dataset=Pairs(16, 2),
         schedule="constant(0.004)",
-        feedback=ReduceOnPlateau(factor=0.5, patience=1),
+        feedback=ReduceOnPlateau("max", factor=0.5, patience=1),  # greater_is_better
         callbacks=[ReportMetric()],
     )
     trainer.compute_metrics = lambda p: {"score": 0.25}
@@ -1240,3 +1240,53 @@ def test_a_checkpoint_without_scheduler_state_repeats_no_earlier_load_warning(
         trainer._load_optimizer_and_scheduler(str(checkpoint))
     assert not [w for w in caught if "different schedule" in str(w.message)]
     assert sched.state_dict() == state
+
+
+def _direction_trainer(tmp_path: Any, monitor: str | None, fb: Any, **kwargs: Any) -> Any:
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, num_train_epochs=2, eval_strategy="epoch", **kwargs),
+        train_dataset=Pairs(32, 1),  # 4 steps per epoch
+        eval_dataset=Pairs(16, 2),
+        schedule="constant(0.004)",
+        feedback=fb,
+        callbacks=[ReportMetric(monitor)],
+    )
+    trainer.compute_metrics = lambda p: {"score": 0.25, "accuracy": 0.5}
+    return trainer
+
+
+@pytest.mark.parametrize(
+    ("monitor", "kwargs", "fb", "says"),
+    [
+        (None, {"metric_for_best_model": "score"}, ReduceOnPlateau(),
+         "'eval_score' is a metric to maximize (greater_is_better=True) but the feedback "
+         "controller has mode='min'"),
+        (None, {"metric_for_best_model": "score", "greater_is_better": False},
+         ReduceOnPlateau("max"),
+         "'eval_score' is a metric to minimize (greater_is_better=False) but the feedback "
+         "controller has mode='max'"),
+        ("eval_accuracy", {}, ReduceOnPlateau(patience=3) & ReduceOnPlateau("max"),
+         "'eval_accuracy' is a metric to maximize but the feedback controller has mode='min'"),
+        ("eval_loss", {}, RestartOnPlateau("max"),
+         "'eval_loss' is a metric to minimize but the feedback controller has mode='max'"),
+        ("eval_score", {}, ReduceOnPlateau(), None),  # a name that tells no direction
+        ("eval_loss", {}, ReduceOnPlateau(), None),
+        (None, {"metric_for_best_model": "score"}, ReduceOnPlateau("max"), None),
+    ],
+)  # fmt: skip
+def test_report_metric_warns_once_when_a_controller_goes_against_the_metric(
+    tmp_path: Any, monitor: Any, kwargs: Any, fb: Any, says: Any
+) -> None:
+    trainer = _direction_trainer(tmp_path, monitor, fb, **kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train()
+    said = [str(w.message) for w in caught if "is a metric to" in str(w.message)]
+    if says is None:
+        assert said == []
+    else:
+        assert said == [
+            f"ReportMetric: {says}: it would cut the learning rate while the metric improves; "
+            f"build the controller with mode={'max' if 'maxi' in says else 'min'!r}"
+        ]

@@ -1972,3 +1972,70 @@ def test_a_curve_loaded_by_hand_is_not_reused_after_a_fit_that_skipped_the_sweep
             module, ckpt_path=str(tmp_path / "epoch=0-step=4.ckpt")
         )
     assert module.lr == 0.02 and set(rec.lrs.values()) == {0.02}
+
+
+class Scored(Tiny):
+    """Logs a scripted score and accuracy beside the loss; one controller of a given mode."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__(spec="constant(0.04)")
+        self.mode = mode
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        super().validation_step(batch, batch_idx)
+        self.log("val_score", 0.5)
+        self.log("val_acc", 0.5)
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.SGD(self.parameters(), lr=0.04)
+        sched = lt.scheduler(opt, self.spec, feedback=ReduceOnPlateau(self.mode, patience=5))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+@pytest.mark.parametrize(
+    ("monitor", "mode", "callbacks", "says"),
+    [
+        ("val_acc", "min", [], "'val_acc' is a metric to maximize but the feedback controller "
+         "has mode='min'"),
+        ("val_loss", "max", [], "'val_loss' is a metric to minimize but the feedback controller "
+         "has mode='max'"),
+        ("val_score", "min", [("ModelCheckpoint", "max")], "'val_score' is a metric to maximize "
+         "(ModelCheckpoint(mode='max')) but the feedback controller has mode='min'"),
+        ("val_score", "max", [("EarlyStopping", "min")], "'val_score' is a metric to minimize "
+         "(EarlyStopping(mode='min')) but the feedback controller has mode='max'"),
+        ("val_acc", "max", [], None),
+        ("val_score", "min", [], None),  # a name that tells no direction
+        ("val_score", "max", [("EarlyStopping", "max")], None),
+    ],
+)  # fmt: skip
+def test_report_metric_warns_once_a_fit_when_a_controller_goes_against_the_metric(
+    tmp_path: Any, monitor: str, mode: str, callbacks: Any, says: Any
+) -> None:
+    report = ReportMetric(monitor)
+    for _ in range(2):  # two validations in each fit, one warning each fit
+        others = [
+            getattr(pl.callbacks, kind)(monitor="val_score", mode=m, **(
+                {"dirpath": tmp_path} if kind == "ModelCheckpoint" else {}))
+            for kind, m in callbacks
+        ]  # fmt: skip
+        trainer = _trainer(
+            max_epochs=2,
+            callbacks=[report, *others],
+            enable_checkpointing=bool(others),
+            default_root_dir=tmp_path,
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(Scored(mode))
+        said = [(str(w.message), w.filename) for w in caught if "is a metric to" in str(w.message)]
+        if says is None:
+            assert said == []
+        else:
+            want = mode == "min" and "max" or "min"
+            assert said == [
+                (
+                    f"ReportMetric: {says}: it would cut the learning rate while the metric "
+                    f"improves; build the controller with mode={want!r}",
+                    __file__,
+                )
+            ]

@@ -68,8 +68,10 @@ __all__ = [
     "guard_hint",
     "load_states",
     "members_of",
+    "metric_mode",
     "refuse_beside_controller",
     "settings_differ",
+    "warn_against_metric",
 ]
 
 Mode = Literal["min", "max"]
@@ -173,6 +175,37 @@ def members_of(feedback: Any) -> list[Any]:
     return [
         m for c in items if c is not None for m in (c.controllers if isinstance(c, Chain) else (c,))
     ]
+
+
+def metric_mode(name: str) -> Mode | None:
+    """The direction a metric's name tells: ``"min"`` for a loss (a name ending in ``loss``),
+    ``"max"`` for an accuracy (``acc`` in the name, as Keras' ``mode="auto"`` reads it);
+    ``None`` for any other name."""
+    low = name.lower()
+    if low.endswith("loss"):
+        return "min"
+    return "max" if "acc" in low else None
+
+
+def warn_against_metric(
+    who: str, arg: str, monitor: str, feedback: Any, mode: str, *, why: str = "", keep: str = ""
+) -> bool:
+    """A ``RuntimeWarning`` when a plateau controller that ``feedback`` holds (given as
+    ``arg``: each member of a chain or of a per-group list) minimises ``monitor``, a metric
+    to maximise (``mode``, known from ``why``), or the other way round: it would cut the
+    learning rate while the metric improves. Returns whether it warned (once for all)."""
+    for c in members_of(feedback):
+        theirs = getattr(c, "mode", None)
+        if theirs in ("min", "max") and theirs != mode:
+            warnings.warn(
+                f"{who}: {monitor!r} is a metric to {mode}imize{why} but the {arg} has "
+                f"mode={theirs!r}: it would cut the learning rate while the metric improves; "
+                f"build the controller with mode={mode!r}{keep}",
+                RuntimeWarning,
+                stacklevel=caller_level(),
+            )
+            return True
+    return False
 
 
 def check_controllers(feedback: Any, *, groups: int | None = None, owner: Any = None) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 from . import _validate as V
 from ._imports import require
 from ._runtime import caller_level
-from .feedback import REPORT_HINTS, check_controllers
+from .feedback import REPORT_HINTS, check_controllers, metric_mode, warn_against_metric
 from .finder import FinderResult, SweepOptions
 from .finder.sweep import check_finder_kwargs
 from .schedules import Schedule, SpecError, as_schedule, holds_callable, is_schedule_list
@@ -277,6 +277,7 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
         # (metric, keys seen) while this round's evaluations have lacked the metric: warned
         # when the round ends without it
         self._missing: tuple[str, set[str]] | None = None
+        self._mode_checked = False  # the controllers' mode against the metric's: once a train
 
     def _disarm(self) -> None:
         """Report nothing until the training loop next ends a step or an epoch (when
@@ -300,6 +301,7 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._disarm()
+        self._mode_checked = False
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._end_round()
@@ -317,6 +319,22 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._end_round()
         self._armed = True
+
+    @staticmethod
+    def _check_mode(args: Any, key: str, sched: Any) -> None:
+        """Warn when a controller minimises a metric the Trainer maximises (its
+        ``metric_for_best_model`` with ``greater_is_better``, else a loss or an accuracy by
+        name), or the other way round."""
+        best = getattr(args, "metric_for_best_model", None)
+        greater = getattr(args, "greater_is_better", None)
+        mode: str | None
+        if best and key in (best, f"eval_{best}") and greater is not None:
+            mode, why = ("max" if greater else "min"), f" (greater_is_better={bool(greater)})"
+        else:
+            mode, why = metric_mode(key), ""
+        if mode is not None:
+            fbs = [s.feedback for s in lrkit_schedulers(sched)]
+            warn_against_metric("ReportMetric", "feedback controller", key, fbs, mode, why=why)
 
     def _key(self, args: Any) -> str:
         if self.monitor is not None:
@@ -349,6 +367,9 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
             self._missing = (key, seen | set(metrics or {}))
             return
         self._disarm()  # one report per round
+        if not self._mode_checked:
+            self._mode_checked = True
+            self._check_mode(args, key, sched)
         # a controller shared by two: updated once; in a SequentialLR only the current phase
         # sets the LRs
         report(sched, value=value)

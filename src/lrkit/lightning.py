@@ -37,7 +37,7 @@ from . import _validate as V
 from ._figure import save_figure
 from ._imports import require
 from ._runtime import GlobalRNGState, caller_level, data_loaders
-from .feedback import REPORT_HINTS
+from .feedback import REPORT_HINTS, metric_mode, warn_against_metric
 from .finder import (
     RULES,
     FinderResult,
@@ -860,11 +860,13 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
         self._validations = 0  # the validation runs of this fit
         self._none_warned = False  # no controller to feed: said once per fit
         self._first_step: int | None = None  # the step this fit's training began at
+        self._mode_checked: set[str] = set()  # metrics whose direction was checked this fit
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._validations = 0
         self._first_step = None
         self._none_warned = False  # no controller to feed: said once per fit
+        self._mode_checked = set()
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self._first_step = int(trainer.global_step)  # a resumed fit's: the checkpoint's
@@ -889,6 +891,25 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
         """Whether an lrkit scheduler of the scheduler config ``config`` has a feedback
         controller."""
         return any(s.feedback is not None for s in lrkit_schedulers(config.scheduler))
+
+    @staticmethod
+    def _check_mode(trainer: Any, key: str, scheduler: Any) -> None:
+        """Warn when a controller minimises a metric the trainer's ``ModelCheckpoint`` or
+        ``EarlyStopping`` on the same metric maximises (their ``mode``), else a loss or an
+        accuracy by name, or the other way round."""
+        mode: str | None = metric_mode(key)
+        why = ""
+        for cb in getattr(trainer, "callbacks", None) or []:
+            if (
+                isinstance(cb, (pl.callbacks.ModelCheckpoint, pl.callbacks.EarlyStopping))
+                and cb.monitor == key
+                and cb.mode in ("min", "max")
+            ):
+                mode, why = cb.mode, f" ({type(cb).__name__}(mode={cb.mode!r}))"
+                break
+        if mode is not None:
+            fbs = [s.feedback for s in lrkit_schedulers(scheduler)]
+            warn_against_metric("ReportMetric", "feedback controller", key, fbs, mode, why=why)
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         # only the validation runs of fit: trainer.validate() changes no LR
@@ -931,6 +952,9 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
                     stacklevel=caller_level(),
                 )
                 continue
+            if key not in self._mode_checked:
+                self._mode_checked.add(key)
+                self._check_mode(trainer, key, config.scheduler)
             # the composite itself: in a SequentialLR only the current phase sets the LRs
             report(config.scheduler, value=value, seen=seen)
         if not found and not self._none_warned:

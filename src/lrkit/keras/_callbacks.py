@@ -34,6 +34,7 @@ from ..feedback import (
     members_of,
     refuse_beside_controller,
     settings_differ,
+    warn_against_metric,
 )
 from ..feedback import ReduceOnPlateau as _PlateauCore
 from ..schedules import Schedule, as_schedule
@@ -461,18 +462,7 @@ def _warn_against_metric(
     member of a chain) minimises a metric Keras maximises, or the other way round: it would
     cut the learning rate while ``monitor`` improves."""
     mode = _metric_mode(model, monitor) or _resolve_mode("auto", monitor)
-    members = getattr(controller, "controllers", None) or [controller]
-    for c in members:
-        theirs = getattr(c, "mode", None)
-        if theirs in ("min", "max") and theirs != mode:
-            warnings.warn(
-                f"{who}: {monitor!r} is a metric to {mode}imize but the {arg} has "
-                f"mode={theirs!r}: it would cut the learning rate while the metric improves; "
-                f"build the controller with mode={mode!r}{keep}",
-                RuntimeWarning,
-                stacklevel=caller_level(),
-            )
-            return
+    warn_against_metric(who, arg, monitor, controller, mode, keep=keep)
 
 
 def _metric_mode(model: Any, monitor: str) -> str | None:
