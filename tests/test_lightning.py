@@ -2039,3 +2039,50 @@ def test_report_metric_warns_once_a_fit_when_a_controller_goes_against_the_metri
                     __file__,
                 )
             ]
+
+
+class PerEpoch(Tiny):
+    """A scheduler returned as Lightning users often do: without a config, or with one."""
+
+    def __init__(self, total: int, config: dict[str, Any] | None) -> None:
+        super().__init__(spec=f"cosine(0.05, total_steps={total})")
+        self.config = config
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.SGD(self.parameters(), lr=self.lr)
+        sched = lt.scheduler(opt, self.spec)
+        if self.config is None:
+            return [opt], [sched]
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, **self.config}}
+
+
+@pytest.mark.parametrize(
+    ("total", "config", "warns"),
+    [
+        (12, None, True),  # 4 steps an epoch, 3 epochs: a schedule counted in steps
+        (12, {"interval": "epoch"}, True),
+        (12, {"interval": "step"}, False),
+        (3, None, False),  # counted in epochs
+    ],
+)
+def test_a_schedule_longer_than_the_fit_s_epochs_stepped_once_an_epoch_warns(
+    total: int, config: Any, warns: bool
+) -> None:
+    model = PerEpoch(total, config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer(max_epochs=3, limit_val_batches=0).fit(model)
+    said = [str(w.message) for w in caught if "once an epoch" in str(w.message)]
+    sched = model.trainer.lr_scheduler_configs[0].scheduler
+    assert sched.last_epoch == (12 if config == {"interval": "step"} else 3)
+    assert said == (
+        [
+            "Lightning steps this scheduler once an epoch (its config's 'interval' is 'epoch', "
+            "Lightning's default) but its schedule spans 12 steps, more than the fit's 3 "
+            "epochs: it would stop at step 3. Return {'optimizer': opt, 'lr_scheduler': "
+            "{'scheduler': sched, 'interval': 'step'}} from configure_optimizers (or count "
+            "the schedule in epochs)"
+        ]
+        if warns
+        else []
+    )

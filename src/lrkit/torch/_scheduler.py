@@ -205,6 +205,38 @@ def _foreign_change(last: Any, groups: Any) -> str:
     )
 
 
+def _stepped_per_epoch(sched: Any) -> str | None:
+    """The warning for a scheduler that Lightning's training loop steps once an epoch (the
+    scheduler config's ``"interval"``, ``"epoch"`` by default) although its schedule spans
+    more steps than the fit has epochs: it would never get past step ``max_epochs``. Read off
+    the caller's frames at the first step (Lightning's ``_update_learning_rates``); ``None``
+    for any other caller, or a schedule that fits the epochs or has no end."""
+    frame: Any = sys._getframe(2)
+    for _ in range(12):
+        if frame is None:
+            return None
+        if frame.f_code.co_name == "_update_learning_rates" and "lightning" in str(
+            frame.f_globals.get("__name__", "")
+        ):
+            break
+        frame = frame.f_back
+    else:
+        return None
+    if frame.f_locals.get("interval") != "epoch":
+        return None
+    epochs = getattr(getattr(frame.f_locals.get("self"), "trainer", None), "max_epochs", None)
+    lengths = [n for n in (s.length for s in sched.schedules) if n is not None]
+    if not isinstance(epochs, int) or epochs <= 0 or not lengths or max(lengths) <= epochs:
+        return None
+    return (
+        f"Lightning steps this scheduler once an epoch (its config's 'interval' is 'epoch', "
+        f"Lightning's default) but its schedule spans {max(lengths)} steps, more than the "
+        f"fit's {epochs} epochs: it would stop at step {epochs}. Return {{'optimizer': opt, "
+        "'lr_scheduler': {'scheduler': sched, 'interval': 'step'}} from configure_optimizers "
+        "(or count the schedule in epochs)"
+    )
+
+
 def _negative_hp(key: str, value: float, step: int) -> ValueError:
     name = "momentum" if key == "momentum" else f"hyperparams[{key!r}]"
     return V.negative_at_step(name, value, step, built_at=0, what="scheduler")
@@ -381,6 +413,8 @@ class LRKitScheduler(LRScheduler):
     """
 
     _foreign_warned = False
+    # the first step() after construction looks whether Lightning steps it once an epoch
+    _interval_unchecked = True
     # reported to while another scheduler holds the LRs (an ended SequentialLR phase, whose
     # controller may have changed its scale since its last step): the optimizer's LRs are not
     # this scheduler's, even where they equal the last ones it set (cleared when it sets
@@ -802,6 +836,11 @@ class LRKitScheduler(LRScheduler):
         groups = self.optimizer.param_groups
         if epoch is None:
             t = self.last_epoch + 1
+            if self._interval_unchecked and t > 0:  # a training loop's first step
+                self._interval_unchecked = False
+                said = _stepped_per_epoch(self)
+                if said is not None:
+                    warnings.warn(said, stacklevel=caller_level())
         else:
             if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool):
                 epoch = int(epoch)  # numpy integers too
