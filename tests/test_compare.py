@@ -3,6 +3,7 @@ alone, and bad inputs are one-line errors naming the parameter."""
 
 from __future__ import annotations
 
+import math
 import random
 import warnings
 
@@ -205,7 +206,7 @@ def test_groups_at_other_lrs_are_noted_beside_the_lr_they_are_ratios_of():
     fixed, plateau, adam = report.results
     assert fixed.note == "groups at x0.1, x1 the LR"
     assert plateau.note.endswith(" reductions; groups at x0.1, x1 the LR")
-    assert adam.note == ""  # its own optimizer, one group
+    assert adam.note == "one group, no group LRs (the target's not carried)"  # its own optimizer
     assert fixed.lrs[0] == pytest.approx(0.1 * report.lrs.base)  # group 0's, plotted
     assert fixed.lr == f"{report.lrs.base:.3g}"
     # one group: no note
@@ -1474,3 +1475,63 @@ def test_a_results_json_form_has_no_non_finite_number_in_its_curves():
     assert d["final_loss"] is None and d["val_loss"] is None and d["diverged"] is True
     text = json.dumps(C.Comparison([row], lrs=_LRS).to_dict(), allow_nan=False)
     assert json.loads(text)["results"][0]["losses"] == [1.5, None, None]
+
+
+@pytest.mark.parametrize("batches", [30, 25])
+def test_schedulefree_on_one_shot_data_with_batchnorm_keeps_the_trained_statistics(batches):
+    """A generator the run read to its end cannot be read again to re-estimate BatchNorm at
+    the averaged weights: the row is scored with the statistics as trained, and says so."""
+    pytest.importorskip("schedulefree")
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(512, 20, generator=g), torch.randint(0, 4, (512,), generator=g)
+
+    def make():
+        torch.manual_seed(0)
+        m = torch.nn.Sequential(
+            torch.nn.Linear(20, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+            torch.nn.Linear(16, 4),
+        )  # fmt: skip
+        data = ((x[i * 16 : i * 16 + 16], y[i * 16 : i * 16 + 16]) for i in range(batches))
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        return m, opt, torch.nn.functional.cross_entropy, data, [(x[480:], y[480:])]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = C.run_method("schedulefree", make=C.factory(make, seed=0), lrs=_LRS, steps=30)
+    said = "BatchNorm statistics as trained (one-shot data, not read again)"
+    ran_out = [] if batches == 30 else [f"data ran out after {batches} of 30 steps"]
+    assert r.note == "; ".join([said, *ran_out]) and math.isfinite(r.val_loss)
+
+
+def test_adam_and_lr_free_rows_say_the_targets_weight_decay_and_group_lrs_are_not_carried():
+    pytest.importorskip("schedulefree")
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 20, generator=g), torch.randint(0, 4, (64,), generator=g)
+
+    def task(groups: bool, wd: float):
+        def make():
+            torch.manual_seed(0)
+            m = torch.nn.Sequential(
+                torch.nn.Linear(20, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)
+            )
+            params = (
+                [{"params": m[0].parameters(), "lr": 1e-4}, {"params": m[2].parameters()}]
+                if groups
+                else m.parameters()
+            )
+            opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=wd)
+            return m, opt, torch.nn.functional.cross_entropy, [(x, y)] * 10, [(x, y)]
+
+        return C.factory(make, seed=0)
+
+    for groups, wd, said in [
+        (True, 0.1, "one group, no weight decay nor group LRs (the target's not carried)"),
+        (False, 0.1, "one group, no weight decay (the target's not carried)"),
+        (True, 0.0, "one group, no group LRs (the target's not carried)"),
+        (False, 0.0, ""),
+    ]:
+        for method in ("adam", "schedulefree"):
+            r = C.run_method(method, make=task(groups, wd), lrs=_LRS, steps=5)
+            assert r.note == said, (groups, wd, method)
+        fixed = C.run_method("fixed", make=task(groups, wd), lrs=_LRS, steps=5)
+        assert "not carried" not in fixed.note

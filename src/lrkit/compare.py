@@ -520,8 +520,17 @@ def parse_methods(spec: str | Sequence[str]) -> list[str]:
     out = [m.strip().lower() for m in items if m.strip()]
     bad = [m for m in out if m not in METHODS]
     if bad or not out:
+        which = ""
+        if bad:
+            import difflib
+
+            close = difflib.get_close_matches(bad[0], METHODS, n=1, cutoff=0.75)
+            which = f" ({bad[0]!r} is none of them" + (
+                f": did you mean {close[0]!r}?)" if close else ")"
+            )
         raise ValueError(
-            f"methods must be a comma-separated subset of {', '.join(METHODS)}, got {V.fmt(spec)}"
+            f"methods must be a comma-separated subset of {', '.join(METHODS)}, got "
+            f"{V.fmt(spec)}{which}"
         )
     return list(dict.fromkeys(out))
 
@@ -558,17 +567,24 @@ def check_installed(methods: str | Sequence[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- running
-def _evaluate(setup: Setup) -> tuple[float, float]:
+def _evaluate(setup: Setup) -> tuple[float, float, str]:
+    """The validation loss and accuracy, and a note for the row ("" for none)."""
     from .torch import evaluate, evaluating, is_schedule_free
 
     if setup.val_data is None:
-        return math.nan, math.nan
+        return math.nan, math.nan, ""
     # BatchNorm statistics at schedule-free's x: from the training data, read as fit reads it
-    # (a zero-argument callable is called)
+    # (a zero-argument callable is called); a one-shot iterator that the run read cannot be
+    # read again: the statistics stay those of training
     bn_data = setup.data if is_schedule_free(setup.optimizer) else None
+    note = ""
+    if bn_data is not None and hasattr(bn_data, "__next__"):
+        bn_data = None
+        if any(getattr(m, "running_mean", None) is not None for m in setup.model.modules()):
+            note = "BatchNorm statistics as trained (one-shot data, not read again)"
     with evaluating(setup.model, setup.optimizer, bn_data=bn_data, num_batches=10):
         loss, acc = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val_data)
-    return float(loss), float(acc)
+    return float(loss), float(acc), note
 
 
 def _preflight(make: Callable[[], Setup]) -> None:
@@ -727,6 +743,19 @@ def find_lrs(
         make.restore()
 
 
+def _not_carried(opt: Any) -> list[str]:
+    """The note of a row that trains the target's parameters with an optimizer of its own
+    (Adam, schedule-free, Prodigy: one group at their defaults) when the target's optimizer
+    has a weight decay or groups at different LRs, which that row does not carry."""
+    live = [g for g in opt.param_groups if float(g["lr"]) != 0.0] or opt.param_groups
+    what = []
+    if any(float(g.get("weight_decay", 0.0) or 0.0) != 0.0 for g in live):
+        what.append("weight decay")
+    if len({float(g["lr"]) for g in live}) > 1:
+        what.append("group LRs")
+    return [f"one group, no {' nor '.join(what)} (the target's not carried)"] if what else []
+
+
 def _plan(method: str, setup: Setup, lrs: LRs, steps: int) -> tuple[Any, Any, Any, str]:
     """(optimizer, lrkit scheduler or None, feedback or None, LR description) for a method."""
     import torch
@@ -799,6 +828,7 @@ def run_method(
     try:
         t0 = time.perf_counter()
         setup = make()
+        target_opt = setup.optimizer
         opt, sched, fb, desc = _plan(method, setup, lrs, steps)
         if fb is not None:
             check_rereadable(method, setup.val_data)
@@ -841,10 +871,11 @@ def run_method(
         res = Result(method=method, optimizer=type(opt).__name__, lr=desc)
         res.losses, res.lrs, res.diverged = hist.losses, hist.lrs, hist.diverged
         res.final_loss = hist.final_loss()
-        if not res.diverged:
-            res.val_loss, res.val_acc = _evaluate(setup)
-        res.seconds = time.perf_counter() - t0
         notes = []
+        if not res.diverged:
+            res.val_loss, res.val_acc, said = _evaluate(setup)
+            notes += [said] if said else []
+        res.seconds = time.perf_counter() - t0
         if not hist.diverged and hist.steps < steps:
             notes.append(f"data ran out after {hist.steps} of {steps} steps")
             warnings.warn(
@@ -859,6 +890,8 @@ def run_method(
             notes.append(f"{n} reduction{'' if n == 1 else 's'}")
         if method == "prodigy":
             notes.append(f"final d*lr {lrfree_lr(opt)[0]:.3g}")
+        if sched is None:  # Adam and the LR-free rows: one group at their own defaults
+            notes += _not_carried(target_opt)
         ratios = None if sched is None else group_ratios_text(sched.ratios)
         if ratios is not None:
             # the LR column is the schedule's value, the optimizer's lr: each group trains at

@@ -763,7 +763,13 @@ def test_an_unknown_method_is_one_line_naming_the_option(task_module, capsys):
     assert main(argv) == 2
     assert capsys.readouterr().err == (
         f"lrkit compare: error: --methods must be a comma-separated subset of "
-        f"{', '.join(C.METHODS)}, got 'fixed,sgdr'\n"
+        f"{', '.join(C.METHODS)}, got 'fixed,sgdr' ('sgdr' is none of them)\n"
+    )
+    assert main(["compare", "--demo", "--methods", "fixed,Cosin", "--no-plot"]) == 2
+    assert capsys.readouterr().err == (
+        f"lrkit compare: error: --methods must be a comma-separated subset of "
+        f"{', '.join(C.METHODS)}, got 'fixed,Cosin' ('cosin' is none of them: did you mean "
+        "'cosine'?)\n"
     )
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import math
+import re
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -1002,3 +1006,45 @@ def test_logger_plot_title_axes_given_twice_and_zero_step_sizes():
     with pytest.raises(ValueError) as info:
         log.plot(ax, ax=ax2)
     assert str(info.value) == "ax: the axes are given twice (as the first argument and as ax=)"
+
+
+def test_a_logger_resumed_from_its_state_dict_goes_on_as_the_uninterrupted_one() -> None:
+    x, y = torch.randn(32, 10, generator=torch.Generator().manual_seed(0)), torch.arange(32) % 2
+
+    def made() -> tuple[Any, Any]:
+        torch.manual_seed(0)
+        m = torch.nn.Linear(10, 2)
+        return m, torch.optim.Adam(m.parameters(), lr=1e-3)
+
+    def train(m: Any, o: Any, n: int) -> None:
+        for _ in range(n):
+            o.zero_grad()
+            torch.nn.functional.cross_entropy(m(x), y).backward()
+            o.step()
+
+    m, o = made()
+    whole = lt.EffectiveLRLogger(o, names=m, every=5, tensorboard=False, sample=100)
+    train(m, o, 20)
+    m, o = made()
+    first = lt.EffectiveLRLogger(o, names=m, every=5, tensorboard=False, sample=100)
+    train(m, o, 10)
+    ck = json.loads(json.dumps({"elr": first.state_dict()}))
+    saved = {"model": copy.deepcopy(m.state_dict()), "opt": copy.deepcopy(o.state_dict())}
+    m2, o2 = made()
+    m2.load_state_dict(saved["model"])
+    o2.load_state_dict(saved["opt"])
+    log = lt.EffectiveLRLogger(o2, names=m2, every=5, tensorboard=False, sample=100)
+    log.load_state_dict(ck["elr"])
+    train(m2, o2, 10)
+    assert log.steps == whole.steps == [5, 10, 15, 20]
+    assert log.to_dict() == whole.to_dict()
+    before = log.state_dict()
+    for bad, says in [
+        ({"steps": []}, "state_dict must be a state_dict() of an EffectiveLRLogger"),
+        ({**before, "layers": {"other": {}}}, "names layers this logger does not have: ['other']"),
+        ({**before, "layers": {"weight": {"median": [1.0]}}}, "must hold median, p5 and p95"),
+        ({**before, "step": -1}, "state['step']"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            log.load_state_dict(bad)
+        assert log.state_dict() == before

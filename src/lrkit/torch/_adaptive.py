@@ -605,6 +605,55 @@ class EffectiveLRLogger:
             "layers": {n: {k: list(v) for k, v in h.items()} for n, h in self.history.items()},
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs, as plain Python types: the optimizer steps counted
+        (``step``) and the history (``steps``, ``layers``, as :meth:`to_dict`). Save this in a
+        checkpoint rather than the logger itself, which holds the optimizer and its
+        parameters (a pickled logger is hooked onto its own copy of them)."""
+        return {"step": self._count, **self.to_dict()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Resume from :meth:`state_dict`: the count of optimizer steps and the history go on
+        from the checkpoint's (a logger built on the resumed optimizer). A layer of this
+        logger the checkpoint has no history of gets NaN for the steps saved; one the
+        checkpoint has and this logger does not is a one-line ``ValueError``, as is a
+        malformed state; nothing is changed then."""
+        state = state_dict
+        if not isinstance(state, Mapping) or not {"step", "steps", "layers"} <= set(state):
+            raise ValueError(
+                "state_dict must be a state_dict() of an EffectiveLRLogger (keys step, steps, "
+                f"layers), got {V.fmt(state)}"
+            )
+        count = V.integer("state['step']", state["step"], 0)
+        steps = [V.integer("state['steps'][i]", t) for t in state["steps"]]
+        layers = state["layers"]
+        unknown = sorted(set(layers) - set(self.names)) if isinstance(layers, Mapping) else []
+        if not isinstance(layers, Mapping) or unknown:
+            raise ValueError(
+                f"state['layers'] names layers this logger does not have: {unknown[:5]} "
+                f"(its layers: {self.names[:5]}...); build it with the same names= and "
+                "optimizer"
+                if unknown
+                else f"state['layers'] must be a dict of layers, got {V.fmt(layers)}"
+            )
+        history: dict[str, dict[str, list[float]]] = {}
+        for name in self.names:
+            h = layers.get(name)
+            if h is None:
+                history[name] = {k: [math.nan] * len(steps) for k in ("median", "p5", "p95")}
+                continue
+            try:
+                history[name] = {k: [float(v) for v in h[k]] for k in ("median", "p5", "p95")}
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(
+                    f"state['layers'][{name!r}] must hold median, p5 and p95 lists"
+                ) from None
+            if any(len(v) != len(steps) for v in history[name].values()):
+                raise ValueError(
+                    f"state['layers'][{name!r}] must hold one value per step saved ({len(steps)})"
+                )
+        self._count, self.steps, self.history = count, steps, history
+
     def plot(
         self,
         path_or_ax: Any = None,
