@@ -2086,3 +2086,37 @@ def test_a_schedule_longer_than_the_fit_s_epochs_stepped_once_an_epoch_warns(
         if warns
         else []
     )
+
+
+class Batched(Tiny):
+    """A module whose batch size Lightning's BatchSizeFinder scales."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_size = 8
+
+    def train_dataloader(self) -> DataLoader:
+        x, y = _data()
+        return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, shuffle=True)
+
+
+@pytest.mark.parametrize("order", ["finder_first", "finder_last"])
+def test_beside_lightning_s_batch_size_finder_the_range_test_runs_and_sets_the_lr(
+    tmp_path: Any, order: str
+) -> None:
+    """BatchSizeFinder, which Lightning runs first, saves and restores the run as it begins:
+    that leaves trainer.ckpt_path naming its file, in a fit that resumes nothing."""
+    finder = LRFinder(num_iter=20)
+    bsf = pl.callbacks.BatchSizeFinder(max_trials=2, steps_per_trial=1)
+    model = Batched()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer(
+            max_epochs=1,
+            callbacks=[finder, bsf] if order == "finder_first" else [bsf, finder],
+            default_root_dir=tmp_path,
+        ).fit(model)
+    assert [str(w.message) for w in caught if "LRFinder" in str(w.message)] == []
+    assert model.batch_size == 4 and finder.result is not None  # scaled: 2, then 4
+    assert model.lr == finder.result.suggestion
+    assert not list(tmp_path.glob(".scale_batch_size_*"))

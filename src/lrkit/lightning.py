@@ -172,6 +172,12 @@ _LIGHTNING_HINTS = {
 }
 
 
+#: the names of the temporary checkpoints of Lightning's tuner callbacks (``BatchSizeFinder``,
+#: ``LearningRateFinder``): each saves the run as its ``on_fit_start`` begins and restores it
+#: at its end, which leaves ``trainer.ckpt_path`` naming that file in a fit that resumes nothing
+_TUNER_CHECKPOINTS = (".scale_batch_size_", ".lr_find_")
+
+
 class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
     """Run the LR range test when ``fit`` starts, on the module's own training step.
 
@@ -351,6 +357,10 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
         # only a fit resumed from a checkpoint reuses the curve it holds (one loaded by a
         # validate or test with ckpt_path, or by an earlier fit, is not this run's)
         ckpt = getattr(trainer, "ckpt_path", None)
+        if ckpt is not None and os.path.basename(str(ckpt)).startswith(_TUNER_CHECKPOINTS):
+            # Lightning's BatchSizeFinder (which Lightning runs first) saved the run as it
+            # began and restored it: ckpt_path names that file, and no resume is under way
+            ckpt = None
         resumed = self._restored and ckpt is not None
         later = bool(getattr(trainer.strategy, "restore_checkpoint_after_setup", False))
         if ckpt is not None and not self._restored and not later and attr is not None:
