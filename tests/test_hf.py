@@ -1290,3 +1290,35 @@ def test_report_metric_warns_once_when_a_controller_goes_against_the_metric(
             f"ReportMetric: {says}: it would cut the learning rate while the metric improves; "
             f"build the controller with mode={'max' if 'maxi' in says else 'min'!r}"
         ]
+
+
+def test_find_lr_sweeps_the_model_as_train_trains_it_and_leaves_it_as_it_was(
+    tmp_path: Any,
+) -> None:
+    """Gradient checkpointing and NEFTune's noisy embeddings, which train() turns on, are on
+    during the sweep (the memory and the loss train() has) and off again afterwards."""
+
+    def trainer(**kwargs: Any) -> Any:
+        torch.manual_seed(0)
+        return transformers.Trainer(
+            model=tiny_bert(), args=_args(tmp_path, **kwargs), train_dataset=Pairs(64, 1)
+        )
+
+    plain = find_lr(trainer(), num_iter=10, warn=False)
+    fields = transformers.TrainingArguments.__dataclass_fields__
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in fields
+        else "gradient_checkpointing"
+    )
+    t = trainer(**{name: True})
+    seen: list[bool] = []
+    t.model.register_forward_pre_hook(lambda m, a: seen.append(m.is_activation_checkpointing))
+    checkpointed = find_lr(t, num_iter=10, warn=False)
+    assert seen and all(seen) and not t.model.is_activation_checkpointing
+    assert checkpointed.losses.tolist() == pytest.approx(plain.losses.tolist(), rel=1e-5)
+    t = trainer(neftune_noise_alpha=50.0)
+    emb = t.model.get_input_embeddings()
+    noisy = find_lr(t, num_iter=10, warn=False)
+    assert noisy.losses.tolist() != plain.losses.tolist()
+    assert not emb._forward_hooks and not hasattr(emb, "neftune_noise_alpha")

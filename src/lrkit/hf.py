@@ -18,7 +18,9 @@ but the optimizer is then yours: the Trainer's weight-decay parameter groups are
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import importlib
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -472,27 +474,28 @@ def find_lr(
             def clip(opt: Any) -> None:
                 torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), args.max_grad_norm)
 
-        result: FinderResult = _torch_find_lr(
-            trainer.model,
-            optimizer,
-            None,
-            data,
-            step=step,
-            options=options,
-            accumulation_steps=int(args.gradient_accumulation_steps),
-            amp=amp,
-            scaler=scaler,
-            device=device,
-            snapshot=snapshot,
-            val_data=val_data,
-            probe_data=probe_data,
-            progress=progress,
-            callback=callback,
-            warn=warn,
-            max_skipped=max_skipped,
-            before_step=clip,
-            window_step=window,
-        )
+        with _as_trained(trainer):
+            result: FinderResult = _torch_find_lr(
+                trainer.model,
+                optimizer,
+                None,
+                data,
+                step=step,
+                options=options,
+                accumulation_steps=int(args.gradient_accumulation_steps),
+                amp=amp,
+                scaler=scaler,
+                device=device,
+                snapshot=snapshot,
+                val_data=val_data,
+                probe_data=probe_data,
+                progress=progress,
+                callback=callback,
+                warn=warn,
+                max_skipped=max_skipped,
+                before_step=clip,
+                window_step=window,
+            )
         return result
     finally:
         if created:
@@ -501,6 +504,68 @@ def find_lr(
         if prepared is not None and isinstance(registry, list):
             registry[:] = [d for d in registry if d is not prepared]
         torch.set_rng_state(rng)  # (the sweep restores it too; this covers a failure before)
+
+
+@contextlib.contextmanager
+def _as_trained(trainer: Any) -> Any:
+    """The model as ``train()`` trains it, for the sweep: activation (gradient) checkpointing
+    (``args.gradient_checkpointing``, with its kwargs) and NEFTune's noisy embeddings
+    (``args.neftune_noise_alpha``) turned on as ``train()`` turns them on, and off again
+    afterwards where they were off."""
+    args, model = trainer.args, trainer.model
+    undo: list[Callable[[], None]] = []
+    try:
+        wanted = getattr(args, "activation_checkpointing", None)
+        if wanted is None:
+            wanted = getattr(args, "gradient_checkpointing", False)
+        on = getattr(model, "is_activation_checkpointing", None)  # transformers 5's name
+        if on is None:
+            on = getattr(model, "is_gradient_checkpointing", True)
+        if wanted and not on:
+            kwargs = dict(
+                getattr(args, "activation_checkpointing_kwargs", None)
+                or getattr(args, "gradient_checkpointing_kwargs", None)
+                or {}
+            )
+            if hasattr(model, "activation_checkpointing_enable"):  # transformers 5
+                every, offload = kwargs.pop("every_n_layers", 1), kwargs.pop("offload", False)
+                model.activation_checkpointing_enable(
+                    activation_checkpointing_kwargs=kwargs or None,
+                    every_n_layers=every,
+                    offload=offload,
+                )
+                undo.append(model.activation_checkpointing_disable)
+            elif hasattr(model, "gradient_checkpointing_enable"):
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs or None)
+                undo.append(model.gradient_checkpointing_disable)
+        alpha = getattr(args, "neftune_noise_alpha", None)
+        if alpha is not None:
+            try:  # transformers 5; 4.x has it in trainer_utils
+                hook = importlib.import_module("transformers.integrations.neftune")
+            except ImportError:  # pragma: no cover - transformers 4.x
+                hook = importlib.import_module("transformers.trainer_utils")
+            inner = trainer.accelerator.unwrap_model(model)
+            inner = getattr(getattr(inner, "base_model", None), "model", inner)  # a PEFT model
+            emb = inner.get_input_embeddings()
+            had = emb.__dict__.get("neftune_noise_alpha", _UNSET)
+            emb.neftune_noise_alpha = alpha
+            handle = emb.register_forward_hook(hook.neftune_post_forward_hook)
+
+            def off() -> None:
+                handle.remove()
+                if had is _UNSET:
+                    del emb.neftune_noise_alpha
+                else:
+                    emb.neftune_noise_alpha = had
+
+            undo.append(off)
+        yield
+    finally:
+        for fn in reversed(undo):
+            fn()
+
+
+_UNSET = object()
 
 
 def _window_step(
