@@ -492,7 +492,11 @@ def too_many_positional(
     ``example``: the call as it reads with keywords)."""
     n = len(positional)
     which = f" ({', '.join(positional)})" if positional else ""
-    rest = "; give the others by keyword" if set(params) - set(positional) else ""
+    rest = (
+        ("; give the others by keyword" if positional else "; give them by keyword")
+        if set(params) - set(positional)
+        else ""
+    )
     if rest and example:
         rest += f", as in {example}"
     return (

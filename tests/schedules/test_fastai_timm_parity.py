@@ -143,6 +143,25 @@ def test_timm_step_scheduler_is_step():
                                rtol=1e-15)  # fmt: skip
 
 
+@pytest.mark.parametrize("decay_t", [[30, 80], [0, 5, 5, 120], [1, 2]])
+def test_timm_multistep_scheduler_is_multistep_a_step_earlier(decay_t):
+    """timm's MultiStepLRScheduler._get_lr: ``base * decay_rate ** bisect_right(decay_t,
+    t + 1)``: a milestone m applies from step m - 1 (a milestone 0 from step 0)."""
+    import bisect
+
+    steps = np.arange(200)
+    want = [0.1 * 0.5 ** bisect.bisect_right(decay_t, int(t) + 1) for t in steps]
+    ours = S.multistep(0.1, milestones=[max(m - 1, 0) for m in decay_t], gamma=0.5)
+    np.testing.assert_allclose(ours.values(steps), want, rtol=1e-15)
+    with pytest.raises(TypeError) as info:
+        S.multistep(0.1, decay_t=decay_t, decay_rate=0.5)
+    assert str(info.value).endswith(
+        "for decay_rate use gamma, for decay_t use milestones (= [max(m - 1, 0) for m in "
+        "decay_t]: timm's MultiStepLRScheduler applies a milestone a step before PyTorch's "
+        "MultiStepLR)"
+    )
+
+
 def test_timm_arguments_are_answered_with_the_expression_that_gives_them():
     with pytest.raises(TypeError) as info:
         S.cosine_restarts(0.1, t_initial=20, cycle_mul=2, cycle_limit=3)
@@ -153,7 +172,9 @@ def test_timm_arguments_are_answered_with_the_expression_that_gives_them():
         "(c - 1))]) where m = 0 or g = 1 (timm's g scales the peak, m_mul the height above "
         "m); warmup_t=w, warmup_lr_init=a with warmup_prefix=True is with_warmup(..., "
         "warmup_steps=w, start_lr=a) (warmup_prefix=False and k_decay have no counterpart) "
-        "(these expressions are spec strings: lrkit.schedules.parse reads them as written)"
+        "(these forms are spec strings: lrkit.schedules.parse reads them once each arithmetic "
+        "expression is worked out into a number; in Python, give the arguments after the first "
+        "by keyword)"
     )
     with pytest.raises(TypeError, match=r"for lr_min use eta_min$"):
         S.cosine(0.1, total_steps=10, lr_min=0.001)

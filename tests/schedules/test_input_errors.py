@@ -243,7 +243,8 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             lambda: S.cosine(0.1, total_steps=100, warmup_steps=10),
             "cosine: unknown parameter(s) ['warmup_steps'] (parameters: lr, total_steps, "
             "eta_min); for warmup_steps use lrkit.schedules.with_warmup(cosine(...), "
-            "warmup_steps=warmup_steps)",
+            "warmup_steps=warmup_steps) (Keras' CosineDecay warms up only with warmup_target: "
+            "without it, it is cosine(...) alone, warmup_steps unused)",
         ),
         # a peer's name of a parameter this family does not have: no hint
         (
@@ -696,3 +697,19 @@ def test_a_misspelled_parameter_is_told_the_one_meant_in_python_and_in_a_spec() 
     assert str(info.value) == (
         "cosine: unknown parameter(s) ['zzz'] (parameters: lr, total_steps, eta_min)"
     )
+
+
+def test_clamp_given_its_bounds_by_position_says_which_keyword_each_is() -> None:
+    s = S.cosine(0.1, total_steps=10)
+    for call, example in [
+        (lambda: s.clamp(0.01), "clamp(min_lr=0.01)"),
+        (lambda: s.clamp(0.01, 0.05), "clamp(min_lr=0.01, max_lr=0.05)"),
+    ]:
+        with pytest.raises(TypeError) as info:
+            call()
+        n = example.count("=")
+        assert str(info.value) == (
+            f"Schedule.clamp: takes 0 positional arguments but {n} were given; give them by "
+            f"keyword, as in {example} (parameters: min_lr, max_lr)"
+        )
+    assert s.clamp(min_lr=0.01, max_lr=0.05) == S.parse(str(s.clamp(min_lr=0.01, max_lr=0.05)))

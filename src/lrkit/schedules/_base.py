@@ -426,7 +426,8 @@ def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]
             f"({name}(warmup_target, ...), warmup_steps=warmup_steps, start_lr=lr)"
             if "warmup_target" in keras
             else f"for warmup_steps use lrkit.schedules.with_warmup({name}(...), "
-            "warmup_steps=warmup_steps)"
+            "warmup_steps=warmup_steps) (Keras' CosineDecay warms up only with warmup_target: "
+            f"without it, it is {name}(...) alone, warmup_steps unused)"
         )
     text = ", ".join(said)
     if calls:  # positional forms, as str(schedule) prints them: Python takes them by keyword
@@ -435,7 +436,11 @@ def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]
 
 
 #: what a peer call's hint says of the expressions it gives
-SPEC_FORMS = "these expressions are spec strings: lrkit.schedules.parse reads them as written"
+SPEC_FORMS = (
+    "these forms are spec strings: lrkit.schedules.parse reads them once each arithmetic "
+    "expression is worked out into a number; in Python, give the arguments after the first by "
+    "keyword"
+)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -804,6 +809,7 @@ class Schedule(ABC):
         """This schedule multiplied by a constant ``factor`` (>= 0)."""
         return _composite("scale")(self, factor=factor)
 
+    @V.keyword_only("Schedule.clamp", peer_order=("min_lr", "max_lr"))  # numpy.clip's order
     def clamp(self, *, min_lr: float | None = None, max_lr: float | None = None) -> Schedule:
         """This schedule clipped into ``[min_lr, max_lr]`` (either bound may be ``None``)."""
         return _composite("clamp")(self, min_lr=min_lr, max_lr=max_lr)

@@ -139,7 +139,16 @@ class MultiStep(Schedule):
 
     name = "multistep"
     params = ("lr", "milestones", "gamma")
-    peer_names = _LR_PEERS
+    peer_names = {
+        **_LR_PEERS,
+        # timm's MultiStepLRScheduler: a milestone m applies from step m - 1
+        "decay_t": (
+            "milestones",
+            "[max(m - 1, 0) for m in decay_t]: timm's MultiStepLRScheduler applies a milestone "
+            "a step before PyTorch's MultiStepLR",
+        ),
+        "decay_rate": ("gamma", ""),
+    }
 
     def __init__(self, lr: float, *, milestones: Any, gamma: float = 0.1) -> None:
         self.lr = _lr("lr", lr)
