@@ -371,9 +371,13 @@ def test_a_study_keeps_the_blind_fallback_interval_when_a_later_range_test_works
 
 def test_a_study_keeps_its_finder_interval_when_a_later_range_test_fails() -> None:
     st = _shared("kept")
+    said: list[str] = []
     r1 = tune(Task(train=_flat, total_steps=20, range_test=lambda: (1e-3, 1.0)), n_trials=2,
-              storage=st, study_name="kept", seed=0)  # fmt: skip
+              storage=st, study_name="kept", seed=0, log=said.append)  # fmt: skip
     assert r1.lr_range == (1e-3, 1.0)
+    # a pair returned by range_test is no range test's result: said so, not "(finder)"
+    assert r1.seeding == "finder" and r1.searched_by == "range_test's pair"
+    assert "searching peak LR in [0.001, 1] (range_test's pair)" in said[1]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no range test, so no "no usable interval" warning
         r2 = tune(Task(train=_flat, total_steps=20, range_test=lambda: _NoCurve()), n_trials=3,

@@ -765,7 +765,7 @@ def _print(result: Any, study: str, where: str, top: int, *, say: Any = print) -
     counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(result.counts().items()))
     lo, hi = result.lr_range
     say(f"study {study!r} ({where}): {counts}")
-    say(f"peak LR searched in [{lo:.3g}, {hi:.3g}] ({result.seeding})")
+    say(f"peak LR searched in [{lo:.3g}, {hi:.3g}] ({result.searched_by})")
     say()
     import shutil
 

@@ -19,7 +19,7 @@ from .. import _validate as V
 from .._format import shorten
 from .._runtime import HeldSignals, caller_level, kept_interrupts
 from ._load import as_task
-from ._result import TuneResult
+from ._result import TuneResult, searched_by
 from ._space import (
     BLIND_LR_RANGE,
     FAMILIES,
@@ -1258,8 +1258,8 @@ def tune(
             )
     _requeue_interrupted(study, space, max_retry=max_retry, n_trials=n_trials)
     say(
-        f"searching peak LR in [{rng[0]:.3g}, {rng[1]:.3g}] ({how}), families: "
-        + ", ".join(space.families)
+        f"searching peak LR in [{rng[0]:.3g}, {rng[1]:.3g}] ({searched_by(how, info)}), "
+        "families: " + ", ".join(space.families)
     )
     current: dict[str, int] = {}
 

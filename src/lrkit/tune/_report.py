@@ -182,7 +182,7 @@ def plot_search(result: Any, *, path: Any = None, title: str | None = None) -> A
     ax1.set_title("value per trial", pad=12)
     ax2.set_xscale("log")
     lo_lr, hi_lr = result.lr_range
-    ax2.axvspan(lo_lr, hi_lr, color="0.92", zorder=0, label=f"searched ({result.seeding})")
+    ax2.axvspan(lo_lr, hi_lr, color="0.92", zorder=0, label=f"searched ({result.searched_by})")
     ax2.set_xlim(lo_lr / 1.25, hi_lr * 1.25)
     label_log_axis(ax2.xaxis, lo_lr, hi_lr)
     ax2.set_xlabel("peak learning rate (log scale)")

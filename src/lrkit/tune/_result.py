@@ -13,6 +13,13 @@ from ._task import optuna as _optuna
 __all__ = ["TuneResult"]
 
 
+def searched_by(how: str, finder: Any) -> str:
+    """How a study's interval was found, as printed: ``how`` (``"finder"``, ``"blind"`` or
+    ``"given"``), except a ``range_test`` that returned a ``(low, high)`` pair, which the
+    study records as ``"finder"`` without a range test's result: ``"range_test's pair"``."""
+    return "range_test's pair" if how == "finder" and not finder else how
+
+
 @dataclass
 class TuneResult:
     """The outcome of :func:`tune`: the Optuna ``study`` and the lrkit view of it."""
@@ -109,6 +116,13 @@ class TuneResult:
         (``seeding="finder"``), the blind ``(1e-6, 10.0)``, or the pair given as ``seeding``;
         the ``seeding`` field says which (``"finder"``, ``"blind"`` or ``"given"``)."""
         return self.space.lr_range
+
+    @property
+    def searched_by(self) -> str:
+        """How the interval was found, as the tables and the plot say it: ``seeding`` (a
+        ``range_test`` returning a ``(low, high)`` pair instead of a range test's result is
+        ``"range_test's pair"``)."""
+        return searched_by(self.seeding, self.finder)
 
     def top(self, k: int = 5) -> list[Any]:
         """The ``k`` best COMPLETE trials, best first."""
