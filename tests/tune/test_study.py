@@ -1288,6 +1288,34 @@ def test_lrkits_copy_of_a_failed_queued_point_runs_beside_its_completed_runs(
     assert trials[2].user_attrs["schedule"] == trials[0].user_attrs["schedule"]
 
 
+def test_the_first_of_two_copies_the_user_queued_stopped_is_queued_again(tmp_path: Any) -> None:
+    """The user queues a point twice (two runs to measure its noise); the first is stopped
+    (FAIL): the second is no copy of it, and the next run queues the stopped one again."""
+    url = f"sqlite:///{tmp_path / 'first.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+    for _ in range(2):
+        study.enqueue_trial({"lr": 0.05, "family": "constant"})
+    task = _quad()
+    train, runs = task.train, []
+
+    def stopped_first(schedule: S.Schedule, report: Any) -> float:
+        runs.append(1)
+        if len(runs) == 1:
+            raise KeyboardInterrupt
+        return train(schedule, report)
+
+    task.train = stopped_first  # type: ignore[misc]
+    with pytest.raises(KeyboardInterrupt):
+        tune(task, n_trials=3, storage=url, study_name="s", seeding="blind", pruner="none",
+             families="constant")  # fmt: skip
+    tune(task, n_trials=3, storage=url, study_name="s", seeding="blind", pruner="none",
+         families="constant")  # fmt: skip
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert [t.state for t in trials] == [TS.FAIL, TS.COMPLETE, TS.COMPLETE, TS.COMPLETE]
+    assert [t.params for t in trials[:3]] == [{"lr": 0.05, "family": "constant"}] * 3
+    assert trials[2].user_attrs[REQUEUED_ATTR] == 0 and "dropped" not in trials[2].user_attrs
+
+
 def test_a_point_the_user_queues_twice_runs_twice_as_optuna_runs_it(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path / 'user.db'}"
     study = optuna.create_study(study_name="s", storage=url)

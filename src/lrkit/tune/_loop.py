@@ -468,6 +468,18 @@ def _duplicate_copy(trials: Sequence[Any], trial: Any, fixed: Mapping[str, Any])
     )
 
 
+def _requeued_copy(u: Any, t: Any, fixed: Mapping[str, Any]) -> bool:
+    """Whether ``u`` runs the failed queued trial ``t`` (parameters ``fixed``) again: a copy
+    lrkit re-queued of it, or, for a seed, another worker's copy of that seed queued after
+    it. A later run of the same point that the user queued is no such copy (two points
+    queued to measure the noise at one both run)."""
+    if u.number <= t.number or u.system_attrs.get("fixed_params") != fixed:
+        return False
+    if u.user_attrs.get(REQUEUED_ATTR) == t.number:
+        return True
+    return bool(t.user_attrs.get(SEED_ATTR)) and bool(u.user_attrs.get(SEED_ATTR))
+
+
 def _requeue_interrupted(
     study: Any, space: SearchSpace, *, max_retry: int | None, n_trials: int
 ) -> None:
@@ -487,7 +499,7 @@ def _requeue_interrupted(
         fixed = t.system_attrs.get("fixed_params")
         if t.state != ts.FAIL or not fixed or not _fits(space, fixed):
             continue
-        if any(u.number > t.number and u.system_attrs.get("fixed_params") == fixed for u in trials):
+        if any(_requeued_copy(u, t, fixed) for u in trials):
             continue
         failures = sum(
             1 for u in trials if u.state == ts.FAIL and u.system_attrs.get("fixed_params") == fixed
