@@ -23,6 +23,7 @@ callback has attached its multiplier to the optimizer (``save_weights``,
 from __future__ import annotations
 
 import types
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from .. import _validate as V
 from .._format import shorten
+from .._runtime import caller_level
 from ..schedules import as_schedule, from_dict_with, holds_callable, to_dict_with
 from ..schedules.tables import EVALUATIONS, TABLE_LIMIT, formula_error, host_values
 
@@ -177,7 +179,10 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
     ``"host"``; ``"formula"`` refuses it in one line. ``get_config()`` (saving the model)
     writes its ``fn`` as Keras writes a function (``keras.saving.serialize_keras_object``: a
     registered function by name, a lambda by its code, which loads only with
-    ``safe_mode=False``); a callable Keras cannot write is a one-line ``TypeError``.
+    ``safe_mode=False``); a callable Keras cannot write is left out with a ``UserWarning``
+    (the model, its weights and its optimizer state are saved), and loading the optimizer
+    then raises a one-line ``ValueError`` (``load_model(path, compile=False)`` loads the
+    rest).
     """
 
     @V.checked_keywords("lrkit.keras.LRKitSchedule")
@@ -266,7 +271,7 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         config = _config_with_schedule(config)
         schedule = config.pop("schedule")
         if isinstance(schedule, Mapping):  # a function schedule's fn as Keras wrote it
-            schedule = from_dict_with(schedule, read=keras.saving.deserialize_keras_object)
+            schedule = from_dict_with(schedule, read=_read_fn)
         return cls(schedule, **config)
 
     def __repr__(self) -> str:
@@ -274,6 +279,23 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
         if self.evaluation != "table":
             extra += f", evaluation={self.evaluation!r}"
         return f"<lrkit.keras.schedule {self.schedule}{extra}>"
+
+
+#: the mark written for a function schedule's fn that Keras cannot serialize
+_UNWRITTEN = "lrkit>UnwrittenFunction"
+
+
+def _read_fn(obj: Any) -> Any:
+    """A function schedule's ``fn`` as Keras wrote it, read back by Keras; the mark of one it
+    could not write is a one-line ``ValueError`` saying how to load the rest."""
+    if isinstance(obj, Mapping) and obj.get("class_name") == _UNWRITTEN:
+        fn = (obj.get("config") or {}).get("fn", "?")
+        raise ValueError(
+            f"the function schedule's fn ({fn}) was not saved (Keras cannot serialize it): "
+            "load the model with keras.saving.load_model(path, compile=False) and compile it "
+            "with a schedule again"
+        )
+    return keras.saving.deserialize_keras_object(obj)
 
 
 def _config_with_schedule(config: Any) -> dict[str, Any]:
@@ -294,25 +316,32 @@ def _schedule_config(schedule: Any) -> dict[str, Any]:
         out: dict[str, Any] = schedule.to_dict()
         return out
 
-    def refuse(why: str) -> TypeError:
-        return TypeError(
-            f"the function schedule {schedule} cannot be saved: Keras cannot serialize "
-            f"its fn ({shorten(why, 120)}); pass a function "
-            "defined with def (registered with keras.saving.register_keras_serializable) "
-            "or a lambda, or save the weights only (model.save_weights); in model.save, "
-            "Keras has emptied the file it was writing by now"
+    def unwritable(fn: Any, why: str) -> dict[str, Any]:
+        # the model is saved all the same (its weights, architecture and optimizer state: a
+        # raise here would leave the file Keras opened empty, and stop a ModelCheckpoint's
+        # training run); the fn is written as a mark that from_config refuses in one line
+        warnings.warn(
+            f"the function schedule {schedule} is saved without its fn: Keras cannot "
+            f"serialize it ({shorten(why, 120)}); the file holds the model, its weights and "
+            "its optimizer state, and keras.saving.load_model(path, compile=False) loads "
+            "them (compile it with a schedule again). To save the schedule too, pass a "
+            "function defined with def (registered with "
+            "keras.saving.register_keras_serializable) or a lambda",
+            UserWarning,
+            stacklevel=caller_level(),
         )
+        return {"class_name": _UNWRITTEN, "config": {"fn": shorten(repr(fn), 120)}}
 
     def write(fn: Any) -> Any:
         # a Python function, or an object Keras writes through its get_config(); anything
         # else (a bound method, a builtin, a numpy ufunc, a jitted function) Keras writes as
         # a name it cannot read back, or fails on
         if not isinstance(fn, types.FunctionType) and not hasattr(fn, "get_config"):
-            raise refuse(f"a {type(fn).__name__} is no Python function")
+            return unwritable(fn, f"a {type(fn).__name__} is no Python function")
         try:
             return keras.saving.serialize_keras_object(fn)
         except Exception as exc:
-            raise refuse((str(exc).splitlines() or [type(exc).__name__])[0]) from None
+            return unwritable(fn, (str(exc).splitlines() or [type(exc).__name__])[0])
 
     return to_dict_with(schedule, write=write)
 
