@@ -954,6 +954,21 @@ def _linear_task(val: bool = True):
 _LRS = C.LRs(0.1, base_max=0.3, base_min=0.03, adam=0.01)
 
 
+def _recorded_bn_data(monkeypatch) -> list:
+    """The ``bn_data`` each scoring of a run hands to ``lrkit.torch.evaluating``, in order."""
+    import lrkit.torch
+
+    seen: list = []
+    real = lrkit.torch.evaluating
+
+    def evaluating(model, optimizer, **kwargs):
+        seen.append(kwargs.get("bn_data"))
+        return real(model, optimizer, **kwargs)
+
+    monkeypatch.setattr(lrkit.torch, "evaluating", evaluating)
+    return seen
+
+
 def test_the_step_exponential_and_cyclic_rows_follow_their_documented_curves():
     """10 steps: step cuts x0.1 every ceil(10/3)=4 steps; exponential ends near x0.01;
     cyclic goes base_min..base_max in steps // 4 = 2 steps, halving each cycle."""
@@ -1062,16 +1077,7 @@ def test_schedule_free_warms_up_a_twentieth_of_the_steps_and_scores_with_trainin
     """Its 5% warmup (2 of 40 steps) at Adam's suggestion; scored at its averaged weights
     with the BatchNorm statistics recomputed from the training data."""
     pytest.importorskip("schedulefree")
-    import lrkit.torch
-
-    bn_data: list = []
-    real = lrkit.torch.evaluating
-
-    def evaluating(model, optimizer, **kwargs):
-        bn_data.append(kwargs.get("bn_data"))
-        return real(model, optimizer, **kwargs)
-
-    monkeypatch.setattr(lrkit.torch, "evaluating", evaluating)
+    bn_data = _recorded_bn_data(monkeypatch)
     made = C.factory(_linear_task(), seed=0)
     setups: list = []
 
@@ -1535,3 +1541,25 @@ def test_adam_and_lr_free_rows_say_the_targets_weight_decay_and_group_lrs_are_no
             assert r.note == said, (groups, wd, method)
         fixed = C.run_method("fixed", make=task(groups, wd), lrs=_LRS, steps=5)
         assert "not carried" not in fixed.note
+
+
+def test_schedulefree_on_an_endless_iterator_reestimates_batchnorm_from_it(monkeypatch):
+    """An iterator the run did not spend (itertools.cycle) is read on for the statistics."""
+    import itertools
+
+    pytest.importorskip("schedulefree")
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(96, 20, generator=g), torch.randint(0, 4, (96,), generator=g)
+    seen = _recorded_bn_data(monkeypatch)
+
+    def make():
+        torch.manual_seed(0)
+        m = torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+                                torch.nn.Linear(16, 4))  # fmt: skip
+        batches = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 80, 16)]
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        data = itertools.cycle(batches)
+        return m, opt, torch.nn.functional.cross_entropy, data, [(x[80:], y[80:])]
+
+    r = C.run_method("schedulefree", make=C.factory(make, seed=0), lrs=_LRS, steps=12)
+    assert r.note == "" and seen[-1] is not None and math.isfinite(r.val_loss)

@@ -1259,9 +1259,12 @@ def _direction_trainer(tmp_path: Any, monitor: str | None, fb: Any, **kwargs: An
 @pytest.mark.parametrize(
     ("monitor", "kwargs", "fb", "says"),
     [
-        (None, {"metric_for_best_model": "score"}, ReduceOnPlateau(),
-         "'eval_score' is a metric to maximize (greater_is_better=True) but the feedback "
+        (None, {"metric_for_best_model": "loss", "greater_is_better": True}, ReduceOnPlateau(),
+         "'eval_loss' is a metric to maximize (greater_is_better=True) but the feedback "
          "controller has mode='min'"),
+        # greater_is_better as the Trainer fills it in from the name (True but for a loss):
+        # no direction of its own (a word error rate, a score)
+        (None, {"metric_for_best_model": "score"}, ReduceOnPlateau(), None),
         (None, {"metric_for_best_model": "score", "greater_is_better": False},
          ReduceOnPlateau("max"),
          "'eval_score' is a metric to minimize (greater_is_better=False) but the feedback "
@@ -1314,8 +1317,11 @@ def test_find_lr_sweeps_the_model_as_train_trains_it_and_leaves_it_as_it_was(
     t = trainer(**{name: True})
     seen: list[bool] = []
     t.model.register_forward_pre_hook(lambda m, a: seen.append(m.is_activation_checkpointing))
+    emb = t.model.get_input_embeddings()
+    hooks = dict(emb._forward_hooks)
     checkpointed = find_lr(t, num_iter=10, warn=False)
     assert seen and all(seen) and not t.model.is_activation_checkpointing
+    assert dict(emb._forward_hooks) == hooks  # no input-grad hook left behind
     assert checkpointed.losses.tolist() == pytest.approx(plain.losses.tolist(), rel=1e-5)
     t = trainer(neftune_noise_alpha=50.0)
     emb = t.model.get_input_embeddings()

@@ -2006,6 +2006,8 @@ class Scored(Tiny):
         ("val_acc", "max", [], None),
         ("val_score", "min", [], None),  # a name that tells no direction
         ("val_score", "max", [("EarlyStopping", "max")], None),
+        # a name that tells the direction outweighs a callback's (its "min" is the default)
+        ("val_acc", "max", [("ModelCheckpoint", "min")], None),
     ],
 )  # fmt: skip
 def test_report_metric_warns_once_a_fit_when_a_controller_goes_against_the_metric(
@@ -2014,7 +2016,7 @@ def test_report_metric_warns_once_a_fit_when_a_controller_goes_against_the_metri
     report = ReportMetric(monitor)
     for _ in range(2):  # two validations in each fit, one warning each fit
         others = [
-            getattr(pl.callbacks, kind)(monitor="val_score", mode=m, **(
+            getattr(pl.callbacks, kind)(monitor=monitor, mode=m, **(
                 {"dirpath": tmp_path} if kind == "ModelCheckpoint" else {}))
             for kind, m in callbacks
         ]  # fmt: skip
@@ -2056,36 +2058,46 @@ class PerEpoch(Tiny):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, **self.config}}
 
 
+_EPOCHS_3 = "once an epoch|12|3 steps the fit's 3 epochs|3"
+
+
 @pytest.mark.parametrize(
-    ("total", "config", "warns"),
+    ("total", "config", "limits", "said"),
     [
-        (12, None, True),  # 4 steps an epoch, 3 epochs: a schedule counted in steps
-        (12, {"interval": "epoch"}, True),
-        (12, {"interval": "step"}, False),
-        (3, None, False),  # counted in epochs
+        # 4 steps an epoch, 3 epochs: a schedule counted in steps
+        (12, None, {"max_epochs": 3}, _EPOCHS_3),
+        (12, {"interval": "epoch"}, {"max_epochs": 3}, _EPOCHS_3),
+        (12, {"interval": "step"}, {"max_epochs": 3}, None),
+        (3, None, {"max_epochs": 3}, None),  # counted in epochs
+        (3, {"frequency": 2}, {"max_epochs": 4},
+         "once every 2 epochs|3|2 steps the fit's 4 epochs|2"),
+        (2, {"frequency": 2}, {"max_epochs": 4}, None),
+        # no epoch limit: the epochs max_steps gives
+        (12, None, {"max_epochs": -1, "max_steps": 12}, _EPOCHS_3),
+        (12, None, {"max_steps": 12}, _EPOCHS_3),
+        (3, None, {"max_steps": 12}, None),
     ],
-)
+)  # fmt: skip
 def test_a_schedule_longer_than_the_fit_s_epochs_stepped_once_an_epoch_warns(
-    total: int, config: Any, warns: bool
+    total: int, config: Any, limits: Any, said: Any
 ) -> None:
     model = PerEpoch(total, config)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _trainer(max_epochs=3, limit_val_batches=0).fit(model)
-    said = [str(w.message) for w in caught if "once an epoch" in str(w.message)]
-    sched = model.trainer.lr_scheduler_configs[0].scheduler
-    assert sched.last_epoch == (12 if config == {"interval": "step"} else 3)
-    assert said == (
-        [
-            "Lightning steps this scheduler once an epoch (its config's 'interval' is 'epoch', "
-            "Lightning's default) but its schedule spans 12 steps, more than the fit's 3 "
-            "epochs: it would stop at step 3. Return {'optimizer': opt, 'lr_scheduler': "
-            "{'scheduler': sched, 'interval': 'step'}} from configure_optimizers (or count "
-            "the schedule in epochs)"
-        ]
-        if warns
-        else []
-    )
+        _trainer(limit_val_batches=0, **limits).fit(model)
+    got = [str(w.message) for w in caught if "Lightning steps this" in str(w.message)]
+    if said is None:
+        assert got == []
+        return
+    per, length, given, stop = said.split("|")
+    assert got == [
+        f"Lightning steps this scheduler {per} (its config's 'interval' is 'epoch', "
+        f"Lightning's default) but its schedule spans {length} steps, more than the {given} "
+        f"give it: it would stop at step {stop}. Return {{'optimizer': opt, 'lr_scheduler': "
+        "{'scheduler': sched, 'interval': 'step'}} from configure_optimizers (or count "
+        "the schedule in epochs)"
+    ]
+    assert model.trainer.lr_scheduler_configs[0].scheduler.last_epoch == int(stop)
 
 
 class Batched(Tiny):
@@ -2120,3 +2132,32 @@ def test_beside_lightning_s_batch_size_finder_the_range_test_runs_and_sets_the_l
     assert model.batch_size == 4 and finder.result is not None  # scaled: 2, then 4
     assert model.lr == finder.result.suggestion
     assert not list(tmp_path.glob(".scale_batch_size_*"))
+
+
+class TwoControllers(SharedController):
+    """Two optimizers (manual optimization), each scheduler with a controller of its own."""
+
+    def __init__(self, modes: tuple[str, str]) -> None:
+        super().__init__()
+        self.modes = modes
+
+    def configure_optimizers(self) -> Any:
+        first, second = self.net[0].parameters(), self.net[2].parameters()
+        opts = [torch.optim.SGD(first, lr=0.04), torch.optim.SGD(second, lr=0.04)]
+        return opts, [
+            lt.scheduler(o, "constant(0.04)", feedback=ReduceOnPlateau(m))
+            for o, m in zip(opts, self.modes)
+        ]
+
+
+@pytest.mark.parametrize("modes", [("max", "min"), ("min", "max")])
+def test_report_metric_checks_every_scheduler_s_controller_against_the_metric(modes) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer(max_epochs=1, callbacks=[ReportMetric("val_loss")]).fit(TwoControllers(modes))
+    said = [str(w.message) for w in caught if "is a metric to" in str(w.message)]
+    assert said == [
+        "ReportMetric: 'val_loss' is a metric to minimize but the feedback controller has "
+        "mode='max': it would cut the learning rate while the metric improves; build the "
+        "controller with mode='min'"
+    ]

@@ -501,7 +501,7 @@ def too_many_positional(
         rest += f", as in {example}"
     return (
         f"{where}: takes {n} positional argument{'' if n == 1 else 's'}{which} but "
-        f"{given} were given{rest} (parameters: {', '.join(params)})"
+        f"{given} {'was' if given == 1 else 'were'} given{rest} (parameters: {', '.join(params)})"
     )
 
 

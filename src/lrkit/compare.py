@@ -578,9 +578,13 @@ def _evaluate(setup: Setup) -> tuple[float, float, str]:
     # read again: the statistics stay those of training
     bn_data = setup.data if is_schedule_free(setup.optimizer) else None
     note = ""
-    if bn_data is not None and hasattr(bn_data, "__next__"):
-        bn_data = None
-        if any(getattr(m, "running_mean", None) is not None for m in setup.model.modules()):
+    if bn_data is not None and hasattr(bn_data, "__next__"):  # an iterator: read on from
+        import itertools  # where the run left it (an endless one), unless it is spent
+
+        first = next(bn_data, None)
+        bn_data = None if first is None else itertools.chain([first], bn_data)
+        held = any(getattr(m, "running_mean", None) is not None for m in setup.model.modules())
+        if bn_data is None and held:
             note = "BatchNorm statistics as trained (one-shot data, not read again)"
     with evaluating(setup.model, setup.optimizer, bn_data=bn_data, num_batches=10):
         loss, acc = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val_data)

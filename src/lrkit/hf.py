@@ -324,16 +324,18 @@ class ReportMetric(transformers.TrainerCallback):  # type: ignore[misc,name-defi
 
     @staticmethod
     def _check_mode(args: Any, key: str, sched: Any) -> None:
-        """Warn when a controller minimises a metric the Trainer maximises (its
-        ``metric_for_best_model`` with ``greater_is_better``, else a loss or an accuracy by
-        name), or the other way round."""
+        """Warn when a controller minimises a metric to maximise, or the other way round:
+        ``metric_for_best_model`` with a ``greater_is_better`` set against the Trainer's
+        default for its name, else a loss or an accuracy by name."""
         best = getattr(args, "metric_for_best_model", None)
         greater = getattr(args, "greater_is_better", None)
-        mode: str | None
+        mode: str | None = metric_mode(key)
+        why = ""
+        # greater_is_better counts where it was set: the Trainer fills it in from the name
+        # alone (True but for a name ending in "loss", a word error rate included)
         if best and key in (best, f"eval_{best}") and greater is not None:
-            mode, why = ("max" if greater else "min"), f" (greater_is_better={bool(greater)})"
-        else:
-            mode, why = metric_mode(key), ""
+            if bool(greater) != (not best.endswith("loss")):
+                mode, why = ("max" if greater else "min"), f" (greater_is_better={bool(greater)})"
         if mode is not None:
             fbs = [s.feedback for s in lrkit_schedulers(sched)]
             warn_against_metric("ReportMetric", "feedback controller", key, fbs, mode, why=why)
@@ -527,6 +529,20 @@ def _as_trained(trainer: Any) -> Any:
                 or getattr(args, "gradient_checkpointing_kwargs", None)
                 or {}
             )
+
+            # enabling it also makes the input embeddings' output require grad (a hook that
+            # disabling it leaves, unless the model had one before): removed too
+            def hooked() -> bool:
+                names = ("_require_grads_hooks", "_require_grads_hook")
+                return any(getattr(model, a, None) for a in names)
+
+            if not hooked():
+
+                def unhook() -> None:
+                    if hooked() and hasattr(model, "disable_input_require_grads"):
+                        model.disable_input_require_grads()
+
+                undo.append(unhook)
             if hasattr(model, "activation_checkpointing_enable"):  # transformers 5
                 every, offload = kwargs.pop("every_n_layers", 1), kwargs.pop("offload", False)
                 model.activation_checkpointing_enable(
@@ -535,7 +551,9 @@ def _as_trained(trainer: Any) -> Any:
                     offload=offload,
                 )
                 undo.append(model.activation_checkpointing_disable)
-            elif hasattr(model, "gradient_checkpointing_enable"):
+            elif hasattr(model, "gradient_checkpointing_enable"):  # transformers 4
+                kwargs.pop("every_n_layers", None)  # (transformers 5's keys)
+                kwargs.pop("offload", None)
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs or None)
                 undo.append(model.gradient_checkpointing_disable)
         alpha = getattr(args, "neftune_noise_alpha", None)

@@ -870,7 +870,8 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
         self._validations = 0  # the validation runs of this fit
         self._none_warned = False  # no controller to feed: said once per fit
         self._first_step: int | None = None  # the step this fit's training began at
-        self._mode_checked: set[str] = set()  # metrics whose direction was checked this fit
+        # (metric, scheduler) pairs whose controllers' mode was checked this fit
+        self._mode_checked: set[tuple[str, int]] = set()
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._validations = 0
@@ -904,14 +905,15 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
 
     @staticmethod
     def _check_mode(trainer: Any, key: str, scheduler: Any) -> None:
-        """Warn when a controller minimises a metric the trainer's ``ModelCheckpoint`` or
-        ``EarlyStopping`` on the same metric maximises (their ``mode``), else a loss or an
-        accuracy by name, or the other way round."""
+        """Warn when a controller minimises a metric to maximise, or the other way round: a
+        loss or an accuracy by name, else as the trainer's ``ModelCheckpoint`` or
+        ``EarlyStopping`` on the same metric takes it (their ``mode``)."""
         mode: str | None = metric_mode(key)
         why = ""
         for cb in getattr(trainer, "callbacks", None) or []:
-            if (
-                isinstance(cb, (pl.callbacks.ModelCheckpoint, pl.callbacks.EarlyStopping))
+            if (  # a name that tells no direction: a callback's on the same metric (its mode
+                mode is None  # defaults to "min", which a name that tells one outweighs)
+                and isinstance(cb, (pl.callbacks.ModelCheckpoint, pl.callbacks.EarlyStopping))
                 and cb.monitor == key
                 and cb.mode in ("min", "max")
             ):
@@ -962,8 +964,8 @@ class ReportMetric(pl.Callback):  # type: ignore[misc,name-defined]
                     stacklevel=caller_level(),
                 )
                 continue
-            if key not in self._mode_checked:
-                self._mode_checked.add(key)
+            if (key, id(config.scheduler)) not in self._mode_checked:
+                self._mode_checked.add((key, id(config.scheduler)))
                 self._check_mode(trainer, key, config.scheduler)
             # the composite itself: in a SequentialLR only the current phase sets the LRs
             report(config.scheduler, value=value, seen=seen)

@@ -242,9 +242,9 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
         (
             lambda: S.cosine(0.1, total_steps=100, warmup_steps=10),
             "cosine: unknown parameter(s) ['warmup_steps'] (parameters: lr, total_steps, "
-            "eta_min); for warmup_steps use lrkit.schedules.with_warmup(cosine(...), "
-            "warmup_steps=warmup_steps) (Keras' CosineDecay warms up only with warmup_target: "
-            "without it, it is cosine(...) alone, warmup_steps unused)",
+            "eta_min); for warmup_steps: Keras' CosineDecay warms up only with warmup_target "
+            "(without it, Keras' schedule is cosine(...) alone: drop warmup_steps); a warmup "
+            "from 0 is lrkit.schedules.with_warmup(cosine(...), warmup_steps=warmup_steps)",
         ),
         # a peer's name of a parameter this family does not have: no hint
         (
@@ -709,7 +709,8 @@ def test_clamp_given_its_bounds_by_position_says_which_keyword_each_is() -> None
             call()
         n = example.count("=")
         assert str(info.value) == (
-            f"Schedule.clamp: takes 0 positional arguments but {n} were given; give them by "
+            f"Schedule.clamp: takes 0 positional arguments but {n} {'was' if n == 1 else 'were'} "
+            "given; give them by "
             f"keyword, as in {example} (parameters: min_lr, max_lr)"
         )
     assert s.clamp(min_lr=0.01, max_lr=0.05) == S.parse(str(s.clamp(min_lr=0.01, max_lr=0.05)))

@@ -1048,3 +1048,46 @@ def test_a_logger_resumed_from_its_state_dict_goes_on_as_the_uninterrupted_one()
         with pytest.raises(ValueError, match=re.escape(says)):
             log.load_state_dict(bad)
         assert log.state_dict() == before
+
+
+@pytest.mark.parametrize("named", [True, False])
+@pytest.mark.parametrize("built", ["before_the_group", "after_the_group"])
+def test_a_logger_resumes_a_run_that_added_a_param_group(named: bool, built: str) -> None:
+    """The first run unfroze a layer (add_param_group); the resumed logger is built on the
+    resumed optimizer before or after the group is added back, named or by default names."""
+
+    def made() -> tuple[Any, Any, Any]:
+        torch.manual_seed(0)
+        a, b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+        return a, b, torch.nn.Sequential(a, b)
+
+    def train(a: Any, b: Any, o: Any, n: int) -> None:
+        g = torch.Generator().manual_seed(n)
+        for _ in range(n):
+            o.zero_grad()
+            b(a(torch.randn(8, 4, generator=g))).pow(2).mean().backward()
+            o.step()
+
+    def logger(o: Any, m: Any) -> Any:
+        return lt.EffectiveLRLogger(o, names=m if named else None, every=2, tensorboard=False)
+
+    a, b, m = made()
+    o = torch.optim.Adam(a.parameters(), lr=1e-3)
+    log = logger(o, m)
+    train(a, b, o, 4)
+    o.add_param_group({"params": list(b.parameters())})
+    train(a, b, o, 4)
+    state, opt_state = copy.deepcopy(log.state_dict()), copy.deepcopy(o.state_dict())
+    a2, b2, m2 = made()
+    o2 = torch.optim.Adam(a2.parameters(), lr=1e-3)
+    if built == "before_the_group":
+        log2 = logger(o2, m2)
+    o2.add_param_group({"params": list(b2.parameters())})
+    o2.load_state_dict(opt_state)
+    if built == "after_the_group":
+        log2 = logger(o2, m2)
+    log2.load_state_dict(state)
+    assert log2.steps == [2, 4, 6, 8] and log2._count == 8
+    before = {n: h["median"] for n, h in log.history.items()}
+    after = {n: h["median"] for n, h in log2.history.items()}
+    assert len(after) == 4 and sorted(map(str, after.values())) == sorted(map(str, before.values()))

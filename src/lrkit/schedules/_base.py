@@ -425,9 +425,9 @@ def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]
             f"for {' and '.join(keras)} (Keras' warmup) use lrkit.schedules.with_warmup"
             f"({name}(warmup_target, ...), warmup_steps=warmup_steps, start_lr=lr)"
             if "warmup_target" in keras
-            else f"for warmup_steps use lrkit.schedules.with_warmup({name}(...), "
-            "warmup_steps=warmup_steps) (Keras' CosineDecay warms up only with warmup_target: "
-            f"without it, it is {name}(...) alone, warmup_steps unused)"
+            else "for warmup_steps: Keras' CosineDecay warms up only with warmup_target "
+            f"(without it, Keras' schedule is {name}(...) alone: drop warmup_steps); a warmup "
+            f"from 0 is lrkit.schedules.with_warmup({name}(...), warmup_steps=warmup_steps)"
         )
     text = ", ".join(said)
     if calls:  # positional forms, as str(schedule) prints them: Python takes them by keyword

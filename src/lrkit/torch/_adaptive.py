@@ -627,6 +627,20 @@ class EffectiveLRLogger:
         count = V.integer("state['step']", state["step"], 0)
         steps = [V.integer("state['steps'][i]", t) for t in state["steps"]]
         layers = state["layers"]
+        self._sync()  # the parameters the optimizer got since this logger was built
+        if isinstance(layers, Mapping):  # a default name with and without its group's prefix
+            # ("p0[4x4]" of a logger built on one group is "g0.p0[4x4]" with several)
+            known = set(self.names)
+            layers = {
+                (
+                    f"g0.{n}"
+                    if n not in known and f"g0.{n}" in known
+                    else n[3:]
+                    if n not in known and n.startswith("g0.") and n[3:] in known
+                    else n
+                ): h
+                for n, h in layers.items()
+            }
         unknown = sorted(set(layers) - set(self.names)) if isinstance(layers, Mapping) else []
         if not isinstance(layers, Mapping) or unknown:
             raise ValueError(

@@ -10,6 +10,7 @@ optimizer's current LR and the order of ``optimizer.step()``/``scheduler.step()`
 from __future__ import annotations
 
 import bisect
+import contextlib
 import inspect
 import math
 import numbers
@@ -222,18 +223,31 @@ def _stepped_per_epoch(sched: Any) -> str | None:
         frame = frame.f_back
     else:
         return None
-    if frame.f_locals.get("interval") != "epoch":
+    local = frame.f_locals
+    if local.get("interval") != "epoch":
         return None
-    epochs = getattr(getattr(frame.f_locals.get("self"), "trainer", None), "max_epochs", None)
+    trainer: Any = getattr(local.get("self"), "trainer", None)
+    epochs = getattr(trainer, "max_epochs", None)
+    if not isinstance(epochs, int) or epochs <= 0:  # no epoch limit: the one max_steps sets
+        max_steps, batches = getattr(trainer, "max_steps", -1), None
+        with contextlib.suppress(Exception):
+            accumulate = max(1, int(getattr(trainer, "accumulate_grad_batches", 1)))
+            batches = math.ceil(float(trainer.num_training_batches) / accumulate)
+        if not isinstance(max_steps, int) or max_steps <= 0 or not batches:
+            return None
+        epochs = math.ceil(max_steps / batches)
+    every = getattr(local.get("config"), "frequency", 1)
+    steps = epochs // every if isinstance(every, int) and every >= 1 else epochs
     lengths = [n for n in (s.length for s in sched.schedules) if n is not None]
-    if not isinstance(epochs, int) or epochs <= 0 or not lengths or max(lengths) <= epochs:
+    if not lengths or max(lengths) <= steps:
         return None
+    per = "once an epoch" if steps == epochs else f"once every {every} epochs"
     return (
-        f"Lightning steps this scheduler once an epoch (its config's 'interval' is 'epoch', "
+        f"Lightning steps this scheduler {per} (its config's 'interval' is 'epoch', "
         f"Lightning's default) but its schedule spans {max(lengths)} steps, more than the "
-        f"fit's {epochs} epochs: it would stop at step {epochs}. Return {{'optimizer': opt, "
-        "'lr_scheduler': {'scheduler': sched, 'interval': 'step'}} from configure_optimizers "
-        "(or count the schedule in epochs)"
+        f"{steps} steps the fit's {epochs} epochs give it: it would stop at step {steps}. "
+        "Return {'optimizer': opt, 'lr_scheduler': {'scheduler': sched, 'interval': "
+        "'step'}} from configure_optimizers (or count the schedule in epochs)"
     )
 
 
@@ -690,12 +704,19 @@ class LRKitScheduler(LRScheduler):
             if not v >= 0:
                 raise _negative_lr(v, t)
         # every value is checked before any is set: a refused step changes nothing
+        # the momentum and hyperparameter schedules are read where the controller reads the
+        # LR schedule (a restart starts them again): one step for one controller, one per group
+        # for a list of them
         fb = self._feedback
-        if fb is None or not (self._hp or self._hp_groups):
+        if not isinstance(fb, list):
+            if fb is not None and (self._hp or self._hp_groups):
+                x = fb.schedule_step(x)
             hps = [(key, kind, at(x)) for at, key, kind in self._hp]
             hp_groups = [(key, kind, [at(x) for at in ats]) for ats, key, kind in self._hp_groups]
-        else:  # read where the controller reads the LR schedule (a restart starts them again)
-            xs = [c.schedule_step(x) for c in (fb if isinstance(fb, list) else [fb] * len(lrs))]
+        elif not (self._hp or self._hp_groups):
+            hps, hp_groups = [], []
+        else:
+            xs = [c.schedule_step(x) for c in fb]
             hps = []
             hp_groups = [(key, kind, [at(xi) for xi in xs]) for at, key, kind in self._hp]
             hp_groups += [
