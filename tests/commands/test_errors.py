@@ -393,6 +393,9 @@ def test_find_ctrl_c_during_the_sweep_prints_the_table_of_the_steps_run(task, mo
     out, err = capsys.readouterr()
     assert "range test: 41 steps, interrupted during the sweep" in out
     assert "reliable: NO" in out
+    # the warnings the table points to follow it
+    said = [line for line in out.splitlines() if line.startswith("  warning: LR range test: ")]
+    assert said and any("interrupted" in line for line in said)
     assert err.strip() == "lrkit find: interrupted"
 
 
@@ -593,6 +596,7 @@ def test_tune_trials_means_complete_trials_or_a_nonzero_exit(task, tmp_path, cap
     data = json.loads(js.read_text())
     assert data["reached"] is True and data["complete"] == 4
     assert data["best"]["value"] == min(t.value for t in complete)  # full precision
+    assert data["seeding"] == data["searched_by"] == "given"  # --lr-range
 
 
 def test_tune_ctrl_c_keeps_the_study_and_says_so(task, tmp_path, capsys):

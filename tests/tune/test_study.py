@@ -1199,9 +1199,17 @@ def test_a_missing_postgresql_driver_names_the_extra_and_masks_the_password() ->
     other = str(storage_error(ImportError("No module named 'pymysql'"), "mysql://u@h/db"))
     assert "lrkit[tune]" not in other  # the extra holds the PostgreSQL driver only
     assert other.endswith("the database driver is not installed (No module named 'pymysql')")
-    asyncpg = ModuleNotFoundError("No module named 'asyncpg'", name="asyncpg")
-    other = str(storage_error(asyncpg, "postgresql+asyncpg://u@h/db"))
-    assert "lrkit[tune]" not in other  # another PostgreSQL driver: not the extra's
+    # the driver the URL names, not the extra's, whatever name the ImportError carries
+    for driver in ("asyncpg", "psycopg"):
+        for name in (driver, None):
+            missing = ModuleNotFoundError(f"No module named '{driver}'", name=name)
+            other = str(storage_error(missing, f"postgresql+{driver}://u@h/db"))
+            assert "needs psycopg2" not in other
+            assert other.endswith(
+                f"the database driver the URL names ({driver}) is not installed: pip install "
+                f"{driver} or leave it out (postgresql://...: psycopg2, in lrkit[tune]) (No "
+                f"module named '{driver}')"
+            )
 
 
 def _quad(rt: Any = (1e-3, 1.0)) -> Task:
@@ -1327,6 +1335,39 @@ def test_a_point_the_user_queues_twice_runs_twice_as_optuna_runs_it(tmp_path: An
     assert [t.state for t in trials] == [TS.COMPLETE] * 3
     assert [t.params for t in trials] == [{"lr": 0.05, "family": "constant"}] * 3
     assert not any("dropped" in t.user_attrs for t in trials)
+
+
+@pytest.mark.parametrize(
+    ("queued", "why"),
+    [
+        ({"lr": 0.01, "family": "cosine", "cosine.warmup_frac": 0.9},
+         "warmup_frac must be in [0.0, 0.5], got 0.9"),
+        ({"lr": 0.01, "family": "wsd", "wsd.decay": "exp"}, "'exp' not in"),
+    ],
+)  # fmt: skip
+def test_a_queued_value_of_a_family_s_parameter_outside_the_space_is_dropped(
+    tmp_path: Any, queued: dict, why: str
+) -> None:
+    """A family's own parameter queued outside its range (or not among its choices) is
+    dropped as an LR outside the interval is: not an error of the run, nor queued again."""
+    url = f"sqlite:///{tmp_path / 'param.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+    study.enqueue_trial(queued)
+    for run in range(2):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tune(_quad(), n_trials=2, storage=url, study_name="s", seeding="blind",
+                 families="cosine,wsd", pruner="none")  # fmt: skip
+        said = [str(w.message) for w in caught if issubclass(w.category, TuneWarning)]
+        assert len(said) == (1 if run == 0 else 0)
+        if run == 0:
+            assert said[0].startswith("trial 0, queued with lr=0.01, family=")
+            assert why in said[0] and said[0].endswith(
+                ": dropped (PRUNED; its parameters in user attr 'queued_params')"
+            )
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert trials[0].state == TS.PRUNED and trials[0].user_attrs["queued_params"] == queued
+    assert [t.state for t in trials[1:]] == [TS.COMPLETE] * 2
 
 
 def test_a_queued_seed_outside_the_new_space_is_dropped_not_run(tmp_path: Any) -> None:

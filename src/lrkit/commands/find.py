@@ -220,6 +220,16 @@ def _groups_line(ratios: str | None) -> list[str]:
     return [f"  param groups train at {ratios} these LRs (the optimizer's lr is their unit)"]
 
 
+def _say_warnings(result: Any, args: Any, total_steps: Any, say: Any) -> None:
+    """The result's warnings, under its table, in the options of this command (``--start-lr``,
+    not ``start_lr``)."""
+    names = dict(WARNING_NAMES)
+    if args.total_steps is None and total_steps is not None:  # the default: --train-steps
+        names["total_steps"] = "--train-steps"
+    for msg in result.warnings:
+        say(f"\n  warning: LR range test: {rename(msg, names=names)}")
+
+
 def _table(result: Any, groups: str | None = None) -> str:
     rows = result.suggestions()
     w = max(10, *(len(m) for m in rows))
@@ -456,6 +466,7 @@ def _find(args: argparse.Namespace) -> int:
             during = "sweep" if kept.stop_reason == "interrupted" else "probes"
             say(f"range test: {kept.steps} steps, interrupted during the {during}")
             say(_table(kept, groups))
+            _say_warnings(kept, args, total_steps, say)
         raise
     finally:
         show_warnings(caught, shown=shown)
@@ -465,11 +476,7 @@ def _find(args: argparse.Namespace) -> int:
     steps = f"{result.steps} step{'s' if result.steps != 1 else ''}"
     say(f"range test: {steps}{runs} in {duration(time.perf_counter() - t0)}")
     say(_table(result, groups))
-    names = dict(WARNING_NAMES)
-    if args.total_steps is None and total_steps is not None:  # the default: --train-steps
-        names["total_steps"] = "--train-steps"
-    for msg in result.warnings:  # in the options of this command (--start-lr, not start_lr)
-        say(f"\n  warning: LR range test: {rename(msg, names=names)}")
+    _say_warnings(result, args, total_steps, say)
 
     def json_file() -> bool:
         if not (args.json and rank0):

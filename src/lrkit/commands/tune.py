@@ -806,6 +806,7 @@ def _results(result: Any, study: str, where: str) -> dict[str, Any]:
         "reached": result.reached,
         "lr_range": list(result.lr_range),
         "seeding": result.seeding,
+        "searched_by": result.searched_by,
         "best": (
             {
                 "trial": result.best_trial.number,

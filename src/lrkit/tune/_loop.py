@@ -446,6 +446,21 @@ def _shown(params: Mapping[str, Any]) -> str:
     )
 
 
+def _drop_outside(trial: Any, fixed: Mapping[str, Any], why: str) -> None:
+    """Drop (PRUNED) a trial queued with parameters ``fixed`` outside the search space
+    (``why`` says where it lies), with a warning; its parameters go to the user attr
+    ``queued_params`` (the trial itself holds none)."""
+    trial.set_user_attr("dropped", "outside the search space")
+    trial.set_user_attr("queued_params", dict(fixed))
+    warnings.warn(
+        f"trial {trial.number}, queued with {_shown(fixed)}, lies outside the search space "
+        f"({why}): dropped (PRUNED; its parameters in user attr 'queued_params')",
+        TuneWarning,
+        stacklevel=caller_level(),
+    )
+    raise _optuna().TrialPruned("a queued trial outside the search space: dropped")
+
+
 def _duplicate_copy(trials: Sequence[Any], trial: Any, fixed: Mapping[str, Any]) -> bool:
     """Whether ``trial``, enqueued with the parameters ``fixed``, is a copy lrkit queued of an
     earlier one. A seed (user attr ``SEED_ATTR``): the same fixed parameters in a trial before
@@ -528,16 +543,22 @@ SEED_FAMILIES: tuple[str, ...] = ("onecycle", "cosine")
 def _seed_points(
     info: Mapping[str, Any], rng: tuple[float, float], families: Sequence[str]
 ) -> list[tuple[str, float]]:
-    """The first trials of a finder-seeded study: one-cycle and warmup-cosine peaking at a
-    third of the LR at the range test's loss minimum (Smith's one-cycle rule), within
-    ``rng``; the other parameters are sampled."""
-    # ("min_loss_lr": the edge's former name, in studies lrkit 0.1 made)
-    lr_min = info.get("lr_min") or info.get("min_loss_lr") or info.get("max_lr")
-    if not lr_min:
-        return []
-    lr = min(max(float(lr_min) / 3.0, rng[0]), rng[1])
+    """The first trials of a finder-seeded study, within ``rng`` (the other parameters are
+    sampled): one-cycle at the range test's ``max_lr`` and warmup-cosine at its ``peak_lr``
+    (its suggestions for the study's budget), another family at ``peak_lr`` when neither is
+    searched. A record without them (a result of another kind, a study lrkit 0.1 made) seeds
+    at a third of the edge (``lr_min``; ``min_loss_lr`` its former name), Smith's one-cycle
+    rule, or of ``max_lr``."""
+    edge = info.get("lr_min") or info.get("min_loss_lr") or info.get("max_lr")
+    third = float(edge) / 3.0 if edge else None
     fams = [f for f in SEED_FAMILIES if f in families] or [families[0]]
-    return [(f, lr) for f in fams]
+    out = []
+    for fam in fams:
+        lr = info.get("max_lr" if fam == "onecycle" else "peak_lr") if info.get("peak_lr") else None
+        lr = lr or third
+        if lr:
+            out.append((fam, min(max(float(lr), rng[0]), rng[1])))
+    return out
 
 
 def _surplus(trials: Sequence[Any], number: int, n_trials: int) -> bool:
@@ -657,11 +678,23 @@ def _range_from_test(
     info = {
         "suggestion": getattr(result, "suggestion", None),
         "max_lr": getattr(result, "max_lr", None),
+        "peak_lr": getattr(result, "peak_lr", None),
         "base_lr": getattr(result, "base_lr", None),
         "lr_min": getattr(result, "lr_min", None),
         "stop_reason": getattr(result, "stop_reason", None),
         "steps": int(getattr(result, "steps", 0)),
     }
+    # the suggestions for the budget the trials train (the range test's own may be for
+    # another): the one-cycle max_lr and the warmup-cosine peak_lr the seeds train at
+    budget = getattr(result, "for_total_steps", None)
+    if callable(budget):
+        with warnings.catch_warnings(), contextlib.suppress(Exception):
+            warnings.simplefilter("ignore")  # a short budget's warning: seeds are a start
+            made = budget(task.total_steps)
+            info.update(
+                suggestion=made.constant, max_lr=made.max_lr, peak_lr=made.peak_lr,
+                total_steps=int(task.total_steps),
+            )  # fmt: skip
     return rng, "finder", info
 
 
@@ -1036,14 +1069,15 @@ def tune(
     ``seeding="finder"`` (default) runs ``task.range_test()`` once per study and searches the
     peak LR in the interval it supports (:func:`lr_range_from_finder`), and enqueues the
     first trials of a new study: one-cycle and warmup-cosine (those of ``families``; else
-    the first family) peaking at a third of the LR at the range test's loss minimum, within
-    the interval (without a range test, or when it gives no usable interval, the blind
-    interval is searched, and kept by the study); ``"blind"`` searches
-    ``1e-6..10``; a pair ``(low, high)`` searches that. Each trial stores its schedule spec
-    as the user attr ``"schedule"``. ``stop_when(study) -> bool``, checked after each trial
-    once the study holds a COMPLETE one (so that ``study.best_value`` is defined) and while
-    this worker waits for other workers' trials, ends this worker's loop early (e.g. a target
-    value reached); ``families`` names the
+    the first family) peaking at the range test's one-cycle ``max_lr`` and warmup-cosine
+    ``peak_lr`` for ``task.total_steps``, within the interval (without a range test, or
+    when it gives no usable interval, the blind interval is searched, and kept by the
+    study); ``"blind"`` searches ``1e-6..10``; a pair ``(low, high)`` searches that. Each
+    trial stores its schedule spec as the user attr ``"schedule"``.
+    ``stop_when(study) -> bool``, checked after each trial once the study holds a COMPLETE
+    one (so that ``study.best_value`` is defined) and while this worker waits for other
+    workers' trials, ends this worker's loop early (e.g. a target value reached);
+    ``families`` names the
     families searched (a sequence, or a comma-separated string); ``callbacks`` go to
     ``study.optimize``, and ``study.stop()`` called by one of them (Optuna's
     ``MaxTrialsCallback``) or by the task's code ends this worker's loop after that trial
@@ -1287,21 +1321,19 @@ def tune(
             None,
         )
         if fixed and not _fits(space, fixed):  # queued with another search space, or by hand
-            trial.set_user_attr("dropped", "outside the search space")
-            trial.set_user_attr("queued_params", dict(fixed))  # the trial itself holds none
             lo, hi = space.lr_range
-            warnings.warn(
-                f"trial {trial.number}, queued with {_shown(fixed)}, lies outside the search "
-                f"space (lr in [{lo:.3g}, {hi:.3g}], families {', '.join(space.families)}): "
-                "dropped (PRUNED; its parameters in user attr 'queued_params')",
-                TuneWarning,
-                stacklevel=caller_level(),
+            _drop_outside(
+                trial, fixed, f"lr in [{lo:.3g}, {hi:.3g}], families {', '.join(space.families)}"
             )
-            raise optuna.TrialPruned("a queued trial outside the search space: dropped")
         if fixed and _duplicate_copy(trials, trial, fixed):
             trial.set_user_attr("dropped", "a copy of an earlier queued trial")
             raise optuna.TrialPruned("a copy of an earlier queued trial: dropped")
-        schedule = space.sample(trial)
+        try:
+            schedule = space.sample(trial)
+        except ValueError as exc:  # a queued value of a family's own parameter the space
+            if not fixed:  # refuses (a warmup fraction above its range, an unknown choice)
+                raise
+            _drop_outside(trial, fixed, str(exc))
         trial.set_user_attr("schedule", str(schedule))
         with held.deliverable():  # the task's own code: Ctrl-C stops it (the trial FAILs)
             value = check_metric(task.train(schedule, _HeldReporter(trial, held)))

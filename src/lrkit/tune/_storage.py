@@ -433,9 +433,18 @@ def storage_error(exc: BaseException, url: str) -> ValueError:
     why = lines[0] if lines else type(orig).__name__
     if isinstance(exc, ImportError):
         missing = (exc.name or "").split(".")[0]
-        if "postgres" in url.lower() and missing in ("", "psycopg", "psycopg2"):
+        scheme = url.split("://", 1)[0].lower()
+        driver = scheme.split("+", 1)[1] if "+" in scheme else None
+        postgres = scheme.startswith("postgres")
+        if postgres and driver in (None, "psycopg2") and missing in ("", "psycopg", "psycopg2"):
             # the tune extra holds psycopg2, which _with_driver then picks
             why = f"{install_hint('psycopg2', 'tune', feature='a PostgreSQL storage')} ({why})"
+        elif driver:  # the driver the URL names: its own package
+            other = " or leave it out (postgresql://...: psycopg2, in lrkit[tune])"
+            why = (
+                f"the database driver the URL names ({driver}) is not installed: pip install "
+                f"{driver}{other if postgres else ''} ({why})"
+            )
         else:
             why = f"the database driver is not installed ({why})"
     return ValueError(
