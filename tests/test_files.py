@@ -646,6 +646,29 @@ def test_check_output_refuses_every_kind_of_code_file_also_through_a_link(
         assert path.read_text() == "x = 1\n"
 
 
+def test_check_output_refuses_an_sqlite_database_of_any_name(tmp_path: Path) -> None:
+    """An Optuna study's file given as --json (a copy named kcopy.db, say) is not replaced."""
+    import sqlite3
+
+    from lrkit._files import check_output
+
+    db = tmp_path / "kcopy.db"
+    with sqlite3.connect(db) as con:
+        con.execute("create table t (x)")
+    (tmp_path / "link.json").symlink_to(db)
+    before = db.read_bytes()
+    for path in (db, tmp_path / "link.json"):
+        with pytest.raises(ValueError) as info:
+            check_output(str(path), option="--json")
+        assert str(info.value) == (
+            f"--json {str(path)!r} is an SQLite database (an Optuna study's, say): writing "
+            "there would replace it; give another file name"
+        )
+    assert db.read_bytes() == before
+    (tmp_path / "notes.db").write_text("not a database\n")  # a name alone says nothing
+    assert check_output(str(tmp_path / "notes.db"), option="--json") == str(tmp_path / "notes.db")
+
+
 def test_check_output_names_what_is_wrong_with_a_path(tmp_path: Path) -> None:
     from lrkit._files import IMAGE_TYPES, check_output
 

@@ -323,6 +323,18 @@ def names_folder(path: str) -> bool:
 SOURCE_SUFFIXES = (".py", ".pyw", ".pyi", ".ipynb")
 
 
+def is_database_file(path: str) -> bool:
+    """Whether ``path`` is an existing SQLite database (through a link too), read off its
+    first bytes: an SQLite file of any name."""
+    if not os.path.isfile(path):  # (a FIFO or a device is never opened here)
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:  # missing, unreadable, or not a regular file: nothing of a database's
+        return False
+
+
 def is_code_file(path: str) -> bool:
     """Whether ``path`` is an existing file of code (:data:`SOURCE_SUFFIXES`, through a link
     too), which no output or database may replace."""
@@ -369,6 +381,12 @@ def check_output(
         instead = f", e.g. {example!r}" if example else ""
         raise ValueError(
             f"{option} {path!r} is a file of code (a Python module or notebook): writing there "
+            f"would replace it; give another file name{instead}"
+        )
+    if is_database_file(path):  # a study's SQLite file given where results go
+        instead = f", e.g. {example!r}" if example else ""
+        raise ValueError(
+            f"{option} {path!r} is an SQLite database (an Optuna study's, say): writing there "
             f"would replace it; give another file name{instead}"
         )
     parent = os.path.dirname(os.path.abspath(path))

@@ -486,17 +486,17 @@ def _tune(args: argparse.Namespace) -> int:
                 )
         if args.max_retry is not None:
             V.integer("--max-retry", args.max_retry, 0)
-        if args.json is not None:
-            check_output(args.json, option="--json", example="results.json")
         plot = args.plot
-        if plot is not None and plot.lower() != "none":
-            check_plot_package("--plot")  # asked for by name: refused (the default: a note)
-            check_output(plot, option="--plot", types=IMAGE_TYPES)
-        else:
+        if plot is not None and plot.lower() == "none":
             plot = None
-        if isinstance(args.storage, str):
+        if isinstance(args.storage, str):  # (first: the study's own file is said as such)
             check_storage(args.storage, name="--storage")
             _check_not_the_database(args.storage, {"--json": args.json, "--plot": plot})
+        if args.json is not None:
+            check_output(args.json, option="--json", example="results.json")
+        if plot is not None:
+            check_plot_package("--plot")  # asked for by name: refused (the default: a note)
+            check_output(plot, option="--plot", types=IMAGE_TYPES)
         check_distinct({"--json": args.json, "--plot": plot})
         if isinstance(args.storage, str):
             # an SQLite file that cannot be written (made read-only, in a read-only folder):
