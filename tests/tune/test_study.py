@@ -1206,9 +1206,8 @@ def test_a_missing_postgresql_driver_names_the_extra_and_masks_the_password() ->
             other = str(storage_error(missing, f"postgresql+{driver}://u@h/db"))
             assert "needs psycopg2" not in other
             assert other.endswith(
-                f"the database driver the URL names ({driver}) is not installed: pip install "
-                f"{driver} or leave it out (postgresql://...: psycopg2, in lrkit[tune]) (No "
-                f"module named '{driver}')"
+                f"a postgresql+{driver} URL needs {driver}: pip install {driver}, or leave it out "
+                f"(postgresql://...: psycopg2, in lrkit[tune]) (No module named '{driver}')"
             )
 
 

@@ -440,11 +440,9 @@ def storage_error(exc: BaseException, url: str) -> ValueError:
             # the tune extra holds psycopg2, which _with_driver then picks
             why = f"{install_hint('psycopg2', 'tune', feature='a PostgreSQL storage')} ({why})"
         elif driver:  # the driver the URL names: its own package
-            other = " or leave it out (postgresql://...: psycopg2, in lrkit[tune])"
-            why = (
-                f"the database driver the URL names ({driver}) is not installed: pip install "
-                f"{driver}{other if postgres else ''} ({why})"
-            )
+            other = ", or leave it out (postgresql://...: psycopg2, in lrkit[tune])"
+            hint = install_hint(driver, package=driver, feature=f"a {scheme} URL")
+            why = f"{hint}{other if postgres else ''} ({why})"
         else:
             why = f"the database driver is not installed ({why})"
     return ValueError(
