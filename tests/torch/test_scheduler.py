@@ -2168,3 +2168,26 @@ def test_a_plateau_cut_leaves_the_momentum_schedule_where_it_was() -> None:
     assert opt.param_groups[0]["lr"] == pytest.approx(0.01) and opt.param_groups[0][
         "momentum"
     ] == m(25)
+
+
+def test_one_controller_s_schedule_step_is_read_once_a_step_for_every_group() -> None:
+    """The momentum schedules of every group are read at one step, asked of the controller
+    once (not once per group: a step's cost stays that of the schedules)."""
+    from lrkit.feedback import ReduceOnPlateau
+
+    class Counting(ReduceOnPlateau):
+        asked = 0
+
+        def schedule_step(self, step: Any) -> Any:
+            Counting.asked += 1
+            return super().schedule_step(step)
+
+    ps = [torch.nn.Parameter(torch.zeros(1)) for _ in range(5)]
+    opt = torch.optim.SGD([{"params": [p]} for p in ps], lr=0.1, momentum=0.9)
+    m = S.onecycle_momentum(100)
+    sch = lt.scheduler(opt, S.onecycle(0.1, total_steps=100), momentum=m, feedback=Counting())
+    Counting.asked = 0
+    for _ in range(10):
+        sch.step()
+    assert Counting.asked == 10
+    assert [g["momentum"] for g in opt.param_groups] == [m(10)] * 5

@@ -1209,6 +1209,13 @@ def test_a_missing_postgresql_driver_names_the_extra_and_masks_the_password() ->
                 f"a postgresql+{driver} URL needs {driver}: pip install {driver}, or leave it out "
                 f"(postgresql://...: psycopg2, in lrkit[tune]) (No module named '{driver}')"
             )
+    # a driver name that is not its package's: the package, or no install line at all
+    mysqldb = ModuleNotFoundError("No module named 'MySQLdb'", name="MySQLdb")
+    assert "pip install mysqlclient" in str(storage_error(mysqldb, "mysql+mysqldb://u@h/db"))
+    odd = ModuleNotFoundError("No module named 'odd'", name="odd")
+    assert str(storage_error(odd, "mysql+odd://u@h/db")).endswith(
+        "the database driver is not installed (No module named 'odd')"
+    )
 
 
 def _quad(rt: Any = (1e-3, 1.0)) -> Task:
@@ -1340,8 +1347,14 @@ def test_a_point_the_user_queues_twice_runs_twice_as_optuna_runs_it(tmp_path: An
     ("queued", "why"),
     [
         ({"lr": 0.01, "family": "cosine", "cosine.warmup_frac": 0.9},
-         "warmup_frac must be in [0.0, 0.5], got 0.9"),
-        ({"lr": 0.01, "family": "wsd", "wsd.decay": "exp"}, "'exp' not in"),
+         "queued['cosine.warmup_frac'] must be in [0.0, 0.2], got 0.9"),
+        ({"lr": 0.01, "family": "wsd", "wsd.decay": "exp"}, "queued['wsd.decay'] must be one of"),
+        # accepted by the schedule, outside the range searched: dropped too
+        ({"lr": 0.01, "family": "cosine", "cosine.warmup_frac": 0.3},
+         "queued['cosine.warmup_frac'] must be in [0.0, 0.2], got 0.3"),
+        # another family's parameter: not silently ignored
+        ({"lr": 0.01, "family": "cosine", "wsd.decay": "linear"},
+         "queued['wsd.decay'] is a parameter of another family than queued['family']='cosine'"),
     ],
 )  # fmt: skip
 def test_a_queued_value_of_a_family_s_parameter_outside_the_space_is_dropped(
@@ -2345,3 +2358,51 @@ def test_a_study_database_marked_by_alembic_alone_keeps_its_other_tables(tmp_pat
         con.commit()
     with pytest.raises(ValueError, match=r"tables that are not Optuna's: notes\)"):
         check_writable(f"sqlite:///{path}")
+
+
+def _requeue_case(max_retry: Any, build: Any) -> int:
+    """The trials waiting after ``_requeue_interrupted`` on a study ``build`` prepared."""
+    from lrkit.tune._loop import _requeue_interrupted
+    from lrkit.tune._space import SearchSpace
+
+    study = optuna.create_study()
+    build(study)
+    space = SearchSpace(100, lr_range=(1e-3, 1.0), families=("constant",))
+    _requeue_interrupted(study, space, max_retry=max_retry, n_trials=10)
+    return sum(t.state == TS.WAITING for t in study.trials)
+
+
+POINT = {"lr": 0.01, "family": "constant"}
+
+
+def test_a_failed_seed_whose_copy_was_dropped_as_a_duplicate_is_queued_again() -> None:
+    def build(study: Any) -> None:
+        for _ in range(2):  # two workers starting together each queued the seed
+            study.enqueue_trial(POINT, user_attrs={SEED_ATTR: True})
+        a, b = study.ask(), study.ask()
+        b.set_user_attr("dropped", "a copy of an earlier queued trial")
+        study.tell(b, state=TS.PRUNED)
+        study.tell(a, state=TS.FAIL)  # the original, stopped
+
+    assert _requeue_case(None, build) == 1
+
+
+def test_max_retry_counts_the_failures_of_each_queued_copy_on_its_own() -> None:
+    def build(study: Any) -> None:
+        for _ in range(2):  # two runs of one point the user queued, each stopped once
+            study.enqueue_trial(POINT)
+        a, b = study.ask(), study.ask()
+        study.tell(a, state=TS.FAIL)
+        study.tell(b, state=TS.FAIL)
+
+    assert _requeue_case(1, build) == 2  # each failed once: each is queued again
+    assert _requeue_case(0, build) == 0
+
+    def chain(study: Any) -> None:  # one copy re-queued and stopped again: its second failure
+        study.enqueue_trial(POINT)
+        first = study.ask()
+        study.tell(first, state=TS.FAIL)
+        study.enqueue_trial(POINT, user_attrs={REQUEUED_ATTR: first.number})
+        study.tell(study.ask(), state=TS.FAIL)
+
+    assert _requeue_case(1, chain) == 0 and _requeue_case(2, chain) == 1

@@ -446,6 +446,23 @@ def _shown(params: Mapping[str, Any]) -> str:
     )
 
 
+def _outside(space: SearchSpace, fixed: Mapping[str, Any]) -> str | None:
+    """Where the parameters an enqueued trial fixes leave ``space`` (``None``: inside): an LR
+    outside its interval (up to rounding) or a family it does not search, else a family
+    parameter outside its range or choices, or one of another family than the trial's, as
+    ``SearchSpace(fixed=...)`` refuses it."""
+    if not _fits(space, fixed):
+        lo, hi = space.lr_range
+        return f"lr in [{lo:.3g}, {hi:.3g}], families {', '.join(space.families)}"
+    rest = {k: v for k, v in fixed.items() if k != "lr"}  # (checked above, with rounding)
+    try:
+        SearchSpace(space.total_steps, lr_range=space.lr_range, families=space.families,
+                    fixed=rest)  # fmt: skip
+    except ValueError as exc:
+        return str(exc).replace("fixed[", "queued[")
+    return None
+
+
 def _drop_outside(trial: Any, fixed: Mapping[str, Any], why: str) -> None:
     """Drop (PRUNED) a trial queued with parameters ``fixed`` outside the search space
     (``why`` says where it lies), with a warning; its parameters go to the user attr
@@ -490,9 +507,26 @@ def _requeued_copy(u: Any, t: Any, fixed: Mapping[str, Any]) -> bool:
     queued to measure the noise at one both run)."""
     if u.number <= t.number or u.system_attrs.get("fixed_params") != fixed:
         return False
+    if u.user_attrs.get("dropped"):  # dropped (a duplicate, outside the space): never ran
+        return False
     if u.user_attrs.get(REQUEUED_ATTR) == t.number:
         return True
     return bool(t.user_attrs.get(SEED_ATTR)) and bool(u.user_attrs.get(SEED_ATTR))
+
+
+def _failed_runs(t: Any, trials: Sequence[Any]) -> int:
+    """The failed runs of the queued point ``t`` ran: ``t`` and the trials it is lrkit's copy
+    of (``REQUEUED_ATTR``, back to the one first queued); another copy the user queued of the
+    same point is a run of its own, with failures of its own."""
+    ts = _optuna().trial.TrialState
+    by_number = {u.number: u for u in trials}
+    count, seen, u = 0, set(), t
+    while u is not None and u.number not in seen:
+        seen.add(u.number)
+        count += u.state == ts.FAIL
+        origin = u.user_attrs.get(REQUEUED_ATTR)
+        u = by_number.get(origin) if isinstance(origin, int) else None
+    return count
 
 
 def _requeue_interrupted(
@@ -516,9 +550,7 @@ def _requeue_interrupted(
             continue
         if any(_requeued_copy(u, t, fixed) for u in trials):
             continue
-        failures = sum(
-            1 for u in trials if u.state == ts.FAIL and u.system_attrs.get("fixed_params") == fixed
-        )
+        failures = _failed_runs(t, trials)
         if max_retry is not None and failures > max_retry:
             continue  # retried max_retry times already
         marks: dict[str, Any] = {REQUEUED_ATTR: t.number}  # a copy lrkit queued: run once
@@ -545,16 +577,18 @@ def _seed_points(
 ) -> list[tuple[str, float]]:
     """The first trials of a finder-seeded study, within ``rng`` (the other parameters are
     sampled): one-cycle at the range test's ``max_lr`` and warmup-cosine at its ``peak_lr``
-    (its suggestions for the study's budget), another family at ``peak_lr`` when neither is
-    searched. A record without them (a result of another kind, a study lrkit 0.1 made) seeds
-    at a third of the edge (``lr_min``; ``min_loss_lr`` its former name), Smith's one-cycle
-    rule, or of ``max_lr``."""
+    for the study's budget (the record's ``for_total_steps``, else the range test's own),
+    another family at ``peak_lr`` when neither is searched. A record without them (a result
+    of another kind, a study lrkit 0.1 made) seeds at a third of the edge (``lr_min``;
+    ``min_loss_lr`` its former name), Smith's one-cycle rule, or of ``max_lr``."""
     edge = info.get("lr_min") or info.get("min_loss_lr") or info.get("max_lr")
     third = float(edge) / 3.0 if edge else None
+    made = info.get("for_total_steps")
+    made = made if isinstance(made, Mapping) else info
     fams = [f for f in SEED_FAMILIES if f in families] or [families[0]]
     out = []
     for fam in fams:
-        lr = info.get("max_lr" if fam == "onecycle" else "peak_lr") if info.get("peak_lr") else None
+        lr = made.get("max_lr" if fam == "onecycle" else "peak_lr") if made.get("peak_lr") else None
         lr = lr or third
         if lr:
             out.append((fam, min(max(float(lr), rng[0]), rng[1])))
@@ -691,10 +725,12 @@ def _range_from_test(
         with warnings.catch_warnings(), contextlib.suppress(Exception):
             warnings.simplefilter("ignore")  # a short budget's warning: seeds are a start
             made = budget(task.total_steps)
-            info.update(
-                suggestion=made.constant, max_lr=made.max_lr, peak_lr=made.peak_lr,
-                total_steps=int(task.total_steps),
-            )  # fmt: skip
+            info["for_total_steps"] = {
+                "total_steps": int(task.total_steps),
+                "constant": made.constant,
+                "max_lr": made.max_lr,
+                "peak_lr": made.peak_lr,
+            }
     return rng, "finder", info
 
 
@@ -1320,20 +1356,13 @@ def tune(
             (t.system_attrs.get("fixed_params") for t in trials if t.number == trial.number),
             None,
         )
-        if fixed and not _fits(space, fixed):  # queued with another search space, or by hand
-            lo, hi = space.lr_range
-            _drop_outside(
-                trial, fixed, f"lr in [{lo:.3g}, {hi:.3g}], families {', '.join(space.families)}"
-            )
+        outside = _outside(space, fixed) if fixed else None
+        if fixed and outside is not None:  # queued with another search space, or by hand
+            _drop_outside(trial, fixed, outside)
         if fixed and _duplicate_copy(trials, trial, fixed):
             trial.set_user_attr("dropped", "a copy of an earlier queued trial")
             raise optuna.TrialPruned("a copy of an earlier queued trial: dropped")
-        try:
-            schedule = space.sample(trial)
-        except ValueError as exc:  # a queued value of a family's own parameter the space
-            if not fixed:  # refuses (a warmup fraction above its range, an unknown choice)
-                raise
-            _drop_outside(trial, fixed, str(exc))
+        schedule = space.sample(trial)
         trial.set_user_attr("schedule", str(schedule))
         with held.deliverable():  # the task's own code: Ctrl-C stops it (the trial FAILs)
             value = check_metric(task.train(schedule, _HeldReporter(trial, held)))

@@ -425,6 +425,21 @@ def lost_connection(lost: BaseException, storage: Any, *, again: str) -> Databas
     return DatabaseLostError(mask_secrets(msg, url) if isinstance(url, str) else msg, lost)
 
 
+#: SQLAlchemy's names of database drivers in a URL (``dialect+driver://``) and the packages
+#: that install them (a name not here gets no install line: its package is not guessed)
+_DRIVER_PACKAGES = {
+    "psycopg": "psycopg",
+    "asyncpg": "asyncpg",
+    "pg8000": "pg8000",
+    "pymysql": "pymysql",
+    "mysqldb": "mysqlclient",
+    "mysqlconnector": "mysql-connector-python",
+    "mariadbconnector": "mariadb",
+    "aiomysql": "aiomysql",
+    "asyncmy": "asyncmy",
+}
+
+
 def storage_error(exc: BaseException, url: str) -> ValueError:
     """A one-line ``ValueError`` for a storage that cannot be used: the database's first
     line of complaint, with the URL's password masked everywhere."""
@@ -439,9 +454,10 @@ def storage_error(exc: BaseException, url: str) -> ValueError:
         if postgres and driver in (None, "psycopg2") and missing in ("", "psycopg", "psycopg2"):
             # the tune extra holds psycopg2, which _with_driver then picks
             why = f"{install_hint('psycopg2', 'tune', feature='a PostgreSQL storage')} ({why})"
-        elif driver:  # the driver the URL names: its own package
+        elif driver in _DRIVER_PACKAGES:  # the driver the URL names: its own package
             other = ", or leave it out (postgresql://...: psycopg2, in lrkit[tune])"
-            hint = install_hint(driver, package=driver, feature=f"a {scheme} URL")
+            package = _DRIVER_PACKAGES[driver]
+            hint = install_hint(driver, package=package, feature=f"a {scheme} URL")
             why = f"{hint}{other if postgres else ''} ({why})"
         else:
             why = f"the database driver is not installed ({why})"
