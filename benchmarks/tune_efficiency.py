@@ -5,7 +5,8 @@ For each demo task (_demo_tasks.py, validation loss after a few epochs; every tr
 the same weights and sees the same batches), a long blind TPE search (peak LR log-uniform in
 1e-6..10, all six schedule families) sets the reference best value. Then, for several sampler
 seeds, a blind TPE search and a finder-seeded one (the range test bounds the peak-LR interval
-and the first trial is cosine-with-warmup at the finder's max_lr) run until the best value is
+and the first trials are one-cycle and warmup-cosine peaking at a third of the range test's
+lr_min) run until the best value is
 within 5% of the reference or the budget is spent. A trial is every trial started (diverged
 ones included). The range test (one sweep of <= 100 steps, run once per study) is reported
 separately, in units of one trial's training steps.

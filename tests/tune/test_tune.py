@@ -321,20 +321,12 @@ def test_tune_finder_seed_enqueues_onecycle_and_cosine() -> None:
     result = tune(_quadratic_task(rt=res), n_trials=3, seed=0)
     lo, hi = lr_range_from_finder(res)
     assert result.lr_range == (lo, hi)
-    # the range test's suggestions for the task's budget (100 steps), not for its own
-    made = res.for_total_steps(100)
+    lr0 = min(max(res.lr_min / 3, lo), hi)
     first, second = result.study.trials[:2]
     assert (first.params["family"], second.params["family"]) == ("onecycle", "cosine")
-    assert first.params["lr"] == pytest.approx(min(max(made.max_lr, lo), hi), rel=1e-12)
-    assert second.params["lr"] == pytest.approx(min(max(made.peak_lr, lo), hi), rel=1e-12)
+    assert first.params["lr"] == second.params["lr"] == pytest.approx(lr0)
     assert result.seeding == "finder"
     assert result.finder is not None and result.finder["lr_min"] == res.lr_min
-    # the range test's own answers stay as it gave them; the budget's beside them
-    assert result.finder["max_lr"] == res.max_lr and result.finder["suggestion"] == res.suggestion
-    assert result.finder["for_total_steps"] == {
-        "total_steps": 100, "constant": made.constant, "max_lr": made.max_lr,
-        "peak_lr": made.peak_lr,
-    }  # fmt: skip
     # families without onecycle/cosine: the first family is seeded
     r2 = tune(_quadratic_task(rt=res), n_trials=2, seed=0, families=("step", "wsd"))
     assert r2.study.trials[0].params["family"] == "step"
@@ -1727,18 +1719,7 @@ def test_a_new_studys_range_test_interrupted_says_no_study_was_created() -> None
     assert info.value.study_created is False  # type: ignore[attr-defined]
 
 
-def test_the_seed_trials_peak_at_the_finder_s_suggestions_kept_inside_the_interval() -> None:
-    from lrkit.tune._loop import _seed_points
-
-    found = {"lr_min": 0.3, "max_lr": 0.05, "peak_lr": 0.02}
-    assert _seed_points(found, (1e-3, 1.0), FAMILIES) == [("onecycle", 0.05), ("cosine", 0.02)]
-    budget = {**found, "for_total_steps": {"max_lr": 0.04, "peak_lr": 0.01}}  # read first
-    assert _seed_points(budget, (1e-3, 1.0), FAMILIES) == [("onecycle", 0.04), ("cosine", 0.01)]
-    assert _seed_points(found, (0.03, 1.0), FAMILIES) == [("onecycle", 0.05), ("cosine", 0.03)]
-    assert _seed_points(found, (1e-3, 1.0), ("wsd", "step")) == [("wsd", 0.02)]
-
-
-def test_a_record_without_the_suggestions_seeds_at_a_third_of_the_edge() -> None:
+def test_the_seed_trials_peak_at_a_third_of_the_minimums_lr_kept_inside_the_interval() -> None:
     from lrkit.tune._loop import _seed_points
 
     assert _seed_points({"lr_min": 0.3}, (1e-3, 1.0), FAMILIES) == [
