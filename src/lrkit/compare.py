@@ -583,8 +583,9 @@ def _evaluate(setup: Setup) -> tuple[float, float, str]:
 
         first = next(bn_data, None)
         bn_data = None if first is None else itertools.chain([first], bn_data)
-        held = any(getattr(m, "running_mean", None) is not None for m in setup.model.modules())
-        if bn_data is None and held:
+        if bn_data is None and any(
+            getattr(m, "running_mean", None) is not None for m in setup.model.modules()
+        ):
             note = "BatchNorm statistics as trained (one-shot data, not read again)"
     with evaluating(setup.model, setup.optimizer, bn_data=bn_data, num_batches=10):
         loss, acc = evaluate(setup.model, loss_fn=setup.loss_fn, data=setup.val_data)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import _renamed
 from . import _validate as V
 from ._imports import require
 from ._runtime import caller_level
@@ -565,13 +566,13 @@ def _as_trained(trainer: Any) -> Any:
             inner = trainer.accelerator.unwrap_model(model)
             inner = getattr(getattr(inner, "base_model", None), "model", inner)  # a PEFT model
             emb = inner.get_input_embeddings()
-            had = emb.__dict__.get("neftune_noise_alpha", _UNSET)
+            had = emb.__dict__.get("neftune_noise_alpha", _renamed.UNSET)
             emb.neftune_noise_alpha = alpha
             handle = emb.register_forward_hook(hook.neftune_post_forward_hook)
 
             def off() -> None:
                 handle.remove()
-                if had is _UNSET:
+                if had is _renamed.UNSET:
                     del emb.neftune_noise_alpha
                 else:
                     emb.neftune_noise_alpha = had
@@ -581,9 +582,6 @@ def _as_trained(trainer: Any) -> Any:
     finally:
         for fn in reversed(undo):
             fn()
-
-
-_UNSET = object()
 
 
 def _window_step(

@@ -1272,31 +1272,37 @@ def test_a_copy_lrkit_requeued_twice_runs_once(tmp_path: Any) -> None:
     assert trials[1].user_attrs["dropped"] == "a copy of an earlier queued trial"
 
 
-def test_lrkits_copy_of_a_failed_queued_point_runs_beside_its_completed_runs(
-    tmp_path: Any,
-) -> None:
-    """The user queues a point twice; the second run is stopped (FAIL): the next run re-queues
-    it, and the copy runs although the first copy of the point completed."""
-    url = f"sqlite:///{tmp_path / 'again.db'}"
+def _two_queued_copies_one_stopped(tmp_path: Any, stopped: int, n_trials: int) -> list[Any]:
+    """The trials of a study where the user queued one point twice and the ``stopped``-th run
+    (1-based) was stopped by Ctrl-C, after the next run of ``tune``."""
+    url = f"sqlite:///{tmp_path / 'copies.db'}"
     study = optuna.create_study(study_name="s", storage=url)
     for _ in range(2):
         study.enqueue_trial({"lr": 0.05, "family": "constant"})
     task = _quad()
     train, runs = task.train, []
 
-    def stopped_second(schedule: S.Schedule, report: Any) -> float:
+    def stopping(schedule: S.Schedule, report: Any) -> float:
         runs.append(1)
-        if len(runs) == 2:
+        if len(runs) == stopped:
             raise KeyboardInterrupt
         return train(schedule, report)
 
-    task.train = stopped_second  # type: ignore[misc]
+    task.train = stopping  # type: ignore[misc]
     with pytest.raises(KeyboardInterrupt):
-        tune(task, n_trials=2, storage=url, study_name="s", seeding="blind", pruner="none",
-             families="constant")  # fmt: skip
-    tune(task, n_trials=2, storage=url, study_name="s", seeding="blind", pruner="none",
+        tune(task, n_trials=n_trials, storage=url, study_name="s", seeding="blind",
+             pruner="none", families="constant")  # fmt: skip
+    tune(task, n_trials=n_trials, storage=url, study_name="s", seeding="blind", pruner="none",
          families="constant")  # fmt: skip
-    trials = optuna.load_study(study_name="s", storage=url).trials
+    return optuna.load_study(study_name="s", storage=url).trials
+
+
+def test_lrkits_copy_of_a_failed_queued_point_runs_beside_its_completed_runs(
+    tmp_path: Any,
+) -> None:
+    """The user queues a point twice; the second run is stopped (FAIL): the next run re-queues
+    it, and the copy runs although the first copy of the point completed."""
+    trials = _two_queued_copies_one_stopped(tmp_path, stopped=2, n_trials=2)
     assert [t.state for t in trials] == [TS.COMPLETE, TS.FAIL, TS.COMPLETE]
     assert trials[2].user_attrs[REQUEUED_ATTR] == 1 and "dropped" not in trials[2].user_attrs
     assert trials[2].user_attrs["schedule"] == trials[0].user_attrs["schedule"]
@@ -1305,26 +1311,7 @@ def test_lrkits_copy_of_a_failed_queued_point_runs_beside_its_completed_runs(
 def test_the_first_of_two_copies_the_user_queued_stopped_is_queued_again(tmp_path: Any) -> None:
     """The user queues a point twice (two runs to measure its noise); the first is stopped
     (FAIL): the second is no copy of it, and the next run queues the stopped one again."""
-    url = f"sqlite:///{tmp_path / 'first.db'}"
-    study = optuna.create_study(study_name="s", storage=url)
-    for _ in range(2):
-        study.enqueue_trial({"lr": 0.05, "family": "constant"})
-    task = _quad()
-    train, runs = task.train, []
-
-    def stopped_first(schedule: S.Schedule, report: Any) -> float:
-        runs.append(1)
-        if len(runs) == 1:
-            raise KeyboardInterrupt
-        return train(schedule, report)
-
-    task.train = stopped_first  # type: ignore[misc]
-    with pytest.raises(KeyboardInterrupt):
-        tune(task, n_trials=3, storage=url, study_name="s", seeding="blind", pruner="none",
-             families="constant")  # fmt: skip
-    tune(task, n_trials=3, storage=url, study_name="s", seeding="blind", pruner="none",
-         families="constant")  # fmt: skip
-    trials = optuna.load_study(study_name="s", storage=url).trials
+    trials = _two_queued_copies_one_stopped(tmp_path, stopped=1, n_trials=3)
     assert [t.state for t in trials] == [TS.FAIL, TS.COMPLETE, TS.COMPLETE, TS.COMPLETE]
     assert [t.params for t in trials[:3]] == [{"lr": 0.05, "family": "constant"}] * 3
     assert trials[2].user_attrs[REQUEUED_ATTR] == 0 and "dropped" not in trials[2].user_attrs

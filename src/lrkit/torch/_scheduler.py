@@ -708,14 +708,8 @@ class LRKitScheduler(LRScheduler):
         # LR schedule (a restart starts them again): one step for one controller, one per group
         # for a list of them
         fb = self._feedback
-        if not isinstance(fb, list):
-            if fb is not None and (self._hp or self._hp_groups):
-                x = fb.schedule_step(x)
-            hps = [(key, kind, at(x)) for at, key, kind in self._hp]
-            hp_groups = [(key, kind, [at(x) for at in ats]) for ats, key, kind in self._hp_groups]
-        elif not (self._hp or self._hp_groups):
-            hps, hp_groups = [], []
-        else:
+        reads = bool(self._hp or self._hp_groups)
+        if reads and isinstance(fb, list):
             xs = [c.schedule_step(x) for c in fb]
             hps = []
             hp_groups = [(key, kind, [at(xi) for xi in xs]) for at, key, kind in self._hp]
@@ -723,6 +717,11 @@ class LRKitScheduler(LRScheduler):
                 (key, kind, [at(xi) for at, xi in zip(ats, xs)])
                 for ats, key, kind in self._hp_groups
             ]
+        else:
+            if reads and fb is not None:
+                x = fb.schedule_step(x)
+            hps = [(key, kind, at(x)) for at, key, kind in self._hp]
+            hp_groups = [(key, kind, [at(x) for at in ats]) for ats, key, kind in self._hp_groups]
         for key, _, val in hps:
             if not val >= 0:
                 raise _negative_hp(key, val, t)

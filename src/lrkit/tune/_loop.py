@@ -13,7 +13,7 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import _validate as V
 from .._format import shorten
@@ -463,7 +463,7 @@ def _outside(space: SearchSpace, fixed: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _drop_outside(trial: Any, fixed: Mapping[str, Any], why: str) -> None:
+def _drop_outside(trial: Any, fixed: Any, why: str) -> NoReturn:
     """Drop (PRUNED) a trial queued with parameters ``fixed`` outside the search space
     (``why`` says where it lies), with a warning; its parameters go to the user attr
     ``queued_params`` (the trial itself holds none)."""
@@ -1338,7 +1338,7 @@ def tune(
             None,
         )
         outside = _outside(space, fixed) if fixed else None
-        if fixed and outside is not None:  # queued with another search space, or by hand
+        if outside is not None:  # queued with another search space, or by hand
             _drop_outside(trial, fixed, outside)
         if fixed and _duplicate_copy(trials, trial, fixed):
             trial.set_user_attr("dropped", "a copy of an earlier queued trial")

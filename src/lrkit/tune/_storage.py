@@ -448,7 +448,7 @@ def storage_error(exc: BaseException, url: str) -> ValueError:
     why = lines[0] if lines else type(orig).__name__
     if isinstance(exc, ImportError):
         missing = (exc.name or "").split(".")[0]
-        scheme = url.split("://", 1)[0].lower()
+        scheme = ((url_parts(url) or {}).get("name") or "").lower()
         driver = scheme.split("+", 1)[1] if "+" in scheme else None
         postgres = scheme.startswith("postgres")
         if postgres and driver in (None, "psycopg2") and missing in ("", "psycopg", "psycopg2"):
