@@ -2393,3 +2393,21 @@ def test_max_retry_counts_the_failures_of_each_queued_copy_on_its_own() -> None:
         study.tell(study.ask(), state=TS.FAIL)
 
     assert _requeue_case(1, chain) == 0 and _requeue_case(2, chain) == 1
+
+
+def test_a_failed_queued_trial_with_a_family_parameter_outside_the_space_is_not_queued_again() -> (
+    None
+):
+    from lrkit.tune._loop import _requeue_interrupted
+    from lrkit.tune._space import SearchSpace
+
+    study = optuna.create_study()
+    outside = {"lr": 0.01, "family": "onecycle", "onecycle.pct_start": 0.9}  # range 0.1-0.5
+    inside = {"lr": 0.01, "family": "onecycle", "onecycle.pct_start": 0.3}
+    for point in (outside, inside):
+        study.enqueue_trial(point)
+        study.tell(study.ask(), state=TS.FAIL)
+    space = SearchSpace(100, lr_range=(1e-3, 1.0), families=("onecycle",))
+    _requeue_interrupted(study, space, max_retry=None, n_trials=10)
+    waiting = [t.system_attrs["fixed_params"] for t in study.trials if t.state == TS.WAITING]
+    assert waiting == [inside]  # the run would only drop the other one

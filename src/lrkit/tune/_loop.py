@@ -536,9 +536,10 @@ def _requeue_interrupted(
     a run stopped by Ctrl-C fails its running trial, as :func:`_fail_unstarted` fails one a
     killed worker left, and the study would lose that seed. A seed is retried at most
     ``max_retry`` times in all (its FAIL trials, over every run: one that kills its worker
-    each time is not retried for ever); a seed outside ``space`` (the study's first run
-    stopped before any trial began, and this run searches other families) is not queued
-    again, and nothing is queued once the study holds ``n_trials`` COMPLETE trials."""
+    each time is not retried for ever); a trial outside ``space`` (:func:`_outside`: the
+    study's first run stopped before any trial began, and this run searches other families
+    or ranges) is not queued again (it would only be dropped), and nothing is queued once
+    the study holds ``n_trials`` COMPLETE trials."""
     optuna = _optuna()
     ts = optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
@@ -546,7 +547,7 @@ def _requeue_interrupted(
         return
     for t in trials:
         fixed = t.system_attrs.get("fixed_params")
-        if t.state != ts.FAIL or not fixed or not _fits(space, fixed):
+        if t.state != ts.FAIL or not fixed or _outside(space, fixed) is not None:
             continue
         if any(_requeued_copy(u, t, fixed) for u in trials):
             continue
