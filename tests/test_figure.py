@@ -281,6 +281,25 @@ def test_a_folder_as_the_path_is_a_one_line_error_and_nothing_is_written(
     plt.close("all")
 
 
+@pytest.mark.parametrize("kind", sorted(MAKERS))
+def test_an_unknown_file_type_or_a_missing_folder_is_a_one_line_error_naming_path(
+    kind: str, tmp_path: Path
+) -> None:
+    bad_type = str(tmp_path / "lr.xyz")
+    with pytest.raises(ValueError) as info:
+        MAKERS[kind]().plot(bad_type)
+    message = str(info.value)
+    assert message.startswith(f"path {bad_type!r}: unknown file type .xyz (allowed: ")
+    assert ".png" in message and ".svg" in message and "\n" not in message
+    missing = str(tmp_path / "nofolder" / "lr.png")
+    with pytest.raises(ValueError) as info:
+        MAKERS[kind]().plot(missing)
+    folder = str(tmp_path / "nofolder")
+    assert str(info.value) == f"path {missing!r}: the folder {folder!r} does not exist"
+    assert list(tmp_path.iterdir()) == []
+    plt.close("all")
+
+
 def test_a_single_finite_point_is_drawn_over_the_whole_range(tmp_path: Path) -> None:
     """A line of one point draws nothing: it gets a marker, and the x axis spans every step
     asked for (a schedule whose values overflow after step 0, a plot of 1 step)."""

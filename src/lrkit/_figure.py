@@ -285,7 +285,8 @@ POSTSCRIPT = (".eps", ".ps")
 
 def save_figure(fig: Any, path: Any, *, dpi: int = 110, whole: bool = False) -> None:
     """Write ``fig`` to ``path`` (every lrkit figure is written through here; a folder is a
-    one-line ``ValueError``, where matplotlib would write ``<folder>.png``): for PostScript
+    one-line ``ValueError``, where matplotlib would write ``<folder>.png``, and so are a
+    missing folder and a file type matplotlib does not write): for PostScript
     (``.eps``, ``.ps``), which cannot draw transparency, partly transparent artists are drawn
     opaque for the file (:func:`flatten_alpha`, undone afterwards), so the file looks as the
     figure does and matplotlib has nothing to warn about. ``whole``: the image is widened to
@@ -298,6 +299,14 @@ def save_figure(fig: Any, path: Any, *, dpi: int = 110, whole: bool = False) -> 
         raise ValueError(
             f"path {name!r} is a folder: give a file name, e.g. {os.path.join(name, 'plot.png')!r}"
         )
+    folder = os.path.dirname(name)
+    if folder and not os.path.isdir(folder):  # Python's FileNotFoundError would not say why
+        raise ValueError(f"path {name!r}: the folder {folder!r} does not exist")
+    ext = os.path.splitext(name)[1].lower().lstrip(".")
+    known = fig.canvas.get_supported_filetypes()
+    if ext and ext not in known:  # (no suffix: matplotlib's default format, PNG)
+        allowed = ", ".join("." + t for t in sorted(known))
+        raise ValueError(f"path {name!r}: unknown file type .{ext} (allowed: {allowed})")
     # the decoded name: matplotlib reads the format off a str's suffix, not off bytes
     target = name if isinstance(os.fspath(path), bytes) else path
     box: dict[str, Any] = {}
