@@ -749,3 +749,11 @@ def test_a_growing_schedule_builds_its_table_without_a_warning_and_reads_inf_whe
         fn = lo.schedule(growing)
         assert float(fn(3)) == np.float32(0.01 * 1.6**3)
         assert float(fn(2000)) == np.inf
+
+
+@pytest.mark.parametrize("evaluation", ["table", "formula", "host"])
+def test_a_schedule_function_called_with_no_count_says_what_to_give_keras(evaluation) -> None:
+    fn = lo.schedule(S.cosine(0.1, total_steps=100), evaluation=evaluation)
+    with pytest.raises(TypeError, match=r"^lrkit\.optax\.schedule\(\.\.\.\) takes the step and "):
+        fn()
+    assert float(fn(5)) == np.float32(S.cosine(0.1, total_steps=100)(5))

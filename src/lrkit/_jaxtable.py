@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validate as V
+from ._renamed import UNSET
 from .schedules import Schedule
 from .schedules.tables import (
     EVALUATIONS,
@@ -31,7 +32,16 @@ from .schedules.tables import (
     value_table,
 )
 
-__all__ = ["EVALUATIONS", "INT32_MAX", "check_count", "formula_fn", "lookup_fn", "out_dtype"]
+__all__ = [
+    "EVALUATIONS",
+    "INT32_MAX",
+    "UNSET",
+    "check_count",
+    "formula_fn",
+    "given_count",
+    "lookup_fn",
+    "out_dtype",
+]
 
 
 def x64_enabled() -> bool:
@@ -58,12 +68,22 @@ def _host_integers(items: Any) -> bool:
     )
 
 
+def given_count(count: Any) -> None:
+    """A schedule function's ``count`` left out (``UNSET``, its default) is a one-line
+    ``TypeError`` saying what to give Keras, whose optimizer calls a plain callable learning
+    rate with no argument."""
+    if count is UNSET:
+        raise V.no_step("lrkit.optax.schedule(...)")
+
+
 def check_count(count: Any, *, name: str = "count") -> None:
     """A host integer step (a Python or numpy integer, a numpy array) beyond int32 without
     ``jax_enable_x64``: JAX would wrap it (``np.int64(2**32)`` reads as step 0) or raise its
     own multi-line ``OverflowError``; this says so in one line naming ``name``. Nothing is
     read back from a device array (already int32 without x64); a list or tuple is checked
-    when it holds host integers only (nested lists too)."""
+    when it holds host integers only (nested lists too); a ``count`` left out, see
+    :func:`given_count`."""
+    given_count(count)
     if isinstance(count, (list, tuple)):
         if not _host_integers(count):
             return  # device arrays, tracers: nothing to read back

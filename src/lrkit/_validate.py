@@ -463,6 +463,15 @@ def keyword_only(
     return wrap
 
 
+def no_step(what: str) -> TypeError:
+    """The error for a schedule called with no step (``what``: how it was called), as a
+    Keras optimizer calls a learning rate that is a plain callable, with no argument."""
+    return TypeError(
+        f"{what} takes the step and got none (a Keras optimizer calls a plain callable "
+        "learning rate with no argument): give Keras lrkit.keras.schedule(schedule)"
+    )
+
+
 def negative_at_step(
     name: str, value: float, step: int, *, built_at: int | None, what: str
 ) -> ValueError:

@@ -34,8 +34,10 @@ from . import _validate as V
 from ._jaxtable import (
     EVALUATIONS,
     INT32_MAX,  # the plateau state's counters are int32, as JAX holds integer steps
+    UNSET,
     check_count,
     formula_fn,
+    given_count,
     lookup_fn,
     out_dtype,
     x64_enabled,
@@ -133,7 +135,7 @@ def schedule(
     if evaluation == "formula":
         traced = formula_fn(sched, odt)
 
-        def formula_count(count: Any) -> jax.Array:
+        def formula_count(count: Any = UNSET) -> jax.Array:
             check_count(count)
             return traced(count)
 
@@ -143,7 +145,7 @@ def schedule(
     if evaluation == "table":
         built: list[Callable[[Any], jax.Array]] = []  # the table, built on the first call
 
-        def table_fn(count: Any) -> jax.Array:
+        def table_fn(count: Any = UNSET) -> jax.Array:
             check_count(count)
             if not built:
                 built.append(lookup_fn(sched, odt, limit=limit))
@@ -154,7 +156,8 @@ def schedule(
 
     host = _host_values(sched, odt)
 
-    def exact_fn(count: Any) -> jax.Array:
+    def exact_fn(count: Any = UNSET) -> jax.Array:
+        given_count(count)
         if not isinstance(count, jax.core.Tracer):
             # concrete input (eager call): same host computation, no callback machinery
             return jnp.asarray(host(np.asarray(count)))

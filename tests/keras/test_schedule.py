@@ -390,3 +390,17 @@ def test_a_scaled_constant_learning_rate_callable_uses_a_new_scale_in_the_next_f
     model.fit(x, x, batch_size=1, shuffle=False, verbose=0)
     used = [np.float32(0.04)] * 4 + [np.float32(0.04) * np.float32(0.5)] * 4
     np.testing.assert_allclose(model.get_weights()[0], [[-np.sum(used)]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["schedule", "optax"])
+def test_a_schedule_given_to_a_keras_optimizer_as_it_is_says_to_wrap_it(kind: str) -> None:
+    """Keras calls a learning rate that is a plain callable with no argument."""
+    s = S.cosine(0.1, total_steps=100)
+    if kind == "optax":
+        lo = pytest.importorskip("lrkit.optax")
+        s = lo.schedule(s)
+    opt = keras.optimizers.SGD(s)
+    with pytest.raises(TypeError, match=r"give Keras lrkit\.keras\.schedule\(schedule\)$"):
+        opt.learning_rate  # noqa: B018
+    opt = keras.optimizers.SGD(lk.schedule(S.cosine(0.1, total_steps=100)))
+    assert np.isclose(float(opt.learning_rate), 0.1)

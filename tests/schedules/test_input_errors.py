@@ -714,3 +714,12 @@ def test_clamp_given_its_bounds_by_position_says_which_keyword_each_is() -> None
             f"keyword, as in {example} (parameters: min_lr, max_lr)"
         )
     assert s.clamp(min_lr=0.01, max_lr=0.05) == S.parse(str(s.clamp(min_lr=0.01, max_lr=0.05)))
+
+
+def test_a_schedule_called_with_no_step_says_what_to_give_keras() -> None:
+    with pytest.raises(TypeError) as info:
+        C()
+    assert str(info.value) == (
+        "Cosine.__call__() takes the step and got none (a Keras optimizer calls a plain "
+        "callable learning rate with no argument): give Keras lrkit.keras.schedule(schedule)"
+    )

@@ -594,10 +594,12 @@ class Schedule(ABC):
     peer_calls: ClassVar[tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...]] = ()
 
     # ----------------------------------------------------------------- evaluation
-    def __call__(self, step: SupportsFloat) -> float:
+    def __call__(self, step: SupportsFloat = _renamed.UNSET) -> float:
         """The learning rate at ``step`` (an int, or a float for fractional steps; a numpy
         scalar or a 0-d array or tensor is read as the number it holds)."""
         if type(step) is not int and type(step) is not float:
+            if step is _renamed.UNSET:  # a Keras optimizer given the schedule itself calls it so
+                raise V.no_step(f"{type(self).__name__}.__call__()")
             step = _as_step(step)
         if not 0 <= step <= _MAX_STEP:  # negative, NaN, inf, an int beyond float64
             raise _step_error("step", step)
