@@ -265,6 +265,19 @@ def takes(name: str, value: Any, signature: str, args: int) -> Any:
     return value
 
 
+def not_a_class(name: str, value: Any) -> Any:
+    """``value``, unless it is a class whose instances are the callable meant (a loss given as
+    ``nn.CrossEntropyLoss`` for ``nn.CrossEntropyLoss()``): called with a batch's tensors, the
+    class would make an instance of them, or fail deep inside its constructor; a one-line
+    ``TypeError`` naming ``name`` then."""
+    if isinstance(value, type) and any("__call__" in vars(k) for k in value.__mro__[:-1]):
+        raise TypeError(
+            f"{name} is the class {value.__module__}.{value.__qualname__}: give an instance, "
+            f"{value.__qualname__}()"
+        )
+    return value
+
+
 def optional_callable(name: str, value: Any, signature: str, args: int | None = None) -> Any:
     """``value`` if it is ``None`` or callable (with ``args``: callable with that many
     positional arguments, :func:`takes`), else a ``TypeError`` naming ``name``."""

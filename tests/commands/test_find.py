@@ -105,6 +105,10 @@ USER_MODULE = textwrap.dedent(
         model, opt, _, data = make()
         return model, opt, None, data
 
+    def make_loss_class():
+        model, opt, _, data = make()
+        return model, opt, torch.nn.CrossEntropyLoss, data
+
     _X = torch.randn(256, 5)
     _LOADER = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(_X, torch.arange(256)),
@@ -595,6 +599,11 @@ def test_the_users_own_warnings_reach_the_user_once_and_the_finders_are_printed(
             "data must yield (x, y) batches for loss_fn(model(x), y), got a tuple of 3 items",
         ),
         ("make_no_loss", "loss_fn must be a callable loss_fn(output, target), got NoneType"),
+        (
+            "make_loss_class",
+            "loss_fn is the class torch.nn.modules.loss.CrossEntropyLoss: give an instance, "
+            "CrossEntropyLoss()",
+        ),
     ],
 )
 def test_a_target_returning_unusable_data_is_refused_before_the_range_test(

@@ -991,6 +991,21 @@ def test_held_batches_reads_one_pass_and_names_the_argument():
         assert len(held_batches(range(17))) == 17
 
 
+def test_an_endless_held_set_is_a_one_line_error_not_a_hang():
+    import itertools
+
+    from lrkit.finder import MAX_HELD_BATCHES, held_batches
+
+    with pytest.raises(ValueError) as info:
+        held_batches(itertools.cycle([1, 2]), name="probe_data", warn_many=False)
+    assert str(info.value) == (
+        f"probe_data yields more than {MAX_HELD_BATCHES} batches (an endless iterator, such as "
+        "itertools.cycle or a streaming loader?): it is read whole before the sweep; give a "
+        "finite set, e.g. list(itertools.islice(loader, 4))"
+    )
+    assert len(held_batches(range(MAX_HELD_BATCHES), warn_many=False)) == MAX_HELD_BATCHES
+
+
 def test_a_rise_to_end_lr_from_the_first_step_says_lower_start_lr():
     import warnings
 

@@ -690,6 +690,11 @@ def test_metric_states_the_sweep_updates_go_back(before):
         ({"progress": "no"}, ValueError, r"^progress must be True or False, got 'no'$"),
         ({"warn": 0}, ValueError, r"^warn must be True or False, got 0$"),
         ({"loss_fn": 3}, TypeError, r"^loss_fn must be a callable loss_fn\(output, target\)"),
+        (
+            {"loss_fn": torch.nn.CrossEntropyLoss},
+            TypeError,
+            r"^loss_fn is the class torch\.nn\.modules\.loss\.CrossEntropyLoss: give an instance",
+        ),
         ({"step": 3}, TypeError, r"^step must be a callable step\(model, batch\) -> loss"),
         ({"device": "gpu"}, ValueError, r"^device must be a torch.device or a device string"),
         ({"device": 3.5}, ValueError, r"^device must be a torch.device or a device string"),

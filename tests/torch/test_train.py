@@ -174,6 +174,8 @@ def test_no_batch_is_drawn_and_dropped() -> None:
         ({"loss_fn": lambda out: out}, TypeError, r"^loss_fn must be a callable loss_fn\(output, "),
         ({"optimizer": None}, ValueError, r"^optimizer must be a torch optimizer"),
         ({"loss_fn": 3}, TypeError, r"^loss_fn must be a callable"),
+        ({"loss_fn": torch.nn.MSELoss}, TypeError,
+         r"^loss_fn is the class torch\.nn\.modules\.loss\.MSELoss: give an instance, MSELoss"),
         ({"stop_on_nonfinite": "no"}, ValueError, r"^stop_on_nonfinite must be True or False"),
         ({"plateau": True}, ValueError,
          r"^schedule must not be a ReduceLROnPlateau: .*lrkit.feedback.ReduceOnPlateau"),

@@ -1482,6 +1482,8 @@ def test_a_torch_task_checks_its_loss_and_names_empty_validation_data() -> None:
         torch_task(model, loss_fn=None, data=data, val_data=data, epochs=2)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^loss_fn must be a callable loss_fn\(output, target\)"):
         torch_task(model, loss_fn=lambda out: out, data=data, val_data=data, epochs=2)
+    with pytest.raises(TypeError, match=r"^loss_fn is the class .*MSELoss: give an instance"):
+        torch_task(model, loss_fn=torch.nn.MSELoss, data=data, val_data=data, epochs=2)
     for empty in ([], ()):
         with pytest.raises(ValueError) as info:
             torch_task(model, loss_fn=loss, data=data, val_data=empty, epochs=2)

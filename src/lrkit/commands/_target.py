@@ -512,11 +512,16 @@ CHECKING = "the check of what it returned"
 
 
 def check_loss_fn(loss_fn: Any) -> None:
-    """A one-line ValueError naming ``loss_fn`` when it is not callable."""
+    """A one-line ValueError naming ``loss_fn`` when it is not callable, or is a loss's class
+    rather than an instance of it."""
     if not callable(loss_fn):
         raise ValueError(
             f"loss_fn must be a callable loss_fn(output, target), got {type(loss_fn).__name__}"
         )
+    try:
+        V.not_a_class("loss_fn", loss_fn)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def check_batches(

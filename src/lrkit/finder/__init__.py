@@ -45,6 +45,7 @@ from .rules import (
 )
 from .smoothing import robust_smooth, smooth_ema, smooth_seeded
 from .sweep import (
+    MAX_HELD_BATCHES,
     MODES,
     STOP_REASONS,
     Sweep,
@@ -65,6 +66,7 @@ __all__ = [
     "DEFAULT_RULE",
     "DEFAULT_TOTAL_STEPS",
     "FITTED_STEPS",
+    "MAX_HELD_BATCHES",
     "METHODS",
     "MODES",
     "OPTIMIZERS",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import sys
 import warnings
@@ -859,6 +860,8 @@ def cycle_batches(data: Iterable[Any], *, name: str = "data") -> Iterator[Any]:
 
 #: more held batches than this: a warning (each is evaluated every ``eval_every`` steps)
 MANY_HELD_BATCHES = 16
+#: the most batches a held set may yield: more is read as an endless iterator (refused)
+MAX_HELD_BATCHES = 10_000
 
 
 def check_scored(
@@ -918,11 +921,18 @@ def held_batches(
 ) -> list[Any]:
     """The batches of one pass over ``data``, kept as a list: a fixed held set (every
     finder's ``val_data``, ``probe_data``). Raises ``ValueError`` naming ``name`` when
-    ``data`` is not an iterable of batches or yields none; with ``warn_many``, warns
+    ``data`` is not an iterable of batches, yields none or more than ``MAX_HELD_BATCHES``
+    (an endless iterator would never end the list); with ``warn_many``, warns
     (``UserWarning``) when it holds more than ``MANY_HELD_BATCHES``, all of which the sweep
     evaluates every ``eval_every`` steps."""
     check_batches_type(data, name=name)
-    out = list(data)
+    out = list(itertools.islice(data, MAX_HELD_BATCHES + 1))
+    if len(out) > MAX_HELD_BATCHES:
+        raise ValueError(
+            f"{name} yields more than {MAX_HELD_BATCHES} batches (an endless iterator, such as "
+            f"itertools.cycle or a streaming loader?): it is read whole before the sweep; give "
+            f"a finite set, e.g. list(itertools.islice(loader, 4))"
+        )
     if not out:
         raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
     if warn_many and len(out) > MANY_HELD_BATCHES:

@@ -221,6 +221,7 @@ def fit(
     check_optimizer_of(model, optimizer)  # (built for a copy: it would train nothing)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {V.fmt(loss_fn)}")
+    V.not_a_class("loss_fn", loss_fn)
     V.takes("loss_fn", loss_fn, "loss_fn(output, target)", 2)
     V.optional_callable("on_step", on_step, "on_step(step, loss)", 2)
     V.optional_callable("on_epoch", on_epoch, "on_epoch(epoch)", 1)
@@ -350,6 +351,7 @@ def evaluate(
     check_module(model)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {V.fmt(loss_fn)}")
+    V.not_a_class("loss_fn", loss_fn)
     V.takes("loss_fn", loss_fn, "loss_fn(output, target)", 2)
     data = _passes(data)()  # the batches, or those a zero-argument callable returns
     modes = [(m, m.training) for m in model.modules()]
