@@ -1557,17 +1557,17 @@ def test_a_checkpoint_keeps_its_curve_where_this_versions_stops_would_cut_it(hel
 
 
 def test_finder_with_probe_data_equals_find_lr_with_it_and_a_checkpoint_keeps_the_probes() -> None:
-    from lrkit.lightning import _replay
+    from lrkit.finder import FinderResult
 
     ref, finder, unchanged = _finder_beside_reference(probe_data=_two_batches())
     res = finder.result
     assert res is not None and res.probes is not None and ref.probes is not None
     assert res.probes == ref.probes and res.suggestion == ref.suggestion
     assert unchanged
-    again = _replay(json.loads(json.dumps(finder.state_dict()["result"])))
+    again = FinderResult.from_dict(json.loads(json.dumps(finder.state_dict()["result"])))
     assert again.probes == res.probes
     assert (again.suggestion, again.max_lr) == (res.suggestion, res.max_lr)
-    plain = _replay({**finder.state_dict()["result"], "probes": None})
+    plain = FinderResult.from_dict({**finder.state_dict()["result"], "probes": None})
     assert plain.probes is None and plain.suggestion != res.suggestion
 
 

@@ -39,15 +39,13 @@ from ._imports import require
 from ._runtime import GlobalRNGState, caller_level, data_loaders
 from .feedback import REPORT_HINTS, metric_mode, warn_against_metric
 from .finder import (
-    RULES,
     FinderResult,
     LRFinderWarning,
-    Probes,
     Sweep,
     SweepOptions,
     check_batches_type,
 )
-from .finder.sweep import check_finder_kwargs
+from .finder.sweep import check_finder_kwargs, replay_result
 from .schedules import as_schedule, is_schedule_list
 
 if TYPE_CHECKING:
@@ -90,75 +88,6 @@ _LR_ATTRS = ("lr", "learning_rate")
 
 
 # ----------------------------------------------------------------------------- finder
-
-
-def _replay(state: Mapping[str, Any], *, rule: Any = None) -> FinderResult:
-    """The :class:`FinderResult` of a saved curve (``FinderResult.to_dict()``), rebuilt exactly
-    by feeding its losses (and held-batch losses) to a fresh sweep with the same options.
-
-    A checkpoint stores a callable rule by its name only: the callable comes from ``rule``
-    (the resuming :class:`LRFinder`'s), with a warning when its name is not the saved one."""
-    where = "state_dict['result']"
-    if not isinstance(state["options"], Mapping):
-        raise ValueError(
-            f"{where}['options'] must be a dict from SweepOptions.to_dict(), got "
-            f"{V.dict_given(state['options'])}"
-        )
-    options = dict(state["options"])
-    curves = {}
-    for key in ("lrs", "losses", "held_lrs", "held_losses"):
-        values = V.listed(f"{where}[{key!r}]", state[key], "numbers")
-        try:
-            curves[key] = [V.number(f"{where}[{key!r}][{i}]", x) for i, x in enumerate(values)]
-        except TypeError:  # not a sequence
-            raise ValueError(
-                f"{where}[{key!r}] must be a list of numbers, got {V.fmt(values)}"
-            ) from None
-    for a, b in (("lrs", "losses"), ("held_lrs", "held_losses")):
-        if len(curves[a]) != len(curves[b]):
-            raise ValueError(
-                f"{where}[{b!r}] must have one value per LR of {where}[{a!r}] "
-                f"({len(curves[a])}), got {len(curves[b])}"
-            )
-    saved = options.get("rule")
-    if callable(rule):
-        name = getattr(rule, "__name__", "custom")
-        if saved != name:
-            warnings.warn(
-                f"LRFinder: the checkpoint's sweep used the rule {saved!r}, this LRFinder's "
-                f"rule is {name!r}: the suggestion follows {name!r}",
-                RuntimeWarning,
-                stacklevel=caller_level(),
-            )
-        options["rule"] = rule
-    elif not isinstance(saved, str) or not saved:
-        raise ValueError(f"{where}['options']['rule'] must be a rule's name, got {V.fmt(saved)}")
-    elif saved not in RULES:
-        raise ValueError(
-            f"the checkpoint's sweep used the rule {saved!r}, not one of lrkit.finder.RULES "
-            f"({', '.join(map(repr, RULES))}): a callable rule, which a checkpoint holds by its "
-            f"name only: resume with LRFinder(rule={saved}) (the same callable)"
-        )
-    try:
-        sweep = Sweep(SweepOptions.build(None, **options))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}['options']: {exc}") from None
-    # the family the sweep's rule read (saved as "optimizer" by lrkit 0.1.0)
-    sweep.use_family(state.get("optimizer_family", state.get("optimizer")))
-    sweep.replay(
-        curves["losses"],
-        held=dict(zip(curves["held_lrs"], curves["held_losses"])),
-        stop_reason=state["stop_reason"],
-        stop_lr=state.get("stop_lr"),
-    )
-    swept = [sweep.lr_at(i) for i in range(len(curves["losses"]))]
-    if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(swept, curves["lrs"])):
-        raise ValueError(
-            f"{where}['lrs'] are not the LRs its options sweep (start_lr, end_lr, num_iter, "
-            "mode): a saved result is replayed with the options it was recorded with"
-        )
-    probes = state.get("probes")  # (absent before probe_data, None without it)
-    return sweep.result(warn=False, probes=None if probes is None else Probes.from_dict(probes))
 
 
 #: the keywords of Lightning's LearningRateFinder and Tuner.lr_find, and the ones meant
@@ -501,7 +430,13 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 f"state_dict['result'] must be a dict from FinderResult.to_dict(), got {got}"
             )
         if saved is not None:
-            self.result = _replay(saved, rule=self.options.rule)
+            self.result = replay_result(
+                saved,
+                rule=self.options.rule,
+                where="state_dict['result']",
+                source="the checkpoint's sweep",
+                again="resume with LRFinder(rule={name})",
+            )
             self._restored = True  # the fit resuming from the checkpoint does not sweep
             total = state_dict.get("total_steps")
             self._saved_total = None if total is None else V.integer("total_steps", total, 1)

@@ -103,6 +103,65 @@ def test_to_dict_reads_back_through_json_with_its_probes_and_counts():
     assert again.max_lr == result.max_lr
 
 
+def _saved_results():
+    nan = iter([3.0, 2.9, 2.8, 2.7, 2.6, 2.5, math.nan])
+    flat = range_test(lambda lr: 1.0 / (1.0 + lr), num_iter=30, warn=False)  # never turns up
+    return {
+        "probed": _probed_sgd_result(),
+        "nan": range_test(
+            lambda lr: next(nan), start_lr=1e-4, end_lr=1.0, num_iter=20, warn=False
+        ),  # fmt: skip
+        "lower bound": flat,
+        "quadratic, adam": range_test(
+            _Quadratic().step,
+            num_iter=50,
+            total_steps=3000,
+            optimizer_family="adaptive",
+            warn=False,
+        ),  # fmt: skip
+    }
+
+
+@pytest.mark.parametrize("kind", ["probed", "nan", "lower bound", "quadratic, adam"])
+def test_from_dict_rebuilds_the_result_to_dict_gave_through_json(kind):
+    from lrkit.finder import FinderResult
+
+    result = _saved_results()[kind]
+    d = json.loads(json.dumps(result.to_dict()))
+    again = FinderResult.from_dict(d)
+    assert again.to_dict() == d  # curves, suggestions, warnings, probes: all as saved
+    assert again.for_total_steps(2000) == result.for_total_steps(2000)
+    assert again.suggest("valley") == result.suggest("valley")
+    assert again.reliable == result.reliable and again.warnings == result.warnings
+
+
+def test_from_dict_takes_a_callable_rule_back_by_name_and_names_what_is_missing():
+    from lrkit.finder import FinderResult
+
+    def middle(lrs, losses):
+        return float(lrs[len(lrs) // 2])
+
+    result = range_test(_Quadratic().step, num_iter=40, rule=middle, warn=False)
+    d = json.loads(json.dumps(result.to_dict()))
+    assert d["options"]["rule"] == "middle"
+    assert FinderResult.from_dict(d, rule=middle).suggestion == result.suggestion
+    with pytest.raises(ValueError) as info:
+        FinderResult.from_dict(d)
+    assert str(info.value).startswith(
+        "the saved sweep used the rule 'middle', not one of lrkit.finder.RULES ("
+    )
+    assert str(info.value).endswith(
+        "a callable rule, which a saved result holds by its name only: "
+        "FinderResult.from_dict(state, rule=middle) (the same callable)"
+    )
+    with pytest.raises(ValueError, match=r"^state must be a dict from FinderResult\.to_dict\(\); "
+                       r"it has no 'held_lrs', 'held_losses'$"):  # fmt: skip
+        FinderResult.from_dict({k: v for k, v in d.items() if not k.startswith("held")})
+    with pytest.raises(ValueError, match=r"^state must be a dict from FinderResult\.to_dict\(\), "
+                       r"got list$"):  # fmt: skip
+        FinderResult.from_dict([1, 2])
+
+
 def test_to_dict_counts_the_nan_step_and_keeps_its_lr():
     values = iter([3.0, 2.9, 2.8, 2.7, 2.6, 2.5, math.nan])
     result = range_test(lambda lr: next(values), start_lr=1e-4, end_lr=1.0, num_iter=20, warn=False)

@@ -56,6 +56,7 @@ from .sweep import (
     cycle_batches,
     held_batches,
     range_test,
+    replay_result,
 )
 
 #: the names of the built-in rules (``tuple(RULES)``)
@@ -88,6 +89,7 @@ __all__ = [
     "held_batches",
     "optimizer_family",
     "range_test",
+    "replay_result",
     "run_probes",
     "robust_smooth",
     "smooth_ema",

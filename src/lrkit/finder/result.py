@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,11 @@ __all__ = ["FinderResult", "LRFinderWarning"]
 
 class LRFinderWarning(UserWarning):
     """The range-test curve gives no reliable suggestion; the message says what to change."""
+
+
+#: rebuilds a saved result: the sweep module's ``replay_result``, which adds itself here (a
+#: result cannot import the sweep that makes it)
+_REPLAY: list[Callable[..., FinderResult]] = []
 
 
 @_renamed.former_field("optimizer", "optimizer_family")
@@ -256,6 +262,16 @@ class FinderResult:
     def suggestions(self) -> dict[str, float | None]:
         """Every built-in rule's suggestion, by name."""
         return {m: self.suggest(m) for m in RULES}
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any], *, rule: Any = None) -> FinderResult:
+        """The result ``to_dict()`` gave (also read back from JSON, ``lrkit find --json``),
+        rebuilt exactly: its curves replayed through a sweep with the options it was recorded
+        with, so ``suggest``, ``for_total_steps`` and ``plot`` work as on the original. A
+        callable rule is saved by its name only: give the same callable as ``rule`` (any
+        other name is a warning; a name not in :data:`lrkit.finder.RULES` without it, a
+        one-line ``ValueError``)."""
+        return _REPLAY[0](state, rule=rule)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary (curves as lists). ``"optimizer"`` repeats

@@ -20,7 +20,7 @@ from .. import _validate as V
 from .._format import failure
 from .._runtime import caller_level
 from .probes import Probes, _loss_of, run_probes
-from .result import FinderResult, LRFinderWarning
+from .result import _REPLAY, FinderResult, LRFinderWarning
 from .rules import (
     DEFAULT_RULE,
     MOVED_FRACTION,
@@ -742,6 +742,101 @@ _RANGE_TEST_HINTS = {
     name: "use evaluate=, a function returning the loss on your held batches"
     for name in ("val_data", "val_loader")
 } | {"probe_data": "use reset= and score=, which run the probes"}
+
+
+#: what a saved result (``FinderResult.to_dict()``) must hold to be replayed
+_SAVED_KEYS = ("lrs", "losses", "held_lrs", "held_losses", "stop_reason", "options")
+
+
+def replay_result(
+    state: Mapping[str, Any],
+    *,
+    rule: Any = None,
+    where: str = "state",
+    source: str = "the saved sweep",
+    again: str = "FinderResult.from_dict(state, rule={name})",
+) -> FinderResult:
+    """The :class:`FinderResult` of a saved curve (``FinderResult.to_dict()``), rebuilt exactly
+    by feeding its losses (and held-batch losses) to a fresh sweep with the same options
+    (:meth:`FinderResult.from_dict`).
+
+    A saved result holds a callable rule by its name only: the callable comes from ``rule``,
+    with a warning when its name is not the saved one. ``where`` names the saved result in
+    errors, ``source`` the sweep it came from, ``again`` how to give the callable rule
+    (``{name}``: its name)."""
+    if not isinstance(state, Mapping):
+        raise ValueError(
+            f"{where} must be a dict from FinderResult.to_dict(), got {V.dict_given(state)}"
+        )
+    missing = [k for k in _SAVED_KEYS if k not in state]
+    if missing:
+        raise ValueError(
+            f"{where} must be a dict from FinderResult.to_dict(); it has no "
+            f"{', '.join(map(repr, missing))}"
+        )
+    if not isinstance(state["options"], Mapping):
+        raise ValueError(
+            f"{where}['options'] must be a dict from SweepOptions.to_dict(), got "
+            f"{V.dict_given(state['options'])}"
+        )
+    options = dict(state["options"])
+    curves = {}
+    for key in ("lrs", "losses", "held_lrs", "held_losses"):
+        values = V.listed(f"{where}[{key!r}]", state[key], "numbers")
+        try:
+            curves[key] = [V.number(f"{where}[{key!r}][{i}]", x) for i, x in enumerate(values)]
+        except TypeError:  # not a sequence
+            raise ValueError(
+                f"{where}[{key!r}] must be a list of numbers, got {V.fmt(values)}"
+            ) from None
+    for a, b in (("lrs", "losses"), ("held_lrs", "held_losses")):
+        if len(curves[a]) != len(curves[b]):
+            raise ValueError(
+                f"{where}[{b!r}] must have one value per LR of {where}[{a!r}] "
+                f"({len(curves[a])}), got {len(curves[b])}"
+            )
+    saved = options.get("rule")
+    if callable(rule):
+        name = getattr(rule, "__name__", "custom")
+        if saved != name:
+            warnings.warn(
+                f"{source} used the rule {saved!r}, the rule given is {name!r}: the "
+                f"suggestion follows {name!r}",
+                RuntimeWarning,
+                stacklevel=caller_level(),
+            )
+        options["rule"] = rule
+    elif not isinstance(saved, str) or not saved:
+        raise ValueError(f"{where}['options']['rule'] must be a rule's name, got {V.fmt(saved)}")
+    elif saved not in RULES:
+        raise ValueError(
+            f"{source} used the rule {saved!r}, not one of lrkit.finder.RULES "
+            f"({', '.join(map(repr, RULES))}): a callable rule, which a saved result holds by "
+            f"its name only: {again.format(name=saved)} (the same callable)"
+        )
+    try:
+        sweep = Sweep(SweepOptions.build(None, **options))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}['options']: {exc}") from None
+    # the family the sweep's rule read (saved as "optimizer" by lrkit 0.1.0)
+    sweep.use_family(state.get("optimizer_family", state.get("optimizer")))
+    sweep.replay(
+        curves["losses"],
+        held=dict(zip(curves["held_lrs"], curves["held_losses"])),
+        stop_reason=state["stop_reason"],
+        stop_lr=state.get("stop_lr"),
+    )
+    swept = [sweep.lr_at(i) for i in range(len(curves["losses"]))]
+    if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(swept, curves["lrs"])):
+        raise ValueError(
+            f"{where}['lrs'] are not the LRs its options sweep (start_lr, end_lr, num_iter, "
+            "mode): a saved result is replayed with the options it was recorded with"
+        )
+    probes = state.get("probes")  # (absent before probe_data, None without it)
+    return sweep.result(warn=False, probes=None if probes is None else Probes.from_dict(probes))
+
+
+_REPLAY.append(replay_result)  # FinderResult.from_dict (result.py cannot import this module)
 
 
 def range_test(
