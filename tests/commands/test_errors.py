@@ -375,7 +375,9 @@ def test_find_ctrl_c_during_the_probes_prints_the_sweeps_table(task, monkeypatch
     assert err.strip() == "lrkit find: interrupted"
 
 
-def test_find_ctrl_c_during_the_sweep_prints_the_table_of_the_steps_run(task, monkeypatch, capsys):
+def test_find_ctrl_c_during_the_sweep_prints_and_writes_the_steps_run(
+    task, monkeypatch, capsys, tmp_path
+):
     pytest.importorskip("torch")
     import lrkit.torch
 
@@ -389,9 +391,18 @@ def test_find_ctrl_c_during_the_sweep_prints_the_table_of_the_steps_run(task, mo
         return real(*a, **k, callback=stop)
 
     monkeypatch.setattr(lrkit.torch, "find_lr", interrupted)
-    assert main(["find", f"{task}:make", "--no-plot"]) == 130
+    saved, image = tmp_path / "lr.json", tmp_path / "lr.png"
+    assert main(["find", f"{task}:make", "--json", str(saved), "-o", str(image)]) == 130
     out, err = capsys.readouterr()
     assert "range test: 41 steps, interrupted during the sweep" in out
+    # the steps run are written, and read back as they were measured
+    import json
+
+    from lrkit.finder import FinderResult
+
+    kept = FinderResult.from_dict(json.loads(saved.read_text()))
+    assert kept.stop_reason == "interrupted" and kept.steps == 41 and not kept.reliable
+    assert image.read_bytes()[:4] == b"\x89PNG"
     assert "reliable: NO" in out
     # the warnings the table points to follow it
     said = [line for line in out.splitlines() if line.startswith("  warning: LR range test: ")]

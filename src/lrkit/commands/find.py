@@ -437,6 +437,7 @@ def _find(args: argparse.Namespace) -> int:
     # sweep and the check runs (a loss that warns at every step warns once)
     shown: set[tuple[Any, ...]] = set()
     caught: list[Any] = []
+    interrupt: KeyboardInterrupt | None = None
     try:  # lrkit's checks of what the target returned (a loss that is no tensor): exit 2
         with (
             user_code(args.target, during="the range test", mistakes=True),
@@ -460,21 +461,22 @@ def _find(args: argparse.Namespace) -> int:
     except TargetMistake as e:
         print_error("find", e, args)
         return 2
-    except KeyboardInterrupt as exc:  # the sweep's result so far is kept
+    except KeyboardInterrupt as exc:  # the sweep's result so far is kept, shown and written
         kept = getattr(exc, "result", None)
-        if kept is not None:
-            during = "sweep" if kept.stop_reason == "interrupted" else "probes"
-            say(f"range test: {kept.steps} steps, interrupted during the {during}")
-            say(_table(kept, groups))
-            _say_warnings(kept, args, total_steps, say)
-        raise
+        if kept is None:
+            raise
+        result, interrupt = kept, exc
     finally:
         show_warnings(caught, shown=shown)
     del model, opt, loss_fn, data, val  # the sweep's task: the check runs train their own
-    probes = result.probes
-    runs = "" if probes is None else f" and {len(probes.lrs)} probes of {probes.steps} steps"
-    steps = f"{result.steps} step{'s' if result.steps != 1 else ''}"
-    say(f"range test: {steps}{runs} in {duration(time.perf_counter() - t0)}")
+    if interrupt is not None:
+        during = "sweep" if result.stop_reason == "interrupted" else "probes"
+        say(f"range test: {result.steps} steps, interrupted during the {during}")
+    else:
+        probes = result.probes
+        runs = "" if probes is None else f" and {len(probes.lrs)} probes of {probes.steps} steps"
+        steps = f"{result.steps} step{'s' if result.steps != 1 else ''}"
+        say(f"range test: {steps}{runs} in {duration(time.perf_counter() - t0)}")
     say(_table(result, groups))
     _say_warnings(result, args, total_steps, say)
 
@@ -503,6 +505,10 @@ def _find(args: argparse.Namespace) -> int:
     # JSON on standard output comes after everything printed, the check runs' table too
     json_last = names_stdout(args.json)
     failed = plot_file() if json_last else write_outputs(args.json, json_file, plot_file)
+    if interrupt is not None:  # the curve measured is written; no check runs: exit 130 (143)
+        if json_last:
+            json_file()
+        raise interrupt
     out.check()  # the reader went away (exit code 141): the files are written, the rest is text
     code = 0
     try:
