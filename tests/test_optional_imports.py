@@ -209,6 +209,12 @@ CASES = {
         "ImportError",
         "lrkit.torch.prodigy needs prodigyopt: pip install 'lrkit[lrfree]'",
     ),
+    "demo data": (
+        {"sklearn"},
+        ["import torch\nimport lrkit.torch.demo"],
+        "ImportError",
+        "lrkit.torch.demo needs scikit-learn: pip install 'lrkit[demo]'",
+    ),
     # the framework integrations: a module, or a lazy package whose names need the framework
     "lightning": (
         {"pytorch_lightning", "lightning"},

@@ -63,10 +63,16 @@ def install_hint(
     package: str | None = None,
 ) -> str:
     """The one-line message for a missing optional dependency ``module`` of ``feature``:
-    ``{feature} needs {module}: {install line}`` (:func:`install_command` of ``extra`` or
+    ``{feature} needs {module}: {install line}`` (the module by its pip name, scikit-learn for
+    ``sklearn``; :func:`install_command` of ``extra`` or
     ``package``). ``feature`` defaults to the calling lrkit module (see :func:`require`)."""
     who = feature if feature is not None else _caller_package()
-    return f"{who} needs {module}: {install_command(extra, package=package)}"
+    named = _DISTRIBUTIONS.get(module, module)
+    return f"{who} needs {named}: {install_command(extra, package=package)}"
+
+
+#: the names pip installs these modules by, where they differ from the import name
+_DISTRIBUTIONS = {"sklearn": "scikit-learn"}
 
 
 def install_note(

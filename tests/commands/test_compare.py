@@ -644,7 +644,15 @@ def test_a_target_with_validation_data_is_read_without_a_deprecated_name(
         argv = ["compare", f"{task_module}:make", "--methods", "plateau", "--steps", "10",
                 "--finder-iter", "10", "--no-plot"]  # fmt: skip
     else:
-        argv = ["find", f"{task_module}:make", "--num-iter", "20", "--train-steps", "10"]
+        argv = [
+            "find",
+            f"{task_module}:make",
+            "--num-iter",
+            "20",
+            "--train-steps",
+            "10",
+            "--no-plot",
+        ]
     assert main([*argv, "--quiet", "--json", str(js)]) == 0
     said = [str(w.message) for w in recwarn if issubclass(w.category, DeprecationWarning)]
     assert not [m for m in said if "Setup" in m]

@@ -31,7 +31,7 @@ from .. import _renamed
 from .._imports import require
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
-require("sklearn", "torch", feature="lrkit.torch.demo")
+require("sklearn", "demo", feature="lrkit.torch.demo")
 
 import torch
 from torch import nn
