@@ -55,6 +55,38 @@ KINDS = {
         "periodic",
         None,
     ),
+    "cyclic times a constant": (
+        S.cyclic(1e-4, max_lr=1e-2, step_size_up=200, step_size_down=100) * S.constant(0.5),
+        "periodic",
+        None,
+    ),
+    "clamped cosine_restarts": (
+        S.cosine_restarts(0.1, T_0=300).clamp(min_lr=1e-3),
+        "periodic",
+        None,
+    ),
+    "a constant minus cyclic": (
+        0.95 - S.cyclic(1e-4, max_lr=1e-2, step_size_up=200, step_size_down=100),
+        "periodic",
+        None,
+    ),
+    "sum of two periods, after a hold": (
+        S.cyclic(1e-4, max_lr=1e-2, step_size_up=200, step_size_down=100)
+        + S.cosine_restarts(0.1, T_0=200)
+        + S.linear(0.1, end_lr=0.0, total_steps=50),
+        "periodic",
+        None,
+    ),
+    "difference of two holds": (
+        S.sub(S.constant(0.95), b=S.cosine(0.1, total_steps=900)),
+        "hold",
+        901,
+    ),
+    "cyclic times a decay": (
+        S.cyclic(1e-4, max_lr=1e-2, step_size_up=200) * S.exponential(1.0, gamma=0.99999),
+        "formula",
+        TABLE_LIMIT,
+    ),
     "exponential": (S.exponential(0.1, gamma=0.99999), "formula", TABLE_LIMIT),
     "inverse_sqrt": (S.inverse_sqrt(0.1, warmup_steps=400), "formula", TABLE_LIMIT),
     "cyclic triangular2": (
@@ -757,3 +789,19 @@ def test_a_schedule_function_called_with_no_count_says_what_to_give_keras(evalua
     with pytest.raises(TypeError, match=r"^lrkit\.optax\.schedule\(\.\.\.\) takes the step and "):
         fn()
     assert float(fn(5)) == np.float32(S.cosine(0.1, total_steps=100)(5))
+
+
+def test_a_combination_of_periodic_and_holding_parts_repeats_with_the_lcm_of_their_periods():
+    cy = S.cyclic(1e-4, max_lr=1e-2, step_size_up=200, step_size_down=100)  # period 300
+    restarts = S.cosine_restarts(0.1, T_0=200)
+    assert period(cy * S.constant(0.5)) == period(cy.clamp(max_lr=5e-3)) == (0, 300)
+    assert period(cy + restarts) == (0, 600)
+    assert period(S.sub(restarts, b=cy)) == (0, 600)
+    assert period(cy + S.linear(0.1, end_lr=0.0, total_steps=50)) == (50, 300)  # once it holds
+    assert period(cy * S.exponential(1.0, gamma=0.9)) is None  # a part that keeps changing
+    assert period(S.constant(0.1) + S.cosine(0.1, total_steps=9)) is None  # holds: horizon's
+    assert horizon(S.sub(S.constant(0.95), b=S.cosine(0.1, total_steps=900))) == 900
+    t = np.arange(10**7, 10**7 + 1200)
+    s = S.sub(S.constant(0.95), b=cy) * S.constant(0.5)
+    got = np.asarray(jax.jit(lo.schedule(s))(jnp.asarray(t, jnp.int32)))
+    assert _ulps(got, s.values(t)) <= 1

@@ -7,15 +7,17 @@ table for *any* schedule (it only calls ``s.values``) and says what holds past i
 
 * ``"hold"``: the schedule's value is exactly ``values[-1]`` at every later step (a known
   horizon: ``cosine``, ``onecycle``, ``wsd``, ``warmup``, ``polynomial``, ``linear``,
-  ``multistep``, ``piecewise_constant``, ``constant`` and their joins, sums, products, scales and
-  clamps; ``exponential``/``step`` once their rounded value has decayed to 0). The table is
-  exact at *every* step.
+  ``multistep``, ``piecewise_constant``, ``constant`` and their joins, sums, products,
+  differences, scales and clamps; ``exponential``/``step`` once their rounded value has
+  decayed to 0). The table is exact at *every* step.
 * ``"periodic"``: the schedule repeats with ``period`` after ``offset`` (``cyclic`` triangular
   with a whole number of steps per cycle, ``cosine_restarts`` with ``T_mult=1`` and a whole
-  ``T_0``, and joins ending in one): past the table the index wraps. The table then holds the
-  exact periodic value, while the float64 formula rounds ``t / period`` and so drifts slightly at
-  large steps: the two can differ by a few units in the last place of float32 (at most 3 measured
-  at steps up to 2**31, for a cycle that starts at 0; none for ``cosine_restarts``).
+  ``T_0``, joins ending in one, their scales and clamps, and sums, products and differences of
+  them with one another or with parts that hold: the least common multiple of the periods):
+  past the table the index wraps. The table then holds the exact periodic value, while the
+  float64 formula rounds ``t / period`` and so drifts slightly at large steps: the two can
+  differ by a few units in the last place of float32 (at most 3 measured at steps up to 2**31,
+  for a cycle that starts at 0; none for ``cosine_restarts``).
 * ``"formula"``: nothing is known past the table (schedules that keep changing, such as
   ``exponential`` with a slow decay, ``inverse_sqrt``, ``inverse_time``, and any family lrkit
   does not know the shape of): steps beyond it must be computed by the formula.
@@ -81,7 +83,7 @@ _ONECYCLE = (
     "max_momentum",
 )
 _WSD = ("lr", "total_steps", "warmup_steps", "decay_steps", "decay", "min_lr", "init_lr", "warmup")
-_WRAPPERS = ("schedules", "schedule", "factor", "min_lr", "max_lr")
+_WRAPPERS = ("schedules", "schedule", "factor", "min_lr", "max_lr", "a", "b")
 _CYCLIC = ("base_lr", "max_lr", "step_size_up", "step_size_down", "mode", "gamma")
 
 
@@ -157,8 +159,8 @@ def horizon(s: Schedule) -> int | None:
         if last is None:
             return None
         return (a.boundaries[-1] if a.boundaries else 0) + last
-    if name in ("mul", "add", "scale", "clamp") and _known(s, *_WRAPPERS):
-        parts = a.schedules if name in ("mul", "add") else (a.schedule,)
+    if name in ("mul", "add", "sub", "scale", "clamp") and _known(s, *_WRAPPERS):
+        parts = _parts(s)
         hs = [horizon(p) for p in parts]
         if all(h is not None for h in hs):
             return max(h for h in hs if h is not None)
@@ -256,9 +258,35 @@ def period(s: Schedule) -> tuple[int, int] | None:
         if inner is None:
             return None
         return (a.boundaries[-1] if a.boundaries else 0) + inner[0], inner[1]
-    if name == "scale" and _known(s, "schedule", "factor"):
+    if name in ("scale", "clamp") and _known(s, *_WRAPPERS):
         return period(a.schedule)
+    if name in ("add", "mul", "sub") and _known(s, *_WRAPPERS):
+        # each part periodic, or holding from a step on (a period of 1): the combination
+        # repeats with the least common multiple of the periods, once every part does
+        offset, per, periodic = 0, 1, False
+        for part in _parts(s):
+            p = period(part)
+            if p is None:
+                h = horizon(part)
+                if h is None:
+                    return None
+                p = (h, 1)
+            else:
+                periodic = True
+            offset, per = max(offset, p[0]), math.lcm(per, p[1])
+        return (offset, per) if periodic else None
     return None
+
+
+def _parts(s: Schedule) -> tuple[Schedule, ...]:
+    """The schedules a composite combines step by step (``add``, ``mul``: its ``schedules``;
+    ``sub``: ``a`` and ``b``; ``scale``, ``clamp``: the one it wraps)."""
+    a: Any = s
+    if s.name in ("add", "mul"):
+        return tuple(a.schedules)
+    if s.name == "sub":
+        return (a.a, a.b)
+    return (a.schedule,)
 
 
 def _decays_below(s: Schedule, log_threshold: float) -> float | None:
