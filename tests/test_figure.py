@@ -300,6 +300,19 @@ def test_an_unknown_file_type_or_a_missing_folder_is_a_one_line_error_naming_pat
     plt.close("all")
 
 
+def test_a_type_matplotlib_writes_is_written_from_a_canvas_of_another_type(tmp_path: Path) -> None:
+    """A figure on a PDF canvas (as under matplotlib.use("pdf")) still writes an SVG: matplotlib
+    finds the backend for the type, so the check reads matplotlib's registry too."""
+    from matplotlib.backends.backend_pdf import FigureCanvasPdf
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    FigureCanvasPdf(fig)
+    assert "svg" not in fig.canvas.get_supported_filetypes()
+    S.cosine(0.1, total_steps=100).plot(ax=fig.add_subplot(), path=tmp_path / "lr.svg")
+    assert (tmp_path / "lr.svg").read_text().startswith("<?xml")
+
+
 def test_a_single_finite_point_is_drawn_over_the_whole_range(tmp_path: Path) -> None:
     """A line of one point draws nothing: it gets a marker, and the x axis spans every step
     asked for (a schedule whose values overflow after step 0, a plot of 1 step)."""

@@ -303,7 +303,11 @@ def save_figure(fig: Any, path: Any, *, dpi: int = 110, whole: bool = False) -> 
     if folder and not os.path.isdir(folder):  # Python's FileNotFoundError would not say why
         raise ValueError(f"path {name!r}: the folder {folder!r} does not exist")
     ext = os.path.splitext(name)[1].lower().lstrip(".")
-    known = fig.canvas.get_supported_filetypes()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    # the types matplotlib writes (its registry, where any backend is found for them) and the
+    # ones this figure's canvas writes itself
+    known = {**FigureCanvasBase.get_supported_filetypes(), **fig.canvas.get_supported_filetypes()}
     if ext and ext not in known:  # (no suffix: matplotlib's default format, PNG)
         allowed = ", ".join("." + t for t in sorted(known))
         raise ValueError(f"path {name!r}: unknown file type .{ext} (allowed: {allowed})")

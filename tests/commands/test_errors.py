@@ -355,7 +355,9 @@ def test_the_entry_point_module_imports_only_the_standard_library():
     assert p.stdout.strip() == "['lrkit', 'lrkit._imports', 'lrkit.cli']", p.stderr
 
 
-def test_find_ctrl_c_during_the_probes_prints_the_sweeps_table(task, monkeypatch, capsys):
+def test_find_ctrl_c_during_the_probes_prints_and_writes_the_sweeps_result(
+    task, monkeypatch, capsys, tmp_path
+):
     pytest.importorskip("torch")
     import lrkit.torch
     from lrkit.finder import range_test
@@ -368,9 +370,13 @@ def test_find_ctrl_c_during_the_probes_prints_the_sweeps_table(task, monkeypatch
         raise exc
 
     monkeypatch.setattr(lrkit.torch, "find_lr", interrupted)
-    assert main(["find", f"{task}:make", "--no-plot"]) == 130
+    saved = tmp_path / "lr.json"
+    assert main(["find", f"{task}:make", "--no-plot", "--json", str(saved)]) == 130
     out, err = capsys.readouterr()
     assert f"range test: {sweep.steps} steps, interrupted during the probes" in out
+    written = json.loads(saved.read_text())  # the sweep's result, said to be cut
+    assert written["interrupted"] is True and written["interrupted_during"] == "probes"
+    assert written["suggestion"] == sweep.suggestion and written["probes"] is None
     assert f"{sweep.suggestion:.3g}" in out and "budget_edge" in out
     assert err.strip() == "lrkit find: interrupted"
 
@@ -396,11 +402,11 @@ def test_find_ctrl_c_during_the_sweep_prints_and_writes_the_steps_run(
     out, err = capsys.readouterr()
     assert "range test: 41 steps, interrupted during the sweep" in out
     # the steps run are written, and read back as they were measured
-    import json
-
     from lrkit.finder import FinderResult
 
-    kept = FinderResult.from_dict(json.loads(saved.read_text()))
+    written = json.loads(saved.read_text())
+    assert written["interrupted"] is True and written["interrupted_during"] == "sweep"
+    kept = FinderResult.from_dict(written)
     assert kept.stop_reason == "interrupted" and kept.steps == 41 and not kept.reliable
     assert image.read_bytes()[:4] == b"\x89PNG"
     assert "reliable: NO" in out

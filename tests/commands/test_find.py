@@ -475,6 +475,7 @@ def test_check_runs_shorter_than_total_steps_train_at_their_own_budgets_suggesti
     assert "at the suggestions for a run of 30 steps (those above are for 3000)" in text
     d = json.loads(js.read_text())
     assert d["total_steps"] == 3000
+    assert d["interrupted"] is False and d["interrupted_during"] is None
     own = suggestions(
         d["lrs"],
         d["losses"],

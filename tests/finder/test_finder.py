@@ -999,11 +999,15 @@ def test_an_endless_held_set_is_a_one_line_error_not_a_hang():
     with pytest.raises(ValueError) as info:
         held_batches(itertools.cycle([1, 2]), name="probe_data", warn_many=False)
     assert str(info.value) == (
-        f"probe_data yields more than {MAX_HELD_BATCHES} batches (an endless iterator, such as "
-        "itertools.cycle or a streaming loader?): it is read whole before the sweep; give a "
-        "finite set, e.g. list(itertools.islice(loader, 4))"
+        f"probe_data has no len() and yields more than {MAX_HELD_BATCHES} batches (an endless "
+        "iterator, such as itertools.cycle or a streaming loader?): it is read whole before the "
+        "sweep; give a finite set, e.g. list(itertools.islice(loader, 4)) (a list or a sized "
+        "loader is read whole)"
     )
-    assert len(held_batches(range(MAX_HELD_BATCHES), warn_many=False)) == MAX_HELD_BATCHES
+    unsized = (i for i in range(MAX_HELD_BATCHES))
+    assert len(held_batches(unsized, warn_many=False)) == MAX_HELD_BATCHES
+    many = list(range(3 * MAX_HELD_BATCHES))  # a large validation set of known size
+    assert held_batches(many, name="probe_data", warn_many=False) == many
 
 
 def test_a_rise_to_end_lr_from_the_first_step_says_lower_start_lr():

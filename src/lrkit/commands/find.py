@@ -469,8 +469,8 @@ def _find(args: argparse.Namespace) -> int:
     finally:
         show_warnings(caught, shown=shown)
     del model, opt, loss_fn, data, val  # the sweep's task: the check runs train their own
+    during = "sweep" if result.stop_reason == "interrupted" else "probes"
     if interrupt is not None:
-        during = "sweep" if result.stop_reason == "interrupted" else "probes"
         say(f"range test: {result.steps} steps, interrupted during the {during}")
     else:
         probes = result.probes
@@ -483,7 +483,10 @@ def _find(args: argparse.Namespace) -> int:
     def json_file() -> bool:
         if not (args.json and rank0):
             return False
-        failed = write_json("find", args.json, result.to_dict(), out=out)
+        # where the run was cut, if it was: the sweep's result is complete without its probes
+        cut = None if interrupt is None else during
+        saved = result.to_dict() | {"interrupted": interrupt is not None, "interrupted_during": cut}
+        failed = write_json("find", args.json, saved, out=out)
         if not failed and not names_stdout(args.json):  # the JSON comes last on stdout
             say(f"\n  results written to {args.json}")
         return failed

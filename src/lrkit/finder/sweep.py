@@ -955,8 +955,9 @@ def cycle_batches(data: Iterable[Any], *, name: str = "data") -> Iterator[Any]:
 
 #: more held batches than this: a warning (each is evaluated every ``eval_every`` steps)
 MANY_HELD_BATCHES = 16
-#: the most batches a held set may yield: more is read as an endless iterator (refused)
-MAX_HELD_BATCHES = 10_000
+#: the most batches a held set without a ``len()`` may yield: more is read as an endless
+#: iterator (refused; a list or a sized loader is read whole, whatever its length)
+MAX_HELD_BATCHES = 1000
 
 
 def check_scored(
@@ -1016,18 +1017,25 @@ def held_batches(
 ) -> list[Any]:
     """The batches of one pass over ``data``, kept as a list: a fixed held set (every
     finder's ``val_data``, ``probe_data``). Raises ``ValueError`` naming ``name`` when
-    ``data`` is not an iterable of batches, yields none or more than ``MAX_HELD_BATCHES``
-    (an endless iterator would never end the list); with ``warn_many``, warns
+    ``data`` is not an iterable of batches, yields none, or has no ``len()`` and yields more
+    than ``MAX_HELD_BATCHES`` (an endless iterator would never end the list); with
+    ``warn_many``, warns
     (``UserWarning``) when it holds more than ``MANY_HELD_BATCHES``, all of which the sweep
     evaluates every ``eval_every`` steps."""
     check_batches_type(data, name=name)
-    out = list(itertools.islice(data, MAX_HELD_BATCHES + 1))
-    if len(out) > MAX_HELD_BATCHES:
-        raise ValueError(
-            f"{name} yields more than {MAX_HELD_BATCHES} batches (an endless iterator, such as "
-            f"itertools.cycle or a streaming loader?): it is read whole before the sweep; give "
-            f"a finite set, e.g. list(itertools.islice(loader, 4))"
-        )
+    try:
+        len(data)  # type: ignore[arg-type]
+    except TypeError:  # no len(): maybe endless, read up to a bound
+        out = list(itertools.islice(data, MAX_HELD_BATCHES + 1))
+        if len(out) > MAX_HELD_BATCHES:
+            raise ValueError(
+                f"{name} has no len() and yields more than {MAX_HELD_BATCHES} batches (an "
+                "endless iterator, such as itertools.cycle or a streaming loader?): it is read "
+                "whole before the sweep; give a finite set, e.g. "
+                "list(itertools.islice(loader, 4)) (a list or a sized loader is read whole)"
+            ) from None
+    else:
+        out = list(data)
     if not out:
         raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
     if warn_many and len(out) > MANY_HELD_BATCHES:

@@ -269,7 +269,7 @@ def _val_batches(
         )
     if isinstance(val_data, keras.utils.PyDataset):
         return held_batches(
-            (_unpack(val_data[i]) for i in range(len(val_data))), name=name, warn_many=warn_many
+            [_unpack(val_data[i]) for i in range(len(val_data))], name=name, warn_many=warn_many
         )
     return [_unpack(b) for b in held_batches(val_data, name=name, warn_many=warn_many)]
 
