@@ -1013,7 +1013,8 @@ def test_finder_with_a_callable_rule_reloads_from_its_state() -> None:
     assert other.result.suggestion == res.suggestion
     with pytest.raises(
         ValueError,
-        match=r"^the checkpoint's sweep used the rule '_middle', not one of lrkit.finder.RULES "
+        match=r"^LRFinder: the checkpoint's sweep used the rule '_middle', not one of "
+        r"lrkit.finder.RULES "
         r"\('budget_edge', .*\): a callable rule.*: resume with LRFinder\(rule=_middle\)",
     ):
         LRFinder(num_iter=20).load_state_dict(state)

@@ -419,22 +419,13 @@ class LRFinder(pl.Callback):  # type: ignore[misc,name-defined]
                 f"'total_steps', 'planned_steps'), got {V.dict_given(state_dict)}"
             )
         saved = state_dict.get("result")
-        needed = {"options", "lrs", "losses", "held_lrs", "held_losses", "stop_reason"}
-        if saved is not None and not (isinstance(saved, Mapping) and needed <= set(saved)):
-            got = (
-                f"a dict without {sorted(needed - set(saved))}"
-                if isinstance(saved, Mapping)
-                else type(saved).__name__
-            )
-            raise ValueError(
-                f"state_dict['result'] must be a dict from FinderResult.to_dict(), got {got}"
-            )
         if saved is not None:
             self.result = replay_result(
                 saved,
-                rule=self.options.rule,
+                # a rule by name: the checkpoint's own (a callable one is saved by name only)
+                rule=self.options.rule if callable(self.options.rule) else None,
                 where="state_dict['result']",
-                source="the checkpoint's sweep",
+                source="LRFinder: the checkpoint's sweep",
                 again="resume with LRFinder(rule={name})",
             )
             self._restored = True  # the fit resuming from the checkpoint does not sweep

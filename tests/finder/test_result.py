@@ -154,8 +154,8 @@ def test_from_dict_takes_a_callable_rule_back_by_name_and_names_what_is_missing(
         "a callable rule, which a saved result holds by its name only: "
         "FinderResult.from_dict(state, rule=middle) (the same callable)"
     )
-    with pytest.raises(ValueError, match=r"^state must be a dict from FinderResult\.to_dict\(\); "
-                       r"it has no 'held_lrs', 'held_losses'$"):  # fmt: skip
+    with pytest.raises(ValueError, match=r"^state must be a dict from FinderResult\.to_dict\(\), "
+                       r"got a dict without \['held_losses', 'held_lrs'\]$"):  # fmt: skip
         FinderResult.from_dict({k: v for k, v in d.items() if not k.startswith("held")})
     with pytest.raises(ValueError, match=r"^state must be a dict from FinderResult\.to_dict\(\), "
                        r"got list$"):  # fmt: skip
@@ -188,3 +188,29 @@ def test_fastais_rules_trim_by_the_planned_num_iter_of_a_sweep_that_stopped_earl
     assert planned != recorded  # the first 10 points are trimmed, not the first 8
     assert result.suggest("valley") == planned
     assert result.suggestions()["valley"] == planned
+
+
+def test_from_dict_reads_held_losses_at_lrs_a_last_bit_off_and_names_what_is_wrong():
+    from lrkit.finder import FinderResult
+
+    result = _probed_sgd_result()
+    d = json.loads(json.dumps(result.to_dict()))
+    # as another machine's pow may write them: every LR a unit in the last place off
+    shifted = {**d, "held_lrs": [math.nextafter(x, math.inf) for x in d["held_lrs"]]}
+    shifted["lrs"] = [math.nextafter(x, 0.0) for x in d["lrs"]]
+    again = FinderResult.from_dict(shifted)
+    assert again.held_losses.tolist() == d["held_losses"]
+    assert (again.suggestion, again.lr_min) == (result.suggestion, result.lr_min)
+
+    def refused(error, match, **changes):
+        with pytest.raises(error, match=match):
+            FinderResult.from_dict({**d, **changes})
+
+    refused(ValueError, r"^state\['held_lrs'\]\[0\] = 5\.0 is not an LR of the steps in ",
+            held_lrs=[5.0, *d["held_lrs"][1:]])  # fmt: skip
+    refused(ValueError, r"^state\['stop_lr'\] must be ", stop_lr="x")
+    refused(ValueError, r"^state\['stop_reason'\] must be one of ", stop_reason="tired")
+    refused(ValueError, r"^state\['optimizer_family'\] must be one of ", optimizer_family="x")
+    refused(ValueError, r"^state\['probes'\]: ", probes={"lrs": [1.0]})
+    with pytest.raises(TypeError, match=r"^rule must be the callable rule the saved result "):
+        FinderResult.from_dict(d, rule="valley")

@@ -764,16 +764,10 @@ def replay_result(
     with a warning when its name is not the saved one. ``where`` names the saved result in
     errors, ``source`` the sweep it came from, ``again`` how to give the callable rule
     (``{name}``: its name)."""
-    if not isinstance(state, Mapping):
-        raise ValueError(
-            f"{where} must be a dict from FinderResult.to_dict(), got {V.dict_given(state)}"
-        )
-    missing = [k for k in _SAVED_KEYS if k not in state]
-    if missing:
-        raise ValueError(
-            f"{where} must be a dict from FinderResult.to_dict(); it has no "
-            f"{', '.join(map(repr, missing))}"
-        )
+    missing = sorted(set(_SAVED_KEYS) - set(state)) if isinstance(state, Mapping) else []
+    if not isinstance(state, Mapping) or missing:
+        got = f"a dict without {missing}" if missing else type(state).__name__
+        raise ValueError(f"{where} must be a dict from FinderResult.to_dict(), got {got}")
     if not isinstance(state["options"], Mapping):
         raise ValueError(
             f"{where}['options'] must be a dict from SweepOptions.to_dict(), got "
@@ -806,6 +800,11 @@ def replay_result(
                 stacklevel=caller_level(),
             )
         options["rule"] = rule
+    elif rule is not None:
+        raise TypeError(
+            f"rule must be the callable rule the saved result names, or None, got "
+            f"{V.fmt(rule)} (another rule's reading of the result: result.suggest(name))"
+        )
     elif not isinstance(saved, str) or not saved:
         raise ValueError(f"{where}['options']['rule'] must be a rule's name, got {V.fmt(saved)}")
     elif saved not in RULES:
@@ -814,26 +813,43 @@ def replay_result(
             f"({', '.join(map(repr, RULES))}): a callable rule, which a saved result holds by "
             f"its name only: {again.format(name=saved)} (the same callable)"
         )
+    stop_reason = V.choice(f"{where}['stop_reason']", state["stop_reason"], STOP_REASONS)
+    stop_lr = state.get("stop_lr")
+    if stop_lr is not None:
+        stop_lr = V.positive(f"{where}['stop_lr']", stop_lr)
+    # the family the sweep's rule read (saved as "optimizer" by lrkit 0.1.0)
+    family = state.get("optimizer_family", state.get("optimizer"))
+    if family is not None:
+        family = V.choice(f"{where}['optimizer_family']", family, OPTIMIZERS)
     try:
         sweep = Sweep(SweepOptions.build(None, **options))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}['options']: {exc}") from None
-    # the family the sweep's rule read (saved as "optimizer" by lrkit 0.1.0)
-    sweep.use_family(state.get("optimizer_family", state.get("optimizer")))
-    sweep.replay(
-        curves["losses"],
-        held=dict(zip(curves["held_lrs"], curves["held_losses"])),
-        stop_reason=state["stop_reason"],
-        stop_lr=state.get("stop_lr"),
-    )
+    sweep.use_family(family)
     swept = [sweep.lr_at(i) for i in range(len(curves["losses"]))]
     if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(swept, curves["lrs"])):
         raise ValueError(
             f"{where}['lrs'] are not the LRs its options sweep (start_lr, end_lr, num_iter, "
             "mode): a saved result is replayed with the options it was recorded with"
         )
+    # each held loss by the step's LR as this sweep computes it (a saved LR may differ from
+    # it in its last bits: written by another machine's pow, or edited)
+    held = {}
+    for k, (lr, loss) in enumerate(zip(curves["held_lrs"], curves["held_losses"])):
+        j = min(range(len(swept)), key=lambda i: abs(swept[i] - lr), default=None)
+        if j is None or not math.isclose(swept[j], lr, rel_tol=1e-9):
+            raise ValueError(
+                f"{where}['held_lrs'][{k}] = {lr!r} is not an LR of the steps in "
+                f"{where}['lrs']: a held loss is measured at a step of the sweep"
+            )
+        held[swept[j]] = loss
+    sweep.replay(curves["losses"], held=held, stop_reason=stop_reason, stop_lr=stop_lr)
     probes = state.get("probes")  # (absent before probe_data, None without it)
-    return sweep.result(warn=False, probes=None if probes is None else Probes.from_dict(probes))
+    try:
+        kept = None if probes is None else Probes.from_dict(probes)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}['probes']: {exc}") from None
+    return sweep.result(warn=False, probes=kept)
 
 
 _REPLAY.append(replay_result)  # FinderResult.from_dict (result.py cannot import this module)
