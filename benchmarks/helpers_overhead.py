@@ -108,7 +108,11 @@ def torch_rows(rounds: int, block: int) -> list[list[Any]]:
     def make(opt_cls: type, helper: str | None) -> Callable[[int], None]:
         model = mlp()
         opt = opt_cls(model.parameters(), lr=1e-3)
-        guard = lt.DivergenceGuard(model, optimizer=opt) if helper == "guard" else None
+        guard = (
+            lt.DivergenceGuard(model, optimizer=opt, check_grads=helper == "guard")
+            if helper in ("guard", "guard_no_grads")
+            else None
+        )
         if helper == "effective_lr":
             lt.EffectiveLRLogger(opt, every=10, tensorboard=False)
         sched = (
@@ -151,6 +155,11 @@ def torch_rows(rounds: int, block: int) -> list[list[Any]]:
     rows = []
     for helper, opt_cls, label in (
         ("guard", torch.optim.AdamW, "lrkit.torch.DivergenceGuard(model, optimizer=opt)"),
+        (
+            "guard_no_grads",
+            torch.optim.AdamW,
+            "not a default, for the gradient screen's share: the same, check_grads=False",
+        ),
         ("effective_lr", torch.optim.Adam, "lrkit.torch.EffectiveLRLogger(opt, every=10)"),
         ("scheduler", torch.optim.Adam, "lrkit.torch.scheduler(opt, cosine).step()"),
     ):
@@ -188,6 +197,18 @@ def keras_rows(rounds: int, steps: int) -> list[list[Any]]:
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             pass
 
+    class KerasPerBatch(keras.callbacks.Callback):  # type: ignore[misc]
+        """The Keras way to a per-batch LR from a callback: what LearningRateScheduler does
+        per epoch (``model.optimizer.learning_rate = value``), before each batch."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.step = 0
+
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            self.model.optimizer.learning_rate = 1e-3 * 0.5 ** (self.step / 10**6)
+            self.step += 1
+
     def fit(make: Callable[[], list[Any]]) -> Callable[[], None]:
         def run() -> None:
             model.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=make())
@@ -197,6 +218,7 @@ def keras_rows(rounds: int, steps: int) -> list[list[Any]]:
     variants = {
         "bare": fit(lambda: []),
         "noop": fit(lambda: [NoOp()]),
+        "keras_per_batch": fit(lambda: [KerasPerBatch()]),
         "guard": fit(lambda: [lk.DivergenceGuard()]),
         "logger_batch": fit(lambda: [lk.LRLogger(per="batch")]),
         "logger_epoch": fit(lambda: [lk.LRLogger()]),
@@ -211,6 +233,10 @@ def keras_rows(rounds: int, steps: int) -> list[list[Any]]:
         ("logger_epoch", "lrkit.keras.LRLogger()"),
         ("scheduler", "lrkit.keras.LRScheduler(cosine) (per batch)"),
         ("noop", "for scale: a Keras callback with an empty on_train_batch_end"),
+        (
+            "keras_per_batch",
+            "for scale: a Keras callback setting model.optimizer.learning_rate each batch",
+        ),
     ):
         rows.append(_row(label, task, samples, key))
     return rows
@@ -244,7 +270,7 @@ def main() -> None:
     print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths)))
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
-    helpers = [r for r in rows if not str(r[0]).startswith("for scale")]
+    helpers = [r for r in rows if not str(r[0]).startswith(("for scale", "not a default"))]
     worst = max(float(r[4]) for r in helpers)
     print(f"worst helper: {worst:.3f}x (goal <= {GOAL}x); {time.time() - t_start:.0f} s")
     if args.json:

@@ -518,7 +518,7 @@ def test_lr_scheduler_callback(per, const_grad_model, mean_pred_loss):
     if per == "batch":
         cb2 = lk.LRScheduler(s, per="batch")
         _fit(model, 1, [cb2], batches=1)
-        assert cb2.last_lr == s(6)
+        assert cb2.last_lr == float(np.float32(s(6)))  # as the optimizer holds it
 
 
 def test_lr_scheduler_initial_step_is_read_once_and_later_fits_count_on():
@@ -1000,7 +1000,7 @@ def test_lr_scheduler_counts_every_batch_with_steps_per_execution(const_grad_mod
     used = [s(t) for t in firsts]
     assert log.history == [(t, float(np.float32(lr))) for t, lr in enumerate(used)]
     np.testing.assert_allclose(model.get_weights()[0], [[-sum(used)]], rtol=1e-6)
-    assert h.history["learning_rate"] == [s(4), s(10)]
+    assert h.history["learning_rate"] == [float(np.float32(s(t))) for t in (4, 10)]
     assert lk.LRScheduler.async_safe and lk.LRLogger.async_safe  # Keras dispatches ahead
 
 
@@ -1436,7 +1436,7 @@ def test_data_of_unknown_length_keeps_the_scheduler_and_logger_on_the_steps_that
             assert cb.lrs.tolist() == [float(np.float32(sched(t))) for t in range(10)]
         else:
             assert cb.step == 10
-            assert h.history["learning_rate"] == [sched(4), sched(9)]
+            assert h.history["learning_rate"] == [float(np.float32(sched(t))) for t in (4, 9)]
 
 
 def test_guard_refuses_a_factor_of_zero_or_less_and_keeps_its_sentinel():
@@ -1872,3 +1872,62 @@ def test_one_controller_fed_by_two_callbacks_of_a_fit_is_refused_and_one_per_fit
         model.fit(x, y, epochs=2, batch_size=16, verbose=0,
                   callbacks=[Metric(), lk.LRScheduler(S.constant(0.1), feedback=c)])  # fmt: skip
     assert c.num_updates == 4
+
+
+@pytest.mark.parametrize("kind", ["plateau", "scheduler", "guard"])
+def test_a_callback_kept_for_another_model_starts_as_it_was_given(
+    kind, const_grad_model, mean_pred_loss
+):
+    """One callback list for the folds of a cross-validation: a new model does not take the
+    last model's cuts and bookkeeping (as Keras' callbacks start afresh); the same model's
+    next fit() goes on from them."""
+    if kind == "plateau":
+        cb = lk.ReduceOnPlateau(**_never_improves())
+        controller = cb.controller
+    elif kind == "scheduler":
+        controller = Core(mode="max", factor=0.5, patience=0)
+        cb = lk.LRScheduler(S.constant(0.01), per="epoch", feedback=controller, monitor="loss")
+    else:
+        cb = lk.DivergenceGuard()
+        controller = cb.controller
+    given = copy.deepcopy(controller.state_dict())
+
+    def fold():
+        model = const_grad_model()
+        lr = 0.01 if kind == "scheduler" else lk.schedule(S.constant(0.01))
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss=mean_pred_loss)
+        return model
+
+    first = fold()
+    _fit(first, 4, [cb])
+    if kind == "guard":  # (a guard cuts on a divergence: its state is made to differ here)
+        controller.load_state_dict({**controller.state_dict(), "scale": 0.25, "restores": 1})
+    assert controller.scale < 1.0
+    carried = controller.state_dict()
+    _fit(first, 1, [cb])  # the same model: goes on from its cuts
+    assert controller.scale <= carried["scale"]
+    second = fold()
+    log = lk.LRLogger()
+    _fit(second, 1, [cb, log])  # another model: as given
+    assert log.history[0][1] == pytest.approx(0.01, rel=1e-6)
+    assert controller.scale == given["scale"] == 1.0
+    if kind != "guard":
+        assert controller.num_updates == 1  # the new model's one epoch, from the start
+    else:
+        assert controller.restores == 0
+
+
+def test_the_lr_scheduler_logs_the_lr_as_the_optimizer_holds_it_and_refuses_wrappers(
+    const_grad_model, mean_pred_loss
+):
+    s = S.with_warmup(S.cosine(0.05, total_steps=60), warmup_steps=8)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss=mean_pred_loss)
+    history = _fit(model, 3, [lk.LRScheduler(s)], batches=4)
+    logged = history.history["learning_rate"]
+    assert logged == [float(np.float32(s(step))) for step in (3, 7, 11)]  # each epoch's last
+    with pytest.raises(ValueError, match=r"\(it wraps one: give that, its \.schedule\)$"):
+        lk.LRScheduler(lk.schedule(s))
+    decay = keras.optimizers.schedules.CosineDecay(0.05, decay_steps=60)
+    with pytest.raises(ValueError, match=r"\(a keras object: keras's own schedules go to "):
+        lk.LRScheduler(decay)

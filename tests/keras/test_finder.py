@@ -566,6 +566,8 @@ def test_a_torch_finder_keyword_says_what_the_keras_finder_has_instead():
         lk.find_lr(None, None, accumulation_steps=4)
     with pytest.raises(TypeError, match=r"^vall_data is not an option .*\(did you mean val_data"):
         lk.find_lr(None, None, vall_data=None)
+    with pytest.raises(TypeError, match=r"^validation_data is not an option .*\(use val_data "):
+        lk.find_lr(None, None, validation_data=None)
 
 
 def test_a_subclass_of_sgd_is_read_as_sgd(regression):

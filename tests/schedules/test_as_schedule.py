@@ -29,6 +29,20 @@ def test_other_values_name_the_parameter(bad: object) -> None:
         S.as_schedule(bad, name="momentum")
 
 
+def test_a_wrapper_of_a_schedule_is_refused_with_what_to_give_instead() -> None:
+    class Wrapper:  # as lrkit.keras.schedule(s) holds it
+        schedule = S.cosine(0.1, total_steps=10)
+
+    def fn(count):  # as lrkit.optax.schedule(s) returns it
+        return count
+
+    fn.lrkit_schedule = S.cosine(0.1, total_steps=10)  # type: ignore[attr-defined]
+    for wrapper, attr in ((Wrapper(), "schedule"), (fn, "lrkit_schedule")):
+        with pytest.raises(ValueError) as info:
+            S.as_schedule(wrapper)
+        assert str(info.value).endswith(f" (it wraps one: give that, its .{attr})")
+
+
 def test_bad_spec_is_a_spec_error() -> None:
     with pytest.raises(S.SpecError):
         S.as_schedule("cosine(0.1, 100")

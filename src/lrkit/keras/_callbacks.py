@@ -225,6 +225,27 @@ class _LRCallback(keras.callbacks.Callback):  # type: ignore[misc]
         super().set_model(model)
         _attach_lr_scales(model)
 
+    def _begin_fit(self) -> None:
+        """At each ``fit()``'s beginning: when it trains another model than this callback's
+        last ``fit()`` did (one callback list kept for the folds of a cross-validation),
+        the callback's state starts again as it was at its first ``fit()`` (as Keras'
+        callbacks start afresh at every ``fit()``): a new model does not take the cuts and
+        the bookkeeping of the last one (a controller restored for the model it was saved
+        with is given to that model's first ``fit()``)."""
+        last = self.__dict__.get("_fitted")
+        if last is None:  # the first fit(): the state as given
+            self._given = copy.deepcopy(self._own_state())
+        elif last() is not self.model:
+            self._load_own_state(copy.deepcopy(self._given))
+        self._fitted = weakref.ref(self.model)
+
+    def _own_state(self) -> Any:
+        """What :meth:`_begin_fit` keeps of this callback's state as given (overridden)."""
+        return None
+
+    def _load_own_state(self, state: Any) -> None:
+        """Put back :meth:`_own_state`'s (overridden)."""
+
     def __copy__(self) -> Any:
         """``copy.copy``: a callback of its own, whose controllers and counters are not
         shared with the original's (as ``copy.copy`` of a controller); the model it was set
@@ -598,7 +619,14 @@ class ReduceOnPlateau(_LRCallback):
         below ``min_scale`` (1.0 for a fresh controller; a restored one's saved scale)."""
         return self.controller.scale
 
+    def _own_state(self) -> Any:
+        return self.controller.state_dict()
+
+    def _load_own_state(self, state: Any) -> None:
+        self.controller.load_state_dict(state)
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._begin_fit()
         self._handle = _LRHandle(self.model, self.controller)
         if self._auto and self.controller.num_updates == 0:
             self._auto = False
@@ -966,7 +994,14 @@ class DivergenceGuard(_LRCallback):
         self._restored_begin = None
 
     # ------------------------------------------------------------------ hooks
+    def _own_state(self) -> Any:
+        return self.state_dict()
+
+    def _load_own_state(self, state: Any) -> None:
+        self.load_state_dict(state)
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._begin_fit()
         self._handle = _LRHandle(self.model, self.controller)
         self.gave_up = False
         if self._resume_good is None:
@@ -1188,8 +1223,8 @@ class DivergenceGuard(_LRCallback):
         self._handle.multiply(new / old_scale if old_scale > 0 else 0.0)
         if self.verbose:
             print(
-                f"\nDivergenceGuard: loss {loss!r} at batch {self._step}: restored the last "
-                f"good state, learning-rate scale {new:.3g}"
+                f"\nDivergenceGuard: loss {loss!r} at check {self._step} (batches counted from 1 "
+                f"over all epochs): restored the last good state, learning-rate scale {new:.3g}"
             )
 
 
@@ -1221,8 +1256,9 @@ class LRScheduler(_LRCallback):
     optimizer-side schedule (free per batch, saved with the model) use
     ``lrkit.keras.schedule``: per batch this callback writes the LR from the host (on the JAX
     backend a host scalar the compiled step takes as an input, after Keras hands the training
-    state back to the model variables: a few percent of a sub-millisecond step in wall time,
-    more in CPU time). At each epoch end ``logs["learning_rate"]`` is
+    state back to the model variables each batch: less than a Keras callback setting
+    ``model.optimizer.learning_rate`` each batch costs, more in CPU time than in wall time;
+    docs/overhead.md). At each epoch end ``logs["learning_rate"]`` is
     the LR the epoch's last step used (the last LR set), the meaning :class:`LRLogger`
     documents. ``verbose=1`` prints the LR set at each epoch's start with
     ``per="epoch"`` (as Keras' ``LearningRateScheduler`` does).
@@ -1288,7 +1324,8 @@ class LRScheduler(_LRCallback):
                 "schedule: the learning rate", lr, step, built_at=None, what="LRScheduler"
             )
         _write_lr(opt, lr)
-        self.last_lr = lr
+        # the LR as the optimizer holds it (its variable's dtype), as logs and the logger read it
+        self.last_lr = float(np.asarray(lr, dtype=opt._learning_rate.dtype))
         self._last_set = step
 
     def _value(self, step: int) -> float:
@@ -1324,10 +1361,19 @@ class LRScheduler(_LRCallback):
             stacklevel=caller_level(),
         )
 
+    def _own_state(self) -> Any:
+        return None if self.feedback is None else self.feedback.state_dict()
+
+    def _load_own_state(self, state: Any) -> None:
+        if self.feedback is not None and state is not None:
+            self.feedback.load_state_dict(state)
+        self._initial_taken = False  # initial_step (or the new optimizer's count) read again
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         # feedback= as built, or assigned since: checked (a live guard's detector refused)
         # and recorded as this callback's
         check_controllers(self.feedback, owner=self)
+        self._begin_fit()
         if self.feedback is not None and not self._mode_checked:  # once, as ReduceOnPlateau
             self._mode_checked = True
             _warn_against_metric("LRScheduler", "feedback=", self.model, self.monitor,
@@ -1414,7 +1460,8 @@ class LRScheduler(_LRCallback):
         if self.per == "epoch":
             self._set(epoch)
             if self.verbose:
-                print(f"\nEpoch {epoch + 1}: LRScheduler set the learning rate to {self.last_lr}")
+                lr = f"{self.last_lr:.7g}"
+                print(f"\nEpoch {epoch + 1}: LRScheduler set the learning rate to {lr}")
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.per == "batch":

@@ -402,6 +402,8 @@ _KERAS_HINTS = {
     "variables in memory",
     "accumulation_steps": "build the optimizer with gradient_accumulation_steps=",
     "amp": "set a mixed-precision policy (keras.mixed_precision.set_global_policy)",
+    "validation_data": "use val_data (Keras' fit() name: the same (x, y) arrays or batches)",
+    "validation_split": "use val_data: give the held-out (x, y) arrays",
 }
 
 

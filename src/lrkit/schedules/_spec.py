@@ -467,6 +467,22 @@ def is_schedule_list(value: Any) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, (str, bytes, Schedule))
 
 
+def _wrapper_hint(value: Any) -> str:
+    """What to give instead of ``value``: the lrkit schedule a framework's wrapper holds
+    (``lrkit.keras.schedule(s)``'s ``.schedule``, ``lrkit.optax.schedule(s)``'s
+    ``.lrkit_schedule``), or where a framework's own schedule goes."""
+    for attr in ("schedule", "lrkit_schedule"):
+        if isinstance(getattr(value, attr, None), Schedule):
+            return f" (it wraps one: give that, its .{attr})"
+    library = type(value).__module__.split(".")[0]
+    if library in ("keras", "optax", "torch"):
+        return (
+            f" (a {library} object: {library}'s own schedules go to {library}'s optimizer; "
+            "this takes one of lrkit.schedules)"
+        )
+    return ""
+
+
 def as_schedule(value: Any, *, name: str = "schedule", nonnegative: bool = False) -> Schedule:
     """``value`` as a schedule: a :class:`Schedule` is returned as is, a spec string goes
     through :func:`parse`, a dict (``to_dict()`` output) through :func:`from_dict`.
@@ -493,7 +509,7 @@ def as_schedule(value: Any, *, name: str = "schedule", nonnegative: bool = False
     else:
         raise ValueError(
             f"{name} must be a lrkit schedule, a spec string or a to_dict() dict, "
-            f"got {V.fmt(value)}"
+            f"got {V.fmt(value)}{_wrapper_hint(value)}"
         )
     if nonnegative:
         bad = first_negative(out)
