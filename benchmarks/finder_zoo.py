@@ -211,16 +211,22 @@ def run(packed: bool = False) -> dict[str, Any]:
     recs = load(packed=packed)
     feats = fit_rule.features(recs, **fit_rule.sweep_options())
     cv = fit_rule.cross_validate(feats)
-    cv_probed = fit_rule.cross_validate(fit_rule.probed(feats))
+    cv_probed = fit_rule.cross_validate(fit_rule.probed(feats), nested_cap=True)
     RES_LRS.clear()
     RES_LRS.update(cv["lrs"])
     res = evaluate(feats, cv, cv_probed)
+    tabs = tables(feats, res)
+    # the probes' stability cap, chosen inside each training part (the nested choice)
+    tabs["probe_caps"] = {
+        "columns": ["schedule", *(f"fold {k + 1}" for k in range(fit_rule.K_FOLDS))],
+        "rows": [[SCHED_NAMES[s], *(f["cap"] for f in cv_probed["fits"][s])] for s in SCHEDULES],
+    }
     return {
         "feats": feats,
         "cv": cv,
         "cv_probed": cv_probed,
         "res": res,
-        "tables": tables(feats, res),
+        "tables": tabs,
     }
 
 

@@ -16,7 +16,11 @@ by ``benchmarks/finder_zoo.py`` is out of fold.
 
 With probes (``probe_data=``), the same fit is made for the edge the probes move
 (:func:`probed`, from ``probes.py``'s cache) and written as ``PROBED_INTERCEPT`` and
-``PROBED_BUDGET_SLOPE``.
+``PROBED_BUDGET_SLOPE``. Its stability cap is part of the fit: for each schedule, the cap of
+``PROBE_CAPS`` with the lowest objective under grouped cross-validation inside the fitting
+part (:func:`choose_cap`; the probes trained at rates around the edge, so how close to it a
+rate may go is read off the zoo rather than fixed), written as ``PROBED_EDGE_CAP``; the
+out-of-fold numbers choose it inside each training part (a nested choice).
 
     python benchmarks/zoo/fit_rule.py            # print the full-data fits
     python benchmarks/zoo/fit_rule.py --write    # also write src/lrkit/finder/_coefficients.py
@@ -50,6 +54,8 @@ CAP = math.log(3.0)
 MISS_WEIGHT = 1.0  # objective: misses, then the capped log loss ratio
 K_FOLDS = 5
 SEEDS = (0, 1, 2)
+#: the stability caps compared for the suggestions made from the probes' edge
+PROBE_CAPS = (0.5, 0.74, 1.0)
 
 
 def sweep_options() -> dict[str, Any]:
@@ -160,12 +166,41 @@ def folds(feats: list[dict[str, Any]], k: int = K_FOLDS) -> list[np.ndarray]:
     ]
 
 
-def suggest_lr(f: dict[str, Any], seed: int, a: dict[str, float], b: float) -> float:
-    return f["lr_min"][seed] * min(math.exp(a[f["opt"]] + b * f["t"]), EDGE_CAP)
+def suggest_lr(
+    f: dict[str, Any], seed: int, a: dict[str, float], b: float, cap: float = EDGE_CAP
+) -> float:
+    return f["lr_min"][seed] * min(math.exp(a[f["opt"]] + b * f["t"]), cap)
 
 
-def cross_validate(feats: list[dict[str, Any]]) -> dict[str, Any]:
-    """OOF LRs per schedule: {schedule: [[lr per seed] per task]} and the fold fits."""
+def _objective(feats: list[dict[str, Any]], tab: np.ndarray, idx: np.ndarray, a: dict[str, float],
+               b: float, cap: float) -> float:  # fmt: skip
+    """The fit's objective over tasks ``idx`` for coefficients ``(a, b)`` capped at ``cap``."""
+    x = np.array([[min(a[feats[i]["opt"]] + b * feats[i]["t"], math.log(cap))] * len(SEEDS)
+                  for i in idx])  # fmt: skip
+    return float(_interp(tab[idx], x).sum())
+
+
+def choose_cap(feats: list[dict[str, Any]], tab: np.ndarray, idx: np.ndarray) -> float:
+    """The cap of ``PROBE_CAPS`` with the lowest objective out of fold within tasks ``idx``
+    (grouped ``K_FOLDS - 1``-fold cross-validation over their families; ties: the lower
+    cap)."""
+    groups = sorted({feats[i]["group"] for i in idx})
+    fold_of = {g: j % (K_FOLDS - 1) for j, g in enumerate(groups)}
+    inner = [np.array([i for i in idx if fold_of[feats[i]["group"]] == j])
+             for j in range(K_FOLDS - 1)]  # fmt: skip
+    totals = dict.fromkeys(PROBE_CAPS, 0.0)
+    for test in inner:
+        train = np.array([i for i in idx if i not in set(test)])
+        a, b = fit(feats, tab, train)
+        for cap in PROBE_CAPS:
+            totals[cap] += _objective(feats, tab, test, a, b, cap)
+    return min(PROBE_CAPS, key=lambda c: (totals[c], c))
+
+
+def cross_validate(feats: list[dict[str, Any]], *, nested_cap: bool = False) -> dict[str, Any]:
+    """OOF LRs per schedule: {schedule: [[lr per seed] per task]} and the fold fits. With
+    ``nested_cap`` (the probes' rule), each fold's cap is chosen inside its training part
+    (:func:`choose_cap`); else it is ``EDGE_CAP``."""
     out: dict[str, Any] = {"lrs": {}, "fits": {}}
     fs = folds(feats)
     for sched in SCHEDULES:
@@ -175,12 +210,19 @@ def cross_validate(feats: list[dict[str, Any]]) -> dict[str, Any]:
         for test in fs:
             train = np.array([i for i in range(len(feats)) if i not in set(test)])
             a, b = fit(feats, tab, train)
-            fits.append({"a": a, "b": b})
+            cap = choose_cap(feats, tab, train) if nested_cap else EDGE_CAP
+            fits.append({"a": a, "b": b, "cap": cap})
             for i in test:
-                lrs[i] = [suggest_lr(feats[i], s, a, b) for s in SEEDS]
+                lrs[i] = [suggest_lr(feats[i], s, a, b, cap) for s in SEEDS]
         out["lrs"][sched] = lrs
         out["fits"][sched] = fits
     return out
+
+
+def full_caps(feats: list[dict[str, Any]]) -> dict[str, float]:
+    """The cap :func:`choose_cap` picks on every task, by schedule (the probes' rule)."""
+    idx = np.arange(len(feats))
+    return {sched: choose_cap(feats, loss_tables(feats, sched), idx) for sched in SCHEDULES}
 
 
 def full_fit(feats: list[dict[str, Any]]) -> dict[str, tuple[dict[str, float], float]]:
@@ -206,6 +248,7 @@ def write_coefficients(
     probed_coefs: dict[str, tuple[dict[str, float], float]],
     n_tasks: int,
     steps: tuple[int, int],
+    probed_caps: dict[str, float],
 ) -> None:
     lines = [
         '"""Coefficients of the default rule (``budget_edge``), written by',
@@ -232,6 +275,11 @@ def write_coefficients(
     lines.append("PROBED_BUDGET_SLOPE: dict[str, float] = {")
     lines += [f'    "{SCHED_KEY[s]}": {probed_coefs[s][1]:.2f},' for s in SCHEDULES]
     lines.append("}")
+    lines.append("#: the stability cap of the suggestions from the probes' edge (times that edge),")
+    lines.append("#: chosen by grouped cross-validation among fit_rule.PROBE_CAPS, by schedule")
+    lines.append("PROBED_EDGE_CAP: dict[str, float] = {")
+    lines += [f'    "{SCHED_KEY[s]}": {probed_caps[s]},' for s in SCHEDULES]
+    lines.append("}")
     with open(COEF_PATH, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -246,12 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     coefs = full_fit(feats)
     for sched, (a, b) in coefs.items():
         print(f"{sched:9s} a={a} b={b}")
-    probed_coefs = full_fit(probed(feats))
+    moved = probed(feats)
+    probed_coefs = full_fit(moved)
+    caps = full_caps(moved)
     for sched, (a, b) in probed_coefs.items():
-        print(f"{sched:9s} with probes: a={a} b={b}")
+        print(f"{sched:9s} with probes: a={a} b={b} cap={caps[sched]}")
     if args.write:
         steps = [r["steps"] for r in recs]
-        write_coefficients(coefs, probed_coefs, len(recs), (min(steps), max(steps)))
+        write_coefficients(coefs, probed_coefs, len(recs), (min(steps), max(steps)), caps)
         print(f"wrote {COEF_PATH}")
     return 0
 

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -288,6 +289,30 @@ def test_shipped_probed_coefficients_are_the_full_zoo_fit_of_the_probed_edges(zo
         for fam, v in a.items():
             assert C.PROBED_INTERCEPT[key][fam] == pytest.approx(v, abs=1e-9)
     assert C.PROBED_INTERCEPT != C.INTERCEPT
+    caps = fit_rule.full_caps(moved)  # the probes' stability cap, chosen on the whole zoo
+    assert {fit_rule.SCHED_KEY[s]: c for s, c in caps.items()} == C.PROBED_EDGE_CAP
+    assert set(C.PROBED_EDGE_CAP.values()) <= set(fit_rule.PROBE_CAPS)
+
+
+def test_the_probes_row_chooses_its_cap_inside_each_training_part(zoo, rerun):
+    """The probes row's numbers are those of the nested choice: each fold's cap is the one
+    choose_cap picks on that fold's training part alone, and its suggestions use it."""
+    import math
+
+    _, fit_rule = zoo
+    moved = fit_rule.probed(rerun["feats"])
+    folds = fit_rule.folds(moved)
+    sched = "onecycle"
+    tab = fit_rule.loss_tables(moved, sched)
+    for k, test in enumerate(folds[:2]):
+        train = [i for i in range(len(moved)) if i not in set(test)]
+        fold = rerun["cv_probed"]["fits"][sched][k]
+        assert fold["cap"] == fit_rule.choose_cap(moved, tab, np.array(train))
+        i = int(test[0])
+        want = [fit_rule.suggest_lr(moved[i], s, fold["a"], fold["b"], fold["cap"])
+                for s in fit_rule.SEEDS]  # fmt: skip
+        got = rerun["cv_probed"]["lrs"][sched][i]
+        assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(got, want))
 
 
 def test_probe_rows_move_each_edge_by_the_weighted_best_offset(zoo, rerun):

@@ -27,3 +27,10 @@ PROBED_BUDGET_SLOPE: dict[str, float] = {
     "onecycle": -1.15,
     "warmup_cosine": -0.60,
 }
+#: the stability cap of the suggestions from the probes' edge (times that edge),
+#: chosen by grouped cross-validation among fit_rule.PROBE_CAPS, by schedule
+PROBED_EDGE_CAP: dict[str, float] = {
+    "constant": 0.5,
+    "onecycle": 1.0,
+    "warmup_cosine": 1.0,
+}

@@ -20,9 +20,11 @@ passes them; a user rule receives the two arrays only.
     too-large step costs) and on the optimizer (plain SGD, momentum, adaptive):
     ``ln(lr / lr_min) = a[schedule, optimizer] + b[schedule] * ln(total_steps / 1000)``
     for ``schedule`` in constant, one-cycle (``max_lr``) and warmup-cosine (peak), and
-    never above ``EDGE_CAP * lr_min`` (``EDGE_CAP`` times the probes' edge after probe runs,
-    :mod:`lrkit.finder.probes`) (a short one-cycle run tolerates a high peak, but not
-    one at the edge where the sweep itself stopped making progress);
+    never above ``EDGE_CAP * lr_min`` (a short one-cycle run tolerates a high peak, but not
+    one at the edge where the sweep itself stopped making progress; after probe runs,
+    :mod:`lrkit.finder.probes`, which trained at rates around the edge, the cap is
+    ``_coefficients.PROBED_EDGE_CAP`` times the probes' edge, chosen on the zoo by grouped
+    cross-validation);
     ``total_steps`` defaults to 1000 and the optimizer to ``"adaptive"``. ``total_steps`` is
     clamped into the range of budgets the coefficients were fitted on
     (``_coefficients.STEPS_RANGE``): the rule does not extrapolate. The coefficients
@@ -573,13 +575,15 @@ def suggestions(
                 f"({lr_min!r})"
             )
         base, intercept, slope = probes.edge, C.PROBED_INTERCEPT, C.PROBED_BUDGET_SLOPE
+        caps = C.PROBED_EDGE_CAP
     else:
         base, intercept, slope = lr_min, C.INTERCEPT, C.BUDGET_SLOPE
+        caps = dict.fromkeys(C.SCHEDULES, EDGE_CAP)
     out = {}
     for sched in C.SCHEDULES:
         a = intercept[sched][opt]
         b = slope[sched]
-        out[sched] = base * min(math.exp(a + b * t), EDGE_CAP)
+        out[sched] = base * min(math.exp(a + b * t), caps[sched])
     return Suggestions(
         constant=out["constant"],
         max_lr=out["onecycle"],
