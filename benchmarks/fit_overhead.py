@@ -8,7 +8,8 @@ paired (a bare run and a ``fit`` run back to back, in alternating order) and rep
 table reports the fastest run of each (the least disturbed by other processes, as ``timeit``
 advises) and the median over the pairs of the ratio within a pair (two runs a moment apart
 see the same load; the ratio of the two fastest runs of a busy machine does not). The last
-column is the difference of the two fastest step times: what ``fit`` adds to a step.
+column is the median over the pairs of the difference within a pair: what ``fit`` adds to a
+step, in microseconds.
 
     python benchmarks/fit_overhead.py [--steps 300] [--repeats 7] [--json PATH]
 """
@@ -82,6 +83,7 @@ def main() -> None:
     for width, batch in ((128, 32), (512, 128)):
         times: dict[str, list[float]] = {"bare": [], "fit": []}
         ratios: list[float] = []
+        diffs: list[float] = []
         for r in range(args.repeats + 1):
             for name, fn in (
                 (("bare", bare), ("fit", with_fit))
@@ -97,15 +99,17 @@ def main() -> None:
                     times[name].append(t)
             if r:
                 ratios.append(times["fit"][-1] / times["bare"][-1])
+                diffs.append(times["fit"][-1] - times["bare"][-1])
         b, f = min(times["bare"]), min(times["fit"])  # least disturbed run (timeit's rule)
         name = f"MLP 64-{width}-10, batch {batch}"
-        rows.append([name, b * 1e6, f * 1e6, statistics.median(ratios), (f - b) * 1e6])
+        added = statistics.median(diffs) * 1e6
+        rows.append([name, b * 1e6, f * 1e6, statistics.median(ratios), added])
     cols = [
         "task",
         "bare step (us)",
         "fit step (us)",
         "fit / bare (median of paired runs)",
-        "fit step - bare step (us)",
+        "fit step - bare step (us, median of paired runs)",
     ]
     for row in rows:
         print(

@@ -1006,7 +1006,7 @@ def test_an_endless_held_set_is_a_one_line_error_not_a_hang():
     )
     unsized = (i for i in range(MAX_HELD_BATCHES))
     assert len(held_batches(unsized, warn_many=False)) == MAX_HELD_BATCHES
-    many = list(range(3 * MAX_HELD_BATCHES))  # a large validation set of known size
+    many = list(range(10 * MAX_HELD_BATCHES + 1))  # a large validation set of known size
     assert held_batches(many, name="probe_data", warn_many=False) == many
 
 

@@ -1898,10 +1898,14 @@ def test_a_callback_kept_for_another_model_starts_as_it_was_given(
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss=mean_pred_loss)
         return model
 
+    class Cut(keras.callbacks.Callback):  # a guard cuts on a divergence: one, made here
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                controller.load_state_dict({**controller.state_dict(), "scale": 0.25,
+                                            "restores": 1})  # fmt: skip
+
     first = fold()
-    _fit(first, 4, [cb])
-    if kind == "guard":  # (a guard cuts on a divergence: its state is made to differ here)
-        controller.load_state_dict({**controller.state_dict(), "scale": 0.25, "restores": 1})
+    _fit(first, 4, [cb, Cut()] if kind == "guard" else [cb])
     assert controller.scale < 1.0
     carried = controller.state_dict()
     _fit(first, 1, [cb])  # the same model: goes on from its cuts
@@ -1929,5 +1933,38 @@ def test_the_lr_scheduler_logs_the_lr_as_the_optimizer_holds_it_and_refuses_wrap
     with pytest.raises(ValueError, match=r"\(it wraps one: give that, its \.schedule\)$"):
         lk.LRScheduler(lk.schedule(s))
     decay = keras.optimizers.schedules.CosineDecay(0.05, decay_steps=60)
-    with pytest.raises(ValueError, match=r"\(a keras object: keras's own schedules go to "):
+    with pytest.raises(ValueError, match=r"\(a keras object: Keras' own schedules go to its "):
         lk.LRScheduler(decay)
+
+
+def test_a_state_set_between_fits_is_kept_for_the_next_model_and_auto_mode_read_again(
+    const_grad_model, mean_pred_loss
+):
+    """What the user sets between two fit() calls (a loaded controller state) is the state
+    the next model starts from; mode="auto" reads the next model's metric again."""
+    cb = lk.ReduceOnPlateau(monitor="auc", factor=0.5, patience=0)  # "min" by its name alone
+
+    def model(metrics=()):
+        m = const_grad_model()
+        m.compile(optimizer=keras.optimizers.SGD(learning_rate=lk.schedule(S.constant(0.01))),
+                  loss=mean_pred_loss, metrics=list(metrics))  # fmt: skip
+        return m
+
+    first = model([keras.metrics.AUC(name="auc")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (AUC of a constant target)
+        _fit(first, 1, [cb])
+    assert cb.controller.mode == "max"  # read off the compiled metric
+    cut = {**cb.controller.state_dict(), "scale": 0.125}
+    cb.controller.load_state_dict(cut)  # set by the user before the next model
+    second = model([keras.metrics.AUC(name="auc")])
+    log = lk.LRLogger()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _fit(second, 1, [cb, log])
+    assert log.history[0][1] == pytest.approx(0.01 * 0.125, rel=1e-6)  # kept
+    third = model()  # no AUC compiled: "auc" is not logged, the name's "min" again
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _fit(third, 1, [cb])
+    assert cb.controller.mode == "max"  # the state given (as set before the second model)

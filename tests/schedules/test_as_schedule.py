@@ -42,6 +42,19 @@ def test_a_wrapper_of_a_schedule_is_refused_with_what_to_give_instead() -> None:
             S.as_schedule(wrapper)
         assert str(info.value).endswith(f" (it wraps one: give that, its .{attr})")
 
+    class Holder:  # as lrkit.torch.scheduler holds one schedule per param group
+        schedules = [S.cosine(0.1, total_steps=10)]
+
+    with pytest.raises(ValueError, match=r" \(it holds lrkit schedules: give one of them, "):
+        S.as_schedule(Holder())
+
+    def optax_like(count):  # a peer library's schedule function, by its module
+        return count
+
+    optax_like.__module__ = "optax._src.schedule"
+    with pytest.raises(ValueError, match=r" \(an optax object: optax's own schedules go to "):
+        S.as_schedule(optax_like)
+
 
 def test_bad_spec_is_a_spec_error() -> None:
     with pytest.raises(S.SpecError):

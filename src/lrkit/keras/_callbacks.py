@@ -228,16 +228,23 @@ class _LRCallback(keras.callbacks.Callback):  # type: ignore[misc]
     def _begin_fit(self) -> None:
         """At each ``fit()``'s beginning: when it trains another model than this callback's
         last ``fit()`` did (one callback list kept for the folds of a cross-validation),
-        the callback's state starts again as it was at its first ``fit()`` (as Keras'
-        callbacks start afresh at every ``fit()``): a new model does not take the cuts and
-        the bookkeeping of the last one (a controller restored for the model it was saved
-        with is given to that model's first ``fit()``)."""
+        the callback's state starts again as it was given (as Keras' callbacks start afresh
+        at every ``fit()``): a new model does not take the cuts and the bookkeeping of the
+        last one. As given: at its first ``fit()``, or as the user set it since the last
+        ``fit()`` ended (a controller loaded or assigned, ``load_state_dict``), which is then
+        kept, for this model and the next ones."""
         last = self.__dict__.get("_fitted")
-        if last is None:  # the first fit(): the state as given
-            self._given = copy.deepcopy(self._own_state())
+        state = self._own_state()
+        if last is None or not _same_state(state, self.__dict__.get("_left")):
+            self._given = copy.deepcopy(state)  # the first fit(), or a state set since
         elif last() is not self.model:
             self._load_own_state(copy.deepcopy(self._given))
         self._fitted = weakref.ref(self.model)
+
+    def _end_fit(self) -> None:
+        """At each ``fit()``'s end: the state it leaves, which :meth:`_begin_fit` tells from
+        one the user set before the next ``fit()``."""
+        self._left = copy.deepcopy(self._own_state())
 
     def _own_state(self) -> Any:
         """What :meth:`_begin_fit` keeps of this callback's state as given (overridden)."""
@@ -306,6 +313,15 @@ def _feed_once(controllers: list[Any], callback: Any, epoch: int) -> None:
                     "count every metric twice and cut twice; give it to one of them"
                 )
             _FED[c] = (weakref.ref(run), epoch, weakref.ref(callback))
+
+
+def _same_state(a: Any, b: Any) -> bool:
+    """Whether two of a callback's states (:meth:`_LRCallback._own_state`) are equal; a state
+    holding NaN (a controller's best before any metric) equals itself."""
+    try:
+        return bool(a == b) or repr(a) == repr(b)
+    except (TypeError, ValueError):
+        return repr(a) == repr(b)
 
 
 def _fit_run(model: Any) -> Any:
@@ -620,10 +636,13 @@ class ReduceOnPlateau(_LRCallback):
         return self.controller.scale
 
     def _own_state(self) -> Any:
-        return self.controller.state_dict()
+        # the controller (which one, its state) and whether the metric's direction is read
+        # and checked at the next fit() (mode="auto": off the next model's compiled metrics)
+        return (id(self.controller), self.controller.state_dict(), self._auto, self._check_mode)
 
     def _load_own_state(self, state: Any) -> None:
-        self.controller.load_state_dict(state)
+        _, controller, self._auto, self._check_mode = state
+        self.controller.load_state_dict(controller)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._begin_fit()
@@ -647,6 +666,7 @@ class ReduceOnPlateau(_LRCallback):
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         _settle_lr(self.model)
+        self._end_fit()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None and "learning_rate" not in logs:
@@ -995,10 +1015,11 @@ class DivergenceGuard(_LRCallback):
 
     # ------------------------------------------------------------------ hooks
     def _own_state(self) -> Any:
-        return self.state_dict()
+        return (id(self.controller), self.state_dict())
 
     def _load_own_state(self, state: Any) -> None:
-        self.load_state_dict(state)
+        self.load_state_dict(state[1])
+        self._last_good = None  # the last model's
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._begin_fit()
@@ -1127,6 +1148,7 @@ class DivergenceGuard(_LRCallback):
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         _settle_lr(self.model)
+        self._end_fit()
 
     # ------------------------------------------------------------------ judging
     def _loss(self, begin: int, end: int, *, settled: bool = False) -> float | None:
@@ -1223,8 +1245,9 @@ class DivergenceGuard(_LRCallback):
         self._handle.multiply(new / old_scale if old_scale > 0 else 0.0)
         if self.verbose:
             print(
-                f"\nDivergenceGuard: loss {loss!r} at check {self._step} (batches counted from 1 "
-                f"over all epochs): restored the last good state, learning-rate scale {new:.3g}"
+                f"\nDivergenceGuard: loss {loss!r} at check {self._step} (the losses it judged, "
+                f"counted from 1 over all epochs and fit() calls): restored the last good state, "
+                f"learning-rate scale {new:.3g}"
             )
 
 
@@ -1237,8 +1260,9 @@ class LRScheduler(_LRCallback):
 
     ``per="batch"``: before each batch the LR is ``schedule(step)`` where ``step`` counts the
     batches trained by this callback, starting at ``initial_step`` in its first ``fit()``
-    (a later ``fit()`` counts on) (default: the optimizer's ``iterations`` at the start of
-    each ``fit()``, so a resumed run continues where it stopped).
+    (a later ``fit()`` of the same model counts on; one of another model starts at
+    ``initial_step`` again) (default: the optimizer's ``iterations`` at the start of each
+    ``fit()``, so a resumed run continues where it stopped).
     When a :class:`DivergenceGuard` restores a state (``iterations`` included), ``step`` goes
     back by the steps it took back and the LR is set again at once, as a schedule inside the
     optimizer rewinds with ``iterations``. With ``steps_per_execution=n`` Keras calls the
@@ -1362,11 +1386,13 @@ class LRScheduler(_LRCallback):
         )
 
     def _own_state(self) -> Any:
-        return None if self.feedback is None else self.feedback.state_dict()
+        feedback = None if self.feedback is None else self.feedback.state_dict()
+        return (id(self.feedback), feedback, self._mode_checked)
 
     def _load_own_state(self, state: Any) -> None:
-        if self.feedback is not None and state is not None:
-            self.feedback.load_state_dict(state)
+        _, feedback, self._mode_checked = state
+        if self.feedback is not None and feedback is not None:
+            self.feedback.load_state_dict(feedback)
         self._initial_taken = False  # initial_step (or the new optimizer's count) read again
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -1435,6 +1461,7 @@ class LRScheduler(_LRCallback):
         if scale.feedback_owner is not None and scale.feedback_owner() is self:
             scale.feedback_owner = None  # saved while its fit() runs only
         _settle_lr(self.model)
+        self._end_fit()
 
     def _rewound(self, steps: int) -> None:
         """A DivergenceGuard restored a state ``steps`` optimizer steps back: the schedule's

@@ -467,18 +467,29 @@ def is_schedule_list(value: Any) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, (str, bytes, Schedule))
 
 
+#: the libraries whose own schedules a user may give where lrkit takes its own, by how the
+#: hint names them
+_PEER_LIBRARIES = {"keras": "Keras'", "optax": "optax's", "torch": "PyTorch's"}
+
+
 def _wrapper_hint(value: Any) -> str:
-    """What to give instead of ``value``: the lrkit schedule a framework's wrapper holds
+    """What to give instead of ``value``: the lrkit schedule a wrapper holds
     (``lrkit.keras.schedule(s)``'s ``.schedule``, ``lrkit.optax.schedule(s)``'s
-    ``.lrkit_schedule``), or where a framework's own schedule goes."""
+    ``.lrkit_schedule``, ``lrkit.torch.scheduler``'s ``.schedules``), or where another
+    library's own schedule goes."""
     for attr in ("schedule", "lrkit_schedule"):
         if isinstance(getattr(value, attr, None), Schedule):
             return f" (it wraps one: give that, its .{attr})"
-    library = type(value).__module__.split(".")[0]
-    if library in ("keras", "optax", "torch"):
+    held = getattr(value, "schedules", None)
+    if isinstance(held, (list, tuple)) and held and isinstance(held[0], Schedule):
+        return " (it holds lrkit schedules: give one of them, its .schedules[i])"
+    module = getattr(value, "__module__", None) or type(value).__module__
+    library = str(module).split(".")[0]
+    if library in _PEER_LIBRARIES:
+        article = "an" if library[0] in "aeiou" else "a"
         return (
-            f" (a {library} object: {library}'s own schedules go to {library}'s optimizer; "
-            "this takes one of lrkit.schedules)"
+            f" ({article} {library} object: {_PEER_LIBRARIES[library]} own schedules go to its "
+            "own optimizer; this takes one of lrkit.schedules)"
         )
     return ""
 
