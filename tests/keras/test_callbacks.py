@@ -1937,11 +1937,12 @@ def test_the_lr_scheduler_logs_the_lr_as_the_optimizer_holds_it_and_refuses_wrap
         lk.LRScheduler(decay)
 
 
-def test_a_state_set_between_fits_is_kept_for_the_next_model_and_auto_mode_read_again(
+def test_a_controller_assigned_between_fits_is_kept_and_auto_mode_read_again_for_a_new_model(
     const_grad_model, mean_pred_loss
 ):
-    """What the user sets between two fit() calls (a loaded controller state) is the state
-    the next model starts from; mode="auto" reads the next model's metric again."""
+    """A controller assigned between two fit() calls is the state the next models start
+    from; mode="auto" reads the next model's metric again; a fit() that raised, and a copy of
+    the callback, do not carry the last model's cuts to a new one."""
     cb = lk.ReduceOnPlateau(monitor="auc", factor=0.5, patience=0)  # "min" by its name alone
 
     def model(metrics=()):
@@ -1950,21 +1951,30 @@ def test_a_state_set_between_fits_is_kept_for_the_next_model_and_auto_mode_read_
                   loss=mean_pred_loss, metrics=list(metrics))  # fmt: skip
         return m
 
-    first = model([keras.metrics.AUC(name="auc")])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # (AUC of a constant target)
-        _fit(first, 1, [cb])
+    def first_lr(m, callbacks, epochs=1):
+        log = lk.LRLogger()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (AUC of a constant target)
+            _fit(m, epochs, [*callbacks, log])
+        return log.history[0][1]
+
+    first_lr(model([keras.metrics.AUC(name="auc")]), [cb])
     assert cb.controller.mode == "max"  # read off the compiled metric
-    cut = {**cb.controller.state_dict(), "scale": 0.125}
-    cb.controller.load_state_dict(cut)  # set by the user before the next model
-    second = model([keras.metrics.AUC(name="auc")])
-    log = lk.LRLogger()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _fit(second, 1, [cb, log])
-    assert log.history[0][1] == pytest.approx(0.01 * 0.125, rel=1e-6)  # kept
-    third = model()  # no AUC compiled: "auc" is not logged, the name's "min" again
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _fit(third, 1, [cb])
-    assert cb.controller.mode == "max"  # the state given (as set before the second model)
+    fresh = Core(mode="max", factor=0.5, patience=0)
+    fresh.load_state_dict({**fresh.state_dict(), "scale": 0.125})
+    cb.controller = fresh  # assigned by the user before the next model
+    assert first_lr(model([keras.metrics.AUC(name="auc")]), [cb]) == pytest.approx(0.00125)
+    assert first_lr(model(), [cb]) == pytest.approx(0.00125)  # the state given, again
+
+    class Boom(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("stopped")
+
+    plateau = lk.ReduceOnPlateau(**_never_improves())
+    with pytest.raises(RuntimeError, match="stopped"):
+        _fit(model(), 3, [plateau, Boom()])  # cut once, then raised
+    assert plateau.scale == 0.5
+    twin = copy.copy(plateau)
+    assert first_lr(model(), [plateau]) == pytest.approx(0.01)  # another model: as given
+    assert first_lr(model(), [twin]) == pytest.approx(0.01)  # the copy too

@@ -225,26 +225,29 @@ class _LRCallback(keras.callbacks.Callback):  # type: ignore[misc]
         super().set_model(model)
         _attach_lr_scales(model)
 
-    def _begin_fit(self) -> None:
+    def _begin_fit(self) -> bool:
         """At each ``fit()``'s beginning: when it trains another model than this callback's
         last ``fit()`` did (one callback list kept for the folds of a cross-validation),
         the callback's state starts again as it was given (as Keras' callbacks start afresh
         at every ``fit()``): a new model does not take the cuts and the bookkeeping of the
-        last one. As given: at its first ``fit()``, or as the user set it since the last
-        ``fit()`` ended (a controller loaded or assigned, ``load_state_dict``), which is then
-        kept, for this model and the next ones."""
+        last one. As given: as at its first ``fit()``, or at the first ``fit()`` after a
+        controller was assigned to it (or, for the guard, after its ``load_state_dict``).
+        Returns whether the model is another one."""
         last = self.__dict__.get("_fitted")
-        state = self._own_state()
-        if last is None or not _same_state(state, self.__dict__.get("_left")):
-            self._given = copy.deepcopy(state)  # the first fit(), or a state set since
-        elif last() is not self.model:
+        another = last is not None and last() is not self.model
+        if last is None or self.__dict__.get("_given_for") is not self._controller():
+            # the first fit(), or a controller assigned since: its state is the one given
+            # (a copy of the callback copies this reference with its controller)
+            self._given = copy.deepcopy(self._own_state())
+            self._given_for = self._controller()
+        elif another:
             self._load_own_state(copy.deepcopy(self._given))
         self._fitted = weakref.ref(self.model)
+        return another
 
-    def _end_fit(self) -> None:
-        """At each ``fit()``'s end: the state it leaves, which :meth:`_begin_fit` tells from
-        one the user set before the next ``fit()``."""
-        self._left = copy.deepcopy(self._own_state())
+    def _controller(self) -> Any:
+        """The controller whose state :meth:`_begin_fit` keeps (overridden)."""
+        return None
 
     def _own_state(self) -> Any:
         """What :meth:`_begin_fit` keeps of this callback's state as given (overridden)."""
@@ -313,15 +316,6 @@ def _feed_once(controllers: list[Any], callback: Any, epoch: int) -> None:
                     "count every metric twice and cut twice; give it to one of them"
                 )
             _FED[c] = (weakref.ref(run), epoch, weakref.ref(callback))
-
-
-def _same_state(a: Any, b: Any) -> bool:
-    """Whether two of a callback's states (:meth:`_LRCallback._own_state`) are equal; a state
-    holding NaN (a controller's best before any metric) equals itself."""
-    try:
-        return bool(a == b) or repr(a) == repr(b)
-    except (TypeError, ValueError):
-        return repr(a) == repr(b)
 
 
 def _fit_run(model: Any) -> Any:
@@ -635,13 +629,16 @@ class ReduceOnPlateau(_LRCallback):
         below ``min_scale`` (1.0 for a fresh controller; a restored one's saved scale)."""
         return self.controller.scale
 
+    def _controller(self) -> Any:
+        return self.controller
+
     def _own_state(self) -> Any:
-        # the controller (which one, its state) and whether the metric's direction is read
-        # and checked at the next fit() (mode="auto": off the next model's compiled metrics)
-        return (id(self.controller), self.controller.state_dict(), self._auto, self._check_mode)
+        # the controller's state and whether the metric's direction is read and checked at
+        # the next fit() (mode="auto": off the next model's compiled metrics)
+        return (self.controller.state_dict(), self._auto, self._check_mode)
 
     def _load_own_state(self, state: Any) -> None:
-        _, controller, self._auto, self._check_mode = state
+        controller, self._auto, self._check_mode = state
         self.controller.load_state_dict(controller)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -666,7 +663,6 @@ class ReduceOnPlateau(_LRCallback):
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         _settle_lr(self.model)
-        self._end_fit()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None and "learning_rate" not in logs:
@@ -1014,15 +1010,15 @@ class DivergenceGuard(_LRCallback):
         self._restored_begin = None
 
     # ------------------------------------------------------------------ hooks
-    def _own_state(self) -> Any:
-        return (id(self.controller), self.state_dict())
+    def _controller(self) -> Any:
+        return self.controller
 
-    def _load_own_state(self, state: Any) -> None:
-        self.load_state_dict(state[1])
-        self._last_good = None  # the last model's
+    def _own_state(self) -> Any:
+        return self.state_dict()
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._begin_fit()
+        if self._begin_fit():
+            self._last_good = None  # the last model's latest loss checked good
         self._handle = _LRHandle(self.model, self.controller)
         self.gave_up = False
         if self._resume_good is None:
@@ -1061,6 +1057,11 @@ class DivergenceGuard(_LRCallback):
         good = V.integer("state_dict['good']", state_dict["good"], 0)
         self.controller.load_state_dict(state_dict["controller"])
         self._resume_good = good  # the checks count on from the controller's at the next fit()
+        self.__dict__.pop("_given_for", None)  # the state the next fit() starts from: given
+
+    def _load_own_state(self, state: Any) -> None:
+        self.controller.load_state_dict(state["controller"])
+        self._resume_good = state["good"]
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._start_pending:
@@ -1148,7 +1149,6 @@ class DivergenceGuard(_LRCallback):
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         _settle_lr(self.model)
-        self._end_fit()
 
     # ------------------------------------------------------------------ judging
     def _loss(self, begin: int, end: int, *, settled: bool = False) -> float | None:
@@ -1385,12 +1385,15 @@ class LRScheduler(_LRCallback):
             stacklevel=caller_level(),
         )
 
+    def _controller(self) -> Any:
+        return self.feedback
+
     def _own_state(self) -> Any:
         feedback = None if self.feedback is None else self.feedback.state_dict()
-        return (id(self.feedback), feedback, self._mode_checked)
+        return (feedback, self._mode_checked)
 
     def _load_own_state(self, state: Any) -> None:
-        _, feedback, self._mode_checked = state
+        feedback, self._mode_checked = state
         if self.feedback is not None and feedback is not None:
             self.feedback.load_state_dict(feedback)
         self._initial_taken = False  # initial_step (or the new optimizer's count) read again
@@ -1461,7 +1464,6 @@ class LRScheduler(_LRCallback):
         if scale.feedback_owner is not None and scale.feedback_owner() is self:
             scale.feedback_owner = None  # saved while its fit() runs only
         _settle_lr(self.model)
-        self._end_fit()
 
     def _rewound(self, steps: int) -> None:
         """A DivergenceGuard restored a state ``steps`` optimizer steps back: the schedule's
