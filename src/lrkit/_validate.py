@@ -278,6 +278,22 @@ def not_a_class(name: str, value: Any) -> Any:
     return value
 
 
+def loss_callable(loss_fn: Any, *, optional: bool = False) -> Any:
+    """``loss_fn`` if it is a callable ``loss_fn(output, target)`` (or, with ``optional``,
+    ``None``), else a one-line ``TypeError`` naming it: not callable, a loss's class rather
+    than an instance (:func:`not_a_class`), or one that cannot take two arguments
+    (:func:`takes`). The one check of every PyTorch ``loss_fn``."""
+    if optional and loss_fn is None:
+        return None
+    if not callable(loss_fn):
+        also = " or None" if optional else ""
+        raise TypeError(
+            f"loss_fn must be a callable loss_fn(output, target){also}, got {fmt(loss_fn)}"
+        )
+    not_a_class("loss_fn", loss_fn)
+    return takes("loss_fn", loss_fn, "loss_fn(output, target)", 2)
+
+
 def optional_callable(name: str, value: Any, signature: str, args: int | None = None) -> Any:
     """``value`` if it is ``None`` or callable (with ``args``: callable with that many
     positional arguments, :func:`takes`), else a ``TypeError`` naming ``name``."""

@@ -882,8 +882,7 @@ def find_lr(
     check_optimizer_of(model, optimizer)
     if step is None and loss_fn is None:
         raise ValueError("loss_fn must be a callable loss_fn(output, target) when step is None")
-    V.not_a_class("loss_fn", loss_fn)
-    V.optional_callable("loss_fn", loss_fn, "loss_fn(output, target)", 2)
+    V.loss_callable(loss_fn, optional=True)
     V.optional_callable("step", step, "step(model, batch) -> loss", 2)
     V.optional_callable("callback", callback, "callback(i, lr, loss)", 3)
     V.optional_callable("before_step", before_step, "before_step(optimizer)", 1)

@@ -219,10 +219,7 @@ def fit(
         )
     _refuse_closure(optimizer, "fit")
     check_optimizer_of(model, optimizer)  # (built for a copy: it would train nothing)
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {V.fmt(loss_fn)}")
-    V.not_a_class("loss_fn", loss_fn)
-    V.takes("loss_fn", loss_fn, "loss_fn(output, target)", 2)
+    V.loss_callable(loss_fn)
     V.optional_callable("on_step", on_step, "on_step(step, loss)", 2)
     V.optional_callable("on_epoch", on_epoch, "on_epoch(epoch)", 1)
     V.flag("stop_on_nonfinite", stop_on_nonfinite)
@@ -349,10 +346,7 @@ def evaluate(
     that yields no example is a ValueError (there is no score to give). As for :func:`fit`,
     ``data`` may be a zero-argument function returning the batches (called once)."""
     check_module(model)
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {V.fmt(loss_fn)}")
-    V.not_a_class("loss_fn", loss_fn)
-    V.takes("loss_fn", loss_fn, "loss_fn(output, target)", 2)
+    V.loss_callable(loss_fn)
     data = _passes(data)()  # the batches, or those a zero-argument callable returns
     modes = [(m, m.training) for m in model.modules()]
     model.eval()

@@ -71,10 +71,7 @@ def torch_task(
             f"trial trains its own), got {what}: pass e.g. lambda: MyModel()"
         )
     V.takes("model_factory", model_factory, "model_factory() -> model", 0)
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be a callable loss_fn(output, target), got {V.fmt(loss_fn)}")
-    V.not_a_class("loss_fn", loss_fn)
-    V.takes("loss_fn", loss_fn, "loss_fn(output, target)", 2)
+    V.loss_callable(loss_fn)
     V.optional_callable("optimizer", optimizer, "optimizer(params, lr) -> optimizer", 2)
     V.optional_callable("evaluate", evaluate, "evaluate(model) -> float", 1)
     data = _renamed.keyword(
