@@ -35,7 +35,6 @@ from .schedules.tables import (
 __all__ = [
     "EVALUATIONS",
     "INT32_MAX",
-    "UNSET",
     "check_count",
     "formula_fn",
     "given_count",

@@ -34,7 +34,6 @@ from . import _validate as V
 from ._jaxtable import (
     EVALUATIONS,
     INT32_MAX,  # the plateau state's counters are int32, as JAX holds integer steps
-    UNSET,
     check_count,
     formula_fn,
     given_count,
@@ -42,6 +41,7 @@ from ._jaxtable import (
     out_dtype,
     x64_enabled,
 )
+from ._renamed import UNSET
 from ._runtime import GlobalRNGState, from_torch
 from .feedback import PLATEAU_HINTS, PlateauKwargs, ReduceOnPlateau, as_metric
 from .finder import (

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import math
@@ -836,7 +837,9 @@ def replay_result(
     # it in its last bits: written by another machine's pow, or edited)
     held = {}
     for k, (lr, loss) in enumerate(zip(curves["held_lrs"], curves["held_losses"])):
-        j = min(range(len(swept)), key=lambda i: abs(swept[i] - lr), default=None)
+        at = bisect.bisect_left(swept, lr)  # the sweep's LRs rise: the nearest is beside
+        near = [i for i in (at - 1, at) if 0 <= i < len(swept)]
+        j = min(near, key=lambda i: abs(swept[i] - lr), default=None)
         if j is None or not math.isclose(swept[j], lr, rel_tol=1e-9):
             raise ValueError(
                 f"{where}['held_lrs'][{k}] = {lr!r} is not an LR of the steps in "
