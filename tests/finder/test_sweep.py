@@ -261,3 +261,22 @@ def test_a_held_loss_back_within_rise_fraction_of_its_best_does_not_stop_the_swe
     assert dipped.stop_reason == "turned_up"
     assert len(dipped.result(warn=False).losses) == 53
     assert dipped.result(warn=False).stop_lr == dipped.lr_at(52)
+
+
+def test_one_array_read_as_many_held_batches_is_named_in_the_warning():
+    """An array given as the held set is read row by row: the warning says so and how to give
+    one batch of inputs and targets instead; a list of many batches keeps the plain wording."""
+    import numpy as np
+
+    from lrkit.finder import held_batches
+
+    with pytest.warns(UserWarning) as record:
+        assert len(held_batches(np.zeros((20, 3)), name="probe_data")) == 20
+    assert str(record[0].message) == (
+        "probe_data holds 20 batches (one array of shape (20, 3): its rows are read as batches; "
+        "for one batch of inputs and targets give [(x, y)]), all kept and evaluated every "
+        "eval_every steps of the sweep; a few are enough (e.g. list(itertools.islice(loader, 4)))"
+    )
+    with pytest.warns(UserWarning) as record:
+        held_batches([np.zeros(3)] * 20)
+    assert str(record[0].message).startswith("val_data holds 20 batches, all kept and evaluated")

@@ -1,5 +1,7 @@
 """lrkit.keras.find_lr on a model compiled without a loss: a one-line error, nothing changed."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -68,6 +70,32 @@ def test_a_model_whose_loss_needs_no_targets_sweeps_on_x_alone(regression):
     model.compile(optimizer=keras.optimizers.SGD(0.01))
     res = lk.find_lr(model, x, num_iter=10, end_lr=1.0, max_extra_iter=0, warn=False)
     assert len(res.losses) == 10 and np.all(np.isfinite(res.losses))
+    # its held set: the inputs with None for the targets, as the error below advises
+    res = lk.find_lr(
+        model, x, val_data=(x[:64], None), num_iter=10, end_lr=1.0, max_extra_iter=0, warn=False
+    )
+    assert len(res.held_losses) > 0 and np.all(np.isfinite(res.held_losses))
+
+
+def test_one_array_as_val_data_is_a_one_line_error_before_any_warning(regression):
+    """val_data=x_val alone (its rows would be read as 256 target-less batches): one line
+    naming val_data and the (x_val, y_val) form, with no warning about many batches first."""
+    x, y = regression
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    before = [keras.ops.convert_to_numpy(v) for v in model.variables]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("val_data", "probe_data"):
+            with pytest.raises(ValueError) as info:
+                lk.find_lr(model, x, y, num_iter=10, **{name: x})
+            assert str(info.value) == (
+                f"{name} must be (x, y) or (x, y, sample_weight) arrays, or an iterable of "
+                f"such batches, got one array of shape (256, 8): pass {name}=(x_val, y_val) "
+                f"({name}=(x_val, None) for a model whose loss needs no targets)"
+            )
+    for v, b in zip(model.variables, before, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), b)
 
 
 def test_add_loss_only_model_still_runs(regression):

@@ -1058,9 +1058,16 @@ def held_batches(
     if not out:
         raise ValueError(f"{name} must yield at least one batch, got an empty iterable")
     if warn_many and len(out) > MANY_HELD_BATCHES:
+        shape = getattr(data, "shape", None)
+        rows = (
+            f" (one array of shape {tuple(shape)}: its rows are read as batches; for one "
+            "batch of inputs and targets give [(x, y)])"
+            if shape is not None and not isinstance(data, (list, tuple))
+            else ""
+        )
         warnings.warn(
-            f"{name} holds {len(out)} batches, all kept and evaluated every eval_every steps "
-            f"of the sweep; a few are enough (e.g. list(itertools.islice(loader, 4)))",
+            f"{name} holds {len(out)} batches{rows}, all kept and evaluated every eval_every "
+            "steps of the sweep; a few are enough (e.g. list(itertools.islice(loader, 4)))",
             UserWarning,
             stacklevel=caller_level(),
         )

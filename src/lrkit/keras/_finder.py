@@ -252,6 +252,12 @@ def _val_batches(
     order, or the batches of one pass over an iterable (a ``PyDataset``: each of its batches).
     ``name`` names it in the errors (``"probe_data"``); ``warn_many``: as
     :func:`lrkit.finder.held_batches`."""
+    if hasattr(val_data, "shape"):  # one array: its rows are no Keras batches
+        raise ValueError(
+            f"{name} must be (x, y) or (x, y, sample_weight) arrays, or an iterable of such "
+            f"batches, got one array of shape {tuple(val_data.shape)}: pass {name}=(x_val, "
+            f"y_val) ({name}=(x_val, None) for a model whose loss needs no targets)"
+        )
     pair = isinstance(val_data, (tuple, list)) and len(val_data) in (2, 3)
     first = val_data[0] if pair else None
     # a list of batches is a list too: a list is arrays when its first item is an array, or
