@@ -22,6 +22,7 @@ callback has attached its multiplier to the optimizer (``save_weights``,
 
 from __future__ import annotations
 
+import functools
 import types
 import warnings
 from collections.abc import Callable, Mapping
@@ -283,19 +284,39 @@ class LRKitSchedule(_Scaled, keras.optimizers.schedules.LearningRateSchedule):  
 
 #: the mark written for a function schedule's fn that Keras cannot serialize
 _UNWRITTEN = "lrkit>UnwrittenFunction"
+#: a ``functools.partial`` written as its function (as Keras writes one) and its arguments
+_PARTIAL = "lrkit>Partial"
 
 
 def _read_fn(obj: Any) -> Any:
-    """A function schedule's ``fn`` as Keras wrote it, read back by Keras; the mark of one it
-    could not write is a one-line ``ValueError`` saying how to load the rest."""
+    """A function schedule's ``fn`` as Keras wrote it, read back by Keras (a
+    ``functools.partial`` rebuilt around its function); the mark of one it could not write
+    is a one-line ``ValueError`` saying how to load the rest."""
     if isinstance(obj, Mapping) and obj.get("class_name") == _UNWRITTEN:
         fn = (obj.get("config") or {}).get("fn", "?")
         raise ValueError(
             f"the function schedule's fn ({fn}) was not saved (Keras cannot serialize it): "
-            "load the model with keras.saving.load_model(path, compile=False) and compile it "
-            "with a schedule again"
+            "load a saved model with keras.saving.load_model(path, compile=False) and "
+            "compile it with a schedule again; a model to pickle or clone needs a fn Keras "
+            "can write (a function defined with def, or a functools.partial of one)"
         )
+    if isinstance(obj, Mapping) and obj.get("class_name") == _PARTIAL:
+        config = obj.get("config") or {}
+        func = _read_fn(config.get("func"))
+        return functools.partial(func, *config.get("args", ()), **config.get("keywords", {}))
     return keras.saving.deserialize_keras_object(obj)
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is written and read back as it is by JSON (numbers, strings, bools,
+    None, and lists and string-keyed dicts of them): a partial's arguments Keras can keep."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
 
 
 def _config_with_schedule(config: Any) -> dict[str, Any]:
@@ -324,18 +345,32 @@ def _schedule_config(schedule: Any) -> dict[str, Any]:
             f"the function schedule {schedule} is saved without its fn: Keras cannot "
             f"serialize it ({shorten(why, 120)}); the file holds the model, its weights and "
             "its optimizer state, and keras.saving.load_model(path, compile=False) loads "
-            "them (compile it with a schedule again). To save the schedule too, pass a "
-            "function defined with def (registered with "
-            "keras.saving.register_keras_serializable) or a lambda",
+            "them (compile it with a schedule again; a pickled or cloned model cannot be "
+            "read back). To save the schedule too, pass a function defined with def "
+            "(registered with keras.saving.register_keras_serializable), a functools.partial "
+            "of one with plain arguments (numbers, strings, lists), or a lambda",
             UserWarning,
             stacklevel=caller_level(),
         )
         return {"class_name": _UNWRITTEN, "config": {"fn": shorten(repr(fn), 120)}}
 
     def write(fn: Any) -> Any:
-        # a Python function, or an object Keras writes through its get_config(); anything
-        # else (a bound method, a builtin, a numpy ufunc, a jitted function) Keras writes as
-        # a name it cannot read back, or fails on
+        # a Python function, or an object Keras writes through its get_config(); a partial
+        # of one, its arguments plain values; anything else (a bound method, a builtin, a
+        # numpy ufunc, a jitted function) Keras writes as a name it cannot read back, or
+        # fails on
+        if type(fn) is functools.partial:
+            args, keywords = list(fn.args), dict(fn.keywords)
+            if not (_plain(args) and _plain(keywords)):
+                return unwritable(
+                    fn,
+                    "a functools.partial's arguments must be numbers, strings, bools, None, "
+                    "or lists or dicts of them",
+                )
+            return {
+                "class_name": _PARTIAL,
+                "config": {"func": write(fn.func), "args": args, "keywords": keywords},
+            }
         if not isinstance(fn, types.FunctionType) and not hasattr(fn, "get_config"):
             return unwritable(fn, f"a {type(fn).__name__} is no Python function")
         try:
