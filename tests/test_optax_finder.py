@@ -250,6 +250,32 @@ def test_val_data_is_a_held_set_never_trained_on():
         find_lr(_loss, _params(), optax.adam, train, val_data=3, **opts)
 
 
+def test_one_batch_given_as_val_data_is_named_with_the_list_it_belongs_in():
+    """val_data=(x, y) is read as two batches, x then y: the one-line error before the sweep
+    says so and gives the list form; a list of (x, y) batches sweeps."""
+    x, y = _data(64, seed=1)[0]
+    train = _data(256, seed=2)
+    params = _params()
+    for name in ("val_data", "probe_data"):
+        with pytest.raises(ValueError) as info:
+            find_lr(_loss, params, optax.adam, train, num_iter=12, **{name: (x, y)})
+        msg = str(info.value)
+        assert msg.startswith(f"{name}: the loss could not be computed on its first batch (")
+        assert msg.endswith(
+            f"{name} must be batches loss_fn(params, batch) accepts, laid out as data's are "
+            f"({name}, a tuple of arrays, is read as batches, one per item: give one batch as "
+            "a list of it, [(x, y)])"
+        )
+    # the hint is for arrays of one batch only: a list of batches that fail gets none
+    with pytest.raises(ValueError) as info:
+        find_lr(_loss, params, optax.adam, train, num_iter=12, val_data=[(x[:, :3], y)] * 2)
+    assert str(info.value).endswith("laid out as data's are")
+    res = find_lr(
+        _loss, params, optax.adam, train, num_iter=12, max_extra_iter=0, val_data=[(x, y)]
+    )
+    assert len(res.held_losses) > 0
+
+
 def test_a_chain_whose_update_needs_a_value_is_a_value_error_naming_the_optimizer():
     import lrkit.optax as lo
 

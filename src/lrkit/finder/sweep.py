@@ -979,15 +979,38 @@ MANY_HELD_BATCHES = 16
 MAX_HELD_BATCHES = 1000
 
 
+def _one_batch_hint(given: Any, reference: Any, *, name: str) -> str:
+    """For ``given`` (a held set, ``val_data``) that is one batch's arrays, ``(x, y)``, where
+    the training batches are such tuples (``reference``, the first): it is read as the
+    batches ``x``, then ``y``; the hint says to wrap it in a list. ``""`` otherwise."""
+    if not (isinstance(given, (tuple, list)) and 2 <= len(given) <= 3):
+        return ""
+    if not (isinstance(reference, (tuple, list)) and len(reference) == len(given)):
+        return ""
+    shapes = [getattr(a, "shape", None) for a in given]
+    if any(not s for s in shapes) or len({s[0] for s in shapes if s}) != 1:
+        return ""
+    return (
+        f" ({name}, a {type(given).__name__} of arrays, is read as batches, one per item: "
+        "give one batch as a list of it, [(x, y)])"
+    )
+
+
 def check_scored(
-    score: Callable[[Any], Any], batch: Any, reference: Any, *, name: str, expected: str
+    score: Callable[[Any], Any],
+    batch: Any,
+    reference: Any,
+    *,
+    name: str,
+    expected: str,
+    given: Any = None,
 ) -> None:
     """Before a sweep: a one-line ``ValueError`` naming ``name`` (``val_data``,
     ``probe_data``) when ``score(batch)``, the loss its first batch gets, raises while
     ``score(reference)``, the first training batch's, does not (``expected``: the layout
-    the message asks for). When ``reference`` fails too the fault is not ``name``'s: nothing
-    is raised here, and the sweep's own call reports it. The caller puts back what the calls
-    change."""
+    the message asks for; ``given``: ``name`` as given, for :func:`_one_batch_hint`). When
+    ``reference`` fails too the fault is not ``name``'s: nothing is raised here, and the
+    sweep's own call reports it. The caller puts back what the calls change."""
     try:
         score(batch)
     except Exception as exc:  # noqa: BLE001 - reported below, with its type and first line
@@ -997,7 +1020,7 @@ def check_scored(
             return
         raise ValueError(
             f"{name}: the loss could not be computed on its first batch ({failure(exc)}); "
-            f"{name} must be {expected}"
+            f"{name} must be {expected}{_one_batch_hint(given, reference, name=name)}"
         ) from exc
 
 
