@@ -6,6 +6,9 @@ in one run.
    schedule of the same shape (``cosine_decay_schedule``, ``cosine_onecycle_schedule``,
    ``exponential_decay``, ``join_schedules`` of a linear warmup and a cosine), and with
    ``evaluation="host"`` (a host round trip per step) for contrast. Goal: ratio <= 1.05.
+   ``optax_plateau`` table: the same step with a reduce-on-plateau chained after Adam and
+   given the loss every step (``optax.contrib.reduce_on_plateau`` and
+   ``lrkit.optax.reduce_on_plateau``, at their defaults), against the bare step.
 2. ``keras`` table: per-step cost of ``model.fit`` (JAX backend, SGD) with ``lrkit.keras.schedule``
    vs Keras' own ``CosineDecay`` (same model, same data). Goal: ratio <= 1.05.
 3. ``accuracy`` table: max relative error vs the float64 formula over steps 0..``--error-steps``
@@ -139,18 +142,23 @@ def _loss(p: dict[str, jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.mean((h @ p["w3"] - y) ** 2)
 
 
-def optax_timer(sched: Any, steps: int) -> Timer:
-    """A function timing ``steps`` jitted Adam steps with ``sched``; returns (CPU, wall) s/step."""
+def optax_timer(sched: Any, steps: int, plateau: Any = None) -> Timer:
+    """A function timing ``steps`` jitted Adam steps with ``sched``; returns (CPU, wall) s/step.
+    ``plateau``: a transformation chained after Adam and given the step's loss as ``value``
+    (a reduce-on-plateau)."""
     rng = np.random.default_rng(0)
     x, y = (jnp.asarray(a) for a in _mlp_data(rng))
-    opt = optax.adam(sched)
+    opt = optax.adam(sched) if plateau is None else optax.chain(optax.adam(sched), plateau)
     params = _init_params(rng)
     state = opt.init(params)
 
     @jax.jit
     def step(p: Any, st: Any) -> Any:
         loss, g = jax.value_and_grad(_loss)(p, x, y)
-        upd, st = opt.update(g, st, p)
+        if plateau is None:
+            upd, st = opt.update(g, st, p)
+        else:
+            upd, st = opt.update(g, st, p, value=loss)
         return optax.apply_updates(p, upd), st, loss
 
     carry = [params, state]
@@ -263,15 +271,17 @@ def _versus(
     noise: tuple[str, Timer, Timer],
     rows: Iterable[tuple[str, Timer, Timer]],
     repeat: int,
+    names: tuple[str, str] = ("reference", "lrkit"),
 ) -> dict[str, Any]:
     """One timing table: the anchor against a second instance of itself (the noise row),
-    then a row per ``(name, reference, lrkit)`` (timed as ``rows`` yields them)."""
+    then a row per ``(name, reference, timed)`` (timed as ``rows`` yields them); ``names``
+    head the two us/step columns."""
     label, anchor, anchor2 = noise
     out = [[label, *paired(anchor, anchor2, repeat)]]
     out += [[name, *paired(ref, ours, repeat)] for name, ref, ours in rows]
     columns = [
-        "reference us/step (CPU, best)",
-        "lrkit us/step (CPU, best)",
+        f"{names[0]} us/step (CPU, best)",
+        f"{names[1]} us/step (CPU, best)",
         "ratio (median, CPU)",
         "ratio (median, wall)",
     ]
@@ -315,6 +325,37 @@ def main() -> None:
         args.repeat,
     )
     _print("optax", tables["optax"])
+
+    # 1b. a reduce-on-plateau after Adam (the loss as its value every step), against the bare
+    # step: optax.contrib's and lrkit's, at their defaults and with a window of 10 values
+    bare = optax_timer(LR, args.steps)
+    bare2 = optax_timer(LR, args.steps)
+
+    def plateau_rows() -> Iterator[tuple[str, Timer, Timer]]:
+        yield (
+            "optax.contrib.reduce_on_plateau()",
+            bare,
+            optax_timer(LR, args.steps, optax.contrib.reduce_on_plateau()),
+        )
+        yield (
+            "lrkit.optax.reduce_on_plateau()",
+            bare,
+            optax_timer(LR, args.steps, lo.reduce_on_plateau()),
+        )
+        yield (
+            "lrkit.optax.reduce_on_plateau(accumulation_size=10)",
+            bare,
+            optax_timer(LR, args.steps, lo.reduce_on_plateau(accumulation_size=10)),
+        )
+
+    tables["optax_plateau"] = _versus(
+        "jitted Adam step (MLP): with a plateau transformation vs without",
+        ("the bare step vs another instance (noise)", bare, bare2),
+        plateau_rows(),
+        args.repeat,
+        names=("bare step", "with it"),
+    )
+    _print("optax_plateau", tables["optax_plateau"])
 
     # 2. keras model.fit on the jax backend, against Keras' own CosineDecay
     k_cos = keras_timer(keras.optimizers.schedules.CosineDecay(LR, TOTAL), args.keras_steps)

@@ -1042,9 +1042,7 @@ def find_lr(
         if val_data is not None and held:
             _check_scored(eval_fn, work_params, held[0], first, "val_data", val_data)
         if probe_batches is not None:
-            _check_scored(
-                eval_fn, work_params, probe_batches[0], first, "probe_data", probe_data
-            )
+            _check_scored(eval_fn, work_params, probe_batches[0], first, "probe_data", probe_data)
         state = [work_params, work_state]
 
         def evaluate(scored: list[Any] = held) -> float:
