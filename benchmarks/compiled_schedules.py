@@ -129,11 +129,11 @@ def _mlp_data(rng: np.random.Generator, n: int = 64) -> tuple[np.ndarray, np.nda
     return x, y
 
 
-def _init_params(rng: np.random.Generator) -> dict[str, jax.Array]:
+def _init_params(rng: np.random.Generator, hidden: int = 64) -> dict[str, jax.Array]:
     def dense(i: int, o: int) -> jax.Array:
         return jnp.asarray(rng.standard_normal((i, o)).astype(np.float32) / np.sqrt(i))
 
-    return {"w1": dense(32, 64), "w2": dense(64, 64), "w3": dense(64, 1)}
+    return {"w1": dense(32, hidden), "w2": dense(hidden, hidden), "w3": dense(hidden, 1)}
 
 
 def _loss(p: dict[str, jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
@@ -142,14 +142,16 @@ def _loss(p: dict[str, jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.mean((h @ p["w3"] - y) ** 2)
 
 
-def optax_timer(sched: Any, steps: int, plateau: Any = None) -> Timer:
+def optax_timer(
+    sched: Any, steps: int, plateau: Any = None, *, hidden: int = 64, batch: int = 64
+) -> Timer:
     """A function timing ``steps`` jitted Adam steps with ``sched``; returns (CPU, wall) s/step.
     ``plateau``: a transformation chained after Adam and given the step's loss as ``value``
-    (a reduce-on-plateau)."""
+    (a reduce-on-plateau); ``hidden``, ``batch``: the MLP's width and the batch size."""
     rng = np.random.default_rng(0)
-    x, y = (jnp.asarray(a) for a in _mlp_data(rng))
+    x, y = (jnp.asarray(a) for a in _mlp_data(rng, batch))
     opt = optax.adam(sched) if plateau is None else optax.chain(optax.adam(sched), plateau)
-    params = _init_params(rng)
+    params = _init_params(rng, hidden)
     state = opt.init(params)
 
     @jax.jit
@@ -327,9 +329,11 @@ def main() -> None:
     _print("optax", tables["optax"])
 
     # 1b. a reduce-on-plateau after Adam (the loss as its value every step), against the bare
-    # step: optax.contrib's and lrkit's, at their defaults and with a window of 10 values
+    # step: optax.contrib's and lrkit's, at their defaults and with a window of 10 values, on
+    # the small MLP above and on a wider one with larger batches (a step ten times as long)
     bare = optax_timer(LR, args.steps)
     bare2 = optax_timer(LR, args.steps)
+    wide = {"hidden": 256, "batch": 128}
 
     def plateau_rows() -> Iterator[tuple[str, Timer, Timer]]:
         yield (
@@ -347,9 +351,21 @@ def main() -> None:
             bare,
             optax_timer(LR, args.steps, lo.reduce_on_plateau(accumulation_size=10)),
         )
+        big = optax_timer(LR, args.steps // 4, **wide)
+        yield (
+            "optax.contrib.reduce_on_plateau(), MLP 32-256-256-1, batch 128",
+            big,
+            optax_timer(LR, args.steps // 4, optax.contrib.reduce_on_plateau(), **wide),
+        )
+        yield (
+            "lrkit.optax.reduce_on_plateau(), MLP 32-256-256-1, batch 128",
+            big,
+            optax_timer(LR, args.steps // 4, lo.reduce_on_plateau(), **wide),
+        )
 
     tables["optax_plateau"] = _versus(
-        "jitted Adam step (MLP): with a plateau transformation vs without",
+        "jitted Adam step (MLP 32-64-64-1, batch 64 unless named): with a plateau "
+        "transformation vs without",
         ("the bare step vs another instance (noise)", bare, bare2),
         plateau_rows(),
         args.repeat,
