@@ -82,6 +82,16 @@ class _Parser(argparse.ArgumentParser):
             typed = message[len("unrecognized arguments: ") :].split()
             found = (_spelled(t.split("=", 1)[0], table) for t in typed)
             said = [f"{name} here is {table[name]}" for name in dict.fromkeys(found) if name]
+            options = [t.split("=", 1)[0] for t in typed]
+            near = {
+                t: m
+                for t in dict.fromkeys(options)
+                if _spelled(t, table) is None and (m := _nearest_option(t, self.option_strings))
+            }
+            if len(near) == 1 and not said:
+                said = [f"did you mean {m}?" for m in near.values()]
+            else:
+                said += [f"{t}: did you mean {m}?" for t, m in near.items()]
             if said:
                 message += f" ({'; '.join(said)})"
         message = _nearest_choice(message)
@@ -90,6 +100,22 @@ class _Parser(argparse.ArgumentParser):
         # lrkit.commands._target.print_error)
         message = mask_arguments(message, sys.argv[1:] if self.argv is None else self.argv)
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
+def _nearest_option(typed: str, options: Sequence[str]) -> str | None:
+    """The long option of ``options`` that ``typed`` (an unknown ``--option``) most likely
+    meant: the same with dashes for underscores (``--total_steps``), else the nearest by
+    spelling (``--n-trials``, ``--totl-steps``); ``None`` when none is near."""
+    import difflib
+
+    if not typed.startswith("--") or typed == "--":
+        return None
+    longs = [o for o in options if o.startswith("--")]
+    dashed = "--" + typed[2:].replace("_", "-")
+    if dashed in longs:
+        return dashed
+    near = difflib.get_close_matches(dashed, longs, n=1, cutoff=0.75)
+    return near[0] if near else None
 
 
 def _nearest_choice(message: str) -> str:

@@ -132,8 +132,40 @@ def test_an_unknown_option_of_a_torch_command_names_that_command(command, capsys
 
     with pytest.raises(SystemExit):
         main([command, "--demo", "--trails=5"])
+    near = " (did you mean --trials?)" if command == "tune" else ""  # only tune has --trials
     assert capsys.readouterr().err.splitlines() == [
-        f"lrkit {command}: error: unrecognized arguments: --trails=5 (see: lrkit {command} --help)"
+        f"lrkit {command}: error: unrecognized arguments: --trails=5{near} (see: lrkit {command} "
+        "--help)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["tune", "--demo", "--n-trials=3"], "--n-trials=3 (did you mean --trials?)"),
+        (["find", "--demo", "--total_steps", "5"], "--total_steps 5 (did you mean --total-steps?)"),
+        (["find", "--demo", "--totl-steps=5"], "--totl-steps=5 (did you mean --total-steps?)"),
+        (["find", "--demo", "--numiter", "5", "--totalsteps", "4"],
+         "--numiter 5 --totalsteps 4 (--numiter: did you mean --num-iter?; --totalsteps: did "
+         "you mean --total-steps?)"),
+        (["tune", "--demo", "--no-plot", "--n_trials=3"],
+         "--no-plot --n_trials=3 (--no-plot here is --plot none; --n_trials: did you mean "
+         "--trials?)"),
+        (["find", "--demo", "--xyz"], "--xyz"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_option_is_named_with_the_one_meant(argv, said, capsys) -> None:
+    """An unknown long option with underscores for dashes, or one spelt a letter or a word
+    off (Optuna's n_trials for --trials), gets the option of this command it most likely
+    meant; one near none gets no guess."""
+    pytest.importorskip("torch")
+    from lrkit.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"lrkit {argv[0]}: error: unrecognized arguments: {said} (see: lrkit {argv[0]} --help)"
     ]
 
 
