@@ -1528,10 +1528,10 @@ def test_sqlite_mode_ro_outside_an_sqlite_uri_is_refused_not_ignored(task, tmp_p
 @pytest.mark.parametrize(
     "argv, named",
     [
-        (["find", "--demo", "--numiter", "50"], "--numiter 50"),
-        (["compare", "--demo", "--stpes", "100"], "--stpes 100"),
-        (["find", "--demo", "--numiter=50"], "--numiter=50"),
-        (["plot", "cosine(0.1, 100)", "--widht", "30"], "--widht 30"),
+        (["find", "--demo", "--numiter", "50"], "--numiter 50 (did you mean --num-iter?)"),
+        (["compare", "--demo", "--stpes", "100"], "--stpes 100 (did you mean --steps?)"),
+        (["find", "--demo", "--numiter=50"], "--numiter=50 (did you mean --num-iter?)"),
+        (["plot", "cosine(0.1, 100)", "--widht", "30"], "--widht 30 (did you mean --width?)"),
     ],
 )
 def test_a_mistyped_option_after_demo_is_named_not_taken_for_the_target(argv, named, capsys):
@@ -1603,8 +1603,14 @@ def test_sigterm_interrupts_once_and_the_handler_before_is_put_back(capsys):
 @pytest.mark.parametrize(
     "argv, named",
     [
-        (["plot", "--widht=30", "cosine(0.1, 100)", "--steps", "abc"], "--widht=30"),
-        (["find", "--demo", "--numiter=50", "pkg.mod:fn"], "--numiter=50"),
+        (
+            ["plot", "--widht=30", "cosine(0.1, 100)", "--steps", "abc"],
+            "--widht=30 (did you mean --width?)",
+        ),
+        (
+            ["find", "--demo", "--numiter=50", "pkg.mod:fn"],
+            "--numiter=50 (did you mean --num-iter?)",
+        ),
     ],
 )
 def test_a_mistyped_option_with_its_value_attached_names_only_itself(argv, named, capsys):
