@@ -933,3 +933,258 @@ def test_schedule_step_is_where_apply_reads_the_schedule() -> None:
             c.apply(sched, step)
             assert seen == [c.schedule_step(step)], (c, step)
     assert Chain(r1, r2).schedule_step(17) == 3 and r1.schedule_step(3) == 0
+
+
+def test_a_reduction_is_recorded_at_the_step_given_to_update():
+    """reductions holds the step passed to update(), and the count of updates without one."""
+    c = ReduceOnPlateau(patience=0, factor=0.5)
+    c.update(1.0, step=100)
+    assert c.update(1.0, step=250) == 0.5
+    assert c.update(1.0) == 0.25
+    assert c.reductions == [250, 3]
+
+
+def test_a_loaded_reduce_on_plateau_keeps_its_cooldown():
+    """The updates left in the cooldown come back with the state: the next bad update is
+    skipped as in the uninterrupted run."""
+    c = ReduceOnPlateau(patience=0, cooldown=2, factor=0.5)
+    c.update(1.0)
+    c.update(2.0)
+    assert c.scale == 0.5 and c.in_cooldown
+    d = ReduceOnPlateau()
+    d.load_state_dict(c.state_dict())
+    assert d.in_cooldown
+    assert [d.update(2.0) for _ in range(3)] == [c.update(2.0) for _ in range(3)]
+    assert d.scale == 0.25 and d.reductions == [2, 5]
+
+
+def test_reset_plateau_zeroes_the_count_of_updates_without_improvement():
+    c = ReduceOnPlateau(patience=2, factor=0.5)
+    for x in (1.0, 2.0, 2.0):
+        c.update(x)
+    assert c.num_bad_updates == 2
+    c.reset_plateau()
+    assert c.num_bad_updates == 0 and c.best is None
+    with pytest.warns(RuntimeWarning):
+        assert c.update(math.nan) == 1.0  # one bad update since the reset: no cut
+    assert c.num_bad_updates == 1
+
+
+def test_a_restart_on_plateau_loaded_into_a_default_one_keeps_its_cap_and_last_step():
+    """Loaded into a default RestartOnPlateau: max_restarts comes back, and without a step
+    the restart happens at the last step applied before the state was saved."""
+    r = RestartOnPlateau(patience=0, max_restarts=1)
+    r.update(1.0)
+    r.apply(lambda t: 1.0, 7)
+    d = RestartOnPlateau()
+    d.load_state_dict(r.state_dict())
+    assert d.max_restarts == 1
+    d.update(1.0)
+    assert d.restarts == [7] and d.restart_step == 7
+    d.update(1.0, step=20)
+    d.update(1.0, step=30)
+    assert d.restarts == [7]  # capped at one restart
+    assert d.state_dict()["last_step"] == 7
+
+
+def test_restart_on_plateau_state_dict_is_a_snapshot_that_later_restarts_leave_alone():
+    r = RestartOnPlateau(patience=0)
+    r.update(1.0, step=0)
+    r.update(1.0, step=5)
+    saved = r.state_dict()
+    assert saved["restarts"] == [5]
+    r.update(1.0, step=6)  # the first metric after a restart: the new best
+    r.update(1.0, step=8)
+    assert r.restarts == [5, 8] and saved["restarts"] == [5]
+    saved["restarts"].append(99)
+    assert r.restarts == [5, 8]
+
+
+def test_multiplier_refuses_a_negative_scale_when_built():
+    with pytest.raises(ValueError) as info:
+        Multiplier(-1)
+    assert str(info.value) == "scale must be >= 0 (allowed range: [0, inf)), got -1"
+
+
+def test_a_chain_reads_its_members_schedule_steps_first_member_first():
+    """A member of one's own that reads the schedule elsewhere (here at twice the step): the
+    chain's schedule_step applies the outermost member's shift first, as apply does."""
+
+    class Doubled(Multiplier):
+        def apply(self, schedule, step):  # type: ignore[no-untyped-def]
+            return float(schedule(2 * step)) * self.scale
+
+        def schedule_step(self, step):  # type: ignore[no-untyped-def]
+            return 2 * step
+
+    r = RestartOnPlateau(patience=0)
+    r.update(1.0, step=0)
+    r.update(1.0, step=10)
+    seen: list[float] = []
+
+    def sched(t: float) -> float:
+        seen.append(t)
+        return 1.0
+
+    chain = Chain(r, Doubled())
+    chain.apply(sched, 17)
+    assert seen == [14] and chain.schedule_step(17) == 14
+
+
+def test_a_chain_given_a_state_of_its_first_member_alone_says_to_load_before_the_guard():
+    chain = ReduceOnPlateau() & Multiplier()
+    before = chain.state_dict()
+    with pytest.raises(ValueError) as info:
+        chain.load_state_dict(ReduceOnPlateau(patience=3).state_dict())
+    assert str(info.value) == (
+        "state['type'] must be 'Chain' (a state_dict() of the same controller type), got "
+        "'ReduceOnPlateau': it holds this chain's first controller alone; if the Multiplier "
+        "that ends the chain is a divergence guard's, the checkpoint was saved without the "
+        "guard: load it before adding the guard (build the DivergenceGuard after "
+        "load_state_dict)"
+    )
+    assert chain.state_dict() == before
+
+
+def test_a_state_of_another_type_names_the_type_expected_and_the_one_given():
+    with pytest.raises(ValueError) as info:
+        ReduceOnPlateau().load_state_dict(RestartOnPlateau().state_dict())
+    assert str(info.value) == (
+        "state['type'] must be 'ReduceOnPlateau' (a state_dict() of the same controller type), "
+        "got 'RestartOnPlateau'"
+    )
+
+
+def test_from_state_dict_refuses_a_chain_without_members():
+    with pytest.raises(ValueError) as info:
+        from_state_dict({"type": "Chain", "controllers": []})
+    assert str(info.value) == (
+        "state['controllers'] must be a non-empty list of controller states (a Chain's "
+        "state_dict()), got []"
+    )
+
+
+def test_a_state_ending_with_a_multiplier_says_the_guard_was_there():
+    """A chain state whose last member is a Multiplier (where a divergence guard puts its
+    own) loaded into a lone controller gets the hint to add the guard first; one whose
+    Multiplier comes first does not."""
+    with pytest.raises(ValueError) as info:
+        ReduceOnPlateau().load_state_dict((ReduceOnPlateau() & Multiplier()).state_dict())
+    assert str(info.value) == (
+        "state['type'] must be 'ReduceOnPlateau' (a state_dict() of the same controller type), "
+        "got 'Chain': it ends with a Multiplier; if that is a divergence guard's, the "
+        "checkpoint was saved with the guard: add the guard before loading it (build the "
+        "DivergenceGuard before load_state_dict)"
+    )
+    with pytest.raises(ValueError) as info:
+        ReduceOnPlateau().load_state_dict((Multiplier() & ReduceOnPlateau()).state_dict())
+    assert str(info.value) == (
+        "state['type'] must be 'ReduceOnPlateau' (a state_dict() of the same controller type), "
+        "got 'Chain'"
+    )
+
+
+def test_a_chain_ending_with_a_multiplier_given_another_multiplier_state_names_both():
+    with pytest.raises(ValueError) as info:
+        (ReduceOnPlateau() & Multiplier()).load_state_dict(Multiplier(0.5).state_dict())
+    assert str(info.value) == (
+        "state['type'] must be 'Chain' (a state_dict() of the same controller type), got "
+        "'Multiplier': the checkpoint's controllers are Multiplier, this scheduler's "
+        "Chain(ReduceOnPlateau, Multiplier): build it with the feedback= the checkpoint was "
+        "saved with"
+    )
+
+
+def test_check_controllers_wants_one_controller_per_param_group():
+    from lrkit.feedback import check_controllers
+
+    check_controllers([ReduceOnPlateau(), ReduceOnPlateau()], groups=2)
+    with pytest.raises(ValueError) as info:
+        check_controllers([ReduceOnPlateau()], groups=2)
+    assert str(info.value) == "feedback: a list needs one controller per param group (2), got 1"
+
+
+def test_metric_mode_reads_a_loss_by_its_name_ending():
+    from lrkit.feedback import metric_mode
+
+    assert metric_mode("val_loss") == "min" and metric_mode("Train_Loss") == "min"
+    assert metric_mode("val_accuracy") == "max"
+    assert metric_mode("loss_ratio") is None and metric_mode("lr") is None
+
+
+def test_restart_on_plateau_without_a_cap_restarts_on_every_plateau():
+    r = RestartOnPlateau(patience=0)
+    for k in range(150):
+        r.update(1.0, step=2 * k)  # the first metric after a restart: the new best
+        r.update(1.0, step=2 * k + 1)
+    assert r.restarts == [2 * k + 1 for k in range(150)]
+
+
+def test_guard_detector_builds_from_factor_or_takes_a_ready_one_alone():
+    from lrkit.feedback import DEFAULT_GUARD_FACTOR, guard_detector
+
+    class Guard:
+        pass
+
+    guard = Guard()
+    built = guard_detector(0.25, None, {"window": 20}, guard=guard)
+    assert (built.factor, built.window) == (0.25, 20)
+    assert guard_detector(DEFAULT_GUARD_FACTOR, None, {}, guard=guard).factor == 0.5
+    ready = DivergenceDetector()
+    assert guard_detector(DEFAULT_GUARD_FACTOR, ready, {}, guard=guard) is ready
+    for factor, detector, named in (
+        (0.5, {}, "factor"),
+        (DEFAULT_GUARD_FACTOR, {"window": 5}, "window"),
+    ):
+        with pytest.raises(ValueError) as info:
+            guard_detector(factor, ready, detector, guard=guard)
+        assert str(info.value) == (
+            f"controller= holds its own settings; pass {named} to the controller you build, "
+            "or leave controller out"
+        )
+
+
+def test_warn_against_metric_warns_when_the_mode_is_the_metrics_opposite():
+    from lrkit.feedback import warn_against_metric
+
+    with pytest.warns(RuntimeWarning) as caught:
+        assert warn_against_metric(
+            "ReportMetric", "feedback", "val_acc", ReduceOnPlateau(), "max", why=" (its name)"
+        )
+    assert [str(w.message) for w in caught] == [
+        "ReportMetric: 'val_acc' is a metric to maximize (its name) but the feedback has "
+        "mode='min': it would cut the learning rate while the metric improves; build the "
+        "controller with mode='max'"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not warn_against_metric(
+            "ReportMetric", "feedback", "val_acc", ReduceOnPlateau("max"), "max"
+        )
+
+
+def test_settings_differ_names_the_members_of_a_chain_of_another_length():
+    chain = ReduceOnPlateau() & Multiplier()
+    longer = (ReduceOnPlateau() & Multiplier() & Multiplier()).state_dict()
+    assert settings_differ(chain, longer) == ["controllers"]
+
+
+def test_an_optimizer_given_as_the_mode_points_to_the_scheduler():
+    class Optimizer:
+        param_groups: list[dict[str, float]] = []
+
+    for build in (lambda: ReduceOnPlateau(Optimizer()), lambda: RestartOnPlateau(mode=Optimizer())):
+        with pytest.raises(ValueError) as info:
+            build()
+        assert str(info.value) == (
+            "mode must be one of 'min', 'max', got a Optimizer optimizer (a controller takes no "
+            "optimizer, as PyTorch's ReduceLROnPlateau does: give it to the scheduler, "
+            "lrkit.torch.scheduler(opt, schedule, feedback=ReduceOnPlateau(...)))"
+        )
+
+
+def test_from_state_dict_refuses_a_state_without_a_type():
+    for bad in ({"factor": 0.5}, [("type", "Multiplier")]):
+        with pytest.raises(ValueError) as info:
+            from_state_dict(bad)  # type: ignore[arg-type]
+        assert str(info.value) == "state must be a dict produced by a controller's state_dict()"

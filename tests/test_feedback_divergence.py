@@ -163,3 +163,52 @@ def test_detector_state_dict_is_a_snapshot_that_later_checks_leave_alone():
     assert len(d.events) == 2
     assert len(saved["events"]) == 1
     assert from_state_dict(saved).state_dict() == saved
+
+
+def test_the_spike_floor_leaves_negative_losses_alone():
+    """The floor is a fraction of a positive peak: with negative losses every spike counts."""
+    d = DivergenceDetector(spike_factor=1.5, window=1, min_history=1)
+    assert [d.check(x) for x in (-1.0, -4.0)] == ["ok", "ok"]
+    assert d.reference == -4.0
+    assert d.check(-1.5) == "restore"  # above -4 + 0.5 * |-4| = -2
+
+
+def test_last_action_is_the_latest_decision():
+    d = DivergenceDetector(max_restores=1, window=4, min_history=1)
+    assert d.last_action == "ok"
+    d.check(1.0)
+    d.check(math.nan)
+    assert d.last_action == "restore"
+    d.check(math.nan)
+    assert d.last_action == "give_up" and d.state_dict()["last_action"] == "give_up"
+    d.check(1.0)
+    assert d.last_action == "ok"
+
+
+def test_update_records_the_step_it_is_given():
+    d = DivergenceDetector(window=4, min_history=1)
+    d.update(1.0, step=5)
+    assert d.update(math.nan, step=42) == 0.5
+    assert d.events == [
+        {"step": 42, "loss": "nan", "reference": 1.0, "action": "restore", "scale": 0.5}
+    ]
+
+
+def test_a_state_with_an_unknown_last_action_is_refused_and_changes_nothing():
+    d = DivergenceDetector(window=4, min_history=1)
+    d.check(1.0)
+    before = d.state_dict()
+    with pytest.raises(ValueError) as info:
+        d.load_state_dict({**before, "last_action": "bogus", "restores": 2})
+    assert str(info.value) == (
+        "state['last_action'] must be one of 'ok', 'restore', 'give_up', got 'bogus'"
+    )
+    assert d.state_dict() == before
+
+
+def test_check_refuses_a_negative_step():
+    d = DivergenceDetector()
+    with pytest.raises(ValueError) as info:
+        d.check(1.0, step=-1)
+    assert str(info.value) == "step must be an integer >= 0 (allowed range: [0, inf)), got -1"
+    assert d.num_checks == 0
