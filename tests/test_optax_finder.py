@@ -250,23 +250,30 @@ def test_val_data_is_a_held_set_never_trained_on():
         find_lr(_loss, _params(), optax.adam, train, val_data=3, **opts)
 
 
-def test_one_batch_given_as_val_data_is_named_with_the_list_it_belongs_in():
-    """val_data=(x, y) is read as two batches, x then y: the one-line error before the sweep
-    says so and gives the list form; a list of (x, y) batches sweeps."""
+def test_one_batch_given_as_val_data_is_refused_with_the_list_it_belongs_in():
+    """val_data=(x, y) would be read as two batches, x then y: refused in one line before the
+    sweep, also for a loss that indexes batch[0] and batch[1] (which computes a loss on rows
+    of x without an error) and for dicts of arrays; a list of (x, y) batches sweeps."""
     x, y = _data(64, seed=1)[0]
     train = _data(256, seed=2)
     params = _params()
+
+    def indexing(p, batch):
+        return jnp.mean((batch[0] @ p["w"] + p["b"] - batch[1]) ** 2)
+
     for name in ("val_data", "probe_data"):
-        with pytest.raises(ValueError) as info:
-            find_lr(_loss, params, optax.adam, train, num_iter=12, **{name: (x, y)})
-        msg = str(info.value)
-        assert msg.startswith(f"{name}: the loss could not be computed on its first batch (")
-        assert msg.endswith(
-            f"{name} must be batches loss_fn(params, batch) accepts, laid out as data's are "
-            f"({name}, a tuple of arrays, is read as batches, one per item: give one batch as "
-            "a list of it, [(x, y)])"
-        )
-    # the hint is for arrays of one batch only: a list of batches that fail gets none
+        for loss in (_loss, indexing):
+            with pytest.raises(ValueError) as info:
+                find_lr(loss, params, optax.adam, train, num_iter=12, **{name: (x, y)})
+            assert str(info.value) == (
+                f"{name} is one batch's arrays, a tuple of 2 with 32 samples each, where "
+                "data's batches are tuples of 2: as a held set it would be read as 2 batches, "
+                f"one per array; give one batch as a list of it, {name}=[(x, y)], or several "
+                "batches"
+            )
+    with pytest.raises(ValueError, match=r"^val_data is one batch's arrays, a list of 2 with"):
+        find_lr(_loss, params, optax.adam, train, num_iter=12, val_data=[{"a": x}, y])
+    # a list of batches is no one batch, whatever its loss says
     with pytest.raises(ValueError) as info:
         find_lr(_loss, params, optax.adam, train, num_iter=12, val_data=[(x[:, :3], y)] * 2)
     assert str(info.value).endswith("laid out as data's are")

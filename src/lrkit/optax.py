@@ -54,7 +54,7 @@ from .finder import (
     held_batches,
     optimizer_family,
 )
-from .finder.sweep import check_finder_kwargs
+from .finder.sweep import check_finder_kwargs, check_not_one_batch
 from .schedules import Schedule, as_schedule
 from .schedules.tables import TABLE_LIMIT, host_values
 
@@ -576,17 +576,12 @@ def _check_loss_output(loss_fn: Callable[..., Any], params: Any, batch: Any, has
 
 
 def _check_scored(
-    eval_fn: Callable[[Any, Any], Any],
-    params: Any,
-    batch: Any,
-    reference: Any,
-    name: str,
-    given: Any,
+    eval_fn: Callable[[Any, Any], Any], params: Any, batch: Any, reference: Any, name: str
 ) -> None:
     """:func:`lrkit.finder.check_scored` with ``eval_fn`` (the held loss the held evaluation
     and the probes' scoring run) on ``params``: ``batch`` is ``name``'s first batch,
-    ``reference`` the first batch of ``data``, ``given`` what ``name`` was given. The global
-    RNGs (a ``loss_fn`` that draws from them) are put back afterwards."""
+    ``reference`` the first batch of ``data``. The global RNGs (a ``loss_fn`` that draws from
+    them) are put back afterwards."""
     rngs = GlobalRNGState()
     try:
         check_scored(
@@ -595,7 +590,6 @@ def _check_scored(
             reference,
             name=name,
             expected="batches loss_fn(params, batch) accepts, laid out as data's are",
-            given=given,
         )
     finally:
         rngs.restore()
@@ -1040,9 +1034,11 @@ def find_lr(
         # before any step: a val_data or probe_data loss_fn cannot score is named now, not
         # after the sweep (eval_fn is pure: nothing the sweep starts from changes)
         if val_data is not None and held:
-            _check_scored(eval_fn, work_params, held[0], first, "val_data", val_data)
+            check_not_one_batch(val_data, first, name="val_data")
+            _check_scored(eval_fn, work_params, held[0], first, "val_data")
         if probe_batches is not None:
-            _check_scored(eval_fn, work_params, probe_batches[0], first, "probe_data", probe_data)
+            check_not_one_batch(probe_data, first, name="probe_data")
+            _check_scored(eval_fn, work_params, probe_batches[0], first, "probe_data")
         state = [work_params, work_state]
 
         def evaluate(scored: list[Any] = held) -> float:

@@ -280,3 +280,27 @@ def test_one_array_read_as_many_held_batches_is_named_in_the_warning():
     with pytest.warns(UserWarning) as record:
         held_batches([np.zeros(3)] * 20)
     assert str(record[0].message).startswith("val_data holds 20 batches, all kept and evaluated")
+
+
+def test_one_batch_of_arrays_is_told_from_a_held_set_of_batches():
+    """check_not_one_batch refuses (x, y) arrays (or dicts of them) of one leading size where
+    the training batches are tuples of as many items, and nothing else."""
+    import numpy as np
+
+    from lrkit.finder.sweep import check_not_one_batch
+
+    x, y, w = np.zeros((8, 3)), np.zeros((8, 1)), np.ones(8)
+    with pytest.raises(ValueError, match=r"^held is one batch's arrays, a tuple of 3 with 8 "):
+        check_not_one_batch((x, y, w), (x, y, w), name="held")
+    with pytest.raises(ValueError, match=r"^held is one batch's arrays, a list of 2 with 8 "):
+        check_not_one_batch([{"a": x, "b": x}, y], [x, y], name="held")
+    for given, reference in [
+        ([(x, y), (x, y)], (x, y)),  # batches
+        ((x, y), {"x": x, "y": y}),  # training batches that are no tuples
+        ((x, y), (x, y, w)),  # another number of items
+        ((x, np.zeros((4, 1))), (x, y)),  # sizes differ: two batches of arrays
+        ((x, 3), (x, y)),
+        ([x, y, w, w], (x, y, w, w)),  # four: no (x, y[, sample_weight])
+        ((x, {}), (x, y)),
+    ]:
+        check_not_one_batch(given, reference, name="held")

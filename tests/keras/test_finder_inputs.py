@@ -70,16 +70,19 @@ def test_a_model_whose_loss_needs_no_targets_sweeps_on_x_alone(regression):
     model.compile(optimizer=keras.optimizers.SGD(0.01))
     res = lk.find_lr(model, x, num_iter=10, end_lr=1.0, max_extra_iter=0, warn=False)
     assert len(res.losses) == 10 and np.all(np.isfinite(res.losses))
-    # its held set: the inputs with None for the targets, as the error below advises
-    res = lk.find_lr(
-        model, x, val_data=(x[:64], None), num_iter=10, end_lr=1.0, max_extra_iter=0, warn=False
-    )
+    # its held set: the inputs with None for the targets, as the error below advises, or
+    # batches of inputs, stacked in one array along its first axis: the same held losses
+    opts = dict(num_iter=10, end_lr=1.0, max_extra_iter=0, warn=False, batch_size=32, seed=0)
+    res = lk.find_lr(model, x, val_data=(x[:64], None), **opts)
     assert len(res.held_losses) > 0 and np.all(np.isfinite(res.held_losses))
+    stacked = lk.find_lr(model, x, val_data=x[:64].reshape(2, 32, 8), **opts)
+    np.testing.assert_array_equal(stacked.held_losses, res.held_losses)
 
 
 def test_one_array_as_val_data_is_a_one_line_error_before_any_warning(regression):
-    """val_data=x_val alone (its rows would be read as 256 target-less batches): one line
-    naming val_data and the (x_val, y_val) form, with no warning about many batches first."""
+    """val_data=x_val alone, its samples shaped as x's (its rows would be read as 256
+    target-less batches): one line naming val_data and the (x_val, y_val) form, with no
+    warning about many batches first."""
     x, y = regression
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
@@ -91,8 +94,9 @@ def test_one_array_as_val_data_is_a_one_line_error_before_any_warning(regression
                 lk.find_lr(model, x, y, num_iter=10, **{name: x})
             assert str(info.value) == (
                 f"{name} must be (x, y) or (x, y, sample_weight) arrays, or an iterable of "
-                f"such batches, got one array of shape (256, 8): pass {name}=(x_val, y_val) "
-                f"({name}=(x_val, None) for a model whose loss needs no targets)"
+                f"such batches, got one array of shape (256, 8), samples shaped as x's: pass "
+                f"{name}=(x_val, y_val) ({name}=(x_val, None) for a model whose loss needs no "
+                "targets)"
             )
     for v, b in zip(model.variables, before, strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), b)

@@ -979,38 +979,47 @@ MANY_HELD_BATCHES = 16
 MAX_HELD_BATCHES = 1000
 
 
-def _one_batch_hint(given: Any, reference: Any, *, name: str) -> str:
-    """For ``given`` (a held set, ``val_data``) that is one batch's arrays, ``(x, y)``, where
-    the training batches are such tuples (``reference``, the first): it is read as the
-    batches ``x``, then ``y``; the hint says to wrap it in a list. ``""`` otherwise."""
+def _array_leaves(item: Any) -> list[Any] | None:
+    """The arrays ``item`` is made of (an array, or a dict of arrays), else ``None``."""
+    if isinstance(item, dict):
+        leaves = list(item.values())
+        return leaves if leaves and all(getattr(a, "shape", None) for a in leaves) else None
+    return [item] if getattr(item, "shape", None) else None
+
+
+def check_not_one_batch(given: Any, reference: Any, *, name: str) -> None:
+    """Before a sweep: a one-line ``ValueError`` naming ``name`` when ``given`` (a held set,
+    ``val_data``) is one batch's arrays, ``(x, y)`` (arrays, or dicts of them, with one
+    leading size), where the training batches are tuples of as many items (``reference``,
+    the first): read as a held set it would be the batches ``x``, then ``y``, whose loss a
+    ``loss_fn`` indexing ``batch[0]`` and ``batch[1]`` computes on rows without a word."""
     if not (isinstance(given, (tuple, list)) and 2 <= len(given) <= 3):
-        return ""
+        return
     if not (isinstance(reference, (tuple, list)) and len(reference) == len(given)):
-        return ""
-    shapes = [getattr(a, "shape", None) for a in given]
-    if any(not s for s in shapes) or len({s[0] for s in shapes if s}) != 1:
-        return ""
-    return (
-        f" ({name}, a {type(given).__name__} of arrays, is read as batches, one per item: "
-        "give one batch as a list of it, [(x, y)])"
+        return
+    leaves = [_array_leaves(item) for item in given]
+    if any(part is None for part in leaves):
+        return
+    sizes = {a.shape[0] for part in leaves for a in part or ()}
+    if len(sizes) != 1:
+        return
+    raise ValueError(
+        f"{name} is one batch's arrays, a {type(given).__name__} of {len(given)} with "
+        f"{sizes.pop()} samples each, where data's batches are tuples of {len(reference)}: "
+        f"as a held set it would be read as {len(given)} batches, one per array; give one "
+        f"batch as a list of it, {name}=[(x, y)], or several batches"
     )
 
 
 def check_scored(
-    score: Callable[[Any], Any],
-    batch: Any,
-    reference: Any,
-    *,
-    name: str,
-    expected: str,
-    given: Any = None,
+    score: Callable[[Any], Any], batch: Any, reference: Any, *, name: str, expected: str
 ) -> None:
     """Before a sweep: a one-line ``ValueError`` naming ``name`` (``val_data``,
     ``probe_data``) when ``score(batch)``, the loss its first batch gets, raises while
     ``score(reference)``, the first training batch's, does not (``expected``: the layout
-    the message asks for; ``given``: ``name`` as given, for :func:`_one_batch_hint`). When
-    ``reference`` fails too the fault is not ``name``'s: nothing is raised here, and the
-    sweep's own call reports it. The caller puts back what the calls change."""
+    the message asks for). When ``reference`` fails too the fault is not ``name``'s: nothing
+    is raised here, and the sweep's own call reports it. The caller puts back what the calls
+    change."""
     try:
         score(batch)
     except Exception as exc:  # noqa: BLE001 - reported below, with its type and first line
@@ -1020,7 +1029,7 @@ def check_scored(
             return
         raise ValueError(
             f"{name}: the loss could not be computed on its first batch ({failure(exc)}); "
-            f"{name} must be {expected}{_one_batch_hint(given, reference, name=name)}"
+            f"{name} must be {expected}"
         ) from exc
 
 

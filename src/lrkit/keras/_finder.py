@@ -245,18 +245,27 @@ def _keeps_running_means() -> bool:
 
 
 def _val_batches(
-    val_data: Any, batch_size: int, *, name: str = "val_data", warn_many: bool = True
+    val_data: Any,
+    batch_size: int,
+    *,
+    name: str = "val_data",
+    warn_many: bool = True,
+    sample_shape: tuple[int, ...] | None = None,
 ) -> list[tuple[Any, Any, Any]]:
     """The held set from ``val_data``: arrays ``(x, y[, sample_weight])`` (a tuple, or a list
     whose first item is an array, as Keras' ``validation_data`` takes them) cut into batches in
-    order, or the batches of one pass over an iterable (a ``PyDataset``: each of its batches).
-    ``name`` names it in the errors (``"probe_data"``); ``warn_many``: as
-    :func:`lrkit.finder.held_batches`."""
-    if hasattr(val_data, "shape"):  # one array: its rows are no Keras batches
+    order, or the batches of one pass over an iterable (a ``PyDataset``: each of its batches;
+    an array stacking batches of inputs along its first axis). ``name`` names it in the errors
+    (``"probe_data"``); ``warn_many``: as :func:`lrkit.finder.held_batches`. One array whose
+    samples are shaped as the training ``x``'s (``sample_shape``, when ``x`` is one array) is
+    the inputs without their targets: a one-line ``ValueError``."""
+    shape = getattr(val_data, "shape", None)
+    if shape is not None and sample_shape is not None and tuple(shape[1:]) == sample_shape:
         raise ValueError(
             f"{name} must be (x, y) or (x, y, sample_weight) arrays, or an iterable of such "
-            f"batches, got one array of shape {tuple(val_data.shape)}: pass {name}=(x_val, "
-            f"y_val) ({name}=(x_val, None) for a model whose loss needs no targets)"
+            f"batches, got one array of shape {tuple(shape)}, samples shaped as x's: pass "
+            f"{name}=(x_val, y_val) ({name}=(x_val, None) for a model whose loss needs no "
+            "targets)"
         )
     pair = isinstance(val_data, (tuple, list)) and len(val_data) in (2, 3)
     first = val_data[0] if pair else None
@@ -551,12 +560,20 @@ def find_lr(
     keras_seed = _KerasGlobalSeed()
     probes: Probes | None = None
     try:
+        # x as one array: a held set of arrays shaped as its samples is inputs without targets
+        samples = tuple(x.shape[1:]) if arrays and hasattr(x, "shape") else None
         probe_batches = (
-            _val_batches(probe_data, batch_size, name="probe_data", warn_many=False)
+            _val_batches(
+                probe_data, batch_size, name="probe_data", warn_many=False, sample_shape=samples
+            )
             if probe_data is not None
             else None
         )
-        held = _val_batches(val_data, batch_size) if val_data is not None else None
+        held = (
+            _val_batches(val_data, batch_size, sample_shape=samples)
+            if val_data is not None
+            else None
+        )
         first = next(batches)
         if held is None:
             held = [first] + [next(batches) for _ in range(sweep.options.eval_batches - 1)]
