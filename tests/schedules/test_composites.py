@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from lrkit import schedules as S
+from lrkit.schedules._base import MAX_DEPTH, spec_depth
 
 # ------------------------------------------------------------ join: one segment per step
 
@@ -157,6 +158,11 @@ def test_add_and_sub_specs_parse_by_position_list_and_keyword_and_round_trip() -
         (lambda f: f(b"ab"), ValueError, "schedules[0] must be a schedule, got b'ab'"),
         (lambda f: f([A]), ValueError, "schedules must hold at least 2 schedule(s), got 1"),
         (lambda f: f(A), ValueError, "schedules must hold at least 2 schedule(s), got 1"),
+        (
+            lambda f: f(A.to_dict()),
+            ValueError,
+            "schedules must hold at least 2 schedule(s), got 1",
+        ),
         (lambda f: f(), ValueError, "schedules must hold at least 2 schedule(s), got 0"),
         (
             lambda f: f(schedules=None),
@@ -254,6 +260,112 @@ def test_arithmetic_with_a_number_builds_the_same_schedules_as_before() -> None:
     assert C + np.float64(0.25) == S.add(C, S.constant(0.25))
     with pytest.raises(TypeError):
         C + True  # noqa: B018
+
+
+# ------------------------------------------------------------ join: its schedules and boundaries
+
+
+@pytest.mark.parametrize(
+    "schedules, boundaries, message",
+    [
+        ([], [], "schedules must hold at least 1 schedule(s), got 0"),
+        ([A, B], [], "boundaries must have len(schedules) - 1 = 1 entries, got 0"),
+        ([A, B, A], [4], "boundaries must have len(schedules) - 1 = 2 entries, got 1"),
+        ([A], [5], "boundaries must have len(schedules) - 1 = 0 entries, got 1"),
+    ],
+)
+def test_join_refuses_a_boundary_count_that_does_not_fit_its_schedules(
+    schedules: list[S.Schedule], boundaries: list[int], message: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        S.join(schedules, boundaries=boundaries)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    "spec, hint",
+    [
+        ("join([constant(0.1), constant(0.2)], milestones=[5])", "for milestones use boundaries"),
+        ("clamp(constant(0.1), max=0.05)", "for max use max_lr"),
+        ("clamp(constant(0.1), min=0.05)", "for min use min_lr"),
+    ],
+)
+def test_a_peers_parameter_name_in_a_spec_is_pointed_to_lrkits(spec: str, hint: str) -> None:
+    with pytest.raises(S.SpecError) as info:
+        S.parse(spec)
+    assert str(info.value).split("\n")[0].endswith(f"; {hint}")
+
+
+# ------------------------------------------------------------ nesting: what parse reads back
+
+
+def _nested_to(depth: int) -> S.Schedule:
+    s: S.Schedule = S.constant(0.1)  # one level; each scale adds one
+    while spec_depth(s) < depth:
+        s = S.scale(s, factor=2.0)
+    return s
+
+
+@pytest.mark.parametrize(
+    "wrap, levels, name",
+    [
+        (lambda s: S.join([s], boundaries=[]), 2, "schedules[0]"),
+        (lambda s: S.add(S.constant(0.0), s), 2, "schedules[1]"),
+        (lambda s: S.scale(s, factor=2.0), 1, "schedule"),
+        (lambda s: S.clamp(s, max_lr=1.0), 1, "schedule"),
+        (lambda s: S.sub(s, b=S.constant(0.0)), 1, "a"),
+        (lambda s: S.sub(S.constant(0.5), b=s), 1, "b"),
+    ],
+    ids=["join", "add", "scale", "clamp", "sub-a", "sub-b"],
+)
+def test_a_composite_nests_only_as_deep_as_parse_reads(wrap: Any, levels: int, name: str) -> None:
+    deepest = wrap(_nested_to(MAX_DEPTH - levels))
+    assert spec_depth(deepest) == MAX_DEPTH and S.parse(str(deepest)) == deepest
+    with pytest.raises(ValueError) as info:
+        wrap(_nested_to(MAX_DEPTH - levels + 1))
+    assert str(info.value) == (
+        f"{name}: schedules and lists nested more than {MAX_DEPTH} deep (this one would nest "
+        f"{MAX_DEPTH + 1} deep; parse and from_dict read at most {MAX_DEPTH})"
+    )
+
+
+# ------------------------------------------------------------ scale and clamp: arguments
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: S.scale(C, factor=-1), "factor must be >= 0 (allowed range: [0, inf)), got -1"),
+        (lambda: S.clamp(C, min_lr=-1), "min_lr must be >= 0 (allowed range: [0, inf)), got -1"),
+        (
+            lambda: S.clamp(C, max_lr=-0.5),
+            "max_lr must be >= 0 (allowed range: [0, inf)), got -0.5",
+        ),
+        (
+            lambda: S.clamp(C, min_lr=0.5, max_lr=0),
+            "max_lr must be >= min_lr (allowed range: [0.5, inf)), got max_lr=0",
+        ),
+    ],
+)
+def test_scale_and_clamp_refuse_a_bad_bound_naming_it(call: Any, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_scale_and_clamp_last_as_long_as_the_schedule_they_wrap() -> None:
+    s = S.cosine(0.1, total_steps=100)
+    assert S.scale(s, factor=2.0).length == s.clamp(max_lr=0.05).length == 100
+    assert S.scale(S.exponential(0.1, gamma=0.9), factor=2.0).length is None
+
+
+def test_a_clamp_at_its_bound_gives_the_bound_on_both_paths() -> None:
+    """A value equal to the bound is the bound itself, its zero's sign included."""
+    negative_zero = S.constant(0.0) * (S.constant(0.0) - S.constant(0.5))
+    assert math.copysign(1.0, negative_zero(0)) == -1.0
+    for s in (negative_zero.clamp(max_lr=0.0), negative_zero.clamp(min_lr=0.0)):
+        assert math.copysign(1.0, s(0)) == 1.0, s
+        assert s.values([0, 3]).tolist() == [0.0, 0.0] and not np.signbit(s.values([0, 3])).any()
 
 
 # ------------------------------------------------------------ spec: the caret of add(a, b)
@@ -373,6 +485,15 @@ def test_a_traced_product_with_a_zero_factor_is_0() -> None:
     assert got[1] == 0.0 and not np.isnan(got).any()
 
 
+def test_a_product_is_nan_where_no_factor_is_0_beside_a_step_where_one_is() -> None:
+    s = NAN * S.join([S.constant(0.0), S.constant(1.0)], boundaries=[10])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        got = s.values([5, 2000])
+        assert s(5) == 0.0 and math.isnan(s(2000))
+    assert got[0] == 0.0 and math.isnan(got[1])
+
+
 def test_a_combination_lasts_as_long_as_its_longest_part() -> None:
     s = S.cosine(0.1, total_steps=1000) - S.linear(0.0, end_lr=0.05, total_steps=100)
     assert s.length == 1000
@@ -436,3 +557,16 @@ def test_with_warmup_is_a_spec_and_dict_form_that_builds_its_join() -> None:
         S.parse("with_warmup(cosine(0.1, 900), warmup_steps=-1)")
     with pytest.raises(S.SpecError, match=r"missing required parameter 'warmup_steps'"):
         S.parse("with_warmup(cosine(0.1, 900))")
+
+
+def test_a_traced_join_reads_its_last_segment_only_from_its_start() -> None:
+    """A last segment that overflows at negative steps (``inf - inf`` is NaN) is not evaluated
+    before its boundary on a traced namespace."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    shrink = S.exponential(1.0, gamma=0.5)
+    s = S.join([S.constant(0.5), shrink - shrink], boundaries=[300])
+    with jax.debug_nans(True):
+        got = s.values(jnp.asarray([0.0, 299.0, 300.0, 400.0]), xp=jnp)
+        assert np.asarray(got).tolist() == [0.5, 0.5, 0.0, 0.0]

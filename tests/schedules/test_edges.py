@@ -345,3 +345,163 @@ def test_a_compiled_polynomial_is_exactly_end_lr_from_total_steps_on() -> None:
     s = S.polynomial(0.1, total_steps=25, power=0.5, end_lr=0.25)
     got = jax.jit(lambda t: s.values(t, xp=jnp))(jnp.asarray([25.0, 1e6], dtype=jnp.float32))
     assert np.asarray(got).tolist() == [np.float32(0.25)] * 2
+
+
+def _table_matches_the_values(s, table, stop=3000):
+    t = np.arange(0, stop)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = s.values(t).astype(np.float32)
+    np.testing.assert_array_equal(table.values[table.index(t)], want)
+
+
+_RAMP = S.linear(0.1, end_lr=0.0, total_steps=5)
+
+
+@pytest.mark.parametrize(
+    "s,h",
+    [
+        (S.constant(0.1), 0),
+        (S.onecycle(0.1, total_steps=50), 49),
+        (S.warmup(0.0, end_lr=0.1, warmup_steps=8), 8),
+        (S.multistep(0.1, milestones=[3, 9], gamma=0.5), 9),
+        (S.step(0.1, step_size=3, gamma=1.0), 0),
+        (S.step(0.1, step_size=3, gamma=0.5), None),
+        (S.exponential(0.0, gamma=2.0), 0),
+        (S.inverse_time(0.1, decay_steps=10, decay_rate=0.0), 0),
+        (S.inverse_time(0.1, decay_steps=10, decay_rate=0.5), None),
+        (S.piecewise_constant([5.5], values=[0.1, 0.2]), 6),
+        (S.join([S.constant(0.1), S.cosine(0.1, total_steps=20)], boundaries=[7]), 27),
+        (S.cosine(0.1, total_steps=20) + S.linear(0.0, end_lr=0.1, total_steps=30), 30),
+        # a factor held at 0 from step 5 on; the others finite there or everywhere
+        (
+            S.mul(
+                _RAMP,
+                S.exponential(0.1, gamma=0.9),
+                S.cosine(0.1, total_steps=5) + S.constant(0.1),
+            ),
+            5,
+        ),
+        (S.mul(_RAMP, S.exponential(0.1, gamma=0.9).clamp(max_lr=0.05)), 5),
+    ],
+    ids=str,
+)
+def test_a_value_table_holds_from_the_horizon_and_is_exact_at_every_step(s, h):
+    from lrkit.schedules.tables import horizon, value_table
+
+    assert horizon(s) == h
+    table = value_table(s, limit=4096, dtype=np.float32)
+    if h is not None:
+        assert table.beyond == "hold" and table.size == h + 1
+    _table_matches_the_values(s, table)
+
+
+_CYCLE = S.cyclic(0.0, max_lr=0.1, step_size_up=4)  # 8 steps a cycle
+_RESTARTS = S.cosine_restarts(0.2, T_0=6)
+
+
+@pytest.mark.parametrize(
+    "s,p",
+    [
+        (_CYCLE, (0, 8)),
+        (_RESTARTS, (0, 6)),
+        (S.cyclic(0.0, max_lr=0.1, step_size_up=4, mode="triangular2"), None),
+        (S.cosine_restarts(0.2, T_0=6, T_mult=2), None),
+        (S.join([S.constant(0.1), _CYCLE], boundaries=[5]), (5, 8)),
+        (2.0 * _CYCLE, (0, 8)),
+        (_CYCLE.clamp(max_lr=0.05), (0, 8)),
+        (_CYCLE + _RESTARTS, (0, 24)),
+        (S.sub(_RESTARTS, b=_CYCLE), (0, 24)),
+        (_CYCLE + S.cosine(0.1, total_steps=30), (30, 8)),
+        (S.cosine(0.1, total_steps=30) + S.constant(0.1), None),
+    ],
+    ids=str,
+)
+def test_a_periodic_value_table_wraps_after_its_offset(s, p):
+    from lrkit.schedules.tables import period, value_table
+
+    assert period(s) == p
+    if p is None:
+        return
+    table = value_table(s, limit=200, dtype=np.float32)
+    offset, per = p
+    assert (table.beyond, table.offset, table.period) == ("periodic", offset, per)
+    assert table.size == offset + per * ((200 - offset) // per)
+    _table_matches_the_values(s, table)
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        S.step(0.1, step_size=10, gamma=0.5),
+        S.exponential(0.1, gamma=0.99),  # ~10000 steps to reach float32's 0
+        S.scale(S.exponential(0.1, gamma=0.5), factor=1e30),
+        S.join([S.constant(0.1), S.exponential(0.1, gamma=0.5)], boundaries=[1000]),
+    ],
+    ids=str,
+)
+def test_a_value_table_holds_at_0_once_the_rounded_value_has_decayed_to_it(s):
+    from lrkit.schedules.tables import horizon, value_table
+
+    assert horizon(s) is None
+    table = value_table(s, limit=1 << 14, dtype=np.float32)
+    assert table.beyond == "hold" and table.values[-1] == 0.0 and table.values[-2] > 0.0
+    _table_matches_the_values(s, table, stop=1 << 15)
+
+
+def test_a_value_table_that_just_fits_its_limit_holds_or_wraps():
+    from lrkit.schedules.tables import value_table
+
+    held = value_table(S.cosine(0.1, total_steps=63), limit=64)
+    assert (held.beyond, held.size) == ("hold", 64)
+    wrapped = value_table(S.join([S.constant(0.1), _CYCLE], boundaries=[5]), limit=13)
+    assert (wrapped.beyond, wrapped.size, wrapped.offset, wrapped.period) == ("periodic", 13, 5, 8)
+
+
+def test_a_value_table_by_default_holds_up_to_2_to_the_20_entries():
+    from lrkit.schedules.tables import TABLE_LIMIT, value_table
+
+    table = value_table(S.inverse_sqrt(0.1, warmup_steps=10))
+    assert TABLE_LIMIT == 1 << 20 and (table.beyond, table.size) == ("formula", 1 << 20)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"limit": 1}, "limit must be an integer >= 2 (allowed range: [2, inf)), got 1"),
+        ({"scale": -1}, "scale must be >= 0 (allowed range: [0, inf)), got -1"),
+    ],
+)
+def test_a_value_table_refuses_a_bad_argument_naming_it(kwargs, message):
+    from lrkit.schedules.tables import value_table
+
+    with pytest.raises(ValueError) as info:
+        value_table(S.constant(0.1), **kwargs)
+    assert str(info.value) == message
+
+
+def test_a_value_table_and_host_values_in_bfloat16_and_scaled():
+    jnp = pytest.importorskip("jax.numpy")
+    from lrkit.schedules.tables import host_values, value_table
+
+    s = S.cosine(0.1, total_steps=10)
+    table = value_table(s, dtype=jnp.bfloat16, scale=2.0)
+    assert table.values.dtype == jnp.bfloat16
+    assert table.values.tolist() == (2.0 * s.values(np.arange(11))).astype(jnp.bfloat16).tolist()
+    got = host_values(s, [-3, 0, 5], scale=2.0)
+    assert got.dtype == np.float32
+    assert got.tolist() == np.float32([0.2, 0.2, 2.0 * s(5)]).tolist()
+
+
+def test_a_value_table_of_a_function_composite_refuses_a_nan_step():
+    from lrkit.schedules.tables import value_table
+
+    grow = S.exponential(0.1, gamma=2.0)  # inf past ~1030 steps: inf - inf is NaN
+    s = (grow - grow) + S.function(lambda t: 1.0, lr=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(
+            ValueError,
+            match=r" must be >= 0 at every step \(a learning rate\), got nan at step 10\d\d$",
+        ):
+            value_table(s, limit=1100)
