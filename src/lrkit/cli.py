@@ -32,14 +32,22 @@ class _Parser(argparse.ArgumentParser):
     #: the option strings of every argument added so far (``-h``, ``--help``, ...), those
     #: added through an argument group or a mutually exclusive group included
     option_strings: list[str]
+    #: those of them whose help is hidden (old names kept working): never suggested
+    hidden_options: list[str]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.option_strings = []  # before the parser adds -h/--help
+        self.hidden_options = []
         super().__init__(*args, **kwargs)
+
+    def _record(self, action: argparse.Action) -> None:
+        self.option_strings += action.option_strings
+        if action.help == argparse.SUPPRESS:
+            self.hidden_options += action.option_strings
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
         action = super().add_argument(*args, **kwargs)
-        self.option_strings += action.option_strings
+        self._record(action)
         return action
 
     def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
@@ -55,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
 
         def add_argument(*args: Any, **kwargs: Any) -> argparse.Action:
             action: argparse.Action = add(*args, **kwargs)
-            self.option_strings += action.option_strings
+            self._record(action)
             return action
 
         group.add_argument = add_argument
@@ -80,15 +88,24 @@ class _Parser(argparse.ArgumentParser):
             # an option of another command: how this one spells it
             table = _SPELLED_HERE.get(self.prog.split()[-1], {})
             typed = message[len("unrecognized arguments: ") :].split()
-            found = (_spelled(t.split("=", 1)[0], table) for t in typed)
-            said = [f"{name} here is {table[name]}" for name in dict.fromkeys(found) if name]
-            options = [t.split("=", 1)[0] for t in typed]
-            near = {
-                t: m
-                for t in dict.fromkeys(options)
-                if _spelled(t, table) is None and (m := _nearest_option(t, self.option_strings))
-            }
-            if len(near) == 1 and not said:
+            options = [t.split("=", 1)[0] for t in typed if _is_option(t)]
+            shown = [o for o in self.option_strings if o not in self.hidden_options]
+            spelled: dict[str, None] = {}
+            near: dict[str, str] = {}
+            for t in dict.fromkeys(options):
+                # as typed in the table; an option of this command with dashes for
+                # underscores; the table's nearest; this command's nearest
+                name = _spelled(t, table)
+                if name is None and _dashed(t) in shown:
+                    near[t] = _dashed(t)
+                    continue
+                name = name or _nearest_option(t, list(table), spelled_as=True)
+                if name:
+                    spelled[name] = None
+                elif m := _nearest_option(t, shown):
+                    near[t] = m
+            said = [f"{name} here is {table[name]}" for name in spelled]
+            if len(options) == 1 and near:
                 said = [f"did you mean {m}?" for m in near.values()]
             else:
                 said += [f"{t}: did you mean {m}?" for t, m in near.items()]
@@ -102,16 +119,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
-def _nearest_option(typed: str, options: Sequence[str]) -> str | None:
-    """The long option of ``options`` that ``typed`` (an unknown ``--option``) most likely
-    meant: the same with dashes for underscores (``--total_steps``), else the nearest by
-    spelling (``--n-trials``, ``--totl-steps``); ``None`` when none is near."""
+def _is_option(token: str) -> bool:
+    """Whether ``token`` reads as an option (``--name``, ``-x``, ``-name``), not a negative
+    number or ``--`` alone."""
+    return (
+        token.startswith("-") and len(token) > 1 and token != "--" and token[1] not in "0123456789."
+    )
+
+
+def _dashed(typed: str) -> str:
+    """``typed`` as a long option: two dashes, dashes for underscores (``-num_iter``:
+    ``--num-iter``)."""
+    return "--" + typed.lstrip("-").replace("_", "-")
+
+
+def _nearest_option(typed: str, options: Sequence[str], *, spelled_as: bool = False) -> str | None:
+    """The long option of ``options`` that ``typed`` (an unknown option) most likely meant:
+    the same with dashes for underscores (``--total_steps``) or two dashes for one
+    (``-num-iter``), else the nearest by spelling (``--n-trials``, ``--totl-steps``); ``None``
+    when none is near. With ``spelled_as`` (``options`` are another command's spellings) a
+    short option typed is left to :func:`_spelled`."""
     import difflib
 
-    if not typed.startswith("--") or typed == "--":
+    if not _is_option(typed) or (spelled_as and len(typed) == 2):
         return None
     longs = [o for o in options if o.startswith("--")]
-    dashed = "--" + typed[2:].replace("_", "-")
+    dashed = _dashed(typed)
+    if len(dashed) <= 3:  # -x or --x: a short option, nothing to compare
+        return None
     if dashed in longs:
         return dashed
     near = difflib.get_close_matches(dashed, longs, n=1, cutoff=0.75)
@@ -292,15 +327,21 @@ def _top_level_option(arg: str) -> bool:
 def _unknown_options(sub: _Parser, argv: Sequence[str]) -> list[str]:
     """The options of ``argv`` that ``sub`` does not know (with the value that follows one,
     as argparse names them), read as argparse reads them: ``--opt=value``, a unique prefix of
-    an option, a negative number as a value. Otherwise ``lrkit find --demo --numiter 50``
-    takes ``50`` for the target and says the target is not allowed with ``--demo``."""
+    an option, a short option with its value attached, a negative number as a value; a
+    long option written with one dash (``-num-iter``) is unknown too. Otherwise ``lrkit find
+    --demo --numiter 50`` takes ``50`` for the target and says the target is not allowed with
+    ``--demo``."""
     known = [o for o in sub.option_strings if o.startswith("--")]
+    short = [o for o in sub.option_strings if len(o) == 2]
     out: list[str] = []
     for i, a in enumerate(argv):
-        if not a.startswith("--") or a == "--":
+        if not _is_option(a):
             continue
         name = a.split("=", 1)[0]
-        if name in known or (sub.allow_abbrev and any(o.startswith(name) for o in known)):
+        if not a.startswith("--"):  # -o, -ox.png (a value attached), or -name (one dash)
+            if a[:2] in short:
+                continue
+        elif name in known or (sub.allow_abbrev and any(o.startswith(name) for o in known)):
             continue
         nxt = argv[i + 1] if i + 1 < len(argv) and "=" not in a else None
         out += [a] if nxt is None or nxt.startswith("-") else [a, nxt]

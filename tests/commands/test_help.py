@@ -152,12 +152,26 @@ def test_an_unknown_option_of_a_torch_command_names_that_command(command, capsys
          "--no-plot --n_trials=3 (--no-plot here is --plot none; --n_trials: did you mean "
          "--trials?)"),
         (["find", "--demo", "--xyz"], "--xyz"),
+        # one dash for two
+        (["find", "--demo", "-num_iter", "5"], "-num_iter 5 (did you mean --num-iter?)"),
+        (["tune", "--demo", "-trials=5"], "-trials=5 (did you mean --trials?)"),
+        # another command's output option, misspelt: how this one spells it
+        (["tune", "--demo", "--no_plot"], "--no_plot (--no-plot here is --plot none)"),
+        (["find", "--demo", "--no_progress"], "--no_progress (--no-progress here is --quiet)"),
+        (["find", "--demo", "--plots", "x.png"],
+         "--plots x.png (--plot here is -o/--output PATH or --no-plot)"),
+        # an option of this command written with underscores, beside another unknown one
+        (["compare", "--demo", "--no_plot", "--xyz", "3"],
+         "--no_plot --xyz 3 (--no_plot: did you mean --no-plot?)"),
+        # an old name kept working but hidden from --help is never suggested
+        (["find", "--demo", "--methd", "steep"], "--methd steep"),
     ],
 )  # fmt: skip
 def test_a_misspelt_option_is_named_with_the_one_meant(argv, said, capsys) -> None:
-    """An unknown long option with underscores for dashes, or one spelt a letter or a word
-    off (Optuna's n_trials for --trials), gets the option of this command it most likely
-    meant; one near none gets no guess."""
+    """An unknown long option with underscores for dashes, one dash for two, or one spelt a
+    letter or a word off (Optuna's n_trials for --trials), gets the option of this command
+    it most likely meant (said for which option when several are unknown); one near none
+    gets no guess."""
     pytest.importorskip("torch")
     from lrkit.cli import main
 
@@ -209,9 +223,15 @@ def test_a_parser_keeps_the_option_strings_of_its_arguments_and_groups() -> None
     group.add_argument("--beta")
     group.add_mutually_exclusive_group().add_argument("--gamma", action="store_true")
     p.add_mutually_exclusive_group().add_argument("-d", "--delta", action="store_true")
-    assert p.option_strings == ["-h", "--help", "--alpha", "--beta", "--gamma", "-d", "--delta"]
-    argv = ["--gamma", "--del", "--alpha=1", "--omega", "3", "--beta", "2", "--zeta=4", "-q"]
-    assert _unknown_options(p, argv) == ["--omega", "3", "--zeta=4"]
+    group.add_argument("--old", help=argparse.SUPPRESS)
+    assert p.option_strings == [
+        "-h", "--help", "--alpha", "--beta", "--gamma", "-d", "--delta", "--old"
+    ]  # fmt: skip
+    assert p.hidden_options == ["--old"]
+    argv = ["--gamma", "--del", "--alpha=1", "--omega", "3", "--beta", "2", "--zeta=4", "-q",
+            "-d", "-5", "-omega"]  # fmt: skip
+    # an unknown short option, and a long one written with one dash, are named too
+    assert _unknown_options(p, argv) == ["--omega", "3", "--zeta=4", "-q", "-omega"]
     find = build_parser(["find"]).commands["find"]
     assert isinstance(find, _Parser)
     assert {"--demo", "--help", "--seed", "--output", "--json"} <= set(find.option_strings)

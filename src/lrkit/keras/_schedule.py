@@ -288,6 +288,10 @@ _UNWRITTEN = "lrkit>UnwrittenFunction"
 _PARTIAL = "lrkit>Partial"
 
 
+#: the marks of a partial's arguments JSON has no form for: a tuple, a numpy array
+_TUPLE, _ARRAY = "lrkit>tuple", "lrkit>ndarray"
+
+
 def _read_fn(obj: Any) -> Any:
     """A function schedule's ``fn`` as Keras wrote it, read back by Keras (a
     ``functools.partial`` rebuilt around its function); the mark of one it could not write
@@ -298,25 +302,55 @@ def _read_fn(obj: Any) -> Any:
             f"the function schedule's fn ({fn}) was not saved (Keras cannot serialize it): "
             "load a saved model with keras.saving.load_model(path, compile=False) and "
             "compile it with a schedule again; a model to pickle or clone needs a fn Keras "
-            "can write (a function defined with def, or a functools.partial of one)"
+            "can write and find by name (a function registered with "
+            "keras.saving.register_keras_serializable, or a functools.partial of one)"
         )
     if isinstance(obj, Mapping) and obj.get("class_name") == _PARTIAL:
         config = obj.get("config") or {}
         func = _read_fn(config.get("func"))
-        return functools.partial(func, *config.get("args", ()), **config.get("keywords", {}))
+        args = [_decode(a) for a in config.get("args", ())]
+        keywords = {k: _decode(v) for k, v in config.get("keywords", {}).items()}
+        return functools.partial(func, *args, **keywords)
     return keras.saving.deserialize_keras_object(obj)
 
 
-def _plain(value: Any) -> bool:
-    """Whether ``value`` is written and read back as it is by JSON (numbers, strings, bools,
-    None, and lists and string-keyed dicts of them): a partial's arguments Keras can keep."""
+class _NotPlain(Exception):
+    """A partial's argument with no JSON form here."""
+
+
+def _encode(value: Any) -> Any:
+    """A partial's argument as JSON holds it: numbers, strings, bools and None as they are
+    (a numpy scalar as the Python number of the same value), lists and string-keyed dicts of
+    them, a tuple and a numeric numpy array marked as such; else :class:`_NotPlain`."""
     if value is None or isinstance(value, (bool, int, float, str)):
-        return True
+        return value
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return {"class_name": _ARRAY, "config": {"value": value.tolist(), "dtype": value.dtype.str}}
     if isinstance(value, list):
-        return all(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    return False
+        return [_encode(v) for v in value]
+    if type(value) is tuple:
+        return {"class_name": _TUPLE, "config": [_encode(v) for v in value]}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        if "class_name" in value:  # it would be read back as a mark
+            raise _NotPlain
+        return {k: _encode(v) for k, v in value.items()}
+    raise _NotPlain
+
+
+def _decode(value: Any) -> Any:
+    """:func:`_encode`'s value read back."""
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, Mapping):
+        kind = value.get("class_name")
+        if kind == _TUPLE:
+            return tuple(_decode(v) for v in value["config"])
+        if kind == _ARRAY:
+            return np.asarray(value["config"]["value"], dtype=np.dtype(value["config"]["dtype"]))
+        return {k: _decode(v) for k, v in value.items()}
+    return value
 
 
 def _config_with_schedule(config: Any) -> dict[str, Any]:
@@ -348,7 +382,8 @@ def _schedule_config(schedule: Any) -> dict[str, Any]:
             "them (compile it with a schedule again; a pickled or cloned model cannot be "
             "read back). To save the schedule too, pass a function defined with def "
             "(registered with keras.saving.register_keras_serializable), a functools.partial "
-            "of one with plain arguments (numbers, strings, lists), or a lambda",
+            "of one with plain arguments (numbers, strings, arrays, lists, tuples, dicts), or a "
+            "lambda",
             UserWarning,
             stacklevel=caller_level(),
         )
@@ -360,12 +395,14 @@ def _schedule_config(schedule: Any) -> dict[str, Any]:
         # numpy ufunc, a jitted function) Keras writes as a name it cannot read back, or
         # fails on
         if type(fn) is functools.partial:
-            args, keywords = list(fn.args), dict(fn.keywords)
-            if not (_plain(args) and _plain(keywords)):
+            try:
+                args = [_encode(a) for a in fn.args]
+                keywords = {k: _encode(v) for k, v in fn.keywords.items()}
+            except _NotPlain:
                 return unwritable(
                     fn,
-                    "a functools.partial's arguments must be numbers, strings, bools, None, "
-                    "or lists or dicts of them",
+                    "a functools.partial's arguments must be numbers, strings, None, numpy "
+                    "arrays, or lists, tuples or dicts of them",
                 )
             return {
                 "class_name": _PARTIAL,
