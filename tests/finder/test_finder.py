@@ -22,7 +22,7 @@ from lrkit.finder import (
     suggestions,
 )
 from lrkit.finder import rules as R
-from lrkit.finder.smoothing import robust_smooth
+from lrkit.finder.smoothing import noise_level, robust_smooth
 
 
 def replay(losses, **kw):
@@ -834,6 +834,7 @@ def test_suggest_refuses_a_keyword_no_rule_reads():
         ("slide", "num_iter", 2.5, r"num_iter must be an integer >= 1 .*, got 2.5"),
         ("minimum", "num_iter", True, r"num_iter must be an integer >= 1 .*, got True"),
         ("valley", "beta", 1.0, r"beta must be in \[0.0, 1.0\), got 1.0"),
+        ("steepest", "beta", 1.0, r"beta must be in \[0.0, 1.0\), got 1.0"),
         ("budget_edge", "beta", "x", r"beta must be a finite real number, got 'x'"),
         ("valley", "smooth_f", 5, r"smooth_f must be in \(0.0, 1.0\], got 5"),
         ("budget_edge", "smooth_f", 0.0, r"smooth_f must be in \(0.0, 1.0\], got 0.0"),
@@ -1384,3 +1385,161 @@ def test_steepest_on_a_short_curve_reads_the_gradient_at_its_minimum_too():
     # (0.1 - 6.0) / 2, is steeper than any before it
     lrs = np.logspace(-4, 0, 5)
     assert R.steepest(lrs, [5.0, 4.0, 6.0, 0.0, 0.1], smooth_f=1.0) == lrs[3]
+
+
+def test_steepest_reads_a_short_curve_per_point_as_it_reads_a_trimmed_one():
+    """``numpy.gradient`` per point, as on the trimmed window (torch-lr-finder's): on a sweep
+    of evenly spaced LRs the steepest point is the first, (5 - 8) / 1, not the last, which
+    a gradient against ln(lr) would read as steepest."""
+    assert R.steepest([1.0, 2.0, 3.0, 4.0, 5.0], [8.0, 5.0, 4.0, 3.0, 2.0], smooth_f=1.0) == 1.0
+
+
+@pytest.mark.parametrize("rule", sorted(R.RULES))
+def test_every_rule_refuses_an_empty_curve_in_one_line(rule):
+    with pytest.raises(ValueError) as info:
+        suggest([], [], rule=rule)
+    assert str(info.value) == (
+        "lrs and losses must be 1-D arrays of the same non-zero length, got shapes (0,) and (0,)"
+    )
+
+
+def test_a_bool_num_iter_is_no_planned_step_count():
+    # 30 points: fastai's window drops 30 // 10 = 3 points off the start; num_iter=True is
+    # read as no planned count (the points recorded), not as 1 planned step
+    lrs = np.logspace(-6, 0, 30)
+    losses = np.linspace(1.0, 3.0, 30)  # rising: the minimum is the window's first point
+    assert R.minimum(lrs, losses, beta=0.0, num_iter=True) == lrs[3] / 10
+
+
+def test_slide_reads_the_first_point_of_a_trimmed_curve_shorter_than_its_window():
+    # 22 points, trimmed to indices 2..16: 15 points, one fewer than slide's 16-point window
+    lrs = np.arange(1.0, 23.0)
+    losses = [float(i * i) for i in range(22)]
+    assert R.slide(lrs, losses) == lrs[2]
+
+
+def test_held_edge_of_a_curve_still_falling_at_its_last_point_is_that_point():
+    lrs = np.logspace(-5, 0, 51)
+    losses = np.linspace(3.0, 1.0, 51)
+    assert R.edge(lrs, losses, held=True) == lrs[-1]
+
+
+@pytest.mark.parametrize(
+    ("decades", "points", "width"),
+    # points per decade 1, 3, 6 and 10: +-0.3 decades is 0.3, 0.9, 1.8 and 3 steps
+    [(4, 5, 1), (3, 10, 1), (2, 13, 2), (1, 11, 3)],
+)
+def test_default_smoothing_rounds_its_width_and_keeps_at_least_one_step(decades, points, width):
+    lrs = np.logspace(-decades, 0, points)
+    y = np.resize([5.0, 1.0, 4.0, 0.0, 6.0, 2.0, 7.0, 3.0, 8.0], points)
+    out = R.smooth_curve(lrs, y)
+    assert np.array_equal(out, robust_smooth(y, width=width))
+    for other in {0, 1, 2, 3, 4} - {width}:
+        assert not np.array_equal(out, robust_smooth(y, width=other))
+
+
+def test_the_drop_is_from_the_highest_point_before_the_minimum():
+    r = np.r_[[1.0] * 10, [3.0] * 10, [0.5] * 10, [5.0] * 20]
+    shape = R.CurveShape.of(r, r)
+    assert shape.m == 20 and shape.drop == 2.5
+
+
+def test_a_flat_zero_loss_has_not_dropped():
+    shape = R.CurveShape.of(np.zeros(20), np.zeros(20))
+    assert shape.drop == 0.0 and shape.noise == 0.0
+    assert shape.dropped is False and shape.descended is False
+
+
+def test_a_rise_of_exactly_the_margin_has_not_turned_up():
+    # noiseless, minimum 0 after a drop of 20: the margin is RISE_FRACTION * 20 = 1.0
+    r = np.r_[[20.0] * 10, [0.0] * 10, [1.0] * 10]
+    shape = R.CurveShape.of(r, r)
+    assert shape.above_minimum(1.0) is False and shape.turned_up is False
+    assert shape.above_minimum(1.0 + 1e-9) is True
+
+
+def test_a_curve_of_4_points_is_too_short_to_have_turned_up_or_saturated():
+    lrs = np.array([1e-6, 1e-4, 1e-2, 1.0])
+    assert R.turned_up(lrs, [3.0, 1.0, 1.0, 50.0]) is False
+    assert R.saturated(lrs, [3.0, 1.0, 1.0, 1.0]) is False
+    assert R.turned_up(np.logspace(-6, 0, 5), [3.0, 1.0, 1.0, 50.0, 50.0]) is True
+
+
+@pytest.mark.parametrize(
+    "floor", [[0.0] + [1.0] * 40, [1.0] * 40 + [0.0]], ids=["after_minimum", "before_minimum"]
+)
+def test_a_floor_includes_points_exactly_at_its_tolerance(floor):
+    # a drop of 20 to 0: the floor holds points up to SATURATED_DESCENT * 20 = 1.0 above the
+    # minimum; 40 of them span 2 decades at 20 points a decade, on either side of it
+    lrs = np.logspace(-6, 0, 121)
+    r = np.r_[[20.0] * 30, floor, [30.0] * 50]
+    shape = R.CurveShape.of(r, r)
+    assert shape.descended and shape.saturated(lrs) is True
+
+
+def test_a_floor_of_exactly_one_and_a_half_decades_is_not_saturated():
+    lrs = np.array([1e-3, 1e-2, 0.1, 1.0, 2.0, 4.0, 10**1.5, 100.0, 1000.0])
+    r = np.array([20.0, 20.0, 20.0, 0.0, 0.0, 0.0, 0.0, 30.0, 30.0])  # floor: 1.0 to 10**1.5
+    assert R.CurveShape.of(r, r).saturated(lrs) is False
+    r[7] = 0.0  # one point further: 2 decades
+    assert R.CurveShape.of(r, r).saturated(lrs) is True
+
+
+def test_edge_of_a_flat_negative_loss_allows_floor_fraction_of_its_magnitude():
+    # flat at -10.0, then rising by 0.01 a step from index 60: the floor reaches
+    # -10.0 + FLOOR_FRACTION * 10.0 = -9.8, at index 80
+    lrs = np.logspace(-5, 0, 100)
+    losses = np.array([-10.0 if i < 60 else -10.0 + 0.01 * (i - 60) for i in range(100)])
+    assert R.edge(lrs, losses, held=False) == lrs[80]
+
+
+def test_suggestions_report_a_drop_even_with_the_minimum_in_the_first_tenth():
+    # a drop from 5 to 1 within the first 5 of 50 points, then a rise: the curve dropped
+    # (descended) though its minimum is too early for CurveShape.descended
+    lrs = np.logspace(-6, 0, 50)
+    losses = np.r_[[5.0] * 2, [1.0] * 3, np.linspace(1.0, 20.0, 46)[1:]]
+    shape = R.CurveShape.of(losses, R.smooth_curve(lrs, losses))
+    assert shape.m == 4 and shape.dropped and not shape.descended
+    s = suggestions(lrs, losses)
+    assert s.descended is True and s.turned_up is True
+
+
+def test_budget_edge_checks_its_stop_reason():
+    lrs = np.logspace(-6, 0, 80)
+    losses = np.concatenate([np.linspace(2, 0.3, 60), np.linspace(0.3, 4, 20)])
+    with pytest.raises(ValueError, match=r"^stop_reason must be one of 'completed', .*got 'done'$"):
+        R.budget_edge(lrs, losses, stop_reason="done")
+    assert R.budget_edge(lrs, losses, stop_reason="nan") == suggestions(lrs, losses).constant
+
+
+def test_a_held_curve_is_read_from_8_points_on():
+    lrs = np.logspace(-6, 0, 40)
+    losses = np.linspace(3.0, 1.0, 40)
+    for n, read in ((7, lrs), (8, lrs[:8])):
+        x, y = R.shape_curve(lrs, losses, lrs[:n], losses[:n] + 1.0)
+        assert np.array_equal(x, read)
+        assert np.array_equal(y, losses if n == 7 else losses[:8] + 1.0)
+
+
+def test_edge_of_a_flat_noisy_curve_allows_three_noise_units_above_its_minimum():
+    lrs = np.logspace(-5, 0, 100)
+    rng = np.random.default_rng(0)
+    flat = np.array([1.0 if i < 50 else 1.0 + 0.002 * (i - 50) for i in range(100)])
+    losses = flat + rng.normal(0, 0.01, 100)
+    r = robust_smooth(losses)
+    m, noise = int(np.argmin(r)), noise_level(losses, r)
+    assert not R.CurveShape.of(losses, r).descended
+    limit = r[m] + 3.0 * noise + 0.02 * r[m]  # FLOOR_NOISE units, FLOOR_FRACTION of the loss
+    j = m
+    while r[j + 1] <= limit:
+        j += 1
+    assert (m, j) == (12, 67)
+    assert R.edge(lrs, losses, held=False) == lrs[j]
+
+
+def test_a_rise_within_three_noise_units_has_not_turned_up():
+    # noise 1.0, a drop of 1.0: the margin is RISE_NOISE * 1.0 = 3.0 (RISE_FRACTION gives 0.05)
+    r = np.r_[[1.0] * 5, [0.0] * 5, [2.5] * 5]
+    shape = R.CurveShape(r=r, m=5, noise=1.0, drop=1.0)
+    assert shape.above_minimum(2.5) is False and shape.turned_up is False
+    assert shape.above_minimum(3.5) is True

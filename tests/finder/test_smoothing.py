@@ -41,3 +41,32 @@ def test_robust_smooth_width_2_keeps_a_pair_through_a_3_point_median():
     y = [0.0, 0.0, 0.0, 5.0, 5.0, 0.0, 0.0, 0.0]
     out = robust_smooth(y, width=2)
     assert out == pytest.approx([0.0, 0.0, 15 / 9, 25 / 9, 25 / 9, 15 / 9, 0.0, 0.0], abs=1e-12)
+
+
+def test_robust_smooth_of_60_points_uses_a_3_point_median_and_half_width_3():
+    # n = 60: k = 60 // 33 = 1 (a median of 3 keeps two adjacent 1s), h = 60 // 20 = 3
+    # (weights 1, 2, 3, 4, 3, 2, 1 over 16)
+    y = np.zeros(60)
+    y[30] = y[31] = 1.0
+    want = np.zeros(60)
+    want[27:35] = np.array([1, 3, 5, 7, 7, 5, 3, 1]) / 16
+    np.testing.assert_allclose(robust_smooth(y), want, rtol=1e-15, atol=0)
+
+
+def test_robust_smooth_of_3_points_takes_the_median_and_the_mean():
+    # n = 3: k = h = 1; the median of what fits, 4.5 at the ends, then the middle's mean
+    # (4.5 + 2 * 0 + 4.5) / 4; the ends keep their median (no room for a window)
+    assert robust_smooth([0.0, 9.0, 0.0]).tolist() == [4.5, 2.25, 4.5]
+
+
+def test_robust_smooth_width_0_returns_the_losses_as_they_are():
+    y = np.array([0.0, 9.0, 0.0, 1.0, 5.0])
+    out = robust_smooth(y, width=0)
+    assert out.tolist() == y.tolist() and out is not y
+
+
+def test_robust_smooth_width_4_uses_a_5_point_median():
+    # width=4: k = 4 // 2 = 2, a median of 5 removes a pair that a median of 3 keeps
+    y = np.zeros(20)
+    y[9] = y[10] = 1.0
+    assert robust_smooth(y, width=4).tolist() == [0.0] * 20

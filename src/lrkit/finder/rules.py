@@ -159,7 +159,7 @@ def _steepest_on(lrs: FloatArray, s: FloatArray) -> float:
     if len(s) < 2:
         return float(lrs[0])
     m = int(np.argmin(s))
-    g = np.gradient(s, np.log(lrs))
+    g = np.gradient(s)  # per point, as on a trimmed curve (and torch-lr-finder's)
     return float(lrs[int(np.argmin(g[: m + 1]))])
 
 
