@@ -8,7 +8,9 @@ in one run.
    ``evaluation="host"`` (a host round trip per step) for contrast. Goal: ratio <= 1.05.
    ``optax_plateau`` table: the same step with a reduce-on-plateau chained after Adam and
    given the loss every step (``optax.contrib.reduce_on_plateau`` and
-   ``lrkit.optax.reduce_on_plateau``, at their defaults), against the bare step.
+   ``lrkit.optax.reduce_on_plateau`` at their defaults, and lrkit's with
+   ``accumulation_size=10``), against the bare step; then the defaults on a wider MLP with
+   larger batches (a step about ten times as long), with a noise row of its own.
 2. ``keras`` table: per-step cost of ``model.fit`` (JAX backend, SGD) with ``lrkit.keras.schedule``
    vs Keras' own ``CosineDecay`` (same model, same data). Goal: ratio <= 1.05.
 3. ``accuracy`` table: max relative error vs the float64 formula over steps 0..``--error-steps``
@@ -352,6 +354,11 @@ def main() -> None:
             optax_timer(LR, args.steps, lo.reduce_on_plateau(accumulation_size=10)),
         )
         big = optax_timer(LR, args.steps // 4, **wide)
+        yield (
+            "the bare step vs another instance (noise), MLP 32-256-256-1, batch 128",
+            big,
+            optax_timer(LR, args.steps // 4, **wide),
+        )
         yield (
             "optax.contrib.reduce_on_plateau(), MLP 32-256-256-1, batch 128",
             big,
