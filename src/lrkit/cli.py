@@ -111,12 +111,47 @@ class _Parser(argparse.ArgumentParser):
                 said += [f"{t}: did you mean {m}?" for t, m in near.items()]
             if said:
                 message += f" ({'; '.join(said)})"
+            message = (
+                "unrecognized arguments: "
+                + " ".join(_mask_secret_like(typed))
+                + (message[len("unrecognized arguments: ") + len(" ".join(typed)) :])
+            )
         message = _nearest_choice(message)
         # an error echoes what was typed (an unrecognized argument, a value): a database URL
         # given in the wrong place shows without its password (as every command's error:
         # lrkit.commands._target.print_error)
         message = mask_arguments(message, sys.argv[1:] if self.argv is None else self.argv)
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
+#: the words of an option name whose value is a secret, misspelt too (``--pasword``)
+_SECRET_NAMES = ("password", "passwd", "pwd", "secret", "token", "credential", "key")
+
+
+def _secret_like(option: str) -> bool:
+    """Whether the option name ``option`` (``--db-pasword``) names a secret, a word of it
+    (split at ``-`` and ``_``) spelt as one of :data:`_SECRET_NAMES` or nearly."""
+    import difflib
+    import re
+
+    words = [w for w in re.split(r"[-_]+", option.lower()) if w]
+    return any(difflib.get_close_matches(w, _SECRET_NAMES, n=1, cutoff=0.75) for w in words)
+
+
+def _mask_secret_like(typed: list[str]) -> list[str]:
+    """``typed`` (the unrecognized arguments, as argparse lists them) with the value of each
+    option that names a secret masked: ``--pasword=***``, ``--api-token ***``."""
+    from ._format import MASK
+
+    out = list(typed)
+    for i, t in enumerate(typed):
+        if not _is_option(t) or not _secret_like(t.split("=", 1)[0]):
+            continue
+        if "=" in t:
+            out[i] = t.split("=", 1)[0] + "=" + MASK
+        elif i + 1 < len(typed) and not _is_option(typed[i + 1]):
+            out[i + 1] = MASK
+    return out
 
 
 def _is_option(token: str) -> bool:

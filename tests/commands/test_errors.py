@@ -1478,6 +1478,26 @@ def test_a_libpq_password_typed_in_the_wrong_place_is_masked(capsys):
 
 
 @pytest.mark.parametrize(
+    "typed, shown",
+    [
+        (["--pasword=Sup3rSecretX"], "--pasword=***"),
+        (["--api-token", "Sup3rSecretX", "--xyz", "3"], "--api-token *** --xyz 3"),
+        (["--db_passwd", "Sup3rSecretX"], "--db_passwd ***"),
+        (["--sekret=Sup3rSecretX"], "--sekret=***"),
+        (["--numiter=50"], "--numiter=50"),  # no secret: shown as typed
+    ],
+)
+def test_an_unknown_option_named_as_a_secret_is_echoed_without_its_value(typed, shown, capsys):
+    """A misspelt or unknown option whose name is (nearly) a secret's, its value typed with
+    '=' or after it: the error names the option and masks the value."""
+    with pytest.raises(SystemExit) as exc:
+        main(["find", "--demo", *typed])
+    assert exc.value.code == 2
+    line = _one_line_error(capsys, f"unrecognized arguments: {shown}")
+    assert "Sup3rSecretX" not in line
+
+
+@pytest.mark.parametrize(
     "command, needs",
     [("tune", "optuna"), ("find", "torch"), ("compare", "torch")],
 )
