@@ -468,3 +468,174 @@ def test_an_integer_traced_by_jax_is_refused_in_one_line() -> None:
         ValueError, match=r"^n must be an integer >= 1 \(allowed range: \[1, inf\)\)"
     ):
         jax.jit(lambda n: V.integer("n", n, 1))(3)
+
+
+def test_a_number_too_large_for_a_float_is_described_by_its_digits() -> None:
+    with pytest.raises(ValueError) as info:
+        V.number("lr", 10**400)
+    assert str(info.value) == "lr must be a finite real number, got an integer with 401 digits"
+
+
+def test_a_shaped_tensor_of_one_number_is_no_number() -> None:
+    torch = pytest.importorskip("torch")
+    for bad in (torch.tensor([0.5]), torch.tensor([[2]])):
+        with pytest.raises(ValueError) as info:
+            V.number("lr", bad)
+        assert str(info.value) == f"lr must be a finite real number, got {V.fmt(bad)}"
+
+
+def test_a_zero_d_array_of_bools_or_complex_numbers_is_no_count() -> None:
+    import numpy as np
+
+    for bad in (np.array(True), np.array(1 + 0j)):
+        with pytest.raises(ValueError) as info:
+            V.integer("n", bad)
+        assert str(info.value) == (
+            f"n must be an integer >= 0 (allowed range: [0, inf)), got {V.fmt(bad)}"
+        )
+
+
+class _Loss:
+    def __call__(self, output: Any, target: Any) -> float:
+        return 0.0
+
+
+class _MeanLoss(_Loss):  # callable by what it inherits
+    pass
+
+
+def test_a_loss_class_given_for_an_instance_is_refused_with_the_call_meant() -> None:
+    for cls in (_Loss, _MeanLoss):
+        for check in (lambda c: V.not_a_class("loss_fn", c), V.loss_callable):
+            with pytest.raises(TypeError) as info:
+                check(cls)
+            assert str(info.value) == (
+                f"loss_fn is the class {cls.__module__}.{cls.__qualname__}: give an instance, "
+                f"{cls.__qualname__}()"
+            )
+    loss = _Loss()
+    assert V.not_a_class("loss_fn", loss) is loss and V.loss_callable(loss) is loss
+    assert V.not_a_class("dtype", int) is int  # its instances are not callable
+
+
+def test_loss_callable_takes_none_only_when_optional_and_needs_two_arguments() -> None:
+    assert V.loss_callable(None, optional=True) is None
+    with pytest.raises(TypeError) as info:
+        V.loss_callable(None)
+    assert str(info.value) == "loss_fn must be a callable loss_fn(output, target), got None"
+    with pytest.raises(TypeError) as info:
+        V.loss_callable(3, optional=True)
+    assert str(info.value) == ("loss_fn must be a callable loss_fn(output, target) or None, got 3")
+    with pytest.raises(TypeError) as info:
+        V.loss_callable(lambda output: 0.0)
+    assert str(info.value) == (
+        "loss_fn must be a callable loss_fn(output, target), taking 2 positional arguments; "
+        "got <lambda>(output)"
+    )
+
+
+def test_a_boolean_word_with_spaces_around_it_gets_the_hint_too() -> None:
+    with pytest.raises(ValueError) as info:
+        V.flag("cycle", " Yes ", spelled="true or false")
+    assert str(info.value) == (
+        "cycle must be true or false, got ' Yes ' (text, not a boolean: write true or false, "
+        "without quotes)"
+    )
+
+
+def test_choice_returns_the_value_an_alias_stands_for_and_refuses_an_array() -> None:
+    import numpy as np
+
+    aliases = {"tri": "triangular"}
+    assert V.choice("mode", "tri", ("triangular", "exp"), aliases=aliases) == "triangular"
+    assert V.choice("mode", "exp", ("triangular", "exp"), aliases=aliases) == "exp"
+    with pytest.raises(ValueError) as info:
+        V.choice("mode", np.array("exp"), ("triangular", "exp"))
+    assert str(info.value) == (
+        "mode must be one of 'triangular', 'exp', got array('exp', dtype='<U3')"
+    )
+
+
+def test_listed_shows_a_repr_of_sixty_characters_whole() -> None:
+    text = "1" * 58  # its repr, quotes included, is 60 characters
+    with pytest.raises(ValueError) as info:
+        V.listed("milestones", text, "integers")
+    assert str(info.value) == f"milestones must be a list of integers, got a string: {text!r}"
+
+
+def test_sorted_ints_names_the_entry_above_the_maximum() -> None:
+    assert V.sorted_ints("milestones", [1, 10], maximum=10) == (1, 10)
+    with pytest.raises(ValueError) as info:
+        V.sorted_ints("milestones", [1, 11], maximum=10)
+    assert str(info.value) == "milestones[1] must be an integer in [0, 10], got 11"
+
+
+class _Plateau:
+    @V.keyword_only(
+        "lib.Plateau", peer_order=("monitor", "factor", "patience"), accepted=("verbose",)
+    )
+    def __init__(
+        self, monitor: str = "loss", *, factor: float = 0.1, patience: int = 10, **kwargs: Any
+    ) -> None:
+        self.args = (monitor, factor, patience, kwargs)
+
+
+def test_keyword_only_counts_no_self_and_shows_the_call_with_keywords() -> None:
+    assert _Plateau("val", factor=0.5).args == ("val", 0.5, 10, {})
+    with pytest.raises(TypeError) as info:
+        _Plateau("val", 0.5, 3, verbose=1)
+    assert str(info.value) == (
+        "lib.Plateau: takes 1 positional argument (monitor) but 3 were given; give the others "
+        "by keyword, as in Plateau('val', factor=0.5, patience=3, verbose=1) (parameters: "
+        "monitor, factor, patience, verbose)"
+    )
+    with pytest.raises(TypeError) as info:
+        _Plateau("val", 0.5)
+    assert str(info.value).startswith(
+        "lib.Plateau: takes 1 positional argument (monitor) but 2 were given; give the others "
+        "by keyword, as in Plateau('val', factor=0.5) "
+    )
+
+
+def test_too_many_positional_says_which_are_positional_and_how_to_give_the_rest() -> None:
+    assert V.too_many_positional("f", ["a"], ["a", "b"], 2, example="f(1, b=2)") == (
+        "f: takes 1 positional argument (a) but 2 were given; give the others by keyword, as "
+        "in f(1, b=2) (parameters: a, b)"
+    )
+    # every parameter positional: nothing to give by keyword, no call to show
+    assert V.too_many_positional("f", ["a", "b"], ["a", "b"], 3, example="f(1, 2, c=3)") == (
+        "f: takes 2 positional arguments (a, b) but 3 were given (parameters: a, b)"
+    )
+    assert V.too_many_positional("f", [], ["a", "b"], 1) == (
+        "f: takes 0 positional arguments but 1 was given; give them by keyword (parameters: a, b)"
+    )
+
+
+def test_negative_at_step_says_nan_and_whether_the_step_was_checked() -> None:
+    nan = float("nan")
+    error = V.negative_at_step("momentum", nan, 3, built_at=None, what="callback")
+    assert type(error) is ValueError and str(error) == (
+        "momentum must be >= 0, got nan at step 3 (the schedule is NaN at a step not checked "
+        "when the callback was built)"
+    )
+    error = V.negative_at_step("momentum", -0.5, 6, built_at=5, what="scheduler")
+    assert str(error) == (
+        "momentum must be >= 0, got -0.5 at step 6 (the schedule is negative at a step not "
+        "checked when the scheduler was built)"
+    )
+    error = V.negative_at_step("momentum", -0.5, 5, built_at=5, what="scheduler")
+    assert str(error) == "momentum must be >= 0, got -0.5 at step 5"
+
+
+def test_no_step_says_what_to_give_keras() -> None:
+    error = V.no_step("Cosine.__call__()")
+    assert type(error) is TypeError and str(error) == (
+        "Cosine.__call__() takes the step and got none (a Keras optimizer calls a plain "
+        "callable learning rate with no argument): give Keras lrkit.keras.schedule(schedule)"
+    )
+
+
+def test_options_hints_the_first_unknown_name_only() -> None:
+    with pytest.raises(TypeError) as info:
+        V.options("f", {"aa": 1, "min_lr": 2}, ("b",), {"min_lr": "use min_scale"})
+    assert str(info.value) == "aa is not an option of f; options: b"
