@@ -2191,3 +2191,116 @@ def test_one_controller_s_schedule_step_is_read_once_a_step_for_every_group() ->
         sch.step()
     assert Counting.asked == 10
     assert [g["momentum"] for g in opt.param_groups] == [m(10)] * 5
+
+
+def test_a_tensor_momentum_is_driven_in_place() -> None:
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([p], lr=0.1, momentum=torch.tensor(0.9))
+    held = opt.param_groups[0]["momentum"]
+    m = S.linear(0.9, end_lr=0.5, total_steps=4)
+    sch = lt.scheduler(opt, S.constant(0.1), momentum=m)
+    for t in range(1, 5):
+        sch.step()
+        assert opt.param_groups[0]["momentum"] is held
+        assert torch.equal(held, torch.tensor(m(t), dtype=held.dtype))
+
+
+def test_a_hyperparameter_key_holding_a_long_list_is_named_by_its_type() -> None:
+    opt = _opt(0.1)
+    opt.param_groups[0]["decay_by_layer"] = [0.5] * 30
+    with pytest.raises(
+        ValueError,
+        match=r"^hyperparams: param group 0 key 'decay_by_layer' holds a list, not a number",
+    ):
+        lt.scheduler(opt, S.constant(0.1), hyperparams={"decay_by_layer": S.constant(0.1)})
+
+
+def test_a_group_at_the_optimizers_default_lr_beside_one_of_its_own_keeps_their_ratio() -> None:
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.Adam([{"params": [a]}, {"params": [b], "lr": 1e-2}])
+    sch = lt.scheduler(opt, S.constant(0.1))
+    assert sch.ratios == [1.0, 10.0]
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 1.0]
+
+
+def test_a_schedule_peaking_near_but_not_at_the_default_lr_is_not_taken_in_its_units() -> None:
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.Adam([{"params": [a], "lr": 1e-2}, {"params": [b], "lr": 1e-1}])
+    with pytest.raises(ValueError, match=r"the schedule, which peaks at 0\.00105; pass lr="):
+        lt.scheduler(opt, S.constant(1.05e-3))
+    assert lt.scheduler(opt, S.constant(1e-3)).ratios == [10.0, 100.0]
+
+
+class _Combined(torch.optim.Optimizer):
+    """The param groups of several optimizers as one optimizer's (at the default lr 0.1)."""
+
+    def __init__(self, *optimizers: torch.optim.Optimizer) -> None:
+        self.defaults = {"lr": 0.1}
+        self.param_groups = [g for o in optimizers for g in o.param_groups]
+        self.state = {}
+
+
+def test_momentum_drives_each_group_s_own_key_in_an_optimizer_mixing_sgd_and_adam() -> None:
+    sgd = _opt(0.1)
+    adam = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    m = S.linear(0.9, end_lr=0.5, total_steps=4)
+    sch = lt.scheduler(_Combined(sgd, adam), S.constant(0.1), momentum=m)
+    sch.step(2)
+    assert sgd.param_groups[0]["momentum"] == m(2) and "betas" not in sgd.param_groups[0]
+    assert adam.param_groups[0]["betas"] == (m(2), 0.999)
+    assert "momentum" not in adam.param_groups[0]
+
+
+def test_adam_beta2_stays_as_given_while_momentum_drives_beta1() -> None:
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.Adam([p], lr=0.01, betas=(0.9, 0.98))
+    m = S.onecycle_momentum(10)
+    sch = lt.scheduler(opt, S.cosine(0.01, total_steps=10), momentum=m)
+    for t in range(1, 6):
+        sch.step()
+        assert opt.param_groups[0]["betas"] == (m(t), 0.98)
+
+
+def test_a_checkpoint_after_a_jump_to_a_step_resumes_its_step_count():
+    """``step(epoch)`` counts one call, not the steps jumped: the resumed count is the saved one."""
+    opt = _opt(0.1)
+    jumped = lt.scheduler(opt, S.cosine(0.1, total_steps=100))
+    jumped.step(30)
+    assert jumped._step_count == 2
+    resumed = lt.scheduler(_opt(0.1), S.cosine(0.1, total_steps=100))
+    resumed.load_state_dict(jumped.state_dict())
+    assert resumed.last_epoch == 30 and resumed._step_count == 2
+    assert resumed.state_dict() == jumped.state_dict()
+
+
+def test_momentum_names_the_param_group_that_has_no_momentum() -> None:
+    adagrad = torch.optim.Adagrad([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    with pytest.raises(
+        ValueError, match=r"^momentum: param group 1 has neither 'momentum' nor 'betas'"
+    ):
+        lt.scheduler(_Combined(_opt(0.1), adagrad), S.constant(0.1), momentum=S.constant(0.9))
+
+
+def test_a_list_of_the_wrong_length_names_both_counts() -> None:
+    opt = _two_group_sgd((0.1, 0.01))
+    with pytest.raises(
+        ValueError, match=r"^momentum: a list needs one schedule per param group \(2\), got 3$"
+    ):
+        lt.scheduler(opt, S.constant(0.1), momentum=[S.constant(0.9)] * 3)
+
+
+def test_per_group_controllers_are_refused_once_a_divergence_guard_joined() -> None:
+    from lrkit.feedback import ReduceOnPlateau
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD([{"params": [model.weight]}, {"params": [model.bias]}], lr=0.1)
+    sch = lt.scheduler(opt, S.constant(0.1))
+    lt.DivergenceGuard(model, optimizer=opt, scheduler=sch)
+    held = sch.feedback
+    with pytest.raises(
+        ValueError,
+        match=r"^feedback: a DivergenceGuard joined this scheduler, whose cuts need one "
+        r"controller for all param groups \(or None\), got a list of per-group controllers$",
+    ):
+        sch.feedback = [ReduceOnPlateau(), ReduceOnPlateau()]
+    assert sch.feedback is held
