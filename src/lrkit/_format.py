@@ -165,6 +165,19 @@ def _secret_span(url: str) -> tuple[int, int] | None:
 #: those)
 #: the words that make a name a secret's (a query argument, a ``keyword=value``)
 SECRET_WORDS = "pass|pwd|secret|token|credential|key"
+#: the same words spelt out, which a misspelt option name is compared with (``--pasword``)
+SECRET_NAMES = ("password", "passwd", "pwd", "secret", "token", "credential", "key")
+
+
+def secret_like(name: str) -> bool:
+    """Whether ``name`` (an option's, ``--db-pasword``) names a secret: a word of it (split at
+    ``-`` and ``_``) spelt as one of :data:`SECRET_NAMES`, or nearly."""
+    import difflib
+
+    words = [w for w in re.split(r"[-_]+", name.lower()) if w]
+    return any(difflib.get_close_matches(w, SECRET_NAMES, n=1, cutoff=0.75) for w in words)
+
+
 _SECRET_QUERY = re.compile(rf"(?i)([?&][^=&]*(?:{SECRET_WORDS})[^=&]*=)[^&]*")
 #: any query argument (name=, value): one whose value holds a connection string with a
 #: password (SQLAlchemy's ``odbc_connect=...PWD%3D...``) is masked whole

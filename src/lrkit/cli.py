@@ -99,7 +99,7 @@ class _Parser(argparse.ArgumentParser):
                 if name is None and _dashed(t) in shown:
                     near[t] = _dashed(t)
                     continue
-                name = name or _nearest_option(t, list(table), spelled_as=True)
+                name = name or _nearest_option(t, list(table))
                 if name:
                     spelled[name] = None
                 elif m := _nearest_option(t, shown):
@@ -109,13 +109,9 @@ class _Parser(argparse.ArgumentParser):
                 said = [f"did you mean {m}?" for m in near.values()]
             else:
                 said += [f"{t}: did you mean {m}?" for t, m in near.items()]
+            message = "unrecognized arguments: " + " ".join(_mask_secret_like(typed))
             if said:
                 message += f" ({'; '.join(said)})"
-            message = (
-                "unrecognized arguments: "
-                + " ".join(_mask_secret_like(typed))
-                + (message[len("unrecognized arguments: ") + len(" ".join(typed)) :])
-            )
         message = _nearest_choice(message)
         # an error echoes what was typed (an unrecognized argument, a value): a database URL
         # given in the wrong place shows without its password (as every command's error:
@@ -124,28 +120,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
-#: the words of an option name whose value is a secret, misspelt too (``--pasword``)
-_SECRET_NAMES = ("password", "passwd", "pwd", "secret", "token", "credential", "key")
-
-
-def _secret_like(option: str) -> bool:
-    """Whether the option name ``option`` (``--db-pasword``) names a secret, a word of it
-    (split at ``-`` and ``_``) spelt as one of :data:`_SECRET_NAMES` or nearly."""
-    import difflib
-    import re
-
-    words = [w for w in re.split(r"[-_]+", option.lower()) if w]
-    return any(difflib.get_close_matches(w, _SECRET_NAMES, n=1, cutoff=0.75) for w in words)
-
-
 def _mask_secret_like(typed: list[str]) -> list[str]:
     """``typed`` (the unrecognized arguments, as argparse lists them) with the value of each
-    option that names a secret masked: ``--pasword=***``, ``--api-token ***``."""
-    from ._format import MASK
+    option that names a secret (:func:`lrkit._format.secret_like`) masked: ``--pasword=***``,
+    ``--api-token ***``."""
+    from ._format import MASK, secret_like
 
     out = list(typed)
     for i, t in enumerate(typed):
-        if not _is_option(t) or not _secret_like(t.split("=", 1)[0]):
+        if not _is_option(t) or not secret_like(t.split("=", 1)[0]):
             continue
         if "=" in t:
             out[i] = t.split("=", 1)[0] + "=" + MASK
@@ -168,15 +151,14 @@ def _dashed(typed: str) -> str:
     return "--" + typed.lstrip("-").replace("_", "-")
 
 
-def _nearest_option(typed: str, options: Sequence[str], *, spelled_as: bool = False) -> str | None:
+def _nearest_option(typed: str, options: Sequence[str]) -> str | None:
     """The long option of ``options`` that ``typed`` (an unknown option) most likely meant:
     the same with dashes for underscores (``--total_steps``) or two dashes for one
     (``-num-iter``), else the nearest by spelling (``--n-trials``, ``--totl-steps``); ``None``
-    when none is near. With ``spelled_as`` (``options`` are another command's spellings) a
-    short option typed is left to :func:`_spelled`."""
+    when none is near, and for a short option (``-x``)."""
     import difflib
 
-    if not _is_option(typed) or (spelled_as and len(typed) == 2):
+    if not _is_option(typed):
         return None
     longs = [o for o in options if o.startswith("--")]
     dashed = _dashed(typed)
