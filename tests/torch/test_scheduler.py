@@ -1563,6 +1563,56 @@ def test_report_sets_the_lrs_only_through_the_current_sequential_phase() -> None
     assert opt.param_groups[0]["lr"] == 0.5
 
 
+def test_a_report_before_a_sequential_phase_begins_gives_its_controller_no_step() -> None:
+    """A report reaching a ``SequentialLR`` phase that has not begun gives its controller no
+    step (the phase has none yet): a detector records the divergence at its own count of
+    checks, not at step 0."""
+    from lrkit.feedback import DivergenceDetector
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    detector = DivergenceDetector()
+    a = lt.scheduler(opt, S.constant(1.0))
+    b = lt.scheduler(opt, S.constant(0.5), feedback=detector)
+    seq = TL.SequentialLR(opt, [a, b], milestones=[5])
+    for _ in range(2):
+        opt.step()
+        seq.step()
+    assert b.last_epoch == -1
+    lt.report(seq, value=1.0)
+    lt.report(seq, value=float("nan"))
+    assert [(e["step"], e["action"]) for e in detector.events] == [(2, "restore")]
+
+
+def test_an_ended_phase_loaded_from_a_checkpoint_still_does_not_own_the_lrs() -> None:
+    """A checkpoint of a ``SequentialLR`` saved after its lrkit phase has ended and a report
+    has gone through the later phase: loaded, the ended phase does not own the LRs, even
+    where the later phase's LRs read the same as its own, and writes so again."""
+    from lrkit.feedback import ReduceOnPlateau
+
+    def build() -> tuple[Any, Any, Any, Any]:
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        a, b = (
+            lt.scheduler(opt, S.constant(1.0), feedback=ReduceOnPlateau(factor=0.5, patience=0))
+            for _ in range(2)
+        )
+        return opt, a, b, TL.SequentialLR(opt, [a, b], milestones=[2])
+
+    opt, a, b, seq = build()
+    for _ in range(4):
+        opt.step()
+        seq.step()
+    for _ in range(2):
+        lt.report(seq, value=1.0)
+    saved = [copy.deepcopy(x.state_dict()) for x in (opt, a, b, seq)]
+    assert saved[1]["owns_lrs"] is False and saved[2]["owns_lrs"] is True
+    again = build()
+    for x, state in zip(again, saved):
+        x.load_state_dict(copy.deepcopy(state))
+    opt2, a2, b2, _ = again
+    assert opt2.param_groups[0]["lr"] == 0.5
+    assert a2.state_dict()["owns_lrs"] is False and b2.state_dict()["owns_lrs"] is True
+
+
 def test_a_list_from_a_config_is_one_schedule_per_group() -> None:
     """Any sequence that is no string is one schedule per param group, as a list is: an
     OmegaConf ListConfig from a Hydra config (it was read as one schedule and refused), and
