@@ -53,34 +53,24 @@ grid, trained results) goes to ``--json`` so that other rules can be re-scored o
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import math
-import sys
 import time
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from _finder_common import (  # the sibling module benchmarks/_finder_common.py
-    DIVERGED,
     HIT,
+    PEER_RULES,
+    USES,
     Task,
-    batches,
-    fresh,
-    git_state,
-    gmean,
-    interp_loss,
+    fmt_curve,
     mlp,
-    run_training,
+    run_set,
+    scored,
 )
 from torch import nn
 
-from lrkit.finder import LRFinderWarning
-from lrkit.torch import find_lr
-
-RULES = ("steepest", "valley", "minimum", "slide")
 F = nn.functional
 
 
@@ -229,50 +219,7 @@ TASKS = (
 QUICK = ("moons_deep_sgd", "digits_cnnbn_sgdm", "circles_wide_adamw")
 
 
-# ----------------------------------------------------------------------------- training
-
-
-def sweep(task: Task, seed: int, data: list[Any]) -> dict[str, Any]:
-    model = fresh(task, seed)
-    opt = task.opt_fn(model.parameters(), 1e-3)
-    torch.manual_seed(3000 + seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LRFinderWarning)
-        res = find_lr(model, opt, task.loss_fn, data[:100], total_steps=task.steps)
-    out = {
-        "lrs": [float(v) for v in res.lrs],
-        "losses": [float(v) for v in res.losses],
-        "stop_reason": res.stop_reason,
-        "stop_lr": res.stop_lr,
-        "steps": res.steps,
-        "suggestion": res.suggestion,
-        "max_lr": res.max_lr,
-        "base_lr": res.base_lr,
-        "min_loss_lr": getattr(res, "lr_min", None),
-        "warnings": list(res.warnings),
-    }
-    out.update({r: res.suggest(r) for r in RULES})
-    return out
-
-
-# ----------------------------------------------------------------------------- scoring
-
-
-def band(grid: list[float], means: list[float], best: float) -> tuple[float, float]:
-    """log10 of the smallest and largest grid LR within ``HIT`` of the best mean (bounds of the
-    hit set; a hole inside is possible but rare)."""
-    ok = [g for g, m in zip(grid, means) if m <= HIT * best]
-    return math.log10(min(ok)), math.log10(max(ok))
-
-
-def fmt_curve(grid: list[float], means: list[float], best: float) -> str:
-    cells = []
-    for m in means:
-        r = m / best
-        cells.append(" div" if m >= DIVERGED else (f"{r:4.2f}" if r < 10 else " >10"))
-        if r <= HIT:
-            cells[-1] = cells[-1].strip() + "*"
-    return " ".join(f"{c:>5}" for c in cells)
+# ----------------------------------------------------------------------------- run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,44 +236,16 @@ def main(argv: list[str] | None = None) -> int:
         args.grid = min(args.grid, 10)
     if args.tasks:
         tasks = args.tasks.split(",")
-    seeds = list(range(args.seeds))
     grid = [float(v) for v in np.logspace(-5, math.log10(3.0), args.grid)]
-    uses = ("constant", "onecycle")
     t0 = time.perf_counter()
-    out: dict[str, Any] = {
-        "date": str(datetime.date.today()),
-        "finder_rev": git_state(),
-        "grid": grid,
-        "seeds": seeds,
-        "hit": HIT,
-        "diverged_loss": DIVERGED,
-        "tasks": {},
-    }
-    for name in tasks:
-        task = make_task(name)
-        rec: dict[str, Any] = {"desc": task.desc, "steps": task.steps, "sweeps": [], "grid": {}}
-        data = {s: batches(task, 1000 + s, max(task.steps, 100)) for s in seeds}
-        for s in seeds:
-            rec["sweeps"].append(sweep(task, s, data[s]))
-        for use in uses:
-            rec["grid"][use] = [
-                [run_training(task, s, lr, use, data[s], dropout_seed=2000 + s) for lr in grid]
-                for s in seeds
-            ]
-        trained: dict[str, Any] = {}
-        for use, key in (("constant", "suggestion"), ("onecycle", "max_lr")):
-            lrs = [sw[key] for sw in rec["sweeps"]]
-            losses = [
-                run_training(task, s, lr, use, data[s], dropout_seed=2000 + s)
-                for s, lr in zip(seeds, lrs)
-            ]
-            trained[use] = {"lrs": lrs, "losses": losses}
-        rec["trained"] = trained
-        out["tasks"][name] = rec
-        print(f"[{name} done, {time.perf_counter() - t0:.0f}s]", file=sys.stderr, flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f)
+    out = run_set(
+        make_task,
+        tasks,
+        seeds=list(range(args.seeds)),
+        grid=grid,
+        seed_bases=(1000, 3000, 2000),
+        json_path=args.json,
+    )
     report(out)
     print(f"\n(total {time.perf_counter() - t0:.0f}s)")
     return 0
@@ -334,58 +253,24 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(out: dict[str, Any]) -> None:
     grid, seeds = out["grid"], out["seeds"]
-    names = list(out["tasks"])
+    rows = scored(out)
     print(
-        f"# finder hold-out ({out['date']}, finder.py {out['finder_rev']}): {len(names)} tasks, "
-        f"seeds {seeds}, grid {len(grid)} LRs in [1e-5, 3], hit = mean loss <= {HIT:.2f} x oracle"
+        f"# finder hold-out ({out['date']}, finder {out['finder_rev']}): {len(out['tasks'])} "
+        f"tasks, seeds {seeds}, grid {len(grid)} LRs in [1e-5, 3], hit = mean loss <= "
+        f"{HIT:.2f} x oracle"
     )
     print("\n## grid curves: mean loss / oracle loss per LR (* = within 10%, div = diverged)")
     print(f"{'log10 lr':>28} " + " ".join(f"{math.log10(g):5.1f}" for g in grid))
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        rec = out["tasks"][name]
-        for use in ("constant", "onecycle"):
-            curves = rec["grid"][use]
-            means = [float(np.mean([c[j] for c in curves])) for j in range(len(grid))]
-            j = int(np.argmin(means))
-            best = means[j]
-            tr = rec["trained"][use]
-            loss = float(np.mean(tr["losses"]))
-            lr = gmean(tr["lrs"])
-            lo, hi = band(grid, means, best)
-            alt = {}
-            for r in RULES:
-                rl = [sw[r] for sw in rec["sweeps"]]
-                il = float(np.mean([interp_loss(grid, c, v) for c, v in zip(curves, rl)]))
-                alt[r] = (gmean(rl), il / best)
-            rows.append(
-                {
-                    "task": name,
-                    "use": use,
-                    "oracle_lr": grid[j],
-                    "oracle_loss": best,
-                    "band": (lo, hi),
-                    "lr": lr,
-                    "loss": loss,
-                    "ratio": loss / best,
-                    "hit": loss <= HIT * best,
-                    "dlog": math.log10(lr / grid[j]),
-                    "alt": alt,
-                    "interp_ratio": float(
-                        np.mean([interp_loss(grid, c, v) for c, v in zip(curves, tr["lrs"])])
-                    )
-                    / best,
-                }
-            )
-            tag = f"{name} {'const' if use == 'constant' else '1cyc'}"
-            print(f"{tag:>28} " + fmt_curve(grid, means, best))
-            mark = "  suggestion" if use == "constant" else "  max_lr"
-            print(
-                f"{'':>28} {mark} at log10 {math.log10(lr):+.2f} "
-                f"(oracle {math.log10(grid[j]):+.2f}, band [{lo:+.2f}, {hi:+.2f}], "
-                f"d={math.log10(lr / grid[j]):+.2f})"
-            )
-    for use, label in (("constant", "suggestion"), ("onecycle", "max_lr")):
+    for x in rows:
+        tag = f"{x['task']} {'const' if x['use'] == 'constant' else '1cyc'}"
+        print(f"{tag:>28} " + fmt_curve(x["means"], x["oracle_loss"]))
+        lo, hi = x["band"]
+        print(
+            f"{'':>28}   {x['key']} at log10 {math.log10(x['lr']):+.2f} "
+            f"(oracle {math.log10(x['oracle_lr']):+.2f}, band [{lo:+.2f}, {hi:+.2f}], "
+            f"d={x['dlog']:+.2f})"
+        )
+    for use, label in USES:
         print(f"\n## use: {use} (lrkit {label})")
         print(
             "| task | oracle lr | oracle loss | band log10 lr | lrkit lr | loss | ratio | hit "
@@ -401,14 +286,14 @@ def report(out: dict[str, Any]) -> None:
     print("\n## other rules (not trained: ratio ~ interpolated on each seed's grid curve)")
     print(
         "| task | use | "
-        + " | ".join(f"{r} lr / ~ratio" for r in RULES)
+        + " | ".join(f"{r} lr / ~ratio" for r in PEER_RULES)
         + " | lrkit ~ratio (trained) |"
     )
-    print("|---|---|" + "---|" * (len(RULES) + 1))
+    print("|---|---|" + "---|" * (len(PEER_RULES) + 1))
     for x in rows:
         cells = [
-            f"{x['alt'][r][0]:.2e} / {x['alt'][r][1]:.2f}{' ✓' if x['alt'][r][1] <= HIT else ''}"
-            for r in RULES
+            f"{lr:.2e} / {r:.2f}{' ✓' if r <= HIT else ''}"
+            for lr, r in (x["peers"][name] for name in PEER_RULES)
         ]
         print(
             f"| {x['task']} | {x['use']} | "
@@ -416,12 +301,12 @@ def report(out: dict[str, Any]) -> None:
             + f" | {x['interp_ratio']:.2f} ({x['ratio']:.2f}) |"
         )
     print("\n## summary")
-    print("| use | lrkit hits | mean log10(lr/oracle) | sd | " + " | ".join(RULES) + " |")
-    print("|---|---|---|---|" + "---|" * len(RULES))
-    for use in ("constant", "onecycle"):
+    print("| use | lrkit hits | mean log10(lr/oracle) | sd | " + " | ".join(PEER_RULES) + " |")
+    print("|---|---|---|---|" + "---|" * len(PEER_RULES))
+    for use, _ in USES:
         rs = [x for x in rows if x["use"] == use]
         d = [x["dlog"] for x in rs]
-        alt = [f"{sum(x['alt'][r][1] <= HIT for x in rs)}/{len(rs)} ~" for r in RULES]
+        alt = [f"{sum(x['peers'][r][1] <= HIT for x in rs)}/{len(rs)} ~" for r in PEER_RULES]
         print(
             f"| {use} | {sum(x['hit'] for x in rs)}/{len(rs)} | {np.mean(d):+.2f} | "
             f"{np.std(d):.2f} | " + " | ".join(alt) + " |"

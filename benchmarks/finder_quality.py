@@ -10,8 +10,9 @@ For each task (built-in data, CPU, seconds each; see ``benchmarks/_demo_tasks.py
 * torch-lr-finder's ``LRFinder.range_test`` (the real package; same range and num_iter) gives
   its suggestion, its own rule (steepest gradient after skipping 10 first / 5 last points),
   used for both uses, as its users do;
-* fastai's ``valley`` rule, applied to fastai's smoothing (EMA, beta 0.98) of lrkit's sweep
-  (same sweep; fastai itself is not a dependency), used for both uses.
+* fastai's ``valley`` rule on lrkit's sweep, smoothed and trimmed as fastai's ``lr_find``
+  does (``result.suggest("valley")``: same sweep; fastai itself is not a dependency), used
+  for both uses.
 
 Each method's LR is trained with both seeds; ratio = its mean loss / oracle loss, a hit is
 ratio <= 1.10. Also times ``find_lr`` against torch-lr-finder's ``range_test`` on one task.
@@ -43,33 +44,17 @@ import numpy as np
 import torch
 from _demo_tasks import TASKS, make_task
 
-from lrkit.finder import LRFinderWarning, smooth_ema
-from lrkit.finder.rules import _valley_on as _valley
+from lrkit import schedules
+from lrkit.finder import LRFinderWarning
 from lrkit.torch import find_lr
 from lrkit.torch.demo import DemoTask, evaluate, train
-
-
-def onecycle(max_lr: float, total_steps: int):  # -> step -> lr
-    try:
-        from lrkit import schedules
-
-        return schedules.onecycle(max_lr=max_lr, total_steps=total_steps)
-    except (ImportError, AttributeError):  # fall back to torch's OneCycleLR values
-        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=max_lr)
-        sch = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total_steps)
-        lrs = []
-        for _ in range(total_steps):
-            lrs.append(opt.param_groups[0]["lr"])
-            opt.step()
-            sch.step()
-        return lambda k: lrs[min(int(k), total_steps - 1)]
 
 
 def run_training(task: DemoTask, lr: float, use: str, steps: int) -> float:
     torch.manual_seed(task.seed)
     model = task.make_model()
     opt = task.make_optimizer(model, lr)
-    sched = onecycle(lr, steps) if use == "onecycle" else None
+    sched = schedules.onecycle(lr, total_steps=steps) if use == "onecycle" else None
     hist = train(model, optimizer=opt, task=task, steps=steps, schedule=sched)
     if hist["loss"] and not math.isfinite(hist["loss"][-1]):
         return math.inf
@@ -115,10 +100,6 @@ def lrkit_sweep(task: DemoTask, num_iter: int, steps: int | None = None):
         warnings.simplefilter("ignore", LRFinderWarning)
         res = find_lr(model, opt, task.loss_fn, data, num_iter=num_iter, total_steps=steps)
     return res, time.perf_counter() - t0
-
-
-def fastai_valley(res) -> float:
-    return _valley(res.lrs, smooth_ema(res.losses, beta=0.98))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             sugg["lrkit"]["constant"].append(res.suggestion)
             sugg["lrkit"]["onecycle"].append(res.max_lr)
             steps_cost["lrkit"].append(res.steps)
-            fv = fastai_valley(res)
+            fv = res.suggest("valley")
             sugg["fastai-valley"]["constant"].append(fv)
             sugg["fastai-valley"]["onecycle"].append(fv)
             steps_cost["fastai-valley"].append(res.steps)

@@ -38,11 +38,10 @@ fixed):
 Score: final validation loss (a run whose loss became NaN/inf or exceeded 1e3 scores 1e3). The
 oracle is the grid LR with the best mean-over-seeds loss; a hit is a mean loss within 10% of it.
 
-The sweeps (lrs, losses, stop reason, stop LR, ``min_loss_lr``) and the whole grid go to
-``--json`` (default ``/tmp/val/validation.json``) so other rules can be re-scored offline; the
-script itself re-scores ``suggestion = lr_min / d`` and ``max_lr = lr_min / d`` for a few
-divisors ``d`` by reading each seed's grid curve at that LR (linear in log-LR / log-loss,
-marked ``~``; a sweep where the rule fell back to its no-descent branch keeps its LR).
+The sweeps (lrs, losses, stop reason, stop LR, ``lr_min``, the peers' rules on them) and the
+whole grid go to ``--json`` (default ``/tmp/val/validation.json``) so other rules can be
+re-scored offline; the peers' rules are scored by reading each seed's grid curve at their LR
+(linear in log-LR / log-loss, marked ``~``).
 
     python benchmarks/finder_validation.py            # 8 tasks, ~6 min on 1 core (372 s measured)
     python benchmarks/finder_validation.py --quick    # 3 tasks, 13-point grid, ~1 min
@@ -52,36 +51,25 @@ marked ``~``; a sweep where the rule fell back to its no-descent branch keeps it
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
-import os
-import sys
 import time
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from _finder_common import (  # the sibling module benchmarks/_finder_common.py
-    DIVERGED,
     HIT,
+    PEER_RULES,
+    USES,
     Task,
-    batches,
-    fresh,
-    git_state,
-    gmean,
-    interp_loss,
+    fmt_curve,
     mlp,
-    run_training,
+    run_set,
+    scored,
 )
 from torch import nn
 
-from lrkit.finder import LRFinderWarning
-from lrkit.torch import find_lr
-
-CONST_DIVS = (6.0, 8.0, 10.0, 12.0, 15.0)
-ONECYCLE_DIVS = (2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
 F = nn.functional
 
 
@@ -246,109 +234,32 @@ TASKS = (
 QUICK = ("clf3_mlp_sgdm", "blobs_bn_sgd", "sinreg_tanh_adam")
 
 
-# ----------------------------------------------------------------------------- training
-
-
-def sweep(task: Task, seed: int, data: list[Any]) -> dict[str, Any]:
-    model = fresh(task, seed)
-    opt = task.opt_fn(model.parameters(), 1e-3)
-    torch.manual_seed(900 + seed)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", LRFinderWarning)
-        res = find_lr(model, opt, task.loss_fn, data[:100], total_steps=task.steps)
-    lr_min = res.lr_min
-    fallback = bool(
-        lr_min is not None
-        and res.suggestion is not None
-        and abs(res.suggestion * 10.0 / lr_min - 1.0) > 1e-9
-    )
-    return {
-        "lrs": [float(v) for v in res.lrs],
-        "losses": [float(v) for v in res.losses],
-        "stop_reason": res.stop_reason,
-        "stop_lr": res.stop_lr,
-        "steps": res.steps,
-        "suggestion": res.suggestion,
-        "max_lr": res.max_lr,
-        "min_loss_lr": lr_min,
-        "fallback": fallback,
-        "reliable": res.reliable,
-        "warnings": [str(w.message) for w in caught],
-    }
-
-
-# ----------------------------------------------------------------------------- scoring
-
-
-def rule_lr(sw: dict[str, Any], use: str, d: float) -> float:
-    """``lr_min / d``, or the LR the rule actually gave when it used its no-descent fallback."""
-    if sw["fallback"]:
-        return float(sw["suggestion"] if use == "constant" else sw["max_lr"])
-    return float(sw["min_loss_lr"]) / d
-
-
-def fmt_curve(means: list[float], best: float) -> str:
-    cells = []
-    for m in means:
-        r = m / best
-        c = " div" if m >= DIVERGED else (f"{r:4.2f}" if r < 10 else " >10")
-        cells.append(c.strip() + "*" if r <= HIT else c)
-    return " ".join(f"{c:>5}" for c in cells)
+# ----------------------------------------------------------------------------- run
 
 
 def report(out: dict[str, Any]) -> None:
     grid, seeds = out["grid"], out["seeds"]
-    names = list(out["tasks"])
+    rows = scored(out)
     print(
-        f"# finder validation set V ({out['date']}, finder.py {out['finder_rev']}): "
-        f"{len(names)} tasks, seeds {seeds}, grid {len(grid)} LRs in [1e-5, 10], "
+        f"# finder validation set V ({out['date']}, finder {out['finder_rev']}): "
+        f"{len(out['tasks'])} tasks, seeds {seeds}, grid {len(grid)} LRs in [1e-5, 10], "
         f"hit = mean loss <= {HIT:.2f} x oracle"
     )
     print("\n## tasks")
-    for name in names:
-        rec = out["tasks"][name]
-        sw = rec["sweeps"]
+    for name, rec in out["tasks"].items():
         info = ", ".join(
-            f"seed {s}: {x['stop_reason']} at {x['stop_lr']:.2e}, lr_min {x['min_loss_lr']:.2e}"
-            + (" FALLBACK" if x["fallback"] else "")
+            f"seed {s}: {x['stop_reason']} at {x['stop_lr']:.2e}, lr_min {x['lr_min']:.2e}"
             + ("" if x["reliable"] else " unreliable")
-            for s, x in zip(seeds, sw)
+            for s, x in zip(seeds, rec["sweeps"])
         )
         print(f"- {name}: {rec['desc']} ({info})")
     print("\n## grid curves: mean loss / oracle loss per LR (* = within 10%, div = diverged)")
     print(f"{'log10 lr':>30} " + " ".join(f"{math.log10(g):5.1f}" for g in grid))
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        rec = out["tasks"][name]
-        for use, key in (("constant", "suggestion"), ("onecycle", "max_lr")):
-            curves = rec["grid"][use]
-            means = [float(np.mean([c[j] for c in curves])) for j in range(len(grid))]
-            j = int(np.argmin(means))
-            best = means[j]
-            tr = rec["trained"][use]
-            loss = float(np.mean(tr["losses"]))
-            lr = gmean(tr["lrs"])
-            ok = [math.log10(g) for g, m in zip(grid, means) if m <= HIT * best]
-            interp = float(np.mean([interp_loss(grid, c, v) for c, v in zip(curves, tr["lrs"])]))
-            rows.append(
-                {
-                    "task": name,
-                    "use": use,
-                    "oracle_lr": grid[j],
-                    "oracle_loss": best,
-                    "band": (min(ok), max(ok)),
-                    "lr": lr,
-                    "loss": loss,
-                    "ratio": loss / best,
-                    "hit": loss <= HIT * best,
-                    "dlog": math.log10(lr / grid[j]),
-                    "interp_ratio": interp / best,
-                }
-            )
-            tag = f"{name} {'const' if use == 'constant' else '1cyc'}"
-            print(f"{tag:>30} " + fmt_curve(means, best))
-            print(f"{'':>30}   {key} at log10 {math.log10(lr):+.2f}")
-    for use, label in (("constant", "suggestion"), ("onecycle", "max_lr")):
+    for x in rows:
+        tag = f"{x['task']} {'const' if x['use'] == 'constant' else '1cyc'}"
+        print(f"{tag:>30} " + fmt_curve(x["means"], x["oracle_loss"]))
+        print(f"{'':>30}   {x['key']} at log10 {math.log10(x['lr']):+.2f}")
+    for use, label in USES:
         print(f"\n## use: {use} (lrkit {label}, trained)")
         print(
             f"| task | oracle lr | oracle loss | hit band log10 lr | {label} | loss | ratio | hit "
@@ -365,34 +276,20 @@ def report(out: dict[str, Any]) -> None:
     print("\n## hits of the current rule (trained)")
     print("| use | hits | mean log10(lr/oracle) | sd | median ratio |")
     print("|---|---|---|---|---|")
-    for use in ("constant", "onecycle"):
+    for use, _ in USES:
         rs = [x for x in rows if x["use"] == use]
         d = [x["dlog"] for x in rs]
         print(
             f"| {use} | {sum(x['hit'] for x in rs)}/{len(rs)} | {np.mean(d):+.2f} | "
             f"{np.std(d):.2f} | {np.median([x['ratio'] for x in rs]):.2f} |"
         )
-    print(
-        "\n## offline re-score: lr = lr_min / d per seed, ~ratio read off the grid "
-        "(fallback sweeps keep their LR)"
-    )
-    for use, divs in (("constant", CONST_DIVS), ("onecycle", ONECYCLE_DIVS)):
-        print(f"\n### {use}")
-        print("| task | " + " | ".join(f"d={d:g}" for d in divs) + " |")
-        print("|---|" + "---|" * len(divs))
-        hits = dict.fromkeys(divs, 0)
-        for name in names:
-            rec = out["tasks"][name]
-            curves = rec["grid"][use]
-            best = min(float(np.mean([c[j] for c in curves])) for j in range(len(grid)))
-            cells = []
-            for d in divs:
-                lrs = [rule_lr(sw, use, d) for sw in rec["sweeps"]]
-                r = float(np.mean([interp_loss(grid, c, v) for c, v in zip(curves, lrs)])) / best
-                hits[d] += r <= HIT
-                cells.append(f"{r:.2f}{' ✓' if r <= HIT else ''}")
-            print(f"| {name} | " + " | ".join(cells) + " |")
-        print("| **hits** | " + " | ".join(f"{hits[d]}/{len(names)}" for d in divs) + " |")
+    print("\n## the peers' rules on the same sweeps (not trained: ~ratio read off the grid)")
+    print("| use | " + " | ".join(f"{r} hits ~" for r in PEER_RULES) + " |")
+    print("|---|" + "---|" * len(PEER_RULES))
+    for use, _ in USES:
+        rs = [x for x in rows if x["use"] == use]
+        hits = [f"{sum(x['peers'][r][1] <= HIT for x in rs)}/{len(rs)}" for r in PEER_RULES]
+        print(f"| {use} | " + " | ".join(hits) + " |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -414,42 +311,16 @@ def main(argv: list[str] | None = None) -> int:
         args.grid = min(args.grid, 13)
     if args.tasks:
         tasks = args.tasks.split(",")
-    seeds = list(range(args.seeds))
     grid = [float(v) for v in np.logspace(-5, 1, args.grid)]
     t0 = time.perf_counter()
-    out: dict[str, Any] = {
-        "date": str(datetime.date.today()),
-        "finder_rev": git_state(),
-        "grid": grid,
-        "seeds": seeds,
-        "hit": HIT,
-        "diverged_loss": DIVERGED,
-        "tasks": {},
-    }
-    for name in tasks:
-        task = make_task(name)
-        rec: dict[str, Any] = {"desc": task.desc, "steps": task.steps, "sweeps": [], "grid": {}}
-        data = {s: batches(task, 500 + s, max(task.steps, 100)) for s in seeds}
-        rec["sweeps"] = [sweep(task, s, data[s]) for s in seeds]
-        for use in ("constant", "onecycle"):
-            rec["grid"][use] = [
-                [run_training(task, s, lr, use, data[s], dropout_seed=700 + s) for lr in grid]
-                for s in seeds
-            ]
-        rec["trained"] = {}
-        for use, key in (("constant", "suggestion"), ("onecycle", "max_lr")):
-            lrs = [sw[key] for sw in rec["sweeps"]]
-            losses = [
-                run_training(task, s, lr, use, data[s], dropout_seed=700 + s)
-                for s, lr in zip(seeds, lrs)
-            ]
-            rec["trained"][use] = {"lrs": lrs, "losses": losses}
-        out["tasks"][name] = rec
-        print(f"[{name} done, {time.perf_counter() - t0:.0f}s]", file=sys.stderr, flush=True)
-        if args.json:
-            os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-            with open(args.json, "w") as f:
-                json.dump(out, f)
+    out = run_set(
+        make_task,
+        tasks,
+        seeds=list(range(args.seeds)),
+        grid=grid,
+        seed_bases=(500, 900, 700),
+        json_path=args.json,
+    )
     report(out)
     print(f"\n(total {time.perf_counter() - t0:.0f}s)")
     return 0

@@ -48,8 +48,7 @@ sys.path.insert(0, os.path.join(HERE, "zoo"))
 import fit_rule  # noqa: E402
 from replay import SCHEDULES, load, score  # noqa: E402
 
-from lrkit.finder import smooth_ema  # noqa: E402
-from lrkit.finder.rules import _fastai_trim, _slide_on, _steep_on, _valley_on  # noqa: E402
+from lrkit.finder import smooth_ema, smooth_seeded, suggest  # noqa: E402
 from lrkit.finder.smoothing import robust_smooth  # noqa: E402
 
 SCHED_NAMES = {"constant": "constant", "onecycle": "one-cycle", "wcos": "warmup-cosine"}
@@ -61,36 +60,33 @@ def _default_lrs(n: int) -> np.ndarray:
     return 1e-7 * (10 ** (8 / 99)) ** np.arange(n)
 
 
+def _stopped(smoothed: np.ndarray, factor: float) -> int:
+    """The points a range test records before it stops: up to the first smoothed loss above
+    ``factor`` times the best before it (that one included), as torch-lr-finder (5) and
+    fastai (4) stop."""
+    for i in range(1, len(smoothed)):
+        if smoothed[i] > factor * float(np.min(smoothed[:i])):
+            return i + 1
+    return len(smoothed)
+
+
 def torch_lr_finder(train: list[float]) -> float:
-    lrs = _default_lrs(N_DEFAULT)
-    sm: list[float] = []
-    best = math.inf
-    for i, v in enumerate(train[:N_DEFAULT]):
-        s = v if i == 0 else 0.05 * v + 0.95 * sm[-1]
-        sm.append(s)
-        best = min(best, s)
-        if s > 5 * best:
-            break
-    y = np.asarray(sm[10:-5])
-    if len(y) < 2:
-        return float(lrs[0])
-    return float(lrs[10:][int(np.argmin(np.gradient(y)))])
+    """torch-lr-finder's suggestion on the first ``N_DEFAULT`` losses of a sweep, stopped
+    where its range test stops."""
+    y = np.asarray(train[:N_DEFAULT], dtype=float)
+    n = _stopped(smooth_seeded(y), 5)
+    return suggest(_default_lrs(n), y[:n], rule="steepest")
 
 
 def fastai(train: list[float]) -> dict[str, float]:
-    s_all = smooth_ema(train[:N_DEFAULT], beta=0.98)
-    n = len(s_all)
-    for i in range(1, n):
-        if s_all[i] > 4 * float(np.min(s_all[:i])):
-            n = i + 1
-            break
+    """fastai's four suggestions on the first ``N_DEFAULT`` losses of a sweep, stopped where
+    its ``lr_find`` stops."""
+    y = np.asarray(train[:N_DEFAULT], dtype=float)
+    n = _stopped(smooth_ema(y, beta=0.98), 4)
     lrs = _default_lrs(n)
-    x, y = _fastai_trim(lrs, s_all[:n], N_DEFAULT)
     return {
-        "valley": _valley_on(x, y),
-        "slide": _slide_on(x, y),
-        "minimum": float(x[int(np.argmin(y))]) / 10,
-        "steep": _steep_on(x, y),
+        r: suggest(lrs, y[:n], rule=r, num_iter=N_DEFAULT)
+        for r in ("valley", "slide", "minimum", "steep")
     }
 
 
@@ -98,12 +94,7 @@ def old_rule(train: list[float]) -> tuple[float, float]:
     """lrkit's previous default: lr_min / 10 and / 3 on the lag-free training curve (the
     no-descent branch and the stop at 5x the EMA's best included)."""
     y = np.asarray(train[:N_DEFAULT])
-    sm = smooth_ema(y, beta=0.9)
-    n = len(y)
-    for i in range(1, n):
-        if sm[i] > 5 * float(np.min(sm[:i])):
-            n = i + 1
-            break
+    n = _stopped(smooth_ema(y, beta=0.9), 5)
     y = y[:n]
     lrs = _default_lrs(n)
     r = robust_smooth(y)

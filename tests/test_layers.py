@@ -257,6 +257,49 @@ def test_no_private_names_of_other_packages() -> None:
     )
 
 
+#: the scripts outside the library that use it as its users do
+SCRIPTS = sorted(p for d in ("benchmarks", "examples") for p in (SRC.parent / d).rglob("*.py"))
+
+
+def _private_lrkit_imports(path: Path) -> list[str]:
+    """The imports in ``path`` of a private lrkit module or name (``lrkit.finder._x``,
+    ``from lrkit.finder.rules import _x``), each as ``line module:name``."""
+    bad = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            targets = [(node.module, a.name) for a in node.names]
+        elif isinstance(node, ast.Import):
+            targets = [(a.name, None) for a in node.names]
+        else:
+            continue
+        for module, name in targets:
+            if module != "lrkit" and not module.startswith("lrkit."):
+                continue
+            if any(_private(p) for p in module.split(".")) or _private(name):
+                bad.append(f"{node.lineno} {module}:{name}")
+    return bad
+
+
+def test_scripts_use_only_public_names() -> None:
+    """Benchmarks and examples use lrkit as its users can: no private module or name (one of
+    those would not be there in the next release)."""
+    assert SCRIPTS
+    bad = [f"{p.relative_to(SRC.parent)}:{b}" for p in SCRIPTS for b in _private_lrkit_imports(p)]
+    assert not bad, "private lrkit names imported by a script:\n" + "\n".join(bad)
+
+
+def test_a_private_name_in_a_script_is_found(tmp_path: Path) -> None:
+    script = tmp_path / "s.py"
+    script.write_text(
+        "import lrkit.finder\nfrom lrkit.finder.rules import _valley_on, edge\n"
+        "import lrkit.torch._finder as f\nfrom lrkit import __version__\n"
+    )
+    assert _private_lrkit_imports(script) == [
+        "2 lrkit.finder.rules:_valley_on",
+        "3 lrkit.torch._finder:None",
+    ]
+
+
 def test_allow_list_only_holds_real_exceptions() -> None:
     found = {_key(i) for i in _layer_violations() + _private_violations()}
     stale = sorted(set(ALLOWED) - found)

@@ -54,8 +54,8 @@ from variants import nested, oof, spread  # noqa: E402
 from lrkit.finder.probes import (  # noqa: E402
     PROBE_OFFSETS,
     PROBE_STEPS,
-    _blown_above,
     best_offset,
+    blown_above,
 )
 
 CHECKPOINTS = (15, 30, PROBE_STEPS)  # probe lengths read (steps); the finder's is the last
@@ -93,7 +93,7 @@ def run_task(args: tuple[dict[str, Any], list[float]]) -> list[list[dict[int, li
             first, ema = None, 0.0
             for k in range(k_max):
                 v = sweep_step(task, model, opt, data[k], lr)
-                if not math.isfinite(v) or (first is not None and v > _blown_above(first)):
+                if not math.isfinite(v) or (first is not None and v > blown_above(first)):
                     break
                 first = v if first is None else first
                 ema = 0.9 * ema + 0.1 * v

@@ -40,13 +40,13 @@ sys.path.insert(0, HERE)
 import fit_rule as F  # noqa: E402
 from replay import load, loss_at, optimizer_kind, oracle_curves, replay, score  # noqa: E402
 
-from lrkit.finder.rules import _points_per_decade, edge  # noqa: E402
+from lrkit.finder.rules import edge, smooth_curve  # noqa: E402
 from lrkit.finder.smoothing import robust_smooth  # noqa: E402
 
 
 def rise(x: np.ndarray, y: np.ndarray, frac: float) -> float:
     """First LR after the minimum of the smoothed curve where it exceeds min * (1 + frac)."""
-    r = robust_smooth(y, width=max(1, int(round(0.3 * _points_per_decade(x)))))
+    r = smooth_curve(x, y)
     m = int(np.argmin(r))
     thr = float(r[m]) * (1 + frac)
     j = m
@@ -61,11 +61,7 @@ def rise(x: np.ndarray, y: np.ndarray, frac: float) -> float:
 def parabola(x: np.ndarray, y: np.ndarray, *, held: bool, half: float = 0.5) -> float:
     """Vertex of the least-squares parabola of ln(loss) against log10(lr) over +-``half``
     decades around the minimum of the smoothed curve (kept within that window)."""
-    r = (
-        robust_smooth(y, width=max(1, int(round(0.3 * _points_per_decade(x)))))
-        if held
-        else (robust_smooth(y))
-    )
+    r = smooth_curve(x, y) if held else robust_smooth(y)
     m = int(np.argmin(r))
     lx = np.log10(x)
     sel = np.abs(lx - lx[m]) <= half

@@ -264,7 +264,7 @@ def test_probe_study_uses_the_finders_probes(zoo):
     from lrkit.finder import probes as core
 
     assert probes.PROBE_OFFSETS is core.PROBE_OFFSETS and probes.best_offset is core.best_offset
-    assert probes._blown_above is core._blown_above
+    assert probes.blown_above is core.blown_above
     assert probes.CHECKPOINTS[-1] == core.PROBE_STEPS
 
 

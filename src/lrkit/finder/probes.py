@@ -40,6 +40,7 @@ __all__ = [
     "PROBE_WEIGHT",
     "Probes",
     "best_offset",
+    "blown_above",
     "probe_lrs",
     "run_probes",
 ]
@@ -185,7 +186,7 @@ def run_probes(
             blown = False
             for _ in range(PROBE_STEPS):
                 v = _loss_of(step(lr))
-                if not math.isfinite(v) or (first is not None and v > _blown_above(first)):
+                if not math.isfinite(v) or (first is not None and v > blown_above(first)):
                     blown = True
                     break
                 first = v if first is None else first
@@ -200,7 +201,7 @@ def run_probes(
     return Probes(lr_min=float(lr_min), lrs=lrs, losses=tuple(losses))
 
 
-def _blown_above(first: float) -> float:
+def blown_above(first: float) -> float:
     """The training loss above which a probe that started at ``first`` has diverged:
     ``BLOWN`` times a first loss of at least 1e-3; ``(BLOWN - 1) * max(|first|, 1e-3)`` above
     a smaller one or one below 0 (a negative log-likelihood): the bound moves with ``first``
