@@ -1669,3 +1669,186 @@ def test_pytorch_style_positional_calls_say_what_to_give_by_keyword() -> None:
     with pytest.raises(ValueError, match=r"^mode must be one of 'min', 'max', got a SGD "):
         ReduceOnPlateau(opt, mode="min")  # not Python's "multiple values for 'mode'"
     assert lt.report(sched, value=0.5) == [sched]
+
+
+def test_a_sharded_optimizer_is_refused_in_one_line() -> None:
+    """An optimizer that keeps each rank's shard of the state in the optimizer it wraps (a
+    ZeroRedundancyOptimizer: ``consolidate_state_dict`` and ``optim``) is refused."""
+
+    class Sharded(torch.optim.Optimizer):
+        def __init__(self, params: Any) -> None:
+            self.optim = torch.optim.SGD(params, lr=0.1)
+            self.defaults = dict(self.optim.defaults)
+            self.param_groups = self.optim.param_groups
+            self.state = {}
+
+        def consolidate_state_dict(self, to: int = 0) -> None:
+            pass
+
+    model = torch.nn.Linear(2, 1)
+    with pytest.raises(ValueError) as info:
+        DivergenceGuard(model, optimizer=Sharded(model.parameters()))
+    assert str(info.value) == (
+        "optimizer: a Sharded keeps each rank's shard of the state in the optimizer it wraps, "
+        "and its state_dict() only after consolidate_state_dict() on every rank; "
+        "DivergenceGuard snapshots and restores whole optimizer states: guard a plain "
+        "optimizer (under DDP, each rank holds the whole state)"
+    )
+
+
+def test_a_restore_brings_back_tensor_betas_changed_in_place_since_the_snapshot() -> None:
+    """Adam's ``betas`` given as tensors (a tuple in the param group): a change made to them
+    in place after the snapshot is undone by a restore."""
+    model = torch.nn.Linear(2, 1)
+    betas = (torch.tensor(0.9), torch.tensor(0.99))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, betas=betas)
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=1)
+    assert guard.check(1.0)
+    betas[0].fill_(0.5)
+    betas[1].fill_(0.75)
+    assert guard.check(math.nan) is False
+    restored = opt.param_groups[0]["betas"]
+    assert isinstance(restored, tuple)
+    assert [float(b) for b in restored] == [pytest.approx(0.9), pytest.approx(0.99)]
+
+
+def test_a_restore_brings_back_lbfgs_history_lists_as_snapshotted() -> None:
+    """L-BFGS keeps its curvature history in lists it appends to at each step: a restore
+    gives back the lists (and their tensors) the snapshot held, not the ones grown since."""
+    model, x, y = _problem()
+    opt = torch.optim.LBFGS(model.parameters(), lr=0.1, max_iter=2, history_size=10)
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=1)
+
+    def closure() -> Any:
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+
+    p = next(model.parameters())
+    for _ in range(3):
+        assert guard.check(closure())
+        kept = _clone_state(dict(opt.state[p]))  # what this check's snapshot holds
+        opt.step(closure)
+    assert len(opt.state[p]["old_dirs"]) > len(kept["old_dirs"]) > 0
+    assert guard.check(math.nan) is False
+    restored = opt.state[p]
+    for key in ("old_dirs", "old_stps", "ro"):
+        assert len(restored[key]) == len(kept[key])
+        assert all(torch.equal(a, b) for a, b in zip(restored[key], kept[key], strict=True))
+
+
+def test_a_guard_without_the_lrkit_scheduler_of_its_optimizer_says_so_at_its_first_good_check():
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = lt.scheduler(opt, "constant(0.1)")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        guard = DivergenceGuard(model, optimizer=opt)
+        assert not _unattached_messages(rec)
+        assert guard.check(1.0)
+    assert len(_unattached_messages(rec)) == 1
+    assert sched.feedback is None
+
+
+def test_a_scheduler_without_report_is_refused_naming_what_the_guard_takes() -> None:
+    """An object with a ``feedback`` but no ``report`` (as lrkit.keras.LRScheduler, a Keras
+    callback) is not a scheduler the guard can join."""
+
+    class LRScheduler:
+        feedback = None
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    keras_style = LRScheduler()
+    with pytest.raises(ValueError) as info:
+        DivergenceGuard(model, optimizer=opt, scheduler=keras_style)
+    assert str(info.value) == (
+        "scheduler must be an lrkit.torch.scheduler(...) (with or without feedback=: the guard "
+        "adds its own controller), got LRScheduler"
+    )
+    assert keras_style.feedback is None
+
+
+def test_a_nonfinite_gradient_of_any_parameter_is_a_divergence() -> None:
+    """The exact test that follows a non-finite screen reads every gradient, not the first."""
+    model, x, y = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    guard = DivergenceGuard(model, optimizer=opt, max_restores=10)
+    params = list(model.parameters())
+    for p in params:
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        p.grad.view(-1)[-1] = math.nan
+        assert guard.check(1.0) is False
+    assert guard.restores == len(params)
+    assert [e["gradients"] for e in guard.events] == ["not finite"] * len(params)
+
+
+def test_a_restore_after_add_param_group_gives_the_older_groups_their_snapshot() -> None:
+    """Layers unfrozen after the newest snapshot: the groups the snapshot holds get back their
+    momentum buffers and their hyperparameters; the group added keeps its own."""
+    torch.manual_seed(0)
+    body, head = torch.nn.Linear(4, 4), torch.nn.Linear(4, 1)
+    model = torch.nn.Sequential(body, torch.nn.Tanh(), head)
+    opt = torch.optim.SGD(head.parameters(), lr=0.01, momentum=0.9)
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=1)
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    for _ in range(2):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        assert guard.check(1.0)
+        opt.step()
+    kept = [opt.state[p]["momentum_buffer"].clone() for p in head.parameters()]
+    opt.zero_grad()
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    assert guard.check(1.0)  # snapshots the buffers kept
+    opt.add_param_group({"params": body.parameters(), "lr": 0.001, "momentum": 0.5})
+    opt.param_groups[0]["momentum"] = 0.1
+    opt.zero_grad()
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    opt.step()
+    added = [opt.state[p]["momentum_buffer"].clone() for p in body.parameters()]
+    assert guard.check(math.nan) is False
+    for p, k in zip(head.parameters(), kept, strict=True):
+        assert torch.equal(opt.state[p]["momentum_buffer"], k)
+    for p, k in zip(body.parameters(), added, strict=True):
+        assert torch.equal(opt.state[p]["momentum_buffer"], k)
+    assert [g["momentum"] for g in opt.param_groups] == [0.9, 0.5]
+
+
+def test_a_restore_after_a_param_group_was_removed_says_to_snapshot_again() -> None:
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(
+        [{"params": model[0].parameters()}, {"params": model[2].parameters()}], lr=0.1
+    )
+    guard = DivergenceGuard(model, optimizer=opt)
+    opt.param_groups.pop()
+    with pytest.raises(RuntimeError) as info:
+        guard.check(math.nan)
+    assert str(info.value) == (
+        "DivergenceGuard: the optimizer's param groups changed since the last snapshot in a "
+        "way other than add_param_group; call guard.snapshot() after changing them"
+    )
+
+
+def test_a_non_persistent_buffer_put_back_by_replacement_stays_apart_from_the_snapshot():
+    """A buffer replaced (another dtype) after the snapshot is put back as a copy: updating it
+    in place afterwards leaves the snapshot as it was, so the next restore gives it back again."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(_RunningCentre())
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    guard = DivergenceGuard(model, optimizer=opt, snapshot_every=1, keep=1)
+    opt.zero_grad()
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    assert guard.check(loss)
+    kept = model[0].centre.clone()
+    opt.step()
+    model[0].centre = torch.full((4,), 7.0, dtype=torch.float64)
+    assert guard.check(math.nan) is False
+    model(x + 1.0)  # updates the running centre in place
+    assert not torch.equal(model[0].centre, kept)
+    assert guard.check(math.nan) is False
+    assert torch.equal(model[0].centre, kept)
