@@ -41,6 +41,22 @@ def test_restores_the_newest_and_drops_one_that_diverged_again_at_once() -> None
     assert list(book.snapshots) == [] and book.good == 0 and book.last_ok
 
 
+def test_a_snapshot_taken_after_a_restore_is_the_one_restored_next() -> None:
+    """A snapshot added between a restore and the next divergence (a guard's ``snapshot()``
+    after the param groups changed, as its error says) is a new state: restored at the next
+    divergence, not dropped as the restored state that diverged again."""
+    book: GuardBook[str] = GuardBook(DivergenceDetector(max_restores=5), keep=3)
+    book.add("a")
+    assert book.check(math.nan) == "restore"
+    assert book.to_restore() == "a"
+    book.add("b")
+    assert book.check(math.nan) == "restore"
+    assert book.to_restore() == "b"
+    assert list(book.snapshots) == ["a", "b"]
+    assert book.check(math.nan) == "restore"  # b diverged again at once: dropped
+    assert book.to_restore() == "a"
+
+
 def test_bad_arguments_are_one_line_value_errors() -> None:
     with pytest.raises(ValueError, match="snapshot_every must be an integer >= 1"):
         GuardBook(DivergenceDetector(), snapshot_every=0)

@@ -1277,8 +1277,11 @@ class GuardBook(Generic[Snap]):
         return False
 
     def add(self, snapshot: Snap) -> None:
-        """Keep ``snapshot`` as the newest restorable state (the oldest beyond ``keep`` goes)."""
+        """Keep ``snapshot`` as the newest restorable state (the oldest beyond ``keep`` goes).
+        It is restored at the next divergence, also one right after a restore: the state
+        restored then is no longer the newest, so it is not the one to drop."""
         self.snapshots.append(snapshot)
+        self.last_ok = True
 
     def to_restore(self, *, again: bool = False) -> Snap:
         """The snapshot to restore after a divergence. When the state restored last time

@@ -1832,6 +1832,24 @@ def test_a_restore_after_a_param_group_was_removed_says_to_snapshot_again() -> N
     )
 
 
+def test_a_snapshot_taken_right_after_a_restore_is_restored_at_the_next_divergence() -> None:
+    """``guard.snapshot()`` between a restore and the next divergence (as the error above
+    says to call it after changing the param groups) gives the state restored next: the
+    weights it was taken with, not the older snapshot's."""
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    guard = DivergenceGuard(model, optimizer=opt)
+    assert guard.check(1.0) and guard.check(math.nan) is False
+    with torch.no_grad():
+        model[0].weight.fill_(3.0)
+    taken = copy.deepcopy(model.state_dict())
+    guard.snapshot()
+    with torch.no_grad():
+        model[0].weight.fill_(-1.0)
+    assert guard.check(math.nan) is False
+    assert all(torch.equal(v, taken[k]) for k, v in model.state_dict().items())
+
+
 def test_a_non_persistent_buffer_put_back_by_replacement_stays_apart_from_the_snapshot():
     """A buffer replaced (another dtype) after the snapshot is put back as a copy: updating it
     in place afterwards leaves the snapshot as it was, so the next restore gives it back again."""
