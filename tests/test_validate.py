@@ -153,6 +153,28 @@ def test_a_number_given_as_text_is_refused_with_what_to_write(text: str, hint: s
         assert yaml.safe_load(hint.split("write ")[1].rstrip(")")) == float(text)
 
 
+def test_a_schedule_given_where_a_number_goes_says_where_a_schedule_goes() -> None:
+    """``warmup(cosine(...), ...)``, in Python or in a spec: the schedule is refused as
+    ``start_lr`` with the composites that take one; the spec itself parses with them."""
+    from lrkit import schedules as S
+
+    hint = (
+        " (a schedule where a number goes: with_warmup(schedule, warmup_steps=N) warms up "
+        "into a schedule, join([...], boundaries=[...]) chains schedules)"
+    )
+    cos = S.cosine(0.1, total_steps=100)
+    with pytest.raises(ValueError) as info:
+        S.warmup(cos, end_lr=0.1, warmup_steps=10)
+    assert str(info.value) == f"start_lr must be a finite real number, got {cos!r}{hint}"
+    with pytest.raises(ValueError) as info:
+        S.parse("warmup(cosine(0.1, 100), 0.1, 10)")
+    assert hint in str(info.value)
+    assert S.parse("with_warmup(cosine(0.1, 100), warmup_steps=10)")(5) == pytest.approx(0.05)
+    with pytest.raises(ValueError) as info:
+        V.number("lr", object())
+    assert "a schedule" not in str(info.value)
+
+
 @pytest.mark.parametrize("maximum", [None, 2**53])
 def test_an_integer_given_as_text_is_refused_with_what_to_write(maximum: int | None) -> None:
     yaml = pytest.importorskip("yaml")

@@ -69,6 +69,17 @@ def _brief_int(value: Any) -> str:
     return fmt(value)
 
 
+def _schedule_hint(value: Any) -> str:
+    """For a schedule given where a number goes (``warmup(cosine(...), ...)``): where a
+    schedule goes instead."""
+    if not type(value).__module__.startswith("lrkit.schedules"):
+        return ""
+    return (
+        " (a schedule where a number goes: with_warmup(schedule, warmup_steps=N) warms up "
+        "into a schedule, join([...], boundaries=[...]) chains schedules)"
+    )
+
+
 def _text_hint(value: Any) -> str:
     """For a number that arrived as text (YAML 1.1, PyYAML's, reads ``3e-4`` as a string)."""
     if not isinstance(value, str):
@@ -133,7 +144,8 @@ def number(name: str, value: Any) -> float:
                 raise ValueError(f"{name} must be a finite real number, got {fmt(value)}") from None
         else:
             raise ValueError(
-                f"{name} must be a finite real number, got {fmt(value)}{_text_hint(value)}"
+                f"{name} must be a finite real number, got {fmt(value)}"
+                f"{_text_hint(value)}{_schedule_hint(value)}"
             )
     try:
         v = float(value)

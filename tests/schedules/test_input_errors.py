@@ -723,3 +723,91 @@ def test_a_schedule_called_with_no_step_says_what_to_give_keras() -> None:
         "Cosine.__call__() takes the step and got none (a Keras optimizer calls a plain "
         "callable learning rate with no argument): give Keras lrkit.keras.schedule(schedule)"
     )
+
+
+def test_a_hyphenated_bare_word_is_one_value_the_family_names_in_its_error() -> None:
+    with pytest.raises(S.SpecError) as info:
+        S.parse("cyclic(0.01, 0.1, mode=exp-range)")
+    assert info.value.pos == 23
+    assert str(info.value).splitlines()[0] == (
+        "invalid schedule spec at position 23: cyclic(): mode must be one of 'triangular', "
+        "'triangular2', 'exp_range', got 'exp-range'"
+    )
+
+
+def test_a_spec_with_a_function_schedule_is_refused_at_the_one_holding_the_callable() -> None:
+    spec = "add(function(fn=f, lr=1.0), function(fn=<lambda>, lr=1.0))"
+    with pytest.raises(S.SpecError) as info:
+        S.parse(spec)
+    assert info.value.pos == spec.rindex("function(") == 28
+    assert "a function schedule holds a Python callable" in str(info.value)
+
+
+def test_a_name_ending_in_function_is_not_taken_for_a_function_schedule() -> None:
+    spec = "add(constant(0.1), my_function(<x>))"
+    with pytest.raises(S.SpecError) as info:
+        S.parse(spec)
+    assert str(info.value).splitlines()[0] == (
+        "invalid schedule spec at position 31: unexpected character '<'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: S.polynomial(0.1, total_steps=10, end_lr=-0.01),
+            "end_lr must be >= 0 (allowed range: [0, inf)), got -0.01",
+        ),
+        (
+            lambda: S.onecycle_momentum(100, base_momentum=1.5),
+            "base_momentum must be in [0.0, 1.0], got 1.5",
+        ),
+        (
+            lambda: S.piecewise_constant([10], values=[0.1, -0.2]),
+            "values[1] must be >= 0 (allowed range: [0, inf)), got -0.2",
+        ),
+        (
+            lambda: S.piecewise_constant([10, 20], values=[0.1, 0.2]),
+            "values must have len(boundaries) + 1 = 3 entries, got 2",
+        ),
+        (
+            lambda: S.wsd(0.1, total_steps=10, warmup_steps=5, decay_steps=6),
+            "warmup_steps + decay_steps must be <= total_steps (allowed range for decay_steps: "
+            "[0, 5]), got warmup_steps=5, decay_steps=6, total_steps=10",
+        ),
+        (
+            lambda: S.onecycle(0.1, total_steps=100, pct_start=0.01, three_phase=True),
+            "pct_start and total_steps give phase 1 of the cycle no width (it starts and ends at "
+            "step 0.0; PyTorch's OneCycleLR divides by zero there): pct_start must be in [0, 1] "
+            "with pct_start * total_steps != 1 and 2 * pct_start * total_steps - 2 != "
+            "total_steps - 1, got pct_start=0.01, total_steps=100",
+        ),
+    ],
+    ids=[
+        "polynomial-end_lr",
+        "momentum-base",
+        "piecewise-value",
+        "piecewise-count",
+        "wsd-decay-range",
+        "onecycle-three-phase",
+    ],
+)
+def test_a_family_argument_out_of_range_is_named_with_its_range(make, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError) as info:
+        make()
+    assert str(info.value) == message
+
+
+def test_cyclic_with_no_steps_down_is_a_sawtooth() -> None:
+    s = S.cyclic(0.0, max_lr=1.0, step_size_up=4, step_size_down=0)
+    expected = [0.0, 0.25, 0.5, 0.75] * 2
+    assert [s(t) for t in range(8)] == expected
+    assert s.values(range(8)).tolist() == expected
+    assert S.parse(str(s)) == s
+
+
+def test_wsd_of_two_steps_keeps_one_step_of_decay_by_default() -> None:
+    s = S.wsd(0.1, total_steps=2)
+    assert s.decay_steps == 1
+    assert [s(t) for t in range(3)] == [0.1, 0.1, 0.0]

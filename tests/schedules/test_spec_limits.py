@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import numpy as np
@@ -144,3 +146,74 @@ def test_a_dict_one_level_past_the_limit_is_refused_in_one_line() -> None:
     with pytest.raises(ValueError) as err:
         S.from_dict(_scale_dicts(MAX_DEPTH + 1))
     assert str(err.value) == f"d: schedules and lists nested more than {MAX_DEPTH} deep"
+
+
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("cosine(.5, 10, eta_min=.05)", S.cosine(0.5, total_steps=10, eta_min=0.05)),
+        ("cosine(1., 10, eta_min=-.0)", S.cosine(1.0, total_steps=10, eta_min=0.0)),
+        ("exponential(.1, .9)", S.exponential(0.1, gamma=0.9)),
+    ],
+)  # fmt: skip
+def test_a_spec_number_may_leave_out_the_digits_on_one_side_of_the_point(
+    spec: str, expected: S.Schedule
+) -> None:
+    assert S.parse(spec) == expected
+
+
+@pytest.mark.parametrize(
+    "word,value",
+    [("true", True), ("True", True), ("false", False), ("False", False)],
+)
+def test_a_spec_reads_true_and_false_in_either_case(word: str, value: bool) -> None:
+    assert S.parse(f"polynomial(0.1, 10, cycle={word})").cycle is value
+    assert S.parse(f"onecycle(0.1, 100, three_phase={word})").three_phase is value
+
+
+@pytest.mark.parametrize("word", ["none", "None", "null"])
+def test_a_spec_reads_none_in_every_spelling(word: str) -> None:
+    assert S.parse(f"clamp(constant(0.1), min_lr={word}, max_lr=0.05)") == S.clamp(
+        S.constant(0.1), max_lr=0.05
+    )
+
+
+@pytest.mark.parametrize("sign", ["", "+", "-"])
+def test_a_huge_integer_counts_its_digits_without_the_sign(sign: str) -> None:
+    with pytest.raises(S.SpecError) as info:
+        S.parse("constant(" + sign + "1" * 5000 + ")")
+    assert info.value.pos == 9
+    assert str(info.value).splitlines()[0] == (
+        "invalid schedule spec at position 9: integer with 5000 digits (at most 4300)"
+    )
+
+
+def test_a_spec_cut_by_a_single_character_is_still_marked_cut() -> None:
+    # the position is 10; the part shown ends 60 characters after it, one short of the end
+    spec = "multistep(-1, milestones=[3]" + " " * 42 + ")"
+    assert len(spec) == 10 + 60 + 1
+    with pytest.raises(S.SpecError) as info:
+        S.parse(spec)
+    assert info.value.pos == 10
+    _, shown, caret = str(info.value).split("\n")
+    assert shown == "  " + spec[:-1] + "..."
+    assert caret == " " * 12 + "^"
+
+
+def test_an_attribute_set_on_a_spec_error_survives_pickle_and_copy() -> None:
+    with pytest.raises(S.SpecError) as info:
+        S.parse("cosine(0.1, 100")
+    err = info.value
+    err.source = "train.yaml: schedule"  # type: ignore[attr-defined]
+    for again in (pickle.loads(pickle.dumps(err)), copy.copy(err), copy.deepcopy(err)):
+        assert again.source == "train.yaml: schedule"
+        assert str(again) == str(err) and again.pos == 15
+
+
+def test_list_items_without_a_comma_between_them_are_a_spec_error() -> None:
+    with pytest.raises(S.SpecError) as info:
+        S.parse("multistep(0.1, milestones=[3 5])")
+    assert info.value.pos == 29
+    assert str(info.value).splitlines()[0] == (
+        "invalid schedule spec at position 29: expected ',' or ']', found '5'"
+    )
