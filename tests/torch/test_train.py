@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import time
 from typing import Any
 
 import numpy as np
@@ -572,17 +573,18 @@ def test_seed_all_seeds_torch_numpy_and_python_random() -> None:
     assert draws() == first
 
 
-def test_evaluate_gives_no_accuracy_for_two_column_outputs_against_float_targets() -> None:
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_evaluate_gives_no_accuracy_for_two_column_outputs_against_float_targets(dtype) -> None:
     """Two-column outputs scored against float targets (a regression that reads the first
     column) are not classification batches, even with targets that look like class indices:
     the accuracy is NaN, the loss the mean over the examples."""
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
     x = torch.randn(8, 3)
-    y = torch.tensor([0.0, 1.0] * 4)
+    y = torch.tensor([0.0, 1.0] * 4, dtype=dtype)
 
     def first_column(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.mse_loss(out[:, 0], y)
+        return torch.nn.functional.mse_loss(out[:, 0].to(y.dtype), y)
 
     loss, acc = evaluate(model, loss_fn=first_column, data=[(x, y)])
     with torch.no_grad():
@@ -592,10 +594,10 @@ def test_evaluate_gives_no_accuracy_for_two_column_outputs_against_float_targets
 
 def test_evaluate_counts_a_batch_with_a_zero_dimensional_target_as_one_example() -> None:
     """A batch whose target is a 0-d tensor is one example: the loss is the mean over such
-    batches."""
+    batches, whatever the size of its input."""
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
-    data = [(torch.randn(3), torch.tensor(float(i))) for i in range(3)]
+    data = [(torch.randn(i + 1, 3), torch.tensor(float(i))) for i in range(3)]
 
     def squared(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (out.sum() - y) ** 2
@@ -613,7 +615,8 @@ def test_a_failed_first_step_puts_a_schedule_free_optimizer_back_in_eval_mode() 
     from lrkit.torch import schedule_free
 
     model, _, loss_fn, data = _task()
-    opt = schedule_free(model.parameters(), lr=0.1)
+    # at this LR, optimizer.train() then optimizer.eval() do not give these weights back exactly
+    opt = schedule_free(model.parameters(), lr=1.0)
     fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=3)
     opt.eval()
     before = [p.detach().clone() for p in model.parameters()]
@@ -632,3 +635,231 @@ def test_fit_refuses_zero_epochs_in_one_line() -> None:
     model, opt, loss_fn, data = _task()
     with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         fit(model, optimizer=opt, loss_fn=loss_fn, data=data, epochs=0)
+
+
+def test_history_final_loss_averages_the_last_tenth_by_default() -> None:
+    hist = History(losses=[float(i) for i in range(20)])
+    assert hist.final_loss() == 18.5 and hist.final_loss(0.1) == 18.5
+
+
+def test_steps_per_epoch_below_one_is_refused_naming_it() -> None:
+    model, opt, loss_fn, data = _task()
+    stream = iter(data)
+    with pytest.raises(ValueError, match=r"^steps_per_epoch must be an integer >= 1"):
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=stream, epochs=1, steps_per_epoch=0)
+    assert next(stream) is data[0]  # nothing drawn
+
+
+class _NoZeroGrad:
+    def __init__(self, params: Any) -> None:
+        self.param_groups = [{"params": list(params), "lr": 0.1}]
+
+    def step(self) -> None:
+        pass
+
+
+class _NoParamGroups:
+    def step(self) -> None:
+        pass
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", [_NoZeroGrad, _NoParamGroups])
+def test_an_optimizer_without_zero_grad_or_param_groups_is_refused_naming_it(kind) -> None:
+    model, _, loss_fn, data = _task()
+    opt = kind(model.parameters()) if kind is _NoZeroGrad else kind()
+    with pytest.raises(ValueError) as info:
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=2)
+    assert str(info.value) == (
+        "optimizer must be a torch optimizer (param_groups, step(), zero_grad()), "
+        f"got {kind.__name__}"
+    )
+
+
+def test_fit_takes_a_schedule_as_its_to_dict_dict() -> None:
+    schedule = S.cosine(0.5, total_steps=4)
+    model, opt, loss_fn, data = _task()
+    hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=4,
+               schedule=schedule.to_dict())  # fmt: skip
+    assert hist.lrs == [float(schedule(k)) for k in range(4)]
+
+
+def test_fit_stops_before_the_update_of_an_infinite_loss() -> None:
+    model, opt, _, data = _task()
+    calls = []
+
+    def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        value = torch.nn.functional.cross_entropy(out, y)
+        return value * (math.inf if len(calls) == 2 else 1.0)
+
+    hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=10)
+    assert hist.diverged and hist.losses[-1] == math.inf and hist.steps == 1
+
+
+def test_fit_puts_the_model_in_train_mode() -> None:
+    model, opt, loss_fn, data = _task()
+    model.eval()
+    fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=1)
+    assert model.training
+
+
+def test_on_epoch_is_called_for_a_last_pass_cut_short_by_steps() -> None:
+    model, opt, loss_fn, data = _task()
+    epochs: list[int] = []
+    hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=6, on_epoch=epochs.append)
+    assert epochs == [0, 1] and hist.epochs == 2 and hist.steps == 6
+
+
+def test_a_one_shot_iterator_that_runs_out_of_epochs_names_the_passes_and_epochs() -> None:
+    model, opt, loss_fn, data = _task()
+    stream = iter(data * 2)
+    with pytest.warns(DataRanOutWarning) as caught:
+        hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=lambda: stream, epochs=5,
+                   steps_per_epoch=4)  # fmt: skip
+    assert str(caught[0].message).startswith(
+        "fit: data ran out after 8 steps (2 passes; epochs=5 asked for more): "
+    )
+    assert caught[0].filename == __file__  # the warning points at the call of fit
+    assert hist.epochs == 2 and hist.steps == 8
+    with pytest.warns(DataRanOutWarning, match=r"\(1 pass; steps=10 asked for more\)"):
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=iter(data), steps=10, epochs=5)
+
+
+def _mixed_modes_model() -> torch.nn.Module:
+    """A model in train mode whose first layer is in eval mode."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Dropout(0.5))
+    model.train()
+    model[0].eval()
+    return model
+
+
+def _modes(model: torch.nn.Module) -> list[bool]:
+    return [m.training for m in model.modules()]
+
+
+def test_an_interrupted_first_step_puts_back_the_optimizer_and_every_modules_mode() -> None:
+    """A KeyboardInterrupt in the first step puts back what an error does, submodules'
+    modes included."""
+    _, _, _, data = _task()
+    model = _mixed_modes_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    before = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+
+    def interrupted(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, optimizer=opt, loss_fn=interrupted, data=data, steps=3,
+            schedule="constant(0.5)")  # fmt: skip
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == before
+    assert _modes(model) == [True, False, True]
+
+
+def test_evaluate_runs_in_eval_mode_without_gradients_and_restores_every_modules_mode() -> None:
+    _, _, loss_fn, data = _task()
+    model = _mixed_modes_model()
+    seen: list[tuple[bool, bool]] = []
+
+    def recording(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        seen.append((torch.is_grad_enabled(), any(_modes(model))))
+        return loss_fn(out, y)
+
+    loss, _ = evaluate(model, loss_fn=recording, data=data[:1])
+    x, y = data[0]
+    with torch.no_grad():
+        assert loss == float(loss_fn(model[0](x), y))  # dropout off: the plain layer's output
+    assert seen == [(False, False)] and _modes(model) == [True, False, True]
+
+
+def test_evaluate_restores_the_modes_when_the_loss_fails() -> None:
+    _, _, _, data = _task()
+    model = _mixed_modes_model()
+
+    def failing(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("loss failed")
+
+    with pytest.raises(RuntimeError, match="^loss failed$"):
+        evaluate(model, loss_fn=failing, data=data)
+    assert _modes(model) == [True, False, True]
+
+
+def test_evaluate_refuses_a_loss_fn_that_is_not_callable() -> None:
+    model, _, _, data = _task()
+    with pytest.raises(TypeError, match=r"^loss_fn must be a callable loss_fn\(output, target\)"):
+        evaluate(model, loss_fn=3, data=data)  # type: ignore[arg-type]
+
+
+def test_history_seconds_is_the_time_fit_took() -> None:
+    model, opt, loss_fn, data = _task()
+    before = time.perf_counter()
+    seconds = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=2).seconds
+    assert 0 < seconds <= time.perf_counter() - before  # the clock fit reads
+
+
+def test_a_schedule_list_of_the_wrong_length_is_refused_before_any_batch_is_drawn() -> None:
+    model, opt, loss_fn, data = _task()
+    stream = iter(data)
+    with pytest.raises(ValueError, match=r"^schedule: a list needs one schedule per param group"):
+        fit(model, optimizer=opt, loss_fn=loss_fn, data=stream, steps=2,
+            schedule=["constant(0.1)"] * 2)  # fmt: skip
+    assert next(stream) is data[0]  # nothing drawn
+
+
+class _FirstBatchOnly(torch.nn.Module):
+    """A linear layer plus a bias that only the first forward uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = torch.nn.Linear(3, 2)
+        self.extra = torch.nn.Parameter(torch.zeros(2))
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.linear(x) + self.extra if self.calls == 1 else self.linear(x)
+
+
+def test_a_parameter_without_a_gradient_at_a_step_is_not_moved_by_momentum() -> None:
+    """Gradients are cleared to None: a parameter the loss of a step does not use gets no
+    update at that step, as in the loop with zero_grad(set_to_none=True)."""
+    _, _, loss_fn, data = _task()
+    model = _FirstBatchOnly()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=1)
+    after_one = model.extra.detach().clone()
+    fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=3)
+    assert not torch.equal(after_one, torch.zeros(2)) and torch.equal(model.extra, after_one)
+    assert model.extra.grad is None
+
+
+def test_on_step_runs_after_the_scheduler_stepped() -> None:
+    """When on_step(k, loss) runs, the step is complete: the scheduler has counted it and the
+    optimizer holds the LR of the next step."""
+    schedule = S.cosine(0.5, total_steps=4)
+    model, opt, loss_fn, data = _task()
+    sched = scheduler(opt, schedule)
+    seen: list[tuple[int, int, float]] = []
+
+    def record(k: int, loss: float) -> None:
+        seen.append((k, sched.current_step, opt.param_groups[0]["lr"]))
+
+    fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=3, schedule=sched, on_step=record)
+    assert seen == [(k, k, float(schedule(k))) for k in (1, 2, 3)]
+
+
+def test_evaluate_gives_no_accuracy_for_outputs_that_are_not_two_dimensional() -> None:
+    """Per-position class scores (batch, classes, length) against integer labels are not a
+    2-d classification batch: the accuracy is NaN."""
+    torch.manual_seed(0)
+    model = torch.nn.Conv1d(3, 2, kernel_size=1)
+    x = torch.randn(4, 3, 5)
+    y = torch.ones(4, 5, dtype=torch.long)
+    loss, acc = evaluate(model, loss_fn=torch.nn.functional.cross_entropy, data=[(x, y)])
+    with torch.no_grad():
+        assert loss == float(torch.nn.functional.cross_entropy(model(x), y))
+    assert math.isnan(acc)
