@@ -970,3 +970,47 @@ def test_plateau_arguments_given_in_optax_contribs_order_get_the_call_with_keywo
         reduce_on_plateau(0.5)
     with pytest.raises(TypeError, match=r"but 2 were given; give the others by keyword \("):
         reduce_on_plateau("min", 0.5)  # lrkit's own order: not read as optax's factor
+
+
+@pytest.mark.parametrize("mode, best", [("min", np.inf), ("max", -np.inf)])
+def test_reduce_on_plateau_starts_from_a_fresh_state(mode: str, best: float) -> None:
+    """A fresh state: scale 1, no best yet (+inf for "min", -inf for "max"), every counter 0."""
+    state = lo.reduce_on_plateau(mode, accumulation_size=3).init({"w": jnp.ones(2)})
+    assert float(state.scale) == 1.0 and float(state.best) == best
+    assert not bool(state.has_best) and float(state.acc_total) == 0.0
+    counters = ("num_bad", "cooldown_counter", "acc_count", "num_updates", "num_reductions")
+    assert [int(getattr(state, name)) for name in counters] == [0] * 5
+    assert [getattr(state, name).dtype for name in counters] == [jnp.int32] * 5
+
+
+def test_reduce_on_plateau_given_an_integer_first_argument_points_to_factor_too() -> None:
+    with pytest.raises(ValueError) as info:
+        lo.reduce_on_plateau(1)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "mode must be one of 'min', 'max', got 1 (optax.contrib.reduce_on_plateau's first "
+        "argument is factor; here pass factor=1)"
+    )
+
+
+def test_reduce_on_plateau_with_factor_0_cuts_the_updates_to_0_once() -> None:
+    """factor=0 (the controller accepts it) zeroes the updates at the first plateau; the
+    scale then sits at its floor and no further cut is counted."""
+    vals = [1.0, 2.0, 3.0, 4.0]
+    got, u0, (state, _) = _run_tx(lo.reduce_on_plateau(factor=0.0, patience=0), vals)
+    ref, ctl = _reference_scales(vals, factor=0.0, patience=0)
+    assert got.tolist() == u0.tolist() == ref.tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert int(state.num_reductions) == len(ctl.reductions) == 1
+
+
+@pytest.mark.parametrize("evaluation", ["table", "host", "formula"])
+def test_a_schedule_function_given_where_a_schedule_goes_points_to_the_one_it_wraps(
+    evaluation: str,
+) -> None:
+    s = S.cosine(0.1, total_steps=10)
+    fn = lo.schedule(s, evaluation=evaluation)
+    assert fn.lrkit_schedule is s
+    with pytest.raises(ValueError) as info:
+        lo.schedule(fn)
+    msg = str(info.value)
+    assert msg.startswith("schedule must be a lrkit schedule, a spec string or a to_dict() dict")
+    assert msg.endswith(" (it wraps one: give that, its .lrkit_schedule)")

@@ -377,6 +377,15 @@ def _sgd_steps(**kw):
             ).gradient_transformation(),
             "momentum",
         ),
+        (
+            lambda **kw: optax.chain(
+                optax.inject_hyperparams(optax.adam, static_args=("learning_rate",))(
+                    learning_rate=1e-3
+                ),
+                optax.inject_hyperparams(optax.sgd)(momentum=0.9, **kw),
+            ),
+            "momentum",
+        ),
     ],
     ids=[
         "sgd",
@@ -393,6 +402,7 @@ def _sgd_steps(**kw):
         "multisteps-sgd",
         "multisteps-adam",
         "multisteps-sgd-static-momentum",
+        "chain-static-lr-adam-then-sgd-momentum",
     ],  # fmt: skip
 )
 def test_the_family_of_an_injected_transformation_is_that_of_its_factory(build, family):
@@ -800,3 +810,109 @@ def test_the_generator_of_a_shuffled_probe_data_loader_is_put_back():
     before = g.get_state().clone()
     find_lr(_loss, _params(), optax.adam, _data(), probe_data=probe, num_iter=10, warn=False)
     assert torch.equal(g.get_state(), before)
+
+
+def test_jit_false_runs_loss_fn_on_the_batches_themselves():
+    """jit=False runs the step eagerly (to debug loss_fn): loss_fn can read the batch it is
+    given as numbers, which a traced batch under jit=True cannot give."""
+    data = _data()
+    seen = []
+
+    def reading(p, batch):
+        seen.append(float(jnp.sum(batch[1])))
+        return _loss(p, batch)
+
+    res = find_lr(reading, _params(), optax.adam, data, num_iter=12, eval_batches=0, jit=False)
+    sums = [float(jnp.sum(b[1])) for b in data]
+    trained = [s for s in seen if s in sums]
+    assert len(trained) >= res.steps
+    assert trained[: res.steps] == list(itertools.islice(itertools.cycle(sums), res.steps))
+
+
+@pytest.mark.parametrize("name", ["val_data", "probe_data"])
+def test_held_batches_loss_fn_cannot_score_are_a_value_error_naming_them(name):
+    """A first val_data or probe_data batch loss_fn cannot score, where it scores data's, is
+    refused before any step in one line naming the argument it came from."""
+    x, y = _data(64, seed=1)[0]
+    with pytest.raises(ValueError) as info:
+        find_lr(_loss, _params(), optax.adam, _data(), num_iter=12, **{name: [(x[:, :3], y)]})
+    msg = str(info.value)
+    assert msg.startswith(f"{name}: the loss could not be computed on its first batch (")
+    assert msg.endswith(
+        f"{name} must be batches loss_fn(params, batch) accepts, laid out as data's are"
+    )
+    assert "\n" not in msg
+
+
+def test_the_step_is_compiled_by_default():
+    """By default (jit=True) loss_fn is traced, not called at each step: its Python body runs
+    a few times in all, while jit=False runs it at every step."""
+    calls = {True: 0, False: 0}
+
+    def counting(p, batch, *, jit):
+        calls[jit] += 1
+        return _loss(p, batch)
+
+    opts = dict(num_iter=30, eval_batches=0, stop_early=False, max_extra_iter=0, warn=False)
+    compiled = find_lr(
+        functools.partial(counting, jit=True), _params(), optax.adam, _data(), **opts
+    )
+    eager = find_lr(
+        functools.partial(counting, jit=False), _params(), optax.adam, _data(), jit=False, **opts
+    )
+    assert compiled.steps == eager.steps == 30
+    assert calls[True] < 5 and calls[False] > 30
+
+
+def test_an_integer_learning_rate_is_swept_in_the_float64_of_float64_params():
+    """An injected integer LR (learning_rate=1) is held in the params' float64 under
+    jax_enable_x64: each LR is applied exactly as recorded, not rounded to float32."""
+    _assert_float64_lrs_applied_as_recorded(
+        lambda: optax.inject_hyperparams(optax.sgd)(learning_rate=1)
+    )
+
+
+def test_a_held_loss_is_the_mean_over_the_held_batches():
+    """Each held loss is the mean of loss_fn over the eval_batches held batches (a loss that
+    does not depend on params scores the same at every evaluation)."""
+    data = _data(n=192)
+
+    def fixed(p, batch):
+        return jnp.mean(batch[1] ** 2) + 0.0 * jnp.sum(p["w"])
+
+    res = find_lr(
+        fixed,
+        _params(),
+        optax.adam,
+        data,
+        num_iter=20,
+        eval_batches=3,
+        stop_early=False,
+        max_extra_iter=0,
+        warn=False,
+    )
+    mean = sum(float(fixed(_params(), b)) for b in data[:3]) / 3
+    assert len(res.held_losses) > 1
+    assert res.held_losses.tolist() == [mean] * len(res.held_losses)
+
+
+def test_every_probe_trains_from_the_initial_params():
+    """Each probe is plain SGD at its constant LR for its steps from the initial params, on
+    data's batches from the first, scored by the mean loss over probe_data."""
+    data, probe = _data(), _data(n=64, seed=1)
+    res = find_lr(_loss, _params(), optax.sgd, data, probe_data=probe, num_iter=20, warn=False)
+    grad = jax.jit(jax.grad(_loss))
+
+    def by_hand(lr):
+        p = jax.tree_util.tree_map(jnp.asarray, _params())
+        for batch in itertools.islice(itertools.cycle(data), res.probes.steps):
+            g = grad(p, batch)
+            p = jax.tree_util.tree_map(lambda w, d: w - np.float32(lr) * d, p, g)
+        return float(np.mean([float(_loss(p, b)) for b in probe]))
+
+    finite = [
+        (lr, loss) for lr, loss in zip(res.probes.lrs, res.probes.losses) if np.isfinite(loss)
+    ]
+    assert len(finite) >= 2
+    for lr, loss in finite:
+        assert loss == pytest.approx(by_hand(lr), rel=1e-4)
