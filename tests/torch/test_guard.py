@@ -1608,6 +1608,15 @@ def test_a_guard_without_the_lrkit_scheduler_of_its_optimizer_says_its_cuts_are_
     assert rec[0].filename == __file__
     sched.step()
     assert opt.param_groups[0]["lr"] == 0.1  # what the warning says: the cut is gone
+    # a first check that is good says it too
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = lt.scheduler(opt, "constant(0.1)")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        guard = DivergenceGuard(model, optimizer=opt)
+        assert guard.check(1.0)
+    assert len(_unattached_messages(rec)) == 1
+    assert sched.feedback is None  # the guard did not join it
     # built before the scheduler: said at the first restore
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with warnings.catch_warnings(record=True) as rec:
@@ -1736,19 +1745,6 @@ def test_a_restore_brings_back_lbfgs_history_lists_as_snapshotted() -> None:
     for key in ("old_dirs", "old_stps", "ro"):
         assert len(restored[key]) == len(kept[key])
         assert all(torch.equal(a, b) for a, b in zip(restored[key], kept[key], strict=True))
-
-
-def test_a_guard_without_the_lrkit_scheduler_of_its_optimizer_says_so_at_its_first_good_check():
-    model = torch.nn.Linear(3, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    sched = lt.scheduler(opt, "constant(0.1)")
-    with warnings.catch_warnings(record=True) as rec:
-        warnings.simplefilter("always")
-        guard = DivergenceGuard(model, optimizer=opt)
-        assert not _unattached_messages(rec)
-        assert guard.check(1.0)
-    assert len(_unattached_messages(rec)) == 1
-    assert sched.feedback is None
 
 
 def test_a_scheduler_without_report_is_refused_naming_what_the_guard_takes() -> None:

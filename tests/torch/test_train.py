@@ -508,15 +508,21 @@ def test_evaluate_takes_the_data_fit_takes_and_the_advice_its_error_gives() -> N
         evaluate(model, loss_fn=loss_fn, data=lambda: 3)
 
 
-def test_fit_with_stop_on_nonfinite_false_trains_through_a_nan_loss() -> None:
-    model, opt, _, data = _task()
+def _second_loss_times(factor: float) -> Any:
+    """A cross-entropy loss_fn whose second call's loss is multiplied by ``factor``."""
     calls = []
 
     def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         calls.append(1)
         value = torch.nn.functional.cross_entropy(out, y)
-        return value * (math.nan if len(calls) == 2 else 1.0)
+        return value * (factor if len(calls) == 2 else 1.0)
 
+    return loss_fn
+
+
+def test_fit_with_stop_on_nonfinite_false_trains_through_a_nan_loss() -> None:
+    model, opt, _, data = _task()
+    loss_fn = _second_loss_times(math.nan)
     steps: list[int] = []
     hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=4,
                stop_on_nonfinite=False, on_step=lambda k, v: steps.append(k))  # fmt: skip
@@ -688,14 +694,7 @@ def test_fit_takes_a_schedule_as_its_to_dict_dict() -> None:
 
 def test_fit_stops_before_the_update_of_an_infinite_loss() -> None:
     model, opt, _, data = _task()
-    calls = []
-
-    def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        calls.append(1)
-        value = torch.nn.functional.cross_entropy(out, y)
-        return value * (math.inf if len(calls) == 2 else 1.0)
-
-    hist = fit(model, optimizer=opt, loss_fn=loss_fn, data=data, steps=10)
+    hist = fit(model, optimizer=opt, loss_fn=_second_loss_times(math.inf), data=data, steps=10)
     assert hist.diverged and hist.losses[-1] == math.inf and hist.steps == 1
 
 
