@@ -505,3 +505,34 @@ def test_a_value_table_of_a_function_composite_refuses_a_nan_step():
             match=r" must be >= 0 at every step \(a learning rate\), got nan at step 10\d\d$",
         ):
             value_table(s, limit=1100)
+
+
+@pytest.mark.parametrize("three_phase", [False, True])
+def test_a_one_cycle_in_another_array_namespace_holds_its_last_value_past_the_end(three_phase):
+    jnp = pytest.importorskip("jax.numpy")
+    s = S.onecycle(0.1, total_steps=100, three_phase=three_phase)
+    steps = [0.0, 50.0, 99.0, 100.0, 150.0, 1e6]
+    got = np.asarray(s.values(np.asarray(steps), xp=jnp), dtype=np.float64)
+    np.testing.assert_allclose(got, s.values(steps), rtol=1e-6)
+    assert s.values(steps)[3:].tolist() == [s(99)] * 3
+
+
+def test_a_wsd_with_square_root_shapes_has_a_finite_derivative_at_every_step():
+    """The 1-sqrt warmup and decay are flat where the ramp is done or the decay not begun:
+    their derivative with respect to the step is 0 there, not NaN from sqrt's slope at 0."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    s = S.wsd(1.0, total_steps=10, warmup_steps=2, warmup="1-sqrt")
+    slope = jax.grad(lambda t: s.values(t, xp=jnp))
+    got = [float(slope(jnp.float32(t))) for t in (0.0, 1.0, 2.0, 5.0, 9.0, 10.0, 12.0)]
+    assert got == pytest.approx([0.25, 0.5**1.5, 0.0, 0.0, -(0.5**1.5), 0.0, 0.0], rel=1e-6)
+
+
+def test_inverse_sqrt_without_warmup_computes_no_ramp_and_warns_of_nothing():
+    s = S.inverse_sqrt(0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 0 / 0 of a ramp over 0 steps
+        got = s.values([0, 5, 100]).tolist()
+    want = [0.1, 0.1 * math.sqrt(10_000 / 10_005), 0.1 * math.sqrt(10_000 / 10_100)]
+    assert got == [s(0), s(5), s(100)] == want

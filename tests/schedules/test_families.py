@@ -643,3 +643,221 @@ def test_clamp_with_equal_bounds_is_that_constant() -> None:
     assert [s(t) for t in (0, 5, 10, 12)] == [0.3, 0.3, 0.3, 0.3]
     assert s.values([0, 5, 10, 12]).tolist() == [0.3, 0.3, 0.3, 0.3]
     assert S.parse(str(s)) == s
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: S.multistep(0.1, milestones=[5], gamma=0),
+            "gamma must be > 0 (allowed range: (0, inf)), got 0",
+        ),
+        (
+            lambda: S.exponential(0.1, gamma=0),
+            "gamma must be > 0 (allowed range: (0, inf)), got 0",
+        ),
+        (
+            lambda: S.cyclic(0.01, max_lr=0.1, gamma=0),
+            "gamma must be > 0 (allowed range: (0, inf)), got 0",
+        ),
+        (
+            lambda: S.onecycle(0.1, total_steps=100, div_factor=0),
+            "div_factor must be > 0 (allowed range: (0, inf)), got 0",
+        ),
+        (
+            lambda: S.onecycle(0.1, total_steps=100, final_div_factor=0),
+            "final_div_factor must be > 0 (allowed range: (0, inf)), got 0",
+        ),
+        (
+            lambda: S.linear(-0.1, end_lr=0.1, total_steps=10),
+            "start_lr must be >= 0 (allowed range: [0, inf)), got -0.1",
+        ),
+        (
+            lambda: S.cosine(0.1, total_steps=10, eta_min=-0.01),
+            "eta_min must be >= 0 (allowed range: [0, inf)), got -0.01",
+        ),
+        (
+            lambda: S.cosine_restarts(0.1, T_0=10, eta_min=-0.01),
+            "eta_min must be >= 0 (allowed range: [0, inf)), got -0.01",
+        ),
+        (
+            lambda: S.inverse_sqrt(0.1, warmup_steps=10, timescale=0),
+            "timescale must be > 0 (allowed range: (0, inf)), got 0",
+        ),
+    ],
+)
+def test_a_factor_or_floor_out_of_range_is_refused_with_its_range(make, message) -> None:
+    with pytest.raises(ValueError) as info:
+        make()
+    assert str(info.value) == message
+
+
+def test_a_fractional_step_just_below_a_multiple_of_step_size_keeps_the_earlier_value() -> None:
+    s = S.step(0.1, step_size=7, gamma=0.5)
+    t = 7 - 1e-10
+    assert s(t) == s.values([t])[0] == 0.1
+    assert s(7) == s.values([7])[0] == 0.05
+
+
+def test_a_cycling_polynomial_decays_over_its_first_cycle_then_over_a_longer_horizon() -> None:
+    s = S.polynomial(1.0, total_steps=10, cycle=True)
+    want = [1.0, 0.5, 0.0, 0.25, 0.0, 1 - 25 / 30]
+    assert [s(t) for t in (0, 5, 10, 15, 20, 25)] == want
+    assert s.values([0, 5, 10, 15, 20, 25]).tolist() == want
+    assert s.length == 10
+
+
+@pytest.mark.parametrize(
+    ("s", "length"),
+    [
+        (S.constant(1.0), None),
+        (S.step(1.0, step_size=3), None),
+        (S.multistep(1.0, milestones=[3]), None),
+        (S.exponential(1.0, gamma=0.9), None),
+        (S.inverse_time(1.0, decay_steps=2, decay_rate=1.0), None),
+        (S.cosine_restarts(1.0, T_0=10), None),
+        (S.cyclic(0.1, max_lr=1.0), None),
+        (S.inverse_sqrt(1.0), None),
+        (S.piecewise_constant([], values=[1.0]), None),
+        (S.piecewise_constant([10, 40], values=[1.0, 2.0, 3.0]), 51),
+        (S.warmup(0.0, end_lr=1.0, warmup_steps=7), 7),
+        (S.wsd(1.0, total_steps=30), 30),
+        (S.onecycle(1.0, total_steps=30), 30),
+        (S.onecycle_momentum(30), 30),
+        (S.linear(0.0, end_lr=1.0, total_steps=12), 12),
+        (S.polynomial(1.0, total_steps=12), 12),
+        (S.cosine(1.0, total_steps=13), 13),
+    ],
+    ids=lambda x: x.name if isinstance(x, S.Schedule) else str(x),
+)
+def test_a_family_with_a_horizon_has_it_as_length_and_the_others_none(s, length) -> None:
+    assert s.length == length
+
+
+def test_linear_and_warmup_end_exactly_at_end_lr() -> None:
+    """``0.03 + (0.3 - 0.03)`` is ``0.30000000000000004``: the last step and every later one
+    are ``end_lr`` itself, on both paths."""
+    for s in (
+        S.linear(0.03, end_lr=0.3, total_steps=10),
+        S.warmup(0.03, end_lr=0.3, warmup_steps=10),
+        S.warmup(0.3, end_lr=0.7, warmup_steps=10, mode="exponential"),
+    ):
+        end = s.to_dict()["end_lr"]
+        assert [s(10), s(11), s(1000)] == [end] * 3
+        assert s.values([10, 11, 1000]).tolist() == [end] * 3
+
+
+def test_cyclic_default_half_cycle_is_2000_steps() -> None:
+    s = S.cyclic(0.01, max_lr=0.1)
+    assert s.to_dict()["step_size_up"] == 2000
+    assert [s(0), s(2000), s(4000)] == [0.01, 0.1, 0.01]
+    assert s.values([0, 2000, 4000]).tolist() == [0.01, 0.1, 0.01]
+
+
+def test_cyclic_whole_step_sizes_are_written_as_integers() -> None:
+    s = S.cyclic(0.01, max_lr=0.1, step_size_up=10.0, step_size_down=30.0)
+    d = s.to_dict()
+    assert (d["step_size_up"], d["step_size_down"]) == (10, 30)
+    assert type(d["step_size_up"]) is int and type(d["step_size_down"]) is int
+    assert str(s) == (
+        'cyclic(base_lr=0.01, max_lr=0.1, step_size_up=10, step_size_down=30, mode="triangular", '
+        "gamma=1.0)"
+    )
+
+
+def test_inverse_sqrt_without_a_timescale_keeps_it_unset_and_uses_its_default() -> None:
+    s = S.inverse_sqrt(0.1, warmup_steps=20)
+    assert s.timescale is None and s.to_dict()["timescale"] is None
+    assert str(s) == "inverse_sqrt(lr=0.1, warmup_steps=20, timescale=none)"
+    assert s != S.inverse_sqrt(0.1, warmup_steps=20, timescale=20)
+    assert s(40) == s.values([40])[0] == 0.1 * math.sqrt(20 / 40)
+    no_warmup = S.inverse_sqrt(0.1)
+    assert no_warmup(10_000) == no_warmup.values([10_000])[0] == 0.1 * math.sqrt(0.5)
+
+
+def test_piecewise_constant_writes_whole_boundaries_as_integers_and_wants_a_list() -> None:
+    s = S.piecewise_constant([10.0, 50.5], values=[0.1, 0.05, 0.01])
+    assert s.to_dict()["boundaries"] == [10, 50.5]
+    assert type(s.to_dict()["boundaries"][0]) is int
+    assert str(s) == "piecewise_constant(boundaries=[10, 50.5], values=[0.1, 0.05, 0.01])"
+    with pytest.raises(ValueError) as info:
+        S.piecewise_constant(5, values=[0.1])
+    assert str(info.value) == "boundaries must be a list of numbers, got 5"
+
+
+def test_wsd_decays_by_default_as_1_minus_sqrt_and_ends_exactly_at_min_lr() -> None:
+    s = S.wsd(1.0, total_steps=10)
+    assert s.decay == "1-sqrt" and s.decay_steps == 2
+    assert [s(t) for t in (8, 9, 10)] == [1.0, 1 - math.sqrt(0.5), 0.0]
+    # 0.1 - (0.1 - 0.001) is 0.0010000000000000009: the end of the decay is min_lr itself
+    for decay in ("linear", "cosine", "1-sqrt"):
+        s = S.wsd(0.1, total_steps=10, decay=decay, min_lr=0.001)
+        assert [s(10), s(11)] == s.values([10, 11]).tolist() == [0.001, 0.001]
+
+
+@pytest.mark.parametrize(
+    ("make", "hint"),
+    [
+        (lambda: S.step(0.1, decay_t=10), "for decay_t use step_size"),
+        (lambda: S.step(0.1, decay_steps=10), "for decay_steps use step_size"),
+        (lambda: S.polynomial(0.1, total_iters=10), "for total_iters use total_steps"),
+        (lambda: S.inverse_sqrt(0.1, num_warmup_steps=10), "for num_warmup_steps use warmup_steps"),
+        (
+            lambda: S.wsd(0.1, total_steps=10, num_decay_steps=2),
+            "for num_decay_steps use decay_steps",
+        ),
+        (
+            lambda: S.onecycle(0.1, total_steps=10, steps_per_epoch=5),
+            "for steps_per_epoch use total_steps (= epochs * steps_per_epoch)",
+        ),
+    ],
+)
+def test_a_peer_library_s_name_for_a_parameter_is_refused_with_lrkit_s(make, hint) -> None:
+    with pytest.raises(TypeError) as info:
+        make()
+    assert str(info.value).endswith(f"; {hint}")
+
+
+@pytest.mark.parametrize(
+    ("d", "shown"),
+    [
+        (5, "5"),
+        ("cosine(0.1, 10)", "'cosine(0.1, 10)'"),
+        ([{"name": "constant"}], "[{'name': 'constant'}]"),
+    ],
+)
+def test_from_dict_of_something_not_a_mapping_says_what_it_wants(d, shown) -> None:
+    with pytest.raises(ValueError) as info:
+        S.from_dict(d)
+    assert str(info.value) == f"d must be a dict with a 'name' key, got {shown}"
+
+
+def test_is_schedule_list_takes_any_sequence_but_a_string_or_bytes() -> None:
+    from collections import UserList
+
+    s = S.cosine(0.1, total_steps=10)
+    for many in ([s, s], (s,), UserList([s]), []):
+        assert S.is_schedule_list(many)
+    for one in (s, str(s), str(s).encode(), s.to_dict()):
+        assert not S.is_schedule_list(one)
+
+
+def test_from_dict_of_a_read_only_mapping_without_a_name_lists_its_keys() -> None:
+    from types import MappingProxyType
+
+    with pytest.raises(ValueError) as info:
+        S.from_dict(MappingProxyType({"lr": 0.1}))
+    assert (
+        str(info.value) == "d must be a dict with a 'name' key, got a mappingproxy with keys 'lr'"
+    )
+
+
+@pytest.mark.parametrize("missing", ["fn", "lr"])
+def test_from_dict_with_names_a_function_entry_s_missing_parameter(missing) -> None:
+    d = {"name": "function", "fn": "ref", "lr": 0.1}
+    del d[missing]
+    with pytest.raises(ValueError) as info:
+        S.from_dict_with(d, read=lambda ref: lambda t: 1.0)
+    assert str(info.value) == (
+        f"function() missing required parameter '{missing}' (parameters: fn, lr, length)"
+    )
