@@ -536,3 +536,17 @@ def test_inverse_sqrt_without_warmup_computes_no_ramp_and_warns_of_nothing():
         got = s.values([0, 5, 100]).tolist()
     want = [0.1, 0.1 * math.sqrt(10_000 / 10_005), 0.1 * math.sqrt(10_000 / 10_100)]
     assert got == [s(0), s(5), s(100)] == want
+
+
+@pytest.mark.parametrize("T_mult", [2, 1.5, 1.9, 1e10, 2.0**53])
+def test_restarts_at_steps_near_the_largest_float_stay_within_their_bounds(T_mult: float) -> None:
+    """Growing cycles at steps up to float64's largest: a value in ``[eta_min, lr]`` on both
+    paths, the same bits (``pi * t_cur`` and ``t / T_0 * (T_mult - 1)`` once overflowed to
+    inf, and the value read NaN)."""
+    s = S.cosine_restarts(0.1, T_0=10, T_mult=T_mult, eta_min=0.001)
+    steps = np.array([0.0, 5.0, 1e300, 1e307, 1.7e308, np.finfo(np.float64).max])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the later cycles' starts overflow
+        values = s.values(steps)
+    assert values.tolist() == [s(float(t)) for t in steps]
+    assert all(0.001 <= v <= 0.1 for v in values)

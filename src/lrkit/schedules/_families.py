@@ -532,6 +532,8 @@ class CosineRestarts(Schedule):
                 t_cur = t - T_0 * (mp[k] - 1) / (m - 1)
             n = float(k)
             t_i = T_0 * mp[k]
+        if t_cur >= _HUGE:  # see _values: scaled by a power of 2, so pi * t_cur is finite
+            t_cur, t_i = t_cur * _SHRINK, t_i * _SHRINK
         if self.m_mul != 1.0:
             mul = self._mul_pow[int(n)] if n < _POW_TABLE else _pow(self.m_mul, n)
             height = (self.lr - self.eta_min) * mul
@@ -555,7 +557,17 @@ class CosineRestarts(Schedule):
             # cycle n starts at T_0 (m**n - 1) / (m - 1): log's estimate of n, then corrected
             # to the n with start(n) <= t < start(n + 1) (with m near 1 the estimate can be a
             # few cycles off: more rounds)
-            n = xp.floor(xp.log(t / T_0 * (m - 1) + 1) / math.log(m))
+            q = t / T_0
+            if _wide(t):  # a step whose q (m - 1) would overflow: log(q) + log(m - 1)
+                small = q < 1e290
+                x = xp.where(
+                    small,
+                    xp.log(xp.where(small, q, 0.0) * (m - 1) + 1),
+                    xp.log(xp.where(small, 1.0, q)) + math.log(m - 1),
+                )
+            else:
+                x = xp.log(q * (m - 1) + 1)
+            n = xp.floor(x / math.log(m))
 
             def start(k: Any) -> Any:
                 return T_0 * (power(m, k) - 1) / (m - 1)
@@ -569,6 +581,12 @@ class CosineRestarts(Schedule):
             n = xp.where(restart, n + 1, n)
             t_cur = xp.where(restart, 0.0, t - start(n))
             t_i = T_0 * power(m, n)
+            # a step near float64's largest: pi * t_cur would overflow to inf (and the cosine
+            # be NaN); both scaled by a power of 2 (exact), the ratio is the same
+            if _wide(t):
+                huge = t_cur >= _HUGE
+                t_cur = xp.where(huge, t_cur * _SHRINK, t_cur)
+                t_i = xp.where(huge, t_i * _SHRINK, t_i)
         if self.m_mul != 1.0:
             height = (self.lr - self.eta_min) * power(self.m_mul, n)
             return self.eta_min + height * 0.5 * (1 + xp.cos(_PI * t_cur / t_i))
@@ -583,6 +601,18 @@ def _at_least_one(name: str, value: Any, what: str) -> float:
         got = v.digits(x) if isinstance(x, int) and abs(x) > 10**30 else v.fmt(value)
         raise ValueError(f"{name} must be {what} in [1, 2**53], got {got}")
     return v.number(name, value)
+
+
+#: a cycle position from which ``pi * t_cur`` could overflow float64, and the power of 2 both
+#: ``t_cur`` and the cycle's length are scaled by there
+_HUGE = 2.0**1000
+_SHRINK = 2.0**-64
+
+
+def _wide(t: Any) -> bool:
+    """Whether the steps ``t`` are of a float type that holds :data:`_HUGE` (float64; a
+    float32 step, as Keras and optax compute, never comes near it)."""
+    return str(getattr(t, "dtype", "")).endswith("float64")  # numpy's, JAX's, torch's
 
 
 #: how close below a multiple of a fractional T_0 (relative to the step) a step starts that
