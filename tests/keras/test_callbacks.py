@@ -1978,3 +1978,202 @@ def test_a_controller_assigned_between_fits_is_kept_and_auto_mode_read_again_for
     twin = copy.copy(plateau)
     assert first_lr(model(), [plateau]) == pytest.approx(0.01)  # another model: as given
     assert first_lr(model(), [twin]) == pytest.approx(0.01)  # the copy too
+
+
+@pytest.mark.parametrize("cls", [lk.ReduceOnPlateau, lk.ReduceLROnPlateau])
+def test_an_empty_monitor_or_any_mode_as_the_monitor_is_refused(cls):
+    with pytest.raises(ValueError) as info:
+        cls("")
+    assert str(info.value) == "monitor must be the name of a logged metric, got ''"
+    for mode in ("max", "auto"):
+        with pytest.raises(ValueError) as info:
+            cls(mode)
+        assert str(info.value).endswith(
+            f"got {mode!r}, a mode: pass mode={mode!r} and the metric as monitor= (e.g. 'val_loss')"
+        )
+
+
+def _plateau_settings(cb):
+    state = cb.controller.state_dict()
+    return {k: state[k] for k in ("factor", "patience", "cooldown", "threshold", "threshold_mode")}
+
+
+def test_keras_named_plateau_translates_keras_arguments_and_checks_them_by_their_names():
+    assert _plateau_settings(lk.ReduceLROnPlateau("loss")) == dict(
+        factor=0.1, patience=9, cooldown=0, threshold=1e-4, threshold_mode="abs"
+    )
+    given = lk.ReduceLROnPlateau("loss", factor=0.5, patience=3, cooldown=2, min_delta=0.5)
+    assert _plateau_settings(given) == dict(
+        factor=0.5, patience=2, cooldown=1, threshold=0.5, threshold_mode="abs"
+    )
+    for bad, message in [
+        (dict(min_delta=-1.0), "min_delta must be >= 0 (allowed range: [0, inf)), got -1.0"),
+        (dict(min_lr=-1.0), "min_lr must be >= 0 (allowed range: [0, inf)), got -1.0"),
+        (dict(cooldown=1.5), "cooldown must be an integer >= 0 (allowed range: [0, inf)), got 1.5"),
+        (dict(patience=-1), "patience must be an integer >= 0 (allowed range: [0, inf)), got -1"),
+    ]:
+        with pytest.raises(ValueError) as info:
+            lk.ReduceLROnPlateau("loss", **bad)
+        assert str(info.value) == message
+
+
+def test_plateau_verbose_prints_a_line_at_each_cut_only(const_grad_model, mean_pred_loss, capsys):
+    for verbose, printed in [
+        (
+            1,
+            "\nEpoch 2: ReduceOnPlateau scaled the learning rate by 0.5 (scale 0.5)\n"
+            "\nEpoch 3: ReduceOnPlateau scaled the learning rate by 0.5 (scale 0.25)\n",
+        ),
+        (0, ""),
+    ]:
+        model = const_grad_model()
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss=mean_pred_loss)
+        _fit(model, 3, [lk.ReduceOnPlateau(**_never_improves(), verbose=verbose)])
+        assert capsys.readouterr().out == printed
+
+
+def test_guard_verbose_prints_the_restore_and_the_give_up_warning_counts_restores(capsys):
+    x, y = _data_with_bad_batch(bad=6, n=10)
+    for verbose, printed in [
+        (
+            1,
+            "\nDivergenceGuard: loss nan at check 7 (the losses it judged, counted from 1 over "
+            "all epochs and fit() calls): restored the last good state, learning-rate scale 0.5\n",
+        ),
+        (0, ""),
+    ]:
+        model = _small()
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+        guard = lk.DivergenceGuard(snapshot_every=2, min_history=2, window=5, verbose=verbose)
+        model.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
+        assert guard.restored_at == [7]
+        assert capsys.readouterr().out == printed
+    x, y = _data_with_bad_batch(bad=5)
+    model = _small()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    guard = lk.DivergenceGuard(max_restores=1, snapshot_every=1)
+    with pytest.warns(RuntimeWarning) as record:
+        model.fit(x, y, batch_size=4, shuffle=False, verbose=0, epochs=2, callbacks=[guard])
+    assert [str(w.message) for w in record if "DivergenceGuard" in str(w.message)] == [
+        "DivergenceGuard: training diverged again after 1 restore(s); restored the last good "
+        "state and stopped training"
+    ]
+
+
+def test_guard_load_state_dict_refuses_another_state_in_one_line():
+    state = lk.DivergenceGuard().state_dict()
+    guard = lk.DivergenceGuard()
+    for bad, message in [
+        (
+            {"controller": state["controller"]},
+            "state_dict must be a DivergenceGuard.state_dict() (keys 'controller', 'good'), "
+            "got dict with keys ['controller']",
+        ),
+        (
+            {**state, "extra": 1},
+            "state_dict must be a DivergenceGuard.state_dict() (keys 'controller', 'good'), "
+            "got dict with keys ['controller', 'extra', 'good']",
+        ),
+        (
+            [state],
+            "state_dict must be a DivergenceGuard.state_dict() (keys 'controller', 'good'), "
+            "got list",
+        ),
+        (
+            {**state, "good": -1},
+            "state_dict['good'] must be an integer >= 0 (allowed range: [0, inf)), got -1",
+        ),
+    ]:
+        with pytest.raises(ValueError) as info:
+            guard.load_state_dict(bad)
+        assert str(info.value) == message
+    assert guard.state_dict() == state
+
+
+def test_a_ready_controller_against_the_metric_warns_once_per_model():
+    """The warning comes at the first fit() of each model: the same model's next fit() is
+    quiet, another model's starts as the callback was given and says it again."""
+    x, y, model = _binary_task()
+    other = _binary_task()[2]
+    cb = lk.ReduceOnPlateau("val_accuracy", controller=Core("min"))
+
+    def warnings_of(m):
+        m.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy"])
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            m.fit(x, y, epochs=1, verbose=0, validation_data=(x, y), callbacks=[cb])
+        return [str(w.message) for w in seen if "controller= has mode" in str(w.message)]
+
+    want = _against("ReduceOnPlateau", "controller=", "val_accuracy", "min")
+    want += " (or pass mode='min' here to keep it)"
+    assert warnings_of(model) == [want]
+    assert warnings_of(model) == []
+    assert warnings_of(other) == [want]
+
+
+def test_a_controller_assigned_after_the_auto_mode_was_read_keeps_its_own_mode(
+    const_grad_model, mean_pred_loss
+):
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=mean_pred_loss,
+                  metrics=[keras.metrics.AUC(name="auc")])  # fmt: skip
+    cb = lk.ReduceOnPlateau(monitor="auc", factor=0.5, patience=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (AUC of a constant target)
+        _fit(model, 1, [cb])
+        assert cb.controller.mode == "max"  # read off the compiled metric
+        mine = Core(mode="min", factor=0.5, patience=0)
+        cb.controller = mine
+        _fit(model, 1, [cb])
+    assert cb.controller is mine and mine.mode == "min"
+
+
+def test_keras_named_plateau_floors_at_min_lr_of_each_fit_and_watches_afresh(
+    const_grad_model, mean_pred_loss
+):
+    """min_lr is read against the LR each fit() trains at (one set between two fit() calls
+    is cut down to min_lr again), and every fit() begins a new watch for a plateau."""
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss=mean_pred_loss)
+    plateau = lk.ReduceLROnPlateau("loss", mode="max", factor=0.5, patience=1, min_lr=0.2)
+    h = _fit(model, 5, [plateau])
+    assert h.history["learning_rate"] == pytest.approx([1.0, 1.0, 0.5, 0.25, 0.2])
+    model.optimizer.learning_rate = 2.0
+    h = _fit(model, 6, [plateau])
+    assert h.history["learning_rate"] == pytest.approx([2.0, 2.0, 1.0, 0.5, 0.25, 0.2])
+    watch = lk.ReduceLROnPlateau("loss", mode="max", factor=0.5, patience=2)
+    for _ in range(2):  # one epoch without improvement in each fit(): no cut
+        assert _fit(model, 2, [watch]).history["learning_rate"] == pytest.approx([0.2, 0.2])
+    assert watch.scale == 1.0
+    scheduled = const_grad_model()
+    scheduled.compile(optimizer=keras.optimizers.SGD(lk.schedule(S.constant(0.1))),
+                      loss=mean_pred_loss)  # fmt: skip
+    with pytest.raises(ValueError) as info:
+        _fit(scheduled, 1, [lk.ReduceLROnPlateau("loss", min_lr=0.01)])
+    assert str(info.value) == (
+        "min_lr=0.01 needs a float learning rate in the optimizer (as Keras' "
+        "ReduceLROnPlateau), got LRKitSchedule: with a schedule, pass min_scale= to "
+        "lrkit.keras.ReduceOnPlateau"
+    )
+
+
+def test_a_copied_or_unpickled_guard_holds_its_detector_as_its_own():
+    import pickle
+
+    original = lk.DivergenceGuard()
+    for guard in (copy.deepcopy(original), pickle.loads(pickle.dumps(original))):
+        assert guard.controller is not original.controller
+        with pytest.raises(ValueError, match=r"^controller is the controller of another Div"):
+            lk.DivergenceGuard(controller=guard.controller)
+
+
+def test_guard_counts_its_checks_from_the_start_of_training_across_fits():
+    x, y = _data_with_bad_batch(bad=5)
+    clean, _ = _data_with_bad_batch(bad=5, value=0.0)
+    model = _small()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    guard = lk.DivergenceGuard(snapshot_every=1)
+    model.fit(clean, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
+    assert guard.num_checks == 8 and guard.restored_at == []
+    model.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
+    assert guard.restored_at == [14]  # batch 5 of the second fit, after the first's 8
