@@ -1091,6 +1091,33 @@ def test_plateau_scales_every_optimizer_of_a_multi_optimizer(mean_pred_loss):
     assert kernels["b"] == pytest.approx(-0.01 * sum(scales), rel=1e-6)
 
 
+@pytest.mark.parametrize("min_lr", [0.0, 0.005, 0.015])
+def test_keras_plateau_logs_and_floors_each_optimizer_of_a_multi_optimizer_as_keras(
+    min_lr, mean_pred_loss
+):
+    """Keras' own logs each optimizer's LR under ``learning_rate_<name>`` and floors each at
+    ``min_lr`` (one at or below it is left): the LRs, the logs and the weights are Keras'."""
+    runs = []
+    for make in (keras.callbacks.ReduceLROnPlateau, lk.ReduceLROnPlateau):
+        model = _two_kernel_model(0.02, 0.01, mean_pred_loss)
+        opts = model.optimizer.optimizers
+        cb = make(monitor="loss", mode="max", factor=0.5, patience=1, min_lr=min_lr)
+        history = _fit(model, 6, [cb]).history
+        runs.append(
+            (
+                history.pop("loss"),
+                [history.pop(f"learning_rate_{o.name}") for o in opts],
+                history,
+                [float(keras.ops.convert_to_numpy(o.learning_rate)) for o in opts],
+                [keras.ops.convert_to_numpy(w).tolist() for w in model.weights],
+            )
+        )
+    assert runs[1] == runs[0]
+    assert runs[0][2] == {}  # no other key, no "learning_rate"
+    floors = {0.0: [0.02 / 32, 0.01 / 32], 0.005: [0.005, 0.005], 0.015: [0.015, 0.01]}
+    assert runs[0][3] == pytest.approx(floors[min_lr], rel=1e-6)
+
+
 def test_one_schedule_shared_by_two_optimizers_is_cut_once(mean_pred_loss):
     shared = lk.schedule(S.constant(0.02))
     model = _two_kernel_model(shared, shared, mean_pred_loss)

@@ -418,7 +418,10 @@ class _LRHandle:
             forget_traces()  # a compiled step holds the scale (or the unwrapped schedule)
             model.make_train_function(force=True)
 
-    def multiply(self, factor: float) -> None:
+    def multiply(self, factor: float, *, floor: float = 0.0) -> None:
+        """Multiply every learning rate by ``factor``; a float learning rate above ``floor``
+        (``ReduceLROnPlateau``'s ``min_lr``) goes no lower than it, one at or below it is
+        left as it is: as Keras' callback floors each optimizer of a ``MultiOptimizer``."""
         if factor == 1.0:
             return
         retrace = False
@@ -436,8 +439,14 @@ class _LRHandle:
                 target._rescale(target.scale * factor, retrace=False)
                 retrace = retrace or target.compiled_scale
             else:
-                _lr_scale(opt).value *= factor
-                _write_lr(opt, float(to_host(opt._learning_rate)) * factor)
+                lr = float(to_host(opt._learning_rate))
+                new = lr * factor
+                if new < floor and lr > 0:
+                    new = min(lr, floor)
+                    _lr_scale(opt).value *= new / lr
+                else:
+                    _lr_scale(opt).value *= factor
+                _write_lr(opt, new)
         if retrace and getattr(self.model, "train_function", None):
             self.model.make_train_function(force=True)  # the scale is a compiled constant
 
@@ -519,11 +528,22 @@ def _metric_mode(model: Any, monitor: str) -> str | None:
 
 def _float_lrs(model: Any) -> list[float]:
     """The float learning rates of ``model``'s optimizers (none for one holding a schedule)."""
-    return [
-        float(to_host(opt._learning_rate))
-        for opt in _optimizers(model)
+    return list(_named_float_lrs(model).values())
+
+
+def _named_float_lrs(model: Any) -> dict[str, float]:
+    """The float learning rates of ``model``'s optimizers by the key Keras' own
+    ``ReduceLROnPlateau`` logs each under: ``"learning_rate"`` for one optimizer,
+    ``"learning_rate_<name>"`` for each of a ``MultiOptimizer``'s (none for one holding a
+    schedule)."""
+    opts = _optimizers(model)
+    return {
+        "learning_rate" if len(opts) == 1 else f"learning_rate_{opt.name}": float(
+            to_host(opt._learning_rate)
+        )
+        for opt in opts
         if isinstance(opt._learning_rate, keras.Variable)
-    ]
+    }
 
 
 class ReduceOnPlateau(_LRCallback):
@@ -537,7 +557,8 @@ class ReduceOnPlateau(_LRCallback):
     then the optimizer, and a model saved from it, holds its own schedule); a float learning
     rate is multiplied like Keras does, and a learning-rate callable is wrapped like a
     schedule. With a ``keras.optimizers.MultiOptimizer`` every optimizer's learning rate is
-    scaled. Multipliers of several callbacks compose.
+    scaled, and each float one logged as ``logs["learning_rate_<optimizer name>"]`` (as Keras'
+    callback logs them). Multipliers of several callbacks compose.
 
     Note the timing differs from Keras' callback: the reduction comes on the ``patience + 1``-th
     non-improving epoch (PyTorch's convention), and Keras' cooldown counts the epoch of the cut.
@@ -632,6 +653,11 @@ class ReduceOnPlateau(_LRCallback):
     def _controller(self) -> Any:
         return self.controller
 
+    def _lr_floor(self) -> float:
+        """The float learning rate a cut goes no lower than (:class:`ReduceLROnPlateau`'s
+        ``min_lr``; none here: ``min_scale`` bounds the scale)."""
+        return 0.0
+
     def _own_state(self) -> Any:
         # the controller's state and whether the metric's direction is read and checked at
         # the next fit() (mode="auto": off the next model's compiled metrics)
@@ -665,10 +691,9 @@ class ReduceOnPlateau(_LRCallback):
         _settle_lr(self.model)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if logs is not None and "learning_rate" not in logs:
-            lrs = _float_lrs(self.model)
-            if lrs:  # as Keras' own: the epoch's LR, before the cut
-                logs["learning_rate"] = lrs[0]
+        if logs is not None:  # as Keras' own: the epoch's LRs, before the cut
+            for key, lr in _named_float_lrs(self.model).items():
+                logs.setdefault(key, lr)
         logs = logs if logs is not None else {}
         value = logs.get(self.monitor)
         if value is None:
@@ -685,7 +710,7 @@ class ReduceOnPlateau(_LRCallback):
         old = self.controller.scale
         new = self.controller.update(as_metric(value), step=epoch)
         if new != old:
-            self._handle.multiply(new / old if old > 0 else 0.0)
+            self._handle.multiply(new / old if old > 0 else 0.0, floor=self._lr_floor())
             if self.verbose:
                 print(
                     f"\nEpoch {epoch + 1}: ReduceOnPlateau scaled the learning rate by "
@@ -722,8 +747,10 @@ class ReduceLROnPlateau(ReduceOnPlateau):
     floor): the learning rate the run trains at, also when an :class:`LRScheduler` writes it
     over the one given to ``compile``, or when you set it between two ``fit()`` calls. With a
     schedule in an optimizer, a ``min_lr`` above 0 is a one-line ``ValueError`` at train
-    begin (give :class:`ReduceOnPlateau` a ``min_scale``). Exact ties at ``min_delta`` may be
-    decided differently from Keras (float64 here, float32 there; see ``docs/parity.md``)."""
+    begin (give :class:`ReduceOnPlateau` a ``min_scale``). With a ``MultiOptimizer``, as Keras'
+    own, each optimizer is floored at ``min_lr`` on its own (one at or below it is left).
+    Exact ties at ``min_delta`` may be decided differently from Keras (float64 here, float32
+    there; see ``docs/parity.md``)."""
 
     @V.keyword_only("lrkit.keras.ReduceLROnPlateau", peer_order=_KERAS_PLATEAU_ORDER)
     def __init__(
@@ -757,6 +784,9 @@ class ReduceLROnPlateau(ReduceOnPlateau):
         )
         self._floor_set = False
 
+    def _lr_floor(self) -> float:
+        return self.min_lr
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         super().on_train_begin(logs)
         self.controller.reset_plateau()  # as Keras' own at every fit()
@@ -778,7 +808,7 @@ class ReduceLROnPlateau(ReduceOnPlateau):
             # the LR the run trains at (an LRScheduler has written it by now), before any cut
             scale = self.controller.scale
             base = [lr / scale for lr in _float_lrs(self.model)] if scale > 0 else []
-            if base and max(base) > 0:
+            if base and max(base) > 0:  # the largest LR's floor; the others' in each cut
                 self.controller.min_scale = self.min_lr / max(base)
             self._floor_set = True
         super().on_epoch_end(epoch, logs)

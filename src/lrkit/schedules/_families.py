@@ -558,7 +558,8 @@ class CosineRestarts(Schedule):
             # to the n with start(n) <= t < start(n + 1) (with m near 1 the estimate can be a
             # few cycles off: more rounds)
             q = t / T_0
-            if _wide(t):  # a step whose q (m - 1) would overflow: log(q) + log(m - 1)
+            wide = _wide(t)
+            if wide:  # a step whose q (m - 1) would overflow: log(q) + log(m - 1)
                 small = q < 1e290
                 x = xp.where(
                     small,
@@ -583,7 +584,7 @@ class CosineRestarts(Schedule):
             t_i = T_0 * power(m, n)
             # a step near float64's largest: pi * t_cur would overflow to inf (and the cosine
             # be NaN); both scaled by a power of 2 (exact), the ratio is the same
-            if _wide(t):
+            if wide:
                 huge = t_cur >= _HUGE
                 t_cur = xp.where(huge, t_cur * _SHRINK, t_cur)
                 t_i = xp.where(huge, t_i * _SHRINK, t_i)
