@@ -181,6 +181,65 @@ def test_find_lr_errors(regression):
     _assert_same(before, _state(model))
 
 
+@pytest.mark.parametrize(
+    ("kw", "error", "message"),
+    [
+        (
+            {"callback": 3},
+            TypeError,
+            r"^callback must be a callable callback\(i, lr, loss\) or None",
+        ),
+        (
+            {"callback": lambda i, lr: None},
+            TypeError,
+            r"^callback must be a callable callback\(i, lr, loss\), taking 3 positional",
+        ),
+        ({"max_skipped": -1}, ValueError, r"^max_skipped must be an integer >= 0 "),
+        ({"shuffle": "no"}, ValueError, r"^shuffle must be True or False, got 'no'"),
+        ({"progress": 1}, ValueError, r"^progress must be True or False, got 1"),
+        ({"warn": "false"}, ValueError, r"^warn must be True or False, got 'false'"),
+        (
+            {"val_data": "held", "eval_batches": 0},
+            ValueError,
+            r"^val_data is given but eval_batches=0 turns the held measurement off",
+        ),
+        (
+            {"x": "batches", "sample_weight": "ones"},
+            ValueError,
+            r"^sample_weight must be None when x is an iterable of batches$",
+        ),
+    ],
+)
+def test_bad_arguments_are_named_before_any_step(regression, kw, error, message):
+    x, y = regression
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    model.fit(x[:32], y[:32], batch_size=32, verbose=0)
+    before = _state(model)
+    kw = dict(kw)
+    if kw.pop("x", None) == "batches":
+        args = ([(x[:32], y[:32]), (x[32:64], y[32:64])],)
+    else:
+        args = (x, y)
+    if kw.get("val_data") == "held":
+        kw["val_data"] = (x[:32], y[:32])
+    if kw.get("sample_weight") == "ones":
+        kw["sample_weight"] = np.ones(32, "float32")
+    calls = []
+    model.train_on_batch = lambda *a, **k: calls.append(a)
+    with pytest.raises(error, match=message) as err:
+        lk.find_lr(model, *args, num_iter=10, **kw)
+    assert "\n" not in str(err.value)
+    assert calls == []
+    _assert_same(before, _state(model))
+
+
+def test_a_model_that_is_not_a_keras_model_is_named(regression):
+    x, y = regression
+    with pytest.raises(ValueError, match=r"^model must be a keras.Model, got str$"):
+        lk.find_lr("model", x, y)
+
+
 def test_find_lr_torch_dataloader_on_jax_and_torch_rng_restored(regression):
     torch = pytest.importorskip("torch")
     x, y = regression
@@ -369,6 +428,23 @@ def test_the_rngs_val_data_and_loaders_draw_from_are_put_back(regression):
         assert after[0] == np_rng[0] and np.array_equal(after[1], np_rng[1])
         assert after[2:] == np_rng[2:]
         _assert_same(before, _state(model))
+
+
+@pytest.mark.parametrize("held", ["val_data", "probe_data"])
+def test_a_held_loaders_own_generator_is_put_back(regression, held):
+    """A shuffled DataLoader with a generator= of its own as val_data or probe_data: reading
+    its batches draws from that generator, which find_lr puts back."""
+    torch = pytest.importorskip("torch")
+    x, y = regression
+    data = torch.utils.data.TensorDataset(torch.from_numpy(x[:64]), torch.from_numpy(y[:64]))
+    gen = torch.Generator().manual_seed(7)
+    loader = torch.utils.data.DataLoader(data, batch_size=32, shuffle=True, generator=gen)
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    gen_state = gen.get_state()
+    res = _find(model, x, y, **{held: loader}, num_iter=10, total_steps=100)
+    assert (res.probes is not None) == (held == "probe_data") and len(res.held_losses) > 0
+    assert torch.equal(gen.get_state(), gen_state)
 
 
 def test_each_recorded_loss_is_its_own_batchs_on_every_keras_version(regression, monkeypatch):

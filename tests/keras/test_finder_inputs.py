@@ -77,6 +77,18 @@ def test_a_model_whose_loss_needs_no_targets_sweeps_on_x_alone(regression):
     assert len(res.held_losses) > 0 and np.all(np.isfinite(res.held_losses))
     stacked = lk.find_lr(model, x, val_data=x[:64].reshape(2, 32, 8), **opts)
     np.testing.assert_array_equal(stacked.held_losses, res.held_losses)
+    # batches (x,) of one item are the inputs alone, as bare batches of x (an unbuilt model is
+    # built on them)
+    losses = []
+    for batches in (
+        [x[i : i + 32] for i in range(0, 128, 32)],
+        [(x[i : i + 32],) for i in range(0, 128, 32)],
+    ):
+        keras.utils.set_random_seed(0)
+        fresh = AutoEncoder()
+        fresh.compile(optimizer=keras.optimizers.SGD(0.01))
+        losses.append(lk.find_lr(fresh, batches, **opts).losses)
+    np.testing.assert_array_equal(*losses)
 
 
 def test_one_array_as_val_data_is_a_one_line_error_before_any_warning(regression):
@@ -211,3 +223,35 @@ def test_y_and_sample_weight_must_have_as_many_samples_as_x(regression):
             lk.find_lr(model, x, y, sample_weight=w, num_iter=10)
     for v, b in zip(model.variables, before, strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), b)
+
+
+def test_arrays_without_samples_are_named_before_any_step(regression):
+    """x (or val_data's x) with no arrays or no samples: a one-line ValueError naming it."""
+    x, y = regression
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    model.build((None, 8))
+    before = [keras.ops.convert_to_numpy(v) for v in model.variables]
+    cases = [
+        ({"x": {}, "y": y}, r"^x must hold at least one array$"),
+        ({"x": x, "y": {}}, r"^y must hold at least one array$"),
+        ({"x": x[:0], "y": y[:0]}, r"^x must hold at least one sample, got 0$"),
+        (
+            {"x": x, "y": y, "val_data": (x[:0], y[:0])},
+            r"^val_data's x must hold at least one sample, got 0$",
+        ),
+    ]
+    for kw, message in cases:
+        with pytest.raises(ValueError, match=message):
+            lk.find_lr(model, num_iter=10, **kw)
+    for v, b in zip(model.variables, before, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), b)
+
+
+def test_an_empty_pydataset_is_a_one_line_error(regression):
+    x, y = regression
+    data = _Batches(x[:0], y[:0], 1.0)
+    with pytest.raises(
+        ValueError, match=r"^x must yield at least one batch, got an empty PyDataset$"
+    ):
+        lk.find_lr(_dict_model(), data, num_iter=10)

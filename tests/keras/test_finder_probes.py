@@ -311,6 +311,46 @@ def test_the_check_changes_neither_the_sweep_nor_the_probes(held, monkeypatch):
     assert a == b and _same(state_a, state_b) and np.array_equal(rng_a, rng_b)
 
 
+class _Counting(keras.layers.Layer):
+    """Counts its calls (inference included) in a non-trainable variable and adds the count to
+    its inputs: every call changes what the next one computes."""
+
+    def build(self, shape):
+        self.calls = self.add_weight(shape=(), initializer="zeros", trainable=False)
+
+    def call(self, inputs):
+        self.calls.assign_add(1.0)
+        return inputs + 0.01 * self.calls
+
+
+def _counting_model():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), _Counting(), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    model.build((None, 8))
+    return model
+
+
+@pytest.mark.parametrize("held", ["probe_data", "val_data"])
+def test_the_state_the_check_changes_is_put_back_before_the_sweep(held, monkeypatch):
+    """Scoring the held set's first batch before the sweep changes the model's state (a layer
+    that counts its calls): it goes back before the first step, so the sweep (and the probes)
+    are those of a run without the check."""
+    from lrkit.keras import _finder
+
+    x, y = _data(256, 0)
+    xv, yv = _data(64, 1)
+    runs = []
+    for check in (True, False):
+        if not check:
+            monkeypatch.setattr(_finder, "_check_scored", lambda *a: None)
+        model = _counting_model()
+        res = _find(model, x, y, batch_size=32, **{held: (xv, yv)}, **SWEEP)
+        runs.append((_curves(res), _state(model)))
+    (a, state_a), (b, state_b) = runs
+    assert a == b and _same(state_a, state_b)
+
+
 def test_the_sweep_is_the_same_with_and_without_probe_data():
     x, y = _data(256, 0)
     xv, yv = _data(64, 1)
