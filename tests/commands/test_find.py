@@ -206,6 +206,20 @@ def test_a_budget_longer_than_the_rule_knows_is_said_as_it_is_read(capsys):
     assert at[0] == at[1]
 
 
+def test_without_check_runs_or_a_budget_the_suggestions_are_for_1000_steps(capsys):
+    """``--no-train`` without ``--total-steps``: the table says the budget it assumed, and
+    its suggestions are those for ``--total-steps 1000``."""
+    argv = ["find", "--demo", "--num-iter", "40", "--no-train", "--no-plot", "--quiet"]
+    assert main(argv) == 0
+    assumed = capsys.readouterr().out.splitlines()
+    assert assumed[-1] == "  for an assumed 1000 training steps; reliable: yes"
+    assert main([*argv, "--total-steps", "1000"]) == 0
+    given = capsys.readouterr().out.splitlines()
+    assert given[-1] == "  for 1000 training steps; reliable: yes"
+    table = slice(2, -1)  # the rows and the sweep, under the line that times it
+    assert assumed[table] == given[table]
+
+
 @pytest.mark.parametrize("option", ["--rule", "--method"])  # --method: the name before --rule
 def test_user_function_no_train(user_module, tmp_path, capsys, option):
     out = tmp_path / "p.png"

@@ -103,6 +103,9 @@ def test_help_is_plain_text_and_json_reads_the_same_everywhere(command: str) -> 
         (["plot", "--bogus", "cosine(0.1,100)", "extra"], "lrkit plot: error: unrecognized "
          "arguments: --bogus extra (see: lrkit plot --help)"),
         (["--bogus"], "lrkit: error: unrecognized arguments: --bogus (see: lrkit --help)"),
+        # a short option is not guessed at, though --log starts with its letter
+        (["plot", "cosine(0.1,100)", "-l"], "lrkit plot: error: unrecognized arguments: -l "
+         "(see: lrkit plot --help)"),
         # a mistyped command before an option: the command is named, not the option
         (["fnd", "--demo"], "lrkit: error: argument COMMAND: invalid choice: 'fnd' (choose "
          "from 'plot', 'find', 'compare', 'tune'); did you mean 'find'? (see: lrkit --help)"),

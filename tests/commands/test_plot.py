@@ -44,17 +44,32 @@ def test_plot_to_file(tmp_path: Path) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_png_image_is_960_by_480_pixels(tmp_path: Path) -> None:
+    import struct
+
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "s.png"
+    assert main(["plot", "onecycle(0.1, 500)", "-o", str(out)]) == 0
+    header = out.read_bytes()
+    assert header[12:16] == b"IHDR" and struct.unpack(">II", header[16:24]) == (960, 480)
+
+
 def test_plot_sizes_of_the_terminal_beside_an_image_are_refused(tmp_path: Path, capsys) -> None:
     out = tmp_path / "s.png"
     assert main(["plot", "onecycle(0.1, 500)", "-o", str(out), "--width", "30"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert "--width sizes the terminal plot, not the -o image (960x480 pixels)" in err
-    assert "or leave out -o to draw in the terminal" in err
+    assert err == (
+        "lrkit plot: error: --width sizes the terminal plot, not the -o image (960x480 "
+        "pixels): leave it out, or leave out -o to draw in the terminal\n"
+    )
     assert not out.exists()
     argv = ["plot", "onecycle(0.1, 500)", "-o", str(out), "--width", "3", "--height", "9"]
     assert main(argv) == 2
-    assert "--width and --height size the terminal plot" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "lrkit plot: error: --width and --height size the terminal plot, not the -o image "
+        "(960x480 pixels): leave them out, or leave out -o to draw in the terminal\n"
+    )
     assert main(["plot", "onecycle(0.1, 500)", "--width", "40", "--height", "8"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert max(len(ln) for ln in lines[:-1]) <= 40 + 12  # the plot and its axis labels
@@ -510,6 +525,18 @@ def test_a_spec_of_the_longest_length_accepted_is_drawn_and_one_longer_is_refuse
     )
 
 
+def test_the_terminal_plot_is_72_wide_and_16_high_by_default(capsys):
+    spec = "cosine(0.1, 100)"
+    assert main(["plot", spec]) == 0
+    default = capsys.readouterr().out
+    assert main(["plot", spec, "--width", "72", "--height", "16"]) == 0
+    assert capsys.readouterr().out == default
+    assert main(["plot", spec, "--width", "71", "--height", "16"]) == 0
+    assert capsys.readouterr().out != default
+    assert main(["plot", spec, "--width", "72", "--height", "15"]) == 0
+    assert capsys.readouterr().out != default
+
+
 def test_a_bad_spec_shows_its_end_without_a_mark_of_more_after_it(capsys):
     assert main(["plot", "cosine(0.1, 1000) ^ 2"]) == 2
     assert capsys.readouterr().err == (
@@ -633,6 +660,15 @@ def test_a_bad_spec_shows_the_30_characters_before_the_place_it_fails(capsys) ->
     assert capsys.readouterr().err == (
         "lrkit plot: error: invalid schedule spec at position 58: unexpected character '^' "
         "(near: ...000, final_lr=0.0, warmup=10) <here> ^ 2)\n"
+    )
+
+
+def test_a_bad_spec_shows_the_30_characters_after_the_place_it_fails(capsys) -> None:
+    spec = "cosine(0.1, 1000) ^ join([constant(0.1), constant(0.2)], [10])"
+    assert main(["plot", spec]) == 2
+    assert capsys.readouterr().err == (
+        "lrkit plot: error: invalid schedule spec at position 18: unexpected character '^' "
+        "(near: cosine(0.1, 1000) <here> ^ join([constant(0.1), constan...)\n"
     )
 
 
