@@ -419,6 +419,21 @@ def test_grad_scaler_skipped_steps_are_retried_and_scaler_restored():
     assert scaler.calls == 0 and scaler.scale_value == 1024.0  # scaler state restored
 
 
+def test_a_scaler_that_is_not_enabled_is_left_out_of_the_sweep():
+    class Disabled(FakeScaler):
+        def is_enabled(self):
+            return False
+
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    kw = {"num_iter": 12, "end_lr": 1e-2, "max_extra_iter": 0, "eval_batches": 0}
+    plain = find_lr(model, opt, nn.functional.cross_entropy, loader(x, y), **kw)
+    scaler = Disabled(skip_at={1, 2, 5})
+    r = find_lr(model, opt, nn.functional.cross_entropy, loader(x, y), scaler=scaler, **kw)
+    assert np.array_equal(r.lrs, plain.lrs) and np.array_equal(r.losses, plain.losses)
+
+
 def test_real_grad_scaler_on_cpu_runs():
     x, y = make_data()
     model = bn_model()
@@ -429,6 +444,29 @@ def test_real_grad_scaler_on_cpu_runs():
         model, opt, nn.functional.cross_entropy, loader(x, y), num_iter=12, scaler=scaler, amp=True
     )
     assert len(r.losses) >= 2
+    assert_same(before, model, opt)
+
+
+def test_a_grad_scaler_that_has_scaled_comes_back_with_its_scale_and_growth_count():
+    x, y = make_data()
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=256.0, growth_interval=3)
+    for i in range(2):  # the scale and the count of good steps toward growing it are tensors now
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(
+            model(x[i * 32 : (i + 1) * 32]), y[i * 32 : (i + 1) * 32]
+        )
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    state = scaler.state_dict()
+    assert state["scale"] == 256.0 and state["_growth_tracker"] == 2
+    before = capture(model, opt)
+    find_lr(
+        model, opt, nn.functional.cross_entropy, loader(x, y), num_iter=12, scaler=scaler, amp=True
+    )
+    assert scaler.state_dict() == state
     assert_same(before, model, opt)
 
 
@@ -1033,6 +1071,28 @@ def test_each_probe_runs_a_schedule_free_optimizer_in_train_mode_without_warmup(
     assert set(seen) == {(True, 0)}
     g = opt.param_groups[0]
     assert g["train_mode"] is False and g["warmup_steps"] == 100
+
+
+def test_a_schedule_free_group_added_in_eval_mode_is_switched_or_refused():
+    sf = pytest.importorskip("schedulefree")
+    x, y = make_data()
+    model = nn.Linear(10, 2)
+    opt = sf.SGDScheduleFree([model.weight], lr=0.01)
+    opt.train()
+    opt.add_param_group({"params": [model.bias]})  # a group that comes in eval mode
+    assert [g["train_mode"] for g in opt.param_groups] == [True, False]
+    with pytest.raises(ValueError, match=r"^optimizer: SGDScheduleFree is in eval mode"):
+        find_lr(model, opt, nn.functional.cross_entropy, loader(x, y), num_iter=10,
+                train_mode=False)  # fmt: skip
+    seen: list[list[bool]] = []
+
+    def step(m, b):
+        seen.append([g["train_mode"] for g in opt.param_groups])
+        return nn.functional.cross_entropy(m(b[0]), b[1])
+
+    find_lr(model, opt, None, loader(x, y), step=step, num_iter=10, eval_batches=0)
+    assert seen and all(flags == [True, True] for flags in seen)
+    assert [g["train_mode"] for g in opt.param_groups] == [True, False]
 
 
 def test_a_probe_data_loaders_own_generator_is_left_as_it_was():

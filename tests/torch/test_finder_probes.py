@@ -167,6 +167,23 @@ def test_bad_probe_data_is_one_line_before_any_work(bad, match):
     assert_same(before, state(model, opt, loader))
 
 
+def test_probes_leave_a_grad_scaler_with_its_scale_and_growth_count():
+    model, loader, val = task()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=256.0, growth_interval=4)
+    x, y = val[0]  # one step of the user's: the scale and its growth count are tensors now
+    scaler.scale(CE(model(x), y)).backward()
+    scaler.step(opt)
+    scaler.update()
+    saved = scaler.state_dict()
+    assert saved["scale"] == 256.0 and saved["_growth_tracker"] == 1
+    before = state(model, opt, loader)
+    r = find_lr(model, opt, CE, loader, probe_data=val, scaler=scaler, total_steps=500)
+    assert r.probes is not None and len(r.probes.losses) == 8
+    assert scaler.state_dict() == saved
+    assert_same(before, state(model, opt, loader))
+
+
 def test_a_probe_data_loader_is_read_inside_the_snapshot():
     """A DataLoader as probe_data draws its order from the global RNG when it is read: that
     draw is undone with the rest, as for val_data."""

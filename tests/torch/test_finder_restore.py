@@ -806,6 +806,21 @@ def test_a_scheduler_stepped_before_the_first_optimizer_step_still_warns_after_f
         sched.step()
 
 
+def test_an_optimizer_marked_as_not_stepped_yet_is_left_marked_so():
+    # a training loop that resets torch's "optimizer.step() was called" mark between epochs:
+    # the sweep's own steps do not set it, and the scheduler's check still warns
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1)
+    opt.step()
+    opt._opt_called = False
+    find_lr(model, opt, nn.functional.cross_entropy, data(), num_iter=10, end_lr=1.0)
+    assert opt.__dict__["_opt_called"] is False
+    with pytest.warns(UserWarning, match=r"before `optimizer.step\(\)`"):
+        sched.step()
+
+
 class GainOnFirstUse(nn.Module):
     """A module that registers a parameter on its first training forward pass."""
 
@@ -935,9 +950,12 @@ def test_every_part_that_cannot_be_restored_is_named_in_the_one_line(monkeypatch
     )
 
 
-def test_an_epoch_in_progress_on_a_persistent_loader_goes_on_where_it_was():
-    """An iterator the user is part way through keeps its place: the sweep draws from an
-    iterator of its own, not from the one the loader keeps."""
+@pytest.mark.parametrize(
+    "kw", [{}, {"probe_data": [(torch.ones(4, 1), torch.zeros(4, dtype=torch.long))]}]
+)
+def test_an_epoch_in_progress_on_a_persistent_loader_goes_on_where_it_was(kw):
+    """An iterator the user is part way through keeps its place: the sweep, and each probe,
+    draw from an iterator of their own, not from the one the loader keeps."""
 
     def rest_of_epoch(sweep: bool) -> list[int]:
         torch.manual_seed(0)
@@ -947,7 +965,8 @@ def test_an_epoch_in_progress_on_a_persistent_loader_goes_on_where_it_was():
         if sweep:
             model = nn.Linear(1, 2)
             opt = torch.optim.SGD(model.parameters(), lr=0.1)
-            find_lr(model, opt, nn.CrossEntropyLoss(), dl, num_iter=10, warn=False)
+            r = find_lr(model, opt, nn.CrossEntropyLoss(), dl, num_iter=10, warn=False, **kw)
+            assert (r.probes is not None) == ("probe_data" in kw)
         return [int(v) for x, _ in it for v in x.flatten()]
 
     assert rest_of_epoch(True) == rest_of_epoch(False)
