@@ -795,6 +795,21 @@ def test_a_wrapped_optimizers_family_is_the_one_it_wraps():
     assert wrapped.optimizer_family == plain.optimizer_family == "momentum"
     assert (wrapped.suggestion, wrapped.max_lr) == (plain.suggestion, plain.max_lr)
 
+    class SGDW(torch.optim.Optimizer):  # an SGD of its own (not torch's), read by its name
+        def __init__(self, params, lr=0.1, momentum=0.9):  # type: ignore[no-untyped-def]
+            super().__init__(params, {"lr": lr, "momentum": momentum})
+
+        @torch.no_grad()
+        def step(self, closure=None):  # type: ignore[no-untyped-def]
+            for g in self.param_groups:
+                for p in g["params"]:
+                    p.add_(p.grad, alpha=-g["lr"])
+
+    model = nn.Sequential(nn.Linear(10, 2))
+    kin = find_lr(model, Wrapped(SGDW(model.parameters())), nn.functional.cross_entropy,
+                  loader(x, y), num_iter=10, warn=False)  # fmt: skip
+    assert kin.optimizer_family == "momentum"
+
 
 class _Stop(Exception):
     pass
