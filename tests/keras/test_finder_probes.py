@@ -351,6 +351,34 @@ def test_the_state_the_check_changes_is_put_back_before_the_sweep(held, monkeypa
     assert a == b and _same(state_a, state_b)
 
 
+class _Drawing(keras.layers.Layer):
+    """Adds noise drawn from Keras' global seed generator at every call, inference too."""
+
+    def call(self, inputs):
+        return inputs + 1e-3 * keras.random.normal(keras.ops.shape(inputs))
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "jax", reason="a compiled JAX step draws only from seeded ops"
+)
+@pytest.mark.parametrize("held", ["probe_data", "val_data"])
+def test_the_draw_the_check_makes_from_keras_seed_is_put_back_before_the_sweep(held, monkeypatch):
+    from lrkit.keras import _finder
+
+    x, y = _data(256, 0)
+    xv, yv = _data(64, 1)
+    runs = []
+    for check in (True, False):
+        if not check:
+            monkeypatch.setattr(_finder, "_check_scored", lambda *a: None)
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), _Drawing(), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+        res = _find(model, x, y, batch_size=32, **{held: (xv, yv)}, **SWEEP)
+        runs.append(_curves(res))
+    assert runs[0] == runs[1]
+
+
 def test_the_sweep_is_the_same_with_and_without_probe_data():
     x, y = _data(256, 0)
     xv, yv = _data(64, 1)
