@@ -323,19 +323,10 @@ class _Counting(keras.layers.Layer):
         return inputs + 0.01 * self.calls
 
 
-def _counting_model():
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8,)), _Counting(), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
-    model.build((None, 8))
-    return model
-
-
-@pytest.mark.parametrize("held", ["probe_data", "val_data"])
-def test_the_state_the_check_changes_is_put_back_before_the_sweep(held, monkeypatch):
-    """Scoring the held set's first batch before the sweep changes the model's state (a layer
-    that counts its calls): it goes back before the first step, so the sweep (and the probes)
-    are those of a run without the check."""
+def _with_and_without_the_check(layer, held, monkeypatch):
+    """The curves and the final state of two sweeps of ``Input, layer(), Dense`` with
+    ``held`` given, the first scoring the held set's first batch before the sweep, the second
+    not."""
     from lrkit.keras import _finder
 
     x, y = _data(256, 0)
@@ -344,10 +335,21 @@ def test_the_state_the_check_changes_is_put_back_before_the_sweep(held, monkeypa
     for check in (True, False):
         if not check:
             monkeypatch.setattr(_finder, "_check_scored", lambda *a: None)
-        model = _counting_model()
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), layer(), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+        model.build((None, 8))
         res = _find(model, x, y, batch_size=32, **{held: (xv, yv)}, **SWEEP)
         runs.append((_curves(res), _state(model)))
-    (a, state_a), (b, state_b) = runs
+    return runs
+
+
+@pytest.mark.parametrize("held", ["probe_data", "val_data"])
+def test_the_state_the_check_changes_is_put_back_before_the_sweep(held, monkeypatch):
+    """Scoring the held set's first batch before the sweep changes the model's state (a layer
+    that counts its calls): it goes back before the first step, so the sweep (and the probes)
+    are those of a run without the check."""
+    (a, state_a), (b, state_b) = _with_and_without_the_check(_Counting, held, monkeypatch)
     assert a == b and _same(state_a, state_b)
 
 
@@ -363,20 +365,8 @@ class _Drawing(keras.layers.Layer):
 )
 @pytest.mark.parametrize("held", ["probe_data", "val_data"])
 def test_the_draw_the_check_makes_from_keras_seed_is_put_back_before_the_sweep(held, monkeypatch):
-    from lrkit.keras import _finder
-
-    x, y = _data(256, 0)
-    xv, yv = _data(64, 1)
-    runs = []
-    for check in (True, False):
-        if not check:
-            monkeypatch.setattr(_finder, "_check_scored", lambda *a: None)
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((8,)), _Drawing(), keras.layers.Dense(1)])
-        model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
-        res = _find(model, x, y, batch_size=32, **{held: (xv, yv)}, **SWEEP)
-        runs.append(_curves(res))
-    assert runs[0] == runs[1]
+    (a, _), (b, _) = _with_and_without_the_check(_Drawing, held, monkeypatch)
+    assert a == b
 
 
 def test_the_sweep_is_the_same_with_and_without_probe_data():
