@@ -1778,10 +1778,15 @@ def test_lr_logger_under_a_loss_scale_optimizer_logs_the_steps_it_applied():
 
 
 @pytest.mark.parametrize("per", ["batch", "epoch"])
-def test_lr_logger_under_a_loss_scale_optimizer_after_a_guard_restore_logs_as_without_it(per):
+@pytest.mark.parametrize("in_optimizer", [False, True])
+def test_lr_logger_under_a_loss_scale_optimizer_after_a_guard_restore_logs_as_without_it(
+    per, in_optimizer
+):
     """A LossScaleOptimizer that skips no step, a DivergenceGuard that restores a state: the
     logger's steps and LRs are those of the same run without the LossScaleOptimizer (the
-    counter went back with the restore: no step was skipped)."""
+    counter went back with the restore: no step was skipped). ``in_optimizer``: the schedule
+    is in the optimizer and the guard snapshots once, so nothing reads the model per batch."""
+    sched = S.linear(0.01, end_lr=0.0, total_steps=100)
 
     def run(scaled: bool) -> list[tuple[int, float]]:
         rng = np.random.default_rng(0)
@@ -1790,17 +1795,19 @@ def test_lr_logger_under_a_loss_scale_optimizer_after_a_guard_restore_logs_as_wi
         y[32 * 7 : 32 * 8] *= 1e4  # batch 7: a loss spike
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
-        opt: Any = keras.optimizers.SGD(0.01)
+        opt: Any = keras.optimizers.SGD(lk.schedule(sched) if in_optimizer else 0.01)
         if scaled:
             opt = keras.optimizers.LossScaleOptimizer(opt, initial_scale=1.0)
         model.compile(opt, "mse")
         log = lk.LRLogger(per)
-        guard = lk.DivergenceGuard(snapshot_every=1, min_history=3, window=5)
-        sched = lk.LRScheduler(S.linear(0.01, end_lr=0.0, total_steps=100))
+        guard = lk.DivergenceGuard(
+            snapshot_every=50 if in_optimizer else 1, min_history=3, window=5
+        )
+        drivers = [] if in_optimizer else [lk.LRScheduler(sched)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False,
-                      callbacks=[sched, guard, log])  # fmt: skip
+                      callbacks=[*drivers, guard, log])  # fmt: skip
         assert [e["action"] for e in guard.events] == ["restore"]
         return log.history
 
@@ -2212,3 +2219,46 @@ def test_guard_counts_its_checks_from_the_start_of_training_across_fits():
     assert guard.num_checks == 8 and guard.restored_at == []
     model.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[guard])
     assert guard.restored_at == [14]  # batch 5 of the second fit, after the first's 8
+
+
+def test_lr_scheduler_on_data_of_unknown_length_counts_the_steps_a_guard_restore_took_back(
+    const_grad_model, mean_pred_loss
+):
+    """Data without a length, a DivergenceGuard restore in the epoch: the scheduler's step
+    ends at the optimizer's iterations, as with data of known length."""
+
+    def batches():
+        for i in range(6):
+            x = np.full((1, 1), np.inf if i == 3 else 1.0, "float32")
+            yield x, np.zeros((1, 1), "float32")
+
+    s = S.cosine(0.01, total_steps=40)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=mean_pred_loss)
+    sched = lk.LRScheduler(s)
+    guard = lk.DivergenceGuard(snapshot_every=1, factor=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        model.fit(batches(), epochs=1, verbose=0, callbacks=[sched, guard])
+    assert guard.restores == 1
+    its = int(model.optimizer.iterations)
+    assert sched.step == its < 6  # the restore took steps back
+
+
+def test_lr_scheduler_kept_for_another_model_counts_again_from_initial_step(
+    const_grad_model, mean_pred_loss
+):
+    """``initial_step`` starts the count again in a fit() of another model (one callback list
+    for the folds of a cross-validation), as for the first model."""
+    s = S.linear(0.01, end_lr=0.0, total_steps=10)
+    cb = lk.LRScheduler(s, initial_step=2)
+    seen = []
+    for _ in range(2):
+        model = const_grad_model()
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss=mean_pred_loss)
+        log = lk.LRLogger("batch")
+        _fit(model, 1, [cb, log], batches=3)
+        seen.append(log.lrs.tolist())
+    want = [float(np.float32(s(t))) for t in (2, 3, 4)]
+    assert seen == [want, want]
+    assert cb.step == 5

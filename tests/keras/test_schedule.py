@@ -404,3 +404,11 @@ def test_a_schedule_given_to_a_keras_optimizer_as_it_is_says_to_wrap_it(kind: st
         opt.learning_rate  # noqa: B018
     opt = keras.optimizers.SGD(lk.schedule(S.cosine(0.1, total_steps=100)))
     assert np.isclose(float(opt.learning_rate), 0.1)
+
+
+def test_values_reads_steps_past_float32s_integers_at_their_own_value() -> None:
+    """values() reads each step exactly, also where float32 would round it to another step
+    (2**24 + 1 is no float32): the value past a boundary there is the next one."""
+    s = S.piecewise_constant([2**24], values=[0.1, 0.01])
+    steps = np.asarray([2**24, 2**24 + 1], dtype=np.int64)
+    np.testing.assert_array_equal(lk.schedule(s).values(steps), np.float32([0.1, 0.01]))
