@@ -375,6 +375,24 @@ def test_finder_without_an_lr_attribute_says_what_to_do() -> None:
     assert model.step_size == finder.result.suggestion
 
 
+def test_finder_schedule_on_a_module_without_an_lr_attribute_drives_the_lr() -> None:
+    class Fixed(Tiny):
+        def __init__(self) -> None:
+            super().__init__()
+            del self.lr
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    rec = LRRecorder()
+    finder = LRFinder(num_iter=10, plot=False, schedule=lambda r, n: S.constant(0.005))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=1, callbacks=[finder, rec], limit_val_batches=0).fit(Fixed())
+    assert finder.result is not None
+    assert rec.lrs == {k: 0.005 for k in range(BATCHES_PER_EPOCH)}
+
+
 def test_finder_refuses_the_placeholder_optimizer_of_a_module_without_one() -> None:
     class NoOptimizer(Tiny):
         def configure_optimizers(self) -> Any:
@@ -574,11 +592,9 @@ def test_a_resume_that_plans_other_steps_keeps_the_saved_schedule_and_says_so(
             Tiny(), ckpt_path=path
         )
     assert not [w for w in said if issubclass(w.category, LRFinderWarning)]
-    rec2 = LRRecorder()
+    rec2, resumed = LRRecorder(), LRFinder(num_iter=30, schedule=cosine)
     with pytest.warns(LRFinderWarning) as said:
-        _trainer(max_epochs=5, callbacks=[LRFinder(num_iter=30, schedule=cosine), rec2]).fit(
-            Tiny(), ckpt_path=path
-        )
+        _trainer(max_epochs=5, callbacks=[resumed, rec2]).fit(Tiny(), ckpt_path=path)
     ours = [str(w.message) for w in said if issubclass(w.category, LRFinderWarning)]
     assert ours == [
         "LRFinder: this fit plans 20 steps in all, the run it resumes planned 12: the "
@@ -591,6 +607,9 @@ def test_a_resume_that_plans_other_steps_keeps_the_saved_schedule_and_says_so(
         k: v for k, v in rec.lrs.items() if k >= BATCHES_PER_EPOCH
     }
     assert {v for k, v in rec2.lrs.items() if k >= 12} == {0.0}
+    # its own checkpoints hold the schedule's steps and this fit's plan
+    state = resumed.state_dict()
+    assert (state["total_steps"], state["planned_steps"]) == (12, 20)
 
 
 def test_a_fit_resumed_from_a_checkpoint_without_the_curve_keeps_its_lr(tmp_path: Any) -> None:
@@ -851,6 +870,12 @@ def test_report_metric_warns_when_no_validation_ran_in_the_fit() -> None:
         _trainer(max_epochs=1, callbacks=[ReportMetric()]).fit(
             Tiny(spec="constant(0.04)", patience=0)
         )
+    with warnings.catch_warnings(record=True) as caught:  # no controller: nothing to say
+        warnings.simplefilter("always")
+        _trainer(max_epochs=2, limit_val_batches=0, callbacks=[ReportMetric()]).fit(
+            Tiny(spec="constant(0.04)")
+        )
+    assert [str(w.message) for w in caught if "ReportMetric" in str(w.message)] == []
 
 
 def test_report_metric_without_a_controller_to_feed_says_so_once_per_fit() -> None:
@@ -891,6 +916,14 @@ def test_report_metric_says_once_which_metric_it_reports_under_manual_optimizati
         warnings.simplefilter("always")
         _trainer(max_epochs=1, callbacks=[ReportMetric("val_loss")]).fit(SharedController())
     assert not [w for w in caught if "ReportMetric: under manual" in str(w.message)]
+
+
+def test_report_metric_skips_the_sanity_check() -> None:
+    """The sanity check's validation feeds no controller: one observation per epoch."""
+    model = Tiny(spec="constant(0.04)", patience=0, val_losses=[1.0, 1.0])
+    _trainer(max_epochs=2, num_sanity_val_steps=1, callbacks=[ReportMetric()]).fit(model)
+    plateau = model.trainer.lr_scheduler_configs[0].scheduler.feedback
+    assert plateau.num_updates == 2 and plateau.scale == 0.5  # 1.0 best, 1.0 bad: one cut
 
 
 def test_finder_schedule_of_the_wrong_arity_is_refused_before_the_sweep() -> None:
@@ -1240,6 +1273,30 @@ def test_finder_calls_training_step_as_fit_does_and_skips_a_none() -> None:
     assert len(ref.losses) > 10 and model.calls > len(ref.losses)  # the Nones were skipped
 
 
+class _LossDict(Tiny):
+    """training_step returns a dict holding the loss and another value, as Lightning allows."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        loss = super().training_step(batch, batch_idx)
+        return {"loss": loss, "size": len(batch[0])}
+
+
+def test_finder_reads_the_loss_of_a_dict_training_step_returns() -> None:
+    torch.manual_seed(0)
+    model = _LossDict()
+    ref_model = copy.deepcopy(model)
+    ref, res = _both_sweeps(
+        model,
+        ref_model,
+        optimizer=ref_model.configure_optimizers(),
+        step=lambda m, b: m.training_step(b, 0)["loss"],
+        num_iter=30,
+        max_epochs=0,
+    )
+    assert res is not None and len(res.losses) > 10
+    assert res.losses.tolist() == ref.losses.tolist()
+
+
 def test_finder_clips_gradients_as_fit_does() -> None:
     """gradient_clip_val clips in the sweep (through configure_gradient_clipping) as in fit."""
 
@@ -1266,6 +1323,29 @@ def test_finder_clips_gradients_as_fit_does() -> None:
     assert clipped.losses.tolist() == by_hand(0.01).losses.tolist()
     assert plain.losses.tolist() == by_hand(None).losses.tolist()
     assert clipped.losses.tolist() != plain.losses.tolist()
+
+
+class _OwnClipping(Tiny):
+    """configure_gradient_clipping overridden: records what it is given, then clips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clipping: list[tuple[Any, Any]] = []
+
+    def configure_gradient_clipping(
+        self, optimizer: Any, gradient_clip_val: Any = None, gradient_clip_algorithm: Any = None
+    ) -> None:
+        self.clipping.append((gradient_clip_val, gradient_clip_algorithm))
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+
+def test_finder_passes_the_trainer_s_clipping_to_configure_gradient_clipping() -> None:
+    torch.manual_seed(0)
+    model = _OwnClipping()
+    finder = LRFinder(num_iter=10, total_steps=200, set_lr=False, plot=False)
+    _trained(model, finder, max_epochs=0, gradient_clip_val=0.5, gradient_clip_algorithm="value")
+    assert finder.result is not None and len(model.clipping) >= finder.result.steps
+    assert set(model.clipping) == {(0.5, "value")}
 
 
 def test_a_finder_used_again_sweeps_again() -> None:
@@ -1827,6 +1907,17 @@ def test_report_metric_does_not_warn_after_a_fit_that_made_no_step() -> None:
     assert trainer.global_step == 0
 
 
+def test_finder_refuses_manual_optimization_with_one_optimizer() -> None:
+    finder = LRFinder(num_iter=10, plot=False)
+    with pytest.raises(ValueError) as info:
+        _trainer(max_epochs=1, callbacks=[finder]).fit(_NeverSteps())
+    assert str(info.value) == (
+        "LRFinder needs automatic optimization (training_step returns the loss); with manual "
+        "optimization run lrkit.torch.find_lr with your own step"
+    )
+    assert finder.result is None
+
+
 class _CountedLoader(Tiny):
     """Counts its train_dataloader() calls."""
 
@@ -2162,3 +2253,16 @@ def test_report_metric_checks_every_scheduler_s_controller_against_the_metric(mo
         "mode='max': it would cut the learning rate while the metric improves; build the "
         "controller with mode='min'"
     ]
+
+
+def test_report_metric_ignores_the_mode_of_a_callback_on_another_metric(tmp_path: Any) -> None:
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, monitor="val_acc", mode="max")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer(
+            max_epochs=1,
+            callbacks=[ReportMetric("val_score"), ckpt],
+            enable_checkpointing=True,
+            default_root_dir=tmp_path,
+        ).fit(Scored("min"))
+    assert [str(w.message) for w in caught if "is a metric to" in str(w.message)] == []
