@@ -386,7 +386,12 @@ def test_a_study_keeps_its_finder_interval_when_a_later_range_test_fails() -> No
     assert all(1e-3 <= t.params["lr"] <= 1.0 for t in r2.study.trials)
 
 
-def test_an_older_study_without_a_stored_interval_searches_the_one_of_its_trials() -> None:
+@pytest.mark.parametrize("recorded", [None, "blind", "finder"])
+def test_an_older_study_without_a_stored_interval_searches_the_one_of_its_trials(
+    recorded: str | None,
+) -> None:
+    """The interval is read off the trials; how it was found is the study's recorded
+    ``lrkit.seeding`` (the blind fallback when it records none)."""
     st = _shared("old")
     study = optuna.load_study(study_name="old", storage=st)
     dist = optuna.distributions.FloatDistribution(1e-6, 10.0, log=True)
@@ -395,11 +400,15 @@ def test_an_older_study_without_a_stored_interval_searches_the_one_of_its_trials
                                         distributions={"lr": dist, "family": fam}))  # fmt: skip
     study.set_user_attr("lrkit.space", {"families": ["constant"], "seeding": "finder",
                                         "total_steps": 20})  # fmt: skip
+    if recorded is not None:
+        study.set_user_attr("lrkit.seeding", recorded)
     ran: list[int] = []
     task = Task(train=_flat, total_steps=20, range_test=lambda: ran.append(1) or (1e-3, 1.0))
     r = tune(task, n_trials=2, storage=st, study_name="old", families=("constant",))
     assert ran == [] and r.lr_range == BLIND_LR_RANGE
     assert r.study.user_attrs["lrkit.lr_range"] == list(BLIND_LR_RANGE)
+    how = "finder" if recorded == "finder" else "blind"
+    assert r.seeding == how and r.study.user_attrs["lrkit.seeding"] == how
 
 
 # ----------------------------------------------------------------------------- search space
@@ -440,7 +449,8 @@ def test_a_run_that_started_no_trial_does_not_fix_the_options() -> None:
 def _their_studies(url: str) -> None:
     """Studies in ``url`` that lrkit did not create: an objective of someone else's
     (parameter ``x``), a search of the LR alone, trials without parameters, a trial only
-    queued, and two multi-objective ones (with and without trials)."""
+    queued, a COMPLETE trial with a family but no LR, and two multi-objective ones (with and
+    without trials)."""
     mine = optuna.create_study(study_name="mine", storage=url)
     mine.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=5)
     mine.set_user_attr("owner", "me")
@@ -450,6 +460,10 @@ def _their_studies(url: str) -> None:
     bare = optuna.create_study(study_name="bare", storage=url)
     bare.add_trial(optuna.create_trial(value=1.0, params={}, distributions={}))
     optuna.create_study(study_name="queued", storage=url).enqueue_trial({"x": 0.5})
+    family = {"family": optuna.distributions.CategoricalDistribution(["cosine"])}
+    optuna.create_study(study_name="family-only", storage=url).add_trial(
+        optuna.create_trial(value=1.0, params={"family": "cosine"}, distributions=family)
+    )
     pair = optuna.create_study(study_name="pair", storage=url, directions=["minimize"] * 2)
     pair.optimize(lambda t: (t.suggest_float("lr", 1e-4, 1.0), 1.0), n_trials=2)
     optuna.create_study(study_name="pair-empty", storage=url, directions=["minimize", "maximize"])
@@ -479,6 +493,7 @@ THEIRS = [
     ("lr-only", _NOT_LRKITS, {"has": "the parameters lr"}),
     ("bare", _NOT_LRKITS, {"has": "no parameters"}),
     ("queued", _NOT_LRKITS, {"has": "the parameters x"}),
+    ("family-only", _NOT_LRKITS, {"has": "the parameters family"}),
     ("pair", _MULTI, {"dirs": "minimize, minimize"}),
     ("pair-empty", _MULTI, {"dirs": "minimize, maximize"}),
 ]
@@ -1843,7 +1858,9 @@ def test_a_seeded_rerun_samples_as_a_new_study_seeded_with_the_seed_and_its_tria
     old = _lrs(first)
     second = tune(Task(train=_flat, total_steps=20), n_trials=6, storage=st, study_name="again",
                   seed=7, **kw)  # fmt: skip
-    fresh = tune(Task(train=_flat, total_steps=20), n_trials=3, seed=_sampler_seed(7, 3), **kw)
+    combined = int(np.random.SeedSequence((7, 3)).generate_state(1)[0])
+    assert _sampler_seed(7, 3) == combined
+    fresh = tune(Task(train=_flat, total_steps=20), n_trials=3, seed=combined, **kw)
     assert _lrs(second)[:3] == old
     assert _lrs(second)[3:] == _lrs(fresh)
     assert _lrs(fresh) != old
@@ -2277,7 +2294,12 @@ def test_runs_overlapping_in_threads_put_the_first_hook_back() -> None:
 
 @pytest.mark.parametrize(
     ("lr", "kept"),
-    [(1e-3 * (1 - 1e-12), True), (1.0 * (1 + 1e-12), True), (1e-3 * (1 - 1e-6), False)],
+    [
+        (1e-3 * (1 - 1e-12), True),
+        (1.0 * (1 + 1e-12), True),
+        (1e-3 * (1 - 1e-6), False),
+        (1.0 * (1 + 1e-6), False),
+    ],
 )
 def test_a_queued_trial_at_the_interval_edge_up_to_rounding_is_run_not_dropped(
     lr: float, kept: bool
@@ -2411,3 +2433,11 @@ def test_a_failed_queued_trial_with_a_family_parameter_outside_the_space_is_not_
     _requeue_interrupted(study, space, max_retry=None, n_trials=10)
     waiting = [t.system_attrs["fixed_params"] for t in study.trials if t.state == TS.WAITING]
     assert waiting == [inside]  # the run would only drop the other one
+
+
+def test_a_cap_below_n_trials_is_one_line_before_the_storage_is_touched(tmp_path) -> None:
+    db = tmp_path / "untouched.db"
+    with pytest.raises(ValueError) as info:
+        tune(_flat_task(), n_trials=3, max_trials=2, storage=f"sqlite:///{db}", study_name="s")
+    assert str(info.value) == "max_trials must be an integer >= 3 (allowed range: [3, inf)), got 2"
+    assert not db.exists()

@@ -154,6 +154,7 @@ def test_fixed_parameters_are_taken_as_given_and_left_out_of_the_search() -> Non
          "parameters: lr, family, cyclic.cycles, cyclic.ratio, cyclic.mode, wsd.warmup_frac, "
          "wsd.decay_frac, wsd.decay$"),
         ({"cyclic.ratio": 50.0}, r"fixed\['cyclic.ratio'\] must be in \[3.0, 30.0\], got 50.0"),
+        ({"cyclic.cycles": 5}, r"fixed\['cyclic.cycles'\] must be an integer in \[1, 4\], got 5"),
         ({"family": "cosine"}, r"fixed\['family'\] must be one of 'cyclic', 'wsd', got 'cosine'"),
         ({"lr": 0}, r"fixed\['lr'\] must be in \[1e-06, 10.0\], got 0"),
         ({"lr": 100.0}, r"fixed\['lr'\] must be in \[1e-06, 10.0\], got 100.0"),
@@ -1833,3 +1834,12 @@ def test_lr_range_from_finder_high_is_the_lr_that_stopped_a_nan_or_diverged_swee
     lo, hi = lr_range_from_finder(res)
     assert hi == pytest.approx(high, rel=1e-12)
     assert lo == lr_range_from_finder(SimpleNamespace(lrs=lrs, losses=losses, curve=None))[0]
+
+
+def test_an_infinite_metric_is_a_diverged_trial_not_a_result() -> None:
+    values = iter([math.inf, -math.inf, 0.5])
+    task = Task(train=lambda s, rep: next(values), total_steps=20)
+    r = tune(task, n_trials=1, seeding="blind", seed=0, pruner="none")
+    assert [t.state for t in r.study.trials] == [TS.PRUNED, TS.PRUNED, TS.COMPLETE]
+    assert [t.user_attrs.get("diverged") for t in r.study.trials] == [True, True, None]
+    assert r.best_value == 0.5
