@@ -323,6 +323,26 @@ def test_a_range_test_display_lists_the_other_rules_but_not_its_own() -> None:
     assert f"rule {r.method}" not in heads and len(rules) == len(r.suggestions()) - 1
 
 
+def test_the_text_plot_sizes_and_inputs_it_refuses_in_one_line() -> None:
+    from lrkit.textplot import text_plot
+
+    xs, ys = [0, 1, 2], [1.0, 2.0, 3.0]
+    assert len(text_plot(xs, ys, width=1000, height=3).splitlines()[0]) > 1000
+    assert len(text_plot(xs, ys, width=10, height=500).splitlines()) == 502
+    for kw, msg in (
+        ({"width": 1001}, r"^width must be an integer in \[10, 1000\], got 1001$"),
+        ({"width": 9}, r"^width must be an integer in \[10, 1000\], got 9$"),
+        ({"height": 2}, r"^height must be an integer in \[3, 500\], got 2$"),
+        ({"height": 501}, r"^height must be an integer in \[3, 500\], got 501$"),
+    ):
+        with pytest.raises(ValueError, match=msg):
+            text_plot(xs, ys, **kw)
+    msg = r"^xs and ys must be 1-d sequences of the same, non-zero length$"
+    for a, b in (([], []), ([0, 1], [1.0]), ([[0, 1]], [[1.0, 2.0]])):
+        with pytest.raises(ValueError, match=msg):
+            text_plot(a, b)
+
+
 def test_the_text_plot_joins_a_jump_of_two_rows_in_adjacent_columns() -> None:
     from lrkit.textplot import text_plot
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +301,20 @@ def test_text_plot_of_a_flat_curve_at_floats_extremes_is_labelled_with_its_value
     assert len(set(labels)) == 3 and not any("inf" in x or x == "0" for x in labels)
 
 
+@pytest.mark.parametrize(("value", "logy"), [(-1.7976931348623157e308, False), (5e-324, True)])
+def test_text_plot_of_a_flat_curve_at_the_lowest_floats_lies_on_the_bottom_row(
+    value: float, logy: bool
+) -> None:
+    """No room below the lowest float (or the smallest subnormal on a log axis): the curve is
+    drawn on the bottom row, labelled with its value, the frame above it."""
+    out = text_plot(range(10), [value] * 10, logy=logy, height=5, width=20).splitlines()
+    rows = [ln.split("|") for ln in out[:5]]
+    assert [i for i, (_, cells) in enumerate(rows) if "*" in cells] == [4]
+    assert rows[4][0].strip() == f"{value:.3g}"
+    labels = [lab.strip() for lab, _ in rows if lab.strip()]
+    assert len(set(labels)) == 3 and not any("inf" in x for x in labels)
+
+
 def test_a_cut_title_says_so_on_the_terminal_as_in_the_image(capsys) -> None:
     from lrkit.cli import main
 
@@ -323,6 +338,24 @@ def test_text_plot_says_how_many_non_finite_values_it_left_out() -> None:
     # the x axis spans every step asked for, the non-finite ones too (left blank)
     assert out.splitlines()[-2].rstrip().endswith("1999")
     assert "not drawn" not in text_plot(range(10), [1.0] * 10)
+    one = text_plot([0, 1, 2], [1.0, math.nan, 2.0], width=10, height=3)
+    assert one.splitlines()[-1] == "(1 non-finite value (inf or nan) not drawn)"
+
+
+def test_text_plot_labels_get_the_digits_that_tell_all_three_apart() -> None:
+    """At 3 significant digits the top label of a curve from 1 to 1.006 reads 1.01 and the
+    other two 1: more digits until all three differ."""
+    out = text_plot([0, 1], [1.0, 1.006], width=10, height=3).splitlines()
+    assert [ln.split("|")[0].strip() for ln in out[:3]] == ["1.006", "1.003", "1"]
+
+
+def test_text_plot_of_one_step_past_floats_integers_draws_it_without_a_warning() -> None:
+    """One step so large that step + 1 is the same float (the x axis spans nothing): drawn in
+    the first column, no division by a zero span."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = text_plot([1e16], [0.5], width=10, height=3).splitlines()
+    assert out[1] == "  0.5 |*         " and out[-1].split() == ["1e+16", "step"]
 
 
 def test_an_unknown_schedule_name_lists_every_known_one(capsys):
@@ -609,6 +642,10 @@ def test_past_the_envelope_limit_and_for_a_function_the_steps_are_evenly_spaced(
     even = np.unique(np.round(np.linspace(0.0, ENVELOPE_STEPS, MAX_POINTS)).astype(np.int64))
     s = S.cyclic(0.001, max_lr=0.1, step_size_up=100)
     assert plot_steps(s, steps=ENVELOPE_STEPS + 1).tolist() == even.tolist()
+    # at the limit itself, each run's extremes: the first run's peak (step 100) is drawn
+    at_limit = plot_steps(s, steps=ENVELOPE_STEPS)
+    width = -(-ENVELOPE_STEPS // (MAX_POINTS // 2 - 1))
+    assert 100 in at_limit.tolist() and s.values(at_limit[at_limit < width]).max() == 0.1
     f = S.Function(lambda t: 1.0, lr=0.1, length=10**6)
     assert len(plot_steps(f, steps=10**6)) == MAX_POINTS
 
