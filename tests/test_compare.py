@@ -1563,3 +1563,148 @@ def test_schedulefree_on_an_endless_iterator_reestimates_batchnorm_from_it(monke
 
     r = C.run_method("schedulefree", make=C.factory(make, seed=0), lrs=_LRS, steps=12)
     assert r.note == "" and seen[-1] is not None and math.isfinite(r.val_loss)
+
+
+# ------------------------------------------------------------- tasks, notes and ranking
+def test_a_task_of_the_wrong_length_or_without_an_optimizer_is_one_line_naming_it():
+    model = torch.nn.Linear(4, 2)
+    data = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = torch.nn.functional.cross_entropy
+    with pytest.raises(ValueError) as info:
+        C.factory(lambda: (model, opt, loss), name="target 'm:f'")()
+    assert str(info.value) == (
+        "target 'm:f' must return (model, optimizer, loss_fn, data[, val_data]), got tuple"
+    )
+    with pytest.raises(ValueError) as info:
+        C.factory(lambda: (model, "sgd", loss, data))()
+    assert str(info.value) == (
+        "task must return a torch.nn.Module and a torch.optim.Optimizer first, got Linear and str"
+    )
+
+
+def test_the_first_optimizer_returned_again_with_momentum_but_its_lrs_is_refused():
+    """The LRs as first returned, but a run's momentum in its state: refused."""
+    fn, model = _kept_model_task()
+    _, _, loss_fn, data = fn()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def reset():
+        model.load_state_dict(start)
+        return model, opt, loss_fn, data
+
+    make = C.checked(C.factory(reset, seed=0))
+    make()
+    loss_fn(model(data[0][0]), data[0][1]).backward()
+    opt.step()  # a run's step: momentum buffers, the lr untouched
+    with pytest.raises(C.NotFreshError, match=r"^make\(\) must build a fresh optimizer"):
+        make()
+
+
+def test_one_list_iterator_handed_to_every_run_is_refused_naming_it():
+    """An iterator that takes no weak reference (iter() of a list) is known again too."""
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    shared = iter([(x, y)] * 3)
+    make = C.checked(C.factory(lambda: _tiny(torch.nn.Linear(4, 2))[:3] + (shared,), seed=0))
+    make()
+    with pytest.raises(C.NotFreshError) as info:
+        make()
+    assert "returned the first run's data again, a one-shot iterator (list_iterator)" in str(
+        info.value
+    )
+
+
+def test_a_make_that_takes_an_argument_is_refused_naming_make():
+    def make(seed):
+        raise AssertionError("not called")
+
+    for call in (
+        lambda: C.compare(make, methods="fixed", steps=10, num_iter=10),
+        lambda: C.checked(make),
+    ):
+        with pytest.raises(TypeError) as info:
+            call()
+        assert str(info.value) == (
+            "make must be a callable make() -> Setup, taking 0 positional arguments; got make(seed)"
+        )
+
+
+def test_a_fresh_model_of_other_shapes_under_the_same_names_is_not_compared():
+    """A task whose model changes its width between calls: no first weights to compare with."""
+    widths = iter([2, 3, 2])
+    make = C.checked(C.factory(lambda: _tiny(torch.nn.Linear(4, next(widths))), seed=0))
+    shapes = [tuple(make().model.weight.shape) for _ in range(3)]
+    assert shapes == [(2, 4), (3, 4), (2, 4)]
+
+
+def test_the_demo_task_s_base_optimizer_is_the_sgd_with_momentum_its_name_says():
+    pytest.importorskip("sklearn")
+    make = C.demo_factory(seed=0)
+    setup = make()
+    assert type(setup.optimizer) is torch.optim.SGD
+    assert [(g["lr"], g["momentum"]) for g in setup.optimizer.param_groups] == [(0.01, 0.9)]
+    assert "SGD(momentum=0.9)" in make.name
+
+
+def test_schedulefree_reestimates_batchnorm_from_ten_training_batches():
+    """On an endless iterator: the run's steps, then 10 batches read on for the statistics."""
+    pytest.importorskip("schedulefree")
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(96, 20, generator=g), torch.randint(0, 4, (96,), generator=g)
+    read = [0]
+
+    def endless():
+        while True:
+            for i in range(0, 80, 16):
+                read[0] += 1
+                yield x[i : i + 16], y[i : i + 16]
+
+    def make():
+        torch.manual_seed(0)
+        m = torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+                                torch.nn.Linear(16, 4))  # fmt: skip
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        return m, opt, torch.nn.functional.cross_entropy, endless(), [(x[80:], y[80:])]
+
+    r = C.run_method("schedulefree", make=C.factory(make, seed=0), lrs=_LRS, steps=12)
+    assert r.note == "" and len(r.losses) == 12 and read[0] == 12 + 10
+
+
+def test_a_diverged_run_stopped_early_is_not_said_to_have_run_out_of_data():
+    from lrkit.torch import DataRanOutWarning
+
+    def loss(out, t):
+        return torch.nn.functional.cross_entropy(out, t) + out.pow(2).mean()
+
+    def fn():
+        model, opt, _, data, val = _linear_task()()
+        return model, opt, loss, data, val
+
+    huge = C.LRs(1e3, base_max=1e3, base_min=1e3, adam=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataRanOutWarning)
+        r = C.run_method("fixed", make=C.factory(fn, seed=0), lrs=huge, steps=20)
+    assert r.diverged and len(r.losses) < 20 and r.note == ""
+
+
+def test_a_failed_row_without_validation_scores_leaves_the_ranking_by_validation_loss():
+    nan = float("nan")
+    rows = [
+        _row("fixed", val_loss=0.5, final_loss=0.1),
+        _row("cosine", val_loss=0.25, final_loss=0.9),
+        _row("adam", val_loss=nan, final_loss=nan, error="KeyError: 'x'"),
+    ]
+    report = C.Comparison(rows, lrs=_LRS)
+    assert report.has_val and report.best is rows[1]
+    assert report.best_marks() == [False, True, False]
+
+
+def test_the_adam_row_says_nothing_of_group_lrs_when_the_other_group_is_frozen_at_0():
+    def fn():
+        model, _, loss_fn, data, val = _linear_task()()
+        groups = [{"params": [model.weight], "lr": 0.0}, {"params": [model.bias]}]
+        return model, torch.optim.SGD(groups, lr=0.1), loss_fn, data, val
+
+    r = C.run_method("adam", make=C.factory(fn, seed=0), lrs=_LRS, steps=5)
+    assert not r.error and r.note == ""

@@ -899,3 +899,112 @@ def test_a_failed_methods_error_is_quoted_up_to_200_characters(task_module, caps
         f"lrkit compare: error: 1 method failed (cosine; first: {message}): the table and "
         "files hold the others\n"
     )
+
+
+def test_the_steps_and_range_test_length_default_to_400_and_100(task_module, capsys, monkeypatch):
+    given: list[dict] = []
+
+    def compare(make, **kwargs):
+        given.append(kwargs)
+        raise KeyboardInterrupt  # nothing finished: nothing to show or write
+
+    monkeypatch.setattr(C, "compare", compare)
+    argv = ["compare", f"{task_module}:make", "--methods", "fixed,adam", "--no-plot"]
+    assert main(argv) == 130
+    assert [(k["steps"], k["num_iter"]) for k in given] == [(400, 100)]
+    assert capsys.readouterr().out == (
+        f"lrkit compare: {task_module}:make; 2 methods x 400 steps, seed 0\n"
+    )
+
+
+def test_data_running_out_is_said_also_when_python_warnings_are_ignored(task_module, capsys):
+    """``python -W ignore``: the lines are the command's own output, printed all the same."""
+    import warnings
+
+    argv = ["compare", f"{task_module}:make_one_shot", "--steps", "10", "--finder-iter", "10",
+            "--methods", "fixed,adam", "--no-plot"]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split(":")[0] for ln in lines[1:3]] == ["  warning"] * 2
+    assert [ln.split("'")[1] for ln in lines[1:3]] == ["fixed", "adam"]
+
+
+LEAVES_ITS_START_ONCE = """
+import os
+import shutil
+
+import torch
+
+LEFT = []
+
+def make():
+    if not LEFT:  # the first call moves elsewhere and removes the folder it started in
+        LEFT.append(os.getcwd())
+        os.makedirs(os.path.join(LEFT[0], "..", "elsewhere"), exist_ok=True)
+        os.chdir(os.path.join(LEFT[0], "..", "elsewhere"))
+        shutil.rmtree(LEFT[0])
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 3, generator=g)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    return model, opt, torch.nn.functional.mse_loss, [(x, x.sum(1, keepdim=True))]
+"""
+
+
+def test_compare_writes_no_output_elsewhere_when_the_starting_folder_is_gone(
+    write_module, tmp_path, monkeypatch, capsys
+):
+    module = write_module("cmp_leaves_start_mod", LEAVES_ITS_START_ONCE)
+    start = tmp_path / "start"
+    start.mkdir()
+    monkeypatch.chdir(start)
+    argv = ["compare", f"{module}:make", "--methods", "fixed", "--steps", "10",
+            "--finder-iter", "10", "--json", "r.json", "-o", "p.png", "--quiet"]  # fmt: skip
+    try:
+        assert main(argv) == 1
+        assert capsys.readouterr().err == (
+            f"lrkit compare: error: the folder the command started in ({start}) is gone: the "
+            "output files were not written\n"
+        )
+        assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == []
+    finally:
+        os.chdir(tmp_path)
+
+
+def test_a_target_s_data_given_as_a_function_is_taken_and_the_callers_rngs_left_alone(
+    write_module, capsys
+):
+    """Data as fit takes it (a function returning the batches); and the command's own check
+    of the target, which seeds every call, leaves the caller's global RNGs as they were."""
+    import random
+
+    import numpy as np
+
+    module = write_module(
+        "cmp_data_fn_mod",
+        textwrap.dedent(
+            """
+            import torch
+
+            def make():
+                g = torch.Generator().manual_seed(1)
+                x = torch.randn(64, 3, generator=g)
+                y = x.sum(1, keepdim=True)
+                batches = [(x[:32], y[:32]), (x[32:], y[32:])]
+                model = torch.nn.Linear(3, 1)
+                opt = torch.optim.SGD(model.parameters(), lr=0.1)
+                return model, opt, torch.nn.functional.mse_loss, lambda: iter(batches)
+            """
+        ),
+    )
+    torch.manual_seed(123)
+    np.random.seed(5)
+    random.seed(7)
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    argv = ["compare", f"{module}:make", "--methods", "fixed", "--steps", "10",
+            "--finder-iter", "10", "--no-plot", "--quiet"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert np.array_equal(np.random.get_state()[1], before[1]) and random.getstate() == before[2]
