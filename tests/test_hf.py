@@ -781,17 +781,21 @@ class _TokenLM(torch.nn.Module):  # type: ignore[misc]
 
     def forward(self, input_ids: Any, attention_mask: Any = None, labels: Any = None) -> Any:
         logits = self.out(self.embed(input_ids))
+        if labels is None:  # a compute_loss_func's: the Trainer took the labels for it
+            return {"logits": logits}
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten())
         return {"loss": loss, "logits": logits}
 
 
-def _first_window(model: Any, tmp_path: Any) -> tuple[Any, list[Any], list[torch.Tensor]]:
-    """find_lr on a Trainer of ``model`` accumulating 2 batches of :class:`Texts` (no clipping):
-    the Trainer, the two batches of the sweep's first step and the gradients it stepped on."""
+def _first_window(
+    model: Any, tmp_path: Any, kind: Any = transformers.Trainer, **kwargs: Any
+) -> tuple[Any, list[Any], list[torch.Tensor]]:
+    """find_lr on a Trainer (``kind``, made with ``kwargs``) of ``model`` accumulating 2 batches
+    of :class:`Texts` (no clipping): the Trainer, the two batches of the sweep's first step and
+    the gradients it stepped on."""
     args = _args(tmp_path, gradient_accumulation_steps=2, max_grad_norm=0.0, max_steps=4)
-    trainer = transformers.Trainer(
-        model=model, args=args, train_dataset=Texts(64, 1), data_collator=_padded
-    )
+    kwargs.setdefault("data_collator", _padded)
+    trainer = kind(model=model, args=args, train_dataset=Texts(64, 1), **kwargs)
     opt = trainer.create_optimizer()
     grads: list[list[torch.Tensor]] = []
     hook = opt.register_step_pre_hook(
@@ -1192,12 +1196,21 @@ class _LiveState(Feedback):
         self.state.update(state)
 
 
+class _KeptState(_LiveState):
+    """A controller of one's own that keeps the very dict it is loaded from as its state."""
+
+    def load_state_dict(self, state: Any) -> None:  # type: ignore[override]
+        self.state = state
+
+
+@pytest.mark.parametrize("kind", [_LiveState, _KeptState])
 def test_each_scheduler_starts_a_controller_from_its_state_when_the_trainer_was_made(
-    tmp_path: Any,
+    tmp_path: Any, kind: Any
 ) -> None:
     """The state a controller had when the Trainer was made is kept apart from it: a
-    controller whose state_dict() is its live state also starts afresh in the next train()."""
-    fb = _LiveState()
+    controller whose state_dict() is its live state, or one that keeps the dict it loads,
+    also starts afresh in the next train()."""
+    fb = kind()
     trainer = Trainer(
         model=tiny_bert(), args=_args(tmp_path, max_steps=4), schedule="constant(0.01)", feedback=fb
     )
@@ -1328,3 +1341,305 @@ def test_find_lr_sweeps_the_model_as_train_trains_it_and_leaves_it_as_it_was(
     noisy = find_lr(t, num_iter=10, warn=False)
     assert noisy.losses.tolist() != plain.losses.tolist()
     assert not emb._forward_hooks and not hasattr(emb, "neftune_noise_alpha")
+
+
+def test_a_scheduler_is_made_on_the_optimizer_passed_to_create_scheduler(tmp_path: Any) -> None:
+    trainer = Trainer(
+        model=tiny_bert(), args=_args(tmp_path, max_steps=4), schedule="constant(0.004)"
+    )
+    trainer.create_optimizer()
+    other = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.004)
+    sched = trainer.create_scheduler(4, optimizer=other)
+    assert sched.optimizer is other
+    assert [g["lr"] for g in other.param_groups] == [0.004]
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [0.01, 0.01]  # left alone
+
+
+@resumes
+def test_a_second_train_makes_a_new_scheduler_as_the_stock_trainer_does(tmp_path: Any) -> None:
+    """train() called again (no resetting by hand) runs the schedule from its start again."""
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, max_steps=4),
+        train_dataset=Pairs(32, 1),
+        schedule=lambda n: S.linear(0.01, end_lr=0.0, total_steps=n),
+    )
+    trainer.train()
+    first = _logged_lrs(trainer)
+    sched = trainer.lr_scheduler
+    trainer.train()
+    assert trainer.lr_scheduler is not sched
+    linear = S.linear(0.01, end_lr=0.0, total_steps=4)
+    assert _logged_lrs(trainer) == first == {k: linear(k - 1) for k in range(1, 5)}
+
+
+def test_the_lr_0_warning_at_the_edges_of_what_it_says(tmp_path: Any) -> None:
+    """Two steps or more at LR 0 at the run's end are said (from a schedule above 0 only at
+    step 0 too); a single last step at 0, a group frozen at 0 from the start, or a run of
+    fewer than three steps are not; with several groups cut short, one warning, the first's."""
+
+    def made(spec: Any, steps: int) -> Any:
+        trainer = Trainer(
+            model=tiny_bert(), args=_args(tmp_path, max_steps=steps), train_dataset=Pairs(64, 1),
+            schedule=spec,
+        )  # fmt: skip
+        trainer.create_optimizer()
+        return trainer
+
+    with pytest.warns(UserWarning) as record:
+        made("cosine(1e-3, 1)", 3).create_scheduler(3)
+    assert [str(w.message) for w in record] == [
+        "the schedule is 0 from step 1 on: 2 of the 3 steps the Trainer runs train at LR 0 "
+        "(a schedule written for fewer steps?); write it for the run's length, or pass a "
+        "function of it: schedule=lambda n: S.cosine(1e-3, total_steps=n)"
+    ]
+    short = lambda n: (S.cosine(1e-3, total_steps=10), S.cosine(1e-3, total_steps=20))  # noqa: E731
+    with pytest.warns(UserWarning) as record:
+        made(short, 30).create_scheduler(30)
+    assert [str(w.message)[:50] for w in record] == [
+        "param group 0's schedule is 0 from step 10 on: 20 "
+    ]
+    for spec, steps in (
+        ("cosine(1e-3, 29)", 30),  # 0 at the last step only
+        (lambda n: (S.constant(0.0), S.cosine(1e-3, total_steps=n)), 30),  # a frozen group
+        ("cosine(1e-3, 1)", 2),
+    ):
+        trainer = made(spec, steps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            trainer.create_scheduler(steps)
+
+
+def test_report_metric_checks_the_controllers_mode_again_in_each_train(tmp_path: Any) -> None:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.004)
+    sched = lt.scheduler(opt, "constant(0.004)", feedback=ReduceOnPlateau())  # mode="min"
+    args, state, control = _round_parts(tmp_path)
+    report = ReportMetric("eval_accuracy")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):  # two train() calls of two evaluations each
+            report.on_train_begin(args, state, control)
+            for _ in range(2):
+                report.on_step_begin(args, state, control)
+                report.on_step_end(args, state, control)
+                report.on_evaluate(
+                    args, state, control, metrics={"eval_accuracy": 0.5}, lr_scheduler=sched
+                )
+            report.on_train_end(args, state, control)
+    said = [str(w.message) for w in caught if "is a metric to" in str(w.message)]
+    message = (
+        "ReportMetric: 'eval_accuracy' is a metric to maximize but the feedback controller has "
+        "mode='min': it would cut the learning rate while the metric improves; build the "
+        "controller with mode='max'"
+    )
+    assert said == [message, message]  # once in each train()
+    assert sched.feedback.num_updates == 4
+
+
+@pytest.mark.parametrize("name", ["score", "loss_ratio"])
+def test_report_metric_takes_no_direction_from_a_greater_is_better_it_was_not_given(
+    tmp_path: Any, name: str
+) -> None:
+    """metric_for_best_model set after the arguments were made (greater_is_better None), or
+    a name that only contains "loss" (greater_is_better True as the Trainer fills it in): the
+    metric's direction is not known, nothing is said against either controller."""
+    if name == "score":
+        args = _args(tmp_path)
+        args.metric_for_best_model = name
+        assert args.greater_is_better is None
+    else:
+        args = _args(tmp_path, metric_for_best_model=name)
+        assert args.greater_is_better is True
+    state, control = transformers.TrainerState(), transformers.TrainerControl()
+    for mode in ("min", "max"):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.004)
+        sched = lt.scheduler(opt, "constant(0.004)", feedback=ReduceOnPlateau(mode))
+        report = ReportMetric()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            report.on_train_begin(args, state, control)
+            report.on_step_end(args, state, control)
+            metrics = {f"eval_{name}": 0.5}
+            report.on_evaluate(args, state, control, metrics=metrics, lr_scheduler=sched)
+        assert sched.feedback.num_updates == 1 and sched.feedback.best == 0.5
+
+
+def test_report_metric_reports_eval_loss_by_default(tmp_path: Any) -> None:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.004)
+    sched = lt.scheduler(opt, "constant(0.004)", feedback=ReduceOnPlateau())
+    args, state, control = _round_parts(tmp_path)
+    assert args.metric_for_best_model is None
+    report = ReportMetric()
+    report.on_step_end(args, state, control)
+    metrics = {"eval_loss": 0.5, "eval_score": 2.0}
+    report.on_evaluate(args, state, control, metrics=metrics, lr_scheduler=sched)
+    assert sched.feedback.num_updates == 1 and sched.feedback.best == 0.5
+
+
+def test_find_lr_refuses_a_bad_callback_before_it_builds_anything(tmp_path: Any) -> None:
+    trainer = transformers.Trainer(model=tiny_bert(), args=_args(tmp_path))  # no train_dataset
+    with pytest.raises(TypeError) as info:
+        find_lr(trainer, num_iter=10, callback=lambda i: None)
+    assert str(info.value) == (
+        "callback must be a callable callback(i, lr, loss), taking 3 positional arguments; "
+        "got <lambda>(i)"
+    )
+    assert trainer.optimizer is None
+
+
+def test_find_lr_keeps_an_optimizer_of_ones_own_on_the_trainer(tmp_path: Any) -> None:
+    model = tiny_bert()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    trainer = transformers.Trainer(
+        model=model, args=_args(tmp_path), train_dataset=Pairs(32, 1), optimizers=(opt, None)
+    )
+    before = _state(model)
+    find_lr(trainer, num_iter=10, warn=False)
+    assert trainer.optimizer is opt and [g["lr"] for g in opt.param_groups] == [0.01]
+    after = _state(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize(
+    "kwargs, options, total",
+    [
+        ({"max_steps": 0}, {}, 2 * STEPS_PER_EPOCH),  # 0: the epochs, as train() counts
+        ({"max_steps": 1}, {}, 1),
+        ({"num_train_epochs": 1.5}, {}, 12),  # 1.5 x 8 batches
+        ({}, {"total_steps": 7}, 7),  # the caller's budget kept
+    ],
+)
+def test_find_lr_budgets_the_steps_train_runs_unless_told(
+    tmp_path: Any, monkeypatch: Any, kwargs: dict[str, Any], options: dict[str, Any], total: int
+) -> None:
+    import lrkit.hf as H
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(H, "_torch_find_lr", lambda *a, **kw: seen.update(kw))
+    trainer = transformers.Trainer(
+        model=tiny_bert(), args=_args(tmp_path, **kwargs), train_dataset=Pairs(64, 1)
+    )
+    find_lr(trainer, num_iter=10, **options)
+    assert seen["options"].total_steps == total
+
+
+def test_find_lr_hands_snapshot_progress_and_warn_to_the_range_test(
+    tmp_path: Any, spy: Any
+) -> None:
+    import lrkit.hf as H
+
+    seen = spy(H, "_torch_find_lr")
+    trainer = transformers.Trainer(
+        model=tiny_bert(), args=_args(tmp_path), train_dataset=Pairs(32, 1)
+    )
+    find_lr(trainer, num_iter=10, snapshot="disk", progress=True, warn=False)
+    assert (seen["snapshot"], seen["progress"], seen["warn"]) == ("disk", True, False)
+
+
+def test_a_find_lr_whose_loader_fails_after_drawing_restores_the_rng(tmp_path: Any) -> None:
+    trainer = _DrawingTrainer(model=tiny_bert(), args=_args(tmp_path))  # no train_dataset
+    rng = torch.get_rng_state()
+    with pytest.raises(ValueError):
+        find_lr(trainer, num_iter=10)
+    assert torch.equal(torch.get_rng_state(), rng) and trainer.optimizer is None
+
+
+def test_find_lr_leaves_a_checkpointing_model_checkpointing_with_its_own_settings(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """A model whose activation checkpointing is already on keeps it; one turned on for the
+    sweep gets the TrainingArguments' checkpointing kwargs, as train() gives them."""
+    fields = transformers.TrainingArguments.__dataclass_fields__
+    if "activation_checkpointing" not in fields:
+        pytest.skip("transformers 5's activation checkpointing")
+    on = tiny_bert()
+    on.activation_checkpointing_enable()
+    trainer = transformers.Trainer(
+        model=on, args=_args(tmp_path, activation_checkpointing=True), train_dataset=Pairs(32, 1)
+    )
+    find_lr(trainer, num_iter=10, warn=False)
+    assert on.is_activation_checkpointing
+    model = tiny_bert()
+    calls: list[dict[str, Any]] = []
+    enable = model.activation_checkpointing_enable
+    monkeypatch.setattr(
+        model, "activation_checkpointing_enable", lambda **kw: (calls.append(kw), enable(**kw))
+    )
+    ckpt = {"use_reentrant": False, "every_n_layers": 2, "offload": False}
+    args = _args(tmp_path, activation_checkpointing=True, activation_checkpointing_kwargs=ckpt)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=Pairs(32, 1))
+    find_lr(trainer, num_iter=10, warn=False)
+    assert calls == [
+        {
+            "activation_checkpointing_kwargs": {"use_reentrant": False},
+            "every_n_layers": 2,
+            "offload": False,
+        }
+    ]
+    assert not model.is_activation_checkpointing
+
+
+def test_find_lr_puts_back_the_embeddings_own_neftune_alpha(tmp_path: Any) -> None:
+    trainer = transformers.Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, neftune_noise_alpha=50.0),
+        train_dataset=Pairs(32, 1),
+    )
+    emb = trainer.model.get_input_embeddings()
+    emb.neftune_noise_alpha = 5.0
+    find_lr(trainer, num_iter=10, warn=False)
+    assert emb.neftune_noise_alpha == 5.0
+
+
+def _summed_token_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+    """A ``compute_loss_func``: the batch's summed token loss over the window's label tokens
+    (over its own, where none are given: an evaluation)."""
+    logits = outputs["logits"]
+    loss = torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1), labels.flatten(), reduction="sum"
+    )
+    return loss / (
+        int((labels != -100).sum()) if num_items_in_batch is None else num_items_in_batch
+    )
+
+
+class _ScaledTrainer(transformers.Trainer):  # type: ignore[misc]
+    """A Trainer whose loss is declared scaled for the accumulation already."""
+
+    loss_is_scaled_for_ga = True
+
+
+class _TargetsTrainer(transformers.Trainer):  # type: ignore[misc]
+    """A Trainer whose batches carry their labels as ``targets`` (no ``labels`` to count)."""
+
+    def compute_loss(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        return model(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            labels=inputs["targets"],
+        ).loss
+
+
+def _as_targets(features: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+    batch = _padded(features)
+    batch["targets"] = batch.pop("labels")
+    return batch
+
+
+@pytest.mark.parametrize("case", ["compute_loss_func", "loss_is_scaled_for_ga", "no_labels"])
+def test_find_lr_scales_an_accumulation_window_as_training_step_does(
+    tmp_path: Any, case: str
+) -> None:
+    """The window's losses are divided by its batches exactly when training_step divides them:
+    not with a compute_loss_func or a loss declared scaled, but with a model that accepts loss
+    kwargs given no label tokens to count."""
+    if case == "compute_loss_func":
+        got = _first_window(_TokenLM(), tmp_path, compute_loss_func=_summed_token_loss)
+    elif case == "loss_is_scaled_for_ga":
+        got = _first_window(_TokenLM(), tmp_path, kind=_ScaledTrainer)
+    else:
+        got = _first_window(_tiny_gpt2(), tmp_path, kind=_TargetsTrainer, data_collator=_as_targets)
+    trainer, window, swept = got
+    trained = _training_step_grads(trainer, window)
+    for a, b in zip(swept, trained):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
