@@ -489,3 +489,77 @@ def test_a_comparison_display_escapes_its_name_in_the_title() -> None:
     c = Comparison([_run("cosine", 0.1, 0.5)], lrs=None, name="a<b & c")
     html = _check(c._repr_mimebundle_())
     assert html.startswith("<div><b>lrkit compare: a&lt;b &amp; c</b>")
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    """The width and height a PNG's header gives, in pixels."""
+    assert png.startswith(PNG) and png[12:16] == b"IHDR"
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_a_schedule_display_draws_its_natural_length_in_a_480_by_240_image() -> None:
+    """6 x 3 inches at 80 dpi; the curve spans the schedule's steps 0 to its length."""
+    from unittest import mock
+
+    from lrkit import _display
+
+    figures: list[Any] = []
+    real = _display._figure_png
+
+    def keep(fig: Any) -> bytes:
+        figures.append(fig)
+        return real(fig)
+
+    s = S.cosine(0.1, total_steps=100)
+    with mock.patch.object(_display, "_figure_png", side_effect=keep):
+        bundle = s._repr_mimebundle_()
+    _check(bundle)
+    assert _png_size(bundle["image/png"]) == (480, 240)
+    xs = figures[0].axes[0].lines[0].get_xdata()
+    assert (min(xs), max(xs)) == (0, 100)
+
+
+def test_a_tune_display_without_a_complete_trial_shows_counts_and_no_plot() -> None:
+    """Every trial diverged: the one-line summary has no best value, and the metric's name
+    (a user's string) is escaped in the table's header."""
+    pytest.importorskip("optuna")
+    import warnings
+
+    from lrkit.tune import Task, tune
+
+    task = Task(train=lambda s, rep: math.nan, total_steps=10, metric="val<loss>")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = tune(task, n_trials=2, max_trials=2, seeding="blind", seed=0, pruner="none")
+    bundle = r._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"}
+    assert bundle["text/plain"] == repr(r) == "TuneResult(trials={'PRUNED': 2})"
+    assert "<th style='text-align:left'>val&lt;loss&gt;</th>" in bundle["text/html"]
+    assert "val<loss>" not in bundle["text/html"]
+
+
+def test_a_compare_display_shows_a_note_and_no_plot_without_losses() -> None:
+    from lrkit.compare import Comparison, LRs, Result
+
+    run = _run("onecycle", 0.1, 0.5)
+    run.note = "stopped at step 3 of 50: data ran out"
+    assert "<td style='text-align:left'>stopped at step 3 of 50: data ran out</td>" in _check(
+        run._repr_mimebundle_()
+    )
+    empty = Result(method="cosine", optimizer="SGD", lr="cosine(0.1, 50)")
+    assert set(empty._repr_mimebundle_()) == {"text/plain", "text/html"}
+    comparison = Comparison([empty], lrs=LRs(0.05, base_max=0.1, base_min=0.01, adam=1e-3))
+    bundle = comparison._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"}
+
+
+def test_a_comparison_without_validation_marks_the_best_train_loss() -> None:
+    from lrkit.compare import Comparison, LRs
+
+    runs = [_run("constant", 0.05, 0.7), _run("onecycle", 0.1, 0.4)]
+    for r in runs:
+        r.val_loss = r.val_acc = math.nan
+    comparison = Comparison(runs, lrs=LRs(0.05, base_max=0.1, base_min=0.01, adam=1e-3))
+    html = _check(comparison._repr_mimebundle_())
+    assert "<p>* best train loss</p>" in html and "best val loss" not in html
+    assert "<td style='text-align:left'>* onecycle</td>" in html
