@@ -226,9 +226,9 @@ def test_wrong_password_is_one_line_without_the_password(pg_url: str, capsys) ->
 
 def test_users_who_cannot_write_are_refused_before_any_trial(pg_url: str) -> None:
     """A PostgreSQL user who may read the study but not add trials (SELECT only; INSERT on
-    the study tables only; a read-only default transaction) resuming it: one line naming the
-    URL, its password masked, before any trial, the stored study unchanged and still readable;
-    a user with write grants resumes it."""
+    the study tables only; UPDATE but no INSERT; a read-only default transaction) resuming
+    it: one line naming the URL, its password masked, before any trial, the stored study
+    unchanged and still readable; a user with write grants resumes it."""
     import sqlalchemy
 
     from lrkit.tune import Task, make_storage, tune
@@ -249,6 +249,7 @@ def test_users_who_cannot_write_are_refused_before_any_trial(pg_url: str) -> Non
         "reader": ["GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader"],
         "partial": ["GRANT SELECT ON ALL TABLES IN SCHEMA public TO partial",
                     "GRANT INSERT ON studies, study_directions TO partial"],
+        "updater": ["GRANT SELECT, UPDATE ON ALL TABLES IN SCHEMA public TO updater"],
         "rotx": ["GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO rotx",
                  "ALTER ROLE rotx SET default_transaction_read_only = on"],
         "writer": ["GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO writer",
@@ -268,7 +269,7 @@ def test_users_who_cannot_write_are_refused_before_any_trial(pg_url: str) -> Non
 
     before = stored()
     calls.clear()
-    for role in ("reader", "partial", "rotx"):
+    for role in ("reader", "partial", "updater", "rotx"):
         url = pg_url.replace("postgres@", f"{role}:s3cret-pw@")
         with pytest.raises(ValueError) as info:
             tune(flat(), storage=url, study_name=name, n_trials=4, seeding="blind")

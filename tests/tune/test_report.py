@@ -89,8 +89,14 @@ def test_a_title_that_is_no_text_is_refused_as_every_plot_refuses_it(tmp_path: A
     assert r.plot(str(tmp_path / "t.png"), title="search").texts[0].get_text() == "search"
 
 
-def _result(direction: str, values: list[float], spec: Any = None, n_trials: int = 0) -> Any:
-    """A TuneResult over a study holding one COMPLETE constant-schedule trial per value."""
+def _result(
+    direction: str,
+    values: list[float],
+    spec: Any = None,
+    n_trials: int = 0,
+    family: str = "constant",
+) -> Any:
+    """A TuneResult over a study holding one COMPLETE ``family`` trial per value."""
     optuna = pytest.importorskip("optuna")
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
@@ -99,14 +105,14 @@ def _result(direction: str, values: list[float], spec: Any = None, n_trials: int
     study = optuna.create_study(direction=direction)
     dists = {
         "lr": FloatDistribution(1e-6, 10.0, log=True),
-        "family": CategoricalDistribution(["constant"]),
+        "family": CategoricalDistribution([family]),
     }
     for i, v in enumerate(values):
         lr = 0.0012345678 * (i + 1)
         attrs = {"schedule": spec if spec is not None else f"constant(lr={lr!r})"}
         study.add_trial(
             optuna.trial.create_trial(
-                params={"lr": lr, "family": "constant"},
+                params={"lr": lr, "family": family},
                 distributions=dists,
                 value=v,
                 user_attrs=attrs,
@@ -137,6 +143,120 @@ def test_the_table_shows_numbers_and_specs_at_four_significant_digits() -> None:
         "2     1      2.5    0.002469  constant  constant(lr=0.002469)"
     )
     assert r.top(1)[0].user_attrs["schedule"] == "constant(lr=0.0012345678)"  # kept whole
+
+
+def _add_pruned(r: Any, intermediate: dict[int, float], **attrs: Any) -> None:
+    """A PRUNED trial (peak LR 0.01) that reported ``intermediate``, added to ``r``'s study."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    dists = {
+        "lr": FloatDistribution(1e-6, 10.0, log=True),
+        "family": CategoricalDistribution(["constant"]),
+    }
+    r.study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.PRUNED,
+            params={"lr": 0.01, "family": "constant"},
+            distributions=dists,
+            intermediate_values=intermediate,
+            user_attrs=attrs,
+        )
+    )
+
+
+def _open_markers(ax: Any) -> list[list[float]]:
+    """Where the unfilled (pruned) markers of ``ax`` are drawn."""
+    return [
+        [float(x), float(y)]
+        for c in ax.collections
+        if len(c.get_facecolors()) == 0
+        for x, y in c.get_offsets()
+    ]
+
+
+def test_a_pruned_trial_is_drawn_at_the_value_of_its_last_report() -> None:
+    pytest.importorskip("matplotlib")
+    r = _result("minimize", [float(v) for v in range(1, 11)])
+    _add_pruned(r, {1: 5.0, 0: 2.0})  # step 1 is the last, whatever the order stored
+    fig = r.plot(None)
+    assert _open_markers(fig.axes[0]) == [[10.0, 5.0]]
+    assert _open_markers(fig.axes[1]) == [[0.01, 5.0]]
+
+
+def test_a_surplus_pruned_trial_is_not_drawn() -> None:
+    pytest.importorskip("matplotlib")
+    r = _result("minimize", [float(v) for v in range(1, 11)])
+    _add_pruned(r, {0: 3.0}, surplus=True)
+    fig = r.plot(None)
+    assert _open_markers(fig.axes[0]) == [] and _open_markers(fig.axes[1]) == []
+    assert "pruned (last value)" not in _legend(fig)
+
+
+def test_only_rank_0_of_a_process_group_writes_the_plot(tmp_path: Any, monkeypatch) -> None:
+    pytest.importorskip("matplotlib")
+    import sys
+    import types
+
+    r = _result("minimize", [1.0, 2.0])
+    for rank, written in ((1, False), (0, True)):
+        dist = types.SimpleNamespace(
+            is_available=lambda: True, is_initialized=lambda: True, get_rank=lambda r=rank: r
+        )
+        monkeypatch.setitem(sys.modules, "torch.distributed", dist)
+        path = tmp_path / f"rank{rank}.png"
+        assert r.plot(str(path)) is not None
+        assert path.exists() is written
+
+
+@pytest.mark.parametrize("family, color", [("constant", "C0"), ("wsd", "C5")])
+def test_a_family_keeps_its_colour_whatever_families_the_study_holds(
+    family: str, color: str
+) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.colors import to_rgba
+
+    fig = _result("minimize", [1.0, 2.0], family=family).plot(None)
+    for ax in fig.axes[:2]:
+        (points,) = [c for c in ax.collections if c.get_label() == family]
+        assert tuple(points.get_facecolors()[0][:3]) == to_rgba(color)[:3]
+
+
+def test_maximizing_a_trial_far_below_is_a_downward_triangle_at_the_lower_edge() -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.markers import MarkerStyle
+
+    fig = _result("maximize", [*(float(v) for v in range(1, 10)), -100.0]).plot(None)
+    down = MarkerStyle("v")
+    triangle = down.get_path().transformed(down.get_transform()).vertices.tolist()
+    ax = fig.axes[0]
+    edge = [c for c in ax.collections if c.get_paths()[0].vertices.tolist() == triangle]
+    assert [[float(x), float(y)] for c in edge for x, y in c.get_offsets()] == [
+        [9.0, ax.get_ylim()[0]]
+    ]
+    assert EDGE in _legend(fig)
+
+
+def test_the_lr_axis_shows_the_searched_interval_with_a_margin() -> None:
+    pytest.importorskip("matplotlib")
+    r = _result("minimize", [1.0, 2.0])
+    lo, hi = r.lr_range
+    assert r.plot(None).axes[1].get_xlim() == pytest.approx((lo / 1.25, hi * 1.25), rel=1e-9)
+
+
+def test_a_diverged_trial_is_a_cross_at_the_edge_not_a_pruned_circle() -> None:
+    pytest.importorskip("matplotlib")
+    r = _result("minimize", [float(v) for v in range(1, 11)])
+    _add_pruned(r, {0: 3.0}, diverged=True)  # reported once, then its metric was not finite
+    fig = r.plot(None)
+    assert _open_markers(fig.axes[0]) == [] and _open_markers(fig.axes[1]) == []
+    (cross,) = [c for c in fig.axes[0].collections if c.get_label() == "diverged"]
+    assert cross.get_offsets().tolist() == [[10.0, fig.axes[0].get_ylim()[1]]]
+    assert "pruned (last value)" not in _legend(fig)
+
+
+def test_the_table_of_a_search_without_a_complete_trial_says_so() -> None:
+    assert _result("minimize", [], n_trials=3).table(5) == "(no finished trials)"
 
 
 def test_a_table_narrower_than_its_columns_still_gives_the_spec_30_characters() -> None:

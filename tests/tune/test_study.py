@@ -1701,6 +1701,27 @@ def test_the_write_check_changes_nothing_and_creates_nothing(tmp_path: Path) -> 
     assert empty.read_bytes() == b""
 
 
+def test_the_write_check_names_the_url_it_is_given(tmp_path: Path) -> None:
+    """make_storage may add a driver to the URL given: the message names the one given."""
+    from lrkit.tune import check_writable
+
+    path = tmp_path / "ro.db"
+    optuna.create_study(storage=f"sqlite:///{path}", study_name="old")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        storage = optuna.storages.RDBStorage(f"sqlite:///file:{path}?mode=ro&uri=true")
+    why = "it cannot be written (attempt to write a readonly database)"
+    with pytest.raises(ValueError) as info:
+        check_writable(storage, url="sqlite:///shown.db?mode=ro")
+    assert str(info.value) == (
+        f"storage sqlite:///shown.db?mode=ro: cannot use the database: {why}; the URL opens it "
+        "read-only (mode=ro)"
+    )
+    with pytest.raises(ValueError) as info:
+        check_writable(storage)
+    assert str(info.value).startswith(f"storage sqlite:///file:{path}?mode=ro&uri=true: ")
+
+
 @pytest.fixture
 def watched_module(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     source = """
@@ -2036,6 +2057,129 @@ def test_an_sqlite_uri_flagged_by_any_true_value_keeps_its_mode(tmp_path, flag: 
         check_storage(f"sqlite:///file:{tmp_path / 'x.db'}?mode=ro&uri=0")
 
 
+@pytest.mark.parametrize(
+    "complaint, sqlstate",
+    [
+        ("permission denied for schema public", None),
+        # a server answering in another language: told by its SQLSTATE
+        ("FEHLER: keine Berechtigung für Schema public", "42501"),
+        ("FEHLER: kann CREATE TABLE nicht in einer Read-only-Transaktion ausführen", "25006"),
+    ],
+)
+def test_a_grant_missing_while_creating_tables_is_not_retried(
+    tmp_path, monkeypatch, complaint: str, sqlstate: str | None
+) -> None:
+    """A ProgrammingError that says permission denied is no race with another worker: one
+    try, then a one-line error with the database's complaint."""
+    import sqlalchemy.exc
+
+    from lrkit.tune import _storage
+
+    calls: list[str] = []
+    orig = Exception(complaint)
+    orig.pgcode = sqlstate  # type: ignore[attr-defined]
+
+    def denied(*a: Any, **k: Any) -> Any:
+        calls.append("create")
+        raise sqlalchemy.exc.ProgrammingError("CREATE TABLE studies", {}, orig)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", denied)
+    monkeypatch.setattr(_storage, "time", SimpleNamespace(sleep=lambda s: None))
+    url = f"sqlite:///{tmp_path / 'denied.db'}"
+    with pytest.raises(ValueError) as info:
+        _storage.make_storage(url)
+    assert str(info.value) == f"storage {url}: cannot use the database: {complaint}"
+    assert calls == ["create"]
+
+
+@pytest.mark.parametrize("max_retry, copies", [(0, 0), (1, 1)])
+def test_max_retry_decides_whether_a_stale_trial_gets_a_copy(
+    tmp_path, max_retry: int, copies: int
+) -> None:
+    from lrkit.tune import make_storage
+
+    storage = make_storage(f"sqlite:///{tmp_path / 'r.db'}", max_retry=max_retry)
+    study = optuna.create_study(storage=storage)
+    with warnings.catch_warnings():  # Optuna: a heartbeat is meant for Study.optimize
+        warnings.simplefilter("ignore")
+        study.tell(study.ask(), state=TS.FAIL)
+    storage.get_heartbeat_stale_trial_callback()(study, study.trials[0])
+    assert [t.state for t in study.trials] == [TS.FAIL] + [TS.WAITING] * copies
+
+
+def test_the_default_heartbeat_is_named_when_the_grace_period_is_too_short(tmp_path) -> None:
+    from lrkit.tune import make_storage
+
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    with pytest.raises(ValueError) as info:
+        make_storage(url, grace_period=10)
+    assert str(info.value).endswith("grace_period 10 <= heartbeat_interval 10 (the default)")
+    with pytest.raises(ValueError) as info:
+        make_storage(url, heartbeat_interval=10, grace_period=10)
+    assert str(info.value).endswith("grace_period 10 <= heartbeat_interval 10")
+    assert make_storage(None, max_retry=0) is None  # no retry at all is a choice too
+    assert not (tmp_path / "hb.db").exists()
+
+
+def test_a_url_sqlalchemy_cannot_parse_is_one_line_without_its_password() -> None:
+    with pytest.raises(ValueError) as info:
+        check_storage("post gres://alice:Secret9pw@h/db")
+    assert str(info.value).startswith(
+        "storage post gres://alice:***@h/db: not a URL SQLAlchemy can read ("
+    )
+    assert "Secret9pw" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "query, named, them",
+    [
+        ("immutable=1", "immutable=1", "it and open the database for writing"),
+        ("Mode=ro", "Mode=ro", "it and open the database for writing"),
+        ("cache=shared&nolock=1", "cache=shared and nolock=1", "them"),
+    ],
+)
+def test_an_sqlite_uri_argument_in_a_plain_url_is_refused_saying_what_would_happen(
+    query: str, named: str, them: str
+) -> None:
+    url = f"sqlite:///q.db?{query}"
+    with pytest.raises(ValueError) as info:
+        check_storage(url)
+    assert str(info.value) == (
+        f"storage {url}: SQLite reads {named} only in its URI form "
+        f"(sqlite:///file:q.db?{query}&uri=true); in this URL SQLAlchemy would ignore {them}"
+    )
+
+
+def test_the_last_uri_flag_of_an_sqlite_url_is_the_one_read() -> None:
+    url = "sqlite:///file:q.db?mode=ro&uri=0&uri=true"
+    assert check_storage(url) == url
+
+
+def test_a_named_psycopg2_driver_missing_names_the_extra() -> None:
+    from lrkit.tune._storage import storage_error
+
+    missing = ModuleNotFoundError("No module named 'psycopg2'", name="psycopg2")
+    msg = str(storage_error(missing, "postgresql+psycopg2://u:s3cret@h/db"))
+    assert msg == (
+        "storage postgresql+psycopg2://u:***@h/db: cannot use the database: a PostgreSQL "
+        "storage needs psycopg2: pip install 'lrkit[tune]' (No module named 'psycopg2')"
+    )
+
+
+def test_a_lost_connection_whose_complaint_repeats_the_url_masks_its_password() -> None:
+    from lrkit.tune._storage import lost_connection
+
+    url = "postgresql://u:Secret9pw@h/db"
+    lost = _operational(f"could not reach {url}")
+    e = lost_connection(lost, url, again="run it again")
+    assert str(e) == (
+        "storage postgresql://u:***@h/db: lost the database connection: could not reach "
+        "postgresql://u:***@h/db; the trials already finished stay in the study: run it again "
+        "to continue"
+    )
+    assert e.lost is lost
+
+
 def test_a_new_sqlite_file_in_a_folder_that_cannot_be_written_is_refused(
     tmp_path, monkeypatch
 ) -> None:
@@ -2050,6 +2194,38 @@ def test_a_new_sqlite_file_in_a_folder_that_cannot_be_written_is_refused(
         check_storage(url)
     assert str(info.value) == f"storage {url}: the folder {folder!r} is not writable"
     assert check_storage(f"sqlite:///{tmp_path}/x.db") == f"sqlite:///{tmp_path}/x.db"
+
+
+def test_a_file_that_is_not_a_database_is_refused_by_the_file_check(tmp_path: Path) -> None:
+    from lrkit.tune._storage import check_optuna_file
+
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"plain text, not an SQLite database\n" * 40)
+    url = f"sqlite:///{path}"
+    with pytest.raises(ValueError) as info:
+        check_optuna_file(url)
+    assert str(info.value) == f"storage {url}: cannot use the database: file is not a database"
+
+
+def test_a_new_sqlite_file_in_a_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nope' / 'x.db'}"
+    with pytest.raises(ValueError) as info:
+        check_storage(url, name="--storage")
+    assert str(info.value) == (
+        f"--storage {url}: the folder {str(tmp_path / 'nope')!r} does not exist"
+    )
+    assert not (tmp_path / "nope").exists()
+
+
+def test_a_lost_database_error_round_trips_through_pickle() -> None:
+    import pickle
+
+    from lrkit.tune import DatabaseLostError
+
+    e = DatabaseLostError("storage sqlite:///x.db: lost the database connection", OSError("gone"))
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is DatabaseLostError and str(back) == str(e)
+    assert type(back.lost) is OSError and str(back.lost) == "gone"
 
 
 def test_a_database_complaint_of_several_lines_is_shown_by_its_first(tmp_path, monkeypatch) -> None:
@@ -2091,6 +2267,22 @@ def test_sqlite_waits_a_minute_for_a_lock_and_a_server_connection_is_checked_fir
     assert _engine_kwargs("postgresql+psycopg2://u@h/db") == {"pool_pre_ping": True}
 
 
+@pytest.mark.parametrize("psycopg", [False, True])
+@pytest.mark.parametrize("psycopg2", [False, True])
+def test_a_postgresql_url_uses_psycopg2_only_when_psycopg_is_missing(
+    monkeypatch, psycopg: bool, psycopg2: bool
+) -> None:
+    from lrkit.tune import _storage
+
+    installed = {"psycopg"} if psycopg else set()
+    installed |= {"psycopg2"} if psycopg2 else set()
+    monkeypatch.setattr(_storage, "optional", lambda m: sys if m in installed else None)
+    for url in ("postgresql://u@h/db", "postgres://u@h/db"):
+        expected = "postgresql+psycopg2://u@h/db" if psycopg2 and not psycopg else url
+        assert _storage._with_driver(url) == expected
+    assert _storage._with_driver("sqlite:///x.db") == "sqlite:///x.db"
+
+
 def _sqlite_db(path: Path, *statements: str) -> str:
     import sqlite3
 
@@ -2120,6 +2312,20 @@ def test_a_file_with_a_studies_table_but_no_optuna_version_is_not_a_study_databa
         "not Optuna's: users); lrkit leaves it as it is: choose another file for the study (a "
         "new one, or an Optuna study database)"
     )
+
+
+def test_views_named_as_optunas_tables_are_not_a_study_database(tmp_path: Path) -> None:
+    from lrkit.tune._storage import check_optuna_file
+
+    url = _sqlite_db(
+        tmp_path / "views.db",
+        "CREATE TABLE runs (study_id INTEGER PRIMARY KEY, study_name TEXT)",
+        "CREATE VIEW studies AS SELECT study_id, study_name FROM runs",
+        "CREATE VIEW version_info AS SELECT 1 AS version_info_id, 12 AS schema_version",
+    )
+    with pytest.raises(ValueError) as info:
+        check_optuna_file(url)
+    assert "(it holds tables that are not Optuna's: runs, studies, version_info)" in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -470,6 +470,40 @@ def test_tune_errors() -> None:
         assert str(err.value) == f"{field} must be a non-empty string, got {bad!r}"
 
 
+def test_a_task_is_refused_below_ten_steps_and_with_a_range_test_that_is_no_function() -> None:
+    with pytest.raises(ValueError) as err:
+        Task(train=lambda s, r: 0.0, total_steps=9)
+    assert str(err.value) == "total_steps must be an integer in [10, 2**53], got 9"
+    assert Task(train=lambda s, r: 0.0, total_steps=10).total_steps == 10
+    with pytest.raises(ValueError) as err:
+        Task(train=lambda s, r: 0.0, total_steps=10, range_test=5)
+    assert str(err.value) == "range_test must be callable or None, got 5"
+
+
+def test_a_bytearray_returned_by_train_is_no_metric() -> None:
+    from lrkit.tune import check_metric
+
+    with pytest.raises(TypeError) as info:
+        check_metric(bytearray(b"1"))
+    assert str(info.value).endswith("got bytearray(b'1') (bytearray)")
+
+
+def test_a_reporter_keeps_every_value_reported_in_order() -> None:
+    from lrkit.tune import Reporter
+
+    study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+    trial = study.ask()
+    report = Reporter(trial)
+    report(0, 2.0)
+    report(1, np.float32(0.5))
+    with pytest.raises(optuna.TrialPruned, match=r"^metric is inf at epoch 2 \(diverged\)$"):
+        report(2, math.inf)
+    assert report.history == [(0, 2.0), (1, 0.5), (2, math.inf)]
+    assert all(type(v) is float for _, v in report.history)
+    assert study.trials[0].intermediate_values == {0: 2.0, 1: 0.5}
+    assert study.trials[0].user_attrs == {"diverged": True}
+
+
 def test_user_objective_exception_propagates_and_marks_fail() -> None:
     def train(schedule: S.Schedule, report) -> float:  # type: ignore[no-untyped-def]
         raise RuntimeError("boom")
@@ -534,6 +568,21 @@ def test_load_target(user_module: str) -> None:
     for bad in ("nocolon", "a:b:c", "os.system('x'):y", "pkg:__import__('os')"):
         with pytest.raises(ValueError, match="target"):
             load_target(bad)
+
+
+def test_a_loaded_task_without_a_name_of_its_own_is_named_after_its_target(
+    user_module: str,
+) -> None:
+    from lrkit.tune import as_task
+
+    assert load_target(f"{user_module}:make").name == f"{user_module}:make"
+    assert load_target(f"{user_module}:as_dict").name == f"{user_module}:as_dict"
+    own = Task(train=lambda s, r: 1.0, total_steps=10, name="mine")
+    assert as_task(own, name="pkg.mod:make") is own
+    fields = {"train": lambda s, r: 1.0, "total_steps": 10}
+    assert as_task({**fields, "name": "mine"}, name="pkg.mod:make").name == "mine"
+    assert as_task(fields, name="pkg.mod:make").name == "pkg.mod:make"
+    assert as_task(fields).name == "task"
 
 
 def test_cli_tune_target(user_module: str, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -1303,6 +1352,17 @@ def test_a_target_in_the_form_of_find_and_compare_is_named_as_such() -> None:
     assert not is_torch_tuple((lambda: model, loss, data))
 
 
+def test_a_model_factory_tuple_becomes_a_torch_task_of_the_epochs_asked() -> None:
+    torch = pytest.importorskip("torch")
+    from lrkit.tune import as_task
+
+    data = [(torch.zeros(4, 2), torch.zeros(4, 1))] * 4
+    value = (lambda: torch.nn.Linear(2, 1), torch.nn.functional.mse_loss, data, data)
+    task = as_task(value, epochs=3, name="pkg.mod:make")
+    assert (task.total_steps, task.name, task.metric) == (12, "pkg.mod:make", "val_loss")
+    assert as_task(value).total_steps == 20  # 5 epochs by default
+
+
 def test_every_argument_is_checked_with_a_study_in_memory_too() -> None:
     """The heartbeat options matter with a database only; a bad value is refused all the
     same, and a lone callback (not in a list) names callbacks."""
@@ -1450,6 +1510,88 @@ def test_report_names_itself_for_a_value_that_is_not_a_number() -> None:
         tune(Task(beyond, total_steps=20), n_trials=1, seeding="blind", progress=False)
 
 
+def test_a_torch_trial_runs_on_its_threads_and_puts_the_setting_back() -> None:
+    torch = pytest.importorskip("torch")
+    from lrkit.tune import torch_task
+
+    data = [(torch.zeros(8, 2), torch.zeros(8, 1))] * 5
+    seen: list[int] = []
+
+    def evaluate(model: Any) -> float:
+        seen.append(torch.get_num_threads())
+        return 1.0
+
+    task = torch_task(
+        lambda: torch.nn.Linear(2, 1),
+        loss_fn=torch.nn.functional.mse_loss,
+        data=data,
+        val_data=None,
+        evaluate=evaluate,
+        epochs=2,
+        num_threads=1,
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        reports: list[tuple[int, float]] = []
+        assert task.train(S.constant(0.01), lambda e, v: reports.append((e, v))) == 1.0
+        assert reports == [(0, 1.0), (1, 1.0)] and seen == [1, 1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_torch_trial_that_diverges_returns_inf_without_reporting_it() -> None:
+    torch = pytest.importorskip("torch")
+    from lrkit.tune import torch_task
+
+    gen = torch.Generator().manual_seed(0)
+    data = [(torch.randn(8, 2, generator=gen), torch.randn(8, 1, generator=gen))] * 5
+    reports: list[tuple[int, float]] = []
+    model, mse = (lambda: torch.nn.Linear(2, 1)), torch.nn.functional.mse_loss
+    # the validation loss not finite: stopped at the first epoch
+    nan_val = torch_task(model, loss_fn=mse, data=data, val_data=None,
+                         evaluate=lambda m: math.nan, epochs=2)  # fmt: skip
+    assert nan_val.train(S.constant(0.01), lambda e, v: reports.append((e, v))) == math.inf
+    # the training loss blown up, though the validation score stays finite
+    blown = torch_task(model, loss_fn=mse, data=data, val_data=None,
+                       evaluate=lambda m: 1.0, epochs=2)  # fmt: skip
+    assert blown.train(S.constant(1e8), lambda e, v: reports.append((e, v))) == math.inf
+    assert reports == []
+
+
+def test_a_torch_tasks_range_test_sweeps_1e_7_to_10_in_100_steps_unless_told() -> None:
+    torch = pytest.importorskip("torch")
+    from lrkit.tune import torch_task
+
+    gen = torch.Generator().manual_seed(0)
+    data = [(torch.randn(8, 2, generator=gen), torch.randn(8, 1, generator=gen))] * 5
+    for kwargs, start in ((None, 1e-7), ({"start_lr": 1e-5}, 1e-5)):
+        task = torch_task(lambda: torch.nn.Linear(2, 1), loss_fn=torch.nn.functional.mse_loss,
+                          data=data, val_data=data, epochs=2, range_test_kwargs=kwargs)  # fmt: skip
+        lrs = task.range_test().lrs
+        assert lrs[0] == pytest.approx(start, rel=1e-12)
+        # 100 points from start to 10: each a constant factor above the one before
+        assert lrs[1] / lrs[0] == pytest.approx((10.0 / start) ** (1 / 99), rel=1e-9)
+
+
+def test_a_torch_task_trains_with_sgd_and_momentum_0_9_by_default() -> None:
+    torch = pytest.importorskip("torch")
+    from lrkit.tune import torch_task
+
+    gen = torch.Generator().manual_seed(0)
+    data = [(torch.randn(8, 2, generator=gen), torch.randn(8, 1, generator=gen))] * 5
+
+    def final(optimizer: Any) -> float:
+        task = torch_task(lambda: torch.nn.Linear(2, 1), loss_fn=torch.nn.functional.mse_loss,
+                          data=data, val_data=data, epochs=2, optimizer=optimizer)  # fmt: skip
+        return task.train(S.constant(0.05), lambda e, v: None)
+
+    default = final(None)
+    assert default == final(lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9))
+    assert default != final(lambda p, lr: torch.optim.SGD(p, lr=lr))
+
+
 def test_a_torch_task_refuses_a_model_instance_and_data_read_once() -> None:
     torch = pytest.importorskip("torch")
     from lrkit.tune import torch_task
@@ -1555,6 +1697,7 @@ def test_the_task_builders_default_to_the_same_epochs() -> None:
     spe = len(t.x_train) // t.batch_size
     assert demo_task().total_steps == 5 * spe
     assert demo_task(epochs=4).total_steps == 4 * spe
+    assert (demo_task().name, demo_task().metric) == ("demo:digits_mlp_sgd", "val_loss")
 
 
 def test_a_task_that_is_none_of_the_forms_is_named_as_the_argument_it_came_in() -> None:
@@ -1740,13 +1883,15 @@ def test_the_seed_trials_peak_at_a_third_of_the_minimums_lr_kept_inside_the_inte
     assert _seed_points({"lr_min": None}, (1e-3, 0.5), FAMILIES) == []
 
 
-def _pruned_at(pruner: str, value: float, step: int) -> bool:
-    """Whether ``pruner`` stops a trial reporting ``value`` at ``step`` in a study of five
-    finished trials that reported 1, 2, 3, 4 and 5 at steps 0 and 1."""
+def _pruned_at(
+    pruner: str, value: float, step: int, finished: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 5.0)
+) -> bool:
+    """Whether ``pruner`` stops a trial reporting ``value`` at ``step`` in a study of
+    ``finished`` trials (by default five) that reported their value at steps 0 and 1."""
     from lrkit.tune._storage import make_pruner
 
     study = optuna.create_study(pruner=make_pruner(pruner))
-    for v in (1.0, 2.0, 3.0, 4.0, 5.0):
+    for v in finished:
         study.add_trial(
             optuna.trial.create_trial(
                 value=v, params={}, distributions={}, intermediate_values={0: v, 1: v}
@@ -1767,6 +1912,12 @@ def test_the_median_pruner_stops_the_worse_half_from_the_second_report_on() -> N
     assert _pruned_at("median", 2.5, 1) is False
     assert _pruned_at("median", 3.5, 1) is True
     assert _pruned_at("median", 100.0, 0) is False
+
+
+@pytest.mark.parametrize("pruner", ["percentile", "median"])
+def test_both_pruners_judge_a_trial_only_once_five_trials_finished(pruner: str) -> None:
+    assert _pruned_at(pruner, 100.0, 1, finished=(1.0, 2.0, 3.0, 4.0)) is False
+    assert _pruned_at(pruner, 100.0, 1, finished=(1.0, 2.0, 3.0, 4.0, 5.0)) is True
 
 
 def test_a_worker_waiting_on_a_study_in_memory_looks_again_every_half_second(
