@@ -666,3 +666,66 @@ def test_a_family_keeps_its_colour_in_the_tuning_plot_whatever_families_were_sea
         raise AssertionError("no wsd trial drawn")
 
     assert colour(["wsd"]) == colour(["constant", "cosine", "wsd"])
+
+
+def test_a_curve_reaching_1e307_is_refused_before_anything_is_drawn() -> None:
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    with pytest.raises(_figure.UndrawableError, match=r"^the values reach 1e\+307, beyond"):
+        _figure.draw_curve(ax, [0, 1, 2], [1.0, 2.0, 1e307])
+    assert not ax.lines
+
+
+def test_an_object_with_axes_methods_but_no_figure_is_not_taken_as_axes() -> None:
+    import types
+
+    lookalike = types.SimpleNamespace(plot=lambda *a: None, get_xlim=lambda: (0, 1), figure=None)
+    assert not _figure.is_axes(lookalike)
+    with pytest.raises(ValueError, match=r"^ax must be a matplotlib Axes or None, got "):
+        _figure.new_axes(lookalike, None, figsize=(2, 2))
+    ax = plt.figure().add_subplot()
+    try:
+        assert _figure.is_axes(ax) and _figure.new_axes(ax, None, figsize=(2, 2)) == (ax.figure, ax)
+    finally:
+        plt.close(ax.figure)
+
+
+def test_flatten_alpha_puts_back_an_unfilled_faded_patch_unfilled() -> None:
+    """A patch with no face (``facecolor="none"``) at alpha < 1 has no face again afterwards:
+    its transparent face is not set back at the patch's alpha (a black fill would show)."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    box = Rectangle((0, 0), 1, 1, facecolor="none", edgecolor="red", alpha=0.5)
+    ax.add_patch(box)
+    restore = _figure.flatten_alpha(fig)
+    assert tuple(box.get_edgecolor()) == pytest.approx((1.0, 0.5, 0.5, 1.0))
+    restore()
+    assert box.get_alpha() == 0.5
+    assert tuple(box.get_facecolor()) == (0.0, 0.0, 0.0, 0.0)
+    assert tuple(box.get_edgecolor()) == (1.0, 0.0, 0.0, 0.5)
+
+
+def test_the_grid_is_opaque_also_where_a_style_fades_grid_lines() -> None:
+    from matplotlib.figure import Figure
+
+    with plt.rc_context({"grid.alpha": 0.4}):
+        ax = Figure().add_subplot()
+        _figure.draw_grid(ax)
+    _assert_opaque_light_grid(ax)
+
+
+def test_a_log_axis_over_no_finite_range_keeps_matplotlib_s_labels() -> None:
+    fig, ax = plt.subplots()
+    try:
+        ax.set_yscale("log")
+        locator, formatter = ax.yaxis.get_major_locator(), ax.yaxis.get_major_formatter()
+        for lo, hi in ((float("inf"), float("inf")), (float("nan"), 1.0), (0.0, 1.0)):
+            _figure.label_log_axis(ax.yaxis, lo, hi)
+        assert ax.yaxis.get_major_locator() is locator
+        assert ax.yaxis.get_major_formatter() is formatter
+    finally:
+        plt.close(fig)

@@ -805,3 +805,18 @@ def test_a_combination_of_periodic_and_holding_parts_repeats_with_the_lcm_of_the
     s = S.sub(S.constant(0.95), b=cy) * S.constant(0.5)
     got = np.asarray(jax.jit(lo.schedule(s))(jnp.asarray(t, jnp.int32)))
     assert _ulps(got, s.values(t)) <= 1
+
+
+@pytest.mark.parametrize("evaluation", ["table", "formula"])
+def test_a_list_of_traced_counts_is_read_under_jit(evaluation) -> None:
+    s = S.cosine(0.1, total_steps=100)
+    f = lo.schedule(s, evaluation=evaluation)
+    got = jax.jit(lambda t: f([t, t + 1]))(jnp.int32(5))
+    np.testing.assert_allclose(np.asarray(got), s.values([5, 6]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("evaluation", ["table", "host", "formula"])
+@pytest.mark.parametrize("dtype", [np.int32, "int8", np.bool_])
+def test_a_dtype_that_is_not_floating_is_refused(evaluation, dtype) -> None:
+    with pytest.raises(ValueError, match=r"^dtype must be a floating dtype, got "):
+        lo.schedule(S.cosine(0.1, total_steps=100), evaluation=evaluation, dtype=dtype)
