@@ -351,6 +351,15 @@ def test_the_plots_take_the_axes_by_position_and_by_keyword() -> None:
     plt.close(fig)
 
 
+def test_a_schedule_plot_keeps_the_label_it_is_given() -> None:
+    fig = plt.figure()
+    ax = fig.subplots()
+    S.cosine(0.1, total_steps=10).plot(ax, label="mine")
+    S.constant(0.1).plot(ax=ax)
+    assert [line.get_label() for line in ax.get_lines()] == ["mine", "constant(lr=0.1)"]
+    plt.close(fig)
+
+
 def test_a_flat_range_test_is_framed_readably() -> None:
     r = range_test(lambda lr: 2.5, num_iter=30, warn=False)
     ax = r.plot()

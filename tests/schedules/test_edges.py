@@ -30,6 +30,20 @@ def test_overflow_is_inf_on_both_paths(s, t):
 
 
 @pytest.mark.parametrize(
+    "s,t",
+    [
+        (S.exponential(0.1, gamma=2), 2000),
+        (S.step(0.1, step_size=1, gamma=10.0), 400),
+        (S.cyclic(0.1, max_lr=0.2, step_size_up=3, mode="exp_range", gamma=2.0), 2001),
+    ],
+)
+def test_the_scalar_path_overflows_to_inf_without_a_warning(s, t):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert s(t) == math.inf
+
+
+@pytest.mark.parametrize(
     "lr_zero", [S.exponential(0.0, gamma=2), S.step(0.0, step_size=1, gamma=10.0)]
 )
 def test_zero_lr_stays_zero_where_gamma_overflows(lr_zero):
@@ -76,6 +90,30 @@ def test_bad_steps_rejected_the_same_way(s, bad):
         s(bad)
     with pytest.raises(ValueError, match=r"^steps must be finite and >= 0 \(allowed range"):
         s.values([1, bad])
+
+
+def test_values_names_the_first_bad_step():
+    with pytest.raises(ValueError, match=r"^steps must be finite and >= 0 .*got -2\.0$"):
+        S.cosine(0.1, total_steps=100).values([[1, -2], [math.nan, -3]])
+
+
+def test_a_formula_that_gives_one_number_fills_the_shape_of_the_steps():
+    from lrkit.schedules import Schedule
+
+    class Level(Schedule):
+        name = "lrkit_test_level"
+        params = ("lr",)
+
+        def __init__(self, lr: float) -> None:
+            self.lr = float(lr)
+
+        def _values(self, t, xp):  # noqa: ANN001, ANN202
+            return self.lr
+
+    got = Level(0.25).values([[0, 1, 2], [3, 4, 5]])
+    assert got.dtype == np.float64 and got.tolist() == [[0.25] * 3] * 2
+    got[0, 0] = 1.0  # an array of its own
+    assert got.tolist()[1] == [0.25] * 3 and Level(0.25)(7) == 0.25
 
 
 def test_huge_integer_named_by_its_digits_not_printed():
@@ -188,6 +226,12 @@ def test_steps_that_are_not_numbers_are_a_type_error_naming_steps(bad):
         S.cosine(0.1, total_steps=100).values(bad)
 
 
+def test_a_string_among_numbers_in_an_object_array_is_not_a_step():
+    steps = np.array([1, "3"], dtype=object)  # numpy would read "3" as 3.0
+    with pytest.raises(TypeError, match=r"^steps must be an array-like of numbers: .*got '3'$"):
+        S.cosine(0.1, total_steps=100).values(steps)
+
+
 @pytest.mark.parametrize("one", [np.array([3.0]), np.array([3]), np.array([[3.0]])])
 def test_a_one_element_array_is_not_one_step(one):
     with pytest.raises(TypeError, match=r"^step must be a number"):
@@ -215,6 +259,32 @@ def test_values_reads_tensors_as_the_scalar_path_reads_them():
             s.values(bad)
 
 
+def test_a_custom_scalar_formula_that_math_refuses_gives_what_values_gives() -> None:
+    """A family's own ``_at`` in plain ``math`` may raise where the float64 array formula
+    gives NaN (``math.cos(inf)``): the step's value is then the array formula's."""
+    from lrkit.schedules import Schedule
+
+    class Swing(Schedule):
+        name = "lrkit_test_swing"
+        params = ("lr",)
+
+        def __init__(self, lr: float) -> None:
+            self.lr = float(lr)
+
+        def _at(self, t: float) -> float:
+            return self.lr * math.cos(t * 1e300 * 1e300)
+
+        def _values(self, t, xp):  # noqa: ANN001, ANN202
+            return self.lr * xp.cos(t * 1e300 * 1e300)
+
+    s = Swing(0.5)
+    assert s(0) == 0.5
+    assert math.isnan(s(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert math.isnan(s.values([1])[0])
+
+
 def test_a_step_of_negative_zero_is_step_0() -> None:
     s = S.inverse_sqrt(0.1, warmup_steps=10)
     assert math.copysign(1.0, s(-0.0)) == math.copysign(1.0, s.values([-0.0])[0]) == 1.0
@@ -227,6 +297,14 @@ def test_a_one_element_tensor_is_not_one_step_either():
         with pytest.raises(TypeError, match=r"^step must be a number"):
             s(one)
     assert s(torch.tensor(3.0)) == s(3) == s(torch.tensor(3))  # 0-d: one step
+
+
+def test_a_zero_d_bool_or_complex_tensor_is_not_a_step():
+    torch = pytest.importorskip("torch")
+    s = S.cosine(0.1, total_steps=100)
+    for bad in (torch.tensor(True), torch.tensor(1 + 1j)):
+        with pytest.raises(TypeError, match=r"^step must be a number \(an int, or a float"):
+            s(bad)
 
 
 def test_join_reads_a_huge_integer_step_as_values_does():
@@ -331,6 +409,25 @@ def test_a_compiled_step_schedule_drops_at_every_multiple_of_its_step_size() -> 
     got = jax.jit(lambda t: s.values(t, xp=jnp))(jnp.asarray(steps, dtype=jnp.float32))
     assert np.asarray(got).tolist() == s.values(steps).tolist()
     assert s.values(steps).tolist() == [1.0, 1.0, 0.5, 0.25, 0.0625, 0.0078125]
+
+
+def test_a_float32_trace_of_a_slow_exponential_decay_keeps_its_value_far_out() -> None:
+    """``0.99999 ** 2**21`` in float32 (the factor rounded first) is 3% high; the traced
+    formula stays within float32's rounding of the float64 value."""
+    jnp = pytest.importorskip("jax.numpy")
+
+    s = S.exponential(0.1, gamma=0.99999)
+    t = jnp.asarray([0.0, 2.0**21], dtype=jnp.float32)
+    got = np.asarray(s.values(t, xp=jnp), dtype=np.float64)
+    np.testing.assert_allclose(got, s.values([0, 2**21]), rtol=1e-5)
+
+
+def test_values_with_a_namespace_evaluates_the_formula_in_the_steps_own_dtype() -> None:
+    s = S.cosine(0.1, total_steps=100)
+    steps = np.asarray([0, 10, 100], dtype=np.float32)
+    got = s.values(steps, xp=np)
+    assert got.dtype == np.float32 and got.shape == (3,)
+    np.testing.assert_allclose(got, s.values([0, 10, 100]), rtol=1e-6)
 
 
 def test_a_compiled_polynomial_is_exactly_end_lr_from_total_steps_on() -> None:

@@ -36,6 +36,11 @@ def test_a_step_beyond_float64_is_a_value_error_on_the_scalar_path() -> None:
         s.values([Fraction(10**400)])
 
 
+def test_a_negative_integer_step_within_float64_is_shown_in_full() -> None:
+    with pytest.raises(ValueError, match=r"got -1152921504606846976$"):
+        S.constant(0.1)(-(2**60))
+
+
 @pytest.mark.parametrize(
     "call, message",
     [

@@ -4,6 +4,7 @@ cannot go (a spec, a dict, a traced formula)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -18,6 +19,12 @@ from lrkit.schedules.tables import formula_error, value_table
 
 def warm(step: int) -> float:
     return min(1.0, (step + 1) / 10)
+
+
+class Outer:
+    class Factor:
+        def __call__(self, step: float) -> float:
+            return 1.0
 
 
 def hf_linear(step: float) -> float:
@@ -100,6 +107,7 @@ def test_str_and_repr_name_the_callable() -> None:
     assert repr(S.function(warm, lr=0.1, length=9)) == (
         "<lrkit schedule function(fn=warm, lr=0.1, length=9)>"
     )
+    assert str(S.function(Outer.Factor(), lr=1.0)) == "function(fn=<Outer.Factor object>, lr=1.0)"
     part = functools.partial(pow, 0.5)
     assert str(S.function(part, lr=1.0)) == "function(fn=partial(pow), lr=1.0)"
 
@@ -139,7 +147,14 @@ def test_fn_must_be_a_callable_of_one_step() -> None:
 
 @pytest.mark.parametrize(
     "value, shown",
-    [(float("nan"), "nan"), (math.inf, "inf"), (None, "None"), (True, "True"), ("1", "'1'")],
+    [
+        (float("nan"), "nan"),
+        (math.inf, "inf"),
+        (None, "None"),
+        (True, "True"),
+        ("1", "'1'"),
+        (np.complex128(1 + 2j), r"np\.complex128\(1\+2j\)"),
+    ],
 )
 def test_a_value_that_is_not_a_finite_real_number_is_a_one_line_error(
     value: object, shown: str
@@ -151,6 +166,22 @@ def test_a_value_that_is_not_a_finite_real_number_is_a_one_line_error(
             evaluate()
         assert "\n" not in str(info.value)
     assert s(2) == 0.1
+
+
+def test_equal_but_distinct_callable_objects_make_distinct_schedules() -> None:
+    @dataclasses.dataclass
+    class Ramp:
+        steps: int
+
+        def __call__(self, step: float) -> float:
+            return min(1.0, step / self.steps)
+
+    ramp = Ramp(10)
+    assert ramp == Ramp(10)  # the objects compare equal, the schedules hold different ones
+    a = S.function(ramp, lr=0.1)
+    assert a == S.function(ramp, lr=0.1) and hash(a) == hash(S.function(ramp, lr=0.1))
+    assert a != S.function(Ramp(10), lr=0.1)
+    assert len({a, S.function(Ramp(10), lr=0.1), S.function(ramp, lr=0.1)}) == 2
 
 
 def test_a_number_of_another_type_is_read_as_a_float() -> None:
@@ -357,6 +388,39 @@ def test_reach_is_the_steps_a_composite_may_evaluate_fn_at() -> None:
     assert reach(S.join([c, f, c], boundaries=[10, 500])) == 111
     assert reach(S.join([c, g], boundaries=[10])) == 10
     assert reach(S.join([c, g], boundaries=[10]), table=True) == math.inf
+
+    class Hold(S.Schedule):  # a family of another kind that holds a schedule
+        name = "lrkit_test_hold"
+        params = ("schedule",)
+
+        def __init__(self, schedule: S.Schedule) -> None:
+            self.schedule = schedule
+
+        def _values(self, t, xp):  # noqa: ANN001, ANN202
+            return self.schedule.values(t, xp=xp)
+
+    assert (reach(Hold(f)), reach(Hold(f), table=True)) == (0, 0)  # nothing known of its steps
+    assert reach(Hold(c)) == math.inf
+
+
+@pytest.mark.parametrize("result", [RuntimeError("boom"), math.nan, None])
+def test_a_step_where_fn_fails_calls_it_once(result: object) -> None:
+    """fn is called once per step, also where it raises or returns no number: the error is
+    not taken for a formula's domain error and the step evaluated again (alone or in a
+    composite)."""
+    calls: list[object] = []
+
+    def fn(step: float) -> object:
+        calls.append(step)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    for s in (S.function(fn, lr=0.1), S.function(fn, lr=0.1) * 2.0):
+        calls.clear()
+        with pytest.raises(ValueError, match=r"^fn (raised RuntimeError|must return)"):
+            s(3)
+        assert calls == [3]
 
 
 def test_an_exception_in_fn_names_the_step_and_suggests_length() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,3 +30,9 @@ def test_parse_round_trip_keeps_the_hash(lr: float, total: int) -> None:
     s = S.join([S.constant(lr), S.cosine(lr, total_steps=total)], boundaries=[total])
     back = S.parse(str(s))
     assert back == s and hash(back) == hash(s)
+
+
+def test_comparing_with_another_type_leaves_the_answer_to_that_type() -> None:
+    s = S.cosine(0.1, total_steps=10)
+    assert s == mock.ANY and mock.ANY == s
+    assert s != "cosine(lr=0.1, total_steps=10, eta_min=0.0)" and s != 0.1

@@ -207,6 +207,55 @@ def test_a_family_registered_again_replaces_itself_and_no_other() -> None:
         REGISTRY.pop("lrkit_test_half_life", None)
 
 
+def test_a_family_needs_a_name_of_its_own_to_be_registered() -> None:
+    """A class without a name is refused; so is another class of the same module under a
+    name taken (only the same class, defined again, replaces itself)."""
+    from lrkit.schedules import REGISTRY, Schedule, register
+
+    def family(qualname: str, name: str) -> type:
+        def values(self, t, xp):  # noqa: ANN001, ANN202
+            return t * 0.0
+
+        return type(
+            qualname,
+            (Schedule,),
+            {"name": name, "params": (), "_values": values, "__qualname__": qualname},
+        )
+
+    with pytest.raises(
+        ValueError, match=r"^a registered schedule needs a class attribute name, got ''$"
+    ):
+        register(family("Nameless", ""))
+    assert "" not in REGISTRY
+    try:
+        first = register(family("First", "lrkit_test_taken"))
+        with pytest.raises(
+            ValueError,
+            match=r"^schedule name 'lrkit_test_taken' is taken by .*\.First: give Second another",
+        ):
+            register(family("Second", "lrkit_test_taken"))
+        assert REGISTRY["lrkit_test_taken"] is first
+    finally:
+        REGISTRY.pop("lrkit_test_taken", None)
+
+
+def test_a_custom_family_writes_negative_zero_as_zero() -> None:
+    from lrkit.schedules import Schedule
+
+    class Flat(Schedule):
+        name = "lrkit_test_flat"
+        params = ("lr",)
+
+        def __init__(self, lr: float) -> None:
+            self.lr = float(lr)
+
+        def _values(self, t, xp):  # noqa: ANN001, ANN202
+            return t * 0.0 + self.lr
+
+    assert str(Flat(-0.0)) == "lrkit_test_flat(lr=0.0)" == str(Flat(0.0))
+    assert Flat(-0.0) == Flat(0.0) and hash(Flat(-0.0)) == hash(Flat(0.0))
+
+
 def test_cos_and_cosine_are_one_shape_in_every_family_that_names_it() -> None:
     pytorch = S.onecycle(0.1, total_steps=100, anneal_strategy="cos")
     spelled = S.onecycle(0.1, total_steps=100, anneal_strategy="cosine")

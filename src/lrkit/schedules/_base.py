@@ -190,6 +190,12 @@ def _brief(x: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+class StepFailed(ValueError):
+    """An error at one step that is already said in full (a user's ``fn`` raised there, or
+    returned no finite number): the scalar path raises it as it is, rather than take it for
+    a formula's domain error and evaluate the step again (which would call ``fn`` twice)."""
+
+
 def _step_error(name: str, step: Any) -> ValueError:
     return ValueError(
         f"{name} must be finite and >= 0 (allowed range: [0, inf)), got {_show(step)}"
@@ -607,6 +613,8 @@ class Schedule(ABC):
             step = float(step)  # as values() reads it
         try:
             return self._at(step)
+        except StepFailed:
+            raise
         except (OverflowError, ValueError):
             # a value beyond float64 (e.g. ``gamma ** step`` with gamma > 1), or math's domain
             # error where it went through one (``cos(inf)``): the float64 vectorized path gives

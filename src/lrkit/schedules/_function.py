@@ -27,6 +27,7 @@ from .._format import shorten
 from ._base import (
     READING,
     Schedule,
+    StepFailed,
     _format,
     _short_label,
     structure,
@@ -154,8 +155,8 @@ class Function(Schedule):
             "up front at steps 0..length only)"
         )
 
-    def _raised(self, exc: Exception, step: float) -> ValueError:
-        return ValueError(
+    def _raised(self, exc: Exception, step: float) -> StepFailed:
+        return StepFailed(
             f"fn raised {type(exc).__name__} at step {step!r}: {shorten(str(exc), 100)} "
             f"(schedule {self}){self._hint()}"
         )
@@ -164,7 +165,7 @@ class Function(Schedule):
         """``value`` (not a finite Python float) as a finite float, else the one-line error."""
         x = _real(value)
         if x is None or not math.isfinite(x):
-            raise ValueError(
+            raise StepFailed(
                 f"fn must return a finite real number, got {shorten(repr(value), 60)} at step "
                 f"{step!r} (schedule {self}){self._hint()}"
             )
