@@ -1058,6 +1058,9 @@ def test_tick_is_told_of_every_step_also_past_the_last_ten():
 
 
 def test_a_diverged_run_has_no_validation_scores():
+    """Nor is a run stopped early by its divergence said to have run out of data."""
+    from lrkit.torch import DataRanOutWarning
+
     def loss(out, t):
         return torch.nn.functional.cross_entropy(out, t) + out.pow(2).mean()
 
@@ -1066,8 +1069,11 @@ def test_a_diverged_run_has_no_validation_scores():
         return model, opt, loss, data, val
 
     huge = C.LRs(1e3, base_max=1e3, base_min=1e3, adam=1e-3)
-    r = C.run_method("fixed", make=C.factory(fn, seed=0), lrs=huge, steps=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataRanOutWarning)
+        r = C.run_method("fixed", make=C.factory(fn, seed=0), lrs=huge, steps=20)
     assert r.diverged and r.final_loss == float("inf") and len(r.losses) < 20
+    assert r.note == ""
     assert np.isnan(r.val_loss) and np.isnan(r.val_acc)
 
 
@@ -1669,23 +1675,6 @@ def test_schedulefree_reestimates_batchnorm_from_ten_training_batches():
 
     r = C.run_method("schedulefree", make=C.factory(make, seed=0), lrs=_LRS, steps=12)
     assert r.note == "" and len(r.losses) == 12 and read[0] == 12 + 10
-
-
-def test_a_diverged_run_stopped_early_is_not_said_to_have_run_out_of_data():
-    from lrkit.torch import DataRanOutWarning
-
-    def loss(out, t):
-        return torch.nn.functional.cross_entropy(out, t) + out.pow(2).mean()
-
-    def fn():
-        model, opt, _, data, val = _linear_task()()
-        return model, opt, loss, data, val
-
-    huge = C.LRs(1e3, base_max=1e3, base_min=1e3, adam=1e-3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DataRanOutWarning)
-        r = C.run_method("fixed", make=C.factory(fn, seed=0), lrs=huge, steps=20)
-    assert r.diverged and len(r.losses) < 20 and r.note == ""
 
 
 def test_a_failed_row_without_validation_scores_leaves_the_ranking_by_validation_loss():

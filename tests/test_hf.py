@@ -509,16 +509,18 @@ def test_the_trainers_own_scheduler_arguments_are_said_to_be_unused(tmp_path: An
         two.create_scheduler(3)
 
 
-def test_a_schedule_shorter_than_the_run_is_said_to_train_the_rest_at_lr_0(tmp_path: Any) -> None:
-    def made(spec: Any, steps: int) -> Any:
-        trainer = Trainer(
-            model=tiny_bert(), args=_args(tmp_path, max_steps=steps), train_dataset=Pairs(64, 1),
-            schedule=spec,
-        )  # fmt: skip
-        trainer.create_optimizer()
-        return trainer
+def _made(tmp_path: Any, spec: Any, steps: int) -> Any:
+    """A Trainer of ``steps`` steps on ``spec``, its optimizer created."""
+    trainer = Trainer(
+        model=tiny_bert(), args=_args(tmp_path, max_steps=steps), train_dataset=Pairs(64, 1),
+        schedule=spec,
+    )  # fmt: skip
+    trainer.create_optimizer()
+    return trainer
 
-    short = made("cosine(1e-3, 10)", 30)
+
+def test_a_schedule_shorter_than_the_run_is_said_to_train_the_rest_at_lr_0(tmp_path: Any) -> None:
+    short = _made(tmp_path, "cosine(1e-3, 10)", 30)
     with pytest.warns(UserWarning) as record:
         short.create_scheduler(30)
     assert [str(w.message) for w in record] == [
@@ -528,7 +530,9 @@ def test_a_schedule_shorter_than_the_run_is_said_to_train_the_rest_at_lr_0(tmp_p
     ]
     assert record[0].filename == __file__
     # one schedule per group, as a tuple a function of the run's length returns: each read
-    groups = made(lambda n: (S.cosine(1e-3, total_steps=n), S.cosine(1e-3, total_steps=10)), 30)
+    groups = _made(
+        tmp_path, lambda n: (S.cosine(1e-3, total_steps=n), S.cosine(1e-3, total_steps=10)), 30
+    )
     with pytest.warns(UserWarning, match=r"^param group 1's schedule is 0 from step 10 on: 20 "):
         groups.create_scheduler(30)
     # written for the run, a warmup from 0, a schedule holding its last value, restarts or
@@ -551,7 +555,7 @@ def test_a_schedule_shorter_than_the_run_is_said_to_train_the_rest_at_lr_0(tmp_p
         "cyclic(0.0, max_lr=1e-3, step_size_up=7)",
         S.function(fn, lr=1e-3),
     ):
-        trainer = made(spec, 30)
+        trainer = _made(tmp_path, spec, 30)
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
             trainer.create_scheduler(30)
@@ -1378,16 +1382,8 @@ def test_the_lr_0_warning_at_the_edges_of_what_it_says(tmp_path: Any) -> None:
     step 0 too); a single last step at 0, a group frozen at 0 from the start, or a run of
     fewer than three steps are not; with several groups cut short, one warning, the first's."""
 
-    def made(spec: Any, steps: int) -> Any:
-        trainer = Trainer(
-            model=tiny_bert(), args=_args(tmp_path, max_steps=steps), train_dataset=Pairs(64, 1),
-            schedule=spec,
-        )  # fmt: skip
-        trainer.create_optimizer()
-        return trainer
-
     with pytest.warns(UserWarning) as record:
-        made("cosine(1e-3, 1)", 3).create_scheduler(3)
+        _made(tmp_path, "cosine(1e-3, 1)", 3).create_scheduler(3)
     assert [str(w.message) for w in record] == [
         "the schedule is 0 from step 1 on: 2 of the 3 steps the Trainer runs train at LR 0 "
         "(a schedule written for fewer steps?); write it for the run's length, or pass a "
@@ -1395,7 +1391,7 @@ def test_the_lr_0_warning_at_the_edges_of_what_it_says(tmp_path: Any) -> None:
     ]
     short = lambda n: (S.cosine(1e-3, total_steps=10), S.cosine(1e-3, total_steps=20))  # noqa: E731
     with pytest.warns(UserWarning) as record:
-        made(short, 30).create_scheduler(30)
+        _made(tmp_path, short, 30).create_scheduler(30)
     assert [str(w.message)[:50] for w in record] == [
         "param group 0's schedule is 0 from step 10 on: 20 "
     ]
@@ -1404,7 +1400,7 @@ def test_the_lr_0_warning_at_the_edges_of_what_it_says(tmp_path: Any) -> None:
         (lambda n: (S.constant(0.0), S.cosine(1e-3, total_steps=n)), 30),  # a frozen group
         ("cosine(1e-3, 1)", 2),
     ):
-        trainer = made(spec, steps)
+        trainer = _made(tmp_path, spec, steps)
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
             trainer.create_scheduler(steps)
