@@ -948,6 +948,28 @@ def test_a_shallow_copy_of_a_logger_names_a_group_added_later_on_its_own():
     twin.close()
 
 
+def test_a_shallow_copy_and_the_original_each_sample_the_groups_added_later() -> None:
+    """Each logger keeps its own samples: after two groups added (progressive unfreezing)
+    both summarise every parameter as a logger built on the final optimizer does."""
+    import copy
+
+    torch.manual_seed(0)
+    a, b, c = torch.nn.Linear(40, 40), torch.nn.Linear(40, 2), torch.nn.Linear(30, 10)
+    opt = O.Adam(b.parameters(), lr=1e-2)
+    log = EffectiveLRLogger(opt, sample=100, tensorboard=False)
+    twin = copy.copy(log)
+    opt.add_param_group({"params": a.parameters()})
+    log.log()
+    twin.log()
+    opt.add_param_group({"params": c.parameters()})
+    b(a(torch.randn(8, 40))).sum().backward()
+    c(torch.randn(4, 30)).sum().backward()
+    opt.step()
+    want = list(EffectiveLRLogger(opt, sample=100, tensorboard=False).log().values())
+    assert list(log.log().values()) == want
+    assert list(twin.log().values()) == want
+
+
 def test_logger_an_added_parameter_whose_default_name_is_taken_gets_a_suffix():
     torch.manual_seed(0)
     a, b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
@@ -1091,3 +1113,72 @@ def test_a_logger_resumes_a_run_that_added_a_param_group(named: bool, built: str
     before = {n: h["median"] for n, h in log.history.items()}
     after = {n: h["median"] for n, h in log2.history.items()}
     assert len(after) == 4 and sorted(map(str, after.values())) == sorted(map(str, before.values()))
+
+
+def test_the_writer_gets_each_percentile_under_its_own_tag() -> None:
+    (w,), opt = _adam_with_state([(6, 5)], seed=0)
+    writer = _Writer()
+    log = EffectiveLRLogger(opt, writer=writer)
+    ((med, p5, p95),) = log.log(3).values()
+    assert p5 < med < p95
+    assert writer.calls == [
+        ("effective_lr/p0_6x5_/median", med, 3),
+        ("effective_lr/p0_6x5_/p5", p5, 3),
+        ("effective_lr/p0_6x5_/p95", p95, 3),
+    ]
+
+
+def test_a_checkpoint_of_a_logger_built_with_two_groups_resumes_one_built_with_one() -> None:
+    """The first logger was built after a group was added (default names ``g0.p0[...]``);
+    the resumed one before it is added back (``p0[...]``): the layers are read as the same."""
+
+    def made() -> tuple[Any, Any]:
+        torch.manual_seed(0)
+        return torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+
+    def train(a: Any, b: Any, o: Any) -> None:
+        g = torch.Generator().manual_seed(0)
+        for _ in range(4):
+            o.zero_grad()
+            b(a(torch.randn(8, 4, generator=g))).pow(2).mean().backward()
+            o.step()
+
+    a, b = made()
+    o = O.Adam(a.parameters(), lr=1e-3)
+    o.add_param_group({"params": list(b.parameters())})
+    first = EffectiveLRLogger(o, every=2, tensorboard=False)
+    train(a, b, o)
+    assert first.names == ["g0.p0[4x4]", "g0.p1[4]", "g1.p0[2x4]", "g1.p1[2]"]
+    a2, b2 = made()
+    o2 = O.Adam(a2.parameters(), lr=1e-3)
+    log = EffectiveLRLogger(o2, every=2, tensorboard=False)
+    o2.add_param_group({"params": list(b2.parameters())})
+    o2.load_state_dict(o.state_dict())
+    log.load_state_dict(first.state_dict())
+    assert log.names == ["p0[4x4]", "p1[4]", "g1.p0[2x4]", "g1.p1[2]"]
+    assert log.steps == [2, 4]
+    assert [log.history[n] for n in log.names] == [first.history[n] for n in first.names]
+
+
+def test_a_layer_the_checkpoint_lacks_is_nan_and_a_short_history_is_refused() -> None:
+    model = torch.nn.Linear(3, 2)
+    opt = O.Adam(model.parameters(), lr=1e-3)
+    log = EffectiveLRLogger(opt, names=model, tensorboard=False)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    log.log(1)
+    log.log(2)
+    state = log.state_dict()
+    resumed = EffectiveLRLogger(opt, names=model, tensorboard=False)
+    resumed.load_state_dict({**state, "layers": {"weight": state["layers"]["weight"]}})
+    assert resumed.steps == [1, 2]
+    assert resumed.history["weight"] == log.history["weight"]
+    nan = resumed.history["bias"]
+    assert set(nan) == {"median", "p5", "p95"}
+    assert all(len(v) == 2 and all(math.isnan(x) for x in v) for v in nan.values())
+    short = {**state["layers"], "bias": {k: v[:1] for k, v in state["layers"]["bias"].items()}}
+    before = resumed.state_dict()
+    with pytest.raises(ValueError) as info:
+        resumed.load_state_dict({**state, "layers": short})
+    assert str(info.value) == "state['layers']['bias'] must hold one value per step saved (2)"
+    assert repr(resumed.state_dict()) == repr(before)  # (NaN != NaN: compared as text)

@@ -214,6 +214,14 @@ def test_a_restore_brings_back_a_state_tensor_of_another_dtype_as_it_was():
     _restored_after_state_edit(to_double)
 
 
+def test_a_restore_brings_back_a_state_tensor_of_another_shape_as_it_was():
+    """A state tensor replaced by one of another shape between the snapshot and the restore:
+    the snapshot's comes back, not broadcast into the replacing one."""
+    _restored_after_state_edit(
+        lambda state: state.update(exp_avg=torch.stack([state["exp_avg"]] * 2))
+    )
+
+
 def test_the_guard_refuses_what_is_not_a_module_in_one_line():
     model, _, _ = _problem()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -645,6 +653,39 @@ def test_guard_refuses_a_scheduler_of_another_optimizer_and_takes_one_through_a_
     own = lt.scheduler(opt, "constant(0.1)")
     guard = DivergenceGuard(model, optimizer=Wrapped(opt), scheduler=own)
     assert guard.scheduler is own and own.feedback is guard.feedback
+
+
+def test_guard_takes_a_scheduler_through_a_wrapper_of_a_wrapper():
+    """A wrapper holding ``.optimizer`` (Lightning's, accelerate's) around one holding
+    ``.optim`` (PostLocalSGDOptimizer) is unwrapped to the optimizer the scheduler was built
+    on; another optimizer, wrapped so, is still refused."""
+
+    class Wrapped(torch.optim.Optimizer):
+        def __init__(self, inner: Any, attr: str) -> None:
+            setattr(self, attr, inner)
+            self.inner = inner
+            self.param_groups = inner.param_groups
+            self.defaults = inner.defaults
+            self.state = inner.state
+
+        def state_dict(self) -> Any:
+            return self.inner.state_dict()
+
+        def load_state_dict(self, state: Any) -> None:
+            self.inner.load_state_dict(state)
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    both = Wrapped(Wrapped(opt, "optim"), "optimizer")
+    own = lt.scheduler(opt, "constant(0.1)")
+    guard = DivergenceGuard(model, optimizer=both, scheduler=own)
+    assert guard.scheduler is own and own.feedback is guard.feedback
+    other = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    sched = lt.scheduler(other, "constant(0.1)")
+    with pytest.raises(ValueError, match=r"^scheduler drives another optimizer \(a SGD that"):
+        DivergenceGuard(model, optimizer=both, scheduler=sched)
+    local = Wrapped(opt, "optim")  # PostLocalSGDOptimizer's form: its state is not sharded
+    assert DivergenceGuard(model, optimizer=local).optimizer is local
 
 
 def test_exported():

@@ -499,6 +499,7 @@ class EffectiveLRLogger:
         for key in ("steps", "history", "names", "_gen"):
             state[key] = copy.deepcopy(state[key])
         state["_params"] = list(state["_params"])  # the same parameters, a list of its own
+        state["_idx"] = list(state["_idx"])  # and their samples, kept in step with them
         new = object.__new__(type(self))
         new.__setstate__(state)
         return new
