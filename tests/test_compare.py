@@ -1246,14 +1246,19 @@ def test_the_first_optimizer_returned_again_with_other_lrs_is_refused():
         make()
 
 
-def test_one_generator_handed_to_every_run_as_val_data_is_refused_naming_it():
+@pytest.mark.parametrize(
+    "where, kind",
+    [("val_data", "generator"), ("data", "list_iterator")],  # a list_iterator has no weakref
+)
+def test_one_iterator_handed_to_every_run_is_refused_naming_it(where: str, kind: str):
     x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
-    shared = (b for b in [(x, y)])
-    make = C.checked(C.factory(lambda: _tiny(torch.nn.Linear(4, 2)) + (shared,), seed=0))
+    shared = (b for b in [(x, y)]) if kind == "generator" else iter([(x, y)] * 3)
+    keep = 4 if where == "val_data" else 3  # the task's items before the shared one
+    make = C.checked(C.factory(lambda: _tiny(torch.nn.Linear(4, 2))[:keep] + (shared,), seed=0))
     make()
     with pytest.raises(C.NotFreshError) as info:
         make()
-    assert "returned the first run's val_data again, a one-shot iterator (generator)" in str(
+    assert f"returned the first run's {where} again, a one-shot iterator ({kind})" in str(
         info.value
     )
 
@@ -1606,19 +1611,6 @@ def test_the_first_optimizer_returned_again_with_momentum_but_its_lrs_is_refused
     opt.step()  # a run's step: momentum buffers, the lr untouched
     with pytest.raises(C.NotFreshError, match=r"^make\(\) must build a fresh optimizer"):
         make()
-
-
-def test_one_list_iterator_handed_to_every_run_is_refused_naming_it():
-    """An iterator that takes no weak reference (iter() of a list) is known again too."""
-    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
-    shared = iter([(x, y)] * 3)
-    make = C.checked(C.factory(lambda: _tiny(torch.nn.Linear(4, 2))[:3] + (shared,), seed=0))
-    make()
-    with pytest.raises(C.NotFreshError) as info:
-        make()
-    assert "returned the first run's data again, a one-shot iterator (list_iterator)" in str(
-        info.value
-    )
 
 
 def test_a_make_that_takes_an_argument_is_refused_naming_make():

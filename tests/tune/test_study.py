@@ -144,21 +144,30 @@ def test_sqlite_table_creation_race_is_retried(tmp_path, monkeypatch) -> None:
     assert isinstance(st, real) and calls == ["create", "create"]
 
 
-def test_other_operational_errors_fail_at_once_in_one_line(tmp_path, monkeypatch) -> None:
+def _refused_creating(tmp_path: Path, monkeypatch: Any, error: Exception) -> tuple[str, str, Any]:
+    """``make_storage`` of an SQLite URL whose table creation raises ``error`` every time: the
+    URL, the one-line message it raised and the creations tried."""
     from lrkit.tune import _storage
 
     calls: list[str] = []
 
-    def locked(*a: Any, **k: Any) -> Any:
+    def create(*a: Any, **k: Any) -> Any:
         calls.append("create")
-        raise _operational("database is locked")
+        raise error
 
-    monkeypatch.setattr(optuna.storages, "RDBStorage", locked)
+    monkeypatch.setattr(optuna.storages, "RDBStorage", create)
     monkeypatch.setattr(_storage, "time", SimpleNamespace(sleep=lambda s: None))
-    url = f"sqlite:///{tmp_path / 'locked.db'}"
+    url = f"sqlite:///{tmp_path / 'refused.db'}"
     with pytest.raises(ValueError) as info:
         _storage.make_storage(url)
-    assert str(info.value) == f"storage {url}: cannot use the database: database is locked"
+    return url, str(info.value), calls
+
+
+def test_other_operational_errors_fail_at_once_in_one_line(tmp_path, monkeypatch) -> None:
+    url, message, calls = _refused_creating(
+        tmp_path, monkeypatch, _operational("database is locked")
+    )
+    assert message == f"storage {url}: cannot use the database: database is locked"
     assert calls == ["create"]
 
 
@@ -2073,22 +2082,11 @@ def test_a_grant_missing_while_creating_tables_is_not_retried(
     try, then a one-line error with the database's complaint."""
     import sqlalchemy.exc
 
-    from lrkit.tune import _storage
-
-    calls: list[str] = []
     orig = Exception(complaint)
     orig.pgcode = sqlstate  # type: ignore[attr-defined]
-
-    def denied(*a: Any, **k: Any) -> Any:
-        calls.append("create")
-        raise sqlalchemy.exc.ProgrammingError("CREATE TABLE studies", {}, orig)
-
-    monkeypatch.setattr(optuna.storages, "RDBStorage", denied)
-    monkeypatch.setattr(_storage, "time", SimpleNamespace(sleep=lambda s: None))
-    url = f"sqlite:///{tmp_path / 'denied.db'}"
-    with pytest.raises(ValueError) as info:
-        _storage.make_storage(url)
-    assert str(info.value) == f"storage {url}: cannot use the database: {complaint}"
+    denied = sqlalchemy.exc.ProgrammingError("CREATE TABLE studies", {}, orig)
+    url, message, calls = _refused_creating(tmp_path, monkeypatch, denied)
+    assert message == f"storage {url}: cannot use the database: {complaint}"
     assert calls == ["create"]
 
 
@@ -2229,16 +2227,9 @@ def test_a_lost_database_error_round_trips_through_pickle() -> None:
 
 
 def test_a_database_complaint_of_several_lines_is_shown_by_its_first(tmp_path, monkeypatch) -> None:
-    from lrkit.tune import _storage
-
-    def locked(*a: Any, **k: Any) -> Any:
-        raise _operational("database is locked\n\n  while opening the study tables\n")
-
-    monkeypatch.setattr(optuna.storages, "RDBStorage", locked)
-    url = f"sqlite:///{tmp_path / 'locked.db'}"
-    with pytest.raises(ValueError) as info:
-        _storage.make_storage(url)
-    assert str(info.value) == f"storage {url}: cannot use the database: database is locked"
+    locked = _operational("database is locked\n\n  while opening the study tables\n")
+    url, message, _ = _refused_creating(tmp_path, monkeypatch, locked)
+    assert message == f"storage {url}: cannot use the database: database is locked"
 
 
 def test_a_database_that_cannot_be_written_says_what_sqlite_needs_unless_it_is_locked() -> None:
