@@ -1510,26 +1510,28 @@ def test_report_names_itself_for_a_value_that_is_not_a_number() -> None:
         tune(Task(beyond, total_steps=20), n_trials=1, seeding="blind", progress=False)
 
 
-def test_a_torch_trial_runs_on_its_threads_and_puts_the_setting_back() -> None:
+def _linear_torch_task(**kwargs: Any) -> Any:
+    """``lrkit.tune.torch_task`` of a linear model on 5 fixed batches for 2 epochs, validated
+    on them unless ``kwargs`` say otherwise."""
     torch = pytest.importorskip("torch")
     from lrkit.tune import torch_task
 
-    data = [(torch.zeros(8, 2), torch.zeros(8, 1))] * 5
+    gen = torch.Generator().manual_seed(0)
+    data = [(torch.randn(8, 2, generator=gen), torch.randn(8, 1, generator=gen))] * 5
+    kwargs.setdefault("val_data", data)
+    return torch_task(lambda: torch.nn.Linear(2, 1), loss_fn=torch.nn.functional.mse_loss,
+                      data=data, epochs=2, **kwargs)  # fmt: skip
+
+
+def test_a_torch_trial_runs_on_its_threads_and_puts_the_setting_back() -> None:
+    torch = pytest.importorskip("torch")
     seen: list[int] = []
 
     def evaluate(model: Any) -> float:
         seen.append(torch.get_num_threads())
         return 1.0
 
-    task = torch_task(
-        lambda: torch.nn.Linear(2, 1),
-        loss_fn=torch.nn.functional.mse_loss,
-        data=data,
-        val_data=None,
-        evaluate=evaluate,
-        epochs=2,
-        num_threads=1,
-    )
+    task = _linear_torch_task(val_data=None, evaluate=evaluate, num_threads=1)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -1542,34 +1544,19 @@ def test_a_torch_trial_runs_on_its_threads_and_puts_the_setting_back() -> None:
 
 
 def test_a_torch_trial_that_diverges_returns_inf_without_reporting_it() -> None:
-    torch = pytest.importorskip("torch")
-    from lrkit.tune import torch_task
-
-    gen = torch.Generator().manual_seed(0)
-    data = [(torch.randn(8, 2, generator=gen), torch.randn(8, 1, generator=gen))] * 5
     reports: list[tuple[int, float]] = []
-    model, mse = (lambda: torch.nn.Linear(2, 1)), torch.nn.functional.mse_loss
     # the validation loss not finite: stopped at the first epoch
-    nan_val = torch_task(model, loss_fn=mse, data=data, val_data=None,
-                         evaluate=lambda m: math.nan, epochs=2)  # fmt: skip
+    nan_val = _linear_torch_task(val_data=None, evaluate=lambda m: math.nan)
     assert nan_val.train(S.constant(0.01), lambda e, v: reports.append((e, v))) == math.inf
     # the training loss blown up, though the validation score stays finite
-    blown = torch_task(model, loss_fn=mse, data=data, val_data=None,
-                       evaluate=lambda m: 1.0, epochs=2)  # fmt: skip
+    blown = _linear_torch_task(val_data=None, evaluate=lambda m: 1.0)
     assert blown.train(S.constant(1e8), lambda e, v: reports.append((e, v))) == math.inf
     assert reports == []
 
 
 def test_a_torch_tasks_range_test_sweeps_1e_7_to_10_in_100_steps_unless_told() -> None:
-    torch = pytest.importorskip("torch")
-    from lrkit.tune import torch_task
-
-    gen = torch.Generator().manual_seed(0)
-    data = [(torch.randn(8, 2, generator=gen), torch.randn(8, 1, generator=gen))] * 5
     for kwargs, start in ((None, 1e-7), ({"start_lr": 1e-5}, 1e-5)):
-        task = torch_task(lambda: torch.nn.Linear(2, 1), loss_fn=torch.nn.functional.mse_loss,
-                          data=data, val_data=data, epochs=2, range_test_kwargs=kwargs)  # fmt: skip
-        lrs = task.range_test().lrs
+        lrs = _linear_torch_task(range_test_kwargs=kwargs).range_test().lrs
         assert lrs[0] == pytest.approx(start, rel=1e-12)
         # 100 points from start to 10: each a constant factor above the one before
         assert lrs[1] / lrs[0] == pytest.approx((10.0 / start) ** (1 / 99), rel=1e-9)
@@ -1577,14 +1564,9 @@ def test_a_torch_tasks_range_test_sweeps_1e_7_to_10_in_100_steps_unless_told() -
 
 def test_a_torch_task_trains_with_sgd_and_momentum_0_9_by_default() -> None:
     torch = pytest.importorskip("torch")
-    from lrkit.tune import torch_task
-
-    gen = torch.Generator().manual_seed(0)
-    data = [(torch.randn(8, 2, generator=gen), torch.randn(8, 1, generator=gen))] * 5
 
     def final(optimizer: Any) -> float:
-        task = torch_task(lambda: torch.nn.Linear(2, 1), loss_fn=torch.nn.functional.mse_loss,
-                          data=data, val_data=data, epochs=2, optimizer=optimizer)  # fmt: skip
+        task = _linear_torch_task(optimizer=optimizer)
         return task.train(S.constant(0.05), lambda e, v: None)
 
     default = final(None)
