@@ -4,9 +4,11 @@ results."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import html as htmllib
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -456,7 +458,9 @@ def test_a_flat_log_text_plot_is_framed_half_a_decade_around_its_value() -> None
     assert [line.split("|")[0].strip() for line in out[:5]] == ["3.16", "", "1", "", "0.316"]
 
 
-def test_a_compare_result_display_draws_a_negative_loss_on_a_linear_axis() -> None:
+@contextlib.contextmanager
+def _kept_figures() -> Iterator[list[Any]]:
+    """The figures the displays made inside the block (each still drawn to its PNG)."""
     from unittest import mock
 
     from lrkit import _display
@@ -469,6 +473,11 @@ def test_a_compare_result_display_draws_a_negative_loss_on_a_linear_axis() -> No
         return real(fig)
 
     with mock.patch.object(_display, "_figure_png", side_effect=keep):
+        yield figures
+
+
+def test_a_compare_result_display_draws_a_negative_loss_on_a_linear_axis() -> None:
+    with _kept_figures() as figures:
         _check(_run("onecycle", 0.1, -1.5)._repr_mimebundle_())
         _check(_run("cosine", 0.1, 0.5)._repr_mimebundle_())
     assert [f.axes[0].get_yscale() for f in figures] == ["linear", "log"]
@@ -499,19 +508,8 @@ def _png_size(png: bytes) -> tuple[int, int]:
 
 def test_a_schedule_display_draws_its_natural_length_in_a_480_by_240_image() -> None:
     """6 x 3 inches at 80 dpi; the curve spans the schedule's steps 0 to its length."""
-    from unittest import mock
-
-    from lrkit import _display
-
-    figures: list[Any] = []
-    real = _display._figure_png
-
-    def keep(fig: Any) -> bytes:
-        figures.append(fig)
-        return real(fig)
-
     s = S.cosine(0.1, total_steps=100)
-    with mock.patch.object(_display, "_figure_png", side_effect=keep):
+    with _kept_figures() as figures:
         bundle = s._repr_mimebundle_()
     _check(bundle)
     assert _png_size(bundle["image/png"]) == (480, 240)

@@ -622,6 +622,24 @@ def test_feedback_assigned_after_the_guard_joined_keeps_the_guard_s_cut():
     assert sched.feedback.controllers == (plateau, guard.feedback)
 
 
+class _Wrapped(torch.optim.Optimizer):
+    """An optimizer wrapper holding the one it wraps as ``attr``: ``.optimizer`` as
+    accelerate's AcceleratedOptimizer and Lightning's, ``.optim`` as PostLocalSGDOptimizer."""
+
+    def __init__(self, inner: Any, attr: str = "optimizer") -> None:
+        setattr(self, attr, inner)
+        self.inner = inner
+        self.param_groups = inner.param_groups
+        self.defaults = inner.defaults
+        self.state = inner.state
+
+    def state_dict(self) -> Any:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: Any) -> None:
+        self.inner.load_state_dict(state)
+
+
 def test_guard_refuses_a_scheduler_of_another_optimizer_and_takes_one_through_a_wrapper():
     """Two optimizers (a GAN, an encoder/decoder): the cut must reach the guarded one."""
     model = torch.nn.Linear(2, 2)
@@ -636,22 +654,8 @@ def test_guard_refuses_a_scheduler_of_another_optimizer_and_takes_one_through_a_
         "optimizer"
     )
     assert sched.feedback is None  # left as it was
-
-    class Wrapped(torch.optim.Optimizer):  # as accelerate's AcceleratedOptimizer holds one
-        def __init__(self, inner: torch.optim.Optimizer) -> None:
-            self.optimizer = inner
-            self.param_groups = inner.param_groups
-            self.defaults = inner.defaults
-            self.state = inner.state
-
-        def state_dict(self) -> Any:
-            return self.optimizer.state_dict()
-
-        def load_state_dict(self, state: Any) -> None:
-            self.optimizer.load_state_dict(state)
-
     own = lt.scheduler(opt, "constant(0.1)")
-    guard = DivergenceGuard(model, optimizer=Wrapped(opt), scheduler=own)
+    guard = DivergenceGuard(model, optimizer=_Wrapped(opt), scheduler=own)
     assert guard.scheduler is own and own.feedback is guard.feedback
 
 
@@ -659,24 +663,9 @@ def test_guard_takes_a_scheduler_through_a_wrapper_of_a_wrapper():
     """A wrapper holding ``.optimizer`` (Lightning's, accelerate's) around one holding
     ``.optim`` (PostLocalSGDOptimizer) is unwrapped to the optimizer the scheduler was built
     on; another optimizer, wrapped so, is still refused."""
-
-    class Wrapped(torch.optim.Optimizer):
-        def __init__(self, inner: Any, attr: str) -> None:
-            setattr(self, attr, inner)
-            self.inner = inner
-            self.param_groups = inner.param_groups
-            self.defaults = inner.defaults
-            self.state = inner.state
-
-        def state_dict(self) -> Any:
-            return self.inner.state_dict()
-
-        def load_state_dict(self, state: Any) -> None:
-            self.inner.load_state_dict(state)
-
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    both = Wrapped(Wrapped(opt, "optim"), "optimizer")
+    both = _Wrapped(_Wrapped(opt, "optim"))
     own = lt.scheduler(opt, "constant(0.1)")
     guard = DivergenceGuard(model, optimizer=both, scheduler=own)
     assert guard.scheduler is own and own.feedback is guard.feedback
@@ -684,7 +673,7 @@ def test_guard_takes_a_scheduler_through_a_wrapper_of_a_wrapper():
     sched = lt.scheduler(other, "constant(0.1)")
     with pytest.raises(ValueError, match=r"^scheduler drives another optimizer \(a SGD that"):
         DivergenceGuard(model, optimizer=both, scheduler=sched)
-    local = Wrapped(opt, "optim")  # PostLocalSGDOptimizer's form: its state is not sharded
+    local = _Wrapped(opt, "optim")  # PostLocalSGDOptimizer's form: its state is not sharded
     assert DivergenceGuard(model, optimizer=local).optimizer is local
 
 
