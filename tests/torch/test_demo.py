@@ -29,6 +29,23 @@ def test_make_model_leaves_the_global_generator_alone() -> None:
     assert torch.equal(torch.get_rng_state(), state)
 
 
+def test_make_model_seeds_only_the_cpu_generator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The accelerators' generators are the caller's: ``torch.manual_seed`` would reseed every
+    CUDA device (or queue that until CUDA starts), which nothing puts back. The weights are
+    those of the CPU generator seeded with the task's seed."""
+    seeded: list[object] = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: seeded.append(seed))
+    model = demo.digits_task(seed=5).make_model()
+    assert seeded == []
+    monkeypatch.undo()
+    state = torch.get_rng_state()
+    torch.manual_seed(5)
+    expected = demo.digits_task(seed=5).model_fn()
+    torch.set_rng_state(state)
+    got, want = model.state_dict(), expected.state_dict()
+    assert list(got) == list(want) and all(torch.equal(got[k], want[k]) for k in got)
+
+
 def test_unknown_task_names_the_choices() -> None:
     with pytest.raises(ValueError, match=r"^name must be one of 'digits_mlp_adam', "):
         demo.make_task("nope")

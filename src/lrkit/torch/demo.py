@@ -99,9 +99,10 @@ class DemoTask:
     info: dict[str, Any] = field(default_factory=dict)
 
     def make_model(self) -> nn.Module:
-        """A fresh model; its initial weights depend only on ``seed``."""
+        """A fresh model; its initial weights depend only on ``seed``. Only the CPU generator is
+        seeded (an accelerator's are left alone), and its state is put back afterwards."""
         state = torch.get_rng_state()
-        torch.manual_seed(self.seed)
+        torch.default_generator.manual_seed(self.seed)
         try:
             return self.model_fn()
         finally:
