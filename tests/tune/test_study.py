@@ -238,6 +238,19 @@ def test_max_trials_caps_the_trials_of_each_run_so_a_rerun_adds_trials() -> None
         assert len(r.study.trials) == expected
 
 
+def test_the_cap_warning_counts_the_complete_trials_against_n_trials() -> None:
+    values = iter([1.0, math.nan, math.nan, math.nan])
+    task = Task(train=lambda s, rep: next(values), total_steps=20)
+    with pytest.warns(TuneWarning) as caught:
+        r = tune(task, n_trials=3, seeding="blind", max_trials=4, seed=0)
+    assert [str(w.message) for w in caught] == [
+        "stopped after this run started max_trials=4 trials, with 1 of 3 COMPLETE in the study "
+        "(the others were pruned, diverged or failed); running again starts up to max_trials "
+        "more"
+    ]
+    assert r.counts() == {"COMPLETE": 1, "PRUNED": 3} and r.stop_reason == "max_trials"
+
+
 # ----------------------------------------------------------------------------- timeout
 
 
@@ -313,6 +326,13 @@ def test_the_range_test_counts_toward_the_timeout(clock) -> None:
     r = tune(task, n_trials=3, seeding="finder", timeout=50)
     assert r.stop_reason == "timeout" and not r.reached and r.seeding == "finder"
     assert r.counts() == {"WAITING": 2} and clock.now == 60.0  # the seeds, no trial run
+
+    # the next run on that study trains the queued seeds once each, without queuing them again
+    st = _shared("late")
+    tune(task, n_trials=3, storage=st, study_name="late", seeding="finder", timeout=50)
+    again = tune(task, n_trials=2, storage=st, study_name="late", seeding="finder")
+    assert again.counts() == {"COMPLETE": 2}
+    assert [t.params["family"] for t in again.study.trials] == ["onecycle", "cosine"]
     queued = [t.system_attrs["fixed_params"]["family"] for t in r.study.trials]
     assert queued == ["onecycle", "cosine"]
 
@@ -1268,6 +1288,26 @@ def test_workers_started_together_search_the_interval_recorded_first(tmp_path: A
     assert len(study.trials) == 5 and all(1e-2 <= t.params["lr"] <= 10.0 for t in study.trials)
 
 
+def test_a_worker_whose_range_test_ran_while_another_started_the_study_searches_its_interval() -> (
+    None
+):
+    """The study existed, empty, when this worker began: another worker records its search
+    space and interval and runs trials during this worker's range test; this worker then
+    searches the interval recorded first and leaves the record as it was."""
+    st = _shared("meanwhile")
+
+    def slow_range_test() -> tuple[float, float]:
+        tune(_quad((1e-2, 10.0)), n_trials=2, storage=st, study_name="meanwhile", pruner="none")
+        return (1e-4, 1.0)
+
+    r = tune(_quad(slow_range_test), n_trials=4, storage=st, study_name="meanwhile",
+             pruner="none")  # fmt: skip
+    assert r.lr_range == (1e-2, 10.0)
+    assert r.study.user_attrs["lrkit.lr_range"] == [1e-2, 10.0]
+    assert r.counts() == {"COMPLETE": 4}
+    assert all(1e-2 <= t.params["lr"] <= 10.0 for t in r.study.trials)
+
+
 def test_a_seed_queued_twice_runs_once(tmp_path: Any) -> None:
     """Workers that started a new study together each queued its seed trials: the copy is
     dropped (PRUNED, user attr "dropped") rather than trained again."""
@@ -1980,6 +2020,25 @@ def test_an_empty_file_opened_before_a_range_test_that_raises_is_left_empty(
     assert [(p.name, p.stat().st_size) for p in tmp_path.iterdir()] == [(name, 0)]
 
 
+def test_a_study_another_worker_stored_in_the_new_file_during_a_failed_range_test_is_kept(
+    tmp_path: Path,
+) -> None:
+    """The new file opened before the range test is not taken back when another worker
+    created a study in it meanwhile: that study and its trials stay."""
+    url = f"sqlite:///{tmp_path}/a%20b.db"
+
+    def range_test() -> Any:
+        tune(_flat_task(), storage=url, study_name="other", n_trials=1, seeding="blind", seed=0)
+        raise RuntimeError("out of memory")
+
+    task = Task(train=_flat, total_steps=20, range_test=range_test)
+    with pytest.raises(RuntimeError, match="^out of memory$"):
+        tune(task, storage=url, study_name="s", n_trials=1)
+    kept = optuna.load_study(study_name="other", storage=url)
+    assert [t.state for t in kept.trials] == [TS.COMPLETE]
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["other"]
+
+
 def test_a_table_creation_race_is_tried_six_times_then_one_line(tmp_path, monkeypatch) -> None:
     from lrkit.tune import _storage
 
@@ -2011,17 +2070,20 @@ def test_a_table_creation_race_is_tried_six_times_then_one_line(tmp_path, monkey
     assert len(calls) == 6
 
 
-def test_the_default_number_of_random_startup_trials_is_a_fifth_of_n_trials_at_least_three() -> (
-    None
-):
+@pytest.mark.parametrize("n_trials, startup", [(5, 3), (20, 4)])
+def test_the_default_number_of_random_startup_trials_is_a_fifth_of_n_trials_at_least_three(
+    n_trials: int, startup: int
+) -> None:
     kw: dict[str, Any] = {"seeding": "blind", "pruner": "none", "families": ("constant",)}
 
     def lrs(**more: Any) -> list[float]:
-        return _lrs(tune(Task(train=_flat, total_steps=20), n_trials=5, seed=3, **kw, **more))
+        task = Task(train=_flat, total_steps=20)
+        return _lrs(tune(task, n_trials=n_trials, seed=3, **kw, **more))
 
     default = lrs()
-    assert default == lrs(startup_trials=3)
-    assert default != lrs(startup_trials=2)
+    assert default == lrs(startup_trials=startup)
+    assert default != lrs(startup_trials=startup - 1)
+    assert default != lrs(startup_trials=startup + 1)
 
 
 def test_a_url_typo_whose_password_holds_an_at_is_shown_from_its_last_at() -> None:

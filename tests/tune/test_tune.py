@@ -318,6 +318,8 @@ def test_tune_counts_complete_trials_and_stores_specs(tmp_path) -> None:
 
 
 def test_tune_finder_seed_enqueues_onecycle_and_cosine() -> None:
+    from lrkit.tune._loop import SEED_ATTR
+
     res = range_test(_bowl_loss, start_lr=1e-7, end_lr=10.0, num_iter=100, warn=False)
     result = tune(_quadratic_task(rt=res), n_trials=3, seed=0)
     lo, hi = lr_range_from_finder(res)
@@ -330,8 +332,9 @@ def test_tune_finder_seed_enqueues_onecycle_and_cosine() -> None:
     assert result.finder is not None and result.finder["lr_min"] == res.lr_min
     # families without onecycle/cosine: the first family is seeded
     r2 = tune(_quadratic_task(rt=res), n_trials=2, seed=0, families=("step", "wsd"))
-    assert r2.study.trials[0].params["family"] == "step"
-    assert len(r2.study.trials) == 2
+    seeded = r2.study.trials[0]
+    assert seeded.params["family"] == "step" and seeded.params["lr"] == pytest.approx(lr0)
+    assert [t.user_attrs.get(SEED_ATTR) for t in r2.study.trials] == [True, None]
 
 
 def test_the_seeds_read_the_edge_under_its_name_and_its_former_one() -> None:
@@ -744,6 +747,35 @@ def test_a_trial_left_running_before_its_first_heartbeat_is_failed_and_its_copy_
     assert len(copy) == 1 and copy[0].params["family"] == "constant"
     assert copy[0].state == optuna.trial.TrialState.COMPLETE
     assert r.reached and len(r.complete_trials) == 2
+
+
+def test_a_trial_whose_heartbeat_stopped_is_failed_and_its_copy_run_by_the_next_worker(
+    tmp_path,
+) -> None:
+    """A worker killed mid-trial (its objective had begun, its heartbeat stopped): once the
+    grace period has passed, the next worker fails that trial and runs its copy."""
+    import time
+
+    from lrkit.tune import make_storage
+    from lrkit.tune._loop import ATTR_BEGAN
+
+    url = f"sqlite:///{tmp_path / 'stale.db'}"
+    kw = dict(storage=url, study_name="s", seeding="blind", heartbeat_interval=1,
+              grace_period=2, poll_interval=0.05)  # fmt: skip
+    tune(_quadratic_task(), n_trials=1, **kw)
+    storage = make_storage(url, heartbeat_interval=1, grace_period=2)
+    study = optuna.load_study(study_name="s", storage=storage)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Optuna: heartbeats are for optimize()
+        killed = study.ask()
+    killed.set_user_attr(ATTR_BEGAN, killed.number)
+    study_id = storage.get_study_id_from_name("s")
+    storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, 1))
+    time.sleep(2.5)  # past the grace period: the heartbeat is stale
+    r = tune(_quadratic_task(), n_trials=2, timeout=6, **kw)
+    assert r.stop_reason == "complete" and r.reached
+    states = [t.state for t in optuna.load_study(study_name="s", storage=url).trials]
+    assert states == [TS.COMPLETE, TS.FAIL, TS.COMPLETE]
 
 
 def test_a_seed_trial_stopped_by_ctrl_c_is_queued_again_by_the_next_run(tmp_path) -> None:
@@ -1926,6 +1958,33 @@ def test_a_worker_waiting_on_a_study_in_memory_looks_again_every_half_second(
              seeding="blind", stop_when=stop)  # fmt: skip
     assert r.stop_reason == "stop_when"
     assert slept == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("heartbeat, poll", [(1, 1.0), (5, 2.0)])
+def test_a_worker_waiting_on_a_database_looks_again_every_heartbeat_up_to_two_seconds(
+    tmp_path, monkeypatch, heartbeat: int, poll: float
+) -> None:
+    import time
+
+    from lrkit.tune import _loop
+
+    slept: list[float] = []
+    clock = SimpleNamespace(
+        sleep=slept.append, monotonic=time.monotonic, monotonic_ns=time.monotonic_ns, time=time.time
+    )
+    monkeypatch.setattr(_loop, "time", clock)
+    url = f"sqlite:///{tmp_path / 'poll.db'}"
+    optuna.create_study(storage=url, study_name="poll").ask()  # RUNNING: another worker's
+    calls = [0]
+
+    def stop(_: object) -> bool:
+        calls[0] += 1
+        return calls[0] > 2
+
+    r = tune(_quadratic_task(), n_trials=1, storage=url, study_name="poll", seeding="blind",
+             heartbeat_interval=heartbeat, stop_when=stop)  # fmt: skip
+    assert r.stop_reason == "stop_when"
+    assert slept == [poll, poll]
 
 
 def test_onecycle_warmup_is_at_least_two_steps_of_the_run() -> None:
