@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -209,7 +210,9 @@ def test_a_loader_given_twice_is_listed_once() -> None:
     assert data_loaders(loader, both) == [loader, both]
 
 
-def test_only_rank_0_of_an_initialized_process_group_is_rank0(monkeypatch) -> None:
+def test_only_rank_0_of_an_initialized_process_group_is_rank0(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     for rank, expected in ((0, True), (1, False), (2, False)):
         dist = types.SimpleNamespace(
             is_available=lambda: True, is_initialized=lambda: True, get_rank=lambda r=rank: r
@@ -387,3 +390,284 @@ def test_a_warning_from_lrkit_code_a_library_runs_points_at_the_users_call() -> 
         line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
         opt.step()
     assert [(w.filename, w.lineno) for w in caught] == [(__file__, line)]
+
+
+def _same_state(a: object, b: object) -> bool:
+    """Two RNG states (nested tuples, dicts, numpy arrays) equal value for value."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)
+    if isinstance(a, (tuple, list)):
+        return (
+            isinstance(b, (tuple, list))
+            and len(a) == len(b)
+            and all(_same_state(x, y) for x, y in zip(a, b))
+        )
+    return a == b
+
+
+def test_the_restored_states_keep_the_cached_normal_draws() -> None:
+    """``random.gauss`` and numpy's legacy normals draw two values at a time and keep one
+    for the next call: that kept value is part of the state put back."""
+    random.seed(5)
+    np.random.seed(5)
+    random.gauss(0.0, 1.0)  # one normal kept for the next call
+    np.random.standard_normal()
+    py, legacy = random.getstate(), np.random.get_state()
+    assert py[2] is not None and legacy[3] == 1
+    with preserved_rng():
+        random.gauss(0.0, 1.0)
+        np.random.standard_normal(3)
+    assert random.getstate() == py
+    assert _same_state(np.random.get_state(), legacy)
+
+
+def test_import_torch_loads_torch_and_restores_its_generator() -> None:
+    pytest.importorskip("torch")
+    torch_state = (
+        "import sys\n"
+        "from lrkit._runtime import GlobalRNGState, preserved_rng\n"
+        "with preserved_rng(import_torch=True) as state:\n"
+        "    import torch\n"
+        "    a = torch.rand(3)\n"
+        "print(state.torch is not None, torch.equal(torch.rand(3), a))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", torch_state], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["True", "True"]
+
+
+def test_preserved_rng_restores_the_generators_of_the_loaders_it_is_given() -> None:
+    torch = pytest.importorskip("torch")
+    data = torch.utils.data.TensorDataset(torch.arange(8.0))
+    own = torch.Generator().manual_seed(6)
+    loader = torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, generator=own)
+    before = own.get_state()
+    with preserved_rng(data=([loader],)):
+        first = [x.tolist() for (x,) in loader]
+    assert torch.equal(own.get_state(), before)
+    assert [x.tolist() for (x,) in loader] == first
+
+
+def test_a_loaders_own_generator_and_its_samplers_are_both_saved() -> None:
+    torch = pytest.importorskip("torch")
+    data = torch.utils.data.TensorDataset(torch.arange(8.0))
+    seeds = torch.Generator().manual_seed(7)  # the loader's own: its iterator's base seed
+    order = torch.Generator().manual_seed(8)
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_size=2,
+        sampler=torch.utils.data.RandomSampler(data, generator=order),
+        generator=seeds,
+    )
+    assert data_generators(loader) == [seeds, order]
+    before = (seeds.get_state(), order.get_state())
+    state = GlobalRNGState(data=(loader,))
+    list(loader)
+    state.restore()
+    assert torch.equal(seeds.get_state(), before[0])
+    assert torch.equal(order.get_state(), before[1])
+    # without batching, the loader's sampler is read directly (it has no batch sampler)
+    unbatched = torch.utils.data.DataLoader(
+        data, batch_size=None, sampler=torch.utils.data.RandomSampler(data, generator=order)
+    )
+    assert data_generators(unbatched) == [order]
+
+
+def test_the_loaders_a_python_generator_reads_are_found() -> None:
+    torch = pytest.importorskip("torch")
+    data = torch.utils.data.TensorDataset(torch.arange(8.0))
+    gen = torch.Generator().manual_seed(9)
+    loader = torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, generator=gen)
+
+    def batches(source):
+        for (x,) in source:
+            yield x
+
+    pending = batches(loader)  # not started: its argument is in its frame
+    assert data_loaders(pending) == [pending, loader]
+    assert data_generators(pending) == [gen]
+    list(pending)
+    assert data_loaders(pending) == [pending]  # an ended generator holds nothing
+
+
+def test_only_the_loaders_of_a_list_are_taken_from_it() -> None:
+    torch = pytest.importorskip("torch")
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(4.0)))
+    mixed = [loader, [1, 2], "text"]
+    assert data_loaders(mixed) == [mixed, loader]
+    assert data_loaders({"a": loader, "b": 3}) == [{"a": loader, "b": 3}, loader]
+
+
+def test_a_generator_expression_over_a_loader_has_started_it() -> None:
+    torch = pytest.importorskip("torch")
+    from lrkit._runtime import started_loader
+
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(4.0)))
+
+    def batches():
+        yield from loader
+
+    assert started_loader(x for (x,) in loader) is True
+    assert started_loader(batches()) is False  # its loop has not run yet
+    assert started_loader([loader]) is False
+    assert started_loader(loader) is False
+
+
+def test_a_factorys_batches_are_made_again_for_each_pass() -> None:
+    from lrkit._runtime import Passes
+
+    made: list[int] = []
+
+    def factory():
+        made.append(len(made))
+        return iter([len(made), 10 * len(made)])
+
+    passes = Passes(factory)
+    assert list(passes) == [1, 10]
+    assert list(passes) == [2, 20]
+    assert made == [0, 1]
+
+
+def test_a_broken_process_group_counts_as_rank0(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> int:
+        raise RuntimeError("the backend went away")
+
+    dist = types.SimpleNamespace(
+        is_available=lambda: True, is_initialized=lambda: True, get_rank=broken
+    )
+    monkeypatch.setitem(sys.modules, "torch.distributed", dist)
+    assert is_rank0() is True
+
+
+def test_a_warning_at_the_import_of_a_module_lrkit_loads_points_at_the_users_call(
+    tmp_path, monkeypatch
+) -> None:
+    """A module imported by lrkit's own code that warns as it is imported: the warning passes
+    over the import machinery and lrkit's importing function to the user's line."""
+    import warnings
+
+    from lrkit import _runtime
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "lrkit_test_outer.py").write_text(
+        "def load():\n    import lrkit_test_inner  # noqa: F401\n"
+    )
+    (package / "lrkit_test_inner.py").write_text(
+        "from lrkit import _renamed\n\n_renamed.warn('lrkit test: renamed')\n"
+    )
+    monkeypatch.setattr(_runtime, "_PACKAGE_DIR", str(package) + os.sep)  # counts as lrkit's
+    monkeypatch.syspath_prepend(str(package))
+    for name in ("lrkit_test_outer", "lrkit_test_inner"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import lrkit_test_outer
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lrkit_test_outer.load()
+        line = sys._getframe().f_lineno - 1
+    assert [(w.filename, w.lineno) for w in caught] == [(__file__, line)]
+
+
+@pytest.mark.usefixtures("python_sigint")
+def test_an_interrupt_raised_again_is_not_also_reported_and_the_hook_is_put_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lrkit._runtime import kept_interrupts
+
+    reported: list[BaseException] = []
+
+    def mine(unraisable: object) -> None:
+        reported.append(unraisable.exc_value)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(sys, "unraisablehook", mine)
+    with pytest.raises(KeyboardInterrupt), kept_interrupts():
+        _InterruptedCleanUp()
+    assert reported == []
+    assert sys.unraisablehook is mine
+
+
+def test_an_ignored_signal_stays_ignored_while_interrupts_are_kept() -> None:
+    from lrkit._runtime import kept_interrupts
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with kept_interrupts():
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+            signal.raise_signal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_signals_are_left_alone_outside_the_main_thread() -> None:
+    import threading
+
+    from lrkit._runtime import kept_interrupts
+
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    seen: list[object] = []
+
+    def work() -> None:
+        try:
+            with HeldSignals() as held, kept_interrupts() as raise_dropped:
+                with held.deliverable():
+                    raise_dropped()
+                seen.append((signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)))
+        except BaseException as exc:  # reported to the main thread
+            seen.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert seen == [before]
+
+
+def test_a_signal_held_when_the_block_fails_is_not_delivered_later() -> None:
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))
+    try:
+        held = HeldSignals()
+        with pytest.raises(RuntimeError), held:
+            signal.raise_signal(signal.SIGTERM)
+            raise RuntimeError("the block fails with the signal held")
+        with held, held.deliverable():  # the same object used again
+            pass
+        assert calls == []
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_held_signal_whose_action_is_the_default_ends_the_process() -> None:
+    code = (
+        "import signal\n"
+        "from lrkit._runtime import HeldSignals\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
+        "with HeldSignals() as held:\n"
+        "    signal.raise_signal(signal.SIGTERM)\n"
+        "    print('held', flush=True)\n"
+        "    held.deliver_pending()\n"
+        "    print('not reached', flush=True)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (out.returncode, out.stdout) == (-signal.SIGTERM, "held\n")
+
+
+def test_cuda_generators_are_restored_without_starting_cuda() -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    code = (
+        "import torch\n"
+        "from lrkit._runtime import GlobalRNGState\n"
+        "GlobalRNGState()\n"
+        "print(torch.cuda.is_initialized())\n"
+        "torch.rand(1, device='cuda')\n"
+        "state = GlobalRNGState()\n"
+        "a = torch.rand(3, device='cuda')\n"
+        "state.restore()\n"
+        "print(torch.equal(torch.rand(3, device='cuda'), a))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

@@ -526,3 +526,60 @@ def test_a_wrapper_sharing_its_inner_optimizers_state_is_guarded(tmp_path: Path)
     assert r0 == {"oks": [True, True, False, True], "restores": 1, "restored": True,
                   "suggested": True, "family": "momentum", "connected": True,
                   "lrs": [0.005, 0.005]}  # fmt: skip
+
+
+def test_all_reduce_mean_gives_a_float_in_one_process() -> None:
+    import lrkit.torch as LT
+
+    for value, expected in ((3, 3.0), (torch.tensor(2.5), 2.5), (np.float32(0.5), 0.5)):
+        got = LT.all_reduce_mean(value)
+        assert type(got) is float and got == expected
+
+
+def test_main_process_only_skips_the_call_on_another_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import lrkit.torch as LT
+
+    calls: list[str] = []
+    write = LT.main_process_only(calls.append)
+    rank1 = types.SimpleNamespace(
+        is_available=lambda: True, is_initialized=lambda: True, get_rank=lambda: 1
+    )
+    monkeypatch.setitem(sys.modules, "torch.distributed", rank1)
+    assert LT.is_main_process() is False
+    assert write("on rank 1") is None
+    monkeypatch.undo()
+    assert write("on rank 0") is None  # list.append's own result
+    assert calls == ["on rank 0"]
+
+
+@pytest.fixture
+def one_rank_group(tmp_path: Path):
+    """A gloo process group of this process alone (world size 1), ended after the test."""
+    dist.init_process_group(
+        "gloo", init_method=(tmp_path / "rendezvous").as_uri(), rank=0, world_size=1
+    )
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.usefixtures("one_rank_group")
+def test_rank_broadcast_and_mean_in_a_process_group_of_one() -> None:
+    import lrkit.torch as LT
+
+    assert (LT.get_rank(), LT.get_world_size(), LT.is_main_process()) == (0, 1, True)
+    assert LT.broadcast_object({"a": [1, 2]}) == {"a": [1, 2]}
+    with pytest.raises(ValueError) as info:
+        LT.broadcast_object(1, src=1)
+    assert str(info.value) == "src must be a rank in [0, 1), got 1"
+    own = torch.tensor([0.1], dtype=torch.float64)
+    got = LT.all_reduce_mean(own)
+    assert type(got) is float and got == 0.1
+    assert own.tolist() == [0.1]
+    assert LT.all_reduce_mean(torch.tensor(7, dtype=torch.int32)) == 7.0
+    called: list[int] = []
+    assert LT.main_process_only(lambda: called.append(1) or "done")() == "done"
+    assert called == [1]
