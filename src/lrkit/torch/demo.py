@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import _renamed
 from .._imports import require
+from .._runtime import preserved_rng
 
 require("torch", "torch")  # without PyTorch: the one-line install hint
 require("sklearn", "demo", feature="lrkit.torch.demo")
@@ -100,13 +101,10 @@ class DemoTask:
 
     def make_model(self) -> nn.Module:
         """A fresh model; its initial weights depend only on ``seed``. Only the CPU generator is
-        seeded (an accelerator's are left alone), and its state is put back afterwards."""
-        state = torch.get_rng_state()
-        torch.default_generator.manual_seed(self.seed)
-        try:
+        seeded (an accelerator's are left alone); the global generators are put back after."""
+        with preserved_rng():
+            torch.default_generator.manual_seed(self.seed)
             return self.model_fn()
-        finally:
-            torch.set_rng_state(state)
 
     def make_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
         return self.optimizer_fn(model.parameters(), lr)
