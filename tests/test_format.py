@@ -13,13 +13,16 @@ from lrkit._format import (
     counted,
     duration,
     failure,
+    group_ratios_text,
     loss_cell,
     mask_arguments,
     mask_keywords,
     mask_secrets,
     mask_url,
     round_floats,
+    secret_like,
     shorten,
+    title_lines,
     unencoded_at,
     url_parts,
     wrap_spec,
@@ -311,3 +314,91 @@ def test_mask_arguments_masks_what_each_argument_echoes() -> None:
     assert mask_arguments(f"bad {url}: see token=abc", [url]) == (
         "bad postgresql://u:***@h/db?password=***: see token=abc"
     )
+
+
+def test_an_accuracy_that_is_not_finite_is_a_dash() -> None:
+    assert accuracy_cell(math.inf) == "-" and accuracy_cell(-math.inf) == "-"
+
+
+def test_group_ratios_are_written_with_three_significant_digits_or_not_at_all() -> None:
+    assert group_ratios_text([1.0, 0.12345, 0.001]) == "x1, x0.123, x0.001"
+    assert group_ratios_text([0.1, 0.1]) is None and group_ratios_text([]) is None
+
+
+def test_round_floats_writes_a_huge_whole_number_in_exponent_form() -> None:
+    # an integral value from 1e15 up keeps its exponent form: its digits would be longer
+    assert round_floats("f(x=1.00000e20)") == "f(x=1e+20)"
+    assert round_floats("y=1.00000000000000e14") == "y=100000000000000"
+
+
+def test_round_floats_leaves_a_number_after_a_point_as_written() -> None:
+    assert round_floats("v1.0.123456789") == "v1.0.123456789"
+    assert round_floats(".0.123456789") == ".0.123456789"
+
+
+def test_shorten_to_fewer_than_30_characters_keeps_only_the_count() -> None:
+    assert shorten("x" * 100, 10) == " ... (100 characters)"
+
+
+def test_url_parts_of_anything_but_a_url_is_none() -> None:
+    assert url_parts(None) is None  # type: ignore[arg-type]
+    assert url_parts("sqlite.db") is None
+
+
+@pytest.mark.parametrize(
+    "name,secret",
+    [
+        ("--api-tokn", True),  # nearly "token"
+        ("--my_token_file", True),  # words split at "_" too
+        ("--DB-PASSWORD", True),  # any case
+        ("--storage", False),
+        ("--numiter", False),
+    ],
+)
+def test_secret_like_finds_a_secret_word_in_an_option_name(name: str, secret: bool) -> None:
+    assert secret_like(name) is secret
+
+
+def test_mask_url_leaves_text_that_is_not_a_url_unchanged() -> None:
+    assert mask_url("not a url?password=x&token=y") == "not a url?password=x&token=y"
+
+
+def test_a_short_password_is_masked_after_a_keyword_in_any_case() -> None:
+    url = "postgresql://u:t@h/db"
+    assert mask_secrets("PASSWORD t, Pwd=t", url) == "PASSWORD ***, Pwd=***"
+
+
+def test_a_title_of_more_than_six_lines_is_cut_in_its_sixth_with_the_length() -> None:
+    spec = "f(" + ", ".join(f"a{i}={i}" for i in range(40)) + ")"
+    assert len(spec) == 301 and len(wrap_spec(spec, 30)) == 12
+    lines = title_lines(spec, 30)
+    assert lines == [*wrap_spec(spec, 30)[:5], "a19=19, a2 ... (301 characters)"]
+    # a narrow title still shows ten characters of its sixth line
+    narrow = "f(" + "x" * 40 + ", " + ", ".join(["y" * 40] * 6) + ")"
+    assert title_lines(narrow, 20)[5] == "y" * 10 + f" ... ({len(narrow)} characters)"
+
+
+def test_a_title_of_six_lines_is_not_cut() -> None:
+    spec = "f(" + ", ".join("a" * 20 for _ in range(6)) + ")"
+    assert len(wrap_spec(spec, 25)) == 6
+    assert title_lines(spec, 25) == wrap_spec(spec, 25)
+
+
+def test_a_piece_of_a_password_holding_a_shorter_one_is_masked_whole() -> None:
+    url = "postgresql://u:abc@abc-xyz@h/db"
+    assert mask_secrets("no host abc-xyz", url) == "no host ***"
+
+
+def test_a_slash_before_the_colon_ends_the_host_not_a_user_name() -> None:
+    make_url = pytest.importorskip("sqlalchemy.engine").make_url
+    url = "postgresql://a/b:c@h/db"
+    parts = url_parts(url)
+    assert parts is not None
+    assert (parts["username"], parts["password"], parts["ipv4host"], parts["database"]) == (
+        None,
+        None,
+        "a",
+        "b:c@h/db",
+    )
+    read = make_url(url)
+    assert (read.username, read.password, read.host, read.database) == (None, None, "a", "b:c@h/db")

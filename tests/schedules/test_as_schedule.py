@@ -166,3 +166,68 @@ def test_a_dict_of_nine_keys_without_a_name_lists_eight_and_counts_them() -> Non
 def test_parse_returns_a_schedule_given_to_it_as_is() -> None:
     s = S.cosine(0.1, total_steps=10)
     assert S.parse(s) is s
+
+
+def test_a_holder_of_a_tuple_of_schedules_is_told_to_give_one_of_them() -> None:
+    class Holder:
+        schedules = (S.cosine(0.1, total_steps=10), S.constant(0.1))
+
+    with pytest.raises(ValueError) as info:
+        S.as_schedule(Holder())
+    assert str(info.value).endswith(
+        " (it holds lrkit schedules: give one of them, its .schedules[i])"
+    )
+
+
+@pytest.mark.parametrize(
+    "module,hint",
+    [
+        ("keras.src.optimizers.schedules", "a keras object: Keras' own schedules"),
+        ("torch.optim.lr_scheduler", "a torch object: PyTorch's own schedules"),
+        ("optax._src.schedule", "an optax object: optax's own schedules"),
+    ],
+)
+def test_a_peer_librarys_schedule_is_named_by_its_library(module: str, hint: str) -> None:
+    def peer(step):  # a peer library's schedule, by its module
+        return step
+
+    peer.__module__ = module
+    with pytest.raises(ValueError) as info:
+        S.as_schedule(peer)
+    assert str(info.value).endswith(
+        f" ({hint} go to its own optimizer; this takes one of lrkit.schedules)"
+    )
+
+
+def test_nonnegative_names_the_first_step_when_it_is_step_0() -> None:
+    s = S.constant(0.1) - 0.3
+    with pytest.raises(ValueError) as err:
+        S.as_schedule(s, name="momentum", nonnegative=True)
+    assert str(err.value) == (
+        "momentum must be >= 0 at every step (a learning rate or hyperparameter), got "
+        f"{0.1 - 0.3!r} at step 0: sub(a=constant(lr=0.1), b=constant(lr=0.3))"
+    )
+
+
+def test_a_bad_spec_inside_a_dict_for_a_named_parameter_stays_a_spec_error() -> None:
+    d = {"name": "join", "schedules": ["cosine(0.1, 10", "constant(0.1)"], "boundaries": [5]}
+    for name in ("schedule", "momentum"):
+        with pytest.raises(S.SpecError) as err:
+            S.as_schedule(d, name=name)
+        assert err.value.pos == 14 and err.value.text == "cosine(0.1, 10"
+        assert str(err.value).splitlines()[0] == (
+            "invalid schedule spec at position 14: expected ',' or ')', found end of input"
+        )
+
+
+def test_nonnegative_names_the_step_itself_past_4000_steps() -> None:
+    # 10000 steps are checked at 4000 evenly spaced ones: the error names the step, not
+    # its place among them
+    s = S.linear(0.1, end_lr=0.0, total_steps=10000) - 0.05
+    assert s(5001) < 0 <= s(5000)
+    with pytest.raises(ValueError) as err:
+        S.as_schedule(s, nonnegative=True)
+    assert str(err.value).startswith(
+        f"schedule must be >= 0 at every step (a learning rate or hyperparameter), got "
+        f"{s(5001)!r} at step 5001: sub("
+    )

@@ -217,3 +217,92 @@ def test_list_items_without_a_comma_between_them_are_a_spec_error() -> None:
     assert str(info.value).splitlines()[0] == (
         "invalid schedule spec at position 29: expected ',' or ']', found '5'"
     )
+
+
+def test_an_error_just_past_the_context_shows_the_spec_from_its_second_character() -> None:
+    # the position is 61: the part shown starts 60 characters before it, at the second one
+    spec = "add([  " + "constant(0.1), " * 3 + "constant(-1)])"
+    with pytest.raises(S.SpecError) as info:
+        S.parse(spec)
+    assert info.value.pos == 61 == spec.index("-1")
+    _, shown, caret = str(info.value).split("\n")
+    assert shown == "  ..." + spec[1:]
+    assert caret == " " * (2 + 3 + 60) + "^"
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("cosine", "expected a schedule call such as cosine(...), found 'cosine'"),
+        ("true", "expected a schedule call such as cosine(...), found 'true'"),
+        ("0.1", "expected a schedule name such as cosine(...), found '0.1'"),
+        ("[cosine(0.1, 10)]", "expected a schedule name such as cosine(...), found '['"),
+        ("", "expected a schedule name such as cosine(...), found end of input"),
+    ],
+)
+def test_a_spec_that_is_not_a_schedule_call_is_a_spec_error_at_its_start(
+    spec: str, message: str
+) -> None:
+    with pytest.raises(S.SpecError) as info:
+        S.parse(spec)
+    assert info.value.pos == 0
+    assert str(info.value).splitlines()[0] == f"invalid schedule spec at position 0: {message}"
+
+
+def test_a_dict_with_lists_nested_past_the_limit_is_refused_in_one_line() -> None:
+    milestones: list = [3]
+    for _ in range(2 * MAX_DEPTH):
+        milestones = [milestones]
+    with pytest.raises(ValueError) as err:
+        S.from_dict({"name": "multistep", "lr": 0.1, "milestones": milestones})
+    assert str(err.value) == f"d: schedules and lists nested more than {MAX_DEPTH} deep"
+
+
+def test_an_error_in_a_list_within_a_list_of_a_dict_gives_both_indices() -> None:
+    d = {"name": "add", "schedules": [[{"name": "constant", "lr": 0.1}, {"x": 1}]]}
+    with pytest.raises(ValueError) as err:
+        S.from_dict(d)
+    assert str(err.value) == (
+        "add: schedules[0][1]: d must be a dict with a 'name' key, got a dict with keys 'x'"
+    )
+
+
+@pytest.mark.parametrize("spec", [3, None, b"cosine(0.1, 10)", ["cosine(0.1, 10)"]])
+def test_parse_given_something_other_than_a_string_names_its_type(spec: object) -> None:
+    with pytest.raises(ValueError) as err:
+        S.parse(spec)  # type: ignore[arg-type]
+    assert not isinstance(err.value, S.SpecError)
+    assert str(err.value) == f"spec must be a string, got {type(spec).__name__}"
+
+
+def test_a_custom_familys_overflow_is_a_spec_error_or_a_value_error() -> None:
+    """A family's constructor that overflows (``float`` of a huge integer) is refused as any
+    other bad value: a SpecError at the call in a spec, a ValueError naming it in a dict."""
+    from lrkit.schedules import REGISTRY, Schedule, register
+
+    class Floats(Schedule):
+        name = "lrkit_test_floats"
+        params = ("lr",)
+
+        def __init__(self, lr: float) -> None:
+            self.lr = float(lr)
+
+        def _values(self, t, xp):  # noqa: ANN001, ANN202
+            return t * 0.0 + self.lr
+
+    huge = "1" + "0" * 400
+    try:
+        register(Floats)
+        spec = f"add(constant(0.1), lrkit_test_floats({huge}))"
+        with pytest.raises(S.SpecError) as info:
+            S.parse(spec)
+        assert info.value.pos == spec.index("lrkit_test_floats")
+        assert str(info.value).splitlines()[0] == (
+            f"invalid schedule spec at position {info.value.pos}: lrkit_test_floats(): int too "
+            "large to convert to float"
+        )
+        with pytest.raises(ValueError) as err:
+            S.from_dict({"name": "lrkit_test_floats", "lr": int(huge)})
+        assert str(err.value) == "lrkit_test_floats: int too large to convert to float"
+    finally:
+        REGISTRY.pop("lrkit_test_floats", None)
