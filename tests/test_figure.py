@@ -738,3 +738,72 @@ def test_a_log_axis_over_no_finite_range_keeps_matplotlib_s_labels() -> None:
         assert ax.yaxis.get_major_formatter() is formatter
     finally:
         plt.close(fig)
+
+
+def test_a_curve_widens_the_x_range_only_and_leaves_the_y_range_to_its_values() -> None:
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    _figure.draw_curve(ax, [0, 1, 2, 3], [5.0, 6.0, float("nan"), 5.5])
+    lo, hi = ax.get_xlim()
+    assert lo <= 0.0 and hi >= 3.0
+    lo, hi = ax.get_ylim()
+    assert 4.5 < lo < 5.0 and 6.0 < hi < 6.5  # 0 is not taken into the y range
+
+
+def test_the_grid_over_a_coloured_background_is_mixed_into_that_colour() -> None:
+    from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    ax.set_facecolor((0.0, 0.0, 0.5))
+    line = to_rgba(plt.rcParams["grid.color"])
+    expected = tuple(0.3 * c + 0.7 * b for c, b in zip(line[:3], (0.0, 0.0, 0.5)))
+    assert _figure.grid_color(ax) == pytest.approx(expected)
+    _figure.draw_grid(ax)
+    gridline = ax.xaxis.get_gridlines()[0]
+    assert to_rgba(gridline.get_color()) == pytest.approx((*expected, 1.0))
+
+
+def test_a_log_axis_over_more_than_3_decades_keeps_matplotlib_s_labels() -> None:
+    fig, ax = plt.subplots()
+    try:
+        ax.set_yscale("log")
+        locator, formatter = ax.yaxis.get_major_locator(), ax.yaxis.get_major_formatter()
+        _figure.label_log_axis(ax.yaxis, 1e-4, 0.3)  # 3.5 decades
+        assert ax.yaxis.get_major_locator() is locator
+        assert ax.yaxis.get_major_formatter() is formatter
+        _figure.label_log_axis(ax.yaxis, 1e-4, 0.1)  # 3 decades: 1, 2 and 5 each
+        assert _visible_labels(ax.yaxis, 1e-4, 1e-3) == ["0.0001", "0.0002", "0.0005", "0.001"]
+    finally:
+        plt.close(fig)
+
+
+def test_a_log_axis_labelled_between_its_powers_of_ten_shows_no_minor_labels() -> None:
+    """The plain labels at 1, 2, 3, 5 and 7 are the only ones: matplotlib's own labels of
+    the ticks between (4, 6 times a power of ten) are not drawn over a narrow range."""
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    ax.set_yscale("log")
+    ax.plot([0, 1], [0.02, 0.08])
+    ax.set_ylim(0.02, 0.08)
+    _figure.label_log_axis(ax.yaxis, 0.02, 0.08)
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.yaxis.get_minorticklabels() if t.get_text()] == []
+    major = [t.get_text() for t in ax.yaxis.get_majorticklabels() if t.get_text()]
+    assert {"0.02", "0.03", "0.05", "0.07"} <= set(major)
+
+
+def test_a_module_with_axes_methods_is_not_taken_as_axes() -> None:
+    """A module (``ax=plt`` and its like) is never drawn on, whatever functions it holds."""
+    import types
+
+    module = types.ModuleType("plotting")
+    module.plot = lambda *a: None  # type: ignore[attr-defined]
+    module.get_xlim = lambda: (0, 1)  # type: ignore[attr-defined]
+    module.figure = object()  # type: ignore[attr-defined]
+    assert not _figure.is_axes(module)
+    with pytest.raises(ValueError, match=r"^ax must be a matplotlib Axes or None, got "):
+        _figure.new_axes(module, None, figsize=(2, 2))

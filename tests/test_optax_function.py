@@ -85,3 +85,29 @@ def test_an_error_that_is_not_fn_s_reaches_the_caller_as_jax_raised_it() -> None
             s(bad)
         assert "steps must be finite" not in str(info.value)
         assert "could not convert string" not in str(info.value)
+
+
+@pytest.mark.parametrize("evaluation", ["table", "host"])
+def test_float64_without_x64_is_float32_as_jax_computes_it(evaluation: str) -> None:
+    """dtype=float64 without jax_enable_x64 gives JAX's float32, on the table and on the
+    host alike (the host's result is declared as JAX holds it)."""
+    if jax.config.jax_enable_x64:
+        pytest.skip("with jax_enable_x64 float64 is float64")
+    sched = lo.schedule(F, dtype=jnp.float64, evaluation=evaluation, table_limit=32)
+    t = jnp.arange(100, dtype=jnp.int32)
+    ref = F.values(np.arange(100)).astype(np.float32)
+    for got in (sched(t), jax.jit(sched)(t)):
+        assert got.dtype == jnp.float32
+        np.testing.assert_array_equal(np.asarray(got), ref)
+
+
+def test_an_unsigned_count_reads_fn_at_its_own_step_up_to_and_past_int32() -> None:
+    """A uint32 step counter: 2**31 - 1 is that integer step on the host, as the steps past
+    int32 are theirs (fn gets each step, not its float32 neighbour)."""
+    s = S.function(lambda step: 1.0 / (1 + step % 7), lr=0.1)
+    f = lo.schedule(s, table_limit=8)
+    steps = (2**31 - 1, 2**31, 3)
+    want = [float(np.float32(0.1 / (1 + k % 7))) for k in steps]
+    t = jnp.asarray(steps, jnp.uint32)
+    for call in (f, jax.jit(f)):
+        assert np.asarray(call(t)).tolist() == want

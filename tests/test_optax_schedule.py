@@ -510,6 +510,8 @@ def test_a_host_count_beyond_int32_names_its_first_step_and_the_argument() -> No
         f(np.array([3, 2**33, 2**40]))
     with pytest.raises(ValueError, match=r"^count must be .*, got -1099511627776; use "):
         f(np.int64(-(2**40)))  # below int32 too
+    with pytest.raises(ValueError, match=r"^count must be .*, got -1180591620717411303424; use "):
+        f(-(2**70))  # a Python int below int64 too
     with pytest.raises(ValueError, match=r"^step must be an integer in \[0, 2\*\*31 - 1\] "):
         check_count(2**40, name="step")
 
@@ -820,3 +822,61 @@ def test_a_list_of_traced_counts_is_read_under_jit(evaluation) -> None:
 def test_a_dtype_that_is_not_floating_is_refused(evaluation, dtype) -> None:
     with pytest.raises(ValueError, match=r"^dtype must be a floating dtype, got "):
         lo.schedule(S.cosine(0.1, total_steps=100), evaluation=evaluation, dtype=dtype)
+
+
+def test_a_host_count_beyond_int32_is_read_as_it_is_with_x64_enabled() -> None:
+    s = S.cosine(0.1, total_steps=100)
+    with jax.enable_x64(True):
+        f = lo.schedule(s)
+        assert float(f(2**40)) == 0.0 and float(f(np.int64(2**33))) == 0.0
+        assert f(np.array([5, 2**33])).tolist() == [float(np.float32(s(5))), 0.0]
+
+
+def test_the_host_is_not_called_for_steps_the_table_gives() -> None:
+    """A schedule holding a Python callable calls it on the host for a step past its table
+    only: steps the table gives read it, eagerly and under jit (under vmap both branches
+    run)."""
+    calls: list[int] = []
+
+    def fn(step: int) -> float:
+        calls.append(step)
+        return 1.0 / (1.0 + step)
+
+    f = lo.schedule(S.function(fn, lr=0.1), table_limit=8)
+    inside = jnp.asarray([0, 3, 7], jnp.int32)
+    want = [float(np.float32(0.1 / (1.0 + t))) for t in (0, 3, 7)]
+    assert np.asarray(f(inside)).tolist() == want  # builds the table: fn at steps 0..7
+    calls.clear()
+    for call in (f, jax.jit(f)):
+        assert np.asarray(call(inside)).tolist() == want
+        assert float(call(jnp.int32(3))) == want[1]
+    assert calls == []
+    assert float(f(jnp.int32(20))) == np.float32(0.1 / 21.0)
+    assert calls == [20]
+
+
+def test_a_fractional_step_past_a_holding_table_reads_the_held_value_exactly():
+    """Past its end a holding table's last entry (the float64 value rounded once) is the
+    value at every real step too, where the float32 formula would be an ulp off."""
+    s = S.multistep(0.1, milestones=[100, 500, 3000], gamma=0.3)
+    assert value_table(s).beyond == "hold" and value_table(s).size == 3001
+    f = lo.schedule(s)
+    t = jnp.asarray([3000.5, 3100.25, 10**6 + 0.5], jnp.float32)
+    held = float(np.float32(s(3000)))
+    for call in (f, jax.jit(f)):
+        assert np.asarray(call(t)).tolist() == [held] * 3
+
+
+def test_a_list_past_int64_names_its_first_step_beyond_int32_also_a_numpy_one() -> None:
+    f = lo.schedule(S.cosine(0.1, total_steps=100))
+    with pytest.raises(ValueError, match=r"^count must be .*, got 1099511627776; use "):
+        f([np.int64(2**40), 2**70])  # the numpy integer comes first
+    with pytest.raises(ValueError, match=r"^count must be .*, got 1099511627776; use "):
+        f([2**40, 2**70])  # as it does when both are Python ints
+
+
+def test_a_list_mixing_bools_and_numpy_counts_beyond_int32_is_a_one_line_error() -> None:
+    f = lo.schedule(S.cosine(0.1, total_steps=100))
+    with pytest.raises(ValueError, match=r"^count must be .*, got 4294967301; use "):
+        f([False, np.int64(2**32 + 5)])  # JAX would read step 5
+    assert f([True, False]).tolist() == f([1, 0]).tolist()

@@ -52,8 +52,8 @@ INT32_MAX = 2**31 - 1
 
 
 def _host_integers(items: Any) -> bool:
-    """Whether a (nested) list or tuple holds Python or numpy integers only, and at least one
-    (bools, floats, arrays of any kind: no)."""
+    """Whether a (nested) list or tuple holds Python or numpy integers only (bools too: steps 0
+    and 1), and at least one (floats, arrays of any kind: no)."""
     leaves: list[Any] = []
     stack = [items]
     while stack:
@@ -62,9 +62,7 @@ def _host_integers(items: Any) -> bool:
             stack.extend(item)
         else:
             leaves.append(item)
-    return bool(leaves) and all(
-        isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) for x in leaves
-    )
+    return bool(leaves) and all(isinstance(x, (int, np.integer, np.bool_)) for x in leaves)
 
 
 def given_count(count: Any) -> None:
@@ -99,7 +97,8 @@ def check_count(count: Any, *, name: str = "count") -> None:
     if a.dtype.kind == "u" and a.dtype.itemsize <= 4:  # JAX keeps uint32 as it is
         return
     if a.dtype.kind == "O":  # Python ints beyond int64 (numbers of other types pass on)
-        a = np.asarray([x if isinstance(x, int) else 0 for x in a.flat], dtype=object)
+        ints = [int(x) if isinstance(x, (int, np.integer)) else 0 for x in a.flat]
+        a = np.asarray(ints, dtype=object)
         over = np.asarray([not -INT32_MAX - 1 <= x <= INT32_MAX for x in a.flat])
     else:
         over = (a > INT32_MAX) | (a < -INT32_MAX - 1)
