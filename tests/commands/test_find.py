@@ -526,11 +526,12 @@ def test_empty_val_data_is_refused_before_the_range_test(user_module, capsys, co
     assert len(sys.modules[user_module].CALLS) == 1 and "range test" not in out  # nothing ran
 
 
-def test_rule_and_its_former_name_contradicting_are_refused(capsys):
-    assert main(["find", "--demo", "--rule", "valley", "--method", "steepest"]) == 2
+@pytest.mark.parametrize("rule", ["valley", "budget_edge"])  # the default rule typed too
+def test_rule_and_its_former_name_contradicting_are_refused(capsys, rule):
+    assert main(["find", "--demo", "--rule", rule, "--method", "steepest"]) == 2
     assert capsys.readouterr().err == (
         "lrkit find: error: --method is the former name of --rule: give one of them, got "
-        "--rule valley and --method steepest\n"
+        f"--rule {rule} and --method steepest\n"
     )
 
 

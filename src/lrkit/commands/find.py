@@ -72,9 +72,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--rule",
-            default=DEFAULT_RULE,
+            default=None,  # given or not: --method contradicting it is refused
             choices=tuple(RULES),
-            help="the rule marked * (the suggestion)",
+            help=f"the rule marked * (the suggestion) (default: {DEFAULT_RULE})",
         )
         # the option's name before it was ``--rule`` (find_lr's ``rule=``): still accepted
         p.add_argument(
@@ -166,13 +166,12 @@ def check_options(args: argparse.Namespace) -> None:
     check_outputs(args, DEFAULT_OUTPUT)
     check_seed(args.seed)
     method = getattr(args, "method", None)  # --rule's former name
-    if method is not None:
-        if args.rule not in (DEFAULT_RULE, method):
-            raise ValueError(
-                f"--method is the former name of --rule: give one of them, got --rule "
-                f"{args.rule} and --method {method}"
-            )
-        args.rule = method
+    if method is not None and args.rule not in (None, method):
+        raise ValueError(
+            f"--method is the former name of --rule: give one of them, got --rule "
+            f"{args.rule} and --method {method}"
+        )
+    args.rule = args.rule or method or DEFAULT_RULE
     try:
         SweepOptions(
             start_lr=args.start_lr,
