@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,6 +140,55 @@ USER_MODULE = textwrap.dedent(
     def make_shared_stream():
         model, opt, loss_fn, _ = make()
         return model, opt, loss_fn, _STREAM
+
+    def make_val_gen_bad_second():
+        model, opt, loss_fn, data = make()
+        return model, opt, loss_fn, data, (b for b in [data[0], (*data[1], 0)])
+
+    def make_val_tuple_bad_second():
+        model, opt, loss_fn, data = make()
+        return model, opt, loss_fn, data, (data[0], (*data[1], 0))
+
+    def make_flat_then_diverging():  # a loss that barely drifts, then blows up
+        model, opt, _, data = make()
+        steps = []
+
+        def loss(out, y):
+            if torch.is_grad_enabled():
+                steps.append(1)
+            return out.sum() * 0 + (2.0 - 1e-5 * len(steps) if len(steps) < 15 else 1e6)
+
+        return model, opt, loss, data
+
+    EVAL_SIZES = []  # the sizes of the batches loss_fn scored outside training, in order
+
+    def make_val_of_two_sizes():
+        model, opt, loss_fn, data = make()
+        x, y = torch.randn(12, 5), torch.zeros(12, dtype=torch.long)
+
+        def loss(out, target):
+            if not model.training:
+                EVAL_SIZES.append(len(target))
+            return loss_fn(out, target)
+
+        return model, opt, loss, data, [(x[:7], y[:7]), (x[7:], y[7:])]
+
+    def make_loss_name():
+        model, opt, _, data = make()
+        return model, opt, "cross_entropy", data
+
+    def make_val_bytes():
+        return (*make(), b"abc")
+
+    def make_float_loss_in_the_check_runs():  # calls after the first: a loss of no tensor
+        model, opt, loss_fn, data = make()
+        if len(CALLS) == 1:
+            return model, opt, loss_fn, data
+        return model, opt, (lambda out, y: 1.0), data
+
+    def make_many_val():
+        model, opt, loss_fn, data = make()
+        return model, opt, loss_fn, data, [data[i % 8] for i in range(17)]
     """
 )
 WARN_LINE = next(i for i, ln in enumerate(USER_MODULE.splitlines(), 1) if "# WARN LINE" in ln)
@@ -477,11 +527,24 @@ def _check_lrs(text: str) -> tuple[str, str]:
     return rows["constant"], rows["one-cycle"]
 
 
+def _suggestions_for(d: dict[str, Any], total_steps: int) -> Any:
+    """The suggestions for ``total_steps`` read off the curves of a ``--json`` file."""
+    from lrkit.finder import suggestions
+
+    return suggestions(
+        d["lrs"],
+        d["losses"],
+        held_lrs=d["held_lrs"],
+        held_losses=d["held_losses"],
+        total_steps=total_steps,
+        optimizer_family=d["optimizer_family"],
+        stop_reason=d["stop_reason"],
+    )
+
+
 def test_check_runs_shorter_than_total_steps_train_at_their_own_budgets_suggestions(
     tmp_path, capsys
 ):
-    from lrkit.finder import suggestions
-
     js = tmp_path / "r.json"
     argv = ["find", "--demo", "--num-iter", "40", "--no-plot", "--quiet", "--json", str(js)]
     assert main([*argv, "--total-steps", "3000", "--train-steps", "30"]) == 0
@@ -490,15 +553,7 @@ def test_check_runs_shorter_than_total_steps_train_at_their_own_budgets_suggesti
     d = json.loads(js.read_text())
     assert d["total_steps"] == 3000
     assert d["interrupted"] is False and d["interrupted_during"] is None
-    own = suggestions(
-        d["lrs"],
-        d["losses"],
-        held_lrs=d["held_lrs"],
-        held_losses=d["held_losses"],
-        total_steps=30,
-        optimizer_family=d["optimizer_family"],
-        stop_reason=d["stop_reason"],
-    )
+    own = _suggestions_for(d, 30)
     assert own.constant != d["suggestion"]  # the budgets' suggestions differ
     assert _check_lrs(text) == (f"{own.constant:.3g}", f"{own.max_lr:.3g}")
     # a check as long as --total-steps trains at the suggestions shown above it
@@ -614,7 +669,13 @@ def test_the_users_own_warnings_reach_the_user_once_and_the_finders_are_printed(
             "make_triples",
             "data must yield (x, y) batches for loss_fn(model(x), y), got a tuple of 3 items",
         ),
+        (
+            "make_val_tuple_bad_second",
+            "val_data must yield (x, y) batches for loss_fn(model(x), y), got a tuple of 3 items",
+        ),
         ("make_no_loss", "loss_fn must be a callable loss_fn(output, target), got NoneType"),
+        ("make_loss_name", "loss_fn must be a callable loss_fn(output, target), got str"),
+        ("make_val_bytes", "val_data must be an iterable of (x, y) batches or None, got bytes"),
         (
             "make_loss_class",
             "loss_fn is the class torch.nn.modules.loss.CrossEntropyLoss: give an instance, "
@@ -844,8 +905,6 @@ def test_a_rule_other_than_the_default_is_checked_at_its_own_suggestion_for_any_
     """Only the default rule's constant LR depends on the run's length: a check run shorter
     than --total-steps trains at the chosen rule's suggestion shown in the table, and at the
     max_lr for its own length."""
-    from lrkit.finder import suggestions
-
     js = tmp_path / "r.json"
     argv = ["find", f"{user_module}:make", "--num-iter", "30", "--no-plot", "--quiet"]
     argv += ["--rule", "valley", "--json", str(js)]
@@ -853,15 +912,7 @@ def test_a_rule_other_than_the_default_is_checked_at_its_own_suggestion_for_any_
     text = capsys.readouterr().out
     d = json.loads(js.read_text())
     assert d["rule"] == "valley" and d["total_steps"] == 3000
-    own = suggestions(
-        d["lrs"],
-        d["losses"],
-        held_lrs=d["held_lrs"],
-        held_losses=d["held_losses"],
-        total_steps=30,
-        optimizer_family=d["optimizer_family"],
-        stop_reason=d["stop_reason"],
-    )
+    own = _suggestions_for(d, 30)
     assert f"{own.constant:.3g}" != f"{d['suggestion']:.3g}"
     assert _check_lrs(text) == (f"{d['suggestion']:.3g}", f"{own.max_lr:.3g}")
 
@@ -1033,3 +1084,172 @@ def test_find_says_the_lrs_are_in_units_of_the_optimizers_lr_for_groups_of_their
     assert out.index(line) < out.index("check: 5 training steps") < out.rindex(line)
     assert main(["find", f"{mod}:make_one", "--no-plot", "--no-train"]) == 0
     assert "param groups train at" not in capsys.readouterr().out
+
+
+def test_the_former_name_of_rule_takes_only_the_names_of_the_rules(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["find", "--demo", "--method", "nonsense"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        "lrkit find: error: argument --method: invalid choice: 'nonsense' (choose from "
+        "'budget_edge', 'steepest', "
+    )
+
+
+def test_rule_and_its_former_name_naming_the_same_rule_are_accepted(user_module, capsys):
+    argv = ["find", f"{user_module}:make", "--no-train", "--no-plot", "--quiet"]
+    assert main([*argv, "--num-iter", "10", "--rule", "valley", "--method", "valley"]) == 0
+    out = capsys.readouterr().out
+    assert [ln.split()[0] for ln in out.splitlines() if ln.startswith(" *")] == ["*valley"]
+
+
+def test_the_range_tests_warnings_give_this_commands_options_in_its_words(user_module, capsys):
+    """The sweep's advice names the options of the command (--end-lr for end_lr; max_end_lr,
+    which it has not, left out; --total-steps for total_steps) and leaves the word "rule"
+    of its text as it is."""
+    argv = ["find", f"{user_module}:make", "--end-lr", "1e-3", "--num-iter", "10"]
+    assert main([*argv, "--no-train", "--total-steps", "50", "--no-plot", "--quiet"]) == 0
+    warned = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  warning:")]
+    assert len(warned) == 2
+    assert warned[0].startswith("  warning: LR range test: the loss never turned up (sweep ")
+    assert warned[0].endswith(
+        "the edge of stability lies beyond it, so the suggestions are lower bounds; rerun "
+        "with a larger --end-lr"
+    )
+    assert warned[1] == (
+        "  warning: LR range test: --total-steps=50 is below the budgets the rule was fitted "
+        "on (100-1930 steps): the suggestions are those for 100 steps"
+    )
+
+
+def test_a_curve_that_did_not_descend_is_said_without_the_python_apis_arguments(
+    user_module, capsys
+):
+    argv = ["find", f"{user_module}:make_flat_then_diverging", "--num-iter", "20"]
+    assert main([*argv, "--no-train", "--no-plot", "--quiet"]) == 0
+    warned = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  warning:")]
+    assert warned == [
+        "  warning: LR range test: the loss did not clearly descend (noise 0): the curve is "
+        "flat or too noisy; use more iterations (--num-iter), a wider range "
+        "(--start-lr/--end-lr) or a larger batch"
+    ]
+
+
+def test_the_check_runs_are_the_constant_suggestion_and_one_cycle_over_the_run():
+    from lrkit.commands.find import check_runs
+    from lrkit.schedules import onecycle
+
+    runs = check_runs(0.01, 0.5, 40)
+    assert [run[:3] for run in runs] == [("constant", "lr", 0.01), ("one-cycle", "max_lr", 0.5)]
+    (_, _, _, flat), (_, _, _, cycle) = runs
+    assert [flat(k) for k in range(40)] == [0.01] * 40
+    expected = onecycle(0.5, total_steps=40)
+    assert [cycle(k) for k in range(40)] == [expected(k) for k in range(40)]
+
+
+def test_each_check_run_is_scored_on_every_validation_batch(user_module, capsys):
+    import sys
+
+    argv = ["find", f"{user_module}:make_val_of_two_sizes", "--num-iter", "10"]
+    assert main([*argv, "--train-steps", "5", "--no-plot", "--quiet"]) == 0
+    sizes = [n for n in sys.modules[user_module].EVAL_SIZES if n in (7, 5)]
+    assert sizes == [7, 5, 7, 5]  # both batches, after each of the two check runs
+
+
+def test_only_the_first_batch_of_a_generators_val_data_is_read_before_the_range_test(
+    user_module, capsys
+):
+    """A generator's val_data is checked on its first batch (it is read once); a list or
+    tuple is checked on every batch (see the refusals above)."""
+    argv = ["find", f"{user_module}:make_val_gen_bad_second", "--num-iter", "10"]
+    assert main([*argv, "--no-train", "--no-plot", "--quiet"]) == 0, capsys.readouterr().err
+
+
+def test_probe_on_many_validation_batches_does_not_warn_of_their_number(user_module, capsys):
+    """The sweep warns of many held batches it evaluates every few steps; the probes score
+    on each batch once per run: no warning."""
+    import warnings
+
+    argv = ["find", f"{user_module}:make_many_val", "--num-iter", "10", "--probe"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main([*argv, "--no-train", "--no-plot", "--quiet"]) == 0
+    assert [str(w.message) for w in seen if issubclass(w.category, UserWarning)] == []
+
+
+def test_check_runs_longer_than_total_steps_train_at_their_own_budgets_suggestions(
+    user_module, tmp_path, capsys
+):
+    js = tmp_path / "r.json"
+    argv = ["find", f"{user_module}:make", "--num-iter", "30", "--no-plot", "--quiet"]
+    assert main([*argv, "--total-steps", "100", "--train-steps", "200", "--json", str(js)]) == 0
+    text = capsys.readouterr().out
+    assert "at the suggestions for a run of 200 steps (those above are for 100)" in text
+    d = json.loads(js.read_text())
+    own = _suggestions_for(d, 200)
+    assert f"{own.constant:.3g}" != f"{d['suggestion']:.3g}"
+    assert _check_lrs(text) == (f"{own.constant:.3g}", f"{own.max_lr:.3g}")
+
+
+def test_an_image_named_by_the_user_replaces_the_file_there(user_module, tmp_path, capsys):
+    out = tmp_path / "p.png"
+    out.write_bytes(b"an earlier plot")
+    argv = ["find", f"{user_module}:make", "--no-train", "--num-iter", "10", "--quiet"]
+    assert main([*argv, "-o", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".png") == ["p.png"]
+
+
+def test_a_mistake_only_the_check_runs_show_is_a_command_line_mistake_after_the_table(
+    user_module, tmp_path, capsys
+):
+    js = tmp_path / "r.json"
+    argv = ["find", f"{user_module}:make_float_loss_in_the_check_runs", "--num-iter", "10"]
+    assert main([*argv, "--train-steps", "5", "--no-plot", "--quiet", "--json", str(js)]) == 2
+    out, err = capsys.readouterr()
+    assert err == "lrkit find: error: loss_fn must return the loss as a tensor, got float\n"
+    assert "check: 5 training steps" in out and "final loss" not in out
+    assert json.loads(js.read_text())["suggestion"] > 0  # the range test's result is kept
+
+
+def test_a_standard_output_that_fails_during_the_check_runs_is_one_line_exit_1(
+    user_module, monkeypatch, capsys
+):
+    """The check runs' lines cannot be written (a full disk): the command says so in one line,
+    exit code 1, rather than ending as if all was printed."""
+    import errno
+    import io
+    import sys
+
+    class FailsFromTheCheck(io.StringIO):
+        def write(self, text):
+            if "check:" in text or self.failed:
+                self.failed = True
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(text)
+
+    stdout = FailsFromTheCheck()
+    stdout.failed = False
+    monkeypatch.setattr(sys, "stdout", stdout)
+    argv = ["find", f"{user_module}:make", "--num-iter", "10", "--train-steps", "5"]
+    assert main([*argv, "--no-plot", "--quiet"]) == 1
+    assert stdout.failed and "sweep:" in stdout.getvalue()
+    assert capsys.readouterr().err == (
+        "lrkit find: error: cannot write to the standard output: [Errno 28] No space left on "
+        "device\n"
+    )
+
+
+def test_the_image_and_the_json_named_alike_are_refused_before_any_work(
+    user_module, tmp_path, monkeypatch, capsys
+):
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["find", f"{user_module}:make", "--no-train", "--quiet"]
+    assert main([*argv, "-o", "r.png", "--json", "./r.png"]) == 2
+    assert capsys.readouterr().err == (
+        "lrkit find: error: -o/--output 'r.png' and --json './r.png' are the same file: give "
+        "each its own\n"
+    )
+    assert not (tmp_path / "r.png").exists() and user_module not in sys.modules

@@ -65,6 +65,30 @@ def test_a_backend_matplotlib_does_not_know_is_one_line_before_any_work(command,
     assert not png.exists()
 
 
+def test_a_backend_matplotlib_does_not_know_refuses_the_default_plot_too(tmp_path):
+    """Without -o, the default plot draws with matplotlib as well: the unknown backend is
+    refused before the range test, with how to do without that plot."""
+    import os
+    import subprocess
+
+    pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    import lrkit
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(lrkit.__file__)))
+    path = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "MPLBACKEND": "bogus", "PYTHONPATH": path}  # run in tmp_path
+    out = subprocess.run([sys.executable, "-m", "lrkit", "find", "--demo"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr == (
+        "lrkit find: error: MPLBACKEND='bogus' is not a backend matplotlib knows, and the "
+        "default plot draws with matplotlib: unset MPLBACKEND, or set it to one (e.g. "
+        "MPLBACKEND=agg) (the default plot; -o names another, --no-plot writes none)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_find_output_by_name_without_matplotlib(monkeypatch, capsys, tmp_path) -> None:
     pytest.importorskip("torch")
     _hide(monkeypatch, "matplotlib")

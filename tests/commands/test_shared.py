@@ -16,6 +16,7 @@ from lrkit.commands._target import (
     Printer,
     TargetError,
     cannot_write,
+    check_batches,
     check_distinct,
     naming,
     preserved_global_state,
@@ -228,6 +229,36 @@ def test_check_distinct_compares_every_pair_of_outputs(tmp_path) -> None:
         with pytest.raises(ValueError) as info:
             check_distinct(outputs)
         assert str(info.value) == said
+
+
+def test_check_distinct_sees_a_hard_link_as_the_same_file(tmp_path) -> None:
+    image = tmp_path / "curve.png"
+    image.write_bytes(b"an earlier plot")
+    (tmp_path / "r.json").hardlink_to(image)
+    outputs = {"-o/--output": str(image), "--json": str(tmp_path / "r.json")}
+    with pytest.raises(ValueError) as info:
+        check_distinct(outputs)
+    assert str(info.value) == (
+        f"-o/--output {str(image)!r} and --json {str(tmp_path / 'r.json')!r} are the same "
+        "file: give each its own"
+    )
+
+
+def test_check_batches_leaves_a_loaders_own_generator_where_it_was() -> None:
+    """Reading a shuffled loader's first batch draws from its generator: put back, so the
+    runs read the batches they would have read unchecked."""
+    torch = pytest.importorskip("torch")
+    x = torch.arange(16.0).reshape(8, 2)
+    generator = torch.Generator().manual_seed(3)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, torch.zeros(8)),
+        batch_size=4,
+        shuffle=True,
+        generator=generator,
+    )
+    before = generator.get_state()
+    check_batches(loader)
+    assert torch.equal(generator.get_state(), before)
 
 
 def test_cannot_write_names_the_option_the_file_and_the_errors_first_line(capsys) -> None:
