@@ -1031,6 +1031,64 @@ def test_tune_refuses_an_empty_demo_task(tmp_path, monkeypatch, capsys) -> None:
 
 
 @pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--timeout", "0"], ["--timeout must be > 0", "got 0"]),
+        (["--timeout", "-5"], ["--timeout must be > 0"]),
+        (["--heartbeat", "86401"], ["--heartbeat must be an integer in [1, 86400]"]),
+        (["--epochs", "0"], ["--epochs must be an integer >= 1", "got 0"]),
+        (["--study", "s" * 513], ["--study must be at most 512 characters", "got 513"]),
+    ],
+)
+def test_tune_refuses_values_past_the_limits_before_the_target_runs(
+    argv, words, task, tmp_path, capsys
+) -> None:
+    pytest.importorskip("optuna")
+    rc = main(["tune", f"{task}:tune_task", "--no-progress", "--seeding", "blind", *argv])
+    assert rc == 2
+    line = _one_line_error(capsys, *words)
+    assert "timeout=" not in line and "heartbeat_interval" not in line
+    assert _calls(tmp_path) == 0  # the target was not called
+    assert not list(tmp_path.glob("*.db"))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--study", "s" * 512],
+        ["--heartbeat", "86400"],
+        ["--max-trials", "1"],
+        ["--max-retry", "0"],
+        ["--plot", "NONE"],
+    ],
+)
+def test_tune_accepts_the_limits_of_its_options(argv, task, tmp_path, capsys) -> None:
+    pytest.importorskip("optuna")
+    common = ["tune", f"{task}:tune_task", "--no-progress", "--seeding", "blind", "--seed", "0"]
+    plot = [] if "--plot" in argv else ["--plot", "none"]
+    assert main([*common, "--trials", "1", *plot, *argv]) == 0, capsys.readouterr().err
+    assert not list(tmp_path.glob("*.png"))  # --plot none (in any case): no image
+
+
+def test_tune_demo_trains_four_epochs_without_epochs(tmp_path, monkeypatch, capsys) -> None:
+    pytest.importorskip("optuna")
+    pytest.importorskip("torch")
+    import lrkit.tune
+
+    monkeypatch.chdir(tmp_path)
+    asked = []
+
+    def demo_task(name, *, epochs):
+        asked.append((name, epochs))
+        raise ValueError("the demo task is not built in this test")
+
+    monkeypatch.setattr(lrkit.tune, "demo_task", demo_task)
+    assert main(["tune", "--demo", "--no-progress", "--plot", "none"]) == 2
+    _one_line_error(capsys, "the demo task is not built in this test")
+    assert asked == [("digits_mlp_sgd", 4)]
+
+
+@pytest.mark.parametrize(
     ("target", "words"),
     [("make_bad_val", "got a tuple of 3 items"), ("make_empty_val", "at least one batch")],
 )

@@ -31,13 +31,29 @@ def test_every_option_shows_its_default_once(command: str) -> None:
         assert help_text.count("(default") == 1, (action.option_strings, help_text)
 
 
-def test_help_shows_the_numbers_as_given() -> None:
-    pytest.importorskip("torch")
-    text = " ".join(_subparsers()["find"].format_help().split())
-    assert "first LR of the sweep (default: 1e-07)" in text
-    assert "sweep steps (10 to 100000) (default: 100)" in text
-    assert "steps of each check run (at least 1) (default: 300)" in text
-    assert "--seed SEED seed for torch/numpy/random (default: 0)" in text
+@pytest.mark.parametrize(
+    "command, needs, shown",
+    [
+        ("find", "torch", [
+            "first LR of the sweep (default: 1e-07)",
+            "sweep steps (10 to 100000) (default: 100)",
+            "steps of each check run (at least 1) (default: 300)",
+            "--seed SEED seed for torch/numpy/random (default: 0)",
+        ]),
+        ("tune", "optuna", [
+            "--trials TRIALS COMPLETE trials to reach (default: 20)",
+            "--top TOP rows of the final table (default: 5)",
+            "--max-retry MAX_RETRY retries of a killed trial (default: 3)",
+            "sha: successive halving (default: percentile)",
+            "(default: sqlite:///lrkit-tune.db)",
+        ]),
+    ],
+)  # fmt: skip
+def test_help_shows_the_defaults_as_given(command: str, needs: str, shown: list[str]) -> None:
+    pytest.importorskip(needs)
+    text = " ".join(_subparsers()[command].format_help().split())
+    missing = [line for line in shown if line not in text]
+    assert not missing, missing
 
 
 def test_rename_replaces_whole_parameter_names_only() -> None:
@@ -198,6 +214,7 @@ def test_a_misspelt_option_is_named_with_the_one_meant(argv, said, capsys) -> No
         (["find", "--demo", "--pl", "x.png"],
          "--pl x.png (--plot here is -o/--output PATH or --no-plot)"),
         (["tune", "--demo", "-ox.png"], "-ox.png (-o here is --plot PATH)"),
+        (["tune", "--demo", "--o=x.png"], "--o=x.png (--output here is --plot PATH)"),
     ],
 )  # fmt: skip
 def test_an_output_option_of_another_command_says_how_this_one_spells_it(argv, said, capsys):

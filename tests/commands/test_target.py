@@ -170,6 +170,25 @@ def test_tune_refuses_options_a_target_would_silently_ignore(folder, capsys):
     assert sys.modules["lrkit_tgt_tasks"].CALLS == [1, 1]
 
 
+DICT_TASK = """
+def make():
+    return {"train": lambda schedule, report: 1.0, "total_steps": 20}
+"""
+
+
+def test_tune_refuses_epochs_with_a_target_returning_a_dict_of_task_fields(folder, capsys):
+    pytest.importorskip("optuna")
+    (folder / "lrkit_tgt_tasks.py").write_text(DICT_TASK)
+    argv = ["tune", "lrkit_tgt_tasks:make", "--plot", "none", "--no-progress", "--epochs", "3"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lrkit tune: error: --epochs sets the epochs of --demo and of a target that returns "
+        "(model_factory, loss_fn, data, val_data); a Task sets its own total_steps, "
+        "got --epochs 3 and a target 'lrkit_tgt_tasks:make' returning a dict of its fields"
+    ]
+    assert not (folder / "lrkit-tune.db").exists()
+
+
 TUPLE_TASK = """
 import torch
 
@@ -795,6 +814,17 @@ def test_tune_cap_reached_with_failed_trials_only_names_the_cap_and_the_pruner(f
         "(--max-trials; 0 pruned, 0 diverged, 1 failed in the study); run the same command "
         "again to start up to --max-trials more, or raise --max-trials / use --pruner none"
     ]
+
+
+def test_tune_cap_reached_is_said_once_in_the_words_of_the_command(folder, capsys):
+    pytest.importorskip("optuna")
+    (folder / "lrkit_tgt_tasks.py").write_text(FAILED_ELSEWHERE_TASK)
+    argv = ["tune", "lrkit_tgt_tasks:make", "--no-progress", "--seeding", "blind"]
+    argv += ["--storage", "sqlite:///f.db", "--study", "f", "--plot", "none"]
+    assert main([*argv, "--trials", "1", "--max-trials", "1"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert not [line for line in lines if "max_trials" in line]  # Optuna's word, not ours
+    assert lines[-1].startswith("lrkit tune: error: no trial finished: this run reached its cap")
 
 
 def test_tune_puts_back_the_optuna_log_level_its_caller_had(folder, capsys):
