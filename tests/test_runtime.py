@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import types
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from lrkit._runtime import (
     data_loaders,
     is_data_factory,
     is_rank0,
+    kept_interrupts,
     one_pass,
     preserved_rng,
 )
@@ -128,12 +130,14 @@ def test_a_signal_held_at_the_end_is_delivered_on_leaving_and_handlers_are_put_b
         signal.signal(signal.SIGTERM, previous)
 
 
-def test_an_ignored_signal_stays_ignored() -> None:
+@pytest.mark.parametrize("keeping", [HeldSignals, kept_interrupts])
+def test_an_ignored_signal_stays_ignored(keeping: Any) -> None:
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        with HeldSignals():
+        with keeping():
             assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
             signal.raise_signal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -316,8 +320,6 @@ class _InterruptedCleanUp:
 
 @pytest.mark.usefixtures("python_sigint")
 def test_an_interrupt_python_dropped_is_raised_once_by_the_block_function() -> None:
-    from lrkit._runtime import kept_interrupts
-
     try:
         with kept_interrupts() as raise_dropped:
             _InterruptedCleanUp()
@@ -331,8 +333,6 @@ def test_an_interrupt_python_dropped_is_raised_once_by_the_block_function() -> N
 
 @pytest.mark.usefixtures("python_sigint")
 def test_an_interrupt_python_dropped_is_raised_on_leaving_the_block() -> None:
-    from lrkit._runtime import kept_interrupts
-
     with pytest.raises(KeyboardInterrupt), kept_interrupts():
         _InterruptedCleanUp()
         reached = True
@@ -343,8 +343,6 @@ def test_an_interrupt_python_dropped_is_raised_on_leaving_the_block() -> None:
 def test_other_dropped_errors_are_reported_as_before_and_a_new_handler_stays(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from lrkit._runtime import kept_interrupts
-
     reported: list[BaseException] = []
     monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_value))
 
@@ -574,8 +572,6 @@ def test_a_warning_at_the_import_of_a_module_lrkit_loads_points_at_the_users_cal
 def test_an_interrupt_raised_again_is_not_also_reported_and_the_hook_is_put_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from lrkit._runtime import kept_interrupts
-
     reported: list[BaseException] = []
 
     def mine(unraisable: object) -> None:
@@ -588,23 +584,8 @@ def test_an_interrupt_raised_again_is_not_also_reported_and_the_hook_is_put_back
     assert sys.unraisablehook is mine
 
 
-def test_an_ignored_signal_stays_ignored_while_interrupts_are_kept() -> None:
-    from lrkit._runtime import kept_interrupts
-
-    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        with kept_interrupts():
-            assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
-            signal.raise_signal(signal.SIGTERM)
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def test_signals_are_left_alone_outside_the_main_thread() -> None:
     import threading
-
-    from lrkit._runtime import kept_interrupts
 
     before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     seen: list[object] = []
