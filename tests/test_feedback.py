@@ -1188,3 +1188,150 @@ def test_from_state_dict_refuses_a_state_without_a_type():
         with pytest.raises(ValueError) as info:
             from_state_dict(bad)  # type: ignore[arg-type]
         assert str(info.value) == "state must be a dict produced by a controller's state_dict()"
+
+
+def test_plateau_controllers_defaults_and_the_default_relative_threshold():
+    """The defaults as documented (PyTorch's: factor 0.1, patience 10, threshold 1e-4 "rel");
+    a fall by less than 1e-4 of the best is no improvement, one by more is."""
+    defaults = ("min", 10, 1e-4, "rel", 0, 0.0)
+    for c in (ReduceOnPlateau(), RestartOnPlateau()):
+        assert (c.mode, c.patience, c.threshold, c.threshold_mode, c.cooldown, c.min_scale) == (
+            defaults
+        )
+    assert ReduceOnPlateau().factor == 0.1
+    r = RestartOnPlateau()
+    assert (r.factor, r.max_restarts) == (1.0, None)
+    c = ReduceOnPlateau()
+    c.update(1.0)
+    c.update(0.99995)  # above 1 * (1 - 1e-4)
+    assert c.best == 1.0 and c.num_bad_updates == 1
+    c.update(0.99989)  # below it
+    assert c.best == 0.99989 and c.num_bad_updates == 0
+    # patience 10: the restart comes with the 11th update without improvement
+    for step in range(12):
+        r.update(1.0, step=step)
+    assert r.restarts == [11]
+
+
+def test_min_scale_floors_the_cuts_and_a_cut_at_the_floor_is_not_recorded():
+    c = ReduceOnPlateau(patience=0, factor=0.5, min_scale=0.3)
+    assert [c.update(1.0) for _ in range(5)] == [1.0, 0.5, 0.3, 0.3, 0.3]
+    assert c.reductions == [2, 3]  # the cut to the floor counts; none once there
+    r = RestartOnPlateau(patience=0, factor=0.5, min_scale=0.3)
+    for step in range(6):
+        r.update(1.0, step=step)  # the first metric after a restart: the new best
+    assert r.restarts == [1, 3, 5] and r.scale == 0.3
+
+
+def test_a_restart_without_a_step_after_a_fractional_apply_is_at_the_whole_step():
+    s = S.linear(1.0, end_lr=0.0, total_steps=10)
+    r = RestartOnPlateau(patience=0)
+    r.apply(s, 6.5)
+    r.update(1.0)
+    r.update(2.0)
+    assert r.restarts == [6] and r.restart_step == 6
+    assert r.apply(s, 7.5) == s(1.5) == 0.85
+    resumed = RestartOnPlateau()
+    resumed.load_state_dict(r.state_dict())
+    assert resumed.state_dict() == r.state_dict() and resumed.apply(s, 7.5) == 0.85
+
+
+def test_max_restarts_zero_watches_for_plateaus_but_never_restarts():
+    sched = lambda t: 0.5**t  # noqa: E731
+    r = RestartOnPlateau(patience=0, factor=0.5, max_restarts=0)
+    for step in range(5):
+        assert r.update(1.0, step=step) == 1.0
+    assert r.restarts == [] and r.restart_step == 0 and r.num_bad_updates == 0
+    assert r.apply(sched, 4) == 0.5**4
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5])
+def test_max_restarts_must_be_a_count(bad):
+    with pytest.raises(ValueError) as info:
+        RestartOnPlateau(max_restarts=bad)
+    assert str(info.value) == (
+        f"max_restarts must be an integer >= 0 (allowed range: [0, inf)), got {bad}"
+    )
+
+
+def test_multiply_refuses_a_negative_factor_and_keeps_the_scale():
+    m = Multiplier(0.5)
+    with pytest.raises(ValueError) as info:
+        m.multiply(-1)
+    assert str(info.value) == "factor must be >= 0 (allowed range: [0, inf)), got -1"
+    assert m.scale == 0.5
+
+
+@pytest.mark.parametrize(
+    "make",
+    [ReduceOnPlateau, RestartOnPlateau, DivergenceDetector, Multiplier,
+     lambda: ReduceOnPlateau() & Multiplier()],
+)  # fmt: skip
+def test_a_state_that_is_not_a_dict_is_a_value_error(make):
+    c = make()
+    before = c.state_dict()
+    with pytest.raises(ValueError) as info:
+        c.load_state_dict("abc")
+    assert str(info.value) == "state must be a dict from state_dict(), got str"
+    assert c.state_dict() == before
+
+
+def test_a_state_entry_of_the_wrong_kind_is_a_value_error_naming_the_controller():
+    c = ReduceOnPlateau(patience=0)
+    c.update(1.0)
+    before = c.state_dict()
+    with pytest.raises(ValueError, match=r"^state must be a state_dict\(\) of a ReduceOnPlateau: "):
+        c.load_state_dict({**before, "num_updates": 5, "reductions": None})
+    assert c.state_dict() == before
+    d = DivergenceDetector()
+    with pytest.raises(ValueError, match=r"^state must be a state_dict\(\) of a Divergence"):
+        d.load_state_dict({**d.state_dict(), "history": 3})
+
+
+def test_a_controller_of_ones_own_whose_state_overflows_gets_a_value_error():
+    """A number in a state that its own controller cannot hold (an int() of infinity) is a
+    ValueError naming the controller, and the controller is left as it was."""
+
+    class Counted(Multiplier):
+        def __init__(self, scale: float = 1.0) -> None:
+            super().__init__(scale)
+            self.count = 0
+
+        def state_dict(self):  # type: ignore[no-untyped-def]
+            return {**super().state_dict(), "count": self.count}
+
+        def _load_state(self, state):  # type: ignore[no-untyped-def]
+            super()._load_state(state)
+            self.count = int(state["count"])
+
+    c = Counted(0.5)
+    c.count = 3
+    with pytest.raises(ValueError) as info:
+        c.load_state_dict({"type": "Counted", "scale": 0.25, "count": math.inf})
+    assert str(info.value) == (
+        "state must be a state_dict() of a Counted: cannot convert float infinity to integer"
+    )
+    assert (c.scale, c.count) == (0.5, 3)
+
+
+def test_check_controllers_refuses_a_class_and_an_object_without_the_controller_methods():
+    from lrkit.feedback import check_controllers
+
+    for given, message in (
+        (ReduceOnPlateau, "feedback must be a controller instance, e.g. ReduceOnPlateau(...), "
+         "got the class ReduceOnPlateau"),
+        ([ReduceOnPlateau(), 3], "feedback[1] must be an lrkit.feedback controller (with "
+         ".apply()), got int"),
+    ):  # fmt: skip
+        with pytest.raises(ValueError) as info:
+            check_controllers(given)
+        assert str(info.value) == message
+
+
+def test_warn_against_metric_reads_the_members_of_a_chain():
+    from lrkit.feedback import members_of, warn_against_metric
+
+    plateau, m = ReduceOnPlateau(), Multiplier()
+    assert members_of([plateau & m, None]) == [plateau, m]
+    with pytest.warns(RuntimeWarning, match=r"^ReportMetric: 'val_acc' is a metric to maximize"):
+        assert warn_against_metric("ReportMetric", "feedback", "val_acc", m & plateau, "max")

@@ -212,3 +212,12 @@ def test_check_refuses_a_negative_step():
         d.check(1.0, step=-1)
     assert str(info.value) == "step must be an integer >= 0 (allowed range: [0, inf)), got -1"
     assert d.num_checks == 0
+
+
+def test_a_peak_of_zero_puts_no_floor_under_negative_spikes():
+    """The floor is a fraction of a positive peak: after a loss of 0, a negative loss far above
+    a negative reference is still a spike."""
+    d = DivergenceDetector(spike_factor=1.5, window=1, min_history=1)
+    assert [d.check(x) for x in (0.0, -4.0)] == ["ok", "ok"]
+    assert d.reference == -4.0 and d.state_dict()["peak"] == 0.0
+    assert d.check(-1.5) == "restore"  # above -4 + 0.5 * |-4| = -2
