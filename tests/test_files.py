@@ -565,7 +565,10 @@ def _new_file_mode(umask: int, write: object) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_a_new_file_gets_the_permissions_the_umask_gives(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("umask", "mode"), [(0o027, 0o640), (0o002, 0o664)])
+def test_a_new_file_gets_the_permissions_the_umask_gives(
+    tmp_path: Path, umask: int, mode: int
+) -> None:
     def text() -> Path:
         write_text_whole(str(tmp_path / "out.json"), "{}")
         return tmp_path / "out.json"
@@ -577,9 +580,9 @@ def test_a_new_file_gets_the_permissions_the_umask_gives(tmp_path: Path) -> None
     def default_name() -> str:
         return write_new(str(tmp_path / "a.png"), lambda into: Path(into).write_bytes(b"x"))
 
-    assert _new_file_mode(0o027, text) == 0o640
-    assert _new_file_mode(0o027, image) == 0o640
-    assert _new_file_mode(0o002, default_name) == 0o664
+    assert _new_file_mode(umask, text) == mode  # group-writable under umask 002, as open() makes
+    assert _new_file_mode(umask, image) == mode
+    assert _new_file_mode(umask, default_name) == mode
 
 
 def test_outputs_are_written_from_the_folder_the_command_started_in(
@@ -746,3 +749,195 @@ def test_an_image_through_a_link_that_fails_mid_write_leaves_the_file_it_points_
         write_file_whole(str(link), draw)
     assert link.is_symlink() and target.read_bytes() == b"yesterday's image"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png", "real.png"]
+
+
+def test_an_image_whose_temporary_folder_cannot_be_made_names_the_file_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (or a read-only folder) fails the hidden folder the image is drawn in: the
+    error names the file asked for, not that folder, and the old file is as it was."""
+    path = tmp_path / "plot.png"
+    path.write_bytes(b"yesterday's image")
+
+    def full_disk(name: str, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", name)
+
+    monkeypatch.setattr(os, "mkdir", full_disk)
+    with pytest.raises(OSError, match="No space left") as info:
+        write_file_whole(str(path), lambda into: Path(into).write_bytes(b"new"))
+    assert info.value.filename == str(path)
+    assert path.read_bytes() == b"yesterday's image"
+
+
+def test_a_text_file_interrupted_before_its_rename_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "out.json"
+    path.write_text("the results of yesterday")
+
+    def interrupted(src: str, dst: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_text_whole(str(path), "new")
+    assert path.read_text() == "the results of yesterday"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_a_default_name_interrupted_while_copied_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "a.png"
+    path.write_bytes(b"the user's image")
+
+    def interrupted(fd: int, *args: object, **kwargs: object) -> object:
+        os.close(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fdopen", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_new(str(path), lambda into: Path(into).write_bytes(b"new image"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+    assert path.read_bytes() == b"the user's image"
+
+
+@needs_posix
+def test_a_stream_that_takes_part_of_a_write_gets_the_rest_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``os.write`` may write less than it is given (a signal, a slow reader): what is left
+    is written after it, in order."""
+    path = tmp_path / "log.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:7])))
+    try:
+        target = f"/dev/fd/{fd}"
+        if not os.path.exists(target):
+            pytest.skip(f"no {target} here")
+        write_text_whole(target, '{"lrs": [0.1, 0.01, 0.001]}\n')
+    finally:
+        os.close(fd)
+    assert path.read_text() == '{"lrs": [0.1, 0.01, 0.001]}\n'
+
+
+@needs_posix
+def test_a_regular_file_that_took_a_fifo_s_place_is_replaced_whole_not_written_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path was a FIFO when it was looked at and is a regular file when it is opened:
+    the file is replaced as a whole, none of its old text is left after the new one."""
+    path = tmp_path / "out.json"
+    path.write_text("the results of yesterday")
+    real_stat = os.stat
+    looked: list[str] = []
+
+    def was_a_fifo(p: object, *args: object, **kwargs: object) -> os.stat_result:
+        st = real_stat(p, *args, **kwargs)  # type: ignore[arg-type]
+        if str(p) == str(path) and not looked:
+            looked.append(str(p))
+            return os.stat_result((stat.S_IFIFO | 0o644, *tuple(st)[1:]))
+        return st
+
+    monkeypatch.setattr(os, "stat", was_a_fifo)
+    write_text_whole(str(path), "new")
+    assert looked == [str(path)]
+    assert path.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+@needs_posix
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs /proc")
+def test_a_thread_s_name_of_a_file_descriptor_is_this_process_s_stream() -> None:
+    import threading
+
+    from lrkit._files import names_stdout
+
+    tid = threading.get_native_id()
+    assert names_stdout("/proc/thread-self/fd/1")
+    assert names_stdout(f"/proc/{os.getpid()}/task/{tid}/fd/1")
+    assert names_stdout(f"/proc/self/task/{tid}/fd/1")
+    assert not names_stdout(f"/proc/self/task/{tid}/fd/2")
+
+
+def test_check_output_counts_a_file_name_s_length_in_bytes(tmp_path: Path) -> None:
+    """A name of 130 characters, 256 bytes in UTF-8 (each é is two): longer than a folder
+    takes, refused before any work."""
+    from lrkit._files import _name_max, check_output
+
+    if _name_max(str(tmp_path)) != 255:
+        pytest.skip("a file system whose names are not at most 255 bytes")
+    name = "\u00e9" * 126 + ".png"
+    with pytest.raises(ValueError) as info:
+        check_output(str(tmp_path / name), option="--plot", types=("png",))
+    assert str(info.value).endswith(
+        ": the file name is too long (256 bytes; the folder takes at most 255)"
+    )
+    fits = str(tmp_path / ("\u00e9" * 125 + ".png"))  # 254 bytes
+    assert check_output(fits, option="--plot", types=("png",)) == fits
+
+
+@needs_posix
+def test_check_output_takes_a_file_descriptor_open_for_reading_and_writing(
+    tmp_path: Path,
+) -> None:
+    from lrkit._files import check_output
+
+    fd = os.open(tmp_path / "log.txt", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        assert check_output(f"/dev/fd/{fd}", option="--json") == f"/dev/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
+def test_check_output_takes_a_new_file_whose_name_ends_like_code(tmp_path: Path) -> None:
+    """Only an existing file of code is refused: a new name ending in .py replaces nothing."""
+    from lrkit._files import check_output
+
+    path = str(tmp_path / "results.py")
+    assert check_output(path, option="--json") == path
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_output_reads_an_sqlite_file_by_its_whole_header(tmp_path: Path) -> None:
+    """Text that begins like an SQLite header is not a database; the refusal of a real one
+    suggests the example name."""
+    import sqlite3
+
+    from lrkit._files import check_output
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("SQLite format 3 is the file format of a study\n")
+    assert check_output(str(notes), option="--json") == str(notes)
+    db = tmp_path / "study.db"
+    con = sqlite3.connect(db)
+    con.execute("create table t (x)")
+    con.commit()
+    con.close()
+    with pytest.raises(ValueError) as info:
+        check_output(str(db), option="--json", example="results.json")
+    assert str(info.value) == (
+        f"--json {str(db)!r} is an SQLite database (an Optuna study's, say): writing there "
+        "would replace it; give another file name, e.g. 'results.json'"
+    )
+
+
+_PRINT_PART_OF_A_LINE = """
+import sys
+from lrkit._files import write_text_whole
+print("progress 50%", end="", file=sys.stderr)  # a line not ended yet: still buffered
+write_text_whole("/dev/stderr", "|{}")
+"""
+
+
+@needs_posix
+def test_text_left_unended_on_standard_error_comes_before_what_is_written_there() -> None:
+    import subprocess
+    import sys
+
+    if not os.path.exists("/dev/stderr"):
+        pytest.skip("no /dev/stderr here")
+    cmd = [sys.executable, "-c", _PRINT_PART_OF_A_LINE]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=_BUFFERED)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "", "progress 50%|{}")

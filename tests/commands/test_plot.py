@@ -511,6 +511,7 @@ def test_an_image_on_a_log_axis_leaves_out_the_zeros_and_counts_them(tmp_path, d
     spec = "join([warmup(0, 0.1, 100), cosine(0.1, 900)], [100])"
     assert main(["plot", spec, "-o", str(tmp_path / "j.png"), "--log"]) == 0
     (ax,) = drawn[0].axes
+    assert ax.get_yscale() == "log"
     y = ax.lines[0].get_ydata()
     assert int(np.isnan(y).sum()) == 2 and np.nanmin(y) > 0
     assert [t.get_text() for t in ax.texts] == ["2 values <= 0 not drawn on the log axis"]
@@ -525,6 +526,7 @@ def test_an_image_on_a_log_axis_leaves_out_the_zeros_and_counts_them(tmp_path, d
     # on a linear axis every value is drawn, and nothing is said
     drawn.clear()
     assert main(["plot", spec, "-o", str(tmp_path / "k.png")]) == 0
+    assert drawn[0].axes[0].get_yscale() == "linear"
     assert not np.isnan(drawn[0].axes[0].lines[0].get_ydata()).any()
     assert list(drawn[0].axes[0].texts) == []
 
@@ -759,3 +761,40 @@ def test_an_image_title_of_several_lines_is_set_smaller_than_one_line(tmp_path, 
         (ax,) = drawn[0].axes
         assert len(ax.get_title().splitlines()) == lines
         assert ax.title.get_fontsize() == size
+
+
+def test_an_image_names_its_axes_and_draws_a_grid(tmp_path, drawn) -> None:
+    assert main(["plot", "cosine(0.1, 100)", "-o", str(tmp_path / "a.png")]) == 0
+    (ax,) = drawn[0].axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("step", "learning rate")
+    grid = ax.xaxis.get_gridlines() + ax.yaxis.get_gridlines()
+    assert grid and all(line.get_visible() for line in grid)
+
+
+def test_an_image_that_fails_mid_write_leaves_the_users_file_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The disk fills while the image is written: the image that was there stays whole, no
+    partial file is left beside it, and one line names -o and the file."""
+    import errno
+
+    pytest.importorskip("matplotlib")
+    import lrkit._figure
+
+    out = tmp_path / "s.png"
+    out.write_bytes(b"yesterday's image")
+
+    def full_disk(fig: Any, path: Any, **kwargs: Any) -> None:
+        Path(path).write_bytes(b"half an ima")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(lrkit._figure, "save_figure", full_disk)
+    assert main(["plot", "onecycle(0.1, 500)", "-o", str(out)]) == 1
+    assert out.read_bytes() == b"yesterday's image"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.png"]
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"lrkit plot: error: -o/--output {str(out)!r}: could not write the file: OSError: "
+        f"[Errno {errno.ENOSPC}] No space left on device: {str(out)!r}\n"
+    )
