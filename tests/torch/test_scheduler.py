@@ -2278,6 +2278,8 @@ def test_a_schedule_peaking_near_but_not_at_the_default_lr_is_not_taken_in_its_u
     opt = torch.optim.Adam([{"params": [a], "lr": 1e-2}, {"params": [b], "lr": 1e-1}])
     with pytest.raises(ValueError, match=r"the schedule, which peaks at 0\.00105; pass lr="):
         lt.scheduler(opt, S.constant(1.05e-3))
+    with pytest.raises(ValueError, match=r"the schedule, which peaks at 0\.001001; pass lr="):
+        lt.scheduler(opt, S.constant(1.001e-3))  # 0.1% off is not the default either
     assert lt.scheduler(opt, S.constant(1e-3)).ratios == [10.0, 100.0]
 
 
@@ -2354,3 +2356,154 @@ def test_per_group_controllers_are_refused_once_a_divergence_guard_joined() -> N
     ):
         sch.feedback = [ReduceOnPlateau(), ReduceOnPlateau()]
     assert sch.feedback is held
+
+
+def test_a_negative_schedule_in_a_per_group_list_is_refused_at_construction() -> None:
+    """Each schedule of a per-group list (of the LR or the momentum) is checked over its steps
+    when the scheduler is built, named by its place in the list; nothing is changed."""
+    opt = _two_group_sgd((0.1, 0.1))
+    with pytest.raises(ValueError, match=r"^schedule\[1\] must be >= 0 at every step .* at step 6"):
+        lt.scheduler(opt, [S.constant(0.1), S.cosine(0.1, total_steps=10) - 0.05])
+    with pytest.raises(ValueError, match=r"^momentum\[1\] must be >= 0 at every step .* at step 5"):
+        lt.scheduler(
+            opt, S.constant(0.1), momentum=[S.constant(0.9), S.cosine(0.9, total_steps=10) - 0.5]
+        )
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.1]
+    assert all("initial_lr" not in g for g in opt.param_groups)
+
+
+def test_a_per_group_hyperparameter_list_of_one_group_is_driven_at_every_step() -> None:
+    opt = _opt(0.1)
+    wd = S.linear(0.1, end_lr=0.0, total_steps=10)
+    s = S.cosine(0.1, total_steps=10)
+    sch = lt.scheduler(opt, s, hyperparams={"weight_decay": [wd]})
+    assert opt.param_groups[0]["weight_decay"] == wd(0)
+    for k in range(1, 5):
+        sch.step()
+        assert (opt.param_groups[0]["lr"], opt.param_groups[0]["weight_decay"]) == (s(k), wd(k))
+
+
+def test_a_group_added_to_a_scheduler_with_per_group_controllers_is_refused() -> None:
+    from lrkit.feedback import ReduceOnPlateau
+
+    opt = _two_group_sgd((0.1, 0.1))
+    sch = lt.scheduler(opt, S.constant(0.1), feedback=[ReduceOnPlateau(), ReduceOnPlateau()])
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))]})
+    with pytest.raises(
+        ValueError,
+        match=r"^optimizer: param groups were added \(2 -> 3\) to an optimizer whose scheduler "
+        r"has one schedule or controller per group; build the scheduler after add_param_group$",
+    ):
+        sch.step()
+    assert sch.last_epoch == 0
+
+
+def test_a_param_group_removed_from_the_optimizer_is_refused_at_the_next_step() -> None:
+    opt = _two_group_sgd((0.1, 0.01))
+    sch = lt.scheduler(opt, S.cosine(0.1, total_steps=10))
+    sch.step()
+    opt.param_groups.pop()
+    with pytest.raises(
+        ValueError,
+        match=r"^optimizer: it has 1 param groups, the scheduler was built for 2; param groups "
+        r"cannot be removed from a scheduled optimizer$",
+    ):
+        sch.step()
+    assert sch.last_epoch == 1
+
+
+def test_a_group_added_without_a_driven_key_is_refused_naming_it() -> None:
+    sgd = _opt(0.1)
+    combined = _Combined(sgd)
+    d = S.linear(0.0, end_lr=0.1, total_steps=10)
+    sch = lt.scheduler(combined, S.constant(0.1), hyperparams={"dampening": d})
+    adam = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    combined.param_groups.append(adam.param_groups[0])  # Adam's group holds no dampening
+    with pytest.raises(ValueError, match=r"^hyperparams: param group 1 has no key 'dampening'$"):
+        sch.step()
+    assert sch.last_epoch == 0 and "dampening" not in adam.param_groups[0]
+    assert sgd.param_groups[0]["dampening"] == d(0)
+
+
+def test_step_refuses_a_bool_epoch_and_keeps_its_step() -> None:
+    opt = _opt(0.1)
+    sch = lt.scheduler(opt, S.cosine(0.1, total_steps=10))
+    sch.step()
+    with pytest.raises(
+        ValueError, match=r"^step\(\) takes no metric or fractional epoch, got True"
+    ):
+        sch.step(True)
+    assert sch.last_epoch == 1 and opt.param_groups[0]["lr"] == S.cosine(0.1, total_steps=10)(1)
+
+
+def test_report_returns_one_scale_per_group_when_groups_share_a_controller() -> None:
+    from lrkit.feedback import ReduceOnPlateau
+
+    opt = _two_group_sgd((0.1, 0.1))
+    shared = ReduceOnPlateau(factor=0.5, patience=0)
+    sch = lt.scheduler(opt, S.constant(0.1), feedback=[shared, shared])
+    assert sch.report(1.0) == [1.0, 1.0]
+    assert sch.report(2.0) == [0.5, 0.5]  # one observation for the controller both groups hold
+    assert [g["lr"] for g in opt.param_groups] == [0.05, 0.05]
+
+
+def test_a_list_from_get_last_lr_is_the_callers_to_change() -> None:
+    s = S.cosine(0.1, total_steps=10)
+    for groups in (1, 2):
+        opt = _two_group_sgd((0.1, 0.1)) if groups == 2 else _opt(0.1)
+        sch = lt.scheduler(opt, s)
+        for k in (0, 1):
+            if k:
+                sch.step()
+            last = sch.get_last_lr()
+            last[0] = 5.0
+            assert sch.get_last_lr() == [s(k)] * groups
+            assert sch.state_dict()["owns_lrs"] is True
+
+
+def test_a_feedback_state_of_another_layout_is_refused_and_changes_nothing() -> None:
+    from lrkit.feedback import ReduceOnPlateau
+
+    def make(feedback: Any) -> Any:
+        sch = lt.scheduler(_two_group_sgd((0.1, 0.1)), S.constant(0.1), feedback=feedback)
+        for v in (1.0, 2.0):
+            sch.report(v)
+            sch.step()
+        return sch
+
+    per_group = make([ReduceOnPlateau(factor=0.5, patience=0) for _ in range(2)])
+    single = make(ReduceOnPlateau(factor=0.5, patience=0))
+    fresh_list = make([ReduceOnPlateau(factor=0.5, patience=0) for _ in range(2)])
+    fresh_one = make(ReduceOnPlateau(factor=0.5, patience=0))
+    bad_list = {**per_group.state_dict(), "feedback": per_group.state_dict()["feedback"][:1]}
+    for sch, state, match in (
+        (fresh_list, bad_list, r"^state_dict\['feedback'\] must hold one controller state per "
+         r"param group \(2\), as this scheduler has a list of controllers$"),
+        (fresh_list, single.state_dict(), r"^state_dict\['feedback'\] must hold one controller"),
+        (fresh_one, per_group.state_dict(), r"^state_dict\['feedback'\] holds one controller "
+         r"per param group, but this scheduler has a single controller: pass feedback=\[\.\.\.\]"),
+    ):  # fmt: skip
+        before = (copy.deepcopy(sch.state_dict()), [g["lr"] for g in sch.optimizer.param_groups])
+        with pytest.raises(ValueError, match=match):
+            sch.load_state_dict(state)
+        after = (sch.state_dict(), [g["lr"] for g in sch.optimizer.param_groups])
+        assert after == before
+
+
+def test_a_sequential_phase_not_begun_round_trips_its_state_through_a_load() -> None:
+    def build() -> tuple[Any, Any, Any]:
+        opt = _opt(0.1)
+        later = lt.scheduler(opt, S.cosine(0.1, total_steps=10))
+        first = lt.scheduler(opt, S.constant(0.01))
+        return opt, later, TL.SequentialLR(opt, [first, later], milestones=[3])
+
+    opt, later, seq = build()
+    opt.step()
+    seq.step()
+    saved = copy.deepcopy(seq.state_dict())
+    opt2, later2, seq2 = build()
+    opt2.load_state_dict(opt.state_dict())
+    seq2.load_state_dict(saved)
+    assert later2.last_epoch == later.last_epoch == -1
+    assert later2.state_dict() == later.state_dict()
+    assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]

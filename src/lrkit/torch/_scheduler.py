@@ -1231,8 +1231,9 @@ class LRKitScheduler(LRScheduler):
             if last_epoch >= 0:
                 self._last_lr = [*self.get_lr()]
                 self._handed_over = True  # still not this scheduler's, whatever they read
-            else:
+            else:  # a phase not begun: the LRs are another's if they were in the saving run
                 self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
+                self._handed_over = not owns
         return said
 
 
