@@ -2507,3 +2507,21 @@ def test_a_sequential_phase_not_begun_round_trips_its_state_through_a_load() -> 
     assert later2.last_epoch == later.last_epoch == -1
     assert later2.state_dict() == later.state_dict()
     assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]
+
+
+def test_a_sequential_of_two_lrkit_phases_runs_through_its_milestone_without_a_warning() -> None:
+    """SequentialLR resets the LRs to their initial values and steps its first phase from -1
+    as it is built: no LR was changed by another hand, so nothing is said."""
+    opt = _opt(0.1)
+    first = lt.scheduler(opt, S.constant(0.01))
+    warm = S.linear(0.0, end_lr=0.1, total_steps=10)  # sets 0: neither phase's LR is 0.1
+    later = lt.scheduler(opt, warm)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        seq = TL.SequentialLR(opt, [first, later], milestones=[3])
+        lrs = []
+        for _ in range(6):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            seq.step()
+    assert lrs == [0.01, 0.01, 0.01, *(warm(k) for k in range(3))]
