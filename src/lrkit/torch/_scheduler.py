@@ -142,6 +142,26 @@ def _set_hp(group: dict[str, Any], key: str, kind: int, value: float) -> None:
         _set(group, key, value)
 
 
+def _check_driven_keys(optimizer: Any, i: int, group: dict[str, Any], keys: Any) -> None:
+    """The keys of ``group`` (param group ``i``) that the scheduler drives: present, and a
+    number (momentum: a ``momentum`` or ``betas`` entry); at construction and for a group
+    added later alike."""
+    for key in keys:
+        if key == "momentum":
+            if "momentum" not in group and "betas" not in group:
+                raise ValueError(
+                    f"momentum: param group {i} has neither 'momentum' nor 'betas' "
+                    f"({type(optimizer).__name__} cannot cycle momentum)"
+                )
+            continue
+        if key not in group:
+            raise ValueError(
+                f"hyperparams: param group {i} has no key {key!r} "
+                f"(keys: {sorted(k for k in group if k != 'params')})"
+            )
+        _check_numeric(i, key, group[key])
+
+
 def _check_numeric(i: int, key: str, value: Any) -> None:
     """A hyperparameter a schedule drives must hold a number (not a tuple, list or flag)."""
     numeric = (
@@ -475,20 +495,8 @@ class LRKitScheduler(LRScheduler):
             if key == "lr":
                 raise ValueError("hyperparams must not contain 'lr': pass it as schedule")
             extra[key] = _schedule_or_list(f"hyperparams[{key!r}]", s, len(groups))
-        for key in extra:
-            for i, g in enumerate(groups):
-                if key == "momentum" and "momentum" not in g and "betas" not in g:
-                    raise ValueError(
-                        f"momentum: param group {i} has neither 'momentum' nor 'betas' "
-                        f"({type(optimizer).__name__} cannot cycle momentum)"
-                    )
-                if key != "momentum" and key not in g:
-                    raise ValueError(
-                        f"hyperparams: param group {i} has no key {key!r} "
-                        f"(keys: {sorted(k for k in g if k != 'params')})"
-                    )
-                if key != "momentum":
-                    _check_numeric(i, key, g[key])
+        for i, g in enumerate(groups):
+            _check_driven_keys(optimizer, i, g, extra)
         self.hyperparams = extra
         #: the warnings the last :meth:`load_state_dict` gave (their messages), or ``()``
         self.load_warnings: tuple[str, ...] = ()
@@ -775,13 +783,7 @@ class LRKitScheduler(LRScheduler):
                 "after add_param_group"
             )
         for i, g in enumerate(groups[n_old:], n_old):
-            for key in self.hyperparams:
-                if (key == "momentum" and "momentum" not in g and "betas" not in g) or (
-                    key != "momentum" and key not in g
-                ):
-                    raise ValueError(f"hyperparams: param group {i} has no key {key!r}")
-                if key != "momentum":
-                    _check_numeric(i, key, g[key])
+            _check_driven_keys(self.optimizer, i, g, self.hyperparams)
         shared, default = self._defaults_lr()
         d = default if default is not None and default != 0.0 else None
         old = set(self.base_lrs[:n_old])
