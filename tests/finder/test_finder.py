@@ -845,6 +845,13 @@ def test_suggest_refuses_a_keyword_no_rule_reads():
             r"stop_reason must be one of 'completed', "
             r"'turned_up', 'diverged', 'nan', 'interrupted', got 'bogus'",
         ),  # fmt: skip
+        (
+            "valley",
+            "stop_reason",
+            "bogus",
+            r"stop_reason must be one of 'completed', "
+            r"'turned_up', 'diverged', 'nan', 'interrupted', got 'bogus'",
+        ),  # fmt: skip
     ],
 )
 def test_suggest_checks_the_keywords_it_takes(rule, keyword, value, said):
@@ -1265,6 +1272,7 @@ def test_a_repeated_lr_is_refused():
         ("Nesterov", 0.9, "momentum"),
         ("SGDW", 0.0, "sgd"),
         ("SGDW", 0.9, "momentum"),
+        ("SGD", 0.1, "momentum"),
         ("Adam", 0.9, "adaptive"),
         ("AdamW", 0.0, "adaptive"),
     ],
@@ -1461,6 +1469,7 @@ def test_a_rise_of_exactly_the_margin_has_not_turned_up():
 def test_a_curve_of_4_points_is_too_short_to_have_turned_up_or_saturated():
     lrs = np.array([1e-6, 1e-4, 1e-2, 1.0])
     assert R.turned_up(lrs, [3.0, 1.0, 1.0, 50.0]) is False
+    assert suggestions(lrs, [3.0, 1.0, 1.0, 50.0]).turned_up is False
     assert R.saturated(lrs, [3.0, 1.0, 1.0, 1.0]) is False
     assert R.turned_up(np.logspace(-6, 0, 5), [3.0, 1.0, 1.0, 50.0, 50.0]) is True
 
@@ -1543,3 +1552,185 @@ def test_a_rise_within_three_noise_units_has_not_turned_up():
     shape = R.CurveShape(r=r, m=5, noise=1.0, drop=1.0)
     assert shape.above_minimum(2.5) is False and shape.turned_up is False
     assert shape.above_minimum(3.5) is True
+
+
+def test_a_curve_of_2_d_arrays_is_refused_in_one_line():
+    with pytest.raises(ValueError) as info:
+        suggest([[1e-3, 1e-2, 1e-1]], [[3.0, 2.0, 1.0]], rule="valley")
+    assert str(info.value) == (
+        "lrs and losses must be 1-D arrays of the same non-zero length, got shapes (1, 3) and "
+        "(1, 3)"
+    )
+
+
+def test_the_first_non_finite_loss_is_the_one_named():
+    lrs = np.logspace(-6, 0, 6)
+    with pytest.raises(ValueError, match=r"^losses must be finite, got nan at index 1$"):
+        suggest(lrs, [2.0, math.nan, 1.0, math.inf, 1.0, 1.0], rule="steep")
+
+
+@pytest.mark.parametrize("rule", ["steepest", "valley", "slide", "steep"])
+def test_a_peer_rule_on_a_curve_of_one_point_reads_that_point(rule):
+    assert suggest([1e-3], [2.0], rule=rule) == 1e-3
+    assert suggest([1e-3], [2.0], rule="minimum") == 1e-3 / 10
+
+
+def test_fastai_rules_read_a_curve_that_would_leave_2_points_whole():
+    # 7 points, num_iter=7: no point off the start, 5 off the end would leave 2: the curve
+    # is read whole, and the minimum of a falling curve is its last point
+    lrs = np.logspace(-6, 0, 7)
+    losses = [7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
+    assert suggest(lrs, losses, rule="minimum", num_iter=7) == lrs[6] / 10
+
+
+def test_steepest_on_a_short_curve_stops_at_its_minimum():
+    # 5 points (too few for the trim), minimum at index 2: np.gradient is -0.5, -2.0, 2.25,
+    # 0.5, -7.0; the steepest up to the minimum is index 1, not the fall after it at index 4
+    lrs = np.logspace(-4, 0, 5)
+    assert R.steepest(lrs, [5.0, 4.5, 1.0, 9.0, 2.0], smooth_f=1.0) == lrs[1]
+
+
+def test_steepest_on_a_linear_sweep_reads_the_gradient_per_point():
+    # LRs 1..30 (linear), the window [10:25]: drops of 1.0 at LR 12 and of 0.9 at LR 22;
+    # per point the first is steeper (-0.5 against -0.45), though per unit of ln(lr) the
+    # second would be
+    lrs = np.arange(1.0, 31.0)
+    losses = np.r_[[10.0] * 12, [9.0] * 10, [8.1] * 8]
+    assert R.steepest(lrs, losses, smooth_f=1.0) == lrs[11]
+
+
+def test_slide_on_a_flat_curve_reads_15_points_left_of_the_end_of_its_window():
+    # 40 points: fastai's window is [4:35]; the gradient is 0 everywhere, so the slide stops
+    # at once, at l = -16 of the window: index 35 - 16 = 19
+    lrs = np.logspace(-6, 0, 40)
+    assert R.slide(lrs, [1.0] * 40) == lrs[19]
+
+
+def test_slide_moves_on_while_the_gradients_differ_by_more_than_0_005_only():
+    # beta=0 (the raw curve), window [3:27]: zeros, then 0.005 and 0.01 (twice 0.005, exact);
+    # np.gradient at its last two points is exactly 0.005, 15 points left of them 0: a
+    # difference of exactly 0.005 stops the slide (fastai's "> 0.005"), at l = -16
+    lrs = np.logspace(-6, 0, 32)
+    losses = [0.0] * 25 + [0.005, 0.01] + [9.0] * 5
+    assert R.slide(lrs, losses, beta=0.0, num_iter=32) == lrs[11]
+
+
+def test_a_negative_noiseless_loss_must_drop_by_a_fraction_of_its_magnitude():
+    # at -2.0: a drop of 0.003 is less than MOVED_FRACTION of |-2.003|, one of 0.005 more
+    for depth, dropped in ((0.003, False), (0.005, True)):
+        curve = np.full(12, -2.0)
+        curve[6:] -= depth
+        shape = R.CurveShape.of(curve, curve)
+        assert shape.noise == 0.0 and shape.dropped is dropped
+
+
+def test_turned_up_reads_the_highest_point_after_the_minimum():
+    # back down to the minimum at the end: it rose clearly above it in between
+    r = np.r_[[5.0] * 10, [0.0] * 10, [5.0] * 5, [0.0] * 5]
+    shape = R.CurveShape.of(r, r)
+    assert shape.m == 10 and shape.turned_up is True
+
+
+def test_a_floor_that_runs_to_the_last_point_counts_it():
+    # 20 points a decade: a floor from index 89 to the last point (120) spans 1.55 decades,
+    # one from index 90 spans 1.5
+    lrs = np.logspace(-6, 0, 121)
+    for start, saturated in ((89, True), (90, False)):
+        r = np.r_[[2.0] * start, [0.5] * (121 - start)]
+        shape = R.CurveShape.of(r, r)
+        assert shape.descended and shape.saturated(lrs) is saturated
+
+
+def test_edge_of_a_drop_within_the_first_tenth_is_the_onset_of_the_rise():
+    # 50 points: a drop to the floor by index 4 (within the first tenth), flat to index 31,
+    # then a rise: no descent to read the minimum of, the edge is where the floor ends
+    lrs = np.logspace(-6, 0, 50)
+    losses = np.r_[[5.0] * 2, [1.0] * 30, np.linspace(1.0, 20.0, 19)[1:]]
+    shape = R.CurveShape.of(losses, robust_smooth(losses))
+    assert shape.m == 4 and shape.dropped and not shape.descended
+    assert R.edge(lrs, losses, held=False) == lrs[29]
+
+
+def test_suggestions_report_the_noise_of_the_curve_around_its_smoothing():
+    lrs, loss = _synthetic_curve()
+    s = suggestions(lrs, loss)
+    assert s.noise == noise_level(loss, R.smooth_curve(lrs, loss)) > 0
+
+
+def test_suggestions_read_the_held_curves_shape_also_when_the_training_curve_is_short():
+    # 4 training points, too few for a rise; 8 held points, which rise clearly
+    held_lrs = np.logspace(-6, 0, 8)
+    s = suggestions(np.logspace(-6, 0, 4), [3.0, 2.0, 1.5, 1.0], held_lrs=held_lrs,
+                    held_losses=[3.0, 2.0, 1.0, 0.5, 0.5, 2.0, 5.0, 9.0])  # fmt: skip
+    assert s.turned_up is True
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "said"),
+    [
+        ("total_steps", 0, r"total_steps must be an integer >= 1 .*, got 0"),
+        ("total_steps", 2.5, r"total_steps must be an integer >= 1 .*, got 2\.5"),
+        (
+            "optimizer_family",
+            "adam",
+            r"optimizer_family must be one of 'sgd', 'momentum', 'adaptive', got 'adam'",
+        ),
+    ],
+)
+def test_suggestions_check_the_budget_and_the_family(keyword, value, said):
+    lrs, loss = _synthetic_curve()
+    with pytest.raises(ValueError, match=rf"^{said}$"):
+        suggestions(lrs, loss, **{keyword: value})
+
+
+def test_budget_edge_reads_the_optimizer_family():
+    lrs, loss = _synthetic_curve()
+    sgd = R.budget_edge(lrs, loss, optimizer_family="sgd")
+    assert sgd == suggestions(lrs, loss, optimizer_family="sgd").constant
+    assert sgd != R.budget_edge(lrs, loss)
+
+
+def test_a_misspelt_rule_name_lists_the_rules_in_one_line():
+    lrs, loss = _synthetic_curve()
+    with pytest.raises(ValueError) as info:
+        suggest(lrs, loss, rule="fastest")
+    assert str(info.value) == (
+        "rule must be one of 'budget_edge', 'steepest', 'valley', 'minimum', 'slide', 'steep', "
+        "got 'fastest'"
+    )
+
+
+def test_a_rule_without_a_name_is_called_custom():
+    import functools
+
+    def scaled(lrs, losses, scale):
+        return scale
+
+    lrs, loss = _synthetic_curve()
+    with pytest.raises(ValueError, match=r"^rule 'custom' must return a learning rate > 0, got 0"):
+        suggest(lrs, loss, rule=functools.partial(scaled, scale=0.0))
+    r = range_test(lambda lr: (np.log10(lr) + 3) ** 2, rule=functools.partial(scaled, scale=1e-3),
+                   warn=False)  # fmt: skip
+    assert (r.rule, r.suggestion) == ("custom", 1e-3)
+
+
+def test_probed_suggestions_scale_the_probes_edge_by_the_probed_coefficients():
+    from lrkit.finder import Probes
+    from lrkit.finder import _coefficients as C
+    from lrkit.finder.probes import probe_lrs
+
+    lrs, loss = _synthetic_curve()
+    sweep = suggestions(lrs, loss, total_steps=300, optimizer_family="sgd")
+    probes = Probes(sweep.lr_min, probe_lrs(sweep.lr_min), (9.0, 5.0, 3.0, 2.0, 1.0, 1.5, 2.5, 4.0))
+    assert probes.edge != probes.best_lr and probes.edge != sweep.lr_min
+    s = suggestions(lrs, loss, total_steps=300, optimizer_family="sgd", probes=probes)
+    assert s.lr_min == sweep.lr_min  # the sweep's edge
+    t = math.log(300 / 1000)
+    for key, got in (("constant", s.constant), ("onecycle", s.max_lr),
+                     ("warmup_cosine", s.peak_lr)):  # fmt: skip
+        factor = math.exp(C.PROBED_INTERCEPT[key]["sgd"] + C.PROBED_BUDGET_SLOPE[key] * t)
+        assert got == pytest.approx(probes.edge * min(factor, C.PROBED_EDGE_CAP[key]), rel=1e-12)
+    # probes run around another edge are refused
+    other = Probes(2 * sweep.lr_min, probes.lrs, probes.losses)
+    with pytest.raises(ValueError, match=r"^probes were run around lr_min=.*, not this sweep's"):
+        suggestions(lrs, loss, total_steps=300, optimizer_family="sgd", probes=other)

@@ -424,3 +424,58 @@ def test_plot_draws_one_line_for_rules_that_agree_styled_as_the_sweeps_rule(plt)
     assert result.suggest("valley") == result.suggestion == valley
     line = _lines(result.plot())[f"valley, same: {valley:.2e}"]
     assert line.get_linestyle() == "-" and line.get_color() == "C6"
+
+
+def test_a_result_without_a_step_still_refuses_an_unknown_rule():
+    result = Sweep(num_iter=10).result(warn=False)
+    assert result.suggest("valley") is None
+    with pytest.raises(ValueError, match=r"^rule must be one of .*, got 'fastest'$"):
+        result.suggest("fastest")
+
+
+def test_to_dict_and_from_dict_keep_the_steps_an_extended_sweep_added():
+    from lrkit.finder import FinderResult
+
+    result = range_test(lambda lr: 1.0 - 0.1 * math.log10(lr / 1e-5), start_lr=1e-5,
+                        end_lr=1e-2, num_iter=50, warn=False)  # fmt: skip
+    assert result.extended == 49 and len(result.losses) == 99
+    d = json.loads(json.dumps(result.to_dict()))
+    assert d["extended"] == 49
+    again = FinderResult.from_dict(d)
+    assert again.extended == 49 and again.to_dict() == d
+
+
+def test_to_dict_keeps_a_replayed_sweeps_stop_lr_of_none():
+    sweep = Sweep(num_iter=20)
+    sweep.replay([3.0, 2.0, 1.0], stop_reason="interrupted")
+    result = sweep.result(warn=False)
+    assert result.stop_lr is None and result.to_dict()["stop_lr"] is None
+
+
+def test_plot_frames_the_losses_by_the_highest_of_the_first_half(plt):
+    # beta=0: the EMA is the raw curve; a bump to 3.0 at index 8 of 20 lies in the first half
+    # (indices 0-9): from 1.0 to 3.0, a span of 2.0, framed 5% below and 30% above
+    losses = [2.0] * 8 + [3.0] + [1.0] * 11
+    values = iter(losses)
+    result = range_test(lambda lr: next(values), num_iter=20, beta=0.0, diverge_th=10.0,
+                        stop_early=False, max_extra_iter=0, warn=False)  # fmt: skip
+    assert result.losses.tolist() == losses
+    assert result.plot().get_ylim() == pytest.approx((0.9, 3.6), rel=1e-12)
+
+
+def test_plot_draws_the_raw_losses_and_their_ema_as_recorded(plt):
+    values = iter([3.0, 2.0, 2.5, 1.0, 1.5] * 4)
+    result = range_test(lambda lr: next(values), num_iter=20, beta=0.5, diverge_th=10.0,
+                        stop_early=False, max_extra_iter=0, warn=False)  # fmt: skip
+    lines = _lines(result.plot())
+    assert lines["loss (raw)"].get_ydata().tolist() == result.losses.tolist()
+    ema = lines["loss (EMA, beta=0.5)"].get_ydata().tolist()
+    assert ema == result.smoothed.tolist() != result.losses.tolist()
+
+
+def test_plot_of_a_sweep_over_2_decades_labels_its_lrs_as_plain_numbers(plt):
+    result = range_test(lambda lr: (math.log10(lr) + 2) ** 2 + 1, start_lr=1e-3, end_lr=0.1,
+                        num_iter=30, eval_batches=0, warn=False)  # fmt: skip
+    assert result.lrs[-1] <= 0.1 * (1 + 1e-12)
+    axis = result.plot().xaxis
+    assert axis.get_major_formatter()(0.05, 0) == "0.05"

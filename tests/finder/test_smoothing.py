@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lrkit.finder.smoothing import noise_level, robust_smooth
+from lrkit.finder.smoothing import noise_level, robust_smooth, smooth_ema, smooth_seeded
 
 
 def test_robust_smooth_of_50_points_keeps_a_pair_through_a_3_point_median():
@@ -70,3 +70,40 @@ def test_robust_smooth_width_4_uses_a_5_point_median():
     y = np.zeros(20)
     y[9] = y[10] = 1.0
     assert robust_smooth(y, width=4).tolist() == [0.0] * 20
+
+
+def test_robust_smooth_of_2_points_returns_them_as_they_are():
+    # too few points for a median of 3 or a centred mean: the losses unchanged
+    assert robust_smooth([0.0, 4.0]).tolist() == [0.0, 4.0]
+    assert robust_smooth([0.0, 4.0], width=2).tolist() == [0.0, 4.0]
+
+
+def test_robust_smooth_width_3_keeps_a_pair_through_a_3_point_median():
+    # width=3: k = 3 // 2 = 1 (a median of 3 keeps two adjacent 1s), then the triangular
+    # mean of half-width 3 (weights 1, 2, 3, 4, 3, 2, 1 over 16)
+    y = np.zeros(20)
+    y[9] = y[10] = 1.0
+    want = np.zeros(20)
+    want[6:14] = np.array([1, 3, 5, 7, 7, 5, 3, 1]) / 16
+    np.testing.assert_allclose(robust_smooth(y, width=3), want, rtol=1e-15, atol=0)
+
+
+def test_ema_defaults_are_beta_0_9_and_smooth_f_0_05():
+    # bias-corrected: 0.1 * 4 / 0.1, then (0.9 * 0.4 + 0.1 * 2) / (1 - 0.81)
+    assert smooth_ema([4.0, 2.0]).tolist() == pytest.approx([4.0, 0.56 / 0.19], rel=1e-15)
+    # seeded with the first loss: 4, then 0.05 * 2 + 0.95 * 4
+    assert smooth_seeded([4.0, 2.0]).tolist() == pytest.approx([4.0, 3.9], rel=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("smooth", "keyword", "value", "said"),
+    [
+        (smooth_ema, "beta", 1.0, r"beta must be in \[0\.0, 1\.0\), got 1\.0"),
+        (smooth_ema, "beta", -0.1, r"beta must be in \[0\.0, 1\.0\), got -0\.1"),
+        (smooth_seeded, "smooth_f", 0.0, r"smooth_f must be in \(0\.0, 1\.0\], got 0\.0"),
+        (smooth_seeded, "smooth_f", 1.5, r"smooth_f must be in \(0\.0, 1\.0\], got 1\.5"),
+    ],
+)
+def test_the_emas_refuse_a_factor_out_of_range_naming_it(smooth, keyword, value, said):
+    with pytest.raises(ValueError, match=rf"^{said}$"):
+        smooth([4.0, 2.0, 3.0], **{keyword: value})
