@@ -661,3 +661,92 @@ def test_options_hints_the_first_unknown_name_only() -> None:
     with pytest.raises(TypeError) as info:
         V.options("f", {"aa": 1, "min_lr": 2}, ("b",), {"min_lr": "use min_scale"})
     assert str(info.value) == "aa is not an option of f; options: b"
+
+
+def test_a_number_as_text_with_spaces_around_it_gets_what_to_write() -> None:
+    with pytest.raises(ValueError) as info:
+        V.number("lr", " 3e-4 ")
+    assert str(info.value) == (
+        "lr must be a finite real number, got ' 3e-4 ' (text, not a number: YAML reads 3e-4 as "
+        "text; write 3.0e-4)"
+    )
+
+
+def test_real_dtype_takes_unsigned_integers_as_integers_and_refuses_a_record() -> None:
+    import numpy as np
+
+    assert V.real_dtype(np.uint8, integer=True) and V.real_dtype(np.uint64, integer=True)
+    for record in (np.dtype([("a", "f8")]), np.dtype([("a", "f4"), ("b", "f4")])):
+        assert not V.real_dtype(record) and not V.real_dtype(record, integer=True)
+
+
+def test_positive_returns_a_python_float_whatever_number_type_was_given() -> None:
+    import numpy as np
+
+    for given in (3, np.float32(0.5), np.int64(2), np.array(0.25)):
+        got = V.positive("lr", given)
+        assert type(got) is float and got == float(given)
+
+
+def test_choice_returns_a_plain_string_for_a_numpy_string() -> None:
+    import numpy as np
+
+    got = V.choice("mode", np.str_("max"), ("min", "max"))
+    assert type(got) is str and got == "max"
+
+
+def test_sorted_ints_refuses_what_is_not_a_list_in_one_line() -> None:
+    for bad, shown in ((5, "5"), (None, "None"), (0.5, "0.5")):
+        with pytest.raises(ValueError) as info:
+            V.sorted_ints("milestones", bad)
+        assert str(info.value) == f"milestones must be a list of integers, got {shown}"
+
+
+def test_options_names_the_first_unknown_name_in_sorted_order() -> None:
+    letters = "zyxwvutsrqponmlkjihgfedcba"
+    given = {f"{c}{d}": 1 for c in letters for d in letters}  # in any order, aa is named
+    with pytest.raises(TypeError) as info:
+        V.options("f", given, ("b",))
+    assert str(info.value) == "aa is not an option of f; options: b"
+
+
+@V.keyword_only("lib.reduce", peer_order=("factor", "patience"))
+def _reduce(mode: str = "min", *, factor: float = 0.1, patience: int = 10) -> tuple:
+    return (mode, factor, patience)
+
+
+def test_keyword_only_shows_no_call_for_text_where_the_peer_takes_a_number() -> None:
+    """Text first is this function's own order (its mode), not the peer's (a factor first):
+    no call is shown; a number first is the peer's order, shown with keywords."""
+    assert _reduce("max", factor=0.5) == ("max", 0.5, 10)
+    listed = "(parameters: mode, factor, patience)"
+    with pytest.raises(TypeError) as info:
+        _reduce("max", 0.5)
+    assert str(info.value) == (
+        "lib.reduce: takes 1 positional argument (mode) but 2 were given; give the others by "
+        f"keyword {listed}"
+    )
+    with pytest.raises(TypeError) as info:
+        _reduce(0.5, 3)
+    assert str(info.value) == (
+        "lib.reduce: takes 1 positional argument (mode) but 2 were given; give the others by "
+        f"keyword, as in reduce(factor=0.5, patience=3) {listed}"
+    )
+
+
+def test_keyword_only_shows_no_call_where_a_keyword_would_be_given_twice() -> None:
+    with pytest.raises(TypeError) as info:
+        _Plateau("val", 0.5, factor=0.3)
+    assert str(info.value) == (
+        "lib.Plateau: takes 1 positional argument (monitor) but 2 were given; give the others "
+        "by keyword (parameters: monitor, factor, patience, verbose)"
+    )
+
+
+def test_a_numpy_float_that_is_not_finite_is_shown_as_given() -> None:
+    import numpy as np
+
+    for bad in (np.float64("nan"), np.float64("-inf")):
+        with pytest.raises(ValueError) as info:
+            V.number("lr", bad)
+        assert str(info.value) == f"lr must be a finite real number, got {bad!r}"
