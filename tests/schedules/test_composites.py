@@ -570,3 +570,14 @@ def test_a_traced_join_reads_its_last_segment_only_from_its_start() -> None:
     with jax.debug_nans(True):
         got = s.values(jnp.asarray([0.0, 299.0, 300.0, 400.0]), xp=jnp)
         assert np.asarray(got).tolist() == [0.5, 0.5, 0.0, 0.0]
+
+
+def test_a_join_of_one_schedule_gives_its_values_in_the_steps_own_dtype() -> None:
+    """With no boundary, a join is its one schedule on every path, numpy's float32 included."""
+    c = S.cosine(0.1, total_steps=100)
+    s = S.join([c], boundaries=[])
+    steps = np.asarray([0, 10, 100], dtype=np.float32)
+    got = s.values(steps, xp=np)
+    assert got.dtype == np.float32
+    assert got.tobytes() == c.values(steps, xp=np).tobytes()
+    assert s.values([0, 10, 100]).tolist() == c.values([0, 10, 100]).tolist()

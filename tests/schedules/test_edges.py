@@ -333,6 +333,7 @@ def test_zero_d_and_one_d_steps_agree_bit_for_bit():
         S.cyclic(0.1, max_lr=0.2, step_size_up=3, mode="exp_range", gamma=2.0),
         S.cosine_restarts(0.1, T_0=3, m_mul=3.0),
         S.join([S.constant(0.1), S.exponential(0.1, gamma=1.5)], boundaries=[2]),
+        S.exponential(0.1, gamma=2.0).clamp(min_lr=0.01),
     ],
 )
 def test_a_product_held_at_zero_is_not_held_where_another_factor_reaches_inf(other):
@@ -352,7 +353,13 @@ def test_a_product_held_at_zero_with_bounded_factors_still_holds():
     from lrkit.schedules.tables import horizon, value_table
 
     ramp = S.linear(0.1, end_lr=0.0, total_steps=5)
-    for other in (S.exponential(0.1, gamma=0.9), S.cyclic(0.01, max_lr=0.1, step_size_up=7)):
+    for other in (
+        S.exponential(0.1, gamma=0.9),
+        S.cyclic(0.01, max_lr=0.1, step_size_up=7),
+        # a cyclic gamma of 1, or one its mode does not read, grows nothing
+        S.cyclic(0.01, max_lr=0.1, step_size_up=7, mode="exp_range", gamma=1.0),
+        S.cyclic(0.01, max_lr=0.1, step_size_up=7, mode="triangular2", gamma=2.0),
+    ):
         s = S.mul(ramp, other)
         assert horizon(s) == 5
         table = value_table(s, limit=64, dtype=np.float32)
@@ -464,6 +471,8 @@ _RAMP = S.linear(0.1, end_lr=0.0, total_steps=5)
         (S.multistep(0.1, milestones=[3, 9], gamma=0.5), 9),
         (S.step(0.1, step_size=3, gamma=1.0), 0),
         (S.step(0.1, step_size=3, gamma=0.5), None),
+        (S.step(0.0, step_size=3, gamma=2.0), 0),
+        (S.wsd(0.1, total_steps=50, warmup_steps=5), 50),
         (S.exponential(0.0, gamma=2.0), 0),
         (S.inverse_time(0.1, decay_steps=10, decay_rate=0.0), 0),
         (S.inverse_time(0.1, decay_steps=10, decay_rate=0.5), None),
@@ -504,6 +513,9 @@ _RESTARTS = S.cosine_restarts(0.2, T_0=6)
         (_RESTARTS, (0, 6)),
         (S.cyclic(0.0, max_lr=0.1, step_size_up=4, mode="triangular2"), None),
         (S.cosine_restarts(0.2, T_0=6, T_mult=2), None),
+        # a cycle of a fractional number of steps: no whole period
+        (S.cyclic(0.0, max_lr=0.1, step_size_up=2.5, step_size_down=3), None),
+        (S.cosine_restarts(0.2, T_0=6.5), None),
         (S.join([S.constant(0.1), _CYCLE], boundaries=[5]), (5, 8)),
         (2.0 * _CYCLE, (0, 8)),
         (_CYCLE.clamp(max_lr=0.05), (0, 8)),
@@ -562,11 +574,72 @@ def test_a_value_table_by_default_holds_up_to_2_to_the_20_entries():
     assert TABLE_LIMIT == 1 << 20 and (table.beyond, table.size) == ("formula", 1 << 20)
 
 
+def test_a_value_table_indexes_each_step_it_holds_to_itself():
+    """``values[i]`` is step ``i``'s value for every ``i`` below the size: a step inside the
+    table is never wrapped, also the last one of a periodic table."""
+    from lrkit.schedules.tables import value_table
+
+    for s in (
+        S.join([S.constant(0.1), _CYCLE], boundaries=[5]),
+        _RESTARTS,
+        S.cosine(0.1, total_steps=20),
+        S.inverse_sqrt(0.1, warmup_steps=10),
+    ):
+        table = value_table(s, limit=64)
+        inside = np.arange(table.size)
+        assert table.index(inside).tolist() == inside.tolist(), s
+
+
+def test_a_value_table_of_a_subclass_of_a_family_is_not_read_as_the_family():
+    """A subclass that changes the formula is not given its parent's horizon."""
+    from lrkit.schedules.tables import horizon, period, value_table
+
+    class Repeating(S.Cosine):  # a cosine that starts over every total_steps
+        def _at(self, t):  # noqa: ANN001, ANN202
+            return super()._at(t % self.total_steps)
+
+        def _values(self, t, xp):  # noqa: ANN001, ANN202
+            return super()._values(t % self.total_steps, xp)
+
+    s = Repeating(0.1, total_steps=10)
+    assert s(12) == S.cosine(0.1, total_steps=10)(2) != s(10)
+    assert horizon(s) is None and period(s) is None
+    table = value_table(s, limit=64)
+    assert (table.beyond, table.size) == ("formula", 64)
+    assert table.values.tolist() == s.values(np.arange(64)).astype(np.float32).tolist()
+
+
+def test_a_value_table_of_a_schedule_already_below_the_smallest_float_is_0():
+    """A decay that starts where ``dtype`` rounds it to 0 holds 0 from step 0; a scale by 0
+    of one holds 0 too."""
+    from lrkit.schedules.tables import value_table
+
+    for s in (
+        S.exponential(1e-50, gamma=0.9),
+        S.step(1e-60, step_size=4, gamma=0.5),
+        0 * S.exponential(0.1, gamma=0.5),
+        S.scale(S.step(0.1, step_size=4, gamma=0.5), factor=0.0),
+    ):
+        table = value_table(s, limit=64, dtype=np.float32)
+        assert (table.beyond, table.values.tolist()) == ("hold", [0.0]), s
+        _table_matches_the_values(s, table)
+
+
+def test_a_value_table_refuses_what_is_not_a_schedule_naming_it():
+    from lrkit.schedules.tables import value_table
+
+    with pytest.raises(ValueError) as info:
+        value_table("cosine(0.1, 10)")  # type: ignore[arg-type]
+    assert str(info.value) == "s must be a lrkit schedule, got 'cosine(0.1, 10)'"
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"limit": 1}, "limit must be an integer >= 2 (allowed range: [2, inf)), got 1"),
         ({"scale": -1}, "scale must be >= 0 (allowed range: [0, inf)), got -1"),
+        ({"dtype": np.int32}, "dtype must be a floating dtype, got <class 'numpy.int32'>"),
+        ({"dtype": "nope"}, "dtype must be a floating dtype, got 'nope'"),
     ],
 )
 def test_a_value_table_refuses_a_bad_argument_naming_it(kwargs, message):
