@@ -270,3 +270,48 @@ def test_cos_and_cosine_are_one_shape_in_every_family_that_names_it() -> None:
     assert S.warmup(0.0, end_lr=0.1, warmup_steps=10, mode="cos").mode == "cosine"
     with pytest.raises(ValueError, match=r"^anneal_strategy must be one of 'cos', 'linear', got"):
         S.onecycle(0.1, total_steps=100, anneal_strategy="cosin")
+
+
+def test_another_librarys_name_for_a_schedule_is_told_lrkits_spelling() -> None:
+    known = ", ".join(S.spec_names())
+    with pytest.raises(S.SpecError) as info:
+        S.parse("warmup_cosine(0.1, 1000)")
+    assert str(info.value).splitlines()[0] == (
+        "invalid schedule spec at position 0: unknown schedule 'warmup_cosine'; in lrkit, e.g. "
+        f"with_warmup(cosine(0.1, total_steps=1000), warmup_steps=100) (known: {known})"
+    )
+    with pytest.raises(ValueError) as info:
+        S.from_dict({"name": "OneCycleLR", "max_lr": 0.1})
+    assert str(info.value) == (
+        "unknown schedule name 'OneCycleLR'; in lrkit, e.g. onecycle(0.1, total_steps=1000) "
+        f"(known: {known})"
+    )
+
+
+def test_every_spelling_told_for_another_librarys_name_parses() -> None:
+    from lrkit.schedules._spec import _OTHER_NAMES
+
+    names = {n.replace("_", "") for n in S.spec_names()}
+    for other, spelled in _OTHER_NAMES.items():
+        assert other not in names  # a name lrkit knows is never redirected
+        s = S.parse(spelled)
+        assert S.parse(str(s)) == s and s.values(np.arange(2000)).max() > 0, spelled
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ("cosin(0.1, 100)", "unknown schedule 'cosin'; did you mean 'cosine'? (known: "),
+        ("CosineAnnealingLR(0.1, 100)", "unknown schedule 'CosineAnnealingLR'; in lrkit, e.g. "
+         "cosine(0.1, total_steps=1000) (known: "),
+        ("exponential_decay(0.1)", "unknown schedule 'exponential_decay'; in lrkit, e.g. "
+         "exponential(0.1, gamma=0.99) (known: "),
+        ("zzz(1)", "unknown schedule 'zzz' (known: "),
+    ],
+)  # fmt: skip
+def test_an_unknown_schedule_is_told_the_nearest_name_or_none(spec: str, said: str) -> None:
+    with pytest.raises(S.SpecError) as info:
+        S.parse(spec)
+    assert (
+        str(info.value).splitlines()[0].startswith(f"invalid schedule spec at position 0: {said}")
+    )

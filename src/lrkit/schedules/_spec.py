@@ -16,6 +16,7 @@ digits and hyphenated names (``decay=1-sqrt``).
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import re
@@ -71,6 +72,55 @@ def spec_names() -> list[str]:
 
 def _known() -> str:
     return ", ".join(spec_names())
+
+
+_WARMUP_COSINE = "with_warmup(cosine(0.1, total_steps=1000), warmup_steps=100)"
+_ONECYCLE = "onecycle(0.1, total_steps=1000)"
+#: the names other libraries give a schedule (PyTorch's, Keras', optax's, Hugging Face's; the
+#: finder's "warmup-cosine"), read without case and underscores: lrkit's spelling of each
+_OTHER_NAMES = {
+    "warmupcosine": _WARMUP_COSINE,
+    "warmupcosinedecay": _WARMUP_COSINE,
+    "warmupcosinedecayschedule": _WARMUP_COSINE,
+    "cosinewithwarmup": _WARMUP_COSINE,
+    "cosinedecay": "cosine(0.1, total_steps=1000)",
+    "cosinedecayschedule": "cosine(0.1, total_steps=1000)",
+    "cosineannealing": "cosine(0.1, total_steps=1000)",
+    "cosineannealinglr": "cosine(0.1, total_steps=1000)",
+    "cosineannealingwarmrestarts": "cosine_restarts(0.1, T_0=100)",
+    "cosinedecayrestarts": "cosine_restarts(0.1, T_0=100)",
+    "sgdrschedule": "cosine_restarts(0.1, T_0=100)",
+    "onecyclelr": _ONECYCLE,
+    "cosineonecycleschedule": _ONECYCLE,
+    "linearonecycleschedule": "onecycle(0.1, total_steps=1000, anneal_strategy=linear)",
+    "cycliclr": "cyclic(0.001, max_lr=0.1, step_size_up=500)",
+    "exponentiallr": "exponential(0.1, gamma=0.99)",
+    "exponentialdecay": "exponential(0.1, gamma=0.99)",
+    "steplr": "step(0.1, step_size=100, gamma=0.5)",
+    "multisteplr": "multistep(0.1, milestones=[300, 600])",
+    "polynomiallr": "polynomial(0.1, total_steps=1000, power=2)",
+    "polynomialdecay": "polynomial(0.1, total_steps=1000, power=2)",
+    "polynomialschedule": "polynomial(0.1, total_steps=1000, power=2)",
+    "inversetimedecay": "inverse_time(0.1, decay_steps=100, decay_rate=0.5)",
+    "piecewiseconstantdecay": "piecewise_constant([300, 600], values=[0.1, 0.01, 0.001])",
+    "piecewiseconstantschedule": "piecewise_constant([300, 600], values=[0.1, 0.01, 0.001])",
+    "linearschedule": "linear(0.1, end_lr=0.0, total_steps=1000)",
+    "warmupstabledecay": "wsd(0.1, total_steps=1000, warmup_steps=100)",
+}
+
+
+def _unknown_name(name: Any) -> str:
+    """What to write instead of an unknown schedule ``name``: lrkit's spelling of another
+    library's name, or the nearest name lrkit knows, then every name it knows."""
+    said = ""
+    if isinstance(name, str):
+        other = _OTHER_NAMES.get(name.lower().replace("_", "").replace("-", ""))
+        near = difflib.get_close_matches(name, spec_names(), n=1)
+        if other is not None:
+            said = f"; in lrkit, e.g. {other}"
+        elif near:
+            said = f"; did you mean {near[0]!r}?"
+    return f"{V.fmt(name)}{said} (known: {_known()})"
 
 
 @functools.cache
@@ -278,9 +328,8 @@ class _Parser:
         if cls is None and name_tok.text == "function":
             raise SpecError(_FUNCTION, self.text, name_tok.pos)
         if cls is None:
-            known = _known()
             raise SpecError(
-                f"unknown schedule {V.fmt(name_tok.text)} (known: {known})", self.text, name_tok.pos
+                f"unknown schedule {_unknown_name(name_tok.text)}", self.text, name_tok.pos
             )
         self.expect("(")
         order = _arg_names(cls)
@@ -435,8 +484,7 @@ def _from_dict(d: Any, depth: int) -> Schedule:
     name = d["name"]
     cls = (REGISTRY.get(name) or FORMS.get(name)) if isinstance(name, str) else None
     if cls is None:
-        known = _known()
-        raise ValueError(f"unknown schedule name {V.fmt(name)} (known: {known})")
+        raise ValueError(f"unknown schedule name {_unknown_name(name)}")
     extra = set(d) - {"name"} - set(cls.params)
     if extra:
         raise ValueError(unknown_params(cls, extra))
