@@ -172,7 +172,8 @@ class FinderResult:
 
     @property
     def peak_lr(self) -> float | None:
-        """The peak of a warmup-cosine run of ``total_steps`` (default rule)."""
+        """The peak of a warmup-cosine run of ``total_steps`` (default rule): a linear warmup over
+        its first ``total_steps // 20`` steps, then a cosine to 0 (docs/finder.md)."""
         return None if self._sugg is None else self._sugg.peak_lr
 
     @property

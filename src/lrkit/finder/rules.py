@@ -313,7 +313,8 @@ class Suggestions:
     """What the default rule reads off a curve.
 
     ``constant``: the LR for a constant-rate run; ``max_lr``: the peak of one-cycle;
-    ``peak_lr``: the peak of warmup-cosine; ``lr_min``: the edge the three are scaled from
+    ``peak_lr``: the peak of warmup-cosine (a linear warmup over the first ``total_steps // 20``
+    steps, then a cosine to 0); ``lr_min``: the edge the three are scaled from
     (the geometric mean of the training and held curves' edges, see :func:`edge`);
     ``turned_up``: whether the curve rose again after its minimum (if not, ``lr_min`` is
     only a lower bound of the edge, unless ``saturated``: the curve sat on a floor, see
