@@ -1253,3 +1253,22 @@ def test_the_image_and_the_json_named_alike_are_refused_before_any_work(
         "each its own\n"
     )
     assert not (tmp_path / "r.png").exists() and user_module not in sys.modules
+
+
+def test_the_table_gives_the_schedules_peaks_and_what_they_are_for() -> None:
+    """Below the rules: one-cycle's and cyclic's peak and floor, and warmup-cosine's peak with
+    the warmup it was chosen for (5% of the run)."""
+    import math
+
+    from lrkit.commands.find import _table
+    from lrkit.finder import range_test
+
+    result = range_test(lambda lr: (math.log10(lr) + 3) ** 2 + 1, total_steps=500, warn=False)
+    w = max(10, *(len(m) for m in result.suggestions()))
+    lines = _table(result).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  max_lr "))
+    assert lines[at : at + 3] == [
+        f"  {'max_lr':<{w}} {result.max_lr:13.3g}   peak of one-cycle / cyclic",
+        f"  {'base_lr':<{w}} {result.max_lr / 10:13.3g}   floor of cyclic",
+        f"  {'peak_lr':<{w}} {result.peak_lr:13.3g}   peak of warmup-cosine (5% warmup)",
+    ]

@@ -240,7 +240,9 @@ def _table(result: Any, groups: str | None = None) -> str:
     if result.max_lr is not None:
         lines.append(f"  {'max_lr':<{w}} {result.max_lr:13.3g}   peak of one-cycle / cyclic")
         lines.append(f"  {'base_lr':<{w}} {result.base_lr:13.3g}   floor of cyclic")
-        lines.append(f"  {'peak_lr':<{w}} {result.peak_lr:13.3g}   peak of warmup-cosine")
+        lines.append(
+            f"  {'peak_lr':<{w}} {result.peak_lr:13.3g}   peak of warmup-cosine (5% warmup)"
+        )
     stop = f"{result.stop_lr:.3g}" if result.stop_lr is not None else "-"
     if len(result.lrs):
         first = float(result.lrs[0])
