@@ -74,38 +74,43 @@ def _known() -> str:
     return ", ".join(spec_names())
 
 
-_WARMUP_COSINE = "with_warmup(cosine(0.1, total_steps=1000), warmup_steps=100)"
-_ONECYCLE = "onecycle(0.1, total_steps=1000)"
-#: the names other libraries give a schedule (PyTorch's, Keras', optax's, Hugging Face's; the
-#: finder's "warmup-cosine"), read without case and underscores: lrkit's spelling of each
+def _plain(name: str) -> str:
+    """A schedule name as :data:`_OTHER_NAMES` reads it: without case, ``_`` or ``-``."""
+    return name.lower().replace("_", "").replace("-", "")
+
+
+#: lrkit's spelling of the schedules other libraries (PyTorch, Keras, optax, Hugging Face)
+#: name otherwise, with their names for it; the finder's "warmup-cosine" among them
+_SPELLED_OTHERWISE = {
+    "with_warmup(cosine(0.1, total_steps=1000), warmup_steps=100)": (
+        "warmup_cosine", "warmup_cosine_decay", "warmup_cosine_decay_schedule",
+        "cosine_with_warmup",
+    ),
+    "cosine(0.1, total_steps=1000)": (
+        "cosine_decay", "cosine_decay_schedule", "cosine_annealing", "CosineAnnealingLR",
+    ),
+    "cosine_restarts(0.1, T_0=100)": (
+        "CosineAnnealingWarmRestarts", "CosineDecayRestarts", "sgdr_schedule",
+    ),
+    "onecycle(0.1, total_steps=1000)": ("OneCycleLR", "cosine_onecycle_schedule"),
+    "onecycle(0.1, total_steps=1000, anneal_strategy=linear)": ("linear_onecycle_schedule",),
+    "cyclic(0.001, max_lr=0.1, step_size_up=500)": ("CyclicLR",),
+    "exponential(0.1, gamma=0.99)": ("ExponentialLR", "exponential_decay"),
+    "step(0.1, step_size=100, gamma=0.5)": ("StepLR",),
+    "multistep(0.1, milestones=[300, 600])": ("MultiStepLR",),
+    "polynomial(0.1, total_steps=1000, power=2)": (
+        "PolynomialLR", "PolynomialDecay", "polynomial_schedule",
+    ),
+    "inverse_time(0.1, decay_steps=100, decay_rate=0.5)": ("InverseTimeDecay",),
+    "piecewise_constant([300, 600], values=[0.1, 0.01, 0.001])": (
+        "PiecewiseConstantDecay", "piecewise_constant_schedule",
+    ),
+    "linear(0.1, end_lr=0.0, total_steps=1000)": ("linear_schedule",),
+    "wsd(0.1, total_steps=1000, warmup_steps=100)": ("warmup_stable_decay",),
+}  # fmt: skip
+#: each of those names, as :func:`_plain` reads it: lrkit's spelling
 _OTHER_NAMES = {
-    "warmupcosine": _WARMUP_COSINE,
-    "warmupcosinedecay": _WARMUP_COSINE,
-    "warmupcosinedecayschedule": _WARMUP_COSINE,
-    "cosinewithwarmup": _WARMUP_COSINE,
-    "cosinedecay": "cosine(0.1, total_steps=1000)",
-    "cosinedecayschedule": "cosine(0.1, total_steps=1000)",
-    "cosineannealing": "cosine(0.1, total_steps=1000)",
-    "cosineannealinglr": "cosine(0.1, total_steps=1000)",
-    "cosineannealingwarmrestarts": "cosine_restarts(0.1, T_0=100)",
-    "cosinedecayrestarts": "cosine_restarts(0.1, T_0=100)",
-    "sgdrschedule": "cosine_restarts(0.1, T_0=100)",
-    "onecyclelr": _ONECYCLE,
-    "cosineonecycleschedule": _ONECYCLE,
-    "linearonecycleschedule": "onecycle(0.1, total_steps=1000, anneal_strategy=linear)",
-    "cycliclr": "cyclic(0.001, max_lr=0.1, step_size_up=500)",
-    "exponentiallr": "exponential(0.1, gamma=0.99)",
-    "exponentialdecay": "exponential(0.1, gamma=0.99)",
-    "steplr": "step(0.1, step_size=100, gamma=0.5)",
-    "multisteplr": "multistep(0.1, milestones=[300, 600])",
-    "polynomiallr": "polynomial(0.1, total_steps=1000, power=2)",
-    "polynomialdecay": "polynomial(0.1, total_steps=1000, power=2)",
-    "polynomialschedule": "polynomial(0.1, total_steps=1000, power=2)",
-    "inversetimedecay": "inverse_time(0.1, decay_steps=100, decay_rate=0.5)",
-    "piecewiseconstantdecay": "piecewise_constant([300, 600], values=[0.1, 0.01, 0.001])",
-    "piecewiseconstantschedule": "piecewise_constant([300, 600], values=[0.1, 0.01, 0.001])",
-    "linearschedule": "linear(0.1, end_lr=0.0, total_steps=1000)",
-    "warmupstabledecay": "wsd(0.1, total_steps=1000, warmup_steps=100)",
+    _plain(name): spelled for spelled, names in _SPELLED_OTHERWISE.items() for name in names
 }
 
 
@@ -114,11 +119,10 @@ def _unknown_name(name: Any) -> str:
     library's name, or the nearest name lrkit knows, then every name it knows."""
     said = ""
     if isinstance(name, str):
-        other = _OTHER_NAMES.get(name.lower().replace("_", "").replace("-", ""))
-        near = difflib.get_close_matches(name, spec_names(), n=1)
+        other = _OTHER_NAMES.get(_plain(name))
         if other is not None:
             said = f"; in lrkit, e.g. {other}"
-        elif near:
+        elif near := difflib.get_close_matches(name, spec_names(), n=1):
             said = f"; did you mean {near[0]!r}?"
     return f"{V.fmt(name)}{said} (known: {_known()})"
 
