@@ -581,3 +581,21 @@ def test_a_join_of_one_schedule_gives_its_values_in_the_steps_own_dtype() -> Non
     assert got.dtype == np.float32
     assert got.tobytes() == c.values(steps, xp=np).tobytes()
     assert s.values([0, 10, 100]).tolist() == c.values([0, 10, 100]).tolist()
+
+
+def test_a_join_with_boundaries_gives_its_values_in_the_steps_own_dtype() -> None:
+    """Each segment reads its own steps in the type they were given, as one schedule does:
+    float32 steps give float32 values, integer steps float64, no steps the first segment's."""
+    ramp, c = S.warmup(0.0, end_lr=0.1, warmup_steps=10), S.cosine(0.1, total_steps=100)
+    s = S.join([ramp, c], boundaries=[10])
+    steps = np.arange(0.0, 40.0, 0.5, dtype=np.float32)
+    got = s.values(steps, xp=np)
+    assert got.dtype == np.float32
+    want = np.concatenate(
+        [ramp.values(steps[:20], xp=np), c.values(steps[20:] - np.float32(10), xp=np)]
+    )
+    assert got.tobytes() == want.tobytes()
+    assert s.values(steps[::-1], xp=np).tobytes() == want[::-1].tobytes()  # unsorted steps
+    assert s.values(np.arange(40), xp=np).dtype == np.float64
+    assert s.values(np.zeros(0, dtype=np.float32), xp=np).dtype == np.float32
+    assert S.with_warmup(c, warmup_steps=10).values(steps, xp=np).dtype == np.float32

@@ -111,9 +111,14 @@ class Join(Schedule):
         # the later steps it never serves
         if not self.boundaries:
             return self.schedules[0]._values(t, np)
+        given = np.asarray(t)
         steps = np.asarray(t, dtype=np.float64)
         flat = np.ascontiguousarray(steps.reshape(-1))
+        # each segment reads the steps in the type they were given (float32 steps give
+        # float32 values, as every other schedule's formula does)
+        each = given.reshape(-1)
         out = np.empty(flat.shape, dtype=np.float64)
+        kinds = []
         parts: list[Any]
         if flat.size < 2 or bool(np.all(flat[1:] >= flat[:-1])):
             # sorted (e.g. np.arange): each segment serves one contiguous slice
@@ -125,13 +130,17 @@ class Join(Schedule):
             parts = [index == i for i in range(len(self.schedules))]
         offsets = (0, *self.boundaries)
         for i, part in enumerate(parts):
-            local = flat[part]
+            local = each[part]
             if local.size == 0:
                 continue
             if i:
                 local = local - offsets[i]
-            out[part] = self.schedules[i]._values(local, np)
-        return out.reshape(steps.shape)
+            value = np.asarray(self.schedules[i]._values(local, np))
+            kinds.append(value.dtype)
+            out[part] = value
+        if not kinds:  # no steps: the type the first segment gives
+            kinds.append(np.asarray(self.schedules[0]._values(each, np)).dtype)
+        return out.reshape(steps.shape).astype(np.result_type(*kinds), copy=False)
 
 
 def _longest(schedules: Any) -> int | None:
