@@ -348,6 +348,9 @@ def test_real_dtype_tells_integers_from_floats_and_refuses_no_dtype() -> None:
     ml_dtypes = pytest.importorskip("ml_dtypes")
     assert V.real_dtype(ml_dtypes.bfloat16)
     assert not V.real_dtype(ml_dtypes.bfloat16, integer=True)
+    # ml_dtypes' small integer types are integers, as numpy's are
+    assert V.real_dtype(ml_dtypes.int4, integer=True) and V.real_dtype(ml_dtypes.uint4)
+    assert not V.real_dtype(ml_dtypes.float8_e4m3fn, integer=True)
     torch = pytest.importorskip("torch")
     assert V.real_dtype(torch.float32) and not V.real_dtype(torch.float32, integer=True)
     assert V.real_dtype(torch.int64, integer=True)

@@ -114,8 +114,9 @@ def real_dtype(dtype: Any, *, integer: bool = False) -> bool:
         d = np.dtype(dtype)
     except TypeError:
         return False
-    if d.kind == "V" and d.names is None:  # a float type of ml_dtypes (JAX's bfloat16)
-        return not integer and bool(d.itemsize <= 8)
+    if d.kind == "V" and d.names is None:  # a type of ml_dtypes (JAX's bfloat16, int4)
+        whole = d.name.startswith(("int", "uint"))
+        return (whole or not integer) and bool(d.itemsize <= 8)
     return d.kind in ("iu" if integer else "iuf")
 
 

@@ -819,6 +819,11 @@ def test_feedback_class_hyperparams_list_and_numpy_epoch() -> None:
     for bad in (torch.tensor(5.0), torch.tensor(True), torch.tensor([5])):
         with pytest.raises(ValueError, match="step\\(\\) takes no metric"):
             sch.step(bad)
+    ml_dtypes = pytest.importorskip("ml_dtypes")  # JAX's small integer types: integers too
+    sch.step(np.asarray(6, dtype=ml_dtypes.int4))
+    assert sch.last_epoch == 6 and type(sch.last_epoch) is int
+    with pytest.raises(ValueError, match="step\\(\\) takes no metric"):
+        sch.step(np.asarray(6, dtype=ml_dtypes.bfloat16))
 
 
 def test_load_state_dict_accepts_an_integral_float_step() -> None:
