@@ -602,3 +602,28 @@ def test_one_element_arrays_are_read_as_the_loss():
         0.01, reset=lambda: None, step=lambda lr: np.array([1.0]), score=lambda: np.array([[2.5]])
     )
     assert p.losses == (2.5,) * 8
+
+
+@pytest.mark.parametrize("lr_min", ["0.01", None, [0.01]])
+def test_run_probes_refuses_an_edge_that_is_not_a_number_in_one_line(lr_min):
+    calls: list[str] = []
+    with pytest.raises(ValueError, match=r"^lr_min must be a finite number > 0, got ") as info:
+        run_probes(lr_min, reset=lambda: calls.append("reset"), step=lambda lr: 1.0,
+                   score=lambda: 1.0)  # fmt: skip
+    assert "\n" not in str(info.value) and calls == []
+
+
+def test_an_integer_edge_is_kept_as_a_float():
+    p = run_probes(1, reset=lambda: None, step=lambda lr: 1.0, score=lambda: 1.0)
+    assert type(p.lr_min) is float and p.lr_min == 1.0
+    assert type(p.to_dict()["lr_min"]) is float
+
+
+def test_from_dict_reads_lrs_written_with_ten_significant_digits():
+    """A summary whose lrs were written rounded (a CSV, a report) is read back: the lrs are
+    those placed around lr_min up to that rounding."""
+    p = Probes(lr_min=0.02, lrs=probe_lrs(0.02), losses=(3.0, INF, 1.0, 0.5, 0.7, 2.0, 2.5, 3.0))
+    d = {**p.to_dict(), "lrs": [float(f"{v:.10g}") for v in p.lrs]}
+    assert d["lrs"] != list(p.lrs)
+    back = Probes.from_dict(d)
+    assert back.lrs == tuple(d["lrs"]) and back.losses == p.losses and back.offset == p.offset

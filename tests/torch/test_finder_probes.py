@@ -279,3 +279,14 @@ def test_a_probe_that_blows_up_early_leaves_the_next_probes_the_same_batches():
     assert len(rest) == 7 * PROBE_STEPS
     for k in range(7):
         assert rest[k * PROBE_STEPS : (k + 1) * PROBE_STEPS] == list(range(10, 70)), k
+
+
+def test_a_step_returning_an_unreduced_loss_is_refused_in_one_line():
+    from lrkit.finder import run_probes
+
+    per_sample = torch.tensor([1.0, 2.0])  # a loss without its mean
+    want = r"^step must return the loss at lr \(a number\), got tensor\(\[1\., 2\.\]\)$"
+    with pytest.raises(ValueError, match=want):
+        run_probes(0.01, reset=lambda: None, step=lambda lr: per_sample, score=lambda: 1.0)
+    with pytest.raises(ValueError, match=r"^score must return the validation loss \(a number\)"):
+        run_probes(0.01, reset=lambda: None, step=lambda lr: 1.0, score=lambda: per_sample)

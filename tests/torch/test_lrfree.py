@@ -805,3 +805,121 @@ def test_finalize_without_bn_data_puts_the_model_in_eval_mode_and_returns_it():
     _train(model, opt, _data(), epochs=1)
     assert finalize(model, opt) is model
     assert not model.training and not opt.param_groups[0]["train_mode"]
+
+
+def test_betas_given_as_bytes_or_a_dict_are_refused_as_not_a_pair():
+    for bad in (b"ab", {"beta1": 0.9, "beta2": 0.999}):
+        with pytest.raises(ValueError, match=r"^betas must be a pair \(beta1, beta2\) in \[0, 1\)"):
+            schedule_free(_model().parameters(), betas=bad)
+
+
+def test_evaluating_puts_every_group_back_in_train_mode():
+    torch.manual_seed(0)
+    body, head = torch.nn.Linear(3, 3), torch.nn.Linear(3, 1)
+    model = torch.nn.Sequential(body, head)
+    opt = schedule_free([{"params": body.parameters()}, {"params": head.parameters()}], lr=0.05)
+    with evaluating(model, opt):
+        assert [g["train_mode"] for g in opt.param_groups] == [False, False]
+    assert [g["train_mode"] for g in opt.param_groups] == [True, True]
+
+
+def test_a_group_with_a_d_of_its_own_but_no_d0_reads_its_lr():
+    """Only Prodigy's groups hold both ``d`` and ``d0``: another optimizer's group with an
+    entry named ``d`` is read at its ``lr``."""
+    opt = torch.optim.SGD([{"params": _model().parameters(), "d": 3.0}], lr=0.1)
+    assert lrfree_lr(opt) == [0.1]
+
+
+def test_a_prodigy_group_added_later_steps_with_the_first_groups_bias_correction():
+    """Prodigy's bias correction comes from the first group's flag and step count: a group
+    added after some steps, with a flag and a step count of its own, gets the same one."""
+    torch.manual_seed(0)
+    body, head = torch.nn.Linear(3, 3).double(), torch.nn.Linear(3, 2).double()
+    opt = prodigy(body.parameters(), use_bias_correction=True, d0=1e-6)
+    data = [(x.double(), torch.cat([y, y], 1).double()) for x, y in _data(5)]
+
+    def step(x, y):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(head(body(x)), y).backward()
+        opt.step()
+
+    for x, y in data + data[:1]:
+        step(x, y)
+    opt.add_param_group({"params": head.parameters(), "use_bias_correction": False})
+    step(*data[1])  # every group now holds the first group's d
+    assert [g["k"] for g in opt.param_groups] == [7, 1]
+    predicted = lrfree_lr(opt)
+    _assert_next_head_step_is(opt, body, head, data[2], predicted[1])
+    assert predicted[1] == predicted[0]
+
+
+def test_a_batchnorm_without_running_statistics_is_passed_over():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 6), torch.nn.BatchNorm1d(6, track_running_stats=False)
+    )
+    x = _data(1)[0][0]
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    reestimate_batchnorm(model, _data())
+    with evaluating(model, bn_data=_data(), num_batches=2), torch.no_grad():
+        assert torch.equal(model(x), out)
+    assert not model.training and model[1].momentum == 0.1
+
+
+def test_reestimate_and_evaluating_put_back_every_modules_train_flag():
+    model = _model()
+    model[1].eval()
+    flags = [m.training for m in model.modules()]
+    reestimate_batchnorm(model, _data(), num_batches=2)
+    assert [m.training for m in model.modules()] == flags
+    model.eval()
+    model[0].train()
+    flags = [m.training for m in model.modules()]
+    with evaluating(model, torch.optim.SGD(model.parameters(), lr=0.1)):
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == flags
+
+
+def test_finalize_reestimates_the_statistics_at_the_evaluation_weights():
+    model, data = _model(), _data()
+    opt = schedule_free(model.parameters(), lr=0.05)
+    _train(model, opt, data)
+    finalize(model, opt, bn_data=data, num_batches=3)
+    with torch.no_grad():  # the weights now are x: the statistics are the average there
+        mean = torch.stack([model[0](x).mean(0) for x, _ in data[:3]]).mean(0)
+    assert torch.allclose(model[1].running_mean, mean, atol=1e-6)
+    assert int(model[1].num_batches_tracked) == 3
+
+
+def test_a_prodigy_group_added_later_reads_the_step_size_it_steps_with() -> None:
+    """Prodigy steps every group with the first group's d: a group added after d has grown
+    (gradual unfreezing) still holds d0 until its first step, and lrfree_lr must not read it."""
+    torch.manual_seed(0)
+    body, head = torch.nn.Linear(3, 3).double(), torch.nn.Linear(3, 2).double()
+    opt = prodigy(body.parameters(), d0=1e-6)
+    data = [(x.double(), torch.cat([y, y], 1).double()) for x, y in _data(5)]
+    for x, y in data + data[:1]:
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(head(body(x)), y).backward()
+        opt.step()
+    assert opt.param_groups[0]["d"] > 1e-6  # d has grown
+    opt.add_param_group({"params": head.parameters()})
+    assert opt.param_groups[1]["d"] == 1e-6  # d0 until the group's first step
+    _assert_next_head_step_is(opt, body, head, data[1], lrfree_lr(opt)[1])
+
+
+def _assert_next_head_step_is(opt, body, head, batch, lr: float) -> None:
+    """The step Prodigy applies to ``head`` (its second group) on ``batch`` is ``lr``."""
+    x, y = batch
+    opt.zero_grad()
+    torch.nn.functional.mse_loss(head(body(x)), y).backward()
+    before = [p.detach().clone() for p in head.parameters()]
+    opt.step()
+    g = opt.param_groups[1]
+    for p, b in zip(head.parameters(), before):  # p -= dlr * exp_avg / denom
+        st = opt.state[p]
+        direction = st["exp_avg"] / (st["exp_avg_sq"].sqrt() + g["d"] * g["eps"])
+        used = (b - p.detach()).flatten() / direction.flatten()
+        assert torch.allclose(used, torch.full_like(used, lr), rtol=1e-6)

@@ -202,11 +202,12 @@ def _radam_lr(g: dict[str, Any]) -> float:
 
 def _prodigy_lr(groups: list[dict[str, Any]], g: dict[str, Any]) -> float:
     """Prodigy's step size for its next step: ``d * lr`` times its bias correction
-    ``sqrt(1 - beta2**(k+1)) / (1 - beta1**(k+1))`` with ``use_bias_correction`` (read from
-    the first group, as the package does); 0 for a group at ``lr == 0``, Prodigy's way to
-    freeze one (the package still applies its step size there to decoupled weight decay and
-    to momentum the group holds from before it was set to 0, none of which a group frozen from
-    the start without weight decay has)."""
+    ``sqrt(1 - beta2**(k+1)) / (1 - beta1**(k+1))`` with ``use_bias_correction`` (``d`` and
+    the correction read from the first group, as the package steps every group with them: a
+    group added since the last step still holds ``d0``); 0 for a group at ``lr == 0``,
+    Prodigy's way to freeze one (the package still applies its step size there to decoupled
+    weight decay and to momentum the group holds from before it was set to 0, none of which a
+    group frozen from the start without weight decay has)."""
     first = groups[0]
     bc = 1.0
     if first.get("use_bias_correction"):
@@ -214,7 +215,7 @@ def _prodigy_lr(groups: list[dict[str, Any]], g: dict[str, Any]) -> float:
         k = int(first["k"])
         bc = ((1 - beta2 ** (k + 1)) ** 0.5) / (1 - beta1 ** (k + 1))
     lr = float(g["lr"])
-    return float(g["d"]) * lr * bc if lr != 0.0 else 0.0
+    return float(first["d"]) * lr * bc if lr != 0.0 else 0.0
 
 
 def lrfree_lr(optimizer: torch.optim.Optimizer) -> list[float]:
