@@ -2040,12 +2040,13 @@ def test_finder_logs_the_suggestion_max_lr_and_base_lr_through_every_logger() ->
         ]
 
 
-def test_a_curve_loaded_by_hand_is_not_reused_after_a_fit_that_skipped_the_sweep(
-    tmp_path: Any,
+@pytest.mark.parametrize("between", ["skipped the sweep", "swept anew"])
+def test_a_curve_loaded_by_hand_is_not_reused_after_a_fit_that_ran_without_it(
+    tmp_path: Any, between: str
 ) -> None:
-    """A fit that skips the range test (limit_train_batches=0) ends the loaded curve's claim:
-    a later fit resuming from a checkpoint saved without the curve keeps that checkpoint's LR,
-    and says so."""
+    """A fit that skips the range test (limit_train_batches=0), or sweeps anew (no
+    checkpoint), ends the loaded curve's claim: a later fit resuming from a checkpoint saved
+    without the curve keeps that checkpoint's LR, and says so."""
     torch.manual_seed(0)
     first = LRFinder(num_iter=20, total_steps=200, set_lr=False, plot=False)
     _trained(Tiny(), first, max_epochs=0)
@@ -2053,11 +2054,16 @@ def test_a_curve_loaded_by_hand_is_not_reused_after_a_fit_that_skipped_the_sweep
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _trainer(max_epochs=1, callbacks=[without], enable_checkpointing=True).fit(Tiny(lr=0.02))
-    finder = LRFinder(num_iter=20, plot=False)
-    finder.load_state_dict(json.loads(json.dumps(first.state_dict())))
-    with pytest.warns(LRFinderWarning, match="limit_train_batches=0 trains nothing"):
-        _trainer(max_epochs=1, limit_train_batches=0, limit_val_batches=0,
-                 callbacks=[finder]).fit(Tiny(lr=0.02))  # fmt: skip
+    if between == "skipped the sweep":
+        finder = LRFinder(num_iter=20, plot=False)
+        finder.load_state_dict(json.loads(json.dumps(first.state_dict())))
+        with pytest.warns(LRFinderWarning, match="limit_train_batches=0 trains nothing"):
+            _trainer(max_epochs=1, limit_train_batches=0, limit_val_batches=0,
+                     callbacks=[finder]).fit(Tiny(lr=0.02))  # fmt: skip
+    else:
+        finder = LRFinder(num_iter=20, total_steps=200, plot=False)
+        finder.load_state_dict(json.loads(json.dumps(first.state_dict())))
+        _trained(Tiny(), finder, max_epochs=0)  # no checkpoint: a sweep of its own
     module, rec = Tiny(lr=0.02), LRRecorder()
     with pytest.warns(LRFinderWarning, match="saved without LRFinder's range test"):
         _trainer(max_epochs=2, callbacks=[finder, rec], limit_val_batches=0).fit(
@@ -2266,3 +2272,151 @@ def test_report_metric_ignores_the_mode_of_a_callback_on_another_metric(tmp_path
             default_root_dir=tmp_path,
         ).fit(Scored("min"))
     assert [str(w.message) for w in caught if "is a metric to" in str(w.message)] == []
+
+
+def test_a_curve_loaded_by_hand_leaves_a_new_fit_s_schedule_to_its_own_steps() -> None:
+    """The steps a loaded state's schedule was built for are those of the run it resumes: a
+    fit without a checkpoint builds its schedule for the steps it trains."""
+    ns: list[int] = []
+
+    def cosine(r: Any, n: int) -> Any:
+        ns.append(n)
+        return S.cosine(r.suggestion, total_steps=n)
+
+    torch.manual_seed(0)
+    first = LRFinder(num_iter=20, schedule=cosine, plot=False)
+    _trained(Tiny(), first, max_epochs=3)
+    state = json.loads(json.dumps(first.state_dict()))
+    assert (state["total_steps"], state["planned_steps"]) == (12, 12)
+    finder, rec = LRFinder(num_iter=20, schedule=cosine, plot=False), LRRecorder()
+    finder.load_state_dict(state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=2, callbacks=[finder, rec], limit_val_batches=0).fit(Tiny())
+    assert ns == [12, 8]
+    s = S.cosine(finder.result.suggestion, total_steps=8)
+    assert rec.lrs == {k: s(k) for k in range(8)}
+    state = finder.state_dict()
+    assert (state["total_steps"], state["planned_steps"]) == (8, 8)
+
+
+def _no_lr(lrs: Any, losses: Any) -> None:
+    return None
+
+
+def test_finder_without_a_suggestion_keeps_the_lr_and_logs_the_others() -> None:
+    """A rule that gives no LR leaves the module's LR as it is, says so, and logs only the
+    suggestions there are."""
+    torch.manual_seed(0)
+    finder = LRFinder(num_iter=20, total_steps=200, plot=False, rule=_no_lr)
+    logger, module, rec = MemoryLogger(), Tiny(lr=0.02), LRRecorder()
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _trainer(max_epochs=1, callbacks=[finder, rec], logger=logger,
+                 limit_val_batches=0).fit(module)  # fmt: skip
+    res = finder.result
+    assert res is not None and res.suggestion is None and res.max_lr is not None
+    assert "LRFinder: the range test gave no suggestion; the learning rate is unchanged" in [
+        str(w.message) for w in said if w.category is RuntimeWarning
+    ]
+    assert module.lr == 0.02 and set(rec.lrs.values()) == {0.02}
+    assert [m for _, m in logger.metrics if any("lr_finder" in k for k in m)] == [
+        {"lr_finder/max_lr": res.max_lr, "lr_finder/base_lr": res.base_lr}
+    ]
+
+
+class _BothNames(Tiny):
+    """An ``lr`` that configure_optimizers reads beside a ``learning_rate`` it does not."""
+
+    def __init__(self) -> None:
+        super().__init__(lr=0.02)
+        self.learning_rate = 0.3
+
+
+def test_finder_writes_lr_before_learning_rate_when_the_module_has_both() -> None:
+    torch.manual_seed(0)
+    module = _BothNames()
+    finder = LRFinder(num_iter=20, total_steps=200, plot=False)
+    _trained(module, finder, max_epochs=1)
+    assert module.lr == finder.result.suggestion and module.learning_rate == 0.3
+    module2 = _BothNames()
+    finder2 = LRFinder(num_iter=20, total_steps=200, plot=False, attr_name="learning_rate")
+    torch.manual_seed(0)
+    _trained(module2, finder2, max_epochs=1)
+    assert module2.learning_rate == finder2.result.suggestion and module2.lr == 0.02
+
+
+class _OwnLog(Tiny):
+    """A module whose own ``log`` (an instance attribute) records what training logs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged: list[str] = []
+        self.log = lambda name, value, **kw: self.logged.append(name)
+
+
+def test_finder_gives_a_module_its_own_log_back_after_the_sweep() -> None:
+    torch.manual_seed(0)
+    module = _OwnLog()
+    own = module.log
+    _trained(module, LRFinder(num_iter=20, total_steps=200, set_lr=False, plot=False),
+             max_epochs=1)  # fmt: skip
+    assert module.log is own
+    assert module.logged == ["train_loss"] * BATCHES_PER_EPOCH  # none from the sweep's steps
+
+
+class _ImageLogger(MemoryLogger):
+    """A logger that takes figures through ``log_image`` (as W&B's and Neptune's do)."""
+
+    def __init__(self, log_dir: str | None = None) -> None:
+        super().__init__(log_dir)
+        self.images: list[tuple[str, list[Any]]] = []
+
+    def log_image(self, key: str, images: list[Any], **kwargs: Any) -> None:
+        self.images.append((key, list(images)))
+
+
+@pytest.mark.parametrize("plot", [True, False])
+def test_finder_plot_goes_to_log_image_and_the_log_dir_only_when_asked(
+    plot: bool, tmp_path: Any
+) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    torch.manual_seed(0)
+    loggers = [_ImageLogger(str(tmp_path / "a")), _ImageLogger()]
+    finder = LRFinder(num_iter=20, total_steps=200, set_lr=False, plot=plot)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(max_epochs=0, callbacks=[finder], logger=loggers).fit(Tiny())
+    for logger in loggers:
+        assert [key for key, _ in logger.images] == (["lr_finder"] if plot else [])
+        if plot:
+            (fig,) = logger.images[0][1]
+            assert isinstance(fig, Figure) and len(fig.axes) >= 1
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files == (["lr_finder.json", "lr_finder.png"] if plot else ["lr_finder.json"])
+
+
+class TwoSeededLoaders(TwoLoaders):
+    """Two train loaders, each shuffling with a generator of its own."""
+
+    def train_dataloader(self) -> Any:
+        x, y = _data()
+        a = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True,
+                       generator=torch.Generator().manual_seed(1))  # fmt: skip
+        b = DataLoader(TensorDataset(x[:32], y[:32]), batch_size=8, shuffle=True,
+                       generator=torch.Generator().manual_seed(2))  # fmt: skip
+        return {"a": a, "b": b}
+
+
+def test_finder_with_several_seeded_train_loaders_trains_as_without_it() -> None:
+    """The sweep draws from each loader's own generator; training then draws what it would
+    draw without the finder."""
+    torch.manual_seed(0)
+    plain = _trained(TwoSeededLoaders(), None, max_steps=6)
+    torch.manual_seed(0)
+    finder = LRFinder(num_iter=20, set_lr=False, plot=False)
+    swept = _trained(TwoSeededLoaders(), finder, max_steps=6)
+    assert finder.result is not None and finder.result.steps > 0
+    assert _same(plain, swept)
