@@ -217,6 +217,16 @@ def test_tune_escapes_a_study_name_its_standard_output_cannot_encode(optuna, tar
     assert optuna.get_all_study_names("sqlite:///s.db") == ["\u00e9t\u00e9"]
 
 
+def test_tune_without_storage_keeps_the_study_in_lrkit_tune_db_of_the_working_folder(
+    optuna, target, tmp_path
+):
+    argv = _argv(target, "--trials", "1", "--plot", "none", "--json", "r.json", "--quiet")
+    assert main([*argv, "--study", "s"]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["storage"] == "sqlite:///lrkit-tune.db"
+    assert (tmp_path / "lrkit-tune.db").is_file()
+    assert optuna.get_all_study_names(f"sqlite:///{tmp_path / 'lrkit-tune.db'}") == ["s"]
+
+
 def test_tune_plot_none_writes_no_plot_also_beside_a_database_named_none(
     optuna, target, tmp_path, capsys
 ):

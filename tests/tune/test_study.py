@@ -1253,6 +1253,12 @@ def test_a_missing_postgresql_driver_names_the_extra_and_masks_the_password() ->
                 f"a postgresql+{driver} URL needs {driver}: pip install {driver}, or leave it out "
                 f"(postgresql://...: psycopg2, in lrkit[tune]) (No module named '{driver}')"
             )
+    # another server's driver: its own install line, without PostgreSQL's way out
+    pymysql = ModuleNotFoundError("No module named 'pymysql'", name="pymysql")
+    assert str(storage_error(pymysql, "mysql+pymysql://u@h/db")) == (
+        "storage mysql+pymysql://u@h/db: cannot use the database: a mysql+pymysql URL needs "
+        "pymysql: pip install pymysql (No module named 'pymysql')"
+    )
     # a driver name that is not its package's: the package, or no install line at all
     mysqldb = ModuleNotFoundError("No module named 'MySQLdb'", name="MySQLdb")
     assert "pip install mysqlclient" in str(storage_error(mysqldb, "mysql+mysqldb://u@h/db"))
@@ -2132,6 +2138,8 @@ def test_an_sqlite_uri_flagged_by_any_true_value_keeps_its_mode(tmp_path, flag: 
     "complaint, sqlstate",
     [
         ("permission denied for schema public", None),
+        ("CREATE command denied to user 'u'@'h' for table 'studies'", None),  # MySQL
+        ("cannot execute CREATE TABLE in a read-only transaction", None),
         # a server answering in another language: told by its SQLSTATE
         ("FEHLER: keine Berechtigung für Schema public", "42501"),
         ("FEHLER: kann CREATE TABLE nicht in einer Read-only-Transaktion ausführen", "25006"),
@@ -2181,6 +2189,54 @@ def test_the_default_heartbeat_is_named_when_the_grace_period_is_too_short(tmp_p
     assert not (tmp_path / "hb.db").exists()
 
 
+def test_optunas_first_read_denied_is_a_database_that_cannot_be_written(
+    tmp_path, monkeypatch
+) -> None:
+    """Optuna wraps the denied read of its tables in its own error: a grant missing is said
+    as a database that cannot be written, in one line; another wrapped error is Optuna's."""
+    import sqlalchemy.exc
+
+    from lrkit.tune import make_storage
+
+    def wrapped(complaint: str) -> Exception:
+        cause = sqlalchemy.exc.ProgrammingError("SELECT", {}, Exception(complaint))
+        try:
+            raise optuna.exceptions.StorageInternalError("commit failed") from cause
+        except optuna.exceptions.StorageInternalError as exc:
+            return exc
+
+    url, message, calls = _refused_creating(
+        tmp_path, monkeypatch, wrapped("permission denied for table version_info")
+    )
+    assert message == (
+        f"storage {url}: cannot use the database: it cannot be written (permission denied for "
+        "table version_info); SQLite needs write access to the file and to its folder (for its "
+        "journal)"
+    )
+    assert calls == ["create"]
+    other = wrapped("server closed the connection unexpectedly")
+
+    def lost(*a: Any, **k: Any) -> Any:
+        raise other
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", lost)
+    with pytest.raises(optuna.exceptions.StorageInternalError) as info:
+        make_storage(url)
+    assert info.value is other
+
+
+def test_the_grace_period_defaults_to_three_heartbeats(tmp_path) -> None:
+    from lrkit.tune import make_storage
+
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    storage = make_storage(url)
+    assert (storage.heartbeat_interval, storage.grace_period) == (10, 30)
+    storage = make_storage(url, heartbeat_interval=4)
+    assert (storage.heartbeat_interval, storage.grace_period) == (4, 12)
+    storage = make_storage(url, grace_period=11)
+    assert (storage.heartbeat_interval, storage.grace_period) == (10, 11)
+
+
 def test_a_url_sqlalchemy_cannot_parse_is_one_line_without_its_password() -> None:
     with pytest.raises(ValueError) as info:
         check_storage("post gres://alice:Secret9pw@h/db")
@@ -2188,6 +2244,26 @@ def test_a_url_sqlalchemy_cannot_parse_is_one_line_without_its_password() -> Non
         "storage post gres://alice:***@h/db: not a URL SQLAlchemy can read ("
     )
     assert "Secret9pw" not in str(info.value)
+
+
+def test_a_url_complaint_that_repeats_the_url_is_shown_without_its_password(
+    monkeypatch,
+) -> None:
+    """SQLAlchemy 1.4 named the URL it could not parse in its complaint: the password there
+    is masked too."""
+    import sqlalchemy.engine
+    import sqlalchemy.exc
+
+    def repeats(url: str) -> Any:
+        raise sqlalchemy.exc.ArgumentError(f"Could not parse rfc1738 URL from string '{url}'")
+
+    monkeypatch.setattr(sqlalchemy.engine, "make_url", repeats)
+    with pytest.raises(ValueError) as info:
+        check_storage("postgresql://alice:Secret9pw@h/db")
+    assert str(info.value) == (
+        "storage postgresql://alice:***@h/db: not a URL SQLAlchemy can read (Could not parse "
+        "rfc1738 URL from string 'postgresql://alice:***@h/db')"
+    )
 
 
 @pytest.mark.parametrize(
@@ -2248,7 +2324,11 @@ def test_a_new_sqlite_file_in_a_folder_that_cannot_be_written_is_refused(
     real = os.access
     folder = str(tmp_path / "ro")
     os.mkdir(folder)
-    monkeypatch.setattr(os, "access", lambda p, m, **k: p != folder and real(p, m, **k))
+
+    def access(path: Any, mode: int, **kw: Any) -> bool:  # readable, but not writable
+        return not (path == folder and mode & os.W_OK) and real(path, mode, **kw)
+
+    monkeypatch.setattr(os, "access", access)
     url = f"sqlite:///{folder}/x.db"
     with pytest.raises(ValueError) as info:
         check_storage(url)
@@ -2310,6 +2390,12 @@ def test_a_database_that_cannot_be_written_says_what_sqlite_needs_unless_it_is_l
     assert str(_not_writable_error(_operational("attempt to write a readonly database"), ro)) == (
         f"storage {ro}: cannot use the database: it cannot be written (attempt to write a "
         "readonly database); the URL opens it read-only (mode=ro)"
+    )
+    frozen = "sqlite:///file:x.db?immutable=1&uri=true"
+    readonly = _operational("attempt to write a readonly database")
+    assert str(_not_writable_error(readonly, frozen)) == (
+        f"storage {frozen}: cannot use the database: it cannot be written (attempt to write a "
+        "readonly database); the URL opens it read-only (immutable=1)"
     )
 
 
