@@ -2262,3 +2262,30 @@ def test_lr_scheduler_kept_for_another_model_counts_again_from_initial_step(
     want = [float(np.float32(s(t))) for t in (2, 3, 4)]
     assert seen == [want, want]
     assert cb.step == 5
+
+
+class _HalveScheduleAfter(keras.callbacks.Callback):
+    """Halve the optimizer's lrkit schedule after a given batch (as a cut in mid-epoch)."""
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.batch:
+            self.model.optimizer._learning_rate.multiply(0.5)
+            self.model.make_train_function(force=True)
+
+
+def test_lr_logger_per_batch_follows_a_scale_change_in_the_middle_of_an_epoch(
+    const_grad_model, mean_pred_loss
+):
+    s = S.linear(0.04, end_lr=0.0, total_steps=8)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(lk.schedule(s)), loss=mean_pred_loss)
+    log = lk.LRLogger(per="batch")
+    h = _fit(model, 1, [_HalveScheduleAfter(1), log], batches=4)
+    used = [float(np.float32(s(t) * (1.0 if t < 2 else 0.5))) for t in range(4)]
+    assert log.history == list(enumerate(used))
+    assert h.history["learning_rate"] == [used[-1]]
+    np.testing.assert_allclose(model.get_weights()[0], [[-sum(used)]], rtol=1e-6)

@@ -195,3 +195,53 @@ def test_what_is_no_python_function_is_left_out_as_it_is_saved(fn, kind) -> None
         assert f"a {kind} is no Python function" in text
     with pytest.raises(ValueError, match=r"was not saved \(Keras cannot serialize it\)"):
         lk.LRKitSchedule.from_config(config)
+
+
+@keras.saving.register_keras_serializable(package="lrkit_tests")
+def registered_bounded(bounds: Any, power: Any, step: float) -> float:
+    return (1.0 - min(step, bounds[0]) / bounds[0]) ** power
+
+
+def test_a_partials_positional_tuple_and_numpy_integer_come_back_as_they_were() -> None:
+    """A partial's positional arguments are read back as they were written: a tuple as a
+    tuple, a numpy integer as the Python int of its value."""
+    s = S.function(functools.partial(registered_bounded, (30, 60), np.int64(2)), lr=0.1)
+    back = lk.LRKitSchedule.from_config(lk.schedule(s).get_config())
+    fn = back.schedule.fn
+    assert fn.func is registered_bounded and fn.args == ((30, 60), 2)
+    assert type(fn.args[0]) is tuple and type(fn.args[1]) is int
+    steps = np.arange(40)
+    np.testing.assert_array_equal(back.values(steps), lk.schedule(s).values(steps))
+
+
+def test_a_partials_dict_argument_holding_class_name_is_left_out_as_it_is_saved() -> None:
+    """A dict argument with a "class_name" key would be read back as one of the marks the
+    config writes: the fn is left out with the one-line warning instead."""
+    extra = {"class_name": "lrkit>tuple", "config": [30, 60]}
+    s = S.function(functools.partial(scaled_linear, 1.0, extra=extra), lr=0.1)
+    with pytest.warns(UserWarning, match=r"saved without its fn: .*a functools\.partial's arg"):
+        config = lk.schedule(s).get_config()
+    with pytest.raises(ValueError, match=r"was not saved \(Keras cannot serialize it\)"):
+        lk.LRKitSchedule.from_config(config)
+
+
+class _NoConfig:
+    """A callable whose get_config raises (Keras' serializer calls it)."""
+
+    def __call__(self, step: float) -> float:
+        return 0.5
+
+    def get_config(self) -> dict:
+        raise NotImplementedError("_NoConfig has no config")
+
+
+def test_a_callable_whose_serialization_raises_is_left_out_with_the_reason() -> None:
+    ks = lk.schedule(S.function(_NoConfig(), lr=0.1))
+    with pytest.warns(UserWarning) as said:
+        config = ks.get_config()
+    text = str(said[-1].message)
+    assert "is saved without its fn: Keras cannot serialize it (_NoConfig has no config); " in (
+        text
+    )
+    with pytest.raises(ValueError, match=r"was not saved \(Keras cannot serialize it\)"):
+        lk.LRKitSchedule.from_config(config)

@@ -412,3 +412,19 @@ def test_values_reads_steps_past_float32s_integers_at_their_own_value() -> None:
     s = S.piecewise_constant([2**24], values=[0.1, 0.01])
     steps = np.asarray([2**24, 2**24 + 1], dtype=np.int64)
     np.testing.assert_array_equal(lk.schedule(s).values(steps), np.float32([0.1, 0.01]))
+
+
+def test_the_host_evaluation_reads_a_host_step_past_float32s_integers_at_its_own_value() -> None:
+    """evaluation="host" called with a host integer (a Python int, a numpy integer) reads it
+    exactly, also where float32 would round it to another step (2**24 + 1 is no float32)."""
+    s = S.piecewise_constant([2**24], values=[0.1, 0.01])
+    host = lk.schedule(s, evaluation="host")
+    for step in (2**24 + 1, np.int64(2**24 + 1)):
+        assert float(keras.ops.convert_to_numpy(host(step))) == float(np.float32(0.01))
+    assert float(keras.ops.convert_to_numpy(host(2**24))) == float(np.float32(0.1))
+
+
+def test_schedule_keeps_the_name_it_is_given() -> None:
+    ks = lk.schedule("cosine(0.1, 100)", name="warm_lr")
+    assert ks.name == "warm_lr"
+    assert lk.LRKitSchedule.from_config(ks.get_config()).name == "warm_lr"
