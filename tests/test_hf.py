@@ -937,6 +937,15 @@ def test_a_keyword_read_off_the_training_arguments_says_so() -> None:
         "amp is not an option of lrkit.hf.find_lr (read off the TrainingArguments: bf16=, "
         "fp16=); options: "
     )
+    # the run's length in Hugging Face's words is total_steps, not the sweep's num_iter
+    for name, hint in (
+        ("num_training_steps", "use total_steps, the optimizer steps of the run the "
+         "suggestions are for; num_iter is the sweep's own length"),
+        ("max_steps", "use total_steps; without it, the TrainingArguments' max_steps is read"),
+    ):  # fmt: skip
+        with pytest.raises(TypeError) as e:
+            find_lr(None, **{name: 1000})  # type: ignore[arg-type]
+        assert str(e.value).startswith(f"{name} is not an option of lrkit.hf.find_lr ({hint}); ")
 
 
 def test_a_schedule_beside_a_scheduler_of_ones_own_is_refused(tmp_path: Any) -> None:

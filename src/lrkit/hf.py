@@ -389,6 +389,7 @@ _HF_HINTS = {
     "accumulation_steps": "read off the TrainingArguments: gradient_accumulation_steps=",
     "gradient_accumulation_steps": "read off the TrainingArguments",
     "max_grad_norm": "read off the TrainingArguments: max_grad_norm=",
+    "max_steps": "use total_steps; without it, the TrainingArguments' max_steps is read",
 }
 
 

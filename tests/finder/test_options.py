@@ -54,6 +54,8 @@ def test_options_defaults_validation_and_method_alias():
         SweepOptions.build(num_iters=5)
     with pytest.raises(TypeError, match=r"^smooth_f .* beta = 1 - smooth_f"):
         SweepOptions.build(smooth_f=0.05)  # torch-lr-finder's name
+    with pytest.raises(TypeError, match=r"^num_training_steps .*\(use total_steps, the optim"):
+        SweepOptions.build(num_training_steps=1000)  # Hugging Face's run length, not num_iter
     for kw, name in [
         ({"eval_every": 0}, "eval_every"),
         ({"eval_batches": -1}, "eval_batches"),

@@ -80,6 +80,9 @@ _SWEEP_HINTS = {
     "show_plot": "use result.plot()",
     "val_loader": "use val_data, an argument of every find_lr",
     "update_attr": "set the learning rate from result.suggestion",
+    # Hugging Face's name for the run's length (get_scheduler), not the sweep's
+    "num_training_steps": "use total_steps, the optimizer steps of the run the suggestions are "
+    "for; num_iter is the sweep's own length",
 }
 
 
