@@ -173,6 +173,34 @@ def test_the_state_of_the_optimizer_built_with_a_schedule_is_accepted_with_a_fac
     assert _curve(a) == _curve(b)
 
 
+def test_the_state_of_an_injected_schedule_is_accepted():
+    # optax.inject_hyperparams(optax.adam)(learning_rate=schedule), the usual way to log the
+    # LR, keeps the schedule's count in hyperparams_states where a number keeps nothing
+    from lrkit import schedules as S
+    from lrkit.optax import schedule
+
+    data, params = _data(), _params()
+    by_number = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    p = jax.tree_util.tree_map(jnp.asarray, params)
+    for lr in (schedule(S.cosine(1e-3, total_steps=1000)), optax.cosine_decay_schedule(1e-3, 99)):
+        injected = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
+        st, st_number, q = injected.init(params), by_number.init(params), p
+        for b in data[:3]:  # the same moments: the LR differs, the gradients at q do not
+            g = jax.grad(_loss)(q, b)
+            _, st = injected.update(g, st, q)
+            u, st_number = by_number.update(g, st_number, q)
+            q = optax.apply_updates(q, u)
+        before = jax.tree_util.tree_map(np.array, st)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = _curve(find_lr(_loss, params, by_number, data, opt_state=st_number, num_iter=20))
+            for optimizer in (optax.adam, by_number):
+                got = find_lr(_loss, params, optimizer, data, opt_state=st, num_iter=20)
+                assert _curve(got) == want
+        for x, y in zip(jax.tree_util.tree_leaves(before), jax.tree_util.tree_leaves(st)):
+            np.testing.assert_array_equal(x, np.asarray(y))  # the caller's state as it was
+
+
 def test_a_factory_sweeps_bfloat16_params_with_float32_hyperparameters():
     # in bfloat16, Adam's b2 = 0.999 is 1.0 and its bias correction divides by zero
     data = _data()

@@ -676,14 +676,30 @@ def _hyper_dtype(params: Any) -> Any:
 def _without_schedule_counts(state: Any) -> Any:
     """``state`` with each ``ScaleByScheduleState`` (the step count an optimizer built with a
     schedule keeps for its LR) as the ``EmptyState`` the same optimizer built with a number
-    keeps: the sweep sets the LR itself, the rest of the state (moments, counts) is kept."""
+    keeps, and each ``inject_hyperparams`` state's schedule state for ``learning_rate``
+    dropped, as one with a number keeps none: the sweep sets the LR itself, the rest of the
+    state (moments, counts) is kept."""
+
+    def scheduled_injection(x: Any) -> bool:
+        # optax.inject_hyperparams(...)(learning_rate=schedule) keeps the schedule's count in
+        # hyperparams_states, where the same optimizer built with a number keeps nothing
+        states = getattr(x, "hyperparams_states", None)
+        return _is_injected(x) and isinstance(states, dict) and "learning_rate" in states
+
+    def is_leaf(x: Any) -> bool:
+        return isinstance(x, optax.ScaleByScheduleState) or scheduled_injection(x)
 
     def strip(x: Any) -> Any:
-        return optax.EmptyState() if isinstance(x, optax.ScaleByScheduleState) else x
+        if isinstance(x, optax.ScaleByScheduleState):
+            return optax.EmptyState()
+        if scheduled_injection(x):
+            kept = {k: v for k, v in x.hyperparams_states.items() if k != "learning_rate"}
+            return x._replace(
+                hyperparams_states=kept, inner_state=_without_schedule_counts(x.inner_state)
+            )
+        return x
 
-    return jax.tree_util.tree_map(
-        strip, state, is_leaf=lambda x: isinstance(x, optax.ScaleByScheduleState)
-    )
+    return jax.tree_util.tree_map(strip, state, is_leaf=is_leaf)
 
 
 def _family(factory: Any, momentum: Any = None) -> str:
@@ -785,8 +801,10 @@ def _start_state(opt: Any, inner: Any, params: Any, opt_state: Any) -> Any:
 
     if structure == structure_of(opt.init):
         return state
+    plain = _without_schedule_counts(state)  # a state of optimizer(schedule) works too
+    if jax.tree_util.tree_structure(plain) == structure_of(opt.init):
+        return plain
     if inner is not None:
-        plain = _without_schedule_counts(state)  # a state of optimizer(schedule) works too
         if jax.tree_util.tree_structure(plain) == structure_of(inner.init):
             return opt.init(params)._replace(inner_state=plain)
     raise ValueError(
@@ -867,7 +885,10 @@ def find_lr(
     ratios to the largest, the suggestions being for it.
     ``opt_state`` (optional) is the state to start from (e.g. mid-training): a state of
     ``optimizer`` or, when ``optimizer`` is a factory, also the state of the plain optimizer
-    it builds (``optax.adam(1e-3).init(params)``, what a training loop holds); by default
+    it builds (``optax.adam(1e-3).init(params)``, what a training loop holds); either built
+    with a learning-rate schedule (``optax.adam(schedule)``, or
+    ``optax.inject_hyperparams(optax.adam)(learning_rate=schedule)``, whose schedule's count
+    the sweep drops, as it sets the LR itself) works too; by default
     ``optimizer.init(params)``. ``params`` must hold floating-point (or complex) leaves only (each
     is differentiated), and ``loss_fn`` must return a scalar float loss (with ``has_aux=True``,
     a ``(loss, aux)`` pair): both are checked before the first step (``loss_fn`` is traced
