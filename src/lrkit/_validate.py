@@ -253,6 +253,21 @@ def integer(name: str, value: Any, minimum: int = 0, maximum: int | None = None)
 SEED_MAX = 2**32 - 1
 
 
+def warmup_steps(value: Any) -> int:
+    """A warmup's length, ``warmup_steps``: a number of steps (an :func:`integer` in
+    ``[0, MAX_STEPS]``). A fraction below 1 is told how to count it: transformers reads such a
+    ``warmup_steps`` (and ``warmup_ratio``) as a share of the run."""
+    try:
+        return integer("warmup_steps", value, 0, MAX_STEPS)
+    except ValueError as error:
+        if isinstance(value, float) and 0.0 < value < 1.0:
+            raise ValueError(
+                f"{error} (a number of steps; transformers reads a value below 1 as a share "
+                "of the run: warmup_steps=math.ceil(share * num_training_steps))"
+            ) from None
+        raise
+
+
 def seed(name: str, value: Any) -> int:
     """A seed: an integer in ``[0, SEED_MAX]``, what numpy, torch and Python all accept."""
     return integer(name, value, 0, SEED_MAX)

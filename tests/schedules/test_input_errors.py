@@ -330,6 +330,28 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
             "cosine_with_restarts' num_cycles=k is cosine_restarts(lr, T_0=(num_training_steps "
             "- num_warmup_steps) / k)" + SPEC,
         ),
+        # Hugging Face's warmup_ratio: a share of the run, counted as transformers counts it
+        (
+            lambda: S.cosine(0.1, total_steps=90, warmup_ratio=0.1),
+            "cosine: unknown parameter(s) ['warmup_ratio'] (parameters: lr, total_steps, "
+            "eta_min); for warmup_ratio use lrkit.schedules.with_warmup(cosine(...), "
+            "warmup_steps=math.ceil(warmup_ratio * num_training_steps)), the schedule's "
+            "total_steps = num_training_steps - warmup_steps",
+        ),
+        (
+            lambda: S.linear(0.1, end_lr=0.0, num_training_steps=100, warmup_ratio=0.1),
+            "linear: unknown parameter(s) ['num_training_steps', 'warmup_ratio'] (parameters: "
+            "start_lr, end_lr, total_steps); for num_training_steps use total_steps "
+            "(= num_training_steps - warmup_steps), for warmup_ratio use "
+            "lrkit.schedules.with_warmup(linear(...), "
+            "warmup_steps=math.ceil(warmup_ratio * num_training_steps))",
+        ),
+        (
+            lambda: S.with_warmup(S.constant(0.1), warmup_ratio=0.1),
+            "with_warmup: unknown parameter(s) ['warmup_ratio'] (parameters: schedule, "
+            "warmup_steps, start_lr, mode); for warmup_ratio use warmup_steps "
+            "(= math.ceil(warmup_ratio * num_training_steps))",
+        ),
     ],
     ids=[
         "cosine-alpha",
@@ -362,6 +384,9 @@ def test_polynomial_cycle_paths_agree_bit_for_bit(T: int, t: float, p: float) ->
         "piecewise-optax",
         "linear-optax-begin",
         "cosine-hf-num_cycles",
+        "cosine-hf-warmup_ratio",
+        "linear-hf-warmup_ratio-total",
+        "with_warmup-hf-warmup_ratio",
     ],
 )
 def test_an_unknown_keyword_names_the_schedule_and_its_parameters(make, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -811,3 +836,31 @@ def test_wsd_of_two_steps_keeps_one_step_of_decay_by_default() -> None:
     s = S.wsd(0.1, total_steps=2)
     assert s.decay_steps == 1
     assert [s(t) for t in range(3)] == [0.1, 0.1, 0.0]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda w: S.with_warmup(S.constant(0.1), warmup_steps=w),
+        lambda w: S.warmup(0.0, end_lr=0.1, warmup_steps=w),
+        lambda w: S.wsd(0.1, total_steps=100, warmup_steps=w),
+        lambda w: S.inverse_sqrt(0.1, warmup_steps=w),
+        lambda w: S.parse(f"with_warmup(constant(0.1), warmup_steps={w})"),
+    ],
+    ids=["with_warmup", "warmup", "wsd", "inverse_sqrt", "spec"],
+)
+def test_a_warmup_given_as_a_share_of_the_run_is_told_how_to_count_it(make) -> None:  # type: ignore[no-untyped-def]
+    """transformers reads a warmup_steps below 1 as a share of the run; lrkit counts steps."""
+    with pytest.raises(ValueError) as info:
+        make(0.1)
+    first = str(info.value).splitlines()[0]  # a spec's error shows the spec below it
+    assert first.endswith(
+        "warmup_steps must be an integer in [0, 2**53], got 0.1 (a number of steps; "
+        "transformers reads a value below 1 as a share of the run: "
+        "warmup_steps=math.ceil(share * num_training_steps))"
+    )
+    with pytest.raises(ValueError) as info:  # above 1: a fraction of a step, no such hint
+        make(1.5)
+    first = str(info.value).splitlines()[0]
+    assert first.endswith("warmup_steps must be an integer in [0, 2**53], got 1.5")
+    assert make(10.0) == make(10)

@@ -114,7 +114,7 @@ def with_warmup(
     ``warmup_steps=0`` (Hugging Face's ``num_warmup_steps=0``) is no ramp: ``schedule``
     alone, as a ``join`` of one segment."""
     schedule = as_schedule(schedule, name="schedule")
-    steps = _validate.integer("warmup_steps", warmup_steps, 0, _validate.MAX_STEPS)
+    steps = _validate.warmup_steps(warmup_steps)
     end = schedule(0)  # the ramp's end; its own end_lr is not a parameter given here
     if not end >= 0:
         raise ValueError(

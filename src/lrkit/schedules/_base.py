@@ -377,6 +377,14 @@ def param_hint(cls: type[Schedule], unknown: Sequence[Any], params: Sequence[str
     return f"did you mean {said}?" if said else ""
 
 
+#: Hugging Face's names for a warmup's length: the ``warmup_steps`` each gives (as
+#: transformers counts it) and how the hints name that length
+HF_WARMUPS = (
+    ("num_warmup_steps", "num_warmup_steps", "num_warmup_steps"),
+    ("warmup_ratio", "math.ceil(warmup_ratio * num_training_steps)", "warmup_steps"),
+)
+
+
 def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]) -> str:
     """``"for alpha use eta_min (= alpha * lr)"`` for the names of ``unknown`` that are a
     peer's (Keras, optax, PyTorch) name of one of the ``params`` of ``cls``
@@ -392,33 +400,31 @@ def peer_hint(cls: type[Schedule], unknown: Iterable[Any], params: Sequence[str]
             calls.append(hint)
             covered.update(covers)
     # Hugging Face's warmup comes before the family's own steps: its schedule spans the rest
-    warmup = (
-        getattr(cls, "hf_warmup", False)
-        and "num_warmup_steps" in names
-        and "warmup_steps" not in params
-    )
+    hf = getattr(cls, "hf_warmup", False) and "warmup_steps" not in params
+    warmups = [w for w in HF_WARMUPS if hf and w[0] in names]
     for n in names:
         free = isinstance(n, str) and n not in params and n not in covered
         target = peers.get(n) if free else None
         if target is not None and target[0] in params:
-            if warmup and n == "num_training_steps" and not target[1]:
-                target = (target[0], "num_training_steps - num_warmup_steps")
+            if warmups and n == "num_training_steps" and not target[1]:
+                target = (target[0], f"num_training_steps - {warmups[0][2]}")
             hints.setdefault(target, []).append(n)
     said = calls + [
         f"for {' and '.join(given)} use {p}" + (f" (= {formula})" if formula else "")
         for (p, formula), given in hints.items()
     ]
-    if warmup:
-        name = getattr(cls, "name", cls.__name__)
+    rest_said = "num_training_steps" in names  # its hint says what the family's steps are
+    for given, count, warmup_said in warmups:
         said.append(
-            "for num_warmup_steps use lrkit.schedules.with_warmup"
-            f"({name}(...), warmup_steps=num_warmup_steps)"
+            f"for {given} use lrkit.schedules.with_warmup"
+            f"({getattr(cls, 'name', cls.__name__)}(...), warmup_steps={count})"
             + (
-                ", the schedule's total_steps = num_training_steps - num_warmup_steps"
-                if "total_steps" in params and "num_training_steps" not in names
+                f", the schedule's total_steps = num_training_steps - {warmup_said}"
+                if "total_steps" in params and not rest_said
                 else ""
             )
         )
+        rest_said = True
     keras = sorted({"warmup_target", "warmup_steps"} & {n for n in names if isinstance(n, str)})
     if (
         getattr(cls, "keras_warmup", False)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as v
-from ._base import Schedule, _pow, _pow_of, growth, power, register
+from ._base import HF_WARMUPS, Schedule, _pow, _pow_of, growth, power, register
 
 _PI = math.pi
 
@@ -43,7 +43,9 @@ _LR_PEERS = {
 
 #: Hugging Face's names of ``total_steps`` and ``warmup_steps`` (``get_*_schedule_with_warmup``)
 _HF_TOTAL = {"num_training_steps": ("total_steps", "")}
-_HF_WARMUP = {"num_warmup_steps": ("warmup_steps", "")}
+_HF_WARMUP = {
+    given: ("warmup_steps", "" if count == given else count) for given, count, _ in HF_WARMUPS
+}
 
 #: timm's CosineLRScheduler: one cosine by default (cycle_limit=1), restarts with a limit
 _TIMM_NAMES = (
@@ -1019,7 +1021,7 @@ class InverseSqrt(Schedule):
 
     def __init__(self, lr: float, *, warmup_steps: int = 0, timescale: float | None = None) -> None:
         self.lr = _lr("lr", lr)
-        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0, v.MAX_STEPS)
+        self.warmup_steps = v.warmup_steps(warmup_steps)
         self.timescale = None if timescale is None else v.positive("timescale", timescale)
         self._ts = (
             self.timescale if self.timescale is not None else float(self.warmup_steps or 10_000)
@@ -1142,7 +1144,7 @@ class Warmup(Schedule):
     ) -> None:
         self.start_lr = _lr("start_lr", start_lr)
         self.end_lr = _lr("end_lr", end_lr)
-        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0, v.MAX_STEPS)
+        self.warmup_steps = v.warmup_steps(warmup_steps)
         self.mode = v.choice("mode", mode, _WARMUP_MODES, aliases=_COS_ALIASES)
         if self.mode == "exponential" and (self.start_lr <= 0 or self.end_lr <= 0):
             raise ValueError(
@@ -1237,7 +1239,7 @@ class WSD(Schedule):
     ) -> None:
         self.lr = _lr("lr", lr)
         self.total_steps = v.integer("total_steps", total_steps, 1, v.MAX_STEPS)
-        self.warmup_steps = v.integer("warmup_steps", warmup_steps, 0, v.MAX_STEPS)
+        self.warmup_steps = v.warmup_steps(warmup_steps)
         # the default decay needs a step after the warmup; decay_steps=0 lets it fill the run
         most = self.total_steps - (decay_steps is None)
         if self.warmup_steps > most:
