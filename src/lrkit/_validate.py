@@ -532,17 +532,19 @@ def no_step(what: str) -> TypeError:
 def negative_at_step(
     name: str, value: float, step: int, *, built_at: int | None, what: str
 ) -> ValueError:
-    """The one-line error for a value below 0 (or NaN) that a schedule gave at ``step``,
-    where an adapter sets it (``name``: what it is, ``"schedule: the learning rate"``,
-    ``"momentum"``; ``what``: the scheduler or callback setting it, which checked its
-    schedule when it was built at step ``built_at``; ``None``: nothing was checked up front)."""
-    kind = "NaN" if value != value else "negative"
+    """The one-line error for a value below 0 (or NaN, or an LR overflowed to infinity) that
+    a schedule gave at ``step``, where an adapter sets it (``name``: what it is,
+    ``"schedule: the learning rate"``, ``"momentum"``; ``what``: the scheduler or callback
+    setting it, which checked its schedule when it was built at step ``built_at``; ``None``:
+    nothing was checked up front)."""
+    kind = "NaN" if value != value else "infinite" if value == math.inf else "negative"
     later = (
         f" (the schedule is {kind} at a step not checked when the {what} was built)"
         if built_at is None or step > built_at
         else ""
     )
-    return ValueError(f"{name} must be >= 0, got {fmt(value)} at step {step}{later}")
+    bound = "finite and >= 0" if value == math.inf else ">= 0"
+    return ValueError(f"{name} must be {bound}, got {fmt(value)} at step {step}{later}")
 
 
 def too_many_positional(

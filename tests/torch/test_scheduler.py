@@ -2064,6 +2064,49 @@ def test_a_momentum_schedule_reaching_nan_past_the_checked_steps_stops_the_step(
     assert sch.last_epoch == first - 1 and sch._step_count == 2
 
 
+@pytest.mark.parametrize("n_groups", [1, 2])
+def test_an_lr_overflowing_to_infinity_stops_the_step(n_groups: int) -> None:
+    """A growing schedule that overflows float64 at a step not checked when the scheduler was
+    built is refused as a NaN one is (the next optimizer step would make every weight inf or
+    NaN), on the one-group short path and on the general path alike: nothing is set and the
+    step is not taken."""
+    s = S.exponential(0.1, gamma=1e10)
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(n_groups)]
+    opt = torch.optim.SGD([{"params": [p]} for p in params], lr=0.1)
+    sch = lt.scheduler(opt, s)
+    sch.step(30)
+    assert [g["lr"] for g in opt.param_groups] == [s(30)] * n_groups
+    with np.errstate(over="ignore"), pytest.raises(ValueError) as info:
+        sch.step()
+    assert str(info.value) == (
+        "schedule: the learning rate must be finite and >= 0, got inf at step 31 (the "
+        "schedule is infinite at a step not checked when the scheduler was built)"
+    )
+    assert [g["lr"] for g in opt.param_groups] == [s(30)] * n_groups
+    assert sch.last_epoch == 30
+
+
+def test_a_momentum_schedule_reaching_one_is_refused_for_adams_beta1() -> None:
+    """torch's Adam takes beta1 in [0, 1) (at 1 its bias correction divides by 0): a momentum
+    schedule that reaches 1 is refused where it would drive betas[0], with the optimizer left
+    as it was; SGD's momentum, which torch does not bound, is driven."""
+    p, q = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.Adam([p], lr=0.1)
+    for m, top in ((S.constant(1.5), "1.5"), (S.linear(0.9, end_lr=1.0, total_steps=10), "1.0")):
+        with pytest.raises(ValueError) as info:
+            lt.scheduler(opt, S.constant(0.1), momentum=m)
+        assert str(info.value) == (
+            "momentum: it drives param group 0's betas[0] (Adam's beta1), which must be in "
+            f"[0, 1), got a schedule reaching {top}: {m}"
+        )
+    assert opt.param_groups[0]["betas"] == (0.9, 0.999) and opt.param_groups[0]["lr"] == 0.1
+    lt.scheduler(opt, S.constant(0.1), momentum=S.onecycle_momentum(100))
+    assert opt.param_groups[0]["betas"] == (0.95, 0.999)
+    sgd = torch.optim.SGD([q], lr=0.1, momentum=0.5)
+    lt.scheduler(sgd, S.constant(0.1), momentum=S.constant(1.5))
+    assert sgd.param_groups[0]["momentum"] == 1.5
+
+
 def test_a_checkpoints_ratio_of_a_single_group_holds_through_the_following_steps() -> None:
     """The group ratio a checkpoint holds is applied at the load and at every later step,
     one group at a float LR included."""

@@ -153,6 +153,14 @@ def _check_driven_keys(optimizer: Any, i: int, group: dict[str, Any], keys: Any)
                     f"momentum: param group {i} has neither 'momentum' nor 'betas' "
                     f"({type(optimizer).__name__} cannot cycle momentum)"
                 )
+            if "momentum" not in group:  # Adam's beta1, which torch's Adam takes in [0, 1)
+                held = keys[key][i] if isinstance(keys[key], list) else keys[key]
+                top = _peak(held)
+                if top is not None and not top < 1:
+                    raise ValueError(
+                        f"momentum: it drives param group {i}'s betas[0] (Adam's beta1), which "
+                        f"must be in [0, 1), got a schedule reaching {V.fmt(top)}: {held}"
+                    )
             continue
         if key not in group:
             raise ValueError(
@@ -667,7 +675,7 @@ class LRKitScheduler(LRScheduler):
         x = _as_read(t)
         new = [r * self._lr_at(i, x) for i, r in enumerate(self.ratios)]
         for v in new:
-            if not v >= 0:
+            if not 0 <= v < math.inf:  # NaN, negative or overflowed
                 raise _negative_lr(v, t)
         old = cast("list[float]", self._last_lr)
         for g, before, after in zip(groups, old, new):
@@ -709,7 +717,7 @@ class LRKitScheduler(LRScheduler):
         else:
             lrs = [r * self._lr_at(i, x) for i, r in enumerate(self.ratios)]
         for v in lrs:
-            if not v >= 0:
+            if not 0 <= v < math.inf:  # NaN, negative or overflowed
                 raise _negative_lr(v, t)
         # every value is checked before any is set: a refused step changes nothing
         # the momentum and hyperparameter schedules are read where the controller reads the
@@ -911,7 +919,7 @@ class LRKitScheduler(LRScheduler):
         at, at_hp, kind, key = hot  # the hot path (see _update_hot_path)
         x = t if t <= _EXACT_STEPS else float(t)  # as _as_read, inline on the hot path
         lr = at(x)
-        if not lr >= 0:
+        if not 0 <= lr < math.inf:
             raise _negative_lr(lr, t)
         if at_hp is not None:
             hp = at_hp(x)
