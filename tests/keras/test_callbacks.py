@@ -2289,3 +2289,127 @@ def test_lr_logger_per_batch_follows_a_scale_change_in_the_middle_of_an_epoch(
     assert log.history == list(enumerate(used))
     assert h.history["learning_rate"] == [used[-1]]
     np.testing.assert_allclose(model.get_weights()[0], [[-sum(used)]], rtol=1e-6)
+
+
+def test_lr_scheduler_refuses_an_empty_monitor_and_a_negative_initial_step():
+    with pytest.raises(ValueError) as info:
+        lk.LRScheduler(S.constant(0.1), monitor="")
+    assert str(info.value) == "monitor must be the name of a logged metric, got ''"
+    with pytest.raises(ValueError) as info:
+        lk.LRScheduler(S.constant(0.1), initial_step=-1)
+    assert str(info.value) == (
+        "initial_step must be an integer >= 0 (allowed range: [0, inf)), got -1"
+    )
+
+
+def test_lr_logger_refuses_an_empty_key():
+    with pytest.raises(ValueError) as info:
+        lk.LRLogger(key="")
+    assert str(info.value) == "key must be a non-empty string, got ''"
+
+
+def test_lr_scheduler_per_epoch_verbose_prints_the_lr_set_at_each_epoch(
+    const_grad_model, mean_pred_loss, capsys
+):
+    s = S.exponential(0.5, gamma=0.5)
+    for verbose, printed in [
+        (
+            1,
+            "\nEpoch 1: LRScheduler set the learning rate to 0.5\n"
+            "\nEpoch 2: LRScheduler set the learning rate to 0.25\n",
+        ),
+        (0, ""),
+    ]:
+        model = const_grad_model()
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss=mean_pred_loss)
+        _fit(model, 2, [lk.LRScheduler(s, per="epoch", verbose=verbose)])
+        assert capsys.readouterr().out == printed
+
+
+def test_lr_scheduler_feedback_on_a_metric_not_logged_warns_and_leaves_the_controller(
+    const_grad_model, mean_pred_loss
+):
+    fb = Core(mode="min", factor=0.5, patience=0)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=mean_pred_loss)
+    cb = lk.LRScheduler(S.constant(0.01), per="epoch", feedback=fb, monitor="val_loss")
+    with pytest.warns(RuntimeWarning) as seen:
+        _fit(model, 2, [cb])
+    said = [str(w.message) for w in seen if "not in the logs" in str(w.message)]
+    assert said == ["LRScheduler: metric 'val_loss' is not in the logs; feedback skipped"] * 2
+    assert fb.state_dict() == Core(mode="min", factor=0.5, patience=0).state_dict()
+
+
+def test_lr_logger_lrs_are_the_history_as_float64(const_grad_model, mean_pred_loss):
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(lambda: 0.1), loss=mean_pred_loss)
+    log = lk.LRLogger(per="batch")
+    _fit(model, 1, [log], batches=2)
+    assert log.history == [(0, 0.1), (1, 0.1)]
+    assert log.lrs.dtype == np.float64
+    assert log.lrs.tolist() == [0.1, 0.1]
+
+
+def test_lr_scheduler_from_a_later_step_on_a_new_optimizer_replaces_a_lower_lr_quietly(
+    const_grad_model, mean_pred_loss
+):
+    """An optimizer that never trained holds no cut: its LR, below the schedule's, is replaced
+    by the schedule's value at ``initial_step`` without a warning."""
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(1e-4), loss=mean_pred_loss)
+    s = S.linear(0.01, end_lr=0.0, total_steps=10)
+    log = lk.LRLogger("batch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        _fit(model, 1, [lk.LRScheduler(s, initial_step=5), log], batches=2)
+    assert log.history == [(0, float(np.float32(s(5)))), (1, float(np.float32(s(6))))]
+
+
+def test_after_fit_the_lr_scheduler_leaves_the_learning_rate_a_backend_tensor(
+    const_grad_model, mean_pred_loss
+):
+    """Per batch the LR may be written as a host scalar, also after the model's last sync
+    (data of unknown length: the LR of the epoch's last step is set again at its end); when
+    training ends the optimizer's learning-rate variable holds a backend tensor again, as
+    Keras itself leaves it (Keras before 3.15 reads its sharding when the next fit() starts)."""
+
+    def batches():
+        for _ in range(3):
+            yield ONES, ONES
+
+    s = S.linear(0.5, end_lr=0.0, total_steps=4)
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=mean_pred_loss)
+    model.fit(batches(), epochs=1, verbose=0, callbacks=[lk.LRScheduler(s)])
+    value = model.optimizer.learning_rate.value
+    assert keras.ops.is_tensor(value)
+    assert float(keras.ops.convert_to_numpy(value)) == s(2)
+
+
+def test_lr_logger_reads_a_bfloat16_learning_rate_callable_exactly(
+    const_grad_model, mean_pred_loss
+):
+    model = const_grad_model()
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=lambda: keras.ops.cast(0.1, "bfloat16")),
+        loss=mean_pred_loss,
+    )
+    log = lk.LRLogger("batch")
+    h = _fit(model, 1, [log], batches=2)
+    used = 0.10009765625  # 0.1 in bfloat16
+    assert log.history == [(0, used), (1, used)]
+    assert h.history["learning_rate"] == [used]
+    np.testing.assert_array_equal(model.get_weights()[0], [[-2 * used]])
+
+
+@pytest.mark.parametrize("cls", ["ReduceOnPlateau", "ReduceLROnPlateau"])
+def test_a_missing_metric_is_warned_under_the_callbacks_own_name(
+    cls, const_grad_model, mean_pred_loss
+):
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=mean_pred_loss)
+    with pytest.warns(RuntimeWarning) as record:
+        _fit(model, 1, [getattr(lk, cls)("val_los")])
+    assert [str(w.message) for w in record if "val_los" in str(w.message)] == [
+        f"{cls}: metric 'val_los' is not in the logs (available: learning_rate, loss); skipping"
+    ]

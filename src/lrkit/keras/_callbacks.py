@@ -698,7 +698,7 @@ class ReduceOnPlateau(_LRCallback):
         value = logs.get(self.monitor)
         if value is None:
             warnings.warn(
-                f"ReduceOnPlateau: metric {self.monitor!r} is not in the logs (available: "
+                f"{type(self).__name__}: metric {self.monitor!r} is not in the logs (available: "
                 f"{', '.join(sorted(logs))}); skipping",
                 RuntimeWarning,
                 stacklevel=caller_level(),
@@ -1586,7 +1586,8 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
     is a few microseconds of host work: a float learning rate is re-read only when Keras has
     synced the model (after a callback changed something), a schedule is evaluated for all the
     epoch's steps at once at the epoch end (lrkit schedules on the host, exactly; other Keras
-    schedules as ``optimizer.learning_rate`` evaluates them). :attr:`history` is filled at
+    schedules called on all the steps at once, which on JAX can differ from the compiled step's
+    own evaluation by a float32 rounding step). :attr:`history` is filled at
     each epoch end.
     """
 
