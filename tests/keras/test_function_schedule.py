@@ -96,3 +96,20 @@ def test_the_lr_scheduler_refuses_a_negative_lr_at_the_step_it_would_set(
     )
     used = [0.1 - 0.05 * k for k in range(3)]  # steps 0-2 trained; step 3 never ran
     np.testing.assert_allclose(model.get_weights()[0], [[-np.sum(used)]], rtol=1e-6)
+
+
+def test_the_lr_scheduler_refuses_an_lr_overflowed_to_infinity(const_grad_model, mean_pred_loss):
+    """A growing schedule that overflows the optimizer's float32 LR (or float64) past the steps
+    checked up front is refused at the step it would set, as a negative one is."""
+    model = const_grad_model()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), loss=mean_pred_loss)
+    growing = S.exponential(1e-3, gamma=1e20)  # 1e37 at step 2, beyond float32 at step 3
+    x = np.ones((6, 1), "float32")
+    with pytest.raises(ValueError) as info:
+        model.fit(x, x, batch_size=1, shuffle=False, verbose=0, callbacks=[lk.LRScheduler(growing)])
+    assert str(info.value) == (
+        "schedule: the learning rate must be finite and >= 0, got inf at step 3 (the "
+        "schedule is infinite at a step not checked when the LRScheduler was built)"
+    )
+    used = [1e-3 * 1e20**k for k in range(3)]  # steps 0-2 trained; step 3 never ran
+    np.testing.assert_allclose(model.get_weights()[0], [[-np.sum(used)]], rtol=1e-6)

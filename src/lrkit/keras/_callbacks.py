@@ -1373,13 +1373,21 @@ class LRScheduler(_LRCallback):
             self._warn_uncarried(opt, scale, step)
         # the cuts made by ReduceOnPlateau/DivergenceGuard (the optimizer's multiplier)
         lr = self._value(step) * scale.value
-        if not lr >= 0:  # a function schedule's steps are not all checked up front
+        # the LR as the optimizer holds it (its variable's dtype), as logs and the logger read
+        # it: beyond float32's range it is inf, refused as a negative or NaN one is (a function
+        # schedule's steps, and those past the ones checked up front, are checked here)
+        with np.errstate(over="ignore"):
+            held = float(np.asarray(lr, dtype=opt._learning_rate.dtype))
+        if not (lr >= 0 and held < math.inf):
             raise V.negative_at_step(
-                "schedule: the learning rate", lr, step, built_at=None, what="LRScheduler"
+                "schedule: the learning rate",
+                lr if not lr >= 0 else held,
+                step,
+                built_at=None,
+                what="LRScheduler",
             )
         _write_lr(opt, lr)
-        # the LR as the optimizer holds it (its variable's dtype), as logs and the logger read it
-        self.last_lr = float(np.asarray(lr, dtype=opt._learning_rate.dtype))
+        self.last_lr = held
         self._last_set = step
 
     def _value(self, step: int) -> float:
