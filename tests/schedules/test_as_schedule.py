@@ -199,6 +199,26 @@ def test_a_peer_librarys_schedule_is_named_by_its_library(module: str, hint: str
     )
 
 
+def test_a_plain_function_is_told_how_it_becomes_a_schedule() -> None:
+    """PyTorch's LambdaLR takes a function; lrkit's counterpart is named, and it is what the
+    hint says (lr * fn(step))."""
+
+    def half_life(step):
+        return 0.5 ** (step / 10)
+
+    for value in (half_life, lambda step: 1.0):
+        with pytest.raises(ValueError) as info:
+            S.as_schedule(value)
+        assert str(info.value).endswith(
+            " (a function: lrkit.schedules.function(fn, lr=...) is lr * fn(step), as PyTorch's "
+            "LambdaLR with lr_lambda=fn)"
+        )
+    assert S.function(half_life, lr=0.1)(10) == 0.1 * 0.5
+    with pytest.raises(ValueError) as info:  # a class is no function to wrap
+        S.as_schedule(S.Constant)
+    assert str(info.value).endswith("got <class 'lrkit.schedules._families.Constant'>")
+
+
 def test_nonnegative_names_the_first_step_when_it_is_step_0() -> None:
     s = S.constant(0.1) - 0.3
     with pytest.raises(ValueError) as err:

@@ -527,8 +527,8 @@ _PEER_LIBRARIES = {"keras": "Keras'", "optax": "optax's", "torch": "PyTorch's"}
 def _wrapper_hint(value: Any) -> str:
     """What to give instead of ``value``: the lrkit schedule a wrapper holds
     (``lrkit.keras.schedule(s)``'s ``.schedule``, ``lrkit.optax.schedule(s)``'s
-    ``.lrkit_schedule``, ``lrkit.torch.scheduler``'s ``.schedules``), or where another
-    library's own schedule goes."""
+    ``.lrkit_schedule``, ``lrkit.torch.scheduler``'s ``.schedules``), where another library's
+    own schedule goes, or how a plain function becomes a schedule."""
     for attr in ("schedule", "lrkit_schedule"):
         if isinstance(getattr(value, attr, None), Schedule):
             return f" (it wraps one: give that, its .{attr})"
@@ -542,6 +542,11 @@ def _wrapper_hint(value: Any) -> str:
         return (
             f" ({article} {library} object: {_PEER_LIBRARIES[library]} own schedules go to its "
             "own optimizer; this takes one of lrkit.schedules)"
+        )
+    if callable(value) and not isinstance(value, type):
+        return (
+            " (a function: lrkit.schedules.function(fn, lr=...) is lr * fn(step), as PyTorch's "
+            "LambdaLR with lr_lambda=fn)"
         )
     return ""
 
