@@ -998,16 +998,6 @@ def _trained(model: Any, finder: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
     return _state(model)
 
 
-def test_finder_with_persistent_workers_trains_as_without_it() -> None:
-    torch.manual_seed(0)
-    plain = _trained(Workers(), None, max_steps=6)
-    torch.manual_seed(0)
-    finder = LRFinder(num_iter=20, set_lr=False, plot=False)
-    swept = _trained(Workers(), finder, max_steps=6)
-    assert finder.result is not None and finder.result.steps > 0
-    assert _same(plain, swept)
-
-
 @pytest.mark.parametrize("as_list", [False, True])
 def test_finder_with_several_train_loaders_combines_them_as_fit_does(as_list: bool) -> None:
     torch.manual_seed(0)
@@ -2410,13 +2400,16 @@ class TwoSeededLoaders(TwoLoaders):
         return {"a": a, "b": b}
 
 
-def test_finder_with_several_seeded_train_loaders_trains_as_without_it() -> None:
-    """The sweep draws from each loader's own generator; training then draws what it would
-    draw without the finder."""
+@pytest.mark.parametrize(
+    "make", [Workers, TwoSeededLoaders], ids=["persistent workers", "seeded train loaders"]
+)
+def test_finder_trains_as_without_it(make: Any) -> None:
+    """With persistent workers, or several loaders each drawing from its own generator,
+    training after the sweep draws what it would draw without the finder."""
     torch.manual_seed(0)
-    plain = _trained(TwoSeededLoaders(), None, max_steps=6)
+    plain = _trained(make(), None, max_steps=6)
     torch.manual_seed(0)
     finder = LRFinder(num_iter=20, set_lr=False, plot=False)
-    swept = _trained(TwoSeededLoaders(), finder, max_steps=6)
+    swept = _trained(make(), finder, max_steps=6)
     assert finder.result is not None and finder.result.steps > 0
     assert _same(plain, swept)
